@@ -1,0 +1,118 @@
+//! Decisions: a reviewer's answer (or the system's, or a policy's) to a pending handoff. The
+//! archive copy is written first, then the root decision.json; a crash in between leaves the
+//! decision recorded, and the start-up reconcile restores the root copy.
+
+use super::ingest::write_json;
+use super::state::WsState;
+use super::{App, Ws};
+use crate::auth::Actor;
+use crate::contract::decision::DECISION_VERSION;
+use crate::contract::{Decision, Outcome};
+use crate::events::{now_rfc3339, Event, EventType};
+use serde::Deserialize;
+use serde_json::json;
+use std::io;
+
+/// The body of `POST /api/v1/handoffs/{key}/decision`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    pub outcome: Outcome,
+    #[serde(default)]
+    pub comment: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error("no handoff with key \"{0}\"")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("handoff \"{}\" is already decided ({})", .0.handoff_key, .0.outcome.as_str())]
+    Conflict(Box<Decision>),
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("cannot record the decision: {0}")]
+    Io(#[from] io::Error),
+}
+
+const MAX_COMMENT: usize = 64 * 1024;
+
+impl App {
+    /// A reviewer decides a pending handoff.
+    pub fn decide(&self, key: &str, req: DecisionRequest, actor: &Actor) -> Result<Decision, DecideError> {
+        let reviewer_outcomes = [Outcome::Approved, Outcome::Rejected, Outcome::ChangesRequested];
+        if !reviewer_outcomes.contains(&req.outcome) {
+            return Err(DecideError::Unprocessable(
+                "outcome must be \"approved\", \"rejected\" or \"changes_requested\"".into(),
+            ));
+        }
+        if req.comment.as_ref().is_some_and(|c| c.len() > MAX_COMMENT) {
+            return Err(DecideError::Unprocessable(format!("comment is over {MAX_COMMENT} bytes")));
+        }
+        let Actor::Reviewer { name, roles } = actor else {
+            return Err(DecideError::Forbidden("agent tokens cannot decide handoffs".into()));
+        };
+        let not_found = || DecideError::NotFound(key.to_string());
+        let ws_name = self.keys().get(key).cloned().ok_or_else(not_found)?;
+        let ws = self.workspace(&ws_name).ok_or_else(not_found)?;
+        let mut st = ws.lock();
+        let rec = st.records.get(key).ok_or_else(not_found)?;
+        if let Some(d) = &rec.decision {
+            return Err(DecideError::Conflict(Box::new(d.clone())));
+        }
+        let route = crate::routing::route_for(&self.config().routes, &rec.handoff, &ws_name);
+        if !crate::routing::may_decide(route, name, roles) {
+            let on = route.map_or("any route".to_string(), |r| format!("route \"{}\"", r.name));
+            return Err(DecideError::Forbidden(format!("{name} is not a reviewer on {on}")));
+        }
+        Ok(self.settle(&ws, &mut st, key, req.outcome, name, req.comment, None)?)
+    }
+
+    /// Records the decision of a pending handoff: archive, root copy, state, event.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn settle(
+        &self,
+        ws: &Ws,
+        st: &mut WsState,
+        key: &str,
+        outcome: Outcome,
+        by: &str,
+        comment: Option<String>,
+        to_agent: Option<String>,
+    ) -> io::Result<Decision> {
+        let rec = st.records.get_mut(key).expect("settle is called for a known key");
+        let decision = Decision {
+            decision_version: DECISION_VERSION.into(),
+            handoff_key: key.to_string(),
+            task_id: rec.meta.task_id.clone(),
+            outcome,
+            by: by.to_string(),
+            at: now_rfc3339(),
+            comment,
+            errors: Vec::new(),
+            sign_offs: Vec::new(),
+            to_agent,
+            handoff_sha256: Some(rec.meta.digest.clone()),
+        };
+        write_json(&ws.ws.archive_dir(key).join("decision.json"), &decision)?;
+        rec.decision = Some(decision.clone());
+        if st.current.as_ref().is_some_and(|c| c.key == key) {
+            if let Err(e) = write_json(&ws.ws.decision_path(), &decision) {
+                // The archive holds the decision; the next reconcile restores the root copy.
+                self.metrics().error("write");
+                tracing::error!(workspace = %ws.ws.name, key, error = %e, "cannot write decision.json");
+            }
+        }
+        if st.pending.as_deref() == Some(key) {
+            st.pending = None;
+        }
+        self.metrics().pending.dec();
+        self.count_outcome(outcome);
+        let data = json!({
+            "task_id": decision.task_id, "outcome": outcome, "by": by, "comment": decision.comment,
+        });
+        self.emit(ws, Event::new(EventType::HandoffDecided, &ws.ws.name, Some(key), data));
+        Ok(decision)
+    }
+}

@@ -1,0 +1,314 @@
+//! Ingest: re-read an agent file and reconcile the workspace's state with it (level-triggered:
+//! the same file seen twice is a no-op). Handoffs are received, revised, refused as invalid or
+//! found already answered; checkpoints update "where it stopped".
+
+use super::state::{CheckpointRecord, Current, Meta, Record, WsState};
+use super::{load, App, Ws};
+use crate::contract::validate::{self, oversize_digest, positioned, sha256_hex, Accepted};
+use crate::contract::{json, Decision, Handoff, Outcome, Problem};
+use crate::events::{now_rfc3339, Event, EventType};
+use crate::workspace::{self, ReadError};
+use serde_json::json;
+use std::io;
+use std::time::Instant;
+
+/// What a handoff.json turned out to be.
+enum Verdict {
+    Valid(Accepted<Handoff>),
+    Invalid {
+        key: String,
+        digest: String,
+        task_id: String,
+        problems: Vec<Problem>,
+    },
+}
+
+impl App {
+    /// Reconciles everything agents write in one workspace.
+    pub fn reconcile_workspace(&self, ws: &Ws) {
+        self.reconcile_handoff(ws, None);
+        self.reconcile_checkpoints(ws);
+    }
+
+    /// Re-reads handoff.json and acts on it. `seen`: when the change was noticed (metrics).
+    pub fn reconcile_handoff(&self, ws: &Ws, seen: Option<Instant>) {
+        let mut st = ws.lock();
+        let limits = self.config().limits;
+        let (raw_sha, verdict, text) = match workspace::read_limited(&ws.ws.handoff_path(), limits.max_bytes) {
+            Ok(None) => {
+                st.current = None;
+                return;
+            }
+            Ok(Some(bytes)) => {
+                let verdict = match validate::handoff(&bytes, &limits) {
+                    Ok(accepted) => Verdict::Valid(accepted),
+                    Err(r) => Verdict::Invalid {
+                        key: validate::rejected_key(&r),
+                        task_id: r.field("task_id").unwrap_or_default().to_string(),
+                        digest: r.digest,
+                        problems: r.problems,
+                    },
+                };
+                (sha256_hex(&bytes), verdict, bytes)
+            }
+            Err(ReadError::TooLarge { size, .. }) => {
+                let digest = oversize_digest(size);
+                let problems = vec![json::too_large(size, &limits)];
+                (digest.clone(), Verdict::Invalid { key: digest.clone(), digest, task_id: String::new(), problems }, Vec::new())
+            }
+            Err(ReadError::NotRegular) => {
+                let digest = sha256_hex(b"not-regular");
+                let problems = vec![Problem::new("", "handoff.json must be a regular file: symlinks, folders and pipes are refused")];
+                (digest.clone(), Verdict::Invalid { key: digest.clone(), digest, task_id: String::new(), problems }, Vec::new())
+            }
+            Err(ReadError::Io(e)) => {
+                self.metrics().error("read");
+                tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot read handoff.json; will retry");
+                return;
+            }
+        };
+        if st.current.as_ref().is_some_and(|c| c.raw_sha == raw_sha) {
+            return;
+        }
+        let result = match verdict {
+            Verdict::Valid(accepted) => self.accept(ws, &mut st, accepted, &text, &raw_sha),
+            Verdict::Invalid { key, digest, task_id, problems } => {
+                st.current = Some(Current { raw_sha: raw_sha.clone(), key: key.clone() });
+                self.answer_invalid(ws, &key, &digest, &task_id, problems)
+            }
+        };
+        match result {
+            Ok(()) => {
+                if let Some(seen) = seen {
+                    self.metrics().ingest_seconds.observe(seen.elapsed().as_secs_f64());
+                }
+            }
+            Err(e) => {
+                // Forget the file so the next event or reconcile tries again.
+                st.current = None;
+                self.metrics().error("write");
+                tracing::error!(workspace = %ws.ws.name, error = %e, "cannot process handoff.json; will retry");
+            }
+        }
+    }
+
+    fn accept(&self, ws: &Ws, st: &mut WsState, acc: Accepted<Handoff>, bytes: &[u8], raw_sha: &str) -> io::Result<()> {
+        let key = validate::handoff_key(&acc.doc, &acc.digest);
+        st.current = Some(Current { raw_sha: raw_sha.to_string(), key: key.clone() });
+        let text = std::str::from_utf8(bytes).expect("accepted handoffs are UTF-8");
+        let mut problems = self.artifact_problems(ws, &acc.doc);
+        let owner = self.keys().get(&key).cloned();
+        if let Some(owner) = owner.filter(|o| *o != ws.ws.name) {
+            problems.push(Problem::new(
+                "/id",
+                format!("id \"{key}\" is already used in workspace \"{owner}\"; keys are unique across the daemon, use a new id"),
+            ));
+        }
+        if let Some(Record { decision: Some(d), meta, .. }) = st.records.get(&key) {
+            if meta.digest != acc.digest {
+                problems.push(Problem::new(
+                    "/id",
+                    format!("handoff \"{key}\" was already decided ({}); its content cannot change, use a new id for new work", d.outcome.as_str()),
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            let problems = problems.into_iter().map(|p| positioned(text, p)).collect();
+            return self.answer_invalid(ws, &key, &acc.digest, &acc.doc.task_id, problems);
+        }
+        match st.records.get(&key) {
+            Some(rec) if rec.meta.digest == acc.digest => self.repair(ws, st, &key),
+            Some(_) => self.revise(ws, st, &key, acc, bytes),
+            None => self.receive(ws, st, key, acc, bytes),
+        }
+    }
+
+    fn receive(&self, ws: &Ws, st: &mut WsState, key: String, acc: Accepted<Handoff>, bytes: &[u8]) -> io::Result<()> {
+        if let Some(previous) = st.pending.clone().filter(|p| *p != key) {
+            let comment = format!("superseded by {key}");
+            if let Err(e) = self.settle(ws, st, &previous, Outcome::Withdrawn, "system", Some(comment), None) {
+                tracing::error!(workspace = %ws.ws.name, key = %previous, error = %e, "cannot withdraw the superseded handoff");
+            }
+        }
+        let meta = Meta {
+            key: key.clone(),
+            task_id: acc.doc.task_id.clone(),
+            received_at: now_rfc3339(),
+            revision: 1,
+            digest: acc.digest.clone(),
+        };
+        self.archive(ws, &meta, bytes)?;
+        workspace::remove_if_exists(&ws.ws.decision_path())?;
+        let data = json!({
+            "task_id": acc.doc.task_id, "from_agent": acc.doc.from_agent, "title": acc.doc.title,
+            "trigger": acc.doc.trigger, "confidence": acc.doc.confidence, "revision": 1,
+        });
+        let route = crate::routing::route_for(&self.config().routes, &acc.doc, &ws.ws.name).cloned();
+        st.records.insert(key.clone(), Record { meta, handoff: acc.doc, value: acc.value, decision: None });
+        st.pending = Some(key.clone());
+        self.keys().insert(key.clone(), ws.ws.name.clone());
+        self.metrics().received.inc();
+        self.metrics().pending.inc();
+        self.emit(ws, Event::new(EventType::HandoffReceived, &ws.ws.name, Some(&key), data));
+        if let Some(route) = route.filter(|r| crate::routing::auto_approves(r, &st.records[&key].handoff)) {
+            let by = format!("policy:{}", route.name);
+            let comment = format!("auto-approved: confidence at or above {}", route.auto_approve_min_confidence.unwrap_or(1.0));
+            if let Err(e) = self.settle(ws, st, &key, Outcome::Approved, &by, Some(comment), None) {
+                tracing::error!(workspace = %ws.ws.name, key = %key, error = %e, "auto-approval failed; left pending");
+            }
+        }
+        Ok(())
+    }
+
+    fn revise(&self, ws: &Ws, st: &mut WsState, key: &str, acc: Accepted<Handoff>, bytes: &[u8]) -> io::Result<()> {
+        let rec = st.records.get_mut(key).expect("revise is called for a known key");
+        let dir = ws.ws.archive_dir(key);
+        let old = rec.meta.revision;
+        match std::fs::rename(dir.join("handoff.json"), dir.join(format!("rev-{old}.json"))) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let meta = Meta { revision: old + 1, digest: acc.digest.clone(), task_id: acc.doc.task_id.clone(), ..rec.meta.clone() };
+        self.archive(ws, &meta, bytes)?;
+        workspace::remove_if_exists(&ws.ws.decision_path())?;
+        let data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision, "confidence": acc.doc.confidence });
+        *rec = Record { meta, handoff: acc.doc, value: acc.value, decision: None };
+        self.emit(ws, Event::new(EventType::HandoffRevised, &ws.ws.name, Some(key), data));
+        Ok(())
+    }
+
+    /// The same content again: nothing to do but make sure the root decision.json matches
+    /// (it may be missing after a crash between the archive write and the root write).
+    fn repair(&self, ws: &Ws, st: &WsState, key: &str) -> io::Result<()> {
+        let root: Option<Decision> = load::read_json(&ws.ws.decision_path());
+        match &st.records[key].decision {
+            Some(d) if root.as_ref() != Some(d) => {
+                tracing::info!(workspace = %ws.ws.name, key, "restoring decision.json from the archive");
+                write_json(&ws.ws.decision_path(), d)
+            }
+            None if root.is_some() => workspace::remove_if_exists(&ws.ws.decision_path()),
+            _ => Ok(()),
+        }
+    }
+
+    fn archive(&self, ws: &Ws, meta: &Meta, bytes: &[u8]) -> io::Result<()> {
+        let dir = ws.ws.archive_dir(&meta.key);
+        workspace::write_atomic(&dir.join("handoff.json"), bytes)?;
+        write_json(&dir.join("meta.json"), meta)
+    }
+
+    /// Answers an unusable handoff.json with an `invalid` decision listing every problem.
+    fn answer_invalid(&self, ws: &Ws, key: &str, digest: &str, task_id: &str, problems: Vec<Problem>) -> io::Result<()> {
+        let root: Option<Decision> = load::read_json(&ws.ws.decision_path());
+        let answered = root.is_some_and(|d| {
+            d.outcome == Outcome::Invalid && d.handoff_key == key && d.handoff_sha256.as_deref() == Some(digest)
+        });
+        if answered {
+            return Ok(());
+        }
+        let decision = Decision {
+            decision_version: crate::contract::decision::DECISION_VERSION.into(),
+            handoff_key: key.to_string(),
+            task_id: task_id.to_string(),
+            outcome: Outcome::Invalid,
+            by: "system".into(),
+            at: now_rfc3339(),
+            comment: Some(format!("{} problem(s) in handoff.json; fix them and write it again", problems.len())),
+            errors: problems,
+            sign_offs: Vec::new(),
+            to_agent: None,
+            handoff_sha256: Some(digest.to_string()),
+        };
+        write_json(&ws.ws.decision_path(), &decision)?;
+        let copy = ws.ws.archive_dir(key).join(format!("invalid-{}.json", &digest[..16]));
+        write_json(&copy, &decision)?;
+        self.count_outcome(Outcome::Invalid);
+        let data = json!({ "task_id": task_id, "errors": decision.errors });
+        self.emit(ws, Event::new(EventType::HandoffInvalid, &ws.ws.name, Some(key), data));
+        Ok(())
+    }
+
+    fn artifact_problems(&self, ws: &Ws, doc: &Handoff) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (i, artifact) in doc.artifacts.iter().enumerate() {
+            let at = format!("/artifacts/{i}");
+            match workspace::resolve(&ws.ws.root, &artifact.path) {
+                Err(e) => problems.push(Problem::new(format!("{at}/path"), e.to_string())),
+                Ok(real) => {
+                    let Some(want) = &artifact.sha256 else { continue };
+                    match workspace::sha256_file(&real) {
+                        Ok(got) if got.eq_ignore_ascii_case(want) => {}
+                        Ok(got) => problems.push(Problem::new(
+                            format!("{at}/sha256"),
+                            format!("does not match the file: its sha256 is {got}; recompute it after the last write"),
+                        )),
+                        Err(e) => problems.push(Problem::new(format!("{at}/path"), format!("cannot read \"{}\": {e}", artifact.path))),
+                    }
+                }
+            }
+        }
+        problems
+    }
+
+    /// Reconciles every checkpoint file, forgetting the ones that were removed.
+    pub fn reconcile_checkpoints(&self, ws: &Ws) {
+        let names = workspace::list_json(&ws.ws.checkpoints_dir());
+        for name in &names {
+            self.reconcile_checkpoint(ws, name);
+        }
+        let mut st = ws.lock();
+        st.checkpoints.retain(|k, _| names.contains(k));
+        st.checkpoint_errors.retain(|k, _| names.contains(k));
+    }
+
+    /// Re-reads one checkpoint file (`checkpoints/<file>`).
+    pub fn reconcile_checkpoint(&self, ws: &Ws, file: &str) {
+        let limits = self.config().limits;
+        let read = workspace::read_limited(&ws.ws.checkpoints_dir().join(file), limits.max_bytes);
+        let mut st = ws.lock();
+        let parsed = match read {
+            Ok(None) => {
+                st.checkpoints.remove(file);
+                st.checkpoint_errors.remove(file);
+                return;
+            }
+            Ok(Some(bytes)) => validate::checkpoint(&bytes, &limits).map_err(|r| r.problems),
+            Err(ReadError::TooLarge { size, .. }) => Err(vec![json::too_large(size, &limits)]),
+            Err(e) => Err(vec![Problem::new("", e.to_string())]),
+        };
+        let acc = match parsed {
+            Ok(acc) => acc,
+            Err(problems) => {
+                self.metrics().error("checkpoint_invalid");
+                tracing::warn!(workspace = %ws.ws.name, file, first = %problems[0], "invalid checkpoint");
+                st.checkpoints.remove(file);
+                st.checkpoint_errors.insert(file.to_string(), problems);
+                return;
+            }
+        };
+        st.checkpoint_errors.remove(file);
+        let record = CheckpointRecord { file: file.to_string(), task_id: acc.doc.task_id.clone(), step: acc.doc.step, checkpoint: acc.value };
+        st.checkpoints.insert(file.to_string(), record);
+        if st.seen_checkpoints.get(file) == Some(&acc.digest) {
+            return;
+        }
+        st.seen_checkpoints.insert(file.to_string(), acc.digest);
+        if let Err(e) = load::save_seen_checkpoints(&ws.ws, &st.seen_checkpoints) {
+            self.metrics().error("write");
+            tracing::error!(workspace = %ws.ws.name, error = %e, "cannot save checkpoint state");
+        }
+        let data = json!({ "file": file, "task_id": acc.doc.task_id, "step": acc.doc.step, "summary": acc.doc.summary });
+        self.emit(ws, Event::new(EventType::CheckpointWritten, &ws.ws.name, None, data));
+    }
+
+    pub(super) fn count_outcome(&self, outcome: Outcome) {
+        let label = crate::metrics::OutcomeLabel { outcome: outcome.as_str().into() };
+        self.metrics().handoffs.get_or_create(&label).inc();
+    }
+}
+
+pub(super) fn write_json<T: serde::Serialize>(path: &std::path::Path, value: &T) -> io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    workspace::write_atomic(path, &bytes)
+}

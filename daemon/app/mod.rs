@@ -1,0 +1,186 @@
+//! `App`: the daemon's core, a cheap-to-clone handle. Every state change goes through its
+//! methods (ingest of agent files, decisions), and every change becomes an event: appended to
+//! the workspace's audit log, broadcast to subscribers (SSE), counted in the metrics. The core
+//! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
+
+mod decide;
+mod ingest;
+mod load;
+pub use load::anchor_path;
+mod query;
+mod state;
+
+pub use decide::{DecideError, DecisionRequest};
+pub use query::{Detail, StateFilter, Summary};
+pub use state::{CheckpointRecord, Record, Ws};
+
+use crate::auth::{Actor, Tokens};
+use crate::config::Config;
+use crate::events::Event;
+use crate::metrics::Metrics;
+use crate::workspace::{self, Workspace};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Clone)]
+pub struct App {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: Config,
+    metrics: Metrics,
+    tokens: Tokens,
+    events: broadcast::Sender<Event>,
+    workspaces: RwLock<BTreeMap<String, Arc<Ws>>>,
+    by_root: RwLock<HashMap<PathBuf, Arc<Ws>>>,
+    roots: Vec<PathBuf>,
+    /// Every accepted key -> its workspace: keys are unique across the daemon.
+    keys: Mutex<HashMap<String, String>>,
+    /// Set once the start-up scan has processed every workspace.
+    ready: AtomicBool,
+    shutdown: CancellationToken,
+}
+
+/// What opening the app has to tell the operator.
+pub struct Opened {
+    pub app: App,
+    /// A freshly made admin token, to print once.
+    pub admin_token: Option<String>,
+    pub warnings: Vec<String>,
+}
+
+impl App {
+    /// Finds the workspaces and rebuilds their state from the archives; no agent file is
+    /// processed yet (the start-up scan does that).
+    pub fn open(config: Config) -> anyhow::Result<Opened> {
+        std::fs::create_dir_all(&config.data_dir)?;
+        let found = workspace::discover(&config.workspaces)?;
+        let (tokens, admin_token) = Tokens::load(&config)?;
+        let (events, _) = broadcast::channel(4096);
+        let app = App {
+            inner: Arc::new(Inner {
+                metrics: Metrics::default(),
+                tokens,
+                events,
+                workspaces: RwLock::default(),
+                by_root: RwLock::default(),
+                roots: found.roots.clone(),
+                keys: Mutex::default(),
+                ready: AtomicBool::new(false),
+                shutdown: CancellationToken::new(),
+                config,
+            }),
+        };
+        for ws in found.workspaces {
+            app.add_workspace(ws)?;
+        }
+        Ok(Opened {
+            app,
+            admin_token,
+            warnings: found.warnings,
+        })
+    }
+
+    /// Adds a workspace found after start-up (a new folder under a root). Returns it, or
+    /// `None` when one of that name is already known.
+    pub fn add_workspace(&self, ws: Workspace) -> anyhow::Result<Option<Arc<Ws>>> {
+        if self.workspace(&ws.name).is_some() {
+            return Ok(None);
+        }
+        let loaded = Arc::new(load::load(&ws, &self.inner.config.data_dir)?);
+        {
+            let st = loaded.lock();
+            let mut keys = self.keys();
+            for key in st.records.keys() {
+                keys.insert(key.clone(), ws.name.clone());
+            }
+            let pending = st.records.values().filter(|r| r.is_pending()).count();
+            self.metrics().pending.inc_by(pending as i64);
+        }
+        self.inner
+            .by_root
+            .write()
+            .expect("lock holders never panic")
+            .insert(ws.root.clone(), loaded.clone());
+        let mut all = self.inner.workspaces.write().expect("lock holders never panic");
+        all.insert(ws.name.clone(), loaded.clone());
+        self.metrics().workspaces.set(all.len() as i64);
+        Ok(Some(loaded))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+    pub fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+    pub fn roots(&self) -> &[PathBuf] {
+        &self.inner.roots
+    }
+
+    /// Cancelled when the daemon shuts down; long-lived work (SSE streams, ingest) ends on it.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
+    pub fn set_ready(&self) {
+        self.inner.ready.store(true, Ordering::Release);
+    }
+    /// Whether the start-up scan is done (agent files written before start are processed).
+    pub fn is_ready(&self) -> bool {
+        self.inner.ready.load(Ordering::Acquire)
+    }
+
+    pub fn authenticate(&self, token: &str) -> Option<Actor> {
+        self.inner.tokens.authenticate(token).cloned()
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    pub fn workspaces(&self) -> Vec<Arc<Ws>> {
+        let all = self.inner.workspaces.read().expect("lock holders never panic");
+        all.values().cloned().collect()
+    }
+
+    pub fn workspace(&self, name: &str) -> Option<Arc<Ws>> {
+        let all = self.inner.workspaces.read().expect("lock holders never panic");
+        all.get(name).cloned()
+    }
+
+    /// The workspace whose root is `root` exactly.
+    pub fn workspace_at(&self, root: &Path) -> Option<Arc<Ws>> {
+        let all = self.inner.by_root.read().expect("lock holders never panic");
+        all.get(root).cloned()
+    }
+
+    fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.inner.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Records an event: audit log first (the durable record), then subscribers and metrics.
+    fn emit(&self, ws: &Ws, event: Event) {
+        if let Err(e) = ws.audit.append(&event) {
+            self.metrics().error("audit_write");
+            tracing::error!(workspace = %ws.ws.name, error = %e, "cannot append to the audit log");
+        }
+        tracing::info!(
+            event = event.kind.as_str(),
+            workspace = %event.workspace,
+            key = event.key.as_deref().unwrap_or(""),
+            "event"
+        );
+        let label = crate::metrics::TypeLabel {
+            r#type: event.kind.as_str().into(),
+        };
+        self.metrics().events.get_or_create(&label).inc();
+        // No subscriber is fine: the audit log already has it.
+        let _ = self.inner.events.send(event);
+    }
+}

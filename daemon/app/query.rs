@@ -1,0 +1,116 @@
+//! Read-only views of the state for the API and pages.
+
+use super::state::{CheckpointRecord, Record};
+use super::App;
+use crate::auth::Actor;
+use crate::contract::handoff::Trigger;
+use crate::contract::{Decision, Outcome, Problem};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StateFilter {
+    #[default]
+    Pending,
+    Decided,
+    All,
+}
+
+/// One line of the queue (`GET /api/v1/handoffs`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub key: String,
+    pub task_id: String,
+    pub workspace: String,
+    pub from_agent: String,
+    pub title: Option<String>,
+    pub trigger: Option<Trigger>,
+    pub confidence: Option<f64>,
+    pub state: &'static str,
+    pub received_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+}
+
+/// One handoff whole (`GET /api/v1/handoffs/{key}`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Detail {
+    pub key: String,
+    pub workspace: String,
+    pub state: &'static str,
+    pub handoff: Value,
+    pub checkpoints: Vec<CheckpointRecord>,
+    pub decision: Option<Decision>,
+    pub revision: u32,
+    pub received_at: String,
+    /// Problems of checkpoint files in the workspace, by file name.
+    pub checkpoint_errors: BTreeMap<String, Vec<Problem>>,
+}
+
+fn state_of(r: &Record) -> &'static str {
+    if r.is_pending() {
+        "pending"
+    } else {
+        "decided"
+    }
+}
+
+impl App {
+    /// Handoffs the actor may see, oldest first.
+    pub fn list(&self, filter: StateFilter, actor: &Actor) -> Vec<Summary> {
+        let mut out = Vec::new();
+        for ws in self.workspaces() {
+            if !actor.can_see(&ws.ws.name) {
+                continue;
+            }
+            let st = ws.lock();
+            for r in st.records.values() {
+                let keep = match filter {
+                    StateFilter::Pending => r.is_pending(),
+                    StateFilter::Decided => !r.is_pending(),
+                    StateFilter::All => true,
+                };
+                if keep {
+                    out.push(Summary {
+                        key: r.meta.key.clone(),
+                        task_id: r.meta.task_id.clone(),
+                        workspace: ws.ws.name.clone(),
+                        from_agent: r.handoff.from_agent.clone(),
+                        title: r.handoff.title.clone(),
+                        trigger: r.handoff.trigger,
+                        confidence: r.handoff.confidence,
+                        state: state_of(r),
+                        received_at: r.meta.received_at.clone(),
+                        outcome: r.decision.as_ref().map(|d| d.outcome),
+                    });
+                }
+            }
+        }
+        out.sort_by(|a, b| a.received_at.cmp(&b.received_at).then(a.key.cmp(&b.key)));
+        out
+    }
+
+    /// One handoff with its checkpoints and decision, if the actor may see it.
+    pub fn get(&self, key: &str, actor: &Actor) -> Option<Detail> {
+        let ws_name = self.keys().get(key).cloned()?;
+        if !actor.can_see(&ws_name) {
+            return None;
+        }
+        let ws = self.workspace(&ws_name)?;
+        let st = ws.lock();
+        let r = st.records.get(key)?;
+        Some(Detail {
+            key: key.to_string(),
+            workspace: ws_name,
+            state: state_of(r),
+            handoff: r.value.clone(),
+            checkpoints: st.checkpoints_of(&r.meta.task_id),
+            decision: r.decision.clone(),
+            revision: r.meta.revision,
+            received_at: r.meta.received_at.clone(),
+            checkpoint_errors: st.checkpoint_errors.clone(),
+        })
+    }
+}

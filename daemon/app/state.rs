@@ -1,0 +1,105 @@
+//! What the daemon knows of one workspace, in memory, and the archive records it is rebuilt
+//! from at start-up (`.baton/handoffs/<key>/{handoff,meta,decision}.json`).
+
+use crate::audit::AuditLog;
+use crate::contract::{Decision, Handoff, Problem};
+use crate::workspace::Workspace;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+/// One workspace and its state. The mutex serializes ingest and decisions on the workspace.
+#[derive(Debug)]
+pub struct Ws {
+    pub ws: Workspace,
+    pub audit: AuditLog,
+    pub state: Mutex<WsState>,
+}
+
+impl Ws {
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, WsState> {
+        // A panic while holding the lock is a bug already logged; the state is still the best
+        // we have, so keep serving rather than poison every later request.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct WsState {
+    pub records: BTreeMap<String, Record>,
+    pub pending: Option<String>,
+    /// The handoff.json last processed: skip re-processing identical bytes.
+    pub current: Option<Current>,
+    pub checkpoints: BTreeMap<String, CheckpointRecord>,
+    pub checkpoint_errors: BTreeMap<String, Vec<Problem>>,
+    /// Checkpoint file -> digest already announced (persisted, so restarts stay quiet).
+    pub seen_checkpoints: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Current {
+    pub raw_sha: String,
+    pub key: String,
+}
+
+/// A handoff the daemon has accepted, pending or decided.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub meta: Meta,
+    pub handoff: Handoff,
+    pub value: Value,
+    pub decision: Option<Decision>,
+}
+
+impl Record {
+    pub fn is_pending(&self) -> bool {
+        self.decision.is_none()
+    }
+}
+
+/// `.baton/handoffs/<key>/meta.json`; written last, so its presence marks a complete archive.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    pub key: String,
+    pub task_id: String,
+    pub received_at: String,
+    pub revision: u32,
+    /// sha256 of the canonical JSON of the current revision.
+    pub digest: String,
+}
+
+/// A valid checkpoint file, as last read.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckpointRecord {
+    pub file: String,
+    pub task_id: String,
+    pub step: u64,
+    pub checkpoint: Value,
+}
+
+impl WsState {
+    /// Newest step per task: where each task stopped.
+    pub fn latest_steps(&self) -> BTreeMap<&str, &CheckpointRecord> {
+        let mut latest: BTreeMap<&str, &CheckpointRecord> = BTreeMap::new();
+        for c in self.checkpoints.values() {
+            let slot = latest.entry(c.task_id.as_str()).or_insert(c);
+            if c.step > slot.step {
+                *slot = c;
+            }
+        }
+        latest
+    }
+
+    /// The checkpoints of one task, oldest step first.
+    pub fn checkpoints_of(&self, task_id: &str) -> Vec<CheckpointRecord> {
+        let mut list: Vec<CheckpointRecord> = self
+            .checkpoints
+            .values()
+            .filter(|c| c.task_id == task_id)
+            .cloned()
+            .collect();
+        list.sort_by_key(|c| c.step);
+        list
+    }
+}

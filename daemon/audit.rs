@@ -1,0 +1,192 @@
+//! The tamper-evident audit log: `.baton/events.jsonl`, one event a line, each line carrying
+//! the sha256 of the line before it. The daemon also keeps an anchor (last seq and hash) in its
+//! data_dir, outside the workspace, so a removed or edited *last* line is caught too.
+
+use crate::events::Event;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+#[derive(Serialize)]
+struct Line<'a> {
+    seq: u64,
+    prev: &'a str,
+    #[serde(flatten)]
+    event: &'a Event,
+}
+
+#[derive(Deserialize)]
+struct Chained {
+    seq: u64,
+    prev: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Anchor {
+    pub seq: u64,
+    pub hash: String,
+}
+
+/// The writer of one workspace's log. Appends are serialized by the mutex.
+#[derive(Debug)]
+pub struct AuditLog {
+    path: PathBuf,
+    anchor: Option<PathBuf>,
+    head: Mutex<Anchor>,
+}
+
+impl AuditLog {
+    /// Opens the log, finding its head. A torn last line (a crash mid-append) is cut off.
+    pub fn open(path: &Path, anchor: Option<PathBuf>) -> io::Result<AuditLog> {
+        let head = read_head(path)?;
+        Ok(AuditLog {
+            path: path.to_path_buf(),
+            anchor,
+            head: Mutex::new(head),
+        })
+    }
+
+    /// Appends one event durably; returns its sequence number.
+    pub fn append(&self, event: &Event) -> io::Result<u64> {
+        let mut head = self.head.lock().expect("audit mutex is never poisoned by a panic here");
+        let seq = head.seq + 1;
+        let mut line = serde_json::to_string(&Line {
+            seq,
+            prev: &head.hash,
+            event,
+        })?;
+        let hash = sha256_hex(line.as_bytes());
+        line.push('\n');
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.path)?;
+        file.write_all(line.as_bytes())?;
+        file.sync_data()?;
+        *head = Anchor { seq, hash };
+        if let Some(anchor) = &self.anchor {
+            // Not fsynced: a lost anchor update only lags behind, which verify never flags.
+            let _ = write_anchor(anchor, &head);
+        }
+        Ok(seq)
+    }
+}
+
+fn write_anchor(path: &Path, head: &Anchor) -> io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_vec(head)?)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn read_head(path: &Path) -> io::Result<Anchor> {
+    let mut file = match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            return Ok(Anchor { seq: 0, hash: GENESIS.into() })
+        }
+        Err(e) => return Err(e),
+    };
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(256 * 1024);
+    file.seek(SeekFrom::Start(start))?;
+    let mut tail = Vec::new();
+    file.read_to_end(&mut tail)?;
+    if !tail.is_empty() && !tail.ends_with(b"\n") {
+        let keep = tail.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+        tracing::warn!(file = %path.display(), "cutting off a torn last audit line (crash mid-append)");
+        file.set_len(start + keep as u64)?;
+        tail.truncate(keep);
+    }
+    let Some(last) = tail.split(|b| *b == b'\n').rfind(|l| !l.is_empty()) else {
+        return Ok(Anchor { seq: 0, hash: GENESIS.into() });
+    };
+    let chained: Chained = serde_json::from_slice(last).map_err(|e| {
+        io::Error::new(io::ErrorKind::InvalidData, format!("{}: last line is not an event: {e}", path.display()))
+    })?;
+    Ok(Anchor { seq: chained.seq, hash: sha256_hex(last) })
+}
+
+/// What `baton audit verify` found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub lines: u64,
+    pub problems: Vec<String>,
+    pub anchored: Option<u64>,
+}
+
+/// Checks the chain of `path`, and its end against the daemon's anchor when there is one.
+pub fn verify(path: &Path, anchor: Option<&Path>) -> io::Result<Report> {
+    let file = std::fs::File::open(path)?;
+    let mut report = Report::default();
+    let mut expected = 1u64;
+    let mut prev = GENESIS.to_string();
+    let mut seen: Vec<(u64, String)> = Vec::new();
+    for (i, line) in io::BufReader::new(file).split(b'\n').enumerate() {
+        let line = line?;
+        let n = i + 1;
+        report.lines = n as u64;
+        let hash = sha256_hex(&line);
+        match serde_json::from_slice::<Chained>(&line) {
+            Err(_) => report.problems.push(format!("line {n}: not an event line (edited or corrupted)")),
+            Ok(c) if c.seq > expected => report.problems.push(format!(
+                "line {n}: event{} {expected}..{} missing: line(s) removed before line {n}",
+                if c.seq - expected > 1 { "s" } else { "" },
+                c.seq - 1
+            )),
+            Ok(c) if c.seq < expected => report.problems.push(format!(
+                "line {n}: event {} is out of order (expected {expected}): lines reordered or duplicated",
+                c.seq
+            )),
+            Ok(c) if c.prev != prev => report.problems.push(format!(
+                "line {}: edited: line {n} records a different hash for it",
+                n - 1
+            )),
+            Ok(_) => {}
+        }
+        if let Ok(c) = serde_json::from_slice::<Chained>(&line) {
+            expected = c.seq + 1;
+            seen.push((c.seq, hash.clone()));
+        } else {
+            expected += 1;
+        }
+        prev = hash;
+    }
+    if let Some(anchor) = anchor.and_then(|a| std::fs::read(a).ok()) {
+        let anchor: Anchor = serde_json::from_slice(&anchor)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("anchor file: {e}")))?;
+        report.anchored = Some(anchor.seq);
+        check_anchor(&anchor, &seen, &mut report);
+    }
+    Ok(report)
+}
+
+fn check_anchor(anchor: &Anchor, seen: &[(u64, String)], report: &mut Report) {
+    let last = seen.last().map_or(0, |(s, _)| *s);
+    if anchor.seq > last {
+        report.problems.push(format!(
+            "the last {} event(s) were removed: the daemon's anchor records event {} but the log ends at {last}",
+            anchor.seq - last,
+            anchor.seq
+        ));
+    } else if let Some(pos) = seen.iter().position(|(s, _)| *s == anchor.seq) {
+        if seen[pos].1 != anchor.hash {
+            report.problems.push(format!(
+                "line {}: edited: the daemon's anchor records a different hash for event {}",
+                pos + 1,
+                anchor.seq
+            ));
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Operator commands: `init`, `schema`, `audit verify`, `hash-password`.
+
+use baton::config::Config;
+use baton::contract::schema::{self, Kind};
+use baton::workspace::{self, Workspace};
+use std::io::{IsTerminal, Read};
+use std::path::Path;
+use std::process::ExitCode;
+
+pub fn init(dir: &Path) -> anyhow::Result<ExitCode> {
+    let ws = workspace::init(dir)?;
+    println!("workspace \"{}\" ready at {}", ws.name, ws.root.display());
+    println!("agents write handoff.json, checkpoints/*.json and inbox/**; baton writes decision.json");
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn schema(kind: Kind) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(schema::schema(kind))?);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn audit_verify(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let ws = Workspace::open(dir)?;
+    let data_dir = Config::load(config).map(|c| c.data_dir).ok();
+    let anchor = data_dir.map(|d| baton::app::anchor_path(&d, &ws));
+    let report = baton::audit::verify(&ws.events_path(), anchor.as_deref().filter(|a| a.exists()))?;
+    for problem in &report.problems {
+        println!("{problem}");
+    }
+    if !report.problems.is_empty() {
+        println!("audit log {}: TAMPERED ({} problem(s))", ws.events_path().display(), report.problems.len());
+        return Ok(ExitCode::from(1));
+    }
+    let anchored = match report.anchored {
+        Some(seq) => format!(", end matches the daemon's anchor (event {seq})"),
+        None => ", no daemon anchor found (the last line cannot be vouched for)".into(),
+    };
+    println!("audit log {}: ok, {} events, chain intact{anchored}", ws.events_path().display(), report.lines);
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn hash_password() -> anyhow::Result<ExitCode> {
+    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
+    let password = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password("password: ")?
+    } else {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        text.trim_end_matches(['\n', '\r']).to_string()
+    };
+    if password.is_empty() {
+        anyhow::bail!("empty password");
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    let hash = argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
+    println!("{hash}");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,340 @@
+//! Configuration in two phases: the raw TOML (serde, unknown keys refused) and the validated
+//! `Config` the daemon runs on. Errors name the file and the key, and say how to fix it.
+
+use crate::contract::{handoff::Trigger, Limits};
+use serde::Deserialize;
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The configuration used when no file is given and `./baton.toml` does not exist.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
+
+#[derive(Debug, thiserror::Error)]
+#[error("{source_name}: {message}")]
+pub struct ConfigError {
+    pub source_name: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where this configuration came from: a file path or "embedded default".
+    pub source_name: String,
+    pub listen: SocketAddr,
+    pub public_url: String,
+    pub data_dir: PathBuf,
+    pub workspaces: Vec<PathBuf>,
+    /// `Some`: poll every workspace at this interval instead of using kernel events.
+    pub poll: Option<Duration>,
+    /// How long an in-place write must be quiet before the file is read.
+    pub settle: Duration,
+    /// Period of the full reconcile that catches anything the watcher missed.
+    pub reconcile: Duration,
+    pub limits: Limits,
+    pub users: Vec<User>,
+    pub agents: Vec<Agent>,
+    pub routes: Vec<Route>,
+    pub smtp: Option<Smtp>,
+    pub webhooks: Vec<Webhook>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct User {
+    pub name: String,
+    #[serde(default)]
+    pub password_hash: Option<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub token_sha256: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Agent {
+    pub name: String,
+    pub token_sha256: String,
+    #[serde(default = "all_workspaces")]
+    pub workspaces: Vec<String>,
+}
+
+fn all_workspaces() -> Vec<String> {
+    vec!["*".into()]
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Smtp {
+    pub url: String,
+    pub from: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Webhook {
+    pub name: String,
+    pub url: String,
+    pub secret: String,
+    #[serde(default = "all_events")]
+    pub events: Vec<String>,
+    #[serde(default)]
+    pub allow_private: bool,
+}
+
+fn all_events() -> Vec<String> {
+    vec!["*".into()]
+}
+
+/// A rule that picks reviewers and channels; the first matching route wins.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    pub name: String,
+    #[serde(default)]
+    pub triggers: Vec<Trigger>,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    #[serde(default)]
+    pub workspaces: Vec<String>,
+    #[serde(default)]
+    pub reviewers: Vec<String>,
+    #[serde(default)]
+    pub notify: Vec<String>,
+    #[serde(default)]
+    pub escalate_after_s: Option<u64>,
+    #[serde(default)]
+    pub escalate_to: Option<String>,
+    #[serde(default)]
+    pub stall_after_s: Option<u64>,
+    #[serde(default)]
+    pub auto_approve_min_confidence: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default = "default_listen")]
+    listen: String,
+    #[serde(default)]
+    public_url: Option<String>,
+    #[serde(default = "default_data_dir")]
+    data_dir: PathBuf,
+    #[serde(default)]
+    workspaces: Vec<PathBuf>,
+    #[serde(default)]
+    poll_ms: u64,
+    #[serde(default = "default_settle_ms")]
+    settle_ms: u64,
+    #[serde(default = "default_reconcile_s")]
+    reconcile_s: u64,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    users: Vec<User>,
+    #[serde(default)]
+    agents: Vec<Agent>,
+    #[serde(default)]
+    smtp: Option<Smtp>,
+    #[serde(default)]
+    webhooks: Vec<Webhook>,
+    #[serde(default)]
+    routes: Vec<Route>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    max_file_bytes: Option<usize>,
+    max_depth: Option<usize>,
+    max_string_bytes: Option<usize>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:7878".into()
+}
+fn default_data_dir() -> PathBuf {
+    ".baton-data".into()
+}
+fn default_settle_ms() -> u64 {
+    1000
+}
+fn default_reconcile_s() -> u64 {
+    300
+}
+
+impl Config {
+    /// `--config FILE` if given, else `./baton.toml` if present, else the embedded default.
+    pub fn load(explicit: Option<&Path>) -> Result<Config, ConfigError> {
+        let path = explicit.map(Path::to_path_buf).or_else(|| {
+            let local = PathBuf::from("baton.toml");
+            local.exists().then_some(local)
+        });
+        match path {
+            Some(path) => {
+                let name = path.display().to_string();
+                let text = std::fs::read_to_string(&path).map_err(|e| ConfigError {
+                    source_name: name.clone(),
+                    message: format!("cannot read the configuration: {e}"),
+                })?;
+                let base = path.parent().unwrap_or(Path::new("")).to_path_buf();
+                Config::parse(&text, &name, &base)
+            }
+            None => Config::parse(EMBEDDED_DEFAULT, "embedded default", Path::new("")),
+        }
+    }
+
+    /// Parses TOML text; relative paths are taken from `base` (the config file's folder).
+    pub fn parse(text: &str, source_name: &str, base: &Path) -> Result<Config, ConfigError> {
+        let fail = |message: String| ConfigError {
+            source_name: source_name.to_string(),
+            message,
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| fail(e.to_string()))?;
+        raw.resolve(base, source_name).map_err(fail)
+    }
+
+    pub fn is_embedded(&self) -> bool {
+        self.source_name == "embedded default"
+    }
+}
+
+impl RawConfig {
+    fn resolve(self, base: &Path, source_name: &str) -> Result<Config, String> {
+        let listen: SocketAddr = self.listen.parse().map_err(|_| {
+            format!(
+                "listen: \"{}\" is not an address:port such as \"127.0.0.1:7878\"",
+                self.listen
+            )
+        })?;
+        if self.workspaces.is_empty() {
+            return Err("workspaces: list at least one workspace folder (or a folder of workspaces)".into());
+        }
+        let limits = self.limits.resolve()?;
+        check_users(&self.users, &self.agents)?;
+        check_routes(&self.routes, &self.users, &self.webhooks)?;
+        check_webhooks(&self.webhooks)?;
+        if self.settle_ms == 0 || self.reconcile_s == 0 {
+            return Err("settle_ms and reconcile_s must be greater than 0".into());
+        }
+        Ok(Config {
+            source_name: source_name.to_string(),
+            public_url: self
+                .public_url
+                .unwrap_or_else(|| format!("http://{listen}"))
+                .trim_end_matches('/')
+                .to_string(),
+            listen,
+            data_dir: base.join(self.data_dir),
+            workspaces: self.workspaces.iter().map(|w| base.join(w)).collect(),
+            poll: (self.poll_ms > 0).then(|| Duration::from_millis(self.poll_ms)),
+            settle: Duration::from_millis(self.settle_ms),
+            reconcile: Duration::from_secs(self.reconcile_s),
+            limits,
+            users: self.users,
+            agents: self.agents,
+            routes: self.routes,
+            smtp: self.smtp,
+            webhooks: self.webhooks,
+        })
+    }
+}
+
+impl RawLimits {
+    fn resolve(&self) -> Result<Limits, String> {
+        let d = Limits::default();
+        let limits = Limits {
+            max_bytes: self.max_file_bytes.unwrap_or(d.max_bytes),
+            max_depth: self.max_depth.unwrap_or(d.max_depth),
+            max_string: self.max_string_bytes.unwrap_or(d.max_string),
+        };
+        // serde_json stops at 128 levels on its own; above that our limit would never speak.
+        if !(1..=127).contains(&limits.max_depth) {
+            return Err("limits.max_depth: must be between 1 and 127".into());
+        }
+        if limits.max_bytes == 0 || limits.max_string == 0 {
+            return Err("limits.max_file_bytes and limits.max_string_bytes must be > 0".into());
+        }
+        Ok(limits)
+    }
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn check_users(users: &[User], agents: &[Agent]) -> Result<(), String> {
+    let mut names = HashSet::new();
+    for (i, u) in users.iter().enumerate() {
+        if !names.insert(u.name.as_str()) {
+            return Err(format!("users[{i}].name: \"{}\" is listed twice", u.name));
+        }
+        if let Some(h) = &u.password_hash {
+            argon2::PasswordHash::new(h).map_err(|e| {
+                format!("users[{i}].password_hash: not a PHC hash ({e}); make one with `baton hash-password`")
+            })?;
+        }
+        if u.token_sha256.as_deref().is_some_and(|t| !is_sha256_hex(t)) {
+            return Err(format!("users[{i}].token_sha256: must be 64 hex digits (sha256 of the token)"));
+        }
+    }
+    for (i, a) in agents.iter().enumerate() {
+        if !names.insert(a.name.as_str()) {
+            return Err(format!("agents[{i}].name: \"{}\" is already a user or agent name", a.name));
+        }
+        if !is_sha256_hex(&a.token_sha256) {
+            return Err(format!("agents[{i}].token_sha256: must be 64 hex digits (sha256 of the token)"));
+        }
+        for g in &a.workspaces {
+            glob::Pattern::new(g).map_err(|e| format!("agents[{i}].workspaces: bad glob \"{g}\": {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+fn check_routes(routes: &[Route], users: &[User], webhooks: &[Webhook]) -> Result<(), String> {
+    let route_names: HashSet<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+    for (i, r) in routes.iter().enumerate() {
+        let at = |key: &str| format!("routes[{i}] (\"{}\").{key}", r.name);
+        for rev in &r.reviewers {
+            if !rev.starts_with("role:") && !users.iter().any(|u| &u.name == rev) {
+                return Err(format!("{}: \"{rev}\" is not a [[users]] name (or write role:NAME)", at("reviewers")));
+            }
+        }
+        for n in &r.notify {
+            let ok = n == "email"
+                || n.strip_prefix("webhook:").is_some_and(|w| webhooks.iter().any(|h| h.name == w));
+            if !ok {
+                return Err(format!("{}: \"{n}\" is neither \"email\" nor \"webhook:NAME\" of a [[webhooks]] entry", at("notify")));
+            }
+        }
+        for g in &r.workspaces {
+            glob::Pattern::new(g).map_err(|e| format!("{}: bad glob \"{g}\": {e}", at("workspaces")))?;
+        }
+        if let Some(to) = &r.escalate_to {
+            if !route_names.contains(to.as_str()) {
+                return Err(format!("{}: \"{to}\" is not the name of a route", at("escalate_to")));
+            }
+        }
+        if r.auto_approve_min_confidence.is_some_and(|c| !(0.0..=1.0).contains(&c)) {
+            return Err(format!("{}: must be between 0.0 and 1.0", at("auto_approve_min_confidence")));
+        }
+    }
+    Ok(())
+}
+
+fn check_webhooks(webhooks: &[Webhook]) -> Result<(), String> {
+    for (i, w) in webhooks.iter().enumerate() {
+        if !w.secret.starts_with("whsec_") {
+            return Err(format!("webhooks[{i}].secret: must start with \"whsec_\" followed by base64"));
+        }
+        if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+            return Err(format!("webhooks[{i}].url: must be an http:// or https:// URL"));
+        }
+    }
+    Ok(())
+}

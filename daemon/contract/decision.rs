@@ -1,0 +1,94 @@
+//! decision.json, decision_version 1.0 (SPEC section 5): the answer the agent waits for.
+
+use super::problem::Problem;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+pub const DECISION_VERSION: &str = "1.0";
+
+/// The answer to one handoff.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(
+    title = "baton decision",
+    description = "decision.json: the daemon's answer to the handoff.json in place (decision_version 1.0)"
+)]
+pub struct Decision {
+    pub decision_version: String,
+    pub handoff_key: String,
+    /// Empty when the handoff was too broken to name its task.
+    pub task_id: String,
+    pub outcome: Outcome,
+    /// A reviewer's name, `policy:<route>` for automatic decisions, `system` for invalid/expired.
+    pub by: String,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<Problem>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sign_offs: Vec<SignOff>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_agent: Option<String>,
+    /// baton extension: sha256 of the handoff content this decision answers (canonical JSON, or
+    /// the raw bytes when they are not JSON), so `baton wait` never mistakes an older answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff_sha256: Option<String>,
+}
+
+/// How a handoff ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Approved,
+    Rejected,
+    ChangesRequested,
+    Invalid,
+    Expired,
+    Reassigned,
+    Withdrawn,
+}
+
+impl Outcome {
+    pub const ALL: [Outcome; 7] = [
+        Outcome::Approved,
+        Outcome::Rejected,
+        Outcome::ChangesRequested,
+        Outcome::Invalid,
+        Outcome::Expired,
+        Outcome::Reassigned,
+        Outcome::Withdrawn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Approved => "approved",
+            Outcome::Rejected => "rejected",
+            Outcome::ChangesRequested => "changes_requested",
+            Outcome::Invalid => "invalid",
+            Outcome::Expired => "expired",
+            Outcome::Reassigned => "reassigned",
+            Outcome::Withdrawn => "withdrawn",
+        }
+    }
+
+    /// The `baton wait` exit code for this outcome (SPEC section 8).
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Outcome::Approved => 0,
+            Outcome::Rejected => 3,
+            Outcome::ChangesRequested => 4,
+            Outcome::Invalid => 5,
+            Outcome::Expired => 6,
+            Outcome::Reassigned => 8,
+            Outcome::Withdrawn => 9,
+        }
+    }
+}
+
+/// One role's approval under a sign-off gate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SignOff {
+    pub role: String,
+    pub by: String,
+    pub at: String,
+}

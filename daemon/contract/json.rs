@@ -1,0 +1,275 @@
+//! JSON text -> `serde_json::Value` under limits. Size is checked before parsing; nesting depth,
+//! string length and duplicate keys while parsing, so a 1 GiB or 100,000-deep file is refused
+//! after reading at most the limit, and a deep one after its 33rd bracket. `locate` maps a JSON
+//! pointer back to line:column for problems found after parsing (schema, semantics).
+
+use super::problem::{pointer_segments, push_pointer, Problem};
+use jsonc_parser::ast;
+use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::fmt;
+
+/// Parse limits; SPEC section 3 gives the defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_bytes: usize,
+    pub max_depth: usize,
+    pub max_string: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 1024 * 1024,
+            max_depth: 32,
+            max_string: 64 * 1024,
+        }
+    }
+}
+
+/// Parses `bytes` as one JSON document, or says what is wrong and where.
+pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Value, Problem> {
+    if bytes.len() > limits.max_bytes {
+        return Err(too_large(bytes.len() as u64, limits));
+    }
+    if bytes.starts_with(b"\xEF\xBB\xBF") {
+        return Err(Problem::new(
+            "",
+            "file starts with a UTF-8 byte order mark (BOM); write plain UTF-8 JSON without one",
+        )
+        .at(1, 1));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let (line, column) = line_col(&String::from_utf8_lossy(bytes), e.valid_up_to());
+        Problem::new(
+            "",
+            format!(
+                "not valid UTF-8 at byte {}; contract files must be UTF-8",
+                e.valid_up_to()
+            ),
+        )
+        .at(line, column)
+    })?;
+    if text.trim().is_empty() {
+        return Err(Problem::new("", "file is empty; write one JSON object").at(1, 1));
+    }
+    let ctx = Ctx {
+        limits,
+        problem: RefCell::new(None),
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
+    let root = Node {
+        ctx: &ctx,
+        depth: 0,
+        pointer: String::new(),
+    };
+    let result = root.deserialize(&mut de).and_then(|v| de.end().map(|_| v));
+    result.map_err(|e| {
+        let (pointer, message) = ctx
+            .problem
+            .take()
+            .unwrap_or_else(|| (String::new(), syntax_message(&e)));
+        Problem::new(pointer, message).at(e.line(), e.column().max(1))
+    })
+}
+
+/// The problem for a file over the size limit (also used before reading, from its metadata).
+pub fn too_large(size: u64, limits: &Limits) -> Problem {
+    Problem::new(
+        "",
+        format!(
+            "file is {size} bytes, over the limit of {} bytes; move bulky content into inbox/ artifacts",
+            limits.max_bytes
+        ),
+    )
+}
+
+fn syntax_message(e: &serde_json::Error) -> String {
+    let raw = e.to_string();
+    let bare = raw.split(" at line ").next().unwrap_or(&raw).to_string();
+    match e.classify() {
+        serde_json::error::Category::Eof => {
+            format!("{bare}: the JSON is truncated (write the file whole, e.g. temp file + rename)")
+        }
+        _ => format!("invalid JSON: {bare}"),
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = &text.as_bytes()[..offset];
+    let line = before.iter().filter(|b| **b == b'\n').count() + 1;
+    let line_start = before
+        .iter()
+        .rposition(|b| *b == b'\n')
+        .map_or(0, |i| i + 1);
+    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    (line, column)
+}
+
+/// Where the value at `pointer` starts in `text`, or the nearest existing ancestor when the
+/// pointer names something absent (a missing required field points at its object).
+pub fn locate(text: &str, pointer: &str) -> Option<(usize, usize)> {
+    let options = jsonc_parser::ParseOptions {
+        allow_comments: false,
+        allow_loose_object_property_names: false,
+        allow_trailing_commas: false,
+    };
+    let parsed = jsonc_parser::parse_to_ast(text, &Default::default(), &options).ok()?;
+    let mut node = parsed.value.as_ref()?;
+    for segment in pointer_segments(pointer) {
+        let child = match node {
+            ast::Value::Object(o) => o
+                .properties
+                .iter()
+                .find(|p| p.name.as_str() == segment)
+                .map(|p| &p.value),
+            ast::Value::Array(a) => segment.parse::<usize>().ok().and_then(|i| a.elements.get(i)),
+            _ => None,
+        };
+        match child {
+            Some(c) => node = c,
+            None => break,
+        }
+    }
+    use jsonc_parser::common::Ranged;
+    Some(line_col(text, node.start()))
+}
+
+struct Ctx<'l> {
+    limits: &'l Limits,
+    /// The precise problem (pointer, message) behind a custom serde error; serde_json adds the
+    /// line and column itself.
+    problem: RefCell<Option<(String, String)>>,
+}
+
+struct Node<'c> {
+    ctx: &'c Ctx<'c>,
+    depth: usize,
+    pointer: String,
+}
+
+impl Node<'_> {
+    fn fail<E: de::Error>(&self, pointer: &str, message: String) -> E {
+        let error = E::custom(&message);
+        *self.ctx.problem.borrow_mut() = Some((pointer.to_string(), message));
+        error
+    }
+
+    fn child(&self, segment: &str) -> Self {
+        Node {
+            ctx: self.ctx,
+            depth: self.depth + 1,
+            pointer: push_pointer(&self.pointer, segment),
+        }
+    }
+
+    fn enter<E: de::Error>(&self) -> Result<(), E> {
+        let max = self.ctx.limits.max_depth;
+        if self.depth + 1 > max {
+            return Err(self.fail(
+                &self.pointer,
+                format!("nesting deeper than {max} levels; flatten the structure"),
+            ));
+        }
+        Ok(())
+    }
+
+    fn check_len<E: de::Error>(&self, pointer: &str, s: &str, what: &str) -> Result<(), E> {
+        let max = self.ctx.limits.max_string;
+        if s.len() > max {
+            return Err(self.fail(
+                pointer,
+                format!(
+                    "{what} is {} bytes, over the limit of {max} bytes; put long text in an inbox/ artifact",
+                    s.len()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Node<'_> {
+    type Value = Value;
+    fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Node<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+        Ok(Value::Bool(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        Ok(Value::from(v))
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Value, E> {
+        self.check_len(&self.pointer, v, "string")?;
+        Ok(Value::String(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Value, E> {
+        self.check_len(&self.pointer, &v, "string")?;
+        Ok(Value::String(v))
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        self.enter()?;
+        let mut items = Vec::new();
+        while let Some(v) = seq.next_element_seed(self.child(&items.len().to_string()))? {
+            items.push(v);
+        }
+        Ok(Value::Array(items))
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        self.enter()?;
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let pointer = push_pointer(&self.pointer, &key);
+            self.check_len(&pointer, &key, "key")?;
+            if object.contains_key(&key) {
+                return Err(self.fail(
+                    &pointer,
+                    format!("duplicate key \"{key}\"; each key may appear once"),
+                ));
+            }
+            let value = map.next_value_seed(self.child(&key))?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
+    }
+}
+
+/// Canonical JSON: object keys sorted, no insignificant whitespace. Sorting is explicit so the
+/// idempotency key does not depend on serde_json's `preserve_order` feature.
+pub fn canonical(value: &Value) -> Vec<u8> {
+    fn sorted(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut keys: Vec<&String> = m.keys().collect();
+                keys.sort();
+                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+            }
+            Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
+            other => other.clone(),
+        }
+    }
+    serde_json::to_vec(&sorted(value)).expect("a Value always serializes")
+}

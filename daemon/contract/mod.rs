@@ -1,0 +1,17 @@
+//! The contract of SPEC sections 3-5: handoff, checkpoint and decision types, parsing under
+//! limits, validation with pointed errors, and the JSON Schemas generated from the types.
+//! Pure: no file or network I/O here.
+
+pub mod checkpoint;
+pub mod decision;
+pub mod handoff;
+pub mod json;
+pub mod problem;
+pub mod schema;
+pub mod validate;
+
+pub use checkpoint::Checkpoint;
+pub use decision::{Decision, Outcome, SignOff};
+pub use handoff::Handoff;
+pub use json::Limits;
+pub use problem::Problem;

@@ -1,0 +1,146 @@
+//! JSON Schemas generated from the contract types, and the validators built from them. The
+//! schema `baton schema KIND` prints is the one validation runs.
+
+use super::{checkpoint::Checkpoint, decision::Decision, handoff::Handoff, problem::Problem};
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use schemars::generate::SchemaSettings;
+use schemars::JsonSchema;
+use serde_json::Value;
+use std::sync::OnceLock;
+
+/// The three contract documents.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Kind {
+    Handoff,
+    Checkpoint,
+    Decision,
+}
+
+/// The JSON Schema (draft 2020-12) of a contract document.
+pub fn schema(kind: Kind) -> &'static Value {
+    static SCHEMAS: [OnceLock<Value>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    SCHEMAS[kind as usize].get_or_init(|| match kind {
+        Kind::Handoff => generate::<Handoff>(),
+        Kind::Checkpoint => generate::<Checkpoint>(),
+        Kind::Decision => generate::<Decision>(),
+    })
+}
+
+fn generate<T: JsonSchema>() -> Value {
+    let mut value = SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<T>()
+        .to_value();
+    strip_null(&mut value);
+    value
+}
+
+/// Optional fields are written absent, not `null`: drop the `null` alternative schemars adds
+/// for `Option<T>`, so a `null` gets a plain "expected a string" and not an `anyOf` riddle.
+fn strip_null(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if let Some(Value::Array(types)) = map.get_mut("type") {
+                types.retain(|t| t != "null");
+                if types.len() == 1 {
+                    let only = types.remove(0);
+                    map.insert("type".into(), only);
+                }
+            }
+            let any_of = map.get_mut("anyOf").and_then(Value::as_array_mut);
+            if let Some(options) = any_of {
+                options.retain(|o| o.get("type").is_none_or(|t| t != "null"));
+                if options.len() == 1 {
+                    if let Some(Value::Object(only)) = map.remove("anyOf").map(|mut a| a[0].take()) {
+                        map.extend(only);
+                    }
+                }
+            }
+            map.values_mut().for_each(strip_null);
+        }
+        Value::Array(items) => items.iter_mut().for_each(strip_null),
+        _ => {}
+    }
+}
+
+fn validator(kind: Kind) -> &'static jsonschema::Validator {
+    static VALIDATORS: [OnceLock<jsonschema::Validator>; 3] =
+        [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    VALIDATORS[kind as usize].get_or_init(|| {
+        jsonschema::options()
+            .should_validate_formats(true)
+            .build(schema(kind))
+            .expect("schemas generated from our own types are valid")
+    })
+}
+
+/// Every schema problem of `instance`, with a pointer and a sentence (no position yet).
+pub fn check(kind: Kind, instance: &Value) -> Vec<Problem> {
+    validator(kind)
+        .iter_errors(instance)
+        .map(|e| {
+            let base = e.instance_path.as_str().to_string();
+            match &e.kind {
+                ValidationErrorKind::Required { property } => {
+                    let name = property.as_str().unwrap_or_default();
+                    Problem::new(
+                        super::problem::push_pointer(&base, name),
+                        format!("required field \"{name}\" is missing"),
+                    )
+                }
+                kind => Problem::new(base, sentence(kind, &e.instance)),
+            }
+        })
+        .collect()
+}
+
+fn sentence(kind: &ValidationErrorKind, instance: &Value) -> String {
+    let found = describe(instance);
+    match kind {
+        ValidationErrorKind::Type {
+            kind: TypeKind::Single(t),
+        } => format!("expected {}, found {found}", article(&t.to_string())),
+        ValidationErrorKind::Enum { options } => {
+            let list: Vec<String> = options
+                .as_array()
+                .map(|a| a.iter().map(|o| o.to_string()).collect())
+                .unwrap_or_default();
+            format!("must be one of {}, found {found}", list.join(", "))
+        }
+        ValidationErrorKind::Maximum { limit } => format!("must be at most {limit}, found {found}"),
+        ValidationErrorKind::Minimum { limit } => format!("must be at least {limit}, found {found}"),
+        ValidationErrorKind::MaxLength { limit } => format!("must be at most {limit} characters"),
+        ValidationErrorKind::MinLength { limit } => format!("must be at least {limit} characters"),
+        ValidationErrorKind::Pattern { pattern } => {
+            format!("{found} does not match the pattern {pattern}")
+        }
+        ValidationErrorKind::Format { format } => format!("{found} is not a valid {format}"),
+        ValidationErrorKind::AnyOf | ValidationErrorKind::OneOfNotValid => {
+            format!("{found} matches none of the allowed shapes")
+        }
+        other => format!("{other:?}"),
+    }
+}
+
+fn article(t: &str) -> String {
+    match t {
+        "array" | "object" | "integer" => format!("an {t}"),
+        "null" => "null".into(),
+        _ => format!("a {t}"),
+    }
+}
+
+/// A short description of a JSON value for messages; never echoes a huge value whole.
+pub fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "null".into(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(s) if s.chars().count() > 60 => {
+            format!("the string \"{}…\"", s.chars().take(60).collect::<String>())
+        }
+        Value::String(s) => format!("the string {}", Value::String(s.clone())),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}

@@ -1,0 +1,92 @@
+//! Events: every state change of the daemon, as written to `.baton/events.jsonl`, streamed on
+//! SSE and sent to webhooks.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// The event names of SPEC section 6.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EventType {
+    #[serde(rename = "handoff.received")]
+    HandoffReceived,
+    #[serde(rename = "handoff.revised")]
+    HandoffRevised,
+    #[serde(rename = "handoff.invalid")]
+    HandoffInvalid,
+    #[serde(rename = "handoff.claimed")]
+    HandoffClaimed,
+    #[serde(rename = "handoff.decided")]
+    HandoffDecided,
+    #[serde(rename = "handoff.escalated")]
+    HandoffEscalated,
+    #[serde(rename = "checkpoint.written")]
+    CheckpointWritten,
+    #[serde(rename = "agent.stalled")]
+    AgentStalled,
+    #[serde(rename = "lock.acquired")]
+    LockAcquired,
+    #[serde(rename = "lock.released")]
+    LockReleased,
+    #[serde(rename = "lock.expired")]
+    LockExpired,
+    #[serde(rename = "approved.tampered")]
+    ApprovedTampered,
+    #[serde(rename = "notification.failed")]
+    NotificationFailed,
+}
+
+impl EventType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::HandoffReceived => "handoff.received",
+            EventType::HandoffRevised => "handoff.revised",
+            EventType::HandoffInvalid => "handoff.invalid",
+            EventType::HandoffClaimed => "handoff.claimed",
+            EventType::HandoffDecided => "handoff.decided",
+            EventType::HandoffEscalated => "handoff.escalated",
+            EventType::CheckpointWritten => "checkpoint.written",
+            EventType::AgentStalled => "agent.stalled",
+            EventType::LockAcquired => "lock.acquired",
+            EventType::LockReleased => "lock.released",
+            EventType::LockExpired => "lock.expired",
+            EventType::ApprovedTampered => "approved.tampered",
+            EventType::NotificationFailed => "notification.failed",
+        }
+    }
+}
+
+/// One state change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    #[serde(rename = "type")]
+    pub kind: EventType,
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub workspace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default)]
+    pub data: Value,
+}
+
+impl Event {
+    pub fn new(kind: EventType, workspace: &str, key: Option<&str>, data: Value) -> Event {
+        Event {
+            kind,
+            at: now_rfc3339(),
+            workspace: workspace.to_string(),
+            key: key.map(str::to_string),
+            data,
+        }
+    }
+}
+
+/// The current time as RFC 3339 in UTC, to the millisecond.
+pub fn now_rfc3339() -> String {
+    let now = time::OffsetDateTime::now_utc();
+    let now = now
+        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
+        .unwrap_or(now);
+    now.format(&time::format_description::well_known::Rfc3339)
+        .expect("UTC times always format as RFC 3339")
+}

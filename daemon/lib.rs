@@ -1,0 +1,32 @@
+//! baton: a daemon that turns a shared folder into a human-in-the-loop staging area for agents.
+//!
+//! # Layout
+//! Arrows point one way: `web -> app -> leaves`.
+//! - `contract`: handoff/checkpoint/decision types, parsing under limits, validation with
+//!   pointed errors, JSON Schemas generated from the types. Pure, no I/O.
+//! - `config`: baton.toml -> validated `Config` (errors name the file and key).
+//! - `workspace`: the only code that touches a workspace tree: layout, discovery, safe paths,
+//!   limited reads, atomic writes.
+//! - `watch`: notify (or polling) -> our own `Signal`s; the callback never blocks.
+//! - `pipeline`: the ingest thread: start-up scan, settle window, rescans, periodic reconcile.
+//! - `app`: the core state machine (receive, revise, invalid, decide) behind `App`.
+//! - `audit`: the hash-chained `.baton/events.jsonl`; `events`: the event types.
+//! - `auth`: bearer tokens -> `Actor`; `routing`: routes and who may decide.
+//! - `metrics`: Prometheus metrics.
+//! - `run`: composition of the daemon: tasks, HTTP server, ordered shutdown.
+//! - `web`: the HTTP surface (JSON API, SSE, health, metrics) over `App`.
+
+pub mod app;
+pub mod audit;
+pub mod auth;
+pub mod config;
+pub mod contract;
+pub mod events;
+pub mod metrics;
+pub mod pipeline;
+pub mod routing;
+pub mod run;
+pub mod watch;
+pub mod workspace;
+#[path = "../web/mod.rs"]
+pub mod web;

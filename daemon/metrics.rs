@@ -1,0 +1,93 @@
+//! Prometheus metrics: what an operator graphs and alerts on.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabel {
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TypeLabel {
+    pub r#type: String,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    /// Handoffs closed, by outcome.
+    pub handoffs: Family<OutcomeLabel, Counter>,
+    pub received: Counter,
+    pub pending: Gauge,
+    /// File change seen (or file mtime at start-up) -> handoff processed.
+    pub ingest_seconds: Histogram,
+    pub rescans: Counter,
+    pub watches: Gauge,
+    pub errors: Family<KindLabel, Counter>,
+    pub events: Family<TypeLabel, Counter>,
+    pub scan_entries: Gauge,
+    pub scan_seconds: Gauge<f64, AtomicU64>,
+    pub workspaces: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("baton");
+        let m = Metrics {
+            handoffs: Family::default(),
+            received: Counter::default(),
+            pending: Gauge::default(),
+            ingest_seconds: Histogram::new(exponential_buckets(0.001, 2.0, 14)),
+            rescans: Counter::default(),
+            watches: Gauge::default(),
+            errors: Family::default(),
+            events: Family::default(),
+            scan_entries: Gauge::default(),
+            scan_seconds: Gauge::default(),
+            workspaces: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register("handoffs_decided", "Handoffs closed, by outcome", m.handoffs.clone());
+        registry.register("handoffs_received", "Handoffs received (new keys)", m.received.clone());
+        registry.register("handoffs_pending", "Handoffs waiting for a decision", m.pending.clone());
+        registry.register(
+            "ingest_latency_seconds",
+            "Time from a handoff file change to the handoff being processed",
+            m.ingest_seconds.clone(),
+        );
+        registry.register("rescans", "Workspace rescans (overflow, watcher error, periodic)", m.rescans.clone());
+        registry.register("watches", "Folders under watch", m.watches.clone());
+        registry.register("errors", "Errors, by kind", m.errors.clone());
+        registry.register("events", "Events emitted, by type", m.events.clone());
+        registry.register("scan_entries", "Entries walked by the last start-up scan", m.scan_entries.clone());
+        registry.register("scan_duration_seconds", "Duration of the last start-up scan", m.scan_seconds.clone());
+        registry.register("workspaces", "Workspaces watched", m.workspaces.clone());
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    pub fn error(&self, kind: &str) {
+        self.errors
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        prometheus_client::encoding::text::encode(&mut out, &self.registry)
+            .expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,269 @@
+//! The ingest thread: turns watcher signals into reconciles. It runs the start-up catch-up
+//! scan, holds in-place writes until they have settled, rescans on overflow or watcher error,
+//! and reconciles everything periodically to catch what the watcher missed.
+
+use crate::app::{App, Ws};
+use crate::watch::{Signal, Watch};
+use crate::workspace::{self, Workspace, CHECKPOINTS_DIR, HANDOFF_FILE, INBOX_DIR};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio_util::sync::CancellationToken;
+
+const QUEUE: usize = 65_536;
+const TICK: Duration = Duration::from_millis(200);
+
+/// Something waiting for its file to settle.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Item {
+    Handoff(PathBuf),
+    Checkpoint(PathBuf, String),
+    Discover(PathBuf),
+}
+
+struct Pipeline {
+    app: App,
+    rx: Receiver<Signal>,
+    overflow: Arc<AtomicBool>,
+    watch: Watch,
+    /// Item -> (deadline, first seen).
+    settling: HashMap<Item, (Instant, Instant)>,
+    shutdown: CancellationToken,
+}
+
+/// Starts watching every workspace, then the ingest thread (which scans first).
+pub fn spawn(app: App, shutdown: CancellationToken) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let (tx, rx) = sync_channel(QUEUE);
+    let overflow = Arc::new(AtomicBool::new(false));
+    let interval = app.config().poll.unwrap_or(Duration::from_secs(2));
+    let watch = Watch::new(tx, overflow.clone(), interval)?;
+    let mut pipeline = Pipeline { app, rx, overflow, watch, settling: HashMap::new(), shutdown };
+    for ws in pipeline.app.workspaces() {
+        pipeline.watch_workspace(&ws.ws);
+    }
+    for root in pipeline.app.roots().to_vec() {
+        let poll = pipeline.polled(&root);
+        if let Err(e) = pipeline.watch.add(&root, false, poll) {
+            tracing::error!(root = %root.display(), error = %e, "cannot watch workspace root");
+        }
+    }
+    let handle = std::thread::Builder::new()
+        .name("baton-ingest".into())
+        .spawn(move || pipeline.run())?;
+    Ok(handle)
+}
+
+impl Pipeline {
+    fn run(mut self) {
+        self.startup_scan();
+        let reconcile = self.app.config().reconcile;
+        let mut next_reconcile = Instant::now() + reconcile;
+        while !self.shutdown.is_cancelled() {
+            let now = Instant::now();
+            let due = self.settling.values().map(|(d, _)| *d).min();
+            let wait = due.map_or(TICK, |d| d.saturating_duration_since(now)).min(TICK);
+            match self.rx.recv_timeout(wait) {
+                Ok(signal) => self.on_signal(signal),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => break,
+            }
+            while let Ok(signal) = self.rx.try_recv() {
+                self.on_signal(signal);
+            }
+            if self.overflow.swap(false, Ordering::AcqRel) {
+                self.rescan("queue overflow");
+            }
+            self.fire_due();
+            if Instant::now() >= next_reconcile {
+                self.rescan("periodic reconcile");
+                next_reconcile = Instant::now() + reconcile;
+            }
+        }
+        tracing::info!("ingest stopped");
+    }
+
+    fn polled(&self, dir: &Path) -> bool {
+        self.app.config().poll.is_some() || workspace::is_network_fs(dir)
+    }
+
+    fn watch_workspace(&mut self, ws: &Workspace) {
+        let poll = self.polled(&ws.root);
+        if poll {
+            tracing::info!(workspace = %ws.name, "polling this workspace (network filesystem or poll_ms)");
+        }
+        let dirs = [(ws.root.clone(), false), (ws.checkpoints_dir(), false), (ws.inbox_dir(), true)];
+        for (dir, recursive) in dirs {
+            if dir.is_dir() {
+                if let Err(e) = self.watch.add(&dir, recursive, poll) {
+                    self.app.metrics().error("watch");
+                    tracing::error!(dir = %dir.display(), error = %e, "cannot watch; the periodic reconcile still covers it");
+                }
+            }
+        }
+        self.app.metrics().watches.set(self.watch.count() as i64);
+    }
+
+    fn startup_scan(&mut self) {
+        let started = Instant::now();
+        let mut entries = 0u64;
+        for ws in self.app.workspaces() {
+            entries += walkdir::WalkDir::new(&ws.ws.root).into_iter().filter_map(Result::ok).count() as u64;
+            self.reconcile_or_arm(&ws);
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let metrics = self.app.metrics();
+        metrics.scan_entries.set(entries as i64);
+        metrics.scan_seconds.set(seconds);
+        let rate = entries as f64 / seconds.max(1e-9);
+        tracing::info!(entries, seconds, rate = rate as u64, "start-up scan done");
+        self.app.set_ready();
+    }
+
+    /// Reconciles a workspace now, except a handoff.json still being written, which settles.
+    fn reconcile_or_arm(&mut self, ws: &Ws) {
+        let path = ws.ws.handoff_path();
+        match young(&path, self.app.config().settle) {
+            Some(wait) => self.arm(Item::Handoff(ws.ws.root.clone()), wait),
+            None => self.app.reconcile_handoff(ws, None),
+        }
+        self.app.reconcile_checkpoints(ws);
+    }
+
+    fn rescan(&mut self, reason: &str) {
+        self.app.metrics().rescans.inc();
+        tracing::info!(reason, "rescanning all workspaces");
+        for root in self.app.roots().to_vec() {
+            if let Ok(children) = std::fs::read_dir(&root) {
+                for child in children.flatten() {
+                    self.discover(&child.path());
+                }
+            }
+        }
+        for ws in self.app.workspaces() {
+            self.reconcile_or_arm(&ws);
+        }
+    }
+
+    fn on_signal(&mut self, signal: Signal) {
+        let (paths, renamed) = match signal {
+            Signal::Rescan => return self.rescan("watcher asked for it"),
+            Signal::Changed { paths, renamed } => (paths, renamed),
+        };
+        for path in paths {
+            let Some(item) = self.classify(&path) else { continue };
+            if renamed && !matches!(item, Item::Discover(_)) {
+                self.settling.remove(&item);
+                self.fire(item, Instant::now());
+            } else {
+                self.arm(item, self.app.config().settle);
+            }
+        }
+    }
+
+    /// Which agent file a changed path is, if any. The daemon's own files (decision.json,
+    /// temp files, .baton/) are not, so its writes never re-trigger processing.
+    fn classify(&mut self, path: &Path) -> Option<Item> {
+        let parent = path.parent()?;
+        let name = path.file_name()?.to_str()?;
+        if name.starts_with('.') {
+            return None;
+        }
+        if let Some(ws) = self.app.workspace_at(parent) {
+            match name {
+                HANDOFF_FILE => return Some(Item::Handoff(ws.ws.root.clone())),
+                CHECKPOINTS_DIR | INBOX_DIR if path.is_dir() => {
+                    // Created after start-up: watch it now and catch up on what is inside.
+                    self.watch_workspace(&ws.ws);
+                    self.app.reconcile_checkpoints(&ws);
+                }
+                _ => {}
+            }
+            return None;
+        }
+        if parent.file_name()? == CHECKPOINTS_DIR && name.ends_with(".json") {
+            let ws = self.app.workspace_at(parent.parent()?)?;
+            return Some(Item::Checkpoint(ws.ws.root.clone(), name.to_string()));
+        }
+        if self.app.roots().iter().any(|r| r == parent) {
+            return Some(Item::Discover(path.to_path_buf()));
+        }
+        None
+    }
+
+    fn arm(&mut self, item: Item, wait: Duration) {
+        let now = Instant::now();
+        let first = self.settling.get(&item).map_or(now, |(_, first)| *first);
+        self.settling.insert(item, (now + wait, first));
+    }
+
+    fn fire_due(&mut self) {
+        let now = Instant::now();
+        let due: Vec<(Item, Instant)> = self
+            .settling
+            .iter()
+            .filter(|(_, (deadline, _))| *deadline <= now)
+            .map(|(item, (_, first))| (item.clone(), *first))
+            .collect();
+        let settle = self.app.config().settle;
+        for (item, first) in due {
+            // Events can coalesce: trust the file's own mtime before calling it settled.
+            if let Some(wait) = self.path_of(&item).and_then(|p| young(&p, settle)) {
+                self.settling.insert(item, (now + wait, first));
+                continue;
+            }
+            self.settling.remove(&item);
+            self.fire(item, first);
+        }
+    }
+
+    fn path_of(&self, item: &Item) -> Option<PathBuf> {
+        match item {
+            Item::Handoff(root) => Some(root.join(HANDOFF_FILE)),
+            Item::Checkpoint(root, file) => Some(root.join(CHECKPOINTS_DIR).join(file)),
+            Item::Discover(_) => None,
+        }
+    }
+
+    fn fire(&mut self, item: Item, first_seen: Instant) {
+        match item {
+            Item::Handoff(root) => {
+                if let Some(ws) = self.app.workspace_at(&root) {
+                    self.app.reconcile_handoff(&ws, Some(first_seen));
+                }
+            }
+            Item::Checkpoint(root, file) => {
+                if let Some(ws) = self.app.workspace_at(&root) {
+                    self.app.reconcile_checkpoint(&ws, &file);
+                }
+            }
+            Item::Discover(dir) => self.discover(&dir),
+        }
+    }
+
+    /// A new folder under a root: if it is a workspace, adopt it.
+    fn discover(&mut self, dir: &Path) {
+        if !dir.is_dir() || !workspace::is_workspace(dir) {
+            return;
+        }
+        let Ok(ws) = Workspace::open(dir) else { return };
+        match self.app.add_workspace(ws.clone()) {
+            Ok(Some(added)) => {
+                tracing::info!(workspace = %ws.name, "new workspace");
+                self.watch_workspace(&ws);
+                self.reconcile_or_arm(&added);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(dir = %dir.display(), error = %e, "cannot open new workspace"),
+        }
+    }
+}
+
+/// `Some(remaining)` when the file was modified less than `window` ago.
+fn young(path: &Path, window: Duration) -> Option<Duration> {
+    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
+    let age = SystemTime::now().duration_since(modified).unwrap_or_default();
+    (age < window).then(|| window - age)
+}

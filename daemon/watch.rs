@@ -1,0 +1,89 @@
+//! File-system watching: notify's kernel watcher (inotify) or, for network mounts and
+//! `poll_ms > 0`, its polling watcher, turned into our own `Signal`s. The callback never
+//! blocks: it `try_send`s, and a full queue raises the overflow flag (a rescan follows).
+
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
+use notify::{PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What the watcher saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signal {
+    /// These paths changed. `renamed`: a rename put them in place (complete, read at once);
+    /// otherwise they may be mid-write and wait for the settle window.
+    Changed { paths: Vec<PathBuf>, renamed: bool },
+    /// Events may have been lost (kernel queue overflow or watcher error): rescan everything.
+    Rescan,
+}
+
+/// The watchers; dropping this stops all watching.
+pub struct Watch {
+    native: RecommendedWatcher,
+    poll: Option<PollWatcher>,
+    poll_interval: Duration,
+    tx: SyncSender<Signal>,
+    overflow: Arc<AtomicBool>,
+    count: usize,
+}
+
+impl Watch {
+    /// Starts an (empty) watch that reports into `tx`; `overflow` is raised when `tx` is full.
+    pub fn new(tx: SyncSender<Signal>, overflow: Arc<AtomicBool>, poll_interval: Duration) -> notify::Result<Watch> {
+        let native = notify::recommended_watcher(handler(tx.clone(), overflow.clone()))?;
+        Ok(Watch { native, poll: None, poll_interval, tx, overflow, count: 0 })
+    }
+
+    /// Watches `path`, by polling when `poll` is set.
+    pub fn add(&mut self, path: &Path, recursive: bool, poll: bool) -> notify::Result<()> {
+        let mode = if recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
+        if poll {
+            if self.poll.is_none() {
+                let config = notify::Config::default().with_poll_interval(self.poll_interval);
+                self.poll = Some(PollWatcher::new(handler(self.tx.clone(), self.overflow.clone()), config)?);
+            }
+            self.poll.as_mut().expect("created just above").watch(path, mode)?;
+        } else {
+            self.native.watch(path, mode)?;
+        }
+        self.count += 1;
+        Ok(())
+    }
+
+    /// How many folders are under watch.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+}
+
+fn handler(tx: SyncSender<Signal>, overflow: Arc<AtomicBool>) -> impl notify::EventHandler {
+    move |result: notify::Result<notify::Event>| {
+        let signal = match result {
+            Ok(event) if event.need_rescan() => Signal::Rescan,
+            Ok(event) => match classify(&event.kind) {
+                Some(renamed) if !event.paths.is_empty() => Signal::Changed { paths: event.paths, renamed },
+                _ => return,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "watcher error; rescanning");
+                Signal::Rescan
+            }
+        };
+        if tx.try_send(signal).is_err() {
+            overflow.store(true, Ordering::Release);
+        }
+    }
+}
+
+/// `Some(renamed)` for events that may change a file's content; `None` for noise (reads).
+fn classify(kind: &EventKind) -> Option<bool> {
+    match kind {
+        EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both)) => Some(true),
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(false),
+        EventKind::Access(_) => None,
+        _ => Some(false),
+    }
+}

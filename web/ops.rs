@@ -1,0 +1,33 @@
+//! Unauthenticated operations endpoints: health, metrics, the OpenAPI document.
+
+use super::ApiError;
+use crate::app::App;
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::Json;
+use serde_json::json;
+
+pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
+    Json(json!({
+        "status": "ok",
+        "ready": app.is_ready(),
+        "workspaces": app.workspaces().len(),
+    }))
+}
+
+pub async fn metrics(State(app): State<App>) -> impl IntoResponse {
+    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    ([(header::CONTENT_TYPE, content_type)], app.metrics().encode())
+}
+
+pub async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::NotFound("no such page or API endpoint; see /api/v1/openapi.json".into())
+}
