@@ -1,1 +1,9 @@
+//! baton's integration tests: one binary, one module per area (see `util` for the harness).
 
+mod util;
+
+mod audit;
+mod cli;
+mod corpus;
+mod e2e;
+mod paths;

@@ -1,0 +1,1 @@
+//! Bad-input corpus: every case asserts its exact error and that the daemon kept serving.

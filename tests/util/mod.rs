@@ -1,0 +1,264 @@
+//! Test support: a temporary folder with workspaces and a config, the real `baton` binary
+//! started on it (port 0), and agent-style file writers. Nothing here is mocked.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_baton");
+
+/// A generous bound for things that normally take milliseconds; only a hang reaches it.
+pub const PATIENCE: Duration = Duration::from_secs(20);
+
+/// A temp folder holding `baton.toml`, `data/` and a root `ws/` of workspaces.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub token: Option<String>,
+    extra_config: String,
+}
+
+impl TestEnv {
+    pub fn new() -> TestEnv {
+        TestEnv::with_config("")
+    }
+
+    /// `extra` is appended to the base config (users, agents, routes, limits...).
+    pub fn with_config(extra: &str) -> TestEnv {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::create_dir_all(dir.path().join("ws")).unwrap();
+        let env = TestEnv { dir, token: None, extra_config: extra.to_string() };
+        env.write_config();
+        env.init("alpha");
+        env
+    }
+
+    fn write_config(&self) {
+        let top = "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nworkspaces = [\"ws\"]\nsettle_ms = 300\n";
+        std::fs::write(self.config_path(), format!("{top}{}\n", self.extra_config)).unwrap();
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+    pub fn config_path(&self) -> PathBuf {
+        self.root().join("baton.toml")
+    }
+    pub fn ws(&self, name: &str) -> PathBuf {
+        self.root().join("ws").join(name)
+    }
+
+    /// Creates workspace `name` with `baton init`.
+    pub fn init(&self, name: &str) -> PathBuf {
+        let out = baton(&["init", self.ws(name).to_str().unwrap()]);
+        assert!(out.status.success(), "baton init failed: {out:?}");
+        self.ws(name)
+    }
+
+    /// Starts the daemon and waits until its start-up scan is done.
+    pub fn start(&mut self) -> Daemon {
+        let log = std::fs::File::create(self.root().join(format!("daemon-{}.log", now_ms()))).unwrap();
+        let mut child = Command::new(BIN)
+            .args(["serve", "--config", self.config_path().to_str().unwrap()])
+            .env("BATON_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawn baton serve");
+        let lines = read_lines(child.stdout.take().unwrap());
+        let deadline = Instant::now() + PATIENCE;
+        let mut url = None;
+        while url.is_none() {
+            let line = lines
+                .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                .unwrap_or_else(|_| panic!("daemon did not start; log in {}", self.root().display()));
+            if let Some(t) = line.trim().strip_prefix("baton_") {
+                self.token = Some(format!("baton_{t}"));
+            }
+            if let Some(u) = line.strip_prefix("baton: listening on ") {
+                url = Some(u.trim().to_string());
+            }
+        }
+        let daemon = Daemon { child, url: url.unwrap(), token: self.token.clone().expect("admin token printed on first start"), _lines: lines };
+        daemon.wait_until("start-up scan done", || daemon.health()["ready"] == true);
+        daemon
+    }
+}
+
+fn now_ms() -> u128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+}
+
+fn read_lines(out: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// A running daemon process.
+pub struct Daemon {
+    pub child: Child,
+    pub url: String,
+    pub token: String,
+    _lines: Receiver<String>,
+}
+
+impl Daemon {
+    pub fn health(&self) -> Value {
+        ureq::get(&format!("{}/healthz", self.url)).call().map(|r| r.into_json().unwrap()).unwrap_or(Value::Null)
+    }
+
+    /// GET with the admin token; returns (status, JSON body).
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        self.get_as(path, Some(&self.token))
+    }
+
+    pub fn get_as(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = ureq::get(&format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        into_pair(req.call())
+    }
+
+    pub fn post_as(&self, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
+        let mut req = ureq::post(&format!("{}{path}", self.url)).set("Content-Type", "application/json");
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        into_pair(req.send_string(body))
+    }
+
+    /// Decides `key` with the admin token.
+    pub fn decide(&self, key: &str, outcome: &str, comment: &str) -> (u16, Value) {
+        let body = serde_json::json!({ "outcome": outcome, "comment": comment }).to_string();
+        self.post_as(&format!("/api/v1/handoffs/{key}/decision"), Some(&self.token), &body)
+    }
+
+    /// The handoffs in `state` (pending, decided, all).
+    pub fn handoffs(&self, state: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/api/v1/handoffs?state={state}"));
+        assert_eq!(status, 200, "{body}");
+        body.as_array().cloned().unwrap_or_default()
+    }
+
+    /// Polls `check` until it holds; panics with `what` after PATIENCE.
+    pub fn wait_until(&self, what: &str, mut check: impl FnMut() -> bool) {
+        wait_until(what, &mut check)
+    }
+
+    pub fn metrics(&self) -> String {
+        ureq::get(&format!("{}/metrics", self.url)).call().unwrap().into_string().unwrap()
+    }
+
+    pub fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    pub fn stop(mut self) {
+        unsafe_kill(self.child.id(), "TERM");
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "daemon exited with {status}");
+    }
+
+    /// Asserts the daemon still serves.
+    pub fn assert_alive(&self) {
+        assert_eq!(self.health()["status"], "ok", "daemon stopped serving");
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn unsafe_kill(pid: u32, signal: &str) {
+    Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().unwrap();
+}
+
+fn into_pair(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
+    let response = match result {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("request failed: {e}"),
+    };
+    let status = response.status();
+    let text = response.into_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+pub fn wait_until(what: &str, check: &mut dyn FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+/// Runs the baton binary with `args`.
+pub fn baton(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).env("BATON_LOG", "warn").output().expect("run baton")
+}
+
+/// Writes the way careful agents do: a temp file in the same folder, then rename.
+pub fn write_atomic(path: &Path, bytes: &[u8]) {
+    let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().unwrap().to_string_lossy()));
+    std::fs::write(&tmp, bytes).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+/// Writes the way naive agents do: truncate in place, then a few chunks with pauses.
+pub fn write_in_place(path: &Path, bytes: &[u8], chunks: usize, pause: Duration) {
+    let mut file = std::fs::File::create(path).unwrap();
+    let size = bytes.len().div_ceil(chunks.max(1));
+    for chunk in bytes.chunks(size.max(1)) {
+        file.write_all(chunk).unwrap();
+        file.flush().unwrap();
+        std::thread::sleep(pause);
+    }
+}
+
+/// A minimal valid handoff with `id`.
+pub fn handoff(id: &str) -> Value {
+    serde_json::json!({
+        "handoff_version": "1.0",
+        "id": id,
+        "task_id": format!("task-{id}"),
+        "from_agent": "test-agent",
+        "title": format!("handoff {id}"),
+        "trigger": "low_confidence",
+        "confidence": 0.5,
+    })
+}
+
+pub fn bytes(v: &Value) -> Vec<u8> {
+    serde_json::to_vec_pretty(v).unwrap()
+}
+
+/// Reads `decision.json` of a workspace, if any.
+pub fn decision(ws: &Path) -> Option<Value> {
+    let bytes = std::fs::read(ws.join("decision.json")).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// The event types in a workspace's audit log, in order.
+pub fn event_types(ws: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string(ws.join(".baton/events.jsonl")).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].as_str().unwrap().to_string())
+        .collect()
+}
