@@ -59,6 +59,9 @@ pub fn spawn(app: App, shutdown: CancellationToken) -> anyhow::Result<std::threa
 impl Pipeline {
     fn run(mut self) {
         self.startup_scan();
+        // Ready once the files found young at start-up have settled and been processed too
+        // (bounded, in case writers never pause).
+        let mut ready_by = Some(Instant::now() + 2 * self.app.config().settle);
         let reconcile = self.app.config().reconcile;
         let mut next_reconcile = Instant::now() + reconcile;
         while !self.shutdown.is_cancelled() {
@@ -77,6 +80,10 @@ impl Pipeline {
                 self.rescan("queue overflow");
             }
             self.fire_due();
+            if ready_by.is_some_and(|by| self.settling.is_empty() || Instant::now() >= by) {
+                ready_by = None;
+                self.app.set_ready();
+            }
             if Instant::now() >= next_reconcile {
                 self.rescan("periodic reconcile");
                 next_reconcile = Instant::now() + reconcile;
@@ -119,7 +126,6 @@ impl Pipeline {
         metrics.scan_seconds.set(seconds);
         let rate = entries as f64 / seconds.max(1e-9);
         tracing::info!(entries, seconds, rate = rate as u64, "start-up scan done");
-        self.app.set_ready();
     }
 
     /// Reconciles a workspace now, except a handoff.json still being written, which settles.
