@@ -1,1 +1,104 @@
+//! The audit trail: `baton audit verify` passes an untouched log and names the line of any
+//! edit, removal or reordering, including at the end (caught by the daemon's anchor).
 
+use crate::util::{baton, bytes, handoff, write_atomic, TestEnv};
+use std::path::Path;
+
+/// A workspace whose log holds 5 events, with the daemon stopped.
+fn logged_env() -> TestEnv {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    let ws = env.ws("alpha");
+    for id in ["a1", "a2"] {
+        write_atomic(&ws.join("handoff.json"), &bytes(&handoff(id)));
+        d.wait_until(id, || d.handoffs("all").iter().any(|h| h["key"] == id));
+    }
+    assert_eq!(d.decide("a2", "approved", "").0, 200);
+    d.stop();
+    env
+}
+
+fn verify(env: &TestEnv) -> (i32, String) {
+    let out = baton(&["audit", "verify", env.ws("alpha").to_str().unwrap(), "--config", env.config_path().to_str().unwrap()]);
+    (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn edit_lines(ws: &Path, edit: impl FnOnce(&mut Vec<String>)) {
+    let path = ws.join(".baton/events.jsonl");
+    let mut lines: Vec<String> = std::fs::read_to_string(&path).unwrap().lines().map(String::from).collect();
+    edit(&mut lines);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn an_untouched_log_verifies() {
+    let env = logged_env();
+    let (code, out) = verify(&env);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("ok, 4 events, chain intact, end matches the daemon's anchor (event 4)"), "{out}");
+}
+
+#[test]
+fn an_edited_line_is_named() {
+    let env = logged_env();
+    edit_lines(&env.ws("alpha"), |l| l[1] = l[1].replace("task-a2", "task-zz").replace("a1", "a9"));
+    let (code, out) = verify(&env);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("line 2: edited: line 3 records a different hash for it\n"), "{out}");
+}
+
+#[test]
+fn a_removed_line_is_named() {
+    let env = logged_env();
+    edit_lines(&env.ws("alpha"), |l| {
+        l.remove(1);
+    });
+    let (code, out) = verify(&env);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("line 2: event 2..2 missing: line(s) removed before line 2\n"), "{out}");
+}
+
+#[test]
+fn reordered_lines_are_named() {
+    let env = logged_env();
+    edit_lines(&env.ws("alpha"), |l| l.swap(1, 2));
+    let (code, out) = verify(&env);
+    assert_eq!(code, 1);
+    assert!(out.contains("line 2: event 2..2 missing"), "{out}");
+    assert!(out.contains("line 3: event 2 is out of order (expected 4): lines reordered or duplicated"), "{out}");
+}
+
+#[test]
+fn a_removed_or_edited_last_line_is_caught_by_the_anchor() {
+    let env = logged_env();
+    let ws = env.ws("alpha");
+    let original = std::fs::read_to_string(ws.join(".baton/events.jsonl")).unwrap();
+    edit_lines(&ws, |l| {
+        l.pop();
+    });
+    let (code, out) = verify(&env);
+    assert_eq!(code, 1);
+    assert!(out.contains("the last 1 event(s) were removed: the daemon's anchor records event 4 but the log ends at 3"), "{out}");
+
+    std::fs::write(ws.join(".baton/events.jsonl"), &original).unwrap();
+    edit_lines(&ws, |l| *l.last_mut().unwrap() = l.last().unwrap().replace("approved", "rejected"));
+    let (code, out) = verify(&env);
+    assert_eq!(code, 1);
+    assert!(out.contains("line 4: edited: the daemon's anchor records a different hash for event 4"), "{out}");
+}
+
+#[test]
+fn a_torn_last_line_from_a_crash_is_cut_and_the_chain_goes_on() {
+    let mut env = logged_env();
+    let ws = env.ws("alpha");
+    let path = ws.join(".baton/events.jsonl");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("{\"seq\":5,\"prev\":\"ab");
+    std::fs::write(&path, text).unwrap();
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("a3")));
+    d.wait_until("a3", || d.handoffs("all").iter().any(|h| h["key"] == "a3"));
+    d.stop();
+    let (code, out) = verify(&env);
+    assert_eq!(code, 0, "{out}");
+}

@@ -3,6 +3,7 @@
 mod util;
 
 mod audit;
+mod auth;
 mod cli;
 mod corpus;
 mod e2e;
