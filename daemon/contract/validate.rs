@@ -123,10 +123,11 @@ fn accept<T: DeserializeOwned>(
     let value = json::parse(bytes, limits).map_err(|p| Rejected::only(p, sha256_hex(bytes)))?;
     let digest = sha256_hex(&json::canonical(&value));
     let text = std::str::from_utf8(bytes).expect("json::parse accepted only UTF-8");
-    let reject = |problems: Vec<Problem>, value: Value| Rejected {
-        problems: problems.into_iter().map(|p| positioned(text, p)).collect(),
-        value: Some(value),
-        digest: digest.clone(),
+    let reject = |problems: Vec<Problem>, value: Value| {
+        let mut problems: Vec<Problem> = problems.into_iter().map(|p| positioned(text, p)).collect();
+        // In file order, as a person reads them.
+        problems.sort_by_key(|p| (p.line, p.column));
+        Rejected { problems, value: Some(value), digest: digest.clone() }
     };
     if !value.is_object() {
         let found = schema::describe(&value);
