@@ -61,6 +61,12 @@ impl App {
                 let problems = vec![Problem::new("", "handoff.json must be a regular file: symlinks, folders and pipes are refused")];
                 (digest.clone(), Verdict::Invalid { key: digest.clone(), digest, task_id: String::new(), problems }, Vec::new())
             }
+            Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::PermissionDenied => {
+                let digest = sha256_hex(b"unreadable");
+                let why = "cannot read handoff.json: permission denied; make it readable by the daemon's user";
+                let problems = vec![Problem::new("", why)];
+                (digest.clone(), Verdict::Invalid { key: digest.clone(), digest, task_id: String::new(), problems }, Vec::new())
+            }
             Err(ReadError::Io(e)) => {
                 self.metrics().error("read");
                 tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot read handoff.json; will retry");

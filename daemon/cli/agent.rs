@@ -95,7 +95,7 @@ pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
 /// runs with: raw bytes, canonical JSON, or the size-only digest of an oversize file.
 fn digests_of(path: &Path) -> anyhow::Result<Vec<String>> {
     let size = std::fs::symlink_metadata(path)?.len();
-    let mut digests = vec![oversize_digest(size), sha256_hex(b"not-regular")];
+    let mut digests = vec![oversize_digest(size), sha256_hex(b"not-regular"), sha256_hex(b"unreadable")];
     if let Ok(Some(bytes)) = workspace::read_limited(path, 64 * 1024 * 1024) {
         digests.push(sha256_hex(&bytes));
         if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
