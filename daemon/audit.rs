@@ -52,7 +52,10 @@ impl AuditLog {
 
     /// Appends one event durably; returns its sequence number.
     pub fn append(&self, event: &Event) -> io::Result<u64> {
-        let mut head = self.head.lock().expect("audit mutex is never poisoned by a panic here");
+        let mut head = self
+            .head
+            .lock()
+            .expect("audit mutex is never poisoned by a panic here");
         let seq = head.seq + 1;
         let mut line = serde_json::to_string(&Line {
             seq,
@@ -91,10 +94,17 @@ fn sha256_hex(bytes: &[u8]) -> String {
 }
 
 fn read_head(path: &Path) -> io::Result<Anchor> {
-    let mut file = match std::fs::OpenOptions::new().read(true).write(true).open(path) {
+    let mut file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(Anchor { seq: 0, hash: GENESIS.into() })
+            return Ok(Anchor {
+                seq: 0,
+                hash: GENESIS.into(),
+            })
         }
         Err(e) => return Err(e),
     };
@@ -110,12 +120,21 @@ fn read_head(path: &Path) -> io::Result<Anchor> {
         tail.truncate(keep);
     }
     let Some(last) = tail.split(|b| *b == b'\n').rfind(|l| !l.is_empty()) else {
-        return Ok(Anchor { seq: 0, hash: GENESIS.into() });
+        return Ok(Anchor {
+            seq: 0,
+            hash: GENESIS.into(),
+        });
     };
     let chained: Chained = serde_json::from_slice(last).map_err(|e| {
-        io::Error::new(io::ErrorKind::InvalidData, format!("{}: last line is not an event: {e}", path.display()))
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: last line is not an event: {e}", path.display()),
+        )
     })?;
-    Ok(Anchor { seq: chained.seq, hash: sha256_hex(last) })
+    Ok(Anchor {
+        seq: chained.seq,
+        hash: sha256_hex(last),
+    })
 }
 
 /// What `baton audit verify` found.

@@ -12,7 +12,10 @@ pub enum Actor {
     /// A person (or an agent holding a reviewer's token): may decide.
     Reviewer { name: String, roles: Vec<String> },
     /// An agent: may read and write its workspaces' agent files, never decide.
-    Agent { name: String, workspaces: Vec<String> },
+    Agent {
+        name: String,
+        workspaces: Vec<String>,
+    },
 }
 
 impl Actor {
@@ -83,7 +86,9 @@ fn admin_token(data_dir: &Path) -> std::io::Result<(String, Option<String>)> {
     let path = data_dir.join(ADMIN_TOKEN_FILE);
     match std::fs::read_to_string(&path) {
         Ok(h) if h.trim().len() == 64 => return Ok((h.trim().to_ascii_lowercase(), None)),
-        Ok(_) => tracing::warn!(file = %path.display(), "admin token hash is malformed; making a new token"),
+        Ok(_) => {
+            tracing::warn!(file = %path.display(), "admin token hash is malformed; making a new token")
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e),
     }

@@ -27,6 +27,6 @@ pub mod pipeline;
 pub mod routing;
 pub mod run;
 pub mod watch;
-pub mod workspace;
 #[path = "../web/mod.rs"]
 pub mod web;
+pub mod workspace;

@@ -57,20 +57,44 @@ impl Default for Metrics {
             workspaces: Gauge::default(),
             registry: Registry::default(),
         };
-        registry.register("handoffs_decided", "Handoffs closed, by outcome", m.handoffs.clone());
-        registry.register("handoffs_received", "Handoffs received (new keys)", m.received.clone());
-        registry.register("handoffs_pending", "Handoffs waiting for a decision", m.pending.clone());
+        registry.register(
+            "handoffs_decided",
+            "Handoffs closed, by outcome",
+            m.handoffs.clone(),
+        );
+        registry.register(
+            "handoffs_received",
+            "Handoffs received (new keys)",
+            m.received.clone(),
+        );
+        registry.register(
+            "handoffs_pending",
+            "Handoffs waiting for a decision",
+            m.pending.clone(),
+        );
         registry.register(
             "ingest_latency_seconds",
             "Time from a handoff file change to the handoff being processed",
             m.ingest_seconds.clone(),
         );
-        registry.register("rescans", "Workspace rescans (overflow, watcher error, periodic)", m.rescans.clone());
+        registry.register(
+            "rescans",
+            "Workspace rescans (overflow, watcher error, periodic)",
+            m.rescans.clone(),
+        );
         registry.register("watches", "Folders under watch", m.watches.clone());
         registry.register("errors", "Errors, by kind", m.errors.clone());
         registry.register("events", "Events emitted, by type", m.events.clone());
-        registry.register("scan_entries", "Entries walked by the last start-up scan", m.scan_entries.clone());
-        registry.register("scan_duration_seconds", "Duration of the last start-up scan", m.scan_seconds.clone());
+        registry.register(
+            "scan_entries",
+            "Entries walked by the last start-up scan",
+            m.scan_entries.clone(),
+        );
+        registry.register(
+            "scan_duration_seconds",
+            "Duration of the last start-up scan",
+            m.scan_seconds.clone(),
+        );
         registry.register("workspaces", "Workspaces watched", m.workspaces.clone());
         Metrics { registry, ..m }
     }

@@ -40,7 +40,14 @@ pub fn spawn(app: App, shutdown: CancellationToken) -> anyhow::Result<std::threa
     let overflow = Arc::new(AtomicBool::new(false));
     let interval = app.config().poll.unwrap_or(Duration::from_secs(2));
     let watch = Watch::new(tx, overflow.clone(), interval)?;
-    let mut pipeline = Pipeline { app, rx, overflow, watch, settling: HashMap::new(), shutdown };
+    let mut pipeline = Pipeline {
+        app,
+        rx,
+        overflow,
+        watch,
+        settling: HashMap::new(),
+        shutdown,
+    };
     for ws in pipeline.app.workspaces() {
         pipeline.watch_workspace(&ws.ws);
     }
@@ -67,7 +74,9 @@ impl Pipeline {
         while !self.shutdown.is_cancelled() {
             let now = Instant::now();
             let due = self.settling.values().map(|(d, _)| *d).min();
-            let wait = due.map_or(TICK, |d| d.saturating_duration_since(now)).min(TICK);
+            let wait = due
+                .map_or(TICK, |d| d.saturating_duration_since(now))
+                .min(TICK);
             match self.rx.recv_timeout(wait) {
                 Ok(signal) => self.on_signal(signal),
                 Err(RecvTimeoutError::Timeout) => {}
@@ -101,7 +110,11 @@ impl Pipeline {
         if poll {
             tracing::info!(workspace = %ws.name, "polling this workspace (network filesystem or poll_ms)");
         }
-        let dirs = [(ws.root.clone(), false), (ws.checkpoints_dir(), false), (ws.inbox_dir(), true)];
+        let dirs = [
+            (ws.root.clone(), false),
+            (ws.checkpoints_dir(), false),
+            (ws.inbox_dir(), true),
+        ];
         for (dir, recursive) in dirs {
             if dir.is_dir() {
                 if let Err(e) = self.watch.add(&dir, recursive, poll) {
@@ -117,7 +130,10 @@ impl Pipeline {
         let started = Instant::now();
         let mut entries = 0u64;
         for ws in self.app.workspaces() {
-            entries += walkdir::WalkDir::new(&ws.ws.root).into_iter().filter_map(Result::ok).count() as u64;
+            entries += walkdir::WalkDir::new(&ws.ws.root)
+                .into_iter()
+                .filter_map(Result::ok)
+                .count() as u64;
             self.reconcile_or_arm(&ws);
         }
         let seconds = started.elapsed().as_secs_f64();
@@ -159,7 +175,9 @@ impl Pipeline {
             Signal::Changed { paths, renamed } => (paths, renamed),
         };
         for path in paths {
-            let Some(item) = self.classify(&path) else { continue };
+            let Some(item) = self.classify(&path) else {
+                continue;
+            };
             if renamed && !matches!(item, Item::Discover(_)) {
                 self.settling.remove(&item);
                 self.fire(item, Instant::now());
@@ -262,7 +280,9 @@ impl Pipeline {
                 self.reconcile_or_arm(&added);
             }
             Ok(None) => {}
-            Err(e) => tracing::error!(dir = %dir.display(), error = %e, "cannot open new workspace"),
+            Err(e) => {
+                tracing::error!(dir = %dir.display(), error = %e, "cannot open new workspace")
+            }
         }
     }
 }
@@ -270,6 +290,8 @@ impl Pipeline {
 /// `Some(remaining)` when the file was modified less than `window` ago.
 fn young(path: &Path, window: Duration) -> Option<Duration> {
     let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
-    let age = SystemTime::now().duration_since(modified).unwrap_or_default();
+    let age = SystemTime::now()
+        .duration_since(modified)
+        .unwrap_or_default();
     (age < window).then(|| window - age)
 }

@@ -17,8 +17,8 @@ pub fn route_for<'r>(routes: &'r [Route], handoff: &Handoff, ws: &str) -> Option
 }
 
 fn matches(route: &Route, handoff: &Handoff, ws: &str) -> bool {
-    let trigger_ok = route.triggers.is_empty()
-        || handoff.trigger.is_some_and(|t| route.triggers.contains(&t));
+    let trigger_ok =
+        route.triggers.is_empty() || handoff.trigger.is_some_and(|t| route.triggers.contains(&t));
     let labels_ok =
         route.labels.is_empty() || handoff.labels.iter().any(|l| route.labels.contains(l));
     let ws_ok = route.workspaces.is_empty() || route.workspaces.iter().any(|g| glob_match(g, ws));
@@ -40,10 +40,12 @@ pub fn may_decide(route: Option<&Route>, name: &str, roles: &[String]) -> bool {
     if listed.is_empty() {
         return roles.iter().any(|r| r == "reviewer");
     }
-    listed.iter().any(|entry| match entry.strip_prefix("role:") {
-        Some(role) => roles.iter().any(|r| r == role),
-        None => entry == name,
-    })
+    listed
+        .iter()
+        .any(|entry| match entry.strip_prefix("role:") {
+            Some(role) => roles.iter().any(|r| r == role),
+            None => entry == name,
+        })
 }
 
 /// The auto-approve policy: a completion handoff at or above the route's threshold.

@@ -32,20 +32,41 @@ pub struct Watch {
 
 impl Watch {
     /// Starts an (empty) watch that reports into `tx`; `overflow` is raised when `tx` is full.
-    pub fn new(tx: SyncSender<Signal>, overflow: Arc<AtomicBool>, poll_interval: Duration) -> notify::Result<Watch> {
+    pub fn new(
+        tx: SyncSender<Signal>,
+        overflow: Arc<AtomicBool>,
+        poll_interval: Duration,
+    ) -> notify::Result<Watch> {
         let native = notify::recommended_watcher(handler(tx.clone(), overflow.clone()))?;
-        Ok(Watch { native, poll: None, poll_interval, tx, overflow, count: 0 })
+        Ok(Watch {
+            native,
+            poll: None,
+            poll_interval,
+            tx,
+            overflow,
+            count: 0,
+        })
     }
 
     /// Watches `path`, by polling when `poll` is set.
     pub fn add(&mut self, path: &Path, recursive: bool, poll: bool) -> notify::Result<()> {
-        let mode = if recursive { RecursiveMode::Recursive } else { RecursiveMode::NonRecursive };
+        let mode = if recursive {
+            RecursiveMode::Recursive
+        } else {
+            RecursiveMode::NonRecursive
+        };
         if poll {
             if self.poll.is_none() {
                 let config = notify::Config::default().with_poll_interval(self.poll_interval);
-                self.poll = Some(PollWatcher::new(handler(self.tx.clone(), self.overflow.clone()), config)?);
+                self.poll = Some(PollWatcher::new(
+                    handler(self.tx.clone(), self.overflow.clone()),
+                    config,
+                )?);
             }
-            self.poll.as_mut().expect("created just above").watch(path, mode)?;
+            self.poll
+                .as_mut()
+                .expect("created just above")
+                .watch(path, mode)?;
         } else {
             self.native.watch(path, mode)?;
         }
@@ -64,7 +85,10 @@ fn handler(tx: SyncSender<Signal>, overflow: Arc<AtomicBool>) -> impl notify::Ev
         let signal = match result {
             Ok(event) if event.need_rescan() => Signal::Rescan,
             Ok(event) => match classify(&event.kind) {
-                Some(renamed) if !event.paths.is_empty() => Signal::Changed { paths: event.paths, renamed },
+                Some(renamed) if !event.paths.is_empty() => Signal::Changed {
+                    paths: event.paths,
+                    renamed,
+                },
                 _ => return,
             },
             Err(e) => {

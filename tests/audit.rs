@@ -19,13 +19,26 @@ fn logged_env() -> TestEnv {
 }
 
 fn verify(env: &TestEnv) -> (i32, String) {
-    let out = baton(&["audit", "verify", env.ws("alpha").to_str().unwrap(), "--config", env.config_path().to_str().unwrap()]);
-    (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned())
+    let out = baton(&[
+        "audit",
+        "verify",
+        env.ws("alpha").to_str().unwrap(),
+        "--config",
+        env.config_path().to_str().unwrap(),
+    ]);
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
 }
 
 fn edit_lines(ws: &Path, edit: impl FnOnce(&mut Vec<String>)) {
     let path = ws.join(".baton/events.jsonl");
-    let mut lines: Vec<String> = std::fs::read_to_string(&path).unwrap().lines().map(String::from).collect();
+    let mut lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(String::from)
+        .collect();
     edit(&mut lines);
     std::fs::write(&path, lines.join("\n") + "\n").unwrap();
 }
@@ -35,16 +48,24 @@ fn an_untouched_log_verifies() {
     let env = logged_env();
     let (code, out) = verify(&env);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("ok, 4 events, chain intact, end matches the daemon's anchor (event 4)"), "{out}");
+    assert!(
+        out.contains("ok, 4 events, chain intact, end matches the daemon's anchor (event 4)"),
+        "{out}"
+    );
 }
 
 #[test]
 fn an_edited_line_is_named() {
     let env = logged_env();
-    edit_lines(&env.ws("alpha"), |l| l[1] = l[1].replace("task-a2", "task-zz").replace("a1", "a9"));
+    edit_lines(&env.ws("alpha"), |l| {
+        l[1] = l[1].replace("task-a2", "task-zz").replace("a1", "a9")
+    });
     let (code, out) = verify(&env);
     assert_eq!(code, 1);
-    assert!(out.starts_with("line 2: edited: line 3 records a different hash for it\n"), "{out}");
+    assert!(
+        out.starts_with("line 2: edited: line 3 records a different hash for it\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -55,7 +76,10 @@ fn a_removed_line_is_named() {
     });
     let (code, out) = verify(&env);
     assert_eq!(code, 1);
-    assert!(out.starts_with("line 2: event 2..2 missing: line(s) removed before line 2\n"), "{out}");
+    assert!(
+        out.starts_with("line 2: event 2..2 missing: line(s) removed before line 2\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -65,7 +89,10 @@ fn reordered_lines_are_named() {
     let (code, out) = verify(&env);
     assert_eq!(code, 1);
     assert!(out.contains("line 2: event 2..2 missing"), "{out}");
-    assert!(out.contains("line 3: event 2 is out of order (expected 4): lines reordered or duplicated"), "{out}");
+    assert!(
+        out.contains("line 3: event 2 is out of order (expected 4): lines reordered or duplicated"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -81,10 +108,15 @@ fn a_removed_or_edited_last_line_is_caught_by_the_anchor() {
     assert!(out.contains("the last 1 event(s) were removed: the daemon's anchor records event 4 but the log ends at 3"), "{out}");
 
     std::fs::write(ws.join(".baton/events.jsonl"), &original).unwrap();
-    edit_lines(&ws, |l| *l.last_mut().unwrap() = l.last().unwrap().replace("approved", "rejected"));
+    edit_lines(&ws, |l| {
+        *l.last_mut().unwrap() = l.last().unwrap().replace("approved", "rejected")
+    });
     let (code, out) = verify(&env);
     assert_eq!(code, 1);
-    assert!(out.contains("line 4: edited: the daemon's anchor records a different hash for event 4"), "{out}");
+    assert!(
+        out.contains("line 4: edited: the daemon's anchor records a different hash for event 4"),
+        "{out}"
+    );
 }
 
 #[test]

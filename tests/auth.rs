@@ -51,40 +51,111 @@ fn the_api_answers_each_caller_with_the_right_status() {
     let approve = r#"{"outcome":"approved","comment":"ok"}"#;
 
     assert_eq!(d.get_as("/api/v1/handoffs", None).0, 401, "no credentials");
-    assert_eq!(d.get_as("/api/v1/handoffs", Some("wrong")).0, 401, "unknown token");
+    assert_eq!(
+        d.get_as("/api/v1/handoffs", Some("wrong")).0,
+        401,
+        "unknown token"
+    );
     assert_eq!(d.post_as(decide, None, approve).0, 401);
     let (status, body) = d.post_as(decide, Some("agent-token"), approve);
-    assert_eq!((status, body["error"].as_str().unwrap()), (403, "agent tokens cannot decide handoffs"));
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (403, "agent tokens cannot decide handoffs")
+    );
     let (status, body) = d.post_as(decide, Some("bob-token"), approve);
-    assert_eq!((status, body["error"].as_str().unwrap()), (403, "bob is not a reviewer on route \"engineering\""));
-    assert_eq!(d.post_as(decide, Some("alice-token"), "{\"outcome\":").0, 422, "malformed body");
-    assert_eq!(d.post_as(decide, Some("alice-token"), r#"{"outcome":"maybe"}"#).0, 422, "unknown outcome");
-    assert_eq!(d.post_as(decide, Some("alice-token"), r#"{"outcome":"withdrawn"}"#).0, 422, "not a reviewer outcome");
-    assert_eq!(d.post_as(decide, Some("alice-token"), r#"{"comment":"x"}"#).0, 422, "missing outcome");
-    assert_eq!(d.post_as("/api/v1/handoffs/nope/decision", Some("alice-token"), approve).0, 404);
+    assert_eq!(
+        (status, body["error"].as_str().unwrap()),
+        (403, "bob is not a reviewer on route \"engineering\"")
+    );
+    assert_eq!(
+        d.post_as(decide, Some("alice-token"), "{\"outcome\":").0,
+        422,
+        "malformed body"
+    );
+    assert_eq!(
+        d.post_as(decide, Some("alice-token"), r#"{"outcome":"maybe"}"#)
+            .0,
+        422,
+        "unknown outcome"
+    );
+    assert_eq!(
+        d.post_as(decide, Some("alice-token"), r#"{"outcome":"withdrawn"}"#)
+            .0,
+        422,
+        "not a reviewer outcome"
+    );
+    assert_eq!(
+        d.post_as(decide, Some("alice-token"), r#"{"comment":"x"}"#)
+            .0,
+        422,
+        "missing outcome"
+    );
+    assert_eq!(
+        d.post_as(
+            "/api/v1/handoffs/nope/decision",
+            Some("alice-token"),
+            approve
+        )
+        .0,
+        404
+    );
 
     let (status, body) = d.post_as(decide, Some("alice-token"), approve);
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["by"], "alice");
     assert_eq!(d.post_as(decide, Some("alice-token"), approve).0, 409);
     // Outside any route, any reviewer may decide.
-    assert_eq!(d.post_as("/api/v1/handoffs/beta-1/decision", Some("bob-token"), approve).0, 200);
+    assert_eq!(
+        d.post_as(
+            "/api/v1/handoffs/beta-1/decision",
+            Some("bob-token"),
+            approve
+        )
+        .0,
+        200
+    );
 
     // Agents see only their workspaces.
     let (status, seen) = d.get_as("/api/v1/handoffs?state=all", Some("agent-token"));
     assert_eq!(status, 200);
-    let workspaces: Vec<&str> = seen.as_array().unwrap().iter().map(|h| h["workspace"].as_str().unwrap()).collect();
+    let workspaces: Vec<&str> = seen
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["workspace"].as_str().unwrap())
+        .collect();
     assert_eq!(workspaces, ["alpha"]);
-    assert_eq!(d.get_as("/api/v1/handoffs/beta-1", Some("agent-token")).0, 404);
-    assert_eq!(d.get_as("/api/v1/handoffs?state=bogus", Some("alice-token")).0, 422);
+    assert_eq!(
+        d.get_as("/api/v1/handoffs/beta-1", Some("agent-token")).0,
+        404
+    );
+    assert_eq!(
+        d.get_as("/api/v1/handoffs?state=bogus", Some("alice-token"))
+            .0,
+        422
+    );
 
     // Health, metrics and the OpenAPI document need no credentials.
     assert_eq!(d.get_as("/healthz", None).0, 200);
-    assert_eq!(d.get_as("/api/v1/openapi.json", None).0, 200);
+    let (status, openapi) = d.get_as("/api/v1/openapi.json", None);
+    assert_eq!(
+        (status, &openapi["openapi"]),
+        (200, &serde_json::json!("3.1.0"))
+    );
+    assert!(openapi["paths"]["/api/v1/handoffs/{key}/decision"]["post"].is_object());
     let metrics = d.metrics();
-    assert!(metrics.contains("baton_handoffs_decided_total{outcome=\"approved\"} 2"), "{metrics}");
-    assert!(metrics.contains("baton_handoffs_received_total 2"), "{metrics}");
-    assert!(metrics.contains("baton_ingest_latency_seconds_count"), "{metrics}");
+    assert!(
+        metrics.contains("baton_handoffs_decided_total{outcome=\"approved\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("baton_handoffs_received_total 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("baton_ingest_latency_seconds_count"),
+        "{metrics}"
+    );
     assert!(metrics.contains("baton_workspaces 2"), "{metrics}");
 }
 

@@ -15,13 +15,31 @@ fn schema_prints_the_json_schema_of_each_document() {
     for (kind, required) in [
         ("handoff", vec!["from_agent", "handoff_version", "task_id"]),
         ("checkpoint", vec!["checkpoint_version", "step", "task_id"]),
-        ("decision", vec!["at", "by", "decision_version", "handoff_key", "outcome", "task_id"]),
+        (
+            "decision",
+            vec![
+                "at",
+                "by",
+                "decision_version",
+                "handoff_key",
+                "outcome",
+                "task_id",
+            ],
+        ),
     ] {
         let out = baton(&["schema", kind]);
         assert!(out.status.success());
         let schema: Value = serde_json::from_str(&stdout(&out)).unwrap();
-        assert_eq!(schema["$schema"], "https://json-schema.org/draft/2020-12/schema");
-        let mut got: Vec<&str> = schema["required"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(
+            schema["$schema"],
+            "https://json-schema.org/draft/2020-12/schema"
+        );
+        let mut got: Vec<&str> = schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect();
         got.sort();
         assert_eq!(got, required, "{kind}");
     }
@@ -31,7 +49,10 @@ fn schema_prints_the_json_schema_of_each_document() {
 #[test]
 fn validate_accepts_the_example_and_the_baseline_handoff_protocol_format() {
     let out = baton(&["validate", "workspace-example/handoff.json"]);
-    assert_eq!(stdout(&out), "valid handoff (handoff_version 1.1): key fix-retry-backoff-2291\n");
+    assert_eq!(
+        stdout(&out),
+        "valid handoff (handoff_version 1.1): key fix-retry-backoff-2291\n"
+    );
     let dir = tempfile::tempdir().unwrap();
     // The baseline format of the public Handoff Protocol proposal, unchanged.
     let baseline = json!({
@@ -57,7 +78,11 @@ fn validate_accepts_the_example_and_the_baseline_handoff_protocol_format() {
 fn validate_lists_every_problem_with_pointer_position_and_message() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("h.json");
-    std::fs::write(&file, "{\n  \"handoff_version\": \"1.0\",\n  \"task_id\": 7,\n  \"confidence\": 1.5\n}\n").unwrap();
+    std::fs::write(
+        &file,
+        "{\n  \"handoff_version\": \"1.0\",\n  \"task_id\": 7,\n  \"confidence\": 1.5\n}\n",
+    )
+    .unwrap();
     let out = baton(&["validate", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
@@ -73,22 +98,43 @@ fn submit_validates_then_writes_handoff_json_atomically() {
     let env = TestEnv::new();
     let ws = env.ws("alpha");
     let file = env.root().join("draft.json");
-    std::fs::write(&file, json!({"handoff_version": "1", "task_id": "t", "from_agent": "a", "id": "sub-1"}).to_string()).unwrap();
+    std::fs::write(
+        &file,
+        json!({"handoff_version": "1", "task_id": "t", "from_agent": "a", "id": "sub-1"})
+            .to_string(),
+    )
+    .unwrap();
     let out = baton(&["submit", ws.to_str().unwrap(), file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0));
     assert!(stdout(&out).starts_with("submitted sub-1 as "));
-    assert_eq!(std::fs::read(ws.join("handoff.json")).unwrap(), std::fs::read(&file).unwrap());
+    assert_eq!(
+        std::fs::read(ws.join("handoff.json")).unwrap(),
+        std::fs::read(&file).unwrap()
+    );
 
     let bad = env.root().join("bad.json");
     let doc = json!({"handoff_version": "1", "task_id": "t", "from_agent": "a", "artifacts": [{"path": "../../etc/passwd"}]});
     std::fs::write(&bad, doc.to_string()).unwrap();
     let out = baton(&["submit", ws.to_str().unwrap(), bad.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stdout(&out).contains("/artifacts/0/path"), "{}", stdout(&out));
-    assert_eq!(std::fs::read(ws.join("handoff.json")).unwrap(), std::fs::read(&file).unwrap(), "unchanged");
-    let not_ws = baton(&["submit", env.root().to_str().unwrap(), file.to_str().unwrap()]);
+    assert!(
+        stdout(&out).contains("/artifacts/0/path"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        std::fs::read(ws.join("handoff.json")).unwrap(),
+        std::fs::read(&file).unwrap(),
+        "unchanged"
+    );
+    let not_ws = baton(&[
+        "submit",
+        env.root().to_str().unwrap(),
+        file.to_str().unwrap(),
+    ]);
     assert_eq!(not_ws.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&not_ws.stderr).contains("has no .baton/ folder; create one with `baton init`"));
+    assert!(String::from_utf8_lossy(&not_ws.stderr)
+        .contains("has no .baton/ folder; create one with `baton init`"));
 }
 
 #[test]
@@ -99,7 +145,12 @@ fn init_scaffolds_a_workspace_and_is_idempotent() {
         let out = baton(&["init", ws.to_str().unwrap()]);
         assert!(out.status.success());
     }
-    for sub in ["inbox", "checkpoints", ".baton/handoffs", ".baton/workspace.toml"] {
+    for sub in [
+        "inbox",
+        "checkpoints",
+        ".baton/handoffs",
+        ".baton/workspace.toml",
+    ] {
         assert!(ws.join(sub).exists(), "{sub}");
     }
 }
@@ -113,21 +164,34 @@ fn hash_password_reads_stdin_and_prints_an_argon2id_hash() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(b"correct horse\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(out.status.success());
     let hash = stdout(&out).trim().to_string();
     assert!(hash.starts_with("$argon2id$"), "{hash}");
     let parsed = PasswordHash::new(&hash).unwrap();
-    assert!(argon2::Argon2::default().verify_password(b"correct horse", &parsed).is_ok());
+    assert!(argon2::Argon2::default()
+        .verify_password(b"correct horse", &parsed)
+        .is_ok());
 }
 
 #[test]
 fn configuration_errors_name_the_file_and_the_key() {
     let env = TestEnv::new();
     let cases = [
-        ("listen = \"nowhere\"\nworkspaces = [\"ws\"]\n", "listen: \"nowhere\" is not an address:port"),
-        ("workspaces = [\"ws\"]\ncolour = \"blue\"\n", "unknown field `colour`"),
+        (
+            "listen = \"nowhere\"\nworkspaces = [\"ws\"]\n",
+            "listen: \"nowhere\" is not an address:port",
+        ),
+        (
+            "workspaces = [\"ws\"]\ncolour = \"blue\"\n",
+            "unknown field `colour`",
+        ),
         ("workspaces = [\"missing\"]\n", "workspace entry"),
         (
             "workspaces = [\"ws\"]\n[[routes]]\nname = \"r\"\nreviewers = [\"ghost\"]\n",

@@ -1,7 +1,9 @@
 //! End to end: the real daemon on a temp folder, agents writing files the way they do, people
 //! deciding through the API, and the decision landing where the agent looks.
 
-use crate::util::{self, bytes, decision, event_types, handoff, write_atomic, write_in_place, TestEnv};
+use crate::util::{
+    self, bytes, decision, event_types, handoff, write_atomic, write_in_place, TestEnv,
+};
 use serde_json::json;
 use std::io::BufRead;
 use std::time::Duration;
@@ -12,7 +14,9 @@ fn atomic_handoff_is_received_decided_through_the_api_and_answered() {
     let d = env.start();
     let ws = env.ws("alpha");
     write_atomic(&ws.join("handoff.json"), &bytes(&handoff("h1")));
-    d.wait_until("h1 pending", || d.handoffs("pending").iter().any(|h| h["key"] == "h1"));
+    d.wait_until("h1 pending", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "h1")
+    });
 
     let listed = &d.handoffs("pending")[0];
     assert_eq!(listed["workspace"], "alpha");
@@ -34,8 +38,14 @@ fn atomic_handoff_is_received_decided_through_the_api_and_answered() {
     assert_eq!(answer["outcome"], "approved");
     assert_eq!(answer["comment"], "ship it");
     assert_eq!(answer["decision_version"], "1.0");
-    assert!(ws.join(".baton/handoffs/h1/decision.json").exists(), "archived");
-    assert!(ws.join(".baton/handoffs/h1/handoff.json").exists(), "archived");
+    assert!(
+        ws.join(".baton/handoffs/h1/decision.json").exists(),
+        "archived"
+    );
+    assert!(
+        ws.join(".baton/handoffs/h1/handoff.json").exists(),
+        "archived"
+    );
 
     let (status, again) = d.decide("h1", "rejected", "too late");
     assert_eq!(status, 409);
@@ -56,9 +66,20 @@ fn in_place_writer_is_read_only_after_the_file_settles() {
     let mut doc = handoff("slow");
     doc["summary"] = json!("x".repeat(2000));
     // Each pause is shorter than the 300 ms settle window, so the half-written file is never read.
-    write_in_place(&ws.join("handoff.json"), &bytes(&doc), 4, Duration::from_millis(100));
-    d.wait_until("slow pending", || d.handoffs("pending").iter().any(|h| h["key"] == "slow"));
-    assert_eq!(event_types(&ws), ["handoff.received"], "no invalid answer to a partial file");
+    write_in_place(
+        &ws.join("handoff.json"),
+        &bytes(&doc),
+        4,
+        Duration::from_millis(100),
+    );
+    d.wait_until("slow pending", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "slow")
+    });
+    assert_eq!(
+        event_types(&ws),
+        ["handoff.received"],
+        "no invalid answer to a partial file"
+    );
     assert!(decision(&ws).is_none());
 }
 
@@ -71,7 +92,10 @@ fn same_content_is_a_no_op_and_changed_content_is_a_revision() {
     write_atomic(&alpha.join("handoff.json"), &bytes(&doc));
     d.wait_until("rev pending", || d.handoffs("pending").len() == 1);
     // Same content, other formatting: the same handoff.
-    write_atomic(&alpha.join("handoff.json"), serde_json::to_string(&doc).unwrap().as_bytes());
+    write_atomic(
+        &alpha.join("handoff.json"),
+        serde_json::to_string(&doc).unwrap().as_bytes(),
+    );
     let mut revised = doc.clone();
     revised["confidence"] = json!(0.9);
     // A marker in another workspace: ingest is ordered, so once it is in, alpha's rewrite was handled.
@@ -80,10 +104,18 @@ fn same_content_is_a_no_op_and_changed_content_is_a_revision() {
     assert_eq!(event_types(&alpha), ["handoff.received"]);
 
     write_atomic(&alpha.join("handoff.json"), &bytes(&revised));
-    d.wait_until("revision 2", || d.get("/api/v1/handoffs/rev").1["revision"] == 2);
-    assert_eq!(d.get("/api/v1/handoffs/rev").1["handoff"]["confidence"], 0.9);
+    d.wait_until("revision 2", || {
+        d.get("/api/v1/handoffs/rev").1["revision"] == 2
+    });
+    assert_eq!(
+        d.get("/api/v1/handoffs/rev").1["handoff"]["confidence"],
+        0.9
+    );
     assert_eq!(event_types(&alpha), ["handoff.received", "handoff.revised"]);
-    assert!(alpha.join(".baton/handoffs/rev/rev-1.json").exists(), "old revision archived");
+    assert!(
+        alpha.join(".baton/handoffs/rev/rev-1.json").exists(),
+        "old revision archived"
+    );
 }
 
 #[test]
@@ -94,14 +126,19 @@ fn a_new_key_withdraws_the_pending_handoff_of_the_workspace() {
     write_atomic(&ws.join("handoff.json"), &bytes(&handoff("first")));
     d.wait_until("first", || d.handoffs("pending").len() == 1);
     write_atomic(&ws.join("handoff.json"), &bytes(&handoff("second")));
-    d.wait_until("second", || d.handoffs("pending").iter().any(|h| h["key"] == "second"));
+    d.wait_until("second", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "second")
+    });
     let first = d.get("/api/v1/handoffs/first").1;
     assert_eq!(first["state"], "decided");
     assert_eq!(first["decision"]["outcome"], "withdrawn");
     assert_eq!(first["decision"]["by"], "system");
     assert_eq!(first["decision"]["comment"], "superseded by second");
     assert_eq!(d.handoffs("pending").len(), 1);
-    assert!(decision(&ws).is_none(), "the root decision.json answers only the handoff in place");
+    assert!(
+        decision(&ws).is_none(),
+        "the root decision.json answers only the handoff in place"
+    );
 }
 
 #[test]
@@ -110,7 +147,11 @@ fn wait_exits_with_the_code_of_the_outcome() {
     let d = env.start();
     let ws = env.ws("alpha");
     let dir = ws.to_str().unwrap();
-    for (id, outcome, code) in [("w-rej", "rejected", 3), ("w-chg", "changes_requested", 4), ("w-ok", "approved", 0)] {
+    for (id, outcome, code) in [
+        ("w-rej", "rejected", 3),
+        ("w-chg", "changes_requested", 4),
+        ("w-ok", "approved", 0),
+    ] {
         write_atomic(&ws.join("handoff.json"), &bytes(&handoff(id)));
         d.wait_until(id, || d.handoffs("pending").iter().any(|h| h["key"] == id));
         let timed_out = util::baton(&["wait", dir, "--timeout", "0.2"]);
@@ -128,7 +169,12 @@ fn wait_exits_with_the_code_of_the_outcome() {
     assert_eq!(invalid.status.code(), Some(5));
     assert_eq!(util::baton(&["wait"]).status.code(), Some(2), "usage error");
     let missing = env.init("empty");
-    assert_eq!(util::baton(&["wait", missing.to_str().unwrap()]).status.code(), Some(1));
+    assert_eq!(
+        util::baton(&["wait", missing.to_str().unwrap()])
+            .status
+            .code(),
+        Some(1)
+    );
 }
 
 #[test]
@@ -142,13 +188,25 @@ fn handoffs_written_while_down_are_processed_exactly_once_after_restart() {
 
     write_atomic(&beta.join("handoff.json"), &bytes(&handoff("while-down")));
     let d = env.start();
-    let keys: Vec<String> = d.handoffs("pending").iter().map(|h| h["key"].as_str().unwrap().to_string()).collect();
-    assert_eq!(keys, ["before", "while-down"], "ready means the catch-up scan is done");
+    let keys: Vec<String> = d
+        .handoffs("pending")
+        .iter()
+        .map(|h| h["key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        keys,
+        ["before", "while-down"],
+        "ready means the catch-up scan is done"
+    );
     d.stop();
 
     let d = env.start();
     assert_eq!(d.handoffs("all").len(), 2);
-    assert_eq!(event_types(&alpha), ["handoff.received"], "unchanged across two restarts");
+    assert_eq!(
+        event_types(&alpha),
+        ["handoff.received"],
+        "unchanged across two restarts"
+    );
     assert_eq!(event_types(&beta), ["handoff.received"]);
 }
 
@@ -160,12 +218,17 @@ fn kill_9_during_a_decision_leaves_it_whole_or_absent_and_redoable() {
         let id = format!("crash-{round}");
         let d = env.start();
         write_atomic(&ws.join("handoff.json"), &bytes(&handoff(&id)));
-        d.wait_until("pending", || d.handoffs("pending").iter().any(|h| h["key"] == id.as_str()));
+        d.wait_until("pending", || {
+            d.handoffs("pending")
+                .iter()
+                .any(|h| h["key"] == id.as_str())
+        });
         let (url, token, key) = (d.url.clone(), d.token.clone(), id.clone());
         let request = std::thread::spawn(move || {
             ureq::post(&format!("{url}/api/v1/handoffs/{key}/decision"))
                 .set("Authorization", &format!("Bearer {token}"))
                 .send_string(r#"{"outcome":"approved","comment":"racing a crash"}"#)
+                .is_ok()
         });
         // Kill at a different point of the decision each round.
         std::thread::sleep(Duration::from_micros(round * 700));
@@ -173,15 +236,24 @@ fn kill_9_during_a_decision_leaves_it_whole_or_absent_and_redoable() {
         let _ = request.join();
 
         let d = env.start();
-        let state = d.get(&format!("/api/v1/handoffs/{id}")).1["state"].as_str().unwrap().to_string();
+        let state = d.get(&format!("/api/v1/handoffs/{id}")).1["state"]
+            .as_str()
+            .unwrap()
+            .to_string();
         if state == "pending" {
-            assert_eq!(d.decide(&id, "approved", "again").0, 200, "absent decision is re-doable");
+            assert_eq!(
+                d.decide(&id, "approved", "again").0,
+                200,
+                "absent decision is re-doable"
+            );
         }
         let answer = decision(&ws).expect("decision.json is whole after recovery");
         assert_eq!(answer["handoff_key"], id.as_str());
         assert_eq!(answer["outcome"], "approved");
-        let archived: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(ws.join(format!(".baton/handoffs/{id}/decision.json"))).unwrap()).unwrap();
+        let archived: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(ws.join(format!(".baton/handoffs/{id}/decision.json"))).unwrap(),
+        )
+        .unwrap();
         assert_eq!(archived, answer);
         d.stop();
     }
@@ -197,11 +269,19 @@ fn the_event_stream_carries_each_event_as_it_happens() {
         .unwrap();
     assert_eq!(stream.header("content-type"), Some("text/event-stream"));
     let mut lines = std::io::BufReader::new(stream.into_reader()).lines();
-    write_atomic(&env.ws("alpha").join("handoff.json"), &bytes(&handoff("sse")));
-    let event_line = lines.by_ref().map_while(Result::ok).find(|l| l.starts_with("event:")).unwrap();
+    write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &bytes(&handoff("sse")),
+    );
+    let event_line = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("event:"))
+        .unwrap();
     assert_eq!(event_line, "event: handoff.received");
     let data = lines.next().unwrap().unwrap();
-    let event: serde_json::Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+    let event: serde_json::Value =
+        serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
     assert_eq!(event["type"], "handoff.received");
     assert_eq!(event["key"], "sse");
     assert_eq!(event["workspace"], "alpha");
@@ -214,7 +294,11 @@ fn a_workspace_created_under_a_root_while_running_is_adopted() {
     let d = env.start();
     let late = env.init("late");
     write_atomic(&late.join("handoff.json"), &bytes(&handoff("late-1")));
-    d.wait_until("late workspace adopted", || d.handoffs("pending").iter().any(|h| h["workspace"] == "late"));
+    d.wait_until("late workspace adopted", || {
+        d.handoffs("pending")
+            .iter()
+            .any(|h| h["workspace"] == "late")
+    });
     assert_eq!(d.health()["workspaces"], 2);
 }
 
@@ -222,7 +306,10 @@ fn a_workspace_created_under_a_root_while_running_is_adopted() {
 fn polling_mode_sees_changes_without_kernel_events() {
     let mut env = TestEnv::with_config("poll_ms = 100");
     let d = env.start();
-    write_atomic(&env.ws("alpha").join("handoff.json"), &bytes(&handoff("polled")));
+    write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &bytes(&handoff("polled")),
+    );
     d.wait_until("polled handoff", || d.handoffs("pending").len() == 1);
 }
 
@@ -235,13 +322,35 @@ fn checkpoints_show_where_the_task_stopped() {
         let cp = json!({"checkpoint_version": "1.0", "task_id": "task-cp", "step": step, "summary": format!("step {step}")});
         write_atomic(&ws.join(format!("checkpoints/{step:03}.json")), &bytes(&cp));
     }
-    write_atomic(&ws.join("checkpoints/bad.json"), br#"{"checkpoint_version": "1.0", "task_id": "task-cp"}"#);
+    write_atomic(
+        &ws.join("checkpoints/bad.json"),
+        br#"{"checkpoint_version": "1.0", "task_id": "task-cp"}"#,
+    );
     write_atomic(&ws.join("handoff.json"), &bytes(&handoff("cp")));
-    d.wait_until("3 checkpoints", || d.get("/api/v1/handoffs/cp").1["checkpoints"].as_array().is_some_and(|c| c.len() == 3));
+    d.wait_until("3 checkpoints", || {
+        d.get("/api/v1/handoffs/cp").1["checkpoints"]
+            .as_array()
+            .is_some_and(|c| c.len() == 3)
+    });
     let detail = d.get("/api/v1/handoffs/cp").1;
-    let steps: Vec<u64> = detail["checkpoints"].as_array().unwrap().iter().map(|c| c["step"].as_u64().unwrap()).collect();
-    assert_eq!(steps, [1, 2, 3], "timeline, oldest first; the last is where it stopped");
-    assert_eq!(detail["checkpoint_errors"]["bad.json"][0]["pointer"], "/step");
-    let written = event_types(&ws).iter().filter(|t| *t == "checkpoint.written").count();
+    let steps: Vec<u64> = detail["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        [1, 2, 3],
+        "timeline, oldest first; the last is where it stopped"
+    );
+    assert_eq!(
+        detail["checkpoint_errors"]["bad.json"][0]["pointer"],
+        "/step"
+    );
+    let written = event_types(&ws)
+        .iter()
+        .filter(|t| *t == "checkpoint.written")
+        .count();
     assert_eq!(written, 3);
 }

@@ -26,19 +26,46 @@ fn tree() -> (tempfile::TempDir, PathBuf) {
 #[test]
 fn known_paths_resolve_or_are_refused_with_the_reason() {
     let (_top, root) = tree();
-    assert_eq!(resolve(&root, "inbox/a.txt").unwrap(), root.join("inbox/a.txt"));
-    assert_eq!(resolve(&root, "link_in/sub/b.txt").unwrap(), root.join("inbox/sub/b.txt"));
-    assert_eq!(resolve(&root, "./inbox/a.txt").unwrap(), root.join("inbox/a.txt"));
+    assert_eq!(
+        resolve(&root, "inbox/a.txt").unwrap(),
+        root.join("inbox/a.txt")
+    );
+    assert_eq!(
+        resolve(&root, "link_in/sub/b.txt").unwrap(),
+        root.join("inbox/sub/b.txt")
+    );
+    assert_eq!(
+        resolve(&root, "./inbox/a.txt").unwrap(),
+        root.join("inbox/a.txt")
+    );
     let refused = |p: &str| resolve(&root, p).unwrap_err().to_string();
-    assert_eq!(refused("../outside/secret.txt"), "path \"../outside/secret.txt\" contains \"..\" and would leave the workspace");
+    assert_eq!(
+        refused("../outside/secret.txt"),
+        "path \"../outside/secret.txt\" contains \"..\" and would leave the workspace"
+    );
     assert_eq!(refused("/etc/passwd"), "path \"/etc/passwd\" is absolute; give a path relative to the workspace, e.g. inbox/report.md");
-    assert_eq!(refused("link_out/secret.txt"), "path \"link_out/secret.txt\" resolves through a symlink to a place outside the workspace");
-    assert_eq!(refused("inbox/up"), "path \"inbox/up\" resolves through a symlink to a place outside the workspace");
-    assert_eq!(refused("dangling"), "path \"dangling\" resolves through a symlink to a place outside the workspace");
-    assert_eq!(resolve(&root, "inbox/none.txt"), Err(PathError::Missing("inbox/none.txt".into())));
+    assert_eq!(
+        refused("link_out/secret.txt"),
+        "path \"link_out/secret.txt\" resolves through a symlink to a place outside the workspace"
+    );
+    assert_eq!(
+        refused("inbox/up"),
+        "path \"inbox/up\" resolves through a symlink to a place outside the workspace"
+    );
+    assert_eq!(
+        refused("dangling"),
+        "path \"dangling\" resolves through a symlink to a place outside the workspace"
+    );
+    assert_eq!(
+        resolve(&root, "inbox/none.txt"),
+        Err(PathError::Missing("inbox/none.txt".into()))
+    );
     assert_eq!(refused(""), "path is empty");
     assert_eq!(refused("inbox/\0x"), "path contains a NUL byte");
-    assert_eq!(refused("C:\\x"), "path \"C:\\x\" is absolute; give a path relative to the workspace, e.g. inbox/report.md");
+    assert_eq!(
+        refused("C:\\x"),
+        "path \"C:\\x\" is absolute; give a path relative to the workspace, e.g. inbox/report.md"
+    );
 }
 
 fn component() -> impl Strategy<Value = String> {

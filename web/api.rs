@@ -19,11 +19,16 @@ pub async fn list(
     Caller(actor): Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Summary>>, ApiError> {
-    let Query(query) = query.map_err(|_| ApiError::Unprocessable("state must be pending, decided or all".into()))?;
+    let Query(query) = query
+        .map_err(|_| ApiError::Unprocessable("state must be pending, decided or all".into()))?;
     Ok(Json(app.list(query.state, &actor)))
 }
 
-pub async fn get(State(app): State<App>, Caller(actor): Caller, Path(key): Path<String>) -> Result<Json<Detail>, ApiError> {
+pub async fn get(
+    State(app): State<App>,
+    Caller(actor): Caller,
+    Path(key): Path<String>,
+) -> Result<Json<Detail>, ApiError> {
     app.get(&key, &actor)
         .map(Json)
         .ok_or_else(|| ApiError::NotFound(format!("no handoff with key \"{key}\"")))

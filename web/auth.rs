@@ -17,9 +17,14 @@ impl FromRequestParts<App> for Caller {
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(str::trim)
             .ok_or(ApiError::Unauthorized)?;
-        app.authenticate(token).map(Caller).ok_or(ApiError::Unauthorized)
+        app.authenticate(token)
+            .map(Caller)
+            .ok_or(ApiError::Unauthorized)
     }
 }

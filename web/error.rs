@@ -28,8 +28,12 @@ impl IntoResponse for ApiError {
         let message = self.to_string();
         let (status, extra) = match &self {
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, None),
-            ApiError::Forbidden(_) | ApiError::Decide(DecideError::Forbidden(_)) => (StatusCode::FORBIDDEN, None),
-            ApiError::NotFound(_) | ApiError::Decide(DecideError::NotFound(_)) => (StatusCode::NOT_FOUND, None),
+            ApiError::Forbidden(_) | ApiError::Decide(DecideError::Forbidden(_)) => {
+                (StatusCode::FORBIDDEN, None)
+            }
+            ApiError::NotFound(_) | ApiError::Decide(DecideError::NotFound(_)) => {
+                (StatusCode::NOT_FOUND, None)
+            }
             ApiError::Decide(DecideError::Conflict(d)) => (StatusCode::CONFLICT, Some(json!(d))),
             ApiError::Unprocessable(_) | ApiError::Decide(DecideError::Unprocessable(_)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, None)
@@ -50,7 +54,9 @@ impl IntoResponse for ApiError {
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             let challenge = header::HeaderValue::from_static("Bearer realm=\"baton\"");
-            response.headers_mut().insert(header::WWW_AUTHENTICATE, challenge);
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
         }
         response
     }

@@ -4,6 +4,7 @@
 mod api;
 mod auth;
 mod error;
+mod openapi;
 mod ops;
 mod sse;
 

@@ -18,14 +18,14 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
 
 pub async fn metrics(State(app): State<App>) -> impl IntoResponse {
     let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    ([(header::CONTENT_TYPE, content_type)], app.metrics().encode())
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        app.metrics().encode(),
+    )
 }
 
 pub async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
-    )
+    Json(super::openapi::document())
 }
 
 pub async fn not_found() -> ApiError {

@@ -40,18 +40,31 @@ const MAX_COMMENT: usize = 64 * 1024;
 
 impl App {
     /// A reviewer decides a pending handoff.
-    pub fn decide(&self, key: &str, req: DecisionRequest, actor: &Actor) -> Result<Decision, DecideError> {
-        let reviewer_outcomes = [Outcome::Approved, Outcome::Rejected, Outcome::ChangesRequested];
+    pub fn decide(
+        &self,
+        key: &str,
+        req: DecisionRequest,
+        actor: &Actor,
+    ) -> Result<Decision, DecideError> {
+        let reviewer_outcomes = [
+            Outcome::Approved,
+            Outcome::Rejected,
+            Outcome::ChangesRequested,
+        ];
         if !reviewer_outcomes.contains(&req.outcome) {
             return Err(DecideError::Unprocessable(
                 "outcome must be \"approved\", \"rejected\" or \"changes_requested\"".into(),
             ));
         }
         if req.comment.as_ref().is_some_and(|c| c.len() > MAX_COMMENT) {
-            return Err(DecideError::Unprocessable(format!("comment is over {MAX_COMMENT} bytes")));
+            return Err(DecideError::Unprocessable(format!(
+                "comment is over {MAX_COMMENT} bytes"
+            )));
         }
         let Actor::Reviewer { name, roles } = actor else {
-            return Err(DecideError::Forbidden("agent tokens cannot decide handoffs".into()));
+            return Err(DecideError::Forbidden(
+                "agent tokens cannot decide handoffs".into(),
+            ));
         };
         let not_found = || DecideError::NotFound(key.to_string());
         let ws_name = self.keys().get(key).cloned().ok_or_else(not_found)?;
@@ -64,7 +77,9 @@ impl App {
         let route = crate::routing::route_for(&self.config().routes, &rec.handoff, &ws_name);
         if !crate::routing::may_decide(route, name, roles) {
             let on = route.map_or("any route".to_string(), |r| format!("route \"{}\"", r.name));
-            return Err(DecideError::Forbidden(format!("{name} is not a reviewer on {on}")));
+            return Err(DecideError::Forbidden(format!(
+                "{name} is not a reviewer on {on}"
+            )));
         }
         Ok(self.settle(&ws, &mut st, key, req.outcome, name, req.comment, None)?)
     }
@@ -81,7 +96,10 @@ impl App {
         comment: Option<String>,
         to_agent: Option<String>,
     ) -> io::Result<Decision> {
-        let rec = st.records.get_mut(key).expect("settle is called for a known key");
+        let rec = st
+            .records
+            .get_mut(key)
+            .expect("settle is called for a known key");
         let decision = Decision {
             decision_version: DECISION_VERSION.into(),
             handoff_key: key.to_string(),
@@ -112,7 +130,10 @@ impl App {
         let data = json!({
             "task_id": decision.task_id, "outcome": outcome, "by": by, "comment": decision.comment,
         });
-        self.emit(ws, Event::new(EventType::HandoffDecided, &ws.ws.name, Some(key), data));
+        self.emit(
+            ws,
+            Event::new(EventType::HandoffDecided, &ws.ws.name, Some(key), data),
+        );
         Ok(decision)
     }
 }

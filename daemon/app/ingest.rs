@@ -14,7 +14,7 @@ use std::time::Instant;
 
 /// What a handoff.json turned out to be.
 enum Verdict {
-    Valid(Accepted<Handoff>),
+    Valid(Box<Accepted<Handoff>>),
     Invalid {
         key: String,
         digest: String,
@@ -34,14 +34,17 @@ impl App {
     pub fn reconcile_handoff(&self, ws: &Ws, seen: Option<Instant>) {
         let mut st = ws.lock();
         let limits = self.config().limits;
-        let (raw_sha, verdict, text) = match workspace::read_limited(&ws.ws.handoff_path(), limits.max_bytes) {
+        let (raw_sha, verdict, text) = match workspace::read_limited(
+            &ws.ws.handoff_path(),
+            limits.max_bytes,
+        ) {
             Ok(None) => {
                 st.current = None;
                 return;
             }
             Ok(Some(bytes)) => {
                 let verdict = match validate::handoff(&bytes, &limits) {
-                    Ok(accepted) => Verdict::Valid(accepted),
+                    Ok(accepted) => Verdict::Valid(Box::new(accepted)),
                     Err(r) => Verdict::Invalid {
                         key: validate::rejected_key(&r),
                         task_id: r.field("task_id").unwrap_or_default().to_string(),
@@ -54,18 +57,48 @@ impl App {
             Err(ReadError::TooLarge { size, .. }) => {
                 let digest = oversize_digest(size);
                 let problems = vec![json::too_large(size, &limits)];
-                (digest.clone(), Verdict::Invalid { key: digest.clone(), digest, task_id: String::new(), problems }, Vec::new())
+                (
+                    digest.clone(),
+                    Verdict::Invalid {
+                        key: digest.clone(),
+                        digest,
+                        task_id: String::new(),
+                        problems,
+                    },
+                    Vec::new(),
+                )
             }
             Err(ReadError::NotRegular) => {
                 let digest = sha256_hex(b"not-regular");
-                let problems = vec![Problem::new("", "handoff.json must be a regular file: symlinks, folders and pipes are refused")];
-                (digest.clone(), Verdict::Invalid { key: digest.clone(), digest, task_id: String::new(), problems }, Vec::new())
+                let problems = vec![Problem::new(
+                    "",
+                    "handoff.json must be a regular file: symlinks, folders and pipes are refused",
+                )];
+                (
+                    digest.clone(),
+                    Verdict::Invalid {
+                        key: digest.clone(),
+                        digest,
+                        task_id: String::new(),
+                        problems,
+                    },
+                    Vec::new(),
+                )
             }
             Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::PermissionDenied => {
                 let digest = sha256_hex(b"unreadable");
                 let why = "cannot read handoff.json: permission denied; make it readable by the daemon's user";
                 let problems = vec![Problem::new("", why)];
-                (digest.clone(), Verdict::Invalid { key: digest.clone(), digest, task_id: String::new(), problems }, Vec::new())
+                (
+                    digest.clone(),
+                    Verdict::Invalid {
+                        key: digest.clone(),
+                        digest,
+                        task_id: String::new(),
+                        problems,
+                    },
+                    Vec::new(),
+                )
             }
             Err(ReadError::Io(e)) => {
                 self.metrics().error("read");
@@ -77,16 +110,26 @@ impl App {
             return;
         }
         let result = match verdict {
-            Verdict::Valid(accepted) => self.accept(ws, &mut st, accepted, &text, &raw_sha),
-            Verdict::Invalid { key, digest, task_id, problems } => {
-                st.current = Some(Current { raw_sha: raw_sha.clone(), key: key.clone() });
+            Verdict::Valid(accepted) => self.accept(ws, &mut st, *accepted, &text, &raw_sha),
+            Verdict::Invalid {
+                key,
+                digest,
+                task_id,
+                problems,
+            } => {
+                st.current = Some(Current {
+                    raw_sha: raw_sha.clone(),
+                    key: key.clone(),
+                });
                 self.answer_invalid(ws, &key, &digest, &task_id, problems)
             }
         };
         match result {
             Ok(()) => {
                 if let Some(seen) = seen {
-                    self.metrics().ingest_seconds.observe(seen.elapsed().as_secs_f64());
+                    self.metrics()
+                        .ingest_seconds
+                        .observe(seen.elapsed().as_secs_f64());
                 }
             }
             Err(e) => {
@@ -98,9 +141,19 @@ impl App {
         }
     }
 
-    fn accept(&self, ws: &Ws, st: &mut WsState, acc: Accepted<Handoff>, bytes: &[u8], raw_sha: &str) -> io::Result<()> {
+    fn accept(
+        &self,
+        ws: &Ws,
+        st: &mut WsState,
+        acc: Accepted<Handoff>,
+        bytes: &[u8],
+        raw_sha: &str,
+    ) -> io::Result<()> {
         let key = validate::handoff_key(&acc.doc, &acc.digest);
-        st.current = Some(Current { raw_sha: raw_sha.to_string(), key: key.clone() });
+        st.current = Some(Current {
+            raw_sha: raw_sha.to_string(),
+            key: key.clone(),
+        });
         let text = std::str::from_utf8(bytes).expect("accepted handoffs are UTF-8");
         let mut problems = self.artifact_problems(ws, &acc.doc);
         let owner = self.keys().get(&key).cloned();
@@ -110,7 +163,12 @@ impl App {
                 format!("id \"{key}\" is already used in workspace \"{owner}\"; keys are unique across the daemon, use a new id"),
             ));
         }
-        if let Some(Record { decision: Some(d), meta, .. }) = st.records.get(&key) {
+        if let Some(Record {
+            decision: Some(d),
+            meta,
+            ..
+        }) = st.records.get(&key)
+        {
             if meta.digest != acc.digest {
                 problems.push(Problem::new(
                     "/id",
@@ -129,10 +187,25 @@ impl App {
         }
     }
 
-    fn receive(&self, ws: &Ws, st: &mut WsState, key: String, acc: Accepted<Handoff>, bytes: &[u8]) -> io::Result<()> {
+    fn receive(
+        &self,
+        ws: &Ws,
+        st: &mut WsState,
+        key: String,
+        acc: Accepted<Handoff>,
+        bytes: &[u8],
+    ) -> io::Result<()> {
         if let Some(previous) = st.pending.clone().filter(|p| *p != key) {
             let comment = format!("superseded by {key}");
-            if let Err(e) = self.settle(ws, st, &previous, Outcome::Withdrawn, "system", Some(comment), None) {
+            if let Err(e) = self.settle(
+                ws,
+                st,
+                &previous,
+                Outcome::Withdrawn,
+                "system",
+                Some(comment),
+                None,
+            ) {
                 tracing::error!(workspace = %ws.ws.name, key = %previous, error = %e, "cannot withdraw the superseded handoff");
             }
         }
@@ -149,16 +222,33 @@ impl App {
             "task_id": acc.doc.task_id, "from_agent": acc.doc.from_agent, "title": acc.doc.title,
             "trigger": acc.doc.trigger, "confidence": acc.doc.confidence, "revision": 1,
         });
-        let route = crate::routing::route_for(&self.config().routes, &acc.doc, &ws.ws.name).cloned();
-        st.records.insert(key.clone(), Record { meta, handoff: acc.doc, value: acc.value, decision: None });
+        let route =
+            crate::routing::route_for(&self.config().routes, &acc.doc, &ws.ws.name).cloned();
+        st.records.insert(
+            key.clone(),
+            Record {
+                meta,
+                handoff: acc.doc,
+                value: acc.value,
+                decision: None,
+            },
+        );
         st.pending = Some(key.clone());
         self.keys().insert(key.clone(), ws.ws.name.clone());
         self.metrics().received.inc();
         self.metrics().pending.inc();
-        self.emit(ws, Event::new(EventType::HandoffReceived, &ws.ws.name, Some(&key), data));
-        if let Some(route) = route.filter(|r| crate::routing::auto_approves(r, &st.records[&key].handoff)) {
+        self.emit(
+            ws,
+            Event::new(EventType::HandoffReceived, &ws.ws.name, Some(&key), data),
+        );
+        if let Some(route) =
+            route.filter(|r| crate::routing::auto_approves(r, &st.records[&key].handoff))
+        {
             let by = format!("policy:{}", route.name);
-            let comment = format!("auto-approved: confidence at or above {}", route.auto_approve_min_confidence.unwrap_or(1.0));
+            let comment = format!(
+                "auto-approved: confidence at or above {}",
+                route.auto_approve_min_confidence.unwrap_or(1.0)
+            );
             if let Err(e) = self.settle(ws, st, &key, Outcome::Approved, &by, Some(comment), None) {
                 tracing::error!(workspace = %ws.ws.name, key = %key, error = %e, "auto-approval failed; left pending");
             }
@@ -166,20 +256,46 @@ impl App {
         Ok(())
     }
 
-    fn revise(&self, ws: &Ws, st: &mut WsState, key: &str, acc: Accepted<Handoff>, bytes: &[u8]) -> io::Result<()> {
-        let rec = st.records.get_mut(key).expect("revise is called for a known key");
+    fn revise(
+        &self,
+        ws: &Ws,
+        st: &mut WsState,
+        key: &str,
+        acc: Accepted<Handoff>,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        let rec = st
+            .records
+            .get_mut(key)
+            .expect("revise is called for a known key");
         let dir = ws.ws.archive_dir(key);
         let old = rec.meta.revision;
-        match std::fs::rename(dir.join("handoff.json"), dir.join(format!("rev-{old}.json"))) {
+        match std::fs::rename(
+            dir.join("handoff.json"),
+            dir.join(format!("rev-{old}.json")),
+        ) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
             _ => {}
         }
-        let meta = Meta { revision: old + 1, digest: acc.digest.clone(), task_id: acc.doc.task_id.clone(), ..rec.meta.clone() };
+        let meta = Meta {
+            revision: old + 1,
+            digest: acc.digest.clone(),
+            task_id: acc.doc.task_id.clone(),
+            ..rec.meta.clone()
+        };
         self.archive(ws, &meta, bytes)?;
         workspace::remove_if_exists(&ws.ws.decision_path())?;
         let data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision, "confidence": acc.doc.confidence });
-        *rec = Record { meta, handoff: acc.doc, value: acc.value, decision: None };
-        self.emit(ws, Event::new(EventType::HandoffRevised, &ws.ws.name, Some(key), data));
+        *rec = Record {
+            meta,
+            handoff: acc.doc,
+            value: acc.value,
+            decision: None,
+        };
+        self.emit(
+            ws,
+            Event::new(EventType::HandoffRevised, &ws.ws.name, Some(key), data),
+        );
         Ok(())
     }
 
@@ -204,10 +320,19 @@ impl App {
     }
 
     /// Answers an unusable handoff.json with an `invalid` decision listing every problem.
-    fn answer_invalid(&self, ws: &Ws, key: &str, digest: &str, task_id: &str, problems: Vec<Problem>) -> io::Result<()> {
+    fn answer_invalid(
+        &self,
+        ws: &Ws,
+        key: &str,
+        digest: &str,
+        task_id: &str,
+        problems: Vec<Problem>,
+    ) -> io::Result<()> {
         let root: Option<Decision> = load::read_json(&ws.ws.decision_path());
         let answered = root.is_some_and(|d| {
-            d.outcome == Outcome::Invalid && d.handoff_key == key && d.handoff_sha256.as_deref() == Some(digest)
+            d.outcome == Outcome::Invalid
+                && d.handoff_key == key
+                && d.handoff_sha256.as_deref() == Some(digest)
         });
         if answered {
             return Ok(());
@@ -219,18 +344,27 @@ impl App {
             outcome: Outcome::Invalid,
             by: "system".into(),
             at: now_rfc3339(),
-            comment: Some(format!("{} problem(s) in handoff.json; fix them and write it again", problems.len())),
+            comment: Some(format!(
+                "{} problem(s) in handoff.json; fix them and write it again",
+                problems.len()
+            )),
             errors: problems,
             sign_offs: Vec::new(),
             to_agent: None,
             handoff_sha256: Some(digest.to_string()),
         };
         write_json(&ws.ws.decision_path(), &decision)?;
-        let copy = ws.ws.archive_dir(key).join(format!("invalid-{}.json", &digest[..16]));
+        let copy = ws
+            .ws
+            .archive_dir(key)
+            .join(format!("invalid-{}.json", &digest[..16]));
         write_json(&copy, &decision)?;
         self.count_outcome(Outcome::Invalid);
         let data = json!({ "task_id": task_id, "errors": decision.errors });
-        self.emit(ws, Event::new(EventType::HandoffInvalid, &ws.ws.name, Some(key), data));
+        self.emit(
+            ws,
+            Event::new(EventType::HandoffInvalid, &ws.ws.name, Some(key), data),
+        );
         Ok(())
     }
 
@@ -241,7 +375,9 @@ impl App {
             match workspace::resolve(&ws.ws.root, &artifact.path) {
                 Err(e) => problems.push(Problem::new(format!("{at}/path"), e.to_string())),
                 Ok(real) => {
-                    let Some(want) = &artifact.sha256 else { continue };
+                    let Some(want) = &artifact.sha256 else {
+                        continue;
+                    };
                     match workspace::sha256_file(&real) {
                         Ok(got) if got.eq_ignore_ascii_case(want) => {}
                         Ok(got) => problems.push(Problem::new(
@@ -293,7 +429,12 @@ impl App {
             }
         };
         st.checkpoint_errors.remove(file);
-        let record = CheckpointRecord { file: file.to_string(), task_id: acc.doc.task_id.clone(), step: acc.doc.step, checkpoint: acc.value };
+        let record = CheckpointRecord {
+            file: file.to_string(),
+            task_id: acc.doc.task_id.clone(),
+            step: acc.doc.step,
+            checkpoint: acc.value,
+        };
         st.checkpoints.insert(file.to_string(), record);
         if st.seen_checkpoints.get(file) == Some(&acc.digest) {
             return;
@@ -304,11 +445,16 @@ impl App {
             tracing::error!(workspace = %ws.ws.name, error = %e, "cannot save checkpoint state");
         }
         let data = json!({ "file": file, "task_id": acc.doc.task_id, "step": acc.doc.step, "summary": acc.doc.summary });
-        self.emit(ws, Event::new(EventType::CheckpointWritten, &ws.ws.name, None, data));
+        self.emit(
+            ws,
+            Event::new(EventType::CheckpointWritten, &ws.ws.name, None, data),
+        );
     }
 
     pub(super) fn count_outcome(&self, outcome: Outcome) {
-        let label = crate::metrics::OutcomeLabel { outcome: outcome.as_str().into() };
+        let label = crate::metrics::OutcomeLabel {
+            outcome: outcome.as_str().into(),
+        };
         self.metrics().handoffs.get_or_create(&label).inc();
     }
 }

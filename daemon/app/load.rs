@@ -16,7 +16,9 @@ const SEEN_CHECKPOINTS: &str = "checkpoints.json";
 /// Where the daemon anchors a workspace's audit chain: in data_dir, out of agents' reach.
 pub fn anchor_path(data_dir: &Path, ws: &Workspace) -> PathBuf {
     let tag = &crate::contract::validate::sha256_hex(ws.root.as_os_str().as_encoded_bytes())[..12];
-    data_dir.join("anchors").join(format!("{}-{tag}.json", ws.name))
+    data_dir
+        .join("anchors")
+        .join(format!("{}-{tag}.json", ws.name))
 }
 
 pub(super) fn load(ws: &Workspace, data_dir: &Path) -> anyhow::Result<Ws> {

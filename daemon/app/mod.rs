@@ -107,7 +107,11 @@ impl App {
             .write()
             .expect("lock holders never panic")
             .insert(ws.root.clone(), loaded.clone());
-        let mut all = self.inner.workspaces.write().expect("lock holders never panic");
+        let mut all = self
+            .inner
+            .workspaces
+            .write()
+            .expect("lock holders never panic");
         all.insert(ws.name.clone(), loaded.clone());
         self.metrics().workspaces.set(all.len() as i64);
         Ok(Some(loaded))
@@ -145,12 +149,20 @@ impl App {
     }
 
     pub fn workspaces(&self) -> Vec<Arc<Ws>> {
-        let all = self.inner.workspaces.read().expect("lock holders never panic");
+        let all = self
+            .inner
+            .workspaces
+            .read()
+            .expect("lock holders never panic");
         all.values().cloned().collect()
     }
 
     pub fn workspace(&self, name: &str) -> Option<Arc<Ws>> {
-        let all = self.inner.workspaces.read().expect("lock holders never panic");
+        let all = self
+            .inner
+            .workspaces
+            .read()
+            .expect("lock holders never panic");
         all.get(name).cloned()
     }
 

@@ -10,7 +10,9 @@ use std::process::ExitCode;
 pub fn init(dir: &Path) -> anyhow::Result<ExitCode> {
     let ws = workspace::init(dir)?;
     println!("workspace \"{}\" ready at {}", ws.name, ws.root.display());
-    println!("agents write handoff.json, checkpoints/*.json and inbox/**; baton writes decision.json");
+    println!(
+        "agents write handoff.json, checkpoints/*.json and inbox/**; baton writes decision.json"
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -28,14 +30,22 @@ pub fn audit_verify(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCod
         println!("{problem}");
     }
     if !report.problems.is_empty() {
-        println!("audit log {}: TAMPERED ({} problem(s))", ws.events_path().display(), report.problems.len());
+        println!(
+            "audit log {}: TAMPERED ({} problem(s))",
+            ws.events_path().display(),
+            report.problems.len()
+        );
         return Ok(ExitCode::from(1));
     }
     let anchored = match report.anchored {
         Some(seq) => format!(", end matches the daemon's anchor (event {seq})"),
         None => ", no daemon anchor found (the last line cannot be vouched for)".into(),
     };
-    println!("audit log {}: ok, {} events, chain intact{anchored}", ws.events_path().display(), report.lines);
+    println!(
+        "audit log {}: ok, {} events, chain intact{anchored}",
+        ws.events_path().display(),
+        report.lines
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -14,7 +14,11 @@ fn read(file: &Path, limits: &Limits) -> anyhow::Result<Vec<u8>> {
         Ok(Some(bytes)) => Ok(bytes),
         Ok(None) => anyhow::bail!("{}: no such file", file.display()),
         Err(ReadError::TooLarge { size, .. }) => {
-            anyhow::bail!("{}: {}", file.display(), json::too_large(size, limits).message)
+            anyhow::bail!(
+                "{}: {}",
+                file.display(),
+                json::too_large(size, limits).message
+            )
         }
         Err(e) => anyhow::bail!("{}: {e}", file.display()),
     }
@@ -43,12 +47,24 @@ pub fn validate(file: &Path, kind: Option<Kind>) -> anyhow::Result<ExitCode> {
     let result: Result<String, Rejected> = match kind {
         Kind::Handoff => validate::handoff(&bytes, &limits).map(|a| {
             let key = validate::handoff_key(&a.doc, &a.digest);
-            format!("valid handoff (handoff_version {}): key {key}", a.doc.handoff_version)
+            format!(
+                "valid handoff (handoff_version {}): key {key}",
+                a.doc.handoff_version
+            )
         }),
-        Kind::Checkpoint => validate::checkpoint(&bytes, &limits)
-            .map(|a| format!("valid checkpoint: task {} step {}", a.doc.task_id, a.doc.step)),
-        Kind::Decision => validate::decision(&bytes, &limits)
-            .map(|a| format!("valid decision: {} for {}", a.doc.outcome.as_str(), a.doc.handoff_key)),
+        Kind::Checkpoint => validate::checkpoint(&bytes, &limits).map(|a| {
+            format!(
+                "valid checkpoint: task {} step {}",
+                a.doc.task_id, a.doc.step
+            )
+        }),
+        Kind::Decision => validate::decision(&bytes, &limits).map(|a| {
+            format!(
+                "valid decision: {} for {}",
+                a.doc.outcome.as_str(),
+                a.doc.handoff_key
+            )
+        }),
     };
     match result {
         Ok(line) => {
@@ -79,7 +95,10 @@ pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
         .enumerate()
         .filter_map(|(i, a)| {
             let e = workspace::resolve(&ws.root, &a.path).err()?;
-            Some(validate::positioned(text, Problem::new(format!("/artifacts/{i}/path"), e.to_string())))
+            Some(validate::positioned(
+                text,
+                Problem::new(format!("/artifacts/{i}/path"), e.to_string()),
+            ))
         })
         .collect();
     if !problems.is_empty() {
@@ -95,7 +114,11 @@ pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
 /// runs with: raw bytes, canonical JSON, or the size-only digest of an oversize file.
 fn digests_of(path: &Path) -> anyhow::Result<Vec<String>> {
     let size = std::fs::symlink_metadata(path)?.len();
-    let mut digests = vec![oversize_digest(size), sha256_hex(b"not-regular"), sha256_hex(b"unreadable")];
+    let mut digests = vec![
+        oversize_digest(size),
+        sha256_hex(b"not-regular"),
+        sha256_hex(b"unreadable"),
+    ];
     if let Ok(Some(bytes)) = workspace::read_limited(path, 64 * 1024 * 1024) {
         digests.push(sha256_hex(&bytes));
         if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
@@ -117,12 +140,19 @@ pub fn wait(dir: &Path, timeout: Option<f64>) -> anyhow::Result<ExitCode> {
         let decision = std::fs::read(ws.decision_path())
             .ok()
             .and_then(|b| serde_json::from_slice::<Decision>(&b).ok());
-        if let Some(d) = decision.filter(|d| d.handoff_sha256.as_ref().is_some_and(|s| digests.contains(s))) {
+        if let Some(d) = decision.filter(|d| {
+            d.handoff_sha256
+                .as_ref()
+                .is_some_and(|s| digests.contains(s))
+        }) {
             println!("{}", serde_json::to_string_pretty(&d)?);
             return Ok(ExitCode::from(d.outcome.exit_code()));
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            eprintln!("baton: no decision for the handoff in {} yet (timed out)", ws.root.display());
+            eprintln!(
+                "baton: no decision for the handoff in {} yet (timed out)",
+                ws.root.display()
+            );
             return Ok(ExitCode::from(7));
         }
         std::thread::sleep(Duration::from_millis(200));

@@ -10,7 +10,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(name = "baton", version, about = "A human-in-the-loop staging area for AI agents")]
+#[command(
+    name = "baton",
+    version,
+    about = "A human-in-the-loop staging area for AI agents"
+)]
 pub struct Cli {
     /// Log format on standard error.
     #[arg(long, global = true, value_enum, default_value = "text")]

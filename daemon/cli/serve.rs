@@ -22,9 +22,9 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let app = opened.app;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e} (change `listen` in the config)"))?;
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
+            anyhow::anyhow!("cannot listen on {listen}: {e} (change `listen` in the config)")
+        })?;
         let bound = listener.local_addr()?;
         tracing::info!(address = %bound, workspaces = app.workspaces().len(), "listening");
         println!("baton: listening on http://{bound}");

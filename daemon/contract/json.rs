@@ -105,7 +105,10 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
         .iter()
         .rposition(|b| *b == b'\n')
         .map_or(0, |i| i + 1);
-    let column = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    let column = String::from_utf8_lossy(&before[line_start..])
+        .chars()
+        .count()
+        + 1;
     (line, column)
 }
 
@@ -126,7 +129,10 @@ pub fn locate(text: &str, pointer: &str) -> Option<(usize, usize)> {
                 .iter()
                 .find(|p| p.name.as_str() == segment)
                 .map(|p| &p.value),
-            ast::Value::Array(a) => segment.parse::<usize>().ok().and_then(|i| a.elements.get(i)),
+            ast::Value::Array(a) => segment
+                .parse::<usize>()
+                .ok()
+                .and_then(|i| a.elements.get(i)),
             _ => None,
         };
         match child {
@@ -265,7 +271,11 @@ pub fn canonical(value: &Value) -> Vec<u8> {
             Value::Object(m) => {
                 let mut keys: Vec<&String> = m.keys().collect();
                 keys.sort();
-                Value::Object(keys.into_iter().map(|k| (k.clone(), sorted(&m[k]))).collect())
+                Value::Object(
+                    keys.into_iter()
+                        .map(|k| (k.clone(), sorted(&m[k])))
+                        .collect(),
+                )
             }
             Value::Array(a) => Value::Array(a.iter().map(sorted).collect()),
             other => other.clone(),

@@ -51,7 +51,8 @@ fn strip_null(value: &mut Value) {
             if let Some(options) = any_of {
                 options.retain(|o| o.get("type").is_none_or(|t| t != "null"));
                 if options.len() == 1 {
-                    if let Some(Value::Object(only)) = map.remove("anyOf").map(|mut a| a[0].take()) {
+                    if let Some(Value::Object(only)) = map.remove("anyOf").map(|mut a| a[0].take())
+                    {
                         map.extend(only);
                     }
                 }
@@ -108,7 +109,9 @@ fn sentence(kind: &ValidationErrorKind, instance: &Value) -> String {
             format!("must be one of {}, found {found}", list.join(", "))
         }
         ValidationErrorKind::Maximum { limit } => format!("must be at most {limit}, found {found}"),
-        ValidationErrorKind::Minimum { limit } => format!("must be at least {limit}, found {found}"),
+        ValidationErrorKind::Minimum { limit } => {
+            format!("must be at least {limit}, found {found}")
+        }
         ValidationErrorKind::MaxLength { limit } => format!("must be at most {limit} characters"),
         ValidationErrorKind::MinLength { limit } => format!("must be at least {limit} characters"),
         ValidationErrorKind::Pattern { pattern } => {

@@ -65,14 +65,20 @@ pub fn handoff(bytes: &[u8], limits: &Limits) -> Result<Accepted<Handoff>, Rejec
 
 /// Validates a checkpoint file.
 pub fn checkpoint(bytes: &[u8], limits: &Limits) -> Result<Accepted<Checkpoint>, Rejected> {
-    accept(bytes, limits, Kind::Checkpoint, "checkpoint_version", |_| {
-        Vec::new()
-    })
+    accept(
+        bytes,
+        limits,
+        Kind::Checkpoint,
+        "checkpoint_version",
+        |_| Vec::new(),
+    )
 }
 
 /// Validates a decision file (for `baton validate`).
 pub fn decision(bytes: &[u8], limits: &Limits) -> Result<Accepted<super::Decision>, Rejected> {
-    accept(bytes, limits, Kind::Decision, "decision_version", |_| Vec::new())
+    accept(bytes, limits, Kind::Decision, "decision_version", |_| {
+        Vec::new()
+    })
 }
 
 /// The idempotency key of a handoff: its `id`, else the digest of its canonical JSON.
@@ -124,10 +130,15 @@ fn accept<T: DeserializeOwned>(
     let digest = sha256_hex(&json::canonical(&value));
     let text = std::str::from_utf8(bytes).expect("json::parse accepted only UTF-8");
     let reject = |problems: Vec<Problem>, value: Value| {
-        let mut problems: Vec<Problem> = problems.into_iter().map(|p| positioned(text, p)).collect();
+        let mut problems: Vec<Problem> =
+            problems.into_iter().map(|p| positioned(text, p)).collect();
         // In file order, as a person reads them.
         problems.sort_by_key(|p| (p.line, p.column));
-        Rejected { problems, value: Some(value), digest: digest.clone() }
+        Rejected {
+            problems,
+            value: Some(value),
+            digest: digest.clone(),
+        }
     };
     if !value.is_object() {
         let found = schema::describe(&value);

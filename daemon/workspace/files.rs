@@ -63,7 +63,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
         .prefix(".baton-tmp-")
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
-    tmp.as_file().set_permissions(Permissions::from_mode(0o644))?;
+    tmp.as_file()
+        .set_permissions(Permissions::from_mode(0o644))?;
     tmp.as_file().sync_all()?;
     tmp.persist(path).map_err(|e| e.error)?;
     File::open(dir)?.sync_all()
@@ -82,12 +83,19 @@ pub fn remove_if_exists(path: &Path) -> io::Result<()> {
     }
 }
 
-/// sha256 (hex) of a regular file's content, streamed.
+/// sha256 (hex) of a regular file's content, streamed. `O_NONBLOCK`: an agent can name a FIFO
+/// as an artifact, and a plain open of one waits for a writer forever.
 pub fn sha256_file(path: &Path) -> io::Result<String> {
     use sha2::{Digest, Sha256};
-    let mut file = File::open(path)?;
+    let mut file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
     if !file.metadata()?.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
     }
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher)?;

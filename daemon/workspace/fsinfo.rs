@@ -7,16 +7,16 @@ use std::path::Path;
 
 /// `statfs` magic numbers of network and FUSE filesystems (from linux/magic.h).
 const NETWORK_MAGICS: &[i64] = &[
-    0x6969,              // NFS
-    0x517B,              // SMB
-    0xFF53_4D42,         // CIFS
-    0xFE53_4D42,         // SMB2
-    0x6573_5546,         // FUSE (sshfs, rclone, ...)
-    0x0102_1997,         // 9P
-    0x00C3_6400,         // Ceph
-    0x5346_414F,         // AFS
-    0x0BD0_0BD0,         // Lustre
-    0x4750_4653,         // GPFS
+    0x6969,      // NFS
+    0x517B,      // SMB
+    0xFF53_4D42, // CIFS
+    0xFE53_4D42, // SMB2
+    0x6573_5546, // FUSE (sshfs, rclone, ...)
+    0x0102_1997, // 9P
+    0x00C3_6400, // Ceph
+    0x5346_414F, // AFS
+    0x0BD0_0BD0, // Lustre
+    0x4750_4653, // GPFS
 ];
 
 /// True when `dir` is on a network or FUSE filesystem. Unknown (statfs failed): false.

@@ -34,7 +34,10 @@ impl Workspace {
         if !is_workspace(&root) {
             return Err(io::Error::new(
                 io::ErrorKind::NotFound,
-                format!("{} has no .baton/ folder; create one with `baton init`", root.display()),
+                format!(
+                    "{} has no .baton/ folder; create one with `baton init`",
+                    root.display()
+                ),
             ));
         }
         let name = root
@@ -103,7 +106,10 @@ pub fn discover(entries: &[PathBuf]) -> io::Result<Discovery> {
     let mut found = Discovery::default();
     for entry in entries {
         let dir = entry.canonicalize().map_err(|e| {
-            io::Error::new(e.kind(), format!("workspace entry {}: {e}", entry.display()))
+            io::Error::new(
+                e.kind(),
+                format!("workspace entry {}: {e}", entry.display()),
+            )
         })?;
         if is_workspace(&dir) {
             add(&mut found, Workspace::open(&dir)?);
@@ -144,7 +150,12 @@ const WORKSPACE_TOML: &str = "\
 
 /// `baton init DIR`: scaffolds a workspace; running it again changes nothing.
 pub fn init(dir: &Path) -> io::Result<Workspace> {
-    for sub in [INBOX_DIR, CHECKPOINTS_DIR, ".baton/handoffs", ".baton/state"] {
+    for sub in [
+        INBOX_DIR,
+        CHECKPOINTS_DIR,
+        ".baton/handoffs",
+        ".baton/state",
+    ] {
         std::fs::create_dir_all(dir.join(sub))?;
     }
     let policy = dir.join(BATON_DIR).join("workspace.toml");

@@ -31,7 +31,11 @@ impl TestEnv {
     pub fn with_config(extra: &str) -> TestEnv {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::create_dir_all(dir.path().join("ws")).unwrap();
-        let env = TestEnv { dir, token: None, extra_config: extra.to_string() };
+        let env = TestEnv {
+            dir,
+            token: None,
+            extra_config: extra.to_string(),
+        };
         env.write_config();
         env.init("alpha");
         env
@@ -61,7 +65,8 @@ impl TestEnv {
 
     /// Starts the daemon and waits until its start-up scan is done.
     pub fn start(&mut self) -> Daemon {
-        let log = std::fs::File::create(self.root().join(format!("daemon-{}.log", now_ms()))).unwrap();
+        let log =
+            std::fs::File::create(self.root().join(format!("daemon-{}.log", now_ms()))).unwrap();
         let mut child = Command::new(BIN)
             .args(["serve", "--config", self.config_path().to_str().unwrap()])
             .env("BATON_LOG", "info")
@@ -75,7 +80,9 @@ impl TestEnv {
         while url.is_none() {
             let line = lines
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-                .unwrap_or_else(|_| panic!("daemon did not start; log in {}", self.root().display()));
+                .unwrap_or_else(|_| {
+                    panic!("daemon did not start; log in {}", self.root().display())
+                });
             if let Some(t) = line.trim().strip_prefix("baton_") {
                 self.token = Some(format!("baton_{t}"));
             }
@@ -83,14 +90,25 @@ impl TestEnv {
                 url = Some(u.trim().to_string());
             }
         }
-        let daemon = Daemon { child, url: url.unwrap(), token: self.token.clone().expect("admin token printed on first start"), _lines: lines };
+        let daemon = Daemon {
+            child,
+            url: url.unwrap(),
+            token: self
+                .token
+                .clone()
+                .expect("admin token printed on first start"),
+            _lines: lines,
+        };
         daemon.wait_until("start-up scan done", || daemon.health()["ready"] == true);
         daemon
     }
 }
 
 fn now_ms() -> u128 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
 }
 
 fn read_lines(out: impl std::io::Read + Send + 'static) -> Receiver<String> {
@@ -115,7 +133,10 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn health(&self) -> Value {
-        ureq::get(&format!("{}/healthz", self.url)).call().map(|r| r.into_json().unwrap()).unwrap_or(Value::Null)
+        ureq::get(&format!("{}/healthz", self.url))
+            .call()
+            .map(|r| r.into_json().unwrap())
+            .unwrap_or(Value::Null)
     }
 
     /// GET with the admin token; returns (status, JSON body).
@@ -132,7 +153,8 @@ impl Daemon {
     }
 
     pub fn post_as(&self, path: &str, token: Option<&str>, body: &str) -> (u16, Value) {
-        let mut req = ureq::post(&format!("{}{path}", self.url)).set("Content-Type", "application/json");
+        let mut req =
+            ureq::post(&format!("{}{path}", self.url)).set("Content-Type", "application/json");
         if let Some(t) = token {
             req = req.set("Authorization", &format!("Bearer {t}"));
         }
@@ -142,7 +164,11 @@ impl Daemon {
     /// Decides `key` with the admin token.
     pub fn decide(&self, key: &str, outcome: &str, comment: &str) -> (u16, Value) {
         let body = serde_json::json!({ "outcome": outcome, "comment": comment }).to_string();
-        self.post_as(&format!("/api/v1/handoffs/{key}/decision"), Some(&self.token), &body)
+        self.post_as(
+            &format!("/api/v1/handoffs/{key}/decision"),
+            Some(&self.token),
+            &body,
+        )
     }
 
     /// The handoffs in `state` (pending, decided, all).
@@ -158,7 +184,11 @@ impl Daemon {
     }
 
     pub fn metrics(&self) -> String {
-        ureq::get(&format!("{}/metrics", self.url)).call().unwrap().into_string().unwrap()
+        ureq::get(&format!("{}/metrics", self.url))
+            .call()
+            .unwrap()
+            .into_string()
+            .unwrap()
     }
 
     pub fn kill9(mut self) {
@@ -187,7 +217,10 @@ impl Drop for Daemon {
 }
 
 fn unsafe_kill(pid: u32, signal: &str) {
-    Command::new("kill").args([&format!("-{signal}"), &pid.to_string()]).status().unwrap();
+    Command::new("kill")
+        .args([&format!("-{signal}"), &pid.to_string()])
+        .status()
+        .unwrap();
 }
 
 fn into_pair(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
@@ -198,7 +231,10 @@ fn into_pair(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
     };
     let status = response.status();
     let text = response.into_string().unwrap_or_default();
-    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 pub fn wait_until(what: &str, check: &mut dyn FnMut() -> bool) {
@@ -211,12 +247,19 @@ pub fn wait_until(what: &str, check: &mut dyn FnMut() -> bool) {
 
 /// Runs the baton binary with `args`.
 pub fn baton(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).env("BATON_LOG", "warn").output().expect("run baton")
+    Command::new(BIN)
+        .args(args)
+        .env("BATON_LOG", "warn")
+        .output()
+        .expect("run baton")
 }
 
 /// Writes the way careful agents do: a temp file in the same folder, then rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) {
-    let tmp = path.with_file_name(format!(".{}.tmp", path.file_name().unwrap().to_string_lossy()));
+    let tmp = path.with_file_name(format!(
+        ".{}.tmp",
+        path.file_name().unwrap().to_string_lossy()
+    ));
     std::fs::write(&tmp, bytes).unwrap();
     std::fs::rename(&tmp, path).unwrap();
 }
@@ -259,6 +302,11 @@ pub fn decision(ws: &Path) -> Option<Value> {
 pub fn event_types(ws: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(ws.join(".baton/events.jsonl")).unwrap_or_default();
     text.lines()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["type"].as_str().unwrap().to_string())
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect()
 }
