@@ -71,6 +71,7 @@ impl Pipeline {
         let mut ready_by = Some(Instant::now() + 2 * self.app.config().settle);
         let reconcile = self.app.config().reconcile;
         let mut next_reconcile = Instant::now() + reconcile;
+        let mut next_stall_check = Instant::now();
         while !self.shutdown.is_cancelled() {
             let now = Instant::now();
             let due = self.settling.values().map(|(d, _)| *d).min();
@@ -92,6 +93,10 @@ impl Pipeline {
             if ready_by.is_some_and(|by| self.settling.is_empty() || Instant::now() >= by) {
                 ready_by = None;
                 self.app.set_ready();
+            }
+            if Instant::now() >= next_stall_check {
+                self.app.check_stalls();
+                next_stall_check = Instant::now() + Duration::from_secs(1);
             }
             if Instant::now() >= next_reconcile {
                 self.rescan("periodic reconcile");

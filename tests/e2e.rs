@@ -55,6 +55,11 @@ fn atomic_handoff_is_received_decided_through_the_api_and_answered() {
     let wait = util::baton(&["wait", ws.to_str().unwrap(), "--timeout", "5"]);
     assert_eq!(wait.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&wait.stdout).contains("\"outcome\": \"approved\""));
+    // Ingest is ordered: once a marker in another workspace is in, any re-trigger by the
+    // daemon's own writes (decision.json, archive, audit log) would have shown up.
+    let beta = env.init("beta");
+    write_atomic(&beta.join("handoff.json"), &bytes(&handoff("marker")));
+    d.wait_until("marker", || d.handoffs("pending").len() == 1);
     assert_eq!(event_types(&ws), ["handoff.received", "handoff.decided"]);
 }
 
@@ -353,4 +358,37 @@ fn checkpoints_show_where_the_task_stopped() {
         .filter(|t| *t == "checkpoint.written")
         .count();
     assert_eq!(written, 3);
+}
+
+#[test]
+fn an_agent_silent_past_stall_after_raises_agent_stalled_once() {
+    let mut env = TestEnv::with_config("[[routes]]\nname = \"watchful\"\nstall_after_s = 1\n");
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let cp = json!({"checkpoint_version": "1.0", "task_id": "quiet", "step": 1});
+    write_atomic(&ws.join("checkpoints/001.json"), &bytes(&cp));
+    d.wait_until("agent.stalled", || {
+        event_types(&ws).contains(&"agent.stalled".to_string())
+    });
+    // A new checkpoint resets the clock; the stall is raised again only after new silence.
+    write_atomic(
+        &ws.join("checkpoints/002.json"),
+        &bytes(&json!({"checkpoint_version": "1.0", "task_id": "quiet", "step": 2})),
+    );
+    d.wait_until("second stall", || {
+        event_types(&ws)
+            .iter()
+            .filter(|t| *t == "agent.stalled")
+            .count()
+            == 2
+    });
+    assert_eq!(
+        event_types(&ws),
+        [
+            "checkpoint.written",
+            "agent.stalled",
+            "checkpoint.written",
+            "agent.stalled"
+        ]
+    );
 }

@@ -52,6 +52,8 @@ pub(super) fn load(ws: &Workspace, data_dir: &Path) -> anyhow::Result<Ws> {
         ws: ws.clone(),
         audit,
         state: Mutex::new(state),
+        activity: Default::default(),
+        stalled: Default::default(),
     })
 }
 

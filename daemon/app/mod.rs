@@ -8,6 +8,7 @@ mod ingest;
 mod load;
 pub use load::anchor_path;
 mod query;
+mod stall;
 mod state;
 
 pub use decide::{DecideError, DecisionRequest};
@@ -178,6 +179,7 @@ impl App {
 
     /// Records an event: audit log first (the durable record), then subscribers and metrics.
     fn emit(&self, ws: &Ws, event: Event) {
+        stall::note_activity(ws, event.kind);
         if let Err(e) = ws.audit.append(&event) {
             self.metrics().error("audit_write");
             tracing::error!(workspace = %ws.ws.name, error = %e, "cannot append to the audit log");

@@ -15,6 +15,10 @@ pub struct Ws {
     pub ws: Workspace,
     pub audit: AuditLog,
     pub state: Mutex<WsState>,
+    /// Last agent activity (unix ms); 0: none since start-up.
+    pub activity: std::sync::atomic::AtomicU64,
+    /// `agent.stalled` was raised and no activity has happened since.
+    pub stalled: std::sync::atomic::AtomicBool,
 }
 
 impl Ws {

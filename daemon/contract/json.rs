@@ -5,6 +5,7 @@
 
 use super::problem::{pointer_segments, push_pointer, Problem};
 use jsonc_parser::ast;
+use jsonc_parser::common::Ranged;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::cell::RefCell;
@@ -66,12 +67,28 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Value, Problem> {
     };
     let result = root.deserialize(&mut de).and_then(|v| de.end().map(|_| v));
     result.map_err(|e| {
+        // serde_json counts the column in bytes up to and including the offending one; report
+        // it in characters like every other position, and look at that byte for a hint.
+        let line_start = line_start(text, e.line());
+        let end = (line_start + e.column()).min(text.len());
+        let column = String::from_utf8_lossy(&text.as_bytes()[line_start..end])
+            .chars()
+            .count();
+        let at = line_start + e.column().saturating_sub(1);
         let (pointer, message) = ctx
             .problem
             .take()
-            .unwrap_or_else(|| (String::new(), syntax_message(&e)));
-        Problem::new(pointer, message).at(e.line(), e.column().max(1))
+            .unwrap_or_else(|| (String::new(), syntax_message(&e, text.get(at..).unwrap_or_default())));
+        Problem::new(pointer, message).at(e.line(), column.max(1))
     })
+}
+
+/// Byte offset where 1-based `line` starts.
+fn line_start(text: &str, line: usize) -> usize {
+    text.split_inclusive('\n')
+        .take(line.saturating_sub(1))
+        .map(str::len)
+        .sum()
 }
 
 /// The problem for a file over the size limit (also used before reading, from its metadata).
@@ -85,15 +102,26 @@ pub fn too_large(size: u64, limits: &Limits) -> Problem {
     )
 }
 
-fn syntax_message(e: &serde_json::Error) -> String {
+/// serde_json's words, plus what the text at the error (`rest`) usually means: its own
+/// messages for JSON5-isms ("key must be a string" for a comment) mislead.
+fn syntax_message(e: &serde_json::Error, rest: &str) -> String {
     let raw = e.to_string();
     let bare = raw.split(" at line ").next().unwrap_or(&raw).to_string();
-    match e.classify() {
-        serde_json::error::Category::Eof => {
-            format!("{bare}: the JSON is truncated (write the file whole, e.g. temp file + rename)")
-        }
-        _ => format!("invalid JSON: {bare}"),
+    if e.classify() == serde_json::error::Category::Eof {
+        return format!(
+            "{bare}: the JSON is truncated (write the file whole, e.g. temp file + rename)"
+        );
     }
+    let hint = if rest.starts_with("//") || rest.starts_with("/*") {
+        "; JSON has no comments"
+    } else if rest.starts_with("NaN") || rest.starts_with("Infinity") {
+        "; NaN and Infinity are not JSON numbers, write null or a string"
+    } else if rest.starts_with('\'') {
+        "; JSON strings and keys take double quotes, not single quotes"
+    } else {
+        ""
+    };
+    format!("invalid JSON: {bare}{hint}")
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -115,13 +143,30 @@ pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// Where the value at `pointer` starts in `text`, or the nearest existing ancestor when the
 /// pointer names something absent (a missing required field points at its object).
 pub fn locate(text: &str, pointer: &str) -> Option<(usize, usize)> {
+    locate_all(text, &[pointer]).pop().flatten()
+}
+
+/// `locate` for many pointers with one parse: a file may have many problems, and parsing it
+/// again for each one costs its size every time.
+pub fn locate_all(text: &str, pointers: &[&str]) -> Vec<Option<(usize, usize)>> {
     let options = jsonc_parser::ParseOptions {
         allow_comments: false,
         allow_loose_object_property_names: false,
         allow_trailing_commas: false,
     };
-    let parsed = jsonc_parser::parse_to_ast(text, &Default::default(), &options).ok()?;
-    let mut node = parsed.value.as_ref()?;
+    let parsed = jsonc_parser::parse_to_ast(text, &Default::default(), &options).ok();
+    let Some(root) = parsed.as_ref().and_then(|p| p.value.as_ref()) else {
+        return vec![None; pointers.len()];
+    };
+    pointers
+        .iter()
+        .map(|p| Some(line_col(text, find(root, p).start())))
+        .collect()
+}
+
+/// The node at `pointer`, or its nearest existing ancestor.
+fn find<'a>(root: &'a ast::Value<'a>, pointer: &str) -> &'a ast::Value<'a> {
+    let mut node = root;
     for segment in pointer_segments(pointer) {
         let child = match node {
             ast::Value::Object(o) => o
@@ -140,8 +185,7 @@ pub fn locate(text: &str, pointer: &str) -> Option<(usize, usize)> {
             None => break,
         }
     }
-    use jsonc_parser::common::Ranged;
-    Some(line_col(text, node.start()))
+    node
 }
 
 struct Ctx<'l> {
@@ -248,8 +292,17 @@ impl<'de> Visitor<'de> for Node<'_> {
         self.enter()?;
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
+            let max = self.ctx.limits.max_string;
+            if key.len() > max {
+                // Point at the object: a pointer naming the key would echo all of it.
+                let start: String = key.chars().take(40).collect();
+                let message = format!(
+                    "key \"{start}…\" is {} bytes, over the limit of {max} bytes; use short keys",
+                    key.len()
+                );
+                return Err(self.fail(&self.pointer, message));
+            }
             let pointer = push_pointer(&self.pointer, &key);
-            self.check_len(&pointer, &key, "key")?;
             if object.contains_key(&key) {
                 return Err(self.fail(
                     &pointer,

@@ -1,0 +1,79 @@
+//! Stalled agents: a workspace whose agent was active (a handoff or checkpoint) and then fell
+//! silent for longer than its route's `stall_after_s`, with no handoff pending (a pending
+//! handoff means the agent waits on people, which is not a stall), raises `agent.stalled` once.
+
+use super::{App, Ws};
+use crate::events::{Event, EventType};
+use std::sync::atomic::Ordering;
+
+fn unix_ms() -> u64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    now.map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Called for every event: agent activity resets the stall clock.
+pub(super) fn note_activity(ws: &Ws, kind: EventType) {
+    let agent_wrote = matches!(
+        kind,
+        EventType::HandoffReceived
+            | EventType::HandoffRevised
+            | EventType::HandoffInvalid
+            | EventType::CheckpointWritten
+    );
+    if agent_wrote {
+        ws.activity.store(unix_ms(), Ordering::Release);
+        ws.stalled.store(false, Ordering::Release);
+    }
+}
+
+impl App {
+    /// Raises `agent.stalled` for every workspace that has gone quiet past its threshold.
+    pub fn check_stalls(&self) {
+        let now = unix_ms();
+        for ws in self.workspaces() {
+            let last = ws.activity.load(Ordering::Acquire);
+            let Some((after_s, task_id)) = self.stall_rule(&ws) else {
+                continue;
+            };
+            if last == 0
+                || now.saturating_sub(last) < after_s * 1000
+                || ws.stalled.swap(true, Ordering::AcqRel)
+            {
+                continue;
+            }
+            let idle_s = (now - last) / 1000;
+            let data = serde_json::json!({ "idle_seconds": idle_s, "stall_after_s": after_s, "task_id": task_id });
+            self.emit(
+                &ws,
+                Event::new(EventType::AgentStalled, &ws.ws.name, None, data),
+            );
+        }
+    }
+
+    /// The threshold that applies to a workspace with nothing pending: the route of its latest
+    /// handoff, else the first route that matches the workspace by name alone.
+    fn stall_rule(&self, ws: &Ws) -> Option<(u64, Option<String>)> {
+        let st = ws.lock();
+        if st.pending.is_some() {
+            return None;
+        }
+        let routes = &self.config().routes;
+        let latest = st
+            .records
+            .values()
+            .max_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at));
+        let route = match latest {
+            Some(r) => crate::routing::route_for(routes, &r.handoff, &ws.ws.name),
+            None => routes.iter().find(|r| {
+                r.triggers.is_empty()
+                    && r.labels.is_empty()
+                    && (r.workspaces.is_empty()
+                        || r.workspaces
+                            .iter()
+                            .any(|g| crate::routing::glob_match(g, &ws.ws.name)))
+            }),
+        };
+        let task = latest.map(|r| r.meta.task_id.clone());
+        route.and_then(|r| r.stall_after_s).map(|s| (s, task))
+    }
+}
