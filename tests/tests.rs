@@ -5,6 +5,7 @@ mod util;
 mod audit;
 mod auth;
 mod cli;
+mod contract;
 mod corpus;
 mod e2e;
 mod paths;
