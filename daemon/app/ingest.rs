@@ -4,7 +4,7 @@
 
 use super::state::{CheckpointRecord, Current, Meta, Record, WsState};
 use super::{load, App, Ws};
-use crate::contract::validate::{self, oversize_digest, positioned, sha256_hex, Accepted};
+use crate::contract::validate::{self, oversize_digest, sha256_hex, Accepted};
 use crate::contract::{json, Decision, Handoff, Outcome, Problem};
 use crate::events::{now_rfc3339, Event, EventType};
 use crate::workspace::{self, ReadError};
@@ -177,7 +177,7 @@ impl App {
             }
         }
         if !problems.is_empty() {
-            let problems = problems.into_iter().map(|p| positioned(text, p)).collect();
+            let problems = validate::finish(text, problems, 0);
             return self.answer_invalid(ws, &key, &acc.digest, &acc.doc.task_id, problems);
         }
         match st.records.get(&key) {

@@ -95,12 +95,10 @@ pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
         .enumerate()
         .filter_map(|(i, a)| {
             let e = workspace::resolve(&ws.root, &a.path).err()?;
-            Some(validate::positioned(
-                text,
-                Problem::new(format!("/artifacts/{i}/path"), e.to_string()),
-            ))
+            Some(Problem::new(format!("/artifacts/{i}/path"), e.to_string()))
         })
         .collect();
+    let problems = validate::finish(text, problems, 0);
     if !problems.is_empty() {
         return Ok(print_problems(&problems));
     }

@@ -75,24 +75,27 @@ fn validator(kind: Kind) -> &'static jsonschema::Validator {
     })
 }
 
-/// Every schema problem of `instance`, with a pointer and a sentence (no position yet).
-pub fn check(kind: Kind, instance: &Value) -> Vec<Problem> {
-    validator(kind)
-        .iter_errors(instance)
-        .map(|e| {
-            let base = e.instance_path.as_str().to_string();
-            match &e.kind {
-                ValidationErrorKind::Required { property } => {
-                    let name = property.as_str().unwrap_or_default();
-                    Problem::new(
-                        super::problem::push_pointer(&base, name),
-                        format!("required field \"{name}\" is missing"),
-                    )
-                }
-                kind => Problem::new(base, sentence(kind, &e.instance)),
-            }
-        })
-        .collect()
+/// The schema problems of `instance`: the first `limit` with a pointer and a sentence (no
+/// position yet), and how many more there were (counted, not kept: a 1 MiB file can hold half
+/// a million mistakes).
+pub fn check(kind: Kind, instance: &Value, limit: usize) -> (Vec<Problem>, usize) {
+    let mut errors = validator(kind).iter_errors(instance);
+    let problems = errors.by_ref().take(limit).map(|e| problem(&e)).collect();
+    (problems, errors.count())
+}
+
+fn problem(e: &jsonschema::ValidationError) -> Problem {
+    let base = e.instance_path.as_str().to_string();
+    match &e.kind {
+        ValidationErrorKind::Required { property } => {
+            let name = property.as_str().unwrap_or_default();
+            Problem::new(
+                super::problem::push_pointer(&base, name),
+                format!("required field \"{name}\" is missing"),
+            )
+        }
+        kind => Problem::new(base, sentence(kind, &e.instance)),
+    }
 }
 
 fn sentence(kind: &ValidationErrorKind, instance: &Value) -> String {
@@ -113,6 +116,10 @@ fn sentence(kind: &ValidationErrorKind, instance: &Value) -> String {
             format!("must be at least {limit}, found {found}")
         }
         ValidationErrorKind::MaxLength { limit } => format!("must be at most {limit} characters"),
+        ValidationErrorKind::MaxItems { limit } => {
+            let count = instance.as_array().map_or(0, Vec::len);
+            format!("must have at most {limit} items, found {count}")
+        }
         ValidationErrorKind::MinLength { limit } => format!("must be at least {limit} characters"),
         ValidationErrorKind::Pattern { pattern } => {
             format!("{found} does not match the pattern {pattern}")

@@ -12,6 +12,11 @@ use sha2::{Digest, Sha256};
 /// The major versions of handoff_version/checkpoint_version this build speaks.
 pub const SPOKEN_MAJOR: u64 = 1;
 
+/// At most this many problems are reported for one file. A 1 MiB file can hold half a million
+/// mistakes (`[1, 1, ...]` where strings belong); listing them all would write a decision and
+/// an audit event many times the size of the file.
+pub const MAX_PROBLEMS: usize = 100;
+
 /// A document that passed every check.
 #[derive(Debug, Clone)]
 pub struct Accepted<T> {
@@ -48,19 +53,13 @@ impl Rejected {
 
 /// Validates a handoff.json.
 pub fn handoff(bytes: &[u8], limits: &Limits) -> Result<Accepted<Handoff>, Rejected> {
-    accept(bytes, limits, Kind::Handoff, "handoff_version", |value| {
-        let artifacts = value.get("artifacts").and_then(Value::as_array);
-        artifacts
-            .into_iter()
-            .flatten()
-            .enumerate()
-            .filter_map(|(i, a)| {
-                let path = a.get("path")?.as_str()?;
-                let why = relative_path_problem(path)?;
-                Some(Problem::new(format!("/artifacts/{i}/path"), why))
-            })
-            .collect()
-    })
+    accept(
+        bytes,
+        limits,
+        Kind::Handoff,
+        "handoff_version",
+        artifact_path_problems,
+    )
 }
 
 /// Validates a checkpoint file.
@@ -70,8 +69,26 @@ pub fn checkpoint(bytes: &[u8], limits: &Limits) -> Result<Accepted<Checkpoint>,
         limits,
         Kind::Checkpoint,
         "checkpoint_version",
-        |_| Vec::new(),
+        artifact_path_problems,
     )
+}
+
+/// Artifact paths that would leave the workspace. A checkpoint's artifact may also be a bare
+/// path string; it names a workspace file just the same.
+fn artifact_path_problems(value: &Value) -> Vec<Problem> {
+    let artifacts = value.get("artifacts").and_then(Value::as_array);
+    artifacts
+        .into_iter()
+        .flatten()
+        .enumerate()
+        .filter_map(|(i, a)| {
+            let (pointer, path) = match a {
+                Value::String(path) => (format!("/artifacts/{i}"), path.as_str()),
+                _ => (format!("/artifacts/{i}/path"), a.get("path")?.as_str()?),
+            };
+            Some(Problem::new(pointer, relative_path_problem(path)?))
+        })
+        .collect()
 }
 
 /// Validates a decision file (for `baton validate`).
@@ -129,43 +146,59 @@ fn accept<T: DeserializeOwned>(
     let value = json::parse(bytes, limits).map_err(|p| Rejected::only(p, sha256_hex(bytes)))?;
     let digest = sha256_hex(&json::canonical(&value));
     let text = std::str::from_utf8(bytes).expect("json::parse accepted only UTF-8");
-    let reject = |problems: Vec<Problem>, value: Value| {
-        let mut problems: Vec<Problem> =
-            problems.into_iter().map(|p| positioned(text, p)).collect();
-        // In file order, as a person reads them.
-        problems.sort_by_key(|p| (p.line, p.column));
-        Rejected {
-            problems,
-            value: Some(value),
-            digest: digest.clone(),
-        }
+    let reject = |problems: Vec<Problem>, unlisted: usize, value: Value| Rejected {
+        problems: finish(text, problems, unlisted),
+        value: Some(value),
+        digest: digest.clone(),
     };
     if !value.is_object() {
         let found = schema::describe(&value);
         let p = Problem::new("", format!("expected a JSON object, found {found}"));
-        return Err(reject(vec![p], value));
+        return Err(reject(vec![p], 0, value));
     }
     if let Some(p) = version_problem(&value, version_field) {
-        return Err(reject(vec![p], value));
+        return Err(reject(vec![p], 0, value));
     }
-    let mut problems = schema::check(kind, &value);
+    let (mut problems, unlisted) = schema::check(kind, &value, MAX_PROBLEMS);
     problems.extend(semantic(&value));
     if !problems.is_empty() {
-        return Err(reject(problems, value));
+        return Err(reject(problems, unlisted, value));
     }
     match serde_json::from_value::<T>(value.clone()) {
         Ok(doc) => Ok(Accepted { value, doc, digest }),
         // The schema is generated from T, so this means a schema/serde mismatch: still say so.
-        Err(e) => Err(reject(vec![Problem::new("", e.to_string())], value)),
+        Err(e) => Err(reject(vec![Problem::new("", e.to_string())], 0, value)),
     }
 }
 
-/// Adds the line:column of `p.pointer` in `text`, when it has none yet.
-pub fn positioned(text: &str, p: Problem) -> Problem {
-    match json::locate(text, &p.pointer) {
-        Some((line, column)) if p.line.is_none() => p.at(line, column),
-        _ => p,
+/// The problem list as reported: capped at `MAX_PROBLEMS` (a last line counts the rest, with
+/// `unlisted` more dropped before this call), positioned, in file order as a person reads it.
+pub fn finish(text: &str, mut problems: Vec<Problem>, unlisted: usize) -> Vec<Problem> {
+    let more = unlisted + problems.len().saturating_sub(MAX_PROBLEMS);
+    problems.truncate(MAX_PROBLEMS);
+    let mut problems = positioned_all(text, problems);
+    problems.sort_by_key(|p| (p.line, p.column));
+    if more > 0 {
+        let message =
+            format!("{more} more problem(s) not listed; fix the ones above and validate again");
+        problems.push(Problem::new("", message));
     }
+    problems
+}
+
+/// Adds line:column to every problem that has none, parsing `text` once: a file may have many problems, and
+/// locating each one on its own costs the size of the file every time.
+fn positioned_all(text: &str, problems: Vec<Problem>) -> Vec<Problem> {
+    let pointers: Vec<&str> = problems.iter().map(|p| p.pointer.as_str()).collect();
+    let places = json::locate_all(text, &pointers);
+    problems
+        .into_iter()
+        .zip(places)
+        .map(|(p, place)| match place {
+            Some((line, column)) if p.line.is_none() => p.at(line, column),
+            _ => p,
+        })
+        .collect()
 }
 
 /// A major version other than ours is refused before anything else is judged, because the
