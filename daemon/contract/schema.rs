@@ -120,6 +120,7 @@ fn sentence(kind: &ValidationErrorKind, instance: &Value) -> String {
             let count = instance.as_array().map_or(0, Vec::len);
             format!("must have at most {limit} items, found {count}")
         }
+        ValidationErrorKind::MinLength { limit: 1 } => "must not be empty".into(),
         ValidationErrorKind::MinLength { limit } => format!("must be at least {limit} characters"),
         ValidationErrorKind::Pattern { pattern } => {
             format!("{found} does not match the pattern {pattern}")

@@ -77,7 +77,7 @@ pub const CASES: &[Case] = &[
     ),
     file(
         "artifact-empty-path",
-        &["/artifacts/0/path 6:26: must be at least 1 characters", "/artifacts/0/path 6:26: path is empty"],
+        &["/artifacts/0/path 6:26: must not be empty", "/artifacts/0/path 6:26: path is empty"],
     ),
     file("artifact-nul-byte", &["/artifacts/0/path 6:26: path contains a NUL byte"]),
 ];
