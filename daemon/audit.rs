@@ -50,20 +50,25 @@ impl AuditLog {
         })
     }
 
-    /// Appends one event durably; returns its sequence number.
-    pub fn append(&self, event: &Event) -> io::Result<u64> {
-        let mut head = self
-            .head
-            .lock()
-            .expect("audit mutex is never poisoned by a panic here");
-        let seq = head.seq + 1;
-        let mut line = serde_json::to_string(&Line {
-            seq,
-            prev: &head.hash,
-            event,
-        })?;
-        let hash = sha256_hex(line.as_bytes());
-        line.push('\n');
+    /// Appends events durably, with one write and one sync; returns the last sequence number.
+    pub fn append_all(&self, events: &[Event]) -> io::Result<u64> {
+        let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = head.clone();
+        let mut text = String::new();
+        for event in events {
+            let seq = next.seq + 1;
+            let line = serde_json::to_string(&Line {
+                seq,
+                prev: &next.hash,
+                event,
+            })?;
+            next = Anchor {
+                seq,
+                hash: sha256_hex(line.as_bytes()),
+            };
+            text.push_str(&line);
+            text.push('\n');
+        }
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
         }
@@ -71,14 +76,21 @@ impl AuditLog {
             .create(true)
             .append(true)
             .open(&self.path)?;
-        file.write_all(line.as_bytes())?;
-        file.sync_data()?;
-        *head = Anchor { seq, hash };
+        let before = file.metadata()?.len();
+        if let Err(e) = file
+            .write_all(text.as_bytes())
+            .and_then(|()| file.sync_data())
+        {
+            // Disk full or I/O error: take back a partial line so the chain stays whole.
+            let _ = file.set_len(before);
+            return Err(e);
+        }
+        *head = next;
         if let Some(anchor) = &self.anchor {
             // Not fsynced: a lost anchor update only lags behind, which verify never flags.
             let _ = write_anchor(anchor, &head);
         }
-        Ok(seq)
+        Ok(head.seq)
     }
 }
 

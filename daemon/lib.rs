@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod pipeline;
 pub mod routing;
 pub mod run;
+pub mod scan;
 pub mod watch;
 #[path = "../web/mod.rs"]
 pub mod web;

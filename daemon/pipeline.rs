@@ -2,7 +2,8 @@
 //! scan, holds in-place writes until they have settled, rescans on overflow or watcher error,
 //! and reconciles everything periodically to catch what the watcher missed.
 
-use crate::app::{App, Ws};
+use crate::app::App;
+use crate::scan;
 use crate::watch::{Signal, Watch};
 use crate::workspace::{self, Workspace, CHECKPOINTS_DIR, HANDOFF_FILE, INBOX_DIR};
 use std::collections::HashMap;
@@ -10,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 const QUEUE: usize = 65_536;
@@ -34,13 +35,13 @@ struct Pipeline {
     shutdown: CancellationToken,
 }
 
-/// Starts watching every workspace, then the ingest thread (which scans first).
+/// Starts the ingest thread; it sets up the watches, then scans, then follows changes.
 pub fn spawn(app: App, shutdown: CancellationToken) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let (tx, rx) = sync_channel(QUEUE);
     let overflow = Arc::new(AtomicBool::new(false));
     let interval = app.config().poll.unwrap_or(Duration::from_secs(2));
     let watch = Watch::new(tx, overflow.clone(), interval)?;
-    let mut pipeline = Pipeline {
+    let pipeline = Pipeline {
         app,
         rx,
         overflow,
@@ -48,15 +49,6 @@ pub fn spawn(app: App, shutdown: CancellationToken) -> anyhow::Result<std::threa
         settling: HashMap::new(),
         shutdown,
     };
-    for ws in pipeline.app.workspaces() {
-        pipeline.watch_workspace(&ws.ws);
-    }
-    for root in pipeline.app.roots().to_vec() {
-        let poll = pipeline.polled(&root);
-        if let Err(e) = pipeline.watch.add(&root, false, poll) {
-            tracing::error!(root = %root.display(), error = %e, "cannot watch workspace root");
-        }
-    }
     let handle = std::thread::Builder::new()
         .name("baton-ingest".into())
         .spawn(move || pipeline.run())?;
@@ -65,10 +57,21 @@ pub fn spawn(app: App, shutdown: CancellationToken) -> anyhow::Result<std::threa
 
 impl Pipeline {
     fn run(mut self) {
+        // Watches first, so nothing written during the scan is missed.
+        for ws in self.app.workspaces() {
+            self.watch_workspace(&ws.ws);
+        }
+        for root in self.app.roots().to_vec() {
+            self.add_watch(&root, false);
+        }
         self.startup_scan();
         // Ready once the files found young at start-up have settled and been processed too
         // (bounded, in case writers never pause).
         let mut ready_by = Some(Instant::now() + 2 * self.app.config().settle);
+        if self.settling.is_empty() {
+            ready_by = None;
+            self.app.set_ready();
+        }
         let reconcile = self.app.config().reconcile;
         let mut next_reconcile = Instant::now() + reconcile;
         let mut next_stall_check = Instant::now();
@@ -111,52 +114,50 @@ impl Pipeline {
     }
 
     fn watch_workspace(&mut self, ws: &Workspace) {
-        let poll = self.polled(&ws.root);
-        if poll {
+        if self.polled(&ws.root) {
             tracing::info!(workspace = %ws.name, "polling this workspace (network filesystem or poll_ms)");
         }
-        let dirs = [
-            (ws.root.clone(), false),
-            (ws.checkpoints_dir(), false),
-            (ws.inbox_dir(), true),
-        ];
-        for (dir, recursive) in dirs {
-            if dir.is_dir() {
-                if let Err(e) = self.watch.add(&dir, recursive, poll) {
-                    self.app.metrics().error("watch");
-                    tracing::error!(dir = %dir.display(), error = %e, "cannot watch; the periodic reconcile still covers it");
-                }
-            }
+        self.add_watch(&ws.root, false);
+        self.add_watch(&ws.checkpoints_dir(), false);
+        self.add_watch(&ws.inbox_dir(), true);
+    }
+
+    fn add_watch(&mut self, dir: &Path, recursive: bool) {
+        if !dir.is_dir() {
+            return;
         }
-        self.app.metrics().watches.set(self.watch.count() as i64);
+        if let Err(e) = self.watch.add(dir, recursive, self.polled(dir)) {
+            self.app.metrics().error("watch");
+            let hint = match e.kind {
+                notify::ErrorKind::MaxFilesWatch => {
+                    "; raise fs.inotify.max_user_watches (sysctl) or set poll_ms"
+                }
+                _ => "",
+            };
+            tracing::error!(dir = %dir.display(), error = %e, "cannot watch{hint}; the periodic reconcile still covers it");
+        }
     }
 
     fn startup_scan(&mut self) {
         let started = Instant::now();
-        let mut entries = 0u64;
-        for ws in self.app.workspaces() {
-            entries += walkdir::WalkDir::new(&ws.ws.root)
-                .into_iter()
-                .filter_map(Result::ok)
-                .count() as u64;
-            self.reconcile_or_arm(&ws);
-        }
+        let report = scan::catch_up_all(&self.app, &self.app.workspaces(), true);
         let seconds = started.elapsed().as_secs_f64();
         let metrics = self.app.metrics();
-        metrics.scan_entries.set(entries as i64);
+        metrics.scan_entries.set(report.entries as i64);
         metrics.scan_seconds.set(seconds);
-        let rate = entries as f64 / seconds.max(1e-9);
-        tracing::info!(entries, seconds, rate = rate as u64, "start-up scan done");
-    }
-
-    /// Reconciles a workspace now, except a handoff.json still being written, which settles.
-    fn reconcile_or_arm(&mut self, ws: &Ws) {
-        let path = ws.ws.handoff_path();
-        match young(&path, self.app.config().settle) {
-            Some(wait) => self.arm(Item::Handoff(ws.ws.root.clone()), wait),
-            None => self.app.reconcile_handoff(ws, None),
+        metrics
+            .watches
+            .set((report.watched_dirs + self.app.roots().len() as u64) as i64);
+        let rate = report.entries as f64 / seconds.max(1e-9);
+        tracing::info!(
+            entries = report.entries,
+            seconds,
+            rate = rate as u64,
+            "start-up scan done"
+        );
+        for (root, wait) in report.young {
+            self.arm(Item::Handoff(root), wait);
         }
-        self.app.reconcile_checkpoints(ws);
     }
 
     fn rescan(&mut self, reason: &str) {
@@ -169,8 +170,9 @@ impl Pipeline {
                 }
             }
         }
-        for ws in self.app.workspaces() {
-            self.reconcile_or_arm(&ws);
+        let report = scan::catch_up_all(&self.app, &self.app.workspaces(), false);
+        for (root, wait) in report.young {
+            self.arm(Item::Handoff(root), wait);
         }
     }
 
@@ -239,7 +241,7 @@ impl Pipeline {
         let settle = self.app.config().settle;
         for (item, first) in due {
             // Events can coalesce: trust the file's own mtime before calling it settled.
-            if let Some(wait) = self.path_of(&item).and_then(|p| young(&p, settle)) {
+            if let Some(wait) = self.path_of(&item).and_then(|p| scan::young(&p, settle)) {
                 self.settling.insert(item, (now + wait, first));
                 continue;
             }
@@ -282,7 +284,13 @@ impl Pipeline {
             Ok(Some(added)) => {
                 tracing::info!(workspace = %ws.name, "new workspace");
                 self.watch_workspace(&ws);
-                self.reconcile_or_arm(&added);
+                self.app
+                    .metrics()
+                    .watches
+                    .inc_by(scan::walk_tree(&ws.root).1 as i64);
+                if let Some(wait) = scan::catch_up(&self.app, &added) {
+                    self.arm(Item::Handoff(ws.root.clone()), wait);
+                }
             }
             Ok(None) => {}
             Err(e) => {
@@ -290,13 +298,4 @@ impl Pipeline {
             }
         }
     }
-}
-
-/// `Some(remaining)` when the file was modified less than `window` ago.
-fn young(path: &Path, window: Duration) -> Option<Duration> {
-    let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok()?;
-    let age = SystemTime::now()
-        .duration_since(modified)
-        .unwrap_or_default();
-    (age < window).then(|| window - age)
 }

@@ -27,7 +27,6 @@ pub struct Watch {
     poll_interval: Duration,
     tx: SyncSender<Signal>,
     overflow: Arc<AtomicBool>,
-    count: usize,
 }
 
 impl Watch {
@@ -37,14 +36,16 @@ impl Watch {
         overflow: Arc<AtomicBool>,
         poll_interval: Duration,
     ) -> notify::Result<Watch> {
-        let native = notify::recommended_watcher(handler(tx.clone(), overflow.clone()))?;
+        // Never follow symlinks: an agent could point one at `/` and exhaust the kernel's
+        // watch limit, or make the daemon watch files outside its workspaces.
+        let config = notify::Config::default().with_follow_symlinks(false);
+        let native = RecommendedWatcher::new(handler(tx.clone(), overflow.clone()), config)?;
         Ok(Watch {
             native,
             poll: None,
             poll_interval,
             tx,
             overflow,
-            count: 0,
         })
     }
 
@@ -57,7 +58,9 @@ impl Watch {
         };
         if poll {
             if self.poll.is_none() {
-                let config = notify::Config::default().with_poll_interval(self.poll_interval);
+                let config = notify::Config::default()
+                    .with_poll_interval(self.poll_interval)
+                    .with_follow_symlinks(false);
                 self.poll = Some(PollWatcher::new(
                     handler(self.tx.clone(), self.overflow.clone()),
                     config,
@@ -70,13 +73,7 @@ impl Watch {
         } else {
             self.native.watch(path, mode)?;
         }
-        self.count += 1;
         Ok(())
-    }
-
-    /// How many folders are under watch.
-    pub fn count(&self) -> usize {
-        self.count
     }
 }
 

@@ -2,7 +2,7 @@
 //! the same file seen twice is a no-op). Handoffs are received, revised, refused as invalid or
 //! found already answered; checkpoints update "where it stopped".
 
-use super::state::{CheckpointRecord, Current, Meta, Record, WsState};
+use super::state::{Current, Meta, Record, WsState};
 use super::{load, App, Ws};
 use crate::contract::validate::{self, oversize_digest, sha256_hex, Accepted};
 use crate::contract::{json, Decision, Handoff, Outcome, Problem};
@@ -390,65 +390,6 @@ impl App {
             }
         }
         problems
-    }
-
-    /// Reconciles every checkpoint file, forgetting the ones that were removed.
-    pub fn reconcile_checkpoints(&self, ws: &Ws) {
-        let names = workspace::list_json(&ws.ws.checkpoints_dir());
-        for name in &names {
-            self.reconcile_checkpoint(ws, name);
-        }
-        let mut st = ws.lock();
-        st.checkpoints.retain(|k, _| names.contains(k));
-        st.checkpoint_errors.retain(|k, _| names.contains(k));
-    }
-
-    /// Re-reads one checkpoint file (`checkpoints/<file>`).
-    pub fn reconcile_checkpoint(&self, ws: &Ws, file: &str) {
-        let limits = self.config().limits;
-        let read = workspace::read_limited(&ws.ws.checkpoints_dir().join(file), limits.max_bytes);
-        let mut st = ws.lock();
-        let parsed = match read {
-            Ok(None) => {
-                st.checkpoints.remove(file);
-                st.checkpoint_errors.remove(file);
-                return;
-            }
-            Ok(Some(bytes)) => validate::checkpoint(&bytes, &limits).map_err(|r| r.problems),
-            Err(ReadError::TooLarge { size, .. }) => Err(vec![json::too_large(size, &limits)]),
-            Err(e) => Err(vec![Problem::new("", e.to_string())]),
-        };
-        let acc = match parsed {
-            Ok(acc) => acc,
-            Err(problems) => {
-                self.metrics().error("checkpoint_invalid");
-                tracing::warn!(workspace = %ws.ws.name, file, first = %problems[0], "invalid checkpoint");
-                st.checkpoints.remove(file);
-                st.checkpoint_errors.insert(file.to_string(), problems);
-                return;
-            }
-        };
-        st.checkpoint_errors.remove(file);
-        let record = CheckpointRecord {
-            file: file.to_string(),
-            task_id: acc.doc.task_id.clone(),
-            step: acc.doc.step,
-            checkpoint: acc.value,
-        };
-        st.checkpoints.insert(file.to_string(), record);
-        if st.seen_checkpoints.get(file) == Some(&acc.digest) {
-            return;
-        }
-        st.seen_checkpoints.insert(file.to_string(), acc.digest);
-        if let Err(e) = load::save_seen_checkpoints(&ws.ws, &st.seen_checkpoints) {
-            self.metrics().error("write");
-            tracing::error!(workspace = %ws.ws.name, error = %e, "cannot save checkpoint state");
-        }
-        let data = json!({ "file": file, "task_id": acc.doc.task_id, "step": acc.doc.step, "summary": acc.doc.summary });
-        self.emit(
-            ws,
-            Event::new(EventType::CheckpointWritten, &ws.ws.name, None, data),
-        );
     }
 
     pub(super) fn count_outcome(&self, outcome: Outcome) {

@@ -3,6 +3,7 @@
 //! the workspace's audit log, broadcast to subscribers (SSE), counted in the metrics. The core
 //! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
 
+mod checkpoints;
 mod decide;
 mod ingest;
 mod load;
@@ -179,22 +180,29 @@ impl App {
 
     /// Records an event: audit log first (the durable record), then subscribers and metrics.
     fn emit(&self, ws: &Ws, event: Event) {
-        stall::note_activity(ws, event.kind);
-        if let Err(e) = ws.audit.append(&event) {
+        self.emit_all(ws, vec![event]);
+    }
+
+    /// Records events of one workspace with a single audit write and sync.
+    fn emit_all(&self, ws: &Ws, events: Vec<Event>) {
+        if let Err(e) = ws.audit.append_all(&events) {
             self.metrics().error("audit_write");
             tracing::error!(workspace = %ws.ws.name, error = %e, "cannot append to the audit log");
         }
-        tracing::info!(
-            event = event.kind.as_str(),
-            workspace = %event.workspace,
-            key = event.key.as_deref().unwrap_or(""),
-            "event"
-        );
-        let label = crate::metrics::TypeLabel {
-            r#type: event.kind.as_str().into(),
-        };
-        self.metrics().events.get_or_create(&label).inc();
-        // No subscriber is fine: the audit log already has it.
-        let _ = self.inner.events.send(event);
+        for event in events {
+            stall::note_activity(ws, event.kind);
+            tracing::info!(
+                event = event.kind.as_str(),
+                workspace = %event.workspace,
+                key = event.key.as_deref().unwrap_or(""),
+                "event"
+            );
+            let label = crate::metrics::TypeLabel {
+                r#type: event.kind.as_str().into(),
+            };
+            self.metrics().events.get_or_create(&label).inc();
+            // No subscriber is fine: the audit log already has it.
+            let _ = self.inner.events.send(event);
+        }
     }
 }
