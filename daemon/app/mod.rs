@@ -6,6 +6,7 @@
 mod checkpoints;
 mod decide;
 mod ingest;
+mod invalid;
 mod load;
 pub use load::anchor_path;
 mod query;

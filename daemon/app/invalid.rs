@@ -1,0 +1,87 @@
+//! Invalid handoffs: the checks only the workspace can make (artifacts that are missing,
+//! escape it or do not match their sha256), and the `invalid` answer that lists every problem
+//! so the agent learns what to fix.
+
+use super::ingest::write_json;
+use super::{load, App, Ws};
+use crate::contract::{Decision, Handoff, Outcome, Problem};
+use crate::events::{now_rfc3339, Event, EventType};
+use crate::workspace;
+use serde_json::json;
+use std::io;
+
+impl App {
+    /// Answers an unusable handoff.json with an `invalid` decision listing every problem.
+    pub(super) fn answer_invalid(
+        &self,
+        ws: &Ws,
+        key: &str,
+        digest: &str,
+        task_id: &str,
+        problems: Vec<Problem>,
+    ) -> io::Result<()> {
+        let root: Option<Decision> = load::read_json(&ws.ws.decision_path());
+        let answered = root.is_some_and(|d| {
+            d.outcome == Outcome::Invalid
+                && d.handoff_key == key
+                && d.handoff_sha256.as_deref() == Some(digest)
+        });
+        if answered {
+            return Ok(());
+        }
+        let decision = Decision {
+            decision_version: crate::contract::decision::DECISION_VERSION.into(),
+            handoff_key: key.to_string(),
+            task_id: task_id.to_string(),
+            outcome: Outcome::Invalid,
+            by: "system".into(),
+            at: now_rfc3339(),
+            comment: Some(format!(
+                "{} problem(s) in handoff.json; fix them and write it again",
+                problems.len()
+            )),
+            errors: problems,
+            sign_offs: Vec::new(),
+            to_agent: None,
+            handoff_sha256: Some(digest.to_string()),
+        };
+        write_json(&ws.ws.decision_path(), &decision)?;
+        let copy = ws
+            .ws
+            .archive_dir(key)
+            .join(format!("invalid-{}.json", &digest[..16]));
+        write_json(&copy, &decision)?;
+        self.count_outcome(Outcome::Invalid);
+        let data = json!({ "task_id": task_id, "errors": decision.errors });
+        self.emit(
+            ws,
+            Event::new(EventType::HandoffInvalid, &ws.ws.name, Some(key), data),
+        );
+        Ok(())
+    }
+
+    /// Problems only the workspace can show: artifacts missing, escaping it, or changed.
+    pub(super) fn artifact_problems(&self, ws: &Ws, doc: &Handoff) -> Vec<Problem> {
+        let mut problems = Vec::new();
+        for (i, artifact) in doc.artifacts.iter().enumerate() {
+            let at = format!("/artifacts/{i}");
+            match workspace::resolve(&ws.ws.root, &artifact.path) {
+                Err(e) => problems.push(Problem::new(format!("{at}/path"), e.to_string())),
+                Ok(real) => {
+                    let Some(want) = &artifact.sha256 else {
+                        continue;
+                    };
+                    match workspace::sha256_file(&real) {
+                        Ok(got) if got.eq_ignore_ascii_case(want) => {}
+                        Ok(got) => problems.push(Problem::new(
+                            format!("{at}/sha256"),
+                            format!("does not match the file: its sha256 is {got}; recompute it after the last write"),
+                        )),
+                        Err(e) => problems.push(Problem::new(format!("{at}/path"), format!("cannot read \"{}\": {e}", artifact.path))),
+                    }
+                }
+            }
+        }
+        problems
+    }
+}
