@@ -42,63 +42,15 @@ impl App {
                 st.current = None;
                 return;
             }
-            Ok(Some(bytes)) => {
-                let verdict = match validate::handoff(&bytes, &limits) {
-                    Ok(accepted) => Verdict::Valid(Box::new(accepted)),
-                    Err(r) => Verdict::Invalid {
-                        key: validate::rejected_key(&r),
-                        task_id: r.field("task_id").unwrap_or_default().to_string(),
-                        digest: r.digest,
-                        problems: r.problems,
-                    },
-                };
-                (sha256_hex(&bytes), verdict, bytes)
-            }
+            Ok(Some(bytes)) => (sha256_hex(&bytes), judge(&bytes, &limits), bytes),
             Err(ReadError::TooLarge { size, .. }) => {
-                let digest = oversize_digest(size);
-                let problems = vec![json::too_large(size, &limits)];
-                (
-                    digest.clone(),
-                    Verdict::Invalid {
-                        key: digest.clone(),
-                        digest,
-                        task_id: String::new(),
-                        problems,
-                    },
-                    Vec::new(),
-                )
+                refused(oversize_digest(size), json::too_large(size, &limits))
             }
             Err(ReadError::NotRegular) => {
-                let digest = sha256_hex(b"not-regular");
-                let problems = vec![Problem::new(
-                    "",
-                    "handoff.json must be a regular file: symlinks, folders and pipes are refused",
-                )];
-                (
-                    digest.clone(),
-                    Verdict::Invalid {
-                        key: digest.clone(),
-                        digest,
-                        task_id: String::new(),
-                        problems,
-                    },
-                    Vec::new(),
-                )
+                refused(sha256_hex(b"not-regular"), Problem::new("", NOT_REGULAR))
             }
             Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::PermissionDenied => {
-                let digest = sha256_hex(b"unreadable");
-                let why = "cannot read handoff.json: permission denied; make it readable by the daemon's user";
-                let problems = vec![Problem::new("", why)];
-                (
-                    digest.clone(),
-                    Verdict::Invalid {
-                        key: digest.clone(),
-                        digest,
-                        task_id: String::new(),
-                        problems,
-                    },
-                    Vec::new(),
-                )
+                refused(sha256_hex(b"unreadable"), Problem::new("", UNREADABLE))
             }
             Err(ReadError::Io(e)) => {
                 self.metrics().error("read");
@@ -325,6 +277,34 @@ impl App {
         };
         self.metrics().handoffs.get_or_create(&label).inc();
     }
+}
+
+const NOT_REGULAR: &str =
+    "handoff.json must be a regular file: symlinks, folders and pipes are refused";
+const UNREADABLE: &str =
+    "cannot read handoff.json: permission denied; make it readable by the daemon's user";
+
+fn judge(bytes: &[u8], limits: &crate::contract::Limits) -> Verdict {
+    match validate::handoff(bytes, limits) {
+        Ok(accepted) => Verdict::Valid(Box::new(accepted)),
+        Err(r) => Verdict::Invalid {
+            key: validate::rejected_key(&r),
+            task_id: r.field("task_id").unwrap_or_default().to_string(),
+            digest: r.digest,
+            problems: r.problems,
+        },
+    }
+}
+
+/// A handoff.json that cannot even be read: answered under a digest of what is known of it.
+fn refused(digest: String, problem: Problem) -> (String, Verdict, Vec<u8>) {
+    let verdict = Verdict::Invalid {
+        key: digest.clone(),
+        digest: digest.clone(),
+        task_id: String::new(),
+        problems: vec![problem],
+    };
+    (digest, verdict, Vec::new())
 }
 
 pub(super) fn write_json<T: serde::Serialize>(path: &std::path::Path, value: &T) -> io::Result<()> {
