@@ -8,4 +8,5 @@ mod cli;
 mod contract;
 mod corpus;
 mod e2e;
+mod failures;
 mod paths;

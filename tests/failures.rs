@@ -1,0 +1,97 @@
+//! The daemon meets a full disk: it records nothing half-way, keeps serving, and catches up
+//! once space is back. Needs root to mount a small tmpfs (CI runs as root).
+
+use crate::util::{bytes, handoff, write_atomic, TestEnv};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A tmpfs mounted over a folder; unmounted on drop.
+struct Tmpfs(PathBuf);
+
+impl Tmpfs {
+    fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(dir).unwrap();
+        let ok = Command::new("mount")
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size}"),
+                "tmpfs",
+                dir.to_str().unwrap(),
+            ])
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(dir.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the filesystem of `dir` to the last byte; returns the filler file.
+fn fill(dir: &Path) -> PathBuf {
+    let filler = dir.join("filler.bin");
+    let mut file = std::fs::File::create(&filler).unwrap();
+    let block = vec![0u8; 4096];
+    while file.write_all(&block).is_ok() {}
+    while file.write_all(&[0]).is_ok() {}
+    filler
+}
+
+#[test]
+fn a_full_disk_loses_nothing_and_the_daemon_catches_up_when_space_returns() {
+    let mut env = TestEnv::with_config("reconcile_s = 1");
+    let Some(_mount) = Tmpfs::mount(&env.ws("tiny"), "256k") else {
+        eprintln!("skipped: mounting a tmpfs needs root");
+        return;
+    };
+    let tiny = env.init("tiny");
+    write_atomic(&tiny.join("handoff.json"), &bytes(&handoff("full-1")));
+    let filler = fill(&tiny.join("inbox"));
+
+    let d = env.start();
+    assert!(
+        d.handoffs("all").is_empty(),
+        "nothing recorded without space"
+    );
+    assert!(!tiny.join("decision.json").exists());
+    assert!(
+        !tiny.join(".baton/handoffs/full-1/meta.json").exists(),
+        "no half-made archive"
+    );
+    assert!(
+        d.metrics().contains("baton_errors_total{kind=\"write\"}"),
+        "the failure is counted"
+    );
+    write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &bytes(&handoff("elsewhere")),
+    );
+    d.wait_until("other workspaces still served", || {
+        d.handoffs("pending")
+            .iter()
+            .any(|h| h["key"] == "elsewhere")
+    });
+
+    std::fs::remove_file(filler).unwrap();
+    d.wait_until("caught up after space returned", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "full-1")
+    });
+    assert_eq!(crate::util::event_types(&tiny), ["handoff.received"]);
+
+    // A decision that cannot be written is refused whole, and can be made again later.
+    let filler = fill(&tiny.join("inbox"));
+    let (status, body) = d.decide("full-1", "approved", "no room");
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(d.get("/api/v1/handoffs/full-1").1["state"], "pending");
+    assert!(!tiny.join("decision.json").exists());
+    std::fs::remove_file(filler).unwrap();
+    assert_eq!(d.decide("full-1", "approved", "room again").0, 200);
+    assert_eq!(crate::util::decision(&tiny).unwrap()["comment"], "room again");
+    d.stop();
+}
