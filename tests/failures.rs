@@ -95,3 +95,22 @@ fn a_full_disk_loses_nothing_and_the_daemon_catches_up_when_space_returns() {
     assert_eq!(crate::util::decision(&tiny).unwrap()["comment"], "room again");
     d.stop();
 }
+
+#[test]
+fn files_with_names_that_are_not_utf8_are_skipped_and_the_rest_is_served() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let odd = std::ffi::OsStr::from_bytes(b"caf\xe9.json");
+    std::fs::write(ws.join("checkpoints").join(odd), b"{}").unwrap();
+    std::fs::write(ws.join("inbox").join(odd), b"artifact").unwrap();
+    let cp = serde_json::json!({"checkpoint_version": "1", "task_id": "task-odd", "step": 1});
+    write_atomic(&ws.join("checkpoints/001.json"), &bytes(&cp));
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("odd")));
+    d.wait_until("odd", || d.handoffs("pending").len() == 1);
+    let detail = d.get("/api/v1/handoffs/odd").1;
+    assert_eq!(detail["checkpoints"].as_array().unwrap().len(), 1);
+    assert!(detail["checkpoint_errors"].as_object().unwrap().is_empty());
+    d.assert_alive();
+}
