@@ -143,6 +143,15 @@ fn the_api_answers_each_caller_with_the_right_status() {
         (200, &serde_json::json!("3.1.0"))
     );
     assert!(openapi["paths"]["/api/v1/handoffs/{key}/decision"]["post"].is_object());
+    let text = openapi.to_string();
+    assert!(
+        !text.contains("#/definitions") && !text.contains("#/$defs"),
+        "every $ref resolves in the document"
+    );
+    assert_eq!(
+        openapi["components"]["schemas"]["Handoff"]["properties"]["trigger"]["enum"][0],
+        "low_confidence"
+    );
     let metrics = d.metrics();
     assert!(
         metrics.contains("baton_handoffs_decided_total{outcome=\"approved\"} 2"),

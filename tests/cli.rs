@@ -32,7 +32,7 @@ fn schema_prints_the_json_schema_of_each_document() {
         let schema: Value = serde_json::from_str(&stdout(&out)).unwrap();
         assert_eq!(
             schema["$schema"],
-            "https://json-schema.org/draft/2020-12/schema"
+            "http://json-schema.org/draft-07/schema#"
         );
         let mut got: Vec<&str> = schema["required"]
             .as_array()

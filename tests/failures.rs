@@ -92,7 +92,10 @@ fn a_full_disk_loses_nothing_and_the_daemon_catches_up_when_space_returns() {
     assert!(!tiny.join("decision.json").exists());
     std::fs::remove_file(filler).unwrap();
     assert_eq!(d.decide("full-1", "approved", "room again").0, 200);
-    assert_eq!(crate::util::decision(&tiny).unwrap()["comment"], "room again");
+    assert_eq!(
+        crate::util::decision(&tiny).unwrap()["comment"],
+        "room again"
+    );
     d.stop();
 }
 

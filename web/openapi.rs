@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document of the JSON API. Document schemas come from the contract types
 //! (the same generated schemas validation runs), so the description cannot drift from them.
 
-use crate::contract::schema::{schema, Kind};
+use crate::contract::schema::{inline_schema, Kind};
 use serde_json::{json, Value};
 
 fn error_response(description: &str) -> Value {
@@ -24,9 +24,9 @@ pub fn document() -> Value {
         "components": {
             "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
             "schemas": {
-                "Handoff": schema(Kind::Handoff),
-                "Checkpoint": schema(Kind::Checkpoint),
-                "Decision": schema(Kind::Decision),
+                "Handoff": inline_schema(Kind::Handoff),
+                "Checkpoint": inline_schema(Kind::Checkpoint),
+                "Decision": inline_schema(Kind::Decision),
                 "Error": { "type": "object", "required": ["error"], "properties": {
                     "error": { "type": "string" }, "decision": { "$ref": "#/components/schemas/Decision" } } },
                 "Summary": { "type": "object", "required": ["key", "task_id", "workspace", "from_agent", "state", "received_at"],
