@@ -74,7 +74,7 @@ impl Pipeline {
         }
         let reconcile = self.app.config().reconcile;
         let mut next_reconcile = Instant::now() + reconcile;
-        let mut next_stall_check = Instant::now();
+        let mut next_housekeeping = Instant::now();
         while !self.shutdown.is_cancelled() {
             let now = Instant::now();
             let due = self.settling.values().map(|(d, _)| *d).min();
@@ -97,9 +97,9 @@ impl Pipeline {
                 ready_by = None;
                 self.app.set_ready();
             }
-            if Instant::now() >= next_stall_check {
+            if Instant::now() >= next_housekeeping {
                 self.app.check_stalls();
-                next_stall_check = Instant::now() + Duration::from_secs(1);
+                next_housekeeping = Instant::now() + Duration::from_secs(1);
             }
             if Instant::now() >= next_reconcile {
                 self.rescan("periodic reconcile");

@@ -9,6 +9,8 @@ use tokio::net::TcpListener;
 pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let shutdown = app.shutdown_token();
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
+    let anchors = tokio::spawn(flush_anchors(app.clone()));
+    let app_for_anchors = app.clone();
     let router = crate::web::router(app);
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.clone().cancelled_owned())
@@ -18,6 +20,20 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     if !matches!(joined, Ok(Ok(()))) {
         tracing::error!("the ingest thread ended with a panic");
     }
+    anchors.abort();
+    // After ingest has stopped, so the anchors cover every event.
+    let _ = tokio::task::spawn_blocking(move || app_for_anchors.flush_anchors()).await;
     served?;
     Ok(())
+}
+
+/// Keeps the audit anchors about a second behind the logs, off the ingest thread (the first
+/// flush after start-up creates one file per workspace).
+async fn flush_anchors(app: App) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let app = app.clone();
+        let _ = tokio::task::spawn_blocking(move || app.flush_anchors()).await;
+    }
 }

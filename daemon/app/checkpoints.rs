@@ -33,12 +33,12 @@ impl App {
         if events.is_empty() {
             return;
         }
+        // Events first: the cache of announced digests may lag them, never run ahead.
+        self.emit_all(ws, events);
         if let Err(e) = load::save_seen_checkpoints(&ws.ws, &st.seen_checkpoints) {
-            // Only derived state: losing it repeats a checkpoint.written event after a restart.
             self.metrics().error("write");
             tracing::error!(workspace = %ws.ws.name, error = %e, "cannot save checkpoint state");
         }
-        self.emit_all(ws, events);
     }
 
     /// Updates the state from one file; the event to announce when its content is new.

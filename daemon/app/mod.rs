@@ -179,6 +179,16 @@ impl App {
         self.inner.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Brings every audit anchor up to date (see `AuditLog::flush_anchor`).
+    pub fn flush_anchors(&self) {
+        for ws in self.workspaces() {
+            if let Err(e) = ws.audit.flush_anchor() {
+                self.metrics().error("audit_anchor");
+                tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot write the audit anchor");
+            }
+        }
+    }
+
     /// Records an event: audit log first (the durable record), then subscribers and metrics.
     fn emit(&self, ws: &Ws, event: Event) {
         self.emit_all(ws, vec![event]);
