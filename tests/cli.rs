@@ -30,10 +30,7 @@ fn schema_prints_the_json_schema_of_each_document() {
         let out = baton(&["schema", kind]);
         assert!(out.status.success());
         let schema: Value = serde_json::from_str(&stdout(&out)).unwrap();
-        assert_eq!(
-            schema["$schema"],
-            "http://json-schema.org/draft-07/schema#"
-        );
+        assert_eq!(schema["$schema"], "http://json-schema.org/draft-07/schema#");
         let mut got: Vec<&str> = schema["required"]
             .as_array()
             .unwrap()
