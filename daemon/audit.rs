@@ -6,6 +6,7 @@ use crate::events::Event;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -75,8 +76,10 @@ impl AuditLog {
         }
         if let Some(dir) = self.path.parent() {
             std::fs::create_dir_all(dir)?;
+            crate::workspace::ensure_real_dir(dir)?;
         }
         let mut file = std::fs::OpenOptions::new()
+            .custom_flags(libc::O_NOFOLLOW)
             .create(true)
             .append(true)
             .open(&self.path)?;
@@ -137,6 +140,7 @@ fn read_head(path: &Path) -> io::Result<Anchor> {
     let mut file = match std::fs::OpenOptions::new()
         .read(true)
         .write(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .open(path)
     {
         Ok(f) => f,

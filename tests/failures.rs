@@ -117,3 +117,61 @@ fn files_with_names_that_are_not_utf8_are_skipped_and_the_rest_is_served() {
     assert!(detail["checkpoint_errors"].as_object().unwrap().is_empty());
     d.assert_alive();
 }
+
+#[test]
+fn symlinks_planted_in_the_workspace_never_lead_the_daemon_outside() {
+    use std::os::unix::fs::symlink;
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let outside = env.root().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::fs::write(outside.join("victim.json"), "untouched").unwrap();
+    // An archive folder for the key the agent is about to use, pointing away.
+    symlink(&outside, ws.join(".baton/handoffs/planted")).unwrap();
+    // decision.json pointing at a file outside.
+    symlink(outside.join("victim.json"), ws.join("decision.json")).unwrap();
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("planted")));
+    write_atomic(
+        &env.init("beta").join("handoff.json"),
+        &bytes(&handoff("marker")),
+    );
+    d.wait_until("marker", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "marker")
+    });
+    let outside_files: Vec<_> = std::fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        outside_files,
+        ["victim.json"],
+        "nothing written through the archive link"
+    );
+    assert_eq!(
+        std::fs::read_to_string(outside.join("victim.json")).unwrap(),
+        "untouched"
+    );
+    assert!(
+        d.handoffs("all").iter().all(|h| h["key"] != "planted"),
+        "refused, not recorded"
+    );
+    assert!(d.metrics().contains("baton_errors_total{kind=\"write\"}"));
+
+    // Once the link is gone, the same handoff is received; decision.json replaces its link.
+    std::fs::remove_file(ws.join(".baton/handoffs/planted")).unwrap();
+    let mut again = handoff("planted");
+    again["summary"] = "retry".into();
+    write_atomic(&ws.join("handoff.json"), &bytes(&again));
+    d.wait_until("received", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "planted")
+    });
+    assert_eq!(d.decide("planted", "approved", "").0, 200);
+    assert!(!std::fs::symlink_metadata(ws.join("decision.json"))
+        .unwrap()
+        .is_symlink());
+    assert_eq!(
+        std::fs::read_to_string(outside.join("victim.json")).unwrap(),
+        "untouched"
+    );
+}

@@ -113,10 +113,14 @@ impl App {
             to_agent,
             handoff_sha256: Some(rec.meta.digest.clone()),
         };
-        write_json(&ws.ws.archive_dir(key).join("decision.json"), &decision)?;
+        write_json(
+            &ws.ws,
+            &ws.ws.archive_dir(key).join("decision.json"),
+            &decision,
+        )?;
         rec.decision = Some(decision.clone());
         if st.current.as_ref().is_some_and(|c| c.key == key) {
-            if let Err(e) = write_json(&ws.ws.decision_path(), &decision) {
+            if let Err(e) = write_json(&ws.ws, &ws.ws.decision_path(), &decision) {
                 // The archive holds the decision; the next reconcile restores the root copy.
                 self.metrics().error("write");
                 tracing::error!(workspace = %ws.ws.name, key, error = %e, "cannot write decision.json");

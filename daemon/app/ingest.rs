@@ -7,7 +7,7 @@ use super::{load, App, Ws};
 use crate::contract::validate::{self, oversize_digest, sha256_hex, Accepted};
 use crate::contract::{json, Decision, Handoff, Outcome, Problem};
 use crate::events::{now_rfc3339, Event, EventType};
-use crate::workspace::{self, ReadError};
+use crate::workspace::{self, ReadError, Workspace};
 use serde_json::json;
 use std::io;
 use std::time::Instant;
@@ -254,11 +254,11 @@ impl App {
     /// The same content again: nothing to do but make sure the root decision.json matches
     /// (it may be missing after a crash between the archive write and the root write).
     fn repair(&self, ws: &Ws, st: &WsState, key: &str) -> io::Result<()> {
-        let root: Option<Decision> = load::read_json(&ws.ws.decision_path());
+        let root: Option<Decision> = load::read_json(&ws.ws, &ws.ws.decision_path());
         match &st.records[key].decision {
             Some(d) if root.as_ref() != Some(d) => {
                 tracing::info!(workspace = %ws.ws.name, key, "restoring decision.json from the archive");
-                write_json(&ws.ws.decision_path(), d)
+                write_json(&ws.ws, &ws.ws.decision_path(), d)
             }
             None if root.is_some() => workspace::remove_if_exists(&ws.ws.decision_path()),
             _ => Ok(()),
@@ -267,8 +267,8 @@ impl App {
 
     fn archive(&self, ws: &Ws, meta: &Meta, bytes: &[u8]) -> io::Result<()> {
         let dir = ws.ws.archive_dir(&meta.key);
-        workspace::write_atomic(&dir.join("handoff.json"), bytes)?;
-        write_json(&dir.join("meta.json"), meta)
+        ws.ws.write(&dir.join("handoff.json"), bytes)?;
+        write_json(&ws.ws, &dir.join("meta.json"), meta)
     }
 
     pub(super) fn count_outcome(&self, outcome: Outcome) {
@@ -307,8 +307,12 @@ fn refused(digest: String, problem: Problem) -> (String, Verdict, Vec<u8>) {
     (digest, verdict, Vec::new())
 }
 
-pub(super) fn write_json<T: serde::Serialize>(path: &std::path::Path, value: &T) -> io::Result<()> {
+pub(super) fn write_json<T: serde::Serialize>(
+    ws: &Workspace,
+    path: &std::path::Path,
+    value: &T,
+) -> io::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value)?;
     bytes.push(b'\n');
-    workspace::write_atomic(path, &bytes)
+    ws.write(path, &bytes)
 }

@@ -20,7 +20,7 @@ impl App {
         task_id: &str,
         problems: Vec<Problem>,
     ) -> io::Result<()> {
-        let root: Option<Decision> = load::read_json(&ws.ws.decision_path());
+        let root: Option<Decision> = load::read_json(&ws.ws, &ws.ws.decision_path());
         let answered = root.is_some_and(|d| {
             d.outcome == Outcome::Invalid
                 && d.handoff_key == key
@@ -45,12 +45,12 @@ impl App {
             to_agent: None,
             handoff_sha256: Some(digest.to_string()),
         };
-        write_json(&ws.ws.decision_path(), &decision)?;
+        write_json(&ws.ws, &ws.ws.decision_path(), &decision)?;
         let copy = ws
             .ws
             .archive_dir(key)
             .join(format!("invalid-{}.json", &digest[..16]));
-        write_json(&copy, &decision)?;
+        write_json(&ws.ws, &copy, &decision)?;
         self.count_outcome(Outcome::Invalid);
         let data = json!({ "task_id": task_id, "errors": decision.errors });
         self.emit(

@@ -24,12 +24,16 @@ pub fn anchor_path(data_dir: &Path, ws: &Workspace) -> PathBuf {
 pub(super) fn load(ws: &Workspace, data_dir: &Path) -> anyhow::Result<Ws> {
     let audit = AuditLog::open(&ws.events_path(), Some(anchor_path(data_dir, ws)))?;
     let mut state = WsState {
-        seen_checkpoints: read_json(&ws.state_path(SEEN_CHECKPOINTS)).unwrap_or_default(),
+        seen_checkpoints: read_json(ws, &ws.state_path(SEEN_CHECKPOINTS)).unwrap_or_default(),
         ..WsState::default()
     };
     if let Ok(dirs) = std::fs::read_dir(ws.handoffs_dir()) {
-        for dir in dirs.flatten() {
-            match load_record(&dir.path()) {
+        // Real folders only: a symlink here would make the daemon read outside the workspace.
+        for dir in dirs
+            .flatten()
+            .filter(|d| d.file_type().is_ok_and(|t| t.is_dir()))
+        {
+            match load_record(ws, &dir.path()) {
                 Ok(Some(record)) => {
                     state.records.insert(record.meta.key.clone(), record);
                 }
@@ -57,15 +61,15 @@ pub(super) fn load(ws: &Workspace, data_dir: &Path) -> anyhow::Result<Ws> {
     })
 }
 
-fn load_record(dir: &Path) -> anyhow::Result<Option<Record>> {
-    let Some(meta) = read_json::<Meta>(&dir.join("meta.json")) else {
+fn load_record(ws: &Workspace, dir: &Path) -> anyhow::Result<Option<Record>> {
+    let Some(meta) = read_json::<Meta>(ws, &dir.join("meta.json")) else {
         // No meta.json: an invalid-only folder, or a crash before the archive was complete.
         return Ok(None);
     };
-    let value: serde_json::Value = read_json(&dir.join("handoff.json"))
+    let value: serde_json::Value = read_json(ws, &dir.join("handoff.json"))
         .ok_or_else(|| anyhow::anyhow!("meta.json without a readable handoff.json"))?;
     let handoff: Handoff = serde_json::from_value(value.clone())?;
-    let decision = read_json::<Decision>(&dir.join("decision.json"));
+    let decision = read_json::<Decision>(ws, &dir.join("decision.json"));
     Ok(Some(Record {
         meta,
         handoff,
@@ -74,8 +78,12 @@ fn load_record(dir: &Path) -> anyhow::Result<Option<Record>> {
     }))
 }
 
-pub(super) fn read_json<T: DeserializeOwned>(path: &Path) -> Option<T> {
-    let bytes = std::fs::read(path).ok()?;
+/// Daemon files are small; this bound only keeps a planted giant from costing memory.
+const DAEMON_FILE_LIMIT: usize = 16 * 1024 * 1024;
+
+/// Reads a daemon-written JSON file of the workspace; absent, unreadable or foreign: `None`.
+pub(super) fn read_json<T: DeserializeOwned>(ws: &Workspace, path: &Path) -> Option<T> {
+    let bytes = ws.read(path, DAEMON_FILE_LIMIT).ok()??;
     serde_json::from_slice(&bytes).ok()
 }
 
@@ -84,5 +92,5 @@ pub(super) fn save_seen_checkpoints(
     seen: &BTreeMap<String, String>,
 ) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(seen)?;
-    crate::workspace::write_atomic(&ws.state_path(SEEN_CHECKPOINTS), &bytes)
+    ws.write(&ws.state_path(SEEN_CHECKPOINTS), &bytes)
 }

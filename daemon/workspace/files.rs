@@ -70,6 +70,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Checks that `dir` (absolute, built from a canonical workspace root) is itself: no symlink
+/// anywhere on its path. Agents can write into a shared folder, so an agent could swap
+/// `.baton/handoffs/<key>` for a link to elsewhere; the daemon must then refuse to follow.
+pub fn ensure_real_dir(dir: &Path) -> io::Result<()> {
+    if dir.canonicalize()? == dir {
+        Ok(())
+    } else {
+        Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} passes through a symlink; baton reads and writes only inside the workspace",
+                dir.display()
+            ),
+        ))
+    }
+}
+
 /// Removes a file, durably; a file already gone is fine.
 pub fn remove_if_exists(path: &Path) -> io::Result<()> {
     match std::fs::remove_file(path) {

@@ -5,7 +5,10 @@ mod files;
 mod fsinfo;
 mod paths;
 
-pub use files::{list_json, read_limited, remove_if_exists, sha256_file, write_atomic, ReadError};
+pub use files::{
+    ensure_real_dir, list_json, read_limited, remove_if_exists, sha256_file, write_atomic,
+    ReadError,
+};
 pub use fsinfo::is_network_fs;
 pub use paths::{resolve, PathError};
 
@@ -72,6 +75,35 @@ impl Workspace {
     pub fn archive_dir(&self, key: &str) -> PathBuf {
         self.handoffs_dir().join(key_dir_name(key))
     }
+    /// Writes a daemon file inside the workspace atomically, refusing any folder on the way
+    /// that is a symlink (so nothing is ever written outside the workspace).
+    pub fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        let dir = self.inside(path)?;
+        std::fs::create_dir_all(dir)?;
+        ensure_real_dir(dir)?;
+        write_atomic(path, bytes)
+    }
+
+    /// Reads a daemon file inside the workspace (symlinks refused), up to `limit` bytes.
+    pub fn read(&self, path: &Path, limit: usize) -> Result<Option<Vec<u8>>, ReadError> {
+        let dir = self.inside(path)?;
+        match ensure_real_dir(dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            other => other?,
+        }
+        read_limited(path, limit)
+    }
+
+    fn inside<'p>(&self, path: &'p Path) -> io::Result<&'p Path> {
+        match path.parent() {
+            Some(dir) if dir.starts_with(&self.root) => Ok(dir),
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{} is not inside the workspace", path.display()),
+            )),
+        }
+    }
+
     /// A daemon-owned state file under `.baton/state/`.
     pub fn state_path(&self, name: &str) -> PathBuf {
         self.baton_dir().join("state").join(name)
