@@ -128,6 +128,12 @@ fn symlinks_planted_in_the_workspace_never_lead_the_daemon_outside() {
     std::fs::write(outside.join("victim.json"), "untouched").unwrap();
     // An archive folder for the key the agent is about to use, pointing away.
     symlink(&outside, ws.join(".baton/handoffs/planted")).unwrap();
+    // checkpoints/ pointing at a folder outside that holds a checkpoint of the same task.
+    std::fs::create_dir_all(outside.join("cps")).unwrap();
+    let cp = serde_json::json!({"checkpoint_version": "1", "task_id": "task-planted", "step": 1});
+    std::fs::write(outside.join("cps/001.json"), cp.to_string()).unwrap();
+    std::fs::remove_dir(ws.join("checkpoints")).unwrap();
+    symlink(outside.join("cps"), ws.join("checkpoints")).unwrap();
     // decision.json pointing at a file outside.
     symlink(outside.join("victim.json"), ws.join("decision.json")).unwrap();
     let d = env.start();
@@ -139,13 +145,14 @@ fn symlinks_planted_in_the_workspace_never_lead_the_daemon_outside() {
     d.wait_until("marker", || {
         d.handoffs("pending").iter().any(|h| h["key"] == "marker")
     });
-    let outside_files: Vec<_> = std::fs::read_dir(&outside)
+    let mut outside_files: Vec<_> = std::fs::read_dir(&outside)
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
+    outside_files.sort();
     assert_eq!(
         outside_files,
-        ["victim.json"],
+        ["cps", "victim.json"],
         "nothing written through the archive link"
     );
     assert_eq!(
@@ -166,6 +173,12 @@ fn symlinks_planted_in_the_workspace_never_lead_the_daemon_outside() {
     d.wait_until("received", || {
         d.handoffs("pending").iter().any(|h| h["key"] == "planted")
     });
+    let detail = d.get("/api/v1/handoffs/planted").1;
+    assert_eq!(
+        detail["checkpoints"],
+        serde_json::json!([]),
+        "checkpoints behind a link are not read"
+    );
     assert_eq!(d.decide("planted", "approved", "").0, 200);
     assert!(!std::fs::symlink_metadata(ws.join("decision.json"))
         .unwrap()

@@ -12,7 +12,17 @@ use serde_json::json;
 impl App {
     /// Reconciles every checkpoint file, forgetting the ones that were removed.
     pub fn reconcile_checkpoints(&self, ws: &Ws) {
-        let names = workspace::list_json(&ws.ws.checkpoints_dir());
+        let dir = ws.ws.checkpoints_dir();
+        // A checkpoints/ that is a symlink would have the daemon read outside the workspace.
+        let names = match workspace::ensure_real_dir(&dir) {
+            Ok(()) => workspace::list_json(&dir),
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    tracing::warn!(workspace = %ws.ws.name, error = %e, "not reading checkpoints");
+                }
+                Vec::new()
+            }
+        };
         self.reconcile_checkpoint_files(ws, &names);
         let mut st = ws.lock();
         st.checkpoints.retain(|k, _| names.contains(k));
@@ -44,17 +54,19 @@ impl App {
     /// Updates the state from one file; the event to announce when its content is new.
     fn read_checkpoint(&self, ws: &Ws, st: &mut WsState, file: &str) -> Option<Event> {
         let limits = self.config().limits;
-        let parsed =
-            match workspace::read_limited(&ws.ws.checkpoints_dir().join(file), limits.max_bytes) {
-                Ok(None) => {
-                    st.checkpoints.remove(file);
-                    st.checkpoint_errors.remove(file);
-                    return None;
-                }
-                Ok(Some(bytes)) => validate::checkpoint(&bytes, &limits).map_err(|r| r.problems),
-                Err(ReadError::TooLarge { size, .. }) => Err(vec![json::too_large(size, &limits)]),
-                Err(e) => Err(vec![Problem::new("", e.to_string())]),
-            };
+        let parsed = match ws
+            .ws
+            .read(&ws.ws.checkpoints_dir().join(file), limits.max_bytes)
+        {
+            Ok(None) => {
+                st.checkpoints.remove(file);
+                st.checkpoint_errors.remove(file);
+                return None;
+            }
+            Ok(Some(bytes)) => validate::checkpoint(&bytes, &limits).map_err(|r| r.problems),
+            Err(ReadError::TooLarge { size, .. }) => Err(vec![json::too_large(size, &limits)]),
+            Err(e) => Err(vec![Problem::new("", e.to_string())]),
+        };
         let acc = match parsed {
             Ok(acc) => acc,
             Err(problems) => {
