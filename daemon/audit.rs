@@ -136,6 +136,13 @@ fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+fn genesis() -> Anchor {
+    Anchor {
+        seq: 0,
+        hash: GENESIS.into(),
+    }
+}
+
 fn read_head(path: &Path) -> io::Result<Anchor> {
     let mut file = match std::fs::OpenOptions::new()
         .read(true)
@@ -144,32 +151,24 @@ fn read_head(path: &Path) -> io::Result<Anchor> {
         .open(path)
     {
         Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            return Ok(Anchor {
-                seq: 0,
-                hash: GENESIS.into(),
-            })
-        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(genesis()),
         Err(e) => return Err(e),
     };
     let len = file.metadata()?.len();
-    let start = len.saturating_sub(256 * 1024);
-    file.seek(SeekFrom::Start(start))?;
-    let mut tail = Vec::new();
-    file.read_to_end(&mut tail)?;
-    if !tail.is_empty() && !tail.ends_with(b"\n") {
-        let keep = tail.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+    // Everything after the last newline is a line torn by a crash mid-append.
+    let end = line_end_before(&mut file, len)?;
+    if end < len {
         tracing::warn!(file = %path.display(), "cutting off a torn last audit line (crash mid-append)");
-        file.set_len(start + keep as u64)?;
-        tail.truncate(keep);
+        file.set_len(end)?;
     }
-    let Some(last) = tail.split(|b| *b == b'\n').rfind(|l| !l.is_empty()) else {
-        return Ok(Anchor {
-            seq: 0,
-            hash: GENESIS.into(),
-        });
-    };
-    let chained: Chained = serde_json::from_slice(last).map_err(|e| {
+    if end == 0 {
+        return Ok(genesis());
+    }
+    let start = line_end_before(&mut file, end - 1)?;
+    let mut last = vec![0; (end - 1 - start) as usize];
+    file.seek(SeekFrom::Start(start))?;
+    file.read_exact(&mut last)?;
+    let chained: Chained = serde_json::from_slice(&last).map_err(|e| {
         io::Error::new(
             io::ErrorKind::InvalidData,
             format!("{}: last line is not an event: {e}", path.display()),
@@ -177,8 +176,26 @@ fn read_head(path: &Path) -> io::Result<Anchor> {
     })?;
     Ok(Anchor {
         seq: chained.seq,
-        hash: sha256_hex(last),
+        hash: sha256_hex(&last),
     })
+}
+
+/// The offset just past the last newline before `before` (0 if none), read backwards in
+/// blocks: a line may be longer than any fixed window.
+fn line_end_before(file: &mut std::fs::File, before: u64) -> io::Result<u64> {
+    let mut block = vec![0u8; 64 * 1024];
+    let mut end = before;
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let chunk = &mut block[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
 }
 
 /// What `baton audit verify` found.

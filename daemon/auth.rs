@@ -19,12 +19,6 @@ pub enum Actor {
 }
 
 impl Actor {
-    pub fn name(&self) -> &str {
-        match self {
-            Actor::Reviewer { name, .. } | Actor::Agent { name, .. } => name,
-        }
-    }
-
     /// Whether this caller may see workspace `ws`.
     pub fn can_see(&self, ws: &str) -> bool {
         match self {

@@ -197,10 +197,6 @@ impl Config {
         let raw: RawConfig = toml::from_str(text).map_err(|e| fail(e.to_string()))?;
         raw.resolve(base, source_name).map_err(fail)
     }
-
-    pub fn is_embedded(&self) -> bool {
-        self.source_name == "embedded default"
-    }
 }
 
 impl RawConfig {

@@ -69,8 +69,14 @@ pub struct Event {
     pub data: Value,
 }
 
+/// Longest string kept in event data. Events go to every SSE client's queue, the audit log and
+/// webhooks; a summary or comment of 64 KiB (escaped to far more) belongs in the handoff, which
+/// the event names by key, not in each copy of the event.
+pub const MAX_EVENT_STRING: usize = 1024;
+
 impl Event {
-    pub fn new(kind: EventType, workspace: &str, key: Option<&str>, data: Value) -> Event {
+    pub fn new(kind: EventType, workspace: &str, key: Option<&str>, mut data: Value) -> Event {
+        clip_strings(&mut data);
         Event {
             kind,
             at: now_rfc3339(),
@@ -81,12 +87,29 @@ impl Event {
     }
 }
 
-/// The current time as RFC 3339 in UTC, to the millisecond.
+fn clip_strings(value: &mut Value) {
+    match value {
+        Value::String(s) if s.len() > MAX_EVENT_STRING => {
+            let mut end = MAX_EVENT_STRING;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            s.truncate(end);
+            s.push('…');
+        }
+        Value::Array(items) => items.iter_mut().for_each(clip_strings),
+        Value::Object(map) => map.values_mut().for_each(clip_strings),
+        _ => {}
+    }
+}
+
+/// The current time as RFC 3339 in UTC, always with milliseconds, so that times compare
+/// correctly as strings.
 pub fn now_rfc3339() -> String {
-    let now = time::OffsetDateTime::now_utc();
-    let now = now
-        .replace_nanosecond(now.millisecond() as u32 * 1_000_000)
-        .unwrap_or(now);
-    now.format(&time::format_description::well_known::Rfc3339)
-        .expect("UTC times always format as RFC 3339")
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    time::OffsetDateTime::now_utc()
+        .format(&format)
+        .expect("UTC times always format")
 }

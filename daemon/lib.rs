@@ -8,7 +8,8 @@
 //! - `workspace`: the only code that touches a workspace tree: layout, discovery, safe paths,
 //!   limited reads, atomic writes.
 //! - `watch`: notify (or polling) -> our own `Signal`s; the callback never blocks.
-//! - `pipeline`: the ingest thread: start-up scan, settle window, rescans, periodic reconcile.
+//! - `pipeline`: the ingest thread: settle window, rescans, periodic reconcile.
+//! - `scan`: catch-up of whole workspaces (start-up and rescans), on several threads.
 //! - `app`: the core state machine (receive, revise, invalid, decide) behind `App`.
 //! - `audit`: the hash-chained `.baton/events.jsonl`; `events`: the event types.
 //! - `auth`: bearer tokens -> `Actor`; `routing`: routes and who may decide.

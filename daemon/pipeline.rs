@@ -5,7 +5,7 @@
 use crate::app::App;
 use crate::scan;
 use crate::watch::{Signal, Watch};
-use crate::workspace::{self, Workspace, CHECKPOINTS_DIR, HANDOFF_FILE, INBOX_DIR};
+use crate::workspace::{self, Workspace, CHECKPOINTS_DIR, HANDOFF_FILE};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -119,7 +119,6 @@ impl Pipeline {
         }
         self.add_watch(&ws.root, false);
         self.add_watch(&ws.checkpoints_dir(), false);
-        self.add_watch(&ws.inbox_dir(), true);
     }
 
     fn add_watch(&mut self, dir: &Path, recursive: bool) {
@@ -145,9 +144,9 @@ impl Pipeline {
         let metrics = self.app.metrics();
         metrics.scan_entries.set(report.entries as i64);
         metrics.scan_seconds.set(seconds);
-        metrics
-            .watches
-            .set((report.watched_dirs + self.app.roots().len() as u64) as i64);
+        // Each workspace: its root and checkpoints/; each root of many: itself.
+        let watched = 2 * self.app.workspaces().len() + self.app.roots().len();
+        metrics.watches.set(watched as i64);
         let rate = report.entries as f64 / seconds.max(1e-9);
         tracing::info!(
             entries = report.entries,
@@ -187,7 +186,7 @@ impl Pipeline {
             };
             if renamed && !matches!(item, Item::Discover(_)) {
                 self.settling.remove(&item);
-                self.fire(item, Instant::now());
+                self.fire(item, Instant::now(), true);
             } else {
                 self.arm(item, self.app.config().settle);
             }
@@ -205,7 +204,7 @@ impl Pipeline {
         if let Some(ws) = self.app.workspace_at(parent) {
             match name {
                 HANDOFF_FILE => return Some(Item::Handoff(ws.ws.root.clone())),
-                CHECKPOINTS_DIR | INBOX_DIR if path.is_dir() => {
+                CHECKPOINTS_DIR if path.is_dir() => {
                     // Created after start-up: watch it now and catch up on what is inside.
                     self.watch_workspace(&ws.ws);
                     self.app.reconcile_checkpoints(&ws);
@@ -246,7 +245,7 @@ impl Pipeline {
                 continue;
             }
             self.settling.remove(&item);
-            self.fire(item, first);
+            self.fire(item, first, false);
         }
     }
 
@@ -258,11 +257,13 @@ impl Pipeline {
         }
     }
 
-    fn fire(&mut self, item: Item, first_seen: Instant) {
+    /// Acts on an item. `renamed`: a rename put it in place, so it is processed even if its
+    /// bytes are the ones seen last (the agent may have fixed the files it names).
+    fn fire(&mut self, item: Item, first_seen: Instant, renamed: bool) {
         match item {
             Item::Handoff(root) => {
                 if let Some(ws) = self.app.workspace_at(&root) {
-                    self.app.reconcile_handoff(&ws, Some(first_seen));
+                    self.app.reconcile_handoff(&ws, Some(first_seen), renamed);
                 }
             }
             Item::Checkpoint(root, file) => {
@@ -276,7 +277,9 @@ impl Pipeline {
 
     /// A new folder under a root: if it is a workspace, adopt it.
     fn discover(&mut self, dir: &Path) {
-        if !dir.is_dir() || !workspace::is_workspace(dir) {
+        // A symlink under a root would adopt a folder outside the configured roots.
+        let real_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
+        if !real_dir || !workspace::is_workspace(dir) {
             return;
         }
         let Ok(ws) = Workspace::open(dir) else { return };
@@ -284,10 +287,7 @@ impl Pipeline {
             Ok(Some(added)) => {
                 tracing::info!(workspace = %ws.name, "new workspace");
                 self.watch_workspace(&ws);
-                self.app
-                    .metrics()
-                    .watches
-                    .inc_by(scan::walk_tree(&ws.root).1 as i64);
+                self.app.metrics().watches.inc_by(2);
                 if let Some(wait) = scan::catch_up(&self.app, &added) {
                     self.arm(Item::Handoff(ws.root.clone()), wait);
                 }

@@ -4,25 +4,30 @@
 use crate::config::Route;
 use crate::contract::Handoff;
 
-/// The route for a handoff in workspace `ws`, if any matches.
+/// The route for a handoff in workspace `ws`, if any matches. A route named by `to_agent`
+/// comes first, but only if it serves this workspace: an agent must not pick a route (and its
+/// reviewers or auto-approval) meant for other workspaces.
 pub fn route_for<'r>(routes: &'r [Route], handoff: &Handoff, ws: &str) -> Option<&'r Route> {
-    if let Some(named) = handoff
+    let named = handoff
         .to_agent
         .as_deref()
         .and_then(|to| routes.iter().find(|r| r.name == to))
-    {
-        return Some(named);
-    }
-    routes.iter().find(|r| matches(r, handoff, ws))
+        .filter(|r| serves(r, ws));
+    named.or_else(|| routes.iter().find(|r| matches(r, handoff, ws)))
 }
 
-fn matches(route: &Route, handoff: &Handoff, ws: &str) -> bool {
+/// Whether `route` matches this handoff on every key it sets.
+pub fn matches(route: &Route, handoff: &Handoff, ws: &str) -> bool {
     let trigger_ok =
         route.triggers.is_empty() || handoff.trigger.is_some_and(|t| route.triggers.contains(&t));
     let labels_ok =
         route.labels.is_empty() || handoff.labels.iter().any(|l| route.labels.contains(l));
-    let ws_ok = route.workspaces.is_empty() || route.workspaces.iter().any(|g| glob_match(g, ws));
-    trigger_ok && labels_ok && ws_ok
+    trigger_ok && labels_ok && serves(route, ws)
+}
+
+/// Whether `route` covers workspace `ws` (no `workspaces` key: all of them).
+pub fn serves(route: &Route, ws: &str) -> bool {
+    route.workspaces.is_empty() || route.workspaces.iter().any(|g| glob_match(g, ws))
 }
 
 /// Glob match; patterns were checked when the configuration was loaded.
@@ -48,12 +53,14 @@ pub fn may_decide(route: Option<&Route>, name: &str, roles: &[String]) -> bool {
         })
 }
 
-/// The auto-approve policy: a completion handoff at or above the route's threshold.
-pub fn auto_approves(route: &Route, handoff: &Handoff) -> bool {
-    let threshold = route.auto_approve_min_confidence;
+/// The auto-approve policy: a completion handoff at or above the route's threshold, on a
+/// route it matches by its own keys (never merely because `to_agent` named it), and with no
+/// sign-off gate.
+pub fn auto_approves(route: &Route, handoff: &Handoff, ws: &str) -> bool {
     let is_completion = handoff.trigger == Some(crate::contract::handoff::Trigger::Completion);
-    match (threshold, handoff.confidence) {
-        (Some(min), Some(c)) => is_completion && c >= min && handoff.sign_off.is_empty(),
+    let confident = match (route.auto_approve_min_confidence, handoff.confidence) {
+        (Some(min), Some(c)) => c >= min,
         _ => false,
-    }
+    };
+    is_completion && confident && handoff.sign_off.is_empty() && matches(route, handoff, ws)
 }

@@ -3,7 +3,6 @@
 //! fsync of newly recorded state, so several threads work at once and their waits overlap.
 
 use crate::app::{App, Ws};
-use crate::workspace::INBOX_DIR;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -18,8 +17,6 @@ const THREADS: usize = 32;
 pub struct Report {
     /// Entries walked (files and folders), when walking.
     pub entries: u64,
-    /// Folders a watch covers: each root, checkpoints/ and every folder under inbox/.
-    pub watched_dirs: u64,
     /// handoff.json files still being written: workspace root and how long until settled.
     pub young: Vec<(PathBuf, Duration)>,
 }
@@ -32,11 +29,10 @@ pub fn catch_up_all(app: &App, workspaces: &[Arc<Ws>], walk: bool) -> Report {
         for _ in 0..THREADS.min(workspaces.len()) {
             s.spawn(|| {
                 while let Some(ws) = workspaces.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let (entries, dirs) = if walk { walk_tree(&ws.ws.root) } else { (0, 0) };
+                    let entries = if walk { count_entries(&ws.ws.root) } else { 0 };
                     let young = catch_up(app, ws);
                     let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
                     r.entries += entries;
-                    r.watched_dirs += dirs;
                     r.young.extend(young.map(|wait| (ws.ws.root.clone(), wait)));
                 }
             });
@@ -50,7 +46,8 @@ pub fn catch_up_all(app: &App, workspaces: &[Arc<Ws>], walk: bool) -> Report {
 pub fn catch_up(app: &App, ws: &Ws) -> Option<Duration> {
     let young = young(&ws.ws.handoff_path(), app.config().settle);
     if young.is_none() {
-        app.reconcile_handoff(ws, None);
+        // Forced: a catch-up also restores a decision.json removed since the last look.
+        app.reconcile_handoff(ws, None, true);
     }
     app.reconcile_checkpoints(ws);
     young
@@ -65,18 +62,10 @@ pub fn young(path: &Path, window: Duration) -> Option<Duration> {
     (age < window).then(|| window - age)
 }
 
-/// (entries, watched folders) of a workspace tree. Symlinks are not followed.
-pub fn walk_tree(root: &Path) -> (u64, u64) {
-    let inbox = root.join(INBOX_DIR);
-    let (mut entries, mut dirs) = (0, 2);
-    for entry in walkdir::WalkDir::new(root)
+/// Entries (files and folders) of a workspace tree. Symlinks are not followed.
+fn count_entries(root: &Path) -> u64 {
+    walkdir::WalkDir::new(root)
         .into_iter()
         .filter_map(Result::ok)
-    {
-        entries += 1;
-        if entry.file_type().is_dir() && entry.path().starts_with(&inbox) {
-            dirs += 1;
-        }
-    }
-    (entries, dirs)
+        .count() as u64
 }

@@ -15,7 +15,7 @@ mod syntax;
 mod workspace;
 
 use crate::util::{self, baton, bytes, decision, wait_until, Daemon, TestEnv};
-use baton::contract::validate::{content_digest, oversize_digest, sha256_hex, valid_id};
+use baton::contract::validate::{oversize_digest, sha256_hex, valid_id};
 use baton::contract::{json, Limits};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -183,9 +183,12 @@ impl Feeder<'_> {
             let digest = oversize_digest(content.len() as u64);
             return (digest.clone(), digest);
         }
-        let digest = content_digest(content, &limits);
-        // The key is the id when the file parsed and its id is well-formed, else the digest.
+        // The digest is of the canonical JSON when the file parsed, else of its bytes; the key
+        // is the id when the file parsed and its id is well-formed, else the digest.
         let parsed = json::parse(content, &limits).ok();
+        let digest = parsed
+            .as_ref()
+            .map_or_else(|| sha256_hex(content), |v| sha256_hex(&json::canonical(v)));
         let id = parsed
             .as_ref()
             .and_then(|v| v["id"].as_str())

@@ -21,7 +21,7 @@ pub async fn list(
 ) -> Result<Json<Vec<Summary>>, ApiError> {
     let Query(query) = query
         .map_err(|_| ApiError::Unprocessable("state must be pending, decided or all".into()))?;
-    Ok(Json(app.list(query.state, &actor)))
+    Ok(Json(blocking(move || app.list(query.state, &actor)).await?))
 }
 
 pub async fn get(
@@ -29,9 +29,9 @@ pub async fn get(
     Caller(actor): Caller,
     Path(key): Path<String>,
 ) -> Result<Json<Detail>, ApiError> {
-    app.get(&key, &actor)
-        .map(Json)
-        .ok_or_else(|| ApiError::NotFound(format!("no handoff with key \"{key}\"")))
+    let missing = ApiError::NotFound(format!("no handoff with key \"{key}\""));
+    let detail = blocking(move || app.get(&key, &actor)).await?;
+    detail.map(Json).ok_or(missing)
 }
 
 pub async fn decide(
@@ -40,9 +40,23 @@ pub async fn decide(
     Path(key): Path<String>,
     body: Result<Json<DecisionRequest>, JsonRejection>,
 ) -> Result<Json<Decision>, ApiError> {
+    if matches!(actor, crate::auth::Actor::Agent { .. }) {
+        // Who may decide is settled before what the body says.
+        return Err(ApiError::Forbidden(
+            "agent tokens cannot decide handoffs".into(),
+        ));
+    }
     let Json(request) = body.map_err(|e| ApiError::Unprocessable(e.body_text()))?;
-    let decision = tokio::task::spawn_blocking(move || app.decide(&key, request, &actor))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))??;
+    let decision = blocking(move || app.decide(&key, request, &actor)).await??;
     Ok(Json(decision))
+}
+
+/// Runs core work off the async workers: it takes workspace locks that ingest may hold while
+/// it writes, and a blocked worker would stall every other request, `/healthz` included.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))
 }

@@ -27,6 +27,8 @@ impl App {
         let mut st = ws.lock();
         st.checkpoints.retain(|k, _| names.contains(k));
         st.checkpoint_errors.retain(|k, _| names.contains(k));
+        // A removed file is forgotten, so the same content written again is announced again.
+        st.seen_checkpoints.retain(|k, _| names.contains(k));
     }
 
     /// Re-reads one checkpoint file (`checkpoints/<file>`).

@@ -38,6 +38,27 @@ pub enum DecideError {
 
 const MAX_COMMENT: usize = 64 * 1024;
 
+/// How a pending handoff is closed.
+pub(super) struct Closing {
+    pub outcome: Outcome,
+    /// A reviewer's name, `policy:<route>` or `system`.
+    pub by: String,
+    pub comment: Option<String>,
+    /// For `reassigned`: who continues.
+    pub to_agent: Option<String>,
+}
+
+impl Closing {
+    pub fn new(outcome: Outcome, by: impl Into<String>, comment: Option<String>) -> Closing {
+        Closing {
+            outcome,
+            by: by.into(),
+            comment,
+            to_agent: None,
+        }
+    }
+}
+
 impl App {
     /// A reviewer decides a pending handoff.
     pub fn decide(
@@ -81,20 +102,17 @@ impl App {
                 "{name} is not a reviewer on {on}"
             )));
         }
-        Ok(self.settle(&ws, &mut st, key, req.outcome, name, req.comment, None)?)
+        let closing = Closing::new(req.outcome, name.clone(), req.comment);
+        Ok(self.settle(&ws, &mut st, key, closing)?)
     }
 
     /// Records the decision of a pending handoff: archive, root copy, state, event.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn settle(
         &self,
         ws: &Ws,
         st: &mut WsState,
         key: &str,
-        outcome: Outcome,
-        by: &str,
-        comment: Option<String>,
-        to_agent: Option<String>,
+        closing: Closing,
     ) -> io::Result<Decision> {
         let rec = st
             .records
@@ -104,13 +122,13 @@ impl App {
             decision_version: DECISION_VERSION.into(),
             handoff_key: key.to_string(),
             task_id: rec.meta.task_id.clone(),
-            outcome,
-            by: by.to_string(),
+            outcome: closing.outcome,
+            by: closing.by,
             at: now_rfc3339(),
-            comment,
+            comment: closing.comment,
             errors: Vec::new(),
             sign_offs: Vec::new(),
-            to_agent,
+            to_agent: closing.to_agent,
             handoff_sha256: Some(rec.meta.digest.clone()),
         };
         write_json(
@@ -119,9 +137,16 @@ impl App {
             &decision,
         )?;
         rec.decision = Some(decision.clone());
-        if st.current.as_ref().is_some_and(|c| c.key == key) {
+        // The root file answers the handoff.json in place, and only if it is this content.
+        let in_place = st
+            .current
+            .as_ref()
+            .is_some_and(|c| c.key == key && c.digest == rec.meta.digest);
+        if in_place {
             if let Err(e) = write_json(&ws.ws, &ws.ws.decision_path(), &decision) {
-                // The archive holds the decision; the next reconcile restores the root copy.
+                // The archive holds the decision; forgetting the file makes the next
+                // reconcile restore the root copy.
+                st.current = None;
                 self.metrics().error("write");
                 tracing::error!(workspace = %ws.ws.name, key, error = %e, "cannot write decision.json");
             }
@@ -130,9 +155,9 @@ impl App {
             st.pending = None;
         }
         self.metrics().pending.dec();
-        self.count_outcome(outcome);
+        self.count_outcome(decision.outcome);
         let data = json!({
-            "task_id": decision.task_id, "outcome": outcome, "by": by, "comment": decision.comment,
+            "task_id": decision.task_id, "outcome": decision.outcome, "by": decision.by, "comment": decision.comment,
         });
         self.emit(
             ws,

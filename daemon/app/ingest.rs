@@ -2,6 +2,7 @@
 //! the same file seen twice is a no-op). Handoffs are received, revised, refused as invalid or
 //! found already answered; checkpoints update "where it stopped".
 
+use super::decide::Closing;
 use super::state::{Current, Meta, Record, WsState};
 use super::{load, App, Ws};
 use crate::contract::validate::{self, oversize_digest, sha256_hex, Accepted};
@@ -24,22 +25,17 @@ enum Verdict {
 }
 
 impl App {
-    /// Reconciles everything agents write in one workspace.
-    pub fn reconcile_workspace(&self, ws: &Ws) {
-        self.reconcile_handoff(ws, None);
-        self.reconcile_checkpoints(ws);
-    }
-
     /// Re-reads handoff.json and acts on it. `seen`: when the change was noticed (metrics).
-    pub fn reconcile_handoff(&self, ws: &Ws, seen: Option<Instant>) {
-        let mut st = ws.lock();
+    /// `force`: act even on the bytes last processed (a rename, a rescan): files around them
+    /// may have changed, or decision.json may need restoring.
+    pub fn reconcile_handoff(&self, ws: &Ws, seen: Option<Instant>, force: bool) {
         let limits = self.config().limits;
         let (raw_sha, verdict, text) = match workspace::read_limited(
             &ws.ws.handoff_path(),
             limits.max_bytes,
         ) {
             Ok(None) => {
-                st.current = None;
+                ws.lock().current = None;
                 return;
             }
             Ok(Some(bytes)) => (sha256_hex(&bytes), judge(&bytes, &limits), bytes),
@@ -58,11 +54,26 @@ impl App {
                 return;
             }
         };
-        if st.current.as_ref().is_some_and(|c| c.raw_sha == raw_sha) {
+        if !force
+            && ws
+                .lock()
+                .current
+                .as_ref()
+                .is_some_and(|c| c.raw_sha == raw_sha)
+        {
             return;
         }
+        // Checking artifacts may hash big files: done before taking the workspace lock, so
+        // decisions and queries on this workspace are not held up meanwhile.
+        let artifact_problems = match &verdict {
+            Verdict::Valid(acc) => self.artifact_problems(ws, &acc.doc),
+            Verdict::Invalid { .. } => Vec::new(),
+        };
+        let mut st = ws.lock();
         let result = match verdict {
-            Verdict::Valid(accepted) => self.accept(ws, &mut st, *accepted, &text, &raw_sha),
+            Verdict::Valid(acc) => {
+                self.accept(ws, &mut st, *acc, artifact_problems, &text, raw_sha)
+            }
             Verdict::Invalid {
                 key,
                 digest,
@@ -70,8 +81,9 @@ impl App {
                 problems,
             } => {
                 st.current = Some(Current {
-                    raw_sha: raw_sha.clone(),
+                    raw_sha,
                     key: key.clone(),
+                    digest: digest.clone(),
                 });
                 self.answer_invalid(ws, &key, &digest, &task_id, problems)
             }
@@ -98,23 +110,29 @@ impl App {
         ws: &Ws,
         st: &mut WsState,
         acc: Accepted<Handoff>,
+        mut problems: Vec<Problem>,
         bytes: &[u8],
-        raw_sha: &str,
+        raw_sha: String,
     ) -> io::Result<()> {
         let key = validate::handoff_key(&acc.doc, &acc.digest);
         st.current = Some(Current {
-            raw_sha: raw_sha.to_string(),
+            raw_sha,
             key: key.clone(),
+            digest: acc.digest.clone(),
         });
-        let text = std::str::from_utf8(bytes).expect("accepted handoffs are UTF-8");
-        let mut problems = self.artifact_problems(ws, &acc.doc);
-        let owner = self.keys().get(&key).cloned();
-        if let Some(owner) = owner.filter(|o| *o != ws.ws.name) {
-            problems.push(Problem::new(
-                "/id",
-                format!("id \"{key}\" is already used in workspace \"{owner}\"; keys are unique across the daemon, use a new id"),
-            ));
-        }
+        // A verdict that rests on files around handoff.json (artifacts) is not cached: the
+        // agent may fix them and write the same handoff again.
+        let depends_on_workspace = !problems.is_empty();
+        let newly_reserved = match self.reserve_key(&key, &ws.ws.name) {
+            Ok(fresh) => fresh,
+            Err(owner) => {
+                problems.push(Problem::new(
+                    "/id",
+                    key_taken(&key, &owner, acc.doc.id.is_some()),
+                ));
+                false
+            }
+        };
         if let Some(Record {
             decision: Some(d),
             meta,
@@ -128,14 +146,37 @@ impl App {
                 ));
             }
         }
-        if !problems.is_empty() {
+        let result = if problems.is_empty() {
+            match st.records.get(&key) {
+                Some(rec) if rec.meta.digest == acc.digest => self.repair(ws, st, &key),
+                Some(_) => self.revise(ws, st, &key, acc, bytes),
+                None => self.receive(ws, st, key.clone(), acc, bytes),
+            }
+        } else {
+            let text = std::str::from_utf8(bytes).expect("accepted handoffs are UTF-8");
             let problems = validate::finish(text, problems, 0);
-            return self.answer_invalid(ws, &key, &acc.digest, &acc.doc.task_id, problems);
+            self.answer_invalid(ws, &key, &acc.digest, &acc.doc.task_id, problems)
+        };
+        if newly_reserved && !st.records.contains_key(&key) {
+            self.keys().remove(&key);
         }
-        match st.records.get(&key) {
-            Some(rec) if rec.meta.digest == acc.digest => self.repair(ws, st, &key),
-            Some(_) => self.revise(ws, st, &key, acc, bytes),
-            None => self.receive(ws, st, key, acc, bytes),
+        if depends_on_workspace {
+            st.current = None;
+        }
+        result
+    }
+
+    /// Claims `key` for workspace `ws` in one step (the catch-up runs workspaces in parallel):
+    /// `Ok(true)` newly claimed, `Ok(false)` already ours, `Err(owner)` another's.
+    fn reserve_key(&self, key: &str, ws: &str) -> Result<bool, String> {
+        let mut keys = self.keys();
+        match keys.get(key) {
+            Some(owner) if owner != ws => Err(owner.clone()),
+            Some(_) => Ok(false),
+            None => {
+                keys.insert(key.to_string(), ws.to_string());
+                Ok(true)
+            }
         }
     }
 
@@ -148,18 +189,13 @@ impl App {
         bytes: &[u8],
     ) -> io::Result<()> {
         if let Some(previous) = st.pending.clone().filter(|p| *p != key) {
-            let comment = format!("superseded by {key}");
-            if let Err(e) = self.settle(
-                ws,
-                st,
-                &previous,
+            // If this fails, so does the receive: it is retried, never left with two pending.
+            let closing = Closing::new(
                 Outcome::Withdrawn,
                 "system",
-                Some(comment),
-                None,
-            ) {
-                tracing::error!(workspace = %ws.ws.name, key = %previous, error = %e, "cannot withdraw the superseded handoff");
-            }
+                Some(format!("superseded by {key}")),
+            );
+            self.settle(ws, st, &previous, closing)?;
         }
         let meta = Meta {
             key: key.clone(),
@@ -174,38 +210,46 @@ impl App {
             "task_id": acc.doc.task_id, "from_agent": acc.doc.from_agent, "title": acc.doc.title,
             "trigger": acc.doc.trigger, "confidence": acc.doc.confidence, "revision": 1,
         });
-        let route =
-            crate::routing::route_for(&self.config().routes, &acc.doc, &ws.ws.name).cloned();
-        st.records.insert(
-            key.clone(),
-            Record {
-                meta,
-                handoff: acc.doc,
-                value: acc.value,
-                decision: None,
-            },
-        );
+        let record = Record {
+            meta,
+            handoff: acc.doc,
+            value: acc.value,
+            decision: None,
+        };
+        st.records.insert(key.clone(), record);
         st.pending = Some(key.clone());
-        self.keys().insert(key.clone(), ws.ws.name.clone());
         self.metrics().received.inc();
         self.metrics().pending.inc();
         self.emit(
             ws,
             Event::new(EventType::HandoffReceived, &ws.ws.name, Some(&key), data),
         );
-        if let Some(route) =
-            route.filter(|r| crate::routing::auto_approves(r, &st.records[&key].handoff))
-        {
-            let by = format!("policy:{}", route.name);
-            let comment = format!(
-                "auto-approved: confidence at or above {}",
-                route.auto_approve_min_confidence.unwrap_or(1.0)
-            );
-            if let Err(e) = self.settle(ws, st, &key, Outcome::Approved, &by, Some(comment), None) {
-                tracing::error!(workspace = %ws.ws.name, key = %key, error = %e, "auto-approval failed; left pending");
-            }
-        }
+        self.apply_policy(ws, st, &key);
         Ok(())
+    }
+
+    /// The route's auto-approve policy, for a handoff just received.
+    fn apply_policy(&self, ws: &Ws, st: &mut WsState, key: &str) {
+        let handoff = &st.records[key].handoff;
+        let routes = &self.config().routes;
+        let Some(route) = crate::routing::route_for(routes, handoff, &ws.ws.name) else {
+            return;
+        };
+        if !crate::routing::auto_approves(route, handoff, &ws.ws.name) {
+            return;
+        }
+        let comment = format!(
+            "auto-approved: confidence at or above {}",
+            route.auto_approve_min_confidence.unwrap_or(1.0)
+        );
+        let closing = Closing::new(
+            Outcome::Approved,
+            format!("policy:{}", route.name),
+            Some(comment),
+        );
+        if let Err(e) = self.settle(ws, st, key, closing) {
+            tracing::error!(workspace = %ws.ws.name, key, error = %e, "auto-approval failed; left pending");
+        }
     }
 
     fn revise(
@@ -220,17 +264,8 @@ impl App {
             .records
             .get_mut(key)
             .expect("revise is called for a known key");
-        let dir = ws.ws.archive_dir(key);
-        let old = rec.meta.revision;
-        match std::fs::rename(
-            dir.join("handoff.json"),
-            dir.join(format!("rev-{old}.json")),
-        ) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
         let meta = Meta {
-            revision: old + 1,
+            revision: rec.meta.revision + 1,
             digest: acc.digest.clone(),
             task_id: acc.doc.task_id.clone(),
             ..rec.meta.clone()
@@ -265,8 +300,13 @@ impl App {
         }
     }
 
+    /// Archives one revision: `rev-N.json` (each revision its own file, never overwritten
+    /// once committed), `handoff.json` (the latest), then `meta.json`, whose revision number
+    /// commits it. A crash before meta.json leaves the previous revision in force.
     fn archive(&self, ws: &Ws, meta: &Meta, bytes: &[u8]) -> io::Result<()> {
         let dir = ws.ws.archive_dir(&meta.key);
+        ws.ws
+            .write(&dir.join(format!("rev-{}.json", meta.revision)), bytes)?;
         ws.ws.write(&dir.join("handoff.json"), bytes)?;
         write_json(&ws.ws, &dir.join("meta.json"), meta)
     }
@@ -305,6 +345,14 @@ fn refused(digest: String, problem: Problem) -> (String, Verdict, Vec<u8>) {
         problems: vec![problem],
     };
     (digest, verdict, Vec::new())
+}
+
+fn key_taken(key: &str, owner: &str, has_id: bool) -> String {
+    if has_id {
+        format!("id \"{key}\" is already used in workspace \"{owner}\"; keys are unique across the daemon, use a new id")
+    } else {
+        format!("the same handoff (key {key}) was already received in workspace \"{owner}\"; give this one an id")
+    }
 }
 
 pub(super) fn write_json<T: serde::Serialize>(

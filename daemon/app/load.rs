@@ -21,8 +21,33 @@ pub fn anchor_path(data_dir: &Path, ws: &Workspace) -> PathBuf {
         .join(format!("{}-{tag}.json", ws.name))
 }
 
+/// Opens the workspace's audit log. One whose last line is not an event (edited, or written by
+/// someone else) must not keep the daemon from serving every other workspace: it is set aside
+/// as `events.jsonl.broken-<time>` for inspection and a new chain begins.
+fn open_audit(ws: &Workspace, data_dir: &Path) -> anyhow::Result<AuditLog> {
+    let anchor = Some(anchor_path(data_dir, ws));
+    match AuditLog::open(&ws.events_path(), anchor.clone()) {
+        Ok(log) => Ok(log),
+        Err(e) => {
+            let aside = ws
+                .events_path()
+                .with_extension(format!("jsonl.broken-{}", crate::events::now_rfc3339()));
+            tracing::error!(workspace = %ws.name, error = %e, aside = %aside.display(), "audit log unreadable; setting it aside and starting a new chain");
+            match std::fs::rename(ws.events_path(), &aside) {
+                Ok(()) => {}
+                // A symlink or folder in its place: remove the link itself, never its target.
+                Err(_) => std::fs::remove_file(ws.events_path())?,
+            }
+            if let Some(a) = &anchor {
+                let _ = std::fs::remove_file(a);
+            }
+            Ok(AuditLog::open(&ws.events_path(), anchor)?)
+        }
+    }
+}
+
 pub(super) fn load(ws: &Workspace, data_dir: &Path) -> anyhow::Result<Ws> {
-    let audit = AuditLog::open(&ws.events_path(), Some(anchor_path(data_dir, ws)))?;
+    let audit = open_audit(ws, data_dir)?;
     let mut state = WsState {
         seen_checkpoints: read_json(ws, &ws.state_path(SEEN_CHECKPOINTS)).unwrap_or_default(),
         ..WsState::default()
@@ -66,8 +91,14 @@ fn load_record(ws: &Workspace, dir: &Path) -> anyhow::Result<Option<Record>> {
         // No meta.json: an invalid-only folder, or a crash before the archive was complete.
         return Ok(None);
     };
-    let value: serde_json::Value = read_json(ws, &dir.join("handoff.json"))
-        .ok_or_else(|| anyhow::anyhow!("meta.json without a readable handoff.json"))?;
+    // meta.json names the committed revision; handoff.json may already hold a newer one
+    // whose meta.json a crash kept from being written.
+    let revision = dir.join(format!("rev-{}.json", meta.revision));
+    let value: serde_json::Value = read_json(ws, &revision)
+        .or_else(|| read_json(ws, &dir.join("handoff.json")))
+        .ok_or_else(|| {
+            anyhow::anyhow!("meta.json without a readable revision {}", meta.revision)
+        })?;
     let handoff: Handoff = serde_json::from_value(value.clone())?;
     let decision = read_json::<Decision>(ws, &dir.join("decision.json"));
     Ok(Some(Record {

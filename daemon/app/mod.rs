@@ -79,13 +79,17 @@ impl App {
                 config,
             }),
         };
+        let mut warnings = found.warnings;
         for ws in found.workspaces {
-            app.add_workspace(ws)?;
+            // One unreadable workspace must not keep the others from being served.
+            if let Err(e) = app.add_workspace(ws.clone()) {
+                warnings.push(format!("workspace {} is skipped: {e:#}", ws.root.display()));
+            }
         }
         Ok(Opened {
             app,
             admin_token,
-            warnings: found.warnings,
+            warnings,
         })
     }
 
@@ -100,7 +104,15 @@ impl App {
             let st = loaded.lock();
             let mut keys = self.keys();
             for key in st.records.keys() {
-                keys.insert(key.clone(), ws.name.clone());
+                match keys.get(key) {
+                    Some(owner) => tracing::warn!(
+                        key, workspace = %ws.name, owner = %owner,
+                        "key archived in two workspaces; the API serves the first"
+                    ),
+                    None => {
+                        keys.insert(key.clone(), ws.name.clone());
+                    }
+                }
             }
             let pending = st.records.values().filter(|r| r.is_pending()).count();
             self.metrics().pending.inc_by(pending as i64);

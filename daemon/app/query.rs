@@ -41,7 +41,10 @@ pub struct Detail {
     pub workspace: String,
     pub state: &'static str,
     pub handoff: Value,
+    /// The task's checkpoints, oldest step first.
     pub checkpoints: Vec<CheckpointRecord>,
+    /// The newest step of the task: where it stopped.
+    pub latest_checkpoint: Option<CheckpointRecord>,
     pub decision: Option<Decision>,
     pub revision: u32,
     pub received_at: String,
@@ -101,12 +104,14 @@ impl App {
         let ws = self.workspace(&ws_name)?;
         let st = ws.lock();
         let r = st.records.get(key)?;
+        let checkpoints = st.checkpoints_of(&r.meta.task_id);
         Some(Detail {
             key: key.to_string(),
             workspace: ws_name,
             state: state_of(r),
             handoff: r.value.clone(),
-            checkpoints: st.checkpoints_of(&r.meta.task_id),
+            latest_checkpoint: checkpoints.last().cloned(),
+            checkpoints,
             decision: r.decision.clone(),
             revision: r.meta.revision,
             received_at: r.meta.received_at.clone(),

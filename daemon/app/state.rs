@@ -45,6 +45,8 @@ pub struct WsState {
 pub struct Current {
     pub raw_sha: String,
     pub key: String,
+    /// Digest of its content (canonical JSON; raw bytes when not JSON).
+    pub digest: String,
 }
 
 /// A handoff the daemon has accepted, pending or decided.
@@ -83,18 +85,6 @@ pub struct CheckpointRecord {
 }
 
 impl WsState {
-    /// Newest step per task: where each task stopped.
-    pub fn latest_steps(&self) -> BTreeMap<&str, &CheckpointRecord> {
-        let mut latest: BTreeMap<&str, &CheckpointRecord> = BTreeMap::new();
-        for c in self.checkpoints.values() {
-            let slot = latest.entry(c.task_id.as_str()).or_insert(c);
-            if c.step > slot.step {
-                *slot = c;
-            }
-        }
-        latest
-    }
-
     /// The checkpoints of one task, oldest step first.
     pub fn checkpoints_of(&self, task_id: &str) -> Vec<CheckpointRecord> {
         let mut list: Vec<CheckpointRecord> = self

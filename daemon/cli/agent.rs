@@ -37,13 +37,7 @@ pub fn validate(file: &Path, kind: Option<Kind>) -> anyhow::Result<ExitCode> {
         Ok(b) => b,
         Err(e) => return Ok(print_problems(&[Problem::new("", format!("{e:#}"))])),
     };
-    let kind = kind.unwrap_or(if contains(&bytes, b"\"checkpoint_version\"") {
-        Kind::Checkpoint
-    } else if contains(&bytes, b"\"decision_version\"") {
-        Kind::Decision
-    } else {
-        Kind::Handoff
-    });
+    let kind = kind.unwrap_or_else(|| guess_kind(&bytes));
     let result: Result<String, Rejected> = match kind {
         Kind::Handoff => validate::handoff(&bytes, &limits).map(|a| {
             let key = validate::handoff_key(&a.doc, &a.digest);
@@ -75,8 +69,18 @@ pub fn validate(file: &Path, kind: Option<Kind>) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+/// The kind of a document by its top-level version field (a handoff by default, so that a
+/// broken file is judged as the handoff it most likely is).
+fn guess_kind(bytes: &[u8]) -> Kind {
+    let value: Option<serde_json::Value> = serde_json::from_slice(bytes).ok();
+    let has = |field: &str| value.as_ref().is_some_and(|v| v.get(field).is_some());
+    if has("checkpoint_version") {
+        Kind::Checkpoint
+    } else if has("decision_version") {
+        Kind::Decision
+    } else {
+        Kind::Handoff
+    }
 }
 
 pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
@@ -111,17 +115,23 @@ pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
 /// The digests a decision answering these handoff bytes may carry, whatever limits the daemon
 /// runs with: raw bytes, canonical JSON, or the size-only digest of an oversize file.
 fn digests_of(path: &Path) -> anyhow::Result<Vec<String>> {
-    let size = std::fs::symlink_metadata(path)?.len();
-    let mut digests = vec![
-        oversize_digest(size),
-        sha256_hex(b"not-regular"),
-        sha256_hex(b"unreadable"),
-    ];
-    if let Ok(Some(bytes)) = workspace::read_limited(path, 64 * 1024 * 1024) {
-        digests.push(sha256_hex(&bytes));
-        if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-            digests.push(sha256_hex(&json::canonical(&value)));
+    let meta = std::fs::symlink_metadata(path)?;
+    if !meta.is_file() {
+        return Ok(vec![sha256_hex(b"not-regular")]);
+    }
+    // Over the daemon's size limit (which this command does not know) it answers by size.
+    let mut digests = vec![oversize_digest(meta.len())];
+    match workspace::read_limited(path, 64 * 1024 * 1024) {
+        Ok(Some(bytes)) => {
+            digests.push(sha256_hex(&bytes));
+            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
+                digests.push(sha256_hex(&json::canonical(&value)));
+            }
         }
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            digests.push(sha256_hex(b"unreadable"));
+        }
+        _ => {}
     }
     Ok(digests)
 }

@@ -49,16 +49,6 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 7] = [
-        Outcome::Approved,
-        Outcome::Rejected,
-        Outcome::ChangesRequested,
-        Outcome::Invalid,
-        Outcome::Expired,
-        Outcome::Reassigned,
-        Outcome::Withdrawn,
-    ];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Outcome::Approved => "approved",

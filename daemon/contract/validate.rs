@@ -118,14 +118,6 @@ pub fn valid_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(&b))
 }
 
-/// The digest `decision.json` records as `handoff_sha256` for these bytes.
-pub fn content_digest(bytes: &[u8], limits: &Limits) -> String {
-    match json::parse(bytes, limits) {
-        Ok(v) => sha256_hex(&json::canonical(&v)),
-        Err(_) => sha256_hex(bytes),
-    }
-}
-
 /// The digest (and key) of a handoff file too large to read: derived from its size alone, so
 /// the daemon and `baton wait` agree without reading it.
 pub fn oversize_digest(size: u64) -> String {
