@@ -3,10 +3,10 @@
 //! data_dir, outside the workspace, so a removed or edited *last* line is caught too.
 
 use crate::events::Event;
+use crate::workspace::Workspace;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::io::{self, BufRead, Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
@@ -36,7 +36,9 @@ pub struct Anchor {
 /// The writer of one workspace's log. Appends are serialized by the mutex.
 #[derive(Debug)]
 pub struct AuditLog {
-    path: PathBuf,
+    /// The workspace whose `.baton/events.jsonl` this is; every open goes through its
+    /// confined file operations, so a swapped `.baton/` can never redirect the log.
+    ws: Workspace,
     anchor: Option<PathBuf>,
     head: Mutex<Anchor>,
     /// The head moved since the anchor was last written.
@@ -45,10 +47,10 @@ pub struct AuditLog {
 
 impl AuditLog {
     /// Opens the log, finding its head. A torn last line (a crash mid-append) is cut off.
-    pub fn open(path: &Path, anchor: Option<PathBuf>) -> io::Result<AuditLog> {
-        let head = read_head(path)?;
+    pub fn open(ws: &Workspace, anchor: Option<PathBuf>) -> io::Result<AuditLog> {
+        let head = read_head(ws)?;
         Ok(AuditLog {
-            path: path.to_path_buf(),
+            ws: ws.clone(),
             anchor,
             head: Mutex::new(head),
             anchor_stale: AtomicBool::new(false),
@@ -74,15 +76,7 @@ impl AuditLog {
             text.push_str(&line);
             text.push('\n');
         }
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-            crate::workspace::ensure_real_dir(dir)?;
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .custom_flags(libc::O_NOFOLLOW)
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        let mut file = self.ws.open_append(&self.ws.events_path())?;
         let before = file.metadata()?.len();
         if let Err(e) = file
             .write_all(text.as_bytes())
@@ -143,17 +137,9 @@ fn genesis() -> Anchor {
     }
 }
 
-fn read_head(path: &Path) -> io::Result<Anchor> {
-    let mut file = match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(genesis()),
-        Err(e) => return Err(e),
-    };
+fn read_head(ws: &Workspace) -> io::Result<Anchor> {
+    let path = ws.events_path();
+    let mut file = ws.open_append(&path)?;
     let len = file.metadata()?.len();
     // Everything after the last newline is a line torn by a crash mid-append.
     let end = line_end_before(&mut file, len)?;
@@ -208,7 +194,12 @@ pub struct Report {
 
 /// Checks the chain of `path`, and its end against the daemon's anchor when there is one.
 pub fn verify(path: &Path, anchor: Option<&Path>) -> io::Result<Report> {
-    let file = std::fs::File::open(path)?;
+    // No log is an empty log: fine for a new workspace, caught by the anchor for a deleted one.
+    let file: Box<dyn io::Read> = match std::fs::File::open(path) {
+        Ok(f) => Box::new(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Box::new(io::empty()),
+        Err(e) => return Err(e),
+    };
     let mut report = Report::default();
     let mut expected = 1u64;
     let mut prev = GENESIS.to_string();

@@ -121,6 +121,15 @@ fn a_removed_or_edited_last_line_is_caught_by_the_anchor() {
 }
 
 #[test]
+fn a_deleted_log_is_caught_by_the_anchor() {
+    let env = logged_env();
+    std::fs::remove_file(env.ws("alpha").join(".baton/events.jsonl")).unwrap();
+    let (code, out) = verify(&env);
+    assert_eq!(code, 1);
+    assert!(out.contains("the last 4 event(s) were removed"), "{out}");
+}
+
+#[test]
 fn a_torn_last_line_from_a_crash_is_cut_and_the_chain_goes_on() {
     let mut env = logged_env();
     let ws = env.ws("alpha");
@@ -134,4 +143,31 @@ fn a_torn_last_line_from_a_crash_is_cut_and_the_chain_goes_on() {
     d.stop();
     let (code, out) = verify(&env);
     assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_log_that_is_not_ours_is_set_aside_and_the_daemon_still_starts() {
+    let mut env = logged_env();
+    let (alpha, beta) = (env.ws("alpha"), env.init("beta"));
+    std::fs::write(alpha.join(".baton/events.jsonl"), "hello\n").unwrap();
+    let outside = env.root().join("elsewhere.log");
+    std::fs::write(&outside, "keep me\n").unwrap();
+    std::os::unix::fs::symlink(&outside, beta.join(".baton/events.jsonl")).unwrap();
+    let d = env.start();
+    write_atomic(&beta.join("handoff.json"), &bytes(&handoff("b1")));
+    d.wait_until("b1", || d.handoffs("all").iter().any(|h| h["key"] == "b1"));
+    d.stop();
+    assert_eq!(
+        std::fs::read_to_string(&outside).unwrap(),
+        "keep me\n",
+        "the link's target untouched"
+    );
+    let aside: Vec<String> = std::fs::read_dir(alpha.join(".baton"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("events.jsonl.broken-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the unreadable log is kept for inspection");
+    let (code, out) = verify(&env);
+    assert_eq!(code, 0, "a new chain begins: {out}");
 }

@@ -184,3 +184,22 @@ fn a_completion_at_or_above_the_route_threshold_is_approved_by_policy() {
     assert_eq!(answer["outcome"], "approved");
     assert_eq!(answer["by"], "policy:auto");
 }
+
+#[test]
+fn an_agent_cannot_pick_a_route_meant_for_other_workspaces() {
+    let mut env = TestEnv::with_config(
+        "[[routes]]\nname = \"trusted-auto\"\nworkspaces = [\"trusted-*\"]\nauto_approve_min_confidence = 0.9\n",
+    );
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let mut doc = handoff("sneaky");
+    doc["to_agent"] = "trusted-auto".into();
+    doc["trigger"] = "completion".into();
+    doc["confidence"] = 1.0.into();
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("received", || {
+        d.handoffs("all").iter().any(|h| h["key"] == "sneaky")
+    });
+    assert_eq!(d.handoffs("pending").len(), 1, "not auto-approved");
+    assert!(crate::util::decision(&ws).is_none());
+}

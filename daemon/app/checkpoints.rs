@@ -6,23 +6,14 @@ use super::state::{CheckpointRecord, WsState};
 use super::{load, App, Ws};
 use crate::contract::{json, validate, Problem};
 use crate::events::{Event, EventType};
-use crate::workspace::{self, ReadError};
+use crate::workspace::ReadError;
 use serde_json::json;
 
 impl App {
     /// Reconciles every checkpoint file, forgetting the ones that were removed.
     pub fn reconcile_checkpoints(&self, ws: &Ws) {
-        let dir = ws.ws.checkpoints_dir();
-        // A checkpoints/ that is a symlink would have the daemon read outside the workspace.
-        let names = match workspace::ensure_real_dir(&dir) {
-            Ok(()) => workspace::list_json(&dir),
-            Err(e) => {
-                if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(workspace = %ws.ws.name, error = %e, "not reading checkpoints");
-                }
-                Vec::new()
-            }
-        };
+        // Confined: a checkpoints/ that is a symlink is not followed (it warns and lists none).
+        let names = ws.ws.list_json_in(&ws.ws.checkpoints_dir());
         self.reconcile_checkpoint_files(ws, &names);
         let mut st = ws.lock();
         st.checkpoints.retain(|k, _| names.contains(k));

@@ -205,7 +205,7 @@ impl App {
             digest: acc.digest.clone(),
         };
         self.archive(ws, &meta, bytes)?;
-        workspace::remove_if_exists(&ws.ws.decision_path())?;
+        ws.ws.remove(&ws.ws.decision_path())?;
         let data = json!({
             "task_id": acc.doc.task_id, "from_agent": acc.doc.from_agent, "title": acc.doc.title,
             "trigger": acc.doc.trigger, "confidence": acc.doc.confidence, "revision": 1,
@@ -271,7 +271,7 @@ impl App {
             ..rec.meta.clone()
         };
         self.archive(ws, &meta, bytes)?;
-        workspace::remove_if_exists(&ws.ws.decision_path())?;
+        ws.ws.remove(&ws.ws.decision_path())?;
         let data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision, "confidence": acc.doc.confidence });
         *rec = Record {
             meta,
@@ -295,7 +295,7 @@ impl App {
                 tracing::info!(workspace = %ws.ws.name, key, "restoring decision.json from the archive");
                 write_json(&ws.ws, &ws.ws.decision_path(), d)
             }
-            None if root.is_some() => workspace::remove_if_exists(&ws.ws.decision_path()),
+            None if root.is_some() => ws.ws.remove(&ws.ws.decision_path()),
             _ => Ok(()),
         }
     }

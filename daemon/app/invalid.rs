@@ -71,7 +71,7 @@ impl App {
                     let Some(want) = &artifact.sha256 else {
                         continue;
                     };
-                    match workspace::sha256_file(&real) {
+                    match ws.ws.sha256(&real) {
                         Ok(got) if got.eq_ignore_ascii_case(want) => {}
                         Ok(got) => problems.push(Problem::new(
                             format!("{at}/sha256"),

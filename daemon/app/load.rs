@@ -26,22 +26,21 @@ pub fn anchor_path(data_dir: &Path, ws: &Workspace) -> PathBuf {
 /// as `events.jsonl.broken-<time>` for inspection and a new chain begins.
 fn open_audit(ws: &Workspace, data_dir: &Path) -> anyhow::Result<AuditLog> {
     let anchor = Some(anchor_path(data_dir, ws));
-    match AuditLog::open(&ws.events_path(), anchor.clone()) {
+    match AuditLog::open(ws, anchor.clone()) {
         Ok(log) => Ok(log),
         Err(e) => {
             let aside = ws
                 .events_path()
                 .with_extension(format!("jsonl.broken-{}", crate::events::now_rfc3339()));
             tracing::error!(workspace = %ws.name, error = %e, aside = %aside.display(), "audit log unreadable; setting it aside and starting a new chain");
-            match std::fs::rename(ws.events_path(), &aside) {
-                Ok(()) => {}
+            if ws.rename(&ws.events_path(), &aside).is_err() {
                 // A symlink or folder in its place: remove the link itself, never its target.
-                Err(_) => std::fs::remove_file(ws.events_path())?,
+                ws.remove(&ws.events_path())?;
             }
             if let Some(a) = &anchor {
                 let _ = std::fs::remove_file(a);
             }
-            Ok(AuditLog::open(&ws.events_path(), anchor)?)
+            Ok(AuditLog::open(ws, anchor)?)
         }
     }
 }
@@ -52,23 +51,18 @@ pub(super) fn load(ws: &Workspace, data_dir: &Path) -> anyhow::Result<Ws> {
         seen_checkpoints: read_json(ws, &ws.state_path(SEEN_CHECKPOINTS)).unwrap_or_default(),
         ..WsState::default()
     };
-    if let Ok(dirs) = std::fs::read_dir(ws.handoffs_dir()) {
-        // Real folders only: a symlink here would make the daemon read outside the workspace.
-        for dir in dirs
-            .flatten()
-            .filter(|d| d.file_type().is_ok_and(|t| t.is_dir()))
-        {
-            match load_record(ws, &dir.path()) {
-                Ok(Some(record)) => {
-                    state.records.insert(record.meta.key.clone(), record);
-                }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(
-                    archive = %dir.path().display(),
-                    error = %e,
-                    "skipping an unreadable handoff archive"
-                ),
+    for name in ws.list_dirs(&ws.handoffs_dir()).unwrap_or_default() {
+        let dir = ws.handoffs_dir().join(&name);
+        match load_record(ws, &dir) {
+            Ok(Some(record)) => {
+                state.records.insert(record.meta.key.clone(), record);
             }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(
+                archive = %dir.display(),
+                error = %e,
+                "skipping an unreadable handoff archive"
+            ),
         }
     }
     state.pending = state

@@ -30,6 +30,13 @@ pub fn read_limited(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, ReadEr
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(ReadError::NotRegular),
         Err(e) => return Err(e.into()),
     };
+    read_open_file(file, limit).map(Some)
+}
+
+/// Reads an open file under the limit; used for files opened by path here and beneath a
+/// workspace handle in `confined`. Only a regular file is read: the open was non-blocking, so
+/// a FIFO or device got this far without hanging and is refused here.
+pub(super) fn read_open_file(file: File, limit: usize) -> Result<Vec<u8>, ReadError> {
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(ReadError::NotRegular);
@@ -49,11 +56,12 @@ pub fn read_limited(path: &Path, limit: usize) -> Result<Option<Vec<u8>>, ReadEr
             limit,
         });
     }
-    Ok(Some(bytes))
+    Ok(bytes)
 }
 
 /// Writes `bytes` to `path` so that readers see the old file or the new one, never a mix, and
-/// the new one survives a crash once this returns `Ok`. Any fsync error is returned.
+/// the new one survives a crash once this returns `Ok`. Any fsync error is returned. By path:
+/// for the daemon's own files (data_dir) and the CLI; inside a workspace use `Workspace::write`.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = path
         .parent()
@@ -70,44 +78,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
-/// Checks that `dir` (absolute, built from a canonical workspace root) is itself: no symlink
-/// anywhere on its path. Agents can write into a shared folder, so an agent could swap
-/// `.baton/handoffs/<key>` for a link to elsewhere; the daemon must then refuse to follow.
-pub fn ensure_real_dir(dir: &Path) -> io::Result<()> {
-    if dir.canonicalize()? == dir {
-        Ok(())
-    } else {
-        Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} passes through a symlink; baton reads and writes only inside the workspace",
-                dir.display()
-            ),
-        ))
-    }
-}
-
-/// Removes a file, durably; a file already gone is fine.
-pub fn remove_if_exists(path: &Path) -> io::Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    }
-    match path.parent() {
-        Some(dir) => File::open(dir)?.sync_all(),
-        None => Ok(()),
-    }
-}
-
-/// sha256 (hex) of a regular file's content, streamed. `O_NONBLOCK`: an agent can name a FIFO
-/// as an artifact, and a plain open of one waits for a writer forever.
-pub fn sha256_file(path: &Path) -> io::Result<String> {
+/// sha256 (hex) of an open file, which must be a regular file (it was opened non-blocking).
+pub(super) fn sha256_open_file(mut file: File) -> io::Result<String> {
     use sha2::{Digest, Sha256};
-    let mut file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(path)?;
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
             io::ErrorKind::InvalidInput,
@@ -117,25 +90,4 @@ pub fn sha256_file(path: &Path) -> io::Result<String> {
     let mut hasher = Sha256::new();
     io::copy(&mut file, &mut hasher)?;
     Ok(hex::encode(hasher.finalize()))
-}
-
-/// Names of the visible `*.json` files directly in `dir` (none if it does not exist). Names
-/// that are not UTF-8 cannot be named in JSON; they are skipped with a warning.
-pub fn list_json(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return Vec::new();
-    };
-    let mut names: Vec<String> = entries
-        .flatten()
-        .filter_map(|e| match e.file_name().into_string() {
-            Ok(name) => Some(name),
-            Err(raw) => {
-                tracing::warn!(dir = %dir.display(), name = ?raw, "skipping a file whose name is not UTF-8");
-                None
-            }
-        })
-        .filter(|n| n.ends_with(".json") && !n.starts_with('.'))
-        .collect();
-    names.sort();
-    names
 }

@@ -1,14 +1,13 @@
 //! The only code that touches a workspace tree: layout, discovery, `baton init`, safe path
-//! resolution, limited reads and atomic writes.
+//! resolution, and file operations confined to the workspace (`confined`: race-free even while
+//! agents swap folders for symlinks).
 
+mod confined;
 mod files;
 mod fsinfo;
 mod paths;
 
-pub use files::{
-    ensure_real_dir, list_json, read_limited, remove_if_exists, sha256_file, write_atomic,
-    ReadError,
-};
+pub use files::{read_limited, write_atomic, ReadError};
 pub use fsinfo::is_network_fs;
 pub use paths::{resolve, PathError};
 
@@ -75,33 +74,72 @@ impl Workspace {
     pub fn archive_dir(&self, key: &str) -> PathBuf {
         self.handoffs_dir().join(key_dir_name(key))
     }
-    /// Writes a daemon file inside the workspace atomically, refusing any folder on the way
-    /// that is a symlink (so nothing is ever written outside the workspace).
+    // File operations inside the workspace. Each takes an absolute path under `root` and is
+    // confined to the workspace even while an agent swaps folders for symlinks (see
+    // `confined`): never build a path here and then use it with std::fs.
+
+    /// Writes a daemon file atomically and durably (temp file, fsync, rename, fsync of the
+    /// folder), making missing folders. A symlink on the way is refused.
     pub fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        let dir = self.inside(path)?;
-        std::fs::create_dir_all(dir)?;
-        ensure_real_dir(dir)?;
-        write_atomic(path, bytes)
+        confined::write(&self.root, self.relative(path)?, bytes)
     }
 
-    /// Reads a daemon file inside the workspace (symlinks refused), up to `limit` bytes.
+    /// Reads a regular file of at most `limit` bytes; `Ok(None)`: it or a folder on the way
+    /// does not exist. A symlinked folder on the way is an error; a symlink, folder or pipe
+    /// at the end is `ReadError::NotRegular`.
     pub fn read(&self, path: &Path, limit: usize) -> Result<Option<Vec<u8>>, ReadError> {
-        let dir = self.inside(path)?;
-        match ensure_real_dir(dir) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            other => other?,
-        }
-        read_limited(path, limit)
+        confined::read(&self.root, self.relative(path)?, limit)
     }
 
-    fn inside<'p>(&self, path: &'p Path) -> io::Result<&'p Path> {
-        match path.parent() {
-            Some(dir) if dir.starts_with(&self.root) => Ok(dir),
-            _ => Err(io::Error::new(
+    /// Removes a file durably; one already gone is fine. A symlink at the end is removed
+    /// itself, never its target.
+    pub fn remove(&self, path: &Path) -> io::Result<()> {
+        confined::remove(&self.root, self.relative(path)?)
+    }
+
+    /// Renames a file durably; the folders of both must exist (NotFound otherwise, as when
+    /// `from` is missing).
+    pub fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        confined::rename(&self.root, self.relative(from)?, self.relative(to)?)
+    }
+
+    /// Names of the real sub-folders (not symlinks) of the folder `path`; none if it is missing.
+    pub fn list_dirs(&self, path: &Path) -> io::Result<Vec<String>> {
+        confined::list_dirs(&self.root, self.relative(path)?)
+    }
+
+    /// Names of the visible `*.json` entries of the folder `path`, like `list_json`: none if it
+    /// is missing, or (with a warning) if it is a symlink or cannot be read.
+    pub fn list_json_in(&self, path: &Path) -> Vec<String> {
+        let listed = self
+            .relative(path)
+            .and_then(|rel| confined::list_json(&self.root, rel));
+        listed.unwrap_or_else(|e| {
+            tracing::warn!(workspace = %self.name, dir = %path.display(), error = %e, "not listing a folder");
+            Vec::new()
+        })
+    }
+
+    /// sha256 (hex) of a regular file such as an agent's artifact, refusing any symlink on the
+    /// way: pass the canonical path `resolve` answers, so a folder swapped for a link between
+    /// the two calls makes this fail instead of hashing a file outside.
+    pub fn sha256(&self, path: &Path) -> io::Result<String> {
+        confined::sha256(&self.root, self.relative(path)?)
+    }
+
+    /// Opens a file for reading and appending (the audit log), creating it and its folders if
+    /// missing. A symlink on the way or at the end, or a file with other hard links, is refused.
+    pub fn open_append(&self, path: &Path) -> io::Result<std::fs::File> {
+        confined::open_append(&self.root, self.relative(path)?)
+    }
+
+    fn relative<'p>(&self, path: &'p Path) -> io::Result<&'p Path> {
+        path.strip_prefix(&self.root).map_err(|_| {
+            io::Error::new(
                 io::ErrorKind::InvalidInput,
                 format!("{} is not inside the workspace", path.display()),
-            )),
-        }
+            )
+        })
     }
 
     /// A daemon-owned state file under `.baton/state/`.

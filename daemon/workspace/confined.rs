@@ -1,0 +1,291 @@
+//! File operations confined to a workspace, free of check-then-use races. Agents can write into
+//! the workspace, so any folder on a path may be swapped for a symlink at any moment (even
+//! between two system calls). Checking a path and then using it by name is therefore never
+//! safe. Instead every operation opens the workspace folder once and walks down from that
+//! handle one folder at a time, refusing symlinks (cap-std resolves each step beneath the handle,
+//! with openat2 RESOLVE_BENEATH where the kernel has it). The final create, rename, unlink or
+//! open happens relative to the handle of the folder it was found in. A swap can then only make
+//! an operation fail; it can never lead it outside the workspace.
+//!
+//! The workspace folder itself is configured by the operator and trusted; it is opened by path
+//! on each call, so that thousands of workspaces do not hold thousands of descriptors.
+
+use super::files::{read_open_file, sha256_open_file, ReadError};
+use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt, OpenOptionsSyncExt};
+use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
+use std::ffi::OsStr;
+use std::fs::{File, Permissions};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt as _, PermissionsExt};
+use std::path::{Component, Path, PathBuf};
+
+/// Writes `bytes` to `rel` (relative to `root`) atomically and durably: a temp file in the
+/// target folder, fsync, rename over the target, fsync the folder. Missing folders are made.
+pub(super) fn write(root: &Path, rel: &Path, bytes: &[u8]) -> io::Result<()> {
+    let (dirs, name) = split(rel)?;
+    let dir = walk(root, &dirs, true)?;
+    let tmp = write_temp(&dir, bytes)?;
+    // Renaming within one folder handle: the target cannot have moved elsewhere meanwhile.
+    // A symlink at the target name is replaced, not followed.
+    if let Err(e) = dir.rename(&tmp, &dir, name) {
+        let _ = dir.remove_file(&tmp);
+        return Err(e);
+    }
+    sync(dir)
+}
+
+/// Reads `rel` if it is a regular file of at most `limit` bytes. `Ok(None)`: the file, or a
+/// folder on the way, does not exist.
+pub(super) fn read(root: &Path, rel: &Path, limit: usize) -> Result<Option<Vec<u8>>, ReadError> {
+    let (dirs, name) = split(rel)?;
+    let dir = match walk(root, &dirs, false) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        other => other?,
+    };
+    let mut options = OpenOptions::new();
+    // Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
+    options.read(true).follow(FollowSymlinks::No).nonblock(true);
+    match dir.open_with(name, &options) {
+        Ok(file) => read_open_file(file.into_std(), limit).map(Some),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(ReadError::NotRegular),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes the file `rel`, durably; a file (or folder on the way) already gone is fine.
+pub(super) fn remove(root: &Path, rel: &Path) -> io::Result<()> {
+    let (dirs, name) = split(rel)?;
+    let dir = match walk(root, &dirs, false) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        other => other?,
+    };
+    match dir.remove_file(name) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+        Ok(()) => sync(dir),
+    }
+}
+
+/// Renames the file `from` to `to`, durably. Both folders must exist (NotFound otherwise, as
+/// when `from` itself is missing).
+pub(super) fn rename(root: &Path, from: &Path, to: &Path) -> io::Result<()> {
+    let (from_dirs, from_name) = split(from)?;
+    let (to_dirs, to_name) = split(to)?;
+    let from_dir = walk(root, &from_dirs, false)?;
+    let to_dir = walk(root, &to_dirs, false)?;
+    from_dir.rename(from_name, &to_dir, to_name)?;
+    if from_dirs != to_dirs {
+        sync(from_dir)?;
+    }
+    sync(to_dir)
+}
+
+/// Names of the real sub-folders (symlinks to folders excluded) of the folder `rel`, sorted.
+/// A folder that does not exist has none.
+pub(super) fn list_dirs(root: &Path, rel: &Path) -> io::Result<Vec<String>> {
+    let dir = match walk(root, &names(rel)?, false) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other?,
+    };
+    let mut found = Vec::new();
+    for entry in dir.entries()? {
+        let entry = entry?;
+        // file_type() describes the entry itself: a symlink is never a folder here.
+        if entry.file_type()?.is_dir() {
+            found.extend(utf8_name(rel, entry.file_name()));
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Names of the visible `*.json` entries of the folder `rel`, sorted, like `list_json`. Entries
+/// that are not regular files are listed too, so that reading them reports why they are refused.
+pub(super) fn list_json(root: &Path, rel: &Path) -> io::Result<Vec<String>> {
+    let dir = match walk(root, &names(rel)?, false) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other?,
+    };
+    let mut found = Vec::new();
+    for entry in dir.entries()? {
+        found.extend(utf8_name(rel, entry?.file_name()));
+    }
+    found.retain(|n| n.ends_with(".json") && !n.starts_with('.'));
+    found.sort();
+    Ok(found)
+}
+
+/// sha256 of the regular file `rel`, with no symlink on the way (give the canonical path that
+/// `resolve` answers for an artifact: if a folder on it is swapped for a link meanwhile, the
+/// hash is refused rather than taken of a file elsewhere).
+pub(super) fn sha256(root: &Path, rel: &Path) -> io::Result<String> {
+    let (dirs, name) = split(rel)?;
+    let mut options = OpenOptions::new();
+    options.read(true).follow(FollowSymlinks::No).nonblock(true);
+    let file = walk(root, &dirs, false)?.open_with(name, &options)?;
+    sha256_open_file(file.into_std())
+}
+
+/// Opens `rel` for reading and appending (never through a symlink), creating it and its
+/// folders if missing; a new file is made durable by an fsync of its folder.
+pub(super) fn open_append(root: &Path, rel: &Path) -> io::Result<File> {
+    let (dirs, name) = split(rel)?;
+    let dir = walk(root, &dirs, true)?;
+    let mut options = OpenOptions::new();
+    options.read(true).append(true).follow(FollowSymlinks::No);
+    let file = match dir.open_with(name, &options) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let file = dir.open_with(name, options.create(true).mode(0o644))?;
+            sync(dir)?;
+            file.into_std()
+        }
+        other => other?.into_std(),
+    };
+    // A hard link planted in the workspace may be another name of a file outside it.
+    if file.metadata()?.nlink() > 1 {
+        return Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!(
+                "{} has other hard links; baton appends only to its own file",
+                rel.display()
+            ),
+        ));
+    }
+    Ok(file)
+}
+
+/// The names of a relative path; anything but plain names (`..`, a root) is refused, so the
+/// walk below never has to resolve more than one name at a time.
+fn names(rel: &Path) -> io::Result<Vec<&OsStr>> {
+    let mut names = Vec::new();
+    for component in rel.components() {
+        match component {
+            Component::Normal(name) => names.push(name),
+            Component::CurDir => {}
+            _ => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("{} is not a plain path inside the workspace", rel.display()),
+                ))
+            }
+        }
+    }
+    Ok(names)
+}
+
+/// A file path split into its folders and its file name.
+fn split(rel: &Path) -> io::Result<(Vec<&OsStr>, &OsStr)> {
+    let mut dirs = names(rel)?;
+    let name = dirs.pop().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the workspace folder itself is not a file",
+        )
+    })?;
+    Ok((dirs, name))
+}
+
+/// The workspace folder, opened for reading rather than with `O_PATH` (as
+/// `Dir::open_ambient_dir` does) so that it can be fsynced after writing a file directly in it.
+fn open_root(root: &Path) -> io::Result<Dir> {
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY)
+        .open(root)?;
+    Ok(Dir::from_std_file(file))
+}
+
+/// Opens `dirs` one by one beneath the workspace folder; `create`: make the missing ones.
+fn walk(root: &Path, dirs: &[&OsStr], create: bool) -> io::Result<Dir> {
+    let mut dir = open_root(root)?;
+    let mut at = PathBuf::new();
+    for name in dirs {
+        at.push(name);
+        dir = match open_folder(&dir, name, &at) {
+            Err(e) if create && e.kind() == io::ErrorKind::NotFound => make_folder(dir, name, &at)?,
+            other => other?,
+        };
+    }
+    Ok(dir)
+}
+
+/// Opens the folder `name` of `dir`, refusing a symlink. Opened for reading (not `O_PATH`, as
+/// cap-std's `open_dir` would) so that the handle can be fsynced.
+fn open_folder(dir: &Dir, name: &OsStr, at: &Path) -> io::Result<Dir> {
+    let mut options = OpenOptions::new();
+    options
+        .read(true)
+        .follow(FollowSymlinks::No)
+        .custom_flags(libc::O_DIRECTORY);
+    match dir.open_with(name, &options) {
+        Ok(file) => Ok(Dir::from_std_file(file.into_std())),
+        // A symlink opened with O_NOFOLLOW | O_DIRECTORY fails with ENOTDIR (or ELOOP).
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOTDIR | libc::ELOOP)) => {
+            Err(io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!(
+                    "{} is a symlink or not a folder; baton reads and writes only real folders inside the workspace",
+                    at.display()
+                ),
+            ))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Makes the folder `name` in `parent` and returns it; the parent is fsynced so that the new
+/// folder survives a crash (a file renamed into it later would otherwise be lost with it).
+fn make_folder(parent: Dir, name: &OsStr, at: &Path) -> io::Result<Dir> {
+    match parent.create_dir(name) {
+        // Made by a concurrent writer in the meantime: just as good, if it is a real folder.
+        Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
+        _ => {}
+    }
+    let child = open_folder(&parent, name, at)?;
+    sync(parent)?;
+    Ok(child)
+}
+
+/// Creates a fresh `.baton-tmp-<random>` file in `dir` holding `bytes`, synced; its name.
+fn write_temp(dir: &Dir, bytes: &[u8]) -> io::Result<String> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true).mode(0o644);
+    let mut tries = 0;
+    let (name, file) = loop {
+        let name = format!(".baton-tmp-{:016x}", rand::random::<u64>());
+        match dir.open_with(&name, &options) {
+            Ok(file) => break (name, file.into_std()),
+            // create_new never opens an existing file or symlink; a clash just takes another name.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && tries < 3 => tries += 1,
+            Err(e) => return Err(e),
+        }
+    };
+    if let Err(e) = fill(file, bytes) {
+        let _ = dir.remove_file(&name);
+        return Err(e);
+    }
+    Ok(name)
+}
+
+fn fill(mut file: File, bytes: &[u8]) -> io::Result<()> {
+    // Explicit, so the umask cannot make daemon files unreadable to agents.
+    file.set_permissions(Permissions::from_mode(0o644))?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// fsyncs a folder, making its entries (new, renamed, removed) durable. Any error counts.
+fn sync(dir: Dir) -> io::Result<()> {
+    dir.into_std_file().sync_all()
+}
+
+/// A folder entry's name as a String; names that are not UTF-8 cannot be named in JSON, so
+/// they are skipped with a warning.
+fn utf8_name(dir: &Path, name: std::ffi::OsString) -> Option<String> {
+    name.into_string()
+        .inspect_err(|raw| {
+            tracing::warn!(dir = %dir.display(), name = ?raw, "skipping a file whose name is not UTF-8");
+        })
+        .ok()
+}

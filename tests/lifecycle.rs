@@ -1,0 +1,115 @@
+//! Lifecycle edges: keys claimed by two workspaces at once, a crash in the middle of a
+//! revision, an artifact fixed after an invalid answer, a decision while a broken revision is
+//! in place.
+
+use crate::util::{self, bytes, decision, event_types, handoff, write_atomic, TestEnv};
+use serde_json::json;
+
+#[test]
+fn an_id_written_in_many_workspaces_while_down_is_received_once_and_refused_elsewhere() {
+    let mut env = TestEnv::new();
+    let names: Vec<String> = (0..12).map(|i| format!("w{i:02}")).collect();
+    for name in &names {
+        write_atomic(
+            &env.init(name).join("handoff.json"),
+            &bytes(&handoff("dup")),
+        );
+    }
+    let d = env.start();
+    let pending = d.handoffs("pending");
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let owner = pending[0]["workspace"].as_str().unwrap().to_string();
+    for name in names.iter().filter(|n| **n != owner) {
+        let answer = decision(&env.ws(name)).expect("the others are answered");
+        assert_eq!(answer["outcome"], "invalid");
+        let expected = format!("id \"dup\" is already used in workspace \"{owner}\"; keys are unique across the daemon, use a new id");
+        assert_eq!(answer["errors"][0]["message"], expected.as_str());
+    }
+    assert_eq!(d.decide("dup", "approved", "").0, 200);
+    assert!(
+        d.handoffs("pending").is_empty(),
+        "nothing left that no one can decide"
+    );
+}
+
+#[test]
+fn a_crash_in_the_middle_of_a_revision_keeps_the_committed_revision() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let first = handoff("rev-crash");
+    write_atomic(&ws.join("handoff.json"), &bytes(&first));
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    d.stop();
+    // What a kill after writing revision 2 but before meta.json leaves behind.
+    let mut second = first.clone();
+    second["confidence"] = json!(0.9);
+    let archive = ws.join(".baton/handoffs/rev-crash");
+    std::fs::write(archive.join("rev-2.json"), bytes(&second)).unwrap();
+    std::fs::write(archive.join("handoff.json"), bytes(&second)).unwrap();
+    write_atomic(&ws.join("handoff.json"), &bytes(&second));
+
+    let d = env.start();
+    let detail = d.get("/api/v1/handoffs/rev-crash").1;
+    assert_eq!(detail["revision"], 2);
+    assert_eq!(detail["handoff"]["confidence"], 0.9);
+    assert_eq!(event_types(&ws), ["handoff.received", "handoff.revised"]);
+    let kept: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(archive.join("rev-1.json")).unwrap()).unwrap();
+    assert_eq!(kept, first, "revision 1 is kept as it was");
+}
+
+#[test]
+fn an_artifact_fixed_after_an_invalid_answer_lets_the_same_handoff_through() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let mut doc = handoff("needs-file");
+    doc["artifacts"] = json!([{"path": "inbox/report.md"}]);
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("invalid", || {
+        decision(&ws).is_some_and(|a| a["outcome"] == "invalid")
+    });
+    assert_eq!(
+        decision(&ws).unwrap()["errors"][0]["message"],
+        "no file at \"inbox/report.md\" in the workspace"
+    );
+    std::fs::write(ws.join("inbox/report.md"), "the report").unwrap();
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("received", || {
+        d.handoffs("pending")
+            .iter()
+            .any(|h| h["key"] == "needs-file")
+    });
+    assert!(
+        decision(&ws).is_none(),
+        "the invalid answer is gone with the file it answered"
+    );
+}
+
+#[test]
+fn a_decision_while_a_broken_revision_is_in_place_does_not_hide_its_invalid_answer() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("two-faced")));
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    let mut broken = handoff("two-faced");
+    broken["artifacts"] = json!([{"path": "/etc/passwd"}]);
+    write_atomic(&ws.join("handoff.json"), &bytes(&broken));
+    d.wait_until("invalid", || {
+        decision(&ws).is_some_and(|a| a["outcome"] == "invalid")
+    });
+
+    assert_eq!(
+        d.decide("two-faced", "approved", "the first revision").0,
+        200
+    );
+    assert_eq!(
+        decision(&ws).unwrap()["outcome"],
+        "invalid",
+        "decision.json answers the file in place"
+    );
+    let wait = util::baton(&["wait", ws.to_str().unwrap(), "--timeout", "5"]);
+    assert_eq!(wait.status.code(), Some(5));
+}
