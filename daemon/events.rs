@@ -17,6 +17,9 @@ pub enum EventType {
     HandoffClaimed,
     #[serde(rename = "handoff.decided")]
     HandoffDecided,
+    /// baton extension: one role of a `sign_off` gate approved; the handoff stays pending.
+    #[serde(rename = "handoff.signed_off")]
+    HandoffSignedOff,
     #[serde(rename = "handoff.escalated")]
     HandoffEscalated,
     #[serde(rename = "checkpoint.written")]
@@ -43,6 +46,7 @@ impl EventType {
             EventType::HandoffInvalid => "handoff.invalid",
             EventType::HandoffClaimed => "handoff.claimed",
             EventType::HandoffDecided => "handoff.decided",
+            EventType::HandoffSignedOff => "handoff.signed_off",
             EventType::HandoffEscalated => "handoff.escalated",
             EventType::CheckpointWritten => "checkpoint.written",
             EventType::AgentStalled => "agent.stalled",

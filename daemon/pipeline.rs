@@ -51,7 +51,13 @@ pub fn spawn(app: App, shutdown: CancellationToken) -> anyhow::Result<std::threa
     };
     let handle = std::thread::Builder::new()
         .name("baton-ingest".into())
-        .spawn(move || pipeline.run())?;
+        .spawn(move || {
+            let app = pipeline.app.clone();
+            let run = std::panic::AssertUnwindSafe(|| pipeline.run());
+            if std::panic::catch_unwind(run).is_err() {
+                app.set_failing("the ingest thread stopped after a panic; restart the daemon");
+            }
+        })?;
     Ok(handle)
 }
 
@@ -127,13 +133,7 @@ impl Pipeline {
         }
         if let Err(e) = self.watch.add(dir, recursive, self.polled(dir)) {
             self.app.metrics().error("watch");
-            let hint = match e.kind {
-                notify::ErrorKind::MaxFilesWatch => {
-                    "; raise fs.inotify.max_user_watches (sysctl) or set poll_ms"
-                }
-                _ => "",
-            };
-            tracing::error!(dir = %dir.display(), error = %e, "cannot watch{hint}; the periodic reconcile still covers it");
+            tracing::error!(dir = %dir.display(), error = %e, "cannot watch; the periodic reconcile still covers it");
         }
     }
 

@@ -49,8 +49,18 @@ impl Watch {
         })
     }
 
-    /// Watches `path`, by polling when `poll` is set.
-    pub fn add(&mut self, path: &Path, recursive: bool, poll: bool) -> notify::Result<()> {
+    /// Watches `path`, by polling when `poll` is set. An error says what to do about it.
+    pub fn add(&mut self, path: &Path, recursive: bool, poll: bool) -> Result<(), String> {
+        self.try_add(path, recursive, poll)
+            .map_err(|e| match e.kind {
+                notify::ErrorKind::MaxFilesWatch => {
+                    format!("{e}; raise fs.inotify.max_user_watches (sysctl) or set poll_ms")
+                }
+                _ => e.to_string(),
+            })
+    }
+
+    fn try_add(&mut self, path: &Path, recursive: bool, poll: bool) -> notify::Result<()> {
         let mode = if recursive {
             RecursiveMode::Recursive
         } else {

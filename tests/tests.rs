@@ -12,3 +12,4 @@ mod e2e;
 mod failures;
 mod lifecycle;
 mod paths;
+mod signoff;

@@ -1,12 +1,14 @@
 //! The handoff API of SPEC section 9: list, get, decide.
 
 use super::{ApiError, Caller};
-use crate::app::{App, DecisionRequest, Detail, StateFilter, Summary};
-use crate::contract::Decision;
+use crate::app::{App, Decided, DecisionRequest, Detail, StateFilter, Summary};
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use serde_json::json;
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -39,7 +41,7 @@ pub async fn decide(
     Caller(actor): Caller,
     Path(key): Path<String>,
     body: Result<Json<DecisionRequest>, JsonRejection>,
-) -> Result<Json<Decision>, ApiError> {
+) -> Result<Response, ApiError> {
     if matches!(actor, crate::auth::Actor::Agent { .. }) {
         // Who may decide is settled before what the body says.
         return Err(ApiError::Forbidden(
@@ -47,8 +49,16 @@ pub async fn decide(
         ));
     }
     let Json(request) = body.map_err(|e| ApiError::Unprocessable(e.body_text()))?;
-    let decision = blocking(move || app.decide(&key, request, &actor)).await??;
-    Ok(Json(decision))
+    let decided = blocking(move || app.decide(&key, request, &actor)).await??;
+    Ok(match decided {
+        Decided::Closed(decision) => Json(decision).into_response(),
+        // Under a sign-off gate: recorded, still pending until every role has approved.
+        Decided::SignedOff { sign_offs, missing } => {
+            let body =
+                json!({ "state": "pending", "sign_offs": sign_offs, "missing_roles": missing });
+            (StatusCode::ACCEPTED, Json(body)).into_response()
+        }
+    })
 }
 
 /// Runs core work off the async workers: it takes workspace locks that ingest may hold while

@@ -35,6 +35,7 @@ impl IntoResponse for ApiError {
                 (StatusCode::NOT_FOUND, None)
             }
             ApiError::Decide(DecideError::Conflict(d)) => (StatusCode::CONFLICT, Some(json!(d))),
+            ApiError::Decide(DecideError::AlreadySigned(_)) => (StatusCode::CONFLICT, None),
             ApiError::Unprocessable(_) | ApiError::Decide(DecideError::Unprocessable(_)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, None)
             }

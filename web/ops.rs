@@ -3,17 +3,23 @@
 use super::ApiError;
 use crate::app::App;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use serde_json::json;
 
 pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
-    Json(json!({
-        "status": "ok",
+    let (status, state) = match app.failing() {
+        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "failing"),
+        None => (StatusCode::OK, "ok"),
+    };
+    let body = json!({
+        "status": state,
         "ready": app.is_ready(),
         "workspaces": app.workspaces().len(),
-    }))
+        "reason": app.failing(),
+    });
+    (status, Json(body))
 }
 
 pub async fn metrics(State(app): State<App>) -> impl IntoResponse {

@@ -7,7 +7,7 @@ use super::state::WsState;
 use super::{App, Ws};
 use crate::auth::Actor;
 use crate::contract::decision::DECISION_VERSION;
-use crate::contract::{Decision, Outcome};
+use crate::contract::{Decision, Outcome, SignOff};
 use crate::events::{now_rfc3339, Event, EventType};
 use serde::Deserialize;
 use serde_json::json;
@@ -32,8 +32,22 @@ pub enum DecideError {
     Conflict(Box<Decision>),
     #[error("{0}")]
     Unprocessable(String),
+    #[error("{0}")]
+    AlreadySigned(String),
     #[error("cannot record the decision: {0}")]
     Io(#[from] io::Error),
+}
+
+/// What a reviewer's decision did.
+#[derive(Debug, Clone)]
+pub enum Decided {
+    /// The handoff is closed with this decision.
+    Closed(Decision),
+    /// An approval under a sign-off gate was recorded; these roles still have to approve.
+    SignedOff {
+        sign_offs: Vec<SignOff>,
+        missing: Vec<String>,
+    },
 }
 
 const MAX_COMMENT: usize = 64 * 1024;
@@ -66,7 +80,7 @@ impl App {
         key: &str,
         req: DecisionRequest,
         actor: &Actor,
-    ) -> Result<Decision, DecideError> {
+    ) -> Result<Decided, DecideError> {
         let reviewer_outcomes = [
             Outcome::Approved,
             Outcome::Rejected,
@@ -96,14 +110,20 @@ impl App {
             return Err(DecideError::Conflict(Box::new(d.clone())));
         }
         let route = crate::routing::route_for(&self.config().routes, &rec.handoff, &ws_name);
-        if !crate::routing::may_decide(route, name, roles) {
+        // Holders of a sign-off role take part in the decision even when the route does not
+        // list them: the gate exists to bring them in.
+        let signer = rec.handoff.sign_off.iter().any(|r| roles.contains(r));
+        if !signer && !crate::routing::may_decide(route, name, roles) {
             let on = route.map_or("any route".to_string(), |r| format!("route \"{}\"", r.name));
             return Err(DecideError::Forbidden(format!(
                 "{name} is not a reviewer on {on}"
             )));
         }
+        if req.outcome == Outcome::Approved && !rec.handoff.sign_off.is_empty() {
+            return self.sign_off(&ws, &mut st, key, name, roles, req.comment);
+        }
         let closing = Closing::new(req.outcome, name.clone(), req.comment);
-        Ok(self.settle(&ws, &mut st, key, closing)?)
+        Ok(Decided::Closed(self.settle(&ws, &mut st, key, closing)?))
     }
 
     /// Records the decision of a pending handoff: archive, root copy, state, event.
@@ -127,7 +147,7 @@ impl App {
             at: now_rfc3339(),
             comment: closing.comment,
             errors: Vec::new(),
-            sign_offs: Vec::new(),
+            sign_offs: rec.sign_offs.clone(),
             to_agent: closing.to_agent,
             handoff_sha256: Some(rec.meta.digest.clone()),
         };

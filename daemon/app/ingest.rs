@@ -215,6 +215,7 @@ impl App {
             handoff: acc.doc,
             value: acc.value,
             decision: None,
+            sign_offs: Vec::new(),
         };
         st.records.insert(key.clone(), record);
         st.pending = Some(key.clone());
@@ -270,6 +271,9 @@ impl App {
             task_id: acc.doc.task_id.clone(),
             ..rec.meta.clone()
         };
+        // Sign-offs were given to the old content: a revision starts the gate again.
+        ws.ws
+            .remove(&ws.ws.archive_dir(key).join(super::load::SIGN_OFFS))?;
         self.archive(ws, &meta, bytes)?;
         ws.ws.remove(&ws.ws.decision_path())?;
         let data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision, "confidence": acc.doc.confidence });
@@ -278,6 +282,7 @@ impl App {
             handoff: acc.doc,
             value: acc.value,
             decision: None,
+            sign_offs: Vec::new(),
         };
         self.emit(
             ws,

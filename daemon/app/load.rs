@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 const SEEN_CHECKPOINTS: &str = "checkpoints.json";
+/// `.baton/handoffs/<key>/signoffs.json`: the sign-offs of the current revision.
+pub(super) const SIGN_OFFS: &str = "signoffs.json";
 
 /// Where the daemon anchors a workspace's audit chain: in data_dir, out of agents' reach.
 pub fn anchor_path(data_dir: &Path, ws: &Workspace) -> PathBuf {
@@ -95,11 +97,13 @@ fn load_record(ws: &Workspace, dir: &Path) -> anyhow::Result<Option<Record>> {
         })?;
     let handoff: Handoff = serde_json::from_value(value.clone())?;
     let decision = read_json::<Decision>(ws, &dir.join("decision.json"));
+    let sign_offs = read_json(ws, &dir.join(SIGN_OFFS)).unwrap_or_default();
     Ok(Some(Record {
         meta,
         handoff,
         value,
         decision,
+        sign_offs,
     }))
 }
 

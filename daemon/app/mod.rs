@@ -10,10 +10,11 @@ mod invalid;
 mod load;
 pub use load::anchor_path;
 mod query;
+mod signoff;
 mod stall;
 mod state;
 
-pub use decide::{DecideError, DecisionRequest};
+pub use decide::{DecideError, Decided, DecisionRequest};
 pub use query::{Detail, StateFilter, Summary};
 pub use state::{CheckpointRecord, Record, Ws};
 
@@ -46,6 +47,8 @@ struct Inner {
     keys: Mutex<HashMap<String, String>>,
     /// Set once the start-up scan has processed every workspace.
     ready: AtomicBool,
+    /// Why the daemon can no longer do its job (e.g. the ingest thread died), if it cannot.
+    failing: std::sync::OnceLock<String>,
     shutdown: CancellationToken,
 }
 
@@ -75,6 +78,7 @@ impl App {
                 roots: found.roots.clone(),
                 keys: Mutex::default(),
                 ready: AtomicBool::new(false),
+                failing: std::sync::OnceLock::new(),
                 shutdown: CancellationToken::new(),
                 config,
             }),
@@ -145,6 +149,16 @@ impl App {
     /// Cancelled when the daemon shuts down; long-lived work (SSE streams, ingest) ends on it.
     pub fn shutdown_token(&self) -> CancellationToken {
         self.inner.shutdown.clone()
+    }
+
+    /// Marks the daemon as failing, for health checks to report.
+    pub fn set_failing(&self, reason: &str) {
+        tracing::error!(reason, "daemon failing");
+        let _ = self.inner.failing.set(reason.to_string());
+    }
+
+    pub fn failing(&self) -> Option<&str> {
+        self.inner.failing.get().map(String::as_str)
     }
 
     pub fn set_ready(&self) {

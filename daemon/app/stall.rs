@@ -67,10 +67,7 @@ impl App {
             None => routes.iter().find(|r| {
                 r.triggers.is_empty()
                     && r.labels.is_empty()
-                    && (r.workspaces.is_empty()
-                        || r.workspaces
-                            .iter()
-                            .any(|g| crate::routing::glob_match(g, &ws.ws.name)))
+                    && crate::routing::serves(r, &ws.ws.name)
             }),
         };
         let task = latest.map(|r| r.meta.task_id.clone());

@@ -2,7 +2,7 @@
 //! from at start-up (`.baton/handoffs/<key>/{handoff,meta,decision}.json`).
 
 use crate::audit::AuditLog;
-use crate::contract::{Decision, Handoff, Problem};
+use crate::contract::{Decision, Handoff, Problem, SignOff};
 use crate::workspace::Workspace;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -56,6 +56,8 @@ pub struct Record {
     pub handoff: Handoff,
     pub value: Value,
     pub decision: Option<Decision>,
+    /// Sign-offs gathered so far under the handoff's `sign_off` gate (current revision).
+    pub sign_offs: Vec<SignOff>,
 }
 
 impl Record {

@@ -23,7 +23,13 @@ pub fn schema(kind: Kind) -> anyhow::Result<ExitCode> {
 
 pub fn audit_verify(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(dir)?;
-    let data_dir = Config::load(config).map(|c| c.data_dir).ok();
+    // The anchor lives in the daemon's data_dir: an explicit --config must load; without one
+    // the default is tried and, failing that, the chain alone is checked.
+    let data_dir = match Config::load(config) {
+        Ok(c) => Some(c.data_dir),
+        Err(e) if config.is_some() => return Err(e.into()),
+        Err(_) => None,
+    };
     let anchor = data_dir.map(|d| baton::app::anchor_path(&d, &ws));
     let report = baton::audit::verify(&ws.events_path(), anchor.as_deref().filter(|a| a.exists()))?;
     for problem in &report.problems {

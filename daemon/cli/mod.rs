@@ -4,7 +4,6 @@ mod admin;
 mod agent;
 mod serve;
 
-use baton::contract::schema::Kind;
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -43,7 +42,7 @@ pub enum Command {
         file: PathBuf,
         /// What the file is; by default guessed from its version field.
         #[arg(long, value_enum)]
-        kind: Option<Kind>,
+        kind: Option<DocKind>,
     },
     /// Validate FILE and write it atomically as DIR/handoff.json.
     Submit { dir: PathBuf, file: PathBuf },
@@ -57,7 +56,7 @@ pub enum Command {
     /// Print the JSON Schema of a contract document.
     Schema {
         #[arg(value_enum)]
-        kind: Kind,
+        kind: DocKind,
     },
     /// Audit log tools.
     Audit {
@@ -66,6 +65,24 @@ pub enum Command {
     },
     /// Print an argon2id hash of a password (read from standard input when it is not a terminal).
     HashPassword,
+}
+
+/// A contract document, as named on the command line.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum DocKind {
+    Handoff,
+    Checkpoint,
+    Decision,
+}
+
+impl From<DocKind> for baton::contract::schema::Kind {
+    fn from(kind: DocKind) -> Self {
+        match kind {
+            DocKind::Handoff => Self::Handoff,
+            DocKind::Checkpoint => Self::Checkpoint,
+            DocKind::Decision => Self::Decision,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -94,10 +111,10 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { config } => serve::serve(config.as_deref()),
         Command::Init { dir } => admin::init(&dir),
-        Command::Validate { file, kind } => agent::validate(&file, kind),
+        Command::Validate { file, kind } => agent::validate(&file, kind.map(Into::into)),
         Command::Submit { dir, file } => agent::submit(&dir, &file),
         Command::Wait { dir, timeout } => agent::wait(&dir, timeout),
-        Command::Schema { kind } => admin::schema(kind),
+        Command::Schema { kind } => admin::schema(kind.into()),
         Command::Audit {
             command: AuditCommand::Verify { dir, config },
         } => admin::audit_verify(&dir, config.as_deref()),
