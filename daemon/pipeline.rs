@@ -32,6 +32,8 @@ struct Pipeline {
     watch: Watch,
     /// Item -> (deadline, first seen).
     settling: HashMap<Item, (Instant, Instant)>,
+    /// Items a rename put in place, in this batch of signals, with when they were seen.
+    renamed: Vec<(Item, Instant)>,
     shutdown: CancellationToken,
 }
 
@@ -47,6 +49,7 @@ pub fn spawn(app: App, shutdown: CancellationToken) -> anyhow::Result<std::threa
         overflow,
         watch,
         settling: HashMap::new(),
+        renamed: Vec::new(),
         shutdown,
     };
     let handle = std::thread::Builder::new()
@@ -94,6 +97,9 @@ impl Pipeline {
             }
             while let Ok(signal) = self.rx.try_recv() {
                 self.on_signal(signal);
+            }
+            for (item, seen) in std::mem::take(&mut self.renamed) {
+                self.fire(item, seen, true);
             }
             if self.overflow.swap(false, Ordering::AcqRel) {
                 self.rescan("queue overflow");
@@ -186,7 +192,10 @@ impl Pipeline {
             };
             if renamed && !matches!(item, Item::Discover(_)) {
                 self.settling.remove(&item);
-                self.fire(item, Instant::now(), true);
+                // One rename arrives as several events (to, both): act once per batch.
+                if !self.renamed.iter().any(|(i, _)| *i == item) {
+                    self.renamed.push((item, Instant::now()));
+                }
             } else {
                 self.arm(item, self.app.config().settle);
             }
