@@ -65,12 +65,12 @@ fn atomic_handoff_is_received_decided_through_the_api_and_answered() {
 
 #[test]
 fn in_place_writer_is_read_only_after_the_file_settles() {
-    let mut env = TestEnv::new();
+    // Pauses of 100 ms against a 1 s window: a margin no busy CI machine eats up.
+    let mut env = TestEnv::with_config("settle_ms = 1000");
     let d = env.start();
     let ws = env.ws("alpha");
     let mut doc = handoff("slow");
     doc["summary"] = json!("x".repeat(2000));
-    // Each pause is shorter than the 300 ms settle window, so the half-written file is never read.
     write_in_place(
         &ws.join("handoff.json"),
         &bytes(&doc),

@@ -42,7 +42,14 @@ impl TestEnv {
     }
 
     fn write_config(&self) {
-        let top = "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nworkspaces = [\"ws\"]\nsettle_ms = 300\n";
+        let top = "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nworkspaces = [\"ws\"]\n";
+        // A short settle window keeps tests quick; a test about settling sets its own.
+        let settle = if self.extra_config.contains("settle_ms") {
+            ""
+        } else {
+            "settle_ms = 300\n"
+        };
+        let top = format!("{top}{settle}");
         std::fs::write(self.config_path(), format!("{top}{}\n", self.extra_config)).unwrap();
     }
 
