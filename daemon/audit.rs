@@ -25,6 +25,8 @@ struct Line<'a> {
 struct Chained {
     seq: u64,
     prev: String,
+    #[serde(default)]
+    at: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -43,17 +45,26 @@ pub struct AuditLog {
     head: Mutex<Anchor>,
     /// The head moved since the anchor was last written.
     anchor_stale: AtomicBool,
+    /// `at` of the last event when the log was opened.
+    last_at: Option<String>,
 }
 
 impl AuditLog {
+    /// When the last event logged before this start happened (None: none). State changed
+    /// after it lost its event to a crash between commit and append.
+    pub fn last_at_open(&self) -> Option<&str> {
+        self.last_at.as_deref()
+    }
+
     /// Opens the log, finding its head. A torn last line (a crash mid-append) is cut off.
     pub fn open(ws: &Workspace, anchor: Option<PathBuf>) -> io::Result<AuditLog> {
-        let head = read_head(ws)?;
+        let (head, last_at) = read_head(ws)?;
         Ok(AuditLog {
             ws: ws.clone(),
             anchor,
             head: Mutex::new(head),
             anchor_stale: AtomicBool::new(false),
+            last_at,
         })
     }
 
@@ -137,7 +148,7 @@ fn genesis() -> Anchor {
     }
 }
 
-fn read_head(ws: &Workspace) -> io::Result<Anchor> {
+fn read_head(ws: &Workspace) -> io::Result<(Anchor, Option<String>)> {
     let path = ws.events_path();
     let mut file = ws.open_append(&path)?;
     let len = file.metadata()?.len();
@@ -148,7 +159,7 @@ fn read_head(ws: &Workspace) -> io::Result<Anchor> {
         file.set_len(end)?;
     }
     if end == 0 {
-        return Ok(genesis());
+        return Ok((genesis(), None));
     }
     let start = line_end_before(&mut file, end - 1)?;
     let mut last = vec![0; (end - 1 - start) as usize];
@@ -160,10 +171,11 @@ fn read_head(ws: &Workspace) -> io::Result<Anchor> {
             format!("{}: last line is not an event: {e}", path.display()),
         )
     })?;
-    Ok(Anchor {
+    let head = Anchor {
         seq: chained.seq,
         hash: sha256_hex(&last),
-    })
+    };
+    Ok((head, chained.at))
 }
 
 /// The offset just past the last newline before `before` (0 if none), read backwards in

@@ -113,3 +113,54 @@ fn a_decision_while_a_broken_revision_is_in_place_does_not_hide_its_invalid_answ
     let wait = util::baton(&["wait", ws.to_str().unwrap(), "--timeout", "5"]);
     assert_eq!(wait.status.code(), Some(5));
 }
+
+#[test]
+fn an_event_a_crash_kept_from_the_audit_log_is_logged_at_restart() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("logged")));
+    d.wait_until("logged", || d.handoffs("pending").len() == 1);
+    assert_eq!(d.decide("logged", "approved", "").0, 200);
+    d.stop();
+    // What a kill after the archive of a new handoff but before its event leaves behind.
+    let doc = handoff("unlogged");
+    let raw = bytes(&doc);
+    let archive = ws.join(".baton/handoffs/unlogged");
+    std::fs::create_dir_all(&archive).unwrap();
+    std::fs::write(archive.join("rev-1.json"), &raw).unwrap();
+    std::fs::write(archive.join("handoff.json"), &raw).unwrap();
+    let canonical = baton::contract::json::canonical(&doc);
+    let now = "2999-01-01T00:00:00.000Z";
+    let meta = json!({"key": "unlogged", "task_id": "task-unlogged", "received_at": now, "updated_at": now,
+                      "revision": 1, "digest": baton::contract::validate::sha256_hex(&canonical)});
+    std::fs::write(archive.join("meta.json"), meta.to_string()).unwrap();
+    write_atomic(&ws.join("handoff.json"), &raw);
+
+    let d = env.start();
+    assert_eq!(
+        event_types(&ws),
+        ["handoff.received", "handoff.decided", "handoff.received"]
+    );
+    let log = std::fs::read_to_string(ws.join(".baton/events.jsonl")).unwrap();
+    let last: serde_json::Value = serde_json::from_str(log.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (last["key"].as_str(), &last["data"]["recovered"]),
+        (Some("unlogged"), &json!(true))
+    );
+    assert_eq!(d.handoffs("pending").len(), 1);
+    d.stop();
+    let out = util::baton(&[
+        "audit",
+        "verify",
+        ws.to_str().unwrap(),
+        "--config",
+        env.config_path().to_str().unwrap(),
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -197,10 +197,12 @@ impl App {
             );
             self.settle(ws, st, &previous, closing)?;
         }
+        let now = now_rfc3339();
         let meta = Meta {
             key: key.clone(),
             task_id: acc.doc.task_id.clone(),
-            received_at: now_rfc3339(),
+            received_at: now.clone(),
+            updated_at: now,
             revision: 1,
             digest: acc.digest.clone(),
         };
@@ -267,6 +269,7 @@ impl App {
             .expect("revise is called for a known key");
         let meta = Meta {
             revision: rec.meta.revision + 1,
+            updated_at: now_rfc3339(),
             digest: acc.digest.clone(),
             task_id: acc.doc.task_id.clone(),
             ..rec.meta.clone()

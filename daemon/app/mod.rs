@@ -20,9 +20,10 @@ pub use state::{CheckpointRecord, Record, Ws};
 
 use crate::auth::{Actor, Tokens};
 use crate::config::Config;
-use crate::events::Event;
+use crate::events::{Event, EventType};
 use crate::metrics::Metrics;
 use crate::workspace::{self, Workspace};
+use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -121,6 +122,7 @@ impl App {
             let pending = st.records.values().filter(|r| r.is_pending()).count();
             self.metrics().pending.inc_by(pending as i64);
         }
+        self.recover_events(&loaded);
         self.inner
             .by_root
             .write()
@@ -203,6 +205,44 @@ impl App {
 
     fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
         self.inner.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// State is committed before its event is appended, so a crash in between loses the event.
+    /// Such state is newer than the last event logged: it gets its event now, marked
+    /// `recovered` (an event may so be logged twice, never lost).
+    fn recover_events(&self, ws: &Ws) {
+        // An empty log: everything archived lost its event (or the log was set aside).
+        let last = ws.audit.last_at_open().unwrap_or("");
+        let st = ws.lock();
+        let mut events = Vec::new();
+        for rec in st.records.values() {
+            let key = Some(rec.meta.key.as_str());
+            if rec.meta.updated_at.as_str() > last {
+                let kind = if rec.meta.revision == 1 {
+                    EventType::HandoffReceived
+                } else {
+                    EventType::HandoffRevised
+                };
+                let data = json!({ "task_id": rec.meta.task_id, "revision": rec.meta.revision,
+                                   "recovered": true, "happened_at": rec.meta.updated_at });
+                events.push(Event::new(kind, &ws.ws.name, key, data));
+            }
+            if let Some(d) = rec.decision.as_ref().filter(|d| d.at.as_str() > last) {
+                let data = json!({ "task_id": d.task_id, "outcome": d.outcome, "by": d.by,
+                                   "recovered": true, "happened_at": d.at });
+                events.push(Event::new(
+                    EventType::HandoffDecided,
+                    &ws.ws.name,
+                    key,
+                    data,
+                ));
+            }
+        }
+        drop(st);
+        if !events.is_empty() {
+            tracing::warn!(workspace = %ws.ws.name, count = events.len(), "logging events a crash kept from the audit log");
+            self.emit_all(ws, events);
+        }
     }
 
     /// Brings every audit anchor up to date (see `AuditLog::flush_anchor`).

@@ -72,6 +72,9 @@ pub struct Meta {
     pub key: String,
     pub task_id: String,
     pub received_at: String,
+    /// When this revision was received (equal to `received_at` for the first).
+    #[serde(default)]
+    pub updated_at: String,
     pub revision: u32,
     /// sha256 of the canonical JSON of the current revision.
     pub digest: String,
