@@ -24,6 +24,12 @@ fn read(file: &Path, limits: &Limits) -> anyhow::Result<Vec<u8>> {
     }
 }
 
+/// The daemon's limits as `./baton.toml` sets them (else the defaults), so an agent's check
+/// agrees with what the daemon will say.
+fn limits() -> Limits {
+    baton::config::Config::load(None).map_or_else(|_| Limits::default(), |c| c.limits)
+}
+
 fn print_problems(problems: &[Problem]) -> ExitCode {
     for p in problems {
         println!("{p}");
@@ -32,7 +38,7 @@ fn print_problems(problems: &[Problem]) -> ExitCode {
 }
 
 pub fn validate(file: &Path, kind: Option<Kind>) -> anyhow::Result<ExitCode> {
-    let limits = Limits::default();
+    let limits = limits();
     let bytes = match read(file, &limits) {
         Ok(b) => b,
         Err(e) => return Ok(print_problems(&[Problem::new("", format!("{e:#}"))])),
@@ -85,7 +91,7 @@ fn guess_kind(bytes: &[u8]) -> Kind {
 
 pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(dir)?;
-    let limits = Limits::default();
+    let limits = limits();
     let bytes = read(file, &limits)?;
     let accepted = match validate::handoff(&bytes, &limits) {
         Ok(a) => a,
