@@ -36,6 +36,15 @@ pub enum EventType {
     ApprovedTampered,
     #[serde(rename = "notification.failed")]
     NotificationFailed,
+    /// A checkpoint file that is not a valid checkpoint (its problems in `data.errors`).
+    #[serde(rename = "checkpoint.invalid")]
+    CheckpointInvalid,
+    /// The audit log was found changed behind the daemon; a new chain starts with this event.
+    #[serde(rename = "audit.broken")]
+    AuditBroken,
+    /// A daemon record in the workspace was found forged or changed; it was set aside.
+    #[serde(rename = "workspace.tampered")]
+    WorkspaceTampered,
 }
 
 impl EventType {
@@ -55,6 +64,9 @@ impl EventType {
             EventType::LockExpired => "lock.expired",
             EventType::ApprovedTampered => "approved.tampered",
             EventType::NotificationFailed => "notification.failed",
+            EventType::CheckpointInvalid => "checkpoint.invalid",
+            EventType::AuditBroken => "audit.broken",
+            EventType::WorkspaceTampered => "workspace.tampered",
         }
     }
 }

@@ -11,7 +11,9 @@
 //! - `pipeline`: the ingest thread: settle window, rescans, periodic reconcile.
 //! - `scan`: catch-up of whole workspaces (start-up and rescans), on several threads.
 //! - `app`: the core state machine (receive, revise, invalid, decide) behind `App`.
-//! - `audit`: the hash-chained `.baton/events.jsonl`; `events`: the event types.
+//! - `audit`: the hash-chained `.baton/events.jsonl`, anchored and its tampering recorded in
+//!   data_dir; `events`: the event types.
+//! - `store`: the daemon's records of each workspace in data_dir, out of agents' reach.
 //! - `auth`: bearer tokens -> `Actor`; `routing`: routes and who may decide.
 //! - `metrics`: Prometheus metrics.
 //! - `run`: composition of the daemon: tasks, HTTP server, ordered shutdown.
@@ -28,6 +30,7 @@ pub mod pipeline;
 pub mod routing;
 pub mod run;
 pub mod scan;
+pub mod store;
 pub mod watch;
 #[path = "../web/mod.rs"]
 pub mod web;

@@ -38,6 +38,8 @@ pub struct Metrics {
     pub scan_entries: Gauge,
     pub scan_seconds: Gauge<f64, AtomicU64>,
     pub workspaces: Gauge,
+    /// Tampering found and not yet acknowledged with `baton audit ack`.
+    pub tamper_alerts: Gauge,
 }
 
 impl Default for Metrics {
@@ -55,6 +57,7 @@ impl Default for Metrics {
             scan_entries: Gauge::default(),
             scan_seconds: Gauge::default(),
             workspaces: Gauge::default(),
+            tamper_alerts: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -96,6 +99,11 @@ impl Default for Metrics {
             m.scan_seconds.clone(),
         );
         registry.register("workspaces", "Workspaces watched", m.workspaces.clone());
+        registry.register(
+            "tamper_alerts",
+            "Tampering found in workspaces and not yet acknowledged (baton audit ack)",
+            m.tamper_alerts.clone(),
+        );
         Metrics { registry, ..m }
     }
 }

@@ -16,6 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 const QUEUE: usize = 65_536;
 const TICK: Duration = Duration::from_millis(200);
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+const RETRY_MAX: Duration = Duration::from_secs(60);
 
 /// Something waiting for its file to settle.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -34,6 +36,8 @@ struct Pipeline {
     settling: HashMap<Item, (Instant, Instant)>,
     /// Items a rename put in place, in this batch of signals, with when they were seen.
     renamed: Vec<(Item, Instant)>,
+    /// Items whose last attempt failed -> the wait before the next one (doubling, capped).
+    backoff: HashMap<Item, Duration>,
     shutdown: CancellationToken,
 }
 
@@ -50,6 +54,7 @@ pub fn spawn(app: App, shutdown: CancellationToken) -> anyhow::Result<std::threa
         watch,
         settling: HashMap::new(),
         renamed: Vec::new(),
+        backoff: HashMap::new(),
         shutdown,
     };
     let handle = std::thread::Builder::new()
@@ -111,6 +116,9 @@ impl Pipeline {
             }
             if Instant::now() >= next_housekeeping {
                 self.app.check_stalls();
+                for root in self.app.take_repairs() {
+                    self.arm(Item::Handoff(root), Duration::ZERO);
+                }
                 next_housekeeping = Instant::now() + Duration::from_secs(1);
             }
             if Instant::now() >= next_reconcile {
@@ -258,6 +266,17 @@ impl Pipeline {
         }
     }
 
+    /// A failed attempt (a read or write error, an event that could not be logged) is tried
+    /// again after 1 s, doubling up to a minute, instead of waiting for the periodic reconcile.
+    fn retry_later(&mut self, item: Item) {
+        let wait = self
+            .backoff
+            .get(&item)
+            .map_or(RETRY_FIRST, |w| (*w * 2).min(RETRY_MAX));
+        self.backoff.insert(item.clone(), wait);
+        self.arm(item, wait);
+    }
+
     fn path_of(&self, item: &Item) -> Option<PathBuf> {
         match item {
             Item::Handoff(root) => Some(root.join(HANDOFF_FILE)),
@@ -271,8 +290,13 @@ impl Pipeline {
     fn fire(&mut self, item: Item, first_seen: Instant, renamed: bool) {
         match item {
             Item::Handoff(root) => {
-                if let Some(ws) = self.app.workspace_at(&root) {
-                    self.app.reconcile_handoff(&ws, Some(first_seen), renamed);
+                let Some(ws) = self.app.workspace_at(&root) else {
+                    return;
+                };
+                if self.app.reconcile_handoff(&ws, Some(first_seen), renamed) {
+                    self.backoff.remove(&Item::Handoff(root));
+                } else {
+                    self.retry_later(Item::Handoff(root));
                 }
             }
             Item::Checkpoint(root, file) => {

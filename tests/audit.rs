@@ -146,7 +146,7 @@ fn a_torn_last_line_from_a_crash_is_cut_and_the_chain_goes_on() {
 }
 
 #[test]
-fn a_log_that_is_not_ours_is_set_aside_and_the_daemon_still_starts() {
+fn a_log_replaced_while_down_breaks_the_chain_with_evidence_until_acknowledged() {
     let mut env = logged_env();
     let (alpha, beta) = (env.ws("alpha"), env.init("beta"));
     std::fs::write(alpha.join(".baton/events.jsonl"), "hello\n").unwrap();
@@ -156,18 +156,45 @@ fn a_log_that_is_not_ours_is_set_aside_and_the_daemon_still_starts() {
     let d = env.start();
     write_atomic(&beta.join("handoff.json"), &bytes(&handoff("b1")));
     d.wait_until("b1", || d.handoffs("all").iter().any(|h| h["key"] == "b1"));
+    let health = d.get("/healthz").1;
+    assert_eq!(health["tamper_alerts"], 2, "alpha and beta: {health}");
+    assert!(d.metrics().contains("baton_tamper_alerts 2"));
     d.stop();
     assert_eq!(
         std::fs::read_to_string(&outside).unwrap(),
         "keep me\n",
         "the link's target untouched"
     );
-    let aside: Vec<String> = std::fs::read_dir(alpha.join(".baton"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.starts_with("events.jsonl.broken-"))
-        .collect();
-    assert_eq!(aside.len(), 1, "the unreadable log is kept for inspection");
+    // The new chain opens with what was found, and the old log is kept out of reach.
+    let first = crate::util::events(&alpha)[0].clone();
+    assert_eq!(first["type"], "audit.broken", "{first}");
+    assert_eq!(first["data"]["anchored_seq"], 4, "{first}");
+    let evidence = first["data"]["evidence"].as_str().unwrap();
+    assert!(evidence.starts_with(env.root().join("data").to_str().unwrap()));
+    assert_eq!(std::fs::read_to_string(evidence).unwrap(), "hello\n");
+    assert_eq!(crate::util::event_types(&beta)[0], "audit.broken");
+
+    // A restart does not forget it: TAMPERED until an administrator acknowledges it.
+    let d = env.start();
+    d.stop();
     let (code, out) = verify(&env);
-    assert_eq!(code, 0, "a new chain begins: {out}");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("events were removed or the log was emptied"),
+        "{out}"
+    );
+    assert!(out.contains("TAMPERED"), "{out}");
+    let config = env.config_path();
+    let args = [
+        "audit",
+        "ack",
+        alpha.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--by",
+        "ops",
+    ];
+    assert_eq!(baton(&args).status.code(), Some(0));
+    let (code, out) = verify(&env);
+    assert_eq!(code, 0, "acknowledged: {out}");
 }

@@ -84,18 +84,29 @@ fn a_full_disk_loses_nothing_and_the_daemon_catches_up_when_space_returns() {
     });
     assert_eq!(crate::util::event_types(&tiny), ["handoff.received"]);
 
-    // A decision that cannot be written is refused whole, and can be made again later.
+    // A decision is made whole or not at all. It is committed in data_dir and logged in the
+    // workspace's audit log: if the log cannot take the event, nothing is decided (503, the
+    // same request can be sent again); if it can, only the root decision.json waits for
+    // space, and is written once there is room.
     let filler = fill(&tiny.join("inbox"));
     let (status, body) = d.decide("full-1", "approved", "no room");
-    assert_eq!(status, 500, "{body}");
-    assert_eq!(d.get("/api/v1/handoffs/full-1").1["state"], "pending");
-    assert!(!tiny.join("decision.json").exists());
-    std::fs::remove_file(filler).unwrap();
-    assert_eq!(d.decide("full-1", "approved", "room again").0, 200);
-    assert_eq!(
-        crate::util::decision(&tiny).unwrap()["comment"],
-        "room again"
-    );
+    if status == 503 {
+        assert_eq!(d.get("/api/v1/handoffs/full-1").1["state"], "pending");
+        assert!(!tiny.join("decision.json").exists());
+        assert_eq!(crate::util::event_types(&tiny), ["handoff.received"]);
+        std::fs::remove_file(&filler).unwrap();
+        assert_eq!(d.decide("full-1", "approved", "room again").0, 200);
+    } else {
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            crate::util::event_types(&tiny),
+            ["handoff.received", "handoff.decided"]
+        );
+        std::fs::remove_file(&filler).unwrap();
+    }
+    d.wait_until("decision.json written", || {
+        crate::util::decision(&tiny).is_some_and(|d| d["outcome"] == "approved")
+    });
     d.stop();
 }
 
@@ -159,20 +170,12 @@ fn symlinks_planted_in_the_workspace_never_lead_the_daemon_outside() {
         std::fs::read_to_string(outside.join("victim.json")).unwrap(),
         "untouched"
     );
-    assert!(
-        d.handoffs("all").iter().all(|h| h["key"] != "planted"),
-        "refused, not recorded"
-    );
-    assert!(d.metrics().contains("baton_errors_total{kind=\"write\"}"));
-
-    // Once the link is gone, the same handoff is received; decision.json replaces its link.
-    std::fs::remove_file(ws.join(".baton/handoffs/planted")).unwrap();
-    let mut again = handoff("planted");
-    again["summary"] = "retry".into();
-    write_atomic(&ws.join("handoff.json"), &bytes(&again));
+    // The record lives in data_dir, so the link only keeps the workspace copy from being
+    // published: the handoff is received all the same, and nothing lands outside.
     d.wait_until("received", || {
         d.handoffs("pending").iter().any(|h| h["key"] == "planted")
     });
+    std::fs::remove_file(ws.join(".baton/handoffs/planted")).unwrap();
     let detail = d.get("/api/v1/handoffs/planted").1;
     assert_eq!(
         detail["checkpoints"],

@@ -44,10 +44,10 @@ fn a_crash_in_the_middle_of_a_revision_keeps_the_committed_revision() {
     // What a kill after writing revision 2 but before meta.json leaves behind.
     let mut second = first.clone();
     second["confidence"] = json!(0.9);
-    let archive = ws.join(".baton/handoffs/rev-crash");
-    std::fs::write(archive.join("rev-2.json"), bytes(&second)).unwrap();
-    std::fs::write(archive.join("handoff.json"), bytes(&second)).unwrap();
+    let records = env.store("alpha").join("handoffs/rev-crash");
+    std::fs::write(records.join("rev-2.json"), bytes(&second)).unwrap();
     write_atomic(&ws.join("handoff.json"), &bytes(&second));
+    let archive = ws.join(".baton/handoffs/rev-crash");
 
     let d = env.start();
     let detail = d.get("/api/v1/handoffs/rev-crash").1;
@@ -123,13 +123,12 @@ fn an_event_a_crash_kept_from_the_audit_log_is_logged_at_restart() {
     d.wait_until("logged", || d.handoffs("pending").len() == 1);
     assert_eq!(d.decide("logged", "approved", "").0, 200);
     d.stop();
-    // What a kill after the archive of a new handoff but before its event leaves behind.
+    // What a kill after the record of a new handoff but before its event leaves behind.
     let doc = handoff("unlogged");
     let raw = bytes(&doc);
-    let archive = ws.join(".baton/handoffs/unlogged");
+    let archive = env.store("alpha").join("handoffs/unlogged");
     std::fs::create_dir_all(&archive).unwrap();
     std::fs::write(archive.join("rev-1.json"), &raw).unwrap();
-    std::fs::write(archive.join("handoff.json"), &raw).unwrap();
     let canonical = baton::contract::json::canonical(&doc);
     let now = "2999-01-01T00:00:00.000Z";
     let meta = json!({"key": "unlogged", "task_id": "task-unlogged", "received_at": now, "updated_at": now,

@@ -40,8 +40,9 @@ impl IntoResponse for ApiError {
                 (StatusCode::UNPROCESSABLE_ENTITY, None)
             }
             ApiError::Decide(DecideError::Io(e)) => {
+                // Nothing was recorded (fail closed): the same request can be sent again.
                 tracing::error!(error = %e, "decision not recorded");
-                (StatusCode::INTERNAL_SERVER_ERROR, None)
+                (StatusCode::SERVICE_UNAVAILABLE, None)
             }
             ApiError::Internal(detail) => {
                 tracing::error!(detail, "internal error");

@@ -13,12 +13,20 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
         Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "failing"),
         None => (StatusCode::OK, "ok"),
     };
-    let body = json!({
+    let mut body = json!({
         "status": state,
         "ready": app.is_ready(),
         "workspaces": app.workspaces().len(),
-        "reason": app.failing(),
     });
+    if let Some(reason) = app.failing() {
+        body["reason"] = json!(reason);
+    }
+    let alerts: usize = app.alerts().values().map(Vec::len).sum();
+    if alerts > 0 {
+        // Tampering is an alert for people, not a reason to take the daemon out of service.
+        // Unauthenticated: the count only; `baton audit verify` and the logs say what and where.
+        body["tamper_alerts"] = json!(alerts);
+    }
     (status, Json(body))
 }
 

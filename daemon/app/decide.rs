@@ -3,6 +3,7 @@
 //! decision recorded, and the start-up reconcile restores the root copy.
 
 use super::ingest::write_json;
+use super::records::{json_bytes, DECISION};
 use super::state::WsState;
 use super::{App, Ws};
 use crate::auth::Actor;
@@ -34,7 +35,7 @@ pub enum DecideError {
     Unprocessable(String),
     #[error("{0}")]
     AlreadySigned(String),
-    #[error("cannot record the decision: {0}")]
+    #[error("cannot record the decision, nothing was changed; try again: {0}")]
     Io(#[from] io::Error),
 }
 
@@ -151,11 +152,18 @@ impl App {
             to_agent: closing.to_agent,
             handoff_sha256: Some(rec.meta.digest.clone()),
         };
-        write_json(
-            &ws.ws,
-            &ws.ws.archive_dir(key).join("decision.json"),
-            &decision,
-        )?;
+        let bytes = json_bytes(&decision)?;
+        ws.commit(key, DECISION, &bytes)?;
+        let data = json!({
+            "task_id": decision.task_id, "outcome": decision.outcome, "by": decision.by, "comment": decision.comment,
+        });
+        let event = Event::new(EventType::HandoffDecided, &ws.ws.name, Some(key), data);
+        if let Err(e) = self.emit(ws, event) {
+            // Fail closed: a decision that is not in the audit log is not made.
+            let _ = ws.uncommit(key, DECISION);
+            return Err(e);
+        }
+        ws.publish(key, DECISION, Some(&bytes));
         rec.decision = Some(decision.clone());
         // The root file answers the handoff.json in place, and only if it is this content.
         let in_place = st
@@ -164,9 +172,10 @@ impl App {
             .is_some_and(|c| c.key == key && c.digest == rec.meta.digest);
         if in_place {
             if let Err(e) = write_json(&ws.ws, &ws.ws.decision_path(), &decision) {
-                // The archive holds the decision; forgetting the file makes the next
-                // reconcile restore the root copy.
+                // The store holds the decision; forgetting the file makes the next
+                // reconcile restore the root copy, which is asked for soon.
                 st.current = None;
+                self.ask_repair(&ws.ws.root);
                 self.metrics().error("write");
                 tracing::error!(workspace = %ws.ws.name, key, error = %e, "cannot write decision.json");
             }
@@ -176,13 +185,6 @@ impl App {
         }
         self.metrics().pending.dec();
         self.count_outcome(decision.outcome);
-        let data = json!({
-            "task_id": decision.task_id, "outcome": decision.outcome, "by": decision.by, "comment": decision.comment,
-        });
-        self.emit(
-            ws,
-            Event::new(EventType::HandoffDecided, &ws.ws.name, Some(key), data),
-        );
         Ok(decision)
     }
 }

@@ -3,12 +3,13 @@
 //! found already answered; checkpoints update "where it stopped".
 
 use super::decide::Closing;
+use super::records::{json_bytes, old_decision_file, rev_file, DECISION, META, SIGN_OFFS};
 use super::state::{Current, Meta, Record, WsState};
 use super::{load, App, Ws};
 use crate::contract::validate::{self, oversize_digest, sha256_hex, Accepted};
 use crate::contract::{json, Decision, Handoff, Outcome, Problem};
 use crate::events::{now_rfc3339, Event, EventType};
-use crate::workspace::{self, ReadError, Workspace};
+use crate::workspace::{self, ReadError, Workspace, HANDOFF_FILE};
 use serde_json::json;
 use std::io;
 use std::time::Instant;
@@ -27,8 +28,9 @@ enum Verdict {
 impl App {
     /// Re-reads handoff.json and acts on it. `seen`: when the change was noticed (metrics).
     /// `force`: act even on the bytes last processed (a rename, a rescan): files around them
-    /// may have changed, or decision.json may need restoring.
-    pub fn reconcile_handoff(&self, ws: &Ws, seen: Option<Instant>, force: bool) {
+    /// may have changed, or decision.json may need restoring. Returns `false` when it could
+    /// not be done (a read or write failed, the event could not be logged): try again later.
+    pub fn reconcile_handoff(&self, ws: &Ws, seen: Option<Instant>, force: bool) -> bool {
         let limits = self.config().limits;
         let (raw_sha, verdict, text) = match workspace::read_limited(
             &ws.ws.handoff_path(),
@@ -36,7 +38,7 @@ impl App {
         ) {
             Ok(None) => {
                 ws.lock().current = None;
-                return;
+                return true;
             }
             Ok(Some(bytes)) => (sha256_hex(&bytes), judge(&bytes, &limits), bytes),
             Err(ReadError::TooLarge { size, .. }) => {
@@ -51,7 +53,7 @@ impl App {
             Err(ReadError::Io(e)) => {
                 self.metrics().error("read");
                 tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot read handoff.json; will retry");
-                return;
+                return false;
             }
         };
         if !force
@@ -61,7 +63,7 @@ impl App {
                 .as_ref()
                 .is_some_and(|c| c.raw_sha == raw_sha)
         {
-            return;
+            return true;
         }
         // Checking artifacts may hash big files: done before taking the workspace lock, so
         // decisions and queries on this workspace are not held up meanwhile.
@@ -95,12 +97,14 @@ impl App {
                         .ingest_seconds
                         .observe(seen.elapsed().as_secs_f64());
                 }
+                true
             }
             Err(e) => {
                 // Forget the file so the next event or reconcile tries again.
                 st.current = None;
                 self.metrics().error("write");
                 tracing::error!(workspace = %ws.ws.name, error = %e, "cannot process handoff.json; will retry");
+                false
             }
         }
     }
@@ -139,7 +143,7 @@ impl App {
             ..
         }) = st.records.get(&key)
         {
-            if meta.digest != acc.digest {
+            if meta.digest != acc.digest && d.outcome != Outcome::ChangesRequested {
                 problems.push(Problem::new(
                     "/id",
                     format!("handoff \"{key}\" was already decided ({}); its content cannot change, use a new id for new work", d.outcome.as_str()),
@@ -206,12 +210,23 @@ impl App {
             revision: 1,
             digest: acc.digest.clone(),
         };
-        self.archive(ws, &meta, bytes)?;
-        ws.ws.remove(&ws.ws.decision_path())?;
+        let meta_bytes = json_bytes(&meta)?;
+        ws.commit(&key, &rev_file(1), bytes)?;
+        ws.commit(&key, META, &meta_bytes)?;
         let data = json!({
             "task_id": acc.doc.task_id, "from_agent": acc.doc.from_agent, "title": acc.doc.title,
             "trigger": acc.doc.trigger, "confidence": acc.doc.confidence, "revision": 1,
         });
+        let event = Event::new(EventType::HandoffReceived, &ws.ws.name, Some(&key), data);
+        if let Err(e) = self.emit(ws, event) {
+            // Fail closed: without its event the handoff is not received (retried later).
+            let _ = ws.uncommit(&key, META);
+            return Err(e);
+        }
+        ws.publish(&key, &rev_file(1), Some(bytes));
+        ws.publish(&key, HANDOFF_FILE, Some(bytes));
+        ws.publish(&key, META, Some(&meta_bytes));
+        self.remove_root_decision(ws);
         let record = Record {
             meta,
             handoff: acc.doc,
@@ -223,12 +238,17 @@ impl App {
         st.pending = Some(key.clone());
         self.metrics().received.inc();
         self.metrics().pending.inc();
-        self.emit(
-            ws,
-            Event::new(EventType::HandoffReceived, &ws.ws.name, Some(&key), data),
-        );
         self.apply_policy(ws, st, &key);
         Ok(())
+    }
+
+    /// An answer in the root that no longer answers the handoff in place goes; `baton wait`
+    /// also checks `handoff_sha256`, so a failure here misleads no agent.
+    fn remove_root_decision(&self, ws: &Ws) {
+        if let Err(e) = ws.ws.remove(&ws.ws.decision_path()) {
+            self.metrics().error("write");
+            tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot remove the old decision.json");
+        }
     }
 
     /// The route's auto-approve policy, for a handoff just received.
@@ -255,6 +275,9 @@ impl App {
         }
     }
 
+    /// A changed handoff under a pending key, or under a key answered `changes_requested`
+    /// (which opens it again): revision N+1. Sign-offs were given to the old content, so the
+    /// gate starts again; an earlier decision is kept as `decision-rev-N.json`.
     fn revise(
         &self,
         ws: &Ws,
@@ -263,10 +286,20 @@ impl App {
         acc: Accepted<Handoff>,
         bytes: &[u8],
     ) -> io::Result<()> {
+        let reopening = st.records[key].decision.is_some();
+        if let Some(previous) = st.pending.clone().filter(|p| reopening && p != key) {
+            let closing = Closing::new(
+                Outcome::Withdrawn,
+                "system",
+                Some(format!("superseded by {key}")),
+            );
+            self.settle(ws, st, &previous, closing)?;
+        }
         let rec = st
             .records
             .get_mut(key)
             .expect("revise is called for a known key");
+        let old = rec.clone();
         let meta = Meta {
             revision: rec.meta.revision + 1,
             updated_at: now_rfc3339(),
@@ -274,12 +307,33 @@ impl App {
             task_id: acc.doc.task_id.clone(),
             ..rec.meta.clone()
         };
-        // Sign-offs were given to the old content: a revision starts the gate again.
-        ws.ws
-            .remove(&ws.ws.archive_dir(key).join(super::load::SIGN_OFFS))?;
-        self.archive(ws, &meta, bytes)?;
-        ws.ws.remove(&ws.ws.decision_path())?;
+        let meta_bytes = json_bytes(&meta)?;
+        let earlier = match &old.decision {
+            Some(d) => Some((old_decision_file(old.meta.revision), json_bytes(d)?)),
+            None => None,
+        };
+        ws.commit(key, &rev_file(meta.revision), bytes)?;
+        if let Some((file, d)) = &earlier {
+            ws.commit(key, file, d)?;
+            ws.uncommit(key, DECISION)?;
+        }
+        ws.uncommit(key, SIGN_OFFS)?;
+        ws.commit(key, META, &meta_bytes)?;
         let data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision, "confidence": acc.doc.confidence });
+        let event = Event::new(EventType::HandoffRevised, &ws.ws.name, Some(key), data);
+        if let Err(e) = self.emit(ws, event) {
+            ws.restore(&old);
+            return Err(e);
+        }
+        ws.publish(key, &rev_file(meta.revision), Some(bytes));
+        ws.publish(key, HANDOFF_FILE, Some(bytes));
+        ws.publish(key, SIGN_OFFS, None);
+        if let Some((file, d)) = &earlier {
+            ws.publish(key, file, Some(d));
+            ws.publish(key, DECISION, None);
+        }
+        ws.publish(key, META, Some(&meta_bytes));
+        self.remove_root_decision(ws);
         *rec = Record {
             meta,
             handoff: acc.doc,
@@ -287,36 +341,69 @@ impl App {
             decision: None,
             sign_offs: Vec::new(),
         };
-        self.emit(
-            ws,
-            Event::new(EventType::HandoffRevised, &ws.ws.name, Some(key), data),
-        );
+        if reopening {
+            st.pending = Some(key.to_string());
+            self.metrics().pending.inc();
+        }
         Ok(())
     }
 
     /// The same content again: nothing to do but make sure the root decision.json matches
-    /// (it may be missing after a crash between the archive write and the root write).
+    /// (it may be missing after a crash between the archive write and the root write). A
+    /// root answer the daemon never gave is set aside as evidence first.
     fn repair(&self, ws: &Ws, st: &WsState, key: &str) -> io::Result<()> {
         let root: Option<Decision> = load::read_json(&ws.ws, &ws.ws.decision_path());
-        match &st.records[key].decision {
-            Some(d) if root.as_ref() != Some(d) => {
-                tracing::info!(workspace = %ws.ws.name, key, "restoring decision.json from the archive");
-                write_json(&ws.ws, &ws.ws.decision_path(), d)
+        let ours = &st.records[key].decision;
+        if root.is_none() || root == *ours {
+            if let (None, Some(d)) = (&root, ours) {
+                tracing::info!(workspace = %ws.ws.name, key, "restoring decision.json from the store");
+                write_json(&ws.ws, &ws.ws.decision_path(), d)?;
             }
-            None if root.is_some() => ws.ws.remove(&ws.ws.decision_path()),
-            _ => Ok(()),
+            return Ok(());
+        }
+        if let Some(forged) = root.filter(|d| !self.gave(ws, d)) {
+            let bytes = json_bytes(&forged)?;
+            let finding = super::mirror::set_aside(
+                &ws.ws,
+                &ws.anchors,
+                &ws.ws.decision_path(),
+                &bytes,
+                format!(
+                    "decision.json: \"{}\" by {}, an answer the daemon never gave",
+                    forged.outcome.as_str(),
+                    forged.by
+                ),
+            );
+            self.tampered(ws, finding);
+        }
+        match ours {
+            Some(d) => write_json(&ws.ws, &ws.ws.decision_path(), d),
+            None => ws.ws.remove(&ws.ws.decision_path()),
         }
     }
 
-    /// Archives one revision: `rev-N.json` (each revision its own file, never overwritten
-    /// once committed), `handoff.json` (the latest), then `meta.json`, whose revision number
-    /// commits it. A crash before meta.json leaves the previous revision in force.
-    fn archive(&self, ws: &Ws, meta: &Meta, bytes: &[u8]) -> io::Result<()> {
-        let dir = ws.ws.archive_dir(&meta.key);
-        ws.ws
-            .write(&dir.join(format!("rev-{}.json", meta.revision)), bytes)?;
-        ws.ws.write(&dir.join("handoff.json"), bytes)?;
-        write_json(&ws.ws, &dir.join("meta.json"), meta)
+    /// Whether the daemon gave this answer: one of its decisions (current or earlier) for the
+    /// key it names, or an `invalid` answer (written only into the workspace; grants nothing).
+    fn gave(&self, ws: &Ws, d: &Decision) -> bool {
+        if d.outcome == Outcome::Invalid && d.by == "system" {
+            return true;
+        }
+        let key = d.handoff_key.as_str();
+        // The key comes from a file an agent can write: never let it name a path.
+        let is_key = |c: char| c.is_ascii_alphanumeric() || "._:-".contains(c);
+        if key.is_empty() || key.len() > 128 || !key.chars().all(is_key) {
+            return false;
+        }
+        let dir = crate::workspace::key_dir_name(key);
+        ws.store
+            .files_of(&dir)
+            .iter()
+            .filter(|f| f.starts_with("decision"))
+            .any(|f| {
+                load::read_store::<Decision>(&ws.store, &crate::store::Store::record(key, f))
+                    .as_ref()
+                    == Some(d)
+            })
     }
 
     pub(super) fn count_outcome(&self, outcome: Outcome) {

@@ -45,18 +45,19 @@ impl App {
             to_agent: None,
             handoff_sha256: Some(digest.to_string()),
         };
+        self.count_outcome(Outcome::Invalid);
+        let data = json!({ "task_id": task_id, "errors": decision.errors });
+        // The event first: an answer the audit log does not have is not given (retried).
+        self.emit(
+            ws,
+            Event::new(EventType::HandoffInvalid, &ws.ws.name, Some(key), data),
+        )?;
         write_json(&ws.ws, &ws.ws.decision_path(), &decision)?;
         let copy = ws
             .ws
             .archive_dir(key)
             .join(format!("invalid-{}.json", &digest[..16]));
         write_json(&ws.ws, &copy, &decision)?;
-        self.count_outcome(Outcome::Invalid);
-        let data = json!({ "task_id": task_id, "errors": decision.errors });
-        self.emit(
-            ws,
-            Event::new(EventType::HandoffInvalid, &ws.ws.name, Some(key), data),
-        );
         Ok(())
     }
 

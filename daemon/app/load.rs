@@ -1,70 +1,57 @@
-//! Rebuilding a workspace's state from its archive at start-up. The archive is the truth: a
-//! folder with `meta.json` is a received handoff, one with `decision.json` too is decided.
+//! Rebuilding a workspace's state at start-up from the store in data_dir (the truth; nothing
+//! in the workspace is taken as state), checking the audit log against its anchor and the
+//! published record copies against the store.
 
+use super::mirror::{self, Finding};
+use super::records::{rev_file, DECISION, META, SIGN_OFFS};
 use super::state::{Meta, Record, WsState};
 use super::Ws;
-use crate::audit::AuditLog;
+use crate::audit::{Anchors, AuditLog};
 use crate::contract::{Decision, Handoff};
+use crate::store::Store;
 use crate::workspace::Workspace;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
+use std::time::Duration;
 
 const SEEN_CHECKPOINTS: &str = "checkpoints.json";
-/// `.baton/handoffs/<key>/signoffs.json`: the sign-offs of the current revision.
-pub(super) const SIGN_OFFS: &str = "signoffs.json";
+/// Temp files older than this at start-up are left from crashed writes.
+const STALE_TEMP: Duration = Duration::from_secs(600);
 
 /// Where the daemon anchors a workspace's audit chain: in data_dir, out of agents' reach.
-pub fn anchor_path(data_dir: &Path, ws: &Workspace) -> PathBuf {
-    let tag = &crate::contract::validate::sha256_hex(ws.root.as_os_str().as_encoded_bytes())[..12];
-    data_dir
-        .join("anchors")
-        .join(format!("{}-{tag}.json", ws.name))
+pub fn anchor_path(data_dir: &Path, ws: &Workspace) -> std::path::PathBuf {
+    Anchors::for_workspace(data_dir, ws).anchor
 }
 
-/// Opens the workspace's audit log. One whose last line is not an event (edited, or written by
-/// someone else) must not keep the daemon from serving every other workspace: it is set aside
-/// as `events.jsonl.broken-<time>` for inspection and a new chain begins.
-fn open_audit(ws: &Workspace, data_dir: &Path) -> anyhow::Result<AuditLog> {
-    let anchor = Some(anchor_path(data_dir, ws));
-    match AuditLog::open(ws, anchor.clone()) {
-        Ok(log) => Ok(log),
-        Err(e) => {
-            let aside = ws
-                .events_path()
-                .with_extension(format!("jsonl.broken-{}", crate::events::now_rfc3339()));
-            tracing::error!(workspace = %ws.name, error = %e, aside = %aside.display(), "audit log unreadable; setting it aside and starting a new chain");
-            if ws.rename(&ws.events_path(), &aside).is_err() {
-                // A symlink or folder in its place: remove the link itself, never its target.
-                ws.remove(&ws.events_path())?;
-            }
-            if let Some(a) = &anchor {
-                let _ = std::fs::remove_file(a);
-            }
-            Ok(AuditLog::open(ws, anchor)?)
-        }
+pub(super) struct Loaded {
+    pub ws: Ws,
+    pub findings: Vec<Finding>,
+}
+
+pub(super) fn load(ws: &Workspace, data_dir: &Path) -> anyhow::Result<Loaded> {
+    let store = Store::for_workspace(data_dir, ws);
+    if !store.exists() {
+        adopt(ws)?;
+        store.create()?;
     }
-}
-
-pub(super) fn load(ws: &Workspace, data_dir: &Path) -> anyhow::Result<Ws> {
-    let audit = open_audit(ws, data_dir)?;
+    remove_stale_temps(ws);
+    let anchors = Anchors::for_workspace(data_dir, ws);
+    let audit = AuditLog::open(ws, anchors.clone())?;
     let mut state = WsState {
-        seen_checkpoints: read_json(ws, &ws.state_path(SEEN_CHECKPOINTS)).unwrap_or_default(),
+        seen_checkpoints: read_store(&store, Path::new(SEEN_CHECKPOINTS)).unwrap_or_default(),
         ..WsState::default()
     };
-    for name in ws.list_dirs(&ws.handoffs_dir()).unwrap_or_default() {
-        let dir = ws.handoffs_dir().join(&name);
-        match load_record(ws, &dir) {
+    for name in store.record_dirs()? {
+        match load_record(&store, &name) {
             Ok(Some(record)) => {
                 state.records.insert(record.meta.key.clone(), record);
             }
             Ok(None) => {}
-            Err(e) => tracing::warn!(
-                archive = %dir.display(),
-                error = %e,
-                "skipping an unreadable handoff archive"
-            ),
+            Err(e) => {
+                tracing::warn!(workspace = %ws.name, record = %name, error = %e, "skipping an unreadable record")
+            }
         }
     }
     state.pending = state
@@ -73,31 +60,73 @@ pub(super) fn load(ws: &Workspace, data_dir: &Path) -> anyhow::Result<Ws> {
         .filter(|r| r.is_pending())
         .max_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at))
         .map(|r| r.meta.key.clone());
-    Ok(Ws {
+    let findings = mirror::check(ws, &store, &anchors, &state.records);
+    let loaded = Ws {
         ws: ws.clone(),
+        store,
+        anchors,
         audit,
         state: Mutex::new(state),
         activity: Default::default(),
         stalled: Default::default(),
+    };
+    for rec in loaded.lock().records.values() {
+        loaded.publish_record(rec);
+    }
+    Ok(Loaded {
+        ws: loaded,
+        findings,
     })
 }
 
-fn load_record(ws: &Workspace, dir: &Path) -> anyhow::Result<Option<Record>> {
-    let Some(meta) = read_json::<Meta>(ws, &dir.join("meta.json")) else {
-        // No meta.json: an invalid-only folder, or a crash before the archive was complete.
+/// A workspace served for the first time with this data_dir: any archive already in it was
+/// not written under this store, so it is moved aside (kept, never loaded).
+fn adopt(ws: &Workspace) -> anyhow::Result<()> {
+    let archive = ws.handoffs_dir();
+    if ws.list_dirs(&archive)?.is_empty() {
+        return Ok(());
+    }
+    let aside = ws.baton_dir().join(format!(
+        "handoffs.untrusted-{}",
+        crate::events::now_rfc3339().replace(':', "")
+    ));
+    tracing::warn!(workspace = %ws.name, aside = %aside.display(), "this data_dir has no records of the workspace; its existing archive is not trusted and is moved aside");
+    ws.rename(&archive, &aside)?;
+    Ok(())
+}
+
+fn remove_stale_temps(ws: &Workspace) {
+    let mut dirs = vec![
+        ws.root.clone(),
+        ws.baton_dir(),
+        ws.baton_dir().join("state"),
+    ];
+    for key in ws.list_dirs(&ws.handoffs_dir()).unwrap_or_default() {
+        dirs.push(ws.handoffs_dir().join(key));
+    }
+    for dir in dirs {
+        match ws.remove_stale_temps(&dir, STALE_TEMP) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(workspace = %ws.name, dir = %dir.display(), removed = n, "removed temp files of crashed writes")
+            }
+            Err(e) => tracing::debug!(dir = %dir.display(), error = %e, "cannot clean temp files"),
+        }
+    }
+}
+
+fn load_record(store: &Store, dir: &str) -> anyhow::Result<Option<Record>> {
+    let at = |file: &str| Path::new("handoffs").join(dir).join(file);
+    let Some(meta) = read_store::<Meta>(store, &at(META)) else {
+        // No meta.json: a crash before the first revision was committed.
         return Ok(None);
     };
-    // meta.json names the committed revision; handoff.json may already hold a newer one
-    // whose meta.json a crash kept from being written.
-    let revision = dir.join(format!("rev-{}.json", meta.revision));
-    let value: serde_json::Value = read_json(ws, &revision)
-        .or_else(|| read_json(ws, &dir.join("handoff.json")))
-        .ok_or_else(|| {
-            anyhow::anyhow!("meta.json without a readable revision {}", meta.revision)
-        })?;
+    // meta.json names the committed revision; a newer rev file may be a crash's leftover.
+    let value: serde_json::Value = read_store(store, &at(&rev_file(meta.revision)))
+        .ok_or_else(|| anyhow::anyhow!("meta.json without revision {}", meta.revision))?;
     let handoff: Handoff = serde_json::from_value(value.clone())?;
-    let decision = read_json::<Decision>(ws, &dir.join("decision.json"));
-    let sign_offs = read_json(ws, &dir.join(SIGN_OFFS)).unwrap_or_default();
+    let decision = read_store::<Decision>(store, &at(DECISION));
+    let sign_offs = read_store(store, &at(SIGN_OFFS)).unwrap_or_default();
     Ok(Some(Record {
         meta,
         handoff,
@@ -107,19 +136,22 @@ fn load_record(ws: &Workspace, dir: &Path) -> anyhow::Result<Option<Record>> {
     }))
 }
 
-/// Daemon files are small; this bound only keeps a planted giant from costing memory.
-const DAEMON_FILE_LIMIT: usize = 16 * 1024 * 1024;
+/// Reads a JSON file of the store; absent or unreadable: `None`.
+pub(super) fn read_store<T: DeserializeOwned>(store: &Store, rel: &Path) -> Option<T> {
+    let bytes = store.read(rel).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
 
-/// Reads a daemon-written JSON file of the workspace; absent, unreadable or foreign: `None`.
+/// Reads a daemon-written JSON file of the workspace (only to compare it with the truth).
 pub(super) fn read_json<T: DeserializeOwned>(ws: &Workspace, path: &Path) -> Option<T> {
-    let bytes = ws.read(path, DAEMON_FILE_LIMIT).ok()??;
+    let bytes = ws.read(path, 16 * 1024 * 1024).ok()??;
     serde_json::from_slice(&bytes).ok()
 }
 
 pub(super) fn save_seen_checkpoints(
-    ws: &Workspace,
+    store: &Store,
     seen: &BTreeMap<String, String>,
 ) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(seen)?;
-    ws.write(&ws.state_path(SEEN_CHECKPOINTS), &bytes)
+    store.write(Path::new(SEEN_CHECKPOINTS), &bytes)
 }

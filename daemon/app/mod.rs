@@ -9,7 +9,9 @@ mod ingest;
 mod invalid;
 mod load;
 pub use load::anchor_path;
+mod mirror;
 mod query;
+mod records;
 mod signoff;
 mod stall;
 mod state;
@@ -50,6 +52,10 @@ struct Inner {
     ready: AtomicBool,
     /// Why the daemon can no longer do its job (e.g. the ingest thread died), if it cannot.
     failing: std::sync::OnceLock<String>,
+    /// Workspaces whose root decision.json could not be written: to reconcile again soon.
+    repairs: Mutex<Vec<PathBuf>>,
+    /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
+    alerts: Mutex<BTreeMap<String, Vec<String>>>,
     shutdown: CancellationToken,
 }
 
@@ -80,6 +86,8 @@ impl App {
                 keys: Mutex::default(),
                 ready: AtomicBool::new(false),
                 failing: std::sync::OnceLock::new(),
+                alerts: Mutex::default(),
+                repairs: Mutex::default(),
                 shutdown: CancellationToken::new(),
                 config,
             }),
@@ -104,15 +112,21 @@ impl App {
         if self.workspace(&ws.name).is_some() {
             return Ok(None);
         }
-        let loaded = Arc::new(load::load(&ws, &self.inner.config.data_dir)?);
+        let load::Loaded {
+            ws: loaded,
+            findings,
+        } = load::load(&ws, &self.inner.config.data_dir)?;
+        let loaded = Arc::new(loaded);
         {
             let st = loaded.lock();
             let mut keys = self.keys();
             for key in st.records.keys() {
+                // Records come from the store, so a key in two workspaces is the operator's
+                // doing (two data_dir copies merged), never an agent's.
                 match keys.get(key) {
                     Some(owner) => tracing::warn!(
                         key, workspace = %ws.name, owner = %owner,
-                        "key archived in two workspaces; the API serves the first"
+                        "key recorded in two workspaces; the API serves the first"
                     ),
                     None => {
                         keys.insert(key.clone(), ws.name.clone());
@@ -121,6 +135,11 @@ impl App {
             }
             let pending = st.records.values().filter(|r| r.is_pending()).count();
             self.metrics().pending.inc_by(pending as i64);
+        }
+        self.refresh_alerts(&loaded);
+        self.announce_breaks(&loaded);
+        for finding in findings {
+            self.tampered(&loaded, finding);
         }
         self.recover_events(&loaded);
         self.inner
@@ -241,7 +260,9 @@ impl App {
         drop(st);
         if !events.is_empty() {
             tracing::warn!(workspace = %ws.ws.name, count = events.len(), "logging events a crash kept from the audit log");
-            self.emit_all(ws, events);
+            if let Err(e) = self.emit_all(ws, events) {
+                tracing::error!(workspace = %ws.ws.name, error = %e, "cannot log the recovered events; the next start tries again");
+            }
         }
     }
 
@@ -256,30 +277,107 @@ impl App {
     }
 
     /// Records an event: audit log first (the durable record), then subscribers and metrics.
-    fn emit(&self, ws: &Ws, event: Event) {
-        self.emit_all(ws, vec![event]);
+    /// An event that cannot be logged is an error: the caller must not make (or must undo)
+    /// the change it describes.
+    fn emit(&self, ws: &Ws, event: Event) -> std::io::Result<()> {
+        self.emit_all(ws, vec![event])
     }
 
     /// Records events of one workspace with a single audit write and sync.
-    fn emit_all(&self, ws: &Ws, events: Vec<Event>) {
-        if let Err(e) = ws.audit.append_all(&events) {
+    fn emit_all(&self, ws: &Ws, events: Vec<Event>) -> std::io::Result<()> {
+        let appended = ws.audit.append_all(&events);
+        self.announce_breaks(ws);
+        if let Err(e) = appended {
             self.metrics().error("audit_write");
-            tracing::error!(workspace = %ws.ws.name, error = %e, "cannot append to the audit log");
+            tracing::error!(workspace = %ws.ws.name, error = %e, "cannot append to the audit log; the change is not made");
+            return Err(e);
         }
         for event in events {
-            stall::note_activity(ws, event.kind);
-            tracing::info!(
-                event = event.kind.as_str(),
-                workspace = %event.workspace,
-                key = event.key.as_deref().unwrap_or(""),
-                "event"
-            );
-            let label = crate::metrics::TypeLabel {
-                r#type: event.kind.as_str().into(),
-            };
-            self.metrics().events.get_or_create(&label).inc();
-            // No subscriber is fine: the audit log already has it.
-            let _ = self.inner.events.send(event);
+            self.announce(ws, event);
         }
+        Ok(())
+    }
+
+    /// Sends a logged event to subscribers, the metrics and the log.
+    fn announce(&self, ws: &Ws, event: Event) {
+        stall::note_activity(ws, event.kind);
+        tracing::info!(
+            event = event.kind.as_str(),
+            workspace = %event.workspace,
+            key = event.key.as_deref().unwrap_or(""),
+            data = %event.data,
+            "event"
+        );
+        let label = crate::metrics::TypeLabel {
+            r#type: event.kind.as_str().into(),
+        };
+        self.metrics().events.get_or_create(&label).inc();
+        // No subscriber is fine: the audit log already has it.
+        let _ = self.inner.events.send(event);
+    }
+
+    /// Announces chain breaks the audit log found (it logged their `audit.broken` itself).
+    fn announce_breaks(&self, ws: &Ws) {
+        for b in ws.audit.take_breaks() {
+            let found = b.event.data["found"].as_str().unwrap_or("").to_string();
+            self.raise(&ws.ws.name, format!("audit log: {found}"));
+            self.announce(ws, b.event);
+        }
+    }
+
+    /// A record copy found forged or changed: alert, and a `workspace.tampered` event.
+    fn tampered(&self, ws: &Ws, finding: mirror::Finding) {
+        self.raise(&ws.ws.name, finding.text.clone());
+        let data = json!({ "found": finding.text, "evidence": finding.evidence });
+        let event = Event::new(EventType::WorkspaceTampered, &ws.ws.name, None, data);
+        if let Err(e) = self.emit(ws, event) {
+            tracing::error!(workspace = %ws.ws.name, error = %e, "cannot log workspace.tampered");
+        }
+    }
+
+    fn raise(&self, workspace: &str, text: String) {
+        self.metrics().error("tampered");
+        let mut alerts = self.inner.alerts.lock().unwrap_or_else(|e| e.into_inner());
+        let list = alerts.entry(workspace.to_string()).or_default();
+        if !list.contains(&text) {
+            list.push(text);
+        }
+        let open: usize = alerts.values().map(Vec::len).sum();
+        self.metrics().tamper_alerts.set(open as i64);
+    }
+
+    /// Re-reads a workspace's tamper history: acknowledged findings are no longer alerts.
+    pub fn refresh_alerts(&self, ws: &Ws) {
+        let open = ws.anchors.unacknowledged().unwrap_or_default();
+        let mut alerts = self.inner.alerts.lock().unwrap_or_else(|e| e.into_inner());
+        if open.is_empty() {
+            alerts.remove(&ws.ws.name);
+        } else {
+            let texts = open.into_iter().map(|e| e.text).collect();
+            alerts.insert(ws.ws.name.clone(), texts);
+        }
+        let open: usize = alerts.values().map(Vec::len).sum();
+        self.metrics().tamper_alerts.set(open as i64);
+    }
+
+    fn ask_repair(&self, root: &Path) {
+        let mut repairs = self.inner.repairs.lock().unwrap_or_else(|e| e.into_inner());
+        if !repairs.iter().any(|r| r == root) {
+            repairs.push(root.to_path_buf());
+        }
+    }
+
+    /// Workspaces to reconcile again because a write of theirs failed outside ingest.
+    pub fn take_repairs(&self) -> Vec<PathBuf> {
+        std::mem::take(&mut *self.inner.repairs.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Unacknowledged tampering, by workspace.
+    pub fn alerts(&self) -> BTreeMap<String, Vec<String>> {
+        self.inner
+            .alerts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }

@@ -4,9 +4,9 @@
 //! A rejection or a request for changes by any participant closes it at once.
 
 use super::decide::{Closing, DecideError, Decided};
-use super::ingest::write_json;
+use super::records::{json_bytes, SIGN_OFFS};
 use super::state::WsState;
-use super::{load, App, Ws};
+use super::{App, Ws};
 use crate::contract::{Outcome, SignOff};
 use crate::events::{now_rfc3339, Event, EventType};
 use serde_json::json;
@@ -44,23 +44,34 @@ impl App {
             by: name.to_string(),
             at: now_rfc3339(),
         });
-        write_json(
-            &ws.ws,
-            &ws.ws.archive_dir(key).join(load::SIGN_OFFS),
-            &sign_offs,
-        )?;
+        let bytes = json_bytes(&sign_offs)?;
+        ws.commit(key, SIGN_OFFS, &bytes)?;
         let missing = missing_roles(&rec.handoff.sign_off, &sign_offs);
+        let old = rec.clone();
         st.records.get_mut(key).expect("checked above").sign_offs = sign_offs.clone();
-        if missing.is_empty() {
+        let result = if missing.is_empty() {
             let closing = Closing::new(Outcome::Approved, name, comment);
-            return Ok(Decided::Closed(self.settle(ws, st, key, closing)?));
+            self.settle(ws, st, key, closing).map(Decided::Closed)
+        } else {
+            let data = json!({ "role": role, "by": name, "comment": comment, "missing": missing });
+            let event = Event::new(EventType::HandoffSignedOff, &ws.ws.name, Some(key), data);
+            self.emit(ws, event).map(|()| Decided::SignedOff {
+                sign_offs: sign_offs.clone(),
+                missing: missing.clone(),
+            })
+        };
+        match result {
+            Ok(decided) => {
+                ws.publish(key, SIGN_OFFS, Some(&bytes));
+                Ok(decided)
+            }
+            Err(e) => {
+                // Fail closed: the sign-off is taken back with the event that failed.
+                ws.restore(&old);
+                st.records.get_mut(key).expect("checked above").sign_offs = old.sign_offs;
+                Err(e.into())
+            }
         }
-        let data = json!({ "role": role, "by": name, "comment": comment, "missing": missing });
-        self.emit(
-            ws,
-            Event::new(EventType::HandoffSignedOff, &ws.ws.name, Some(key), data),
-        );
-        Ok(Decided::SignedOff { sign_offs, missing })
     }
 }
 

@@ -43,10 +43,11 @@ impl App {
             }
             let idle_s = (now - last) / 1000;
             let data = serde_json::json!({ "idle_seconds": idle_s, "stall_after_s": after_s, "task_id": task_id });
-            self.emit(
-                &ws,
-                Event::new(EventType::AgentStalled, &ws.ws.name, None, data),
-            );
+            let event = Event::new(EventType::AgentStalled, &ws.ws.name, None, data);
+            if self.emit(&ws, event).is_err() {
+                // Not logged, so not raised: the next check tries again.
+                ws.stalled.store(false, Ordering::Release);
+            }
         }
     }
 

@@ -1,5 +1,5 @@
 //! What the daemon knows of one workspace, in memory, and the archive records it is rebuilt
-//! from at start-up (`.baton/handoffs/<key>/{handoff,meta,decision}.json`).
+//! from at start-up (the store's `handoffs/<key>/{rev-N,meta,decision,signoffs}.json`).
 
 use crate::audit::AuditLog;
 use crate::contract::{Decision, Handoff, Problem, SignOff};
@@ -13,6 +13,10 @@ use std::sync::Mutex;
 #[derive(Debug)]
 pub struct Ws {
     pub ws: Workspace,
+    /// The daemon's records of this workspace, in data_dir: the truth.
+    pub store: crate::store::Store,
+    /// The audit anchor, tamper history and evidence, in data_dir.
+    pub anchors: crate::audit::Anchors,
     pub audit: AuditLog,
     pub state: Mutex<WsState>,
     /// Last agent activity (unix ms); 0: none since start-up.

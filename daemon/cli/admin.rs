@@ -1,5 +1,6 @@
 //! Operator commands: `init`, `schema`, `audit verify`, `hash-password`.
 
+use baton::audit::Anchors;
 use baton::config::Config;
 use baton::contract::schema::{self, Kind};
 use baton::workspace::{self, Workspace};
@@ -21,17 +22,20 @@ pub fn schema(kind: Kind) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The daemon's anchor files for the workspace at `dir`: an explicit --config must load;
+/// without one the default is tried and, failing that, there are none.
+fn anchors(ws: &Workspace, config: Option<&Path>) -> anyhow::Result<Option<Anchors>> {
+    match Config::load(config) {
+        Ok(c) => Ok(Some(Anchors::for_workspace(&c.data_dir, ws))),
+        Err(e) if config.is_some() => Err(e.into()),
+        Err(_) => Ok(None),
+    }
+}
+
 pub fn audit_verify(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(dir)?;
-    // The anchor lives in the daemon's data_dir: an explicit --config must load; without one
-    // the default is tried and, failing that, the chain alone is checked.
-    let data_dir = match Config::load(config) {
-        Ok(c) => Some(c.data_dir),
-        Err(e) if config.is_some() => return Err(e.into()),
-        Err(_) => None,
-    };
-    let anchor = data_dir.map(|d| baton::app::anchor_path(&d, &ws));
-    let report = baton::audit::verify(&ws.events_path(), anchor.as_deref().filter(|a| a.exists()))?;
+    let anchors = anchors(&ws, config)?;
+    let report = baton::audit::verify(&ws.events_path(), anchors.as_ref())?;
     for problem in &report.problems {
         println!("{problem}");
     }
@@ -52,6 +56,39 @@ pub fn audit_verify(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCod
         ws.events_path().display(),
         report.lines
     );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `baton audit ack DIR`: records in data_dir that an administrator reviewed the tampering
+/// found so far. The evidence and the history stay; only `verify`'s verdict changes.
+pub fn audit_ack(
+    dir: &Path,
+    config: Option<&Path>,
+    by: Option<String>,
+) -> anyhow::Result<ExitCode> {
+    let ws = Workspace::open(dir)?;
+    let Some(anchors) = anchors(&ws, config)? else {
+        anyhow::bail!("no config found: pass --config FILE (the daemon's, for its data_dir)");
+    };
+    let open = anchors.unacknowledged()?;
+    if open.is_empty() {
+        println!("nothing to acknowledge for {}", ws.root.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    let by = by
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "unknown".into());
+    anchors.record(&baton::audit::anchor::Entry {
+        at: baton::events::now_rfc3339(),
+        kind: "ack".into(),
+        text: format!("acknowledged by {by}: {} finding(s)", open.len()),
+        anchored: None,
+        evidence: None,
+    })?;
+    for entry in &open {
+        println!("acknowledged: {} {}", entry.at, entry.text);
+    }
+    println!("recorded in {}", anchors.history.display());
     Ok(ExitCode::SUCCESS)
 }
 

@@ -93,6 +93,15 @@ pub enum AuditCommand {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Acknowledge tampering that `audit verify` reports, after review (recorded in data_dir).
+    Ack {
+        dir: PathBuf,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Who acknowledges (default: $USER).
+        #[arg(long)]
+        by: Option<String>,
+    },
 }
 
 pub fn init_tracing(format: LogFormat) {
@@ -118,6 +127,9 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Verify { dir, config },
         } => admin::audit_verify(&dir, config.as_deref()),
+        Command::Audit {
+            command: AuditCommand::Ack { dir, config, by },
+        } => admin::audit_ack(&dir, config.as_deref(), by),
         Command::HashPassword => admin::hash_password(),
     }
 }

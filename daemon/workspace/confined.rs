@@ -116,6 +116,37 @@ pub(super) fn list_json(root: &Path, rel: &Path) -> io::Result<Vec<String>> {
     Ok(found)
 }
 
+/// Removes the `.baton-tmp-*` files of the folder `rel` older than `age`: temp files of atomic
+/// writes a crash interrupted (younger ones may belong to a write under way). Returns how many.
+pub(super) fn remove_stale_temps(
+    root: &Path,
+    rel: &Path,
+    age: std::time::Duration,
+) -> io::Result<usize> {
+    let dir = match walk(root, &names(rel)?, false) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        other => other?,
+    };
+    let mut removed = 0;
+    for entry in dir.entries()? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with(".baton-tmp-") || !entry.file_type()?.is_file() {
+            continue;
+        }
+        let old = entry
+            .metadata()?
+            .modified()?
+            .into_std()
+            .elapsed()
+            .is_ok_and(|e| e > age);
+        if old && dir.remove_file(&name).is_ok() {
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// sha256 of the regular file `rel`, with no symlink on the way (give the canonical path that
 /// `resolve` answers for an artifact: if a folder on it is swapped for a link meanwhile, the
 /// hash is refused rather than taken of a file elsewhere).
@@ -128,31 +159,57 @@ pub(super) fn sha256(root: &Path, rel: &Path) -> io::Result<String> {
 }
 
 /// Opens `rel` for reading and appending (never through a symlink), creating it and its
-/// folders if missing; a new file is made durable by an fsync of its folder.
+/// folders if missing; a new file is made durable by an fsync of its folder. Something other
+/// than the daemon's own file at that name (a symlink, a hard link, a folder or pipe) is a
+/// `ForeignFile` error, so the caller can tell tampering from an I/O failure.
 pub(super) fn open_append(root: &Path, rel: &Path) -> io::Result<File> {
     let (dirs, name) = split(rel)?;
     let dir = walk(root, &dirs, true)?;
     let mut options = OpenOptions::new();
-    options.read(true).append(true).follow(FollowSymlinks::No);
+    options
+        .read(true)
+        .append(true)
+        .follow(FollowSymlinks::No)
+        .nonblock(true);
     let file = match dir.open_with(name, &options) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             let file = dir.open_with(name, options.create(true).mode(0o644))?;
             sync(dir)?;
             file.into_std()
         }
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EISDIR)) => {
+            return Err(foreign(rel, "is a symlink or a folder"))
+        }
         other => other?.into_std(),
     };
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(foreign(rel, "is not a regular file"));
+    }
     // A hard link planted in the workspace may be another name of a file outside it.
-    if file.metadata()?.nlink() > 1 {
-        return Err(io::Error::new(
-            io::ErrorKind::PermissionDenied,
-            format!(
-                "{} has other hard links; baton appends only to its own file",
-                rel.display()
-            ),
-        ));
+    if meta.nlink() > 1 {
+        return Err(foreign(rel, "has other hard links"));
     }
     Ok(file)
+}
+
+fn foreign(rel: &Path, what: &str) -> io::Error {
+    io::Error::other(ForeignFile(format!(
+        "{} {what}; baton appends only to its own file",
+        rel.display()
+    )))
+}
+
+/// A daemon file replaced by something the daemon did not make: evidence of tampering.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ForeignFile(pub String);
+
+impl ForeignFile {
+    /// Whether `e` says a daemon file was replaced by something else.
+    pub fn is(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<ForeignFile>())
+    }
 }
 
 /// The names of a relative path; anything but plain names (`..`, a root) is refused, so the

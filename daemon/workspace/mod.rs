@@ -7,6 +7,7 @@ mod files;
 mod fsinfo;
 mod paths;
 
+pub use confined::ForeignFile;
 pub use files::{read_limited, write_atomic, ReadError};
 pub use fsinfo::is_network_fs;
 pub use paths::{resolve, PathError};
@@ -131,6 +132,11 @@ impl Workspace {
     /// missing. A symlink on the way or at the end, or a file with other hard links, is refused.
     pub fn open_append(&self, path: &Path) -> io::Result<std::fs::File> {
         confined::open_append(&self.root, self.relative(path)?)
+    }
+
+    /// Removes temp files that crashed writes left in the folder `path` (see `confined`).
+    pub fn remove_stale_temps(&self, path: &Path, age: std::time::Duration) -> io::Result<usize> {
+        confined::remove_stale_temps(&self.root, self.relative(path)?, age)
     }
 
     fn relative<'p>(&self, path: &'p Path) -> io::Result<&'p Path> {

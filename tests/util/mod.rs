@@ -56,6 +56,13 @@ impl TestEnv {
     pub fn root(&self) -> &Path {
         self.dir.path()
     }
+    /// The daemon's records of workspace `name` in data_dir (out of the agents' reach).
+    pub fn store(&self, name: &str) -> PathBuf {
+        let ws = baton::workspace::Workspace::open(&self.ws(name)).unwrap();
+        self.root()
+            .join("data/workspaces")
+            .join(baton::store::tag(&ws))
+    }
     pub fn config_path(&self) -> PathBuf {
         self.root().join("baton.toml")
     }
@@ -315,5 +322,13 @@ pub fn event_types(ws: &Path) -> Vec<String> {
                 .unwrap()
                 .to_string()
         })
+        .collect()
+}
+
+/// The events in a workspace's audit log, in order.
+pub fn events(ws: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(ws.join(".baton/events.jsonl")).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }

@@ -1,0 +1,374 @@
+//! The tamper-evident audit log: `.baton/events.jsonl`, one event a line, each line carrying
+//! the sha256 of the line before it. The log lives in the workspace, where agents can write,
+//! so the daemon also anchors it in data_dir (`anchor`): before every append it records where
+//! the log must end. A log found anywhere else (shortened, lengthened, edited, replaced by a
+//! link) is never re-anchored in silence: a copy is kept as evidence out of the agents' reach,
+//! the finding goes into the append-only history, and a new chain begins with `audit.broken`.
+//! `baton audit verify` reports TAMPERED until an administrator acknowledges it.
+
+pub mod anchor;
+mod verify;
+
+pub use anchor::{Anchor, Anchors, Mark};
+pub use verify::{verify, Report};
+
+use crate::events::{now_rfc3339, Event, EventType};
+use crate::workspace::{ForeignFile, ReadError, Workspace};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// Largest log copied as evidence; beyond it only its size is recorded.
+const EVIDENCE_LIMIT: usize = 256 * 1024 * 1024;
+
+#[derive(Serialize)]
+struct Line<'a> {
+    seq: u64,
+    prev: &'a str,
+    #[serde(flatten)]
+    event: &'a Event,
+}
+
+#[derive(Deserialize)]
+struct Chained {
+    seq: u64,
+    prev: String,
+    #[serde(default)]
+    at: Option<String>,
+}
+
+/// A break of the chain the daemon found and recorded: the `audit.broken` event that opened
+/// the new chain, for the caller to announce and raise as an alert.
+#[derive(Debug, Clone)]
+pub struct Break {
+    pub event: Event,
+}
+
+/// The writer of one workspace's log. Appends are serialized by the mutex.
+#[derive(Debug)]
+pub struct AuditLog {
+    /// The workspace whose `.baton/events.jsonl` this is; every open goes through its
+    /// confined file operations, so a swapped `.baton/` can never redirect the log.
+    ws: Workspace,
+    anchors: Anchors,
+    head: Mutex<Mark>,
+    /// The head moved since the anchor was last synced.
+    anchor_stale: AtomicBool,
+    /// `at` of the last event when the log was opened.
+    last_at: Option<String>,
+    /// Breaks found and not yet taken by the caller.
+    breaks: Mutex<Vec<Break>>,
+}
+
+fn genesis() -> Mark {
+    Mark {
+        seq: 0,
+        hash: GENESIS.into(),
+        len: Some(0),
+    }
+}
+
+impl AuditLog {
+    /// When the last event logged before this start happened (None: none). State changed
+    /// after it lost its event to a crash between commit and append.
+    pub fn last_at_open(&self) -> Option<&str> {
+        self.last_at.as_deref()
+    }
+
+    /// Opens the log and checks it against the anchor. A torn last line (a crash mid-append)
+    /// is cut off; any other difference breaks the chain (recorded, see the module doc).
+    pub fn open(ws: &Workspace, anchors: Anchors) -> io::Result<AuditLog> {
+        let log = AuditLog {
+            ws: ws.clone(),
+            anchors,
+            head: Mutex::new(genesis()),
+            anchor_stale: AtomicBool::new(true),
+            last_at: None,
+            breaks: Mutex::default(),
+        };
+        let anchored = log.anchors.read()?;
+        let (head, last_at) = match log.read_tail() {
+            Ok(tail) => match judge(anchored.as_ref(), &tail) {
+                Ok(mark) => (mark, tail.at),
+                Err(found) => (log.break_chain(&found, anchored)?, None),
+            },
+            Err(e) if ForeignFile::is(&e) => (log.break_chain(&e.to_string(), anchored)?, None),
+            Err(e) => return Err(e),
+        };
+        *log.head.lock().unwrap_or_else(|e| e.into_inner()) = head;
+        Ok(AuditLog { last_at, ..log })
+    }
+
+    /// Breaks found since the last call (at open or while appending).
+    pub fn take_breaks(&self) -> Vec<Break> {
+        std::mem::take(&mut *self.breaks.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Appends events durably with one write and one sync; returns the last sequence number.
+    /// A log changed behind the daemon breaks the chain first (the events then open the new
+    /// one after `audit.broken`); an I/O error appends nothing and is returned, so the caller
+    /// can refuse the state change the events describe.
+    pub fn append_all(&self, events: &[Event]) -> io::Result<u64> {
+        let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
+        let file = match self.open_checked(&head) {
+            Ok(file) => file,
+            Err(Check::Io(e)) => return Err(e),
+            Err(Check::Tampered(found)) => {
+                let anchored = self.anchors.read().ok().flatten();
+                *head = self.break_chain(&found, anchored)?;
+                match self.open_checked(&head) {
+                    Ok(file) => file,
+                    Err(Check::Io(e)) => return Err(e),
+                    Err(Check::Tampered(found)) => return Err(io::Error::other(found)),
+                }
+            }
+        };
+        *head = self.write_lines(file, &head, events)?;
+        Ok(head.seq)
+    }
+
+    /// The open log, if it is still exactly what the daemon wrote (by length; content edits
+    /// are caught by `verify` and at the next open).
+    fn open_checked(&self, head: &Mark) -> Result<std::fs::File, Check> {
+        let file = match self.ws.open_append(&self.ws.events_path()) {
+            Ok(f) => f,
+            Err(e) if ForeignFile::is(&e) => return Err(Check::Tampered(e.to_string())),
+            Err(e) => return Err(Check::Io(e)),
+        };
+        let len = file.metadata().map_err(Check::Io)?.len();
+        if Some(len) != head.len {
+            return Err(Check::Tampered(format!(
+                "the log is {len} bytes but the daemon's last event ends at byte {}: it was changed behind the daemon",
+                head.len.unwrap_or(0)
+            )));
+        }
+        Ok(file)
+    }
+
+    fn write_lines(
+        &self,
+        mut file: std::fs::File,
+        head: &Mark,
+        events: &[Event],
+    ) -> io::Result<Mark> {
+        let (text, next) = chain(head, events)?;
+        // The anchor first: a crash from here on leaves the log at `before` or at `after`.
+        self.anchors.write(
+            &Anchor {
+                after: next.clone(),
+                before: Some(head.clone()),
+            },
+            false,
+        )?;
+        if let Err(e) = file
+            .write_all(text.as_bytes())
+            .and_then(|()| file.sync_data())
+        {
+            // Disk full or I/O error: take back a partial line so the chain stays whole.
+            let _ = file.set_len(head.len.unwrap_or(0));
+            let _ = self.anchors.write(&anchor_at(head), false);
+            return Err(e);
+        }
+        self.anchor_stale.store(true, Ordering::Release);
+        Ok(next)
+    }
+
+    /// Records a log found changed, keeps a copy as evidence, and starts a new chain whose
+    /// first event is `audit.broken`. Returns the new head.
+    fn break_chain(&self, found: &str, anchored: Option<Anchor>) -> io::Result<Mark> {
+        let path = self.ws.events_path();
+        let evidence = match self.ws.read(&path, EVIDENCE_LIMIT) {
+            Ok(Some(bytes)) => Some(self.anchors.keep_evidence("events.jsonl", &bytes)?),
+            Ok(None) | Err(ReadError::NotRegular) => None,
+            Err(ReadError::TooLarge { size, .. }) => {
+                let note = format!("the log was {size} bytes, too large to copy");
+                Some(self.anchors.keep_evidence("events.txt", note.as_bytes())?)
+            }
+            Err(ReadError::Io(e)) => return Err(e),
+        };
+        let evidence = evidence.map(|p| p.display().to_string());
+        tracing::error!(workspace = %self.ws.name, found, evidence = evidence.as_deref().unwrap_or(""), "audit log tampered with; starting a new chain");
+        self.anchors.record(&anchor::Entry {
+            at: now_rfc3339(),
+            kind: "tampered".into(),
+            text: format!("audit log: {found}"),
+            anchored: anchored.as_ref().map(|a| a.after.clone()),
+            evidence: evidence.clone(),
+        })?;
+        self.ws.remove(&path)?;
+        let data = json!({
+            "found": found,
+            "anchored_seq": anchored.as_ref().map(|a| a.after.seq),
+            "anchored_hash": anchored.as_ref().map(|a| a.after.hash.clone()),
+            "evidence": evidence,
+        });
+        let event = Event::new(EventType::AuditBroken, &self.ws.name, None, data);
+        let file = self.ws.open_append(&path)?;
+        let head = self.write_lines(file, &genesis(), std::slice::from_ref(&event))?;
+        self.breaks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Break { event });
+        Ok(head)
+    }
+
+    /// Syncs the anchor if the head moved. Called about once a second and at shutdown: the
+    /// anchor is written before every append, but synced only here.
+    pub fn flush_anchor(&self) -> io::Result<()> {
+        if !self.anchor_stale.swap(false, Ordering::AcqRel) {
+            return Ok(());
+        }
+        let head = self.head.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        self.anchors
+            .write(&anchor_at(&head), true)
+            .inspect_err(|_| self.anchor_stale.store(true, Ordering::Release))
+    }
+
+    /// The end of the log as read now, a torn last line cut off.
+    fn read_tail(&self) -> io::Result<Tail> {
+        let path = self.ws.events_path();
+        let mut file = self.ws.open_append(&path)?;
+        let len = file.metadata()?.len();
+        // Everything after the last newline is a line torn by a crash mid-append.
+        let end = line_end_before(&mut file, len)?;
+        if end < len {
+            tracing::warn!(file = %path.display(), "cutting off a torn last audit line (crash mid-append)");
+            file.set_len(end)?;
+        }
+        if end == 0 {
+            return Ok(Tail {
+                len: 0,
+                hash: GENESIS.into(),
+                seq: Some(0),
+                at: None,
+            });
+        }
+        let start = line_end_before(&mut file, end - 1)?;
+        let mut last = vec![0; (end - 1 - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(&mut last)?;
+        let chained = serde_json::from_slice::<Chained>(&last).ok();
+        Ok(Tail {
+            len: end,
+            hash: sha256_hex(&last),
+            seq: chained.as_ref().map(|c| c.seq),
+            at: chained.and_then(|c| c.at),
+        })
+    }
+}
+
+/// The log's end as found at open.
+struct Tail {
+    len: u64,
+    hash: String,
+    /// None: the last line is not an event.
+    seq: Option<u64>,
+    at: Option<String>,
+}
+
+/// Why a log cannot be appended to as it is.
+enum Check {
+    /// It is not what the daemon wrote.
+    Tampered(String),
+    Io(io::Error),
+}
+
+/// Whether the log's end is one the daemon left; the head to continue from, or what is wrong.
+fn judge(anchored: Option<&Anchor>, tail: &Tail) -> Result<Mark, String> {
+    let here = |m: &Mark| match m.len {
+        Some(len) => len == tail.len && m.hash == tail.hash,
+        // Anchors of older versions have no length: compare the last event.
+        None => tail.seq == Some(m.seq) && m.hash == tail.hash,
+    };
+    let Some(a) = anchored else {
+        // Never anchored (a first start on this data_dir): the log is taken as it is.
+        return match tail.seq {
+            Some(seq) => Ok(Mark {
+                seq,
+                hash: tail.hash.clone(),
+                len: Some(tail.len),
+            }),
+            None => Err("the last line is not an event".into()),
+        };
+    };
+    for m in std::iter::once(&a.after).chain(a.before.as_ref()) {
+        if here(m) {
+            return Ok(Mark {
+                len: Some(tail.len),
+                ..m.clone()
+            });
+        }
+    }
+    let seq = tail.seq.map_or("a line that is not an event".into(), |s| {
+        format!("event {s}")
+    });
+    let how = match a.after.len {
+        Some(len) if tail.len < len => "events were removed or the log was emptied",
+        Some(len) if tail.len > len => "lines were added that the daemon did not write",
+        _ => "the last event was edited",
+    };
+    Err(format!(
+        "{how}: the log ends with {seq} at byte {}, but the daemon's anchor records event {} ending at byte {}",
+        tail.len,
+        a.after.seq,
+        a.after.len.map_or("?".into(), |l| l.to_string())
+    ))
+}
+
+/// The lines for `events` after `head`, and the head they lead to.
+fn chain(head: &Mark, events: &[Event]) -> io::Result<(String, Mark)> {
+    let mut next = head.clone();
+    let mut text = String::new();
+    for event in events {
+        let seq = next.seq + 1;
+        let line = serde_json::to_string(&Line {
+            seq,
+            prev: &next.hash,
+            event,
+        })?;
+        next.seq = seq;
+        next.hash = sha256_hex(line.as_bytes());
+        text.push_str(&line);
+        text.push('\n');
+    }
+    next.len = Some(head.len.unwrap_or(0) + text.len() as u64);
+    Ok((text, next))
+}
+
+fn anchor_at(head: &Mark) -> Anchor {
+    Anchor {
+        after: head.clone(),
+        before: None,
+    }
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The offset just past the last newline before `before` (0 if none), read backwards in
+/// blocks: a line may be longer than any fixed window.
+fn line_end_before(file: &mut std::fs::File, before: u64) -> io::Result<u64> {
+    let mut block = vec![0u8; 64 * 1024];
+    let mut end = before;
+    while end > 0 {
+        let start = end.saturating_sub(block.len() as u64);
+        let chunk = &mut block[..(end - start) as usize];
+        file.seek(SeekFrom::Start(start))?;
+        file.read_exact(chunk)?;
+        if let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
+            return Ok(start + i as u64 + 1);
+        }
+        end = start;
+    }
+    Ok(0)
+}
+
+/// Where evidence and anchors of a workspace live, for the CLI.
+pub fn anchors_for(data_dir: &std::path::Path, ws: &Workspace) -> Anchors {
+    Anchors::for_workspace(data_dir, ws)
+}

@@ -1,0 +1,145 @@
+//! The daemon's own records of each workspace, kept in `data_dir`, out of the agents' reach.
+//! Agents can write anything under a workspace, `.baton/` included, so nothing read back from
+//! there is trusted: the store is the truth (handoff revisions, meta, decisions, sign-offs,
+//! announced checkpoints, artifact digests), and `.baton/handoffs/` in the workspace is a copy
+//! published for agents and people, never read back as state.
+//!
+//! A workspace's records live in `data_dir/workspaces/<tag>/`, where the tag names the folder
+//! by its name (cut to a portable length) and a digest of its canonical path, so that two
+//! workspaces of one name under different roots never share records. Back data_dir up: it is
+//! what makes an approval an approval.
+
+use crate::workspace::{write_atomic, Workspace};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// The records of one workspace in data_dir.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+/// The portable, collision-free file-name stem for a workspace: at most 64 bytes of its name
+/// (on a char boundary, path-unsafe characters replaced) and 12 hex digits of its path's sha256.
+/// A long name can so never push a data_dir file past the 255-byte name limit.
+pub fn tag(ws: &Workspace) -> String {
+    let digest = crate::contract::validate::sha256_hex(ws.root.as_os_str().as_encoded_bytes());
+    let mut name: String = ws
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut end = name.len().min(64);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name.truncate(end);
+    format!("{name}-{}", &digest[..12])
+}
+
+impl Store {
+    pub fn for_workspace(data_dir: &Path, ws: &Workspace) -> Store {
+        Store {
+            dir: data_dir.join("workspaces").join(tag(ws)),
+        }
+    }
+
+    /// Whether this workspace was ever served with this data_dir.
+    pub fn exists(&self) -> bool {
+        self.dir.is_dir()
+    }
+
+    pub fn create(&self) -> io::Result<()> {
+        std::fs::create_dir_all(self.dir.join("handoffs"))
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `handoffs/<key dir>/<file>`, relative to the store.
+    pub fn record(key: &str, file: &str) -> PathBuf {
+        Path::new("handoffs")
+            .join(crate::workspace::key_dir_name(key))
+            .join(file)
+    }
+
+    /// Writes a file atomically and durably.
+    pub fn write(&self, rel: &Path, bytes: &[u8]) -> io::Result<()> {
+        write_atomic(&self.dir.join(rel), bytes)
+    }
+
+    /// Reads a file; `None` if it is missing.
+    pub fn read(&self, rel: &Path) -> io::Result<Option<Vec<u8>>> {
+        match std::fs::read(self.dir.join(rel)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Removes a file durably; one already gone is fine.
+    pub fn remove(&self, rel: &Path) -> io::Result<()> {
+        let path = self.dir.join(rel);
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+            Ok(()) => sync_parent(&path),
+        }
+    }
+
+    /// Renames a file within the store durably.
+    pub fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        let to = self.dir.join(to);
+        std::fs::rename(self.dir.join(from), &to)?;
+        sync_parent(&to)
+    }
+
+    /// The key folders under `handoffs/`, sorted.
+    pub fn record_dirs(&self) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        match std::fs::read_dir(self.dir.join("handoffs")) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(names),
+            Err(e) => return Err(e),
+            Ok(entries) => {
+                for entry in entries {
+                    let entry = entry?;
+                    if entry.file_type()?.is_dir() {
+                        names.extend(entry.file_name().into_string().ok());
+                    }
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
+    /// The names of the files of one record folder.
+    pub fn files_of(&self, dir_name: &str) -> Vec<String> {
+        let dir = self.dir.join("handoffs").join(dir_name);
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| !n.starts_with(".baton-tmp-"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        names.sort();
+        names
+    }
+}
+
+fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
+}
