@@ -113,6 +113,12 @@ pub struct Route {
     pub stall_after_s: Option<u64>,
     #[serde(default)]
     pub auto_approve_min_confidence: Option<f64>,
+    /// Roles a handoff on this route may name in `sign_off`, besides the roles of the users
+    /// the route already admits: the route, not the agent, decides who may approve.
+    #[serde(default)]
+    pub sign_off_roles: Vec<String>,
+    #[serde(default)]
+    pub min_approvals: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

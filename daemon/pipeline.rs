@@ -142,7 +142,9 @@ impl Pipeline {
     }
 
     fn add_watch(&mut self, dir: &Path, recursive: bool) {
-        if !dir.is_dir() {
+        // A real folder only: a checkpoints/ that is a symlink would be watched through the
+        // link, and another folder's file names would reach this workspace.
+        if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
             return;
         }
         if let Err(e) = self.watch.add(dir, recursive, self.polled(dir)) {
@@ -221,7 +223,7 @@ impl Pipeline {
         if let Some(ws) = self.app.workspace_at(parent) {
             match name {
                 HANDOFF_FILE => return Some(Item::Handoff(ws.ws.root.clone())),
-                CHECKPOINTS_DIR if path.is_dir() => {
+                CHECKPOINTS_DIR if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) => {
                     // Created after start-up: watch it now and catch up on what is inside.
                     self.watch_workspace(&ws.ws);
                     self.app.reconcile_checkpoints(&ws);

@@ -1,7 +1,7 @@
 //! Routes: which rule a handoff falls under, and so who may decide it. First match wins; a
 //! handoff whose `to_agent` names a route goes to that route.
 
-use crate::config::Route;
+use crate::config::{Route, User};
 use crate::contract::Handoff;
 
 /// The route for a handoff in workspace `ws`, if any matches. A route named by `to_agent`
@@ -63,4 +63,34 @@ pub fn auto_approves(route: &Route, handoff: &Handoff, ws: &str) -> bool {
         _ => false,
     };
     is_completion && confident && handoff.sign_off.is_empty() && matches(route, handoff, ws)
+}
+
+/// Problems with a handoff's `sign_off` on `route`, as (index, message). A role is allowed
+/// if the route lists it in `sign_off_roles` or a user the route admits holds it; an agent
+/// must not bring in approvers the route does not admit. A role that no configured user
+/// holds could never be signed, so the handoff would wait forever: refused too.
+pub fn sign_off_problems(
+    route: Option<&Route>,
+    users: &[User],
+    sign_off: &[String],
+) -> Vec<(usize, String)> {
+    let admitted: Vec<&User> = users
+        .iter()
+        .filter(|u| may_decide(route, &u.name, &u.roles))
+        .collect();
+    let on = route.map_or("any route (none matches)".to_string(), |r| {
+        format!("route \"{}\"", r.name)
+    });
+    let mut problems = Vec::new();
+    for (i, role) in sign_off.iter().enumerate() {
+        let listed = route.is_some_and(|r| r.sign_off_roles.contains(role));
+        let held_by_admitted = admitted.iter().any(|u| u.roles.contains(role));
+        let held = users.iter().any(|u| u.roles.contains(role));
+        if !held {
+            problems.push((i, format!("no configured user holds role \"{role}\", so nobody could sign it off; name a role of this deployment's reviewers")));
+        } else if !listed && !held_by_admitted {
+            problems.push((i, format!("role \"{role}\" may not sign off handoffs on {on}: only roles of its reviewers or its sign_off_roles may")));
+        }
+    }
+    problems
 }

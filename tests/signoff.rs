@@ -66,7 +66,11 @@ fn every_listed_role_must_approve_before_the_handoff_is_approved() {
 
 #[test]
 fn a_revision_starts_the_gate_again_and_a_rejection_closes_it() {
-    let config = [user("alice", "\"security\""), user("bob", "\"legal\"")].concat();
+    let config = [
+        user("alice", "\"reviewer\", \"security\""),
+        user("bob", "\"reviewer\", \"legal\""),
+    ]
+    .concat();
     let mut env = TestEnv::with_config(&config);
     let d = env.start();
     let ws = env.ws("alpha");
@@ -100,4 +104,68 @@ fn a_revision_starts_the_gate_again_and_a_rejection_closes_it() {
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(decision(&ws).unwrap()["outcome"], "rejected");
+}
+
+/// The agent writes `sign_off`; the route decides who may approve. A role the route does not
+/// admit, or that nobody holds, makes the handoff invalid instead of bringing in approvers.
+#[test]
+fn an_agent_cannot_pick_its_approvers_through_sign_off() {
+    let route =
+        "[[routes]]\nname = \"ops\"\nreviewers = [\"alice\"]\nsign_off_roles = [\"security\"]\n";
+    let config = [
+        user("alice", "\"reviewer\""),
+        user("ivan", "\"intern\""),
+        user("sam", "\"security\""),
+        route.to_string(),
+    ]
+    .concat();
+    let mut env = TestEnv::with_config(&config);
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let mut doc = handoff("steered");
+    doc["sign_off"] = json!(["intern", "auditor"]);
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("answered", || decision(&ws).is_some());
+    let answer = decision(&ws).unwrap();
+    assert_eq!(answer["outcome"], "invalid");
+    let errors: Vec<(String, String)> = answer["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["pointer"].as_str().unwrap().into(),
+                e["message"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(errors[0].0, "/sign_off/0");
+    assert!(
+        errors[0]
+            .1
+            .contains("role \"intern\" may not sign off handoffs on route \"ops\""),
+        "{errors:?}"
+    );
+    assert_eq!(errors[1].0, "/sign_off/1");
+    assert!(
+        errors[1]
+            .1
+            .contains("no configured user holds role \"auditor\""),
+        "{errors:?}"
+    );
+    assert!(d.handoffs("all").is_empty(), "nothing to approve");
+
+    // A role the route lists in sign_off_roles brings its holders in; nobody else.
+    doc["id"] = "steered-2".into();
+    doc["sign_off"] = json!(["security"]);
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    let url = "/api/v1/handoffs/steered-2/decision";
+    let approve = r#"{"outcome":"approved"}"#;
+    let (status, body) = d.post_as(url, Some("ivan-token"), approve);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(d.get("/api/v1/handoffs/steered-2").1["state"], "pending");
+    let (status, body) = d.post_as(url, Some("sam-token"), approve);
+    assert_eq!(status, 200, "the route names the security role: {body}");
+    assert_eq!(decision(&ws).unwrap()["sign_offs"][0]["by"], "sam");
 }

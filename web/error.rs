@@ -34,8 +34,14 @@ impl IntoResponse for ApiError {
             ApiError::NotFound(_) | ApiError::Decide(DecideError::NotFound(_)) => {
                 (StatusCode::NOT_FOUND, None)
             }
-            ApiError::Decide(DecideError::Conflict(d)) => (StatusCode::CONFLICT, Some(json!(d))),
-            ApiError::Decide(DecideError::AlreadySigned(_)) => (StatusCode::CONFLICT, None),
+            ApiError::Decide(DecideError::Conflict(d)) => {
+                (StatusCode::CONFLICT, Some(("decision", json!(d))))
+            }
+            ApiError::Decide(DecideError::AlreadySigned(_))
+            | ApiError::Decide(DecideError::ArtifactChanged(_)) => (StatusCode::CONFLICT, None),
+            ApiError::Decide(DecideError::Stale { revision, .. }) => {
+                (StatusCode::CONFLICT, Some(("revision", json!(revision))))
+            }
             ApiError::Unprocessable(_) | ApiError::Decide(DecideError::Unprocessable(_)) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, None)
             }
@@ -50,8 +56,8 @@ impl IntoResponse for ApiError {
             }
         };
         let mut body = json!({ "error": message });
-        if let Some(decision) = extra {
-            body["decision"] = decision;
+        if let Some((field, value)) = extra {
+            body[field] = value;
         }
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {

@@ -21,6 +21,12 @@ pub struct DecisionRequest {
     pub outcome: Outcome,
     #[serde(default)]
     pub comment: Option<String>,
+    /// The revision the reviewer saw; a newer one in place answers 409 (approve what you saw).
+    #[serde(default)]
+    pub revision: Option<u32>,
+    /// Or the sha256 of the content the reviewer saw (`decision.json`'s `handoff_sha256`).
+    #[serde(default)]
+    pub handoff_sha256: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +41,10 @@ pub enum DecideError {
     Unprocessable(String),
     #[error("{0}")]
     AlreadySigned(String),
+    #[error("{message}")]
+    Stale { message: String, revision: u32 },
+    #[error("{0}")]
+    ArtifactChanged(String),
     #[error("cannot record the decision, nothing was changed; try again: {0}")]
     Io(#[from] io::Error),
 }
@@ -52,6 +62,26 @@ pub enum Decided {
 }
 
 const MAX_COMMENT: usize = 64 * 1024;
+
+/// A request made on another revision than the one in place.
+fn stale(req: &DecisionRequest, rec: &super::state::Record) -> Result<(), DecideError> {
+    let (current, digest) = (rec.meta.revision, &rec.meta.digest);
+    let seen_other = req.revision.is_some_and(|r| r != current)
+        || req
+            .handoff_sha256
+            .as_ref()
+            .is_some_and(|h| !h.eq_ignore_ascii_case(digest));
+    if !seen_other {
+        return Ok(());
+    }
+    Err(DecideError::Stale {
+        message: format!(
+            "handoff \"{}\" changed since it was read: revision {current} is in place; read it again before deciding",
+            rec.meta.key
+        ),
+        revision: current,
+    })
+}
 
 /// How a pending handoff is closed.
 pub(super) struct Closing {
@@ -110,15 +140,31 @@ impl App {
         if let Some(d) = &rec.decision {
             return Err(DecideError::Conflict(Box::new(d.clone())));
         }
+        stale(&req, rec)?;
         let route = crate::routing::route_for(&self.config().routes, &rec.handoff, &ws_name);
-        // Holders of a sign-off role take part in the decision even when the route does not
-        // list them: the gate exists to bring them in.
-        let signer = rec.handoff.sign_off.iter().any(|r| roles.contains(r));
+        // The route decides who may approve: its reviewers, and holders of the roles it lists
+        // in `sign_off_roles` when the handoff asks for them. `sign_off` (written by the
+        // agent) can only narrow that, never bring anyone in.
+        let signer = route.is_some_and(|r| {
+            rec.handoff
+                .sign_off
+                .iter()
+                .any(|s| r.sign_off_roles.contains(s) && roles.contains(s))
+        });
         if !signer && !crate::routing::may_decide(route, name, roles) {
             let on = route.map_or("any route".to_string(), |r| format!("route \"{}\"", r.name));
             return Err(DecideError::Forbidden(format!(
                 "{name} is not a reviewer on {on}"
             )));
+        }
+        if req.outcome == Outcome::Approved {
+            let changed = self.changed_artifacts(&ws, &rec.meta.artifacts);
+            if !changed.is_empty() {
+                return Err(DecideError::ArtifactChanged(format!(
+                    "not approved: {}; the agent must submit the handoff again",
+                    changed.join("; ")
+                )));
+            }
         }
         if req.outcome == Outcome::Approved && !rec.handoff.sign_off.is_empty() {
             return self.sign_off(&ws, &mut st, key, name, roles, req.comment);

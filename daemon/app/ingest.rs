@@ -2,6 +2,7 @@
 //! the same file seen twice is a no-op). Handoffs are received, revised, refused as invalid or
 //! found already answered; checkpoints update "where it stopped".
 
+use super::artifacts::Stamp;
 use super::decide::Closing;
 use super::records::{json_bytes, old_decision_file, rev_file, DECISION, META, SIGN_OFFS};
 use super::state::{Current, Meta, Record, WsState};
@@ -13,6 +14,12 @@ use crate::workspace::{self, ReadError, Workspace, HANDOFF_FILE};
 use serde_json::json;
 use std::io;
 use std::time::Instant;
+
+/// What the checks around a valid handoff.json found.
+struct Checked {
+    problems: Vec<Problem>,
+    stamps: Vec<Stamp>,
+}
 
 /// What a handoff.json turned out to be.
 enum Verdict {
@@ -67,14 +74,18 @@ impl App {
         }
         // Checking artifacts may hash big files: done before taking the workspace lock, so
         // decisions and queries on this workspace are not held up meanwhile.
-        let artifact_problems = match &verdict {
-            Verdict::Valid(acc) => self.artifact_problems(ws, &acc.doc),
-            Verdict::Invalid { .. } => Vec::new(),
+        let (artifact_problems, stamps) = match &verdict {
+            Verdict::Valid(acc) => self.check_artifacts(ws, &acc.doc),
+            Verdict::Invalid { .. } => Default::default(),
         };
         let mut st = ws.lock();
         let result = match verdict {
             Verdict::Valid(acc) => {
-                self.accept(ws, &mut st, *acc, artifact_problems, &text, raw_sha)
+                let checked = Checked {
+                    problems: artifact_problems,
+                    stamps,
+                };
+                self.accept(ws, &mut st, *acc, checked, &text, raw_sha)
             }
             Verdict::Invalid {
                 key,
@@ -114,10 +125,14 @@ impl App {
         ws: &Ws,
         st: &mut WsState,
         acc: Accepted<Handoff>,
-        mut problems: Vec<Problem>,
+        checked: Checked,
         bytes: &[u8],
         raw_sha: String,
     ) -> io::Result<()> {
+        let Checked {
+            mut problems,
+            stamps,
+        } = checked;
         let key = validate::handoff_key(&acc.doc, &acc.digest);
         st.current = Some(Current {
             raw_sha,
@@ -127,6 +142,11 @@ impl App {
         // A verdict that rests on files around handoff.json (artifacts) is not cached: the
         // agent may fix them and write the same handoff again.
         let depends_on_workspace = !problems.is_empty();
+        let route = crate::routing::route_for(&self.config().routes, &acc.doc, &ws.ws.name);
+        let users = &self.config().users;
+        for (i, message) in crate::routing::sign_off_problems(route, users, &acc.doc.sign_off) {
+            problems.push(Problem::new(format!("/sign_off/{i}"), message));
+        }
         let newly_reserved = match self.reserve_key(&key, &ws.ws.name) {
             Ok(fresh) => fresh,
             Err(owner) => {
@@ -153,8 +173,8 @@ impl App {
         let result = if problems.is_empty() {
             match st.records.get(&key) {
                 Some(rec) if rec.meta.digest == acc.digest => self.repair(ws, st, &key),
-                Some(_) => self.revise(ws, st, &key, acc, bytes),
-                None => self.receive(ws, st, key.clone(), acc, bytes),
+                Some(_) => self.revise(ws, st, &key, acc, stamps, bytes),
+                None => self.receive(ws, st, key.clone(), acc, stamps, bytes),
             }
         } else {
             let text = std::str::from_utf8(bytes).expect("accepted handoffs are UTF-8");
@@ -190,6 +210,7 @@ impl App {
         st: &mut WsState,
         key: String,
         acc: Accepted<Handoff>,
+        artifacts: Vec<Stamp>,
         bytes: &[u8],
     ) -> io::Result<()> {
         if let Some(previous) = st.pending.clone().filter(|p| *p != key) {
@@ -209,6 +230,7 @@ impl App {
             updated_at: now,
             revision: 1,
             digest: acc.digest.clone(),
+            artifacts,
         };
         let meta_bytes = json_bytes(&meta)?;
         ws.commit(&key, &rev_file(1), bytes)?;
@@ -284,6 +306,7 @@ impl App {
         st: &mut WsState,
         key: &str,
         acc: Accepted<Handoff>,
+        artifacts: Vec<Stamp>,
         bytes: &[u8],
     ) -> io::Result<()> {
         let reopening = st.records[key].decision.is_some();
@@ -305,6 +328,7 @@ impl App {
             updated_at: now_rfc3339(),
             digest: acc.digest.clone(),
             task_id: acc.doc.task_id.clone(),
+            artifacts,
             ..rec.meta.clone()
         };
         let meta_bytes = json_bytes(&meta)?;

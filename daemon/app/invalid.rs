@@ -4,9 +4,8 @@
 
 use super::ingest::write_json;
 use super::{load, App, Ws};
-use crate::contract::{Decision, Handoff, Outcome, Problem};
+use crate::contract::{Decision, Outcome, Problem};
 use crate::events::{now_rfc3339, Event, EventType};
-use crate::workspace;
 use serde_json::json;
 use std::io;
 
@@ -59,30 +58,5 @@ impl App {
             .join(format!("invalid-{}.json", &digest[..16]));
         write_json(&ws.ws, &copy, &decision)?;
         Ok(())
-    }
-
-    /// Problems only the workspace can show: artifacts missing, escaping it, or changed.
-    pub(super) fn artifact_problems(&self, ws: &Ws, doc: &Handoff) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        for (i, artifact) in doc.artifacts.iter().enumerate() {
-            let at = format!("/artifacts/{i}");
-            match workspace::resolve(&ws.ws.root, &artifact.path) {
-                Err(e) => problems.push(Problem::new(format!("{at}/path"), e.to_string())),
-                Ok(real) => {
-                    let Some(want) = &artifact.sha256 else {
-                        continue;
-                    };
-                    match ws.ws.sha256(&real) {
-                        Ok(got) if got.eq_ignore_ascii_case(want) => {}
-                        Ok(got) => problems.push(Problem::new(
-                            format!("{at}/sha256"),
-                            format!("does not match the file: its sha256 is {got}; recompute it after the last write"),
-                        )),
-                        Err(e) => problems.push(Problem::new(format!("{at}/path"), format!("cannot read \"{}\": {e}", artifact.path))),
-                    }
-                }
-            }
-        }
-        problems
     }
 }

@@ -3,6 +3,7 @@
 //! the workspace's audit log, broadcast to subscribers (SSE), counted in the metrics. The core
 //! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
 
+mod artifacts;
 mod checkpoints;
 mod decide;
 mod ingest;
@@ -52,6 +53,8 @@ struct Inner {
     ready: AtomicBool,
     /// Why the daemon can no longer do its job (e.g. the ingest thread died), if it cannot.
     failing: std::sync::OnceLock<String>,
+    /// Artifact digests by file identity, so an unchanged file is hashed once.
+    hashes: artifacts::HashCache,
     /// Workspaces whose root decision.json could not be written: to reconcile again soon.
     repairs: Mutex<Vec<PathBuf>>,
     /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
@@ -88,6 +91,7 @@ impl App {
                 failing: std::sync::OnceLock::new(),
                 alerts: Mutex::default(),
                 repairs: Mutex::default(),
+                hashes: Default::default(),
                 shutdown: CancellationToken::new(),
                 config,
             }),

@@ -41,8 +41,10 @@ pub struct Detail {
     pub workspace: String,
     pub state: &'static str,
     pub handoff: Value,
-    /// The task's checkpoints, oldest step first.
+    /// The task's newest checkpoints (at most 100), oldest step first.
     pub checkpoints: Vec<CheckpointRecord>,
+    /// How many checkpoints the task has in all.
+    pub checkpoints_total: usize,
     /// The newest step of the task: where it stopped.
     pub latest_checkpoint: Option<CheckpointRecord>,
     pub decision: Option<Decision>,
@@ -51,6 +53,9 @@ pub struct Detail {
     /// Problems of checkpoint files in the workspace, by file name.
     pub checkpoint_errors: BTreeMap<String, Vec<Problem>>,
 }
+
+/// Most checkpoints (and checkpoint files with errors) in one detail answer.
+const DETAIL_CHECKPOINTS: usize = 100;
 
 fn state_of(r: &Record) -> &'static str {
     if r.is_pending() {
@@ -104,7 +109,17 @@ impl App {
         let ws = self.workspace(&ws_name)?;
         let st = ws.lock();
         let r = st.records.get(key)?;
-        let checkpoints = st.checkpoints_of(&r.meta.task_id);
+        let mut checkpoints = st.checkpoints_of(&r.meta.task_id);
+        let checkpoints_total = checkpoints.len();
+        // Bounded answers: an agent writing thousands of checkpoints must not make every
+        // detail request copy them all.
+        checkpoints.drain(..checkpoints_total.saturating_sub(DETAIL_CHECKPOINTS));
+        let checkpoint_errors = st
+            .checkpoint_errors
+            .iter()
+            .take(DETAIL_CHECKPOINTS)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         Some(Detail {
             key: key.to_string(),
             workspace: ws_name,
@@ -112,10 +127,11 @@ impl App {
             handoff: r.value.clone(),
             latest_checkpoint: checkpoints.last().cloned(),
             checkpoints,
+            checkpoints_total,
             decision: r.decision.clone(),
             revision: r.meta.revision,
             received_at: r.meta.received_at.clone(),
-            checkpoint_errors: st.checkpoint_errors.clone(),
+            checkpoint_errors,
         })
     }
 }

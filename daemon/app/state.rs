@@ -82,6 +82,9 @@ pub struct Meta {
     pub revision: u32,
     /// sha256 of the canonical JSON of the current revision.
     pub digest: String,
+    /// The artifacts of the current revision as they were when it was received.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub artifacts: Vec<super::artifacts::Stamp>,
 }
 
 /// A valid checkpoint file, as last read.

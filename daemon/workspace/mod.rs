@@ -7,7 +7,7 @@ mod files;
 mod fsinfo;
 mod paths;
 
-pub use confined::ForeignFile;
+pub use confined::{ForeignFile, Identity};
 pub use files::{read_limited, write_atomic, ReadError};
 pub use fsinfo::is_network_fs;
 pub use paths::{resolve, PathError};
@@ -126,6 +126,16 @@ impl Workspace {
     /// the two calls makes this fail instead of hashing a file outside.
     pub fn sha256(&self, path: &Path) -> io::Result<String> {
         confined::sha256(&self.root, self.relative(path)?)
+    }
+
+    /// `sha256` with the file's identity; `known` may answer the digest of an identity already
+    /// hashed, so an unchanged file is not read again.
+    pub fn sha256_known(
+        &self,
+        path: &Path,
+        known: &dyn Fn(&Identity) -> Option<String>,
+    ) -> io::Result<(Identity, String)> {
+        confined::sha256_known(&self.root, self.relative(path)?, known)
     }
 
     /// Opens a file for reading and appending (the audit log), creating it and its folders if

@@ -1,0 +1,143 @@
+//! Artifacts: at receipt each one must resolve inside the workspace and match its `sha256` if
+//! given; every one is hashed and the digests are recorded with the revision, so that an
+//! approval can be refused when a file changed after the reviewer could have seen it.
+//!
+//! Hashing is bounded: a digest is remembered by file identity (device, inode, size, mtime,
+//! ctime), so an unchanged file is read once however often it is named or reconciled, and one
+//! handoff may make the daemon read at most `MAX_HASH_BYTES` of new content.
+
+use super::{App, Ws};
+use crate::contract::{Handoff, Problem};
+use crate::workspace::{self, Identity};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+/// Most bytes of not-yet-hashed content one handoff may make the daemon read.
+const MAX_HASH_BYTES: u64 = 1 << 30;
+/// Digests remembered; the cache starts over when full (a cache, not a record).
+const CACHE_ENTRIES: usize = 100_000;
+
+/// An artifact as it was at receipt.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub path: String,
+    pub sha256: String,
+    pub identity: Identity,
+}
+
+#[derive(Default)]
+pub(super) struct HashCache(Mutex<HashMap<Identity, String>>);
+
+impl HashCache {
+    fn get(&self, id: &Identity) -> Option<String> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .cloned()
+    }
+    fn put(&self, id: Identity, digest: String) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= CACHE_ENTRIES {
+            map.clear();
+        }
+        map.insert(id, digest);
+    }
+}
+
+impl App {
+    /// Problems only the workspace can show (artifacts missing, escaping it, not matching
+    /// their sha256), and the stamps of the artifacts as they are now.
+    pub(super) fn check_artifacts(&self, ws: &Ws, doc: &Handoff) -> (Vec<Problem>, Vec<Stamp>) {
+        let mut problems = Vec::new();
+        let mut stamps = Vec::new();
+        let mut budget = MAX_HASH_BYTES;
+        for (i, artifact) in doc.artifacts.iter().enumerate() {
+            let at = format!("/artifacts/{i}");
+            let real = match workspace::resolve(&ws.ws.root, &artifact.path) {
+                Err(e) => {
+                    problems.push(Problem::new(format!("{at}/path"), e.to_string()));
+                    continue;
+                }
+                Ok(real) => real,
+            };
+            let (identity, got) = match self.hash(ws, &real, &mut budget) {
+                Ok(done) => done,
+                Err(e) => {
+                    let message = format!("cannot read \"{}\": {e}", artifact.path);
+                    problems.push(Problem::new(format!("{at}/path"), message));
+                    continue;
+                }
+            };
+            if artifact
+                .sha256
+                .as_ref()
+                .is_some_and(|want| !got.eq_ignore_ascii_case(want))
+            {
+                problems.push(Problem::new(
+                    format!("{at}/sha256"),
+                    format!("does not match the file: its sha256 is {got}; recompute it after the last write"),
+                ));
+            }
+            stamps.push(Stamp {
+                path: artifact.path.clone(),
+                sha256: got,
+                identity,
+            });
+        }
+        (problems, stamps)
+    }
+
+    /// The artifacts whose bytes changed since their stamps were taken, as sentences.
+    pub(super) fn changed_artifacts(&self, ws: &Ws, stamps: &[Stamp]) -> Vec<String> {
+        let mut budget = MAX_HASH_BYTES;
+        let mut changed = Vec::new();
+        for stamp in stamps {
+            let now = workspace::resolve(&ws.ws.root, &stamp.path)
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|real| self.hash(ws, &real, &mut budget));
+            match now {
+                Ok((_, digest)) if digest == stamp.sha256 => {}
+                Ok((_, digest)) => changed.push(format!(
+                    "{} changed since it was received (sha256 {} then, {digest} now)",
+                    stamp.path, stamp.sha256
+                )),
+                Err(e) => changed.push(format!("{} can no longer be read: {e}", stamp.path)),
+            }
+        }
+        changed
+    }
+
+    /// sha256 of a file, from the cache when its identity is known; reading new content
+    /// spends `budget`, and a file larger than what is left is refused unread.
+    fn hash(
+        &self,
+        ws: &Ws,
+        real: &std::path::Path,
+        budget: &mut u64,
+    ) -> std::io::Result<(Identity, String)> {
+        let cache = &self.inner.hashes;
+        let over = std::cell::Cell::new(false);
+        let known = |id: &Identity| {
+            let hit = cache.get(id);
+            if hit.is_none() && id.size > *budget {
+                over.set(true);
+                // An answer that stops the read; the caller turns it into an error below.
+                return Some(String::new());
+            }
+            hit
+        };
+        let (identity, digest) = ws.ws.sha256_known(real, &known)?;
+        if over.get() {
+            return Err(std::io::Error::other(format!(
+                "not hashed: this handoff's artifacts hold over {MAX_HASH_BYTES} bytes of new content"
+            )));
+        }
+        if cache.get(&identity).is_none() {
+            *budget -= identity.size.min(*budget);
+            cache.put(identity.clone(), digest.clone());
+        }
+        Ok((identity, digest))
+    }
+}
