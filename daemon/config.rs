@@ -33,11 +33,35 @@ pub struct Config {
     /// Period of the full reconcile that catches anything the watcher missed.
     pub reconcile: Duration,
     pub limits: Limits,
+    pub http: Http,
     pub users: Vec<User>,
     pub agents: Vec<Agent>,
     pub routes: Vec<Route>,
     pub smtp: Option<Smtp>,
     pub webhooks: Vec<Webhook>,
+}
+
+/// Protections of the HTTP server against clients that hold connections (`[http]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Http {
+    /// Connections served at once; more are answered 503 and closed.
+    pub max_connections: usize,
+    /// Time to send a request's headers, counted from when the server waits for them (so
+    /// it also closes keep-alive connections idle for that long).
+    pub header_timeout_s: u64,
+    /// At shutdown, how long in-flight requests get before their connections are dropped.
+    pub shutdown_timeout_s: u64,
+}
+
+impl Default for Http {
+    fn default() -> Http {
+        Http {
+            max_connections: 1024,
+            header_timeout_s: 10,
+            shutdown_timeout_s: 10,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -141,6 +165,8 @@ struct RawConfig {
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
+    http: Http,
+    #[serde(default)]
     users: Vec<User>,
     #[serde(default)]
     agents: Vec<Agent>,
@@ -225,6 +251,14 @@ impl RawConfig {
         if self.settle_ms == 0 || self.reconcile_s == 0 {
             return Err("settle_ms and reconcile_s must be greater than 0".into());
         }
+        let http = &self.http;
+        // Bounded above: a timer that far out would overflow the clock.
+        if http.max_connections == 0
+            || !(1..=3600).contains(&http.header_timeout_s)
+            || http.shutdown_timeout_s > 3600
+        {
+            return Err("http: max_connections must be > 0, header_timeout_s 1..=3600, shutdown_timeout_s 0..=3600".into());
+        }
         Ok(Config {
             source_name: source_name.to_string(),
             public_url: self
@@ -239,6 +273,7 @@ impl RawConfig {
             settle: Duration::from_millis(self.settle_ms),
             reconcile: Duration::from_secs(self.reconcile_s),
             limits,
+            http: self.http,
             users: self.users,
             agents: self.agents,
             routes: self.routes,

@@ -17,7 +17,8 @@
 //! - `auth`: bearer tokens -> `Actor`; `routing`: routes and who may decide.
 //! - `metrics`: Prometheus metrics.
 //! - `run`: composition of the daemon: tasks, HTTP server, ordered shutdown.
-//! - `web`: the HTTP surface (JSON API, SSE, health, metrics) over `App`.
+//! - `web`: the HTTP surface (JSON API, SSE, health, metrics) over `App`, and `web::server`,
+//!   the accept loop (connection limit, header timeout, shutdown deadline).
 
 pub mod app;
 pub mod audit;

@@ -1,20 +1,25 @@
 //! Running the daemon: the ingest thread, the HTTP server, and an ordered shutdown (stop
-//! accepting, end streams, let the ingest thread finish its current file).
+//! accepting, end streams, drain connections up to a deadline, let the ingest thread finish
+//! its current file, then flush the audit anchors).
 
 use crate::app::App;
 use crate::pipeline;
 use tokio::net::TcpListener;
 
+/// Descriptors kept for the daemon's own files (scan threads, watches, logs) below the
+/// open-files limit when fitting the connection limit under it.
+const FD_RESERVE: u64 = 512;
+
 /// Serves `app` on `listener` until the app's shutdown token is cancelled.
 pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
+    let http = app.config().http.clone();
+    let max_connections = fit_connection_limit(http.max_connections, raise_fd_limit());
     let shutdown = app.shutdown_token();
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
     let anchors = tokio::spawn(flush_anchors(app.clone()));
     let app_for_anchors = app.clone();
     let router = crate::web::router(app);
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .await;
+    crate::web::server::serve(listener, router, &http, max_connections, shutdown.clone()).await;
     shutdown.cancel();
     let joined = tokio::task::spawn_blocking(move || ingest.join()).await;
     if !matches!(joined, Ok(Ok(()))) {
@@ -23,7 +28,6 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     anchors.abort();
     // After ingest has stopped, so the anchors cover every event.
     let _ = tokio::task::spawn_blocking(move || app_for_anchors.flush_anchors()).await;
-    served?;
     Ok(())
 }
 
@@ -35,5 +39,69 @@ async fn flush_anchors(app: App) {
         tick.tick().await;
         let app = app.clone();
         let _ = tokio::task::spawn_blocking(move || app.flush_anchors()).await;
+    }
+}
+
+/// Raises the soft open-files limit to the hard one, since every connection is a descriptor
+/// and soft limits are often 1024. Returns the soft limit in force (None: unknown).
+fn raise_fd_limit() -> Option<u64> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit only writes the struct we pass, which lives for the call.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
+        return None;
+    }
+    if limit.rlim_cur < limit.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: limit.rlim_max,
+            rlim_max: limit.rlim_max,
+        };
+        // SAFETY: setrlimit only reads the struct we pass, which lives for the call.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } == 0 {
+            limit.rlim_cur = limit.rlim_max;
+        } else {
+            tracing::warn!(
+                error = %std::io::Error::last_os_error(),
+                soft = limit.rlim_cur,
+                "cannot raise the open-files limit"
+            );
+        }
+    }
+    Some(limit.rlim_cur)
+}
+
+/// The connection limit lowered, if need be, so connections can never take the descriptors
+/// the daemon needs for its own files.
+fn fit_connection_limit(configured: usize, fd_limit: Option<u64>) -> usize {
+    let Some(fd_limit) = fd_limit else {
+        return configured;
+    };
+    let room = usize::try_from(fd_limit.saturating_sub(FD_RESERVE))
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if configured > room {
+        tracing::warn!(
+            configured,
+            used = room,
+            fd_limit,
+            "http.max_connections lowered to fit the open-files limit (raise `ulimit -n`)"
+        );
+        return room;
+    }
+    configured
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fit_connection_limit;
+
+    #[test]
+    fn the_connection_limit_fits_under_the_descriptor_limit() {
+        assert_eq!(fit_connection_limit(1024, Some(20_000)), 1024);
+        assert_eq!(fit_connection_limit(1024, Some(1024)), 512);
+        assert_eq!(fit_connection_limit(1024, Some(100)), 1);
+        assert_eq!(fit_connection_limit(1024, None), 1024);
     }
 }

@@ -194,6 +194,14 @@ fn configuration_errors_name_the_file_and_the_key() {
             "workspaces = [\"ws\"]\n[[routes]]\nname = \"r\"\nreviewers = [\"ghost\"]\n",
             "routes[0] (\"r\").reviewers: \"ghost\" is not a [[users]] name (or write role:NAME)",
         ),
+        (
+            "workspaces = [\"ws\"]\n[http]\nmax_conections = 5\n",
+            "unknown field `max_conections`",
+        ),
+        (
+            "workspaces = [\"ws\"]\n[http]\nheader_timeout_s = 0\n",
+            "header_timeout_s 1..=3600",
+        ),
     ];
     for (text, expected) in cases {
         let path = env.root().join("bad.toml");

@@ -10,6 +10,7 @@ mod contract;
 mod corpus;
 mod e2e;
 mod failures;
+mod http;
 mod lifecycle;
 mod paths;
 mod signoff;

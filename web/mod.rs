@@ -1,11 +1,13 @@
 //! The HTTP surface over `App`: the JSON API, the SSE event stream, health and metrics. The
-//! whole URL map is in `router`; handlers are thin and never touch the filesystem.
+//! whole URL map is in `router`; handlers are thin and never touch the filesystem. `server`
+//! serves the router with timeouts, a connection limit and a shutdown deadline.
 
 mod api;
 mod auth;
 mod error;
 mod openapi;
 mod ops;
+pub mod server;
 mod sse;
 
 pub use auth::Caller;

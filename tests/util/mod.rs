@@ -217,6 +217,24 @@ impl Daemon {
         assert!(status.success(), "daemon exited with {status}");
     }
 
+    /// SIGTERM, then waits at most `bound` for the exit: its status, or None if still running.
+    pub fn stop_within(&mut self, bound: Duration) -> Option<std::process::ExitStatus> {
+        unsafe_kill(self.child.id(), "TERM");
+        let deadline = Instant::now() + bound;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        None
+    }
+
+    /// The `host:port` the daemon listens on.
+    pub fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
     /// Asserts the daemon still serves.
     pub fn assert_alive(&self) {
         assert_eq!(self.health()["status"], "ok", "daemon stopped serving");
