@@ -163,3 +163,75 @@ fn an_event_a_crash_kept_from_the_audit_log_is_logged_at_restart() {
         String::from_utf8_lossy(&out.stdout)
     );
 }
+
+/// The loop every reviewer expects: request changes, the agent revises under the same id,
+/// the reviewer approves the new revision (SPEC section 3).
+#[test]
+fn a_handoff_revised_after_changes_requested_is_pending_again_and_can_be_approved() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let mut doc = handoff("loop");
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    assert_eq!(d.decide("loop", "changes_requested", "add tests").0, 200);
+    doc["summary"] = "tests added".into();
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("revised", || d.handoffs("pending").len() == 1);
+    let detail = d.get("/api/v1/handoffs/loop").1;
+    assert_eq!(
+        (detail["revision"].as_u64(), detail["state"].as_str()),
+        (Some(2), Some("pending"))
+    );
+    assert!(
+        decision(&ws).is_none(),
+        "the old answer no longer answers the file in place"
+    );
+    let approve = r#"{"outcome":"approved","revision":2}"#;
+    let (status, body) = d.post_as("/api/v1/handoffs/loop/decision", Some(&d.token), approve);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(decision(&ws).unwrap()["outcome"], "approved");
+    assert_eq!(
+        event_types(&ws),
+        [
+            "handoff.received",
+            "handoff.decided",
+            "handoff.revised",
+            "handoff.decided"
+        ]
+    );
+    // After an approval the same id with changed content is refused.
+    doc["summary"] = "sneaked in".into();
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("refused", || {
+        decision(&ws).is_some_and(|d| d["outcome"] == "invalid")
+    });
+    assert_eq!(decision(&ws).unwrap()["errors"][0]["pointer"], "/id");
+}
+
+#[test]
+fn an_invalid_checkpoint_is_an_event_once() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let bad = json!({"checkpoint_version": "1", "task_id": "t", "step": -1});
+    write_atomic(&ws.join("checkpoints/001.json"), &bytes(&bad));
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("cp")));
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    d.wait_until("checkpoint.invalid", || {
+        event_types(&ws).contains(&"checkpoint.invalid".to_string())
+    });
+    let event = util::events(&ws)
+        .into_iter()
+        .find(|e| e["type"] == "checkpoint.invalid")
+        .unwrap();
+    assert_eq!(event["data"]["file"], "001.json");
+    assert_eq!(event["data"]["errors"][0]["pointer"], "/step");
+    d.stop();
+    let _d = env.start();
+    let count = event_types(&ws)
+        .iter()
+        .filter(|t| *t == "checkpoint.invalid")
+        .count();
+    assert_eq!(count, 1, "announced once, not again at restart");
+}
