@@ -10,11 +10,16 @@ use super::{App, Ws};
 use crate::contract::{Handoff, Problem};
 use crate::workspace::{self, Identity};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// Most bytes of not-yet-hashed content one handoff may make the daemon read.
 const MAX_HASH_BYTES: u64 = 1 << 30;
+/// Most bytes of new content hashed on the ingest thread; more is hashed in the background
+/// and the handoff processed again once it is done, so one workspace's big files never hold
+/// up the others.
+const INLINE_HASH_BYTES: u64 = 8 << 20;
 /// Digests remembered; the cache starts over when full (a cache, not a record).
 const CACHE_ENTRIES: usize = 100_000;
 
@@ -27,7 +32,7 @@ pub struct Stamp {
 }
 
 #[derive(Default)]
-pub(super) struct HashCache(Mutex<HashMap<Identity, String>>);
+pub(super) struct HashCache(Mutex<HashMap<Identity, String>>, Mutex<HashSet<PathBuf>>);
 
 impl HashCache {
     fn get(&self, id: &Identity) -> Option<String> {
@@ -36,6 +41,20 @@ impl HashCache {
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
             .cloned()
+    }
+    /// Marks a workspace as hashing in the background; false if it already is (one hasher
+    /// per workspace, however often its agent rewrites handoff.json).
+    fn start(&self, root: &Path) -> bool {
+        self.1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(root.to_path_buf())
+    }
+    fn done(&self, root: &Path) {
+        self.1
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(root);
     }
     fn put(&self, id: Identity, digest: String) {
         let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -46,10 +65,19 @@ impl HashCache {
     }
 }
 
+/// The artifacts need more hashing than the ingest thread does; it was handed to the
+/// background hasher, which asks for the workspace to be processed again when done.
+pub(super) struct Deferred;
+
 impl App {
     /// Problems only the workspace can show (artifacts missing, escaping it, not matching
     /// their sha256), and the stamps of the artifacts as they are now.
-    pub(super) fn check_artifacts(&self, ws: &Ws, doc: &Handoff) -> (Vec<Problem>, Vec<Stamp>) {
+    pub(super) fn check_artifacts(
+        &self,
+        ws: &Ws,
+        doc: &Handoff,
+    ) -> Result<(Vec<Problem>, Vec<Stamp>), Deferred> {
+        self.defer_big_hashes(ws, doc)?;
         let mut problems = Vec::new();
         let mut stamps = Vec::new();
         let mut budget = MAX_HASH_BYTES;
@@ -86,7 +114,57 @@ impl App {
                 identity,
             });
         }
-        (problems, stamps)
+        Ok((problems, stamps))
+    }
+
+    /// Hands the artifacts to the background hasher when more than `INLINE_HASH_BYTES` of
+    /// them are new (and no more than the budget, which `check_artifacts` refuses itself).
+    fn defer_big_hashes(&self, ws: &Ws, doc: &Handoff) -> Result<(), Deferred> {
+        let mut new: Vec<(std::path::PathBuf, u64)> = Vec::new();
+        for artifact in &doc.artifacts {
+            let Ok(real) = workspace::resolve(&ws.ws.root, &artifact.path) else {
+                continue;
+            };
+            let Ok(meta) = std::fs::symlink_metadata(&real) else {
+                continue;
+            };
+            let id = Identity::of(&meta);
+            if meta.is_file()
+                && self.inner.hashes.get(&id).is_none()
+                && !new.iter().any(|(p, _)| *p == real)
+            {
+                new.push((real, id.size));
+            }
+        }
+        let total: u64 = new.iter().map(|(_, size)| size).sum();
+        if total <= INLINE_HASH_BYTES || total > MAX_HASH_BYTES {
+            return Ok(());
+        }
+        if !self.inner.hashes.start(&ws.ws.root) {
+            return Err(Deferred);
+        }
+        tracing::info!(workspace = %ws.ws.name, bytes = total, "hashing large artifacts in the background");
+        let (app, workspace) = (self.clone(), ws.ws.clone());
+        let spawned = std::thread::Builder::new()
+            .name("baton-hash".into())
+            .spawn(move || {
+                for (real, _) in new {
+                    let known = |id: &Identity| app.inner.hashes.get(id);
+                    if let Ok((id, digest)) = workspace.sha256_known(&real, &known) {
+                        app.inner.hashes.put(id, digest);
+                    }
+                }
+                app.inner.hashes.done(&workspace.root);
+                app.ask_repair(&workspace.root);
+            });
+        match spawned {
+            Ok(_) => Err(Deferred),
+            // No thread to be had: hash inline rather than not at all.
+            Err(_) => {
+                self.inner.hashes.done(&ws.ws.root);
+                Ok(())
+            }
+        }
     }
 
     /// The artifacts whose bytes changed since their stamps were taken, as sentences.

@@ -75,7 +75,14 @@ impl App {
         // Checking artifacts may hash big files: done before taking the workspace lock, so
         // decisions and queries on this workspace are not held up meanwhile.
         let (artifact_problems, stamps) = match &verdict {
-            Verdict::Valid(acc) => self.check_artifacts(ws, &acc.doc),
+            Verdict::Valid(acc) => match self.check_artifacts(ws, &acc.doc) {
+                Ok(checked) => checked,
+                Err(super::artifacts::Deferred) => {
+                    // Processed again when the background hashing is done.
+                    ws.lock().current = None;
+                    return true;
+                }
+            },
             Verdict::Invalid { .. } => Default::default(),
         };
         let mut st = ws.lock();

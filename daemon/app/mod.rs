@@ -364,7 +364,8 @@ impl App {
         self.metrics().tamper_alerts.set(open as i64);
     }
 
-    fn ask_repair(&self, root: &Path) {
+    /// Asks the ingest thread to process the workspace at `root` again soon.
+    pub(crate) fn ask_repair(&self, root: &Path) {
         let mut repairs = self.inner.repairs.lock().unwrap_or_else(|e| e.into_inner());
         if !repairs.iter().any(|r| r == root) {
             repairs.push(root.to_path_buf());
