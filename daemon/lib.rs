@@ -14,6 +14,7 @@
 //! - `audit`: the hash-chained `.baton/events.jsonl`; `events`: the event types.
 //! - `auth`: bearer tokens -> `Actor`; `routing`: routes and who may decide.
 //! - `metrics`: Prometheus metrics.
+//! - `heartbeat`: `.baton/daemon.json`, so agents' commands can tell no daemon serves them.
 //! - `run`: composition of the daemon: tasks, HTTP server, ordered shutdown.
 //! - `web`: the HTTP surface (JSON API, SSE, health, metrics) over `App`.
 
@@ -23,6 +24,7 @@ pub mod auth;
 pub mod config;
 pub mod contract;
 pub mod events;
+pub mod heartbeat;
 pub mod metrics;
 pub mod pipeline;
 pub mod routing;

@@ -10,6 +10,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let shutdown = app.shutdown_token();
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
     let anchors = tokio::spawn(flush_anchors(app.clone()));
+    let heartbeat = tokio::spawn(crate::heartbeat::run(app.clone()));
     let app_for_anchors = app.clone();
     let router = crate::web::router(app);
     let served = axum::serve(listener, router)
@@ -23,6 +24,8 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     anchors.abort();
     // After ingest has stopped, so the anchors cover every event.
     let _ = tokio::task::spawn_blocking(move || app_for_anchors.flush_anchors()).await;
+    // It ends on the shutdown token, removing the heartbeat files as it goes.
+    let _ = heartbeat.await;
     served?;
     Ok(())
 }

@@ -13,12 +13,21 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
         Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "failing"),
         None => (StatusCode::OK, "ok"),
     };
-    let body = json!({
+    let workspaces = app.workspaces();
+    let mut body = json!({
         "status": state,
         "ready": app.is_ready(),
-        "workspaces": app.workspaces().len(),
-        "reason": app.failing(),
+        "workspaces": workspaces.len(),
     });
+    // Absent rather than null, like every other optional field baton writes.
+    if let Some(reason) = app.failing() {
+        body["reason"] = json!(reason);
+    }
+    let roots: Vec<_> = workspaces.iter().map(|w| w.ws.root.clone()).collect();
+    let empty = app.config().empty_entries(app.roots(), &roots);
+    if !empty.is_empty() {
+        body["empty_entries"] = json!(empty);
+    }
     (status, Json(body))
 }
 

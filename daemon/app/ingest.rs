@@ -38,7 +38,11 @@ impl App {
                 ws.lock().current = None;
                 return;
             }
-            Ok(Some(bytes)) => (sha256_hex(&bytes), judge(&bytes, &limits), bytes),
+            Ok(Some(bytes)) => (
+                sha256_hex(&bytes),
+                judge(&ws.ws.name, &bytes, &limits),
+                bytes,
+            ),
             Err(ReadError::TooLarge { size, .. }) => {
                 refused(oversize_digest(size), json::too_large(size, &limits))
             }
@@ -66,7 +70,7 @@ impl App {
         // Checking artifacts may hash big files: done before taking the workspace lock, so
         // decisions and queries on this workspace are not held up meanwhile.
         let artifact_problems = match &verdict {
-            Verdict::Valid(acc) => self.artifact_problems(ws, &acc.doc),
+            Verdict::Valid(acc) => workspace::artifact_problems(&ws.ws, &acc.value),
             Verdict::Invalid { .. } => Vec::new(),
         };
         let mut st = ws.lock();
@@ -114,7 +118,7 @@ impl App {
         bytes: &[u8],
         raw_sha: String,
     ) -> io::Result<()> {
-        let key = validate::handoff_key(&acc.doc, &acc.digest);
+        let key = validate::handoff_key(&ws.ws.name, &acc);
         st.current = Some(Current {
             raw_sha,
             key: key.clone(),
@@ -147,10 +151,12 @@ impl App {
             }
         }
         let result = if problems.is_empty() {
+            // Archived as kept: without the `null` fields that stood for absent ones.
+            let kept = acc.kept_bytes(bytes);
             match st.records.get(&key) {
                 Some(rec) if rec.meta.digest == acc.digest => self.repair(ws, st, &key),
-                Some(_) => self.revise(ws, st, &key, acc, bytes),
-                None => self.receive(ws, st, key.clone(), acc, bytes),
+                Some(_) => self.revise(ws, st, &key, acc, &kept),
+                None => self.receive(ws, st, key.clone(), acc, &kept),
             }
         } else {
             let text = std::str::from_utf8(bytes).expect("accepted handoffs are UTF-8");
@@ -332,11 +338,11 @@ const NOT_REGULAR: &str =
 const UNREADABLE: &str =
     "cannot read handoff.json: permission denied; make it readable by the daemon's user";
 
-fn judge(bytes: &[u8], limits: &crate::contract::Limits) -> Verdict {
+fn judge(workspace: &str, bytes: &[u8], limits: &crate::contract::Limits) -> Verdict {
     match validate::handoff(bytes, limits) {
         Ok(accepted) => Verdict::Valid(Box::new(accepted)),
         Err(r) => Verdict::Invalid {
-            key: validate::rejected_key(&r),
+            key: validate::rejected_key(workspace, &r),
             task_id: r.field("task_id").unwrap_or_default().to_string(),
             digest: r.digest,
             problems: r.problems,
@@ -359,7 +365,9 @@ fn key_taken(key: &str, owner: &str, has_id: bool) -> String {
     if has_id {
         format!("id \"{key}\" is already used in workspace \"{owner}\"; keys are unique across the daemon, use a new id")
     } else {
-        format!("the same handoff (key {key}) was already received in workspace \"{owner}\"; give this one an id")
+        // A derived key includes this workspace: the clash is with an id chosen elsewhere,
+        // which this handoff has nothing to do with, so no other workspace is named.
+        format!("key {key} is already used by another handoff; give this one an id")
     }
 }
 

@@ -1,12 +1,10 @@
-//! Invalid handoffs: the checks only the workspace can make (artifacts that are missing,
-//! escape it or do not match their sha256), and the `invalid` answer that lists every problem
-//! so the agent learns what to fix.
+//! Invalid handoffs: the `invalid` answer that lists every problem so the agent learns what
+//! to fix. (The checks only the workspace can make are `workspace::artifact_problems`.)
 
 use super::ingest::write_json;
 use super::{load, App, Ws};
-use crate::contract::{Decision, Handoff, Outcome, Problem};
+use crate::contract::{Decision, Outcome, Problem};
 use crate::events::{now_rfc3339, Event, EventType};
-use crate::workspace;
 use serde_json::json;
 use std::io;
 
@@ -58,30 +56,5 @@ impl App {
             Event::new(EventType::HandoffInvalid, &ws.ws.name, Some(key), data),
         );
         Ok(())
-    }
-
-    /// Problems only the workspace can show: artifacts missing, escaping it, or changed.
-    pub(super) fn artifact_problems(&self, ws: &Ws, doc: &Handoff) -> Vec<Problem> {
-        let mut problems = Vec::new();
-        for (i, artifact) in doc.artifacts.iter().enumerate() {
-            let at = format!("/artifacts/{i}");
-            match workspace::resolve(&ws.ws.root, &artifact.path) {
-                Err(e) => problems.push(Problem::new(format!("{at}/path"), e.to_string())),
-                Ok(real) => {
-                    let Some(want) = &artifact.sha256 else {
-                        continue;
-                    };
-                    match ws.ws.sha256(&real) {
-                        Ok(got) if got.eq_ignore_ascii_case(want) => {}
-                        Ok(got) => problems.push(Problem::new(
-                            format!("{at}/sha256"),
-                            format!("does not match the file: its sha256 is {got}; recompute it after the last write"),
-                        )),
-                        Err(e) => problems.push(Problem::new(format!("{at}/path"), format!("cannot read \"{}\": {e}", artifact.path))),
-                    }
-                }
-            }
-        }
-        problems
     }
 }
