@@ -8,6 +8,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod inert;
+mod paths;
+
 /// The configuration used when no file is given and `./baton.toml` does not exist.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 
@@ -25,7 +28,11 @@ pub struct Config {
     pub listen: SocketAddr,
     pub public_url: String,
     pub data_dir: PathBuf,
+    /// The `workspaces` entries, resolved against the file's folder (canonical once
+    /// `check_paths` has run).
     pub workspaces: Vec<PathBuf>,
+    /// The same entries as written in the file, to name them in messages.
+    pub workspace_entries: Vec<String>,
     /// `Some`: poll every workspace at this interval instead of using kernel events.
     pub poll: Option<Duration>,
     /// How long an in-place write must be quiet before the file is read.
@@ -269,6 +276,11 @@ impl RawConfig {
             listen,
             data_dir: base.join(self.data_dir),
             workspaces: self.workspaces.iter().map(|w| base.join(w)).collect(),
+            workspace_entries: self
+                .workspaces
+                .iter()
+                .map(|w| w.display().to_string())
+                .collect(),
             poll: (self.poll_ms > 0).then(|| Duration::from_millis(self.poll_ms)),
             settle: Duration::from_millis(self.settle_ms),
             reconcile: Duration::from_secs(self.reconcile_s),

@@ -93,6 +93,10 @@ pub const MAX_EVENT_STRING: usize = 1024;
 impl Event {
     pub fn new(kind: EventType, workspace: &str, key: Option<&str>, mut data: Value) -> Event {
         clip_strings(&mut data);
+        // An absent field (no title, no comment) is left out, never written as `null`.
+        if let Value::Object(map) = &mut data {
+            map.retain(|_, v| !v.is_null());
+        }
         Event {
             kind,
             at: now_rfc3339(),

@@ -16,6 +16,7 @@
 //! - `store`: the daemon's records of each workspace in data_dir, out of agents' reach.
 //! - `auth`: bearer tokens -> `Actor`; `routing`: routes and who may decide.
 //! - `metrics`: Prometheus metrics.
+//! - `heartbeat`: `.baton/daemon.json`, so agents' commands can tell no daemon serves them.
 //! - `run`: composition of the daemon: tasks, HTTP server, ordered shutdown.
 //! - `web`: the HTTP surface (JSON API, SSE, health, metrics) over `App`, and `web::server`,
 //!   the accept loop (connection limit, header timeout, shutdown deadline).
@@ -26,6 +27,7 @@ pub mod auth;
 pub mod config;
 pub mod contract;
 pub mod events;
+pub mod heartbeat;
 pub mod metrics;
 pub mod pipeline;
 pub mod routing;

@@ -8,7 +8,10 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    cli::init_tracing(args.log_format);
+    if let Err(e) = cli::init_tracing(args.log_format) {
+        eprintln!("baton: {e}");
+        return ExitCode::from(2);
+    }
     match cli::dispatch(args.command) {
         Ok(code) => code,
         Err(e) => {

@@ -17,6 +17,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let shutdown = app.shutdown_token();
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
     let anchors = tokio::spawn(flush_anchors(app.clone()));
+    let heartbeat = tokio::spawn(crate::heartbeat::run(app.clone()));
     let app_for_anchors = app.clone();
     let router = crate::web::router(app);
     crate::web::server::serve(listener, router, &http, max_connections, shutdown.clone()).await;
@@ -28,6 +29,8 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     anchors.abort();
     // After ingest has stopped, so the anchors cover every event.
     let _ = tokio::task::spawn_blocking(move || app_for_anchors.flush_anchors()).await;
+    // It ends on the shutdown token, removing the heartbeat files as it goes.
+    let _ = heartbeat.await;
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use baton::contract::validate::{self, sha256_hex};
 use baton::contract::{json, Limits};
 
 #[test]
-fn the_key_without_id_is_the_sha256_of_canonical_json_whatever_the_formatting() {
+fn the_key_without_id_is_the_sha256_of_workspace_nul_canonical_json_whatever_the_formatting() {
     let a =
         br#"{"task_id":"t","from_agent":"a","handoff_version":"1","context":{"b":1,"a":[1,2]}}"#;
     let b = b"{\n  \"handoff_version\": \"1\",\n  \"context\": {\"a\": [1, 2], \"b\": 1},\n  \"from_agent\": \"a\",\n  \"task_id\": \"t\"\n}";
@@ -15,13 +15,15 @@ fn the_key_without_id_is_the_sha256_of_canonical_json_whatever_the_formatting() 
     );
     let canonical =
         br#"{"context":{"a":[1,2],"b":1},"from_agent":"a","handoff_version":"1","task_id":"t"}"#;
-    assert_eq!(
-        validate::handoff_key(&a.doc, &a.digest),
-        sha256_hex(canonical)
-    );
-    assert_eq!(
-        validate::handoff_key(&b.doc, &b.digest),
-        sha256_hex(canonical)
+    let keyed = [b"alpha\0".as_slice(), canonical].concat();
+    assert_eq!(validate::handoff_key("alpha", &a), sha256_hex(&keyed));
+    assert_eq!(validate::handoff_key("alpha", &b), sha256_hex(&keyed));
+    // The digest (what `decision.json` answers) is of the content alone.
+    assert_eq!(a.digest, sha256_hex(canonical));
+    assert_ne!(
+        validate::handoff_key("beta", &a),
+        validate::handoff_key("alpha", &a),
+        "the same content in another workspace is another handoff"
     );
 }
 
@@ -29,7 +31,7 @@ fn the_key_without_id_is_the_sha256_of_canonical_json_whatever_the_formatting() 
 fn the_key_is_the_id_when_there_is_one() {
     let doc = br#"{"handoff_version":"1.2.0","task_id":"t","from_agent":"a","id":"job:42.v1"}"#;
     let a = validate::handoff(doc, &Limits::default()).unwrap();
-    assert_eq!(validate::handoff_key(&a.doc, &a.digest), "job:42.v1");
+    assert_eq!(validate::handoff_key("alpha", &a), "job:42.v1");
 }
 
 #[test]

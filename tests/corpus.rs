@@ -15,8 +15,9 @@ mod syntax;
 mod workspace;
 
 use crate::util::{self, baton, bytes, decision, wait_until, Daemon, TestEnv};
-use baton::contract::validate::{oversize_digest, sha256_hex, valid_id};
-use baton::contract::{json, Limits};
+use baton::contract::schema::Kind;
+use baton::contract::validate::{derived_key, oversize_digest, sha256_hex, valid_id};
+use baton::contract::{json, nulls, Limits};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -183,9 +184,13 @@ impl Feeder<'_> {
             let digest = oversize_digest(content.len() as u64);
             return (digest.clone(), digest);
         }
-        // The digest is of the canonical JSON when the file parsed, else of its bytes; the key
-        // is the id when the file parsed and its id is well-formed, else the digest.
-        let parsed = json::parse(content, &limits).ok();
+        // The digest is of the canonical JSON (null optional fields dropped) when the file
+        // parsed, else of its bytes; the key is the id when the file parsed and its id is
+        // well-formed, else derived from the workspace and the JSON, else the digest.
+        let mut parsed = json::parse(content, &limits).ok();
+        if let Some(v) = parsed.as_mut() {
+            nulls::drop_absent(Kind::Handoff, v);
+        }
         let digest = parsed
             .as_ref()
             .map_or_else(|| sha256_hex(content), |v| sha256_hex(&json::canonical(v)));
@@ -193,7 +198,12 @@ impl Feeder<'_> {
             .as_ref()
             .and_then(|v| v["id"].as_str())
             .filter(|id| valid_id(id));
-        let key = id.map_or_else(|| digest.clone(), str::to_string);
+        let workspace = self.dir.file_name().unwrap().to_str().unwrap();
+        let key = match (id, &parsed) {
+            (Some(id), _) => id.to_string(),
+            (None, Some(v)) => derived_key(workspace, v),
+            (None, None) => digest.clone(),
+        };
         (digest, key)
     }
 

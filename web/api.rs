@@ -2,9 +2,10 @@
 
 use super::{ApiError, Caller};
 use crate::app::{App, Decided, DecisionRequest, Detail, StateFilter, Summary};
-use axum::extract::rejection::JsonRejection;
+use crate::contract::decision::ReviewerOutcome;
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
@@ -36,11 +37,50 @@ pub async fn get(
     detail.map(Json).ok_or(missing)
 }
 
+/// The body of `POST .../decision`, as a reviewer may write it: only their three outcomes, so
+/// an unknown one is answered with exactly those.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    outcome: ReviewerOutcome,
+    #[serde(default)]
+    comment: Option<String>,
+    #[serde(default)]
+    revision: Option<u32>,
+    #[serde(default)]
+    handoff_sha256: Option<String>,
+}
+
+/// Reads a JSON body. The `Content-Type: application/json` header is required, and named when
+/// missing: it keeps a cross-site form from posting a decision once the API also takes
+/// session cookies (a browser sends JSON only after a CORS preflight).
+fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<T, ApiError> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let is_json = content_type
+        .and_then(|t| t.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if !is_json {
+        let sent = content_type.map_or("no Content-Type header".to_string(), |t| {
+            format!("Content-Type: {t}")
+        });
+        return Err(ApiError::Unprocessable(format!(
+            "send the body as JSON with the header `Content-Type: application/json` (this request had {sent})"
+        )));
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::Unprocessable(format!("bad body: {e}")))
+}
+
 pub async fn decide(
     State(app): State<App>,
     Caller(actor): Caller,
     Path(key): Path<String>,
-    body: Result<Json<DecisionRequest>, JsonRejection>,
+    headers: HeaderMap,
+    body: Bytes,
 ) -> Result<Response, ApiError> {
     if matches!(actor, crate::auth::Actor::Agent { .. }) {
         // Who may decide is settled before what the body says.
@@ -48,7 +88,13 @@ pub async fn decide(
             "agent tokens cannot decide handoffs".into(),
         ));
     }
-    let Json(request) = body.map_err(|e| ApiError::Unprocessable(e.body_text()))?;
+    let body: DecisionBody = json_body(&headers, &body)?;
+    let request = DecisionRequest {
+        outcome: body.outcome.into(),
+        comment: body.comment,
+        revision: body.revision,
+        handoff_sha256: body.handoff_sha256,
+    };
     let decided = blocking(move || app.decide(&key, request, &actor)).await??;
     Ok(match decided {
         Decided::Closed(decision) => Json(decision).into_response(),

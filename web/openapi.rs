@@ -31,8 +31,8 @@ pub fn document() -> Value {
                     "error": { "type": "string" }, "decision": { "$ref": "#/components/schemas/Decision" } } },
                 "Summary": { "type": "object", "required": ["key", "task_id", "workspace", "from_agent", "state", "received_at"],
                     "properties": { "key": {"type": "string"}, "task_id": {"type": "string"}, "workspace": {"type": "string"},
-                        "from_agent": {"type": "string"}, "title": {"type": ["string", "null"]}, "trigger": {"type": ["string", "null"]},
-                        "confidence": {"type": ["number", "null"]}, "state": {"enum": ["pending", "decided"]},
+                        "from_agent": {"type": "string"}, "title": {"type": "string"}, "trigger": {"type": "string"},
+                        "confidence": {"type": "number"}, "state": {"enum": ["pending", "decided"]},
                         "received_at": {"type": "string", "format": "date-time"}, "outcome": {"type": "string"} } },
                 "DecisionRequest": { "type": "object", "required": ["outcome"], "additionalProperties": false, "properties": {
                     "outcome": { "enum": ["approved", "rejected", "changes_requested"] }, "comment": { "type": "string" } } }
@@ -47,9 +47,9 @@ pub fn document() -> Value {
                                "401": error_response("no or unknown credentials"), "422": error_response("bad state") } } },
             "/api/v1/handoffs/{key}": { "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string" } }],
                 "get": bearer_get("One handoff with its checkpoints and decision", json_of(json!({ "type": "object",
-                    "required": ["key", "workspace", "state", "handoff", "checkpoints", "decision"],
+                    "required": ["key", "workspace", "state", "handoff", "checkpoints"],
                     "properties": { "handoff": { "$ref": "#/components/schemas/Handoff" },
-                                    "decision": { "oneOf": [{ "$ref": "#/components/schemas/Decision" }, { "type": "null" }] } } }))) },
+                                    "decision": { "$ref": "#/components/schemas/Decision", "description": "absent while pending" } } }))) },
             "/api/v1/handoffs/{key}/decision": { "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string" } }],
                 "post": { "summary": "Decide a pending handoff", "security": [{ "bearer": [] }],
                     "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DecisionRequest" } } } },
@@ -66,7 +66,12 @@ pub fn document() -> Value {
                 "security": [{ "bearer": [] }],
                 "responses": { "200": { "description": "event stream", "content": { "text/event-stream": {} } },
                                "401": error_response("no or unknown credentials") } } },
-            "/healthz": { "get": { "summary": "Liveness and readiness", "responses": { "200": { "description": "OK" } } } },
+            "/healthz": { "get": { "summary": "Liveness and readiness", "responses": {
+                "200": json_of(json!({ "type": "object", "required": ["status", "ready", "workspaces"], "properties": {
+                    "status": { "enum": ["ok", "failing"] }, "ready": { "type": "boolean" }, "workspaces": { "type": "integer" },
+                    "reason": { "type": "string", "description": "why it is failing (503)" },
+                    "empty_entries": { "type": "array", "items": { "type": "string" },
+                                       "description": "config `workspaces` entries that hold no workspace" } } })) } } },
             "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "OpenMetrics text" } } } }
         }
     })

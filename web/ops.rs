@@ -13,11 +13,13 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
         Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "failing"),
         None => (StatusCode::OK, "ok"),
     };
+    let workspaces = app.workspaces();
     let mut body = json!({
         "status": state,
         "ready": app.is_ready(),
-        "workspaces": app.workspaces().len(),
+        "workspaces": workspaces.len(),
     });
+    // Absent rather than null, like every other optional field baton writes.
     if let Some(reason) = app.failing() {
         body["reason"] = json!(reason);
     }
@@ -26,6 +28,11 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
         // Tampering is an alert for people, not a reason to take the daemon out of service.
         // Unauthenticated: the count only; `baton audit verify` and the logs say what and where.
         body["tamper_alerts"] = json!(alerts);
+    }
+    let roots: Vec<_> = workspaces.iter().map(|w| w.ws.root.clone()).collect();
+    let empty = app.config().empty_entries(app.roots(), &roots);
+    if !empty.is_empty() {
+        body["empty_entries"] = json!(empty);
     }
     (status, Json(body))
 }

@@ -71,49 +71,29 @@ pub(super) struct Deferred;
 
 impl App {
     /// Problems only the workspace can show (artifacts missing, escaping it, not matching
-    /// their sha256), and the stamps of the artifacts as they are now.
+    /// their sha256: the checks `baton submit` makes too), and the stamps of the artifacts as
+    /// they are now.
     pub(super) fn check_artifacts(
         &self,
         ws: &Ws,
         doc: &Handoff,
+        value: &serde_json::Value,
     ) -> Result<(Vec<Problem>, Vec<Stamp>), Deferred> {
         self.defer_big_hashes(ws, doc)?;
-        let mut problems = Vec::new();
         let mut stamps = Vec::new();
         let mut budget = MAX_HASH_BYTES;
-        for (i, artifact) in doc.artifacts.iter().enumerate() {
-            let at = format!("/artifacts/{i}");
-            let real = match workspace::resolve(&ws.ws.root, &artifact.path) {
-                Err(e) => {
-                    problems.push(Problem::new(format!("{at}/path"), e.to_string()));
-                    continue;
-                }
-                Ok(real) => real,
-            };
-            let (identity, got) = match self.hash(ws, &real, &mut budget) {
-                Ok(done) => done,
-                Err(e) => {
-                    let message = format!("cannot read \"{}\": {e}", artifact.path);
-                    problems.push(Problem::new(format!("{at}/path"), message));
-                    continue;
-                }
-            };
-            if artifact
-                .sha256
-                .as_ref()
-                .is_some_and(|want| !got.eq_ignore_ascii_case(want))
-            {
-                problems.push(Problem::new(
-                    format!("{at}/sha256"),
-                    format!("does not match the file: its sha256 is {got}; recompute it after the last write"),
-                ));
+        let problems = workspace::artifact_problems_with(&ws.ws, value, &mut |real, _| {
+            let hashed = self.hash(ws, real, &mut budget);
+            if let Ok((identity, sha256)) = &hashed {
+                let path = real.strip_prefix(&ws.ws.root).unwrap_or(real);
+                stamps.push(Stamp {
+                    path: path.to_string_lossy().into_owned(),
+                    sha256: sha256.clone(),
+                    identity: identity.clone(),
+                });
             }
-            stamps.push(Stamp {
-                path: artifact.path.clone(),
-                sha256: got,
-                identity,
-            });
-        }
+            Some(hashed.map(|(_, digest)| digest))
+        });
         Ok((problems, stamps))
     }
 

@@ -47,7 +47,11 @@ impl App {
                 ws.lock().current = None;
                 return true;
             }
-            Ok(Some(bytes)) => (sha256_hex(&bytes), judge(&bytes, &limits), bytes),
+            Ok(Some(bytes)) => (
+                sha256_hex(&bytes),
+                judge(&ws.ws.name, &bytes, &limits),
+                bytes,
+            ),
             Err(ReadError::TooLarge { size, .. }) => {
                 refused(oversize_digest(size), json::too_large(size, &limits))
             }
@@ -75,7 +79,7 @@ impl App {
         // Checking artifacts may hash big files: done before taking the workspace lock, so
         // decisions and queries on this workspace are not held up meanwhile.
         let (artifact_problems, stamps) = match &verdict {
-            Verdict::Valid(acc) => match self.check_artifacts(ws, &acc.doc) {
+            Verdict::Valid(acc) => match self.check_artifacts(ws, &acc.doc, &acc.value) {
                 Ok(checked) => checked,
                 Err(super::artifacts::Deferred) => {
                     // Processed again when the background hashing is done.
@@ -140,7 +144,7 @@ impl App {
             mut problems,
             stamps,
         } = checked;
-        let key = validate::handoff_key(&acc.doc, &acc.digest);
+        let key = validate::handoff_key(&ws.ws.name, &acc);
         st.current = Some(Current {
             raw_sha,
             key: key.clone(),
@@ -170,7 +174,7 @@ impl App {
             ..
         }) = st.records.get(&key)
         {
-            if meta.digest != acc.digest && d.outcome != Outcome::ChangesRequested {
+            if meta.digest != acc.digest && !d.outcome.allows_revision() {
                 problems.push(Problem::new(
                     "/id",
                     format!("handoff \"{key}\" was already decided ({}); its content cannot change, use a new id for new work", d.outcome.as_str()),
@@ -178,10 +182,12 @@ impl App {
             }
         }
         let result = if problems.is_empty() {
+            // Archived as kept: without the `null` fields that stood for absent ones.
+            let kept = acc.kept_bytes(bytes);
             match st.records.get(&key) {
                 Some(rec) if rec.meta.digest == acc.digest => self.repair(ws, st, &key),
-                Some(_) => self.revise(ws, st, &key, acc, stamps, bytes),
-                None => self.receive(ws, st, key.clone(), acc, stamps, bytes),
+                Some(_) => self.revise(ws, st, &key, acc, stamps, &kept),
+                None => self.receive(ws, st, key.clone(), acc, stamps, &kept),
             }
         } else {
             let text = std::str::from_utf8(bytes).expect("accepted handoffs are UTF-8");
@@ -450,11 +456,11 @@ const NOT_REGULAR: &str =
 const UNREADABLE: &str =
     "cannot read handoff.json: permission denied; make it readable by the daemon's user";
 
-fn judge(bytes: &[u8], limits: &crate::contract::Limits) -> Verdict {
+fn judge(workspace: &str, bytes: &[u8], limits: &crate::contract::Limits) -> Verdict {
     match validate::handoff(bytes, limits) {
         Ok(accepted) => Verdict::Valid(Box::new(accepted)),
         Err(r) => Verdict::Invalid {
-            key: validate::rejected_key(&r),
+            key: validate::rejected_key(workspace, &r),
             task_id: r.field("task_id").unwrap_or_default().to_string(),
             digest: r.digest,
             problems: r.problems,
@@ -477,7 +483,9 @@ fn key_taken(key: &str, owner: &str, has_id: bool) -> String {
     if has_id {
         format!("id \"{key}\" is already used in workspace \"{owner}\"; keys are unique across the daemon, use a new id")
     } else {
-        format!("the same handoff (key {key}) was already received in workspace \"{owner}\"; give this one an id")
+        // A derived key includes this workspace: the clash is with an id chosen elsewhere,
+        // which this handoff has nothing to do with, so no other workspace is named.
+        format!("key {key} is already used by another handoff; give this one an id")
     }
 }
 

@@ -1,6 +1,5 @@
-//! Invalid handoffs: the checks only the workspace can make (artifacts that are missing,
-//! escape it or do not match their sha256), and the `invalid` answer that lists every problem
-//! so the agent learns what to fix.
+//! Invalid handoffs: the `invalid` answer that lists every problem so the agent learns what
+//! to fix. (The checks only the workspace can make are `workspace::artifact_problems`.)
 
 use super::ingest::write_json;
 use super::{load, App, Ws};

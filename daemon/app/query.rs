@@ -25,8 +25,12 @@ pub struct Summary {
     pub task_id: String,
     pub workspace: String,
     pub from_agent: String,
+    // Absent fields are left out, never `null` (as in the contract files).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
     pub state: &'static str,
     pub received_at: String,
@@ -46,7 +50,10 @@ pub struct Detail {
     /// How many checkpoints the task has in all.
     pub checkpoints_total: usize,
     /// The newest step of the task: where it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub latest_checkpoint: Option<CheckpointRecord>,
+    /// Absent while pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
     pub revision: u32,
     pub received_at: String,

@@ -8,13 +8,50 @@ use std::io::{IsTerminal, Read};
 use std::path::Path;
 use std::process::ExitCode;
 
-pub fn init(dir: &Path) -> anyhow::Result<ExitCode> {
+pub fn init(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ws = workspace::init(dir)?;
     println!("workspace \"{}\" ready at {}", ws.name, ws.root.display());
     println!(
         "agents write handoff.json, checkpoints/*.json and inbox/**; baton writes decision.json"
     );
+    match coverage(&ws, config) {
+        Ok(how) => println!("{how}"),
+        Err(why) => eprintln!("baton: warning: {why}"),
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// How the daemon of `config` (default: as `serve` picks it) will find `ws`: which entry of
+/// its `workspaces` covers it, or why none will. A workspace nobody watches is the silent
+/// failure this exists to prevent: its agent would wait forever.
+fn coverage(ws: &Workspace, config: Option<&Path>) -> Result<String, String> {
+    let config = Config::load(config)
+        .map_err(|e| format!("cannot tell whether a daemon will find this workspace: {e}"))?;
+    let source = &config.source_name;
+    for (i, entry) in config.workspaces.iter().enumerate() {
+        // An entry that does not exist covers nothing; `serve` reports it.
+        let Ok(entry) = entry.canonicalize() else {
+            continue;
+        };
+        let key = config.entry_key(i);
+        if entry == ws.root {
+            return Ok(format!(
+                "the daemon finds it through {source}: {key} is this workspace \
+                 (a daemon running since before it was one finds it at its next start)"
+            ));
+        }
+        if ws.root.parent() == Some(entry.as_path()) && !workspace::is_workspace(&entry) {
+            return Ok(format!(
+                "the daemon finds it through {source}: {key} holds workspaces in its \
+                 sub-folders (a running daemon adopts this one within seconds)"
+            ));
+        }
+    }
+    Err(format!(
+        "no `workspaces` entry of {source} covers {}, so the daemon will not find it: add \
+         this folder, or its parent folder as a folder of workspaces, to `workspaces`",
+        ws.root.display()
+    ))
 }
 
 pub fn schema(kind: Kind) -> anyhow::Result<ExitCode> {

@@ -1,15 +1,15 @@
-//! The agent-side commands: `validate`, `submit`, `wait`. They work on files alone, so an
-//! agent can use them on a shared folder without reaching the daemon.
+//! The agent-side commands: `validate`, `wait` (and `submit`, in its own file). They work on
+//! files alone, so an agent can use them on a shared folder without reaching the daemon.
 
 use baton::contract::schema::Kind;
 use baton::contract::validate::{self, oversize_digest, sha256_hex, Rejected};
-use baton::contract::{json, Decision, Limits, Problem};
+use baton::contract::{json, Decision, Handoff, Limits, Problem};
 use baton::workspace::{self, ReadError, Workspace};
 use std::path::Path;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-fn read(file: &Path, limits: &Limits) -> anyhow::Result<Vec<u8>> {
+pub(super) fn read(file: &Path, limits: &Limits) -> anyhow::Result<Vec<u8>> {
     match workspace::read_limited(file, limits.max_bytes) {
         Ok(Some(bytes)) => Ok(bytes),
         Ok(None) => anyhow::bail!("{}: no such file", file.display()),
@@ -26,11 +26,11 @@ fn read(file: &Path, limits: &Limits) -> anyhow::Result<Vec<u8>> {
 
 /// The daemon's limits as `./baton.toml` sets them (else the defaults), so an agent's check
 /// agrees with what the daemon will say.
-fn limits() -> Limits {
+pub(super) fn limits() -> Limits {
     baton::config::Config::load(None).map_or_else(|_| Limits::default(), |c| c.limits)
 }
 
-fn print_problems(problems: &[Problem]) -> ExitCode {
+pub(super) fn print_problems(problems: &[Problem]) -> ExitCode {
     for p in problems {
         println!("{p}");
     }
@@ -43,12 +43,22 @@ pub fn validate(file: &Path, kind: Option<Kind>) -> anyhow::Result<ExitCode> {
         Ok(b) => b,
         Err(e) => return Ok(print_problems(&[Problem::new("", format!("{e:#}"))])),
     };
-    let kind = kind.unwrap_or_else(|| guess_kind(&bytes));
+    let kind = kind.unwrap_or_else(|| kind_of(file, &bytes));
     let result: Result<String, Rejected> = match kind {
         Kind::Handoff => validate::handoff(&bytes, &limits).map(|a| {
-            let key = validate::handoff_key(&a.doc, &a.digest);
+            note_not_acted_on(&a.doc);
+            // Without an id the key depends on the workspace: known if the file is in one.
+            let folder = file.parent().filter(|d| !d.as_os_str().is_empty());
+            let workspace = Workspace::open(folder.unwrap_or(Path::new("."))).ok();
+            let key = match (&a.doc.id, workspace) {
+                (Some(id), _) => format!("key {id}"),
+                (None, Some(ws)) => format!("key {}", validate::handoff_key(&ws.name, &a)),
+                (None, None) => {
+                    "no id: its key is derived from the workspace it is submitted to".into()
+                }
+            };
             format!(
-                "valid handoff (handoff_version {}): key {key}",
+                "valid handoff (handoff_version {}): {key}",
                 a.doc.handoff_version
             )
         }),
@@ -75,9 +85,34 @@ pub fn validate(file: &Path, kind: Option<Kind>) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// The kind of a document by its top-level version field (a handoff by default, so that a
-/// broken file is judged as the handoff it most likely is).
-fn guess_kind(bytes: &[u8]) -> Kind {
+/// Says on standard error which fields of a valid handoff nothing acts on yet.
+pub(super) fn note_not_acted_on(doc: &Handoff) {
+    let fields = doc.fields_not_acted_on();
+    if !fields.is_empty() {
+        let verb = if fields.len() == 1 { "is" } else { "are" };
+        eprintln!(
+            "baton: note: {} {verb} kept and shown to reviewers, but not acted on yet (no escalation)",
+            fields.join(" and ")
+        );
+    }
+}
+
+/// The kind of a document as the daemon would take it: by its place (`handoff.json`,
+/// `decision.json`, a file under `checkpoints/`), else by its top-level version field, else a
+/// handoff, so that a broken file is judged as what it most likely is.
+fn kind_of(file: &Path, bytes: &[u8]) -> Kind {
+    match file.file_name().and_then(|n| n.to_str()) {
+        Some(workspace::HANDOFF_FILE) => return Kind::Handoff,
+        Some(workspace::DECISION_FILE) => return Kind::Decision,
+        _ => {}
+    }
+    let folders = file.parent().into_iter().flat_map(Path::components);
+    if folders
+        .into_iter()
+        .any(|c| c.as_os_str() == workspace::CHECKPOINTS_DIR)
+    {
+        return Kind::Checkpoint;
+    }
     let value: Option<serde_json::Value> = serde_json::from_slice(bytes).ok();
     let has = |field: &str| value.as_ref().is_some_and(|v| v.get(field).is_some());
     if has("checkpoint_version") {
@@ -87,35 +122,6 @@ fn guess_kind(bytes: &[u8]) -> Kind {
     } else {
         Kind::Handoff
     }
-}
-
-pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
-    let ws = Workspace::open(dir)?;
-    let limits = limits();
-    let bytes = read(file, &limits)?;
-    let accepted = match validate::handoff(&bytes, &limits) {
-        Ok(a) => a,
-        Err(rejected) => return Ok(print_problems(&rejected.problems)),
-    };
-    let text = std::str::from_utf8(&bytes).expect("accepted handoffs are UTF-8");
-    let problems: Vec<Problem> = accepted
-        .doc
-        .artifacts
-        .iter()
-        .enumerate()
-        .filter_map(|(i, a)| {
-            let e = workspace::resolve(&ws.root, &a.path).err()?;
-            Some(Problem::new(format!("/artifacts/{i}/path"), e.to_string()))
-        })
-        .collect();
-    let problems = validate::finish(text, problems, 0);
-    if !problems.is_empty() {
-        return Ok(print_problems(&problems));
-    }
-    workspace::write_atomic(&ws.handoff_path(), &bytes)?;
-    let key = validate::handoff_key(&accepted.doc, &accepted.digest);
-    println!("submitted {key} as {}", ws.handoff_path().display());
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The digests a decision answering these handoff bytes may carry, whatever limits the daemon
@@ -130,9 +136,7 @@ fn digests_of(path: &Path) -> anyhow::Result<Vec<String>> {
     match workspace::read_limited(path, 64 * 1024 * 1024) {
         Ok(Some(bytes)) => {
             digests.push(sha256_hex(&bytes));
-            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&bytes) {
-                digests.push(sha256_hex(&json::canonical(&value)));
-            }
+            digests.extend(validate::handoff_digest(&bytes));
         }
         Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             digests.push(sha256_hex(b"unreadable"));
@@ -144,6 +148,7 @@ fn digests_of(path: &Path) -> anyhow::Result<Vec<String>> {
 
 pub fn wait(dir: &Path, timeout: Option<f64>) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(dir)?;
+    warn_if_unserved(&ws);
     let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
     loop {
         let handoff = ws.handoff_path();
@@ -170,5 +175,17 @@ pub fn wait(dir: &Path, timeout: Option<f64>) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(7));
         }
         std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Warns on standard error when no running daemon serves `ws` (its heartbeat is missing or
+/// stale): the agent would otherwise wait for an answer that cannot come.
+pub(super) fn warn_if_unserved(ws: &Workspace) {
+    if let Err(why) = baton::heartbeat::check(ws) {
+        eprintln!(
+            "baton: warning: no running daemon serves {}: {why}; a handoff there is answered \
+             only once a daemon whose `workspaces` cover it runs (`baton init` says which)",
+            ws.root.display()
+        );
     }
 }

@@ -3,10 +3,28 @@
 mod admin;
 mod agent;
 mod serve;
+mod submit;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+const CONFIG_HELP: &str =
+    "Configuration file [default: ./baton.toml if it exists, else the embedded default]";
+
+const WAIT_EXIT_CODES: &str = "\
+Exit codes:
+  0  approved
+  1  error (no workspace, no handoff.json, ...)
+  2  usage
+  3  rejected
+  4  changes_requested
+  5  invalid (decision.json lists the problems)
+  6  expired
+  7  timeout (no decision within --timeout)
+  8  reassigned
+  9  withdrawn (superseded by a newer handoff)";
 
 #[derive(Parser)]
 #[command(
@@ -32,25 +50,41 @@ pub enum LogFormat {
 pub enum Command {
     /// Run the daemon (default config: ./baton.toml if present, else the embedded default).
     Serve {
-        #[arg(long)]
+        #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
         config: Option<PathBuf>,
     },
-    /// Create a workspace folder (inbox/, checkpoints/, .baton/).
-    Init { dir: PathBuf },
+    /// Create a workspace folder (inbox/, checkpoints/, .baton/) and say whether the daemon's
+    /// configuration covers it.
+    Init {
+        /// The workspace folder to create (made if missing; running init again changes nothing)
+        dir: PathBuf,
+        #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
+        config: Option<PathBuf>,
+    },
     /// Validate a handoff or checkpoint file; one line per problem: pointer line:column: message.
     Validate {
+        /// The file to check; a path with a checkpoints/ folder in it is a checkpoint
         file: PathBuf,
-        /// What the file is; by default guessed from its version field.
+        /// What the file is [default: by its name (handoff.json, decision.json), a checkpoint
+        /// under checkpoints/, else by its version field, else a handoff]
         #[arg(long, value_enum)]
         kind: Option<DocKind>,
     },
-    /// Validate FILE and write it atomically as DIR/handoff.json.
-    Submit { dir: PathBuf, file: PathBuf },
+    /// Check FILE as the daemon will (schema, artifacts, decided ids, limits of ./baton.toml)
+    /// and write it atomically as DIR/handoff.json.
+    Submit {
+        /// The workspace folder (has .baton/)
+        dir: PathBuf,
+        /// The handoff to submit
+        file: PathBuf,
+    },
     /// Block until the handoff in DIR is decided; print decision.json; exit by outcome.
+    #[command(after_help = WAIT_EXIT_CODES)]
     Wait {
+        /// The workspace folder whose handoff.json to wait on
         dir: PathBuf,
         /// Give up after this many seconds (exit 7).
-        #[arg(long)]
+        #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,
     },
     /// Print the JSON Schema of a contract document.
@@ -89,8 +123,9 @@ impl From<DocKind> for baton::contract::schema::Kind {
 pub enum AuditCommand {
     /// Check the hash chain of DIR/.baton/events.jsonl (and its end, against the daemon's anchor).
     Verify {
+        /// The workspace folder whose .baton/events.jsonl to check
         dir: PathBuf,
-        #[arg(long)]
+        #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
         config: Option<PathBuf>,
     },
     /// Acknowledge tampering that `audit verify` reports, after review (recorded in data_dir).
@@ -104,24 +139,58 @@ pub enum AuditCommand {
     },
 }
 
-pub fn init_tracing(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Logging to standard error, filtered by `BATON_LOG`; colours only on a terminal. A
+/// `BATON_LOG` that cannot be understood is an error (exit 2), not a silent default: the
+/// operator who set it expects its effect.
+pub fn init_tracing(format: LogFormat) -> Result<(), String> {
+    let filter = log_filter()?;
+    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
     }
+    Ok(())
+}
+
+const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+fn log_filter() -> Result<tracing_subscriber::EnvFilter, String> {
+    use tracing_subscriber::EnvFilter;
+    let text = match std::env::var("BATON_LOG") {
+        Err(std::env::VarError::NotPresent) => return Ok(EnvFilter::new("info")),
+        Err(std::env::VarError::NotUnicode(_)) => return Err("BATON_LOG is not UTF-8".into()),
+        Ok(text) if text.trim().is_empty() => return Ok(EnvFilter::new("info")),
+        Ok(text) => text,
+    };
+    let usage = "write a level (trace, debug, info, warn, error, off) or TARGET=LEVEL \
+                 directives, comma-separated, e.g. BATON_LOG=debug or BATON_LOG=info,baton::app=debug";
+    // tracing reads a bare word as a target to log at every level, so a misspelt level
+    // ("verbose") would silence everything else: only levels and baton's targets are bare.
+    for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        let bare = !directive.contains(['=', '[']);
+        if bare
+            && !LEVELS.contains(&directive.to_ascii_lowercase().as_str())
+            && !directive.starts_with("baton")
+        {
+            return Err(format!(
+                "BATON_LOG: \"{directive}\" is not a level; {usage}"
+            ));
+        }
+    }
+    EnvFilter::try_new(&text)
+        .map_err(|e| format!("BATON_LOG: \"{text}\" cannot be read ({e}); {usage}"))
 }
 
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve { config } => serve::serve(config.as_deref()),
-        Command::Init { dir } => admin::init(&dir),
+        Command::Init { dir, config } => admin::init(&dir, config.as_deref()),
         Command::Validate { file, kind } => agent::validate(&file, kind.map(Into::into)),
-        Command::Submit { dir, file } => agent::submit(&dir, &file),
+        Command::Submit { dir, file } => submit::submit(&dir, &file),
         Command::Wait { dir, timeout } => agent::wait(&dir, timeout),
         Command::Schema { kind } => admin::schema(kind.into()),
         Command::Audit {

@@ -6,25 +6,42 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let config = Config::load(config)?;
+    let mut config = Config::load(config)?;
+    config.check_paths()?;
     let listen = config.listen;
     let public_url = config.public_url.clone();
     tracing::info!(config = %config.source_name, "starting");
+    warn_not_acted_on(&config);
+    let runtime = tokio::runtime::Runtime::new()?;
+    // Bound before the app is opened, which may make the admin token: a token printed by a
+    // start that then fails (port in use) would be lost, and never printed again.
+    let listener = runtime
+        .block_on(tokio::net::TcpListener::bind(listen))
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}: listen: cannot listen on {listen}: {e} (change `listen`)",
+                config.source_name
+            )
+        })?;
+    let source = config.source_name.clone();
     let opened = App::open(config)?;
     for warning in &opened.warnings {
         tracing::warn!("{warning}");
+    }
+    let app = opened.app;
+    let roots: Vec<_> = app.workspaces().iter().map(|w| w.ws.root.clone()).collect();
+    for key in app.config().empty_entries(app.roots(), &roots) {
+        tracing::warn!(
+            "{source}: {key} holds no workspace yet (no .baton/ in it or its sub-folders); \
+             make one with `baton init`, or fix the entry"
+        );
     }
     if let Some(token) = &opened.admin_token {
         println!("baton: a new admin API token was made (shown once; only its hash is kept):");
         println!("  {token}");
         println!("  try: curl -H 'Authorization: Bearer {token}' {public_url}/api/v1/handoffs");
     }
-    let app = opened.app;
-    let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-            anyhow::anyhow!("cannot listen on {listen}: {e} (change `listen` in the config)")
-        })?;
         let bound = listener.local_addr()?;
         tracing::info!(address = %bound, workspaces = app.workspaces().len(), "listening");
         println!("baton: listening on http://{bound}");
@@ -37,6 +54,23 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         baton::run::run(app, listener).await
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Names, once at start, what the configuration and the contract accept but this version
+/// does not act on yet, so that nobody relies on it unawares.
+fn warn_not_acted_on(config: &Config) {
+    let keys = config.inert_keys();
+    if !keys.is_empty() {
+        tracing::warn!(
+            "{}: accepted but not acted on yet: {}",
+            config.source_name,
+            keys.join(", ")
+        );
+    }
+    tracing::warn!(
+        "handoff fields {} are kept and shown, but not acted on yet (no escalation)",
+        baton::contract::handoff::NOT_ACTED_ON.join(" and ")
+    );
 }
 
 async fn wait_for_signal() {

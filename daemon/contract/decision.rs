@@ -61,6 +61,13 @@ impl Outcome {
         }
     }
 
+    /// Whether the same `id` with changed content may follow a handoff decided so, as its
+    /// next revision (SPEC section 3): only after changes were requested; after any other
+    /// decision it is refused.
+    pub fn allows_revision(self) -> bool {
+        self == Outcome::ChangesRequested
+    }
+
     /// The `baton wait` exit code for this outcome (SPEC section 8).
     pub fn exit_code(self) -> u8 {
         match self {
@@ -71,6 +78,27 @@ impl Outcome {
             Outcome::Expired => 6,
             Outcome::Reassigned => 8,
             Outcome::Withdrawn => 9,
+        }
+    }
+}
+
+/// The outcomes a reviewer may send; the others are the system's (`invalid`, `expired`,
+/// `withdrawn`) or a reassignment's. A request body is read as this, so an unknown outcome is
+/// answered with exactly these three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewerOutcome {
+    Approved,
+    Rejected,
+    ChangesRequested,
+}
+
+impl From<ReviewerOutcome> for Outcome {
+    fn from(outcome: ReviewerOutcome) -> Outcome {
+        match outcome {
+            ReviewerOutcome::Approved => Outcome::Approved,
+            ReviewerOutcome::Rejected => Outcome::Rejected,
+            ReviewerOutcome::ChangesRequested => Outcome::ChangesRequested,
         }
     }
 }

@@ -18,7 +18,7 @@ pub struct Handoff {
     pub handoff_version: String,
     pub task_id: String,
     pub from_agent: String,
-    /// The sender's idempotency key; absent: the sha256 of the file's canonical JSON.
+    /// The sender's idempotency key; absent: derived from the workspace name and the content.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 128), regex(pattern = r"^[A-Za-z0-9._:-]+$"))]
     pub id: Option<String>,
@@ -82,6 +82,24 @@ pub struct Handoff {
     pub extra: BTreeMap<String, Value>,
 }
 
+impl Handoff {
+    /// The fields of this handoff that are kept and shown but not acted on by this version
+    /// (no escalation yet), so that commands can say so instead of implying they work.
+    pub fn fields_not_acted_on(&self) -> Vec<&'static str> {
+        let mut fields = Vec::new();
+        if self.deadline.is_some() {
+            fields.push("deadline");
+        }
+        if self.fallback.is_some() {
+            fields.push("fallback");
+        }
+        fields
+    }
+}
+
+/// Handoff fields accepted and shown but not acted on yet (see `fields_not_acted_on`).
+pub const NOT_ACTED_ON: &[&str] = &["deadline", "fallback"];
+
 /// What made the agent stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -122,17 +140,26 @@ pub enum Classification {
     Restricted,
 }
 
-/// What the handoff is and is not: a sentence, or the two lists.
+/// What the handoff is and is not: a sentence, or the two parts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum Scope {
     Text(String),
     Parts {
-        #[serde(default)]
-        covers: Vec<String>,
-        #[serde(default)]
-        excludes: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        covers: Option<ScopePart>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        excludes: Option<ScopePart>,
     },
+}
+
+/// One part of a scope, as the agent wrote it: a sentence or a list. Kept in its own form
+/// (a sentence is not turned into a one-item list), so what is shown is what was written.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ScopePart {
+    Text(String),
+    List(Vec<String>),
 }
 
 /// A file of the handoff; `path` is relative to the workspace and must stay inside it.

@@ -6,8 +6,10 @@ pub mod checkpoint;
 pub mod decision;
 pub mod handoff;
 pub mod json;
+pub mod nulls;
 pub mod problem;
 pub mod schema;
+mod shapes;
 pub mod validate;
 
 pub use checkpoint::Checkpoint;

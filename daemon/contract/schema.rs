@@ -46,8 +46,9 @@ fn generate(kind: Kind, settings: SchemaSettings) -> Value {
     value
 }
 
-/// Optional fields are written absent, not `null`: drop the `null` alternative schemars adds
-/// for `Option<T>`, so a `null` gets a plain "expected a string" and not an `anyOf` riddle.
+/// Optional fields are written absent, not `null` (a `null` given for one is dropped before
+/// validation, see `nulls`): drop the `null` alternative schemars adds for `Option<T>`, so the
+/// schema says what a present value must be.
 fn strip_null(value: &mut Value) {
     match value {
         Value::Object(map) => {
@@ -91,21 +92,67 @@ fn validator(kind: Kind) -> &'static jsonschema::Validator {
 /// a million mistakes).
 pub fn check(kind: Kind, instance: &Value, limit: usize) -> (Vec<Problem>, usize) {
     let mut errors = validator(kind).iter_errors(instance);
-    let problems = errors.by_ref().take(limit).map(|e| problem(&e)).collect();
+    let problems = errors
+        .by_ref()
+        .take(limit)
+        .flat_map(|e| problems_of(&e, schema(kind), ""))
+        .collect();
     (problems, errors.count())
 }
 
-fn problem(e: &jsonschema::ValidationError) -> Problem {
-    let base = e.instance_path.as_str().to_string();
+/// The problems one validation error stands for; `root` is the schema it came from, `base`
+/// the pointer of the value that schema judged.
+pub(super) fn problems_of(
+    e: &jsonschema::ValidationError,
+    root: &Value,
+    base: &str,
+) -> Vec<Problem> {
+    let pointer = format!("{base}{}", e.instance_path.as_str());
     match &e.kind {
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
-            Problem::new(
-                super::problem::push_pointer(&base, name),
+            vec![Problem::new(
+                super::problem::push_pointer(&pointer, name),
                 format!("required field \"{name}\" is missing"),
-            )
+            )]
         }
-        kind => Problem::new(base, sentence(kind, &e.instance)),
+        ValidationErrorKind::AnyOf | ValidationErrorKind::OneOfNotValid => {
+            super::shapes::problems(root, e.schema_path.as_str(), &pointer, &e.instance)
+        }
+        kind => vec![Problem::new(pointer, sentence(kind, &e.instance))],
+    }
+}
+
+/// The schema a `$ref` node points to (within `root`), or the node itself.
+pub(super) fn resolve<'a>(node: &'a Value, root: &'a Value) -> &'a Value {
+    let target = node.get("$ref").and_then(Value::as_str);
+    match target.and_then(|r| r.strip_prefix('#')) {
+        Some(pointer) => root.pointer(pointer).unwrap_or(node),
+        None => node,
+    }
+}
+
+/// The shapes an untagged choice allows (`anyOf`/`oneOf`), if the node is one.
+pub(super) fn alternatives(node: &Value) -> Vec<&Value> {
+    ["anyOf", "oneOf"]
+        .iter()
+        .filter_map(|k| node.get(*k).and_then(Value::as_array))
+        .flatten()
+        .collect()
+}
+
+/// Whether `value` has the JSON type the (resolved) schema `node` names.
+pub(super) fn type_matches(node: &Value, value: &Value) -> bool {
+    let Some(t) = node.get("type").and_then(Value::as_str) else {
+        return false;
+    };
+    match value {
+        Value::Null => t == "null",
+        Value::Bool(_) => t == "boolean",
+        Value::Number(n) => t == "number" || (t == "integer" && (n.is_i64() || n.is_u64())),
+        Value::String(_) => t == "string",
+        Value::Array(_) => t == "array",
+        Value::Object(_) => t == "object",
     }
 }
 
@@ -137,9 +184,6 @@ fn sentence(kind: &ValidationErrorKind, instance: &Value) -> String {
             format!("{found} does not match the pattern {pattern}")
         }
         ValidationErrorKind::Format { format } => format!("{found} is not a valid {format}"),
-        ValidationErrorKind::AnyOf | ValidationErrorKind::OneOfNotValid => {
-            format!("{found} matches none of the allowed shapes")
-        }
         other => format!("{other:?}"),
     }
 }

@@ -8,6 +8,7 @@ use super::{checkpoint::Checkpoint, handoff::Handoff};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 /// The major versions of handoff_version/checkpoint_version this build speaks.
 pub const SPOKEN_MAJOR: u64 = 1;
@@ -22,8 +23,24 @@ pub const MAX_PROBLEMS: usize = 100;
 pub struct Accepted<T> {
     pub value: Value,
     pub doc: T,
-    /// sha256 (hex) of the canonical JSON: equal for equal content, whatever the formatting.
+    /// sha256 (hex) of the canonical JSON (`null` optional fields dropped): equal for equal
+    /// content, whatever the formatting.
     pub digest: String,
+    /// `null` optional fields were dropped: the file as written is not what is kept.
+    pub normalized: bool,
+}
+
+impl<T> Accepted<T> {
+    /// What to keep (archive) of the file `written`: its bytes as they are, or, when it gave
+    /// `null` for optional fields, the document without them, so a `null` is never written back.
+    pub fn kept_bytes<'a>(&self, written: &'a [u8]) -> Cow<'a, [u8]> {
+        if !self.normalized {
+            return Cow::Borrowed(written);
+        }
+        let mut bytes = serde_json::to_vec_pretty(&self.value).expect("a Value always serializes");
+        bytes.push(b'\n');
+        Cow::Owned(bytes)
+    }
 }
 
 /// A document that did not, with everything wrong in it.
@@ -98,17 +115,42 @@ pub fn decision(bytes: &[u8], limits: &Limits) -> Result<Accepted<super::Decisio
     })
 }
 
-/// The idempotency key of a handoff: its `id`, else the digest of its canonical JSON.
-pub fn handoff_key(doc: &Handoff, digest: &str) -> String {
-    doc.id.clone().unwrap_or_else(|| digest.to_string())
+/// The idempotency key of a handoff in workspace `workspace`: its `id`, else `derived_key`.
+pub fn handoff_key(workspace: &str, accepted: &Accepted<Handoff>) -> String {
+    match &accepted.doc.id {
+        Some(id) => id.clone(),
+        None => derived_key(workspace, &accepted.value),
+    }
 }
 
-/// The key a rejected handoff is answered under: its `id` when that is well-formed.
-pub fn rejected_key(rejected: &Rejected) -> String {
-    match rejected.field("id") {
-        Some(id) if valid_id(id) => id.to_string(),
+/// The key of a handoff without `id`: the sha256 (hex) of the workspace name, one NUL byte
+/// and the canonical JSON. The workspace is part of it so that the same content written in
+/// two workspaces is two handoffs, not one workspace's handoff refused in the other.
+pub fn derived_key(workspace: &str, value: &Value) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(workspace.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(json::canonical(value));
+    hex::encode(hasher.finalize())
+}
+
+/// The key a rejected handoff is answered under: its `id` when that is well-formed, else the
+/// derived key when the file was JSON, else the digest of its bytes.
+pub fn rejected_key(workspace: &str, rejected: &Rejected) -> String {
+    match (rejected.field("id"), &rejected.value) {
+        (Some(id), _) if valid_id(id) => id.to_string(),
+        (_, Some(value)) => derived_key(workspace, value),
         _ => rejected.digest.clone(),
     }
+}
+
+/// The content digest of handoff bytes as the daemon computes it (canonical JSON, `null`
+/// optional fields dropped), without limits; `None` when they are not JSON. For `baton wait`,
+/// which must recognise the decision that answers the file in place.
+pub fn handoff_digest(bytes: &[u8]) -> Option<String> {
+    let mut value: Value = serde_json::from_slice(bytes).ok()?;
+    super::nulls::drop_absent(Kind::Handoff, &mut value);
+    Some(sha256_hex(&json::canonical(&value)))
 }
 
 pub fn valid_id(id: &str) -> bool {
@@ -135,7 +177,8 @@ fn accept<T: DeserializeOwned>(
     version_field: &str,
     semantic: impl Fn(&Value) -> Vec<Problem>,
 ) -> Result<Accepted<T>, Rejected> {
-    let value = json::parse(bytes, limits).map_err(|p| Rejected::only(p, sha256_hex(bytes)))?;
+    let mut value = json::parse(bytes, limits).map_err(|p| Rejected::only(p, sha256_hex(bytes)))?;
+    let normalized = super::nulls::drop_absent(kind, &mut value);
     let digest = sha256_hex(&json::canonical(&value));
     let text = std::str::from_utf8(bytes).expect("json::parse accepted only UTF-8");
     let reject = |problems: Vec<Problem>, unlisted: usize, value: Value| Rejected {
@@ -157,7 +200,12 @@ fn accept<T: DeserializeOwned>(
         return Err(reject(problems, unlisted, value));
     }
     match serde_json::from_value::<T>(value.clone()) {
-        Ok(doc) => Ok(Accepted { value, doc, digest }),
+        Ok(doc) => Ok(Accepted {
+            value,
+            doc,
+            digest,
+            normalized,
+        }),
         // The schema is generated from T, so this means a schema/serde mismatch: still say so.
         Err(e) => Err(reject(vec![Problem::new("", e.to_string())], 0, value)),
     }

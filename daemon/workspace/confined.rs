@@ -19,19 +19,23 @@ use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt as _, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
 
-/// Writes `bytes` to `rel` (relative to `root`) atomically and durably: a temp file in the
-/// target folder, fsync, rename over the target, fsync the folder. Missing folders are made.
-pub(super) fn write(root: &Path, rel: &Path, bytes: &[u8]) -> io::Result<()> {
+/// Writes `bytes` to `rel` (relative to `root`) atomically and, if `durable`, durably: a temp
+/// file in the target folder, fsync, rename over the target, fsync the folder. Missing folders
+/// are made.
+pub(super) fn write(root: &Path, rel: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let (dirs, name) = split(rel)?;
     let dir = walk(root, &dirs, true)?;
-    let tmp = write_temp(&dir, bytes)?;
+    let tmp = write_temp(&dir, bytes, durable)?;
     // Renaming within one folder handle: the target cannot have moved elsewhere meanwhile.
     // A symlink at the target name is replaced, not followed.
     if let Err(e) = dir.rename(&tmp, &dir, name) {
         let _ = dir.remove_file(&tmp);
         return Err(e);
     }
-    sync(dir)
+    if durable {
+        sync(dir)?;
+    }
+    Ok(())
 }
 
 /// Reads `rel` if it is a regular file of at most `limit` bytes. `Ok(None)`: the file, or a
@@ -343,8 +347,9 @@ fn make_folder(parent: Dir, name: &OsStr, at: &Path) -> io::Result<Dir> {
     Ok(child)
 }
 
-/// Creates a fresh `.baton-tmp-<random>` file in `dir` holding `bytes`, synced; its name.
-fn write_temp(dir: &Dir, bytes: &[u8]) -> io::Result<String> {
+/// Creates a fresh `.baton-tmp-<random>` file in `dir` holding `bytes` (synced if `durable`);
+/// its name.
+fn write_temp(dir: &Dir, bytes: &[u8], durable: bool) -> io::Result<String> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true).mode(0o644);
     let mut tries = 0;
@@ -357,18 +362,21 @@ fn write_temp(dir: &Dir, bytes: &[u8]) -> io::Result<String> {
             Err(e) => return Err(e),
         }
     };
-    if let Err(e) = fill(file, bytes) {
+    if let Err(e) = fill(file, bytes, durable) {
         let _ = dir.remove_file(&name);
         return Err(e);
     }
     Ok(name)
 }
 
-fn fill(mut file: File, bytes: &[u8]) -> io::Result<()> {
+fn fill(mut file: File, bytes: &[u8], durable: bool) -> io::Result<()> {
     // Explicit, so the umask cannot make daemon files unreadable to agents.
     file.set_permissions(Permissions::from_mode(0o644))?;
     file.write_all(bytes)?;
-    file.sync_all()
+    if durable {
+        file.sync_all()?;
+    }
+    Ok(())
 }
 
 /// fsyncs a folder, making its entries (new, renamed, removed) durable. Any error counts.

@@ -2,11 +2,13 @@
 //! resolution, and file operations confined to the workspace (`confined`: race-free even while
 //! agents swap folders for symlinks).
 
+mod artifacts;
 mod confined;
 mod files;
 mod fsinfo;
 mod paths;
 
+pub use artifacts::{artifact_problems, artifact_problems_with};
 pub use confined::{ForeignFile, Identity};
 pub use files::{read_limited, write_atomic, ReadError};
 pub use fsinfo::is_network_fs;
@@ -82,7 +84,15 @@ impl Workspace {
     /// Writes a daemon file atomically and durably (temp file, fsync, rename, fsync of the
     /// folder), making missing folders. A symlink on the way is refused.
     pub fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        confined::write(&self.root, self.relative(path)?, bytes)
+        confined::write(&self.root, self.relative(path)?, bytes, true)
+    }
+
+    /// `write` without the fsyncs: atomic (readers see the old file or the new one) but not
+    /// durable, for a file that is worthless after a crash anyway (the daemon's heartbeat,
+    /// rewritten in every workspace every few seconds, where fsyncs would compete with the
+    /// ones that make decisions durable).
+    pub fn write_volatile(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        confined::write(&self.root, self.relative(path)?, bytes, false)
     }
 
     /// Reads a regular file of at most `limit` bytes; `Ok(None)`: it or a folder on the way

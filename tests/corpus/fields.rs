@@ -35,9 +35,12 @@ pub const CASES: &[Case] = &[
         &["/classification 6:21: must be one of \"public\", \"internal\", \"confidential\", \"restricted\", found the string \"secret\""],
     ),
     file("sign-off-not-array", &["/sign_off 6:15: expected an array, found the string \"legal\""]),
-    file("scope-number", &["/scope 6:12: the number 5 matches none of the allowed shapes"]),
-    // Optional fields are left out, not null.
-    file("title-null", &["/title 6:12: expected a string, found null"]),
+    file(
+        "scope-number",
+        &["/scope 6:12: expected a string, or an object {covers, excludes} of strings or string arrays, found the number 5"],
+    ),
+    // A null is taken as absent only where a field is optional.
+    file("task-id-null", &["/task_id 4:14: expected a string, found null"]),
     // A malformed id cannot be the key: these are answered under the content's digest.
     file(
         "id-illegal-characters",

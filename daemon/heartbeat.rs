@@ -1,0 +1,119 @@
+//! The daemon's heartbeat: `.baton/daemon.json` in every workspace it serves, with its pid,
+//! host, start and last beat, rewritten every `PERIOD`. An agent's `baton submit` or
+//! `baton wait` reads it to warn when no running daemon serves the workspace, instead of
+//! waiting for an answer that cannot come. (The locks issue's owner lease replaces it later.)
+
+use crate::app::App;
+use crate::workspace::Workspace;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// `.baton/<FILE>`.
+pub const FILE: &str = "daemon.json";
+/// How often the daemon rewrites it.
+pub const PERIOD: Duration = Duration::from_secs(10);
+/// A heartbeat older than this is a daemon that stopped (three beats missed).
+pub const STALE_AFTER: Duration = Duration::from_secs(30);
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Heartbeat {
+    pub pid: u32,
+    pub host: String,
+    /// RFC 3339, UTC.
+    pub started_at: String,
+    pub updated_at: String,
+}
+
+/// Beats until the app shuts down, then removes the files: a daemon that stopped cleanly is
+/// known to be gone at once, not 30 s later.
+pub async fn run(app: App) {
+    let started_at = crate::events::now_rfc3339();
+    let shutdown = app.shutdown_token();
+    let mut tick = tokio::time::interval(PERIOD);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.cancelled() => break,
+        }
+        let (app, started_at) = (app.clone(), started_at.clone());
+        let _ = tokio::task::spawn_blocking(move || beat(&app, &started_at)).await;
+    }
+    let _ = tokio::task::spawn_blocking(move || {
+        for ws in app.workspaces() {
+            let _ = ws.ws.remove(&path(&ws.ws));
+        }
+    })
+    .await;
+}
+
+/// Writes the heartbeat into every workspace served now (new ones under a root included).
+fn beat(app: &App, started_at: &str) {
+    let beat = Heartbeat {
+        pid: std::process::id(),
+        host: hostname(),
+        started_at: started_at.to_string(),
+        updated_at: crate::events::now_rfc3339(),
+    };
+    let bytes = serde_json::to_vec_pretty(&beat).expect("a heartbeat always serializes");
+    for ws in app.workspaces() {
+        if let Err(e) = ws.ws.write_volatile(&path(&ws.ws), &bytes) {
+            tracing::debug!(workspace = %ws.ws.name, error = %e, "cannot write the heartbeat");
+        }
+    }
+}
+
+pub fn path(ws: &Workspace) -> std::path::PathBuf {
+    ws.baton_dir().join(FILE)
+}
+
+/// The heartbeat of a running daemon serving `ws`, or why there is none, in words.
+pub fn check(ws: &Workspace) -> Result<Heartbeat, String> {
+    let bytes = match ws.read(&path(ws), 64 * 1024) {
+        Ok(Some(bytes)) => bytes,
+        Ok(None) => {
+            return Err(format!(
+                "no daemon has served it since it was made (no .baton/{FILE})"
+            ))
+        }
+        Err(e) => return Err(format!("its .baton/{FILE} cannot be read: {e}")),
+    };
+    let beat: Heartbeat = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("its .baton/{FILE} is not a heartbeat: {e}"))?;
+    let updated = time::OffsetDateTime::parse(
+        &beat.updated_at,
+        &time::format_description::well_known::Rfc3339,
+    )
+    .map_err(|e| format!("its .baton/{FILE} has a bad updated_at: {e}"))?;
+    let age = time::OffsetDateTime::now_utc() - updated;
+    let who = format!("the daemon (pid {} on {})", beat.pid, beat.host);
+    if beat.host == hostname() && !alive(beat.pid) {
+        return Err(format!("{who} that last served it is no longer running"));
+    }
+    if age > STALE_AFTER {
+        let secs = age.whole_seconds();
+        return Err(format!("{who} last served it {secs} s ago"));
+    }
+    Ok(beat)
+}
+
+/// Whether a process of this pid exists on this host (signal 0 checks without sending).
+fn alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: kill with signal 0 sends nothing; it only reports whether the pid exists.
+    let rc = unsafe { libc::kill(pid, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// This machine's host name ("unknown" if it has none).
+pub fn hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "unknown".into();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
