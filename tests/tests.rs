@@ -14,3 +14,4 @@ mod http;
 mod lifecycle;
 mod paths;
 mod signoff;
+mod trust;
