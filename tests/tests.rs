@@ -16,3 +16,4 @@ mod lifecycle;
 mod operator;
 mod paths;
 mod signoff;
+mod trust;

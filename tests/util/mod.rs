@@ -79,6 +79,13 @@ impl TestEnv {
 
     /// Starts the daemon and waits until its start-up scan is done.
     pub fn start(&mut self) -> Daemon {
+        let daemon = self.spawn();
+        daemon.wait_until("start-up scan done", || daemon.health()["ready"] == true);
+        daemon
+    }
+
+    /// Starts the daemon and returns as soon as it listens (its start-up scan may still run).
+    pub fn spawn(&mut self) -> Daemon {
         let log =
             std::fs::File::create(self.root().join(format!("daemon-{}.log", now_ms()))).unwrap();
         let mut child = Command::new(BIN)
@@ -104,7 +111,7 @@ impl TestEnv {
                 url = Some(u.trim().to_string());
             }
         }
-        let daemon = Daemon {
+        Daemon {
             child,
             url: url.unwrap(),
             token: self
@@ -112,9 +119,7 @@ impl TestEnv {
                 .clone()
                 .expect("admin token printed on first start"),
             _lines: lines,
-        };
-        daemon.wait_until("start-up scan done", || daemon.health()["ready"] == true);
-        daemon
+        }
     }
 }
 
@@ -228,6 +233,11 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(25));
         }
         None
+    }
+
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The `host:port` the daemon listens on.
