@@ -399,7 +399,9 @@ impl App {
             return Ok(());
         }
         if let Some(forged) = root.filter(|d| !self.gave(ws, d)) {
-            let bytes = json_bytes(&forged)?;
+            // The bytes as found, for the evidence (the parsed value drops what it ignores).
+            let found = ws.ws.read(&ws.ws.decision_path(), 16 << 20).ok().flatten();
+            let bytes = found.map_or_else(|| json_bytes(&forged), Ok)?;
             let finding = super::mirror::set_aside(
                 &ws.ws,
                 &ws.anchors,

@@ -325,7 +325,9 @@ impl App {
         for b in ws.audit.take_breaks() {
             let found = b.event.data["found"].as_str().unwrap_or("").to_string();
             self.raise(&ws.ws.name, format!("audit log: {found}"));
-            self.announce(ws, b.event);
+            if b.logged {
+                self.announce(ws, b.event);
+            }
         }
     }
 

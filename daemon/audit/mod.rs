@@ -41,11 +41,12 @@ struct Chained {
     at: Option<String>,
 }
 
-/// A break of the chain the daemon found and recorded: the `audit.broken` event that opened
-/// the new chain, for the caller to announce and raise as an alert.
+/// A break of the chain the daemon found and recorded, for the caller to raise as an alert:
+/// the `audit.broken` event, and whether it opened the new chain yet (then it is announced).
 #[derive(Debug, Clone)]
 pub struct Break {
     pub event: Event,
+    pub logged: bool,
 }
 
 /// The writer of one workspace's log. Appends are serialized by the mutex.
@@ -62,6 +63,9 @@ pub struct AuditLog {
     last_at: Option<String>,
     /// Breaks found and not yet taken by the caller.
     breaks: Mutex<Vec<Break>>,
+    /// A break recorded whose new chain could not be started yet (e.g. a folder in the log's
+    /// place): its event, so retries neither record it again nor lose it.
+    unresolved: Mutex<Option<Event>>,
 }
 
 fn genesis() -> Mark {
@@ -89,6 +93,7 @@ impl AuditLog {
             anchor_stale: AtomicBool::new(true),
             last_at: None,
             breaks: Mutex::default(),
+            unresolved: Mutex::default(),
         };
         let anchored = log.anchors.read()?;
         let (head, last_at) = match log.read_tail() {
@@ -180,6 +185,32 @@ impl AuditLog {
     /// Records a log found changed, keeps a copy as evidence, and starts a new chain whose
     /// first event is `audit.broken`. Returns the new head.
     fn break_chain(&self, found: &str, anchored: Option<Anchor>) -> io::Result<Mark> {
+        let event = self.record_break(found, anchored)?;
+        // A folder or something else that cannot be removed in the log's place: the finding is
+        // recorded and raised, and the change that wanted to be logged is refused.
+        let path = self.ws.events_path();
+        self.ws.remove(&path)?;
+        let file = self.ws.open_append(&path)?;
+        let head = self.write_lines(file, &genesis(), std::slice::from_ref(&event))?;
+        *self.unresolved.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.breaks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Break {
+                event,
+                logged: true,
+            });
+        Ok(head)
+    }
+
+    /// Keeps the evidence and records the finding in the history, once per finding (a log
+    /// that stays broken is retried, not recorded again); the `audit.broken` event to open
+    /// the new chain with.
+    fn record_break(&self, found: &str, anchored: Option<Anchor>) -> io::Result<Event> {
+        let mut unresolved = self.unresolved.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(event) = unresolved.as_ref().filter(|e| e.data["found"] == found) {
+            return Ok(event.clone());
+        }
         let path = self.ws.events_path();
         let evidence = match self.ws.read(&path, EVIDENCE_LIMIT) {
             Ok(Some(bytes)) => Some(self.anchors.keep_evidence("events.jsonl", &bytes)?),
@@ -199,7 +230,6 @@ impl AuditLog {
             anchored: anchored.as_ref().map(|a| a.after.clone()),
             evidence: evidence.clone(),
         })?;
-        self.ws.remove(&path)?;
         let data = json!({
             "found": found,
             "anchored_seq": anchored.as_ref().map(|a| a.after.seq),
@@ -207,13 +237,15 @@ impl AuditLog {
             "evidence": evidence,
         });
         let event = Event::new(EventType::AuditBroken, &self.ws.name, None, data);
-        let file = self.ws.open_append(&path)?;
-        let head = self.write_lines(file, &genesis(), std::slice::from_ref(&event))?;
+        *unresolved = Some(event.clone());
         self.breaks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(Break { event });
-        Ok(head)
+            .push(Break {
+                event: event.clone(),
+                logged: false,
+            });
+        Ok(event)
     }
 
     /// Syncs the anchor if the head moved. Called about once a second and at shutdown: the
