@@ -235,3 +235,30 @@ fn an_invalid_checkpoint_is_an_event_once() {
         .count();
     assert_eq!(count, 1, "announced once, not again at restart");
 }
+
+#[test]
+fn a_detail_answer_pages_the_checkpoints_newest_first() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    for step in 1..=5 {
+        let cp = json!({"checkpoint_version": "1", "task_id": "task-paged", "step": step});
+        write_atomic(&ws.join(format!("checkpoints/{step:03}.json")), &bytes(&cp));
+    }
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("paged")));
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    let steps = |query: &str| {
+        let detail = d.get(&format!("/api/v1/handoffs/paged{query}")).1;
+        assert_eq!(detail["checkpoints_total"], 5, "{detail}");
+        assert_eq!(detail["latest_checkpoint"]["step"], 5, "{detail}");
+        let list = detail["checkpoints"].as_array().unwrap().clone();
+        list.iter()
+            .map(|c| c["step"].as_u64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(steps(""), [1, 2, 3, 4, 5]);
+    assert_eq!(steps("?checkpoints_limit=2"), [4, 5]);
+    assert_eq!(steps("?checkpoints_offset=2&checkpoints_limit=2"), [2, 3]);
+    assert_eq!(steps("?checkpoints_offset=9"), Vec::<u64>::new());
+    assert_eq!(d.get("/api/v1/handoffs/paged?checkpoints_limit=x").0, 422);
+}

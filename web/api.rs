@@ -1,7 +1,7 @@
 //! The handoff API of SPEC section 9: list, get, decide.
 
 use super::{ApiError, Caller};
-use crate::app::{App, Decided, DecisionRequest, Detail, StateFilter, Summary};
+use crate::app::{App, CheckpointPage, Decided, DecisionRequest, Detail, StateFilter, Summary};
 use crate::contract::decision::ReviewerOutcome;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -31,9 +31,13 @@ pub async fn get(
     State(app): State<App>,
     Caller(actor): Caller,
     Path(key): Path<String>,
+    page: Result<Query<CheckpointPage>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Detail>, ApiError> {
+    let Query(page) = page.map_err(|_| {
+        ApiError::Unprocessable("checkpoints_offset and checkpoints_limit must be numbers".into())
+    })?;
     let missing = ApiError::NotFound(format!("no handoff with key \"{key}\""));
-    let detail = blocking(move || app.get(&key, &actor)).await?;
+    let detail = blocking(move || app.get(&key, &actor, page)).await?;
     detail.map(Json).ok_or(missing)
 }
 

@@ -18,7 +18,7 @@ mod stall;
 mod state;
 
 pub use decide::{DecideError, Decided, DecisionRequest};
-pub use query::{Detail, StateFilter, Summary};
+pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use state::{CheckpointRecord, Record, Ws};
 
 use crate::auth::{Actor, Tokens};

@@ -64,6 +64,16 @@ pub struct Detail {
 /// Most checkpoints (and checkpoint files with errors) in one detail answer.
 const DETAIL_CHECKPOINTS: usize = 100;
 
+/// Which of a task's checkpoints a detail answer carries: the newest `checkpoints_limit`
+/// (at most 100) after skipping the newest `checkpoints_offset`, oldest step first.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+pub struct CheckpointPage {
+    #[serde(default)]
+    pub checkpoints_offset: usize,
+    #[serde(default)]
+    pub checkpoints_limit: Option<usize>,
+}
+
 fn state_of(r: &Record) -> &'static str {
     if r.is_pending() {
         "pending"
@@ -108,7 +118,7 @@ impl App {
     }
 
     /// One handoff with its checkpoints and decision, if the actor may see it.
-    pub fn get(&self, key: &str, actor: &Actor) -> Option<Detail> {
+    pub fn get(&self, key: &str, actor: &Actor, page: CheckpointPage) -> Option<Detail> {
         let ws_name = self.keys().get(key).cloned()?;
         if !actor.can_see(&ws_name) {
             return None;
@@ -118,9 +128,16 @@ impl App {
         let r = st.records.get(key)?;
         let mut checkpoints = st.checkpoints_of(&r.meta.task_id);
         let checkpoints_total = checkpoints.len();
+        let latest_checkpoint = checkpoints.last().cloned();
         // Bounded answers: an agent writing thousands of checkpoints must not make every
         // detail request copy them all.
-        checkpoints.drain(..checkpoints_total.saturating_sub(DETAIL_CHECKPOINTS));
+        let limit = page
+            .checkpoints_limit
+            .unwrap_or(DETAIL_CHECKPOINTS)
+            .min(DETAIL_CHECKPOINTS);
+        let end = checkpoints_total.saturating_sub(page.checkpoints_offset);
+        checkpoints.truncate(end);
+        checkpoints.drain(..end.saturating_sub(limit));
         let checkpoint_errors = st
             .checkpoint_errors
             .iter()
@@ -132,7 +149,7 @@ impl App {
             workspace: ws_name,
             state: state_of(r),
             handoff: r.value.clone(),
-            latest_checkpoint: checkpoints.last().cloned(),
+            latest_checkpoint,
             checkpoints,
             checkpoints_total,
             decision: r.decision.clone(),
