@@ -58,11 +58,13 @@ impl Ws {
     }
 
     /// Publishes one file of a record into the workspace (`None`: removes it). The copy is for
-    /// readers only: a failure is logged, and the next start publishes it again.
+    /// readers only: a failure is logged, and the next start publishes it again. Written
+    /// without fsyncs (atomic, not durable): the store holds the durable copy, and sparing
+    /// these syncs keeps them from queueing behind the ones that matter.
     pub(super) fn publish(&self, key: &str, file: &str, bytes: Option<&[u8]>) {
         let path = self.ws.archive_dir(key).join(file);
         let result = match bytes {
-            Some(b) => self.ws.write(&path, b),
+            Some(b) => self.ws.write_volatile(&path, b),
             None => self.ws.remove(&path),
         };
         if let Err(e) = result {
