@@ -185,6 +185,7 @@ impl Pipeline {
                 }
             }
         }
+        self.app.refresh_all_alerts();
         let report = scan::catch_up_all(&self.app, &self.app.workspaces(), false);
         for (root, wait) in report.young {
             self.arm(Item::Handoff(root), wait);

@@ -379,6 +379,16 @@ impl App {
         std::mem::take(&mut *self.inner.repairs.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// Re-reads the tamper history of the workspaces with alerts, so an acknowledgement made
+    /// with `baton audit ack` while the daemon runs clears them (called by the reconcile).
+    pub fn refresh_all_alerts(&self) {
+        for name in self.alerts().into_keys() {
+            if let Some(ws) = self.workspace(&name) {
+                self.refresh_alerts(&ws);
+            }
+        }
+    }
+
     /// Unacknowledged tampering, by workspace.
     pub fn alerts(&self) -> BTreeMap<String, Vec<String>> {
         self.inner
