@@ -32,11 +32,15 @@ pub struct Stamp {
 }
 
 #[derive(Default)]
-pub(super) struct HashCache(Mutex<HashMap<Identity, String>>, Mutex<HashSet<PathBuf>>);
+pub(super) struct HashCache {
+    digests: Mutex<HashMap<Identity, String>>,
+    /// Workspaces whose artifacts are being hashed in the background.
+    hashing: Mutex<HashSet<PathBuf>>,
+}
 
 impl HashCache {
     fn get(&self, id: &Identity) -> Option<String> {
-        self.0
+        self.digests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(id)
@@ -45,19 +49,19 @@ impl HashCache {
     /// Marks a workspace as hashing in the background; false if it already is (one hasher
     /// per workspace, however often its agent rewrites handoff.json).
     fn start(&self, root: &Path) -> bool {
-        self.1
+        self.hashing
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(root.to_path_buf())
     }
     fn done(&self, root: &Path) {
-        self.1
+        self.hashing
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(root);
     }
     fn put(&self, id: Identity, digest: String) {
-        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut map = self.digests.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= CACHE_ENTRIES {
             map.clear();
         }

@@ -4,11 +4,11 @@
 
 use super::artifacts::Stamp;
 use super::decide::Closing;
-use super::records::{json_bytes, old_decision_file, rev_file, DECISION, META, SIGN_OFFS};
+use super::records::{json_bytes, rev_file, META};
 use super::state::{Current, Meta, Record, WsState};
-use super::{load, App, Ws};
+use super::{App, Ws};
 use crate::contract::validate::{self, oversize_digest, sha256_hex, Accepted};
-use crate::contract::{json, Decision, Handoff, Outcome, Problem};
+use crate::contract::{json, Handoff, Outcome, Problem};
 use crate::events::{now_rfc3339, Event, EventType};
 use crate::workspace::{self, ReadError, Workspace, HANDOFF_FILE};
 use serde_json::json;
@@ -277,15 +277,6 @@ impl App {
         Ok(())
     }
 
-    /// An answer in the root that no longer answers the handoff in place goes; `baton wait`
-    /// also checks `handoff_sha256`, so a failure here misleads no agent.
-    fn remove_root_decision(&self, ws: &Ws) {
-        if let Err(e) = ws.ws.remove(&ws.ws.decision_path()) {
-            self.metrics().error("write");
-            tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot remove the old decision.json");
-        }
-    }
-
     /// The route's auto-approve policy, for a handoff just received.
     fn apply_policy(&self, ws: &Ws, st: &mut WsState, key: &str) {
         let handoff = &st.records[key].handoff;
@@ -308,141 +299,6 @@ impl App {
         if let Err(e) = self.settle(ws, st, key, closing) {
             tracing::error!(workspace = %ws.ws.name, key, error = %e, "auto-approval failed; left pending");
         }
-    }
-
-    /// A changed handoff under a pending key, or under a key answered `changes_requested`
-    /// (which opens it again): revision N+1. Sign-offs were given to the old content, so the
-    /// gate starts again; an earlier decision is kept as `decision-rev-N.json`.
-    fn revise(
-        &self,
-        ws: &Ws,
-        st: &mut WsState,
-        key: &str,
-        acc: Accepted<Handoff>,
-        artifacts: Vec<Stamp>,
-        bytes: &[u8],
-    ) -> io::Result<()> {
-        let reopening = st.records[key].decision.is_some();
-        if let Some(previous) = st.pending.clone().filter(|p| reopening && p != key) {
-            let closing = Closing::new(
-                Outcome::Withdrawn,
-                "system",
-                Some(format!("superseded by {key}")),
-            );
-            self.settle(ws, st, &previous, closing)?;
-        }
-        let rec = st
-            .records
-            .get_mut(key)
-            .expect("revise is called for a known key");
-        let old = rec.clone();
-        let meta = Meta {
-            revision: rec.meta.revision + 1,
-            updated_at: now_rfc3339(),
-            digest: acc.digest.clone(),
-            task_id: acc.doc.task_id.clone(),
-            artifacts,
-            ..rec.meta.clone()
-        };
-        let meta_bytes = json_bytes(&meta)?;
-        let earlier = match &old.decision {
-            Some(d) => Some((old_decision_file(old.meta.revision), json_bytes(d)?)),
-            None => None,
-        };
-        ws.commit(key, &rev_file(meta.revision), bytes)?;
-        if let Some((file, d)) = &earlier {
-            ws.commit(key, file, d)?;
-            ws.uncommit(key, DECISION)?;
-        }
-        ws.uncommit(key, SIGN_OFFS)?;
-        ws.commit(key, META, &meta_bytes)?;
-        let data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision, "confidence": acc.doc.confidence });
-        let event = Event::new(EventType::HandoffRevised, &ws.ws.name, Some(key), data);
-        if let Err(e) = self.emit(ws, event) {
-            ws.restore(&old);
-            return Err(e);
-        }
-        ws.publish(key, &rev_file(meta.revision), Some(bytes));
-        ws.publish(key, HANDOFF_FILE, Some(bytes));
-        ws.publish(key, SIGN_OFFS, None);
-        if let Some((file, d)) = &earlier {
-            ws.publish(key, file, Some(d));
-            ws.publish(key, DECISION, None);
-        }
-        ws.publish(key, META, Some(&meta_bytes));
-        self.remove_root_decision(ws);
-        *rec = Record {
-            meta,
-            handoff: acc.doc,
-            value: acc.value,
-            decision: None,
-            sign_offs: Vec::new(),
-        };
-        if reopening {
-            st.pending = Some(key.to_string());
-            self.metrics().pending.inc();
-        }
-        Ok(())
-    }
-
-    /// The same content again: nothing to do but make sure the root decision.json matches
-    /// (it may be missing after a crash between the archive write and the root write). A
-    /// root answer the daemon never gave is set aside as evidence first.
-    fn repair(&self, ws: &Ws, st: &WsState, key: &str) -> io::Result<()> {
-        let root: Option<Decision> = load::read_json(&ws.ws, &ws.ws.decision_path());
-        let ours = &st.records[key].decision;
-        if root.is_none() || root == *ours {
-            if let (None, Some(d)) = (&root, ours) {
-                tracing::info!(workspace = %ws.ws.name, key, "restoring decision.json from the store");
-                write_json(&ws.ws, &ws.ws.decision_path(), d)?;
-            }
-            return Ok(());
-        }
-        if let Some(forged) = root.filter(|d| !self.gave(ws, d)) {
-            // The bytes as found, for the evidence (the parsed value drops what it ignores).
-            let found = ws.ws.read(&ws.ws.decision_path(), 16 << 20).ok().flatten();
-            let bytes = found.map_or_else(|| json_bytes(&forged), Ok)?;
-            let finding = super::mirror::set_aside(
-                &ws.ws,
-                &ws.anchors,
-                &ws.ws.decision_path(),
-                &bytes,
-                format!(
-                    "decision.json: \"{}\" by {}, an answer the daemon never gave",
-                    forged.outcome.as_str(),
-                    forged.by
-                ),
-            );
-            self.tampered(ws, finding);
-        }
-        match ours {
-            Some(d) => write_json(&ws.ws, &ws.ws.decision_path(), d),
-            None => ws.ws.remove(&ws.ws.decision_path()),
-        }
-    }
-
-    /// Whether the daemon gave this answer: one of its decisions (current or earlier) for the
-    /// key it names, or an `invalid` answer (written only into the workspace; grants nothing).
-    fn gave(&self, ws: &Ws, d: &Decision) -> bool {
-        if d.outcome == Outcome::Invalid && d.by == "system" {
-            return true;
-        }
-        let key = d.handoff_key.as_str();
-        // The key comes from a file an agent can write: never let it name a path.
-        let is_key = |c: char| c.is_ascii_alphanumeric() || "._:-".contains(c);
-        if key.is_empty() || key.len() > 128 || !key.chars().all(is_key) {
-            return false;
-        }
-        let dir = crate::workspace::key_dir_name(key);
-        ws.store
-            .files_of(&dir)
-            .iter()
-            .filter(|f| f.starts_with("decision"))
-            .any(|f| {
-                load::read_store::<Decision>(&ws.store, &crate::store::Store::record(key, f))
-                    .as_ref()
-                    == Some(d)
-            })
     }
 
     pub(super) fn count_outcome(&self, outcome: Outcome) {

@@ -20,11 +20,6 @@ const SEEN_CHECKPOINTS: &str = "checkpoints.json";
 /// Temp files older than this at start-up are left from crashed writes.
 const STALE_TEMP: Duration = Duration::from_secs(600);
 
-/// Where the daemon anchors a workspace's audit chain: in data_dir, out of agents' reach.
-pub fn anchor_path(data_dir: &Path, ws: &Workspace) -> std::path::PathBuf {
-    Anchors::for_workspace(data_dir, ws).anchor
-}
-
 pub(super) struct Loaded {
     pub ws: Ws,
     pub findings: Vec<Finding>,

@@ -3,16 +3,18 @@
 //! the workspace's audit log, broadcast to subscribers (SSE), counted in the metrics. The core
 //! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
 
+mod alerts;
 mod artifacts;
 mod checkpoints;
 mod decide;
 mod ingest;
 mod invalid;
 mod load;
-pub use load::anchor_path;
 mod mirror;
 mod query;
 mod records;
+mod repair;
+mod revise;
 mod signoff;
 mod stall;
 mod state;
@@ -320,52 +322,6 @@ impl App {
         let _ = self.inner.events.send(event);
     }
 
-    /// Announces chain breaks the audit log found (it logged their `audit.broken` itself).
-    fn announce_breaks(&self, ws: &Ws) {
-        for b in ws.audit.take_breaks() {
-            let found = b.event.data["found"].as_str().unwrap_or("").to_string();
-            self.raise(&ws.ws.name, format!("audit log: {found}"));
-            if b.logged {
-                self.announce(ws, b.event);
-            }
-        }
-    }
-
-    /// A record copy found forged or changed: alert, and a `workspace.tampered` event.
-    fn tampered(&self, ws: &Ws, finding: mirror::Finding) {
-        self.raise(&ws.ws.name, finding.text.clone());
-        let data = json!({ "found": finding.text, "evidence": finding.evidence });
-        let event = Event::new(EventType::WorkspaceTampered, &ws.ws.name, None, data);
-        if let Err(e) = self.emit(ws, event) {
-            tracing::error!(workspace = %ws.ws.name, error = %e, "cannot log workspace.tampered");
-        }
-    }
-
-    fn raise(&self, workspace: &str, text: String) {
-        self.metrics().error("tampered");
-        let mut alerts = self.inner.alerts.lock().unwrap_or_else(|e| e.into_inner());
-        let list = alerts.entry(workspace.to_string()).or_default();
-        if !list.contains(&text) {
-            list.push(text);
-        }
-        let open: usize = alerts.values().map(Vec::len).sum();
-        self.metrics().tamper_alerts.set(open as i64);
-    }
-
-    /// Re-reads a workspace's tamper history: acknowledged findings are no longer alerts.
-    pub fn refresh_alerts(&self, ws: &Ws) {
-        let open = ws.anchors.unacknowledged().unwrap_or_default();
-        let mut alerts = self.inner.alerts.lock().unwrap_or_else(|e| e.into_inner());
-        if open.is_empty() {
-            alerts.remove(&ws.ws.name);
-        } else {
-            let texts = open.into_iter().map(|e| e.text).collect();
-            alerts.insert(ws.ws.name.clone(), texts);
-        }
-        let open: usize = alerts.values().map(Vec::len).sum();
-        self.metrics().tamper_alerts.set(open as i64);
-    }
-
     /// Asks the ingest thread to process the workspace at `root` again soon.
     pub(crate) fn ask_repair(&self, root: &Path) {
         let mut repairs = self.inner.repairs.lock().unwrap_or_else(|e| e.into_inner());
@@ -377,24 +333,5 @@ impl App {
     /// Workspaces to reconcile again because a write of theirs failed outside ingest.
     pub fn take_repairs(&self) -> Vec<PathBuf> {
         std::mem::take(&mut *self.inner.repairs.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Re-reads the tamper history of the workspaces with alerts, so an acknowledgement made
-    /// with `baton audit ack` while the daemon runs clears them (called by the reconcile).
-    pub fn refresh_all_alerts(&self) {
-        for name in self.alerts().into_keys() {
-            if let Some(ws) = self.workspace(&name) {
-                self.refresh_alerts(&ws);
-            }
-        }
-    }
-
-    /// Unacknowledged tampering, by workspace.
-    pub fn alerts(&self) -> BTreeMap<String, Vec<String>> {
-        self.inner
-            .alerts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
     }
 }

@@ -7,6 +7,7 @@
 //! `baton audit verify` reports TAMPERED until an administrator acknowledges it.
 
 pub mod anchor;
+mod tail;
 mod verify;
 
 pub use anchor::{Anchor, Anchors, Mark};
@@ -17,7 +18,7 @@ use crate::workspace::{ForeignFile, ReadError, Workspace};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
@@ -96,8 +97,8 @@ impl AuditLog {
             unresolved: Mutex::default(),
         };
         let anchored = log.anchors.read()?;
-        let (head, last_at) = match log.read_tail() {
-            Ok(tail) => match judge(anchored.as_ref(), &tail) {
+        let (head, last_at) = match tail::read_tail(&log.ws) {
+            Ok(tail) => match tail::judge(anchored.as_ref(), &tail) {
                 Ok(mark) => (mark, tail.at),
                 Err(found) => (log.break_chain(&found, anchored)?, None),
             },
@@ -259,47 +260,6 @@ impl AuditLog {
             .write(&anchor_at(&head), true)
             .inspect_err(|_| self.anchor_stale.store(true, Ordering::Release))
     }
-
-    /// The end of the log as read now, a torn last line cut off.
-    fn read_tail(&self) -> io::Result<Tail> {
-        let path = self.ws.events_path();
-        let mut file = self.ws.open_append(&path)?;
-        let len = file.metadata()?.len();
-        // Everything after the last newline is a line torn by a crash mid-append.
-        let end = line_end_before(&mut file, len)?;
-        if end < len {
-            tracing::warn!(file = %path.display(), "cutting off a torn last audit line (crash mid-append)");
-            file.set_len(end)?;
-        }
-        if end == 0 {
-            return Ok(Tail {
-                len: 0,
-                hash: GENESIS.into(),
-                seq: Some(0),
-                at: None,
-            });
-        }
-        let start = line_end_before(&mut file, end - 1)?;
-        let mut last = vec![0; (end - 1 - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(&mut last)?;
-        let chained = serde_json::from_slice::<Chained>(&last).ok();
-        Ok(Tail {
-            len: end,
-            hash: sha256_hex(&last),
-            seq: chained.as_ref().map(|c| c.seq),
-            at: chained.and_then(|c| c.at),
-        })
-    }
-}
-
-/// The log's end as found at open.
-struct Tail {
-    len: u64,
-    hash: String,
-    /// None: the last line is not an event.
-    seq: Option<u64>,
-    at: Option<String>,
 }
 
 /// Why a log cannot be appended to as it is.
@@ -307,48 +267,6 @@ enum Check {
     /// It is not what the daemon wrote.
     Tampered(String),
     Io(io::Error),
-}
-
-/// Whether the log's end is one the daemon left; the head to continue from, or what is wrong.
-fn judge(anchored: Option<&Anchor>, tail: &Tail) -> Result<Mark, String> {
-    let here = |m: &Mark| match m.len {
-        Some(len) => len == tail.len && m.hash == tail.hash,
-        // Anchors of older versions have no length: compare the last event.
-        None => tail.seq == Some(m.seq) && m.hash == tail.hash,
-    };
-    let Some(a) = anchored else {
-        // Never anchored (a first start on this data_dir): the log is taken as it is.
-        return match tail.seq {
-            Some(seq) => Ok(Mark {
-                seq,
-                hash: tail.hash.clone(),
-                len: Some(tail.len),
-            }),
-            None => Err("the last line is not an event".into()),
-        };
-    };
-    for m in std::iter::once(&a.after).chain(a.before.as_ref()) {
-        if here(m) {
-            return Ok(Mark {
-                len: Some(tail.len),
-                ..m.clone()
-            });
-        }
-    }
-    let seq = tail.seq.map_or("a line that is not an event".into(), |s| {
-        format!("event {s}")
-    });
-    let how = match a.after.len {
-        Some(len) if tail.len < len => "events were removed or the log was emptied",
-        Some(len) if tail.len > len => "lines were added that the daemon did not write",
-        _ => "the last event was edited",
-    };
-    Err(format!(
-        "{how}: the log ends with {seq} at byte {}, but the daemon's anchor records event {} ending at byte {}",
-        tail.len,
-        a.after.seq,
-        a.after.len.map_or("?".into(), |l| l.to_string())
-    ))
 }
 
 /// The lines for `events` after `head`, and the head they lead to.
@@ -380,27 +298,4 @@ fn anchor_at(head: &Mark) -> Anchor {
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
-}
-
-/// The offset just past the last newline before `before` (0 if none), read backwards in
-/// blocks: a line may be longer than any fixed window.
-fn line_end_before(file: &mut std::fs::File, before: u64) -> io::Result<u64> {
-    let mut block = vec![0u8; 64 * 1024];
-    let mut end = before;
-    while end > 0 {
-        let start = end.saturating_sub(block.len() as u64);
-        let chunk = &mut block[..(end - start) as usize];
-        file.seek(SeekFrom::Start(start))?;
-        file.read_exact(chunk)?;
-        if let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
-            return Ok(start + i as u64 + 1);
-        }
-        end = start;
-    }
-    Ok(0)
-}
-
-/// Where evidence and anchors of a workspace live, for the CLI.
-pub fn anchors_for(data_dir: &std::path::Path, ws: &Workspace) -> Anchors {
-    Anchors::for_workspace(data_dir, ws)
 }

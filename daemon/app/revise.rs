@@ -1,0 +1,91 @@
+//! Revisions: a changed handoff under a pending key, or under a key answered
+//! `changes_requested`, becomes revision N+1 (committed, logged, then published).
+
+use super::artifacts::Stamp;
+use super::decide::Closing;
+use super::records::{json_bytes, old_decision_file, rev_file, DECISION, META, SIGN_OFFS};
+use super::state::{Meta, Record, WsState};
+use super::{App, Ws};
+use crate::contract::validate::Accepted;
+use crate::contract::{Handoff, Outcome};
+use crate::events::{now_rfc3339, Event, EventType};
+use crate::workspace::HANDOFF_FILE;
+use serde_json::json;
+use std::io;
+
+impl App {
+    /// A changed handoff under a pending key, or under a key answered `changes_requested`
+    /// (which opens it again): revision N+1. Sign-offs were given to the old content, so the
+    /// gate starts again; an earlier decision is kept as `decision-rev-N.json`.
+    pub(super) fn revise(
+        &self,
+        ws: &Ws,
+        st: &mut WsState,
+        key: &str,
+        acc: Accepted<Handoff>,
+        artifacts: Vec<Stamp>,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        let reopening = st.records[key].decision.is_some();
+        if let Some(previous) = st.pending.clone().filter(|p| reopening && p != key) {
+            let closing = Closing::new(
+                Outcome::Withdrawn,
+                "system",
+                Some(format!("superseded by {key}")),
+            );
+            self.settle(ws, st, &previous, closing)?;
+        }
+        let rec = st
+            .records
+            .get_mut(key)
+            .expect("revise is called for a known key");
+        let old = rec.clone();
+        let meta = Meta {
+            revision: rec.meta.revision + 1,
+            updated_at: now_rfc3339(),
+            digest: acc.digest.clone(),
+            task_id: acc.doc.task_id.clone(),
+            artifacts,
+            ..rec.meta.clone()
+        };
+        let meta_bytes = json_bytes(&meta)?;
+        let earlier = match &old.decision {
+            Some(d) => Some((old_decision_file(old.meta.revision), json_bytes(d)?)),
+            None => None,
+        };
+        ws.commit(key, &rev_file(meta.revision), bytes)?;
+        if let Some((file, d)) = &earlier {
+            ws.commit(key, file, d)?;
+            ws.uncommit(key, DECISION)?;
+        }
+        ws.uncommit(key, SIGN_OFFS)?;
+        ws.commit(key, META, &meta_bytes)?;
+        let data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision, "confidence": acc.doc.confidence });
+        let event = Event::new(EventType::HandoffRevised, &ws.ws.name, Some(key), data);
+        if let Err(e) = self.emit(ws, event) {
+            ws.restore(&old);
+            return Err(e);
+        }
+        ws.publish(key, &rev_file(meta.revision), Some(bytes));
+        ws.publish(key, HANDOFF_FILE, Some(bytes));
+        ws.publish(key, SIGN_OFFS, None);
+        if let Some((file, d)) = &earlier {
+            ws.publish(key, file, Some(d));
+            ws.publish(key, DECISION, None);
+        }
+        ws.publish(key, META, Some(&meta_bytes));
+        self.remove_root_decision(ws);
+        *rec = Record {
+            meta,
+            handoff: acc.doc,
+            value: acc.value,
+            decision: None,
+            sign_offs: Vec::new(),
+        };
+        if reopening {
+            st.pending = Some(key.to_string());
+            self.metrics().pending.inc();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,113 @@
+//! The cross-checks of users, agents, routes and webhooks: what serde cannot see (unknown
+//! names, malformed token hashes, routes naming webhooks that do not exist).
+
+use super::{Agent, Route, User, Webhook};
+use std::collections::HashSet;
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+pub(super) fn check_users(users: &[User], agents: &[Agent]) -> Result<(), String> {
+    let mut names = HashSet::new();
+    for (i, u) in users.iter().enumerate() {
+        if !names.insert(u.name.as_str()) {
+            return Err(format!("users[{i}].name: \"{}\" is listed twice", u.name));
+        }
+        if let Some(h) = &u.password_hash {
+            argon2::PasswordHash::new(h).map_err(|e| {
+                format!("users[{i}].password_hash: not a PHC hash ({e}); make one with `baton hash-password`")
+            })?;
+        }
+        if u.token_sha256.as_deref().is_some_and(|t| !is_sha256_hex(t)) {
+            return Err(format!(
+                "users[{i}].token_sha256: must be 64 hex digits (sha256 of the token)"
+            ));
+        }
+    }
+    for (i, a) in agents.iter().enumerate() {
+        if !names.insert(a.name.as_str()) {
+            return Err(format!(
+                "agents[{i}].name: \"{}\" is already a user or agent name",
+                a.name
+            ));
+        }
+        if !is_sha256_hex(&a.token_sha256) {
+            return Err(format!(
+                "agents[{i}].token_sha256: must be 64 hex digits (sha256 of the token)"
+            ));
+        }
+        for g in &a.workspaces {
+            glob::Pattern::new(g)
+                .map_err(|e| format!("agents[{i}].workspaces: bad glob \"{g}\": {e}"))?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn check_routes(
+    routes: &[Route],
+    users: &[User],
+    webhooks: &[Webhook],
+) -> Result<(), String> {
+    let route_names: HashSet<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+    for (i, r) in routes.iter().enumerate() {
+        let at = |key: &str| format!("routes[{i}] (\"{}\").{key}", r.name);
+        for rev in &r.reviewers {
+            if !rev.starts_with("role:") && !users.iter().any(|u| &u.name == rev) {
+                return Err(format!(
+                    "{}: \"{rev}\" is not a [[users]] name (or write role:NAME)",
+                    at("reviewers")
+                ));
+            }
+        }
+        for n in &r.notify {
+            let ok = n == "email"
+                || n.strip_prefix("webhook:")
+                    .is_some_and(|w| webhooks.iter().any(|h| h.name == w));
+            if !ok {
+                return Err(format!(
+                    "{}: \"{n}\" is neither \"email\" nor \"webhook:NAME\" of a [[webhooks]] entry",
+                    at("notify")
+                ));
+            }
+        }
+        for g in &r.workspaces {
+            glob::Pattern::new(g)
+                .map_err(|e| format!("{}: bad glob \"{g}\": {e}", at("workspaces")))?;
+        }
+        if let Some(to) = &r.escalate_to {
+            if !route_names.contains(to.as_str()) {
+                return Err(format!(
+                    "{}: \"{to}\" is not the name of a route",
+                    at("escalate_to")
+                ));
+            }
+        }
+        if r.auto_approve_min_confidence
+            .is_some_and(|c| !(0.0..=1.0).contains(&c))
+        {
+            return Err(format!(
+                "{}: must be between 0.0 and 1.0",
+                at("auto_approve_min_confidence")
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn check_webhooks(webhooks: &[Webhook]) -> Result<(), String> {
+    for (i, w) in webhooks.iter().enumerate() {
+        if !w.secret.starts_with("whsec_") {
+            return Err(format!(
+                "webhooks[{i}].secret: must start with \"whsec_\" followed by base64"
+            ));
+        }
+        if !(w.url.starts_with("http://") || w.url.starts_with("https://")) {
+            return Err(format!(
+                "webhooks[{i}].url: must be an http:// or https:// URL"
+            ));
+        }
+    }
+    Ok(())
+}
