@@ -7,6 +7,7 @@ mod auth;
 mod error;
 mod openapi;
 mod ops;
+mod pages;
 pub mod server;
 mod sse;
 
@@ -28,6 +29,8 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/handoffs/{key}", get(api::get))
         .route("/api/v1/handoffs/{key}/decision", post(api::decide))
         .route("/api/v1/events", get(sse::events))
+        .merge(pages::routes())
         .fallback(ops::not_found)
+        .layer(axum::middleware::map_response(pages::security_headers))
         .with_state(app)
 }
