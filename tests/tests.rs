@@ -4,6 +4,7 @@ mod util;
 
 mod audit;
 mod auth;
+mod browser;
 mod cli;
 mod confined;
 mod contract;

@@ -44,6 +44,7 @@ pub struct HistoryRow {
     pub title: String,
     pub outcome: String,
     pub at: String,
+    pub age: String,
     pub current: bool,
 }
 
@@ -171,6 +172,7 @@ pub fn build(d: Detail, all: &[Summary], now: OffsetDateTime) -> (HandoffView, S
             title: x.title.clone().unwrap_or_else(|| x.task_id.clone()),
             outcome: x.outcome.map_or("pending", |o| o.as_str()).to_string(),
             at: x.received_at.clone(),
+            age: view::age(&x.received_at, now),
             current: x.key == d.key,
         })
         .collect();
