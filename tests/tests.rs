@@ -15,6 +15,7 @@ mod failures;
 mod http;
 mod lifecycle;
 mod operator;
+mod pages;
 mod paths;
 mod signoff;
 mod trust;

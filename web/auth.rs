@@ -9,7 +9,7 @@ use crate::auth::Actor;
 use crate::login::SignedIn;
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts, HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{Html, IntoResponse, Redirect, Response};
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "baton_session";
@@ -61,14 +61,21 @@ impl FromRequestParts<App> for Viewer {
         if let Some(s) = session_of(parts, app) {
             return Ok(Viewer(s));
         }
-        if parts.method == Method::GET {
+        if matches!(parts.method, Method::GET | Method::HEAD) {
             let here = parts.uri.path_and_query().map_or("/", |p| p.as_str());
             return Err(ToLogin(here.to_string()).into_response());
         }
         // A form posted after the session ended: nothing is done, and the person is told.
-        Err((StatusCode::UNAUTHORIZED, Redirect::to("/login")).into_response())
+        let told = [(header::LOCATION, "/login")];
+        Err((StatusCode::UNAUTHORIZED, told, Html(SIGNED_OUT)).into_response())
     }
 }
+
+/// The answer to a form posted without a live session (a browser does not follow the
+/// `Location` of a 401, so the page says where to go).
+const SIGNED_OUT: &str = "<!doctype html><meta charset=\"utf-8\"><title>Signed out · baton</title>\
+<p>Your session has ended, so nothing was changed. <a href=\"/login\">Sign in again</a>, \
+then do it once more.</p>";
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;

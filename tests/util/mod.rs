@@ -98,6 +98,7 @@ impl TestEnv {
         let lines = read_lines(child.stdout.take().unwrap());
         let deadline = Instant::now() + PATIENCE;
         let mut url = None;
+        let mut printed = Vec::new();
         while url.is_none() {
             let line = lines
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -110,6 +111,7 @@ impl TestEnv {
             if let Some(u) = line.strip_prefix("baton: listening on ") {
                 url = Some(u.trim().to_string());
             }
+            printed.push(line);
         }
         Daemon {
             child,
@@ -118,6 +120,7 @@ impl TestEnv {
                 .token
                 .clone()
                 .expect("admin token printed on first start"),
+            printed,
             _lines: lines,
         }
     }
@@ -147,6 +150,8 @@ pub struct Daemon {
     pub child: Child,
     pub url: String,
     pub token: String,
+    /// What the daemon printed on standard output up to "listening on".
+    pub printed: Vec<String>,
     _lines: Receiver<String>,
 }
 

@@ -33,10 +33,19 @@ pub struct Next {
     next: Option<String>,
 }
 
-/// Where to go after signing in: a path of this site only, never another host.
+/// Where to go after signing in: a path of this site only, never another host. Browsers
+/// drop tabs and newlines from a URL and read `\` as `/`, so `/\t/evil.com` would be
+/// `//evil.com`: any control character or backslash sends to `/`.
 fn local(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.into(),
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && !n.chars().any(char::is_control) =>
+        {
+            n.into()
+        }
         _ => "/".into(),
     }
 }
@@ -93,7 +102,8 @@ pub async fn submit(
     let next = local(form.get("next"));
     let expected = cookie(&headers, LOGIN_COOKIE);
     let sent = form.get(CSRF_FIELD);
-    if !matches!((expected.as_deref(), sent), (Some(e), Some(s)) if same(e, s)) {
+    // An empty cookie matches nothing: an empty field must not pass for a token.
+    if !matches!((expected.as_deref(), sent), (Some(e), Some(s)) if !e.is_empty() && same(e, s)) {
         let error = "The sign-in form expired; please sign in again.".to_string();
         return page(&app, StatusCode::FORBIDDEN, "", next, Some(error));
     }

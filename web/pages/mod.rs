@@ -13,24 +13,23 @@ mod queue;
 mod view;
 mod workspace;
 
-use crate::app::App;
 use crate::login::SignedIn;
+use crate::web::Routes;
 use askama::Template;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 
 /// The pages' routes; each one requires a session except `/login` and the static assets.
-pub fn routes() -> Router<App> {
-    Router::new()
-        .route("/login", get(login::form).post(login::submit))
-        .route("/logout", post(login::logout))
-        .route("/", get(queue::page))
-        .route("/decisions", post(queue::bulk))
-        .route("/handoffs/{key}", get(handoff::page))
-        .route("/handoffs/{key}/decision", post(handoff::decide))
-        .route("/static/{file}", get(assets::file))
+pub fn routes() -> Routes {
+    Routes::new()
+        .at(Method::GET, "/login", login::form)
+        .at(Method::POST, "/login", login::submit)
+        .at(Method::POST, "/logout", login::logout)
+        .at(Method::GET, "/", queue::page)
+        .at(Method::POST, "/decisions", queue::bulk)
+        .at(Method::GET, "/handoffs/{key}", handoff::page)
+        .at(Method::POST, "/handoffs/{key}/decision", handoff::decide)
+        .at(Method::GET, "/static/{file}", assets::file)
 }
 
 /// What every page's frame shows: who is signed in, the CSRF token for its forms.
