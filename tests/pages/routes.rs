@@ -18,14 +18,23 @@ const OPEN: [&str; 5] = [
     "/static/{file}",
 ];
 
+/// Whether a path is a page for people (HTML, session cookie) rather than the API,
+/// operations endpoints or static files.
+pub fn is_page(path: &str) -> bool {
+    !(path.starts_with("/api/")
+        || path.starts_with("/static/")
+        || path == "/healthz"
+        || path == "/metrics")
+}
+
 /// Methods tried on every path: those a route does not accept must answer 405.
 const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
 
-const KEY: &str = "routes-1";
+pub const KEY: &str = "routes-1";
 
 /// `path` with its parameters filled with things that exist, so a handler reached without
 /// credentials would find something to show or change.
-fn fill(path: &str) -> String {
+pub fn fill(path: &str) -> String {
     path.split('/')
         .map(|segment| {
             let Some(name) = segment.strip_prefix('{').and_then(|s| s.strip_suffix('}')) else {
@@ -107,7 +116,7 @@ fn every_route_but_the_open_ones_refuses_a_request_without_credentials() {
                 continue;
             }
             checked += 1;
-            if path.starts_with("/api/") {
+            if !is_page(path) {
                 assert_eq!(reply.status, 401, "{what}: {}", reply.body);
                 assert!(reply.header("www-authenticate").is_some(), "{what}");
             } else if matches!(method, "GET" | "HEAD") {
