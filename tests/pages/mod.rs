@@ -9,6 +9,7 @@ mod first_start;
 mod headers;
 mod routes;
 mod sessions;
+mod streams;
 mod xss;
 mod xss_corpus;
 

@@ -141,12 +141,21 @@
       tick();
     }, 250);
   };
-  if (live && window.EventSource) {
-    const es = new EventSource("/api/v1/events");
+  let es = null;
+  const connect = () => {
+    es = new EventSource("/api/v1/events");
     for (const type of ["handoff.received", "handoff.revised", "handoff.decided", "handoff.claimed", "handoff.signed_off", "handoff.invalid"]) {
       es.addEventListener(type, refresh);
     }
     es.addEventListener("lagged", refresh);
+  };
+  if (live && window.EventSource) {
+    connect();
+    // A page kept in the back/forward cache keeps its stream open, and a browser opens at
+    // most six connections per host: five queue views later, the next page would wait.
+    // Close the stream on leaving; on coming back, open it again and catch up.
+    window.addEventListener("pagehide", () => { if (es) { es.close(); es = null; } });
+    window.addEventListener("pageshow", (e) => { if (e.persisted && !es) { connect(); refresh(); } });
   }
 
   // ---- notifications (opt-in) -----------------------------------------------------------
