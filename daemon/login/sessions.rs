@@ -177,4 +177,24 @@ mod tests {
         let expired = Sessions::load(file, 0, 7200);
         assert!(expired.get(&b).is_none());
     }
+
+    #[test]
+    fn a_session_past_a_timeout_ends_at_its_next_use_while_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sessions.json");
+        let s = Sessions::load(file.clone(), 3600, 7200);
+        let (idle, _) = s.start("rita");
+        let (old, _) = s.start("rita");
+        let (fresh, _) = s.start("rita");
+        // The clock is not waited for: the sessions' times are moved back instead.
+        s.table().get_mut(&hash(&idle)).unwrap().last_seen -= 3600;
+        s.table().get_mut(&hash(&old)).unwrap().created -= 7200;
+        assert!(s.get(&idle).is_none());
+        assert!(s.get(&old).is_none());
+        assert_eq!(s.get(&fresh).unwrap().user, "rita");
+        // Ended for good, in the file too.
+        let saved = std::fs::read_to_string(&file).unwrap();
+        assert!(!saved.contains(&hash(&idle)) && !saved.contains(&hash(&old)));
+        assert!(saved.contains(&hash(&fresh)));
+    }
 }

@@ -6,6 +6,7 @@
 
 mod csrf;
 mod first_start;
+mod forms;
 mod headers;
 mod routes;
 mod sessions;
@@ -29,6 +30,11 @@ impl Reply {
             .iter()
             .find(|(n, _)| n == name)
             .map(|(_, v)| v.as_str())
+    }
+
+    /// The start of the body, for failure messages.
+    pub fn short(&self) -> String {
+        self.body.chars().take(300).collect()
     }
 
     pub fn location(&self) -> &str {

@@ -265,7 +265,8 @@ pub async fn bulk(State(app): State<App>, Viewer(s): Viewer, body: Bytes) -> Res
     .unwrap_or((0, 0));
     let back = form
         .get("back")
-        .filter(|b| b.starts_with("/?") || *b == "/")
+        // A control character would make the Location header unusable (a 500 after deciding).
+        .filter(|b| (b.starts_with("/?") || *b == "/") && !b.chars().any(char::is_control))
         .unwrap_or("/");
     let sep = if back.contains('?') { '&' } else { '?' };
     Redirect::to(&format!("{back}{sep}decided={decided}&failed={failed}")).into_response()
