@@ -72,4 +72,12 @@ fn a_reviewer_asks_for_changes_then_approves_in_the_browser() {
     assert_eq!(d["outcome"], "approved");
     assert_eq!(d["by"], "rita");
     assert!(browser.wait_text(".decide").contains("approved by rita"));
+
+    browser.goto(&format!("{}/w/alpha", daemon.url));
+    assert!(browser.wait_text("main").contains("approved by rita"));
+    browser.screenshot("workspace");
+    browser.goto(&format!("{}/events", daemon.url));
+    assert!(browser.wait_text("main").contains("chain intact"));
+    assert!(browser.source().contains("handoff.decided"));
+    browser.screenshot("events");
 }

@@ -11,6 +11,7 @@ mod ingest;
 mod invalid;
 mod load;
 mod mirror;
+mod overview;
 mod query;
 mod records;
 mod repair;
@@ -20,6 +21,7 @@ mod stall;
 mod state;
 
 pub use decide::{DecideError, Decided, DecisionRequest};
+pub use overview::{Files, HandoffLine, Verdict, WorkspaceOverview};
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use state::{CheckpointRecord, Record, Ws};
 
@@ -62,6 +64,8 @@ struct Inner {
     repairs: Mutex<Vec<PathBuf>>,
     /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
     alerts: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Audit verdicts for the events page, recomputed only when a log changed.
+    verdicts: overview::VerdictCache,
     shutdown: CancellationToken,
 }
 
@@ -97,6 +101,7 @@ impl App {
                 ready: AtomicBool::new(false),
                 failing: std::sync::OnceLock::new(),
                 alerts: Mutex::default(),
+                verdicts: Mutex::default(),
                 repairs: Mutex::default(),
                 hashes: Default::default(),
                 shutdown: CancellationToken::new(),
