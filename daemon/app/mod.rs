@@ -21,7 +21,7 @@ mod stall;
 mod state;
 
 pub use decide::{DecideError, Decided, DecisionRequest};
-pub use overview::{Files, HandoffLine, Verdict, WorkspaceOverview};
+pub use overview::{Files, HandoffLine, InvalidHandoff, Verdict, WorkspaceOverview};
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use state::{CheckpointRecord, Record, Ws};
 

@@ -205,3 +205,29 @@ impl App {
         out
     }
 }
+
+/// A workspace whose `handoff.json` in place is not a valid handoff, and why.
+pub struct InvalidHandoff {
+    pub workspace: String,
+    pub decision: crate::contract::Decision,
+}
+
+impl App {
+    /// Every workspace the actor may see whose current handoff.json was answered `invalid`.
+    pub fn invalid_handoffs(&self, actor: &Actor) -> Vec<InvalidHandoff> {
+        let mut out = Vec::new();
+        for ws in self.workspaces() {
+            if !actor.can_see(&ws.ws.name) {
+                continue;
+            }
+            let st = ws.lock();
+            if let Some(d) = st.current.as_ref().and_then(|c| c.invalid.clone()) {
+                out.push(InvalidHandoff {
+                    workspace: ws.ws.name.clone(),
+                    decision: d,
+                });
+            }
+        }
+        out
+    }
+}

@@ -51,6 +51,8 @@ pub struct Current {
     pub key: String,
     /// Digest of its content (canonical JSON; raw bytes when not JSON).
     pub digest: String,
+    /// The `invalid` answer given to it, when it is not a valid handoff.
+    pub invalid: Option<crate::contract::Decision>,
 }
 
 /// A handoff the daemon has accepted, pending or decided.

@@ -28,6 +28,34 @@ struct HandoffPage {
     next: Option<String>,
 }
 
+/// A handoff.json that was refused: what is wrong, where, so the agent's author can fix it.
+#[derive(Template)]
+#[template(path = "invalid.html")]
+struct InvalidPage {
+    chrome: Chrome,
+    workspace: String,
+    key: String,
+    at: String,
+    problems: Vec<super::handoff_view::ProblemRow>,
+}
+
+impl InvalidPage {
+    fn new(chrome: Chrome, i: crate::app::InvalidHandoff) -> InvalidPage {
+        InvalidPage {
+            chrome,
+            problems: i
+                .decision
+                .errors
+                .iter()
+                .map(super::handoff_view::problem_row)
+                .collect(),
+            key: i.decision.handoff_key,
+            at: i.decision.at,
+            workspace: i.workspace,
+        }
+    }
+}
+
 #[derive(Deserialize, Default)]
 #[serde(default)]
 pub struct PageQuery {
@@ -52,7 +80,13 @@ async fn build(
     let actor = s.actor.clone();
     let chrome = Chrome::new(s, "queue");
     let built = tokio::task::spawn_blocking(move || {
-        let detail = app.get(&key, &actor, CheckpointPage::default())?;
+        let Some(detail) = app.get(&key, &actor, CheckpointPage::default()) else {
+            let invalid = app
+                .invalid_handoffs(&actor)
+                .into_iter()
+                .find(|i| i.decision.handoff_key == key);
+            return invalid.map(Err);
+        };
         let pending = app.list(StateFilter::All, &actor);
         let next = pending
             .iter()
@@ -60,11 +94,13 @@ async fn build(
             .map(|x| format!("/handoffs/{}", urlencode(&x.key)))
             .next();
         let (h, s) = super::handoff_view::build(detail, &pending, time::OffsetDateTime::now_utc());
-        Some((h, s, next))
+        Some(Ok((h, s, next)))
     })
     .await;
-    let Ok(Some((h, sections, next))) = built else {
-        return not_found("");
+    let (h, sections, next) = match built {
+        Ok(Some(Ok(page))) => page,
+        Ok(Some(Err(invalid))) => return render(&InvalidPage::new(chrome, invalid)),
+        _ => return not_found(""),
     };
     let status = if error.is_some() {
         StatusCode::CONFLICT

@@ -51,6 +51,16 @@ pub struct Row {
     urgency: u8,
 }
 
+/// A handoff.json refused as invalid, as the queue lists it.
+pub struct InvalidRow {
+    pub key: String,
+    pub workspace: String,
+    pub age: String,
+    pub at: String,
+    pub problems: usize,
+    pub first: String,
+}
+
 pub struct Tab {
     pub view: &'static str,
     pub label: &'static str,
@@ -64,6 +74,7 @@ struct QueuePage {
     chrome: Chrome,
     tabs: Vec<Tab>,
     rows: Vec<Row>,
+    invalid: Vec<InvalidRow>,
     view: &'static str,
     trigger: String,
     workspace: String,
@@ -118,12 +129,13 @@ fn row(s: Summary, now: OffsetDateTime) -> Row {
     }
 }
 
-const VIEWS: [(&str, &str); 5] = [
+const VIEWS: [(&str, &str); 6] = [
     ("pending", "Pending"),
     ("mine", "Mine"),
     ("claimed", "Claimed"),
     ("decided", "Decided"),
     ("all", "All"),
+    ("invalid", "Invalid"),
 ];
 
 fn in_view(view: &str, r: &Row, me: &str) -> bool {
@@ -132,15 +144,21 @@ fn in_view(view: &str, r: &Row, me: &str) -> bool {
         "mine" => r.may_decide || r.claimed_by.as_deref() == Some(me),
         "claimed" => r.pending && r.claimed_by.is_some(),
         "decided" => !r.pending,
+        "invalid" => false,
         _ => true,
     }
 }
 
 pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Filters>) -> Response {
     let actor = s.actor.clone();
-    let all = tokio::task::spawn_blocking(move || app.list(StateFilter::All, &actor))
-        .await
-        .unwrap_or_default();
+    let (all, invalid) = tokio::task::spawn_blocking(move || {
+        (
+            app.list(StateFilter::All, &actor),
+            app.invalid_handoffs(&actor),
+        )
+    })
+    .await
+    .unwrap_or_default();
     let now = OffsetDateTime::now_utc();
     let mut workspaces: Vec<String> = all.iter().map(|x| x.workspace.clone()).collect();
     workspaces.sort();
@@ -158,12 +176,32 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
         .map(|(v, _)| *v)
         .find(|v| Some(*v) == f.view.as_deref())
         .unwrap_or("pending");
+    let invalid: Vec<InvalidRow> = invalid
+        .into_iter()
+        .filter(|x| workspace.is_empty() || x.workspace == workspace)
+        .map(|x| InvalidRow {
+            age: view::age(&x.decision.at, now),
+            problems: x.decision.errors.len(),
+            first: x
+                .decision
+                .errors
+                .first()
+                .map(|p| format!("{} {}", p.pointer, view::clip(&p.message, 160)))
+                .unwrap_or_default(),
+            at: x.decision.at,
+            key: x.decision.handoff_key,
+            workspace: x.workspace,
+        })
+        .collect();
     let tabs = VIEWS
         .iter()
         .map(|(v, label)| Tab {
             view: v,
             label,
-            count: rows.iter().filter(|r| in_view(v, r, &s.name)).count(),
+            count: match *v {
+                "invalid" => invalid.len(),
+                _ => rows.iter().filter(|r| in_view(v, r, &s.name)).count(),
+            },
             current: *v == view,
         })
         .collect();
@@ -188,6 +226,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
         chrome: Chrome::new(&s, "queue"),
         tabs,
         rows,
+        invalid,
         view,
         trigger,
         workspace,
