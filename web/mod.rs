@@ -7,6 +7,7 @@ mod auth;
 mod error;
 mod openapi;
 mod ops;
+mod review;
 pub mod server;
 mod sse;
 
@@ -27,6 +28,11 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/handoffs", get(api::list))
         .route("/api/v1/handoffs/{key}", get(api::get))
         .route("/api/v1/handoffs/{key}/decision", post(api::decide))
+        .route(
+            "/api/v1/handoffs/{key}/claim",
+            post(review::claim).delete(review::release),
+        )
+        .route("/api/v1/decisions", post(review::decide_many))
         .route("/api/v1/events", get(sse::events))
         .fallback(ops::not_found)
         .with_state(app)
