@@ -4,6 +4,7 @@ mod util;
 
 mod audit;
 mod auth;
+mod claim;
 mod cli;
 mod confined;
 mod contract;
@@ -15,5 +16,7 @@ mod http;
 mod lifecycle;
 mod operator;
 mod paths;
+mod quorum;
+mod review;
 mod signoff;
 mod trust;
