@@ -206,3 +206,35 @@ fn a_quorum_nobody_can_reach_is_refused_at_start() {
         assert!(err.contains(expected), "{err}");
     }
 }
+
+/// A kill after an approval was committed but before the decision it completes: the next
+/// start logs the approval (recovered), and the approver asking again closes the handoff.
+#[test]
+fn an_approval_a_crash_left_without_its_decision_is_logged_and_closed_by_asking_again() {
+    let mut env = TestEnv::with_config(&config(1, ""));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("q")));
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    d.stop();
+    let approvals = json!([{"by": "alice", "at": "2999-01-01T00:00:00.000Z"}]);
+    let record = env.store("alpha").join("handoffs/q/approvals.json");
+    std::fs::write(record, approvals.to_string()).unwrap();
+
+    let d = env.start();
+    let log = events(&ws);
+    let last = log.last().unwrap();
+    assert_eq!(last["type"], "handoff.partially_approved");
+    assert_eq!(
+        (&last["data"]["by"], &last["data"]["recovered"]),
+        (&json!("alice"), &json!(true))
+    );
+    let summary = &d.handoffs("pending")[0];
+    assert_eq!(
+        (&summary["approvals"], &summary["approvals_needed"]),
+        (&json!(1), &json!(1))
+    );
+    let (status, body) = d.post_as(URL, Some("alice-token"), APPROVE);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(decision(&ws).unwrap()["by"], "alice");
+}

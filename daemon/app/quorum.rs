@@ -81,8 +81,15 @@ impl App {
             .expect("approve is called for a known key")
             .clone();
         let before = Progress::of(route, &old);
-        if let Some(mine) = before.approvals.iter().find(|a| a.by == name) {
-            return Err(DecideError::AlreadySigned(already(name, mine, &before)));
+        match before.approvals.iter().find(|a| a.by == name) {
+            // Nothing missing yet still pending (a crash before the closing decision, or a
+            // quorum lowered since): an approver who asks again closes it.
+            Some(_) if before.complete() => {
+                let closing = Closing::new(Outcome::Approved, name, comment);
+                return Ok(Decided::Closed(self.settle(ws, st, key, closing)?));
+            }
+            Some(mine) => return Err(DecideError::AlreadySigned(already(name, mine, &before))),
+            None => {}
         }
         let role = before.missing_roles.iter().find(|r| roles.contains(r));
         let helps = before.missing_roles.is_empty()
