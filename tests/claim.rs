@@ -206,3 +206,36 @@ fn a_claim_whose_event_a_crash_lost_is_logged_at_restart() {
     assert_eq!(last["type"], "handoff.claimed");
     assert_eq!(last["data"]["recovered"], true);
 }
+
+/// Fail closed: with the audit log replaced by a folder, neither a claim nor an approval under
+/// a quorum is made (503, nothing left in the store), and both go through once it is back.
+#[test]
+fn a_claim_or_an_approval_the_audit_log_cannot_take_is_not_made() {
+    let quorum = "[[routes]]\nname = \"pair\"\nmin_approvals = 2\n";
+    let mut env = TestEnv::with_config(&[reviewers(), quorum.to_string()].concat());
+    let d = env.start();
+    let ws = env.ws("alpha");
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("held")));
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    let log = ws.join(".baton/events.jsonl");
+    std::fs::rename(&log, ws.join("inbox/old.jsonl")).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    std::fs::write(log.join("junk"), "junk").unwrap();
+
+    let (status, body) = d.post_as(CLAIM, Some("alice-token"), "{}");
+    assert_eq!(status, 503, "{body}");
+    let approve = r#"{"outcome":"approved"}"#;
+    let url = "/api/v1/handoffs/held/decision";
+    assert_eq!(d.post_as(url, Some("bob-token"), approve).0, 503);
+    let records = env.store("alpha").join("handoffs/held");
+    assert!(!records.join("claim.json").exists());
+    assert!(!records.join("approvals.json").exists());
+    let detail = d.get("/api/v1/handoffs/held").1;
+    assert!(detail.get("claimed_by").is_none(), "{detail}");
+    assert_eq!(detail["approvals"], json!([]));
+
+    std::fs::remove_dir_all(&log).unwrap();
+    assert_eq!(d.post_as(CLAIM, Some("alice-token"), "{}").0, 200);
+    assert_eq!(d.post_as(url, Some("bob-token"), approve).0, 202);
+    assert!(records.join("claim.json").exists() && records.join("approvals.json").exists());
+}
