@@ -98,8 +98,9 @@ fn check_request(req: &DecisionRequest) -> Result<Option<String>, DecideError> {
             bad("to_agent may not hold control characters (line breaks, tabs, ...)")
         }
         (Outcome::Reassigned, Some(to)) => Ok(Some(to.to_string())),
+        // A blank one is no answer (a form sends its empty field with every outcome).
+        (_, None | Some("")) => Ok(None),
         (_, Some(_)) => bad("to_agent is only for outcome \"reassigned\""),
-        (_, None) => Ok(None),
     }
 }
 
