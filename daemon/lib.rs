@@ -28,6 +28,7 @@ pub mod config;
 pub mod contract;
 pub mod events;
 pub mod heartbeat;
+pub mod login;
 pub mod metrics;
 pub mod pipeline;
 pub mod routing;

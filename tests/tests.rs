@@ -4,6 +4,7 @@ mod util;
 
 mod audit;
 mod auth;
+mod browser;
 mod claim;
 mod cli;
 mod confined;

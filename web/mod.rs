@@ -7,6 +7,7 @@ mod auth;
 mod error;
 mod openapi;
 mod ops;
+mod pages;
 mod review;
 pub mod server;
 mod sse;
@@ -34,6 +35,8 @@ pub fn router(app: App) -> Router {
         )
         .route("/api/v1/decisions", post(review::decide_many))
         .route("/api/v1/events", get(sse::events))
+        .merge(pages::routes())
         .fallback(ops::not_found)
+        .layer(axum::middleware::map_response(pages::security_headers))
         .with_state(app)
 }

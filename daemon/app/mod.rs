@@ -52,6 +52,7 @@ struct Inner {
     config: Config,
     metrics: Metrics,
     tokens: Tokens,
+    logins: crate::login::Logins,
     events: broadcast::Sender<Event>,
     workspaces: RwLock<BTreeMap<String, Arc<Ws>>>,
     by_root: RwLock<HashMap<PathBuf, Arc<Ws>>>,
@@ -76,6 +77,8 @@ pub struct Opened {
     pub app: App,
     /// A freshly made admin token, to print once.
     pub admin_token: Option<String>,
+    /// A freshly made password of the `admin` sign-in, to print once.
+    pub admin_password: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -86,11 +89,13 @@ impl App {
         std::fs::create_dir_all(&config.data_dir)?;
         let found = workspace::discover(&config.workspaces)?;
         let (tokens, admin_token) = Tokens::load(&config)?;
+        let (logins, admin_password) = crate::login::Logins::load(&config)?;
         let (events, _) = broadcast::channel(4096);
         let app = App {
             inner: Arc::new(Inner {
                 metrics: Metrics::default(),
                 tokens,
+                logins,
                 events,
                 workspaces: RwLock::default(),
                 by_root: RwLock::default(),
@@ -115,6 +120,7 @@ impl App {
         Ok(Opened {
             app,
             admin_token,
+            admin_password,
             warnings,
         })
     }
@@ -205,6 +211,25 @@ impl App {
 
     pub fn authenticate(&self, token: &str) -> Option<Actor> {
         self.inner.tokens.authenticate(token).cloned()
+    }
+
+    /// Signs a person in to the pages (slow by design: argon2id; call off async workers).
+    pub fn sign_in(
+        &self,
+        name: &str,
+        password: &str,
+        addr: Option<std::net::IpAddr>,
+    ) -> Result<(String, crate::login::SignedIn), crate::login::LoginError> {
+        self.inner.logins.sign_in(name, password, addr)
+    }
+
+    /// Who holds the session with this id, if it is live.
+    pub fn session(&self, id: &str) -> Option<crate::login::SignedIn> {
+        self.inner.logins.session(id)
+    }
+
+    pub fn sign_out(&self, id: &str) {
+        self.inner.logins.sign_out(id)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {

@@ -397,3 +397,4 @@ pub fn events(ws: &Path) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+pub mod browser;
