@@ -8,6 +8,7 @@ mod error;
 mod openapi;
 mod ops;
 mod pages;
+mod review;
 pub mod server;
 mod sse;
 
@@ -28,6 +29,11 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/handoffs", get(api::list))
         .route("/api/v1/handoffs/{key}", get(api::get))
         .route("/api/v1/handoffs/{key}/decision", post(api::decide))
+        .route(
+            "/api/v1/handoffs/{key}/claim",
+            post(review::claim).delete(review::release),
+        )
+        .route("/api/v1/decisions", post(review::decide_many))
         .route("/api/v1/events", get(sse::events))
         .merge(pages::routes())
         .fallback(ops::not_found)

@@ -270,6 +270,7 @@ impl App {
             value: acc.value,
             decision: None,
             sign_offs: Vec::new(),
+            review: Default::default(),
         };
         st.records.insert(key.clone(), record);
         st.pending = Some(key.clone());

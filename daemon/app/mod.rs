@@ -5,7 +5,9 @@
 
 mod alerts;
 mod artifacts;
+mod bulk;
 mod checkpoints;
+mod claim;
 mod decide;
 mod ingest;
 mod invalid;
@@ -13,17 +15,22 @@ mod load;
 mod mirror;
 mod overview;
 mod query;
+mod queue;
+mod quorum;
 mod records;
 mod repair;
 mod revise;
-mod signoff;
 mod stall;
 mod state;
 
+pub use bulk::{BulkError, KeyResult, MAX_BULK};
+pub use claim::{Claim, ClaimError, ClaimView};
 pub use decide::{DecideError, Decided, DecisionRequest};
 pub use overview::{Files, HandoffLine, InvalidHandoff, Verdict, WorkspaceOverview};
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
-pub use state::{CheckpointRecord, Record, Ws};
+pub use queue::Standing;
+pub use quorum::{Approval, Progress};
+pub use state::{CheckpointRecord, Record, Review, Ws};
 
 use crate::auth::{Actor, Tokens};
 use crate::config::Config;
@@ -262,6 +269,12 @@ impl App {
         self.inner.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The workspace that owns `key`, if the key is known.
+    fn ws_of_key(&self, key: &str) -> Option<Arc<Ws>> {
+        let name = self.keys().get(key).cloned()?;
+        self.workspace(&name)
+    }
+
     /// State is committed before its event is appended, so a crash in between loses the event.
     /// Such state is newer than the last event logged: it gets its event now, marked
     /// `recovered` (an event may so be logged twice, never lost).
@@ -282,6 +295,9 @@ impl App {
                                    "recovered": true, "happened_at": rec.meta.updated_at });
                 events.push(Event::new(kind, &ws.ws.name, key, data));
             }
+            // Reviewers' work comes between the revision and the decision that closed it.
+            events.extend(claim::recovered(rec, last, &ws.ws.name));
+            events.extend(quorum::recovered(rec, last, &ws.ws.name));
             if let Some(d) = rec.decision.as_ref().filter(|d| d.at.as_str() > last) {
                 let data = json!({ "task_id": d.task_id, "outcome": d.outcome, "by": d.by,
                                    "recovered": true, "happened_at": d.at });

@@ -174,6 +174,7 @@ pub async fn decide(
         // Approve what you saw: a newer revision in place refuses the decision.
         revision: form.get("revision").and_then(|r| r.parse().ok()),
         handoff_sha256: None,
+        to_agent: None,
     };
     let (app2, actor, k) = (app.clone(), s.actor.clone(), key.clone());
     let result = tokio::task::spawn_blocking(move || app2.decide(&k, request, &actor)).await;
@@ -181,7 +182,7 @@ pub async fn decide(
         Ok(Ok(decided)) => {
             let tag = match decided {
                 crate::app::Decided::Closed(_) => "1",
-                crate::app::Decided::SignedOff { .. } => "signed",
+                crate::app::Decided::Pending(_) => "signed",
             };
             Redirect::to(&format!("/handoffs/{}?decided={tag}", urlencode(&key))).into_response()
         }

@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 /// Lines per page a reviewer may pick.
 const PAGE_SIZES: [usize; 3] = [25, 50, 100];
 /// Most handoffs decided by one bulk post.
-const BULK_MAX: usize = 200;
+const BULK_MAX: usize = crate::app::MAX_BULK;
 
 #[derive(Deserialize, Default, Clone)]
 #[serde(default)]
@@ -106,10 +106,7 @@ impl QueuePage {
 }
 
 fn row(s: Summary, now: OffsetDateTime) -> Row {
-    // MERGE: Summary gains deadline / claimed_by / may_decide with the review branch.
-    let (s_deadline, s_claimed_by, s_may_decide): (Option<String>, Option<String>, bool) =
-        (None, None, true);
-    let deadline = s_deadline.as_deref().and_then(|d| Deadline::new(d, now));
+    let deadline = s.deadline.as_deref().and_then(|d| Deadline::new(d, now));
     let pending = s.state == "pending";
     Row {
         urgency: view::urgency(deadline.as_ref(), s.trigger),
@@ -118,8 +115,8 @@ fn row(s: Summary, now: OffsetDateTime) -> Row {
         meter: Meter::new(s.confidence),
         age: view::age(&s.received_at, now),
         deadline: deadline.filter(|_| pending),
-        may_decide: pending && s_may_decide,
-        claimed_by: s_claimed_by,
+        may_decide: pending && s.standing.may_decide,
+        claimed_by: s.standing.claimed_by,
         outcome: s.outcome.map(Outcome::as_str),
         pending,
         key: s.key,
@@ -285,20 +282,29 @@ pub async fn bulk(State(app): State<App>, Viewer(s): Viewer, body: Bytes) -> Res
     let comment = form.text("comment");
     let actor = s.actor.clone();
     let (decided, failed) = tokio::task::spawn_blocking(move || {
-        let mut ok = 0;
-        for key in &keys {
-            let request = DecisionRequest {
-                outcome,
-                comment: comment.clone(),
-                revision: None,
-                handoff_sha256: None,
-            };
-            match app.decide(key, request, &actor) {
-                Ok(_) => ok += 1,
-                Err(e) => tracing::info!(key, error = %e, "bulk decision refused"),
+        let request = DecisionRequest {
+            outcome,
+            comment,
+            revision: None,
+            handoff_sha256: None,
+            to_agent: None,
+        };
+        // The API's own bulk path: each key its own decision and event.
+        match app.decide_many(&keys, request, &actor) {
+            Ok(results) => {
+                let ok = results.iter().filter(|(_, r)| r.is_ok()).count();
+                for (key, result) in &results {
+                    if let Err(e) = result {
+                        tracing::info!(key, error = %e, "bulk decision refused");
+                    }
+                }
+                (ok, results.len() - ok)
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "bulk decision refused");
+                (0, keys.len())
             }
         }
-        (ok, keys.len() - ok)
     })
     .await
     .unwrap_or((0, 0));
