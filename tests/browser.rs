@@ -36,6 +36,8 @@ fn a_reviewer_asks_for_changes_then_approves_in_the_browser() {
 
     browser.click("tr[data-key='checkout-fix'] .title a");
     browser.wait_text("[data-page=handoff] h1");
+    browser.click(".claim-form button[value=claim]");
+    assert!(browser.wait_text(".decide").contains("claimed by rita"));
     browser.screenshot("handoff");
     browser.fill(
         "#decide textarea[name=comment]",

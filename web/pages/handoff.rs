@@ -162,6 +162,7 @@ pub async fn decide(
         Some("approved") => Outcome::Approved,
         Some("rejected") => Outcome::Rejected,
         Some("changes_requested") => Outcome::ChangesRequested,
+        Some("reassigned") => Outcome::Reassigned,
         _ => {
             let msg = "Choose approve, request changes or reject.".to_string();
             return build(&app, &s, key, Some(msg), None, String::new()).await;
@@ -174,7 +175,7 @@ pub async fn decide(
         // Approve what you saw: a newer revision in place refuses the decision.
         revision: form.get("revision").and_then(|r| r.parse().ok()),
         handoff_sha256: None,
-        to_agent: None,
+        to_agent: form.text("to_agent"),
     };
     let (app2, actor, k) = (app.clone(), s.actor.clone(), key.clone());
     let result = tokio::task::spawn_blocking(move || app2.decide(&k, request, &actor)).await;
@@ -192,6 +193,32 @@ pub async fn decide(
             *r.status_mut() = status;
             r
         }
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
+    }
+}
+
+/// `POST /handoffs/{key}/claim`: claim (`action=claim`), take over (`takeover`, admins) or
+/// release (`release`), through the API's own `App::claim` / `App::release_claim`.
+pub async fn claim(
+    State(app): State<App>,
+    Viewer(s): Viewer,
+    Path(key): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    if !form.csrf_ok(&s) {
+        return csrf_refused();
+    }
+    let action = form.get("action").unwrap_or("claim").to_string();
+    let (app2, actor, k) = (app.clone(), s.actor.clone(), key.clone());
+    let result = tokio::task::spawn_blocking(move || match action.as_str() {
+        "release" => app2.release_claim(&k, &actor),
+        other => app2.claim(&k, &actor, other == "takeover"),
+    })
+    .await;
+    match result {
+        Ok(Ok(_)) => Redirect::to(&format!("/handoffs/{}", urlencode(&key))).into_response(),
+        Ok(Err(e)) => build(&app, &s, key, Some(e.to_string()), None, String::new()).await,
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
     }
 }

@@ -24,6 +24,10 @@ pub struct HandoffView {
     pub revision: u32,
     pub pending: bool,
     pub decision: Option<Decision>,
+    /// Route, claim, and whether this reviewer may decide it.
+    pub standing: crate::app::Standing,
+    /// Approvals so far and what is missing (quorum, sign-off roles).
+    pub progress: crate::app::Progress,
 }
 
 /// One problem as people read it: where (pointer, line:column) and what.
@@ -137,6 +141,8 @@ pub fn build(d: Detail, all: &[Summary], now: OffsetDateTime) -> (HandoffView, S
         pending,
         decision: d.decision.clone(),
         key: d.key.clone(),
+        standing: d.standing.clone(),
+        progress: d.progress.clone(),
     };
     let mut s = h.map(sections).unwrap_or_default();
     s.checkpoints = d

@@ -30,6 +30,7 @@ pub fn routes() -> Router<App> {
         .route("/decisions", post(queue::bulk))
         .route("/handoffs/{key}", get(handoff::page))
         .route("/handoffs/{key}/decision", post(handoff::decide))
+        .route("/handoffs/{key}/claim", post(handoff::claim))
         .route("/w/{workspace}", get(workspace::page))
         .route("/events", get(events::page))
         .route("/static/{file}", get(assets::file))
