@@ -37,7 +37,7 @@ fn a_reviewer_asks_for_changes_then_approves_in_the_browser() {
     browser.click("tr[data-key='checkout-fix'] .title a");
     browser.wait_text("[data-page=handoff] h1");
     browser.click(".claim-form button[value=claim]");
-    assert!(browser.wait_text(".decide").contains("claimed by rita"));
+    browser.wait_for_text(".decide", "claimed by rita");
     browser.screenshot("handoff");
     browser.fill(
         "#decide textarea[name=comment]",
@@ -73,13 +73,13 @@ fn a_reviewer_asks_for_changes_then_approves_in_the_browser() {
     let d = util::decision(&ws).expect("decision.json");
     assert_eq!(d["outcome"], "approved");
     assert_eq!(d["by"], "rita");
-    assert!(browser.wait_text(".decide").contains("approved by rita"));
+    browser.wait_for_text(".decide", "approved by rita");
 
     browser.goto(&format!("{}/w/alpha", daemon.url));
-    assert!(browser.wait_text("main").contains("approved by rita"));
+    browser.wait_for_text("main", "approved by rita");
     browser.screenshot("workspace");
     browser.goto(&format!("{}/events", daemon.url));
-    assert!(browser.wait_text("main").contains("chain intact"));
+    browser.wait_for_text("main", "chain intact");
     assert!(browser.source().contains("handoff.decided"));
     browser.screenshot("events");
 }
