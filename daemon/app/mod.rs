@@ -11,6 +11,7 @@ mod claim;
 mod decide;
 mod ingest;
 mod invalid;
+mod listing;
 mod load;
 mod mirror;
 mod overview;
@@ -71,6 +72,8 @@ struct Inner {
     repairs: Mutex<Vec<PathBuf>>,
     /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
     alerts: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Shared copies of reviewers' handoff lists, for the queue page.
+    listings: listing::Listings,
     /// Audit verdicts for the events page, recomputed only when a log changed.
     verdicts: overview::VerdictCache,
     shutdown: CancellationToken,
@@ -109,6 +112,7 @@ impl App {
                 failing: std::sync::OnceLock::new(),
                 alerts: Mutex::default(),
                 verdicts: Mutex::default(),
+                listings: Default::default(),
                 repairs: Mutex::default(),
                 hashes: Default::default(),
                 shutdown: CancellationToken::new(),
@@ -352,6 +356,7 @@ impl App {
 
     /// Sends a logged event to subscribers, the metrics and the log.
     fn announce(&self, ws: &Ws, event: Event) {
+        self.inner.listings.changed();
         stall::note_activity(ws, event.kind);
         tracing::info!(
             event = event.kind.as_str(),

@@ -5,7 +5,7 @@
 use super::forms::{csrf_refused, Form};
 use super::handoff_view::{HandoffView, Sections};
 use super::{render, Chrome};
-use crate::app::{App, CheckpointPage, DecideError, DecisionRequest, StateFilter};
+use crate::app::{App, CheckpointPage, DecideError, DecisionRequest};
 use crate::contract::Outcome;
 use crate::login::SignedIn;
 use crate::web::auth::Viewer;
@@ -87,10 +87,10 @@ async fn build(
                 .find(|i| i.decision.handoff_key == key);
             return invalid.map(Err);
         };
-        let pending = app.list(StateFilter::All, &actor);
+        let pending = app.list_all_shared(&actor);
         let next = pending
             .iter()
-            .filter(|x| x.state == "pending" && x.key != key)
+            .filter(|x| x.state == "pending" && x.standing.may_decide && x.key != key)
             .map(|x| format!("/handoffs/{}", urlencode(&x.key)))
             .next();
         let (h, s) = super::handoff_view::build(detail, &pending, time::OffsetDateTime::now_utc());

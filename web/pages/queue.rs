@@ -5,7 +5,7 @@
 use super::forms::{csrf_refused, Form};
 use super::view::{self, Deadline, Meter};
 use super::{render, Chrome};
-use crate::app::{App, DecisionRequest, StateFilter, Summary};
+use crate::app::{App, DecisionRequest, Summary};
 use crate::contract::handoff::Trigger;
 use crate::contract::Outcome;
 use crate::web::auth::Viewer;
@@ -48,7 +48,6 @@ pub struct Row {
     pub may_decide: bool,
     pub pending: bool,
     pub outcome: Option<&'static str>,
-    urgency: u8,
 }
 
 /// A handoff.json refused as invalid, as the queue lists it.
@@ -105,24 +104,56 @@ impl QueuePage {
     }
 }
 
-fn row(s: Summary, now: OffsetDateTime) -> Row {
-    let deadline = s.deadline.as_deref().and_then(|d| Deadline::new(d, now));
+fn row(s: &Summary, now: OffsetDateTime) -> Row {
     let pending = s.state == "pending";
+    let deadline = s
+        .deadline
+        .as_deref()
+        .filter(|_| pending)
+        .and_then(|d| Deadline::new(d, now));
     Row {
-        urgency: view::urgency(deadline.as_ref(), s.trigger),
         title: view::clip(s.title.as_deref().unwrap_or(&s.task_id), 200),
         trigger: view::trigger(s.trigger),
         meter: Meter::new(s.confidence),
         age: view::age(&s.received_at, now),
-        deadline: deadline.filter(|_| pending),
+        deadline,
         may_decide: pending && s.standing.may_decide,
-        claimed_by: s.standing.claimed_by,
+        claimed_by: s.standing.claimed_by.clone(),
         outcome: s.outcome.map(Outcome::as_str),
         pending,
-        key: s.key,
-        workspace: s.workspace,
-        from_agent: s.from_agent,
-        received_at: s.received_at,
+        key: s.key.clone(),
+        workspace: s.workspace.clone(),
+        from_agent: s.from_agent.clone(),
+        received_at: s.received_at.clone(),
+    }
+}
+
+/// What sorting and filtering need of a line, without building it: only the lines of the
+/// page shown become `Row`s, so a queue of thousands costs little more than one of 25.
+struct Line<'a> {
+    s: &'a Summary,
+    pending: bool,
+    may_decide: bool,
+    urgency: u8,
+    /// Seconds to the deadline, for pending handoffs that have one.
+    left: Option<i64>,
+}
+
+impl<'a> Line<'a> {
+    fn new(s: &'a Summary, now: OffsetDateTime) -> Line<'a> {
+        let pending = s.state == "pending";
+        let deadline = s
+            .deadline
+            .as_deref()
+            .filter(|_| pending)
+            .and_then(|d| Deadline::new(d, now));
+        Line {
+            s,
+            pending,
+            may_decide: pending && s.standing.may_decide,
+            urgency: view::urgency(deadline.as_ref(), s.trigger),
+            left: deadline.map(|d| d.left),
+        }
     }
 }
 
@@ -135,11 +166,12 @@ const VIEWS: [(&str, &str); 6] = [
     ("invalid", "Invalid"),
 ];
 
-fn in_view(view: &str, r: &Row, me: &str) -> bool {
+fn in_view(view: &str, r: &Line, me: &str) -> bool {
+    let claimed_by = r.s.standing.claimed_by.as_deref();
     match view {
         "pending" => r.pending,
-        "mine" => r.may_decide || r.claimed_by.as_deref() == Some(me),
-        "claimed" => r.pending && r.claimed_by.is_some(),
+        "mine" => r.may_decide || (r.pending && claimed_by == Some(me)),
+        "claimed" => r.pending && claimed_by.is_some(),
         "decided" => !r.pending,
         "invalid" => false,
         _ => true,
@@ -149,24 +181,25 @@ fn in_view(view: &str, r: &Row, me: &str) -> bool {
 pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Filters>) -> Response {
     let actor = s.actor.clone();
     let (all, invalid) = tokio::task::spawn_blocking(move || {
-        (
-            app.list(StateFilter::All, &actor),
-            app.invalid_handoffs(&actor),
-        )
+        (app.list_all_shared(&actor), app.invalid_handoffs(&actor))
     })
     .await
     .unwrap_or_default();
     let now = OffsetDateTime::now_utc();
-    let mut workspaces: Vec<String> = all.iter().map(|x| x.workspace.clone()).collect();
-    workspaces.sort();
-    workspaces.dedup();
+    let workspaces: Vec<String> = all
+        .iter()
+        .map(|x| x.workspace.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(String::from)
+        .collect();
     let trigger = f.trigger.clone().unwrap_or_default();
     let workspace = f.workspace.clone().unwrap_or_default();
-    let rows: Vec<Row> = all
-        .into_iter()
+    let lines: Vec<Line> = all
+        .iter()
         .filter(|x| trigger.is_empty() || x.trigger.map(Trigger::as_str) == Some(trigger.as_str()))
         .filter(|x| workspace.is_empty() || x.workspace == workspace)
-        .map(|x| row(x, now))
+        .map(|x| Line::new(x, now))
         .collect();
     let view = VIEWS
         .iter()
@@ -197,24 +230,29 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
             label,
             count: match *v {
                 "invalid" => invalid.len(),
-                _ => rows.iter().filter(|r| in_view(v, r, &s.name)).count(),
+                _ => lines.iter().filter(|r| in_view(v, r, &s.name)).count(),
             },
             current: *v == view,
         })
         .collect();
-    let mut rows: Vec<Row> = rows
+    let mut lines: Vec<Line> = lines
         .into_iter()
         .filter(|r| in_view(view, r, &s.name))
         .collect();
-    sort(&mut rows);
+    sort(&mut lines);
     let per = f
         .per
         .filter(|p| PAGE_SIZES.contains(p))
         .unwrap_or(PAGE_SIZES[0]);
-    let total = rows.len();
+    let total = lines.len();
     let pages = total.div_ceil(per).max(1);
     let page = f.page.unwrap_or(1).clamp(1, pages);
-    let rows = rows.into_iter().skip((page - 1) * per).take(per).collect();
+    let rows = lines
+        .iter()
+        .skip((page - 1) * per)
+        .take(per)
+        .map(|l| row(l.s, now))
+        .collect();
     let notice = f.decided.map(|n| match f.failed.unwrap_or(0) {
         0 => format!("{n} handoff(s) decided."),
         k => format!("{n} handoff(s) decided; {k} could not be (already decided, not yours to decide, or changed): open them to see why."),
@@ -239,25 +277,25 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
 
 /// Pending before decided; those this reviewer may decide first; then the most urgent;
 /// then the oldest. Decided ones: newest first.
-fn sort(rows: &mut [Row]) {
-    rows.sort_by(|a, b| {
+fn sort(lines: &mut [Line]) {
+    lines.sort_by(|a, b| {
         b.pending
             .cmp(&a.pending)
             .then(b.may_decide.cmp(&a.may_decide))
             .then(a.urgency.cmp(&b.urgency))
             .then_with(|| {
-                let by_deadline = match (&a.deadline, &b.deadline) {
-                    (Some(x), Some(y)) => x.left.cmp(&y.left),
+                let by_deadline = match (a.left, b.left) {
+                    (Some(x), Some(y)) => x.cmp(&y),
                     _ => std::cmp::Ordering::Equal,
                 };
-                let by_age = a.received_at.cmp(&b.received_at);
+                let by_age = a.s.received_at.cmp(&b.s.received_at);
                 if a.pending {
                     by_deadline.then(by_age)
                 } else {
                     by_age.reverse()
                 }
             })
-            .then(a.key.cmp(&b.key))
+            .then(a.s.key.cmp(&b.s.key))
     });
 }
 
