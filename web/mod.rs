@@ -3,10 +3,12 @@
 //! serves the router with timeouts, a connection limit and a shutdown deadline.
 
 mod api;
+pub mod artifacts;
 mod auth;
 mod error;
 mod openapi;
 mod ops;
+pub mod render;
 pub mod server;
 mod sse;
 
@@ -28,6 +30,7 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/handoffs/{key}", get(api::get))
         .route("/api/v1/handoffs/{key}/decision", post(api::decide))
         .route("/api/v1/events", get(sse::events))
+        .merge(artifacts::routes())
         .fallback(ops::not_found)
         .with_state(app)
 }

@@ -4,6 +4,9 @@
 //! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
 
 mod alerts;
+mod artifact_preview;
+mod artifact_raw;
+mod artifact_view;
 mod artifacts;
 mod checkpoints;
 mod decide;
@@ -18,10 +21,15 @@ mod revise;
 mod signoff;
 mod stall;
 mod state;
+mod timeline;
 
+pub use artifact_preview::{Against, Body, Preview, Source, MAX_IMAGE_BYTES};
+pub use artifact_raw::{Raw, MAX_RAW_BYTES};
+pub use artifact_view::{approved_path, ArtifactView, Change, Check, ViewError};
 pub use decide::{DecideError, Decided, DecisionRequest};
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use state::{CheckpointRecord, Record, Ws};
+pub use timeline::Timeline;
 
 use crate::auth::{Actor, Tokens};
 use crate::config::Config;
@@ -57,6 +65,8 @@ struct Inner {
     failing: std::sync::OnceLock<String>,
     /// Artifact digests by file identity, so an unchanged file is hashed once.
     hashes: artifacts::HashCache,
+    /// Snapshots of small text artifacts as received, for diffs between revisions.
+    blobs: crate::blobs::Blobs,
     /// Workspaces whose root decision.json could not be written: to reconcile again soon.
     repairs: Mutex<Vec<PathBuf>>,
     /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
@@ -94,6 +104,7 @@ impl App {
                 alerts: Mutex::default(),
                 repairs: Mutex::default(),
                 hashes: Default::default(),
+                blobs: crate::blobs::Blobs::new(&config.data_dir),
                 shutdown: CancellationToken::new(),
                 config,
             }),
