@@ -90,6 +90,8 @@ struct Content {
     /// The file's whole size (`bytes` may be its head only).
     total: u64,
     source: Source,
+    /// What became of the workspace file since, when a snapshot is shown (plain text).
+    since: Option<String>,
 }
 
 fn unavailable(path: &str, reason: impl Into<String>) -> Preview {
@@ -141,7 +143,7 @@ impl App {
             Ok(content) => content,
             Err(e) => return unavailable(path, unreadable(&e)),
         };
-        let mut notes = Vec::new();
+        let mut notes: Vec<String> = content.since.into_iter().collect();
         match content.source {
             Source::Changed => notes.push(
                 "the file changed since it was received: this is the file as it is now".into(),
@@ -153,7 +155,11 @@ impl App {
             _ => {}
         }
         let complete = content.bytes.len() as u64 >= content.total;
-        let body = if let Some(image) = media::image_type(&content.bytes) {
+        let image = media::image_type(&content.bytes);
+        if image.is_none() && media::kind_by_name(path) == media::MediaKind::Image {
+            notes.push("named like an image, but its bytes are not PNG, JPEG, GIF or WebP".into());
+        }
+        let body = if let Some(image) = image {
             image_body(image, content.total, &mut notes)
         } else if media::sniff(&content.bytes, complete) == Sniffed::Binary {
             notes.push("binary content is not shown: download it".into());
@@ -272,7 +278,7 @@ impl App {
             }
             Err(e) => return unavailable(path, unreadable(&e)),
         };
-        let mut notes = Vec::new();
+        let mut notes: Vec<String> = new.since.into_iter().collect();
         if new.source == Source::Changed {
             notes.push("the file changed since it was received: compared as it is now".into());
         }
@@ -301,6 +307,32 @@ impl App {
         }
     }
 
+    /// What became of an artifact's file since its snapshot was taken, if anything: one open,
+    /// no read.
+    fn since(&self, named: &Named, path: &str, stamp: Option<&Stamp>) -> Option<String> {
+        let stamp = stamp?;
+        let now = open(named, &named.file(path, Some(stamp)), path);
+        let changed = match now {
+            Ok((_, identity)) if identity == stamp.identity => false,
+            Ok((_, identity)) => self
+                .inner
+                .hashes
+                .get(&identity)
+                .is_none_or(|digest| digest != stamp.sha256),
+            Err(ViewError::Missing(_)) => {
+                return Some("the file is gone from the workspace; shown as it was received".into())
+            }
+            Err(ViewError::NotRegular(_)) => return Some(
+                "the file in the workspace is now a symlink, folder or pipe (or lies behind one); shown as it was received".into(),
+            ),
+            Err(e) => return Some(format!("{e}; shown as it was received")),
+        };
+        changed.then(|| {
+            "the file in the workspace was written since it was received; shown as it was received"
+                .into()
+        })
+    }
+
     /// An artifact's content, at most `limit` bytes of it: the snapshot kept at receipt if
     /// any, else the file now (compared with its stamp when that is cheap).
     fn content(
@@ -314,10 +346,12 @@ impl App {
             let total = bytes.len() as u64;
             let mut bytes = bytes;
             bytes.truncate(limit as usize + 1);
+            let since = self.since(named, path, stamp);
             return Ok(Content {
                 bytes,
                 total,
                 source: Source::Received,
+                since,
             });
         }
         let file = named.file(path, stamp);
@@ -343,6 +377,7 @@ impl App {
             bytes,
             total: identity.size,
             source,
+            since: None,
         })
     }
 }

@@ -156,7 +156,7 @@ impl App {
                 let mut keep = crate::blobs::MAX_REVISION_BYTES;
                 for (real, _) in new {
                     let known = |id: &Identity| app.inner.hashes.get(id);
-                    let limit = crate::blobs::MAX_BLOB_BYTES.min(keep);
+                    let limit = (keep > 0).then(|| crate::blobs::MAX_BLOB_BYTES.min(keep));
                     if let Ok((id, digest, bytes)) = workspace.sha256_capture(&real, &known, limit)
                     {
                         app.keep_snapshot(&digest, bytes, &mut keep);
@@ -210,7 +210,8 @@ impl App {
     ) -> std::io::Result<(Identity, String)> {
         let cache = &self.inner.hashes;
         let over = std::cell::Cell::new(false);
-        let limit = crate::blobs::MAX_BLOB_BYTES.min(*keep);
+        // No snapshots once the revision's allowance is spent (or where none are wanted).
+        let limit = (*keep > 0).then(|| crate::blobs::MAX_BLOB_BYTES.min(*keep));
         let known = |id: &Identity| {
             let hit = cache.get(id);
             if hit.is_none() && id.size > *budget {
@@ -220,7 +221,9 @@ impl App {
             }
             // Known, but not snapshotted yet (hashed before, or in the background): read
             // once more to keep it.
-            hit.filter(|digest| id.size > limit || self.inner.blobs.settled(digest))
+            hit.filter(|digest| {
+                limit.is_none_or(|l| id.size > l) || self.inner.blobs.settled(digest)
+            })
         };
         let (identity, digest, bytes) = ws.ws.sha256_capture(real, &known, limit)?;
         if over.get() {

@@ -148,13 +148,14 @@ impl Workspace {
         confined::sha256_known(&self.root, self.relative(path)?, known)
     }
 
-    /// `sha256_known` that also returns the bytes of a file of at most `keep` bytes, read once
+    /// `sha256_known` that also returns the bytes of a file of at most `keep` bytes (if
+    /// given), read once
     /// and hashed from memory: a snapshot of exactly what the digest is of.
     pub fn sha256_capture(
         &self,
         path: &Path,
         known: &dyn Fn(&Identity) -> Option<String>,
-        keep: u64,
+        keep: Option<u64>,
     ) -> io::Result<(Identity, String, Option<Vec<u8>>)> {
         confined::sha256_capture(&self.root, self.relative(path)?, known, keep)
     }

@@ -39,8 +39,10 @@ impl LineKind {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DiffLine {
     pub kind: LineKind,
-    /// 1-based line numbers in the old and new text (none for an added or removed line).
+    /// 1-based line numbers in the old and new text (absent for an added or removed line).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub old: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub new: Option<usize>,
     /// Without its line end; plain text (escape).
     pub text: String,

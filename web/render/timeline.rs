@@ -18,8 +18,12 @@ use time::OffsetDateTime;
 pub struct TimelinePoint {
     pub step: u64,
     /// The checkpoint's `at`, if it gave a valid one.
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(
+        with = "time::serde::rfc3339::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub at: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub summary: Option<String>,
     /// The checkpoint's file name under `checkpoints/`.
     pub file: String,
@@ -30,6 +34,7 @@ pub struct TimelinePoint {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Stall {
     pub after_step: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub before_step: Option<u64>,
     #[serde(with = "time::serde::rfc3339")]
     pub from: OffsetDateTime,

@@ -26,16 +26,16 @@ pub(in crate::workspace) fn sha256_known(
     rel: &Path,
     known: &dyn Fn(&Identity) -> Option<String>,
 ) -> io::Result<(Identity, String)> {
-    sha256_capture(root, rel, known, 0).map(|(identity, digest, _)| (identity, digest))
+    sha256_capture(root, rel, known, None).map(|(identity, digest, _)| (identity, digest))
 }
 
-/// Like `sha256_known`, and a file of at most `keep` bytes is read into memory, hashed from
+/// Like `sha256_known`, and a file of at most `keep` bytes (if given) is read into memory, hashed from
 /// there and its bytes returned with the digest: a snapshot of exactly what was hashed.
 pub(in crate::workspace) fn sha256_capture(
     root: &Path,
     rel: &Path,
     known: &dyn Fn(&Identity) -> Option<String>,
-    keep: u64,
+    keep: Option<u64>,
 ) -> io::Result<(Identity, String, Option<Vec<u8>>)> {
     let (dirs, name) = split(rel)?;
     let mut options = OpenOptions::new();
@@ -47,9 +47,9 @@ pub(in crate::workspace) fn sha256_capture(
     if let Some(digest) = known(&identity) {
         return Ok((identity, digest, None));
     }
-    if identity.size > keep {
+    let Some(keep) = keep.filter(|keep| identity.size <= *keep) else {
         return Ok((identity, sha256_open_file(file)?, None));
-    }
+    };
     if !file.metadata()?.is_file() {
         // Opened non-blocking, so a pipe got this far; reading it would hash nothing.
         return Err(io::Error::new(
