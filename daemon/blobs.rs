@@ -84,10 +84,12 @@ impl Blobs {
             self.settle(sha256);
             return;
         }
-        match self.write(sha256, bytes) {
-            Ok(()) => self.settle(sha256),
-            Err(e) => tracing::warn!(sha256, error = %e, "cannot keep an artifact snapshot"),
+        if let Err(e) = self.write(sha256, bytes) {
+            tracing::warn!(sha256, error = %e, "cannot keep an artifact snapshot");
         }
+        // Settled either way: a failed write is not retried by reading the file again at
+        // every reconcile (the next start tries afresh).
+        self.settle(sha256);
     }
 
     fn write(&self, sha256: &str, bytes: &[u8]) -> io::Result<()> {

@@ -226,6 +226,52 @@ async fn timeline(
     }
 }
 
+/// The OpenAPI description of these routes (merged into `/api/v1/openapi.json`).
+pub(super) fn openapi_paths() -> serde_json::Value {
+    use serde_json::json;
+    let key =
+        json!({ "name": "key", "in": "path", "required": true, "schema": { "type": "string" } });
+    let path = json!({ "name": "path", "in": "path", "required": true, "schema": { "type": "string" },
+                       "description": "the artifact's path exactly as the handoff names it, each segment percent-encoded" });
+    let error = |d: &str| json!({ "description": d, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+    let ok = |d: &str| json!({ "description": d, "content": { "application/json": { "schema": { "type": "object" } } } });
+    json!({
+        "/api/v1/handoffs/{key}/artifacts": { "parameters": [key], "get": {
+            "summary": "The current revision's artifacts with their sha256 check, change since the previous revision and kind",
+            "security": [{ "bearer": [] }],
+            "responses": { "200": { "description": "one entry per artifact", "content": { "application/json": { "schema": { "type": "array", "items": { "type": "object",
+                "required": ["path", "check", "kind", "approved_copy"], "properties": {
+                    "path": { "type": "string" }, "role": { "type": "string" }, "note": { "type": "string" },
+                    "size": { "type": "integer" }, "sha256": { "type": "string" },
+                    "check": { "enum": ["ok", "mismatch", "missing", "unchecked"] }, "check_detail": { "type": "string" },
+                    "previous": { "enum": ["new", "unchanged", "changed", "unknown"] },
+                    "kind": { "enum": ["text", "code", "markdown", "image", "binary", "unknown"] },
+                    "approved_copy": { "type": "boolean" } } } } } } },
+                "401": error("no or unknown credentials"), "404": error("unknown key") } } },
+        "/api/v1/handoffs/{key}/previews/{path}": { "parameters": [key, path,
+            { "name": "against", "in": "query", "schema": { "enum": ["previous", "approved"] } }], "get": {
+            "summary": "One artifact's preview, or its diff against the previous revision or its approved/ copy; body.html (Markdown) is sanitized, every other string is plain text",
+            "security": [{ "bearer": [] }],
+            "responses": { "200": ok("{path, source, body: {kind: text|markdown|image|binary|diff|unavailable, ...}, notes}"),
+                "401": error("no or unknown credentials"), "404": error("unknown key, or an artifact the handoff does not name"),
+                "422": error("bad against") } } },
+        "/api/v1/handoffs/{key}/timeline": { "parameters": [key], "get": {
+            "summary": "The task's checkpoints, the route's stall_after_s and the silences longer than it",
+            "security": [{ "bearer": [] }],
+            "responses": { "200": ok("{points, stall_after_s?, end, stalls}"),
+                "401": error("no or unknown credentials"), "404": error("unknown key") } } },
+        "/handoffs/{key}/artifacts/{path}": { "parameters": [key, path,
+            { "name": "inline", "in": "query", "schema": { "const": "image" } }], "get": {
+            "summary": "The artifact's bytes as an attachment (nosniff, CSP sandbox); inline=image: a verified PNG/JPEG/GIF/WebP with its type",
+            "security": [{ "bearer": [] }],
+            "responses": { "200": { "description": "the bytes", "content": { "application/octet-stream": {} } },
+                "401": error("no or unknown credentials"), "403": error("the file is now a symlink, folder or pipe, or behind one"),
+                "404": error("unknown key, an artifact the handoff does not name, or a file gone"),
+                "413": error("over the size served"), "415": error("inline=image for a file that is not a raster image"),
+                "422": error("bad inline") } } }
+    })
+}
+
 /// Runs core work off the async workers (it reads files and takes workspace locks).
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,

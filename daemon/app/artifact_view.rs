@@ -113,6 +113,8 @@ pub(super) struct Named {
     pub revision: u32,
     pub artifacts: Vec<Artifact>,
     pub stamps: Vec<Stamp>,
+    /// `stamps` by path (a handoff may have 1,000).
+    by_path: HashMap<String, usize>,
     pub previous: Option<Vec<Stamp>>,
 }
 
@@ -120,13 +122,12 @@ impl Named {
     /// The stamp of an artifact: by its path, else by where it resolves now (an artifact
     /// named through a symlink inside the workspace is stamped by its real path).
     pub fn stamp(&self, path: &str) -> Option<&Stamp> {
-        let rel = normalize(path);
-        if let Some(stamp) = self.stamps.iter().find(|s| s.path == rel) {
-            return Some(stamp);
+        if let Some(&i) = self.by_path.get(&normalize(path)) {
+            return Some(&self.stamps[i]);
         }
         let real = crate::workspace::resolve(&self.ws.ws.root, path).ok()?;
         let real = real.strip_prefix(&self.ws.ws.root).ok()?.to_str()?;
-        self.stamps.iter().find(|s| s.path == real)
+        self.by_path.get(real).map(|&i| &self.stamps[i])
     }
 
     /// The file to open for an artifact (and its stamp): what was hashed at receipt, else
@@ -148,15 +149,23 @@ impl App {
         let ws = self.workspace(&ws_name).ok_or_else(missing)?;
         let st = ws.lock();
         let rec = st.records.get(key).ok_or_else(missing)?;
-        let named = Named {
-            ws: ws.clone(),
-            revision: rec.meta.revision,
-            artifacts: rec.handoff.artifacts.clone(),
-            stamps: rec.meta.artifacts.clone(),
-            previous: rec.meta.previous_artifacts.clone(),
-        };
+        let (artifacts, stamps) = (rec.handoff.artifacts.clone(), rec.meta.artifacts.clone());
+        let previous = rec.meta.previous_artifacts.clone();
+        let revision = rec.meta.revision;
         drop(st);
-        Ok(named)
+        let by_path = stamps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.path.clone(), i))
+            .collect();
+        Ok(Named {
+            ws,
+            revision,
+            artifacts,
+            stamps,
+            by_path,
+            previous,
+        })
     }
 
     /// The artifacts of `key`'s current revision, for the handoff page (see the module doc).

@@ -35,6 +35,13 @@ fn a_changed_artifact_is_diffed_against_the_previous_revision() {
         ("inbox/data.bin", binary),
     ];
     submit(&d, &ws, "diffed", first, json!({}), 1);
+    // The text files are kept as received, by sha256, in data_dir (binary ones are not).
+    let blob = |bytes: &[u8]| {
+        let sha = baton::contract::validate::sha256_hex(bytes);
+        env.root().join("data/blobs").join(&sha[..2]).join(sha)
+    };
+    assert_eq!(std::fs::read(blob(NOTES_1)).unwrap(), NOTES_1);
+    assert!(!blob(binary).exists());
     let list = listed(&d, "diffed");
     assert_eq!(list["inbox/notes.md"]["check"], "ok");
     assert_eq!(list["inbox/notes.md"]["kind"], "markdown");
@@ -157,6 +164,15 @@ fn a_changed_artifact_is_diffed_against_the_previous_revision() {
     );
     let (status, _) = d.get("/api/v1/handoffs/diffed/previews/inbox/same.txt?against=tomorrow");
     assert_eq!(status, 422);
+    let (_, openapi) = d.get("/api/v1/openapi.json");
+    for path in [
+        "/api/v1/handoffs/{key}/artifacts",
+        "/api/v1/handoffs/{key}/previews/{path}",
+        "/api/v1/handoffs/{key}/timeline",
+        "/handoffs/{key}/artifacts/{path}",
+    ] {
+        assert!(openapi["paths"][path]["get"].is_object(), "{path}");
+    }
 }
 
 #[test]
