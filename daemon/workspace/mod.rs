@@ -178,7 +178,10 @@ impl Workspace {
         rels.iter()
             .map(|rel| match rel {
                 Some(_) => found.next().expect("one answer per path inside"),
-                None => Err(ReadError::NotRegular),
+                None => Err(ReadError::Io(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not inside the workspace",
+                ))),
             })
             .collect()
     }
