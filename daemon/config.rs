@@ -43,6 +43,7 @@ pub struct Config {
     pub reconcile: Duration,
     pub limits: Limits,
     pub http: Http,
+    pub sessions: Sessions,
     pub users: Vec<User>,
     pub agents: Vec<Agent>,
     pub routes: Vec<Route>,
@@ -69,6 +70,25 @@ impl Default for Http {
             max_connections: 1024,
             header_timeout_s: 10,
             shutdown_timeout_s: 10,
+        }
+    }
+}
+
+/// Sign-in sessions of the pages (`[sessions]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sessions {
+    /// A session unused this long ends.
+    pub idle_timeout_s: u64,
+    /// A session ends this long after sign-in, used or not.
+    pub absolute_timeout_s: u64,
+}
+
+impl Default for Sessions {
+    fn default() -> Sessions {
+        Sessions {
+            idle_timeout_s: 2 * 3600,
+            absolute_timeout_s: 12 * 3600,
         }
     }
 }
@@ -150,6 +170,7 @@ pub struct Route {
     /// the route already admits: the route, not the agent, decides who may approve.
     #[serde(default)]
     pub sign_off_roles: Vec<String>,
+    /// Distinct reviewers whose approvals close a handoff (default 1; see `app/quorum.rs`).
     #[serde(default)]
     pub min_approvals: Option<u32>,
 }
@@ -175,6 +196,8 @@ struct RawConfig {
     limits: RawLimits,
     #[serde(default)]
     http: Http,
+    #[serde(default)]
+    sessions: Sessions,
     #[serde(default)]
     users: Vec<User>,
     #[serde(default)]
@@ -268,6 +291,12 @@ impl RawConfig {
         {
             return Err("http: max_connections must be > 0, header_timeout_s 1..=3600, shutdown_timeout_s 0..=3600".into());
         }
+        let sessions = &self.sessions;
+        if !(60..=30 * 86400).contains(&sessions.idle_timeout_s)
+            || !(sessions.idle_timeout_s..=90 * 86400).contains(&sessions.absolute_timeout_s)
+        {
+            return Err("sessions: idle_timeout_s must be 60..=2592000 and absolute_timeout_s between idle_timeout_s and 7776000".into());
+        }
         Ok(Config {
             source_name: source_name.to_string(),
             public_url: self
@@ -288,6 +317,7 @@ impl RawConfig {
             reconcile: Duration::from_secs(self.reconcile_s),
             limits,
             http: self.http,
+            sessions: self.sessions,
             users: self.users,
             agents: self.agents,
             routes: self.routes,

@@ -34,6 +34,7 @@ pub mod config;
 pub mod contract;
 pub mod events;
 pub mod heartbeat;
+pub mod login;
 pub mod media;
 pub mod metrics;
 pub mod pipeline;

@@ -8,7 +8,9 @@ mod auth;
 mod error;
 mod openapi;
 mod ops;
+mod pages;
 pub mod render;
+mod review;
 pub mod server;
 mod sse;
 
@@ -29,8 +31,15 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/handoffs", get(api::list))
         .route("/api/v1/handoffs/{key}", get(api::get))
         .route("/api/v1/handoffs/{key}/decision", post(api::decide))
+        .route(
+            "/api/v1/handoffs/{key}/claim",
+            post(review::claim).delete(review::release),
+        )
+        .route("/api/v1/decisions", post(review::decide_many))
         .route("/api/v1/events", get(sse::events))
+        .merge(pages::routes())
         .merge(artifacts::routes())
         .fallback(ops::not_found)
+        .layer(axum::middleware::map_response(pages::security_headers))
         .with_state(app)
 }

@@ -8,17 +8,21 @@ mod artifact_preview;
 mod artifact_raw;
 mod artifact_view;
 mod artifacts;
+mod bulk;
 mod checkpoints;
+mod claim;
 mod decide;
 mod ingest;
 mod invalid;
 mod load;
 mod mirror;
+mod overview;
 mod query;
+mod queue;
+mod quorum;
 mod records;
 mod repair;
 mod revise;
-mod signoff;
 mod stall;
 mod state;
 mod timeline;
@@ -26,9 +30,14 @@ mod timeline;
 pub use artifact_preview::{Against, Body, Preview, Source, MAX_IMAGE_BYTES};
 pub use artifact_raw::{Raw, MAX_RAW_BYTES};
 pub use artifact_view::{approved_path, ArtifactView, Change, Check, ViewError};
+pub use bulk::{BulkError, KeyResult, MAX_BULK};
+pub use claim::{Claim, ClaimError, ClaimView};
 pub use decide::{DecideError, Decided, DecisionRequest};
+pub use overview::{Files, HandoffLine, InvalidHandoff, Verdict, WorkspaceOverview};
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
-pub use state::{CheckpointRecord, Record, Ws};
+pub use queue::Standing;
+pub use quorum::{Approval, Progress};
+pub use state::{CheckpointRecord, Record, Review, Ws};
 pub use timeline::Timeline;
 
 use crate::auth::{Actor, Tokens};
@@ -53,6 +62,7 @@ struct Inner {
     config: Config,
     metrics: Metrics,
     tokens: Tokens,
+    logins: crate::login::Logins,
     events: broadcast::Sender<Event>,
     workspaces: RwLock<BTreeMap<String, Arc<Ws>>>,
     by_root: RwLock<HashMap<PathBuf, Arc<Ws>>>,
@@ -71,6 +81,8 @@ struct Inner {
     repairs: Mutex<Vec<PathBuf>>,
     /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
     alerts: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Audit verdicts for the events page, recomputed only when a log changed.
+    verdicts: overview::VerdictCache,
     shutdown: CancellationToken,
 }
 
@@ -79,6 +91,8 @@ pub struct Opened {
     pub app: App,
     /// A freshly made admin token, to print once.
     pub admin_token: Option<String>,
+    /// A freshly made password of the `admin` sign-in, to print once.
+    pub admin_password: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -89,11 +103,13 @@ impl App {
         std::fs::create_dir_all(&config.data_dir)?;
         let found = workspace::discover(&config.workspaces)?;
         let (tokens, admin_token) = Tokens::load(&config)?;
+        let (logins, admin_password) = crate::login::Logins::load(&config)?;
         let (events, _) = broadcast::channel(4096);
         let app = App {
             inner: Arc::new(Inner {
                 metrics: Metrics::default(),
                 tokens,
+                logins,
                 events,
                 workspaces: RwLock::default(),
                 by_root: RwLock::default(),
@@ -102,6 +118,7 @@ impl App {
                 ready: AtomicBool::new(false),
                 failing: std::sync::OnceLock::new(),
                 alerts: Mutex::default(),
+                verdicts: Mutex::default(),
                 repairs: Mutex::default(),
                 hashes: Default::default(),
                 blobs: crate::blobs::Blobs::new(&config.data_dir),
@@ -119,6 +136,7 @@ impl App {
         Ok(Opened {
             app,
             admin_token,
+            admin_password,
             warnings,
         })
     }
@@ -211,6 +229,25 @@ impl App {
         self.inner.tokens.authenticate(token).cloned()
     }
 
+    /// Signs a person in to the pages (slow by design: argon2id; call off async workers).
+    pub fn sign_in(
+        &self,
+        name: &str,
+        password: &str,
+        addr: Option<std::net::IpAddr>,
+    ) -> Result<(String, crate::login::SignedIn), crate::login::LoginError> {
+        self.inner.logins.sign_in(name, password, addr)
+    }
+
+    /// Who holds the session with this id, if it is live.
+    pub fn session(&self, id: &str) -> Option<crate::login::SignedIn> {
+        self.inner.logins.session(id)
+    }
+
+    pub fn sign_out(&self, id: &str) {
+        self.inner.logins.sign_out(id)
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
     }
@@ -243,6 +280,12 @@ impl App {
         self.inner.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The workspace that owns `key`, if the key is known.
+    fn ws_of_key(&self, key: &str) -> Option<Arc<Ws>> {
+        let name = self.keys().get(key).cloned()?;
+        self.workspace(&name)
+    }
+
     /// State is committed before its event is appended, so a crash in between loses the event.
     /// Such state is newer than the last event logged: it gets its event now, marked
     /// `recovered` (an event may so be logged twice, never lost).
@@ -263,6 +306,9 @@ impl App {
                                    "recovered": true, "happened_at": rec.meta.updated_at });
                 events.push(Event::new(kind, &ws.ws.name, key, data));
             }
+            // Reviewers' work comes between the revision and the decision that closed it.
+            events.extend(claim::recovered(rec, last, &ws.ws.name));
+            events.extend(quorum::recovered(rec, last, &ws.ws.name));
             if let Some(d) = rec.decision.as_ref().filter(|d| d.at.as_str() > last) {
                 let data = json!({ "task_id": d.task_id, "outcome": d.outcome, "by": d.by,
                                    "recovered": true, "happened_at": d.at });

@@ -32,12 +32,6 @@ impl Config {
             if u.email.is_some() {
                 keys.push(at("email", MAIL));
             }
-            if u.password_hash.is_some() {
-                keys.push(at(
-                    "password_hash",
-                    "no sign-in pages yet; use token_sha256",
-                ));
-            }
         }
         keys
     }

@@ -212,7 +212,7 @@ impl ForeignFile {
 
 /// The names of a relative path; anything but plain names (`..`, a root) is refused, so the
 /// walk below never has to resolve more than one name at a time.
-fn names(rel: &Path) -> io::Result<Vec<&OsStr>> {
+pub(super) fn names(rel: &Path) -> io::Result<Vec<&OsStr>> {
     let mut names = Vec::new();
     for component in rel.components() {
         match component {
@@ -230,7 +230,7 @@ fn names(rel: &Path) -> io::Result<Vec<&OsStr>> {
 }
 
 /// A file path split into its folders and its file name.
-fn split(rel: &Path) -> io::Result<(Vec<&OsStr>, &OsStr)> {
+pub(super) fn split(rel: &Path) -> io::Result<(Vec<&OsStr>, &OsStr)> {
     let mut dirs = names(rel)?;
     let name = dirs.pop().ok_or_else(|| {
         io::Error::new(
@@ -252,7 +252,7 @@ fn open_root(root: &Path) -> io::Result<Dir> {
 }
 
 /// Opens `dirs` one by one beneath the workspace folder; `create`: make the missing ones.
-fn walk(root: &Path, dirs: &[&OsStr], create: bool) -> io::Result<Dir> {
+pub(super) fn walk(root: &Path, dirs: &[&OsStr], create: bool) -> io::Result<Dir> {
     let mut dir = open_root(root)?;
     let mut at = PathBuf::new();
     for name in dirs {

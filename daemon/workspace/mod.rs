@@ -3,12 +3,14 @@
 //! agents swap folders for symlinks).
 
 mod artifacts;
+mod browse;
 mod confined;
 mod files;
 mod fsinfo;
 mod paths;
 
 pub use artifacts::{artifact_problems, artifact_problems_with};
+pub use browse::Entry;
 pub use confined::{ForeignFile, Identity};
 pub use files::{read_limited, write_atomic, ReadError};
 pub use fsinfo::is_network_fs;
@@ -112,6 +114,16 @@ impl Workspace {
     /// `from` is missing).
     pub fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         confined::rename(&self.root, self.relative(from)?, self.relative(to)?)
+    }
+
+    /// The tree under the folder `path` for people to see: bounded, no symlink followed.
+    pub fn tree(&self, path: &Path) -> io::Result<(Vec<browse::Entry>, bool)> {
+        browse::tree(&self.root, self.relative(path)?)
+    }
+
+    /// The last `max` bytes of the regular file `path`; empty if it is missing.
+    pub fn tail(&self, path: &Path, max: u64) -> io::Result<Vec<u8>> {
+        browse::tail(&self.root, self.relative(path)?, max)
     }
 
     /// Names of the real sub-folders (not symlinks) of the folder `path`; none if it is missing.
