@@ -84,6 +84,16 @@ pub struct Preview {
     pub notes: Vec<String>,
 }
 
+/// The old side of a diff.
+enum Old {
+    /// Its bytes and label.
+    Content(Vec<u8>, String),
+    /// Known equal to the new side by digest (its label): nothing to read.
+    Same(String),
+    /// Nothing to compare with, and why.
+    None(String),
+}
+
 /// Bytes of an artifact read for a preview.
 struct Content {
     bytes: Vec<u8>,
@@ -192,107 +202,44 @@ impl App {
     }
 
     fn diff(&self, named: &Named, path: &str, stamp: Option<&Stamp>, against: Against) -> Preview {
-        let revision = named.revision;
-        let (old, old_label) = match against {
-            Against::Previous => {
-                let Some(previous) = &named.previous else {
-                    let why = if revision == 1 {
-                        "this is the handoff's first revision".to_string()
-                    } else {
-                        format!(
-                            "the artifacts of revision {} were not recorded",
-                            revision - 1
-                        )
-                    };
-                    return unavailable(path, why);
-                };
-                let Some(stamp) = stamp else {
-                    return unavailable(path, "this artifact was not recorded when received");
-                };
-                let Some(old) = previous.iter().find(|p| p.path == stamp.path) else {
-                    let why = format!(
-                        "new in revision {revision}: revision {} did not have it",
-                        revision - 1
-                    );
-                    return unavailable(path, why);
-                };
-                let label = format!("revision {}: {path}", revision - 1);
-                if old.sha256 == stamp.sha256 {
-                    return Preview {
-                        path: path.to_string(),
-                        source: Source::Received,
-                        body: Body::Diff {
-                            against,
-                            old_label: label,
-                            new_label: format!("revision {revision}: {path}"),
-                            diff: LineDiff::same(),
-                        },
-                        notes: vec!["unchanged since the previous revision".into()],
-                    };
-                }
-                match self.inner.blobs.get(&old.sha256) {
-                    Some(bytes) => (bytes, label),
-                    None => {
-                        return unavailable(
-                            path,
-                            format!(
-                        "the content of revision {} was not kept (only text files up to {} are)",
-                        revision - 1, human_size(MAX_BLOB_BYTES)
-                    ),
-                        )
-                    }
+        let new_label = format!("revision {}: {path}", named.revision);
+        let (old, old_label) = match self.old_side(named, path, stamp, against) {
+            Old::Content(bytes, label) => (bytes, label),
+            Old::Same(old_label) => {
+                return Preview {
+                    path: path.to_string(),
+                    source: Source::Received,
+                    body: Body::Diff {
+                        against,
+                        old_label,
+                        new_label,
+                        diff: LineDiff::same(),
+                    },
+                    notes: vec!["unchanged since the previous revision".into()],
                 }
             }
-            Against::Approved => {
-                let copy = approved_path(path);
-                match read_head(
-                    named,
-                    &named.ws.ws.root.join(&copy),
-                    copy.clone(),
-                    MAX_BLOB_BYTES,
-                ) {
-                    Ok((bytes, total)) if total <= MAX_BLOB_BYTES => (bytes, copy),
-                    Ok((_, total)) => {
-                        return unavailable(
-                            path,
-                            format!("{copy} is {}, too big to compare here", human_size(total)),
-                        )
-                    }
-                    Err(ViewError::Missing(_)) => {
-                        return unavailable(path, format!("no approved copy at {copy}"))
-                    }
-                    Err(e) => return unavailable(path, unreadable(&e)),
-                }
-            }
+            Old::None(why) => return unavailable(path, why),
         };
         let new = match self.content(named, path, stamp, MAX_BLOB_BYTES) {
             Ok(new) if new.total <= MAX_BLOB_BYTES => new,
             Ok(new) => {
-                return unavailable(
-                    path,
-                    format!(
-                        "the file is {}, too big to compare here",
-                        human_size(new.total)
-                    ),
-                )
+                let size = human_size(new.total);
+                return unavailable(path, format!("the file is {size}, too big to compare here"));
             }
             Err(e) => return unavailable(path, unreadable(&e)),
         };
+        if !media::is_text_like(&old) || !media::is_text_like(&new.bytes) {
+            return unavailable(path, "binary content is not compared");
+        }
         let mut notes: Vec<String> = new.since.into_iter().collect();
         if new.source == Source::Changed {
             notes.push("the file changed since it was received: compared as it is now".into());
         }
-        if !media::is_text_like(&old) || !media::is_text_like(&new.bytes) {
-            return unavailable(path, "binary content is not compared");
-        }
-        let (old_text, new_text) = (
-            String::from_utf8_lossy(&old),
-            String::from_utf8_lossy(&new.bytes),
-        );
         if std::str::from_utf8(&old).is_err() || std::str::from_utf8(&new.bytes).is_err() {
             notes.push("not valid UTF-8: the bytes that are not are shown as \u{FFFD}".into());
         }
-        let mut diff = diff::diff(&old_text, &new_text);
+        let old_text = String::from_utf8_lossy(&old);
+        let mut diff = diff::diff(&old_text, &String::from_utf8_lossy(&new.bytes));
         notes.append(&mut diff.notes);
         Preview {
             path: path.to_string(),
@@ -300,10 +247,58 @@ impl App {
             body: Body::Diff {
                 against,
                 old_label,
-                new_label: format!("revision {revision}: {path}"),
+                new_label,
                 diff,
             },
             notes,
+        }
+    }
+
+    /// The old side of a diff: the previous revision's snapshot, or the approved copy.
+    fn old_side(&self, named: &Named, path: &str, stamp: Option<&Stamp>, against: Against) -> Old {
+        let before = named.revision.saturating_sub(1);
+        match against {
+            Against::Previous => {
+                let Some(previous) = &named.previous else {
+                    return Old::None(match named.revision {
+                        1 => "this is the handoff's first revision".into(),
+                        _ => format!("the artifacts of revision {before} were not recorded"),
+                    });
+                };
+                let Some(stamp) = stamp else {
+                    return Old::None("this artifact was not recorded when received".into());
+                };
+                let Some(old) = previous.iter().find(|p| p.path == stamp.path) else {
+                    let now = named.revision;
+                    return Old::None(format!(
+                        "new in revision {now}: revision {before} did not have it"
+                    ));
+                };
+                let label = format!("revision {before}: {path}");
+                if old.sha256 == stamp.sha256 {
+                    return Old::Same(label);
+                }
+                match self.inner.blobs.get(&old.sha256) {
+                    Some(bytes) => Old::Content(bytes, label),
+                    None => Old::None(format!(
+                        "the content of revision {before} was not kept (only text files up to {} are)",
+                        human_size(MAX_BLOB_BYTES)
+                    )),
+                }
+            }
+            Against::Approved => {
+                let copy = approved_path(path);
+                let file = named.ws.ws.root.join(&copy);
+                match read_head(named, &file, copy.clone(), MAX_BLOB_BYTES) {
+                    Ok((bytes, total)) if total <= MAX_BLOB_BYTES => Old::Content(bytes, copy),
+                    Ok((_, total)) => {
+                        let size = human_size(total);
+                        Old::None(format!("{copy} is {size}, too big to compare here"))
+                    }
+                    Err(ViewError::Missing(_)) => Old::None(format!("no approved copy at {copy}")),
+                    Err(e) => Old::None(unreadable(&e)),
+                }
+            }
         }
     }
 
