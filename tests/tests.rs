@@ -2,6 +2,7 @@
 
 mod util;
 
+mod artifacts;
 mod audit;
 mod auth;
 mod browser;

@@ -3,11 +3,13 @@
 //! serves the router with timeouts, a connection limit and a shutdown deadline.
 
 mod api;
+pub mod artifacts;
 mod auth;
 mod error;
 mod openapi;
 mod ops;
 mod pages;
+pub mod render;
 mod review;
 pub mod server;
 mod sse;
@@ -36,6 +38,7 @@ pub fn router(app: App) -> Router {
         .route("/api/v1/decisions", post(review::decide_many))
         .route("/api/v1/events", get(sse::events))
         .merge(pages::routes())
+        .merge(artifacts::routes())
         .fallback(ops::not_found)
         .layer(axum::middleware::map_response(pages::security_headers))
         .with_state(app)

@@ -38,7 +38,7 @@ fn claim_responses(conflict: &str) -> Value {
 /// Builds the document; served at `/api/v1/openapi.json`.
 pub fn document() -> Value {
     let json_of = |s: Value| json!({ "description": "OK", "content": { "application/json": { "schema": s } } });
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "baton", "version": env!("CARGO_PKG_VERSION"),
                   "description": "Human-in-the-loop staging area for AI agents: handoffs, decisions, events." },
@@ -154,5 +154,13 @@ pub fn document() -> Value {
                                        "description": "config `workspaces` entries that hold no workspace" } } })) } } },
             "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "OpenMetrics text" } } } }
         }
-    })
+    });
+    // The artifact views describe themselves next to their handlers.
+    if let (Some(paths), Value::Object(more)) = (
+        doc["paths"].as_object_mut(),
+        super::artifacts::openapi_paths(),
+    ) {
+        paths.extend(more);
+    }
+    doc
 }

@@ -246,6 +246,7 @@ impl App {
             revision: 1,
             digest: acc.digest.clone(),
             artifacts,
+            previous_artifacts: None,
         };
         let meta_bytes = json_bytes(&meta)?;
         ws.commit(&key, &rev_file(1), bytes)?;

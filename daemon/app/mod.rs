@@ -4,6 +4,9 @@
 //! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
 
 mod alerts;
+mod artifact_preview;
+mod artifact_raw;
+mod artifact_view;
 mod artifacts;
 mod bulk;
 mod checkpoints;
@@ -23,7 +26,11 @@ mod repair;
 mod revise;
 mod stall;
 mod state;
+mod timeline;
 
+pub use artifact_preview::{Against, Body, Preview, Source, MAX_IMAGE_BYTES};
+pub use artifact_raw::{Raw, MAX_RAW_BYTES};
+pub use artifact_view::{approved_path, ArtifactView, Change, Check, ViewError};
 pub use bulk::{BulkError, KeyResult, MAX_BULK};
 pub use claim::{Claim, ClaimError, ClaimView};
 pub use decide::{DecideError, Decided, DecisionRequest};
@@ -32,6 +39,7 @@ pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use queue::Standing;
 pub use quorum::{Approval, Progress};
 pub use state::{CheckpointRecord, Record, Review, Ws};
+pub use timeline::Timeline;
 
 use crate::auth::{Actor, Tokens};
 use crate::config::Config;
@@ -68,6 +76,8 @@ struct Inner {
     failing: std::sync::OnceLock<String>,
     /// Artifact digests by file identity, so an unchanged file is hashed once.
     hashes: artifacts::HashCache,
+    /// Snapshots of small text artifacts as received, for diffs between revisions.
+    blobs: crate::blobs::Blobs,
     /// Workspaces whose root decision.json could not be written: to reconcile again soon.
     repairs: Mutex<Vec<PathBuf>>,
     /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
@@ -115,6 +125,7 @@ impl App {
                 listings: Default::default(),
                 repairs: Mutex::default(),
                 hashes: Default::default(),
+                blobs: crate::blobs::Blobs::new(&config.data_dir),
                 shutdown: CancellationToken::new(),
                 config,
             }),

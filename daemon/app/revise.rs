@@ -48,6 +48,7 @@ impl App {
             digest: acc.digest.clone(),
             task_id: acc.doc.task_id.clone(),
             artifacts,
+            previous_artifacts: Some(rec.meta.artifacts.clone()),
             ..rec.meta.clone()
         };
         let meta_bytes = json_bytes(&meta)?;

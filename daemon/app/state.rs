@@ -99,6 +99,10 @@ pub struct Meta {
     /// The artifacts of the current revision as they were when it was received.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<super::artifacts::Stamp>,
+    /// The artifacts of the revision before this one (what the handoff page diffs against);
+    /// absent for revision 1, and for revisions recorded before baton kept them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_artifacts: Option<Vec<super::artifacts::Stamp>>,
 }
 
 /// A valid checkpoint file, as last read.

@@ -10,7 +10,12 @@
 //! The workspace folder itself is configured by the operator and trusted; it is opened by path
 //! on each call, so that thousands of workspaces do not hold thousands of descriptors.
 
-use super::files::{read_open_file, sha256_open_file, ReadError};
+mod reads;
+
+pub use reads::Identity;
+pub(super) use reads::{identities, open_regular, sha256, sha256_capture, sha256_known};
+
+use super::files::{read_open_file, ReadError};
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt, OpenOptionsSyncExt};
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use std::ffi::OsStr;
@@ -149,56 +154,6 @@ pub(super) fn remove_stale_temps(
         }
     }
     Ok(removed)
-}
-
-/// sha256 of the regular file `rel`, with no symlink on the way (give the canonical path that
-/// `resolve` answers for an artifact: if a folder on it is swapped for a link meanwhile, the
-/// hash is refused rather than taken of a file elsewhere).
-pub(super) fn sha256(root: &Path, rel: &Path) -> io::Result<String> {
-    sha256_known(root, rel, &|_| None).map(|(_, digest)| digest)
-}
-
-/// Like `sha256`, with the file's identity; `known` answers a digest already computed for
-/// an identical identity, so the file is not read again.
-pub(super) fn sha256_known(
-    root: &Path,
-    rel: &Path,
-    known: &dyn Fn(&Identity) -> Option<String>,
-) -> io::Result<(Identity, String)> {
-    let (dirs, name) = split(rel)?;
-    let mut options = OpenOptions::new();
-    options.read(true).follow(FollowSymlinks::No).nonblock(true);
-    let file = walk(root, &dirs, false)?
-        .open_with(name, &options)?
-        .into_std();
-    let identity = Identity::of(&file.metadata()?);
-    if let Some(digest) = known(&identity) {
-        return Ok((identity, digest));
-    }
-    Ok((identity, sha256_open_file(file)?))
-}
-
-/// What tells one version of a file from another without reading it: any write changes the
-/// size or ctime (which, unlike mtime, no one can set back), a replacement changes the inode.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct Identity {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-}
-
-impl Identity {
-    pub fn of(meta: &std::fs::Metadata) -> Identity {
-        Identity {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-        }
-    }
 }
 
 /// Opens `rel` for reading and appending (never through a symlink), creating it and its

@@ -160,6 +160,44 @@ impl Workspace {
         confined::sha256_known(&self.root, self.relative(path)?, known)
     }
 
+    /// `sha256_known` that also returns the bytes of a file of at most `keep` bytes (if
+    /// given), read once
+    /// and hashed from memory: a snapshot of exactly what the digest is of.
+    pub fn sha256_capture(
+        &self,
+        path: &Path,
+        known: &dyn Fn(&Identity) -> Option<String>,
+        keep: Option<u64>,
+    ) -> io::Result<(Identity, String, Option<Vec<u8>>)> {
+        confined::sha256_capture(&self.root, self.relative(path)?, known, keep)
+    }
+
+    /// Opens a regular file for reading (an artifact to preview or download), with its
+    /// identity; `Ok(None)`: it or a folder on the way is missing. Symlinks anywhere on the
+    /// way, folders and pipes are refused, as by `read`.
+    pub fn open_regular(
+        &self,
+        path: &Path,
+    ) -> Result<Option<(std::fs::File, Identity)>, ReadError> {
+        confined::open_regular(&self.root, self.relative(path)?)
+    }
+
+    /// The identities of many files as `open_regular` finds them, each folder opened once.
+    pub fn identities(&self, paths: &[&Path]) -> Vec<Result<Option<Identity>, ReadError>> {
+        let rels: Vec<Option<&Path>> = paths.iter().map(|p| self.relative(p).ok()).collect();
+        let inside: Vec<&Path> = rels.iter().flatten().copied().collect();
+        let mut found = confined::identities(&self.root, &inside).into_iter();
+        rels.iter()
+            .map(|rel| match rel {
+                Some(_) => found.next().expect("one answer per path inside"),
+                None => Err(ReadError::Io(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not inside the workspace",
+                ))),
+            })
+            .collect()
+    }
+
     /// Opens a file for reading and appending (the audit log), creating it and its folders if
     /// missing. A symlink on the way or at the end, or a file with other hard links, is refused.
     pub fn open_append(&self, path: &Path) -> io::Result<std::fs::File> {
