@@ -29,6 +29,13 @@ fn a_reviewer_asks_for_changes_then_approves_in_the_browser() {
     h["completed"] = json!(["correlated alerts", "found the deploy"]);
     h["remaining"] = json!(["confirm the root cause"]);
     h["deadline"] = json!("2099-01-01T00:00:00Z");
+    h["artifacts"] = json!([{"path": "inbox/report.md", "role": "report"}]);
+    std::fs::create_dir_all(ws.join("inbox")).unwrap();
+    std::fs::write(
+        ws.join("inbox/report.md"),
+        "# Findings\n\n84 alerts after the deploy.\n",
+    )
+    .unwrap();
     util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
     let title = browser.wait_text("tr[data-key='checkout-fix'] .title a");
     assert_eq!(title, "checkout-api: 84 alerts after deploy");
@@ -57,6 +64,11 @@ fn a_reviewer_asks_for_changes_then_approves_in_the_browser() {
         "found the deploy",
         "added the retry test"
     ]);
+    std::fs::write(
+        ws.join("inbox/report.md"),
+        "# Findings\n\n84 alerts after the 22:47 deploy.\n",
+    )
+    .unwrap();
     util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
     daemon.wait_until("revision 2 received", || {
         daemon
@@ -67,6 +79,14 @@ fn a_reviewer_asks_for_changes_then_approves_in_the_browser() {
     browser.goto(&format!("{}/handoffs/checkout-fix", &daemon.url));
     assert!(browser.wait_text(".headline").contains("revision 2"));
     assert!(browser.source().contains("added the retry test"));
+    browser.wait_for_text("#artifacts", "changed since the last revision");
+    browser.click("#artifacts a[href$='against=previous']");
+    browser.wait_for_text(".preview", "+1");
+    browser.screenshot("diff");
+    assert!(browser
+        .source()
+        .contains("84 alerts after the 22:47 deploy."));
+    browser.goto(&format!("{}/handoffs/checkout-fix", daemon.url));
     browser.click("#decide button[value=approved]");
     browser.accept_dialog();
     browser.wait_text(".flash[role=status]");

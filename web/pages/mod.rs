@@ -9,6 +9,7 @@ mod forms;
 mod handoff;
 mod handoff_view;
 mod login;
+mod preview;
 mod queue;
 mod view;
 mod workspace;
@@ -31,6 +32,7 @@ pub fn routes() -> Router<App> {
         .route("/handoffs/{key}", get(handoff::page))
         .route("/handoffs/{key}/decision", post(handoff::decide))
         .route("/handoffs/{key}/claim", post(handoff::claim))
+        .route("/handoffs/{key}/preview/{*path}", get(preview::page))
         .route("/w/{workspace}", get(workspace::page))
         .route("/events", get(events::page))
         .route("/static/{file}", get(assets::file))
