@@ -31,6 +31,23 @@ fn a_reviewer_asks_for_changes_then_approves_in_the_browser() {
     h["deadline"] = json!("2099-01-01T00:00:00Z");
     h["artifacts"] = json!([{"path": "inbox/report.md", "role": "report"}]);
     std::fs::create_dir_all(ws.join("inbox")).unwrap();
+    let ago = |min: i64| {
+        let t = time::OffsetDateTime::now_utc() - time::Duration::minutes(min);
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    for (step, at, summary) in [
+        (1, ago(50), "collected the alerts"),
+        (2, ago(44), "correlated them with the deploy log"),
+        (3, ago(12), "<b>stuck</b> on the root cause"),
+    ] {
+        let c = json!({"checkpoint_version": "1", "task_id": "task-checkout-fix", "step": step,
+            "at": at, "summary": summary});
+        util::write_atomic(
+            &ws.join(format!("checkpoints/{step:03}.json")),
+            &util::bytes(&c),
+        );
+    }
     std::fs::write(
         ws.join("inbox/report.md"),
         "# Findings\n\n84 alerts after the deploy.\n",
