@@ -170,6 +170,7 @@ pub struct Route {
     /// the route already admits: the route, not the agent, decides who may approve.
     #[serde(default)]
     pub sign_off_roles: Vec<String>,
+    /// Distinct reviewers whose approvals close a handoff (default 1; see `app/quorum.rs`).
     #[serde(default)]
     pub min_approvals: Option<u32>,
 }

@@ -29,6 +29,30 @@ fn a_reviewer_asks_for_changes_then_approves_in_the_browser() {
     h["completed"] = json!(["correlated alerts", "found the deploy"]);
     h["remaining"] = json!(["confirm the root cause"]);
     h["deadline"] = json!("2099-01-01T00:00:00Z");
+    h["artifacts"] = json!([{"path": "inbox/report.md", "role": "report"}]);
+    std::fs::create_dir_all(ws.join("inbox")).unwrap();
+    let ago = |min: i64| {
+        let t = time::OffsetDateTime::now_utc() - time::Duration::minutes(min);
+        t.format(&time::format_description::well_known::Rfc3339)
+            .unwrap()
+    };
+    for (step, at, summary) in [
+        (1, ago(50), "collected the alerts"),
+        (2, ago(44), "correlated them with the deploy log"),
+        (3, ago(12), "<b>stuck</b> on the root cause"),
+    ] {
+        let c = json!({"checkpoint_version": "1", "task_id": "task-checkout-fix", "step": step,
+            "at": at, "summary": summary});
+        util::write_atomic(
+            &ws.join(format!("checkpoints/{step:03}.json")),
+            &util::bytes(&c),
+        );
+    }
+    std::fs::write(
+        ws.join("inbox/report.md"),
+        "# Findings\n\n84 alerts after the deploy.\n",
+    )
+    .unwrap();
     util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
     let title = browser.wait_text("tr[data-key='checkout-fix'] .title a");
     assert_eq!(title, "checkout-api: 84 alerts after deploy");
@@ -36,6 +60,8 @@ fn a_reviewer_asks_for_changes_then_approves_in_the_browser() {
 
     browser.click("tr[data-key='checkout-fix'] .title a");
     browser.wait_text("[data-page=handoff] h1");
+    browser.click(".claim-form button[value=claim]");
+    browser.wait_for_text(".decide", "claimed by rita");
     browser.screenshot("handoff");
     browser.fill(
         "#decide textarea[name=comment]",
@@ -55,6 +81,11 @@ fn a_reviewer_asks_for_changes_then_approves_in_the_browser() {
         "found the deploy",
         "added the retry test"
     ]);
+    std::fs::write(
+        ws.join("inbox/report.md"),
+        "# Findings\n\n84 alerts after the 22:47 deploy.\n",
+    )
+    .unwrap();
     util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
     daemon.wait_until("revision 2 received", || {
         daemon
@@ -65,11 +96,27 @@ fn a_reviewer_asks_for_changes_then_approves_in_the_browser() {
     browser.goto(&format!("{}/handoffs/checkout-fix", &daemon.url));
     assert!(browser.wait_text(".headline").contains("revision 2"));
     assert!(browser.source().contains("added the retry test"));
+    browser.wait_for_text("#artifacts", "changed since the last revision");
+    browser.click("#artifacts a[href$='against=previous']");
+    browser.wait_for_text(".preview", "+1");
+    browser.screenshot("diff");
+    assert!(browser
+        .source()
+        .contains("84 alerts after the 22:47 deploy."));
+    browser.goto(&format!("{}/handoffs/checkout-fix", daemon.url));
     browser.click("#decide button[value=approved]");
     browser.accept_dialog();
     browser.wait_text(".flash[role=status]");
     let d = util::decision(&ws).expect("decision.json");
     assert_eq!(d["outcome"], "approved");
     assert_eq!(d["by"], "rita");
-    assert!(browser.wait_text(".decide").contains("approved by rita"));
+    browser.wait_for_text(".decide", "approved by rita");
+
+    browser.goto(&format!("{}/w/alpha", daemon.url));
+    browser.wait_for_text("main", "approved by rita");
+    browser.screenshot("workspace");
+    browser.goto(&format!("{}/events", daemon.url));
+    browser.wait_for_text("main", "chain intact");
+    assert!(browser.source().contains("handoff.decided"));
+    browser.screenshot("events");
 }

@@ -2,9 +2,11 @@
 
 mod util;
 
+mod artifacts;
 mod audit;
 mod auth;
 mod browser;
+mod claim;
 mod cli;
 mod confined;
 mod contract;
@@ -17,5 +19,7 @@ mod lifecycle;
 mod operator;
 mod pages;
 mod paths;
+mod quorum;
+mod review;
 mod signoff;
 mod trust;

@@ -4,11 +4,14 @@
 //! connection limit and a shutdown deadline.
 
 mod api;
+pub mod artifacts;
 mod auth;
 mod error;
 mod openapi;
 mod ops;
 mod pages;
+pub mod render;
+mod review;
 pub mod server;
 mod sse;
 
@@ -79,8 +82,16 @@ fn table() -> Routes {
         .at(Method::GET, "/api/v1/handoffs", api::list)
         .at(Method::GET, "/api/v1/handoffs/{key}", api::get)
         .at(Method::POST, "/api/v1/handoffs/{key}/decision", api::decide)
+        .at(Method::POST, "/api/v1/handoffs/{key}/claim", review::claim)
+        .at(
+            Method::DELETE,
+            "/api/v1/handoffs/{key}/claim",
+            review::release,
+        )
+        .at(Method::POST, "/api/v1/decisions", review::decide_many)
         .at(Method::GET, "/api/v1/events", sse::events)
         .merge(pages::routes())
+        .merge(artifacts::routes())
 }
 
 /// The daemon's routes, path and method, as the router serves them.

@@ -108,8 +108,9 @@ impl App {
                     raw_sha,
                     key: key.clone(),
                     digest: digest.clone(),
+                    invalid: None,
                 });
-                self.answer_invalid(ws, &key, &digest, &task_id, problems)
+                self.answer_invalid(ws, &mut st, &key, &digest, &task_id, problems)
             }
         };
         match result {
@@ -149,6 +150,7 @@ impl App {
             raw_sha,
             key: key.clone(),
             digest: acc.digest.clone(),
+            invalid: None,
         });
         // A verdict that rests on files around handoff.json (artifacts) is not cached: the
         // agent may fix them and write the same handoff again.
@@ -192,7 +194,7 @@ impl App {
         } else {
             let text = std::str::from_utf8(bytes).expect("accepted handoffs are UTF-8");
             let problems = validate::finish(text, problems, 0);
-            self.answer_invalid(ws, &key, &acc.digest, &acc.doc.task_id, problems)
+            self.answer_invalid(ws, st, &key, &acc.digest, &acc.doc.task_id, problems)
         };
         if newly_reserved && !st.records.contains_key(&key) {
             self.keys().remove(&key);
@@ -244,6 +246,7 @@ impl App {
             revision: 1,
             digest: acc.digest.clone(),
             artifacts,
+            previous_artifacts: None,
         };
         let meta_bytes = json_bytes(&meta)?;
         ws.commit(&key, &rev_file(1), bytes)?;
@@ -268,6 +271,7 @@ impl App {
             value: acc.value,
             decision: None,
             sign_offs: Vec::new(),
+            review: Default::default(),
         };
         st.records.insert(key.clone(), record);
         st.pending = Some(key.clone());

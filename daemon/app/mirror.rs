@@ -98,7 +98,8 @@ fn changed(store: &Store, rec: &Record, dir: &str, file: &str, copy: &[u8]) -> O
             None => "a revision the daemon never received".into(),
         });
     }
-    // meta.json and signoffs.json lag the store after a crash; they are republished.
+    // meta.json, signoffs.json, approvals.json and claim.json lag the store after a crash;
+    // they are republished.
     None
 }
 

@@ -4,24 +4,42 @@
 //! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
 
 mod alerts;
+mod artifact_preview;
+mod artifact_raw;
+mod artifact_view;
 mod artifacts;
+mod bulk;
 mod checkpoints;
+mod claim;
 mod decide;
 mod ingest;
 mod invalid;
+mod listing;
 mod load;
 mod mirror;
+mod overview;
 mod query;
+mod queue;
+mod quorum;
 mod records;
 mod repair;
 mod revise;
-mod signoff;
 mod stall;
 mod state;
+mod timeline;
 
+pub use artifact_preview::{Against, Body, Preview, Source, MAX_IMAGE_BYTES};
+pub use artifact_raw::{Raw, MAX_RAW_BYTES};
+pub use artifact_view::{approved_path, ArtifactView, Change, Check, ViewError};
+pub use bulk::{BulkError, KeyResult, MAX_BULK};
+pub use claim::{Claim, ClaimError, ClaimView};
 pub use decide::{DecideError, Decided, DecisionRequest};
+pub use overview::{Files, HandoffLine, InvalidHandoff, Verdict, WorkspaceOverview};
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
-pub use state::{CheckpointRecord, Record, Ws};
+pub use queue::Standing;
+pub use quorum::{Approval, Progress};
+pub use state::{CheckpointRecord, Record, Review, Ws};
+pub use timeline::Timeline;
 
 use crate::auth::{Actor, Tokens};
 use crate::config::Config;
@@ -58,10 +76,16 @@ struct Inner {
     failing: std::sync::OnceLock<String>,
     /// Artifact digests by file identity, so an unchanged file is hashed once.
     hashes: artifacts::HashCache,
+    /// Snapshots of small text artifacts as received, for diffs between revisions.
+    blobs: crate::blobs::Blobs,
     /// Workspaces whose root decision.json could not be written: to reconcile again soon.
     repairs: Mutex<Vec<PathBuf>>,
     /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
     alerts: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Shared copies of reviewers' handoff lists, for the queue page.
+    listings: listing::Listings,
+    /// Audit verdicts for the events page, recomputed only when a log changed.
+    verdicts: overview::VerdictCache,
     shutdown: CancellationToken,
 }
 
@@ -97,8 +121,11 @@ impl App {
                 ready: AtomicBool::new(false),
                 failing: std::sync::OnceLock::new(),
                 alerts: Mutex::default(),
+                verdicts: Mutex::default(),
+                listings: Default::default(),
                 repairs: Mutex::default(),
                 hashes: Default::default(),
+                blobs: crate::blobs::Blobs::new(&config.data_dir),
                 shutdown: CancellationToken::new(),
                 config,
             }),
@@ -257,6 +284,12 @@ impl App {
         self.inner.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The workspace that owns `key`, if the key is known.
+    fn ws_of_key(&self, key: &str) -> Option<Arc<Ws>> {
+        let name = self.keys().get(key).cloned()?;
+        self.workspace(&name)
+    }
+
     /// State is committed before its event is appended, so a crash in between loses the event.
     /// Such state is newer than the last event logged: it gets its event now, marked
     /// `recovered` (an event may so be logged twice, never lost).
@@ -277,6 +310,9 @@ impl App {
                                    "recovered": true, "happened_at": rec.meta.updated_at });
                 events.push(Event::new(kind, &ws.ws.name, key, data));
             }
+            // Reviewers' work comes between the revision and the decision that closed it.
+            events.extend(claim::recovered(rec, last, &ws.ws.name));
+            events.extend(quorum::recovered(rec, last, &ws.ws.name));
             if let Some(d) = rec.decision.as_ref().filter(|d| d.at.as_str() > last) {
                 let data = json!({ "task_id": d.task_id, "outcome": d.outcome, "by": d.by,
                                    "recovered": true, "happened_at": d.at });
@@ -331,6 +367,7 @@ impl App {
 
     /// Sends a logged event to subscribers, the metrics and the log.
     fn announce(&self, ws: &Ws, event: Event) {
+        self.inner.listings.changed();
         stall::note_activity(ws, event.kind);
         tracing::info!(
             event = event.kind.as_str(),

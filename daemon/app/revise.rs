@@ -2,9 +2,11 @@
 //! `changes_requested`, becomes revision N+1 (committed, logged, then published).
 
 use super::artifacts::Stamp;
+use super::claim::CLAIM;
 use super::decide::Closing;
+use super::quorum::{self, APPROVALS};
 use super::records::{json_bytes, old_decision_file, rev_file, DECISION, META, SIGN_OFFS};
-use super::state::{Meta, Record, WsState};
+use super::state::{Meta, Record, Review, WsState};
 use super::{App, Ws};
 use crate::contract::validate::Accepted;
 use crate::contract::{Handoff, Outcome};
@@ -46,6 +48,7 @@ impl App {
             digest: acc.digest.clone(),
             task_id: acc.doc.task_id.clone(),
             artifacts,
+            previous_artifacts: Some(rec.meta.artifacts.clone()),
             ..rec.meta.clone()
         };
         let meta_bytes = json_bytes(&meta)?;
@@ -59,16 +62,25 @@ impl App {
             ws.uncommit(key, DECISION)?;
         }
         ws.uncommit(key, SIGN_OFFS)?;
+        ws.uncommit(key, APPROVALS)?;
+        if reopening {
+            ws.uncommit(key, CLAIM)?;
+        }
         ws.commit(key, META, &meta_bytes)?;
         let data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision, "confidence": acc.doc.confidence });
         let event = Event::new(EventType::HandoffRevised, &ws.ws.name, Some(key), data);
         if let Err(e) = self.emit(ws, event) {
             ws.restore(&old);
+            quorum::put_back(ws, &old);
             return Err(e);
         }
         ws.publish(key, &rev_file(meta.revision), Some(bytes));
         ws.publish(key, HANDOFF_FILE, Some(bytes));
         ws.publish(key, SIGN_OFFS, None);
+        ws.publish(key, APPROVALS, None);
+        if reopening {
+            ws.publish(key, CLAIM, None);
+        }
         if let Some((file, d)) = &earlier {
             ws.publish(key, file, Some(d));
             ws.publish(key, DECISION, None);
@@ -81,6 +93,10 @@ impl App {
             value: acc.value,
             decision: None,
             sign_offs: Vec::new(),
+            review: Review {
+                approvals: Vec::new(),
+                claim: if reopening { None } else { old.review.claim },
+            },
         };
         if reopening {
             st.pending = Some(key.to_string());

@@ -92,6 +92,33 @@ pub(super) fn check_routes(
                 at("auto_approve_min_confidence")
             ));
         }
+        if let Some(n) = r.min_approvals {
+            check_quorum(r, n, users).map_err(|e| format!("{}: {e}", at("min_approvals")))?;
+        }
+    }
+    Ok(())
+}
+
+/// A quorum that fewer people may reach than it needs would keep every handoff of the route
+/// pending for ever: refused at start, naming who may decide. The built-in admin counts.
+fn check_quorum(route: &Route, n: u32, users: &[User]) -> Result<(), String> {
+    if n == 0 {
+        return Err("must be at least 1".into());
+    }
+    let may = |u: &&User| {
+        crate::routing::may_decide(Some(route), &u.name, &u.roles)
+            || u.roles.iter().any(|r| route.sign_off_roles.contains(r))
+    };
+    let mut names: Vec<&str> = users.iter().filter(may).map(|u| u.name.as_str()).collect();
+    if !names.contains(&"admin") {
+        names.push("admin");
+    }
+    if n as usize > names.len() {
+        return Err(format!(
+            "{n} distinct reviewers must approve, but only {} may decide on this route ({}); add reviewers or lower it",
+            names.len(),
+            names.join(", ")
+        ));
     }
     Ok(())
 }

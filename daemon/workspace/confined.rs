@@ -10,7 +10,12 @@
 //! The workspace folder itself is configured by the operator and trusted; it is opened by path
 //! on each call, so that thousands of workspaces do not hold thousands of descriptors.
 
-use super::files::{read_open_file, sha256_open_file, ReadError};
+mod reads;
+
+pub use reads::Identity;
+pub(super) use reads::{identities, open_regular, sha256, sha256_capture, sha256_known};
+
+use super::files::{read_open_file, ReadError};
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt, OpenOptionsSyncExt};
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use std::ffi::OsStr;
@@ -151,56 +156,6 @@ pub(super) fn remove_stale_temps(
     Ok(removed)
 }
 
-/// sha256 of the regular file `rel`, with no symlink on the way (give the canonical path that
-/// `resolve` answers for an artifact: if a folder on it is swapped for a link meanwhile, the
-/// hash is refused rather than taken of a file elsewhere).
-pub(super) fn sha256(root: &Path, rel: &Path) -> io::Result<String> {
-    sha256_known(root, rel, &|_| None).map(|(_, digest)| digest)
-}
-
-/// Like `sha256`, with the file's identity; `known` answers a digest already computed for
-/// an identical identity, so the file is not read again.
-pub(super) fn sha256_known(
-    root: &Path,
-    rel: &Path,
-    known: &dyn Fn(&Identity) -> Option<String>,
-) -> io::Result<(Identity, String)> {
-    let (dirs, name) = split(rel)?;
-    let mut options = OpenOptions::new();
-    options.read(true).follow(FollowSymlinks::No).nonblock(true);
-    let file = walk(root, &dirs, false)?
-        .open_with(name, &options)?
-        .into_std();
-    let identity = Identity::of(&file.metadata()?);
-    if let Some(digest) = known(&identity) {
-        return Ok((identity, digest));
-    }
-    Ok((identity, sha256_open_file(file)?))
-}
-
-/// What tells one version of a file from another without reading it: any write changes the
-/// size or ctime (which, unlike mtime, no one can set back), a replacement changes the inode.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct Identity {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-}
-
-impl Identity {
-    pub fn of(meta: &std::fs::Metadata) -> Identity {
-        Identity {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-        }
-    }
-}
-
 /// Opens `rel` for reading and appending (never through a symlink), creating it and its
 /// folders if missing; a new file is made durable by an fsync of its folder. Something other
 /// than the daemon's own file at that name (a symlink, a hard link, a folder or pipe) is a
@@ -257,7 +212,7 @@ impl ForeignFile {
 
 /// The names of a relative path; anything but plain names (`..`, a root) is refused, so the
 /// walk below never has to resolve more than one name at a time.
-fn names(rel: &Path) -> io::Result<Vec<&OsStr>> {
+pub(super) fn names(rel: &Path) -> io::Result<Vec<&OsStr>> {
     let mut names = Vec::new();
     for component in rel.components() {
         match component {
@@ -275,7 +230,7 @@ fn names(rel: &Path) -> io::Result<Vec<&OsStr>> {
 }
 
 /// A file path split into its folders and its file name.
-fn split(rel: &Path) -> io::Result<(Vec<&OsStr>, &OsStr)> {
+pub(super) fn split(rel: &Path) -> io::Result<(Vec<&OsStr>, &OsStr)> {
     let mut dirs = names(rel)?;
     let name = dirs.pop().ok_or_else(|| {
         io::Error::new(
@@ -297,7 +252,7 @@ fn open_root(root: &Path) -> io::Result<Dir> {
 }
 
 /// Opens `dirs` one by one beneath the workspace folder; `create`: make the missing ones.
-fn walk(root: &Path, dirs: &[&OsStr], create: bool) -> io::Result<Dir> {
+pub(super) fn walk(root: &Path, dirs: &[&OsStr], create: bool) -> io::Result<Dir> {
     let mut dir = open_root(root)?;
     let mut at = PathBuf::new();
     for name in dirs {

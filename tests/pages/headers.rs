@@ -1,8 +1,8 @@
 //! Every page, and every error a browser may show, carries the security headers: a CSP that
 //! lets no inline or evaluated script run, `nosniff`, frame denial, and `no-store` on HTML.
 
-use super::routes::{fill, is_page, KEY};
-use super::{pending_handoff, reviewers, Reply, Web};
+use super::routes::{fill, fixture, is_page, KEY};
+use super::{reviewers, Reply, Web};
 use crate::util::TestEnv;
 use baton::web::routes;
 use std::collections::HashMap;
@@ -86,7 +86,7 @@ fn every_page_sends_a_strict_csp_nosniff_and_no_store() {
     let mut env = TestEnv::with_config(&reviewers(&[("rita", "pw-rita")]));
     let ws = env.ws("alpha");
     let daemon = env.start();
-    pending_handoff(&daemon, &ws, KEY);
+    fixture(&daemon, &ws);
     let web = Web::new(&daemon);
     let rita = web.sign_in("rita", "pw-rita");
     let mut seen = Vec::new();

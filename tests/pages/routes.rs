@@ -2,12 +2,13 @@
 //! few that are open on purpose. The routes come from `baton::web::routes()`, the list the
 //! router itself is built from, so a route added later without auth fails here.
 
-use super::{pending_handoff, reviewers, Reply, Web};
-use crate::util::TestEnv;
+use super::{reviewers, Reply, Web};
+use crate::util::{self, Daemon, TestEnv};
 use baton::web::{routes, Route};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};
+use std::path::Path;
 
 /// The only paths that answer without credentials.
 const OPEN: [&str; 5] = [
@@ -18,13 +19,30 @@ const OPEN: [&str; 5] = [
     "/static/{file}",
 ];
 
-/// Whether a path is a page for people (HTML, session cookie) rather than the API,
-/// operations endpoints or static files.
+/// Downloads in the pages' URL space that answer as the API does (401, not a redirect):
+/// agents fetch them with their tokens too, and a browser is never meant to render them.
+const DOWNLOADS: [&str; 1] = ["/handoffs/{key}/artifacts/{*path}"];
+
+/// Whether a path is a page for people (HTML, session cookie) rather than the API, a
+/// download, an operations endpoint or a static file.
 pub fn is_page(path: &str) -> bool {
     !(path.starts_with("/api/")
         || path.starts_with("/static/")
         || path == "/healthz"
-        || path == "/metrics")
+        || path == "/metrics"
+        || DOWNLOADS.contains(&path))
+}
+
+/// Handoff KEY pending in workspace alpha, naming the artifact `inbox/report.md`, so every
+/// route's parameters name something that exists.
+pub fn fixture(daemon: &Daemon, ws: &Path) {
+    std::fs::write(ws.join("inbox/report.md"), "# Report\n\nAll green.\n").unwrap();
+    let mut h = util::handoff(KEY);
+    h["artifacts"] = serde_json::json!([{ "path": "inbox/report.md", "role": "report" }]);
+    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
+    daemon.wait_until("the handoff is pending", || {
+        super::state(daemon, KEY) == "pending"
+    });
 }
 
 /// Methods tried on every path: those a route does not accept must answer 405.
@@ -70,7 +88,7 @@ fn anonymous(web: &Web, method: &str, path: &str) -> Reply {
     if matches!(method, "GET" | "HEAD" | "OPTIONS") {
         return web.send(method, path, &[], None);
     }
-    if path.starts_with("/api/") {
+    if !is_page(path) {
         let body = br#"{"outcome":"approved","comment":"anonymous"}"#;
         web.send(
             method,
@@ -90,7 +108,7 @@ fn every_route_but_the_open_ones_refuses_a_request_without_credentials() {
     let mut env = TestEnv::with_config(&reviewers(&[("rita", "pw-rita")]));
     let ws = env.ws("alpha");
     let daemon = env.start();
-    pending_handoff(&daemon, &ws, KEY);
+    fixture(&daemon, &ws);
     let web = Web::new(&daemon);
     let table = routes();
     let paths: BTreeSet<&str> = table.iter().map(|r| r.path).collect();
@@ -167,7 +185,7 @@ fn every_get_route_answers_with_credentials() {
     let mut env = TestEnv::with_config(&reviewers(&[("rita", "pw-rita")]));
     let ws = env.ws("alpha");
     let daemon = env.start();
-    pending_handoff(&daemon, &ws, KEY);
+    fixture(&daemon, &ws);
     let web = Web::new(&daemon);
     let session = web.sign_in("rita", "pw-rita");
     let bearer = format!("Bearer {}", daemon.token);
@@ -175,7 +193,7 @@ fn every_get_route_answers_with_credentials() {
         let url = fill(route.path);
         // The API with a token and with the session cookie; pages with the cookie.
         let mut ways = vec![("Cookie", session.cookie.as_str())];
-        if route.path.starts_with("/api/") {
+        if !is_page(route.path) {
             ways.push(("Authorization", bearer.as_str()));
         }
         for header in ways {
@@ -190,7 +208,7 @@ fn unknown_paths_answer_404_and_unknown_keys_still_ask_for_credentials() {
     let mut env = TestEnv::with_config(&reviewers(&[("rita", "pw-rita")]));
     let ws = env.ws("alpha");
     let daemon = env.start();
-    pending_handoff(&daemon, &ws, KEY);
+    fixture(&daemon, &ws);
     let web = Web::new(&daemon);
     // Whether a key exists is not told before credentials.
     assert_eq!(web.get("/api/v1/handoffs/no-such-key", None).status, 401);

@@ -1,15 +1,15 @@
 //! Untrusted text never runs. The corpus of `tests/xss/payloads.txt` goes through every
 //! handoff field, workspace names, checkpoint summaries and file names, artifact names and
-//! contents, and the reviewer's comment; every page that shows them is then checked twice:
-//! in the HTML (no payload's markup unescaped, each field's text present escaped) and in
-//! headless Chromium (nothing ran, no dialog, no element or attribute that could run code,
-//! each field's text on the page as text).
+//! contents (previewed as text, Markdown, HTML and SVG), an invalid handoff's problems and
+//! the reviewer's comment; every page that shows them (queue, handoff, invalid handoff,
+//! preview, workspace, events) is then checked twice: in the HTML (no payload's markup
+//! unescaped, each field's text present escaped) and in headless Chromium (nothing ran, no
+//! dialog, no element or attribute that could run code, each field's text shown as text).
 
 use super::xss_corpus::{self as corpus, Field, FIELDS};
 use super::{reviewers, Web};
 use crate::util::browser::Browser;
 use crate::util::TestEnv;
-use baton::web::routes;
 use serde_json::{json, Value};
 
 /// A page to check, and the texts it must show.
@@ -22,10 +22,6 @@ fn encode(s: &str) -> String {
     percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }
 
-fn routed(path: &str) -> bool {
-    routes().iter().any(|r| r.path == path && r.method == "GET")
-}
-
 /// Every page that shows workspace `i`'s text.
 fn pages_of(c: &[String], i: usize) -> Vec<Page> {
     let shows = |fields: &[Field]| fields.iter().map(|f| corpus::shown(c, i, *f)).collect();
@@ -36,7 +32,7 @@ fn pages_of(c: &[String], i: usize) -> Vec<Page> {
         .collect();
     let mut decided = handoff_fields.clone();
     decided.push(Field::Comment);
-    let [a, _invalid, b] = corpus::keys(i);
+    let [a, invalid, b] = corpus::keys(i);
     let ws = corpus::shown(c, i, Field::Workspace);
     let mut pages = vec![
         Page {
@@ -48,36 +44,51 @@ fn pages_of(c: &[String], i: usize) -> Vec<Page> {
             shows: shows(&handoff_fields),
         },
         Page {
+            url: format!("/handoffs/{invalid}"),
+            shows: shows(&[Field::Invalid, Field::Workspace]),
+        },
+        Page {
             url: format!("/?view=all&workspace={}", encode(&ws)),
             shows: shows(&[Field::Title, Field::FromAgent, Field::Workspace]),
         },
-    ];
-    // Pages still being built join the check as soon as they are routed. Artifact previews:
-    // add their URLs here (the artifact is `corpus::shown(c, i, Field::ArtifactFile)`, and
-    // `inbox/` holds the same corpus as .md, .html, .svg and .txt next to it).
-    if routed("/w/{workspace}") {
-        pages.push(Page {
+        Page {
             url: format!("/w/{}", encode(&ws)),
             shows: shows(&[Field::Workspace]),
+        },
+    ];
+    // Each artifact's preview: the corpus as it is, and as .md, .html, .svg and .txt.
+    let mut artifacts = vec![corpus::shown(c, i, Field::ArtifactFile)];
+    artifacts.extend(corpus::EXTENSIONS.map(|ext| corpus::artifact(c, i, ext)));
+    for path in artifacts {
+        let segments: Vec<String> = path.split('/').map(encode).collect();
+        // Shown as lines of text, except Markdown, which is rendered (and sanitized).
+        let lines = if path.ends_with(".md") {
+            Vec::new()
+        } else {
+            c.to_vec()
+        };
+        pages.push(Page {
+            url: format!("/handoffs/{b}/preview/{}", segments.join("/")),
+            shows: lines,
         });
     }
     pages
 }
 
 fn all_pages(c: &[String]) -> Vec<Page> {
-    let mut pages: Vec<Page> = ["/?view=all&per=100&page=1", "/?view=all&per=100&page=2"]
+    let lists = [
+        "/?view=all&per=100&page=1",
+        "/?view=all&per=100&page=2",
+        "/?view=invalid&per=100",
+        "/events",
+    ];
+    let mut pages: Vec<Page> = lists
         .iter()
         .map(|u| Page {
             url: u.to_string(),
             shows: Vec::new(),
         })
         .collect();
-    if routed("/events") {
-        pages.push(Page {
-            url: "/events".into(),
-            shows: Vec::new(),
-        });
-    }
     pages.extend((0..c.len()).flat_map(|i| pages_of(c, i)));
     pages
 }
@@ -102,13 +113,25 @@ fn numeric(html: &str) -> String {
         .replace("&apos;", "&#39;")
 }
 
-/// No payload appears with its markup intact; every text the page must show is there,
-/// escaped.
+/// Whether byte `at` of `html` is inside a tag (where a quote or an entity would change
+/// what an attribute says) rather than in text (where they are harmless).
+fn inside_tag(html: &str, at: usize) -> bool {
+    let before = &html[..at];
+    before.rfind('<').map(|i| i as isize).unwrap_or(-1)
+        > before.rfind('>').map(|i| i as isize).unwrap_or(-1)
+}
+
+/// No payload appears with its markup intact (nowhere with `<` or `>`, never inside a tag
+/// with quotes or entities); every text the page must show is there, escaped.
 pub fn assert_escaped(c: &[String], url: &str, html: &str, shows: &[String]) {
     for p in c {
         for raw in [p.clone(), corpus::file_name(p)] {
-            let markup = raw.contains(['<', '>', '"', '\'', '&']);
-            assert!(!(markup && html.contains(&raw)), "{url}: unescaped {raw:?}");
+            if raw.contains(['<', '>']) {
+                assert!(!html.contains(&raw), "{url}: unescaped {raw:?}");
+            } else if raw.contains(['"', '\'', '&']) {
+                let in_tag = html.match_indices(&raw).any(|(at, _)| inside_tag(html, at));
+                assert!(!in_tag, "{url}: unescaped in a tag: {raw:?}");
+            }
         }
     }
     let html = numeric(html);

@@ -142,7 +142,16 @@ pub fn at(corpus: &[String], i: usize, f: Field) -> &str {
     &corpus[(i + index) % corpus.len()]
 }
 
-/// The three handoffs of workspace `i`: decided with a comment, invalid, and pending.
+/// Extensions under which the corpus is also an artifact, for the previews' renderers.
+pub const EXTENSIONS: [&str; 4] = ["md", "html", "svg", "txt"];
+
+/// The path of workspace `i`'s artifact with extension `ext`.
+pub fn artifact(corpus: &[String], i: usize, ext: &str) -> String {
+    format!("{}.{ext}", shown(corpus, i, ArtifactFile))
+}
+
+/// The three handoffs of workspace `i`: decided with a comment, invalid (written last, so it
+/// is the one in place), and pending.
 pub fn keys(i: usize) -> [String; 3] {
     ["decided", "invalid", "pending"].map(|k| format!("xss-{i}-{k}"))
 }
@@ -165,9 +174,15 @@ fn handoff(corpus: &[String], i: usize, id: &str) -> Value {
         "provenance": { "model": p(Model), "provider": p(Provider),
             "adapter_version": p(AdapterVersion), "inputs": [p(Inputs)],
             "sources": [p(Sources)], "tools": [p(Tools)] },
-        "artifacts": [{ "path": shown(corpus, i, ArtifactFile), "role": p(ArtifactRole),
-            "note": p(ArtifactNote) }],
     });
+    let mut artifacts = vec![json!({ "path": shown(corpus, i, ArtifactFile),
+        "role": p(ArtifactRole), "note": p(ArtifactNote) })];
+    artifacts.extend(
+        EXTENSIONS
+            .iter()
+            .map(|ext| json!({ "path": artifact(corpus, i, ext) })),
+    );
+    h["artifacts"] = json!(artifacts);
     h[p(UnknownKey)] = json!(p(UnknownValue));
     h
 }
@@ -177,11 +192,9 @@ fn handoff(corpus: &[String], i: usize, id: &str) -> Value {
 pub fn prepare(env: &TestEnv, corpus: &[String], i: usize) -> PathBuf {
     let ws = env.init(&shown(corpus, i, Workspace));
     let body = corpus.join("\n");
-    let artifact = ws.join(shown(corpus, i, ArtifactFile));
-    std::fs::write(&artifact, &body).unwrap();
-    for ext in ["md", "html", "svg", "txt"] {
-        let other = format!("{}.{ext}", file_name(at(corpus, i, ArtifactFile)));
-        std::fs::write(ws.join("inbox").join(other), &body).unwrap();
+    std::fs::write(ws.join(shown(corpus, i, ArtifactFile)), &body).unwrap();
+    for ext in EXTENSIONS {
+        std::fs::write(ws.join(artifact(corpus, i, ext)), &body).unwrap();
     }
     let checkpoint = json!({
         "checkpoint_version": "1.0", "task_id": at(corpus, i, TaskId), "step": 1,
@@ -202,9 +215,9 @@ pub fn prepare(env: &TestEnv, corpus: &[String], i: usize) -> PathBuf {
     ws
 }
 
-/// Writes the workspaces' handoffs in three rounds: one decided with the comment, one
-/// invalid that quotes its bad values (answered in decision.json and the events, not shown
-/// as a handoff), one left pending. Returns the workspaces.
+/// Writes the workspaces' handoffs in three rounds: one decided with the comment, one left
+/// pending, and last an invalid one that quotes its bad values (shown while it is the
+/// handoff.json in place). Returns the workspaces.
 pub fn write_all(env: &TestEnv, daemon: &Daemon, corpus: &[String]) -> Vec<PathBuf> {
     let n = corpus.len();
     let dirs: Vec<_> = (0..n)
@@ -232,6 +245,9 @@ pub fn write_all(env: &TestEnv, daemon: &Daemon, corpus: &[String]) -> Vec<PathB
             daemon.decide(&keys(i)[0], "changes_requested", at(corpus, i, Comment));
         assert_eq!(status, 200, "{body}");
     }
+    round(2, &|i, id| handoff(corpus, i, id), &|i| {
+        state(&keys(i)[2]) == "pending"
+    });
     let invalid = |i: usize, id: &str| {
         let bad = at(corpus, i, Invalid);
         json!({ "handoff_version": "1.0", "id": id, "task_id": at(corpus, i, TaskId),
@@ -240,9 +256,6 @@ pub fn write_all(env: &TestEnv, daemon: &Daemon, corpus: &[String]) -> Vec<PathB
     };
     round(1, &invalid, &|i| {
         util::decision(&dirs[i]).is_some_and(|d| d["handoff_key"] == keys(i)[1].as_str())
-    });
-    round(2, &|i, id| handoff(corpus, i, id), &|i| {
-        state(&keys(i)[2]) == "pending"
     });
     dirs
 }

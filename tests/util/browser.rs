@@ -116,6 +116,25 @@ impl Browser {
         })
     }
 
+    /// Waits until the element's text contains `needle` (a page may still be the old one
+    /// right after a click), and returns the text.
+    pub fn wait_for_text(&self, css: &str, needle: &str) -> String {
+        let deadline = Instant::now() + super::PATIENCE;
+        loop {
+            let text = self.rt.block_on(async {
+                let el = self.client.find(Locator::Css(css)).await.ok()?;
+                el.text().await.ok()
+            });
+            match text {
+                Some(t) if t.contains(needle) => return t,
+                other if Instant::now() > deadline => {
+                    panic!("{css} never contained {needle:?}; last text: {other:?}")
+                }
+                _ => std::thread::sleep(Duration::from_millis(50)),
+            }
+        }
+    }
+
     pub fn exists(&self, css: &str) -> bool {
         self.rt
             .block_on(self.client.find_all(Locator::Css(css)))

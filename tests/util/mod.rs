@@ -185,6 +185,14 @@ impl Daemon {
         into_pair(req.send_string(body))
     }
 
+    pub fn delete_as(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = ureq::delete(&format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        into_pair(req.call())
+    }
+
     /// Decides `key` with the admin token.
     pub fn decide(&self, key: &str, outcome: &str, comment: &str) -> (u16, Value) {
         let body = serde_json::json!({ "outcome": outcome, "comment": comment }).to_string();
@@ -319,6 +327,35 @@ pub fn write_in_place(path: &Path, bytes: &[u8], chunks: usize, pause: Duration)
         file.write_all(chunk).unwrap();
         file.flush().unwrap();
         std::thread::sleep(pause);
+    }
+}
+
+/// A `[[users]]` entry whose API token is `<name>-token`; `roles` is TOML, e.g. `"\"reviewer\""`.
+pub fn user(name: &str, roles: &str) -> String {
+    let hash = baton::auth::token_hash(&format!("{name}-token"));
+    format!("[[users]]\nname = \"{name}\"\nroles = [{roles}]\ntoken_sha256 = \"{hash}\"\n")
+}
+
+/// An `[[agents]]` entry for workspace glob `workspaces`, token `<name>-token`.
+pub fn agent(name: &str, workspaces: &str) -> String {
+    let hash = baton::auth::token_hash(&format!("{name}-token"));
+    format!("[[agents]]\nname = \"{name}\"\ntoken_sha256 = \"{hash}\"\nworkspaces = [\"{workspaces}\"]\n")
+}
+
+/// Every `null` in `value`, by JSON pointer: baton never writes one.
+pub fn nulls(value: &Value, at: &str) -> Vec<String> {
+    match value {
+        Value::Null => vec![at.to_string()],
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| nulls(v, &format!("{at}/{i}")))
+            .collect(),
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(k, v)| nulls(v, &format!("{at}/{k}")))
+            .collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -5,7 +5,7 @@
 use super::forms::{csrf_refused, Form};
 use super::handoff_view::{HandoffView, Sections};
 use super::{render, Chrome};
-use crate::app::{App, CheckpointPage, DecideError, DecisionRequest, StateFilter};
+use crate::app::{App, CheckpointPage, DecideError, DecisionRequest};
 use crate::contract::Outcome;
 use crate::login::SignedIn;
 use crate::web::auth::Viewer;
@@ -26,6 +26,34 @@ struct HandoffPage {
     notice: Option<String>,
     comment: String,
     next: Option<String>,
+}
+
+/// A handoff.json that was refused: what is wrong, where, so the agent's author can fix it.
+#[derive(Template)]
+#[template(path = "invalid.html")]
+struct InvalidPage {
+    chrome: Chrome,
+    workspace: String,
+    key: String,
+    at: String,
+    problems: Vec<super::handoff_view::ProblemRow>,
+}
+
+impl InvalidPage {
+    fn new(chrome: Chrome, i: crate::app::InvalidHandoff) -> InvalidPage {
+        InvalidPage {
+            chrome,
+            problems: i
+                .decision
+                .errors
+                .iter()
+                .map(super::handoff_view::problem_row)
+                .collect(),
+            key: i.decision.handoff_key,
+            at: i.decision.at,
+            workspace: i.workspace,
+        }
+    }
 }
 
 #[derive(Deserialize, Default)]
@@ -52,19 +80,34 @@ async fn build(
     let actor = s.actor.clone();
     let chrome = Chrome::new(s, "queue");
     let built = tokio::task::spawn_blocking(move || {
-        let detail = app.get(&key, &actor, CheckpointPage::default())?;
-        let pending = app.list(StateFilter::All, &actor);
+        let Some(detail) = app.get(&key, &actor, CheckpointPage::default()) else {
+            let invalid = app
+                .invalid_handoffs(&actor)
+                .into_iter()
+                .find(|i| i.decision.handoff_key == key);
+            return invalid.map(Err);
+        };
+        let pending = app.list_all_shared(&actor);
         let next = pending
             .iter()
-            .filter(|x| x.state == "pending" && x.key != key)
+            .filter(|x| x.state == "pending" && x.standing.may_decide && x.key != key)
             .map(|x| format!("/handoffs/{}", urlencode(&x.key)))
             .next();
-        let (h, s) = super::handoff_view::build(detail, &pending, time::OffsetDateTime::now_utc());
-        Some((h, s, next))
+        let (h, mut s) =
+            super::handoff_view::build(detail, &pending, time::OffsetDateTime::now_utc());
+        let artifacts = app.artifacts(&key, &actor).unwrap_or_default();
+        s.artifacts = super::handoff_view::artifact_rows(&key, artifacts);
+        s.timeline = app
+            .timeline(&key, &actor)
+            .map(|t| t.svg())
+            .unwrap_or_default();
+        Some(Ok((h, s, next)))
     })
     .await;
-    let Ok(Some((h, sections, next))) = built else {
-        return not_found("");
+    let (h, sections, next) = match built {
+        Ok(Some(Ok(page))) => page,
+        Ok(Some(Err(invalid))) => return render(&InvalidPage::new(chrome, invalid)),
+        _ => return not_found(""),
     };
     let status = if error.is_some() {
         StatusCode::CONFLICT
@@ -126,6 +169,7 @@ pub async fn decide(
         Some("approved") => Outcome::Approved,
         Some("rejected") => Outcome::Rejected,
         Some("changes_requested") => Outcome::ChangesRequested,
+        Some("reassigned") => Outcome::Reassigned,
         _ => {
             let msg = "Choose approve, request changes or reject.".to_string();
             return build(&app, &s, key, Some(msg), None, String::new()).await;
@@ -138,6 +182,7 @@ pub async fn decide(
         // Approve what you saw: a newer revision in place refuses the decision.
         revision: form.get("revision").and_then(|r| r.parse().ok()),
         handoff_sha256: None,
+        to_agent: form.text("to_agent"),
     };
     let (app2, actor, k) = (app.clone(), s.actor.clone(), key.clone());
     let result = tokio::task::spawn_blocking(move || app2.decide(&k, request, &actor)).await;
@@ -145,7 +190,7 @@ pub async fn decide(
         Ok(Ok(decided)) => {
             let tag = match decided {
                 crate::app::Decided::Closed(_) => "1",
-                crate::app::Decided::SignedOff { .. } => "signed",
+                crate::app::Decided::Pending(_) => "signed",
             };
             Redirect::to(&format!("/handoffs/{}?decided={tag}", urlencode(&key))).into_response()
         }
@@ -155,6 +200,32 @@ pub async fn decide(
             *r.status_mut() = status;
             r
         }
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
+    }
+}
+
+/// `POST /handoffs/{key}/claim`: claim (`action=claim`), take over (`takeover`, admins) or
+/// release (`release`), through the API's own `App::claim` / `App::release_claim`.
+pub async fn claim(
+    State(app): State<App>,
+    Viewer(s): Viewer,
+    Path(key): Path<String>,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    if !form.csrf_ok(&s) {
+        return csrf_refused();
+    }
+    let action = form.get("action").unwrap_or("claim").to_string();
+    let (app2, actor, k) = (app.clone(), s.actor.clone(), key.clone());
+    let result = tokio::task::spawn_blocking(move || match action.as_str() {
+        "release" => app2.release_claim(&k, &actor),
+        other => app2.claim(&k, &actor, other == "takeover"),
+    })
+    .await;
+    match result {
+        Ok(Ok(_)) => Redirect::to(&format!("/handoffs/{}", urlencode(&key))).into_response(),
+        Ok(Err(e)) => build(&app, &s, key, Some(e.to_string()), None, String::new()).await,
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
     }
 }

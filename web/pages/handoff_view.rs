@@ -3,7 +3,7 @@
 //! them); nothing here reads a file.
 
 use super::view::{self, Deadline, Meter};
-use crate::app::{Detail, Summary};
+use crate::app::{Change, Check, Detail, Summary};
 use crate::contract::handoff::{Scope, ScopePart};
 use crate::contract::{Decision, Handoff, Problem};
 use serde_json::Value;
@@ -24,6 +24,10 @@ pub struct HandoffView {
     pub revision: u32,
     pub pending: bool,
     pub decision: Option<Decision>,
+    /// Route, claim, and whether this reviewer may decide it.
+    pub standing: crate::app::Standing,
+    /// Approvals so far and what is missing (quorum, sign-off roles).
+    pub progress: crate::app::Progress,
 }
 
 /// One problem as people read it: where (pointer, line:column) and what.
@@ -48,11 +52,79 @@ pub struct HistoryRow {
     pub current: bool,
 }
 
+/// One artifact line: what it is, whether it is still what was received, and where to see
+/// it. Every string is the agent's or derived from it (escaped by the template).
 pub struct ArtifactRow {
     pub path: String,
     pub role: String,
     pub note: String,
     pub sha256: String,
+    pub size: String,
+    /// "ok", "mismatch", "missing" or "unchecked".
+    pub check: &'static str,
+    pub check_detail: String,
+    /// "new", "changed", "unchanged", "unknown", or "" on a first revision.
+    pub change: &'static str,
+    pub kind: &'static str,
+    pub preview: String,
+    pub diff_previous: Option<String>,
+    pub diff_approved: Option<String>,
+    pub download: String,
+}
+
+fn check_word(c: Check) -> &'static str {
+    match c {
+        Check::Ok => "ok",
+        Check::Mismatch => "mismatch",
+        Check::Missing => "missing",
+        Check::Unchecked => "unchecked",
+    }
+}
+
+fn change_word(c: Change) -> &'static str {
+    match c {
+        Change::New => "new",
+        Change::Changed => "changed",
+        Change::Unchanged => "unchanged",
+        Change::Unknown => "unknown",
+    }
+}
+
+/// The artifact lines of `key`, from `App::artifacts`.
+pub fn artifact_rows(key: &str, views: Vec<crate::app::ArtifactView>) -> Vec<ArtifactRow> {
+    let page = |path: &str, against: &str| {
+        let segments: Vec<String> = path
+            .split('/')
+            .map(|s| {
+                percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+            })
+            .collect();
+        let k = percent_encoding::utf8_percent_encode(key, percent_encoding::NON_ALPHANUMERIC);
+        format!("/handoffs/{k}/preview/{}{against}", segments.join("/"))
+    };
+    views
+        .into_iter()
+        .map(|a| ArtifactRow {
+            preview: page(&a.path, ""),
+            diff_previous: (a.previous == Some(Change::Changed))
+                .then(|| page(&a.path, "?against=previous")),
+            diff_approved: a.approved_copy.then(|| page(&a.path, "?against=approved")),
+            download: crate::web::artifacts::artifact_url(key, &a.path, false),
+            size: a
+                .size
+                .map(crate::web::render::preview::human_size)
+                .unwrap_or_default(),
+            check: check_word(a.check),
+            check_detail: a.check_detail.unwrap_or_default(),
+            change: a.previous.map_or("", change_word),
+            kind: a.kind.as_str(),
+            role: a.role.unwrap_or_default(),
+            note: a.note.unwrap_or_default(),
+            sha256: a.sha256.unwrap_or_default(),
+            path: a.path,
+        })
+        .collect()
 }
 
 #[derive(Default)]
@@ -71,6 +143,8 @@ pub struct Sections {
     pub provenance: Vec<(String, String)>,
     pub unknown: Vec<(String, String)>,
     pub artifacts: Vec<ArtifactRow>,
+    /// The checkpoint timeline as inline SVG (every text in it escaped by its maker).
+    pub timeline: String,
     pub checkpoints: Vec<CheckpointRow>,
     pub checkpoints_total: usize,
     pub checkpoint_errors: Vec<(String, Vec<ProblemRow>)>,
@@ -137,6 +211,8 @@ pub fn build(d: Detail, all: &[Summary], now: OffsetDateTime) -> (HandoffView, S
         pending,
         decision: d.decision.clone(),
         key: d.key.clone(),
+        standing: d.standing.clone(),
+        progress: d.progress.clone(),
     };
     let mut s = h.map(sections).unwrap_or_default();
     s.checkpoints = d
@@ -235,16 +311,6 @@ fn sections(h: Handoff) -> Sections {
             .extra
             .iter()
             .map(|(k, v)| (k.clone(), text_of(v)))
-            .collect(),
-        artifacts: h
-            .artifacts
-            .iter()
-            .map(|a| ArtifactRow {
-                path: a.path.clone(),
-                role: a.role.clone().unwrap_or_default(),
-                note: a.note.clone().unwrap_or_default(),
-                sha256: a.sha256.clone().unwrap_or_default(),
-            })
             .collect(),
         ..Sections::default()
     }

@@ -9,6 +9,7 @@ mod forms;
 mod handoff;
 mod handoff_view;
 mod login;
+mod preview;
 mod queue;
 mod view;
 mod workspace;
@@ -29,6 +30,14 @@ pub fn routes() -> Routes {
         .at(Method::POST, "/decisions", queue::bulk)
         .at(Method::GET, "/handoffs/{key}", handoff::page)
         .at(Method::POST, "/handoffs/{key}/decision", handoff::decide)
+        .at(Method::POST, "/handoffs/{key}/claim", handoff::claim)
+        .at(
+            Method::GET,
+            "/handoffs/{key}/preview/{*path}",
+            preview::page,
+        )
+        .at(Method::GET, "/w/{workspace}", workspace::page)
+        .at(Method::GET, "/events", events::page)
         .at(Method::GET, "/static/{file}", assets::file)
 }
 

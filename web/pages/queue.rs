@@ -5,7 +5,7 @@
 use super::forms::{csrf_refused, Form};
 use super::view::{self, Deadline, Meter};
 use super::{render, Chrome};
-use crate::app::{App, DecisionRequest, StateFilter, Summary};
+use crate::app::{App, DecisionRequest, Summary};
 use crate::contract::handoff::Trigger;
 use crate::contract::Outcome;
 use crate::web::auth::Viewer;
@@ -20,7 +20,7 @@ use time::OffsetDateTime;
 /// Lines per page a reviewer may pick.
 const PAGE_SIZES: [usize; 3] = [25, 50, 100];
 /// Most handoffs decided by one bulk post.
-const BULK_MAX: usize = 200;
+const BULK_MAX: usize = crate::app::MAX_BULK;
 
 #[derive(Deserialize, Default, Clone)]
 #[serde(default)]
@@ -48,7 +48,16 @@ pub struct Row {
     pub may_decide: bool,
     pub pending: bool,
     pub outcome: Option<&'static str>,
-    urgency: u8,
+}
+
+/// A handoff.json refused as invalid, as the queue lists it.
+pub struct InvalidRow {
+    pub key: String,
+    pub workspace: String,
+    pub age: String,
+    pub at: String,
+    pub problems: usize,
+    pub first: String,
 }
 
 pub struct Tab {
@@ -64,6 +73,7 @@ struct QueuePage {
     chrome: Chrome,
     tabs: Vec<Tab>,
     rows: Vec<Row>,
+    invalid: Vec<InvalidRow>,
     view: &'static str,
     trigger: String,
     workspace: String,
@@ -94,92 +104,155 @@ impl QueuePage {
     }
 }
 
-fn row(s: Summary, now: OffsetDateTime) -> Row {
-    // MERGE: Summary gains deadline / claimed_by / may_decide with the review branch.
-    let (s_deadline, s_claimed_by, s_may_decide): (Option<String>, Option<String>, bool) =
-        (None, None, true);
-    let deadline = s_deadline.as_deref().and_then(|d| Deadline::new(d, now));
+fn row(s: &Summary, now: OffsetDateTime) -> Row {
     let pending = s.state == "pending";
+    let deadline = s
+        .deadline
+        .as_deref()
+        .filter(|_| pending)
+        .and_then(|d| Deadline::new(d, now));
     Row {
-        urgency: view::urgency(deadline.as_ref(), s.trigger),
         title: view::clip(s.title.as_deref().unwrap_or(&s.task_id), 200),
         trigger: view::trigger(s.trigger),
         meter: Meter::new(s.confidence),
         age: view::age(&s.received_at, now),
-        deadline: deadline.filter(|_| pending),
-        may_decide: pending && s_may_decide,
-        claimed_by: s_claimed_by,
+        deadline,
+        may_decide: pending && s.standing.may_decide,
+        claimed_by: s.standing.claimed_by.clone(),
         outcome: s.outcome.map(Outcome::as_str),
         pending,
-        key: s.key,
-        workspace: s.workspace,
-        from_agent: s.from_agent,
-        received_at: s.received_at,
+        key: s.key.clone(),
+        workspace: s.workspace.clone(),
+        from_agent: s.from_agent.clone(),
+        received_at: s.received_at.clone(),
     }
 }
 
-const VIEWS: [(&str, &str); 5] = [
+/// What sorting and filtering need of a line, without building it: only the lines of the
+/// page shown become `Row`s, so a queue of thousands costs little more than one of 25.
+struct Line<'a> {
+    s: &'a Summary,
+    pending: bool,
+    may_decide: bool,
+    urgency: u8,
+    /// Seconds to the deadline, for pending handoffs that have one.
+    left: Option<i64>,
+}
+
+impl<'a> Line<'a> {
+    fn new(s: &'a Summary, now: OffsetDateTime) -> Line<'a> {
+        let pending = s.state == "pending";
+        let deadline = s
+            .deadline
+            .as_deref()
+            .filter(|_| pending)
+            .and_then(|d| Deadline::new(d, now));
+        Line {
+            s,
+            pending,
+            may_decide: pending && s.standing.may_decide,
+            urgency: view::urgency(deadline.as_ref(), s.trigger),
+            left: deadline.map(|d| d.left),
+        }
+    }
+}
+
+const VIEWS: [(&str, &str); 6] = [
     ("pending", "Pending"),
     ("mine", "Mine"),
     ("claimed", "Claimed"),
     ("decided", "Decided"),
     ("all", "All"),
+    ("invalid", "Invalid"),
 ];
 
-fn in_view(view: &str, r: &Row, me: &str) -> bool {
+fn in_view(view: &str, r: &Line, me: &str) -> bool {
+    let claimed_by = r.s.standing.claimed_by.as_deref();
     match view {
         "pending" => r.pending,
-        "mine" => r.may_decide || r.claimed_by.as_deref() == Some(me),
-        "claimed" => r.pending && r.claimed_by.is_some(),
+        "mine" => r.may_decide || (r.pending && claimed_by == Some(me)),
+        "claimed" => r.pending && claimed_by.is_some(),
         "decided" => !r.pending,
+        "invalid" => false,
         _ => true,
     }
 }
 
 pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Filters>) -> Response {
     let actor = s.actor.clone();
-    let all = tokio::task::spawn_blocking(move || app.list(StateFilter::All, &actor))
-        .await
-        .unwrap_or_default();
+    let (all, invalid) = tokio::task::spawn_blocking(move || {
+        (app.list_all_shared(&actor), app.invalid_handoffs(&actor))
+    })
+    .await
+    .unwrap_or_default();
     let now = OffsetDateTime::now_utc();
-    let mut workspaces: Vec<String> = all.iter().map(|x| x.workspace.clone()).collect();
-    workspaces.sort();
-    workspaces.dedup();
+    let workspaces: Vec<String> = all
+        .iter()
+        .map(|x| x.workspace.as_str())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(String::from)
+        .collect();
     let trigger = f.trigger.clone().unwrap_or_default();
     let workspace = f.workspace.clone().unwrap_or_default();
-    let rows: Vec<Row> = all
-        .into_iter()
+    let lines: Vec<Line> = all
+        .iter()
         .filter(|x| trigger.is_empty() || x.trigger.map(Trigger::as_str) == Some(trigger.as_str()))
         .filter(|x| workspace.is_empty() || x.workspace == workspace)
-        .map(|x| row(x, now))
+        .map(|x| Line::new(x, now))
         .collect();
     let view = VIEWS
         .iter()
         .map(|(v, _)| *v)
         .find(|v| Some(*v) == f.view.as_deref())
         .unwrap_or("pending");
+    let invalid: Vec<InvalidRow> = invalid
+        .into_iter()
+        .filter(|x| workspace.is_empty() || x.workspace == workspace)
+        .map(|x| InvalidRow {
+            age: view::age(&x.decision.at, now),
+            problems: x.decision.errors.len(),
+            first: x
+                .decision
+                .errors
+                .first()
+                .map(|p| format!("{} {}", p.pointer, view::clip(&p.message, 160)))
+                .unwrap_or_default(),
+            at: x.decision.at,
+            key: x.decision.handoff_key,
+            workspace: x.workspace,
+        })
+        .collect();
     let tabs = VIEWS
         .iter()
         .map(|(v, label)| Tab {
             view: v,
             label,
-            count: rows.iter().filter(|r| in_view(v, r, &s.name)).count(),
+            count: match *v {
+                "invalid" => invalid.len(),
+                _ => lines.iter().filter(|r| in_view(v, r, &s.name)).count(),
+            },
             current: *v == view,
         })
         .collect();
-    let mut rows: Vec<Row> = rows
+    let mut lines: Vec<Line> = lines
         .into_iter()
         .filter(|r| in_view(view, r, &s.name))
         .collect();
-    sort(&mut rows);
+    sort(&mut lines);
     let per = f
         .per
         .filter(|p| PAGE_SIZES.contains(p))
         .unwrap_or(PAGE_SIZES[0]);
-    let total = rows.len();
+    let total = lines.len();
     let pages = total.div_ceil(per).max(1);
     let page = f.page.unwrap_or(1).clamp(1, pages);
-    let rows = rows.into_iter().skip((page - 1) * per).take(per).collect();
+    let rows = lines
+        .iter()
+        .skip((page - 1) * per)
+        .take(per)
+        .map(|l| row(l.s, now))
+        .collect();
     let notice = f.decided.map(|n| match f.failed.unwrap_or(0) {
         0 => format!("{n} handoff(s) decided."),
         k => format!("{n} handoff(s) decided; {k} could not be (already decided, not yours to decide, or changed): open them to see why."),
@@ -188,6 +261,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
         chrome: Chrome::new(&s, "queue"),
         tabs,
         rows,
+        invalid,
         view,
         trigger,
         workspace,
@@ -203,25 +277,25 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
 
 /// Pending before decided; those this reviewer may decide first; then the most urgent;
 /// then the oldest. Decided ones: newest first.
-fn sort(rows: &mut [Row]) {
-    rows.sort_by(|a, b| {
+fn sort(lines: &mut [Line]) {
+    lines.sort_by(|a, b| {
         b.pending
             .cmp(&a.pending)
             .then(b.may_decide.cmp(&a.may_decide))
             .then(a.urgency.cmp(&b.urgency))
             .then_with(|| {
-                let by_deadline = match (&a.deadline, &b.deadline) {
-                    (Some(x), Some(y)) => x.left.cmp(&y.left),
+                let by_deadline = match (a.left, b.left) {
+                    (Some(x), Some(y)) => x.cmp(&y),
                     _ => std::cmp::Ordering::Equal,
                 };
-                let by_age = a.received_at.cmp(&b.received_at);
+                let by_age = a.s.received_at.cmp(&b.s.received_at);
                 if a.pending {
                     by_deadline.then(by_age)
                 } else {
                     by_age.reverse()
                 }
             })
-            .then(a.key.cmp(&b.key))
+            .then(a.s.key.cmp(&b.s.key))
     });
 }
 
@@ -246,20 +320,29 @@ pub async fn bulk(State(app): State<App>, Viewer(s): Viewer, body: Bytes) -> Res
     let comment = form.text("comment");
     let actor = s.actor.clone();
     let (decided, failed) = tokio::task::spawn_blocking(move || {
-        let mut ok = 0;
-        for key in &keys {
-            let request = DecisionRequest {
-                outcome,
-                comment: comment.clone(),
-                revision: None,
-                handoff_sha256: None,
-            };
-            match app.decide(key, request, &actor) {
-                Ok(_) => ok += 1,
-                Err(e) => tracing::info!(key, error = %e, "bulk decision refused"),
+        let request = DecisionRequest {
+            outcome,
+            comment,
+            revision: None,
+            handoff_sha256: None,
+            to_agent: None,
+        };
+        // The API's own bulk path: each key its own decision and event.
+        match app.decide_many(&keys, request, &actor) {
+            Ok(results) => {
+                let ok = results.iter().filter(|(_, r)| r.is_ok()).count();
+                for (key, result) in &results {
+                    if let Err(e) = result {
+                        tracing::info!(key, error = %e, "bulk decision refused");
+                    }
+                }
+                (ok, results.len() - ok)
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "bulk decision refused");
+                (0, keys.len())
             }
         }
-        (ok, keys.len() - ok)
     })
     .await
     .unwrap_or((0, 0));
