@@ -143,3 +143,35 @@ fn an_api_post_with_only_the_session_cookie_needs_the_csrf_header() {
         (Some("approved"), Some("rita"))
     );
 }
+
+/// Who holds the claim on KEY, as the API tells the admin.
+fn claimed_by(daemon: &Daemon) -> serde_json::Value {
+    let (_, d) = daemon.get(&format!("/api/v1/handoffs/{KEY}"));
+    d["claimed_by"].clone()
+}
+
+#[test]
+fn the_claim_form_and_the_claim_api_without_this_sessions_token_claim_nothing() {
+    let mut env = env();
+    let (daemon, rita, omar) = setup(&mut env);
+    let web = Web::new(&daemon);
+    let form = format!("/handoffs/{KEY}/claim");
+    for csrf in wrong_tokens(&omar) {
+        let status = post_with(&web, &form, &rita, csrf, &[("action", "claim")]);
+        assert_eq!(status, 403, "csrf {csrf:?}");
+        assert_eq!(claimed_by(&daemon), serde_json::Value::Null);
+    }
+    let api = format!("/api/v1/handoffs/{KEY}/claim");
+    let cookie = ("Cookie", rita.cookie.as_str());
+    for headers in [
+        vec![cookie],
+        vec![cookie, ("X-CSRF-Token", omar.csrf.as_str())],
+    ] {
+        let reply = web.send("POST", &api, &headers, None);
+        assert_eq!(reply.status, 403, "{headers:?}: {}", reply.short());
+        assert_eq!(claimed_by(&daemon), serde_json::Value::Null);
+    }
+    let status = post_with(&web, &form, &rita, Some(&rita.csrf), &[("action", "claim")]);
+    assert_eq!(status, 303);
+    assert_eq!(claimed_by(&daemon), "rita");
+}
