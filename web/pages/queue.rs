@@ -19,6 +19,8 @@ use time::OffsetDateTime;
 
 /// Lines per page a reviewer may pick.
 const PAGE_SIZES: [usize; 3] = [25, 50, 100];
+/// Most workspaces offered as a list in the filter.
+const WORKSPACE_CHOICES: usize = 50;
 /// Most handoffs decided by one bulk post.
 const BULK_MAX: usize = crate::app::MAX_BULK;
 
@@ -142,17 +144,17 @@ struct Line<'a> {
 impl<'a> Line<'a> {
     fn new(s: &'a Summary, now: OffsetDateTime) -> Line<'a> {
         let pending = s.state == "pending";
-        let deadline = s
+        let left = s
             .deadline
             .as_deref()
             .filter(|_| pending)
-            .and_then(|d| Deadline::new(d, now));
+            .and_then(|d| view::seconds_left(d, now));
         Line {
             s,
             pending,
             may_decide: pending && s.standing.may_decide,
-            urgency: view::urgency(deadline.as_ref(), s.trigger),
-            left: deadline.map(|d| d.left),
+            urgency: view::urgency(left, s.trigger),
+            left,
         }
     }
 }
@@ -186,13 +188,15 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
     .await
     .unwrap_or_default();
     let now = OffsetDateTime::now_utc();
-    let workspaces: Vec<String> = all
-        .iter()
-        .map(|x| x.workspace.as_str())
-        .collect::<std::collections::BTreeSet<_>>()
-        .into_iter()
-        .map(String::from)
-        .collect();
+    // A choice of a few workspaces is a list; past that, a box to type the name in (a list
+    // of thousands helps nobody, and would make every queue page heavy).
+    let names: std::collections::BTreeSet<&str> =
+        all.iter().map(|x| x.workspace.as_str()).collect();
+    let workspaces: Vec<String> = if names.len() <= WORKSPACE_CHOICES {
+        names.into_iter().map(String::from).collect()
+    } else {
+        Vec::new()
+    };
     let trigger = f.trigger.clone().unwrap_or_default();
     let workspace = f.workspace.clone().unwrap_or_default();
     let lines: Vec<Line> = all

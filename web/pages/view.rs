@@ -34,8 +34,11 @@ pub struct Deadline {
     pub text: String,
     /// "", "near" or "over": the class that colours it.
     pub class: &'static str,
-    /// Seconds left (negative: overdue), for sorting.
-    pub left: i64,
+}
+
+/// Seconds from `now` to the RFC 3339 time `at` (negative: past), without formatting text.
+pub fn seconds_left(at: &str, now: OffsetDateTime) -> Option<i64> {
+    parse_time(at).map(|t| (t - now).whole_seconds())
 }
 
 impl Deadline {
@@ -52,7 +55,6 @@ impl Deadline {
             at: at.to_string(),
             text,
             class,
-            left,
         })
     }
 }
@@ -98,9 +100,9 @@ pub fn trigger(t: Option<Trigger>) -> (&'static str, &'static str) {
 
 /// How urgent a pending handoff is, smaller first: past or near deadline, then errors and
 /// critical actions, then the rest; ties go to the oldest.
-pub fn urgency(deadline: Option<&Deadline>, t: Option<Trigger>) -> u8 {
-    match (deadline, t) {
-        (Some(d), _) if d.left <= NEAR_S => 0,
+pub fn urgency(left: Option<i64>, t: Option<Trigger>) -> u8 {
+    match (left, t) {
+        (Some(left), _) if left <= NEAR_S => 0,
         (_, Some(Trigger::Error | Trigger::CriticalAction)) => 1,
         (Some(_), _) => 2,
         _ => 3,
