@@ -11,7 +11,7 @@ mod checks;
 mod inert;
 mod paths;
 
-use checks::{check_routes, check_users, check_webhooks};
+use checks::{check_deliveries, check_routes, check_users, check_webhooks};
 
 /// The configuration used when no file is given and `./baton.toml` does not exist.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
@@ -49,6 +49,30 @@ pub struct Config {
     pub routes: Vec<Route>,
     pub smtp: Option<Smtp>,
     pub webhooks: Vec<Webhook>,
+    pub deliveries: Deliveries,
+}
+
+/// How notifications are retried (`[deliveries]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Deliveries {
+    /// Delay before each attempt, in seconds (the first is usually 0); one attempt per entry,
+    /// then the delivery is dead. Each delay is varied by up to ±20 % so that endpoints
+    /// coming back from an outage are not hit by every retry at once.
+    pub retry_schedule_s: Vec<f64>,
+    /// Delivered notifications are listed this long, then forgotten (dead ones stay).
+    pub keep_delivered_s: u64,
+}
+
+impl Default for Deliveries {
+    fn default() -> Deliveries {
+        Deliveries {
+            retry_schedule_s: vec![
+                0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0,
+            ],
+            keep_delivered_s: 7 * 86400,
+        }
+    }
 }
 
 /// Protections of the HTTP server against clients that hold connections (`[http]`).
@@ -208,6 +232,8 @@ struct RawConfig {
     webhooks: Vec<Webhook>,
     #[serde(default)]
     routes: Vec<Route>,
+    #[serde(default)]
+    deliveries: Deliveries,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -280,6 +306,7 @@ impl RawConfig {
         check_users(&self.users, &self.agents)?;
         check_routes(&self.routes, &self.users, &self.webhooks)?;
         check_webhooks(&self.webhooks)?;
+        check_deliveries(&self.deliveries)?;
         if self.settle_ms == 0 || self.reconcile_s == 0 {
             return Err("settle_ms and reconcile_s must be greater than 0".into());
         }
@@ -323,6 +350,7 @@ impl RawConfig {
             routes: self.routes,
             smtp: self.smtp,
             webhooks: self.webhooks,
+            deliveries: self.deliveries,
         })
     }
 }

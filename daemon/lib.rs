@@ -18,6 +18,8 @@
 //! - `media`: what a file is (text, image by magic bytes, binary); pure.
 //! - `auth`: bearer tokens -> `Actor`; `routing`: routes and who may decide.
 //! - `metrics`: Prometheus metrics.
+//! - `outbox`: notifications of events to webhooks: a durable spool in data_dir, one worker
+//!   thread per endpoint, signed attempts retried on a schedule, dead letters.
 //! - `heartbeat`: `.baton/daemon.json`, so agents' commands can tell no daemon serves them.
 //! - `run`: composition of the daemon: tasks, HTTP server, ordered shutdown.
 //! - `web`: the HTTP surface (JSON API, SSE, health, metrics) over `App`, and `web::server`,
@@ -37,6 +39,7 @@ pub mod heartbeat;
 pub mod login;
 pub mod media;
 pub mod metrics;
+pub mod outbox;
 pub mod pipeline;
 pub mod routing;
 pub mod run;

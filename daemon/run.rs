@@ -16,6 +16,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let max_connections = fit_connection_limit(http.max_connections, raise_fd_limit());
     let shutdown = app.shutdown_token();
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
+    app.start_outbox();
     let anchors = tokio::spawn(flush_anchors(app.clone()));
     let heartbeat = tokio::spawn(crate::heartbeat::run(app.clone()));
     let app_for_anchors = app.clone();

@@ -2,6 +2,7 @@
 //! once here and never shown.
 
 use crate::app::{BulkError, ClaimError, DecideError};
+use crate::outbox::RetryError;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -21,6 +22,8 @@ pub enum ApiError {
     Claim(#[from] ClaimError),
     #[error(transparent)]
     Bulk(#[from] BulkError),
+    #[error(transparent)]
+    Retry(#[from] RetryError),
     #[error("{0}")]
     Unprocessable(String),
     #[error("internal error")]
@@ -55,6 +58,12 @@ impl ApiError {
                 body["claimed_by"] = json!(by);
                 body["claimed_at"] = json!(at);
                 StatusCode::CONFLICT
+            }
+            ApiError::Retry(RetryError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ApiError::Retry(RetryError::NotDead(_)) => StatusCode::CONFLICT,
+            ApiError::Retry(RetryError::Spool(e)) => {
+                tracing::error!(error = %e, "delivery retry not recorded");
+                StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Unprocessable(_)
             | ApiError::Decide(DecideError::Unprocessable(_))

@@ -6,6 +6,7 @@
 mod api;
 pub mod artifacts;
 mod auth;
+mod deliveries;
 mod error;
 mod openapi;
 mod ops;
@@ -90,6 +91,12 @@ fn table() -> Routes {
         )
         .at(Method::POST, "/api/v1/decisions", review::decide_many)
         .at(Method::GET, "/api/v1/events", sse::events)
+        .at(Method::GET, "/api/v1/deliveries", deliveries::list)
+        .at(
+            Method::POST,
+            "/api/v1/deliveries/{id}/retry",
+            deliveries::retry,
+        )
         .merge(pages::routes())
         .merge(artifacts::routes())
 }

@@ -162,5 +162,11 @@ pub fn document() -> Value {
     ) {
         paths.extend(more);
     }
+    if let (Some(paths), Value::Object(more)) = (
+        doc["paths"].as_object_mut(),
+        super::deliveries::openapi_paths(),
+    ) {
+        paths.extend(more);
+    }
     doc
 }

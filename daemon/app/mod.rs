@@ -17,6 +17,7 @@ mod invalid;
 mod listing;
 mod load;
 mod mirror;
+mod notify;
 mod overview;
 mod query;
 mod queue;
@@ -86,6 +87,8 @@ struct Inner {
     listings: listing::Listings,
     /// Audit verdicts for the events page, recomputed only when a log changed.
     verdicts: overview::VerdictCache,
+    /// Notifications of events to webhooks (see `crate::outbox`).
+    outbox: crate::outbox::Outbox,
     shutdown: CancellationToken,
 }
 
@@ -108,9 +111,16 @@ impl App {
         let (tokens, admin_token) = Tokens::load(&config)?;
         let (logins, admin_password) = crate::login::Logins::load(&config)?;
         let (events, _) = broadcast::channel(4096);
+        let metrics = Metrics::default();
+        let (outbox, outbox_warnings) = crate::outbox::Outbox::open(
+            &config,
+            metrics.deliveries.clone(),
+            metrics.delivery_attempts.clone(),
+        )?;
         let app = App {
             inner: Arc::new(Inner {
-                metrics: Metrics::default(),
+                metrics,
+                outbox,
                 tokens,
                 logins,
                 events,
@@ -131,6 +141,7 @@ impl App {
             }),
         };
         let mut warnings = found.warnings;
+        warnings.extend(outbox_warnings);
         for ws in found.workspaces {
             // One unreadable workspace must not keep the others from being served.
             if let Err(e) = app.add_workspace(ws.clone()) {
@@ -359,6 +370,8 @@ impl App {
             tracing::error!(workspace = %ws.ws.name, error = %e, "cannot append to the audit log; the change is not made");
             return Err(e);
         }
+        // Logged, so now owed to webhooks: spooled durably before anyone hears of it.
+        self.inner.outbox.spool(&events);
         for event in events {
             self.announce(ws, event);
         }

@@ -1,7 +1,7 @@
 //! The cross-checks of users, agents, routes and webhooks: what serde cannot see (unknown
 //! names, malformed token hashes, routes naming webhooks that do not exist).
 
-use super::{Agent, Route, User, Webhook};
+use super::{Agent, Deliveries, Route, User, Webhook};
 use std::collections::HashSet;
 
 fn is_sha256_hex(s: &str) -> bool {
@@ -123,8 +123,41 @@ fn check_quorum(route: &Route, n: u32, users: &[User]) -> Result<(), String> {
     Ok(())
 }
 
+pub(super) fn check_deliveries(d: &Deliveries) -> Result<(), String> {
+    // A delay past a day and a half is a typo (or would overflow the clock when huge).
+    if d.retry_schedule_s.is_empty()
+        || d.retry_schedule_s
+            .iter()
+            .any(|s| !(0.0..=129_600.0).contains(s))
+    {
+        return Err(
+            "deliveries.retry_schedule_s: list 1 or more delays, each 0..=129600 seconds".into(),
+        );
+    }
+    Ok(())
+}
+
 pub(super) fn check_webhooks(webhooks: &[Webhook]) -> Result<(), String> {
+    let mut names = HashSet::new();
     for (i, w) in webhooks.iter().enumerate() {
+        if !names.insert(w.name.as_str()) {
+            return Err(format!(
+                "webhooks[{i}].name: \"{}\" is listed twice",
+                w.name
+            ));
+        }
+        let key = w.secret.strip_prefix("whsec_").unwrap_or_default();
+        if base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key)
+            .map_or(true, |k| k.is_empty())
+        {
+            return Err(format!(
+                "webhooks[{i}].secret: must be \"whsec_\" followed by base64 (the signing key)"
+            ));
+        }
+        for g in &w.events {
+            glob::Pattern::new(g)
+                .map_err(|e| format!("webhooks[{i}].events: bad glob \"{g}\": {e}"))?;
+        }
         if !w.secret.starts_with("whsec_") {
             return Err(format!(
                 "webhooks[{i}].secret: must start with \"whsec_\" followed by base64"

@@ -7,18 +7,29 @@ use super::Config;
 impl Config {
     /// The keys set in this configuration that nothing acts on yet, each with why.
     pub fn inert_keys(&self) -> Vec<String> {
-        const MAIL: &str = "no notifications are sent yet";
+        const MAIL: &str = "no email is sent yet";
+        // Webhooks are acted on (the outbox sends them the events their `events` globs
+        // match), but not yet their address check.
+        const PRIVATE: &str = "outbound addresses are not checked yet: every target is allowed";
         let mut keys = Vec::new();
         if self.smtp.is_some() {
             keys.push(format!("smtp ({MAIL})"));
         }
         for (i, w) in self.webhooks.iter().enumerate() {
-            keys.push(format!("webhooks[{i}] (\"{}\") ({MAIL})", w.name));
+            if w.allow_private {
+                keys.push(format!(
+                    "webhooks[{i}] (\"{}\").allow_private ({PRIVATE})",
+                    w.name
+                ));
+            }
         }
         for (i, r) in self.routes.iter().enumerate() {
             let at = |key: &str, why: &str| format!("routes[{i}] (\"{}\").{key} ({why})", r.name);
             if !r.notify.is_empty() {
-                keys.push(at("notify", MAIL));
+                keys.push(at(
+                    "notify",
+                    "routes pick no channels yet: webhooks get the events their `events` globs match, and no email is sent",
+                ));
             }
             if r.escalate_after_s.is_some() {
                 keys.push(at("escalate_after_s", "nothing is escalated yet"));

@@ -79,6 +79,19 @@ impl Web {
         }
     }
 
+    /// A client that opens a connection per request. For requests the server answers
+    /// without reading their bodies (405, 401 before the body): the server then closes the
+    /// connection, and a pooled client could race that close with its next request.
+    pub fn unpooled(daemon: &Daemon) -> Web {
+        Web {
+            base: daemon.url.clone(),
+            agent: ureq::AgentBuilder::new()
+                .redirects(0)
+                .max_idle_connections(0)
+                .build(),
+        }
+    }
+
     /// Sends `method` to `path` with `headers` and an optional body.
     pub fn send(
         &self,

@@ -126,7 +126,7 @@ impl TestEnv {
     }
 }
 
-fn now_ms() -> u128 {
+pub fn now_ms() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -4,6 +4,7 @@
 //! JavaScript, and `assets/app.js` adds live updates, keys and notifications.
 
 mod assets;
+mod deliveries;
 mod events;
 mod forms;
 mod handoff;
@@ -38,6 +39,8 @@ pub fn routes() -> Routes {
         )
         .at(Method::GET, "/w/{workspace}", workspace::page)
         .at(Method::GET, "/events", events::page)
+        .at(Method::GET, "/deliveries", deliveries::page)
+        .at(Method::POST, "/deliveries/{id}/retry", deliveries::retry)
         .at(Method::GET, "/static/{file}", assets::file)
 }
 

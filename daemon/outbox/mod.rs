@@ -1,0 +1,316 @@
+//! The outbox: notifications of events to webhooks, durable and retried. `spool` is called
+//! by `App::emit_all` after an event is in the audit log and before it is broadcast; it
+//! writes one fsynced file per notification (`spool`) and wakes the endpoint's worker
+//! (`worker`), one thread per endpoint, so a slow or hung receiver only delays its own
+//! queue. Each attempt is signed afresh (`sign`) and sent (`webhook`). Deliveries that run
+//! out of attempts are dead: listed, and retried by an admin.
+
+mod endpoint;
+mod sign;
+mod spool;
+mod webhook;
+mod worker;
+
+pub use sign::{BadSecret, Key};
+pub use spool::{Attempt, Delivery, SpoolError, State};
+
+use crate::config::Config;
+use crate::events::{Event, EventType};
+use crate::metrics::{OutcomeLabel, StateLabel};
+use endpoint::{Disabled, Endpoint};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use serde_json::{json, Value};
+use spool::Spool;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Called with a delivery that has just gone dead (to record `notification.failed`).
+pub type OnDead = Arc<dyn Fn(&Delivery) + Send + Sync>;
+
+/// Most deliveries one listing returns (newest first).
+pub const MAX_LISTED: usize = 1000;
+
+pub struct Outbox {
+    shared: Arc<Shared>,
+    endpoints: Vec<Arc<Endpoint>>,
+    /// Wake-ups of each endpoint's worker, by channel name.
+    wake: HashMap<String, mpsc::Sender<String>>,
+    /// The workers' ends, until `start` hands them over.
+    waiting: Mutex<Vec<(Arc<Endpoint>, mpsc::Receiver<String>)>>,
+}
+
+/// What the outbox and its workers share.
+struct Shared {
+    spool: Spool,
+    index: Mutex<BTreeMap<String, Delivery>>,
+    disabled: Disabled,
+    schedule: Vec<f64>,
+    public_url: String,
+    gauges: Family<StateLabel, Gauge>,
+    attempts: Family<OutcomeLabel, Counter>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("no delivery with id \"{0}\"")]
+    NotFound(String),
+    #[error("delivery \"{0}\" is not dead (only dead deliveries are retried by hand)")]
+    NotDead(String),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+impl Outbox {
+    /// Loads the spool; returns warnings for the operator (unreadable files, deliveries
+    /// whose endpoint is no longer configured). Nothing is sent before `start`.
+    pub fn open(
+        config: &Config,
+        gauges: Family<StateLabel, Gauge>,
+        attempts: Family<OutcomeLabel, Counter>,
+    ) -> Result<(Outbox, Vec<String>), SpoolError> {
+        let spool = Spool::open(&config.data_dir)?;
+        let (loaded, mut warnings) = spool.load()?;
+        let endpoints: Vec<Arc<Endpoint>> = config
+            .webhooks
+            .iter()
+            .map(|w| Arc::new(Endpoint::new(w)))
+            .collect();
+        let keep_ms = config.deliveries.keep_delivered_s.saturating_mul(1000);
+        let mut index = BTreeMap::new();
+        let mut changed = Vec::new();
+        for mut d in loaded {
+            let age = worker::now_ms().saturating_sub(worker::created_ms(&d));
+            if d.state == State::Delivered && age > keep_ms {
+                spool.remove(&d.id);
+                continue;
+            }
+            if d.state == State::Pending && !endpoints.iter().any(|e| e.channel == d.channel) {
+                warnings.push(format!(
+                    "delivery {} to {} is dead: that endpoint is no longer configured",
+                    d.id, d.channel
+                ));
+                worker::bury(&mut d, "endpoint no longer configured");
+                changed.push(d.clone());
+            }
+            index.insert(d.id.clone(), d);
+        }
+        spool.save(&changed.iter().collect::<Vec<_>>())?;
+        let disabled = Disabled::load(spool.dir());
+        let mut wake = HashMap::new();
+        let mut waiting = Vec::new();
+        for e in &endpoints {
+            let (tx, rx) = mpsc::channel();
+            wake.insert(e.channel.clone(), tx);
+            waiting.push((e.clone(), rx));
+        }
+        let shared = Arc::new(Shared {
+            spool,
+            index: Mutex::new(index),
+            disabled,
+            schedule: config.deliveries.retry_schedule_s.clone(),
+            public_url: config.public_url.clone(),
+            gauges,
+            attempts,
+        });
+        shared.count(&shared.lock());
+        let outbox = Outbox {
+            shared,
+            endpoints,
+            wake,
+            waiting: Mutex::new(waiting),
+        };
+        Ok((outbox, warnings))
+    }
+
+    /// Starts one worker thread per endpoint (once; later calls do nothing).
+    pub fn start(&self, on_dead: OnDead) {
+        let waiting = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|e| e.into_inner()));
+        for (endpoint, rx) in waiting {
+            worker::spawn(self.shared.clone(), endpoint, rx, on_dead.clone());
+        }
+    }
+
+    /// Writes a notification for every endpoint whose `events` globs match each event, synced
+    /// to disk, then wakes the workers. A spool that cannot be written is logged and counted;
+    /// the notification is still attempted while the daemon runs (the event is logged
+    /// already, so the change cannot be undone for it).
+    pub fn spool(&self, events: &[Event]) {
+        let mut made = Vec::new();
+        for event in events {
+            // A failure is not sent back to the endpoint that failed: it could never arrive,
+            // and would fail again, for ever.
+            let failed_channel = (event.kind == EventType::NotificationFailed)
+                .then(|| event.data["channel"].as_str())
+                .flatten();
+            for e in self
+                .endpoints
+                .iter()
+                .filter(|e| e.wants(event.kind.as_str()))
+            {
+                if failed_channel != Some(e.channel.as_str()) {
+                    made.push(self.make(event, e));
+                }
+            }
+        }
+        if made.is_empty() {
+            return;
+        }
+        let mut index = self.shared.lock();
+        if let Err(e) = self.shared.spool.save(&made.iter().collect::<Vec<_>>()) {
+            tracing::error!(error = %e, "cannot spool notifications; they are sent but would not survive a restart");
+        }
+        for d in &made {
+            index.insert(d.id.clone(), d.clone());
+        }
+        self.shared.count(&index);
+        drop(index);
+        for d in made {
+            if let Some(tx) = self.wake.get(&d.channel) {
+                let _ = tx.send(d.id);
+            }
+        }
+    }
+
+    fn make(&self, event: &Event, endpoint: &Endpoint) -> Delivery {
+        let now = worker::now_ms();
+        Delivery {
+            id: new_id(),
+            channel: endpoint.channel.clone(),
+            event: event.kind.as_str().to_string(),
+            workspace: event.workspace.clone(),
+            key: event.key.clone(),
+            created_at: crate::events::now_rfc3339(),
+            state: State::Pending,
+            attempts: Vec::new(),
+            next_at_ms: Some(now + worker::delay_ms(self.shared.schedule[0])),
+            round_start: 0,
+            body: body(event, &self.shared.public_url),
+        }
+    }
+
+    /// Deliveries in `state` (all when `None`), newest first, without their bodies.
+    pub fn list(&self, state: Option<State>) -> Vec<Delivery> {
+        let index = self.shared.lock();
+        let mut out: Vec<Delivery> = index
+            .values()
+            .filter(|d| state.is_none_or(|s| d.state == s))
+            .map(|d| Delivery {
+                body: String::new(),
+                ..d.clone()
+            })
+            .collect();
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        out.truncate(MAX_LISTED);
+        out
+    }
+
+    /// Endpoints disabled by a `410 Gone`: name -> when and why.
+    pub fn disabled(&self) -> Vec<(String, String)> {
+        self.shared.disabled.list()
+    }
+
+    /// Sends a dead delivery again now, with its schedule started over. Retrying a delivery
+    /// of an endpoint disabled by a `410` enables the endpoint again: that is the admin
+    /// saying the receiver is back.
+    pub fn retry(&self, id: &str) -> Result<Delivery, RetryError> {
+        let mut index = self.shared.lock();
+        let d = index
+            .get_mut(id)
+            .ok_or_else(|| RetryError::NotFound(id.to_string()))?;
+        if d.state != State::Dead {
+            return Err(RetryError::NotDead(id.to_string()));
+        }
+        let before = d.clone();
+        d.state = State::Pending;
+        d.round_start = d.attempts.len();
+        d.next_at_ms = Some(worker::now_ms());
+        if let Err(e) = self.shared.spool.save(&[d]) {
+            *d = before;
+            return Err(e.into());
+        }
+        let shown = Delivery {
+            body: String::new(),
+            ..d.clone()
+        };
+        self.shared.count(&index);
+        drop(index);
+        self.shared.disabled.enable(shown.endpoint());
+        tracing::info!(delivery = %shown.id, channel = %shown.channel, "delivery retried by hand");
+        if let Some(tx) = self.wake.get(&shown.channel) {
+            let _ = tx.send(shown.id.clone());
+        }
+        Ok(shown)
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Delivery>> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the gauges of deliveries by state.
+    fn count(&self, index: &BTreeMap<String, Delivery>) {
+        for s in [State::Pending, State::Delivered, State::Dead] {
+            let n = index.values().filter(|d| d.state == s).count();
+            let label = StateLabel {
+                state: s.as_str().into(),
+            };
+            self.gauges.get_or_create(&label).set(n as i64);
+        }
+    }
+}
+
+/// What a key must have escaped to be one path segment (RFC 3986 unreserved stay as is).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// `msg_` and 128 random bits: unique without coordination, and stable across retries.
+fn new_id() -> String {
+    format!("msg_{}", hex::encode(rand::random::<[u8; 16]>()))
+}
+
+/// The Standard Webhooks body: `{"type", "timestamp", "data"}`; `data` is the event's data
+/// with the workspace, the handoff key and a link to its page.
+fn body(event: &Event, public_url: &str) -> String {
+    let mut data = match &event.data {
+        Value::Object(map) => map.clone(),
+        Value::Null => serde_json::Map::new(),
+        other => [("value".to_string(), other.clone())].into_iter().collect(),
+    };
+    data.insert("workspace".into(), json!(event.workspace));
+    if let Some(key) = &event.key {
+        let enc = percent_encoding::utf8_percent_encode(key, PATH_SEGMENT);
+        data.insert("key".into(), json!(key));
+        data.insert("url".into(), json!(format!("{public_url}/handoffs/{enc}")));
+    }
+    json!({ "type": event.kind.as_str(), "timestamp": event.at, "data": data }).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::body;
+    use crate::events::{Event, EventType};
+    use serde_json::{json, Value};
+
+    #[test]
+    fn the_body_carries_type_timestamp_and_data_with_a_link() {
+        let e = Event::new(
+            EventType::HandoffReceived,
+            "alpha",
+            Some("k 1"),
+            json!({ "task_id": "t" }),
+        );
+        let b: Value = serde_json::from_str(&body(&e, "http://h")).unwrap();
+        assert_eq!(b["type"], "handoff.received");
+        assert_eq!(b["timestamp"], json!(e.at));
+        assert_eq!(b["data"]["task_id"], "t");
+        assert_eq!(b["data"]["workspace"], "alpha");
+        assert_eq!(b["data"]["url"], "http://h/handoffs/k%201");
+    }
+}

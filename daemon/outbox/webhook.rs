@@ -1,0 +1,143 @@
+//! One webhook attempt over HTTP(S): signed afresh (new timestamp) with the delivery's fixed
+//! id and body, 15 s for the whole exchange, redirects not followed (a redirect could send
+//! the signed body somewhere its owner never configured).
+
+use super::sign::Key;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The whole exchange: connect, send, answer.
+pub const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// Longest `Retry-After` honoured: a receiver cannot park a delivery for longer.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// What one attempt came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outcome {
+    pub status: Option<u16>,
+    /// `None`: delivered (a 2xx answer).
+    pub error: Option<String>,
+    /// The receiver's `Retry-After` on a 429 or 503.
+    pub retry_after: Option<Duration>,
+}
+
+impl Outcome {
+    pub fn delivered(&self) -> bool {
+        self.error.is_none()
+    }
+    /// `410 Gone`: the receiver says this endpoint is no more.
+    pub fn gone(&self) -> bool {
+        self.status == Some(410)
+    }
+}
+
+/// An HTTP client for one endpoint.
+pub struct Sender {
+    agent: ureq::Agent,
+    url: String,
+    key: Key,
+}
+
+impl Sender {
+    pub fn new(url: &str, key: Key) -> Sender {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(TIMEOUT)
+            .redirects(0)
+            .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Sender {
+            agent,
+            url: url.to_string(),
+            key,
+        }
+    }
+
+    pub fn send(&self, id: &str, body: &str) -> Outcome {
+        let timestamp = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let signature = self.key.sign(id, timestamp, body);
+        let answer = self
+            .agent
+            .post(&self.url)
+            .set("content-type", "application/json")
+            .set("webhook-id", id)
+            .set("webhook-timestamp", &timestamp.to_string())
+            .set("webhook-signature", &signature)
+            .send_string(body);
+        match answer {
+            Ok(resp) if (200..300).contains(&resp.status()) => Outcome {
+                status: Some(resp.status()),
+                error: None,
+                retry_after: None,
+            },
+            // With redirects off, a 3xx arrives here as an answer.
+            Ok(resp) => failed(resp.status(), &resp),
+            Err(ureq::Error::Status(code, resp)) => failed(code, &resp),
+            // The kind and message only: the error's text also names the URL, which may hold
+            // a token (chat services put theirs in the path).
+            Err(ureq::Error::Transport(t)) => {
+                let mut error = t.kind().to_string();
+                if let Some(m) = t.message() {
+                    error = format!("{error}: {m}");
+                }
+                if let Some(cause) = std::error::Error::source(&t) {
+                    error = format!("{error}: {cause}");
+                }
+                Outcome {
+                    status: None,
+                    error: Some(error),
+                    retry_after: None,
+                }
+            }
+        }
+    }
+}
+
+fn failed(status: u16, resp: &ureq::Response) -> Outcome {
+    let retry_after = matches!(status, 429 | 503)
+        .then(|| resp.header("retry-after").and_then(parse_retry_after))
+        .flatten();
+    let reason = resp.status_text();
+    Outcome {
+        status: Some(status),
+        error: Some(format!("HTTP {status} {reason}").trim_end().to_string()),
+        retry_after,
+    }
+}
+
+/// `Retry-After` in seconds (the form receivers use for throttling); an HTTP date is read
+/// as well. Anything else is ignored (the schedule applies).
+fn parse_retry_after(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let wait = match v.parse::<u64>() {
+        Ok(s) => Duration::from_secs(s),
+        Err(_) => {
+            let at = time::OffsetDateTime::parse(v, &time::format_description::well_known::Rfc2822)
+                .ok()?;
+            let secs = (at - time::OffsetDateTime::now_utc()).whole_seconds();
+            Duration::from_secs(secs.max(0) as u64)
+        }
+    };
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_retry_after;
+    use std::time::Duration;
+
+    #[test]
+    fn retry_after_reads_seconds_and_dates_and_is_capped() {
+        assert_eq!(parse_retry_after("120"), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after("99999999"),
+            Some(Duration::from_secs(24 * 3600))
+        );
+        assert_eq!(
+            parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon"), None);
+    }
+}
