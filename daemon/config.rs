@@ -147,8 +147,15 @@ fn all_workspaces() -> Vec<String> {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Smtp {
+    /// lettre's URL form: `smtp://host:port` (plain), `smtp://host:port?tls=required`
+    /// (STARTTLS), `smtps://host:port` (TLS from the start); credentials may be in it.
     pub url: String,
     pub from: String,
+    /// Sign-in to the mail server, if it asks (baton extension; or in the URL).
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

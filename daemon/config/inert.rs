@@ -7,14 +7,10 @@ use super::Config;
 impl Config {
     /// The keys set in this configuration that nothing acts on yet, each with why.
     pub fn inert_keys(&self) -> Vec<String> {
-        const MAIL: &str = "no email is sent yet";
         // Webhooks are acted on (the outbox sends them the events their `events` globs
         // match), but not yet their address check.
         const PRIVATE: &str = "outbound addresses are not checked yet: every target is allowed";
         let mut keys = Vec::new();
-        if self.smtp.is_some() {
-            keys.push(format!("smtp ({MAIL})"));
-        }
         for (i, w) in self.webhooks.iter().enumerate() {
             if w.allow_private {
                 keys.push(format!(
@@ -25,10 +21,12 @@ impl Config {
         }
         for (i, r) in self.routes.iter().enumerate() {
             let at = |key: &str, why: &str| format!("routes[{i}] (\"{}\").{key} ({why})", r.name);
-            if !r.notify.is_empty() {
+            // `email` is acted on; webhooks get what their `events` globs match, whatever
+            // the route says.
+            if r.notify.iter().any(|n| n.starts_with("webhook:")) {
                 keys.push(at(
                     "notify",
-                    "routes pick no channels yet: webhooks get the events their `events` globs match, and no email is sent",
+                    "webhook:NAME entries pick nothing yet: webhooks get the events their `events` globs match",
                 ));
             }
             if r.escalate_after_s.is_some() {
@@ -36,12 +34,6 @@ impl Config {
             }
             if r.escalate_to.is_some() {
                 keys.push(at("escalate_to", "nothing is escalated yet"));
-            }
-        }
-        for (i, u) in self.users.iter().enumerate() {
-            let at = |key: &str, why: &str| format!("users[{i}] (\"{}\").{key} ({why})", u.name);
-            if u.email.is_some() {
-                keys.push(at("email", MAIL));
             }
         }
         keys

@@ -1,16 +1,21 @@
-//! The outbox: notifications of events to webhooks, durable and retried. `spool` is called
-//! by `App::emit_all` after an event is in the audit log and before it is broadcast; it
-//! writes one fsynced file per notification (`spool`) and wakes the endpoint's worker
-//! (`worker`), one thread per endpoint, so a slow or hung receiver only delays its own
-//! queue. Each attempt is signed afresh (`sign`) and sent (`webhook`). Deliveries that run
-//! out of attempts are dead: listed, and retried by an admin.
+//! The outbox: notifications of events to webhooks and by email, durable and retried.
+//! `spool` is called by `App::emit_all` after an event is in the audit log and before it is
+//! broadcast; it writes one fsynced file per notification (`spool`) and wakes the channel's
+//! worker (`worker`), one thread per webhook endpoint and one for email, so a slow or hung
+//! receiver only delays its own queue. Webhook attempts are signed afresh (`sign`) and sent
+//! (`webhook`); email notices become one mail per reviewer (`mail`, `letter`). Deliveries
+//! that run out of attempts are dead: listed, and retried by an admin.
 
 mod endpoint;
+mod letter;
+mod mail;
 mod sign;
 mod spool;
 mod webhook;
 mod worker;
 
+pub use letter::Facts;
+pub use mail::{MailError, MailRequest};
 pub use sign::{BadSecret, Key};
 pub use spool::{Attempt, Delivery, SpoolError, State};
 
@@ -30,16 +35,42 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Called with a delivery that has just gone dead (to record `notification.failed`).
 pub type OnDead = Arc<dyn Fn(&Delivery) + Send + Sync>;
 
+/// Asked, for an email notice, what to say and to whom (`None`: no mail is owed).
+pub type Resolve = Arc<dyn Fn(&Delivery) -> Option<MailRequest> + Send + Sync>;
+
+/// What the workers need from the app.
+#[derive(Clone)]
+pub struct Hooks {
+    pub on_dead: OnDead,
+    pub resolve: Resolve,
+}
+
+/// The email channel's name (webhooks' are `webhook:NAME`).
+pub const EMAIL: &str = "email";
+
+/// Events that owe the route's reviewers a mail.
+const MAILED: [EventType; 2] = [EventType::HandoffReceived, EventType::HandoffRevised];
+
 /// Most deliveries one listing returns (newest first).
 pub const MAX_LISTED: usize = 1000;
 
 pub struct Outbox {
     shared: Arc<Shared>,
     endpoints: Vec<Arc<Endpoint>>,
-    /// Wake-ups of each endpoint's worker, by channel name.
+    /// Whether events are owed mails: `[smtp]` is set and some route notifies `email`.
+    mails: bool,
+    /// Wake-ups of each channel's worker, by channel name.
     wake: HashMap<String, mpsc::Sender<String>>,
-    /// The workers' ends, until `start` hands them over.
-    waiting: Mutex<Vec<(Arc<Endpoint>, mpsc::Receiver<String>)>>,
+    /// The workers, until `start` hands them their threads.
+    waiting: Mutex<Vec<(worker::Spec, mpsc::Receiver<String>)>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
 }
 
 /// What the outbox and its workers share.
@@ -70,8 +101,9 @@ impl Outbox {
         config: &Config,
         gauges: Family<StateLabel, Gauge>,
         attempts: Family<OutcomeLabel, Counter>,
-    ) -> Result<(Outbox, Vec<String>), SpoolError> {
+    ) -> Result<(Outbox, Vec<String>), OpenError> {
         let spool = Spool::open(&config.data_dir)?;
+        let mailer = config.smtp.as_ref().map(mail::Mailer::new).transpose()?;
         let (loaded, mut warnings) = spool.load()?;
         let endpoints: Vec<Arc<Endpoint>> = config
             .webhooks
@@ -87,7 +119,9 @@ impl Outbox {
                 spool.remove(&d.id);
                 continue;
             }
-            if d.state == State::Pending && !endpoints.iter().any(|e| e.channel == d.channel) {
+            let known = endpoints.iter().any(|e| e.channel == d.channel)
+                || (d.channel == EMAIL && mailer.is_some());
+            if d.state == State::Pending && !known {
                 warnings.push(format!(
                     "delivery {} to {} is dead: that endpoint is no longer configured",
                     d.id, d.channel
@@ -101,10 +135,30 @@ impl Outbox {
         let disabled = Disabled::load(spool.dir());
         let mut wake = HashMap::new();
         let mut waiting = Vec::new();
-        for e in &endpoints {
+        let mut specs: Vec<worker::Spec> = endpoints
+            .iter()
+            .map(|e| worker::Spec {
+                name: e.name.clone(),
+                channel: e.channel.clone(),
+                transport: Box::new(webhook::Sender::new(&e.url, e.key.clone())),
+            })
+            .collect();
+        let mails = mailer.is_some()
+            && config
+                .routes
+                .iter()
+                .any(|r| r.notify.iter().any(|n| n == EMAIL));
+        if let Some(m) = mailer {
+            specs.push(worker::Spec {
+                name: EMAIL.into(),
+                channel: EMAIL.into(),
+                transport: Box::new(m),
+            });
+        }
+        for spec in specs {
             let (tx, rx) = mpsc::channel();
-            wake.insert(e.channel.clone(), tx);
-            waiting.push((e.clone(), rx));
+            wake.insert(spec.channel.clone(), tx);
+            waiting.push((spec, rx));
         }
         let shared = Arc::new(Shared {
             spool,
@@ -119,17 +173,18 @@ impl Outbox {
         let outbox = Outbox {
             shared,
             endpoints,
+            mails,
             wake,
             waiting: Mutex::new(waiting),
         };
         Ok((outbox, warnings))
     }
 
-    /// Starts one worker thread per endpoint (once; later calls do nothing).
-    pub fn start(&self, on_dead: OnDead) {
+    /// Starts one worker thread per channel (once; later calls do nothing).
+    pub fn start(&self, hooks: Hooks) {
         let waiting = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|e| e.into_inner()));
-        for (endpoint, rx) in waiting {
-            worker::spawn(self.shared.clone(), endpoint, rx, on_dead.clone());
+        for (spec, rx) in waiting {
+            worker::spawn(self.shared.clone(), spec, rx, hooks.clone());
         }
     }
 
@@ -151,8 +206,13 @@ impl Outbox {
                 .filter(|e| e.wants(event.kind.as_str()))
             {
                 if failed_channel != Some(e.channel.as_str()) {
-                    made.push(self.make(event, e));
+                    let body = body(event, &self.shared.public_url);
+                    made.push(self.make(event, &e.channel, body));
                 }
+            }
+            // A notice: the email worker finds the route's reviewers and writes the mails.
+            if self.mails && MAILED.contains(&event.kind) && event.key.is_some() {
+                made.push(self.make(event, EMAIL, String::new()));
             }
         }
         if made.is_empty() {
@@ -174,11 +234,12 @@ impl Outbox {
         }
     }
 
-    fn make(&self, event: &Event, endpoint: &Endpoint) -> Delivery {
+    fn make(&self, event: &Event, channel: &str, body: String) -> Delivery {
         let now = worker::now_ms();
         Delivery {
             id: new_id(),
-            channel: endpoint.channel.clone(),
+            channel: channel.to_string(),
+            to: None,
             event: event.kind.as_str().to_string(),
             workspace: event.workspace.clone(),
             key: event.key.clone(),
@@ -187,7 +248,7 @@ impl Outbox {
             attempts: Vec::new(),
             next_at_ms: Some(now + worker::delay_ms(self.shared.schedule[0])),
             round_start: 0,
-            body: body(event, &self.shared.public_url),
+            body,
         }
     }
 
@@ -270,6 +331,12 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANU
     .remove(b'.')
     .remove(b'~');
 
+/// The handoff's page under `public_url`.
+fn handoff_url(public_url: &str, key: &str) -> String {
+    let enc = percent_encoding::utf8_percent_encode(key, PATH_SEGMENT);
+    format!("{public_url}/handoffs/{enc}")
+}
+
 /// `msg_` and 128 random bits: unique without coordination, and stable across retries.
 fn new_id() -> String {
     format!("msg_{}", hex::encode(rand::random::<[u8; 16]>()))
@@ -285,9 +352,8 @@ fn body(event: &Event, public_url: &str) -> String {
     };
     data.insert("workspace".into(), json!(event.workspace));
     if let Some(key) = &event.key {
-        let enc = percent_encoding::utf8_percent_encode(key, PATH_SEGMENT);
         data.insert("key".into(), json!(key));
-        data.insert("url".into(), json!(format!("{public_url}/handoffs/{enc}")));
+        data.insert("url".into(), json!(handoff_url(public_url, key)));
     }
     json!({ "type": event.kind.as_str(), "timestamp": event.at, "data": data }).to_string()
 }

@@ -44,8 +44,12 @@ pub struct Attempt {
 pub struct Delivery {
     /// `msg_…`: the `webhook-id`, the same on every attempt, so receivers can drop repeats.
     pub id: String,
-    /// `webhook:NAME`.
+    /// `webhook:NAME`, or `email`.
     pub channel: String,
+    /// The address of an email (one per reviewer). An email delivery without one is the
+    /// event's notice, not yet resolved into one mail per reviewer of the handoff's route.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
     /// The event's type.
     pub event: String,
     pub workspace: String,
@@ -179,6 +183,7 @@ mod tests {
         Delivery {
             id: id.into(),
             channel: "webhook:ops".into(),
+            to: None,
             event: "handoff.received".into(),
             workspace: "alpha".into(),
             key: Some("k-1".into()),

@@ -3,6 +3,8 @@
 //! the signed body somewhere its owner never configured).
 
 use super::sign::Key;
+use super::spool::Delivery;
+use super::worker::{Outcome, Transport};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The whole exchange: connect, send, answer.
@@ -10,26 +12,6 @@ pub const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Longest `Retry-After` honoured: a receiver cannot park a delivery for longer.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
-
-/// What one attempt came to.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Outcome {
-    pub status: Option<u16>,
-    /// `None`: delivered (a 2xx answer).
-    pub error: Option<String>,
-    /// The receiver's `Retry-After` on a 429 or 503.
-    pub retry_after: Option<Duration>,
-}
-
-impl Outcome {
-    pub fn delivered(&self) -> bool {
-        self.error.is_none()
-    }
-    /// `410 Gone`: the receiver says this endpoint is no more.
-    pub fn gone(&self) -> bool {
-        self.status == Some(410)
-    }
-}
 
 /// An HTTP client for one endpoint.
 pub struct Sender {
@@ -52,7 +34,7 @@ impl Sender {
         }
     }
 
-    pub fn send(&self, id: &str, body: &str) -> Outcome {
+    fn post(&self, id: &str, body: &str) -> Outcome {
         let timestamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -68,8 +50,7 @@ impl Sender {
         match answer {
             Ok(resp) if (200..300).contains(&resp.status()) => Outcome {
                 status: Some(resp.status()),
-                error: None,
-                retry_after: None,
+                ..Outcome::default()
             },
             // With redirects off, a 3xx arrives here as an answer.
             Ok(resp) => failed(resp.status(), &resp),
@@ -85,9 +66,8 @@ impl Sender {
                     error = format!("{error}: {cause}");
                 }
                 Outcome {
-                    status: None,
                     error: Some(error),
-                    retry_after: None,
+                    ..Outcome::default()
                 }
             }
         }
@@ -103,6 +83,15 @@ fn failed(status: u16, resp: &ureq::Response) -> Outcome {
         status: Some(status),
         error: Some(format!("HTTP {status} {reason}").trim_end().to_string()),
         retry_after,
+        // The receiver says this endpoint is no more.
+        gone: status == 410,
+        permanent: false,
+    }
+}
+
+impl Transport for Sender {
+    fn send(&self, d: &Delivery) -> Outcome {
+        self.post(&d.id, &d.body)
     }
 }
 

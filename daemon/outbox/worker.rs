@@ -1,12 +1,11 @@
-//! One thread per webhook endpoint: it keeps that endpoint's pending deliveries ordered by
-//! their next attempt, sends the due ones one at a time, and records each attempt in the
-//! spool. Threads, not async tasks: an attempt is a blocking exchange of up to 15 s, and a
-//! thread per endpoint is what isolates one receiver's slowness from the others.
+//! One thread per channel (each webhook endpoint, and email): it keeps that channel's pending
+//! deliveries ordered by their next attempt, sends the due ones one at a time, and records
+//! each attempt in the spool. Threads, not async tasks: an attempt is a blocking exchange of
+//! up to 15 s, and a thread per channel is what keeps one receiver's slowness (or a hung mail
+//! server) from delaying the others.
 
-use super::endpoint::Endpoint;
 use super::spool::{Attempt, Delivery, State};
-use super::webhook::{Outcome, Sender};
-use super::{OnDead, Shared};
+use super::{Hooks, Shared};
 use crate::metrics::OutcomeLabel;
 use std::collections::BTreeSet;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -15,6 +14,38 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long a worker with nothing due sleeps before looking again anyway.
 const IDLE: Duration = Duration::from_secs(3600);
+
+/// What one attempt came to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// The receiver's status (HTTP, or the SMTP reply code), if it answered.
+    pub status: Option<u16>,
+    /// `None`: delivered.
+    pub error: Option<String>,
+    /// A webhook receiver's `Retry-After` on a 429 or 503.
+    pub retry_after: Option<Duration>,
+    /// `410 Gone`: the endpoint is to be disabled.
+    pub gone: bool,
+    /// Trying again cannot help (e.g. a mail server's 5xx for an address).
+    pub permanent: bool,
+}
+
+impl Outcome {
+    pub fn delivered(&self) -> bool {
+        self.error.is_none()
+    }
+    pub fn failed(error: String) -> Outcome {
+        Outcome {
+            error: Some(error),
+            ..Outcome::default()
+        }
+    }
+}
+
+/// A way to hand a delivery over: one webhook endpoint, or the mail server.
+pub trait Transport: Send {
+    fn send(&self, d: &Delivery) -> Outcome;
+}
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -52,26 +83,31 @@ pub fn bury(d: &mut Delivery, why: &str) {
     d.next_at_ms = None;
 }
 
-pub fn spawn(shared: Arc<Shared>, endpoint: Arc<Endpoint>, rx: Receiver<String>, on_dead: OnDead) {
-    let name = format!("outbox-{}", endpoint.name);
+/// A channel's worker: `name` is the webhook's name (what a `410` disables) or `email`.
+pub struct Spec {
+    pub name: String,
+    pub channel: String,
+    pub transport: Box<dyn Transport>,
+}
+
+pub fn spawn(shared: Arc<Shared>, spec: Spec, rx: Receiver<String>, hooks: Hooks) {
+    let thread = format!("outbox-{}", spec.name);
     let worker = Worker {
-        sender: Sender::new(&endpoint.url, endpoint.key.clone()),
         shared,
-        endpoint,
-        on_dead,
+        spec,
+        hooks,
         queue: BTreeSet::new(),
     };
     std::thread::Builder::new()
-        .name(name)
+        .name(thread)
         .spawn(move || worker.run(rx))
         .expect("a thread can be started");
 }
 
 struct Worker {
     shared: Arc<Shared>,
-    endpoint: Arc<Endpoint>,
-    sender: Sender,
-    on_dead: OnDead,
+    spec: Spec,
+    hooks: Hooks,
     /// (next attempt in Unix ms, delivery id). An id may be in twice (woken again after a
     /// manual retry); the entry that no longer matches the delivery is skipped.
     queue: BTreeSet<(u64, String)>,
@@ -80,7 +116,7 @@ struct Worker {
 impl Worker {
     fn run(mut self, rx: Receiver<String>) {
         for d in self.shared.lock().values() {
-            if d.state == State::Pending && d.channel == self.endpoint.channel {
+            if d.state == State::Pending && d.channel == self.spec.channel {
                 self.queue.insert((d.next_at_ms.unwrap_or(0), d.id.clone()));
             }
         }
@@ -111,22 +147,24 @@ impl Worker {
     }
 
     fn attempt(&mut self, at: u64, id: &str) {
-        let body = {
+        let d = {
             let index = self.shared.lock();
             match index.get(id) {
-                Some(d) if d.state == State::Pending && d.next_at_ms == Some(at) => d.body.clone(),
+                Some(d) if d.state == State::Pending && d.next_at_ms == Some(at) => d.clone(),
                 _ => return,
             }
         };
+        if d.channel == super::EMAIL && d.to.is_none() {
+            for (next, child) in super::mail::expand(&self.shared, &self.hooks, &d) {
+                self.queue.insert((next, child));
+            }
+            return;
+        }
         let started = Instant::now();
         let at_text = crate::events::now_rfc3339();
-        let outcome = match self.shared.disabled.why(&self.endpoint.name) {
-            Some(why) => Outcome {
-                status: None,
-                error: Some(format!("endpoint disabled: {why}")),
-                retry_after: None,
-            },
-            None => self.sender.send(id, &body),
+        let outcome = match self.shared.disabled.why(&self.spec.name) {
+            Some(why) => Outcome::failed(format!("endpoint disabled: {why}")),
+            None => self.spec.transport.send(&d),
         };
         let label = OutcomeLabel {
             outcome: if outcome.delivered() {
@@ -137,10 +175,10 @@ impl Worker {
             .into(),
         };
         self.shared.attempts.get_or_create(&label).inc();
-        if outcome.gone() {
+        if outcome.gone {
             let why = format!("it answered 410 Gone at {at_text}");
-            tracing::warn!(endpoint = %self.endpoint.name, "webhook endpoint disabled: {why}");
-            self.shared.disabled.disable(&self.endpoint.name, why);
+            tracing::warn!(endpoint = %self.spec.name, "webhook endpoint disabled: {why}");
+            self.shared.disabled.disable(&self.spec.name, why);
         }
         let mut index = self.shared.lock();
         let Some(d) = index.get_mut(id) else { return };
@@ -151,11 +189,11 @@ impl Worker {
             duration_ms: started.elapsed().as_millis() as u64,
         });
         let tried = d.attempts.len() - d.round_start;
-        let disabled = outcome.gone() || self.shared.disabled.why(&self.endpoint.name).is_some();
+        let disabled = outcome.gone || self.shared.disabled.why(&self.spec.name).is_some();
         if outcome.delivered() {
             d.state = State::Delivered;
             d.next_at_ms = None;
-        } else if disabled || tried >= self.shared.schedule.len() {
+        } else if disabled || outcome.permanent || tried >= self.shared.schedule.len() {
             d.state = State::Dead;
             d.next_at_ms = None;
         } else {
@@ -183,7 +221,7 @@ impl Worker {
             }
             State::Dead => {
                 tracing::error!(delivery = id, channel = %d.channel, status, error, attempts = tried, "notification dead: no attempt left");
-                (self.on_dead)(&d);
+                (self.hooks.on_dead)(&d);
             }
         }
     }
