@@ -126,7 +126,6 @@ fn what_is_accepted_but_not_acted_on_is_named_at_start() {
     d.stop();
     let log = daemon_log(&env);
     for named in [
-        "accepted but not acted on yet: webhooks[0] (\"ops\").allow_private",
         "routes[0] (\"r\").notify",
         "routes[0] (\"r\").escalate_after_s",
         "handoff fields deadline and fallback are kept and shown, but not acted on yet",

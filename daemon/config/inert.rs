@@ -7,18 +7,7 @@ use super::Config;
 impl Config {
     /// The keys set in this configuration that nothing acts on yet, each with why.
     pub fn inert_keys(&self) -> Vec<String> {
-        // Webhooks are acted on (the outbox sends them the events their `events` globs
-        // match), but not yet their address check.
-        const PRIVATE: &str = "outbound addresses are not checked yet: every target is allowed";
         let mut keys = Vec::new();
-        for (i, w) in self.webhooks.iter().enumerate() {
-            if w.allow_private {
-                keys.push(format!(
-                    "webhooks[{i}] (\"{}\").allow_private ({PRIVATE})",
-                    w.name
-                ));
-            }
-        }
         for (i, r) in self.routes.iter().enumerate() {
             let at = |key: &str, why: &str| format!("routes[{i}] (\"{}\").{key} ({why})", r.name);
             // `email` is acted on; webhooks get what their `events` globs match, whatever

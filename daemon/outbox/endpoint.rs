@@ -14,6 +14,7 @@ pub struct Endpoint {
     pub channel: String,
     pub url: String,
     pub key: Key,
+    pub allow_private: bool,
     events: Vec<glob::Pattern>,
 }
 
@@ -25,6 +26,7 @@ impl Endpoint {
             channel: format!("webhook:{}", w.name),
             url: w.url.clone(),
             key: Key::from_secret(&w.secret).expect("secrets are checked with the config"),
+            allow_private: w.allow_private,
             events: w
                 .events
                 .iter()

@@ -6,6 +6,7 @@
 //! (`webhook`); email notices become one mail per reviewer (`mail`, `letter`). Deliveries
 //! that run out of attempts are dead: listed, and retried by an admin.
 
+mod address;
 mod endpoint;
 mod letter;
 mod mail;
@@ -140,7 +141,7 @@ impl Outbox {
             .map(|e| worker::Spec {
                 name: e.name.clone(),
                 channel: e.channel.clone(),
-                transport: Box::new(webhook::Sender::new(&e.url, e.key.clone())),
+                transport: Box::new(webhook::Sender::new(&e.url, e.key.clone(), e.allow_private)),
             })
             .collect();
         let mails = mailer.is_some()

@@ -21,10 +21,11 @@ pub struct Sender {
 }
 
 impl Sender {
-    pub fn new(url: &str, key: Key) -> Sender {
+    pub fn new(url: &str, key: Key, allow_private: bool) -> Sender {
         let agent = ureq::AgentBuilder::new()
             .timeout(TIMEOUT)
             .redirects(0)
+            .resolver(super::address::Guard { allow_private })
             .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
             .build();
         Sender {

@@ -288,3 +288,24 @@ fn a_hung_endpoint_never_delays_another() {
     assert!(pending.iter().all(|d| d["channel"] == "webhook:slow"));
     daemon.kill9();
 }
+
+#[test]
+fn a_loopback_target_is_refused_without_allow_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), 0, &[]);
+    let config = config(&receiver.url(), "0").replace("allow_private = true", "");
+    let mut env = TestEnv::with_config(&config);
+    let daemon = env.start();
+    submit(&env, "private-1");
+    daemon.wait_until("dead", || deliveries(&daemon, "dead").len() == 1);
+    let error = deliveries(&daemon, "dead")[0]["attempts"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(error.contains("allow_private"), "{error}");
+    assert!(
+        receiver.requests().is_empty(),
+        "nothing reached the loopback receiver"
+    );
+    daemon.stop();
+}
