@@ -168,6 +168,18 @@ pub struct Webhook {
     pub events: Vec<String>,
     #[serde(default)]
     pub allow_private: bool,
+    /// `standard` (Standard Webhooks body) or `slack` (`{"text", "blocks"}` for Slack and
+    /// Mattermost incoming webhooks).
+    #[serde(default)]
+    pub format: WebhookFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    #[default]
+    Standard,
+    Slack,
 }
 
 fn all_events() -> Vec<String> {

@@ -3,7 +3,7 @@
 
 use super::sign::Key;
 use super::spool::sync_dir;
-use crate::config::Webhook;
+use crate::config::{Webhook, WebhookFormat};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -15,6 +15,7 @@ pub struct Endpoint {
     pub url: String,
     pub key: Key,
     pub allow_private: bool,
+    pub format: WebhookFormat,
     events: Vec<glob::Pattern>,
 }
 
@@ -27,6 +28,7 @@ impl Endpoint {
             url: w.url.clone(),
             key: Key::from_secret(&w.secret).expect("secrets are checked with the config"),
             allow_private: w.allow_private,
+            format: w.format,
             events: w
                 .events
                 .iter()

@@ -11,6 +11,7 @@ mod endpoint;
 mod letter;
 mod mail;
 mod sign;
+mod slack;
 mod spool;
 mod webhook;
 mod worker;
@@ -20,7 +21,7 @@ pub use mail::{MailError, MailRequest};
 pub use sign::{BadSecret, Key};
 pub use spool::{Attempt, Delivery, SpoolError, State};
 
-use crate::config::Config;
+use crate::config::{Config, WebhookFormat};
 use crate::events::{Event, EventType};
 use crate::metrics::{OutcomeLabel, StateLabel};
 use endpoint::{Disabled, Endpoint};
@@ -207,7 +208,14 @@ impl Outbox {
                 .filter(|e| e.wants(event.kind.as_str()))
             {
                 if failed_channel != Some(e.channel.as_str()) {
-                    let body = body(event, &self.shared.public_url);
+                    let url = &self.shared.public_url;
+                    let body = match e.format {
+                        WebhookFormat::Standard => body(event, url),
+                        WebhookFormat::Slack => slack::body(
+                            event,
+                            event.key.as_deref().map(|k| handoff_url(url, k)).as_deref(),
+                        ),
+                    };
                     made.push(self.make(event, &e.channel, body));
                 }
             }

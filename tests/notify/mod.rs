@@ -96,7 +96,11 @@ fn free_port() -> u16 {
 
 fn assert_all_valid(requests: &[Value]) {
     for r in requests {
-        assert_eq!(r["valid"], true, "bad signature or body: {r}");
+        assert_eq!(r["valid"], true, "bad signature: {r}");
+        assert_eq!(
+            r["standard"], true,
+            "not a {{type, timestamp, data}} body: {r}"
+        );
         assert_eq!(r["body"]["type"], "handoff.received", "{r}");
     }
 }
@@ -307,5 +311,31 @@ fn a_loopback_target_is_refused_without_allow_private() {
         receiver.requests().is_empty(),
         "nothing reached the loopback receiver"
     );
+    daemon.stop();
+}
+
+#[test]
+fn a_slack_format_webhook_posts_text_and_blocks_signed_all_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), 0, &[]);
+    let config = config(&receiver.url(), "0").replace(
+        "allow_private = true",
+        "allow_private = true\nformat = \"slack\"",
+    );
+    let mut env = TestEnv::with_config(&config);
+    let daemon = env.start();
+    submit(&env, "slack-1");
+    daemon.wait_until("delivered", || deliveries(&daemon, "delivered").len() == 1);
+    let r = &receiver.requests()[0];
+    assert_eq!(r["valid"], true, "{r}");
+    let body = r["body"].as_object().unwrap();
+    assert_eq!(body.len(), 2, "{r}");
+    let text = body["text"].as_str().unwrap();
+    assert!(
+        text.contains("handoff.received") && text.contains("handoff slack-1"),
+        "{text}"
+    );
+    assert!(text.contains("/handoffs/"), "{text}");
+    assert!(body["blocks"].as_array().is_some_and(|b| !b.is_empty()));
     daemon.stop();
 }

@@ -50,7 +50,7 @@ class Hook(BaseHTTPRequestHandler):
         except ValueError:
             parsed, shaped = None, False
         record = {"id": msg_id, "timestamp": ts, "signature": sig,
-                  "valid": verify(msg_id, ts, body, sig) and fresh and shaped,
+                  "valid": verify(msg_id, ts, body, sig) and fresh, "standard": shaped,
                   "answer": answer, "body": parsed, "path": self.path}
         with lock, open(log_path, "a") as log:
             log.write(json.dumps(record) + "\n")
