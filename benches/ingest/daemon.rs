@@ -42,8 +42,13 @@ impl Daemon {
     /// Starts `baton serve` in `dir`. The admin token is printed only on the first start (the
     /// data dir keeps its hash), so a restart passes the one it was given then as `token`.
     pub fn start(dir: &Path, token: Option<String>) -> Result<Daemon> {
+        Daemon::start_with(dir, token, "")
+    }
+
+    /// `start` with `extra` appended to the configuration (webhooks, for the notify bench).
+    pub fn start_with(dir: &Path, token: Option<String>, extra: &str) -> Result<Daemon> {
         let config = dir.join("baton.toml");
-        fs::write(&config, CONFIG)?;
+        fs::write(&config, format!("{CONFIG}{extra}"))?;
         let log = dir.join("daemon.log");
         // Appended to, so a restart keeps the first run's log.
         let stderr = fs::OpenOptions::new()
