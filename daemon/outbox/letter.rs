@@ -34,6 +34,15 @@ struct Text<'a> {
     f: &'a Facts,
     headline: &'a str,
     link: &'a str,
+    actions: &'a Actions,
+}
+
+/// The mail's action links: they open the handoff page (sign-in first) with the choice
+/// named; the decision still takes a click on the page's form. A GET never decides, since
+/// mail scanners follow links.
+struct Actions {
+    approve: String,
+    changes: String,
 }
 
 #[derive(Template)]
@@ -42,6 +51,7 @@ struct Html<'a> {
     f: &'a Facts,
     headline: &'a str,
     link: &'a str,
+    actions: &'a Actions,
 }
 
 /// Longest title kept in a subject line.
@@ -67,8 +77,23 @@ pub fn compose(f: &Facts, link: &str) -> Letter {
     } else {
         "A handoff waits for your review"
     };
-    let text = Text { f, headline, link };
-    let html = Html { f, headline, link };
+    let actions = Actions {
+        approve: format!("{link}?intent=approved#decide"),
+        changes: format!("{link}?intent=changes_requested#decide"),
+    };
+    let actions = &actions;
+    let text = Text {
+        f,
+        headline,
+        link,
+        actions,
+    };
+    let html = Html {
+        f,
+        headline,
+        link,
+        actions,
+    };
     Letter {
         subject,
         // Rendering only reads plain fields: it cannot fail.
@@ -116,6 +141,12 @@ mod tests {
             "[baton] alpha: error from builder-1: Fix <b>it</b>  Bcc: x@y"
         );
         assert!(l.text.contains("http://h/handoffs/k-1"));
+        assert!(l
+            .text
+            .contains("http://h/handoffs/k-1?intent=approved#decide"));
+        assert!(l
+            .html
+            .contains("href=\"http://h/handoffs/k-1?intent=changes_requested#decide\""));
         assert!(l.text.contains("tests <script>fail</script>"), "{}", l.text);
         assert!(
             l.html.contains("href=\"http://h/handoffs/k-1\""),

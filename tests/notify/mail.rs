@@ -117,6 +117,8 @@ fn each_reviewer_of_the_route_gets_one_mail_with_both_alternatives_and_the_link(
             "{text}"
         );
         assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
+        assert!(html.contains(&format!("href=\"{link}?intent=approved#decide\"")));
+        assert!(text.contains(&format!("{link}?intent=changes_requested#decide")));
         assert!(html.contains("handoff mail-1"));
     }
     let listed = email_deliveries(&daemon, "delivered");

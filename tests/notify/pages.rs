@@ -73,3 +73,32 @@ fn an_admin_retries_a_dead_delivery_from_the_page_and_no_one_else_can() {
     assert_eq!(status, 401);
     daemon.stop();
 }
+
+#[test]
+fn a_mail_action_link_opens_the_page_and_decides_nothing() {
+    let mut env = TestEnv::with_config(&reviewers(&[("rita", "pw-rita")]));
+    let daemon = env.start();
+    submit(&env, "intent-1");
+    daemon.wait_until("pending", || daemon.handoffs("pending").len() == 1);
+    let key = daemon.handoffs("pending")[0]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let web = Web::new(&daemon);
+    let url = format!("/handoffs/{key}?intent=approved");
+    // Without a session, the link leads to sign-in first, and back.
+    let anonymous = web.get(&url, None);
+    assert!(anonymous.to_login(), "{}", anonymous.status);
+    let rita = web.sign_in("rita", "pw-rita");
+    let page = web.get(&url, Some(&rita));
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body.contains("Nothing is decided yet"),
+        "{}",
+        page.body
+    );
+    assert!(page.body.contains("id=\"decide\""));
+    assert_eq!(daemon.handoffs("pending").len(), 1, "a GET never decides");
+    assert!(crate::util::decision(&env.ws("alpha")).is_none());
+    daemon.stop();
+}

@@ -60,6 +60,9 @@ impl InvalidPage {
 #[serde(default)]
 pub struct PageQuery {
     decided: Option<String>,
+    /// What a mail's action link asked for (`approved`, `changes_requested`). It only says so
+    /// on the page: a GET never decides (mail scanners follow links), the form's button does.
+    intent: Option<String>,
 }
 
 fn not_found(key: &str) -> Response {
@@ -136,10 +139,22 @@ pub async fn page(
     Path(key): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let notice = q.decided.map(|o| match o.as_str() {
-        "signed" => "Your approval is recorded; the handoff waits for the others.".to_string(),
-        _ => "Decision recorded; decision.json is in the workspace for the agent.".to_string(),
-    });
+    let notice = q
+        .decided
+        .map(|o| match o.as_str() {
+            "signed" => "Your approval is recorded; the handoff waits for the others.".to_string(),
+            _ => "Decision recorded; decision.json is in the workspace for the agent.".to_string(),
+        })
+        .or_else(|| {
+            let button = match q.intent.as_deref() {
+                Some("approved") => "Approve",
+                Some("changes_requested") => "Request changes",
+                _ => return None,
+            };
+            Some(format!(
+                "You followed the mail's \u{201c}{button}\u{201d} link. Nothing is decided yet: read the handoff, then press {button} below to confirm."
+            ))
+        });
     build(&app, &s, key, None, notice, String::new()).await
 }
 
