@@ -28,7 +28,6 @@ use endpoint::{Disabled, Endpoint};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use serde_json::{json, Value};
 use spool::Spool;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::mpsc;
@@ -81,6 +80,8 @@ struct Shared {
     index: Mutex<BTreeMap<String, Delivery>>,
     disabled: Disabled,
     schedule: Vec<f64>,
+    /// How long delivered deliveries are kept (`keep_delivered_s`), in ms.
+    keep_ms: u64,
     public_url: String,
     gauges: Family<StateLabel, Gauge>,
     attempts: Family<OutcomeLabel, Counter>,
@@ -116,8 +117,7 @@ impl Outbox {
         let mut index = BTreeMap::new();
         let mut changed = Vec::new();
         for mut d in loaded {
-            let age = worker::now_ms().saturating_sub(worker::created_ms(&d));
-            if d.state == State::Delivered && age > keep_ms {
+            if expired(&d, worker::now_ms(), keep_ms) {
                 spool.remove(&d.id);
                 continue;
             }
@@ -167,6 +167,7 @@ impl Outbox {
             index: Mutex::new(index),
             disabled,
             schedule: config.deliveries.retry_schedule_s.clone(),
+            keep_ms,
             public_url: config.public_url.clone(),
             gauges,
             attempts,
@@ -210,7 +211,7 @@ impl Outbox {
                 if failed_channel != Some(e.channel.as_str()) {
                     let url = &self.shared.public_url;
                     let body = match e.format {
-                        WebhookFormat::Standard => body(event, url),
+                        WebhookFormat::Standard => webhook::body(event, url),
                         WebhookFormat::Slack => slack::body(
                             event,
                             event.key.as_deref().map(|k| handoff_url(url, k)).as_deref(),
@@ -321,6 +322,30 @@ impl Shared {
         self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Forgets the delivered deliveries of `channel` older than `keep_delivered_s` (each
+    /// worker does it for its own channel now and then, so a long run stays bounded).
+    fn prune(&self, channel: &str) {
+        let now = worker::now_ms();
+        let mut index = self.lock();
+        let old: Vec<String> = index
+            .values()
+            .filter(|d| d.channel == channel && expired(d, now, self.keep_ms))
+            .map(|d| d.id.clone())
+            .collect();
+        for id in &old {
+            index.remove(id);
+            self.spool.remove(id);
+        }
+        if !old.is_empty() {
+            self.count(&index);
+            tracing::debug!(
+                channel,
+                forgotten = old.len(),
+                "delivered notifications forgotten"
+            );
+        }
+    }
+
     /// Sets the gauges of deliveries by state.
     fn count(&self, index: &BTreeMap<String, Delivery>) {
         for s in [State::Pending, State::Delivered, State::Dead] {
@@ -340,6 +365,11 @@ const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANU
     .remove(b'.')
     .remove(b'~');
 
+/// Whether a delivery is delivered and older than `keep_ms` (dead ones stay until retried).
+fn expired(d: &Delivery, now_ms: u64, keep_ms: u64) -> bool {
+    d.state == State::Delivered && now_ms.saturating_sub(worker::created_ms(d)) > keep_ms
+}
+
 /// The handoff's page under `public_url`.
 fn handoff_url(public_url: &str, key: &str) -> String {
     let enc = percent_encoding::utf8_percent_encode(key, PATH_SEGMENT);
@@ -351,41 +381,36 @@ fn new_id() -> String {
     format!("msg_{}", hex::encode(rand::random::<[u8; 16]>()))
 }
 
-/// The Standard Webhooks body: `{"type", "timestamp", "data"}`; `data` is the event's data
-/// with the workspace, the handoff key and a link to its page.
-fn body(event: &Event, public_url: &str) -> String {
-    let mut data = match &event.data {
-        Value::Object(map) => map.clone(),
-        Value::Null => serde_json::Map::new(),
-        other => [("value".to_string(), other.clone())].into_iter().collect(),
-    };
-    data.insert("workspace".into(), json!(event.workspace));
-    if let Some(key) = &event.key {
-        data.insert("key".into(), json!(key));
-        data.insert("url".into(), json!(handoff_url(public_url, key)));
-    }
-    json!({ "type": event.kind.as_str(), "timestamp": event.at, "data": data }).to_string()
-}
-
 #[cfg(test)]
 mod tests {
-    use super::body;
+    use super::{Outbox, State};
+    use crate::config::Config;
     use crate::events::{Event, EventType};
-    use serde_json::{json, Value};
+    use serde_json::json;
 
     #[test]
-    fn the_body_carries_type_timestamp_and_data_with_a_link() {
-        let e = Event::new(
-            EventType::HandoffReceived,
-            "alpha",
-            Some("k 1"),
-            json!({ "task_id": "t" }),
-        );
-        let b: Value = serde_json::from_str(&body(&e, "http://h")).unwrap();
-        assert_eq!(b["type"], "handoff.received");
-        assert_eq!(b["timestamp"], json!(e.at));
-        assert_eq!(b["data"]["task_id"], "t");
-        assert_eq!(b["data"]["workspace"], "alpha");
-        assert_eq!(b["data"]["url"], "http://h/handoffs/k%201");
+    fn delivered_deliveries_past_keep_delivered_s_are_forgotten_and_dead_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let text =
+            "workspaces = [\"ws\"]\ndata_dir = \"data\"\n[deliveries]\nkeep_delivered_s = 0\n";
+        let config = Config::parse(text, "test", dir.path()).unwrap();
+        let m = crate::metrics::Metrics::default();
+        let open = || Outbox::open(&config, m.deliveries.clone(), m.delivery_attempts.clone());
+        let (outbox, _) = open().unwrap();
+        let e = Event::new(EventType::HandoffReceived, "alpha", Some("k"), json!({}));
+        let mut old = outbox.make(&e, "webhook:ops", "{}".into());
+        old.created_at = "2020-01-01T00:00:00.000Z".into();
+        let (mut delivered, mut dead) = (old.clone(), old);
+        delivered.state = State::Delivered;
+        (dead.id, dead.state) = ("msg_dead".into(), State::Dead);
+        outbox.shared.spool.save(&[&delivered, &dead]).unwrap();
+        for d in [&delivered, &dead] {
+            outbox.shared.lock().insert(d.id.clone(), d.clone());
+        }
+        outbox.shared.prune("webhook:ops");
+        let left: Vec<String> = outbox.list(None).into_iter().map(|d| d.id).collect();
+        assert_eq!(left, ["msg_dead"]);
+        let (reopened, _) = open().unwrap();
+        assert_eq!(reopened.list(None).len(), 1, "gone from disk too");
     }
 }

@@ -5,6 +5,8 @@
 use super::sign::Key;
 use super::spool::Delivery;
 use super::worker::{Outcome, Transport};
+use crate::events::Event;
+use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The whole exchange: connect, send, answer.
@@ -12,6 +14,22 @@ pub const TIMEOUT: Duration = Duration::from_secs(15);
 
 /// Longest `Retry-After` honoured: a receiver cannot park a delivery for longer.
 const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// The Standard Webhooks body: `{"type", "timestamp", "data"}`; `data` is the event's data
+/// with the workspace, the handoff key and a link to its page.
+pub fn body(event: &Event, public_url: &str) -> String {
+    let mut data = match &event.data {
+        Value::Object(map) => map.clone(),
+        Value::Null => serde_json::Map::new(),
+        other => [("value".to_string(), other.clone())].into_iter().collect(),
+    };
+    data.insert("workspace".into(), json!(event.workspace));
+    if let Some(key) = &event.key {
+        data.insert("key".into(), json!(key));
+        data.insert("url".into(), json!(super::handoff_url(public_url, key)));
+    }
+    json!({ "type": event.kind.as_str(), "timestamp": event.at, "data": data }).to_string()
+}
 
 /// An HTTP client for one endpoint.
 pub struct Sender {
@@ -114,7 +132,26 @@ fn parse_retry_after(v: &str) -> Option<Duration> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_retry_after;
+    use super::{body, parse_retry_after};
+    use crate::events::{Event, EventType};
+    use serde_json::{json, Value};
+
+    #[test]
+    fn the_body_carries_type_timestamp_and_data_with_a_link() {
+        let e = Event::new(
+            EventType::HandoffReceived,
+            "alpha",
+            Some("k 1"),
+            json!({ "task_id": "t" }),
+        );
+        let b: Value = serde_json::from_str(&body(&e, "http://h")).unwrap();
+        assert_eq!(b["type"], "handoff.received");
+        assert_eq!(b["timestamp"], json!(e.at));
+        assert_eq!(b["data"]["task_id"], "t");
+        assert_eq!(b["data"]["workspace"], "alpha");
+        assert_eq!(b["data"]["url"], "http://h/handoffs/k%201");
+    }
+
     use std::time::Duration;
 
     #[test]

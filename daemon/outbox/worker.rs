@@ -13,7 +13,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How long a worker with nothing due sleeps before looking again anyway.
-const IDLE: Duration = Duration::from_secs(3600);
+const IDLE: Duration = Duration::from_secs(600);
+/// How often a worker forgets its channel's delivered deliveries past `keep_delivered_s`.
+const PRUNE_EVERY_MS: u64 = 600_000;
 
 /// What one attempt came to.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -97,6 +99,7 @@ pub fn spawn(shared: Arc<Shared>, spec: Spec, rx: Receiver<String>, hooks: Hooks
         spec,
         hooks,
         queue: BTreeSet::new(),
+        pruned_at: now_ms(),
     };
     std::thread::Builder::new()
         .name(thread)
@@ -111,6 +114,8 @@ struct Worker {
     /// (next attempt in Unix ms, delivery id). An id may be in twice (woken again after a
     /// manual retry); the entry that no longer matches the delivery is skipped.
     queue: BTreeSet<(u64, String)>,
+    /// When this worker last pruned its channel (Unix ms).
+    pruned_at: u64,
 }
 
 impl Worker {
@@ -121,6 +126,10 @@ impl Worker {
             }
         }
         loop {
+            if now_ms().saturating_sub(self.pruned_at) >= PRUNE_EVERY_MS {
+                self.shared.prune(&self.spec.channel);
+                self.pruned_at = now_ms();
+            }
             let wait = match self.queue.first() {
                 Some((at, _)) => Duration::from_millis(at.saturating_sub(now_ms())),
                 None => IDLE,

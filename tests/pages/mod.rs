@@ -65,7 +65,10 @@ impl Reply {
     }
 }
 
-/// A client of one daemon: no redirects followed, no cookies kept.
+/// A client of one daemon: no redirects followed, no cookies kept, and a connection per
+/// request. Many requests here are answered without their bodies being read (405, 401, 403
+/// before the form is parsed); the server then closes the connection, and a pooled client
+/// could race that close with its next request (`Unexpected EOF`).
 pub struct Web {
     pub base: String,
     agent: ureq::Agent,
@@ -73,16 +76,6 @@ pub struct Web {
 
 impl Web {
     pub fn new(daemon: &Daemon) -> Web {
-        Web {
-            base: daemon.url.clone(),
-            agent: ureq::AgentBuilder::new().redirects(0).build(),
-        }
-    }
-
-    /// A client that opens a connection per request. For requests the server answers
-    /// without reading their bodies (405, 401 before the body): the server then closes the
-    /// connection, and a pooled client could race that close with its next request.
-    pub fn unpooled(daemon: &Daemon) -> Web {
         Web {
             base: daemon.url.clone(),
             agent: ureq::AgentBuilder::new()

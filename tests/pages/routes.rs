@@ -109,7 +109,7 @@ fn every_route_but_the_open_ones_refuses_a_request_without_credentials() {
     let ws = env.ws("alpha");
     let daemon = env.start();
     fixture(&daemon, &ws);
-    let web = Web::unpooled(&daemon);
+    let web = Web::new(&daemon);
     let table = routes();
     let paths: BTreeSet<&str> = table.iter().map(|r| r.path).collect();
     for open in OPEN {
