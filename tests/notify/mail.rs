@@ -17,10 +17,18 @@ struct Smtp {
 
 impl Smtp {
     fn start(dir: &Path, hang: bool) -> Smtp {
+        Smtp::start_on(dir, hang, 0)
+    }
+
+    /// On `port` (0: any free one).
+    fn start_on(dir: &Path, hang: bool, port: u16) -> Smtp {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify/smtp.py");
         let log = dir.join(format!("smtp-{}.jsonl", util::now_ms()));
         let mut cmd = Command::new("python3");
-        cmd.arg(script).arg(&log).stdout(Stdio::piped());
+        cmd.arg(script)
+            .arg(&log)
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::piped());
         if hang {
             cmd.arg("--hang");
         }
@@ -161,4 +169,38 @@ fn submit_more(env: &TestEnv) {
         &ws.join("handoff.json"),
         &util::bytes(&util::handoff("mail-3")),
     );
+}
+
+#[test]
+fn mails_resolved_before_a_kill_9_are_sent_once_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let hung = Smtp::start(dir.path(), true);
+    let port = hung.port;
+    let mut env = TestEnv::with_config(&mail_config(port));
+    let daemon = env.start();
+    submit(&env, "mail-kill-1");
+    // The notice became one delivery per reviewer, and the first is stuck in its exchange.
+    daemon.wait_until("two mails spooled", || {
+        email_deliveries(&daemon, "pending")
+            .iter()
+            .filter(|d| d["to"].is_string())
+            .count()
+            == 2
+    });
+    daemon.kill9();
+    drop(hung);
+    let smtp = Smtp::start_on(dir.path(), false, port);
+    let daemon = env.start();
+    daemon.wait_until("both delivered after restart", || {
+        email_deliveries(&daemon, "delivered").len() == 2
+    });
+    let mut to: Vec<String> = smtp
+        .mails()
+        .iter()
+        .map(|m| m["to"].as_str().unwrap().to_string())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["rita@example.com", "sam@example.com"], "each once");
+    assert!(email_deliveries(&daemon, "pending").is_empty());
+    daemon.stop();
 }

@@ -1,7 +1,7 @@
 """A small SMTP server for baton's tests (no packages needed): it takes mail over plain SMTP
 and records each one parsed by Python's own email package, as a JSON line.
 
-usage: smtp.py LOG [--hang]
+usage: smtp.py LOG [--hang] [--port N]
 With --hang it accepts connections and never says a word (a hung mail server). Prints the
 port on the first line.
 """
@@ -16,6 +16,7 @@ import time
 
 log_path = sys.argv[1]
 hang = "--hang" in sys.argv[2:]
+port = int(sys.argv[sys.argv.index("--port") + 1]) if "--port" in sys.argv else 0
 lock = threading.Lock()
 
 
@@ -85,6 +86,6 @@ class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
 
 
-server = Server(("127.0.0.1", 0), Session)
+server = Server(("127.0.0.1", port), Session)
 print(server.server_address[1], flush=True)
 server.serve_forever()
