@@ -144,7 +144,7 @@ fn all_workspaces() -> Vec<String> {
     vec!["*".into()]
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Smtp {
     /// lettre's URL form: `smtp://host:port` (plain), `smtp://host:port?tls=required`
@@ -158,7 +158,7 @@ pub struct Smtp {
     pub password: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Webhook {
     pub name: String,
@@ -180,6 +180,29 @@ pub enum WebhookFormat {
     #[default]
     Standard,
     Slack,
+}
+
+// Written by hand so that a `{:?}` of the configuration never shows a secret: the SMTP
+// password (and a URL that may hold one), the webhooks' signing secrets and URLs (chat
+// services put tokens in them).
+impl std::fmt::Debug for Smtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Smtp")
+            .field("from", &self.from)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("name", &self.name)
+            .field("events", &self.events)
+            .field("allow_private", &self.allow_private)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
 }
 
 fn all_events() -> Vec<String> {
@@ -390,5 +413,25 @@ impl RawLimits {
             return Err("limits.max_file_bytes and limits.max_string_bytes must be > 0".into());
         }
         Ok(limits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn a_debug_print_of_the_configuration_shows_no_secret() {
+        let text = "workspaces = [\"ws\"]\n\
+            [smtp]\nurl = \"smtps://u:url-pw@mail.example\"\nfrom = \"b <b@x>\"\n\
+            username = \"u\"\npassword = \"smtp-pw\"\n\
+            [[webhooks]]\nname = \"ops\"\nurl = \"https://hooks.example/T0/tok-in-url\"\n\
+            secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n";
+        let config = Config::parse(text, "test", std::path::Path::new("")).unwrap();
+        let shown = format!("{config:?}");
+        for secret in ["url-pw", "smtp-pw", "tok-in-url", "MfKQ9r8"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("ops"));
     }
 }
