@@ -41,6 +41,8 @@ pub struct Config {
     pub settle: Duration,
     /// Period of the full reconcile that catches anything the watcher missed.
     pub reconcile: Duration,
+    /// Release the sender's locks on a handoff's artifacts when the handoff is received.
+    pub release_locks_on_handoff: bool,
     pub limits: Limits,
     pub http: Http,
     pub sessions: Sessions,
@@ -258,6 +260,8 @@ struct RawConfig {
     settle_ms: u64,
     #[serde(default = "default_reconcile_s")]
     reconcile_s: u64,
+    #[serde(default = "default_true")]
+    release_locks_on_handoff: bool,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -297,6 +301,9 @@ fn default_settle_ms() -> u64 {
 }
 fn default_reconcile_s() -> u64 {
     300
+}
+fn default_true() -> bool {
+    true
 }
 
 impl Config {
@@ -384,6 +391,7 @@ impl RawConfig {
             poll: (self.poll_ms > 0).then(|| Duration::from_millis(self.poll_ms)),
             settle: Duration::from_millis(self.settle_ms),
             reconcile: Duration::from_secs(self.reconcile_s),
+            release_locks_on_handoff: self.release_locks_on_handoff,
             limits,
             http: self.http,
             sessions: self.sessions,

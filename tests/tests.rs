@@ -16,6 +16,7 @@ mod e2e;
 mod failures;
 mod http;
 mod lifecycle;
+mod locks;
 mod notify;
 mod operator;
 mod pages;

@@ -8,6 +8,7 @@ pub mod artifacts;
 mod auth;
 mod deliveries;
 mod error;
+mod locks;
 mod openapi;
 mod ops;
 mod pages;
@@ -90,6 +91,13 @@ fn table() -> Routes {
             review::release,
         )
         .at(Method::POST, "/api/v1/decisions", review::decide_many)
+        .at(Method::GET, "/api/v1/workspaces/{ws}/locks", locks::list)
+        .at(Method::POST, "/api/v1/workspaces/{ws}/locks", locks::lock)
+        .at(
+            Method::DELETE,
+            "/api/v1/workspaces/{ws}/locks",
+            locks::unlock,
+        )
         .at(Method::GET, "/api/v1/events", sse::events)
         .at(Method::GET, "/api/v1/deliveries", deliveries::list)
         .at(

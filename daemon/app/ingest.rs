@@ -273,6 +273,8 @@ impl App {
             sign_offs: Vec::new(),
             review: Default::default(),
         };
+        let paths = artifact_paths(&record.handoff);
+        self.release_handoff_locks(ws, &record.handoff.from_agent, &paths, &key);
         st.records.insert(key.clone(), record);
         st.pending = Some(key.clone());
         self.metrics().received.inc();
@@ -359,4 +361,9 @@ pub(super) fn write_json<T: serde::Serialize>(
     let mut bytes = serde_json::to_vec_pretty(value)?;
     bytes.push(b'\n');
     ws.write(path, &bytes)
+}
+
+/// The workspace-relative paths of a handoff's artifacts.
+pub(super) fn artifact_paths(handoff: &Handoff) -> Vec<String> {
+    handoff.artifacts.iter().map(|a| a.path.clone()).collect()
 }

@@ -66,6 +66,7 @@ pub(super) fn load(ws: &Workspace, data_dir: &Path) -> anyhow::Result<Loaded> {
         state: Mutex::new(state),
         activity: Default::default(),
         stalled: Default::default(),
+        lock_seen: Default::default(),
     };
     for rec in loaded.lock().records.values() {
         loaded.publish_record(rec);

@@ -69,6 +69,10 @@ pub struct Detail {
     pub received_at: String,
     /// Problems of checkpoint files in the workspace, by file name.
     pub checkpoint_errors: BTreeMap<String, Vec<Problem>>,
+    /// The advisory locks in force in the handoff's workspace (`{path, owner, purpose?,
+    /// token, acquired_at, expires_at}`).
+    #[serde(serialize_with = "crate::locks::serialize_shown")]
+    pub locks: Vec<crate::locks::Lock>,
     #[serde(flatten)]
     pub standing: Standing,
     /// Approvals of the current revision and what is still missing.
@@ -144,6 +148,7 @@ impl App {
             return None;
         }
         let ws = self.workspace(&ws_name)?;
+        let locks = self.locks_of(&ws);
         let st = ws.lock();
         let r = st.records.get(key)?;
         let mut checkpoints = st.checkpoints_of(&r.meta.task_id);
@@ -178,6 +183,7 @@ impl App {
             revision: r.meta.revision,
             received_at: r.meta.received_at.clone(),
             checkpoint_errors,
+            locks,
             standing,
             progress,
         })

@@ -46,7 +46,10 @@ pub fn unlock(dir: &Path, path: &str, owner: &str, token: Option<u64>) -> anyhow
     };
     Ok(match locks::release(&ws, &rel) {
         Ok(lock) => {
-            println!("released {} (owner {}, token {})", lock.path, lock.owner, lock.token);
+            println!(
+                "released {} (owner {}, token {})",
+                lock.path, lock.owner, lock.token
+            );
             ExitCode::SUCCESS
         }
         Err(e) => refused(&e),
@@ -60,7 +63,7 @@ pub fn list(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
         Err(e) => return Ok(refused(&e)),
     };
     if json {
-        let shown: Vec<serde_json::Value> = held.iter().map(lock_json).collect();
+        let shown: Vec<serde_json::Value> = held.iter().map(Lock::shown).collect();
         println!("{}", serde_json::to_string_pretty(&shown)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -75,15 +78,6 @@ pub fn list(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A lock as the API shows it (without the internal `expires_ms`).
-pub fn lock_json(l: &Lock) -> serde_json::Value {
-    let mut v = serde_json::to_value(l).expect("a lock always serializes");
-    if let Some(map) = v.as_object_mut() {
-        map.remove("expires_ms");
-    }
-    v
 }
 
 /// A refusal or failure: the reason on standard error, exit 1 (2 for a bad argument).

@@ -14,7 +14,9 @@ mod path;
 mod table;
 
 pub use path::normalize;
-pub use table::{read, table_path, Change, Entry, Lock, Table, JOURNAL_MAX, LOCKS_DIR};
+pub use table::{
+    read, serialize_shown, table_path, Change, Entry, Lock, Table, JOURNAL_MAX, LOCKS_DIR,
+};
 
 use crate::events::now_rfc3339;
 use crate::workspace::Workspace;
@@ -263,7 +265,7 @@ pub fn release(ws: &Workspace, rel: &Release) -> Result<Lock, LockError> {
             purpose: lock.purpose.clone(),
             expires_at: None,
             renewed: false,
-            by: rel.admin.clone().filter(|_| !owners),
+            by: rel.admin.clone().filter(|a| *a != lock.owner),
             reason: rel.reason.clone(),
         });
         Ok((Ok(lock), true))

@@ -40,6 +40,22 @@ pub struct Lock {
     pub expires_ms: i64,
 }
 
+impl Lock {
+    /// The lock as the API and `baton locks --json` show it (without `expires_ms`).
+    pub fn shown(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).expect("a lock always serializes");
+        if let Some(map) = v.as_object_mut() {
+            map.remove("expires_ms");
+        }
+        v
+    }
+}
+
+/// Serializes locks as `Lock::shown` does (for answers that carry a list of locks).
+pub fn serialize_shown<S: serde::Serializer>(locks: &[Lock], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(locks.iter().map(Lock::shown))
+}
+
 /// What a journal entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

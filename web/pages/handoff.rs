@@ -26,6 +26,8 @@ struct HandoffPage {
     notice: Option<String>,
     comment: String,
     next: Option<String>,
+    /// The workspace's locks, as `locks.html` names them.
+    locks: Vec<crate::locks::Lock>,
 }
 
 /// A handoff.json that was refused: what is wrong, where, so the agent's author can fix it.
@@ -90,6 +92,7 @@ async fn build(
                 .find(|i| i.decision.handoff_key == key);
             return invalid.map(Err);
         };
+        let locks = detail.locks.clone();
         let pending = app.list_all_shared(&actor);
         let next = pending
             .iter()
@@ -104,10 +107,10 @@ async fn build(
             .timeline(&key, &actor)
             .map(|t| t.svg())
             .unwrap_or_default();
-        Some(Ok((h, s, next)))
+        Some(Ok((h, s, next, locks)))
     })
     .await;
-    let (h, sections, next) = match built {
+    let (h, sections, next, locks) = match built {
         Ok(Some(Ok(page))) => page,
         Ok(Some(Err(invalid))) => return render(&InvalidPage::new(chrome, invalid)),
         _ => return not_found(""),
@@ -125,6 +128,7 @@ async fn build(
         notice,
         comment,
         next,
+        locks,
     };
     (status, render(&page)).into_response()
 }

@@ -16,6 +16,8 @@ use time::OffsetDateTime;
 struct WorkspacePage {
     chrome: Chrome,
     w: WorkspaceOverview,
+    /// The workspace's locks, as `locks.html` names them.
+    locks: Vec<crate::locks::Lock>,
     now: OffsetDateTime,
 }
 
@@ -57,6 +59,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Path(name): Path<St
     };
     render(&WorkspacePage {
         chrome: Chrome::new(&s, "queue"),
+        locks: w.locks.clone(),
         w,
         now: OffsetDateTime::now_utc(),
     })
