@@ -18,6 +18,8 @@ const QUEUE: usize = 65_536;
 const TICK: Duration = Duration::from_millis(200);
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// How often workspaces another daemon serves are tried again.
+const TAKEOVER: Duration = Duration::from_secs(2);
 
 /// Something waiting for its file to settle.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -89,6 +91,7 @@ impl Pipeline {
         let reconcile = self.app.config().reconcile;
         let mut next_reconcile = Instant::now() + reconcile;
         let mut next_housekeeping = Instant::now();
+        let mut next_takeover = Instant::now() + TAKEOVER;
         while !self.shutdown.is_cancelled() {
             let now = Instant::now();
             let due = self.settling.values().map(|(d, _)| *d).min();
@@ -121,6 +124,12 @@ impl Pipeline {
                     self.arm(Item::Handoff(root), Duration::ZERO);
                 }
                 next_housekeeping = Instant::now() + Duration::from_secs(1);
+            }
+            if Instant::now() >= next_takeover {
+                for ws in self.app.waiting_workspaces() {
+                    self.adopt(ws);
+                }
+                next_takeover = Instant::now() + TAKEOVER;
             }
             if Instant::now() >= next_reconcile {
                 self.rescan("periodic reconcile");
@@ -320,6 +329,12 @@ impl Pipeline {
             return;
         }
         let Ok(ws) = Workspace::open(dir) else { return };
+        self.adopt(ws);
+    }
+
+    /// Serves a workspace found after start-up, or released by the daemon that served it.
+    fn adopt(&mut self, ws: Workspace) {
+        let dir = ws.root.clone();
         match self.app.add_workspace(ws.clone()) {
             Ok(Some(added)) => {
                 tracing::info!(workspace = %ws.name, "new workspace");

@@ -92,6 +92,12 @@ struct Inner {
     /// Notifications of events to webhooks (see `crate::outbox`).
     outbox: crate::outbox::Outbox,
     shutdown: CancellationToken,
+    /// This daemon, as written into the `.baton/owner.lock` of each workspace it serves.
+    me: crate::locks::Owner,
+    /// The owner locks held: a workspace is served only while its lock is.
+    owners: Mutex<HashMap<PathBuf, crate::locks::OwnerLock>>,
+    /// Workspaces another daemon serves, tried again every few seconds.
+    waiting: Mutex<BTreeMap<PathBuf, Workspace>>,
 }
 
 /// What opening the app has to tell the operator.
@@ -139,6 +145,13 @@ impl App {
                 hashes: Default::default(),
                 blobs: crate::blobs::Blobs::new(&config.data_dir),
                 shutdown: CancellationToken::new(),
+                me: crate::locks::Owner {
+                    host: crate::heartbeat::hostname(),
+                    pid: std::process::id(),
+                    started_at: crate::events::now_rfc3339(),
+                },
+                owners: Mutex::default(),
+                waiting: Mutex::default(),
                 config,
             }),
         };
@@ -161,13 +174,13 @@ impl App {
     /// Adds a workspace found after start-up (a new folder under a root). Returns it, or
     /// `None` when one of that name is already known.
     pub fn add_workspace(&self, ws: Workspace) -> anyhow::Result<Option<Arc<Ws>>> {
-        if self.workspace(&ws.name).is_some() {
+        if self.workspace(&ws.name).is_some() || !self.own(&ws) {
             return Ok(None);
         }
         let load::Loaded {
             ws: loaded,
             findings,
-        } = load::load(&ws, &self.inner.config.data_dir)?;
+        } = load::load(&ws, &self.inner.config.data_dir).inspect_err(|_| self.disown(&ws))?;
         let loaded = Arc::new(loaded);
         {
             let st = loaded.lock();
@@ -207,6 +220,50 @@ impl App {
         all.insert(ws.name.clone(), loaded.clone());
         self.metrics().workspaces.set(all.len() as i64);
         Ok(Some(loaded))
+    }
+
+    /// Takes the workspace's owner lock (see `crate::locks::take_workspace`); another
+    /// daemon holding it puts the workspace on the waiting list, with a warning the first time.
+    fn own(&self, ws: &Workspace) -> bool {
+        let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+        if owners.contains_key(&ws.root) {
+            return true;
+        }
+        let mut waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        match crate::locks::take_workspace(ws, &self.inner.me) {
+            Ok(lock) => {
+                owners.insert(ws.root.clone(), lock);
+                if waiting.remove(&ws.root).is_some() {
+                    tracing::info!(workspace = %ws.name, "the other daemon released the workspace; serving it now");
+                }
+                true
+            }
+            Err(crate::locks::NotOwner::Io(e)) => {
+                // Cannot tell (a read-only share, a planted link): serve, as before owner
+                // locks existed, rather than leave the workspace unserved.
+                tracing::warn!(workspace = %ws.name, error = %e,
+                    "cannot take .baton/owner.lock; serving the workspace without it, so another daemon could serve it too");
+                true
+            }
+            Err(e) => {
+                if waiting.insert(ws.root.clone(), ws.clone()).is_none() {
+                    tracing::warn!(workspace = %ws.name, root = %ws.root.display(),
+                        "workspace skipped: {e}; it is taken over when that daemon releases it");
+                }
+                false
+            }
+        }
+    }
+
+    fn disown(&self, ws: &Workspace) {
+        let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+        owners.remove(&ws.root);
+    }
+
+    /// Workspaces another daemon served when last tried (the ingest thread tries them again).
+    pub fn waiting_workspaces(&self) -> Vec<Workspace> {
+        let waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.values().cloned().collect()
     }
 
     pub fn config(&self) -> &Config {

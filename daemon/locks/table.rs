@@ -184,13 +184,18 @@ pub fn transact<T>(
     Ok(answer)
 }
 
+/// Takes the fs4 lock on `file` if nobody holds it (the one use of fs4 in baton).
+pub(super) fn try_lock(file: &std::fs::File) -> std::io::Result<bool> {
+    FileExt::try_lock_exclusive(file)
+}
+
 /// Takes the fs4 lock, waiting a little at a time (a blocking wait could hang forever behind
 /// a process stopped mid-operation).
 fn lock_guard(file: &std::fs::File) -> Result<(), LockError> {
     let started = Instant::now();
     let mut pause = Duration::from_micros(20);
     loop {
-        if FileExt::try_lock_exclusive(file)? {
+        if try_lock(file)? {
             return Ok(());
         }
         if started.elapsed() > GUARD_PATIENCE {
