@@ -41,6 +41,8 @@ pub struct Config {
     pub settle: Duration,
     /// Period of the full reconcile that catches anything the watcher missed.
     pub reconcile: Duration,
+    /// Largest file an agent may upload through the API (`[limits] max_upload_bytes`).
+    pub max_upload_bytes: usize,
     /// Release the sender's locks on a handoff's artifacts when the handoff is received.
     pub release_locks_on_handoff: bool,
     pub limits: Limits,
@@ -288,6 +290,7 @@ struct RawLimits {
     max_file_bytes: Option<usize>,
     max_depth: Option<usize>,
     max_string_bytes: Option<usize>,
+    max_upload_bytes: Option<usize>,
 }
 
 fn default_listen() -> String {
@@ -302,6 +305,9 @@ fn default_settle_ms() -> u64 {
 fn default_reconcile_s() -> u64 {
     300
 }
+/// 16 MiB: uploads are held in memory while they are written.
+const DEFAULT_UPLOAD_BYTES: usize = 16 << 20;
+
 fn default_true() -> bool {
     true
 }
@@ -352,6 +358,13 @@ impl RawConfig {
             );
         }
         let limits = self.limits.resolve()?;
+        if self
+            .limits
+            .max_upload_bytes
+            .is_some_and(|n| n == 0 || n > 1 << 30)
+        {
+            return Err("limits.max_upload_bytes must be 1 to 1073741824".into());
+        }
         check_users(&self.users, &self.agents)?;
         check_routes(&self.routes, &self.users, &self.webhooks)?;
         check_webhooks(&self.webhooks)?;
@@ -392,6 +405,7 @@ impl RawConfig {
             settle: Duration::from_millis(self.settle_ms),
             reconcile: Duration::from_secs(self.reconcile_s),
             release_locks_on_handoff: self.release_locks_on_handoff,
+            max_upload_bytes: self.limits.max_upload_bytes.unwrap_or(DEFAULT_UPLOAD_BYTES),
             limits,
             http: self.http,
             sessions: self.sessions,

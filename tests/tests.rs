@@ -25,3 +25,4 @@ mod quorum;
 mod review;
 mod signoff;
 mod trust;
+mod upload;

@@ -1,7 +1,7 @@
 //! The one mapping from errors to HTTP statuses and JSON bodies. Internal errors are logged
 //! once here and never shown.
 
-use crate::app::{BulkError, ClaimError, DecideError, LockApiError};
+use crate::app::{BulkError, ClaimError, DecideError, LockApiError, UploadError};
 use crate::locks::LockError;
 use crate::outbox::RetryError;
 use axum::http::{header, StatusCode};
@@ -27,6 +27,8 @@ pub enum ApiError {
     Retry(#[from] RetryError),
     #[error(transparent)]
     Lock(#[from] LockApiError),
+    #[error(transparent)]
+    Upload(#[from] UploadError),
     #[error("{0}")]
     Unprocessable(String),
     #[error("internal error")]
@@ -63,6 +65,7 @@ impl ApiError {
                 StatusCode::CONFLICT
             }
             ApiError::Lock(e) => lock_status(e, &mut body),
+            ApiError::Upload(e) => upload_status(e),
             ApiError::Retry(RetryError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Retry(RetryError::NotDead(_)) => StatusCode::CONFLICT,
             ApiError::Retry(RetryError::Spool(e)) => {
@@ -103,6 +106,19 @@ fn lock_status(e: &LockApiError, body: &mut Value) -> StatusCode {
         LockError::Busy => StatusCode::SERVICE_UNAVAILABLE,
         LockError::Damaged(_) | LockError::Io(_) => {
             tracing::error!(error = %lock, "lock table not usable");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
+fn upload_status(e: &UploadError) -> StatusCode {
+    match e {
+        UploadError::NotFound(_) => StatusCode::NOT_FOUND,
+        UploadError::Forbidden(_) => StatusCode::FORBIDDEN,
+        UploadError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        UploadError::Io(e) => {
+            tracing::error!(error = %e, "upload not written");
             StatusCode::SERVICE_UNAVAILABLE
         }
     }

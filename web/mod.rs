@@ -16,6 +16,7 @@ pub mod render;
 mod review;
 pub mod server;
 mod sse;
+mod upload;
 
 pub use auth::Caller;
 pub use error::ApiError;
@@ -97,6 +98,21 @@ fn table() -> Routes {
             Method::DELETE,
             "/api/v1/workspaces/{ws}/locks",
             locks::unlock,
+        )
+        .at(
+            Method::PUT,
+            "/api/v1/workspaces/{ws}/inbox/{*path}",
+            upload::inbox,
+        )
+        .at(
+            Method::PUT,
+            "/api/v1/workspaces/{ws}/checkpoints/{name}",
+            upload::checkpoint,
+        )
+        .at(
+            Method::PUT,
+            "/api/v1/workspaces/{ws}/handoff",
+            upload::handoff,
         )
         .at(Method::GET, "/api/v1/events", sse::events)
         .at(Method::GET, "/api/v1/deliveries", deliveries::list)

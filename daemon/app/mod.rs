@@ -29,6 +29,7 @@ mod revise;
 mod stall;
 mod state;
 mod timeline;
+mod upload;
 
 pub use artifact_preview::{Against, Body, Preview, Source, MAX_IMAGE_BYTES};
 pub use artifact_raw::{Raw, MAX_RAW_BYTES};
@@ -43,6 +44,7 @@ pub use queue::Standing;
 pub use quorum::{Approval, Progress};
 pub use state::{CheckpointRecord, Record, Review, Ws};
 pub use timeline::Timeline;
+pub use upload::{Target, UploadError, Uploaded};
 
 use crate::auth::{Actor, Tokens};
 use crate::config::Config;

@@ -1,0 +1,177 @@
+//! Agents' writes through the API: only `inbox/**`, `checkpoints/*.json` and `handoff.json`
+//! of their own workspaces; every way out of the inbox is refused and writes nothing.
+//! Requests go over a raw socket, so paths reach the daemon exactly as written (an HTTP
+//! client would tidy `..` and `%2e%2e` away before sending).
+
+use crate::util::{self, agent, user, TestEnv};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+fn put(d: &util::Daemon, path: &str, token: &str, body: &[u8]) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(d.addr()).unwrap();
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let status = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, answer)
+}
+
+/// Every file and link under `dir`, so a test can tell that nothing was written.
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .map(|e| e.path().to_path_buf())
+        .filter(|p| !p.starts_with(dir.join(".baton")))
+        .collect();
+    all.sort();
+    all
+}
+
+fn env() -> TestEnv {
+    let config = format!(
+        "{}{}{}[limits]\nmax_upload_bytes = 4096\n",
+        agent("builder", "alpha"),
+        agent("other", "beta"),
+        user("rita", "\"reviewer\"")
+    );
+    let env = TestEnv::with_config(&config);
+    env.init("beta");
+    env
+}
+
+#[test]
+fn an_agent_writes_its_inbox_checkpoints_and_handoff_and_they_are_processed() {
+    let mut env = env();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let at = "/api/v1/workspaces/alpha";
+    let (status, body) = put(
+        &d,
+        &format!("{at}/inbox/reports/week%201.md"),
+        "builder-token",
+        b"# one",
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        body.contains("\"path\":\"inbox/reports/week 1.md\""),
+        "{body}"
+    );
+    assert_eq!(
+        std::fs::read(ws.join("inbox/reports/week 1.md")).unwrap(),
+        b"# one"
+    );
+    let (status, _) = put(
+        &d,
+        &format!("{at}/inbox/reports/week%201.md"),
+        "builder-token",
+        b"# two",
+    );
+    assert_eq!(status, 200, "a replaced file answers 200");
+    let checkpoint = serde_json::json!({"checkpoint_version": "1", "task_id": "t", "step": 1});
+    let (status, _) = put(
+        &d,
+        &format!("{at}/checkpoints/step-1.json"),
+        "builder-token",
+        &util::bytes(&checkpoint),
+    );
+    assert_eq!(status, 201);
+    let mut h = util::handoff("up-1");
+    h["artifacts"] = serde_json::json!([{ "path": "inbox/reports/week 1.md" }]);
+    let (status, _) = put(
+        &d,
+        &format!("{at}/handoff"),
+        "builder-token",
+        &util::bytes(&h),
+    );
+    assert_eq!(status, 201);
+    d.wait_until("the uploaded handoff is received", || {
+        d.get("/api/v1/handoffs/up-1").0 == 200
+    });
+    d.wait_until("the uploaded checkpoint is recorded", || {
+        util::event_types(&ws).contains(&"checkpoint.written".to_string())
+    });
+    // An agent never decides, whatever it can write.
+    let (status, _) = d.post_as(
+        "/api/v1/handoffs/up-1/decision",
+        Some("builder-token"),
+        r#"{"outcome":"approved"}"#,
+    );
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn writes_outside_the_inbox_another_workspace_or_by_traversal_are_refused_and_write_nothing() {
+    let mut env = env();
+    let ws = env.ws("alpha");
+    let outside = env.root().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, ws.join("inbox/escape")).unwrap();
+    std::os::unix::fs::symlink(ws.join(".baton"), ws.join("inbox/baton")).unwrap();
+    let d = env.start();
+    let before = (tree(env.root().join("ws").as_path()), tree(&outside));
+    let at = "/api/v1/workspaces/alpha";
+    let refused = [
+        // Traversal in every spelling: plain, percent-encoded, mixed case, encoded slashes,
+        // backslashes, absolute, NUL, and through symlinked folders.
+        (format!("{at}/inbox/../decision.json"), "builder-token"),
+        (format!("{at}/inbox/%2e%2e/decision.json"), "builder-token"),
+        (
+            format!("{at}/inbox/%2E%2E%2Fdecision.json"),
+            "builder-token",
+        ),
+        (
+            format!("{at}/inbox/a/..%2f..%2f..%2fescaped"),
+            "builder-token",
+        ),
+        (format!("{at}/inbox/..%5cdecision.json"), "builder-token"),
+        (format!("{at}/inbox//etc/baton-upload"), "builder-token"),
+        (format!("{at}/inbox/%2Fetc%2Fbaton-upload"), "builder-token"),
+        (format!("{at}/inbox/a%00b"), "builder-token"),
+        (format!("{at}/inbox/escape/planted"), "builder-token"),
+        (format!("{at}/inbox/baton/events.jsonl"), "builder-token"),
+        (format!("{at}/inbox/.baton/x"), "builder-token"),
+        (
+            format!("{at}/checkpoints/%2e%2e%2fdecision.json"),
+            "builder-token",
+        ),
+        (format!("{at}/checkpoints/not-json.txt"), "builder-token"),
+        // Outside the three places agents write.
+        (format!("{at}/decision.json"), "builder-token"),
+        (format!("{at}/approved/a.md"), "builder-token"),
+        (format!("{at}/.baton/events.jsonl"), "builder-token"),
+        // Another workspace, a reviewer, nobody.
+        (
+            "/api/v1/workspaces/beta/inbox/x.md".to_string(),
+            "builder-token",
+        ),
+        (format!("{at}/inbox/x.md"), "other-token"),
+        (format!("{at}/inbox/x.md"), "rita-token"),
+        (format!("{at}/inbox/x.md"), "no-such-token"),
+    ];
+    for (path, token) in &refused {
+        let (status, answer) = put(&d, path, token, b"planted");
+        assert!(
+            (400..500).contains(&status),
+            "PUT {path} as {token}: {answer}"
+        );
+    }
+    let (status, _) = put(
+        &d,
+        &format!("{at}/inbox/big.bin"),
+        "builder-token",
+        &[7u8; 5000],
+    );
+    assert_eq!(status, 413);
+    assert_eq!(
+        (tree(env.root().join("ws").as_path()), tree(&outside)),
+        before,
+        "something was written"
+    );
+    d.assert_alive();
+}
