@@ -41,6 +41,9 @@ pub enum EventType {
     LockExpired,
     #[serde(rename = "approved.tampered")]
     ApprovedTampered,
+    /// baton extension: an approval copied the handoff's artifacts into `approved/`.
+    #[serde(rename = "approved.promoted")]
+    ApprovedPromoted,
     #[serde(rename = "notification.failed")]
     NotificationFailed,
     /// A checkpoint file that is not a valid checkpoint (its problems in `data.errors`).
@@ -72,6 +75,7 @@ impl EventType {
             EventType::LockReleased => "lock.released",
             EventType::LockExpired => "lock.expired",
             EventType::ApprovedTampered => "approved.tampered",
+            EventType::ApprovedPromoted => "approved.promoted",
             EventType::NotificationFailed => "notification.failed",
             EventType::CheckpointInvalid => "checkpoint.invalid",
             EventType::AuditBroken => "audit.broken",

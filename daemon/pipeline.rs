@@ -5,7 +5,7 @@
 use crate::app::App;
 use crate::scan;
 use crate::watch::{Signal, Watch};
-use crate::workspace::{self, Workspace, CHECKPOINTS_DIR, HANDOFF_FILE};
+use crate::workspace::{self, Workspace, APPROVED_DIR, CHECKPOINTS_DIR, HANDOFF_FILE};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -18,6 +18,8 @@ const QUEUE: usize = 65_536;
 const TICK: Duration = Duration::from_millis(200);
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// How long a change under `approved/` waits for the rest of its burst.
+const APPROVED_WAIT: Duration = Duration::from_millis(20);
 /// How often workspaces another daemon serves are tried again.
 const TAKEOVER: Duration = Duration::from_secs(2);
 
@@ -27,6 +29,8 @@ enum Item {
     Handoff(PathBuf),
     Checkpoint(PathBuf, String),
     Discover(PathBuf),
+    /// Something changed under the workspace's `approved/`.
+    Approved(PathBuf),
 }
 
 struct Pipeline {
@@ -120,6 +124,9 @@ impl Pipeline {
             if Instant::now() >= next_housekeeping {
                 self.app.check_stalls();
                 self.app.check_locks();
+                for dir in self.app.take_watches() {
+                    self.add_watch(&dir, true);
+                }
                 for root in self.app.take_repairs() {
                     self.arm(Item::Handoff(root), Duration::ZERO);
                 }
@@ -149,6 +156,7 @@ impl Pipeline {
         }
         self.add_watch(&ws.root, false);
         self.add_watch(&ws.checkpoints_dir(), false);
+        self.add_watch(&ws.root.join(APPROVED_DIR), true);
     }
 
     fn add_watch(&mut self, dir: &Path, recursive: bool) {
@@ -196,6 +204,7 @@ impl Pipeline {
             }
         }
         self.app.refresh_all_alerts();
+        self.app.check_approved_all();
         let report = scan::catch_up_all(&self.app, &self.app.workspaces(), false);
         for (root, wait) in report.young {
             self.arm(Item::Handoff(root), wait);
@@ -217,6 +226,10 @@ impl Pipeline {
                 if !self.renamed.iter().any(|(i, _)| *i == item) {
                     self.renamed.push((item, Instant::now()));
                 }
+            } else if matches!(item, Item::Approved(_)) {
+                // Tampering is undone at once, not after the settle window: the bytes written
+                // do not matter, they are replaced (a short wait gathers a burst of events).
+                self.arm(item, APPROVED_WAIT);
             } else {
                 self.arm(item, self.app.config().settle);
             }
@@ -228,6 +241,11 @@ impl Pipeline {
     fn classify(&mut self, path: &Path) -> Option<Item> {
         let parent = path.parent()?;
         let name = path.file_name()?.to_str()?;
+        if let Some(root) = self.approved_root(path) {
+            // The daemon's own temp files come and go while it restores; the rename that
+            // puts one in place is an event of the final name.
+            return (!name.starts_with(".baton-tmp-")).then_some(Item::Approved(root));
+        }
         if name.starts_with('.') {
             return None;
         }
@@ -251,6 +269,15 @@ impl Pipeline {
             return Some(Item::Discover(path.to_path_buf()));
         }
         None
+    }
+
+    /// The workspace whose `approved/` holds `path` (or is it), if any.
+    fn approved_root(&self, path: &Path) -> Option<PathBuf> {
+        let at = path
+            .ancestors()
+            .find(|a| a.file_name().is_some_and(|n| n == APPROVED_DIR))?;
+        let ws = self.app.workspace_at(at.parent()?)?;
+        Some(ws.ws.root.clone())
     }
 
     fn arm(&mut self, item: Item, wait: Duration) {
@@ -294,7 +321,7 @@ impl Pipeline {
         match item {
             Item::Handoff(root) => Some(root.join(HANDOFF_FILE)),
             Item::Checkpoint(root, file) => Some(root.join(CHECKPOINTS_DIR).join(file)),
-            Item::Discover(_) => None,
+            Item::Discover(_) | Item::Approved(_) => None,
         }
     }
 
@@ -318,6 +345,11 @@ impl Pipeline {
                 }
             }
             Item::Discover(dir) => self.discover(&dir),
+            Item::Approved(root) => {
+                if let Some(ws) = self.app.workspace_at(&root) {
+                    self.app.check_approved(&ws);
+                }
+            }
         }
     }
 

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod approved;
 mod artifacts;
 mod audit;
 mod auth;

@@ -51,7 +51,12 @@ pub fn start(dir: &Path) -> Result<Daemon> {
     if url.is_empty() || token.is_empty() {
         bail!("the daemon did not start");
     }
-    Ok(Daemon { child, url, token, ws })
+    Ok(Daemon {
+        child,
+        url,
+        token,
+        ws,
+    })
 }
 
 fn pair(agent: &ureq::Agent, d: &Daemon) -> Result<()> {
@@ -62,8 +67,12 @@ fn pair(agent: &ureq::Agent, d: &Daemon) -> Result<()> {
         .set("Authorization", &auth)
         .send_json(serde_json::json!({"path": "inbox/api.md", "owner": "admin"}))?
         .into_json()?;
-    let body = serde_json::json!({"path": "inbox/api.md", "owner": "admin", "token": grant["token"]});
-    agent.delete(&at).set("Authorization", &auth).send_json(body)?;
+    let body =
+        serde_json::json!({"path": "inbox/api.md", "owner": "admin", "token": grant["token"]});
+    agent
+        .delete(&at)
+        .set("Authorization", &auth)
+        .send_json(body)?;
     Ok(())
 }
 

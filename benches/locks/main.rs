@@ -7,11 +7,13 @@
 //! 3. Eight threads (each its own open file, so real fs4 contention) racing for one lock:
 //!    grants/s.
 //! 4. For scale: `baton lock` + `baton unlock` as processes (process start included).
+//! 5. An approved file overwritten -> restored by the daemon (watcher, check, restore).
 //!
 //! Each figure is measured over several runs and reported as min / median / max.
 //! Knobs: BATON_BENCH_PAIRS (1000), BATON_BENCH_RUNS (5), BATON_BENCH_SECONDS (3).
 
 mod api;
+mod tamper;
 
 use anyhow::Result;
 use baton::locks::{self, LockError, Release, Request};
@@ -55,7 +57,12 @@ pub fn spread(values: impl Iterator<Item = f64>) -> String {
             format!("{x:.3}")
         }
     };
-    format!("{} / {} / {}", fmt(v[0]), fmt(v[v.len() / 2]), fmt(v[v.len() - 1]))
+    format!(
+        "{} / {} / {}",
+        fmt(v[0]),
+        fmt(v[v.len() / 2]),
+        fmt(v[v.len() - 1])
+    )
 }
 
 pub fn report(name: &str, unit: &str, runs: &[Run]) {
@@ -69,11 +76,22 @@ pub fn report(name: &str, unit: &str, runs: &[Run]) {
 }
 
 fn request(owner: &str) -> Request {
-    Request { path: "inbox/bench.md".into(), owner: owner.into(), ttl_s: 300, purpose: None }
+    Request {
+        path: "inbox/bench.md".into(),
+        owner: owner.into(),
+        ttl_s: 300,
+        purpose: None,
+    }
 }
 
 fn release(owner: &str, token: u64) -> Release {
-    Release { path: "inbox/bench.md".into(), owner: owner.into(), token: Some(token), admin: None, reason: None }
+    Release {
+        path: "inbox/bench.md".into(),
+        owner: owner.into(),
+        token: Some(token),
+        admin: None,
+        reason: None,
+    }
 }
 
 fn uncontended(ws: &Workspace, pairs: usize) -> Result<Run> {
@@ -106,7 +124,9 @@ fn contended(ws: &Workspace, seconds: f64) -> Run {
                                 locks::release(ws, &release(&owner, g.token)).expect("own release");
                                 since = Instant::now();
                             }
-                            Err(LockError::Held { .. } | LockError::Busy) => std::thread::yield_now(),
+                            Err(LockError::Held { .. } | LockError::Busy) => {
+                                std::thread::yield_now()
+                            }
                             Err(e) => panic!("{e}"),
                         }
                     }
@@ -114,7 +134,10 @@ fn contended(ws: &Workspace, seconds: f64) -> Run {
                 })
             })
             .collect();
-        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
     });
     Run::new(lat, started.elapsed())
 }
@@ -126,13 +149,25 @@ fn processes(dir: &std::path::Path, pairs: usize) -> Result<Run> {
     for _ in 0..pairs {
         let t = Instant::now();
         let ok = std::process::Command::new(bin)
-            .args(["lock", dir.to_str().unwrap(), "inbox/cli.md", "--owner", "cli"])
+            .args([
+                "lock",
+                dir.to_str().unwrap(),
+                "inbox/cli.md",
+                "--owner",
+                "cli",
+            ])
             .output()?
             .status
             .success();
         let ok = ok
             && std::process::Command::new(bin)
-                .args(["unlock", dir.to_str().unwrap(), "inbox/cli.md", "--owner", "cli"])
+                .args([
+                    "unlock",
+                    dir.to_str().unwrap(),
+                    "inbox/cli.md",
+                    "--owner",
+                    "cli",
+                ])
                 .output()?
                 .status
                 .success();
@@ -152,13 +187,19 @@ fn main() -> Result<()> {
         "locks bench: {pairs} acquire+release pairs x {runs} runs, {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let cli: Vec<Run> = (0..runs).map(|_| uncontended(&ws, pairs)).collect::<Result<_>>()?;
+    let cli: Vec<Run> = (0..runs)
+        .map(|_| uncontended(&ws, pairs))
+        .collect::<Result<_>>()?;
     report("CLI path, in process (acquire+release)", "pairs", &cli);
     let http = api::runs(dir.path(), pairs, runs)?;
     report("API (POST + DELETE, events logged)", "pairs", &http.0);
     let contention: Vec<Run> = (0..runs).map(|_| contended(&ws, seconds)).collect();
     report("8 threads contending, wait to grant", "grants", &contention);
-    let procs: Vec<Run> = (0..runs).map(|_| processes(&ws.root, 20)).collect::<Result<_>>()?;
+    let procs: Vec<Run> = (0..runs)
+        .map(|_| processes(&ws.root, 20))
+        .collect::<Result<_>>()?;
     report("`baton lock` + `baton unlock` processes", "pairs", &procs);
+    let restored = tamper::runs(&http.1, runs)?;
+    report("approved/ tamper -> restored (20 per run)", "restores", &restored);
     Ok(())
 }

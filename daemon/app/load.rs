@@ -67,6 +67,7 @@ pub(super) fn load(ws: &Workspace, data_dir: &Path) -> anyhow::Result<Loaded> {
         activity: Default::default(),
         stalled: Default::default(),
         lock_seen: Default::default(),
+        approved: Default::default(),
     };
     for rec in loaded.lock().records.values() {
         loaded.publish_record(rec);

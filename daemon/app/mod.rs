@@ -4,6 +4,7 @@
 //! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
 
 mod alerts;
+mod approved;
 mod artifact_preview;
 mod artifact_raw;
 mod artifact_view;
@@ -31,6 +32,7 @@ mod state;
 mod timeline;
 mod upload;
 
+pub use approved::{ApprovedFile, MAX_PROMOTED_BYTES};
 pub use artifact_preview::{Against, Body, Preview, Source, MAX_IMAGE_BYTES};
 pub use artifact_raw::{Raw, MAX_RAW_BYTES};
 pub use artifact_view::{approved_path, ArtifactView, Change, Check, ViewError};
@@ -83,6 +85,8 @@ struct Inner {
     hashes: artifacts::HashCache,
     /// Snapshots of small text artifacts as received, for diffs between revisions.
     blobs: crate::blobs::Blobs,
+    /// Folders the ingest thread is to watch from now on (an `approved/` just made).
+    watches: Mutex<Vec<PathBuf>>,
     /// Workspaces whose root decision.json could not be written: to reconcile again soon.
     repairs: Mutex<Vec<PathBuf>>,
     /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
@@ -144,6 +148,7 @@ impl App {
                 verdicts: Mutex::default(),
                 listings: Default::default(),
                 repairs: Mutex::default(),
+                watches: Mutex::default(),
                 hashes: Default::default(),
                 blobs: crate::blobs::Blobs::new(&config.data_dir),
                 shutdown: CancellationToken::new(),
@@ -464,6 +469,19 @@ impl App {
         if !repairs.iter().any(|r| r == root) {
             repairs.push(root.to_path_buf());
         }
+    }
+
+    /// Asks the ingest thread to watch the folder `dir` (recursively) from now on.
+    pub(crate) fn ask_watch(&self, dir: &Path) {
+        let mut watches = self.inner.watches.lock().unwrap_or_else(|e| e.into_inner());
+        if !watches.iter().any(|w| w == dir) {
+            watches.push(dir.to_path_buf());
+        }
+    }
+
+    /// Folders to start watching (see `ask_watch`).
+    pub fn take_watches(&self) -> Vec<PathBuf> {
+        std::mem::take(&mut *self.inner.watches.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Workspaces to reconcile again because a write of theirs failed outside ingest.

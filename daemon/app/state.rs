@@ -25,6 +25,8 @@ pub struct Ws {
     pub stalled: std::sync::atomic::AtomicBool,
     /// What the daemon has logged of the workspace's lock table.
     pub lock_seen: super::LockSeen,
+    /// The approved files' manifest, loaded from the store when first needed.
+    pub approved: super::approved::Approved,
 }
 
 impl Ws {

@@ -79,7 +79,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 /// sha256 (hex) of an open file, which must be a regular file (it was opened non-blocking).
-pub(super) fn sha256_open_file(mut file: File) -> io::Result<String> {
+pub fn sha256_open_file(mut file: File) -> io::Result<String> {
     use sha2::{Digest, Sha256};
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(
