@@ -55,6 +55,9 @@ pub enum EventType {
     /// A daemon record in the workspace was found forged or changed; it was set aside.
     #[serde(rename = "workspace.tampered")]
     WorkspaceTampered,
+    /// baton extension: a workspace's owner was taken or handed on.
+    #[serde(rename = "workspace.owner_changed")]
+    WorkspaceOwnerChanged,
 }
 
 impl EventType {
@@ -80,6 +83,7 @@ impl EventType {
             EventType::CheckpointInvalid => "checkpoint.invalid",
             EventType::AuditBroken => "audit.broken",
             EventType::WorkspaceTampered => "workspace.tampered",
+            EventType::WorkspaceOwnerChanged => "workspace.owner_changed",
         }
     }
 }

@@ -20,6 +20,7 @@ mod lifecycle;
 mod locks;
 mod notify;
 mod operator;
+mod ownership;
 mod pages;
 mod paths;
 mod quorum;

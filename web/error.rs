@@ -1,7 +1,7 @@
 //! The one mapping from errors to HTTP statuses and JSON bodies. Internal errors are logged
 //! once here and never shown.
 
-use crate::app::{BulkError, ClaimError, DecideError, LockApiError, UploadError};
+use crate::app::{BulkError, ClaimError, DecideError, LockApiError, OwnerError, UploadError};
 use crate::locks::LockError;
 use crate::outbox::RetryError;
 use axum::http::{header, StatusCode};
@@ -29,6 +29,8 @@ pub enum ApiError {
     Lock(#[from] LockApiError),
     #[error(transparent)]
     Upload(#[from] UploadError),
+    #[error(transparent)]
+    Owner(#[from] OwnerError),
     #[error("{0}")]
     Unprocessable(String),
     #[error("internal error")]
@@ -66,6 +68,13 @@ impl ApiError {
             }
             ApiError::Lock(e) => lock_status(e, &mut body),
             ApiError::Upload(e) => upload_status(e),
+            ApiError::Owner(OwnerError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ApiError::Owner(OwnerError::Forbidden(_)) => StatusCode::FORBIDDEN,
+            ApiError::Owner(OwnerError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Owner(OwnerError::Io(e)) => {
+                tracing::error!(error = %e, "owner not recorded");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Retry(RetryError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Retry(RetryError::NotDead(_)) => StatusCode::CONFLICT,
             ApiError::Retry(RetryError::Spool(e)) => {

@@ -1,5 +1,6 @@
 //! `GET|POST|DELETE /api/v1/workspaces/{ws}/locks` (SPEC section 9): thin handlers over
-//! `App::locks`, `App::lock`, `App::unlock`, the methods the CLI's table operations share.
+//! `App::locks`, `App::lock`, `App::unlock`, the methods the CLI's table operations share;
+//! and `POST /api/v1/workspaces/{ws}/owner` (`App::set_owner`).
 
 use super::api::{blocking, json_body};
 use super::{ApiError, Caller};
@@ -71,4 +72,31 @@ pub async fn unlock(
     let released =
         blocking(move || app.unlock(&ws, &body.path, &body.owner, body.token, &actor)).await??;
     Ok(Json(released.shown()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OwnerBody {
+    #[serde(default)]
+    owner: Option<String>,
+}
+
+/// `POST /api/v1/workspaces/{ws}/owner` with `{}` (take it) or `{"owner": NAME}` (hand it
+/// on): 200 `{workspace, owner, since, by}`.
+pub async fn set_owner(
+    State(app): State<App>,
+    Caller(actor): Caller,
+    Path(ws): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: OwnerBody = match body.iter().all(u8::is_ascii_whitespace) {
+        true => OwnerBody::default(),
+        false => json_body(&headers, &body)?,
+    };
+    let name = ws.clone();
+    let set = blocking(move || app.set_owner(&ws, body.owner.as_deref(), &actor)).await??;
+    let mut answer = serde_json::to_value(set).expect("always serializes");
+    answer["workspace"] = Value::String(name);
+    Ok(Json(answer))
 }

@@ -114,6 +114,11 @@ fn table() -> Routes {
             "/api/v1/workspaces/{ws}/handoff",
             upload::handoff,
         )
+        .at(
+            Method::POST,
+            "/api/v1/workspaces/{ws}/owner",
+            locks::set_owner,
+        )
         .at(Method::GET, "/api/v1/events", sse::events)
         .at(Method::GET, "/api/v1/deliveries", deliveries::list)
         .at(

@@ -200,6 +200,10 @@ fn main() -> Result<()> {
         .collect::<Result<_>>()?;
     report("`baton lock` + `baton unlock` processes", "pairs", &procs);
     let restored = tamper::runs(&http.1, runs)?;
-    report("approved/ tamper -> restored (20 per run)", "restores", &restored);
+    report(
+        "approved/ tamper -> restored (20 per run)",
+        "restores",
+        &restored,
+    );
     Ok(())
 }

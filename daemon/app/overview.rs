@@ -44,6 +44,7 @@ pub struct WorkspaceOverview {
     pub approved: Files,
     /// The advisory locks in force, by path.
     pub locks: Vec<crate::locks::Lock>,
+    pub owner: Option<super::Ownership>,
 }
 
 /// An audit log's state as `baton audit verify` would report it.
@@ -124,6 +125,7 @@ impl App {
             inbox,
             approved,
             locks,
+            owner: self.owner_of(name),
         })
     }
 

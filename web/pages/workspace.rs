@@ -64,3 +64,27 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Path(name): Path<St
         now: OffsetDateTime::now_utc(),
     })
 }
+
+/// `POST /w/{workspace}/owner` (form fields `owner`, empty to take it oneself, and `csrf`);
+/// answers 303 back to the page, or the page with the refusal.
+pub async fn set_owner(
+    State(app): State<App>,
+    Viewer(s): Viewer,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let form = super::forms::Form::parse(&body);
+    if !form.csrf_ok(&s) {
+        return super::forms::csrf_refused();
+    }
+    let to = form.text("owner");
+    let (app2, actor, n) = (app.clone(), s.actor.clone(), name.clone());
+    let result =
+        tokio::task::spawn_blocking(move || app2.set_owner(&n, to.as_deref(), &actor)).await;
+    let back = format!("/w/{}", super::handoff::urlencode(&name));
+    match result {
+        Ok(Ok(_)) => axum::response::Redirect::to(&back).into_response(),
+        Ok(Err(e)) => (StatusCode::CONFLICT, e.to_string()).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
+    }
+}
