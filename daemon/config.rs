@@ -43,6 +43,8 @@ pub struct Config {
     pub reconcile: Duration,
     /// Largest file an agent may upload through the API (`[limits] max_upload_bytes`).
     pub max_upload_bytes: usize,
+    /// `agent_group`: the group agents run in, by name and id (see `workspace::modes`).
+    pub agent_group: Option<(String, u32)>,
     /// Release the sender's locks on a handoff's artifacts when the handoff is received.
     pub release_locks_on_handoff: bool,
     pub limits: Limits,
@@ -265,6 +267,8 @@ struct RawConfig {
     #[serde(default = "default_true")]
     release_locks_on_handoff: bool,
     #[serde(default)]
+    agent_group: Option<String>,
+    #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
     http: Http,
@@ -358,6 +362,17 @@ impl RawConfig {
             );
         }
         let limits = self.limits.resolve()?;
+        let agent_group = match &self.agent_group {
+            None => None,
+            Some(name) => match crate::workspace::modes::group_id(name) {
+                Some(gid) => Some((name.clone(), gid)),
+                None => {
+                    return Err(format!(
+                        "agent_group: no group named \"{name}\" on this system (see /etc/group)"
+                    ))
+                }
+            },
+        };
         if self
             .limits
             .max_upload_bytes
@@ -405,6 +420,7 @@ impl RawConfig {
             settle: Duration::from_millis(self.settle_ms),
             reconcile: Duration::from_secs(self.reconcile_s),
             release_locks_on_handoff: self.release_locks_on_handoff,
+            agent_group,
             max_upload_bytes: self.limits.max_upload_bytes.unwrap_or(DEFAULT_UPLOAD_BYTES),
             limits,
             http: self.http,

@@ -205,6 +205,7 @@ impl Pipeline {
         }
         self.app.refresh_all_alerts();
         self.app.check_approved_all();
+        self.app.check_modes_all();
         let report = scan::catch_up_all(&self.app, &self.app.workspaces(), false);
         for (root, wait) in report.young {
             self.arm(Item::Handoff(root), wait);

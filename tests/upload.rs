@@ -175,3 +175,56 @@ fn writes_outside_the_inbox_another_workspace_or_by_traversal_are_refused_and_wr
     );
     d.assert_alive();
 }
+
+fn mode_gid(path: &Path) -> (u32, u32) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let m = std::fs::symlink_metadata(path).unwrap();
+    (m.permissions().mode() & 0o7777, m.gid())
+}
+
+#[test]
+fn agent_group_sets_modes_and_drift_is_reported_and_set_again_at_reconcile() {
+    let mut env = TestEnv::with_config("agent_group = \"users\"\nreconcile_s = 1\n");
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let users = baton::workspace::modes::group_id("users").unwrap();
+    assert_eq!(
+        mode_gid(&ws),
+        (0o1775, users),
+        "root: group-writable and sticky"
+    );
+    assert_eq!(mode_gid(&ws.join("inbox")), (0o2775, users));
+    assert_eq!(mode_gid(&ws.join("checkpoints")), (0o2775, users));
+    assert_eq!(
+        mode_gid(&ws.join(".baton")),
+        (0o755, users),
+        "the daemon's folder: read-only for agents"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(ws.join(".baton"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    d.wait_until("the drift is set right at the next reconcile", || {
+        mode_gid(&ws.join(".baton")) == (0o755, users)
+    });
+    let log: String = std::fs::read_dir(env.root())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("daemon-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(
+        log.contains("drifted") && log.contains(".baton: mode 777, not 755"),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_unknown_agent_group_is_a_configuration_error() {
+    let env = TestEnv::with_config("agent_group = \"no-such-group-here\"");
+    let out = util::baton(&["serve", "--config", env.config_path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("agent_group") && err.contains("no-such-group-here"),
+        "{err}"
+    );
+}

@@ -19,6 +19,7 @@ mod listing;
 mod load;
 mod locks;
 mod mirror;
+mod modes;
 mod notify;
 mod overview;
 mod ownership;
@@ -210,6 +211,7 @@ impl App {
             let pending = st.records.values().filter(|r| r.is_pending()).count();
             self.metrics().pending.inc_by(pending as i64);
         }
+        self.check_modes(&loaded, true);
         self.refresh_alerts(&loaded);
         self.announce_breaks(&loaded);
         for finding in findings {

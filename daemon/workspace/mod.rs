@@ -7,6 +7,7 @@ mod browse;
 mod confined;
 mod files;
 mod fsinfo;
+pub mod modes;
 mod paths;
 
 pub use artifacts::{artifact_problems, artifact_problems_with};
