@@ -100,3 +100,47 @@ pub async fn set_owner(
     answer["workspace"] = Value::String(name);
     Ok(Json(answer))
 }
+
+/// The OpenAPI paths of locks, ownership and agents' uploads.
+pub fn openapi_paths() -> Value {
+    let err = |d: &str| serde_json::json!({ "description": d });
+    let ws = serde_json::json!({ "name": "ws", "in": "path", "required": true, "schema": { "type": "string" } });
+    let lock = serde_json::json!({ "type": "object", "required": ["path", "owner", "token", "acquired_at", "expires_at"],
+        "properties": { "path": { "type": "string" }, "owner": { "type": "string" }, "purpose": { "type": "string" },
+            "token": { "type": "integer", "description": "fencing token: above every earlier grant's" },
+            "acquired_at": { "type": "string", "format": "date-time" }, "expires_at": { "type": "string", "format": "date-time" } } });
+    let upload = |what: &str| {
+        serde_json::json!({ "put": { "summary": what, "security": [{ "bearer": [] }],
+        "requestBody": { "required": true, "content": { "application/octet-stream": {} } },
+        "responses": { "201": err("written (new file): {path, size, sha256, created}"), "200": err("replaced"),
+            "401": err("no or unknown credentials"), "403": err("a reviewer that is not admin, or a symlinked folder on the way"),
+            "404": err("no such workspace for this token"), "413": err("over limits.max_upload_bytes"),
+            "422": err("a path that would leave its folder") } } })
+    };
+    serde_json::json!({
+        "/api/v1/workspaces/{ws}/locks": { "parameters": [ws],
+            "get": { "summary": "The advisory locks in force", "security": [{ "bearer": [] }],
+                "responses": { "200": { "description": "locks", "content": { "application/json": { "schema": { "type": "array", "items": lock } } } },
+                    "401": err("no or unknown credentials"), "404": err("no such workspace for this caller") } },
+            "post": { "summary": "Take or renew (same owner) a lock", "security": [{ "bearer": [] }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["path", "owner"],
+                    "additionalProperties": false, "properties": { "path": { "type": "string" }, "owner": { "type": "string" },
+                        "ttl_s": { "type": "integer", "minimum": 1, "maximum": 86400, "default": 300 }, "purpose": { "type": "string" } } } } } },
+                "responses": { "200": { "description": "granted: the lock and `renewed`" }, "401": err("no or unknown credentials"),
+                    "403": err("an owner other than the caller's NAME or NAME/WORKER"), "404": err("no such workspace for this caller"),
+                    "409": err("held by another owner: `holder` is that lock"), "422": err("bad path, owner or ttl_s"),
+                    "503": err("the lock table is busy or unusable") } },
+            "delete": { "summary": "Release a lock (its owner with the current token, or an admin)", "security": [{ "bearer": [] }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["path", "owner"],
+                    "additionalProperties": false, "properties": { "path": { "type": "string" }, "owner": { "type": "string" }, "token": { "type": "integer" } } } } } },
+                "responses": { "200": { "description": "the lock released" }, "401": err("no or unknown credentials"),
+                    "404": err("not locked"), "409": err("another owner or a newer grant holds it: `holder`") } } },
+        "/api/v1/workspaces/{ws}/owner": { "parameters": [ws],
+            "post": { "summary": "Take ownership ({}) or hand it to a configured user ({owner})", "security": [{ "bearer": [] }],
+                "responses": { "200": { "description": "{workspace, owner, since, by}" }, "403": err("agents; another's workspace unless owner or admin"),
+                    "404": err("no such workspace"), "422": err("unknown user") } } },
+        "/api/v1/workspaces/{ws}/inbox/{path}": upload("Write an artifact under inbox/ (agent tokens of the workspace)"),
+        "/api/v1/workspaces/{ws}/checkpoints/{name}": upload("Write checkpoints/NAME.json"),
+        "/api/v1/workspaces/{ws}/handoff": upload("Write handoff.json"),
+    })
+}
