@@ -19,7 +19,7 @@ const TICK: Duration = Duration::from_millis(200);
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
 /// How long a change under `approved/` waits for the rest of its burst.
-const APPROVED_WAIT: Duration = Duration::from_millis(20);
+const APPROVED_WAIT: Duration = Duration::from_millis(5);
 /// How often workspaces another daemon serves are tried again.
 const TAKEOVER: Duration = Duration::from_secs(2);
 

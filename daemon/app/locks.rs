@@ -132,19 +132,19 @@ impl App {
     pub fn check_locks(&self) {
         let now = locks::now_ms();
         for ws in self.workspaces() {
-            let (stamp, due) = {
+            let (stamp, loaded, due) = {
                 let seen = ws.lock_seen.state.lock().unwrap_or_else(|e| e.into_inner());
-                (
-                    seen.stamp,
-                    seen.next_expiry.is_some_and(|t| t <= now) || !seen.loaded,
-                )
+                let due = seen.next_expiry.is_some_and(|t| t <= now);
+                (seen.stamp, seen.loaded, due)
             };
+            // Only a table with locks in it is swept: a workspace without locks is never
+            // written to (not even the guard file).
             if due {
                 if let Err(e) = locks::sweep(&ws.ws) {
                     tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot expire locks");
                 }
             }
-            if due || stamp_of(&locks::table_path(&ws.ws)) != stamp {
+            if due || !loaded || stamp_of(&locks::table_path(&ws.ws)) != stamp {
                 self.sync_locks(&ws);
             }
         }

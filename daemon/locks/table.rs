@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 pub const LOCKS_DIR: &str = "locks";
 const TABLE: &str = "table.json";
 const GUARD: &str = "table.lock";
-/// The journal keeps this many changes; a daemon away for longer logs a gap.
-pub const JOURNAL_MAX: usize = 512;
+/// The journal keeps this many changes; a daemon away for longer logs a gap. Every change
+/// rewrites the whole table, so this bounds the cost of each change too (~25 KiB).
+pub const JOURNAL_MAX: usize = 128;
 /// Largest table read (a table grown past it was not written by baton).
 const TABLE_MAX_BYTES: usize = 8 << 20;
 /// How long an operation waits for the fs4 lock before it gives up (a process stopped while
@@ -176,7 +177,7 @@ pub fn transact<T>(
     };
     let (answer, changed) = change(&mut table)?;
     if changed {
-        let bytes = serde_json::to_vec_pretty(&table).expect("a table always serializes");
+        let bytes = serde_json::to_vec(&table).expect("a table always serializes");
         ws.write(&table_path(ws), &bytes)?;
     }
     // Closing the guard file (dropping it) releases the fs4 lock.
