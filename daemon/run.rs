@@ -16,7 +16,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let max_connections = fit_connection_limit(http.max_connections, raise_fd_limit());
     let shutdown = app.shutdown_token();
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
-    let anchors = tokio::spawn(flush_anchors(app.clone()));
+    let housekeeping = tokio::spawn(housekeeping(app.clone()));
     let heartbeat = tokio::spawn(crate::heartbeat::run(app.clone()));
     let app_for_anchors = app.clone();
     let router = crate::web::router(app);
@@ -26,7 +26,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     if !matches!(joined, Ok(Ok(()))) {
         tracing::error!("the ingest thread ended with a panic");
     }
-    anchors.abort();
+    housekeeping.abort();
     // After ingest has stopped, so the anchors cover every event.
     let _ = tokio::task::spawn_blocking(move || app_for_anchors.flush_anchors()).await;
     // It ends on the shutdown token, removing the heartbeat files as it goes.
@@ -34,14 +34,20 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Keeps the audit anchors about a second behind the logs, off the ingest thread (the first
-/// flush after start-up creates one file per workspace).
-async fn flush_anchors(app: App) {
+/// Once a second, off the ingest path: keeps the audit anchors about a second behind the logs
+/// (the first flush after start-up creates one file per workspace), and raises `agent.stalled`
+/// for agents gone quiet. Both take workspace locks, which a worker may hold through a slow
+/// sync; here that delays only this.
+async fn housekeeping(app: App) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tick.tick().await;
         let app = app.clone();
-        let _ = tokio::task::spawn_blocking(move || app.flush_anchors()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            app.flush_anchors();
+            app.check_stalls();
+        })
+        .await;
     }
 }
 

@@ -16,4 +16,5 @@ mod lifecycle;
 mod operator;
 mod paths;
 mod signoff;
+mod syncs;
 mod trust;

@@ -4,7 +4,7 @@
 
 use super::artifacts::Stamp;
 use super::decide::Closing;
-use super::records::{json_bytes, rev_file, META};
+use super::records::{json_bytes, rev_file, Committed, DECISION, META};
 use super::state::{Current, Meta, Record, WsState};
 use super::{App, Ws};
 use crate::contract::validate::{self, oversize_digest, sha256_hex, Accepted};
@@ -38,6 +38,7 @@ impl App {
     /// may have changed, or decision.json may need restoring. Returns `false` when it could
     /// not be done (a read or write failed, the event could not be logged): try again later.
     pub fn reconcile_handoff(&self, ws: &Ws, seen: Option<Instant>, force: bool) -> bool {
+        let started = Instant::now();
         let limits = self.config().limits;
         let (raw_sha, verdict, text) = match workspace::read_limited(
             &ws.ws.handoff_path(),
@@ -115,9 +116,10 @@ impl App {
         match result {
             Ok(()) => {
                 if let Some(seen) = seen {
-                    self.metrics()
-                        .ingest_seconds
-                        .observe(seen.elapsed().as_secs_f64());
+                    let metrics = self.metrics();
+                    metrics.ingest_seconds.observe(seen.elapsed().as_secs_f64());
+                    let service = started.elapsed().as_secs_f64();
+                    metrics.ingest_service_seconds.observe(service);
                 }
                 true
             }
@@ -226,15 +228,26 @@ impl App {
         artifacts: Vec<Stamp>,
         bytes: &[u8],
     ) -> io::Result<()> {
-        if let Some(previous) = st.pending.clone().filter(|p| *p != key) {
-            // If this fails, so does the receive: it is retried, never left with two pending.
-            let closing = Closing::new(
-                Outcome::Withdrawn,
-                "system",
-                Some(format!("superseded by {key}")),
-            );
-            self.settle(ws, st, &previous, closing)?;
-        }
+        // The previous pending handoff is closed in the same step: both records are committed,
+        // then both events go into one audit append. If either fails, neither is made (the
+        // receive is retried), so a workspace never has two pending.
+        let previous = st.pending.clone().filter(|p| *p != key);
+        let withdrawn = match &previous {
+            Some(previous) => {
+                let closing = Closing::new(
+                    Outcome::Withdrawn,
+                    "system",
+                    Some(format!("superseded by {key}")),
+                );
+                Some(self.record_decision(ws, st, previous, closing)?)
+            }
+            None => None,
+        };
+        let undo_withdrawn = || {
+            if let Some(previous) = &previous {
+                let _ = ws.uncommit(previous, DECISION);
+            }
+        };
         let now = now_rfc3339();
         let meta = Meta {
             key: key.clone(),
@@ -246,17 +259,28 @@ impl App {
             artifacts,
         };
         let meta_bytes = json_bytes(&meta)?;
-        ws.commit(&key, &rev_file(1), bytes)?;
-        ws.commit(&key, META, &meta_bytes)?;
+        // One durable write commits the revision: the store's meta.json carries its text.
+        let committed =
+            Committed::bytes(&meta, bytes).and_then(|committed| ws.commit(&key, META, &committed));
+        if let Err(e) = committed {
+            undo_withdrawn();
+            return Err(e);
+        }
         let data = json!({
             "task_id": acc.doc.task_id, "from_agent": acc.doc.from_agent, "title": acc.doc.title,
             "trigger": acc.doc.trigger, "confidence": acc.doc.confidence, "revision": 1,
         });
         let event = Event::new(EventType::HandoffReceived, &ws.ws.name, Some(&key), data);
-        if let Err(e) = self.emit(ws, event) {
+        let events = withdrawn.iter().map(|w| w.event.clone()).chain([event]);
+        if let Err(e) = self.emit_all(ws, events.collect()) {
             // Fail closed: without its event the handoff is not received (retried later).
             let _ = ws.uncommit(&key, META);
+            undo_withdrawn();
             return Err(e);
+        }
+        // Durable and announced; what follows only serves readers.
+        if let (Some(previous), Some(withdrawn)) = (&previous, withdrawn) {
+            self.close(ws, st, previous, withdrawn);
         }
         ws.publish(&key, &rev_file(1), Some(bytes));
         ws.publish(&key, HANDOFF_FILE, Some(bytes));

@@ -55,7 +55,8 @@ impl App {
             .ws
             .archive_dir(key)
             .join(format!("invalid-{}.json", &digest[..16]));
-        write_json(&ws.ws, &copy, &decision)?;
+        // A copy for readers, like the record copies: atomic, not synced.
+        let _ = super::records::json_bytes(&decision).and_then(|b| ws.ws.write_volatile(&copy, &b));
         Ok(())
     }
 }

@@ -3,8 +3,8 @@
 //! published record copies against the store.
 
 use super::mirror::{self, Finding};
-use super::records::{rev_file, DECISION, META, SIGN_OFFS};
-use super::state::{Meta, Record, WsState};
+use super::records::{rev_file, Committed, DECISION, META, SIGN_OFFS};
+use super::state::{Record, WsState};
 use super::Ws;
 use crate::audit::{Anchors, AuditLog};
 use crate::contract::{Decision, Handoff};
@@ -112,13 +112,20 @@ fn remove_stale_temps(ws: &Workspace) {
 
 fn load_record(store: &Store, dir: &str) -> anyhow::Result<Option<Record>> {
     let at = |file: &str| Path::new("handoffs").join(dir).join(file);
-    let Some(meta) = read_store::<Meta>(store, &at(META)) else {
+    let Some(committed) = read_store::<Committed>(store, &at(META)) else {
         // No meta.json: a crash before the first revision was committed.
         return Ok(None);
     };
-    // meta.json names the committed revision; a newer rev file may be a crash's leftover.
-    let value: serde_json::Value = read_store(store, &at(&rev_file(meta.revision)))
-        .ok_or_else(|| anyhow::anyhow!("meta.json without revision {}", meta.revision))?;
+    let meta = committed.meta;
+    // meta.json names the committed revision and carries its text (older stores: rev-N.json;
+    // a rev file newer than meta.json is a crash's leftover).
+    let text = match committed.content {
+        Some(text) => text.into_bytes(),
+        None => store
+            .read(&at(&rev_file(meta.revision)))?
+            .ok_or_else(|| anyhow::anyhow!("meta.json without revision {}", meta.revision))?,
+    };
+    let value: serde_json::Value = serde_json::from_slice(&text)?;
     let handoff: Handoff = serde_json::from_value(value.clone())?;
     let decision = read_store::<Decision>(store, &at(DECISION));
     let sign_offs = read_store(store, &at(SIGN_OFFS)).unwrap_or_default();
@@ -143,10 +150,13 @@ pub(super) fn read_json<T: DeserializeOwned>(ws: &Workspace, path: &Path) -> Opt
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Saves which checkpoint contents were announced, so a restart does not announce them again.
+/// Without fsyncs: the events are in the audit log already, and a memo lost to a power cut
+/// only makes the next start announce those checkpoints once more (logged twice, never lost).
 pub(super) fn save_seen_checkpoints(
     store: &Store,
     seen: &BTreeMap<String, String>,
 ) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(seen)?;
-    store.write(Path::new(SEEN_CHECKPOINTS), &bytes)
+    store.write_volatile(Path::new(SEEN_CHECKPOINTS), &bytes)
 }

@@ -67,7 +67,7 @@ impl App {
             }
             Err(e) => {
                 // Fail closed: the sign-off is taken back with the event that failed.
-                ws.restore(&old);
+                ws.restore(&old, None);
                 st.records.get_mut(key).expect("checked above").sign_offs = old.sign_offs;
                 Err(e.into())
             }

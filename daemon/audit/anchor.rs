@@ -7,7 +7,7 @@
 //! leaves the log at one of the two, so a restart can tell a crash from an edit; anything else
 //! (a shortened, lengthened or edited log) is tampering.
 
-use crate::workspace::Workspace;
+use crate::workspace::{fsync, Workspace};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
@@ -96,7 +96,7 @@ impl Anchors {
             .open(&self.anchor)?;
         file.write_all_at(&record, 0)?;
         if sync {
-            file.sync_data()?;
+            fsync::data(&file, fsync::Kind::Anchor)?;
         }
         Ok(())
     }
@@ -113,7 +113,7 @@ impl Anchors {
             .create(true)
             .open(&self.history)?;
         file.write_all(&line)?;
-        file.sync_data()
+        fsync::data(&file, fsync::Kind::Other)
     }
 
     /// Tampering found since the last acknowledgement.
@@ -144,7 +144,7 @@ impl Anchors {
         let path = self
             .evidence
             .join(format!("{}-{name}", crate::events::now_rfc3339()));
-        crate::workspace::write_atomic(&path, bytes)?;
+        crate::workspace::write_atomic(&path, bytes, fsync::Kind::Other)?;
         Ok(path)
     }
 }

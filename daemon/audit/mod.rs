@@ -14,7 +14,7 @@ pub use anchor::{Anchor, Anchors, Mark};
 pub use verify::{verify, Report};
 
 use crate::events::{now_rfc3339, Event, EventType};
-use crate::workspace::{ForeignFile, ReadError, Workspace};
+use crate::workspace::{fsync, ForeignFile, ReadError, Workspace};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -172,7 +172,7 @@ impl AuditLog {
         )?;
         if let Err(e) = file
             .write_all(text.as_bytes())
-            .and_then(|()| file.sync_data())
+            .and_then(|()| fsync::data(&file, fsync::Kind::Audit))
         {
             // Disk full or I/O error: take back a partial line so the chain stays whole.
             let _ = file.set_len(head.len.unwrap_or(0));
