@@ -81,9 +81,9 @@ impl Anchors {
         }
     }
 
-    /// Overwrites the anchor; `sync`: durably (otherwise the page cache keeps it, which a
-    /// killed process cannot lose).
-    pub fn write(&self, anchor: &Anchor, sync: bool) -> io::Result<()> {
+    /// Overwrites the anchor, not durably (the page cache keeps it, which a killed process
+    /// cannot lose; `sync` makes it survive a power cut).
+    pub fn write(&self, anchor: &Anchor) -> io::Result<()> {
         let mut record = serde_json::to_vec(anchor)?;
         record.resize(ANCHOR_SIZE.max(record.len()), b' ');
         if let Some(dir) = self.anchor.parent() {
@@ -94,11 +94,13 @@ impl Anchors {
             .create(true)
             .truncate(false)
             .open(&self.anchor)?;
-        file.write_all_at(&record, 0)?;
-        if sync {
-            fsync::data(&file, fsync::Kind::Anchor)?;
-        }
-        Ok(())
+        file.write_all_at(&record, 0)
+    }
+
+    /// Makes the anchor as last written durable.
+    pub fn sync(&self) -> io::Result<()> {
+        let file = std::fs::OpenOptions::new().write(true).open(&self.anchor)?;
+        fsync::data(&file, fsync::Kind::Anchor)
     }
 
     /// Appends one history line durably. The file is only ever appended to.

@@ -91,7 +91,7 @@ impl AuditLog {
             ws: ws.clone(),
             anchors,
             head: Mutex::new(genesis()),
-            anchor_stale: AtomicBool::new(true),
+            anchor_stale: AtomicBool::new(false),
             last_at: None,
             breaks: Mutex::default(),
             unresolved: Mutex::default(),
@@ -100,11 +100,19 @@ impl AuditLog {
         let (head, last_at) = match tail::read_tail(&log.ws) {
             Ok(tail) => match tail::judge(anchored.as_ref(), &tail) {
                 Ok(mark) => (mark, tail.at),
-                Err(found) => (log.break_chain(&found, anchored)?, None),
+                Err(found) => (log.break_chain(&found, anchored.clone())?, None),
             },
-            Err(e) if ForeignFile::is(&e) => (log.break_chain(&e.to_string(), anchored)?, None),
+            Err(e) if ForeignFile::is(&e) => {
+                (log.break_chain(&e.to_string(), anchored.clone())?, None)
+            }
             Err(e) => return Err(e),
         };
+        // Rewritten at the next flush only when it does not say where the log ends now (there
+        // is none yet, or it records an append a crash interrupted): a start over thousands of
+        // workspaces then syncs no anchor that is already right.
+        if anchored.as_ref() != Some(&anchor_at(&head)) {
+            log.anchor_stale.store(true, Ordering::Release);
+        }
         *log.head.lock().unwrap_or_else(|e| e.into_inner()) = head;
         Ok(AuditLog { last_at, ..log })
     }
@@ -163,20 +171,17 @@ impl AuditLog {
     ) -> io::Result<Mark> {
         let (text, next) = chain(head, events)?;
         // The anchor first: a crash from here on leaves the log at `before` or at `after`.
-        self.anchors.write(
-            &Anchor {
-                after: next.clone(),
-                before: Some(head.clone()),
-            },
-            false,
-        )?;
+        self.anchors.write(&Anchor {
+            after: next.clone(),
+            before: Some(head.clone()),
+        })?;
         if let Err(e) = file
             .write_all(text.as_bytes())
             .and_then(|()| fsync::data(&file, fsync::Kind::Audit))
         {
             // Disk full or I/O error: take back a partial line so the chain stays whole.
             let _ = file.set_len(head.len.unwrap_or(0));
-            let _ = self.anchors.write(&anchor_at(head), false);
+            let _ = self.anchors.write(&anchor_at(head));
             return Err(e);
         }
         self.anchor_stale.store(true, Ordering::Release);
@@ -250,14 +255,19 @@ impl AuditLog {
     }
 
     /// Syncs the anchor if the head moved. Called about once a second and at shutdown: the
-    /// anchor is written before every append, but synced only here.
+    /// anchor is written before every append, but synced only here. It is written under the
+    /// head's lock, so an append in between cannot be overwritten by an older end (a crash
+    /// then would look like tampering); the sync needs no lock.
     pub fn flush_anchor(&self) -> io::Result<()> {
         if !self.anchor_stale.swap(false, Ordering::AcqRel) {
             return Ok(());
         }
-        let head = self.head.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        self.anchors
-            .write(&anchor_at(&head), true)
+        let written = {
+            let head = self.head.lock().unwrap_or_else(|e| e.into_inner());
+            self.anchors.write(&anchor_at(&head))
+        };
+        written
+            .and_then(|()| self.anchors.sync())
             .inspect_err(|_| self.anchor_stale.store(true, Ordering::Release))
     }
 }
