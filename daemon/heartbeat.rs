@@ -49,8 +49,9 @@ pub async fn run(app: App, started_at: String) {
         slice = (slice + 1) % SLICES;
     }
     let _ = tokio::task::spawn_blocking(move || {
+        // Not synced: a heartbeat a crash brings back names a process that is gone.
         for ws in app.workspaces() {
-            let _ = ws.ws.remove(&path(&ws.ws));
+            let _ = ws.ws.remove_volatile(&path(&ws.ws));
         }
     })
     .await;

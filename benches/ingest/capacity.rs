@@ -18,6 +18,8 @@ pub struct Step {
     pub rate: f64,
     pub achieved: f64,
     pub p99: Option<f64>,
+    /// The daemon's own p99, change seen -> processed.
+    pub daemon_p99: Option<f64>,
     pub lost: usize,
     pub syncs: f64,
 }
@@ -47,6 +49,7 @@ impl Capacity {
                 rate,
                 achieved: phase.rate.unwrap_or(0.0),
                 p99: phase.p99(),
+                daemon_p99: phase.cost.latency.quantile_ms(0.99),
                 lost: phase.arrivals.lost,
                 syncs: phase.syncs_per_handoff(),
             };
@@ -71,10 +74,11 @@ impl Capacity {
     pub fn print(&self, seconds: f64) {
         println!("\n[5] capacity: the rate stepped up ({seconds} s a step) until p99 >= {P99_LIMIT_MS} ms or a handoff is lost");
         for s in &self.steps {
-            let p99 = s.p99.map_or("n/a".into(), |p| format!("{p:.2} ms"));
+            let ms = |v: Option<f64>| v.map_or("n/a".into(), |p| format!("{p:.2} ms"));
+            let (p99, daemon) = (ms(s.p99), ms(s.daemon_p99));
             let verdict = if s.passed() { "ok" } else { "over" };
             println!(
-                "    {:>6.0}/s (written at {:>6.1}/s): p99 {p99:>10}, lost {}, {:.2} syncs/handoff  {verdict}",
+                "    {:>6.0}/s (written at {:>6.1}/s): p99 {p99:>10} (daemon side {daemon:>10}), lost {}, {:.2} syncs/handoff  {verdict}",
                 s.rate, s.achieved, s.lost, s.syncs
             );
         }
