@@ -118,16 +118,24 @@ impl Store {
     }
 
     /// Applies `ops` to the record folder of `key` as one durable change, with as few syncs as
-    /// that allows: each new file is written to a temp file and fsynced, then the renames and
-    /// removals happen in the order given. The last op commits the change (meta.json names the
-    /// revision in place, decision.json closes a handoff), so everything before it is made
-    /// durable by a sync of the folder first; then the last op, and one more sync. A single op
-    /// costs its file's sync and one of the folder (plus one of `handoffs/` for a new key).
+    /// that allows, and as few of them one after the other: each new file is written to a temp
+    /// file, and the temp files (with `handoffs/` when the key is new) are synced at once. Then
+    /// the renames and removals happen in the order given. The last op commits the change
+    /// (meta.json names the revision in place, decision.json closes a handoff), so everything
+    /// before it is made durable by a sync of the folder first; then the last op, and one more
+    /// sync. A single op costs its file's sync and its folder's (plus `handoffs/` for a new
+    /// key, at the same time as the file's).
     pub fn apply(&self, key: &str, ops: &[Op]) -> io::Result<()> {
-        let dir = self.dir.join("handoffs").join(key_dir_name(key));
+        let handoffs = self.dir.join("handoffs");
+        let dir = handoffs.join(key_dir_name(key));
         let created = !dir.is_dir();
         if created {
-            create_dirs(&dir, Kind::Store)?;
+            create_dirs(&handoffs, Kind::Store)?;
+            match std::fs::create_dir(&dir) {
+                // Made by a concurrent writer in the meantime: its entry is synced below too.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                other => other?,
+            }
         }
         let mut temps = Vec::new();
         for op in ops {
@@ -138,10 +146,17 @@ impl Store {
                 tmp.write_all(bytes)?;
                 tmp.as_file()
                     .set_permissions(Permissions::from_mode(0o644))?;
-                fsync::all(tmp.as_file(), Kind::Store)?;
                 temps.push(tmp);
             }
         }
+        let mut syncs: Vec<SyncJob<'_>> = Vec::new();
+        for tmp in &temps {
+            syncs.push(Box::new(move || fsync::all(tmp.as_file(), Kind::Store)));
+        }
+        if created {
+            syncs.push(Box::new(|| fsync::dir(&handoffs, Kind::Store)));
+        }
+        concurrently(syncs)?;
         let mut temps = temps.into_iter();
         let mut changed = false;
         for (i, op) in ops.iter().enumerate() {
@@ -201,4 +216,27 @@ impl Store {
         names.sort();
         names
     }
+}
+
+/// A sync to run with others.
+type SyncJob<'a> = Box<dyn FnOnce() -> io::Result<()> + Send + 'a>;
+
+/// Runs independent syncs at the same time (all but the first on threads of their own): each
+/// waits on the disk, not on the others, so several cost about the latency of one.
+pub fn concurrently(syncs: Vec<SyncJob<'_>>) -> io::Result<()> {
+    let mut syncs = syncs.into_iter();
+    let Some(first) = syncs.next() else {
+        return Ok(());
+    };
+    std::thread::scope(|s| {
+        let others: Vec<_> = syncs.map(|sync| s.spawn(sync)).collect();
+        let mut result = first();
+        for other in others {
+            let done = other
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a sync panicked")));
+            result = result.and(done);
+        }
+        result
+    })
 }

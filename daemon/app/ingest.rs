@@ -3,15 +3,11 @@
 //! found already answered; checkpoints update "where it stopped".
 
 use super::artifacts::Stamp;
-use super::decide::Closing;
-use super::records::{json_bytes, rev_file, Committed, DECISION, META};
-use super::state::{Current, Meta, Record, WsState};
+use super::state::{Current, Record, WsState};
 use super::{App, Ws};
 use crate::contract::validate::{self, oversize_digest, sha256_hex, Accepted};
 use crate::contract::{json, Handoff, Outcome, Problem};
-use crate::events::{now_rfc3339, Event, EventType};
-use crate::workspace::{self, ReadError, Workspace, HANDOFF_FILE};
-use serde_json::json;
+use crate::workspace::{self, ReadError, Workspace};
 use std::io;
 use std::time::Instant;
 
@@ -216,112 +212,6 @@ impl App {
                 keys.insert(key.to_string(), ws.to_string());
                 Ok(true)
             }
-        }
-    }
-
-    fn receive(
-        &self,
-        ws: &Ws,
-        st: &mut WsState,
-        key: String,
-        acc: Accepted<Handoff>,
-        artifacts: Vec<Stamp>,
-        bytes: &[u8],
-    ) -> io::Result<()> {
-        // The previous pending handoff is closed in the same step: both records are committed,
-        // then both events go into one audit append. If either fails, neither is made (the
-        // receive is retried), so a workspace never has two pending.
-        let previous = st.pending.clone().filter(|p| *p != key);
-        let withdrawn = match &previous {
-            Some(previous) => {
-                let closing = Closing::new(
-                    Outcome::Withdrawn,
-                    "system",
-                    Some(format!("superseded by {key}")),
-                );
-                Some(self.record_decision(ws, st, previous, closing)?)
-            }
-            None => None,
-        };
-        let undo_withdrawn = || {
-            if let Some(previous) = &previous {
-                let _ = ws.uncommit(previous, DECISION);
-            }
-        };
-        let now = now_rfc3339();
-        let meta = Meta {
-            key: key.clone(),
-            task_id: acc.doc.task_id.clone(),
-            received_at: now.clone(),
-            updated_at: now,
-            revision: 1,
-            digest: acc.digest.clone(),
-            artifacts,
-        };
-        let meta_bytes = json_bytes(&meta)?;
-        // One durable write commits the revision: the store's meta.json carries its text.
-        let committed =
-            Committed::bytes(&meta, bytes).and_then(|committed| ws.commit(&key, META, &committed));
-        if let Err(e) = committed {
-            undo_withdrawn();
-            return Err(e);
-        }
-        let data = json!({
-            "task_id": acc.doc.task_id, "from_agent": acc.doc.from_agent, "title": acc.doc.title,
-            "trigger": acc.doc.trigger, "confidence": acc.doc.confidence, "revision": 1,
-        });
-        let event = Event::new(EventType::HandoffReceived, &ws.ws.name, Some(&key), data);
-        let events = withdrawn.iter().map(|w| w.event.clone()).chain([event]);
-        if let Err(e) = self.emit_all(ws, events.collect()) {
-            // Fail closed: without its event the handoff is not received (retried later).
-            let _ = ws.uncommit(&key, META);
-            undo_withdrawn();
-            return Err(e);
-        }
-        // Durable and announced; what follows only serves readers.
-        if let (Some(previous), Some(withdrawn)) = (&previous, withdrawn) {
-            self.close(ws, st, previous, withdrawn);
-        }
-        ws.publish(&key, &rev_file(1), Some(bytes));
-        ws.publish(&key, HANDOFF_FILE, Some(bytes));
-        ws.publish(&key, META, Some(&meta_bytes));
-        self.remove_root_decision(ws);
-        let record = Record {
-            meta,
-            handoff: acc.doc,
-            value: acc.value,
-            decision: None,
-            sign_offs: Vec::new(),
-        };
-        st.records.insert(key.clone(), record);
-        st.pending = Some(key.clone());
-        self.metrics().received.inc();
-        self.metrics().pending.inc();
-        self.apply_policy(ws, st, &key);
-        Ok(())
-    }
-
-    /// The route's auto-approve policy, for a handoff just received.
-    fn apply_policy(&self, ws: &Ws, st: &mut WsState, key: &str) {
-        let handoff = &st.records[key].handoff;
-        let routes = &self.config().routes;
-        let Some(route) = crate::routing::route_for(routes, handoff, &ws.ws.name) else {
-            return;
-        };
-        if !crate::routing::auto_approves(route, handoff, &ws.ws.name) {
-            return;
-        }
-        let comment = format!(
-            "auto-approved: confidence at or above {}",
-            route.auto_approve_min_confidence.unwrap_or(1.0)
-        );
-        let closing = Closing::new(
-            Outcome::Approved,
-            format!("policy:{}", route.name),
-            Some(comment),
-        );
-        if let Err(e) = self.settle(ws, st, key, closing) {
-            tracing::error!(workspace = %ws.ws.name, key, error = %e, "auto-approval failed; left pending");
         }
     }
 

@@ -12,6 +12,7 @@ mod invalid;
 mod load;
 mod mirror;
 mod query;
+mod receive;
 mod records;
 mod repair;
 mod revise;
