@@ -91,7 +91,9 @@ impl AuditLog {
             ws: ws.clone(),
             anchors,
             head: Mutex::new(genesis()),
-            anchor_stale: AtomicBool::new(false),
+            // Synced at the first flush even when it is right: a daemon killed before its
+            // flush may have left it written but not yet on disk.
+            anchor_stale: AtomicBool::new(true),
             last_at: None,
             breaks: Mutex::default(),
             unresolved: Mutex::default(),
@@ -100,19 +102,11 @@ impl AuditLog {
         let (head, last_at) = match tail::read_tail(&log.ws) {
             Ok(tail) => match tail::judge(anchored.as_ref(), &tail) {
                 Ok(mark) => (mark, tail.at),
-                Err(found) => (log.break_chain(&found, anchored.clone())?, None),
+                Err(found) => (log.break_chain(&found, anchored)?, None),
             },
-            Err(e) if ForeignFile::is(&e) => {
-                (log.break_chain(&e.to_string(), anchored.clone())?, None)
-            }
+            Err(e) if ForeignFile::is(&e) => (log.break_chain(&e.to_string(), anchored)?, None),
             Err(e) => return Err(e),
         };
-        // Rewritten at the next flush only when it does not say where the log ends now (there
-        // is none yet, or it records an append a crash interrupted): a start over thousands of
-        // workspaces then syncs no anchor that is already right.
-        if anchored.as_ref() != Some(&anchor_at(&head)) {
-            log.anchor_stale.store(true, Ordering::Release);
-        }
         *log.head.lock().unwrap_or_else(|e| e.into_inner()) = head;
         Ok(AuditLog { last_at, ..log })
     }
