@@ -144,3 +144,123 @@ fn work<J: Job>(shared: &Shared<J>, run: &dyn Fn(J)) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Job, Pool};
+    use std::sync::mpsc::{channel, Sender};
+    use std::sync::{Arc, Mutex};
+
+    /// (lane, sequence number) plus a way to hold the job up.
+    struct Step {
+        lane: u8,
+        seq: u32,
+        hold: Option<std::sync::mpsc::Receiver<()>>,
+    }
+
+    impl Job for Step {
+        type Lane = u8;
+        fn lane(&self) -> u8 {
+            self.lane
+        }
+        /// The same sequence number is the same work.
+        fn absorb(&mut self, other: Step) -> Option<Step> {
+            (other.seq != self.seq).then_some(other)
+        }
+    }
+
+    fn step(lane: u8, seq: u32) -> Step {
+        Step {
+            lane,
+            seq,
+            hold: None,
+        }
+    }
+
+    fn wait_idle(pool: &Pool<Step>) {
+        while !pool.idle() {
+            std::thread::yield_now();
+        }
+    }
+
+    #[test]
+    fn each_lane_runs_in_order_and_every_job_once() {
+        let done: Arc<Mutex<Vec<(u8, u32)>>> = Arc::default();
+        let seen = done.clone();
+        let pool =
+            Pool::start(4, move |s: Step| seen.lock().unwrap().push((s.lane, s.seq))).unwrap();
+        for seq in 0..200 {
+            pool.push(step((seq % 5) as u8, seq));
+        }
+        wait_idle(&pool);
+        pool.stop();
+        let done = done.lock().unwrap();
+        assert_eq!(done.len(), 200);
+        for lane in 0..5 {
+            let order: Vec<u32> = done.iter().filter(|d| d.0 == lane).map(|d| d.1).collect();
+            assert!(
+                order.windows(2).all(|w| w[0] < w[1]),
+                "lane {lane}: {order:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_held_up_lane_does_not_hold_up_the_others() {
+        // Lane 0's job waits until lane 1's last job has run: with one worker for all lanes
+        // this would never finish.
+        let (release, hold) = channel();
+        let release: Arc<Mutex<Sender<()>>> = Arc::new(Mutex::new(release));
+        let pool = Pool::start(2, move |s: Step| {
+            if let Some(hold) = s.hold {
+                // Bounded only so that a broken pool fails instead of hanging.
+                let patience = std::time::Duration::from_secs(20);
+                hold.recv_timeout(patience)
+                    .expect("lane 1 ran while lane 0 was held up");
+            } else if s.seq == 9 {
+                release.lock().unwrap().send(()).unwrap();
+            }
+        })
+        .unwrap();
+        pool.push(Step {
+            lane: 0,
+            seq: 0,
+            hold: Some(hold),
+        });
+        for seq in 0..10 {
+            pool.push(step(1, seq));
+        }
+        wait_idle(&pool);
+        pool.stop();
+    }
+
+    #[test]
+    fn a_job_waiting_absorbs_an_equal_one() {
+        let (release, hold) = channel();
+        let done: Arc<Mutex<Vec<(u8, u32)>>> = Arc::default();
+        let seen = done.clone();
+        let pool = Pool::start(2, move |s: Step| {
+            if let Some(hold) = s.hold {
+                hold.recv().unwrap();
+            }
+            seen.lock().unwrap().push((s.lane, s.seq));
+        })
+        .unwrap();
+        pool.push(Step {
+            lane: 0,
+            seq: 0,
+            hold: Some(hold),
+        });
+        // Wait until the held job runs, so the next ones wait behind it.
+        while pool.shared.lock().lanes.get(&0).is_none_or(|l| !l.busy) {
+            std::thread::yield_now();
+        }
+        for seq in [1, 2, 1, 2, 1] {
+            pool.push(step(0, seq));
+        }
+        release.send(()).unwrap();
+        wait_idle(&pool);
+        pool.stop();
+        assert_eq!(*done.lock().unwrap(), [(0, 0), (0, 1), (0, 2)]);
+    }
+}
