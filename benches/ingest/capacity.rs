@@ -1,6 +1,8 @@
 //! Capacity: the highest sustained rate at which the p99 of rename -> `handoff.received` stays
 //! under 100 ms, found by stepping the rate up until a step fails (p99 over, a handoff lost, or
-//! the writer unable to keep the pace).
+//! the writer unable to keep the pace). A step that fails is run once more before it counts:
+//! on a shared machine one stall of the disk (another process's writeback) can take a short
+//! step's p99 over by itself, which says nothing about the rate.
 
 use crate::daemon::Daemon;
 use crate::load::{Phase, Writer};
@@ -34,6 +36,8 @@ impl Step {
 
 pub struct Capacity {
     pub steps: Vec<Step>,
+    /// The highest rate tried (one handoff per workspace and second).
+    most: f64,
 }
 
 impl Capacity {
@@ -44,22 +48,29 @@ impl Capacity {
         let most = w.workspaces() as f64;
         for rate in STEPS.into_iter().filter(|r| *r <= most) {
             let count = (rate * seconds).round() as usize;
-            let phase = Phase::steady(d, s, w, count, rate)?;
-            let step = Step {
-                rate,
-                achieved: phase.rate.unwrap_or(0.0),
-                p99: phase.p99(),
-                daemon_p99: phase.cost.latency.quantile_ms(0.99),
-                lost: phase.arrivals.lost,
-                syncs: phase.syncs_per_handoff(),
-            };
-            let passed = step.passed();
-            steps.push(step);
+            let mut passed = false;
+            for _attempt in 0..2 {
+                let phase = Phase::steady(d, s, w, count, rate)?;
+                let step = Step {
+                    rate,
+                    achieved: phase.rate.unwrap_or(0.0),
+                    p99: phase.p99(),
+                    daemon_p99: phase.cost.latency.quantile_ms(0.99),
+                    lost: phase.arrivals.lost,
+                    syncs: phase.syncs_per_handoff(),
+                };
+                passed = step.passed();
+                steps.push(step);
+                if passed {
+                    break;
+                }
+            }
             if !passed {
                 break;
             }
         }
-        Ok(Capacity { steps })
+        let most = STEPS.into_iter().filter(|r| *r <= most).fold(0.0, f64::max);
+        Ok(Capacity { steps, most })
     }
 
     /// The highest rate that passed.
@@ -72,7 +83,7 @@ impl Capacity {
     }
 
     pub fn print(&self, seconds: f64) {
-        println!("\n[5] capacity: the rate stepped up ({seconds} s a step) until p99 >= {P99_LIMIT_MS} ms or a handoff is lost");
+        println!("\n[5] capacity: the rate stepped up ({seconds} s a step, a missed step tried once more) until p99 >= {P99_LIMIT_MS} ms or a handoff is lost");
         for s in &self.steps {
             let ms = |v: Option<f64>| v.map_or("n/a".into(), |p| format!("{p:.2} ms"));
             let (p99, daemon) = (ms(s.p99), ms(s.daemon_p99));
@@ -83,7 +94,10 @@ impl Capacity {
             );
         }
         let rate = self.rate().map_or("none".into(), |r| format!("{r:.0}/s"));
-        let capped = self.steps.len() == STEPS.len() && self.steps.iter().all(Step::passed);
+        let capped = self
+            .steps
+            .last()
+            .is_some_and(|s| s.passed() && s.rate >= self.most);
         let note = if capped {
             " (every step passed: at least this)"
         } else {

@@ -82,7 +82,7 @@ impl Summary<'_> {
             .iter()
             .map(|p| p.arrivals.lost)
             .sum::<usize>()
-            + self.capacity.steps.iter().filter(|s| s.lost > 0).count();
+            + self.capacity.steps.iter().map(|s| s.lost).sum::<usize>();
         let faults = format!("{lost} / {}", self.duplicates);
         row(
             "lost / duplicates",

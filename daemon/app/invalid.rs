@@ -56,7 +56,11 @@ impl App {
             .archive_dir(key)
             .join(format!("invalid-{}.json", &digest[..16]));
         // A copy for readers, like the record copies: atomic, not synced.
-        let _ = super::records::json_bytes(&decision).and_then(|b| ws.ws.write_volatile(&copy, &b));
+        let written = super::records::json_bytes(&decision)
+            .and_then(|bytes| ws.ws.write_volatile(&copy, &bytes));
+        if let Err(e) = written {
+            tracing::warn!(workspace = %ws.ws.name, key, error = %e, "cannot publish the copy of an invalid answer");
+        }
         Ok(())
     }
 }

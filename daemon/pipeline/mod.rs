@@ -136,6 +136,10 @@ impl Pipeline {
         // Ready once the files found young at start-up have settled and been processed too
         // (bounded, in case writers never pause).
         let mut ready_by = Some(Instant::now() + 2 * self.app.config().settle);
+        if self.settling.is_empty() {
+            ready_by = None;
+            self.app.set_ready();
+        }
         let reconcile = self.app.config().reconcile;
         let mut next_reconcile = Instant::now() + reconcile;
         let mut next_repairs = Instant::now();
