@@ -2,6 +2,7 @@
 
 mod util;
 
+mod anchors;
 mod audit;
 mod auth;
 mod cli;

@@ -6,7 +6,7 @@ use super::mirror::{self, Finding};
 use super::records::{rev_file, Committed, DECISION, META, SIGN_OFFS};
 use super::state::{Record, WsState};
 use super::Ws;
-use crate::audit::{Anchors, AuditLog};
+use crate::audit::{Anchors, AuditLog, Ledger};
 use crate::contract::{Decision, Handoff};
 use crate::store::Store;
 use crate::workspace::Workspace;
@@ -25,7 +25,7 @@ pub(super) struct Loaded {
     pub findings: Vec<Finding>,
 }
 
-pub(super) fn load(ws: &Workspace, data_dir: &Path) -> anyhow::Result<Loaded> {
+pub(super) fn load(ws: &Workspace, data_dir: &Path, ledger: &Ledger) -> anyhow::Result<Loaded> {
     let store = Store::for_workspace(data_dir, ws);
     if !store.exists() {
         adopt(ws)?;
@@ -33,6 +33,10 @@ pub(super) fn load(ws: &Workspace, data_dir: &Path) -> anyhow::Result<Loaded> {
     }
     remove_stale_temps(ws);
     let anchors = Anchors::for_workspace(data_dir, ws);
+    let anchors = {
+        let flushed = ledger.newest(&anchors.tag);
+        anchors.with_flushed(flushed)
+    };
     let audit = AuditLog::open(ws, anchors.clone())?;
     let mut state = WsState {
         seen_checkpoints: read_store(&store, Path::new(SEEN_CHECKPOINTS)).unwrap_or_default(),

@@ -7,10 +7,12 @@
 //! `baton audit verify` reports TAMPERED until an administrator acknowledges it.
 
 pub mod anchor;
+pub mod ledger;
 mod tail;
 mod verify;
 
 pub use anchor::{Anchor, Anchors, Mark};
+pub use ledger::Ledger;
 pub use verify::{verify, Report};
 
 use crate::events::{now_rfc3339, Event, EventType};
@@ -19,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -58,8 +60,10 @@ pub struct AuditLog {
     ws: Workspace,
     anchors: Anchors,
     head: Mutex<Mark>,
-    /// The head moved since the anchor was last synced.
+    /// The head moved since the anchor was last flushed to the ledger.
     anchor_stale: AtomicBool,
+    /// The generation of the anchor last written (see `Anchor::gen`).
+    gen: AtomicU64,
     /// `at` of the last event when the log was opened.
     last_at: Option<String>,
     /// Breaks found and not yet taken by the caller.
@@ -94,11 +98,14 @@ impl AuditLog {
             // Synced at the first flush even when it is right: a daemon killed before its
             // flush may have left it written but not yet on disk.
             anchor_stale: AtomicBool::new(true),
+            gen: AtomicU64::new(0),
             last_at: None,
             breaks: Mutex::default(),
             unresolved: Mutex::default(),
         };
         let anchored = log.anchors.read()?;
+        let gen = anchored.as_ref().map_or(0, |a| a.gen);
+        log.gen.store(gen, Ordering::Release);
         let (head, last_at) = match tail::read_tail(&log.ws) {
             Ok(tail) => match tail::judge(anchored.as_ref(), &tail) {
                 Ok(mark) => (mark, tail.at),
@@ -168,6 +175,7 @@ impl AuditLog {
         self.anchors.write(&Anchor {
             after: next.clone(),
             before: Some(head.clone()),
+            gen: self.next_gen(),
         })?;
         if let Err(e) = file
             .write_all(text.as_bytes())
@@ -175,7 +183,7 @@ impl AuditLog {
         {
             // Disk full or I/O error: take back a partial line so the chain stays whole.
             let _ = file.set_len(head.len.unwrap_or(0));
-            let _ = self.anchors.write(&anchor_at(head));
+            let _ = self.anchors.write(&self.anchor_at(head));
             return Err(e);
         }
         self.anchor_stale.store(true, Ordering::Release);
@@ -248,21 +256,33 @@ impl AuditLog {
         Ok(event)
     }
 
-    /// Syncs the anchor if the head moved. Called about once a second and at shutdown: the
-    /// anchor is written before every append, but synced only here. It is written under the
-    /// head's lock, so an append in between cannot be overwritten by an older end (a crash
-    /// then would look like tampering); the sync needs no lock.
-    pub fn flush_anchor(&self) -> io::Result<()> {
+    /// The anchor to flush to the ledger if the head moved since the last flush (about once
+    /// a second, and at shutdown), or `None`. Taken under the head's lock, so its generation
+    /// orders it with the anchors appends write.
+    pub fn anchor_to_flush(&self) -> Option<Anchor> {
         if !self.anchor_stale.swap(false, Ordering::AcqRel) {
-            return Ok(());
+            return None;
         }
-        let written = {
-            let head = self.head.lock().unwrap_or_else(|e| e.into_inner());
-            self.anchors.write(&anchor_at(&head))
-        };
-        written
-            .and_then(|()| self.anchors.sync())
-            .inspect_err(|_| self.anchor_stale.store(true, Ordering::Release))
+        let head = self.head.lock().unwrap_or_else(|e| e.into_inner());
+        Some(self.anchor_at(&head))
+    }
+
+    /// The ledger could not take the anchor: flush it again next time.
+    pub fn flush_failed(&self) {
+        self.anchor_stale.store(true, Ordering::Release);
+    }
+
+    /// The anchor of a log at rest at `head` (no append in flight), with a new generation.
+    fn anchor_at(&self, head: &Mark) -> Anchor {
+        Anchor {
+            after: head.clone(),
+            before: None,
+            gen: self.next_gen(),
+        }
+    }
+
+    fn next_gen(&self) -> u64 {
+        self.gen.fetch_add(1, Ordering::AcqRel) + 1
     }
 }
 
@@ -291,13 +311,6 @@ fn chain(head: &Mark, events: &[Event]) -> io::Result<(String, Mark)> {
     }
     next.len = Some(head.len.unwrap_or(0) + text.len() as u64);
     Ok((text, next))
-}
-
-fn anchor_at(head: &Mark) -> Anchor {
-    Anchor {
-        after: head.clone(),
-        before: None,
-    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
