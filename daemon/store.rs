@@ -13,7 +13,7 @@ use crate::workspace::fsync::{self, Kind};
 use crate::workspace::{create_dirs, key_dir_name, write_atomic, Workspace};
 use std::fs::Permissions;
 use std::io::{self, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 /// One change to a record folder, for `Store::apply`.
@@ -85,17 +85,17 @@ impl Store {
         write_atomic(&self.dir.join(rel), bytes, Kind::Store)
     }
 
-    /// Writes a file atomically (readers see the old or the new one) but without fsyncs, for
-    /// a memo whose loss after a power cut costs only repeated work, never a record.
-    pub fn write_volatile(&self, rel: &Path, bytes: &[u8]) -> io::Result<()> {
-        let path = self.dir.join(rel);
-        let dir = path.parent().unwrap_or(&self.dir);
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".baton-tmp-")
-            .tempfile_in(dir)?;
-        tmp.write_all(bytes)?;
-        tmp.persist(&path).map_err(|e| e.error)?;
-        Ok(())
+    /// Overwrites a file in place, neither durably nor atomically, for a memo that only the
+    /// daemon reads back and takes for none when a crash left it torn: no temp file, so
+    /// rewriting it often creates no inode each time.
+    pub fn overwrite(&self, rel: &Path, bytes: &[u8]) -> io::Result<()> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.dir.join(rel))?;
+        file.write_all_at(bytes, 0)?;
+        file.set_len(bytes.len() as u64)
     }
 
     /// Reads a file; `None` if it is missing.

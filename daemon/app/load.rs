@@ -30,6 +30,9 @@ pub(super) fn load(ws: &Workspace, data_dir: &Path, ledger: &Ledger) -> anyhow::
     if !store.exists() {
         adopt(ws)?;
         store.create()?;
+        // The memo of announced checkpoints exists from the start, so the first scan's
+        // rewrites of it make no files.
+        save_seen_checkpoints(&store, &BTreeMap::new())?;
     }
     remove_stale_temps(ws);
     let anchors = Anchors::for_workspace(data_dir, ws);
@@ -155,12 +158,13 @@ pub(super) fn read_json<T: DeserializeOwned>(ws: &Workspace, path: &Path) -> Opt
 }
 
 /// Saves which checkpoint contents were announced, so a restart does not announce them again.
-/// Without fsyncs: the events are in the audit log already, and a memo lost to a power cut
-/// only makes the next start announce those checkpoints once more (logged twice, never lost).
+/// Overwritten in place and not synced: the events are in the audit log already, and a memo
+/// lost or torn by a crash only makes the next start announce those checkpoints once more
+/// (logged twice, never lost).
 pub(super) fn save_seen_checkpoints(
     store: &Store,
     seen: &BTreeMap<String, String>,
 ) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(seen)?;
-    store.write_volatile(Path::new(SEEN_CHECKPOINTS), &bytes)
+    store.overwrite(Path::new(SEEN_CHECKPOINTS), &bytes)
 }

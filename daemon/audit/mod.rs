@@ -104,6 +104,7 @@ impl AuditLog {
             unresolved: Mutex::default(),
         };
         let anchored = log.anchors.read()?;
+        let never_anchored = anchored.is_none();
         let gen = anchored.as_ref().map_or(0, |a| a.gen);
         log.gen.store(gen, Ordering::Release);
         let (head, last_at) = match tail::read_tail(&log.ws) {
@@ -114,6 +115,12 @@ impl AuditLog {
             Err(e) if ForeignFile::is(&e) => (log.break_chain(&e.to_string(), anchored)?, None),
             Err(e) => return Err(e),
         };
+        // A log served for the first time is anchored at once, as it was found: from here on
+        // a change behind the daemon's back is tampering even if the daemon stops before its
+        // first append (and that append, in the start-up scan, finds the file made).
+        if never_anchored {
+            log.anchors.write(&log.anchor_at(&head))?;
+        }
         *log.head.lock().unwrap_or_else(|e| e.into_inner()) = head;
         Ok(AuditLog { last_at, ..log })
     }
