@@ -11,7 +11,7 @@ mod checks;
 mod inert;
 mod paths;
 
-use checks::{check_routes, check_users, check_webhooks};
+use checks::{check_deliveries, check_routes, check_users, check_webhooks};
 
 /// The configuration used when no file is given and `./baton.toml` does not exist.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
@@ -43,11 +43,36 @@ pub struct Config {
     pub reconcile: Duration,
     pub limits: Limits,
     pub http: Http,
+    pub sessions: Sessions,
     pub users: Vec<User>,
     pub agents: Vec<Agent>,
     pub routes: Vec<Route>,
     pub smtp: Option<Smtp>,
     pub webhooks: Vec<Webhook>,
+    pub deliveries: Deliveries,
+}
+
+/// How notifications are retried (`[deliveries]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Deliveries {
+    /// Delay before each attempt, in seconds (the first is usually 0); one attempt per entry,
+    /// then the delivery is dead. Each delay is varied by up to ±20 % so that endpoints
+    /// coming back from an outage are not hit by every retry at once.
+    pub retry_schedule_s: Vec<f64>,
+    /// Delivered notifications are listed this long, then forgotten (dead ones stay).
+    pub keep_delivered_s: u64,
+}
+
+impl Default for Deliveries {
+    fn default() -> Deliveries {
+        Deliveries {
+            retry_schedule_s: vec![
+                0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0,
+            ],
+            keep_delivered_s: 7 * 86400,
+        }
+    }
 }
 
 /// Protections of the HTTP server against clients that hold connections (`[http]`).
@@ -69,6 +94,25 @@ impl Default for Http {
             max_connections: 1024,
             header_timeout_s: 10,
             shutdown_timeout_s: 10,
+        }
+    }
+}
+
+/// Sign-in sessions of the pages (`[sessions]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sessions {
+    /// A session unused this long ends.
+    pub idle_timeout_s: u64,
+    /// A session ends this long after sign-in, used or not.
+    pub absolute_timeout_s: u64,
+}
+
+impl Default for Sessions {
+    fn default() -> Sessions {
+        Sessions {
+            idle_timeout_s: 2 * 3600,
+            absolute_timeout_s: 12 * 3600,
         }
     }
 }
@@ -100,14 +144,21 @@ fn all_workspaces() -> Vec<String> {
     vec!["*".into()]
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Smtp {
+    /// lettre's URL form: `smtp://host:port` (plain), `smtp://host:port?tls=required`
+    /// (STARTTLS), `smtps://host:port` (TLS from the start); credentials may be in it.
     pub url: String,
     pub from: String,
+    /// Sign-in to the mail server, if it asks (baton extension; or in the URL).
+    #[serde(default)]
+    pub username: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Webhook {
     pub name: String,
@@ -117,6 +168,41 @@ pub struct Webhook {
     pub events: Vec<String>,
     #[serde(default)]
     pub allow_private: bool,
+    /// `standard` (Standard Webhooks body) or `slack` (`{"text", "blocks"}` for Slack and
+    /// Mattermost incoming webhooks).
+    #[serde(default)]
+    pub format: WebhookFormat,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WebhookFormat {
+    #[default]
+    Standard,
+    Slack,
+}
+
+// Written by hand so that a `{:?}` of the configuration never shows a secret: the SMTP
+// password (and a URL that may hold one), the webhooks' signing secrets and URLs (chat
+// services put tokens in them).
+impl std::fmt::Debug for Smtp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Smtp")
+            .field("from", &self.from)
+            .field("username", &self.username)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Webhook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Webhook")
+            .field("name", &self.name)
+            .field("events", &self.events)
+            .field("allow_private", &self.allow_private)
+            .field("format", &self.format)
+            .finish_non_exhaustive()
+    }
 }
 
 fn all_events() -> Vec<String> {
@@ -150,6 +236,7 @@ pub struct Route {
     /// the route already admits: the route, not the agent, decides who may approve.
     #[serde(default)]
     pub sign_off_roles: Vec<String>,
+    /// Distinct reviewers whose approvals close a handoff (default 1; see `app/quorum.rs`).
     #[serde(default)]
     pub min_approvals: Option<u32>,
 }
@@ -176,6 +263,8 @@ struct RawConfig {
     #[serde(default)]
     http: Http,
     #[serde(default)]
+    sessions: Sessions,
+    #[serde(default)]
     users: Vec<User>,
     #[serde(default)]
     agents: Vec<Agent>,
@@ -185,6 +274,8 @@ struct RawConfig {
     webhooks: Vec<Webhook>,
     #[serde(default)]
     routes: Vec<Route>,
+    #[serde(default)]
+    deliveries: Deliveries,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -257,6 +348,7 @@ impl RawConfig {
         check_users(&self.users, &self.agents)?;
         check_routes(&self.routes, &self.users, &self.webhooks)?;
         check_webhooks(&self.webhooks)?;
+        check_deliveries(&self.deliveries)?;
         if self.settle_ms == 0 || self.reconcile_s == 0 {
             return Err("settle_ms and reconcile_s must be greater than 0".into());
         }
@@ -267,6 +359,12 @@ impl RawConfig {
             || http.shutdown_timeout_s > 3600
         {
             return Err("http: max_connections must be > 0, header_timeout_s 1..=3600, shutdown_timeout_s 0..=3600".into());
+        }
+        let sessions = &self.sessions;
+        if !(60..=30 * 86400).contains(&sessions.idle_timeout_s)
+            || !(sessions.idle_timeout_s..=90 * 86400).contains(&sessions.absolute_timeout_s)
+        {
+            return Err("sessions: idle_timeout_s must be 60..=2592000 and absolute_timeout_s between idle_timeout_s and 7776000".into());
         }
         Ok(Config {
             source_name: source_name.to_string(),
@@ -288,11 +386,13 @@ impl RawConfig {
             reconcile: Duration::from_secs(self.reconcile_s),
             limits,
             http: self.http,
+            sessions: self.sessions,
             users: self.users,
             agents: self.agents,
             routes: self.routes,
             smtp: self.smtp,
             webhooks: self.webhooks,
+            deliveries: self.deliveries,
         })
     }
 }
@@ -313,5 +413,25 @@ impl RawLimits {
             return Err("limits.max_file_bytes and limits.max_string_bytes must be > 0".into());
         }
         Ok(limits)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+
+    #[test]
+    fn a_debug_print_of_the_configuration_shows_no_secret() {
+        let text = "workspaces = [\"ws\"]\n\
+            [smtp]\nurl = \"smtps://u:url-pw@mail.example\"\nfrom = \"b <b@x>\"\n\
+            username = \"u\"\npassword = \"smtp-pw\"\n\
+            [[webhooks]]\nname = \"ops\"\nurl = \"https://hooks.example/T0/tok-in-url\"\n\
+            secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n";
+        let config = Config::parse(text, "test", std::path::Path::new("")).unwrap();
+        let shown = format!("{config:?}");
+        for secret in ["url-pw", "smtp-pw", "tok-in-url", "MfKQ9r8"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(shown.contains("ops"));
     }
 }

@@ -15,8 +15,15 @@ pub enum EventType {
     HandoffInvalid,
     #[serde(rename = "handoff.claimed")]
     HandoffClaimed,
+    /// baton extension: a claim ended without a decision (released by its holder or an admin).
+    #[serde(rename = "handoff.unclaimed")]
+    HandoffUnclaimed,
     #[serde(rename = "handoff.decided")]
     HandoffDecided,
+    /// baton extension: an approval that signed no role left the handoff pending (a quorum of
+    /// `min_approvals` is not reached yet).
+    #[serde(rename = "handoff.partially_approved")]
+    HandoffPartiallyApproved,
     /// baton extension: one role of a `sign_off` gate approved; the handoff stays pending.
     #[serde(rename = "handoff.signed_off")]
     HandoffSignedOff,
@@ -54,7 +61,9 @@ impl EventType {
             EventType::HandoffRevised => "handoff.revised",
             EventType::HandoffInvalid => "handoff.invalid",
             EventType::HandoffClaimed => "handoff.claimed",
+            EventType::HandoffUnclaimed => "handoff.unclaimed",
             EventType::HandoffDecided => "handoff.decided",
+            EventType::HandoffPartiallyApproved => "handoff.partially_approved",
             EventType::HandoffSignedOff => "handoff.signed_off",
             EventType::HandoffEscalated => "handoff.escalated",
             EventType::CheckpointWritten => "checkpoint.written",

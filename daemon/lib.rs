@@ -16,21 +16,32 @@
 //!   made durable together in one ledger) and its tampering recorded in data_dir; `events`:
 //!   the event types.
 //! - `store`: the daemon's records of each workspace in data_dir, out of agents' reach.
+//! - `blobs`: snapshots of small text artifacts by sha256 in data_dir (a cache, for diffs).
+//! - `media`: what a file is (text, image by magic bytes, binary); pure.
 //! - `auth`: bearer tokens -> `Actor`; `routing`: routes and who may decide.
 //! - `metrics`: Prometheus metrics.
+//! - `outbox`: notifications of events to webhooks: a durable spool in data_dir, one worker
+//!   thread per endpoint, signed attempts retried on a schedule, dead letters.
 //! - `heartbeat`: `.baton/daemon.json`, so agents' commands can tell no daemon serves them.
 //! - `run`: composition of the daemon: tasks, HTTP server, ordered shutdown.
 //! - `web`: the HTTP surface (JSON API, SSE, health, metrics) over `App`, and `web::server`,
 //!   the accept loop (connection limit, header timeout, shutdown deadline).
+//! - `web::render`: pure rendering of untrusted content (text previews, Markdown sanitized,
+//!   diffs, the checkpoint timeline as SVG). No I/O and no `App`: a leaf, which `app` uses
+//!   to build previews, so the one exception to the arrows above.
 
 pub mod app;
 pub mod audit;
 pub mod auth;
+pub mod blobs;
 pub mod config;
 pub mod contract;
 pub mod events;
 pub mod heartbeat;
+pub mod login;
+pub mod media;
 pub mod metrics;
+pub mod outbox;
 pub mod pipeline;
 pub mod routing;
 pub mod run;

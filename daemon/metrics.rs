@@ -26,6 +26,11 @@ pub struct TypeLabel {
     pub r#type: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabel {
+    pub state: String,
+}
+
 pub struct Metrics {
     registry: Registry,
     /// Handoffs closed, by outcome.
@@ -45,6 +50,10 @@ pub struct Metrics {
     pub workspaces: Gauge,
     /// Tampering found and not yet acknowledged with `baton audit ack`.
     pub tamper_alerts: Gauge,
+    /// Notifications in the outbox, by state (pending, delivered, dead).
+    pub deliveries: Family<StateLabel, Gauge>,
+    /// Delivery attempts, by outcome (delivered, failed).
+    pub delivery_attempts: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -64,6 +73,8 @@ impl Default for Metrics {
             scan_seconds: Gauge::default(),
             workspaces: Gauge::default(),
             tamper_alerts: Gauge::default(),
+            deliveries: Family::default(),
+            delivery_attempts: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -115,6 +126,16 @@ impl Default for Metrics {
             "tamper_alerts",
             "Tampering found in workspaces and not yet acknowledged (baton audit ack)",
             m.tamper_alerts.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Notifications in the outbox, by state (pending, delivered, dead)",
+            m.deliveries.clone(),
+        );
+        registry.register(
+            "delivery_attempts",
+            "Notification delivery attempts, by outcome (delivered, failed)",
+            m.delivery_attempts.clone(),
         );
         Metrics { registry, ..m }
     }

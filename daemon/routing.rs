@@ -53,16 +53,48 @@ pub fn may_decide(route: Option<&Route>, name: &str, roles: &[String]) -> bool {
         })
 }
 
+/// Whether a person may decide (and claim) this handoff on `route`: those `may_decide`
+/// admits, and holders of a role the route lists in `sign_off_roles` when the handoff asks
+/// for it. `sign_off` (written by the agent) can only narrow that, never bring anyone in.
+pub fn admits(route: Option<&Route>, handoff: &Handoff, name: &str, roles: &[String]) -> bool {
+    let signer = route.is_some_and(|r| {
+        handoff
+            .sign_off
+            .iter()
+            .any(|s| r.sign_off_roles.contains(s) && roles.contains(s))
+    });
+    signer || may_decide(route, name, roles)
+}
+
+/// Whether `name` sent this handoff (`from_agent`), so approving it would be approving one's
+/// own work. Compared without case or surrounding spaces: an agent chooses its `from_agent`,
+/// and "Alice " must not slip past the check for "alice".
+pub fn is_sender(handoff: &Handoff, name: &str) -> bool {
+    handoff.from_agent.trim().to_lowercase() == name.trim().to_lowercase()
+}
+
+/// Distinct approvals a handoff on `route` needs: the route's `min_approvals` (default 1),
+/// and at least one per `sign_off` role (one person signs one role).
+pub fn approvals_needed(route: Option<&Route>, handoff: &Handoff) -> usize {
+    let min = route.and_then(|r| r.min_approvals).unwrap_or(1).max(1) as usize;
+    min.max(handoff.sign_off.len())
+}
+
 /// The auto-approve policy: a completion handoff at or above the route's threshold, on a
-/// route it matches by its own keys (never merely because `to_agent` named it), and with no
-/// sign-off gate.
+/// route it matches by its own keys (never merely because `to_agent` named it), with neither a
+/// sign-off gate nor a quorum (people, by the route's own word, must approve those).
 pub fn auto_approves(route: &Route, handoff: &Handoff, ws: &str) -> bool {
     let is_completion = handoff.trigger == Some(crate::contract::handoff::Trigger::Completion);
     let confident = match (route.auto_approve_min_confidence, handoff.confidence) {
         (Some(min), Some(c)) => c >= min,
         _ => false,
     };
-    is_completion && confident && handoff.sign_off.is_empty() && matches(route, handoff, ws)
+    let one_approval = route.min_approvals.unwrap_or(1) <= 1;
+    is_completion
+        && confident
+        && one_approval
+        && handoff.sign_off.is_empty()
+        && matches(route, handoff, ws)
 }
 
 /// Problems with a handoff's `sign_off` on `route`, as (index, message). A role is allowed

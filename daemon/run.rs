@@ -21,6 +21,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let (first, at) = (app.clone(), started_at.clone());
     tokio::task::spawn_blocking(move || crate::heartbeat::beat(&first, &at, None)).await?;
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
+    app.start_outbox();
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
     let heartbeat = tokio::spawn(crate::heartbeat::run(app.clone(), started_at));
     let app_for_anchors = app.clone();

@@ -117,14 +117,15 @@ fn an_entry_that_holds_no_workspace_is_warned_about_and_listed_by_healthz() {
 
 #[test]
 fn what_is_accepted_but_not_acted_on_is_named_at_start() {
-    let extra = "[smtp]\nurl = \"smtp://127.0.0.1:2525\"\nfrom = \"baton <b@localhost>\"\n\
-                 [[routes]]\nname = \"r\"\nnotify = [\"email\"]\nescalate_after_s = 60\n";
+    let extra = "[[webhooks]]\nname = \"ops\"\nurl = \"http://127.0.0.1:9/hook\"\n\
+                 secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nevents = [\"none\"]\n\
+                 allow_private = true\n\
+                 [[routes]]\nname = \"r\"\nnotify = [\"webhook:ops\"]\nescalate_after_s = 60\n";
     let mut env = TestEnv::with_config(extra);
     let d = env.start();
     d.stop();
     let log = daemon_log(&env);
     for named in [
-        "accepted but not acted on yet: smtp",
         "routes[0] (\"r\").notify",
         "routes[0] (\"r\").escalate_after_s",
         "handoff fields deadline and fallback are kept and shown, but not acted on yet",

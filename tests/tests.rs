@@ -3,8 +3,11 @@
 mod util;
 
 mod anchors;
+mod artifacts;
 mod audit;
 mod auth;
+mod browser;
+mod claim;
 mod cli;
 mod confined;
 mod contract;
@@ -14,8 +17,12 @@ mod e2e;
 mod failures;
 mod http;
 mod lifecycle;
+mod notify;
 mod operator;
+mod pages;
 mod paths;
+mod quorum;
+mod review;
 mod signoff;
 mod syncs;
 mod trust;

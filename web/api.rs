@@ -9,7 +9,7 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[derive(Deserialize)]
 pub struct ListQuery {
@@ -41,7 +41,7 @@ pub async fn get(
     detail.map(Json).ok_or(missing)
 }
 
-/// The body of `POST .../decision`, as a reviewer may write it: only their three outcomes, so
+/// The body of `POST .../decision`, as a reviewer may write it: only their four outcomes, so
 /// an unknown one is answered with exactly those.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,12 +53,14 @@ struct DecisionBody {
     revision: Option<u32>,
     #[serde(default)]
     handoff_sha256: Option<String>,
+    #[serde(default)]
+    to_agent: Option<String>,
 }
 
 /// Reads a JSON body. The `Content-Type: application/json` header is required, and named when
 /// missing: it keeps a cross-site form from posting a decision once the API also takes
 /// session cookies (a browser sends JSON only after a CORS preflight).
-fn json_body<T: serde::de::DeserializeOwned>(
+pub(super) fn json_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: &Bytes,
 ) -> Result<T, ApiError> {
@@ -98,22 +100,28 @@ pub async fn decide(
         comment: body.comment,
         revision: body.revision,
         handoff_sha256: body.handoff_sha256,
+        to_agent: body.to_agent,
     };
     let decided = blocking(move || app.decide(&key, request, &actor)).await??;
-    Ok(match decided {
-        Decided::Closed(decision) => Json(decision).into_response(),
-        // Under a sign-off gate: recorded, still pending until every role has approved.
-        Decided::SignedOff { sign_offs, missing } => {
-            let body =
-                json!({ "state": "pending", "sign_offs": sign_offs, "missing_roles": missing });
-            (StatusCode::ACCEPTED, Json(body)).into_response()
+    Ok(answer(decided).into_response())
+}
+
+/// What a decision answers: 200 and the decision when it closed the handoff; 202 and where
+/// its approvals stand when it stays pending (a quorum or sign-off gate wants more).
+pub(super) fn answer(decided: Decided) -> (StatusCode, Json<Value>) {
+    match decided {
+        Decided::Closed(decision) => (StatusCode::OK, Json(json!(decision))),
+        Decided::Pending(progress) => {
+            let mut body = json!(progress);
+            body["state"] = json!("pending");
+            (StatusCode::ACCEPTED, Json(body))
         }
-    })
+    }
 }
 
 /// Runs core work off the async workers: it takes workspace locks that ingest may hold while
 /// it writes, and a blocked worker would stall every other request, `/healthz` included.
-async fn blocking<T: Send + 'static>(
+pub(super) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, ApiError> {
     tokio::task::spawn_blocking(work)

@@ -1,11 +1,12 @@
 //! The one mapping from errors to HTTP statuses and JSON bodies. Internal errors are logged
 //! once here and never shown.
 
-use crate::app::DecideError;
+use crate::app::{BulkError, ClaimError, DecideError};
+use crate::outbox::RetryError;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -17,48 +18,73 @@ pub enum ApiError {
     NotFound(String),
     #[error(transparent)]
     Decide(#[from] DecideError),
+    #[error(transparent)]
+    Claim(#[from] ClaimError),
+    #[error(transparent)]
+    Bulk(#[from] BulkError),
+    #[error(transparent)]
+    Retry(#[from] RetryError),
     #[error("{0}")]
     Unprocessable(String),
     #[error("internal error")]
     Internal(String),
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let message = self.to_string();
-        let (status, extra) = match &self {
-            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, None),
-            ApiError::Forbidden(_) | ApiError::Decide(DecideError::Forbidden(_)) => {
-                (StatusCode::FORBIDDEN, None)
-            }
-            ApiError::NotFound(_) | ApiError::Decide(DecideError::NotFound(_)) => {
-                (StatusCode::NOT_FOUND, None)
-            }
-            ApiError::Decide(DecideError::Conflict(d)) => {
-                (StatusCode::CONFLICT, Some(("decision", json!(d))))
+impl ApiError {
+    /// The status and JSON body this error answers: `{error}` plus what helps the caller act
+    /// (the decision in place, the current revision, the claim's holder).
+    pub fn status_and_body(&self) -> (StatusCode, Value) {
+        let mut body = json!({ "error": self.to_string() });
+        let status = match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_)
+            | ApiError::Decide(DecideError::Forbidden(_))
+            | ApiError::Claim(ClaimError::Forbidden(_)) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_)
+            | ApiError::Decide(DecideError::NotFound(_))
+            | ApiError::Claim(ClaimError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ApiError::Decide(DecideError::Conflict(d))
+            | ApiError::Claim(ClaimError::Decided(d)) => {
+                body["decision"] = json!(d);
+                StatusCode::CONFLICT
             }
             ApiError::Decide(DecideError::AlreadySigned(_))
-            | ApiError::Decide(DecideError::ArtifactChanged(_)) => (StatusCode::CONFLICT, None),
+            | ApiError::Decide(DecideError::ArtifactChanged(_)) => StatusCode::CONFLICT,
             ApiError::Decide(DecideError::Stale { revision, .. }) => {
-                (StatusCode::CONFLICT, Some(("revision", json!(revision))))
+                body["revision"] = json!(revision);
+                StatusCode::CONFLICT
             }
-            ApiError::Unprocessable(_) | ApiError::Decide(DecideError::Unprocessable(_)) => {
-                (StatusCode::UNPROCESSABLE_ENTITY, None)
+            ApiError::Claim(ClaimError::Held { by, at, .. }) => {
+                body["claimed_by"] = json!(by);
+                body["claimed_at"] = json!(at);
+                StatusCode::CONFLICT
             }
-            ApiError::Decide(DecideError::Io(e)) => {
+            ApiError::Retry(RetryError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ApiError::Retry(RetryError::NotDead(_)) => StatusCode::CONFLICT,
+            ApiError::Retry(RetryError::Spool(e)) => {
+                tracing::error!(error = %e, "delivery retry not recorded");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Unprocessable(_)
+            | ApiError::Decide(DecideError::Unprocessable(_))
+            | ApiError::Bulk(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Decide(DecideError::Io(e)) | ApiError::Claim(ClaimError::Io(e)) => {
                 // Nothing was recorded (fail closed): the same request can be sent again.
-                tracing::error!(error = %e, "decision not recorded");
-                (StatusCode::SERVICE_UNAVAILABLE, None)
+                tracing::error!(error = %e, "change not recorded");
+                StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Internal(detail) => {
                 tracing::error!(detail, "internal error");
-                (StatusCode::INTERNAL_SERVER_ERROR, None)
+                StatusCode::INTERNAL_SERVER_ERROR
             }
         };
-        let mut body = json!({ "error": message });
-        if let Some((field, value)) = extra {
-            body[field] = value;
-        }
+        (status, body)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, body) = self.status_and_body();
         let mut response = (status, Json(body)).into_response();
         if status == StatusCode::UNAUTHORIZED {
             let challenge = header::HeaderValue::from_static("Bearer realm=\"baton\"");

@@ -1,12 +1,18 @@
 //! The HTTP surface over `App`: the JSON API, the SSE event stream, health and metrics. The
-//! whole URL map is in `router`; handlers are thin and never touch the filesystem. `server`
-//! serves the router with timeouts, a connection limit and a shutdown deadline.
+//! whole URL map is in `table`, from which both `router` and `routes` are made; handlers are
+//! thin and never touch the filesystem. `server` serves the router with timeouts, a
+//! connection limit and a shutdown deadline.
 
 mod api;
+pub mod artifacts;
 mod auth;
+mod deliveries;
 mod error;
 mod openapi;
 mod ops;
+mod pages;
+pub mod render;
+mod review;
 pub mod server;
 mod sse;
 
@@ -14,20 +20,97 @@ pub use auth::Caller;
 pub use error::ApiError;
 
 use crate::app::App;
-use axum::routing::{get, post};
+use axum::handler::Handler;
+use axum::http::Method;
+use axum::routing::{on, MethodFilter};
 use axum::Router;
 
-/// The daemon's routes. Everything but `/healthz`, `/metrics` and the OpenAPI document
-/// requires a bearer token.
+/// One method on one path of the router (a `GET` route answers `HEAD` too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub method: Method,
+    /// As axum writes it: `{name}` is one path segment.
+    pub path: &'static str,
+}
+
+/// Routes being gathered: each is added to the router and to the list in the same call, so
+/// the list (which the tests walk to prove every route asks for credentials) cannot miss one.
+pub struct Routes {
+    router: Router<App>,
+    list: Vec<Route>,
+}
+
+impl Routes {
+    pub fn new() -> Routes {
+        Routes {
+            router: Router::new(),
+            list: Vec::new(),
+        }
+    }
+
+    /// Routes `method` on `path` to `handler`.
+    pub fn at<H, T>(mut self, method: Method, path: &'static str, handler: H) -> Routes
+    where
+        H: Handler<T, App>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a method axum can route");
+        self.router = self.router.route(path, on(filter, handler));
+        self.list.push(Route { method, path });
+        self
+    }
+
+    pub fn merge(mut self, other: Routes) -> Routes {
+        self.router = self.router.merge(other.router);
+        self.list.extend(other.list);
+        self
+    }
+}
+
+impl Default for Routes {
+    fn default() -> Self {
+        Routes::new()
+    }
+}
+
+/// Every route. Everything but `/healthz`, `/metrics`, the OpenAPI document, `/login` and
+/// the static assets requires a bearer token or a session.
+fn table() -> Routes {
+    Routes::new()
+        .at(Method::GET, "/healthz", ops::healthz)
+        .at(Method::GET, "/metrics", ops::metrics)
+        .at(Method::GET, "/api/v1/openapi.json", ops::openapi)
+        .at(Method::GET, "/api/v1/handoffs", api::list)
+        .at(Method::GET, "/api/v1/handoffs/{key}", api::get)
+        .at(Method::POST, "/api/v1/handoffs/{key}/decision", api::decide)
+        .at(Method::POST, "/api/v1/handoffs/{key}/claim", review::claim)
+        .at(
+            Method::DELETE,
+            "/api/v1/handoffs/{key}/claim",
+            review::release,
+        )
+        .at(Method::POST, "/api/v1/decisions", review::decide_many)
+        .at(Method::GET, "/api/v1/events", sse::events)
+        .at(Method::GET, "/api/v1/deliveries", deliveries::list)
+        .at(
+            Method::POST,
+            "/api/v1/deliveries/{id}/retry",
+            deliveries::retry,
+        )
+        .merge(pages::routes())
+        .merge(artifacts::routes())
+}
+
+/// The daemon's routes, path and method, as the router serves them.
+pub fn routes() -> Vec<Route> {
+    table().list
+}
+
+/// The daemon's router.
 pub fn router(app: App) -> Router {
-    Router::new()
-        .route("/healthz", get(ops::healthz))
-        .route("/metrics", get(ops::metrics))
-        .route("/api/v1/openapi.json", get(ops::openapi))
-        .route("/api/v1/handoffs", get(api::list))
-        .route("/api/v1/handoffs/{key}", get(api::get))
-        .route("/api/v1/handoffs/{key}/decision", post(api::decide))
-        .route("/api/v1/events", get(sse::events))
+    table()
+        .router
         .fallback(ops::not_found)
+        .layer(axum::middleware::map_response(pages::security_headers))
         .with_state(app)
 }

@@ -14,10 +14,31 @@ fn bearer_get(summary: &str, ok: Value) -> Value {
     } })
 }
 
+fn key_parameter() -> Value {
+    json!({ "name": "key", "in": "path", "required": true, "schema": { "type": "string" } })
+}
+
+fn json_body(schema: &str, required: bool) -> Value {
+    json!({ "required": required, "content": { "application/json": {
+        "schema": { "$ref": format!("#/components/schemas/{schema}") } } } })
+}
+
+fn claim_responses(conflict: &str) -> Value {
+    json!({
+        "200": { "description": "who holds it now", "content": { "application/json": {
+            "schema": { "$ref": "#/components/schemas/Claim" } } } },
+        "401": error_response("no or unknown credentials"),
+        "403": error_response("agent token, reviewer not on the route, one's own handoff, or a takeover by a non-admin"),
+        "404": error_response("unknown key"), "409": error_response(conflict),
+        "422": error_response("bad body or no `Content-Type: application/json`"),
+        "503": error_response("nothing recorded (the audit log could not take the event); send it again")
+    })
+}
+
 /// Builds the document; served at `/api/v1/openapi.json`.
 pub fn document() -> Value {
     let json_of = |s: Value| json!({ "description": "OK", "content": { "application/json": { "schema": s } } });
-    json!({
+    let mut doc = json!({
         "openapi": "3.1.0",
         "info": { "title": "baton", "version": env!("CARGO_PKG_VERSION"),
                   "description": "Human-in-the-loop staging area for AI agents: handoffs, decisions, events." },
@@ -28,14 +49,50 @@ pub fn document() -> Value {
                 "Checkpoint": inline_schema(Kind::Checkpoint),
                 "Decision": inline_schema(Kind::Decision),
                 "Error": { "type": "object", "required": ["error"], "properties": {
-                    "error": { "type": "string" }, "decision": { "$ref": "#/components/schemas/Decision" } } },
-                "Summary": { "type": "object", "required": ["key", "task_id", "workspace", "from_agent", "state", "received_at"],
+                    "error": { "type": "string" }, "decision": { "$ref": "#/components/schemas/Decision" },
+                    "revision": { "type": "integer", "description": "409: the revision in place" },
+                    "claimed_by": { "type": "string", "description": "409: who holds the claim" },
+                    "claimed_at": { "type": "string", "format": "date-time" } } },
+                "Summary": { "type": "object",
+                    "required": ["key", "task_id", "workspace", "from_agent", "state", "received_at", "may_decide", "approvals", "approvals_needed"],
                     "properties": { "key": {"type": "string"}, "task_id": {"type": "string"}, "workspace": {"type": "string"},
                         "from_agent": {"type": "string"}, "title": {"type": "string"}, "trigger": {"type": "string"},
                         "confidence": {"type": "number"}, "state": {"enum": ["pending", "decided"]},
-                        "received_at": {"type": "string", "format": "date-time"}, "outcome": {"type": "string"} } },
+                        "received_at": {"type": "string", "format": "date-time"}, "outcome": {"type": "string"},
+                        "deadline": { "type": "string", "description": "the handoff's deadline (RFC 3339)" },
+                        "route": { "type": "string", "description": "the route it falls under; absent: none matches" },
+                        "claimed_by": { "type": "string" }, "claimed_at": { "type": "string", "format": "date-time" },
+                        "may_decide": { "type": "boolean", "description": "pending, the caller is admitted by the route, and did not send it" },
+                        "approvals": { "type": "integer", "description": "distinct reviewers who approved the current revision" },
+                        "approvals_needed": { "type": "integer" } } },
+                "Approval": { "type": "object", "required": ["by", "at"], "properties": {
+                    "by": { "type": "string" }, "at": { "type": "string", "format": "date-time" },
+                    "role": { "type": "string", "description": "the sign_off role it signed" }, "comment": { "type": "string" } } },
+                "Progress": { "type": "object",
+                    "required": ["sign_offs", "missing_roles", "approvals", "approvals_needed", "approvals_missing"],
+                    "properties": { "state": { "const": "pending" }, "sign_offs": { "type": "array" },
+                        "missing_roles": { "type": "array", "items": { "type": "string" } },
+                        "approvals": { "type": "array", "items": { "$ref": "#/components/schemas/Approval" } },
+                        "approvals_needed": { "type": "integer", "description": "min_approvals of the route, at least one per sign_off role" },
+                        "approvals_missing": { "type": "integer" } } },
                 "DecisionRequest": { "type": "object", "required": ["outcome"], "additionalProperties": false, "properties": {
-                    "outcome": { "enum": ["approved", "rejected", "changes_requested"] }, "comment": { "type": "string" } } }
+                    "outcome": { "enum": ["approved", "rejected", "changes_requested", "reassigned"] }, "comment": { "type": "string" },
+                    "revision": { "type": "integer", "description": "the revision the reviewer read (409 if another is in place)" },
+                    "handoff_sha256": { "type": "string" },
+                    "to_agent": { "type": "string", "maxLength": 128, "description": "for reassigned (and only for it): who continues" } },
+                    "if": { "properties": { "outcome": { "const": "reassigned" } } }, "then": { "required": ["to_agent"] } },
+                "Claim": { "type": "object", "required": ["key"], "properties": {
+                    "key": { "type": "string" }, "claimed_by": { "type": "string", "description": "absent: nobody holds it" },
+                    "claimed_at": { "type": "string", "format": "date-time" } } },
+                "BulkRequest": { "type": "object", "required": ["keys", "outcome"], "additionalProperties": false, "properties": {
+                    "keys": { "type": "array", "items": { "type": "string" }, "minItems": 1, "maxItems": crate::app::MAX_BULK, "uniqueItems": true },
+                    "outcome": { "enum": ["approved", "rejected", "changes_requested", "reassigned"] },
+                    "comment": { "type": "string" }, "to_agent": { "type": "string", "maxLength": 128 } } },
+                "BulkResult": { "type": "object", "required": ["key", "status"],
+                    "description": "the status the single decision would answer, and its body: `decision` (200), `progress` (202), or `error` and its details",
+                    "properties": { "key": { "type": "string" }, "status": { "type": "integer" },
+                        "decision": { "$ref": "#/components/schemas/Decision" }, "progress": { "$ref": "#/components/schemas/Progress" },
+                        "error": { "type": "string" }, "revision": { "type": "integer" } } }
             }
         },
         "paths": {
@@ -45,23 +102,46 @@ pub fn document() -> Value {
                 "security": [{ "bearer": [] }],
                 "responses": { "200": json_of(json!({ "type": "array", "items": { "$ref": "#/components/schemas/Summary" } })),
                                "401": error_response("no or unknown credentials"), "422": error_response("bad state") } } },
-            "/api/v1/handoffs/{key}": { "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string" } }],
-                "get": bearer_get("One handoff with its checkpoints and decision", json_of(json!({ "type": "object",
-                    "required": ["key", "workspace", "state", "handoff", "checkpoints"],
+            "/api/v1/handoffs/{key}": { "parameters": [key_parameter()],
+                "get": bearer_get("One handoff with its checkpoints, decision, approvals and claim", json_of(json!({ "type": "object",
+                    "required": ["key", "workspace", "state", "handoff", "checkpoints", "may_decide", "approvals", "approvals_needed",
+                                 "approvals_missing", "missing_roles"],
                     "properties": { "handoff": { "$ref": "#/components/schemas/Handoff" },
-                                    "decision": { "$ref": "#/components/schemas/Decision", "description": "absent while pending" } } }))) },
-            "/api/v1/handoffs/{key}/decision": { "parameters": [{ "name": "key", "in": "path", "required": true, "schema": { "type": "string" } }],
+                                    "decision": { "$ref": "#/components/schemas/Decision", "description": "absent while pending" },
+                                    "route": { "type": "string" }, "claimed_by": { "type": "string" },
+                                    "claimed_at": { "type": "string", "format": "date-time" }, "may_decide": { "type": "boolean" },
+                                    "approvals": { "type": "array", "items": { "$ref": "#/components/schemas/Approval" } },
+                                    "approvals_needed": { "type": "integer" }, "approvals_missing": { "type": "integer" },
+                                    "missing_roles": { "type": "array", "items": { "type": "string" } },
+                                    "sign_offs": { "type": "array" } } }))) },
+            "/api/v1/handoffs/{key}/decision": { "parameters": [key_parameter()],
                 "post": { "summary": "Decide a pending handoff", "security": [{ "bearer": [] }],
-                    "requestBody": { "required": true, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/DecisionRequest" } } } },
+                    "requestBody": json_body("DecisionRequest", true),
                     "responses": { "200": json_of(json!({ "$ref": "#/components/schemas/Decision" })),
-                        "202": { "description": "approval recorded under a sign-off gate; still pending",
-                                 "content": { "application/json": { "schema": { "type": "object",
-                                     "properties": { "state": { "const": "pending" }, "sign_offs": { "type": "array" },
-                                                     "missing_roles": { "type": "array", "items": { "type": "string" } } } } } } },
+                        "202": { "description": "approval recorded; still pending (quorum or sign-off gate)",
+                                 "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Progress" } } } },
                         "401": error_response("no or unknown credentials"),
-                        "403": error_response("agent token, or reviewer not on the handoff's route"),
-                        "404": error_response("unknown key"), "409": error_response("already decided"),
-                        "422": error_response("bad body") } } },
+                        "403": error_response("agent token, reviewer not on the handoff's route, or approving one's own handoff"),
+                        "404": error_response("unknown key"),
+                        "409": error_response("already decided, already approved by this reviewer, another revision in place, or an artifact changed"),
+                        "422": error_response("bad body"),
+                        "503": error_response("nothing recorded (the audit log could not take the event); send it again") } } },
+            "/api/v1/handoffs/{key}/claim": { "parameters": [key_parameter()],
+                "post": { "summary": "Claim a pending handoff (advisory: others may still decide); an admin may take over another's claim",
+                    "security": [{ "bearer": [] }],
+                    "requestBody": { "required": false, "description": "Content-Type: application/json is required; an empty body is {}",
+                        "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false,
+                            "properties": { "takeover": { "type": "boolean", "default": false } } } } } },
+                    "responses": claim_responses("another reviewer holds it (body names them), or the handoff is decided (body has the decision)") },
+                "delete": { "summary": "Release a claim (its holder, or an admin); no claim held: nothing changes",
+                    "security": [{ "bearer": [] }],
+                    "responses": claim_responses("another reviewer holds it (body names them)") } },
+            "/api/v1/decisions": { "post": { "summary": "Decide many handoffs with one outcome; each is its own decision and event",
+                "security": [{ "bearer": [] }], "requestBody": json_body("BulkRequest", true),
+                "responses": { "200": json_of(json!({ "type": "object", "required": ["results"], "properties": {
+                        "results": { "type": "array", "items": { "$ref": "#/components/schemas/BulkResult" } } } })),
+                    "401": error_response("no or unknown credentials"), "403": error_response("agent token"),
+                    "422": error_response("bad body: no keys, more than 200, a key listed twice, a bad outcome") } } },
             "/api/v1/events": { "get": { "summary": "Server-Sent Events: one SSE event per baton event, named by its type",
                 "security": [{ "bearer": [] }],
                 "responses": { "200": { "description": "event stream", "content": { "text/event-stream": {} } },
@@ -74,5 +154,19 @@ pub fn document() -> Value {
                                        "description": "config `workspaces` entries that hold no workspace" } } })) } } },
             "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "OpenMetrics text" } } } }
         }
-    })
+    });
+    // The artifact views describe themselves next to their handlers.
+    if let (Some(paths), Value::Object(more)) = (
+        doc["paths"].as_object_mut(),
+        super::artifacts::openapi_paths(),
+    ) {
+        paths.extend(more);
+    }
+    if let (Some(paths), Value::Object(more)) = (
+        doc["paths"].as_object_mut(),
+        super::deliveries::openapi_paths(),
+    ) {
+        paths.extend(more);
+    }
+    doc
 }

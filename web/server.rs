@@ -15,7 +15,6 @@ use crate::config::Http;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,8 +73,8 @@ pub async fn serve(
             () = shutdown.cancelled() => break,
             accepted = listener.accept() => accepted,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok((stream, peer)) => (stream, peer),
             Err(e) if is_connection_error(&e) => continue,
             Err(e) => {
                 tracing::error!(error = %e, "cannot accept connections");
@@ -89,6 +88,7 @@ pub async fn serve(
             Ok(permit) => {
                 connections.spawn(serve_connection(
                     stream,
+                    peer,
                     router.clone(),
                     Arc::clone(&builder),
                     permit,
@@ -126,6 +126,7 @@ pub async fn serve(
 
 async fn serve_connection(
     stream: TcpStream,
+    peer: std::net::SocketAddr,
     router: Router,
     builder: Arc<http1::Builder>,
     _permit: OwnedSemaphorePermit,
@@ -134,7 +135,14 @@ async fn serve_connection(
 ) {
     // Responses are written whole; Nagle would only delay small ones such as SSE events.
     let _ = stream.set_nodelay(true);
-    let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
+    // The client's address, for handlers that need it (the sign-in throttle).
+    let service =
+        hyper::service::service_fn(move |mut req: hyper::Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            tower_service::Service::call(&mut router.clone(), req)
+        });
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let result = tokio::select! {
         result = conn.as_mut() => result,

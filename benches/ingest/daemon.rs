@@ -44,8 +44,23 @@ impl Daemon {
     /// Starts `baton serve` in `dir`. The admin token is printed only on the first start (the
     /// data dir keeps its hash), so a restart passes the one it was given then as `token`.
     pub fn start(dir: &Path, token: Option<String>, sync_delay_ms: Option<f64>) -> Result<Daemon> {
+        Daemon::launch(dir, token, sync_delay_ms, "")
+    }
+
+    /// `start` with `extra` appended to the configuration (webhooks, for the notify bench).
+    #[allow(dead_code)] // used by the notify bench, which shares this file
+    pub fn start_with(dir: &Path, token: Option<String>, extra: &str) -> Result<Daemon> {
+        Daemon::launch(dir, token, None, extra)
+    }
+
+    fn launch(
+        dir: &Path,
+        token: Option<String>,
+        sync_delay_ms: Option<f64>,
+        extra: &str,
+    ) -> Result<Daemon> {
         let config = dir.join("baton.toml");
-        fs::write(&config, CONFIG)?;
+        fs::write(&config, format!("{CONFIG}{extra}"))?;
         let log = dir.join("daemon.log");
         // Appended to, so a restart keeps the first run's log.
         let stderr = fs::OpenOptions::new()

@@ -5,6 +5,10 @@
 //! Hashing is bounded: a digest is remembered by file identity (device, inode, size, mtime,
 //! ctime), so an unchanged file is read once however often it is named or reconciled, and one
 //! handoff may make the daemon read at most `MAX_HASH_BYTES` of new content.
+//!
+//! Small text-like artifacts are kept as snapshots (`crate::blobs`) from the very bytes that
+//! were hashed, read once: the previous revision's content stays at hand for diffs whatever
+//! the agent does to the files later.
 
 use super::{App, Ws};
 use crate::contract::{Handoff, Problem};
@@ -15,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 /// Most bytes of not-yet-hashed content one handoff may make the daemon read.
-const MAX_HASH_BYTES: u64 = 1 << 30;
+pub(super) const MAX_HASH_BYTES: u64 = 1 << 30;
 /// Most bytes of new content hashed on the ingest thread; more is hashed in the background
 /// and the handoff processed again once it is done, so one workspace's big files never hold
 /// up the others.
@@ -36,10 +40,13 @@ pub(super) struct HashCache {
     digests: Mutex<HashMap<Identity, String>>,
     /// Workspaces whose artifacts are being hashed in the background.
     hashing: Mutex<HashSet<PathBuf>>,
+    /// Workspaces whose changed artifacts are being checked in the background for the
+    /// handoff page (apart from `hashing`, which ingest waits on).
+    checking: Mutex<HashSet<PathBuf>>,
 }
 
 impl HashCache {
-    fn get(&self, id: &Identity) -> Option<String> {
+    pub(super) fn get(&self, id: &Identity) -> Option<String> {
         self.digests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -60,7 +67,20 @@ impl HashCache {
             .unwrap_or_else(|e| e.into_inner())
             .remove(root);
     }
-    fn put(&self, id: Identity, digest: String) {
+    /// Marks a workspace as being checked for the handoff page; false if it already is.
+    pub(super) fn start_check(&self, root: &Path) -> bool {
+        self.checking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(root.to_path_buf())
+    }
+    pub(super) fn done_check(&self, root: &Path) {
+        self.checking
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(root);
+    }
+    pub(super) fn put(&self, id: Identity, digest: String) {
         let mut map = self.digests.lock().unwrap_or_else(|e| e.into_inner());
         if map.len() >= CACHE_ENTRIES {
             map.clear();
@@ -86,8 +106,9 @@ impl App {
         self.defer_big_hashes(ws, doc)?;
         let mut stamps = Vec::new();
         let mut budget = MAX_HASH_BYTES;
+        let mut keep = crate::blobs::MAX_REVISION_BYTES;
         let problems = workspace::artifact_problems_with(&ws.ws, value, &mut |real, _| {
-            let hashed = self.hash(ws, real, &mut budget);
+            let hashed = self.hash(ws, real, &mut budget, &mut keep);
             if let Ok((identity, sha256)) = &hashed {
                 let path = real.strip_prefix(&ws.ws.root).unwrap_or(real);
                 stamps.push(Stamp {
@@ -132,9 +153,13 @@ impl App {
         let spawned = std::thread::Builder::new()
             .name("baton-hash".into())
             .spawn(move || {
+                let mut keep = crate::blobs::MAX_REVISION_BYTES;
                 for (real, _) in new {
                     let known = |id: &Identity| app.inner.hashes.get(id);
-                    if let Ok((id, digest)) = workspace.sha256_known(&real, &known) {
+                    let limit = (keep > 0).then(|| crate::blobs::MAX_BLOB_BYTES.min(keep));
+                    if let Ok((id, digest, bytes)) = workspace.sha256_capture(&real, &known, limit)
+                    {
+                        app.keep_snapshot(&digest, bytes, &mut keep);
                         app.inner.hashes.put(id, digest);
                     }
                 }
@@ -154,11 +179,13 @@ impl App {
     /// The artifacts whose bytes changed since their stamps were taken, as sentences.
     pub(super) fn changed_artifacts(&self, ws: &Ws, stamps: &[Stamp]) -> Vec<String> {
         let mut budget = MAX_HASH_BYTES;
+        // Nothing is snapshotted here: the snapshots are of what was received.
+        let mut keep = 0;
         let mut changed = Vec::new();
         for stamp in stamps {
             let now = workspace::resolve(&ws.ws.root, &stamp.path)
                 .map_err(|e| std::io::Error::other(e.to_string()))
-                .and_then(|real| self.hash(ws, &real, &mut budget));
+                .and_then(|real| self.hash(ws, &real, &mut budget, &mut keep));
             match now {
                 Ok((_, digest)) if digest == stamp.sha256 => {}
                 Ok((_, digest)) => changed.push(format!(
@@ -172,15 +199,19 @@ impl App {
     }
 
     /// sha256 of a file, from the cache when its identity is known; reading new content
-    /// spends `budget`, and a file larger than what is left is refused unread.
+    /// spends `budget`, and a file larger than what is left is refused unread. A small file
+    /// is snapshotted while `keep` (bytes of new snapshots) lasts.
     fn hash(
         &self,
         ws: &Ws,
         real: &std::path::Path,
         budget: &mut u64,
+        keep: &mut u64,
     ) -> std::io::Result<(Identity, String)> {
         let cache = &self.inner.hashes;
         let over = std::cell::Cell::new(false);
+        // No snapshots once the revision's allowance is spent (or where none are wanted).
+        let limit = (*keep > 0).then(|| crate::blobs::MAX_BLOB_BYTES.min(*keep));
         let known = |id: &Identity| {
             let hit = cache.get(id);
             if hit.is_none() && id.size > *budget {
@@ -188,18 +219,33 @@ impl App {
                 // An answer that stops the read; the caller turns it into an error below.
                 return Some(String::new());
             }
-            hit
+            // Known, but not snapshotted yet (hashed before, or in the background): read
+            // once more to keep it.
+            hit.filter(|digest| {
+                limit.is_none_or(|l| id.size > l) || self.inner.blobs.settled(digest)
+            })
         };
-        let (identity, digest) = ws.ws.sha256_known(real, &known)?;
+        let (identity, digest, bytes) = ws.ws.sha256_capture(real, &known, limit)?;
         if over.get() {
             return Err(std::io::Error::other(format!(
                 "not hashed: this handoff's artifacts hold over {MAX_HASH_BYTES} bytes of new content"
             )));
         }
+        self.keep_snapshot(&digest, bytes, keep);
         if cache.get(&identity).is_none() {
             *budget -= identity.size.min(*budget);
             cache.put(identity.clone(), digest.clone());
         }
         Ok((identity, digest))
+    }
+}
+
+impl App {
+    /// Keeps the bytes just hashed as a snapshot, spending `keep`.
+    fn keep_snapshot(&self, digest: &str, bytes: Option<Vec<u8>>, keep: &mut u64) {
+        if let Some(bytes) = bytes {
+            *keep = keep.saturating_sub(bytes.len() as u64);
+            self.inner.blobs.keep(digest, &bytes);
+        }
     }
 }

@@ -3,12 +3,13 @@
 //! decision recorded, and the start-up reconcile restores the root copy.
 
 use super::ingest::write_json;
+use super::quorum::Progress;
 use super::records::{json_bytes, DECISION};
 use super::state::WsState;
 use super::{App, Ws};
 use crate::auth::Actor;
 use crate::contract::decision::DECISION_VERSION;
-use crate::contract::{Decision, Outcome, SignOff};
+use crate::contract::{Decision, Outcome};
 use crate::events::{now_rfc3339, Event, EventType};
 use serde::Deserialize;
 use serde_json::json;
@@ -27,6 +28,9 @@ pub struct DecisionRequest {
     /// Or the sha256 of the content the reviewer saw (`decision.json`'s `handoff_sha256`).
     #[serde(default)]
     pub handoff_sha256: Option<String>,
+    /// For `reassigned` (and only for it): who continues.
+    #[serde(default)]
+    pub to_agent: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +43,7 @@ pub enum DecideError {
     Conflict(Box<Decision>),
     #[error("{0}")]
     Unprocessable(String),
+    /// The reviewer already approved (or signed off) this revision.
     #[error("{0}")]
     AlreadySigned(String),
     #[error("{message}")]
@@ -54,14 +59,50 @@ pub enum DecideError {
 pub enum Decided {
     /// The handoff is closed with this decision.
     Closed(Decision),
-    /// An approval under a sign-off gate was recorded; these roles still have to approve.
-    SignedOff {
-        sign_offs: Vec<SignOff>,
-        missing: Vec<String>,
-    },
+    /// An approval was recorded and the handoff stays pending: the quorum or the sign-off
+    /// gate wants more (see `Progress`).
+    Pending(Progress),
 }
 
 const MAX_COMMENT: usize = 64 * 1024;
+/// Longest `to_agent` of a reassignment (as long as a handoff `id`).
+const MAX_TO_AGENT: usize = 128;
+
+/// What a request asks, checked before anything is looked up. Returns the `to_agent` to
+/// record, trimmed.
+fn check_request(req: &DecisionRequest) -> Result<Option<String>, DecideError> {
+    let bad = |m: &str| Err(DecideError::Unprocessable(m.to_string()));
+    let reviewer_outcomes = [
+        Outcome::Approved,
+        Outcome::Rejected,
+        Outcome::ChangesRequested,
+        Outcome::Reassigned,
+    ];
+    if !reviewer_outcomes.contains(&req.outcome) {
+        return bad(
+            "outcome must be \"approved\", \"rejected\", \"changes_requested\" or \"reassigned\"",
+        );
+    }
+    if req.comment.as_ref().is_some_and(|c| c.len() > MAX_COMMENT) {
+        return bad(&format!("comment is over {MAX_COMMENT} bytes"));
+    }
+    let to_agent = req.to_agent.as_deref().map(str::trim);
+    match (req.outcome, to_agent) {
+        (Outcome::Reassigned, None | Some("")) => bad(
+            "outcome \"reassigned\" needs to_agent: who continues (an agent, a reviewer, a route)",
+        ),
+        (Outcome::Reassigned, Some(to)) if to.len() > MAX_TO_AGENT => {
+            bad(&format!("to_agent is over {MAX_TO_AGENT} bytes"))
+        }
+        (Outcome::Reassigned, Some(to)) if to.chars().any(char::is_control) => {
+            bad("to_agent may not hold control characters (line breaks, tabs, ...)")
+        }
+        (Outcome::Reassigned, Some(to)) => Ok(Some(to.to_string())),
+        // A blank one is no answer (a form sends its empty field with every outcome).
+        (_, None | Some("")) => Ok(None),
+        (_, Some(_)) => bad("to_agent is only for outcome \"reassigned\""),
+    }
+}
 
 /// A request made on another revision than the one in place.
 fn stale(req: &DecisionRequest, rec: &super::state::Record) -> Result<(), DecideError> {
@@ -105,59 +146,43 @@ impl Closing {
 }
 
 impl App {
-    /// A reviewer decides a pending handoff.
+    /// A reviewer decides a pending handoff: every path (API, pages, bulk) comes here, so
+    /// every rule holds on all of them.
     pub fn decide(
         &self,
         key: &str,
         req: DecisionRequest,
         actor: &Actor,
     ) -> Result<Decided, DecideError> {
-        let reviewer_outcomes = [
-            Outcome::Approved,
-            Outcome::Rejected,
-            Outcome::ChangesRequested,
-        ];
-        if !reviewer_outcomes.contains(&req.outcome) {
-            return Err(DecideError::Unprocessable(
-                "outcome must be \"approved\", \"rejected\" or \"changes_requested\"".into(),
-            ));
-        }
-        if req.comment.as_ref().is_some_and(|c| c.len() > MAX_COMMENT) {
-            return Err(DecideError::Unprocessable(format!(
-                "comment is over {MAX_COMMENT} bytes"
-            )));
-        }
+        let to_agent = check_request(&req)?;
         let Actor::Reviewer { name, roles } = actor else {
             return Err(DecideError::Forbidden(
                 "agent tokens cannot decide handoffs".into(),
             ));
         };
         let not_found = || DecideError::NotFound(key.to_string());
-        let ws_name = self.keys().get(key).cloned().ok_or_else(not_found)?;
-        let ws = self.workspace(&ws_name).ok_or_else(not_found)?;
+        let ws = self.ws_of_key(key).ok_or_else(not_found)?;
         let mut st = ws.lock();
         let rec = st.records.get(key).ok_or_else(not_found)?;
         if let Some(d) = &rec.decision {
             return Err(DecideError::Conflict(Box::new(d.clone())));
         }
         stale(&req, rec)?;
-        let route = crate::routing::route_for(&self.config().routes, &rec.handoff, &ws_name);
-        // The route decides who may approve: its reviewers, and holders of the roles it lists
-        // in `sign_off_roles` when the handoff asks for them. `sign_off` (written by the
-        // agent) can only narrow that, never bring anyone in.
-        let signer = route.is_some_and(|r| {
-            rec.handoff
-                .sign_off
-                .iter()
-                .any(|s| r.sign_off_roles.contains(s) && roles.contains(s))
-        });
-        if !signer && !crate::routing::may_decide(route, name, roles) {
+        let route = crate::routing::route_for(&self.config().routes, &rec.handoff, &ws.ws.name);
+        if !crate::routing::admits(route, &rec.handoff, name, roles) {
             let on = route.map_or("any route".to_string(), |r| format!("route \"{}\"", r.name));
             return Err(DecideError::Forbidden(format!(
                 "{name} is not a reviewer on {on}"
             )));
         }
         if req.outcome == Outcome::Approved {
+            // Rejecting or sending back one's own work is allowed: it grants nothing.
+            if crate::routing::is_sender(&rec.handoff, name) {
+                return Err(DecideError::Forbidden(format!(
+                    "{name} sent this handoff (from_agent \"{}\") and cannot approve it; another reviewer must",
+                    rec.handoff.from_agent
+                )));
+            }
             let changed = self.changed_artifacts(&ws, &rec.meta.artifacts);
             if !changed.is_empty() {
                 return Err(DecideError::ArtifactChanged(format!(
@@ -165,11 +190,12 @@ impl App {
                     changed.join("; ")
                 )));
             }
+            return self.approve(&ws, &mut st, key, route, name, roles, req.comment);
         }
-        if req.outcome == Outcome::Approved && !rec.handoff.sign_off.is_empty() {
-            return self.sign_off(&ws, &mut st, key, name, roles, req.comment);
-        }
-        let closing = Closing::new(req.outcome, name.clone(), req.comment);
+        let closing = Closing {
+            to_agent,
+            ..Closing::new(req.outcome, name.clone(), req.comment)
+        };
         Ok(Decided::Closed(self.settle(&ws, &mut st, key, closing)?))
     }
 
@@ -217,6 +243,7 @@ impl App {
         ws.commit(key, DECISION, &bytes)?;
         let data = json!({
             "task_id": decision.task_id, "outcome": decision.outcome, "by": decision.by, "comment": decision.comment,
+            "to_agent": decision.to_agent,
         });
         let event = Event::new(EventType::HandoffDecided, &ws.ws.name, Some(key), data);
         Ok(Recorded {
@@ -243,6 +270,7 @@ impl App {
             .expect("close is called for a known key");
         ws.publish(key, DECISION, Some(&bytes));
         rec.decision = Some(decision.clone());
+        self.end_claim(ws, rec);
         // The root file answers the handoff.json in place, and only if it is this content.
         let in_place = st
             .current

@@ -105,8 +105,9 @@ impl App {
                     raw_sha,
                     key: key.clone(),
                     digest: digest.clone(),
+                    invalid: None,
                 });
-                self.answer_invalid(ws, &key, &digest, &task_id, problems)
+                self.answer_invalid(ws, &mut st, &key, &digest, &task_id, problems)
             }
         };
         match result {
@@ -147,6 +148,7 @@ impl App {
             raw_sha,
             key: key.clone(),
             digest: acc.digest.clone(),
+            invalid: None,
         });
         // A verdict that rests on files around handoff.json (artifacts) is not cached: the
         // agent may fix them and write the same handoff again.
@@ -190,7 +192,7 @@ impl App {
         } else {
             let text = std::str::from_utf8(bytes).expect("accepted handoffs are UTF-8");
             let problems = validate::finish(text, problems, 0);
-            self.answer_invalid(ws, &key, &acc.digest, &acc.doc.task_id, problems)
+            self.answer_invalid(ws, st, &key, &acc.digest, &acc.doc.task_id, problems)
         };
         if newly_reserved && !st.records.contains_key(&key) {
             self.keys().remove(&key);

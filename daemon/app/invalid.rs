@@ -2,6 +2,7 @@
 //! to fix. (The checks only the workspace can make are `workspace::artifact_problems`.)
 
 use super::ingest::write_json;
+use super::state::WsState;
 use super::{load, App, Ws};
 use crate::contract::{Decision, Outcome, Problem};
 use crate::events::{now_rfc3339, Event, EventType};
@@ -13,20 +14,12 @@ impl App {
     pub(super) fn answer_invalid(
         &self,
         ws: &Ws,
+        st: &mut WsState,
         key: &str,
         digest: &str,
         task_id: &str,
         problems: Vec<Problem>,
     ) -> io::Result<()> {
-        let root: Option<Decision> = load::read_json(&ws.ws, &ws.ws.decision_path());
-        let answered = root.is_some_and(|d| {
-            d.outcome == Outcome::Invalid
-                && d.handoff_key == key
-                && d.handoff_sha256.as_deref() == Some(digest)
-        });
-        if answered {
-            return Ok(());
-        }
         let decision = Decision {
             decision_version: crate::contract::decision::DECISION_VERSION.into(),
             handoff_key: key.to_string(),
@@ -43,6 +36,17 @@ impl App {
             to_agent: None,
             handoff_sha256: Some(digest.to_string()),
         };
+        // The pages show the problems found now, never what the workspace's copy says.
+        remember(st, decision.clone());
+        let root: Option<Decision> = load::read_json(&ws.ws, &ws.ws.decision_path());
+        let answered = root.is_some_and(|d| {
+            d.outcome == Outcome::Invalid
+                && d.handoff_key == key
+                && d.handoff_sha256.as_deref() == Some(digest)
+        });
+        if answered {
+            return Ok(());
+        }
         self.count_outcome(Outcome::Invalid);
         let data = json!({ "task_id": task_id, "errors": decision.errors });
         // The event first: an answer the audit log does not have is not given (retried).
@@ -62,5 +66,12 @@ impl App {
             tracing::warn!(workspace = %ws.ws.name, key, error = %e, "cannot publish the copy of an invalid answer");
         }
         Ok(())
+    }
+}
+
+/// Keeps the answer on the handoff.json in place, for the pages.
+fn remember(st: &mut WsState, d: Decision) {
+    if let Some(current) = st.current.as_mut() {
+        current.invalid = Some(d);
     }
 }

@@ -2,9 +2,11 @@
 //! in the workspace is taken as state), checking the audit log against its anchor and the
 //! published record copies against the store.
 
+use super::claim::CLAIM;
 use super::mirror::{self, Finding};
+use super::quorum::{self, APPROVALS};
 use super::records::{rev_file, Committed, DECISION, META, SIGN_OFFS};
-use super::state::{Record, WsState};
+use super::state::{Record, Review, WsState};
 use super::Ws;
 use crate::audit::{Anchors, AuditLog, Ledger};
 use crate::contract::{Decision, Handoff};
@@ -135,13 +137,18 @@ fn load_record(store: &Store, dir: &str) -> anyhow::Result<Option<Record>> {
     let value: serde_json::Value = serde_json::from_slice(&text)?;
     let handoff: Handoff = serde_json::from_value(value.clone())?;
     let decision = read_store::<Decision>(store, &at(DECISION));
-    let sign_offs = read_store(store, &at(SIGN_OFFS)).unwrap_or_default();
+    let sign_offs: Vec<_> = read_store(store, &at(SIGN_OFFS)).unwrap_or_default();
+    let review = Review {
+        approvals: quorum::loaded(read_store(store, &at(APPROVALS)), &sign_offs),
+        claim: read_store(store, &at(CLAIM)),
+    };
     Ok(Some(Record {
         meta,
         handoff,
         value,
         decision,
         sign_offs,
+        review,
     }))
 }
 

@@ -104,7 +104,8 @@ fn changed(
             None => "a revision the daemon never received".into(),
         });
     }
-    // meta.json and signoffs.json lag the store after a crash; they are republished.
+    // meta.json, signoffs.json, approvals.json and claim.json lag the store after a crash;
+    // they are republished.
     None
 }
 

@@ -4,25 +4,44 @@
 //! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
 
 mod alerts;
+mod artifact_preview;
+mod artifact_raw;
+mod artifact_view;
 mod artifacts;
+mod bulk;
 mod checkpoints;
+mod claim;
 mod decide;
 mod ingest;
 mod invalid;
+mod listing;
 mod load;
 mod mirror;
+mod notify;
+mod overview;
 mod query;
 mod receive;
+mod queue;
+mod quorum;
 mod records;
 mod repair;
 mod revise;
-mod signoff;
 mod stall;
 mod state;
+mod timeline;
 
+pub use artifact_preview::{Against, Body, Preview, Source, MAX_IMAGE_BYTES};
+pub use artifact_raw::{Raw, MAX_RAW_BYTES};
+pub use artifact_view::{approved_path, ArtifactView, Change, Check, ViewError};
+pub use bulk::{BulkError, KeyResult, MAX_BULK};
+pub use claim::{Claim, ClaimError, ClaimView};
 pub use decide::{DecideError, Decided, DecisionRequest};
+pub use overview::{Files, HandoffLine, InvalidHandoff, Verdict, WorkspaceOverview};
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
-pub use state::{CheckpointRecord, Record, Ws};
+pub use queue::Standing;
+pub use quorum::{Approval, Progress};
+pub use state::{CheckpointRecord, Record, Review, Ws};
+pub use timeline::Timeline;
 
 use crate::auth::{Actor, Tokens};
 use crate::config::Config;
@@ -46,6 +65,7 @@ struct Inner {
     config: Config,
     metrics: Metrics,
     tokens: Tokens,
+    logins: crate::login::Logins,
     events: broadcast::Sender<Event>,
     workspaces: RwLock<BTreeMap<String, Arc<Ws>>>,
     by_root: RwLock<HashMap<PathBuf, Arc<Ws>>>,
@@ -58,12 +78,20 @@ struct Inner {
     failing: std::sync::OnceLock<String>,
     /// Artifact digests by file identity, so an unchanged file is hashed once.
     hashes: artifacts::HashCache,
+    /// Snapshots of small text artifacts as received, for diffs between revisions.
+    blobs: crate::blobs::Blobs,
     /// Workspaces whose root decision.json could not be written: to reconcile again soon.
     repairs: Mutex<Vec<PathBuf>>,
     /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
     alerts: Mutex<BTreeMap<String, Vec<String>>>,
     /// Where the anchors of all workspaces are made durable together.
     ledger: crate::audit::Ledger,
+    /// Shared copies of reviewers' handoff lists, for the queue page.
+    listings: listing::Listings,
+    /// Audit verdicts for the events page, recomputed only when a log changed.
+    verdicts: overview::VerdictCache,
+    /// Notifications of events to webhooks (see `crate::outbox`).
+    outbox: crate::outbox::Outbox,
     shutdown: CancellationToken,
 }
 
@@ -72,6 +100,8 @@ pub struct Opened {
     pub app: App,
     /// A freshly made admin token, to print once.
     pub admin_token: Option<String>,
+    /// A freshly made password of the `admin` sign-in, to print once.
+    pub admin_password: Option<String>,
     pub warnings: Vec<String>,
 }
 
@@ -83,11 +113,20 @@ impl App {
         let found = workspace::discover(&config.workspaces)?;
         let (tokens, admin_token) = Tokens::load(&config)?;
         let ledger = crate::audit::Ledger::open(&config.data_dir)?;
+        let (logins, admin_password) = crate::login::Logins::load(&config)?;
         let (events, _) = broadcast::channel(4096);
+        let metrics = Metrics::default();
+        let (outbox, outbox_warnings) = crate::outbox::Outbox::open(
+            &config,
+            metrics.deliveries.clone(),
+            metrics.delivery_attempts.clone(),
+        )?;
         let app = App {
             inner: Arc::new(Inner {
-                metrics: Metrics::default(),
+                metrics,
+                outbox,
                 tokens,
+                logins,
                 events,
                 workspaces: RwLock::default(),
                 by_root: RwLock::default(),
@@ -96,14 +135,18 @@ impl App {
                 ready: AtomicBool::new(false),
                 failing: std::sync::OnceLock::new(),
                 alerts: Mutex::default(),
+                verdicts: Mutex::default(),
+                listings: Default::default(),
                 repairs: Mutex::default(),
                 hashes: Default::default(),
                 ledger,
+                blobs: crate::blobs::Blobs::new(&config.data_dir),
                 shutdown: CancellationToken::new(),
                 config,
             }),
         };
         let mut warnings = found.warnings;
+        warnings.extend(outbox_warnings);
         for ws in found.workspaces {
             // One unreadable workspace must not keep the others from being served.
             if let Err(e) = app.add_workspace(ws.clone()) {
@@ -113,6 +156,7 @@ impl App {
         Ok(Opened {
             app,
             admin_token,
+            admin_password,
             warnings,
         })
     }
@@ -205,6 +249,25 @@ impl App {
         self.inner.tokens.authenticate(token).cloned()
     }
 
+    /// Signs a person in to the pages (slow by design: argon2id; call off async workers).
+    pub fn sign_in(
+        &self,
+        name: &str,
+        password: &str,
+        addr: Option<std::net::IpAddr>,
+    ) -> Result<(String, crate::login::SignedIn), crate::login::LoginError> {
+        self.inner.logins.sign_in(name, password, addr)
+    }
+
+    /// Who holds the session with this id, if it is live.
+    pub fn session(&self, id: &str) -> Option<crate::login::SignedIn> {
+        self.inner.logins.session(id)
+    }
+
+    pub fn sign_out(&self, id: &str) {
+        self.inner.logins.sign_out(id)
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
         self.inner.events.subscribe()
     }
@@ -237,6 +300,12 @@ impl App {
         self.inner.keys.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The workspace that owns `key`, if the key is known.
+    fn ws_of_key(&self, key: &str) -> Option<Arc<Ws>> {
+        let name = self.keys().get(key).cloned()?;
+        self.workspace(&name)
+    }
+
     /// State is committed before its event is appended, so a crash in between loses the event.
     /// Such state is newer than the last event logged: it gets its event now, marked
     /// `recovered` (an event may so be logged twice, never lost).
@@ -257,6 +326,9 @@ impl App {
                                    "recovered": true, "happened_at": rec.meta.updated_at });
                 events.push(Event::new(kind, &ws.ws.name, key, data));
             }
+            // Reviewers' work comes between the revision and the decision that closed it.
+            events.extend(claim::recovered(rec, last, &ws.ws.name));
+            events.extend(quorum::recovered(rec, last, &ws.ws.name));
             if let Some(d) = rec.decision.as_ref().filter(|d| d.at.as_str() > last) {
                 let data = json!({ "task_id": d.task_id, "outcome": d.outcome, "by": d.by,
                                    "recovered": true, "happened_at": d.at });
@@ -317,6 +389,8 @@ impl App {
             tracing::error!(workspace = %ws.ws.name, error = %e, "cannot append to the audit log; the change is not made");
             return Err(e);
         }
+        // Logged, so now owed to webhooks: spooled durably before anyone hears of it.
+        self.inner.outbox.spool(&events);
         for event in events {
             self.announce(ws, event);
         }
@@ -325,6 +399,7 @@ impl App {
 
     /// Sends a logged event to subscribers, the metrics and the log.
     fn announce(&self, ws: &Ws, event: Event) {
+        self.inner.listings.changed();
         stall::note_activity(ws, event.kind);
         tracing::info!(
             event = event.kind.as_str(),

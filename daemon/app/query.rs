@@ -1,5 +1,7 @@
 //! Read-only views of the state for the API and pages.
 
+use super::queue::Standing;
+use super::quorum::Progress;
 use super::state::{CheckpointRecord, Record};
 use super::App;
 use crate::auth::Actor;
@@ -36,6 +38,14 @@ pub struct Summary {
     pub received_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
+    /// The handoff's `deadline` (RFC 3339), if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    #[serde(flatten)]
+    pub standing: Standing,
+    /// How many distinct reviewers approved the current revision.
+    pub approvals: usize,
+    pub approvals_needed: usize,
 }
 
 /// One handoff whole (`GET /api/v1/handoffs/{key}`).
@@ -59,6 +69,11 @@ pub struct Detail {
     pub received_at: String,
     /// Problems of checkpoint files in the workspace, by file name.
     pub checkpoint_errors: BTreeMap<String, Vec<Problem>>,
+    #[serde(flatten)]
+    pub standing: Standing,
+    /// Approvals of the current revision and what is still missing.
+    #[serde(flatten)]
+    pub progress: Progress,
 }
 
 /// Most checkpoints (and checkpoint files with errors) in one detail answer.
@@ -98,6 +113,7 @@ impl App {
                     StateFilter::All => true,
                 };
                 if keep {
+                    let (standing, route) = self.standing(&ws.ws.name, r, actor);
                     out.push(Summary {
                         key: r.meta.key.clone(),
                         task_id: r.meta.task_id.clone(),
@@ -109,6 +125,10 @@ impl App {
                         state: state_of(r),
                         received_at: r.meta.received_at.clone(),
                         outcome: r.decision.as_ref().map(|d| d.outcome),
+                        deadline: r.handoff.deadline.clone(),
+                        approvals: r.review.approvals.len(),
+                        approvals_needed: crate::routing::approvals_needed(route, &r.handoff),
+                        standing,
                     });
                 }
             }
@@ -144,6 +164,8 @@ impl App {
             .take(DETAIL_CHECKPOINTS)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
+        let (standing, route) = self.standing(&ws_name, r, actor);
+        let progress = Progress::of(route, r);
         Some(Detail {
             key: key.to_string(),
             workspace: ws_name,
@@ -156,6 +178,8 @@ impl App {
             revision: r.meta.revision,
             received_at: r.meta.received_at.clone(),
             checkpoint_errors,
+            standing,
+            progress,
         })
     }
 }

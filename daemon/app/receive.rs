@@ -38,6 +38,7 @@ impl App {
             revision: 1,
             digest: acc.digest.clone(),
             artifacts,
+            previous_artifacts: None,
         };
         let meta_bytes = json_bytes(&meta)?;
         // One durable write commits the revision: the store's meta.json carries its text.
@@ -98,6 +99,7 @@ impl App {
             value: acc.value,
             decision: None,
             sign_offs: Vec::new(),
+            review: Default::default(),
         };
         st.records.insert(key.clone(), record);
         st.pending = Some(key.clone());

@@ -2,11 +2,13 @@
 //! `changes_requested`, becomes revision N+1 (committed, logged, then published).
 
 use super::artifacts::Stamp;
+use super::claim::CLAIM;
 use super::decide::Closing;
+use super::quorum::{self, APPROVALS};
 use super::records::{
     json_bytes, old_decision_file, rev_file, Committed, DECISION, META, SIGN_OFFS,
 };
-use super::state::{Meta, Record, WsState};
+use super::state::{Meta, Record, Review, WsState};
 use super::{App, Ws};
 use crate::contract::validate::Accepted;
 use crate::contract::{Handoff, Outcome};
@@ -49,6 +51,7 @@ impl App {
             digest: acc.digest.clone(),
             task_id: acc.doc.task_id.clone(),
             artifacts,
+            previous_artifacts: Some(rec.meta.artifacts.clone()),
             ..rec.meta.clone()
         };
         let meta_bytes = json_bytes(&meta)?;
@@ -70,18 +73,28 @@ impl App {
         if let (file, Some(text)) = &history {
             ops.push(Op::Put(file, text));
         }
-        // Sign-offs were given to the old content; meta.json, last, commits the revision.
-        ops.extend([Op::Remove(SIGN_OFFS), Op::Put(META, &committed)]);
+        // Sign-offs and approvals were given to the old content (and a reopened handoff is
+        // claimed anew); meta.json, last, commits the revision.
+        ops.extend([Op::Remove(SIGN_OFFS), Op::Remove(APPROVALS)]);
+        if reopening {
+            ops.push(Op::Remove(CLAIM));
+        }
+        ops.push(Op::Put(META, &committed));
         ws.store.apply(key, &ops)?;
         let data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision, "confidence": acc.doc.confidence });
         let event = Event::new(EventType::HandoffRevised, &ws.ws.name, Some(key), data);
         if let Err(e) = self.emit(ws, event) {
             ws.restore(&old, Some(&old_meta));
+            quorum::put_back(ws, &old);
             return Err(e);
         }
         ws.publish(key, &rev_file(meta.revision), Some(bytes));
         ws.publish(key, HANDOFF_FILE, Some(bytes));
         ws.publish(key, SIGN_OFFS, None);
+        ws.publish(key, APPROVALS, None);
+        if reopening {
+            ws.publish(key, CLAIM, None);
+        }
         if let Some((file, d)) = &earlier {
             ws.publish(key, file, Some(d));
             ws.publish(key, DECISION, None);
@@ -94,6 +107,10 @@ impl App {
             value: acc.value,
             decision: None,
             sign_offs: Vec::new(),
+            review: Review {
+                approvals: Vec::new(),
+                claim: if reopening { None } else { old.review.claim },
+            },
         };
         if reopening {
             st.pending = Some(key.to_string());

@@ -1,5 +1,5 @@
 //! What the daemon knows of one workspace, in memory, and the archive records it is rebuilt
-//! from at start-up (the store's `handoffs/<key>/{rev-N,meta,decision,signoffs}.json`).
+//! from at start-up (the store's `handoffs/<key>/{rev-N,meta,decision,signoffs,approvals,claim}.json`).
 
 use crate::audit::AuditLog;
 use crate::contract::{Decision, Handoff, Problem, SignOff};
@@ -51,6 +51,8 @@ pub struct Current {
     pub key: String,
     /// Digest of its content (canonical JSON; raw bytes when not JSON).
     pub digest: String,
+    /// The `invalid` answer given to it, when it is not a valid handoff.
+    pub invalid: Option<crate::contract::Decision>,
 }
 
 /// A handoff the daemon has accepted, pending or decided.
@@ -62,6 +64,18 @@ pub struct Record {
     pub decision: Option<Decision>,
     /// Sign-offs gathered so far under the handoff's `sign_off` gate (current revision).
     pub sign_offs: Vec<SignOff>,
+    /// Reviewers' work on it: approvals of the current revision, the claim.
+    pub review: Review,
+}
+
+/// What reviewers did on a handoff short of deciding it.
+#[derive(Debug, Clone, Default)]
+pub struct Review {
+    /// Every approval given to the current revision, sign-offs included (a revision clears
+    /// them: they were given to other content).
+    pub approvals: Vec<super::quorum::Approval>,
+    /// The last claim made or released; see `Record::claimed` for whether it holds.
+    pub claim: Option<super::claim::Claim>,
 }
 
 impl Record {
@@ -85,6 +99,10 @@ pub struct Meta {
     /// The artifacts of the current revision as they were when it was received.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub artifacts: Vec<super::artifacts::Stamp>,
+    /// The artifacts of the revision before this one (what the handoff page diffs against);
+    /// absent for revision 1, and for revisions recorded before baton kept them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_artifacts: Option<Vec<super::artifacts::Stamp>>,
 }
 
 /// A valid checkpoint file, as last read.

@@ -134,7 +134,6 @@ pub fn audit_ack(
 }
 
 pub fn hash_password() -> anyhow::Result<ExitCode> {
-    use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
     let password = if std::io::stdin().is_terminal() {
         rpassword::prompt_password("password: ")?
     } else {
@@ -145,9 +144,7 @@ pub fn hash_password() -> anyhow::Result<ExitCode> {
     if password.is_empty() {
         anyhow::bail!("empty password");
     }
-    let salt = SaltString::generate(&mut OsRng);
-    let hash = argon2::Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
+    let hash = baton::login::hash_password(&password)
         .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
     println!("{hash}");
     Ok(ExitCode::SUCCESS)

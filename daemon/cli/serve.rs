@@ -41,6 +41,13 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         println!("  {token}");
         println!("  try: curl -H 'Authorization: Bearer {token}' {public_url}/api/v1/handoffs");
     }
+    if let Some(password) = &opened.admin_password {
+        println!(
+            "baton: a new sign-in for the pages was made (shown once; only its hash is kept):"
+        );
+        println!("  name: {}  password: {password}", baton::login::ADMIN_NAME);
+        println!("  open: {public_url}/login");
+    }
     runtime.block_on(async move {
         let bound = listener.local_addr()?;
         tracing::info!(address = %bound, workspaces = app.workspaces().len(), "listening");

@@ -1,7 +1,7 @@
 //! The cross-checks of users, agents, routes and webhooks: what serde cannot see (unknown
 //! names, malformed token hashes, routes naming webhooks that do not exist).
 
-use super::{Agent, Route, User, Webhook};
+use super::{Agent, Deliveries, Route, User, Webhook};
 use std::collections::HashSet;
 
 fn is_sha256_hex(s: &str) -> bool {
@@ -92,12 +92,72 @@ pub(super) fn check_routes(
                 at("auto_approve_min_confidence")
             ));
         }
+        if let Some(n) = r.min_approvals {
+            check_quorum(r, n, users).map_err(|e| format!("{}: {e}", at("min_approvals")))?;
+        }
+    }
+    Ok(())
+}
+
+/// A quorum that fewer people may reach than it needs would keep every handoff of the route
+/// pending for ever: refused at start, naming who may decide. The built-in admin counts.
+fn check_quorum(route: &Route, n: u32, users: &[User]) -> Result<(), String> {
+    if n == 0 {
+        return Err("must be at least 1".into());
+    }
+    let may = |u: &&User| {
+        crate::routing::may_decide(Some(route), &u.name, &u.roles)
+            || u.roles.iter().any(|r| route.sign_off_roles.contains(r))
+    };
+    let mut names: Vec<&str> = users.iter().filter(may).map(|u| u.name.as_str()).collect();
+    if !names.contains(&"admin") {
+        names.push("admin");
+    }
+    if n as usize > names.len() {
+        return Err(format!(
+            "{n} distinct reviewers must approve, but only {} may decide on this route ({}); add reviewers or lower it",
+            names.len(),
+            names.join(", ")
+        ));
+    }
+    Ok(())
+}
+
+pub(super) fn check_deliveries(d: &Deliveries) -> Result<(), String> {
+    // A delay past a day and a half is a typo (or would overflow the clock when huge).
+    if d.retry_schedule_s.is_empty()
+        || d.retry_schedule_s
+            .iter()
+            .any(|s| !(0.0..=129_600.0).contains(s))
+    {
+        return Err(
+            "deliveries.retry_schedule_s: list 1 or more delays, each 0..=129600 seconds".into(),
+        );
     }
     Ok(())
 }
 
 pub(super) fn check_webhooks(webhooks: &[Webhook]) -> Result<(), String> {
+    let mut names = HashSet::new();
     for (i, w) in webhooks.iter().enumerate() {
+        if !names.insert(w.name.as_str()) {
+            return Err(format!(
+                "webhooks[{i}].name: \"{}\" is listed twice",
+                w.name
+            ));
+        }
+        let key = w.secret.strip_prefix("whsec_").unwrap_or_default();
+        if base64::Engine::decode(&base64::engine::general_purpose::STANDARD, key)
+            .map_or(true, |k| k.is_empty())
+        {
+            return Err(format!(
+                "webhooks[{i}].secret: must be \"whsec_\" followed by base64 (the signing key)"
+            ));
+        }
+        for g in &w.events {
+            glob::Pattern::new(g)
+                .map_err(|e| format!("webhooks[{i}].events: bad glob \"{g}\": {e}"))?;
+        }
         if !w.secret.starts_with("whsec_") {
             return Err(format!(
                 "webhooks[{i}].secret: must start with \"whsec_\" followed by base64"

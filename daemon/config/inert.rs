@@ -7,36 +7,22 @@ use super::Config;
 impl Config {
     /// The keys set in this configuration that nothing acts on yet, each with why.
     pub fn inert_keys(&self) -> Vec<String> {
-        const MAIL: &str = "no notifications are sent yet";
         let mut keys = Vec::new();
-        if self.smtp.is_some() {
-            keys.push(format!("smtp ({MAIL})"));
-        }
-        for (i, w) in self.webhooks.iter().enumerate() {
-            keys.push(format!("webhooks[{i}] (\"{}\") ({MAIL})", w.name));
-        }
         for (i, r) in self.routes.iter().enumerate() {
             let at = |key: &str, why: &str| format!("routes[{i}] (\"{}\").{key} ({why})", r.name);
-            if !r.notify.is_empty() {
-                keys.push(at("notify", MAIL));
+            // `email` is acted on; webhooks get what their `events` globs match, whatever
+            // the route says.
+            if r.notify.iter().any(|n| n.starts_with("webhook:")) {
+                keys.push(at(
+                    "notify",
+                    "webhook:NAME entries pick nothing yet: webhooks get the events their `events` globs match",
+                ));
             }
             if r.escalate_after_s.is_some() {
                 keys.push(at("escalate_after_s", "nothing is escalated yet"));
             }
             if r.escalate_to.is_some() {
                 keys.push(at("escalate_to", "nothing is escalated yet"));
-            }
-        }
-        for (i, u) in self.users.iter().enumerate() {
-            let at = |key: &str, why: &str| format!("users[{i}] (\"{}\").{key} ({why})", u.name);
-            if u.email.is_some() {
-                keys.push(at("email", MAIL));
-            }
-            if u.password_hash.is_some() {
-                keys.push(at(
-                    "password_hash",
-                    "no sign-in pages yet; use token_sha256",
-                ));
             }
         }
         keys

@@ -83,14 +83,16 @@ impl Outcome {
 }
 
 /// The outcomes a reviewer may send; the others are the system's (`invalid`, `expired`,
-/// `withdrawn`) or a reassignment's. A request body is read as this, so an unknown outcome is
-/// answered with exactly these three.
+/// `withdrawn`). A request body is read as this, so an unknown outcome is answered with
+/// exactly these four.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReviewerOutcome {
     Approved,
     Rejected,
     ChangesRequested,
+    /// With `to_agent`: someone else continues.
+    Reassigned,
 }
 
 impl From<ReviewerOutcome> for Outcome {
@@ -99,6 +101,7 @@ impl From<ReviewerOutcome> for Outcome {
             ReviewerOutcome::Approved => Outcome::Approved,
             ReviewerOutcome::Rejected => Outcome::Rejected,
             ReviewerOutcome::ChangesRequested => Outcome::ChangesRequested,
+            ReviewerOutcome::Reassigned => Outcome::Reassigned,
         }
     }
 }

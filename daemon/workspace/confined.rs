@@ -10,8 +10,12 @@
 //! The workspace folder itself is configured by the operator and trusted; it is opened by path
 //! on each call, so that thousands of workspaces do not hold thousands of descriptors.
 
-use super::files::{read_open_file, sha256_open_file, ReadError};
-use super::fsinfo::Identity;
+mod reads;
+
+pub use reads::Identity;
+pub(super) use reads::{identities, open_regular, sha256, sha256_capture, sha256_known};
+
+use super::files::{read_open_file, ReadError};
 use super::fsync::{self, Kind};
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt, OpenOptionsSyncExt};
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
@@ -154,33 +158,6 @@ pub(super) fn remove_stale_temps(
     Ok(removed)
 }
 
-/// sha256 of the regular file `rel`, with no symlink on the way (give the canonical path that
-/// `resolve` answers for an artifact: if a folder on it is swapped for a link meanwhile, the
-/// hash is refused rather than taken of a file elsewhere).
-pub(super) fn sha256(root: &Path, rel: &Path) -> io::Result<String> {
-    sha256_known(root, rel, &|_| None).map(|(_, digest)| digest)
-}
-
-/// Like `sha256`, with the file's identity; `known` answers a digest already computed for
-/// an identical identity, so the file is not read again.
-pub(super) fn sha256_known(
-    root: &Path,
-    rel: &Path,
-    known: &dyn Fn(&Identity) -> Option<String>,
-) -> io::Result<(Identity, String)> {
-    let (dirs, name) = split(rel)?;
-    let mut options = OpenOptions::new();
-    options.read(true).follow(FollowSymlinks::No).nonblock(true);
-    let file = walk(root, &dirs, None)?
-        .open_with(name, &options)?
-        .into_std();
-    let identity = Identity::of(&file.metadata()?);
-    if let Some(digest) = known(&identity) {
-        return Ok((identity, digest));
-    }
-    Ok((identity, sha256_open_file(file)?))
-}
-
 /// Opens `rel` for reading and appending (never through a symlink), creating it and its
 /// folders if missing; a new file is made durable by an fsync of its folder. Something other
 /// than the daemon's own file at that name (a symlink, a hard link, a folder or pipe) is a
@@ -237,7 +214,7 @@ impl ForeignFile {
 
 /// The names of a relative path; anything but plain names (`..`, a root) is refused, so the
 /// walk below never has to resolve more than one name at a time.
-fn names(rel: &Path) -> io::Result<Vec<&OsStr>> {
+pub(super) fn names(rel: &Path) -> io::Result<Vec<&OsStr>> {
     let mut names = Vec::new();
     for component in rel.components() {
         match component {
@@ -255,7 +232,7 @@ fn names(rel: &Path) -> io::Result<Vec<&OsStr>> {
 }
 
 /// A file path split into its folders and its file name.
-fn split(rel: &Path) -> io::Result<(Vec<&OsStr>, &OsStr)> {
+pub(super) fn split(rel: &Path) -> io::Result<(Vec<&OsStr>, &OsStr)> {
     let mut dirs = names(rel)?;
     let name = dirs.pop().ok_or_else(|| {
         io::Error::new(
@@ -278,7 +255,7 @@ fn open_root(root: &Path) -> io::Result<Dir> {
 
 /// Opens `dirs` one by one beneath the workspace folder; `create`: make the missing ones
 /// (durably with `Some(true)`).
-fn walk(root: &Path, dirs: &[&OsStr], create: Option<bool>) -> io::Result<Dir> {
+pub(super) fn walk(root: &Path, dirs: &[&OsStr], create: Option<bool>) -> io::Result<Dir> {
     let mut dir = open_root(root)?;
     let mut at = PathBuf::new();
     for name in dirs {

@@ -110,3 +110,19 @@ pub(super) fn sha256_open_file(mut file: File) -> io::Result<String> {
     io::copy(&mut file, &mut hasher)?;
     Ok(hex::encode(hasher.finalize()))
 }
+
+/// sha256 (hex) of an open regular file of at most `keep` bytes, read into memory and hashed
+/// from there; its bytes too, unless it grew past `keep` meanwhile (then only the digest).
+pub(super) fn sha256_keeping(file: File, keep: u64) -> io::Result<(String, Option<Vec<u8>>)> {
+    use sha2::{Digest, Sha256};
+    let mut bytes = Vec::new();
+    let mut rest = file;
+    (&mut rest).take(keep + 1).read_to_end(&mut bytes)?;
+    let mut hasher = Sha256::new();
+    hasher.update(&bytes);
+    if bytes.len() as u64 <= keep {
+        return Ok((hex::encode(hasher.finalize()), Some(bytes)));
+    }
+    io::copy(&mut rest, &mut hasher)?;
+    Ok((hex::encode(hasher.finalize()), None))
+}

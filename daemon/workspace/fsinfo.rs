@@ -1,10 +1,8 @@
-//! What the filesystem tells of a folder or file: which filesystem a folder is on (inotify
-//! never sees writes made by other machines on a network mount, so such workspaces are
-//! polled), and a file's identity (to tell its versions apart without reading it).
+//! Which filesystem a folder is on: inotify never sees writes made by other machines on a
+//! network mount, so such workspaces are polled.
 
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// `statfs` magic numbers of network and FUSE filesystems (from linux/magic.h).
@@ -30,27 +28,4 @@ pub fn is_network_fs(dir: &Path) -> bool {
     // SAFETY: c_path is a valid NUL-terminated string and stat a properly sized out-buffer.
     let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut stat) };
     rc == 0 && NETWORK_MAGICS.contains(&(stat.f_type as i64))
-}
-
-/// What tells one version of a file from another without reading it: any write changes the
-/// size or ctime (which, unlike mtime, no one can set back), a replacement changes the inode.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub struct Identity {
-    pub dev: u64,
-    pub ino: u64,
-    pub size: u64,
-    pub mtime_ns: i64,
-    pub ctime_ns: i64,
-}
-
-impl Identity {
-    pub fn of(meta: &std::fs::Metadata) -> Identity {
-        Identity {
-            dev: meta.dev(),
-            ino: meta.ino(),
-            size: meta.size(),
-            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
-            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
-        }
-    }
 }

@@ -24,16 +24,19 @@ pub enum Kind {
     Anchor,
     /// A file the daemon writes into a workspace (the root decision.json, the log's folder).
     Workspace,
+    /// The notification spool in data_dir (`outbox/`): one file per delivery.
+    Outbox,
     /// Evidence and tamper history, written only when tampering is found; CLI writes.
     Other,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 6] = [
         Kind::Store,
         Kind::Audit,
         Kind::Anchor,
         Kind::Workspace,
+        Kind::Outbox,
         Kind::Other,
     ];
 
@@ -43,13 +46,14 @@ impl Kind {
             Kind::Audit => "audit",
             Kind::Anchor => "anchor",
             Kind::Workspace => "workspace",
+            Kind::Outbox => "outbox",
             Kind::Other => "other",
         }
     }
 }
 
-static COUNT: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
-static NANOS: [AtomicU64; 5] = [const { AtomicU64::new(0) }; 5];
+static COUNT: [AtomicU64; Kind::ALL.len()] = [const { AtomicU64::new(0) }; Kind::ALL.len()];
+static NANOS: [AtomicU64; Kind::ALL.len()] = [const { AtomicU64::new(0) }; Kind::ALL.len()];
 
 /// Syncs made by this process so far, by kind: (kind, count, seconds spent in them).
 pub fn totals() -> Vec<(Kind, u64, f64)> {

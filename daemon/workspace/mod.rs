@@ -3,6 +3,7 @@
 //! agents swap folders for symlinks).
 
 mod artifacts;
+mod browse;
 mod confined;
 mod files;
 mod fsinfo;
@@ -10,9 +11,10 @@ pub mod fsync;
 mod paths;
 
 pub use artifacts::{artifact_problems, artifact_problems_with};
-pub use confined::ForeignFile;
+pub use browse::Entry;
+pub use confined::{ForeignFile, Identity};
 pub use files::{create_dirs, read_limited, write_atomic, ReadError};
-pub use fsinfo::{is_network_fs, Identity};
+pub use fsinfo::is_network_fs;
 pub use paths::{resolve, PathError};
 
 use std::io;
@@ -121,6 +123,16 @@ impl Workspace {
         confined::rename(&self.root, self.relative(from)?, self.relative(to)?)
     }
 
+    /// The tree under the folder `path` for people to see: bounded, no symlink followed.
+    pub fn tree(&self, path: &Path) -> io::Result<(Vec<browse::Entry>, bool)> {
+        browse::tree(&self.root, self.relative(path)?)
+    }
+
+    /// The last `max` bytes of the regular file `path`; empty if it is missing.
+    pub fn tail(&self, path: &Path, max: u64) -> io::Result<Vec<u8>> {
+        browse::tail(&self.root, self.relative(path)?, max)
+    }
+
     /// Names of the real sub-folders (not symlinks) of the folder `path`; none if it is missing.
     pub fn list_dirs(&self, path: &Path) -> io::Result<Vec<String>> {
         confined::list_dirs(&self.root, self.relative(path)?)
@@ -153,6 +165,44 @@ impl Workspace {
         known: &dyn Fn(&Identity) -> Option<String>,
     ) -> io::Result<(Identity, String)> {
         confined::sha256_known(&self.root, self.relative(path)?, known)
+    }
+
+    /// `sha256_known` that also returns the bytes of a file of at most `keep` bytes (if
+    /// given), read once
+    /// and hashed from memory: a snapshot of exactly what the digest is of.
+    pub fn sha256_capture(
+        &self,
+        path: &Path,
+        known: &dyn Fn(&Identity) -> Option<String>,
+        keep: Option<u64>,
+    ) -> io::Result<(Identity, String, Option<Vec<u8>>)> {
+        confined::sha256_capture(&self.root, self.relative(path)?, known, keep)
+    }
+
+    /// Opens a regular file for reading (an artifact to preview or download), with its
+    /// identity; `Ok(None)`: it or a folder on the way is missing. Symlinks anywhere on the
+    /// way, folders and pipes are refused, as by `read`.
+    pub fn open_regular(
+        &self,
+        path: &Path,
+    ) -> Result<Option<(std::fs::File, Identity)>, ReadError> {
+        confined::open_regular(&self.root, self.relative(path)?)
+    }
+
+    /// The identities of many files as `open_regular` finds them, each folder opened once.
+    pub fn identities(&self, paths: &[&Path]) -> Vec<Result<Option<Identity>, ReadError>> {
+        let rels: Vec<Option<&Path>> = paths.iter().map(|p| self.relative(p).ok()).collect();
+        let inside: Vec<&Path> = rels.iter().flatten().copied().collect();
+        let mut found = confined::identities(&self.root, &inside).into_iter();
+        rels.iter()
+            .map(|rel| match rel {
+                Some(_) => found.next().expect("one answer per path inside"),
+                None => Err(ReadError::Io(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not inside the workspace",
+                ))),
+            })
+            .collect()
     }
 
     /// Opens a file for reading and appending (the audit log), creating it and its folders if

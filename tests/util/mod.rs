@@ -98,6 +98,7 @@ impl TestEnv {
         let lines = read_lines(child.stdout.take().unwrap());
         let deadline = Instant::now() + PATIENCE;
         let mut url = None;
+        let mut printed = Vec::new();
         while url.is_none() {
             let line = lines
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
@@ -110,6 +111,7 @@ impl TestEnv {
             if let Some(u) = line.strip_prefix("baton: listening on ") {
                 url = Some(u.trim().to_string());
             }
+            printed.push(line);
         }
         Daemon {
             child,
@@ -118,12 +120,13 @@ impl TestEnv {
                 .token
                 .clone()
                 .expect("admin token printed on first start"),
+            printed,
             _lines: lines,
         }
     }
 }
 
-fn now_ms() -> u128 {
+pub fn now_ms() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -147,6 +150,8 @@ pub struct Daemon {
     pub child: Child,
     pub url: String,
     pub token: String,
+    /// What the daemon printed on standard output up to "listening on".
+    pub printed: Vec<String>,
     _lines: Receiver<String>,
 }
 
@@ -178,6 +183,14 @@ impl Daemon {
             req = req.set("Authorization", &format!("Bearer {t}"));
         }
         into_pair(req.send_string(body))
+    }
+
+    pub fn delete_as(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut req = ureq::delete(&format!("{}{path}", self.url));
+        if let Some(t) = token {
+            req = req.set("Authorization", &format!("Bearer {t}"));
+        }
+        into_pair(req.call())
     }
 
     /// Decides `key` with the admin token.
@@ -317,6 +330,35 @@ pub fn write_in_place(path: &Path, bytes: &[u8], chunks: usize, pause: Duration)
     }
 }
 
+/// A `[[users]]` entry whose API token is `<name>-token`; `roles` is TOML, e.g. `"\"reviewer\""`.
+pub fn user(name: &str, roles: &str) -> String {
+    let hash = baton::auth::token_hash(&format!("{name}-token"));
+    format!("[[users]]\nname = \"{name}\"\nroles = [{roles}]\ntoken_sha256 = \"{hash}\"\n")
+}
+
+/// An `[[agents]]` entry for workspace glob `workspaces`, token `<name>-token`.
+pub fn agent(name: &str, workspaces: &str) -> String {
+    let hash = baton::auth::token_hash(&format!("{name}-token"));
+    format!("[[agents]]\nname = \"{name}\"\ntoken_sha256 = \"{hash}\"\nworkspaces = [\"{workspaces}\"]\n")
+}
+
+/// Every `null` in `value`, by JSON pointer: baton never writes one.
+pub fn nulls(value: &Value, at: &str) -> Vec<String> {
+    match value {
+        Value::Null => vec![at.to_string()],
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .flat_map(|(i, v)| nulls(v, &format!("{at}/{i}")))
+            .collect(),
+        Value::Object(map) => map
+            .iter()
+            .flat_map(|(k, v)| nulls(v, &format!("{at}/{k}")))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 /// A minimal valid handoff with `id`.
 pub fn handoff(id: &str) -> Value {
     serde_json::json!({
@@ -360,3 +402,4 @@ pub fn events(ws: &Path) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+pub mod browser;

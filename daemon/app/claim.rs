@@ -1,0 +1,242 @@
+//! Claims: a reviewer says "I am on this one", so that two people do not review the same
+//! handoff. A claim is advisory: it never keeps anyone from deciding, because a quorum needs
+//! several reviewers and a claim left by someone who went home must not hold the queue. It is
+//! shown to everyone, ends with the decision (whose `handoff.decided` event says so), and
+//! holds across a revision while pending (the reviewer is still on it, and the new revision
+//! is what they will read) and across a restart (it is kept in the store).
+//!
+//! The store keeps the last claim change in `claim.json`, a release included (`released_by`,
+//! `released_at`), so that a crash between a release and its event is found and logged at the
+//! next start like any other change.
+
+use super::records::json_bytes;
+use super::state::{Record, WsState};
+use super::{App, Ws};
+use crate::auth::Actor;
+use crate::contract::Decision;
+use crate::events::{now_rfc3339, Event, EventType};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::io;
+
+pub(super) const CLAIM: &str = "claim.json";
+
+/// A claim as the store keeps it: made by `by` at `at`, and released if `released_at` is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claim {
+    pub by: String,
+    pub at: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub released_at: Option<String>,
+}
+
+/// Who holds a handoff now: the answer of a claim or a release.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClaimView {
+    pub key: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClaimError {
+    #[error("no handoff with key \"{0}\"")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("handoff \"{}\" is already decided ({}); there is nothing to claim", .0.handoff_key, .0.outcome.as_str())]
+    Decided(Box<Decision>),
+    #[error("handoff \"{key}\" is claimed by {by} since {at}; only {by}, or an admin with \"takeover\": true, can change that")]
+    Held { key: String, by: String, at: String },
+    #[error("cannot record the claim, nothing was changed; try again: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl Record {
+    /// The claim that holds: made, not released, on a handoff still pending.
+    pub fn claimed(&self) -> Option<&Claim> {
+        let claim = self.review.claim.as_ref();
+        claim.filter(|c| self.is_pending() && c.released_at.is_none())
+    }
+
+    fn claim_view(&self) -> ClaimView {
+        let held = self.claimed();
+        ClaimView {
+            key: self.meta.key.clone(),
+            claimed_by: held.map(|c| c.by.clone()),
+            claimed_at: held.map(|c| c.at.clone()),
+        }
+    }
+}
+
+impl App {
+    /// `actor` claims the pending handoff `key`. Claiming one's own claim again changes
+    /// nothing; another reviewer's claim answers `Held`, unless an admin takes it over
+    /// (`takeover`), which the event records.
+    pub fn claim(&self, key: &str, actor: &Actor, takeover: bool) -> Result<ClaimView, ClaimError> {
+        let (name, roles) = reviewer(actor, "claim")?;
+        let not_found = || ClaimError::NotFound(key.to_string());
+        let ws = self.ws_of_key(key).ok_or_else(not_found)?;
+        let mut st = ws.lock();
+        let rec = st.records.get(key).ok_or_else(not_found)?;
+        if let Some(d) = &rec.decision {
+            return Err(ClaimError::Decided(Box::new(d.clone())));
+        }
+        let route = crate::routing::route_for(&self.config().routes, &rec.handoff, &ws.ws.name);
+        if !crate::routing::admits(route, &rec.handoff, name, roles) {
+            let on = route.map_or("any route".to_string(), |r| format!("route \"{}\"", r.name));
+            return Err(ClaimError::Forbidden(format!(
+                "{name} is not a reviewer on {on}"
+            )));
+        }
+        if crate::routing::is_sender(&rec.handoff, name) {
+            // Claiming says "I review this"; nobody reviews their own work.
+            return Err(ClaimError::Forbidden(format!(
+                "{name} sent this handoff (from_agent) and cannot review it; another reviewer must claim it"
+            )));
+        }
+        let taken_from = match rec.claimed() {
+            Some(c) if c.by == name => return Ok(rec.claim_view()),
+            Some(c) if takeover && is_admin(roles) => Some(c.by.clone()),
+            Some(_) if takeover => {
+                return Err(ClaimError::Forbidden(
+                    "only an admin may take over another reviewer's claim".into(),
+                ))
+            }
+            Some(c) => return Err(held(key, c)),
+            None => None,
+        };
+        let claim = Claim {
+            by: name.to_string(),
+            at: now_rfc3339(),
+            released_by: None,
+            released_at: None,
+        };
+        let data = json!({ "by": name, "taken_from": taken_from });
+        let event = Event::new(EventType::HandoffClaimed, &ws.ws.name, Some(key), data);
+        self.change_claim(&ws, &mut st, key, claim, event)?;
+        Ok(st.records[key].claim_view())
+    }
+
+    /// Ends the claim on `key`: its holder may, and an admin may end anyone's (the event
+    /// names both). With no claim held, nothing changes.
+    pub fn release_claim(&self, key: &str, actor: &Actor) -> Result<ClaimView, ClaimError> {
+        let (name, roles) = reviewer(actor, "release claims on")?;
+        let not_found = || ClaimError::NotFound(key.to_string());
+        let ws = self.ws_of_key(key).ok_or_else(not_found)?;
+        let mut st = ws.lock();
+        let rec = st.records.get(key).ok_or_else(not_found)?;
+        let Some(holding) = rec.claimed().cloned() else {
+            return Ok(rec.claim_view());
+        };
+        if holding.by != name && !is_admin(roles) {
+            return Err(held(key, &holding));
+        }
+        let data = json!({ "by": name, "holder": holding.by });
+        let released = Claim {
+            released_by: Some(name.to_string()),
+            released_at: Some(now_rfc3339()),
+            ..holding
+        };
+        let event = Event::new(EventType::HandoffUnclaimed, &ws.ws.name, Some(key), data);
+        self.change_claim(&ws, &mut st, key, released, event)?;
+        Ok(st.records[key].claim_view())
+    }
+
+    /// Commits a claim change, logs its event, publishes it; undone if the event fails.
+    fn change_claim(
+        &self,
+        ws: &Ws,
+        st: &mut WsState,
+        key: &str,
+        claim: Claim,
+        event: Event,
+    ) -> io::Result<()> {
+        let rec = st.records.get_mut(key).expect("called for a known key");
+        let bytes = json_bytes(&claim)?;
+        ws.commit(key, CLAIM, &bytes)?;
+        if let Err(e) = self.emit(ws, event) {
+            // Fail closed: a claim change that is not in the audit log is not made.
+            put_back(ws, key, rec.review.claim.as_ref());
+            return Err(e);
+        }
+        ws.publish(key, CLAIM, Some(&bytes));
+        rec.review.claim = Some(claim);
+        Ok(())
+    }
+
+    /// A decision ends the claim; its `handoff.decided` event says so, so none of its own. The
+    /// store's copy goes too, best effort: a claim left on a decided handoff holds nothing
+    /// (`Record::claimed`), and a revision that reopens the handoff removes it.
+    pub(super) fn end_claim(&self, ws: &Ws, rec: &mut Record) {
+        if rec.review.claim.take().is_none() {
+            return;
+        }
+        let key = &rec.meta.key;
+        if let Err(e) = ws.uncommit(key, CLAIM) {
+            tracing::warn!(workspace = %ws.ws.name, key, error = %e, "cannot remove the claim of a decided handoff");
+        }
+        ws.publish(key, CLAIM, None);
+    }
+}
+
+/// Puts the store's claim back as `claim` has it: the undo of a change whose event failed.
+fn put_back(ws: &Ws, key: &str, claim: Option<&Claim>) {
+    let result = match claim {
+        None => ws.uncommit(key, CLAIM),
+        Some(c) => json_bytes(c).and_then(|b| ws.commit(key, CLAIM, &b)),
+    };
+    if let Err(e) = result {
+        tracing::error!(workspace = %ws.ws.name, key, error = %e, "cannot undo a claim whose event failed; the next start logs it as recovered");
+    }
+}
+
+/// The events a crash kept from the log: a claim change newer than the last event logged.
+pub(super) fn recovered(rec: &Record, last: &str, workspace: &str) -> Vec<Event> {
+    let Some(c) = rec.review.claim.as_ref().filter(|_| rec.is_pending()) else {
+        return Vec::new();
+    };
+    let key = Some(rec.meta.key.as_str());
+    let mut events = Vec::new();
+    if c.at.as_str() > last {
+        let data = json!({ "by": c.by, "recovered": true, "happened_at": c.at });
+        events.push(Event::new(EventType::HandoffClaimed, workspace, key, data));
+    }
+    if let (Some(by), Some(at)) = (&c.released_by, &c.released_at) {
+        if at.as_str() > last {
+            let data = json!({ "by": by, "holder": c.by, "recovered": true, "happened_at": at });
+            events.push(Event::new(
+                EventType::HandoffUnclaimed,
+                workspace,
+                key,
+                data,
+            ));
+        }
+    }
+    events
+}
+
+fn reviewer<'a>(actor: &'a Actor, what: &str) -> Result<(&'a str, &'a [String]), ClaimError> {
+    match actor {
+        Actor::Reviewer { name, roles } => Ok((name, roles)),
+        Actor::Agent { .. } => Err(ClaimError::Forbidden(format!(
+            "agent tokens cannot {what} handoffs"
+        ))),
+    }
+}
+
+fn is_admin(roles: &[String]) -> bool {
+    roles.iter().any(|r| r == "admin")
+}
+
+fn held(key: &str, claim: &Claim) -> ClaimError {
+    ClaimError::Held {
+        key: key.to_string(),
+        by: claim.by.clone(),
+        at: claim.at.clone(),
+    }
+}

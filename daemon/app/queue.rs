@@ -1,0 +1,53 @@
+//! What a reviewer's queue shows of a handoff besides its content, computed here once for the
+//! list, the detail and the pages: its route, who claimed it, and whether the caller may
+//! decide it.
+
+use super::state::Record;
+use super::App;
+use crate::auth::Actor;
+use crate::config::Route;
+use serde::Serialize;
+
+/// A handoff's standing for one caller (flattened into the list and detail answers).
+#[derive(Debug, Clone, Serialize)]
+pub struct Standing {
+    /// The route it falls under (absent: none matches, any reviewer may decide).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub claimed_at: Option<String>,
+    /// Whether the caller may decide it now: it is pending, the route admits the caller,
+    /// and the caller did not send it (one's own handoff may be rejected or sent back, but
+    /// it is not one's to review, so the queue does not offer it).
+    pub may_decide: bool,
+}
+
+impl App {
+    /// The standing of `rec` (in workspace `ws`) for `actor`, and its route.
+    pub(super) fn standing(
+        &self,
+        ws: &str,
+        rec: &Record,
+        actor: &Actor,
+    ) -> (Standing, Option<&Route>) {
+        let route = crate::routing::route_for(&self.config().routes, &rec.handoff, ws);
+        let may_decide = match actor {
+            Actor::Reviewer { name, roles } => {
+                rec.is_pending()
+                    && crate::routing::admits(route, &rec.handoff, name, roles)
+                    && !crate::routing::is_sender(&rec.handoff, name)
+            }
+            Actor::Agent { .. } => false,
+        };
+        let claim = rec.claimed();
+        let standing = Standing {
+            route: route.map(|r| r.name.clone()),
+            claimed_by: claim.map(|c| c.by.clone()),
+            claimed_at: claim.map(|c| c.at.clone()),
+            may_decide,
+        };
+        (standing, route)
+    }
+}

@@ -1,0 +1,243 @@
+//! Approvals. A handoff is approved once enough distinct reviewers approved its current
+//! revision (the route's `min_approvals`, default 1) and every role of its `sign_off` gate has
+//! signed. Each approval signs one missing role the reviewer holds (one person one role, so
+//! four eyes stay four); one that signs no role counts only while the quorum still needs more
+//! people than the missing roles will bring. Every approval is kept in the store; one that
+//! leaves the handoff pending is an event (`handoff.signed_off` when it signed a role, else
+//! `handoff.partially_approved`), and the last one closes the handoff as `approved`. A
+//! rejection, a request for changes or a reassignment by any participant closes it at once,
+//! and a revision clears the approvals (they were given to other content).
+
+use super::decide::{Closing, DecideError, Decided};
+use super::records::{json_bytes, SIGN_OFFS};
+use super::state::{Record, WsState};
+use super::{App, Ws};
+use crate::config::Route;
+use crate::contract::{Outcome, SignOff};
+use crate::events::{now_rfc3339, Event, EventType};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+pub(super) const APPROVALS: &str = "approvals.json";
+
+/// One reviewer's approval of the current revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Approval {
+    pub by: String,
+    pub at: String,
+    /// The `sign_off` role this approval signed, if it signed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+}
+
+/// Where a handoff's approvals stand; the answer (202) to an approval that left it pending.
+#[derive(Debug, Clone, Serialize)]
+pub struct Progress {
+    pub sign_offs: Vec<SignOff>,
+    pub missing_roles: Vec<String>,
+    pub approvals: Vec<Approval>,
+    /// Distinct approvals that close it: `min_approvals`, and at least one per role.
+    pub approvals_needed: usize,
+    pub approvals_missing: usize,
+}
+
+impl Progress {
+    pub fn of(route: Option<&Route>, rec: &Record) -> Progress {
+        let needed = crate::routing::approvals_needed(route, &rec.handoff);
+        let approvals = rec.review.approvals.clone();
+        Progress {
+            sign_offs: rec.sign_offs.clone(),
+            missing_roles: missing_roles(&rec.handoff.sign_off, &rec.sign_offs),
+            approvals_needed: needed,
+            approvals_missing: needed.saturating_sub(approvals.len()),
+            approvals,
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.missing_roles.is_empty() && self.approvals_missing == 0
+    }
+}
+
+impl App {
+    /// Records `name`'s approval of `key`; closes it as approved when it completes the quorum
+    /// and the sign-off gate. Fail closed: undone if its event cannot be logged.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn approve(
+        &self,
+        ws: &Ws,
+        st: &mut WsState,
+        key: &str,
+        route: Option<&Route>,
+        name: &str,
+        roles: &[String],
+        comment: Option<String>,
+    ) -> Result<Decided, DecideError> {
+        let old = st
+            .records
+            .get(key)
+            .expect("approve is called for a known key")
+            .clone();
+        let before = Progress::of(route, &old);
+        match before.approvals.iter().find(|a| a.by == name) {
+            // Nothing missing yet still pending (a crash before the closing decision, or a
+            // quorum lowered since): an approver who asks again closes it.
+            Some(_) if before.complete() => {
+                let closing = Closing::new(Outcome::Approved, name, comment);
+                return Ok(Decided::Closed(self.settle(ws, st, key, closing)?));
+            }
+            Some(mine) => return Err(DecideError::AlreadySigned(already(name, mine, &before))),
+            None => {}
+        }
+        let role = before.missing_roles.iter().find(|r| roles.contains(r));
+        let helps = before.missing_roles.is_empty()
+            || before.approvals.len() + before.missing_roles.len() < before.approvals_needed;
+        if role.is_none() && !helps {
+            return Err(DecideError::Forbidden(format!(
+                "approval needs sign-off by role(s) {}; {name} holds none of them",
+                before.missing_roles.join(", ")
+            )));
+        }
+        let at = now_rfc3339();
+        let mut rec = old.clone();
+        rec.review.approvals.push(Approval {
+            by: name.to_string(),
+            at: at.clone(),
+            role: role.cloned(),
+            comment: comment.clone(),
+        });
+        if let Some(role) = role {
+            let by = name.to_string();
+            rec.sign_offs.push(SignOff {
+                role: role.clone(),
+                by,
+                at,
+            });
+        }
+        let approvals = json_bytes(&rec.review.approvals)?;
+        let sign_offs = json_bytes(&rec.sign_offs)?;
+        ws.commit(key, APPROVALS, &approvals)?;
+        if role.is_some() {
+            if let Err(e) = ws.commit(key, SIGN_OFFS, &sign_offs) {
+                put_back(ws, &old);
+                return Err(e.into());
+            }
+        }
+        let now = Progress::of(route, &rec);
+        st.records.insert(key.to_string(), rec);
+        let result = if now.complete() {
+            let closing = Closing::new(Outcome::Approved, name, comment);
+            self.settle(ws, st, key, closing).map(Decided::Closed)
+        } else {
+            let kind = match role {
+                Some(_) => EventType::HandoffSignedOff,
+                None => EventType::HandoffPartiallyApproved,
+            };
+            let data = json!({ "by": name, "role": role, "comment": comment,
+                "missing": now.missing_roles, "approvals": now.approvals.len(),
+                "approvals_needed": now.approvals_needed });
+            let event = Event::new(kind, &ws.ws.name, Some(key), data);
+            self.emit(ws, event).map(|()| Decided::Pending(now))
+        };
+        match result {
+            Ok(decided) => {
+                ws.publish(key, APPROVALS, Some(&approvals));
+                if role.is_some() {
+                    ws.publish(key, SIGN_OFFS, Some(&sign_offs));
+                }
+                Ok(decided)
+            }
+            Err(e) => {
+                // Fail closed: the approval is taken back with the event that failed.
+                ws.restore(&old, None);
+                put_back(ws, &old);
+                st.records.insert(key.to_string(), old);
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// Puts the store's approvals back as `rec` has them: the undo of a change whose event failed.
+pub(super) fn put_back(ws: &Ws, rec: &Record) {
+    let key = &rec.meta.key;
+    let result = match rec.review.approvals.is_empty() {
+        true => ws.uncommit(key, APPROVALS),
+        false => json_bytes(&rec.review.approvals).and_then(|b| ws.commit(key, APPROVALS, &b)),
+    };
+    if let Err(e) = result {
+        tracing::error!(workspace = %ws.ws.name, key, error = %e, "cannot undo approvals whose event failed; the next start logs them as recovered");
+    }
+}
+
+/// The approvals of a record as the store has them. A store written before approvals were
+/// kept has only the sign-offs, which were approvals all the same.
+pub(super) fn loaded(approvals: Option<Vec<Approval>>, sign_offs: &[SignOff]) -> Vec<Approval> {
+    approvals.unwrap_or_else(|| {
+        let approval = |s: &SignOff| Approval {
+            by: s.by.clone(),
+            at: s.at.clone(),
+            role: Some(s.role.clone()),
+            comment: None,
+        };
+        sign_offs.iter().map(approval).collect()
+    })
+}
+
+/// The events a crash kept from the log: approvals newer than the last event logged, but the
+/// one that closed the handoff (its `handoff.decided` event is recovered with the decision).
+pub(super) fn recovered(rec: &Record, last: &str, workspace: &str) -> Vec<Event> {
+    let closing = rec
+        .decision
+        .as_ref()
+        .filter(|d| d.outcome == Outcome::Approved);
+    rec.review
+        .approvals
+        .iter()
+        .filter(|a| a.at.as_str() > last && closing.is_none_or(|d| d.by != a.by))
+        .map(|a| {
+            let kind = match a.role {
+                Some(_) => EventType::HandoffSignedOff,
+                None => EventType::HandoffPartiallyApproved,
+            };
+            let data =
+                json!({ "by": a.by, "role": a.role, "recovered": true, "happened_at": a.at });
+            Event::new(kind, workspace, Some(&rec.meta.key), data)
+        })
+        .collect()
+}
+
+fn already(name: &str, mine: &Approval, progress: &Progress) -> String {
+    if let Some(role) = &mine.role {
+        return format!(
+            "{name} already signed off as \"{role}\"; another person must sign the remaining roles"
+        );
+    }
+    let mut waits = Vec::new();
+    if progress.approvals_missing > 0 {
+        waits.push(format!(
+            "{} more reviewer(s) must approve",
+            progress.approvals_missing
+        ));
+    }
+    if !progress.missing_roles.is_empty() {
+        waits.push(format!(
+            "role(s) {} must sign off",
+            progress.missing_roles.join(", ")
+        ));
+    }
+    format!(
+        "{name} already approved this revision; {}",
+        waits.join(" and ")
+    )
+}
+
+pub(super) fn missing_roles(required: &[String], given: &[SignOff]) -> Vec<String> {
+    required
+        .iter()
+        .filter(|r| !given.iter().any(|s| &s.role == *r))
+        .cloned()
+        .collect()
+}

@@ -1,0 +1,200 @@
+//! Server-side sessions. The browser holds only a random id; the daemon keeps its sha256 with
+//! who signed in, the CSRF token and the times that bound it (idle and absolute expiry).
+//! Sessions are saved in `data_dir/sessions.json` so a restart does not sign everyone out;
+//! the file holds hashes, so reading it does not let anyone in.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Most live sessions kept; the oldest are ended first past it.
+const MAX_SESSIONS: usize = 10_000;
+/// `last_seen` is saved at most this often per session (seconds): an idle timeout measured
+/// after a restart may be this much longer, which saves a write per request.
+const TOUCH_SAVE_S: u64 = 60;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Session {
+    pub user: String,
+    pub csrf: String,
+    pub created: u64,
+    pub last_seen: u64,
+}
+
+pub struct Sessions {
+    file: PathBuf,
+    idle_s: u64,
+    absolute_s: u64,
+    by_hash: Mutex<HashMap<String, Session>>,
+}
+
+pub fn now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+pub fn random_token() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+fn hash(id: &str) -> String {
+    hex::encode(Sha256::digest(id.as_bytes()))
+}
+
+impl Sessions {
+    /// Loads saved sessions; an unreadable file signs everyone out (logged), nothing worse.
+    pub fn load(file: PathBuf, idle_s: u64, absolute_s: u64) -> Sessions {
+        let saved = match std::fs::read(&file) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                tracing::warn!(file = %file.display(), error = %e, "sessions file unreadable; everyone signs in again");
+                HashMap::new()
+            }),
+            Err(_) => HashMap::new(),
+        };
+        let sessions = Sessions {
+            file,
+            idle_s,
+            absolute_s,
+            by_hash: Mutex::new(saved),
+        };
+        sessions.sweep();
+        sessions
+    }
+
+    fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
+        self.by_hash.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn live(&self, s: &Session, now: u64) -> bool {
+        now.saturating_sub(s.last_seen) < self.idle_s
+            && now.saturating_sub(s.created) < self.absolute_s
+    }
+
+    /// Starts a session for `user`; returns its id (for the cookie) and the session. A new id
+    /// every time: the id is rotated at sign-in, so an id planted before cannot be used after.
+    pub fn start(&self, user: &str) -> (String, Session) {
+        let id = random_token();
+        let now = now_s();
+        let session = Session {
+            user: user.to_string(),
+            csrf: random_token(),
+            created: now,
+            last_seen: now,
+        };
+        {
+            let mut t = self.table();
+            if t.len() >= MAX_SESSIONS {
+                t.retain(|_, s| now.saturating_sub(s.last_seen) < self.idle_s);
+                if let Some(oldest) = t
+                    .iter()
+                    .min_by_key(|(_, s)| s.created)
+                    .map(|(k, _)| k.clone())
+                {
+                    t.remove(&oldest);
+                }
+            }
+            t.insert(hash(&id), session.clone());
+        }
+        self.save();
+        (id, session)
+    }
+
+    /// The live session with this id, its idle clock restarted; an expired one is ended.
+    pub fn get(&self, id: &str) -> Option<Session> {
+        let key = hash(id);
+        let now = now_s();
+        let mut t = self.table();
+        let s = t.get_mut(&key)?;
+        if !self.live(s, now) {
+            t.remove(&key);
+            drop(t);
+            self.save();
+            return None;
+        }
+        let save = now.saturating_sub(s.last_seen) >= TOUCH_SAVE_S;
+        s.last_seen = now;
+        let s = s.clone();
+        drop(t);
+        if save {
+            self.save();
+        }
+        Some(s)
+    }
+
+    /// Ends a session (sign-out). Returns whether there was one.
+    pub fn end(&self, id: &str) -> bool {
+        let gone = self.table().remove(&hash(id)).is_some();
+        if gone {
+            self.save();
+        }
+        gone
+    }
+
+    /// Ends every session of users no longer allowed to sign in.
+    pub fn retain_users(&self, allowed: impl Fn(&str) -> bool) {
+        self.table().retain(|_, s| allowed(&s.user));
+        self.save();
+    }
+
+    fn sweep(&self) {
+        let now = now_s();
+        self.table().retain(|_, s| self.live(s, now));
+    }
+
+    fn save(&self) {
+        let bytes = match serde_json::to_vec(&*self.table()) {
+            Ok(b) => b,
+            Err(_) => return,
+        };
+        // Losing this file only signs people out: worth a warning, not a failed request.
+        if let Err(e) = crate::workspace::write_atomic(&self.file, &bytes, crate::workspace::fsync::Kind::Other) {
+            tracing::warn!(file = %self.file.display(), error = %e, "cannot save sessions");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_rotate_end_and_survive_a_reload() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sessions.json");
+        let s = Sessions::load(file.clone(), 3600, 7200);
+        let (a, _) = s.start("rita");
+        let (b, _) = s.start("rita");
+        assert_ne!(a, b);
+        assert!(s.end(&a));
+        assert!(s.get(&a).is_none());
+        let reloaded = Sessions::load(file.clone(), 3600, 7200);
+        assert_eq!(reloaded.get(&b).unwrap().user, "rita");
+        assert!(!std::fs::read_to_string(&file).unwrap().contains(&b));
+        let expired = Sessions::load(file, 0, 7200);
+        assert!(expired.get(&b).is_none());
+    }
+
+    #[test]
+    fn a_session_past_a_timeout_ends_at_its_next_use_while_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sessions.json");
+        let s = Sessions::load(file.clone(), 3600, 7200);
+        let (idle, _) = s.start("rita");
+        let (old, _) = s.start("rita");
+        let (fresh, _) = s.start("rita");
+        // The clock is not waited for: the sessions' times are moved back instead.
+        s.table().get_mut(&hash(&idle)).unwrap().last_seen -= 3600;
+        s.table().get_mut(&hash(&old)).unwrap().created -= 7200;
+        assert!(s.get(&idle).is_none());
+        assert!(s.get(&old).is_none());
+        assert_eq!(s.get(&fresh).unwrap().user, "rita");
+        // Ended for good, in the file too.
+        let saved = std::fs::read_to_string(&file).unwrap();
+        assert!(!saved.contains(&hash(&idle)) && !saved.contains(&hash(&old)));
+        assert!(saved.contains(&hash(&fresh)));
+    }
+}

@@ -1,0 +1,162 @@
+//! The mail about a handoff: subject, plain text and HTML alternatives, from the askama
+//! templates in `templates/email/` (the HTML one escapes everything the agent wrote).
+
+use askama::Template;
+use serde::{Deserialize, Serialize};
+
+/// What a mail says about a handoff, gathered by the app from its record and route.
+#[derive(Debug, Clone)]
+pub struct Facts {
+    /// `handoff.received` or `handoff.revised`.
+    pub event: String,
+    pub workspace: String,
+    pub key: String,
+    pub title: Option<String>,
+    pub trigger: Option<String>,
+    pub from_agent: String,
+    /// Left out for confidential and restricted handoffs (a mail leaves baton's control).
+    pub summary: Option<String>,
+    pub route: Option<String>,
+    pub revision: u32,
+}
+
+/// A composed mail, as spooled (so every attempt sends the same words).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Letter {
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+}
+
+#[derive(Template)]
+#[template(path = "email/handoff.txt")]
+struct Text<'a> {
+    f: &'a Facts,
+    headline: &'a str,
+    link: &'a str,
+    actions: &'a Actions,
+}
+
+/// The mail's action links: they open the handoff page (sign-in first) with the choice
+/// named; the decision still takes a click on the page's form. A GET never decides, since
+/// mail scanners follow links.
+struct Actions {
+    approve: String,
+    changes: String,
+}
+
+#[derive(Template)]
+#[template(path = "email/handoff.html")]
+struct Html<'a> {
+    f: &'a Facts,
+    headline: &'a str,
+    link: &'a str,
+    actions: &'a Actions,
+}
+
+/// Longest title kept in a subject line.
+const SUBJECT_TITLE: usize = 120;
+
+pub fn compose(f: &Facts, link: &str) -> Letter {
+    let trigger = f.trigger.as_deref().unwrap_or("handoff");
+    let title = one_line(f.title.as_deref().unwrap_or(&f.key), SUBJECT_TITLE);
+    let revised = if f.event == "handoff.revised" {
+        format!(" (revision {})", f.revision)
+    } else {
+        String::new()
+    };
+    let subject = one_line(
+        &format!(
+            "[baton] {}: {trigger} from {}: {title}{revised}",
+            f.workspace, f.from_agent
+        ),
+        400,
+    );
+    let headline = if f.event == "handoff.revised" {
+        "A handoff you review was revised"
+    } else {
+        "A handoff waits for your review"
+    };
+    let actions = Actions {
+        approve: format!("{link}?intent=approved#decide"),
+        changes: format!("{link}?intent=changes_requested#decide"),
+    };
+    let actions = &actions;
+    let text = Text {
+        f,
+        headline,
+        link,
+        actions,
+    };
+    let html = Html {
+        f,
+        headline,
+        link,
+        actions,
+    };
+    Letter {
+        subject,
+        // Rendering only reads plain fields: it cannot fail.
+        text: text.render().expect("the text template renders"),
+        html: html.render().expect("the HTML template renders"),
+    }
+}
+
+/// Text fit for a header: control characters (line breaks above all) become spaces, and
+/// it is clipped to `max` characters.
+fn one_line(s: &str, max: usize) -> String {
+    let flat: String = s
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    match flat.char_indices().nth(max) {
+        Some((i, _)) => format!("{}…", &flat[..i]),
+        None => flat,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts() -> Facts {
+        Facts {
+            event: "handoff.received".into(),
+            workspace: "alpha".into(),
+            key: "k-1".into(),
+            title: Some("Fix <b>it</b>\r\nBcc: x@y".into()),
+            trigger: Some("error".into()),
+            from_agent: "builder-1".into(),
+            summary: Some("tests <script>fail</script>".into()),
+            route: Some("eng".into()),
+            revision: 1,
+        }
+    }
+
+    #[test]
+    fn the_subject_names_workspace_trigger_and_agent_on_one_line() {
+        let l = compose(&facts(), "http://h/handoffs/k-1");
+        assert_eq!(
+            l.subject,
+            "[baton] alpha: error from builder-1: Fix <b>it</b>  Bcc: x@y"
+        );
+        assert!(l.text.contains("http://h/handoffs/k-1"));
+        assert!(l
+            .text
+            .contains("http://h/handoffs/k-1?intent=approved#decide"));
+        assert!(l
+            .html
+            .contains("href=\"http://h/handoffs/k-1?intent=changes_requested#decide\""));
+        assert!(l.text.contains("tests <script>fail</script>"), "{}", l.text);
+        assert!(
+            l.html.contains("href=\"http://h/handoffs/k-1\""),
+            "{}",
+            l.html
+        );
+        assert!(
+            !l.html.contains("<script>") && !l.html.contains("<b>"),
+            "{}",
+            l.html
+        );
+    }
+}

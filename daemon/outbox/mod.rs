@@ -1,0 +1,416 @@
+//! The outbox: notifications of events to webhooks and by email, durable and retried.
+//! `spool` is called by `App::emit_all` after an event is in the audit log and before it is
+//! broadcast; it writes one fsynced file per notification (`spool`) and wakes the channel's
+//! worker (`worker`), one thread per webhook endpoint and one for email, so a slow or hung
+//! receiver only delays its own queue. Webhook attempts are signed afresh (`sign`) and sent
+//! (`webhook`); email notices become one mail per reviewer (`mail`, `letter`). Deliveries
+//! that run out of attempts are dead: listed, and retried by an admin.
+
+mod address;
+mod endpoint;
+mod letter;
+mod mail;
+mod sign;
+mod slack;
+mod spool;
+mod webhook;
+mod worker;
+
+pub use letter::Facts;
+pub use mail::{MailError, MailRequest};
+pub use sign::{BadSecret, Key};
+pub use spool::{Attempt, Delivery, SpoolError, State};
+
+use crate::config::{Config, WebhookFormat};
+use crate::events::{Event, EventType};
+use crate::metrics::{OutcomeLabel, StateLabel};
+use endpoint::{Disabled, Endpoint};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use spool::Spool;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Called with a delivery that has just gone dead (to record `notification.failed`).
+pub type OnDead = Arc<dyn Fn(&Delivery) + Send + Sync>;
+
+/// Asked, for an email notice, what to say and to whom (`None`: no mail is owed).
+pub type Resolve = Arc<dyn Fn(&Delivery) -> Option<MailRequest> + Send + Sync>;
+
+/// What the workers need from the app.
+#[derive(Clone)]
+pub struct Hooks {
+    pub on_dead: OnDead,
+    pub resolve: Resolve,
+}
+
+/// The email channel's name (webhooks' are `webhook:NAME`).
+pub const EMAIL: &str = "email";
+
+/// Events that owe the route's reviewers a mail.
+const MAILED: [EventType; 2] = [EventType::HandoffReceived, EventType::HandoffRevised];
+
+/// Most deliveries one listing returns (newest first).
+pub const MAX_LISTED: usize = 1000;
+
+pub struct Outbox {
+    shared: Arc<Shared>,
+    endpoints: Vec<Arc<Endpoint>>,
+    /// Whether events are owed mails: `[smtp]` is set and some route notifies `email`.
+    mails: bool,
+    /// Wake-ups of each channel's worker, by channel name.
+    wake: HashMap<String, mpsc::Sender<String>>,
+    /// The workers, until `start` hands them their threads.
+    waiting: Mutex<Vec<(worker::Spec, mpsc::Receiver<String>)>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+}
+
+/// What the outbox and its workers share.
+struct Shared {
+    spool: Spool,
+    index: Mutex<BTreeMap<String, Delivery>>,
+    disabled: Disabled,
+    schedule: Vec<f64>,
+    /// How long delivered deliveries are kept (`keep_delivered_s`), in ms.
+    keep_ms: u64,
+    public_url: String,
+    gauges: Family<StateLabel, Gauge>,
+    attempts: Family<OutcomeLabel, Counter>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("no delivery with id \"{0}\"")]
+    NotFound(String),
+    #[error("delivery \"{0}\" is not dead (only dead deliveries are retried by hand)")]
+    NotDead(String),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+impl Outbox {
+    /// Loads the spool; returns warnings for the operator (unreadable files, deliveries
+    /// whose endpoint is no longer configured). Nothing is sent before `start`.
+    pub fn open(
+        config: &Config,
+        gauges: Family<StateLabel, Gauge>,
+        attempts: Family<OutcomeLabel, Counter>,
+    ) -> Result<(Outbox, Vec<String>), OpenError> {
+        let spool = Spool::open(&config.data_dir)?;
+        let mailer = config.smtp.as_ref().map(mail::Mailer::new).transpose()?;
+        let (loaded, mut warnings) = spool.load()?;
+        let endpoints: Vec<Arc<Endpoint>> = config
+            .webhooks
+            .iter()
+            .map(|w| Arc::new(Endpoint::new(w)))
+            .collect();
+        let keep_ms = config.deliveries.keep_delivered_s.saturating_mul(1000);
+        let mut index = BTreeMap::new();
+        let mut changed = Vec::new();
+        for mut d in loaded {
+            if expired(&d, worker::now_ms(), keep_ms) {
+                spool.remove(&d.id);
+                continue;
+            }
+            let known = endpoints.iter().any(|e| e.channel == d.channel)
+                || (d.channel == EMAIL && mailer.is_some());
+            if d.state == State::Pending && !known {
+                warnings.push(format!(
+                    "delivery {} to {} is dead: that endpoint is no longer configured",
+                    d.id, d.channel
+                ));
+                worker::bury(&mut d, "endpoint no longer configured");
+                changed.push(d.clone());
+            }
+            index.insert(d.id.clone(), d);
+        }
+        spool.save(&changed.iter().collect::<Vec<_>>())?;
+        let disabled = Disabled::load(spool.dir());
+        let mut wake = HashMap::new();
+        let mut waiting = Vec::new();
+        let mut specs: Vec<worker::Spec> = endpoints
+            .iter()
+            .map(|e| worker::Spec {
+                name: e.name.clone(),
+                channel: e.channel.clone(),
+                transport: Box::new(webhook::Sender::new(&e.url, e.key.clone(), e.allow_private)),
+            })
+            .collect();
+        let mails = mailer.is_some()
+            && config
+                .routes
+                .iter()
+                .any(|r| r.notify.iter().any(|n| n == EMAIL));
+        if let Some(m) = mailer {
+            specs.push(worker::Spec {
+                name: EMAIL.into(),
+                channel: EMAIL.into(),
+                transport: Box::new(m),
+            });
+        }
+        for spec in specs {
+            let (tx, rx) = mpsc::channel();
+            wake.insert(spec.channel.clone(), tx);
+            waiting.push((spec, rx));
+        }
+        let shared = Arc::new(Shared {
+            spool,
+            index: Mutex::new(index),
+            disabled,
+            schedule: config.deliveries.retry_schedule_s.clone(),
+            keep_ms,
+            public_url: config.public_url.clone(),
+            gauges,
+            attempts,
+        });
+        shared.count(&shared.lock());
+        let outbox = Outbox {
+            shared,
+            endpoints,
+            mails,
+            wake,
+            waiting: Mutex::new(waiting),
+        };
+        Ok((outbox, warnings))
+    }
+
+    /// Starts one worker thread per channel (once; later calls do nothing).
+    pub fn start(&self, hooks: Hooks) {
+        let waiting = std::mem::take(&mut *self.waiting.lock().unwrap_or_else(|e| e.into_inner()));
+        for (spec, rx) in waiting {
+            worker::spawn(self.shared.clone(), spec, rx, hooks.clone());
+        }
+    }
+
+    /// Writes a notification for every endpoint whose `events` globs match each event, synced
+    /// to disk, then wakes the workers. A spool that cannot be written is logged and counted;
+    /// the notification is still attempted while the daemon runs (the event is logged
+    /// already, so the change cannot be undone for it).
+    pub fn spool(&self, events: &[Event]) {
+        let mut made = Vec::new();
+        for event in events {
+            // A failure is not sent back to the endpoint that failed: it could never arrive,
+            // and would fail again, for ever.
+            let failed_channel = (event.kind == EventType::NotificationFailed)
+                .then(|| event.data["channel"].as_str())
+                .flatten();
+            for e in self
+                .endpoints
+                .iter()
+                .filter(|e| e.wants(event.kind.as_str()))
+            {
+                if failed_channel != Some(e.channel.as_str()) {
+                    let url = &self.shared.public_url;
+                    let body = match e.format {
+                        WebhookFormat::Standard => webhook::body(event, url),
+                        WebhookFormat::Slack => slack::body(
+                            event,
+                            event.key.as_deref().map(|k| handoff_url(url, k)).as_deref(),
+                        ),
+                    };
+                    made.push(self.make(event, &e.channel, body));
+                }
+            }
+            // A notice: the email worker finds the route's reviewers and writes the mails.
+            if self.mails && MAILED.contains(&event.kind) && event.key.is_some() {
+                made.push(self.make(event, EMAIL, String::new()));
+            }
+        }
+        if made.is_empty() {
+            return;
+        }
+        let mut index = self.shared.lock();
+        if let Err(e) = self.shared.spool.save(&made.iter().collect::<Vec<_>>()) {
+            tracing::error!(error = %e, "cannot spool notifications; they are sent but would not survive a restart");
+        }
+        for d in &made {
+            index.insert(d.id.clone(), d.clone());
+        }
+        self.shared.count(&index);
+        drop(index);
+        for d in made {
+            if let Some(tx) = self.wake.get(&d.channel) {
+                let _ = tx.send(d.id);
+            }
+        }
+    }
+
+    fn make(&self, event: &Event, channel: &str, body: String) -> Delivery {
+        let now = worker::now_ms();
+        Delivery {
+            id: new_id(),
+            channel: channel.to_string(),
+            to: None,
+            event: event.kind.as_str().to_string(),
+            workspace: event.workspace.clone(),
+            key: event.key.clone(),
+            created_at: crate::events::now_rfc3339(),
+            state: State::Pending,
+            attempts: Vec::new(),
+            next_at_ms: Some(now + worker::delay_ms(self.shared.schedule[0])),
+            round_start: 0,
+            body,
+        }
+    }
+
+    /// Deliveries in `state` (all when `None`), newest first, without their bodies.
+    pub fn list(&self, state: Option<State>) -> Vec<Delivery> {
+        let index = self.shared.lock();
+        let mut out: Vec<Delivery> = index
+            .values()
+            .filter(|d| state.is_none_or(|s| d.state == s))
+            .map(|d| Delivery {
+                body: String::new(),
+                ..d.clone()
+            })
+            .collect();
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        out.truncate(MAX_LISTED);
+        out
+    }
+
+    /// Endpoints disabled by a `410 Gone`: name -> when and why.
+    pub fn disabled(&self) -> Vec<(String, String)> {
+        self.shared.disabled.list()
+    }
+
+    /// Sends a dead delivery again now, with its schedule started over. Retrying a delivery
+    /// of an endpoint disabled by a `410` enables the endpoint again: that is the admin
+    /// saying the receiver is back.
+    pub fn retry(&self, id: &str) -> Result<Delivery, RetryError> {
+        let mut index = self.shared.lock();
+        let d = index
+            .get_mut(id)
+            .ok_or_else(|| RetryError::NotFound(id.to_string()))?;
+        if d.state != State::Dead {
+            return Err(RetryError::NotDead(id.to_string()));
+        }
+        let before = d.clone();
+        d.state = State::Pending;
+        d.round_start = d.attempts.len();
+        d.next_at_ms = Some(worker::now_ms());
+        if let Err(e) = self.shared.spool.save(&[d]) {
+            *d = before;
+            return Err(e.into());
+        }
+        let shown = Delivery {
+            body: String::new(),
+            ..d.clone()
+        };
+        self.shared.count(&index);
+        drop(index);
+        self.shared.disabled.enable(shown.endpoint());
+        tracing::info!(delivery = %shown.id, channel = %shown.channel, "delivery retried by hand");
+        if let Some(tx) = self.wake.get(&shown.channel) {
+            let _ = tx.send(shown.id.clone());
+        }
+        Ok(shown)
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Delivery>> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Forgets the delivered deliveries of `channel` older than `keep_delivered_s` (each
+    /// worker does it for its own channel now and then, so a long run stays bounded).
+    fn prune(&self, channel: &str) {
+        let now = worker::now_ms();
+        let mut index = self.lock();
+        let old: Vec<String> = index
+            .values()
+            .filter(|d| d.channel == channel && expired(d, now, self.keep_ms))
+            .map(|d| d.id.clone())
+            .collect();
+        for id in &old {
+            index.remove(id);
+            self.spool.remove(id);
+        }
+        if !old.is_empty() {
+            self.count(&index);
+            tracing::debug!(
+                channel,
+                forgotten = old.len(),
+                "delivered notifications forgotten"
+            );
+        }
+    }
+
+    /// Sets the gauges of deliveries by state.
+    fn count(&self, index: &BTreeMap<String, Delivery>) {
+        for s in [State::Pending, State::Delivered, State::Dead] {
+            let n = index.values().filter(|d| d.state == s).count();
+            let label = StateLabel {
+                state: s.as_str().into(),
+            };
+            self.gauges.get_or_create(&label).set(n as i64);
+        }
+    }
+}
+
+/// What a key must have escaped to be one path segment (RFC 3986 unreserved stay as is).
+const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'_')
+    .remove(b'.')
+    .remove(b'~');
+
+/// Whether a delivery is delivered and older than `keep_ms` (dead ones stay until retried).
+fn expired(d: &Delivery, now_ms: u64, keep_ms: u64) -> bool {
+    d.state == State::Delivered && now_ms.saturating_sub(worker::created_ms(d)) > keep_ms
+}
+
+/// The handoff's page under `public_url`.
+fn handoff_url(public_url: &str, key: &str) -> String {
+    let enc = percent_encoding::utf8_percent_encode(key, PATH_SEGMENT);
+    format!("{public_url}/handoffs/{enc}")
+}
+
+/// `msg_` and 128 random bits: unique without coordination, and stable across retries.
+fn new_id() -> String {
+    format!("msg_{}", hex::encode(rand::random::<[u8; 16]>()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Outbox, State};
+    use crate::config::Config;
+    use crate::events::{Event, EventType};
+    use serde_json::json;
+
+    #[test]
+    fn delivered_deliveries_past_keep_delivered_s_are_forgotten_and_dead_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let text =
+            "workspaces = [\"ws\"]\ndata_dir = \"data\"\n[deliveries]\nkeep_delivered_s = 0\n";
+        let config = Config::parse(text, "test", dir.path()).unwrap();
+        let m = crate::metrics::Metrics::default();
+        let open = || Outbox::open(&config, m.deliveries.clone(), m.delivery_attempts.clone());
+        let (outbox, _) = open().unwrap();
+        let e = Event::new(EventType::HandoffReceived, "alpha", Some("k"), json!({}));
+        let mut old = outbox.make(&e, "webhook:ops", "{}".into());
+        old.created_at = "2020-01-01T00:00:00.000Z".into();
+        let (mut delivered, mut dead) = (old.clone(), old);
+        delivered.state = State::Delivered;
+        (dead.id, dead.state) = ("msg_dead".into(), State::Dead);
+        outbox.shared.spool.save(&[&delivered, &dead]).unwrap();
+        for d in [&delivered, &dead] {
+            outbox.shared.lock().insert(d.id.clone(), d.clone());
+        }
+        outbox.shared.prune("webhook:ops");
+        let left: Vec<String> = outbox.list(None).into_iter().map(|d| d.id).collect();
+        assert_eq!(left, ["msg_dead"]);
+        let (reopened, _) = open().unwrap();
+        assert_eq!(reopened.list(None).len(), 1, "gone from disk too");
+    }
+}

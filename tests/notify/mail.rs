@@ -1,0 +1,206 @@
+//! Email end to end: lettre talks real SMTP to `smtp.py` on loopback, which parses each mail
+//! with Python's email package; and a mail server that never answers delays no webhook.
+
+use super::{config as hook_config, deliveries, submit, Receiver};
+use crate::util::{self, TestEnv};
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+/// The SMTP server process, stopped when dropped.
+struct Smtp {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Smtp {
+    fn start(dir: &Path, hang: bool) -> Smtp {
+        Smtp::start_on(dir, hang, 0)
+    }
+
+    /// On `port` (0: any free one).
+    fn start_on(dir: &Path, hang: bool, port: u16) -> Smtp {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify/smtp.py");
+        let log = dir.join(format!("smtp-{}.jsonl", util::now_ms()));
+        let mut cmd = Command::new("python3");
+        cmd.arg(script)
+            .arg(&log)
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::piped());
+        if hang {
+            cmd.arg("--hang");
+        }
+        let mut child = cmd.spawn().expect("python3 runs the SMTP server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port = line
+            .trim()
+            .parse()
+            .expect("the SMTP server prints its port");
+        Smtp { child, port, log }
+    }
+
+    fn mails(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Reviewers with addresses, a route that mails them, and `[smtp]` at `port`. The handoff's
+/// sender (`test-agent`) holds the route's role too, and must get no mail.
+fn mail_config(port: u16) -> String {
+    let user = |name: &str, roles: &str, email: &str| {
+        format!("[[users]]\nname = \"{name}\"\nroles = [{roles}]\n{email}")
+    };
+    [
+        "public_url = \"http://baton.example\"\n".to_string(),
+        user("rita", "\"reviewer\"", "email = \"rita@example.com\"\n"),
+        user("sam", "\"engineer\"", "email = \"sam@example.com\"\n"),
+        user("olga", "\"reviewer\"", ""),
+        user("test-agent", "\"engineer\"", "email = \"agent@example.com\"\n"),
+        format!("[smtp]\nurl = \"smtp://127.0.0.1:{port}\"\nfrom = \"baton <baton@localhost>\"\n"),
+        "[[routes]]\nname = \"eng\"\nreviewers = [\"rita\", \"role:engineer\"]\nnotify = [\"email\"]\n"
+            .to_string(),
+    ]
+    .concat()
+}
+
+fn email_deliveries(daemon: &util::Daemon, state: &str) -> Vec<Value> {
+    deliveries(daemon, state)
+        .into_iter()
+        .filter(|d| d["channel"] == "email")
+        .collect()
+}
+
+#[test]
+fn each_reviewer_of_the_route_gets_one_mail_with_both_alternatives_and_the_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let mut env = TestEnv::with_config(&mail_config(smtp.port));
+    let daemon = env.start();
+    submit(&env, "mail-1");
+    daemon.wait_until("two mails delivered", || {
+        email_deliveries(&daemon, "delivered").len() == 2
+    });
+    let key = daemon.handoffs("pending")[0]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let mut mails = smtp.mails();
+    assert_eq!(mails.len(), 2, "{mails:?}");
+    mails.sort_by_key(|m| m["to"].as_str().unwrap().to_string());
+    let to: Vec<&str> = mails.iter().map(|m| m["to"].as_str().unwrap()).collect();
+    assert_eq!(to, ["rita@example.com", "sam@example.com"]);
+    let link = format!("http://baton.example/handoffs/{key}");
+    for m in &mails {
+        assert_eq!(
+            m["rcpt"].as_array().unwrap().len(),
+            1,
+            "one mail per reviewer"
+        );
+        assert_eq!(m["content_type"], "multipart/alternative");
+        assert_eq!(
+            m["subject"],
+            "[baton] alpha: low_confidence from test-agent: handoff mail-1"
+        );
+        assert_eq!(m["from"], "baton <baton@localhost>");
+        let text = m["text"].as_str().unwrap();
+        let html = m["html"].as_str().unwrap();
+        assert!(
+            text.contains(&link) && text.contains("Workspace: alpha"),
+            "{text}"
+        );
+        assert!(html.contains(&format!("href=\"{link}\"")), "{html}");
+        assert!(html.contains(&format!("href=\"{link}?intent=approved#decide\"")));
+        assert!(text.contains(&format!("{link}?intent=changes_requested#decide")));
+        assert!(html.contains("handoff mail-1"));
+    }
+    let listed = email_deliveries(&daemon, "delivered");
+    assert!(listed.iter().all(|d| d["attempts"][0]["status"] == 250));
+    assert!(mails[0]["message_id"]
+        .as_str()
+        .unwrap()
+        .contains(listed[0]["id"].as_str().unwrap().split('.').next().unwrap()));
+    daemon.stop();
+}
+
+#[test]
+fn a_mail_server_that_never_answers_delays_no_webhook() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), true);
+    let receiver = Receiver::start(dir.path(), 0, &[]);
+    let config = format!(
+        "{}{}",
+        mail_config(smtp.port),
+        hook_config(&receiver.url(), "0, 1")
+    );
+    let mut env = TestEnv::with_config(&config);
+    let daemon = env.start();
+    submit(&env, "mail-2");
+    submit_more(&env);
+    daemon.wait_until("both webhooks delivered", || receiver.requests().len() == 2);
+    // Meanwhile the mail worker waits out its 10 s timeouts on the silent server.
+    let mails =
+        email_deliveries(&daemon, "pending").len() + email_deliveries(&daemon, "dead").len();
+    assert!(mails > 0);
+    assert!(email_deliveries(&daemon, "delivered").is_empty());
+    daemon.kill9();
+}
+
+/// A second handoff, in its own workspace, while the first one's mail hangs.
+fn submit_more(env: &TestEnv) {
+    env.init("beta");
+    let ws = env.ws("beta");
+    util::write_atomic(
+        &ws.join("handoff.json"),
+        &util::bytes(&util::handoff("mail-3")),
+    );
+}
+
+#[test]
+fn mails_resolved_before_a_kill_9_are_sent_once_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let hung = Smtp::start(dir.path(), true);
+    let port = hung.port;
+    let mut env = TestEnv::with_config(&mail_config(port));
+    let daemon = env.start();
+    submit(&env, "mail-kill-1");
+    // The notice became one delivery per reviewer, and the first is stuck in its exchange.
+    daemon.wait_until("two mails spooled", || {
+        email_deliveries(&daemon, "pending")
+            .iter()
+            .filter(|d| d["to"].is_string())
+            .count()
+            == 2
+    });
+    daemon.kill9();
+    drop(hung);
+    let smtp = Smtp::start_on(dir.path(), false, port);
+    let daemon = env.start();
+    daemon.wait_until("both delivered after restart", || {
+        email_deliveries(&daemon, "delivered").len() == 2
+    });
+    let mut to: Vec<String> = smtp
+        .mails()
+        .iter()
+        .map(|m| m["to"].as_str().unwrap().to_string())
+        .collect();
+    to.sort();
+    assert_eq!(to, ["rita@example.com", "sam@example.com"], "each once");
+    assert!(email_deliveries(&daemon, "pending").is_empty());
+    daemon.stop();
+}

@@ -1,0 +1,177 @@
+// baton's one script. The pages work without it; it adds live updates over the event
+// stream, the deadline countdowns, keyboard shortcuts and opt-in browser notifications.
+(() => {
+  "use strict";
+  const page = document.body.dataset.page || "";
+  const $ = (s, root = document) => root.querySelector(s);
+  const $$ = (s, root = document) => Array.from(root.querySelectorAll(s));
+
+  // ---- deadlines: "due in 27 m", red when near or past --------------------------------
+  const NEAR_S = 30 * 60;
+  const span = (s) => {
+    s = Math.abs(Math.trunc(s));
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " m";
+    if (s < 86400) return Math.floor(s / 3600) + " h";
+    return Math.floor(s / 86400) + " d";
+  };
+  const tick = () => {
+    for (const el of $$("[data-deadline]")) {
+      const left = (Date.parse(el.dataset.deadline) - Date.now()) / 1000;
+      if (Number.isNaN(left)) continue;
+      el.textContent = left < 0 ? "overdue " + span(left) : "due in " + span(left);
+      el.classList.toggle("over", left < 0);
+      el.classList.toggle("near", left >= 0 && left <= NEAR_S);
+    }
+  };
+  tick();
+  setInterval(tick, 15000);
+
+  // ---- keyboard -----------------------------------------------------------------------
+  const rows = () => $$("#queue tr.row");
+  let cursor = -1;
+  const select = (i) => {
+    const list = rows();
+    if (!list.length) return;
+    cursor = Math.max(0, Math.min(i, list.length - 1));
+    list.forEach((r, j) => r.classList.toggle("selected", j === cursor));
+    list[cursor].scrollIntoView({ block: "nearest" });
+  };
+  const selectedRow = () => rows()[cursor];
+  const LABEL = { approved: "Approve", changes_requested: "Request changes on", rejected: "Reject" };
+
+  const decideInQueue = (outcome) => {
+    const row = selectedRow();
+    if (!row || !row.dataset.decide) return;
+    const title = $(".title a", row).textContent;
+    let comment = "";
+    if (outcome !== "approved") {
+      comment = prompt(LABEL[outcome] + " \u201c" + title + "\u201d \u2014 comment for the agent:");
+      if (comment === null) return;
+    } else if (!confirm("Approve \u201c" + title + "\u201d?")) {
+      return;
+    }
+    const form = $("#bulk");
+    $$("input[name=key]", form).forEach((c) => (c.checked = c.value === row.dataset.key));
+    form.elements.comment.value = comment;
+    const button = $(`button[name=outcome][value=${outcome}]`, form);
+    form.dataset.confirmed = "1";
+    form.requestSubmit(button);
+  };
+
+  const decideOnPage = (outcome) => {
+    const form = $("#decide");
+    if (!form) return;
+    const button = $(`button[name=outcome][value=${outcome}]`, form);
+    if (!button) return;
+    form.elements.comment.focus();
+    if (outcome !== "approved" && !form.elements.comment.value.trim()) {
+      form.elements.comment.placeholder = "Say what to change, then press the key again";
+      form.dataset.armed = outcome;
+      return;
+    }
+    form.requestSubmit(button);
+  };
+
+  // Every decision button asks first; the confirmation names what will happen.
+  document.addEventListener("submit", (e) => {
+    const b = e.submitter;
+    if (!b || b.name !== "outcome") return;
+    if (e.target.dataset.confirmed) { delete e.target.dataset.confirmed; return; }
+    const what = b.textContent.trim();
+    if (!confirm(what + "?")) e.preventDefault();
+  });
+
+  const keys = $("#keys");
+  $$(".keys-open").forEach((b) => b.addEventListener("click", () => keys.showModal()));
+  document.addEventListener("keydown", (e) => {
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    const t = e.target;
+    if (t.closest("input, textarea, select, [contenteditable]")) return;
+    const k = e.key;
+    if (k === "?") { keys.open ? keys.close() : keys.showModal(); e.preventDefault(); return; }
+    if (page === "queue") {
+      if (k === "j") select(cursor + 1);
+      else if (k === "k") select(cursor - 1);
+      else if (k === "o" || k === "Enter") { const r = selectedRow(); if (r) location.href = r.dataset.href; }
+      else if (k === "a") decideInQueue("approved");
+      else if (k === "c") decideInQueue("changes_requested");
+      else if (k === "r") decideInQueue("rejected");
+      else if (k === "n") { const i = rows().findIndex((r) => r.dataset.decide); if (i >= 0) select(i); }
+      else return;
+    } else if (page === "handoff") {
+      if (k === "a") decideOnPage("approved");
+      else if (k === "c") decideOnPage("changes_requested");
+      else if (k === "r") decideOnPage("rejected");
+      else if (k === "n" || k === "j") { const n = $("[data-next]"); if (n) location.href = n.dataset.next; }
+      else if (k === "k" || k === "u") location.href = "/";
+      else return;
+    } else {
+      return;
+    }
+    e.preventDefault();
+  });
+
+  // ---- live updates ---------------------------------------------------------------------
+  // On any handoff event, fetch this same page again and swap in its live part; the cursor
+  // stays on the same handoff. Bursts are folded into one fetch.
+  const live = $("[data-live]");
+  const known = new Set(rows().filter((r) => r.dataset.decide).map((r) => r.dataset.key));
+  let pendingFetch = null;
+  const refresh = () => {
+    if (pendingFetch) return;
+    pendingFetch = setTimeout(async () => {
+      pendingFetch = null;
+      const keep = selectedRow() && selectedRow().dataset.key;
+      const res = await fetch(location.href, { credentials: "same-origin" });
+      if (!res.ok) return;
+      const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+      const fresh = doc.querySelector("[data-live]");
+      if (!fresh || !live) return;
+      const checked = new Set($$("input[name=key]:checked").map((c) => c.value));
+      live.replaceChildren(...fresh.childNodes);
+      $$("input[name=key]").forEach((c) => (c.checked = checked.has(c.value)));
+      doc.querySelectorAll(".tabs .count").forEach((c, i) => { const mine = $$(".tabs .count")[i]; if (mine) mine.textContent = c.textContent; });
+      const list = rows();
+      if (keep) { const i = list.findIndex((r) => r.dataset.key === keep); if (i >= 0) select(i); }
+      for (const r of list.filter((r) => r.dataset.decide && !known.has(r.dataset.key))) {
+        known.add(r.dataset.key);
+        notify(r);
+      }
+      tick();
+    }, 250);
+  };
+  let es = null;
+  const connect = () => {
+    es = new EventSource("/api/v1/events");
+    for (const type of ["handoff.received", "handoff.revised", "handoff.decided", "handoff.claimed", "handoff.signed_off", "handoff.invalid"]) {
+      es.addEventListener(type, refresh);
+    }
+    es.addEventListener("lagged", refresh);
+  };
+  if (live && window.EventSource) {
+    connect();
+    // A page kept in the back/forward cache keeps its stream open, and a browser opens at
+    // most six connections per host: five queue views later, the next page would wait.
+    // Close the stream on leaving; on coming back, open it again and catch up.
+    window.addEventListener("pagehide", () => { if (es) { es.close(); es = null; } });
+    window.addEventListener("pageshow", (e) => { if (e.persisted && !es) { connect(); refresh(); } });
+  }
+
+  // ---- notifications (opt-in) -----------------------------------------------------------
+  const toggle = $("#notify-toggle");
+  const notify = (row) => {
+    if (!("Notification" in window) || Notification.permission !== "granted") return;
+    if (!document.hidden) return;
+    const title = $(".title a", row).textContent;
+    const n = new Notification("baton: a handoff for you", { body: title, tag: row.dataset.key });
+    n.onclick = () => { window.focus(); location.href = row.dataset.href; };
+  };
+  if (toggle && "Notification" in window && Notification.permission === "default" && page === "queue") {
+    toggle.hidden = false;
+    toggle.addEventListener("click", async () => {
+      await Notification.requestPermission();
+      toggle.hidden = true;
+    });
+  }
+})();

@@ -1,0 +1,37 @@
+//! The pages' one stylesheet and one script, built into the binary. URLs carry a digest of
+//! the content (`?v=`), so browsers may cache them for long and still see a new version.
+
+use axum::extract::Path;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use sha2::{Digest, Sha256};
+use std::sync::LazyLock;
+
+const CSS: &str = include_str!("../assets/app.css");
+const JS: &str = include_str!("../assets/app.js");
+
+static DIGEST: LazyLock<String> = LazyLock::new(|| {
+    let mut h = Sha256::new();
+    h.update(CSS);
+    h.update(JS);
+    hex::encode(&h.finalize()[..6])
+});
+
+/// The assets' version, for cache-busting URLs.
+pub static VERSION: LazyLock<&'static str> = LazyLock::new(|| DIGEST.as_str());
+
+pub async fn file(Path(name): Path<String>) -> Response {
+    let (body, kind) = match name.as_str() {
+        "app.css" => (CSS, "text/css; charset=utf-8"),
+        "app.js" => (JS, "text/javascript; charset=utf-8"),
+        _ => return (StatusCode::NOT_FOUND, "no such file").into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        body,
+    )
+        .into_response()
+}

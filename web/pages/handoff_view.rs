@@ -1,0 +1,317 @@
+//! What the handoff page shows, built from the API's own `Detail`: plain strings and lists,
+//! every one of them escaped by the template. Long values are kept whole (the page folds
+//! them); nothing here reads a file.
+
+use super::view::{self, Deadline, Meter};
+use crate::app::{Change, Check, Detail, Summary};
+use crate::contract::handoff::{Scope, ScopePart};
+use crate::contract::{Decision, Handoff, Problem};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+pub struct HandoffView {
+    pub key: String,
+    pub title: String,
+    pub task_id: String,
+    pub workspace: String,
+    pub from_agent: String,
+    pub to_agent: Option<String>,
+    pub trigger: (&'static str, &'static str),
+    pub meter: Option<Meter>,
+    pub age: String,
+    pub received_at: String,
+    pub deadline: Option<Deadline>,
+    pub revision: u32,
+    pub pending: bool,
+    pub decision: Option<Decision>,
+    /// Route, claim, and whether this reviewer may decide it.
+    pub standing: crate::app::Standing,
+    /// Approvals so far and what is missing (quorum, sign-off roles).
+    pub progress: crate::app::Progress,
+}
+
+/// One problem as people read it: where (pointer, line:column) and what.
+pub struct ProblemRow {
+    pub place: String,
+    pub message: String,
+}
+
+pub struct CheckpointRow {
+    pub step: u64,
+    pub at: String,
+    pub summary: String,
+    pub file: String,
+}
+
+pub struct HistoryRow {
+    pub key: String,
+    pub title: String,
+    pub outcome: String,
+    pub at: String,
+    pub age: String,
+    pub current: bool,
+}
+
+/// One artifact line: what it is, whether it is still what was received, and where to see
+/// it. Every string is the agent's or derived from it (escaped by the template).
+pub struct ArtifactRow {
+    pub path: String,
+    pub role: String,
+    pub note: String,
+    pub sha256: String,
+    pub size: String,
+    /// "ok", "mismatch", "missing" or "unchecked".
+    pub check: &'static str,
+    pub check_detail: String,
+    /// "new", "changed", "unchanged", "unknown", or "" on a first revision.
+    pub change: &'static str,
+    pub kind: &'static str,
+    pub preview: String,
+    pub diff_previous: Option<String>,
+    pub diff_approved: Option<String>,
+    pub download: String,
+}
+
+fn check_word(c: Check) -> &'static str {
+    match c {
+        Check::Ok => "ok",
+        Check::Mismatch => "mismatch",
+        Check::Missing => "missing",
+        Check::Unchecked => "unchecked",
+    }
+}
+
+fn change_word(c: Change) -> &'static str {
+    match c {
+        Change::New => "new",
+        Change::Changed => "changed",
+        Change::Unchanged => "unchanged",
+        Change::Unknown => "unknown",
+    }
+}
+
+/// The artifact lines of `key`, from `App::artifacts`.
+pub fn artifact_rows(key: &str, views: Vec<crate::app::ArtifactView>) -> Vec<ArtifactRow> {
+    let page = |path: &str, against: &str| {
+        let segments: Vec<String> = path
+            .split('/')
+            .map(|s| {
+                percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC)
+                    .to_string()
+            })
+            .collect();
+        let k = percent_encoding::utf8_percent_encode(key, percent_encoding::NON_ALPHANUMERIC);
+        format!("/handoffs/{k}/preview/{}{against}", segments.join("/"))
+    };
+    views
+        .into_iter()
+        .map(|a| ArtifactRow {
+            preview: page(&a.path, ""),
+            diff_previous: (a.previous == Some(Change::Changed))
+                .then(|| page(&a.path, "?against=previous")),
+            diff_approved: a.approved_copy.then(|| page(&a.path, "?against=approved")),
+            download: crate::web::artifacts::artifact_url(key, &a.path, false),
+            size: a
+                .size
+                .map(crate::web::render::preview::human_size)
+                .unwrap_or_default(),
+            check: check_word(a.check),
+            check_detail: a.check_detail.unwrap_or_default(),
+            change: a.previous.map_or("", change_word),
+            kind: a.kind.as_str(),
+            role: a.role.unwrap_or_default(),
+            note: a.note.unwrap_or_default(),
+            sha256: a.sha256.unwrap_or_default(),
+            path: a.path,
+        })
+        .collect()
+}
+
+#[derive(Default)]
+pub struct Sections {
+    pub fields: Vec<(&'static str, String)>,
+    pub covers: Vec<String>,
+    pub excludes: Vec<String>,
+    pub completed: Vec<String>,
+    pub remaining: Vec<String>,
+    pub decisions: Vec<String>,
+    pub pitfalls: Vec<String>,
+    pub evidence: Vec<String>,
+    pub labels: Vec<String>,
+    pub sign_off: Vec<String>,
+    pub context: Vec<(String, String)>,
+    pub provenance: Vec<(String, String)>,
+    pub unknown: Vec<(String, String)>,
+    pub artifacts: Vec<ArtifactRow>,
+    /// The checkpoint timeline as inline SVG (every text in it escaped by its maker).
+    pub timeline: String,
+    pub checkpoints: Vec<CheckpointRow>,
+    pub checkpoints_total: usize,
+    pub checkpoint_errors: Vec<(String, Vec<ProblemRow>)>,
+    pub errors: Vec<ProblemRow>,
+    pub history: Vec<HistoryRow>,
+}
+
+/// A JSON value as text: strings as written, anything else as indented JSON.
+pub fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => serde_json::to_string_pretty(other).unwrap_or_default(),
+    }
+}
+
+pub fn problem_row(p: &Problem) -> ProblemRow {
+    let mut place = if p.pointer.is_empty() {
+        "/".to_string()
+    } else {
+        p.pointer.clone()
+    };
+    if let (Some(l), Some(c)) = (p.line, p.column) {
+        place.push_str(&format!(" (line {l}, column {c})"));
+    }
+    ProblemRow {
+        place,
+        message: p.message.clone(),
+    }
+}
+
+fn part(p: &Option<ScopePart>) -> Vec<String> {
+    match p {
+        Some(ScopePart::Text(t)) => vec![t.clone()],
+        Some(ScopePart::List(l)) => l.clone(),
+        None => Vec::new(),
+    }
+}
+
+pub fn build(d: Detail, all: &[Summary], now: OffsetDateTime) -> (HandoffView, Sections) {
+    // The detail's handoff was validated at receipt; a value that no longer parses would be
+    // a bug, shown as an untitled handoff rather than a failed page.
+    let h: Option<Handoff> = serde_json::from_value(d.handoff.clone()).ok();
+    let pending = d.state == "pending";
+    let view = HandoffView {
+        title: h
+            .as_ref()
+            .and_then(|h| h.title.clone())
+            .or_else(|| h.as_ref().map(|h| h.task_id.clone()))
+            .unwrap_or_else(|| d.key.clone()),
+        task_id: h.as_ref().map(|h| h.task_id.clone()).unwrap_or_default(),
+        workspace: d.workspace.clone(),
+        from_agent: h.as_ref().map(|h| h.from_agent.clone()).unwrap_or_default(),
+        to_agent: h.as_ref().and_then(|h| h.to_agent.clone()),
+        trigger: view::trigger(h.as_ref().and_then(|h| h.trigger)),
+        meter: Meter::new(h.as_ref().and_then(|h| h.confidence)),
+        age: view::age(&d.received_at, now),
+        received_at: d.received_at.clone(),
+        deadline: h
+            .as_ref()
+            .and_then(|h| h.deadline.as_deref())
+            .filter(|_| pending)
+            .and_then(|at| Deadline::new(at, now)),
+        revision: d.revision,
+        pending,
+        decision: d.decision.clone(),
+        key: d.key.clone(),
+        standing: d.standing.clone(),
+        progress: d.progress.clone(),
+    };
+    let mut s = h.map(sections).unwrap_or_default();
+    s.checkpoints = d
+        .checkpoints
+        .iter()
+        .rev()
+        .map(|c| CheckpointRow {
+            step: c.step,
+            at: c.checkpoint.get("at").map(text_of).unwrap_or_default(),
+            summary: c.checkpoint.get("summary").map(text_of).unwrap_or_default(),
+            file: c.file.clone(),
+        })
+        .collect();
+    s.checkpoints_total = d.checkpoints_total;
+    s.checkpoint_errors = d
+        .checkpoint_errors
+        .iter()
+        .map(|(f, ps)| (f.clone(), ps.iter().map(problem_row).collect()))
+        .collect();
+    s.errors = d
+        .decision
+        .iter()
+        .flat_map(|x| x.errors.iter())
+        .map(problem_row)
+        .collect();
+    s.history = all
+        .iter()
+        .filter(|x| x.workspace == d.workspace)
+        .rev()
+        .take(50)
+        .map(|x| HistoryRow {
+            key: x.key.clone(),
+            title: x.title.clone().unwrap_or_else(|| x.task_id.clone()),
+            outcome: x.outcome.map_or("pending", |o| o.as_str()).to_string(),
+            at: x.received_at.clone(),
+            age: view::age(&x.received_at, now),
+            current: x.key == d.key,
+        })
+        .collect();
+    (view, s)
+}
+
+fn sections(h: Handoff) -> Sections {
+    let mut fields: Vec<(&'static str, String)> = Vec::new();
+    let mut put = |label: &'static str, v: Option<String>| {
+        if let Some(v) = v.filter(|v| !v.is_empty()) {
+            fields.push((label, v));
+        }
+    };
+    put("Summary", h.summary);
+    put("Task", h.task);
+    put("Reason", h.reason);
+    put("Expected back", h.expected_output);
+    put(
+        "Task status",
+        h.status.map(|x| format!("{x:?}").to_lowercase()),
+    );
+    put(
+        "Classification",
+        h.classification.map(|x| format!("{x:?}").to_lowercase()),
+    );
+    put("Regulation", h.regulatory_ref);
+    put(
+        "Fallback",
+        h.fallback
+            .map(|f| serde_json::to_string(&f).unwrap_or_default()),
+    );
+    let (covers, excludes) = match &h.scope {
+        Some(Scope::Text(t)) => (vec![t.clone()], Vec::new()),
+        Some(Scope::Parts { covers, excludes }) => (part(covers), part(excludes)),
+        None => (Vec::new(), Vec::new()),
+    };
+    let kv = |m: &serde_json::Map<String, Value>| {
+        m.iter()
+            .map(|(k, v)| (k.clone(), text_of(v)))
+            .collect::<Vec<_>>()
+    };
+    let provenance = h.provenance.as_ref().map_or_else(Vec::new, |p| {
+        let v = serde_json::to_value(p).unwrap_or_default();
+        v.as_object().map(kv).unwrap_or_default()
+    });
+    Sections {
+        fields,
+        covers,
+        excludes,
+        completed: h.completed,
+        remaining: h.remaining,
+        decisions: h.decisions,
+        pitfalls: h.pitfalls_hit,
+        evidence: h.evidence_refs,
+        labels: h.labels,
+        sign_off: h.sign_off,
+        context: h.context.as_ref().map(kv).unwrap_or_default(),
+        provenance,
+        unknown: h
+            .extra
+            .iter()
+            .map(|(k, v)| (k.clone(), text_of(v)))
+            .collect(),
+        ..Sections::default()
+    }
+}

@@ -1,0 +1,360 @@
+//! The queue (`/`): handoffs one line each, the ones this reviewer may decide first, then by
+//! urgency; filters and paging in the URL; a bulk form that decides the checked lines (each
+//! its own decision and audit event, through the same `App::decide` as the API).
+
+use super::forms::{csrf_refused, Form};
+use super::view::{self, Deadline, Meter};
+use super::{render, Chrome};
+use crate::app::{App, DecisionRequest, Summary};
+use crate::contract::handoff::Trigger;
+use crate::contract::Outcome;
+use crate::web::auth::Viewer;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
+use serde::Deserialize;
+use std::borrow::Borrow;
+use time::OffsetDateTime;
+
+/// Lines per page a reviewer may pick.
+const PAGE_SIZES: [usize; 3] = [25, 50, 100];
+/// Most workspaces offered as a list in the filter.
+const WORKSPACE_CHOICES: usize = 50;
+/// Most handoffs decided by one bulk post.
+const BULK_MAX: usize = crate::app::MAX_BULK;
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(default)]
+pub struct Filters {
+    view: Option<String>,
+    trigger: Option<String>,
+    workspace: Option<String>,
+    per: Option<usize>,
+    page: Option<usize>,
+    decided: Option<usize>,
+    failed: Option<usize>,
+}
+
+pub struct Row {
+    pub key: String,
+    pub title: String,
+    pub workspace: String,
+    pub from_agent: String,
+    pub trigger: (&'static str, &'static str),
+    pub meter: Option<Meter>,
+    pub age: String,
+    pub received_at: String,
+    pub deadline: Option<Deadline>,
+    pub claimed_by: Option<String>,
+    pub may_decide: bool,
+    pub pending: bool,
+    pub outcome: Option<&'static str>,
+}
+
+/// A handoff.json refused as invalid, as the queue lists it.
+pub struct InvalidRow {
+    pub key: String,
+    pub workspace: String,
+    pub age: String,
+    pub at: String,
+    pub problems: usize,
+    pub first: String,
+}
+
+pub struct Tab {
+    pub view: &'static str,
+    pub label: &'static str,
+    pub count: usize,
+    pub current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "queue.html")]
+struct QueuePage {
+    chrome: Chrome,
+    tabs: Vec<Tab>,
+    rows: Vec<Row>,
+    invalid: Vec<InvalidRow>,
+    view: &'static str,
+    trigger: String,
+    workspace: String,
+    workspaces: Vec<String>,
+    per: usize,
+    sizes: [usize; 3],
+    page: usize,
+    pages: usize,
+    total: usize,
+    notice: Option<String>,
+}
+
+impl QueuePage {
+    /// The URL of this view with another page or page size, filters kept.
+    fn href(&self, page: impl Borrow<usize>, per: impl Borrow<usize>) -> String {
+        let (page, per) = (*page.borrow(), *per.borrow());
+        let mut q = form_urlencoded::Serializer::new(String::new());
+        q.append_pair("view", self.view);
+        if !self.trigger.is_empty() {
+            q.append_pair("trigger", &self.trigger);
+        }
+        if !self.workspace.is_empty() {
+            q.append_pair("workspace", &self.workspace);
+        }
+        q.append_pair("per", &per.to_string());
+        q.append_pair("page", &page.to_string());
+        format!("/?{}", q.finish())
+    }
+}
+
+fn row(s: &Summary, now: OffsetDateTime) -> Row {
+    let pending = s.state == "pending";
+    let deadline = s
+        .deadline
+        .as_deref()
+        .filter(|_| pending)
+        .and_then(|d| Deadline::new(d, now));
+    Row {
+        title: view::clip(s.title.as_deref().unwrap_or(&s.task_id), 200),
+        trigger: view::trigger(s.trigger),
+        meter: Meter::new(s.confidence),
+        age: view::age(&s.received_at, now),
+        deadline,
+        may_decide: pending && s.standing.may_decide,
+        claimed_by: s.standing.claimed_by.clone(),
+        outcome: s.outcome.map(Outcome::as_str),
+        pending,
+        key: s.key.clone(),
+        workspace: s.workspace.clone(),
+        from_agent: s.from_agent.clone(),
+        received_at: s.received_at.clone(),
+    }
+}
+
+/// What sorting and filtering need of a line, without building it: only the lines of the
+/// page shown become `Row`s, so a queue of thousands costs little more than one of 25.
+struct Line<'a> {
+    s: &'a Summary,
+    pending: bool,
+    may_decide: bool,
+    urgency: u8,
+    /// Seconds to the deadline, for pending handoffs that have one.
+    left: Option<i64>,
+}
+
+impl<'a> Line<'a> {
+    fn new(s: &'a Summary, now: OffsetDateTime) -> Line<'a> {
+        let pending = s.state == "pending";
+        let left = s
+            .deadline
+            .as_deref()
+            .filter(|_| pending)
+            .and_then(|d| view::seconds_left(d, now));
+        Line {
+            s,
+            pending,
+            may_decide: pending && s.standing.may_decide,
+            urgency: view::urgency(left, s.trigger),
+            left,
+        }
+    }
+}
+
+const VIEWS: [(&str, &str); 6] = [
+    ("pending", "Pending"),
+    ("mine", "Mine"),
+    ("claimed", "Claimed"),
+    ("decided", "Decided"),
+    ("all", "All"),
+    ("invalid", "Invalid"),
+];
+
+fn in_view(view: &str, r: &Line, me: &str) -> bool {
+    let claimed_by = r.s.standing.claimed_by.as_deref();
+    match view {
+        "pending" => r.pending,
+        "mine" => r.may_decide || (r.pending && claimed_by == Some(me)),
+        "claimed" => r.pending && claimed_by.is_some(),
+        "decided" => !r.pending,
+        "invalid" => false,
+        _ => true,
+    }
+}
+
+pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Filters>) -> Response {
+    let actor = s.actor.clone();
+    let (all, invalid) = tokio::task::spawn_blocking(move || {
+        (app.list_all_shared(&actor), app.invalid_handoffs(&actor))
+    })
+    .await
+    .unwrap_or_default();
+    let now = OffsetDateTime::now_utc();
+    // A choice of a few workspaces is a list; past that, a box to type the name in (a list
+    // of thousands helps nobody, and would make every queue page heavy).
+    let names: std::collections::BTreeSet<&str> =
+        all.iter().map(|x| x.workspace.as_str()).collect();
+    let workspaces: Vec<String> = if names.len() <= WORKSPACE_CHOICES {
+        names.into_iter().map(String::from).collect()
+    } else {
+        Vec::new()
+    };
+    let trigger = f.trigger.clone().unwrap_or_default();
+    let workspace = f.workspace.clone().unwrap_or_default();
+    let lines: Vec<Line> = all
+        .iter()
+        .filter(|x| trigger.is_empty() || x.trigger.map(Trigger::as_str) == Some(trigger.as_str()))
+        .filter(|x| workspace.is_empty() || x.workspace == workspace)
+        .map(|x| Line::new(x, now))
+        .collect();
+    let view = VIEWS
+        .iter()
+        .map(|(v, _)| *v)
+        .find(|v| Some(*v) == f.view.as_deref())
+        .unwrap_or("pending");
+    let invalid: Vec<InvalidRow> = invalid
+        .into_iter()
+        .filter(|x| workspace.is_empty() || x.workspace == workspace)
+        .map(|x| InvalidRow {
+            age: view::age(&x.decision.at, now),
+            problems: x.decision.errors.len(),
+            first: x
+                .decision
+                .errors
+                .first()
+                .map(|p| format!("{} {}", p.pointer, view::clip(&p.message, 160)))
+                .unwrap_or_default(),
+            at: x.decision.at,
+            key: x.decision.handoff_key,
+            workspace: x.workspace,
+        })
+        .collect();
+    let tabs = VIEWS
+        .iter()
+        .map(|(v, label)| Tab {
+            view: v,
+            label,
+            count: match *v {
+                "invalid" => invalid.len(),
+                _ => lines.iter().filter(|r| in_view(v, r, &s.name)).count(),
+            },
+            current: *v == view,
+        })
+        .collect();
+    let mut lines: Vec<Line> = lines
+        .into_iter()
+        .filter(|r| in_view(view, r, &s.name))
+        .collect();
+    sort(&mut lines);
+    let per = f
+        .per
+        .filter(|p| PAGE_SIZES.contains(p))
+        .unwrap_or(PAGE_SIZES[0]);
+    let total = lines.len();
+    let pages = total.div_ceil(per).max(1);
+    let page = f.page.unwrap_or(1).clamp(1, pages);
+    let rows = lines
+        .iter()
+        .skip((page - 1) * per)
+        .take(per)
+        .map(|l| row(l.s, now))
+        .collect();
+    let notice = f.decided.map(|n| match f.failed.unwrap_or(0) {
+        0 => format!("{n} handoff(s) decided."),
+        k => format!("{n} handoff(s) decided; {k} could not be (already decided, not yours to decide, or changed): open them to see why."),
+    });
+    render(&QueuePage {
+        chrome: Chrome::new(&s, "queue"),
+        tabs,
+        rows,
+        invalid,
+        view,
+        trigger,
+        workspace,
+        workspaces,
+        per,
+        sizes: PAGE_SIZES,
+        page,
+        pages,
+        total,
+        notice,
+    })
+}
+
+/// Pending before decided; those this reviewer may decide first; then the most urgent;
+/// then the oldest. Decided ones: newest first.
+fn sort(lines: &mut [Line]) {
+    lines.sort_by(|a, b| {
+        b.pending
+            .cmp(&a.pending)
+            .then(b.may_decide.cmp(&a.may_decide))
+            .then(a.urgency.cmp(&b.urgency))
+            .then_with(|| {
+                let by_deadline = match (a.left, b.left) {
+                    (Some(x), Some(y)) => x.cmp(&y),
+                    _ => std::cmp::Ordering::Equal,
+                };
+                let by_age = a.s.received_at.cmp(&b.s.received_at);
+                if a.pending {
+                    by_deadline.then(by_age)
+                } else {
+                    by_age.reverse()
+                }
+            })
+            .then(a.s.key.cmp(&b.s.key))
+    });
+}
+
+/// `POST /decisions`: decides every checked handoff with one outcome and comment.
+pub async fn bulk(State(app): State<App>, Viewer(s): Viewer, body: Bytes) -> Response {
+    let form = Form::parse(&body);
+    if !form.csrf_ok(&s) {
+        return csrf_refused();
+    }
+    let outcome = match form.get("outcome") {
+        Some("approved") => Outcome::Approved,
+        Some("rejected") => Outcome::Rejected,
+        Some("changes_requested") => Outcome::ChangesRequested,
+        _ => return Redirect::to("/").into_response(),
+    };
+    let keys: Vec<String> = form
+        .all("key")
+        .into_iter()
+        .take(BULK_MAX)
+        .map(String::from)
+        .collect();
+    let comment = form.text("comment");
+    let actor = s.actor.clone();
+    let (decided, failed) = tokio::task::spawn_blocking(move || {
+        let request = DecisionRequest {
+            outcome,
+            comment,
+            revision: None,
+            handoff_sha256: None,
+            to_agent: None,
+        };
+        // The API's own bulk path: each key its own decision and event.
+        match app.decide_many(&keys, request, &actor) {
+            Ok(results) => {
+                let ok = results.iter().filter(|(_, r)| r.is_ok()).count();
+                for (key, result) in &results {
+                    if let Err(e) = result {
+                        tracing::info!(key, error = %e, "bulk decision refused");
+                    }
+                }
+                (ok, results.len() - ok)
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "bulk decision refused");
+                (0, keys.len())
+            }
+        }
+    })
+    .await
+    .unwrap_or((0, 0));
+    let back = form
+        .get("back")
+        // A control character would make the Location header unusable (a 500 after deciding).
+        .filter(|b| (b.starts_with("/?") || *b == "/") && !b.chars().any(char::is_control))
+        .unwrap_or("/");
+    let sep = if back.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{back}{sep}decided={decided}&failed={failed}")).into_response()
+}

@@ -1,0 +1,128 @@
+//! The review API beyond SPEC section 9: claiming a handoff and deciding many at once. Thin:
+//! each handler reads the request and calls the one `App` method the pages call too.
+
+use super::api::{answer, blocking, json_body};
+use super::{ApiError, Caller};
+use crate::app::{App, ClaimView, DecisionRequest};
+use crate::auth::Actor;
+use crate::contract::decision::ReviewerOutcome;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ClaimBody {
+    /// An admin takes over another reviewer's claim.
+    #[serde(default)]
+    takeover: bool,
+}
+
+/// `POST /api/v1/handoffs/{key}/claim`, body `{}` or `{"takeover": true}` (empty is `{}`).
+/// `Content-Type: application/json` is required even with no body: like the decision, a
+/// cross-site form must not be able to post it with a reviewer's session.
+pub async fn claim(
+    State(app): State<App>,
+    Caller(actor): Caller,
+    Path(key): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<ClaimView>, ApiError> {
+    refuse_agents(&actor, "claim")?;
+    let body: ClaimBody = match body.iter().all(u8::is_ascii_whitespace) {
+        true => json_body(&headers, &Bytes::from_static(b"{}"))?,
+        false => json_body(&headers, &body)?,
+    };
+    let view = blocking(move || app.claim(&key, &actor, body.takeover)).await??;
+    Ok(Json(view))
+}
+
+/// `DELETE /api/v1/handoffs/{key}/claim`: the holder (or an admin) releases it.
+pub async fn release(
+    State(app): State<App>,
+    Caller(actor): Caller,
+    Path(key): Path<String>,
+) -> Result<Json<ClaimView>, ApiError> {
+    refuse_agents(&actor, "release claims on")?;
+    let view = blocking(move || app.release_claim(&key, &actor)).await??;
+    Ok(Json(view))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkBody {
+    keys: Vec<String>,
+    outcome: ReviewerOutcome,
+    #[serde(default)]
+    comment: Option<String>,
+    #[serde(default)]
+    to_agent: Option<String>,
+}
+
+/// `POST /api/v1/decisions` with `{keys, outcome, comment?, to_agent?}`: 200 and one result
+/// per key, `{key, status}` plus what the single call would have answered: `decision` (200),
+/// `progress` (202), or `error` and its details.
+pub async fn decide_many(
+    State(app): State<App>,
+    Caller(actor): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    refuse_agents(&actor, "decide")?;
+    let body: BulkBody = json_body(&headers, &body)?;
+    let request = DecisionRequest {
+        outcome: body.outcome.into(),
+        comment: body.comment,
+        revision: None,
+        handoff_sha256: None,
+        to_agent: body.to_agent,
+    };
+    let keys = body.keys;
+    let results = blocking(move || app.decide_many(&keys, request, &actor)).await??;
+    let results: Vec<Value> = results
+        .into_iter()
+        .map(|(key, result)| {
+            let (status, field, body) = match result {
+                Ok(decided) => {
+                    let (status, Json(body)) = answer(decided);
+                    let field = if status.as_u16() == 200 {
+                        "decision"
+                    } else {
+                        "progress"
+                    };
+                    (status, field, body)
+                }
+                Err(e) => {
+                    let (status, body) = ApiError::from(e).status_and_body();
+                    (status, "", body)
+                }
+            };
+            let mut item = json!({ "key": key, "status": status.as_u16() });
+            match field {
+                "" => merge(&mut item, body),
+                field => item[field] = body,
+            }
+            item
+        })
+        .collect();
+    Ok(Json(json!({ "results": results })))
+}
+
+/// Who may act is settled before what the body says (as for a single decision).
+fn refuse_agents(actor: &Actor, what: &str) -> Result<(), ApiError> {
+    match actor {
+        Actor::Agent { .. } => Err(ApiError::Forbidden(format!(
+            "agent tokens cannot {what} handoffs"
+        ))),
+        Actor::Reviewer { .. } => Ok(()),
+    }
+}
+
+fn merge(item: &mut Value, body: Value) {
+    if let (Value::Object(item), Value::Object(body)) = (item, body) {
+        item.extend(body);
+    }
+}
