@@ -185,20 +185,6 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::BUSY;
-
-    #[test]
-    fn the_busy_answer_declares_its_body_length() {
-        let text = std::str::from_utf8(BUSY).expect("ASCII");
-        let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
-        let declared = format!("content-length: {}\r\n", body.len());
-        assert!(head.contains(&declared), "{head}");
-        serde_json::from_str::<serde_json::Value>(body).expect("the body is JSON");
-    }
-}
-
 /// An error answered to a request with a body may go out before the body was read, and then
 /// hyper closes the connection after it. Saying so (`Connection: close`) keeps a pooling
 /// client from sending its next request down a connection that is about to go away.
@@ -221,4 +207,18 @@ pub async fn close_after_unread_body(
         );
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BUSY;
+
+    #[test]
+    fn the_busy_answer_declares_its_body_length() {
+        let text = std::str::from_utf8(BUSY).expect("ASCII");
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+        let declared = format!("content-length: {}\r\n", body.len());
+        assert!(head.contains(&declared), "{head}");
+        serde_json::from_str::<serde_json::Value>(body).expect("the body is JSON");
+    }
 }
