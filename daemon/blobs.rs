@@ -127,9 +127,10 @@ impl Blobs {
             .prefix(".baton-tmp-")
             .tempfile_in(dir)?;
         tmp.write_all(bytes)?;
-        tmp.as_file().sync_all()?;
+        use crate::workspace::fsync::{self, Kind};
+        fsync::all(tmp.as_file(), Kind::Store)?;
         tmp.persist(&path).map_err(|e| e.error)?;
-        std::fs::File::open(dir)?.sync_all()?;
+        fsync::dir(dir, Kind::Store)?;
         self.settle(sha256);
         Ok(())
     }

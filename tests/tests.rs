@@ -2,6 +2,7 @@
 
 mod util;
 
+mod anchors;
 mod approved;
 mod artifacts;
 mod audit;
@@ -26,5 +27,6 @@ mod paths;
 mod quorum;
 mod review;
 mod signoff;
+mod syncs;
 mod trust;
 mod upload;

@@ -213,13 +213,6 @@ impl App {
         }
     }
 
-    /// Every workspace (the periodic reconcile).
-    pub fn check_approved_all(&self) {
-        for ws in self.workspaces() {
-            self.check_approved(&ws);
-        }
-    }
-
     fn check_file(
         &self,
         ws: &Ws,

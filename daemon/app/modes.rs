@@ -5,7 +5,7 @@ use super::{App, Ws};
 
 impl App {
     /// Sets the modes of `ws` for `agent_group`; `adopted`: first time (no drift to report).
-    pub(super) fn check_modes(&self, ws: &Ws, adopted: bool) {
+    pub fn check_modes(&self, ws: &Ws, adopted: bool) {
         let Some((group, gid)) = &self.config().agent_group else {
             return;
         };
@@ -18,13 +18,6 @@ impl App {
         } else {
             self.metrics().error("mode_drift");
             tracing::warn!(workspace = %ws.ws.name, group, drift = %drift.join("; "), "workspace modes had drifted from agent_group; set again");
-        }
-    }
-
-    /// Every workspace (the periodic reconcile).
-    pub fn check_modes_all(&self) {
-        for ws in self.workspaces() {
-            self.check_modes(&ws, false);
         }
     }
 }
