@@ -162,16 +162,23 @@ impl App {
             Ok(Some(t)) => t,
             Ok(None) => return,
             Err(e) => {
-                tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot read the lock table");
+                // Said once per version of the file, not every second.
+                if seen.stamp != stamp {
+                    tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot read the lock table");
+                }
+                seen.stamp = stamp;
                 return;
             }
         };
         let same = table.id == seen.table_id;
-        let fresh: Vec<&Entry> = table
+        let mut fresh: Vec<&Entry> = table
             .journal
             .iter()
             .filter(|e| !same || e.seq > seen.seq)
             .collect();
+        // baton never keeps more; a table written by hand with more is logged by its end.
+        let over = fresh.len().saturating_sub(locks::JOURNAL_MAX);
+        fresh.drain(..over);
         if let Some(first) = fresh.first().filter(|f| same && f.seq > seen.seq + 1) {
             tracing::warn!(workspace = %ws.ws.name, missed = first.seq - seen.seq - 1,
                 "lock changes fell out of the table's journal before the daemon read them");
