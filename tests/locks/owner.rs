@@ -42,6 +42,7 @@ fn a_second_daemon_skips_a_served_workspace_and_takes_it_over_when_the_first_sto
         1,
         "the second daemon serves only its own"
     );
+    assert_eq!(second.health()["served_elsewhere"], 1);
     let log = daemon_logs(second_env.root());
     assert!(
         log.contains("workspace skipped") && log.contains(&format!("pid {}", first.pid())),
@@ -65,6 +66,7 @@ fn a_second_daemon_skips_a_served_workspace_and_takes_it_over_when_the_first_sto
     second.wait_until("the second daemon takes the workspace over", || {
         second.health()["workspaces"] == 2
     });
+    assert!(second.health().get("served_elsewhere").is_none());
     let owner = std::fs::read_to_string(shared.join(".baton/owner.lock")).unwrap();
     assert!(
         owner.contains(&format!("\"pid\": {}", second.pid())),
