@@ -205,6 +205,19 @@ fn locks_show_on_the_workspace_and_handoff_pages_and_in_the_detail() {
     assert_eq!(detail["locks"][0]["owner"], "scribe <b>");
     let web = Web::new(&d);
     let session = web.sign_in("rita", "pw-rita");
+    std::fs::write(ws.join("inbox/notes.md"), "notes").unwrap();
+    let listing = web
+        .get("/w/alpha", Some(&session))
+        .body
+        .replace("&lt;", "&#60;")
+        .replace("&gt;", "&#62;");
+    // The inbox listing marks the locked file, and only it (report.md is free to edit).
+    assert!(
+        listing.contains("<code>notes.md</code>")
+            && listing.contains("locked by scribe &#60;b&#62;"),
+        "the inbox file is not marked locked"
+    );
+    assert_eq!(listing.matches("locked by").count(), 1);
     for page in ["/w/alpha", "/handoffs/pages-1"] {
         let reply = web.get(page, Some(&session));
         assert_eq!(reply.status, 200, "{page}");

@@ -34,6 +34,12 @@ impl WorkspacePage {
         }
     }
 
+    /// The lock in force on the file `path` of the folder listed as `label` (`inbox/`).
+    fn lock_on(&self, label: &str, path: &str) -> Option<&crate::locks::Lock> {
+        let full = format!("{label}{path}");
+        self.locks.iter().find(|l| l.path == full)
+    }
+
     fn folders(&self) -> [(&'static str, &Files); 2] {
         [("inbox/", &self.w.inbox), ("approved/", &self.w.approved)]
     }
