@@ -10,15 +10,20 @@ use super::{Workspace, APPROVED_DIR, BATON_DIR, CHECKPOINTS_DIR, HANDOFF_FILE, I
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
-/// What each place should be: (path relative to the root, "" for the root, mode).
-const PLACES: [(&str, u32); 6] = [
+/// What each place should be: (path relative to the root, "" for the root, mode). The lock
+/// table's folder and guard are the agents' too: `baton lock` works on them directly.
+const PLACES: [(&str, u32); 8] = [
     ("", 0o1775),
     (INBOX_DIR, 0o2775),
     (CHECKPOINTS_DIR, 0o2775),
     (HANDOFF_FILE, 0o664),
     (BATON_DIR, 0o755),
+    (LOCKS, 0o2775),
+    (LOCK_GUARD, 0o664),
     (APPROVED_DIR, 0o755),
 ];
+const LOCKS: &str = ".baton/locks";
+const LOCK_GUARD: &str = ".baton/locks/table.lock";
 
 /// The group id of `name`, if the system knows it.
 pub fn group_id(name: &str) -> Option<u32> {
@@ -35,6 +40,9 @@ pub fn group_id(name: &str) -> Option<u32> {
 /// place is reported, never followed.
 pub fn apply(ws: &Workspace, gid: u32) -> Vec<String> {
     let mut drift = Vec::new();
+    // Made here, so agents in the group can take locks before any lock was ever taken. A
+    // symlink planted at that name makes this fail, and is reported below.
+    let _ = ws.open_append(&ws.root.join(LOCK_GUARD));
     for (rel, mode) in PLACES {
         let path = if rel.is_empty() {
             ws.root.clone()
