@@ -163,3 +163,15 @@ fn tampering_in_each_way_is_restored_recorded_and_notified() {
     });
     d.assert_alive();
 }
+
+#[test]
+fn approved_work_changed_while_the_daemon_was_down_is_restored_at_start() {
+    let mut env = TestEnv::new();
+    let (d, ws) = approved_handoff(&mut env, None);
+    d.stop();
+    let report = ws.join("approved/report.md");
+    std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&report, b"# Report\n\nEdited offline.\n").unwrap();
+    let d = env.start();
+    assert_restored(&d, &ws, "approved/report.md", "edited");
+}

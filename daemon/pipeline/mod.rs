@@ -144,6 +144,10 @@ impl Pipeline {
             self.watches.add(root);
         }
         self.startup_scan();
+        // Approved work changed while no daemon ran is restored now, not at the first reconcile.
+        for ws in self.app.workspaces() {
+            self.dispatch(Item::Approved(ws.ws.root.clone()), Instant::now(), false);
+        }
         // Ready once the files found young at start-up have settled and been processed too
         // (bounded, in case writers never pause).
         let mut ready_by = Some(Instant::now() + 2 * self.app.config().settle);
