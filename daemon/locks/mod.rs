@@ -75,6 +75,20 @@ pub struct Grant {
     pub renewed: bool,
 }
 
+impl Grant {
+    fn of(lock: Lock, renewed: bool) -> Grant {
+        Grant {
+            path: lock.path,
+            owner: lock.owner,
+            token: lock.token,
+            expires_at: lock.expires_at,
+            acquired_at: lock.acquired_at,
+            purpose: lock.purpose,
+            renewed,
+        }
+    }
+}
+
 /// Who releases: the owner (with its token, if known), or an admin for anyone.
 #[derive(Debug, Clone)]
 pub struct Release {
@@ -147,17 +161,8 @@ fn expire(table: &mut Table, now: i64, taken: Option<(&str, &str)>) -> bool {
             .filter(|(path, _)| *path == lock.path)
             .map(|(_, by)| format!("taken over by {by}"));
         table.record(Entry {
-            seq: 0,
-            change: Change::Expired,
-            at: now_rfc3339(),
-            path: lock.path,
-            owner: lock.owner,
-            token: lock.token,
-            purpose: lock.purpose,
-            expires_at: Some(lock.expires_at),
-            renewed: false,
-            by: None,
             reason,
+            ..Entry::of(Change::Expired, &lock)
         });
     }
     changed
@@ -204,28 +209,10 @@ pub fn acquire(ws: &Workspace, req: &Request) -> Result<Grant, LockError> {
         };
         let (lock, renewed) = lock;
         table.record(Entry {
-            seq: 0,
-            change: Change::Acquired,
-            at: now_rfc3339(),
-            path: lock.path.clone(),
-            owner: lock.owner.clone(),
-            token: lock.token,
-            purpose: lock.purpose.clone(),
-            expires_at: Some(lock.expires_at.clone()),
             renewed,
-            by: None,
-            reason: None,
+            ..Entry::of(Change::Acquired, &lock)
         });
-        let grant = Grant {
-            path: lock.path,
-            owner: lock.owner,
-            token: lock.token,
-            expires_at: lock.expires_at,
-            acquired_at: lock.acquired_at,
-            purpose: lock.purpose,
-            renewed,
-        };
-        Ok((Ok(grant), true))
+        Ok((Ok(Grant::of(lock, renewed)), true))
     })?
 }
 
@@ -258,17 +245,9 @@ pub fn release(ws: &Workspace, rel: &Release) -> Result<Lock, LockError> {
         }
         let lock = table.locks.remove(at);
         table.record(Entry {
-            seq: 0,
-            change: Change::Released,
-            at: now_rfc3339(),
-            path: lock.path.clone(),
-            owner: lock.owner.clone(),
-            token: lock.token,
-            purpose: lock.purpose.clone(),
-            expires_at: None,
-            renewed: false,
             by: rel.admin.clone().filter(|a| *a != lock.owner),
             reason: rel.reason.clone(),
+            ..Entry::of(Change::Released, &lock)
         });
         Ok((Ok(lock), true))
     })?
@@ -296,17 +275,8 @@ pub fn release_owned(
         table.locks = kept;
         for lock in &gone {
             table.record(Entry {
-                seq: 0,
-                change: Change::Released,
-                at: now_rfc3339(),
-                path: lock.path.clone(),
-                owner: lock.owner.clone(),
-                token: lock.token,
-                purpose: lock.purpose.clone(),
-                expires_at: None,
-                renewed: false,
-                by: None,
                 reason: Some(reason.to_string()),
+                ..Entry::of(Change::Released, lock)
             });
         }
         let changed = swept || !gone.is_empty();

@@ -90,6 +90,25 @@ pub struct Entry {
     pub reason: Option<String>,
 }
 
+impl Entry {
+    /// A change of `lock` (its `seq` is given when the table records it).
+    pub fn of(change: Change, lock: &Lock) -> Entry {
+        Entry {
+            seq: 0,
+            change,
+            at: crate::events::now_rfc3339(),
+            path: lock.path.clone(),
+            owner: lock.owner.clone(),
+            token: lock.token,
+            purpose: lock.purpose.clone(),
+            expires_at: (change != Change::Released).then(|| lock.expires_at.clone()),
+            renewed: false,
+            by: None,
+            reason: None,
+        }
+    }
+}
+
 /// `.baton/locks/table.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Table {
