@@ -218,6 +218,13 @@ fn locks_show_on_the_workspace_and_handoff_pages_and_in_the_detail() {
         "the inbox file is not marked locked"
     );
     assert_eq!(listing.matches("locked by").count(), 1);
+    // On the handoff page, an artifact someone holds a lock on says so.
+    grant(&lock(&ws, "inbox/report.md", "editor", &[]));
+    let page = web.get("/handoffs/pages-1", Some(&session)).body;
+    assert!(
+        page.contains("locked by editor"),
+        "the locked artifact is not marked"
+    );
     for page in ["/w/alpha", "/handoffs/pages-1"] {
         let reply = web.get(page, Some(&session));
         assert_eq!(reply.status, 200, "{page}");

@@ -30,6 +30,14 @@ struct HandoffPage {
     locks: Vec<crate::locks::Lock>,
 }
 
+impl HandoffPage {
+    /// The lock in force on the artifact `path`, if any (someone may be editing it).
+    fn lock_on(&self, path: &str) -> Option<&crate::locks::Lock> {
+        let path = crate::locks::normalize(path).ok()?;
+        self.locks.iter().find(|l| l.path == path)
+    }
+}
+
 /// A handoff.json that was refused: what is wrong, where, so the agent's author can fix it.
 #[derive(Template)]
 #[template(path = "invalid.html")]
