@@ -2,7 +2,7 @@
 //! CLI: both change the table through `crate::locks`), and the audit events of every change
 //! to a workspace's lock table, whoever made it. The table's journal is read after each change
 //! the daemon makes and, for changes made by `baton lock` in other processes, when the table
-//! file changes (checked every second); locks are expired as their time comes.
+//! file changes (watched, and checked every second); locks are expired as their time comes.
 //!
 //! The table is in the workspace, so anyone with write access there can edit it: the events
 //! say what the table says, which is all an advisory lock can promise. What the daemon has
@@ -38,6 +38,9 @@ struct Seen {
     next_expiry: Option<i64>,
     #[serde(skip)]
     loaded: bool,
+    /// The ingest thread was asked to watch `.baton/locks/`.
+    #[serde(skip)]
+    watched: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -151,7 +154,7 @@ impl App {
     }
 
     /// Logs the table's journal entries not logged yet.
-    pub(super) fn sync_locks(&self, ws: &Ws) {
+    pub fn sync_locks(&self, ws: &Ws) {
         let mut seen = ws.lock_seen.state.lock().unwrap_or_else(|e| e.into_inner());
         if !seen.loaded {
             *seen = read_seen(ws);
@@ -170,6 +173,11 @@ impl App {
                 return;
             }
         };
+        if !seen.watched {
+            // Changes by `baton lock` are then logged within milliseconds, not a second.
+            self.ask_watch(&ws.ws.baton_dir().join(locks::LOCKS_DIR));
+            seen.watched = true;
+        }
         let same = table.id == seen.table_id;
         let mut fresh: Vec<&Entry> = table
             .journal

@@ -18,6 +18,7 @@ pub use owner::{take as take_workspace, NotOwner, Owner, OwnerLock};
 pub use path::normalize;
 pub use table::{
     read, serialize_shown, table_path, Change, Entry, Lock, Table, JOURNAL_MAX, LOCKS_DIR,
+    TABLE_FILE,
 };
 
 use crate::events::now_rfc3339;

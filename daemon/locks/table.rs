@@ -15,7 +15,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 pub const LOCKS_DIR: &str = "locks";
-const TABLE: &str = "table.json";
+pub const TABLE_FILE: &str = "table.json";
+const TABLE: &str = TABLE_FILE;
 const GUARD: &str = "table.lock";
 /// The journal keeps this many changes; a daemon away for longer logs a gap. Every change
 /// rewrites the whole table, so this bounds the cost of each change too (~25 KiB).

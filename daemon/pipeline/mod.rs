@@ -11,7 +11,7 @@ mod work;
 use crate::app::App;
 use crate::scan;
 use crate::watch::{Signal, Watch};
-use crate::workspace::{APPROVED_DIR, CHECKPOINTS_DIR, HANDOFF_FILE};
+use crate::workspace::{APPROVED_DIR, BATON_DIR, CHECKPOINTS_DIR, HANDOFF_FILE};
 use pool::Pool;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -55,6 +55,10 @@ enum Item {
     Approved(PathBuf),
     /// The workspace's `approved/` was just made: watch it, then check it.
     WatchApproved(PathBuf),
+    /// The workspace's lock table changed: log its new changes.
+    Locks(PathBuf),
+    /// The workspace's `.baton/locks/` is in use: watch it, then log.
+    WatchLocks(PathBuf),
 }
 
 impl Item {
@@ -67,7 +71,9 @@ impl Item {
             | Item::CatchUp(root)
             | Item::Discover(root)
             | Item::Approved(root)
-            | Item::WatchApproved(root) => root.clone(),
+            | Item::WatchApproved(root)
+            | Item::Locks(root)
+            | Item::WatchLocks(root) => root.clone(),
             Item::Roots => PathBuf::new(),
         }
     }
@@ -193,8 +199,8 @@ impl Pipeline {
                     self.arm(Item::Handoff(root), Duration::ZERO);
                 }
                 for dir in self.app.take_watches() {
-                    if let Some(root) = dir.parent() {
-                        self.dispatch(Item::WatchApproved(root.to_path_buf()), now, false);
+                    if let Some(item) = watch_item(&dir) {
+                        self.dispatch(item, now, false);
                     }
                 }
                 next_repairs = Instant::now() + Duration::from_secs(1);
@@ -259,7 +265,7 @@ impl Pipeline {
             let Some(item) = self.classify(&path) else {
                 continue;
             };
-            if matches!(item, Item::Approved(_)) {
+            if matches!(item, Item::Approved(_) | Item::Locks(_)) {
                 self.arm(item, APPROVED_WAIT);
             } else if renamed && matches!(item, Item::Handoff(_) | Item::Checkpoint(..)) {
                 self.settling.remove(&item);
@@ -293,6 +299,13 @@ impl Pipeline {
     fn classify(&self, path: &Path) -> Option<Item> {
         let parent = path.parent()?;
         let name = path.file_name()?.to_str()?;
+        if name == crate::locks::TABLE_FILE
+            && parent.file_name()? == crate::locks::LOCKS_DIR
+            && parent.parent()?.file_name()? == BATON_DIR
+        {
+            let ws = self.app.workspace_at(parent.parent()?.parent()?)?;
+            return Some(Item::Locks(ws.ws.root.clone()));
+        }
         if let Some(root) = self.approved_root(path) {
             // The daemon's own temp files come and go while it restores; the rename that
             // puts one in place is an event of the final name.
@@ -369,4 +382,17 @@ impl Pipeline {
             renamed,
         });
     }
+}
+
+/// The job that starts watching `dir`, a folder the app asked to have watched: a workspace's
+/// `approved/` or `.baton/locks/`.
+fn watch_item(dir: &Path) -> Option<Item> {
+    let parent = dir.parent()?;
+    if dir.file_name()? == APPROVED_DIR {
+        return Some(Item::WatchApproved(parent.to_path_buf()));
+    }
+    if dir.file_name()? == crate::locks::LOCKS_DIR && parent.file_name()? == BATON_DIR {
+        return Some(Item::WatchLocks(parent.parent()?.to_path_buf()));
+    }
+    None
 }

@@ -107,6 +107,18 @@ impl Worker {
                     self.app.check_approved(&ws);
                 }
             }
+            Item::Locks(root) => {
+                if let Some(ws) = self.app.workspace_at(root) {
+                    self.app.sync_locks(&ws);
+                }
+            }
+            Item::WatchLocks(root) => {
+                if let Some(ws) = self.app.workspace_at(root) {
+                    self.watches
+                        .add(&ws.ws.baton_dir().join(crate::locks::LOCKS_DIR));
+                    self.app.sync_locks(&ws);
+                }
+            }
             Item::WatchApproved(root) => {
                 if let Some(ws) = self.app.workspace_at(root) {
                     self.watches.tree(&ws.ws.root.join(workspace::APPROVED_DIR));

@@ -270,3 +270,43 @@ fn signal(pid: u32, name: &str) {
         .unwrap();
     assert!(status.success());
 }
+
+#[test]
+fn a_burst_of_changes_by_other_processes_is_logged_whole_and_in_order() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let dir = env.root().join("race");
+    std::fs::create_dir_all(&dir).unwrap();
+    let children: Vec<Child> = (0..3)
+        .map(|i| {
+            let extra = [
+                ("BATON_RACE_COUNT", "20".to_string()),
+                ("BATON_RACE_DIR", dir.display().to_string()),
+            ];
+            spawn_helper("race", &ws, &format!("burst-{i}"), &extra)
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    d.wait_until("all 120 changes are logged", || {
+        lock_events(&ws).len() == 120
+    });
+    let events = lock_events(&ws);
+    let seqs: Vec<u64> = events
+        .iter()
+        .map(|e| e["data"]["seq"].as_u64().unwrap())
+        .collect();
+    assert!(
+        seqs.windows(2).all(|w| w[1] == w[0] + 1),
+        "a change is missing or out of order"
+    );
+    for pair in events.chunks(2) {
+        assert_eq!(
+            (&pair[0]["type"], &pair[1]["type"]),
+            (&"lock.acquired".into(), &"lock.released".into())
+        );
+        assert_eq!(pair[0]["data"]["token"], pair[1]["data"]["token"]);
+    }
+}
