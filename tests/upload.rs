@@ -96,6 +96,37 @@ fn an_agent_writes_its_inbox_checkpoints_and_handoff_and_they_are_processed() {
     d.wait_until("the uploaded checkpoint is recorded", || {
         util::event_types(&ws).contains(&"checkpoint.written".to_string())
     });
+    // Writes through the daemon honour locks: another owner's lock refuses (409, naming it),
+    // the holder's own (its name, or NAME/WORKER) does not.
+    let ws_dir = ws.to_str().unwrap();
+    let out = util::baton(&[
+        "lock",
+        ws_dir,
+        "inbox/shared.md",
+        "--owner",
+        "someone",
+        "--purpose",
+        "editing",
+    ]);
+    assert!(out.status.success());
+    let (status, body) = put(
+        &d,
+        &format!("{at}/inbox/shared.md"),
+        "builder-token",
+        b"mine",
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("\"owner\":\"someone\"") && body.contains("editing"),
+        "{body}"
+    );
+    assert!(!ws.join("inbox/shared.md").exists());
+    let out = util::baton(&["lock", ws_dir, "inbox/own.md", "--owner", "builder/2"]);
+    assert!(out.status.success());
+    assert_eq!(
+        put(&d, &format!("{at}/inbox/own.md"), "builder-token", b"ok").0,
+        201
+    );
     // An agent never decides, whatever it can write.
     let (status, _) = d.post_as(
         "/api/v1/handoffs/up-1/decision",

@@ -67,6 +67,10 @@ impl ApiError {
                 StatusCode::CONFLICT
             }
             ApiError::Lock(e) => lock_status(e, &mut body),
+            ApiError::Upload(UploadError::Locked(holder)) => {
+                body["holder"] = holder.shown();
+                StatusCode::CONFLICT
+            }
             ApiError::Upload(e) => upload_status(e),
             ApiError::Owner(OwnerError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Owner(OwnerError::Forbidden(_)) => StatusCode::FORBIDDEN,
@@ -126,6 +130,7 @@ fn upload_status(e: &UploadError) -> StatusCode {
         UploadError::Forbidden(_) => StatusCode::FORBIDDEN,
         UploadError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        UploadError::Locked(_) => StatusCode::CONFLICT,
         UploadError::Io(e) => {
             tracing::error!(error = %e, "upload not written");
             StatusCode::SERVICE_UNAVAILABLE

@@ -239,17 +239,24 @@ fn stamp_of(path: &Path) -> Option<(u64, u64, i128)> {
     ))
 }
 
-/// An owner name the caller may use: its own, or its own followed by `/` and a worker's name.
+/// Whether `owner` names the caller: its own name, or its name followed by `/` and a worker's.
+pub(super) fn acts_as(actor: &Actor, owner: &str) -> bool {
+    let name = match actor {
+        Actor::Reviewer { name, .. } | Actor::Agent { name, .. } => name,
+    };
+    owner == name
+        || owner
+            .strip_prefix(name.as_str())
+            .is_some_and(|r| r.starts_with('/'))
+}
+
+/// An owner name the caller may use: its own (see `acts_as`), or any for an admin.
 fn may_act_as(actor: &Actor, owner: &str) -> Result<(), LockApiError> {
     let (name, admin) = match actor {
         Actor::Reviewer { name, roles } => (name, roles.iter().any(|r| r == "admin")),
         Actor::Agent { name, .. } => (name, false),
     };
-    let own = owner == name
-        || owner
-            .strip_prefix(name.as_str())
-            .is_some_and(|r| r.starts_with('/'));
-    match own || admin {
+    match acts_as(actor, owner) || admin {
         true => Ok(()),
         false => Err(LockApiError::Forbidden(format!(
             "{name} may take and release locks only as \"{name}\" or \"{name}/WORKER\", not as \"{owner}\""

@@ -45,6 +45,8 @@ pub enum UploadError {
     Invalid(String),
     #[error("the file is {size} bytes; at most {limit} may be uploaded (limits.max_upload_bytes)")]
     TooLarge { size: usize, limit: usize },
+    #[error("{} is locked by {} (purpose: {}) until {}; nothing was written", .0.path, .0.owner, .0.purpose.as_deref().unwrap_or("none given"), .0.expires_at)]
+    Locked(Box<crate::locks::Lock>),
     #[error("cannot write the file, nothing was changed: {0}")]
     Io(#[from] io::Error),
 }
@@ -69,6 +71,12 @@ impl App {
                 size: bytes.len(),
                 limit,
             });
+        }
+        // Writes through the daemon honour the advisory locks: another owner's lock refuses.
+        if let Some(held) = self.locks_of(&ws).into_iter().find(|l| l.path == rel) {
+            if !super::locks::acts_as(actor, &held.owner) {
+                return Err(UploadError::Locked(Box::new(held)));
+            }
         }
         let path = ws.ws.root.join(&rel);
         let created = std::fs::symlink_metadata(&path).is_err();
