@@ -214,12 +214,6 @@ impl App {
     }
 }
 
-impl LockSeen {
-    pub fn new() -> LockSeen {
-        LockSeen::default()
-    }
-}
-
 fn read_seen(ws: &Ws) -> Seen {
     let stored = ws.store.read(Path::new(SEEN)).ok().flatten();
     let mut seen: Seen = stored
