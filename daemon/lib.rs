@@ -36,6 +36,7 @@ pub mod config;
 pub mod contract;
 pub mod events;
 pub mod heartbeat;
+pub mod index;
 pub mod login;
 pub mod media;
 pub mod metrics;
