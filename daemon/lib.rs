@@ -45,6 +45,7 @@ pub mod pipeline;
 pub mod routing;
 pub mod run;
 pub mod scan;
+pub mod search;
 pub mod store;
 pub mod watch;
 #[path = "../web/mod.rs"]

@@ -17,6 +17,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let shutdown = app.shutdown_token();
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
     app.start_outbox();
+    let indexer = app.start_search();
     let anchors = tokio::spawn(flush_anchors(app.clone()));
     let heartbeat = tokio::spawn(crate::heartbeat::run(app.clone()));
     let app_for_anchors = app.clone();
@@ -26,6 +27,10 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let joined = tokio::task::spawn_blocking(move || ingest.join()).await;
     if !matches!(joined, Ok(Ok(()))) {
         tracing::error!("the ingest thread ended with a panic");
+    }
+    if let Some(indexer) = indexer {
+        // It ends on the shutdown token, committing what it has.
+        let _ = tokio::task::spawn_blocking(move || indexer.join()).await;
     }
     anchors.abort();
     // After ingest has stopped, so the anchors cover every event.
