@@ -22,5 +22,6 @@ mod pages;
 mod paths;
 mod quorum;
 mod review;
+mod search;
 mod signoff;
 mod trust;

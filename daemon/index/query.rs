@@ -66,7 +66,9 @@ pub fn parse(input: &str) -> Parsed {
     let mut text = Vec::new();
     for token in tokens(&balance_quotes(input)) {
         if !take_filter(&token, &mut out) && !take_prefix(&token, &mut out) {
-            text.push(token);
+            // A colon outside quotes that names no filter is text ("error: failed", "a:b"),
+            // never tantivy's field syntax, which would make the whole query match nothing.
+            text.push(token.replace(':', " "));
         }
     }
     out.text = text.join(" ");
@@ -171,13 +173,13 @@ mod tests {
         );
         assert_eq!(p.filters.must_not, vec![("workspace", "web-3".into())]);
         assert_eq!(p.prefixes, vec!["auth".to_string()]);
-        assert_eq!(p.text, r#""retry backoff" x:y"#);
+        assert_eq!(p.text, r#""retry backoff" x y"#);
     }
 
     #[test]
     fn stray_quotes_colons_and_bad_dates_never_fail() {
         let p = parse(r#"foo" kind: after:yesterday :bar"#);
-        assert_eq!(p.text, "foo :bar");
+        assert_eq!(p.text, "foo  bar");
         assert_eq!(p.notes.len(), 2);
         assert!(p.filters.is_empty());
         let p = parse("after:2026-01-31 before:2026-02-01T00:00:00Z");

@@ -1,0 +1,34 @@
+//! The index is a cache: corrupt, of an older schema version or missing, it is rebuilt at
+//! start in the background while watching and deciding go on.
+
+use super::{example, search, wait_for};
+use crate::pages::pending_handoff;
+use crate::util::TestEnv;
+
+#[test]
+fn a_corrupt_or_old_index_is_rebuilt_while_watching_and_deciding_work() {
+    let mut env = TestEnv::new();
+    example(&env);
+    let daemon = env.start();
+    wait_for(&daemon, "saturating", 4);
+    daemon.stop();
+    let search_dir = env.root().join("data/search");
+    std::fs::write(search_dir.join("v1/meta.json"), b"{ this is not an index").unwrap();
+    std::fs::create_dir_all(search_dir.join("v0")).unwrap();
+    std::fs::write(search_dir.join("v0/meta.json"), b"{}").unwrap();
+    let daemon = env.spawn();
+    // Watching and deciding do not wait for the index.
+    pending_handoff(&daemon, &env.ws("alpha"), "after-rebuild");
+    let (status, body) = daemon.decide("after-rebuild", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    wait_for(&daemon, "saturating", 4);
+    wait_for(&daemon, "kind:decision outcome:approved key:after-rebuild", 1);
+    assert!(!search_dir.join("v0").exists(), "the old version's index is removed");
+    daemon.wait_until("health reports the index", || daemon.health()["search"]["documents"] == 9);
+    // Missing altogether: rebuilt the same way.
+    daemon.stop();
+    std::fs::remove_dir_all(&search_dir).unwrap();
+    let daemon = env.start();
+    wait_for(&daemon, "saturating", 4);
+    assert_eq!(search(&daemon, "key:after-rebuild")["total"], 2);
+}
