@@ -64,17 +64,34 @@ pub fn build(root: &Path, w: usize, docs: usize, doc_bytes: usize) -> Result<Cor
 
 fn vocabulary() -> Vec<String> {
     let mut rng = StdRng::seed_from_u64(SEED);
-    let syllables = ["ka", "lo", "mi", "ne", "ru", "ta", "vo", "zen", "qua", "dri", "sol", "pex", "ur", "bin", "cor", "eth"];
+    let syllables = [
+        "ka", "lo", "mi", "ne", "ru", "ta", "vo", "zen", "qua", "dri", "sol", "pex", "ur", "bin",
+        "cor", "eth",
+    ];
     (0..VOCABULARY)
         .map(|_| {
             let n = rng.random_range(2..=4);
-            (0..n).map(|_| syllables[rng.random_range(0..syllables.len())]).collect()
+            (0..n)
+                .map(|_| syllables[rng.random_range(0..syllables.len())])
+                .collect()
         })
         .collect()
 }
 
-fn workspace(dir: &Path, index: u64, count: usize, doc_bytes: usize, vocabulary: &[String]) -> Result<u64> {
-    for sub in ["checkpoints", ".baton", "inbox/src", "inbox/docs", "inbox/logs"] {
+fn workspace(
+    dir: &Path,
+    index: u64,
+    count: usize,
+    doc_bytes: usize,
+    vocabulary: &[String],
+) -> Result<u64> {
+    for sub in [
+        "checkpoints",
+        ".baton",
+        "inbox/src",
+        "inbox/docs",
+        "inbox/logs",
+    ] {
         fs::create_dir_all(dir.join(sub))?;
     }
     fs::write(dir.join(".baton/workspace.toml"), WORKSPACE_TOML)?;

@@ -75,13 +75,20 @@ fn main() -> Result<()> {
         started.elapsed().as_secs_f64()
     );
 
-    println!("\n[1] raw tantivy, 1 indexing thread, {} MB budget", BUDGET / 1_000_000);
+    println!(
+        "\n[1] raw tantivy, 1 indexing thread, {} MB budget",
+        BUDGET / 1_000_000
+    );
     let mut raw_rates = Vec::new();
     for run in 0..runs {
         let into = dir.path().join(format!("raw-{run}"));
         let (files, bytes, secs) = raw::index(&corpus.root, &into, BUDGET)?;
         let rate = bytes as f64 / 1e6 / secs;
-        println!("    run {}: {files} files, {:.0} MB in {secs:.1} s = {rate:.1} MB/s", run + 1, bytes as f64 / 1e6);
+        println!(
+            "    run {}: {files} files, {:.0} MB in {secs:.1} s = {rate:.1} MB/s",
+            run + 1,
+            bytes as f64 / 1e6
+        );
         raw_rates.push(rate);
         std::fs::remove_dir_all(into)?;
     }
@@ -97,13 +104,19 @@ fn main() -> Result<()> {
     for run in 0..runs {
         let (secs, said) = reindex(dir.path())?;
         let rate = mb / secs;
-        println!("    reindex {}: {secs:.1} s = {rate:.1} MB/s ({said})", run + 1);
+        println!(
+            "    reindex {}: {secs:.1} s = {rate:.1} MB/s ({said})",
+            run + 1
+        );
         rates.push(rate);
     }
     let peak_mb = peak.stop();
     println!("    daemon peak RSS over build and reindexes: {peak_mb:.0} MB");
 
-    println!("\n[3] queries over HTTP (keep-alive, one client), {} queries x {REPEAT}", QUERIES.len());
+    println!(
+        "\n[3] queries over HTTP (keep-alive, one client), {} queries x {REPEAT}",
+        QUERIES.len()
+    );
     let latencies = query_latencies(&daemon)?;
     let grep = grep_times(&corpus.root)?;
 
@@ -114,16 +127,29 @@ fn main() -> Result<()> {
     let index_dir = dir.path().join("data/search/v1");
     let size = du(&index_dir) as f64 / 1e6;
     let segments = segments(&index_dir)?;
-    println!("    {size:.0} MB on disk ({:.2} x the corpus), {segments} segments", size / mb);
+    println!(
+        "    {size:.0} MB on disk ({:.2} x the corpus), {segments} segments",
+        size / mb
+    );
 
-    summary(Summary { raw: &raw_rates, baton: &rates, latencies: &latencies, grep: &grep, visible: &visible, peak_mb, segments });
+    summary(Summary {
+        raw: &raw_rates,
+        baton: &rates,
+        latencies: &latencies,
+        grep: &grep,
+        visible: &visible,
+        peak_mb,
+        segments,
+    });
     Ok(())
 }
 
 /// Waits until the daemon's index holds `files` documents and its first pass is over.
 fn wait_indexed(daemon: &Daemon, files: u64) -> Result<u64> {
     loop {
-        let health: Value = ureq::get(&format!("{}/healthz", daemon.url)).call()?.into_json()?;
+        let health: Value = ureq::get(&format!("{}/healthz", daemon.url))
+            .call()?
+            .into_json()?;
         let docs = health["search"]["documents"].as_u64().unwrap_or(0);
         if docs >= files && health["search"]["indexing"] == false {
             return Ok(docs);
@@ -158,7 +184,11 @@ fn query_latencies(daemon: &Daemon) -> Result<Vec<f64>> {
         let mut total = 0;
         for _ in 0..REPEAT {
             let started = Instant::now();
-            let answer: Value = agent.get(&url).set("Authorization", &format!("Bearer {}", daemon.token)).call()?.into_json()?;
+            let answer: Value = agent
+                .get(&url)
+                .set("Authorization", &format!("Bearer {}", daemon.token))
+                .call()?
+                .into_json()?;
             mine.push(started.elapsed().as_secs_f64() * 1000.0);
             total = answer["total"].as_u64().unwrap_or(0);
             if answer["partial"] == true {
@@ -166,7 +196,11 @@ fn query_latencies(daemon: &Daemon) -> Result<Vec<f64>> {
             }
         }
         mine.sort_by(f64::total_cmp);
-        println!("    {q:<46} {total:>6} hits  p50 {:>6.2} ms  max {:>6.2} ms", pct(&mine, 50.0), mine[mine.len() - 1]);
+        println!(
+            "    {q:<46} {total:>6} hits  p50 {:>6.2} ms  max {:>6.2} ms",
+            pct(&mine, 50.0),
+            mine[mine.len() - 1]
+        );
         all.extend(mine);
     }
     all.sort_by(f64::total_cmp);
@@ -178,7 +212,10 @@ fn grep_times(root: &Path) -> Result<Vec<f64>> {
     let mut out = Vec::new();
     for (word, _) in corpus::PLANTED {
         let started = Instant::now();
-        let found = std::process::Command::new("grep").args(["-rlw", word]).arg(root).output()?;
+        let found = std::process::Command::new("grep")
+            .args(["-rlw", word])
+            .arg(root)
+            .output()?;
         let ms = started.elapsed().as_secs_f64() * 1000.0;
         let files = found.stdout.iter().filter(|b| **b == b'\n').count();
         println!("    grep -rlw {word:<15} {files:>6} files  {ms:>8.0} ms");
@@ -200,7 +237,11 @@ fn probe(daemon: &Daemon, workspaces: &[std::path::PathBuf], n: usize) -> Result
         let started = Instant::now();
         std::fs::rename(&tmp, inbox.join(format!("probe-{i}.txt")))?;
         loop {
-            let answer: Value = agent.get(&url).set("Authorization", &format!("Bearer {}", daemon.token)).call()?.into_json()?;
+            let answer: Value = agent
+                .get(&url)
+                .set("Authorization", &format!("Bearer {}", daemon.token))
+                .call()?
+                .into_json()?;
             if answer["total"] == 1 {
                 break;
             }
@@ -212,7 +253,12 @@ fn probe(daemon: &Daemon, workspaces: &[std::path::PathBuf], n: usize) -> Result
         out.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     out.sort_by(f64::total_cmp);
-    println!("    p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms", pct(&out, 50.0), pct(&out, 99.0), out[out.len() - 1]);
+    println!(
+        "    p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        pct(&out, 50.0),
+        pct(&out, 99.0),
+        out[out.len() - 1]
+    );
     Ok(out)
 }
 
@@ -236,7 +282,8 @@ fn du(dir: &Path) -> u64 {
 }
 
 fn segments(dir: &Path) -> Result<usize> {
-    let meta: Value = serde_json::from_slice(&std::fs::read(dir.join("meta.json")).context("meta.json")?)?;
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).context("meta.json")?)?;
     Ok(meta["segments"].as_array().map_or(0, Vec::len))
 }
 
@@ -249,11 +296,15 @@ struct Peak {
 
 impl Peak {
     fn watch(pid: u32) -> Peak {
-        let (stop, kb) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let (stop, kb) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicU64::new(0)),
+        );
         let (s, k) = (stop.clone(), kb.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
-                let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
                 let rss = status
                     .lines()
                     .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -291,19 +342,57 @@ fn summary(s: Summary) {
     };
     let (raw, baton) = (mmm(s.raw), mmm(s.baton));
     println!("\n== summary (min / median / max) =====================================");
-    println!("  raw tantivy indexing      {:.1} / {:.1} / {:.1} MB/s", raw.0, raw.1, raw.2);
-    println!("  baton reindex             {:.1} / {:.1} / {:.1} MB/s", baton.0, baton.1, baton.2);
+    println!(
+        "  raw tantivy indexing      {:.1} / {:.1} / {:.1} MB/s",
+        raw.0, raw.1, raw.2
+    );
+    println!(
+        "  baton reindex             {:.1} / {:.1} / {:.1} MB/s",
+        baton.0, baton.1, baton.2
+    );
     let ratio = baton.1 / raw.1;
-    row("reindex vs raw (medians)", format!("{:.0} %", ratio * 100.0), format!(">= {:.0} %", TARGET_RATIO * 100.0), ratio >= TARGET_RATIO);
+    row(
+        "reindex vs raw (medians)",
+        format!("{:.0} %", ratio * 100.0),
+        format!(">= {:.0} %", TARGET_RATIO * 100.0),
+        ratio >= TARGET_RATIO,
+    );
     let p99 = pct(s.latencies, 99.0);
-    println!("  query p50 / p99 / max     {:.2} / {p99:.2} / {:.2} ms", pct(s.latencies, 50.0), s.latencies[s.latencies.len() - 1]);
-    row("query p99 over HTTP", format!("{p99:.2} ms"), format!("<= {TARGET_P99_MS} ms"), p99 <= TARGET_P99_MS);
+    println!(
+        "  query p50 / p99 / max     {:.2} / {p99:.2} / {:.2} ms",
+        pct(s.latencies, 50.0),
+        s.latencies[s.latencies.len() - 1]
+    );
+    row(
+        "query p99 over HTTP",
+        format!("{p99:.2} ms"),
+        format!("<= {TARGET_P99_MS} ms"),
+        p99 <= TARGET_P99_MS,
+    );
     let grep = mmm(s.grep);
-    println!("  grep -rlw (one word)      {:.0} / {:.0} / {:.0} ms", grep.0, grep.1, grep.2);
+    println!(
+        "  grep -rlw (one word)      {:.0} / {:.0} / {:.0} ms",
+        grep.0, grep.1, grep.2
+    );
     let vis = pct(s.visible, 99.0);
-    row("write -> searchable p99", format!("{vis:.0} ms"), format!("<= {TARGET_VISIBLE_MS} ms"), vis <= TARGET_VISIBLE_MS);
-    row("daemon peak RSS", format!("{:.0} MB", s.peak_mb), format!("<= {TARGET_RSS_MB} MB"), s.peak_mb <= TARGET_RSS_MB);
-    row("segments", s.segments.to_string(), "<= 50".into(), s.segments <= 50);
+    row(
+        "write -> searchable p99",
+        format!("{vis:.0} ms"),
+        format!("<= {TARGET_VISIBLE_MS} ms"),
+        vis <= TARGET_VISIBLE_MS,
+    );
+    row(
+        "daemon peak RSS",
+        format!("{:.0} MB", s.peak_mb),
+        format!("<= {TARGET_RSS_MB} MB"),
+        s.peak_mb <= TARGET_RSS_MB,
+    );
+    row(
+        "segments",
+        s.segments.to_string(),
+        "<= 50".into(),
+        s.segments <= 50,
+    );
 }
 
 fn row(what: &str, value: String, target: String, ok: bool) {

@@ -18,14 +18,19 @@ pub fn index(root: &Path, into: &Path, budget: usize) -> Result<(u64, u64, f64)>
     let started = Instant::now();
     let mut writer: IndexWriter = index.writer_with_num_threads(1, budget)?;
     let (mut files, mut bytes) = (0u64, 0u64);
-    for entry in walkdir::WalkDir::new(root).into_iter().filter_map(|e| e.ok()) {
+    for entry in walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_map(|e| e.ok())
+    {
         if !entry.file_type().is_file() || !entry.path().to_string_lossy().contains("/inbox/") {
             continue;
         }
         let text = std::fs::read_to_string(entry.path())?;
         bytes += text.len() as u64;
         files += 1;
-        writer.add_document(doc!(path => entry.path().to_string_lossy().into_owned(), body => text))?;
+        writer.add_document(
+            doc!(path => entry.path().to_string_lossy().into_owned(), body => text),
+        )?;
         if files % 10_000 == 0 {
             writer.commit()?;
         }

@@ -17,7 +17,11 @@ pub enum SearchFailed {
 impl App {
     /// Runs a query as `actor` sees the workspaces.
     pub fn search(&self, mut req: Request, actor: &Actor) -> Result<Hits, SearchFailed> {
-        let search = self.inner.search.as_ref().ok_or(SearchFailed::Unavailable)?;
+        let search = self
+            .inner
+            .search
+            .as_ref()
+            .ok_or(SearchFailed::Unavailable)?;
         if matches!(actor, Actor::Agent { .. }) {
             let visible = self
                 .workspaces()
@@ -30,9 +34,15 @@ impl App {
         let started = std::time::Instant::now();
         let hits = search.query(req);
         let metrics = self.metrics();
-        metrics.search_seconds.observe(started.elapsed().as_secs_f64());
-        metrics.search_documents.set(search.index().num_docs() as i64);
-        metrics.search_segments.set(search.index().segments() as i64);
+        metrics
+            .search_seconds
+            .observe(started.elapsed().as_secs_f64());
+        metrics
+            .search_documents
+            .set(search.index().num_docs() as i64);
+        metrics
+            .search_segments
+            .set(search.index().segments() as i64);
         Ok(hits?)
     }
 

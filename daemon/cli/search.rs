@@ -37,23 +37,44 @@ pub fn search(o: Options) -> anyhow::Result<ExitCode> {
     }
     let bold = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     for hit in &hits.hits {
-        let key = hit.key.as_deref().map(|k| format!("  {k}")).unwrap_or_default();
-        println!("{}  {}  {}{key}", hit.workspace, hit.kind.as_str(), hit.path);
+        let key = hit
+            .key
+            .as_deref()
+            .map(|k| format!("  {k}"))
+            .unwrap_or_default();
+        println!(
+            "{}  {}  {}{key}",
+            hit.workspace,
+            hit.kind.as_str(),
+            hit.path
+        );
         println!("    {}", plain(&hit.snippet, bold));
     }
     for note in &hits.notes {
         eprintln!("baton: note: {note}");
     }
     let shown = hits.hits.len();
-    let partial = if hits.partial { " (partial: the time limit cut the search short)" } else { "" };
+    let partial = if hits.partial {
+        " (partial: the time limit cut the search short)"
+    } else {
+        ""
+    };
     println!("{} matches, {shown} shown{partial}", hits.total);
     // Like grep: 1 when nothing matched, so scripts can test for it.
-    Ok(if hits.total == 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if hits.total == 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// A snippet's HTML as terminal text: `<b>` as bold (or `[...]`), entities decoded.
 fn plain(html: &str, bold: bool) -> String {
-    let (on, off) = if bold { ("\x1b[1m", "\x1b[0m") } else { ("[", "]") };
+    let (on, off) = if bold {
+        ("\x1b[1m", "\x1b[0m")
+    } else {
+        ("[", "]")
+    };
     html.replace("<b>", on)
         .replace("</b>", off)
         .replace("&lt;", "<")
@@ -91,7 +112,10 @@ impl Show {
             bar.enable_steady_tick(Duration::from_millis(200));
             bar
         });
-        Show { bar, last_line: None }
+        Show {
+            bar,
+            last_line: None,
+        }
     }
 
     fn update(&mut self, s: &Status) {
@@ -101,7 +125,11 @@ impl Show {
             bar.set_message(format!("{}/{} files", s.files_done, s.files_total));
             return;
         }
-        if self.last_line.is_some_and(|t| t.elapsed() < Duration::from_secs(2)) && !s.done {
+        if self
+            .last_line
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(2))
+            && !s.done
+        {
             return;
         }
         self.last_line = Some(Instant::now());

@@ -8,7 +8,10 @@ use tantivy::Searcher;
 
 pub(super) fn read(searcher: &Searcher, fields: &Fields) -> HashMap<String, String> {
     let schema = searcher.schema();
-    let (id_name, fp_name) = (schema.get_field_name(fields.id), schema.get_field_name(fields.fp));
+    let (id_name, fp_name) = (
+        schema.get_field_name(fields.id),
+        schema.get_field_name(fields.fp),
+    );
     let mut out = HashMap::new();
     for segment in searcher.segment_readers() {
         let fast = segment.fast_fields();

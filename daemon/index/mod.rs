@@ -12,8 +12,8 @@
 mod known;
 pub mod query;
 mod schema;
-mod search_limit;
 pub mod search;
+mod search_limit;
 pub mod writer;
 
 pub use query::Filters;
@@ -36,7 +36,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Artifact, Kind::Handoff, Kind::Checkpoint, Kind::Decision];
+    pub const ALL: [Kind; 4] = [
+        Kind::Artifact,
+        Kind::Handoff,
+        Kind::Checkpoint,
+        Kind::Decision,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -100,7 +105,9 @@ pub enum IndexError {
     },
     #[error("there is no search index at {0} yet; start the daemon or run `baton reindex`")]
     Missing(PathBuf),
-    #[error("another process is writing the search index at {0} (a running daemon or `baton reindex`)")]
+    #[error(
+        "another process is writing the search index at {0} (a running daemon or `baton reindex`)"
+    )]
     Busy(PathBuf),
 }
 

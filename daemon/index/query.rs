@@ -122,7 +122,8 @@ fn take_filter(token: &str, out: &mut Parsed) -> bool {
     };
     let value = value.trim_matches('"');
     if value.is_empty() {
-        out.notes.push(format!("\"{name}:\" has no value and was left out"));
+        out.notes
+            .push(format!("\"{name}:\" has no value and was left out"));
         return true;
     }
     match field {
@@ -166,7 +167,8 @@ mod tests {
 
     #[test]
     fn filters_prefixes_and_text_are_told_apart() {
-        let p = parse(r#"kind:decision -workspace:web-3 agent:"builder 3" auth* "retry backoff" x:y"#);
+        let p =
+            parse(r#"kind:decision -workspace:web-3 agent:"builder 3" auth* "retry backoff" x:y"#);
         assert_eq!(
             p.filters.must,
             vec![("kind", "decision".into()), ("agent", "builder 3".into())]

@@ -2,8 +2,7 @@
 //! set aside and rebuilt (it is a cache of the workspaces and the store).
 
 use tantivy::schema::{
-    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED,
-    STRING,
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED, STRING,
 };
 
 /// Version of the schema below; it names the index's folder in data_dir (`search/v{VERSION}`).

@@ -166,7 +166,7 @@ impl SearchIndex {
         &self,
         parsed: &Parsed,
         scope: Option<&[String]>,
-    ) -> Result<Option<(Box<dyn Query>, BTreeSet<String>)>, SearchError> {
+    ) -> Result<Option<Built>, SearchError> {
         let f = &self.fields;
         let mut parser = QueryParser::for_index(&self.index, vec![f.title, f.body]);
         // A search box reads several words as all of them, as people expect.
@@ -236,14 +236,24 @@ impl SearchIndex {
         }
         if filters.after.is_some() || filters.before.is_some() {
             let term = |t: i64| {
-                Term::from_field_date_for_search(self.fields.modified, DateTime::from_timestamp_secs(t))
+                Term::from_field_date_for_search(
+                    self.fields.modified,
+                    DateTime::from_timestamp_secs(t),
+                )
             };
-            let lower = filters.after.map_or(Bound::Unbounded, |t| Bound::Included(term(t)));
-            let upper = filters.before.map_or(Bound::Unbounded, |t| Bound::Excluded(term(t)));
+            let lower = filters
+                .after
+                .map_or(Bound::Unbounded, |t| Bound::Included(term(t)));
+            let upper = filters
+                .before
+                .map_or(Bound::Unbounded, |t| Bound::Excluded(term(t)));
             clauses.push((Occur::Must, Box::new(RangeQuery::new(lower, upper))));
         }
     }
 }
+
+/// A query and the body words it highlights.
+type Built = (Box<dyn Query>, BTreeSet<String>);
 
 /// A document with any of these exact values in `field` (none: matches nothing).
 fn any_of(field: Field, values: &[String]) -> Box<dyn Query> {
@@ -279,7 +289,12 @@ impl Snippets {
         let make = |field: Field| -> tantivy::Result<SnippetGenerator> {
             let scored = words.iter().map(|w| (w.clone(), 1.0)).collect();
             let tokenizer = searcher.index().tokenizer_for_field(field)?;
-            Ok(SnippetGenerator::new(scored, tokenizer, field, SNIPPET_CHARS))
+            Ok(SnippetGenerator::new(
+                scored,
+                tokenizer,
+                field,
+                SNIPPET_CHARS,
+            ))
         };
         Ok(Snippets {
             body: make(f.body)?,
@@ -293,7 +308,11 @@ fn expansions(searcher: &Searcher, field: Field, prefix: &str) -> tantivy::Resul
     let mut out = BTreeSet::new();
     for segment in searcher.segment_readers() {
         let inverted = segment.inverted_index(field)?;
-        let mut stream = inverted.terms().range().ge(prefix.as_bytes()).into_stream()?;
+        let mut stream = inverted
+            .terms()
+            .range()
+            .ge(prefix.as_bytes())
+            .into_stream()?;
         while out.len() < MAX_EXPANSIONS && stream.advance() {
             let Ok(word) = std::str::from_utf8(stream.key()) else {
                 continue;
@@ -308,7 +327,11 @@ fn expansions(searcher: &Searcher, field: Field, prefix: &str) -> tantivy::Resul
 }
 
 fn to_hit(f: &Fields, doc: &TantivyDocument, score: f32, snippets: &Snippets) -> Hit {
-    let text = |field: Field| doc.get_first(field).and_then(|v| v.as_str()).map(str::to_string);
+    let text = |field: Field| {
+        doc.get_first(field)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
     let body = text(f.body).unwrap_or_default();
     let title = text(f.title).unwrap_or_default();
     let mut snippet = snippets.body.snippet(&body);
@@ -332,7 +355,10 @@ fn to_hit(f: &Fields, doc: &TantivyDocument, score: f32, snippets: &Snippets) ->
     Hit {
         workspace: text(f.workspace).unwrap_or_default(),
         path: text(f.path).unwrap_or_default(),
-        kind: text(f.kind).as_deref().and_then(Kind::parse).unwrap_or(Kind::Artifact),
+        kind: text(f.kind)
+            .as_deref()
+            .and_then(Kind::parse)
+            .unwrap_or(Kind::Artifact),
         key: text(f.key),
         snippet: html,
         score,
@@ -349,7 +375,10 @@ fn to_hit(f: &Fields, doc: &TantivyDocument, score: f32, snippets: &Snippets) ->
 fn rfc3339(secs: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(secs)
         .ok()
-        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
         .unwrap_or_default()
 }
 

@@ -28,7 +28,11 @@ impl<C: Collector> Collector for Deadline<C> {
     type Fruit = (C::Fruit, bool);
     type Child = C::Child;
 
-    fn for_segment(&self, ord: SegmentOrdinal, segment: &SegmentReader) -> tantivy::Result<C::Child> {
+    fn for_segment(
+        &self,
+        ord: SegmentOrdinal,
+        segment: &SegmentReader,
+    ) -> tantivy::Result<C::Child> {
         self.inner.for_segment(ord, segment)
     }
 
@@ -40,7 +44,10 @@ impl<C: Collector> Collector for Deadline<C> {
         &self,
         fruits: Vec<<C::Child as SegmentCollector>::Fruit>,
     ) -> tantivy::Result<Self::Fruit> {
-        Ok((self.inner.merge_fruits(fruits)?, self.cut.load(Ordering::Relaxed)))
+        Ok((
+            self.inner.merge_fruits(fruits)?,
+            self.cut.load(Ordering::Relaxed),
+        ))
     }
 
     fn collect_segment(

@@ -41,9 +41,24 @@ fn search(index: &SearchIndex, q: &str) -> Hits {
 #[test]
 fn words_phrases_prefixes_filters_and_facets() {
     let (_dir, index, writer) = indexed(vec![
-        doc(Kind::Artifact, "a", "inbox/x.md", "the validation error <script>alert(1)</script>"),
-        doc(Kind::Artifact, "b", "inbox/y.md", "error in authentication token"),
-        doc(Kind::Checkpoint, "b", "checkpoints/1.json", "validation passed"),
+        doc(
+            Kind::Artifact,
+            "a",
+            "inbox/x.md",
+            "the validation error <script>alert(1)</script>",
+        ),
+        doc(
+            Kind::Artifact,
+            "b",
+            "inbox/y.md",
+            "error in authentication token",
+        ),
+        doc(
+            Kind::Checkpoint,
+            "b",
+            "checkpoints/1.json",
+            "validation passed",
+        ),
     ]);
     let hits = search(&index, "validation error");
     assert_eq!(hits.total, 1);
@@ -55,7 +70,11 @@ fn words_phrases_prefixes_filters_and_facets() {
     assert_eq!(search(&index, "\"error validation\"").total, 0);
     let auth = search(&index, "authen*");
     assert_eq!(auth.total, 1);
-    assert!(auth.hits[0].snippet.contains("<b>authentication</b>"), "{}", auth.hits[0].snippet);
+    assert!(
+        auth.hits[0].snippet.contains("<b>authentication</b>"),
+        "{}",
+        auth.hits[0].snippet
+    );
     let all = search(&index, "error OR validation");
     assert_eq!(all.total, 3);
     assert_eq!(all.facets.workspace.get("b"), Some(&2));
@@ -67,7 +86,12 @@ fn words_phrases_prefixes_filters_and_facets() {
     assert_eq!(search(&index, "error after:2026-01-31").total, 2);
     assert_eq!(search(&index, "\" : ( ] AND").total, 0);
     // Replacing a document leaves one copy; deleting it leaves none.
-    writer.send(Op::Put(Box::new(doc(Kind::Artifact, "b", "inbox/y.md", "renamed"))));
+    writer.send(Op::Put(Box::new(doc(
+        Kind::Artifact,
+        "b",
+        "inbox/y.md",
+        "renamed",
+    ))));
     writer.flush();
     assert_eq!(search(&index, "authentication").total, 0);
     assert_eq!(search(&index, "renamed").total, 1);

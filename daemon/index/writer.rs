@@ -118,11 +118,9 @@ struct Thread {
 impl Thread {
     fn run(mut self) {
         loop {
-            let wait = self
-                .first_pending
-                .map_or(Duration::from_secs(3600), |t| {
-                    (t + self.commit_every).saturating_duration_since(Instant::now())
-                });
+            let wait = self.first_pending.map_or(Duration::from_secs(3600), |t| {
+                (t + self.commit_every).saturating_duration_since(Instant::now())
+            });
             match self.rx.recv_timeout(wait) {
                 Ok(Op::Flush(done)) => {
                     self.commit();
@@ -149,9 +147,16 @@ impl Thread {
         let fields = self.index.fields;
         match op {
             Op::Put(doc) => {
-                let id = doc_id(doc.kind.expect("the indexer sets the kind"), &doc.workspace, &doc.path);
-                self.writer.delete_term(Term::from_field_text(fields.id, &id));
-                self.stats.bytes.fetch_add(doc.body.len() as u64, Ordering::Relaxed);
+                let id = doc_id(
+                    doc.kind.expect("the indexer sets the kind"),
+                    &doc.workspace,
+                    &doc.path,
+                );
+                self.writer
+                    .delete_term(Term::from_field_text(fields.id, &id));
+                self.stats
+                    .bytes
+                    .fetch_add(doc.body.len() as u64, Ordering::Relaxed);
                 if let Err(e) = self.writer.add_document(to_tantivy(&fields, &id, &doc)) {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, path = %doc.path, "cannot index a document");
@@ -159,7 +164,8 @@ impl Thread {
                 self.stats.put.fetch_add(1, Ordering::Relaxed);
             }
             Op::Delete(id) => {
-                self.writer.delete_term(Term::from_field_text(fields.id, &id));
+                self.writer
+                    .delete_term(Term::from_field_text(fields.id, &id));
                 self.stats.deleted.fetch_add(1, Ordering::Relaxed);
             }
             Op::Flush(_) => unreachable!("handled by run"),
@@ -230,7 +236,10 @@ fn to_tantivy(f: &super::schema::Fields, id: &str, doc: &Doc) -> TantivyDocument
     out.add_date(f.modified, DateTime::from_timestamp_secs(doc.modified));
     out.add_text(f.title, &doc.title);
     out.add_text(f.body, &doc.body);
-    out.add_facet(f.facets, Facet::from_path(["workspace", doc.workspace.as_str()]));
+    out.add_facet(
+        f.facets,
+        Facet::from_path(["workspace", doc.workspace.as_str()]),
+    );
     out.add_facet(f.facets, Facet::from_path(["kind", kind]));
     out
 }

@@ -120,8 +120,16 @@ impl Indexer {
     fn follow(&mut self, mut feed: Feed) {
         let (tx, rx) = sync_channel(WATCH_QUEUE);
         let overflow = Arc::new(AtomicBool::new(false));
-        let mut watching = match Watch::new(tx, overflow.clone(), feed.poll.unwrap_or(Duration::from_secs(2))) {
-            Ok(w) => Some(Watching { watch: w, watched: HashMap::new(), poll_all: feed.poll.is_some() }),
+        let mut watching = match Watch::new(
+            tx,
+            overflow.clone(),
+            feed.poll.unwrap_or(Duration::from_secs(2)),
+        ) {
+            Ok(w) => Some(Watching {
+                watch: w,
+                watched: HashMap::new(),
+                poll_all: feed.poll.is_some(),
+            }),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot watch artifacts for search; the periodic reconcile still covers them");
                 None
@@ -134,7 +142,11 @@ impl Indexer {
         let started = Instant::now();
         self.full(&all, false, &mut |_| {});
         self.writer.flush();
-        tracing::info!(seconds = started.elapsed().as_secs_f64(), documents = self.search.index.num_docs(), "search index in step with the workspaces");
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            documents = self.search.index.num_docs(),
+            "search index in step with the workspaces"
+        );
         let mut dirty: HashMap<String, Instant> = HashMap::new();
         let mut next_full = Instant::now() + feed.reconcile;
         let mut next_list = Instant::now();
@@ -146,11 +158,15 @@ impl Indexer {
             loop {
                 match feed.events.try_recv() {
                     Ok(event) => mark(&mut dirty, &event.workspace),
-                    Err(TryRecvError::Lagged(_)) => all.iter().for_each(|ws| mark(&mut dirty, &ws.name)),
+                    Err(TryRecvError::Lagged(_)) => {
+                        all.iter().for_each(|ws| mark(&mut dirty, &ws.name))
+                    }
                     Err(_) => break,
                 }
             }
-            if Instant::now() >= next_list || dirty.keys().any(|n| !all.iter().any(|w| &w.name == n)) {
+            if Instant::now() >= next_list
+                || dirty.keys().any(|n| !all.iter().any(|w| &w.name == n))
+            {
                 all = (feed.workspaces)();
                 if let Some(w) = watching.as_mut() {
                     all.iter().for_each(|ws| w.cover(ws));
@@ -182,7 +198,12 @@ impl Indexer {
     }
 
     /// Waits up to a tick for file changes and marks their workspaces.
-    fn take_signals(&self, rx: &Receiver<Signal>, all: &[Workspace], dirty: &mut HashMap<String, Instant>) {
+    fn take_signals(
+        &self,
+        rx: &Receiver<Signal>,
+        all: &[Workspace],
+        dirty: &mut HashMap<String, Instant>,
+    ) {
         let mut on = |signal: Signal| match signal {
             Signal::Rescan => all.iter().for_each(|ws| mark(dirty, &ws.name)),
             Signal::Changed { paths, .. } => {
@@ -208,7 +229,12 @@ impl Indexer {
 
     /// Reconciles every workspace; documents of workspaces no longer served are deleted.
     /// `force`: read every item again, changed or not (`baton reindex`).
-    pub(super) fn full(&mut self, all: &[Workspace], force: bool, report: &mut dyn FnMut(&Progress)) {
+    pub(super) fn full(
+        &mut self,
+        all: &[Workspace],
+        force: bool,
+        report: &mut dyn FnMut(&Progress),
+    ) {
         let progress = self.search.progress.clone();
         let catalogs: Vec<(Workspace, Vec<Item>)> = all
             .iter()
@@ -227,7 +253,12 @@ impl Indexer {
         progress.bytes_done.store(0, Ordering::Relaxed);
         progress.running.store(true, Ordering::Relaxed);
         let served: HashSet<&str> = all.iter().map(|w| w.name.as_str()).collect();
-        let gone: Vec<String> = self.known.keys().filter(|n| !served.contains(n.as_str())).cloned().collect();
+        let gone: Vec<String> = self
+            .known
+            .keys()
+            .filter(|n| !served.contains(n.as_str()))
+            .cloned()
+            .collect();
         for name in gone {
             for id in self.known.remove(&name).unwrap_or_default().into_keys() {
                 self.delete(id);
@@ -241,7 +272,12 @@ impl Indexer {
     }
 
     /// Brings one workspace's documents in step with its items.
-    pub(super) fn reconcile(&mut self, ws: &Workspace, force: bool, report: &mut dyn FnMut(&Progress)) {
+    pub(super) fn reconcile(
+        &mut self,
+        ws: &Workspace,
+        force: bool,
+        report: &mut dyn FnMut(&Progress),
+    ) {
         let items = sources::catalog(ws, &self.search.reading);
         self.apply(ws, items, force, report);
     }
@@ -251,33 +287,54 @@ impl Indexer {
         indexed != Some(&item.fp) && self.skipped.get(&item.id) != Some(&item.fp)
     }
 
-    fn apply(&mut self, ws: &Workspace, items: Vec<Item>, force: bool, report: &mut dyn FnMut(&Progress)) {
+    fn apply(
+        &mut self,
+        ws: &Workspace,
+        items: Vec<Item>,
+        force: bool,
+        report: &mut dyn FnMut(&Progress),
+    ) {
         let progress = self.search.progress.clone();
         let present: HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
         let stale: Vec<String> = self
             .known
             .get(&ws.name)
-            .map(|k| k.keys().filter(|id| !present.contains(id.as_str())).cloned().collect())
+            .map(|k| {
+                k.keys()
+                    .filter(|id| !present.contains(id.as_str()))
+                    .cloned()
+                    .collect()
+            })
             .unwrap_or_default();
         for id in stale {
             self.known.get_mut(&ws.name).map(|k| k.remove(&id));
             self.delete(id);
         }
-        self.skipped.retain(|id, _| !split_id(id).is_some_and(|(_, w, _)| w == ws.name) || present.contains(id.as_str()));
+        self.skipped.retain(|id, _| {
+            split_id(id).is_none_or(|(_, w, _)| w != ws.name) || present.contains(id.as_str())
+        });
         for item in &items {
             if !force && !self.changed(&ws.name, item) {
                 continue;
             }
             match item.load(ws, &self.search.reading) {
                 Some(doc) => {
-                    self.known.entry(ws.name.clone()).or_default().insert(item.id.clone(), item.fp.clone());
+                    self.known
+                        .entry(ws.name.clone())
+                        .or_default()
+                        .insert(item.id.clone(), item.fp.clone());
                     self.skipped.remove(&item.id);
                     progress.put.fetch_add(1, Ordering::Relaxed);
                     self.writer.send(Op::Put(Box::new(doc)));
                 }
                 None => {
                     self.skipped.insert(item.id.clone(), item.fp.clone());
-                    if self.known.get_mut(&ws.name).and_then(|k| k.remove(&item.id)).is_some() {
+                    if self
+                        .known
+                        .get_mut(&ws.name)
+                        .and_then(|k| k.remove(&item.id))
+                        .is_some()
+                    {
                         self.delete(item.id.clone());
                     }
                 }
@@ -318,7 +375,11 @@ impl Watching {
     fn add(&mut self, dir: &Path, recursive: bool) {
         use std::os::unix::fs::MetadataExt;
         // A real folder only: a link would be watched through, reaching outside the workspace.
-        let Some(ino) = std::fs::symlink_metadata(dir).ok().filter(|m| m.is_dir()).map(|m| m.ino()) else {
+        let Some(ino) = std::fs::symlink_metadata(dir)
+            .ok()
+            .filter(|m| m.is_dir())
+            .map(|m| m.ino())
+        else {
             self.watched.remove(dir);
             return;
         };
@@ -330,7 +391,9 @@ impl Watching {
             Ok(()) => {
                 self.watched.insert(dir.to_path_buf(), ino);
             }
-            Err(e) => tracing::warn!(dir = %dir.display(), error = %e, "cannot watch for search; the periodic reconcile still covers it"),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch for search; the periodic reconcile still covers it")
+            }
         }
     }
 }

@@ -44,7 +44,10 @@ impl Search {
 
     /// Opens the index as it is, to search it only (never makes or changes one).
     pub fn open_read_only(config: &Config) -> Result<Search, IndexError> {
-        Ok(Search::with(SearchIndex::open_read_only(&config.data_dir)?, config))
+        Ok(Search::with(
+            SearchIndex::open_read_only(&config.data_dir)?,
+            config,
+        ))
     }
 
     fn with(index: SearchIndex, config: &Config) -> Search {

@@ -69,7 +69,12 @@ pub fn run(config: &Config, report: &mut dyn FnMut(&Status)) -> Result<Status, R
     }
 }
 
-fn in_process(search: Search, writer: Writer, all: &[Workspace], report: &mut dyn FnMut(&Status)) -> Status {
+fn in_process(
+    search: Search,
+    writer: Writer,
+    all: &[Workspace],
+    report: &mut dyn FnMut(&Status),
+) -> Status {
     let started = Instant::now();
     let mut indexer = Indexer::new(search.clone(), writer.clone());
     let mut tick = Ticker::default();
@@ -124,7 +129,10 @@ pub(super) fn take_request(search: &Search) -> Option<String> {
 
 /// Runs a requested reindex in the daemon, writing its status for the command to follow.
 pub(super) fn serve(indexer: &mut Indexer, all: &[Workspace], id: &str) {
-    tracing::info!(request = id, "reindexing everything, as `baton reindex` asked");
+    tracing::info!(
+        request = id,
+        "reindexing everything, as `baton reindex` asked"
+    );
     let started = Instant::now();
     let path = search_dir(&indexer.search).join(STATUS);
     let write = |s: &Status| {
@@ -133,7 +141,11 @@ pub(super) fn serve(indexer: &mut Indexer, all: &[Workspace], id: &str) {
             tracing::warn!(error = %e, "cannot write the reindex status");
         }
     };
-    write(&Status { id: id.into(), by: "daemon".into(), ..Status::default() });
+    write(&Status {
+        id: id.into(),
+        by: "daemon".into(),
+        ..Status::default()
+    });
     let mut tick = Ticker::default();
     indexer.full(all, true, &mut |p| {
         if tick.due() {
@@ -146,7 +158,11 @@ pub(super) fn serve(indexer: &mut Indexer, all: &[Workspace], id: &str) {
     done.documents = search.index.num_docs();
     done.segments = search.index.segments() as u64;
     write(&done);
-    tracing::info!(documents = done.documents, seconds = done.seconds, "reindex done");
+    tracing::info!(
+        documents = done.documents,
+        seconds = done.seconds,
+        "reindex done"
+    );
 }
 
 fn status_of(p: &Progress, id: &str, by: &str, started: Instant, done: bool) -> Status {
@@ -171,7 +187,10 @@ struct Ticker(Option<Instant>);
 impl Ticker {
     fn due(&mut self) -> bool {
         let now = Instant::now();
-        if self.0.is_some_and(|t| now.duration_since(t) < Duration::from_millis(200)) {
+        if self
+            .0
+            .is_some_and(|t| now.duration_since(t) < Duration::from_millis(200))
+        {
             return false;
         }
         self.0 = Some(now);

@@ -27,10 +27,26 @@ pub struct Item {
 
 #[derive(Debug, Clone)]
 enum What {
-    Artifact { path: String, by: Option<Named> },
-    Checkpoint { path: String, mtime: i64 },
-    Revision { file: PathBuf, path: String, record: Named, revision: u64 },
-    Decision { file: PathBuf, path: String, record: Named, revision: u64 },
+    Artifact {
+        path: String,
+        by: Option<Named>,
+    },
+    Checkpoint {
+        path: String,
+        mtime: i64,
+    },
+    Revision {
+        file: PathBuf,
+        path: String,
+        record: Named,
+        revision: u64,
+    },
+    Decision {
+        file: PathBuf,
+        path: String,
+        record: Named,
+        revision: u64,
+    },
 }
 
 /// The record an item belongs to (or, for an artifact, the newest handoff naming it).
@@ -88,7 +104,10 @@ pub fn catalog(ws: &Workspace, reading: &Reading) -> Vec<Item> {
 
 fn stats(ws: &Workspace, folder: &str) -> Vec<(String, u64, i128)> {
     match ws.files(&ws.root.join(folder), MAX_FILES) {
-        Ok(files) => files.into_iter().map(|f| (f.path, f.size, f.mtime_ns)).collect(),
+        Ok(files) => files
+            .into_iter()
+            .map(|f| (f.path, f.size, f.mtime_ns))
+            .collect(),
         Err(e) => {
             tracing::debug!(workspace = %ws.name, folder, error = %e, "not indexing a folder");
             Vec::new()
@@ -132,19 +151,36 @@ fn records(
         let Ok(m) = std::fs::metadata(&file) else {
             return;
         };
-        let mtime = m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        let mtime = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
         let fp = format!("{}:{}", m.len(), mtime.map_or(0, |d| d.as_nanos()));
         let path = format!("{published}/{name}");
-        let kind = if decision { Kind::Decision } else { Kind::Handoff };
+        let kind = if decision {
+            Kind::Decision
+        } else {
+            Kind::Handoff
+        };
         let (record, revision) = (record.clone(), rev);
         items.push(Item {
             id: doc_id(kind, &ws.name, &path),
             fp,
             size: m.len(),
             what: if decision {
-                What::Decision { file, path, record, revision }
+                What::Decision {
+                    file,
+                    path,
+                    record,
+                    revision,
+                }
             } else {
-                What::Revision { file, path, record, revision }
+                What::Revision {
+                    file,
+                    path,
+                    record,
+                    revision,
+                }
             },
         });
     };
@@ -174,7 +210,12 @@ impl Item {
         match &self.what {
             What::Artifact { path, by } => artifact(ws, reading, path, by.as_ref(), self),
             What::Checkpoint { path, mtime } => checkpoint(ws, reading, path, *mtime, self),
-            What::Revision { file, path, record, revision } => {
+            What::Revision {
+                file,
+                path,
+                record,
+                revision,
+            } => {
                 let handoff = read_json(file, 16 << 20)?;
                 let title = ["title", "summary", "task"]
                     .iter()
@@ -182,9 +223,23 @@ impl Item {
                     .or_else(|| record.task_id.clone())
                     .unwrap_or_default();
                 let modified = file_mtime(file);
-                Some(self.doc(ws, Kind::Handoff, path, record, *revision, title, &handoff, modified))
+                Some(self.doc(
+                    ws,
+                    Kind::Handoff,
+                    path,
+                    record,
+                    *revision,
+                    title,
+                    &handoff,
+                    modified,
+                ))
             }
-            What::Decision { file, path, record, revision } => {
+            What::Decision {
+                file,
+                path,
+                record,
+                revision,
+            } => {
                 let decision = read_json(file, 16 << 20)?;
                 let outcome = text(&decision, "outcome");
                 let by = text(&decision, "by").unwrap_or_default();
@@ -192,7 +247,16 @@ impl Item {
                 let modified = text(&decision, "at")
                     .and_then(|at| crate::index::query::parse_date(&at))
                     .unwrap_or_else(|| file_mtime(file));
-                let mut doc = self.doc(ws, Kind::Decision, path, record, *revision, title, &decision, modified);
+                let mut doc = self.doc(
+                    ws,
+                    Kind::Decision,
+                    path,
+                    record,
+                    *revision,
+                    title,
+                    &decision,
+                    modified,
+                );
                 doc.outcome = outcome;
                 Some(doc)
             }
@@ -229,11 +293,19 @@ impl Item {
     }
 }
 
-fn artifact(ws: &Workspace, reading: &Reading, path: &str, by: Option<&Named>, item: &Item) -> Option<Doc> {
+fn artifact(
+    ws: &Workspace,
+    reading: &Reading,
+    path: &str,
+    by: Option<&Named>,
+    item: &Item,
+) -> Option<Doc> {
     if item.size > reading.max_file_bytes {
         return None;
     }
-    let bytes = ws.read(&ws.root.join(path), reading.max_file_bytes as usize).ok()??;
+    let bytes = ws
+        .read(&ws.root.join(path), reading.max_file_bytes as usize)
+        .ok()??;
     if !crate::media::is_text_like(&bytes) {
         return None;
     }
@@ -246,19 +318,36 @@ fn artifact(ws: &Workspace, reading: &Reading, path: &str, by: Option<&Named>, i
         task_id: by.and_then(|n| n.task_id.clone()),
         agent: by.and_then(|n| n.agent.clone()),
         trigger: by.and_then(|n| n.trigger.clone()),
-        modified: item.fp.split(':').nth(1).and_then(|ns| ns.parse::<i128>().ok()).map_or(0, |ns| (ns / 1_000_000_000) as i64),
+        modified: item
+            .fp
+            .split(':')
+            .nth(1)
+            .and_then(|ns| ns.parse::<i128>().ok())
+            .map_or(0, |ns| (ns / 1_000_000_000) as i64),
         title: path.to_string(),
         body: String::from_utf8_lossy(&bytes).into_owned(),
         ..Doc::default()
     })
 }
 
-fn checkpoint(ws: &Workspace, reading: &Reading, path: &str, mtime: i64, item: &Item) -> Option<Doc> {
-    let bytes = ws.read(&ws.root.join(path), reading.limits.max_bytes).ok()??;
+fn checkpoint(
+    ws: &Workspace,
+    reading: &Reading,
+    path: &str,
+    mtime: i64,
+    item: &Item,
+) -> Option<Doc> {
+    let bytes = ws
+        .read(&ws.root.join(path), reading.limits.max_bytes)
+        .ok()??;
     let accepted = validate::checkpoint(&bytes, &reading.limits).ok()?;
     let cp = &accepted.doc;
     let summary = cp.summary.clone().unwrap_or_default();
-    let modified = cp.at.as_deref().and_then(crate::index::query::parse_date).unwrap_or(mtime);
+    let modified = cp
+        .at
+        .as_deref()
+        .and_then(crate::index::query::parse_date)
+        .unwrap_or(mtime);
     Some(Doc {
         kind: Some(Kind::Checkpoint),
         workspace: ws.name.clone(),
@@ -268,7 +357,9 @@ fn checkpoint(ws: &Workspace, reading: &Reading, path: &str, mtime: i64, item: &
         agent: cp.agent.clone(),
         revision: Some(cp.step),
         modified,
-        title: format!("{} step {} {summary}", cp.task_id, cp.step).trim().to_string(),
+        title: format!("{} step {} {summary}", cp.task_id, cp.step)
+            .trim()
+            .to_string(),
         body: strings_of(&accepted.value),
         ..Doc::default()
     })

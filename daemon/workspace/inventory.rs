@@ -51,7 +51,13 @@ pub(super) fn files(root: &Path, rel: &Path, max: usize) -> io::Result<Vec<FileS
     Ok(out)
 }
 
-fn visit(dir: &Dir, prefix: &str, depth: usize, max: usize, out: &mut Vec<FileStat>) -> io::Result<()> {
+fn visit(
+    dir: &Dir,
+    prefix: &str,
+    depth: usize,
+    max: usize,
+    out: &mut Vec<FileStat>,
+) -> io::Result<()> {
     for entry in dir.entries()? {
         if out.len() >= max {
             return Ok(());

@@ -22,13 +22,22 @@ fn baton_search_reads_the_index_with_or_without_the_daemon() {
     example(&env);
     let (code, _, err) = run(&env, &["search", "saturating"]);
     assert_eq!(code, 1);
-    assert!(err.contains("no search index") && err.contains("baton reindex"), "{err}");
+    assert!(
+        err.contains("no search index") && err.contains("baton reindex"),
+        "{err}"
+    );
     let daemon = env.start();
     wait_for(&daemon, "saturating", 4);
     let (code, out, err) = run(&env, &["search", "saturating", "kind:checkpoint"]);
     assert_eq!(code, 0, "{err}");
-    assert!(out.contains("example  checkpoint  checkpoints/002-patch.json"), "{out}");
-    assert!(out.contains("Patched delay() with [saturating] arithmetic"), "{out}");
+    assert!(
+        out.contains("example  checkpoint  checkpoints/002-patch.json"),
+        "{out}"
+    );
+    assert!(
+        out.contains("Patched delay() with [saturating] arithmetic"),
+        "{out}"
+    );
     assert!(out.ends_with("1 matches, 1 shown\n"), "{out}");
     daemon.stop();
     let (code, out, _) = run(&env, &["search", "--json", "saturating"]);
@@ -49,10 +58,16 @@ fn baton_reindex_alone_and_beside_a_running_daemon() {
     // only files are found).
     let (code, _, err) = run(&env, &["reindex"]);
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("reindexed 6 files") && err.contains("no daemon was running"), "{err}");
+    assert!(
+        err.contains("reindexed 6 files") && err.contains("no daemon was running"),
+        "{err}"
+    );
     let (code, out, _) = run(&env, &["search", "--json", "saturating"]);
     assert_eq!(code, 0);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap()["total"], 3);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["total"],
+        3
+    );
     // With a daemon: it holds the index, does the work and reports progress.
     let daemon = env.start();
     wait_for(&daemon, "saturating", 4);
@@ -61,6 +76,10 @@ fn baton_reindex_alone_and_beside_a_running_daemon() {
     assert!(err.contains("done by the running daemon"), "{err}");
     assert!(err.contains("reindexed 7 files"), "{err}");
     assert!(err.contains("the index holds 7 documents"), "{err}");
-    assert_eq!(search(&daemon, "saturating")["total"], 4, "nothing doubled or lost");
+    assert_eq!(
+        search(&daemon, "saturating")["total"],
+        4,
+        "nothing doubled or lost"
+    );
     daemon.assert_alive();
 }

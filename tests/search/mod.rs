@@ -52,7 +52,12 @@ pub fn paths(answer: &Value) -> Vec<(String, String)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|h| (h["kind"].as_str().unwrap().into(), h["path"].as_str().unwrap().into()))
+        .map(|h| {
+            (
+                h["kind"].as_str().unwrap().into(),
+                h["path"].as_str().unwrap().into(),
+            )
+        })
         .collect();
     out.sort();
     out
@@ -65,10 +70,13 @@ pub fn pair(kind: &str, path: &str) -> (String, String) {
 /// Waits until `q` has `total` hits (indexing is asynchronous by design).
 pub fn wait_for(daemon: &Daemon, q: &str, total: u64) -> Value {
     let mut last = Value::Null;
-    daemon.wait_until(&format!("{total} hits for {q:?} (last answer: see below)"), || {
-        last = search(daemon, q);
-        last["total"] == total
-    });
+    daemon.wait_until(
+        &format!("{total} hits for {q:?} (last answer: see below)"),
+        || {
+            last = search(daemon, q);
+            last["total"] == total
+        },
+    );
     last
 }
 
@@ -90,50 +98,101 @@ fn the_example_workspace_is_indexed_with_exact_hits_snippets_and_facets() {
             pair("handoff", REV1),
         ]
     );
-    assert_eq!(answer["facets"]["workspace"], serde_json::json!({"example": 4}));
+    assert_eq!(
+        answer["facets"]["workspace"],
+        serde_json::json!({"example": 4})
+    );
     assert_eq!(
         answer["facets"]["kind"],
         serde_json::json!({"artifact": 2, "checkpoint": 1, "handoff": 1})
     );
     let hits = answer["hits"].as_array().unwrap();
-    let diff = hits.iter().find(|h| h["path"] == "inbox/fix-retry-backoff.diff").unwrap();
+    let diff = hits
+        .iter()
+        .find(|h| h["path"] == "inbox/fix-retry-backoff.diff")
+        .unwrap();
     // Artifacts a handoff names carry its key and agent.
     assert_eq!(diff["key"], KEY);
     assert_eq!(diff["agent"], "coder-7");
     assert!(
-        diff["snippet"].as_str().unwrap().contains("let exp = self.base.<b>saturating</b>_mul(factor);"),
+        diff["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("let exp = self.base.<b>saturating</b>_mul(factor);"),
         "{diff}"
     );
     let cp = hits.iter().find(|h| h["kind"] == "checkpoint").unwrap();
-    assert!(cp["snippet"].as_str().unwrap().contains("Patched delay() with <b>saturating</b> arithmetic and jitter"), "{cp}");
+    assert!(
+        cp["snippet"]
+            .as_str()
+            .unwrap()
+            .contains("Patched delay() with <b>saturating</b> arithmetic and jitter"),
+        "{cp}"
+    );
     assert!(cp["score"].as_f64().unwrap() > 0.0);
 
     // A phrase; quotes in the text come back escaped around the highlights.
     let phrase = search(&daemon, "\"decorrelated jitter\"");
-    assert_eq!(paths(&phrase), vec![pair("artifact", "inbox/notes.md"), pair("handoff", REV1)]);
-    let notes = &phrase["hits"].as_array().unwrap().iter().find(|h| h["kind"] == "artifact").unwrap()["snippet"];
-    assert!(notes.as_str().unwrap().contains("mentions &quot;<b>decorrelated</b> <b>jitter</b>&quot;."), "{notes}");
+    assert_eq!(
+        paths(&phrase),
+        vec![pair("artifact", "inbox/notes.md"), pair("handoff", REV1)]
+    );
+    let notes = &phrase["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["kind"] == "artifact")
+        .unwrap()["snippet"];
+    assert!(
+        notes
+            .as_str()
+            .unwrap()
+            .contains("mentions &quot;<b>decorrelated</b> <b>jitter</b>&quot;."),
+        "{notes}"
+    );
 
     // Prefixes, filters and their combinations.
     // saturate, saturates (in delay_saturates_at_attempt_32), saturating.
     assert_eq!(search(&daemon, "saturat*")["total"], 6);
-    assert_eq!(paths(&search(&daemon, "saturating kind:checkpoint")), vec![pair("checkpoint", "checkpoints/002-patch.json")]);
+    assert_eq!(
+        paths(&search(&daemon, "saturating kind:checkpoint")),
+        vec![pair("checkpoint", "checkpoints/002-patch.json")]
+    );
     assert_eq!(search(&daemon, "saturating -kind:artifact")["total"], 2);
-    assert_eq!(search(&daemon, "INC-2291 agent:coder-7 kind:checkpoint")["total"], 3);
+    assert_eq!(
+        search(&daemon, "INC-2291 agent:coder-7 kind:checkpoint")["total"],
+        3
+    );
     assert_eq!(search(&daemon, "INC-2291 agent:somebody-else")["total"], 0);
     assert_eq!(search(&daemon, "saturating workspace:alpha")["total"], 0);
-    assert_eq!(search(&daemon, "kind:handoff trigger:low_confidence")["total"], 1);
+    assert_eq!(
+        search(&daemon, "kind:handoff trigger:low_confidence")["total"],
+        1
+    );
     assert_eq!(search(&daemon, "saturating before:2000-01-01")["total"], 0);
     assert_eq!(search(&daemon, "saturating after:2000-01-01")["total"], 4);
 
     // A search box never errors: stray quotes, colons and brackets are read as text.
-    for q in ["\"unclosed saturating", "saturating :", "saturating AND (", "foo:bar saturating", "[", "after:soon"] {
+    for q in [
+        "\"unclosed saturating",
+        "saturating :",
+        "saturating AND (",
+        "foo:bar saturating",
+        "[",
+        "after:soon",
+    ] {
         let (status, body) = daemon.get(&format!("/api/v1/search?q={}", encode(q)));
         assert_eq!(status, 200, "{q}: {body}");
     }
     assert_eq!(search(&daemon, "\"unclosed saturating")["total"], 0);
     assert_eq!(search(&daemon, "saturating :")["total"], 4);
-    assert_eq!(search(&daemon, "after:soon")["notes"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        search(&daemon, "after:soon")["notes"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
 
     // Paging and the API's own filters.
     let (_, page) = daemon.get("/api/v1/search?q=saturating&limit=3&offset=2&kind=artifact");
@@ -149,7 +208,10 @@ fn the_example_workspace_is_indexed_with_exact_hits_snippets_and_facets() {
     let words: Vec<String> = (0..70).map(|i| format!("w{i}")).collect();
     let (status, body) = daemon.get(&format!("/api/v1/search?q={}", encode(&words.join(" OR "))));
     assert_eq!(status, 422, "{body}");
-    assert!(body["error"].as_str().unwrap().contains("at most 64"), "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("at most 64"),
+        "{body}"
+    );
 }
 
 #[test]
@@ -161,7 +223,11 @@ fn every_revision_and_decision_is_searchable() {
     h["summary"] = "first attempt with quicksort".into();
     util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
     wait_for(&daemon, "quicksort", 1);
-    let (status, _) = daemon.decide("rev-test", "changes_requested", "use mergesort, it is stable");
+    let (status, _) = daemon.decide(
+        "rev-test",
+        "changes_requested",
+        "use mergesort, it is stable",
+    );
     assert_eq!(status, 200);
     h["summary"] = "second attempt with mergesort".into();
     util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
@@ -179,10 +245,21 @@ fn every_revision_and_decision_is_searchable() {
     assert_eq!(decision["outcome"], "changes_requested");
     assert_eq!(decision["key"], "rev-test");
     assert_eq!(decision["agent"], "test-agent");
-    assert_eq!(search(&daemon, "quicksort")["total"], 1, "revision 1 is still found");
+    assert_eq!(
+        search(&daemon, "quicksort")["total"],
+        1,
+        "revision 1 is still found"
+    );
     daemon.decide("rev-test", "rejected", "neither sort, use the library");
-    let rejected = wait_for(&daemon, "kind:decision outcome:rejected agent:test-agent", 1);
-    assert_eq!(paths(&rejected), vec![pair("decision", &format!("{base}/decision.json"))]);
+    let rejected = wait_for(
+        &daemon,
+        "kind:decision outcome:rejected agent:test-agent",
+        1,
+    );
+    assert_eq!(
+        paths(&rejected),
+        vec![pair("decision", &format!("{base}/decision.json"))]
+    );
 }
 
 #[test]
@@ -191,13 +268,24 @@ fn changed_renamed_and_deleted_files_are_reflected() {
     let inbox = env.ws("alpha").join("inbox");
     let daemon = env.start();
     std::fs::create_dir_all(inbox.join("deep/er")).unwrap();
-    util::write_atomic(&inbox.join("deep/er/report.txt"), b"the flux capacitor is misaligned");
+    util::write_atomic(
+        &inbox.join("deep/er/report.txt"),
+        b"the flux capacitor is misaligned",
+    );
     wait_for(&daemon, "capacitor", 1);
     // Written in place, in pieces: the settled content wins.
-    util::write_in_place(&inbox.join("deep/er/report.txt"), b"the warp coil is misaligned", 3, std::time::Duration::from_millis(20));
+    util::write_in_place(
+        &inbox.join("deep/er/report.txt"),
+        b"the warp coil is misaligned",
+        3,
+        std::time::Duration::from_millis(20),
+    );
     wait_for(&daemon, "capacitor", 0);
     let changed = wait_for(&daemon, "warp", 1);
-    assert_eq!(paths(&changed), vec![pair("artifact", "inbox/deep/er/report.txt")]);
+    assert_eq!(
+        paths(&changed),
+        vec![pair("artifact", "inbox/deep/er/report.txt")]
+    );
     std::fs::rename(inbox.join("deep/er/report.txt"), inbox.join("renamed.txt")).unwrap();
     wait_for(&daemon, "path:inbox/renamed.txt", 1);
     wait_for(&daemon, "path:inbox/deep/er/report.txt", 0);
@@ -213,7 +301,10 @@ fn changed_renamed_and_deleted_files_are_reflected() {
     // Binary files are skipped; approved/ is searched like inbox/.
     std::fs::write(inbox.join("blob.bin"), b"tachyon\0\x01\x02 binary").unwrap();
     std::fs::create_dir_all(env.ws("alpha").join("approved")).unwrap();
-    util::write_atomic(&env.ws("alpha").join("approved/final.md"), b"tachyon approved");
+    util::write_atomic(
+        &env.ws("alpha").join("approved/final.md"),
+        b"tachyon approved",
+    );
     let only = wait_for(&daemon, "tachyon", 1);
     assert_eq!(paths(&only), vec![pair("artifact", "approved/final.md")]);
 }
@@ -227,10 +318,19 @@ fn an_xss_payload_comes_back_escaped_in_the_snippet_and_on_the_page() {
     util::write_atomic(&inbox.join("evil<b>.html"), payload.as_bytes());
     let answer = wait_for(&daemon, "zebra", 1);
     let snippet = answer["hits"][0]["snippet"].as_str().unwrap();
-    assert!(snippet.starts_with("<b>zebra</b> &lt;script&gt;alert("), "{snippet}");
-    assert!(snippet.contains("&lt;img src=x onerror=alert(1)&gt; &amp; "), "{snippet}");
+    assert!(
+        snippet.starts_with("<b>zebra</b> &lt;script&gt;alert("),
+        "{snippet}"
+    );
+    assert!(
+        snippet.contains("&lt;img src=x onerror=alert(1)&gt; &amp; "),
+        "{snippet}"
+    );
     let markup = snippet.replace("<b>", "").replace("</b>", "");
-    assert!(!markup.contains('<') && !markup.contains('>'), "only <b> is markup: {snippet}");
+    assert!(
+        !markup.contains('<') && !markup.contains('>'),
+        "only <b> is markup: {snippet}"
+    );
     let web = crate::pages::Web::new(&daemon);
     let session = web.sign_in("rita", "pw-rita");
     let page = web.get("/search?q=zebra", Some(&session));
@@ -238,30 +338,51 @@ fn an_xss_payload_comes_back_escaped_in_the_snippet_and_on_the_page() {
     assert!(!page.body.contains("<script>alert"), "{}", page.body);
     assert!(!page.body.contains("<img src=x"), "{}", page.body);
     assert!(page.body.contains("&lt;script&gt;"), "{}", page.body);
-    assert!(page.body.contains("evil&lt;b&gt;.html") || page.body.contains("evil&#60;b&#62;.html"), "{}", page.body);
+    assert!(
+        page.body.contains("evil&lt;b&gt;.html") || page.body.contains("evil&#60;b&#62;.html"),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("1 match"), "{}", page.body);
     // Reflected input is escaped too.
-    let reflected = web.get(&format!("/search?q={}", encode("\"><script>alert(2)</script>")), Some(&session));
+    let reflected = web.get(
+        &format!("/search?q={}", encode("\"><script>alert(2)</script>")),
+        Some(&session),
+    );
     assert_eq!(reflected.status, 200);
-    assert!(!reflected.body.contains("<script>alert(2)"), "{}", reflected.body);
+    assert!(
+        !reflected.body.contains("<script>alert(2)"),
+        "{}",
+        reflected.body
+    );
     // Without a session the page sends to sign-in.
     assert!(web.get("/search?q=zebra", None).to_login());
 }
 
 #[test]
 fn an_agent_token_sees_only_its_own_workspaces() {
-    let mut env = TestEnv::with_config(&(util::agent("bot", "alpha") + &util::user("rita", "\"reviewer\"")));
+    let mut env =
+        TestEnv::with_config(&(util::agent("bot", "alpha") + &util::user("rita", "\"reviewer\"")));
     env.init("beta");
     let daemon = env.start();
     util::write_atomic(&env.ws("alpha").join("inbox/a.txt"), b"shared secret alpha");
     util::write_atomic(&env.ws("beta").join("inbox/b.txt"), b"shared secret beta");
     wait_for(&daemon, "secret", 2);
-    for q in ["secret", "secret workspace:beta", "beta", "workspace:beta", "kind:artifact"] {
+    for q in [
+        "secret",
+        "secret workspace:beta",
+        "beta",
+        "workspace:beta",
+        "kind:artifact",
+    ] {
         let answer = search_as(&daemon, q, Some("bot-token"));
         for hit in answer["hits"].as_array().unwrap() {
             assert_eq!(hit["workspace"], "alpha", "{q}: {answer}");
         }
-        assert!(answer["facets"]["workspace"].get("beta").is_none(), "{q}: {answer}");
+        assert!(
+            answer["facets"]["workspace"].get("beta").is_none(),
+            "{q}: {answer}"
+        );
     }
     assert_eq!(search_as(&daemon, "secret", Some("bot-token"))["total"], 1);
     let (_, scoped) = daemon.get_as("/api/v1/search?q=secret&workspace=beta", Some("bot-token"));

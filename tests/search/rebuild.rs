@@ -22,9 +22,18 @@ fn a_corrupt_or_old_index_is_rebuilt_while_watching_and_deciding_work() {
     let (status, body) = daemon.decide("after-rebuild", "approved", "fine");
     assert_eq!(status, 200, "{body}");
     wait_for(&daemon, "saturating", 4);
-    wait_for(&daemon, "kind:decision outcome:approved key:after-rebuild", 1);
-    assert!(!search_dir.join("v0").exists(), "the old version's index is removed");
-    daemon.wait_until("health reports the index", || daemon.health()["search"]["documents"] == 9);
+    wait_for(
+        &daemon,
+        "kind:decision outcome:approved key:after-rebuild",
+        1,
+    );
+    assert!(
+        !search_dir.join("v0").exists(),
+        "the old version's index is removed"
+    );
+    daemon.wait_until("health reports the index", || {
+        daemon.health()["search"]["documents"] == 9
+    });
     // Missing altogether: rebuilt the same way.
     daemon.stop();
     std::fs::remove_dir_all(&search_dir).unwrap();

@@ -59,7 +59,10 @@ pub async fn page(
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "search failed");
-            (Hits::default(), Some("search is not available right now; the daemon's log says why".into()))
+            (
+                Hits::default(),
+                Some("search is not available right now; the daemon's log says why".into()),
+            )
         }
         Err(_) => (Hits::default(), Some("search failed".into())),
     };
@@ -77,11 +80,29 @@ pub async fn page(
         }
         format!("/search?{}", url.finish())
     };
-    let by_workspace = hits.facets.workspace.iter().map(|(w, n)| (w.clone(), *n, link(w, &kind, 0))).collect();
-    let by_kind = hits.facets.kind.iter().map(|(k, n)| (k.clone(), *n, link(&workspace, k, 0))).collect();
+    let by_workspace = hits
+        .facets
+        .workspace
+        .iter()
+        .map(|(w, n)| (w.clone(), *n, link(w, &kind, 0)))
+        .collect();
+    let by_kind = hits
+        .facets
+        .kind
+        .iter()
+        .map(|(k, n)| (k.clone(), *n, link(&workspace, k, 0)))
+        .collect();
     let prev = (offset > 0).then(|| link(&workspace, &kind, offset.saturating_sub(PAGE)));
     let next = (offset + PAGE < hits.total).then(|| link(&workspace, &kind, offset + PAGE));
-    let lines = hits.hits.iter().cloned().map(|hit| Line { href: href(&hit), hit }).collect();
+    let lines = hits
+        .hits
+        .iter()
+        .cloned()
+        .map(|hit| Line {
+            href: href(&hit),
+            hit,
+        })
+        .collect();
     render(&SearchPage {
         chrome: Chrome::new(&s, "search"),
         q,
@@ -101,7 +122,9 @@ pub async fn page(
 /// Where a hit leads: its handoff, the artifact's preview within the handoff naming it, or
 /// its workspace.
 fn href(hit: &crate::index::Hit) -> String {
-    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+    let enc = |s: &str| {
+        percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+    };
     use crate::index::Kind;
     match (&hit.kind, &hit.key) {
         (Kind::Handoff | Kind::Decision, Some(key)) => format!("/handoffs/{}", enc(key)),
