@@ -365,8 +365,19 @@ fn checkpoint(
     })
 }
 
-/// The text of a JSON document: every string value (and object key of free-form maps), one
-/// per line, so a search finds words anywhere in a handoff.
+/// Fields read first, so a snippet without a match starts with what a person reads first.
+const LEADING: [&str; 7] = [
+    "title",
+    "summary",
+    "task",
+    "reason",
+    "comment",
+    "completed",
+    "remaining",
+];
+
+/// The text of a JSON document: every string value, one per line (the leading fields first),
+/// so a search finds words anywhere in a handoff, checkpoint or decision.
 fn strings_of(value: &Value) -> String {
     fn walk(v: &Value, out: &mut String) {
         match v {
@@ -377,10 +388,7 @@ fn strings_of(value: &Value) -> String {
             Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
             Value::Object(map) => {
                 for (k, v) in map {
-                    if !v.is_string() && !v.is_array() && !v.is_object() {
-                        continue;
-                    }
-                    if k.ends_with("_version") || k == "sha256" {
+                    if top_level_skip(k) {
                         continue;
                     }
                     walk(v, out);
@@ -390,8 +398,26 @@ fn strings_of(value: &Value) -> String {
         }
     }
     let mut out = String::new();
-    walk(value, &mut out);
+    let Value::Object(map) = value else {
+        walk(value, &mut out);
+        return out;
+    };
+    for field in LEADING {
+        if let Some(v) = map.get(field) {
+            walk(v, &mut out);
+        }
+    }
+    for (k, v) in map {
+        if !LEADING.contains(&k.as_str()) && !top_level_skip(k) {
+            walk(v, &mut out);
+        }
+    }
     out
+}
+
+/// Version strings and digests are noise to a reader.
+fn top_level_skip(key: &str) -> bool {
+    key.ends_with("_version") || key == "sha256"
 }
 
 fn text(v: &Value, field: &str) -> Option<String> {
