@@ -4,6 +4,7 @@
 
 use super::query::{self, Parsed};
 use super::schema::Fields;
+use super::search_limit::Deadline;
 use super::{Kind, SearchIndex};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,7 +17,7 @@ use tantivy::query::{
 };
 use tantivy::schema::{Field, IndexRecordOption, Value};
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{DateTime, Searcher, TantivyDocument, Term};
+use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
 
 /// Most terms a query may hold (words, prefixes, filter values); more is refused, not cut.
 pub const MAX_TERMS: usize = 64;
@@ -129,14 +130,26 @@ impl SearchIndex {
         };
         let limit = req.limit.clamp(1, MAX_LIMIT);
         let offset = req.offset.min(MAX_OFFSET);
-        let mut facets = FacetCollector::for_field("facets");
-        facets.add_facet("/workspace");
-        facets.add_facet("/kind");
-        let collector = super::search_limit::Deadline::new(
-            (TopDocs::with_limit(limit).and_offset(offset), Count, facets),
-            started + req.time_limit,
-        );
-        let ((top, total, facet_counts), partial) = searcher.search(&query, &collector)?;
+        let facets = || {
+            let mut facets = FacetCollector::for_field("facets");
+            facets.add_facet("/workspace");
+            facets.add_facet("/kind");
+            facets
+        };
+        let deadline = started + req.time_limit;
+        let page = TopDocs::with_limit(limit).and_offset(offset);
+        // Filters alone (no words): a listing, newest first, as "every rejected handoff of
+        // builder-3" is read; every hit then scores alike.
+        let listing = parsed.text.trim().is_empty() && parsed.prefixes.is_empty();
+        let ((top, total, facet_counts), partial) = if listing {
+            let newest = page.order_by_fast_field::<DateTime>("modified", Order::Desc);
+            let collector = Deadline::new((newest, Count, facets()), deadline);
+            let ((top, total, f), partial) = searcher.search(&query, &collector)?;
+            let top: Vec<(f32, DocAddress)> = top.into_iter().map(|(_, a)| (1.0, a)).collect();
+            ((top, total, f), partial)
+        } else {
+            searcher.search(&query, &Deadline::new((page, Count, facets()), deadline))?
+        };
         let snippets = Snippets::new(&searcher, &self.fields, terms, &parsed.prefixes)?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {

@@ -47,12 +47,15 @@ fn words_phrases_prefixes_filters_and_facets() {
             "inbox/x.md",
             "the validation error <script>alert(1)</script>",
         ),
-        doc(
-            Kind::Artifact,
-            "b",
-            "inbox/y.md",
-            "error in authentication token",
-        ),
+        Doc {
+            modified: 1_769_817_700,
+            ..doc(
+                Kind::Artifact,
+                "b",
+                "inbox/y.md",
+                "error in authentication token",
+            )
+        },
         doc(
             Kind::Checkpoint,
             "b",
@@ -82,6 +85,10 @@ fn words_phrases_prefixes_filters_and_facets() {
     assert_eq!(search(&index, "validation workspace:b").total, 1);
     assert_eq!(search(&index, "validation -kind:checkpoint").total, 1);
     assert_eq!(search(&index, "kind:checkpoint").total, 1);
+    // Filters alone list newest first.
+    let listed = search(&index, "-kind:checkpoint kind:artifact");
+    assert_eq!(listed.total, 2);
+    assert_eq!(listed.hits[0].path, "inbox/y.md", "the newer one");
     assert_eq!(search(&index, "error before:2026-01-31").total, 0);
     assert_eq!(search(&index, "error after:2026-01-31").total, 2);
     assert_eq!(search(&index, "\" : ( ] AND").total, 0);
