@@ -73,7 +73,7 @@ impl Default for Search {
         Search {
             max_file_bytes: 10 * 1024 * 1024,
             writer_memory_mb: 50,
-            commit_ms: 500,
+            commit_ms: 250,
             time_limit_ms: 500,
         }
     }

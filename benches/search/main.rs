@@ -110,8 +110,8 @@ fn main() -> Result<()> {
         );
         rates.push(rate);
     }
-    let peak_mb = peak.stop();
-    println!("    daemon peak RSS over build and reindexes: {peak_mb:.0} MB");
+    let (peak_mb, anon_mb) = peak.stop();
+    println!("    daemon peak RSS over build and reindexes: {peak_mb:.0} MB, of which anonymous (heap) {anon_mb:.0} MB");
 
     println!(
         "\n[3] queries over HTTP (keep-alive, one client), {} queries x {REPEAT}",
@@ -287,10 +287,13 @@ fn segments(dir: &Path) -> Result<usize> {
     Ok(meta["segments"].as_array().map_or(0, Vec::len))
 }
 
-/// The highest RSS of a process, sampled every 50 ms until stopped.
+/// The highest RSS of a process, sampled every 50 ms until stopped: all of it (VmRSS, which
+/// counts the index's memory-mapped file pages the kernel can drop at will) and its
+/// anonymous part (RssAnon: heap and stacks, what the daemon itself holds).
 struct Peak {
     stop: Arc<AtomicBool>,
     kb: Arc<AtomicU64>,
+    anon_kb: Arc<AtomicU64>,
     thread: std::thread::JoinHandle<()>,
 }
 
@@ -331,6 +334,7 @@ struct Summary<'a> {
     grep: &'a [f64],
     visible: &'a [f64],
     peak_mb: f64,
+    anon_mb: f64,
     segments: usize,
 }
 
