@@ -139,6 +139,7 @@ fn main() -> Result<()> {
         grep: &grep,
         visible: &visible,
         peak_mb,
+        anon_mb,
         segments,
     });
     Ok(())
@@ -299,31 +300,39 @@ struct Peak {
 
 impl Peak {
     fn watch(pid: u32) -> Peak {
-        let (stop, kb) = (
-            Arc::new(AtomicBool::new(false)),
-            Arc::new(AtomicU64::new(0)),
-        );
-        let (s, k) = (stop.clone(), kb.clone());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (kb, anon_kb) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (s, k, a) = (stop.clone(), kb.clone(), anon_kb.clone());
         let thread = std::thread::spawn(move || {
             while !s.load(Ordering::Relaxed) {
                 let status =
                     std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                let rss = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                    .unwrap_or(0);
-                k.fetch_max(rss, Ordering::Relaxed);
+                let field = |name: &str| -> u64 {
+                    status
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                        .unwrap_or(0)
+                };
+                k.fetch_max(field("VmRSS:"), Ordering::Relaxed);
+                a.fetch_max(field("RssAnon:"), Ordering::Relaxed);
                 std::thread::sleep(Duration::from_millis(50));
             }
         });
-        Peak { stop, kb, thread }
+        Peak {
+            stop,
+            kb,
+            anon_kb,
+            thread,
+        }
     }
 
-    fn stop(self) -> f64 {
+    /// (peak RSS, peak anonymous RSS), in MB.
+    fn stop(self) -> (f64, f64) {
         self.stop.store(true, Ordering::Relaxed);
         let _ = self.thread.join();
-        self.kb.load(Ordering::Relaxed) as f64 / 1024.0
+        let mb = |v: &AtomicU64| v.load(Ordering::Relaxed) as f64 / 1024.0;
+        (mb(&self.kb), mb(&self.anon_kb))
     }
 }
 
@@ -391,6 +400,7 @@ fn summary(s: Summary) {
         format!("<= {TARGET_RSS_MB} MB"),
         s.peak_mb <= TARGET_RSS_MB,
     );
+    println!("  (of which anonymous)      {:.0} MB", s.anon_mb);
     row(
         "segments",
         s.segments.to_string(),
