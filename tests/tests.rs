@@ -2,6 +2,7 @@
 
 mod util;
 
+mod anchors;
 mod artifacts;
 mod audit;
 mod auth;
@@ -24,4 +25,5 @@ mod quorum;
 mod review;
 mod search;
 mod signoff;
+mod syncs;
 mod trust;

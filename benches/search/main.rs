@@ -95,7 +95,7 @@ fn main() -> Result<()> {
 
     println!("\n[2] baton: the daemon's build at start, then `baton reindex` beside it");
     let spawned = Instant::now();
-    let daemon = Daemon::start(dir.path(), None)?;
+    let daemon = Daemon::start(dir.path(), None, None)?;
     let peak = Peak::watch(daemon.pid());
     let documents = wait_indexed(&daemon, corpus.files)?;
     let first = spawned.elapsed().as_secs_f64();

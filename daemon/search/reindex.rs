@@ -10,6 +10,7 @@ use super::indexer::{Indexer, Progress};
 use super::Search;
 use crate::config::Config;
 use crate::index::{IndexError, Writer};
+use crate::workspace::fsync::Kind;
 use crate::workspace::Workspace;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -94,7 +95,7 @@ fn in_process(
 fn ask_daemon(search: &Search, report: &mut dyn FnMut(&Status)) -> Result<Status, ReindexError> {
     let dir = search_dir(search);
     let id = format!("{}-{}", std::process::id(), crate::events::now_rfc3339());
-    crate::workspace::write_atomic(&dir.join(REQUEST), id.as_bytes())?;
+    crate::workspace::write_atomic(&dir.join(REQUEST), id.as_bytes(), Kind::Other)?;
     let mut last_change = Instant::now();
     let mut last: Option<Status> = None;
     loop {
@@ -137,7 +138,7 @@ pub(super) fn serve(indexer: &mut Indexer, all: &[Workspace], id: &str) {
     let path = search_dir(&indexer.search).join(STATUS);
     let write = |s: &Status| {
         let bytes = serde_json::to_vec(s).expect("a status always serializes");
-        if let Err(e) = crate::workspace::write_atomic(&path, &bytes) {
+        if let Err(e) = crate::workspace::write_atomic(&path, &bytes, Kind::Other) {
             tracing::warn!(error = %e, "cannot write the reindex status");
         }
     };

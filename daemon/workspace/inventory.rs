@@ -33,7 +33,7 @@ pub(super) fn files(root: &Path, rel: &Path, max: usize) -> io::Result<Vec<FileS
     let Some((last, dirs)) = parts.split_last() else {
         return Ok(out);
     };
-    let parent = match walk(root, dirs, false) {
+    let parent = match walk(root, dirs, None) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
         other => other?,
     };
@@ -45,7 +45,7 @@ pub(super) fn files(root: &Path, rel: &Path, max: usize) -> io::Result<Vec<FileS
     if meta.is_file() {
         out.push(stat(path, &meta));
     } else if meta.is_dir() {
-        let dir = walk(root, &parts, false)?;
+        let dir = walk(root, &parts, None)?;
         visit(&dir, &path, 0, max, &mut out)?;
     }
     Ok(out)
