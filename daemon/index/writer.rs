@@ -17,6 +17,8 @@ use tantivy::{DateTime, IndexWriter, TantivyDocument, Term};
 const QUEUE: usize = 1024;
 /// Documents after which a commit is made even if `commit_every` has not passed.
 const BATCH_DOCS: usize = 10_000;
+/// Longest a commit waits while changes keep streaming in.
+const BULK_COMMIT: Duration = Duration::from_secs(5);
 /// Past this many segments, the smallest are merged even if the merge policy would wait.
 const MAX_SEGMENTS: usize = 40;
 
@@ -77,6 +79,7 @@ impl Writer {
             commit_every,
             pending: 0,
             first_pending: None,
+            peeked: None,
         };
         let handle = std::thread::Builder::new()
             .name("baton-index-writer".into())
@@ -113,6 +116,8 @@ struct Thread {
     commit_every: Duration,
     pending: usize,
     first_pending: Option<Instant>,
+    /// An op taken from the queue to see whether it was empty, to apply next.
+    peeked: Option<Op>,
 }
 
 impl Thread {
@@ -121,7 +126,11 @@ impl Thread {
             let wait = self.first_pending.map_or(Duration::from_secs(3600), |t| {
                 (t + self.commit_every).saturating_duration_since(Instant::now())
             });
-            match self.rx.recv_timeout(wait) {
+            let next = match self.peeked.take() {
+                Some(op) => Ok(op),
+                None => self.rx.recv_timeout(wait),
+            };
+            match next {
                 Ok(Op::Flush(done)) => {
                     self.commit();
                     let _ = done.send(());
@@ -130,9 +139,13 @@ impl Thread {
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            let due = self
-                .first_pending
-                .is_some_and(|t| t.elapsed() >= self.commit_every);
+            // While changes stream in (a full pass), commits wait for a batch of documents or
+            // BULK_COMMIT: each commit makes a segment, and a segment per tick would leave the
+            // merges more work than the indexing. Once the queue is idle, `commit_every` holds.
+            let age = self.first_pending.map(|t| t.elapsed());
+            let streaming = !self.rx_is_empty();
+            let due =
+                age.is_some_and(|a| a >= self.commit_every && (!streaming || a >= BULK_COMMIT));
             if due || self.pending >= BATCH_DOCS {
                 self.commit();
             }
@@ -140,6 +153,17 @@ impl Thread {
         self.commit();
         if let Err(e) = self.writer.wait_merging_threads() {
             tracing::warn!(error = %e, "search index merges did not finish");
+        }
+    }
+
+    /// Whether nothing more is queued right now.
+    fn rx_is_empty(&mut self) -> bool {
+        match self.rx.try_recv() {
+            Ok(op) => {
+                self.peeked = Some(op);
+                false
+            }
+            Err(_) => true,
         }
     }
 

@@ -40,6 +40,8 @@ enum What {
         path: String,
         record: Named,
         revision: u64,
+        /// `file` is the store's meta.json, which carries the revision in place as `content`.
+        embedded: bool,
     },
     Decision {
         file: PathBuf,
@@ -124,14 +126,20 @@ fn records(
     naming: &mut HashMap<String, (String, Named)>,
 ) {
     let base = store.dir().join("handoffs").join(dir);
-    let Some(meta) = read_json(&base.join("meta.json"), 1 << 20) else {
+    let Some(meta) = read_json(&base.join("meta.json"), MAX_RECORD) else {
         return; // a crash before the first revision was committed
     };
     let (Some(key), Some(revision)) = (text(&meta, "key"), meta["revision"].as_u64()) else {
         return;
     };
     let published = format!(".baton/handoffs/{}", key_dir_name(&key));
-    let current = read_json(&base.join(format!("rev-{revision}.json")), 16 << 20);
+    // The revision in place is in meta.json (`content`); stores written before that keep it
+    // in rev-N.json, like every earlier revision.
+    let embedded = meta["content"].is_string();
+    let current = match embedded {
+        true => content_of(&meta),
+        false => read_json(&base.join(format!("rev-{revision}.json")), MAX_RECORD),
+    };
     let record = Named {
         key: key.clone(),
         task_id: text(&meta, "task_id"),
@@ -147,7 +155,8 @@ fn records(
         }
     }
     let mut add = |name: String, rev: u64, decision: bool| {
-        let file = base.join(&name);
+        let embedded = embedded && !decision && rev == revision;
+        let file = base.join(if embedded { "meta.json" } else { &name });
         let Ok(m) = std::fs::metadata(&file) else {
             return;
         };
@@ -180,6 +189,7 @@ fn records(
                     path,
                     record,
                     revision,
+                    embedded,
                 }
             },
         });
@@ -191,6 +201,15 @@ fn records(
         }
     }
     add("decision.json".into(), revision, true);
+}
+
+/// Largest store file read (a handoff is at most `limits.max_file_bytes`, 1 MiB by default,
+/// and meta.json carries one as a JSON string).
+const MAX_RECORD: u64 = 64 << 20;
+
+/// The handoff a store meta.json carries as its `content`.
+fn content_of(meta: &Value) -> Option<Value> {
+    serde_json::from_str(meta["content"].as_str()?).ok()
 }
 
 fn artifact_paths(handoff: &Value) -> Vec<String> {
@@ -215,8 +234,10 @@ impl Item {
                 path,
                 record,
                 revision,
+                embedded,
             } => {
-                let handoff = read_json(file, 16 << 20)?;
+                let read = read_json(file, MAX_RECORD)?;
+                let handoff = if *embedded { content_of(&read)? } else { read };
                 let title = ["title", "summary", "task"]
                     .iter()
                     .find_map(|f| text(&handoff, f))
@@ -240,7 +261,7 @@ impl Item {
                 record,
                 revision,
             } => {
-                let decision = read_json(file, 16 << 20)?;
+                let decision = read_json(file, MAX_RECORD)?;
                 let outcome = text(&decision, "outcome");
                 let by = text(&decision, "by").unwrap_or_default();
                 let title = format!("{} by {by}", outcome.as_deref().unwrap_or("decision"));
