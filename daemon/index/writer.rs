@@ -9,14 +9,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tantivy::indexer::LogMergePolicy;
+use tantivy::indexer::{IndexWriterOptions, LogMergePolicy};
 use tantivy::schema::Facet;
 use tantivy::{DateTime, IndexWriter, TantivyDocument, Term};
 
 /// Queue between the indexer and the writer: the indexer waits when it is full, nobody else.
 const QUEUE: usize = 1024;
-/// Documents after which a commit is made even if `commit_every` has not passed.
+/// Documents, or bytes of text, after which a commit is made even if `commit_every` has not
+/// passed. A commit waits for tantivy's own queue (up to 10,000 documents) to drain, so the
+/// bytes bound also bounds the memory that queue holds during a full pass.
 const BATCH_DOCS: usize = 10_000;
+const BATCH_BYTES: usize = 32 << 20;
 /// Longest a commit waits while changes keep streaming in.
 const BULK_COMMIT: Duration = Duration::from_secs(5);
 /// Past this many segments, the smallest are merged even if the merge policy would wait.
@@ -55,16 +58,24 @@ impl Writer {
         budget: usize,
         commit_every: Duration,
     ) -> Result<(Writer, std::thread::JoinHandle<()>), IndexError> {
-        let writer: IndexWriter = index
-            .index
-            .writer_with_num_threads(1, budget.max(15_000_000))
-            .map_err(|source| match source {
-                tantivy::TantivyError::LockFailure(..) => IndexError::Busy(index.dir.clone()),
-                source => IndexError::Tantivy {
-                    dir: index.dir.clone(),
-                    source,
-                },
-            })?;
+        // One indexing thread and one merge thread: the daemon shares its machine with
+        // ingest and the pages, and every merge thread holds buffers of its own.
+        let options = IndexWriterOptions::builder()
+            .memory_budget_per_thread(budget.max(15_000_000))
+            .num_worker_threads(1)
+            .num_merge_threads(1)
+            .build();
+        let writer: IndexWriter =
+            index
+                .index
+                .writer_with_options(options)
+                .map_err(|source| match source {
+                    tantivy::TantivyError::LockFailure(..) => IndexError::Busy(index.dir.clone()),
+                    source => IndexError::Tantivy {
+                        dir: index.dir.clone(),
+                        source,
+                    },
+                })?;
         let mut policy = LogMergePolicy::default();
         // Deleted documents (every update leaves one) are merged away before they pile up.
         policy.set_del_docs_ratio_before_merge(0.3);
@@ -79,6 +90,7 @@ impl Writer {
             commit_every,
             pending: 0,
             first_pending: None,
+            pending_bytes: 0,
             peeked: None,
         };
         let handle = std::thread::Builder::new()
@@ -116,6 +128,7 @@ struct Thread {
     commit_every: Duration,
     pending: usize,
     first_pending: Option<Instant>,
+    pending_bytes: usize,
     /// An op taken from the queue to see whether it was empty, to apply next.
     peeked: Option<Op>,
 }
@@ -146,7 +159,7 @@ impl Thread {
             let streaming = !self.rx_is_empty();
             let due =
                 age.is_some_and(|a| a >= self.commit_every && (!streaming || a >= BULK_COMMIT));
-            if due || self.pending >= BATCH_DOCS {
+            if due || self.pending >= BATCH_DOCS || self.pending_bytes >= BATCH_BYTES {
                 self.commit();
             }
         }
@@ -181,6 +194,7 @@ impl Thread {
                 self.stats
                     .bytes
                     .fetch_add(doc.body.len() as u64, Ordering::Relaxed);
+                self.pending_bytes += doc.body.len();
                 if let Err(e) = self.writer.add_document(to_tantivy(&fields, &id, &doc)) {
                     self.stats.errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(error = %e, path = %doc.path, "cannot index a document");
@@ -203,6 +217,7 @@ impl Thread {
             return;
         }
         self.pending = 0;
+        self.pending_bytes = 0;
         self.first_pending = None;
         if let Err(e) = self.writer.commit() {
             self.stats.errors.fetch_add(1, Ordering::Relaxed);
