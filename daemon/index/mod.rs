@@ -14,6 +14,7 @@ pub mod query;
 mod schema;
 pub mod search;
 mod search_limit;
+mod snippets;
 pub mod writer;
 
 pub use query::Filters;

@@ -5,6 +5,7 @@
 use super::query::{self, Parsed};
 use super::schema::Fields;
 use super::search_limit::Deadline;
+use super::snippets::{escape, Snippets, SNIPPET_CHARS};
 use super::{Kind, SearchIndex};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -16,14 +17,10 @@ use tantivy::query::{
     TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Value};
-use tantivy::snippet::SnippetGenerator;
-use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
+use tantivy::{DateTime, DocAddress, Order, TantivyDocument, Term};
 
 /// Most terms a query may hold (words, prefixes, filter values); more is refused, not cut.
 pub const MAX_TERMS: usize = 64;
-/// Most words a prefix adds to the snippet's highlights.
-const MAX_EXPANSIONS: usize = 50;
-const SNIPPET_CHARS: usize = 240;
 pub const MAX_LIMIT: usize = 100;
 pub const MAX_OFFSET: usize = 10_000;
 
@@ -283,62 +280,6 @@ fn any_of(field: Field, values: &[String]) -> Box<dyn Query> {
     Box::new(BooleanQuery::new(options))
 }
 
-/// Snippets of the body, highlighting the query's words and the words its prefixes match.
-struct Snippets {
-    body: SnippetGenerator,
-    title: SnippetGenerator,
-}
-
-impl Snippets {
-    fn new(
-        searcher: &Searcher,
-        f: &Fields,
-        mut words: BTreeSet<String>,
-        prefixes: &[String],
-    ) -> tantivy::Result<Snippets> {
-        for prefix in prefixes {
-            words.extend(expansions(searcher, f.body, prefix)?);
-        }
-        let make = |field: Field| -> tantivy::Result<SnippetGenerator> {
-            let scored = words.iter().map(|w| (w.clone(), 1.0)).collect();
-            let tokenizer = searcher.index().tokenizer_for_field(field)?;
-            Ok(SnippetGenerator::new(
-                scored,
-                tokenizer,
-                field,
-                SNIPPET_CHARS,
-            ))
-        };
-        Ok(Snippets {
-            body: make(f.body)?,
-            title: make(f.title)?,
-        })
-    }
-}
-
-/// Indexed words starting with `prefix`, at most `MAX_EXPANSIONS`.
-fn expansions(searcher: &Searcher, field: Field, prefix: &str) -> tantivy::Result<Vec<String>> {
-    let mut out = BTreeSet::new();
-    for segment in searcher.segment_readers() {
-        let inverted = segment.inverted_index(field)?;
-        let mut stream = inverted
-            .terms()
-            .range()
-            .ge(prefix.as_bytes())
-            .into_stream()?;
-        while out.len() < MAX_EXPANSIONS && stream.advance() {
-            let Ok(word) = std::str::from_utf8(stream.key()) else {
-                continue;
-            };
-            if !word.starts_with(prefix) {
-                break;
-            }
-            out.insert(word.to_string());
-        }
-    }
-    Ok(out.into_iter().collect())
-}
-
 fn to_hit(f: &Fields, doc: &TantivyDocument, score: f32, snippets: &Snippets) -> Hit {
     let text = |field: Field| {
         doc.get_first(field)
@@ -393,20 +334,4 @@ fn rfc3339(secs: i64) -> String {
                 .ok()
         })
         .unwrap_or_default()
-}
-
-/// The HTML escape of text shown without highlights (tantivy's snippets escape their own).
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }

@@ -13,6 +13,7 @@
 mod indexer;
 pub mod reindex;
 pub mod sources;
+mod text;
 
 pub use crate::index::search::SearchError;
 pub use crate::index::{Hits, Request};

@@ -4,13 +4,14 @@
 //! the workspace, read confined and under size limits. Cataloguing only stats files (and
 //! reads each record's small meta.json), so finding what changed is cheap; `load` reads.
 
+use super::text::{file_mtime, read_json, strings_of, text};
 use crate::contract::{validate, Limits};
 use crate::index::{doc_id, Doc, Kind};
 use crate::store::Store;
 use crate::workspace::{key_dir_name, Workspace, APPROVED_DIR, CHECKPOINTS_DIR, INBOX_DIR};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Most artifact files listed per folder (`inbox/`, `approved/`) of one workspace.
 const MAX_FILES: usize = 200_000;
@@ -384,79 +385,4 @@ fn checkpoint(
         body: strings_of(&accepted.value),
         ..Doc::default()
     })
-}
-
-/// Fields read first, so a snippet without a match starts with what a person reads first.
-const LEADING: [&str; 7] = [
-    "title",
-    "summary",
-    "task",
-    "reason",
-    "comment",
-    "completed",
-    "remaining",
-];
-
-/// The text of a JSON document: every string value, one per line (the leading fields first),
-/// so a search finds words anywhere in a handoff, checkpoint or decision.
-fn strings_of(value: &Value) -> String {
-    fn walk(v: &Value, out: &mut String) {
-        match v {
-            Value::String(s) => {
-                out.push_str(s);
-                out.push('\n');
-            }
-            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
-            Value::Object(map) => {
-                for (k, v) in map {
-                    if top_level_skip(k) {
-                        continue;
-                    }
-                    walk(v, out);
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut out = String::new();
-    let Value::Object(map) = value else {
-        walk(value, &mut out);
-        return out;
-    };
-    for field in LEADING {
-        if let Some(v) = map.get(field) {
-            walk(v, &mut out);
-        }
-    }
-    for (k, v) in map {
-        if !LEADING.contains(&k.as_str()) && !top_level_skip(k) {
-            walk(v, &mut out);
-        }
-    }
-    out
-}
-
-/// Version strings and digests are noise to a reader.
-fn top_level_skip(key: &str) -> bool {
-    key.ends_with("_version") || key == "sha256"
-}
-
-fn text(v: &Value, field: &str) -> Option<String> {
-    v[field].as_str().map(str::to_string)
-}
-
-fn read_json(path: &Path, limit: u64) -> Option<Value> {
-    let m = std::fs::metadata(path).ok()?;
-    if m.len() > limit {
-        return None;
-    }
-    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
-}
-
-fn file_mtime(path: &Path) -> i64 {
-    std::fs::metadata(path)
-        .and_then(|m| m.modified())
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_secs() as i64)
 }
