@@ -148,6 +148,22 @@ impl SearchIndex {
         Ok((fresh, Some("no search index yet".into())))
     }
 
+    /// Makes a new, empty index in `dir`, removing whatever is there.
+    pub fn create_in(dir: &Path) -> Result<SearchIndex, IndexError> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|source| IndexError::Io {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        SearchIndex::create(dir)
+    }
+
+    /// Opens the index in `dir` (which must be of this schema).
+    pub fn open_in(dir: &Path) -> Result<SearchIndex, IndexError> {
+        SearchIndex::open_existing(dir)
+    }
+
     /// Opens the index as it is, for reading only (`baton search`): never makes or changes one.
     pub fn open_read_only(data_dir: &Path) -> Result<SearchIndex, IndexError> {
         let dir = index_dir(data_dir);
@@ -246,7 +262,11 @@ fn remove_other_versions(data_dir: &Path) {
     for entry in entries.flatten() {
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with('v') && name != current && entry.path().is_dir() {
+        // Only other versions (`v0`, `v2`): `v1.next` may be a rebuild under way elsewhere.
+        let version = name
+            .strip_prefix('v')
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if version && name != current && entry.path().is_dir() {
             tracing::info!(dir = %entry.path().display(), "removing a search index of another schema version");
             let _ = std::fs::remove_dir_all(entry.path());
         }

@@ -53,13 +53,12 @@ pub(super) fn spawn(search: Search, feed: Feed) -> std::io::Result<std::thread::
             let Some(writer) = open_writer(&search, &feed.shutdown) else {
                 return;
             };
-            let mut indexer = Indexer::new(search, writer.0);
+            let mut indexer = Indexer::new(search, writer);
             let run = std::panic::AssertUnwindSafe(|| indexer.follow(feed));
             if std::panic::catch_unwind(run).is_err() {
                 tracing::error!("the search indexer stopped after a panic; search answers from the index as it is");
             }
-            drop(indexer);
-            let _ = writer.1.join();
+            indexer.stop_writer();
         })
 }
 
@@ -68,11 +67,10 @@ fn open_writer(
     search: &Search,
     shutdown: &CancellationToken,
 ) -> Option<(Writer, std::thread::JoinHandle<()>)> {
-    let budget = search.config.writer_memory_mb * 1_000_000;
-    let every = Duration::from_millis(search.config.commit_ms);
+    let (budget, every) = search.writer_settings();
     let mut warned = false;
     while !shutdown.is_cancelled() {
-        match Writer::spawn(search.index.clone(), budget, every) {
+        match Writer::spawn(search.index(), budget, every) {
             Ok(w) => return Some(w),
             Err(crate::index::IndexError::Busy(dir)) => {
                 if !warned {
@@ -93,7 +91,8 @@ fn open_writer(
 /// The indexer's own state: what the index holds, by workspace.
 pub(super) struct Indexer {
     pub(super) search: Search,
-    pub(super) writer: Writer,
+    /// The writer thread changes go to (`None` only while a rebuild swaps indexes).
+    pub(super) writer: Option<(Writer, std::thread::JoinHandle<()>)>,
     /// Workspace -> (document id -> fingerprint) as sent to the writer.
     known: HashMap<String, HashMap<String, String>>,
     /// Items that are not searchable (binary, too large, invalid), by id -> fingerprint, so
@@ -102,18 +101,24 @@ pub(super) struct Indexer {
 }
 
 impl Indexer {
-    pub(super) fn new(search: Search, writer: Writer) -> Indexer {
-        let mut known: HashMap<String, HashMap<String, String>> = HashMap::new();
-        for (id, fp) in search.index.known() {
-            if let Some((_, ws, _)) = split_id(&id) {
-                known.entry(ws.to_string()).or_default().insert(id, fp);
-            }
-        }
-        Indexer {
+    pub(super) fn new(search: Search, writer: (Writer, std::thread::JoinHandle<()>)) -> Indexer {
+        let index = search.index();
+        let mut indexer = Indexer {
             search,
-            writer,
-            known,
+            writer: Some(writer),
+            known: HashMap::new(),
             skipped: HashMap::new(),
+        };
+        indexer.remember(&index);
+        indexer
+    }
+
+    /// Takes what `index` holds as what is indexed.
+    pub(super) fn remember(&mut self, index: &crate::index::SearchIndex) {
+        for (id, fp) in index.known() {
+            if let Some((_, ws, _)) = split_id(&id) {
+                self.known.entry(ws.to_string()).or_default().insert(id, fp);
+            }
         }
     }
 
@@ -141,10 +146,10 @@ impl Indexer {
         }
         let started = Instant::now();
         self.full(&all, false, &mut |_| {});
-        self.writer.flush();
+        self.flush();
         tracing::info!(
             seconds = started.elapsed().as_secs_f64(),
-            documents = self.search.index.num_docs(),
+            documents = self.search.index().num_docs(),
             "search index in step with the workspaces"
         );
         let mut dirty: HashMap<String, Instant> = HashMap::new();
@@ -325,7 +330,7 @@ impl Indexer {
                         .insert(item.id.clone(), item.fp.clone());
                     self.skipped.remove(&item.id);
                     progress.put.fetch_add(1, Ordering::Relaxed);
-                    self.writer.send(Op::Put(Box::new(doc)));
+                    self.send(Op::Put(Box::new(doc)));
                 }
                 None => {
                     self.skipped.insert(item.id.clone(), item.fp.clone());
@@ -347,7 +352,57 @@ impl Indexer {
 
     fn delete(&self, id: String) {
         self.search.progress.deleted.fetch_add(1, Ordering::Relaxed);
-        self.writer.send(Op::Delete(id));
+        self.send(Op::Delete(id));
+    }
+}
+
+impl Indexer {
+    fn send(&self, op: Op) {
+        if let Some((writer, _)) = &self.writer {
+            writer.send(op);
+        }
+    }
+
+    /// Commits what was sent and waits until it is searchable.
+    pub(super) fn flush(&self) {
+        if let Some((writer, _)) = &self.writer {
+            writer.flush();
+        }
+    }
+
+    /// Stops the writer thread (it commits what it has), releasing the index's lock.
+    pub(super) fn stop_writer(&mut self) {
+        if let Some((writer, thread)) = self.writer.take() {
+            drop(writer);
+            let _ = thread.join();
+        }
+    }
+
+    /// Starts a writer thread on `index`.
+    pub(super) fn start_writer(
+        &mut self,
+        index: Arc<crate::index::SearchIndex>,
+    ) -> Result<(), crate::index::IndexError> {
+        let (budget, every) = self.search.writer_settings();
+        self.writer = Some(Writer::spawn(index, budget, every)?);
+        Ok(())
+    }
+
+    /// Sends changes to a new writer on `index` from now on; the one in use is returned, still
+    /// running.
+    pub(super) fn writer_for(
+        &mut self,
+        index: Arc<crate::index::SearchIndex>,
+    ) -> Result<Option<(Writer, std::thread::JoinHandle<()>)>, crate::index::IndexError> {
+        let (budget, every) = self.search.writer_settings();
+        let fresh = Writer::spawn(index, budget, every)?;
+        Ok(self.writer.replace(fresh))
+    }
+
+    /// Forgets what the index holds (a new, empty one is being filled).
+    pub(super) fn forget(&mut self) {
+        self.known.clear();
+        self.skipped.clear();
     }
 }
 

@@ -11,6 +11,7 @@
 //! command's own process (see `reindex`).
 
 mod indexer;
+mod rebuild;
 pub mod reindex;
 pub mod sources;
 mod text;
@@ -22,12 +23,13 @@ pub use indexer::{Feed, Progress};
 use crate::config::Config;
 use crate::index::{IndexError, SearchIndex};
 use sources::Reading;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// The search index of a daemon (or a command), cheap to clone.
 #[derive(Clone)]
 pub struct Search {
-    index: Arc<SearchIndex>,
+    /// The index in use; a full reindex builds a new one and puts it here (`rebuild`).
+    index: Arc<RwLock<Arc<SearchIndex>>>,
     reading: Reading,
     config: crate::config::Search,
     progress: Arc<Progress>,
@@ -53,7 +55,7 @@ impl Search {
 
     fn with(index: SearchIndex, config: &Config) -> Search {
         Search {
-            index: Arc::new(index),
+            index: Arc::new(RwLock::new(Arc::new(index))),
             reading: Reading {
                 data_dir: config.data_dir.clone(),
                 limits: config.limits,
@@ -67,11 +69,24 @@ impl Search {
     /// Runs a query; `scope`: the workspaces the caller may see (`None`: all).
     pub fn query(&self, mut req: Request) -> Result<Hits, SearchError> {
         req.time_limit = std::time::Duration::from_millis(self.config.time_limit_ms);
-        self.index.search(&req)
+        self.index().search(&req)
     }
 
-    pub fn index(&self) -> &SearchIndex {
-        &self.index
+    /// The index in use now.
+    pub fn index(&self) -> Arc<SearchIndex> {
+        self.index.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn put_index(&self, index: Arc<SearchIndex>) {
+        *self.index.write().unwrap_or_else(|e| e.into_inner()) = index;
+    }
+
+    /// The writer's settings: memory budget in bytes, commit delay.
+    fn writer_settings(&self) -> (usize, std::time::Duration) {
+        (
+            self.config.writer_memory_mb * 1_000_000,
+            std::time::Duration::from_millis(self.config.commit_ms),
+        )
     }
 
     /// What the indexer is doing (a full pass's totals and how far it got).

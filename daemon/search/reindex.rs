@@ -37,6 +37,9 @@ pub struct Status {
     pub seconds: f64,
     /// Who did the work: "daemon" or "this process".
     pub by: String,
+    /// Why it failed (the index in use then stays).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +48,8 @@ pub enum ReindexError {
     Index(#[from] IndexError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    #[error("the daemon could not rebuild the search index: {0} (the index in use stays)")]
+    Failed(String),
     #[error("the daemon holding the search index has not answered for {0} s; is it still running? (its log says why)")]
     NoAnswer(u64),
 }
@@ -56,14 +61,11 @@ fn search_dir(search: &Search) -> PathBuf {
 /// Reindexes everything; `report` is called as work progresses.
 pub fn run(config: &Config, report: &mut dyn FnMut(&Status)) -> Result<Status, ReindexError> {
     let search = Search::open(config)?;
-    let budget = config.search.writer_memory_mb * 1_000_000;
-    let every = Duration::from_millis(config.search.commit_ms);
-    match Writer::spawn(search.index.clone(), budget, every) {
-        Ok((writer, handle)) => {
+    let (budget, every) = search.writer_settings();
+    match Writer::spawn(search.index(), budget, every) {
+        Ok(writer) => {
             let all = crate::workspace::discover(&config.workspaces)?.workspaces;
-            let status = in_process(search, writer, &all, report);
-            let _ = handle.join();
-            Ok(status)
+            in_process(search, writer, &all, report)
         }
         Err(IndexError::Busy(_)) => ask_daemon(&search, report),
         Err(e) => Err(e.into()),
@@ -72,24 +74,25 @@ pub fn run(config: &Config, report: &mut dyn FnMut(&Status)) -> Result<Status, R
 
 fn in_process(
     search: Search,
-    writer: Writer,
+    writer: (Writer, std::thread::JoinHandle<()>),
     all: &[Workspace],
     report: &mut dyn FnMut(&Status),
-) -> Status {
+) -> Result<Status, ReindexError> {
     let started = Instant::now();
-    let mut indexer = Indexer::new(search.clone(), writer.clone());
+    let mut indexer = Indexer::new(search.clone(), writer);
     let mut tick = Ticker::default();
-    indexer.full(all, true, &mut |p| {
+    let rebuilt = indexer.rebuild(all, &mut |p| {
         if tick.due() {
             report(&status_of(p, "", "this process", started, false));
         }
     });
-    writer.flush();
+    indexer.stop_writer();
+    rebuilt?;
     let mut done = status_of(&search.progress, "", "this process", started, true);
-    done.documents = search.index.num_docs();
-    done.segments = search.index.segments() as u64;
+    done.documents = search.index().num_docs();
+    done.segments = search.index().segments() as u64;
     report(&done);
-    done
+    Ok(done)
 }
 
 fn ask_daemon(search: &Search, report: &mut dyn FnMut(&Status)) -> Result<Status, ReindexError> {
@@ -108,6 +111,9 @@ fn ask_daemon(search: &Search, report: &mut dyn FnMut(&Status)) -> Result<Status
             if last.as_ref() != Some(&s) {
                 last_change = Instant::now();
                 report(&s);
+                if let Some(e) = &s.error {
+                    return Err(ReindexError::Failed(e.clone()));
+                }
                 if s.done {
                     return Ok(s);
                 }
@@ -148,16 +154,18 @@ pub(super) fn serve(indexer: &mut Indexer, all: &[Workspace], id: &str) {
         ..Status::default()
     });
     let mut tick = Ticker::default();
-    indexer.full(all, true, &mut |p| {
+    let rebuilt = indexer.rebuild(all, &mut |p| {
         if tick.due() {
             write(&status_of(p, id, "daemon", started, false));
         }
     });
-    indexer.writer.flush();
     let search = &indexer.search;
     let mut done = status_of(&search.progress, id, "daemon", started, true);
-    done.documents = search.index.num_docs();
-    done.segments = search.index.segments() as u64;
+    done.documents = search.index().num_docs();
+    done.segments = search.index().segments() as u64;
+    if let Err(e) = rebuilt {
+        done.error = Some(e.to_string());
+    }
     write(&done);
     tracing::info!(
         documents = done.documents,
@@ -178,6 +186,7 @@ fn status_of(p: &Progress, id: &str, by: &str, started: Instant, done: bool) -> 
         segments: 0,
         seconds: started.elapsed().as_secs_f64(),
         by: by.to_string(),
+        error: None,
     }
 }
 
