@@ -81,5 +81,20 @@ fn baton_reindex_alone_and_beside_a_running_daemon() {
         4,
         "nothing doubled or lost"
     );
+    // The rebuilt index took the old one's place, and the daemon goes on indexing into it.
+    let search_dir = env.root().join("data/search");
+    let mut left: Vec<String> = std::fs::read_dir(&search_dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, vec!["v1".to_string()]);
+    crate::util::write_atomic(
+        &env.ws("example").join("inbox/after.md"),
+        b"quasar after the swap",
+    );
+    wait_for(&daemon, "quasar", 1);
     daemon.assert_alive();
 }
