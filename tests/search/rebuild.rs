@@ -41,3 +41,27 @@ fn a_corrupt_or_old_index_is_rebuilt_while_watching_and_deciding_work() {
     wait_for(&daemon, "saturating", 4);
     assert_eq!(search(&daemon, "key:after-rebuild")["total"], 2);
 }
+
+#[test]
+fn a_truncated_segment_file_makes_the_index_be_rebuilt() {
+    let mut env = TestEnv::new();
+    example(&env);
+    let daemon = env.start();
+    wait_for(&daemon, "saturating", 4);
+    daemon.stop();
+    let index = env.root().join("data/search/v1");
+    let mut cut = 0;
+    for entry in std::fs::read_dir(&index).unwrap() {
+        let path = entry.unwrap().path();
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if ["term", "idx", "store", "fast"].contains(&ext) {
+            let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+            file.set_len(3).unwrap();
+            cut += 1;
+        }
+    }
+    assert!(cut > 0, "the index has segment files");
+    let daemon = env.start();
+    wait_for(&daemon, "saturating", 4);
+    assert_eq!(search(&daemon, "INC-2291")["total"], 5);
+}
