@@ -137,3 +137,23 @@ fn a_corrupt_or_foreign_index_is_made_again() {
     assert_eq!(why, None);
     assert!(!dir.path().join("search/v0").exists());
 }
+
+#[test]
+fn a_query_past_its_time_limit_says_it_is_partial() {
+    let (_dir, index, _w) = indexed(vec![doc(Kind::Artifact, "a", "inbox/x.md", "late words")]);
+    let req = Request {
+        q: "late".into(),
+        time_limit: Duration::ZERO,
+        ..Request::default()
+    };
+    let hits = index.search(&req).unwrap();
+    assert!(hits.partial);
+    assert_eq!(hits.total, 0, "no segment was searched");
+    let req = Request {
+        q: "late".into(),
+        ..Request::default()
+    };
+    let hits = index.search(&req).unwrap();
+    assert!(!hits.partial);
+    assert_eq!(hits.total, 1);
+}

@@ -2,6 +2,7 @@
 //! queried through the API, the page and the `baton search` command.
 
 mod cli;
+mod page;
 mod rebuild;
 
 use crate::util::{self, Daemon, TestEnv};

@@ -27,6 +27,8 @@ struct SearchPage {
     hits: Hits,
     lines: Vec<Line>,
     error: Option<String>,
+    /// The index is being built: hits may be missing.
+    indexing: bool,
     offset: usize,
     prev: Option<String>,
     next: Option<String>,
@@ -51,6 +53,7 @@ pub async fn page(
     let mut request = query.request();
     request.limit = PAGE;
     let actor = s.actor.clone();
+    let indexing = app.search_state().is_some_and(|(_, building)| building);
     let answer = tokio::task::spawn_blocking(move || app.search(request, &actor)).await;
     let (hits, error) = match answer {
         Ok(Ok(hits)) => (hits, None),
@@ -111,6 +114,7 @@ pub async fn page(
         hits,
         lines,
         error,
+        indexing,
         offset,
         prev,
         next,
