@@ -50,7 +50,7 @@ pub(super) fn spawn(search: Search, feed: Feed) -> std::io::Result<std::thread::
     std::thread::Builder::new()
         .name("baton-indexer".into())
         .spawn(move || {
-            let Some(writer) = open_writer(&search, &feed.shutdown) else {
+            let Some(writer) = super::writing::open_writer(&search, &feed.shutdown) else {
                 return;
             };
             let mut indexer = Indexer::new(search, writer);
@@ -60,32 +60,6 @@ pub(super) fn spawn(search: Search, feed: Feed) -> std::io::Result<std::thread::
             }
             indexer.stop_writer();
         })
-}
-
-/// Takes the writer lock, waiting while another process (`baton reindex`) holds it.
-fn open_writer(
-    search: &Search,
-    shutdown: &CancellationToken,
-) -> Option<(Writer, std::thread::JoinHandle<()>)> {
-    let (budget, every) = search.writer_settings();
-    let mut warned = false;
-    while !shutdown.is_cancelled() {
-        match Writer::spawn(search.index(), budget, every) {
-            Ok(w) => return Some(w),
-            Err(crate::index::IndexError::Busy(dir)) => {
-                if !warned {
-                    tracing::warn!(dir = %dir.display(), "another process writes the search index; waiting for it to finish");
-                    warned = true;
-                }
-                std::thread::sleep(Duration::from_secs(1));
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot write the search index; search answers from it as it is");
-                return None;
-            }
-        }
-    }
-    None
 }
 
 /// The indexer's own state: what the index holds, by workspace.
@@ -111,6 +85,12 @@ impl Indexer {
         };
         indexer.remember(&index);
         indexer
+    }
+
+    /// Forgets what the index holds (a new, empty one is being filled).
+    pub(super) fn forget(&mut self) {
+        self.known.clear();
+        self.skipped.clear();
     }
 
     /// Takes what `index` holds as what is indexed.
@@ -353,56 +333,6 @@ impl Indexer {
     fn delete(&self, id: String) {
         self.search.progress.deleted.fetch_add(1, Ordering::Relaxed);
         self.send(Op::Delete(id));
-    }
-}
-
-impl Indexer {
-    fn send(&self, op: Op) {
-        if let Some((writer, _)) = &self.writer {
-            writer.send(op);
-        }
-    }
-
-    /// Commits what was sent and waits until it is searchable.
-    pub(super) fn flush(&self) {
-        if let Some((writer, _)) = &self.writer {
-            writer.flush();
-        }
-    }
-
-    /// Stops the writer thread (it commits what it has), releasing the index's lock.
-    pub(super) fn stop_writer(&mut self) {
-        if let Some((writer, thread)) = self.writer.take() {
-            drop(writer);
-            let _ = thread.join();
-        }
-    }
-
-    /// Starts a writer thread on `index`.
-    pub(super) fn start_writer(
-        &mut self,
-        index: Arc<crate::index::SearchIndex>,
-    ) -> Result<(), crate::index::IndexError> {
-        let (budget, every) = self.search.writer_settings();
-        self.writer = Some(Writer::spawn(index, budget, every)?);
-        Ok(())
-    }
-
-    /// Sends changes to a new writer on `index` from now on; the one in use is returned, still
-    /// running.
-    pub(super) fn writer_for(
-        &mut self,
-        index: Arc<crate::index::SearchIndex>,
-    ) -> Result<Option<(Writer, std::thread::JoinHandle<()>)>, crate::index::IndexError> {
-        let (budget, every) = self.search.writer_settings();
-        let fresh = Writer::spawn(index, budget, every)?;
-        Ok(self.writer.replace(fresh))
-    }
-
-    /// Forgets what the index holds (a new, empty one is being filled).
-    pub(super) fn forget(&mut self) {
-        self.known.clear();
-        self.skipped.clear();
     }
 }
 

@@ -15,6 +15,7 @@ mod rebuild;
 pub mod reindex;
 pub mod sources;
 mod text;
+mod writing;
 
 pub use crate::index::search::SearchError;
 pub use crate::index::{Hits, Request};

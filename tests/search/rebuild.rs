@@ -65,3 +65,43 @@ fn a_truncated_segment_file_makes_the_index_be_rebuilt() {
     wait_for(&daemon, "saturating", 4);
     assert_eq!(search(&daemon, "INC-2291")["total"], 5);
 }
+
+#[test]
+fn a_daemon_waits_while_another_process_writes_the_index_then_takes_over() {
+    let mut env = TestEnv::new();
+    example(&env);
+    let daemon = env.start();
+    wait_for(&daemon, "saturating", 4);
+    daemon.stop();
+    // Another process (as `baton reindex` does) holds the index's writer lock and changes it.
+    let (index, _) = baton::index::SearchIndex::open(&env.root().join("data")).unwrap();
+    let (writer, thread) = baton::index::Writer::spawn(
+        std::sync::Arc::new(index),
+        20_000_000,
+        std::time::Duration::from_millis(50),
+    )
+    .unwrap();
+    let ghost = baton::index::Doc {
+        kind: Some(baton::index::Kind::Artifact),
+        workspace: "example".into(),
+        path: "inbox/ghost.md".into(),
+        fp: "1".into(),
+        body: "phantom".into(),
+        ..Default::default()
+    };
+    writer.send(baton::index::Op::Put(Box::new(ghost)));
+    let daemon = env.start();
+    crate::util::write_atomic(
+        &env.ws("alpha").join("inbox/late.md"),
+        b"nebula while locked",
+    );
+    assert_eq!(search(&daemon, "saturating")["total"], 4, "searches go on");
+    assert!(writer.flush());
+    drop(writer);
+    thread.join().unwrap();
+    // The daemon takes the lock, reads the index as the other process left it, and
+    // reconciles: the new file is found, the document of a file that does not exist goes.
+    wait_for(&daemon, "nebula", 1);
+    wait_for(&daemon, "phantom", 0);
+    assert_eq!(search(&daemon, "saturating")["total"], 4);
+}
