@@ -14,12 +14,14 @@ mod ops;
 mod pages;
 pub mod render;
 mod review;
+mod search;
 pub mod server;
 mod sse;
 mod upload;
 
 pub use auth::Caller;
 pub use error::ApiError;
+pub use search::SearchQuery;
 
 use crate::app::App;
 use axum::handler::Handler;
@@ -120,6 +122,7 @@ fn table() -> Routes {
             locks::set_owner,
         )
         .at(Method::GET, "/api/v1/events", sse::events)
+        .at(Method::GET, "/api/v1/search", search::search)
         .at(Method::GET, "/api/v1/deliveries", deliveries::list)
         .at(
             Method::POST,
