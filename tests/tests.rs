@@ -14,6 +14,7 @@ mod contract;
 mod corpus;
 mod defects;
 mod e2e;
+mod edits;
 mod failures;
 mod http;
 mod lifecycle;

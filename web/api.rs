@@ -2,7 +2,7 @@
 
 use super::{ApiError, Caller};
 use crate::app::{App, CheckpointPage, Decided, DecisionRequest, Detail, StateFilter, Summary};
-use crate::contract::decision::ReviewerOutcome;
+use crate::contract::decision::{Edits, ReviewerOutcome};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -55,6 +55,10 @@ struct DecisionBody {
     handoff_sha256: Option<String>,
     #[serde(default)]
     to_agent: Option<String>,
+    #[serde(default)]
+    instructions: Option<String>,
+    #[serde(default)]
+    remaining: Option<Vec<String>>,
 }
 
 /// Reads a JSON body. The `Content-Type: application/json` header is required, and named when
@@ -101,6 +105,10 @@ pub async fn decide(
         revision: body.revision,
         handoff_sha256: body.handoff_sha256,
         to_agent: body.to_agent,
+        edits: Edits {
+            instructions: body.instructions,
+            remaining: body.remaining,
+        },
     };
     let decided = blocking(move || app.decide(&key, request, &actor)).await??;
     Ok(answer(decided).into_response())

@@ -67,7 +67,8 @@ pub fn document() -> Value {
                         "approvals_needed": { "type": "integer" } } },
                 "Approval": { "type": "object", "required": ["by", "at"], "properties": {
                     "by": { "type": "string" }, "at": { "type": "string", "format": "date-time" },
-                    "role": { "type": "string", "description": "the sign_off role it signed" }, "comment": { "type": "string" } } },
+                    "role": { "type": "string", "description": "the sign_off role it signed" }, "comment": { "type": "string" },
+                    "instructions": { "type": "string" }, "remaining": { "type": "array", "items": { "type": "string" } } } },
                 "Progress": { "type": "object",
                     "required": ["sign_offs", "missing_roles", "approvals", "approvals_needed", "approvals_missing"],
                     "properties": { "state": { "const": "pending" }, "sign_offs": { "type": "array" },
@@ -79,7 +80,10 @@ pub fn document() -> Value {
                     "outcome": { "enum": ["approved", "rejected", "changes_requested", "reassigned"] }, "comment": { "type": "string" },
                     "revision": { "type": "integer", "description": "the revision the reviewer read (409 if another is in place)" },
                     "handoff_sha256": { "type": "string" },
-                    "to_agent": { "type": "string", "maxLength": 128, "description": "for reassigned (and only for it): who continues" } },
+                    "to_agent": { "type": "string", "maxLength": 128, "description": "for reassigned (and only for it): who continues" },
+                    "instructions": { "type": "string", "maxLength": 65536, "description": "with approved or changes_requested: what the agent should do, written to decision.json" },
+                    "remaining": { "type": "array", "maxItems": 1000, "items": { "type": "string", "maxLength": 65536 },
+                        "description": "with approved or changes_requested: the handoff's remaining list as the reviewer edited it ([] = nothing remains)" } },
                     "if": { "properties": { "outcome": { "const": "reassigned" } } }, "then": { "required": ["to_agent"] } },
                 "Claim": { "type": "object", "required": ["key"], "properties": {
                     "key": { "type": "string" }, "claimed_by": { "type": "string", "description": "absent: nobody holds it" },
