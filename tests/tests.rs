@@ -27,3 +27,4 @@ mod review;
 mod signoff;
 mod syncs;
 mod trust;
+mod yaml;

@@ -58,6 +58,8 @@ pub enum DecideError {
 }
 
 /// What a reviewer's decision did.
+// Returned once per decision and never stored in bulk: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Decided {
     /// The handoff is closed with this decision.

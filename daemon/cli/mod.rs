@@ -66,7 +66,8 @@ pub enum Command {
         /// The file to check; a path with a checkpoints/ folder in it is a checkpoint
         file: PathBuf,
         /// What the file is [default: by its name (handoff.json, decision.json), a checkpoint
-        /// under checkpoints/, else by its version field, else a handoff]
+        /// under checkpoints/, else by its version field, else a handoff; a .yaml/.yml file is
+        /// a handoff in YAML]
         #[arg(long, value_enum)]
         kind: Option<DocKind>,
     },
@@ -75,7 +76,8 @@ pub enum Command {
     Submit {
         /// The workspace folder (has .baton/)
         dir: PathBuf,
-        /// The handoff to submit
+        /// The handoff to submit (JSON, or YAML when named .yaml/.yml: written as
+        /// DIR/handoff.yaml or DIR/handoff.yml)
         file: PathBuf,
     },
     /// Block until the handoff in DIR is decided; print decision.json; exit by outcome.

@@ -5,7 +5,7 @@
 
 use super::agent::{limits, note_not_acted_on, print_problems, read, warn_if_unserved};
 use baton::config::Config;
-use baton::contract::validate::{self, valid_id, Rejected};
+use baton::contract::validate::{self, valid_id, Format, Rejected};
 use baton::contract::{Decision, Problem};
 use baton::workspace::{self, Workspace};
 use serde_json::Value;
@@ -20,8 +20,9 @@ pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     warn_if_unserved(&ws);
     let limits = limits();
     let bytes = read(file, &limits)?;
+    let format = Format::of(file);
     let mut route_problems = Vec::new();
-    let (mut problems, value, key, digest) = match validate::handoff(&bytes, &limits) {
+    let (mut problems, value, key, digest) = match validate::handoff_as(format, &bytes, &limits) {
         Ok(accepted) => {
             note_not_acted_on(&accepted.doc);
             let key = validate::handoff_key(&ws.name, &accepted);
@@ -46,21 +47,43 @@ pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
         found.extend(key_problem(&ws, value, &key, &digest));
     }
     if !found.is_empty() {
-        let text = std::str::from_utf8(&bytes).unwrap_or_default();
-        problems.extend(validate::finish(text, found, 0));
+        problems.extend(validate::finish_as(format, &bytes, &limits, found));
         // Positioned problems in file order; unpositioned ones (a "more not listed" line) last.
         problems.sort_by_key(|p| (p.line.is_none(), p.line, p.column));
     }
     if !problems.is_empty() {
         return Ok(print_problems(&problems));
     }
-    workspace::write_atomic(
-        &ws.handoff_path(),
-        &bytes,
-        workspace::fsync::Kind::Workspace,
-    )?;
-    println!("submitted {key} as {}", ws.handoff_path().display());
+    // Written under the name of its format; the newest handoff file is the one that counts.
+    let target = ws.root.join(target_name(file, format));
+    workspace::write_atomic(&target, &bytes, workspace::fsync::Kind::Workspace)?;
+    println!("submitted {key} as {}", target.display());
+    let now = ws.handoff_file();
+    if now.path != target {
+        eprintln!(
+            "baton: warning: {} is newer and still counts; remove it or submit again",
+            now.path.display()
+        );
+    }
+    for other in now.shadowed.iter().filter(|p| **p != target) {
+        eprintln!(
+            "baton: note: {} is older and no longer counts; remove it to avoid confusion",
+            other.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `handoff.json`, or `handoff.yaml` / `handoff.yml` as the file given is named.
+fn target_name(file: &Path, format: Format) -> &'static str {
+    let yml = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yml"));
+    match (format, yml) {
+        (Format::Json, _) => workspace::HANDOFF_FILE,
+        (Format::Yaml, false) => "handoff.yaml",
+        (Format::Yaml, true) => "handoff.yml",
+    }
 }
 
 /// The daemon's key rules: an `id` already decided with other content (read from the

@@ -11,6 +11,7 @@ pub mod problem;
 pub mod schema;
 mod shapes;
 pub mod validate;
+pub mod yaml;
 
 pub use checkpoint::Checkpoint;
 pub use decision::{Decision, Outcome, SignOff};

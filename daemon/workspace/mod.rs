@@ -8,6 +8,7 @@ mod confined;
 mod files;
 mod fsinfo;
 pub mod fsync;
+mod handoff_file;
 mod paths;
 
 pub use artifacts::{artifact_problems, artifact_problems_with};
@@ -15,6 +16,7 @@ pub use browse::Entry;
 pub use confined::{ForeignFile, Identity};
 pub use files::{create_dirs, read_limited, write_atomic, ReadError};
 pub use fsinfo::is_network_fs;
+pub use handoff_file::{handoff_file, HandoffFile, HANDOFF_FILES};
 pub use paths::{resolve, PathError};
 
 use std::io;
