@@ -15,6 +15,7 @@ mod corpus;
 mod defects;
 mod e2e;
 mod edits;
+mod export;
 mod failures;
 mod http;
 mod lifecycle;

@@ -13,6 +13,7 @@ mod checkpoints;
 mod claim;
 mod decide;
 mod edits;
+pub mod export;
 mod ingest;
 mod invalid;
 mod listing;

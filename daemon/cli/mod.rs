@@ -2,6 +2,7 @@
 
 mod admin;
 mod agent;
+mod export;
 mod serve;
 mod submit;
 
@@ -89,10 +90,23 @@ pub enum Command {
         #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,
     },
-    /// Print the JSON Schema of a contract document.
+    /// Print the JSON Schema of a contract document, or of the lines of `baton export`.
     Schema {
         #[arg(value_enum)]
-        kind: DocKind,
+        kind: SchemaKind,
+    },
+    /// Write every decided handoff as one JSON line to standard output (for fine-tuning and
+    /// offline evaluation); read from data_dir, so it runs with or without a daemon.
+    Export {
+        /// Only decisions made since TIME: RFC 3339 (2026-11-01T00:00:00Z), a date
+        /// (2026-11-01, UTC), or an age (30m, 24h, 7d)
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only workspaces whose name matches GLOB (e.g. builds-*)
+        #[arg(long, value_name = "GLOB")]
+        workspace: Option<String>,
+        #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
+        config: Option<PathBuf>,
     },
     /// Audit log tools.
     Audit {
@@ -109,6 +123,16 @@ pub enum DocKind {
     Handoff,
     Checkpoint,
     Decision,
+}
+
+/// What `baton schema` prints the JSON Schema of.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SchemaKind {
+    Handoff,
+    Checkpoint,
+    Decision,
+    /// One line of `baton export`
+    Export,
 }
 
 impl From<DocKind> for baton::contract::schema::Kind {
@@ -194,7 +218,12 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Validate { file, kind } => agent::validate(&file, kind.map(Into::into)),
         Command::Submit { dir, file } => submit::submit(&dir, &file),
         Command::Wait { dir, timeout } => agent::wait(&dir, timeout),
-        Command::Schema { kind } => admin::schema(kind.into()),
+        Command::Schema { kind } => admin::schema(kind),
+        Command::Export {
+            since,
+            workspace,
+            config,
+        } => export::export(since.as_deref(), workspace.as_deref(), config.as_deref()),
         Command::Audit {
             command: AuditCommand::Verify { dir, config },
         } => admin::audit_verify(&dir, config.as_deref()),

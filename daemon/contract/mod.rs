@@ -4,6 +4,7 @@
 
 pub mod checkpoint;
 pub mod decision;
+pub mod export;
 pub mod handoff;
 pub mod json;
 pub mod nulls;
