@@ -2,6 +2,7 @@
 
 mod util;
 
+mod a2a;
 mod anchors;
 mod artifacts;
 mod audit;

@@ -2,6 +2,7 @@
 //! limits, validation with pointed errors, and the JSON Schemas generated from the types.
 //! Pure: no file or network I/O here.
 
+pub mod a2a;
 pub mod checkpoint;
 pub mod decision;
 pub mod export;
