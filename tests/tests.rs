@@ -3,6 +3,7 @@
 mod util;
 
 mod a2a;
+mod agent_docs;
 mod anchors;
 mod artifacts;
 mod audit;
@@ -20,6 +21,7 @@ mod export;
 mod failures;
 mod http;
 mod lifecycle;
+mod mcp;
 mod notify;
 mod operator;
 mod pages;

@@ -6,7 +6,7 @@ use super::load::read_store;
 use super::records::{old_decision_file, rev_file, Committed, DECISION, META};
 use crate::config::Config;
 use crate::contract::export::{ExportRecord, ExportRevision, EXPORT_VERSION};
-use crate::contract::{validate, Decision};
+use crate::contract::{validate, Decision, Limits};
 use crate::store::Store;
 use crate::workspace::{self, Workspace};
 use serde_json::Value;
@@ -45,7 +45,7 @@ pub fn export(
         if !store.exists() {
             continue;
         }
-        let checkpoints = checkpoints(ws, config);
+        let checkpoints = checkpoints(ws, &config.limits);
         for dir in store.record_dirs()? {
             match record(&store, ws, &dir, &checkpoints) {
                 Some(r)
@@ -140,16 +140,25 @@ fn record(
     })
 }
 
+/// The valid checkpoints of task `task_id` in a workspace, by step (for `get_handoff`).
+pub fn task_checkpoints(ws: &Workspace, limits: &Limits, task_id: &str) -> Vec<Value> {
+    let all = checkpoints(ws, limits);
+    all.into_iter()
+        .filter(|c| c.0 == task_id)
+        .map(|c| c.2)
+        .collect()
+}
+
 /// The valid checkpoints of a workspace as `(task_id, step, checkpoint)`, by step: read
 /// confined, under the daemon's limits, invalid ones left out.
-fn checkpoints(ws: &Workspace, config: &Config) -> Vec<(String, u64, Value)> {
+fn checkpoints(ws: &Workspace, limits: &Limits) -> Vec<(String, u64, Value)> {
     let dir = ws.checkpoints_dir();
     let mut list: Vec<_> = ws
         .list_json_in(&dir)
         .into_iter()
         .filter_map(|name| {
-            let bytes = ws.read(&dir.join(&name), config.limits.max_bytes).ok()??;
-            let accepted = validate::checkpoint(&bytes, &config.limits).ok()?;
+            let bytes = ws.read(&dir.join(&name), limits.max_bytes).ok()??;
+            let accepted = validate::checkpoint(&bytes, limits).ok()?;
             Some((
                 accepted.doc.task_id.clone(),
                 accepted.doc.step,

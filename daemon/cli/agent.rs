@@ -155,22 +155,7 @@ pub fn wait(dir: &Path, timeout: Option<f64>) -> anyhow::Result<ExitCode> {
     warn_if_unserved(&ws);
     let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
     loop {
-        let handoff = ws.handoff_file();
-        if std::fs::symlink_metadata(&handoff.path).is_err() {
-            anyhow::bail!(
-                "no handoff.json (or handoff.yaml) in {}: submit one first",
-                ws.root.display()
-            );
-        }
-        let digests = digests_of(&handoff.path, handoff.format)?;
-        let decision = std::fs::read(ws.decision_path())
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Decision>(&b).ok());
-        if let Some(d) = decision.filter(|d| {
-            d.handoff_sha256
-                .as_ref()
-                .is_some_and(|s| digests.contains(s))
-        }) {
+        if let Some(d) = answer_in_place(&ws)? {
             println!("{}", serde_json::to_string_pretty(&d)?);
             return Ok(ExitCode::from(d.outcome.exit_code()));
         }
@@ -183,6 +168,29 @@ pub fn wait(dir: &Path, timeout: Option<f64>) -> anyhow::Result<ExitCode> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The decision.json in `ws` if it answers the handoff file in place (`baton wait`, the MCP
+/// tool `wait_for_decision`); an error when there is no handoff file to wait on.
+pub(super) fn answer_in_place(ws: &Workspace) -> anyhow::Result<Option<Decision>> {
+    let handoff = ws.handoff_file();
+    if std::fs::symlink_metadata(&handoff.path).is_err() {
+        anyhow::bail!(
+            "no handoff.json (or handoff.yaml) in {}: submit one first",
+            ws.root.display()
+        );
+    }
+    let digests = digests_of(&handoff.path, handoff.format)?;
+    let decision = ws
+        .read(&ws.decision_path(), 1024 * 1024)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice::<Decision>(&b).ok());
+    Ok(decision.filter(|d| {
+        d.handoff_sha256
+            .as_ref()
+            .is_some_and(|s| digests.contains(s))
+    }))
 }
 
 /// Warns on standard error when no running daemon serves `ws` (its heartbeat is missing or

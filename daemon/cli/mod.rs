@@ -3,8 +3,11 @@
 mod admin;
 mod agent;
 mod export;
+mod mcp;
+mod mcp_view;
 mod serve;
 mod submit;
+mod tools_io;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
@@ -94,6 +97,12 @@ pub enum Command {
     Schema {
         #[arg(value_enum)]
         kind: SchemaKind,
+    },
+    /// Speak the Model Context Protocol over stdio: submit_handoff, write_checkpoint,
+    /// wait_for_decision and get_handoff as tools on the configuration's workspaces.
+    Mcp {
+        #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
+        config: Option<PathBuf>,
     },
     /// Write every decided handoff as one JSON line to standard output (for fine-tuning and
     /// offline evaluation); read from data_dir, so it runs with or without a daemon.
@@ -219,6 +228,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Submit { dir, file } => submit::submit(&dir, &file),
         Command::Wait { dir, timeout } => agent::wait(&dir, timeout),
         Command::Schema { kind } => admin::schema(kind),
+        Command::Mcp { config } => mcp::mcp(config.as_deref()),
         Command::Export {
             since,
             workspace,
