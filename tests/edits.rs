@@ -123,6 +123,15 @@ fn the_page_form_sends_instructions_and_only_a_changed_list() {
         &bytes(&with_remaining("pg-1", &["a <b>", "c", "d"])),
     );
     d.wait_until("revised", || d.handoffs("pending").len() == 1);
+    // The history shows what revision 1 was asked to do.
+    let page = web.get("/handoffs/pg-1", Some(&rita));
+    let earlier = page
+        .body
+        .split("Earlier answers")
+        .nth(1)
+        .expect("an earlier answer");
+    assert!(earlier.contains("revision 1") && earlier.contains("changes_requested"));
+    assert!(earlier.contains("&#60;script&#62;alert(1)&#60;/script&#62; split the patch"));
     let fields = [
         ("csrf", rita.csrf.as_str()),
         ("outcome", "approved"),

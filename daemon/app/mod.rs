@@ -4,6 +4,7 @@
 //! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
 
 mod alerts;
+mod answers;
 mod artifact_preview;
 mod artifact_raw;
 mod artifact_view;

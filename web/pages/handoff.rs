@@ -27,6 +27,8 @@ struct HandoffPage {
     notice: Option<String>,
     draft: Draft,
     next: Option<String>,
+    /// What earlier revisions were answered (after `changes_requested`), oldest first.
+    earlier: Vec<(u32, crate::contract::Decision)>,
 }
 
 /// A handoff.json that was refused: what is wrong, where, so the agent's author can fix it.
@@ -105,10 +107,11 @@ async fn build(
             .timeline(&key, &actor)
             .map(|t| t.svg())
             .unwrap_or_default();
-        Some(Ok((h, s, next)))
+        let earlier = app.earlier_answers(&key, &actor);
+        Some(Ok((h, s, next, earlier)))
     })
     .await;
-    let (h, sections, next) = match built {
+    let (h, sections, next, earlier) = match built {
         Ok(Some(Ok(page))) => page,
         Ok(Some(Err(invalid))) => return render(&InvalidPage::new(chrome, invalid)),
         _ => return not_found(""),
@@ -126,6 +129,7 @@ async fn build(
         notice,
         draft,
         next,
+        earlier,
     };
     (status, render(&page)).into_response()
 }
