@@ -110,6 +110,10 @@ fn the_python_sdk_submits_over_mcp_and_waits_for_a_decision_made_through_the_api
     );
     let submitted = &next(&lines, "submitted")["result"]["structuredContent"];
     assert_eq!(submitted["key"], "mcp-1");
+    assert!(
+        submitted.get("warning").is_none(),
+        "a daemon serves it: {submitted}"
+    );
     d.wait_until("the daemon received it", || {
         d.handoffs("pending").len() == 1
     });
@@ -139,6 +143,7 @@ fn the_python_sdk_submits_over_mcp_and_waits_for_a_decision_made_through_the_api
 #[test]
 fn malformed_messages_get_json_rpc_errors_and_the_session_goes_on() {
     let env = TestEnv::with_config("[limits]\nmax_file_bytes = 1000\n");
+    env.init("beta");
     let mut server = Command::new(BIN)
         .args(["mcp", "--config", env.config_path().to_str().unwrap()])
         .env("BATON_LOG", "error")
@@ -163,11 +168,13 @@ fn malformed_messages_get_json_rpc_errors_and_the_session_goes_on() {
         json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
         json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "nope", "arguments": {}}}).to_string(),
         big_handoff.to_string(),
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "submit_handoff",
+            "arguments": {"workspace": "beta", "handoff": {"handoff_version": "1", "task_id": "t", "from_agent": "a"}}}}).to_string(),
     ] {
         writeln!(input, "{line}").unwrap();
     }
     let mut answers = Vec::new();
-    while answers.len() < 5 {
+    while answers.len() < 6 {
         answers.push(
             lines
                 .recv_timeout(PATIENCE)
@@ -199,6 +206,12 @@ fn malformed_messages_get_json_rpc_errors_and_the_session_goes_on() {
         "{big}"
     );
     assert!(!env.ws("alpha").join("handoff.json").exists());
+    let served = &by_id(json!(4))["result"]["structuredContent"];
+    assert_eq!(served["submitted"], true, "{served}");
+    assert!(served["warning"]
+        .as_str()
+        .unwrap()
+        .starts_with("no running daemon serves this workspace"));
     assert!(
         server.wait().unwrap().success(),
         "end of input ends the session cleanly"

@@ -131,10 +131,12 @@ impl Baton {
             .iter()
             .map(|p| p.display().to_string())
             .collect();
-        CallToolResult::structured(json!({
+        let mut answer = json!({
             "submitted": true, "key": key, "path": path, "ignored_older_files": shadowed,
             "next": "call wait_for_decision with this workspace",
-        }))
+        });
+        unserved(&ws, &mut answer);
+        CallToolResult::structured(answer)
     }
 
     /// Validates a checkpoint and writes it atomically under the workspace's checkpoints/.
@@ -197,9 +199,9 @@ impl Baton {
                 Err(e) => return failed(e.to_string()),
             }
             if Instant::now() >= deadline {
-                return CallToolResult::structured(
-                    json!({ "state": "pending", "timed_out": true }),
-                );
+                let mut answer = json!({ "state": "pending", "timed_out": true });
+                unserved(&ws, &mut answer);
+                return CallToolResult::structured(answer);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -316,6 +318,16 @@ fn invalid(problems: &[Problem]) -> CallToolResult {
     CallToolResult::structured_error(
         json!({ "valid": false, "problems": problems, "lines": lines }),
     )
+}
+
+/// Adds a `warning` when no running daemon serves the workspace (as `baton submit` and `baton
+/// wait` warn): nobody will answer until one does.
+fn unserved(ws: &Workspace, answer: &mut Value) {
+    if let Err(why) = baton::heartbeat::check(ws) {
+        answer["warning"] = json!(format!(
+            "no running daemon serves this workspace ({why}); the handoff is answered once one runs"
+        ));
+    }
 }
 
 fn pointer_or_document(pointer: &str) -> &str {
