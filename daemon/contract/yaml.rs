@@ -3,42 +3,66 @@
 //! keys, keys that are scalars, the core schema's plain scalars (null, booleans, numbers),
 //! size before parsing, nesting depth and string length while parsing, and aliases priced at
 //! what they expand to (a "billion laughs" file is refused after at most `max_bytes` of
-//! expansion). Every node's position is kept by JSON pointer, so problems found later (schema,
-//! semantics) point at the YAML line:column.
+//! expansion, anchored copies included). Every node's position is kept in a tree shaped like
+//! the document, so problems found later (schema, semantics) point at the YAML line:column.
 
 use super::json::{self, Limits};
 use super::problem::{pointer_segments, push_pointer, Problem};
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Span};
 use serde_json::{Map, Number, Value};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-/// Where each node of a YAML document starts (1-based line and column), by JSON pointer.
+/// Where each node of a YAML document starts (1-based line and column), as a tree shaped like
+/// the document: a pointer is looked up segment by segment, so no node stores its pointer
+/// (a deep document with long keys would otherwise cost its depth in key bytes per node).
 #[derive(Debug, Default, Clone)]
 pub struct Places {
-    at: HashMap<String, (usize, usize)>,
-    /// Plain scalars the core schema read as something other than a string (`1.0`, `yes`...).
-    unquoted: HashSet<String>,
+    root: Option<Node>,
+}
+
+#[derive(Debug, Clone)]
+struct Node {
+    at: (usize, usize),
+    /// A plain scalar the core schema read as something other than a string (`1.0`, `true`).
+    unquoted: bool,
+    kids: Kids,
+}
+
+#[derive(Debug, Clone)]
+enum Kids {
+    None,
+    Seq(Vec<Node>),
+    Map(HashMap<String, Node>),
 }
 
 impl Places {
+    /// The deepest node on the way to `pointer`, and whether it is the node itself.
+    fn walk(&self, pointer: &str) -> Option<(&Node, bool)> {
+        let mut node = self.root.as_ref()?;
+        for segment in pointer_segments(pointer) {
+            let next = match &node.kids {
+                Kids::Seq(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
+                Kids::Map(map) => map.get(&segment),
+                Kids::None => None,
+            };
+            match next {
+                Some(n) => node = n,
+                None => return Some((node, false)),
+            }
+        }
+        Some((node, true))
+    }
+
     /// Where the node at `pointer` starts, or its nearest ancestor that exists.
     pub fn locate(&self, pointer: &str) -> Option<(usize, usize)> {
-        let mut segments = pointer_segments(pointer);
-        loop {
-            let p = segments
-                .iter()
-                .fold(String::new(), |p, s| push_pointer(&p, s));
-            if let Some(place) = self.at.get(&p) {
-                return Some(*place);
-            }
-            segments.pop()?;
-        }
+        self.walk(pointer).map(|(n, _)| n.at)
     }
 
     /// A hint for a problem at `pointer` that wants a string where YAML read a plain scalar
     /// as a number, boolean or null.
     pub fn hint(&self, pointer: &str, message: &str) -> Option<&'static str> {
-        (self.unquoted.contains(pointer) && message.contains("string"))
+        let unquoted = matches!(self.walk(pointer), Some((n, true)) if n.unquoted);
+        (unquoted && message.contains("string"))
             .then_some("; YAML read the unquoted value as a number, boolean or null: quote it (\"1.0\") to make it a string")
     }
 }
@@ -54,12 +78,14 @@ struct Anchored {
 enum Frame {
     Seq {
         items: Vec<Value>,
-        pointer: String,
+        places: Vec<Node>,
+        at: (usize, usize),
         anchor: usize,
     },
     Map {
         map: Map<String, Value>,
-        pointer: String,
+        places: HashMap<String, Node>,
+        at: (usize, usize),
         anchor: usize,
         key: Option<String>,
         seen: HashMap<String, (usize, usize)>,
@@ -70,10 +96,10 @@ struct Reader<'l> {
     limits: &'l Limits,
     stack: Vec<Frame>,
     anchors: HashMap<usize, Anchored>,
-    places: Places,
+    /// Bytes that anchors and aliases copied: bounded by `max_bytes`.
     expanded: usize,
     documents: usize,
-    root: Option<Value>,
+    root: Option<(Value, Node)>,
 }
 
 /// Parses `bytes` as one YAML document, or says what is wrong and where.
@@ -94,7 +120,6 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<(Value, Places), Problem> 
         limits,
         stack: Vec::new(),
         anchors: HashMap::new(),
-        places: Places::default(),
         expanded: 0,
         documents: 0,
         root: None,
@@ -107,7 +132,7 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<(Value, Places), Problem> 
         reader.event(event, span)?;
     }
     match reader.root {
-        Some(root) => Ok((root, reader.places)),
+        Some((root, node)) => Ok((root, Places { root: Some(node) })),
         None => Err(Problem::new("", "file is empty; write one YAML mapping").at(1, 1)),
     }
 }
@@ -118,6 +143,14 @@ fn place(m: &Marker) -> (usize, usize) {
 
 fn refuse(at: (usize, usize), pointer: &str, message: impl Into<String>) -> Problem {
     Problem::new(pointer, message).at(at.0, at.1)
+}
+
+fn leaf(at: (usize, usize), unquoted: bool) -> Node {
+    Node {
+        at,
+        unquoted,
+        kids: Kids::None,
+    }
 }
 
 const TAGS: &str =
@@ -139,22 +172,24 @@ impl Reader<'_> {
             }
             Event::Scalar(_, _, _, Some(_))
             | Event::SequenceStart(_, Some(_))
-            | Event::MappingStart(_, Some(_)) => return Err(refuse(at, &self.child()?, TAGS)),
+            | Event::MappingStart(_, Some(_)) => return Err(refuse(at, &self.pointer(), TAGS)),
             Event::Scalar(text, style, anchor, None) => self.scalar(&text, style, anchor, at)?,
             Event::Alias(id) => self.alias(id, at)?,
             Event::SequenceStart(anchor, None) => {
-                let pointer = self.open(at)?;
+                self.open(at)?;
                 self.stack.push(Frame::Seq {
                     items: Vec::new(),
-                    pointer,
+                    places: Vec::new(),
+                    at,
                     anchor,
                 });
             }
             Event::MappingStart(anchor, None) => {
-                let pointer = self.open(at)?;
+                self.open(at)?;
                 self.stack.push(Frame::Map {
                     map: Map::new(),
-                    pointer,
+                    places: HashMap::new(),
+                    at,
                     anchor,
                     key: None,
                     seen: HashMap::new(),
@@ -166,42 +201,37 @@ impl Reader<'_> {
         Ok(())
     }
 
-    /// The pointer of the next node, when it is a value (a mapping key is not a node).
-    fn child(&self) -> Result<String, Problem> {
-        Ok(match self.stack.last() {
-            None => String::new(),
-            Some(Frame::Seq { items, pointer, .. }) => {
-                push_pointer(pointer, &items.len().to_string())
+    /// The pointer of the next node (of the mapping itself while a key is awaited). Made only
+    /// for a problem: never per node.
+    fn pointer(&self) -> String {
+        let mut pointer = String::new();
+        for frame in &self.stack {
+            match frame {
+                Frame::Seq { items, .. } => {
+                    pointer = push_pointer(&pointer, &items.len().to_string())
+                }
+                Frame::Map { key: Some(k), .. } => pointer = push_pointer(&pointer, k),
+                Frame::Map { key: None, .. } => break,
             }
-            Some(Frame::Map {
-                key: Some(k),
-                pointer,
-                ..
-            }) => push_pointer(pointer, k),
-            Some(Frame::Map { pointer, .. }) => pointer.clone(),
-        })
+        }
+        pointer
     }
 
     fn expects_key(&self) -> bool {
         matches!(self.stack.last(), Some(Frame::Map { key: None, .. }))
     }
 
-    /// A sequence or mapping starts: checks its place and depth, returns its pointer.
-    fn open(&mut self, at: (usize, usize)) -> Result<String, Problem> {
-        let pointer = self.child()?;
+    /// A sequence or mapping starts: checks its place and depth.
+    fn open(&mut self, at: (usize, usize)) -> Result<(), Problem> {
         if self.expects_key() {
-            return Err(refuse(
-                at,
-                &pointer,
-                "a mapping key must be a plain string, not a list or mapping",
-            ));
+            let message = "a mapping key must be a plain string, not a list or mapping";
+            return Err(refuse(at, &self.pointer(), message));
         }
         if self.stack.len() + 1 > self.limits.max_depth {
             let message = format!("nesting is deeper than {} levels", self.limits.max_depth);
-            return Err(refuse(at, &pointer, message));
+            return Err(refuse(at, &self.pointer(), message));
         }
-        self.places.at.insert(pointer.clone(), at);
-        Ok(pointer)
+        Ok(())
     }
 
     fn scalar(
@@ -211,46 +241,39 @@ impl Reader<'_> {
         anchor: usize,
         at: (usize, usize),
     ) -> Result<(), Problem> {
-        let pointer = self.child()?;
         if text.len() > self.limits.max_string {
             let message = format!(
                 "string is {} bytes, over the limit of {} bytes; move long text into an inbox/ artifact",
                 text.len(),
                 self.limits.max_string
             );
-            return Err(refuse(at, &pointer, message));
+            return Err(refuse(at, &self.pointer(), message));
         }
         if self.expects_key() {
             if anchor != 0 {
-                return Err(refuse(
-                    at,
-                    &pointer,
-                    "anchors on mapping keys are not accepted",
-                ));
+                let message = "anchors on mapping keys are not accepted";
+                return Err(refuse(at, &self.pointer(), message));
             }
             return self.key(text, at);
         }
         let value = match style {
-            ScalarStyle::Plain => plain(text).map_err(|m| refuse(at, &pointer, m))?,
+            ScalarStyle::Plain => plain(text).map_err(|m| refuse(at, &self.pointer(), m))?,
             _ => Value::String(text.to_string()),
         };
-        if style == ScalarStyle::Plain && !value.is_string() {
-            self.places.unquoted.insert(pointer.clone());
-        }
-        self.places.at.insert(pointer, at);
-        self.finish(value, anchor, 0)
+        let unquoted = style == ScalarStyle::Plain && !value.is_string();
+        self.finish(value, leaf(at, unquoted), anchor, 0)
     }
 
     fn key(&mut self, text: &str, at: (usize, usize)) -> Result<(), Problem> {
-        let Some(Frame::Map {
-            key, seen, pointer, ..
-        }) = self.stack.last_mut()
-        else {
+        let Some(Frame::Map { key, seen, .. }) = self.stack.last_mut() else {
             unreachable!("expects_key checked the frame");
         };
         if let Some((line, column)) = seen.get(text) {
-            let message = format!("duplicate key \"{text}\" (first at line {line}:{column}); each key may appear once");
-            return Err(refuse(at, &push_pointer(pointer, text), message));
+            let message = format!(
+                "duplicate key \"{text}\" (first at line {line}:{column}); each key may appear once"
+            );
+            let pointer = push_pointer(&self.pointer(), text);
+            return Err(refuse(at, &pointer, message));
         }
         seen.insert(text.to_string(), at);
         *key = Some(text.to_string());
@@ -258,38 +281,37 @@ impl Reader<'_> {
     }
 
     fn alias(&mut self, id: usize, at: (usize, usize)) -> Result<(), Problem> {
-        let pointer = self.child()?;
         if self.expects_key() {
-            return Err(refuse(
-                at,
-                &pointer,
-                "aliases as mapping keys are not accepted",
-            ));
+            let message = "aliases as mapping keys are not accepted";
+            return Err(refuse(at, &self.pointer(), message));
         }
         let Some(a) = self.anchors.get(&id).cloned() else {
-            return Err(refuse(
-                at,
-                &pointer,
-                "alias to an anchor that is not defined before it",
-            ));
+            let message = "alias to an anchor that is not defined before it";
+            return Err(refuse(at, &self.pointer(), message));
         };
-        self.expanded += a.cost;
-        if self.expanded > self.limits.max_bytes {
-            let message = format!(
-                "aliases (*name) expand to more than {} bytes; write the content out instead",
-                self.limits.max_bytes
-            );
-            return Err(refuse(at, &pointer, message));
-        }
+        self.charge(a.cost, at)?;
         if self.stack.len() + a.depth > self.limits.max_depth {
             let message = format!(
                 "nesting (through this alias) is deeper than {} levels",
                 self.limits.max_depth
             );
-            return Err(refuse(at, &pointer, message));
+            return Err(refuse(at, &self.pointer(), message));
         }
-        self.places.at.insert(pointer, at);
-        self.finish(a.value, 0, a.depth)
+        // Problems inside an alias's copy are placed at the alias.
+        self.finish(a.value, leaf(at, false), 0, a.depth)
+    }
+
+    /// Counts bytes copied for anchors and aliases against the size limit.
+    fn charge(&mut self, cost: usize, at: (usize, usize)) -> Result<(), Problem> {
+        self.expanded += cost;
+        if self.expanded <= self.limits.max_bytes {
+            return Ok(());
+        }
+        let message = format!(
+            "aliases (*name) expand to more than {} bytes; write the content out instead",
+            self.limits.max_bytes
+        );
+        Err(refuse(at, &self.pointer(), message))
     }
 
     fn close(&mut self) -> Result<(), Problem> {
@@ -297,18 +319,41 @@ impl Reader<'_> {
             .stack
             .pop()
             .expect("the parser balances starts and ends");
-        let (value, anchor) = match frame {
-            Frame::Seq { items, anchor, .. } => (Value::Array(items), anchor),
-            Frame::Map { map, anchor, .. } => (Value::Object(map), anchor),
+        let (value, node, anchor) = match frame {
+            Frame::Seq {
+                items,
+                places,
+                at,
+                anchor,
+            } => (
+                Value::Array(items),
+                container(Kids::Seq(places), at),
+                anchor,
+            ),
+            Frame::Map {
+                map,
+                places,
+                at,
+                anchor,
+                ..
+            } => (Value::Object(map), container(Kids::Map(places), at), anchor),
         };
         let depth = depth_of(&value);
-        self.finish(value, anchor, depth)
+        self.finish(value, node, anchor, depth)
     }
 
     /// A node is complete: remembered if anchored, put in its parent (or made the root).
-    fn finish(&mut self, value: Value, anchor: usize, depth: usize) -> Result<(), Problem> {
+    fn finish(
+        &mut self,
+        value: Value,
+        node: Node,
+        anchor: usize,
+        depth: usize,
+    ) -> Result<(), Problem> {
         if anchor != 0 {
+            // The copy kept for aliases is paid for too: many anchors must not multiply memory.
             let cost = cost_of(&value);
+            self.charge(cost, node.at)?;
             let anchored = Anchored {
                 value: value.clone(),
                 cost,
@@ -317,14 +362,28 @@ impl Reader<'_> {
             self.anchors.insert(anchor, anchored);
         }
         match self.stack.last_mut() {
-            None => self.root = Some(value),
-            Some(Frame::Seq { items, .. }) => items.push(value),
-            Some(Frame::Map { map, key, .. }) => {
+            None => self.root = Some((value, node)),
+            Some(Frame::Seq { items, places, .. }) => {
+                items.push(value);
+                places.push(node);
+            }
+            Some(Frame::Map {
+                map, places, key, ..
+            }) => {
                 let k = key.take().expect("a value follows its key");
+                places.insert(k.clone(), node);
                 map.insert(k, value);
             }
         }
         Ok(())
+    }
+}
+
+fn container(kids: Kids, at: (usize, usize)) -> Node {
+    Node {
+        at,
+        unquoted: false,
+        kids,
     }
 }
 

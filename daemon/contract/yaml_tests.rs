@@ -130,3 +130,53 @@ fn plain_scalars_follow_the_core_schema() {
     assert_eq!(value["f"], json!(0.5));
     assert_eq!(value["g"], json!("1.2.3"));
 }
+
+#[test]
+fn deep_long_keys_cost_their_bytes_once_not_per_node() {
+    // 31 nested keys of 1,000 bytes (YAML's longest implicit key), then 25,000 items: a
+    // pointer kept per node would be 25,000 x 31,000 bytes. Positions are a tree instead.
+    let limits = Limits {
+        max_bytes: 2 * 1024 * 1024,
+        ..Limits::default()
+    };
+    let mut text = String::new();
+    for depth in 0..31 {
+        text.push_str(&" ".repeat(depth));
+        text.push_str(&format!("{}{depth}:\n", "k".repeat(1_000)));
+    }
+    for _ in 0..25_000 {
+        text.push_str(&" ".repeat(31));
+        text.push_str("- a\n");
+    }
+    let (value, places) = parse(text.as_bytes(), &limits).unwrap();
+    let mut pointer = String::new();
+    let mut node = &value;
+    for depth in 0..31 {
+        let key = format!("{}{depth}", "k".repeat(1_000));
+        pointer = push_pointer(&pointer, &key);
+        node = &node[&key];
+    }
+    assert_eq!(node.as_array().unwrap().len(), 25_000);
+    assert_eq!(
+        places.locate(&format!("{pointer}/24999")),
+        Some((31 + 25_000, 34))
+    );
+}
+
+#[test]
+fn anchored_copies_count_against_the_budget() {
+    let limits = Limits {
+        max_bytes: 4096,
+        ..Limits::default()
+    };
+    // Each level anchored: the copies kept for aliases would multiply memory by the depth.
+    let mut text = String::new();
+    for depth in 0..20 {
+        text.push_str(&" ".repeat(depth * 2));
+        text.push_str(&format!("k{depth}: &a{depth}\n"));
+    }
+    text.push_str(&" ".repeat(40));
+    text.push_str(&format!("leaf: \"{}\"\n", "x".repeat(300)));
+    let p = parse(text.as_bytes(), &limits).unwrap_err();
+    assert!(p.message.contains("expand to more than 4096 bytes"), "{p}");
+}
