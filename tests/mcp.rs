@@ -144,6 +144,12 @@ fn the_python_sdk_submits_over_mcp_and_waits_for_a_decision_made_through_the_api
 fn malformed_messages_get_json_rpc_errors_and_the_session_goes_on() {
     let env = TestEnv::with_config("[limits]\nmax_file_bytes = 1000\n");
     env.init("beta");
+    // A hostile agent swapped gamma's checkpoints/ for a link out of the workspace.
+    let gamma = env.init("gamma");
+    let outside = env.root().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let _ = std::fs::remove_dir_all(gamma.join("checkpoints"));
+    std::os::unix::fs::symlink(&outside, gamma.join("checkpoints")).unwrap();
     let mut server = Command::new(BIN)
         .args(["mcp", "--config", env.config_path().to_str().unwrap()])
         .env("BATON_LOG", "error")
@@ -170,11 +176,13 @@ fn malformed_messages_get_json_rpc_errors_and_the_session_goes_on() {
         big_handoff.to_string(),
         json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "submit_handoff",
             "arguments": {"workspace": "beta", "handoff": {"handoff_version": "1", "task_id": "t", "from_agent": "a"}}}}).to_string(),
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "write_checkpoint",
+            "arguments": {"workspace": "gamma", "checkpoint": {"checkpoint_version": "1", "task_id": "t", "step": 1}}}}).to_string(),
     ] {
         writeln!(input, "{line}").unwrap();
     }
     let mut answers = Vec::new();
-    while answers.len() < 6 {
+    while answers.len() < 7 {
         answers.push(
             lines
                 .recv_timeout(PATIENCE)

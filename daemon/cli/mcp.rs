@@ -119,7 +119,7 @@ impl Baton {
             return CallToolResult::structured(json!({ "valid": true, "key": key }));
         }
         let path = ws.root.join(workspace::HANDOFF_FILE);
-        if let Err(e) = workspace::write_atomic(&path, &bytes, workspace::fsync::Kind::Workspace) {
+        if let Err(e) = ws.write(&path, &bytes) {
             return failed(format!(
                 "cannot write {}: {e}; nothing was submitted",
                 path.display()
@@ -161,12 +161,8 @@ impl Baton {
             Ok(name) => name,
             Err(e) => return e,
         };
-        let dir = ws.checkpoints_dir();
-        let written =
-            workspace::create_dirs(&dir, workspace::fsync::Kind::Workspace).and_then(|()| {
-                workspace::write_atomic(&dir.join(&name), &bytes, workspace::fsync::Kind::Workspace)
-            });
-        match written {
+        // Confined: a checkpoints/ swapped for a symlink is refused, never followed.
+        match ws.write(&ws.checkpoints_dir().join(&name), &bytes) {
             Ok(()) => {
                 CallToolResult::structured(json!({ "written": format!("checkpoints/{name}") }))
             }
