@@ -41,6 +41,17 @@ pub async fn get(
     detail.map(Json).ok_or(missing)
 }
 
+/// `GET /api/v1/handoffs/{key}/a2a`: the handoff as an A2A task (README, "A2A").
+pub async fn a2a(
+    State(app): State<App>,
+    Caller(actor): Caller,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let missing = ApiError::NotFound(format!("no handoff with key \"{key}\""));
+    let task = blocking(move || app.a2a_task(&key, &actor)).await?;
+    task.map(Json).ok_or(missing)
+}
+
 /// The body of `POST .../decision`, as a reviewer may write it: only their four outcomes, so
 /// an unknown one is answered with exactly those.
 #[derive(Deserialize)]

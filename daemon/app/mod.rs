@@ -3,6 +3,7 @@
 //! the workspace's audit log, broadcast to subscribers (SSE), counted in the metrics. The core
 //! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
 
+mod a2a;
 mod alerts;
 mod answers;
 mod artifact_preview;
