@@ -160,7 +160,14 @@ fn with_both_files_the_newer_counts() {
         &util::bytes(&util::handoff("json-1")),
     );
     d.wait_until("json received", || d.handoffs("pending").len() == 1);
-    std::thread::sleep(std::time::Duration::from_millis(20));
+    // The JSON is an hour old (whatever the file system's time granularity), the YAML new.
+    let hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    let json = std::fs::File::options()
+        .write(true)
+        .open(ws.join("handoff.json"))
+        .unwrap();
+    json.set_times(std::fs::FileTimes::new().set_modified(hour_ago))
+        .unwrap();
     write_atomic(&ws.join("handoff.yaml"), VALID.as_bytes());
     d.wait_until("the newer YAML counts", || {
         let pending = d.handoffs("pending");

@@ -211,11 +211,9 @@ impl Baton {
             Ok(ws) => ws,
             Err(e) => return e,
         };
-        let (limits, config) = (self.limits, self.config.clone());
-        let view = tokio::task::spawn_blocking(move || {
-            super::mcp_view::handoff_view(&ws, &config, &limits)
-        })
-        .await;
+        let limits = self.limits;
+        let view =
+            tokio::task::spawn_blocking(move || super::mcp_view::handoff_view(&ws, &limits)).await;
         match view {
             Ok(Ok(view)) => CallToolResult::structured(view),
             Ok(Err(e)) => failed(format!("{e:#}")),

@@ -2,13 +2,12 @@
 //! validated as the daemon does, its answer if decision.json answers it, its task's checkpoints.
 
 use super::agent::answer_in_place;
-use baton::config::Config;
 use baton::contract::validate;
 use baton::contract::Limits;
 use baton::workspace::Workspace;
 use serde_json::{json, Value};
 
-pub fn handoff_view(ws: &Workspace, _config: &Config, limits: &Limits) -> anyhow::Result<Value> {
+pub fn handoff_view(ws: &Workspace, limits: &Limits) -> anyhow::Result<Value> {
     let file = ws.handoff_file();
     let Some(bytes) = ws.read(&file.path, limits.max_bytes)? else {
         return Ok(json!({ "workspace": ws.name, "state": "none",
