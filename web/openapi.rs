@@ -178,5 +178,10 @@ pub fn document() -> Value {
     ) {
         paths.extend(more);
     }
+    if let (Some(paths), Value::Object(more)) =
+        (doc["paths"].as_object_mut(), super::search::openapi_paths())
+    {
+        paths.extend(more);
+    }
     doc
 }

@@ -30,6 +30,7 @@ mod receive;
 mod records;
 mod repair;
 mod revise;
+mod search;
 mod stall;
 mod state;
 mod timeline;
@@ -44,6 +45,7 @@ pub use overview::{Files, HandoffLine, InvalidHandoff, Verdict, WorkspaceOvervie
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use queue::Standing;
 pub use quorum::{Approval, Progress};
+pub use search::SearchFailed;
 pub use state::{CheckpointRecord, Record, Review, Ws};
 pub use timeline::Timeline;
 
@@ -96,6 +98,8 @@ struct Inner {
     verdicts: overview::VerdictCache,
     /// Notifications of events to webhooks (see `crate::outbox`).
     outbox: crate::outbox::Outbox,
+    /// Full-text search; `None` when its index could not be opened (search answers 503).
+    search: Option<crate::search::Search>,
     shutdown: CancellationToken,
 }
 
@@ -125,8 +129,17 @@ impl App {
             metrics.deliveries.clone(),
             metrics.delivery_attempts.clone(),
         )?;
+        let mut warnings = found.warnings;
+        let search = match crate::search::Search::open(&config) {
+            Ok(search) => Some(search),
+            Err(e) => {
+                warnings.push(format!("search is off: {e}"));
+                None
+            }
+        };
         let app = App {
             inner: Arc::new(Inner {
+                search,
                 metrics,
                 outbox,
                 tokens,
@@ -149,7 +162,6 @@ impl App {
                 config,
             }),
         };
-        let mut warnings = found.warnings;
         warnings.extend(outbox_warnings);
         for ws in found.workspaces {
             // One unreadable workspace must not keep the others from being served.
