@@ -79,6 +79,7 @@ fn the_python_sdk_submits_over_mcp_and_waits_for_a_decision_made_through_the_api
         names,
         [
             "get_handoff",
+            "search",
             "submit_handoff",
             "wait_for_decision",
             "write_checkpoint"
@@ -135,6 +136,9 @@ fn the_python_sdk_submits_over_mcp_and_waits_for_a_decision_made_through_the_api
         (&json!("mcp-1"), &json!("decided"))
     );
     assert_eq!(view["checkpoints"][0]["summary"], "started");
+    let found = &next(&lines, "search")["result"]["structuredContent"];
+    assert_eq!(found["hits"][0]["key"], "mcp-1", "{found}");
+    assert_eq!(found["hits"][0]["workspace"], "alpha");
     let unknown = next(&lines, "unknown");
     assert!(unknown.to_string().contains("not found"), "{unknown}");
     assert!(client.wait().unwrap().success());

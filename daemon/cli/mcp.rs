@@ -84,6 +84,25 @@ struct WaitArgs {
 }
 
 #[derive(Deserialize, JsonSchema)]
+struct SearchArgs {
+    /// Words, "phrases", prefix*, OR, -word, and filters (workspace: kind: agent: outcome:
+    /// trigger: key: task: path: after:DATE before:DATE), as `baton search` takes them.
+    query: String,
+    /// Only this workspace.
+    #[serde(default)]
+    workspace: Option<String>,
+    /// Only this kind: artifact, handoff, checkpoint or decision.
+    #[serde(default)]
+    kind: Option<String>,
+    /// Hits to return (1 to 100, default 20).
+    #[serde(default)]
+    limit: Option<usize>,
+    /// Hits to skip (paging).
+    #[serde(default)]
+    offset: Option<usize>,
+}
+
+#[derive(Deserialize, JsonSchema)]
 struct WorkspaceArgs {
     /// The workspace's name.
     workspace: String,
@@ -200,6 +219,40 @@ impl Baton {
                 return CallToolResult::structured(answer);
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Searches artifacts, handoffs, checkpoints and decisions of the configuration's
+    /// workspaces, as `baton search --json` (the index in data_dir, read directly).
+    #[tool(name = "search")]
+    async fn search(&self, Parameters(args): Parameters<SearchArgs>) -> CallToolResult {
+        let limit = args.limit.unwrap_or(20);
+        if !(1..=100).contains(&limit) {
+            return failed("limit must be between 1 and 100");
+        }
+        let kinds = ["artifact", "handoff", "checkpoint", "decision"];
+        if args.kind.as_deref().is_some_and(|k| !kinds.contains(&k)) {
+            return failed("kind must be artifact, handoff, checkpoint or decision");
+        }
+        let config = self.config.clone();
+        let req = baton::search::Request {
+            q: args.query,
+            workspace: args.workspace,
+            kind: args.kind,
+            limit,
+            offset: args.offset.unwrap_or(0),
+            ..baton::search::Request::default()
+        };
+        let found = tokio::task::spawn_blocking(move || {
+            let search = baton::search::Search::open_read_only(&config)
+                .map_err(|e| format!("cannot open the search index: {e}"))?;
+            search.query(req).map_err(|e| e.to_string())
+        })
+        .await;
+        match found {
+            Ok(Ok(hits)) => CallToolResult::structured(json!(hits)),
+            Ok(Err(e)) => failed(e),
+            Err(e) => failed(e.to_string()),
         }
     }
 

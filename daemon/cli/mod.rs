@@ -131,7 +131,7 @@ pub enum Command {
         kind: SchemaKind,
     },
     /// Speak the Model Context Protocol over stdio: submit_handoff, write_checkpoint,
-    /// wait_for_decision and get_handoff as tools on the configuration's workspaces.
+    /// wait_for_decision, get_handoff and search as tools on the configuration's workspaces.
     Mcp {
         #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
         config: Option<PathBuf>,

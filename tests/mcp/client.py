@@ -50,6 +50,14 @@ async def main(baton, config, workspace):
             say(step="decided", result=dump(result))
             result = await session.call_tool("get_handoff", {"workspace": workspace})
             say(step="handoff", result=dump(result))
+            # The daemon indexes what it received within a second or so: ask until it shows.
+            for _ in range(80):
+                result = await session.call_tool("search", {"query": "Submitted over MCP", "kind": "handoff"})
+                found = dump(result).get("structuredContent", {})
+                if found.get("total", 0) > 0:
+                    break
+                await asyncio.sleep(0.25)
+            say(step="search", result=dump(result))
             try:
                 result = await session.call_tool("no_such_tool", {})
                 say(step="unknown", result=dump(result))
