@@ -2,6 +2,8 @@
 
 mod util;
 
+mod a2a;
+mod agent_docs;
 mod anchors;
 mod approved;
 mod artifacts;
@@ -15,10 +17,13 @@ mod contract;
 mod corpus;
 mod defects;
 mod e2e;
+mod edits;
+mod export;
 mod failures;
 mod http;
 mod lifecycle;
 mod locks;
+mod mcp;
 mod notify;
 mod operator;
 mod ownership;
@@ -31,3 +36,4 @@ mod signoff;
 mod syncs;
 mod trust;
 mod upload;
+mod yaml;
