@@ -79,8 +79,10 @@ fn the_python_sdk_submits_over_mcp_and_waits_for_a_decision_made_through_the_api
         names,
         [
             "get_handoff",
+            "lock_file",
             "search",
             "submit_handoff",
+            "unlock_file",
             "wait_for_decision",
             "write_checkpoint"
         ]
@@ -138,6 +140,33 @@ fn the_python_sdk_submits_over_mcp_and_waits_for_a_decision_made_through_the_api
     assert_eq!(view["checkpoints"][0]["summary"], "started");
     let found = &next(&lines, "search")["result"]["structuredContent"];
     assert_eq!(found["hits"][0]["key"], "mcp-1", "{found}");
+
+    let granted = &next(&lines, "locked")["result"]["structuredContent"];
+    assert_eq!(
+        (&granted["path"], &granted["owner"], &granted["purpose"]),
+        (
+            &json!("inbox/report.md"),
+            &json!("python-agent"),
+            &json!("editing")
+        )
+    );
+    assert!(granted["token"].as_u64().is_some(), "{granted}");
+    let refused = &next(&lines, "lock_refused")["result"];
+    assert_eq!(refused["isError"], true, "{refused}");
+    assert_eq!(
+        refused["structuredContent"]["holder"]["owner"],
+        "python-agent"
+    );
+    assert_eq!(
+        refused["structuredContent"]["holder"]["token"],
+        granted["token"]
+    );
+    let released = &next(&lines, "unlocked")["result"]["structuredContent"];
+    assert_eq!(
+        released["released"]["token"], granted["token"],
+        "{released}"
+    );
+    assert!(baton_locks(&ws).is_empty(), "the lock table is empty again");
     assert_eq!(found["hits"][0]["workspace"], "alpha");
     let unknown = next(&lines, "unknown");
     assert!(unknown.to_string().contains("not found"), "{unknown}");
@@ -228,4 +257,15 @@ fn malformed_messages_get_json_rpc_errors_and_the_session_goes_on() {
         server.wait().unwrap().success(),
         "end of input ends the session cleanly"
     );
+}
+
+/// The locks `baton locks DIR --json` lists.
+fn baton_locks(ws: &std::path::Path) -> Vec<Value> {
+    let out = Command::new(BIN)
+        .args(["locks", "--json"])
+        .arg(ws)
+        .output()
+        .expect("run baton locks");
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice(&out.stdout).expect("a JSON list")
 }

@@ -5,6 +5,7 @@
 //! Standard output is the protocol: nothing else may be printed there.
 
 use super::agent::answer_in_place;
+use super::mcp_locks::{self, LockArgs, UnlockArgs};
 use super::submit;
 use super::tools_io;
 use baton::config::Config;
@@ -256,6 +257,25 @@ impl Baton {
         }
     }
 
+    /// Takes an advisory lock on a workspace file (or renews one's own): a fencing token
+    /// that only grows, or the holder, purpose and expiry of the lock in the way.
+    #[tool(name = "lock_file")]
+    async fn lock_file(&self, Parameters(args): Parameters<LockArgs>) -> CallToolResult {
+        match self.workspace(&args.workspace) {
+            Ok(ws) => blocking(move || mcp_locks::lock(&ws, args)).await,
+            Err(e) => e,
+        }
+    }
+
+    /// Releases a lock its owner holds (with the grant's token, if given).
+    #[tool(name = "unlock_file")]
+    async fn unlock_file(&self, Parameters(args): Parameters<UnlockArgs>) -> CallToolResult {
+        match self.workspace(&args.workspace) {
+            Ok(ws) => blocking(move || mcp_locks::unlock(&ws, args)).await,
+            Err(e) => e,
+        }
+    }
+
     /// The handoff in place in a workspace: its key, whether it is decided, its decision and
     /// problems if any, and the checkpoints of its task.
     #[tool(name = "get_handoff")]
@@ -382,6 +402,13 @@ fn pointer_or_document(pointer: &str) -> &str {
         "" => "(document)",
         p => p,
     }
+}
+
+/// Runs file work (which may wait on the lock table's fs4 lock) off the protocol's threads.
+async fn blocking(work: impl FnOnce() -> CallToolResult + Send + 'static) -> CallToolResult {
+    tokio::task::spawn_blocking(work)
+        .await
+        .unwrap_or_else(|e| failed(e.to_string()))
 }
 
 fn failed(message: impl Into<String>) -> CallToolResult {

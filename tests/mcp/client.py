@@ -58,6 +58,14 @@ async def main(baton, config, workspace):
                     break
                 await asyncio.sleep(0.25)
             say(step="search", result=dump(result))
+            lock = {"workspace": workspace, "path": "inbox/report.md", "ttl_s": 60}
+            result = await session.call_tool("lock_file", {**lock, "owner": "python-agent", "purpose": "editing"})
+            say(step="locked", result=dump(result))
+            result = await session.call_tool("lock_file", {**lock, "owner": "someone-else"})
+            say(step="lock_refused", result=dump(result))
+            token = dump(result).get("structuredContent", {}).get("holder", {}).get("token")
+            result = await session.call_tool("unlock_file", {"workspace": workspace, "path": "inbox/report.md", "owner": "python-agent", "token": token})
+            say(step="unlocked", result=dump(result))
             try:
                 result = await session.call_tool("no_such_tool", {})
                 say(step="unknown", result=dump(result))
