@@ -16,6 +16,54 @@ pub fn route_for<'r>(routes: &'r [Route], handoff: &Handoff, ws: &str) -> Option
     named.or_else(|| routes.iter().find(|r| matches(r, handoff, ws)))
 }
 
+/// The route for a handoff and why it was chosen: the keys that matched, as `key=value`
+/// (`to_agent=oncall`, `trigger=error`, `labels=code`, `workspaces=builds-*`), or
+/// `catch-all` for a route that sets no match key. `by_keys_only`: ignore a route named by
+/// `to_agent` (a circular reassignment must not pick its own route).
+pub fn choose<'r>(
+    routes: &'r [Route],
+    handoff: &Handoff,
+    ws: &str,
+    by_keys_only: bool,
+) -> Option<(&'r Route, Vec<String>)> {
+    let named = handoff
+        .to_agent
+        .as_deref()
+        .filter(|_| !by_keys_only)
+        .and_then(|to| routes.iter().find(|r| r.name == to))
+        .filter(|r| serves(r, ws));
+    if let Some(r) = named {
+        let mut why = vec![format!("to_agent={}", r.name)];
+        why.extend(workspace_reason(r, ws));
+        return Some((r, why));
+    }
+    let route = routes.iter().find(|r| matches(r, handoff, ws))?;
+    let mut why = Vec::new();
+    if let Some(t) = handoff.trigger.filter(|_| !route.triggers.is_empty()) {
+        why.push(format!("trigger={}", t.as_str()));
+    }
+    if !route.labels.is_empty() {
+        let hit: Vec<&str> = handoff
+            .labels
+            .iter()
+            .filter(|l| route.labels.contains(l))
+            .map(String::as_str)
+            .collect();
+        why.push(format!("labels={}", hit.join(",")));
+    }
+    why.extend(workspace_reason(route, ws));
+    if why.is_empty() {
+        why.push("catch-all".into());
+    }
+    Some((route, why))
+}
+
+/// The `workspaces` glob that admitted `ws`, if the route sets any.
+fn workspace_reason(route: &Route, ws: &str) -> Option<String> {
+    let glob = route.workspaces.iter().find(|g| glob_match(g, ws))?;
+    Some(format!("workspaces={glob}"))
+}
+
 /// Whether `route` matches this handoff on every key it sets.
 pub fn matches(route: &Route, handoff: &Handoff, ws: &str) -> bool {
     let trigger_ok =

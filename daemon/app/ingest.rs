@@ -247,6 +247,7 @@ impl App {
             digest: acc.digest.clone(),
             artifacts,
             previous_artifacts: None,
+            route: Some(self.route_new(st, &acc.doc, &ws.ws.name)),
         };
         let meta_bytes = json_bytes(&meta)?;
         ws.commit(&key, &rev_file(1), bytes)?;
@@ -254,6 +255,7 @@ impl App {
         let data = json!({
             "task_id": acc.doc.task_id, "from_agent": acc.doc.from_agent, "title": acc.doc.title,
             "trigger": acc.doc.trigger, "confidence": acc.doc.confidence, "revision": 1,
+            "route": meta.route.as_ref().and_then(|r| r.route.clone()),
         });
         let event = Event::new(EventType::HandoffReceived, &ws.ws.name, Some(&key), data);
         if let Err(e) = self.emit(ws, event) {
@@ -283,9 +285,14 @@ impl App {
 
     /// The route's auto-approve policy, for a handoff just received.
     fn apply_policy(&self, ws: &Ws, st: &mut WsState, key: &str) {
-        let handoff = &st.records[key].handoff;
-        let routes = &self.config().routes;
-        let Some(route) = crate::routing::route_for(routes, handoff, &ws.ws.name) else {
+        let rec = &st.records[key];
+        let handoff = &rec.handoff;
+        let circular = rec
+            .meta
+            .route
+            .as_ref()
+            .is_some_and(|r| !r.circular.is_empty());
+        let Some(route) = self.route_of(rec, &ws.ws.name).filter(|_| !circular) else {
             return;
         };
         if !crate::routing::auto_approves(route, handoff, &ws.ws.name) {

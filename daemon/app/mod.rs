@@ -25,6 +25,7 @@ mod quorum;
 mod records;
 mod repair;
 mod revise;
+mod route;
 mod stall;
 mod state;
 mod timeline;
@@ -39,6 +40,7 @@ pub use overview::{Files, HandoffLine, InvalidHandoff, Verdict, WorkspaceOvervie
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use queue::Standing;
 pub use quorum::{Approval, Progress};
+pub use route::{Escalation, Routed};
 pub use state::{CheckpointRecord, Record, Review, Ws};
 pub use timeline::Timeline;
 

@@ -37,7 +37,7 @@ impl App {
         let st = ws.lock();
         let rec = st.records.get(key).filter(|r| r.is_pending())?;
         let h = &rec.handoff;
-        let route = crate::routing::route_for(&self.config().routes, h, &d.workspace)?;
+        let route = self.route_of(rec, &d.workspace)?;
         if !route.notify.iter().any(|n| n == crate::outbox::EMAIL) {
             return None;
         }

@@ -3,6 +3,7 @@
 
 mod mail;
 mod pages;
+mod routes;
 
 use crate::util::{self, Daemon, TestEnv};
 use serde_json::Value;
