@@ -116,6 +116,7 @@ impl Pipeline {
             }
             if Instant::now() >= next_housekeeping {
                 self.app.check_stalls();
+                self.app.check_timers();
                 for root in self.app.take_repairs() {
                     self.arm(Item::Handoff(root), Duration::ZERO);
                 }

@@ -29,6 +29,7 @@ mod route;
 mod stall;
 mod state;
 mod timeline;
+mod timers;
 
 pub use artifact_preview::{Against, Body, Preview, Source, MAX_IMAGE_BYTES};
 pub use artifact_raw::{Raw, MAX_RAW_BYTES};
@@ -326,6 +327,7 @@ impl App {
             // Reviewers' work comes between the revision and the decision that closed it.
             events.extend(claim::recovered(rec, last, &ws.ws.name));
             events.extend(quorum::recovered(rec, last, &ws.ws.name));
+            events.extend(timers::recovered(rec, last, &ws.ws.name));
             if let Some(d) = rec.decision.as_ref().filter(|d| d.at.as_str() > last) {
                 let data = json!({ "task_id": d.task_id, "outcome": d.outcome, "by": d.by,
                                    "recovered": true, "happened_at": d.at });

@@ -37,8 +37,12 @@ pub struct Escalation {
     pub from: Option<String>,
     pub to: String,
     pub at: String,
-    /// `escalate_after_s=900` (the route's) or `fallback.after_seconds=60` (the handoff's).
+    /// `escalate_after_s=900 on engineering` (the route's) or `fallback.after_seconds=60`
+    /// (the handoff's).
     pub why: String,
+    /// Why the handoff had been on the route it left.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub matched: Vec<String>,
 }
 
 impl Routed {

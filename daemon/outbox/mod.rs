@@ -50,7 +50,11 @@ pub struct Hooks {
 pub const EMAIL: &str = "email";
 
 /// Events that owe the route's reviewers a mail.
-const MAILED: [EventType; 2] = [EventType::HandoffReceived, EventType::HandoffRevised];
+const MAILED: [EventType; 3] = [
+    EventType::HandoffReceived,
+    EventType::HandoffRevised,
+    EventType::HandoffEscalated,
+];
 
 /// Most deliveries one listing returns (newest first).
 pub const MAX_LISTED: usize = 1000;

@@ -4,6 +4,7 @@
 mod mail;
 mod pages;
 mod routes;
+mod timers;
 
 use crate::util::{self, Daemon, TestEnv};
 use serde_json::Value;
