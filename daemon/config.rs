@@ -1,14 +1,14 @@
 //! Configuration in two phases: the raw TOML (serde, unknown keys refused) and the validated
 //! `Config` the daemon runs on. Errors name the file and the key, and say how to fix it.
 
-use crate::contract::{handoff::Trigger, Limits};
+use crate::contract::handoff::{Classification, Trigger};
+use crate::contract::Limits;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod checks;
-mod inert;
 mod paths;
 
 use checks::{check_deliveries, check_routes, check_users, check_webhooks};
@@ -138,6 +138,10 @@ pub struct Agent {
     pub token_sha256: String,
     #[serde(default = "all_workspaces")]
     pub workspaces: Vec<String>,
+    /// Channels (`webhook:NAME`) told when a handoff this agent sent is decided, so the
+    /// agent can go on without polling (baton extension).
+    #[serde(default)]
+    pub notify: Vec<String>,
 }
 
 fn all_workspaces() -> Vec<String> {
@@ -172,6 +176,15 @@ pub struct Webhook {
     /// Mattermost incoming webhooks).
     #[serde(default)]
     pub format: WebhookFormat,
+    /// Data classes of the handoffs this endpoint is told about (default public and
+    /// internal; a handoff without a class counts as internal). Confidential and restricted
+    /// handoffs are told thin: title, workspace and link only.
+    #[serde(default = "default_classes")]
+    pub classifications: Vec<Classification>,
+}
+
+fn default_classes() -> Vec<Classification> {
+    vec![Classification::Public, Classification::Internal]
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -201,6 +214,7 @@ impl std::fmt::Debug for Webhook {
             .field("events", &self.events)
             .field("allow_private", &self.allow_private)
             .field("format", &self.format)
+            .field("classifications", &self.classifications)
             .finish_non_exhaustive()
     }
 }
@@ -347,6 +361,7 @@ impl RawConfig {
         let limits = self.limits.resolve()?;
         check_users(&self.users, &self.agents)?;
         check_routes(&self.routes, &self.users, &self.webhooks)?;
+        checks::check_agent_channels(&self.agents, &self.webhooks)?;
         check_webhooks(&self.webhooks)?;
         check_deliveries(&self.deliveries)?;
         if self.settle_ms == 0 || self.reconcile_s == 0 {

@@ -250,6 +250,7 @@ impl App {
             route: Some(self.route_new(st, &acc.doc, &ws.ws.name)),
         };
         let meta_bytes = json_bytes(&meta)?;
+        self.note_audience(&key, &acc.doc, meta.route.as_ref(), &ws.ws.name);
         ws.commit(&key, &rev_file(1), bytes)?;
         ws.commit(&key, META, &meta_bytes)?;
         let data = json!({

@@ -8,6 +8,7 @@ mod artifact_preview;
 mod artifact_raw;
 mod artifact_view;
 mod artifacts;
+mod audience;
 mod bulk;
 mod checkpoints;
 mod claim;
@@ -92,6 +93,8 @@ struct Inner {
     verdicts: overview::VerdictCache,
     /// Notifications of events to webhooks (see `crate::outbox`).
     outbox: crate::outbox::Outbox,
+    /// Who may hear of each handoff (route channels, data class), for the outbox.
+    audiences: audience::Audiences,
     shutdown: CancellationToken,
 }
 
@@ -124,6 +127,7 @@ impl App {
             inner: Arc::new(Inner {
                 metrics,
                 outbox,
+                audiences: Default::default(),
                 tokens,
                 logins,
                 events,
@@ -185,6 +189,10 @@ impl App {
                         keys.insert(key.clone(), ws.name.clone());
                     }
                 }
+            }
+            for rec in st.records.values() {
+                let routed = rec.meta.route.as_ref();
+                self.note_audience(&rec.meta.key, &rec.handoff, routed, &ws.name);
             }
             let pending = st.records.values().filter(|r| r.is_pending()).count();
             self.metrics().pending.inc_by(pending as i64);
@@ -375,7 +383,9 @@ impl App {
             return Err(e);
         }
         // Logged, so now owed to webhooks: spooled durably before anyone hears of it.
-        self.inner.outbox.spool(&events);
+        self.inner
+            .outbox
+            .spool(&events, &|key| self.inner.audiences.get(key));
         for event in events {
             self.announce(ws, event);
         }

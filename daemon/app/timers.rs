@@ -145,9 +145,11 @@ impl App {
             "to": due.to, "why": due.why, "after_s": due.after_s,
         });
         let event = Event::new(EventType::HandoffEscalated, &ws.ws.name, Some(key), data);
+        self.note_audience(key, &rec.handoff, meta.route.as_ref(), &ws.ws.name);
         rec.meta = meta;
         if let Err(e) = self.emit(ws, event) {
             ws.restore(&old);
+            self.note_audience(key, &old.handoff, old.meta.route.as_ref(), &ws.ws.name);
             *st.records.get_mut(key).expect("known key") = old;
             return Err(e);
         }

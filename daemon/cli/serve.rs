@@ -11,7 +11,6 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let listen = config.listen;
     let public_url = config.public_url.clone();
     tracing::info!(config = %config.source_name, "starting");
-    warn_not_acted_on(&config);
     let runtime = tokio::runtime::Runtime::new()?;
     // Bound before the app is opened, which may make the admin token: a token printed by a
     // start that then fails (port in use) would be lost, and never printed again.
@@ -61,23 +60,6 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         baton::run::run(app, listener).await
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// Names, once at start, what the configuration and the contract accept but this version
-/// does not act on yet, so that nobody relies on it unawares.
-fn warn_not_acted_on(config: &Config) {
-    let keys = config.inert_keys();
-    if !keys.is_empty() {
-        tracing::warn!(
-            "{}: accepted but not acted on yet: {}",
-            config.source_name,
-            keys.join(", ")
-        );
-    }
-    tracing::warn!(
-        "handoff fields {} are kept and shown, but not acted on yet (no escalation)",
-        baton::contract::handoff::NOT_ACTED_ON.join(" and ")
-    );
 }
 
 async fn wait_for_signal() {

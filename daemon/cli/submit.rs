@@ -3,7 +3,7 @@
 //! must never say yes where the daemon will say no: the agent would then wait for an answer
 //! that is `invalid`.
 
-use super::agent::{limits, note_not_acted_on, print_problems, read, warn_if_unserved};
+use super::agent::{limits, print_problems, read, warn_if_unserved};
 use baton::config::Config;
 use baton::contract::validate::{self, valid_id, Rejected};
 use baton::contract::{Decision, Problem};
@@ -23,7 +23,6 @@ pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     let mut route_problems = Vec::new();
     let (mut problems, value, key, digest) = match validate::handoff(&bytes, &limits) {
         Ok(accepted) => {
-            note_not_acted_on(&accepted.doc);
             let key = validate::handoff_key(&ws.name, &accepted);
             route_problems = sign_off_problems(&ws, &accepted.doc);
             (Vec::new(), Some(accepted.value), key, accepted.digest)

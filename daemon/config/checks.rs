@@ -171,3 +171,21 @@ pub(super) fn check_webhooks(webhooks: &[Webhook]) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// An agent's `notify` names webhooks only (an agent has no mailbox).
+pub(super) fn check_agent_channels(agents: &[Agent], webhooks: &[Webhook]) -> Result<(), String> {
+    for (i, a) in agents.iter().enumerate() {
+        for n in &a.notify {
+            let known = n
+                .strip_prefix("webhook:")
+                .is_some_and(|w| webhooks.iter().any(|h| h.name == w));
+            if !known {
+                return Err(format!(
+                    "agents[{i}] (\"{}\").notify: \"{n}\" is not \"webhook:NAME\" of a [[webhooks]] entry",
+                    a.name
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! Which endpoints hear of a handoff's event, and how much they hear.
+//!
+//! * An endpoint that some route's or agent's `notify` names is *targeted*: of the events
+//!   about a handoff it gets only those of handoffs whose route names it (and, for
+//!   `handoff.decided`, of handoffs sent by an agent that names it). Other endpoints get
+//!   every event their `events` globs match, as a feed.
+//! * Every endpoint hears only of handoffs of the data classes in its `classifications`
+//!   (default public and internal; no class counts as internal). Of `confidential` and
+//!   `restricted` handoffs it hears thin: title, workspace, link and the event's bare facts
+//!   (outcome, reviewer, route), never the agent's or a reviewer's text.
+
+use super::endpoint::Endpoint;
+use crate::contract::handoff::Classification;
+use crate::events::{Event, EventType};
+use serde_json::{Map, Value};
+
+/// What the app knows of a handoff that decides who hears of it.
+#[derive(Debug, Clone, Default)]
+pub struct Audience {
+    /// Channels (`webhook:NAME`) the handoff's route names.
+    pub route: Vec<String>,
+    /// Channels of the agent that sent it, told of its decision.
+    pub agent: Vec<String>,
+    pub class: Option<Classification>,
+    pub title: Option<String>,
+}
+
+impl Audience {
+    fn class(&self) -> Classification {
+        self.class.unwrap_or(Classification::Internal)
+    }
+
+    /// Whether the handoff's notifications must be thin.
+    pub fn thin(&self) -> bool {
+        matches!(
+            self.class(),
+            Classification::Confidential | Classification::Restricted
+        )
+    }
+}
+
+/// Whether endpoint `e` hears of `event` (its `events` globs already matched).
+pub fn allows(e: &Endpoint, targeted: bool, event: &Event, aud: Option<&Audience>) -> bool {
+    if event.key.is_none() {
+        return true;
+    }
+    let class = aud.map_or(Classification::Internal, Audience::class);
+    if !e.classifications.contains(&class) {
+        return false;
+    }
+    if !targeted {
+        return true;
+    }
+    let Some(aud) = aud else {
+        return false;
+    };
+    aud.route.contains(&e.channel)
+        || (event.kind == EventType::HandoffDecided && aud.agent.contains(&e.channel))
+}
+
+/// The facts a thin notification may carry besides title, workspace and link.
+const THIN: [&str; 9] = [
+    "task_id", "trigger", "outcome", "by", "revision", "route", "from", "to", "to_agent",
+];
+
+/// `event` as a thin notification tells it: bare facts, the title, the data class.
+pub fn thin(event: &Event, aud: &Audience) -> Event {
+    let mut data: Map<String, Value> = Map::new();
+    for k in THIN {
+        if let Some(v) = event.data.get(k) {
+            data.insert(k.to_string(), v.clone());
+        }
+    }
+    if let Some(t) = &aud.title {
+        data.insert("title".into(), Value::String(t.clone()));
+    }
+    let class = serde_json::to_value(aud.class()).expect("an enum serializes");
+    data.insert("classification".into(), class);
+    Event {
+        data: Value::Object(data),
+        ..event.clone()
+    }
+}
