@@ -145,6 +145,30 @@ pub fn auto_approves(route: &Route, handoff: &Handoff, ws: &str) -> bool {
         && matches(route, handoff, ws)
 }
 
+/// A `fallback.route` that could never be escalated to (no such route, or one not serving
+/// this workspace): refused, since the handoff would otherwise wait silently past its
+/// `after_seconds`.
+pub fn fallback_problem(routes: &[Route], handoff: &Handoff, ws: &str) -> Option<String> {
+    let to = &handoff.fallback.as_ref()?.route;
+    match routes.iter().find(|r| &r.name == to) {
+        Some(r) if serves(r, ws) => None,
+        Some(_) => Some(format!(
+            "route \"{to}\" does not serve workspace \"{ws}\"; name a route that does"
+        )),
+        None => {
+            let names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+            Some(format!(
+                "no route is named \"{to}\"; configured routes: {}",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ))
+        }
+    }
+}
+
 /// Problems with a handoff's `sign_off` on `route`, as (index, message). A role is allowed
 /// if the route lists it in `sign_off_roles` or a user the route admits holds it; an agent
 /// must not bring in approvers the route does not admit. A role that no configured user

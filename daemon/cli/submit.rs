@@ -24,7 +24,7 @@ pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     let (mut problems, value, key, digest) = match validate::handoff(&bytes, &limits) {
         Ok(accepted) => {
             let key = validate::handoff_key(&ws.name, &accepted);
-            route_problems = sign_off_problems(&ws, &accepted.doc);
+            route_problems = routing_problems(&ws, &accepted.doc);
             (Vec::new(), Some(accepted.value), key, accepted.digest)
         }
         Err(rejected) => {
@@ -92,15 +92,21 @@ fn key_problem(ws: &Workspace, value: &Value, key: &str, digest: &str) -> Option
     Some(Problem::new("/id", message))
 }
 
-/// The daemon's rule for `sign_off` (roles the route admits and someone holds), under the
-/// routes and users of `./baton.toml` or the embedded default.
-fn sign_off_problems(ws: &Workspace, doc: &baton::contract::Handoff) -> Vec<Problem> {
+/// The daemon's rules for `sign_off` (roles the route admits and someone holds) and
+/// `fallback.route` (a route serving the workspace), under the routes and users of
+/// `./baton.toml` or the embedded default.
+fn routing_problems(ws: &Workspace, doc: &baton::contract::Handoff) -> Vec<Problem> {
     let Ok(config) = Config::load(None) else {
         return Vec::new();
     };
     let route = baton::routing::route_for(&config.routes, doc, &ws.name);
-    baton::routing::sign_off_problems(route, &config.users, &doc.sign_off)
-        .into_iter()
-        .map(|(i, message)| Problem::new(format!("/sign_off/{i}"), message))
-        .collect()
+    let mut problems: Vec<Problem> =
+        baton::routing::sign_off_problems(route, &config.users, &doc.sign_off)
+            .into_iter()
+            .map(|(i, message)| Problem::new(format!("/sign_off/{i}"), message))
+            .collect();
+    if let Some(m) = baton::routing::fallback_problem(&config.routes, doc, &ws.name) {
+        problems.push(Problem::new("/fallback/route", m));
+    }
+    problems
 }

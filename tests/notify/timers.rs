@@ -134,3 +134,37 @@ fn the_handoffs_own_fallback_escalates_to_its_route_and_a_past_deadline_expires_
             .is_some_and(|d| d["handoff_key"] == "late-1" && d["outcome"] == "expired")
     });
 }
+
+#[test]
+fn a_fallback_to_a_route_that_does_not_exist_is_refused_where_it_is() {
+    let config = "[[routes]]\nname = \"plain\"\n\n[[routes]]\nname = \"elsewhere\"\n\
+                  workspaces = [\"beta\"]\n";
+    let mut env = TestEnv::with_config(config);
+    let daemon = env.start();
+    for (id, route, says) in [
+        (
+            "fb-x",
+            "nope",
+            "no route is named \"nope\"; configured routes: plain, elsewhere",
+        ),
+        (
+            "fb-y",
+            "elsewhere",
+            "route \"elsewhere\" does not serve workspace \"alpha\"",
+        ),
+    ] {
+        let mut h = util::handoff(id);
+        h["fallback"] = json!({"after_seconds": 60, "route": route});
+        util::write_atomic(&env.ws("alpha").join("handoff.json"), &util::bytes(&h));
+        daemon.wait_until("answered", || {
+            util::decision(&env.ws("alpha")).is_some_and(|d| d["handoff_key"] == id)
+        });
+        let d = util::decision(&env.ws("alpha")).unwrap();
+        assert_eq!(d["outcome"], "invalid");
+        assert_eq!(d["errors"][0]["pointer"], "/fallback/route");
+        assert!(
+            d["errors"][0]["message"].as_str().unwrap().contains(says),
+            "{d}"
+        );
+    }
+}
