@@ -160,6 +160,10 @@ pub struct Smtp {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// PEM certificates to trust for the mail server's TLS besides the usual roots (an
+    /// internal CA); relative to the config file's folder (baton extension).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -203,6 +207,7 @@ impl std::fmt::Debug for Smtp {
         f.debug_struct("Smtp")
             .field("from", &self.from)
             .field("username", &self.username)
+            .field("ca_file", &self.ca_file)
             .finish_non_exhaustive()
     }
 }
@@ -405,7 +410,10 @@ impl RawConfig {
             users: self.users,
             agents: self.agents,
             routes: self.routes,
-            smtp: self.smtp,
+            smtp: self.smtp.map(|s| Smtp {
+                ca_file: s.ca_file.map(|p| base.join(p)),
+                ..s
+            }),
             webhooks: self.webhooks,
             deliveries: self.deliveries,
         })

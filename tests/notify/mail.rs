@@ -22,16 +22,20 @@ impl Smtp {
 
     /// On `port` (0: any free one).
     fn start_on(dir: &Path, hang: bool, port: u16) -> Smtp {
+        let port = port.to_string();
+        let args = if hang {
+            vec!["--port", &port, "--hang"]
+        } else {
+            vec!["--port", &port]
+        };
+        Smtp::spawn(dir, &args)
+    }
+
+    fn spawn(dir: &Path, args: &[&str]) -> Smtp {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify/smtp.py");
         let log = dir.join(format!("smtp-{}.jsonl", util::now_ms()));
         let mut cmd = Command::new("python3");
-        cmd.arg(script)
-            .arg(&log)
-            .args(["--port", &port.to_string()])
-            .stdout(Stdio::piped());
-        if hang {
-            cmd.arg("--hang");
-        }
+        cmd.arg(script).arg(&log).args(args).stdout(Stdio::piped());
         let mut child = cmd.spawn().expect("python3 runs the SMTP server");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
@@ -203,4 +207,58 @@ fn mails_resolved_before_a_kill_9_are_sent_once_after_restart() {
     assert_eq!(to, ["rita@example.com", "sam@example.com"], "each once");
     assert!(email_deliveries(&daemon, "pending").is_empty());
     daemon.stop();
+}
+
+/// The test CA and the server certificate it signed (for `localhost` and 127.0.0.1).
+fn tls_file(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/notify/tls")
+        .join(name);
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn mail_goes_over_starttls_and_smtps_to_a_server_signed_by_the_configured_ca_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (tls_file("server.pem"), tls_file("server.key"));
+    for (mode, url) in [
+        ("--starttls", "smtp://127.0.0.1:{port}?tls=required"),
+        ("--tls", "smtps://127.0.0.1:{port}"),
+    ] {
+        let smtp = Smtp::spawn(dir.path(), &[mode, "--cert", &cert, "--key", &key]);
+        let url = url.replace("{port}", &smtp.port.to_string());
+        let plain = format!("url = \"smtp://127.0.0.1:{}\"", smtp.port);
+        let config = mail_config(smtp.port).replace(
+            &plain,
+            &format!("url = \"{url}\"\nca_file = \"{}\"", tls_file("ca.pem")),
+        );
+        let mut env = TestEnv::with_config(&config);
+        let daemon = env.start();
+        submit(&env, "tls-1");
+        daemon.wait_until("mailed over TLS", || smtp.mails().len() == 2);
+        let mails = smtp.mails();
+        assert!(mails.iter().all(|m| m["tls"] == true), "{mode}: {mails:?}");
+        assert!(mails[0]["subject"].as_str().unwrap().contains("alpha"));
+        drop(daemon);
+    }
+    // Without the CA the server's certificate is not trusted: nothing is sent in clear.
+    let smtp = Smtp::spawn(dir.path(), &["--starttls", "--cert", &cert, "--key", &key]);
+    let plain = format!("url = \"smtp://127.0.0.1:{}\"", smtp.port);
+    let url = format!("url = \"smtp://127.0.0.1:{}?tls=required\"", smtp.port);
+    let config = mail_config(smtp.port).replace(&plain, &url);
+    let schedule = "[deliveries]\nretry_schedule_s = [0]\n";
+    let mut env = TestEnv::with_config(&format!("{config}{schedule}"));
+    let daemon = env.start();
+    submit(&env, "tls-2");
+    daemon.wait_until("dead", || deliveries(&daemon, "dead").len() == 2);
+    assert!(smtp.mails().is_empty());
+    let dead = deliveries(&daemon, "dead");
+    let error = dead[0]["attempts"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        error.contains("certificate") || error.contains("tls"),
+        "{error}"
+    );
 }
