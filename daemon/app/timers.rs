@@ -4,8 +4,11 @@
 //! decides it.
 //!
 //! * Escalation: the route's `escalate_after_s` / `escalate_to`, counted from when the
-//!   handoff was put on the route; or, before any escalation, the handoff's own
-//!   `fallback.after_seconds` / `fallback.route`, counted from receipt. The earlier due wins.
+//!   handoff was put on the route or its latest revision came in, whichever is later; or,
+//!   before any escalation, the handoff's own `fallback.after_seconds` / `fallback.route`,
+//!   counted from its latest revision. The earlier due wins. (A revision is new content to
+//!   review, and one that reopens a handoff after `changes_requested` must not find its
+//!   clock long run out.)
 //!   The target must be a configured route serving the workspace, and never one the handoff
 //!   was on already (`A -> B -> A` would ping-pong for ever).
 //! * Expiry: past its `deadline`, a pending handoff is closed `expired` by `system`.
@@ -80,10 +83,13 @@ impl App {
                 .is_some_and(|r| crate::routing::serves(r, ws))
                 && !routed.visited().any(|v| v == to)
         };
+        // Both are `now_rfc3339` times, which compare as strings.
+        let revised = rec.meta.updated_at.as_str();
+        let since = routed.since.as_str().max(revised);
         let mut candidates = Vec::new();
         if let Some(route) = self.route_of(rec, ws) {
             if let (Some(after_s), Some(to)) = (route.escalate_after_s, &route.escalate_to) {
-                if let Some(at) = passed(&routed.since, after_s, now).filter(|_| fits(to)) {
+                if let Some(at) = passed(since, after_s, now).filter(|_| fits(to)) {
                     let why = format!("escalate_after_s={after_s} on {}", route.name);
                     candidates.push((
                         at,
@@ -98,7 +104,7 @@ impl App {
         }
         if let Some(f) = rec.handoff.fallback.as_ref() {
             let unused = routed.escalations.is_empty();
-            let at = passed(&rec.meta.received_at, f.after_seconds, now);
+            let at = passed(revised, f.after_seconds, now);
             if let Some(at) = at.filter(|_| unused && fits(&f.route)) {
                 let why = format!("fallback.after_seconds={}", f.after_seconds);
                 let due = Due {

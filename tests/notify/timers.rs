@@ -168,3 +168,39 @@ fn a_fallback_to_a_route_that_does_not_exist_is_refused_where_it_is() {
         );
     }
 }
+
+fn ms(at: &Value) -> i128 {
+    let t = time::OffsetDateTime::parse(at.as_str().unwrap(), &Rfc3339).unwrap();
+    t.unix_timestamp_nanos() / 1_000_000
+}
+
+#[test]
+fn a_handoff_reopened_by_a_revision_gets_its_escalation_time_afresh() {
+    let config = format!(
+        "{}[[routes]]\nname = \"first\"\nreviewers = [\"rita\"]\nescalate_after_s = 2\n\
+         escalate_to = \"second\"\n\n[[routes]]\nname = \"second\"\ntriggers = [\"error\"]\n",
+        util::user("rita", "\"reviewer\"")
+    );
+    let mut env = TestEnv::with_config(&config);
+    let daemon = env.start();
+    let mut h = util::handoff("re-1");
+    util::write_atomic(&env.ws("alpha").join("handoff.json"), &util::bytes(&h));
+    daemon.wait_until("received", || daemon.handoffs("pending").len() == 1);
+    let (status, _) = daemon.post_as(
+        "/api/v1/handoffs/re-1/decision",
+        Some("rita-token"),
+        r#"{"outcome": "changes_requested", "comment": "more"}"#,
+    );
+    assert_eq!(status, 200);
+    // Long past the route's 2 s, the agent sends revision 2, which reopens it.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    h["summary"] = json!("with more");
+    util::write_atomic(&env.ws("alpha").join("handoff.json"), &util::bytes(&h));
+    daemon.wait_until("escalated", || {
+        !of_type(&env, "handoff.escalated").is_empty()
+    });
+    let revised = &of_type(&env, "handoff.revised")[0];
+    let escalated = &of_type(&env, "handoff.escalated")[0];
+    let waited = ms(&escalated["at"]) - ms(&revised["at"]);
+    assert!(waited >= 1900, "escalated {waited} ms after the revision");
+}
