@@ -262,3 +262,31 @@ fn mail_goes_over_starttls_and_smtps_to_a_server_signed_by_the_configured_ca_onl
         "{error}"
     );
 }
+
+#[test]
+fn an_escalated_handoff_is_mailed_to_the_new_routes_reviewers() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let plain = format!("url = \"smtp://127.0.0.1:{}\"", smtp.port);
+    let routes = "[[routes]]\nname = \"first\"\nreviewers = [\"rita\"]\nnotify = [\"email\"]\n\
+                  escalate_after_s = 1\nescalate_to = \"oncall\"\n\n[[routes]]\nname = \"oncall\"\n\
+                  triggers = [\"error\"]\nreviewers = [\"sam\"]\nnotify = [\"email\"]\n";
+    let config = mail_config(smtp.port)
+        .replace("[[routes]]\nname = \"eng\"\nreviewers = [\"rita\", \"role:engineer\"]\nnotify = [\"email\"]\n", routes);
+    assert!(config.contains(&plain) && config.contains("oncall"));
+    let mut env = TestEnv::with_config(&config);
+    let daemon = env.start();
+    submit(&env, "esc-mail");
+    daemon.wait_until("both mails", || smtp.mails().len() == 2);
+    let mails = smtp.mails();
+    assert_eq!(mails[0]["to"], "rita@example.com");
+    assert!(!mails[0]["subject"].as_str().unwrap().contains("escalated"));
+    assert_eq!(mails[1]["to"], "sam@example.com");
+    let subject = mails[1]["subject"].as_str().unwrap();
+    assert!(subject.ends_with("(escalated)"), "{subject}");
+    assert!(
+        mails[1]["text"].as_str().unwrap().contains("escalated"),
+        "{}",
+        mails[1]["text"]
+    );
+}
