@@ -89,6 +89,10 @@ fn admin_token(data_dir: &Path) -> std::io::Result<(String, Option<String>)> {
     let token = format!("baton_{}", hex::encode(rand::random::<[u8; 24]>()));
     let hash = token_hash(&token);
     std::fs::create_dir_all(data_dir)?;
-    crate::workspace::write_atomic(&path, format!("{hash}\n").as_bytes())?;
+    crate::workspace::write_atomic(
+        &path,
+        format!("{hash}\n").as_bytes(),
+        crate::workspace::fsync::Kind::Other,
+    )?;
     Ok((hash, Some(token)))
 }

@@ -14,6 +14,11 @@ pub const FILE: &str = "daemon.json";
 pub const PERIOD: Duration = Duration::from_secs(10);
 /// A heartbeat older than this is a daemon that stopped (three beats missed).
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
+/// The period is cut into this many slices, each rewriting its share of the workspaces: a
+/// thousand workspaces then cost a steady trickle of small writes, not a burst of a thousand
+/// renames every `PERIOD` that a journaling filesystem commits together with, and so in front
+/// of, the syncs a handoff waits for.
+const SLICES: u32 = 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Heartbeat {
@@ -25,29 +30,36 @@ pub struct Heartbeat {
 }
 
 /// Beats until the app shuts down, then removes the files: a daemon that stopped cleanly is
-/// known to be gone at once, not 30 s later.
-pub async fn run(app: App) {
-    let started_at = crate::events::now_rfc3339();
+/// known to be gone at once, not 30 s later. The caller makes the first beat, of every
+/// workspace at once (an agent must not wait a period to learn that a daemon serves it); the
+/// following ones are spread over the period.
+pub async fn run(app: App, started_at: String) {
     let shutdown = app.shutdown_token();
-    let mut tick = tokio::time::interval(PERIOD);
+    let slice_period = PERIOD / SLICES;
+    let start = tokio::time::Instant::now() + slice_period;
+    let mut tick = tokio::time::interval_at(start, slice_period);
+    let mut slice = 0;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = shutdown.cancelled() => break,
         }
         let (app, started_at) = (app.clone(), started_at.clone());
-        let _ = tokio::task::spawn_blocking(move || beat(&app, &started_at)).await;
+        let _ = tokio::task::spawn_blocking(move || beat(&app, &started_at, Some(slice))).await;
+        slice = (slice + 1) % SLICES;
     }
     let _ = tokio::task::spawn_blocking(move || {
+        // Not synced: a heartbeat a crash brings back names a process that is gone.
         for ws in app.workspaces() {
-            let _ = ws.ws.remove(&path(&ws.ws));
+            let _ = ws.ws.remove_volatile(&path(&ws.ws));
         }
     })
     .await;
 }
 
-/// Writes the heartbeat into every workspace served now (new ones under a root included).
-fn beat(app: &App, started_at: &str) {
+/// Writes the heartbeat into the workspaces of `slice` (all of them with `None`), new ones
+/// under a root included.
+pub fn beat(app: &App, started_at: &str, slice: Option<u32>) {
     let beat = Heartbeat {
         pid: std::process::id(),
         host: hostname(),
@@ -55,7 +67,13 @@ fn beat(app: &App, started_at: &str) {
         updated_at: crate::events::now_rfc3339(),
     };
     let bytes = serde_json::to_vec_pretty(&beat).expect("a heartbeat always serializes");
-    for ws in app.workspaces() {
+    let in_slice = |ws: &Workspace| {
+        // By name, not position, so a workspace added meanwhile moves no other to a new slice.
+        let mut hasher = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&ws.name, &mut hasher);
+        slice.is_none_or(|s| std::hash::Hasher::finish(&hasher) % u64::from(SLICES) == u64::from(s))
+    };
+    for ws in app.workspaces().into_iter().filter(|ws| in_slice(&ws.ws)) {
         if let Err(e) = ws.ws.write_volatile(&path(&ws.ws), &bytes) {
             tracing::debug!(workspace = %ws.ws.name, error = %e, "cannot write the heartbeat");
         }

@@ -6,13 +6,15 @@
 //!   pointed errors, JSON Schemas generated from the types. Pure, no I/O.
 //! - `config`: baton.toml -> validated `Config` (errors name the file and key).
 //! - `workspace`: the only code that touches a workspace tree: layout, discovery, safe paths,
-//!   limited reads, atomic writes.
+//!   limited reads, atomic writes; every fsync of the daemon, counted (`workspace::fsync`).
 //! - `watch`: notify (or polling) -> our own `Signal`s; the callback never blocks.
-//! - `pipeline`: the ingest thread: settle window, rescans, periodic reconcile.
+//! - `pipeline`: ingest: a dispatcher (settle window, retries, rescans, periodic reconcile) and
+//!   a pool of workers, one ordered lane per workspace.
 //! - `scan`: catch-up of whole workspaces (start-up and rescans), on several threads.
 //! - `app`: the core state machine (receive, revise, invalid, decide) behind `App`.
-//! - `audit`: the hash-chained `.baton/events.jsonl`, anchored and its tampering recorded in
-//!   data_dir; `events`: the event types.
+//! - `audit`: the hash-chained `.baton/events.jsonl`, anchored (the anchors of all workspaces
+//!   made durable together in one ledger) and its tampering recorded in data_dir; `events`:
+//!   the event types.
 //! - `store`: the daemon's records of each workspace in data_dir, out of agents' reach.
 //! - `blobs`: snapshots of small text artifacts by sha256 in data_dir (a cache, for diffs).
 //! - `media`: what a file is (text, image by magic bytes, binary); pure.

@@ -15,10 +15,15 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let http = app.config().http.clone();
     let max_connections = fit_connection_limit(http.max_connections, raise_fd_limit());
     let shutdown = app.shutdown_token();
+    // Every workspace's heartbeat first: agents learn at once that a daemon serves them, and
+    // these thousand writes are done before the start-up scan's syncs begin.
+    let started_at = crate::events::now_rfc3339();
+    let (first, at) = (app.clone(), started_at.clone());
+    tokio::task::spawn_blocking(move || crate::heartbeat::beat(&first, &at, None)).await?;
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
     app.start_outbox();
-    let anchors = tokio::spawn(flush_anchors(app.clone()));
-    let heartbeat = tokio::spawn(crate::heartbeat::run(app.clone()));
+    let housekeeping = tokio::spawn(housekeeping(app.clone()));
+    let heartbeat = tokio::spawn(crate::heartbeat::run(app.clone(), started_at));
     let app_for_anchors = app.clone();
     let router = crate::web::router(app);
     crate::web::server::serve(listener, router, &http, max_connections, shutdown.clone()).await;
@@ -27,7 +32,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     if !matches!(joined, Ok(Ok(()))) {
         tracing::error!("the ingest thread ended with a panic");
     }
-    anchors.abort();
+    housekeeping.abort();
     // After ingest has stopped, so the anchors cover every event.
     let _ = tokio::task::spawn_blocking(move || app_for_anchors.flush_anchors()).await;
     // It ends on the shutdown token, removing the heartbeat files as it goes.
@@ -35,14 +40,25 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Keeps the audit anchors about a second behind the logs, off the ingest thread (the first
-/// flush after start-up creates one file per workspace).
-async fn flush_anchors(app: App) {
+/// Once a second, off the ingest path: keeps the audit anchors about a second behind the logs,
+/// raises `agent.stalled` for agents gone quiet, and escalates and expires pending handoffs. Both take workspace locks, which a worker
+/// may hold through a slow sync; here that delays only this. It starts once the start-up scan
+/// is done, so that the first flush (one anchor per workspace the scan logged events in, made
+/// durable) does not compete with the scan's own syncs.
+async fn housekeeping(app: App) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     loop {
         tick.tick().await;
+        if !app.is_ready() {
+            continue;
+        }
         let app = app.clone();
-        let _ = tokio::task::spawn_blocking(move || app.flush_anchors()).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            app.flush_anchors();
+            app.check_stalls();
+            app.check_timers();
+        })
+        .await;
     }
 }
 

@@ -1,5 +1,5 @@
 //! Catch-up: reconcile whole workspaces against what is on disk, at start-up (with a walk of
-//! every tree) and on rescans. Workspaces are independent and most of the cost is waiting on
+//! every tree, on several threads) and on rescans (by the ingest workers). Workspaces are independent and most of the cost is waiting on
 //! fsync of newly recorded state, so several threads work at once and their waits overlap.
 
 use crate::app::{App, Ws};
@@ -15,21 +15,21 @@ const THREADS: usize = 32;
 /// What a catch-up found.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// Entries walked (files and folders), when walking.
+    /// Entries walked (files and folders).
     pub entries: u64,
     /// handoff.json files still being written: workspace root and how long until settled.
     pub young: Vec<(PathBuf, Duration)>,
 }
 
-/// Reconciles every workspace in `workspaces`; with `walk`, also counts their trees.
-pub fn catch_up_all(app: &App, workspaces: &[Arc<Ws>], walk: bool) -> Report {
+/// Reconciles every workspace in `workspaces`, walking (and counting) their trees.
+pub fn catch_up_all(app: &App, workspaces: &[Arc<Ws>]) -> Report {
     let next = AtomicUsize::new(0);
     let report = Mutex::new(Report::default());
     std::thread::scope(|s| {
         for _ in 0..THREADS.min(workspaces.len()) {
             s.spawn(|| {
                 while let Some(ws) = workspaces.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let entries = if walk { count_entries(&ws.ws.root) } else { 0 };
+                    let entries = count_entries(&ws.ws.root);
                     let young = catch_up(app, ws);
                     let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
                     r.entries += entries;

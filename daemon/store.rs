@@ -9,9 +9,21 @@
 //! workspaces of one name under different roots never share records. Back data_dir up: it is
 //! what makes an approval an approval.
 
-use crate::workspace::{write_atomic, Workspace};
-use std::io;
+use crate::workspace::fsync::{self, Kind};
+use crate::workspace::{create_dirs, key_dir_name, write_atomic, Workspace};
+use std::fs::Permissions;
+use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+
+/// One change to a record folder, for `Store::apply`.
+#[derive(Debug, Clone, Copy)]
+pub enum Op<'a> {
+    /// Write this file (atomically: a reader sees the old or the new one).
+    Put(&'a str, &'a [u8]),
+    /// Remove this file, if it is there.
+    Remove(&'a str),
+}
 
 /// The records of one workspace in data_dir.
 #[derive(Debug, Clone)]
@@ -56,7 +68,7 @@ impl Store {
     }
 
     pub fn create(&self) -> io::Result<()> {
-        std::fs::create_dir_all(self.dir.join("handoffs"))
+        create_dirs(&self.dir.join("handoffs"), Kind::Store)
     }
 
     pub fn dir(&self) -> &Path {
@@ -65,14 +77,25 @@ impl Store {
 
     /// `handoffs/<key dir>/<file>`, relative to the store.
     pub fn record(key: &str, file: &str) -> PathBuf {
-        Path::new("handoffs")
-            .join(crate::workspace::key_dir_name(key))
-            .join(file)
+        Path::new("handoffs").join(key_dir_name(key)).join(file)
     }
 
     /// Writes a file atomically and durably.
     pub fn write(&self, rel: &Path, bytes: &[u8]) -> io::Result<()> {
-        write_atomic(&self.dir.join(rel), bytes)
+        write_atomic(&self.dir.join(rel), bytes, Kind::Store)
+    }
+
+    /// Overwrites a file in place, neither durably nor atomically, for a memo that only the
+    /// daemon reads back and takes for none when a crash left it torn: no temp file, so
+    /// rewriting it often creates no inode each time.
+    pub fn overwrite(&self, rel: &Path, bytes: &[u8]) -> io::Result<()> {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.dir.join(rel))?;
+        file.write_all_at(bytes, 0)?;
+        file.set_len(bytes.len() as u64)
     }
 
     /// Reads a file; `None` if it is missing.
@@ -90,15 +113,73 @@ impl Store {
         match std::fs::remove_file(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(e),
-            Ok(()) => sync_parent(&path),
+            Ok(()) => fsync::dir(path.parent().unwrap_or(&self.dir), Kind::Store),
         }
     }
 
-    /// Renames a file within the store durably.
-    pub fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        let to = self.dir.join(to);
-        std::fs::rename(self.dir.join(from), &to)?;
-        sync_parent(&to)
+    /// Applies `ops` to the record folder of `key` as one durable change, with as few syncs as
+    /// that allows, and as few of them one after the other: each new file is written to a temp
+    /// file, and the temp files (with `handoffs/` when the key is new) are synced at once. Then
+    /// the renames and removals happen in the order given. The last op commits the change
+    /// (meta.json names the revision in place, decision.json closes a handoff), so everything
+    /// before it is made durable by a sync of the folder first; then the last op, and one more
+    /// sync. A single op costs its file's sync and its folder's (plus `handoffs/` for a new
+    /// key, at the same time as the file's).
+    pub fn apply(&self, key: &str, ops: &[Op]) -> io::Result<()> {
+        let handoffs = self.dir.join("handoffs");
+        let dir = handoffs.join(key_dir_name(key));
+        let created = !dir.is_dir();
+        if created {
+            create_dirs(&handoffs, Kind::Store)?;
+            match std::fs::create_dir(&dir) {
+                // Made by a concurrent writer in the meantime: its entry is synced below too.
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+                other => other?,
+            }
+        }
+        let mut temps = Vec::new();
+        for op in ops {
+            if let Op::Put(_, bytes) = op {
+                let mut tmp = tempfile::Builder::new()
+                    .prefix(".baton-tmp-")
+                    .tempfile_in(&dir)?;
+                tmp.write_all(bytes)?;
+                tmp.as_file()
+                    .set_permissions(Permissions::from_mode(0o644))?;
+                temps.push(tmp);
+            }
+        }
+        let mut syncs: Vec<SyncJob<'_>> = Vec::new();
+        for tmp in &temps {
+            syncs.push(Box::new(move || fsync::all(tmp.as_file(), Kind::Store)));
+        }
+        if created {
+            syncs.push(Box::new(|| fsync::dir(&handoffs, Kind::Store)));
+        }
+        concurrently(syncs)?;
+        let mut temps = temps.into_iter();
+        let mut changed = false;
+        for (i, op) in ops.iter().enumerate() {
+            if i + 1 == ops.len() && changed {
+                fsync::dir(&dir, Kind::Store)?;
+            }
+            changed |= match op {
+                Op::Put(name, _) => {
+                    let tmp = temps.next().expect("one temp file per put");
+                    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
+                    true
+                }
+                Op::Remove(name) => match std::fs::remove_file(dir.join(name)) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+                    Err(e) => return Err(e),
+                    Ok(()) => true,
+                },
+            };
+        }
+        if changed {
+            fsync::dir(&dir, Kind::Store)?;
+        }
+        Ok(())
     }
 
     /// The key folders under `handoffs/`, sorted.
@@ -137,9 +218,25 @@ impl Store {
     }
 }
 
-fn sync_parent(path: &Path) -> io::Result<()> {
-    match path.parent() {
-        Some(dir) => std::fs::File::open(dir)?.sync_all(),
-        None => Ok(()),
-    }
+/// A sync to run with others.
+type SyncJob<'a> = Box<dyn FnOnce() -> io::Result<()> + Send + 'a>;
+
+/// Runs independent syncs at the same time (all but the first on threads of their own): each
+/// waits on the disk, not on the others, so several cost about the latency of one.
+pub fn concurrently(syncs: Vec<SyncJob<'_>>) -> io::Result<()> {
+    let mut syncs = syncs.into_iter();
+    let Some(first) = syncs.next() else {
+        return Ok(());
+    };
+    std::thread::scope(|s| {
+        let others: Vec<_> = syncs.map(|sync| s.spawn(sync)).collect();
+        let mut result = first();
+        for other in others {
+            let done = other
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a sync panicked")));
+            result = result.and(done);
+        }
+        result
+    })
 }

@@ -2,6 +2,7 @@
 
 mod util;
 
+mod anchors;
 mod artifacts;
 mod audit;
 mod auth;
@@ -23,4 +24,5 @@ mod paths;
 mod quorum;
 mod review;
 mod signoff;
+mod syncs;
 mod trust;

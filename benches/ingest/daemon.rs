@@ -29,6 +29,8 @@ pub struct Daemon {
     pub phases: [Duration; 3],
     /// Kept open: dropping it would close the daemon's stdout under it.
     stdout: Receiver<String>,
+    /// Passed on as BATON_SYNC_DELAY_MS (acted on by sync-delay builds only).
+    sync_delay_ms: Option<f64>,
 }
 
 /// How a SIGTERM'd daemon ended.
@@ -41,12 +43,22 @@ pub struct Stopped {
 impl Daemon {
     /// Starts `baton serve` in `dir`. The admin token is printed only on the first start (the
     /// data dir keeps its hash), so a restart passes the one it was given then as `token`.
-    pub fn start(dir: &Path, token: Option<String>) -> Result<Daemon> {
-        Daemon::start_with(dir, token, "")
+    pub fn start(dir: &Path, token: Option<String>, sync_delay_ms: Option<f64>) -> Result<Daemon> {
+        Daemon::launch(dir, token, sync_delay_ms, "")
     }
 
     /// `start` with `extra` appended to the configuration (webhooks, for the notify bench).
+    #[allow(dead_code)] // used by the notify bench, which shares this file
     pub fn start_with(dir: &Path, token: Option<String>, extra: &str) -> Result<Daemon> {
+        Daemon::launch(dir, token, None, extra)
+    }
+
+    fn launch(
+        dir: &Path,
+        token: Option<String>,
+        sync_delay_ms: Option<f64>,
+        extra: &str,
+    ) -> Result<Daemon> {
         let config = dir.join("baton.toml");
         fs::write(&config, format!("{CONFIG}{extra}"))?;
         let log = dir.join("daemon.log");
@@ -57,7 +69,11 @@ impl Daemon {
             .open(&log)?;
         let level = std::env::var("BATON_LOG").unwrap_or_else(|_| "info".into());
         let spawned = Instant::now();
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        if let Some(ms) = sync_delay_ms {
+            command.env("BATON_SYNC_DELAY_MS", ms.to_string());
+        }
+        let mut child = command
             .args(["serve", "--config"])
             .arg(&config)
             .env("BATON_LOG", level)
@@ -75,6 +91,7 @@ impl Daemon {
             log,
             phases,
             stdout,
+            sync_delay_ms,
         };
         daemon.read_banner()?;
         daemon.phases[0] = spawned.elapsed();
@@ -87,8 +104,9 @@ impl Daemon {
     pub fn restart(mut self, dir: &Path) -> Result<(Daemon, Stopped)> {
         let stopped = self.stop()?;
         let token = std::mem::take(&mut self.token);
+        let delay = self.sync_delay_ms;
         drop(self);
-        Ok((Daemon::start(dir, Some(token))?, stopped))
+        Ok((Daemon::start(dir, Some(token), delay)?, stopped))
     }
 
     pub fn pid(&self) -> u32 {

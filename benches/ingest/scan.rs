@@ -1,5 +1,5 @@
 //! What the daemon says about its start-up scan and its watches: section [2] for the first
-//! start, section [5] for the restart.
+//! start, section [8] for the restart.
 
 use crate::daemon::{Daemon, Stopped};
 use crate::metrics::{kernel_watches, metric};
@@ -41,10 +41,11 @@ impl Scan {
         println!("    (fs.inotify.max_user_watches = {max})");
     }
 
-    /// Section [5]: the restart, where nothing new has to be recorded.
-    pub fn print_restart(&self, stopped: &Stopped, daemon: &Daemon) {
+    /// Section [8]: the restart, where nothing new has to be recorded.
+    pub fn print_restart(&self, stopped: &Stopped, find: &Walk, daemon: &Daemon) {
         let (status, ms) = (stopped.status, stopped.took.as_millis());
-        println!("\n[5] restart on the same tree and data dir (SIGTERM: {status} after {ms} ms)");
+        println!("\n[8] restart on the same tree and data dir (SIGTERM: {status} after {ms} ms)");
+        println!("{}", find.line("find ROOT | wc -l (2nd run)"));
         println!("{}", self.walk.line("daemon restart scan (nothing new)"));
         self.print_reconciled(daemon);
     }

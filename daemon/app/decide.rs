@@ -207,10 +207,25 @@ impl App {
         key: &str,
         closing: Closing,
     ) -> io::Result<Decision> {
-        let rec = st
-            .records
-            .get_mut(key)
-            .expect("settle is called for a known key");
+        let recorded = self.record_decision(ws, st, key, closing)?;
+        if let Err(e) = self.emit(ws, recorded.event.clone()) {
+            // Fail closed: a decision that is not in the audit log is not made.
+            let _ = ws.uncommit(key, DECISION);
+            return Err(e);
+        }
+        Ok(self.close(ws, st, key, recorded))
+    }
+
+    /// Commits the decision of a pending handoff to the store. Its event is the caller's to
+    /// log (with others of the same change, in one append), then `close` applies it.
+    pub(super) fn record_decision(
+        &self,
+        ws: &Ws,
+        st: &WsState,
+        key: &str,
+        closing: Closing,
+    ) -> io::Result<Recorded> {
+        let rec = &st.records[key];
         let decision = Decision {
             decision_version: DECISION_VERSION.into(),
             handoff_key: key.to_string(),
@@ -231,11 +246,28 @@ impl App {
             "to_agent": decision.to_agent,
         });
         let event = Event::new(EventType::HandoffDecided, &ws.ws.name, Some(key), data);
-        if let Err(e) = self.emit(ws, event) {
-            // Fail closed: a decision that is not in the audit log is not made.
-            let _ = ws.uncommit(key, DECISION);
-            return Err(e);
-        }
+        Ok(Recorded {
+            decision,
+            bytes,
+            event,
+        })
+    }
+
+    /// A decision committed and logged: its copy, the state, the root answer, the metrics.
+    pub(super) fn close(
+        &self,
+        ws: &Ws,
+        st: &mut WsState,
+        key: &str,
+        recorded: Recorded,
+    ) -> Decision {
+        let Recorded {
+            decision, bytes, ..
+        } = recorded;
+        let rec = st
+            .records
+            .get_mut(key)
+            .expect("close is called for a known key");
         ws.publish(key, DECISION, Some(&bytes));
         rec.decision = Some(decision.clone());
         self.end_claim(ws, rec);
@@ -259,6 +291,13 @@ impl App {
         }
         self.metrics().pending.dec();
         self.count_outcome(decision.outcome);
-        Ok(decision)
+        decision
     }
+}
+
+/// A decision committed to the store, with its event not yet logged.
+pub(super) struct Recorded {
+    pub decision: Decision,
+    pub bytes: Vec<u8>,
+    pub event: Event,
 }

@@ -3,15 +3,11 @@
 //! found already answered; checkpoints update "where it stopped".
 
 use super::artifacts::Stamp;
-use super::decide::Closing;
-use super::records::{json_bytes, rev_file, META};
-use super::state::{Current, Meta, Record, WsState};
+use super::state::{Current, Record, WsState};
 use super::{App, Ws};
 use crate::contract::validate::{self, oversize_digest, sha256_hex, Accepted};
 use crate::contract::{json, Handoff, Outcome, Problem};
-use crate::events::{now_rfc3339, Event, EventType};
-use crate::workspace::{self, ReadError, Workspace, HANDOFF_FILE};
-use serde_json::json;
+use crate::workspace::{self, ReadError, Workspace};
 use std::io;
 use std::time::Instant;
 
@@ -38,6 +34,7 @@ impl App {
     /// may have changed, or decision.json may need restoring. Returns `false` when it could
     /// not be done (a read or write failed, the event could not be logged): try again later.
     pub fn reconcile_handoff(&self, ws: &Ws, seen: Option<Instant>, force: bool) -> bool {
+        let started = Instant::now();
         let limits = self.config().limits;
         let (raw_sha, verdict, text) = match workspace::read_limited(
             &ws.ws.handoff_path(),
@@ -116,9 +113,10 @@ impl App {
         match result {
             Ok(()) => {
                 if let Some(seen) = seen {
-                    self.metrics()
-                        .ingest_seconds
-                        .observe(seen.elapsed().as_secs_f64());
+                    let metrics = self.metrics();
+                    metrics.ingest_seconds.observe(seen.elapsed().as_secs_f64());
+                    let service = started.elapsed().as_secs_f64();
+                    metrics.ingest_service_seconds.observe(service);
                 }
                 true
             }
@@ -220,100 +218,6 @@ impl App {
                 keys.insert(key.to_string(), ws.to_string());
                 Ok(true)
             }
-        }
-    }
-
-    fn receive(
-        &self,
-        ws: &Ws,
-        st: &mut WsState,
-        key: String,
-        acc: Accepted<Handoff>,
-        artifacts: Vec<Stamp>,
-        bytes: &[u8],
-    ) -> io::Result<()> {
-        if let Some(previous) = st.pending.clone().filter(|p| *p != key) {
-            // If this fails, so does the receive: it is retried, never left with two pending.
-            let closing = Closing::new(
-                Outcome::Withdrawn,
-                "system",
-                Some(format!("superseded by {key}")),
-            );
-            self.settle(ws, st, &previous, closing)?;
-        }
-        let now = now_rfc3339();
-        let meta = Meta {
-            key: key.clone(),
-            task_id: acc.doc.task_id.clone(),
-            received_at: now.clone(),
-            updated_at: now,
-            revision: 1,
-            digest: acc.digest.clone(),
-            artifacts,
-            previous_artifacts: None,
-            route: Some(self.route_new(st, &acc.doc, &ws.ws.name)),
-        };
-        let meta_bytes = json_bytes(&meta)?;
-        self.note_audience(&key, &acc.doc, meta.route.as_ref(), &ws.ws.name);
-        ws.commit(&key, &rev_file(1), bytes)?;
-        ws.commit(&key, META, &meta_bytes)?;
-        let data = json!({
-            "task_id": acc.doc.task_id, "from_agent": acc.doc.from_agent, "title": acc.doc.title,
-            "trigger": acc.doc.trigger, "confidence": acc.doc.confidence, "revision": 1,
-            "route": meta.route.as_ref().and_then(|r| r.route.clone()),
-        });
-        let event = Event::new(EventType::HandoffReceived, &ws.ws.name, Some(&key), data);
-        if let Err(e) = self.emit(ws, event) {
-            // Fail closed: without its event the handoff is not received (retried later).
-            let _ = ws.uncommit(&key, META);
-            return Err(e);
-        }
-        ws.publish(&key, &rev_file(1), Some(bytes));
-        ws.publish(&key, HANDOFF_FILE, Some(bytes));
-        ws.publish(&key, META, Some(&meta_bytes));
-        self.remove_root_decision(ws);
-        let record = Record {
-            meta,
-            handoff: acc.doc,
-            value: acc.value,
-            decision: None,
-            sign_offs: Vec::new(),
-            review: Default::default(),
-        };
-        st.records.insert(key.clone(), record);
-        st.pending = Some(key.clone());
-        self.metrics().received.inc();
-        self.metrics().pending.inc();
-        self.apply_policy(ws, st, &key);
-        Ok(())
-    }
-
-    /// The route's auto-approve policy, for a handoff just received.
-    fn apply_policy(&self, ws: &Ws, st: &mut WsState, key: &str) {
-        let rec = &st.records[key];
-        let handoff = &rec.handoff;
-        let circular = rec
-            .meta
-            .route
-            .as_ref()
-            .is_some_and(|r| !r.circular.is_empty());
-        let Some(route) = self.route_of(rec, &ws.ws.name).filter(|_| !circular) else {
-            return;
-        };
-        if !crate::routing::auto_approves(route, handoff, &ws.ws.name) {
-            return;
-        }
-        let comment = format!(
-            "auto-approved: confidence at or above {}",
-            route.auto_approve_min_confidence.unwrap_or(1.0)
-        );
-        let closing = Closing::new(
-            Outcome::Approved,
-            format!("policy:{}", route.name),
-            Some(comment),
-        );
-        if let Err(e) = self.settle(ws, st, key, closing) {
-            tracing::error!(workspace = %ws.ws.name, key, error = %e, "auto-approval failed; left pending");
         }
     }
 

@@ -59,7 +59,12 @@ impl App {
             .ws
             .archive_dir(key)
             .join(format!("invalid-{}.json", &digest[..16]));
-        write_json(&ws.ws, &copy, &decision)?;
+        // A copy for readers, like the record copies: atomic, not synced.
+        let written = super::records::json_bytes(&decision)
+            .and_then(|bytes| ws.ws.write_volatile(&copy, &bytes));
+        if let Err(e) = written {
+            tracing::warn!(workspace = %ws.ws.name, key, error = %e, "cannot publish the copy of an invalid answer");
+        }
         Ok(())
     }
 }

@@ -5,10 +5,10 @@
 use super::claim::CLAIM;
 use super::mirror::{self, Finding};
 use super::quorum::{self, APPROVALS};
-use super::records::{rev_file, DECISION, META, SIGN_OFFS};
-use super::state::{Meta, Record, Review, WsState};
+use super::records::{rev_file, Committed, DECISION, META, SIGN_OFFS};
+use super::state::{Record, Review, WsState};
 use super::Ws;
-use crate::audit::{Anchors, AuditLog};
+use crate::audit::{Anchors, AuditLog, Ledger};
 use crate::contract::{Decision, Handoff};
 use crate::store::Store;
 use crate::workspace::Workspace;
@@ -27,14 +27,21 @@ pub(super) struct Loaded {
     pub findings: Vec<Finding>,
 }
 
-pub(super) fn load(ws: &Workspace, data_dir: &Path) -> anyhow::Result<Loaded> {
+pub(super) fn load(ws: &Workspace, data_dir: &Path, ledger: &Ledger) -> anyhow::Result<Loaded> {
     let store = Store::for_workspace(data_dir, ws);
     if !store.exists() {
         adopt(ws)?;
         store.create()?;
+        // The memo of announced checkpoints exists from the start, so the first scan's
+        // rewrites of it make no files.
+        save_seen_checkpoints(&store, &BTreeMap::new())?;
     }
     remove_stale_temps(ws);
     let anchors = Anchors::for_workspace(data_dir, ws);
+    let anchors = {
+        let flushed = ledger.newest(&anchors.tag);
+        anchors.with_flushed(flushed)
+    };
     let audit = AuditLog::open(ws, anchors.clone())?;
     let mut state = WsState {
         seen_checkpoints: read_store(&store, Path::new(SEEN_CHECKPOINTS)).unwrap_or_default(),
@@ -114,13 +121,20 @@ fn remove_stale_temps(ws: &Workspace) {
 
 fn load_record(store: &Store, dir: &str) -> anyhow::Result<Option<Record>> {
     let at = |file: &str| Path::new("handoffs").join(dir).join(file);
-    let Some(meta) = read_store::<Meta>(store, &at(META)) else {
+    let Some(committed) = read_store::<Committed>(store, &at(META)) else {
         // No meta.json: a crash before the first revision was committed.
         return Ok(None);
     };
-    // meta.json names the committed revision; a newer rev file may be a crash's leftover.
-    let value: serde_json::Value = read_store(store, &at(&rev_file(meta.revision)))
-        .ok_or_else(|| anyhow::anyhow!("meta.json without revision {}", meta.revision))?;
+    let meta = committed.meta;
+    // meta.json names the committed revision and carries its text (older stores: rev-N.json;
+    // a rev file newer than meta.json is a crash's leftover).
+    let text = match committed.content {
+        Some(text) => text.into_bytes(),
+        None => store
+            .read(&at(&rev_file(meta.revision)))?
+            .ok_or_else(|| anyhow::anyhow!("meta.json without revision {}", meta.revision))?,
+    };
+    let value: serde_json::Value = serde_json::from_slice(&text)?;
     let handoff: Handoff = serde_json::from_value(value.clone())?;
     let decision = read_store::<Decision>(store, &at(DECISION));
     let sign_offs: Vec<_> = read_store(store, &at(SIGN_OFFS)).unwrap_or_default();
@@ -150,10 +164,14 @@ pub(super) fn read_json<T: DeserializeOwned>(ws: &Workspace, path: &Path) -> Opt
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Saves which checkpoint contents were announced, so a restart does not announce them again.
+/// Overwritten in place and not synced: the events are in the audit log already, and a memo
+/// lost or torn by a crash only makes the next start announce those checkpoints once more
+/// (logged twice, never lost).
 pub(super) fn save_seen_checkpoints(
     store: &Store,
     seen: &BTreeMap<String, String>,
 ) -> std::io::Result<()> {
     let bytes = serde_json::to_vec_pretty(seen)?;
-    store.write(Path::new(SEEN_CHECKPOINTS), &bytes)
+    store.overwrite(Path::new(SEEN_CHECKPOINTS), &bytes)
 }

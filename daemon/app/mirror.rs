@@ -4,7 +4,7 @@
 //! tamper history, and replaced by the store's version; a copy a crash left behind (an older
 //! decision, a missing file) is simply brought up to date.
 
-use super::records::{rev_file, DECISION};
+use super::records::{published, DECISION};
 use super::state::Record;
 use crate::audit::anchor::{Anchors, Entry};
 use crate::events::now_rfc3339;
@@ -36,6 +36,10 @@ pub(super) fn check(
     let mut found = Vec::new();
     for dir in ws.list_dirs(&ws.handoffs_dir()).unwrap_or_default() {
         let folder = ws.handoffs_dir().join(&dir);
+        let truth: HashMap<String, Vec<u8>> = match known.get(&dir) {
+            Some(rec) => published(store, &rec.meta.key).into_iter().collect(),
+            None => HashMap::new(),
+        };
         for file in ws.list_json_in(&folder) {
             let Ok(Some(copy)) = ws.read(&folder.join(&file), LIMIT) else {
                 continue;
@@ -45,7 +49,7 @@ pub(super) fn check(
                     Some("a record of a handoff the daemon never received".to_string())
                 }
                 None => None,
-                Some(rec) => changed(store, rec, &dir, &file, &copy),
+                Some(_) => changed(store, truth.get(&file), &dir, &file, &copy),
             };
             if let Some(why) = why {
                 let text = format!(".baton/handoffs/{dir}/{file}: {why}");
@@ -62,22 +66,24 @@ fn claims_a_record(file: &str) -> bool {
     !file.starts_with("invalid-")
 }
 
-/// Why the copy `file` of a known record is not one the daemon wrote, if it is not.
-fn changed(store: &Store, rec: &Record, dir: &str, file: &str, copy: &[u8]) -> Option<String> {
+/// Why the copy `file` of a known record is not one the daemon wrote, if it is not. `truth`:
+/// what the daemon publishes under that name (see `records::published`).
+fn changed(
+    store: &Store,
+    truth: Option<&Vec<u8>>,
+    dir: &str,
+    file: &str,
+    copy: &[u8],
+) -> Option<String> {
     let ours = |name: &str| {
         store
             .read(&Path::new("handoffs").join(dir).join(name))
             .ok()
             .flatten()
     };
-    let truth = if file == crate::workspace::HANDOFF_FILE {
-        ours(&rev_file(rec.meta.revision))
-    } else {
-        ours(file)
-    };
     // Copies are written without fsyncs: after a power cut one may be empty. That is a crash's
     // residue, not a forgery; it is published again.
-    if truth.as_deref() == Some(copy) || copy.is_empty() {
+    if truth.map(Vec::as_slice) == Some(copy) || copy.is_empty() {
         return None;
     }
     let is_decision = file == DECISION || file.starts_with("decision-rev-");

@@ -23,6 +23,7 @@ mod overview;
 mod query;
 mod queue;
 mod quorum;
+mod receive;
 mod records;
 mod repair;
 mod revise;
@@ -87,6 +88,8 @@ struct Inner {
     repairs: Mutex<Vec<PathBuf>>,
     /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
     alerts: Mutex<BTreeMap<String, Vec<String>>>,
+    /// Where the anchors of all workspaces are made durable together.
+    ledger: crate::audit::Ledger,
     /// Shared copies of reviewers' handoff lists, for the queue page.
     listings: listing::Listings,
     /// Audit verdicts for the events page, recomputed only when a log changed.
@@ -115,6 +118,7 @@ impl App {
         std::fs::create_dir_all(&config.data_dir)?;
         let found = workspace::discover(&config.workspaces)?;
         let (tokens, admin_token) = Tokens::load(&config)?;
+        let ledger = crate::audit::Ledger::open(&config.data_dir)?;
         let (logins, admin_password) = crate::login::Logins::load(&config)?;
         let (events, _) = broadcast::channel(4096);
         let metrics = Metrics::default();
@@ -142,6 +146,7 @@ impl App {
                 listings: Default::default(),
                 repairs: Mutex::default(),
                 hashes: Default::default(),
+                ledger,
                 blobs: crate::blobs::Blobs::new(&config.data_dir),
                 shutdown: CancellationToken::new(),
                 config,
@@ -172,7 +177,7 @@ impl App {
         let load::Loaded {
             ws: loaded,
             findings,
-        } = load::load(&ws, &self.inner.config.data_dir)?;
+        } = load::load(&ws, &self.inner.config.data_dir, &self.inner.ledger)?;
         let loaded = Arc::new(loaded);
         {
             let st = loaded.lock();
@@ -356,13 +361,27 @@ impl App {
         }
     }
 
-    /// Brings every audit anchor up to date (see `AuditLog::flush_anchor`).
+    /// Makes every anchor that moved durable: all of them in one append to the ledger, with
+    /// one sync (about once a second, and at shutdown).
     pub fn flush_anchors(&self) {
-        for ws in self.workspaces() {
-            if let Err(e) = ws.audit.flush_anchor() {
-                self.metrics().error("audit_anchor");
-                tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot write the audit anchor");
+        let moved: Vec<(Arc<Ws>, crate::audit::Anchor)> = self
+            .workspaces()
+            .into_iter()
+            .filter_map(|ws| ws.audit.anchor_to_flush().map(|a| (ws, a)))
+            .collect();
+        if moved.is_empty() {
+            return;
+        }
+        let entries: Vec<_> = moved
+            .iter()
+            .map(|(ws, anchor)| (ws.anchors.tag.clone(), anchor.clone()))
+            .collect();
+        if let Err(e) = self.inner.ledger.append(&entries) {
+            for (ws, _) in &moved {
+                ws.audit.flush_failed();
             }
+            self.metrics().error("audit_anchor");
+            tracing::warn!(error = %e, "cannot flush the audit anchors; trying again in a second");
         }
     }
 

@@ -151,7 +151,7 @@ impl App {
             }
             Err(e) => {
                 // Fail closed: the approval is taken back with the event that failed.
-                ws.restore(&old);
+                ws.restore(&old, None);
                 put_back(ws, &old);
                 st.records.insert(key.to_string(), old);
                 Err(e.into())

@@ -2,10 +2,16 @@
 //! agents' reach), then published into the workspace's `.baton/handoffs/<key>/` for agents and
 //! people. The published copy is never read back as state; at start-up it is compared with the
 //! store, and a copy the daemon did not write is set aside as evidence (see `mirror`).
+//!
+//! A revision is committed by one durable write: the store's `meta.json` carries the revision's
+//! text next to its meta (`Committed`), so receiving a handoff costs one file and its folder's
+//! sync. Earlier revisions are kept as `rev-N.json` once a newer one replaces them; stores
+//! written before this keep the text of every revision in `rev-N.json`, and are read as such.
 
-use super::state::{Record, Ws};
-use crate::store::Store;
-use serde::Serialize;
+use super::state::{Meta, Record, Ws};
+use crate::store::{Op, Store};
+use crate::workspace::HANDOFF_FILE;
+use serde::{Deserialize, Serialize};
 use std::io;
 
 pub(super) const META: &str = "meta.json";
@@ -28,30 +34,69 @@ pub(super) fn json_bytes<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The store's `meta.json`: the meta of the revision in place and that revision's text (the
+/// handoff as kept, published as `rev-N.json` and `handoff.json`). `content` is absent in
+/// stores written before it existed; their text is in `rev-N.json`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(super) struct Committed {
+    #[serde(flatten)]
+    pub meta: Meta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+impl Committed {
+    /// The store bytes committing `meta` with the revision's `text` (accepted handoffs are
+    /// UTF-8, so the text round-trips byte for byte through a JSON string).
+    pub fn bytes(meta: &Meta, text: &[u8]) -> io::Result<Vec<u8>> {
+        let content = String::from_utf8(text.to_vec())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        json_bytes(&Committed {
+            meta: meta.clone(),
+            content: Some(content),
+        })
+    }
+}
+
 impl Ws {
     /// Commits one file of a record to the store, durably.
     pub(super) fn commit(&self, key: &str, file: &str, bytes: &[u8]) -> io::Result<()> {
-        self.store.write(&Store::record(key, file), bytes)
+        self.store.apply(key, &[Op::Put(file, bytes)])
     }
 
     pub(super) fn uncommit(&self, key: &str, file: &str) -> io::Result<()> {
-        self.store.remove(&Store::record(key, file))
+        self.store.apply(key, &[Op::Remove(file)])
     }
 
-    /// Puts the record's mutable files (meta, sign-offs, decision) back as `rec` has them:
-    /// the undo of a transition whose event could not be logged.
-    pub(super) fn restore(&self, rec: &Record) {
+    /// The store's `meta.json` of `key` as committed, and its raw bytes.
+    pub(super) fn committed(&self, key: &str) -> io::Result<(Committed, Vec<u8>)> {
+        let bytes = self.store.read(&Store::record(key, META))?.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{key}: no meta.json"))
+        })?;
+        let committed = serde_json::from_slice(&bytes)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        Ok((committed, bytes))
+    }
+
+    /// Puts the record's mutable files back as `rec` has them (sign-offs, decision, and the
+    /// store's `meta.json` as it was, when given): the undo of a transition whose event could
+    /// not be logged.
+    pub(super) fn restore(&self, rec: &Record, meta: Option<&[u8]>) {
         let key = &rec.meta.key;
-        let result = json_bytes(&rec.meta)
-            .and_then(|b| self.commit(key, META, &b))
-            .and_then(|()| match rec.sign_offs.is_empty() {
-                true => self.uncommit(key, SIGN_OFFS),
-                false => json_bytes(&rec.sign_offs).and_then(|b| self.commit(key, SIGN_OFFS, &b)),
-            })
-            .and_then(|()| match &rec.decision {
-                None => self.uncommit(key, DECISION),
-                Some(d) => json_bytes(d).and_then(|b| self.commit(key, DECISION, &b)),
+        let result = (|| {
+            let sign_offs = json_bytes(&rec.sign_offs)?;
+            let decision = rec.decision.as_ref().map(json_bytes).transpose()?;
+            let mut ops = vec![match rec.sign_offs.is_empty() {
+                true => Op::Remove(SIGN_OFFS),
+                false => Op::Put(SIGN_OFFS, &sign_offs),
+            }];
+            ops.push(match &decision {
+                None => Op::Remove(DECISION),
+                Some(d) => Op::Put(DECISION, d),
             });
+            ops.extend(meta.map(|m| Op::Put(META, m)));
+            self.store.apply(key, &ops)
+        })();
         if let Err(e) = result {
             tracing::error!(workspace = %self.ws.name, key, error = %e, "cannot undo a change whose event failed; the next start logs it as recovered");
         }
@@ -65,7 +110,7 @@ impl Ws {
         let path = self.ws.archive_dir(key).join(file);
         let result = match bytes {
             Some(b) => self.ws.write_volatile(&path, b),
-            None => self.ws.remove(&path),
+            None => self.ws.remove_volatile(&path),
         };
         if let Err(e) = result {
             tracing::warn!(workspace = %self.ws.name, key, file, error = %e, "cannot publish a record copy into the workspace");
@@ -77,27 +122,14 @@ impl Ws {
     pub(super) fn publish_record(&self, rec: &Record) {
         let key = &rec.meta.key;
         let dir = self.ws.archive_dir(key);
-        let mut files: Vec<(String, String)> = self
-            .store
-            .files_of(&crate::workspace::key_dir_name(key))
-            .into_iter()
-            .map(|f| (f.clone(), f))
-            .collect();
-        files.push((
-            rev_file(rec.meta.revision),
-            crate::workspace::HANDOFF_FILE.into(),
-        ));
-        for (source, target) in files {
-            let Ok(Some(bytes)) = self.store.read(&Store::record(key, &source)) else {
-                continue;
-            };
+        for (file, bytes) in published(&self.store, key) {
             let copy = self
                 .ws
-                .read(&dir.join(&target), bytes.len() + 1)
+                .read(&dir.join(&file), bytes.len() + 1)
                 .ok()
                 .flatten();
             if copy.as_deref() != Some(&bytes[..]) {
-                self.publish(key, &target, Some(&bytes));
+                self.publish(key, &file, Some(&bytes));
             }
         }
         if rec.decision.is_none() {
@@ -105,6 +137,46 @@ impl Ws {
             if copy.is_some() {
                 self.publish(key, DECISION, None);
             }
+        }
+    }
+}
+
+/// What the workspace's copy of a record holds, file by file, as the store has it: every
+/// store file (the store's `meta.json` without the text it carries), plus the revision in
+/// place as `rev-N.json` and `handoff.json`.
+pub(super) fn published(store: &Store, key: &str) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for file in store.files_of(&crate::workspace::key_dir_name(key)) {
+        let Ok(Some(bytes)) = store.read(&Store::record(key, &file)) else {
+            continue;
+        };
+        if file != META {
+            files.push((file, bytes));
+            continue;
+        }
+        let Ok(committed) = serde_json::from_slice::<Committed>(&bytes) else {
+            continue;
+        };
+        if let Ok(Some(text)) = revision_text(store, &committed) {
+            files.push((rev_file(committed.meta.revision), text.clone()));
+            files.push((HANDOFF_FILE.into(), text));
+        }
+        files.extend(json_bytes(&committed.meta).map(|m| (META.to_string(), m)));
+    }
+    // A store of older versions has the revision in place in rev-N.json too: once is enough.
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files.dedup_by(|a, b| a.0 == b.0);
+    files
+}
+
+/// The text of the revision `committed` names: carried along, or in `rev-N.json` (stores
+/// written before meta.json carried it).
+pub(super) fn revision_text(store: &Store, committed: &Committed) -> io::Result<Option<Vec<u8>>> {
+    match &committed.content {
+        Some(text) => Ok(Some(text.clone().into_bytes())),
+        None => {
+            let meta = &committed.meta;
+            store.read(&Store::record(&meta.key, &rev_file(meta.revision)))
         }
     }
 }

@@ -12,7 +12,8 @@ impl App {
     /// An answer in the root that no longer answers the handoff in place goes; `baton wait`
     /// also checks `handoff_sha256`, so a failure here misleads no agent.
     pub(super) fn remove_root_decision(&self, ws: &Ws) {
-        if let Err(e) = ws.ws.remove(&ws.ws.decision_path()) {
+        // Not synced: if a crash brings it back, the next reconcile removes it again.
+        if let Err(e) = ws.ws.remove_volatile(&ws.ws.decision_path()) {
             self.metrics().error("write");
             tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot remove the old decision.json");
         }

@@ -5,12 +5,15 @@ use super::artifacts::Stamp;
 use super::claim::CLAIM;
 use super::decide::Closing;
 use super::quorum::{self, APPROVALS};
-use super::records::{json_bytes, old_decision_file, rev_file, DECISION, META, SIGN_OFFS};
+use super::records::{
+    json_bytes, old_decision_file, rev_file, Committed, DECISION, META, SIGN_OFFS,
+};
 use super::state::{Meta, Record, Review, WsState};
 use super::{App, Ws};
 use crate::contract::validate::Accepted;
 use crate::contract::{Handoff, Outcome};
 use crate::events::{now_rfc3339, Event, EventType};
+use crate::store::Op;
 use crate::workspace::HANDOFF_FILE;
 use serde_json::json;
 use std::io;
@@ -57,21 +60,32 @@ impl App {
             Some(d) => Some((old_decision_file(old.meta.revision), json_bytes(d)?)),
             None => None,
         };
-        ws.commit(key, &rev_file(meta.revision), bytes)?;
+        // The revision being replaced stays as rev-N.json (stores of older versions have it).
+        let (replaced, old_meta) = ws.committed(key)?;
+        let history = (
+            rev_file(old.meta.revision),
+            replaced.content.map(String::into_bytes),
+        );
+        let committed = Committed::bytes(&meta, bytes)?;
+        let mut ops = Vec::new();
         if let Some((file, d)) = &earlier {
-            ws.commit(key, file, d)?;
-            ws.uncommit(key, DECISION)?;
+            ops.extend([Op::Put(file, d), Op::Remove(DECISION)]);
         }
-        ws.uncommit(key, SIGN_OFFS)?;
-        ws.uncommit(key, APPROVALS)?;
+        if let (file, Some(text)) = &history {
+            ops.push(Op::Put(file, text));
+        }
+        // Sign-offs and approvals were given to the old content (and a reopened handoff is
+        // claimed anew); meta.json, last, commits the revision.
+        ops.extend([Op::Remove(SIGN_OFFS), Op::Remove(APPROVALS)]);
         if reopening {
-            ws.uncommit(key, CLAIM)?;
+            ops.push(Op::Remove(CLAIM));
         }
-        ws.commit(key, META, &meta_bytes)?;
+        ops.push(Op::Put(META, &committed));
+        ws.store.apply(key, &ops)?;
         let data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision, "confidence": acc.doc.confidence });
         let event = Event::new(EventType::HandoffRevised, &ws.ws.name, Some(key), data);
         if let Err(e) = self.emit(ws, event) {
-            ws.restore(&old);
+            ws.restore(&old, Some(&old_meta));
             quorum::put_back(ws, &old);
             return Err(e);
         }

@@ -142,10 +142,12 @@ impl App {
         routed.matched = vec![format!("escalated: {}", due.why)];
         routed.route = Some(due.to.clone());
         routed.since = at;
-        let mut meta = rec.meta.clone();
-        meta.route = Some(routed);
+        // The store's meta.json carries the revision's text: changed in place, text kept.
+        let (mut committed, before) = ws.committed(key)?;
+        committed.meta.route = Some(routed);
+        ws.commit(key, META, &json_bytes(&committed)?)?;
+        let meta = committed.meta;
         let bytes = json_bytes(&meta)?;
-        ws.commit(key, META, &bytes)?;
         let data = json!({
             "task_id": meta.task_id, "from": old.meta.route.as_ref().and_then(|r| r.route.clone()),
             "to": due.to, "why": due.why, "after_s": due.after_s,
@@ -154,7 +156,7 @@ impl App {
         self.note_audience(key, &rec.handoff, meta.route.as_ref(), &ws.ws.name);
         rec.meta = meta;
         if let Err(e) = self.emit(ws, event) {
-            ws.restore(&old);
+            ws.restore(&old, Some(&before));
             self.note_audience(key, &old.handoff, old.meta.route.as_ref(), &ws.ws.name);
             *st.records.get_mut(key).expect("known key") = old;
             return Err(e);

@@ -5,9 +5,10 @@
 //! The anchor is written before each append and names both ends: `before` (the log as it was)
 //! and the top-level mark (the log once the append is done). A crash anywhere in an append
 //! leaves the log at one of the two, so a restart can tell a crash from an edit; anything else
-//! (a shortened, lengthened or edited log) is tampering.
+//! (a shortened, lengthened or edited log) is tampering. The anchor file is not synced; the
+//! `ledger` keeps the anchors of all workspaces durable, one sync a second for all of them.
 
-use crate::workspace::Workspace;
+use crate::workspace::{fsync, Workspace};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
@@ -29,6 +30,10 @@ pub struct Anchor {
     pub after: Mark,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub before: Option<Mark>,
+    /// Counted up at every write of the workspace's anchor, so the newer of the anchor file and
+    /// the last flushed copy (see `ledger`) can be told (0 in anchors of older versions).
+    #[serde(default)]
+    pub gen: u64,
 }
 
 /// One line of the history: tampering found, or an administrator's acknowledgement of it.
@@ -48,9 +53,13 @@ pub struct Entry {
 /// The anchor files of one workspace.
 #[derive(Debug, Clone)]
 pub struct Anchors {
+    /// The workspace's tag (`store::tag`): its name in data_dir and in the ledger.
+    pub tag: String,
     pub anchor: PathBuf,
     pub history: PathBuf,
     pub evidence: PathBuf,
+    /// Its newest anchor in the ledger when this was made (see `with_flushed`).
+    flushed: Option<Anchor>,
 }
 
 /// The anchor is a fixed-size record overwritten in place by one small write (the JSON is
@@ -64,11 +73,38 @@ impl Anchors {
         Anchors {
             anchor: anchors.join(format!("{tag}.json")),
             history: anchors.join(format!("{tag}.history.jsonl")),
-            evidence: data_dir.join("evidence").join(tag),
+            evidence: data_dir.join("evidence").join(&tag),
+            tag,
+            flushed: None,
         }
     }
 
+    /// With the workspace's newest anchor in the ledger (`Ledger::newest`).
+    pub fn with_flushed(self, flushed: Option<Anchor>) -> Anchors {
+        Anchors { flushed, ..self }
+    }
+
+    /// The anchor: the newer (by `gen`) of the workspace's anchor file, written before every
+    /// append but never synced, and its last copy flushed to the ledger, which a power cut
+    /// cannot take back.
     pub fn read(&self) -> io::Result<Option<Anchor>> {
+        let file = match self.read_file() {
+            Ok(anchor) => anchor,
+            // Torn by a power cut in the middle of its write: the flushed copy stands.
+            Err(e) if e.kind() == io::ErrorKind::InvalidData && self.flushed.is_some() => {
+                tracing::warn!(error = %e, "unreadable anchor file; using its last flushed copy");
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(match (file, self.flushed.clone()) {
+            (Some(file), Some(flushed)) if flushed.gen > file.gen => Some(flushed),
+            (Some(file), _) => Some(file),
+            (None, flushed) => flushed,
+        })
+    }
+
+    fn read_file(&self) -> io::Result<Option<Anchor>> {
         match std::fs::read(&self.anchor) {
             Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
                 io::Error::new(
@@ -81,9 +117,9 @@ impl Anchors {
         }
     }
 
-    /// Overwrites the anchor; `sync`: durably (otherwise the page cache keeps it, which a
-    /// killed process cannot lose).
-    pub fn write(&self, anchor: &Anchor, sync: bool) -> io::Result<()> {
+    /// Overwrites the anchor file, not durably: the page cache keeps it, which a killed
+    /// process cannot lose; the ledger makes it survive a power cut.
+    pub fn write(&self, anchor: &Anchor) -> io::Result<()> {
         let mut record = serde_json::to_vec(anchor)?;
         record.resize(ANCHOR_SIZE.max(record.len()), b' ');
         if let Some(dir) = self.anchor.parent() {
@@ -94,11 +130,7 @@ impl Anchors {
             .create(true)
             .truncate(false)
             .open(&self.anchor)?;
-        file.write_all_at(&record, 0)?;
-        if sync {
-            file.sync_data()?;
-        }
-        Ok(())
+        file.write_all_at(&record, 0)
     }
 
     /// Appends one history line durably. The file is only ever appended to.
@@ -113,7 +145,7 @@ impl Anchors {
             .create(true)
             .open(&self.history)?;
         file.write_all(&line)?;
-        file.sync_data()
+        fsync::data(&file, fsync::Kind::Other)
     }
 
     /// Tampering found since the last acknowledgement.
@@ -144,7 +176,7 @@ impl Anchors {
         let path = self
             .evidence
             .join(format!("{}-{name}", crate::events::now_rfc3339()));
-        crate::workspace::write_atomic(&path, bytes)?;
+        crate::workspace::write_atomic(&path, bytes, fsync::Kind::Other)?;
         Ok(path)
     }
 }

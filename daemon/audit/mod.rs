@@ -7,19 +7,21 @@
 //! `baton audit verify` reports TAMPERED until an administrator acknowledges it.
 
 pub mod anchor;
+pub mod ledger;
 mod tail;
 mod verify;
 
 pub use anchor::{Anchor, Anchors, Mark};
+pub use ledger::Ledger;
 pub use verify::{verify, Report};
 
 use crate::events::{now_rfc3339, Event, EventType};
-use crate::workspace::{ForeignFile, ReadError, Workspace};
+use crate::workspace::{fsync, ForeignFile, ReadError, Workspace};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use std::io::{self, Write};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -58,8 +60,10 @@ pub struct AuditLog {
     ws: Workspace,
     anchors: Anchors,
     head: Mutex<Mark>,
-    /// The head moved since the anchor was last synced.
+    /// The head moved since the anchor was last flushed to the ledger.
     anchor_stale: AtomicBool,
+    /// The generation of the anchor last written (see `Anchor::gen`).
+    gen: AtomicU64,
     /// `at` of the last event when the log was opened.
     last_at: Option<String>,
     /// Breaks found and not yet taken by the caller.
@@ -91,12 +95,18 @@ impl AuditLog {
             ws: ws.clone(),
             anchors,
             head: Mutex::new(genesis()),
+            // Synced at the first flush even when it is right: a daemon killed before its
+            // flush may have left it written but not yet on disk.
             anchor_stale: AtomicBool::new(true),
+            gen: AtomicU64::new(0),
             last_at: None,
             breaks: Mutex::default(),
             unresolved: Mutex::default(),
         };
         let anchored = log.anchors.read()?;
+        let never_anchored = anchored.is_none();
+        let gen = anchored.as_ref().map_or(0, |a| a.gen);
+        log.gen.store(gen, Ordering::Release);
         let (head, last_at) = match tail::read_tail(&log.ws) {
             Ok(tail) => match tail::judge(anchored.as_ref(), &tail) {
                 Ok(mark) => (mark, tail.at),
@@ -105,6 +115,12 @@ impl AuditLog {
             Err(e) if ForeignFile::is(&e) => (log.break_chain(&e.to_string(), anchored)?, None),
             Err(e) => return Err(e),
         };
+        // A log served for the first time is anchored at once, as it was found: from here on
+        // a change behind the daemon's back is tampering even if the daemon stops before its
+        // first append (and that append, in the start-up scan, finds the file made).
+        if never_anchored {
+            log.anchors.write(&log.anchor_at(&head))?;
+        }
         *log.head.lock().unwrap_or_else(|e| e.into_inner()) = head;
         Ok(AuditLog { last_at, ..log })
     }
@@ -163,20 +179,18 @@ impl AuditLog {
     ) -> io::Result<Mark> {
         let (text, next) = chain(head, events)?;
         // The anchor first: a crash from here on leaves the log at `before` or at `after`.
-        self.anchors.write(
-            &Anchor {
-                after: next.clone(),
-                before: Some(head.clone()),
-            },
-            false,
-        )?;
+        self.anchors.write(&Anchor {
+            after: next.clone(),
+            before: Some(head.clone()),
+            gen: self.next_gen(),
+        })?;
         if let Err(e) = file
             .write_all(text.as_bytes())
-            .and_then(|()| file.sync_data())
+            .and_then(|()| fsync::data(&file, fsync::Kind::Audit))
         {
             // Disk full or I/O error: take back a partial line so the chain stays whole.
             let _ = file.set_len(head.len.unwrap_or(0));
-            let _ = self.anchors.write(&anchor_at(head), false);
+            let _ = self.anchors.write(&self.anchor_at(head));
             return Err(e);
         }
         self.anchor_stale.store(true, Ordering::Release);
@@ -249,16 +263,33 @@ impl AuditLog {
         Ok(event)
     }
 
-    /// Syncs the anchor if the head moved. Called about once a second and at shutdown: the
-    /// anchor is written before every append, but synced only here.
-    pub fn flush_anchor(&self) -> io::Result<()> {
+    /// The anchor to flush to the ledger if the head moved since the last flush (about once
+    /// a second, and at shutdown), or `None`. Taken under the head's lock, so its generation
+    /// orders it with the anchors appends write.
+    pub fn anchor_to_flush(&self) -> Option<Anchor> {
         if !self.anchor_stale.swap(false, Ordering::AcqRel) {
-            return Ok(());
+            return None;
         }
-        let head = self.head.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        self.anchors
-            .write(&anchor_at(&head), true)
-            .inspect_err(|_| self.anchor_stale.store(true, Ordering::Release))
+        let head = self.head.lock().unwrap_or_else(|e| e.into_inner());
+        Some(self.anchor_at(&head))
+    }
+
+    /// The ledger could not take the anchor: flush it again next time.
+    pub fn flush_failed(&self) {
+        self.anchor_stale.store(true, Ordering::Release);
+    }
+
+    /// The anchor of a log at rest at `head` (no append in flight), with a new generation.
+    fn anchor_at(&self, head: &Mark) -> Anchor {
+        Anchor {
+            after: head.clone(),
+            before: None,
+            gen: self.next_gen(),
+        }
+    }
+
+    fn next_gen(&self) -> u64 {
+        self.gen.fetch_add(1, Ordering::AcqRel) + 1
     }
 }
 
@@ -287,13 +318,6 @@ fn chain(head: &Mark, events: &[Event]) -> io::Result<(String, Mark)> {
     }
     next.len = Some(head.len.unwrap_or(0) + text.len() as u64);
     Ok((text, next))
-}
-
-fn anchor_at(head: &Mark) -> Anchor {
-    Anchor {
-        after: head.clone(),
-        before: None,
-    }
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

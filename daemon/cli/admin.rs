@@ -1,6 +1,6 @@
 //! Operator commands: `init`, `schema`, `audit verify`, `hash-password`.
 
-use baton::audit::Anchors;
+use baton::audit::{Anchors, Ledger};
 use baton::config::Config;
 use baton::contract::schema::{self, Kind};
 use baton::workspace::{self, Workspace};
@@ -63,7 +63,11 @@ pub fn schema(kind: Kind) -> anyhow::Result<ExitCode> {
 /// without one the default is tried and, failing that, there are none.
 fn anchors(ws: &Workspace, config: Option<&Path>) -> anyhow::Result<Option<Anchors>> {
     match Config::load(config) {
-        Ok(c) => Ok(Some(Anchors::for_workspace(&c.data_dir, ws))),
+        Ok(c) => {
+            let anchors = Anchors::for_workspace(&c.data_dir, ws);
+            let flushed = Ledger::read(&c.data_dir)?.remove(&anchors.tag);
+            Ok(Some(anchors.with_flushed(flushed)))
+        }
         Err(e) if config.is_some() => Err(e.into()),
         Err(_) => Ok(None),
     }

@@ -53,7 +53,11 @@ pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     if !problems.is_empty() {
         return Ok(print_problems(&problems));
     }
-    workspace::write_atomic(&ws.handoff_path(), &bytes)?;
+    workspace::write_atomic(
+        &ws.handoff_path(),
+        &bytes,
+        workspace::fsync::Kind::Workspace,
+    )?;
     println!("submitted {key} as {}", ws.handoff_path().display());
     Ok(ExitCode::SUCCESS)
 }

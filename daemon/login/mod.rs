@@ -182,6 +182,10 @@ fn admin_password(data_dir: &Path) -> std::io::Result<(String, Option<String>)> 
     };
     let hash = hash_password(&password).map_err(std::io::Error::other)?;
     std::fs::create_dir_all(data_dir)?;
-    crate::workspace::write_atomic(&path, format!("{hash}\n").as_bytes())?;
+    crate::workspace::write_atomic(
+        &path,
+        format!("{hash}\n").as_bytes(),
+        crate::workspace::fsync::Kind::Other,
+    )?;
     Ok((hash, Some(password)))
 }

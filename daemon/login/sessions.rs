@@ -151,7 +151,9 @@ impl Sessions {
             Err(_) => return,
         };
         // Losing this file only signs people out: worth a warning, not a failed request.
-        if let Err(e) = crate::workspace::write_atomic(&self.file, &bytes) {
+        if let Err(e) =
+            crate::workspace::write_atomic(&self.file, &bytes, crate::workspace::fsync::Kind::Other)
+        {
             tracing::warn!(file = %self.file.display(), error = %e, "cannot save sessions");
         }
     }

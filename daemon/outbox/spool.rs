@@ -2,6 +2,7 @@
 //! name, synced, renamed into place and the folder synced, so a notification written before
 //! its event is broadcast survives a crash or `kill -9` whole or not at all (never torn).
 
+use crate::workspace::fsync::{self, Kind};
 use serde::{Deserialize, Serialize};
 use std::fs::{self, File};
 use std::io::Write;
@@ -130,7 +131,7 @@ impl Spool {
         let bytes = serde_json::to_vec(d).expect("a delivery always serializes");
         let mut f = File::create(&tmp).map_err(fail)?;
         f.write_all(&bytes).map_err(fail)?;
-        f.sync_all().map_err(fail)?;
+        fsync::all(&f, Kind::Outbox).map_err(fail)?;
         fs::rename(&tmp, &path).map_err(fail)
     }
 
@@ -172,7 +173,7 @@ impl Spool {
 }
 
 pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
+    fsync::dir(dir, Kind::Outbox)
 }
 
 #[cfg(test)]

@@ -23,7 +23,7 @@ const MAX_DEPTH: usize = 8;
 /// The tree under `rel`, sorted by path, at most `MAX_ENTRIES` entries (the `bool` says
 /// whether more were left out). Names that are not UTF-8 are shown lossily.
 pub(super) fn tree(root: &Path, rel: &Path) -> io::Result<(Vec<Entry>, bool)> {
-    let dir = match walk(root, &names(rel)?, false) {
+    let dir = match walk(root, &names(rel)?, None) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((Vec::new(), false)),
         other => other?,
     };
@@ -81,7 +81,7 @@ fn visit(
 /// The last `max` bytes of the regular file `rel` (all of it if smaller); empty if missing.
 pub(super) fn tail(root: &Path, rel: &Path, max: u64) -> io::Result<Vec<u8>> {
     let (dirs, name) = split(rel)?;
-    let dir = match walk(root, &dirs, false) {
+    let dir = match walk(root, &dirs, None) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         other => other?,
     };

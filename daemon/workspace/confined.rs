@@ -16,6 +16,7 @@ pub use reads::Identity;
 pub(super) use reads::{identities, open_regular, sha256, sha256_capture, sha256_known};
 
 use super::files::{read_open_file, ReadError};
+use super::fsync::{self, Kind};
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt, OpenOptionsSyncExt};
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use std::ffi::OsStr;
@@ -29,7 +30,7 @@ use std::path::{Component, Path, PathBuf};
 /// are made.
 pub(super) fn write(root: &Path, rel: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
     let (dirs, name) = split(rel)?;
-    let dir = walk(root, &dirs, true)?;
+    let dir = walk(root, &dirs, Some(durable))?;
     let tmp = write_temp(&dir, bytes, durable)?;
     // Renaming within one folder handle: the target cannot have moved elsewhere meanwhile.
     // A symlink at the target name is replaced, not followed.
@@ -47,7 +48,7 @@ pub(super) fn write(root: &Path, rel: &Path, bytes: &[u8], durable: bool) -> io:
 /// folder on the way, does not exist.
 pub(super) fn read(root: &Path, rel: &Path, limit: usize) -> Result<Option<Vec<u8>>, ReadError> {
     let (dirs, name) = split(rel)?;
-    let dir = match walk(root, &dirs, false) {
+    let dir = match walk(root, &dirs, None) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         other => other?,
     };
@@ -62,17 +63,18 @@ pub(super) fn read(root: &Path, rel: &Path, limit: usize) -> Result<Option<Vec<u
     }
 }
 
-/// Removes the file `rel`, durably; a file (or folder on the way) already gone is fine.
-pub(super) fn remove(root: &Path, rel: &Path) -> io::Result<()> {
+/// Removes the file `rel` (durably if `durable`); one (or a folder on the way) gone is fine.
+pub(super) fn remove(root: &Path, rel: &Path, durable: bool) -> io::Result<()> {
     let (dirs, name) = split(rel)?;
-    let dir = match walk(root, &dirs, false) {
+    let dir = match walk(root, &dirs, None) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         other => other?,
     };
     match dir.remove_file(name) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
-        Ok(()) => sync(dir),
+        Ok(()) if durable => sync(dir),
+        Ok(()) => Ok(()),
     }
 }
 
@@ -81,8 +83,8 @@ pub(super) fn remove(root: &Path, rel: &Path) -> io::Result<()> {
 pub(super) fn rename(root: &Path, from: &Path, to: &Path) -> io::Result<()> {
     let (from_dirs, from_name) = split(from)?;
     let (to_dirs, to_name) = split(to)?;
-    let from_dir = walk(root, &from_dirs, false)?;
-    let to_dir = walk(root, &to_dirs, false)?;
+    let from_dir = walk(root, &from_dirs, None)?;
+    let to_dir = walk(root, &to_dirs, None)?;
     from_dir.rename(from_name, &to_dir, to_name)?;
     if from_dirs != to_dirs {
         sync(from_dir)?;
@@ -93,7 +95,7 @@ pub(super) fn rename(root: &Path, from: &Path, to: &Path) -> io::Result<()> {
 /// Names of the real sub-folders (symlinks to folders excluded) of the folder `rel`, sorted.
 /// A folder that does not exist has none.
 pub(super) fn list_dirs(root: &Path, rel: &Path) -> io::Result<Vec<String>> {
-    let dir = match walk(root, &names(rel)?, false) {
+    let dir = match walk(root, &names(rel)?, None) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         other => other?,
     };
@@ -112,7 +114,7 @@ pub(super) fn list_dirs(root: &Path, rel: &Path) -> io::Result<Vec<String>> {
 /// Names of the visible `*.json` entries of the folder `rel`, sorted, like `list_json`. Entries
 /// that are not regular files are listed too, so that reading them reports why they are refused.
 pub(super) fn list_json(root: &Path, rel: &Path) -> io::Result<Vec<String>> {
-    let dir = match walk(root, &names(rel)?, false) {
+    let dir = match walk(root, &names(rel)?, None) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         other => other?,
     };
@@ -132,7 +134,7 @@ pub(super) fn remove_stale_temps(
     rel: &Path,
     age: std::time::Duration,
 ) -> io::Result<usize> {
-    let dir = match walk(root, &names(rel)?, false) {
+    let dir = match walk(root, &names(rel)?, None) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         other => other?,
     };
@@ -162,7 +164,7 @@ pub(super) fn remove_stale_temps(
 /// `ForeignFile` error, so the caller can tell tampering from an I/O failure.
 pub(super) fn open_append(root: &Path, rel: &Path) -> io::Result<File> {
     let (dirs, name) = split(rel)?;
-    let dir = walk(root, &dirs, true)?;
+    let dir = walk(root, &dirs, Some(true))?;
     let mut options = OpenOptions::new();
     options
         .read(true)
@@ -251,15 +253,18 @@ fn open_root(root: &Path) -> io::Result<Dir> {
     Ok(Dir::from_std_file(file))
 }
 
-/// Opens `dirs` one by one beneath the workspace folder; `create`: make the missing ones.
-pub(super) fn walk(root: &Path, dirs: &[&OsStr], create: bool) -> io::Result<Dir> {
+/// Opens `dirs` one by one beneath the workspace folder; `create`: make the missing ones
+/// (durably with `Some(true)`).
+pub(super) fn walk(root: &Path, dirs: &[&OsStr], create: Option<bool>) -> io::Result<Dir> {
     let mut dir = open_root(root)?;
     let mut at = PathBuf::new();
     for name in dirs {
         at.push(name);
-        dir = match open_folder(&dir, name, &at) {
-            Err(e) if create && e.kind() == io::ErrorKind::NotFound => make_folder(dir, name, &at)?,
-            other => other?,
+        dir = match (open_folder(&dir, name, &at), create) {
+            (Err(e), Some(durable)) if e.kind() == io::ErrorKind::NotFound => {
+                make_folder(dir, name, &at, durable)?
+            }
+            (other, _) => other?,
         };
     }
     Ok(dir)
@@ -289,16 +294,18 @@ fn open_folder(dir: &Dir, name: &OsStr, at: &Path) -> io::Result<Dir> {
     }
 }
 
-/// Makes the folder `name` in `parent` and returns it; the parent is fsynced so that the new
-/// folder survives a crash (a file renamed into it later would otherwise be lost with it).
-fn make_folder(parent: Dir, name: &OsStr, at: &Path) -> io::Result<Dir> {
+/// Makes the folder `name` in `parent` and returns it. `durable`: the parent is fsynced so the
+/// new folder survives a crash (a file renamed into it later would be lost with it otherwise).
+fn make_folder(parent: Dir, name: &OsStr, at: &Path, durable: bool) -> io::Result<Dir> {
     match parent.create_dir(name) {
         // Made by a concurrent writer in the meantime: just as good, if it is a real folder.
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
         _ => {}
     }
     let child = open_folder(&parent, name, at)?;
-    sync(parent)?;
+    if durable {
+        sync(parent)?;
+    }
     Ok(child)
 }
 
@@ -329,14 +336,14 @@ fn fill(mut file: File, bytes: &[u8], durable: bool) -> io::Result<()> {
     file.set_permissions(Permissions::from_mode(0o644))?;
     file.write_all(bytes)?;
     if durable {
-        file.sync_all()?;
+        fsync::all(&file, Kind::Workspace)?;
     }
     Ok(())
 }
 
 /// fsyncs a folder, making its entries (new, renamed, removed) durable. Any error counts.
 fn sync(dir: Dir) -> io::Result<()> {
-    dir.into_std_file().sync_all()
+    fsync::all(&dir.into_std_file(), Kind::Workspace)
 }
 
 /// A folder entry's name as a String; names that are not UTF-8 cannot be named in JSON, so

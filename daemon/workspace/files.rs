@@ -1,6 +1,7 @@
 //! Reading agent files under a size limit without following symlinks, and atomic writes
 //! (temp file in the same folder, fsync, rename, fsync the folder).
 
+use super::fsync::{self, Kind};
 use std::fs::{File, OpenOptions, Permissions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -62,20 +63,38 @@ pub(super) fn read_open_file(file: File, limit: usize) -> Result<Vec<u8>, ReadEr
 /// Writes `bytes` to `path` so that readers see the old file or the new one, never a mix, and
 /// the new one survives a crash once this returns `Ok`. Any fsync error is returned. By path:
 /// for the daemon's own files (data_dir) and the CLI; inside a workspace use `Workspace::write`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8], kind: Kind) -> io::Result<()> {
     let dir = path
         .parent()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "path has no folder"))?;
-    std::fs::create_dir_all(dir)?;
+    create_dirs(dir, kind)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".baton-tmp-")
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file()
         .set_permissions(Permissions::from_mode(0o644))?;
-    tmp.as_file().sync_all()?;
+    fsync::all(tmp.as_file(), kind)?;
     tmp.persist(path).map_err(|e| e.error)?;
-    File::open(dir)?.sync_all()
+    fsync::dir(dir, kind)
+}
+
+/// Makes `dir` and its missing parents durably: a file renamed into a folder that a crash
+/// then takes away would be lost with it, so each new folder's parent is fsynced.
+pub fn create_dirs(dir: &Path, kind: Kind) -> io::Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = dir.parent() {
+        create_dirs(parent, kind)?;
+        match std::fs::create_dir(dir) {
+            // Made by a concurrent writer in the meantime: its parent is synced below too.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            other => other?,
+        }
+        fsync::dir(parent, kind)?;
+    }
+    Ok(())
 }
 
 /// sha256 (hex) of an open file, which must be a regular file (it was opened non-blocking).

@@ -7,12 +7,13 @@ mod browse;
 mod confined;
 mod files;
 mod fsinfo;
+pub mod fsync;
 mod paths;
 
 pub use artifacts::{artifact_problems, artifact_problems_with};
 pub use browse::Entry;
 pub use confined::{ForeignFile, Identity};
-pub use files::{read_limited, write_atomic, ReadError};
+pub use files::{create_dirs, read_limited, write_atomic, ReadError};
 pub use fsinfo::is_network_fs;
 pub use paths::{resolve, PathError};
 
@@ -107,7 +108,13 @@ impl Workspace {
     /// Removes a file durably; one already gone is fine. A symlink at the end is removed
     /// itself, never its target.
     pub fn remove(&self, path: &Path) -> io::Result<()> {
-        confined::remove(&self.root, self.relative(path)?)
+        confined::remove(&self.root, self.relative(path)?, true)
+    }
+
+    /// `remove` without the fsync of the folder, for copies and stale answers that the daemon
+    /// removes again if a crash brings them back.
+    pub fn remove_volatile(&self, path: &Path) -> io::Result<()> {
+        confined::remove(&self.root, self.relative(path)?, false)
     }
 
     /// Renames a file durably; the folders of both must exist (NotFound otherwise, as when
@@ -306,7 +313,7 @@ pub fn init(dir: &Path) -> io::Result<Workspace> {
     }
     let policy = dir.join(BATON_DIR).join("workspace.toml");
     if !policy.exists() {
-        write_atomic(&policy, WORKSPACE_TOML.as_bytes())?;
+        write_atomic(&policy, WORKSPACE_TOML.as_bytes(), fsync::Kind::Workspace)?;
     }
     Workspace::open(dir)
 }

@@ -40,7 +40,7 @@ pub(in crate::workspace) fn sha256_capture(
     let (dirs, name) = split(rel)?;
     let mut options = OpenOptions::new();
     options.read(true).follow(FollowSymlinks::No).nonblock(true);
-    let file = walk(root, &dirs, false)?
+    let file = walk(root, &dirs, None)?
         .open_with(name, &options)?
         .into_std();
     let identity = Identity::of(&file.metadata()?);
@@ -69,7 +69,7 @@ pub(in crate::workspace) fn open_regular(
     rel: &Path,
 ) -> Result<Option<(File, Identity)>, ReadError> {
     let (dirs, name) = split(rel)?;
-    let dir = match walk(root, &dirs, false) {
+    let dir = match walk(root, &dirs, None) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         other => other?,
     };
@@ -104,7 +104,7 @@ pub(in crate::workspace) fn identities(
             let (dirs, name) = split(rel)?;
             let dir = folders
                 .entry(dirs)
-                .or_insert_with_key(|dirs| walk(root, dirs, false));
+                .or_insert_with_key(|dirs| walk(root, dirs, None));
             match dir {
                 Ok(dir) => Ok(open_in(dir, name)?.map(|(_, identity)| identity)),
                 Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),

@@ -1,37 +1,74 @@
-//! The ingest thread: turns watcher signals into reconciles. It runs the start-up catch-up
-//! scan, holds in-place writes until they have settled, rescans on overflow or watcher error,
-//! and reconciles everything periodically to catch what the watcher missed.
+//! The ingest dispatcher: turns watcher signals into jobs for the workers (`pool`, one lane per
+//! workspace, `work`). It runs the start-up catch-up scan, holds in-place writes until they
+//! have settled, retries failures with backoff, rescans on overflow or watcher error, and
+//! reconciles everything periodically to catch what the watcher missed. It does no file work
+//! itself once started, so a slow disk never holds up the signals of other workspaces.
+
+mod pool;
+mod watches;
+mod work;
 
 use crate::app::App;
 use crate::scan;
 use crate::watch::{Signal, Watch};
-use crate::workspace::{self, Workspace, CHECKPOINTS_DIR, HANDOFF_FILE};
+use crate::workspace::{CHECKPOINTS_DIR, HANDOFF_FILE};
+use pool::Pool;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{channel, sync_channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
+use watches::Watches;
+use work::{Job, Report, Worker};
 
 const QUEUE: usize = 65_536;
-const TICK: Duration = Duration::from_millis(200);
+/// How often the dispatcher looks at its timers and the workers' reports when no signal
+/// wakes it.
+const TICK: Duration = Duration::from_millis(50);
 const RETRY_FIRST: Duration = Duration::from_secs(1);
 const RETRY_MAX: Duration = Duration::from_secs(60);
+/// Workers. Ingest waits on fsyncs far more than it computes, so there are more workers than
+/// cores: a workspace whose syncs are slow holds one of them, and the others go on.
+const WORKERS: usize = 16;
 
-/// Something waiting for its file to settle.
+/// Something to do for a workspace (or a folder that may become one).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Item {
     Handoff(PathBuf),
     Checkpoint(PathBuf, String),
+    /// `checkpoints/` appeared at a workspace root: watch it, reconcile what is inside.
+    Checkpoints(PathBuf),
+    /// Reconcile a whole workspace (a rescan).
+    CatchUp(PathBuf),
+    /// A folder under a root: adopt it if it is a workspace.
     Discover(PathBuf),
+    /// List the roots for new workspaces and refresh the tamper alerts (a rescan).
+    Roots,
+}
+
+impl Item {
+    /// What the item must stay in order with: its workspace (a discovered folder is one).
+    fn lane(&self) -> PathBuf {
+        match self {
+            Item::Handoff(root)
+            | Item::Checkpoint(root, _)
+            | Item::Checkpoints(root)
+            | Item::CatchUp(root)
+            | Item::Discover(root) => root.clone(),
+            Item::Roots => PathBuf::new(),
+        }
+    }
 }
 
 struct Pipeline {
     app: App,
     rx: Receiver<Signal>,
     overflow: Arc<AtomicBool>,
-    watch: Watch,
+    watches: Arc<Watches>,
+    pool: Pool<Job>,
+    reports: Receiver<Report>,
     /// Item -> (deadline, first seen).
     settling: HashMap<Item, (Instant, Instant)>,
     /// Items a rename put in place, in this batch of signals, with when they were seen.
@@ -41,17 +78,34 @@ struct Pipeline {
     shutdown: CancellationToken,
 }
 
-/// Starts the ingest thread; it sets up the watches, then scans, then follows changes.
+/// Starts the ingest dispatcher and its workers; it sets up the watches, then scans, then
+/// follows changes. Joining the handle waits for the workers to finish the jobs in hand.
 pub fn spawn(app: App, shutdown: CancellationToken) -> anyhow::Result<std::thread::JoinHandle<()>> {
     let (tx, rx) = sync_channel(QUEUE);
     let overflow = Arc::new(AtomicBool::new(false));
     let interval = app.config().poll.unwrap_or(Duration::from_secs(2));
     let watch = Watch::new(tx, overflow.clone(), interval)?;
+    let watches = Arc::new(Watches::new(app.clone(), watch));
+    let (report, reports) = channel();
+    let worker = Worker {
+        app: app.clone(),
+        watches: watches.clone(),
+        reports: report,
+    };
+    let failing = app.clone();
+    let pool = Pool::start(WORKERS, move |job| {
+        let run = std::panic::AssertUnwindSafe(|| worker.run(job));
+        if std::panic::catch_unwind(run).is_err() {
+            failing.set_failing("an ingest worker panicked; restart the daemon");
+        }
+    })?;
     let pipeline = Pipeline {
         app,
         rx,
         overflow,
-        watch,
+        watches,
+        pool,
+        reports,
         settling: HashMap::new(),
         renamed: Vec::new(),
         backoff: HashMap::new(),
@@ -73,10 +127,10 @@ impl Pipeline {
     fn run(mut self) {
         // Watches first, so nothing written during the scan is missed.
         for ws in self.app.workspaces() {
-            self.watch_workspace(&ws.ws);
+            self.watches.workspace(&ws.ws);
         }
-        for root in self.app.roots().to_vec() {
-            self.add_watch(&root, false);
+        for root in self.app.roots() {
+            self.watches.add(root);
         }
         self.startup_scan();
         // Ready once the files found young at start-up have settled and been processed too
@@ -88,7 +142,7 @@ impl Pipeline {
         }
         let reconcile = self.app.config().reconcile;
         let mut next_reconcile = Instant::now() + reconcile;
-        let mut next_housekeeping = Instant::now();
+        let mut next_repairs = Instant::now();
         while !self.shutdown.is_cancelled() {
             let now = Instant::now();
             let due = self.settling.values().map(|(d, _)| *d).min();
@@ -104,59 +158,41 @@ impl Pipeline {
                 self.on_signal(signal);
             }
             for (item, seen) in std::mem::take(&mut self.renamed) {
-                self.fire(item, seen, true);
+                self.dispatch(item, seen, true);
+            }
+            while let Ok(report) = self.reports.try_recv() {
+                self.on_report(report);
             }
             if self.overflow.swap(false, Ordering::AcqRel) {
                 self.rescan("queue overflow");
             }
             self.fire_due();
-            if ready_by.is_some_and(|by| self.settling.is_empty() || Instant::now() >= by) {
+            let settled = self.settling.is_empty() && self.pool.idle();
+            if ready_by.is_some_and(|by| settled || Instant::now() >= by) {
                 ready_by = None;
                 self.app.set_ready();
             }
-            if Instant::now() >= next_housekeeping {
-                self.app.check_stalls();
-                self.app.check_timers();
+            if Instant::now() >= next_repairs {
                 for root in self.app.take_repairs() {
                     self.arm(Item::Handoff(root), Duration::ZERO);
                 }
-                next_housekeeping = Instant::now() + Duration::from_secs(1);
+                next_repairs = Instant::now() + Duration::from_secs(1);
             }
             if Instant::now() >= next_reconcile {
                 self.rescan("periodic reconcile");
                 next_reconcile = Instant::now() + reconcile;
             }
         }
+        // The workers finish the files in hand; what waits is found again at the next start.
+        self.pool.stop();
         tracing::info!("ingest stopped");
     }
 
-    fn polled(&self, dir: &Path) -> bool {
-        self.app.config().poll.is_some() || workspace::is_network_fs(dir)
-    }
-
-    fn watch_workspace(&mut self, ws: &Workspace) {
-        if self.polled(&ws.root) {
-            tracing::info!(workspace = %ws.name, "polling this workspace (network filesystem or poll_ms)");
-        }
-        self.add_watch(&ws.root, false);
-        self.add_watch(&ws.checkpoints_dir(), false);
-    }
-
-    fn add_watch(&mut self, dir: &Path, recursive: bool) {
-        // A real folder only: a checkpoints/ that is a symlink would be watched through the
-        // link, and another folder's file names would reach this workspace.
-        if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
-            return;
-        }
-        if let Err(e) = self.watch.add(dir, recursive, self.polled(dir)) {
-            self.app.metrics().error("watch");
-            tracing::error!(dir = %dir.display(), error = %e, "cannot watch; the periodic reconcile still covers it");
-        }
-    }
-
+    /// Catches up on every workspace before following changes. Run here, not by the workers:
+    /// nothing else is under way yet, and readiness means this is done.
     fn startup_scan(&mut self) {
         let started = Instant::now();
-        let report = scan::catch_up_all(&self.app, &self.app.workspaces(), true);
+        let report = scan::catch_up_all(&self.app, &self.app.workspaces());
         let seconds = started.elapsed().as_secs_f64();
         let metrics = self.app.metrics();
         metrics.scan_entries.set(report.entries as i64);
@@ -176,20 +212,13 @@ impl Pipeline {
         }
     }
 
+    /// Everything is reconciled again, by the workers, each workspace in its own lane.
     fn rescan(&mut self, reason: &str) {
         self.app.metrics().rescans.inc();
         tracing::info!(reason, "rescanning all workspaces");
-        for root in self.app.roots().to_vec() {
-            if let Ok(children) = std::fs::read_dir(&root) {
-                for child in children.flatten() {
-                    self.discover(&child.path());
-                }
-            }
-        }
-        self.app.refresh_all_alerts();
-        let report = scan::catch_up_all(&self.app, &self.app.workspaces(), false);
-        for (root, wait) in report.young {
-            self.arm(Item::Handoff(root), wait);
+        self.dispatch(Item::Roots, Instant::now(), false);
+        for ws in self.app.workspaces() {
+            self.dispatch(Item::CatchUp(ws.ws.root.clone()), Instant::now(), false);
         }
     }
 
@@ -202,7 +231,7 @@ impl Pipeline {
             let Some(item) = self.classify(&path) else {
                 continue;
             };
-            if renamed && !matches!(item, Item::Discover(_)) {
+            if renamed && matches!(item, Item::Handoff(_) | Item::Checkpoint(..)) {
                 self.settling.remove(&item);
                 // One rename arrives as several events (to, both): act once per batch.
                 if !self.renamed.iter().any(|(i, _)| *i == item) {
@@ -214,25 +243,36 @@ impl Pipeline {
         }
     }
 
+    fn on_report(&mut self, report: Report) {
+        match report {
+            Report::Done(item) => {
+                self.backoff.remove(&item);
+            }
+            Report::Failed(job) => self.retry_later(job),
+            Report::Young(job, wait) => {
+                let first = self.settling.get(&job.item).map_or(job.seen, |(_, f)| *f);
+                self.settling
+                    .insert(job.item, (Instant::now() + wait, first.min(job.seen)));
+            }
+        }
+    }
+
     /// Which agent file a changed path is, if any. The daemon's own files (decision.json,
-    /// temp files, .baton/) are not, so its writes never re-trigger processing.
-    fn classify(&mut self, path: &Path) -> Option<Item> {
+    /// temp files, .baton/) are not, so its writes never re-trigger processing. Decided from
+    /// names alone: looking at the disk is the workers' job.
+    fn classify(&self, path: &Path) -> Option<Item> {
         let parent = path.parent()?;
         let name = path.file_name()?.to_str()?;
         if name.starts_with('.') {
             return None;
         }
         if let Some(ws) = self.app.workspace_at(parent) {
-            match name {
-                HANDOFF_FILE => return Some(Item::Handoff(ws.ws.root.clone())),
-                CHECKPOINTS_DIR if std::fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) => {
-                    // Created after start-up: watch it now and catch up on what is inside.
-                    self.watch_workspace(&ws.ws);
-                    self.app.reconcile_checkpoints(&ws);
-                }
-                _ => {}
-            }
-            return None;
+            let root = ws.ws.root.clone();
+            return match name {
+                HANDOFF_FILE => Some(Item::Handoff(root)),
+                CHECKPOINTS_DIR => Some(Item::Checkpoints(root)),
+                _ => None,
+            };
         }
         if parent.file_name()? == CHECKPOINTS_DIR && name.ends_with(".json") {
             let ws = self.app.workspace_at(parent.parent()?)?;
@@ -258,81 +298,31 @@ impl Pipeline {
             .filter(|(_, (deadline, _))| *deadline <= now)
             .map(|(item, (_, first))| (item.clone(), *first))
             .collect();
-        let settle = self.app.config().settle;
         for (item, first) in due {
-            // Events can coalesce: trust the file's own mtime before calling it settled.
-            if let Some(wait) = self.path_of(&item).and_then(|p| scan::young(&p, settle)) {
-                self.settling.insert(item, (now + wait, first));
-                continue;
-            }
             self.settling.remove(&item);
-            self.fire(item, first, false);
+            self.dispatch(item, first, false);
         }
     }
 
     /// A failed attempt (a read or write error, an event that could not be logged) is tried
     /// again after 1 s, doubling up to a minute, instead of waiting for the periodic reconcile.
-    fn retry_later(&mut self, item: Item) {
+    fn retry_later(&mut self, job: Job) {
         let wait = self
             .backoff
-            .get(&item)
+            .get(&job.item)
             .map_or(RETRY_FIRST, |w| (*w * 2).min(RETRY_MAX));
-        self.backoff.insert(item.clone(), wait);
-        self.arm(item, wait);
+        self.backoff.insert(job.item.clone(), wait);
+        let first = self.settling.get(&job.item).map_or(job.seen, |(_, f)| *f);
+        self.settling
+            .insert(job.item, (Instant::now() + wait, first.min(job.seen)));
     }
 
-    fn path_of(&self, item: &Item) -> Option<PathBuf> {
-        match item {
-            Item::Handoff(root) => Some(root.join(HANDOFF_FILE)),
-            Item::Checkpoint(root, file) => Some(root.join(CHECKPOINTS_DIR).join(file)),
-            Item::Discover(_) => None,
-        }
-    }
-
-    /// Acts on an item. `renamed`: a rename put it in place, so it is processed even if its
-    /// bytes are the ones seen last (the agent may have fixed the files it names).
-    fn fire(&mut self, item: Item, first_seen: Instant, renamed: bool) {
-        match item {
-            Item::Handoff(root) => {
-                let Some(ws) = self.app.workspace_at(&root) else {
-                    return;
-                };
-                if self.app.reconcile_handoff(&ws, Some(first_seen), renamed) {
-                    self.backoff.remove(&Item::Handoff(root));
-                } else {
-                    self.retry_later(Item::Handoff(root));
-                }
-            }
-            Item::Checkpoint(root, file) => {
-                if let Some(ws) = self.app.workspace_at(&root) {
-                    self.app.reconcile_checkpoint(&ws, &file);
-                }
-            }
-            Item::Discover(dir) => self.discover(&dir),
-        }
-    }
-
-    /// A new folder under a root: if it is a workspace, adopt it.
-    fn discover(&mut self, dir: &Path) {
-        // A symlink under a root would adopt a folder outside the configured roots.
-        let real_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
-        if !real_dir || !workspace::is_workspace(dir) {
-            return;
-        }
-        let Ok(ws) = Workspace::open(dir) else { return };
-        match self.app.add_workspace(ws.clone()) {
-            Ok(Some(added)) => {
-                tracing::info!(workspace = %ws.name, "new workspace");
-                self.watch_workspace(&ws);
-                self.app.metrics().watches.inc_by(2);
-                if let Some(wait) = scan::catch_up(&self.app, &added) {
-                    self.arm(Item::Handoff(ws.root.clone()), wait);
-                }
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(dir = %dir.display(), error = %e, "cannot open new workspace")
-            }
-        }
+    /// Hands an item to the workers. `renamed`: a rename put it in place (see `Job`).
+    fn dispatch(&self, item: Item, seen: Instant, renamed: bool) {
+        self.pool.push(Job {
+            item,
+            seen,
+            renamed,
+        });
     }
 }

@@ -1,0 +1,148 @@
+//! Receiving a handoff under a new key: its record committed to the store (closing the
+//! workspace's previous pending handoff in the same step), its events logged, then its copies
+//! published and the route's auto-approval applied.
+
+use super::artifacts::Stamp;
+use super::decide::Closing;
+use super::records::{json_bytes, rev_file, Committed, DECISION, META};
+use super::state::{Meta, Record, WsState};
+use super::{App, Ws};
+use crate::contract::validate::Accepted;
+use crate::contract::{Handoff, Outcome};
+use crate::events::{now_rfc3339, Event, EventType};
+use crate::workspace::HANDOFF_FILE;
+use serde_json::json;
+use std::io;
+
+impl App {
+    pub(super) fn receive(
+        &self,
+        ws: &Ws,
+        st: &mut WsState,
+        key: String,
+        acc: Accepted<Handoff>,
+        artifacts: Vec<Stamp>,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        // The previous pending handoff is closed in the same step: both records are committed
+        // (at once, so their syncs overlap), then both events go into one audit append. If
+        // either fails, neither is made (the receive is retried), so a workspace never has two
+        // pending.
+        let previous = st.pending.clone().filter(|p| *p != key);
+        let now = now_rfc3339();
+        let meta = Meta {
+            key: key.clone(),
+            task_id: acc.doc.task_id.clone(),
+            received_at: now.clone(),
+            updated_at: now,
+            revision: 1,
+            digest: acc.digest.clone(),
+            artifacts,
+            previous_artifacts: None,
+            route: Some(self.route_new(st, &acc.doc, &ws.ws.name)),
+        };
+        let meta_bytes = json_bytes(&meta)?;
+        self.note_audience(&key, &acc.doc, meta.route.as_ref(), &ws.ws.name);
+        // One durable write commits the revision: the store's meta.json carries its text.
+        let committed = Committed::bytes(&meta, bytes)?;
+        let (withdrawn, received) = std::thread::scope(|s| {
+            let closing = || {
+                let why = format!("superseded by {key}");
+                Closing::new(Outcome::Withdrawn, "system", Some(why))
+            };
+            let st = &*st;
+            let withdrawing = previous
+                .as_deref()
+                .map(|p| s.spawn(move || self.record_decision(ws, st, p, closing())));
+            let received = ws.commit(&key, META, &committed);
+            let withdrawn = withdrawing.map(|w| w.join().unwrap_or_else(|_| Err(panicked())));
+            (withdrawn.transpose(), received)
+        });
+        let undo_withdrawn = || {
+            if let Some(previous) = &previous {
+                let _ = ws.uncommit(previous, DECISION);
+            }
+        };
+        let withdrawn = match (withdrawn, received) {
+            (Ok(withdrawn), Ok(())) => withdrawn,
+            (withdrawn, received) => {
+                if matches!(withdrawn, Ok(Some(_))) {
+                    undo_withdrawn();
+                }
+                if received.is_ok() {
+                    let _ = ws.uncommit(&key, META);
+                }
+                return Err(withdrawn.err().or(received.err()).expect("one failed"));
+            }
+        };
+        let data = json!({
+            "task_id": acc.doc.task_id, "from_agent": acc.doc.from_agent, "title": acc.doc.title,
+            "trigger": acc.doc.trigger, "confidence": acc.doc.confidence, "revision": 1,
+            "route": meta.route.as_ref().and_then(|r| r.route.clone()),
+        });
+        let event = Event::new(EventType::HandoffReceived, &ws.ws.name, Some(&key), data);
+        let events = withdrawn.iter().map(|w| w.event.clone()).chain([event]);
+        if let Err(e) = self.emit_all(ws, events.collect()) {
+            // Fail closed: without its event the handoff is not received (retried later).
+            let _ = ws.uncommit(&key, META);
+            undo_withdrawn();
+            return Err(e);
+        }
+        // Durable and announced; what follows only serves readers.
+        if let (Some(previous), Some(withdrawn)) = (&previous, withdrawn) {
+            self.close(ws, st, previous, withdrawn);
+        }
+        ws.publish(&key, &rev_file(1), Some(bytes));
+        ws.publish(&key, HANDOFF_FILE, Some(bytes));
+        ws.publish(&key, META, Some(&meta_bytes));
+        self.remove_root_decision(ws);
+        let record = Record {
+            meta,
+            handoff: acc.doc,
+            value: acc.value,
+            decision: None,
+            sign_offs: Vec::new(),
+            review: Default::default(),
+        };
+        st.records.insert(key.clone(), record);
+        st.pending = Some(key.clone());
+        self.metrics().received.inc();
+        self.metrics().pending.inc();
+        self.apply_policy(ws, st, &key);
+        Ok(())
+    }
+
+    /// The route's auto-approve policy, for a handoff just received.
+    fn apply_policy(&self, ws: &Ws, st: &mut WsState, key: &str) {
+        let rec = &st.records[key];
+        let handoff = &rec.handoff;
+        // A loop (A -> B -> A) is for people to break, never a policy.
+        let circular = rec
+            .meta
+            .route
+            .as_ref()
+            .is_some_and(|r| !r.circular.is_empty());
+        let Some(route) = self.route_of(rec, &ws.ws.name).filter(|_| !circular) else {
+            return;
+        };
+        if !crate::routing::auto_approves(route, handoff, &ws.ws.name) {
+            return;
+        }
+        let comment = format!(
+            "auto-approved: confidence at or above {}",
+            route.auto_approve_min_confidence.unwrap_or(1.0)
+        );
+        let closing = Closing::new(
+            Outcome::Approved,
+            format!("policy:{}", route.name),
+            Some(comment),
+        );
+        if let Err(e) = self.settle(ws, st, key, closing) {
+            tracing::error!(workspace = %ws.ws.name, key, error = %e, "auto-approval failed; left pending");
+        }
+    }
+}
+
+fn panicked() -> io::Error {
+    io::Error::other("closing the previous handoff panicked")
+}

@@ -1,0 +1,70 @@
+//! What ingest costs in syncs (issue 8). Syncs are what a handoff waits for on a slow disk, so
+//! their number per handoff is pinned here, read from the daemon's own count
+//! (`baton_syncs_total{kind}`): a change that adds one shows up as a failure, not as a slower
+//! benchmark on somebody else's machine. The anchor flush (in the background, about once a
+//! second) is not on the handoff's path and not counted.
+
+use crate::util::{bytes, handoff, write_atomic, Daemon, TestEnv};
+use serde_json::json;
+use std::path::Path;
+
+/// Syncs so far on the paths a handoff takes (everything but the anchor flush), by kind.
+fn syncs(d: &Daemon) -> [u64; 4] {
+    let text = d.metrics();
+    let count = |kind: &str| {
+        let prefix = format!("baton_syncs_total{{kind=\"{kind}\"}} ");
+        let line = text.lines().find_map(|l| l.strip_prefix(&prefix));
+        line.map_or(0, |v| v.trim().parse().unwrap())
+    };
+    ["store", "audit", "workspace", "other"].map(count)
+}
+
+/// Writes `doc` as handoff.json and waits until its record copy is published: the last step,
+/// after the event, so every sync of it has been made.
+fn ingest(d: &Daemon, ws: &Path, doc: &serde_json::Value, copy: &str) -> [u64; 4] {
+    let before = syncs(d);
+    let key = doc["id"].as_str().unwrap();
+    let copy = ws.join(".baton/handoffs").join(key).join(copy);
+    let _ = std::fs::remove_file(&copy);
+    write_atomic(&ws.join("handoff.json"), &bytes(doc));
+    d.wait_until("the record copy is published", || copy.exists());
+    let after = syncs(d);
+    std::array::from_fn(|i| after[i] - before[i])
+}
+
+#[test]
+fn each_step_of_ingest_costs_a_known_number_of_syncs() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+
+    // A new handoff: its record (the file, its new folder, that folder's parent) and one
+    // audit append.
+    let first = handoff("first");
+    assert_eq!(ingest(&d, &ws, &first, "meta.json"), [3, 1, 0, 0]);
+
+    // A revision: the replaced revision kept as rev-1.json and meta.json (two files, the
+    // folder synced before meta.json commits and after), one audit append.
+    let mut revised = first.clone();
+    revised["confidence"] = json!(0.9);
+    assert_eq!(ingest(&d, &ws, &revised, "rev-2.json"), [4, 1, 0, 0]);
+
+    // A new handoff while one is pending: the withdrawn one's decision (file, folder), the new
+    // record (file, folder, parent), and both events in one audit append.
+    assert_eq!(
+        ingest(&d, &ws, &handoff("second"), "meta.json"),
+        [5, 1, 0, 0]
+    );
+
+    // A checkpoint: its event only (which contents were announced is a memo, not a record).
+    let before = syncs(&d);
+    let checkpoint = json!({"checkpoint_version": "1.0", "task_id": "task-second", "step": 1});
+    write_atomic(&ws.join("checkpoints/step-1.json"), &bytes(&checkpoint));
+    d.wait_until("the checkpoint is announced", || {
+        d.metrics()
+            .contains("baton_events_total{type=\"checkpoint.written\"} 1")
+    });
+    let after = syncs(&d);
+    let cost: [u64; 4] = std::array::from_fn(|i| after[i] - before[i]);
+    assert_eq!(cost, [0, 1, 0, 0]);
+}
