@@ -198,3 +198,59 @@ pub fn sign_off_problems(
     }
     problems
 }
+
+#[cfg(test)]
+mod tests {
+    use super::choose;
+    use crate::config::Config;
+    use crate::contract::Handoff;
+    use serde_json::json;
+
+    fn handoff(v: serde_json::Value) -> Handoff {
+        let mut base = json!({ "handoff_version": "1", "task_id": "t", "from_agent": "a" });
+        base.as_object_mut()
+            .unwrap()
+            .extend(v.as_object().unwrap().clone());
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn choose_names_the_keys_that_matched() {
+        let text = "workspaces = [\"ws\"]\n\
+            [[routes]]\nname = \"eng\"\ntriggers = [\"error\"]\nlabels = [\"code\"]\nworkspaces = [\"b*\"]\n\
+            [[routes]]\nname = \"rest\"\n";
+        let config = Config::parse(text, "test", std::path::Path::new("")).unwrap();
+        let routes = &config.routes;
+        let why = |h: &Handoff, ws: &str, keys_only: bool| {
+            let (r, why) = choose(routes, h, ws, keys_only).unwrap();
+            (r.name.clone(), why.join(" "))
+        };
+        let hit = handoff(json!({ "trigger": "error", "labels": ["x", "code"] }));
+        assert_eq!(
+            why(&hit, "builds", false),
+            (
+                "eng".into(),
+                "trigger=error labels=code workspaces=b*".into()
+            )
+        );
+        assert_eq!(
+            why(&hit, "alpha", false),
+            ("rest".into(), "catch-all".into())
+        );
+        let named = handoff(json!({ "to_agent": "eng" }));
+        assert_eq!(
+            why(&named, "builds", false),
+            ("eng".into(), "to_agent=eng workspaces=b*".into())
+        );
+        assert_eq!(
+            why(&named, "builds", true).0,
+            "rest",
+            "a loop ignores to_agent"
+        );
+        assert_eq!(
+            why(&named, "alpha", false).0,
+            "rest",
+            "eng does not serve alpha"
+        );
+    }
+}

@@ -13,6 +13,7 @@ use super::endpoint::Endpoint;
 use crate::contract::handoff::Classification;
 use crate::events::{Event, EventType};
 use serde_json::{Map, Value};
+use std::collections::HashSet;
 
 /// What the app knows of a handoff that decides who hears of it.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +38,14 @@ impl Audience {
             Classification::Confidential | Classification::Restricted
         )
     }
+}
+
+/// The channels some route's or agent's `notify` names.
+pub fn targeted(config: &crate::config::Config) -> HashSet<String> {
+    let routes = config.routes.iter().flat_map(|r| &r.notify);
+    let agents = config.agents.iter().flat_map(|a| &a.notify);
+    let named = routes.chain(agents).filter(|n| n.starts_with("webhook:"));
+    named.cloned().collect()
 }
 
 /// Whether endpoint `e` hears of `event` (its `events` globs already matched).
@@ -79,5 +88,34 @@ pub fn thin(event: &Event, aud: &Audience) -> Event {
     Event {
         data: Value::Object(data),
         ..event.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{thin, Audience};
+    use crate::contract::handoff::Classification;
+    use crate::events::{Event, EventType};
+    use serde_json::json;
+
+    #[test]
+    fn a_thin_event_keeps_bare_facts_and_the_title_and_drops_every_text() {
+        let data = json!({ "task_id": "t", "outcome": "rejected", "by": "rita",
+                           "comment": "the key is hunter2", "summary": "s", "from_agent": "a" });
+        let event = Event::new(EventType::HandoffDecided, "alpha", Some("k"), data);
+        let aud = Audience {
+            class: Some(Classification::Restricted),
+            title: Some("rotate".into()),
+            ..Audience::default()
+        };
+        assert!(aud.thin());
+        let told = thin(&event, &aud);
+        assert_eq!(
+            told.data,
+            json!({ "task_id": "t", "outcome": "rejected", "by": "rita",
+                    "title": "rotate", "classification": "restricted" })
+        );
+        assert_eq!((told.key, told.workspace), (event.key, event.workspace));
+        assert!(!Audience::default().thin(), "no class counts as internal");
     }
 }

@@ -181,12 +181,7 @@ impl Outbox {
             attempts,
         });
         shared.count(&shared.lock());
-        let named = config.routes.iter().flat_map(|r| &r.notify);
-        let targeted = named
-            .chain(config.agents.iter().flat_map(|a| &a.notify))
-            .filter(|n| n.starts_with("webhook:"))
-            .cloned()
-            .collect();
+        let targeted = audience::targeted(config);
         let outbox = Outbox {
             shared,
             endpoints,
