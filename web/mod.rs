@@ -112,5 +112,6 @@ pub fn router(app: App) -> Router {
         .router
         .fallback(ops::not_found)
         .layer(axum::middleware::map_response(pages::security_headers))
+        .layer(axum::middleware::from_fn(server::close_after_unread_body))
         .with_state(app)
 }

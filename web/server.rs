@@ -185,6 +185,30 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
+/// An error answered to a request with a body may go out before the body was read, and then
+/// hyper closes the connection after it. Saying so (`Connection: close`) keeps a pooling
+/// client from sending its next request down a connection that is about to go away.
+pub async fn close_after_unread_body(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let has_body = request
+        .headers()
+        .contains_key(hyper::header::TRANSFER_ENCODING)
+        || request
+            .headers()
+            .get(hyper::header::CONTENT_LENGTH)
+            .is_some_and(|v| v != "0");
+    let mut response = next.run(request).await;
+    if has_body && response.status().as_u16() >= 400 {
+        response.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+    response
+}
+
 #[cfg(test)]
 mod tests {
     use super::BUSY;

@@ -65,10 +65,10 @@ impl Reply {
     }
 }
 
-/// A client of one daemon: no redirects followed, no cookies kept, and a connection per
-/// request. Many requests here are answered without their bodies being read (405, 401, 403
-/// before the form is parsed); the server then closes the connection, and a pooled client
-/// could race that close with its next request (`Unexpected EOF`).
+/// A client of one daemon: no redirects followed, no cookies kept, connections reused. Many
+/// requests here are answered without their bodies being read (405, 401, 403 before the form
+/// is parsed); the server then closes the connection and says so (`Connection: close`), so
+/// this pooling client does not race that close with its next request.
 pub struct Web {
     pub base: String,
     agent: ureq::Agent,
@@ -78,10 +78,7 @@ impl Web {
     pub fn new(daemon: &Daemon) -> Web {
         Web {
             base: daemon.url.clone(),
-            agent: ureq::AgentBuilder::new()
-                .redirects(0)
-                .max_idle_connections(0)
-                .build(),
+            agent: ureq::AgentBuilder::new().redirects(0).build(),
         }
     }
 
