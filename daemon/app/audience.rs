@@ -6,20 +6,27 @@
 use super::route::Routed;
 use super::App;
 use crate::contract::Handoff;
+use crate::events::Event;
 use crate::outbox::Audience;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
+/// By workspace and key: an event of one workspace never takes the audience of another's
+/// handoff (an invalid handoff.json may name a key another workspace owns).
+type ByKey = HashMap<(String, String), Audience>;
+
 #[derive(Default)]
-pub(super) struct Audiences(Mutex<HashMap<String, Audience>>);
+pub(super) struct Audiences(Mutex<ByKey>);
 
 impl Audiences {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Audience>> {
+    fn lock(&self) -> MutexGuard<'_, ByKey> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn get(&self, key: &str) -> Option<Audience> {
-        self.lock().get(key).cloned()
+    /// The audience of the handoff an event is about.
+    pub fn of(&self, event: &Event) -> Option<Audience> {
+        let key = event.key.clone()?;
+        self.lock().get(&(event.workspace.clone(), key)).cloned()
     }
 }
 
@@ -44,23 +51,42 @@ impl App {
             let hooks = list.iter().filter(|n| n.starts_with("webhook:"));
             hooks.cloned().collect()
         };
-        // The sender's channels only if that agent serves this workspace: `from_agent` is
-        // the agent's own word, and must not bring another workspace's agent in.
-        let agent = config.agents.iter().find(|a| {
-            a.name == handoff.from_agent
+        let audience = Audience {
+            route: route.map(|r| webhooks(&r.notify)).unwrap_or_default(),
+            agent: self.agent_channels(&handoff.from_agent, ws),
+            class: handoff.classification,
+            title: handoff.title.clone(),
+        };
+        let at = (ws.to_string(), key.to_string());
+        self.inner.audiences.lock().insert(at, audience);
+    }
+
+    /// Before an invalid handoff.json under `key` is answered: its sender's channels hear of
+    /// it, unless the key already has an audience in this workspace (a record's, kept whole).
+    pub(super) fn note_sender(&self, ws: &str, key: &str, from_agent: Option<&str>) {
+        let agent = from_agent.map_or_else(Vec::new, |a| self.agent_channels(a, ws));
+        let at = (ws.to_string(), key.to_string());
+        let mut all = self.inner.audiences.lock();
+        all.entry(at).or_insert_with(|| Audience {
+            agent,
+            ..Audience::default()
+        });
+    }
+
+    /// The `webhook:NAME` channels of agent `name`, if it serves workspace `ws`: `from_agent`
+    /// is the agent's own word, and must not bring another workspace's agent in.
+    fn agent_channels(&self, name: &str, ws: &str) -> Vec<String> {
+        let agents = &self.config().agents;
+        let agent = agents.iter().find(|a| {
+            a.name == name
                 && a.workspaces
                     .iter()
                     .any(|g| crate::routing::glob_match(g, ws))
         });
-        let audience = Audience {
-            route: route.map(|r| webhooks(&r.notify)).unwrap_or_default(),
-            agent: agent.map(|a| webhooks(&a.notify)).unwrap_or_default(),
-            class: handoff.classification,
-            title: handoff.title.clone(),
-        };
-        self.inner
-            .audiences
-            .lock()
-            .insert(key.to_string(), audience);
+        let hooks = agent.iter().flat_map(|a| &a.notify);
+        hooks
+            .filter(|n| n.starts_with("webhook:"))
+            .cloned()
+            .collect()
     }
 }

@@ -24,6 +24,8 @@ enum Verdict {
         key: String,
         digest: String,
         task_id: String,
+        /// The sender, if the file says (to tell its agent's channel).
+        from_agent: Option<String>,
         problems: Vec<Problem>,
     },
 }
@@ -99,8 +101,10 @@ impl App {
                 key,
                 digest,
                 task_id,
+                from_agent,
                 problems,
             } => {
+                self.note_sender(&ws.ws.name, &key, from_agent.as_deref());
                 st.current = Some(Current {
                     raw_sha,
                     key: key.clone(),
@@ -196,6 +200,7 @@ impl App {
         } else {
             let text = std::str::from_utf8(bytes).expect("accepted handoffs are UTF-8");
             let problems = validate::finish(text, problems, 0);
+            self.note_sender(&ws.ws.name, &key, Some(&acc.doc.from_agent));
             self.answer_invalid(ws, st, &key, &acc.digest, &acc.doc.task_id, problems)
         };
         if newly_reserved && !st.records.contains_key(&key) {
@@ -240,6 +245,7 @@ fn judge(workspace: &str, bytes: &[u8], limits: &crate::contract::Limits) -> Ver
         Err(r) => Verdict::Invalid {
             key: validate::rejected_key(workspace, &r),
             task_id: r.field("task_id").unwrap_or_default().to_string(),
+            from_agent: r.field("from_agent").map(str::to_string),
             digest: r.digest,
             problems: r.problems,
         },
@@ -252,6 +258,7 @@ fn refused(digest: String, problem: Problem) -> (String, Verdict, Vec<u8>) {
         key: digest.clone(),
         digest: digest.clone(),
         task_id: String::new(),
+        from_agent: None,
         problems: vec![problem],
     };
     (digest, verdict, Vec::new())

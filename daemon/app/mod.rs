@@ -404,7 +404,7 @@ impl App {
         // Logged, so now owed to webhooks: spooled durably before anyone hears of it.
         self.inner
             .outbox
-            .spool(&events, &|key| self.inner.audiences.get(key));
+            .spool(&events, &|event| self.inner.audiences.of(event));
         for event in events {
             self.announce(ws, event);
         }

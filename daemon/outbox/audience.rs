@@ -2,7 +2,7 @@
 //!
 //! * An endpoint that some route's or agent's `notify` names is *targeted*: of the events
 //!   about a handoff it gets only those of handoffs whose route names it (and, for
-//!   `handoff.decided`, of handoffs sent by an agent that names it). Other endpoints get
+//!   `handoff.decided` and `handoff.invalid`, of those an agent that names it sent). Other endpoints get
 //!   every event their `events` globs match, as a feed.
 //! * Every endpoint hears only of handoffs of the data classes in its `classifications`
 //!   (default public and internal; no class counts as internal). Of `confidential` and
@@ -20,7 +20,7 @@ use std::collections::HashSet;
 pub struct Audience {
     /// Channels (`webhook:NAME`) the handoff's route names.
     pub route: Vec<String>,
-    /// Channels of the agent that sent it, told of its decision.
+    /// Channels of the agent that sent it, told of its decision (`invalid` included).
     pub agent: Vec<String>,
     pub class: Option<Classification>,
     pub title: Option<String>,
@@ -63,8 +63,11 @@ pub fn allows(e: &Endpoint, targeted: bool, event: &Event, aud: Option<&Audience
     let Some(aud) = aud else {
         return false;
     };
-    aud.route.contains(&e.channel)
-        || (event.kind == EventType::HandoffDecided && aud.agent.contains(&e.channel))
+    let answer = matches!(
+        event.kind,
+        EventType::HandoffDecided | EventType::HandoffInvalid
+    );
+    aud.route.contains(&e.channel) || (answer && aud.agent.contains(&e.channel))
 }
 
 /// The facts a thin notification may carry besides title, workspace and link.

@@ -205,10 +205,10 @@ impl Outbox {
     /// to disk, then wakes the workers. A spool that cannot be written is logged and counted;
     /// the notification is still attempted while the daemon runs (the event is logged
     /// already, so the change cannot be undone for it).
-    pub fn spool(&self, events: &[Event], audience: &dyn Fn(&str) -> Option<Audience>) {
+    pub fn spool(&self, events: &[Event], audience: &dyn Fn(&Event) -> Option<Audience>) {
         let mut made = Vec::new();
         for event in events {
-            let aud = event.key.as_deref().and_then(audience);
+            let aud = audience(event);
             let thin = aud
                 .as_ref()
                 .filter(|a| a.thin())

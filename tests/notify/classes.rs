@@ -93,12 +93,16 @@ fn a_route_picks_its_webhooks_and_confidential_handoffs_go_thin_to_endpoints_all
 }
 
 #[test]
-fn an_agents_own_webhook_hears_of_its_handoffs_decisions_only() {
+fn an_agents_own_webhook_hears_of_its_handoffs_decisions_and_refusals_only() {
     let dir = tempfile::tempdir().unwrap();
     let r = Receiver::start(dir.path(), 0, &[]);
     let config = format!(
         "{}{}notify = [\"webhook:builder-hook\"]\n",
-        hook("builder-hook", &r.url(), "events = [\"handoff.decided\"]"),
+        hook(
+            "builder-hook",
+            &r.url(),
+            "events = [\"handoff.decided\", \"handoff.invalid\"]"
+        ),
         util::agent("builder", "alpha"),
     );
     let mut env = TestEnv::with_config(&config);
@@ -132,6 +136,24 @@ fn an_agents_own_webhook_hears_of_its_handoffs_decisions_only() {
         1,
         "another agent's decision is not told: {all:?}"
     );
+
+    // A refused handoff.json is an answer too: its sender's channel hears of it.
+    let mut bad = mine.clone();
+    bad["id"] = json!("ag-3");
+    bad["confidence"] = json!(7);
+    write(&env, &bad);
+    daemon.wait_until("told of the refusal", || r.requests().len() == 2);
+    let told = &r.requests()[1];
+    assert_eq!(told["body"]["type"], "handoff.invalid");
+    assert_eq!(told["body"]["data"]["key"], "ag-3");
+    let mut other = util::handoff("ag-4");
+    other["confidence"] = json!(7);
+    write(&env, &other);
+    daemon.wait_until("answered", || {
+        util::decision(&env.ws("alpha")).is_some_and(|d| d["handoff_key"] == "ag-4")
+    });
+    let all = every_delivery(&daemon);
+    assert_eq!(all.len(), 2, "another agent's refusal is not told: {all:?}");
 }
 
 #[test]
