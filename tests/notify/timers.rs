@@ -106,10 +106,11 @@ fn an_escalation_due_while_the_daemon_was_down_fires_once_and_the_deadline_expir
 #[test]
 fn the_handoffs_own_fallback_escalates_to_its_route_and_a_past_deadline_expires_at_once() {
     let config = format!(
-        "{}{}[[routes]]\nname = \"plain\"\ntriggers = [\"low_confidence\"]\nreviewers = [\"rita\"]\n\n\
+        "{}{}{}[[routes]]\nname = \"plain\"\ntriggers = [\"low_confidence\"]\nreviewers = [\"rita\"]\n\n\
          [[routes]]\nname = \"second\"\nreviewers = [\"omar\"]\n",
         util::user("rita", "\"reviewer\""),
         util::user("omar", "\"reviewer\""),
+        crate::pages::reviewers(&[("ada", "pw-ada")]),
     );
     let mut env = TestEnv::with_config(&config);
     let daemon = env.start();
@@ -125,6 +126,14 @@ fn the_handoffs_own_fallback_escalates_to_its_route_and_a_past_deadline_expires_
     assert_eq!(esc["data"]["to"], "second");
     assert_eq!(esc["data"]["why"], "fallback.after_seconds=1");
     assert!(may_decide(&daemon, "fb-1", "omar"));
+    let web = crate::pages::Web::new(&daemon);
+    let ada = web.sign_in("ada", "pw-ada");
+    let page = web.get("/handoffs/fb-1", Some(&ada)).body;
+    assert!(
+        page.contains("escalated: fallback.after_seconds=1")
+            && page.contains("from plain to second (fallback.after_seconds=1)"),
+        "{page}"
+    );
 
     let mut late = util::handoff("late-1");
     late["deadline"] = json!("2020-01-01T00:00:00Z");
