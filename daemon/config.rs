@@ -457,4 +457,31 @@ mod tests {
         }
         assert!(shown.contains("ops"));
     }
+
+    #[test]
+    fn an_escalation_that_could_never_happen_is_refused_naming_the_key() {
+        let base = "workspaces = [\"ws\"]\n[[routes]]\nname = \"a\"\n";
+        for (route, says) in [
+            (
+                "escalate_after_s = 60\n",
+                "routes[0] (\"a\").escalate_after_s: set escalate_to",
+            ),
+            (
+                "escalate_to = \"b\"\n",
+                "routes[0] (\"a\").escalate_to: set escalate_after_s",
+            ),
+            (
+                "escalate_after_s = 60\nescalate_to = \"a\"\n",
+                "cannot escalate to itself",
+            ),
+            (
+                "escalate_after_s = 0\nescalate_to = \"b\"\n",
+                "escalate_after_s: must be at least 1",
+            ),
+        ] {
+            let text = format!("{base}{route}[[routes]]\nname = \"b\"\n");
+            let err = Config::parse(&text, "t", std::path::Path::new("")).unwrap_err();
+            assert!(err.message.contains(says), "{}", err.message);
+        }
+    }
 }

@@ -83,6 +83,29 @@ pub(super) fn check_routes(
                     at("escalate_to")
                 ));
             }
+            if to == &r.name {
+                return Err(format!(
+                    "{}: a route cannot escalate to itself; name another route",
+                    at("escalate_to")
+                ));
+            }
+        }
+        // One without the other would never escalate anything, silently.
+        match (r.escalate_after_s, &r.escalate_to) {
+            (Some(0), _) => return Err(format!("{}: must be at least 1", at("escalate_after_s"))),
+            (Some(_), None) => {
+                return Err(format!(
+                    "{}: set escalate_to too (the route to escalate to)",
+                    at("escalate_after_s")
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(format!(
+                    "{}: set escalate_after_s too (seconds without a decision)",
+                    at("escalate_to")
+                ))
+            }
+            _ => {}
         }
         if r.auto_approve_min_confidence
             .is_some_and(|c| !(0.0..=1.0).contains(&c))
