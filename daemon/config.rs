@@ -164,6 +164,10 @@ pub struct Smtp {
     /// internal CA); relative to the config file's folder (baton extension).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Data classes of the handoffs mailed about (default public and internal, as for
+    /// webhooks); confidential and restricted ones are mailed thin, without the summary.
+    #[serde(default = "default_classes")]
+    pub classifications: Vec<Classification>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -208,6 +212,7 @@ impl std::fmt::Debug for Smtp {
             .field("from", &self.from)
             .field("username", &self.username)
             .field("ca_file", &self.ca_file)
+            .field("classifications", &self.classifications)
             .finish_non_exhaustive()
     }
 }

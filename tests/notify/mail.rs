@@ -290,3 +290,50 @@ fn an_escalated_handoff_is_mailed_to_the_new_routes_reviewers() {
         mails[1]["text"]
     );
 }
+
+#[test]
+fn confidential_handoffs_are_mailed_only_where_smtp_allows_their_class_and_then_thin() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let write = |env: &TestEnv, ws: &str, id: &str, class: &str| {
+        let mut h = util::handoff(id);
+        h["classification"] = serde_json::json!(class);
+        h["summary"] = serde_json::json!("SECRET-SUMMARY");
+        util::write_atomic(&env.ws(ws).join("handoff.json"), &util::bytes(&h));
+    };
+    // The default: public and internal only. One worker sends in order, so once the
+    // internal handoff's mails are in, the confidential one's notice (still pending, in
+    // another workspace) was dealt with.
+    let mut env = TestEnv::with_config(&mail_config(smtp.port));
+    env.init("beta");
+    let daemon = env.start();
+    write(&env, "beta", "conf-1", "confidential");
+    daemon.wait_until("received", || daemon.handoffs("pending").len() == 1);
+    write(&env, "alpha", "int-1", "internal");
+    daemon.wait_until("internal mailed", || smtp.mails().len() == 2);
+    assert_eq!(daemon.handoffs("pending").len(), 2);
+    let mails = smtp.mails();
+    assert!(
+        mails
+            .iter()
+            .all(|m| m["subject"].as_str().unwrap().contains("int-1")),
+        "{mails:?}"
+    );
+    daemon.stop();
+
+    let smtp = Smtp::start(dir.path(), false);
+    let allowed = mail_config(smtp.port).replace(
+        "from = \"baton <baton@localhost>\"\n",
+        "from = \"baton <baton@localhost>\"\nclassifications = [\"internal\", \"confidential\"]\n",
+    );
+    let mut env = TestEnv::with_config(&allowed);
+    let daemon = env.start();
+    write(&env, "alpha", "conf-2", "confidential");
+    daemon.wait_until("mailed thin", || smtp.mails().len() == 2);
+    for m in smtp.mails() {
+        assert!(m["subject"].as_str().unwrap().contains("conf-2"));
+        let both = format!("{}{}", m["text"], m["html"]);
+        assert!(!both.contains("SECRET"), "{both}");
+        assert!(both.contains("/handoffs/conf-2"), "{both}");
+    }
+}
