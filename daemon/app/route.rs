@@ -78,11 +78,15 @@ impl App {
             return true;
         }
         let routes = &self.config().routes;
-        let earlier = rec.meta.route.iter().flat_map(|r| &r.escalations);
-        earlier
-            .filter_map(|e| e.from.as_deref())
-            .filter_map(|n| routes.iter().find(|r| r.name == n))
-            .any(|r| crate::routing::admits(Some(r), h, name, roles))
+        let mut earlier = rec.meta.route.iter().flat_map(|r| &r.escalations);
+        earlier.any(|e| match e.from.as_deref() {
+            // It was on no route, where any reviewer may decide.
+            None => crate::routing::admits(None, h, name, roles),
+            Some(n) => routes
+                .iter()
+                .find(|r| r.name == n)
+                .is_some_and(|r| crate::routing::admits(Some(r), h, name, roles)),
+        })
     }
 
     /// Routes a handoff being received in workspace `ws`: the configuration's choice, by its

@@ -213,3 +213,32 @@ fn a_handoff_reopened_by_a_revision_gets_its_escalation_time_afresh() {
     let waited = ms(&escalated["at"]) - ms(&revised["at"]);
     assert!(waited >= 1900, "escalated {waited} ms after the revision");
 }
+
+#[test]
+fn a_handoff_escalated_from_no_route_keeps_every_reviewer_and_adds_the_new_routes() {
+    let config = format!(
+        "{}{}[[routes]]\nname = \"second\"\ntriggers = [\"error\"]\nreviewers = [\"omar\"]\n",
+        util::user("rita", "\"reviewer\""),
+        util::user("omar", "\"specialist\""),
+    );
+    let mut env = TestEnv::with_config(&config);
+    let daemon = env.start();
+    let mut h = util::handoff("nr-1");
+    h["fallback"] = json!({"after_seconds": 1, "route": "second"});
+    util::write_atomic(&env.ws("alpha").join("handoff.json"), &util::bytes(&h));
+    daemon.wait_until("received", || daemon.handoffs("pending").len() == 1);
+    assert!(!may_decide(&daemon, "nr-1", "omar"));
+    daemon.wait_until("escalated", || {
+        !of_type(&env, "handoff.escalated").is_empty()
+    });
+    let esc = &of_type(&env, "handoff.escalated")[0];
+    assert!(esc["data"].get("from").is_none(), "{esc}");
+    assert!(
+        may_decide(&daemon, "nr-1", "omar"),
+        "the new route's reviewer"
+    );
+    assert!(
+        may_decide(&daemon, "nr-1", "rita"),
+        "a reviewer who could before"
+    );
+}
