@@ -50,6 +50,33 @@ pub struct Config {
     pub smtp: Option<Smtp>,
     pub webhooks: Vec<Webhook>,
     pub deliveries: Deliveries,
+    pub search: Search,
+}
+
+/// Full-text search (`[search]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Search {
+    /// Artifacts larger than this are not indexed (their names are not either).
+    pub max_file_bytes: u64,
+    /// Memory of the index writer, in MB (tantivy's budget; 15..=4096).
+    pub writer_memory_mb: usize,
+    /// Changes are committed (made searchable) this long after the first one, in ms.
+    pub commit_ms: u64,
+    /// A query stops searching further segments after this long, in ms (the answer then says
+    /// `partial`).
+    pub time_limit_ms: u64,
+}
+
+impl Default for Search {
+    fn default() -> Search {
+        Search {
+            max_file_bytes: 10 * 1024 * 1024,
+            writer_memory_mb: 50,
+            commit_ms: 250,
+            time_limit_ms: 500,
+        }
+    }
 }
 
 /// How notifications are retried (`[deliveries]`).
@@ -300,6 +327,8 @@ struct RawConfig {
     routes: Vec<Route>,
     #[serde(default)]
     deliveries: Deliveries,
+    #[serde(default)]
+    search: Search,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -385,6 +414,14 @@ impl RawConfig {
         {
             return Err("http: max_connections must be > 0, header_timeout_s 1..=3600, shutdown_timeout_s 0..=3600".into());
         }
+        let search = &self.search;
+        if search.max_file_bytes == 0
+            || !(15..=4096).contains(&search.writer_memory_mb)
+            || !(10..=60_000).contains(&search.commit_ms)
+            || !(1..=60_000).contains(&search.time_limit_ms)
+        {
+            return Err("search: max_file_bytes must be > 0, writer_memory_mb 15..=4096, commit_ms 10..=60000, time_limit_ms 1..=60000".into());
+        }
         let sessions = &self.sessions;
         if !(60..=30 * 86400).contains(&sessions.idle_timeout_s)
             || !(sessions.idle_timeout_s..=90 * 86400).contains(&sessions.absolute_timeout_s)
@@ -421,6 +458,7 @@ impl RawConfig {
             }),
             webhooks: self.webhooks,
             deliveries: self.deliveries,
+            search: self.search,
         })
     }
 }

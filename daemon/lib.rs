@@ -38,6 +38,7 @@ pub mod config;
 pub mod contract;
 pub mod events;
 pub mod heartbeat;
+pub mod index;
 pub mod login;
 pub mod media;
 pub mod metrics;
@@ -46,6 +47,7 @@ pub mod pipeline;
 pub mod routing;
 pub mod run;
 pub mod scan;
+pub mod search;
 pub mod store;
 pub mod watch;
 #[path = "../web/mod.rs"]

@@ -7,6 +7,7 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    limit_malloc_arenas();
     let args = cli::Cli::parse();
     if let Err(e) = cli::init_tracing(args.log_format) {
         eprintln!("baton: {e}");
@@ -17,6 +18,22 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("baton: {e:#}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// glibc gives threads that allocate their own malloc arenas (up to 8 per core) and keeps what
+/// each arena freed. The search indexer, the index writer and tantivy's threads hand 10 KB
+/// documents from one to another: a reindex of 322 MB peaked at 598 MB of heap with the
+/// default and at 179 MB with two arenas, and ran faster (`cargo bench --bench search`).
+/// An operator's own `MALLOC_ARENA_MAX` is left as set.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only sets an allocator parameter; it runs before any other thread
+        // exists, so no allocation races it.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
         }
     }
 }

@@ -54,6 +54,10 @@ pub struct Metrics {
     pub deliveries: Family<StateLabel, Gauge>,
     /// Delivery attempts, by outcome (delivered, failed).
     pub delivery_attempts: Family<OutcomeLabel, Counter>,
+    /// Searchable documents and index segments, as of the last query.
+    pub search_documents: Gauge,
+    pub search_segments: Gauge,
+    pub search_seconds: Histogram,
 }
 
 impl Default for Metrics {
@@ -75,6 +79,9 @@ impl Default for Metrics {
             tamper_alerts: Gauge::default(),
             deliveries: Family::default(),
             delivery_attempts: Family::default(),
+            search_documents: Gauge::default(),
+            search_segments: Gauge::default(),
+            search_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             registry: Registry::default(),
         };
         registry.register(
@@ -136,6 +143,21 @@ impl Default for Metrics {
             "delivery_attempts",
             "Notification delivery attempts, by outcome (delivered, failed)",
             m.delivery_attempts.clone(),
+        );
+        registry.register(
+            "search_documents",
+            "Documents in the search index (as of the last query)",
+            m.search_documents.clone(),
+        );
+        registry.register(
+            "search_segments",
+            "Segments of the search index (as of the last query)",
+            m.search_segments.clone(),
+        );
+        registry.register(
+            "search_duration_seconds",
+            "Time to answer a search query",
+            m.search_seconds.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -22,6 +22,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     tokio::task::spawn_blocking(move || crate::heartbeat::beat(&first, &at, None)).await?;
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
     app.start_outbox();
+    let indexer = app.start_search();
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
     let heartbeat = tokio::spawn(crate::heartbeat::run(app.clone(), started_at));
     let app_for_anchors = app.clone();
@@ -31,6 +32,10 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let joined = tokio::task::spawn_blocking(move || ingest.join()).await;
     if !matches!(joined, Ok(Ok(()))) {
         tracing::error!("the ingest thread ended with a panic");
+    }
+    if let Some(indexer) = indexer {
+        // It ends on the shutdown token, committing what it has.
+        let _ = tokio::task::spawn_blocking(move || indexer.join()).await;
     }
     housekeeping.abort();
     // After ingest has stopped, so the anchors cover every event.

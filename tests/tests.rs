@@ -23,6 +23,7 @@ mod pages;
 mod paths;
 mod quorum;
 mod review;
+mod search;
 mod signoff;
 mod syncs;
 mod trust;

@@ -26,6 +26,8 @@ pub enum ApiError {
     Retry(#[from] RetryError),
     #[error("{0}")]
     Unprocessable(String),
+    #[error("{0}")]
+    Unavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -73,6 +75,7 @@ impl ApiError {
                 tracing::error!(error = %e, "change not recorded");
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Internal(detail) => {
                 tracing::error!(detail, "internal error");
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -13,11 +13,13 @@ mod ops;
 mod pages;
 pub mod render;
 mod review;
+mod search;
 pub mod server;
 mod sse;
 
 pub use auth::Caller;
 pub use error::ApiError;
+pub use search::SearchQuery;
 
 use crate::app::App;
 use axum::handler::Handler;
@@ -91,6 +93,7 @@ fn table() -> Routes {
         )
         .at(Method::POST, "/api/v1/decisions", review::decide_many)
         .at(Method::GET, "/api/v1/events", sse::events)
+        .at(Method::GET, "/api/v1/search", search::search)
         .at(Method::GET, "/api/v1/deliveries", deliveries::list)
         .at(
             Method::POST,

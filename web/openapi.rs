@@ -183,5 +183,10 @@ pub fn document() -> Value {
     ) {
         paths.extend(more);
     }
+    if let (Some(paths), Value::Object(more)) =
+        (doc["paths"].as_object_mut(), super::search::openapi_paths())
+    {
+        paths.extend(more);
+    }
     doc
 }

@@ -23,6 +23,9 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     if let Some(reason) = app.failing() {
         body["reason"] = json!(reason);
     }
+    if let Some((documents, indexing)) = app.search_state() {
+        body["search"] = json!({ "documents": documents, "indexing": indexing });
+    }
     let alerts: usize = app.alerts().values().map(Vec::len).sum();
     if alerts > 0 {
         // Tampering is an alert for people, not a reason to take the daemon out of service.

@@ -28,6 +28,7 @@ mod records;
 mod repair;
 mod revise;
 mod route;
+mod search;
 mod stall;
 mod state;
 mod timeline;
@@ -44,6 +45,7 @@ pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use queue::Standing;
 pub use quorum::{Approval, Progress};
 pub use route::{Escalation, Routed};
+pub use search::SearchFailed;
 pub use state::{CheckpointRecord, Record, Review, Ws};
 pub use timeline::Timeline;
 
@@ -98,6 +100,8 @@ struct Inner {
     outbox: crate::outbox::Outbox,
     /// Who may hear of each handoff (route channels, data class), for the outbox.
     audiences: audience::Audiences,
+    /// Full-text search; `None` when its index could not be opened (search answers 503).
+    search: Option<crate::search::Search>,
     shutdown: CancellationToken,
 }
 
@@ -127,8 +131,17 @@ impl App {
             metrics.deliveries.clone(),
             metrics.delivery_attempts.clone(),
         )?;
+        let mut warnings = found.warnings;
+        let search = match crate::search::Search::open(&config) {
+            Ok(search) => Some(search),
+            Err(e) => {
+                warnings.push(format!("search is off: {e}"));
+                None
+            }
+        };
         let app = App {
             inner: Arc::new(Inner {
+                search,
                 metrics,
                 outbox,
                 audiences: Default::default(),
@@ -152,7 +165,6 @@ impl App {
                 config,
             }),
         };
-        let mut warnings = found.warnings;
         warnings.extend(outbox_warnings);
         for ws in found.workspaces {
             // One unreadable workspace must not keep the others from being served.

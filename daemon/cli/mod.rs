@@ -2,6 +2,7 @@
 
 mod admin;
 mod agent;
+mod search;
 mod serve;
 mod submit;
 
@@ -86,6 +87,37 @@ pub enum Command {
         /// Give up after this many seconds (exit 7).
         #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,
+    },
+    /// Search artifacts, handoffs (every revision), checkpoints and decisions. Reads the index
+    /// in data_dir directly: works with the daemon running or not. Exit 1 when nothing matches.
+    Search {
+        /// Words, "phrases", prefix*, OR, -word, and filters: workspace: kind: agent: outcome:
+        /// trigger: key: task: path: after:DATE before:DATE
+        #[arg(required = true, num_args = 1..)]
+        query: Vec<String>,
+        #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
+        config: Option<PathBuf>,
+        /// Print the answer as JSON (the shape of GET /api/v1/search).
+        #[arg(long)]
+        json: bool,
+        /// Only this workspace.
+        #[arg(long)]
+        workspace: Option<String>,
+        /// Only this kind: artifact, handoff, checkpoint or decision.
+        #[arg(long, value_parser = ["artifact", "handoff", "checkpoint", "decision"])]
+        kind: Option<String>,
+        /// Hits to show (1..=100).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u16).range(1..=100))]
+        limit: u16,
+        /// Hits to skip (paging).
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+    },
+    /// Read every artifact, handoff, checkpoint and decision again into the search index.
+    /// Safe while the daemon runs (the daemon then does the work and this shows its progress).
+    Reindex {
+        #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
+        config: Option<PathBuf>,
     },
     /// Print the JSON Schema of a contract document.
     Schema {
@@ -193,6 +225,24 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Submit { dir, file } => submit::submit(&dir, &file),
         Command::Wait { dir, timeout } => agent::wait(&dir, timeout),
         Command::Schema { kind } => admin::schema(kind.into()),
+        Command::Search {
+            query,
+            config,
+            json,
+            workspace,
+            kind,
+            limit,
+            offset,
+        } => search::search(search::Options {
+            config: config.as_deref(),
+            json,
+            query: query.join(" "),
+            workspace,
+            kind,
+            limit: limit.into(),
+            offset,
+        }),
+        Command::Reindex { config } => search::reindex(config.as_deref()),
         Command::Audit {
             command: AuditCommand::Verify { dir, config },
         } => admin::audit_verify(&dir, config.as_deref()),

@@ -8,6 +8,7 @@ mod confined;
 mod files;
 mod fsinfo;
 pub mod fsync;
+mod inventory;
 mod paths;
 
 pub use artifacts::{artifact_problems, artifact_problems_with};
@@ -15,6 +16,7 @@ pub use browse::Entry;
 pub use confined::{ForeignFile, Identity};
 pub use files::{create_dirs, read_limited, write_atomic, ReadError};
 pub use fsinfo::is_network_fs;
+pub use inventory::FileStat;
 pub use paths::{resolve, PathError};
 
 use std::io;
@@ -126,6 +128,12 @@ impl Workspace {
     /// The tree under the folder `path` for people to see: bounded, no symlink followed.
     pub fn tree(&self, path: &Path) -> io::Result<(Vec<browse::Entry>, bool)> {
         browse::tree(&self.root, self.relative(path)?)
+    }
+
+    /// The regular files under `path` (a file or folder) with size and mtime, at most `max`,
+    /// no symlink followed; none if it is missing.
+    pub fn files(&self, path: &Path, max: usize) -> io::Result<Vec<FileStat>> {
+        inventory::files(&self.root, self.relative(path)?, max)
     }
 
     /// The last `max` bytes of the regular file `path`; empty if it is missing.

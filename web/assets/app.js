@@ -90,6 +90,11 @@
     if (t.closest("input, textarea, select, [contenteditable]")) return;
     const k = e.key;
     if (k === "?") { keys.open ? keys.close() : keys.showModal(); e.preventDefault(); return; }
+    if (k === "/") {
+      const box = document.querySelector(".search-form input[name=q]") || document.querySelector(".top-search input");
+      if (box) { box.focus(); box.select(); e.preventDefault(); }
+      return;
+    }
     if (page === "queue") {
       if (k === "j") select(cursor + 1);
       else if (k === "k") select(cursor - 1);

@@ -12,6 +12,7 @@ mod handoff_view;
 mod login;
 mod preview;
 mod queue;
+mod search;
 mod view;
 mod workspace;
 
@@ -39,6 +40,7 @@ pub fn routes() -> Routes {
         )
         .at(Method::GET, "/w/{workspace}", workspace::page)
         .at(Method::GET, "/events", events::page)
+        .at(Method::GET, "/search", search::page)
         .at(Method::GET, "/deliveries", deliveries::page)
         .at(Method::POST, "/deliveries/{id}/retry", deliveries::retry)
         .at(Method::GET, "/static/{file}", assets::file)

@@ -1,0 +1,125 @@
+//! The generated corpus: W workspaces with text files in `inbox/`, words drawn from a fixed
+//! vocabulary with a skewed (Zipf-like) distribution, from a fixed seed, so every run and
+//! machine gets the same bytes. A few known words are planted at known rates for the queries.
+
+use anyhow::{anyhow, Result};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+const SEED: u64 = 0x5EA2C4;
+const VOCABULARY: usize = 40_000;
+/// Words planted in about 1 document in N (name, N).
+pub const PLANTED: [(&str, u64); 4] = [
+    ("validation", 20),
+    ("authentication", 100),
+    ("deadlock", 1_000),
+    ("xylophone", 20_000),
+];
+const WORKSPACE_TOML: &str = "# baton workspace policy (optional)\n";
+
+pub struct Corpus {
+    pub root: PathBuf,
+    pub workspaces: Vec<PathBuf>,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// Writes `docs` files of about `doc_bytes` each over `w` workspaces under `root`.
+pub fn build(root: &Path, w: usize, docs: usize, doc_bytes: usize) -> Result<Corpus> {
+    let vocabulary = vocabulary();
+    let dirs: Vec<PathBuf> = (0..w).map(|i| root.join(format!("ws-{i:04}"))).collect();
+    let per = docs.div_ceil(w);
+    let threads = std::thread::available_parallelism().map_or(2, |t| t.get());
+    let totals = std::thread::scope(|scope| -> Result<Vec<(u64, u64)>> {
+        let jobs: Vec<_> = dirs
+            .chunks(w.div_ceil(threads))
+            .enumerate()
+            .map(|(c, chunk)| {
+                let vocabulary = &vocabulary;
+                scope.spawn(move || -> Result<(u64, u64)> {
+                    let mut sum = (0, 0);
+                    for (j, dir) in chunk.iter().enumerate() {
+                        let index = c * w.div_ceil(threads) + j;
+                        let count = per.min(docs.saturating_sub(index * per));
+                        let bytes = workspace(dir, index as u64, count, doc_bytes, vocabulary)?;
+                        sum = (sum.0 + count as u64, sum.1 + bytes);
+                    }
+                    Ok(sum)
+                })
+            })
+            .collect();
+        jobs.into_iter()
+            .map(|j| j.join().map_err(|_| anyhow!("corpus writer panicked"))?)
+            .collect()
+    })?;
+    Ok(Corpus {
+        root: root.to_path_buf(),
+        workspaces: dirs,
+        files: totals.iter().map(|t| t.0).sum(),
+        bytes: totals.iter().map(|t| t.1).sum(),
+    })
+}
+
+fn vocabulary() -> Vec<String> {
+    let mut rng = StdRng::seed_from_u64(SEED);
+    let syllables = [
+        "ka", "lo", "mi", "ne", "ru", "ta", "vo", "zen", "qua", "dri", "sol", "pex", "ur", "bin",
+        "cor", "eth",
+    ];
+    (0..VOCABULARY)
+        .map(|_| {
+            let n = rng.random_range(2..=4);
+            (0..n)
+                .map(|_| syllables[rng.random_range(0..syllables.len())])
+                .collect()
+        })
+        .collect()
+}
+
+fn workspace(
+    dir: &Path,
+    index: u64,
+    count: usize,
+    doc_bytes: usize,
+    vocabulary: &[String],
+) -> Result<u64> {
+    for sub in [
+        "checkpoints",
+        ".baton",
+        "inbox/src",
+        "inbox/docs",
+        "inbox/logs",
+    ] {
+        fs::create_dir_all(dir.join(sub))?;
+    }
+    fs::write(dir.join(".baton/workspace.toml"), WORKSPACE_TOML)?;
+    let mut rng = StdRng::seed_from_u64(SEED ^ (index + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut total = 0;
+    let mut text = String::with_capacity(doc_bytes * 2);
+    for i in 0..count {
+        text.clear();
+        let size = rng.random_range(doc_bytes / 2..=doc_bytes * 3 / 2);
+        for (word, every) in PLANTED {
+            if rng.random_range(0..every) == 0 {
+                text.push_str(word);
+                text.push(' ');
+            }
+        }
+        while text.len() < size {
+            let words = rng.random_range(6..16);
+            for _ in 0..words {
+                // Skewed: low ranks (common words) far more often than high ones.
+                let u: f64 = rng.random();
+                text.push_str(&vocabulary[((u * u * u) * VOCABULARY as f64) as usize]);
+                text.push(' ');
+            }
+            text.push('\n');
+        }
+        let folder = ["src", "docs", "logs"][i % 3];
+        fs::write(dir.join(format!("inbox/{folder}/doc-{i:05}.txt")), &text)?;
+        total += text.len() as u64;
+    }
+    Ok(total)
+}

@@ -1,0 +1,415 @@
+//! Release-mode search benchmark: `cargo bench --bench search`.
+//!
+//! A generated corpus (fixed seed; by default 100,000 text files, about 1.07 GB, over 200
+//! workspaces), then:
+//! 1. the daemon building its index from scratch at start;
+//! 2. RUNS times, alternating: raw tantivy indexing the same files (the yardstick), then
+//!    `baton reindex` beside the running daemon: MB/s, next to raw (target >= 70 %), and the
+//!    daemon's peak RSS over 1 and 2 (target <= 300 MB);
+//! 3. a fixed set of queries over HTTP (keep-alive), p50/p99/max (target p99 <= 20 ms), next
+//!    to `grep -rlw` over the same files;
+//! 4. write -> searchable: a file with a new word renamed into an inbox, then the API polled
+//!    until it finds it (target p99 <= 1 s);
+//! 5. the index's size on disk and its segment count.
+//!
+//! Knobs: BATON_BENCH_DOCS (100000), BATON_BENCH_DOC_BYTES (10700, the mean; sizes vary
+//! +-50 %), BATON_BENCH_WORKSPACES (200), BATON_BENCH_RUNS (3), BATON_BENCH_PROBES (100).
+//! A quick run: BATON_BENCH_DOCS=5000 cargo bench --bench search.
+
+mod corpus;
+#[allow(dead_code)]
+#[path = "../ingest/daemon.rs"]
+mod daemon;
+mod raw;
+
+use anyhow::{bail, Context, Result};
+use daemon::{Daemon, BIN};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const TARGET_RATIO: f64 = 0.70;
+const TARGET_P99_MS: f64 = 20.0;
+const TARGET_VISIBLE_MS: f64 = 1000.0;
+const TARGET_RSS_MB: f64 = 300.0;
+const BUDGET: usize = 50_000_000;
+
+/// The fixed query set: words common to rare, a phrase, prefixes, filters, an OR.
+const QUERIES: [&str; 12] = [
+    "validation",
+    "authentication",
+    "deadlock",
+    "xylophone",
+    "validation authentication",
+    "\"validation authentication\"",
+    "authent*",
+    "dead*",
+    "deadlock kind:artifact",
+    "validation workspace:ws-0007",
+    "deadlock OR xylophone",
+    "validation -authentication after:2000-01-01",
+];
+const REPEAT: usize = 20;
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let value = std::env::var(name).ok().and_then(|v| v.parse().ok());
+    value.unwrap_or(default)
+}
+
+fn main() -> Result<()> {
+    let docs = env_or("BATON_BENCH_DOCS", 100_000usize).max(1);
+    let doc_bytes = env_or("BATON_BENCH_DOC_BYTES", 10_700usize).max(64);
+    let w = env_or("BATON_BENCH_WORKSPACES", 200usize).clamp(1, docs);
+    let runs = env_or("BATON_BENCH_RUNS", 3usize).max(1);
+    let probes = env_or("BATON_BENCH_PROBES", 100usize).max(1);
+    let dir = tempfile::tempdir()?;
+    println!("baton search benchmark, release build: {BIN}");
+    let started = Instant::now();
+    let corpus = corpus::build(&dir.path().join("ws"), w, docs, doc_bytes)?;
+    let mb = corpus.bytes as f64 / 1e6;
+    println!(
+        "  corpus: {} files, {mb:.0} MB over {w} workspaces, made in {:.1} s (seed fixed)",
+        corpus.files,
+        started.elapsed().as_secs_f64()
+    );
+
+    println!("\n[1] the daemon's build at start");
+    let spawned = Instant::now();
+    let daemon = Daemon::start(dir.path(), None, None)?;
+    let peak = Peak::watch(daemon.pid());
+    let documents = wait_indexed(&daemon, corpus.files)?;
+    let first = spawned.elapsed().as_secs_f64();
+    println!(
+        "    {documents} documents in {first:.1} s = {:.1} MB/s (from spawn, the ingest scan included)",
+        mb / first
+    );
+    // Raw and baton alternate, so that load from elsewhere on the machine falls on both alike.
+    println!(
+        "\n[2] raw tantivy (1 indexing thread, {} MB) and `baton reindex` beside the daemon, alternating",
+        BUDGET / 1_000_000
+    );
+    let (mut raw_rates, mut rates) = (Vec::new(), Vec::new());
+    for run in 0..runs {
+        let into = dir.path().join(format!("raw-{run}"));
+        let (files, bytes, secs) = raw::index(&corpus.root, &into, BUDGET)?;
+        let rate = bytes as f64 / 1e6 / secs;
+        println!(
+            "    raw {}: {files} files, {:.0} MB in {secs:.1} s = {rate:.1} MB/s",
+            run + 1,
+            bytes as f64 / 1e6
+        );
+        raw_rates.push(rate);
+        std::fs::remove_dir_all(into)?;
+        let (secs, said) = reindex(dir.path())?;
+        let rate = mb / secs;
+        println!(
+            "    baton {}: {secs:.1} s = {rate:.1} MB/s ({said})",
+            run + 1
+        );
+        rates.push(rate);
+    }
+    let (peak_mb, anon_mb) = peak.stop();
+    println!("    daemon peak RSS over its build and the reindexes: {peak_mb:.0} MB, of which anonymous (heap) {anon_mb:.0} MB");
+
+    println!(
+        "\n[3] queries over HTTP (keep-alive, one client), {} queries x {REPEAT}",
+        QUERIES.len()
+    );
+    let latencies = query_latencies(&daemon)?;
+    let grep = grep_times(&corpus.root)?;
+
+    println!("\n[4] write -> searchable, {probes} files renamed into inboxes one after another");
+    let visible = probe(&daemon, &corpus.workspaces, probes)?;
+
+    println!("\n[5] the index");
+    let index_dir = dir.path().join("data/search/v1");
+    let size = du(&index_dir) as f64 / 1e6;
+    let segments = segments(&index_dir)?;
+    println!(
+        "    {size:.0} MB on disk ({:.2} x the corpus), {segments} segments",
+        size / mb
+    );
+
+    summary(Summary {
+        raw: &raw_rates,
+        baton: &rates,
+        latencies: &latencies,
+        grep: &grep,
+        visible: &visible,
+        peak_mb,
+        anon_mb,
+        segments,
+    });
+    Ok(())
+}
+
+/// Waits until the daemon's index holds `files` documents and its first pass is over.
+fn wait_indexed(daemon: &Daemon, files: u64) -> Result<u64> {
+    loop {
+        let health: Value = ureq::get(&format!("{}/healthz", daemon.url))
+            .call()?
+            .into_json()?;
+        let docs = health["search"]["documents"].as_u64().unwrap_or(0);
+        if docs >= files && health["search"]["indexing"] == false {
+            return Ok(docs);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs `baton reindex`; its wall time and its summary line.
+fn reindex(dir: &Path) -> Result<(f64, String)> {
+    let started = Instant::now();
+    let out = std::process::Command::new(BIN)
+        .args(["reindex", "--config"])
+        .arg(dir.join("baton.toml"))
+        .output()?;
+    let secs = started.elapsed().as_secs_f64();
+    let said = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("baton reindex failed: {said}");
+    }
+    let last = said.lines().last().unwrap_or_default();
+    let short = last.split("; ").next().unwrap_or_default().to_string();
+    Ok((secs, short))
+}
+
+fn query_latencies(daemon: &Daemon) -> Result<Vec<f64>> {
+    let agent = ureq::AgentBuilder::new().build();
+    let mut all = Vec::new();
+    for q in QUERIES {
+        let url = format!("{}/api/v1/search?q={}", daemon.url, encode(q));
+        let mut mine = Vec::new();
+        let mut total = 0;
+        for _ in 0..REPEAT {
+            let started = Instant::now();
+            let answer: Value = agent
+                .get(&url)
+                .set("Authorization", &format!("Bearer {}", daemon.token))
+                .call()?
+                .into_json()?;
+            mine.push(started.elapsed().as_secs_f64() * 1000.0);
+            total = answer["total"].as_u64().unwrap_or(0);
+            if answer["partial"] == true {
+                println!("    (partial answer for {q:?})");
+            }
+        }
+        mine.sort_by(f64::total_cmp);
+        println!(
+            "    {q:<46} {total:>6} hits  p50 {:>6.2} ms  max {:>6.2} ms",
+            pct(&mine, 50.0),
+            mine[mine.len() - 1]
+        );
+        all.extend(mine);
+    }
+    all.sort_by(f64::total_cmp);
+    Ok(all)
+}
+
+/// `grep -rlw WORD` over the corpus for each planted word (warm page cache), in ms.
+fn grep_times(root: &Path) -> Result<Vec<f64>> {
+    let mut out = Vec::new();
+    for (word, _) in corpus::PLANTED {
+        let started = Instant::now();
+        let found = std::process::Command::new("grep")
+            .args(["-rlw", word])
+            .arg(root)
+            .output()?;
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let files = found.stdout.iter().filter(|b| **b == b'\n').count();
+        println!("    grep -rlw {word:<15} {files:>6} files  {ms:>8.0} ms");
+        out.push(ms);
+    }
+    out.sort_by(f64::total_cmp);
+    Ok(out)
+}
+
+fn probe(daemon: &Daemon, workspaces: &[std::path::PathBuf], n: usize) -> Result<Vec<f64>> {
+    let agent = ureq::AgentBuilder::new().build();
+    let mut out = Vec::new();
+    for i in 0..n {
+        let word = format!("probe{i}zq{}", std::process::id());
+        let inbox = workspaces[(i * 7) % workspaces.len()].join("inbox");
+        let tmp = inbox.join(format!(".probe-{i}.tmp"));
+        std::fs::write(&tmp, format!("a probe file holding {word} once\n"))?;
+        let url = format!("{}/api/v1/search?q={word}&limit=1", daemon.url);
+        let started = Instant::now();
+        std::fs::rename(&tmp, inbox.join(format!("probe-{i}.txt")))?;
+        loop {
+            let answer: Value = agent
+                .get(&url)
+                .set("Authorization", &format!("Bearer {}", daemon.token))
+                .call()?
+                .into_json()?;
+            if answer["total"] == 1 {
+                break;
+            }
+            if started.elapsed() > Duration::from_secs(30) {
+                bail!("{word} not searchable after 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        out.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    out.sort_by(f64::total_cmp);
+    println!(
+        "    p50 {:.0} ms, p99 {:.0} ms, max {:.0} ms",
+        pct(&out, 50.0),
+        pct(&out, 99.0),
+        out[out.len() - 1]
+    );
+    Ok(out)
+}
+
+fn encode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn pct(sorted: &[f64], p: f64) -> f64 {
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn du(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+fn segments(dir: &Path) -> Result<usize> {
+    let meta: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).context("meta.json")?)?;
+    Ok(meta["segments"].as_array().map_or(0, Vec::len))
+}
+
+/// The highest RSS of a process, sampled every 50 ms until stopped: all of it (VmRSS, which
+/// counts the index's memory-mapped file pages the kernel can drop at will) and its
+/// anonymous part (RssAnon: heap and stacks, what the daemon itself holds).
+struct Peak {
+    stop: Arc<AtomicBool>,
+    kb: Arc<AtomicU64>,
+    anon_kb: Arc<AtomicU64>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Peak {
+    fn watch(pid: u32) -> Peak {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (kb, anon_kb) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+        let (s, k, a) = (stop.clone(), kb.clone(), anon_kb.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::Relaxed) {
+                let status =
+                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+                let field = |name: &str| -> u64 {
+                    status
+                        .lines()
+                        .find_map(|l| l.strip_prefix(name))
+                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                        .unwrap_or(0)
+                };
+                k.fetch_max(field("VmRSS:"), Ordering::Relaxed);
+                a.fetch_max(field("RssAnon:"), Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Peak {
+            stop,
+            kb,
+            anon_kb,
+            thread,
+        }
+    }
+
+    /// (peak RSS, peak anonymous RSS), in MB.
+    fn stop(self) -> (f64, f64) {
+        self.stop.store(true, Ordering::Relaxed);
+        let _ = self.thread.join();
+        let mb = |v: &AtomicU64| v.load(Ordering::Relaxed) as f64 / 1024.0;
+        (mb(&self.kb), mb(&self.anon_kb))
+    }
+}
+
+struct Summary<'a> {
+    raw: &'a [f64],
+    baton: &'a [f64],
+    latencies: &'a [f64],
+    grep: &'a [f64],
+    visible: &'a [f64],
+    peak_mb: f64,
+    anon_mb: f64,
+    segments: usize,
+}
+
+fn summary(s: Summary) {
+    let mmm = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        (v[0], pct(&v, 50.0), v[v.len() - 1])
+    };
+    let (raw, baton) = (mmm(s.raw), mmm(s.baton));
+    println!("\n== summary (min / median / max) =====================================");
+    println!(
+        "  raw tantivy indexing      {:.1} / {:.1} / {:.1} MB/s",
+        raw.0, raw.1, raw.2
+    );
+    println!(
+        "  baton reindex             {:.1} / {:.1} / {:.1} MB/s",
+        baton.0, baton.1, baton.2
+    );
+    let ratio = baton.1 / raw.1;
+    row(
+        "reindex vs raw (medians)",
+        format!("{:.0} %", ratio * 100.0),
+        format!(">= {:.0} %", TARGET_RATIO * 100.0),
+        ratio >= TARGET_RATIO,
+    );
+    let p99 = pct(s.latencies, 99.0);
+    println!(
+        "  query p50 / p99 / max     {:.2} / {p99:.2} / {:.2} ms",
+        pct(s.latencies, 50.0),
+        s.latencies[s.latencies.len() - 1]
+    );
+    row(
+        "query p99 over HTTP",
+        format!("{p99:.2} ms"),
+        format!("<= {TARGET_P99_MS} ms"),
+        p99 <= TARGET_P99_MS,
+    );
+    let grep = mmm(s.grep);
+    println!(
+        "  grep -rlw (one word)      {:.0} / {:.0} / {:.0} ms",
+        grep.0, grep.1, grep.2
+    );
+    let vis = pct(s.visible, 99.0);
+    row(
+        "write -> searchable p99",
+        format!("{vis:.0} ms"),
+        format!("<= {TARGET_VISIBLE_MS} ms"),
+        vis <= TARGET_VISIBLE_MS,
+    );
+    row(
+        "daemon peak RSS",
+        format!("{:.0} MB", s.peak_mb),
+        format!("<= {TARGET_RSS_MB} MB"),
+        s.peak_mb <= TARGET_RSS_MB,
+    );
+    println!("  (of which anonymous)      {:.0} MB", s.anon_mb);
+    row(
+        "segments",
+        s.segments.to_string(),
+        "<= 50".into(),
+        s.segments <= 50,
+    );
+}
+
+fn row(what: &str, value: String, target: String, ok: bool) {
+    let verdict = if ok { "met" } else { "NOT MET" };
+    println!("  {what:<25} {value:>12}   target {target:<10} {verdict}");
+}

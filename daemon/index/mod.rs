@@ -1,0 +1,277 @@
+//! Full-text search over the workspaces with tantivy: artifacts (`inbox/`, `approved/`),
+//! handoffs (every revision), checkpoints and decisions. The index lives in
+//! `data_dir/search/v{VERSION}/` and is a cache: missing, unreadable or of another schema
+//! version, it is set aside and built again from the sources, in the background.
+//!
+//! One writer thread owns tantivy's `IndexWriter` and is fed by a bounded channel
+//! (`writer`); it commits in batches and reloads the one `IndexReader`, so a search (a
+//! `Searcher` per query, `search`) never waits on indexing. What to index is decided by the
+//! caller (`app::search`), which knows the workspaces; this module knows only tantivy.
+//! This is the only module that imports tantivy.
+
+mod known;
+pub mod query;
+mod schema;
+pub mod search;
+mod search_limit;
+mod snippets;
+pub mod writer;
+
+pub use query::Filters;
+pub use schema::VERSION;
+pub use search::{Facet, Hit, Hits, Request};
+pub use writer::{Op, Writer};
+
+use schema::Fields;
+use std::path::{Path, PathBuf};
+use tantivy::{Index, IndexReader, ReloadPolicy};
+
+/// What an indexed document is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    Artifact,
+    Handoff,
+    Checkpoint,
+    Decision,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [
+        Kind::Artifact,
+        Kind::Handoff,
+        Kind::Checkpoint,
+        Kind::Decision,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Artifact => "artifact",
+            Kind::Handoff => "handoff",
+            Kind::Checkpoint => "checkpoint",
+            Kind::Decision => "decision",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One document to index. `path` is relative to the workspace (for handoffs and decisions,
+/// the record's published copy under `.baton/handoffs/`), so (kind, workspace, path) is unique.
+#[derive(Debug, Clone, Default)]
+pub struct Doc {
+    pub kind: Option<Kind>,
+    pub workspace: String,
+    pub path: String,
+    /// Changes whenever the source changes (size and mtime, a digest, a decision's time).
+    pub fp: String,
+    pub key: Option<String>,
+    pub task_id: Option<String>,
+    pub agent: Option<String>,
+    pub outcome: Option<String>,
+    pub trigger: Option<String>,
+    pub revision: Option<u64>,
+    /// Unix seconds.
+    pub modified: i64,
+    pub title: String,
+    pub body: String,
+}
+
+/// The identity of a document: what an update deletes before it adds.
+pub fn doc_id(kind: Kind, workspace: &str, path: &str) -> String {
+    // NUL: no workspace name or path can hold one, so the parts never run together.
+    format!("{}\0{workspace}\0{path}", kind.as_str())
+}
+
+/// The workspace and path of a document id, if it is one.
+pub fn split_id(id: &str) -> Option<(Kind, &str, &str)> {
+    let mut parts = id.splitn(3, '\0');
+    let kind = Kind::parse(parts.next()?)?;
+    Some((kind, parts.next()?, parts.next()?))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("the search index at {dir} cannot be used: {source}")]
+    Tantivy {
+        dir: PathBuf,
+        source: tantivy::TantivyError,
+    },
+    #[error("the search index at {dir}: {source}")]
+    Io {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("there is no search index at {0} yet; start the daemon or run `baton reindex`")]
+    Missing(PathBuf),
+    #[error(
+        "another process is writing the search index at {0} (a running daemon or `baton reindex`)"
+    )]
+    Busy(PathBuf),
+}
+
+/// The index and its one reader. Cheap to share behind an `Arc`.
+pub struct SearchIndex {
+    index: Index,
+    reader: IndexReader,
+    fields: Fields,
+    dir: PathBuf,
+}
+
+/// The folder of the index of the current schema version.
+pub fn index_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("search").join(format!("v{VERSION}"))
+}
+
+impl SearchIndex {
+    /// Opens the index, or makes a new empty one when it is missing, unreadable or of another
+    /// schema. The `String` says why a new one was made (to log, and to fill it).
+    pub fn open(data_dir: &Path) -> Result<(SearchIndex, Option<String>), IndexError> {
+        let dir = index_dir(data_dir);
+        remove_other_versions(data_dir);
+        if dir.join("meta.json").exists() {
+            match SearchIndex::open_existing(&dir) {
+                Ok(found) => return Ok((found, None)),
+                Err(e) => {
+                    let why = format!("{e}");
+                    std::fs::remove_dir_all(&dir).map_err(|source| IndexError::Io {
+                        dir: dir.clone(),
+                        source,
+                    })?;
+                    return Ok((SearchIndex::create(&dir)?, Some(why)));
+                }
+            }
+        }
+        let fresh = SearchIndex::create(&dir)?;
+        Ok((fresh, Some("no search index yet".into())))
+    }
+
+    /// Makes a new, empty index in `dir`, removing whatever is there.
+    pub fn create_in(dir: &Path) -> Result<SearchIndex, IndexError> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(|source| IndexError::Io {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        SearchIndex::create(dir)
+    }
+
+    /// Opens the index in `dir` (which must be of this schema).
+    pub fn open_in(dir: &Path) -> Result<SearchIndex, IndexError> {
+        SearchIndex::open_existing(dir)
+    }
+
+    /// Opens the index as it is, for reading only (`baton search`): never makes or changes one.
+    pub fn open_read_only(data_dir: &Path) -> Result<SearchIndex, IndexError> {
+        let dir = index_dir(data_dir);
+        if !dir.join("meta.json").exists() {
+            return Err(IndexError::Missing(dir));
+        }
+        SearchIndex::open_existing(&dir)
+    }
+
+    fn open_existing(dir: &Path) -> Result<SearchIndex, IndexError> {
+        let fail = |source| IndexError::Tantivy {
+            dir: dir.to_path_buf(),
+            source,
+        };
+        let index = Index::open_in_dir(dir).map_err(fail)?;
+        let (schema, fields) = schema::build();
+        if index.schema() != schema {
+            return Err(fail(tantivy::TantivyError::SchemaError(
+                "its fields are not this version's".into(),
+            )));
+        }
+        SearchIndex::with_reader(index, fields, dir)
+    }
+
+    fn create(dir: &Path) -> Result<SearchIndex, IndexError> {
+        std::fs::create_dir_all(dir).map_err(|source| IndexError::Io {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        let (schema, fields) = schema::build();
+        let index = Index::create_in_dir(dir, schema).map_err(|source| IndexError::Tantivy {
+            dir: dir.to_path_buf(),
+            source,
+        })?;
+        SearchIndex::with_reader(index, fields, dir)
+    }
+
+    fn with_reader(index: Index, fields: Fields, dir: &Path) -> Result<SearchIndex, IndexError> {
+        // Manual: the writer thread reloads right after each commit, so a search sees a
+        // commit at once and never pays for a reload itself.
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(|source| IndexError::Tantivy {
+                dir: dir.to_path_buf(),
+                source,
+            })?;
+        Ok(SearchIndex {
+            index,
+            reader,
+            fields,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Documents searchable now.
+    pub fn num_docs(&self) -> u64 {
+        self.reader.searcher().num_docs()
+    }
+
+    /// Segments searchable now (kept bounded by the merge policy).
+    pub fn segments(&self) -> usize {
+        self.reader.searcher().segment_readers().len()
+    }
+
+    /// Bytes the index takes on disk.
+    pub fn size_bytes(&self) -> u64 {
+        std::fs::read_dir(&self.dir)
+            .map(|entries| {
+                entries
+                    .flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Every document's id and fingerprint, as last committed.
+    pub fn known(&self) -> std::collections::HashMap<String, String> {
+        known::read(&self.reader.searcher(), &self.fields)
+    }
+}
+
+/// An index of an older schema version is a cache nobody will read again.
+fn remove_other_versions(data_dir: &Path) {
+    let current = format!("v{VERSION}");
+    let Ok(entries) = std::fs::read_dir(data_dir.join("search")) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        // Only other versions (`v0`, `v2`): `v1.next` may be a rebuild under way elsewhere.
+        let version = name
+            .strip_prefix('v')
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if version && name != current && entry.path().is_dir() {
+            tracing::info!(dir = %entry.path().display(), "removing a search index of another schema version");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,337 @@
+//! Running a query: a `Searcher` per request from the one reader (never waiting on the
+//! writer), hits ranked by BM25 with snippets (tantivy's snippet HTML, which escapes the
+//! text), counts per workspace and kind, paging, and limits on time and terms.
+
+use super::query::{self, Parsed};
+use super::schema::Fields;
+use super::search_limit::Deadline;
+use super::snippets::{escape, Snippets, SNIPPET_CHARS};
+use super::{Kind, SearchIndex};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::ops::Bound;
+use std::time::{Duration, Instant};
+use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::query::{
+    AllQuery, BooleanQuery, EmptyQuery, Occur, PhrasePrefixQuery, Query, QueryParser, RangeQuery,
+    TermQuery,
+};
+use tantivy::schema::{Field, IndexRecordOption, Value};
+use tantivy::{DateTime, DocAddress, Order, TantivyDocument, Term};
+
+/// Most terms a query may hold (words, prefixes, filter values); more is refused, not cut.
+pub const MAX_TERMS: usize = 64;
+pub const MAX_LIMIT: usize = 100;
+pub const MAX_OFFSET: usize = 10_000;
+
+/// One search.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub q: String,
+    /// Filters given outside the text (the API's `workspace=` and `kind=`).
+    pub workspace: Option<String>,
+    pub kind: Option<String>,
+    pub limit: usize,
+    pub offset: usize,
+    /// The workspaces the caller may see; `None`: all.
+    pub scope: Option<Vec<String>>,
+    /// Segments not searched by then are left out, and the answer says `partial`.
+    pub time_limit: Duration,
+}
+
+impl Default for Request {
+    fn default() -> Request {
+        Request {
+            q: String::new(),
+            workspace: None,
+            kind: None,
+            limit: 20,
+            offset: 0,
+            scope: None,
+            time_limit: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Hit {
+    pub workspace: String,
+    pub path: String,
+    pub kind: Kind,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// HTML: the text escaped, matches in `<b>`.
+    pub snippet: String,
+    pub score: f32,
+    pub title: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// RFC 3339.
+    pub modified: String,
+}
+
+/// Counts of all matches (not only this page) by value.
+pub type Facet = BTreeMap<String, u64>;
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Facets {
+    pub workspace: Facet,
+    pub kind: Facet,
+}
+
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct Hits {
+    pub total: usize,
+    pub hits: Vec<Hit>,
+    pub facets: Facets,
+    /// Some segments were left out to keep within the time limit.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+    /// Parts of the query that were ignored, and why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("the query has {0} terms; at most {MAX_TERMS} are searched at once")]
+    TooManyTerms(usize),
+    #[error("search failed: {0}")]
+    Tantivy(#[from] tantivy::TantivyError),
+}
+
+impl SearchIndex {
+    pub fn search(&self, req: &Request) -> Result<Hits, SearchError> {
+        let started = Instant::now();
+        let mut parsed = query::parse(&req.q);
+        if let Some(ws) = &req.workspace {
+            parsed.filters.add("workspace", ws);
+        }
+        if let Some(kind) = &req.kind {
+            parsed.filters.add("kind", kind);
+        }
+        let searcher = self.reader.searcher();
+        let Some((query, terms)) = self.build(&parsed, req.scope.as_deref())? else {
+            return Ok(Hits {
+                notes: parsed.notes,
+                ..Hits::default()
+            });
+        };
+        let limit = req.limit.clamp(1, MAX_LIMIT);
+        let offset = req.offset.min(MAX_OFFSET);
+        let facets = || {
+            let mut facets = FacetCollector::for_field("facets");
+            facets.add_facet("/workspace");
+            facets.add_facet("/kind");
+            facets
+        };
+        let deadline = started + req.time_limit;
+        let page = TopDocs::with_limit(limit).and_offset(offset);
+        // Filters alone (no words): a listing, newest first, as "every rejected handoff of
+        // builder-3" is read; every hit then scores alike.
+        let listing = parsed.text.trim().is_empty() && parsed.prefixes.is_empty();
+        let ((top, total, facet_counts), partial) = if listing {
+            let newest = page.order_by_fast_field::<DateTime>("modified", Order::Desc);
+            let collector = Deadline::new((newest, Count, facets()), deadline);
+            let ((top, total, f), partial) = searcher.search(&query, &collector)?;
+            let top: Vec<(f32, DocAddress)> = top.into_iter().map(|(_, a)| (1.0, a)).collect();
+            ((top, total, f), partial)
+        } else {
+            searcher.search(&query, &Deadline::new((page, Count, facets()), deadline))?
+        };
+        let snippets = Snippets::new(&searcher, &self.fields, terms, &parsed.prefixes)?;
+        let mut hits = Vec::with_capacity(top.len());
+        for (score, address) in top {
+            let doc: TantivyDocument = searcher.doc(address)?;
+            hits.push(to_hit(&self.fields, &doc, score, &snippets));
+        }
+        let count = |root: &str| -> Facet {
+            facet_counts
+                .get(root)
+                .filter_map(|(f, n)| Some((f.to_path().last()?.to_string(), n)))
+                .collect()
+        };
+        Ok(Hits {
+            total,
+            hits,
+            facets: Facets {
+                workspace: count("/workspace"),
+                kind: count("/kind"),
+            },
+            partial,
+            notes: parsed.notes,
+        })
+    }
+
+    /// The tantivy query and the words to highlight; `None`: nothing to search for.
+    fn build(
+        &self,
+        parsed: &Parsed,
+        scope: Option<&[String]>,
+    ) -> Result<Option<Built>, SearchError> {
+        let f = &self.fields;
+        let mut parser = QueryParser::for_index(&self.index, vec![f.title, f.body]);
+        // A search box reads several words as all of them, as people expect.
+        parser.set_conjunction_by_default();
+        parser.set_field_boost(f.title, 2.0);
+        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+        let mut terms = BTreeSet::new();
+        let mut count = 0;
+        if !parsed.text.trim().is_empty() {
+            let (text_query, _ignored) = parser.parse_query_lenient(&parsed.text);
+            text_query.query_terms(&mut |term, _| {
+                count += 1;
+                if term.field() == f.body {
+                    if let Some(s) = term.value().as_str() {
+                        terms.insert(s.to_string());
+                    }
+                }
+            });
+            clauses.push((Occur::Must, text_query));
+        }
+        for prefix in &parsed.prefixes {
+            count += 1;
+            let either: Vec<(Occur, Box<dyn Query>)> = [f.title, f.body]
+                .into_iter()
+                .map(|field| {
+                    let q = PhrasePrefixQuery::new(vec![Term::from_field_text(field, prefix)]);
+                    (Occur::Should, Box::new(q) as Box<dyn Query>)
+                })
+                .collect();
+            clauses.push((Occur::Must, Box::new(BooleanQuery::new(either))));
+        }
+        let searching = !clauses.is_empty() || !parsed.filters.is_empty();
+        count += parsed.filters.must.len() + parsed.filters.must_not.len();
+        if count > MAX_TERMS {
+            return Err(SearchError::TooManyTerms(count));
+        }
+        if !searching {
+            return Ok(None);
+        }
+        self.add_filters(parsed, &mut clauses);
+        if let Some(visible) = scope {
+            clauses.push((Occur::Must, any_of(f.workspace, visible)));
+        }
+        if !clauses.iter().any(|(o, _)| *o == Occur::Must) {
+            clauses.push((Occur::Must, Box::new(AllQuery)));
+        }
+        Ok(Some((Box::new(BooleanQuery::new(clauses)), terms)))
+    }
+
+    fn add_filters(&self, parsed: &Parsed, clauses: &mut Vec<(Occur, Box<dyn Query>)>) {
+        let schema = self.index.schema();
+        let filters = &parsed.filters;
+        let names: BTreeSet<&str> = filters.must.iter().map(|(n, _)| *n).collect();
+        for name in names {
+            let field = schema.get_field(name).expect("filters name schema fields");
+            let values: Vec<String> = filters
+                .must
+                .iter()
+                .filter(|(n, _)| *n == name)
+                .map(|(_, v)| v.clone())
+                .collect();
+            clauses.push((Occur::Must, any_of(field, &values)));
+        }
+        for (name, value) in &filters.must_not {
+            let field = schema.get_field(name).expect("filters name schema fields");
+            clauses.push((Occur::MustNot, any_of(field, std::slice::from_ref(value))));
+        }
+        if filters.after.is_some() || filters.before.is_some() {
+            let term = |t: i64| {
+                Term::from_field_date_for_search(
+                    self.fields.modified,
+                    DateTime::from_timestamp_secs(t),
+                )
+            };
+            let lower = filters
+                .after
+                .map_or(Bound::Unbounded, |t| Bound::Included(term(t)));
+            let upper = filters
+                .before
+                .map_or(Bound::Unbounded, |t| Bound::Excluded(term(t)));
+            clauses.push((Occur::Must, Box::new(RangeQuery::new(lower, upper))));
+        }
+    }
+}
+
+/// A query and the body words it highlights.
+type Built = (Box<dyn Query>, BTreeSet<String>);
+
+/// A document with any of these exact values in `field` (none: matches nothing).
+fn any_of(field: Field, values: &[String]) -> Box<dyn Query> {
+    if values.is_empty() {
+        return Box::new(EmptyQuery);
+    }
+    let options: Vec<(Occur, Box<dyn Query>)> = values
+        .iter()
+        .map(|v| {
+            let q = TermQuery::new(Term::from_field_text(field, v), IndexRecordOption::Basic);
+            (Occur::Should, Box::new(q) as Box<dyn Query>)
+        })
+        .collect();
+    Box::new(BooleanQuery::new(options))
+}
+
+fn to_hit(f: &Fields, doc: &TantivyDocument, score: f32, snippets: &Snippets) -> Hit {
+    let text = |field: Field| {
+        doc.get_first(field)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let body = text(f.body).unwrap_or_default();
+    let title = text(f.title).unwrap_or_default();
+    let mut snippet = snippets.body.snippet(&body);
+    if snippet.is_empty() {
+        // The match is in the title (a file name): show that, and the start of the body.
+        let in_title = snippets.title.snippet(&title);
+        if !in_title.is_empty() {
+            snippet = in_title;
+        }
+    }
+    let html = if snippet.is_empty() {
+        escape(&body.chars().take(SNIPPET_CHARS).collect::<String>())
+    } else {
+        snippet.to_html()
+    };
+    let modified = doc
+        .get_first(f.modified)
+        .and_then(|v| v.as_datetime())
+        .map(|d| d.into_timestamp_secs())
+        .unwrap_or(0);
+    Hit {
+        workspace: text(f.workspace).unwrap_or_default(),
+        path: text(f.path).unwrap_or_default(),
+        kind: text(f.kind)
+            .as_deref()
+            .and_then(Kind::parse)
+            .unwrap_or(Kind::Artifact),
+        key: text(f.key),
+        snippet: html,
+        score,
+        title,
+        task_id: text(f.task_id),
+        agent: text(f.agent),
+        outcome: text(f.outcome),
+        trigger: text(f.trigger),
+        revision: doc.get_first(f.revision).and_then(|v| v.as_u64()),
+        modified: rfc3339(modified),
+    }
+}
+
+fn rfc3339(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}

@@ -1,0 +1,159 @@
+//! The index on its own: documents in, hits out.
+
+use super::*;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn doc(kind: Kind, ws: &str, path: &str, body: &str) -> Doc {
+    Doc {
+        kind: Some(kind),
+        workspace: ws.into(),
+        path: path.into(),
+        fp: "1".into(),
+        title: path.into(),
+        body: body.into(),
+        modified: 1_769_817_600,
+        ..Doc::default()
+    }
+}
+
+fn indexed(docs: Vec<Doc>) -> (tempfile::TempDir, Arc<SearchIndex>, Writer) {
+    let dir = tempfile::tempdir().unwrap();
+    let (index, why) = SearchIndex::open(dir.path()).unwrap();
+    assert_eq!(why.as_deref(), Some("no search index yet"));
+    let index = Arc::new(index);
+    let (writer, _) = Writer::spawn(index.clone(), 20_000_000, Duration::from_millis(50)).unwrap();
+    for d in docs {
+        assert!(writer.send(Op::Put(Box::new(d))));
+    }
+    assert!(writer.flush());
+    (dir, index, writer)
+}
+
+fn search(index: &SearchIndex, q: &str) -> Hits {
+    let req = Request {
+        q: q.into(),
+        ..Request::default()
+    };
+    index.search(&req).unwrap()
+}
+
+#[test]
+fn words_phrases_prefixes_filters_and_facets() {
+    let (_dir, index, writer) = indexed(vec![
+        doc(
+            Kind::Artifact,
+            "a",
+            "inbox/x.md",
+            "the validation error <script>alert(1)</script>",
+        ),
+        Doc {
+            modified: 1_769_817_700,
+            ..doc(
+                Kind::Artifact,
+                "b",
+                "inbox/y.md",
+                "error in authentication token",
+            )
+        },
+        doc(
+            Kind::Checkpoint,
+            "b",
+            "checkpoints/1.json",
+            "validation passed",
+        ),
+    ]);
+    let hits = search(&index, "validation error");
+    assert_eq!(hits.total, 1);
+    assert_eq!(hits.hits[0].path, "inbox/x.md");
+    assert_eq!(
+        hits.hits[0].snippet,
+        "the <b>validation</b> <b>error</b> &lt;script&gt;alert(1)&lt;/script"
+    );
+    assert_eq!(search(&index, "\"error validation\"").total, 0);
+    let auth = search(&index, "authen*");
+    assert_eq!(auth.total, 1);
+    assert!(
+        auth.hits[0].snippet.contains("<b>authentication</b>"),
+        "{}",
+        auth.hits[0].snippet
+    );
+    let all = search(&index, "error OR validation");
+    assert_eq!(all.total, 3);
+    assert_eq!(all.facets.workspace.get("b"), Some(&2));
+    assert_eq!(all.facets.kind.get("artifact"), Some(&2));
+    assert_eq!(search(&index, "validation workspace:b").total, 1);
+    assert_eq!(search(&index, "validation -kind:checkpoint").total, 1);
+    assert_eq!(search(&index, "kind:checkpoint").total, 1);
+    // Filters alone list newest first.
+    let listed = search(&index, "-kind:checkpoint kind:artifact");
+    assert_eq!(listed.total, 2);
+    assert_eq!(listed.hits[0].path, "inbox/y.md", "the newer one");
+    assert_eq!(search(&index, "error before:2026-01-31").total, 0);
+    assert_eq!(search(&index, "error after:2026-01-31").total, 2);
+    assert_eq!(search(&index, "\" : ( ] AND").total, 0);
+    // Replacing a document leaves one copy; deleting it leaves none.
+    writer.send(Op::Put(Box::new(doc(
+        Kind::Artifact,
+        "b",
+        "inbox/y.md",
+        "renamed",
+    ))));
+    writer.flush();
+    assert_eq!(search(&index, "authentication").total, 0);
+    assert_eq!(search(&index, "renamed").total, 1);
+    writer.send(Op::Delete(doc_id(Kind::Artifact, "b", "inbox/y.md")));
+    writer.flush();
+    assert_eq!(search(&index, "renamed").total, 0);
+    assert_eq!(index.known().len(), 2);
+}
+
+#[test]
+fn a_scope_hides_other_workspaces() {
+    let (_dir, index, _w) = indexed(vec![
+        doc(Kind::Artifact, "a", "inbox/x.md", "secret plan"),
+        doc(Kind::Artifact, "b", "inbox/y.md", "secret plan"),
+    ]);
+    let req = Request {
+        q: "secret".into(),
+        scope: Some(vec!["a".into()]),
+        ..Request::default()
+    };
+    let hits = index.search(&req).unwrap();
+    assert_eq!(hits.total, 1);
+    assert_eq!(hits.hits[0].workspace, "a");
+    assert_eq!(hits.facets.workspace.len(), 1);
+}
+
+#[test]
+fn a_corrupt_or_foreign_index_is_made_again() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(SearchIndex::open(dir.path()).unwrap());
+    std::fs::write(index_dir(dir.path()).join("meta.json"), b"{not json").unwrap();
+    let (_, why) = SearchIndex::open(dir.path()).unwrap();
+    assert!(why.is_some_and(|w| w.contains("cannot be used")));
+    std::fs::create_dir_all(dir.path().join("search/v0")).unwrap();
+    let (_, why) = SearchIndex::open(dir.path()).unwrap();
+    assert_eq!(why, None);
+    assert!(!dir.path().join("search/v0").exists());
+}
+
+#[test]
+fn a_query_past_its_time_limit_says_it_is_partial() {
+    let (_dir, index, _w) = indexed(vec![doc(Kind::Artifact, "a", "inbox/x.md", "late words")]);
+    let req = Request {
+        q: "late".into(),
+        time_limit: Duration::ZERO,
+        ..Request::default()
+    };
+    let hits = index.search(&req).unwrap();
+    assert!(hits.partial);
+    assert_eq!(hits.total, 0, "no segment was searched");
+    let req = Request {
+        q: "late".into(),
+        ..Request::default()
+    };
+    let hits = index.search(&req).unwrap();
+    assert!(!hits.partial);
+    assert_eq!(hits.total, 1);
+}

@@ -1,0 +1,384 @@
+//! The indexer thread: turns events and file changes into reconciles of whole workspaces and
+//! sends the changed documents to the index's writer thread.
+
+use super::sources::{self, Item};
+use super::{reindex, Search};
+use crate::events::Event;
+use crate::index::{split_id, Op, Writer};
+use crate::watch::{Signal, Watch};
+use crate::workspace::{Workspace, APPROVED_DIR, INBOX_DIR};
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::broadcast::{self, error::TryRecvError};
+use tokio_util::sync::CancellationToken;
+
+const TICK: Duration = Duration::from_millis(50);
+/// A marked workspace waits this long for more changes before it is reconciled.
+const SETTLE: Duration = Duration::from_millis(50);
+const WATCH_QUEUE: usize = 16_384;
+
+/// What the indexer follows.
+pub struct Feed {
+    /// The workspaces served now (new ones are adopted while running).
+    pub workspaces: Arc<dyn Fn() -> Vec<Workspace> + Send + Sync>,
+    pub events: broadcast::Receiver<Event>,
+    pub shutdown: CancellationToken,
+    /// Polling interval for workspaces that are polled (network mounts, `poll_ms`).
+    pub poll: Option<Duration>,
+    /// Period of the full reconcile.
+    pub reconcile: Duration,
+}
+
+/// A full pass's totals and how far it got (files and bytes of the items it reads).
+#[derive(Debug, Default)]
+pub struct Progress {
+    pub running: AtomicBool,
+    pub files_total: AtomicU64,
+    pub files_done: AtomicU64,
+    pub bytes_total: AtomicU64,
+    pub bytes_done: AtomicU64,
+    /// Documents put and deleted since start.
+    pub put: AtomicU64,
+    pub deleted: AtomicU64,
+}
+
+pub(super) fn spawn(search: Search, feed: Feed) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("baton-indexer".into())
+        .spawn(move || {
+            let Some(writer) = super::writing::open_writer(&search, &feed.shutdown) else {
+                return;
+            };
+            let mut indexer = Indexer::new(search, writer);
+            let run = std::panic::AssertUnwindSafe(|| indexer.follow(feed));
+            if std::panic::catch_unwind(run).is_err() {
+                tracing::error!("the search indexer stopped after a panic; search answers from the index as it is");
+            }
+            indexer.stop_writer();
+        })
+}
+
+/// The indexer's own state: what the index holds, by workspace.
+pub(super) struct Indexer {
+    pub(super) search: Search,
+    /// The writer thread changes go to (`None` only while a rebuild swaps indexes).
+    pub(super) writer: Option<(Writer, std::thread::JoinHandle<()>)>,
+    /// Workspace -> (document id -> fingerprint) as sent to the writer.
+    known: HashMap<String, HashMap<String, String>>,
+    /// Items that are not searchable (binary, too large, invalid), by id -> fingerprint, so
+    /// they are not read again until they change.
+    skipped: HashMap<String, String>,
+}
+
+impl Indexer {
+    pub(super) fn new(search: Search, writer: (Writer, std::thread::JoinHandle<()>)) -> Indexer {
+        let index = search.index();
+        let mut indexer = Indexer {
+            search,
+            writer: Some(writer),
+            known: HashMap::new(),
+            skipped: HashMap::new(),
+        };
+        indexer.remember(&index);
+        indexer
+    }
+
+    /// Forgets what the index holds (a new, empty one is being filled).
+    pub(super) fn forget(&mut self) {
+        self.known.clear();
+        self.skipped.clear();
+    }
+
+    /// Takes what `index` holds as what is indexed.
+    pub(super) fn remember(&mut self, index: &crate::index::SearchIndex) {
+        for (id, fp) in index.known() {
+            if let Some((_, ws, _)) = split_id(&id) {
+                self.known.entry(ws.to_string()).or_default().insert(id, fp);
+            }
+        }
+    }
+
+    fn follow(&mut self, mut feed: Feed) {
+        let (tx, rx) = sync_channel(WATCH_QUEUE);
+        let overflow = Arc::new(AtomicBool::new(false));
+        let mut watching = match Watch::new(
+            tx,
+            overflow.clone(),
+            feed.poll.unwrap_or(Duration::from_secs(2)),
+        ) {
+            Ok(w) => Some(Watching {
+                watch: w,
+                watched: HashMap::new(),
+                poll_all: feed.poll.is_some(),
+            }),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch artifacts for search; the periodic reconcile still covers them");
+                None
+            }
+        };
+        let mut all = (feed.workspaces)();
+        if let Some(w) = watching.as_mut() {
+            all.iter().for_each(|ws| w.cover(ws));
+        }
+        let started = Instant::now();
+        self.full(&all, false, &mut |_| {});
+        self.flush();
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            documents = self.search.index().num_docs(),
+            "search index in step with the workspaces"
+        );
+        let mut dirty: HashMap<String, Instant> = HashMap::new();
+        let mut next_full = Instant::now() + feed.reconcile;
+        let mut next_list = Instant::now();
+        while !feed.shutdown.is_cancelled() {
+            self.take_signals(&rx, &all, &mut dirty);
+            if overflow.swap(false, Ordering::AcqRel) {
+                all.iter().for_each(|ws| mark(&mut dirty, &ws.name));
+            }
+            loop {
+                match feed.events.try_recv() {
+                    Ok(event) => mark(&mut dirty, &event.workspace),
+                    Err(TryRecvError::Lagged(_)) => {
+                        all.iter().for_each(|ws| mark(&mut dirty, &ws.name))
+                    }
+                    Err(_) => break,
+                }
+            }
+            if Instant::now() >= next_list
+                || dirty.keys().any(|n| !all.iter().any(|w| &w.name == n))
+            {
+                all = (feed.workspaces)();
+                if let Some(w) = watching.as_mut() {
+                    all.iter().for_each(|ws| w.cover(ws));
+                }
+                next_list = Instant::now() + Duration::from_secs(2);
+            }
+            if let Some(request) = reindex::take_request(&self.search) {
+                reindex::serve(self, &all, &request);
+            }
+            if Instant::now() >= next_full {
+                self.full(&all, false, &mut |_| {});
+                next_full = Instant::now() + feed.reconcile;
+            }
+            let due: Vec<String> = dirty
+                .iter()
+                .filter(|(_, at)| at.elapsed() >= SETTLE)
+                .map(|(n, _)| n.clone())
+                .collect();
+            for name in due {
+                dirty.remove(&name);
+                if let Some(ws) = all.iter().find(|w| w.name == name) {
+                    self.reconcile(ws, false, &mut |_| {});
+                    if let Some(w) = watching.as_mut() {
+                        w.cover(ws);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits up to a tick for file changes and marks their workspaces.
+    fn take_signals(
+        &self,
+        rx: &Receiver<Signal>,
+        all: &[Workspace],
+        dirty: &mut HashMap<String, Instant>,
+    ) {
+        let mut on = |signal: Signal| match signal {
+            Signal::Rescan => all.iter().for_each(|ws| mark(dirty, &ws.name)),
+            Signal::Changed { paths, .. } => {
+                for path in paths {
+                    if let Some(ws) = all.iter().find(|w| path.starts_with(&w.root)) {
+                        mark(dirty, &ws.name);
+                    }
+                }
+            }
+        };
+        match rx.recv_timeout(TICK) {
+            Ok(signal) => on(signal),
+            Err(RecvTimeoutError::Timeout) => return,
+            Err(RecvTimeoutError::Disconnected) => {
+                std::thread::sleep(TICK);
+                return;
+            }
+        }
+        while let Ok(signal) = rx.try_recv() {
+            on(signal);
+        }
+    }
+
+    /// Reconciles every workspace; documents of workspaces no longer served are deleted.
+    /// `force`: read every item again, changed or not (`baton reindex`).
+    pub(super) fn full(
+        &mut self,
+        all: &[Workspace],
+        force: bool,
+        report: &mut dyn FnMut(&Progress),
+    ) {
+        let progress = self.search.progress.clone();
+        let catalogs: Vec<(Workspace, Vec<Item>)> = all
+            .iter()
+            .map(|ws| (ws.clone(), sources::catalog(ws, &self.search.reading)))
+            .collect();
+        let (mut files, mut bytes) = (0, 0);
+        for (ws, items) in &catalogs {
+            for item in items.iter().filter(|i| force || self.changed(&ws.name, i)) {
+                files += 1;
+                bytes += item.size;
+            }
+        }
+        progress.files_total.store(files, Ordering::Relaxed);
+        progress.bytes_total.store(bytes, Ordering::Relaxed);
+        progress.files_done.store(0, Ordering::Relaxed);
+        progress.bytes_done.store(0, Ordering::Relaxed);
+        progress.running.store(true, Ordering::Relaxed);
+        let served: HashSet<&str> = all.iter().map(|w| w.name.as_str()).collect();
+        let gone: Vec<String> = self
+            .known
+            .keys()
+            .filter(|n| !served.contains(n.as_str()))
+            .cloned()
+            .collect();
+        for name in gone {
+            for id in self.known.remove(&name).unwrap_or_default().into_keys() {
+                self.delete(id);
+            }
+        }
+        for (ws, items) in catalogs {
+            self.apply(&ws, items, force, report);
+        }
+        progress.running.store(false, Ordering::Relaxed);
+        report(&progress);
+    }
+
+    /// Brings one workspace's documents in step with its items.
+    pub(super) fn reconcile(
+        &mut self,
+        ws: &Workspace,
+        force: bool,
+        report: &mut dyn FnMut(&Progress),
+    ) {
+        let items = sources::catalog(ws, &self.search.reading);
+        self.apply(ws, items, force, report);
+    }
+
+    fn changed(&self, ws: &str, item: &Item) -> bool {
+        let indexed = self.known.get(ws).and_then(|k| k.get(&item.id));
+        indexed != Some(&item.fp) && self.skipped.get(&item.id) != Some(&item.fp)
+    }
+
+    fn apply(
+        &mut self,
+        ws: &Workspace,
+        items: Vec<Item>,
+        force: bool,
+        report: &mut dyn FnMut(&Progress),
+    ) {
+        let progress = self.search.progress.clone();
+        let present: HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        let stale: Vec<String> = self
+            .known
+            .get(&ws.name)
+            .map(|k| {
+                k.keys()
+                    .filter(|id| !present.contains(id.as_str()))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        for id in stale {
+            self.known.get_mut(&ws.name).map(|k| k.remove(&id));
+            self.delete(id);
+        }
+        self.skipped.retain(|id, _| {
+            split_id(id).is_none_or(|(_, w, _)| w != ws.name) || present.contains(id.as_str())
+        });
+        for item in &items {
+            if !force && !self.changed(&ws.name, item) {
+                continue;
+            }
+            match item.load(ws, &self.search.reading) {
+                Some(doc) => {
+                    self.known
+                        .entry(ws.name.clone())
+                        .or_default()
+                        .insert(item.id.clone(), item.fp.clone());
+                    self.skipped.remove(&item.id);
+                    progress.put.fetch_add(1, Ordering::Relaxed);
+                    self.send(Op::Put(Box::new(doc)));
+                }
+                None => {
+                    self.skipped.insert(item.id.clone(), item.fp.clone());
+                    if self
+                        .known
+                        .get_mut(&ws.name)
+                        .and_then(|k| k.remove(&item.id))
+                        .is_some()
+                    {
+                        self.delete(item.id.clone());
+                    }
+                }
+            }
+            progress.files_done.fetch_add(1, Ordering::Relaxed);
+            progress.bytes_done.fetch_add(item.size, Ordering::Relaxed);
+            report(&progress);
+        }
+    }
+
+    fn delete(&self, id: String) {
+        self.search.progress.deleted.fetch_add(1, Ordering::Relaxed);
+        self.send(Op::Delete(id));
+    }
+}
+
+fn mark(dirty: &mut HashMap<String, Instant>, name: &str) {
+    // The first change starts the settle window; later ones within it join the same reconcile.
+    dirty.entry(name.to_string()).or_insert_with(Instant::now);
+}
+
+/// The folders watched for artifact changes.
+struct Watching {
+    watch: Watch,
+    /// Folder -> its inode when watched: a folder removed and made again is watched again.
+    watched: HashMap<PathBuf, u64>,
+    poll_all: bool,
+}
+
+impl Watching {
+    /// Watches the workspace's root (to see inbox/ or approved/ appear) and those folders.
+    fn cover(&mut self, ws: &Workspace) {
+        self.add(&ws.root, false);
+        self.add(&ws.root.join(INBOX_DIR), true);
+        self.add(&ws.root.join(APPROVED_DIR), true);
+    }
+
+    fn add(&mut self, dir: &Path, recursive: bool) {
+        use std::os::unix::fs::MetadataExt;
+        // A real folder only: a link would be watched through, reaching outside the workspace.
+        let Some(ino) = std::fs::symlink_metadata(dir)
+            .ok()
+            .filter(|m| m.is_dir())
+            .map(|m| m.ino())
+        else {
+            self.watched.remove(dir);
+            return;
+        };
+        if self.watched.get(dir) == Some(&ino) {
+            return;
+        }
+        let poll = self.poll_all || crate::workspace::is_network_fs(dir);
+        match self.watch.add(dir, recursive, poll) {
+            Ok(()) => {
+                self.watched.insert(dir.to_path_buf(), ino);
+            }
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch for search; the periodic reconcile still covers it")
+            }
+        }
+    }
+}

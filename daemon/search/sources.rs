@@ -1,0 +1,388 @@
+//! What of a workspace is searchable, and how each item becomes a document: handoff
+//! revisions and decisions from the daemon's store in data_dir (the truth, never the copies
+//! published into the workspace), checkpoints and text artifacts (`inbox/`, `approved/`) from
+//! the workspace, read confined and under size limits. Cataloguing only stats files (and
+//! reads each record's small meta.json), so finding what changed is cheap; `load` reads.
+
+use super::text::{file_mtime, read_json, strings_of, text};
+use crate::contract::{validate, Limits};
+use crate::index::{doc_id, Doc, Kind};
+use crate::store::Store;
+use crate::workspace::{key_dir_name, Workspace, APPROVED_DIR, CHECKPOINTS_DIR, INBOX_DIR};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Most artifact files listed per folder (`inbox/`, `approved/`) of one workspace.
+const MAX_FILES: usize = 200_000;
+
+/// One searchable item of a workspace, not read yet.
+#[derive(Debug, Clone)]
+pub struct Item {
+    pub id: String,
+    /// Changes whenever the item does.
+    pub fp: String,
+    pub size: u64,
+    what: What,
+}
+
+#[derive(Debug, Clone)]
+enum What {
+    Artifact {
+        path: String,
+        by: Option<Named>,
+    },
+    Checkpoint {
+        path: String,
+        mtime: i64,
+    },
+    Revision {
+        file: PathBuf,
+        path: String,
+        record: Named,
+        revision: u64,
+        /// `file` is the store's meta.json, which carries the revision in place as `content`.
+        embedded: bool,
+    },
+    Decision {
+        file: PathBuf,
+        path: String,
+        record: Named,
+        revision: u64,
+    },
+}
+
+/// The record an item belongs to (or, for an artifact, the newest handoff naming it).
+#[derive(Debug, Clone, PartialEq)]
+struct Named {
+    key: String,
+    task_id: Option<String>,
+    agent: Option<String>,
+    trigger: Option<String>,
+}
+
+/// Where the sources are and the limits on reading them.
+#[derive(Debug, Clone)]
+pub struct Reading {
+    pub data_dir: PathBuf,
+    pub limits: Limits,
+    /// Artifacts larger than this are not indexed.
+    pub max_file_bytes: u64,
+}
+
+/// Every searchable item of `ws`.
+pub fn catalog(ws: &Workspace, reading: &Reading) -> Vec<Item> {
+    let store = Store::for_workspace(&reading.data_dir, ws);
+    let mut items = Vec::new();
+    let mut naming: HashMap<String, (String, Named)> = HashMap::new();
+    for dir in store.record_dirs().unwrap_or_default() {
+        records(ws, &store, &dir, &mut items, &mut naming);
+    }
+    for (path, size, mtime_ns) in stats(ws, CHECKPOINTS_DIR) {
+        if !path.ends_with(".json") || path.matches('/').count() != 1 {
+            continue;
+        }
+        let mtime = (mtime_ns / 1_000_000_000) as i64;
+        items.push(Item {
+            id: doc_id(Kind::Checkpoint, &ws.name, &path),
+            fp: format!("{size}:{mtime_ns}"),
+            size,
+            what: What::Checkpoint { path, mtime },
+        });
+    }
+    for folder in [INBOX_DIR, APPROVED_DIR] {
+        for (path, size, mtime_ns) in stats(ws, folder) {
+            let by = naming.get(&path).map(|(_, n)| n.clone());
+            let key = by.as_ref().map_or("", |n| n.key.as_str());
+            items.push(Item {
+                id: doc_id(Kind::Artifact, &ws.name, &path),
+                fp: format!("{size}:{mtime_ns}:{key}"),
+                size,
+                what: What::Artifact { path, by },
+            });
+        }
+    }
+    items
+}
+
+fn stats(ws: &Workspace, folder: &str) -> Vec<(String, u64, i128)> {
+    match ws.files(&ws.root.join(folder), MAX_FILES) {
+        Ok(files) => files
+            .into_iter()
+            .map(|f| (f.path, f.size, f.mtime_ns))
+            .collect(),
+        Err(e) => {
+            tracing::debug!(workspace = %ws.name, folder, error = %e, "not indexing a folder");
+            Vec::new()
+        }
+    }
+}
+
+/// The revisions and decisions of one record folder of the store.
+fn records(
+    ws: &Workspace,
+    store: &Store,
+    dir: &str,
+    items: &mut Vec<Item>,
+    naming: &mut HashMap<String, (String, Named)>,
+) {
+    let base = store.dir().join("handoffs").join(dir);
+    let Some(meta) = read_json(&base.join("meta.json"), MAX_RECORD) else {
+        return; // a crash before the first revision was committed
+    };
+    let (Some(key), Some(revision)) = (text(&meta, "key"), meta["revision"].as_u64()) else {
+        return;
+    };
+    let published = format!(".baton/handoffs/{}", key_dir_name(&key));
+    // The revision in place is in meta.json (`content`); stores written before that keep it
+    // in rev-N.json, like every earlier revision.
+    let embedded = meta["content"].is_string();
+    let current = match embedded {
+        true => content_of(&meta),
+        false => read_json(&base.join(format!("rev-{revision}.json")), MAX_RECORD),
+    };
+    let record = Named {
+        key: key.clone(),
+        task_id: text(&meta, "task_id"),
+        agent: current.as_ref().and_then(|h| text(h, "from_agent")),
+        trigger: current.as_ref().and_then(|h| text(h, "trigger")),
+    };
+    // The newest handoff naming a file is the one it is shown under.
+    let received = text(&meta, "received_at").unwrap_or_default();
+    for path in current.iter().flat_map(artifact_paths) {
+        let newer = naming.get(&path).is_none_or(|(at, _)| *at <= received);
+        if newer {
+            naming.insert(path, (received.clone(), record.clone()));
+        }
+    }
+    let mut add = |name: String, rev: u64, decision: bool| {
+        let embedded = embedded && !decision && rev == revision;
+        let file = base.join(if embedded { "meta.json" } else { &name });
+        let Ok(m) = std::fs::metadata(&file) else {
+            return;
+        };
+        let mtime = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        let fp = format!("{}:{}", m.len(), mtime.map_or(0, |d| d.as_nanos()));
+        let path = format!("{published}/{name}");
+        let kind = if decision {
+            Kind::Decision
+        } else {
+            Kind::Handoff
+        };
+        let (record, revision) = (record.clone(), rev);
+        items.push(Item {
+            id: doc_id(kind, &ws.name, &path),
+            fp,
+            size: m.len(),
+            what: if decision {
+                What::Decision {
+                    file,
+                    path,
+                    record,
+                    revision,
+                }
+            } else {
+                What::Revision {
+                    file,
+                    path,
+                    record,
+                    revision,
+                    embedded,
+                }
+            },
+        });
+    };
+    for rev in 1..=revision {
+        add(format!("rev-{rev}.json"), rev, false);
+        if rev < revision {
+            add(format!("decision-rev-{rev}.json"), rev, true);
+        }
+    }
+    add("decision.json".into(), revision, true);
+}
+
+/// Largest store file read (a handoff is at most `limits.max_file_bytes`, 1 MiB by default,
+/// and meta.json carries one as a JSON string).
+const MAX_RECORD: u64 = 64 << 20;
+
+/// The handoff a store meta.json carries as its `content`.
+fn content_of(meta: &Value) -> Option<Value> {
+    serde_json::from_str(meta["content"].as_str()?).ok()
+}
+
+fn artifact_paths(handoff: &Value) -> Vec<String> {
+    let Some(list) = handoff["artifacts"].as_array() else {
+        return Vec::new();
+    };
+    list.iter()
+        .filter_map(|a| a["path"].as_str())
+        .map(|p| p.trim_start_matches("./").to_string())
+        .collect()
+}
+
+impl Item {
+    /// Reads the item and makes its document; `None`: not searchable (binary, too large,
+    /// not a valid checkpoint, gone).
+    pub fn load(&self, ws: &Workspace, reading: &Reading) -> Option<Doc> {
+        match &self.what {
+            What::Artifact { path, by } => artifact(ws, reading, path, by.as_ref(), self),
+            What::Checkpoint { path, mtime } => checkpoint(ws, reading, path, *mtime, self),
+            What::Revision {
+                file,
+                path,
+                record,
+                revision,
+                embedded,
+            } => {
+                let read = read_json(file, MAX_RECORD)?;
+                let handoff = if *embedded { content_of(&read)? } else { read };
+                let title = ["title", "summary", "task"]
+                    .iter()
+                    .find_map(|f| text(&handoff, f))
+                    .or_else(|| record.task_id.clone())
+                    .unwrap_or_default();
+                let modified = file_mtime(file);
+                Some(self.doc(
+                    ws,
+                    Kind::Handoff,
+                    path,
+                    record,
+                    *revision,
+                    title,
+                    &handoff,
+                    modified,
+                ))
+            }
+            What::Decision {
+                file,
+                path,
+                record,
+                revision,
+            } => {
+                let decision = read_json(file, MAX_RECORD)?;
+                let outcome = text(&decision, "outcome");
+                let by = text(&decision, "by").unwrap_or_default();
+                let title = format!("{} by {by}", outcome.as_deref().unwrap_or("decision"));
+                let modified = text(&decision, "at")
+                    .and_then(|at| crate::index::query::parse_date(&at))
+                    .unwrap_or_else(|| file_mtime(file));
+                let mut doc = self.doc(
+                    ws,
+                    Kind::Decision,
+                    path,
+                    record,
+                    *revision,
+                    title,
+                    &decision,
+                    modified,
+                );
+                doc.outcome = outcome;
+                Some(doc)
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn doc(
+        &self,
+        ws: &Workspace,
+        kind: Kind,
+        path: &str,
+        record: &Named,
+        revision: u64,
+        title: String,
+        value: &Value,
+        modified: i64,
+    ) -> Doc {
+        Doc {
+            kind: Some(kind),
+            workspace: ws.name.clone(),
+            path: path.to_string(),
+            fp: self.fp.clone(),
+            key: Some(record.key.clone()),
+            task_id: record.task_id.clone(),
+            agent: record.agent.clone(),
+            trigger: record.trigger.clone(),
+            revision: Some(revision),
+            modified,
+            title,
+            body: strings_of(value),
+            ..Doc::default()
+        }
+    }
+}
+
+fn artifact(
+    ws: &Workspace,
+    reading: &Reading,
+    path: &str,
+    by: Option<&Named>,
+    item: &Item,
+) -> Option<Doc> {
+    if item.size > reading.max_file_bytes {
+        return None;
+    }
+    let bytes = ws
+        .read(&ws.root.join(path), reading.max_file_bytes as usize)
+        .ok()??;
+    if !crate::media::is_text_like(&bytes) {
+        return None;
+    }
+    Some(Doc {
+        kind: Some(Kind::Artifact),
+        workspace: ws.name.clone(),
+        path: path.to_string(),
+        fp: item.fp.clone(),
+        key: by.map(|n| n.key.clone()),
+        task_id: by.and_then(|n| n.task_id.clone()),
+        agent: by.and_then(|n| n.agent.clone()),
+        trigger: by.and_then(|n| n.trigger.clone()),
+        modified: item
+            .fp
+            .split(':')
+            .nth(1)
+            .and_then(|ns| ns.parse::<i128>().ok())
+            .map_or(0, |ns| (ns / 1_000_000_000) as i64),
+        title: path.to_string(),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+        ..Doc::default()
+    })
+}
+
+fn checkpoint(
+    ws: &Workspace,
+    reading: &Reading,
+    path: &str,
+    mtime: i64,
+    item: &Item,
+) -> Option<Doc> {
+    let bytes = ws
+        .read(&ws.root.join(path), reading.limits.max_bytes)
+        .ok()??;
+    let accepted = validate::checkpoint(&bytes, &reading.limits).ok()?;
+    let cp = &accepted.doc;
+    let summary = cp.summary.clone().unwrap_or_default();
+    let modified = cp
+        .at
+        .as_deref()
+        .and_then(crate::index::query::parse_date)
+        .unwrap_or(mtime);
+    Some(Doc {
+        kind: Some(Kind::Checkpoint),
+        workspace: ws.name.clone(),
+        path: path.to_string(),
+        fp: item.fp.clone(),
+        task_id: Some(cp.task_id.clone()),
+        agent: cp.agent.clone(),
+        revision: Some(cp.step),
+        modified,
+        title: format!("{} step {} {summary}", cp.task_id, cp.step)
+            .trim()
+            .to_string(),
+        body: strings_of(&accepted.value),
+        ..Doc::default()
+    })
+}

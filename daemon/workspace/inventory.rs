@@ -1,0 +1,97 @@
+//! Every regular file under a folder of a workspace with its size and mtime, for the search
+//! indexer to tell what changed. Confined like every other access: no symlink is followed and
+//! nothing outside the workspace is reached; depth and count are bounded.
+
+use super::confined::{names, walk};
+use cap_std::fs::Dir;
+use std::io;
+use std::path::Path;
+
+/// One file, by its path relative to the workspace ('/'-separated).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileStat {
+    pub path: String,
+    pub size: u64,
+    /// Modification time, unix nanoseconds.
+    pub mtime_ns: i128,
+}
+
+const MAX_DEPTH: usize = 32;
+
+/// The regular files under `rel` (a file or a folder), at most `max` of them; names that are
+/// not UTF-8 are skipped (they cannot be named in a hit). `rel` missing: none.
+pub(super) fn files(root: &Path, rel: &Path, max: usize) -> io::Result<Vec<FileStat>> {
+    let parts = names(rel)?;
+    let prefix: Vec<String> = parts
+        .iter()
+        .filter_map(|p| p.to_str().map(str::to_string))
+        .collect();
+    if prefix.len() != parts.len() {
+        return Ok(Vec::new());
+    }
+    let mut out = Vec::new();
+    let Some((last, dirs)) = parts.split_last() else {
+        return Ok(out);
+    };
+    let parent = match walk(root, dirs, None) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        other => other?,
+    };
+    let meta = match parent.symlink_metadata(last) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(out),
+        other => other?,
+    };
+    let path = prefix.join("/");
+    if meta.is_file() {
+        out.push(stat(path, &meta));
+    } else if meta.is_dir() {
+        let dir = walk(root, &parts, None)?;
+        visit(&dir, &path, 0, max, &mut out)?;
+    }
+    Ok(out)
+}
+
+fn visit(
+    dir: &Dir,
+    prefix: &str,
+    depth: usize,
+    max: usize,
+    out: &mut Vec<FileStat>,
+) -> io::Result<()> {
+    for entry in dir.entries()? {
+        if out.len() >= max {
+            return Ok(());
+        }
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let path = format!("{prefix}/{name}");
+        // The entry's own type: a symlink is neither a file nor a folder here.
+        let ft = entry.file_type()?;
+        if ft.is_file() {
+            out.push(stat(path, &entry.metadata()?));
+        } else if ft.is_dir() && depth + 1 < MAX_DEPTH {
+            match entry.open_dir() {
+                Ok(sub) => visit(&sub, &path, depth + 1, max, out)?,
+                // Removed or swapped meanwhile: the next event or reconcile sees it.
+                Err(e) => tracing::debug!(path, error = %e, "not listing a folder"),
+            }
+        }
+    }
+    Ok(())
+}
+
+fn stat(path: String, meta: &cap_std::fs::Metadata) -> FileStat {
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .map(|t| t.into_std())
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i128);
+    FileStat {
+        path,
+        size: meta.len(),
+        mtime_ns,
+    }
+}

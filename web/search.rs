@@ -1,0 +1,97 @@
+//! `GET /api/v1/search` (SPEC section 9): the same `App::search` as the page and MCP.
+
+use super::{ApiError, Caller};
+use crate::app::{App, SearchFailed};
+use crate::search::{Hits, Request};
+use axum::extract::{Query, State};
+use axum::Json;
+use serde::Deserialize;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct SearchQuery {
+    pub q: String,
+    pub workspace: Option<String>,
+    pub kind: Option<String>,
+    pub limit: Option<usize>,
+    pub offset: Option<usize>,
+}
+
+impl SearchQuery {
+    pub fn request(self) -> Request {
+        let nonempty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        Request {
+            q: self.q,
+            workspace: nonempty(self.workspace),
+            kind: nonempty(self.kind),
+            limit: self.limit.unwrap_or(20),
+            offset: self.offset.unwrap_or(0),
+            ..Request::default()
+        }
+    }
+}
+
+pub async fn search(
+    State(app): State<App>,
+    Caller(actor): Caller,
+    query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Hits>, ApiError> {
+    let Query(query) = query.map_err(|_| {
+        ApiError::Unprocessable("limit and offset must be whole numbers (limit 1..=100)".into())
+    })?;
+    if let Some(kind) = query.kind.as_deref().filter(|k| !k.is_empty()) {
+        if crate::index::Kind::parse(kind).is_none() {
+            return Err(ApiError::Unprocessable(format!(
+                "kind \"{kind}\" is not one of artifact, handoff, checkpoint, decision"
+            )));
+        }
+    }
+    let request = query.request();
+    let hits = tokio::task::spawn_blocking(move || app.search(request, &actor))
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    hits.map(Json).map_err(|e| match e {
+        SearchFailed::Unavailable => ApiError::Unavailable(e.to_string()),
+        SearchFailed::Query(crate::search::SearchError::TooManyTerms(_)) => {
+            ApiError::Unprocessable(e.to_string())
+        }
+        SearchFailed::Query(e) => ApiError::Internal(e.to_string()),
+    })
+}
+
+/// The route's part of the OpenAPI document.
+pub(super) fn openapi_paths() -> serde_json::Value {
+    use serde_json::json;
+    let error = |d: &str| json!({ "description": d });
+    let facet = json!({ "type": "object", "additionalProperties": { "type": "integer" } });
+    let hit = json!({ "type": "object", "required": ["workspace", "path", "kind", "snippet", "score", "title", "modified"],
+        "properties": { "workspace": { "type": "string" },
+            "path": { "type": "string", "description": "relative to the workspace; handoff revisions and decisions as published under .baton/handoffs/<key>/" },
+            "kind": { "enum": ["artifact", "handoff", "checkpoint", "decision"] },
+            "key": { "type": "string", "description": "the handoff (for an artifact: the newest handoff naming it)" },
+            "snippet": { "type": "string", "description": "HTML: the text escaped, matches in <b>" },
+            "score": { "type": "number" }, "title": { "type": "string" }, "task_id": { "type": "string" },
+            "agent": { "type": "string" }, "outcome": { "type": "string" }, "trigger": { "type": "string" },
+            "revision": { "type": "integer", "description": "a handoff's or decision's revision, a checkpoint's step" },
+            "modified": { "type": "string", "format": "date-time" } } });
+    let param = |name: &str, schema: serde_json::Value, d: &str| json!({ "name": name, "in": "query", "schema": schema, "description": d });
+    json!({ "/api/v1/search": { "get": {
+        "summary": "Full-text search over artifacts, handoffs (every revision), checkpoints and decisions; agent tokens see their own workspaces only",
+        "security": [{ "bearer": [] }],
+        "parameters": [
+            param("q", json!({ "type": "string" }), "words, \"phrases\", prefix*, OR, -word, filters workspace: kind: agent: outcome: trigger: key: task: path: after:DATE before:DATE"),
+            param("workspace", json!({ "type": "string" }), "only this workspace"),
+            param("kind", json!({ "enum": ["artifact", "handoff", "checkpoint", "decision"] }), "only this kind"),
+            param("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 20 }), "hits per page"),
+            param("offset", json!({ "type": "integer", "minimum": 0, "maximum": 10000, "default": 0 }), "hits to skip") ],
+        "responses": {
+            "200": { "description": "the hits of this page, the total and facet counts of all matches",
+                "content": { "application/json": { "schema": { "type": "object", "required": ["total", "hits", "facets"],
+                    "properties": { "total": { "type": "integer" }, "hits": { "type": "array", "items": hit },
+                        "facets": { "type": "object", "properties": { "workspace": facet, "kind": facet } },
+                        "partial": { "type": "boolean", "description": "the time limit stopped the search early" },
+                        "notes": { "type": "array", "items": { "type": "string" }, "description": "parts of the query that were ignored, and why" } } } } } },
+            "401": error("no or unknown credentials"),
+            "422": error("kind unknown, limit or offset not a number, or more than 64 terms"),
+            "503": error("the index could not be opened") } } } })
+}
