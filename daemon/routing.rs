@@ -145,9 +145,9 @@ pub fn auto_approves(route: &Route, handoff: &Handoff, ws: &str) -> bool {
         && matches(route, handoff, ws)
 }
 
-/// A `fallback.route` that could never be escalated to (no such route, or one not serving
-/// this workspace): refused, since the handoff would otherwise wait silently past its
-/// `after_seconds`.
+/// Why a `fallback.route` could never be escalated to (no such route, or one not serving
+/// this workspace), if so. Not an error (the example workspace names a route the default
+/// configuration lacks): recorded on the handoff's routing as a note, so it is not silent.
 pub fn fallback_problem(routes: &[Route], handoff: &Handoff, ws: &str) -> Option<String> {
     let to = &handoff.fallback.as_ref()?.route;
     match routes.iter().find(|r| &r.name == to) {

@@ -25,7 +25,7 @@ fn routing_schema() -> Value {
         "description": "the route recorded at receipt and why; escalations; a circular reassignment",
         "properties": { "route": { "type": "string" }, "matched": strings,
             "since": { "type": "string", "format": "date-time" }, "circular": strings,
-            "escalations": { "type": "array", "items": escalation } } })
+            "escalations": { "type": "array", "items": escalation }, "notes": strings } })
 }
 
 fn key_parameter() -> Value {

@@ -162,10 +162,6 @@ impl App {
         for (i, message) in crate::routing::sign_off_problems(route, users, &acc.doc.sign_off) {
             problems.push(Problem::new(format!("/sign_off/{i}"), message));
         }
-        let routes = &self.config().routes;
-        if let Some(m) = crate::routing::fallback_problem(routes, &acc.doc, &ws.ws.name) {
-            problems.push(Problem::new("/fallback/route", m));
-        }
         let newly_reserved = match self.reserve_key(&key, &ws.ws.name) {
             Ok(fresh) => fresh,
             Err(owner) => {

@@ -28,6 +28,10 @@ pub struct Routed {
     /// Every escalation, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub escalations: Vec<Escalation>,
+    /// What will not happen as the handoff asks, e.g. a `fallback.route` that names no route
+    /// serving the workspace.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 /// One move to another route because no decision came in time.
@@ -104,12 +108,17 @@ impl App {
             matched.push(format!("circular: {}", circular.join(" -> ")));
             tracing::warn!(workspace = ws, task_id = %handoff.task_id, chain = %circular.join(" -> "), "circular reassignment: sent to people");
         }
+        let notes = crate::routing::fallback_problem(&self.config().routes, handoff, ws)
+            .map(|m| format!("fallback.route: {m}; it will not be escalated"))
+            .into_iter()
+            .collect();
         Routed {
             route,
             matched,
             since: crate::events::now_rfc3339(),
             circular,
             escalations: Vec::new(),
+            notes,
         }
     }
 }

@@ -96,21 +96,21 @@ fn key_problem(ws: &Workspace, value: &Value, key: &str, digest: &str) -> Option
     Some(Problem::new("/id", message))
 }
 
-/// The daemon's rules for `sign_off` (roles the route admits and someone holds) and
-/// `fallback.route` (a route serving the workspace), under the routes and users of
-/// `./baton.toml` or the embedded default.
+/// The daemon's rule for `sign_off` (roles the route admits and someone holds), under the
+/// routes and users of `./baton.toml` or the embedded default; and a note on standard error
+/// when `fallback.route` could never be escalated to (the handoff is valid all the same).
 fn routing_problems(ws: &Workspace, doc: &baton::contract::Handoff) -> Vec<Problem> {
     let Ok(config) = Config::load(None) else {
         return Vec::new();
     };
     let route = baton::routing::route_for(&config.routes, doc, &ws.name);
-    let mut problems: Vec<Problem> =
+    let problems: Vec<Problem> =
         baton::routing::sign_off_problems(route, &config.users, &doc.sign_off)
             .into_iter()
             .map(|(i, message)| Problem::new(format!("/sign_off/{i}"), message))
             .collect();
     if let Some(m) = baton::routing::fallback_problem(&config.routes, doc, &ws.name) {
-        problems.push(Problem::new("/fallback/route", m));
+        eprintln!("baton: note: /fallback/route: {m}; it will not be escalated");
     }
     problems
 }

@@ -28,7 +28,8 @@ pub struct HandoffView {
     pub standing: crate::app::Standing,
     /// Approvals so far and what is missing (quorum, sign-off roles).
     pub progress: crate::app::Progress,
-    /// Why the handoff is on its route (matched keys), and its escalations, as lines.
+    /// Why the handoff is on its route (matched keys); its escalations and routing notes,
+    /// as lines.
     pub route_why: String,
     pub escalations: Vec<String>,
 }
@@ -229,6 +230,7 @@ pub fn build(d: Detail, all: &[Summary], now: OffsetDateTime) -> (HandoffView, S
                 let from = e.from.as_deref().unwrap_or("no route");
                 format!("escalated {} from {from} to {} ({})", e.at, e.to, e.why)
             })
+            .chain(d.routing.iter().flat_map(|r| r.notes.iter().cloned()))
             .collect(),
     };
     let mut s = h.map(sections).unwrap_or_default();
