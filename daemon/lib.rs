@@ -2,8 +2,9 @@
 //!
 //! # Layout
 //! Arrows point one way: `web -> app -> leaves`.
-//! - `contract`: handoff/checkpoint/decision types, parsing under limits, validation with
-//!   pointed errors, JSON Schemas generated from the types. Pure, no I/O.
+//! - `contract`: handoff/checkpoint/decision types, parsing under limits (JSON, and YAML for
+//!   `handoff.yaml`), validation with pointed errors, JSON Schemas generated from the types,
+//!   the export line and the A2A mapping. Pure, no I/O.
 //! - `config`: baton.toml -> validated `Config` (errors name the file and key).
 //! - `workspace`: the only code that touches a workspace tree: layout, discovery, safe paths,
 //!   limited reads, atomic writes; every fsync of the daemon, counted (`workspace::fsync`).
@@ -11,7 +12,8 @@
 //! - `pipeline`: ingest: a dispatcher (settle window, retries, rescans, periodic reconcile) and
 //!   a pool of workers, one ordered lane per workspace.
 //! - `scan`: catch-up of whole workspaces (start-up and rescans), on several threads.
-//! - `app`: the core state machine (receive, revise, invalid, decide) behind `App`.
+//! - `app`: the core state machine (receive, revise, invalid, decide, with the reviewer's
+//!   edits) behind `App`; `app::export` reads the store, read-only, for `baton export`.
 //! - `audit`: the hash-chained `.baton/events.jsonl`, anchored (the anchors of all workspaces
 //!   made durable together in one ledger) and its tampering recorded in data_dir; `events`:
 //!   the event types.

@@ -44,7 +44,7 @@ pub fn catch_up_all(app: &App, workspaces: &[Arc<Ws>]) -> Report {
 /// Reconciles one workspace now; a handoff.json still being written is left to settle and
 /// its remaining wait returned (as is a short wait when processing it failed: try again).
 pub fn catch_up(app: &App, ws: &Ws) -> Option<Duration> {
-    let mut young = young(&ws.ws.handoff_path(), app.config().settle);
+    let mut young = young(&ws.ws.handoff_file().path, app.config().settle);
     // Forced: a catch-up also restores a decision.json removed since the last look.
     if young.is_none() && !app.reconcile_handoff(ws, None, true) {
         young = Some(Duration::from_secs(1));

@@ -2,6 +2,8 @@
 
 mod util;
 
+mod a2a;
+mod agent_docs;
 mod anchors;
 mod artifacts;
 mod audit;
@@ -14,9 +16,12 @@ mod contract;
 mod corpus;
 mod defects;
 mod e2e;
+mod edits;
+mod export;
 mod failures;
 mod http;
 mod lifecycle;
+mod mcp;
 mod notify;
 mod operator;
 mod pages;
@@ -27,3 +32,4 @@ mod search;
 mod signoff;
 mod syncs;
 mod trust;
+mod yaml;

@@ -2,7 +2,7 @@
 
 use super::{ApiError, Caller};
 use crate::app::{App, CheckpointPage, Decided, DecisionRequest, Detail, StateFilter, Summary};
-use crate::contract::decision::ReviewerOutcome;
+use crate::contract::decision::{Edits, ReviewerOutcome};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -41,6 +41,17 @@ pub async fn get(
     detail.map(Json).ok_or(missing)
 }
 
+/// `GET /api/v1/handoffs/{key}/a2a`: the handoff as an A2A task (README, "A2A").
+pub async fn a2a(
+    State(app): State<App>,
+    Caller(actor): Caller,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let missing = ApiError::NotFound(format!("no handoff with key \"{key}\""));
+    let task = blocking(move || app.a2a_task(&key, &actor)).await?;
+    task.map(Json).ok_or(missing)
+}
+
 /// The body of `POST .../decision`, as a reviewer may write it: only their four outcomes, so
 /// an unknown one is answered with exactly those.
 #[derive(Deserialize)]
@@ -55,6 +66,10 @@ struct DecisionBody {
     handoff_sha256: Option<String>,
     #[serde(default)]
     to_agent: Option<String>,
+    #[serde(default)]
+    instructions: Option<String>,
+    #[serde(default)]
+    remaining: Option<Vec<String>>,
 }
 
 /// Reads a JSON body. The `Content-Type: application/json` header is required, and named when
@@ -101,6 +116,10 @@ pub async fn decide(
         revision: body.revision,
         handoff_sha256: body.handoff_sha256,
         to_agent: body.to_agent,
+        edits: Edits {
+            instructions: body.instructions,
+            remaining: body.remaining,
+        },
     };
     let decided = blocking(move || app.decide(&key, request, &actor)).await??;
     Ok(answer(decided).into_response())

@@ -79,6 +79,7 @@ pub async fn decide_many(
         revision: None,
         handoff_sha256: None,
         to_agent: body.to_agent,
+        edits: Default::default(),
     };
     let keys = body.keys;
     let results = blocking(move || app.decide_many(&keys, request, &actor)).await??;

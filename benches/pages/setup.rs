@@ -35,7 +35,7 @@ fn handoff(i: usize) -> serde_json::Value {
         "summary": "The retry loop multiplies the delay without a cap; after 12 attempts it overflows and the job spins. Capped it and added jitter.",
         "trigger": triggers[i % 4],
         "confidence": (i % 100) as f64 / 100.0,
-        "deadline": if i % 3 == 0 { json!("2099-01-01T00:00:00Z") } else { json!(null) },
+        "deadline": if i.is_multiple_of(3) { json!("2099-01-01T00:00:00Z") } else { json!(null) },
         "completed": ["reproduced the overflow", "capped the delay at 60 s", "added decorrelated jitter", "unit tests for the cap"],
         "remaining": ["load test in staging", "confirm the alert clears"],
         "decisions": ["kept the public API unchanged"],

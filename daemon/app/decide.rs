@@ -8,7 +8,7 @@ use super::records::{json_bytes, DECISION};
 use super::state::WsState;
 use super::{App, Ws};
 use crate::auth::Actor;
-use crate::contract::decision::DECISION_VERSION;
+use crate::contract::decision::{Edits, DECISION_VERSION};
 use crate::contract::{Decision, Outcome};
 use crate::events::{now_rfc3339, Event, EventType};
 use serde::Deserialize;
@@ -31,6 +31,9 @@ pub struct DecisionRequest {
     /// For `reassigned` (and only for it): who continues.
     #[serde(default)]
     pub to_agent: Option<String>,
+    /// With `approved` or `changes_requested`: `instructions` and an edited `remaining`.
+    #[serde(default)]
+    pub edits: Edits,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +58,8 @@ pub enum DecideError {
 }
 
 /// What a reviewer's decision did.
+// Returned once per decision and never stored in bulk: boxing would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Decided {
     /// The handoff is closed with this decision.
@@ -132,6 +137,7 @@ pub(super) struct Closing {
     pub comment: Option<String>,
     /// For `reassigned`: who continues.
     pub to_agent: Option<String>,
+    pub edits: Edits,
 }
 
 impl Closing {
@@ -141,6 +147,7 @@ impl Closing {
             by: by.into(),
             comment,
             to_agent: None,
+            edits: Edits::default(),
         }
     }
 }
@@ -155,6 +162,7 @@ impl App {
         actor: &Actor,
     ) -> Result<Decided, DecideError> {
         let to_agent = check_request(&req)?;
+        let edits = super::edits::checked(req.outcome, req.edits.clone())?;
         let Actor::Reviewer { name, roles } = actor else {
             return Err(DecideError::Forbidden(
                 "agent tokens cannot decide handoffs".into(),
@@ -190,10 +198,15 @@ impl App {
                     changed.join("; ")
                 )));
             }
-            return self.approve(&ws, &mut st, key, route, name, roles, req.comment);
+            let remark = Remark {
+                comment: req.comment,
+                edits,
+            };
+            return self.approve(&ws, &mut st, key, route, name, roles, remark);
         }
         let closing = Closing {
             to_agent,
+            edits,
             ..Closing::new(req.outcome, name.clone(), req.comment)
         };
         Ok(Decided::Closed(self.settle(&ws, &mut st, key, closing)?))
@@ -237,13 +250,15 @@ impl App {
             errors: Vec::new(),
             sign_offs: rec.sign_offs.clone(),
             to_agent: closing.to_agent,
+            edits: closing.edits,
             handoff_sha256: Some(rec.meta.digest.clone()),
         };
         let bytes = json_bytes(&decision)?;
         ws.commit(key, DECISION, &bytes)?;
         let data = json!({
             "task_id": decision.task_id, "outcome": decision.outcome, "by": decision.by, "comment": decision.comment,
-            "to_agent": decision.to_agent,
+            "to_agent": decision.to_agent, "instructions": decision.edits.instructions,
+            "remaining": decision.edits.remaining,
         });
         let event = Event::new(EventType::HandoffDecided, &ws.ws.name, Some(key), data);
         Ok(Recorded {
@@ -293,6 +308,12 @@ impl App {
         self.count_outcome(decision.outcome);
         decision
     }
+}
+
+/// What an approval says besides "yes": the comment and the edits.
+pub(super) struct Remark {
+    pub comment: Option<String>,
+    pub edits: Edits,
 }
 
 /// A decision committed to the store, with its event not yet logged.

@@ -5,7 +5,7 @@
 use super::artifacts::Stamp;
 use super::state::{Current, Record, WsState};
 use super::{App, Ws};
-use crate::contract::validate::{self, oversize_digest, sha256_hex, Accepted};
+use crate::contract::validate::{self, oversize_digest, sha256_hex, Accepted, Format};
 use crate::contract::{json, Handoff, Outcome, Problem};
 use crate::workspace::{self, ReadError, Workspace};
 use std::io;
@@ -15,6 +15,8 @@ use std::time::Instant;
 struct Checked {
     problems: Vec<Problem>,
     stamps: Vec<Stamp>,
+    /// How the file was written, to place the problems found here in it.
+    format: Format,
 }
 
 /// What a handoff.json turned out to be.
@@ -38,17 +40,16 @@ impl App {
     pub fn reconcile_handoff(&self, ws: &Ws, seen: Option<Instant>, force: bool) -> bool {
         let started = Instant::now();
         let limits = self.config().limits;
-        let (raw_sha, verdict, text) = match workspace::read_limited(
-            &ws.ws.handoff_path(),
-            limits.max_bytes,
-        ) {
+        let file = ws.ws.handoff_file();
+        let (raw_sha, verdict, text) = match workspace::read_limited(&file.path, limits.max_bytes) {
             Ok(None) => {
                 ws.lock().current = None;
                 return true;
             }
             Ok(Some(bytes)) => (
-                sha256_hex(&bytes),
-                judge(&ws.ws.name, &bytes, &limits),
+                // The name is part of it: the same bytes under another name are read anew.
+                sha256_hex(&[file.name().as_bytes(), b"\0", &bytes].concat()),
+                judge(&ws.ws.name, file.format, &bytes, &limits),
                 bytes,
             ),
             Err(ReadError::TooLarge { size, .. }) => {
@@ -62,7 +63,7 @@ impl App {
             }
             Err(ReadError::Io(e)) => {
                 self.metrics().error("read");
-                tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot read handoff.json; will retry");
+                tracing::warn!(workspace = %ws.ws.name, file = %file.name(), error = %e, "cannot read the handoff file; will retry");
                 return false;
             }
         };
@@ -74,6 +75,12 @@ impl App {
                 .is_some_and(|c| c.raw_sha == raw_sha)
         {
             return true;
+        }
+        if !file.shadowed.is_empty() {
+            let names: Vec<_> = file.shadowed.iter().filter_map(|p| p.file_name()).collect();
+            tracing::warn!(workspace = %ws.ws.name, counts = %file.name(), ignored = ?names,
+                "more than one handoff file: the newest counts, the others are ignored; remove them");
+            self.metrics().error("handoff_shadowed");
         }
         // Checking artifacts may hash big files: done before taking the workspace lock, so
         // decisions and queries on this workspace are not held up meanwhile.
@@ -94,6 +101,7 @@ impl App {
                 let checked = Checked {
                     problems: artifact_problems,
                     stamps,
+                    format: file.format,
                 };
                 self.accept(ws, &mut st, *acc, checked, &text, raw_sha)
             }
@@ -146,6 +154,7 @@ impl App {
         let Checked {
             mut problems,
             stamps,
+            format,
         } = checked;
         let key = validate::handoff_key(&ws.ws.name, &acc);
         st.current = Some(Current {
@@ -194,8 +203,8 @@ impl App {
                 None => self.receive(ws, st, key.clone(), acc, stamps, &kept),
             }
         } else {
-            let text = std::str::from_utf8(bytes).expect("accepted handoffs are UTF-8");
-            let problems = validate::finish(text, problems, 0);
+            let limits = self.config().limits;
+            let problems = validate::finish_as(format, bytes, &limits, problems);
             self.note_sender(&ws.ws.name, &key, Some(&acc.doc.from_agent));
             self.answer_invalid(ws, st, &key, &acc.digest, &acc.doc.task_id, problems)
         };
@@ -235,8 +244,13 @@ const NOT_REGULAR: &str =
 const UNREADABLE: &str =
     "cannot read handoff.json: permission denied; make it readable by the daemon's user";
 
-fn judge(workspace: &str, bytes: &[u8], limits: &crate::contract::Limits) -> Verdict {
-    match validate::handoff(bytes, limits) {
+fn judge(
+    workspace: &str,
+    format: Format,
+    bytes: &[u8],
+    limits: &crate::contract::Limits,
+) -> Verdict {
+    match validate::handoff_as(format, bytes, limits) {
         Ok(accepted) => Verdict::Valid(Box::new(accepted)),
         Err(r) => Verdict::Invalid {
             key: validate::rejected_key(workspace, &r),

@@ -34,6 +34,7 @@ impl App {
             errors: problems,
             sign_offs: Vec::new(),
             to_agent: None,
+            edits: Default::default(),
             handoff_sha256: Some(digest.to_string()),
         };
         // The pages show the problems found now, never what the workspace's copy says.

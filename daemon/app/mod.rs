@@ -3,7 +3,9 @@
 //! the workspace's audit log, broadcast to subscribers (SSE), counted in the metrics. The core
 //! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
 
+mod a2a;
 mod alerts;
+mod answers;
 mod artifact_preview;
 mod artifact_raw;
 mod artifact_view;
@@ -13,6 +15,8 @@ mod bulk;
 mod checkpoints;
 mod claim;
 mod decide;
+mod edits;
+pub mod export;
 mod ingest;
 mod invalid;
 mod listing;

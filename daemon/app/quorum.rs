@@ -8,11 +8,12 @@
 //! rejection, a request for changes or a reassignment by any participant closes it at once,
 //! and a revision clears the approvals (they were given to other content).
 
-use super::decide::{Closing, DecideError, Decided};
+use super::decide::{Closing, DecideError, Decided, Remark};
 use super::records::{json_bytes, SIGN_OFFS};
 use super::state::{Record, WsState};
 use super::{App, Ws};
 use crate::config::Route;
+use crate::contract::decision::Edits;
 use crate::contract::{Outcome, SignOff};
 use crate::events::{now_rfc3339, Event, EventType};
 use serde::{Deserialize, Serialize};
@@ -30,6 +31,9 @@ pub struct Approval {
     pub role: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub comment: Option<String>,
+    /// The approver's edits; the closing decision carries the latest approval's that has any.
+    #[serde(flatten)]
+    pub edits: Edits,
 }
 
 /// Where a handoff's approvals stand; the answer (202) to an approval that left it pending.
@@ -73,8 +77,9 @@ impl App {
         route: Option<&Route>,
         name: &str,
         roles: &[String],
-        comment: Option<String>,
+        remark: Remark,
     ) -> Result<Decided, DecideError> {
+        let Remark { comment, edits } = remark;
         let old = st
             .records
             .get(key)
@@ -85,7 +90,10 @@ impl App {
             // Nothing missing yet still pending (a crash before the closing decision, or a
             // quorum lowered since): an approver who asks again closes it.
             Some(_) if before.complete() => {
-                let closing = Closing::new(Outcome::Approved, name, comment);
+                let closing = Closing {
+                    edits: latest_edits(&old.review.approvals, edits),
+                    ..Closing::new(Outcome::Approved, name, comment)
+                };
                 return Ok(Decided::Closed(self.settle(ws, st, key, closing)?));
             }
             Some(mine) => return Err(DecideError::AlreadySigned(already(name, mine, &before))),
@@ -107,6 +115,7 @@ impl App {
             at: at.clone(),
             role: role.cloned(),
             comment: comment.clone(),
+            edits: edits.clone(),
         });
         if let Some(role) = role {
             let by = name.to_string();
@@ -128,7 +137,10 @@ impl App {
         let now = Progress::of(route, &rec);
         st.records.insert(key.to_string(), rec);
         let result = if now.complete() {
-            let closing = Closing::new(Outcome::Approved, name, comment);
+            let closing = Closing {
+                edits: latest_edits(&old.review.approvals, edits),
+                ..Closing::new(Outcome::Approved, name, comment)
+            };
             self.settle(ws, st, key, closing).map(Decided::Closed)
         } else {
             let kind = match role {
@@ -136,6 +148,7 @@ impl App {
                 None => EventType::HandoffPartiallyApproved,
             };
             let data = json!({ "by": name, "role": role, "comment": comment,
+                "instructions": edits.instructions, "remaining": edits.remaining,
                 "missing": now.missing_roles, "approvals": now.approvals.len(),
                 "approvals_needed": now.approvals_needed });
             let event = Event::new(kind, &ws.ws.name, Some(key), data);
@@ -181,6 +194,7 @@ pub(super) fn loaded(approvals: Option<Vec<Approval>>, sign_offs: &[SignOff]) ->
             at: s.at.clone(),
             role: Some(s.role.clone()),
             comment: None,
+            edits: Edits::default(),
         };
         sign_offs.iter().map(approval).collect()
     })
@@ -207,6 +221,16 @@ pub(super) fn recovered(rec: &Record, last: &str, workspace: &str) -> Vec<Event>
             Event::new(kind, workspace, Some(&rec.meta.key), data)
         })
         .collect()
+}
+
+/// The edits an approval closing the handoff records: its own, or else those of the latest
+/// earlier approval that made any (an approver who only says yes keeps the others' edits).
+fn latest_edits(earlier: &[Approval], own: Edits) -> Edits {
+    if !own.is_empty() {
+        return own;
+    }
+    let last = earlier.iter().rev().find(|a| !a.edits.is_empty());
+    last.map(|a| a.edits.clone()).unwrap_or_default()
 }
 
 fn already(name: &str, mine: &Approval, progress: &Progress) -> String {

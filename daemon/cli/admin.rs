@@ -54,8 +54,15 @@ fn coverage(ws: &Workspace, config: Option<&Path>) -> Result<String, String> {
     ))
 }
 
-pub fn schema(kind: Kind) -> anyhow::Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(schema::schema(kind))?);
+pub fn schema(kind: super::SchemaKind) -> anyhow::Result<ExitCode> {
+    use super::SchemaKind as S;
+    let value = match kind {
+        S::Handoff => schema::schema(Kind::Handoff).clone(),
+        S::Checkpoint => schema::schema(Kind::Checkpoint).clone(),
+        S::Decision => schema::schema(Kind::Decision).clone(),
+        S::Export => schema::schema_for::<baton::contract::export::ExportRecord>(),
+    };
+    println!("{}", serde_json::to_string_pretty(&value)?);
     Ok(ExitCode::SUCCESS)
 }
 

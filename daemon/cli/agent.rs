@@ -2,7 +2,7 @@
 //! files alone, so an agent can use them on a shared folder without reaching the daemon.
 
 use baton::contract::schema::Kind;
-use baton::contract::validate::{self, oversize_digest, sha256_hex, Rejected};
+use baton::contract::validate::{self, oversize_digest, sha256_hex, Format, Rejected};
 use baton::contract::{json, Decision, Limits, Problem};
 use baton::workspace::{self, ReadError, Workspace};
 use std::path::Path;
@@ -45,7 +45,7 @@ pub fn validate(file: &Path, kind: Option<Kind>) -> anyhow::Result<ExitCode> {
     };
     let kind = kind.unwrap_or_else(|| kind_of(file, &bytes));
     let result: Result<String, Rejected> = match kind {
-        Kind::Handoff => validate::handoff(&bytes, &limits).map(|a| {
+        Kind::Handoff => validate::handoff_as(Format::of(file), &bytes, &limits).map(|a| {
             // Without an id the key depends on the workspace: known if the file is in one.
             let folder = file.parent().filter(|d| !d.as_os_str().is_empty());
             let workspace = Workspace::open(folder.unwrap_or(Path::new("."))).ok();
@@ -89,7 +89,7 @@ pub fn validate(file: &Path, kind: Option<Kind>) -> anyhow::Result<ExitCode> {
 /// handoff, so that a broken file is judged as what it most likely is.
 fn kind_of(file: &Path, bytes: &[u8]) -> Kind {
     match file.file_name().and_then(|n| n.to_str()) {
-        Some(workspace::HANDOFF_FILE) => return Kind::Handoff,
+        Some(name) if workspace::HANDOFF_FILES.contains(&name) => return Kind::Handoff,
         Some(workspace::DECISION_FILE) => return Kind::Decision,
         _ => {}
     }
@@ -99,6 +99,10 @@ fn kind_of(file: &Path, bytes: &[u8]) -> Kind {
         .any(|c| c.as_os_str() == workspace::CHECKPOINTS_DIR)
     {
         return Kind::Checkpoint;
+    }
+    if Format::of(file) == Format::Yaml {
+        // Only handoffs are taken in YAML.
+        return Kind::Handoff;
     }
     let value: Option<serde_json::Value> = serde_json::from_slice(bytes).ok();
     let has = |field: &str| value.as_ref().is_some_and(|v| v.get(field).is_some());
@@ -113,7 +117,7 @@ fn kind_of(file: &Path, bytes: &[u8]) -> Kind {
 
 /// The digests a decision answering these handoff bytes may carry, whatever limits the daemon
 /// runs with: raw bytes, canonical JSON, or the size-only digest of an oversize file.
-fn digests_of(path: &Path) -> anyhow::Result<Vec<String>> {
+fn digests_of(path: &Path, format: Format) -> anyhow::Result<Vec<String>> {
     let meta = std::fs::symlink_metadata(path)?;
     if !meta.is_file() {
         return Ok(vec![sha256_hex(b"not-regular")]);
@@ -123,7 +127,7 @@ fn digests_of(path: &Path) -> anyhow::Result<Vec<String>> {
     match workspace::read_limited(path, 64 * 1024 * 1024) {
         Ok(Some(bytes)) => {
             digests.push(sha256_hex(&bytes));
-            digests.extend(validate::handoff_digest(&bytes));
+            digests.extend(validate::handoff_digest_as(format, &bytes));
         }
         Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
             digests.push(sha256_hex(b"unreadable"));
@@ -138,19 +142,7 @@ pub fn wait(dir: &Path, timeout: Option<f64>) -> anyhow::Result<ExitCode> {
     warn_if_unserved(&ws);
     let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
     loop {
-        let handoff = ws.handoff_path();
-        if !handoff.exists() {
-            anyhow::bail!("no handoff.json in {}: submit one first", ws.root.display());
-        }
-        let digests = digests_of(&handoff)?;
-        let decision = std::fs::read(ws.decision_path())
-            .ok()
-            .and_then(|b| serde_json::from_slice::<Decision>(&b).ok());
-        if let Some(d) = decision.filter(|d| {
-            d.handoff_sha256
-                .as_ref()
-                .is_some_and(|s| digests.contains(s))
-        }) {
+        if let Some(d) = answer_in_place(&ws)? {
             println!("{}", serde_json::to_string_pretty(&d)?);
             return Ok(ExitCode::from(d.outcome.exit_code()));
         }
@@ -163,6 +155,29 @@ pub fn wait(dir: &Path, timeout: Option<f64>) -> anyhow::Result<ExitCode> {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// The decision.json in `ws` if it answers the handoff file in place (`baton wait`, the MCP
+/// tool `wait_for_decision`); an error when there is no handoff file to wait on.
+pub(super) fn answer_in_place(ws: &Workspace) -> anyhow::Result<Option<Decision>> {
+    let handoff = ws.handoff_file();
+    if std::fs::symlink_metadata(&handoff.path).is_err() {
+        anyhow::bail!(
+            "no handoff.json (or handoff.yaml) in {}: submit one first",
+            ws.root.display()
+        );
+    }
+    let digests = digests_of(&handoff.path, handoff.format)?;
+    let decision = ws
+        .read(&ws.decision_path(), 1024 * 1024)
+        .ok()
+        .flatten()
+        .and_then(|b| serde_json::from_slice::<Decision>(&b).ok());
+    Ok(decision.filter(|d| {
+        d.handoff_sha256
+            .as_ref()
+            .is_some_and(|s| digests.contains(s))
+    }))
 }
 
 /// Warns on standard error when no running daemon serves `ws` (its heartbeat is missing or

@@ -2,9 +2,13 @@
 
 mod admin;
 mod agent;
+mod export;
+mod mcp;
+mod mcp_view;
 mod search;
 mod serve;
 mod submit;
+mod tools_io;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::io::IsTerminal;
@@ -67,7 +71,8 @@ pub enum Command {
         /// The file to check; a path with a checkpoints/ folder in it is a checkpoint
         file: PathBuf,
         /// What the file is [default: by its name (handoff.json, decision.json), a checkpoint
-        /// under checkpoints/, else by its version field, else a handoff]
+        /// under checkpoints/, else by its version field, else a handoff; a .yaml/.yml file is
+        /// a handoff in YAML]
         #[arg(long, value_enum)]
         kind: Option<DocKind>,
     },
@@ -76,7 +81,8 @@ pub enum Command {
     Submit {
         /// The workspace folder (has .baton/)
         dir: PathBuf,
-        /// The handoff to submit
+        /// The handoff to submit (JSON, or YAML when named .yaml/.yml: written as
+        /// DIR/handoff.yaml or DIR/handoff.yml)
         file: PathBuf,
     },
     /// Block until the handoff in DIR is decided; print decision.json; exit by outcome.
@@ -119,10 +125,29 @@ pub enum Command {
         #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
         config: Option<PathBuf>,
     },
-    /// Print the JSON Schema of a contract document.
+    /// Print the JSON Schema of a contract document, or of the lines of `baton export`.
     Schema {
         #[arg(value_enum)]
-        kind: DocKind,
+        kind: SchemaKind,
+    },
+    /// Speak the Model Context Protocol over stdio: submit_handoff, write_checkpoint,
+    /// wait_for_decision, get_handoff and search as tools on the configuration's workspaces.
+    Mcp {
+        #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
+        config: Option<PathBuf>,
+    },
+    /// Write every decided handoff as one JSON line to standard output (for fine-tuning and
+    /// offline evaluation); read from data_dir, so it runs with or without a daemon.
+    Export {
+        /// Only decisions made since TIME: RFC 3339 (2026-11-01T00:00:00Z), a date
+        /// (2026-11-01, UTC), or an age (30m, 24h, 7d)
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Only workspaces whose name matches GLOB (e.g. builds-*)
+        #[arg(long, value_name = "GLOB")]
+        workspace: Option<String>,
+        #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
+        config: Option<PathBuf>,
     },
     /// Audit log tools.
     Audit {
@@ -139,6 +164,16 @@ pub enum DocKind {
     Handoff,
     Checkpoint,
     Decision,
+}
+
+/// What `baton schema` prints the JSON Schema of.
+#[derive(Clone, Copy, ValueEnum)]
+pub enum SchemaKind {
+    Handoff,
+    Checkpoint,
+    Decision,
+    /// One line of `baton export`
+    Export,
 }
 
 impl From<DocKind> for baton::contract::schema::Kind {
@@ -224,7 +259,13 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Validate { file, kind } => agent::validate(&file, kind.map(Into::into)),
         Command::Submit { dir, file } => submit::submit(&dir, &file),
         Command::Wait { dir, timeout } => agent::wait(&dir, timeout),
-        Command::Schema { kind } => admin::schema(kind.into()),
+        Command::Schema { kind } => admin::schema(kind),
+        Command::Mcp { config } => mcp::mcp(config.as_deref()),
+        Command::Export {
+            since,
+            workspace,
+            config,
+        } => export::export(since.as_deref(), workspace.as_deref(), config.as_deref()),
         Command::Search {
             query,
             config,

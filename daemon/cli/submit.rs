@@ -5,8 +5,8 @@
 
 use super::agent::{limits, print_problems, read, warn_if_unserved};
 use baton::config::Config;
-use baton::contract::validate::{self, valid_id, Rejected};
-use baton::contract::{Decision, Problem};
+use baton::contract::validate::{self, valid_id, Format, Rejected};
+use baton::contract::{Decision, Limits, Problem};
 use baton::workspace::{self, Workspace};
 use serde_json::Value;
 use std::path::Path;
@@ -20,11 +20,49 @@ pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     warn_if_unserved(&ws);
     let limits = limits();
     let bytes = read(file, &limits)?;
+    let format = Format::of(file);
+    let config = Config::load(None).ok();
+    let key = match check(&ws, config.as_ref(), format, &bytes, &limits) {
+        Ok(key) => key,
+        Err(problems) => return Ok(print_problems(&problems)),
+    };
+    // Written under the name of its format; the newest handoff file is the one that counts.
+    let target = ws.root.join(target_name(file, format));
+    workspace::write_atomic(&target, &bytes, workspace::fsync::Kind::Workspace)?;
+    println!("submitted {key} as {}", target.display());
+    let now = ws.handoff_file();
+    if now.path != target {
+        eprintln!(
+            "baton: warning: {} is newer and still counts; remove it or submit again",
+            now.path.display()
+        );
+    }
+    for other in now.shadowed.iter().filter(|p| **p != target) {
+        eprintln!(
+            "baton: note: {} is older and no longer counts; remove it to avoid confusion",
+            other.display()
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every check the daemon will make of handoff `bytes` (written in `format`) for workspace
+/// `ws`, under the routes, users and workspaces of `config` when there is one: the key it will
+/// have, or every problem at once. `baton submit` and the MCP tool `submit_handoff` both call
+/// this; it prints nothing on standard output (MCP speaks there).
+pub(super) fn check(
+    ws: &Workspace,
+    config: Option<&Config>,
+    format: Format,
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<String, Vec<Problem>> {
     let mut route_problems = Vec::new();
-    let (mut problems, value, key, digest) = match validate::handoff(&bytes, &limits) {
+    let (mut problems, value, key, digest) = match validate::handoff_as(format, bytes, limits) {
         Ok(accepted) => {
             let key = validate::handoff_key(&ws.name, &accepted);
-            route_problems = routing_problems(&ws, &accepted.doc);
+            route_problems =
+                config.map_or_else(Vec::new, |c| sign_off_problems(c, ws, &accepted.doc));
             (Vec::new(), Some(accepted.value), key, accepted.digest)
         }
         Err(rejected) => {
@@ -41,31 +79,42 @@ pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     // agent hears all of them in one go.
     let mut found = route_problems;
     if let Some(value) = value.as_ref().filter(|v| v.is_object()) {
-        found.extend(workspace::artifact_problems(&ws, value));
-        found.extend(key_problem(&ws, value, &key, &digest));
+        found.extend(workspace::artifact_problems(ws, value));
+        found.extend(key_problem(config, ws, value, &key, &digest));
     }
     if !found.is_empty() {
-        let text = std::str::from_utf8(&bytes).unwrap_or_default();
-        problems.extend(validate::finish(text, found, 0));
+        problems.extend(validate::finish_as(format, bytes, limits, found));
         // Positioned problems in file order; unpositioned ones (a "more not listed" line) last.
         problems.sort_by_key(|p| (p.line.is_none(), p.line, p.column));
     }
-    if !problems.is_empty() {
-        return Ok(print_problems(&problems));
+    match problems.is_empty() {
+        true => Ok(key),
+        false => Err(problems),
     }
-    workspace::write_atomic(
-        &ws.handoff_path(),
-        &bytes,
-        workspace::fsync::Kind::Workspace,
-    )?;
-    println!("submitted {key} as {}", ws.handoff_path().display());
-    Ok(ExitCode::SUCCESS)
+}
+
+/// `handoff.json`, or `handoff.yaml` / `handoff.yml` as the file given is named.
+pub(super) fn target_name(file: &Path, format: Format) -> &'static str {
+    let yml = file
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yml"));
+    match (format, yml) {
+        (Format::Json, _) => workspace::HANDOFF_FILE,
+        (Format::Yaml, false) => "handoff.yaml",
+        (Format::Yaml, true) => "handoff.yml",
+    }
 }
 
 /// The daemon's key rules: an `id` already decided with other content (read from the
 /// workspace's archive copy of the decision), or already used in another workspace of
 /// `./baton.toml` (advisory: the daemon's own configuration may differ).
-fn key_problem(ws: &Workspace, value: &Value, key: &str, digest: &str) -> Option<Problem> {
+fn key_problem(
+    config: Option<&Config>,
+    ws: &Workspace,
+    value: &Value,
+    key: &str,
+    digest: &str,
+) -> Option<Problem> {
     let id = value
         .get("id")
         .and_then(Value::as_str)
@@ -83,8 +132,7 @@ fn key_problem(ws: &Workspace, value: &Value, key: &str, digest: &str) -> Option
             return Some(Problem::new("/id", message));
         }
     }
-    let config = Config::load(None).ok()?;
-    let found = workspace::discover(&config.workspaces).ok()?;
+    let found = workspace::discover(&config?.workspaces).ok()?;
     let owner = found
         .workspaces
         .iter()
@@ -99,10 +147,11 @@ fn key_problem(ws: &Workspace, value: &Value, key: &str, digest: &str) -> Option
 /// The daemon's rule for `sign_off` (roles the route admits and someone holds), under the
 /// routes and users of `./baton.toml` or the embedded default; and a note on standard error
 /// when `fallback.route` could never be escalated to (the handoff is valid all the same).
-fn routing_problems(ws: &Workspace, doc: &baton::contract::Handoff) -> Vec<Problem> {
-    let Ok(config) = Config::load(None) else {
-        return Vec::new();
-    };
+fn sign_off_problems(
+    config: &Config,
+    ws: &Workspace,
+    doc: &baton::contract::Handoff,
+) -> Vec<Problem> {
     let route = baton::routing::route_for(&config.routes, doc, &ws.name);
     let problems: Vec<Problem> =
         baton::routing::sign_off_problems(route, &config.users, &doc.sign_off)

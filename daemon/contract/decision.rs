@@ -29,10 +29,32 @@ pub struct Decision {
     pub sign_offs: Vec<SignOff>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_agent: Option<String>,
+    /// The reviewer's edits the agent should follow (`approved` / `changes_requested`).
+    #[serde(flatten)]
+    pub edits: Edits,
     /// baton extension: sha256 of the handoff content this decision answers (canonical JSON, or
     /// the raw bytes when they are not JSON), so `baton wait` never mistakes an older answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff_sha256: Option<String>,
+}
+
+/// A reviewer's edits to the handoff: what the agent should do next, in words and as the
+/// edited `remaining` list (LangGraph's "edit" answer). Absent fields mean "no edit": an
+/// absent `remaining` keeps the handoff's own, an empty one says nothing remains.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Edits {
+    /// Instructions the agent should follow, in the reviewer's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instructions: Option<String>,
+    /// The handoff's `remaining` list as the reviewer edited it: what the agent does next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<Vec<String>>,
+}
+
+impl Edits {
+    pub fn is_empty(&self) -> bool {
+        self.instructions.is_none() && self.remaining.is_none()
+    }
 }
 
 /// How a handoff ended.

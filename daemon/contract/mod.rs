@@ -2,8 +2,10 @@
 //! limits, validation with pointed errors, and the JSON Schemas generated from the types.
 //! Pure: no file or network I/O here.
 
+pub mod a2a;
 pub mod checkpoint;
 pub mod decision;
+pub mod export;
 pub mod handoff;
 pub mod json;
 pub mod nulls;
@@ -11,6 +13,7 @@ pub mod problem;
 pub mod schema;
 mod shapes;
 pub mod validate;
+pub mod yaml;
 
 pub use checkpoint::Checkpoint;
 pub use decision::{Decision, Outcome, SignOff};

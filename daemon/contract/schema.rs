@@ -34,6 +34,16 @@ pub fn inline_schema(kind: Kind) -> Value {
     value
 }
 
+/// The draft-07 JSON Schema of any other type baton writes for others to read (the export).
+pub fn schema_for<T: schemars::JsonSchema>() -> Value {
+    let mut value = SchemaSettings::draft07()
+        .into_generator()
+        .into_root_schema_for::<T>()
+        .to_value();
+    strip_null(&mut value);
+    value
+}
+
 fn generate(kind: Kind, settings: SchemaSettings) -> Value {
     let generator = settings.into_generator();
     let mut value = match kind {

@@ -4,6 +4,7 @@
 use super::json::{self, Limits};
 use super::problem::Problem;
 use super::schema::{self, Kind};
+use super::yaml::{self, Places};
 use super::{checkpoint::Checkpoint, handoff::Handoff};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -65,6 +66,50 @@ impl Rejected {
     /// The string field `name` of the parsed document, if there was one.
     pub fn field(&self, name: &str) -> Option<&str> {
         self.value.as_ref()?.get(name)?.as_str()
+    }
+}
+
+/// How a handoff file is written: `handoff.json`, or `handoff.yaml` / `handoff.yml` (read
+/// into the same JSON value, under the same limits and rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Format {
+    Json,
+    Yaml,
+}
+
+impl Format {
+    /// The format a file name says: `.yaml` / `.yml` is YAML, anything else JSON.
+    pub fn of(path: &std::path::Path) -> Format {
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        match ext.to_ascii_lowercase().as_str() {
+            "yaml" | "yml" => Format::Yaml,
+            _ => Format::Json,
+        }
+    }
+}
+
+/// Validates a handoff written in `format`.
+pub fn handoff_as(
+    format: Format,
+    bytes: &[u8],
+    limits: &Limits,
+) -> Result<Accepted<Handoff>, Rejected> {
+    match format {
+        Format::Json => handoff(bytes, limits),
+        Format::Yaml => {
+            let (value, places) =
+                yaml::parse(bytes, limits).map_err(|p| Rejected::only(p, sha256_hex(bytes)))?;
+            let mut accepted = judge(
+                value,
+                &Locator::Yaml(&places),
+                Kind::Handoff,
+                "handoff_version",
+                artifact_path_problems,
+            )?;
+            // What is kept is the JSON the YAML stands for, never the YAML text.
+            accepted.normalized = true;
+            Ok(accepted)
+        }
     }
 }
 
@@ -148,7 +193,22 @@ pub fn rejected_key(workspace: &str, rejected: &Rejected) -> String {
 /// optional fields dropped), without limits; `None` when they are not JSON. For `baton wait`,
 /// which must recognise the decision that answers the file in place.
 pub fn handoff_digest(bytes: &[u8]) -> Option<String> {
-    let mut value: Value = serde_json::from_slice(bytes).ok()?;
+    handoff_digest_as(Format::Json, bytes)
+}
+
+/// `handoff_digest` of a handoff written in `format`.
+pub fn handoff_digest_as(format: Format, bytes: &[u8]) -> Option<String> {
+    let mut value: Value = match format {
+        Format::Json => serde_json::from_slice(bytes).ok()?,
+        Format::Yaml => {
+            let wide = Limits {
+                max_bytes: usize::MAX,
+                max_depth: 128,
+                max_string: usize::MAX,
+            };
+            yaml::parse(bytes, &wide).ok()?.0
+        }
+    };
     super::nulls::drop_absent(Kind::Handoff, &mut value);
     Some(sha256_hex(&json::canonical(&value)))
 }
@@ -177,12 +237,29 @@ fn accept<T: DeserializeOwned>(
     version_field: &str,
     semantic: impl Fn(&Value) -> Vec<Problem>,
 ) -> Result<Accepted<T>, Rejected> {
-    let mut value = json::parse(bytes, limits).map_err(|p| Rejected::only(p, sha256_hex(bytes)))?;
+    let value = json::parse(bytes, limits).map_err(|p| Rejected::only(p, sha256_hex(bytes)))?;
+    let text = std::str::from_utf8(bytes).expect("json::parse accepted only UTF-8");
+    judge(value, &Locator::Json(text), kind, version_field, semantic)
+}
+
+/// Where problems are in the file as written: found in the JSON text, or kept from the YAML.
+enum Locator<'a> {
+    Json(&'a str),
+    Yaml(&'a Places),
+}
+
+/// The checks after parsing: version, schema, semantic rules, the typed document.
+fn judge<T: DeserializeOwned>(
+    mut value: Value,
+    locator: &Locator,
+    kind: Kind,
+    version_field: &str,
+    semantic: impl Fn(&Value) -> Vec<Problem>,
+) -> Result<Accepted<T>, Rejected> {
     let normalized = super::nulls::drop_absent(kind, &mut value);
     let digest = sha256_hex(&json::canonical(&value));
-    let text = std::str::from_utf8(bytes).expect("json::parse accepted only UTF-8");
     let reject = |problems: Vec<Problem>, unlisted: usize, value: Value| Rejected {
-        problems: finish(text, problems, unlisted),
+        problems: finish_located(locator, problems, unlisted),
         value: Some(value),
         digest: digest.clone(),
     };
@@ -213,10 +290,39 @@ fn accept<T: DeserializeOwned>(
 
 /// The problem list as reported: capped at `MAX_PROBLEMS` (a last line counts the rest, with
 /// `unlisted` more dropped before this call), positioned, in file order as a person reads it.
-pub fn finish(text: &str, mut problems: Vec<Problem>, unlisted: usize) -> Vec<Problem> {
+pub fn finish(text: &str, problems: Vec<Problem>, unlisted: usize) -> Vec<Problem> {
+    finish_located(&Locator::Json(text), problems, unlisted)
+}
+
+/// `finish` for a handoff written in `format` (`bytes` as written, parsed again to place
+/// problems found after validation: an uncommon path, taken only for an invalid file).
+pub fn finish_as(
+    format: Format,
+    bytes: &[u8],
+    limits: &Limits,
+    problems: Vec<Problem>,
+) -> Vec<Problem> {
+    match format {
+        Format::Json => finish(std::str::from_utf8(bytes).unwrap_or_default(), problems, 0),
+        Format::Yaml => {
+            let places = yaml::parse(bytes, limits)
+                .map(|(_, p)| p)
+                .unwrap_or_default();
+            finish_located(&Locator::Yaml(&places), problems, 0)
+        }
+    }
+}
+
+fn finish_located(locator: &Locator, mut problems: Vec<Problem>, unlisted: usize) -> Vec<Problem> {
     let more = unlisted + problems.len().saturating_sub(MAX_PROBLEMS);
     problems.truncate(MAX_PROBLEMS);
-    let mut problems = positioned_all(text, problems);
+    let mut problems = match locator {
+        Locator::Json(text) => positioned_all(text, problems),
+        Locator::Yaml(places) => problems
+            .into_iter()
+            .map(|p| yaml_placed(places, p))
+            .collect(),
+    };
     problems.sort_by_key(|p| (p.line, p.column));
     if more > 0 {
         let message =
@@ -239,6 +345,18 @@ fn positioned_all(text: &str, problems: Vec<Problem>) -> Vec<Problem> {
             _ => p,
         })
         .collect()
+}
+
+/// A problem placed in the YAML as written, with a hint where an unquoted scalar was read
+/// as something other than the string the contract wants.
+fn yaml_placed(places: &Places, mut p: Problem) -> Problem {
+    if let Some(hint) = places.hint(&p.pointer, &p.message) {
+        p.message.push_str(hint);
+    }
+    match (p.line, places.locate(&p.pointer)) {
+        (None, Some((line, column))) => p.at(line, column),
+        _ => p,
+    }
 }
 
 /// A major version other than ours is refused before anything else is judged, because the

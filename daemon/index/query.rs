@@ -77,7 +77,7 @@ pub fn parse(input: &str) -> Parsed {
 
 /// A stray quote (an odd one out) is dropped, so it cannot swallow the filters after it.
 fn balance_quotes(input: &str) -> String {
-    if input.matches('"').count() % 2 == 0 {
+    if input.matches('"').count().is_multiple_of(2) {
         return input.to_string();
     }
     let last = input.rfind('"').expect("an odd count is at least one");

@@ -11,7 +11,7 @@ mod work;
 use crate::app::App;
 use crate::scan;
 use crate::watch::{Signal, Watch};
-use crate::workspace::{CHECKPOINTS_DIR, HANDOFF_FILE};
+use crate::workspace::{CHECKPOINTS_DIR, HANDOFF_FILES};
 use pool::Pool;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -269,7 +269,7 @@ impl Pipeline {
         if let Some(ws) = self.app.workspace_at(parent) {
             let root = ws.ws.root.clone();
             return match name {
-                HANDOFF_FILE => Some(Item::Handoff(root)),
+                _ if HANDOFF_FILES.contains(&name) => Some(Item::Handoff(root)),
                 CHECKPOINTS_DIR => Some(Item::Checkpoints(root)),
                 _ => None,
             };

@@ -7,7 +7,7 @@ use super::watches::Watches;
 use super::Item;
 use crate::app::App;
 use crate::scan;
-use crate::workspace::{self, Workspace, CHECKPOINTS_DIR, HANDOFF_FILE};
+use crate::workspace::{self, Workspace, CHECKPOINTS_DIR};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -157,7 +157,7 @@ impl Worker {
 /// The file an item is about, when it has one whose settling matters.
 fn path_of(item: &Item) -> Option<PathBuf> {
     match item {
-        Item::Handoff(root) => Some(root.join(HANDOFF_FILE)),
+        Item::Handoff(root) => Some(workspace::handoff_file(root).path),
         Item::Checkpoint(root, file) => Some(root.join(CHECKPOINTS_DIR).join(file)),
         _ => None,
     }

@@ -8,6 +8,7 @@ mod confined;
 mod files;
 mod fsinfo;
 pub mod fsync;
+mod handoff_file;
 mod inventory;
 mod paths;
 
@@ -16,6 +17,7 @@ pub use browse::Entry;
 pub use confined::{ForeignFile, Identity};
 pub use files::{create_dirs, read_limited, write_atomic, ReadError};
 pub use fsinfo::is_network_fs;
+pub use handoff_file::{handoff_file, HandoffFile, HANDOFF_FILES};
 pub use inventory::FileStat;
 pub use paths::{resolve, PathError};
 

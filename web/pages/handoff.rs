@@ -2,6 +2,7 @@
 //! `/handoffs/{key}/decision` and goes through `App::decide`, the API's own path; success
 //! answers 303 back to the page (Post/Redirect/Get), a refusal shows the page again with why.
 
+use super::decision_form::Draft;
 use super::forms::{csrf_refused, Form};
 use super::handoff_view::{HandoffView, Sections};
 use super::{render, Chrome};
@@ -24,8 +25,10 @@ struct HandoffPage {
     s: Sections,
     error: Option<String>,
     notice: Option<String>,
-    comment: String,
+    draft: Draft,
     next: Option<String>,
+    /// What earlier revisions were answered (after `changes_requested`), oldest first.
+    earlier: Vec<(u32, crate::contract::Decision)>,
 }
 
 /// A handoff.json that was refused: what is wrong, where, so the agent's author can fix it.
@@ -77,7 +80,7 @@ async fn build(
     key: String,
     error: Option<String>,
     notice: Option<String>,
-    comment: String,
+    draft: Draft,
 ) -> Response {
     let app = app.clone();
     let actor = s.actor.clone();
@@ -104,10 +107,11 @@ async fn build(
             .timeline(&key, &actor)
             .map(|t| t.svg())
             .unwrap_or_default();
-        Some(Ok((h, s, next)))
+        let earlier = app.earlier_answers(&key, &actor);
+        Some(Ok((h, s, next, earlier)))
     })
     .await;
-    let (h, sections, next) = match built {
+    let (h, sections, next, earlier) = match built {
         Ok(Some(Ok(page))) => page,
         Ok(Some(Err(invalid))) => return render(&InvalidPage::new(chrome, invalid)),
         _ => return not_found(""),
@@ -123,8 +127,9 @@ async fn build(
         s: sections,
         error,
         notice,
-        comment,
+        draft,
         next,
+        earlier,
     };
     (status, render(&page)).into_response()
 }
@@ -155,7 +160,7 @@ pub async fn page(
                 "You followed the mail's \u{201c}{button}\u{201d} link. Nothing is decided yet: read the handoff, then press {button} below to confirm."
             ))
         });
-    build(&app, &s, key, None, notice, String::new()).await
+    build(&app, &s, key, None, notice, Draft::default()).await
 }
 
 /// What a refused decision tells the reviewer, with the status the API would answer.
@@ -187,13 +192,14 @@ pub async fn decide(
         Some("reassigned") => Outcome::Reassigned,
         _ => {
             let msg = "Choose approve, request changes or reject.".to_string();
-            return build(&app, &s, key, Some(msg), None, String::new()).await;
+            return build(&app, &s, key, Some(msg), None, Draft::read(&form)).await;
         }
     };
-    let comment = form.text("comment");
+    let draft = Draft::read(&form);
     let request = DecisionRequest {
         outcome,
-        comment: comment.clone(),
+        comment: draft.comment(),
+        edits: draft.edits(),
         // Approve what you saw: a newer revision in place refuses the decision.
         revision: form.get("revision").and_then(|r| r.parse().ok()),
         handoff_sha256: None,
@@ -211,7 +217,7 @@ pub async fn decide(
         }
         Ok(Err(e)) => {
             let (status, msg) = refusal(&e);
-            let mut r = build(&app, &s, key, Some(msg), None, comment.unwrap_or_default()).await;
+            let mut r = build(&app, &s, key, Some(msg), None, draft).await;
             *r.status_mut() = status;
             r
         }
@@ -240,7 +246,7 @@ pub async fn claim(
     .await;
     match result {
         Ok(Ok(_)) => Redirect::to(&format!("/handoffs/{}", urlencode(&key))).into_response(),
-        Ok(Err(e)) => build(&app, &s, key, Some(e.to_string()), None, String::new()).await,
+        Ok(Err(e)) => build(&app, &s, key, Some(e.to_string()), None, Draft::default()).await,
         Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
     }
 }

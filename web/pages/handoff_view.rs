@@ -156,6 +156,13 @@ pub struct Sections {
     pub history: Vec<HistoryRow>,
 }
 
+impl Sections {
+    /// The `remaining` list as the decision form's textarea holds it: one item a line.
+    pub fn remaining_text(&self) -> String {
+        self.remaining.join("\n")
+    }
+}
+
 /// A JSON value as text: strings as written, anything else as indented JSON.
 pub fn text_of(v: &Value) -> String {
     match v {

@@ -330,6 +330,7 @@ pub async fn bulk(State(app): State<App>, Viewer(s): Viewer, body: Bytes) -> Res
             revision: None,
             handoff_sha256: None,
             to_agent: None,
+            edits: Default::default(),
         };
         // The API's own bulk path: each key its own decision and event.
         match app.decide_many(&keys, request, &actor) {

@@ -1,0 +1,389 @@
+//! `baton mcp [--config FILE]`: the agent-side commands as Model Context Protocol tools over
+//! stdio (rmcp), for agents whose host speaks MCP. Each tool calls the function the CLI
+//! command calls (`submit::check`, `agent::answer_in_place`, the contract's validation), on
+//! files alone, so it works with or without a daemon running on the same configuration.
+//! Standard output is the protocol: nothing else may be printed there.
+
+use super::agent::answer_in_place;
+use super::submit;
+use super::tools_io;
+use baton::config::Config;
+use baton::contract::validate::{self, Format};
+use baton::contract::{Checkpoint, Handoff, Limits, Problem};
+use baton::workspace::{self, Workspace};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{tool, tool_handler, tool_router, ServerHandler, ServiceExt};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The longest `wait_for_decision` may block in one call; an agent calls again to go on.
+const MAX_WAIT_S: f64 = 3600.0;
+const DEFAULT_WAIT_S: f64 = 300.0;
+
+pub fn mcp(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    runtime.block_on(async move {
+        let server = Baton::new(config);
+        // Room for a document at the size limit, escaped inside a JSON-RPC message.
+        let max_line = 4 * server.limits.max_bytes + 64 * 1024;
+        let (transport, writer) = tools_io::stdio(max_line);
+        let service = server.serve(transport).await?;
+        service.waiting().await?;
+        // The last answers are in the pipe: let them reach standard output.
+        let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[derive(Clone)]
+struct Baton {
+    config: Arc<Config>,
+    limits: Limits,
+    tool_router: ToolRouter<Self>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct SubmitArgs {
+    /// The workspace's name (its folder name), one of the configuration's workspaces.
+    workspace: String,
+    /// The handoff (handoff_version 1.x), as handoff.json holds it.
+    #[schemars(with = "Handoff")]
+    handoff: Value,
+    /// Only validate: report problems or the key, write nothing.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct CheckpointArgs {
+    /// The workspace's name.
+    workspace: String,
+    /// The checkpoint (checkpoint_version 1.x).
+    #[schemars(with = "Checkpoint")]
+    checkpoint: Value,
+    /// File name under checkpoints/ (default: TASK-STEP.json, e.g. INC-2291-0003.json).
+    #[serde(default)]
+    file: Option<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct WaitArgs {
+    /// The workspace's name.
+    workspace: String,
+    /// Seconds to wait before answering `{"state": "pending", "timed_out": true}` (default 300, at most 3600).
+    #[serde(default)]
+    timeout_s: Option<f64>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct SearchArgs {
+    /// Words, "phrases", prefix*, OR, -word, and filters (workspace: kind: agent: outcome:
+    /// trigger: key: task: path: after:DATE before:DATE), as `baton search` takes them.
+    query: String,
+    /// Only this workspace.
+    #[serde(default)]
+    workspace: Option<String>,
+    /// Only this kind: artifact, handoff, checkpoint or decision.
+    #[serde(default)]
+    kind: Option<String>,
+    /// Hits to return (1 to 100, default 20).
+    #[serde(default)]
+    limit: Option<usize>,
+    /// Hits to skip (paging).
+    #[serde(default)]
+    offset: Option<usize>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct WorkspaceArgs {
+    /// The workspace's name.
+    workspace: String,
+}
+
+#[tool_router(router = tool_router)]
+impl Baton {
+    fn new(config: Config) -> Baton {
+        Baton {
+            limits: config.limits,
+            config: Arc::new(config),
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    /// Validates a handoff as the daemon will and, when it is valid, writes it atomically as
+    /// the workspace's handoff.json; invalid: the problems with JSON pointers, nothing written.
+    #[tool(name = "submit_handoff")]
+    async fn submit_handoff(&self, Parameters(args): Parameters<SubmitArgs>) -> CallToolResult {
+        let ws = match self.workspace(&args.workspace) {
+            Ok(ws) => ws,
+            Err(e) => return e,
+        };
+        let bytes = match self.sized(&args.handoff, "handoff") {
+            Ok(bytes) => bytes,
+            Err(e) => return e,
+        };
+        let key = match submit::check(&ws, Some(&self.config), Format::Json, &bytes, &self.limits) {
+            Ok(key) => key,
+            Err(problems) => return invalid(&problems),
+        };
+        if args.dry_run {
+            return CallToolResult::structured(json!({ "valid": true, "key": key }));
+        }
+        let path = ws.root.join(workspace::HANDOFF_FILE);
+        if let Err(e) = ws.write(&path, &bytes) {
+            return failed(format!(
+                "cannot write {}: {e}; nothing was submitted",
+                path.display()
+            ));
+        }
+        let shadowed: Vec<String> = ws
+            .handoff_file()
+            .shadowed
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect();
+        let mut answer = json!({
+            "submitted": true, "key": key, "path": path, "ignored_older_files": shadowed,
+            "next": "call wait_for_decision with this workspace",
+        });
+        unserved(&ws, &mut answer);
+        CallToolResult::structured(answer)
+    }
+
+    /// Validates a checkpoint and writes it atomically under the workspace's checkpoints/.
+    #[tool(name = "write_checkpoint")]
+    async fn write_checkpoint(
+        &self,
+        Parameters(args): Parameters<CheckpointArgs>,
+    ) -> CallToolResult {
+        let ws = match self.workspace(&args.workspace) {
+            Ok(ws) => ws,
+            Err(e) => return e,
+        };
+        let bytes = match self.sized(&args.checkpoint, "checkpoint") {
+            Ok(bytes) => bytes,
+            Err(e) => return e,
+        };
+        let accepted = match validate::checkpoint(&bytes, &self.limits) {
+            Ok(a) => a,
+            Err(rejected) => return invalid(&rejected.problems),
+        };
+        let name = match checkpoint_name(args.file.as_deref(), &accepted.doc) {
+            Ok(name) => name,
+            Err(e) => return e,
+        };
+        // Confined: a checkpoints/ swapped for a symlink is refused, never followed.
+        match ws.write(&ws.checkpoints_dir().join(&name), &bytes) {
+            Ok(()) => {
+                CallToolResult::structured(json!({ "written": format!("checkpoints/{name}") }))
+            }
+            Err(e) => failed(format!("cannot write checkpoints/{name}: {e}")),
+        }
+    }
+
+    /// Blocks until the handoff in place is decided (returns decision.json) or the timeout
+    /// passes (returns `{"state": "pending", "timed_out": true}`: call again to go on waiting).
+    #[tool(name = "wait_for_decision")]
+    async fn wait_for_decision(&self, Parameters(args): Parameters<WaitArgs>) -> CallToolResult {
+        let ws = match self.workspace(&args.workspace) {
+            Ok(ws) => ws,
+            Err(e) => return e,
+        };
+        let timeout = args.timeout_s.unwrap_or(DEFAULT_WAIT_S);
+        if !(0.0..=MAX_WAIT_S).contains(&timeout) {
+            return failed(format!("timeout_s must be between 0 and {MAX_WAIT_S}"));
+        }
+        let deadline = Instant::now() + Duration::from_secs_f64(timeout);
+        loop {
+            let ws2 = ws.clone();
+            let answer = tokio::task::spawn_blocking(move || answer_in_place(&ws2)).await;
+            match answer {
+                Ok(Ok(Some(d))) => {
+                    return CallToolResult::structured(json!({ "state": "decided", "decision": d }))
+                }
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => return failed(format!("{e:#}")),
+                Err(e) => return failed(e.to_string()),
+            }
+            if Instant::now() >= deadline {
+                let mut answer = json!({ "state": "pending", "timed_out": true });
+                unserved(&ws, &mut answer);
+                return CallToolResult::structured(answer);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Searches artifacts, handoffs, checkpoints and decisions of the configuration's
+    /// workspaces, as `baton search --json` (the index in data_dir, read directly).
+    #[tool(name = "search")]
+    async fn search(&self, Parameters(args): Parameters<SearchArgs>) -> CallToolResult {
+        let limit = args.limit.unwrap_or(20);
+        if !(1..=100).contains(&limit) {
+            return failed("limit must be between 1 and 100");
+        }
+        let kinds = ["artifact", "handoff", "checkpoint", "decision"];
+        if args.kind.as_deref().is_some_and(|k| !kinds.contains(&k)) {
+            return failed("kind must be artifact, handoff, checkpoint or decision");
+        }
+        let config = self.config.clone();
+        let req = baton::search::Request {
+            q: args.query,
+            workspace: args.workspace,
+            kind: args.kind,
+            limit,
+            offset: args.offset.unwrap_or(0),
+            ..baton::search::Request::default()
+        };
+        let found = tokio::task::spawn_blocking(move || {
+            let search = baton::search::Search::open_read_only(&config)
+                .map_err(|e| format!("cannot open the search index: {e}"))?;
+            search.query(req).map_err(|e| e.to_string())
+        })
+        .await;
+        match found {
+            Ok(Ok(hits)) => CallToolResult::structured(json!(hits)),
+            Ok(Err(e)) => failed(e),
+            Err(e) => failed(e.to_string()),
+        }
+    }
+
+    /// The handoff in place in a workspace: its key, whether it is decided, its decision and
+    /// problems if any, and the checkpoints of its task.
+    #[tool(name = "get_handoff")]
+    async fn get_handoff(&self, Parameters(args): Parameters<WorkspaceArgs>) -> CallToolResult {
+        let ws = match self.workspace(&args.workspace) {
+            Ok(ws) => ws,
+            Err(e) => return e,
+        };
+        let limits = self.limits;
+        let view =
+            tokio::task::spawn_blocking(move || super::mcp_view::handoff_view(&ws, &limits)).await;
+        match view {
+            Ok(Ok(view)) => CallToolResult::structured(view),
+            Ok(Err(e)) => failed(format!("{e:#}")),
+            Err(e) => failed(e.to_string()),
+        }
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for Baton {
+    fn get_info(&self) -> ServerConfig {
+        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
+        info.server_info = Implementation::new("baton", env!("CARGO_PKG_VERSION"));
+        info.instructions = Some(
+            "baton: hand work to a human reviewer. submit_handoff, then wait_for_decision; \
+             write_checkpoint after each step. Tools take the workspace's name."
+                .into(),
+        );
+        info
+    }
+}
+
+impl Baton {
+    /// The configuration's workspace named `name`.
+    fn workspace(&self, name: &str) -> Result<Workspace, CallToolResult> {
+        let found = workspace::discover(&self.config.workspaces)
+            .map_err(|e| failed(format!("cannot list the configuration's workspaces: {e}")))?;
+        let names: Vec<&str> = found.workspaces.iter().map(|w| w.name.as_str()).collect();
+        found
+            .workspaces
+            .iter()
+            .find(|w| w.name == name)
+            .cloned()
+            .ok_or_else(|| {
+                failed(format!(
+                    "no workspace \"{name}\" in {}; known: {}",
+                    self.config.source_name,
+                    names.join(", ")
+                ))
+            })
+    }
+
+    /// A document argument as the bytes to validate and write, refused over the size limit.
+    fn sized(&self, value: &Value, what: &str) -> Result<Vec<u8>, CallToolResult> {
+        let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| failed(e.to_string()))?;
+        bytes.push(b'\n');
+        if bytes.len() > self.limits.max_bytes {
+            let p = baton::contract::json::too_large(bytes.len() as u64, &self.limits);
+            return Err(failed(format!("{what}: {}", p.message)));
+        }
+        Ok(bytes)
+    }
+}
+
+/// The file name of a checkpoint: the one asked for (a plain `*.json` name), or TASK-STEP.json.
+fn checkpoint_name(asked: Option<&str>, doc: &Checkpoint) -> Result<String, CallToolResult> {
+    let name = match asked {
+        Some(name) => name.to_string(),
+        None => {
+            let task: String = doc
+                .task_id
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .take(64)
+                .collect();
+            format!("{task}-{:04}.json", doc.step)
+        }
+    };
+    let plain =
+        !name.starts_with('.') && !name.contains(['/', '\\', '\0']) && name.ends_with(".json");
+    match plain && name.len() <= 128 {
+        true => Ok(name),
+        false => Err(failed(format!(
+            "file \"{name}\": give a plain name ending in .json (no folders, not hidden)"
+        ))),
+    }
+}
+
+/// A document with problems, each with its JSON pointer, as `baton validate` lists them
+/// (without line:column: the caller sent an object, not a file).
+fn invalid(problems: &[Problem]) -> CallToolResult {
+    let problems: Vec<Problem> = problems
+        .iter()
+        .map(|p| Problem::new(p.pointer.clone(), p.message.clone()))
+        .collect();
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| format!("{} {}", pointer_or_document(&p.pointer), p.message))
+        .collect();
+    CallToolResult::structured_error(
+        json!({ "valid": false, "problems": problems, "lines": lines }),
+    )
+}
+
+/// Adds a `warning` when no running daemon serves the workspace (as `baton submit` and `baton
+/// wait` warn): nobody will answer until one does.
+fn unserved(ws: &Workspace, answer: &mut Value) {
+    if let Err(why) = baton::heartbeat::check(ws) {
+        answer["warning"] = json!(format!(
+            "no running daemon serves this workspace ({why}); the handoff is answered once one runs"
+        ));
+    }
+}
+
+fn pointer_or_document(pointer: &str) -> &str {
+    match pointer {
+        "" => "(document)",
+        p => p,
+    }
+}
+
+fn failed(message: impl Into<String>) -> CallToolResult {
+    CallToolResult::structured_error(json!({ "error": message.into() }))
+}

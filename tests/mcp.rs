@@ -1,0 +1,231 @@
+//! `baton mcp`: the Model Context Protocol over stdio. Driven by an MCP host nobody here wrote
+//! (the official Python SDK, installed by .ci/run; `BATON_MCP_PYTHON` names another Python),
+//! and fed malformed messages by hand.
+
+use crate::util::{user, TestEnv, BIN, PATIENCE};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, Receiver};
+
+fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("BATON_MCP_PYTHON") {
+        return PathBuf::from(p);
+    }
+    let home = std::env::var_os("HOME").expect("HOME is set");
+    let venv = PathBuf::from(home).join(".cache/baton/mcp-venv/bin/python");
+    assert!(
+        venv.exists(),
+        "the MCP test needs the official Python SDK: run the venv step of .ci/run \
+         (python3 -m venv ~/.cache/baton/mcp-venv && ~/.cache/baton/mcp-venv/bin/pip install mcp), \
+         or set BATON_MCP_PYTHON"
+    );
+    venv
+}
+
+/// Lines of a child's standard output, as JSON, on a channel.
+fn json_lines(child: &mut Child) -> Receiver<Value> {
+    let out = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let value = serde_json::from_str(&line).unwrap_or_else(|_| json!({ "raw": line }));
+            if tx.send(value).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn next(lines: &Receiver<Value>, step: &str) -> Value {
+    let line = lines
+        .recv_timeout(PATIENCE)
+        .unwrap_or_else(|_| panic!("no line {step}"));
+    assert_eq!(line["step"], step, "{line}");
+    line
+}
+
+#[test]
+fn the_python_sdk_submits_over_mcp_and_waits_for_a_decision_made_through_the_api() {
+    let mut env = TestEnv::with_config(&user("alice", "\"reviewer\""));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let config = env.config_path();
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/client.py");
+    let mut client = Command::new(python())
+        .args([
+            script.to_str().unwrap(),
+            BIN,
+            config.to_str().unwrap(),
+            "alpha",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run the Python MCP client");
+    let lines = json_lines(&mut client);
+
+    assert_eq!(next(&lines, "initialized")["server"], "baton");
+    let tools = next(&lines, "tools")["tools"].clone();
+    let mut names: Vec<&str> = tools
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "get_handoff",
+            "search",
+            "submit_handoff",
+            "wait_for_decision",
+            "write_checkpoint"
+        ]
+    );
+    let handoff_schema = tools["submit_handoff"].to_string();
+    assert!(
+        handoff_schema.contains("handoff_version") && handoff_schema.contains("low_confidence"),
+        "the contract's schema"
+    );
+
+    let invalid = &next(&lines, "invalid")["result"];
+    assert_eq!(invalid["isError"], true);
+    let pointers: Vec<&str> = invalid["structuredContent"]["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["pointer"].as_str().unwrap())
+        .collect();
+    assert_eq!(pointers, ["/from_agent", "/confidence"]);
+    assert!(
+        !ws.join("handoff.json").exists(),
+        "nothing written for an invalid handoff"
+    );
+
+    assert_eq!(
+        next(&lines, "checkpoint")["result"]["structuredContent"]["written"],
+        "checkpoints/mcp-task-0001.json"
+    );
+    let submitted = &next(&lines, "submitted")["result"]["structuredContent"];
+    assert_eq!(submitted["key"], "mcp-1");
+    assert!(
+        submitted.get("warning").is_none(),
+        "a daemon serves it: {submitted}"
+    );
+    d.wait_until("the daemon received it", || {
+        d.handoffs("pending").len() == 1
+    });
+    let body = json!({"outcome": "approved", "comment": "go", "instructions": "ship on Monday"});
+    let (status, answer) = d.post_as(
+        "/api/v1/handoffs/mcp-1/decision",
+        Some("alice-token"),
+        &body.to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+
+    let decided = &next(&lines, "decided")["result"]["structuredContent"];
+    assert_eq!(decided["state"], "decided");
+    assert_eq!(decided["decision"]["outcome"], "approved");
+    assert_eq!(decided["decision"]["instructions"], "ship on Monday");
+    let view = &next(&lines, "handoff")["result"]["structuredContent"];
+    assert_eq!(
+        (&view["key"], &view["state"]),
+        (&json!("mcp-1"), &json!("decided"))
+    );
+    assert_eq!(view["checkpoints"][0]["summary"], "started");
+    let found = &next(&lines, "search")["result"]["structuredContent"];
+    assert_eq!(found["hits"][0]["key"], "mcp-1", "{found}");
+    assert_eq!(found["hits"][0]["workspace"], "alpha");
+    let unknown = next(&lines, "unknown");
+    assert!(unknown.to_string().contains("not found"), "{unknown}");
+    assert!(client.wait().unwrap().success());
+}
+
+#[test]
+fn malformed_messages_get_json_rpc_errors_and_the_session_goes_on() {
+    let env = TestEnv::with_config("[limits]\nmax_file_bytes = 1000\n");
+    env.init("beta");
+    // A hostile agent swapped gamma's checkpoints/ for a link out of the workspace.
+    let gamma = env.init("gamma");
+    let outside = env.root().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    let _ = std::fs::remove_dir_all(gamma.join("checkpoints"));
+    std::os::unix::fs::symlink(&outside, gamma.join("checkpoints")).unwrap();
+    let mut server = Command::new(BIN)
+        .args(["mcp", "--config", env.config_path().to_str().unwrap()])
+        .env("BATON_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = json_lines(&mut server);
+    let mut input = server.stdin.take().unwrap();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    let huge = format!(
+        "{{\"jsonrpc\": \"2.0\", \"id\": 9, \"method\": \"x\", \"params\": \"{}\"}}",
+        "a".repeat(100_000)
+    );
+    let big_handoff = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "submit_handoff",
+        "arguments": {"workspace": "alpha", "handoff": {"handoff_version": "1", "task_id": "t", "from_agent": "a", "summary": "x".repeat(2000)}}}});
+    for line in [
+        "{not json".to_string(),
+        huge,
+        init.to_string(),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "nope", "arguments": {}}}).to_string(),
+        big_handoff.to_string(),
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "submit_handoff",
+            "arguments": {"workspace": "beta", "handoff": {"handoff_version": "1", "task_id": "t", "from_agent": "a"}}}}).to_string(),
+        json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "write_checkpoint",
+            "arguments": {"workspace": "gamma", "checkpoint": {"checkpoint_version": "1", "task_id": "t", "step": 1}}}}).to_string(),
+    ] {
+        writeln!(input, "{line}").unwrap();
+    }
+    let mut answers = Vec::new();
+    while answers.len() < 7 {
+        answers.push(
+            lines
+                .recv_timeout(PATIENCE)
+                .expect("an answer to every message"),
+        );
+    }
+    drop(input);
+    let by_id = |id: Value| {
+        answers
+            .iter()
+            .find(|a| a["id"] == id)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let parse_errors = answers
+        .iter()
+        .filter(|a| a["id"].is_null() && a["error"]["code"] == -32700)
+        .count();
+    assert_eq!(parse_errors, 2, "{answers:?}");
+    assert_eq!(by_id(json!(1))["result"]["serverInfo"]["name"], "baton");
+    assert_eq!(by_id(json!(2))["error"]["code"], -32602, "an unknown tool");
+    let big = &by_id(json!(3))["result"];
+    assert_eq!(big["isError"], true);
+    assert!(
+        big["structuredContent"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 1000 bytes"),
+        "{big}"
+    );
+    assert!(!env.ws("alpha").join("handoff.json").exists());
+    let served = &by_id(json!(4))["result"]["structuredContent"];
+    assert_eq!(served["submitted"], true, "{served}");
+    assert!(served["warning"]
+        .as_str()
+        .unwrap()
+        .starts_with("no running daemon serves this workspace"));
+    assert!(
+        server.wait().unwrap().success(),
+        "end of input ends the session cleanly"
+    );
+}
