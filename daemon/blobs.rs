@@ -112,6 +112,36 @@ impl Blobs {
 
     /// The content with this digest, if kept and intact. A blob whose bytes do not hash to its
     /// name (torn by a crash, edited) is removed and answered as absent.
+    /// Keeps `bytes` durably whatever they are (approved work: the copy a tampered file is
+    /// restored from). Written once per digest, fsynced, never dropped by `get`'s size cap.
+    pub fn pin(&self, sha256: &str, bytes: &[u8]) -> io::Result<()> {
+        let path = self
+            .path(sha256)
+            .ok_or_else(|| io::Error::other("not a sha256"))?;
+        if self.get_pinned(sha256, bytes.len() as u64).is_some() {
+            return Ok(());
+        }
+        let dir = path.parent().expect("blob paths have a folder");
+        std::fs::create_dir_all(dir)?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".baton-tmp-")
+            .tempfile_in(dir)?;
+        tmp.write_all(bytes)?;
+        use crate::workspace::fsync::{self, Kind};
+        fsync::all(tmp.as_file(), Kind::Store)?;
+        tmp.persist(&path).map_err(|e| e.error)?;
+        fsync::dir(dir, Kind::Store)?;
+        self.settle(sha256);
+        Ok(())
+    }
+
+    /// A pinned copy of at most `limit` bytes, checked against its digest.
+    pub fn get_pinned(&self, sha256: &str, limit: u64) -> Option<Vec<u8>> {
+        let path = self.path(sha256)?;
+        let bytes = read_at_most(&path, limit).ok()??;
+        (hex::encode(Sha256::digest(&bytes)) == sha256).then_some(bytes)
+    }
+
     pub fn get(&self, sha256: &str) -> Option<Vec<u8>> {
         let path = self.path(sha256)?;
         let bytes = read_at_most(&path, MAX_BLOB_BYTES).ok()??;

@@ -41,6 +41,12 @@ pub struct Config {
     pub settle: Duration,
     /// Period of the full reconcile that catches anything the watcher missed.
     pub reconcile: Duration,
+    /// Largest file an agent may upload through the API (`[limits] max_upload_bytes`).
+    pub max_upload_bytes: usize,
+    /// `agent_group`: the group agents run in, by name and id (see `workspace::modes`).
+    pub agent_group: Option<(String, u32)>,
+    /// Release the sender's locks on a handoff's artifacts when the handoff is received.
+    pub release_locks_on_handoff: bool,
     pub limits: Limits,
     pub http: Http,
     pub sessions: Sessions,
@@ -309,6 +315,10 @@ struct RawConfig {
     settle_ms: u64,
     #[serde(default = "default_reconcile_s")]
     reconcile_s: u64,
+    #[serde(default = "default_true")]
+    release_locks_on_handoff: bool,
+    #[serde(default)]
+    agent_group: Option<String>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -337,6 +347,7 @@ struct RawLimits {
     max_file_bytes: Option<usize>,
     max_depth: Option<usize>,
     max_string_bytes: Option<usize>,
+    max_upload_bytes: Option<usize>,
 }
 
 fn default_listen() -> String {
@@ -350,6 +361,12 @@ fn default_settle_ms() -> u64 {
 }
 fn default_reconcile_s() -> u64 {
     300
+}
+/// 16 MiB: uploads are held in memory while they are written.
+const DEFAULT_UPLOAD_BYTES: usize = 16 << 20;
+
+fn default_true() -> bool {
+    true
 }
 
 impl Config {
@@ -398,6 +415,24 @@ impl RawConfig {
             );
         }
         let limits = self.limits.resolve()?;
+        let agent_group = match &self.agent_group {
+            None => None,
+            Some(name) => match crate::workspace::modes::group_id(name) {
+                Some(gid) => Some((name.clone(), gid)),
+                None => {
+                    return Err(format!(
+                        "agent_group: no group named \"{name}\" on this system (see /etc/group)"
+                    ))
+                }
+            },
+        };
+        if self
+            .limits
+            .max_upload_bytes
+            .is_some_and(|n| n == 0 || n > 1 << 30)
+        {
+            return Err("limits.max_upload_bytes must be 1 to 1073741824".into());
+        }
         check_users(&self.users, &self.agents)?;
         check_routes(&self.routes, &self.users, &self.webhooks)?;
         checks::check_agent_channels(&self.agents, &self.webhooks)?;
@@ -446,6 +481,9 @@ impl RawConfig {
             poll: (self.poll_ms > 0).then(|| Duration::from_millis(self.poll_ms)),
             settle: Duration::from_millis(self.settle_ms),
             reconcile: Duration::from_secs(self.reconcile_s),
+            release_locks_on_handoff: self.release_locks_on_handoff,
+            agent_group,
+            max_upload_bytes: self.limits.max_upload_bytes.unwrap_or(DEFAULT_UPLOAD_BYTES),
             limits,
             http: self.http,
             sessions: self.sessions,

@@ -41,6 +41,9 @@ pub enum EventType {
     LockExpired,
     #[serde(rename = "approved.tampered")]
     ApprovedTampered,
+    /// baton extension: an approval copied the handoff's artifacts into `approved/`.
+    #[serde(rename = "approved.promoted")]
+    ApprovedPromoted,
     #[serde(rename = "notification.failed")]
     NotificationFailed,
     /// A checkpoint file that is not a valid checkpoint (its problems in `data.errors`).
@@ -52,6 +55,9 @@ pub enum EventType {
     /// A daemon record in the workspace was found forged or changed; it was set aside.
     #[serde(rename = "workspace.tampered")]
     WorkspaceTampered,
+    /// baton extension: a workspace's owner was taken or handed on.
+    #[serde(rename = "workspace.owner_changed")]
+    WorkspaceOwnerChanged,
 }
 
 impl EventType {
@@ -72,10 +78,12 @@ impl EventType {
             EventType::LockReleased => "lock.released",
             EventType::LockExpired => "lock.expired",
             EventType::ApprovedTampered => "approved.tampered",
+            EventType::ApprovedPromoted => "approved.promoted",
             EventType::NotificationFailed => "notification.failed",
             EventType::CheckpointInvalid => "checkpoint.invalid",
             EventType::AuditBroken => "audit.broken",
             EventType::WorkspaceTampered => "workspace.tampered",
+            EventType::WorkspaceOwnerChanged => "workspace.owner_changed",
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The daemon's heartbeat: `.baton/daemon.json` in every workspace it serves, with its pid,
 //! host, start and last beat, rewritten every `PERIOD`. An agent's `baton submit` or
 //! `baton wait` reads it to warn when no running daemon serves the workspace, instead of
-//! waiting for an answer that cannot come. (The locks issue's owner lease replaces it later.)
+//! waiting for an answer that cannot come. (Which daemon serves a workspace is settled by its
+//! fs4 lock on `.baton/owner.lock`, see `crate::locks::take_workspace`; this file only says
+//! that it is alive.)
 
 use crate::app::App;
 use crate::workspace::Workspace;

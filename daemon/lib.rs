@@ -22,6 +22,8 @@
 //! - `media`: what a file is (text, image by magic bytes, binary); pure.
 //! - `auth`: bearer tokens -> `Actor`; `routing`: routes and who may decide.
 //! - `metrics`: Prometheus metrics.
+//! - `locks`: advisory locks on workspace files (the table in `.baton/locks/`, fs4-guarded,
+//!   fencing tokens, expiry); used the same by the CLI and the daemon.
 //! - `outbox`: notifications of events to webhooks: a durable spool in data_dir, one worker
 //!   thread per endpoint, signed attempts retried on a schedule, dead letters.
 //! - `heartbeat`: `.baton/daemon.json`, so agents' commands can tell no daemon serves them.
@@ -41,6 +43,7 @@ pub mod contract;
 pub mod events;
 pub mod heartbeat;
 pub mod index;
+pub mod locks;
 pub mod login;
 pub mod media;
 pub mod metrics;

@@ -1,7 +1,8 @@
 //! The one mapping from errors to HTTP statuses and JSON bodies. Internal errors are logged
 //! once here and never shown.
 
-use crate::app::{BulkError, ClaimError, DecideError};
+use crate::app::{BulkError, ClaimError, DecideError, LockApiError, OwnerError, UploadError};
+use crate::locks::LockError;
 use crate::outbox::RetryError;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -24,6 +25,12 @@ pub enum ApiError {
     Bulk(#[from] BulkError),
     #[error(transparent)]
     Retry(#[from] RetryError),
+    #[error(transparent)]
+    Lock(#[from] LockApiError),
+    #[error(transparent)]
+    Upload(#[from] UploadError),
+    #[error(transparent)]
+    Owner(#[from] OwnerError),
     #[error("{0}")]
     Unprocessable(String),
     #[error("{0}")]
@@ -61,6 +68,19 @@ impl ApiError {
                 body["claimed_at"] = json!(at);
                 StatusCode::CONFLICT
             }
+            ApiError::Lock(e) => lock_status(e, &mut body),
+            ApiError::Upload(UploadError::Locked(holder)) => {
+                body["holder"] = holder.shown();
+                StatusCode::CONFLICT
+            }
+            ApiError::Upload(e) => upload_status(e),
+            ApiError::Owner(OwnerError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ApiError::Owner(OwnerError::Forbidden(_)) => StatusCode::FORBIDDEN,
+            ApiError::Owner(OwnerError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Owner(OwnerError::Io(e)) => {
+                tracing::error!(error = %e, "owner not recorded");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Retry(RetryError::NotFound(_)) => StatusCode::NOT_FOUND,
             ApiError::Retry(RetryError::NotDead(_)) => StatusCode::CONFLICT,
             ApiError::Retry(RetryError::Spool(e)) => {
@@ -82,6 +102,42 @@ impl ApiError {
             }
         };
         (status, body)
+    }
+}
+
+/// A lock refusal names the holder (`holder`: the lock in force) so the caller can wait.
+fn lock_status(e: &LockApiError, body: &mut Value) -> StatusCode {
+    let lock = match e {
+        LockApiError::NotFound(_) => return StatusCode::NOT_FOUND,
+        LockApiError::Forbidden(_) => return StatusCode::FORBIDDEN,
+        LockApiError::Lock(lock) => lock,
+    };
+    match lock {
+        LockError::Held { holder, .. } | LockError::NotYours { holder, .. } => {
+            body["holder"] = holder.shown();
+            StatusCode::CONFLICT
+        }
+        LockError::NotHeld { .. } => StatusCode::NOT_FOUND,
+        LockError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        LockError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+        LockError::Damaged(_) | LockError::Io(_) => {
+            tracing::error!(error = %lock, "lock table not usable");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+    }
+}
+
+fn upload_status(e: &UploadError) -> StatusCode {
+    match e {
+        UploadError::NotFound(_) => StatusCode::NOT_FOUND,
+        UploadError::Forbidden(_) => StatusCode::FORBIDDEN,
+        UploadError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
+        UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        UploadError::Locked(_) => StatusCode::CONFLICT,
+        UploadError::Io(e) => {
+            tracing::error!(error = %e, "upload not written");
+            StatusCode::SERVICE_UNAVAILABLE
+        }
     }
 }
 

@@ -8,6 +8,7 @@ pub mod artifacts;
 mod auth;
 mod deliveries;
 mod error;
+mod locks;
 mod openapi;
 mod ops;
 mod pages;
@@ -16,6 +17,7 @@ mod review;
 mod search;
 pub mod server;
 mod sse;
+mod upload;
 
 pub use auth::Caller;
 pub use error::ApiError;
@@ -93,6 +95,33 @@ fn table() -> Routes {
             review::release,
         )
         .at(Method::POST, "/api/v1/decisions", review::decide_many)
+        .at(Method::GET, "/api/v1/workspaces/{ws}/locks", locks::list)
+        .at(Method::POST, "/api/v1/workspaces/{ws}/locks", locks::lock)
+        .at(
+            Method::DELETE,
+            "/api/v1/workspaces/{ws}/locks",
+            locks::unlock,
+        )
+        .at(
+            Method::PUT,
+            "/api/v1/workspaces/{ws}/inbox/{*path}",
+            upload::inbox,
+        )
+        .at(
+            Method::PUT,
+            "/api/v1/workspaces/{ws}/checkpoints/{name}",
+            upload::checkpoint,
+        )
+        .at(
+            Method::PUT,
+            "/api/v1/workspaces/{ws}/handoff",
+            upload::handoff,
+        )
+        .at(
+            Method::POST,
+            "/api/v1/workspaces/{ws}/owner",
+            locks::set_owner,
+        )
         .at(Method::GET, "/api/v1/events", sse::events)
         .at(Method::GET, "/api/v1/search", search::search)
         .at(Method::GET, "/api/v1/deliveries", deliveries::list)

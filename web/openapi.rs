@@ -132,7 +132,8 @@ pub fn document() -> Value {
                                     "approvals_needed": { "type": "integer" }, "approvals_missing": { "type": "integer" },
                                     "missing_roles": { "type": "array", "items": { "type": "string" } },
                                     "sign_offs": { "type": "array" },
-                                    "routing": routing_schema() } }))) },
+                                    "routing": routing_schema(),
+                                    "locks": { "type": "array", "description": "the advisory locks in force in its workspace" } } }))) },
             "/api/v1/handoffs/{key}/a2a": { "parameters": [key_parameter()],
                 "get": bearer_get("The handoff as an A2A Task (v0.3 JSON): input-required while pending, the decision as the user message after",
                     json_of(json!({ "type": "object", "required": ["kind", "id", "contextId", "status"],
@@ -191,6 +192,11 @@ pub fn document() -> Value {
         doc["paths"].as_object_mut(),
         super::deliveries::openapi_paths(),
     ) {
+        paths.extend(more);
+    }
+    if let (Some(paths), Value::Object(more)) =
+        (doc["paths"].as_object_mut(), super::locks::openapi_paths())
+    {
         paths.extend(more);
     }
     if let (Some(paths), Value::Object(more)) =

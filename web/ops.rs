@@ -32,6 +32,12 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
         // Unauthenticated: the count only; `baton audit verify` and the logs say what and where.
         body["tamper_alerts"] = json!(alerts);
     }
+    let elsewhere = app.waiting_workspaces().len();
+    if elsewhere > 0 {
+        // Skipped: another daemon holds their owner lock (the log names it). A count only,
+        // as for alerts: this answer needs no credentials.
+        body["served_elsewhere"] = json!(elsewhere);
+    }
     let roots: Vec<_> = workspaces.iter().map(|w| w.ws.root.clone()).collect();
     let empty = app.config().empty_entries(app.roots(), &roots);
     if !empty.is_empty() {

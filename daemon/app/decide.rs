@@ -285,6 +285,9 @@ impl App {
             .expect("close is called for a known key");
         ws.publish(key, DECISION, Some(&bytes));
         rec.decision = Some(decision.clone());
+        if decision.outcome == Outcome::Approved {
+            self.promote(ws, rec, &decision.by);
+        }
         self.end_claim(ws, rec);
         // The root file answers the handoff.json in place, and only if it is this content.
         let in_place = st

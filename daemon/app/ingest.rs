@@ -293,3 +293,8 @@ pub(super) fn write_json<T: serde::Serialize>(
     bytes.push(b'\n');
     ws.write(path, &bytes)
 }
+
+/// The workspace-relative paths of a handoff's artifacts.
+pub(super) fn artifact_paths(handoff: &Handoff) -> Vec<String> {
+    handoff.artifacts.iter().map(|a| a.path.clone()).collect()
+}

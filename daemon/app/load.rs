@@ -73,6 +73,8 @@ pub(super) fn load(ws: &Workspace, data_dir: &Path, ledger: &Ledger) -> anyhow::
         state: Mutex::new(state),
         activity: Default::default(),
         stalled: Default::default(),
+        lock_seen: Default::default(),
+        approved: Default::default(),
     };
     for rec in loaded.lock().records.values() {
         loaded.publish_record(rec);

@@ -6,6 +6,7 @@
 mod a2a;
 mod alerts;
 mod answers;
+mod approved;
 mod artifact_preview;
 mod artifact_raw;
 mod artifact_view;
@@ -21,9 +22,12 @@ mod ingest;
 mod invalid;
 mod listing;
 mod load;
+mod locks;
 mod mirror;
+mod modes;
 mod notify;
 mod overview;
+mod ownership;
 mod query;
 mod queue;
 mod quorum;
@@ -37,14 +41,18 @@ mod stall;
 mod state;
 mod timeline;
 mod timers;
+mod upload;
 
+pub use approved::{ApprovedFile, MAX_PROMOTED_BYTES};
 pub use artifact_preview::{Against, Body, Preview, Source, MAX_IMAGE_BYTES};
 pub use artifact_raw::{Raw, MAX_RAW_BYTES};
 pub use artifact_view::{approved_path, ArtifactView, Change, Check, ViewError};
 pub use bulk::{BulkError, KeyResult, MAX_BULK};
 pub use claim::{Claim, ClaimError, ClaimView};
 pub use decide::{DecideError, Decided, DecisionRequest};
+pub use locks::{LockApiError, LockSeen};
 pub use overview::{Files, HandoffLine, InvalidHandoff, Verdict, WorkspaceOverview};
+pub use ownership::{OwnerError, Ownership};
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use queue::Standing;
 pub use quorum::{Approval, Progress};
@@ -52,6 +60,7 @@ pub use route::{Escalation, Routed};
 pub use search::SearchFailed;
 pub use state::{CheckpointRecord, Record, Review, Ws};
 pub use timeline::Timeline;
+pub use upload::{Target, UploadError, Uploaded};
 
 use crate::auth::{Actor, Tokens};
 use crate::config::Config;
@@ -90,6 +99,8 @@ struct Inner {
     hashes: artifacts::HashCache,
     /// Snapshots of small text artifacts as received, for diffs between revisions.
     blobs: crate::blobs::Blobs,
+    /// Folders the ingest thread is to watch from now on (an `approved/` just made).
+    watches: Mutex<Vec<PathBuf>>,
     /// Workspaces whose root decision.json could not be written: to reconcile again soon.
     repairs: Mutex<Vec<PathBuf>>,
     /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
@@ -107,6 +118,12 @@ struct Inner {
     /// Full-text search; `None` when its index could not be opened (search answers 503).
     search: Option<crate::search::Search>,
     shutdown: CancellationToken,
+    /// This daemon, as written into the `.baton/owner.lock` of each workspace it serves.
+    me: crate::locks::Owner,
+    /// The owner locks held: a workspace is served only while its lock is.
+    owners: Mutex<HashMap<PathBuf, crate::locks::OwnerLock>>,
+    /// Workspaces another daemon serves, tried again every few seconds.
+    waiting: Mutex<BTreeMap<PathBuf, Workspace>>,
 }
 
 /// What opening the app has to tell the operator.
@@ -162,10 +179,18 @@ impl App {
                 verdicts: Mutex::default(),
                 listings: Default::default(),
                 repairs: Mutex::default(),
+                watches: Mutex::default(),
                 hashes: Default::default(),
                 ledger,
                 blobs: crate::blobs::Blobs::new(&config.data_dir),
                 shutdown: CancellationToken::new(),
+                me: crate::locks::Owner {
+                    host: crate::heartbeat::hostname(),
+                    pid: std::process::id(),
+                    started_at: crate::events::now_rfc3339(),
+                },
+                owners: Mutex::default(),
+                waiting: Mutex::default(),
                 config,
             }),
         };
@@ -187,13 +212,14 @@ impl App {
     /// Adds a workspace found after start-up (a new folder under a root). Returns it, or
     /// `None` when one of that name is already known.
     pub fn add_workspace(&self, ws: Workspace) -> anyhow::Result<Option<Arc<Ws>>> {
-        if self.workspace(&ws.name).is_some() {
+        if self.workspace(&ws.name).is_some() || !self.own(&ws) {
             return Ok(None);
         }
         let load::Loaded {
             ws: loaded,
             findings,
-        } = load::load(&ws, &self.inner.config.data_dir, &self.inner.ledger)?;
+        } = load::load(&ws, &self.inner.config.data_dir, &self.inner.ledger)
+            .inspect_err(|_| self.disown(&ws))?;
         let loaded = Arc::new(loaded);
         {
             let st = loaded.lock();
@@ -218,6 +244,7 @@ impl App {
             let pending = st.records.values().filter(|r| r.is_pending()).count();
             self.metrics().pending.inc_by(pending as i64);
         }
+        self.check_modes(&loaded, true);
         self.refresh_alerts(&loaded);
         self.announce_breaks(&loaded);
         for finding in findings {
@@ -237,6 +264,50 @@ impl App {
         all.insert(ws.name.clone(), loaded.clone());
         self.metrics().workspaces.set(all.len() as i64);
         Ok(Some(loaded))
+    }
+
+    /// Takes the workspace's owner lock (see `crate::locks::take_workspace`); another
+    /// daemon holding it puts the workspace on the waiting list, with a warning the first time.
+    fn own(&self, ws: &Workspace) -> bool {
+        let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+        if owners.contains_key(&ws.root) {
+            return true;
+        }
+        let mut waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        match crate::locks::take_workspace(ws, &self.inner.me) {
+            Ok(lock) => {
+                owners.insert(ws.root.clone(), lock);
+                if waiting.remove(&ws.root).is_some() {
+                    tracing::info!(workspace = %ws.name, "the other daemon released the workspace; serving it now");
+                }
+                true
+            }
+            Err(crate::locks::NotOwner::Io(e)) => {
+                // Cannot tell (a read-only share, a planted link): serve, as before owner
+                // locks existed, rather than leave the workspace unserved.
+                tracing::warn!(workspace = %ws.name, error = %e,
+                    "cannot take .baton/owner.lock; serving the workspace without it, so another daemon could serve it too");
+                true
+            }
+            Err(e) => {
+                if waiting.insert(ws.root.clone(), ws.clone()).is_none() {
+                    tracing::warn!(workspace = %ws.name, root = %ws.root.display(),
+                        "workspace skipped: {e}; it is taken over when that daemon releases it");
+                }
+                false
+            }
+        }
+    }
+
+    fn disown(&self, ws: &Workspace) {
+        let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+        owners.remove(&ws.root);
+    }
+
+    /// Workspaces another daemon served when last tried (the ingest thread tries them again).
+    pub fn waiting_workspaces(&self) -> Vec<Workspace> {
+        let waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.values().cloned().collect()
     }
 
     pub fn config(&self) -> &Config {
@@ -452,6 +523,19 @@ impl App {
         if !repairs.iter().any(|r| r == root) {
             repairs.push(root.to_path_buf());
         }
+    }
+
+    /// Asks the ingest thread to watch the folder `dir` (recursively) from now on.
+    pub(crate) fn ask_watch(&self, dir: &Path) {
+        let mut watches = self.inner.watches.lock().unwrap_or_else(|e| e.into_inner());
+        if !watches.iter().any(|w| w == dir) {
+            watches.push(dir.to_path_buf());
+        }
+    }
+
+    /// Folders to start watching (see `ask_watch`).
+    pub fn take_watches(&self) -> Vec<PathBuf> {
+        std::mem::take(&mut *self.inner.watches.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Workspaces to reconcile again because a write of theirs failed outside ingest.

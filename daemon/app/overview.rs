@@ -42,6 +42,9 @@ pub struct WorkspaceOverview {
     pub checkpoint_errors: BTreeMap<String, Vec<Problem>>,
     pub inbox: Files,
     pub approved: Files,
+    /// The advisory locks in force, by path.
+    pub locks: Vec<crate::locks::Lock>,
+    pub owner: Option<super::Ownership>,
 }
 
 /// An audit log's state as `baton audit verify` would report it.
@@ -103,6 +106,7 @@ impl App {
             })
             .collect();
         handoffs.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+        let locks = self.locks_of(&ws);
         let mut newest: BTreeMap<&str, &CheckpointRecord> = BTreeMap::new();
         for c in st.checkpoints.values() {
             let slot = newest.entry(&c.task_id).or_insert(c);
@@ -120,6 +124,8 @@ impl App {
             handoffs,
             inbox,
             approved,
+            locks,
+            owner: self.owner_of(name),
         })
     }
 

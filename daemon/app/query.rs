@@ -72,6 +72,10 @@ pub struct Detail {
     /// The route it is on and why: matched keys, escalations, a circular reassignment.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub routing: Option<super::Routed>,
+    /// The advisory locks in force in the handoff's workspace (`{path, owner, purpose?,
+    /// token, acquired_at, expires_at}`).
+    #[serde(serialize_with = "crate::locks::serialize_shown")]
+    pub locks: Vec<crate::locks::Lock>,
     #[serde(flatten)]
     pub standing: Standing,
     /// Approvals of the current revision and what is still missing.
@@ -147,6 +151,7 @@ impl App {
             return None;
         }
         let ws = self.workspace(&ws_name)?;
+        let locks = self.locks_of(&ws);
         let st = ws.lock();
         let r = st.records.get(key)?;
         let mut checkpoints = st.checkpoints_of(&r.meta.task_id);
@@ -182,6 +187,7 @@ impl App {
             received_at: r.meta.received_at.clone(),
             checkpoint_errors,
             routing: r.meta.route.clone(),
+            locks,
             standing,
             progress,
         })

@@ -104,6 +104,8 @@ impl App {
             sign_offs: Vec::new(),
             review: Default::default(),
         };
+        let paths = super::ingest::artifact_paths(&record.handoff);
+        self.release_handoff_locks(ws, &record.handoff.from_agent, &paths, &key);
         st.records.insert(key.clone(), record);
         st.pending = Some(key.clone());
         self.metrics().received.inc();

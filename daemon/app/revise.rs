@@ -117,6 +117,8 @@ impl App {
             st.pending = Some(key.to_string());
             self.metrics().pending.inc();
         }
+        let paths = super::ingest::artifact_paths(&rec.handoff);
+        self.release_handoff_locks(ws, &rec.handoff.from_agent, &paths, key);
         Ok(())
     }
 }

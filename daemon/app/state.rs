@@ -23,6 +23,10 @@ pub struct Ws {
     pub activity: std::sync::atomic::AtomicU64,
     /// `agent.stalled` was raised and no activity has happened since.
     pub stalled: std::sync::atomic::AtomicBool,
+    /// What the daemon has logged of the workspace's lock table.
+    pub lock_seen: super::LockSeen,
+    /// The approved files' manifest, loaded from the store when first needed.
+    pub approved: super::approved::Approved,
 }
 
 impl Ws {

@@ -3,6 +3,7 @@
 mod admin;
 mod agent;
 mod export;
+mod locks;
 mod mcp;
 mod mcp_view;
 mod search;
@@ -93,6 +94,45 @@ pub enum Command {
         /// Give up after this many seconds (exit 7).
         #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,
+    },
+    /// Take (or renew: the same owner again) an advisory lock on a workspace file. Prints the
+    /// grant as JSON ({path, owner, token, expires_at, ...}); held by another owner: exit 1,
+    /// naming the holder, purpose and expiry. Works with or without a running daemon.
+    Lock {
+        /// The workspace folder (has .baton/)
+        dir: PathBuf,
+        /// The file to lock, relative to the workspace (e.g. inbox/report.md; need not exist)
+        path: String,
+        /// Who holds the lock (an agent's name)
+        #[arg(long)]
+        owner: String,
+        /// Seconds until the lock expires unless renewed (1 to 86400)
+        #[arg(long, value_name = "SECS", default_value_t = baton::locks::DEFAULT_TTL_S)]
+        ttl: u64,
+        /// What the lock is for, shown to whoever is refused
+        #[arg(long, value_name = "TEXT")]
+        purpose: Option<String>,
+    },
+    /// Release a lock you hold (exit 1 if another owner, or a newer grant, holds it).
+    Unlock {
+        /// The workspace folder (has .baton/)
+        dir: PathBuf,
+        /// The locked file, relative to the workspace
+        path: String,
+        /// The lock's owner
+        #[arg(long)]
+        owner: String,
+        /// The fencing token of your grant: refused if the lock was taken over since
+        #[arg(long)]
+        token: Option<u64>,
+    },
+    /// List the locks in force in a workspace.
+    Locks {
+        /// The workspace folder (has .baton/)
+        dir: PathBuf,
+        /// Print a JSON array instead of lines
+        #[arg(long)]
+        json: bool,
     },
     /// Search artifacts, handoffs (every revision), checkpoints and decisions. Reads the index
     /// in data_dir directly: works with the daemon running or not. Exit 1 when nothing matches.
@@ -259,6 +299,20 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Validate { file, kind } => agent::validate(&file, kind.map(Into::into)),
         Command::Submit { dir, file } => submit::submit(&dir, &file),
         Command::Wait { dir, timeout } => agent::wait(&dir, timeout),
+        Command::Lock {
+            dir,
+            path,
+            owner,
+            ttl,
+            purpose,
+        } => locks::lock(&dir, &path, &owner, ttl, purpose),
+        Command::Unlock {
+            dir,
+            path,
+            owner,
+            token,
+        } => locks::unlock(&dir, &path, &owner, token),
+        Command::Locks { dir, json } => locks::list(&dir, json),
         Command::Schema { kind } => admin::schema(kind),
         Command::Mcp { config } => mcp::mcp(config.as_deref()),
         Command::Export {

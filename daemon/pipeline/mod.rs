@@ -11,7 +11,7 @@ mod work;
 use crate::app::App;
 use crate::scan;
 use crate::watch::{Signal, Watch};
-use crate::workspace::{CHECKPOINTS_DIR, HANDOFF_FILES};
+use crate::workspace::{APPROVED_DIR, BATON_DIR, CHECKPOINTS_DIR, HANDOFF_FILES};
 use pool::Pool;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,6 +32,11 @@ const RETRY_MAX: Duration = Duration::from_secs(60);
 /// Workers. Ingest waits on fsyncs far more than it computes, so there are more workers than
 /// cores: a workspace whose syncs are slow holds one of them, and the others go on.
 const WORKERS: usize = 16;
+/// How long a change under `approved/` waits for the rest of its burst: tampering is undone at
+/// once, not after the settle window (the bytes written do not matter, they are replaced).
+const APPROVED_WAIT: Duration = Duration::from_millis(5);
+/// How often workspaces another daemon serves are tried again.
+const TAKEOVER: Duration = Duration::from_secs(2);
 
 /// Something to do for a workspace (or a folder that may become one).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -46,6 +51,14 @@ enum Item {
     Discover(PathBuf),
     /// List the roots for new workspaces and refresh the tamper alerts (a rescan).
     Roots,
+    /// Something changed under the workspace's `approved/`: check it against the manifest.
+    Approved(PathBuf),
+    /// The workspace's `approved/` was just made: watch it, then check it.
+    WatchApproved(PathBuf),
+    /// The workspace's lock table changed: log its new changes.
+    Locks(PathBuf),
+    /// The workspace's `.baton/locks/` is in use: watch it, then log.
+    WatchLocks(PathBuf),
 }
 
 impl Item {
@@ -56,7 +69,11 @@ impl Item {
             | Item::Checkpoint(root, _)
             | Item::Checkpoints(root)
             | Item::CatchUp(root)
-            | Item::Discover(root) => root.clone(),
+            | Item::Discover(root)
+            | Item::Approved(root)
+            | Item::WatchApproved(root)
+            | Item::Locks(root)
+            | Item::WatchLocks(root) => root.clone(),
             Item::Roots => PathBuf::new(),
         }
     }
@@ -133,6 +150,10 @@ impl Pipeline {
             self.watches.add(root);
         }
         self.startup_scan();
+        // Approved work changed while no daemon ran is restored now, not at the first reconcile.
+        for ws in self.app.workspaces() {
+            self.dispatch(Item::Approved(ws.ws.root.clone()), Instant::now(), false);
+        }
         // Ready once the files found young at start-up have settled and been processed too
         // (bounded, in case writers never pause).
         let mut ready_by = Some(Instant::now() + 2 * self.app.config().settle);
@@ -143,6 +164,7 @@ impl Pipeline {
         let reconcile = self.app.config().reconcile;
         let mut next_reconcile = Instant::now() + reconcile;
         let mut next_repairs = Instant::now();
+        let mut next_takeover = Instant::now() + TAKEOVER;
         while !self.shutdown.is_cancelled() {
             let now = Instant::now();
             let due = self.settling.values().map(|(d, _)| *d).min();
@@ -176,7 +198,19 @@ impl Pipeline {
                 for root in self.app.take_repairs() {
                     self.arm(Item::Handoff(root), Duration::ZERO);
                 }
+                for dir in self.app.take_watches() {
+                    if let Some(item) = watch_item(&dir) {
+                        self.dispatch(item, now, false);
+                    }
+                }
                 next_repairs = Instant::now() + Duration::from_secs(1);
+            }
+            if Instant::now() >= next_takeover {
+                // Workspaces another daemon served: adopted once its owner lock is free.
+                for ws in self.app.waiting_workspaces() {
+                    self.dispatch(Item::Discover(ws.root), Instant::now(), false);
+                }
+                next_takeover = Instant::now() + TAKEOVER;
             }
             if Instant::now() >= next_reconcile {
                 self.rescan("periodic reconcile");
@@ -231,7 +265,9 @@ impl Pipeline {
             let Some(item) = self.classify(&path) else {
                 continue;
             };
-            if renamed && matches!(item, Item::Handoff(_) | Item::Checkpoint(..)) {
+            if matches!(item, Item::Approved(_) | Item::Locks(_)) {
+                self.arm(item, APPROVED_WAIT);
+            } else if renamed && matches!(item, Item::Handoff(_) | Item::Checkpoint(..)) {
                 self.settling.remove(&item);
                 // One rename arrives as several events (to, both): act once per batch.
                 if !self.renamed.iter().any(|(i, _)| *i == item) {
@@ -263,6 +299,18 @@ impl Pipeline {
     fn classify(&self, path: &Path) -> Option<Item> {
         let parent = path.parent()?;
         let name = path.file_name()?.to_str()?;
+        if name == crate::locks::TABLE_FILE
+            && parent.file_name()? == crate::locks::LOCKS_DIR
+            && parent.parent()?.file_name()? == BATON_DIR
+        {
+            let ws = self.app.workspace_at(parent.parent()?.parent()?)?;
+            return Some(Item::Locks(ws.ws.root.clone()));
+        }
+        if let Some(root) = self.approved_root(path) {
+            // The daemon's own temp files come and go while it restores; the rename that
+            // puts one in place is an event of the final name.
+            return (!name.starts_with(".baton-tmp-")).then_some(Item::Approved(root));
+        }
         if name.starts_with('.') {
             return None;
         }
@@ -282,6 +330,15 @@ impl Pipeline {
             return Some(Item::Discover(path.to_path_buf()));
         }
         None
+    }
+
+    /// The workspace whose `approved/` holds `path` (or is it), if any.
+    fn approved_root(&self, path: &Path) -> Option<PathBuf> {
+        let at = path
+            .ancestors()
+            .find(|a| a.file_name().is_some_and(|n| n == APPROVED_DIR))?;
+        let ws = self.app.workspace_at(at.parent()?)?;
+        Some(ws.ws.root.clone())
     }
 
     fn arm(&mut self, item: Item, wait: Duration) {
@@ -325,4 +382,17 @@ impl Pipeline {
             renamed,
         });
     }
+}
+
+/// The job that starts watching `dir`, a folder the app asked to have watched: a workspace's
+/// `approved/` or `.baton/locks/`.
+fn watch_item(dir: &Path) -> Option<Item> {
+    let parent = dir.parent()?;
+    if dir.file_name()? == APPROVED_DIR {
+        return Some(Item::WatchApproved(parent.to_path_buf()));
+    }
+    if dir.file_name()? == crate::locks::LOCKS_DIR && parent.file_name()? == BATON_DIR {
+        return Some(Item::WatchLocks(parent.parent()?.to_path_buf()));
+    }
+    None
 }

@@ -28,10 +28,20 @@ impl Watches {
         }
         self.add(&ws.root);
         self.add(&ws.checkpoints_dir());
+        self.tree(&ws.root.join(workspace::APPROVED_DIR));
+    }
+
+    /// Watches the folder `dir` and everything under it (`approved/`), if it is a real folder.
+    pub fn tree(&self, dir: &Path) {
+        self.watch_dir(dir, true);
     }
 
     /// Watches the folder `dir` (not its sub-folders), if it is a real folder.
     pub fn add(&self, dir: &Path) {
+        self.watch_dir(dir, false);
+    }
+
+    fn watch_dir(&self, dir: &Path, recursive: bool) {
         // A real folder only: a checkpoints/ that is a symlink would be watched through the
         // link, and another folder's file names would reach this workspace.
         if !std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir()) {
@@ -42,7 +52,7 @@ impl Watches {
             .watch
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .add(dir, false, polled);
+            .add(dir, recursive, polled);
         if let Err(e) = added {
             self.app.metrics().error("watch");
             tracing::error!(dir = %dir.display(), error = %e, "cannot watch; the periodic reconcile still covers it");

@@ -97,6 +97,32 @@ impl Worker {
                 if let Some(ws) = self.app.workspace_at(root) {
                     let wait = scan::catch_up(&self.app, &ws);
                     self.young_handoff(root, wait);
+                    // The reconcile also checks approved work and the agent_group modes.
+                    self.app.check_approved(&ws);
+                    self.app.check_modes(&ws, false);
+                }
+            }
+            Item::Approved(root) => {
+                if let Some(ws) = self.app.workspace_at(root) {
+                    self.app.check_approved(&ws);
+                }
+            }
+            Item::Locks(root) => {
+                if let Some(ws) = self.app.workspace_at(root) {
+                    self.app.sync_locks(&ws);
+                }
+            }
+            Item::WatchLocks(root) => {
+                if let Some(ws) = self.app.workspace_at(root) {
+                    self.watches
+                        .add(&ws.ws.baton_dir().join(crate::locks::LOCKS_DIR));
+                    self.app.sync_locks(&ws);
+                }
+            }
+            Item::WatchApproved(root) => {
+                if let Some(ws) = self.app.workspace_at(root) {
+                    self.watches.tree(&ws.ws.root.join(workspace::APPROVED_DIR));
+                    self.app.check_approved(&ws);
                 }
             }
             Item::Discover(dir) => self.discover(dir),

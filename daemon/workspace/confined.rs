@@ -29,9 +29,20 @@ use std::path::{Component, Path, PathBuf};
 /// file in the target folder, fsync, rename over the target, fsync the folder. Missing folders
 /// are made.
 pub(super) fn write(root: &Path, rel: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
+    write_mode(root, rel, bytes, durable, 0o644)
+}
+
+/// `write` with the file's permission bits (e.g. 0o444 for approved work).
+pub(super) fn write_mode(
+    root: &Path,
+    rel: &Path,
+    bytes: &[u8],
+    durable: bool,
+    mode: u32,
+) -> io::Result<()> {
     let (dirs, name) = split(rel)?;
     let dir = walk(root, &dirs, Some(durable))?;
-    let tmp = write_temp(&dir, bytes, durable)?;
+    let tmp = write_temp(&dir, bytes, durable, mode)?;
     // Renaming within one folder handle: the target cannot have moved elsewhere meanwhile.
     // A symlink at the target name is replaced, not followed.
     if let Err(e) = dir.rename(&tmp, &dir, name) {
@@ -311,7 +322,7 @@ fn make_folder(parent: Dir, name: &OsStr, at: &Path, durable: bool) -> io::Resul
 
 /// Creates a fresh `.baton-tmp-<random>` file in `dir` holding `bytes` (synced if `durable`);
 /// its name.
-fn write_temp(dir: &Dir, bytes: &[u8], durable: bool) -> io::Result<String> {
+fn write_temp(dir: &Dir, bytes: &[u8], durable: bool, mode: u32) -> io::Result<String> {
     let mut options = OpenOptions::new();
     options.write(true).create_new(true).mode(0o644);
     let mut tries = 0;
@@ -324,16 +335,17 @@ fn write_temp(dir: &Dir, bytes: &[u8], durable: bool) -> io::Result<String> {
             Err(e) => return Err(e),
         }
     };
-    if let Err(e) = fill(file, bytes, durable) {
+    if let Err(e) = fill(file, bytes, durable, mode) {
         let _ = dir.remove_file(&name);
         return Err(e);
     }
     Ok(name)
 }
 
-fn fill(mut file: File, bytes: &[u8], durable: bool) -> io::Result<()> {
-    // Explicit, so the umask cannot make daemon files unreadable to agents.
-    file.set_permissions(Permissions::from_mode(0o644))?;
+fn fill(mut file: File, bytes: &[u8], durable: bool, mode: u32) -> io::Result<()> {
+    // Explicit, so the umask cannot make daemon files unreadable to agents. Writing through
+    // the open handle still works once the bits say read-only.
+    file.set_permissions(Permissions::from_mode(mode))?;
     file.write_all(bytes)?;
     if durable {
         fsync::all(&file, Kind::Workspace)?;

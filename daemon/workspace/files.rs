@@ -98,7 +98,7 @@ pub fn create_dirs(dir: &Path, kind: Kind) -> io::Result<()> {
 }
 
 /// sha256 (hex) of an open file, which must be a regular file (it was opened non-blocking).
-pub(super) fn sha256_open_file(mut file: File) -> io::Result<String> {
+pub fn sha256_open_file(mut file: File) -> io::Result<String> {
     use sha2::{Digest, Sha256};
     if !file.metadata()?.is_file() {
         return Err(io::Error::new(

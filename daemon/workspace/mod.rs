@@ -10,12 +10,13 @@ mod fsinfo;
 pub mod fsync;
 mod handoff_file;
 mod inventory;
+pub mod modes;
 mod paths;
 
 pub use artifacts::{artifact_problems, artifact_problems_with};
 pub use browse::Entry;
 pub use confined::{ForeignFile, Identity};
-pub use files::{create_dirs, read_limited, write_atomic, ReadError};
+pub use files::{create_dirs, read_limited, sha256_open_file, write_atomic, ReadError};
 pub use fsinfo::is_network_fs;
 pub use handoff_file::{handoff_file, HandoffFile, HANDOFF_FILES};
 pub use inventory::FileStat;
@@ -92,6 +93,11 @@ impl Workspace {
     /// folder), making missing folders. A symlink on the way is refused.
     pub fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         confined::write(&self.root, self.relative(path)?, bytes, true)
+    }
+
+    /// `write` of a read-only file (mode 0444): approved work, which nobody is to change.
+    pub fn write_readonly(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        confined::write_mode(&self.root, self.relative(path)?, bytes, true, 0o444)
     }
 
     /// `write` without the fsyncs: atomic (readers see the old file or the new one) but not

@@ -29,6 +29,16 @@ struct HandoffPage {
     next: Option<String>,
     /// What earlier revisions were answered (after `changes_requested`), oldest first.
     earlier: Vec<(u32, crate::contract::Decision)>,
+    /// The workspace's locks, as `locks.html` names them.
+    locks: Vec<crate::locks::Lock>,
+}
+
+impl HandoffPage {
+    /// The lock in force on the artifact `path`, if any (someone may be editing it).
+    fn lock_on(&self, path: &str) -> Option<&crate::locks::Lock> {
+        let path = crate::locks::normalize(path).ok()?;
+        self.locks.iter().find(|l| l.path == path)
+    }
 }
 
 /// A handoff.json that was refused: what is wrong, where, so the agent's author can fix it.
@@ -93,6 +103,7 @@ async fn build(
                 .find(|i| i.decision.handoff_key == key);
             return invalid.map(Err);
         };
+        let locks = detail.locks.clone();
         let pending = app.list_all_shared(&actor);
         let next = pending
             .iter()
@@ -108,10 +119,10 @@ async fn build(
             .map(|t| t.svg())
             .unwrap_or_default();
         let earlier = app.earlier_answers(&key, &actor);
-        Some(Ok((h, s, next, earlier)))
+        Some(Ok((h, s, next, earlier, locks)))
     })
     .await;
-    let (h, sections, next, earlier) = match built {
+    let (h, sections, next, earlier, locks) = match built {
         Ok(Some(Ok(page))) => page,
         Ok(Some(Err(invalid))) => return render(&InvalidPage::new(chrome, invalid)),
         _ => return not_found(""),
@@ -130,6 +141,7 @@ async fn build(
         draft,
         next,
         earlier,
+        locks,
     };
     (status, render(&page)).into_response()
 }

@@ -40,6 +40,7 @@ pub fn routes() -> Routes {
             preview::page,
         )
         .at(Method::GET, "/w/{workspace}", workspace::page)
+        .at(Method::POST, "/w/{workspace}/owner", workspace::set_owner)
         .at(Method::GET, "/events", events::page)
         .at(Method::GET, "/search", search::page)
         .at(Method::GET, "/deliveries", deliveries::page)

@@ -16,6 +16,8 @@ use time::OffsetDateTime;
 struct WorkspacePage {
     chrome: Chrome,
     w: WorkspaceOverview,
+    /// The workspace's locks, as `locks.html` names them.
+    locks: Vec<crate::locks::Lock>,
     now: OffsetDateTime,
 }
 
@@ -30,6 +32,12 @@ impl WorkspacePage {
             b if b < 1024 * 1024 => format!("{:.1} KiB", b as f64 / 1024.0),
             b => format!("{:.1} MiB", b as f64 / (1024.0 * 1024.0)),
         }
+    }
+
+    /// The lock in force on the file `path` of the folder listed as `label` (`inbox/`).
+    fn lock_on(&self, label: &str, path: &str) -> Option<&crate::locks::Lock> {
+        let full = format!("{label}{path}");
+        self.locks.iter().find(|l| l.path == full)
     }
 
     fn folders(&self) -> [(&'static str, &Files); 2] {
@@ -57,7 +65,32 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Path(name): Path<St
     };
     render(&WorkspacePage {
         chrome: Chrome::new(&s, "queue"),
+        locks: w.locks.clone(),
         w,
         now: OffsetDateTime::now_utc(),
     })
+}
+
+/// `POST /w/{workspace}/owner` (form fields `owner`, empty to take it oneself, and `csrf`);
+/// answers 303 back to the page, or the page with the refusal.
+pub async fn set_owner(
+    State(app): State<App>,
+    Viewer(s): Viewer,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let form = super::forms::Form::parse(&body);
+    if !form.csrf_ok(&s) {
+        return super::forms::csrf_refused();
+    }
+    let to = form.text("owner");
+    let (app2, actor, n) = (app.clone(), s.actor.clone(), name.clone());
+    let result =
+        tokio::task::spawn_blocking(move || app2.set_owner(&n, to.as_deref(), &actor)).await;
+    let back = format!("/w/{}", super::handoff::urlencode(&name));
+    match result {
+        Ok(Ok(_)) => axum::response::Redirect::to(&back).into_response(),
+        Ok(Err(e)) => (StatusCode::CONFLICT, e.to_string()).into_response(),
+        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
+    }
 }

@@ -1,0 +1,273 @@
+//! Locks as the daemon serves them: the API's lock, unlock and list (one code path with the
+//! CLI: both change the table through `crate::locks`), and the audit events of every change
+//! to a workspace's lock table, whoever made it. The table's journal is read after each change
+//! the daemon makes and, for changes made by `baton lock` in other processes, when the table
+//! file changes (watched, and checked every second); locks are expired as their time comes.
+//!
+//! The table is in the workspace, so anyone with write access there can edit it: the events
+//! say what the table says, which is all an advisory lock can promise. What the daemon has
+//! logged (the table's id and last journal number) is kept in the store, so a restart logs
+//! only what is new.
+
+use super::{App, Ws};
+use crate::auth::Actor;
+use crate::events::{Event, EventType};
+use crate::locks::{self, Change, Entry, Grant, Lock, LockError, Release, Request};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::path::Path;
+use std::sync::Mutex;
+
+const SEEN: &str = "locks-seen.json";
+
+/// What the daemon has logged of a workspace's lock table.
+#[derive(Debug, Default)]
+pub struct LockSeen {
+    state: Mutex<Seen>,
+}
+
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+struct Seen {
+    table_id: String,
+    seq: u64,
+    /// The table file as last read (inode, length, mtime ns): changed means read again.
+    #[serde(skip)]
+    stamp: Option<(u64, u64, i128)>,
+    /// The earliest expiry among the locks in force (Unix ms).
+    #[serde(skip)]
+    next_expiry: Option<i64>,
+    #[serde(skip)]
+    loaded: bool,
+    /// The ingest thread was asked to watch `.baton/locks/`.
+    #[serde(skip)]
+    watched: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockApiError {
+    #[error("no workspace named \"{0}\"")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error(transparent)]
+    Lock(#[from] LockError),
+}
+
+impl App {
+    /// The locks in force in workspace `name`.
+    pub fn locks(&self, name: &str, actor: &Actor) -> Result<Vec<Lock>, LockApiError> {
+        let ws = self.visible_ws(name, actor)?;
+        Ok(locks::list(&ws.ws)?)
+    }
+
+    /// The locks in force in a workspace the caller already holds (pages, detail).
+    pub fn locks_of(&self, ws: &Ws) -> Vec<Lock> {
+        locks::list(&ws.ws).unwrap_or_else(|e| {
+            tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot read the lock table");
+            Vec::new()
+        })
+    }
+
+    /// Takes or renews a lock for `actor`, whose name the owner must be (or begin with
+    /// `NAME/`, for one agent's several workers); an admin may name anyone.
+    pub fn lock(&self, name: &str, req: Request, actor: &Actor) -> Result<Grant, LockApiError> {
+        let ws = self.visible_ws(name, actor)?;
+        may_act_as(actor, &req.owner)?;
+        let grant = locks::acquire(&ws.ws, &req);
+        self.sync_locks(&ws);
+        Ok(grant?)
+    }
+
+    /// Releases a lock: its owner (with the current token, if given), or an admin (recorded).
+    pub fn unlock(
+        &self,
+        name: &str,
+        path: &str,
+        owner: &str,
+        token: Option<u64>,
+        actor: &Actor,
+    ) -> Result<Lock, LockApiError> {
+        let ws = self.visible_ws(name, actor)?;
+        let admin = match actor {
+            Actor::Reviewer { name, roles } if roles.iter().any(|r| r == "admin") => {
+                Some(name.clone())
+            }
+            _ => {
+                may_act_as(actor, owner)?;
+                None
+            }
+        };
+        let rel = Release {
+            path: path.to_string(),
+            owner: owner.to_string(),
+            token,
+            admin,
+            reason: None,
+        };
+        let released = locks::release(&ws.ws, &rel);
+        self.sync_locks(&ws);
+        Ok(released?)
+    }
+
+    /// A handoff from `from_agent` naming `paths` was received: the sender's locks on them
+    /// are released (`release_locks_on_handoff`), since the work is handed on.
+    pub(super) fn release_handoff_locks(
+        &self,
+        ws: &Ws,
+        from_agent: &str,
+        paths: &[String],
+        key: &str,
+    ) {
+        if !self.config().release_locks_on_handoff || paths.is_empty() {
+            return;
+        }
+        let reason = format!("handoff {key} received");
+        match locks::release_owned(&ws.ws, from_agent, paths, &reason) {
+            Ok(gone) if gone.is_empty() => {}
+            Ok(_) => self.sync_locks(ws),
+            Err(e) => {
+                tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot release the sender's locks")
+            }
+        }
+    }
+
+    /// Every second: reads the lock tables that changed and expires locks whose time came.
+    pub fn check_locks(&self) {
+        let now = locks::now_ms();
+        for ws in self.workspaces() {
+            let (stamp, loaded, due) = {
+                let seen = ws.lock_seen.state.lock().unwrap_or_else(|e| e.into_inner());
+                let due = seen.next_expiry.is_some_and(|t| t <= now);
+                (seen.stamp, seen.loaded, due)
+            };
+            // Only a table with locks in it is swept: a workspace without locks is never
+            // written to (not even the guard file).
+            if due {
+                if let Err(e) = locks::sweep(&ws.ws) {
+                    tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot expire locks");
+                }
+            }
+            if due || !loaded || stamp_of(&locks::table_path(&ws.ws)) != stamp {
+                self.sync_locks(&ws);
+            }
+        }
+    }
+
+    /// Logs the table's journal entries not logged yet.
+    pub fn sync_locks(&self, ws: &Ws) {
+        let mut seen = ws.lock_seen.state.lock().unwrap_or_else(|e| e.into_inner());
+        if !seen.loaded {
+            *seen = read_seen(ws);
+        }
+        let path = locks::table_path(&ws.ws);
+        let stamp = stamp_of(&path);
+        let table = match locks::read(&ws.ws) {
+            Ok(Some(t)) => t,
+            Ok(None) => return,
+            Err(e) => {
+                // Said once per version of the file, not every second.
+                if seen.stamp != stamp {
+                    tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot read the lock table");
+                }
+                seen.stamp = stamp;
+                return;
+            }
+        };
+        if !seen.watched {
+            // Changes by `baton lock` are then logged within milliseconds, not a second.
+            self.ask_watch(&ws.ws.baton_dir().join(locks::LOCKS_DIR));
+            seen.watched = true;
+        }
+        let same = table.id == seen.table_id;
+        let mut fresh: Vec<&Entry> = table
+            .journal
+            .iter()
+            .filter(|e| !same || e.seq > seen.seq)
+            .collect();
+        // baton never keeps more; a table written by hand with more is logged by its end.
+        let over = fresh.len().saturating_sub(locks::JOURNAL_MAX);
+        fresh.drain(..over);
+        if let Some(first) = fresh.first().filter(|f| same && f.seq > seen.seq + 1) {
+            tracing::warn!(workspace = %ws.ws.name, missed = first.seq - seen.seq - 1,
+                "lock changes fell out of the table's journal before the daemon read them");
+        }
+        let events: Vec<Event> = fresh.iter().map(|e| event_of(&ws.ws.name, e)).collect();
+        if !events.is_empty() && self.emit_all(ws, events).is_err() {
+            // Not logged: the journal still has them; the next check tries again.
+            return;
+        }
+        seen.table_id = table.id.clone();
+        seen.seq = table.seq;
+        seen.stamp = stamp;
+        seen.next_expiry = table.locks.iter().map(|l| l.expires_ms).min();
+        let bytes = serde_json::to_vec(&*seen).expect("always serializes");
+        if let Err(e) = ws.store.write(Path::new(SEEN), &bytes) {
+            tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot record the lock changes logged; a restart may log them again");
+        }
+    }
+
+    fn visible_ws(&self, name: &str, actor: &Actor) -> Result<std::sync::Arc<Ws>, LockApiError> {
+        match self.workspace(name) {
+            Some(ws) if actor.can_see(name) => Ok(ws),
+            _ => Err(LockApiError::NotFound(name.to_string())),
+        }
+    }
+}
+
+fn read_seen(ws: &Ws) -> Seen {
+    let stored = ws.store.read(Path::new(SEEN)).ok().flatten();
+    let mut seen: Seen = stored
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default();
+    seen.loaded = true;
+    seen
+}
+
+fn stamp_of(path: &Path) -> Option<(u64, u64, i128)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some((
+        m.ino(),
+        m.len(),
+        m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+    ))
+}
+
+/// Whether `owner` names the caller: its own name, or its name followed by `/` and a worker's.
+pub(super) fn acts_as(actor: &Actor, owner: &str) -> bool {
+    let name = match actor {
+        Actor::Reviewer { name, .. } | Actor::Agent { name, .. } => name,
+    };
+    owner == name
+        || owner
+            .strip_prefix(name.as_str())
+            .is_some_and(|r| r.starts_with('/'))
+}
+
+/// An owner name the caller may use: its own (see `acts_as`), or any for an admin.
+fn may_act_as(actor: &Actor, owner: &str) -> Result<(), LockApiError> {
+    let (name, admin) = match actor {
+        Actor::Reviewer { name, roles } => (name, roles.iter().any(|r| r == "admin")),
+        Actor::Agent { name, .. } => (name, false),
+    };
+    match acts_as(actor, owner) || admin {
+        true => Ok(()),
+        false => Err(LockApiError::Forbidden(format!(
+            "{name} may take and release locks only as \"{name}\" or \"{name}/WORKER\", not as \"{owner}\""
+        ))),
+    }
+}
+
+fn event_of(workspace: &str, e: &Entry) -> Event {
+    let kind = match e.change {
+        Change::Acquired => EventType::LockAcquired,
+        Change::Released => EventType::LockReleased,
+        Change::Expired => EventType::LockExpired,
+    };
+    let data = json!({
+        "path": e.path, "owner": e.owner, "token": e.token, "purpose": e.purpose,
+        "expires_at": e.expires_at, "renewed": e.renewed.then_some(true), "by": e.by,
+        "reason": e.reason, "happened_at": e.at, "seq": e.seq,
+    });
+    Event::new(kind, workspace, None, data)
+}

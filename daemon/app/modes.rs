@@ -1,0 +1,23 @@
+//! `agent_group`: the workspace's modes set when it is adopted, checked and set again at each
+//! reconcile, drift reported (see `crate::workspace::modes`).
+
+use super::{App, Ws};
+
+impl App {
+    /// Sets the modes of `ws` for `agent_group`; `adopted`: first time (no drift to report).
+    pub fn check_modes(&self, ws: &Ws, adopted: bool) {
+        let Some((group, gid)) = &self.config().agent_group else {
+            return;
+        };
+        let drift = crate::workspace::modes::apply(&ws.ws, *gid);
+        if drift.is_empty() {
+            return;
+        }
+        if adopted {
+            tracing::info!(workspace = %ws.ws.name, group, changes = %drift.join("; "), "modes set for agent_group");
+        } else {
+            self.metrics().error("mode_drift");
+            tracing::warn!(workspace = %ws.ws.name, group, drift = %drift.join("; "), "workspace modes had drifted from agent_group; set again");
+        }
+    }
+}

@@ -1,0 +1,177 @@
+//! Promotion and protection of approved work: an approval copies the handoff's artifacts to
+//! `approved/`, read-only, with a manifest and content-addressed copies in data_dir; any
+//! change there (edit, delete, replace, chmod, a planted file) is restored, recorded as
+//! `approved.tampered` and notified.
+
+use crate::notify::Receiver;
+use crate::util::{self, TestEnv};
+use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+const REPORT: &[u8] = b"# Report\n\nAll green.\n";
+const DATA: &[u8] = b"\x00\x01binary\xff";
+
+fn approved_events(ws: &Path, kind: &str) -> Vec<Value> {
+    util::events(ws)
+        .into_iter()
+        .filter(|e| e["type"] == kind)
+        .collect()
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// A workspace with handoff `id` naming two artifacts, approved.
+fn approved_handoff(
+    env: &mut TestEnv,
+    receiver: Option<&Receiver>,
+) -> (util::Daemon, std::path::PathBuf) {
+    if let Some(r) = receiver {
+        let hook = format!(
+            "[[webhooks]]\nname = \"ops\"\nurl = \"{}\"\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nevents = [\"approved.*\"]\nallow_private = true\n",
+            r.url()
+        );
+        let config = std::fs::read_to_string(env.config_path()).unwrap();
+        std::fs::write(env.config_path(), format!("{config}{hook}")).unwrap();
+    }
+    let ws = env.ws("alpha");
+    std::fs::create_dir_all(ws.join("inbox/sub")).unwrap();
+    std::fs::write(ws.join("inbox/report.md"), REPORT).unwrap();
+    std::fs::write(ws.join("inbox/sub/data.bin"), DATA).unwrap();
+    let d = env.start();
+    let mut h = util::handoff("promote-1");
+    h["artifacts"] = json!([{ "path": "inbox/report.md" }, { "path": "inbox/sub/data.bin" }]);
+    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
+    d.wait_until("the handoff is pending", || {
+        d.get("/api/v1/handoffs/promote-1").0 == 200
+    });
+    assert_eq!(d.decide("promote-1", "approved", "ship it").0, 200);
+    (d, ws)
+}
+
+#[test]
+fn an_approval_promotes_the_artifacts_read_only_with_a_manifest_and_copies() {
+    let mut env = TestEnv::new();
+    let (_d, ws) = approved_handoff(&mut env, None);
+    assert_eq!(
+        std::fs::read(ws.join("approved/report.md")).unwrap(),
+        REPORT
+    );
+    assert_eq!(
+        std::fs::read(ws.join("approved/sub/data.bin")).unwrap(),
+        DATA
+    );
+    assert_eq!(mode(&ws.join("approved/report.md")), 0o444);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(ws.join(".baton/approved.json")).unwrap()).unwrap();
+    let sha = baton::contract::validate::sha256_hex(REPORT);
+    assert_eq!(manifest["approved/report.md"]["sha256"], sha);
+    assert_eq!(manifest["approved/report.md"]["key"], "promote-1");
+    assert_eq!(manifest["approved/report.md"]["by"], "admin");
+    let blob = env.root().join("data/blobs").join(&sha[..2]).join(&sha);
+    assert_eq!(std::fs::read(blob).unwrap(), REPORT);
+    let promoted = approved_events(&ws, "approved.promoted");
+    assert_eq!(promoted.len(), 1);
+    assert_eq!(promoted[0]["key"], "promote-1");
+    assert_eq!(promoted[0]["data"]["files"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn a_rejection_promotes_nothing() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    std::fs::write(ws.join("inbox/report.md"), REPORT).unwrap();
+    let d = env.start();
+    let mut h = util::handoff("nope-1");
+    h["artifacts"] = json!([{ "path": "inbox/report.md" }]);
+    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
+    d.wait_until("the handoff is pending", || {
+        d.get("/api/v1/handoffs/nope-1").0 == 200
+    });
+    assert_eq!(d.decide("nope-1", "rejected", "no").0, 200);
+    assert!(!ws.join("approved/report.md").exists());
+}
+
+/// Waits until `approved/` is as promoted again and an `approved.tampered` event names
+/// `change` on `path`.
+fn assert_restored(d: &util::Daemon, ws: &Path, path: &str, change: &str) {
+    d.wait_until(
+        &format!("{change} of {path} is restored and recorded"),
+        || {
+            let restored = std::fs::read(ws.join("approved/report.md")).ok().as_deref()
+                == Some(REPORT)
+                && std::fs::symlink_metadata(ws.join("approved/report.md"))
+                    .is_ok_and(|m| m.is_file())
+                && mode(&ws.join("approved/report.md")) == 0o444
+                && std::fs::read(ws.join("approved/sub/data.bin"))
+                    .ok()
+                    .as_deref()
+                    == Some(DATA)
+                && !ws.join("approved/planted.sh").exists();
+            let recorded =
+                approved_events(ws, "approved.tampered").iter().any(|e| {
+                    e["data"]["changes"].as_array().unwrap().iter().any(|c| {
+                        c["path"] == path && c["change"] == change && c["restored"] == true
+                    })
+                });
+            restored && recorded
+        },
+    );
+}
+
+#[test]
+fn tampering_in_each_way_is_restored_recorded_and_notified() {
+    let mut env = TestEnv::new();
+    let receiver = Receiver::start(env.root(), 0, &[]);
+    let (d, ws) = approved_handoff(&mut env, Some(&receiver));
+    let report = ws.join("approved/report.md");
+    // The watch on the new approved/ starts within a second of the promotion.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+
+    std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&report, b"# Report\n\nAll red.\n").unwrap();
+    assert_restored(&d, &ws, "approved/report.md", "edited");
+
+    std::fs::remove_file(ws.join("approved/sub/data.bin")).unwrap();
+    assert_restored(&d, &ws, "approved/sub/data.bin", "deleted");
+
+    std::fs::remove_file(&report).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", &report).unwrap();
+    assert_restored(&d, &ws, "approved/report.md", "replaced");
+
+    std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert_restored(&d, &ws, "approved/report.md", "mode_changed");
+
+    std::fs::write(ws.join("approved/planted.sh"), b"rm -rf /").unwrap();
+    assert_restored(&d, &ws, "approved/planted.sh", "planted");
+
+    std::fs::remove_file(&report).unwrap();
+    std::fs::create_dir(&report).unwrap();
+    assert_restored(&d, &ws, "approved/report.md", "replaced");
+
+    d.wait_until("approved.tampered is notified to the webhook", || {
+        receiver
+            .requests()
+            .iter()
+            .any(|r| r.to_string().contains("approved.tampered"))
+    });
+    d.assert_alive();
+}
+
+#[test]
+fn approved_work_changed_while_the_daemon_was_down_is_restored_at_start() {
+    let mut env = TestEnv::new();
+    let (d, ws) = approved_handoff(&mut env, None);
+    d.stop();
+    let report = ws.join("approved/report.md");
+    std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&report, b"# Report\n\nEdited offline.\n").unwrap();
+    let d = env.start();
+    assert_restored(&d, &ws, "approved/report.md", "edited");
+}

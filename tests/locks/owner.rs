@@ -1,0 +1,91 @@
+//! One daemon per workspace: a second daemon on a served workspace skips it, naming the
+//! first, serves the rest, and takes the workspace over once the first one stops.
+
+use crate::util::{self, TestEnv};
+use std::path::Path;
+
+/// Points `env`'s configuration at these workspace folders instead of its own root.
+fn serve_folders(env: &TestEnv, folders: &[&Path]) {
+    let list: Vec<String> = folders
+        .iter()
+        .map(|f| format!("{:?}", f.display().to_string()))
+        .collect();
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    let text = text.replace(
+        "workspaces = [\"ws\"]",
+        &format!("workspaces = [{}]", list.join(", ")),
+    );
+    std::fs::write(env.config_path(), text).unwrap();
+}
+
+fn received(d: &util::Daemon, key: &str) -> bool {
+    d.get(&format!("/api/v1/handoffs/{key}")).0 == 200
+}
+
+#[test]
+fn a_second_daemon_skips_a_served_workspace_and_takes_it_over_when_the_first_stops() {
+    let mut first_env = TestEnv::new();
+    let shared = first_env.ws("alpha");
+    let mut second_env = TestEnv::new();
+    let own = second_env.init("beta");
+    serve_folders(&second_env, &[&shared, &own]);
+    let first = first_env.start();
+    let owner = std::fs::read_to_string(shared.join(".baton/owner.lock")).unwrap();
+    assert!(
+        owner.contains(&format!("\"pid\": {}", first.pid())),
+        "{owner}"
+    );
+
+    let second = second_env.start();
+    assert_eq!(
+        second.health()["workspaces"],
+        1,
+        "the second daemon serves only its own"
+    );
+    assert_eq!(second.health()["served_elsewhere"], 1);
+    let log = daemon_logs(second_env.root());
+    assert!(
+        log.contains("workspace skipped") && log.contains(&format!("pid {}", first.pid())),
+        "the warning does not name the holder: {log}"
+    );
+    util::write_atomic(
+        &shared.join("handoff.json"),
+        &util::bytes(&util::handoff("one-1")),
+    );
+    first.wait_until("the first daemon receives it", || received(&first, "one-1"));
+    assert!(!received(&second, "one-1"));
+    assert!(
+        util::event_types(&shared)
+            .iter()
+            .filter(|t| *t == "handoff.received")
+            .count()
+            == 1
+    );
+
+    first.stop();
+    second.wait_until("the second daemon takes the workspace over", || {
+        second.health()["workspaces"] == 2
+    });
+    assert!(second.health().get("served_elsewhere").is_none());
+    let owner = std::fs::read_to_string(shared.join(".baton/owner.lock")).unwrap();
+    assert!(
+        owner.contains(&format!("\"pid\": {}", second.pid())),
+        "{owner}"
+    );
+    util::write_atomic(
+        &shared.join("handoff.json"),
+        &util::bytes(&util::handoff("two-2")),
+    );
+    second.wait_until("the second daemon receives the next one", || {
+        received(&second, "two-2")
+    });
+}
+
+fn daemon_logs(dir: &Path) -> String {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("daemon-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect()
+}

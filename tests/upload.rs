@@ -1,0 +1,322 @@
+//! Agents' writes through the API: only `inbox/**`, `checkpoints/*.json` and `handoff.json`
+//! of their own workspaces; every way out of the inbox is refused and writes nothing.
+//! Requests go over a raw socket, so paths reach the daemon exactly as written (an HTTP
+//! client would tidy `..` and `%2e%2e` away before sending).
+
+use crate::util::{self, agent, user, TestEnv};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+fn put(d: &util::Daemon, path: &str, token: &str, body: &[u8]) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(d.addr()).unwrap();
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let status = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, answer)
+}
+
+/// Every file and link under `dir`, so a test can tell that nothing was written.
+fn tree(dir: &Path) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .flatten()
+        .map(|e| e.path().to_path_buf())
+        .filter(|p| !p.starts_with(dir.join(".baton")))
+        .collect();
+    all.sort();
+    all
+}
+
+fn env() -> TestEnv {
+    let config = format!(
+        "{}{}{}[limits]\nmax_upload_bytes = 4096\n",
+        agent("builder", "alpha"),
+        agent("other", "beta"),
+        user("rita", "\"reviewer\"")
+    );
+    let env = TestEnv::with_config(&config);
+    env.init("beta");
+    env
+}
+
+#[test]
+fn an_agent_writes_its_inbox_checkpoints_and_handoff_and_they_are_processed() {
+    let mut env = env();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let at = "/api/v1/workspaces/alpha";
+    let (status, body) = put(
+        &d,
+        &format!("{at}/inbox/reports/week%201.md"),
+        "builder-token",
+        b"# one",
+    );
+    assert_eq!(status, 201, "{body}");
+    assert!(
+        body.contains("\"path\":\"inbox/reports/week 1.md\""),
+        "{body}"
+    );
+    assert_eq!(
+        std::fs::read(ws.join("inbox/reports/week 1.md")).unwrap(),
+        b"# one"
+    );
+    let (status, _) = put(
+        &d,
+        &format!("{at}/inbox/reports/week%201.md"),
+        "builder-token",
+        b"# two",
+    );
+    assert_eq!(status, 200, "a replaced file answers 200");
+    let checkpoint = serde_json::json!({"checkpoint_version": "1", "task_id": "t", "step": 1});
+    let (status, _) = put(
+        &d,
+        &format!("{at}/checkpoints/step-1.json"),
+        "builder-token",
+        &util::bytes(&checkpoint),
+    );
+    assert_eq!(status, 201);
+    let mut h = util::handoff("up-1");
+    h["artifacts"] = serde_json::json!([{ "path": "inbox/reports/week 1.md" }]);
+    let (status, _) = put(
+        &d,
+        &format!("{at}/handoff"),
+        "builder-token",
+        &util::bytes(&h),
+    );
+    assert_eq!(status, 201);
+    d.wait_until("the uploaded handoff is received", || {
+        d.get("/api/v1/handoffs/up-1").0 == 200
+    });
+    d.wait_until("the uploaded checkpoint is recorded", || {
+        util::event_types(&ws).contains(&"checkpoint.written".to_string())
+    });
+    // Writes through the daemon honour locks: another owner's lock refuses (409, naming it),
+    // the holder's own (its name, or NAME/WORKER) does not.
+    let ws_dir = ws.to_str().unwrap();
+    let out = util::baton(&[
+        "lock",
+        ws_dir,
+        "inbox/shared.md",
+        "--owner",
+        "someone",
+        "--purpose",
+        "editing",
+    ]);
+    assert!(out.status.success());
+    let (status, body) = put(
+        &d,
+        &format!("{at}/inbox/shared.md"),
+        "builder-token",
+        b"mine",
+    );
+    assert_eq!(status, 409, "{body}");
+    assert!(
+        body.contains("\"owner\":\"someone\"") && body.contains("editing"),
+        "{body}"
+    );
+    assert!(!ws.join("inbox/shared.md").exists());
+    let out = util::baton(&["lock", ws_dir, "inbox/own.md", "--owner", "builder/2"]);
+    assert!(out.status.success());
+    assert_eq!(
+        put(&d, &format!("{at}/inbox/own.md"), "builder-token", b"ok").0,
+        201
+    );
+    // An agent never decides, whatever it can write.
+    let (status, _) = d.post_as(
+        "/api/v1/handoffs/up-1/decision",
+        Some("builder-token"),
+        r#"{"outcome":"approved"}"#,
+    );
+    assert_eq!(status, 403);
+}
+
+#[test]
+fn writes_outside_the_inbox_another_workspace_or_by_traversal_are_refused_and_write_nothing() {
+    let mut env = env();
+    let ws = env.ws("alpha");
+    let outside = env.root().join("outside");
+    std::fs::create_dir_all(&outside).unwrap();
+    std::os::unix::fs::symlink(&outside, ws.join("inbox/escape")).unwrap();
+    std::os::unix::fs::symlink(ws.join(".baton"), ws.join("inbox/baton")).unwrap();
+    let d = env.start();
+    let before = (tree(env.root().join("ws").as_path()), tree(&outside));
+    let at = "/api/v1/workspaces/alpha";
+    let refused = [
+        // Traversal in every spelling: plain, percent-encoded, mixed case, encoded slashes,
+        // backslashes, absolute, NUL, and through symlinked folders.
+        (format!("{at}/inbox/../decision.json"), "builder-token"),
+        (format!("{at}/inbox/%2e%2e/decision.json"), "builder-token"),
+        (
+            format!("{at}/inbox/%2E%2E%2Fdecision.json"),
+            "builder-token",
+        ),
+        (
+            format!("{at}/inbox/a/..%2f..%2f..%2fescaped"),
+            "builder-token",
+        ),
+        (format!("{at}/inbox/..%5cdecision.json"), "builder-token"),
+        (format!("{at}/inbox//etc/baton-upload"), "builder-token"),
+        (format!("{at}/inbox/%2Fetc%2Fbaton-upload"), "builder-token"),
+        (format!("{at}/inbox/a%00b"), "builder-token"),
+        (format!("{at}/inbox/escape/planted"), "builder-token"),
+        (format!("{at}/inbox/baton/events.jsonl"), "builder-token"),
+        (format!("{at}/inbox/.baton/x"), "builder-token"),
+        (
+            format!("{at}/checkpoints/%2e%2e%2fdecision.json"),
+            "builder-token",
+        ),
+        (format!("{at}/checkpoints/not-json.txt"), "builder-token"),
+        // Outside the three places agents write.
+        (format!("{at}/decision.json"), "builder-token"),
+        (format!("{at}/approved/a.md"), "builder-token"),
+        (format!("{at}/.baton/events.jsonl"), "builder-token"),
+        // Another workspace, a reviewer, nobody.
+        (
+            "/api/v1/workspaces/beta/inbox/x.md".to_string(),
+            "builder-token",
+        ),
+        (format!("{at}/inbox/x.md"), "other-token"),
+        (format!("{at}/inbox/x.md"), "rita-token"),
+        (format!("{at}/inbox/x.md"), "no-such-token"),
+    ];
+    for (path, token) in &refused {
+        let (status, answer) = put(&d, path, token, b"planted");
+        assert!(
+            (400..500).contains(&status),
+            "PUT {path} as {token}: {answer}"
+        );
+    }
+    let (status, _) = put(
+        &d,
+        &format!("{at}/inbox/big.bin"),
+        "builder-token",
+        &[7u8; 5000],
+    );
+    assert_eq!(status, 413);
+    assert_eq!(
+        (tree(env.root().join("ws").as_path()), tree(&outside)),
+        before,
+        "something was written"
+    );
+    d.assert_alive();
+}
+
+fn mode_gid(path: &Path) -> (u32, u32) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let m = std::fs::symlink_metadata(path).unwrap();
+    (m.permissions().mode() & 0o7777, m.gid())
+}
+
+#[test]
+fn agent_group_sets_modes_and_drift_is_reported_and_set_again_at_reconcile() {
+    let mut env = TestEnv::with_config("agent_group = \"users\"\nreconcile_s = 1\n");
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let users = baton::workspace::modes::group_id("users").unwrap();
+    assert_eq!(
+        mode_gid(&ws),
+        (0o1775, users),
+        "root: group-writable and sticky"
+    );
+    assert_eq!(mode_gid(&ws.join("inbox")), (0o2775, users));
+    assert_eq!(mode_gid(&ws.join("checkpoints")), (0o2775, users));
+    assert_eq!(
+        mode_gid(&ws.join(".baton")),
+        (0o755, users),
+        "the daemon's folder: read-only for agents"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(ws.join(".baton"), std::fs::Permissions::from_mode(0o777)).unwrap();
+    d.wait_until("the drift is set right at the next reconcile", || {
+        mode_gid(&ws.join(".baton")) == (0o755, users)
+    });
+    let log: String = std::fs::read_dir(env.root())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("daemon-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(
+        log.contains("drifted") && log.contains(".baton: mode 777, not 755"),
+        "{log}"
+    );
+}
+
+/// Runs `script` with sh as an agent would run: user nobody, in group `users` only.
+fn as_agent(script: &str) -> bool {
+    let users = baton::workspace::modes::group_id("users")
+        .unwrap()
+        .to_string();
+    std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            &format!("--regid={users}"),
+            "--clear-groups",
+            "sh",
+            "-c",
+            script,
+        ])
+        .env("BATON", util::BIN)
+        .status()
+        .unwrap()
+        .success()
+}
+
+#[test]
+fn with_agent_group_an_agent_user_writes_its_places_and_locks_but_nothing_else() {
+    let mut env = TestEnv::with_config("agent_group = \"users\"\n");
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [env.root().to_path_buf(), env.root().join("ws")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let ws = env.ws("alpha");
+    std::fs::write(ws.join("decision.json"), b"{}").unwrap();
+    let _d = env.start();
+    let w = ws.display();
+    assert!(
+        as_agent(&format!("echo draft > {w}/inbox/draft.md")),
+        "inbox/ is the agent's"
+    );
+    assert!(as_agent(&format!("echo '{{}}' > {w}/checkpoints/1.json")));
+    assert!(
+        as_agent(&format!(
+            "echo '{{}}' > {w}/.h.tmp && mv {w}/.h.tmp {w}/handoff.json"
+        )),
+        "handoff.json by rename"
+    );
+    assert!(
+        as_agent(&format!("\"$BATON\" lock {w} inbox/draft.md --owner agent")),
+        "baton lock on the share"
+    );
+    assert!(as_agent(&format!(
+        "\"$BATON\" unlock {w} inbox/draft.md --owner agent"
+    )));
+    assert!(
+        !as_agent(&format!("echo x > {w}/.baton/planted")),
+        ".baton/ is the daemon's"
+    );
+    assert!(
+        !as_agent(&format!("rm -f {w}/decision.json")),
+        "the sticky root keeps decision.json"
+    );
+    assert!(!as_agent(&format!("mv {w}/.baton {w}/gone")));
+    assert!(ws.join("decision.json").exists() && ws.join(".baton").is_dir());
+}
+
+#[test]
+fn an_unknown_agent_group_is_a_configuration_error() {
+    let env = TestEnv::with_config("agent_group = \"no-such-group-here\"");
+    let out = util::baton(&["serve", "--config", env.config_path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("agent_group") && err.contains("no-such-group-here"),
+        "{err}"
+    );
+}

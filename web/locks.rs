@@ -1,0 +1,146 @@
+//! `GET|POST|DELETE /api/v1/workspaces/{ws}/locks` (SPEC section 9): thin handlers over
+//! `App::locks`, `App::lock`, `App::unlock`, the methods the CLI's table operations share;
+//! and `POST /api/v1/workspaces/{ws}/owner` (`App::set_owner`).
+
+use super::api::{blocking, json_body};
+use super::{ApiError, Caller};
+use crate::app::App;
+use crate::locks::{Grant, Lock, Request, DEFAULT_TTL_S};
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::Value;
+
+pub async fn list(
+    State(app): State<App>,
+    Caller(actor): Caller,
+    Path(ws): Path<String>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let held = blocking(move || app.locks(&ws, &actor)).await??;
+    Ok(Json(held.iter().map(Lock::shown).collect()))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LockBody {
+    path: String,
+    owner: String,
+    #[serde(default)]
+    ttl_s: Option<u64>,
+    #[serde(default)]
+    purpose: Option<String>,
+}
+
+/// 200 `{path, owner, token, expires_at, acquired_at, purpose?, renewed}`; 409 names the holder.
+pub async fn lock(
+    State(app): State<App>,
+    Caller(actor): Caller,
+    Path(ws): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Grant>, ApiError> {
+    let body: LockBody = json_body(&headers, &body)?;
+    let req = Request {
+        path: body.path,
+        owner: body.owner,
+        ttl_s: body.ttl_s.unwrap_or(DEFAULT_TTL_S),
+        purpose: body.purpose,
+    };
+    Ok(Json(blocking(move || app.lock(&ws, req, &actor)).await??))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UnlockBody {
+    path: String,
+    owner: String,
+    #[serde(default)]
+    token: Option<u64>,
+}
+
+/// 200 and the lock released; 409 another owner or a newer grant holds it; 404 not locked.
+pub async fn unlock(
+    State(app): State<App>,
+    Caller(actor): Caller,
+    Path(ws): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: UnlockBody = json_body(&headers, &body)?;
+    let released =
+        blocking(move || app.unlock(&ws, &body.path, &body.owner, body.token, &actor)).await??;
+    Ok(Json(released.shown()))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct OwnerBody {
+    #[serde(default)]
+    owner: Option<String>,
+}
+
+/// `POST /api/v1/workspaces/{ws}/owner` with `{}` (take it) or `{"owner": NAME}` (hand it
+/// on): 200 `{workspace, owner, since, by}`.
+pub async fn set_owner(
+    State(app): State<App>,
+    Caller(actor): Caller,
+    Path(ws): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let body: OwnerBody = match body.iter().all(u8::is_ascii_whitespace) {
+        true => OwnerBody::default(),
+        false => json_body(&headers, &body)?,
+    };
+    let name = ws.clone();
+    let set = blocking(move || app.set_owner(&ws, body.owner.as_deref(), &actor)).await??;
+    let mut answer = serde_json::to_value(set).expect("always serializes");
+    answer["workspace"] = Value::String(name);
+    Ok(Json(answer))
+}
+
+/// The OpenAPI paths of locks, ownership and agents' uploads.
+pub fn openapi_paths() -> Value {
+    let err = |d: &str| serde_json::json!({ "description": d });
+    let ws = serde_json::json!({ "name": "ws", "in": "path", "required": true, "schema": { "type": "string" } });
+    let lock = serde_json::json!({ "type": "object", "required": ["path", "owner", "token", "acquired_at", "expires_at"],
+        "properties": { "path": { "type": "string" }, "owner": { "type": "string" }, "purpose": { "type": "string" },
+            "token": { "type": "integer", "description": "fencing token: above every earlier grant's" },
+            "acquired_at": { "type": "string", "format": "date-time" }, "expires_at": { "type": "string", "format": "date-time" } } });
+    let upload = |what: &str| {
+        serde_json::json!({ "put": { "summary": what, "security": [{ "bearer": [] }],
+        "requestBody": { "required": true, "content": { "application/octet-stream": {} } },
+        "responses": { "201": err("written (new file): {path, size, sha256, created}"), "200": err("replaced"),
+            "401": err("no or unknown credentials"), "403": err("a reviewer that is not admin, or a symlinked folder on the way"),
+            "404": err("no such workspace for this token"), "413": err("over limits.max_upload_bytes"),
+            "422": err("a path that would leave its folder") } } })
+    };
+    serde_json::json!({
+        "/api/v1/workspaces/{ws}/locks": { "parameters": [ws],
+            "get": { "summary": "The advisory locks in force", "security": [{ "bearer": [] }],
+                "responses": { "200": { "description": "locks", "content": { "application/json": { "schema": { "type": "array", "items": lock } } } },
+                    "401": err("no or unknown credentials"), "404": err("no such workspace for this caller") } },
+            "post": { "summary": "Take or renew (same owner) a lock", "security": [{ "bearer": [] }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["path", "owner"],
+                    "additionalProperties": false, "properties": { "path": { "type": "string" }, "owner": { "type": "string" },
+                        "ttl_s": { "type": "integer", "minimum": 1, "maximum": 86400, "default": 300 }, "purpose": { "type": "string" } } } } } },
+                "responses": { "200": { "description": "granted: the lock and `renewed`" }, "401": err("no or unknown credentials"),
+                    "403": err("an owner other than the caller's NAME or NAME/WORKER"), "404": err("no such workspace for this caller"),
+                    "409": err("held by another owner: `holder` is that lock"), "422": err("bad path, owner or ttl_s"),
+                    "503": err("the lock table is busy or unusable") } },
+            "delete": { "summary": "Release a lock (its owner with the current token, or an admin)", "security": [{ "bearer": [] }],
+                "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["path", "owner"],
+                    "additionalProperties": false, "properties": { "path": { "type": "string" }, "owner": { "type": "string" }, "token": { "type": "integer" } } } } } },
+                "responses": { "200": { "description": "the lock released" }, "401": err("no or unknown credentials"),
+                    "404": err("not locked"), "409": err("another owner or a newer grant holds it: `holder`") } } },
+        "/api/v1/workspaces/{ws}/owner": { "parameters": [ws],
+            "post": { "summary": "Take ownership ({}) or hand it to a configured user ({owner})", "security": [{ "bearer": [] }],
+                "responses": { "200": { "description": "{workspace, owner, since, by}" }, "403": err("agents; another's workspace unless owner or admin"),
+                    "404": err("no such workspace"), "422": err("unknown user") } } },
+        "/api/v1/workspaces/{ws}/inbox/{path}": upload("Write an artifact under inbox/ (agent tokens of the workspace)"),
+        "/api/v1/workspaces/{ws}/checkpoints/{name}": upload("Write checkpoints/NAME.json"),
+        "/api/v1/workspaces/{ws}/handoff": upload("Write handoff.json"),
+    })
+}
