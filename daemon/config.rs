@@ -1,14 +1,14 @@
 //! Configuration in two phases: the raw TOML (serde, unknown keys refused) and the validated
 //! `Config` the daemon runs on. Errors name the file and the key, and say how to fix it.
 
-use crate::contract::{handoff::Trigger, Limits};
+use crate::contract::handoff::{Classification, Trigger};
+use crate::contract::Limits;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod checks;
-mod inert;
 mod paths;
 
 use checks::{check_deliveries, check_routes, check_users, check_webhooks};
@@ -171,6 +171,10 @@ pub struct Agent {
     pub token_sha256: String,
     #[serde(default = "all_workspaces")]
     pub workspaces: Vec<String>,
+    /// Channels (`webhook:NAME`) told when a handoff this agent sent is decided, so the
+    /// agent can go on without polling (baton extension).
+    #[serde(default)]
+    pub notify: Vec<String>,
 }
 
 fn all_workspaces() -> Vec<String> {
@@ -189,6 +193,14 @@ pub struct Smtp {
     pub username: Option<String>,
     #[serde(default)]
     pub password: Option<String>,
+    /// PEM certificates to trust for the mail server's TLS besides the usual roots (an
+    /// internal CA); relative to the config file's folder (baton extension).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Data classes of the handoffs mailed about (default public and internal, as for
+    /// webhooks); confidential and restricted ones are mailed thin, without the summary.
+    #[serde(default = "default_classes")]
+    pub classifications: Vec<Classification>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -205,6 +217,15 @@ pub struct Webhook {
     /// Mattermost incoming webhooks).
     #[serde(default)]
     pub format: WebhookFormat,
+    /// Data classes of the handoffs this endpoint is told about (default public and
+    /// internal; a handoff without a class counts as internal). Confidential and restricted
+    /// handoffs are told thin: title, workspace and link only.
+    #[serde(default = "default_classes")]
+    pub classifications: Vec<Classification>,
+}
+
+fn default_classes() -> Vec<Classification> {
+    vec![Classification::Public, Classification::Internal]
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -223,6 +244,8 @@ impl std::fmt::Debug for Smtp {
         f.debug_struct("Smtp")
             .field("from", &self.from)
             .field("username", &self.username)
+            .field("ca_file", &self.ca_file)
+            .field("classifications", &self.classifications)
             .finish_non_exhaustive()
     }
 }
@@ -234,6 +257,7 @@ impl std::fmt::Debug for Webhook {
             .field("events", &self.events)
             .field("allow_private", &self.allow_private)
             .field("format", &self.format)
+            .field("classifications", &self.classifications)
             .finish_non_exhaustive()
     }
 }
@@ -411,6 +435,7 @@ impl RawConfig {
         }
         check_users(&self.users, &self.agents)?;
         check_routes(&self.routes, &self.users, &self.webhooks)?;
+        checks::check_agent_channels(&self.agents, &self.webhooks)?;
         check_webhooks(&self.webhooks)?;
         check_deliveries(&self.deliveries)?;
         if self.settle_ms == 0 || self.reconcile_s == 0 {
@@ -465,7 +490,10 @@ impl RawConfig {
             users: self.users,
             agents: self.agents,
             routes: self.routes,
-            smtp: self.smtp,
+            smtp: self.smtp.map(|s| Smtp {
+                ca_file: s.ca_file.map(|p| base.join(p)),
+                ..s
+            }),
             webhooks: self.webhooks,
             deliveries: self.deliveries,
             search: self.search,
@@ -509,5 +537,32 @@ mod tests {
             assert!(!shown.contains(secret), "{secret} in {shown}");
         }
         assert!(shown.contains("ops"));
+    }
+
+    #[test]
+    fn an_escalation_that_could_never_happen_is_refused_naming_the_key() {
+        let base = "workspaces = [\"ws\"]\n[[routes]]\nname = \"a\"\n";
+        for (route, says) in [
+            (
+                "escalate_after_s = 60\n",
+                "routes[0] (\"a\").escalate_after_s: set escalate_to",
+            ),
+            (
+                "escalate_to = \"b\"\n",
+                "routes[0] (\"a\").escalate_to: set escalate_after_s",
+            ),
+            (
+                "escalate_after_s = 60\nescalate_to = \"a\"\n",
+                "cannot escalate to itself",
+            ),
+            (
+                "escalate_after_s = 0\nescalate_to = \"b\"\n",
+                "escalate_after_s: must be at least 1",
+            ),
+        ] {
+            let text = format!("{base}{route}[[routes]]\nname = \"b\"\n");
+            let err = Config::parse(&text, "t", std::path::Path::new("")).unwrap_err();
+            assert!(err.message.contains(says), "{}", err.message);
+        }
     }
 }

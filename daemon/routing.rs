@@ -16,6 +16,54 @@ pub fn route_for<'r>(routes: &'r [Route], handoff: &Handoff, ws: &str) -> Option
     named.or_else(|| routes.iter().find(|r| matches(r, handoff, ws)))
 }
 
+/// The route for a handoff and why it was chosen: the keys that matched, as `key=value`
+/// (`to_agent=oncall`, `trigger=error`, `labels=code`, `workspaces=builds-*`), or
+/// `catch-all` for a route that sets no match key. `by_keys_only`: ignore a route named by
+/// `to_agent` (a circular reassignment must not pick its own route).
+pub fn choose<'r>(
+    routes: &'r [Route],
+    handoff: &Handoff,
+    ws: &str,
+    by_keys_only: bool,
+) -> Option<(&'r Route, Vec<String>)> {
+    let named = handoff
+        .to_agent
+        .as_deref()
+        .filter(|_| !by_keys_only)
+        .and_then(|to| routes.iter().find(|r| r.name == to))
+        .filter(|r| serves(r, ws));
+    if let Some(r) = named {
+        let mut why = vec![format!("to_agent={}", r.name)];
+        why.extend(workspace_reason(r, ws));
+        return Some((r, why));
+    }
+    let route = routes.iter().find(|r| matches(r, handoff, ws))?;
+    let mut why = Vec::new();
+    if let Some(t) = handoff.trigger.filter(|_| !route.triggers.is_empty()) {
+        why.push(format!("trigger={}", t.as_str()));
+    }
+    if !route.labels.is_empty() {
+        let hit: Vec<&str> = handoff
+            .labels
+            .iter()
+            .filter(|l| route.labels.contains(l))
+            .map(String::as_str)
+            .collect();
+        why.push(format!("labels={}", hit.join(",")));
+    }
+    why.extend(workspace_reason(route, ws));
+    if why.is_empty() {
+        why.push("catch-all".into());
+    }
+    Some((route, why))
+}
+
+/// The `workspaces` glob that admitted `ws`, if the route sets any.
+fn workspace_reason(route: &Route, ws: &str) -> Option<String> {
+    let glob = route.workspaces.iter().find(|g| glob_match(g, ws))?;
+    Some(format!("workspaces={glob}"))
+}
+
 /// Whether `route` matches this handoff on every key it sets.
 pub fn matches(route: &Route, handoff: &Handoff, ws: &str) -> bool {
     let trigger_ok =
@@ -97,6 +145,30 @@ pub fn auto_approves(route: &Route, handoff: &Handoff, ws: &str) -> bool {
         && matches(route, handoff, ws)
 }
 
+/// Why a `fallback.route` could never be escalated to (no such route, or one not serving
+/// this workspace), if so. Not an error (the example workspace names a route the default
+/// configuration lacks): recorded on the handoff's routing as a note, so it is not silent.
+pub fn fallback_problem(routes: &[Route], handoff: &Handoff, ws: &str) -> Option<String> {
+    let to = &handoff.fallback.as_ref()?.route;
+    match routes.iter().find(|r| &r.name == to) {
+        Some(r) if serves(r, ws) => None,
+        Some(_) => Some(format!(
+            "route \"{to}\" does not serve workspace \"{ws}\"; name a route that does"
+        )),
+        None => {
+            let names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+            Some(format!(
+                "no route is named \"{to}\"; configured routes: {}",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ))
+        }
+    }
+}
+
 /// Problems with a handoff's `sign_off` on `route`, as (index, message). A role is allowed
 /// if the route lists it in `sign_off_roles` or a user the route admits holds it; an agent
 /// must not bring in approvers the route does not admit. A role that no configured user
@@ -125,4 +197,60 @@ pub fn sign_off_problems(
         }
     }
     problems
+}
+
+#[cfg(test)]
+mod tests {
+    use super::choose;
+    use crate::config::Config;
+    use crate::contract::Handoff;
+    use serde_json::json;
+
+    fn handoff(v: serde_json::Value) -> Handoff {
+        let mut base = json!({ "handoff_version": "1", "task_id": "t", "from_agent": "a" });
+        base.as_object_mut()
+            .unwrap()
+            .extend(v.as_object().unwrap().clone());
+        serde_json::from_value(base).unwrap()
+    }
+
+    #[test]
+    fn choose_names_the_keys_that_matched() {
+        let text = "workspaces = [\"ws\"]\n\
+            [[routes]]\nname = \"eng\"\ntriggers = [\"error\"]\nlabels = [\"code\"]\nworkspaces = [\"b*\"]\n\
+            [[routes]]\nname = \"rest\"\n";
+        let config = Config::parse(text, "test", std::path::Path::new("")).unwrap();
+        let routes = &config.routes;
+        let why = |h: &Handoff, ws: &str, keys_only: bool| {
+            let (r, why) = choose(routes, h, ws, keys_only).unwrap();
+            (r.name.clone(), why.join(" "))
+        };
+        let hit = handoff(json!({ "trigger": "error", "labels": ["x", "code"] }));
+        assert_eq!(
+            why(&hit, "builds", false),
+            (
+                "eng".into(),
+                "trigger=error labels=code workspaces=b*".into()
+            )
+        );
+        assert_eq!(
+            why(&hit, "alpha", false),
+            ("rest".into(), "catch-all".into())
+        );
+        let named = handoff(json!({ "to_agent": "eng" }));
+        assert_eq!(
+            why(&named, "builds", false),
+            ("eng".into(), "to_agent=eng workspaces=b*".into())
+        );
+        assert_eq!(
+            why(&named, "builds", true).0,
+            "rest",
+            "a loop ignores to_agent"
+        );
+        assert_eq!(
+            why(&named, "alpha", false).0,
+            "rest",
+            "eng does not serve alpha"
+        );
+    }
 }

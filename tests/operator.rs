@@ -1,5 +1,5 @@
 //! Issue 6, the operator and agent-loop part: nothing fails silently (workspaces no daemon
-//! serves, config entries that hold none, keys and fields not acted on yet), and the rough
+//! serves, config entries that hold none), and the rough
 //! edges an operator meets first (colours, BATON_LOG, help, error texts, the admin token).
 
 use crate::util::{baton, bytes, handoff, write_atomic, TestEnv, BIN};
@@ -113,36 +113,6 @@ fn an_entry_that_holds_no_workspace_is_warned_about_and_listed_by_healthz() {
     d.wait_until("the root holds a workspace now", || {
         d.health().get("empty_entries").is_none()
     });
-}
-
-#[test]
-fn what_is_accepted_but_not_acted_on_is_named_at_start() {
-    let extra = "[[webhooks]]\nname = \"ops\"\nurl = \"http://127.0.0.1:9/hook\"\n\
-                 secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nevents = [\"none\"]\n\
-                 allow_private = true\n\
-                 [[routes]]\nname = \"r\"\nnotify = [\"webhook:ops\"]\nescalate_after_s = 60\n";
-    let mut env = TestEnv::with_config(extra);
-    let d = env.start();
-    d.stop();
-    let log = daemon_log(&env);
-    for named in [
-        "routes[0] (\"r\").notify",
-        "routes[0] (\"r\").escalate_after_s",
-        "handoff fields deadline and fallback are kept and shown, but not acted on yet",
-    ] {
-        assert!(log.contains(named), "{named}: {log}");
-    }
-    let mut doc = handoff("late");
-    doc["deadline"] = json!("2030-01-01T00:00:00Z");
-    let file = env.root().join("late.json");
-    std::fs::write(&file, bytes(&doc)).unwrap();
-    let out = run(&["validate", path(&file)]);
-    assert!(out.status.success());
-    assert!(
-        stderr(&out).contains("note: deadline is kept and shown"),
-        "{}",
-        stderr(&out)
-    );
 }
 
 #[test]

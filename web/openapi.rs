@@ -14,6 +14,20 @@ fn bearer_get(summary: &str, ok: Value) -> Value {
     } })
 }
 
+/// The `routing` field of a handoff's detail.
+fn routing_schema() -> Value {
+    let strings = json!({ "type": "array", "items": { "type": "string" } });
+    let escalation = json!({ "type": "object", "properties": {
+        "from": { "type": "string" }, "to": { "type": "string" },
+        "at": { "type": "string", "format": "date-time" }, "why": { "type": "string" },
+        "matched": strings } });
+    json!({ "type": "object", "required": ["matched", "since"],
+        "description": "the route recorded at receipt and why; escalations; a circular reassignment",
+        "properties": { "route": { "type": "string" }, "matched": strings,
+            "since": { "type": "string", "format": "date-time" }, "circular": strings,
+            "escalations": { "type": "array", "items": escalation }, "notes": strings } })
+}
+
 fn key_parameter() -> Value {
     json!({ "name": "key", "in": "path", "required": true, "schema": { "type": "string" } })
 }
@@ -118,6 +132,7 @@ pub fn document() -> Value {
                                     "approvals_needed": { "type": "integer" }, "approvals_missing": { "type": "integer" },
                                     "missing_roles": { "type": "array", "items": { "type": "string" } },
                                     "sign_offs": { "type": "array" },
+                                    "routing": routing_schema(),
                                     "locks": { "type": "array", "description": "the advisory locks in force in its workspace" } } }))) },
             "/api/v1/handoffs/{key}/a2a": { "parameters": [key_parameter()],
                 "get": bearer_get("The handoff as an A2A Task (v0.3 JSON): input-required while pending, the decision as the user message after",

@@ -86,8 +86,8 @@ impl App {
         if let Some(d) = &rec.decision {
             return Err(ClaimError::Decided(Box::new(d.clone())));
         }
-        let route = crate::routing::route_for(&self.config().routes, &rec.handoff, &ws.ws.name);
-        if !crate::routing::admits(route, &rec.handoff, name, roles) {
+        let route = self.route_of(rec, &ws.ws.name);
+        if !self.admits(rec, &ws.ws.name, name, roles) {
             let on = route.map_or("any route".to_string(), |r| format!("route \"{}\"", r.name));
             return Err(ClaimError::Forbidden(format!(
                 "{name} is not a reviewer on {on}"

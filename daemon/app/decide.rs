@@ -176,8 +176,8 @@ impl App {
             return Err(DecideError::Conflict(Box::new(d.clone())));
         }
         stale(&req, rec)?;
-        let route = crate::routing::route_for(&self.config().routes, &rec.handoff, &ws.ws.name);
-        if !crate::routing::admits(route, &rec.handoff, name, roles) {
+        let route = self.route_of(rec, &ws.ws.name);
+        if !self.admits(rec, &ws.ws.name, name, roles) {
             let on = route.map_or("any route".to_string(), |r| format!("route \"{}\"", r.name));
             return Err(DecideError::Forbidden(format!(
                 "{name} is not a reviewer on {on}"

@@ -26,6 +26,8 @@ enum Verdict {
         key: String,
         digest: String,
         task_id: String,
+        /// The sender, if the file says (to tell its agent's channel).
+        from_agent: Option<String>,
         problems: Vec<Problem>,
     },
 }
@@ -107,8 +109,10 @@ impl App {
                 key,
                 digest,
                 task_id,
+                from_agent,
                 problems,
             } => {
+                self.note_sender(&ws.ws.name, &key, from_agent.as_deref());
                 st.current = Some(Current {
                     raw_sha,
                     key: key.clone(),
@@ -201,6 +205,7 @@ impl App {
         } else {
             let limits = self.config().limits;
             let problems = validate::finish_as(format, bytes, &limits, problems);
+            self.note_sender(&ws.ws.name, &key, Some(&acc.doc.from_agent));
             self.answer_invalid(ws, st, &key, &acc.digest, &acc.doc.task_id, problems)
         };
         if newly_reserved && !st.records.contains_key(&key) {
@@ -250,6 +255,7 @@ fn judge(
         Err(r) => Verdict::Invalid {
             key: validate::rejected_key(workspace, &r),
             task_id: r.field("task_id").unwrap_or_default().to_string(),
+            from_agent: r.field("from_agent").map(str::to_string),
             digest: r.digest,
             problems: r.problems,
         },
@@ -262,6 +268,7 @@ fn refused(digest: String, problem: Problem) -> (String, Verdict, Vec<u8>) {
         key: digest.clone(),
         digest: digest.clone(),
         task_id: String::new(),
+        from_agent: None,
         problems: vec![problem],
     };
     (digest, verdict, Vec::new())

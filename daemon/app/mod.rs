@@ -11,6 +11,7 @@ mod artifact_preview;
 mod artifact_raw;
 mod artifact_view;
 mod artifacts;
+mod audience;
 mod bulk;
 mod checkpoints;
 mod claim;
@@ -34,10 +35,12 @@ mod receive;
 mod records;
 mod repair;
 mod revise;
+mod route;
 mod search;
 mod stall;
 mod state;
 mod timeline;
+mod timers;
 mod upload;
 
 pub use approved::{ApprovedFile, MAX_PROMOTED_BYTES};
@@ -53,6 +56,7 @@ pub use ownership::{OwnerError, Ownership};
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use queue::Standing;
 pub use quorum::{Approval, Progress};
+pub use route::{Escalation, Routed};
 pub use search::SearchFailed;
 pub use state::{CheckpointRecord, Record, Review, Ws};
 pub use timeline::Timeline;
@@ -109,6 +113,8 @@ struct Inner {
     verdicts: overview::VerdictCache,
     /// Notifications of events to webhooks (see `crate::outbox`).
     outbox: crate::outbox::Outbox,
+    /// Who may hear of each handoff (route channels, data class), for the outbox.
+    audiences: audience::Audiences,
     /// Full-text search; `None` when its index could not be opened (search answers 503).
     search: Option<crate::search::Search>,
     shutdown: CancellationToken,
@@ -159,6 +165,7 @@ impl App {
                 search,
                 metrics,
                 outbox,
+                audiences: Default::default(),
                 tokens,
                 logins,
                 events,
@@ -229,6 +236,10 @@ impl App {
                         keys.insert(key.clone(), ws.name.clone());
                     }
                 }
+            }
+            for rec in st.records.values() {
+                let routed = rec.meta.route.as_ref();
+                self.note_audience(&rec.meta.key, &rec.handoff, routed, &ws.name);
             }
             let pending = st.records.values().filter(|r| r.is_pending()).count();
             self.metrics().pending.inc_by(pending as i64);
@@ -416,6 +427,7 @@ impl App {
             // Reviewers' work comes between the revision and the decision that closed it.
             events.extend(claim::recovered(rec, last, &ws.ws.name));
             events.extend(quorum::recovered(rec, last, &ws.ws.name));
+            events.extend(timers::recovered(rec, last, &ws.ws.name));
             if let Some(d) = rec.decision.as_ref().filter(|d| d.at.as_str() > last) {
                 let data = json!({ "task_id": d.task_id, "outcome": d.outcome, "by": d.by,
                                    "recovered": true, "happened_at": d.at });
@@ -477,7 +489,9 @@ impl App {
             return Err(e);
         }
         // Logged, so now owed to webhooks: spooled durably before anyone hears of it.
-        self.inner.outbox.spool(&events);
+        self.inner
+            .outbox
+            .spool(&events, &|event| self.inner.audiences.of(event));
         for event in events {
             self.announce(ws, event);
         }

@@ -30,14 +30,21 @@ impl App {
     /// What to mail about the handoff of an email notice, and to whom: the reviewers of its
     /// route that have an `email` (names, and holders of `role:` entries; a route naming no
     /// reviewers: everyone with the `reviewer` role), never the handoff's sender. Nothing
-    /// when the route does not notify `email`, or the handoff is no longer pending.
+    /// when the route does not notify `email`, the handoff is no longer pending, or its data
+    /// class is not in `[smtp] classifications`.
     fn mail_request(&self, d: &Delivery) -> Option<MailRequest> {
         let key = d.key.as_deref()?;
         let ws = self.workspace(&d.workspace)?;
         let st = ws.lock();
         let rec = st.records.get(key).filter(|r| r.is_pending())?;
         let h = &rec.handoff;
-        let route = crate::routing::route_for(&self.config().routes, h, &d.workspace)?;
+        use crate::contract::handoff::Classification;
+        let class = h.classification.unwrap_or(Classification::Internal);
+        let smtp = self.config().smtp.as_ref()?;
+        if !smtp.classifications.contains(&class) {
+            return None;
+        }
+        let route = self.route_of(rec, &d.workspace)?;
         if !route.notify.iter().any(|n| n == crate::outbox::EMAIL) {
             return None;
         }
@@ -65,10 +72,9 @@ impl App {
                 to.push(addr.to_string());
             }
         }
-        use crate::contract::handoff::Classification;
         let thin = matches!(
-            h.classification,
-            Some(Classification::Confidential | Classification::Restricted)
+            class,
+            Classification::Confidential | Classification::Restricted
         );
         let facts = Facts {
             event: d.event.clone(),

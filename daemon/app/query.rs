@@ -69,6 +69,9 @@ pub struct Detail {
     pub received_at: String,
     /// Problems of checkpoint files in the workspace, by file name.
     pub checkpoint_errors: BTreeMap<String, Vec<Problem>>,
+    /// The route it is on and why: matched keys, escalations, a circular reassignment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing: Option<super::Routed>,
     /// The advisory locks in force in the handoff's workspace (`{path, owner, purpose?,
     /// token, acquired_at, expires_at}`).
     #[serde(serialize_with = "crate::locks::serialize_shown")]
@@ -183,6 +186,7 @@ impl App {
             revision: r.meta.revision,
             received_at: r.meta.received_at.clone(),
             checkpoint_errors,
+            routing: r.meta.route.clone(),
             locks,
             standing,
             progress,

@@ -32,11 +32,11 @@ impl App {
         rec: &Record,
         actor: &Actor,
     ) -> (Standing, Option<&Route>) {
-        let route = crate::routing::route_for(&self.config().routes, &rec.handoff, ws);
+        let route = self.route_of(rec, ws);
         let may_decide = match actor {
             Actor::Reviewer { name, roles } => {
                 rec.is_pending()
-                    && crate::routing::admits(route, &rec.handoff, name, roles)
+                    && self.admits(rec, ws, name, roles)
                     && !crate::routing::is_sender(&rec.handoff, name)
             }
             Actor::Agent { .. } => false,

@@ -39,8 +39,10 @@ impl App {
             digest: acc.digest.clone(),
             artifacts,
             previous_artifacts: None,
+            route: Some(self.route_new(st, &acc.doc, &ws.ws.name)),
         };
         let meta_bytes = json_bytes(&meta)?;
+        self.note_audience(&key, &acc.doc, meta.route.as_ref(), &ws.ws.name);
         // One durable write commits the revision: the store's meta.json carries its text.
         let committed = Committed::bytes(&meta, bytes)?;
         let (withdrawn, received) = std::thread::scope(|s| {
@@ -76,6 +78,7 @@ impl App {
         let data = json!({
             "task_id": acc.doc.task_id, "from_agent": acc.doc.from_agent, "title": acc.doc.title,
             "trigger": acc.doc.trigger, "confidence": acc.doc.confidence, "revision": 1,
+            "route": meta.route.as_ref().and_then(|r| r.route.clone()),
         });
         let event = Event::new(EventType::HandoffReceived, &ws.ws.name, Some(&key), data);
         let events = withdrawn.iter().map(|w| w.event.clone()).chain([event]);
@@ -113,9 +116,15 @@ impl App {
 
     /// The route's auto-approve policy, for a handoff just received.
     fn apply_policy(&self, ws: &Ws, st: &mut WsState, key: &str) {
-        let handoff = &st.records[key].handoff;
-        let routes = &self.config().routes;
-        let Some(route) = crate::routing::route_for(routes, handoff, &ws.ws.name) else {
+        let rec = &st.records[key];
+        let handoff = &rec.handoff;
+        // A loop (A -> B -> A) is for people to break, never a policy.
+        let circular = rec
+            .meta
+            .route
+            .as_ref()
+            .is_some_and(|r| !r.circular.is_empty());
+        let Some(route) = self.route_of(rec, &ws.ws.name).filter(|_| !circular) else {
             return;
         };
         if !crate::routing::auto_approves(route, handoff, &ws.ws.name) {

@@ -55,6 +55,7 @@ impl App {
             ..rec.meta.clone()
         };
         let meta_bytes = json_bytes(&meta)?;
+        self.note_audience(key, &acc.doc, meta.route.as_ref(), &ws.ws.name);
         let earlier = match &old.decision {
             Some(d) => Some((old_decision_file(old.meta.revision), json_bytes(d)?)),
             None => None,

@@ -64,7 +64,7 @@ impl App {
             .values()
             .max_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at));
         let route = match latest {
-            Some(r) => crate::routing::route_for(routes, &r.handoff, &ws.ws.name),
+            Some(r) => self.route_of(r, &ws.ws.name),
             None => routes.iter().find(|r| {
                 r.triggers.is_empty()
                     && r.labels.is_empty()

@@ -107,6 +107,9 @@ pub struct Meta {
     /// absent for revision 1, and for revisions recorded before baton kept them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous_artifacts: Option<Vec<super::artifacts::Stamp>>,
+    /// The route it is on and why (absent for records from before routes were recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route: Option<super::route::Routed>,
 }
 
 /// A valid checkpoint file, as last read.

@@ -3,7 +3,7 @@
 
 use baton::contract::schema::Kind;
 use baton::contract::validate::{self, oversize_digest, sha256_hex, Format, Rejected};
-use baton::contract::{json, Decision, Handoff, Limits, Problem};
+use baton::contract::{json, Decision, Limits, Problem};
 use baton::workspace::{self, ReadError, Workspace};
 use std::path::Path;
 use std::process::ExitCode;
@@ -46,7 +46,6 @@ pub fn validate(file: &Path, kind: Option<Kind>) -> anyhow::Result<ExitCode> {
     let kind = kind.unwrap_or_else(|| kind_of(file, &bytes));
     let result: Result<String, Rejected> = match kind {
         Kind::Handoff => validate::handoff_as(Format::of(file), &bytes, &limits).map(|a| {
-            note_not_acted_on(&a.doc);
             // Without an id the key depends on the workspace: known if the file is in one.
             let folder = file.parent().filter(|d| !d.as_os_str().is_empty());
             let workspace = Workspace::open(folder.unwrap_or(Path::new("."))).ok();
@@ -82,18 +81,6 @@ pub fn validate(file: &Path, kind: Option<Kind>) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(rejected) => Ok(print_problems(&rejected.problems)),
-    }
-}
-
-/// Says on standard error which fields of a valid handoff nothing acts on yet.
-pub(super) fn note_not_acted_on(doc: &Handoff) {
-    let fields = doc.fields_not_acted_on();
-    if !fields.is_empty() {
-        let verb = if fields.len() == 1 { "is" } else { "are" };
-        eprintln!(
-            "baton: note: {} {verb} kept and shown to reviewers, but not acted on yet (no escalation)",
-            fields.join(" and ")
-        );
     }
 }
 

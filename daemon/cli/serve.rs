@@ -11,7 +11,6 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let listen = config.listen;
     let public_url = config.public_url.clone();
     tracing::info!(config = %config.source_name, "starting");
-    warn_not_acted_on(&config);
     let runtime = tokio::runtime::Runtime::new()?;
     // Bound before the app is opened, which may make the admin token: a token printed by a
     // start that then fails (port in use) would be lost, and never printed again.
@@ -49,12 +48,15 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         println!("  open: {public_url}/login");
     }
     runtime.block_on(async move {
+        // Registered before anyone is told we listen: a SIGTERM sent the moment after must
+        // shut down cleanly, not kill the process (the handler task may not have run yet).
+        let signals = Signals::install()?;
         let bound = listener.local_addr()?;
         tracing::info!(address = %bound, workspaces = app.workspaces().len(), "listening");
         println!("baton: listening on http://{bound}");
         let shutdown = app.shutdown_token();
         tokio::spawn(async move {
-            wait_for_signal().await;
+            signals.wait().await;
             tracing::info!("shutting down");
             shutdown.cancel();
         });
@@ -63,34 +65,35 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Names, once at start, what the configuration and the contract accept but this version
-/// does not act on yet, so that nobody relies on it unawares.
-fn warn_not_acted_on(config: &Config) {
-    let keys = config.inert_keys();
-    if !keys.is_empty() {
-        tracing::warn!(
-            "{}: accepted but not acted on yet: {}",
-            config.source_name,
-            keys.join(", ")
-        );
-    }
-    tracing::warn!(
-        "handoff fields {} are kept and shown, but not acted on yet (no escalation)",
-        baton::contract::handoff::NOT_ACTED_ON.join(" and ")
-    );
+/// SIGINT and SIGTERM, their handlers installed when made.
+struct Signals {
+    #[cfg(unix)]
+    int: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    term: tokio::signal::unix::Signal,
 }
 
-async fn wait_for_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("installing a SIGTERM handler succeeds on unix");
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+impl Signals {
+    fn install() -> std::io::Result<Signals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Ok(Signals {
+                int: signal(SignalKind::interrupt())?,
+                term: signal(SignalKind::terminate())?,
+            })
         }
+        #[cfg(not(unix))]
+        Ok(Signals {})
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = self.int.recv() => {}
+            _ = self.term.recv() => {}
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -3,7 +3,7 @@
 //! must never say yes where the daemon will say no: the agent would then wait for an answer
 //! that is `invalid`.
 
-use super::agent::{limits, note_not_acted_on, print_problems, read, warn_if_unserved};
+use super::agent::{limits, print_problems, read, warn_if_unserved};
 use baton::config::Config;
 use baton::contract::validate::{self, valid_id, Format, Rejected};
 use baton::contract::{Decision, Limits, Problem};
@@ -60,7 +60,6 @@ pub(super) fn check(
     let mut route_problems = Vec::new();
     let (mut problems, value, key, digest) = match validate::handoff_as(format, bytes, limits) {
         Ok(accepted) => {
-            note_not_acted_on(&accepted.doc);
             let key = validate::handoff_key(&ws.name, &accepted);
             route_problems =
                 config.map_or_else(Vec::new, |c| sign_off_problems(c, ws, &accepted.doc));
@@ -146,15 +145,21 @@ fn key_problem(
 }
 
 /// The daemon's rule for `sign_off` (roles the route admits and someone holds), under the
-/// routes and users of `./baton.toml` or the embedded default.
+/// routes and users of `./baton.toml` or the embedded default; and a note on standard error
+/// when `fallback.route` could never be escalated to (the handoff is valid all the same).
 fn sign_off_problems(
     config: &Config,
     ws: &Workspace,
     doc: &baton::contract::Handoff,
 ) -> Vec<Problem> {
     let route = baton::routing::route_for(&config.routes, doc, &ws.name);
-    baton::routing::sign_off_problems(route, &config.users, &doc.sign_off)
-        .into_iter()
-        .map(|(i, message)| Problem::new(format!("/sign_off/{i}"), message))
-        .collect()
+    let problems: Vec<Problem> =
+        baton::routing::sign_off_problems(route, &config.users, &doc.sign_off)
+            .into_iter()
+            .map(|(i, message)| Problem::new(format!("/sign_off/{i}"), message))
+            .collect();
+    if let Some(m) = baton::routing::fallback_problem(&config.routes, doc, &ws.name) {
+        eprintln!("baton: note: /fallback/route: {m}; it will not be escalated");
+    }
+    problems
 }

@@ -83,6 +83,29 @@ pub(super) fn check_routes(
                     at("escalate_to")
                 ));
             }
+            if to == &r.name {
+                return Err(format!(
+                    "{}: a route cannot escalate to itself; name another route",
+                    at("escalate_to")
+                ));
+            }
+        }
+        // One without the other would never escalate anything, silently.
+        match (r.escalate_after_s, &r.escalate_to) {
+            (Some(0), _) => return Err(format!("{}: must be at least 1", at("escalate_after_s"))),
+            (Some(_), None) => {
+                return Err(format!(
+                    "{}: set escalate_to too (the route to escalate to)",
+                    at("escalate_after_s")
+                ))
+            }
+            (None, Some(_)) => {
+                return Err(format!(
+                    "{}: set escalate_after_s too (seconds without a decision)",
+                    at("escalate_to")
+                ))
+            }
+            _ => {}
         }
         if r.auto_approve_min_confidence
             .is_some_and(|c| !(0.0..=1.0).contains(&c))
@@ -167,6 +190,24 @@ pub(super) fn check_webhooks(webhooks: &[Webhook]) -> Result<(), String> {
             return Err(format!(
                 "webhooks[{i}].url: must be an http:// or https:// URL"
             ));
+        }
+    }
+    Ok(())
+}
+
+/// An agent's `notify` names webhooks only (an agent has no mailbox).
+pub(super) fn check_agent_channels(agents: &[Agent], webhooks: &[Webhook]) -> Result<(), String> {
+    for (i, a) in agents.iter().enumerate() {
+        for n in &a.notify {
+            let known = n
+                .strip_prefix("webhook:")
+                .is_some_and(|w| webhooks.iter().any(|h| h.name == w));
+            if !known {
+                return Err(format!(
+                    "agents[{i}] (\"{}\").notify: \"{n}\" is not \"webhook:NAME\" of a [[webhooks]] entry",
+                    a.name
+                ));
+            }
         }
     }
     Ok(())

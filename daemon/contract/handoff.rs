@@ -82,24 +82,6 @@ pub struct Handoff {
     pub extra: BTreeMap<String, Value>,
 }
 
-impl Handoff {
-    /// The fields of this handoff that are kept and shown but not acted on by this version
-    /// (no escalation yet), so that commands can say so instead of implying they work.
-    pub fn fields_not_acted_on(&self) -> Vec<&'static str> {
-        let mut fields = Vec::new();
-        if self.deadline.is_some() {
-            fields.push("deadline");
-        }
-        if self.fallback.is_some() {
-            fields.push("fallback");
-        }
-        fields
-    }
-}
-
-/// Handoff fields accepted and shown but not acted on yet (see `fields_not_acted_on`).
-pub const NOT_ACTED_ON: &[&str] = &["deadline", "fallback"];
-
 /// What made the agent stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]

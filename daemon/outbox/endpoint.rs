@@ -16,6 +16,7 @@ pub struct Endpoint {
     pub key: Key,
     pub allow_private: bool,
     pub format: WebhookFormat,
+    pub classifications: Vec<crate::contract::handoff::Classification>,
     events: Vec<glob::Pattern>,
 }
 
@@ -29,6 +30,7 @@ impl Endpoint {
             key: Key::from_secret(&w.secret).expect("secrets are checked with the config"),
             allow_private: w.allow_private,
             format: w.format,
+            classifications: w.classifications.clone(),
             events: w
                 .events
                 .iter()

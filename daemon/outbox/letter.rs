@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 /// What a mail says about a handoff, gathered by the app from its record and route.
 #[derive(Debug, Clone)]
 pub struct Facts {
-    /// `handoff.received` or `handoff.revised`.
+    /// `handoff.received`, `handoff.revised` or `handoff.escalated`.
     pub event: String,
     pub workspace: String,
     pub key: String,
@@ -60,10 +60,10 @@ const SUBJECT_TITLE: usize = 120;
 pub fn compose(f: &Facts, link: &str) -> Letter {
     let trigger = f.trigger.as_deref().unwrap_or("handoff");
     let title = one_line(f.title.as_deref().unwrap_or(&f.key), SUBJECT_TITLE);
-    let revised = if f.event == "handoff.revised" {
-        format!(" (revision {})", f.revision)
-    } else {
-        String::new()
+    let revised = match f.event.as_str() {
+        "handoff.revised" => format!(" (revision {})", f.revision),
+        "handoff.escalated" => " (escalated)".to_string(),
+        _ => String::new(),
     };
     let subject = one_line(
         &format!(
@@ -72,10 +72,10 @@ pub fn compose(f: &Facts, link: &str) -> Letter {
         ),
         400,
     );
-    let headline = if f.event == "handoff.revised" {
-        "A handoff you review was revised"
-    } else {
-        "A handoff waits for your review"
+    let headline = match f.event.as_str() {
+        "handoff.revised" => "A handoff you review was revised",
+        "handoff.escalated" => "A handoff was escalated to you: no decision came in time",
+        _ => "A handoff waits for your review",
     };
     let actions = Actions {
         approve: format!("{link}?intent=approved#decide"),

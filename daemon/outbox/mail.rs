@@ -11,6 +11,7 @@ use super::{Hooks, Shared, EMAIL};
 use crate::config::Smtp;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{Message, SmtpTransport};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -32,6 +33,8 @@ pub enum MailError {
     Url(String),
     #[error("smtp.from: \"{0}\" is not an address such as \"baton <baton@example.com>\"")]
     From(String),
+    #[error("smtp.ca_file: {0}")]
+    Ca(String),
 }
 
 pub struct Mailer {
@@ -44,6 +47,9 @@ impl Mailer {
         let mut builder = SmtpTransport::from_url(&smtp.url)
             .map_err(|e| MailError::Url(e.to_string()))?
             .timeout(Some(TIMEOUT));
+        if let Some(ca) = &smtp.ca_file {
+            builder = builder.tls(trusting(&smtp.url, ca)?);
+        }
         if let (Some(user), Some(password)) = (&smtp.username, &smtp.password) {
             builder = builder.credentials(Credentials::new(user.clone(), password.clone()));
         }
@@ -55,6 +61,35 @@ impl Mailer {
             transport: builder.build(),
             from,
         })
+    }
+}
+
+/// The URL's TLS mode, with the certificates of `ca` trusted besides the usual roots
+/// (nothing is trusted less: the server's name is still checked).
+fn trusting(url: &str, ca: &std::path::Path) -> Result<Tls, MailError> {
+    let fail = |m: String| MailError::Ca(format!("{}: {m}", ca.display()));
+    let parsed = url::Url::parse(url).map_err(|e| MailError::Url(e.to_string()))?;
+    let host = parsed
+        .host_str()
+        .ok_or_else(|| MailError::Url("no host".into()))?;
+    let pem = std::fs::read(ca).map_err(|e| fail(format!("cannot read it: {e}")))?;
+    let cert =
+        Certificate::from_pem(&pem).map_err(|e| fail(format!("not PEM certificates: {e}")))?;
+    let params = TlsParameters::builder(host.trim_matches(['[', ']']).to_string())
+        .add_root_certificate(cert)
+        .build_rustls()
+        .map_err(|e| fail(e.to_string()))?;
+    let mode = parsed
+        .query_pairs()
+        .find(|(k, _)| k == "tls")
+        .map(|(_, v)| v.into_owned());
+    match (parsed.scheme(), mode.as_deref()) {
+        ("smtps", _) => Ok(Tls::Wrapper(params)),
+        ("smtp", Some("required")) => Ok(Tls::Required(params)),
+        ("smtp", Some("opportunistic")) => Ok(Tls::Opportunistic(params)),
+        _ => Err(fail(
+            "only for TLS: use smtps:// or smtp://...?tls=required".into(),
+        )),
     }
 }
 

@@ -7,6 +7,7 @@
 //! that run out of attempts are dead: listed, and retried by an admin.
 
 mod address;
+mod audience;
 mod endpoint;
 mod letter;
 mod mail;
@@ -16,6 +17,7 @@ mod spool;
 mod webhook;
 mod worker;
 
+pub use audience::Audience;
 pub use letter::Facts;
 pub use mail::{MailError, MailRequest};
 pub use sign::{BadSecret, Key};
@@ -50,7 +52,11 @@ pub struct Hooks {
 pub const EMAIL: &str = "email";
 
 /// Events that owe the route's reviewers a mail.
-const MAILED: [EventType; 2] = [EventType::HandoffReceived, EventType::HandoffRevised];
+const MAILED: [EventType; 3] = [
+    EventType::HandoffReceived,
+    EventType::HandoffRevised,
+    EventType::HandoffEscalated,
+];
 
 /// Most deliveries one listing returns (newest first).
 pub const MAX_LISTED: usize = 1000;
@@ -58,6 +64,8 @@ pub const MAX_LISTED: usize = 1000;
 pub struct Outbox {
     shared: Arc<Shared>,
     endpoints: Vec<Arc<Endpoint>>,
+    /// Channels some route's or agent's `notify` names (see `audience`).
+    targeted: std::collections::HashSet<String>,
     /// Whether events are owed mails: `[smtp]` is set and some route notifies `email`.
     mails: bool,
     /// Wake-ups of each channel's worker, by channel name.
@@ -173,9 +181,11 @@ impl Outbox {
             attempts,
         });
         shared.count(&shared.lock());
+        let targeted = audience::targeted(config);
         let outbox = Outbox {
             shared,
             endpoints,
+            targeted,
             mails,
             wake,
             waiting: Mutex::new(waiting),
@@ -195,25 +205,30 @@ impl Outbox {
     /// to disk, then wakes the workers. A spool that cannot be written is logged and counted;
     /// the notification is still attempted while the daemon runs (the event is logged
     /// already, so the change cannot be undone for it).
-    pub fn spool(&self, events: &[Event]) {
+    pub fn spool(&self, events: &[Event], audience: &dyn Fn(&Event) -> Option<Audience>) {
         let mut made = Vec::new();
         for event in events {
+            let aud = audience(event);
+            let thin = aud
+                .as_ref()
+                .filter(|a| a.thin())
+                .map(|a| audience::thin(event, a));
+            let told = thin.as_ref().unwrap_or(event);
             // A failure is not sent back to the endpoint that failed: it could never arrive,
             // and would fail again, for ever.
             let failed_channel = (event.kind == EventType::NotificationFailed)
                 .then(|| event.data["channel"].as_str())
                 .flatten();
-            for e in self
-                .endpoints
-                .iter()
-                .filter(|e| e.wants(event.kind.as_str()))
-            {
+            for e in self.endpoints.iter().filter(|e| {
+                let targeted = self.targeted.contains(&e.channel);
+                e.wants(event.kind.as_str()) && audience::allows(e, targeted, event, aud.as_ref())
+            }) {
                 if failed_channel != Some(e.channel.as_str()) {
                     let url = &self.shared.public_url;
                     let body = match e.format {
-                        WebhookFormat::Standard => webhook::body(event, url),
+                        WebhookFormat::Standard => webhook::body(told, url),
                         WebhookFormat::Slack => slack::body(
-                            event,
+                            told,
                             event.key.as_deref().map(|k| handoff_url(url, k)).as_deref(),
                         ),
                     };

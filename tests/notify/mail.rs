@@ -22,16 +22,20 @@ impl Smtp {
 
     /// On `port` (0: any free one).
     fn start_on(dir: &Path, hang: bool, port: u16) -> Smtp {
+        let port = port.to_string();
+        let args = if hang {
+            vec!["--port", &port, "--hang"]
+        } else {
+            vec!["--port", &port]
+        };
+        Smtp::spawn(dir, &args)
+    }
+
+    fn spawn(dir: &Path, args: &[&str]) -> Smtp {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify/smtp.py");
         let log = dir.join(format!("smtp-{}.jsonl", util::now_ms()));
         let mut cmd = Command::new("python3");
-        cmd.arg(script)
-            .arg(&log)
-            .args(["--port", &port.to_string()])
-            .stdout(Stdio::piped());
-        if hang {
-            cmd.arg("--hang");
-        }
+        cmd.arg(script).arg(&log).args(args).stdout(Stdio::piped());
         let mut child = cmd.spawn().expect("python3 runs the SMTP server");
         let mut line = String::new();
         BufReader::new(child.stdout.take().unwrap())
@@ -203,4 +207,133 @@ fn mails_resolved_before_a_kill_9_are_sent_once_after_restart() {
     assert_eq!(to, ["rita@example.com", "sam@example.com"], "each once");
     assert!(email_deliveries(&daemon, "pending").is_empty());
     daemon.stop();
+}
+
+/// The test CA and the server certificate it signed (for `localhost` and 127.0.0.1).
+fn tls_file(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/notify/tls")
+        .join(name);
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn mail_goes_over_starttls_and_smtps_to_a_server_signed_by_the_configured_ca_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (tls_file("server.pem"), tls_file("server.key"));
+    for (mode, url) in [
+        ("--starttls", "smtp://127.0.0.1:{port}?tls=required"),
+        ("--tls", "smtps://127.0.0.1:{port}"),
+    ] {
+        let smtp = Smtp::spawn(dir.path(), &[mode, "--cert", &cert, "--key", &key]);
+        let url = url.replace("{port}", &smtp.port.to_string());
+        let plain = format!("url = \"smtp://127.0.0.1:{}\"", smtp.port);
+        let config = mail_config(smtp.port).replace(
+            &plain,
+            &format!("url = \"{url}\"\nca_file = \"{}\"", tls_file("ca.pem")),
+        );
+        let mut env = TestEnv::with_config(&config);
+        let daemon = env.start();
+        submit(&env, "tls-1");
+        daemon.wait_until("mailed over TLS", || smtp.mails().len() == 2);
+        let mails = smtp.mails();
+        assert!(mails.iter().all(|m| m["tls"] == true), "{mode}: {mails:?}");
+        assert!(mails[0]["subject"].as_str().unwrap().contains("alpha"));
+        drop(daemon);
+    }
+    // Without the CA the server's certificate is not trusted: nothing is sent in clear.
+    let smtp = Smtp::spawn(dir.path(), &["--starttls", "--cert", &cert, "--key", &key]);
+    let plain = format!("url = \"smtp://127.0.0.1:{}\"", smtp.port);
+    let url = format!("url = \"smtp://127.0.0.1:{}?tls=required\"", smtp.port);
+    let config = mail_config(smtp.port).replace(&plain, &url);
+    let schedule = "[deliveries]\nretry_schedule_s = [0]\n";
+    let mut env = TestEnv::with_config(&format!("{config}{schedule}"));
+    let daemon = env.start();
+    submit(&env, "tls-2");
+    daemon.wait_until("dead", || deliveries(&daemon, "dead").len() == 2);
+    assert!(smtp.mails().is_empty());
+    let dead = deliveries(&daemon, "dead");
+    let error = dead[0]["attempts"][0]["error"]
+        .as_str()
+        .unwrap()
+        .to_lowercase();
+    assert!(
+        error.contains("certificate") || error.contains("tls"),
+        "{error}"
+    );
+}
+
+#[test]
+fn an_escalated_handoff_is_mailed_to_the_new_routes_reviewers() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let plain = format!("url = \"smtp://127.0.0.1:{}\"", smtp.port);
+    let routes = "[[routes]]\nname = \"first\"\nreviewers = [\"rita\"]\nnotify = [\"email\"]\n\
+                  escalate_after_s = 1\nescalate_to = \"oncall\"\n\n[[routes]]\nname = \"oncall\"\n\
+                  triggers = [\"error\"]\nreviewers = [\"sam\"]\nnotify = [\"email\"]\n";
+    let config = mail_config(smtp.port)
+        .replace("[[routes]]\nname = \"eng\"\nreviewers = [\"rita\", \"role:engineer\"]\nnotify = [\"email\"]\n", routes);
+    assert!(config.contains(&plain) && config.contains("oncall"));
+    let mut env = TestEnv::with_config(&config);
+    let daemon = env.start();
+    submit(&env, "esc-mail");
+    daemon.wait_until("both mails", || smtp.mails().len() == 2);
+    let mails = smtp.mails();
+    assert_eq!(mails[0]["to"], "rita@example.com");
+    assert!(!mails[0]["subject"].as_str().unwrap().contains("escalated"));
+    assert_eq!(mails[1]["to"], "sam@example.com");
+    let subject = mails[1]["subject"].as_str().unwrap();
+    assert!(subject.ends_with("(escalated)"), "{subject}");
+    assert!(
+        mails[1]["text"].as_str().unwrap().contains("escalated"),
+        "{}",
+        mails[1]["text"]
+    );
+}
+
+#[test]
+fn confidential_handoffs_are_mailed_only_where_smtp_allows_their_class_and_then_thin() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let write = |env: &TestEnv, ws: &str, id: &str, class: &str| {
+        let mut h = util::handoff(id);
+        h["classification"] = serde_json::json!(class);
+        h["summary"] = serde_json::json!("SECRET-SUMMARY");
+        util::write_atomic(&env.ws(ws).join("handoff.json"), &util::bytes(&h));
+    };
+    // The default: public and internal only. One worker sends in order, so once the
+    // internal handoff's mails are in, the confidential one's notice (still pending, in
+    // another workspace) was dealt with.
+    let mut env = TestEnv::with_config(&mail_config(smtp.port));
+    env.init("beta");
+    let daemon = env.start();
+    write(&env, "beta", "conf-1", "confidential");
+    daemon.wait_until("received", || daemon.handoffs("pending").len() == 1);
+    write(&env, "alpha", "int-1", "internal");
+    daemon.wait_until("internal mailed", || smtp.mails().len() == 2);
+    assert_eq!(daemon.handoffs("pending").len(), 2);
+    let mails = smtp.mails();
+    assert!(
+        mails
+            .iter()
+            .all(|m| m["subject"].as_str().unwrap().contains("int-1")),
+        "{mails:?}"
+    );
+    daemon.stop();
+
+    let smtp = Smtp::start(dir.path(), false);
+    let allowed = mail_config(smtp.port).replace(
+        "from = \"baton <baton@localhost>\"\n",
+        "from = \"baton <baton@localhost>\"\nclassifications = [\"internal\", \"confidential\"]\n",
+    );
+    let mut env = TestEnv::with_config(&allowed);
+    let daemon = env.start();
+    write(&env, "alpha", "conf-2", "confidential");
+    daemon.wait_until("mailed thin", || smtp.mails().len() == 2);
+    for m in smtp.mails() {
+        assert!(m["subject"].as_str().unwrap().contains("conf-2"));
+        let both = format!("{}{}", m["text"], m["html"]);
+        assert!(!both.contains("SECRET"), "{both}");
+        assert!(both.contains("/handoffs/conf-2"), "{both}");
+    }
 }

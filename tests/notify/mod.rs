@@ -1,8 +1,11 @@
 //! Webhooks end to end: the real daemon sends to a real HTTP receiver on loopback
 //! (`receiver.py`), which checks every signature with Python's own hmac, not baton's code.
 
+mod classes;
 mod mail;
 mod pages;
+mod routes;
+mod timers;
 
 use crate::util::{self, Daemon, TestEnv};
 use serde_json::Value;

@@ -149,7 +149,7 @@
   let es = null;
   const connect = () => {
     es = new EventSource("/api/v1/events");
-    for (const type of ["handoff.received", "handoff.revised", "handoff.decided", "handoff.claimed", "handoff.signed_off", "handoff.invalid"]) {
+    for (const type of ["handoff.received", "handoff.revised", "handoff.decided", "handoff.claimed", "handoff.signed_off", "handoff.invalid", "handoff.escalated"]) {
       es.addEventListener(type, refresh);
     }
     es.addEventListener("lagged", refresh);

@@ -28,6 +28,10 @@ pub struct HandoffView {
     pub standing: crate::app::Standing,
     /// Approvals so far and what is missing (quorum, sign-off roles).
     pub progress: crate::app::Progress,
+    /// Why the handoff is on its route (matched keys); its escalations and routing notes,
+    /// as lines.
+    pub route_why: String,
+    pub escalations: Vec<String>,
 }
 
 /// One problem as people read it: where (pointer, line:column) and what.
@@ -220,6 +224,21 @@ pub fn build(d: Detail, all: &[Summary], now: OffsetDateTime) -> (HandoffView, S
         key: d.key.clone(),
         standing: d.standing.clone(),
         progress: d.progress.clone(),
+        route_why: d
+            .routing
+            .as_ref()
+            .map(|r| r.matched.join(", "))
+            .unwrap_or_default(),
+        escalations: d
+            .routing
+            .iter()
+            .flat_map(|r| &r.escalations)
+            .map(|e| {
+                let from = e.from.as_deref().unwrap_or("no route");
+                format!("escalated {} from {from} to {} ({})", e.at, e.to, e.why)
+            })
+            .chain(d.routing.iter().flat_map(|r| r.notes.iter().cloned()))
+            .collect(),
     };
     let mut s = h.map(sections).unwrap_or_default();
     s.checkpoints = d
