@@ -2,7 +2,7 @@
 //! revision, an artifact fixed after an invalid answer, a decision while a broken revision is
 //! in place.
 
-use crate::util::{self, bytes, decision, event_types, handoff, write_atomic, TestEnv};
+use crate::util::{self, bytes, decision, event_types, events, handoff, write_atomic, TestEnv};
 use serde_json::json;
 
 #[test]
@@ -261,4 +261,42 @@ fn a_detail_answer_pages_the_checkpoints_newest_first() {
     assert_eq!(steps("?checkpoints_offset=2&checkpoints_limit=2"), [2, 3]);
     assert_eq!(steps("?checkpoints_offset=9"), Vec::<u64>::new());
     assert_eq!(d.get("/api/v1/handoffs/paged?checkpoints_limit=x").0, 422);
+}
+
+/// A new handoff's record and the previous one's withdrawal are committed at once; a crash
+/// can make the first durable and not the second. The next start finds two pending and
+/// withdraws the older, so a workspace never lists two.
+#[test]
+fn a_crash_that_left_two_pending_withdraws_the_older_at_start() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("older")));
+    d.wait_until("older received", || d.handoffs("pending").len() == 1);
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("newer")));
+    d.wait_until("newer received", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "newer")
+    });
+    d.stop();
+    // The withdrawal as if it never reached the disk: gone from the store and its copy.
+    std::fs::remove_file(env.store("alpha").join("handoffs/older/decision.json")).unwrap();
+    let _ = std::fs::remove_file(ws.join(".baton/handoffs/older/decision.json"));
+
+    let d = env.start();
+    let pending = d.handoffs("pending");
+    let keys: Vec<&str> = pending.iter().map(|h| h["key"].as_str().unwrap()).collect();
+    assert_eq!(keys, ["newer"]);
+    let (status, older) = d.get("/api/v1/handoffs/older");
+    assert_eq!(status, 200, "{older}");
+    assert_eq!(older["decision"]["outcome"], "withdrawn", "{older}");
+    assert_eq!(older["decision"]["comment"], "superseded by newer");
+    let last = events(&ws)
+        .into_iter()
+        .rev()
+        .find(|e| e["key"] == "older")
+        .unwrap();
+    assert_eq!(
+        (&last["type"], &last["data"]["outcome"]),
+        (&json!("handoff.decided"), &json!("withdrawn"))
+    );
 }

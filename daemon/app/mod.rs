@@ -251,6 +251,7 @@ impl App {
             self.tampered(&loaded, finding);
         }
         self.recover_events(&loaded);
+        self.withdraw_superseded(&loaded);
         self.inner
             .by_root
             .write()

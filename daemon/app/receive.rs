@@ -145,6 +145,32 @@ impl App {
     }
 }
 
+impl App {
+    /// A crash between the two commits of a receive (they run at once) can leave the new
+    /// record durable and the previous one's withdrawal not: two pending at start-up. The
+    /// newest stays pending and the others are withdrawn now, as the receive would have.
+    pub(super) fn withdraw_superseded(&self, ws: &Ws) {
+        let mut st = ws.lock();
+        let Some(newest) = st.pending.clone() else {
+            return;
+        };
+        let older: Vec<String> = st
+            .records
+            .values()
+            .filter(|r| r.is_pending() && r.meta.key != newest)
+            .map(|r| r.meta.key.clone())
+            .collect();
+        for key in older {
+            tracing::warn!(workspace = %ws.ws.name, key, newest, "a crash left two handoffs pending; withdrawing the older");
+            let why = format!("superseded by {newest}");
+            let closing = Closing::new(Outcome::Withdrawn, "system", Some(why));
+            if let Err(e) = self.settle(ws, &mut st, &key, closing) {
+                tracing::error!(workspace = %ws.ws.name, key, error = %e, "cannot withdraw; the next start tries again");
+            }
+        }
+    }
+}
+
 fn panicked() -> io::Error {
     io::Error::other("closing the previous handoff panicked")
 }
