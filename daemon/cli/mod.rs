@@ -265,13 +265,16 @@ pub fn init_tracing(format: LogFormat) -> Result<(), String> {
 }
 
 const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+/// tantivy logs every segment file it makes or deletes at info: an operator's log would be
+/// mostly that. A directive naming tantivy in BATON_LOG overrides this.
+const DEFAULT_LOG: &str = "info,tantivy=warn";
 
 fn log_filter() -> Result<tracing_subscriber::EnvFilter, String> {
     use tracing_subscriber::EnvFilter;
     let text = match std::env::var("BATON_LOG") {
-        Err(std::env::VarError::NotPresent) => return Ok(EnvFilter::new("info")),
+        Err(std::env::VarError::NotPresent) => return Ok(EnvFilter::new(DEFAULT_LOG)),
         Err(std::env::VarError::NotUnicode(_)) => return Err("BATON_LOG is not UTF-8".into()),
-        Ok(text) if text.trim().is_empty() => return Ok(EnvFilter::new("info")),
+        Ok(text) if text.trim().is_empty() => return Ok(EnvFilter::new(DEFAULT_LOG)),
         Ok(text) => text,
     };
     let usage = "write a level (trace, debug, info, warn, error, off) or TARGET=LEVEL \
@@ -289,6 +292,10 @@ fn log_filter() -> Result<tracing_subscriber::EnvFilter, String> {
             ));
         }
     }
+    let text = match text.contains("tantivy") {
+        true => text,
+        false => format!("{text},tantivy=warn"),
+    };
     EnvFilter::try_new(&text)
         .map_err(|e| format!("BATON_LOG: \"{text}\" cannot be read ({e}); {usage}"))
 }
