@@ -1,15 +1,20 @@
 //! Configuration in two phases: the raw TOML (serde, unknown keys refused) and the validated
 //! `Config` the daemon runs on. Errors name the file and the key, and say how to fix it.
 
-use crate::contract::handoff::{Classification, Trigger};
+use crate::contract::handoff::Trigger;
 use crate::contract::Limits;
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod channels;
 mod checks;
 mod paths;
+mod tuning;
+
+pub use channels::{Smtp, Webhook, WebhookFormat};
+pub use tuning::{Deliveries, Http, Search, Sessions};
 
 use checks::{check_deliveries, check_routes, check_users, check_webhooks};
 
@@ -59,97 +64,6 @@ pub struct Config {
     pub search: Search,
 }
 
-/// Full-text search (`[search]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Search {
-    /// Artifacts larger than this are not indexed (their names are not either).
-    pub max_file_bytes: u64,
-    /// Memory of the index writer, in MB (tantivy's budget; 15..=4096).
-    pub writer_memory_mb: usize,
-    /// Changes are committed (made searchable) this long after the first one, in ms.
-    pub commit_ms: u64,
-    /// A query stops searching further segments after this long, in ms (the answer then says
-    /// `partial`).
-    pub time_limit_ms: u64,
-}
-
-impl Default for Search {
-    fn default() -> Search {
-        Search {
-            max_file_bytes: 10 * 1024 * 1024,
-            writer_memory_mb: 50,
-            commit_ms: 250,
-            time_limit_ms: 500,
-        }
-    }
-}
-
-/// How notifications are retried (`[deliveries]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Deliveries {
-    /// Delay before each attempt, in seconds (the first is usually 0); one attempt per entry,
-    /// then the delivery is dead. Each delay is varied by up to ±20 % so that endpoints
-    /// coming back from an outage are not hit by every retry at once.
-    pub retry_schedule_s: Vec<f64>,
-    /// Delivered notifications are listed this long, then forgotten (dead ones stay).
-    pub keep_delivered_s: u64,
-}
-
-impl Default for Deliveries {
-    fn default() -> Deliveries {
-        Deliveries {
-            retry_schedule_s: vec![
-                0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0,
-            ],
-            keep_delivered_s: 7 * 86400,
-        }
-    }
-}
-
-/// Protections of the HTTP server against clients that hold connections (`[http]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Http {
-    /// Connections served at once; more are answered 503 and closed.
-    pub max_connections: usize,
-    /// Time to send a request's headers, counted from when the server waits for them (so
-    /// it also closes keep-alive connections idle for that long).
-    pub header_timeout_s: u64,
-    /// At shutdown, how long in-flight requests get before their connections are dropped.
-    pub shutdown_timeout_s: u64,
-}
-
-impl Default for Http {
-    fn default() -> Http {
-        Http {
-            max_connections: 1024,
-            header_timeout_s: 10,
-            shutdown_timeout_s: 10,
-        }
-    }
-}
-
-/// Sign-in sessions of the pages (`[sessions]`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Sessions {
-    /// A session unused this long ends.
-    pub idle_timeout_s: u64,
-    /// A session ends this long after sign-in, used or not.
-    pub absolute_timeout_s: u64,
-}
-
-impl Default for Sessions {
-    fn default() -> Sessions {
-        Sessions {
-            idle_timeout_s: 2 * 3600,
-            absolute_timeout_s: 12 * 3600,
-        }
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct User {
@@ -178,91 +92,6 @@ pub struct Agent {
 }
 
 fn all_workspaces() -> Vec<String> {
-    vec!["*".into()]
-}
-
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Smtp {
-    /// lettre's URL form: `smtp://host:port` (plain), `smtp://host:port?tls=required`
-    /// (STARTTLS), `smtps://host:port` (TLS from the start); credentials may be in it.
-    pub url: String,
-    pub from: String,
-    /// Sign-in to the mail server, if it asks (baton extension; or in the URL).
-    #[serde(default)]
-    pub username: Option<String>,
-    #[serde(default)]
-    pub password: Option<String>,
-    /// PEM certificates to trust for the mail server's TLS besides the usual roots (an
-    /// internal CA); relative to the config file's folder (baton extension).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Data classes of the handoffs mailed about (default public and internal, as for
-    /// webhooks); confidential and restricted ones are mailed thin, without the summary.
-    #[serde(default = "default_classes")]
-    pub classifications: Vec<Classification>,
-}
-
-#[derive(Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Webhook {
-    pub name: String,
-    pub url: String,
-    pub secret: String,
-    #[serde(default = "all_events")]
-    pub events: Vec<String>,
-    #[serde(default)]
-    pub allow_private: bool,
-    /// `standard` (Standard Webhooks body) or `slack` (`{"text", "blocks"}` for Slack and
-    /// Mattermost incoming webhooks).
-    #[serde(default)]
-    pub format: WebhookFormat,
-    /// Data classes of the handoffs this endpoint is told about (default public and
-    /// internal; a handoff without a class counts as internal). Confidential and restricted
-    /// handoffs are told thin: title, workspace and link only.
-    #[serde(default = "default_classes")]
-    pub classifications: Vec<Classification>,
-}
-
-fn default_classes() -> Vec<Classification> {
-    vec![Classification::Public, Classification::Internal]
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum WebhookFormat {
-    #[default]
-    Standard,
-    Slack,
-}
-
-// Written by hand so that a `{:?}` of the configuration never shows a secret: the SMTP
-// password (and a URL that may hold one), the webhooks' signing secrets and URLs (chat
-// services put tokens in them).
-impl std::fmt::Debug for Smtp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Smtp")
-            .field("from", &self.from)
-            .field("username", &self.username)
-            .field("ca_file", &self.ca_file)
-            .field("classifications", &self.classifications)
-            .finish_non_exhaustive()
-    }
-}
-
-impl std::fmt::Debug for Webhook {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Webhook")
-            .field("name", &self.name)
-            .field("events", &self.events)
-            .field("allow_private", &self.allow_private)
-            .field("format", &self.format)
-            .field("classifications", &self.classifications)
-            .finish_non_exhaustive()
-    }
-}
-
-fn all_events() -> Vec<String> {
     vec!["*".into()]
 }
 

@@ -11,12 +11,14 @@ mod artifact_preview;
 mod artifact_raw;
 mod artifact_view;
 mod artifacts;
+mod asks;
 mod audience;
 mod bulk;
 mod checkpoints;
 mod claim;
 mod decide;
 mod edits;
+mod emit;
 pub mod export;
 mod ingest;
 mod invalid;
@@ -33,10 +35,12 @@ mod queue;
 mod quorum;
 mod receive;
 mod records;
+mod recover;
 mod repair;
 mod revise;
 mod route;
 mod search;
+mod served;
 mod stall;
 mod state;
 mod timeline;
@@ -64,10 +68,9 @@ pub use upload::{Target, UploadError, Uploaded};
 
 use crate::auth::{Actor, Tokens};
 use crate::config::Config;
-use crate::events::{Event, EventType};
+use crate::events::Event;
 use crate::metrics::Metrics;
 use crate::workspace::{self, Workspace};
-use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -267,50 +270,6 @@ impl App {
         Ok(Some(loaded))
     }
 
-    /// Takes the workspace's owner lock (see `crate::locks::take_workspace`); another
-    /// daemon holding it puts the workspace on the waiting list, with a warning the first time.
-    fn own(&self, ws: &Workspace) -> bool {
-        let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
-        if owners.contains_key(&ws.root) {
-            return true;
-        }
-        let mut waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        match crate::locks::take_workspace(ws, &self.inner.me) {
-            Ok(lock) => {
-                owners.insert(ws.root.clone(), lock);
-                if waiting.remove(&ws.root).is_some() {
-                    tracing::info!(workspace = %ws.name, "the other daemon released the workspace; serving it now");
-                }
-                true
-            }
-            Err(crate::locks::NotOwner::Io(e)) => {
-                // Cannot tell (a read-only share, a planted link): serve, as before owner
-                // locks existed, rather than leave the workspace unserved.
-                tracing::warn!(workspace = %ws.name, error = %e,
-                    "cannot take .baton/owner.lock; serving the workspace without it, so another daemon could serve it too");
-                true
-            }
-            Err(e) => {
-                if waiting.insert(ws.root.clone(), ws.clone()).is_none() {
-                    tracing::warn!(workspace = %ws.name, root = %ws.root.display(),
-                        "workspace skipped: {e}; it is taken over when that daemon releases it");
-                }
-                false
-            }
-        }
-    }
-
-    fn disown(&self, ws: &Workspace) {
-        let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
-        owners.remove(&ws.root);
-    }
-
-    /// Workspaces another daemon served when last tried (the ingest thread tries them again).
-    pub fn waiting_workspaces(&self) -> Vec<Workspace> {
-        let waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        waiting.values().cloned().collect()
-    }
-
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
@@ -405,50 +364,6 @@ impl App {
         self.workspace(&name)
     }
 
-    /// State is committed before its event is appended, so a crash in between loses the event.
-    /// Such state is newer than the last event logged: it gets its event now, marked
-    /// `recovered` (an event may so be logged twice, never lost).
-    fn recover_events(&self, ws: &Ws) {
-        // An empty log: everything archived lost its event (or the log was set aside).
-        let last = ws.audit.last_at_open().unwrap_or("");
-        let st = ws.lock();
-        let mut events = Vec::new();
-        for rec in st.records.values() {
-            let key = Some(rec.meta.key.as_str());
-            if rec.meta.updated_at.as_str() > last {
-                let kind = if rec.meta.revision == 1 {
-                    EventType::HandoffReceived
-                } else {
-                    EventType::HandoffRevised
-                };
-                let data = json!({ "task_id": rec.meta.task_id, "revision": rec.meta.revision,
-                                   "recovered": true, "happened_at": rec.meta.updated_at });
-                events.push(Event::new(kind, &ws.ws.name, key, data));
-            }
-            // Reviewers' work comes between the revision and the decision that closed it.
-            events.extend(claim::recovered(rec, last, &ws.ws.name));
-            events.extend(quorum::recovered(rec, last, &ws.ws.name));
-            events.extend(timers::recovered(rec, last, &ws.ws.name));
-            if let Some(d) = rec.decision.as_ref().filter(|d| d.at.as_str() > last) {
-                let data = json!({ "task_id": d.task_id, "outcome": d.outcome, "by": d.by,
-                                   "recovered": true, "happened_at": d.at });
-                events.push(Event::new(
-                    EventType::HandoffDecided,
-                    &ws.ws.name,
-                    key,
-                    data,
-                ));
-            }
-        }
-        drop(st);
-        if !events.is_empty() {
-            tracing::warn!(workspace = %ws.ws.name, count = events.len(), "logging events a crash kept from the audit log");
-            if let Err(e) = self.emit_all(ws, events) {
-                tracing::error!(workspace = %ws.ws.name, error = %e, "cannot log the recovered events; the next start tries again");
-            }
-        }
-    }
-
     /// Makes every anchor that moved durable: all of them in one append to the ledger, with
     /// one sync (about once a second, and at shutdown).
     pub fn flush_anchors(&self) {
@@ -471,76 +386,5 @@ impl App {
             self.metrics().error("audit_anchor");
             tracing::warn!(error = %e, "cannot flush the audit anchors; trying again in a second");
         }
-    }
-
-    /// Records an event: audit log first (the durable record), then subscribers and metrics.
-    /// An event that cannot be logged is an error: the caller must not make (or must undo)
-    /// the change it describes.
-    fn emit(&self, ws: &Ws, event: Event) -> std::io::Result<()> {
-        self.emit_all(ws, vec![event])
-    }
-
-    /// Records events of one workspace with a single audit write and sync.
-    fn emit_all(&self, ws: &Ws, events: Vec<Event>) -> std::io::Result<()> {
-        let appended = ws.audit.append_all(&events);
-        self.announce_breaks(ws);
-        if let Err(e) = appended {
-            self.metrics().error("audit_write");
-            tracing::error!(workspace = %ws.ws.name, error = %e, "cannot append to the audit log; the change is not made");
-            return Err(e);
-        }
-        // Logged, so now owed to webhooks: spooled durably before anyone hears of it.
-        self.inner
-            .outbox
-            .spool(&events, &|event| self.inner.audiences.of(event));
-        for event in events {
-            self.announce(ws, event);
-        }
-        Ok(())
-    }
-
-    /// Sends a logged event to subscribers, the metrics and the log.
-    fn announce(&self, ws: &Ws, event: Event) {
-        self.inner.listings.changed();
-        stall::note_activity(ws, event.kind);
-        tracing::info!(
-            event = event.kind.as_str(),
-            workspace = %event.workspace,
-            key = event.key.as_deref().unwrap_or(""),
-            data = %event.data,
-            "event"
-        );
-        let label = crate::metrics::TypeLabel {
-            r#type: event.kind.as_str().into(),
-        };
-        self.metrics().events.get_or_create(&label).inc();
-        // No subscriber is fine: the audit log already has it.
-        let _ = self.inner.events.send(event);
-    }
-
-    /// Asks the ingest thread to process the workspace at `root` again soon.
-    pub(crate) fn ask_repair(&self, root: &Path) {
-        let mut repairs = self.inner.repairs.lock().unwrap_or_else(|e| e.into_inner());
-        if !repairs.iter().any(|r| r == root) {
-            repairs.push(root.to_path_buf());
-        }
-    }
-
-    /// Asks the ingest thread to watch the folder `dir` (recursively) from now on.
-    pub(crate) fn ask_watch(&self, dir: &Path) {
-        let mut watches = self.inner.watches.lock().unwrap_or_else(|e| e.into_inner());
-        if !watches.iter().any(|w| w == dir) {
-            watches.push(dir.to_path_buf());
-        }
-    }
-
-    /// Folders to start watching (see `ask_watch`).
-    pub fn take_watches(&self) -> Vec<PathBuf> {
-        std::mem::take(&mut *self.inner.watches.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Workspaces to reconcile again because a write of theirs failed outside ingest.
-    pub fn take_repairs(&self) -> Vec<PathBuf> {
-        std::mem::take(&mut *self.inner.repairs.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }

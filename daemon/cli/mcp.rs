@@ -5,12 +5,13 @@
 //! Standard output is the protocol: nothing else may be printed there.
 
 use super::agent::answer_in_place;
+use super::mcp_answers::{blocking, failed, invalid, unserved};
 use super::mcp_locks::{self, LockArgs, UnlockArgs};
 use super::submit;
 use super::tools_io;
 use baton::config::Config;
 use baton::contract::validate::{self, Format};
-use baton::contract::{Checkpoint, Handoff, Limits, Problem};
+use baton::contract::{Checkpoint, Handoff, Limits};
 use baton::workspace::{self, Workspace};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
@@ -369,48 +370,4 @@ fn checkpoint_name(asked: Option<&str>, doc: &Checkpoint) -> Result<String, Call
             "file \"{name}\": give a plain name ending in .json (no folders, not hidden)"
         ))),
     }
-}
-
-/// A document with problems, each with its JSON pointer, as `baton validate` lists them
-/// (without line:column: the caller sent an object, not a file).
-fn invalid(problems: &[Problem]) -> CallToolResult {
-    let problems: Vec<Problem> = problems
-        .iter()
-        .map(|p| Problem::new(p.pointer.clone(), p.message.clone()))
-        .collect();
-    let lines: Vec<String> = problems
-        .iter()
-        .map(|p| format!("{} {}", pointer_or_document(&p.pointer), p.message))
-        .collect();
-    CallToolResult::structured_error(
-        json!({ "valid": false, "problems": problems, "lines": lines }),
-    )
-}
-
-/// Adds a `warning` when no running daemon serves the workspace (as `baton submit` and `baton
-/// wait` warn): nobody will answer until one does.
-fn unserved(ws: &Workspace, answer: &mut Value) {
-    if let Err(why) = baton::heartbeat::check(ws) {
-        answer["warning"] = json!(format!(
-            "no running daemon serves this workspace ({why}); the handoff is answered once one runs"
-        ));
-    }
-}
-
-fn pointer_or_document(pointer: &str) -> &str {
-    match pointer {
-        "" => "(document)",
-        p => p,
-    }
-}
-
-/// Runs file work (which may wait on the lock table's fs4 lock) off the protocol's threads.
-async fn blocking(work: impl FnOnce() -> CallToolResult + Send + 'static) -> CallToolResult {
-    tokio::task::spawn_blocking(work)
-        .await
-        .unwrap_or_else(|e| failed(e.to_string()))
-}
-
-fn failed(message: impl Into<String>) -> CallToolResult {
-    CallToolResult::structured_error(json!({ "error": message.into() }))
 }

@@ -5,6 +5,7 @@ mod agent;
 mod export;
 mod locks;
 mod mcp;
+mod mcp_answers;
 mod mcp_locks;
 mod mcp_view;
 mod search;
