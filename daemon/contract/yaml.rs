@@ -7,65 +7,10 @@
 //! the document, so problems found later (schema, semantics) point at the YAML line:column.
 
 use super::json::{self, Limits};
-use super::problem::{pointer_segments, push_pointer, Problem};
+use super::problem::{push_pointer, Problem};
 use saphyr_parser::{Event, Marker, Parser, ScalarStyle, Span};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
-
-/// Where each node of a YAML document starts (1-based line and column), as a tree shaped like
-/// the document: a pointer is looked up segment by segment, so no node stores its pointer
-/// (a deep document with long keys would otherwise cost its depth in key bytes per node).
-#[derive(Debug, Default, Clone)]
-pub struct Places {
-    root: Option<Node>,
-}
-
-#[derive(Debug, Clone)]
-struct Node {
-    at: (usize, usize),
-    /// A plain scalar the core schema read as something other than a string (`1.0`, `true`).
-    unquoted: bool,
-    kids: Kids,
-}
-
-#[derive(Debug, Clone)]
-enum Kids {
-    None,
-    Seq(Vec<Node>),
-    Map(HashMap<String, Node>),
-}
-
-impl Places {
-    /// The deepest node on the way to `pointer`, and whether it is the node itself.
-    fn walk(&self, pointer: &str) -> Option<(&Node, bool)> {
-        let mut node = self.root.as_ref()?;
-        for segment in pointer_segments(pointer) {
-            let next = match &node.kids {
-                Kids::Seq(items) => segment.parse::<usize>().ok().and_then(|i| items.get(i)),
-                Kids::Map(map) => map.get(&segment),
-                Kids::None => None,
-            };
-            match next {
-                Some(n) => node = n,
-                None => return Some((node, false)),
-            }
-        }
-        Some((node, true))
-    }
-
-    /// Where the node at `pointer` starts, or its nearest ancestor that exists.
-    pub fn locate(&self, pointer: &str) -> Option<(usize, usize)> {
-        self.walk(pointer).map(|(n, _)| n.at)
-    }
-
-    /// A hint for a problem at `pointer` that wants a string where YAML read a plain scalar
-    /// as a number, boolean or null.
-    pub fn hint(&self, pointer: &str, message: &str) -> Option<&'static str> {
-        let unquoted = matches!(self.walk(pointer), Some((n, true)) if n.unquoted);
-        (unquoted && message.contains("string"))
-            .then_some("; YAML read the unquoted value as a number, boolean or null: quote it (\"1.0\") to make it a string")
-    }
-}
 
 /// A finished node: its value, and what repeating it through an alias costs.
 #[derive(Clone)]
@@ -143,14 +88,6 @@ fn place(m: &Marker) -> (usize, usize) {
 
 fn refuse(at: (usize, usize), pointer: &str, message: impl Into<String>) -> Problem {
     Problem::new(pointer, message).at(at.0, at.1)
-}
-
-fn leaf(at: (usize, usize), unquoted: bool) -> Node {
-    Node {
-        at,
-        unquoted,
-        kids: Kids::None,
-    }
 }
 
 const TAGS: &str =
@@ -379,14 +316,6 @@ impl Reader<'_> {
     }
 }
 
-fn container(kids: Kids, at: (usize, usize)) -> Node {
-    Node {
-        at,
-        unquoted: false,
-        kids,
-    }
-}
-
 /// Container nesting of a value (a scalar is 0).
 fn depth_of(value: &Value) -> usize {
     match value {
@@ -410,6 +339,11 @@ fn cost_of(value: &Value) -> usize {
         _ => 4,
     }
 }
+
+#[path = "yaml_places.rs"]
+mod places;
+pub use places::Places;
+use places::{container, leaf, Kids, Node};
 
 #[path = "yaml_scalars.rs"]
 mod scalars;

@@ -8,6 +8,7 @@
 
 mod address;
 mod audience;
+mod dead;
 mod endpoint;
 mod letter;
 mod mail;
@@ -18,6 +19,7 @@ mod webhook;
 mod worker;
 
 pub use audience::Audience;
+pub use dead::RetryError;
 pub use letter::Facts;
 pub use mail::{MailError, MailRequest};
 pub use sign::{BadSecret, Key};
@@ -93,16 +95,6 @@ struct Shared {
     public_url: String,
     gauges: Family<StateLabel, Gauge>,
     attempts: Family<OutcomeLabel, Counter>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RetryError {
-    #[error("no delivery with id \"{0}\"")]
-    NotFound(String),
-    #[error("delivery \"{0}\" is not dead (only dead deliveries are retried by hand)")]
-    NotDead(String),
-    #[error(transparent)]
-    Spool(#[from] SpoolError),
 }
 
 impl Outbox {
@@ -275,60 +267,6 @@ impl Outbox {
             round_start: 0,
             body,
         }
-    }
-
-    /// Deliveries in `state` (all when `None`), newest first, without their bodies.
-    pub fn list(&self, state: Option<State>) -> Vec<Delivery> {
-        let index = self.shared.lock();
-        let mut out: Vec<Delivery> = index
-            .values()
-            .filter(|d| state.is_none_or(|s| d.state == s))
-            .map(|d| Delivery {
-                body: String::new(),
-                ..d.clone()
-            })
-            .collect();
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        out.truncate(MAX_LISTED);
-        out
-    }
-
-    /// Endpoints disabled by a `410 Gone`: name -> when and why.
-    pub fn disabled(&self) -> Vec<(String, String)> {
-        self.shared.disabled.list()
-    }
-
-    /// Sends a dead delivery again now, with its schedule started over. Retrying a delivery
-    /// of an endpoint disabled by a `410` enables the endpoint again: that is the admin
-    /// saying the receiver is back.
-    pub fn retry(&self, id: &str) -> Result<Delivery, RetryError> {
-        let mut index = self.shared.lock();
-        let d = index
-            .get_mut(id)
-            .ok_or_else(|| RetryError::NotFound(id.to_string()))?;
-        if d.state != State::Dead {
-            return Err(RetryError::NotDead(id.to_string()));
-        }
-        let before = d.clone();
-        d.state = State::Pending;
-        d.round_start = d.attempts.len();
-        d.next_at_ms = Some(worker::now_ms());
-        if let Err(e) = self.shared.spool.save(&[d]) {
-            *d = before;
-            return Err(e.into());
-        }
-        let shown = Delivery {
-            body: String::new(),
-            ..d.clone()
-        };
-        self.shared.count(&index);
-        drop(index);
-        self.shared.disabled.enable(shown.endpoint());
-        tracing::info!(delivery = %shown.id, channel = %shown.channel, "delivery retried by hand");
-        if let Some(tx) = self.wake.get(&shown.channel) {
-            let _ = tx.send(shown.id.clone());
-        }
-        Ok(shown)
     }
 }
 

@@ -1,0 +1,73 @@
+//! What the deliveries page and API see and do: the list without bodies, the endpoints a
+//! `410` disabled, and an admin's retry of a dead delivery.
+
+use super::spool::{Delivery, SpoolError, State};
+use super::{worker, Outbox, MAX_LISTED};
+
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("no delivery with id \"{0}\"")]
+    NotFound(String),
+    #[error("delivery \"{0}\" is not dead (only dead deliveries are retried by hand)")]
+    NotDead(String),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+}
+
+impl Outbox {
+    /// Deliveries in `state` (all when `None`), newest first, without their bodies.
+    pub fn list(&self, state: Option<State>) -> Vec<Delivery> {
+        let index = self.shared.lock();
+        let mut out: Vec<Delivery> = index
+            .values()
+            .filter(|d| state.is_none_or(|s| d.state == s))
+            .map(without_body)
+            .collect();
+        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
+        out.truncate(MAX_LISTED);
+        out
+    }
+
+    /// Endpoints disabled by a `410 Gone`: name -> when and why.
+    pub fn disabled(&self) -> Vec<(String, String)> {
+        self.shared.disabled.list()
+    }
+
+    /// Sends a dead delivery again now, with its schedule started over. Retrying a delivery
+    /// of an endpoint disabled by a `410` enables the endpoint again: that is the admin
+    /// saying the receiver is back.
+    pub fn retry(&self, id: &str) -> Result<Delivery, RetryError> {
+        let mut index = self.shared.lock();
+        let d = index
+            .get_mut(id)
+            .ok_or_else(|| RetryError::NotFound(id.to_string()))?;
+        if d.state != State::Dead {
+            return Err(RetryError::NotDead(id.to_string()));
+        }
+        let before = d.clone();
+        d.state = State::Pending;
+        d.round_start = d.attempts.len();
+        d.next_at_ms = Some(worker::now_ms());
+        if let Err(e) = self.shared.spool.save(&[d]) {
+            *d = before;
+            return Err(e.into());
+        }
+        let shown = without_body(d);
+        self.shared.count(&index);
+        drop(index);
+        self.shared.disabled.enable(shown.endpoint());
+        tracing::info!(delivery = %shown.id, channel = %shown.channel, "delivery retried by hand");
+        if let Some(tx) = self.wake.get(&shown.channel) {
+            let _ = tx.send(shown.id.clone());
+        }
+        Ok(shown)
+    }
+}
+
+/// A delivery as shown: the body sent (which may carry handoff text) is never listed.
+fn without_body(d: &Delivery) -> Delivery {
+    Delivery {
+        body: String::new(),
+        ..d.clone()
+    }
+}
