@@ -249,7 +249,9 @@ fn agent_group_sets_modes_and_drift_is_reported_and_set_again_at_reconcile() {
 }
 
 /// Runs `script` with sh as an agent would run: user nobody, in group `users` only.
-fn as_agent(script: &str) -> bool {
+/// Runs `script` as user nobody in group `users`; `$BATON` is `baton`, a copy of the binary
+/// where that user can reach it (the build's own folder may be behind a 0700 home).
+fn as_agent(baton: &std::path::Path, script: &str) -> bool {
     let users = baton::workspace::modes::group_id("users")
         .unwrap()
         .to_string();
@@ -262,7 +264,7 @@ fn as_agent(script: &str) -> bool {
             "-c",
             script,
         ])
-        .env("BATON", util::BIN)
+        .env("BATON", baton)
         .status()
         .unwrap()
         .success()
@@ -275,37 +277,47 @@ fn with_agent_group_an_agent_user_writes_its_places_and_locks_but_nothing_else()
     for dir in [env.root().to_path_buf(), env.root().join("ws")] {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
+    let bin = env.root().join("baton");
+    std::fs::copy(util::BIN, &bin).unwrap();
     let ws = env.ws("alpha");
     std::fs::write(ws.join("decision.json"), b"{}").unwrap();
     let _d = env.start();
     let w = ws.display();
     assert!(
-        as_agent(&format!("echo draft > {w}/inbox/draft.md")),
+        as_agent(&bin, &format!("echo draft > {w}/inbox/draft.md")),
         "inbox/ is the agent's"
     );
-    assert!(as_agent(&format!("echo '{{}}' > {w}/checkpoints/1.json")));
+    assert!(as_agent(
+        &bin,
+        &format!("echo '{{}}' > {w}/checkpoints/1.json")
+    ));
     assert!(
-        as_agent(&format!(
-            "echo '{{}}' > {w}/.h.tmp && mv {w}/.h.tmp {w}/handoff.json"
-        )),
+        as_agent(
+            &bin,
+            &format!("echo '{{}}' > {w}/.h.tmp && mv {w}/.h.tmp {w}/handoff.json")
+        ),
         "handoff.json by rename"
     );
     assert!(
-        as_agent(&format!("\"$BATON\" lock {w} inbox/draft.md --owner agent")),
+        as_agent(
+            &bin,
+            &format!("\"$BATON\" lock {w} inbox/draft.md --owner agent")
+        ),
         "baton lock on the share"
     );
-    assert!(as_agent(&format!(
-        "\"$BATON\" unlock {w} inbox/draft.md --owner agent"
-    )));
+    assert!(as_agent(
+        &bin,
+        &format!("\"$BATON\" unlock {w} inbox/draft.md --owner agent")
+    ));
     assert!(
-        !as_agent(&format!("echo x > {w}/.baton/planted")),
+        !as_agent(&bin, &format!("echo x > {w}/.baton/planted")),
         ".baton/ is the daemon's"
     );
     assert!(
-        !as_agent(&format!("rm -f {w}/decision.json")),
+        !as_agent(&bin, &format!("rm -f {w}/decision.json")),
         "the sticky root keeps decision.json"
     );
-    assert!(!as_agent(&format!("mv {w}/.baton {w}/gone")));
+    assert!(!as_agent(&bin, &format!("mv {w}/.baton {w}/gone")));
     assert!(ws.join("decision.json").exists() && ws.join(".baton").is_dir());
 }
 
