@@ -11,10 +11,12 @@
 
 use crate::workspace::fsync::{self, Kind};
 use crate::workspace::{create_dirs, key_dir_name, write_atomic, Workspace};
+use serde::{Deserialize, Serialize};
 use std::fs::Permissions;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use tempfile::NamedTempFile;
 
 /// One change to a record folder, for `Store::apply`.
 #[derive(Debug, Clone, Copy)]
@@ -117,14 +119,16 @@ impl Store {
         }
     }
 
-    /// Applies `ops` to the record folder of `key` as one durable change, with as few syncs as
-    /// that allows, and as few of them one after the other: each new file is written to a temp
-    /// file, and the temp files (with `handoffs/` when the key is new) are synced at once. Then
-    /// the renames and removals happen in the order given. The last op commits the change
-    /// (meta.json names the revision in place, decision.json closes a handoff), so everything
-    /// before it is made durable by a sync of the folder first; then the last op, and one more
-    /// sync. A single op costs its file's sync and its folder's (plus `handoffs/` for a new
-    /// key, at the same time as the file's).
+    /// Applies `ops` to the record folder of `key` as one atomic, durable change: after a
+    /// crash at any point the folder holds all of them or none (see `recover`).
+    ///
+    /// One op is one rename or removal, atomic by itself. Several are made one by an intent:
+    /// each new file is written to a temp file, and `.baton-intent.json` (naming the temp
+    /// files and the removals) beside them; all are synced at once (with `handoffs/` when the
+    /// key is new), then the intent is renamed into place and the folder synced: that rename
+    /// commits the change. The ops are then applied, the folder synced again, and the intent
+    /// removed. A crash before the commit leaves only temp files (removed at start); a crash
+    /// after it is finished at start by replaying the intent.
     pub fn apply(&self, key: &str, ops: &[Op]) -> io::Result<()> {
         let handoffs = self.dir.join("handoffs");
         let dir = handoffs.join(key_dir_name(key));
@@ -140,44 +144,76 @@ impl Store {
         let mut temps = Vec::new();
         for op in ops {
             if let Op::Put(_, bytes) = op {
-                let mut tmp = tempfile::Builder::new()
-                    .prefix(".baton-tmp-")
-                    .tempfile_in(&dir)?;
-                tmp.write_all(bytes)?;
-                tmp.as_file()
-                    .set_permissions(Permissions::from_mode(0o644))?;
-                temps.push(tmp);
+                temps.push(temp_with(&dir, bytes)?);
             }
         }
+        let intent = match ops.len() > 1 {
+            true => Some(temp_with(&dir, &intent_bytes(ops, &temps)?)?),
+            false => None,
+        };
         let mut syncs: Vec<SyncJob<'_>> = Vec::new();
-        for tmp in &temps {
+        for tmp in temps.iter().chain(&intent) {
             syncs.push(Box::new(move || fsync::all(tmp.as_file(), Kind::Store)));
         }
         if created {
             syncs.push(Box::new(|| fsync::dir(&handoffs, Kind::Store)));
         }
         concurrently(syncs)?;
+        if let Some(intent) = intent {
+            intent.persist(dir.join(INTENT)).map_err(|e| e.error)?;
+            fsync::dir(&dir, Kind::Store)?;
+        }
         let mut temps = temps.into_iter();
         let mut changed = false;
-        for (i, op) in ops.iter().enumerate() {
-            if i + 1 == ops.len() && changed {
-                fsync::dir(&dir, Kind::Store)?;
-            }
+        for op in ops {
             changed |= match op {
                 Op::Put(name, _) => {
                     let tmp = temps.next().expect("one temp file per put");
                     tmp.persist(dir.join(name)).map_err(|e| e.error)?;
                     true
                 }
-                Op::Remove(name) => match std::fs::remove_file(dir.join(name)) {
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => false,
-                    Err(e) => return Err(e),
-                    Ok(()) => true,
-                },
+                Op::Remove(name) => remove_if_there(&dir.join(name))?,
             };
         }
         if changed {
             fsync::dir(&dir, Kind::Store)?;
+        }
+        if ops.len() > 1 {
+            // Not synced: a later change of this folder syncs the removal, and until then a
+            // replay of the intent finds its work done.
+            remove_if_there(&dir.join(INTENT))?;
+        }
+        Ok(())
+    }
+
+    /// Finishes what a crash left in the record folder `dir_name`: a committed intent is
+    /// replayed, then the temp files of unfinished writes are removed. Called at start, before
+    /// the folder is read, while nothing else writes it.
+    pub fn recover(&self, dir_name: &str) -> io::Result<()> {
+        let dir = self.dir.join("handoffs").join(dir_name);
+        match std::fs::read(dir.join(INTENT)) {
+            Ok(bytes) => {
+                let intent: Intent = serde_json::from_slice(&bytes).map_err(|e| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("{}: {e}", dir.join(INTENT).display()),
+                    )
+                })?;
+                replay(&dir, &intent)?;
+                tracing::warn!(record = dir_name, "finished a change a crash interrupted");
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            if entry
+                .file_name()
+                .to_string_lossy()
+                .starts_with(".baton-tmp-")
+            {
+                remove_if_there(&entry.path())?;
+            }
         }
         Ok(())
     }
@@ -209,13 +245,110 @@ impl Store {
                 entries
                     .flatten()
                     .filter_map(|e| e.file_name().into_string().ok())
-                    .filter(|n| !n.starts_with(".baton-tmp-"))
+                    .filter(|n| !n.starts_with(".baton-"))
                     .collect()
             })
             .unwrap_or_default();
         names.sort();
         names
     }
+}
+
+/// The intent of a change of several files, committed by its rename (see `Store::apply`).
+const INTENT: &str = ".baton-intent.json";
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Intent {
+    ops: Vec<IntentOp>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum IntentOp {
+    /// Rename the temp file `from` (in the same folder) to `name`.
+    Put {
+        name: String,
+        from: String,
+    },
+    Remove {
+        name: String,
+    },
+}
+
+fn intent_bytes(ops: &[Op], temps: &[NamedTempFile]) -> io::Result<Vec<u8>> {
+    let mut temps = temps.iter();
+    let mut out = Vec::new();
+    for op in ops {
+        out.push(match op {
+            Op::Put(name, _) => {
+                let tmp = temps.next().expect("one temp file per put");
+                let from = tmp.path().file_name().unwrap_or_default();
+                IntentOp::Put {
+                    name: name.to_string(),
+                    from: from.to_string_lossy().into_owned(),
+                }
+            }
+            Op::Remove(name) => IntentOp::Remove {
+                name: name.to_string(),
+            },
+        });
+    }
+    Ok(serde_json::to_vec(&Intent { ops: out })?)
+}
+
+/// Applies a committed intent again: a temp file already renamed, or a file already
+/// removed, is work done before the crash.
+fn replay(dir: &Path, intent: &Intent) -> io::Result<()> {
+    for op in &intent.ops {
+        match op {
+            IntentOp::Put { name, from } => {
+                if !safe_name(name) || !safe_name(from) {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{}: an intent names a file outside its folder",
+                            dir.display()
+                        ),
+                    ));
+                }
+                match std::fs::rename(dir.join(from), dir.join(name)) {
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    other => other?,
+                }
+            }
+            IntentOp::Remove { name } if safe_name(name) => {
+                remove_if_there(&dir.join(name))?;
+            }
+            IntentOp::Remove { .. } => {}
+        }
+    }
+    fsync::dir(dir, Kind::Store)?;
+    remove_if_there(&dir.join(INTENT)).map(drop)
+}
+
+/// A plain file name: no separator, not `.` or `..`.
+fn safe_name(name: &str) -> bool {
+    !name.is_empty() && name != "." && name != ".." && !name.contains('/')
+}
+
+/// Removes a file; whether it was there.
+fn remove_if_there(path: &Path) -> io::Result<bool> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e),
+        Ok(()) => Ok(true),
+    }
+}
+
+/// A new temp file in `dir` holding `bytes`, not yet synced.
+fn temp_with(dir: &Path, bytes: &[u8]) -> io::Result<NamedTempFile> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".baton-tmp-")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file()
+        .set_permissions(Permissions::from_mode(0o644))?;
+    Ok(tmp)
 }
 
 /// A sync to run with others.
@@ -239,4 +372,122 @@ pub fn concurrently(syncs: Vec<SyncJob<'_>>) -> io::Result<()> {
         }
         result
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store {
+            dir: dir.path().join("ws"),
+        };
+        store.create().unwrap();
+        (dir, store)
+    }
+
+    fn names(store: &Store) -> Vec<String> {
+        let dir = store.dir.join("handoffs").join(key_dir_name("k"));
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    fn read(store: &Store, file: &str) -> Option<String> {
+        let bytes = store.read(&Store::record("k", file)).unwrap()?;
+        Some(String::from_utf8(bytes).unwrap())
+    }
+
+    /// The state a crash leaves after the intent's rename, with the first `done` ops applied.
+    fn crashed_after_commit(store: &Store, ops: &[Op], done: usize) {
+        let dir = store.dir.join("handoffs").join(key_dir_name("k"));
+        let temps: Vec<NamedTempFile> = ops
+            .iter()
+            .filter_map(|op| match op {
+                Op::Put(_, bytes) => Some(temp_with(&dir, bytes).unwrap()),
+                Op::Remove(_) => None,
+            })
+            .collect();
+        std::fs::write(dir.join(INTENT), intent_bytes(ops, &temps).unwrap()).unwrap();
+        let mut temps = temps.into_iter();
+        for op in &ops[..done] {
+            match op {
+                Op::Put(name, _) => {
+                    temps.next().unwrap().persist(dir.join(name)).unwrap();
+                }
+                Op::Remove(name) => std::fs::remove_file(dir.join(name)).unwrap(),
+            }
+        }
+        // The process is gone: its temp files stay.
+        temps.for_each(|t| drop(t.into_temp_path().keep().unwrap()));
+    }
+
+    #[test]
+    fn a_change_of_several_files_is_finished_after_a_crash_at_any_point_past_its_commit() {
+        let ops = [
+            Op::Put("approvals.json", b"[2]"),
+            Op::Remove("claim.json"),
+            Op::Put("decision.json", b"{}"),
+        ];
+        for done in 0..=ops.len() {
+            let (_dir, store) = store();
+            store
+                .apply(
+                    "k",
+                    &[
+                        Op::Put("approvals.json", b"[1]"),
+                        Op::Put("claim.json", b"c"),
+                    ],
+                )
+                .unwrap();
+            crashed_after_commit(&store, &ops, done);
+            store.recover(&key_dir_name("k")).unwrap();
+            assert_eq!(
+                read(&store, "approvals.json").as_deref(),
+                Some("[2]"),
+                "{done}"
+            );
+            assert_eq!(
+                read(&store, "decision.json").as_deref(),
+                Some("{}"),
+                "{done}"
+            );
+            assert_eq!(read(&store, "claim.json"), None, "{done}");
+            assert_eq!(names(&store), ["approvals.json", "decision.json"], "{done}");
+        }
+    }
+
+    #[test]
+    fn a_crash_before_the_commit_leaves_the_record_as_it_was_and_no_temp_files() {
+        let (_dir, store) = store();
+        store
+            .apply("k", &[Op::Put("approvals.json", b"[1]")])
+            .unwrap();
+        let dir = store.dir.join("handoffs").join(key_dir_name("k"));
+        for bytes in [&b"[2]"[..], b"{}"] {
+            drop(
+                temp_with(&dir, bytes)
+                    .unwrap()
+                    .into_temp_path()
+                    .keep()
+                    .unwrap(),
+            );
+        }
+        store.recover(&key_dir_name("k")).unwrap();
+        assert_eq!(names(&store), ["approvals.json"]);
+        assert_eq!(read(&store, "approvals.json").as_deref(), Some("[1]"));
+    }
+
+    #[test]
+    fn a_change_of_several_files_leaves_no_intent_behind() {
+        let (_dir, store) = store();
+        let ops = [Op::Put("a.json", b"1"), Op::Put("b.json", b"2")];
+        store.apply("k", &ops).unwrap();
+        assert_eq!(names(&store), ["a.json", "b.json"]);
+        assert_eq!(store.files_of(&key_dir_name("k")), ["a.json", "b.json"]);
+    }
 }

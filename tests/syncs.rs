@@ -43,11 +43,12 @@ fn each_step_of_ingest_costs_a_known_number_of_syncs() {
     let first = handoff("first");
     assert_eq!(ingest(&d, &ws, &first, "meta.json"), [3, 1, 0, 0]);
 
-    // A revision: the replaced revision kept as rev-1.json and meta.json (two files, the
-    // folder synced before meta.json commits and after), one audit append.
+    // A revision: the replaced revision kept as rev-1.json and meta.json, made one change by
+    // an intent (three files synced at once, the folder synced when the intent commits and
+    // after the renames), one audit append.
     let mut revised = first.clone();
     revised["confidence"] = json!(0.9);
-    assert_eq!(ingest(&d, &ws, &revised, "rev-2.json"), [4, 1, 0, 0]);
+    assert_eq!(ingest(&d, &ws, &revised, "rev-2.json"), [5, 1, 0, 0]);
 
     // A new handoff while one is pending: the withdrawn one's decision (file, folder), the new
     // record (file, folder, parent), and both events in one audit append.

@@ -18,6 +18,15 @@ impl App {
         }
     }
 
+    /// Checks the audit log between appends (each reconcile): one edited in place is found
+    /// now, its chain broken and raised, not at the next append.
+    pub fn check_audit(&self, ws: &Ws) {
+        if let Err(e) = ws.audit.recheck() {
+            tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot check the audit log");
+        }
+        self.announce_breaks(ws);
+    }
+
     /// A record copy found forged or changed: alert, and a `workspace.tampered` event.
     pub(super) fn tampered(&self, ws: &Ws, finding: mirror::Finding) {
         self.raise(&ws.ws.name, finding.text.clone());

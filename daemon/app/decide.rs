@@ -238,6 +238,20 @@ impl App {
         key: &str,
         closing: Closing,
     ) -> io::Result<Recorded> {
+        let recorded = self.decision_of(ws, st, key, closing)?;
+        ws.commit(key, DECISION, &recorded.bytes)?;
+        Ok(recorded)
+    }
+
+    /// The decision `closing` makes of a pending handoff and its event, not yet committed: for
+    /// a caller that commits it with other files of the same transition.
+    pub(super) fn decision_of(
+        &self,
+        ws: &Ws,
+        st: &WsState,
+        key: &str,
+        closing: Closing,
+    ) -> io::Result<Recorded> {
         let rec = &st.records[key];
         let decision = Decision {
             decision_version: DECISION_VERSION.into(),
@@ -254,7 +268,6 @@ impl App {
             handoff_sha256: Some(rec.meta.digest.clone()),
         };
         let bytes = json_bytes(&decision)?;
-        ws.commit(key, DECISION, &bytes)?;
         let data = json!({
             "task_id": decision.task_id, "outcome": decision.outcome, "by": decision.by, "comment": decision.comment,
             "to_agent": decision.to_agent, "instructions": decision.edits.instructions,

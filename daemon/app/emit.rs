@@ -12,23 +12,38 @@ impl App {
         self.emit_all(ws, vec![event])
     }
 
-    /// Records events of one workspace with a single audit write and sync.
+    /// Records events of one workspace with a single audit write and sync; once logged they
+    /// are owed to webhooks and mail, so they are spooled durably before anyone hears of them
+    /// (and spooled again at the next start if a crash comes in between: `respool`).
     pub(super) fn emit_all(&self, ws: &Ws, events: Vec<Event>) -> std::io::Result<()> {
-        let appended = ws.audit.append_all(&events);
+        let appended = ws.audit.append_then(&events, |origins| {
+            let audience = |event: &Event| self.inner.audiences.of(event);
+            self.inner.outbox.spool(&events, origins, &audience)
+        });
         self.announce_breaks(ws);
         if let Err(e) = appended {
             self.metrics().error("audit_write");
             tracing::error!(workspace = %ws.ws.name, error = %e, "cannot append to the audit log; the change is not made");
             return Err(e);
         }
-        // Logged, so now owed to webhooks: spooled durably before anyone hears of it.
-        self.inner
-            .outbox
-            .spool(&events, &|event| self.inner.audiences.of(event));
         for event in events {
             self.announce(ws, event);
         }
         Ok(())
+    }
+
+    /// Spools the notifications of events a crash kept from the outbox after they were
+    /// logged. Called at start, before the workspace's first append.
+    pub(super) fn respool(&self, ws: &Ws) {
+        let result = ws.audit.owed_then(|owed| {
+            tracing::warn!(workspace = %ws.ws.name, count = owed.len(), "spooling the notifications of events a crash kept from the outbox");
+            let (origins, events): (Vec<String>, Vec<Event>) = owed.into_iter().unzip();
+            let audience = |event: &Event| self.inner.audiences.of(event);
+            self.inner.outbox.spool(&events, &origins, &audience)
+        });
+        if let Err(e) = result {
+            tracing::error!(workspace = %ws.ws.name, error = %e, "cannot read back the events owed to the outbox");
+        }
     }
 
     /// Sends a logged event to subscribers, the metrics and the log.

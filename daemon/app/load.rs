@@ -48,6 +48,9 @@ pub(super) fn load(ws: &Workspace, data_dir: &Path, ledger: &Ledger) -> anyhow::
         ..WsState::default()
     };
     for name in store.record_dirs()? {
+        if let Err(e) = store.recover(&name) {
+            tracing::error!(workspace = %ws.name, record = %name, error = %e, "cannot finish a change a crash interrupted; the record is read as it is");
+        }
         match load_record(&store, &name) {
             Ok(Some(record)) => {
                 state.records.insert(record.meta.key.clone(), record);

@@ -247,6 +247,8 @@ impl App {
             let pending = st.records.values().filter(|r| r.is_pending()).count();
             self.metrics().pending.inc_by(pending as i64);
         }
+        // Before anything is appended: what is owed comes first, in log order.
+        self.respool(&loaded);
         self.check_modes(&loaded, true);
         self.refresh_alerts(&loaded);
         self.announce_breaks(&loaded);

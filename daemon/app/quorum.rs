@@ -8,14 +8,15 @@
 //! rejection, a request for changes or a reassignment by any participant closes it at once,
 //! and a revision clears the approvals (they were given to other content).
 
-use super::decide::{Closing, DecideError, Decided, Remark};
-use super::records::{json_bytes, SIGN_OFFS};
+use super::decide::{Closing, DecideError, Decided, Recorded, Remark};
+use super::records::{json_bytes, DECISION, SIGN_OFFS};
 use super::state::{Record, WsState};
 use super::{App, Ws};
 use crate::config::Route;
 use crate::contract::decision::Edits;
 use crate::contract::{Outcome, SignOff};
 use crate::events::{now_rfc3339, Event, EventType};
+use crate::store::Op;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -87,8 +88,9 @@ impl App {
             .clone();
         let before = Progress::of(route, &old);
         match before.approvals.iter().find(|a| a.by == name) {
-            // Nothing missing yet still pending (a crash before the closing decision, or a
-            // quorum lowered since): an approver who asks again closes it.
+            // Nothing missing yet still pending (a quorum lowered since, or a store an older
+            // version left between its approval and its decision): an approver who asks
+            // again closes it.
             Some(_) if before.complete() => {
                 let closing = Closing {
                     edits: latest_edits(&old.review.approvals, edits),
@@ -125,63 +127,78 @@ impl App {
                 at,
             });
         }
-        let approvals = json_bytes(&rec.review.approvals)?;
-        let sign_offs = json_bytes(&rec.sign_offs)?;
-        ws.commit(key, APPROVALS, &approvals)?;
-        if role.is_some() {
-            if let Err(e) = ws.commit(key, SIGN_OFFS, &sign_offs) {
-                put_back(ws, &old);
-                return Err(e.into());
-            }
-        }
         let now = Progress::of(route, &rec);
         st.records.insert(key.to_string(), rec);
-        let result = if now.complete() {
-            let closing = Closing {
-                edits: latest_edits(&old.review.approvals, edits),
-                ..Closing::new(Outcome::Approved, name, comment)
-            };
-            self.settle(ws, st, key, closing).map(Decided::Closed)
-        } else {
-            let kind = match role {
-                Some(_) => EventType::HandoffSignedOff,
-                None => EventType::HandoffPartiallyApproved,
-            };
-            let data = json!({ "by": name, "role": role, "comment": comment,
-                "instructions": edits.instructions, "remaining": edits.remaining,
-                "missing": now.missing_roles, "approvals": now.approvals.len(),
-                "approvals_needed": now.approvals_needed });
-            let event = Event::new(kind, &ws.ws.name, Some(key), data);
-            self.emit(ws, event).map(|()| Decided::Pending(now))
-        };
-        match result {
-            Ok(decided) => {
-                ws.publish(key, APPROVALS, Some(&approvals));
-                if role.is_some() {
-                    ws.publish(key, SIGN_OFFS, Some(&sign_offs));
-                }
-                Ok(decided)
-            }
+        // The approval that completes the quorum is the decision: both in one commit, so a
+        // crash leaves the handoff decided by it or untouched.
+        let closing = now.complete().then(|| Closing {
+            edits: latest_edits(&old.review.approvals, edits.clone()),
+            ..Closing::new(Outcome::Approved, name, comment.clone())
+        });
+        let committed = self.commit_approval(ws, st, key, role.is_some(), closing);
+        let (approvals, sign_offs, recorded) = match committed {
+            Ok(done) => done,
             Err(e) => {
-                // Fail closed: the approval is taken back with the event that failed.
-                ws.restore(&old, None);
-                put_back(ws, &old);
                 st.records.insert(key.to_string(), old);
-                Err(e.into())
+                return Err(e.into());
             }
+        };
+        let event = match &recorded {
+            Some(r) => r.event.clone(),
+            None => {
+                let kind = match role {
+                    Some(_) => EventType::HandoffSignedOff,
+                    None => EventType::HandoffPartiallyApproved,
+                };
+                let data = json!({ "by": name, "role": role, "comment": comment,
+                    "instructions": edits.instructions, "remaining": edits.remaining,
+                    "missing": now.missing_roles, "approvals": now.approvals.len(),
+                    "approvals_needed": now.approvals_needed });
+                Event::new(kind, &ws.ws.name, Some(key), data)
+            }
+        };
+        if let Err(e) = self.emit(ws, event) {
+            // Fail closed: the approval is taken back with the event that failed.
+            ws.restore(&old, None);
+            st.records.insert(key.to_string(), old);
+            return Err(e.into());
         }
+        ws.publish(key, APPROVALS, Some(&approvals));
+        if role.is_some() {
+            ws.publish(key, SIGN_OFFS, Some(&sign_offs));
+        }
+        Ok(match recorded {
+            Some(recorded) => Decided::Closed(self.close(ws, st, key, recorded)),
+            None => Decided::Pending(now),
+        })
     }
-}
 
-/// Puts the store's approvals back as `rec` has them: the undo of a change whose event failed.
-pub(super) fn put_back(ws: &Ws, rec: &Record) {
-    let key = &rec.meta.key;
-    let result = match rec.review.approvals.is_empty() {
-        true => ws.uncommit(key, APPROVALS),
-        false => json_bytes(&rec.review.approvals).and_then(|b| ws.commit(key, APPROVALS, &b)),
-    };
-    if let Err(e) = result {
-        tracing::error!(workspace = %ws.ws.name, key, error = %e, "cannot undo approvals whose event failed; the next start logs them as recovered");
+    /// Commits the approvals (and sign-offs) `st` holds for `key`, with the decision of
+    /// `closing` when the approval closes it, as one change of the store. Returns the bytes
+    /// written, to publish once the event is logged.
+    fn commit_approval(
+        &self,
+        ws: &Ws,
+        st: &WsState,
+        key: &str,
+        signed: bool,
+        closing: Option<Closing>,
+    ) -> std::io::Result<(Vec<u8>, Vec<u8>, Option<Recorded>)> {
+        let rec = &st.records[key];
+        let approvals = json_bytes(&rec.review.approvals)?;
+        let sign_offs = json_bytes(&rec.sign_offs)?;
+        let recorded = closing
+            .map(|c| self.decision_of(ws, st, key, c))
+            .transpose()?;
+        let mut ops = vec![Op::Put(APPROVALS, &approvals)];
+        if signed {
+            ops.push(Op::Put(SIGN_OFFS, &sign_offs));
+        }
+        if let Some(r) = &recorded {
+            ops.push(Op::Put(DECISION, &r.bytes));
+        }
+        ws.store.apply(key, &ops)?;
+        Ok((approvals, sign_offs, recorded))
     }
 }
 

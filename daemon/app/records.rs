@@ -8,6 +8,7 @@
 //! sync. Earlier revisions are kept as `rev-N.json` once a newer one replaces them; stores
 //! written before this keep the text of every revision in `rev-N.json`, and are read as such.
 
+use super::quorum::APPROVALS;
 use super::state::{Meta, Record, Ws};
 use crate::store::{Op, Store};
 use crate::workspace::HANDOFF_FILE;
@@ -78,18 +79,23 @@ impl Ws {
         Ok((committed, bytes))
     }
 
-    /// Puts the record's mutable files back as `rec` has them (sign-offs, decision, and the
+    /// Puts the record's mutable files back as `rec` has them (sign-offs, approvals, decision, and the
     /// store's `meta.json` as it was, when given): the undo of a transition whose event could
     /// not be logged.
     pub(super) fn restore(&self, rec: &Record, meta: Option<&[u8]>) {
         let key = &rec.meta.key;
         let result = (|| {
             let sign_offs = json_bytes(&rec.sign_offs)?;
+            let approvals = json_bytes(&rec.review.approvals)?;
             let decision = rec.decision.as_ref().map(json_bytes).transpose()?;
             let mut ops = vec![match rec.sign_offs.is_empty() {
                 true => Op::Remove(SIGN_OFFS),
                 false => Op::Put(SIGN_OFFS, &sign_offs),
             }];
+            ops.push(match rec.review.approvals.is_empty() {
+                true => Op::Remove(APPROVALS),
+                false => Op::Put(APPROVALS, &approvals),
+            });
             ops.push(match &decision {
                 None => Op::Remove(DECISION),
                 Some(d) => Op::Put(DECISION, d),

@@ -4,7 +4,7 @@
 use super::artifacts::Stamp;
 use super::claim::CLAIM;
 use super::decide::Closing;
-use super::quorum::{self, APPROVALS};
+use super::quorum::APPROVALS;
 use super::records::{
     json_bytes, old_decision_file, rev_file, Committed, DECISION, META, SIGN_OFFS,
 };
@@ -86,7 +86,6 @@ impl App {
         let event = Event::new(EventType::HandoffRevised, &ws.ws.name, Some(key), data);
         if let Err(e) = self.emit(ws, event) {
             ws.restore(&old, Some(&old_meta));
-            quorum::put_back(ws, &old);
             return Err(e);
         }
         ws.publish(key, &rev_file(meta.revision), Some(bytes));

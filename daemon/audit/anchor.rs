@@ -79,6 +79,12 @@ impl Anchors {
         }
     }
 
+    /// The mark of how far this log's events reached the outbox.
+    pub fn handed(&self) -> super::handed::Handed {
+        let dir = self.anchor.parent().unwrap_or(Path::new("."));
+        super::handed::Handed::new(dir, &self.tag)
+    }
+
     /// With the workspace's newest anchor in the ledger (`Ledger::newest`).
     pub fn with_flushed(self, flushed: Option<Anchor>) -> Anchors {
         Anchors { flushed, ..self }

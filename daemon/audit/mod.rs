@@ -7,7 +7,9 @@
 //! `baton audit verify` reports TAMPERED until an administrator acknowledges it.
 
 pub mod anchor;
+mod handed;
 pub mod ledger;
+mod recheck;
 mod tail;
 mod verify;
 
@@ -66,6 +68,13 @@ pub struct AuditLog {
     gen: AtomicU64,
     /// `at` of the last event when the log was opened.
     last_at: Option<String>,
+    /// How far events were handed on to the outbox (see `handed`).
+    handed: handed::Handed,
+    /// A hand-on failed in this run: the mark stays where it was, so the next start spools
+    /// again what came after it.
+    hand_failed: AtomicBool,
+    /// The log as the daemon last wrote or checked it (see `recheck`).
+    stamp: Mutex<Option<recheck::Stamp>>,
     /// Breaks found and not yet taken by the caller.
     breaks: Mutex<Vec<Break>>,
     /// A break recorded whose new chain could not be started yet (e.g. a folder in the log's
@@ -91,6 +100,7 @@ impl AuditLog {
     /// Opens the log and checks it against the anchor. A torn last line (a crash mid-append)
     /// is cut off; any other difference breaks the chain (recorded, see the module doc).
     pub fn open(ws: &Workspace, anchors: Anchors) -> io::Result<AuditLog> {
+        let handed_of = anchors.handed();
         let log = AuditLog {
             ws: ws.clone(),
             anchors,
@@ -100,6 +110,9 @@ impl AuditLog {
             anchor_stale: AtomicBool::new(true),
             gen: AtomicU64::new(0),
             last_at: None,
+            handed: handed_of,
+            hand_failed: AtomicBool::new(false),
+            stamp: Mutex::default(),
             breaks: Mutex::default(),
             unresolved: Mutex::default(),
         };
@@ -115,6 +128,10 @@ impl AuditLog {
             Err(e) if ForeignFile::is(&e) => (log.break_chain(&e.to_string(), anchored)?, None),
             Err(e) => return Err(e),
         };
+        // Edits before this start are `verify`'s to find; from here on `recheck` finds them.
+        if let Ok(file) = log.ws.open_append(&log.ws.events_path()) {
+            *log.stamp.lock().unwrap_or_else(|e| e.into_inner()) = recheck::Stamp::of(&file).ok();
+        }
         // A log served for the first time is anchored at once, as it was found: from here on
         // a change behind the daemon's back is tampering even if the daemon stops before its
         // first append (and that append, in the start-up scan, finds the file made).
@@ -135,6 +152,18 @@ impl AuditLog {
     /// one after `audit.broken`); an I/O error appends nothing and is returned, so the caller
     /// can refuse the state change the events describe.
     pub fn append_all(&self, events: &[Event]) -> io::Result<u64> {
+        self.append_then(events, |_| true)
+    }
+
+    /// Appends as `append_all`, then, before any other append, hands the events on: `then`
+    /// gets each line's hash (an id that a replay after a crash finds again) and says whether
+    /// it kept them durably. Events handed on in log order so, and the mark of how far they
+    /// were moves only over events kept: see `owed_then` for the others.
+    pub fn append_then(
+        &self,
+        events: &[Event],
+        then: impl FnOnce(&[String]) -> bool,
+    ) -> io::Result<u64> {
         let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
         let file = match self.open_checked(&head) {
             Ok(file) => file,
@@ -149,8 +178,71 @@ impl AuditLog {
                 }
             }
         };
-        *head = self.write_lines(file, &head, events)?;
+        let (next, hashes) = self.write_lines(file, &head, events)?;
+        *head = next;
+        let kept = then(&hashes);
+        self.hand_on(&head, kept);
         Ok(head.seq)
+    }
+
+    /// The events logged but not handed on before a crash, read back from the log and proven
+    /// by its chain; `then` says whether it kept them. Called once at start, before appends.
+    pub fn owed_then(&self, then: impl FnOnce(Vec<(String, Event)>) -> bool) -> io::Result<()> {
+        let head = self.head.lock().unwrap_or_else(|e| e.into_inner());
+        let owed = match self.handed.read() {
+            Some(from) if from != *head => {
+                let mut file = self.ws.open_append(&self.ws.events_path())?;
+                let owed = handed::owed(&mut file, &from, &head)?;
+                if owed.is_none() {
+                    tracing::warn!(workspace = %self.ws.name, "cannot tell which logged events reached the outbox (the log changed since); none are sent again");
+                }
+                owed.unwrap_or_default()
+            }
+            _ => Vec::new(),
+        };
+        let kept = owed.is_empty() || then(owed);
+        self.hand_on(&head, kept);
+        Ok(())
+    }
+
+    /// Checks, between appends, that the log is still what the daemon wrote; one changed in
+    /// place breaks the chain now (recorded as an append would), not at the next append.
+    pub fn recheck(&self) -> io::Result<()> {
+        let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
+        let found = match self.open_checked(&head) {
+            Err(Check::Io(e)) => return Err(e),
+            Err(Check::Tampered(found)) => Some(found),
+            Ok(mut file) => {
+                let stamp = recheck::Stamp::of(&file)?;
+                let mut known = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
+                if *known == Some(stamp) {
+                    return Ok(());
+                }
+                let problem = recheck::chain_problem(&mut file, &head)?;
+                if problem.is_none() {
+                    *known = Some(stamp);
+                }
+                problem
+            }
+        };
+        if let Some(found) = found {
+            let anchored = self.anchors.read().ok().flatten();
+            *head = self.break_chain(&found, anchored)?;
+        }
+        Ok(())
+    }
+
+    fn hand_on(&self, head: &Mark, kept: bool) {
+        if !kept {
+            self.hand_failed.store(true, Ordering::Release);
+        }
+        if self.hand_failed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Err(e) = self.handed.write(head) {
+            // Only costs a second sending of these events after a crash.
+            tracing::warn!(workspace = %self.ws.name, error = %e, "cannot note which events reached the outbox");
+        }
     }
 
     /// The open log, if it is still exactly what the daemon wrote (by length; content edits
@@ -176,8 +268,8 @@ impl AuditLog {
         mut file: std::fs::File,
         head: &Mark,
         events: &[Event],
-    ) -> io::Result<Mark> {
-        let (text, next) = chain(head, events)?;
+    ) -> io::Result<(Mark, Vec<String>)> {
+        let (text, next, hashes) = chain(head, events)?;
         // The anchor first: a crash from here on leaves the log at `before` or at `after`.
         self.anchors.write(&Anchor {
             after: next.clone(),
@@ -194,7 +286,8 @@ impl AuditLog {
             return Err(e);
         }
         self.anchor_stale.store(true, Ordering::Release);
-        Ok(next)
+        *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = recheck::Stamp::of(&file).ok();
+        Ok((next, hashes))
     }
 
     /// Records a log found changed, keeps a copy as evidence, and starts a new chain whose
@@ -206,7 +299,7 @@ impl AuditLog {
         let path = self.ws.events_path();
         self.ws.remove(&path)?;
         let file = self.ws.open_append(&path)?;
-        let head = self.write_lines(file, &genesis(), std::slice::from_ref(&event))?;
+        let (head, _) = self.write_lines(file, &genesis(), std::slice::from_ref(&event))?;
         *self.unresolved.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.breaks
             .lock()
@@ -300,10 +393,11 @@ enum Check {
     Io(io::Error),
 }
 
-/// The lines for `events` after `head`, and the head they lead to.
-fn chain(head: &Mark, events: &[Event]) -> io::Result<(String, Mark)> {
+/// The lines for `events` after `head`, the head they lead to, and each line's hash.
+fn chain(head: &Mark, events: &[Event]) -> io::Result<(String, Mark, Vec<String>)> {
     let mut next = head.clone();
     let mut text = String::new();
+    let mut hashes = Vec::with_capacity(events.len());
     for event in events {
         let seq = next.seq + 1;
         let line = serde_json::to_string(&Line {
@@ -313,11 +407,12 @@ fn chain(head: &Mark, events: &[Event]) -> io::Result<(String, Mark)> {
         })?;
         next.seq = seq;
         next.hash = sha256_hex(line.as_bytes());
+        hashes.push(next.hash.clone());
         text.push_str(&line);
         text.push('\n');
     }
     next.len = Some(head.len.unwrap_or(0) + text.len() as u64);
-    Ok((text, next))
+    Ok((text, next, hashes))
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {

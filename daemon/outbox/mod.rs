@@ -194,12 +194,20 @@ impl Outbox {
     }
 
     /// Writes a notification for every endpoint whose `events` globs match each event, synced
-    /// to disk, then wakes the workers. A spool that cannot be written is logged and counted;
-    /// the notification is still attempted while the daemon runs (the event is logged
-    /// already, so the change cannot be undone for it).
-    pub fn spool(&self, events: &[Event], audience: &dyn Fn(&Event) -> Option<Audience>) {
+    /// to disk, then wakes the workers. `origins` names each event for good (its audit line's
+    /// hash): a notification's id is derived from it and the channel, so an event spooled again
+    /// after a crash makes no second notification, and a receiver sees one `webhook-id`.
+    /// Returns whether the notifications are on disk. One that cannot be written is logged and
+    /// still attempted while the daemon runs (the event is logged already, so the change
+    /// cannot be undone for it).
+    pub fn spool(
+        &self,
+        events: &[Event],
+        origins: &[String],
+        audience: &dyn Fn(&Event) -> Option<Audience>,
+    ) -> bool {
         let mut made = Vec::new();
-        for event in events {
+        for (event, origin) in events.iter().zip(origins) {
             let aud = audience(event);
             let thin = aud
                 .as_ref()
@@ -224,19 +232,21 @@ impl Outbox {
                             event.key.as_deref().map(|k| handoff_url(url, k)).as_deref(),
                         ),
                     };
-                    made.push(self.make(event, &e.channel, body));
+                    made.push(self.make(event, origin, &e.channel, body));
                 }
             }
             // A notice: the email worker finds the route's reviewers and writes the mails.
             if self.mails && MAILED.contains(&event.kind) && event.key.is_some() {
-                made.push(self.make(event, EMAIL, String::new()));
+                made.push(self.make(event, origin, EMAIL, String::new()));
             }
         }
-        if made.is_empty() {
-            return;
-        }
         let mut index = self.shared.lock();
-        if let Err(e) = self.shared.spool.save(&made.iter().collect::<Vec<_>>()) {
+        made.retain(|d| !index.contains_key(&d.id));
+        if made.is_empty() {
+            return true;
+        }
+        let saved = self.shared.spool.save(&made.iter().collect::<Vec<_>>());
+        if let Err(e) = &saved {
             tracing::error!(error = %e, "cannot spool notifications; they are sent but would not survive a restart");
         }
         for d in &made {
@@ -249,12 +259,13 @@ impl Outbox {
                 let _ = tx.send(d.id);
             }
         }
+        saved.is_ok()
     }
 
-    fn make(&self, event: &Event, channel: &str, body: String) -> Delivery {
+    fn make(&self, event: &Event, origin: &str, channel: &str, body: String) -> Delivery {
         let now = worker::now_ms();
         Delivery {
-            id: new_id(),
+            id: delivery_id(origin, channel),
             channel: channel.to_string(),
             to: None,
             event: event.kind.as_str().to_string(),
@@ -329,9 +340,13 @@ fn handoff_url(public_url: &str, key: &str) -> String {
     format!("{public_url}/handoffs/{enc}")
 }
 
-/// `msg_` and 128 random bits: unique without coordination, and stable across retries.
-fn new_id() -> String {
-    format!("msg_{}", hex::encode(rand::random::<[u8; 16]>()))
+/// `msg_` and 128 bits of the sha256 of the event's origin (its audit line's hash) and the
+/// channel: unique without coordination, stable across retries and across a crash that makes
+/// the event be spooled again.
+fn delivery_id(origin: &str, channel: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{origin}\n{channel}").as_bytes());
+    format!("msg_{}", hex::encode(&digest[..16]))
 }
 
 #[cfg(test)]
@@ -351,7 +366,7 @@ mod tests {
         let open = || Outbox::open(&config, m.deliveries.clone(), m.delivery_attempts.clone());
         let (outbox, _) = open().unwrap();
         let e = Event::new(EventType::HandoffReceived, "alpha", Some("k"), json!({}));
-        let mut old = outbox.make(&e, "webhook:ops", "{}".into());
+        let mut old = outbox.make(&e, "line-1", "webhook:ops", "{}".into());
         old.created_at = "2020-01-01T00:00:00.000Z".into();
         let (mut delivered, mut dead) = (old.clone(), old);
         delivered.state = State::Delivered;

@@ -97,8 +97,10 @@ impl Worker {
                 if let Some(ws) = self.app.workspace_at(root) {
                     let wait = scan::catch_up(&self.app, &ws);
                     self.young_handoff(root, wait);
-                    // The reconcile also checks approved work and the agent_group modes.
+                    // The reconcile also checks approved work, the audit log and the
+                    // agent_group modes.
                     self.app.check_approved(&ws);
+                    self.app.check_audit(&ws);
                     self.app.check_modes(&ws, false);
                 }
             }

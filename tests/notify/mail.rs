@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 /// The SMTP server process, stopped when dropped.
-struct Smtp {
+pub struct Smtp {
     child: Child,
-    port: u16,
+    pub port: u16,
     log: PathBuf,
 }
 
 impl Smtp {
-    fn start(dir: &Path, hang: bool) -> Smtp {
+    pub fn start(dir: &Path, hang: bool) -> Smtp {
         Smtp::start_on(dir, hang, 0)
     }
 
@@ -48,7 +48,7 @@ impl Smtp {
         Smtp { child, port, log }
     }
 
-    fn mails(&self) -> Vec<Value> {
+    pub fn mails(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()

@@ -2,7 +2,7 @@
 //! (`receiver.py`), which checks every signature with Python's own hmac, not baton's code.
 
 mod classes;
-mod mail;
+pub mod mail;
 mod pages;
 mod routes;
 mod timers;
@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
 /// The receiver process, stopped when dropped.
 pub struct Receiver {

@@ -5,6 +5,7 @@
 //! (slow clients) is `http`.
 
 mod audit;
+mod crash;
 mod kill;
 mod limits;
 mod records;
