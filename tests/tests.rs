@@ -30,6 +30,7 @@ mod ownership;
 mod pages;
 mod paths;
 mod quorum;
+mod recovery;
 mod review;
 mod search;
 mod signoff;

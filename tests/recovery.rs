@@ -1,0 +1,111 @@
+//! What a crash can leave behind, built from outside, and what the next start makes of it
+//! (issue 17): events logged but never spooled, temp files in record folders, and an audit
+//! log edited while the daemon runs. The random kill -9 storm is `trust::crash`.
+
+use crate::notify::{self, Receiver};
+use crate::util::{bytes, events, handoff, write_atomic, TestEnv};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// The one file of `dir` whose name ends with `suffix`.
+fn file_ending(dir: &Path, suffix: &str) -> PathBuf {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(suffix))
+        .collect();
+    assert_eq!(found.len(), 1, "{suffix} in {}: {found:?}", dir.display());
+    found.pop().unwrap()
+}
+
+fn received(receiver: &Receiver, key: &str) -> Vec<Value> {
+    receiver
+        .requests()
+        .into_iter()
+        .filter(|r| r["body"]["type"] == "handoff.received" && r["body"]["data"]["key"] == key)
+        .collect()
+}
+
+/// A crash between the audit append and the spool leaves an event in the log that no
+/// webhook was made for. Built here by putting back the mark of what reached the outbox and
+/// removing the spool files of the event: the next start sends it, under the same id.
+#[test]
+fn an_event_logged_but_never_spooled_is_sent_at_the_next_start_under_the_same_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), 0, &[]);
+    let mut env = TestEnv::with_config(&notify::config(&receiver.url(), "0, 0.05"));
+    let ws = env.ws("alpha");
+    let data = env.root().join("data");
+    let d = env.start();
+    notify::submit(&env, "before");
+    d.wait_until("the first is delivered", || received(&receiver, "before").len() == 1);
+    let mark = file_ending(&data.join("anchors"), ".handed.json");
+    let handed_before = std::fs::read(&mark).unwrap();
+    notify::submit(&env, "lost");
+    d.wait_until("the second is delivered", || received(&receiver, "lost").len() == 1);
+    d.stop();
+
+    std::fs::write(&mark, handed_before).unwrap();
+    for entry in std::fs::read_dir(data.join("outbox")).unwrap() {
+        let path = entry.unwrap().path();
+        let spooled: Option<Value> = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if spooled.is_some_and(|s| s["key"] == "lost") {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    let d = env.start();
+    d.wait_until("the owed event is sent", || received(&receiver, "lost").len() == 2);
+    let sent = received(&receiver, "lost");
+    assert_eq!(sent[0]["id"], sent[1]["id"], "one webhook-id: {sent:?}");
+    assert_eq!(received(&receiver, "before").len(), 1, "only what was owed");
+    let logged = events(&ws)
+        .iter()
+        .filter(|e| e["type"] == "handoff.received")
+        .count();
+    assert_eq!(logged, 2, "nothing logged twice");
+    d.stop();
+}
+
+/// Temp files a kill -9 left in a record folder in data_dir are removed at start.
+#[test]
+fn temp_files_left_in_a_record_folder_are_removed_at_start() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("tmp")));
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    d.stop();
+    let record = env.store("alpha").join("handoffs/tmp");
+    let leftover = record.join(".baton-tmp-0123456789abcdef");
+    std::fs::write(&leftover, b"half a write").unwrap();
+    let d = env.start();
+    assert!(!leftover.exists(), "a crash's temp file stays in {record:?}");
+    assert_eq!(d.handoffs("pending").len(), 1);
+    d.stop();
+}
+
+/// A line of the audit log edited in place (same length) while the daemon runs is found at
+/// the next reconcile, with nothing appended in between.
+#[test]
+fn an_audit_line_edited_while_running_is_found_at_the_next_reconcile() {
+    let mut env = TestEnv::with_config("reconcile_s = 1\n");
+    let ws = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("edited")));
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    let log = ws.join(".baton/events.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("\"edited\""), "{text}");
+    // Same length, so an append's length check alone would not see it.
+    std::fs::write(&log, text.replacen("\"edited\"", "\"EDITED\"", 1)).unwrap();
+    d.wait_until("the edit is found", || {
+        events(&ws).iter().any(|e| e["type"] == "audit.broken")
+    });
+    let broken = events(&ws);
+    assert_eq!(broken[0]["type"], "audit.broken", "a new chain: {broken:?}");
+    let found = broken[0]["data"]["found"].as_str().unwrap();
+    assert!(found.contains("line"), "names the line: {found}");
+    d.stop();
+}
