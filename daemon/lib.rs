@@ -49,12 +49,10 @@ pub mod media;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
+pub mod render;
 pub mod routing;
-pub mod run;
 pub mod scan;
 pub mod search;
 pub mod store;
 pub mod watch;
-#[path = "../web/mod.rs"]
-pub mod web;
 pub mod workspace;

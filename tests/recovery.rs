@@ -38,11 +38,15 @@ fn an_event_logged_but_never_spooled_is_sent_at_the_next_start_under_the_same_id
     let data = env.root().join("data");
     let d = env.start();
     notify::submit(&env, "before");
-    d.wait_until("the first is delivered", || received(&receiver, "before").len() == 1);
+    d.wait_until("the first is delivered", || {
+        received(&receiver, "before").len() == 1
+    });
     let mark = file_ending(&data.join("anchors"), ".handed.json");
     let handed_before = std::fs::read(&mark).unwrap();
     notify::submit(&env, "lost");
-    d.wait_until("the second is delivered", || received(&receiver, "lost").len() == 1);
+    d.wait_until("the second is delivered", || {
+        received(&receiver, "lost").len() == 1
+    });
     d.stop();
 
     std::fs::write(&mark, handed_before).unwrap();
@@ -56,7 +60,9 @@ fn an_event_logged_but_never_spooled_is_sent_at_the_next_start_under_the_same_id
         }
     }
     let d = env.start();
-    d.wait_until("the owed event is sent", || received(&receiver, "lost").len() == 2);
+    d.wait_until("the owed event is sent", || {
+        received(&receiver, "lost").len() == 2
+    });
     let sent = received(&receiver, "lost");
     assert_eq!(sent[0]["id"], sent[1]["id"], "one webhook-id: {sent:?}");
     assert_eq!(received(&receiver, "before").len(), 1, "only what was owed");
@@ -81,7 +87,10 @@ fn temp_files_left_in_a_record_folder_are_removed_at_start() {
     let leftover = record.join(".baton-tmp-0123456789abcdef");
     std::fs::write(&leftover, b"half a write").unwrap();
     let d = env.start();
-    assert!(!leftover.exists(), "a crash's temp file stays in {record:?}");
+    assert!(
+        !leftover.exists(),
+        "a crash's temp file stays in {record:?}"
+    );
     assert_eq!(d.handoffs("pending").len(), 1);
     d.stop();
 }

@@ -1,13 +1,13 @@
 //! The handoff API of SPEC section 9: list, get, decide.
 
 use super::{ApiError, Caller};
-use crate::app::{App, CheckpointPage, Decided, DecisionRequest, Detail, StateFilter, Summary};
-use crate::contract::decision::{Edits, ReviewerOutcome};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use baton::app::{App, CheckpointPage, Decided, DecisionRequest, Detail, StateFilter, Summary};
+use baton::contract::decision::{Edits, ReviewerOutcome};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -103,7 +103,7 @@ pub async fn decide(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    if matches!(actor, crate::auth::Actor::Agent { .. }) {
+    if matches!(actor, baton::auth::Actor::Agent { .. }) {
         // Who may decide is settled before what the body says.
         return Err(ApiError::Forbidden(
             "agent tokens cannot decide handoffs".into(),

@@ -10,13 +10,13 @@
 //! call the same `App` methods as the pages.
 
 use super::{ApiError, Caller, Routes};
-use crate::app::{Against, App, ArtifactView, Preview, Raw, Timeline, ViewError};
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use baton::app::{Against, App, ArtifactView, Preview, Raw, Timeline, ViewError};
 use serde::Deserialize;
 
 /// The routes of this module, to merge into the daemon's router.
@@ -149,10 +149,10 @@ fn send(raw: Raw) -> Response {
     let file = tokio::fs::File::from_std(raw.file).take(raw.size);
     let body = Body::from_stream(tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024));
     let check = match raw.check {
-        crate::app::Check::Ok => "ok",
-        crate::app::Check::Mismatch => "mismatch",
-        crate::app::Check::Missing => "missing",
-        crate::app::Check::Unchecked => "unchecked",
+        baton::app::Check::Ok => "ok",
+        baton::app::Check::Mismatch => "mismatch",
+        baton::app::Check::Missing => "missing",
+        baton::app::Check::Unchecked => "unchecked",
     };
     let headers = [
         (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),

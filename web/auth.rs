@@ -4,12 +4,12 @@
 //! signed-in browser. Pages take the session cookie only (`Viewer`).
 
 use super::ApiError;
-use crate::app::App;
-use crate::auth::Actor;
-use crate::login::SignedIn;
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts, HeaderMap, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use baton::app::App;
+use baton::auth::Actor;
+use baton::login::SignedIn;
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "baton_session";

@@ -4,11 +4,11 @@
 
 use super::api::blocking;
 use super::{ApiError, Caller};
-use crate::app::App;
-use crate::auth::Actor;
-use crate::outbox::{Delivery, State as DeliveryState};
 use axum::extract::{Path, Query, State};
 use axum::Json;
+use baton::app::App;
+use baton::auth::Actor;
+use baton::outbox::{Delivery, State as DeliveryState};
 use serde::Deserialize;
 
 #[derive(Deserialize)]

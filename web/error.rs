@@ -1,12 +1,12 @@
 //! The one mapping from errors to HTTP statuses and JSON bodies. Internal errors are logged
 //! once here and never shown.
 
-use crate::app::{BulkError, ClaimError, DecideError, LockApiError, OwnerError, UploadError};
-use crate::locks::LockError;
-use crate::outbox::RetryError;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use baton::app::{BulkError, ClaimError, DecideError, LockApiError, OwnerError, UploadError};
+use baton::locks::LockError;
+use baton::outbox::RetryError;
 use serde_json::{json, Value};
 
 #[derive(Debug, thiserror::Error)]

@@ -4,12 +4,12 @@
 
 use super::api::{blocking, json_body};
 use super::{ApiError, Caller};
-use crate::app::App;
-use crate::locks::{Grant, Lock, Request, DEFAULT_TTL_S};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
+use baton::app::App;
+use baton::locks::{Grant, Lock, Request, DEFAULT_TTL_S};
 use serde::Deserialize;
 use serde_json::Value;
 

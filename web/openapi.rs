@@ -1,7 +1,7 @@
 //! The OpenAPI 3.1 document of the JSON API. Document schemas come from the contract types
 //! (the same generated schemas validation runs), so the description cannot drift from them.
 
-use crate::contract::schema::{inline_schema, Kind};
+use baton::contract::schema::{inline_schema, Kind};
 use serde_json::{json, Value};
 
 fn error_response(description: &str) -> Value {
@@ -103,7 +103,7 @@ pub fn document() -> Value {
                     "key": { "type": "string" }, "claimed_by": { "type": "string", "description": "absent: nobody holds it" },
                     "claimed_at": { "type": "string", "format": "date-time" } } },
                 "BulkRequest": { "type": "object", "required": ["keys", "outcome"], "additionalProperties": false, "properties": {
-                    "keys": { "type": "array", "items": { "type": "string" }, "minItems": 1, "maxItems": crate::app::MAX_BULK, "uniqueItems": true },
+                    "keys": { "type": "array", "items": { "type": "string" }, "minItems": 1, "maxItems": baton::app::MAX_BULK, "uniqueItems": true },
                     "outcome": { "enum": ["approved", "rejected", "changes_requested", "reassigned"] },
                     "comment": { "type": "string" }, "to_agent": { "type": "string", "maxLength": 128 } } },
                 "BulkResult": { "type": "object", "required": ["key", "status"],

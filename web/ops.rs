@@ -1,11 +1,11 @@
 //! Unauthenticated operations endpoints: health, metrics, the OpenAPI document.
 
 use super::ApiError;
-use crate::app::App;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
+use baton::app::App;
 use serde_json::json;
 
 pub async fn healthz(State(app): State<App>) -> impl IntoResponse {

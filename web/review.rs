@@ -3,13 +3,13 @@
 
 use super::api::{answer, blocking, json_body};
 use super::{ApiError, Caller};
-use crate::app::{App, ClaimView, DecisionRequest};
-use crate::auth::Actor;
-use crate::contract::decision::ReviewerOutcome;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
 use axum::Json;
+use baton::app::{App, ClaimView, DecisionRequest};
+use baton::auth::Actor;
+use baton::contract::decision::ReviewerOutcome;
 use serde::Deserialize;
 use serde_json::{json, Value};
 

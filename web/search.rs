@@ -1,10 +1,10 @@
 //! `GET /api/v1/search` (SPEC section 9): the same `App::search` as the page and MCP.
 
 use super::{ApiError, Caller};
-use crate::app::{App, SearchFailed};
-use crate::search::{Hits, Request};
 use axum::extract::{Query, State};
 use axum::Json;
+use baton::app::{App, SearchFailed};
+use baton::search::{Hits, Request};
 use serde::Deserialize;
 
 #[derive(Deserialize, Default)]
@@ -40,7 +40,7 @@ pub async fn search(
         ApiError::Unprocessable("limit and offset must be whole numbers (limit 1..=100)".into())
     })?;
     if let Some(kind) = query.kind.as_deref().filter(|k| !k.is_empty()) {
-        if crate::index::Kind::parse(kind).is_none() {
+        if baton::index::Kind::parse(kind).is_none() {
             return Err(ApiError::Unprocessable(format!(
                 "kind \"{kind}\" is not one of artifact, handoff, checkpoint, decision"
             )));
@@ -52,7 +52,7 @@ pub async fn search(
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     hits.map(Json).map_err(|e| match e {
         SearchFailed::Unavailable => ApiError::Unavailable(e.to_string()),
-        SearchFailed::Query(crate::search::SearchError::TooManyTerms(_)) => {
+        SearchFailed::Query(baton::search::SearchError::TooManyTerms(_)) => {
             ApiError::Unprocessable(e.to_string())
         }
         SearchFailed::Query(e) => ApiError::Internal(e.to_string()),

@@ -11,8 +11,8 @@
 //! * Shutdown: stop accepting, let in-flight requests finish (SSE streams end on the app's
 //!   shutdown token), and drop what is still open after the deadline.
 
-use crate::config::Http;
 use axum::Router;
+use baton::config::Http;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::io;

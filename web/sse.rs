@@ -2,9 +2,9 @@
 //! by its type and carries the event JSON; agents see only their workspaces' events.
 
 use super::Caller;
-use crate::app::App;
 use axum::extract::State;
 use axum::response::sse::{Event, KeepAlive, Sse};
+use baton::app::App;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;

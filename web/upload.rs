@@ -4,11 +4,11 @@
 
 use super::api::blocking;
 use super::{ApiError, Caller};
-use crate::app::{App, Target, UploadError, Uploaded};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::Json;
+use baton::app::{App, Target, UploadError, Uploaded};
 
 pub async fn inbox(
     State(app): State<App>,
@@ -43,7 +43,7 @@ pub async fn handoff(
 /// 201 a new file, 200 a replaced one, with `{path, size, sha256, created}`.
 async fn put(
     app: App,
-    actor: crate::auth::Actor,
+    actor: baton::auth::Actor,
     ws: String,
     target: Target,
     headers: HeaderMap,

@@ -15,9 +15,9 @@ use super::App;
 use crate::auth::Actor;
 use crate::blobs::MAX_BLOB_BYTES;
 use crate::media::{self, ImageType, Sniffed};
-use crate::web::render::diff::{self, LineDiff};
-use crate::web::render::preview::{self, human_size, TextPreview};
-use crate::web::render::{markdown, SafeHtml};
+use crate::render::diff::{self, LineDiff};
+use crate::render::preview::{self, human_size, TextPreview};
+use crate::render::{markdown, SafeHtml};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
 

@@ -5,7 +5,7 @@
 use super::artifact_view::ViewError;
 use super::App;
 use crate::auth::Actor;
-use crate::web::render::timeline::{self, Stall, TimelinePoint};
+use crate::render::timeline::{self, Stall, TimelinePoint};
 use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;

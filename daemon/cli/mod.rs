@@ -8,6 +8,7 @@ mod mcp;
 mod mcp_answers;
 mod mcp_locks;
 mod mcp_view;
+mod run;
 mod search;
 mod serve;
 mod submit;

@@ -60,7 +60,7 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
             tracing::info!("shutting down");
             shutdown.cancel();
         });
-        baton::run::run(app, listener).await
+        super::run::run(app, listener).await
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -3,7 +3,7 @@
 
 use super::{get_raw, submit};
 use crate::util::TestEnv;
-use baton::web::artifacts::artifact_url;
+use baton_web::artifacts::artifact_url;
 use serde_json::json;
 use std::os::unix::fs::symlink;
 

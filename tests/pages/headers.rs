@@ -4,7 +4,7 @@
 use super::routes::{fill, fixture, is_page, KEY};
 use super::{reviewers, Reply, Web};
 use crate::util::TestEnv;
-use baton::web::routes;
+use baton_web::routes;
 use std::collections::HashMap;
 
 /// The CSP's directives, by name.

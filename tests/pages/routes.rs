@@ -1,10 +1,10 @@
 //! Every route of the router asks for credentials, for every method it accepts, except the
-//! few that are open on purpose. The routes come from `baton::web::routes()`, the list the
+//! few that are open on purpose. The routes come from `baton_web::routes()`, the list the
 //! router itself is built from, so a route added later without auth fails here.
 
 use super::{reviewers, Reply, Web};
 use crate::util::{self, Daemon, TestEnv};
-use baton::web::{routes, Route};
+use baton_web::{routes, Route};
 use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
 use std::collections::BTreeSet;
 use std::io::{Read, Write};

@@ -3,7 +3,7 @@
 //! copy of it; only a list the reviewer changed is sent as an edit.
 
 use super::forms::Form;
-use crate::contract::decision::Edits;
+use baton::contract::decision::Edits;
 
 /// What the reviewer typed, kept to show the form again when the decision is refused.
 #[derive(Default)]

@@ -3,15 +3,15 @@
 
 use super::forms::{csrf_refused, Form};
 use super::{render, Chrome};
-use crate::app::App;
-use crate::outbox::{Delivery, State as DeliveryState};
-use crate::web::auth::Viewer;
-use crate::web::deliveries::is_admin;
+use crate::auth::Viewer;
+use crate::deliveries::is_admin;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use baton::app::App;
+use baton::outbox::{Delivery, State as DeliveryState};
 use serde::Deserialize;
 
 #[derive(Deserialize, Default)]
@@ -49,7 +49,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
 
 async fn show(
     app: App,
-    s: &crate::login::SignedIn,
+    s: &baton::login::SignedIn,
     state: String,
     error: Option<String>,
 ) -> Response {

@@ -2,11 +2,11 @@
 //! with each log's verdict as `baton audit verify` gives it.
 
 use super::{render, Chrome};
-use crate::app::{App, Verdict};
-use crate::web::auth::Viewer;
+use crate::auth::Viewer;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
+use baton::app::{App, Verdict};
 use serde::Deserialize;
 
 const LIMIT: usize = 200;

@@ -1,9 +1,9 @@
 //! Posted forms: `application/x-www-form-urlencoded` bodies (repeated names kept, for the
 //! queue's checkboxes) and the CSRF check every form post passes before anything is done.
 
-use crate::login::SignedIn;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use baton::login::SignedIn;
 
 /// The hidden field that carries the session's CSRF token in every form.
 pub const CSRF_FIELD: &str = "csrf";
@@ -42,7 +42,7 @@ impl Form {
     /// post may come from another site through the person's browser.
     pub fn csrf_ok(&self, s: &SignedIn) -> bool {
         self.get(CSRF_FIELD)
-            .is_some_and(|t| crate::web::auth::same(t, &s.csrf))
+            .is_some_and(|t| crate::auth::same(t, &s.csrf))
     }
 }
 

@@ -6,15 +6,15 @@ use super::decision_form::Draft;
 use super::forms::{csrf_refused, Form};
 use super::handoff_view::{HandoffView, Sections};
 use super::{render, Chrome};
-use crate::app::{App, CheckpointPage, DecideError, DecisionRequest};
-use crate::contract::Outcome;
-use crate::login::SignedIn;
-use crate::web::auth::Viewer;
+use crate::auth::Viewer;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
+use baton::app::{App, CheckpointPage, DecideError, DecisionRequest};
+use baton::contract::Outcome;
+use baton::login::SignedIn;
 use serde::Deserialize;
 
 #[derive(Template)]
@@ -28,15 +28,15 @@ struct HandoffPage {
     draft: Draft,
     next: Option<String>,
     /// What earlier revisions were answered (after `changes_requested`), oldest first.
-    earlier: Vec<(u32, crate::contract::Decision)>,
+    earlier: Vec<(u32, baton::contract::Decision)>,
     /// The workspace's locks, as `locks.html` names them.
-    locks: Vec<crate::locks::Lock>,
+    locks: Vec<baton::locks::Lock>,
 }
 
 impl HandoffPage {
     /// The lock in force on the artifact `path`, if any (someone may be editing it).
-    fn lock_on(&self, path: &str) -> Option<&crate::locks::Lock> {
-        let path = crate::locks::normalize(path).ok()?;
+    fn lock_on(&self, path: &str) -> Option<&baton::locks::Lock> {
+        let path = baton::locks::normalize(path).ok()?;
         self.locks.iter().find(|l| l.path == path)
     }
 }
@@ -53,7 +53,7 @@ struct InvalidPage {
 }
 
 impl InvalidPage {
-    fn new(chrome: Chrome, i: crate::app::InvalidHandoff) -> InvalidPage {
+    fn new(chrome: Chrome, i: baton::app::InvalidHandoff) -> InvalidPage {
         InvalidPage {
             chrome,
             problems: i
@@ -222,8 +222,8 @@ pub async fn decide(
     match result {
         Ok(Ok(decided)) => {
             let tag = match decided {
-                crate::app::Decided::Closed(_) => "1",
-                crate::app::Decided::Pending(_) => "signed",
+                baton::app::Decided::Closed(_) => "1",
+                baton::app::Decided::Pending(_) => "signed",
             };
             Redirect::to(&format!("/handoffs/{}?decided={tag}", urlencode(&key))).into_response()
         }

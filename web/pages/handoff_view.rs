@@ -3,9 +3,9 @@
 //! them); nothing here reads a file.
 
 use super::view::{self, Deadline, Meter};
-use crate::app::{Change, Check, Detail, Summary};
-use crate::contract::handoff::{Scope, ScopePart};
-use crate::contract::{Decision, Handoff, Problem};
+use baton::app::{Change, Check, Detail, Summary};
+use baton::contract::handoff::{Scope, ScopePart};
+use baton::contract::{Decision, Handoff, Problem};
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -25,9 +25,9 @@ pub struct HandoffView {
     pub pending: bool,
     pub decision: Option<Decision>,
     /// Route, claim, and whether this reviewer may decide it.
-    pub standing: crate::app::Standing,
+    pub standing: baton::app::Standing,
     /// Approvals so far and what is missing (quorum, sign-off roles).
-    pub progress: crate::app::Progress,
+    pub progress: baton::app::Progress,
     /// Why the handoff is on its route (matched keys); its escalations and routing notes,
     /// as lines.
     pub route_why: String,
@@ -95,7 +95,7 @@ fn change_word(c: Change) -> &'static str {
 }
 
 /// The artifact lines of `key`, from `App::artifacts`.
-pub fn artifact_rows(key: &str, views: Vec<crate::app::ArtifactView>) -> Vec<ArtifactRow> {
+pub fn artifact_rows(key: &str, views: Vec<baton::app::ArtifactView>) -> Vec<ArtifactRow> {
     let page = |path: &str, against: &str| {
         let segments: Vec<String> = path
             .split('/')
@@ -114,10 +114,10 @@ pub fn artifact_rows(key: &str, views: Vec<crate::app::ArtifactView>) -> Vec<Art
             diff_previous: (a.previous == Some(Change::Changed))
                 .then(|| page(&a.path, "?against=previous")),
             diff_approved: a.approved_copy.then(|| page(&a.path, "?against=approved")),
-            download: crate::web::artifacts::artifact_url(key, &a.path, false),
+            download: crate::artifacts::artifact_url(key, &a.path, false),
             size: a
                 .size
-                .map(crate::web::render::preview::human_size)
+                .map(baton::render::preview::human_size)
                 .unwrap_or_default(),
             check: check_word(a.check),
             check_detail: a.check_detail.unwrap_or_default(),

@@ -4,14 +4,14 @@
 
 use super::forms::{csrf_refused, Form, CSRF_FIELD};
 use super::render;
-use crate::app::App;
-use crate::login::{random_token, LoginError};
-use crate::web::auth::{cookie, same, Viewer, SESSION_COOKIE};
+use crate::auth::{cookie, same, Viewer, SESSION_COOKIE};
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, FromRequestParts, Query, State};
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use baton::app::App;
+use baton::login::{random_token, LoginError};
 use serde::Deserialize;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};

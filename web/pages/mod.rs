@@ -17,11 +17,11 @@ mod search;
 mod view;
 mod workspace;
 
-use crate::login::SignedIn;
-use crate::web::Routes;
+use crate::Routes;
 use askama::Template;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
+use baton::login::SignedIn;
 
 /// The pages' routes; each one requires a session except `/login` and the static assets.
 pub fn routes() -> Routes {

@@ -4,13 +4,13 @@
 //! (`App::artifact_preview`); this only lays it out.
 
 use super::{render, Chrome};
-use crate::app::{Against, App, Body, Preview, ViewError};
-use crate::web::auth::Viewer;
-use crate::web::render::diff::LineKind;
+use crate::auth::Viewer;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use baton::app::{Against, App, Body, Preview, ViewError};
+use baton::render::diff::LineKind;
 use serde::Deserialize;
 
 #[derive(Deserialize, Default)]
@@ -51,8 +51,8 @@ pub async fn page(
     match shown {
         Ok(Ok(p)) => render(&PreviewPage {
             chrome: Chrome::new(&s, "queue"),
-            image_url: crate::web::artifacts::artifact_url(&key, &path, true),
-            download: crate::web::artifacts::artifact_url(&key, &path, false),
+            image_url: crate::artifacts::artifact_url(&key, &path, true),
+            download: crate::artifacts::artifact_url(&key, &path, false),
             key,
             p,
         }),

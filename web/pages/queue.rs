@@ -5,14 +5,14 @@
 use super::forms::{csrf_refused, Form};
 use super::view::{self, Deadline, Meter};
 use super::{render, Chrome};
-use crate::app::{App, DecisionRequest, Summary};
-use crate::contract::handoff::Trigger;
-use crate::contract::Outcome;
-use crate::web::auth::Viewer;
+use crate::auth::Viewer;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
+use baton::app::{App, DecisionRequest, Summary};
+use baton::contract::handoff::Trigger;
+use baton::contract::Outcome;
 use serde::Deserialize;
 use std::borrow::Borrow;
 use time::OffsetDateTime;
@@ -22,7 +22,7 @@ const PAGE_SIZES: [usize; 3] = [25, 50, 100];
 /// Most workspaces offered as a list in the filter.
 const WORKSPACE_CHOICES: usize = 50;
 /// Most handoffs decided by one bulk post.
-const BULK_MAX: usize = crate::app::MAX_BULK;
+const BULK_MAX: usize = baton::app::MAX_BULK;
 
 #[derive(Deserialize, Default, Clone)]
 #[serde(default)]

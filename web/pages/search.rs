@@ -2,18 +2,18 @@
 //! its handoff, the artifact's preview, or its workspace.
 
 use super::{render, Chrome};
-use crate::app::{App, SearchFailed};
-use crate::search::Hits;
-use crate::web::auth::Viewer;
-use crate::web::SearchQuery;
+use crate::auth::Viewer;
+use crate::SearchQuery;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
+use baton::app::{App, SearchFailed};
+use baton::search::Hits;
 
 const PAGE: usize = 20;
 
 pub struct Line {
-    pub hit: crate::index::Hit,
+    pub hit: baton::index::Hit,
     pub href: String,
 }
 
@@ -57,7 +57,7 @@ pub async fn page(
     let answer = tokio::task::spawn_blocking(move || app.search(request, &actor)).await;
     let (hits, error) = match answer {
         Ok(Ok(hits)) => (hits, None),
-        Ok(Err(e @ SearchFailed::Query(crate::search::SearchError::TooManyTerms(_)))) => {
+        Ok(Err(e @ SearchFailed::Query(baton::search::SearchError::TooManyTerms(_)))) => {
             (Hits::default(), Some(e.to_string()))
         }
         Ok(Err(e)) => {
@@ -125,11 +125,11 @@ pub async fn page(
 
 /// Where a hit leads: its handoff, the artifact's preview within the handoff naming it, or
 /// its workspace.
-fn href(hit: &crate::index::Hit) -> String {
+fn href(hit: &baton::index::Hit) -> String {
     let enc = |s: &str| {
         percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
     };
-    use crate::index::Kind;
+    use baton::index::Kind;
     match (&hit.kind, &hit.key) {
         (Kind::Handoff | Kind::Decision, Some(key)) => format!("/handoffs/{}", enc(key)),
         (Kind::Artifact, Some(key)) => {

@@ -1,7 +1,7 @@
 //! Small pieces of presentation shared by the pages: ages, deadlines, confidence meters,
 //! trigger labels. Plain data: the templates escape whatever they print.
 
-use crate::contract::handoff::Trigger;
+use baton::contract::handoff::Trigger;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 

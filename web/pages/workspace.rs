@@ -3,12 +3,12 @@
 
 use super::view;
 use super::{render, Chrome};
-use crate::app::{App, Files, WorkspaceOverview};
-use crate::web::auth::Viewer;
+use crate::auth::Viewer;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use baton::app::{App, Files, WorkspaceOverview};
 use time::OffsetDateTime;
 
 #[derive(Template)]
@@ -17,7 +17,7 @@ struct WorkspacePage {
     chrome: Chrome,
     w: WorkspaceOverview,
     /// The workspace's locks, as `locks.html` names them.
-    locks: Vec<crate::locks::Lock>,
+    locks: Vec<baton::locks::Lock>,
     now: OffsetDateTime,
 }
 
@@ -35,7 +35,7 @@ impl WorkspacePage {
     }
 
     /// The lock in force on the file `path` of the folder listed as `label` (`inbox/`).
-    fn lock_on(&self, label: &str, path: &str) -> Option<&crate::locks::Lock> {
+    fn lock_on(&self, label: &str, path: &str) -> Option<&baton::locks::Lock> {
         let full = format!("{label}{path}");
         self.locks.iter().find(|l| l.path == full)
     }

@@ -2,8 +2,8 @@
 //! accepting, end streams, drain connections up to a deadline, let the ingest thread finish
 //! its current file, then flush the audit anchors).
 
-use crate::app::App;
-use crate::pipeline;
+use baton::app::App;
+use baton::pipeline;
 use tokio::net::TcpListener;
 
 /// Descriptors kept for the daemon's own files (scan threads, watches, logs) below the
@@ -17,17 +17,17 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let shutdown = app.shutdown_token();
     // Every workspace's heartbeat first: agents learn at once that a daemon serves them, and
     // these thousand writes are done before the start-up scan's syncs begin.
-    let started_at = crate::events::now_rfc3339();
+    let started_at = baton::events::now_rfc3339();
     let (first, at) = (app.clone(), started_at.clone());
-    tokio::task::spawn_blocking(move || crate::heartbeat::beat(&first, &at, None)).await?;
+    tokio::task::spawn_blocking(move || baton::heartbeat::beat(&first, &at, None)).await?;
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
     app.start_outbox();
     let indexer = app.start_search();
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
-    let heartbeat = tokio::spawn(crate::heartbeat::run(app.clone(), started_at));
+    let heartbeat = tokio::spawn(baton::heartbeat::run(app.clone(), started_at));
     let app_for_anchors = app.clone();
-    let router = crate::web::router(app);
-    crate::web::server::serve(listener, router, &http, max_connections, shutdown.clone()).await;
+    let router = baton_web::router(app);
+    baton_web::server::serve(listener, router, &http, max_connections, shutdown.clone()).await;
     shutdown.cancel();
     let joined = tokio::task::spawn_blocking(move || ingest.join()).await;
     if !matches!(joined, Ok(Ok(()))) {

@@ -12,7 +12,7 @@ mod locks;
 mod openapi;
 mod ops;
 mod pages;
-pub mod render;
+
 mod review;
 mod search;
 pub mod server;
@@ -23,11 +23,11 @@ pub use auth::Caller;
 pub use error::ApiError;
 pub use search::SearchQuery;
 
-use crate::app::App;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{on, MethodFilter};
 use axum::Router;
+use baton::app::App;
 
 /// One method on one path of the router (a `GET` route answers `HEAD` too).
 #[derive(Debug, Clone, PartialEq, Eq)]
