@@ -33,6 +33,7 @@ mod quorum;
 mod review;
 mod search;
 mod signoff;
+mod startup;
 mod syncs;
 mod trust;
 mod upload;

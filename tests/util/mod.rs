@@ -88,6 +88,11 @@ impl TestEnv {
     pub fn spawn(&mut self) -> Daemon {
         let log =
             std::fs::File::create(self.root().join(format!("daemon-{}.log", now_ms()))).unwrap();
+        self.spawn_logging_to(log.into())
+    }
+
+    /// `spawn` with the daemon's log (standard error) going to `log`, e.g. a pipe.
+    pub fn spawn_logging_to(&mut self, log: Stdio) -> Daemon {
         let mut child = Command::new(BIN)
             .args(["serve", "--config", self.config_path().to_str().unwrap()])
             .env("BATON_LOG", "info")
