@@ -69,9 +69,12 @@ async fn housekeeping(app: App) {
     }
 }
 
-/// Raises the soft open-files limit to the hard one, since every connection is a descriptor
-/// and soft limits are often 1024. Returns the soft limit in force (None: unknown).
-fn raise_fd_limit() -> Option<u64> {
+/// Raises the soft open-files limit to the hard one, since every connection and every
+/// workspace's files are descriptors and soft limits are often 1024 (or 256). `serve` calls
+/// it before opening anything, so no workspace is refused for want of descriptors the hard
+/// limit allows; calling it again changes nothing. Returns the soft limit in force (None:
+/// unknown).
+pub fn raise_fd_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

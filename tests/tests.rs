@@ -20,6 +20,7 @@ mod e2e;
 mod edits;
 mod export;
 mod failures;
+mod health;
 mod http;
 mod lifecycle;
 mod locks;

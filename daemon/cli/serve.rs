@@ -15,6 +15,9 @@ macro_rules! say {
 }
 
 pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    // Before any file is opened: workspaces opened under a low soft limit would fail with
+    // "Too many open files" although the hard limit allows them.
+    baton::run::raise_fd_limit();
     let mut config = Config::load(config)?;
     config.check_paths()?;
     let listen = config.listen;
