@@ -102,3 +102,24 @@ fn a_handoff_written_in_place_across_a_start_is_judged_only_once_complete() {
     );
     assert!(decision(&ws).is_none(), "no invalid answer was written");
 }
+
+#[test]
+fn a_start_refused_for_a_port_in_use_leaves_no_data_dir_behind() {
+    let env = TestEnv::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = env.root().join("taken.toml");
+    let text = format!(
+        "listen = \"{}\"\ndata_dir = \"fresh-data\"\nworkspaces = [\"ws\"]\n",
+        taken.local_addr().unwrap()
+    );
+    std::fs::write(&config, text).unwrap();
+
+    let out = crate::util::baton(&["serve", "--config", config.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("cannot listen on"), "{said}");
+    assert!(
+        !env.root().join("fresh-data").exists(),
+        "no data_dir made by a start that failed"
+    );
+}

@@ -19,13 +19,13 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     // "Too many open files" although the hard limit allows them.
     baton::run::raise_fd_limit();
     let mut config = Config::load(config)?;
-    config.check_paths()?;
     let listen = config.listen;
     let public_url = config.public_url.clone();
     tracing::info!(config = %config.source_name, "starting");
     let runtime = tokio::runtime::Runtime::new()?;
     // Bound before the app is opened, which may make the admin token: a token printed by a
-    // start that then fails (port in use) would be lost, and never printed again.
+    // start that then fails (port in use) would be lost, and never printed again. And before
+    // check_paths makes data_dir, so such a start leaves no empty data_dir behind.
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(listen))
         .map_err(|e| {
@@ -34,6 +34,7 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
                 config.source_name
             )
         })?;
+    config.check_paths()?;
     let source = config.source_name.clone();
     let opened = App::open(config)?;
     for warning in &opened.warnings {
