@@ -17,7 +17,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let shutdown = app.shutdown_token();
     // Every workspace's heartbeat first: agents learn at once that a daemon serves them, and
     // these thousand writes are done before the start-up scan's syncs begin.
-    let started_at = crate::events::now_rfc3339();
+    let started_at = app.started_at().to_string();
     let (first, at) = (app.clone(), started_at.clone());
     tokio::task::spawn_blocking(move || crate::heartbeat::beat(&first, &at, None)).await?;
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;

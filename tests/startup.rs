@@ -123,3 +123,22 @@ fn a_start_refused_for_a_port_in_use_leaves_no_data_dir_behind() {
         "no data_dir made by a start that failed"
     );
 }
+
+#[test]
+fn a_workspace_made_while_the_daemon_runs_is_not_called_unserved_by_the_next_command() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    let gamma = env.init("gamma");
+    let draft = env.root().join("draft.json");
+    std::fs::write(&draft, bytes(&handoff("right-after-init"))).unwrap();
+
+    let out = crate::util::baton(&["submit", gamma.to_str().unwrap(), draft.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("no running daemon serves"), "{said}");
+    d.wait_until("received", || {
+        d.handoffs("pending")
+            .iter()
+            .any(|h| h["key"] == "right-after-init")
+    });
+}

@@ -275,6 +275,10 @@ impl App {
     pub fn config(&self) -> &Config {
         &self.inner.config
     }
+    /// When this daemon started (RFC 3339), as its heartbeat and owner locks say.
+    pub fn started_at(&self) -> &str {
+        &self.inner.me.started_at
+    }
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }

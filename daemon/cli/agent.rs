@@ -263,10 +263,14 @@ pub(super) fn answer_in_place(ws: &Workspace) -> anyhow::Result<Option<Decision>
     Ok(decision.filter(|d| answers(d, &digests)))
 }
 
+/// How long a workspace without a heartbeat yet is given to get one: a daemon adopts a
+/// workspace just made under one of its roots (and beats in it) within a moment.
+const ADOPTION_WAIT: Duration = Duration::from_secs(3);
+
 /// Warns on standard error when no running daemon serves `ws` (its heartbeat is missing or
 /// stale): the agent would otherwise wait for an answer that cannot come.
 pub(super) fn warn_if_unserved(ws: &Workspace) {
-    if let Err(why) = baton::heartbeat::check(ws) {
+    if let Err(why) = baton::heartbeat::check_patiently(ws, ADOPTION_WAIT) {
         eprintln!(
             "baton: warning: no running daemon serves {}: {why}; a handoff there is answered \
              only once a daemon whose `workspaces` cover it runs (`baton init` says which)",
