@@ -82,6 +82,35 @@ pub fn beat(app: &App, started_at: &str, slice: Option<u32>) {
     }
 }
 
+/// The first beat of a workspace adopted while running (`baton init` under a root): at once,
+/// not when its slice comes round, so an agent's first `submit` right after `init` hears that
+/// a daemon serves it.
+pub fn beat_new(app: &App, ws: &Workspace) {
+    let beat = Heartbeat {
+        pid: std::process::id(),
+        host: hostname(),
+        started_at: app.started_at().to_string(),
+        updated_at: crate::events::now_rfc3339(),
+    };
+    let bytes = serde_json::to_vec_pretty(&beat).expect("a heartbeat always serializes");
+    if let Err(e) = ws.write_volatile(&path(ws), &bytes) {
+        tracing::debug!(workspace = %ws.name, error = %e, "cannot write the heartbeat");
+    }
+}
+
+/// `check`, but a workspace with no heartbeat yet is given `wait` for one to appear: a daemon
+/// adopts a workspace made under one of its roots a moment after `baton init`.
+pub fn check_patiently(ws: &Workspace, wait: Duration) -> Result<Heartbeat, String> {
+    let deadline = std::time::Instant::now() + wait;
+    loop {
+        let never = matches!(ws.read(&path(ws), 64 * 1024), Ok(None));
+        if !never || std::time::Instant::now() >= deadline {
+            return check(ws);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 pub fn path(ws: &Workspace) -> std::path::PathBuf {
     ws.baton_dir().join(FILE)
 }

@@ -9,17 +9,26 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     limit_malloc_arenas();
     let args = cli::Cli::parse();
-    if let Err(e) = cli::init_tracing(args.log_format) {
-        eprintln!("baton: {e}");
-        return ExitCode::from(2);
-    }
+    let _log = match cli::init_tracing(args.log_format) {
+        Ok(guard) => guard,
+        Err(e) => {
+            say_error(&e);
+            return ExitCode::from(2);
+        }
+    };
     match cli::dispatch(args.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("baton: {e:#}");
+            say_error(&format!("{e:#}"));
             ExitCode::from(1)
         }
     }
+}
+
+/// The last word on standard error; `eprintln!` would panic if stderr is a closed pipe.
+fn say_error(message: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "baton: {message}");
 }
 
 /// glibc gives threads that allocate their own malloc arenas (up to 8 per core) and keeps what

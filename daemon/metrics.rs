@@ -48,6 +48,8 @@ pub struct Metrics {
     pub scan_entries: Gauge,
     pub scan_seconds: Gauge<f64, AtomicU64>,
     pub workspaces: Gauge,
+    /// Workspaces that cannot be opened (named on /healthz), tried again every few seconds.
+    pub workspaces_unserved: Gauge,
     /// Tampering found and not yet acknowledged with `baton audit ack`.
     pub tamper_alerts: Gauge,
     /// Notifications in the outbox, by state (pending, delivered, dead).
@@ -76,6 +78,7 @@ impl Default for Metrics {
             scan_entries: Gauge::default(),
             scan_seconds: Gauge::default(),
             workspaces: Gauge::default(),
+            workspaces_unserved: Gauge::default(),
             tamper_alerts: Gauge::default(),
             deliveries: Family::default(),
             delivery_attempts: Family::default(),
@@ -128,6 +131,11 @@ impl Default for Metrics {
             m.scan_seconds.clone(),
         );
         registry.register("workspaces", "Workspaces watched", m.workspaces.clone());
+        registry.register(
+            "workspaces_unserved",
+            "Workspaces that cannot be opened (named on /healthz), tried again every few seconds",
+            m.workspaces_unserved.clone(),
+        );
         registry.register_collector(Box::new(Syncs));
         registry.register(
             "tamper_alerts",

@@ -3,6 +3,9 @@
 //! fsync of newly recorded state, so several threads work at once and their waits overlap.
 
 use crate::app::{App, Ws};
+use crate::contract::validate;
+use crate::contract::{Decision, Limits};
+use crate::workspace;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -44,7 +47,11 @@ pub fn catch_up_all(app: &App, workspaces: &[Arc<Ws>]) -> Report {
 /// Reconciles one workspace now; a handoff.json still being written is left to settle and
 /// its remaining wait returned (as is a short wait when processing it failed: try again).
 pub fn catch_up(app: &App, ws: &Ws) -> Option<Duration> {
-    let mut young = young(&ws.ws.handoff_file().path, app.config().settle);
+    let settle = app.config().settle;
+    let mut young = young(&ws.ws.handoff_file().path, settle);
+    if young.is_none() && unjudged_and_invalid(ws, &app.config().limits) {
+        young = Some(settle);
+    }
     // Forced: a catch-up also restores a decision.json removed since the last look.
     if young.is_none() && !app.reconcile_handoff(ws, None, true) {
         young = Some(Duration::from_secs(1));
@@ -60,6 +67,33 @@ pub fn young(path: &Path, window: Duration) -> Option<Duration> {
         .duration_since(modified)
         .unwrap_or_default();
     (age < window).then(|| window - age)
+}
+
+/// Whether the handoff file in place does not read as a valid handoff and has not been
+/// judged yet (by this run, or by the answer in place). A catch-up has not watched the file
+/// being written, so its old mtime does not prove the writer is done: an agent writing in
+/// place across a restart leaves half a file. Such a file gets one settle window from now,
+/// as the watcher gives every write it sees, before it can be answered `invalid`; a valid
+/// file is taken at once.
+fn unjudged_and_invalid(ws: &Ws, limits: &Limits) -> bool {
+    let file = ws.ws.handoff_file();
+    let Ok(Some(bytes)) = workspace::read_limited(&file.path, limits.max_bytes) else {
+        return false;
+    };
+    let Err(rejected) = validate::handoff_as(file.format, &bytes, limits) else {
+        return false;
+    };
+    let judged = |digest: Option<&String>| digest == Some(&rejected.digest);
+    if judged(ws.lock().current.as_ref().map(|c| &c.digest)) {
+        return false;
+    }
+    let answer = ws
+        .ws
+        .read(&ws.ws.decision_path(), 1024 * 1024)
+        .ok()
+        .flatten();
+    let answer = answer.and_then(|b| serde_json::from_slice::<Decision>(&b).ok());
+    !judged(answer.as_ref().and_then(|d| d.handoff_sha256.as_ref()))
 }
 
 /// Entries (files and folders) of a workspace tree. Symlinks are not followed.

@@ -198,3 +198,25 @@ fn a_log_replaced_while_down_breaks_the_chain_with_evidence_until_acknowledged()
     let (code, out) = verify(&env);
     assert_eq!(code, 0, "acknowledged: {out}");
 }
+
+#[test]
+fn verify_without_the_anchors_does_not_pass_a_log_that_records_tampering() {
+    let mut env = logged_env();
+    let alpha = env.ws("alpha");
+    edit_lines(&alpha, |lines| lines.truncate(2));
+    // The daemon finds the log cut short and begins a new chain with audit.broken.
+    env.start().stop();
+    assert_eq!(crate::util::event_types(&alpha)[0], "audit.broken");
+
+    // From a folder without baton.toml and no --config: the daemon's anchors are not read.
+    let out = std::process::Command::new(crate::util::BIN)
+        .args(["audit", "verify", alpha.to_str().unwrap()])
+        .current_dir(&alpha)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("records tampering"), "{said}");
+    assert!(said.contains("anchors were not read"), "{said}");
+    assert!(!said.contains(": ok"), "{said}");
+}

@@ -183,6 +183,39 @@ fn wait_exits_with_the_code_of_the_outcome() {
 }
 
 #[test]
+fn wait_exits_9_with_the_withdrawn_answer_when_a_newer_handoff_supersedes_its_own() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    let ws = env.ws("alpha");
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("w-2")));
+    d.wait_until("w-2 pending", || d.handoffs("pending").len() == 1);
+    let mut waiter = std::process::Command::new(util::BIN)
+        .args(["wait", ws.to_str().unwrap(), "--timeout", "20"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The waiter names the handoff it waits on once it has read it: only then comes w-3.
+    let mut said = String::new();
+    std::io::BufReader::new(waiter.stderr.take().unwrap())
+        .read_line(&mut said)
+        .unwrap();
+    assert!(said.contains("handoff w-2"), "{said}");
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("w-3")));
+
+    let out = waiter.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(9), "withdrawn, not a timeout");
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["handoff_key"], "w-2");
+    assert_eq!(answer["outcome"], "withdrawn");
+    assert_eq!(
+        d.handoffs("pending")[0]["key"],
+        "w-3",
+        "w-3 is the one pending now"
+    );
+}
+
+#[test]
 fn handoffs_written_while_down_are_processed_exactly_once_after_restart() {
     let mut env = TestEnv::new();
     let (alpha, beta) = (env.ws("alpha"), env.init("beta"));

@@ -8,9 +8,13 @@ use axum::Json;
 use baton::app::App;
 use serde_json::json;
 
+/// `status`: `failing` (503) when the daemon can no longer do its job, `degraded` (200) when
+/// part of it is out (a workspace that cannot be opened), else `ok`.
 pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
+    let unserved = unserved(&app);
     let (status, state) = match app.failing() {
         Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "failing"),
+        None if !unserved.is_empty() => (StatusCode::OK, "degraded"),
         None => (StatusCode::OK, "ok"),
     };
     let workspaces = app.workspaces();
@@ -22,6 +26,9 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     // Absent rather than null, like every other optional field baton writes.
     if let Some(reason) = app.failing() {
         body["reason"] = json!(reason);
+    }
+    if !unserved.is_empty() {
+        body["unserved"] = json!(unserved);
     }
     if let Some((documents, indexing)) = app.search_state() {
         body["search"] = json!({ "documents": documents, "indexing": indexing });
@@ -44,6 +51,17 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
         body["empty_entries"] = json!(empty);
     }
     (status, Json(body))
+}
+
+/// The workspaces that cannot be opened, by name, with the error: the operator has to act
+/// (raise `ulimit -n`, fix the store's permissions), so health names them, as it names the
+/// configuration's empty entries.
+fn unserved(app: &App) -> Vec<serde_json::Value> {
+    let unserved = app.unserved_workspaces();
+    unserved
+        .iter()
+        .map(|u| json!({ "workspace": u.ws.name, "error": u.error }))
+        .collect()
 }
 
 pub async fn metrics(State(app): State<App>) -> impl IntoResponse {

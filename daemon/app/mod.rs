@@ -127,6 +127,8 @@ struct Inner {
     owners: Mutex<HashMap<PathBuf, crate::locks::OwnerLock>>,
     /// Workspaces another daemon serves, tried again every few seconds.
     waiting: Mutex<BTreeMap<PathBuf, Workspace>>,
+    /// Workspaces that could not be opened (see `served`), tried again every few seconds.
+    unserved: Mutex<BTreeMap<PathBuf, served::Unserved>>,
 }
 
 /// What opening the app has to tell the operator.
@@ -194,15 +196,15 @@ impl App {
                 },
                 owners: Mutex::default(),
                 waiting: Mutex::default(),
+                unserved: Mutex::default(),
                 config,
             }),
         };
         warnings.extend(outbox_warnings);
         for ws in found.workspaces {
-            // One unreadable workspace must not keep the others from being served.
-            if let Err(e) = app.add_workspace(ws.clone()) {
-                warnings.push(format!("workspace {} is skipped: {e:#}", ws.root.display()));
-            }
+            // One unreadable workspace must not keep the others from being served: it is
+            // named on /healthz and tried again (see `served`).
+            let _ = app.serve_workspace(ws);
         }
         Ok(Opened {
             app,
@@ -274,6 +276,10 @@ impl App {
 
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+    /// When this daemon started (RFC 3339), as its heartbeat and owner locks say.
+    pub fn started_at(&self) -> &str {
+        &self.inner.me.started_at
     }
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics

@@ -1,10 +1,74 @@
-//! One daemon per workspace: the owner lock this daemon holds on each workspace it serves,
-//! and the workspaces another daemon serves for now (tried again by the ingest thread).
+//! Which workspaces this daemon serves: the owner lock it holds on each (one daemon per
+//! workspace), the workspaces another daemon serves for now, and those that could not be
+//! opened (a full descriptor table, an unreadable store). The ingest thread tries the last
+//! two again every few seconds.
 
-use super::App;
+use super::{App, Ws};
 use crate::workspace::Workspace;
+use std::sync::Arc;
+
+/// A workspace that could not be opened, and why (named on `/healthz`).
+#[derive(Debug, Clone)]
+pub struct Unserved {
+    pub ws: Workspace,
+    pub error: String,
+}
 
 impl App {
+    /// Adds a workspace (see `add_workspace`); one that cannot be opened is kept on the
+    /// unserved list until a later try opens it.
+    pub fn serve_workspace(&self, ws: Workspace) -> anyhow::Result<Option<Arc<Ws>>> {
+        let result = self.add_workspace(ws.clone());
+        let mut unserved = self
+            .inner
+            .unserved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match &result {
+            Ok(_) => {
+                if unserved.remove(&ws.root).is_some() {
+                    tracing::info!(workspace = %ws.name, "the workspace can be opened now; serving it");
+                }
+            }
+            Err(e) => {
+                let error = unserved_error(&ws, e);
+                if unserved.get(&ws.root).is_none_or(|u| u.error != error) {
+                    tracing::error!(workspace = %ws.name, root = %ws.root.display(), %error,
+                        "cannot serve the workspace; trying again every few seconds (see /healthz)");
+                }
+                unserved.insert(ws.root.clone(), Unserved { ws, error });
+            }
+        }
+        self.metrics()
+            .workspaces_unserved
+            .set(unserved.len() as i64);
+        result
+    }
+
+    /// Drops a workspace from the unserved list: its folder is gone or no workspace now.
+    pub fn forget_unserved(&self, root: &std::path::Path) {
+        let mut unserved = self
+            .inner
+            .unserved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if unserved.remove(root).is_some() {
+            self.metrics()
+                .workspaces_unserved
+                .set(unserved.len() as i64);
+        }
+    }
+
+    /// Workspaces that could not be opened when last tried.
+    pub fn unserved_workspaces(&self) -> Vec<Unserved> {
+        let unserved = self
+            .inner
+            .unserved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        unserved.values().cloned().collect()
+    }
+
     /// Takes the workspace's owner lock (see `crate::locks::take_workspace`); another
     /// daemon holding it puts the workspace on the waiting list, with a warning the first time.
     pub(super) fn own(&self, ws: &Workspace) -> bool {
@@ -48,4 +112,17 @@ impl App {
         let waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
         waiting.values().cloned().collect()
     }
+}
+
+/// What went wrong, where, and (for the usual cause) what to do.
+fn unserved_error(ws: &Workspace, e: &anyhow::Error) -> String {
+    let out_of_descriptors = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.raw_os_error() == Some(libc::EMFILE));
+    let hint = match out_of_descriptors {
+        true => "; raise the open-files limit (ulimit -n, systemd LimitNOFILE=)",
+        false => "",
+    };
+    format!("cannot open {}: {e:#}{hint}", ws.root.display())
 }

@@ -95,6 +95,19 @@ pub fn audit_verify(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCod
         );
         return Ok(ExitCode::from(1));
     }
+    if report.anchored.is_none() {
+        if let Some(found) = opens_broken(&ws) {
+            // Tampering was found before and a new chain begun: only the daemon's anchors
+            // can say whether it was acknowledged, and they were not read.
+            println!(
+                "audit log {}: records tampering: its first event is audit.broken ({found}); \
+                 the daemon's anchors were not read, so whether it was acknowledged is unknown \
+                 (run again with --config FILE, the daemon's configuration)",
+                ws.events_path().display()
+            );
+            return Ok(ExitCode::from(1));
+        }
+    }
     let anchored = match report.anchored {
         Some(seq) => format!(", end matches the daemon's anchor (event {seq})"),
         None => ", no daemon anchor found (the last line cannot be vouched for)".into(),
@@ -105,6 +118,28 @@ pub fn audit_verify(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCod
         report.lines
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// What the log's first event says was found, when that event is `audit.broken`.
+fn opens_broken(ws: &Workspace) -> Option<String> {
+    let file = std::fs::File::open(ws.events_path()).ok()?;
+    let mut first = Vec::new();
+    // One event line is small; a longer first line is no event of ours.
+    std::io::BufRead::read_until(
+        &mut std::io::BufReader::new(file.take(1024 * 1024)),
+        b'\n',
+        &mut first,
+    )
+    .ok()?;
+    let event: serde_json::Value = serde_json::from_slice(&first).ok()?;
+    if event["type"] != "audit.broken" {
+        return None;
+    }
+    let found = event["data"]["found"].as_str().unwrap_or("tampering found");
+    Some(format!(
+        "at {}: {found}",
+        event["at"].as_str().unwrap_or("?")
+    ))
 }
 
 /// `baton audit ack DIR`: records in data_dir that an administrator reviewed the tampering

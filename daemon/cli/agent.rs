@@ -141,8 +141,13 @@ pub fn wait(dir: &Path, timeout: Option<f64>) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(dir)?;
     warn_if_unserved(&ws);
     let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
+    let mut waited = Waited::start(&ws)?;
+    if let Some(key) = &waited.key {
+        // Says which handoff this answers for: a newer one written meanwhile is not it.
+        eprintln!("baton: waiting for the decision on handoff {key}");
+    }
     loop {
-        if let Some(d) = answer_in_place(&ws)? {
+        if let Some(d) = waited.answer(&ws)? {
             println!("{}", serde_json::to_string_pretty(&d)?);
             return Ok(ExitCode::from(d.outcome.exit_code()));
         }
@@ -157,6 +162,92 @@ pub fn wait(dir: &Path, timeout: Option<f64>) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The handoff a wait is for: the one in place when it began, by key. A newer handoff
+/// written meanwhile closes this one (`withdrawn`), and the root decision.json then answers
+/// the newer one: the wait answers with this one's archived decision, never the other's.
+pub(super) struct Waited {
+    /// None when the file in place has no key yet (unreadable, no id and not valid): the
+    /// wait then follows the file in place.
+    key: Option<String>,
+    /// The digests of the newest revision of `key` seen in place.
+    digests: Vec<String>,
+}
+
+impl Waited {
+    pub(super) fn start(ws: &Workspace) -> anyhow::Result<Waited> {
+        let handoff = ws.handoff_file();
+        if std::fs::symlink_metadata(&handoff.path).is_err() {
+            anyhow::bail!(
+                "no handoff.json (or handoff.yaml) in {}: submit one first",
+                ws.root.display()
+            );
+        }
+        Ok(Waited {
+            key: key_in_place(ws),
+            digests: digests_of(&handoff.path, handoff.format)?,
+        })
+    }
+
+    /// The decision for the waited handoff, once there is one.
+    pub(super) fn answer(&mut self, ws: &Workspace) -> anyhow::Result<Option<Decision>> {
+        let now = key_in_place(ws);
+        if self.key.is_none() {
+            // The file was not readable as a handoff when the wait began: it is now ours.
+            self.key.clone_from(&now);
+        }
+        match (&self.key, &now) {
+            (Some(ours), Some(now)) if ours != now => {
+                // Another handoff is in place: ours is answered in its archive.
+                let path = ws.archive_dir(ours).join(workspace::DECISION_FILE);
+                Ok(read_decision(ws, &path).filter(|d| answers(d, &self.digests)))
+            }
+            _ => {
+                if now.is_some() {
+                    // Ours, perhaps revised: its archived answer will carry these digests.
+                    let handoff = ws.handoff_file();
+                    self.digests = digests_of(&handoff.path, handoff.format)?;
+                }
+                answer_in_place(ws)
+            }
+        }
+    }
+}
+
+/// The key of the handoff in place: its `id`, else the key derived from valid content.
+fn key_in_place(ws: &Workspace) -> Option<String> {
+    let handoff = ws.handoff_file();
+    let bytes = workspace::read_limited(&handoff.path, 64 * 1024 * 1024).ok()??;
+    let wide = Limits {
+        max_bytes: usize::MAX,
+        max_depth: 128,
+        max_string: usize::MAX,
+    };
+    match validate::handoff_as(handoff.format, &bytes, &wide) {
+        Ok(accepted) => Some(validate::handoff_key(&ws.name, &accepted)),
+        // A broken revision still names its handoff by id.
+        Err(_) => {
+            let value: serde_json::Value = match handoff.format {
+                Format::Json => serde_json::from_slice(&bytes).ok()?,
+                Format::Yaml => baton::contract::yaml::parse(&bytes, &wide).ok()?.0,
+            };
+            value.get("id")?.as_str().map(str::to_string)
+        }
+    }
+}
+
+fn read_decision(ws: &Workspace, path: &Path) -> Option<Decision> {
+    let bytes = ws.read(path, 1024 * 1024).ok().flatten()?;
+    serde_json::from_slice::<Decision>(&bytes).ok()
+}
+
+/// Whether `decision` answers a handoff with one of these digests.
+fn answers(decision: &Decision, digests: &[String]) -> bool {
+    decision
+        .handoff_sha256
+        .as_ref()
+        .is_some_and(|s| digests.contains(s))
+}
+
 /// The decision.json in `ws` if it answers the handoff file in place (`baton wait`, the MCP
 /// tool `wait_for_decision`); an error when there is no handoff file to wait on.
 pub(super) fn answer_in_place(ws: &Workspace) -> anyhow::Result<Option<Decision>> {
@@ -168,22 +259,18 @@ pub(super) fn answer_in_place(ws: &Workspace) -> anyhow::Result<Option<Decision>
         );
     }
     let digests = digests_of(&handoff.path, handoff.format)?;
-    let decision = ws
-        .read(&ws.decision_path(), 1024 * 1024)
-        .ok()
-        .flatten()
-        .and_then(|b| serde_json::from_slice::<Decision>(&b).ok());
-    Ok(decision.filter(|d| {
-        d.handoff_sha256
-            .as_ref()
-            .is_some_and(|s| digests.contains(s))
-    }))
+    let decision = read_decision(ws, &ws.decision_path());
+    Ok(decision.filter(|d| answers(d, &digests)))
 }
+
+/// How long a workspace without a heartbeat yet is given to get one: a daemon adopts a
+/// workspace just made under one of its roots (and beats in it) within a moment.
+const ADOPTION_WAIT: Duration = Duration::from_secs(3);
 
 /// Warns on standard error when no running daemon serves `ws` (its heartbeat is missing or
 /// stale): the agent would otherwise wait for an answer that cannot come.
 pub(super) fn warn_if_unserved(ws: &Workspace) {
-    if let Err(why) = baton::heartbeat::check(ws) {
+    if let Err(why) = baton::heartbeat::check_patiently(ws, ADOPTION_WAIT) {
         eprintln!(
             "baton: warning: no running daemon serves {}: {why}; a handoff there is answered \
              only once a daemon whose `workspaces` cover it runs (`baton init` says which)",

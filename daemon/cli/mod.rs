@@ -4,6 +4,7 @@ mod admin;
 mod agent;
 mod export;
 mod locks;
+mod logging;
 mod mcp;
 mod mcp_answers;
 mod mcp_locks;
@@ -15,9 +16,10 @@ mod submit;
 mod tools_io;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+pub use logging::init_tracing;
 
 const CONFIG_HELP: &str =
     "Configuration file [default: ./baton.toml if it exists, else the embedded default]";
@@ -247,59 +249,6 @@ pub enum AuditCommand {
         #[arg(long)]
         by: Option<String>,
     },
-}
-
-/// Logging to standard error, filtered by `BATON_LOG`; colours only on a terminal. A
-/// `BATON_LOG` that cannot be understood is an error (exit 2), not a silent default: the
-/// operator who set it expects its effect.
-pub fn init_tracing(format: LogFormat) -> Result<(), String> {
-    let filter = log_filter()?;
-    let ansi = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-    Ok(())
-}
-
-const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
-/// tantivy logs every segment file it makes or deletes at info: an operator's log would be
-/// mostly that. A directive naming tantivy in BATON_LOG overrides this.
-const DEFAULT_LOG: &str = "info,tantivy=warn";
-
-fn log_filter() -> Result<tracing_subscriber::EnvFilter, String> {
-    use tracing_subscriber::EnvFilter;
-    let text = match std::env::var("BATON_LOG") {
-        Err(std::env::VarError::NotPresent) => return Ok(EnvFilter::new(DEFAULT_LOG)),
-        Err(std::env::VarError::NotUnicode(_)) => return Err("BATON_LOG is not UTF-8".into()),
-        Ok(text) if text.trim().is_empty() => return Ok(EnvFilter::new(DEFAULT_LOG)),
-        Ok(text) => text,
-    };
-    let usage = "write a level (trace, debug, info, warn, error, off) or TARGET=LEVEL \
-                 directives, comma-separated, e.g. BATON_LOG=debug or BATON_LOG=info,baton::app=debug";
-    // tracing reads a bare word as a target to log at every level, so a misspelt level
-    // ("verbose") would silence everything else: only levels and baton's targets are bare.
-    for directive in text.split(',').map(str::trim).filter(|d| !d.is_empty()) {
-        let bare = !directive.contains(['=', '[']);
-        if bare
-            && !LEVELS.contains(&directive.to_ascii_lowercase().as_str())
-            && !directive.starts_with("baton")
-        {
-            return Err(format!(
-                "BATON_LOG: \"{directive}\" is not a level; {usage}"
-            ));
-        }
-    }
-    let text = match text.contains("tantivy") {
-        true => text,
-        false => format!("{text},tantivy=warn"),
-    };
-    EnvFilter::try_new(&text)
-        .map_err(|e| format!("BATON_LOG: \"{text}\" cannot be read ({e}); {usage}"))
 }
 
 pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {

@@ -17,7 +17,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let shutdown = app.shutdown_token();
     // Every workspace's heartbeat first: agents learn at once that a daemon serves them, and
     // these thousand writes are done before the start-up scan's syncs begin.
-    let started_at = baton::events::now_rfc3339();
+    let started_at = app.started_at().to_string();
     let (first, at) = (app.clone(), started_at.clone());
     tokio::task::spawn_blocking(move || baton::heartbeat::beat(&first, &at, None)).await?;
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
@@ -69,9 +69,12 @@ async fn housekeeping(app: App) {
     }
 }
 
-/// Raises the soft open-files limit to the hard one, since every connection is a descriptor
-/// and soft limits are often 1024. Returns the soft limit in force (None: unknown).
-fn raise_fd_limit() -> Option<u64> {
+/// Raises the soft open-files limit to the hard one, since every connection and every
+/// workspace's files are descriptors and soft limits are often 1024 (or 256). `serve` calls
+/// it before opening anything, so no workspace is refused for want of descriptors the hard
+/// limit allows; calling it again changes nothing. Returns the soft limit in force (None:
+/// unknown).
+pub fn raise_fd_limit() -> Option<u64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

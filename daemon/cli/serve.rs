@@ -5,15 +5,27 @@ use baton::config::Config;
 use std::path::Path;
 use std::process::ExitCode;
 
+/// A line on standard output that never panics: `println!` does when stdout is a closed pipe
+/// (`baton serve | head -3`), which would stop the daemon over a line for a person.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    // Before any file is opened: workspaces opened under a low soft limit would fail with
+    // "Too many open files" although the hard limit allows them.
+    super::run::raise_fd_limit();
     let mut config = Config::load(config)?;
-    config.check_paths()?;
     let listen = config.listen;
     let public_url = config.public_url.clone();
     tracing::info!(config = %config.source_name, "starting");
     let runtime = tokio::runtime::Runtime::new()?;
     // Bound before the app is opened, which may make the admin token: a token printed by a
-    // start that then fails (port in use) would be lost, and never printed again.
+    // start that then fails (port in use) would be lost, and never printed again. And before
+    // check_paths makes data_dir, so such a start leaves no empty data_dir behind.
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(listen))
         .map_err(|e| {
@@ -22,6 +34,7 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
                 config.source_name
             )
         })?;
+    config.check_paths()?;
     let source = config.source_name.clone();
     let opened = App::open(config)?;
     for warning in &opened.warnings {
@@ -36,16 +49,14 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         );
     }
     if let Some(token) = &opened.admin_token {
-        println!("baton: a new admin API token was made (shown once; only its hash is kept):");
-        println!("  {token}");
-        println!("  try: curl -H 'Authorization: Bearer {token}' {public_url}/api/v1/handoffs");
+        say!("baton: a new admin API token was made (shown once; only its hash is kept):");
+        say!("  {token}");
+        say!("  try: curl -H 'Authorization: Bearer {token}' {public_url}/api/v1/handoffs");
     }
     if let Some(password) = &opened.admin_password {
-        println!(
-            "baton: a new sign-in for the pages was made (shown once; only its hash is kept):"
-        );
-        println!("  name: {}  password: {password}", baton::login::ADMIN_NAME);
-        println!("  open: {public_url}/login");
+        say!("baton: a new sign-in for the pages was made (shown once; only its hash is kept):");
+        say!("  name: {}  password: {password}", baton::login::ADMIN_NAME);
+        say!("  open: {public_url}/login");
     }
     runtime.block_on(async move {
         // Registered before anyone is told we listen: a SIGTERM sent the moment after must
@@ -53,7 +64,7 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         let signals = Signals::install()?;
         let bound = listener.local_addr()?;
         tracing::info!(address = %bound, workspaces = app.workspaces().len(), "listening");
-        println!("baton: listening on http://{bound}");
+        say!("baton: listening on http://{bound}");
         let shutdown = app.shutdown_token();
         tokio::spawn(async move {
             signals.wait().await;

@@ -35,7 +35,7 @@ const WORKERS: usize = 16;
 /// How long a change under `approved/` waits for the rest of its burst: tampering is undone at
 /// once, not after the settle window (the bytes written do not matter, they are replaced).
 const APPROVED_WAIT: Duration = Duration::from_millis(5);
-/// How often workspaces another daemon serves are tried again.
+/// How often workspaces another daemon serves, or that could not be opened, are tried again.
 const TAKEOVER: Duration = Duration::from_secs(2);
 
 /// Something to do for a workspace (or a folder that may become one).
@@ -209,6 +209,10 @@ impl Pipeline {
                 // Workspaces another daemon served: adopted once its owner lock is free.
                 for ws in self.app.waiting_workspaces() {
                     self.dispatch(Item::Discover(ws.root), Instant::now(), false);
+                }
+                // Workspaces that could not be opened: within seconds, not at the reconcile.
+                for unserved in self.app.unserved_workspaces() {
+                    self.dispatch(Item::Discover(unserved.ws.root), Instant::now(), false);
                 }
                 next_takeover = Instant::now() + TAKEOVER;
             }

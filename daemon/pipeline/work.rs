@@ -146,21 +146,20 @@ impl Worker {
         // A symlink under a root would adopt a folder outside the configured roots.
         let real_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
         if !real_dir || !workspace::is_workspace(dir) {
+            // Gone, or no longer a workspace: nothing left to serve there.
+            self.app.forget_unserved(dir);
             return;
         }
         let Ok(ws) = Workspace::open(dir) else { return };
-        match self.app.add_workspace(ws.clone()) {
-            Ok(Some(added)) => {
-                tracing::info!(workspace = %ws.name, "new workspace");
-                self.watches.workspace(&ws);
-                self.app.metrics().watches.inc_by(2);
-                let wait = scan::catch_up(&self.app, &added);
-                self.young_handoff(&ws.root, wait);
-            }
-            Ok(None) => {}
-            Err(e) => {
-                tracing::error!(dir = %dir.display(), error = %e, "cannot open new workspace")
-            }
+        // None: known already. An error is logged, listed on /healthz and tried again (see
+        // `App::serve_workspace`).
+        if let Ok(Some(added)) = self.app.serve_workspace(ws.clone()) {
+            tracing::info!(workspace = %ws.name, "new workspace");
+            crate::heartbeat::beat_new(&self.app, &ws);
+            self.watches.workspace(&ws);
+            self.app.metrics().watches.inc_by(2);
+            let wait = scan::catch_up(&self.app, &added);
+            self.young_handoff(&ws.root, wait);
         }
     }
 

@@ -88,8 +88,30 @@ impl TestEnv {
     pub fn spawn(&mut self) -> Daemon {
         let log =
             std::fs::File::create(self.root().join(format!("daemon-{}.log", now_ms()))).unwrap();
-        let mut child = Command::new(BIN)
-            .args(["serve", "--config", self.config_path().to_str().unwrap()])
+        self.spawn_logging_to(log.into())
+    }
+
+    /// `spawn` with the daemon's log (standard error) going to `log`, e.g. a pipe.
+    pub fn spawn_logging_to(&mut self, log: Stdio) -> Daemon {
+        let mut serve = Command::new(BIN);
+        serve.args(["serve", "--config", self.config_path().to_str().unwrap()]);
+        self.spawn_command(serve, log)
+    }
+
+    /// `spawn` under a shell that first runs `setup` (e.g. `ulimit -Sn 64`), then execs the
+    /// daemon.
+    pub fn spawn_after(&mut self, setup: &str) -> Daemon {
+        let log =
+            std::fs::File::create(self.root().join(format!("daemon-{}.log", now_ms()))).unwrap();
+        let script = format!("{setup} && exec \"$0\" serve --config \"$1\"");
+        let mut shell = Command::new("sh");
+        shell.args(["-c", &script, BIN, self.config_path().to_str().unwrap()]);
+        self.spawn_command(shell, log.into())
+    }
+
+    /// Runs `command`, which starts `baton serve` on this env, and waits until it listens.
+    fn spawn_command(&mut self, mut command: Command, log: Stdio) -> Daemon {
+        let mut child = command
             .env("BATON_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(log)

@@ -1,0 +1,144 @@
+//! Starting and stopping the daemon as operators do it: its log piped to a reader that goes
+//! away or stops reading, a port already taken, a workspace made while it runs.
+
+use crate::util::{bytes, decision, event_types, handoff, write_atomic, Daemon, TestEnv};
+use std::io::{BufRead, Write};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, SystemTime};
+
+/// `http.shutdown_timeout_s` of these tests: SIGTERM must end the daemon within it.
+const SHUTDOWN_S: u64 = 3;
+
+fn env_with_shutdown_timeout() -> TestEnv {
+    TestEnv::with_config(&format!("[http]\nshutdown_timeout_s = {SHUTDOWN_S}\n"))
+}
+
+/// The daemon, with every log line written after this going nowhere, still receives a
+/// handoff and stops on SIGTERM within `shutdown_timeout_s`.
+fn works_and_stops(env: &TestEnv, mut d: Daemon) {
+    d.wait_until("ready", || d.health()["ready"] == true);
+    write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &bytes(&handoff("logged-nowhere")),
+    );
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    // A second over the bound covers the process's own exit after the drain.
+    let bound = Duration::from_secs(SHUTDOWN_S + 1);
+    let status = d.stop_within(bound).expect("SIGTERM ends the daemon");
+    assert!(status.success(), "daemon exited with {status}");
+}
+
+#[test]
+fn a_log_pipe_closed_early_neither_hangs_nor_stops_the_daemon() {
+    let mut env = env_with_shutdown_timeout();
+    let (reader, writer) = std::io::pipe().unwrap();
+    let d = env.spawn_logging_to(writer.into());
+    // What `baton serve 2>&1 | head -1` does: one line read, then the pipe closed.
+    let mut reader = std::io::BufReader::new(reader);
+    let mut first = String::new();
+    reader.read_line(&mut first).unwrap();
+    assert!(first.contains("starting"), "{first}");
+    drop(reader);
+    works_and_stops(&env, d);
+}
+
+#[test]
+fn a_full_log_pipe_neither_blocks_nor_stops_the_daemon() {
+    let mut env = env_with_shutdown_timeout();
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    fill(&mut writer);
+    let d = env.spawn_logging_to(writer.into());
+    // Kept open and never read, as by a log shipper that hangs.
+    works_and_stops(&env, d);
+    drop(reader);
+}
+
+/// Writes into the pipe until it holds no more.
+fn fill(writer: &mut std::io::PipeWriter) {
+    let fd = writer.as_raw_fd();
+    // SAFETY: fcntl on a descriptor we own, for the duration of the call; the flags are set
+    // back before the descriptor is handed to the daemon (they are shared with it).
+    let flags = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) };
+    while writer.write(&[b'.'; 4096]).is_ok() {}
+    unsafe { libc::fcntl(fd, libc::F_SETFL, flags) };
+}
+
+/// The value of a metric line `name` (no labels), if the daemon reports it.
+pub fn metric(d: &Daemon, name: &str) -> Option<f64> {
+    let text = d.metrics();
+    let line = text.lines().find(|l| l.starts_with(&format!("{name} ")))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+#[test]
+fn a_handoff_written_in_place_across_a_start_is_judged_only_once_complete() {
+    // A settle window the second half surely lands in once the scan is seen done.
+    let mut env = TestEnv::with_config("settle_ms = 3000\n");
+    let ws = env.ws("alpha");
+    let doc = bytes(&handoff("across-start"));
+    let (head, tail) = doc.split_at(doc.len() / 2);
+    let mut file = std::fs::File::create(ws.join("handoff.json")).unwrap();
+    file.write_all(head).unwrap();
+    // Half written, then a pause longer than the settle window: the time a restart takes.
+    file.set_modified(SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+    let d = env.spawn();
+    d.wait_until("start-up scan done", || {
+        metric(&d, "baton_scan_duration_seconds").is_some_and(|s| s > 0.0)
+    });
+    file.write_all(tail).unwrap();
+    drop(file);
+
+    d.wait_until("received once complete", || {
+        d.handoffs("pending")
+            .iter()
+            .any(|h| h["key"] == "across-start")
+    });
+    assert_eq!(
+        event_types(&ws),
+        ["handoff.received"],
+        "never judged half written"
+    );
+    assert!(decision(&ws).is_none(), "no invalid answer was written");
+}
+
+#[test]
+fn a_start_refused_for_a_port_in_use_leaves_no_data_dir_behind() {
+    let env = TestEnv::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let config = env.root().join("taken.toml");
+    let text = format!(
+        "listen = \"{}\"\ndata_dir = \"fresh-data\"\nworkspaces = [\"ws\"]\n",
+        taken.local_addr().unwrap()
+    );
+    std::fs::write(&config, text).unwrap();
+
+    let out = crate::util::baton(&["serve", "--config", config.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("cannot listen on"), "{said}");
+    assert!(
+        !env.root().join("fresh-data").exists(),
+        "no data_dir made by a start that failed"
+    );
+}
+
+#[test]
+fn a_workspace_made_while_the_daemon_runs_is_not_called_unserved_by_the_next_command() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    let gamma = env.init("gamma");
+    let draft = env.root().join("draft.json");
+    std::fs::write(&draft, bytes(&handoff("right-after-init"))).unwrap();
+
+    let out = crate::util::baton(&["submit", gamma.to_str().unwrap(), draft.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(!said.contains("no running daemon serves"), "{said}");
+    d.wait_until("received", || {
+        d.handoffs("pending")
+            .iter()
+            .any(|h| h["key"] == "right-after-init")
+    });
+}
