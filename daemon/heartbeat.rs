@@ -6,6 +6,7 @@
 //! that it is alive.)
 
 use crate::app::App;
+use crate::host::hostname;
 use crate::workspace::Workspace;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
@@ -153,16 +154,4 @@ fn alive(pid: u32) -> bool {
     // SAFETY: kill with signal 0 sends nothing; it only reports whether the pid exists.
     let rc = unsafe { libc::kill(pid, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// This machine's host name ("unknown" if it has none).
-pub fn hostname() -> String {
-    let mut buf = [0u8; 256];
-    // SAFETY: the buffer is valid for its length; gethostname writes at most that many bytes.
-    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
-    if rc != 0 {
-        return "unknown".into();
-    }
-    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
-    String::from_utf8_lossy(&buf[..end]).into_owned()
 }

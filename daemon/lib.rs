@@ -42,6 +42,7 @@ pub mod config;
 pub mod contract;
 pub mod events;
 pub mod heartbeat;
+pub mod host;
 pub mod index;
 pub mod locks;
 pub mod login;

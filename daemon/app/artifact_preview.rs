@@ -8,9 +8,9 @@
 //! text), else the file as it is now, compared with the recorded sha256 when it is small
 //! enough to hash here.
 
-use super::artifact_raw::{open, read_head};
+use super::artifact_raw::{open, read_head, MAX_IMAGE_BYTES};
 use super::artifact_view::{approved_path, Named, ViewError};
-use super::artifacts::Stamp;
+use super::model::Stamp;
 use super::App;
 use crate::auth::Actor;
 use crate::blobs::MAX_BLOB_BYTES;
@@ -20,9 +20,6 @@ use crate::render::preview::{self, human_size, TextPreview};
 use crate::render::{markdown, SafeHtml};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
-
-/// Largest image served inline for the page (bigger ones are offered for download).
-pub const MAX_IMAGE_BYTES: u64 = 16 << 20;
 
 /// What to diff an artifact against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,7 +3,6 @@
 //! way or at the end), and no more than their size when opened, so a file that keeps growing
 //! cannot keep a response open forever.
 
-use super::artifact_preview::MAX_IMAGE_BYTES;
 use super::artifact_view::{Check, Named, ViewError};
 use super::App;
 use crate::auth::Actor;
@@ -14,6 +13,9 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// Largest artifact downloaded through the daemon (as much as it hashes for one handoff).
+/// Largest image served inline for the page (bigger ones are offered for download).
+pub const MAX_IMAGE_BYTES: u64 = 16 << 20;
+
 pub const MAX_RAW_BYTES: u64 = super::artifacts::MAX_HASH_BYTES;
 
 /// An open artifact to send.

@@ -4,7 +4,8 @@
 //! file metadata only (each folder opened once), digests from the cache, and a file that
 //! changed since receipt is hashed in the background, never on the request path.
 
-use super::artifacts::{Stamp, MAX_HASH_BYTES};
+use super::artifacts::MAX_HASH_BYTES;
+use super::model::Stamp;
 use super::{App, Ws};
 use crate::auth::Actor;
 use crate::contract::handoff::Artifact;

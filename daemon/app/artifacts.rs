@@ -10,10 +10,10 @@
 //! were hashed, read once: the previous revision's content stays at hand for diffs whatever
 //! the agent does to the files later.
 
+use super::model::Stamp;
 use super::{App, Ws};
 use crate::contract::{Handoff, Problem};
 use crate::workspace::{self, Identity};
-use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -26,14 +26,6 @@ pub(super) const MAX_HASH_BYTES: u64 = 1 << 30;
 const INLINE_HASH_BYTES: u64 = 8 << 20;
 /// Digests remembered; the cache starts over when full (a cache, not a record).
 const CACHE_ENTRIES: usize = 100_000;
-
-/// An artifact as it was at receipt.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Stamp {
-    pub path: String,
-    pub sha256: String,
-    pub identity: Identity,
-}
 
 #[derive(Default)]
 pub(super) struct HashCache {

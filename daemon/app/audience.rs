@@ -3,7 +3,7 @@
 //! notifications). Kept per key, apart from the workspace state, because events are spooled
 //! while their workspace is locked; set before each event that changes them is emitted.
 
-use super::route::Routed;
+use super::model::Routed;
 use super::App;
 use crate::contract::Handoff;
 use crate::events::Event;

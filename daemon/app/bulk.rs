@@ -1,7 +1,8 @@
 //! Deciding many handoffs at once (a reviewer's queue). Each key is its own decision, made by
 //! `App::decide` with its own checks and its own event; one that fails does not stop the others.
 
-use super::decide::{DecideError, Decided, DecisionRequest};
+use super::decide::DecisionRequest;
+use super::model::{DecideError, Decided};
 use super::App;
 use crate::auth::Actor;
 use std::collections::HashSet;

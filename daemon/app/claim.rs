@@ -9,28 +9,16 @@
 //! `released_at`), so that a crash between a release and its event is found and logged at the
 //! next start like any other change.
 
+use super::model::{Claim, CLAIM};
 use super::records::json_bytes;
 use super::state::{Record, WsState};
 use super::{App, Ws};
 use crate::auth::Actor;
 use crate::contract::Decision;
 use crate::events::{now_rfc3339, Event, EventType};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 use std::io;
-
-pub(super) const CLAIM: &str = "claim.json";
-
-/// A claim as the store keeps it: made by `by` at `at`, and released if `released_at` is set.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Claim {
-    pub by: String,
-    pub at: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub released_by: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub released_at: Option<String>,
-}
 
 /// Who holds a handoff now: the answer of a claim or a release.
 #[derive(Debug, Clone, Serialize)]

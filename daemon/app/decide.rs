@@ -3,8 +3,9 @@
 //! decision recorded, and the start-up reconcile restores the root copy.
 
 use super::ingest::write_json;
-use super::quorum::Progress;
-use super::records::{json_bytes, DECISION};
+use super::model::DECISION;
+use super::model::{Closing, DecideError, Decided, Recorded, Remark};
+use super::records::json_bytes;
 use super::state::WsState;
 use super::{App, Ws};
 use crate::auth::Actor;
@@ -34,39 +35,6 @@ pub struct DecisionRequest {
     /// With `approved` or `changes_requested`: `instructions` and an edited `remaining`.
     #[serde(default)]
     pub edits: Edits,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DecideError {
-    #[error("no handoff with key \"{0}\"")]
-    NotFound(String),
-    #[error("{0}")]
-    Forbidden(String),
-    #[error("handoff \"{}\" is already decided ({})", .0.handoff_key, .0.outcome.as_str())]
-    Conflict(Box<Decision>),
-    #[error("{0}")]
-    Unprocessable(String),
-    /// The reviewer already approved (or signed off) this revision.
-    #[error("{0}")]
-    AlreadySigned(String),
-    #[error("{message}")]
-    Stale { message: String, revision: u32 },
-    #[error("{0}")]
-    ArtifactChanged(String),
-    #[error("cannot record the decision, nothing was changed; try again: {0}")]
-    Io(#[from] io::Error),
-}
-
-/// What a reviewer's decision did.
-// Returned once per decision and never stored in bulk: boxing would buy nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-pub enum Decided {
-    /// The handoff is closed with this decision.
-    Closed(Decision),
-    /// An approval was recorded and the handoff stays pending: the quorum or the sign-off
-    /// gate wants more (see `Progress`).
-    Pending(Progress),
 }
 
 const MAX_COMMENT: usize = 64 * 1024;
@@ -127,29 +95,6 @@ fn stale(req: &DecisionRequest, rec: &super::state::Record) -> Result<(), Decide
         ),
         revision: current,
     })
-}
-
-/// How a pending handoff is closed.
-pub(super) struct Closing {
-    pub outcome: Outcome,
-    /// A reviewer's name, `policy:<route>` or `system`.
-    pub by: String,
-    pub comment: Option<String>,
-    /// For `reassigned`: who continues.
-    pub to_agent: Option<String>,
-    pub edits: Edits,
-}
-
-impl Closing {
-    pub fn new(outcome: Outcome, by: impl Into<String>, comment: Option<String>) -> Closing {
-        Closing {
-            outcome,
-            by: by.into(),
-            comment,
-            to_agent: None,
-            edits: Edits::default(),
-        }
-    }
 }
 
 impl App {
@@ -324,17 +269,4 @@ impl App {
         self.count_outcome(decision.outcome);
         decision
     }
-}
-
-/// What an approval says besides "yes": the comment and the edits.
-pub(super) struct Remark {
-    pub comment: Option<String>,
-    pub edits: Edits,
-}
-
-/// A decision committed to the store, with its event not yet logged.
-pub(super) struct Recorded {
-    pub decision: Decision,
-    pub bytes: Vec<u8>,
-    pub event: Event,
 }

@@ -2,7 +2,7 @@
 //! and tidied before anything is looked up, so every path (API, page, bulk, MCP) keeps the
 //! same rules.
 
-use super::decide::DecideError;
+use super::model::DecideError;
 use crate::contract::decision::Edits;
 use crate::contract::Outcome;
 

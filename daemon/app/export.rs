@@ -3,7 +3,8 @@
 //! without writing anything, so it runs beside a daemon serving the same configuration.
 
 use super::load::read_store;
-use super::records::{old_decision_file, rev_file, Committed, DECISION, META};
+use super::model::{DECISION, META};
+use super::records::{old_decision_file, rev_file, Committed};
 use crate::config::Config;
 use crate::contract::export::{ExportRecord, ExportRevision, EXPORT_VERSION};
 use crate::contract::{validate, Decision, Limits};
@@ -111,8 +112,7 @@ fn record(
         (Some(r), Some(d)) => ((d - r).as_seconds_f64() * 1000.0).round() / 1000.0,
         _ => 0.0,
     };
-    let approvals: Vec<Value> =
-        read_store(store, &at(super::quorum::APPROVALS)).unwrap_or_default();
+    let approvals: Vec<Value> = read_store(store, &at(super::model::APPROVALS)).unwrap_or_default();
     Some(ExportRecord {
         export_version: EXPORT_VERSION.into(),
         key: meta.key,

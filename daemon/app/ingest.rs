@@ -2,7 +2,7 @@
 //! the same file seen twice is a no-op). Handoffs are received, revised, refused as invalid or
 //! found already answered; checkpoints update "where it stopped".
 
-use super::artifacts::Stamp;
+use super::model::Stamp;
 use super::state::{Current, Record, WsState};
 use super::{App, Ws};
 use crate::contract::validate::{self, oversize_digest, sha256_hex, Accepted, Format};

@@ -2,10 +2,12 @@
 //! in the workspace is taken as state), checking the audit log against its anchor and the
 //! published record copies against the store.
 
-use super::claim::CLAIM;
 use super::mirror::{self, Finding};
-use super::quorum::{self, APPROVALS};
-use super::records::{rev_file, Committed, DECISION, META, SIGN_OFFS};
+use super::model::APPROVALS;
+use super::model::CLAIM;
+use super::model::{DECISION, META, SIGN_OFFS};
+use super::quorum;
+use super::records::{rev_file, Committed};
 use super::state::{Record, Review, WsState};
 use super::Ws;
 use crate::audit::{Anchors, AuditLog, Ledger};

@@ -4,7 +4,8 @@
 //! tamper history, and replaced by the store's version; a copy a crash left behind (an older
 //! decision, a missing file) is simply brought up to date.
 
-use super::records::{published, DECISION};
+use super::model::DECISION;
+use super::records::published;
 use super::state::Record;
 use crate::audit::anchor::{Anchors, Entry};
 use crate::events::now_rfc3339;

@@ -26,6 +26,7 @@ mod listing;
 mod load;
 mod locks;
 mod mirror;
+mod model;
 mod modes;
 mod notify;
 mod overview;
@@ -48,19 +49,19 @@ mod timers;
 mod upload;
 
 pub use approved::{ApprovedFile, MAX_PROMOTED_BYTES};
-pub use artifact_preview::{Against, Body, Preview, Source, MAX_IMAGE_BYTES};
+pub use artifact_preview::{Against, Body, Preview, Source};
+pub use artifact_raw::MAX_IMAGE_BYTES;
 pub use artifact_raw::{Raw, MAX_RAW_BYTES};
 pub use artifact_view::{approved_path, ArtifactView, Change, Check, ViewError};
 pub use bulk::{BulkError, KeyResult, MAX_BULK};
-pub use claim::{Claim, ClaimError, ClaimView};
-pub use decide::{DecideError, Decided, DecisionRequest};
+pub use claim::{ClaimError, ClaimView};
+pub use decide::DecisionRequest;
 pub use locks::{LockApiError, LockSeen};
+pub use model::{Approval, Claim, DecideError, Decided, Escalation, Progress, Routed};
 pub use overview::{Files, HandoffLine, InvalidHandoff, Verdict, WorkspaceOverview};
 pub use ownership::{OwnerError, Ownership};
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use queue::Standing;
-pub use quorum::{Approval, Progress};
-pub use route::{Escalation, Routed};
 pub use search::SearchFailed;
 pub use state::{CheckpointRecord, Record, Review, Ws};
 pub use timeline::Timeline;
@@ -190,7 +191,7 @@ impl App {
                 blobs: crate::blobs::Blobs::new(&config.data_dir),
                 shutdown: CancellationToken::new(),
                 me: crate::locks::Owner {
-                    host: crate::heartbeat::hostname(),
+                    host: crate::host::hostname(),
                     pid: std::process::id(),
                     started_at: crate::events::now_rfc3339(),
                 },

@@ -1,7 +1,7 @@
 //! Read-only views of the state for the API and pages.
 
+use super::model::Progress;
 use super::queue::Standing;
-use super::quorum::Progress;
 use super::state::{CheckpointRecord, Record};
 use super::App;
 use crate::auth::Actor;

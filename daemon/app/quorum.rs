@@ -8,8 +8,10 @@
 //! rejection, a request for changes or a reassignment by any participant closes it at once,
 //! and a revision clears the approvals (they were given to other content).
 
-use super::decide::{Closing, DecideError, Decided, Recorded, Remark};
-use super::records::{json_bytes, DECISION, SIGN_OFFS};
+use super::model::{Approval, Progress, APPROVALS};
+use super::model::{Closing, DecideError, Decided, Recorded, Remark};
+use super::model::{DECISION, SIGN_OFFS};
+use super::records::json_bytes;
 use super::state::{Record, WsState};
 use super::{App, Ws};
 use crate::config::Route;
@@ -17,36 +19,7 @@ use crate::contract::decision::Edits;
 use crate::contract::{Outcome, SignOff};
 use crate::events::{now_rfc3339, Event, EventType};
 use crate::store::Op;
-use serde::{Deserialize, Serialize};
 use serde_json::json;
-
-pub(super) const APPROVALS: &str = "approvals.json";
-
-/// One reviewer's approval of the current revision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Approval {
-    pub by: String,
-    pub at: String,
-    /// The `sign_off` role this approval signed, if it signed one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub comment: Option<String>,
-    /// The approver's edits; the closing decision carries the latest approval's that has any.
-    #[serde(flatten)]
-    pub edits: Edits,
-}
-
-/// Where a handoff's approvals stand; the answer (202) to an approval that left it pending.
-#[derive(Debug, Clone, Serialize)]
-pub struct Progress {
-    pub sign_offs: Vec<SignOff>,
-    pub missing_roles: Vec<String>,
-    pub approvals: Vec<Approval>,
-    /// Distinct approvals that close it: `min_approvals`, and at least one per role.
-    pub approvals_needed: usize,
-    pub approvals_missing: usize,
-}
 
 impl Progress {
     pub fn of(route: Option<&Route>, rec: &Record) -> Progress {

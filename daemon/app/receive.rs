@@ -2,9 +2,10 @@
 //! workspace's previous pending handoff in the same step), its events logged, then its copies
 //! published and the route's auto-approval applied.
 
-use super::artifacts::Stamp;
-use super::decide::Closing;
-use super::records::{json_bytes, rev_file, Committed, DECISION, META};
+use super::model::Closing;
+use super::model::Stamp;
+use super::model::{DECISION, META};
+use super::records::{json_bytes, rev_file, Committed};
 use super::state::{Meta, Record, WsState};
 use super::{App, Ws};
 use crate::contract::validate::Accepted;

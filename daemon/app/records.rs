@@ -8,17 +8,13 @@
 //! sync. Earlier revisions are kept as `rev-N.json` once a newer one replaces them; stores
 //! written before this keep the text of every revision in `rev-N.json`, and are read as such.
 
-use super::quorum::APPROVALS;
+use super::model::APPROVALS;
+use super::model::{DECISION, META, SIGN_OFFS};
 use super::state::{Meta, Record, Ws};
 use crate::store::{Op, Store};
 use crate::workspace::HANDOFF_FILE;
 use serde::{Deserialize, Serialize};
 use std::io;
-
-pub(super) const META: &str = "meta.json";
-pub(super) const DECISION: &str = "decision.json";
-/// The sign-offs of the current revision.
-pub(super) const SIGN_OFFS: &str = "signoffs.json";
 
 pub(super) fn rev_file(revision: u32) -> String {
     format!("rev-{revision}.json")

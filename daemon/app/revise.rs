@@ -1,13 +1,12 @@
 //! Revisions: a changed handoff under a pending key, or under a key answered
 //! `changes_requested`, becomes revision N+1 (committed, logged, then published).
 
-use super::artifacts::Stamp;
-use super::claim::CLAIM;
-use super::decide::Closing;
-use super::quorum::APPROVALS;
-use super::records::{
-    json_bytes, old_decision_file, rev_file, Committed, DECISION, META, SIGN_OFFS,
-};
+use super::model::Closing;
+use super::model::Stamp;
+use super::model::APPROVALS;
+use super::model::CLAIM;
+use super::model::{DECISION, META, SIGN_OFFS};
+use super::records::{json_bytes, old_decision_file, rev_file, Committed};
 use super::state::{Meta, Record, Review, WsState};
 use super::{App, Ws};
 use crate::contract::validate::Accepted;

@@ -3,51 +3,11 @@
 //! who is told" reads the recorded route, so a configuration edited later does not move
 //! handoffs already filed, and an escalated handoff stays escalated across restarts.
 
+use super::model::Routed;
 use super::state::{Record, WsState};
 use super::App;
 use crate::config::Route;
 use crate::contract::Handoff;
-use serde::{Deserialize, Serialize};
-
-/// The route a handoff is on, and why (the `routing` field of the API detail).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Routed {
-    /// The route's name; absent: no route matched, any reviewer may decide.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route: Option<String>,
-    /// Why this route: the keys that matched (`trigger=error`, `to_agent=oncall`, ...), or
-    /// why the handoff went elsewhere (an escalation's reason).
-    pub matched: Vec<String>,
-    /// When it was put on this route (receipt, or its last escalation); escalation clocks
-    /// run from here.
-    pub since: String,
-    /// A circular reassignment found at receipt (`A -> B -> A`): the route was chosen by its
-    /// match keys alone, and no policy may decide it.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub circular: Vec<String>,
-    /// Every escalation, oldest first.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub escalations: Vec<Escalation>,
-    /// What will not happen as the handoff asks, e.g. a `fallback.route` that names no route
-    /// serving the workspace.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notes: Vec<String>,
-}
-
-/// One move to another route because no decision came in time.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Escalation {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
-    pub to: String,
-    pub at: String,
-    /// `escalate_after_s=900 on engineering` (the route's) or `fallback.after_seconds=60`
-    /// (the handoff's).
-    pub why: String,
-    /// Why the handoff had been on the route it left.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub matched: Vec<String>,
-}
 
 impl Routed {
     /// Routes this handoff has been on, its current one last.

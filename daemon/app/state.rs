@@ -77,9 +77,9 @@ pub struct Record {
 pub struct Review {
     /// Every approval given to the current revision, sign-offs included (a revision clears
     /// them: they were given to other content).
-    pub approvals: Vec<super::quorum::Approval>,
+    pub approvals: Vec<super::model::Approval>,
     /// The last claim made or released; see `Record::claimed` for whether it holds.
-    pub claim: Option<super::claim::Claim>,
+    pub claim: Option<super::model::Claim>,
 }
 
 impl Record {
@@ -102,14 +102,14 @@ pub struct Meta {
     pub digest: String,
     /// The artifacts of the current revision as they were when it was received.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub artifacts: Vec<super::artifacts::Stamp>,
+    pub artifacts: Vec<super::model::Stamp>,
     /// The artifacts of the revision before this one (what the handoff page diffs against);
     /// absent for revision 1, and for revisions recorded before baton kept them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_artifacts: Option<Vec<super::artifacts::Stamp>>,
+    pub previous_artifacts: Option<Vec<super::model::Stamp>>,
     /// The route it is on and why (absent for records from before routes were recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route: Option<super::route::Routed>,
+    pub route: Option<super::model::Routed>,
 }
 
 /// A valid checkpoint file, as last read.

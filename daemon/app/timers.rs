@@ -13,9 +13,10 @@
 //!   was on already (`A -> B -> A` would ping-pong for ever).
 //! * Expiry: past its `deadline`, a pending handoff is closed `expired` by `system`.
 
-use super::decide::Closing;
-use super::records::{json_bytes, META};
-use super::route::Escalation;
+use super::model::Closing;
+use super::model::Escalation;
+use super::model::META;
+use super::records::json_bytes;
 use super::state::{Record, WsState};
 use super::{App, Ws};
 use crate::contract::Outcome;

@@ -11,7 +11,6 @@ pub mod json;
 pub mod nulls;
 pub mod problem;
 pub mod schema;
-mod shapes;
 pub mod validate;
 pub mod yaml;
 

@@ -7,6 +7,7 @@
 //! that run out of attempts are dead: listed, and retried by an admin.
 
 mod address;
+mod attempt;
 mod audience;
 mod dead;
 mod endpoint;

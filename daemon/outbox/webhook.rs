@@ -2,9 +2,9 @@
 //! id and body, 15 s for the whole exchange, redirects not followed (a redirect could send
 //! the signed body somewhere its owner never configured).
 
+use super::attempt::{Outcome, Transport};
 use super::sign::Key;
 use super::spool::Delivery;
-use super::worker::{Outcome, Transport};
 use crate::events::Event;
 use serde_json::{json, Value};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

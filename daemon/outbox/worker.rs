@@ -4,56 +4,20 @@
 //! up to 15 s, and a thread per channel is what keeps one receiver's slowness (or a hung mail
 //! server) from delaying the others.
 
+pub use super::attempt::now_ms;
+use super::attempt::{Outcome, Transport};
 use super::spool::{Attempt, Delivery, State};
 use super::{Hooks, Shared};
 use crate::metrics::OutcomeLabel;
 use std::collections::BTreeSet;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// How long a worker with nothing due sleeps before looking again anyway.
 const IDLE: Duration = Duration::from_secs(600);
 /// How often a worker forgets its channel's delivered deliveries past `keep_delivered_s`.
 const PRUNE_EVERY_MS: u64 = 600_000;
-
-/// What one attempt came to.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Outcome {
-    /// The receiver's status (HTTP, or the SMTP reply code), if it answered.
-    pub status: Option<u16>,
-    /// `None`: delivered.
-    pub error: Option<String>,
-    /// A webhook receiver's `Retry-After` on a 429 or 503.
-    pub retry_after: Option<Duration>,
-    /// `410 Gone`: the endpoint is to be disabled.
-    pub gone: bool,
-    /// Trying again cannot help (e.g. a mail server's 5xx for an address).
-    pub permanent: bool,
-}
-
-impl Outcome {
-    pub fn delivered(&self) -> bool {
-        self.error.is_none()
-    }
-    pub fn failed(error: String) -> Outcome {
-        Outcome {
-            error: Some(error),
-            ..Outcome::default()
-        }
-    }
-}
-
-/// A way to hand a delivery over: one webhook endpoint, or the mail server.
-pub trait Transport: Send {
-    fn send(&self, d: &Delivery) -> Outcome;
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 /// When a delivery was made, in Unix milliseconds (0 if its time does not parse).
 pub fn created_ms(d: &Delivery) -> u64 {

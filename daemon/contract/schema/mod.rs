@@ -1,6 +1,8 @@
 //! JSON Schemas generated from the contract types, and the validators built from them. The
 //! schema `baton schema KIND` prints is the one validation runs.
 
+mod shapes;
+
 use super::{checkpoint::Checkpoint, decision::Decision, handoff::Handoff, problem::Problem};
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use schemars::generate::SchemaSettings;
@@ -127,7 +129,7 @@ pub(super) fn problems_of(
             )]
         }
         ValidationErrorKind::AnyOf | ValidationErrorKind::OneOfNotValid => {
-            super::shapes::problems(root, e.schema_path.as_str(), &pointer, &e.instance)
+            shapes::problems(root, e.schema_path.as_str(), &pointer, &e.instance)
         }
         kind => vec![Problem::new(pointer, sentence(kind, &e.instance))],
     }

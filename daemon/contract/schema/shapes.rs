@@ -5,8 +5,8 @@
 //! shape (an object where an object is allowed), the problem is inside it, so the value is
 //! judged against that shape alone and its own, more precise, problems are reported.
 
-use super::problem::{pointer_segments, Problem};
-use super::schema::{alternatives, describe, resolve, type_matches};
+use super::super::problem::{pointer_segments, Problem};
+use super::{alternatives, describe, resolve, type_matches};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -69,7 +69,7 @@ fn within(root: &Value, choice: &Value, pointer: &str, value: &Value) -> Vec<Pro
     let errors: Vec<_> = validator.iter_errors(value).collect();
     errors
         .iter()
-        .flat_map(|e| super::schema::problems_of(e, &wrapper, pointer))
+        .flat_map(|e| super::problems_of(e, &wrapper, pointer))
         .collect()
 }
 
