@@ -60,6 +60,8 @@ pub struct Metrics {
     pub search_documents: Gauge,
     pub search_segments: Gauge,
     pub search_seconds: Histogram,
+    /// Times the search index was found removed from under the daemon (each is rebuilt).
+    pub search_index_lost: Counter,
 }
 
 impl Default for Metrics {
@@ -85,6 +87,7 @@ impl Default for Metrics {
             search_documents: Gauge::default(),
             search_segments: Gauge::default(),
             search_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            search_index_lost: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -166,6 +169,11 @@ impl Default for Metrics {
             "search_duration_seconds",
             "Time to answer a search query",
             m.search_seconds.clone(),
+        );
+        registry.register(
+            "search_index_lost",
+            "Times the search index was found removed from under the daemon (each is rebuilt; /healthz says degraded until then)",
+            m.search_index_lost.clone(),
         );
         Metrics { registry, ..m }
     }

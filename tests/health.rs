@@ -1,7 +1,9 @@
 //! `/healthz` and the metrics tell the operator what the daemon cannot do: workspaces it
 //! cannot open, a search index gone from under it. Each is tried again within seconds.
 
+use crate::search::{search, wait_for};
 use crate::util::{bytes, handoff, write_atomic, Daemon, TestEnv};
+use serde_json::Value;
 
 /// The value of the metric line `name` (no labels), if the daemon reports it.
 fn metric(d: &Daemon, name: &str) -> Option<f64> {
@@ -52,4 +54,44 @@ fn a_workspace_that_cannot_be_opened_is_named_counted_and_served_once_it_can_be(
     d.wait_until("beta's handoff received", || {
         d.handoffs("pending").iter().any(|h| h["key"] == "in-beta")
     });
+}
+
+#[test]
+fn a_search_index_removed_while_running_is_reported_counted_and_rebuilt() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    let inbox = env.ws("alpha").join("inbox");
+    write_atomic(&inbox.join("notes.md"), b"quasar findings");
+    wait_for(&d, "quasar", 1);
+    let search_dir = env.root().join("data/search");
+    // A file where the rebuild makes its new index keeps it failing until the file goes, so
+    // the degraded state can be seen (a rebuild this small is over in milliseconds).
+    let in_the_way = search_dir.join("v1.next");
+    std::fs::write(&in_the_way, "in the way").unwrap();
+    std::fs::remove_dir_all(search_dir.join("v1")).unwrap();
+
+    let error = |h: &Value| {
+        h["search"]["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    };
+    d.wait_until("search reported failing", || {
+        error(&d.health()).contains("cannot be rebuilt")
+    });
+    let health = d.health();
+    assert_eq!(health["status"], "degraded", "{health}");
+    assert!(error(&health).contains("v1.next"), "where: {health}");
+    assert_eq!(metric(&d, "baton_search_index_lost_total"), Some(1.0));
+
+    std::fs::remove_file(&in_the_way).unwrap();
+    d.wait_until("search ok again", || d.health()["status"] == "ok");
+    let health = d.health();
+    assert!(health["search"].get("error").is_none(), "{health}");
+    assert!(search_dir.join("v1/meta.json").exists(), "rebuilt in place");
+    assert_eq!(search(&d, "quasar")["total"], 1, "found again");
+    // The writer runs again on the new index: a new file becomes searchable.
+    write_atomic(&inbox.join("later.md"), b"pulsar findings");
+    wait_for(&d, "pulsar", 1);
+    assert_eq!(metric(&d, "baton_search_index_lost_total"), Some(1.0));
 }

@@ -2,7 +2,7 @@
 //! (the official Python SDK, installed by .ci/run; `BATON_MCP_PYTHON` names another Python),
 //! and fed malformed messages by hand.
 
-use crate::util::{user, TestEnv, BIN, PATIENCE};
+use crate::util::{bytes, handoff, user, write_atomic, TestEnv, BIN, PATIENCE};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -268,4 +268,51 @@ fn baton_locks(ws: &std::path::Path) -> Vec<Value> {
         .expect("run baton locks");
     assert!(out.status.success(), "{out:?}");
     serde_json::from_slice(&out.stdout).expect("a JSON list")
+}
+
+#[test]
+fn wait_for_decision_answers_withdrawn_for_its_own_handoff_when_a_newer_one_supersedes_it() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/superseded.py");
+    let mut client = Command::new(python())
+        .arg(script)
+        .args([BIN, env.config_path().to_str().unwrap(), "alpha"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the Python MCP client");
+    let lines = json_lines(&mut client);
+    let mut log = log_lines(&mut client);
+    let submitted = &next(&lines, "submitted")["result"]["structuredContent"];
+    assert_eq!(submitted["key"], "w-2", "{submitted}");
+    d.wait_until("w-2 pending", || d.handoffs("pending").len() == 1);
+    // The server names the handoff it waits on once it has read it: only then comes w-3.
+    let began = log
+        .find(|line| line.contains("waiting for the decision on handoff"))
+        .expect("the server says which handoff it waits on");
+    assert!(began.contains("handoff w-2"), "{began}");
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("w-3")));
+
+    let answer = &next(&lines, "answered")["result"]["structuredContent"];
+    assert_eq!(answer["state"], "decided", "not a timeout: {answer}");
+    assert_eq!(answer["decision"]["handoff_key"], "w-2", "{answer}");
+    assert_eq!(answer["decision"]["outcome"], "withdrawn", "{answer}");
+    assert_eq!(d.handoffs("pending")[0]["key"], "w-3", "w-3 is pending now");
+    assert!(client.wait().unwrap().success());
+}
+
+/// Lines of a child's standard error (the server's log, passed through by the SDK).
+fn log_lines(child: &mut Child) -> impl Iterator<Item = String> {
+    let err = child.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(err).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    std::iter::from_fn(move || rx.recv_timeout(PATIENCE).ok())
 }

@@ -174,8 +174,12 @@ pub fn document() -> Value {
                                "401": error_response("no or unknown credentials") } } },
             "/healthz": { "get": { "summary": "Liveness and readiness", "responses": {
                 "200": json_of(json!({ "type": "object", "required": ["status", "ready", "workspaces"], "properties": {
-                    "status": { "enum": ["ok", "failing"] }, "ready": { "type": "boolean" }, "workspaces": { "type": "integer" },
+                    "status": { "enum": ["ok", "degraded", "failing"] }, "ready": { "type": "boolean" }, "workspaces": { "type": "integer" },
                     "reason": { "type": "string", "description": "why it is failing (503)" },
+                    "unserved": { "type": "array", "description": "workspaces that cannot be opened (degraded)",
+                                  "items": { "type": "object", "properties": { "workspace": { "type": "string" }, "error": { "type": "string" } } } },
+                    "search": { "type": "object", "properties": { "documents": { "type": "integer" }, "indexing": { "type": "boolean" },
+                                "error": { "type": "string", "description": "the index was removed from under the daemon and is being rebuilt (degraded)" } } },
                     "empty_entries": { "type": "array", "items": { "type": "string" },
                                        "description": "config `workspaces` entries that hold no workspace" } } })) } } },
             "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "OpenMetrics text" } } } }

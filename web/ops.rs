@@ -9,12 +9,14 @@ use baton::app::App;
 use serde_json::json;
 
 /// `status`: `failing` (503) when the daemon can no longer do its job, `degraded` (200) when
-/// part of it is out (a workspace that cannot be opened), else `ok`.
+/// part of it is out (a workspace that cannot be opened, a search index removed from under
+/// it), else `ok`.
 pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     let unserved = unserved(&app);
+    let search_error = app.search_failing();
     let (status, state) = match app.failing() {
         Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "failing"),
-        None if !unserved.is_empty() => (StatusCode::OK, "degraded"),
+        None if !unserved.is_empty() || search_error.is_some() => (StatusCode::OK, "degraded"),
         None => (StatusCode::OK, "ok"),
     };
     let workspaces = app.workspaces();
@@ -32,6 +34,10 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     }
     if let Some((documents, indexing)) = app.search_state() {
         body["search"] = json!({ "documents": documents, "indexing": indexing });
+        // Named like an unserved workspace's `error`: what is wrong and what is done about it.
+        if let Some(error) = search_error {
+            body["search"]["error"] = json!(error);
+        }
     }
     let alerts: usize = app.alerts().values().map(Vec::len).sum();
     if alerts > 0 {

@@ -56,6 +56,11 @@ impl App {
         Some((search.index().num_docs(), running))
     }
 
+    /// Why search is failing now (its index was removed and is not rebuilt yet), if it is.
+    pub fn search_failing(&self) -> Option<String> {
+        self.inner.search.as_ref()?.failing()
+    }
+
     /// Starts the search indexer, following this app's events and workspaces.
     pub fn start_search(&self) -> Option<std::thread::JoinHandle<()>> {
         let search = self.inner.search.as_ref()?;
@@ -66,6 +71,7 @@ impl App {
             shutdown: self.shutdown_token(),
             poll: self.config().poll,
             reconcile: self.config().reconcile,
+            lost: self.metrics().search_index_lost.clone(),
         };
         match search.start(feed) {
             Ok(handle) => Some(handle),

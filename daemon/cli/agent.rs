@@ -142,7 +142,7 @@ pub fn wait(dir: &Path, timeout: Option<f64>) -> anyhow::Result<ExitCode> {
     warn_if_unserved(&ws);
     let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
     let mut waited = Waited::start(&ws)?;
-    if let Some(key) = &waited.key {
+    if let Some(key) = waited.key() {
         // Says which handoff this answers for: a newer one written meanwhile is not it.
         eprintln!("baton: waiting for the decision on handoff {key}");
     }
@@ -186,6 +186,11 @@ impl Waited {
             key: key_in_place(ws),
             digests: digests_of(&handoff.path, handoff.format)?,
         })
+    }
+
+    /// The key of the handoff waited on, once known.
+    pub(super) fn key(&self) -> Option<&str> {
+        self.key.as_deref()
     }
 
     /// The decision for the waited handoff, once there is one.
@@ -248,8 +253,9 @@ fn answers(decision: &Decision, digests: &[String]) -> bool {
         .is_some_and(|s| digests.contains(s))
 }
 
-/// The decision.json in `ws` if it answers the handoff file in place (`baton wait`, the MCP
-/// tool `wait_for_decision`); an error when there is no handoff file to wait on.
+/// The decision.json in `ws` if it answers the handoff file in place (through `Waited` for
+/// `baton wait` and `wait_for_decision`; the MCP tool `get_handoff`); an error when there is
+/// no handoff file.
 pub(super) fn answer_in_place(ws: &Workspace) -> anyhow::Result<Option<Decision>> {
     let handoff = ws.handoff_file();
     if std::fs::symlink_metadata(&handoff.path).is_err() {

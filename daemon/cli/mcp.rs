@@ -1,10 +1,10 @@
 //! `baton mcp [--config FILE]`: the agent-side commands as Model Context Protocol tools over
 //! stdio (rmcp), for agents whose host speaks MCP. Each tool calls the function the CLI
-//! command calls (`submit::check`, `agent::answer_in_place`, the contract's validation), on
+//! command calls (`submit::check`, `agent::Waited`, the contract's validation), on
 //! files alone, so it works with or without a daemon running on the same configuration.
 //! Standard output is the protocol: nothing else may be printed there.
 
-use super::agent::answer_in_place;
+use super::agent::Waited;
 use super::mcp_answers::{blocking, failed, invalid, unserved};
 use super::mcp_locks::{self, LockArgs, UnlockArgs};
 use super::submit;
@@ -191,8 +191,9 @@ impl Baton {
         }
     }
 
-    /// Blocks until the handoff in place is decided (returns decision.json) or the timeout
-    /// passes (returns `{"state": "pending", "timed_out": true}`: call again to go on waiting).
+    /// Blocks until the handoff in place when the call began is decided (returns its
+    /// decision; `withdrawn` if a newer handoff superseded it meanwhile) or the timeout passes
+    /// (returns `{"state": "pending", "timed_out": true}`: call again to go on waiting).
     #[tool(name = "wait_for_decision")]
     async fn wait_for_decision(&self, Parameters(args): Parameters<WaitArgs>) -> CallToolResult {
         let ws = match self.workspace(&args.workspace) {
@@ -204,16 +205,24 @@ impl Baton {
             return failed(format!("timeout_s must be between 0 and {MAX_WAIT_S}"));
         }
         let deadline = Instant::now() + Duration::from_secs_f64(timeout);
+        let ws2 = ws.clone();
+        let mut waited = match off_thread(move || Waited::start(&ws2)).await {
+            Ok(waited) => waited,
+            Err(e) => return failed(e),
+        };
+        if let Some(key) = waited.key() {
+            // Says which handoff this call answers for, as `baton wait` does.
+            tracing::info!(workspace = %ws.name, "waiting for the decision on handoff {key}");
+        }
         loop {
             let ws2 = ws.clone();
-            let answer = tokio::task::spawn_blocking(move || answer_in_place(&ws2)).await;
-            match answer {
-                Ok(Ok(Some(d))) => {
+            let step = off_thread(move || waited.answer(&ws2).map(|d| (waited, d))).await;
+            match step {
+                Ok((_, Some(d))) => {
                     return CallToolResult::structured(json!({ "state": "decided", "decision": d }))
                 }
-                Ok(Ok(None)) => {}
-                Ok(Err(e)) => return failed(format!("{e:#}")),
-                Err(e) => return failed(e.to_string()),
+                Ok((back, None)) => waited = back,
+                Err(e) => return failed(e),
             }
             if Instant::now() >= deadline {
                 let mut answer = json!({ "state": "pending", "timed_out": true });
@@ -369,5 +378,16 @@ fn checkpoint_name(asked: Option<&str>, doc: &Checkpoint) -> Result<String, Call
         false => Err(failed(format!(
             "file \"{name}\": give a plain name ending in .json (no folders, not hidden)"
         ))),
+    }
+}
+
+/// Runs file work off the protocol's threads; an error as the message to answer with.
+async fn off_thread<T: Send + 'static>(
+    work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
+) -> Result<T, String> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err(format!("{e:#}")),
+        Err(e) => Err(e.to_string()),
     }
 }

@@ -31,6 +31,8 @@ pub struct Feed {
     pub poll: Option<Duration>,
     /// Period of the full reconcile.
     pub reconcile: Duration,
+    /// Counts the times the index was found removed from under the indexer (`lost`).
+    pub lost: prometheus_client::metrics::counter::Counter,
 }
 
 /// A full pass's totals and how far it got (files and bytes of the items it reads).
@@ -44,6 +46,9 @@ pub struct Progress {
     /// Documents put and deleted since start.
     pub put: AtomicU64,
     pub deleted: AtomicU64,
+    /// Why search is failing now (its index removed and not yet rebuilt, see `lost`), for
+    /// /healthz.
+    pub failing: std::sync::Mutex<Option<String>>,
 }
 
 pub(super) fn spawn(search: Search, feed: Feed) -> std::io::Result<std::thread::JoinHandle<()>> {
@@ -135,7 +140,12 @@ impl Indexer {
         let mut dirty: HashMap<String, Instant> = HashMap::new();
         let mut next_full = Instant::now() + feed.reconcile;
         let mut next_list = Instant::now();
+        let mut next_check = Instant::now() + super::lost::CHECK;
         while !feed.shutdown.is_cancelled() {
+            if Instant::now() >= next_check {
+                self.keep_index(&all, &feed.lost);
+                next_check = Instant::now() + super::lost::CHECK;
+            }
             self.take_signals(&rx, &all, &mut dirty);
             if overflow.swap(false, Ordering::AcqRel) {
                 all.iter().for_each(|ws| mark(&mut dirty, &ws.name));

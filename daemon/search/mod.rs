@@ -11,6 +11,7 @@
 //! command's own process (see `reindex`).
 
 mod indexer;
+mod lost;
 mod rebuild;
 pub mod reindex;
 pub mod sources;
@@ -88,6 +89,15 @@ impl Search {
             self.config.writer_memory_mb * 1_000_000,
             std::time::Duration::from_millis(self.config.commit_ms),
         )
+    }
+
+    /// Why search is failing now (its index was removed and is not rebuilt yet), if it is.
+    pub fn failing(&self) -> Option<String> {
+        self.progress
+            .failing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// What the indexer is doing (a full pass's totals and how far it got).

@@ -39,7 +39,7 @@ impl Indexer {
         result
     }
 
-    fn build_and_swap(
+    pub(super) fn build_and_swap(
         &mut self,
         all: &[Workspace],
         report: &mut dyn FnMut(&Progress),
@@ -58,10 +58,18 @@ impl Indexer {
         let opened = Arc::new(SearchIndex::open_in(&live)?);
         self.search.put_index(opened.clone());
         self.start_writer(opened)?;
-        if let Err(e) = std::fs::remove_dir_all(&old) {
+        // No old folder when the index in use was removed from under the daemon (`lost`).
+        if let Err(e) = std::fs::remove_dir_all(&old).or_else(ignore_missing) {
             tracing::warn!(dir = %old.display(), error = %e, "cannot remove the replaced search index");
         }
         Ok(())
+    }
+}
+
+fn ignore_missing(e: std::io::Error) -> std::io::Result<()> {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => Ok(()),
+        _ => Err(e),
     }
 }
 
