@@ -11,12 +11,10 @@
 //! command's own process (see `reindex`).
 
 mod indexer;
-mod lost;
 mod rebuild;
 pub mod reindex;
 pub mod sources;
 mod text;
-mod writing;
 
 pub use crate::index::search::SearchError;
 pub use crate::index::{Hits, Request};

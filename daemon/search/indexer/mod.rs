@@ -1,6 +1,9 @@
 //! The indexer thread: turns events and file changes into reconciles of whole workspaces and
 //! sends the changed documents to the index's writer thread.
 
+mod lost;
+mod writing;
+
 use super::sources::{self, Item};
 use super::{reindex, Search};
 use crate::events::Event;
@@ -55,7 +58,7 @@ pub(super) fn spawn(search: Search, feed: Feed) -> std::io::Result<std::thread::
     std::thread::Builder::new()
         .name("baton-indexer".into())
         .spawn(move || {
-            let Some(writer) = super::writing::open_writer(&search, &feed.shutdown) else {
+            let Some(writer) = writing::open_writer(&search, &feed.shutdown) else {
                 return;
             };
             let mut indexer = Indexer::new(search, writer);
@@ -140,11 +143,11 @@ impl Indexer {
         let mut dirty: HashMap<String, Instant> = HashMap::new();
         let mut next_full = Instant::now() + feed.reconcile;
         let mut next_list = Instant::now();
-        let mut next_check = Instant::now() + super::lost::CHECK;
+        let mut next_check = Instant::now() + lost::CHECK;
         while !feed.shutdown.is_cancelled() {
             if Instant::now() >= next_check {
                 self.keep_index(&all, &feed.lost);
-                next_check = Instant::now() + super::lost::CHECK;
+                next_check = Instant::now() + lost::CHECK;
             }
             self.take_signals(&rx, &all, &mut dirty);
             if overflow.swap(false, Ordering::AcqRel) {

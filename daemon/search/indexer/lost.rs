@@ -7,17 +7,17 @@
 //! from the workspaces (`build_and_swap`, as `baton reindex` does), tried again every `CHECK`
 //! until that works.
 
-use super::indexer::Indexer;
+use super::Indexer;
 use crate::workspace::Workspace;
 use prometheus_client::metrics::counter::Counter;
 use std::time::Duration;
 
 /// How often the indexer checks that its index is still on disk.
-pub(super) const CHECK: Duration = Duration::from_secs(2);
+pub(in crate::search) const CHECK: Duration = Duration::from_secs(2);
 
 impl Indexer {
     /// Rebuilds the index when its folder is gone (or a rebuild for that failed before).
-    pub(super) fn keep_index(&mut self, all: &[Workspace], lost: &Counter) {
+    pub(in crate::search) fn keep_index(&mut self, all: &[Workspace], lost: &Counter) {
         let dir = self.search.index().dir().to_path_buf();
         let failing = self.search.failing();
         if failing.is_none() && dir.join("meta.json").exists() {

@@ -2,15 +2,15 @@
 //! opening the index again, since that process may have changed or replaced it), sending
 //! changes, and stopping and starting writer threads for a rebuild.
 
-use super::indexer::Indexer;
-use super::Search;
+use super::super::Search;
+use super::Indexer;
 use crate::index::{IndexError, Op, SearchIndex, Writer};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 /// Takes the writer lock, waiting while another process (`baton reindex`) holds it.
-pub(super) fn open_writer(
+pub(in crate::search) fn open_writer(
     search: &Search,
     shutdown: &CancellationToken,
 ) -> Option<(Writer, std::thread::JoinHandle<()>)> {
@@ -50,21 +50,21 @@ pub(super) fn open_writer(
 }
 
 impl Indexer {
-    pub(super) fn send(&self, op: Op) {
+    pub(in crate::search) fn send(&self, op: Op) {
         if let Some((writer, _)) = &self.writer {
             writer.send(op);
         }
     }
 
     /// Commits what was sent and waits until it is searchable.
-    pub(super) fn flush(&self) {
+    pub(in crate::search) fn flush(&self) {
         if let Some((writer, _)) = &self.writer {
             writer.flush();
         }
     }
 
     /// Stops the writer thread (it commits what it has), releasing the index's lock.
-    pub(super) fn stop_writer(&mut self) {
+    pub(in crate::search) fn stop_writer(&mut self) {
         if let Some((writer, thread)) = self.writer.take() {
             drop(writer);
             let _ = thread.join();
@@ -72,7 +72,10 @@ impl Indexer {
     }
 
     /// Starts a writer thread on `index`.
-    pub(super) fn start_writer(&mut self, index: Arc<SearchIndex>) -> Result<(), IndexError> {
+    pub(in crate::search) fn start_writer(
+        &mut self,
+        index: Arc<SearchIndex>,
+    ) -> Result<(), IndexError> {
         let (budget, every) = self.search.writer_settings();
         self.writer = Some(Writer::spawn(index, budget, every)?);
         Ok(())
@@ -80,7 +83,7 @@ impl Indexer {
 
     /// Sends changes to a new writer on `index` from now on; the one in use is returned, still
     /// running.
-    pub(super) fn writer_for(
+    pub(in crate::search) fn writer_for(
         &mut self,
         index: Arc<SearchIndex>,
     ) -> Result<Option<(Writer, std::thread::JoinHandle<()>)>, IndexError> {
