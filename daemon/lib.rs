@@ -1,38 +1,49 @@
 //! baton: a daemon that turns a shared folder into a human-in-the-loop staging area for agents.
 //!
 //! # Layout
-//! Arrows point one way: `web -> app -> leaves`.
+//! Three crates, with arrows the compiler checks: the `baton` command (daemon/main.rs,
+//! daemon/cli/: argument parsing, `run` composing the daemon) -> `baton-web` (web/: router,
+//! thin handlers, pages, SSE, OpenAPI) -> this core. Inside the core, arrows point down the
+//! list below: `app` uses the leaves, a leaf never calls up, and no two modules import each
+//! other.
+//!
+//! The flow: an agent's file -> intake (`watch`, `scan`, `pipeline`) -> the review state
+//! machine (`app`: one commit per transition in the `store`, its event in the `audit` log,
+//! its notifications in the `outbox`, its text in the search `index`) -> `decision.json` in
+//! the workspace, and the pages and API of `baton-web`.
+//!
+//! - `app`: the review state machine behind `App`: transitions (receive, revise, invalid,
+//!   decide, quorum, claim, route, timers, approved work), read models for pages, API and MCP
+//!   (queries, listings, artifact views, export), and `app::model`, the record's types, at the
+//!   bottom of the folder.
+//! - intake: `watch` (notify or polling -> our own `Signal`s; the callback never blocks),
+//!   `scan` (catch-up of whole workspaces at start and on rescans, on several threads),
+//!   `pipeline` (a dispatcher: settle window, retries, rescans, periodic reconcile; and a pool
+//!   of workers, one ordered lane per workspace).
+//! - `store`: the daemon's records of each workspace in data_dir, out of agents' reach; a
+//!   change of several files is one commit (an intent renamed into place).
+//! - `audit`: the hash-chained `.baton/events.jsonl`, anchored in data_dir, its tampering
+//!   recorded, and how far its events reached the outbox; `events`: the event types.
+//! - `outbox`: notifications of events to webhooks and by email: a durable spool in data_dir,
+//!   one worker thread per channel, signed attempts retried on a schedule, dead letters.
+//! - `search` (the indexer thread and queries for a caller) over `index` (tantivy: schema,
+//!   writer, query parsing, snippets).
+//! - `locks`: advisory locks on workspace files (the table in `.baton/locks/`, fs4-guarded,
+//!   fencing tokens, expiry); used the same by the CLI and the daemon.
+//! - `login`: passwords (argon2id), server-side sessions and a throttle, for the pages;
+//!   `auth`: bearer tokens -> `Actor`; `routing`: routes and who may decide.
+//! - `heartbeat`: `.baton/daemon.json`, so agents' commands can tell no daemon serves them;
+//!   `host`: this machine's name.
+//! - `config`: baton.toml -> validated `Config` (errors name the file and key).
 //! - `contract`: handoff/checkpoint/decision types, parsing under limits (JSON, and YAML for
 //!   `handoff.yaml`), validation with pointed errors, JSON Schemas generated from the types,
 //!   the export line and the A2A mapping. Pure, no I/O.
-//! - `config`: baton.toml -> validated `Config` (errors name the file and key).
+//! - `render`: pure rendering of untrusted content (text previews, Markdown sanitized, diffs,
+//!   the checkpoint timeline as SVG) for the pages and the core's previews. No I/O.
 //! - `workspace`: the only code that touches a workspace tree: layout, discovery, safe paths,
 //!   limited reads, atomic writes; every fsync of the daemon, counted (`workspace::fsync`).
-//! - `watch`: notify (or polling) -> our own `Signal`s; the callback never blocks.
-//! - `pipeline`: ingest: a dispatcher (settle window, retries, rescans, periodic reconcile) and
-//!   a pool of workers, one ordered lane per workspace.
-//! - `scan`: catch-up of whole workspaces (start-up and rescans), on several threads.
-//! - `app`: the core state machine (receive, revise, invalid, decide, with the reviewer's
-//!   edits) behind `App`; `app::export` reads the store, read-only, for `baton export`.
-//! - `audit`: the hash-chained `.baton/events.jsonl`, anchored (the anchors of all workspaces
-//!   made durable together in one ledger) and its tampering recorded in data_dir; `events`:
-//!   the event types.
-//! - `store`: the daemon's records of each workspace in data_dir, out of agents' reach.
-//! - `blobs`: snapshots of small text artifacts by sha256 in data_dir (a cache, for diffs).
-//! - `media`: what a file is (text, image by magic bytes, binary); pure.
-//! - `auth`: bearer tokens -> `Actor`; `routing`: routes and who may decide.
-//! - `metrics`: Prometheus metrics.
-//! - `locks`: advisory locks on workspace files (the table in `.baton/locks/`, fs4-guarded,
-//!   fencing tokens, expiry); used the same by the CLI and the daemon.
-//! - `outbox`: notifications of events to webhooks: a durable spool in data_dir, one worker
-//!   thread per endpoint, signed attempts retried on a schedule, dead letters.
-//! - `heartbeat`: `.baton/daemon.json`, so agents' commands can tell no daemon serves them.
-//! - `run`: composition of the daemon: tasks, HTTP server, ordered shutdown.
-//! - `web`: the HTTP surface (JSON API, SSE, health, metrics) over `App`, and `web::server`,
-//!   the accept loop (connection limit, header timeout, shutdown deadline).
-//! - `web::render`: pure rendering of untrusted content (text previews, Markdown sanitized,
-//!   diffs, the checkpoint timeline as SVG). No I/O and no `App`: a leaf, which `app` uses
-//!   to build previews, so the one exception to the arrows above.
+//! - `blobs`: snapshots of small text artifacts by sha256 in data_dir (a cache, for diffs);
+//!   `media`: what a file is (text, image by magic bytes, binary); `metrics`: Prometheus.
 
 pub mod app;
 pub mod audit;
