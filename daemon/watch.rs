@@ -18,6 +18,11 @@ pub enum Signal {
     Changed { paths: Vec<PathBuf>, renamed: bool },
     /// Events may have been lost (kernel queue overflow or watcher error): rescan everything.
     Rescan,
+    /// The core asks: process this workspace's handoff again (a write of its failed outside
+    /// ingest, e.g. the root decision.json).
+    Repair(PathBuf),
+    /// The core asks: watch this folder (recursively) from now on (an `approved/` just made).
+    WatchDir(PathBuf),
 }
 
 /// The watchers; dropping this stops all watching.

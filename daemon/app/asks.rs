@@ -1,33 +1,44 @@
 //! What the core asks of the ingest thread outside its own work: reconcile a workspace again
-//! (a write of its failed elsewhere), watch a new folder.
+//! (a write of its failed elsewhere), watch a new folder. Sent on the ingest thread's own
+//! channel, beside the watcher's signals, so it wakes at once; a full queue is an overflow,
+//! and the rescan that follows covers what was asked.
 
 use super::App;
-use std::path::{Path, PathBuf};
+use crate::watch::Signal;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::SyncSender;
+use std::sync::Arc;
+
+/// The ingest thread's channel, as the core holds it once the pipeline runs.
+pub(crate) struct Intake {
+    pub tx: SyncSender<Signal>,
+    pub overflow: Arc<AtomicBool>,
+}
 
 impl App {
+    /// Connects the core to the ingest thread (once; the pipeline calls it at spawn).
+    pub fn connect_intake(&self, tx: SyncSender<Signal>, overflow: Arc<AtomicBool>) {
+        let _ = self.inner.intake.set(Intake { tx, overflow });
+    }
+
     /// Asks the ingest thread to process the workspace at `root` again soon.
     pub(crate) fn ask_repair(&self, root: &Path) {
-        let mut repairs = self.inner.repairs.lock().unwrap_or_else(|e| e.into_inner());
-        if !repairs.iter().any(|r| r == root) {
-            repairs.push(root.to_path_buf());
-        }
+        self.ask(Signal::Repair(root.to_path_buf()));
     }
 
     /// Asks the ingest thread to watch the folder `dir` (recursively) from now on.
     pub(crate) fn ask_watch(&self, dir: &Path) {
-        let mut watches = self.inner.watches.lock().unwrap_or_else(|e| e.into_inner());
-        if !watches.iter().any(|w| w == dir) {
-            watches.push(dir.to_path_buf());
+        self.ask(Signal::WatchDir(dir.to_path_buf()));
+    }
+
+    /// Before the pipeline runs there is no one to ask, and nothing is lost: its start-up
+    /// scan reconciles and watches every workspace.
+    fn ask(&self, signal: Signal) {
+        if let Some(intake) = self.inner.intake.get() {
+            if intake.tx.try_send(signal).is_err() {
+                intake.overflow.store(true, Ordering::Release);
+            }
         }
-    }
-
-    /// Folders to start watching (see `ask_watch`).
-    pub fn take_watches(&self) -> Vec<PathBuf> {
-        std::mem::take(&mut *self.inner.watches.lock().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Workspaces to reconcile again because a write of theirs failed outside ingest.
-    pub fn take_repairs(&self) -> Vec<PathBuf> {
-        std::mem::take(&mut *self.inner.repairs.lock().unwrap_or_else(|e| e.into_inner()))
     }
 }

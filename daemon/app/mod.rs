@@ -103,10 +103,8 @@ struct Inner {
     hashes: artifacts::HashCache,
     /// Snapshots of small text artifacts as received, for diffs between revisions.
     blobs: crate::blobs::Blobs,
-    /// Folders the ingest thread is to watch from now on (an `approved/` just made).
-    watches: Mutex<Vec<PathBuf>>,
-    /// Workspaces whose root decision.json could not be written: to reconcile again soon.
-    repairs: Mutex<Vec<PathBuf>>,
+    /// The ingest thread's channel, for what the core asks of it (see `asks`).
+    intake: std::sync::OnceLock<asks::Intake>,
     /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
     alerts: Mutex<BTreeMap<String, Vec<String>>>,
     /// Where the anchors of all workspaces are made durable together.
@@ -184,8 +182,7 @@ impl App {
                 alerts: Mutex::default(),
                 verdicts: Mutex::default(),
                 listings: Default::default(),
-                repairs: Mutex::default(),
-                watches: Mutex::default(),
+                intake: std::sync::OnceLock::new(),
                 hashes: Default::default(),
                 ledger,
                 blobs: crate::blobs::Blobs::new(&config.data_dir),

@@ -101,6 +101,7 @@ pub fn spawn(app: App, shutdown: CancellationToken) -> anyhow::Result<std::threa
     let (tx, rx) = sync_channel(QUEUE);
     let overflow = Arc::new(AtomicBool::new(false));
     let interval = app.config().poll.unwrap_or(Duration::from_secs(2));
+    app.connect_intake(tx.clone(), overflow.clone());
     let watch = Watch::new(tx, overflow.clone(), interval)?;
     let watches = Arc::new(Watches::new(app.clone(), watch));
     let (report, reports) = channel();
@@ -163,7 +164,6 @@ impl Pipeline {
         }
         let reconcile = self.app.config().reconcile;
         let mut next_reconcile = Instant::now() + reconcile;
-        let mut next_repairs = Instant::now();
         let mut next_takeover = Instant::now() + TAKEOVER;
         while !self.shutdown.is_cancelled() {
             let now = Instant::now();
@@ -193,17 +193,6 @@ impl Pipeline {
             if ready_by.is_some_and(|by| settled || Instant::now() >= by) {
                 ready_by = None;
                 self.app.set_ready();
-            }
-            if Instant::now() >= next_repairs {
-                for root in self.app.take_repairs() {
-                    self.arm(Item::Handoff(root), Duration::ZERO);
-                }
-                for dir in self.app.take_watches() {
-                    if let Some(item) = watch_item(&dir) {
-                        self.dispatch(item, now, false);
-                    }
-                }
-                next_repairs = Instant::now() + Duration::from_secs(1);
             }
             if Instant::now() >= next_takeover {
                 // Workspaces another daemon served: adopted once its owner lock is free.
@@ -263,6 +252,13 @@ impl Pipeline {
     fn on_signal(&mut self, signal: Signal) {
         let (paths, renamed) = match signal {
             Signal::Rescan => return self.rescan("watcher asked for it"),
+            Signal::Repair(root) => return self.arm(Item::Handoff(root), Duration::ZERO),
+            Signal::WatchDir(dir) => {
+                if let Some(item) = watch_item(&dir) {
+                    self.dispatch(item, Instant::now(), false);
+                }
+                return;
+            }
             Signal::Changed { paths, renamed } => (paths, renamed),
         };
         for path in paths {

@@ -204,6 +204,8 @@ impl Indexer {
     ) {
         let mut on = |signal: Signal| match signal {
             Signal::Rescan => all.iter().for_each(|ws| mark(dirty, &ws.name)),
+            // The ingest thread's business, never sent on the indexer's channel.
+            Signal::Repair(_) | Signal::WatchDir(_) => {}
             Signal::Changed { paths, .. } => {
                 for path in paths {
                     if let Some(ws) = all.iter().find(|w| path.starts_with(&w.root)) {
