@@ -1,6 +1,7 @@
 //! The handoff API of SPEC section 9: list, get, decide.
 
 use super::{ApiError, Caller};
+use crate::blocking;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -136,14 +137,4 @@ pub(super) fn answer(decided: Decided) -> (StatusCode, Json<Value>) {
             (StatusCode::ACCEPTED, Json(body))
         }
     }
-}
-
-/// Runs core work off the async workers: it takes workspace locks that ingest may hold while
-/// it writes, and a blocked worker would stall every other request, `/healthz` included.
-pub(super) async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))
 }

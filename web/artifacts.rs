@@ -10,6 +10,7 @@
 //! call the same `App` methods as the pages.
 
 use super::{ApiError, Caller, Routes};
+use crate::blocking;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
@@ -273,15 +274,6 @@ pub(super) fn openapi_paths() -> serde_json::Value {
                 "413": error("over the size served"), "415": error("inline=image for a file that is not a raster image"),
                 "422": error("bad inline") } } }
     })
-}
-
-/// Runs core work off the async workers (it reads files and takes workspace locks).
-async fn blocking<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))
 }
 
 #[cfg(test)]

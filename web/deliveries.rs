@@ -2,8 +2,8 @@
 //! an admin's retry of a dead one. People only: agents have no business with other
 //! workspaces' notifications.
 
-use super::api::blocking;
 use super::{ApiError, Caller};
+use crate::blocking;
 use axum::extract::{Path, Query, State};
 use axum::Json;
 use baton::app::App;

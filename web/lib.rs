@@ -6,6 +6,7 @@
 mod api;
 pub mod artifacts;
 mod auth;
+mod blocking;
 mod deliveries;
 mod error;
 mod locks;
@@ -20,6 +21,7 @@ mod sse;
 mod upload;
 
 pub use auth::Caller;
+pub(crate) use blocking::blocking;
 pub use error::ApiError;
 pub use search::SearchQuery;
 

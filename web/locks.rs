@@ -2,8 +2,9 @@
 //! `App::locks`, `App::lock`, `App::unlock`, the methods the CLI's table operations share;
 //! and `POST /api/v1/workspaces/{ws}/owner` (`App::set_owner`).
 
-use super::api::{blocking, json_body};
+use super::api::json_body;
 use super::{ApiError, Caller};
+use crate::blocking;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;

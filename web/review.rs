@@ -1,8 +1,9 @@
 //! The review API beyond SPEC section 9: claiming a handoff and deciding many at once. Thin:
 //! each handler reads the request and calls the one `App` method the pages call too.
 
-use super::api::{answer, blocking, json_body};
+use super::api::{answer, json_body};
 use super::{ApiError, Caller};
+use crate::blocking;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;

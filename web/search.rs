@@ -47,7 +47,7 @@ pub async fn search(
         }
     }
     let request = query.request();
-    let hits = tokio::task::spawn_blocking(move || app.search(request, &actor))
+    let hits = crate::blocking(move || app.search(request, &actor))
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     hits.map(Json).map_err(|e| match e {

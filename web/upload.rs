@@ -2,8 +2,8 @@
 //! `PUT .../checkpoints/{name}` and `PUT .../handoff`, the body being the file's bytes. Thin:
 //! each calls `App::upload`, which decides who may write what and where.
 
-use super::api::blocking;
 use super::{ApiError, Caller};
+use crate::blocking;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};

@@ -54,10 +54,10 @@ async fn show(
     error: Option<String>,
 ) -> Response {
     let wanted = parse_state(&state);
-    let (deliveries, disabled) =
-        tokio::task::spawn_blocking(move || (app.deliveries(wanted), app.disabled_endpoints()))
-            .await
-            .unwrap_or_default();
+    let listed = crate::blocking(move || (app.deliveries(wanted), app.disabled_endpoints())).await;
+    let Ok((deliveries, disabled)) = listed else {
+        return super::internal_error();
+    };
     render(&DeliveriesPage {
         chrome: Chrome::new(s, "deliveries"),
         deliveries,
@@ -90,9 +90,9 @@ pub async fn retry(
         return (StatusCode::FORBIDDEN, "Only an admin retries deliveries.").into_response();
     }
     let app2 = app.clone();
-    match tokio::task::spawn_blocking(move || app2.retry_delivery(&id)).await {
+    match crate::blocking(move || app2.retry_delivery(&id)).await {
         Ok(Ok(_)) => Redirect::to("/deliveries?state=pending").into_response(),
         Ok(Err(e)) => show(app, &s, "dead".into(), Some(e.to_string())).await,
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
+        Err(_) => super::internal_error(),
     }
 }

@@ -41,7 +41,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
     let workspace = f.workspace.unwrap_or_default();
     let kind = f.r#type.unwrap_or_default();
     let (w, k, actor) = (workspace.clone(), kind.clone(), s.actor.clone());
-    let (events, verdicts) = tokio::task::spawn_blocking(move || {
+    let (events, verdicts) = crate::blocking(move || {
         let nonempty = |x: &str| (!x.is_empty()).then(|| x.to_string());
         let events = app.recent_events(
             &actor,

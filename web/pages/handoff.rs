@@ -95,7 +95,7 @@ async fn build(
     let app = app.clone();
     let actor = s.actor.clone();
     let chrome = Chrome::new(s, "queue");
-    let built = tokio::task::spawn_blocking(move || {
+    let built = crate::blocking(move || {
         let Some(detail) = app.get(&key, &actor, CheckpointPage::default()) else {
             let invalid = app
                 .invalid_handoffs(&actor)
@@ -218,7 +218,7 @@ pub async fn decide(
         to_agent: form.text("to_agent"),
     };
     let (app2, actor, k) = (app.clone(), s.actor.clone(), key.clone());
-    let result = tokio::task::spawn_blocking(move || app2.decide(&k, request, &actor)).await;
+    let result = crate::blocking(move || app2.decide(&k, request, &actor)).await;
     match result {
         Ok(Ok(decided)) => {
             let tag = match decided {
@@ -233,7 +233,7 @@ pub async fn decide(
             *r.status_mut() = status;
             r
         }
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
+        Err(_) => super::internal_error(),
     }
 }
 
@@ -251,7 +251,7 @@ pub async fn claim(
     }
     let action = form.get("action").unwrap_or("claim").to_string();
     let (app2, actor, k) = (app.clone(), s.actor.clone(), key.clone());
-    let result = tokio::task::spawn_blocking(move || match action.as_str() {
+    let result = crate::blocking(move || match action.as_str() {
         "release" => app2.release_claim(&k, &actor),
         other => app2.claim(&k, &actor, other == "takeover"),
     })
@@ -259,6 +259,6 @@ pub async fn claim(
     match result {
         Ok(Ok(_)) => Redirect::to(&format!("/handoffs/{}", urlencode(&key))).into_response(),
         Ok(Err(e)) => build(&app, &s, key, Some(e.to_string()), None, Draft::default()).await,
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
+        Err(_) => super::internal_error(),
     }
 }

@@ -110,7 +110,7 @@ pub async fn submit(
     let name = form.get("name").unwrap_or_default().trim().to_string();
     let password = form.get("password").unwrap_or_default().to_string();
     let who = name.clone();
-    let signed = tokio::task::spawn_blocking({
+    let signed = crate::blocking({
         let app = app.clone();
         move || app.sign_in(&who, &password, addr)
     })
@@ -146,7 +146,7 @@ pub async fn submit(
         ),
         Err(e) => {
             tracing::error!(error = %e, "sign-in task failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+            super::internal_error()
         }
     }
 }

@@ -78,6 +78,12 @@ pub fn render(t: &impl Template) -> Response {
     }
 }
 
+/// A page whose core work failed (logged where it failed): 500, never an empty page that
+/// looks like "nothing there".
+pub fn internal_error() -> Response {
+    (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+}
+
 /// Policy for every response that does not set its own: nothing but this origin's own
 /// script and style runs, nothing frames the pages, forms post only here.
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; \

@@ -46,8 +46,7 @@ pub async fn page(
     Query(q): Query<PreviewQuery>,
 ) -> Response {
     let (k, p, actor) = (key.clone(), path.clone(), s.actor.clone());
-    let shown =
-        tokio::task::spawn_blocking(move || app.artifact_preview(&k, &p, &actor, q.against)).await;
+    let shown = crate::blocking(move || app.artifact_preview(&k, &p, &actor, q.against)).await;
     match shown {
         Ok(Ok(p)) => render(&PreviewPage {
             chrome: Chrome::new(&s, "queue"),

@@ -182,11 +182,11 @@ fn in_view(view: &str, r: &Line, me: &str) -> bool {
 
 pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Filters>) -> Response {
     let actor = s.actor.clone();
-    let (all, invalid) = tokio::task::spawn_blocking(move || {
-        (app.list_all_shared(&actor), app.invalid_handoffs(&actor))
-    })
-    .await
-    .unwrap_or_default();
+    let listed =
+        crate::blocking(move || (app.list_all_shared(&actor), app.invalid_handoffs(&actor))).await;
+    let Ok((all, invalid)) = listed else {
+        return super::internal_error();
+    };
     let now = OffsetDateTime::now_utc();
     // A choice of a few workspaces is a list; past that, a box to type the name in (a list
     // of thousands helps nobody, and would make every queue page heavy).
@@ -323,7 +323,7 @@ pub async fn bulk(State(app): State<App>, Viewer(s): Viewer, body: Bytes) -> Res
         .collect();
     let comment = form.text("comment");
     let actor = s.actor.clone();
-    let (decided, failed) = tokio::task::spawn_blocking(move || {
+    let (decided, failed) = crate::blocking(move || {
         let request = DecisionRequest {
             outcome,
             comment,

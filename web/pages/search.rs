@@ -54,7 +54,7 @@ pub async fn page(
     request.limit = PAGE;
     let actor = s.actor.clone();
     let indexing = app.search_state().is_some_and(|(_, building)| building);
-    let answer = tokio::task::spawn_blocking(move || app.search(request, &actor)).await;
+    let answer = crate::blocking(move || app.search(request, &actor)).await;
     let (hits, error) = match answer {
         Ok(Ok(hits)) => (hits, None),
         Ok(Err(e @ SearchFailed::Query(baton::search::SearchError::TooManyTerms(_)))) => {

@@ -55,7 +55,7 @@ impl WorkspacePage {
 pub async fn page(State(app): State<App>, Viewer(s): Viewer, Path(name): Path<String>) -> Response {
     let actor = s.actor.clone();
     let n = name.clone();
-    let found = tokio::task::spawn_blocking(move || app.workspace_overview(&n, &actor))
+    let found = crate::blocking(move || app.workspace_overview(&n, &actor))
         .await
         .ok()
         .flatten();
@@ -85,8 +85,7 @@ pub async fn set_owner(
     }
     let to = form.text("owner");
     let (app2, actor, n) = (app.clone(), s.actor.clone(), name.clone());
-    let result =
-        tokio::task::spawn_blocking(move || app2.set_owner(&n, to.as_deref(), &actor)).await;
+    let result = crate::blocking(move || app2.set_owner(&n, to.as_deref(), &actor)).await;
     let back = format!("/w/{}", super::handoff::urlencode(&name));
     match result {
         Ok(Ok(_)) => axum::response::Redirect::to(&back).into_response(),
