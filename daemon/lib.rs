@@ -17,6 +17,8 @@
 //! - `audit`: the hash-chained `.baton/events.jsonl`, anchored (the anchors of all workspaces
 //!   made durable together in one ledger) and its tampering recorded in data_dir; `events`:
 //!   the event types.
+//! - `private`: data_dir is owner-only (the umask, the repair walk at start, the message
+//!   another user's command gets).
 //! - `store`: the daemon's records of each workspace in data_dir, out of agents' reach.
 //! - `blobs`: snapshots of small text artifacts by sha256 in data_dir (a cache, for diffs).
 //! - `media`: what a file is (text, image by magic bytes, binary); pure.
@@ -49,6 +51,7 @@ pub mod media;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
+pub mod private;
 pub mod routing;
 pub mod run;
 pub mod scan;

@@ -145,7 +145,7 @@ impl Store {
                     .tempfile_in(&dir)?;
                 tmp.write_all(bytes)?;
                 tmp.as_file()
-                    .set_permissions(Permissions::from_mode(0o644))?;
+                    .set_permissions(Permissions::from_mode(crate::private::FILE_MODE))?;
                 temps.push(tmp);
             }
         }

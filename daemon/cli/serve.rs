@@ -7,7 +7,12 @@ use std::process::ExitCode;
 
 pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(config)?;
+    // Before data_dir is made or written: everything the daemon creates there is owner-only.
+    baton::private::restrict_umask();
     config.check_paths()?;
+    for line in baton::private::repair(&config.data_dir) {
+        tracing::warn!("{}: data_dir: {line}", config.source_name);
+    }
     let listen = config.listen;
     let public_url = config.public_url.clone();
     tracing::info!(config = %config.source_name, "starting");
