@@ -7,6 +7,7 @@
 mod audit;
 mod kill;
 mod limits;
+mod locks;
 mod private;
 mod records;
 mod review;
