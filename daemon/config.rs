@@ -89,6 +89,11 @@ pub struct Agent {
     /// agent can go on without polling (baton extension).
     #[serde(default)]
     pub notify: Vec<String>,
+    /// The `[[users]]` entry (a person) this agent acts for: that person is the proven
+    /// sender of the agent's handoffs, so cannot approve or claim them and is not mailed
+    /// about them (baton extension).
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 fn all_workspaces() -> Vec<String> {

@@ -1,7 +1,7 @@
 //! Routes: which rule a handoff falls under, and so who may decide it. First match wins; a
 //! handoff whose `to_agent` names a route goes to that route.
 
-use crate::config::{Route, User};
+use crate::config::{Agent, Route, User};
 use crate::contract::Handoff;
 
 /// The route for a handoff in workspace `ws`, if any matches. A route named by `to_agent`
@@ -114,11 +114,48 @@ pub fn admits(route: Option<&Route>, handoff: &Handoff, name: &str, roles: &[Str
     signer || may_decide(route, name, roles)
 }
 
-/// Whether `name` sent this handoff (`from_agent`), so approving it would be approving one's
-/// own work. Compared without case or surrounding spaces: an agent chooses its `from_agent`,
-/// and "Alice " must not slip past the check for "alice".
-pub fn is_sender(handoff: &Handoff, name: &str) -> bool {
-    handoff.from_agent.trim().to_lowercase() == name.trim().to_lowercase()
+/// The sender of a handoff in workspace `ws` as far as baton can tell: `from_agent` is a name
+/// the agent types, so it counts only when it names a configured `[[agents]]` entry that
+/// serves `ws` (an identity with a token there). A `from_agent` that merely matches a
+/// reviewer's name proves nothing (the handoff page flags it instead). Compared without case
+/// or surrounding spaces, so "Alice " names agent "alice".
+pub fn proven_sender<'a>(handoff: &Handoff, agents: &'a [Agent], ws: &str) -> Option<&'a str> {
+    sending_agent(handoff, agents, ws).map(|a| a.name.as_str())
+}
+
+fn sending_agent<'a>(handoff: &Handoff, agents: &'a [Agent], ws: &str) -> Option<&'a Agent> {
+    let claimed = handoff.from_agent.trim();
+    agents.iter().find(|a| {
+        a.name.trim().eq_ignore_ascii_case(claimed)
+            && a.workspaces.iter().any(|g| glob_match(g, ws))
+    })
+}
+
+/// Whether `name` sent this handoff: the proven sending agent (see `proven_sender`) or the
+/// person it acts for (its `user`), so approving it, claiming it or being mailed about it
+/// would be one's own work coming back.
+pub fn is_sender(handoff: &Handoff, agents: &[Agent], ws: &str, name: &str) -> bool {
+    let same = |s: &str| s.trim().eq_ignore_ascii_case(name.trim());
+    sending_agent(handoff, agents, ws)
+        .is_some_and(|a| same(&a.name) || a.user.as_deref().is_some_and(same))
+}
+
+/// The reviewer a handoff's `from_agent` names when that is not a proven sender: a claim to
+/// be someone who decides, shown as such on the handoff page and in the API detail.
+pub fn claims_reviewer<'a>(
+    handoff: &Handoff,
+    users: &'a [User],
+    agents: &[Agent],
+    ws: &str,
+) -> Option<&'a str> {
+    if proven_sender(handoff, agents, ws).is_some() {
+        return None;
+    }
+    let claimed = handoff.from_agent.trim();
+    users
+        .iter()
+        .find(|u| u.name.trim().eq_ignore_ascii_case(claimed))
+        .map(|u| u.name.as_str())
 }
 
 /// Distinct approvals a handoff on `route` needs: the route's `min_approvals` (default 1),

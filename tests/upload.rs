@@ -82,6 +82,8 @@ fn an_agent_writes_its_inbox_checkpoints_and_handoff_and_they_are_processed() {
     );
     assert_eq!(status, 201);
     let mut h = util::handoff("up-1");
+    // An upload is bound to its token: the handoff names the token's agent.
+    h["from_agent"] = "builder".into();
     h["artifacts"] = serde_json::json!([{ "path": "inbox/reports/week 1.md" }]);
     let (status, _) = put(
         &d,

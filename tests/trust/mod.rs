@@ -5,6 +5,7 @@
 //! (slow clients) is `http`.
 
 mod audit;
+mod identity;
 mod kill;
 mod limits;
 mod locks;

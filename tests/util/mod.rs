@@ -342,6 +342,11 @@ pub fn agent(name: &str, workspaces: &str) -> String {
     format!("[[agents]]\nname = \"{name}\"\ntoken_sha256 = \"{hash}\"\nworkspaces = [\"{workspaces}\"]\n")
 }
 
+/// `agent(name, workspaces)` acting for `[[users]]` entry `user`: the person who runs it.
+pub fn agent_for(name: &str, user: &str, workspaces: &str) -> String {
+    format!("{}user = \"{user}\"\n", agent(name, workspaces))
+}
+
 /// Every `null` in `value`, by JSON pointer: baton never writes one.
 pub fn nulls(value: &Value, at: &str) -> Vec<String> {
     match value {
