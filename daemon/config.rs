@@ -123,6 +123,10 @@ pub struct Route {
     pub stall_after_s: Option<u64>,
     #[serde(default)]
     pub auto_approve_min_confidence: Option<f64>,
+    /// Auto-approve also when the handoff's `to_agent` chose this route over the first one
+    /// that matched (default false: an agent must not steer work to a lenient policy).
+    #[serde(default)]
+    pub auto_approve_when_named: bool,
     /// Roles a handoff on this route may name in `sign_off`, besides the roles of the users
     /// the route already admits: the route, not the agent, decides who may approve.
     #[serde(default)]

@@ -12,6 +12,7 @@ mod locks;
 mod private;
 mod records;
 mod review;
+mod routes;
 
 use crate::util::{
     baton, bytes, decision, event_types, events, handoff, write_atomic, Daemon, TestEnv,
