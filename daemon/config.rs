@@ -10,6 +10,7 @@ use std::time::Duration;
 
 mod channels;
 mod checks;
+mod groups;
 mod paths;
 mod tuning;
 
@@ -50,6 +51,8 @@ pub struct Config {
     pub max_upload_bytes: usize,
     /// `agent_group`: the group agents run in, by name and id (see `workspace::modes`).
     pub agent_group: Option<(String, u32)>,
+    /// `[[agent_groups]]`: a group per workspace, ahead of `agent_group` (see `groups`).
+    pub agent_groups: Vec<groups::AgentGroup>,
     /// Release the sender's locks on a handoff's artifacts when the handoff is received.
     pub release_locks_on_handoff: bool,
     pub limits: Limits,
@@ -158,6 +161,8 @@ struct RawConfig {
     #[serde(default)]
     agent_group: Option<String>,
     #[serde(default)]
+    agent_groups: Vec<groups::RawAgentGroup>,
+    #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
     http: Http,
@@ -264,6 +269,7 @@ impl RawConfig {
                 }
             },
         };
+        let agent_groups = groups::resolve(&self.agent_groups)?;
         if self
             .limits
             .max_upload_bytes
@@ -321,6 +327,7 @@ impl RawConfig {
             reconcile: Duration::from_secs(self.reconcile_s),
             release_locks_on_handoff: self.release_locks_on_handoff,
             agent_group,
+            agent_groups,
             max_upload_bytes: self.limits.max_upload_bytes.unwrap_or(DEFAULT_UPLOAD_BYTES),
             limits,
             http: self.http,
