@@ -7,14 +7,13 @@ use crate::pages::Web;
 use crate::util::{agent, agent_for, bytes, handoff, user, write_atomic, TestEnv};
 use serde_json::json;
 
-fn config() -> String {
+fn config(extra: &str) -> String {
     [
         user("bob", "\"reviewer\""),
         crate::browser::reviewer_config("rita", "pw rita"),
         agent("builder", "alpha"),
-        // bob runs agent bob-bot, on beta only: there its handoffs are provably bob's.
-        agent_for("bob-bot", "bob", "beta"),
         "[[routes]]\nname = \"only-bob\"\nreviewers = [\"bob\", \"rita\"]\n".to_string(),
+        extra.to_string(),
     ]
     .concat()
 }
@@ -29,9 +28,8 @@ fn approve(d: &crate::util::Daemon, key: &str) -> (u16, serde_json::Value) {
 }
 
 #[test]
-fn from_agent_is_a_claim_and_only_proven_senders_are_kept_from_their_own_work() {
-    let mut env = TestEnv::with_config(&config());
-    env.init("beta");
+fn a_from_agent_naming_a_reviewer_is_a_flagged_claim_and_an_upload_is_bound_to_its_token() {
+    let mut env = TestEnv::with_config(&config(""));
     let d = env.start();
     let mut claimed = handoff("claims-bob");
     claimed["from_agent"] = "Bob".into();
@@ -52,28 +50,18 @@ fn from_agent_is_a_claim_and_only_proven_senders_are_kept_from_their_own_work() 
         "a typed name does not make bob its author: {body}"
     );
 
-    // On beta, where bob's agent writes, its name is proven: bob cannot approve.
-    let mut own = handoff("bobs-own");
-    own["from_agent"] = "bob-bot".into();
-    write_atomic(&env.ws("beta").join("handoff.json"), &bytes(&own));
-    d.wait_until("received", || d.handoffs("pending").len() == 1);
-    let (_, detail) = d.get("/api/v1/handoffs/bobs-own");
-    assert_eq!(
-        (&detail["sender"], &detail["from_agent_claims_reviewer"]),
-        (&json!("bob-bot"), &json!(null))
-    );
-    let (status, body) = approve(&d, "bobs-own");
-    assert_eq!(status, 403, "{body}");
-
     // An agent token cannot upload a handoff in another's name.
+    let upload = |doc: &serde_json::Value| {
+        Web::new(&d).send(
+            "PUT",
+            "/api/v1/workspaces/alpha/handoff",
+            &[("Authorization", "Bearer builder-token")],
+            Some(&bytes(doc)),
+        )
+    };
     let mut forged = handoff("forged");
     forged["from_agent"] = "alice".into();
-    let reply = Web::new(&d).send(
-        "PUT",
-        "/api/v1/workspaces/alpha/handoff",
-        &[("Authorization", "Bearer builder-token")],
-        Some(&bytes(&forged)),
-    );
+    let reply = upload(&forged);
     assert_eq!(reply.status, 403, "{}", reply.body);
     assert!(
         reply.body.contains("not this token's agent"),
@@ -84,15 +72,31 @@ fn from_agent_is_a_claim_and_only_proven_senders_are_kept_from_their_own_work() 
     assert_eq!(on_disk, bytes(&claimed), "nothing was written");
     let mut own = handoff("builders");
     own["from_agent"] = "builder/1".into();
-    let reply = Web::new(&d).send(
-        "PUT",
-        "/api/v1/workspaces/alpha/handoff",
-        &[("Authorization", "Bearer builder-token")],
-        Some(&bytes(&own)),
-    );
+    let reply = upload(&own);
     assert_eq!(
         reply.status, 200,
         "its own name is accepted: {}",
         reply.body
     );
+}
+
+#[test]
+fn a_proven_sender_and_the_person_it_acts_for_cannot_approve_its_handoff() {
+    // bob runs agent bob-bot, on beta only: there its handoffs are provably bob's.
+    let mut env = TestEnv::with_config(&config(&agent_for("bob-bot", "bob", "beta")));
+    env.init("beta");
+    let d = env.start();
+    let mut own = handoff("bobs-own");
+    own["from_agent"] = "bob-bot".into();
+    write_atomic(&env.ws("beta").join("handoff.json"), &bytes(&own));
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    let (_, detail) = d.get("/api/v1/handoffs/bobs-own");
+    let flags = (&detail["sender"], &detail["from_agent_claims_reviewer"]);
+    assert_eq!(flags, (&json!("bob-bot"), &json!(null)));
+    let (status, body) = approve(&d, "bobs-own");
+    assert_eq!(status, 403, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .unwrap()
+        .contains("bob sent this handoff"));
 }

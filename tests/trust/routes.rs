@@ -15,8 +15,12 @@ fn routes(fast_when_named: bool) -> String {
         };
         format!("[[routes]]\nname = \"{name}\"\n{keys}reviewers = [\"{reviewer}\"]\n{auto}")
     };
-    let fast_keys =
-        format!("triggers = [\"completion\"]\nauto_approve_when_named = {fast_when_named}\n");
+    // The key only when set, so that the first half runs on a baton that predates it.
+    let named = match fast_when_named {
+        true => "auto_approve_when_named = true\n",
+        false => "",
+    };
+    let fast_keys = format!("triggers = [\"completion\"]\n{named}");
     [
         user("rita", "\"reviewer\""),
         user("sam", "\"reviewer\""),
