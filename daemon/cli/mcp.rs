@@ -264,6 +264,7 @@ impl Baton {
             ..baton::search::Request::default()
         };
         let found = tokio::task::spawn_blocking(move || {
+            baton::private::readable(&config.data_dir)?;
             let search = baton::search::Search::open_read_only(&config)
                 .map_err(|e| format!("cannot open the search index: {e}"))?;
             search.query(req).map_err(|e| e.to_string())
