@@ -10,6 +10,7 @@ use std::time::Duration;
 
 mod channels;
 mod checks;
+mod groups;
 mod paths;
 mod tuning;
 
@@ -50,6 +51,8 @@ pub struct Config {
     pub max_upload_bytes: usize,
     /// `agent_group`: the group agents run in, by name and id (see `workspace::modes`).
     pub agent_group: Option<(String, u32)>,
+    /// `[[agent_groups]]`: a group per workspace, ahead of `agent_group` (see `groups`).
+    pub agent_groups: Vec<groups::AgentGroup>,
     /// Release the sender's locks on a handoff's artifacts when the handoff is received.
     pub release_locks_on_handoff: bool,
     pub limits: Limits,
@@ -89,6 +92,11 @@ pub struct Agent {
     /// agent can go on without polling (baton extension).
     #[serde(default)]
     pub notify: Vec<String>,
+    /// The `[[users]]` entry (a person) this agent acts for: that person is the proven
+    /// sender of the agent's handoffs, so cannot approve or claim them and is not mailed
+    /// about them (baton extension).
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 fn all_workspaces() -> Vec<String> {
@@ -118,6 +126,10 @@ pub struct Route {
     pub stall_after_s: Option<u64>,
     #[serde(default)]
     pub auto_approve_min_confidence: Option<f64>,
+    /// Auto-approve also when the handoff's `to_agent` chose this route over the first one
+    /// that matched (default false: an agent must not steer work to a lenient policy).
+    #[serde(default)]
+    pub auto_approve_when_named: bool,
     /// Roles a handoff on this route may name in `sign_off`, besides the roles of the users
     /// the route already admits: the route, not the agent, decides who may approve.
     #[serde(default)]
@@ -148,6 +160,8 @@ struct RawConfig {
     release_locks_on_handoff: bool,
     #[serde(default)]
     agent_group: Option<String>,
+    #[serde(default)]
+    agent_groups: Vec<groups::RawAgentGroup>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -255,6 +269,7 @@ impl RawConfig {
                 }
             },
         };
+        let agent_groups = groups::resolve(&self.agent_groups)?;
         if self
             .limits
             .max_upload_bytes
@@ -312,6 +327,7 @@ impl RawConfig {
             reconcile: Duration::from_secs(self.reconcile_s),
             release_locks_on_handoff: self.release_locks_on_handoff,
             agent_group,
+            agent_groups,
             max_upload_bytes: self.limits.max_upload_bytes.unwrap_or(DEFAULT_UPLOAD_BYTES),
             limits,
             http: self.http,

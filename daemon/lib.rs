@@ -42,6 +42,8 @@
 //!   the checkpoint timeline as SVG) for the pages and the core's previews. No I/O.
 //! - `workspace`: the only code that touches a workspace tree: layout, discovery, safe paths,
 //!   limited reads, atomic writes; every fsync of the daemon, counted (`workspace::fsync`).
+//! - `private`: data_dir is owner-only (the umask, the repair walk at start, the message
+//!   another user's command gets).
 //! - `blobs`: snapshots of small text artifacts by sha256 in data_dir (a cache, for diffs);
 //!   `media`: what a file is (text, image by magic bytes, binary); `metrics`: Prometheus.
 
@@ -61,6 +63,7 @@ pub mod media;
 pub mod metrics;
 pub mod outbox;
 pub mod pipeline;
+pub mod private;
 pub mod render;
 pub mod routing;
 pub mod scan;

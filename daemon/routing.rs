@@ -1,19 +1,36 @@
 //! Routes: which rule a handoff falls under, and so who may decide it. First match wins; a
 //! handoff whose `to_agent` names a route goes to that route.
 
-use crate::config::{Route, User};
+use crate::config::{Agent, Route, User};
 use crate::contract::Handoff;
 
-/// The route for a handoff in workspace `ws`, if any matches. A route named by `to_agent`
-/// comes first, but only if it serves this workspace: an agent must not pick a route (and its
-/// reviewers or auto-approval) meant for other workspaces.
+/// The route for a handoff in workspace `ws`, if any matches: the one `to_agent` names if
+/// it may choose it (`named`), else the first that matches.
 pub fn route_for<'r>(routes: &'r [Route], handoff: &Handoff, ws: &str) -> Option<&'r Route> {
-    let named = handoff
-        .to_agent
-        .as_deref()
-        .and_then(|to| routes.iter().find(|r| r.name == to))
-        .filter(|r| serves(r, ws));
-    named.or_else(|| routes.iter().find(|r| matches(r, handoff, ws)))
+    named(routes, handoff, ws).or_else(|| by_keys(routes, handoff, ws))
+}
+
+/// The first route that matches by its own keys (trigger, labels, workspaces).
+pub fn by_keys<'r>(routes: &'r [Route], handoff: &Handoff, ws: &str) -> Option<&'r Route> {
+    routes.iter().find(|r| matches(r, handoff, ws))
+}
+
+/// The route `to_agent` names, if it may choose it: `to_agent` is a field the agent writes,
+/// so it chooses only among the routes that match anyway, and when the first of those sets a
+/// match key (trigger, labels, workspaces), only among the ones that set one: a handoff a
+/// keyed route caught (`critical_action` to `strict`) cannot be sent to a catch-all instead.
+fn named<'r>(routes: &'r [Route], handoff: &Handoff, ws: &str) -> Option<&'r Route> {
+    let to = handoff.to_agent.as_deref()?.trim();
+    let first = by_keys(routes, handoff, ws)?;
+    routes
+        .iter()
+        .find(|r| r.name == to)
+        .filter(|r| matches(r, handoff, ws) && (keyed(r) || !keyed(first)))
+}
+
+/// Whether a route sets any match key (else it is a catch-all).
+fn keyed(route: &Route) -> bool {
+    !(route.triggers.is_empty() && route.labels.is_empty() && route.workspaces.is_empty())
 }
 
 /// The route for a handoff and why it was chosen: the keys that matched, as `key=value`
@@ -26,18 +43,13 @@ pub fn choose<'r>(
     ws: &str,
     by_keys_only: bool,
 ) -> Option<(&'r Route, Vec<String>)> {
-    let named = handoff
-        .to_agent
-        .as_deref()
-        .filter(|_| !by_keys_only)
-        .and_then(|to| routes.iter().find(|r| r.name == to))
-        .filter(|r| serves(r, ws));
+    let named = named(routes, handoff, ws).filter(|_| !by_keys_only);
     if let Some(r) = named {
         let mut why = vec![format!("to_agent={}", r.name)];
         why.extend(workspace_reason(r, ws));
         return Some((r, why));
     }
-    let route = routes.iter().find(|r| matches(r, handoff, ws))?;
+    let route = by_keys(routes, handoff, ws)?;
     let mut why = Vec::new();
     if let Some(t) = handoff.trigger.filter(|_| !route.triggers.is_empty()) {
         why.push(format!("trigger={}", t.as_str()));
@@ -114,11 +126,48 @@ pub fn admits(route: Option<&Route>, handoff: &Handoff, name: &str, roles: &[Str
     signer || may_decide(route, name, roles)
 }
 
-/// Whether `name` sent this handoff (`from_agent`), so approving it would be approving one's
-/// own work. Compared without case or surrounding spaces: an agent chooses its `from_agent`,
-/// and "Alice " must not slip past the check for "alice".
-pub fn is_sender(handoff: &Handoff, name: &str) -> bool {
-    handoff.from_agent.trim().to_lowercase() == name.trim().to_lowercase()
+/// The sender of a handoff in workspace `ws` as far as baton can tell: `from_agent` is a name
+/// the agent types, so it counts only when it names a configured `[[agents]]` entry that
+/// serves `ws` (an identity with a token there). A `from_agent` that merely matches a
+/// reviewer's name proves nothing (the handoff page flags it instead). Compared without case
+/// or surrounding spaces, so "Alice " names agent "alice".
+pub fn proven_sender<'a>(handoff: &Handoff, agents: &'a [Agent], ws: &str) -> Option<&'a str> {
+    sending_agent(handoff, agents, ws).map(|a| a.name.as_str())
+}
+
+fn sending_agent<'a>(handoff: &Handoff, agents: &'a [Agent], ws: &str) -> Option<&'a Agent> {
+    let claimed = handoff.from_agent.trim();
+    agents.iter().find(|a| {
+        a.name.trim().eq_ignore_ascii_case(claimed)
+            && a.workspaces.iter().any(|g| glob_match(g, ws))
+    })
+}
+
+/// Whether `name` sent this handoff: the proven sending agent (see `proven_sender`) or the
+/// person it acts for (its `user`), so approving it, claiming it or being mailed about it
+/// would be one's own work coming back.
+pub fn is_sender(handoff: &Handoff, agents: &[Agent], ws: &str, name: &str) -> bool {
+    let same = |s: &str| s.trim().eq_ignore_ascii_case(name.trim());
+    sending_agent(handoff, agents, ws)
+        .is_some_and(|a| same(&a.name) || a.user.as_deref().is_some_and(same))
+}
+
+/// The reviewer a handoff's `from_agent` names when that is not a proven sender: a claim to
+/// be someone who decides, shown as such on the handoff page and in the API detail.
+pub fn claims_reviewer<'a>(
+    handoff: &Handoff,
+    users: &'a [User],
+    agents: &[Agent],
+    ws: &str,
+) -> Option<&'a str> {
+    if proven_sender(handoff, agents, ws).is_some() {
+        return None;
+    }
+    let claimed = handoff.from_agent.trim();
+    users
+        .iter()
+        .find(|u| u.name.trim().eq_ignore_ascii_case(claimed))
+        .map(|u| u.name.as_str())
 }
 
 /// Distinct approvals a handoff on `route` needs: the route's `min_approvals` (default 1),
@@ -129,9 +178,15 @@ pub fn approvals_needed(route: Option<&Route>, handoff: &Handoff) -> usize {
 }
 
 /// The auto-approve policy: a completion handoff at or above the route's threshold, on a
-/// route it matches by its own keys (never merely because `to_agent` named it), with neither a
-/// sign-off gate nor a quorum (people, by the route's own word, must approve those).
-pub fn auto_approves(route: &Route, handoff: &Handoff, ws: &str) -> bool {
+/// route it matches by its own keys, with neither a sign-off gate nor a quorum (people, by
+/// the route's own word, must approve those). A route that `to_agent` chose over the first
+/// match (`routes`) auto-approves only if it says so (`auto_approve_when_named`): the agent
+/// must not steer its work to the policy that approves it.
+pub fn auto_approves(routes: &[Route], route: &Route, handoff: &Handoff, ws: &str) -> bool {
+    let steered = by_keys(routes, handoff, ws).is_none_or(|r| r.name != route.name);
+    if steered && !route.auto_approve_when_named {
+        return false;
+    }
     let is_completion = handoff.trigger == Some(crate::contract::handoff::Trigger::Completion);
     let confident = match (route.auto_approve_min_confidence, handoff.confidence) {
         (Some(min), Some(c)) => c >= min,
@@ -237,14 +292,25 @@ mod tests {
             why(&hit, "alpha", false),
             ("rest".into(), "catch-all".into())
         );
-        let named = handoff(json!({ "to_agent": "eng" }));
+        let named = handoff(json!({ "to_agent": "eng", "trigger": "error", "labels": ["code"] }));
         assert_eq!(
             why(&named, "builds", false),
             ("eng".into(), "to_agent=eng workspaces=b*".into())
         );
+        let unmatched = handoff(json!({ "to_agent": "eng" }));
         assert_eq!(
-            why(&named, "builds", true).0,
+            why(&unmatched, "builds", false).0,
             "rest",
+            "to_agent chooses only among the routes that match"
+        );
+        let to_rest = handoff(json!({ "to_agent": "rest" }));
+        assert_eq!(
+            why(&to_rest, "alpha", false),
+            ("rest".into(), "to_agent=rest".into())
+        );
+        assert_eq!(
+            why(&to_rest, "alpha", true),
+            ("rest".into(), "catch-all".into()),
             "a loop ignores to_agent"
         );
         assert_eq!(

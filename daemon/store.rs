@@ -347,7 +347,7 @@ fn temp_with(dir: &Path, bytes: &[u8]) -> io::Result<NamedTempFile> {
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file()
-        .set_permissions(Permissions::from_mode(0o644))?;
+        .set_permissions(Permissions::from_mode(crate::private::FILE_MODE))?;
     Ok(tmp)
 }
 

@@ -175,3 +175,37 @@ fn approved_work_changed_while_the_daemon_was_down_is_restored_at_start() {
     let d = env.start();
     assert_restored(&d, &ws, "approved/report.md", "edited");
 }
+
+/// Issue 18, attack 5: a hard link to an approved file is a second name through which its
+/// bytes could change without any event in `approved/`. The check notices the link count
+/// (at the reconcile, `reconcile_s = 1` here; a link made elsewhere changes nothing a watch
+/// on `approved/` sees) and writes a fresh inode, so writes through the other name no longer
+/// reach approved work.
+#[test]
+fn a_hard_link_to_approved_work_is_noticed_and_cut_off() {
+    let mut env = TestEnv::with_config("reconcile_s = 1\n");
+    let (d, ws) = approved_handoff(&mut env, None);
+    let report = ws.join("approved/report.md");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        std::fs::metadata(&report).unwrap().nlink(),
+        1,
+        "promoted as a fresh inode"
+    );
+    let alias = ws.join("inbox/alias.md");
+    std::fs::hard_link(&report, &alias).unwrap();
+    assert_restored(&d, &ws, "approved/report.md", "hard_linked");
+    let approved = std::fs::metadata(&report).unwrap();
+    assert_eq!(approved.nlink(), 1);
+    assert_ne!(approved.ino(), std::fs::metadata(&alias).unwrap().ino());
+    std::fs::set_permissions(&alias, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&alias, b"changed through the other name").unwrap();
+    assert_eq!(std::fs::read(&report).unwrap(), REPORT);
+
+    // Another inode with the very same bytes, renamed into place, is not the daemon's file.
+    let twin = ws.join("inbox/twin.md");
+    std::fs::write(&twin, REPORT).unwrap();
+    std::fs::set_permissions(&twin, std::fs::Permissions::from_mode(0o444)).unwrap();
+    std::fs::rename(&twin, &report).unwrap();
+    assert_restored(&d, &ws, "approved/report.md", "replaced");
+}

@@ -10,6 +10,8 @@ fn reviewers() -> String {
         user("alice", "\"reviewer\""),
         user("bob", "\"reviewer\""),
         agent("builder", "*"),
+        // alice runs agent alice-bot: a handoff from "Alice-Bot" is provably hers.
+        crate::util::agent_for("alice-bot", "alice", "*"),
     ]
     .concat()
 }
@@ -157,7 +159,7 @@ fn only_a_reviewer_of_the_route_who_did_not_send_it_may_claim() {
     let d = env.start();
     let ws = env.ws("alpha");
     let mut doc = handoff("held");
-    doc["from_agent"] = "Alice".into();
+    doc["from_agent"] = "Alice-Bot".into();
     write_atomic(&ws.join("handoff.json"), &bytes(&doc));
     d.wait_until("received", || d.handoffs("pending").len() == 1);
 

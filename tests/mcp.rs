@@ -316,3 +316,90 @@ fn log_lines(child: &mut Child) -> impl Iterator<Item = String> {
     });
     std::iter::from_fn(move || rx.recv_timeout(PATIENCE).ok())
 }
+
+/// Issue 18, attack 8: `baton mcp --workspace GLOB` serves only those workspaces. Another one
+/// is answered exactly as one that does not exist, and search finds nothing of it.
+#[test]
+fn an_mcp_server_limited_to_a_workspace_knows_no_other() {
+    let mut env = TestEnv::new();
+    env.init("beta");
+    let d = env.start();
+    for (ws, word) in [("alpha", "aardvark"), ("beta", "zebra")] {
+        let mut h = crate::util::handoff(&format!("mcp-{ws}"));
+        h["summary"] = json!(format!("the secret is {word}"));
+        crate::util::write_atomic(&env.ws(ws).join("handoff.json"), &crate::util::bytes(&h));
+        d.wait_until("indexed", || {
+            d.get(&format!("/api/v1/search?q={word}")).1["total"].as_u64() >= Some(1)
+        });
+    }
+    let mut server = Command::new(BIN)
+        .args(["mcp", "--config", env.config_path().to_str().unwrap()])
+        .args(["--workspace", "alpha"])
+        .env("BATON_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = json_lines(&mut server);
+    let mut input = server.stdin.take().unwrap();
+    let call = |id: u64, name: &str, arguments: Value| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": name, "arguments": arguments}})
+        .to_string()
+    };
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
+    for line in [
+        init.to_string(),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string(),
+        call(2, "get_handoff", json!({"workspace": "beta"})),
+        call(3, "get_handoff", json!({"workspace": "nosuch"})),
+        call(4, "search", json!({"query": "zebra"})),
+        call(5, "search", json!({"query": "secret", "workspace": "beta"})),
+        call(6, "search", json!({"query": "aardvark"})),
+        call(7, "get_handoff", json!({"workspace": "alpha"})),
+    ] {
+        writeln!(input, "{line}").unwrap();
+    }
+    let mut answers = Vec::new();
+    while answers.len() < 7 {
+        answers.push(lines.recv_timeout(PATIENCE).expect("an answer"));
+    }
+    drop(input);
+    let result = |id: u64| {
+        let a = answers.iter().find(|a| a["id"] == id).cloned();
+        a.unwrap_or_default()["result"].clone()
+    };
+    let beta = result(2)["structuredContent"]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let nosuch = result(3)["structuredContent"]["error"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        beta.replace("beta", "nosuch"),
+        nosuch,
+        "no hint beta exists"
+    );
+    assert!(
+        nosuch.contains("known: alpha") && !nosuch.contains("beta"),
+        "{nosuch}"
+    );
+    for id in [4, 5] {
+        assert_eq!(
+            result(id)["structuredContent"]["total"],
+            0,
+            "{}",
+            result(id)
+        );
+    }
+    assert_eq!(
+        result(6)["structuredContent"]["total"],
+        1,
+        "alpha is served"
+    );
+    assert_eq!(result(7)["isError"], false, "{}", result(7));
+    assert!(server.wait().unwrap().success());
+}

@@ -13,6 +13,8 @@ fn config() -> String {
         user("bob", "\"reviewer\""),
         user("carol", "\"reviewer\""),
         agent("builder", "*"),
+        // alice runs agent alice-bot: a handoff from_agent "alice-bot" is provably hers.
+        util::agent_for("alice-bot", "alice", "*"),
         route.to_string(),
     ]
     .concat()
@@ -91,7 +93,7 @@ fn nobody_approves_their_own_handoff_on_any_path() {
     let d = env.start();
     let ws = env.ws("alpha");
     let mut doc = handoff("mine");
-    doc["from_agent"] = "alice".into();
+    doc["from_agent"] = "alice-bot".into();
     write_atomic(&ws.join("handoff.json"), &bytes(&doc));
     d.wait_until("received", || d.handoffs("pending").len() == 1);
 
@@ -99,7 +101,7 @@ fn nobody_approves_their_own_handoff_on_any_path() {
     assert_eq!(status, 403);
     assert_eq!(
         body["error"],
-        "alice sent this handoff (from_agent \"alice\") and cannot approve it; another reviewer must"
+        "alice sent this handoff (from_agent \"alice-bot\") and cannot approve it; another reviewer must"
     );
     let bulk = json!({"keys": ["mine"], "outcome": "approved"}).to_string();
     let (status, body) = d.post_as("/api/v1/decisions", Some("alice-token"), &bulk);
@@ -127,7 +129,7 @@ fn many_handoffs_are_decided_in_one_request_each_with_its_own_answer() {
     }
     let d = env.start();
     let mut alices = handoff("g1");
-    alices["from_agent"] = "alice".into();
+    alices["from_agent"] = "alice-bot".into();
     let docs = [
         ("alpha", handoff("a1")),
         ("beta", handoff("b1")),

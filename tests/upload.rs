@@ -82,6 +82,8 @@ fn an_agent_writes_its_inbox_checkpoints_and_handoff_and_they_are_processed() {
     );
     assert_eq!(status, 201);
     let mut h = util::handoff("up-1");
+    // An upload is bound to its token: the handoff names the token's agent.
+    h["from_agent"] = "builder".into();
     h["artifacts"] = serde_json::json!([{ "path": "inbox/reports/week 1.md" }]);
     let (status, _) = put(
         &d,
@@ -331,4 +333,26 @@ fn an_unknown_agent_group_is_a_configuration_error() {
         err.contains("agent_group") && err.contains("no-such-group-here"),
         "{err}"
     );
+}
+
+/// Issue 18, attack 7: with one `agent_group`, an agent in it writes into every workspace.
+/// `[[agent_groups]]` gives a workspace its own group: an agent of the global group (users)
+/// still writes alpha's inbox, and cannot write beta's, whose group is nogroup.
+#[test]
+fn a_workspace_with_its_own_agent_group_is_closed_to_the_agents_of_another() {
+    let groups =
+        "agent_group = \"users\"\n[[agent_groups]]\nworkspaces = [\"beta\"]\ngroup = \"nogroup\"\n";
+    let mut env = TestEnv::with_config(groups);
+    let beta = env.init("beta");
+    let alpha = env.ws("alpha");
+    let _d = env.start();
+    let nogroup = baton::workspace::modes::group_id("nogroup").unwrap();
+    assert_eq!(mode_gid(&beta.join("inbox")), (0o2775, nogroup));
+    let write = |ws: &std::path::Path| {
+        let script = format!("echo draft > {}/inbox/draft.md", ws.display());
+        util::as_other_user(&env, "users", &script).status.success()
+    };
+    assert!(write(&alpha), "alpha is the users group's");
+    assert!(!write(&beta), "beta is nogroup's, not the users group's");
+    assert!(!beta.join("inbox/draft.md").exists());
 }

@@ -9,6 +9,13 @@
 //! replaced (link, folder, other file) or re-moded file is restored from its copy, a file
 //! planted there is removed, and `approved.tampered` records what changed (notified like
 //! every event, through the outbox).
+//!
+//! Hard links: a second name of an approved file (made in `inbox/`, say) would let writes
+//! through that name change approved work without an event in `approved/`. Every promotion
+//! and restore writes a fresh inode (temp file + rename) whose link count is checked and
+//! whose identity is remembered; the check treats a link count above 1 (`hard_linked`) or
+//! another inode at the path (`replaced`) as tampering, and restores, which leaves the other
+//! name holding an inode that is no longer approved work.
 
 use super::{App, Record, Ws};
 use crate::contract::validate::sha256_hex;
@@ -17,7 +24,7 @@ use crate::workspace::{Identity, ReadError, APPROVED_DIR};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
@@ -104,8 +111,8 @@ impl App {
         for stamp in &rec.meta.artifacts {
             let target = super::approved_path(&stamp.path);
             match self.copy_approved(ws, &stamp.path, &stamp.sha256, &target) {
-                Ok(size) => {
-                    state.verified.remove(&target);
+                Ok((size, identity)) => {
+                    state.verified.insert(target.clone(), identity);
                     files.push(json!({ "path": target, "sha256": stamp.sha256 }));
                     let file = ApprovedFile {
                         sha256: stamp.sha256.clone(),
@@ -133,14 +140,15 @@ impl App {
         self.ask_watch(&ws.ws.root.join(APPROVED_DIR));
     }
 
-    /// Copies the artifact `source` to `target` if it still has digest `sha256`; its size.
+    /// Copies the artifact `source` to `target` if it still has digest `sha256`; its size and
+    /// the identity of the fresh file.
     fn copy_approved(
         &self,
         ws: &Ws,
         source: &str,
         sha256: &str,
         target: &str,
-    ) -> Result<u64, String> {
+    ) -> Result<(u64, Identity), String> {
         let bytes = match ws.ws.read(&ws.ws.root.join(source), MAX_PROMOTED_BYTES) {
             Ok(Some(b)) => b,
             Ok(None) => return Err("missing".into()),
@@ -158,19 +166,32 @@ impl App {
             .blobs
             .pin(sha256, &bytes)
             .map_err(|e| e.to_string())?;
-        self.restore_file(ws, target, &bytes)
+        let identity = self
+            .restore_file(ws, target, &bytes)
             .map_err(|e| e.to_string())?;
-        Ok(bytes.len() as u64)
+        Ok((bytes.len() as u64, identity))
     }
 
-    /// Writes an approved file read-only, first removing a link or folder planted in its way.
-    fn restore_file(&self, ws: &Ws, target: &str, bytes: &[u8]) -> std::io::Result<()> {
+    /// Writes an approved file read-only, first removing a link or folder planted in its way;
+    /// the identity of the fresh inode, which has no other name. One more write if it has:
+    /// a link made to the temp file in the moment before the rename.
+    fn restore_file(&self, ws: &Ws, target: &str, bytes: &[u8]) -> std::io::Result<Identity> {
         let path = ws.ws.root.join(target);
         if let Err(e) = ws.ws.write_readonly(&path, bytes) {
             clear_way(ws, target);
             ws.ws.write_readonly(&path, bytes).map_err(|_| e)?;
         }
-        Ok(())
+        match sole_identity(ws, target)? {
+            Some(identity) => Ok(identity),
+            None => {
+                ws.ws.write_readonly(&path, bytes)?;
+                sole_identity(ws, target)?.ok_or_else(|| {
+                    std::io::Error::other(format!(
+                        "{target}: written twice, linked elsewhere twice"
+                    ))
+                })
+            }
+        }
     }
 
     fn save_manifest(&self, ws: &Ws, manifest: &BTreeMap<String, ApprovedFile>) {
@@ -196,8 +217,12 @@ impl App {
         for (path, file) in &state.manifest {
             if let Some(mut f) = self.check_file(ws, path, file, &mut state.verified) {
                 let bytes = self.inner.blobs.get_pinned(&file.sha256, file.size);
-                f.restored = bytes.is_some_and(|b| self.restore_file(ws, path, &b).is_ok());
-                state.verified.remove(path);
+                let fresh = bytes.and_then(|b| self.restore_file(ws, path, &b).ok());
+                f.restored = fresh.is_some();
+                match fresh {
+                    Some(identity) => state.verified.insert(path.clone(), identity),
+                    None => state.verified.remove(path),
+                };
                 findings.push(f);
             }
         }
@@ -232,16 +257,25 @@ impl App {
             Ok(None) => return Some(finding("deleted", None)),
             Err(_) => return Some(finding("replaced", None)),
         };
-        let mode = f
+        let (mode, links) = f
             .metadata()
-            .map(|m| m.permissions().mode() & 0o7777)
-            .unwrap_or(0);
-        if verified.get(path) == Some(&identity) && mode == 0o444 {
+            .map(|m| (m.permissions().mode() & 0o7777, m.nlink()))
+            .unwrap_or((0, 0));
+        if links > 1 {
+            return Some(finding("hard_linked", None));
+        }
+        let known = verified.get(path);
+        if known == Some(&identity) && mode == 0o444 {
             return None;
         }
+        // Not the inode the daemon wrote: whatever its bytes, someone put it there.
+        let replaced = known.is_some_and(|k| (k.dev, k.ino) != (identity.dev, identity.ino));
         let found = crate::workspace::sha256_open_file(f).ok();
         if found.as_deref() != Some(file.sha256.as_str()) {
             return Some(finding("edited", found));
+        }
+        if replaced {
+            return Some(finding("replaced", found));
         }
         if mode != 0o444 {
             return Some(finding("mode_changed", found));
@@ -280,6 +314,18 @@ impl App {
         }
         out
     }
+}
+
+/// The identity of the regular file at `target` if it has one name only (`None`: it has
+/// more).
+fn sole_identity(ws: &Ws, target: &str) -> std::io::Result<Option<Identity>> {
+    let opened = ws.ws.open_regular(&ws.ws.root.join(target));
+    let (f, identity) = match opened {
+        Ok(Some(found)) => found,
+        Ok(None) => return Err(std::io::ErrorKind::NotFound.into()),
+        Err(e) => return Err(std::io::Error::other(e.to_string())),
+    };
+    Ok((f.metadata()?.nlink() == 1).then_some(identity))
 }
 
 /// Removes a link or non-folder planted where a folder of `target` should be, or a folder or

@@ -75,6 +75,18 @@ impl App {
 
     /// The `webhook:NAME` channels of agent `name`, if it serves workspace `ws`: `from_agent`
     /// is the agent's own word, and must not bring another workspace's agent in.
+    /// Whether reviewer `name` is the proven sender of `handoff` in workspace `ws`
+    /// (`routing::is_sender`): nobody approves, claims or is mailed their own work.
+    pub fn is_sender(&self, handoff: &crate::contract::Handoff, ws: &str, name: &str) -> bool {
+        crate::routing::is_sender(handoff, &self.config().agents, ws, name)
+    }
+
+    /// The reviewer `handoff`'s `from_agent` names without being its proven sender, if any.
+    pub fn claims_reviewer(&self, handoff: &crate::contract::Handoff, ws: &str) -> Option<String> {
+        let c = self.config();
+        crate::routing::claims_reviewer(handoff, &c.users, &c.agents, ws).map(str::to_string)
+    }
+
     fn agent_channels(&self, name: &str, ws: &str) -> Vec<String> {
         let agents = &self.config().agents;
         let agent = agents.iter().find(|a| {

@@ -81,7 +81,7 @@ impl App {
                 "{name} is not a reviewer on {on}"
             )));
         }
-        if crate::routing::is_sender(&rec.handoff, name) {
+        if self.is_sender(&rec.handoff, &ws.ws.name, name) {
             // Claiming says "I review this"; nobody reviews their own work.
             return Err(ClaimError::Forbidden(format!(
                 "{name} sent this handoff (from_agent) and cannot review it; another reviewer must claim it"

@@ -130,7 +130,7 @@ impl App {
         }
         if req.outcome == Outcome::Approved {
             // Rejecting or sending back one's own work is allowed: it grants nothing.
-            if crate::routing::is_sender(&rec.handoff, name) {
+            if self.is_sender(&rec.handoff, &ws.ws.name, name) {
                 return Err(DecideError::Forbidden(format!(
                     "{name} sent this handoff (from_agent \"{}\") and cannot approve it; another reviewer must",
                     rec.handoff.from_agent

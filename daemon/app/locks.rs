@@ -5,9 +5,15 @@
 //! file changes (watched, and checked every second); locks are expired as their time comes.
 //!
 //! The table is in the workspace, so anyone with write access there can edit it: the events
-//! say what the table says, which is all an advisory lock can promise. What the daemon has
-//! logged (the table's id and last journal number) is kept in the store, so a restart logs
-//! only what is new.
+//! say what the table says, which is all an advisory lock can promise, and say where it came
+//! from. An event of a change the daemon made for an authenticated caller (or for a received
+//! handoff) has `source: "daemon"` and the `by` / `reason` the daemon itself gave; any other
+//! entry of the journal has `source: "table"` and no `by` or `reason` (those would be the
+//! writer's words, shaped like an admin's); an entry whose path the lock API would refuse
+//! (`../`, `.baton/`) is dropped with a warning. What the daemon has logged (the table's id
+//! and last journal number) and the high-water mark of fencing tokens are kept in the store,
+//! out of agents' reach, so a restart logs only what is new and a table rewritten below the
+//! mark is set aside rather than let grant a token again.
 
 use super::{App, Ws};
 use crate::auth::Actor;
@@ -41,6 +47,48 @@ struct Seen {
     /// The ingest thread was asked to watch `.baton/locks/`.
     #[serde(skip)]
     watched: bool,
+    /// The highest `next_token` of any sound table read: every token granted so far is below.
+    #[serde(default)]
+    high: u64,
+    /// Changes the daemon made itself, not logged yet, with the `by` and `reason` it gave.
+    #[serde(skip)]
+    vouched: Vec<Vouch>,
+}
+
+/// A change the daemon made: (change, path, owner, token) and the `by` / `reason` it gave.
+#[derive(Debug, Clone, PartialEq)]
+struct Vouch {
+    change: Change,
+    path: String,
+    owner: String,
+    token: u64,
+    by: Option<String>,
+    reason: Option<String>,
+}
+
+/// Vouches kept at most: those of changes that never reach a journal (a failed write) age out.
+const VOUCHED_MAX: usize = 256;
+
+impl Vouch {
+    fn of(change: Change, lock: &Lock, by: Option<String>, reason: Option<String>) -> Vouch {
+        Vouch {
+            change,
+            path: lock.path.clone(),
+            owner: lock.owner.clone(),
+            token: lock.token,
+            by,
+            reason,
+        }
+    }
+
+    fn matches(&self, e: &Entry) -> bool {
+        (
+            self.change,
+            self.path.as_str(),
+            self.owner.as_str(),
+            self.token,
+        ) == (e.change, e.path.as_str(), e.owner.as_str(), e.token)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +121,29 @@ impl App {
     pub fn lock(&self, name: &str, req: Request, actor: &Actor) -> Result<Grant, LockApiError> {
         let ws = self.visible_ws(name, actor)?;
         may_act_as(actor, &req.owner)?;
-        let grant = locks::acquire(&ws.ws, &req);
+        let grant = {
+            // Held across the change, so no sync logs it before it is vouched for.
+            let mut seen = self.seen_of(&ws);
+            let grant = locks::acquire_above(&ws.ws, &req, seen.high);
+            if let Ok(g) = &grant {
+                let (path, owner) = (g.path.clone(), g.owner.clone());
+                let (by, reason) = (None, None);
+                let change = Change::Acquired;
+                let token = g.token;
+                vouch(
+                    &mut seen,
+                    Vouch {
+                        change,
+                        path,
+                        owner,
+                        token,
+                        by,
+                        reason,
+                    },
+                );
+            }
+            grant
+        };
         self.sync_locks(&ws);
         Ok(grant?)
     }
@@ -104,7 +174,15 @@ impl App {
             admin,
             reason: None,
         };
-        let released = locks::release(&ws.ws, &rel);
+        let released = {
+            let mut seen = self.seen_of(&ws);
+            let released = locks::release(&ws.ws, &rel);
+            if let Ok(lock) = &released {
+                let by = rel.admin.clone().filter(|a| *a != lock.owner);
+                vouch(&mut seen, Vouch::of(Change::Released, lock, by, None));
+            }
+            released
+        };
         self.sync_locks(&ws);
         Ok(released?)
     }
@@ -122,7 +200,16 @@ impl App {
             return;
         }
         let reason = format!("handoff {key} received");
-        match locks::release_owned(&ws.ws, from_agent, paths, &reason) {
+        let released = {
+            let mut seen = self.seen_of(ws);
+            let released = locks::release_owned(&ws.ws, from_agent, paths, &reason);
+            for lock in released.iter().flatten() {
+                let why = Some(reason.clone());
+                vouch(&mut seen, Vouch::of(Change::Released, lock, None, why));
+            }
+            released
+        };
+        match released {
             Ok(gone) if gone.is_empty() => {}
             Ok(_) => self.sync_locks(ws),
             Err(e) => {
@@ -153,26 +240,25 @@ impl App {
         }
     }
 
-    /// Logs the table's journal entries not logged yet.
-    pub fn sync_locks(&self, ws: &Ws) {
+    /// What the daemon has logged of `ws`'s table, loaded from the store on first use.
+    fn seen_of<'a>(&self, ws: &'a Ws) -> std::sync::MutexGuard<'a, Seen> {
         let mut seen = ws.lock_seen.state.lock().unwrap_or_else(|e| e.into_inner());
         if !seen.loaded {
+            let vouched = std::mem::take(&mut seen.vouched);
             *seen = read_seen(ws);
+            seen.vouched = vouched;
         }
+        seen
+    }
+
+    /// Logs the table's journal entries not logged yet.
+    pub fn sync_locks(&self, ws: &Ws) {
+        let mut seen = self.seen_of(ws);
         let path = locks::table_path(&ws.ws);
-        let stamp = stamp_of(&path);
-        let table = match locks::read(&ws.ws) {
-            Ok(Some(t)) => t,
-            Ok(None) => return,
-            Err(e) => {
-                // Said once per version of the file, not every second.
-                if seen.stamp != stamp {
-                    tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot read the lock table");
-                }
-                seen.stamp = stamp;
-                return;
-            }
+        let Some(table) = read_sound(ws, &mut seen) else {
+            return;
         };
+        let stamp = stamp_of(&path);
         if !seen.watched {
             // Changes by `baton lock` are then logged within milliseconds, not a second.
             self.ask_watch(&ws.ws.baton_dir().join(locks::LOCKS_DIR));
@@ -191,13 +277,14 @@ impl App {
             tracing::warn!(workspace = %ws.ws.name, missed = first.seq - seen.seq - 1,
                 "lock changes fell out of the table's journal before the daemon read them");
         }
-        let events: Vec<Event> = fresh.iter().map(|e| event_of(&ws.ws.name, e)).collect();
+        let events = events_of(&ws.ws.name, &fresh, &table.journal, &mut seen.vouched);
         if !events.is_empty() && self.emit_all(ws, events).is_err() {
             // Not logged: the journal still has them; the next check tries again.
             return;
         }
         seen.table_id = table.id.clone();
         seen.seq = table.seq;
+        seen.high = seen.high.max(table.next_token);
         seen.stamp = stamp;
         seen.next_expiry = table.locks.iter().map(|l| l.expires_ms).min();
         let bytes = serde_json::to_vec(&*seen).expect("always serializes");
@@ -212,6 +299,43 @@ impl App {
             _ => Err(LockApiError::NotFound(name.to_string())),
         }
     }
+}
+
+/// Remembers a change the daemon made until its journal entry is logged.
+fn vouch(seen: &mut Seen, v: Vouch) {
+    seen.vouched.push(v);
+    let over = seen.vouched.len().saturating_sub(VOUCHED_MAX);
+    seen.vouched.drain(..over);
+}
+
+/// The table, if it is sound: one damaged, or below the high-water mark of tokens, is set
+/// aside (and a new one begun above the mark) before it can grant a token again.
+fn read_sound(ws: &Ws, seen: &mut Seen) -> Option<locks::Table> {
+    let stamp = stamp_of(&locks::table_path(&ws.ws));
+    let problem = match locks::read(&ws.ws) {
+        Ok(Some(t)) if t.next_token >= seen.high => return Some(t),
+        Ok(None) => return None,
+        Ok(Some(t)) => format!(
+            "next_token {} is below {}, a token already granted",
+            t.next_token, seen.high
+        ),
+        Err(LockError::Damaged(why)) => why,
+        Err(e) => {
+            // Said once per version of the file, not every second.
+            if seen.stamp != stamp {
+                tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot read the lock table");
+            }
+            seen.stamp = stamp;
+            return None;
+        }
+    };
+    tracing::warn!(workspace = %ws.ws.name, %problem, "lock table damaged; setting it aside");
+    if let Err(e) = locks::repair_below(&ws.ws, seen.high) {
+        tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot set the damaged lock table aside");
+        seen.stamp = stamp;
+        return None;
+    }
+    locks::read(&ws.ws).ok().flatten()
 }
 
 fn read_seen(ws: &Ws) -> Seen {
@@ -258,7 +382,58 @@ fn may_act_as(actor: &Actor, owner: &str) -> Result<(), LockApiError> {
     }
 }
 
-fn event_of(workspace: &str, e: &Entry) -> Event {
+/// The events of `fresh` journal entries: the ones the daemon vouches for (taken from
+/// `vouched`) with its `by` and `reason`; the others marked as the table's, with none.
+fn events_of(
+    workspace: &str,
+    fresh: &[&Entry],
+    journal: &[Entry],
+    vouched: &mut Vec<Vouch>,
+) -> Vec<Event> {
+    fresh
+        .iter()
+        .filter(|e| sound_path(workspace, e))
+        .map(|e| match vouched.iter().position(|v| v.matches(e)) {
+            Some(at) => {
+                let v = vouched.remove(at);
+                event_of(workspace, e, "daemon", v.by, v.reason)
+            }
+            None => event_of(workspace, e, "table", None, taken_over(e, journal)),
+        })
+        .collect()
+}
+
+/// A journal path the lock API would refuse (`../`, absolute, `.baton/`) was never a lock
+/// baton granted: dropped, with a warning.
+fn sound_path(workspace: &str, e: &Entry) -> bool {
+    let sound = locks::normalize(&e.path).is_ok_and(|p| p == e.path);
+    if !sound {
+        tracing::warn!(workspace, path = %e.path, seq = e.seq,
+            "the lock table's journal names a path the lock API refuses; not logged");
+    }
+    sound
+}
+
+/// For an expiry, the reason the daemon can tell from the journal itself: the path was
+/// taken by the next acquisition of it (the table's own words are not repeated).
+fn taken_over(e: &Entry, journal: &[Entry]) -> Option<String> {
+    if e.change != Change::Expired {
+        return None;
+    }
+    journal
+        .iter()
+        .find(|n| n.seq > e.seq && n.path == e.path)
+        .filter(|n| n.change == Change::Acquired)
+        .map(|n| format!("taken over by {}", n.owner))
+}
+
+fn event_of(
+    workspace: &str,
+    e: &Entry,
+    source: &str,
+    by: Option<String>,
+    reason: Option<String>,
+) -> Event {
     let kind = match e.change {
         Change::Acquired => EventType::LockAcquired,
         Change::Released => EventType::LockReleased,
@@ -266,8 +441,8 @@ fn event_of(workspace: &str, e: &Entry) -> Event {
     };
     let data = json!({
         "path": e.path, "owner": e.owner, "token": e.token, "purpose": e.purpose,
-        "expires_at": e.expires_at, "renewed": e.renewed.then_some(true), "by": e.by,
-        "reason": e.reason, "happened_at": e.at, "seq": e.seq,
+        "expires_at": e.expires_at, "renewed": e.renewed.then_some(true), "by": by,
+        "reason": reason, "happened_at": e.at, "seq": e.seq, "source": source,
     });
     Event::new(kind, workspace, None, data)
 }

@@ -1,15 +1,16 @@
-//! `agent_group`: the workspace's modes set when it is adopted, checked and set again at each
-//! reconcile, drift reported (see `crate::workspace::modes`).
+//! `agent_group`, or the workspace's own `[[agent_groups]]` entry (`Config::group_for`): the
+//! workspace's modes set when it is adopted, checked and set again at each reconcile, drift
+//! reported (see `crate::workspace::modes`).
 
 use super::{App, Ws};
 
 impl App {
     /// Sets the modes of `ws` for `agent_group`; `adopted`: first time (no drift to report).
     pub fn check_modes(&self, ws: &Ws, adopted: bool) {
-        let Some((group, gid)) = &self.config().agent_group else {
+        let Some((group, gid)) = self.config().group_for(&ws.ws.name) else {
             return;
         };
-        let drift = crate::workspace::modes::apply(&ws.ws, *gid);
+        let drift = crate::workspace::modes::apply(&ws.ws, gid);
         if drift.is_empty() {
             return;
         }

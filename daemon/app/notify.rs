@@ -66,7 +66,7 @@ impl App {
                 continue;
             };
             if listed(u)
-                && !crate::routing::is_sender(h, &u.name)
+                && !self.is_sender(h, &d.workspace, &u.name)
                 && !to.iter().any(|t| t.eq_ignore_ascii_case(addr))
             {
                 to.push(addr.to_string());

@@ -76,6 +76,17 @@ pub struct Detail {
     /// token, acquired_at, expires_at}`).
     #[serde(serialize_with = "crate::locks::serialize_shown")]
     pub locks: Vec<crate::locks::Lock>,
+    /// The configured agent that `from_agent` names and that serves this workspace: the
+    /// sender as far as baton can prove (absent: `from_agent` is only a claim).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// The reviewer `from_agent` names when it is not a proven sender: a claim to be someone
+    /// who decides, flagged on the page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_agent_claims_reviewer: Option<String>,
+    /// The caller is the proven sender (or the person its agent acts for).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sent_by_you: bool,
     #[serde(flatten)]
     pub standing: Standing,
     /// Approvals of the current revision and what is still missing.
@@ -174,6 +185,13 @@ impl App {
             .collect();
         let (standing, route) = self.standing(&ws_name, r, actor);
         let progress = Progress::of(route, r);
+        let agents = &self.config().agents;
+        let sender = crate::routing::proven_sender(&r.handoff, agents, &ws_name).map(Into::into);
+        let from_agent_claims_reviewer = self.claims_reviewer(&r.handoff, &ws_name);
+        let sent_by_you = match actor {
+            Actor::Reviewer { name, .. } => self.is_sender(&r.handoff, &ws_name, name),
+            Actor::Agent { .. } => false,
+        };
         Some(Detail {
             key: key.to_string(),
             workspace: ws_name,
@@ -188,6 +206,9 @@ impl App {
             checkpoint_errors,
             routing: r.meta.route.clone(),
             locks,
+            sender,
+            from_agent_claims_reviewer,
+            sent_by_you,
             standing,
             progress,
         })

@@ -37,7 +37,7 @@ impl App {
             Actor::Reviewer { name, roles } => {
                 rec.is_pending()
                     && self.admits(rec, ws, name, roles)
-                    && !crate::routing::is_sender(&rec.handoff, name)
+                    && !self.is_sender(&rec.handoff, ws, name)
             }
             Actor::Agent { .. } => false,
         };

@@ -128,7 +128,7 @@ impl App {
         let Some(route) = self.route_of(rec, &ws.ws.name).filter(|_| !circular) else {
             return;
         };
-        if !crate::routing::auto_approves(route, handoff, &ws.ws.name) {
+        if !crate::routing::auto_approves(&self.config().routes, route, handoff, &ws.ws.name) {
             return;
         }
         let comment = format!(

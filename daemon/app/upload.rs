@@ -65,6 +65,9 @@ impl App {
             .workspace(name)
             .ok_or_else(|| UploadError::NotFound(name.to_string()))?;
         let rel = relative(&target)?;
+        if matches!(target, Target::Handoff) {
+            bound_to_token(actor, bytes)?;
+        }
         let limit = self.config().max_upload_bytes;
         if bytes.len() > limit {
             return Err(UploadError::TooLarge {
@@ -91,6 +94,31 @@ impl App {
             sha256: sha256_hex(bytes),
             created,
         })
+    }
+}
+
+/// A handoff uploaded with an agent's token is that agent's: its `from_agent` must name it
+/// (or `NAME/WORKER`), so the name the pages show and the locks released on receipt are the
+/// ones the token proves. Refused rather than rewritten: the agent learns its name is wrong,
+/// and the bytes it keeps are the bytes baton holds. A body that is not JSON is left to the
+/// pipeline, which says why it is invalid.
+fn bound_to_token(actor: &Actor, bytes: &[u8]) -> Result<(), UploadError> {
+    let Actor::Agent { name, .. } = actor else {
+        return Ok(());
+    };
+    let doc: serde_json::Value = match serde_json::from_slice(bytes) {
+        Ok(doc) => doc,
+        Err(_) => return Ok(()),
+    };
+    match doc.get("from_agent").and_then(|v| v.as_str()) {
+        Some(claimed) if !super::locks::acts_as(actor, claimed.trim()) => {
+            Err(UploadError::Forbidden(format!(
+                "handoff.json: from_agent \"{claimed}\" is not this token's agent; this token \
+                 is agent \"{name}\": write \"from_agent\": \"{name}\" (or \"{name}/WORKER\"); \
+                 nothing was written"
+            )))
+        }
+        _ => Ok(()),
     }
 }
 

@@ -14,6 +14,7 @@ pub fn export(
     config: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
+    baton::private::readable(&config.data_dir).map_err(anyhow::Error::msg)?;
     let filter = ExportFilter {
         since: since.map(parse_since).transpose()?,
         workspace: workspace

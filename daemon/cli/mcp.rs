@@ -29,11 +29,18 @@ use std::time::{Duration, Instant};
 const MAX_WAIT_S: f64 = 3600.0;
 const DEFAULT_WAIT_S: f64 = 300.0;
 
-pub fn mcp(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// `only`: globs over workspace names (`--workspace`); empty serves every workspace.
+pub fn mcp(config: Option<&Path>, only: &[String]) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
+    let only = only
+        .iter()
+        .map(|g| {
+            glob::Pattern::new(g).map_err(|e| anyhow::anyhow!("--workspace {g:?}: not a glob: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let server = Baton::new(config);
+        let server = Baton::new(config, only);
         // Room for a document at the size limit, escaped inside a JSON-RPC message.
         let max_line = 4 * server.limits.max_bytes + 64 * 1024;
         let (transport, writer) = tools_io::stdio(max_line);
@@ -49,6 +56,10 @@ pub fn mcp(config: Option<&Path>) -> anyhow::Result<ExitCode> {
 struct Baton {
     config: Arc<Config>,
     limits: Limits,
+    /// The workspaces this server may act on (`--workspace`); empty: all of the config's.
+    /// An agent's host given one workspace must not read or write the others, nor learn
+    /// that they exist.
+    only: Arc<Vec<glob::Pattern>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -112,8 +123,9 @@ struct WorkspaceArgs {
 
 #[tool_router(router = tool_router)]
 impl Baton {
-    fn new(config: Config) -> Baton {
+    fn new(config: Config, only: Vec<glob::Pattern>) -> Baton {
         Baton {
+            only: Arc::new(only),
             limits: config.limits,
             config: Arc::new(config),
             tool_router: Self::tool_router(),
@@ -246,15 +258,22 @@ impl Baton {
             return failed("kind must be artifact, handoff, checkpoint or decision");
         }
         let config = self.config.clone();
+        let scope = match (self.only.is_empty(), self.served()) {
+            (true, _) => None,
+            (false, Ok(served)) => Some(served.into_iter().map(|w| w.name).collect()),
+            (false, Err(e)) => return e,
+        };
         let req = baton::search::Request {
             q: args.query,
             workspace: args.workspace,
             kind: args.kind,
             limit,
             offset: args.offset.unwrap_or(0),
+            scope,
             ..baton::search::Request::default()
         };
         let found = tokio::task::spawn_blocking(move || {
+            baton::private::readable(&config.data_dir)?;
             let search = baton::search::Search::open_read_only(&config)
                 .map_err(|e| format!("cannot open the search index: {e}"))?;
             search.query(req).map_err(|e| e.to_string())
@@ -320,13 +339,22 @@ impl ServerHandler for Baton {
 }
 
 impl Baton {
-    /// The configuration's workspace named `name`.
-    fn workspace(&self, name: &str) -> Result<Workspace, CallToolResult> {
+    /// The configuration's workspaces this server serves (see `only`).
+    fn served(&self) -> Result<Vec<Workspace>, CallToolResult> {
         let found = workspace::discover(&self.config.workspaces)
             .map_err(|e| failed(format!("cannot list the configuration's workspaces: {e}")))?;
-        let names: Vec<&str> = found.workspaces.iter().map(|w| w.name.as_str()).collect();
-        found
-            .workspaces
+        let only = &self.only;
+        let mut served = found.workspaces;
+        served.retain(|w| only.is_empty() || only.iter().any(|g| g.matches(&w.name)));
+        Ok(served)
+    }
+
+    /// The served workspace named `name`; one not served is answered as one that does not
+    /// exist, and the names offered are the served ones only.
+    fn workspace(&self, name: &str) -> Result<Workspace, CallToolResult> {
+        let served = self.served()?;
+        let names: Vec<&str> = served.iter().map(|w| w.name.as_str()).collect();
+        served
             .iter()
             .find(|w| w.name == name)
             .cloned()

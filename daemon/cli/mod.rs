@@ -180,6 +180,10 @@ pub enum Command {
     Mcp {
         #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
         config: Option<PathBuf>,
+        /// Serve only the workspaces whose name matches GLOB (repeat for more); others are
+        /// answered as if they did not exist, as an agent token's scope is. Default: all
+        #[arg(long = "workspace", value_name = "GLOB")]
+        workspaces: Vec<String>,
     },
     /// Write every decided handoff as one JSON line to standard output (for fine-tuning and
     /// offline evaluation); read from data_dir, so it runs with or without a daemon.
@@ -273,7 +277,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => locks::unlock(&dir, &path, &owner, token),
         Command::Locks { dir, json } => locks::list(&dir, json),
         Command::Schema { kind } => admin::schema(kind),
-        Command::Mcp { config } => mcp::mcp(config.as_deref()),
+        Command::Mcp { config, workspaces } => mcp::mcp(config.as_deref(), &workspaces),
         Command::Export {
             since,
             workspace,

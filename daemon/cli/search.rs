@@ -22,6 +22,7 @@ pub struct Options<'a> {
 
 pub fn search(o: Options) -> anyhow::Result<ExitCode> {
     let config = Config::load(o.config)?;
+    baton::private::readable(&config.data_dir).map_err(anyhow::Error::msg)?;
     let search = Search::open_read_only(&config)?;
     let hits = search.query(Request {
         q: o.query,
@@ -87,6 +88,9 @@ fn plain(html: &str, bold: bool) -> String {
 
 pub fn reindex(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
+    baton::private::readable(&config.data_dir).map_err(anyhow::Error::msg)?;
+    // The rebuilt index is the daemon's, owner-only like the rest of data_dir.
+    baton::private::restrict_umask();
     let mut show = Show::new();
     let status = reindex::run(&config, &mut |s| show.update(s))?;
     show.finish(&status);

@@ -19,6 +19,8 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     // "Too many open files" although the hard limit allows them.
     super::run::raise_fd_limit();
     let mut config = Config::load(config)?;
+    // Before data_dir is made or written: everything the daemon creates there is owner-only.
+    baton::private::restrict_umask();
     let listen = config.listen;
     let public_url = config.public_url.clone();
     tracing::info!(config = %config.source_name, "starting");
@@ -35,6 +37,9 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
             )
         })?;
     config.check_paths()?;
+    for line in baton::private::repair(&config.data_dir) {
+        tracing::warn!("{}: data_dir: {line}", config.source_name);
+    }
     let source = config.source_name.clone();
     let opened = App::open(config)?;
     for warning in &opened.warnings {

@@ -32,6 +32,15 @@ pub(super) fn check_users(users: &[User], agents: &[Agent]) -> Result<(), String
                 a.name
             ));
         }
+        if let Some(u) = a
+            .user
+            .as_deref()
+            .filter(|u| !users.iter().any(|x| x.name == *u))
+        {
+            return Err(format!(
+                "agents[{i}].user: \"{u}\" is not a [[users]] name; name the person this agent acts for"
+            ));
+        }
         if !is_sha256_hex(&a.token_sha256) {
             return Err(format!(
                 "agents[{i}].token_sha256: must be 64 hex digits (sha256 of the token)"

@@ -171,9 +171,15 @@ fn expire(table: &mut Table, now: i64, taken: Option<(&str, &str)>) -> bool {
 
 /// Takes (or renews) the lock `req` asks for.
 pub fn acquire(ws: &Workspace, req: &Request) -> Result<Grant, LockError> {
+    acquire_above(ws, req, 0)
+}
+
+/// `acquire` for the daemon, which knows `floor`, the high-water mark of the tokens it has
+/// seen granted: a table below it is set aside, so its grant is above every earlier one.
+pub fn acquire_above(ws: &Workspace, req: &Request, floor: u64) -> Result<Grant, LockError> {
     let path = check_request(req)?;
     let now = now_ms();
-    table::transact(ws, now, |table| {
+    table::transact(ws, now, floor, |table| {
         let swept = expire(table, now, Some((&path, &req.owner)));
         let expires_ms = now + (req.ttl_s as i64) * 1000;
         let expires_at = rfc3339_of_ms(expires_ms);
@@ -199,7 +205,7 @@ pub fn acquire(ws: &Workspace, req: &Request) -> Result<Grant, LockError> {
                     path: path.clone(),
                     owner: req.owner.clone(),
                     purpose: req.purpose.clone(),
-                    token: table.grant_token(),
+                    token: table.grant_token()?,
                     acquired_at: now_rfc3339(),
                     expires_at: expires_at.clone(),
                     expires_ms,
@@ -223,7 +229,7 @@ pub fn release(ws: &Workspace, rel: &Release) -> Result<Lock, LockError> {
     let path = normalize(&rel.path).map_err(LockError::Invalid)?;
     check_owner(&rel.owner)?;
     let now = now_ms();
-    table::transact(ws, now, |table| {
+    table::transact(ws, now, 0, |table| {
         let swept = expire(table, now, None);
         let refuse = |e: LockError| match swept {
             true => Ok((Err(e), true)),
@@ -269,7 +275,7 @@ pub fn release_owned(
         // Nothing to do: no write, no fs4 lock (the common case).
         return Ok(Vec::new());
     }
-    table::transact(ws, now, |table| {
+    table::transact(ws, now, 0, |table| {
         let swept = expire(table, now, None);
         let (gone, kept): (Vec<Lock>, Vec<Lock>) =
             std::mem::take(&mut table.locks).into_iter().partition(mine);
@@ -294,10 +300,16 @@ pub fn list(ws: &Workspace) -> Result<Vec<Lock>, LockError> {
     Ok(locks)
 }
 
+/// Sets aside a table whose tokens are below `floor` (the daemon's high-water mark) and
+/// begins one above it (a damaged table too).
+pub fn repair_below(ws: &Workspace, floor: u64) -> Result<(), LockError> {
+    table::transact(ws, now_ms(), floor, |_| Ok(((), false)))
+}
+
 /// Moves expired locks to the journal (the daemon does this as their expiry comes).
 pub fn sweep(ws: &Workspace) -> Result<bool, LockError> {
     let now = now_ms();
-    table::transact(ws, now, |table| {
+    table::transact(ws, now, 0, |table| {
         let changed = expire(table, now, None);
         Ok((changed, changed))
     })

@@ -23,6 +23,10 @@ const GUARD: &str = "table.lock";
 pub const JOURNAL_MAX: usize = 128;
 /// Largest table read (a table grown past it was not written by baton).
 const TABLE_MAX_BYTES: usize = 8 << 20;
+/// Tokens stay below 2^53, so every JSON reader holds them exactly and adding one never
+/// wraps; a table whose `next_token` is past this was not counted up by baton (an agent set
+/// it) and is damaged.
+pub const TOKEN_CEILING: u64 = 1 << 53;
 /// How long an operation waits for the fs4 lock before it gives up (a process stopped while
 /// holding it; every operation holds it for about a millisecond).
 const GUARD_PATIENCE: Duration = Duration::from_secs(10);
@@ -129,11 +133,12 @@ pub struct Table {
 impl Table {
     /// A new table. Its tokens start at the clock's milliseconds, so a table deleted and made
     /// again still grants tokens above the old ones (unless the clock went back).
-    fn new(now_ms: i64) -> Table {
+    /// `floor`: the lowest token it may grant (the daemon's high-water mark; 0 for others).
+    fn new(now_ms: i64, floor: u64) -> Table {
         Table {
             version: 1,
             id: hex::encode(rand::random::<[u8; 8]>()),
-            next_token: now_ms.max(1) as u64,
+            next_token: (now_ms.max(1) as u64).max(floor),
             seq: 0,
             locks: Vec::new(),
             journal: Vec::new(),
@@ -149,10 +154,35 @@ impl Table {
         self.journal.drain(..over);
     }
 
-    pub fn grant_token(&mut self) -> u64 {
+    /// The next fencing token. Past the ceiling there is none: a token that wrapped would
+    /// rank below every earlier grant, which is what fencing exists to prevent.
+    pub fn grant_token(&mut self) -> Result<u64, LockError> {
         let token = self.next_token;
+        if token >= TOKEN_CEILING {
+            return Err(LockError::Damaged(format!(
+                "next_token {token} is at the ceiling of fencing tokens;                  remove .baton/locks/table.json to start a new table"
+            )));
+        }
         self.next_token += 1;
-        token
+        Ok(token)
+    }
+
+    /// Why the table's tokens cannot be baton's, if they cannot: `next_token` past the
+    /// ceiling, or not above a lock's token.
+    fn token_problem(&self) -> Option<String> {
+        if self.next_token > TOKEN_CEILING {
+            return Some(format!(
+                "next_token {} is past the ceiling {TOKEN_CEILING}",
+                self.next_token
+            ));
+        }
+        let above = self.locks.iter().find(|l| l.token >= self.next_token);
+        above.map(|l| {
+            format!(
+                "lock on {} has token {}, not below next_token {}",
+                l.path, l.token, self.next_token
+            )
+        })
     }
 }
 
@@ -166,9 +196,15 @@ pub fn read(ws: &Workspace) -> Result<Option<Table>, LockError> {
     let path = table_path(ws);
     match ws.read(&path, TABLE_MAX_BYTES) {
         Ok(None) => Ok(None),
-        Ok(Some(bytes)) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| LockError::Damaged(format!("{}: {e}", path.display()))),
+        Ok(Some(bytes)) => {
+            let damaged = |why: String| LockError::Damaged(format!("{}: {why}", path.display()));
+            let table: Table =
+                serde_json::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?;
+            match table.token_problem() {
+                Some(why) => Err(damaged(why)),
+                None => Ok(Some(table)),
+            }
+        }
         Err(ReadError::Io(e)) => Err(LockError::Io(e)),
         Err(e) => Err(LockError::Damaged(format!("{}: {e}", path.display()))),
     }
@@ -176,27 +212,40 @@ pub fn read(ws: &Workspace) -> Result<Option<Table>, LockError> {
 
 /// Runs `change` on the table under the fs4 lock and writes the table back (atomically and
 /// durably) if it says so. A damaged table is set aside (`table.json.damaged-<ms>`) and a new
-/// one begun, so one bad write never stops every agent's locking.
+/// one begun, so one bad write never stops every agent's locking. `floor`: the daemon's
+/// high-water mark of tokens (0 when unknown, as for the CLI); a table below it was rewritten
+/// by someone, and is damaged too.
 pub fn transact<T>(
     ws: &Workspace,
     now_ms: i64,
+    floor: u64,
     change: impl FnOnce(&mut Table) -> Result<(T, bool), LockError>,
 ) -> Result<T, LockError> {
     let guard = ws.open_append(&ws.baton_dir().join(LOCKS_DIR).join(GUARD))?;
     lock_guard(&guard)?;
-    let mut table = match read(ws) {
-        Ok(Some(t)) => t,
-        Ok(None) => Table::new(now_ms),
+    let below = |t: &Table| {
+        format!(
+            "next_token {} is below {floor}, a token already granted",
+            t.next_token
+        )
+    };
+    let found = match read(ws) {
+        Ok(Some(t)) if t.next_token < floor => Err(LockError::Damaged(below(&t))),
+        other => other,
+    };
+    let (mut table, fresh) = match found {
+        Ok(Some(t)) => (t, false),
+        Ok(None) => (Table::new(now_ms, floor), true),
         Err(LockError::Damaged(why)) => {
             tracing::warn!(workspace = %ws.name, problem = %why, "lock table damaged; setting it aside and starting a new one");
             let aside = table_path(ws).with_file_name(format!("{TABLE}.damaged-{now_ms}"));
             ws.rename(&table_path(ws), &aside)?;
-            Table::new(now_ms)
+            (Table::new(now_ms, floor), true)
         }
         Err(e) => return Err(e),
     };
     let (answer, changed) = change(&mut table)?;
-    if changed {
+    if changed || (fresh && floor > 0) {
         let bytes = serde_json::to_vec(&table).expect("a table always serializes");
         ws.write(&table_path(ws), &bytes)?;
     }

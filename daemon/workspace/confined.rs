@@ -184,9 +184,13 @@ pub(super) fn open_append(root: &Path, rel: &Path) -> io::Result<File> {
         .nonblock(true);
     let file = match dir.open_with(name, &options) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
-            let file = dir.open_with(name, options.create(true).mode(0o644))?;
+            let file = dir
+                .open_with(name, options.create(true).mode(0o644))?
+                .into_std();
+            // Explicit: the daemon's umask is owner-only (for data_dir), and agents read this.
+            file.set_permissions(Permissions::from_mode(0o644))?;
             sync(dir)?;
-            file.into_std()
+            file
         }
         Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::EISDIR)) => {
             return Err(foreign(rel, "is a symlink or a folder"))
@@ -308,16 +312,31 @@ fn open_folder(dir: &Dir, name: &OsStr, at: &Path) -> io::Result<Dir> {
 /// Makes the folder `name` in `parent` and returns it. `durable`: the parent is fsynced so the
 /// new folder survives a crash (a file renamed into it later would be lost with it otherwise).
 fn make_folder(parent: Dir, name: &OsStr, at: &Path, durable: bool) -> io::Result<Dir> {
-    match parent.create_dir(name) {
+    let made = match parent.create_dir(name) {
         // Made by a concurrent writer in the meantime: just as good, if it is a real folder.
         Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-        _ => {}
-    }
+        result => result.is_ok(),
+    };
     let child = open_folder(&parent, name, at)?;
+    if made {
+        // Explicit: the daemon's umask is owner-only (for data_dir), and agents read this.
+        set_folder_mode(&child, 0o755)?;
+    }
     if durable {
         sync(parent)?;
     }
     Ok(child)
+}
+
+/// Sets the mode of an open folder (fchmod: no path to swap in between).
+fn set_folder_mode(dir: &Dir, mode: u32) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    // SAFETY: fchmod takes a descriptor `dir` keeps open for the call and an integer mode.
+    if unsafe { libc::fchmod(dir.as_raw_fd(), mode) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Creates a fresh `.baton-tmp-<random>` file in `dir` holding `bytes` (synced if `durable`);

@@ -73,10 +73,26 @@ pub fn write_atomic(path: &Path, bytes: &[u8], kind: Kind) -> io::Result<()> {
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     tmp.as_file()
-        .set_permissions(Permissions::from_mode(0o644))?;
+        .set_permissions(Permissions::from_mode(file_mode(kind)))?;
     fsync::all(tmp.as_file(), kind)?;
     tmp.persist(path).map_err(|e| e.error)?;
     fsync::dir(dir, kind)
+}
+
+/// A file's mode by what it is: agents read workspace files; data_dir is the daemon's alone
+/// (see `private`), set here as well as by the umask so that the CLI's writes match.
+fn file_mode(kind: Kind) -> u32 {
+    match kind {
+        Kind::Workspace => 0o644,
+        _ => crate::private::FILE_MODE,
+    }
+}
+
+fn dir_mode(kind: Kind) -> u32 {
+    match kind {
+        Kind::Workspace => 0o755,
+        _ => crate::private::DIR_MODE,
+    }
 }
 
 /// Makes `dir` and its missing parents durably: a file renamed into a folder that a crash
@@ -90,7 +106,8 @@ pub fn create_dirs(dir: &Path, kind: Kind) -> io::Result<()> {
         match std::fs::create_dir(dir) {
             // Made by a concurrent writer in the meantime: its parent is synced below too.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            other => other?,
+            Err(e) => return Err(e),
+            Ok(()) => std::fs::set_permissions(dir, Permissions::from_mode(dir_mode(kind)))?,
         }
         fsync::dir(parent, kind)?;
     }

@@ -65,7 +65,7 @@ impl Drop for Smtp {
 }
 
 /// Reviewers with addresses, a route that mails them, and `[smtp]` at `port`. The handoff's
-/// sender (`test-agent`) holds the route's role too, and must get no mail.
+/// sender (`test-agent`, tess's agent) holds the route's role too, and must get no mail.
 fn mail_config(port: u16) -> String {
     let user = |name: &str, roles: &str, email: &str| {
         format!("[[users]]\nname = \"{name}\"\nroles = [{roles}]\n{email}")
@@ -75,7 +75,9 @@ fn mail_config(port: u16) -> String {
         user("rita", "\"reviewer\"", "email = \"rita@example.com\"\n"),
         user("sam", "\"engineer\"", "email = \"sam@example.com\"\n"),
         user("olga", "\"reviewer\"", ""),
-        user("test-agent", "\"engineer\"", "email = \"agent@example.com\"\n"),
+        user("tess", "\"engineer\"", "email = \"agent@example.com\"\n"),
+        // The sender, agent test-agent, is tess's: a proven identity, so she is not mailed.
+        util::agent_for("test-agent", "tess", "*"),
         format!("[smtp]\nurl = \"smtp://127.0.0.1:{port}\"\nfrom = \"baton <baton@localhost>\"\n"),
         "[[routes]]\nname = \"eng\"\nreviewers = [\"rita\", \"role:engineer\"]\nnotify = [\"email\"]\n"
             .to_string(),

@@ -78,6 +78,8 @@ fn a_route_named_by_to_agent_says_so_and_no_match_says_any_reviewer() {
     let mut env = TestEnv::with_config(&format!("{users}{only}"));
     let daemon = env.start();
     let mut h = util::handoff("rt-2");
+    // to_agent chooses among the routes that match: engineering matches on its trigger.
+    h["trigger"] = json!("error");
     h["to_agent"] = json!("engineering");
     write(&env, &h);
     daemon.wait_until("received", || daemon.handoffs("pending").len() == 1);

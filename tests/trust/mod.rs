@@ -6,10 +6,14 @@
 
 mod audit;
 mod crash;
+mod identity;
 mod kill;
 mod limits;
+mod locks;
+mod private;
 mod records;
 mod review;
+mod routes;
 
 use crate::util::{
     baton, bytes, decision, event_types, events, handoff, write_atomic, Daemon, TestEnv,

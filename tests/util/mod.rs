@@ -364,6 +364,11 @@ pub fn agent(name: &str, workspaces: &str) -> String {
     format!("[[agents]]\nname = \"{name}\"\ntoken_sha256 = \"{hash}\"\nworkspaces = [\"{workspaces}\"]\n")
 }
 
+/// `agent(name, workspaces)` acting for `[[users]]` entry `user`: the person who runs it.
+pub fn agent_for(name: &str, user: &str, workspaces: &str) -> String {
+    format!("{}user = \"{user}\"\n", agent(name, workspaces))
+}
+
 /// Every `null` in `value`, by JSON pointer: baton never writes one.
 pub fn nulls(value: &Value, at: &str) -> Vec<String> {
     match value {
@@ -425,3 +430,44 @@ pub fn events(ws: &Path) -> Vec<Value> {
         .collect()
 }
 pub mod browser;
+
+/// An agent on the same machine: runs `script` with sh as user nobody in group `group` only,
+/// with `$BATON` a copy of the binary in the (0755) test folder, which that user can reach
+/// (the build's own folder may be behind a 0700 home). The test folder and `ws/` are opened
+/// to other users first, as a shared folder is.
+pub fn as_other_user(env: &TestEnv, group: &str, script: &str) -> Output {
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [env.root().to_path_buf(), env.root().join("ws")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let bin = env.root().join("baton");
+    if !bin.exists() {
+        std::fs::copy(BIN, &bin).unwrap();
+    }
+    let gid = baton::workspace::modes::group_id(group)
+        .unwrap()
+        .to_string();
+    Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            &format!("--regid={gid}"),
+            "--clear-groups",
+            "sh",
+            "-c",
+            script,
+        ])
+        .env("BATON", &bin)
+        .env("BATON_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// What the daemons of `env` logged, all starts together.
+pub fn daemon_logs(env: &TestEnv) -> String {
+    std::fs::read_dir(env.root())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("daemon-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect()
+}

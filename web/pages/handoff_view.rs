@@ -15,6 +15,12 @@ pub struct HandoffView {
     pub task_id: String,
     pub workspace: String,
     pub from_agent: String,
+    /// The proven sender (a configured agent of this workspace), if `from_agent` names one.
+    pub sender: Option<String>,
+    /// The signed-in reviewer is the proven sender (or the person its agent acts for).
+    pub sent_by_you: bool,
+    /// The reviewer `from_agent` names without being a proven sender.
+    pub claims_reviewer: Option<String>,
     pub to_agent: Option<String>,
     pub trigger: (&'static str, &'static str),
     pub meter: Option<Meter>,
@@ -208,6 +214,9 @@ pub fn build(d: Detail, all: &[Summary], now: OffsetDateTime) -> (HandoffView, S
         task_id: h.as_ref().map(|h| h.task_id.clone()).unwrap_or_default(),
         workspace: d.workspace.clone(),
         from_agent: h.as_ref().map(|h| h.from_agent.clone()).unwrap_or_default(),
+        sender: d.sender.clone(),
+        sent_by_you: d.sent_by_you,
+        claims_reviewer: d.from_agent_claims_reviewer.clone(),
         to_agent: h.as_ref().and_then(|h| h.to_agent.clone()),
         trigger: view::trigger(h.as_ref().and_then(|h| h.trigger)),
         meter: Meter::new(h.as_ref().and_then(|h| h.confidence)),

@@ -1,0 +1,114 @@
+//! data_dir is the daemon's alone: its records, the delivery spool (webhook bodies), sessions,
+//! anchors and the search index say what every workspace holds, so an agent of one workspace
+//! must not read them as a local user. Everything in it is owner-only (folders 0700, files
+//! 0600) whatever the operator's umask:
+//!
+//! - `restrict_umask` makes every file the daemon creates owner-only unless the writer sets a
+//!   mode itself. Files inside workspaces that agents read (decision.json, the published
+//!   `.baton/` copies, approved/) do: `workspace::confined` and `write_atomic` with
+//!   `Kind::Workspace` set their modes explicitly, so the umask only narrows data_dir. Third
+//!   parties that write there (tantivy's segments) are covered by the umask alone, which is
+//!   why a umask and not a mode at every write site.
+//! - `repair` walks data_dir at start and narrows anything looser (a data_dir made by an older
+//!   baton, or copied back from a backup), with a warning naming what it changed.
+//! - `readable` turns the permission error another user's `baton search` or `baton export`
+//!   meets into one line that says what to do.
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+
+pub const DIR_MODE: u32 = 0o700;
+pub const FILE_MODE: u32 = 0o600;
+
+/// Sets the process umask to 0o077. Call before the first thread starts writing (the umask is
+/// per process, so every thread's later creations are owner-only).
+pub fn restrict_umask() {
+    // SAFETY: umask only swaps an integer in the process; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Narrows every folder and file under `data_dir` (itself included) that others may read or
+/// write; one line per change, for the caller to warn with. Symlinks are not followed.
+pub fn repair(data_dir: &Path) -> Vec<String> {
+    let mut changed = Vec::new();
+    for entry in walkdir::WalkDir::new(data_dir).follow_links(false) {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                changed.push(format!("cannot check {}: {e}", data_dir.display()));
+                continue;
+            }
+        };
+        if let Some(line) = narrow(entry.path(), entry.file_type()) {
+            changed.push(line);
+        }
+    }
+    changed
+}
+
+/// Narrows one entry; what was done, or None when it was owner-only already.
+fn narrow(path: &Path, kind: std::fs::FileType) -> Option<String> {
+    let want = if kind.is_dir() {
+        DIR_MODE
+    } else if kind.is_file() {
+        FILE_MODE
+    } else {
+        return None;
+    };
+    let have = std::fs::symlink_metadata(path).ok()?.mode() & 0o7777;
+    if have & 0o077 == 0 {
+        return None;
+    }
+    let why = match std::fs::set_permissions(path, std::fs::Permissions::from_mode(want)) {
+        Ok(()) => format!("set to {want:o}"),
+        Err(e) => format!("cannot set to {want:o}: {e}"),
+    };
+    Some(format!(
+        "{}: mode {have:o} let other users read the daemon's records; {why}",
+        path.display()
+    ))
+}
+
+/// Checks that this user can read `data_dir`, for commands that read it directly. Another
+/// user meets a folder that is owner-only by design: say so, instead of an I/O error from
+/// deep in the store or the index.
+pub fn readable(data_dir: &Path) -> Result<(), String> {
+    match std::fs::read_dir(data_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+            let owner = std::fs::metadata(data_dir)
+                .map(|m| format!(" (owner uid {})", m.uid()))
+                .unwrap_or_default();
+            Err(format!(
+                "permission denied: data_dir {} is readable only by the daemon's user{owner}; \
+                 run as the daemon's user (e.g. sudo -u <that user> baton ...)",
+                data_dir.display()
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repair_narrows_folders_and_files_and_reports_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("sub/rev-1.json");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"{}").unwrap();
+        let open = |p: &Path, m| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+        open(&file, 0o644).unwrap();
+        open(&dir.path().join("sub"), 0o755).unwrap();
+        open(dir.path(), 0o700).unwrap();
+        let changed = repair(dir.path());
+        assert_eq!(changed.len(), 2, "{changed:?}");
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().mode() & 0o777;
+        assert_eq!(mode(&file), 0o600);
+        assert_eq!(mode(&dir.path().join("sub")), 0o700);
+        assert!(repair(dir.path()).is_empty(), "a second walk finds nothing");
+    }
+}
