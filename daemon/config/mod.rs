@@ -1,8 +1,8 @@
 //! Configuration in two phases: the raw TOML (serde, unknown keys refused) and the validated
 //! `Config` the daemon runs on. Errors name the file and the key, and say how to fix it.
 
-use crate::contract::handoff::Trigger;
 use crate::contract::Limits;
+pub use crate::routing::{Agent, Route, User};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -65,78 +65,6 @@ pub struct Config {
     pub webhooks: Vec<Webhook>,
     pub deliveries: Deliveries,
     pub search: Search,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct User {
-    pub name: String,
-    #[serde(default)]
-    pub password_hash: Option<String>,
-    #[serde(default)]
-    pub roles: Vec<String>,
-    #[serde(default)]
-    pub email: Option<String>,
-    #[serde(default)]
-    pub token_sha256: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Agent {
-    pub name: String,
-    pub token_sha256: String,
-    #[serde(default = "all_workspaces")]
-    pub workspaces: Vec<String>,
-    /// Channels (`webhook:NAME`) told when a handoff this agent sent is decided, so the
-    /// agent can go on without polling (baton extension).
-    #[serde(default)]
-    pub notify: Vec<String>,
-    /// The `[[users]]` entry (a person) this agent acts for: that person is the proven
-    /// sender of the agent's handoffs, so cannot approve or claim them and is not mailed
-    /// about them (baton extension).
-    #[serde(default)]
-    pub user: Option<String>,
-}
-
-fn all_workspaces() -> Vec<String> {
-    vec!["*".into()]
-}
-
-/// A rule that picks reviewers and channels; the first matching route wins.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Route {
-    pub name: String,
-    #[serde(default)]
-    pub triggers: Vec<Trigger>,
-    #[serde(default)]
-    pub labels: Vec<String>,
-    #[serde(default)]
-    pub workspaces: Vec<String>,
-    #[serde(default)]
-    pub reviewers: Vec<String>,
-    #[serde(default)]
-    pub notify: Vec<String>,
-    #[serde(default)]
-    pub escalate_after_s: Option<u64>,
-    #[serde(default)]
-    pub escalate_to: Option<String>,
-    #[serde(default)]
-    pub stall_after_s: Option<u64>,
-    #[serde(default)]
-    pub auto_approve_min_confidence: Option<f64>,
-    /// Auto-approve also when the handoff's `to_agent` chose this route over the first one
-    /// that matched (default false: an agent must not steer work to a lenient policy).
-    #[serde(default)]
-    pub auto_approve_when_named: bool,
-    /// Roles a handoff on this route may name in `sign_off`, besides the roles of the users
-    /// the route already admits: the route, not the agent, decides who may approve.
-    #[serde(default)]
-    pub sign_off_roles: Vec<String>,
-    /// Distinct reviewers whose approvals close a handoff (default 1; see `app/quorum.rs`).
-    #[serde(default)]
-    pub min_approvals: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
