@@ -16,7 +16,7 @@
 //!   decide, quorum, claim, route, timers, approved work), read models for pages, API and MCP
 //!   (queries, listings, artifact views, export), and `app::model`, the record's types, at the
 //!   bottom of the folder.
-//! - intake: `watch` (notify or polling -> our own `Signal`s; the callback never blocks),
+//! - `intake`: `watch` (notify or polling -> our own `Signal`s; the callback never blocks),
 //!   `scan` (catch-up of whole workspaces at start and on rescans, on several threads),
 //!   `pipeline` (a dispatcher: settle window, retries, rescans, periodic reconcile; and a pool
 //!   of workers, one ordered lane per workspace).
@@ -57,17 +57,15 @@ pub mod events;
 pub mod heartbeat;
 pub mod host;
 pub mod index;
+pub mod intake;
 pub mod locks;
 pub mod login;
 pub mod media;
 pub mod metrics;
 pub mod outbox;
-pub mod pipeline;
 pub mod private;
 pub mod render;
 pub mod routing;
-pub mod scan;
 pub mod search;
 pub mod store;
-pub mod watch;
 pub mod workspace;

@@ -3,7 +3,7 @@
 //! its current file, then flush the audit anchors).
 
 use baton::app::App;
-use baton::pipeline;
+use baton::intake::pipeline;
 use tokio::net::TcpListener;
 
 /// Descriptors kept for the daemon's own files (scan threads, watches, logs) below the

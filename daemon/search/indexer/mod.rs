@@ -8,7 +8,7 @@ use super::sources::{self, Item};
 use super::{reindex, Search};
 use crate::events::Event;
 use crate::index::{split_id, Op, Writer};
-use crate::watch::{Signal, Watch};
+use crate::intake::watch::{Signal, Watch};
 use crate::workspace::{Workspace, APPROVED_DIR, INBOX_DIR};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

@@ -6,7 +6,7 @@ use super::pool;
 use super::watches::Watches;
 use super::Item;
 use crate::app::App;
-use crate::scan;
+use crate::intake::scan;
 use crate::workspace::{self, Workspace, CHECKPOINTS_DIR};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
