@@ -370,6 +370,12 @@ impl App {
         self.workspace(&name)
     }
 
+    /// Writes what is kept off the request path and not yet written (the sessions); at
+    /// shutdown.
+    pub fn flush_sessions(&self) {
+        self.inner.logins.flush();
+    }
+
     /// Makes every anchor that moved durable: all of them in one append to the ledger, with
     /// one sync (about once a second, and at shutdown).
     pub fn flush_anchors(&self) {

@@ -39,7 +39,11 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     }
     housekeeping.abort();
     // After ingest has stopped, so the anchors cover every event.
-    let _ = tokio::task::spawn_blocking(move || app_for_anchors.flush_anchors()).await;
+    let _ = tokio::task::spawn_blocking(move || {
+        app_for_anchors.flush_sessions();
+        app_for_anchors.flush_anchors();
+    })
+    .await;
     // It ends on the shutdown token, removing the heartbeat files as it goes.
     let _ = heartbeat.await;
     Ok(())

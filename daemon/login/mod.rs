@@ -97,6 +97,12 @@ impl Logins {
         Ok((logins, fresh))
     }
 
+    /// Writes the sessions now (at shutdown: the saver thread may not have written the last
+    /// changes yet).
+    pub fn flush(&self) {
+        self.sessions.flush();
+    }
+
     /// Checks a password (slow by design: argon2id) and starts a session. Returns the new
     /// session's id for the cookie.
     pub fn sign_in(

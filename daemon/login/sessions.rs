@@ -1,13 +1,15 @@
 //! Server-side sessions. The browser holds only a random id; the daemon keeps its sha256 with
 //! who signed in, the CSRF token and the times that bound it (idle and absolute expiry).
 //! Sessions are saved in `data_dir/sessions.json` so a restart does not sign everyone out;
-//! the file holds hashes, so reading it does not let anyone in.
+//! the file holds hashes, so reading it does not let anyone in. The file is written by a
+//! thread of its own, woken by a change: a sign-in never waits on a disk sync, and changes made
+//! in a burst are written once.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Condvar, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Most live sessions kept; the oldest are ended first past it.
@@ -25,10 +27,48 @@ pub struct Session {
 }
 
 pub struct Sessions {
-    file: PathBuf,
     idle_s: u64,
     absolute_s: u64,
+    shared: Arc<Shared>,
+}
+
+/// What the requests and the saver thread share.
+struct Shared {
+    file: PathBuf,
     by_hash: Mutex<HashMap<String, Session>>,
+    /// A change not yet written; the saver waits on `wake` for it.
+    dirty: Mutex<bool>,
+    wake: Condvar,
+}
+
+impl Shared {
+    fn write(&self) {
+        let bytes = {
+            let table = self.by_hash.lock().unwrap_or_else(|e| e.into_inner());
+            match serde_json::to_vec(&*table) {
+                Ok(b) => b,
+                Err(_) => return,
+            }
+        };
+        // Losing this file only signs people out: worth a warning, not a failed request.
+        let kind = crate::workspace::fsync::Kind::Other;
+        if let Err(e) = crate::workspace::write_atomic(&self.file, &bytes, kind) {
+            tracing::warn!(file = %self.file.display(), error = %e, "cannot save sessions");
+        }
+    }
+
+    /// The saver: writes the table each time it changed, a burst of changes once.
+    fn run(self: Arc<Self>) {
+        loop {
+            let mut dirty = self.dirty.lock().unwrap_or_else(|e| e.into_inner());
+            while !*dirty {
+                dirty = self.wake.wait(dirty).unwrap_or_else(|e| e.into_inner());
+            }
+            *dirty = false;
+            drop(dirty);
+            self.write();
+        }
+    }
 }
 
 pub fn now_s() -> u64 {
@@ -55,18 +95,33 @@ impl Sessions {
             }),
             Err(_) => HashMap::new(),
         };
-        let sessions = Sessions {
+        let shared = Arc::new(Shared {
             file,
+            by_hash: Mutex::new(saved),
+            dirty: Mutex::new(false),
+            wake: Condvar::new(),
+        });
+        let saver = shared.clone();
+        let spawned = std::thread::Builder::new()
+            .name("baton-sessions".into())
+            .spawn(move || saver.run());
+        if let Err(e) = spawned {
+            tracing::warn!(error = %e, "cannot start the sessions saver; sessions will not survive a restart");
+        }
+        let sessions = Sessions {
             idle_s,
             absolute_s,
-            by_hash: Mutex::new(saved),
+            shared,
         };
         sessions.sweep();
         sessions
     }
 
     fn table(&self) -> std::sync::MutexGuard<'_, HashMap<String, Session>> {
-        self.by_hash.lock().unwrap_or_else(|e| e.into_inner())
+        self.shared
+            .by_hash
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     fn live(&self, s: &Session, now: u64) -> bool {
@@ -145,17 +200,16 @@ impl Sessions {
         self.table().retain(|_, s| self.live(s, now));
     }
 
+    /// Asks the saver to write the table; returns at once.
     fn save(&self) {
-        let bytes = match serde_json::to_vec(&*self.table()) {
-            Ok(b) => b,
-            Err(_) => return,
-        };
-        // Losing this file only signs people out: worth a warning, not a failed request.
-        if let Err(e) =
-            crate::workspace::write_atomic(&self.file, &bytes, crate::workspace::fsync::Kind::Other)
-        {
-            tracing::warn!(file = %self.file.display(), error = %e, "cannot save sessions");
-        }
+        *self.shared.dirty.lock().unwrap_or_else(|e| e.into_inner()) = true;
+        self.shared.wake.notify_one();
+    }
+
+    /// Writes the table now, on this thread (at shutdown, so the last changes are kept).
+    pub fn flush(&self) {
+        *self.shared.dirty.lock().unwrap_or_else(|e| e.into_inner()) = false;
+        self.shared.write();
     }
 }
 
@@ -173,6 +227,7 @@ mod tests {
         assert_ne!(a, b);
         assert!(s.end(&a));
         assert!(s.get(&a).is_none());
+        s.flush();
         let reloaded = Sessions::load(file.clone(), 3600, 7200);
         assert_eq!(reloaded.get(&b).unwrap().user, "rita");
         assert!(!std::fs::read_to_string(&file).unwrap().contains(&b));
@@ -195,6 +250,7 @@ mod tests {
         assert!(s.get(&old).is_none());
         assert_eq!(s.get(&fresh).unwrap().user, "rita");
         // Ended for good, in the file too.
+        s.flush();
         let saved = std::fs::read_to_string(&file).unwrap();
         assert!(!saved.contains(&hash(&idle)) && !saved.contains(&hash(&old)));
         assert!(saved.contains(&hash(&fresh)));
