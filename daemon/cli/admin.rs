@@ -10,13 +10,11 @@ use std::process::ExitCode;
 
 pub fn init(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ws = workspace::init(dir)?;
-    println!("workspace \"{}\" ready at {}", ws.name, ws.root.display());
-    println!(
-        "agents write handoff.json, checkpoints/*.json and inbox/**; baton writes decision.json"
-    );
+    out!("workspace \"{}\" ready at {}", ws.name, ws.root.display());
+    out!("agents write handoff.json, checkpoints/*.json and inbox/**; baton writes decision.json");
     match coverage(&ws, config) {
-        Ok(how) => println!("{how}"),
-        Err(why) => eprintln!("baton: warning: {why}"),
+        Ok(how) => out!("{how}"),
+        Err(why) => err!("baton: warning: {why}"),
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -62,7 +60,7 @@ pub fn schema(kind: super::SchemaKind) -> anyhow::Result<ExitCode> {
         S::Decision => schema::schema(Kind::Decision).clone(),
         S::Export => schema::schema_for::<baton::contract::export::ExportRecord>(),
     };
-    println!("{}", serde_json::to_string_pretty(&value)?);
+    out!("{}", serde_json::to_string_pretty(&value)?);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -85,10 +83,10 @@ pub fn audit_verify(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCod
     let anchors = anchors(&ws, config)?;
     let report = baton::audit::verify(&ws.events_path(), anchors.as_ref())?;
     for problem in &report.problems {
-        println!("{problem}");
+        out!("{problem}");
     }
     if !report.problems.is_empty() {
-        println!(
+        out!(
             "audit log {}: TAMPERED ({} problem(s))",
             ws.events_path().display(),
             report.problems.len()
@@ -99,7 +97,7 @@ pub fn audit_verify(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCod
         if let Some(found) = opens_broken(&ws) {
             // Tampering was found before and a new chain begun: only the daemon's anchors
             // can say whether it was acknowledged, and they were not read.
-            println!(
+            out!(
                 "audit log {}: records tampering: its first event is audit.broken ({found}); \
                  the daemon's anchors were not read, so whether it was acknowledged is unknown \
                  (run again with --config FILE, the daemon's configuration)",
@@ -112,7 +110,7 @@ pub fn audit_verify(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCod
         Some(seq) => format!(", end matches the daemon's anchor (event {seq})"),
         None => ", no daemon anchor found (the last line cannot be vouched for)".into(),
     };
-    println!(
+    out!(
         "audit log {}: ok, {} events, chain intact{anchored}",
         ws.events_path().display(),
         report.lines
@@ -155,7 +153,7 @@ pub fn audit_ack(
     };
     let open = anchors.unacknowledged()?;
     if open.is_empty() {
-        println!("nothing to acknowledge for {}", ws.root.display());
+        out!("nothing to acknowledge for {}", ws.root.display());
         return Ok(ExitCode::SUCCESS);
     }
     let by = by
@@ -169,9 +167,9 @@ pub fn audit_ack(
         evidence: None,
     })?;
     for entry in &open {
-        println!("acknowledged: {} {}", entry.at, entry.text);
+        out!("acknowledged: {} {}", entry.at, entry.text);
     }
-    println!("recorded in {}", anchors.history.display());
+    out!("recorded in {}", anchors.history.display());
     Ok(ExitCode::SUCCESS)
 }
 
@@ -188,6 +186,6 @@ pub fn hash_password() -> anyhow::Result<ExitCode> {
     }
     let hash = baton::login::hash_password(&password)
         .map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?;
-    println!("{hash}");
+    out!("{hash}");
     Ok(ExitCode::SUCCESS)
 }

@@ -32,7 +32,7 @@ pub(super) fn limits() -> Limits {
 
 pub(super) fn print_problems(problems: &[Problem]) -> ExitCode {
     for p in problems {
-        println!("{p}");
+        out!("{p}");
     }
     ExitCode::from(1)
 }
@@ -77,7 +77,7 @@ pub fn validate(file: &Path, kind: Option<Kind>) -> anyhow::Result<ExitCode> {
     };
     match result {
         Ok(line) => {
-            println!("{line}");
+            out!("{line}");
             Ok(ExitCode::SUCCESS)
         }
         Err(rejected) => Ok(print_problems(&rejected.problems)),
@@ -144,15 +144,15 @@ pub fn wait(dir: &Path, timeout: Option<f64>) -> anyhow::Result<ExitCode> {
     let mut waited = Waited::start(&ws)?;
     if let Some(key) = waited.key() {
         // Says which handoff this answers for: a newer one written meanwhile is not it.
-        eprintln!("baton: waiting for the decision on handoff {key}");
+        err!("baton: waiting for the decision on handoff {key}");
     }
     loop {
         if let Some(d) = waited.answer(&ws)? {
-            println!("{}", serde_json::to_string_pretty(&d)?);
+            out!("{}", serde_json::to_string_pretty(&d)?);
             return Ok(ExitCode::from(d.outcome.exit_code()));
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
-            eprintln!(
+            err!(
                 "baton: no decision for the handoff in {} yet (timed out)",
                 ws.root.display()
             );
@@ -277,7 +277,7 @@ const ADOPTION_WAIT: Duration = Duration::from_secs(3);
 /// stale): the agent would otherwise wait for an answer that cannot come.
 pub(super) fn warn_if_unserved(ws: &Workspace) {
     if let Err(why) = baton::heartbeat::check_patiently(ws, ADOPTION_WAIT) {
-        eprintln!(
+        err!(
             "baton: warning: no running daemon serves {}: {why}; a handoff there is answered \
              only once a daemon whose `workspaces` cover it runs (`baton init` says which)",
             ws.root.display()

@@ -24,7 +24,7 @@ pub fn export(
     };
     let stdout = std::io::stdout();
     let count = write_export(&config, &filter, &mut stdout.lock())?;
-    eprintln!("baton: exported {count} decided handoff(s)");
+    err!("baton: exported {count} decided handoff(s)");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -23,7 +23,7 @@ pub fn lock(
     };
     Ok(match locks::acquire(&ws, &req) {
         Ok(grant) => {
-            println!("{}", grant_json(&grant));
+            out!("{}", grant_json(&grant));
             ExitCode::SUCCESS
         }
         Err(e) => refused(&e),
@@ -46,9 +46,11 @@ pub fn unlock(dir: &Path, path: &str, owner: &str, token: Option<u64>) -> anyhow
     };
     Ok(match locks::release(&ws, &rel) {
         Ok(lock) => {
-            println!(
+            out!(
                 "released {} (owner {}, token {})",
-                lock.path, lock.owner, lock.token
+                lock.path,
+                lock.owner,
+                lock.token
             );
             ExitCode::SUCCESS
         }
@@ -64,17 +66,20 @@ pub fn list(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
     };
     if json {
         let shown: Vec<serde_json::Value> = held.iter().map(Lock::shown).collect();
-        println!("{}", serde_json::to_string_pretty(&shown)?);
+        out!("{}", serde_json::to_string_pretty(&shown)?);
         return Ok(ExitCode::SUCCESS);
     }
     if held.is_empty() {
-        println!("no locks in {}", ws.root.display());
+        out!("no locks in {}", ws.root.display());
     }
     for l in &held {
         let purpose = l.purpose.as_deref().unwrap_or("-");
-        println!(
+        out!(
             "{}\t{}\ttoken {}\tuntil {}\t{purpose}",
-            l.path, l.owner, l.token, l.expires_at
+            l.path,
+            l.owner,
+            l.token,
+            l.expires_at
         );
     }
     Ok(ExitCode::SUCCESS)
@@ -82,7 +87,7 @@ pub fn list(dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
 
 /// A refusal or failure: the reason on standard error, exit 1 (2 for a bad argument).
 fn refused(e: &LockError) -> ExitCode {
-    eprintln!("baton: {e}");
+    err!("baton: {e}");
     match e {
         LockError::Invalid(_) => ExitCode::from(2),
         _ => ExitCode::from(1),

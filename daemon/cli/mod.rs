@@ -1,5 +1,8 @@
 //! The command line of SPEC section 8.
 
+#[macro_use]
+mod print;
+
 mod admin;
 mod agent;
 mod export;

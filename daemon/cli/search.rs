@@ -33,7 +33,7 @@ pub fn search(o: Options) -> anyhow::Result<ExitCode> {
         ..Request::default()
     })?;
     if o.json {
-        println!("{}", serde_json::to_string_pretty(&hits)?);
+        out!("{}", serde_json::to_string_pretty(&hits)?);
         return Ok(ExitCode::SUCCESS);
     }
     let bold = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
@@ -43,16 +43,16 @@ pub fn search(o: Options) -> anyhow::Result<ExitCode> {
             .as_deref()
             .map(|k| format!("  {k}"))
             .unwrap_or_default();
-        println!(
+        out!(
             "{}  {}  {}{key}",
             hit.workspace,
             hit.kind.as_str(),
             hit.path
         );
-        println!("    {}", plain(&hit.snippet, bold));
+        out!("    {}", plain(&hit.snippet, bold));
     }
     for note in &hits.notes {
-        eprintln!("baton: note: {note}");
+        err!("baton: note: {note}");
     }
     let shown = hits.hits.len();
     let partial = if hits.partial {
@@ -60,7 +60,7 @@ pub fn search(o: Options) -> anyhow::Result<ExitCode> {
     } else {
         ""
     };
-    println!("{} matches, {shown} shown{partial}", hits.total);
+    out!("{} matches, {shown} shown{partial}", hits.total);
     // Like grep: 1 when nothing matched, so scripts can test for it.
     Ok(if hits.total == 0 {
         ExitCode::from(1)
@@ -139,7 +139,7 @@ impl Show {
         self.last_line = Some(Instant::now());
         let rate = s.bytes_done as f64 / s.seconds.max(1e-3);
         let eta = (s.bytes_total.saturating_sub(s.bytes_done)) as f64 / rate.max(1.0);
-        eprintln!(
+        err!(
             "reindex: {}/{} files, {:.1}/{:.1} MB, {:.1} MB/s, ETA {:.0} s",
             s.files_done,
             s.files_total,
@@ -154,7 +154,7 @@ impl Show {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
-        eprintln!(
+        err!(
             "reindexed {} files ({:.1} MB) in {:.1} s ({:.1} MB/s), done by the {}; the index holds {} documents in {} segments",
             s.files_done,
             mb(s.bytes_done),

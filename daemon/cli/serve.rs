@@ -5,15 +5,6 @@ use baton::config::Config;
 use std::path::Path;
 use std::process::ExitCode;
 
-/// A line on standard output that never panics: `println!` does when stdout is a closed pipe
-/// (`baton serve | head -3`), which would stop the daemon over a line for a person.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
 pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     // Before any file is opened: workspaces opened under a low soft limit would fail with
     // "Too many open files" although the hard limit allows them.
@@ -54,14 +45,14 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         );
     }
     if let Some(token) = &opened.admin_token {
-        say!("baton: a new admin API token was made (shown once; only its hash is kept):");
-        say!("  {token}");
-        say!("  try: curl -H 'Authorization: Bearer {token}' {public_url}/api/v1/handoffs");
+        out!("baton: a new admin API token was made (shown once; only its hash is kept):");
+        out!("  {token}");
+        out!("  try: curl -H 'Authorization: Bearer {token}' {public_url}/api/v1/handoffs");
     }
     if let Some(password) = &opened.admin_password {
-        say!("baton: a new sign-in for the pages was made (shown once; only its hash is kept):");
-        say!("  name: {}  password: {password}", baton::login::ADMIN_NAME);
-        say!("  open: {public_url}/login");
+        out!("baton: a new sign-in for the pages was made (shown once; only its hash is kept):");
+        out!("  name: {}  password: {password}", baton::login::ADMIN_NAME);
+        out!("  open: {public_url}/login");
     }
     runtime.block_on(async move {
         // Registered before anyone is told we listen: a SIGTERM sent the moment after must
@@ -69,7 +60,7 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         let signals = Signals::install()?;
         let bound = listener.local_addr()?;
         tracing::info!(address = %bound, workspaces = app.workspaces().len(), "listening");
-        say!("baton: listening on http://{bound}");
+        out!("baton: listening on http://{bound}");
         let shutdown = app.shutdown_token();
         tokio::spawn(async move {
             signals.wait().await;

@@ -29,16 +29,16 @@ pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     // Written under the name of its format; the newest handoff file is the one that counts.
     let target = ws.root.join(target_name(file, format));
     workspace::write_atomic(&target, &bytes, workspace::fsync::Kind::Workspace)?;
-    println!("submitted {key} as {}", target.display());
+    out!("submitted {key} as {}", target.display());
     let now = ws.handoff_file();
     if now.path != target {
-        eprintln!(
+        err!(
             "baton: warning: {} is newer and still counts; remove it or submit again",
             now.path.display()
         );
     }
     for other in now.shadowed.iter().filter(|p| **p != target) {
-        eprintln!(
+        err!(
             "baton: note: {} is older and no longer counts; remove it to avoid confusion",
             other.display()
         );
@@ -159,7 +159,7 @@ fn sign_off_problems(
             .map(|(i, message)| Problem::new(format!("/sign_off/{i}"), message))
             .collect();
     if let Some(m) = baton::routing::fallback_problem(&config.routes, doc, &ws.name) {
-        eprintln!("baton: note: /fallback/route: {m}; it will not be escalated");
+        err!("baton: note: /fallback/route: {m}; it will not be escalated");
     }
     problems
 }
