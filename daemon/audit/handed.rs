@@ -8,7 +8,6 @@ use super::{sha256_hex, Mark};
 use crate::events::Event;
 use serde::Deserialize;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// The mark is a fixed-size record overwritten in place (padded with spaces), not synced: the
@@ -45,17 +44,7 @@ impl Handed {
     }
 
     pub fn write(&self, mark: &Mark) -> io::Result<()> {
-        let mut record = serde_json::to_vec(mark)?;
-        record.resize(SIZE.max(record.len()), b' ');
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.path)?;
-        file.write_all_at(&record, 0)
+        super::anchor::overwrite_record(&self.path, mark, SIZE)
     }
 }
 

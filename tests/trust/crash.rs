@@ -49,61 +49,26 @@ fn reviewer(
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Answers> {
     use rand::Rng;
-    std::thread::spawn(move || {
+    let choose = |list: &[Value]| {
         let mut rng = rand::rng();
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(5))
-            .build();
-        let auth = format!("Bearer {name}-token");
-        let mut answers = Answers::default();
-        while !stop.load(Ordering::Acquire) {
-            let Some(url) = url.lock().unwrap().clone() else {
-                std::thread::sleep(Duration::from_millis(2));
-                continue;
-            };
-            let list: Vec<Value> = match agent
-                .get(&format!("{url}/api/v1/handoffs?state=pending"))
-                .set("Authorization", &auth)
-                .call()
-                .ok()
-                .and_then(|r| r.into_json::<Vec<Value>>().ok())
-            {
-                Some(list) if !list.is_empty() => list,
-                _ => {
-                    std::thread::sleep(Duration::from_millis(2));
-                    continue;
-                }
-            };
-            let key = list[rng.random_range(0..list.len().min(2))]["key"]
-                .as_str()
-                .unwrap()
-                .to_string();
-            // Mostly approvals, so quorums build up and close under the kills.
-            let outcome = match rng.random_range(0..10) {
-                0 => "rejected",
-                1 => "changes_requested",
-                _ => "approved",
-            };
-            let body = json!({ "outcome": outcome, "comment": "race" }).to_string();
-            let status = match agent
-                .post(&format!("{url}/api/v1/handoffs/{key}/decision"))
-                .set("Authorization", &auth)
-                .set("Content-Type", "application/json")
-                .send_string(&body)
-            {
-                Ok(r) => r.status(),
-                Err(ureq::Error::Status(status, _)) => status,
-                Err(_) => continue,
-            };
-            *answers.statuses.entry(status).or_default() += 1;
-            match (outcome, status) {
-                ("approved", 200 | 202) => answers.approved.push((key, status)),
-                (_, 200) => answers.closed.push(key),
-                _ => {}
-            }
+        let key = list[rng.random_range(0..list.len().min(2))]["key"].as_str();
+        // Mostly approvals, so quorums build up and close under the kills.
+        let outcome = match rng.random_range(0..10) {
+            0 => "rejected",
+            1 => "changes_requested",
+            _ => "approved",
+        };
+        (key.unwrap().to_string(), outcome)
+    };
+    let record = |a: &mut Answers, key: String, outcome: &str, status: u16, _: Option<Value>| {
+        *a.statuses.entry(status).or_default() += 1;
+        match (outcome, status) {
+            ("approved", 200 | 202) => a.approved.push((key, status)),
+            (_, 200) => a.closed.push(key),
+            _ => {}
         }
-        answers
-    })
+    };
+    race_reviewer(format!("{name}-token"), url, stop, choose, record)
 }
 
 /// The agent: handoffs into the three workspaces, atomically renamed, until stopped.

@@ -18,60 +18,23 @@ fn reviewer(
     stop: Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<Seen> {
     use rand::Rng;
-    std::thread::spawn(move || {
+    let choose = |list: &[Value]| {
         let mut rng = rand::rng();
-        let agent = ureq::AgentBuilder::new()
-            .timeout(Duration::from_secs(5))
-            .build();
-        let auth = format!("Bearer {token}");
-        let mut seen = Seen::default();
-        while !stop.load(Ordering::Acquire) {
-            let Some(url) = url.lock().unwrap().clone() else {
-                std::thread::sleep(Duration::from_millis(2));
-                continue;
-            };
-            let list: Vec<Value> = match agent
-                .get(&format!("{url}/api/v1/handoffs?state=pending"))
-                .set("Authorization", &auth)
-                .call()
-                .ok()
-                .and_then(|r| r.into_json().ok())
-            {
-                Some(list) => list,
-                None => continue,
-            };
-            if list.is_empty() {
-                std::thread::sleep(Duration::from_millis(2));
-                continue;
-            }
-            // Mostly the oldest, so both reviewers go for the same key.
-            let pick = match rng.random_bool(0.7) {
-                true => &list[0],
-                false => &list[rng.random_range(0..list.len())],
-            };
-            let key = pick["key"].as_str().unwrap().to_string();
-            let outcome = ["approved", "rejected", "changes_requested"][rng.random_range(0..3)];
-            let body = json!({ "outcome": outcome, "comment": "race" }).to_string();
-            let answer = agent
-                .post(&format!("{url}/api/v1/handoffs/{key}/decision"))
-                .set("Authorization", &auth)
-                .set("Content-Type", "application/json")
-                .send_string(&body);
-            let status = match answer {
-                Ok(r) => {
-                    let status = r.status();
-                    if status == 200 {
-                        seen.wins.push((key, r.into_json().ok()));
-                    }
-                    status
-                }
-                Err(ureq::Error::Status(status, _)) => status,
-                Err(_) => continue,
-            };
-            *seen.statuses.entry(status).or_default() += 1;
+        // Mostly the oldest, so both reviewers go for the same key.
+        let pick = match rng.random_bool(0.7) {
+            true => &list[0],
+            false => &list[rng.random_range(0..list.len())],
+        };
+        let outcome = ["approved", "rejected", "changes_requested"][rng.random_range(0..3)];
+        (pick["key"].as_str().unwrap().to_string(), outcome)
+    };
+    let record = |seen: &mut Seen, key: String, _: &str, status: u16, body: Option<Value>| {
+        if status == 200 {
+            seen.wins.push((key, body));
         }
-        seen
-    })
+        *seen.statuses.entry(status).or_default() += 1;
+    };
+    race_reviewer(token, url, stop, choose, record)
 }
 
 /// 100 SIGKILLs of the daemon while an agent writes handoffs into three workspaces and two

@@ -140,3 +140,58 @@ fn read_json(path: &Path) -> Option<Value> {
     let bytes = std::fs::read(path).ok()?;
     Some(serde_json::from_slice(&bytes).unwrap())
 }
+
+/// One reviewer racing others against a daemon that is killed and restarted under it: while
+/// not stopped, lists the pending handoffs of whichever daemon serves now (`url`; none between
+/// restarts), lets `choose` pick a key and an outcome, posts the decision, and hands `record`
+/// what came back: the status, and the body of a 2xx (None if a kill cut it).
+fn race_reviewer<S: Default + Send + 'static>(
+    token: String,
+    url: Arc<Mutex<Option<String>>>,
+    stop: Arc<AtomicBool>,
+    choose: impl Fn(&[Value]) -> (String, &'static str) + Send + 'static,
+    record: impl Fn(&mut S, String, &'static str, u16, Option<Value>) + Send + 'static,
+) -> std::thread::JoinHandle<S> {
+    std::thread::spawn(move || {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(Duration::from_secs(5))
+            .build();
+        let auth = format!("Bearer {token}");
+        let mut seen = S::default();
+        while !stop.load(Ordering::Acquire) {
+            let Some(url) = url.lock().unwrap().clone() else {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            };
+            let list: Vec<Value> = agent
+                .get(&format!("{url}/api/v1/handoffs?state=pending"))
+                .set("Authorization", &auth)
+                .call()
+                .ok()
+                .and_then(|r| r.into_json().ok())
+                .unwrap_or_default();
+            if list.is_empty() {
+                std::thread::sleep(Duration::from_millis(2));
+                continue;
+            }
+            let (key, outcome) = choose(&list);
+            let body = json!({ "outcome": outcome, "comment": "race" }).to_string();
+            let answer = agent
+                .post(&format!("{url}/api/v1/handoffs/{key}/decision"))
+                .set("Authorization", &auth)
+                .set("Content-Type", "application/json")
+                .send_string(&body);
+            match answer {
+                Ok(r) => {
+                    let status = r.status();
+                    record(&mut seen, key, outcome, status, r.into_json().ok());
+                }
+                Err(ureq::Error::Status(status, _)) => {
+                    record(&mut seen, key, outcome, status, None)
+                }
+                Err(_) => {}
+            }
+        }
+        seen
+    })
+}
