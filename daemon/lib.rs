@@ -64,6 +64,7 @@ pub mod media;
 pub mod metrics;
 pub mod outbox;
 pub mod private;
+pub mod receipts;
 pub mod render;
 pub mod routing;
 pub mod search;

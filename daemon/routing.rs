@@ -70,6 +70,11 @@ pub struct Route {
     /// the route already admits: the route, not the agent, decides who may approve.
     #[serde(default)]
     pub sign_off_roles: Vec<String>,
+    /// An approval on this route is void this long after it was given (its receipt's
+    /// `valid_until`; `baton verify` refuses it after): for work that must ship soon or be
+    /// looked at again.
+    #[serde(default)]
+    pub approval_ttl_s: Option<u64>,
     /// Distinct reviewers whose approvals close a handoff (default 1; see `app/quorum.rs`).
     #[serde(default)]
     pub min_approvals: Option<u32>,

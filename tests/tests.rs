@@ -31,6 +31,7 @@ mod ownership;
 mod pages;
 mod paths;
 mod quorum;
+mod receipts;
 mod recovery;
 mod review;
 mod search;

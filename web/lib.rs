@@ -9,6 +9,7 @@ mod auth;
 mod blocking;
 mod deliveries;
 mod error;
+mod keys;
 mod locks;
 mod openapi;
 mod ops;
@@ -126,6 +127,7 @@ fn table() -> Routes {
         )
         .at(Method::GET, "/api/v1/events", sse::events)
         .at(Method::GET, "/api/v1/search", search::search)
+        .at(Method::GET, "/api/v1/keys", keys::list)
         .at(Method::GET, "/api/v1/deliveries", deliveries::list)
         .at(
             Method::POST,

@@ -208,5 +208,10 @@ pub fn document() -> Value {
     {
         paths.extend(more);
     }
+    if let (Some(paths), Value::Object(more)) =
+        (doc["paths"].as_object_mut(), super::keys::openapi_paths())
+    {
+        paths.extend(more);
+    }
     doc
 }

@@ -211,6 +211,11 @@ impl App {
             to_agent: closing.to_agent,
             edits: closing.edits,
             handoff_sha256: Some(rec.meta.digest.clone()),
+            receipt: None,
+        };
+        let decision = Decision {
+            receipt: Some(self.receipt_for(&ws.ws.name, Some(rec), &decision)),
+            ..decision
         };
         let bytes = json_bytes(&decision)?;
         let data = json!({

@@ -36,6 +36,11 @@ impl App {
             to_agent: None,
             edits: Default::default(),
             handoff_sha256: Some(digest.to_string()),
+            receipt: None,
+        };
+        let decision = Decision {
+            receipt: Some(self.receipt_for(&ws.ws.name, None, &decision)),
+            ..decision
         };
         // The pages show the problems found now, never what the workspace's copy says.
         remember(st, decision.clone());

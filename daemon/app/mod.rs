@@ -34,6 +34,7 @@ mod ownership;
 mod query;
 mod queue;
 mod quorum;
+mod receipt;
 mod receive;
 mod records;
 mod recover;
@@ -89,6 +90,8 @@ struct Inner {
     metrics: Metrics,
     tokens: Tokens,
     logins: crate::login::Logins,
+    /// The key every decision is signed with (`crate::receipts`).
+    keyring: crate::receipts::Keyring,
     events: broadcast::Sender<Event>,
     workspaces: RwLock<BTreeMap<String, Arc<Ws>>>,
     by_root: RwLock<HashMap<PathBuf, Arc<Ws>>>,
@@ -149,6 +152,7 @@ impl App {
         let (tokens, admin_token) = Tokens::load(&config)?;
         let ledger = crate::audit::Ledger::open(&config.data_dir)?;
         let (logins, admin_password) = crate::login::Logins::load(&config)?;
+        let keyring = crate::receipts::Keyring::open(&config.data_dir)?;
         let (events, _) = broadcast::channel(4096);
         let metrics = Metrics::default();
         let (outbox, outbox_warnings) = crate::outbox::Outbox::open(
@@ -172,6 +176,7 @@ impl App {
                 audiences: Default::default(),
                 tokens,
                 logins,
+                keyring,
                 events,
                 workspaces: RwLock::default(),
                 by_root: RwLock::default(),

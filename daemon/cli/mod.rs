@@ -12,6 +12,7 @@ mod mcp;
 mod mcp_answers;
 mod mcp_locks;
 mod mcp_view;
+mod receipts;
 mod run;
 mod search;
 mod serve;
@@ -201,6 +202,36 @@ pub enum Command {
         #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
         config: Option<PathBuf>,
     },
+    /// Print the public keys decisions are signed with (`<key_id> <hex>` a line, rotated keys
+    /// too), for `baton verify --key`; with --rotate, make a new signing key first (used from
+    /// the daemon's next start; old receipts stay verifiable). Run as the daemon's user.
+    Keys {
+        #[arg(long)]
+        rotate: bool,
+        /// Configuration file [default: ./baton.toml, else the embedded default]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Check DIR/decision.json: its receipt is signed by a trusted key, agrees with the file,
+    /// is still valid, and every artifact it approved has the bytes approved. Exit 0 only then;
+    /// 1 with the reasons otherwise. Trusted keys: --key FILE (lines of `baton keys`), --url
+    /// (a daemon's /api/v1/keys, with BATON_TOKEN), else the config's data_dir.
+    Verify {
+        /// The workspace folder whose decision.json to check
+        dir: PathBuf,
+        /// A file of trusted public keys, as `baton keys` prints them
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// A daemon whose keys to trust (its /api/v1/keys; BATON_TOKEN authenticates)
+        #[arg(long, value_name = "URL", conflicts_with = "key")]
+        url: Option<String>,
+        /// Judge validity at this time (RFC 3339) instead of now, e.g. when auditing the past
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+        /// Configuration file, for its data_dir's keys [default: ./baton.toml, else the embedded default]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -311,5 +342,20 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             command: AuditCommand::Ack { dir, config, by },
         } => admin::audit_ack(&dir, config.as_deref(), by),
         Command::HashPassword => admin::hash_password(),
+        Command::Keys { rotate, config } => receipts::keys(config.as_deref(), rotate),
+        Command::Verify {
+            dir,
+            key,
+            url,
+            at,
+            config,
+        } => {
+            let trust = receipts::Trust {
+                key_file: key.as_deref(),
+                url: url.as_deref(),
+                config: config.as_deref(),
+            };
+            receipts::verify(&dir, trust, at.as_deref())
+        }
     }
 }

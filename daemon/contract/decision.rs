@@ -36,6 +36,10 @@ pub struct Decision {
     /// the raw bytes when they are not JSON), so `baton wait` never mistakes an older answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff_sha256: Option<String>,
+    /// baton extension: the daemon's signature over what was decided (see `receipt`); checked
+    /// by `baton verify`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<super::receipt::Receipt>,
 }
 
 /// A reviewer's edits to the handoff: what the agent should do next, in words and as the

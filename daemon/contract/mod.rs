@@ -10,6 +10,7 @@ pub mod handoff;
 pub mod json;
 pub mod nulls;
 pub mod problem;
+pub mod receipt;
 pub mod schema;
 pub mod validate;
 pub mod yaml;

@@ -1,0 +1,174 @@
+//! Decision receipts: every decision.json carries the daemon's Ed25519 signature over what was
+//! decided, and `baton verify` tells a real approval of these bytes from anything else: a
+//! forged or edited decision, a changed artifact, an expired approval, a key it does not trust.
+
+use crate::util::{baton, bytes, handoff, user, write_atomic, Daemon, TestEnv};
+use serde_json::{json, Value};
+use std::path::Path;
+
+fn config(ttl: &str) -> String {
+    [
+        user("rita", "\"reviewer\""),
+        format!("[[routes]]\nname = \"ship\"\n{ttl}"),
+    ]
+    .concat()
+}
+
+/// A handoff naming one artifact, approved by rita.
+fn approve(env: &TestEnv, d: &Daemon, ws: &str, id: &str) {
+    let dir = env.ws(ws);
+    write_atomic(&dir.join("inbox/report.md"), b"# the report\n");
+    let mut h = handoff(id);
+    h["artifacts"] = json!([{ "path": "inbox/report.md" }]);
+    write_atomic(&dir.join("handoff.json"), &bytes(&h));
+    d.wait_until("received", || {
+        d.handoffs("pending").iter().any(|p| p["key"] == id)
+    });
+    let (status, body) = d.post_as(
+        &format!("/api/v1/handoffs/{id}/decision"),
+        Some("rita-token"),
+        r#"{"outcome":"approved","comment":"ship it"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    d.wait_until("decision.json written", || decision(&dir).is_some());
+}
+
+fn decision(dir: &Path) -> Option<Value> {
+    let text = std::fs::read(dir.join("decision.json")).ok()?;
+    serde_json::from_slice(&text).ok()
+}
+
+/// `baton verify DIR` with `extra` arguments: exit code and stdout.
+fn verify(env: &TestEnv, ws: &str, extra: &[&str]) -> (i32, String) {
+    let dir = env.ws(ws);
+    let config = env.config_path();
+    let mut args = vec!["verify", dir.to_str().unwrap()];
+    if !extra.iter().any(|a| *a == "--key") {
+        args.extend(["--config", config.to_str().unwrap()]);
+    }
+    args.extend(extra);
+    let out = baton(&args);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn edit_decision(dir: &Path, edit: impl FnOnce(&mut Value)) {
+    let mut d = decision(dir).unwrap();
+    edit(&mut d);
+    std::fs::write(
+        dir.join("decision.json"),
+        serde_json::to_vec_pretty(&d).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_approval_verifies_and_every_forgery_is_refused_with_its_reason() {
+    let mut env = TestEnv::with_config(&config(""));
+    let d = env.start();
+    approve(&env, &d, "alpha", "r-1");
+    let dir = env.ws("alpha");
+    let receipt = &decision(&dir).unwrap()["receipt"];
+    assert_eq!(receipt["alg"], "ed25519");
+    assert_eq!(receipt["claims"]["artifacts"][0]["path"], "inbox/report.md");
+    d.stop();
+    let (code, out) = verify(&env, "alpha", &[]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("ok: r-1 approved by rita"), "{out}");
+
+    let original = std::fs::read(dir.join("decision.json")).unwrap();
+    let refused = |edit: &dyn Fn(&mut Value), reason: &str| {
+        std::fs::write(dir.join("decision.json"), &original).unwrap();
+        edit_decision(&dir, |d| edit(d));
+        let (code, out) = verify(&env, "alpha", &[]);
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains(reason), "wanted {reason:?}: {out}");
+    };
+    refused(
+        &|d| d["by"] = json!("mallory"),
+        "decision.json's by does not match",
+    );
+    refused(
+        &|d| d["outcome"] = json!("rejected"),
+        "decision.json's outcome does not match",
+    );
+    refused(
+        &|d| {
+            d["by"] = json!("mallory");
+            d["receipt"]["claims"]["by"] = json!("mallory");
+        },
+        "the signature does not match",
+    );
+    refused(
+        &|d| {
+            d.as_object_mut().unwrap().remove("receipt");
+        },
+        "carries no receipt",
+    );
+
+    std::fs::write(dir.join("decision.json"), &original).unwrap();
+    write_atomic(&dir.join("inbox/report.md"), b"# the report, edited\n");
+    let (code, out) = verify(&env, "alpha", &[]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("inbox/report.md changed since it was approved"),
+        "{out}"
+    );
+}
+
+#[test]
+fn an_approval_past_the_routes_ttl_is_void() {
+    let mut env = TestEnv::with_config(&config("approval_ttl_s = 3600\n"));
+    let d = env.start();
+    approve(&env, &d, "alpha", "r-ttl");
+    d.stop();
+    let until = decision(&env.ws("alpha")).unwrap()["receipt"]["claims"]["valid_until"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(verify(&env, "alpha", &[]).0, 0, "valid now");
+    let (code, out) = verify(&env, "alpha", &["--at", "2999-01-01T00:00:00.000Z"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("expired at {until}")), "{out}");
+}
+
+#[test]
+fn a_rotated_key_keeps_old_receipts_verifiable_and_another_daemons_key_is_not_trusted() {
+    let mut env = TestEnv::with_config(&config(""));
+    env.init("beta");
+    let d = env.start();
+    approve(&env, &d, "alpha", "r-old");
+    d.stop();
+    let cfg = env.config_path();
+    let rotated = baton(&["keys", "--rotate", "--config", cfg.to_str().unwrap()]);
+    assert!(rotated.status.success(), "{rotated:?}");
+    let listed = String::from_utf8_lossy(&rotated.stdout).into_owned();
+    assert_eq!(listed.lines().count(), 2, "both keys: {listed}");
+    let d = env.start();
+    approve(&env, &d, "beta", "r-new");
+    let (status, keys) = d.get("/api/v1/keys");
+    assert_eq!(status, 200, "{keys}");
+    assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");
+    d.stop();
+    let old_id = decision(&env.ws("alpha")).unwrap()["receipt"]["key_id"].clone();
+    let new_id = decision(&env.ws("beta")).unwrap()["receipt"]["key_id"].clone();
+    assert_ne!(
+        old_id, new_id,
+        "the new decision is signed with the new key"
+    );
+    let keys_file = env.root().join("trusted.keys");
+    std::fs::write(&keys_file, &listed).unwrap();
+    let trusted = keys_file.to_str().unwrap();
+    assert_eq!(verify(&env, "alpha", &["--key", trusted]).0, 0);
+    assert_eq!(verify(&env, "beta", &["--key", trusted]).0, 0);
+
+    let mut other = TestEnv::with_config(&config(""));
+    other.start().stop();
+    let other_config = other.config_path();
+    let theirs = baton(&["keys", "--config", other_config.to_str().unwrap()]);
+    let their_file = env.root().join("their.keys");
+    std::fs::write(&their_file, &theirs.stdout).unwrap();
+    let (code, out) = verify(&env, "alpha", &["--key", their_file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("not among the trusted keys"), "{out}");
+}
