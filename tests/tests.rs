@@ -32,6 +32,7 @@ mod pages;
 mod paths;
 mod quorum;
 mod recovery;
+mod resubmit;
 mod review;
 mod search;
 mod signoff;
