@@ -43,7 +43,7 @@ fn verify(env: &TestEnv, ws: &str, extra: &[&str]) -> (i32, String) {
     let dir = env.ws(ws);
     let config = env.config_path();
     let mut args = vec!["verify", dir.to_str().unwrap()];
-    if !extra.iter().any(|a| *a == "--key") {
+    if !extra.contains(&"--key") {
         args.extend(["--config", config.to_str().unwrap()]);
     }
     args.extend(extra);

@@ -33,6 +33,7 @@ mod paths;
 mod quorum;
 mod receipts;
 mod recovery;
+mod resubmit;
 mod review;
 mod search;
 mod signoff;

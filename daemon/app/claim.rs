@@ -71,32 +71,9 @@ impl App {
         let ws = self.ws_of_key(key).ok_or_else(not_found)?;
         let mut st = ws.lock();
         let rec = st.records.get(key).ok_or_else(not_found)?;
-        if let Some(d) = &rec.decision {
-            return Err(ClaimError::Decided(Box::new(d.clone())));
-        }
-        let route = self.route_of(rec, &ws.ws.name);
-        if !self.admits(rec, &ws.ws.name, name, roles) {
-            let on = route.map_or("any route".to_string(), |r| format!("route \"{}\"", r.name));
-            return Err(ClaimError::Forbidden(format!(
-                "{name} is not a reviewer on {on}"
-            )));
-        }
-        if self.is_sender(&rec.handoff, &ws.ws.name, name) {
-            // Claiming says "I review this"; nobody reviews their own work.
-            return Err(ClaimError::Forbidden(format!(
-                "{name} sent this handoff (from_agent) and cannot review it; another reviewer must claim it"
-            )));
-        }
-        let taken_from = match rec.claimed() {
-            Some(c) if c.by == name => return Ok(rec.claim_view()),
-            Some(c) if takeover && is_admin(roles) => Some(c.by.clone()),
-            Some(_) if takeover => {
-                return Err(ClaimError::Forbidden(
-                    "only an admin may take over another reviewer's claim".into(),
-                ))
-            }
-            Some(c) => return Err(held(key, c)),
-            None => None,
+        let taken_from = match self.claim_by(&ws.ws.name, rec, name, roles, takeover)? {
+            Claiming::Holds => return Ok(rec.claim_view()),
+            Claiming::Takes(from) => from,
         };
         let claim = Claim {
             by: name.to_string(),
@@ -108,6 +85,59 @@ impl App {
         let event = Event::new(EventType::HandoffClaimed, &ws.ws.name, Some(key), data);
         self.change_claim(&ws, &mut st, key, claim, event)?;
         Ok(st.records[key].claim_view())
+    }
+
+    /// What `claim` would do for `name` on `rec`, or why it refuses: the one statement of
+    /// the rules, which the handoff page also asks before offering "Take over the claim".
+    pub(super) fn claim_by(
+        &self,
+        ws: &str,
+        rec: &Record,
+        name: &str,
+        roles: &[String],
+        takeover: bool,
+    ) -> Result<Claiming, ClaimError> {
+        let key = &rec.meta.key;
+        if let Some(d) = &rec.decision {
+            return Err(ClaimError::Decided(Box::new(d.clone())));
+        }
+        let route = self.route_of(rec, ws);
+        if !self.admits(rec, ws, name, roles) {
+            let on = route.map_or("any route".to_string(), |r| format!("route \"{}\"", r.name));
+            return Err(ClaimError::Forbidden(format!(
+                "{name} is not a reviewer on {on}"
+            )));
+        }
+        if self.is_sender(&rec.handoff, ws, name) {
+            // Claiming says "I review this"; nobody reviews their own work.
+            return Err(ClaimError::Forbidden(format!(
+                "{name} sent this handoff (from_agent) and cannot review it; another reviewer must claim it"
+            )));
+        }
+        match rec.claimed() {
+            Some(c) if c.by == name => Ok(Claiming::Holds),
+            Some(c) if takeover && is_admin(roles) => Ok(Claiming::Takes(Some(c.by.clone()))),
+            Some(_) if takeover => Err(ClaimError::Forbidden(
+                "only an admin may take over another reviewer's claim".into(),
+            )),
+            Some(c) => Err(held(key, c)),
+            None => Ok(Claiming::Takes(None)),
+        }
+    }
+
+    /// Whether `name` may take `rec`'s claim from another reviewer (`claim` with
+    /// `takeover`): an admin the route admits, on a handoff someone else claimed.
+    pub(super) fn may_take_over(
+        &self,
+        ws: &str,
+        rec: &Record,
+        name: &str,
+        roles: &[String],
+    ) -> bool {
+        matches!(
+            self.claim_by(ws, rec, name, roles, true),
+            Ok(Claiming::Takes(Some(_)))
+        )
     }
 
     /// Ends the claim on `key`: its holder may, and an admin may end anyone's (the event
@@ -170,6 +200,13 @@ impl App {
         }
         ws.publish(key, CLAIM, None);
     }
+}
+
+/// What a claim does: nothing (the caller holds it already), or take it (from its holder,
+/// if someone else held it).
+pub(super) enum Claiming {
+    Holds,
+    Takes(Option<String>),
 }
 
 /// Puts the store's claim back as `claim` has it: the undo of a change whose event failed.

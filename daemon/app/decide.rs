@@ -4,7 +4,7 @@
 
 use super::ingest::write_json;
 use super::model::DECISION;
-use super::model::{Closing, DecideError, Decided, Recorded, Remark};
+use super::model::{Closing, DecideError, Decided, Progress, Recorded, Remark};
 use super::records::json_bytes;
 use super::state::WsState;
 use super::{App, Ws};
@@ -122,26 +122,12 @@ impl App {
         }
         stale(&req, rec)?;
         let route = self.route_of(rec, &ws.ws.name);
-        if !self.admits(rec, &ws.ws.name, name, roles) {
-            let on = route.map_or("any route".to_string(), |r| format!("route \"{}\"", r.name));
-            return Err(DecideError::Forbidden(format!(
-                "{name} is not a reviewer on {on}"
-            )));
+        if let Some(refused) = self.not_a_reviewer(&ws, rec, name, roles) {
+            return Err(refused);
         }
         if req.outcome == Outcome::Approved {
-            // Rejecting or sending back one's own work is allowed: it grants nothing.
-            if self.is_sender(&rec.handoff, &ws.ws.name, name) {
-                return Err(DecideError::Forbidden(format!(
-                    "{name} sent this handoff (from_agent \"{}\") and cannot approve it; another reviewer must",
-                    rec.handoff.from_agent
-                )));
-            }
-            let changed = self.changed_artifacts(&ws, &rec.meta.artifacts);
-            if !changed.is_empty() {
-                return Err(DecideError::ArtifactChanged(format!(
-                    "not approved: {}; the agent must submit the handoff again",
-                    changed.join("; ")
-                )));
+            if let Some(refused) = self.approval_refused(&ws, rec, name, roles) {
+                return Err(refused);
             }
             let remark = Remark {
                 comment: req.comment,
@@ -155,6 +141,58 @@ impl App {
             ..Closing::new(req.outcome, name.clone(), req.comment)
         };
         Ok(Decided::Closed(self.settle(&ws, &mut st, key, closing)?))
+    }
+
+    /// The refusal of any decision by someone the handoff's route does not admit.
+    fn not_a_reviewer(
+        &self,
+        ws: &Ws,
+        rec: &super::state::Record,
+        name: &str,
+        roles: &[String],
+    ) -> Option<DecideError> {
+        if self.admits(rec, &ws.ws.name, name, roles) {
+            return None;
+        }
+        let route = self.route_of(rec, &ws.ws.name);
+        let on = route.map_or("any route".to_string(), |r| format!("route \"{}\"", r.name));
+        Some(DecideError::Forbidden(format!(
+            "{name} is not a reviewer on {on}"
+        )))
+    }
+
+    /// Why `name` (holding `roles`) cannot approve the pending `rec` now, or `None` when an
+    /// approval would be recorded. The one statement of the rules: `decide` refuses an
+    /// approval by it, and the handoff page shows it where the Approve button would be.
+    pub(super) fn approval_refused(
+        &self,
+        ws: &Ws,
+        rec: &super::state::Record,
+        name: &str,
+        roles: &[String],
+    ) -> Option<DecideError> {
+        let route = self.route_of(rec, &ws.ws.name);
+        if let Some(d) = &rec.decision {
+            return Some(DecideError::Conflict(Box::new(d.clone())));
+        }
+        if let Some(refused) = self.not_a_reviewer(ws, rec, name, roles) {
+            return Some(refused);
+        }
+        // Rejecting or sending back one's own work is allowed: it grants nothing.
+        if self.is_sender(&rec.handoff, &ws.ws.name, name) {
+            return Some(DecideError::Forbidden(format!(
+                "{name} sent this handoff (from_agent \"{}\") and cannot approve it; another reviewer must",
+                rec.handoff.from_agent
+            )));
+        }
+        let changed = self.changed_artifacts(ws, &rec.meta.artifacts);
+        if !changed.is_empty() {
+            return Some(DecideError::ArtifactChanged(format!(
+                "not approved: {}; the agent must submit the handoff again",
+                changed.join("; ")
+            )));
+        }
+        super::quorum::gate(&Progress::of(route, rec), name, roles).err()
     }
 
     /// Records the decision of a pending handoff: archive, root copy, state, event.

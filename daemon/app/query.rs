@@ -41,6 +41,11 @@ pub struct Summary {
     /// The handoff's `deadline` (RFC 3339), if it has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub deadline: Option<String>,
+    /// Who decided it and when (absent while pending).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
     #[serde(flatten)]
     pub standing: Standing,
     /// How many distinct reviewers approved the current revision.
@@ -92,6 +97,16 @@ pub struct Detail {
     /// Approvals of the current revision and what is still missing.
     #[serde(flatten)]
     pub progress: Progress,
+    /// Whether an approval by the caller would be recorded now, by the rules `decide`
+    /// applies (route, sender, sign-off roles, an approval already given, artifacts that
+    /// still match their sha256).
+    pub may_approve: bool,
+    /// Why not, for a reviewer of a pending handoff who may not approve it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why_not_approve: Option<String>,
+    /// Whether the caller may take over another reviewer's claim (an admin).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub may_take_over: bool,
 }
 
 /// Most checkpoints (and checkpoint files with errors) in one detail answer.
@@ -143,6 +158,8 @@ impl App {
                         state: state_of(r),
                         received_at: r.meta.received_at.clone(),
                         outcome: r.decision.as_ref().map(|d| d.outcome),
+                        decided_by: r.decision.as_ref().map(|d| d.by.clone()),
+                        decided_at: r.decision.as_ref().map(|d| d.at.clone()),
                         deadline: r.handoff.deadline.clone(),
                         approvals: r.review.approvals.len(),
                         approvals_needed: crate::routing::approvals_needed(route, &r.handoff),
@@ -192,6 +209,16 @@ impl App {
             Actor::Reviewer { name, .. } => self.is_sender(&r.handoff, &ws_name, name),
             Actor::Agent { .. } => false,
         };
+        let (why_not_approve, may_take_over) = match actor {
+            Actor::Reviewer { name, roles } if r.is_pending() => (
+                self.approval_refused(&ws, r, name, roles)
+                    .map(|e| e.to_string()),
+                self.may_take_over(&ws_name, r, name, roles),
+            ),
+            _ => (Some(String::new()), false),
+        };
+        let may_approve = why_not_approve.is_none();
+        let why_not_approve = why_not_approve.filter(|w| !w.is_empty());
         Some(Detail {
             key: key.to_string(),
             workspace: ws_name,
@@ -211,6 +238,9 @@ impl App {
             sent_by_you,
             standing,
             progress,
+            may_approve,
+            why_not_approve,
+            may_take_over,
         })
     }
 }

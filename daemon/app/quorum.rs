@@ -60,29 +60,20 @@ impl App {
             .expect("approve is called for a known key")
             .clone();
         let before = Progress::of(route, &old);
-        match before.approvals.iter().find(|a| a.by == name) {
+        let role = match gate(&before, name, roles)? {
             // Nothing missing yet still pending (a quorum lowered since, or a store an older
             // version left between its approval and its decision): an approver who asks
             // again closes it.
-            Some(_) if before.complete() => {
+            Gate::Closes => {
                 let closing = Closing {
                     edits: latest_edits(&old.review.approvals, edits),
                     ..Closing::new(Outcome::Approved, name, comment)
                 };
                 return Ok(Decided::Closed(self.settle(ws, st, key, closing)?));
             }
-            Some(mine) => return Err(DecideError::AlreadySigned(already(name, mine, &before))),
-            None => {}
-        }
-        let role = before.missing_roles.iter().find(|r| roles.contains(r));
-        let helps = before.missing_roles.is_empty()
-            || before.approvals.len() + before.missing_roles.len() < before.approvals_needed;
-        if role.is_none() && !helps {
-            return Err(DecideError::Forbidden(format!(
-                "approval needs sign-off by role(s) {}; {name} holds none of them",
-                before.missing_roles.join(", ")
-            )));
-        }
+            Gate::Signs(role) => role,
+        };
+        let role = role.as_ref();
         let at = now_rfc3339();
         let mut rec = old.clone();
         rec.review.approvals.push(Approval {
@@ -221,6 +212,36 @@ fn latest_edits(earlier: &[Approval], own: Edits) -> Edits {
     }
     let last = earlier.iter().rev().find(|a| !a.edits.is_empty());
     last.map(|a| a.edits.clone()).unwrap_or_default()
+}
+
+/// What an approval by `name` (holding `roles`) does to a handoff whose approvals stand at
+/// `before`.
+pub(super) enum Gate {
+    /// It is recorded, signing this role if any.
+    Signs(Option<String>),
+    /// `name` approved already and nothing is missing: asking again closes the handoff.
+    Closes,
+}
+
+/// The quorum's and the sign-off gate's rules for one more approval: what it does, or why it
+/// is refused. `App::approve` records by it and `App::approval_refused` (the pages' Approve
+/// button) asks it, so the button and the decision never disagree.
+pub(super) fn gate(before: &Progress, name: &str, roles: &[String]) -> Result<Gate, DecideError> {
+    match before.approvals.iter().find(|a| a.by == name) {
+        Some(_) if before.complete() => return Ok(Gate::Closes),
+        Some(mine) => return Err(DecideError::AlreadySigned(already(name, mine, before))),
+        None => {}
+    }
+    let role = before.missing_roles.iter().find(|r| roles.contains(r));
+    let helps = before.missing_roles.is_empty()
+        || before.approvals.len() + before.missing_roles.len() < before.approvals_needed;
+    if role.is_none() && !helps {
+        return Err(DecideError::Forbidden(format!(
+            "approval needs sign-off by role(s) {}; {name} holds none of them",
+            before.missing_roles.join(", ")
+        )));
+    }
+    Ok(Gate::Signs(role.cloned()))
 }
 
 fn already(name: &str, mine: &Approval, progress: &Progress) -> String {

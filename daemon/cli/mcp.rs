@@ -82,7 +82,8 @@ struct CheckpointArgs {
     /// The checkpoint (checkpoint_version 1.x).
     #[schemars(with = "Checkpoint")]
     checkpoint: Value,
-    /// File name under checkpoints/ (default: TASK-STEP.json, e.g. INC-2291-0003.json).
+    /// File name under checkpoints/ (default: TASK-NNNN.json, the task_id and the step in
+    /// four digits, e.g. INC-2291-0003.json).
     #[serde(default)]
     file: Option<String>,
 }
@@ -148,8 +149,18 @@ impl Baton {
             Ok(key) => key,
             Err(problems) => return invalid(&problems),
         };
+        // After changes_requested, a new key starts unrelated work: say which id revises.
+        let unrevised = workspace::unrevised_warning(&ws, &key);
+        let flag = |answer: &mut Value| {
+            if let Some(u) = &unrevised {
+                answer["revision_warning"] = json!(u.message);
+                answer["revise_with_id"] = json!(u.id);
+            }
+        };
         if args.dry_run {
-            return CallToolResult::structured(json!({ "valid": true, "key": key }));
+            let mut answer = json!({ "valid": true, "key": key });
+            flag(&mut answer);
+            return CallToolResult::structured(answer);
         }
         let path = ws.root.join(workspace::HANDOFF_FILE);
         if let Err(e) = ws.write(&path, &bytes) {
@@ -168,6 +179,7 @@ impl Baton {
             "submitted": true, "key": key, "path": path, "ignored_older_files": shadowed,
             "next": "call wait_for_decision with this workspace",
         });
+        flag(&mut answer);
         unserved(&ws, &mut answer);
         CallToolResult::structured(answer)
     }
@@ -331,7 +343,8 @@ impl ServerHandler for Baton {
         info.server_info = Implementation::new("baton", env!("CARGO_PKG_VERSION"));
         info.instructions = Some(
             "baton: hand work to a human reviewer. submit_handoff, then wait_for_decision; \
-             write_checkpoint after each step. Tools take the workspace's name."
+             write_checkpoint after each step. After changes_requested, submit the revision \
+             with the same id. Tools take the workspace's name."
                 .into(),
         );
         info

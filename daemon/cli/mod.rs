@@ -179,8 +179,9 @@ pub enum Command {
         #[arg(value_enum)]
         kind: SchemaKind,
     },
-    /// Speak the Model Context Protocol over stdio: submit_handoff, write_checkpoint,
-    /// wait_for_decision, get_handoff and search as tools on the configuration's workspaces.
+    /// Speak the Model Context Protocol over stdio: seven tools on the configuration's
+    /// workspaces, submit_handoff, write_checkpoint, wait_for_decision, get_handoff, search,
+    /// lock_file and unlock_file.
     Mcp {
         #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
         config: Option<PathBuf>,
@@ -280,11 +281,12 @@ pub enum AuditCommand {
     },
     /// Acknowledge tampering that `audit verify` reports, after review (recorded in data_dir).
     Ack {
+        /// The workspace folder whose reported tampering to acknowledge
         dir: PathBuf,
-        #[arg(long)]
+        #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
         config: Option<PathBuf>,
-        /// Who acknowledges (default: $USER).
-        #[arg(long)]
+        /// Who acknowledges (default: $USER)
+        #[arg(long, value_name = "NAME")]
         by: Option<String>,
     },
 }

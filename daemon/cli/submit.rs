@@ -26,10 +26,15 @@ pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
         Ok(key) => key,
         Err(problems) => return Ok(print_problems(&problems)),
     };
+    // After changes_requested, a new key starts unrelated work: say which id revises.
+    let unrevised = workspace::unrevised_warning(&ws, &key);
     // Written under the name of its format; the newest handoff file is the one that counts.
     let target = ws.root.join(target_name(file, format));
     workspace::write_atomic(&target, &bytes, workspace::fsync::Kind::Workspace)?;
     out!("submitted {key} as {}", target.display());
+    if let Some(u) = unrevised {
+        err!("baton: warning: {}", u.message);
+    }
     let now = ws.handoff_file();
     if now.path != target {
         err!(

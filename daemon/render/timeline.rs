@@ -142,7 +142,7 @@ pub fn timeline_svg(
 ) -> String {
     let mut svg = format!(
         "<svg class=\"tl\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {W} {H}\" \
-         style=\"width:100%;height:auto\" role=\"img\" aria-label=\"{}\" \
+         role=\"img\" aria-label=\"{}\" \
          font-family=\"sans-serif\" font-size=\"11\" fill=\"currentColor\" stroke=\"none\">",
         esc(&summary_label(points))
     );

@@ -12,6 +12,7 @@ mod handoff_file;
 mod inventory;
 pub mod modes;
 mod paths;
+mod resubmit;
 
 pub use artifacts::{artifact_problems, artifact_problems_with};
 pub use browse::Entry;
@@ -21,6 +22,7 @@ pub use fsinfo::is_network_fs;
 pub use handoff_file::{handoff_file, HandoffFile, HANDOFF_FILES};
 pub use inventory::FileStat;
 pub use paths::{resolve, PathError};
+pub use resubmit::{unrevised_warning, Unrevised};
 
 use std::io;
 use std::path::{Path, PathBuf};

@@ -127,10 +127,10 @@ fn every_page_sends_a_strict_csp_nosniff_and_no_store() {
         web.post_form(&decision, Some(&rita.cookie), &[("outcome", "approved")]),
     ));
     let no_outcome = [("csrf", rita.csrf.as_str())];
-    seen.push((
-        "decision refused".into(),
-        web.post_form(&decision, Some(&rita.cookie), &no_outcome),
-    ));
+    let refused = web.post_form(&decision, Some(&rita.cookie), &no_outcome);
+    let back = web.get(refused.location(), Some(&rita));
+    seen.push(("decision refused".into(), refused));
+    seen.push(("the page a refusal leads back to".into(), back));
     seen.push(("unknown path".into(), web.get("/nope", None)));
     seen.push(("API".into(), web.get("/api/v1/handoffs", Some(&rita))));
     seen.push(("script".into(), web.get("/static/app.js", None)));

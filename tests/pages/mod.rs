@@ -8,6 +8,7 @@ mod csrf;
 mod first_start;
 mod forms;
 mod headers;
+mod honest;
 mod routes;
 mod sessions;
 mod streams;

@@ -245,8 +245,8 @@ fn reflected_inputs_are_escaped() {
         assert_eq!(queue.status, 200);
         assert_escaped(&c, &url, &queue.body, &[]);
         assert_inert(&browser, &daemon.url, &Page { url, shows: vec![] });
-        // A refused decision (made on an older revision) shows the form again, with the
-        // comment typed.
+        // A refused decision (made on an older revision) leads back to the page, which
+        // shows the form again with the comment typed.
         let fields = [
             ("outcome", "rejected"),
             ("comment", p.as_str()),
@@ -254,8 +254,10 @@ fn reflected_inputs_are_escaped() {
             ("csrf", &rita.csrf),
         ];
         let refused = web.post_form("/handoffs/reflect-1/decision", Some(&rita.cookie), &fields);
-        assert_eq!(refused.status, 409, "{}", refused.body);
+        assert_eq!(refused.status, 303, "{}", refused.body);
+        let page = web.get(refused.location(), Some(&rita));
+        assert_eq!(page.status, 200);
         let shown = p.trim().to_string();
-        assert_escaped(&c, "refused decision", &refused.body, &[shown]);
+        assert_escaped(&c, "refused decision", &page.body, &[shown]);
     }
 }

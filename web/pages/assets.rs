@@ -1,4 +1,4 @@
-//! The pages' one stylesheet and one script, built into the binary. URLs carry a digest of
+//! The pages' one stylesheet, one script and their icon, built into the binary. URLs carry a digest of
 //! the content (`?v=`), so browsers may cache them for long and still see a new version.
 
 use axum::extract::Path;
@@ -9,11 +9,13 @@ use std::sync::LazyLock;
 
 const CSS: &str = include_str!("../assets/app.css");
 const JS: &str = include_str!("../assets/app.js");
+const ICON: &str = include_str!("../assets/favicon.svg");
 
 static DIGEST: LazyLock<String> = LazyLock::new(|| {
     let mut h = Sha256::new();
     h.update(CSS);
     h.update(JS);
+    h.update(ICON);
     hex::encode(&h.finalize()[..6])
 });
 
@@ -24,6 +26,7 @@ pub async fn file(Path(name): Path<String>) -> Response {
     let (body, kind) = match name.as_str() {
         "app.css" => (CSS, "text/css; charset=utf-8"),
         "app.js" => (JS, "text/javascript; charset=utf-8"),
+        "favicon.svg" => (ICON, "image/svg+xml"),
         _ => return (StatusCode::NOT_FOUND, "no such file").into_response(),
     };
     (

@@ -1,8 +1,10 @@
 //! The handoff page (`/handoffs/{key}`) and its decision form. The form posts to
-//! `/handoffs/{key}/decision` and goes through `App::decide`, the API's own path; success
-//! answers 303 back to the page (Post/Redirect/Get), a refusal shows the page again with why.
+//! `/handoffs/{key}/decision` and goes through `App::decide`, the API's own path; success and
+//! refusal alike answer 303 back to the page (Post/Redirect/Get), which says what happened
+//! (see `flash`) and, after a refusal, why, with the form as it was typed.
 
 use super::decision_form::Draft;
+use super::flash::{self, Flash};
 use super::forms::{csrf_refused, Form};
 use super::handoff_view::{HandoffView, Sections};
 use super::{render, Chrome};
@@ -12,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use baton::app::{App, CheckpointPage, DecideError, DecisionRequest};
+use baton::app::{App, CheckpointPage, ClaimError, DecideError, DecisionRequest};
 use baton::contract::Outcome;
 use baton::login::SignedIn;
 use serde::Deserialize;
@@ -76,6 +78,10 @@ pub struct PageQuery {
     /// What a mail's action link asked for (`approved`, `changes_requested`). It only says so
     /// on the page: a GET never decides (mail scanners follow links), the form's button does.
     intent: Option<String>,
+    /// A refused form led back here: `decision` or `claim` (the reason is in the flash).
+    refused: Option<String>,
+    /// A claim form did this: `claimed`, `taken` or `released`.
+    claim: Option<String>,
 }
 
 fn not_found(key: &str) -> Response {
@@ -127,11 +133,6 @@ async fn build(
         Ok(Some(Err(invalid))) => return render(&InvalidPage::new(chrome, invalid)),
         _ => return not_found(""),
     };
-    let status = if error.is_some() {
-        StatusCode::CONFLICT
-    } else {
-        StatusCode::OK
-    };
     let page = HandoffPage {
         chrome,
         h,
@@ -143,7 +144,7 @@ async fn build(
         earlier,
         locks,
     };
-    (status, render(&page)).into_response()
+    render(&page)
 }
 
 pub fn urlencode(s: &str) -> String {
@@ -156,35 +157,64 @@ pub async fn page(
     Path(key): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Response {
-    let notice = q
-        .decided
-        .map(|o| match o.as_str() {
-            "signed" => "Your approval is recorded; the handoff waits for the others.".to_string(),
-            _ => "Decision recorded; decision.json is in the workspace for the agent.".to_string(),
-        })
-        .or_else(|| {
-            let button = match q.intent.as_deref() {
-                Some("approved") => "Approve",
-                Some("changes_requested") => "Request changes",
-                _ => return None,
-            };
-            Some(format!(
-                "You followed the mail's \u{201c}{button}\u{201d} link. Nothing is decided yet: read the handoff, then press {button} below to confirm."
-            ))
-        });
-    build(&app, &s, key, None, notice, Draft::default()).await
+    let flash = flash::take(&s, &page_path(&key)).unwrap_or_default();
+    // Only words of our own for a code in the URL: anyone can make a link with one.
+    let error = flash.error.or_else(|| match q.refused.as_deref() {
+        Some("decision") => {
+            Some("Your decision was not recorded; see the handoff as it is now.".to_string())
+        }
+        Some("claim") => {
+            Some("The claim was not changed; see the handoff as it is now.".to_string())
+        }
+        _ => None,
+    });
+    let notice = flash.notice.or_else(|| {
+        let said = match (q.decided.as_deref(), q.claim.as_deref()) {
+            (Some("signed"), _) => "Your approval is recorded; the handoff waits for the others.",
+            (Some(_), _) => "Decision recorded; decision.json is in the workspace for the agent.",
+            (_, Some("claimed")) => "You claimed this handoff: the others see that you are on it.",
+            (_, Some("taken")) => "You took over the claim: the handoff is yours now.",
+            (_, Some("released")) => "Your claim is released: anyone may claim the handoff.",
+            _ => {
+                let button = match q.intent.as_deref() {
+                    Some("approved") => "Approve",
+                    Some("changes_requested") => "Request changes",
+                    _ => return None,
+                };
+                return Some(format!(
+                    "You followed the mail's \u{201c}{button}\u{201d} link. Nothing is decided yet: read the handoff, then press {button} below to confirm."
+                ));
+            }
+        };
+        Some(said.to_string())
+    });
+    build(
+        &app,
+        &s,
+        key,
+        error,
+        notice,
+        flash.draft.unwrap_or_default(),
+    )
+    .await
 }
 
-/// What a refused decision tells the reviewer, with the status the API would answer.
-fn refusal(e: &DecideError) -> (StatusCode, String) {
-    let status = match e {
-        DecideError::NotFound(_) => StatusCode::NOT_FOUND,
-        DecideError::Forbidden(_) => StatusCode::FORBIDDEN,
-        DecideError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-        DecideError::Io(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::CONFLICT,
+/// The handoff page's path, where its forms lead back to.
+fn page_path(key: &str) -> String {
+    format!("/handoffs/{}", urlencode(key))
+}
+
+/// Back to the handoff page with why the form was refused (and, for a decision, what was
+/// typed), shown there once.
+fn refused(s: &SignedIn, key: &str, what: &str, error: String, draft: Option<Draft>) -> Response {
+    let page = page_path(key);
+    let flash = Flash {
+        error: Some(error),
+        notice: None,
+        draft,
     };
-    (status, e.to_string())
+    flash::put(s, &page, flash);
+    Redirect::to(&format!("{page}?refused={what}")).into_response()
 }
 
 pub async fn decide(
@@ -204,7 +234,7 @@ pub async fn decide(
         Some("reassigned") => Outcome::Reassigned,
         _ => {
             let msg = "Choose approve, request changes or reject.".to_string();
-            return build(&app, &s, key, Some(msg), None, Draft::read(&form)).await;
+            return refused(&s, &key, "decision", msg, Some(Draft::read(&form)));
         }
     };
     let draft = Draft::read(&form);
@@ -227,12 +257,8 @@ pub async fn decide(
             };
             Redirect::to(&format!("/handoffs/{}?decided={tag}", urlencode(&key))).into_response()
         }
-        Ok(Err(e)) => {
-            let (status, msg) = refusal(&e);
-            let mut r = build(&app, &s, key, Some(msg), None, draft).await;
-            *r.status_mut() = status;
-            r
-        }
+        Ok(Err(DecideError::NotFound(_))) => not_found(&key),
+        Ok(Err(e)) => refused(&s, &key, "decision", e.to_string(), Some(draft)),
         Err(_) => super::internal_error(),
     }
 }
@@ -250,15 +276,25 @@ pub async fn claim(
         return csrf_refused();
     }
     let action = form.get("action").unwrap_or("claim").to_string();
-    let (app2, actor, k) = (app.clone(), s.actor.clone(), key.clone());
-    let result = crate::blocking(move || match action.as_str() {
-        "release" => app2.release_claim(&k, &actor),
-        other => app2.claim(&k, &actor, other == "takeover"),
+    let (actor, k, act) = (s.actor.clone(), key.clone(), action.clone());
+    let result = crate::blocking(move || match act.as_str() {
+        "release" => app.release_claim(&k, &actor),
+        other => app.claim(&k, &actor, other == "takeover"),
     })
     .await;
     match result {
-        Ok(Ok(_)) => Redirect::to(&format!("/handoffs/{}", urlencode(&key))).into_response(),
-        Ok(Err(e)) => build(&app, &s, key, Some(e.to_string()), None, Draft::default()).await,
+        Ok(Ok(view)) => {
+            let done = match (action.as_str(), view.claimed_by) {
+                ("release", None) => "released",
+                ("takeover", Some(_)) => "taken",
+                (_, Some(_)) => "claimed",
+                // Released by someone else meanwhile, or nothing held: the page shows it.
+                _ => return Redirect::to(&page_path(&key)).into_response(),
+            };
+            Redirect::to(&format!("{}?claim={done}", page_path(&key))).into_response()
+        }
+        Ok(Err(ClaimError::NotFound(_))) => not_found(&key),
+        Ok(Err(e)) => refused(&s, &key, "claim", e.to_string(), None),
         Err(_) => super::internal_error(),
     }
 }

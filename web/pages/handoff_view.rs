@@ -38,6 +38,12 @@ pub struct HandoffView {
     /// as lines.
     pub route_why: String,
     pub escalations: Vec<String>,
+    /// Whether this reviewer's approval would be recorded now (the core's own rules), and
+    /// why not; the page offers Approve only when it would.
+    pub may_approve: bool,
+    pub why_not_approve: Option<String>,
+    /// Whether this reviewer may take over another's claim (admins).
+    pub may_take_over: bool,
 }
 
 /// One problem as people read it: where (pointer, line:column) and what.
@@ -232,6 +238,9 @@ pub fn build(d: Detail, all: &[Summary], now: OffsetDateTime) -> (HandoffView, S
         decision: d.decision.clone(),
         key: d.key.clone(),
         standing: d.standing.clone(),
+        may_approve: d.may_approve,
+        why_not_approve: d.why_not_approve.clone(),
+        may_take_over: d.may_take_over,
         progress: d.progress.clone(),
         route_why: d
             .routing

@@ -7,6 +7,7 @@ mod assets;
 mod decision_form;
 mod deliveries;
 mod events;
+mod flash;
 mod forms;
 mod handoff;
 mod handoff_view;

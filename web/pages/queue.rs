@@ -50,6 +50,12 @@ pub struct Row {
     pub may_decide: bool,
     pub pending: bool,
     pub outcome: Option<&'static str>,
+    /// Who decided it, and how long ago.
+    pub decided_by: Option<String>,
+    pub decided_age: Option<String>,
+    /// Approvals so far of those needed ("1 of 2"), for a pending handoff that needs more
+    /// than one or has some.
+    pub gate: Option<String>,
 }
 
 /// A handoff.json refused as invalid, as the queue lists it.
@@ -122,6 +128,10 @@ fn row(s: &Summary, now: OffsetDateTime) -> Row {
         may_decide: pending && s.standing.may_decide,
         claimed_by: s.standing.claimed_by.clone(),
         outcome: s.outcome.map(Outcome::as_str),
+        decided_by: s.decided_by.clone(),
+        decided_age: s.decided_at.as_deref().map(|at| view::age(at, now)),
+        gate: (pending && (s.approvals_needed > 1 || s.approvals > 0))
+            .then(|| format!("{} of {}", s.approvals, s.approvals_needed)),
         pending,
         key: s.key.clone(),
         workspace: s.workspace.clone(),
@@ -280,7 +290,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
 }
 
 /// Pending before decided; those this reviewer may decide first; then the most urgent;
-/// then the oldest. Decided ones: newest first.
+/// then the oldest. Decided ones: the latest decided first.
 fn sort(lines: &mut [Line]) {
     lines.sort_by(|a, b| {
         b.pending
@@ -296,7 +306,9 @@ fn sort(lines: &mut [Line]) {
                 if a.pending {
                     by_deadline.then(by_age)
                 } else {
-                    by_age.reverse()
+                    // The latest decision first (RFC 3339 UTC times sort as text).
+                    let by_decision = a.s.decided_at.cmp(&b.s.decided_at);
+                    by_decision.then(by_age).reverse()
                 }
             })
             .then(a.s.key.cmp(&b.s.key))

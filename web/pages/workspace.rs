@@ -1,14 +1,15 @@
 //! `/w/{workspace}`: a workspace at a glance: its current handoff, every handoff with who
 //! decided it, where each task stopped, and the files in `inbox/` and `approved/`.
 
+use super::flash::Flash;
 use super::view;
 use super::{render, Chrome};
 use crate::auth::Viewer;
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use baton::app::{App, Files, WorkspaceOverview};
+use axum::response::{IntoResponse, Redirect, Response};
+use baton::app::{App, Files, OwnerError, WorkspaceOverview};
 use time::OffsetDateTime;
 
 #[derive(Template)]
@@ -19,6 +20,17 @@ struct WorkspacePage {
     /// The workspace's locks, as `locks.html` names them.
     locks: Vec<baton::locks::Lock>,
     now: OffsetDateTime,
+    /// What a form posted here did, or why it was refused (Post/Redirect/Get).
+    error: Option<String>,
+    notice: Option<String>,
+}
+
+/// `?owner=changed` after an owner form was recorded, `?refused=owner` after one was not.
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+pub struct PageQuery {
+    owner: Option<String>,
+    refused: Option<String>,
 }
 
 impl WorkspacePage {
@@ -52,7 +64,13 @@ impl WorkspacePage {
     }
 }
 
-pub async fn page(State(app): State<App>, Viewer(s): Viewer, Path(name): Path<String>) -> Response {
+pub async fn page(
+    State(app): State<App>,
+    Viewer(s): Viewer,
+    Path(name): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> Response {
+    let flash = super::flash::take(&s, &page_path(&name)).unwrap_or_default();
     let actor = s.actor.clone();
     let n = name.clone();
     let found = crate::blocking(move || app.workspace_overview(&n, &actor))
@@ -63,7 +81,23 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Path(name): Path<St
         let msg = format!("No workspace \u{201c}{name}\u{201d} that you may see.");
         return (StatusCode::NOT_FOUND, msg).into_response();
     };
+    // Only words of our own for a code in the URL: anyone can make a link with one.
+    let error = flash.error.or_else(|| {
+        (q.refused.as_deref() == Some("owner")).then(|| "The owner was not changed.".to_string())
+    });
+    let notice = flash.notice.or_else(|| {
+        (q.owner.as_deref() == Some("changed")).then(|| {
+            let who = w
+                .owner
+                .as_ref()
+                .map(|o| o.owner.as_str())
+                .unwrap_or("nobody");
+            format!("Ownership recorded: the owner is now {who}.")
+        })
+    });
     render(&WorkspacePage {
+        error,
+        notice,
         chrome: Chrome::new(&s, "queue"),
         locks: w.locks.clone(),
         w,
@@ -72,7 +106,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Path(name): Path<St
 }
 
 /// `POST /w/{workspace}/owner` (form fields `owner`, empty to take it oneself, and `csrf`);
-/// answers 303 back to the page, or the page with the refusal.
+/// answers 303 back to the page, which says what was done or why not (Post/Redirect/Get).
 pub async fn set_owner(
     State(app): State<App>,
     Viewer(s): Viewer,
@@ -86,10 +120,34 @@ pub async fn set_owner(
     let to = form.text("owner");
     let (app2, actor, n) = (app.clone(), s.actor.clone(), name.clone());
     let result = crate::blocking(move || app2.set_owner(&n, to.as_deref(), &actor)).await;
-    let back = format!("/w/{}", super::handoff::urlencode(&name));
+    let back = page_path(&name);
     match result {
-        Ok(Ok(_)) => axum::response::Redirect::to(&back).into_response(),
-        Ok(Err(e)) => (StatusCode::CONFLICT, e.to_string()).into_response(),
-        Err(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response(),
+        Ok(Ok(o)) => {
+            let notice = format!("Ownership recorded: the owner is now {}.", o.owner);
+            let flash = Flash {
+                notice: Some(notice),
+                ..Flash::default()
+            };
+            super::flash::put(&s, &back, flash);
+            Redirect::to(&format!("{back}?owner=changed")).into_response()
+        }
+        Ok(Err(OwnerError::NotFound(_))) => {
+            let msg = format!("No workspace \u{201c}{name}\u{201d} that you may see.");
+            (StatusCode::NOT_FOUND, msg).into_response()
+        }
+        Ok(Err(e)) => {
+            let flash = Flash {
+                error: Some(format!("The owner was not changed: {e}")),
+                ..Flash::default()
+            };
+            super::flash::put(&s, &back, flash);
+            Redirect::to(&format!("{back}?refused=owner")).into_response()
+        }
+        Err(_) => super::internal_error(),
     }
+}
+
+/// The workspace page's path, where its forms lead back to.
+fn page_path(name: &str) -> String {
+    format!("/w/{}", super::handoff::urlencode(name))
 }
