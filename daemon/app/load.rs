@@ -9,7 +9,7 @@ use super::model::{DECISION, META, SIGN_OFFS};
 use super::quorum;
 use super::records::{rev_file, Committed};
 use super::state::{Record, Review, WsState};
-use super::Ws;
+use super::Served;
 use crate::audit::{Anchors, AuditLog, Ledger};
 use crate::contract::{Decision, Handoff};
 use crate::store::Store;
@@ -25,7 +25,7 @@ const SEEN_CHECKPOINTS: &str = "checkpoints.json";
 const STALE_TEMP: Duration = Duration::from_secs(600);
 
 pub(super) struct Loaded {
-    pub ws: Ws,
+    pub ws: Served,
     pub findings: Vec<Finding>,
 }
 
@@ -70,8 +70,8 @@ pub(super) fn load(ws: &Workspace, data_dir: &Path, ledger: &Ledger) -> anyhow::
         .max_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at))
         .map(|r| r.meta.key.clone());
     let findings = mirror::check(ws, &store, &anchors, &state.records);
-    let loaded = Ws {
-        ws: ws.clone(),
+    let loaded = Served {
+        workspace: ws.clone(),
         store,
         anchors,
         audit,

@@ -64,7 +64,7 @@ pub use ownership::{OwnerError, Ownership};
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use queue::Standing;
 pub use search::SearchFailed;
-pub use state::{CheckpointRecord, Record, Review, Ws};
+pub use state::{CheckpointRecord, Record, Review, Served};
 pub use timeline::Timeline;
 pub use upload::{Target, UploadError, Uploaded};
 
@@ -93,8 +93,8 @@ struct Inner {
     /// The key every decision is signed with (`crate::receipts`).
     keyring: crate::receipts::Keyring,
     events: broadcast::Sender<Event>,
-    workspaces: RwLock<BTreeMap<String, Arc<Ws>>>,
-    by_root: RwLock<HashMap<PathBuf, Arc<Ws>>>,
+    workspaces: RwLock<BTreeMap<String, Arc<Served>>>,
+    by_root: RwLock<HashMap<PathBuf, Arc<Served>>>,
     roots: Vec<PathBuf>,
     /// Every accepted key -> its workspace: keys are unique across the daemon.
     keys: Mutex<HashMap<String, String>>,
@@ -219,7 +219,7 @@ impl App {
 
     /// Adds a workspace found after start-up (a new folder under a root). Returns it, or
     /// `None` when one of that name is already known.
-    pub fn add_workspace(&self, ws: Workspace) -> anyhow::Result<Option<Arc<Ws>>> {
+    pub fn add_workspace(&self, ws: Workspace) -> anyhow::Result<Option<Arc<Served>>> {
         if self.workspace(&ws.name).is_some() || !self.own(&ws) {
             return Ok(None);
         }
@@ -341,7 +341,7 @@ impl App {
         self.inner.events.subscribe()
     }
 
-    pub fn workspaces(&self) -> Vec<Arc<Ws>> {
+    pub fn workspaces(&self) -> Vec<Arc<Served>> {
         let all = self
             .inner
             .workspaces
@@ -350,7 +350,7 @@ impl App {
         all.values().cloned().collect()
     }
 
-    pub fn workspace(&self, name: &str) -> Option<Arc<Ws>> {
+    pub fn workspace(&self, name: &str) -> Option<Arc<Served>> {
         let all = self
             .inner
             .workspaces
@@ -360,7 +360,7 @@ impl App {
     }
 
     /// The workspace whose root is `root` exactly.
-    pub fn workspace_at(&self, root: &Path) -> Option<Arc<Ws>> {
+    pub fn workspace_at(&self, root: &Path) -> Option<Arc<Served>> {
         let all = self.inner.by_root.read().expect("lock holders never panic");
         all.get(root).cloned()
     }
@@ -370,7 +370,7 @@ impl App {
     }
 
     /// The workspace that owns `key`, if the key is known.
-    fn ws_of_key(&self, key: &str) -> Option<Arc<Ws>> {
+    fn ws_of_key(&self, key: &str) -> Option<Arc<Served>> {
         let name = self.keys().get(key).cloned()?;
         self.workspace(&name)
     }
@@ -384,7 +384,7 @@ impl App {
     /// Makes every anchor that moved durable: all of them in one append to the ledger, with
     /// one sync (about once a second, and at shutdown).
     pub fn flush_anchors(&self) {
-        let moved: Vec<(Arc<Ws>, crate::audit::Anchor)> = self
+        let moved: Vec<(Arc<Served>, crate::audit::Anchor)> = self
             .workspaces()
             .into_iter()
             .filter_map(|ws| ws.audit.anchor_to_flush().map(|a| (ws, a)))
