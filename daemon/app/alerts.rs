@@ -1,7 +1,7 @@
 //! Tampering as an alert: findings of the audit log and of the record copies raise an alert
 //! (`/healthz` `tamper_alerts`, metric `baton_tamper_alerts`) until `baton audit ack`.
 
-use super::{mirror, App, Served};
+use super::{published_copies, App, Served};
 use crate::events::{Event, EventType};
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -28,7 +28,7 @@ impl App {
     }
 
     /// A record copy found forged or changed: alert, and a `workspace.tampered` event.
-    pub(super) fn tampered(&self, ws: &Served, finding: mirror::Finding) {
+    pub(super) fn tampered(&self, ws: &Served, finding: published_copies::Finding) {
         self.raise(&ws.workspace.name, finding.text.clone());
         let data = json!({ "found": finding.text, "evidence": finding.evidence });
         let event = Event::new(EventType::WorkspaceTampered, &ws.workspace.name, None, data);

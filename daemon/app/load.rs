@@ -2,10 +2,10 @@
 //! in the workspace is taken as state), checking the audit log against its anchor and the
 //! published record copies against the store.
 
-use super::mirror::{self, Finding};
 use super::model::APPROVALS;
 use super::model::CLAIM;
 use super::model::{DECISION, META, SIGN_OFFS};
+use super::published_copies::{self, Finding};
 use super::quorum;
 use super::records::{rev_file, Committed};
 use super::state::{Record, Review, WsState};
@@ -69,7 +69,7 @@ pub(super) fn load(ws: &Workspace, data_dir: &Path, ledger: &Ledger) -> anyhow::
         .filter(|r| r.is_pending())
         .max_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at))
         .map(|r| r.meta.key.clone());
-    let findings = mirror::check(ws, &store, &anchors, &state.records);
+    let findings = published_copies::check(ws, &store, &anchors, &state.records);
     let loaded = Served {
         workspace: ws.clone(),
         store,

@@ -5,44 +5,44 @@
 
 mod a2a;
 mod alerts;
-mod answers;
 mod approved;
 mod artifact_preview;
 mod artifact_raw;
 mod artifact_view;
 mod artifacts;
-mod asks;
 mod audience;
 mod bulk;
 mod checkpoints;
 mod claim;
 mod decide;
+mod earlier_answers;
 mod edits;
-mod emit;
 pub mod export;
+mod group_modes;
 mod ingest;
+mod intake_asks;
 mod invalid;
 mod listing;
 mod load;
 mod locks;
-mod mirror;
 mod model;
-mod modes;
 mod notify;
 mod overview;
 mod ownership;
+mod published_copies;
 mod query;
 mod queue;
 mod quorum;
 mod receipt;
 mod receive;
+mod record_events;
 mod records;
 mod recover;
 mod repair;
 mod revise;
 mod route;
 mod search;
-mod served;
+mod serving;
 mod stall;
 mod state;
 mod timeline;
@@ -107,7 +107,7 @@ struct Inner {
     /// Snapshots of small text artifacts as received, for diffs between revisions.
     blobs: crate::blobs::Blobs,
     /// The ingest thread's channel, for what the core asks of it (see `asks`).
-    intake: std::sync::OnceLock<asks::Intake>,
+    intake: std::sync::OnceLock<intake_asks::Intake>,
     /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
     alerts: Mutex<BTreeMap<String, Vec<String>>>,
     /// Where the anchors of all workspaces are made durable together.
@@ -130,7 +130,7 @@ struct Inner {
     /// Workspaces another daemon serves, tried again every few seconds.
     waiting: Mutex<BTreeMap<PathBuf, Workspace>>,
     /// Workspaces that could not be opened (see `served`), tried again every few seconds.
-    unserved: Mutex<BTreeMap<PathBuf, served::Unserved>>,
+    unserved: Mutex<BTreeMap<PathBuf, serving::Unserved>>,
 }
 
 /// What opening the app has to tell the operator.

@@ -40,7 +40,7 @@ impl App {
                 .ok()
                 .flatten();
             let bytes = found.map_or_else(|| json_bytes(&forged), Ok)?;
-            let finding = super::mirror::set_aside(
+            let finding = super::published_copies::set_aside(
                 &ws.workspace,
                 &ws.anchors,
                 &ws.workspace.decision_path(),
