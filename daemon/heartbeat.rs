@@ -54,7 +54,7 @@ pub async fn run(app: App, started_at: String) {
     let _ = tokio::task::spawn_blocking(move || {
         // Not synced: a heartbeat a crash brings back names a process that is gone.
         for ws in app.workspaces() {
-            let _ = ws.ws.remove_volatile(&path(&ws.ws));
+            let _ = ws.workspace.remove_volatile(&path(&ws.workspace));
         }
     })
     .await;
@@ -76,9 +76,13 @@ pub fn beat(app: &App, started_at: &str, slice: Option<u32>) {
         std::hash::Hash::hash(&ws.name, &mut hasher);
         slice.is_none_or(|s| std::hash::Hasher::finish(&hasher) % u64::from(SLICES) == u64::from(s))
     };
-    for ws in app.workspaces().into_iter().filter(|ws| in_slice(&ws.ws)) {
-        if let Err(e) = ws.ws.write_volatile(&path(&ws.ws), &bytes) {
-            tracing::debug!(workspace = %ws.ws.name, error = %e, "cannot write the heartbeat");
+    for ws in app
+        .workspaces()
+        .into_iter()
+        .filter(|ws| in_slice(&ws.workspace))
+    {
+        if let Err(e) = ws.workspace.write_volatile(&path(&ws.workspace), &bytes) {
+            tracing::debug!(workspace = %ws.workspace.name, error = %e, "cannot write the heartbeat");
         }
     }
 }

@@ -51,7 +51,10 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
         // as for alerts: this answer needs no credentials.
         body["served_elsewhere"] = json!(elsewhere);
     }
-    let roots: Vec<_> = workspaces.iter().map(|w| w.ws.root.clone()).collect();
+    let roots: Vec<_> = workspaces
+        .iter()
+        .map(|w| w.workspace.root.clone())
+        .collect();
     let empty = app.config().empty_entries(app.roots(), &roots);
     if !empty.is_empty() {
         body["empty_entries"] = json!(empty);

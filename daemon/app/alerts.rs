@@ -1,17 +1,17 @@
 //! Tampering as an alert: findings of the audit log and of the record copies raise an alert
 //! (`/healthz` `tamper_alerts`, metric `baton_tamper_alerts`) until `baton audit ack`.
 
-use super::{mirror, App, Ws};
+use super::{published_copies, App, Served};
 use crate::events::{Event, EventType};
 use serde_json::json;
 use std::collections::BTreeMap;
 
 impl App {
     /// Announces chain breaks the audit log found (it logged their `audit.broken` itself).
-    pub(super) fn announce_breaks(&self, ws: &Ws) {
+    pub(super) fn announce_breaks(&self, ws: &Served) {
         for b in ws.audit.take_breaks() {
             let found = b.event.data["found"].as_str().unwrap_or("").to_string();
-            self.raise(&ws.ws.name, format!("audit log: {found}"));
+            self.raise(&ws.workspace.name, format!("audit log: {found}"));
             if b.logged {
                 self.announce(ws, b.event);
             }
@@ -20,20 +20,20 @@ impl App {
 
     /// Checks the audit log between appends (each reconcile): one edited in place is found
     /// now, its chain broken and raised, not at the next append.
-    pub fn check_audit(&self, ws: &Ws) {
+    pub fn check_audit(&self, ws: &Served) {
         if let Err(e) = ws.audit.recheck() {
-            tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot check the audit log");
+            tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot check the audit log");
         }
         self.announce_breaks(ws);
     }
 
     /// A record copy found forged or changed: alert, and a `workspace.tampered` event.
-    pub(super) fn tampered(&self, ws: &Ws, finding: mirror::Finding) {
-        self.raise(&ws.ws.name, finding.text.clone());
+    pub(super) fn tampered(&self, ws: &Served, finding: published_copies::Finding) {
+        self.raise(&ws.workspace.name, finding.text.clone());
         let data = json!({ "found": finding.text, "evidence": finding.evidence });
-        let event = Event::new(EventType::WorkspaceTampered, &ws.ws.name, None, data);
+        let event = Event::new(EventType::WorkspaceTampered, &ws.workspace.name, None, data);
         if let Err(e) = self.emit(ws, event) {
-            tracing::error!(workspace = %ws.ws.name, error = %e, "cannot log workspace.tampered");
+            tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot log workspace.tampered");
         }
     }
 
@@ -49,14 +49,14 @@ impl App {
     }
 
     /// Re-reads a workspace's tamper history: acknowledged findings are no longer alerts.
-    pub fn refresh_alerts(&self, ws: &Ws) {
+    pub fn refresh_alerts(&self, ws: &Served) {
         let open = ws.anchors.unacknowledged().unwrap_or_default();
         let mut alerts = self.inner.alerts.lock().unwrap_or_else(|e| e.into_inner());
         if open.is_empty() {
-            alerts.remove(&ws.ws.name);
+            alerts.remove(&ws.workspace.name);
         } else {
             let texts = open.into_iter().map(|e| e.text).collect();
-            alerts.insert(ws.ws.name.clone(), texts);
+            alerts.insert(ws.workspace.name.clone(), texts);
         }
         let open: usize = alerts.values().map(Vec::len).sum();
         self.metrics().tamper_alerts.set(open as i64);

@@ -17,7 +17,7 @@
 //! another inode at the path (`replaced`) as tampering, and restores, which leaves the other
 //! name holding an inode that is no longer approved work.
 
-use super::{App, Record, Ws};
+use super::{App, Record, Served};
 use crate::contract::validate::sha256_hex;
 use crate::events::{now_rfc3339, Event, EventType};
 use crate::workspace::{Identity, ReadError, APPROVED_DIR};
@@ -71,7 +71,7 @@ struct Finding {
     restored: bool,
 }
 
-impl Ws {
+impl Served {
     fn approved(&self) -> MutexGuard<'_, Option<ApprovedState>> {
         let mut guard = self
             .approved
@@ -94,7 +94,7 @@ impl Ws {
 
 impl App {
     /// The approved files of a workspace, by path.
-    pub fn approved_files(&self, ws: &Ws) -> BTreeMap<String, ApprovedFile> {
+    pub fn approved_files(&self, ws: &Served) -> BTreeMap<String, ApprovedFile> {
         let guard = ws.approved();
         guard
             .as_ref()
@@ -103,7 +103,7 @@ impl App {
     }
 
     /// Promotes the artifacts of a handoff just approved.
-    pub(super) fn promote(&self, ws: &Ws, rec: &Record, by: &str) {
+    pub(super) fn promote(&self, ws: &Served, rec: &Record, by: &str) {
         let mut guard = ws.approved();
         let state = guard.as_mut().expect("loaded by approved()");
         let at = now_rfc3339();
@@ -133,23 +133,26 @@ impl App {
         self.save_manifest(ws, &state.manifest);
         let data = json!({ "files": files, "skipped": skipped, "by": by });
         let key = Some(rec.meta.key.as_str());
-        let event = Event::new(EventType::ApprovedPromoted, &ws.ws.name, key, data);
+        let event = Event::new(EventType::ApprovedPromoted, &ws.workspace.name, key, data);
         if self.emit(ws, event).is_err() {
-            tracing::error!(workspace = %ws.ws.name, "promotion done but not logged");
+            tracing::error!(workspace = %ws.workspace.name, "promotion done but not logged");
         }
-        self.ask_watch(&ws.ws.root.join(APPROVED_DIR));
+        self.ask_watch(&ws.workspace.root.join(APPROVED_DIR));
     }
 
     /// Copies the artifact `source` to `target` if it still has digest `sha256`; its size and
     /// the identity of the fresh file.
     fn copy_approved(
         &self,
-        ws: &Ws,
+        ws: &Served,
         source: &str,
         sha256: &str,
         target: &str,
     ) -> Result<(u64, Identity), String> {
-        let bytes = match ws.ws.read(&ws.ws.root.join(source), MAX_PROMOTED_BYTES) {
+        let bytes = match ws
+            .workspace
+            .read(&ws.workspace.root.join(source), MAX_PROMOTED_BYTES)
+        {
             Ok(Some(b)) => b,
             Ok(None) => return Err("missing".into()),
             Err(ReadError::TooLarge { size, .. }) => {
@@ -175,16 +178,16 @@ impl App {
     /// Writes an approved file read-only, first removing a link or folder planted in its way;
     /// the identity of the fresh inode, which has no other name. One more write if it has:
     /// a link made to the temp file in the moment before the rename.
-    fn restore_file(&self, ws: &Ws, target: &str, bytes: &[u8]) -> std::io::Result<Identity> {
-        let path = ws.ws.root.join(target);
-        if let Err(e) = ws.ws.write_readonly(&path, bytes) {
+    fn restore_file(&self, ws: &Served, target: &str, bytes: &[u8]) -> std::io::Result<Identity> {
+        let path = ws.workspace.root.join(target);
+        if let Err(e) = ws.workspace.write_readonly(&path, bytes) {
             clear_way(ws, target);
-            ws.ws.write_readonly(&path, bytes).map_err(|_| e)?;
+            ws.workspace.write_readonly(&path, bytes).map_err(|_| e)?;
         }
         match sole_identity(ws, target)? {
             Some(identity) => Ok(identity),
             None => {
-                ws.ws.write_readonly(&path, bytes)?;
+                ws.workspace.write_readonly(&path, bytes)?;
                 sole_identity(ws, target)?.ok_or_else(|| {
                     std::io::Error::other(format!(
                         "{target}: written twice, linked elsewhere twice"
@@ -194,20 +197,20 @@ impl App {
         }
     }
 
-    fn save_manifest(&self, ws: &Ws, manifest: &BTreeMap<String, ApprovedFile>) {
+    fn save_manifest(&self, ws: &Served, manifest: &BTreeMap<String, ApprovedFile>) {
         let bytes = serde_json::to_vec_pretty(manifest).expect("a manifest always serializes");
         if let Err(e) = ws.store.write(Path::new(MANIFEST), &bytes) {
             self.metrics().error("write");
-            tracing::error!(workspace = %ws.ws.name, error = %e, "cannot record the approved manifest");
+            tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot record the approved manifest");
         }
-        let copy = ws.ws.baton_dir().join(MANIFEST);
-        if let Err(e) = ws.ws.write_volatile(&copy, &bytes) {
-            tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot publish the approved manifest");
+        let copy = ws.workspace.baton_dir().join(MANIFEST);
+        if let Err(e) = ws.workspace.write_volatile(&copy, &bytes) {
+            tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot publish the approved manifest");
         }
     }
 
     /// Checks `approved/` against the manifest, restores what changed and records it.
-    pub fn check_approved(&self, ws: &Ws) {
+    pub fn check_approved(&self, ws: &Served) {
         let mut guard = ws.approved();
         let state = guard.as_mut().expect("loaded by approved()");
         if state.manifest.is_empty() {
@@ -230,17 +233,17 @@ impl App {
         if findings.is_empty() {
             return;
         }
-        tracing::warn!(workspace = %ws.ws.name, count = findings.len(), "approved work was changed; restored");
+        tracing::warn!(workspace = %ws.workspace.name, count = findings.len(), "approved work was changed; restored");
         let data = json!({ "changes": findings });
-        let event = Event::new(EventType::ApprovedTampered, &ws.ws.name, None, data);
+        let event = Event::new(EventType::ApprovedTampered, &ws.workspace.name, None, data);
         if self.emit(ws, event).is_err() {
-            tracing::error!(workspace = %ws.ws.name, "approved.tampered could not be logged");
+            tracing::error!(workspace = %ws.workspace.name, "approved.tampered could not be logged");
         }
     }
 
     fn check_file(
         &self,
-        ws: &Ws,
+        ws: &Served,
         path: &str,
         file: &ApprovedFile,
         verified: &mut HashMap<String, Identity>,
@@ -252,7 +255,7 @@ impl App {
             found_sha256: found,
             restored: false,
         };
-        let (f, identity) = match ws.ws.open_regular(&ws.ws.root.join(path)) {
+        let (f, identity) = match ws.workspace.open_regular(&ws.workspace.root.join(path)) {
             Ok(Some(opened)) => opened,
             Ok(None) => return Some(finding("deleted", None)),
             Err(_) => return Some(finding("replaced", None)),
@@ -285,9 +288,13 @@ impl App {
     }
 
     /// Removes what is in `approved/` and not in the manifest (planted files and links).
-    fn remove_planted(&self, ws: &Ws, manifest: &BTreeMap<String, ApprovedFile>) -> Vec<Finding> {
-        let dir = ws.ws.root.join(APPROVED_DIR);
-        let Ok((entries, _)) = ws.ws.tree(&dir) else {
+    fn remove_planted(
+        &self,
+        ws: &Served,
+        manifest: &BTreeMap<String, ApprovedFile>,
+    ) -> Vec<Finding> {
+        let dir = ws.workspace.root.join(APPROVED_DIR);
+        let Ok((entries, _)) = ws.workspace.tree(&dir) else {
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -303,7 +310,7 @@ impl App {
             if ours || temp || e.kind == "folder" {
                 continue;
             }
-            let removed = ws.ws.remove(&ws.ws.root.join(&path)).is_ok();
+            let removed = ws.workspace.remove(&ws.workspace.root.join(&path)).is_ok();
             out.push(Finding {
                 path,
                 change: "planted",
@@ -318,8 +325,8 @@ impl App {
 
 /// The identity of the regular file at `target` if it has one name only (`None`: it has
 /// more).
-fn sole_identity(ws: &Ws, target: &str) -> std::io::Result<Option<Identity>> {
-    let opened = ws.ws.open_regular(&ws.ws.root.join(target));
+fn sole_identity(ws: &Served, target: &str) -> std::io::Result<Option<Identity>> {
+    let opened = ws.workspace.open_regular(&ws.workspace.root.join(target));
     let (f, identity) = match opened {
         Ok(Some(found)) => found,
         Ok(None) => return Err(std::io::ErrorKind::NotFound.into()),
@@ -330,25 +337,25 @@ fn sole_identity(ws: &Ws, target: &str) -> std::io::Result<Option<Identity>> {
 
 /// Removes a link or non-folder planted where a folder of `target` should be, or a folder or
 /// link at `target` itself, so the restore can write.
-fn clear_way(ws: &Ws, target: &str) {
-    let mut at = ws.ws.root.clone();
+fn clear_way(ws: &Served, target: &str) {
+    let mut at = ws.workspace.root.clone();
     for part in target.split('/') {
         at.push(part);
         let Ok(meta) = std::fs::symlink_metadata(&at) else {
             return;
         };
-        let last = at == ws.ws.root.join(target);
+        let last = at == ws.workspace.root.join(target);
         if meta.file_type().is_symlink() || (!last && !meta.is_dir()) {
-            let _ = ws.ws.remove(&at);
+            let _ = ws.workspace.remove(&at);
             return;
         }
         if last && meta.is_dir() {
             // A folder put in the file's place: set it aside in .baton/ as evidence.
             let aside = ws
-                .ws
+                .workspace
                 .baton_dir()
                 .join(format!("tampered-{}", rand::random::<u32>()));
-            let _ = ws.ws.rename(&at, &aside);
+            let _ = ws.workspace.rename(&at, &aside);
             return;
         }
     }

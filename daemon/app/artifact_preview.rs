@@ -285,7 +285,7 @@ impl App {
             }
             Against::Approved => {
                 let copy = approved_path(path);
-                let file = named.ws.ws.root.join(&copy);
+                let file = named.ws.workspace.root.join(&copy);
                 match read_head(named, &file, copy.clone(), MAX_BLOB_BYTES) {
                     Ok((bytes, total)) if total <= MAX_BLOB_BYTES => Old::Content(bytes, copy),
                     Ok((_, total)) => {

@@ -101,7 +101,7 @@ pub(super) fn open(
     file: &Path,
     shown: &str,
 ) -> Result<(std::fs::File, Identity), ViewError> {
-    match named.ws.ws.open_regular(file) {
+    match named.ws.workspace.open_regular(file) {
         Ok(Some(found)) => Ok(found),
         Ok(None) => Err(ViewError::Missing(shown.to_string())),
         Err(ReadError::NotRegular) => Err(ViewError::NotRegular(shown.to_string())),

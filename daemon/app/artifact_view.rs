@@ -6,7 +6,7 @@
 
 use super::artifacts::MAX_HASH_BYTES;
 use super::model::Stamp;
-use super::{App, Ws};
+use super::{App, Served};
 use crate::auth::Actor;
 use crate::contract::handoff::Artifact;
 use crate::media::{self, MediaKind};
@@ -110,7 +110,7 @@ pub(super) fn normalize(path: &str) -> String {
 
 /// What the views need of a record, copied out under the workspace lock.
 pub(super) struct Named {
-    pub ws: Arc<Ws>,
+    pub ws: Arc<Served>,
     pub revision: u32,
     pub artifacts: Vec<Artifact>,
     pub stamps: Vec<Stamp>,
@@ -126,8 +126,8 @@ impl Named {
         if let Some(&i) = self.by_path.get(&normalize(path)) {
             return Some(&self.stamps[i]);
         }
-        let real = crate::workspace::resolve(&self.ws.ws.root, path).ok()?;
-        let real = real.strip_prefix(&self.ws.ws.root).ok()?.to_str()?;
+        let real = crate::workspace::resolve(&self.ws.workspace.root, path).ok()?;
+        let real = real.strip_prefix(&self.ws.workspace.root).ok()?.to_str()?;
         self.by_path.get(real).map(|&i| &self.stamps[i])
     }
 
@@ -135,7 +135,7 @@ impl Named {
     /// the named path.
     pub fn file(&self, path: &str, stamp: Option<&Stamp>) -> PathBuf {
         let rel = stamp.map_or_else(|| normalize(path), |s| s.path.clone());
-        self.ws.ws.root.join(rel)
+        self.ws.workspace.root.join(rel)
     }
 }
 
@@ -172,7 +172,7 @@ impl App {
     /// The artifacts of `key`'s current revision, for the handoff page (see the module doc).
     pub fn artifacts(&self, key: &str, actor: &Actor) -> Result<Vec<ArtifactView>, ViewError> {
         let named = self.named(key, actor)?;
-        let root = &named.ws.ws.root;
+        let root = &named.ws.workspace.root;
         let stamps: Vec<Option<&Stamp>> = named
             .artifacts
             .iter()
@@ -192,7 +192,7 @@ impl App {
                 .map(|a| root.join(approved_path(&a.path))),
         );
         let refs: Vec<&Path> = files.iter().map(PathBuf::as_path).collect();
-        let found = named.ws.ws.identities(&refs);
+        let found = named.ws.workspace.identities(&refs);
         let (now, approved) = found.split_at(named.artifacts.len());
         let previous: Option<HashMap<&str, &str>> = named.previous.as_ref().map(|p| {
             p.iter()
@@ -287,11 +287,11 @@ impl App {
 
     /// Hashes files that changed since receipt on a thread of their own (one per workspace
     /// at a time), so the next look at the page can say ok or mismatch.
-    fn recheck_in_background(&self, ws: &Ws, files: Vec<(PathBuf, Identity)>) {
-        if files.is_empty() || !self.inner.hashes.start_check(&ws.ws.root) {
+    fn recheck_in_background(&self, ws: &Served, files: Vec<(PathBuf, Identity)>) {
+        if files.is_empty() || !self.inner.hashes.start_check(&ws.workspace.root) {
             return;
         }
-        let (app, workspace) = (self.clone(), ws.ws.clone());
+        let (app, workspace) = (self.clone(), ws.workspace.clone());
         let spawned = std::thread::Builder::new()
             .name("baton-recheck".into())
             .spawn(move || {
@@ -310,7 +310,7 @@ impl App {
             });
         if spawned.is_err() {
             // No thread to be had: they stay unchecked until the next look.
-            self.inner.hashes.done_check(&ws.ws.root);
+            self.inner.hashes.done_check(&ws.workspace.root);
         }
     }
 }

@@ -11,7 +11,7 @@
 //! the agent does to the files later.
 
 use super::model::Stamp;
-use super::{App, Ws};
+use super::{App, Served};
 use crate::contract::{Handoff, Problem};
 use crate::workspace::{self, Identity};
 use std::collections::{HashMap, HashSet};
@@ -91,7 +91,7 @@ impl App {
     /// they are now.
     pub(super) fn check_artifacts(
         &self,
-        ws: &Ws,
+        ws: &Served,
         doc: &Handoff,
         value: &serde_json::Value,
     ) -> Result<(Vec<Problem>, Vec<Stamp>), Deferred> {
@@ -99,10 +99,10 @@ impl App {
         let mut stamps = Vec::new();
         let mut budget = MAX_HASH_BYTES;
         let mut keep = crate::blobs::MAX_REVISION_BYTES;
-        let problems = workspace::artifact_problems_with(&ws.ws, value, &mut |real, _| {
+        let problems = workspace::artifact_problems_with(&ws.workspace, value, &mut |real, _| {
             let hashed = self.hash(ws, real, &mut budget, &mut keep);
             if let Ok((identity, sha256)) = &hashed {
-                let path = real.strip_prefix(&ws.ws.root).unwrap_or(real);
+                let path = real.strip_prefix(&ws.workspace.root).unwrap_or(real);
                 stamps.push(Stamp {
                     path: path.to_string_lossy().into_owned(),
                     sha256: sha256.clone(),
@@ -116,10 +116,10 @@ impl App {
 
     /// Hands the artifacts to the background hasher when more than `INLINE_HASH_BYTES` of
     /// them are new (and no more than the budget, which `check_artifacts` refuses itself).
-    fn defer_big_hashes(&self, ws: &Ws, doc: &Handoff) -> Result<(), Deferred> {
+    fn defer_big_hashes(&self, ws: &Served, doc: &Handoff) -> Result<(), Deferred> {
         let mut new: Vec<(std::path::PathBuf, u64)> = Vec::new();
         for artifact in &doc.artifacts {
-            let Ok(real) = workspace::resolve(&ws.ws.root, &artifact.path) else {
+            let Ok(real) = workspace::resolve(&ws.workspace.root, &artifact.path) else {
                 continue;
             };
             let Ok(meta) = std::fs::symlink_metadata(&real) else {
@@ -137,11 +137,11 @@ impl App {
         if total <= INLINE_HASH_BYTES || total > MAX_HASH_BYTES {
             return Ok(());
         }
-        if !self.inner.hashes.start(&ws.ws.root) {
+        if !self.inner.hashes.start(&ws.workspace.root) {
             return Err(Deferred);
         }
-        tracing::info!(workspace = %ws.ws.name, bytes = total, "hashing large artifacts in the background");
-        let (app, workspace) = (self.clone(), ws.ws.clone());
+        tracing::info!(workspace = %ws.workspace.name, bytes = total, "hashing large artifacts in the background");
+        let (app, workspace) = (self.clone(), ws.workspace.clone());
         let spawned = std::thread::Builder::new()
             .name("baton-hash".into())
             .spawn(move || {
@@ -162,20 +162,20 @@ impl App {
             Ok(_) => Err(Deferred),
             // No thread to be had: hash inline rather than not at all.
             Err(_) => {
-                self.inner.hashes.done(&ws.ws.root);
+                self.inner.hashes.done(&ws.workspace.root);
                 Ok(())
             }
         }
     }
 
     /// The artifacts whose bytes changed since their stamps were taken, as sentences.
-    pub(super) fn changed_artifacts(&self, ws: &Ws, stamps: &[Stamp]) -> Vec<String> {
+    pub(super) fn changed_artifacts(&self, ws: &Served, stamps: &[Stamp]) -> Vec<String> {
         let mut budget = MAX_HASH_BYTES;
         // Nothing is snapshotted here: the snapshots are of what was received.
         let mut keep = 0;
         let mut changed = Vec::new();
         for stamp in stamps {
-            let now = workspace::resolve(&ws.ws.root, &stamp.path)
+            let now = workspace::resolve(&ws.workspace.root, &stamp.path)
                 .map_err(|e| std::io::Error::other(e.to_string()))
                 .and_then(|real| self.hash(ws, &real, &mut budget, &mut keep));
             match now {
@@ -195,7 +195,7 @@ impl App {
     /// is snapshotted while `keep` (bytes of new snapshots) lasts.
     fn hash(
         &self,
-        ws: &Ws,
+        ws: &Served,
         real: &std::path::Path,
         budget: &mut u64,
         keep: &mut u64,
@@ -217,7 +217,7 @@ impl App {
                 limit.is_none_or(|l| id.size > l) || self.inner.blobs.settled(digest)
             })
         };
-        let (identity, digest, bytes) = ws.ws.sha256_capture(real, &known, limit)?;
+        let (identity, digest, bytes) = ws.workspace.sha256_capture(real, &known, limit)?;
         if over.get() {
             return Err(std::io::Error::other(format!(
                 "not hashed: this handoff's artifacts hold over {MAX_HASH_BYTES} bytes of new content"

@@ -8,7 +8,7 @@
 //! many large checkpoints costs the daemon little.
 
 use super::state::{CheckpointRecord, WsState};
-use super::{load, App, Ws};
+use super::{load, App, Served};
 use crate::contract::{json, validate, Problem};
 use crate::events::{Event, EventType};
 use crate::workspace::ReadError;
@@ -37,9 +37,9 @@ struct Change {
 
 impl App {
     /// Reconciles every checkpoint file, forgetting the ones that were removed.
-    pub fn reconcile_checkpoints(&self, ws: &Ws) {
+    pub fn reconcile_checkpoints(&self, ws: &Served) {
         // Confined: a checkpoints/ that is a symlink is not followed (it warns and lists none).
-        let names = ws.ws.list_json_in(&ws.ws.checkpoints_dir());
+        let names = ws.workspace.list_json_in(&ws.workspace.checkpoints_dir());
         self.reconcile_checkpoint_files(ws, &names);
         let present: HashSet<&String> = names.iter().collect();
         let mut st = ws.lock();
@@ -50,11 +50,11 @@ impl App {
     }
 
     /// Re-reads one checkpoint file (`checkpoints/<file>`).
-    pub fn reconcile_checkpoint(&self, ws: &Ws, file: &str) {
+    pub fn reconcile_checkpoint(&self, ws: &Served, file: &str) {
         self.reconcile_checkpoint_files(ws, &[file.to_string()]);
     }
 
-    fn reconcile_checkpoint_files(&self, ws: &Ws, files: &[String]) {
+    fn reconcile_checkpoint_files(&self, ws: &Served, files: &[String]) {
         let mut st = ws.lock();
         let changes: Vec<Change> = files
             .iter()
@@ -76,16 +76,16 @@ impl App {
         }
         if let Err(e) = load::save_seen_checkpoints(&ws.store, &st.seen_checkpoints) {
             self.metrics().error("write");
-            tracing::error!(workspace = %ws.ws.name, error = %e, "cannot save checkpoint state");
+            tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot save checkpoint state");
         }
     }
 
     /// Updates the state from one file; the change to announce when its content is new.
-    fn read_checkpoint(&self, ws: &Ws, st: &mut WsState, file: &str) -> Option<Change> {
+    fn read_checkpoint(&self, ws: &Served, st: &mut WsState, file: &str) -> Option<Change> {
         let limits = self.config().limits;
         let (digest, parsed) = match ws
-            .ws
-            .read(&ws.ws.checkpoints_dir().join(file), limits.max_bytes)
+            .workspace
+            .read(&ws.workspace.checkpoints_dir().join(file), limits.max_bytes)
         {
             Ok(None) => {
                 st.checkpoints.remove(file);
@@ -112,7 +112,7 @@ impl App {
             Ok(ok) => ok,
             Err(problems) => {
                 self.metrics().error("checkpoint_invalid");
-                tracing::warn!(workspace = %ws.ws.name, file, first = %problems[0], "invalid checkpoint");
+                tracing::warn!(workspace = %ws.workspace.name, file, first = %problems[0], "invalid checkpoint");
                 st.checkpoints.remove(file);
                 let data = json!({ "file": file, "errors": problems });
                 st.checkpoint_errors.insert(file.to_string(), problems);
@@ -122,7 +122,7 @@ impl App {
                     file,
                     format!("invalid:{digest}"),
                     kind,
-                    &ws.ws.name,
+                    &ws.workspace.name,
                     data,
                 );
             }
@@ -142,7 +142,7 @@ impl App {
         st.checkpoints.insert(file.to_string(), record);
         let data = json!({ "file": file, "task_id": task_id, "step": step, "summary": summary });
         let kind = EventType::CheckpointWritten;
-        announce(st, file, acc.digest, kind, &ws.ws.name, data)
+        announce(st, file, acc.digest, kind, &ws.workspace.name, data)
     }
 }
 

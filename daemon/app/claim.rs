@@ -12,7 +12,7 @@
 use super::model::{Claim, CLAIM};
 use super::records::json_bytes;
 use super::state::{Record, WsState};
-use super::{App, Ws};
+use super::{App, Served};
 use crate::auth::Actor;
 use crate::contract::Decision;
 use crate::events::{now_rfc3339, Event, EventType};
@@ -71,7 +71,7 @@ impl App {
         let ws = self.ws_of_key(key).ok_or_else(not_found)?;
         let mut st = ws.lock();
         let rec = st.records.get(key).ok_or_else(not_found)?;
-        let taken_from = match self.claim_by(&ws.ws.name, rec, name, roles, takeover)? {
+        let taken_from = match self.claim_by(&ws.workspace.name, rec, name, roles, takeover)? {
             Claiming::Holds => return Ok(rec.claim_view()),
             Claiming::Takes(from) => from,
         };
@@ -82,7 +82,12 @@ impl App {
             released_at: None,
         };
         let data = json!({ "by": name, "taken_from": taken_from });
-        let event = Event::new(EventType::HandoffClaimed, &ws.ws.name, Some(key), data);
+        let event = Event::new(
+            EventType::HandoffClaimed,
+            &ws.workspace.name,
+            Some(key),
+            data,
+        );
         self.change_claim(&ws, &mut st, key, claim, event)?;
         Ok(st.records[key].claim_view())
     }
@@ -160,7 +165,12 @@ impl App {
             released_at: Some(now_rfc3339()),
             ..holding
         };
-        let event = Event::new(EventType::HandoffUnclaimed, &ws.ws.name, Some(key), data);
+        let event = Event::new(
+            EventType::HandoffUnclaimed,
+            &ws.workspace.name,
+            Some(key),
+            data,
+        );
         self.change_claim(&ws, &mut st, key, released, event)?;
         Ok(st.records[key].claim_view())
     }
@@ -168,7 +178,7 @@ impl App {
     /// Commits a claim change, logs its event, publishes it; undone if the event fails.
     fn change_claim(
         &self,
-        ws: &Ws,
+        ws: &Served,
         st: &mut WsState,
         key: &str,
         claim: Claim,
@@ -190,13 +200,13 @@ impl App {
     /// A decision ends the claim; its `handoff.decided` event says so, so none of its own. The
     /// store's copy goes too, best effort: a claim left on a decided handoff holds nothing
     /// (`Record::claimed`), and a revision that reopens the handoff removes it.
-    pub(super) fn end_claim(&self, ws: &Ws, rec: &mut Record) {
+    pub(super) fn end_claim(&self, ws: &Served, rec: &mut Record) {
         if rec.review.claim.take().is_none() {
             return;
         }
         let key = &rec.meta.key;
         if let Err(e) = ws.uncommit(key, CLAIM) {
-            tracing::warn!(workspace = %ws.ws.name, key, error = %e, "cannot remove the claim of a decided handoff");
+            tracing::warn!(workspace = %ws.workspace.name, key, error = %e, "cannot remove the claim of a decided handoff");
         }
         ws.publish(key, CLAIM, None);
     }
@@ -210,13 +220,13 @@ pub(super) enum Claiming {
 }
 
 /// Puts the store's claim back as `claim` has it: the undo of a change whose event failed.
-fn put_back(ws: &Ws, key: &str, claim: Option<&Claim>) {
+fn put_back(ws: &Served, key: &str, claim: Option<&Claim>) {
     let result = match claim {
         None => ws.uncommit(key, CLAIM),
         Some(c) => json_bytes(c).and_then(|b| ws.commit(key, CLAIM, &b)),
     };
     if let Err(e) = result {
-        tracing::error!(workspace = %ws.ws.name, key, error = %e, "cannot undo a claim whose event failed; the next start logs it as recovered");
+        tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot undo a claim whose event failed; the next start logs it as recovered");
     }
 }
 

@@ -7,7 +7,7 @@ use super::model::DECISION;
 use super::model::{Closing, DecideError, Decided, Progress, Recorded, Remark};
 use super::records::json_bytes;
 use super::state::WsState;
-use super::{App, Ws};
+use super::{App, Served};
 use crate::auth::Actor;
 use crate::contract::decision::{Edits, DECISION_VERSION};
 use crate::contract::{Decision, Outcome};
@@ -121,7 +121,7 @@ impl App {
             return Err(DecideError::Conflict(Box::new(d.clone())));
         }
         stale(&req, rec)?;
-        let route = self.route_of(rec, &ws.ws.name);
+        let route = self.route_of(rec, &ws.workspace.name);
         if let Some(refused) = self.not_a_reviewer(&ws, rec, name, roles) {
             return Err(refused);
         }
@@ -146,15 +146,15 @@ impl App {
     /// The refusal of any decision by someone the handoff's route does not admit.
     fn not_a_reviewer(
         &self,
-        ws: &Ws,
+        ws: &Served,
         rec: &super::state::Record,
         name: &str,
         roles: &[String],
     ) -> Option<DecideError> {
-        if self.admits(rec, &ws.ws.name, name, roles) {
+        if self.admits(rec, &ws.workspace.name, name, roles) {
             return None;
         }
-        let route = self.route_of(rec, &ws.ws.name);
+        let route = self.route_of(rec, &ws.workspace.name);
         let on = route.map_or("any route".to_string(), |r| format!("route \"{}\"", r.name));
         Some(DecideError::Forbidden(format!(
             "{name} is not a reviewer on {on}"
@@ -166,12 +166,12 @@ impl App {
     /// approval by it, and the handoff page shows it where the Approve button would be.
     pub(super) fn approval_refused(
         &self,
-        ws: &Ws,
+        ws: &Served,
         rec: &super::state::Record,
         name: &str,
         roles: &[String],
     ) -> Option<DecideError> {
-        let route = self.route_of(rec, &ws.ws.name);
+        let route = self.route_of(rec, &ws.workspace.name);
         if let Some(d) = &rec.decision {
             return Some(DecideError::Conflict(Box::new(d.clone())));
         }
@@ -179,7 +179,7 @@ impl App {
             return Some(refused);
         }
         // Rejecting or sending back one's own work is allowed: it grants nothing.
-        if self.is_sender(&rec.handoff, &ws.ws.name, name) {
+        if self.is_sender(&rec.handoff, &ws.workspace.name, name) {
             return Some(DecideError::Forbidden(format!(
                 "{name} sent this handoff (from_agent \"{}\") and cannot approve it; another reviewer must",
                 rec.handoff.from_agent
@@ -198,7 +198,7 @@ impl App {
     /// Records the decision of a pending handoff: archive, root copy, state, event.
     pub(super) fn settle(
         &self,
-        ws: &Ws,
+        ws: &Served,
         st: &mut WsState,
         key: &str,
         closing: Closing,
@@ -216,7 +216,7 @@ impl App {
     /// log (with others of the same change, in one append), then `close` applies it.
     pub(super) fn record_decision(
         &self,
-        ws: &Ws,
+        ws: &Served,
         st: &WsState,
         key: &str,
         closing: Closing,
@@ -230,7 +230,7 @@ impl App {
     /// a caller that commits it with other files of the same transition.
     pub(super) fn decision_of(
         &self,
-        ws: &Ws,
+        ws: &Served,
         st: &WsState,
         key: &str,
         closing: Closing,
@@ -252,7 +252,7 @@ impl App {
             receipt: None,
         };
         let decision = Decision {
-            receipt: Some(self.receipt_for(&ws.ws.name, Some(rec), &decision)),
+            receipt: Some(self.receipt_for(&ws.workspace.name, Some(rec), &decision)),
             ..decision
         };
         let bytes = json_bytes(&decision)?;
@@ -261,7 +261,12 @@ impl App {
             "to_agent": decision.to_agent, "instructions": decision.edits.instructions,
             "remaining": decision.edits.remaining,
         });
-        let event = Event::new(EventType::HandoffDecided, &ws.ws.name, Some(key), data);
+        let event = Event::new(
+            EventType::HandoffDecided,
+            &ws.workspace.name,
+            Some(key),
+            data,
+        );
         Ok(Recorded {
             decision,
             bytes,
@@ -272,7 +277,7 @@ impl App {
     /// A decision committed and logged: its copy, the state, the root answer, the metrics.
     pub(super) fn close(
         &self,
-        ws: &Ws,
+        ws: &Served,
         st: &mut WsState,
         key: &str,
         recorded: Recorded,
@@ -296,13 +301,13 @@ impl App {
             .as_ref()
             .is_some_and(|c| c.key == key && c.digest == rec.meta.digest);
         if in_place {
-            if let Err(e) = write_json(&ws.ws, &ws.ws.decision_path(), &decision) {
+            if let Err(e) = write_json(&ws.workspace, &ws.workspace.decision_path(), &decision) {
                 // The store holds the decision; forgetting the file makes the next
                 // reconcile restore the root copy, which is asked for soon.
                 st.current = None;
-                self.ask_repair(&ws.ws.root);
+                self.ask_repair(&ws.workspace.root);
                 self.metrics().error("write");
-                tracing::error!(workspace = %ws.ws.name, key, error = %e, "cannot write decision.json");
+                tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot write decision.json");
             }
         }
         if st.pending.as_deref() == Some(key) {

@@ -4,7 +4,7 @@
 
 use super::model::Stamp;
 use super::state::{Current, Record, WsState};
-use super::{App, Ws};
+use super::{App, Served};
 use crate::contract::validate::{self, oversize_digest, sha256_hex, Accepted, Format};
 use crate::contract::{json, Handoff, Outcome, Problem};
 use crate::workspace::{self, ReadError, Workspace};
@@ -37,10 +37,10 @@ impl App {
     /// `force`: act even on the bytes last processed (a rename, a rescan): files around them
     /// may have changed, or decision.json may need restoring. Returns `false` when it could
     /// not be done (a read or write failed, the event could not be logged): try again later.
-    pub fn reconcile_handoff(&self, ws: &Ws, seen: Option<Instant>, force: bool) -> bool {
+    pub fn reconcile_handoff(&self, ws: &Served, seen: Option<Instant>, force: bool) -> bool {
         let started = Instant::now();
         let limits = self.config().limits;
-        let file = ws.ws.handoff_file();
+        let file = ws.workspace.handoff_file();
         let (raw_sha, verdict, text) = match workspace::read_limited(&file.path, limits.max_bytes) {
             Ok(None) => {
                 ws.lock().current = None;
@@ -49,7 +49,7 @@ impl App {
             Ok(Some(bytes)) => (
                 // The name is part of it: the same bytes under another name are read anew.
                 sha256_hex(&[file.name().as_bytes(), b"\0", &bytes].concat()),
-                judge(&ws.ws.name, file.format, &bytes, &limits),
+                judge(&ws.workspace.name, file.format, &bytes, &limits),
                 bytes,
             ),
             Err(ReadError::TooLarge { size, .. }) => {
@@ -63,7 +63,7 @@ impl App {
             }
             Err(ReadError::Io(e)) => {
                 self.metrics().error("read");
-                tracing::warn!(workspace = %ws.ws.name, file = %file.name(), error = %e, "cannot read the handoff file; will retry");
+                tracing::warn!(workspace = %ws.workspace.name, file = %file.name(), error = %e, "cannot read the handoff file; will retry");
                 return false;
             }
         };
@@ -78,7 +78,7 @@ impl App {
         }
         if !file.shadowed.is_empty() {
             let names: Vec<_> = file.shadowed.iter().filter_map(|p| p.file_name()).collect();
-            tracing::warn!(workspace = %ws.ws.name, counts = %file.name(), ignored = ?names,
+            tracing::warn!(workspace = %ws.workspace.name, counts = %file.name(), ignored = ?names,
                 "more than one handoff file: the newest counts, the others are ignored; remove them");
             self.metrics().error("handoff_shadowed");
         }
@@ -112,7 +112,7 @@ impl App {
                 from_agent,
                 problems,
             } => {
-                self.note_sender(&ws.ws.name, &key, from_agent.as_deref());
+                self.note_sender(&ws.workspace.name, &key, from_agent.as_deref());
                 st.current = Some(Current {
                     raw_sha,
                     key: key.clone(),
@@ -136,7 +136,7 @@ impl App {
                 // Forget the file so the next event or reconcile tries again.
                 st.current = None;
                 self.metrics().error("write");
-                tracing::error!(workspace = %ws.ws.name, error = %e, "cannot process handoff.json; will retry");
+                tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot process handoff.json; will retry");
                 false
             }
         }
@@ -144,7 +144,7 @@ impl App {
 
     fn accept(
         &self,
-        ws: &Ws,
+        ws: &Served,
         st: &mut WsState,
         acc: Accepted<Handoff>,
         checked: Checked,
@@ -156,7 +156,7 @@ impl App {
             stamps,
             format,
         } = checked;
-        let key = validate::handoff_key(&ws.ws.name, &acc);
+        let key = validate::handoff_key(&ws.workspace.name, &acc);
         st.current = Some(Current {
             raw_sha,
             key: key.clone(),
@@ -166,12 +166,12 @@ impl App {
         // A verdict that rests on files around handoff.json (artifacts) is not cached: the
         // agent may fix them and write the same handoff again.
         let depends_on_workspace = !problems.is_empty();
-        let route = crate::routing::route_for(&self.config().routes, &acc.doc, &ws.ws.name);
+        let route = crate::routing::route_for(&self.config().routes, &acc.doc, &ws.workspace.name);
         let users = &self.config().users;
         for (i, message) in crate::routing::sign_off_problems(route, users, &acc.doc.sign_off) {
             problems.push(Problem::new(format!("/sign_off/{i}"), message));
         }
-        let newly_reserved = match self.reserve_key(&key, &ws.ws.name) {
+        let newly_reserved = match self.reserve_key(&key, &ws.workspace.name) {
             Ok(fresh) => fresh,
             Err(owner) => {
                 problems.push(Problem::new(
@@ -205,7 +205,7 @@ impl App {
         } else {
             let limits = self.config().limits;
             let problems = validate::finish_as(format, bytes, &limits, problems);
-            self.note_sender(&ws.ws.name, &key, Some(&acc.doc.from_agent));
+            self.note_sender(&ws.workspace.name, &key, Some(&acc.doc.from_agent));
             self.answer_invalid(ws, st, &key, &acc.digest, &acc.doc.task_id, problems)
         };
         if newly_reserved && !st.records.contains_key(&key) {

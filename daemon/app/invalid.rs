@@ -3,7 +3,7 @@
 
 use super::ingest::write_json;
 use super::state::WsState;
-use super::{load, App, Ws};
+use super::{load, App, Served};
 use crate::contract::{Decision, Outcome, Problem};
 use crate::events::{now_rfc3339, Event, EventType};
 use serde_json::json;
@@ -13,7 +13,7 @@ impl App {
     /// Answers an unusable handoff.json with an `invalid` decision listing every problem.
     pub(super) fn answer_invalid(
         &self,
-        ws: &Ws,
+        ws: &Served,
         st: &mut WsState,
         key: &str,
         digest: &str,
@@ -39,12 +39,12 @@ impl App {
             receipt: None,
         };
         let decision = Decision {
-            receipt: Some(self.receipt_for(&ws.ws.name, None, &decision)),
+            receipt: Some(self.receipt_for(&ws.workspace.name, None, &decision)),
             ..decision
         };
         // The pages show the problems found now, never what the workspace's copy says.
         remember(st, decision.clone());
-        let root: Option<Decision> = load::read_json(&ws.ws, &ws.ws.decision_path());
+        let root: Option<Decision> = load::read_json(&ws.workspace, &ws.workspace.decision_path());
         let answered = root.is_some_and(|d| {
             d.outcome == Outcome::Invalid
                 && d.handoff_key == key
@@ -58,18 +58,23 @@ impl App {
         // The event first: an answer the audit log does not have is not given (retried).
         self.emit(
             ws,
-            Event::new(EventType::HandoffInvalid, &ws.ws.name, Some(key), data),
+            Event::new(
+                EventType::HandoffInvalid,
+                &ws.workspace.name,
+                Some(key),
+                data,
+            ),
         )?;
-        write_json(&ws.ws, &ws.ws.decision_path(), &decision)?;
+        write_json(&ws.workspace, &ws.workspace.decision_path(), &decision)?;
         let copy = ws
-            .ws
+            .workspace
             .archive_dir(key)
             .join(format!("invalid-{}.json", &digest[..16]));
         // A copy for readers, like the record copies: atomic, not synced.
         let written = super::records::json_bytes(&decision)
-            .and_then(|bytes| ws.ws.write_volatile(&copy, &bytes));
+            .and_then(|bytes| ws.workspace.write_volatile(&copy, &bytes));
         if let Err(e) = written {
-            tracing::warn!(workspace = %ws.ws.name, key, error = %e, "cannot publish the copy of an invalid answer");
+            tracing::warn!(workspace = %ws.workspace.name, key, error = %e, "cannot publish the copy of an invalid answer");
         }
         Ok(())
     }

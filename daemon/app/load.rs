@@ -2,14 +2,14 @@
 //! in the workspace is taken as state), checking the audit log against its anchor and the
 //! published record copies against the store.
 
-use super::mirror::{self, Finding};
 use super::model::APPROVALS;
 use super::model::CLAIM;
 use super::model::{DECISION, META, SIGN_OFFS};
+use super::published_copies::{self, Finding};
 use super::quorum;
 use super::records::{rev_file, Committed};
 use super::state::{Record, Review, WsState};
-use super::Ws;
+use super::Served;
 use crate::audit::{Anchors, AuditLog, Ledger};
 use crate::contract::{Decision, Handoff};
 use crate::store::Store;
@@ -25,7 +25,7 @@ const SEEN_CHECKPOINTS: &str = "checkpoints.json";
 const STALE_TEMP: Duration = Duration::from_secs(600);
 
 pub(super) struct Loaded {
-    pub ws: Ws,
+    pub ws: Served,
     pub findings: Vec<Finding>,
 }
 
@@ -69,9 +69,9 @@ pub(super) fn load(ws: &Workspace, data_dir: &Path, ledger: &Ledger) -> anyhow::
         .filter(|r| r.is_pending())
         .max_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at))
         .map(|r| r.meta.key.clone());
-    let findings = mirror::check(ws, &store, &anchors, &state.records);
-    let loaded = Ws {
-        ws: ws.clone(),
+    let findings = published_copies::check(ws, &store, &anchors, &state.records);
+    let loaded = Served {
+        workspace: ws.clone(),
         store,
         anchors,
         audit,

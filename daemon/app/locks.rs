@@ -15,7 +15,7 @@
 //! out of agents' reach, so a restart logs only what is new and a table rewritten below the
 //! mark is set aside rather than let grant a token again.
 
-use super::{App, Ws};
+use super::{App, Served};
 use crate::auth::Actor;
 use crate::events::{Event, EventType};
 use crate::locks::{self, Change, Entry, Grant, Lock, LockError, Release, Request};
@@ -105,13 +105,13 @@ impl App {
     /// The locks in force in workspace `name`.
     pub fn locks(&self, name: &str, actor: &Actor) -> Result<Vec<Lock>, LockApiError> {
         let ws = self.visible_ws(name, actor)?;
-        Ok(locks::list(&ws.ws)?)
+        Ok(locks::list(&ws.workspace)?)
     }
 
     /// The locks in force in a workspace the caller already holds (pages, detail).
-    pub fn locks_of(&self, ws: &Ws) -> Vec<Lock> {
-        locks::list(&ws.ws).unwrap_or_else(|e| {
-            tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot read the lock table");
+    pub fn locks_of(&self, ws: &Served) -> Vec<Lock> {
+        locks::list(&ws.workspace).unwrap_or_else(|e| {
+            tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot read the lock table");
             Vec::new()
         })
     }
@@ -124,7 +124,7 @@ impl App {
         let grant = {
             // Held across the change, so no sync logs it before it is vouched for.
             let mut seen = self.seen_of(&ws);
-            let grant = locks::acquire_above(&ws.ws, &req, seen.high);
+            let grant = locks::acquire_above(&ws.workspace, &req, seen.high);
             if let Ok(g) = &grant {
                 let (path, owner) = (g.path.clone(), g.owner.clone());
                 let (by, reason) = (None, None);
@@ -176,7 +176,7 @@ impl App {
         };
         let released = {
             let mut seen = self.seen_of(&ws);
-            let released = locks::release(&ws.ws, &rel);
+            let released = locks::release(&ws.workspace, &rel);
             if let Ok(lock) = &released {
                 let by = rel.admin.clone().filter(|a| *a != lock.owner);
                 vouch(&mut seen, Vouch::of(Change::Released, lock, by, None));
@@ -191,7 +191,7 @@ impl App {
     /// are released (`release_locks_on_handoff`), since the work is handed on.
     pub(super) fn release_handoff_locks(
         &self,
-        ws: &Ws,
+        ws: &Served,
         from_agent: &str,
         paths: &[String],
         key: &str,
@@ -202,7 +202,7 @@ impl App {
         let reason = format!("handoff {key} received");
         let released = {
             let mut seen = self.seen_of(ws);
-            let released = locks::release_owned(&ws.ws, from_agent, paths, &reason);
+            let released = locks::release_owned(&ws.workspace, from_agent, paths, &reason);
             for lock in released.iter().flatten() {
                 let why = Some(reason.clone());
                 vouch(&mut seen, Vouch::of(Change::Released, lock, None, why));
@@ -213,7 +213,7 @@ impl App {
             Ok(gone) if gone.is_empty() => {}
             Ok(_) => self.sync_locks(ws),
             Err(e) => {
-                tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot release the sender's locks")
+                tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot release the sender's locks")
             }
         }
     }
@@ -230,18 +230,18 @@ impl App {
             // Only a table with locks in it is swept: a workspace without locks is never
             // written to (not even the guard file).
             if due {
-                if let Err(e) = locks::sweep(&ws.ws) {
-                    tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot expire locks");
+                if let Err(e) = locks::sweep(&ws.workspace) {
+                    tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot expire locks");
                 }
             }
-            if due || !loaded || stamp_of(&locks::table_path(&ws.ws)) != stamp {
+            if due || !loaded || stamp_of(&locks::table_path(&ws.workspace)) != stamp {
                 self.sync_locks(&ws);
             }
         }
     }
 
     /// What the daemon has logged of `ws`'s table, loaded from the store on first use.
-    fn seen_of<'a>(&self, ws: &'a Ws) -> std::sync::MutexGuard<'a, Seen> {
+    fn seen_of<'a>(&self, ws: &'a Served) -> std::sync::MutexGuard<'a, Seen> {
         let mut seen = ws.lock_seen.state.lock().unwrap_or_else(|e| e.into_inner());
         if !seen.loaded {
             let vouched = std::mem::take(&mut seen.vouched);
@@ -252,16 +252,16 @@ impl App {
     }
 
     /// Logs the table's journal entries not logged yet.
-    pub fn sync_locks(&self, ws: &Ws) {
+    pub fn sync_locks(&self, ws: &Served) {
         let mut seen = self.seen_of(ws);
-        let path = locks::table_path(&ws.ws);
+        let path = locks::table_path(&ws.workspace);
         let Some(table) = read_sound(ws, &mut seen) else {
             return;
         };
         let stamp = stamp_of(&path);
         if !seen.watched {
             // Changes by `baton lock` are then logged within milliseconds, not a second.
-            self.ask_watch(&ws.ws.baton_dir().join(locks::LOCKS_DIR));
+            self.ask_watch(&ws.workspace.baton_dir().join(locks::LOCKS_DIR));
             seen.watched = true;
         }
         let same = table.id == seen.table_id;
@@ -274,10 +274,15 @@ impl App {
         let over = fresh.len().saturating_sub(locks::JOURNAL_MAX);
         fresh.drain(..over);
         if let Some(first) = fresh.first().filter(|f| same && f.seq > seen.seq + 1) {
-            tracing::warn!(workspace = %ws.ws.name, missed = first.seq - seen.seq - 1,
+            tracing::warn!(workspace = %ws.workspace.name, missed = first.seq - seen.seq - 1,
                 "lock changes fell out of the table's journal before the daemon read them");
         }
-        let events = events_of(&ws.ws.name, &fresh, &table.journal, &mut seen.vouched);
+        let events = events_of(
+            &ws.workspace.name,
+            &fresh,
+            &table.journal,
+            &mut seen.vouched,
+        );
         if !events.is_empty() && self.emit_all(ws, events).is_err() {
             // Not logged: the journal still has them; the next check tries again.
             return;
@@ -289,11 +294,15 @@ impl App {
         seen.next_expiry = table.locks.iter().map(|l| l.expires_ms).min();
         let bytes = serde_json::to_vec(&*seen).expect("always serializes");
         if let Err(e) = ws.store.write(Path::new(SEEN), &bytes) {
-            tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot record the lock changes logged; a restart may log them again");
+            tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot record the lock changes logged; a restart may log them again");
         }
     }
 
-    fn visible_ws(&self, name: &str, actor: &Actor) -> Result<std::sync::Arc<Ws>, LockApiError> {
+    fn visible_ws(
+        &self,
+        name: &str,
+        actor: &Actor,
+    ) -> Result<std::sync::Arc<Served>, LockApiError> {
         match self.workspace(name) {
             Some(ws) if actor.can_see(name) => Ok(ws),
             _ => Err(LockApiError::NotFound(name.to_string())),
@@ -310,9 +319,9 @@ fn vouch(seen: &mut Seen, v: Vouch) {
 
 /// The table, if it is sound: one damaged, or below the high-water mark of tokens, is set
 /// aside (and a new one begun above the mark) before it can grant a token again.
-fn read_sound(ws: &Ws, seen: &mut Seen) -> Option<locks::Table> {
-    let stamp = stamp_of(&locks::table_path(&ws.ws));
-    let problem = match locks::read(&ws.ws) {
+fn read_sound(ws: &Served, seen: &mut Seen) -> Option<locks::Table> {
+    let stamp = stamp_of(&locks::table_path(&ws.workspace));
+    let problem = match locks::read(&ws.workspace) {
         Ok(Some(t)) if t.next_token >= seen.high => return Some(t),
         Ok(None) => return None,
         Ok(Some(t)) => format!(
@@ -323,22 +332,22 @@ fn read_sound(ws: &Ws, seen: &mut Seen) -> Option<locks::Table> {
         Err(e) => {
             // Said once per version of the file, not every second.
             if seen.stamp != stamp {
-                tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot read the lock table");
+                tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot read the lock table");
             }
             seen.stamp = stamp;
             return None;
         }
     };
-    tracing::warn!(workspace = %ws.ws.name, %problem, "lock table damaged; setting it aside");
-    if let Err(e) = locks::repair_below(&ws.ws, seen.high) {
-        tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot set the damaged lock table aside");
+    tracing::warn!(workspace = %ws.workspace.name, %problem, "lock table damaged; setting it aside");
+    if let Err(e) = locks::repair_below(&ws.workspace, seen.high) {
+        tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot set the damaged lock table aside");
         seen.stamp = stamp;
         return None;
     }
-    locks::read(&ws.ws).ok().flatten()
+    locks::read(&ws.workspace).ok().flatten()
 }
 
-fn read_seen(ws: &Ws) -> Seen {
+fn read_seen(ws: &Served) -> Seen {
     let stored = ws.store.read(Path::new(SEEN)).ok().flatten();
     let mut seen: Seen = stored
         .and_then(|b| serde_json::from_slice(&b).ok())

@@ -5,44 +5,44 @@
 
 mod a2a;
 mod alerts;
-mod answers;
 mod approved;
 mod artifact_preview;
 mod artifact_raw;
 mod artifact_view;
 mod artifacts;
-mod asks;
 mod audience;
 mod bulk;
 mod checkpoints;
 mod claim;
 mod decide;
+mod earlier_answers;
 mod edits;
-mod emit;
 pub mod export;
+mod group_modes;
 mod ingest;
+mod intake_asks;
 mod invalid;
 mod listing;
 mod load;
 mod locks;
-mod mirror;
 mod model;
-mod modes;
 mod notify;
 mod overview;
 mod ownership;
+mod published_copies;
 mod query;
 mod queue;
 mod quorum;
 mod receipt;
 mod receive;
+mod record_events;
 mod records;
 mod recover;
 mod repair;
 mod revise;
 mod route;
 mod search;
-mod served;
+mod serving;
 mod stall;
 mod state;
 mod timeline;
@@ -64,7 +64,7 @@ pub use ownership::{OwnerError, Ownership};
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use queue::Standing;
 pub use search::SearchFailed;
-pub use state::{CheckpointRecord, Record, Review, Ws};
+pub use state::{CheckpointRecord, Record, Review, Served};
 pub use timeline::Timeline;
 pub use upload::{Target, UploadError, Uploaded};
 
@@ -93,8 +93,8 @@ struct Inner {
     /// The key every decision is signed with (`crate::receipts`).
     keyring: crate::receipts::Keyring,
     events: broadcast::Sender<Event>,
-    workspaces: RwLock<BTreeMap<String, Arc<Ws>>>,
-    by_root: RwLock<HashMap<PathBuf, Arc<Ws>>>,
+    workspaces: RwLock<BTreeMap<String, Arc<Served>>>,
+    by_root: RwLock<HashMap<PathBuf, Arc<Served>>>,
     roots: Vec<PathBuf>,
     /// Every accepted key -> its workspace: keys are unique across the daemon.
     keys: Mutex<HashMap<String, String>>,
@@ -107,7 +107,7 @@ struct Inner {
     /// Snapshots of small text artifacts as received, for diffs between revisions.
     blobs: crate::blobs::Blobs,
     /// The ingest thread's channel, for what the core asks of it (see `asks`).
-    intake: std::sync::OnceLock<asks::Intake>,
+    intake: std::sync::OnceLock<intake_asks::Intake>,
     /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
     alerts: Mutex<BTreeMap<String, Vec<String>>>,
     /// Where the anchors of all workspaces are made durable together.
@@ -130,7 +130,7 @@ struct Inner {
     /// Workspaces another daemon serves, tried again every few seconds.
     waiting: Mutex<BTreeMap<PathBuf, Workspace>>,
     /// Workspaces that could not be opened (see `served`), tried again every few seconds.
-    unserved: Mutex<BTreeMap<PathBuf, served::Unserved>>,
+    unserved: Mutex<BTreeMap<PathBuf, serving::Unserved>>,
 }
 
 /// What opening the app has to tell the operator.
@@ -219,7 +219,7 @@ impl App {
 
     /// Adds a workspace found after start-up (a new folder under a root). Returns it, or
     /// `None` when one of that name is already known.
-    pub fn add_workspace(&self, ws: Workspace) -> anyhow::Result<Option<Arc<Ws>>> {
+    pub fn add_workspace(&self, ws: Workspace) -> anyhow::Result<Option<Arc<Served>>> {
         if self.workspace(&ws.name).is_some() || !self.own(&ws) {
             return Ok(None);
         }
@@ -341,7 +341,7 @@ impl App {
         self.inner.events.subscribe()
     }
 
-    pub fn workspaces(&self) -> Vec<Arc<Ws>> {
+    pub fn workspaces(&self) -> Vec<Arc<Served>> {
         let all = self
             .inner
             .workspaces
@@ -350,7 +350,7 @@ impl App {
         all.values().cloned().collect()
     }
 
-    pub fn workspace(&self, name: &str) -> Option<Arc<Ws>> {
+    pub fn workspace(&self, name: &str) -> Option<Arc<Served>> {
         let all = self
             .inner
             .workspaces
@@ -360,7 +360,7 @@ impl App {
     }
 
     /// The workspace whose root is `root` exactly.
-    pub fn workspace_at(&self, root: &Path) -> Option<Arc<Ws>> {
+    pub fn workspace_at(&self, root: &Path) -> Option<Arc<Served>> {
         let all = self.inner.by_root.read().expect("lock holders never panic");
         all.get(root).cloned()
     }
@@ -370,7 +370,7 @@ impl App {
     }
 
     /// The workspace that owns `key`, if the key is known.
-    fn ws_of_key(&self, key: &str) -> Option<Arc<Ws>> {
+    fn ws_of_key(&self, key: &str) -> Option<Arc<Served>> {
         let name = self.keys().get(key).cloned()?;
         self.workspace(&name)
     }
@@ -384,7 +384,7 @@ impl App {
     /// Makes every anchor that moved durable: all of them in one append to the ledger, with
     /// one sync (about once a second, and at shutdown).
     pub fn flush_anchors(&self) {
-        let moved: Vec<(Arc<Ws>, crate::audit::Anchor)> = self
+        let moved: Vec<(Arc<Served>, crate::audit::Anchor)> = self
             .workspaces()
             .into_iter()
             .filter_map(|ws| ws.audit.anchor_to_flush().map(|a| (ws, a)))

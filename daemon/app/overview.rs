@@ -69,7 +69,7 @@ impl App {
             return None;
         }
         let ws = self.workspace(name)?;
-        let files = |dir: std::path::PathBuf| match ws.ws.tree(&dir) {
+        let files = |dir: std::path::PathBuf| match ws.workspace.tree(&dir) {
             Ok((entries, more)) => Files {
                 entries,
                 more,
@@ -81,8 +81,8 @@ impl App {
                 error: Some(e.to_string()),
             },
         };
-        let inbox = files(ws.ws.inbox_dir());
-        let approved = files(ws.ws.root.join("approved"));
+        let inbox = files(ws.workspace.inbox_dir());
+        let approved = files(ws.workspace.root.join("approved"));
         let st = ws.lock();
         let mut handoffs: Vec<HandoffLine> = st
             .records
@@ -116,7 +116,7 @@ impl App {
         }
         Some(WorkspaceOverview {
             name: name.to_string(),
-            root: ws.ws.root.display().to_string(),
+            root: ws.workspace.root.display().to_string(),
             pending: st.pending.clone(),
             stalled: ws.stalled.load(std::sync::atomic::Ordering::Relaxed),
             progress: newest.into_values().cloned().collect(),
@@ -141,13 +141,13 @@ impl App {
     ) -> Vec<Value> {
         let mut out: Vec<Value> = Vec::new();
         for ws in self.workspaces() {
-            let name = &ws.ws.name;
+            let name = &ws.workspace.name;
             if !actor.can_see(name) || workspace.is_some_and(|w| w != name) {
                 continue;
             }
             let bytes = ws
-                .ws
-                .tail(&ws.ws.events_path(), EVENTS_TAIL)
+                .workspace
+                .tail(&ws.workspace.events_path(), EVENTS_TAIL)
                 .unwrap_or_default();
             let lines = bytes.split(|b| *b == b'\n').rev();
             let events = lines
@@ -168,11 +168,11 @@ impl App {
     pub fn audit_verdicts(&self, actor: &Actor) -> Vec<Verdict> {
         let mut out = Vec::new();
         for ws in self.workspaces() {
-            let name = ws.ws.name.clone();
+            let name = ws.workspace.name.clone();
             if !actor.can_see(&name) {
                 continue;
             }
-            let path = ws.ws.events_path();
+            let path = ws.workspace.events_path();
             let stamp = std::fs::symlink_metadata(&path)
                 .map(|m| (m.len(), m.modified().ok()))
                 .unwrap_or((0, None));
@@ -223,13 +223,13 @@ impl App {
     pub fn invalid_handoffs(&self, actor: &Actor) -> Vec<InvalidHandoff> {
         let mut out = Vec::new();
         for ws in self.workspaces() {
-            if !actor.can_see(&ws.ws.name) {
+            if !actor.can_see(&ws.workspace.name) {
                 continue;
             }
             let st = ws.lock();
             if let Some(d) = st.current.as_ref().and_then(|c| c.invalid.clone()) {
                 out.push(InvalidHandoff {
-                    workspace: ws.ws.name.clone(),
+                    workspace: ws.workspace.name.clone(),
                     decision: d,
                 });
             }

@@ -135,7 +135,7 @@ impl App {
     pub fn list(&self, filter: StateFilter, actor: &Actor) -> Vec<Summary> {
         let mut out = Vec::new();
         for ws in self.workspaces() {
-            if !actor.can_see(&ws.ws.name) {
+            if !actor.can_see(&ws.workspace.name) {
                 continue;
             }
             let st = ws.lock();
@@ -146,11 +146,11 @@ impl App {
                     StateFilter::All => true,
                 };
                 if keep {
-                    let (standing, route) = self.standing(&ws.ws.name, r, actor);
+                    let (standing, route) = self.standing(&ws.workspace.name, r, actor);
                     out.push(Summary {
                         key: r.meta.key.clone(),
                         task_id: r.meta.task_id.clone(),
-                        workspace: ws.ws.name.clone(),
+                        workspace: ws.workspace.name.clone(),
                         from_agent: r.handoff.from_agent.clone(),
                         title: r.handoff.title.clone(),
                         trigger: r.handoff.trigger,

@@ -13,7 +13,7 @@ use super::model::{Closing, DecideError, Decided, Recorded, Remark};
 use super::model::{DECISION, SIGN_OFFS};
 use super::records::json_bytes;
 use super::state::{Record, WsState};
-use super::{App, Ws};
+use super::{App, Served};
 use crate::config::Route;
 use crate::contract::decision::Edits;
 use crate::contract::{Outcome, SignOff};
@@ -45,7 +45,7 @@ impl App {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn approve(
         &self,
-        ws: &Ws,
+        ws: &Served,
         st: &mut WsState,
         key: &str,
         route: Option<&Route>,
@@ -118,7 +118,7 @@ impl App {
                     "instructions": edits.instructions, "remaining": edits.remaining,
                     "missing": now.missing_roles, "approvals": now.approvals.len(),
                     "approvals_needed": now.approvals_needed });
-                Event::new(kind, &ws.ws.name, Some(key), data)
+                Event::new(kind, &ws.workspace.name, Some(key), data)
             }
         };
         if let Err(e) = self.emit(ws, event) {
@@ -142,7 +142,7 @@ impl App {
     /// written, to publish once the event is logged.
     fn commit_approval(
         &self,
-        ws: &Ws,
+        ws: &Served,
         st: &WsState,
         key: &str,
         signed: bool,

@@ -7,7 +7,7 @@ use super::model::Stamp;
 use super::model::{DECISION, META};
 use super::records::{json_bytes, rev_file, Committed};
 use super::state::{Meta, Record, WsState};
-use super::{App, Ws};
+use super::{App, Served};
 use crate::contract::validate::Accepted;
 use crate::contract::{Handoff, Outcome};
 use crate::events::{now_rfc3339, Event, EventType};
@@ -18,7 +18,7 @@ use std::io;
 impl App {
     pub(super) fn receive(
         &self,
-        ws: &Ws,
+        ws: &Served,
         st: &mut WsState,
         key: String,
         acc: Accepted<Handoff>,
@@ -40,10 +40,10 @@ impl App {
             digest: acc.digest.clone(),
             artifacts,
             previous_artifacts: None,
-            route: Some(self.route_new(st, &acc.doc, &ws.ws.name)),
+            route: Some(self.route_new(st, &acc.doc, &ws.workspace.name)),
         };
         let meta_bytes = json_bytes(&meta)?;
-        self.note_audience(&key, &acc.doc, meta.route.as_ref(), &ws.ws.name);
+        self.note_audience(&key, &acc.doc, meta.route.as_ref(), &ws.workspace.name);
         // One durable write commits the revision: the store's meta.json carries its text.
         let committed = Committed::bytes(&meta, bytes)?;
         let (withdrawn, received) = std::thread::scope(|s| {
@@ -81,7 +81,12 @@ impl App {
             "trigger": acc.doc.trigger, "confidence": acc.doc.confidence, "revision": 1,
             "route": meta.route.as_ref().and_then(|r| r.route.clone()),
         });
-        let event = Event::new(EventType::HandoffReceived, &ws.ws.name, Some(&key), data);
+        let event = Event::new(
+            EventType::HandoffReceived,
+            &ws.workspace.name,
+            Some(&key),
+            data,
+        );
         let events = withdrawn.iter().map(|w| w.event.clone()).chain([event]);
         if let Err(e) = self.emit_all(ws, events.collect()) {
             // Fail closed: without its event the handoff is not received (retried later).
@@ -116,7 +121,7 @@ impl App {
     }
 
     /// The route's auto-approve policy, for a handoff just received.
-    fn apply_policy(&self, ws: &Ws, st: &mut WsState, key: &str) {
+    fn apply_policy(&self, ws: &Served, st: &mut WsState, key: &str) {
         let rec = &st.records[key];
         let handoff = &rec.handoff;
         // A loop (A -> B -> A) is for people to break, never a policy.
@@ -125,10 +130,11 @@ impl App {
             .route
             .as_ref()
             .is_some_and(|r| !r.circular.is_empty());
-        let Some(route) = self.route_of(rec, &ws.ws.name).filter(|_| !circular) else {
+        let Some(route) = self.route_of(rec, &ws.workspace.name).filter(|_| !circular) else {
             return;
         };
-        if !crate::routing::auto_approves(&self.config().routes, route, handoff, &ws.ws.name) {
+        if !crate::routing::auto_approves(&self.config().routes, route, handoff, &ws.workspace.name)
+        {
             return;
         }
         let comment = format!(
@@ -141,7 +147,7 @@ impl App {
             Some(comment),
         );
         if let Err(e) = self.settle(ws, st, key, closing) {
-            tracing::error!(workspace = %ws.ws.name, key, error = %e, "auto-approval failed; left pending");
+            tracing::error!(workspace = %ws.workspace.name, key, error = %e, "auto-approval failed; left pending");
         }
     }
 }
@@ -150,7 +156,7 @@ impl App {
     /// A crash between the two commits of a receive (they run at once) can leave the new
     /// record durable and the previous one's withdrawal not: two pending at start-up. The
     /// newest stays pending and the others are withdrawn now, as the receive would have.
-    pub(super) fn withdraw_superseded(&self, ws: &Ws) {
+    pub(super) fn withdraw_superseded(&self, ws: &Served) {
         let mut st = ws.lock();
         let Some(newest) = st.pending.clone() else {
             return;
@@ -162,11 +168,11 @@ impl App {
             .map(|r| r.meta.key.clone())
             .collect();
         for key in older {
-            tracing::warn!(workspace = %ws.ws.name, key, newest, "a crash left two handoffs pending; withdrawing the older");
+            tracing::warn!(workspace = %ws.workspace.name, key, newest, "a crash left two handoffs pending; withdrawing the older");
             let why = format!("superseded by {newest}");
             let closing = Closing::new(Outcome::Withdrawn, "system", Some(why));
             if let Err(e) = self.settle(ws, &mut st, &key, closing) {
-                tracing::error!(workspace = %ws.ws.name, key, error = %e, "cannot withdraw; the next start tries again");
+                tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot withdraw; the next start tries again");
             }
         }
     }

@@ -10,7 +10,7 @@
 
 use super::model::APPROVALS;
 use super::model::{DECISION, META, SIGN_OFFS};
-use super::state::{Meta, Record, Ws};
+use super::state::{Meta, Record, Served};
 use crate::store::{Op, Store};
 use crate::workspace::HANDOFF_FILE;
 use serde::{Deserialize, Serialize};
@@ -55,7 +55,7 @@ impl Committed {
     }
 }
 
-impl Ws {
+impl Served {
     /// Commits one file of a record to the store, durably.
     pub(super) fn commit(&self, key: &str, file: &str, bytes: &[u8]) -> io::Result<()> {
         self.store.apply(key, &[Op::Put(file, bytes)])
@@ -100,7 +100,7 @@ impl Ws {
             self.store.apply(key, &ops)
         })();
         if let Err(e) = result {
-            tracing::error!(workspace = %self.ws.name, key, error = %e, "cannot undo a change whose event failed; the next start logs it as recovered");
+            tracing::error!(workspace = %self.workspace.name, key, error = %e, "cannot undo a change whose event failed; the next start logs it as recovered");
         }
     }
 
@@ -109,13 +109,13 @@ impl Ws {
     /// without fsyncs (atomic, not durable): the store holds the durable copy, and sparing
     /// these syncs keeps them from queueing behind the ones that matter.
     pub(super) fn publish(&self, key: &str, file: &str, bytes: Option<&[u8]>) {
-        let path = self.ws.archive_dir(key).join(file);
+        let path = self.workspace.archive_dir(key).join(file);
         let result = match bytes {
-            Some(b) => self.ws.write_volatile(&path, b),
-            None => self.ws.remove_volatile(&path),
+            Some(b) => self.workspace.write_volatile(&path, b),
+            None => self.workspace.remove_volatile(&path),
         };
         if let Err(e) = result {
-            tracing::warn!(workspace = %self.ws.name, key, file, error = %e, "cannot publish a record copy into the workspace");
+            tracing::warn!(workspace = %self.workspace.name, key, file, error = %e, "cannot publish a record copy into the workspace");
         }
     }
 
@@ -123,10 +123,10 @@ impl Ws {
     /// differ (a start-up over thousands of records must not rewrite them all).
     pub(super) fn publish_record(&self, rec: &Record) {
         let key = &rec.meta.key;
-        let dir = self.ws.archive_dir(key);
+        let dir = self.workspace.archive_dir(key);
         for (file, bytes) in published(&self.store, key) {
             let copy = self
-                .ws
+                .workspace
                 .read(&dir.join(&file), bytes.len() + 1)
                 .ok()
                 .flatten();
@@ -135,7 +135,11 @@ impl Ws {
             }
         }
         if rec.decision.is_none() {
-            let copy = self.ws.read(&dir.join(DECISION), 1 << 20).ok().flatten();
+            let copy = self
+                .workspace
+                .read(&dir.join(DECISION), 1 << 20)
+                .ok()
+                .flatten();
             if copy.is_some() {
                 self.publish(key, DECISION, None);
             }

@@ -1,6 +1,6 @@
 //! Events a crash kept from the audit log, logged at start-up from the store's state.
 
-use super::{claim, quorum, timers, App, Ws};
+use super::{claim, quorum, timers, App, Served};
 use crate::events::{Event, EventType};
 use serde_json::json;
 
@@ -8,7 +8,7 @@ impl App {
     /// State is committed before its event is appended, so a crash in between loses the event.
     /// Such state is newer than the last event logged: it gets its event now, marked
     /// `recovered` (an event may so be logged twice, never lost).
-    pub(super) fn recover_events(&self, ws: &Ws) {
+    pub(super) fn recover_events(&self, ws: &Served) {
         // An empty log: everything archived lost its event (or the log was set aside).
         let last = ws.audit.last_at_open().unwrap_or("");
         let st = ws.lock();
@@ -23,18 +23,18 @@ impl App {
                 };
                 let data = json!({ "task_id": rec.meta.task_id, "revision": rec.meta.revision,
                                    "recovered": true, "happened_at": rec.meta.updated_at });
-                events.push(Event::new(kind, &ws.ws.name, key, data));
+                events.push(Event::new(kind, &ws.workspace.name, key, data));
             }
             // Reviewers' work comes between the revision and the decision that closed it.
-            events.extend(claim::recovered(rec, last, &ws.ws.name));
-            events.extend(quorum::recovered(rec, last, &ws.ws.name));
-            events.extend(timers::recovered(rec, last, &ws.ws.name));
+            events.extend(claim::recovered(rec, last, &ws.workspace.name));
+            events.extend(quorum::recovered(rec, last, &ws.workspace.name));
+            events.extend(timers::recovered(rec, last, &ws.workspace.name));
             if let Some(d) = rec.decision.as_ref().filter(|d| d.at.as_str() > last) {
                 let data = json!({ "task_id": d.task_id, "outcome": d.outcome, "by": d.by,
                                    "recovered": true, "happened_at": d.at });
                 events.push(Event::new(
                     EventType::HandoffDecided,
-                    &ws.ws.name,
+                    &ws.workspace.name,
                     key,
                     data,
                 ));
@@ -42,9 +42,9 @@ impl App {
         }
         drop(st);
         if !events.is_empty() {
-            tracing::warn!(workspace = %ws.ws.name, count = events.len(), "logging events a crash kept from the audit log");
+            tracing::warn!(workspace = %ws.workspace.name, count = events.len(), "logging events a crash kept from the audit log");
             if let Err(e) = self.emit_all(ws, events) {
-                tracing::error!(workspace = %ws.ws.name, error = %e, "cannot log the recovered events; the next start tries again");
+                tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot log the recovered events; the next start tries again");
             }
         }
     }

@@ -4,42 +4,46 @@
 use super::ingest::write_json;
 use super::records::json_bytes;
 use super::state::WsState;
-use super::{load, App, Ws};
+use super::{load, App, Served};
 use crate::contract::{Decision, Outcome};
 use std::io;
 
 impl App {
     /// An answer in the root that no longer answers the handoff in place goes; `baton wait`
     /// also checks `handoff_sha256`, so a failure here misleads no agent.
-    pub(super) fn remove_root_decision(&self, ws: &Ws) {
+    pub(super) fn remove_root_decision(&self, ws: &Served) {
         // Not synced: if a crash brings it back, the next reconcile removes it again.
-        if let Err(e) = ws.ws.remove_volatile(&ws.ws.decision_path()) {
+        if let Err(e) = ws.workspace.remove_volatile(&ws.workspace.decision_path()) {
             self.metrics().error("write");
-            tracing::warn!(workspace = %ws.ws.name, error = %e, "cannot remove the old decision.json");
+            tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot remove the old decision.json");
         }
     }
 
     /// The same content again: nothing to do but make sure the root decision.json matches
     /// (it may be missing after a crash between the archive write and the root write). A
     /// root answer the daemon never gave is set aside as evidence first.
-    pub(super) fn repair(&self, ws: &Ws, st: &WsState, key: &str) -> io::Result<()> {
-        let root: Option<Decision> = load::read_json(&ws.ws, &ws.ws.decision_path());
+    pub(super) fn repair(&self, ws: &Served, st: &WsState, key: &str) -> io::Result<()> {
+        let root: Option<Decision> = load::read_json(&ws.workspace, &ws.workspace.decision_path());
         let ours = &st.records[key].decision;
         if root.is_none() || root == *ours {
             if let (None, Some(d)) = (&root, ours) {
-                tracing::info!(workspace = %ws.ws.name, key, "restoring decision.json from the store");
-                write_json(&ws.ws, &ws.ws.decision_path(), d)?;
+                tracing::info!(workspace = %ws.workspace.name, key, "restoring decision.json from the store");
+                write_json(&ws.workspace, &ws.workspace.decision_path(), d)?;
             }
             return Ok(());
         }
         if let Some(forged) = root.filter(|d| !self.gave(ws, d)) {
             // The bytes as found, for the evidence (the parsed value drops what it ignores).
-            let found = ws.ws.read(&ws.ws.decision_path(), 16 << 20).ok().flatten();
+            let found = ws
+                .workspace
+                .read(&ws.workspace.decision_path(), 16 << 20)
+                .ok()
+                .flatten();
             let bytes = found.map_or_else(|| json_bytes(&forged), Ok)?;
-            let finding = super::mirror::set_aside(
-                &ws.ws,
+            let finding = super::published_copies::set_aside(
+                &ws.workspace,
                 &ws.anchors,
-                &ws.ws.decision_path(),
+                &ws.workspace.decision_path(),
                 &bytes,
                 format!(
                     "decision.json: \"{}\" by {}, an answer the daemon never gave",
@@ -50,14 +54,14 @@ impl App {
             self.tampered(ws, finding);
         }
         match ours {
-            Some(d) => write_json(&ws.ws, &ws.ws.decision_path(), d),
-            None => ws.ws.remove(&ws.ws.decision_path()),
+            Some(d) => write_json(&ws.workspace, &ws.workspace.decision_path(), d),
+            None => ws.workspace.remove(&ws.workspace.decision_path()),
         }
     }
 
     /// Whether the daemon gave this answer: one of its decisions (current or earlier) for the
     /// key it names, or an `invalid` answer (written only into the workspace; grants nothing).
-    fn gave(&self, ws: &Ws, d: &Decision) -> bool {
+    fn gave(&self, ws: &Served, d: &Decision) -> bool {
         if d.outcome == Outcome::Invalid && d.by == "system" {
             return true;
         }

@@ -8,7 +8,7 @@ use super::model::CLAIM;
 use super::model::{DECISION, META, SIGN_OFFS};
 use super::records::{json_bytes, old_decision_file, rev_file, Committed};
 use super::state::{Meta, Record, Review, WsState};
-use super::{App, Ws};
+use super::{App, Served};
 use crate::contract::validate::Accepted;
 use crate::contract::{Handoff, Outcome};
 use crate::events::{now_rfc3339, Event, EventType};
@@ -23,7 +23,7 @@ impl App {
     /// gate starts again; an earlier decision is kept as `decision-rev-N.json`.
     pub(super) fn revise(
         &self,
-        ws: &Ws,
+        ws: &Served,
         st: &mut WsState,
         key: &str,
         acc: Accepted<Handoff>,
@@ -54,7 +54,7 @@ impl App {
             ..rec.meta.clone()
         };
         let meta_bytes = json_bytes(&meta)?;
-        self.note_audience(key, &acc.doc, meta.route.as_ref(), &ws.ws.name);
+        self.note_audience(key, &acc.doc, meta.route.as_ref(), &ws.workspace.name);
         let earlier = match &old.decision {
             Some(d) => Some((old_decision_file(old.meta.revision), json_bytes(d)?)),
             None => None,
@@ -82,7 +82,12 @@ impl App {
         ops.push(Op::Put(META, &committed));
         ws.store.apply(key, &ops)?;
         let data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision, "confidence": acc.doc.confidence });
-        let event = Event::new(EventType::HandoffRevised, &ws.ws.name, Some(key), data);
+        let event = Event::new(
+            EventType::HandoffRevised,
+            &ws.workspace.name,
+            Some(key),
+            data,
+        );
         if let Err(e) = self.emit(ws, event) {
             ws.restore(&old, Some(&old_meta));
             return Err(e);

@@ -26,7 +26,7 @@ impl App {
             let visible = self
                 .workspaces()
                 .iter()
-                .map(|w| w.ws.name.clone())
+                .map(|w| w.workspace.name.clone())
                 .filter(|name| actor.can_see(name))
                 .collect();
             req.scope = Some(visible);
@@ -66,7 +66,12 @@ impl App {
         let search = self.inner.search.as_ref()?;
         let app = self.clone();
         let feed = Feed {
-            workspaces: Arc::new(move || app.workspaces().iter().map(|w| w.ws.clone()).collect()),
+            workspaces: Arc::new(move || {
+                app.workspaces()
+                    .iter()
+                    .map(|w| w.workspace.clone())
+                    .collect()
+            }),
             events: self.subscribe(),
             shutdown: self.shutdown_token(),
             poll: self.config().poll,

@@ -2,7 +2,7 @@
 //! silent for longer than its route's `stall_after_s`, with no handoff pending (a pending
 //! handoff means the agent waits on people, which is not a stall), raises `agent.stalled` once.
 
-use super::{App, Ws};
+use super::{App, Served};
 use crate::events::{Event, EventType};
 use std::sync::atomic::Ordering;
 
@@ -12,7 +12,7 @@ fn unix_ms() -> u64 {
 }
 
 /// Called for every event: agent activity resets the stall clock.
-pub(super) fn note_activity(ws: &Ws, kind: EventType) {
+pub(super) fn note_activity(ws: &Served, kind: EventType) {
     let agent_wrote = matches!(
         kind,
         EventType::HandoffReceived
@@ -43,7 +43,7 @@ impl App {
             }
             let idle_s = (now - last) / 1000;
             let data = serde_json::json!({ "idle_seconds": idle_s, "stall_after_s": after_s, "task_id": task_id });
-            let event = Event::new(EventType::AgentStalled, &ws.ws.name, None, data);
+            let event = Event::new(EventType::AgentStalled, &ws.workspace.name, None, data);
             if self.emit(&ws, event).is_err() {
                 // Not logged, so not raised: the next check tries again.
                 ws.stalled.store(false, Ordering::Release);
@@ -53,7 +53,7 @@ impl App {
 
     /// The threshold that applies to a workspace with nothing pending: the route of its latest
     /// handoff, else the first route that matches the workspace by name alone.
-    fn stall_rule(&self, ws: &Ws) -> Option<(u64, Option<String>)> {
+    fn stall_rule(&self, ws: &Served) -> Option<(u64, Option<String>)> {
         let st = ws.lock();
         if st.pending.is_some() {
             return None;
@@ -64,11 +64,11 @@ impl App {
             .values()
             .max_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at));
         let route = match latest {
-            Some(r) => self.route_of(r, &ws.ws.name),
+            Some(r) => self.route_of(r, &ws.workspace.name),
             None => routes.iter().find(|r| {
                 r.triggers.is_empty()
                     && r.labels.is_empty()
-                    && crate::routing::serves(r, &ws.ws.name)
+                    && crate::routing::serves(r, &ws.workspace.name)
             }),
         };
         let task = latest.map(|r| r.meta.task_id.clone());

@@ -9,10 +9,11 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-/// One workspace and its state. The mutex serializes ingest and decisions on the workspace.
+/// A workspace this daemon serves: its folder, its records and audit log, and its state in
+/// memory. The mutex serializes ingest and decisions on the workspace.
 #[derive(Debug)]
-pub struct Ws {
-    pub ws: Workspace,
+pub struct Served {
+    pub workspace: Workspace,
     /// The daemon's records of this workspace, in data_dir: the truth.
     pub store: crate::store::Store,
     /// The audit anchor, tamper history and evidence, in data_dir.
@@ -29,7 +30,7 @@ pub struct Ws {
     pub approved: super::approved::Approved,
 }
 
-impl Ws {
+impl Served {
     pub fn lock(&self) -> std::sync::MutexGuard<'_, WsState> {
         // A panic while holding the lock is a bug already logged; the state is still the best
         // we have, so keep serving rather than poison every later request.

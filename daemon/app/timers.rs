@@ -18,7 +18,7 @@ use super::model::Escalation;
 use super::model::META;
 use super::records::json_bytes;
 use super::state::{Record, WsState};
-use super::{App, Ws};
+use super::{App, Served};
 use crate::contract::Outcome;
 use crate::events::{now_rfc3339, Event, EventType};
 use serde_json::json;
@@ -55,20 +55,20 @@ impl App {
             };
             if let Some(deadline) = expired(rec, now) {
                 self.expire(&ws, &mut st, &key, &deadline);
-            } else if let Some(due) = self.escalation_due(rec, &ws.ws.name, now) {
+            } else if let Some(due) = self.escalation_due(rec, &ws.workspace.name, now) {
                 if let Err(e) = self.escalate(&ws, &mut st, &key, due) {
                     // Not logged, so not made: the next check tries again.
-                    tracing::error!(workspace = %ws.ws.name, key, error = %e, "cannot escalate; will retry");
+                    tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot escalate; will retry");
                 }
             }
         }
     }
 
-    fn expire(&self, ws: &Ws, st: &mut WsState, key: &str, deadline: &str) {
+    fn expire(&self, ws: &Served, st: &mut WsState, key: &str, deadline: &str) {
         let comment = format!("no decision by the deadline {deadline}");
         let closing = Closing::new(Outcome::Expired, "system", Some(comment));
         if let Err(e) = self.settle(ws, st, key, closing) {
-            tracing::error!(workspace = %ws.ws.name, key, error = %e, "cannot expire; will retry");
+            tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot expire; will retry");
         }
     }
 
@@ -124,7 +124,7 @@ impl App {
 
     /// Moves `key` to another route: committed, logged (`handoff.escalated`), published;
     /// undone if the event cannot be logged.
-    fn escalate(&self, ws: &Ws, st: &mut WsState, key: &str, due: Due) -> std::io::Result<()> {
+    fn escalate(&self, ws: &Served, st: &mut WsState, key: &str, due: Due) -> std::io::Result<()> {
         let rec = st.records.get_mut(key).expect("called for a known key");
         let old = rec.clone();
         let mut routed = rec
@@ -153,12 +153,22 @@ impl App {
             "task_id": meta.task_id, "from": old.meta.route.as_ref().and_then(|r| r.route.clone()),
             "to": due.to, "why": due.why, "after_s": due.after_s,
         });
-        let event = Event::new(EventType::HandoffEscalated, &ws.ws.name, Some(key), data);
-        self.note_audience(key, &rec.handoff, meta.route.as_ref(), &ws.ws.name);
+        let event = Event::new(
+            EventType::HandoffEscalated,
+            &ws.workspace.name,
+            Some(key),
+            data,
+        );
+        self.note_audience(key, &rec.handoff, meta.route.as_ref(), &ws.workspace.name);
         rec.meta = meta;
         if let Err(e) = self.emit(ws, event) {
             ws.restore(&old, Some(&before));
-            self.note_audience(key, &old.handoff, old.meta.route.as_ref(), &ws.ws.name);
+            self.note_audience(
+                key,
+                &old.handoff,
+                old.meta.route.as_ref(),
+                &ws.workspace.name,
+            );
             *st.records.get_mut(key).expect("known key") = old;
             return Err(e);
         }

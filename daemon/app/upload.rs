@@ -81,12 +81,14 @@ impl App {
                 return Err(UploadError::Locked(Box::new(held)));
             }
         }
-        let path = ws.ws.root.join(&rel);
+        let path = ws.workspace.root.join(&rel);
         let created = std::fs::symlink_metadata(&path).is_err();
-        ws.ws.write(&path, bytes).map_err(|e| match e.kind() {
-            io::ErrorKind::PermissionDenied => UploadError::Forbidden(e.to_string()),
-            _ => UploadError::Io(e),
-        })?;
+        ws.workspace
+            .write(&path, bytes)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::PermissionDenied => UploadError::Forbidden(e.to_string()),
+                _ => UploadError::Io(e),
+            })?;
         tracing::info!(workspace = %name, path = %rel, size = bytes.len(), "agent file uploaded");
         Ok(Uploaded {
             path: rel,

@@ -37,7 +37,11 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         tracing::warn!("{warning}");
     }
     let app = opened.app;
-    let roots: Vec<_> = app.workspaces().iter().map(|w| w.ws.root.clone()).collect();
+    let roots: Vec<_> = app
+        .workspaces()
+        .iter()
+        .map(|w| w.workspace.root.clone())
+        .collect();
     for key in app.config().empty_entries(app.roots(), &roots) {
         tracing::warn!(
             "{source}: {key} holds no workspace yet (no .baton/ in it or its sub-folders); \

@@ -2,7 +2,7 @@
 //! every tree, on several threads) and on rescans (by the ingest workers). Workspaces are independent and most of the cost is waiting on
 //! fsync of newly recorded state, so several threads work at once and their waits overlap.
 
-use crate::app::{App, Ws};
+use crate::app::{App, Served};
 use crate::contract::validate;
 use crate::contract::{Decision, Limits};
 use crate::workspace;
@@ -25,18 +25,19 @@ pub struct Report {
 }
 
 /// Reconciles every workspace in `workspaces`, walking (and counting) their trees.
-pub fn catch_up_all(app: &App, workspaces: &[Arc<Ws>]) -> Report {
+pub fn catch_up_all(app: &App, workspaces: &[Arc<Served>]) -> Report {
     let next = AtomicUsize::new(0);
     let report = Mutex::new(Report::default());
     std::thread::scope(|s| {
         for _ in 0..THREADS.min(workspaces.len()) {
             s.spawn(|| {
                 while let Some(ws) = workspaces.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let entries = count_entries(&ws.ws.root);
+                    let entries = count_entries(&ws.workspace.root);
                     let young = catch_up(app, ws);
                     let mut r = report.lock().unwrap_or_else(|e| e.into_inner());
                     r.entries += entries;
-                    r.young.extend(young.map(|wait| (ws.ws.root.clone(), wait)));
+                    r.young
+                        .extend(young.map(|wait| (ws.workspace.root.clone(), wait)));
                 }
             });
         }
@@ -46,9 +47,9 @@ pub fn catch_up_all(app: &App, workspaces: &[Arc<Ws>]) -> Report {
 
 /// Reconciles one workspace now; a handoff.json still being written is left to settle and
 /// its remaining wait returned (as is a short wait when processing it failed: try again).
-pub fn catch_up(app: &App, ws: &Ws) -> Option<Duration> {
+pub fn catch_up(app: &App, ws: &Served) -> Option<Duration> {
     let settle = app.config().settle;
-    let mut young = young(&ws.ws.handoff_file().path, settle);
+    let mut young = young(&ws.workspace.handoff_file().path, settle);
     if young.is_none() && unjudged_and_invalid(ws, &app.config().limits) {
         young = Some(settle);
     }
@@ -75,8 +76,8 @@ pub fn young(path: &Path, window: Duration) -> Option<Duration> {
 /// place across a restart leaves half a file. Such a file gets one settle window from now,
 /// as the watcher gives every write it sees, before it can be answered `invalid`; a valid
 /// file is taken at once.
-fn unjudged_and_invalid(ws: &Ws, limits: &Limits) -> bool {
-    let file = ws.ws.handoff_file();
+fn unjudged_and_invalid(ws: &Served, limits: &Limits) -> bool {
+    let file = ws.workspace.handoff_file();
     let Ok(Some(bytes)) = workspace::read_limited(&file.path, limits.max_bytes) else {
         return false;
     };
@@ -88,8 +89,8 @@ fn unjudged_and_invalid(ws: &Ws, limits: &Limits) -> bool {
         return false;
     }
     let answer = ws
-        .ws
-        .read(&ws.ws.decision_path(), 1024 * 1024)
+        .workspace
+        .read(&ws.workspace.decision_path(), 1024 * 1024)
         .ok()
         .flatten();
     let answer = answer.and_then(|b| serde_json::from_slice::<Decision>(&b).ok());

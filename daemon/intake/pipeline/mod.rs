@@ -145,7 +145,7 @@ impl Pipeline {
     fn run(mut self) {
         // Watches first, so nothing written during the scan is missed.
         for ws in self.app.workspaces() {
-            self.watches.workspace(&ws.ws);
+            self.watches.workspace(&ws.workspace);
         }
         for root in self.app.roots() {
             self.watches.add(root);
@@ -153,7 +153,11 @@ impl Pipeline {
         self.startup_scan();
         // Approved work changed while no daemon ran is restored now, not at the first reconcile.
         for ws in self.app.workspaces() {
-            self.dispatch(Item::Approved(ws.ws.root.clone()), Instant::now(), false);
+            self.dispatch(
+                Item::Approved(ws.workspace.root.clone()),
+                Instant::now(),
+                false,
+            );
         }
         // Ready once the files found young at start-up have settled and been processed too
         // (bounded, in case writers never pause).
@@ -245,7 +249,11 @@ impl Pipeline {
         tracing::info!(reason, "rescanning all workspaces");
         self.dispatch(Item::Roots, Instant::now(), false);
         for ws in self.app.workspaces() {
-            self.dispatch(Item::CatchUp(ws.ws.root.clone()), Instant::now(), false);
+            self.dispatch(
+                Item::CatchUp(ws.workspace.root.clone()),
+                Instant::now(),
+                false,
+            );
         }
     }
 
@@ -304,7 +312,7 @@ impl Pipeline {
             && parent.parent()?.file_name()? == BATON_DIR
         {
             let ws = self.app.workspace_at(parent.parent()?.parent()?)?;
-            return Some(Item::Locks(ws.ws.root.clone()));
+            return Some(Item::Locks(ws.workspace.root.clone()));
         }
         if let Some(root) = self.approved_root(path) {
             // The daemon's own temp files come and go while it restores; the rename that
@@ -315,7 +323,7 @@ impl Pipeline {
             return None;
         }
         if let Some(ws) = self.app.workspace_at(parent) {
-            let root = ws.ws.root.clone();
+            let root = ws.workspace.root.clone();
             return match name {
                 _ if HANDOFF_FILES.contains(&name) => Some(Item::Handoff(root)),
                 CHECKPOINTS_DIR => Some(Item::Checkpoints(root)),
@@ -324,7 +332,10 @@ impl Pipeline {
         }
         if parent.file_name()? == CHECKPOINTS_DIR && name.ends_with(".json") {
             let ws = self.app.workspace_at(parent.parent()?)?;
-            return Some(Item::Checkpoint(ws.ws.root.clone(), name.to_string()));
+            return Some(Item::Checkpoint(
+                ws.workspace.root.clone(),
+                name.to_string(),
+            ));
         }
         if self.app.roots().iter().any(|r| r == parent) {
             return Some(Item::Discover(path.to_path_buf()));
@@ -338,7 +349,7 @@ impl Pipeline {
             .ancestors()
             .find(|a| a.file_name().is_some_and(|n| n == APPROVED_DIR))?;
         let ws = self.app.workspace_at(at.parent()?)?;
-        Some(ws.ws.root.clone())
+        Some(ws.workspace.root.clone())
     }
 
     fn arm(&mut self, item: Item, wait: Duration) {

@@ -88,8 +88,10 @@ impl Worker {
                 let Some(ws) = self.app.workspace_at(root) else {
                     return;
                 };
-                if std::fs::symlink_metadata(ws.ws.checkpoints_dir()).is_ok_and(|m| m.is_dir()) {
-                    self.watches.add(&ws.ws.checkpoints_dir());
+                if std::fs::symlink_metadata(ws.workspace.checkpoints_dir())
+                    .is_ok_and(|m| m.is_dir())
+                {
+                    self.watches.add(&ws.workspace.checkpoints_dir());
                     self.app.reconcile_checkpoints(&ws);
                 }
             }
@@ -117,13 +119,14 @@ impl Worker {
             Item::WatchLocks(root) => {
                 if let Some(ws) = self.app.workspace_at(root) {
                     self.watches
-                        .add(&ws.ws.baton_dir().join(crate::locks::LOCKS_DIR));
+                        .add(&ws.workspace.baton_dir().join(crate::locks::LOCKS_DIR));
                     self.app.sync_locks(&ws);
                 }
             }
             Item::WatchApproved(root) => {
                 if let Some(ws) = self.app.workspace_at(root) {
-                    self.watches.tree(&ws.ws.root.join(workspace::APPROVED_DIR));
+                    self.watches
+                        .tree(&ws.workspace.root.join(workspace::APPROVED_DIR));
                     self.app.check_approved(&ws);
                 }
             }

@@ -3,7 +3,7 @@
 //! opened (a full descriptor table, an unreadable store). The ingest thread tries the last
 //! two again every few seconds.
 
-use super::{App, Ws};
+use super::{App, Served};
 use crate::workspace::Workspace;
 use std::sync::Arc;
 
@@ -17,7 +17,7 @@ pub struct Unserved {
 impl App {
     /// Adds a workspace (see `add_workspace`); one that cannot be opened is kept on the
     /// unserved list until a later try opens it.
-    pub fn serve_workspace(&self, ws: Workspace) -> anyhow::Result<Option<Arc<Ws>>> {
+    pub fn serve_workspace(&self, ws: Workspace) -> anyhow::Result<Option<Arc<Served>>> {
         let result = self.add_workspace(ws.clone());
         let mut unserved = self
             .inner
