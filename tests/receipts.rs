@@ -172,3 +172,49 @@ fn a_rotated_key_keeps_old_receipts_verifiable_and_another_daemons_key_is_not_tr
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("not among the trusted keys"), "{out}");
 }
+
+#[test]
+fn wait_with_a_key_takes_only_a_signed_answer_about_the_bytes_on_disk() {
+    let mut env = TestEnv::with_config(&config(""));
+    let d = env.start();
+    approve(&env, &d, "alpha", "r-wait");
+    d.stop();
+    let dir = env.ws("alpha");
+    let cfg = env.config_path();
+    let keys = baton(&["keys", "--config", cfg.to_str().unwrap()]);
+    let keys_file = env.root().join("trusted.keys");
+    std::fs::write(&keys_file, &keys.stdout).unwrap();
+    let wait = |key_flag: bool, env_key: bool| {
+        let mut cmd = std::process::Command::new(crate::util::BIN);
+        cmd.args(["wait", dir.to_str().unwrap(), "--timeout", "1"]);
+        if key_flag {
+            cmd.args(["--key", keys_file.to_str().unwrap()]);
+        }
+        if env_key {
+            cmd.env("BATON_KEY", &keys_file);
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code().unwrap_or(-1), err)
+    };
+    assert_eq!(wait(true, false).0, 0, "the signed approval is taken");
+    let original = std::fs::read(dir.join("decision.json")).unwrap();
+    edit_decision(&dir, |d| d["by"] = json!("mallory"));
+    for (flag, env_key) in [(true, false), (false, true)] {
+        let (code, err) = wait(flag, env_key);
+        assert_eq!(code, 7, "a forged answer is no answer: {err}");
+        assert!(
+            err.contains("decision.json is not taken") && err.contains("by does not match"),
+            "{err}"
+        );
+    }
+    assert_eq!(wait(false, false).0, 0, "without a key nothing is checked");
+    std::fs::write(dir.join("decision.json"), &original).unwrap();
+    write_atomic(&dir.join("inbox/report.md"), b"swapped after approval\n");
+    let (code, err) = wait(true, false);
+    assert_eq!(code, 7, "{err}");
+    assert!(
+        err.contains("inbox/report.md changed since it was approved"),
+        "{err}"
+    );
+}

@@ -137,11 +137,13 @@ fn digests_of(path: &Path, format: Format) -> anyhow::Result<Vec<String>> {
     Ok(digests)
 }
 
-pub fn wait(dir: &Path, timeout: Option<f64>) -> anyhow::Result<ExitCode> {
+pub fn wait(dir: &Path, timeout: Option<f64>, key: Option<&Path>) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(dir)?;
+    let trusted = super::receipts::trust_for_waits(key)?;
     warn_if_unserved(&ws);
     let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
-    let mut waited = Waited::start(&ws)?;
+    let mut waited = Waited::start(&ws)?.trusting(trusted);
+    let mut warned = None;
     if let Some(key) = waited.key() {
         // Says which handoff this answers for: a newer one written meanwhile is not it.
         err!("baton: waiting for the decision on handoff {key}");
@@ -150,6 +152,13 @@ pub fn wait(dir: &Path, timeout: Option<f64>) -> anyhow::Result<ExitCode> {
         if let Some(d) = waited.answer(&ws)? {
             out!("{}", serde_json::to_string_pretty(&d)?);
             return Ok(ExitCode::from(d.outcome.exit_code()));
+        }
+        if waited.refused.is_some() && waited.refused != warned {
+            err!(
+                "baton: warning: decision.json is not taken: {}; still waiting",
+                waited.refused.as_deref().unwrap_or("")
+            );
+            warned.clone_from(&waited.refused);
         }
         if deadline.is_some_and(|d| Instant::now() >= d) {
             err!(
@@ -169,6 +178,11 @@ pub(super) struct Waited {
     /// None when the file in place has no key yet (unreadable, no id and not valid): the
     /// wait then follows the file in place.
     key: Option<String>,
+    /// Keys an answer must be signed by (`--key`, `BATON_KEY`); None: taken unchecked.
+    trusted: Option<Vec<baton::receipts::PublicKey>>,
+    /// Why the last answer found was not taken (a forged, edited or expired decision, or an
+    /// artifact changed since), for the caller to warn about once.
+    pub refused: Option<String>,
     /// The digests of the newest revision of `key` seen in place.
     digests: Vec<String>,
 }
@@ -184,8 +198,33 @@ impl Waited {
         }
         Ok(Waited {
             key: key_in_place(ws),
+            trusted: None,
+            refused: None,
             digests: digests_of(&handoff.path, handoff.format)?,
         })
+    }
+
+    /// Answers count only if signed by one of `trusted` and about the bytes on disk.
+    pub(super) fn trusting(self, trusted: Option<Vec<baton::receipts::PublicKey>>) -> Waited {
+        Waited { trusted, ..self }
+    }
+
+    /// The decision for the waited handoff, once there is one it can take (see `trusting`).
+    pub(super) fn answer(&mut self, ws: &Workspace) -> anyhow::Result<Option<Decision>> {
+        let Some(found) = self.found(ws)? else {
+            return Ok(None);
+        };
+        let Some(trusted) = &self.trusted else {
+            return Ok(Some(found));
+        };
+        let now = baton::events::now_rfc3339();
+        match super::receipts::problems(ws, &found, trusted, &now) {
+            Ok(_) => Ok(Some(found)),
+            Err(problems) => {
+                self.refused = Some(problems.join("; "));
+                Ok(None)
+            }
+        }
     }
 
     /// The key of the handoff waited on, once known.
@@ -193,8 +232,8 @@ impl Waited {
         self.key.as_deref()
     }
 
-    /// The decision for the waited handoff, once there is one.
-    pub(super) fn answer(&mut self, ws: &Workspace) -> anyhow::Result<Option<Decision>> {
+    /// The decision found for the waited handoff, checked or not.
+    fn found(&mut self, ws: &Workspace) -> anyhow::Result<Option<Decision>> {
         let now = key_in_place(ws);
         if self.key.is_none() {
             // The file was not readable as a handoff when the wait began: it is now ours.

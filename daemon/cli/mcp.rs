@@ -38,9 +38,10 @@ pub fn mcp(config: Option<&Path>, only: &[String]) -> anyhow::Result<ExitCode> {
             glob::Pattern::new(g).map_err(|e| anyhow::anyhow!("--workspace {g:?}: not a glob: {e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    let trusted = super::receipts::trust_for_waits(None)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let server = Baton::new(config, only);
+        let server = Baton::new(config, only, trusted);
         // Room for a document at the size limit, escaped inside a JSON-RPC message.
         let max_line = 4 * server.limits.max_bytes + 64 * 1024;
         let (transport, writer) = tools_io::stdio(max_line);
@@ -60,6 +61,8 @@ struct Baton {
     /// An agent's host given one workspace must not read or write the others, nor learn
     /// that they exist.
     only: Arc<Vec<glob::Pattern>>,
+    /// Keys a decision must be signed by to be taken (`BATON_KEY`); None: taken unchecked.
+    trusted: Option<Arc<Vec<baton::receipts::PublicKey>>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -124,9 +127,14 @@ struct WorkspaceArgs {
 
 #[tool_router(router = tool_router)]
 impl Baton {
-    fn new(config: Config, only: Vec<glob::Pattern>) -> Baton {
+    fn new(
+        config: Config,
+        only: Vec<glob::Pattern>,
+        trusted: Option<Vec<baton::receipts::PublicKey>>,
+    ) -> Baton {
         Baton {
             only: Arc::new(only),
+            trusted: trusted.map(Arc::new),
             limits: config.limits,
             config: Arc::new(config),
             tool_router: Self::tool_router(),
@@ -230,10 +238,12 @@ impl Baton {
         }
         let deadline = Instant::now() + Duration::from_secs_f64(timeout);
         let ws2 = ws.clone();
-        let mut waited = match off_thread(move || Waited::start(&ws2)).await {
-            Ok(waited) => waited,
-            Err(e) => return failed(e),
-        };
+        let trusted = self.trusted.as_deref().cloned();
+        let mut waited =
+            match off_thread(move || Waited::start(&ws2).map(|w| w.trusting(trusted))).await {
+                Ok(waited) => waited,
+                Err(e) => return failed(e),
+            };
         if let Some(key) = waited.key() {
             // Says which handoff this call answers for, as `baton wait` does.
             tracing::info!(workspace = %ws.name, "waiting for the decision on handoff {key}");
@@ -250,6 +260,9 @@ impl Baton {
             }
             if Instant::now() >= deadline {
                 let mut answer = json!({ "state": "pending", "timed_out": true });
+                if let Some(why) = &waited.refused {
+                    answer["refused"] = json!(format!("decision.json is not taken: {why}"));
+                }
                 unserved(&ws, &mut answer);
                 return CallToolResult::structured(answer);
             }

@@ -103,6 +103,11 @@ pub enum Command {
         /// Give up after this many seconds (exit 7).
         #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,
+        /// Take only a decision signed by one of these keys (lines of `baton keys`) whose
+        /// approved artifacts are unchanged; a forged or stale one is warned about and not
+        /// taken [default: the file BATON_KEY names, else no check]
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
     },
     /// Take (or renew: the same owner again) an advisory lock on a workspace file. Prints the
     /// grant as JSON ({path, owner, token, expires_at, ...}); held by another owner: exit 1,
@@ -297,7 +302,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Init { dir, config } => admin::init(&dir, config.as_deref()),
         Command::Validate { file, kind } => agent::validate(&file, kind.map(Into::into)),
         Command::Submit { dir, file } => submit::submit(&dir, &file),
-        Command::Wait { dir, timeout } => agent::wait(&dir, timeout),
+        Command::Wait { dir, timeout, key } => agent::wait(&dir, timeout, key.as_deref()),
         Command::Lock {
             dir,
             path,

@@ -41,20 +41,15 @@ pub fn verify(dir: &Path, trust: Trust, at: Option<&str>) -> anyhow::Result<Exit
         .map_err(|e| anyhow::anyhow!("{}: not a decision: {e}", ws.decision_path().display()))?;
     let trusted = trusted_keys(&trust)?;
     let now = at.map_or_else(baton::events::now_rfc3339, str::to_string);
-    let claims = match receipts::check(&decision, &trusted, &now) {
+    let claims = match problems(&ws, &decision, &trusted, &now) {
         Ok(claims) => claims,
-        Err(refusal) => {
-            out!("REFUSED: {refusal}");
+        Err(problems) => {
+            for line in &problems {
+                out!("REFUSED: {line}");
+            }
             return Ok(ExitCode::from(1));
         }
     };
-    let changed = changed_artifacts(&ws, &claims.artifacts);
-    if !changed.is_empty() {
-        for line in &changed {
-            out!("REFUSED: {line}");
-        }
-        return Ok(ExitCode::from(1));
-    }
     out!(
         "ok: {} {} by {} at {}, signed by {}; {} artifact(s) as approved",
         decision.handoff_key,
@@ -65,6 +60,46 @@ pub fn verify(dir: &Path, trust: Trust, at: Option<&str>) -> anyhow::Result<Exit
         claims.artifacts.len()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Everything wrong with `decision` as a receipt-bearing answer about the files of `ws` at
+/// `now`, or the claims it vouches for. One check for `baton verify`, `baton wait --key` and
+/// MCP `wait_for_decision`.
+pub(super) fn problems<'a>(
+    ws: &Workspace,
+    decision: &'a Decision,
+    trusted: &[PublicKey],
+    now: &str,
+) -> Result<&'a baton::contract::receipt::Claims, Vec<String>> {
+    let claims = receipts::check(decision, trusted, now).map_err(|r| vec![r.to_string()])?;
+    let changed = changed_artifacts(ws, &claims.artifacts);
+    match changed.is_empty() {
+        true => Ok(claims),
+        false => Err(changed),
+    }
+}
+
+/// The keys `baton wait` and `baton mcp` check answers with: `--key FILE`, else the file
+/// `BATON_KEY` names; None: answers are taken unchecked.
+pub(super) fn trust_for_waits(flag: Option<&Path>) -> anyhow::Result<Option<Vec<PublicKey>>> {
+    let env = std::env::var_os("BATON_KEY").map(std::path::PathBuf::from);
+    match flag.map(Path::to_path_buf).or(env) {
+        None => Ok(None),
+        Some(file) => keys_from_file(&file).map(Some),
+    }
+}
+
+fn keys_from_file(file: &Path) -> anyhow::Result<Vec<PublicKey>> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| anyhow::anyhow!("key file {}: {e}", file.display()))?;
+    let keys: Vec<PublicKey> = text.lines().filter_map(key_line).collect();
+    if keys.is_empty() {
+        anyhow::bail!(
+            "key file {}: no public key in it (lines as `baton keys` prints them)",
+            file.display()
+        );
+    }
+    Ok(keys)
 }
 
 /// The artifacts whose bytes on disk are not the bytes the receipt names, each with why.
@@ -86,9 +121,7 @@ fn changed_artifacts(
 
 fn trusted_keys(trust: &Trust) -> anyhow::Result<Vec<PublicKey>> {
     if let Some(file) = trust.key_file {
-        let text = std::fs::read_to_string(file)
-            .map_err(|e| anyhow::anyhow!("--key {}: {e}", file.display()))?;
-        return Ok(text.lines().filter_map(key_line).collect());
+        return keys_from_file(file);
     }
     if let Some(url) = trust.url {
         return fetched(url);

@@ -91,6 +91,10 @@ pub fn reply(key: &str, context: &str, d: &Decision) -> Value {
             data[name] = v;
         }
     }
+    if let Some(receipt) = &d.receipt {
+        // So an A2A client can check the answer as `baton verify` does.
+        data["receipt"] = json!(receipt);
+    }
     parts.push(json!({ "kind": "data", "data": data }));
     json!({
         "kind": "message", "role": "user", "messageId": format!("{key}:decision"),
