@@ -70,6 +70,10 @@ pub struct Route {
     /// the route already admits: the route, not the agent, decides who may approve.
     #[serde(default)]
     pub sign_off_roles: Vec<String>,
+    /// Lock the artifacts of a pending handoff against agents that honour locks, until it is
+    /// decided (owner `review:<key>`; see `app/holds.rs`).
+    #[serde(default)]
+    pub hold_artifacts: bool,
     /// An approval on this route is void this long after it was given (its receipt's
     /// `valid_until`; `baton verify` refuses it after): for work that must ship soon or be
     /// looked at again.

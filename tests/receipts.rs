@@ -1,6 +1,8 @@
-//! Decision receipts: every decision.json carries the daemon's Ed25519 signature over what was
-//! decided, and `baton verify` tells a real approval of these bytes from anything else: a
-//! forged or edited decision, a changed artifact, an expired approval, a key it does not trust.
+//! That a human approved exactly this content. Decision receipts: every decision.json carries
+//! the daemon's Ed25519 signature over what was decided, and `baton verify` (and waits given a
+//! key) tell a real approval of these bytes from anything else: a forged or edited decision, a
+//! changed artifact, an expired approval, a key it does not trust. And files held still (locked
+//! by the review) while a handoff on a holding route is pending.
 
 use crate::util::{baton, bytes, handoff, user, write_atomic, Daemon, TestEnv};
 use serde_json::{json, Value};
@@ -216,5 +218,47 @@ fn wait_with_a_key_takes_only_a_signed_answer_about_the_bytes_on_disk() {
     assert!(
         err.contains("inbox/report.md changed since it was approved"),
         "{err}"
+    );
+}
+
+/// A route with `hold_artifacts`: while the handoff is pending its artifacts are locked by
+/// `review:<key>`, so an agent that honours locks is refused with the reason; the decision
+/// releases them.
+#[test]
+fn artifacts_are_held_still_while_a_handoff_on_a_holding_route_is_reviewed() {
+    let mut env = TestEnv::with_config(&config("hold_artifacts = true\n"));
+    let d = env.start();
+    let dir = env.ws("alpha");
+    write_atomic(&dir.join("inbox/report.md"), b"# the report\n");
+    let mut h = handoff("held");
+    h["artifacts"] = json!([{ "path": "inbox/report.md" }]);
+    write_atomic(&dir.join("handoff.json"), &bytes(&h));
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    let lock = || {
+        baton(&[
+            "lock",
+            dir.to_str().unwrap(),
+            "inbox/report.md",
+            "--owner",
+            "builder-1",
+        ])
+    };
+    let refused = lock();
+    assert_eq!(refused.status.code(), Some(1), "{refused:?}");
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned();
+    assert!(
+        said.contains("review:held") && said.contains("under review by ship, handoff held"),
+        "{said}"
+    );
+    let (status, body) = d.post_as(
+        "/api/v1/handoffs/held/decision",
+        Some("rita-token"),
+        r#"{"outcome":"approved"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let granted = lock();
+    assert!(
+        granted.status.success(),
+        "released with the decision: {granted:?}"
     );
 }

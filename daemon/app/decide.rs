@@ -295,6 +295,9 @@ impl App {
             self.promote(ws, rec, &decision.by);
         }
         self.end_claim(ws, rec);
+        let held = super::ingest::artifact_paths(&rec.handoff);
+        let why = format!("handoff {key} {}", decision.outcome.as_str());
+        self.release_holds(ws, key, &held, &why);
         // The root file answers the handoff.json in place, and only if it is this content.
         let in_place = st
             .current

@@ -30,6 +30,8 @@ const SEEN: &str = "locks-seen.json";
 #[derive(Debug, Default)]
 pub struct LockSeen {
     state: Mutex<Seen>,
+    /// When the review holds of each pending handoff were last taken (see `holds`).
+    pub(super) held: super::holds::Held,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -121,31 +123,35 @@ impl App {
     pub fn lock(&self, name: &str, req: Request, actor: &Actor) -> Result<Grant, LockApiError> {
         let ws = self.visible_ws(name, actor)?;
         may_act_as(actor, &req.owner)?;
+        Ok(self.lock_as_daemon(&ws, &req)?)
+    }
+
+    /// Takes or renews a lock, vouched for as the daemon's own change (so its journal entry is
+    /// logged as the daemon's, not as the table's say-so).
+    pub(super) fn lock_as_daemon(
+        &self,
+        ws: &Served,
+        req: &Request,
+    ) -> Result<Grant, locks::LockError> {
         let grant = {
             // Held across the change, so no sync logs it before it is vouched for.
-            let mut seen = self.seen_of(&ws);
-            let grant = locks::acquire_above(&ws.workspace, &req, seen.high);
+            let mut seen = self.seen_of(ws);
+            let grant = locks::acquire_above(&ws.workspace, req, seen.high);
             if let Ok(g) = &grant {
-                let (path, owner) = (g.path.clone(), g.owner.clone());
-                let (by, reason) = (None, None);
-                let change = Change::Acquired;
-                let token = g.token;
-                vouch(
-                    &mut seen,
-                    Vouch {
-                        change,
-                        path,
-                        owner,
-                        token,
-                        by,
-                        reason,
-                    },
-                );
+                let vouched = Vouch {
+                    change: Change::Acquired,
+                    path: g.path.clone(),
+                    owner: g.owner.clone(),
+                    token: g.token,
+                    by: None,
+                    reason: None,
+                };
+                vouch(&mut seen, vouched);
             }
             grant
         };
-        self.sync_locks(&ws);
-        Ok(grant?)
+        self.sync_locks(ws);
+        grant
     }
 
     /// Releases a lock: its owner (with the current token, if given), or an admin (recorded).
@@ -196,15 +202,28 @@ impl App {
         paths: &[String],
         key: &str,
     ) {
-        if !self.config().release_locks_on_handoff || paths.is_empty() {
+        if !self.config().release_locks_on_handoff {
             return;
         }
-        let reason = format!("handoff {key} received");
+        self.release_as_daemon(ws, from_agent, paths, &format!("handoff {key} received"));
+    }
+
+    /// Releases `owner`'s locks on `paths` as the daemon's own change, giving `reason`.
+    pub(super) fn release_as_daemon(
+        &self,
+        ws: &Served,
+        owner: &str,
+        paths: &[String],
+        reason: &str,
+    ) {
+        if paths.is_empty() {
+            return;
+        }
         let released = {
             let mut seen = self.seen_of(ws);
-            let released = locks::release_owned(&ws.workspace, from_agent, paths, &reason);
+            let released = locks::release_owned(&ws.workspace, owner, paths, reason);
             for lock in released.iter().flatten() {
-                let why = Some(reason.clone());
+                let why = Some(reason.to_string());
                 vouch(&mut seen, Vouch::of(Change::Released, lock, None, why));
             }
             released
@@ -213,7 +232,7 @@ impl App {
             Ok(gone) if gone.is_empty() => {}
             Ok(_) => self.sync_locks(ws),
             Err(e) => {
-                tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot release the sender's locks")
+                tracing::warn!(workspace = %ws.workspace.name, owner, error = %e, "cannot release locks")
             }
         }
     }

@@ -19,6 +19,7 @@ mod earlier_answers;
 mod edits;
 pub mod export;
 mod group_modes;
+mod holds;
 mod ingest;
 mod intake_asks;
 mod invalid;

@@ -112,6 +112,7 @@ impl App {
         };
         let paths = super::ingest::artifact_paths(&record.handoff);
         self.release_handoff_locks(ws, &record.handoff.from_agent, &paths, &key);
+        self.hold_artifacts(ws, &record);
         st.records.insert(key.clone(), record);
         st.pending = Some(key.clone());
         self.metrics().received.inc();

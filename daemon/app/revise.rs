@@ -122,6 +122,12 @@ impl App {
         }
         let paths = super::ingest::artifact_paths(&rec.handoff);
         self.release_handoff_locks(ws, &rec.handoff.from_agent, &paths, key);
+        // The holds follow the revision's artifacts.
+        let held = super::ingest::artifact_paths(&old.handoff);
+        self.release_holds(ws, key, &held, &format!("handoff {key} revised"));
+        if rec.is_pending() {
+            self.hold_artifacts(ws, rec);
+        }
         Ok(())
     }
 }

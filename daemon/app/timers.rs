@@ -60,6 +60,8 @@ impl App {
                     // Not logged, so not made: the next check tries again.
                     tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot escalate; will retry");
                 }
+            } else {
+                self.renew_holds(&ws, rec);
             }
         }
     }

@@ -1,0 +1,85 @@
+//! Files held still while a person reads them: on a route with `hold_artifacts = true`, a
+//! pending handoff's artifacts are locked in the workspace's lock table by owner
+//! `review:<key>` (the table's normal fencing), so agents that honour locks (`baton lock`, MCP
+//! `lock_file`, uploads) are refused with the reason "under review by <route>, handoff <key>".
+//! The locks are renewed while the handoff is pending and released when it is decided,
+//! withdrawn, expired or revised. An agent that ignores locks is still caught: the page and
+//! the approval check every artifact's sha256.
+
+use super::state::{Record, Served};
+use super::App;
+use crate::locks::Request;
+use std::time::{Duration, Instant};
+
+/// A hold lasts this long unless renewed, so a daemon that stops leaves no lock for ever.
+const HOLD_TTL_S: u64 = 3600;
+/// Holds are renewed this long after they were taken (well inside their time).
+const RENEW_AFTER: Duration = Duration::from_secs(20 * 60);
+
+pub(super) fn holder(key: &str) -> String {
+    format!("review:{key}")
+}
+
+impl App {
+    /// Takes (or renews) the review's locks on `rec`'s artifacts, if its route holds them.
+    pub(super) fn hold_artifacts(&self, ws: &Served, rec: &Record) {
+        let Some(route) = self
+            .route_of(rec, &ws.workspace.name)
+            .filter(|r| r.hold_artifacts)
+        else {
+            return;
+        };
+        let key = &rec.meta.key;
+        let purpose = format!("under review by {}, handoff {key}", route.name);
+        for path in super::ingest::artifact_paths(&rec.handoff) {
+            let req = Request {
+                path,
+                owner: holder(key),
+                ttl_s: HOLD_TTL_S,
+                purpose: Some(purpose.clone()),
+            };
+            if let Err(e) = self.lock_as_daemon(ws, &req) {
+                tracing::warn!(workspace = %ws.workspace.name, key, path = %req.path, error = %e, "cannot hold an artifact under review");
+            }
+        }
+        ws.lock_seen.held(key);
+    }
+
+    /// Releases the review's locks of `key` on `paths` (decided, withdrawn, expired, revised).
+    pub(super) fn release_holds(&self, ws: &Served, key: &str, paths: &[String], why: &str) {
+        ws.lock_seen.unheld(key);
+        self.release_as_daemon(ws, &holder(key), paths, why);
+    }
+
+    /// With the timers: renews the holds of a pending handoff taken `RENEW_AFTER` ago.
+    pub(super) fn renew_holds(&self, ws: &Served, rec: &Record) {
+        if ws.lock_seen.hold_due(&rec.meta.key, RENEW_AFTER) {
+            self.hold_artifacts(ws, rec);
+        }
+    }
+}
+
+/// When each pending handoff's holds were last taken, in memory (a restart renews at once).
+#[derive(Debug, Default)]
+pub struct Held(std::sync::Mutex<std::collections::HashMap<String, Instant>>);
+
+impl Held {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Instant>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl super::LockSeen {
+    fn held(&self, key: &str) {
+        self.held.map().insert(key.to_string(), Instant::now());
+    }
+    fn unheld(&self, key: &str) {
+        self.held.map().remove(key);
+    }
+    fn hold_due(&self, key: &str, after: Duration) -> bool {
+        self.held
+            .map()
+            .get(key)
+            .is_none_or(|t| t.elapsed() >= after)
+    }
+}
