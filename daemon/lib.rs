@@ -54,6 +54,7 @@ pub mod blobs;
 pub mod config;
 pub mod contract;
 pub mod events;
+pub mod evidence;
 pub mod heartbeat;
 pub mod host;
 pub mod index;

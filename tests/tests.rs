@@ -18,6 +18,7 @@ mod corpus;
 mod defects;
 mod e2e;
 mod edits;
+mod evidence;
 mod export;
 mod failures;
 mod health;

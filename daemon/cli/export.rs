@@ -29,7 +29,7 @@ pub fn export(
 }
 
 /// RFC 3339, a date (midnight UTC), or an age before now (`30m`, `24h`, `7d`).
-fn parse_since(text: &str) -> anyhow::Result<OffsetDateTime> {
+pub(super) fn parse_since(text: &str) -> anyhow::Result<OffsetDateTime> {
     if let Ok(t) = OffsetDateTime::parse(text, &Rfc3339) {
         return Ok(t);
     }

@@ -5,6 +5,7 @@ mod print;
 
 mod admin;
 mod agent;
+mod evidence;
 mod export;
 mod locks;
 mod logging;
@@ -238,6 +239,29 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Write an evidence pack of a period (-o FILE): each workspace's audit lines with their
+    /// chain, every decision with its receipt, the configuration's hash, a Merkle root, all
+    /// signed by the daemon's key (run as the daemon's user). `evidence verify FILE` checks one.
+    #[command(args_conflicts_with_subcommands = true)]
+    Evidence {
+        #[command(subcommand)]
+        check: Option<EvidenceCommand>,
+        /// From this time: RFC 3339, a date (UTC), or an age (30m, 24h, 7d) [default: the start]
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
+        /// Up to this time, same forms [default: now]
+        #[arg(long, value_name = "TIME")]
+        until: Option<String>,
+        /// Only workspaces whose name matches this glob
+        #[arg(long, value_name = "GLOB")]
+        workspace: Option<String>,
+        /// The pack to write
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        /// Configuration file [default: ./baton.toml, else the embedded default]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -273,6 +297,26 @@ impl From<DocKind> for baton::contract::schema::Kind {
             DocKind::Decision => Self::Decision,
         }
     }
+}
+
+#[derive(Subcommand)]
+pub enum EvidenceCommand {
+    /// Check a pack offline: the manifest's signature by a trusted key, the Merkle root, every
+    /// log slice's chain, every decision's receipt and its handoff.decided event. Exit 0 only
+    /// if all hold; 1 naming the first that does not.
+    Verify {
+        /// The pack
+        file: PathBuf,
+        /// A file of trusted public keys, as `baton keys` prints them
+        #[arg(long, value_name = "FILE")]
+        key: Option<PathBuf>,
+        /// A daemon whose keys to trust (its /api/v1/keys; BATON_TOKEN authenticates)
+        #[arg(long, value_name = "URL", conflicts_with = "key")]
+        url: Option<String>,
+        /// Configuration file, for its data_dir's keys [default: ./baton.toml, else the embedded default]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -349,6 +393,41 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             command: AuditCommand::Ack { dir, config, by },
         } => admin::audit_ack(&dir, config.as_deref(), by),
         Command::HashPassword => admin::hash_password(),
+        Command::Evidence {
+            check:
+                Some(EvidenceCommand::Verify {
+                    file,
+                    key,
+                    url,
+                    config,
+                }),
+            ..
+        } => {
+            let trust = receipts::Trust {
+                key_file: key.as_deref(),
+                url: url.as_deref(),
+                config: config.as_deref(),
+            };
+            evidence::verify(&file, trust)
+        }
+        Command::Evidence {
+            check: None,
+            since,
+            until,
+            workspace,
+            output,
+            config,
+        } => {
+            let output =
+                output.ok_or_else(|| anyhow::anyhow!("-o FILE: where to write the pack"))?;
+            evidence::make(evidence::Request {
+                since: since.as_deref(),
+                until: until.as_deref(),
+                workspace: workspace.as_deref(),
+                output: &output,
+                config: config.as_deref(),
+            })
+        }
         Command::Keys { rotate, config } => receipts::keys(config.as_deref(), rotate),
         Command::Verify {
             dir,

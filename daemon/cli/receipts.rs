@@ -119,7 +119,7 @@ fn changed_artifacts(
     changed
 }
 
-fn trusted_keys(trust: &Trust) -> anyhow::Result<Vec<PublicKey>> {
+pub(super) fn trusted_keys(trust: &Trust) -> anyhow::Result<Vec<PublicKey>> {
     if let Some(file) = trust.key_file {
         return keys_from_file(file);
     }
@@ -142,11 +142,13 @@ fn fetched(url: &str) -> anyhow::Result<Vec<PublicKey>> {
     let token = std::env::var("BATON_TOKEN")
         .map_err(|_| anyhow::anyhow!("--url needs BATON_TOKEN: an API token of that daemon"))?;
     let address = format!("{}/api/v1/keys", url.trim_end_matches('/'));
-    let listed: Vec<serde_json::Value> = ureq::get(&address)
+    let text = ureq::get(&address)
         .set("Authorization", &format!("Bearer {token}"))
         .call()
         .map_err(|e| anyhow::anyhow!("{address}: {e}"))?
-        .into_json()?;
+        .into_string()?;
+    let listed: Vec<serde_json::Value> = serde_json::from_str(&text)
+        .map_err(|e| anyhow::anyhow!("{address}: not a list of keys: {e}"))?;
     Ok(listed
         .iter()
         .filter_map(|k| k["public_key"].as_str().and_then(receipts::parse_public))

@@ -106,6 +106,16 @@ impl Keyring {
         crate::workspace::write_atomic(&file, text.as_bytes(), crate::workspace::fsync::Kind::Other)
     }
 
+    pub fn key_id(&self) -> &str {
+        &self.id
+    }
+
+    /// base64 of the signature over `bytes` (an evidence pack's manifest).
+    pub fn sign_bytes(&self, bytes: &[u8]) -> String {
+        let signature = self.signing.sign(bytes);
+        base64::engine::general_purpose::STANDARD.encode(signature.to_bytes())
+    }
+
     /// A receipt for `claims`.
     pub fn sign(&self, claims: Claims) -> Receipt {
         let signature = self.signing.sign(&claims.canonical());
@@ -179,6 +189,14 @@ pub fn check<'a>(
         Some(until) if now > until.as_str() => Err(Refusal::Expired(until.clone())),
         _ => Ok(&receipt.claims),
     }
+}
+
+/// Whether `signature` is `key`'s over `bytes`.
+pub fn verify_bytes(key: &PublicKey, bytes: &[u8], signature: &[u8]) -> bool {
+    let Some(key) = parse_verifying(&key.public_key) else {
+        return false;
+    };
+    Signature::from_slice(signature).is_ok_and(|s| key.verify(bytes, &s).is_ok())
 }
 
 fn parse_verifying(hex_key: &str) -> Option<VerifyingKey> {
