@@ -250,6 +250,16 @@ fn artifacts_are_held_still_while_a_handoff_on_a_holding_route_is_reviewed() {
         said.contains("review:held") && said.contains("under review by ship, handoff held"),
         "{said}"
     );
+    // An agent that ignores locks: its edit is shown at once, and Approve is not offered.
+    write_atomic(
+        &dir.join("inbox/report.md"),
+        b"# rewritten behind the lock\n",
+    );
+    let (_, detail) = d.get_as("/api/v1/handoffs/held", Some("rita-token"));
+    assert_eq!(detail["may_approve"], false, "{detail}");
+    let why = detail["why_not_approve"].as_str().unwrap_or("");
+    assert!(why.contains("inbox/report.md"), "{detail}");
+    write_atomic(&dir.join("inbox/report.md"), b"# the report\n");
     let (status, body) = d.post_as(
         "/api/v1/handoffs/held/decision",
         Some("rita-token"),
