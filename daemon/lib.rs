@@ -64,6 +64,7 @@ pub mod login;
 pub mod media;
 pub mod metrics;
 pub mod outbox;
+pub mod policy;
 pub mod private;
 pub mod receipts;
 pub mod render;

@@ -70,6 +70,15 @@ pub struct Route {
     /// the route already admits: the route, not the agent, decides who may approve.
     #[serde(default)]
     pub sign_off_roles: Vec<String>,
+    /// A CEL expression over `handoff` (see `crate::policy`): the handoff is approved by the
+    /// route when it holds (with the same guards as `auto_approve_min_confidence`, which it
+    /// replaces on this route).
+    #[serde(default)]
+    pub auto_approve_if: Option<String>,
+    /// `enforce` (default): the policy decides. `shadow`: it decides nothing, and what it would
+    /// have decided is recorded beside each person's decision (`decision.shadow`).
+    #[serde(default)]
+    pub policy_mode: PolicyMode,
     /// Lock the artifacts of a pending handoff against agents that honour locks, until it is
     /// decided (owner `review:<key>`; see `app/holds.rs`).
     #[serde(default)]
@@ -267,21 +276,34 @@ pub fn approvals_needed(route: Option<&Route>, handoff: &Handoff) -> usize {
 /// match (`routes`) auto-approves only if it says so (`auto_approve_when_named`): the agent
 /// must not steer its work to the policy that approves it.
 pub fn auto_approves(routes: &[Route], route: &Route, handoff: &Handoff, ws: &str) -> bool {
-    let steered = by_keys(routes, handoff, ws).is_none_or(|r| r.name != route.name);
-    if steered && !route.auto_approve_when_named {
-        return false;
-    }
     let is_completion = handoff.trigger == Some(crate::contract::handoff::Trigger::Completion);
     let confident = match (route.auto_approve_min_confidence, handoff.confidence) {
         (Some(min), Some(c)) => c >= min,
         _ => false,
     };
-    let one_approval = route.min_approvals.unwrap_or(1) <= 1;
-    is_completion
-        && confident
-        && one_approval
+    is_completion && confident && policy_may_decide(routes, route, handoff, ws)
+}
+
+/// Whether any policy of `route` may decide `handoff` at all: the route was not chosen over
+/// the first match by the agent's `to_agent` (unless it says so), one approval closes it, no
+/// sign-off is asked, and the route matches.
+pub fn policy_may_decide(routes: &[Route], route: &Route, handoff: &Handoff, ws: &str) -> bool {
+    let steered = by_keys(routes, handoff, ws).is_none_or(|r| r.name != route.name);
+    if steered && !route.auto_approve_when_named {
+        return false;
+    }
+    route.min_approvals.unwrap_or(1) <= 1
         && handoff.sign_off.is_empty()
         && matches(route, handoff, ws)
+}
+
+/// Whether a route's policy decides, or only says what it would have decided.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PolicyMode {
+    #[default]
+    Enforce,
+    Shadow,
 }
 
 /// Why a `fallback.route` could never be escalated to (no such route, or one not serving

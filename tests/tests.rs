@@ -31,6 +31,7 @@ mod operator;
 mod ownership;
 mod pages;
 mod paths;
+mod policy;
 mod quorum;
 mod receipts;
 mod recovery;

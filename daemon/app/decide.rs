@@ -236,6 +236,11 @@ impl App {
         closing: Closing,
     ) -> io::Result<Recorded> {
         let rec = &st.records[key];
+        let policy = made_by(&closing.by, closing.policy);
+        // Beside a person's decision, what the route's shadow policy would have made of it.
+        let shadow = (policy.as_deref() == Some("human"))
+            .then(|| self.shadow_of(ws, st, rec))
+            .flatten();
         let decision = Decision {
             decision_version: DECISION_VERSION.into(),
             handoff_key: key.to_string(),
@@ -249,6 +254,8 @@ impl App {
             to_agent: closing.to_agent,
             edits: closing.edits,
             handoff_sha256: Some(rec.meta.digest.clone()),
+            policy,
+            shadow,
             receipt: None,
         };
         let decision = Decision {
@@ -319,5 +326,14 @@ impl App {
         self.metrics().pending.dec();
         self.count_outcome(decision.outcome);
         decision
+    }
+}
+
+/// What made a decision: the policy named, `human` for a person, nothing for the system's.
+fn made_by(by: &str, policy: Option<String>) -> Option<String> {
+    match policy {
+        Some(p) => Some(p),
+        None if by == "system" || by.starts_with("policy:") => None,
+        None => Some("human".into()),
     }
 }

@@ -36,6 +36,8 @@ impl App {
             to_agent: None,
             edits: Default::default(),
             handoff_sha256: Some(digest.to_string()),
+            policy: None,
+            shadow: None,
             receipt: None,
         };
         let decision = Decision {

@@ -146,6 +146,8 @@ pub(super) struct Closing {
     /// For `reassigned`: who continues.
     pub to_agent: Option<String>,
     pub edits: Edits,
+    /// The policy that made a policy's decision (`sha256:` of its text).
+    pub policy: Option<String>,
 }
 
 /// What an approval says besides "yes": the comment and the edits.
@@ -169,6 +171,7 @@ impl Closing {
             comment,
             to_agent: None,
             edits: Edits::default(),
+            policy: None,
         }
     }
 }

@@ -120,37 +120,6 @@ impl App {
         self.apply_policy(ws, st, &key);
         Ok(())
     }
-
-    /// The route's auto-approve policy, for a handoff just received.
-    fn apply_policy(&self, ws: &Served, st: &mut WsState, key: &str) {
-        let rec = &st.records[key];
-        let handoff = &rec.handoff;
-        // A loop (A -> B -> A) is for people to break, never a policy.
-        let circular = rec
-            .meta
-            .route
-            .as_ref()
-            .is_some_and(|r| !r.circular.is_empty());
-        let Some(route) = self.route_of(rec, &ws.workspace.name).filter(|_| !circular) else {
-            return;
-        };
-        if !crate::routing::auto_approves(&self.config().routes, route, handoff, &ws.workspace.name)
-        {
-            return;
-        }
-        let comment = format!(
-            "auto-approved: confidence at or above {}",
-            route.auto_approve_min_confidence.unwrap_or(1.0)
-        );
-        let closing = Closing::new(
-            Outcome::Approved,
-            format!("policy:{}", route.name),
-            Some(comment),
-        );
-        if let Err(e) = self.settle(ws, st, key, closing) {
-            tracing::error!(workspace = %ws.workspace.name, key, error = %e, "auto-approval failed; left pending");
-        }
-    }
 }
 
 impl App {

@@ -13,6 +13,7 @@ mod mcp;
 mod mcp_answers;
 mod mcp_locks;
 mod mcp_view;
+mod policy;
 mod receipts;
 mod run;
 mod search;
@@ -262,6 +263,12 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Route policies: `policy replay FILE [--since AGE]` evaluates a candidate
+    /// configuration's policies against the handoffs people decided (nothing is written).
+    Policy {
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
     /// Audit log tools.
     Audit {
         #[command(subcommand)]
@@ -316,6 +323,20 @@ pub enum EvidenceCommand {
         /// Configuration file, for its data_dir's keys [default: ./baton.toml, else the embedded default]
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Print, per route, what the candidate's policy would have done with each human decision
+    /// (would auto-approve / leave to people, against approved, rejected, changes_requested),
+    /// and every handoff it would have approved that a person did not.
+    Replay {
+        /// The candidate configuration (its data_dir and workspaces are read)
+        file: PathBuf,
+        /// Only decisions since: RFC 3339, a date, or an age (30d)
+        #[arg(long, value_name = "TIME")]
+        since: Option<String>,
     },
 }
 
@@ -393,6 +414,9 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             command: AuditCommand::Ack { dir, config, by },
         } => admin::audit_ack(&dir, config.as_deref(), by),
         Command::HashPassword => admin::hash_password(),
+        Command::Policy {
+            command: PolicyCommand::Replay { file, since },
+        } => policy::replay(&file, since.as_deref()),
         Command::Evidence {
             check:
                 Some(EvidenceCommand::Verify {

@@ -85,6 +85,14 @@ pub(super) fn check_routes(
             glob::Pattern::new(g)
                 .map_err(|e| format!("{}: bad glob \"{g}\": {e}", at("workspaces")))?;
         }
+        if let Some(expr) = &r.auto_approve_if {
+            crate::policy::check(expr).map_err(|e| {
+                format!(
+                    "{}: {e} (a CEL expression over handoff.*)",
+                    at("auto_approve_if")
+                )
+            })?;
+        }
         if let Some(to) = &r.escalate_to {
             if !route_names.contains(to.as_str()) {
                 return Err(format!(

@@ -36,10 +36,26 @@ pub struct Decision {
     /// the raw bytes when they are not JSON), so `baton wait` never mistakes an older answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff_sha256: Option<String>,
+    /// baton extension: what made the decision: `human`, or the policy (`sha256:` of its
+    /// text) that decided it; absent for the system's own (invalid, withdrawn, expired).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// baton extension: on a route whose policy runs in shadow mode, what it would have
+    /// decided, beside a person's decision.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shadow: Option<Shadow>,
     /// baton extension: the daemon's signature over what was decided (see `receipt`); checked
     /// by `baton verify`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<super::receipt::Receipt>,
+}
+
+/// What a shadow policy would have decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Shadow {
+    /// `sha256:` of the policy's text.
+    pub policy: String,
+    pub would_approve: bool,
 }
 
 /// A reviewer's edits to the handoff: what the agent should do next, in words and as the

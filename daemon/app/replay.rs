@@ -1,0 +1,86 @@
+//! `baton policy replay`: a candidate configuration's route policies evaluated against the
+//! recorded handoffs and what people decided of them, read from the store like `export` (no
+//! write, daemon running or not). What a team reads before it lets a policy decide.
+
+use super::load::read_store;
+use super::model::{DECISION, META};
+use super::records::Committed;
+use crate::config::Config;
+use crate::contract::{Decision, Handoff};
+use crate::policy::{ArtifactFact, Facts};
+use crate::store::Store;
+use crate::workspace;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One route's agreement table: (would the policy approve?, what the person answered) -> how
+/// many; and the handoffs where the policy would have approved what a person did not.
+#[derive(Debug, Default)]
+pub struct RouteReplay {
+    pub counts: BTreeMap<(bool, String), usize>,
+    pub disagreements: Vec<String>,
+}
+
+/// Replays `config`'s policies over the human decisions made at or after `since` (RFC 3339).
+pub fn replay(config: &Config, since: &str) -> anyhow::Result<BTreeMap<String, RouteReplay>> {
+    let found = workspace::discover(&config.workspaces)?;
+    let mut out: BTreeMap<String, RouteReplay> = BTreeMap::new();
+    for ws in &found.workspaces {
+        let store = Store::for_workspace(&config.data_dir, ws);
+        for dir in store.record_dirs().unwrap_or_default() {
+            let Some((handoff, route_name, facts, d)) = recorded(&store, &ws.name, &dir) else {
+                continue;
+            };
+            let human = d.policy.as_deref().is_none_or(|p| p == "human")
+                && d.by != "system"
+                && !d.by.starts_with("policy:");
+            if !human || d.at.as_str() < since {
+                continue;
+            }
+            let routes = &config.routes;
+            // The route it was filed on, if the candidate has it; else where the candidate
+            // would file it.
+            let recorded = routes.iter().find(|r| Some(&r.name) == route_name.as_ref());
+            let route = recorded.or_else(|| crate::routing::route_for(routes, &handoff, &ws.name));
+            let Some(route) = route else { continue };
+            let Some((_, would)) = super::policy::verdict(routes, route, &handoff, &facts) else {
+                continue;
+            };
+            let entry = out.entry(route.name.clone()).or_default();
+            let answer = d.outcome.as_str().to_string();
+            *entry.counts.entry((would, answer.clone())).or_default() += 1;
+            if would && answer != "approved" {
+                entry.disagreements.push(format!(
+                    "{} ({}): the policy would approve; {} answered {answer}",
+                    d.handoff_key, ws.name, d.by
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A decided record: its handoff, recorded route, facts (artifact sizes as received;
+/// checkpoints are not counted) and decision.
+fn recorded(
+    store: &Store,
+    ws: &str,
+    dir: &str,
+) -> Option<(Handoff, Option<String>, Facts, Decision)> {
+    let at = |file: &str| Path::new("handoffs").join(dir).join(file);
+    let committed: Committed = read_store(store, &at(META))?;
+    let decision: Decision = read_store(store, &at(DECISION))?;
+    let handoff: Handoff = serde_json::from_str(committed.content.as_deref()?).ok()?;
+    let meta = committed.meta;
+    let artifacts = meta
+        .artifacts
+        .iter()
+        .map(|s| ArtifactFact {
+            path: s.path.clone(),
+            size: s.identity.size,
+        })
+        .collect();
+    let facts = Facts::of(&handoff, ws, artifacts, 0);
+    let route = meta.route.and_then(|r| r.route);
+    Some((handoff, route, facts, decision))
+}
