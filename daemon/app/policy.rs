@@ -112,19 +112,20 @@ pub(super) fn verdict(
 /// What an expression sees of `rec`: its handoff, its artifacts' sizes as received, and how
 /// many checkpoints its task has.
 pub(super) fn facts_of(st: &WsState, rec: &Record, ws: &str) -> Facts {
-    let artifacts = rec
-        .meta
-        .artifacts
-        .iter()
-        .map(|s| ArtifactFact {
-            path: s.path.clone(),
-            size: s.identity.size,
-        })
-        .collect();
+    let artifacts = artifact_facts(&rec.meta.artifacts);
     let checkpoints = st
         .checkpoints
         .values()
         .filter(|c| c.task_id == rec.meta.task_id)
         .count() as u64;
     Facts::of(&rec.handoff, ws, artifacts, checkpoints)
+}
+
+/// The artifacts as received, as an expression sees them.
+pub(super) fn artifact_facts(stamps: &[super::model::Stamp]) -> Vec<ArtifactFact> {
+    let fact = |s: &super::model::Stamp| ArtifactFact {
+        path: s.path.clone(),
+        size: s.identity.size,
+    };
+    stamps.iter().map(fact).collect()
 }

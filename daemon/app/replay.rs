@@ -7,7 +7,7 @@ use super::model::{DECISION, META};
 use super::records::Committed;
 use crate::config::Config;
 use crate::contract::{Decision, Handoff};
-use crate::policy::{ArtifactFact, Facts};
+use crate::policy::Facts;
 use crate::store::Store;
 use crate::workspace;
 use std::collections::BTreeMap;
@@ -72,14 +72,7 @@ fn recorded(
     let decision: Decision = read_store(store, &at(DECISION))?;
     let handoff: Handoff = serde_json::from_str(committed.content.as_deref()?).ok()?;
     let meta = committed.meta;
-    let artifacts = meta
-        .artifacts
-        .iter()
-        .map(|s| ArtifactFact {
-            path: s.path.clone(),
-            size: s.identity.size,
-        })
-        .collect();
+    let artifacts = super::policy::artifact_facts(&meta.artifacts);
     let facts = Facts::of(&handoff, ws, artifacts, 0);
     let route = meta.route.and_then(|r| r.route);
     Some((handoff, route, facts, decision))

@@ -227,18 +227,11 @@ pub enum Command {
     Verify {
         /// The workspace folder whose decision.json to check
         dir: PathBuf,
-        /// A file of trusted public keys, as `baton keys` prints them
-        #[arg(long, value_name = "FILE")]
-        key: Option<PathBuf>,
-        /// A daemon whose keys to trust (its /api/v1/keys; BATON_TOKEN authenticates)
-        #[arg(long, value_name = "URL", conflicts_with = "key")]
-        url: Option<String>,
         /// Judge validity at this time (RFC 3339) instead of now, e.g. when auditing the past
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
-        /// Configuration file, for its data_dir's keys [default: ./baton.toml, else the embedded default]
-        #[arg(long)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Write an evidence pack of a period (-o FILE): each workspace's audit lines with their
     /// chain, every decision with its receipt, the configuration's hash, a Merkle root, all
@@ -306,6 +299,30 @@ impl From<DocKind> for baton::contract::schema::Kind {
     }
 }
 
+/// Which public keys to trust, for `verify` and `evidence verify`.
+#[derive(clap::Args)]
+pub struct TrustArgs {
+    /// A file of trusted public keys, as `baton keys` prints them
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// A daemon whose keys to trust (its /api/v1/keys; BATON_TOKEN authenticates)
+    #[arg(long, value_name = "URL", conflicts_with = "key")]
+    url: Option<String>,
+    /// Configuration file, for its data_dir's keys [default: ./baton.toml, else the embedded default]
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+impl TrustArgs {
+    fn trust(&self) -> receipts::Trust<'_> {
+        receipts::Trust {
+            key_file: self.key.as_deref(),
+            url: self.url.as_deref(),
+            config: self.config.as_deref(),
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum EvidenceCommand {
     /// Check a pack offline: the manifest's signature by a trusted key, the Merkle root, every
@@ -314,15 +331,8 @@ pub enum EvidenceCommand {
     Verify {
         /// The pack
         file: PathBuf,
-        /// A file of trusted public keys, as `baton keys` prints them
-        #[arg(long, value_name = "FILE")]
-        key: Option<PathBuf>,
-        /// A daemon whose keys to trust (its /api/v1/keys; BATON_TOKEN authenticates)
-        #[arg(long, value_name = "URL", conflicts_with = "key")]
-        url: Option<String>,
-        /// Configuration file, for its data_dir's keys [default: ./baton.toml, else the embedded default]
-        #[arg(long)]
-        config: Option<PathBuf>,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
 }
 
@@ -418,22 +428,9 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             command: PolicyCommand::Replay { file, since },
         } => policy::replay(&file, since.as_deref()),
         Command::Evidence {
-            check:
-                Some(EvidenceCommand::Verify {
-                    file,
-                    key,
-                    url,
-                    config,
-                }),
+            check: Some(EvidenceCommand::Verify { file, trust }),
             ..
-        } => {
-            let trust = receipts::Trust {
-                key_file: key.as_deref(),
-                url: url.as_deref(),
-                config: config.as_deref(),
-            };
-            evidence::verify(&file, trust)
-        }
+        } => evidence::verify(&file, trust.trust()),
         Command::Evidence {
             check: None,
             since,
@@ -453,19 +450,6 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Keys { rotate, config } => receipts::keys(config.as_deref(), rotate),
-        Command::Verify {
-            dir,
-            key,
-            url,
-            at,
-            config,
-        } => {
-            let trust = receipts::Trust {
-                key_file: key.as_deref(),
-                url: url.as_deref(),
-                config: config.as_deref(),
-            };
-            receipts::verify(&dir, trust, at.as_deref())
-        }
+        Command::Verify { dir, at, trust } => receipts::verify(&dir, trust.trust(), at.as_deref()),
     }
 }
