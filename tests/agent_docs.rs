@@ -1,14 +1,18 @@
-//! The README's "Writing an agent for baton", tried as a new user would: its shell loop is
-//! run as printed against a daemon while a reviewer asks for changes, then approves; its MCP
-//! host configuration is valid JSON naming `baton mcp`.
+//! The agent documentation, tried as a new user would: the README's shell loop is run as
+//! printed against a daemon while a reviewer asks for changes, then approves; the MCP host
+//! configuration of docs/agents.md is valid JSON naming `baton mcp`.
 
 use crate::util::{user, TestEnv, BIN};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+fn doc(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
 fn readme() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+    doc("README.md")
 }
 
 /// The fenced block of `lang` whose first line starts with `first`.
@@ -93,9 +97,13 @@ fn the_readme_agent_loop_follows_a_request_for_changes_and_ends_approved() {
 }
 
 #[test]
-fn the_readme_mcp_host_configuration_runs_baton_mcp() {
-    let config: Value =
-        serde_json::from_str(&block(&readme(), "json", "{\n  \"mcpServers\"")).unwrap();
+fn the_documented_mcp_host_configuration_runs_baton_mcp() {
+    let config: Value = serde_json::from_str(&block(
+        &doc("docs/agents.md"),
+        "json",
+        "{\n  \"mcpServers\"",
+    ))
+    .unwrap();
     let server = &config["mcpServers"]["baton"];
     assert_eq!(server["args"][0], "mcp");
     assert_eq!(server["args"][1], "--config");
