@@ -1,14 +1,18 @@
-//! The README's "Writing an agent for baton", tried as a new user would: its shell loop is
-//! run as printed against a daemon while a reviewer asks for changes, then approves; its MCP
-//! host configuration is valid JSON naming `baton mcp`.
+//! The agent documentation, tried as a new user would: the README's shell loop is run as
+//! printed against a daemon while a reviewer asks for changes, then approves; the MCP host
+//! configuration of docs/agents.md is valid JSON naming `baton mcp`.
 
 use crate::util::{user, TestEnv, BIN};
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+fn doc(path: &str) -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap()
+}
+
 fn readme() -> String {
-    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+    doc("README.md")
 }
 
 /// The fenced block of `lang` whose first line starts with `first`.
@@ -93,16 +97,20 @@ fn the_readme_agent_loop_follows_a_request_for_changes_and_ends_approved() {
 }
 
 #[test]
-fn the_readme_mcp_host_configuration_runs_baton_mcp() {
-    let config: Value =
-        serde_json::from_str(&block(&readme(), "json", "{\n  \"mcpServers\"")).unwrap();
+fn the_documented_mcp_host_configuration_runs_baton_mcp() {
+    let config: Value = serde_json::from_str(&block(
+        &doc("docs/agents.md"),
+        "json",
+        "{\n  \"mcpServers\"",
+    ))
+    .unwrap();
     let server = &config["mcpServers"]["baton"];
     assert_eq!(server["args"][0], "mcp");
     assert_eq!(server["args"][1], "--config");
     assert!(server["command"].as_str().unwrap().ends_with("/baton"));
 }
 
-/// The rows of the README's MCP tool table: (tool, arguments, answers).
+/// The rows of an MCP tool table: (tool, arguments, answers).
 fn mcp_rows(text: &str) -> Vec<(String, String, String)> {
     let table = text
         .split("| tool | arguments | answers |")
@@ -123,7 +131,7 @@ fn mcp_rows(text: &str) -> Vec<(String, String, String)> {
         .collect()
 }
 
-/// Issue 22, item 10: what `baton mcp` answers, `--help` says and the README documents agree.
+/// What `baton mcp` answers, `--help` says and docs/agents.md documents agree.
 #[test]
 fn the_docs_list_every_mcp_tool_and_every_field_the_tools_answer() {
     let env = TestEnv::new();
@@ -149,11 +157,11 @@ fn the_docs_list_every_mcp_tool_and_every_field_the_tools_answer() {
     tools.sort();
     assert_eq!(tools.len(), 7, "{tools:?}");
 
-    let text = readme();
+    let text = doc("docs/agents.md");
     let rows = mcp_rows(&text);
     let mut documented: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
     documented.sort();
-    assert_eq!(documented, tools, "the README's table");
+    assert_eq!(documented, tools, "the table of docs/agents.md");
     let help = crate::util::baton(&["mcp", "--help"]);
     let help = String::from_utf8_lossy(&help.stdout).replace('\n', " ");
     for tool in &tools {
@@ -180,7 +188,7 @@ fn the_docs_list_every_mcp_tool_and_every_field_the_tools_answer() {
     for field in submitted.as_object().unwrap().keys() {
         assert!(
             documented.contains(field.as_str()),
-            "submit_handoff answers `{field}`, the README does not say so"
+            "submit_handoff answers `{field}`, docs/agents.md does not say so"
         );
     }
     for field in ["revision_warning", "revise_with_id", "warning"] {

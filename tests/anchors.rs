@@ -1,4 +1,4 @@
-//! The audit anchors made durable together (issue 8): each workspace's anchor file is written
+//! The audit anchors made durable together: each workspace's anchor file is written
 //! before every append and no longer synced; about once a second (and at shutdown) the anchors
 //! that moved go into one ledger in data_dir with one sync. A power cut that sets an anchor
 //! file back is then no tampering, and a log cut back to where such an old file points still

@@ -176,7 +176,7 @@ fn approved_work_changed_while_the_daemon_was_down_is_restored_at_start() {
     assert_restored(&d, &ws, "approved/report.md", "edited");
 }
 
-/// Issue 18, attack 5: a hard link to an approved file is a second name through which its
+/// The trust boundary, hard links: a hard link to an approved file is a second name through which its
 /// bytes could change without any event in `approved/`. The check notices the link count
 /// (at the reconcile, `reconcile_s = 1` here; a link made elsewhere changes nothing a watch
 /// on `approved/` sees) and writes a fresh inode, so writes through the other name no longer

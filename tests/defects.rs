@@ -1,4 +1,4 @@
-//! Issue 6, the contract part: honest input agents write (scope parts as text, `null` for
+//! The contract's rough edges: honest input agents write (scope parts as text, `null` for
 //! absent), shape errors that name the shapes, keys without `id` that belong to their
 //! workspace, and one validation path (`baton submit` says what the daemon will say).
 

@@ -1,4 +1,4 @@
-//! Issue 6, the operator and agent-loop part: nothing fails silently (workspaces no daemon
+//! The operator's and the agent loop's rough edges: nothing fails silently (workspaces no daemon
 //! serves, config entries that hold none), and the rough
 //! edges an operator meets first (colours, BATON_LOG, help, error texts, the admin token).
 

@@ -1,5 +1,5 @@
 //! What a crash can leave behind, built from outside, and what the next start makes of it
-//! (issue 17): events logged but never spooled, temp files in record folders, and an audit
+//! events logged but never spooled, temp files in record folders, and an audit
 //! log edited while the daemon runs. The random kill -9 storm is `trust::crash`.
 
 use crate::notify::{self, Receiver};

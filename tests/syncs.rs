@@ -1,4 +1,4 @@
-//! What ingest costs in syncs (issue 8). Syncs are what a handoff waits for on a slow disk, so
+//! What ingest costs in syncs. Syncs are what a handoff waits for on a slow disk, so
 //! their number per handoff is pinned here, read from the daemon's own count
 //! (`baton_syncs_total{kind}`): a change that adds one shows up as a failure, not as a slower
 //! benchmark on somebody else's machine. The anchor flush (in the background, about once a

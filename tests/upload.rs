@@ -335,7 +335,7 @@ fn an_unknown_agent_group_is_a_configuration_error() {
     );
 }
 
-/// Issue 18, attack 7: with one `agent_group`, an agent in it writes into every workspace.
+/// The trust boundary, one group for all: with one `agent_group`, an agent in it writes into every workspace.
 /// `[[agent_groups]]` gives a workspace its own group: an agent of the global group (users)
 /// still writes alpha's inbox, and cannot write beta's, whose group is nogroup.
 #[test]

@@ -1,4 +1,4 @@
-//! Release-mode benchmark of issue 12's read paths: `cargo bench --bench agents`.
+//! Release-mode benchmark of the agents' read paths: `cargo bench --bench agents`.
 //!
 //! 1. Parse + validate one handoff of about 380 KB, written as JSON and as YAML (the same
 //!    content): what reading `handoff.yaml` costs next to `handoff.json`.

@@ -1,4 +1,4 @@
-//! The summary: every figure of issue 8 beside its target, and one `RESULT` line of key=value
+//! The summary: every ingest figure beside its target, and one `RESULT` line of key=value
 //! pairs so runs can be collected (min/median/max) by a script.
 
 use crate::capacity::Capacity;

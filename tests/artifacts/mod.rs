@@ -1,4 +1,4 @@
-//! Issue 7, the artifact and timeline views of the handoff page: the raw download (headers,
+//! The artifact and timeline views of the handoff page: the raw download (headers,
 //! traversal refused), the artifact list with its checks, previews, diffs against the previous
 //! revision, bad input, and the timeline's data. Against a real daemon.
 

@@ -1,12 +1,12 @@
 //! `kill -9` at random points while agents write and reviewers race on one- and two-approval
-//! routes, with a real webhook receiver and a real SMTP server (issue 17). Every transition is
+//! routes, with a real webhook receiver and a real SMTP server. Every transition is
 //! one commit, and what is owed to webhooks and mail is re-derived after a crash, so at the
 //! end: every handoff is recorded once, every approval is a decision or absent (never a
 //! complete quorum left pending), no reviewer counts twice, the logs verify clean, and every
 //! logged event reached the receiver and every handoff announced by mail reached the mailbox.
 //!
-//! `BATON_KILLS` sets the number of kills (default 60 here; the issue's figures come from runs
-//! of 200 and more).
+//! `BATON_KILLS` sets the number of kills (default 60 here; longer runs use
+//! 200 and more).
 
 use super::*;
 use crate::notify::mail::Smtp;

@@ -1,4 +1,4 @@
-//! Issue 18, attack 2: `from_agent` is a name the agent types. A handoff claiming to be from
+//! Proven senders: `from_agent` is a name the agent types. A handoff claiming to be from
 //! a reviewer does not lock that reviewer out (it is flagged instead); an upload with an agent
 //! token cannot claim another name; a proven sender (a configured agent of the workspace)
 //! still cannot approve its own work.

@@ -33,7 +33,7 @@ fn a_hundred_one_mebibyte_checkpoints_keep_memory_and_answers_bounded() {
         detail(&d, "heavy")["checkpoints_total"] == 100
     });
 
-    // Six readers at once, as in the issue.
+    // Six readers at once.
     let readers: Vec<_> = (0..6)
         .map(|_| {
             let (url, token) = (d.url.clone(), d.token.clone());

@@ -1,4 +1,4 @@
-//! Issue 18, attacks 3 and 4: the lock table is in the workspace, so an agent rewrites it.
+//! Lock events and fencing tokens: the lock table is in the workspace, so an agent rewrites it.
 //! Its journal must not become admin-shaped audit events or paths outside the workspace, and
 //! its `next_token` must not make fencing tokens wrap or go back.
 

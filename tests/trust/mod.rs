@@ -1,5 +1,5 @@
-//! The trust boundary (issue 5): an agent with write access to its own workspace, `.baton/`
-//! included, attacks the daemon. Each test makes one attack of the issue against the real
+//! The trust boundary: an agent with write access to its own workspace, `.baton/`
+//! included, attacks the daemon. Each test makes one attack against the real
 //! binary and asserts that it now fails and that it is recorded. Attack 4 (sign_off naming
 //! approvers) is `signoff::an_agent_cannot_pick_its_approvers_through_sign_off`; attack 7
 //! (slow clients) is `http`.

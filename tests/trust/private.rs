@@ -1,4 +1,4 @@
-//! Issue 18, attack 1: data_dir read by another local user. Every record of every workspace
+//! The data_dir's privacy: data_dir read by another local user. Every record of every workspace
 //! is in data_dir, so it is owner-only (0700 / 0600) whatever the umask, looser modes are
 //! narrowed at start, and another user's `baton search` / `baton export` is told why it fails.
 

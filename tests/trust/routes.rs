@@ -1,4 +1,4 @@
-//! Issue 18, attack 6: `to_agent` is a field the agent writes. It may choose only among the
+//! Routing by `to_agent`: `to_agent` is a field the agent writes. It may choose only among the
 //! routes that match the handoff (and not leave a keyed route for a catch-all), and a route
 //! it chose over the first match auto-approves only if the route says
 //! `auto_approve_when_named = true`.
