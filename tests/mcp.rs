@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 
-fn python() -> PathBuf {
+/// The virtualenv's Python (the MCP SDK and openapi-spec-validator are installed in it).
+pub(crate) fn python() -> PathBuf {
     if let Some(p) = std::env::var_os("BATON_MCP_PYTHON") {
         return PathBuf::from(p);
     }
@@ -18,7 +19,7 @@ fn python() -> PathBuf {
     assert!(
         venv.exists(),
         "the MCP test needs the official Python SDK: run the venv step of .ci/run \
-         (python3 -m venv ~/.cache/baton/mcp-venv && ~/.cache/baton/mcp-venv/bin/pip install mcp), \
+         (python3 -m venv ~/.cache/baton/mcp-venv && ~/.cache/baton/mcp-venv/bin/pip install mcp openapi-spec-validator), \
          or set BATON_MCP_PYTHON"
     );
     venv
@@ -317,7 +318,7 @@ fn log_lines(child: &mut Child) -> impl Iterator<Item = String> {
     std::iter::from_fn(move || rx.recv_timeout(PATIENCE).ok())
 }
 
-/// Issue 18, attack 8: `baton mcp --workspace GLOB` serves only those workspaces. Another one
+/// The trust boundary, MCP scope: `baton mcp --workspace GLOB` serves only those workspaces. Another one
 /// is answered exactly as one that does not exist, and search finds nothing of it.
 #[test]
 fn an_mcp_server_limited_to_a_workspace_knows_no_other() {

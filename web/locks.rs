@@ -110,12 +110,18 @@ pub fn openapi_paths() -> Value {
         "properties": { "path": { "type": "string" }, "owner": { "type": "string" }, "purpose": { "type": "string" },
             "token": { "type": "integer", "description": "fencing token: above every earlier grant's" },
             "acquired_at": { "type": "string", "format": "date-time" }, "expires_at": { "type": "string", "format": "date-time" } } });
-    let upload = |what: &str| {
-        serde_json::json!({ "put": { "summary": what, "security": [{ "bearer": [] }],
+    let path_param = |name: &str, d: &str| {
+        serde_json::json!({ "name": name, "in": "path", "required": true,
+        "schema": { "type": "string" }, "description": d })
+    };
+    let upload = |what: &str, parameters: Value| {
+        serde_json::json!({ "parameters": parameters, "put": { "summary": what, "security": [{ "bearer": [] }],
         "requestBody": { "required": true, "content": { "application/octet-stream": {} } },
         "responses": { "201": err("written (new file): {path, size, sha256, created}"), "200": err("replaced"),
-            "401": err("no or unknown credentials"), "403": err("a reviewer that is not admin, or a symlinked folder on the way"),
-            "404": err("no such workspace for this token"), "413": err("over limits.max_upload_bytes"),
+            "401": err("no or unknown credentials"),
+            "403": err("a reviewer that is not admin, a symlinked folder on the way, or a handoff whose from_agent is not the token's agent"),
+            "404": err("no such workspace for this token"), "409": err("another owner holds a lock on the file: `holder` is that lock"),
+            "413": err("over limits.max_upload_bytes"),
             "422": err("a path that would leave its folder") } } })
     };
     serde_json::json!({
@@ -140,8 +146,10 @@ pub fn openapi_paths() -> Value {
             "post": { "summary": "Take ownership ({}) or hand it to a configured user ({owner})", "security": [{ "bearer": [] }],
                 "responses": { "200": { "description": "{workspace, owner, since, by}" }, "403": err("agents; another's workspace unless owner or admin"),
                     "404": err("no such workspace"), "422": err("unknown user") } } },
-        "/api/v1/workspaces/{ws}/inbox/{path}": upload("Write an artifact under inbox/ (agent tokens of the workspace)"),
-        "/api/v1/workspaces/{ws}/checkpoints/{name}": upload("Write checkpoints/NAME.json"),
-        "/api/v1/workspaces/{ws}/handoff": upload("Write handoff.json"),
+        "/api/v1/workspaces/{ws}/inbox/{path}": upload("Write an artifact under inbox/ (agent tokens of the workspace)",
+            serde_json::json!([ws, path_param("path", "the file's path under inbox/; may span folders (a/b.md)")])),
+        "/api/v1/workspaces/{ws}/checkpoints/{name}": upload("Write checkpoints/NAME.json",
+            serde_json::json!([ws, path_param("name", "the checkpoint's file name, ending .json")])),
+        "/api/v1/workspaces/{ws}/handoff": upload("Write handoff.json", serde_json::json!([ws])),
     })
 }

@@ -43,10 +43,19 @@ Exit codes:
   8  reassigned
   9  withdrawn (superseded by a newer handoff)";
 
+/// `baton --version`: the package's version and the git commit it was built from (see
+/// build.rs; "unknown" outside a git checkout).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (commit ",
+    env!("BATON_GIT_COMMIT"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "baton",
-    version,
+    version = VERSION,
     about = "A human-in-the-loop staging area for AI agents"
 )]
 pub struct Cli {
