@@ -1,6 +1,6 @@
 //! After `changes_requested`, only the same `id` makes a revision: `baton submit` and the MCP
 //! tool `submit_handoff` warn an agent about to start unrelated work instead, naming the id
-//! to reuse. (Issue 22, item 9.)
+//! to reuse.
 
 use crate::util::{self, bytes, handoff, user, TestEnv, BIN, PATIENCE};
 use serde_json::{json, Value};

@@ -1,6 +1,6 @@
 //! The handoff and workspace pages offer only what the server would accept, and a form that
 //! is refused leads back to its page with the reason (Post/Redirect/Get), never a page left
-//! at a POST address that posts again on reload. (Issue 22, items 1, 2, 4 and 6.)
+//! at a POST address that posts again on reload.
 
 use super::{Session, Web};
 use crate::util::{self, bytes, handoff, write_atomic, Daemon, TestEnv};
