@@ -2,22 +2,12 @@
 //! checked offline. A pack verifies; one edited line, one removed decision or a key that is
 //! not the daemon's each fail with their reason.
 
-use crate::util::{baton, bytes, handoff, user, write_atomic, TestEnv};
+use crate::util::{baton, handoff, user, TestEnv};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 fn decide(env: &TestEnv, d: &crate::util::Daemon, id: &str, outcome: &str) {
-    write_atomic(&env.ws("alpha").join("handoff.json"), &bytes(&handoff(id)));
-    d.wait_until("received", || {
-        d.handoffs("pending").iter().any(|h| h["key"] == id)
-    });
-    let body = format!(r#"{{"outcome":"{outcome}"}}"#);
-    let (status, answer) = d.post_as(
-        &format!("/api/v1/handoffs/{id}/decision"),
-        Some("rita-token"),
-        &body,
-    );
-    assert_eq!(status, 200, "{answer}");
+    d.submit_and_decide(&env.ws("alpha"), &handoff(id), "rita-token", outcome);
 }
 
 fn keys_of(env: &TestEnv, file: &Path) {
@@ -97,4 +87,34 @@ fn a_pack_verifies_offline_and_each_tampering_fails_with_its_reason() {
     let (code, out) = verify(&pack, &theirs);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("not trusted"), "{out}");
+}
+
+/// The log lives where agents write: a pack is refused from one that does not end where the
+/// daemon anchored it (a forged line appended, its chain made to look right or not).
+#[test]
+fn no_pack_is_made_from_a_log_changed_behind_the_daemon() {
+    let mut env = TestEnv::with_config(&user("rita", "\"reviewer\""));
+    let d = env.start();
+    decide(&env, &d, "ev-x", "approved");
+    d.stop();
+    let log = env.ws("alpha").join(".baton/events.jsonl");
+    let mut text = std::fs::read_to_string(&log).unwrap();
+    text.push_str("{\"seq\":999,\"prev\":\"x\",\"type\":\"handoff.decided\"}\n");
+    std::fs::write(&log, text).unwrap();
+    let pack = env.root().join("pack.json");
+    let cfg = env.config_path();
+    let made = baton(&[
+        "evidence",
+        "-o",
+        pack.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    assert!(!made.status.success(), "{made:?}");
+    let said = String::from_utf8_lossy(&made.stderr).into_owned();
+    assert!(
+        said.contains("does not end where the daemon anchored it"),
+        "{said}"
+    );
+    assert!(!pack.exists());
 }

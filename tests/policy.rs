@@ -110,17 +110,7 @@ fn replay_shows_what_a_candidate_policy_would_have_done_with_human_decisions() {
         ("r-b", 0.98, "rejected"),
         ("r-c", 0.5, "approved"),
     ] {
-        write_atomic(&ws.join("handoff.json"), &bytes(&confident(id, confidence)));
-        d.wait_until("pending", || {
-            d.handoffs("pending").iter().any(|h| h["key"] == id)
-        });
-        let body = format!(r#"{{"outcome":"{outcome}"}}"#);
-        let (status, answer) = d.post_as(
-            &format!("/api/v1/handoffs/{id}/decision"),
-            Some("rita-token"),
-            &body,
-        );
-        assert_eq!(status, 200, "{answer}");
+        d.submit_and_decide(&ws, &confident(id, confidence), "rita-token", outcome);
     }
     d.stop();
     // The candidate: the same configuration with a policy on the route the handoffs took.

@@ -9,7 +9,7 @@
 use super::state::{Record, Served};
 use super::App;
 use crate::locks::Request;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A hold lasts this long unless renewed, so a daemon that stops leaves no lock for ever.
 const HOLD_TTL_S: u64 = 3600;
@@ -56,30 +56,5 @@ impl App {
         if ws.lock_seen.hold_due(&rec.meta.key, RENEW_AFTER) {
             self.hold_artifacts(ws, rec);
         }
-    }
-}
-
-/// When each pending handoff's holds were last taken, in memory (a restart renews at once).
-#[derive(Debug, Default)]
-pub struct Held(std::sync::Mutex<std::collections::HashMap<String, Instant>>);
-
-impl Held {
-    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Instant>> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-impl super::LockSeen {
-    fn held(&self, key: &str) {
-        self.held.map().insert(key.to_string(), Instant::now());
-    }
-    fn unheld(&self, key: &str) {
-        self.held.map().remove(key);
-    }
-    fn hold_due(&self, key: &str, after: Duration) -> bool {
-        self.held
-            .map()
-            .get(key)
-            .is_none_or(|t| t.elapsed() >= after)
     }
 }

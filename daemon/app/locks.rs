@@ -31,7 +31,7 @@ const SEEN: &str = "locks-seen.json";
 pub struct LockSeen {
     state: Mutex<Seen>,
     /// When the review holds of each pending handoff were last taken (see `holds`).
-    pub(super) held: super::holds::Held,
+    held: Held,
 }
 
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
@@ -473,4 +473,33 @@ fn event_of(
         "reason": reason, "happened_at": e.at, "seq": e.seq, "source": source,
     });
     Event::new(kind, workspace, None, data)
+}
+
+/// When each pending handoff's holds were last taken, in memory (a restart renews at once).
+#[derive(Debug, Default)]
+struct Held(std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>);
+
+impl Held {
+    fn map(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, std::time::Instant>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl LockSeen {
+    pub(super) fn held(&self, key: &str) {
+        self.held
+            .map()
+            .insert(key.to_string(), std::time::Instant::now());
+    }
+    pub(super) fn unheld(&self, key: &str) {
+        self.held.map().remove(key);
+    }
+    pub(super) fn hold_due(&self, key: &str, after: std::time::Duration) -> bool {
+        self.held
+            .map()
+            .get(key)
+            .is_none_or(|t| t.elapsed() >= after)
+    }
 }

@@ -11,7 +11,6 @@
 use crate::workspace::{fsync, Workspace};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 /// A point in a log: the last event's sequence number, the sha256 of its line, and the log's
@@ -126,7 +125,7 @@ impl Anchors {
     /// Overwrites the anchor file, not durably: the page cache keeps it, which a killed
     /// process cannot lose; the ledger makes it survive a power cut.
     pub fn write(&self, anchor: &Anchor) -> io::Result<()> {
-        overwrite_record(&self.anchor, anchor, ANCHOR_SIZE)
+        super::overwrite_record(&self.anchor, anchor, ANCHOR_SIZE)
     }
 
     /// Appends one history line durably. The file is only ever appended to.
@@ -175,21 +174,4 @@ impl Anchors {
         crate::workspace::write_atomic(&path, bytes, fsync::Kind::Other)?;
         Ok(path)
     }
-}
-
-/// Overwrites a small JSON record in place by one write, padded with spaces (which parsers
-/// skip) to at least `size` bytes, so the file never needs truncating and a reader sees the
-/// old record or the new one whole (a write within one page). Not synced: see the callers.
-pub(super) fn overwrite_record(path: &Path, value: &impl Serialize, size: usize) -> io::Result<()> {
-    let mut record = serde_json::to_vec(value)?;
-    record.resize(size.max(record.len()), b' ');
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
-    file.write_all_at(&record, 0)
 }

@@ -44,7 +44,7 @@ impl Handed {
     }
 
     pub fn write(&self, mark: &Mark) -> io::Result<()> {
-        super::anchor::overwrite_record(&self.path, mark, SIZE)
+        super::overwrite_record(&self.path, mark, SIZE)
     }
 }
 

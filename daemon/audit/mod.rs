@@ -26,7 +26,7 @@ use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
-const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Largest log copied as evidence; beyond it only its size is recorded.
 const EVIDENCE_LIMIT: usize = 256 * 1024 * 1024;
 
@@ -417,4 +417,21 @@ fn chain(head: &Mark, events: &[Event]) -> io::Result<(String, Mark, Vec<String>
 
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// Overwrites a small JSON record in place by one write, padded with spaces (which parsers
+/// skip) to at least `size` bytes, so the file never needs truncating and a reader sees the
+/// old record or the new one whole (a write within one page). Not synced: see the callers.
+fn overwrite_record(path: &std::path::Path, value: &impl Serialize, size: usize) -> io::Result<()> {
+    let mut record = serde_json::to_vec(value)?;
+    record.resize(size.max(record.len()), b' ');
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)?;
+    std::os::unix::fs::FileExt::write_all_at(&file, &record, 0)
 }

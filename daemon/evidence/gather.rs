@@ -21,12 +21,15 @@ pub fn gather(
     let found = workspace::discover(&config.workspaces)?;
     let mut logs = Vec::new();
     let mut decisions = Vec::new();
+    let mut flushed = crate::audit::Ledger::read(&config.data_dir)?;
     for ws in found
         .workspaces
         .iter()
         .filter(|w| only.is_none_or(|g| g.matches(&w.name)))
     {
-        logs.push(slice(ws, period)?);
+        let anchors = crate::audit::Anchors::for_workspace(&config.data_dir, ws);
+        let newest = flushed.remove(&anchors.tag);
+        logs.push(slice(ws, &anchors.with_flushed(newest), period)?);
         let store = Store::for_workspace(&config.data_dir, ws);
         decisions.extend(decisions_of(&store, period)?);
     }
@@ -35,12 +38,25 @@ pub fn gather(
 }
 
 /// The log lines whose time is within the period: they are in time order, so a run.
-fn slice(ws: &Workspace, (since, until): (&str, &str)) -> anyhow::Result<LogSlice> {
+/// The log lives where agents write, and its chain alone proves nothing (anyone can hash):
+/// it must end where the daemon anchored it in data_dir, or no pack is made of it.
+fn slice(
+    ws: &Workspace,
+    anchors: &crate::audit::Anchors,
+    (since, until): (&str, &str),
+) -> anyhow::Result<LogSlice> {
     let path = ws.events_path();
     let bytes = ws
         .read(&path, MAX_LOG_BYTES)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         .unwrap_or_default();
+    if !ends_at_anchor(&bytes, anchors)? {
+        anyhow::bail!(
+            "{}: the log does not end where the daemon anchored it; run `baton audit verify {}`",
+            path.display(),
+            ws.root.display()
+        );
+    }
     let text = String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("{}: not UTF-8: the log was tampered with", path.display()))?;
     let at = |line: &str| {
@@ -81,4 +97,16 @@ fn decisions_of(store: &Store, (since, until): (&str, &str)) -> anyhow::Result<V
         }
     }
     Ok(out)
+}
+
+/// Whether the log's last line is the anchored one (or the one before an append in flight).
+fn ends_at_anchor(log: &[u8], anchors: &crate::audit::Anchors) -> anyhow::Result<bool> {
+    let last = log
+        .split(|b| *b == b'\n')
+        .rfind(|l| !l.is_empty())
+        .map_or(crate::audit::GENESIS.to_string(), super::sha256_hex);
+    Ok(match anchors.read()? {
+        None => log.is_empty(),
+        Some(a) => a.after.hash == last || a.before.is_some_and(|b| b.hash == last),
+    })
 }

@@ -225,6 +225,25 @@ impl Daemon {
         )
     }
 
+    /// Writes `doc` as `ws`'s handoff.json, waits until it is pending, and has the holder of
+    /// `token` answer it `outcome` (which must be taken: 200).
+    pub fn submit_and_decide(&self, ws: &Path, doc: &Value, token: &str, outcome: &str) {
+        let id = doc["id"]
+            .as_str()
+            .expect("the handoff has an id")
+            .to_string();
+        write_atomic(&ws.join("handoff.json"), &bytes(doc));
+        self.wait_until("pending", || {
+            self.handoffs("pending")
+                .iter()
+                .any(|h| h["key"] == id.as_str())
+        });
+        let body = serde_json::json!({ "outcome": outcome }).to_string();
+        let url = format!("/api/v1/handoffs/{id}/decision");
+        let (status, answer) = self.post_as(&url, Some(token), &body);
+        assert_eq!(status, 200, "{answer}");
+    }
+
     /// The handoffs in `state` (pending, decided, all).
     pub fn handoffs(&self, state: &str) -> Vec<Value> {
         let (status, body) = self.get(&format!("/api/v1/handoffs?state={state}"));
