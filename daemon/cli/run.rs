@@ -25,6 +25,9 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let indexer = app.start_search();
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
     let heartbeat = tokio::spawn(baton::heartbeat::run(app.clone(), started_at));
+    let leases = app
+        .cluster()
+        .map(|c| tokio::spawn(keep_leases(app.clone(), c.ttl / 3)));
     let app_for_anchors = app.clone();
     let router = baton_web::router(app);
     baton_web::server::serve(listener, router, &http, max_connections, shutdown.clone()).await;
@@ -38,6 +41,9 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
         let _ = tokio::task::spawn_blocking(move || indexer.join()).await;
     }
     housekeeping.abort();
+    if let Some(leases) = leases {
+        leases.abort();
+    }
     // After ingest has stopped, so the anchors cover every event.
     let _ = tokio::task::spawn_blocking(move || {
         app_for_anchors.flush_sessions();
@@ -70,6 +76,17 @@ async fn housekeeping(app: App) {
             app.check_locks();
         })
         .await;
+    }
+}
+
+/// In a cluster, every third of the lease TTL: renews this node's leases, drops what it lost
+/// and gives up what another node should serve (`App::keep_leases`).
+async fn keep_leases(app: App, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let app = app.clone();
+        let _ = tokio::task::spawn_blocking(move || app.keep_leases()).await;
     }
 }
 
