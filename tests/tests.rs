@@ -28,7 +28,7 @@ mod http;
 mod lifecycle;
 mod locks;
 mod mcp;
-mod notify;
+pub mod notify;
 mod openapi;
 mod operator;
 mod ownership;

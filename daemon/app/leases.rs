@@ -48,6 +48,7 @@ impl App {
             }
         }
         self.metrics().leases_held.set(cluster.leases.held() as i64);
+        self.inner.outbox.adopt();
     }
 
     /// Stops serving the workspace of `tag` on this node: it leaves the lists and the key

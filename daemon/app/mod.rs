@@ -179,6 +179,7 @@ impl App {
             &config,
             metrics.deliveries.clone(),
             metrics.delivery_attempts.clone(),
+            cluster.as_ref().map(|c| c.deliveries()),
         )?;
         let mut warnings = found.warnings;
         let search = match crate::search::Search::open(&config) {

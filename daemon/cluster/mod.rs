@@ -9,6 +9,7 @@
 //! `migrations/` and run at start (`schema`).
 
 mod anchors;
+mod deliveries;
 pub mod lease;
 mod records;
 mod schema;
@@ -73,6 +74,11 @@ impl Cluster {
     /// Where the audit anchors are kept, fenced the same way.
     pub fn anchors(self: &Arc<Cluster>) -> Arc<dyn crate::audit::RemoteAnchors> {
         Arc::new(anchors::AnchorRows::new(self.clone()))
+    }
+
+    /// Where this node's outbox keeps its deliveries.
+    pub fn deliveries(self: &Arc<Cluster>) -> Box<dyn crate::outbox::Keep> {
+        Box::new(deliveries::DeliveryRows::new(self.clone()))
     }
 
     fn client(

@@ -24,7 +24,7 @@ pub use dead::RetryError;
 pub use letter::Facts;
 pub use mail::{MailError, MailRequest};
 pub use sign::{BadSecret, Key};
-pub use spool::{Attempt, Delivery, SpoolError, State};
+pub use spool::{Attempt, Delivery, Keep, SpoolError, State};
 
 use crate::config::{Config, WebhookFormat};
 use crate::events::{Event, EventType};
@@ -87,7 +87,7 @@ pub enum OpenError {
 
 /// What the outbox and its workers share.
 struct Shared {
-    spool: Spool,
+    spool: Box<dyn Keep>,
     index: Mutex<BTreeMap<String, Delivery>>,
     disabled: Disabled,
     schedule: Vec<f64>,
@@ -105,8 +105,14 @@ impl Outbox {
         config: &Config,
         gauges: Family<StateLabel, Gauge>,
         attempts: Family<OutcomeLabel, Counter>,
+        keep: Option<Box<dyn Keep>>,
     ) -> Result<(Outbox, Vec<String>), OpenError> {
-        let spool = Spool::open(&config.data_dir)?;
+        let files = Spool::open(&config.data_dir)?;
+        let disabled = Disabled::load(files.dir());
+        let spool: Box<dyn Keep> = match keep {
+            Some(keep) => keep,
+            None => Box::new(files),
+        };
         let mailer = config.smtp.as_ref().map(mail::Mailer::new).transpose()?;
         let (loaded, mut warnings) = spool.load()?;
         let endpoints: Vec<Arc<Endpoint>> = config
@@ -135,7 +141,6 @@ impl Outbox {
             index.insert(d.id.clone(), d);
         }
         spool.save(&changed.iter().collect::<Vec<_>>())?;
-        let disabled = Disabled::load(spool.dir());
         let mut wake = HashMap::new();
         let mut waiting = Vec::new();
         let mut specs: Vec<worker::Spec> = endpoints
@@ -263,6 +268,27 @@ impl Outbox {
         saved.is_ok()
     }
 
+    /// Takes over the pending deliveries of nodes that are gone (in a cluster), and wakes
+    /// their channels' workers. Returns how many.
+    pub fn adopt(&self) -> usize {
+        let adopted = self.shared.spool.adopt();
+        let count = adopted.len();
+        let mut index = self.shared.lock();
+        let mut wake = Vec::new();
+        for d in adopted {
+            wake.push((d.channel.clone(), d.id.clone()));
+            index.insert(d.id.clone(), d);
+        }
+        self.shared.count(&index);
+        drop(index);
+        for (channel, id) in wake {
+            if let Some(tx) = self.wake.get(&channel) {
+                let _ = tx.send(id);
+            }
+        }
+        count
+    }
+
     fn make(&self, event: &Event, origin: &str, channel: &str, body: String) -> Delivery {
         let now = worker::now_ms();
         Delivery {
@@ -364,7 +390,14 @@ mod tests {
             "workspaces = [\"ws\"]\ndata_dir = \"data\"\n[deliveries]\nkeep_delivered_s = 0\n";
         let config = Config::parse(text, "test", dir.path()).unwrap();
         let m = crate::metrics::Metrics::default();
-        let open = || Outbox::open(&config, m.deliveries.clone(), m.delivery_attempts.clone());
+        let open = || {
+            Outbox::open(
+                &config,
+                m.deliveries.clone(),
+                m.delivery_attempts.clone(),
+                None,
+            )
+        };
         let (outbox, _) = open().unwrap();
         let e = Event::new(EventType::HandoffReceived, "alpha", Some("k"), json!({}));
         let mut old = outbox.make(&e, "line-1", "webhook:ops", "{}".into());

@@ -80,6 +80,8 @@ impl Delivery {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpoolError {
+    #[error("cannot keep deliveries in the cluster's database: {0}")]
+    Database(String),
     #[error("cannot write the delivery spool file {path}: {source}")]
     Write {
         path: PathBuf,
@@ -92,8 +94,35 @@ pub enum SpoolError {
     },
 }
 
+/// Where deliveries are kept: files in data_dir (`Spool`), or the cluster's database, where
+/// a live node adopts the pending deliveries of a dead one.
+pub trait Keep: Send + Sync {
+    /// Writes deliveries (new or changed) durably.
+    fn save(&self, deliveries: &[&Delivery]) -> Result<(), SpoolError>;
+    /// Every delivery of this node, and warnings for what could not be read.
+    fn load(&self) -> Result<(Vec<Delivery>, Vec<String>), SpoolError>;
+    /// Forgets a delivery.
+    fn remove(&self, id: &str);
+    /// Pending deliveries of nodes that are gone, now this node's to send.
+    fn adopt(&self) -> Vec<Delivery> {
+        Vec::new()
+    }
+}
+
 pub struct Spool {
     dir: PathBuf,
+}
+
+impl Keep for Spool {
+    fn save(&self, deliveries: &[&Delivery]) -> Result<(), SpoolError> {
+        Spool::save(self, deliveries)
+    }
+    fn load(&self) -> Result<(Vec<Delivery>, Vec<String>), SpoolError> {
+        Spool::load(self)
+    }
+    fn remove(&self, id: &str) {
+        Spool::remove(self, id)
+    }
 }
 
 impl Spool {

@@ -98,10 +98,10 @@ fn a_database_migrated_by_a_newer_baton_is_refused_with_what_to_do() {
 }
 
 /// `env`'s workspaces served by a second daemon with its own data_dir and node name.
-fn second_node(env: &TestEnv, url: &str) -> PathBuf {
+fn second_node(env: &TestEnv, url: &str, extra: &str) -> PathBuf {
     let path = env.root().join("baton-b.toml");
     let text = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"data-b\"\nworkspaces = [\"ws\"]\nsettle_ms = 300\npoll_ms = 200\n\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"b\"\nlease_ttl_s = 2\n"
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"data-b\"\nworkspaces = [\"ws\"]\nsettle_ms = 300\npoll_ms = 200\n{extra}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"b\"\nlease_ttl_s = 2\n"
     );
     std::fs::write(&path, text).unwrap();
     path
@@ -129,7 +129,7 @@ fn two_nodes_share_the_workspaces_and_the_survivor_of_a_kill_serves_them_all_wit
     }
     let a = env.start();
     a.wait_until("a serves every workspace", || served(&a) == 9);
-    let b_config = second_node(&env, &url);
+    let b_config = second_node(&env, &url, "");
     let b = env.spawn_with_config(&b_config);
     b.wait_until("the workspaces shared out", || {
         let (x, y) = (served(&a), served(&b));
@@ -212,4 +212,35 @@ fn while_the_database_is_down_decisions_answer_503_and_change_nothing_then_all_r
     });
     assert_eq!(decision(&ws).unwrap()["comment"], "after");
     d.assert_alive();
+}
+
+#[test]
+fn the_pending_webhooks_of_a_killed_node_are_sent_by_a_live_one_under_the_same_id() {
+    let pg = Postgres::start();
+    let url = pg.database("outbox");
+    let port = pg::free_port();
+    let hook = format!("http://127.0.0.1:{port}/hook");
+    let schedule = vec!["1"; 40].join(", ");
+    let webhook = crate::notify::config(&hook, &format!("0, {schedule}"));
+    let mut env = TestEnv::with_config(&format!(
+        "{webhook}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = 2\n"
+    ));
+    let a = env.start();
+    crate::notify::submit(&env, "h-owed");
+    a.wait_until("a's delivery failed once (nobody listens yet)", || {
+        crate::notify::deliveries(&a, "pending")
+            .first()
+            .is_some_and(|d| !d["attempts"].as_array().unwrap().is_empty())
+    });
+    let id = crate::notify::deliveries(&a, "pending")[0]["id"].clone();
+    a.kill9();
+
+    let receiver = crate::notify::Receiver::start(env.root(), port, &[]);
+    let b_config = second_node(&env, &url, &webhook);
+    let b = env.spawn_with_config(&b_config);
+    b.wait_until("b sent a's delivery", || !receiver.requests().is_empty());
+    let requests = receiver.requests();
+    assert_eq!(requests[0]["id"], id, "{requests:?}");
+    assert_eq!(requests[0]["valid"], true, "{requests:?}");
+    assert_eq!(requests[0]["body"]["type"], "handoff.received");
 }

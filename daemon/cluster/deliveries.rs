@@ -1,0 +1,116 @@
+//! The outbox's rows: each node keeps its deliveries in the database instead of
+//! `data_dir/outbox/`, and every renewal round adopts the pending deliveries of nodes not seen
+//! within the lease TTL (`FOR UPDATE SKIP LOCKED`, so two live nodes never take the same one).
+//! A delivery keeps its id, so a receiver drops the repeat if the dead node had sent it.
+
+use super::Cluster;
+use crate::outbox::{Delivery, Keep, SpoolError};
+use std::sync::Arc;
+
+pub(super) struct DeliveryRows {
+    cluster: Arc<Cluster>,
+}
+
+impl DeliveryRows {
+    pub(super) fn new(cluster: Arc<Cluster>) -> DeliveryRows {
+        DeliveryRows { cluster }
+    }
+}
+
+fn db(e: impl std::fmt::Display) -> SpoolError {
+    SpoolError::Database(e.to_string())
+}
+
+fn parse(docs: Vec<String>) -> (Vec<Delivery>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut warnings = Vec::new();
+    for doc in docs {
+        match serde_json::from_str::<Delivery>(&doc) {
+            Ok(d) => out.push(d),
+            Err(e) => warnings.push(format!(
+                "an unreadable delivery in the cluster's database: {e}"
+            )),
+        }
+    }
+    (out, warnings)
+}
+
+impl Keep for DeliveryRows {
+    fn save(&self, deliveries: &[&Delivery]) -> Result<(), SpoolError> {
+        if deliveries.is_empty() {
+            return Ok(());
+        }
+        let mut client = self.cluster.client().map_err(db)?;
+        let mut tx = client.transaction().map_err(db)?;
+        for d in deliveries {
+            let doc = serde_json::to_string(d).expect("a delivery always serializes");
+            tx.execute(
+                "INSERT INTO deliveries (id, node, state, doc) VALUES ($1, $2, $3, $4::text::jsonb)
+                 ON CONFLICT (id) DO UPDATE SET state = $3, doc = $4::text::jsonb, updated_at = now()
+                 WHERE deliveries.node = $2",
+                &[&d.id, &self.cluster.node, &d.state.as_str(), &doc],
+            )
+            .map_err(db)?;
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn load(&self) -> Result<(Vec<Delivery>, Vec<String>), SpoolError> {
+        let mut client = self.cluster.client().map_err(db)?;
+        let rows = client
+            .query(
+                "SELECT doc::text FROM deliveries WHERE node = $1",
+                &[&self.cluster.node],
+            )
+            .map_err(db)?;
+        Ok(parse(rows.iter().map(|r| r.get(0)).collect()))
+    }
+
+    fn remove(&self, id: &str) {
+        if let Ok(mut client) = self.cluster.client() {
+            let _ = client.execute(
+                "DELETE FROM deliveries WHERE id = $1 AND node = $2",
+                &[&id, &self.cluster.node],
+            );
+        }
+    }
+
+    fn adopt(&self) -> Vec<Delivery> {
+        let adopted = self.cluster.client().map_err(db).and_then(|mut client| {
+            client
+                .query(
+                    "WITH orphans AS (
+                        SELECT d.id FROM deliveries d
+                        WHERE d.state = 'pending' AND d.node <> $1
+                          AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node = d.node
+                                          AND n.seen_at > now() - make_interval(secs => $2))
+                        ORDER BY d.id LIMIT 1000
+                        FOR UPDATE SKIP LOCKED)
+                     UPDATE deliveries SET node = $1, updated_at = now()
+                     FROM orphans WHERE deliveries.id = orphans.id
+                     RETURNING deliveries.doc::text",
+                    &[&self.cluster.node, &self.cluster.ttl.as_secs_f64()],
+                )
+                .map_err(db)
+        });
+        match adopted {
+            Ok(rows) => {
+                let (out, warnings) = parse(rows.iter().map(|r| r.get(0)).collect());
+                for w in warnings {
+                    tracing::warn!("{w}");
+                }
+                if !out.is_empty() {
+                    tracing::info!(
+                        count = out.len(),
+                        "adopted the pending deliveries of a node that is gone"
+                    );
+                }
+                out
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look for the deliveries of nodes that are gone");
+                Vec::new()
+            }
+        }
+    }
+}
