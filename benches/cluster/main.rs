@@ -1,0 +1,237 @@
+//! Release-mode cluster benchmark: `cargo bench --bench cluster`.
+//!
+//! A private PostgreSQL server (Debian's `postgresql` programs; or BATON_BENCH_DATABASE_URL,
+//! a server whose `postgres` database may create databases), and for 1, 2 and 3 nodes a fresh
+//! database and a fresh tree of W workspaces served by that many `baton serve` processes:
+//! 1. start: until every node is ready and the leases cover every workspace;
+//! 2. steady: H handoffs by atomic rename at R/s, round-robin, each timed from just before
+//!    `rename()` to its `handoff.received` on the SSE stream of whichever node serves it
+//!    (p50, p99), and checked received exactly once across the nodes;
+//! 3. decisions: D of them decided through the node that received them, timed from the
+//!    request to `decision.json` in the workspace;
+//! 4. the database's transactions per handoff over the steady phase (pg_stat_database);
+//! 5. takeover (2 and 3 nodes): kill -9 one node, time until the others serve every workspace.
+//!
+//! Knobs: BATON_BENCH_WORKSPACES (3000), BATON_BENCH_HANDOFFS (600), BATON_BENCH_RATE (50/s),
+//! BATON_BENCH_DECISIONS (100), BATON_BENCH_NODES (1,2,3), BATON_BENCH_TTL (5 s).
+
+mod node;
+mod postgres;
+
+use anyhow::{bail, Result};
+use node::Node;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let value = std::env::var(name).ok().and_then(|v| v.parse().ok());
+    value.unwrap_or(default)
+}
+
+struct Knobs {
+    workspaces: usize,
+    handoffs: usize,
+    rate: f64,
+    decisions: usize,
+    ttl: u64,
+}
+
+fn main() -> Result<()> {
+    let knobs = Knobs {
+        workspaces: env_or("BATON_BENCH_WORKSPACES", 3000usize).max(3),
+        handoffs: env_or("BATON_BENCH_HANDOFFS", 600usize).max(1),
+        rate: env_or("BATON_BENCH_RATE", 50.0f64).max(0.1),
+        decisions: env_or("BATON_BENCH_DECISIONS", 100usize),
+        ttl: env_or("BATON_BENCH_TTL", 5u64).max(2),
+    };
+    let counts: Vec<usize> = std::env::var("BATON_BENCH_NODES")
+        .unwrap_or_else(|_| "1,2,3".into())
+        .split(',')
+        .filter_map(|n| n.trim().parse().ok())
+        .collect();
+    let pg = postgres::Server::start()?;
+    println!("baton cluster benchmark, release build: {}", node::BIN);
+    println!(
+        "  {} workspaces, {} handoffs at {}/s, {} decisions, lease_ttl_s {}; load {}",
+        knobs.workspaces,
+        knobs.handoffs,
+        knobs.rate,
+        knobs.decisions,
+        knobs.ttl,
+        loadavg()
+    );
+    for n in counts {
+        run(&pg, n, &knobs)?;
+    }
+    Ok(())
+}
+
+fn run(pg: &postgres::Server, nodes: usize, k: &Knobs) -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let root = dir.path().join("ws");
+    let workspaces = tree(&root, k.workspaces)?;
+    let url = pg.database(&format!("bench_{nodes}_{}", std::process::id()))?;
+    let started = Instant::now();
+    let mut running = Vec::new();
+    for i in 0..nodes {
+        running.push(Node::start(dir.path(), i, &url, k.ttl)?);
+    }
+    wait_for("every workspace leased", Duration::from_secs(600), || {
+        Ok(served(&running)? == k.workspaces)
+    })?;
+    let start = started.elapsed();
+    let shares: Vec<usize> = running.iter().map(|n| n.served().unwrap_or(0)).collect();
+
+    let before = pg.commits(&url)?;
+    let (received, dup) = steady(&running, &workspaces, k)?;
+    // Backends report their statistics at most once a second.
+    std::thread::sleep(Duration::from_millis(1500));
+    let per_handoff = (pg.commits(&url)? - before) as f64 / k.handoffs as f64;
+    let decided = decide(&running, &workspaces, &received, k.decisions)?;
+    let mut line = format!(
+        "{nodes} node(s): start {:.1} s (shares {shares:?}); rename -> SSE p50 {:.2} ms p99 {:.2} ms ({} received, {dup} duplicates); decision -> decision.json p50 {:.2} ms p99 {:.2} ms; {per_handoff:.1} database transactions per handoff",
+        start.as_secs_f64(),
+        pct(&received_ms(&received), 50.0),
+        pct(&received_ms(&received), 99.0),
+        received.len(),
+        pct(&decided, 50.0),
+        pct(&decided, 99.0),
+    );
+    if nodes > 1 {
+        let victim = running.remove(0);
+        let killed = Instant::now();
+        victim.kill9();
+        wait_for("the survivors serve every workspace", Duration::from_secs(600), || {
+            Ok(served(&running)? == k.workspaces)
+        })?;
+        line += &format!("; takeover after kill -9 {:.1} s", killed.elapsed().as_secs_f64());
+    }
+    println!("{line}");
+    Ok(())
+}
+
+/// Writes the handoffs at the rate; returns each one's (written, received) and the
+/// duplicates seen across the nodes.
+fn steady(
+    nodes: &[Node],
+    workspaces: &[PathBuf],
+    k: &Knobs,
+) -> Result<(HashMap<String, (Instant, Instant, usize)>, usize)> {
+    let mut written = HashMap::new();
+    let every = Duration::from_secs_f64(1.0 / k.rate);
+    let begin = Instant::now();
+    for i in 0..k.handoffs {
+        let due = begin + every * i as u32;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let ws = &workspaces[i % workspaces.len()];
+        let key = format!("h-{i:06}");
+        let body = format!(
+            r#"{{"handoff_version":"1.0","id":"{key}","from_agent":"bench","trigger":"completion","summary":"bench {i}","confidence":0.5,"done":["x"],"left":[]}}"#
+        );
+        let tmp = ws.join(".handoff.json.tmp");
+        std::fs::write(&tmp, body)?;
+        written.insert(key, Instant::now());
+        std::fs::rename(&tmp, ws.join("handoff.json"))?;
+    }
+    let mut received = HashMap::new();
+    let mut dup = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while received.len() < written.len() && Instant::now() < deadline {
+        for (n, node) in nodes.iter().enumerate() {
+            while let Ok((key, at)) = node.events.try_recv() {
+                let Some(t0) = written.get(&key) else { continue };
+                if received.insert(key, (*t0, at, n)).is_some() {
+                    dup += 1;
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    if received.len() < written.len() {
+        bail!("{} of {} handoffs never received", written.len() - received.len(), written.len());
+    }
+    Ok((received, dup))
+}
+
+/// Decides `count` received handoffs through the node that received each; the time from the
+/// request to decision.json in the workspace, in ms.
+fn decide(
+    nodes: &[Node],
+    workspaces: &[PathBuf],
+    received: &HashMap<String, (Instant, Instant, usize)>,
+    count: usize,
+) -> Result<Vec<f64>> {
+    let mut keys: Vec<&String> = received.keys().collect();
+    keys.sort();
+    // The last handoff of a workspace is the pending one: decide those.
+    let last = keys.len().saturating_sub(workspaces.len().min(keys.len()));
+    let mut out = Vec::new();
+    for key in keys[last..].iter().take(count) {
+        let (_, _, n) = received[*key];
+        let i: usize = key.trim_start_matches("h-").parse()?;
+        let ws = &workspaces[i % workspaces.len()];
+        let t0 = Instant::now();
+        nodes[n].decide(key)?;
+        while !ws.join("decision.json").exists() {
+            if t0.elapsed() > Duration::from_secs(30) {
+                bail!("no decision.json for {key}");
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        out.push(t0.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(out)
+}
+
+fn received_ms(received: &HashMap<String, (Instant, Instant, usize)>) -> Vec<f64> {
+    received
+        .values()
+        .map(|(t0, at, _)| at.saturating_duration_since(*t0).as_secs_f64() * 1000.0)
+        .collect()
+}
+
+fn served(nodes: &[Node]) -> Result<usize> {
+    nodes.iter().map(|n| n.served()).sum()
+}
+
+fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> Result<bool>) -> Result<()> {
+    let begin = Instant::now();
+    while !done()? {
+        if begin.elapsed() > limit {
+            bail!("{what}: not after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
+}
+
+fn pct(values: &[f64], p: f64) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * v.len() as f64).ceil() as usize;
+    v[rank.clamp(1, v.len()) - 1]
+}
+
+fn tree(root: &Path, n: usize) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::with_capacity(n);
+    for i in 0..n {
+        let ws = root.join(format!("ws-{i:05}"));
+        for sub in [".baton", "inbox", "checkpoints"] {
+            std::fs::create_dir_all(ws.join(sub))?;
+        }
+        out.push(ws);
+    }
+    Ok(out)
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}

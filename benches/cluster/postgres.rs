@@ -1,0 +1,98 @@
+//! The bench's PostgreSQL: BATON_BENCH_DATABASE_URL's server, or a private one started from
+//! Debian's programs in a temp folder (as the `postgres` user when run as root).
+
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::process::Command;
+
+pub struct Server {
+    base: String,
+    _dir: Option<tempfile::TempDir>,
+    ctl: Option<(PathBuf, PathBuf)>,
+}
+
+impl Server {
+    pub fn start() -> Result<Server> {
+        if let Ok(url) = std::env::var("BATON_BENCH_DATABASE_URL") {
+            let base = url.rsplit_once('/').map_or(url.clone(), |(b, _)| b.to_string());
+            return Ok(Server { base, _dir: None, ctl: None });
+        }
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .context("PostgreSQL's server programs: apt-get install postgresql")?
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("pg_ctl").exists())
+            .max()
+            .context("no /usr/lib/postgresql/*/bin/pg_ctl")?;
+        let dir = tempfile::tempdir()?;
+        let data = dir.path().join("pg");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let root = unsafe { libc::geteuid() } == 0;
+        if root {
+            Command::new("chmod").arg("755").arg(dir.path()).status()?;
+            std::fs::create_dir(&data)?;
+            Command::new("chown").args(["postgres:postgres"]).arg(&data).status()?;
+        }
+        let run = |program: &str, args: &[&str]| -> Result<()> {
+            let mut c = if root {
+                let mut c = Command::new("runuser");
+                c.args(["-u", "postgres", "--"]).arg(bin.join(program));
+                c
+            } else {
+                Command::new(bin.join(program))
+            };
+            let out = c.args(args).current_dir("/").output()?;
+            if !out.status.success() {
+                bail!("{program}: {}", String::from_utf8_lossy(&out.stderr));
+            }
+            Ok(())
+        };
+        let d = data.to_str().unwrap_or_default();
+        run("initdb", &["-D", d, "-A", "trust", "-U", "postgres", "--no-sync"])?;
+        let opts = format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=200");
+        run("pg_ctl", &["-D", d, "-o", &opts, "-w", "-l", "/dev/null", "start"])?;
+        Ok(Server {
+            base: format!("postgres://postgres@127.0.0.1:{port}"),
+            _dir: Some(dir),
+            ctl: Some((bin, data)),
+        })
+    }
+
+    pub fn database(&self, name: &str) -> Result<String> {
+        let mut client = postgres::Client::connect(&format!("{}/postgres", self.base), postgres::NoTls)?;
+        client.batch_execute(&format!("CREATE DATABASE {name}"))?;
+        Ok(format!("{}/{name}", self.base))
+    }
+
+    /// Transactions committed in the database of `url` so far.
+    pub fn commits(&self, url: &str) -> Result<i64> {
+        let db = url.rsplit('/').next().unwrap_or_default().to_string();
+        let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+        // The statistics are sent by each backend when idle: ask for a fresh snapshot.
+        client.batch_execute("SELECT pg_stat_clear_snapshot()")?;
+        let row = client.query_one(
+            "SELECT xact_commit FROM pg_stat_database WHERE datname = $1",
+            &[&db],
+        )?;
+        Ok(row.get(0))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some((bin, data)) = &self.ctl {
+            let ctl = bin.join("pg_ctl");
+            let d = data.to_str().unwrap_or_default();
+            let root = unsafe { libc::geteuid() } == 0;
+            let _ = if root {
+                Command::new("runuser")
+                    .args(["-u", "postgres", "--"])
+                    .arg(&ctl)
+                    .args(["-D", d, "-m", "immediate", "stop"])
+                    .output()
+            } else {
+                Command::new(&ctl).args(["-D", d, "-m", "immediate", "stop"]).output()
+            };
+        }
+    }
+}
