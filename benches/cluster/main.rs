@@ -102,10 +102,15 @@ fn run(pg: &postgres::Server, nodes: usize, k: &Knobs) -> Result<()> {
         let victim = running.remove(0);
         let killed = Instant::now();
         victim.kill9();
-        wait_for("the survivors serve every workspace", Duration::from_secs(600), || {
-            Ok(served(&running)? == k.workspaces)
-        })?;
-        line += &format!("; takeover after kill -9 {:.1} s", killed.elapsed().as_secs_f64());
+        wait_for(
+            "the survivors serve every workspace",
+            Duration::from_secs(600),
+            || Ok(served(&running)? == k.workspaces),
+        )?;
+        line += &format!(
+            "; takeover after kill -9 {:.1} s",
+            killed.elapsed().as_secs_f64()
+        );
     }
     println!("{line}");
     Ok(())
@@ -142,7 +147,9 @@ fn steady(
     while received.len() < written.len() && Instant::now() < deadline {
         for (n, node) in nodes.iter().enumerate() {
             while let Ok((key, at)) = node.events.try_recv() {
-                let Some(t0) = written.get(&key) else { continue };
+                let Some(t0) = written.get(&key) else {
+                    continue;
+                };
                 if received.insert(key, (*t0, at, n)).is_some() {
                     dup += 1;
                 }
@@ -151,7 +158,11 @@ fn steady(
         std::thread::sleep(Duration::from_millis(5));
     }
     if received.len() < written.len() {
-        bail!("{} of {} handoffs never received", written.len() - received.len(), written.len());
+        bail!(
+            "{} of {} handoffs never received",
+            written.len() - received.len(),
+            written.len()
+        );
     }
     Ok((received, dup))
 }

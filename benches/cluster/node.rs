@@ -32,7 +32,10 @@ impl Node {
         let mut child = Command::new(BIN)
             .args(["serve", "--config"])
             .arg(&config)
-            .env("BATON_LOG", std::env::var("BATON_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "BATON_LOG",
+                std::env::var("BATON_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
@@ -120,7 +123,8 @@ fn received(url: &str, token: &str) -> Result<Receiver<(String, Instant)>> {
                 if kind != "handoff.received" {
                     continue;
                 }
-                let event: serde_json::Value = serde_json::from_str(data.trim()).unwrap_or_default();
+                let event: serde_json::Value =
+                    serde_json::from_str(data.trim()).unwrap_or_default();
                 let key = event["key"].as_str().unwrap_or_default().to_string();
                 if tx.send((key, now)).is_err() {
                     break;

@@ -14,8 +14,14 @@ pub struct Server {
 impl Server {
     pub fn start() -> Result<Server> {
         if let Ok(url) = std::env::var("BATON_BENCH_DATABASE_URL") {
-            let base = url.rsplit_once('/').map_or(url.clone(), |(b, _)| b.to_string());
-            return Ok(Server { base, _dir: None, ctl: None });
+            let base = url
+                .rsplit_once('/')
+                .map_or(url.clone(), |(b, _)| b.to_string());
+            return Ok(Server {
+                base,
+                _dir: None,
+                ctl: None,
+            });
         }
         let bin = std::fs::read_dir("/usr/lib/postgresql")
             .context("PostgreSQL's server programs: apt-get install postgresql")?
@@ -26,12 +32,17 @@ impl Server {
             .context("no /usr/lib/postgresql/*/bin/pg_ctl")?;
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("pg");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
         let root = unsafe { libc::geteuid() } == 0;
         if root {
             Command::new("chmod").arg("755").arg(dir.path()).status()?;
             std::fs::create_dir(&data)?;
-            Command::new("chown").args(["postgres:postgres"]).arg(&data).status()?;
+            Command::new("chown")
+                .args(["postgres:postgres"])
+                .arg(&data)
+                .status()?;
         }
         let run = |program: &str, args: &[&str]| -> Result<()> {
             let mut c = if root {
@@ -48,9 +59,15 @@ impl Server {
             Ok(())
         };
         let d = data.to_str().unwrap_or_default();
-        run("initdb", &["-D", d, "-A", "trust", "-U", "postgres", "--no-sync"])?;
+        run(
+            "initdb",
+            &["-D", d, "-A", "trust", "-U", "postgres", "--no-sync"],
+        )?;
         let opts = format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=200");
-        run("pg_ctl", &["-D", d, "-o", &opts, "-w", "-l", "/dev/null", "start"])?;
+        run(
+            "pg_ctl",
+            &["-D", d, "-o", &opts, "-w", "-l", "/dev/null", "start"],
+        )?;
         Ok(Server {
             base: format!("postgres://postgres@127.0.0.1:{port}"),
             _dir: Some(dir),
@@ -59,7 +76,8 @@ impl Server {
     }
 
     pub fn database(&self, name: &str) -> Result<String> {
-        let mut client = postgres::Client::connect(&format!("{}/postgres", self.base), postgres::NoTls)?;
+        let mut client =
+            postgres::Client::connect(&format!("{}/postgres", self.base), postgres::NoTls)?;
         client.batch_execute(&format!("CREATE DATABASE {name}"))?;
         Ok(format!("{}/{name}", self.base))
     }
@@ -91,7 +109,9 @@ impl Drop for Server {
                     .args(["-D", d, "-m", "immediate", "stop"])
                     .output()
             } else {
-                Command::new(&ctl).args(["-D", d, "-m", "immediate", "stop"]).output()
+                Command::new(&ctl)
+                    .args(["-D", d, "-m", "immediate", "stop"])
+                    .output()
             };
         }
     }

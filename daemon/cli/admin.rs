@@ -71,7 +71,12 @@ fn anchors(ws: &Workspace, config: Option<&Path>) -> anyhow::Result<Option<Ancho
         Ok(c) => {
             let anchors = Anchors::for_workspace(&c.data_dir, ws);
             let flushed = Ledger::read(&c.data_dir)?.remove(&anchors.tag);
-            Ok(Some(anchors.with_flushed(flushed)))
+            // In a cluster the anchor is the database's, whichever node wrote it.
+            let remote = match &c.cluster {
+                Some(settings) => Some(baton::cluster::Cluster::connect(settings)?.anchors()),
+                None => None,
+            };
+            Ok(Some(anchors.with_flushed(flushed).with_remote(remote)))
         }
         Err(e) if config.is_some() => Err(e.into()),
         Err(_) => Ok(None),

@@ -244,3 +244,86 @@ fn the_pending_webhooks_of_a_killed_node_are_sent_by_a_live_one_under_the_same_i
     assert_eq!(requests[0]["valid"], true, "{requests:?}");
     assert_eq!(requests[0]["body"]["type"], "handoff.received");
 }
+
+/// The workspaces `d` lists a pending handoff of.
+fn pending_in(d: &Daemon) -> Vec<String> {
+    d.handoffs("pending")
+        .iter()
+        .map(|h| h["workspace"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+#[test]
+fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
+    let pg = Postgres::start();
+    let url = pg.database("paused");
+    let mut env = TestEnv::with_config(&format!(
+        "poll_ms = 200\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = 2\n"
+    ));
+    for i in 0..5 {
+        env.init(&format!("w{i}"));
+    }
+    let a = env.start();
+    a.wait_until("a serves every workspace", || served(&a) == 6);
+    let b = env.spawn_with_config(&second_node(&env, &url, ""));
+    b.wait_until("shared out", || {
+        served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == 6
+    });
+    for i in 0..5 {
+        write_atomic(
+            &env.ws(&format!("w{i}")).join("handoff.json"),
+            &bytes(&handoff(&format!("p-{i}"))),
+        );
+    }
+    a.wait_until("all received", || {
+        pending_in(&a).len() + pending_in(&b).len() == 5
+    });
+    let name = pending_in(&a)
+        .first()
+        .cloned()
+        .expect("a serves one of them");
+    let ws = env.ws(&name);
+
+    // a stops in its tracks; the agent revises its handoff meanwhile.
+    let pid = a.pid() as libc::pid_t;
+    // SAFETY: kill only sends a signal to our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let key = format!("p-{}", name.trim_start_matches('w'));
+    let mut revised = handoff(&key);
+    revised["summary"] = json!("revised while a was paused");
+    write_atomic(&ws.join("handoff.json"), &bytes(&revised));
+    b.wait_until(
+        "b took the workspace over and received the revision",
+        || {
+            let (status, body) = b.get(&format!("/api/v1/handoffs/{key}"));
+            status == 200 && body["revision"] == 2
+        },
+    );
+
+    // a wakes still holding the workspace in memory: whatever it tries is refused.
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    a.wait_until("a learned its lease is gone", || {
+        a.health()["cluster"]["leases"].as_u64().is_some()
+            && a.get(&format!("/api/v1/handoffs/{key}")).0 == 404
+    });
+    let revisions: Vec<_> = events(&ws)
+        .into_iter()
+        .filter(|e| e["type"] == "handoff.revised" && e["key"] == key.as_str())
+        .collect();
+    assert_eq!(
+        revisions.len(),
+        1,
+        "one revision event, by b: {revisions:?}"
+    );
+    let b_config = env.root().join("baton-b.toml");
+    let verify = baton(&[
+        "audit",
+        "verify",
+        ws.to_str().unwrap(),
+        "--config",
+        b_config.to_str().unwrap(),
+    ]);
+    assert!(verify.status.success(), "{verify:?}");
+    a.assert_alive();
+}
