@@ -24,6 +24,9 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+/// Each handoff's key -> (written, received, the node that received it).
+type Received = HashMap<String, (Instant, Instant, usize)>;
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     let value = std::env::var(name).ok().and_then(|v| v.parse().ok());
     value.unwrap_or(default)
@@ -122,7 +125,7 @@ fn steady(
     nodes: &[Node],
     workspaces: &[PathBuf],
     k: &Knobs,
-) -> Result<(HashMap<String, (Instant, Instant, usize)>, usize)> {
+) -> Result<(Received, usize)> {
     let mut written = HashMap::new();
     let every = Duration::from_secs_f64(1.0 / k.rate);
     let begin = Instant::now();
@@ -172,7 +175,7 @@ fn steady(
 fn decide(
     nodes: &[Node],
     workspaces: &[PathBuf],
-    received: &HashMap<String, (Instant, Instant, usize)>,
+    received: &Received,
     count: usize,
 ) -> Result<Vec<f64>> {
     let mut keys: Vec<&String> = received.keys().collect();
@@ -197,7 +200,7 @@ fn decide(
     Ok(out)
 }
 
-fn received_ms(received: &HashMap<String, (Instant, Instant, usize)>) -> Vec<f64> {
+fn received_ms(received: &Received) -> Vec<f64> {
     received
         .values()
         .map(|(t0, at, _)| at.saturating_duration_since(*t0).as_secs_f64() * 1000.0)
