@@ -48,6 +48,9 @@
 //!   limited reads, atomic writes; every fsync of the daemon, counted (`workspace::fsync`).
 //! - `private`: data_dir is owner-only (the umask, the repair walk at start, the message
 //!   another user's command gets).
+//! - `receipts`: the daemon's Ed25519 signing keys and the receipt each decision carries;
+//!   `policy`: route policies as CEL expressions (auto-approve, shadow) and their hashes;
+//!   `evidence`: evidence packs for auditors (log slices, Merkle root, signed manifest).
 //! - `blobs`: snapshots of small text artifacts by sha256 in data_dir (a cache, for diffs);
 //!   `media`: what a file is (text, image by magic bytes, binary); `metrics`: Prometheus.
 
