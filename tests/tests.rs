@@ -42,6 +42,7 @@ mod recovery;
 mod resubmit;
 mod review;
 mod search;
+mod shadow_routes;
 mod signoff;
 mod startup;
 mod syncs;
