@@ -161,7 +161,7 @@ fn the_debian_package_installs_a_hardened_service_that_runs_as_baton_and_purges_
     let socket = UnixDatagram::bind(&socket_path).unwrap();
     std::fs::set_permissions(&socket_path, std::fs::Permissions::from_mode(0o777)).unwrap();
     socket.set_read_timeout(Some(PATIENCE)).unwrap();
-    let mut daemon = Command::new("setpriv")
+    let daemon = Command::new("setpriv")
         .args(["--reuid=baton", "--regid=baton", "--init-groups", "--"])
         .args([
             "/usr/bin/baton",
@@ -175,6 +175,7 @@ fn the_debian_package_installs_a_hardened_service_that_runs_as_baton_and_purges_
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let mut daemon = Running(daemon);
     let ready = notified(&socket);
     assert!(ready.contains("READY=1"), "{ready}");
     let health = ureq::get("http://127.0.0.1:7878/healthz")
@@ -210,12 +211,12 @@ fn the_debian_package_installs_a_hardened_service_that_runs_as_baton_and_purges_
 
     // SIGTERM: STOPPING=1, then a clean exit.
     // SAFETY: kill only sends a signal to the process we started.
-    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    unsafe { libc::kill(daemon.0.id() as i32, libc::SIGTERM) };
     let stopping = notified(&socket);
     assert!(stopping.contains("STOPPING=1"), "{stopping}");
     let deadline = Instant::now() + PATIENCE;
     let status = loop {
-        if let Some(status) = daemon.try_wait().unwrap() {
+        if let Some(status) = daemon.0.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -226,12 +227,23 @@ fn the_debian_package_installs_a_hardened_service_that_runs_as_baton_and_purges_
     };
     assert!(status.success(), "{status}");
 
+    drop(daemon);
     drop(installed);
     for gone in ["/usr/bin/baton", "/etc/baton", "/var/lib/baton", unit] {
         assert!(!Path::new(gone).exists(), "{gone} left after purge");
     }
     // Kept, as Debian recommends for system users.
     ok("id", &["baton"]);
+}
+
+/// The installed daemon, killed when dropped (a failed assertion must not leave it running).
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 /// Purges the package when dropped, so a failing assertion leaves no package behind.
