@@ -51,6 +51,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod blobs;
+pub mod cluster;
 pub mod config;
 pub mod contract;
 pub mod events;

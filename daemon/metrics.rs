@@ -50,6 +50,8 @@ pub struct Metrics {
     pub workspaces: Gauge,
     /// Workspaces that cannot be opened (named on /healthz), tried again every few seconds.
     pub workspaces_unserved: Gauge,
+    /// Workspace leases this node holds in a cluster (0 outside one).
+    pub leases_held: Gauge,
     /// Tampering found and not yet acknowledged with `baton audit ack`.
     pub tamper_alerts: Gauge,
     /// Notifications in the outbox, by state (pending, delivered, dead).
@@ -81,6 +83,7 @@ impl Default for Metrics {
             scan_seconds: Gauge::default(),
             workspaces: Gauge::default(),
             workspaces_unserved: Gauge::default(),
+            leases_held: Gauge::default(),
             tamper_alerts: Gauge::default(),
             deliveries: Family::default(),
             delivery_attempts: Family::default(),
@@ -138,6 +141,11 @@ impl Default for Metrics {
             "workspaces_unserved",
             "Workspaces that cannot be opened (named on /healthz), tried again every few seconds",
             m.workspaces_unserved.clone(),
+        );
+        registry.register(
+            "leases_held",
+            "Workspace leases this node holds in a cluster",
+            m.leases_held.clone(),
         );
         registry.register_collector(Box::new(Syncs));
         registry.register(

@@ -12,6 +12,7 @@ mod auth;
 mod browser;
 mod claim;
 mod cli;
+mod cluster;
 mod confined;
 mod contract;
 mod corpus;

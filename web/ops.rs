@@ -51,6 +51,10 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
         // as for alerts: this answer needs no credentials.
         body["served_elsewhere"] = json!(elsewhere);
     }
+    if let Some(cluster) = app.cluster() {
+        // This node's part: the whole cluster is `baton cluster status`.
+        body["cluster"] = json!({ "node": cluster.node, "leases": cluster.leases.held() });
+    }
     let roots: Vec<_> = workspaces
         .iter()
         .map(|w| w.workspace.root.clone())

@@ -33,6 +33,7 @@ pub fn export(
     out: &mut dyn Write,
 ) -> anyhow::Result<usize> {
     let found = workspace::discover(&config.workspaces)?;
+    let stores = crate::cluster::records_of(config)?;
     let mut records = Vec::new();
     for ws in &found.workspaces {
         if filter
@@ -42,8 +43,8 @@ pub fn export(
         {
             continue;
         }
-        let store = Store::for_workspace(&config.data_dir, ws);
-        if !store.exists() {
+        let store = Store::for_workspace(&stores, ws);
+        if !store.exists()? {
             continue;
         }
         let checkpoints = checkpoints(ws, &config.limits);

@@ -10,14 +10,14 @@ use super::quorum;
 use super::records::{rev_file, Committed};
 use super::state::{Record, Review, WsState};
 use super::Served;
-use crate::audit::{Anchors, AuditLog, Ledger};
+use crate::audit::{Anchors, AuditLog, Ledger, RemoteAnchors};
 use crate::contract::{Decision, Handoff};
-use crate::store::Store;
+use crate::store::{Records, Store};
 use crate::workspace::Workspace;
 use serde::de::DeserializeOwned;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const SEEN_CHECKPOINTS: &str = "checkpoints.json";
@@ -29,11 +29,17 @@ pub(super) struct Loaded {
     pub findings: Vec<Finding>,
 }
 
-pub(super) fn load(ws: &Workspace, data_dir: &Path, ledger: &Ledger) -> anyhow::Result<Loaded> {
-    let store = Store::for_workspace(data_dir, ws);
-    if !store.exists() {
+pub(super) fn load(
+    ws: &Workspace,
+    data_dir: &Path,
+    ledger: &Ledger,
+    records: &Records,
+    remote: Option<Arc<dyn RemoteAnchors>>,
+) -> anyhow::Result<Loaded> {
+    let store = Store::for_workspace(records, ws);
+    if !store.exists()? {
         adopt(ws)?;
-        store.create()?;
+        store.create(&ws.name)?;
         // The memo of announced checkpoints exists from the start, so the first scan's
         // rewrites of it make no files.
         save_seen_checkpoints(&store, &BTreeMap::new())?;
@@ -42,7 +48,7 @@ pub(super) fn load(ws: &Workspace, data_dir: &Path, ledger: &Ledger) -> anyhow::
     let anchors = Anchors::for_workspace(data_dir, ws);
     let anchors = {
         let flushed = ledger.newest(&anchors.tag);
-        anchors.with_flushed(flushed)
+        anchors.with_flushed(flushed).with_remote(remote)
     };
     let audit = AuditLog::open(ws, anchors.clone())?;
     let mut state = WsState {

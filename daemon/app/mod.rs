@@ -24,6 +24,7 @@ mod holds;
 mod ingest;
 mod intake_asks;
 mod invalid;
+mod leases;
 mod listing;
 mod load;
 mod locks;
@@ -117,6 +118,10 @@ struct Inner {
     alerts: Mutex<BTreeMap<String, Vec<String>>>,
     /// Where the anchors of all workspaces are made durable together.
     ledger: crate::audit::Ledger,
+    /// Where the records live: data_dir, or the cluster's database.
+    records: crate::store::Records,
+    /// This node's place in a cluster (`[cluster]`), if there is one.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Shared copies of reviewers' handoff lists, for the queue page.
     listings: listing::Listings,
     /// Audit verdicts for the events page, recomputed only when a log changed.
@@ -156,6 +161,18 @@ impl App {
         let found = workspace::discover(&config.workspaces)?;
         let (tokens, admin_token) = Tokens::load(&config)?;
         let ledger = crate::audit::Ledger::open(&config.data_dir)?;
+        let cluster = match &config.cluster {
+            Some(c) => Some(crate::cluster::Cluster::connect(c)?),
+            None => None,
+        };
+        let records = match &cluster {
+            Some(c) => {
+                // Registered before any lease is taken, so the fair share counts this node.
+                c.leases.heartbeat(&config.public_url)?;
+                c.records()
+            }
+            None => crate::store::in_data_dir(&config.data_dir),
+        };
         let (logins, admin_password) = crate::login::Logins::load(&config)?;
         let keyring = crate::receipts::Keyring::open(&config.data_dir)?;
         let (events, _) = broadcast::channel(4096);
@@ -195,6 +212,8 @@ impl App {
                 intake: std::sync::OnceLock::new(),
                 hashes: Default::default(),
                 ledger,
+                records,
+                cluster,
                 blobs: crate::blobs::Blobs::new(&config.data_dir),
                 shutdown: CancellationToken::new(),
                 me: crate::locks::Owner {
@@ -231,8 +250,14 @@ impl App {
         let load::Loaded {
             ws: loaded,
             findings,
-        } = load::load(&ws, &self.inner.config.data_dir, &self.inner.ledger)
-            .inspect_err(|_| self.disown(&ws))?;
+        } = load::load(
+            &ws,
+            &self.inner.config.data_dir,
+            &self.inner.ledger,
+            &self.inner.records,
+            self.inner.cluster.as_ref().map(|c| c.anchors()),
+        )
+        .inspect_err(|_| self.disown(&ws))?;
         let loaded = Arc::new(loaded);
         {
             let st = loaded.lock();

@@ -28,8 +28,9 @@ pub struct RouteReplay {
 pub fn replay(config: &Config, since: &str) -> anyhow::Result<BTreeMap<String, RouteReplay>> {
     let found = workspace::discover(&config.workspaces)?;
     let mut out: BTreeMap<String, RouteReplay> = BTreeMap::new();
+    let records = crate::cluster::records_of(config)?;
     for ws in &found.workspaces {
-        let store = Store::for_workspace(&config.data_dir, ws);
+        let store = Store::for_workspace(&records, ws);
         let checkpoints = checkpoints_of(ws, &config.limits);
         for dir in store.record_dirs().unwrap_or_default() {
             let Some((handoff, route_name, facts, d)) =

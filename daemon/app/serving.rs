@@ -72,6 +72,15 @@ impl App {
     /// Takes the workspace's owner lock (see `crate::locks::take_workspace`); another
     /// daemon holding it puts the workspace on the waiting list, with a warning the first time.
     pub(super) fn own(&self, ws: &Workspace) -> bool {
+        // In a cluster the lease decides: flock on a network share is not to be trusted.
+        if let Some(held) = super::leases::lease(self, ws) {
+            let mut waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            match held {
+                true => waiting.remove(&ws.root),
+                false => waiting.insert(ws.root.clone(), ws.clone()),
+            };
+            return held;
+        }
         let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
         if owners.contains_key(&ws.root) {
             return true;

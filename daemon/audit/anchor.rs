@@ -49,6 +49,13 @@ pub struct Entry {
     pub evidence: Option<String>,
 }
 
+/// Where the anchors live when not in data_dir: the cluster's database, shared by the nodes
+/// (see `crate::cluster`). A write there is refused once this node's lease is gone.
+pub trait RemoteAnchors: Send + Sync + std::fmt::Debug {
+    fn read(&self, tag: &str) -> io::Result<Option<Anchor>>;
+    fn write(&self, tag: &str, anchor: &Anchor) -> io::Result<()>;
+}
+
 /// The anchor files of one workspace.
 #[derive(Debug, Clone)]
 pub struct Anchors {
@@ -59,6 +66,8 @@ pub struct Anchors {
     pub evidence: PathBuf,
     /// Its newest anchor in the ledger when this was made (see `with_flushed`).
     flushed: Option<Anchor>,
+    /// The anchor's home in a cluster, instead of the file and the ledger.
+    remote: Option<std::sync::Arc<dyn RemoteAnchors>>,
 }
 
 /// The anchor is a fixed-size record overwritten in place by one small write (the JSON is
@@ -75,6 +84,7 @@ impl Anchors {
             evidence: data_dir.join("evidence").join(&tag),
             tag,
             flushed: None,
+            remote: None,
         }
     }
 
@@ -82,6 +92,11 @@ impl Anchors {
     pub fn handed(&self) -> super::handed::Handed {
         let dir = self.anchor.parent().unwrap_or(Path::new("."));
         super::handed::Handed::new(dir, &self.tag)
+    }
+
+    /// Kept in the cluster's database (`RemoteAnchors`) instead of data_dir.
+    pub fn with_remote(self, remote: Option<std::sync::Arc<dyn RemoteAnchors>>) -> Anchors {
+        Anchors { remote, ..self }
     }
 
     /// With the workspace's newest anchor in the ledger (`Ledger::newest`).
@@ -93,6 +108,9 @@ impl Anchors {
     /// append but never synced, and its last copy flushed to the ledger, which a power cut
     /// cannot take back.
     pub fn read(&self) -> io::Result<Option<Anchor>> {
+        if let Some(remote) = &self.remote {
+            return remote.read(&self.tag);
+        }
         let file = match self.read_file() {
             Ok(anchor) => anchor,
             // Torn by a power cut in the middle of its write: the flushed copy stands.
@@ -125,6 +143,9 @@ impl Anchors {
     /// Overwrites the anchor file, not durably: the page cache keeps it, which a killed
     /// process cannot lose; the ledger makes it survive a power cut.
     pub fn write(&self, anchor: &Anchor) -> io::Result<()> {
+        if let Some(remote) = &self.remote {
+            return remote.write(&self.tag, anchor);
+        }
         super::overwrite_record(&self.anchor, anchor, ANCHOR_SIZE)
     }
 

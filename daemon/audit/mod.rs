@@ -13,7 +13,7 @@ mod recheck;
 mod tail;
 mod verify;
 
-pub use anchor::{Anchor, Anchors, Mark};
+pub use anchor::{Anchor, Anchors, Mark, RemoteAnchors};
 pub use ledger::Ledger;
 pub use verify::{verify, Report};
 

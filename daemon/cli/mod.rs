@@ -6,6 +6,7 @@ mod print;
 mod admin;
 mod agent;
 mod backup;
+mod cluster;
 mod doctor;
 mod doctor_checks;
 mod evidence;
@@ -224,6 +225,12 @@ pub enum Command {
         #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
         config: Option<PathBuf>,
     },
+    /// Several daemons over one share ([cluster] in the configuration): `status` prints the
+    /// nodes, how many workspaces each serves, and the leases nobody holds.
+    Cluster {
+        #[command(subcommand)]
+        command: ClusterCommand,
+    },
     /// Print the public keys decisions are signed with (`<key_id> <hex>` a line, rotated keys
     /// too), for `baton verify --key`; with --rotate, make a new signing key first (used from
     /// the daemon's next start; old receipts stay verifiable). Run as the daemon's user.
@@ -377,6 +384,20 @@ impl TrustArgs {
 }
 
 #[derive(Subcommand)]
+pub enum ClusterCommand {
+    /// The nodes (live or not, leases held, last seen) and the schema version. Exit 1 when a
+    /// lease is expired and not taken over, or no node is live.
+    Status {
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+        /// Configuration file [default: ./baton.toml, else the embedded default]
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum EvidenceCommand {
     /// Check a pack offline: the manifest's signature by a trusted key, the Merkle root, every
     /// log slice's chain, every decision's receipt and its handoff.decided event. Exit 0 only
@@ -507,6 +528,9 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                 config: config.as_deref(),
             })
         }
+        Command::Cluster {
+            command: ClusterCommand::Status { json, config },
+        } => cluster::status(config.as_deref(), json),
         Command::Keys { rotate, config } => receipts::keys(config.as_deref(), rotate),
         Command::Verify { dir, at, trust } => receipts::verify(&dir, trust.trust(), at.as_deref()),
     }

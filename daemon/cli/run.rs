@@ -26,6 +26,9 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
     let heartbeat = tokio::spawn(baton::heartbeat::run(app.clone(), started_at));
     let readiness = tokio::spawn(tell_systemd_when_ready(app.clone()));
+    let leases = app
+        .cluster()
+        .map(|c| tokio::spawn(keep_leases(app.clone(), c.ttl / 3)));
     let app_for_anchors = app.clone();
     let router = baton_web::router(app);
     baton_web::server::serve(listener, router, &http, max_connections, shutdown.clone()).await;
@@ -40,6 +43,9 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     }
     housekeeping.abort();
     readiness.abort();
+    if let Some(leases) = leases {
+        leases.abort();
+    }
     // After ingest has stopped, so the anchors cover every event.
     let _ = tokio::task::spawn_blocking(move || {
         app_for_anchors.flush_sessions();
@@ -86,6 +92,17 @@ async fn tell_systemd_when_ready(app: App) {
     }
     if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
         tracing::warn!(error = %e, "cannot tell systemd the daemon is ready");
+    }
+}
+
+/// In a cluster, every third of the lease TTL: renews this node's leases, drops what it lost
+/// and gives up what another node should serve (`App::keep_leases`).
+async fn keep_leases(app: App, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let app = app.clone();
+        let _ = tokio::task::spawn_blocking(move || app.keep_leases()).await;
     }
 }
 

@@ -10,11 +10,13 @@ use std::time::Duration;
 
 mod channels;
 mod checks;
+pub mod cluster;
 mod groups;
 mod paths;
 mod tuning;
 
 pub use channels::{Smtp, Webhook, WebhookFormat};
+pub use cluster::Cluster;
 pub use tuning::{Deliveries, Http, Search, Sessions};
 
 use checks::{check_deliveries, check_routes, check_users, check_webhooks};
@@ -65,6 +67,8 @@ pub struct Config {
     pub webhooks: Vec<Webhook>,
     pub deliveries: Deliveries,
     pub search: Search,
+    /// `[cluster]`: PostgreSQL as the system of record, shared by several daemons.
+    pub cluster: Option<Cluster>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -110,6 +114,8 @@ struct RawConfig {
     deliveries: Deliveries,
     #[serde(default)]
     search: Search,
+    #[serde(default)]
+    cluster: Option<Cluster>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -229,6 +235,9 @@ impl RawConfig {
         {
             return Err("search: max_file_bytes must be > 0, writer_memory_mb 15..=4096, commit_ms 10..=60000, time_limit_ms 1..=60000".into());
         }
+        if let Some(cluster) = &self.cluster {
+            cluster.check()?;
+        }
         let sessions = &self.sessions;
         if !(60..=30 * 86400).contains(&sessions.idle_timeout_s)
             || !(sessions.idle_timeout_s..=90 * 86400).contains(&sessions.absolute_timeout_s)
@@ -270,6 +279,7 @@ impl RawConfig {
             webhooks: self.webhooks,
             deliveries: self.deliveries,
             search: self.search,
+            cluster: self.cluster,
         })
     }
 }

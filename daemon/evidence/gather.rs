@@ -22,6 +22,7 @@ pub fn gather(
     let mut logs = Vec::new();
     let mut decisions = Vec::new();
     let mut flushed = crate::audit::Ledger::read(&config.data_dir)?;
+    let records = crate::cluster::records_of(config)?;
     for ws in found
         .workspaces
         .iter()
@@ -30,7 +31,7 @@ pub fn gather(
         let anchors = crate::audit::Anchors::for_workspace(&config.data_dir, ws);
         let newest = flushed.remove(&anchors.tag);
         logs.push(slice(ws, &anchors.with_flushed(newest), period)?);
-        let store = Store::for_workspace(&config.data_dir, ws);
+        let store = Store::for_workspace(&records, ws);
         decisions.extend(decisions_of(&store, period)?);
     }
     decisions.sort_by(|a, b| (&a.at, &a.handoff_key).cmp(&(&b.at, &b.handoff_key)));

@@ -11,7 +11,7 @@ use crate::store::Store;
 use crate::workspace::{key_dir_name, Workspace, APPROVED_DIR, CHECKPOINTS_DIR, INBOX_DIR};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Most artifact files listed per folder (`inbox/`, `approved/`) of one workspace.
 const MAX_FILES: usize = 200_000;
@@ -72,11 +72,13 @@ pub struct Reading {
 
 /// Every searchable item of `ws`.
 pub fn catalog(ws: &Workspace, reading: &Reading) -> Vec<Item> {
-    let store = Store::for_workspace(&reading.data_dir, ws);
+    // Records are indexed from the embedded store, whose files tell by their size and
+    // time whether they changed.
+    let store = Store::for_workspace(&crate::store::in_data_dir(&reading.data_dir), ws);
     let mut items = Vec::new();
     let mut naming: HashMap<String, (String, Named)> = HashMap::new();
     for dir in store.record_dirs().unwrap_or_default() {
-        records(ws, &store, &dir, &mut items, &mut naming);
+        records(ws, &reading.data_dir, &dir, &mut items, &mut naming);
     }
     for (path, size, mtime_ns) in stats(ws, CHECKPOINTS_DIR) {
         if !path.ends_with(".json") || path.matches('/').count() != 1 {
@@ -121,12 +123,14 @@ fn stats(ws: &Workspace, folder: &str) -> Vec<(String, u64, i128)> {
 /// The revisions and decisions of one record folder of the store.
 fn records(
     ws: &Workspace,
-    store: &Store,
+    data_dir: &Path,
     dir: &str,
     items: &mut Vec<Item>,
     naming: &mut HashMap<String, (String, Named)>,
 ) {
-    let base = store.dir().join("handoffs").join(dir);
+    let base = crate::store::Files::dir_of(data_dir, ws)
+        .join("handoffs")
+        .join(dir);
     let Some(meta) = read_json(&base.join("meta.json"), MAX_RECORD) else {
         return; // a crash before the first revision was committed
     };

@@ -91,6 +91,18 @@ impl TestEnv {
         self.spawn_logging_to(log.into())
     }
 
+    /// Starts a daemon on another configuration file (a second node over the same
+    /// workspaces) and waits until its start-up scan is done.
+    pub fn spawn_with_config(&mut self, config: &Path) -> Daemon {
+        let log =
+            std::fs::File::create(self.root().join(format!("daemon-{}.log", now_ms()))).unwrap();
+        let mut serve = Command::new(BIN);
+        serve.args(["serve", "--config", config.to_str().unwrap()]);
+        let daemon = self.spawn_command(serve, log.into());
+        daemon.wait_until("start-up scan done", || daemon.health()["ready"] == true);
+        daemon
+    }
+
     /// `spawn` with the daemon's log (standard error) going to `log`, e.g. a pipe.
     pub fn spawn_logging_to(&mut self, log: Stdio) -> Daemon {
         let mut serve = Command::new(BIN);

@@ -1,16 +1,10 @@
-//! The daemon's own records of each workspace, kept in `data_dir`, out of the agents' reach.
-//! Agents can write anything under a workspace, `.baton/` included, so nothing read back from
-//! there is trusted: the store is the truth (handoff revisions, meta, decisions, sign-offs,
-//! announced checkpoints, artifact digests), and `.baton/handoffs/` in the workspace is a copy
-//! published for agents and people, never read back as state.
-//!
-//! A workspace's records live in `data_dir/workspaces/<tag>/`, where the tag names the folder
-//! by its name (cut to a portable length) and a digest of its canonical path, so that two
-//! workspaces of one name under different roots never share records. Back data_dir up: it is
-//! what makes an approval an approval.
+//! The embedded backend of the store: each workspace's records are files in
+//! `data_dir/workspaces/<tag>/`, and a change of several files is made one by an intent
+//! renamed into place (see `Folder::apply`).
 
+use super::{Backend, Op};
 use crate::workspace::fsync::{self, Kind};
-use crate::workspace::{create_dirs, key_dir_name, write_atomic, Workspace};
+use crate::workspace::{create_dirs, key_dir_name, write_atomic};
 use serde::{Deserialize, Serialize};
 use std::fs::Permissions;
 use std::io::{self, Write};
@@ -18,68 +12,75 @@ use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use tempfile::NamedTempFile;
 
-/// One change to a record folder, for `Store::apply`.
-#[derive(Debug, Clone, Copy)]
-pub enum Op<'a> {
-    /// Write this file (atomically: a reader sees the old or the new one).
-    Put(&'a str, &'a [u8]),
-    /// Remove this file, if it is there.
-    Remove(&'a str),
-}
-
-/// The records of one workspace in data_dir.
+/// The records of every workspace as files under `data_dir/workspaces/`.
 #[derive(Debug, Clone)]
-pub struct Store {
-    dir: PathBuf,
+pub struct Files {
+    root: PathBuf,
 }
 
-/// The portable, collision-free file-name stem for a workspace: at most 64 bytes of its name
-/// (on a char boundary, path-unsafe characters replaced) and 12 hex digits of its path's sha256.
-/// A long name can so never push a data_dir file past the 255-byte name limit.
-pub fn tag(ws: &Workspace) -> String {
-    let digest = crate::contract::validate::sha256_hex(ws.root.as_os_str().as_encoded_bytes());
-    let mut name: String = ws
-        .name
-        .chars()
-        .map(|c| {
-            if c.is_alphanumeric() || "-_.".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    let mut end = name.len().min(64);
-    while !name.is_char_boundary(end) {
-        end -= 1;
-    }
-    name.truncate(end);
-    format!("{name}-{}", &digest[..12])
-}
-
-impl Store {
-    pub fn for_workspace(data_dir: &Path, ws: &Workspace) -> Store {
-        Store {
-            dir: data_dir.join("workspaces").join(tag(ws)),
+impl Files {
+    pub fn new(data_dir: &Path) -> Files {
+        Files {
+            root: data_dir.join("workspaces"),
         }
     }
 
-    /// Whether this workspace was ever served with this data_dir.
-    pub fn exists(&self) -> bool {
-        self.dir.is_dir()
+    /// The record folder of a workspace, for readers that stat its files (search).
+    pub fn dir_of(data_dir: &Path, ws: &crate::workspace::Workspace) -> PathBuf {
+        data_dir.join("workspaces").join(super::tag(ws))
+    }
+
+    fn folder(&self, tag: &str) -> Folder {
+        Folder::new(self.root.join(tag))
+    }
+}
+
+impl Backend for Files {
+    fn exists(&self, tag: &str) -> io::Result<bool> {
+        Ok(self.folder(tag).dir.is_dir())
+    }
+    fn create(&self, tag: &str, _name: &str) -> io::Result<()> {
+        self.folder(tag).create()
+    }
+    fn read(&self, tag: &str, rel: &Path) -> io::Result<Option<Vec<u8>>> {
+        self.folder(tag).read(rel)
+    }
+    fn write(&self, tag: &str, rel: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.folder(tag).write(rel, bytes)
+    }
+    fn overwrite(&self, tag: &str, rel: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.folder(tag).overwrite(rel, bytes)
+    }
+    fn remove(&self, tag: &str, rel: &Path) -> io::Result<()> {
+        self.folder(tag).remove(rel)
+    }
+    fn apply(&self, tag: &str, key: &str, ops: &[Op]) -> io::Result<()> {
+        self.folder(tag).apply(key, ops)
+    }
+    fn recover(&self, tag: &str, dir_name: &str) -> io::Result<()> {
+        self.folder(tag).recover(dir_name)
+    }
+    fn record_dirs(&self, tag: &str) -> io::Result<Vec<String>> {
+        self.folder(tag).record_dirs()
+    }
+    fn files_of(&self, tag: &str, dir_name: &str) -> Vec<String> {
+        self.folder(tag).files_of(dir_name)
+    }
+}
+
+/// The record folder of one workspace.
+#[derive(Debug, Clone)]
+pub struct Folder {
+    dir: PathBuf,
+}
+
+impl Folder {
+    pub fn new(dir: PathBuf) -> Folder {
+        Folder { dir }
     }
 
     pub fn create(&self) -> io::Result<()> {
         create_dirs(&self.dir.join("handoffs"), Kind::Store)
-    }
-
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    /// `handoffs/<key dir>/<file>`, relative to the store.
-    pub fn record(key: &str, file: &str) -> PathBuf {
-        Path::new("handoffs").join(key_dir_name(key)).join(file)
     }
 
     /// Writes a file atomically and durably.
@@ -151,14 +152,14 @@ impl Store {
             true => Some(temp_with(&dir, &intent_bytes(ops, &temps)?)?),
             false => None,
         };
-        let mut syncs: Vec<SyncJob<'_>> = Vec::new();
+        let mut syncs: Vec<super::SyncJob<'_>> = Vec::new();
         for tmp in temps.iter().chain(&intent) {
             syncs.push(Box::new(move || fsync::all(tmp.as_file(), Kind::Store)));
         }
         if created {
             syncs.push(Box::new(|| fsync::dir(&handoffs, Kind::Store)));
         }
-        concurrently(syncs)?;
+        super::concurrently(syncs)?;
         if let Some(intent) = intent {
             intent.persist(dir.join(INTENT)).map_err(|e| e.error)?;
             fsync::dir(&dir, Kind::Store)?;
@@ -351,43 +352,18 @@ fn temp_with(dir: &Path, bytes: &[u8]) -> io::Result<NamedTempFile> {
     Ok(tmp)
 }
 
-/// A sync to run with others.
-type SyncJob<'a> = Box<dyn FnOnce() -> io::Result<()> + Send + 'a>;
-
-/// Runs independent syncs at the same time (all but the first on threads of their own): each
-/// waits on the disk, not on the others, so several cost about the latency of one.
-pub fn concurrently(syncs: Vec<SyncJob<'_>>) -> io::Result<()> {
-    let mut syncs = syncs.into_iter();
-    let Some(first) = syncs.next() else {
-        return Ok(());
-    };
-    std::thread::scope(|s| {
-        let others: Vec<_> = syncs.map(|sync| s.spawn(sync)).collect();
-        let mut result = first();
-        for other in others {
-            let done = other
-                .join()
-                .unwrap_or_else(|_| Err(io::Error::other("a sync panicked")));
-            result = result.and(done);
-        }
-        result
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn store() -> (tempfile::TempDir, Store) {
+    fn store() -> (tempfile::TempDir, Folder) {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store {
-            dir: dir.path().join("ws"),
-        };
+        let store = Folder::new(dir.path().join("ws"));
         store.create().unwrap();
         (dir, store)
     }
 
-    fn names(store: &Store) -> Vec<String> {
+    fn names(store: &Folder) -> Vec<String> {
         let dir = store.dir.join("handoffs").join(key_dir_name("k"));
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
@@ -397,13 +373,15 @@ mod tests {
         names
     }
 
-    fn read(store: &Store, file: &str) -> Option<String> {
-        let bytes = store.read(&Store::record("k", file)).unwrap()?;
+    fn read(store: &Folder, file: &str) -> Option<String> {
+        let bytes = store
+            .read(&super::super::Store::record("k", file))
+            .unwrap()?;
         Some(String::from_utf8(bytes).unwrap())
     }
 
     /// The state a crash leaves after the intent's rename, with the first `done` ops applied.
-    fn crashed_after_commit(store: &Store, ops: &[Op], done: usize) {
+    fn crashed_after_commit(store: &Folder, ops: &[Op], done: usize) {
         let dir = store.dir.join("handoffs").join(key_dir_name("k"));
         let temps: Vec<NamedTempFile> = ops
             .iter()

@@ -1,0 +1,245 @@
+//! Leases: which node serves each workspace. A lease is a row (workspace tag, node, instance,
+//! epoch, expiry by the database's clock). A node takes a free or expired lease with the next
+//! epoch, renews what it holds every third of the TTL, and gives up a lease it could not renew
+//! before it expired. Workspaces are shared fairly by rendezvous hashing over the live nodes:
+//! each workspace prefers the node whose hash with it is highest, so a joining node draws an
+//! even share from every other and a leaving node's share spreads evenly over the rest.
+
+use super::{ClusterError, Pool};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The leases this node holds, by workspace tag: their epochs.
+#[derive(Debug)]
+pub struct Leases {
+    pool: Pool,
+    node: String,
+    instance: String,
+    ttl: Duration,
+    held: Mutex<Held>,
+}
+
+#[derive(Debug, Default)]
+struct Held {
+    epochs: HashMap<String, i64>,
+    /// The live nodes as last read, for the fair share.
+    live: Vec<String>,
+    /// When the leases were last renewed: past the TTL, none is trusted any more.
+    renewed: Option<Instant>,
+}
+
+/// What a renewal round found.
+#[derive(Debug, Default)]
+pub struct Renewal {
+    /// Leases this node no longer holds (expired, or taken by another node): stop serving them.
+    pub lost: Vec<String>,
+    /// Leases this node holds but another live node should: give them up (a few per round).
+    pub surplus: Vec<String>,
+}
+
+impl Leases {
+    pub(super) fn new(pool: Pool, node: String, instance: String, ttl: Duration) -> Leases {
+        Leases {
+            pool,
+            node,
+            instance,
+            ttl,
+            held: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Held> {
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn ttl_s(&self) -> f64 {
+        self.ttl.as_secs_f64()
+    }
+
+    /// The epoch under which this node may write for `tag`, if it holds its lease and renewed
+    /// it within the TTL.
+    pub fn epoch(&self, tag: &str) -> Option<i64> {
+        let held = self.lock();
+        let fresh = held.renewed.is_some_and(|at| at.elapsed() < self.ttl);
+        fresh.then(|| held.epochs.get(tag).copied()).flatten()
+    }
+
+    pub fn held(&self) -> usize {
+        self.lock().epochs.len()
+    }
+
+    /// Registers this run of the node (or refreshes it) and reads the live nodes.
+    pub fn heartbeat(&self, public_url: &str) -> Result<(), ClusterError> {
+        let mut client = self.pool.get()?;
+        client.execute(
+            "INSERT INTO nodes (node, instance, public_url, started_at, seen_at)
+             VALUES ($1, $2, $3, now(), now())
+             ON CONFLICT (node) DO UPDATE SET instance = $2, public_url = $3, seen_at = now(),
+                 started_at = CASE WHEN nodes.instance = $2 THEN nodes.started_at ELSE now() END",
+            &[&self.node, &self.instance, &public_url],
+        )?;
+        let rows = client.query(
+            "SELECT node FROM nodes WHERE seen_at > now() - make_interval(secs => $1) ORDER BY node",
+            &[&self.ttl_s()],
+        )?;
+        self.lock().live = rows.iter().map(|r| r.get(0)).collect();
+        Ok(())
+    }
+
+    /// The live node `tag` prefers (rendezvous hashing).
+    pub fn preferred(&self, tag: &str) -> Option<String> {
+        let held = self.lock();
+        held.live
+            .iter()
+            .max_by_key(|node| score(tag, node))
+            .cloned()
+    }
+
+    /// Takes the lease of `tag` if this node should serve it and it is free: this node is the
+    /// one it prefers, or its lease has been expired a whole TTL (its preferred node is not
+    /// taking it). `Ok(true)`: held now, under a new epoch.
+    pub fn acquire(&self, tag: &str) -> Result<bool, ClusterError> {
+        if self.lock().epochs.contains_key(tag) {
+            return Ok(true);
+        }
+        let mine = self.preferred(tag).is_none_or(|n| n == self.node);
+        let grace = if mine { 0.0 } else { self.ttl_s() };
+        let mut client = self.pool.get()?;
+        let row = client.query_opt(
+            "INSERT INTO leases (tag, node, instance, epoch, expires_at)
+             VALUES ($1, $2, $3, 1, now() + make_interval(secs => $4))
+             ON CONFLICT (tag) DO UPDATE
+                SET node = $2, instance = $3, epoch = leases.epoch + 1,
+                    expires_at = now() + make_interval(secs => $4)
+                WHERE leases.expires_at < now() - make_interval(secs => $5)
+             RETURNING epoch",
+            &[&tag, &self.node, &self.instance, &self.ttl_s(), &grace],
+        )?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let epoch: i64 = row.get(0);
+        let mut held = self.lock();
+        held.epochs.insert(tag.to_string(), epoch);
+        held.renewed.get_or_insert_with(Instant::now);
+        tracing::info!(workspace = tag, epoch, "lease taken");
+        Ok(true)
+    }
+
+    /// Renews every lease this node holds; names those it lost and those it should give up.
+    pub fn renew(&self) -> Result<Renewal, ClusterError> {
+        let started = Instant::now();
+        let mut client = self.pool.get()?;
+        let rows = client.query(
+            "UPDATE leases SET expires_at = now() + make_interval(secs => $3)
+             WHERE node = $1 AND instance = $2 AND expires_at > now()
+             RETURNING tag, epoch",
+            &[&self.node, &self.instance, &self.ttl_s()],
+        )?;
+        let renewed: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let mut held = self.lock();
+        let lost: Vec<String> = held
+            .epochs
+            .iter()
+            .filter(|(tag, epoch)| renewed.get(*tag) != Some(epoch))
+            .map(|(tag, _)| tag.clone())
+            .collect();
+        for tag in &lost {
+            held.epochs.remove(tag);
+            tracing::warn!(workspace = %tag, "lease lost; no longer serving the workspace");
+        }
+        held.renewed = Some(started);
+        let live = held.live.clone();
+        let surplus = surplus(&held.epochs, &live, &self.node);
+        Ok(Renewal { lost, surplus })
+    }
+
+    /// Gives a lease up now, so the node it prefers can take it at once.
+    pub fn release(&self, tag: &str) -> Result<(), ClusterError> {
+        let Some(epoch) = self.lock().epochs.remove(tag) else {
+            return Ok(());
+        };
+        let mut client = self.pool.get()?;
+        client.execute(
+            "UPDATE leases SET expires_at = now() - make_interval(secs => $4)
+             WHERE tag = $1 AND node = $2 AND epoch = $3",
+            &[&tag, &self.node, &epoch, &(self.ttl_s() * 2.0)],
+        )?;
+        tracing::info!(
+            workspace = tag,
+            epoch,
+            "lease given up to the node it prefers"
+        );
+        Ok(())
+    }
+
+    /// Forgets every lease after the database could not be reached for a whole TTL: they
+    /// may be another node's now.
+    pub fn expire_if_silent(&self) -> Vec<String> {
+        let mut held = self.lock();
+        if held.renewed.is_some_and(|at| at.elapsed() >= self.ttl) {
+            return held.epochs.drain().map(|(tag, _)| tag).collect();
+        }
+        Vec::new()
+    }
+}
+
+/// The rendezvous score of a node for a workspace.
+fn score(tag: &str, node: &str) -> [u8; 8] {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::new()
+        .chain_update(tag.as_bytes())
+        .chain_update([0])
+        .chain_update(node.as_bytes())
+        .finalize();
+    let mut out = [0; 8];
+    out.copy_from_slice(&digest[..8]);
+    out
+}
+
+/// Leases held here that another live node should serve: at most a tenth a round (at least
+/// one), so a joining node's share moves over gradually.
+fn surplus(epochs: &HashMap<String, i64>, live: &[String], me: &str) -> Vec<String> {
+    let mut out: Vec<String> = epochs
+        .keys()
+        .filter(|tag| {
+            live.iter()
+                .max_by_key(|node| score(tag, node))
+                .is_some_and(|n| n != me)
+        })
+        .cloned()
+        .collect();
+    out.sort();
+    out.truncate((epochs.len() / 10).max(1));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rendezvous_hashing_shares_workspaces_evenly_and_moves_only_a_leavers_share() {
+        let nodes: Vec<String> = ["a", "b", "c"].iter().map(|s| s.to_string()).collect();
+        let pick = |tag: &str, live: &[String]| {
+            live.iter().max_by_key(|n| score(tag, n)).cloned().unwrap()
+        };
+        let tags: Vec<String> = (0..3000).map(|i| format!("ws-{i}")).collect();
+        let mut counts: HashMap<String, usize> = HashMap::new();
+        for tag in &tags {
+            *counts.entry(pick(tag, &nodes)).or_default() += 1;
+        }
+        for n in &nodes {
+            let c = counts[n];
+            assert!((850..=1150).contains(&c), "{n}: {c} of 3000");
+        }
+        let two = &nodes[..2];
+        for tag in &tags {
+            let before = pick(tag, &nodes);
+            if before != "c" {
+                assert_eq!(pick(tag, two), before, "{tag} moved though its node stayed");
+            }
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! Several daemons (nodes) over one workspaces share, with PostgreSQL as the system of record.
+//!
+//! The shared folder keeps content only (what agents write, and what the daemon publishes
+//! for them); the records (revisions, decisions, approvals, claims, ownership), the audit
+//! anchors and the leases live in the database. Each workspace is served by one node at a
+//! time, the holder of its lease (`lease`); every write for it is made under the lease's
+//! epoch and refused once the epoch is stale (`records`, `anchors`), so a node that was
+//! paused past its lease can never write over its successor. The schema's migrations are in
+//! `migrations/` and run at start (`schema`).
+
+mod anchors;
+pub mod lease;
+mod records;
+mod schema;
+pub mod status;
+
+pub use lease::Leases;
+
+use crate::config;
+use postgres::NoTls;
+use r2d2_postgres::PostgresConnectionManager;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+
+/// What can go wrong reaching the cluster's database.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("cannot reach the cluster's database at {url}: {error}; check [cluster] database_url and that PostgreSQL runs")]
+    Connect { url: String, error: String },
+    #[error("{0}")]
+    Schema(String),
+    #[error("the cluster's database: {0}")]
+    Db(#[from] postgres::Error),
+    #[error("the cluster's database: {0}")]
+    Pool(#[from] r2d2::Error),
+}
+
+/// This node's handle on the cluster: the database, its name, and the leases it holds.
+#[derive(Debug)]
+pub struct Cluster {
+    pool: Pool,
+    pub node: String,
+    /// New at each start: the leases of an earlier run of this node are not this run's.
+    pub instance: String,
+    pub ttl: Duration,
+    pub leases: Leases,
+}
+
+impl Cluster {
+    /// Connects and brings the schema up to date; refuses a schema newer than this binary.
+    pub fn connect(config: &config::Cluster) -> Result<Arc<Cluster>, ClusterError> {
+        let pool = pool(config)?;
+        schema::migrate(&pool)?;
+        let node = config.node_name();
+        let instance = hex::encode(rand::random::<[u8; 8]>());
+        let ttl = Duration::from_secs(config.lease_ttl_s);
+        Ok(Arc::new(Cluster {
+            leases: Leases::new(pool.clone(), node.clone(), instance.clone(), ttl),
+            pool,
+            node,
+            instance,
+            ttl,
+        }))
+    }
+
+    /// The store of every workspace, in the database, fenced by this node's leases.
+    pub fn records(self: &Arc<Cluster>) -> crate::store::Records {
+        Arc::new(records::Rows::new(self.clone()))
+    }
+
+    /// Where the audit anchors are kept, fenced the same way.
+    pub fn anchors(self: &Arc<Cluster>) -> Arc<dyn crate::audit::RemoteAnchors> {
+        Arc::new(anchors::AnchorRows::new(self.clone()))
+    }
+
+    fn client(
+        &self,
+    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, ClusterError> {
+        Ok(self.pool.get()?)
+    }
+}
+
+/// The records of a configuration: the cluster's database when `[cluster]` is set, data_dir
+/// otherwise. For commands that read records without serving (export, replay, evidence).
+pub fn records_of(config: &config::Config) -> anyhow::Result<crate::store::Records> {
+    Ok(match &config.cluster {
+        Some(c) => Cluster::connect(c)?.records(),
+        None => crate::store::in_data_dir(&config.data_dir),
+    })
+}
+
+fn pool(config: &config::Cluster) -> Result<Pool, ClusterError> {
+    let url = config::cluster::redacted(&config.database_url);
+    let pg: postgres::Config =
+        config
+            .database_url
+            .parse()
+            .map_err(|e: postgres::Error| ClusterError::Connect {
+                url: url.clone(),
+                error: e.to_string(),
+            })?;
+    let manager = PostgresConnectionManager::new(pg, NoTls);
+    r2d2::Pool::builder()
+        .max_size(8)
+        .connection_timeout(Duration::from_secs(5))
+        .build(manager)
+        .map_err(|e| ClusterError::Connect {
+            url,
+            error: e.to_string(),
+        })
+}
+
+/// A database failure as the store's error: the transition it was part of did not happen.
+fn io_error(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(format!("the cluster's database: {e}"))
+}

@@ -1,0 +1,176 @@
+//! The daemon's own records of each workspace, out of the agents' reach. Agents can write
+//! anything under a workspace, `.baton/` included, so nothing read back from there is trusted:
+//! the store is the truth (handoff revisions, meta, decisions, sign-offs, announced
+//! checkpoints, artifact digests), and `.baton/handoffs/` in the workspace is a copy published
+//! for agents and people, never read back as state.
+//!
+//! A workspace's records are named by its tag (its folder name, cut to a portable length, and
+//! a digest of its canonical path), so two workspaces of one name under different roots never
+//! share records. They are kept by a `Backend`: files in data_dir (`files`, the embedded
+//! default, one daemon) or PostgreSQL (`crate::cluster`, several daemons). Either way a change
+//! of several records is one commit: all of it or none of it survives a crash. Back the store
+//! up: it is what makes an approval an approval.
+
+mod files;
+
+pub use files::Files;
+
+use crate::workspace::{key_dir_name, Workspace};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// One change to a record folder, for `Store::apply`.
+#[derive(Debug, Clone, Copy)]
+pub enum Op<'a> {
+    /// Write this file (atomically: a reader sees the old or the new one).
+    Put(&'a str, &'a [u8]),
+    /// Remove this file, if it is there.
+    Remove(&'a str),
+}
+
+/// Where the records of every workspace are kept. Paths are relative to a workspace's
+/// records: `handoffs/<key dir>/<file>` for a handoff's, a bare name for the workspace's own.
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// Whether this workspace was ever served with this store.
+    fn exists(&self, tag: &str) -> io::Result<bool>;
+    /// Makes the workspace known (`name` is its folder's name, for operators).
+    fn create(&self, tag: &str, name: &str) -> io::Result<()>;
+    /// Reads a record; `None` if it is missing.
+    fn read(&self, tag: &str, rel: &Path) -> io::Result<Option<Vec<u8>>>;
+    /// Writes a record atomically and durably.
+    fn write(&self, tag: &str, rel: &Path, bytes: &[u8]) -> io::Result<()>;
+    /// Writes a memo only the daemon reads back, and takes for none when a crash tore it:
+    /// neither durable nor atomic where that is cheaper.
+    fn overwrite(&self, tag: &str, rel: &Path, bytes: &[u8]) -> io::Result<()>;
+    /// Removes a record durably; one already gone is fine.
+    fn remove(&self, tag: &str, rel: &Path) -> io::Result<()>;
+    /// Applies `ops` to the record folder of `key` as one atomic, durable change.
+    fn apply(&self, tag: &str, key: &str, ops: &[Op]) -> io::Result<()>;
+    /// Finishes what a crash left in a record folder, before it is read at start.
+    fn recover(&self, tag: &str, dir_name: &str) -> io::Result<()>;
+    /// The key folders under `handoffs/`, sorted.
+    fn record_dirs(&self, tag: &str) -> io::Result<Vec<String>>;
+    /// The names of the files of one record folder, sorted.
+    fn files_of(&self, tag: &str, dir_name: &str) -> Vec<String>;
+}
+
+/// The store of every workspace: a cheap handle on its backend.
+pub type Records = Arc<dyn Backend>;
+
+/// The embedded backend: files in `data_dir`.
+pub fn in_data_dir(data_dir: &Path) -> Records {
+    Arc::new(Files::new(data_dir))
+}
+
+/// The records of one workspace.
+#[derive(Debug, Clone)]
+pub struct Store {
+    tag: String,
+    backend: Records,
+}
+
+/// The portable, collision-free file-name stem for a workspace: at most 64 bytes of its name
+/// (on a char boundary, path-unsafe characters replaced) and 12 hex digits of its path's sha256.
+/// A long name can so never push a data_dir file past the 255-byte name limit.
+pub fn tag(ws: &Workspace) -> String {
+    let digest = crate::contract::validate::sha256_hex(ws.root.as_os_str().as_encoded_bytes());
+    let mut name: String = ws
+        .name
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let mut end = name.len().min(64);
+    while !name.is_char_boundary(end) {
+        end -= 1;
+    }
+    name.truncate(end);
+    format!("{name}-{}", &digest[..12])
+}
+
+impl Store {
+    pub fn for_workspace(records: &Records, ws: &Workspace) -> Store {
+        Store {
+            tag: tag(ws),
+            backend: records.clone(),
+        }
+    }
+
+    /// `handoffs/<key dir>/<file>`, relative to the store.
+    pub fn record(key: &str, file: &str) -> PathBuf {
+        Path::new("handoffs").join(key_dir_name(key)).join(file)
+    }
+
+    pub fn tag(&self) -> &str {
+        &self.tag
+    }
+
+    pub fn exists(&self) -> io::Result<bool> {
+        self.backend.exists(&self.tag)
+    }
+
+    pub fn create(&self, name: &str) -> io::Result<()> {
+        self.backend.create(&self.tag, name)
+    }
+
+    pub fn read(&self, rel: &Path) -> io::Result<Option<Vec<u8>>> {
+        self.backend.read(&self.tag, rel)
+    }
+
+    pub fn write(&self, rel: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.backend.write(&self.tag, rel, bytes)
+    }
+
+    pub fn overwrite(&self, rel: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.backend.overwrite(&self.tag, rel, bytes)
+    }
+
+    pub fn remove(&self, rel: &Path) -> io::Result<()> {
+        self.backend.remove(&self.tag, rel)
+    }
+
+    pub fn apply(&self, key: &str, ops: &[Op]) -> io::Result<()> {
+        self.backend.apply(&self.tag, key, ops)
+    }
+
+    pub fn recover(&self, dir_name: &str) -> io::Result<()> {
+        self.backend.recover(&self.tag, dir_name)
+    }
+
+    pub fn record_dirs(&self) -> io::Result<Vec<String>> {
+        self.backend.record_dirs(&self.tag)
+    }
+
+    pub fn files_of(&self, dir_name: &str) -> Vec<String> {
+        self.backend.files_of(&self.tag, dir_name)
+    }
+}
+
+/// A sync to run with others.
+type SyncJob<'a> = Box<dyn FnOnce() -> io::Result<()> + Send + 'a>;
+
+/// Runs independent syncs at the same time (all but the first on threads of their own): each
+/// waits on the disk, not on the others, so several cost about the latency of one.
+pub fn concurrently(syncs: Vec<SyncJob<'_>>) -> io::Result<()> {
+    let mut syncs = syncs.into_iter();
+    let Some(first) = syncs.next() else {
+        return Ok(());
+    };
+    std::thread::scope(|s| {
+        let others: Vec<_> = syncs.map(|sync| s.spawn(sync)).collect();
+        let mut result = first();
+        for other in others {
+            let done = other
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a sync panicked")));
+            result = result.and(done);
+        }
+        result
+    })
+}

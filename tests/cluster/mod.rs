@@ -1,0 +1,187 @@
+//! Several daemons over one workspaces share, with a real PostgreSQL (Debian's package,
+//! started by the test) as the system of record: leases with fencing, takeover after a kill,
+//! and the schema check.
+
+mod pg;
+
+use crate::util::*;
+use baton::cluster::Cluster;
+use pg::Postgres;
+use serde_json::json;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn cluster_config(url: &str, node: &str) -> baton::config::Cluster {
+    toml::from_str(&format!(
+        "database_url = \"{url}\"\nnode = \"{node}\"\nlease_ttl_s = 2\n"
+    ))
+    .unwrap()
+}
+
+#[test]
+fn a_node_whose_lease_was_taken_over_can_no_longer_write_records_or_anchors() {
+    let pg = Postgres::start();
+    let url = pg.database("fencing");
+    let a = Cluster::connect(&cluster_config(&url, "a")).unwrap();
+    a.leases.heartbeat("http://a").unwrap();
+    assert!(a.leases.acquire("ws-1").unwrap());
+    let rows_a = a.records();
+    let rel = std::path::Path::new("owner.json");
+    rows_a.write("ws-1", rel, b"by a").unwrap();
+
+    // Node a stalls past its lease (as after SIGSTOP); node b takes the workspace over.
+    let out = pg.psql(
+        "fencing",
+        "UPDATE leases SET expires_at = now() - interval '1 hour'",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let b = Cluster::connect(&cluster_config(&url, "b")).unwrap();
+    b.leases.heartbeat("http://b").unwrap();
+    assert!(
+        b.leases.acquire("ws-1").unwrap(),
+        "b takes the expired lease"
+    );
+    let rows_b = b.records();
+    rows_b.write("ws-1", rel, b"by b").unwrap();
+
+    // a wakes up, still believing it holds epoch 1: every write is refused.
+    let refused = rows_a.write("ws-1", rel, b"late write by a").unwrap_err();
+    assert_eq!(
+        refused.kind(),
+        std::io::ErrorKind::PermissionDenied,
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("no longer holds the lease"),
+        "{refused}"
+    );
+    let op = baton::store::Op::Put("decision.json", b"{}");
+    assert!(rows_a.apply("ws-1", "k1", &[op]).is_err());
+    let anchor: baton::audit::Anchor =
+        serde_json::from_value(json!({"seq": 9, "hash": "ff", "gen": 9})).unwrap();
+    assert!(a.anchors().write("ws-1", &anchor).is_err());
+    assert_eq!(rows_a.read("ws-1", rel).unwrap().unwrap(), b"by b");
+    assert!(rows_b
+        .read("ws-1", &baton::store::Store::record("k1", "decision.json"))
+        .unwrap()
+        .is_none());
+
+    // a learns it at its next renewal.
+    let renewal = a.leases.renew().unwrap();
+    assert_eq!(renewal.lost, ["ws-1"]);
+}
+
+#[test]
+fn a_database_migrated_by_a_newer_baton_is_refused_with_what_to_do() {
+    let pg = Postgres::start();
+    let url = pg.database("newer");
+    Cluster::connect(&cluster_config(&url, "a")).expect("first start migrates");
+    let out = pg.psql(
+        "newer",
+        "INSERT INTO refinery_schema_history (version, name, applied_on, checksum) VALUES (99, 'from_the_future', '2030-01-01T00:00:00Z', '0')",
+    );
+    assert!(out.status.success(), "{out:?}");
+
+    let env = TestEnv::with_config(&format!(
+        "[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\n"
+    ));
+    let out = Command::new(BIN)
+        .args(["serve", "--config", env.config_path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("schema version 99") && stderr.contains("newer than this baton knows"),
+        "{stderr}"
+    );
+}
+
+/// `env`'s workspaces served by a second daemon with its own data_dir and node name.
+fn second_node(env: &TestEnv, url: &str) -> PathBuf {
+    let path = env.root().join("baton-b.toml");
+    let text = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"data-b\"\nworkspaces = [\"ws\"]\nsettle_ms = 300\npoll_ms = 200\n\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"b\"\nlease_ttl_s = 2\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn served(d: &Daemon) -> usize {
+    let metrics = d.metrics();
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("baton_workspaces "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[test]
+fn two_nodes_share_the_workspaces_and_the_survivor_of_a_kill_serves_them_all_with_their_records() {
+    let pg = Postgres::start();
+    let url = pg.database("takeover");
+    let mut env = TestEnv::with_config(&format!(
+        "poll_ms = 200\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = 2\n"
+    ));
+    let names: Vec<String> = (0..8).map(|i| format!("w{i}")).collect();
+    for name in &names {
+        env.init(name);
+    }
+    let a = env.start();
+    a.wait_until("a serves every workspace", || served(&a) == 9);
+    let b_config = second_node(&env, &url);
+    let b = env.spawn_with_config(&b_config);
+    b.wait_until("the workspaces shared out", || {
+        let (x, y) = (served(&a), served(&b));
+        x > 0 && y > 0 && x + y == 9
+    });
+
+    // A handoff in every workspace: each recorded once, by the node that serves it.
+    for name in &names {
+        let mut doc = handoff(&format!("h-{name}"));
+        doc["summary"] = json!(format!("work in {name}"));
+        write_atomic(&env.ws(name).join("handoff.json"), &bytes(&doc));
+    }
+    let keys = |d: &Daemon| -> Vec<String> {
+        let mut k: Vec<String> = d
+            .handoffs("pending")
+            .iter()
+            .map(|h| h["key"].as_str().unwrap().to_string())
+            .collect();
+        k.sort();
+        k
+    };
+    a.wait_until("every handoff received once", || {
+        let mut all = keys(&a);
+        all.extend(keys(&b));
+        all.sort();
+        all == names.iter().map(|n| format!("h-{n}")).collect::<Vec<_>>()
+    });
+
+    // One decided on a's side, before a dies.
+    let on_a = keys(&a)[0].clone();
+    let (status, body) = a.decide(&on_a, "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    let a_ws = env.ws(on_a.trim_start_matches("h-"));
+    assert_eq!(decision(&a_ws).unwrap()["outcome"], "approved");
+
+    a.kill9();
+    b.wait_until("b serves every workspace after a's lease expired", || {
+        served(&b) == 9
+    });
+    let (status, body) = b.get(&format!("/api/v1/handoffs/{on_a}"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "decided", "{body}");
+    assert_eq!(keys(&b).len(), names.len() - 1, "the rest still pending");
+    let health = b.health();
+    assert!(
+        health.get("tamper_alerts").is_none(),
+        "the log a left ends where the database's anchor says: {health}"
+    );
+    // b decides a handoff that a had received.
+    let next = keys(&b)[0].clone();
+    let (status, body) = b.decide(&next, "rejected", "no");
+    assert_eq!(status, 200, "{body}");
+    let ws = env.ws(next.trim_start_matches("h-"));
+    b.wait_until("decision.json written", || decision(&ws).is_some());
+}
