@@ -20,8 +20,12 @@
 //!   `scan` (catch-up of whole workspaces at start and on rescans, on several threads),
 //!   `pipeline` (a dispatcher: settle window, retries, rescans, periodic reconcile; and a pool
 //!   of workers, one ordered lane per workspace).
-//! - `store`: the daemon's records of each workspace in data_dir, out of agents' reach; a
-//!   change of several files is one commit (an intent renamed into place).
+//! - `store`: the daemon's records of each workspace, out of agents' reach, behind one seam
+//!   (`store::Backend`) with two backends: files in data_dir (a change of several files is one
+//!   commit: an intent renamed into place) and PostgreSQL rows (`cluster`).
+//! - `cluster`: several daemons over one share: the database's schema and migrations, leases
+//!   with epochs that fence every write, fair shares by rendezvous hashing, the store's and the
+//!   audit anchors' rows, and `baton cluster status`.
 //! - `audit`: the hash-chained `.baton/events.jsonl`, anchored in data_dir, its tampering
 //!   recorded, and how far its events reached the outbox; `events`: the event types.
 //! - `outbox`: notifications of events to webhooks and by email: a durable spool in data_dir,

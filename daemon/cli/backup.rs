@@ -30,6 +30,7 @@ const TRIES: u32 = 200;
 
 pub fn backup(output: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
+    refuse_cluster(&config, "backup")?;
     let data_dir = &config.data_dir;
     baton::private::readable(data_dir).map_err(anyhow::Error::msg)?;
     if !data_dir.is_dir() {
@@ -61,6 +62,19 @@ pub fn backup(output: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> 
         output.display()
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// With `[cluster]` the records and anchors are rows in PostgreSQL, not files: an archive of
+/// data_dir would look like a backup and restore none of them.
+pub fn refuse_cluster(config: &Config, command: &str) -> anyhow::Result<()> {
+    if config.cluster.is_some() {
+        anyhow::bail!(
+            "{}: [cluster]: the records and audit anchors are in PostgreSQL, which `baton {command}` does not copy; \
+             back the database up with pg_dump (see cluster.md), and data_dir (keys, spool) as files",
+            config.source_name
+        );
+    }
+    Ok(())
 }
 
 #[derive(Default)]

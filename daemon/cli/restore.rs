@@ -2,7 +2,7 @@
 //! missing or empty data_dir, so a restore can never mix two histories; the daemon is then
 //! started on it and finishes, as after a crash, any change the archive caught half-made.
 
-use super::backup::MARKER;
+use super::backup::{refuse_cluster, MARKER};
 use anyhow::Context;
 use baton::config::Config;
 use std::io::Read;
@@ -11,6 +11,7 @@ use std::process::ExitCode;
 
 pub fn restore(file: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
+    refuse_cluster(&config, "restore")?;
     let data_dir = &config.data_dir;
     let occupied = std::fs::read_dir(data_dir).is_ok_and(|mut entries| entries.next().is_some());
     if occupied {

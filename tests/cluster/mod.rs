@@ -185,3 +185,31 @@ fn two_nodes_share_the_workspaces_and_the_survivor_of_a_kill_serves_them_all_wit
     let ws = env.ws(next.trim_start_matches("h-"));
     b.wait_until("decision.json written", || decision(&ws).is_some());
 }
+
+#[test]
+fn while_the_database_is_down_decisions_answer_503_and_change_nothing_then_all_resumes() {
+    let pg = Postgres::start();
+    let url = pg.database("outage");
+    let mut env = TestEnv::with_config(&format!(
+        "[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = 60\n"
+    ));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("h-outage")));
+    d.wait_until("pending", || d.handoffs("pending").len() == 1);
+
+    pg.ctl("stop");
+    let (status, body) = d.decide("h-outage", "approved", "while down");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        decision(&ws).is_none(),
+        "nothing written while the database is down"
+    );
+
+    pg.ctl("start");
+    d.wait_until("decisions are taken again", || {
+        d.decide("h-outage", "approved", "after").0 == 200
+    });
+    assert_eq!(decision(&ws).unwrap()["comment"], "after");
+    d.assert_alive();
+}

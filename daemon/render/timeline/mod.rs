@@ -391,5 +391,4 @@ fn summary_label(points: &[TimelinePoint]) -> String {
 }
 
 #[cfg(test)]
-#[path = "timeline_tests.rs"]
 mod tests;

@@ -340,15 +340,12 @@ fn cost_of(value: &Value) -> usize {
     }
 }
 
-#[path = "yaml_places.rs"]
 mod places;
 pub use places::Places;
 use places::{container, leaf, Kids, Node};
 
-#[path = "yaml_scalars.rs"]
 mod scalars;
 use scalars::plain;
 
 #[cfg(test)]
-#[path = "yaml_tests.rs"]
 mod tests;
