@@ -4,6 +4,7 @@
 //! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
 
 mod a2a;
+mod agreement;
 mod alerts;
 mod approved;
 mod artifact_preview;
@@ -53,6 +54,7 @@ mod timeline;
 mod timers;
 mod upload;
 
+pub use agreement::{AgreementDay, RouteAgreement};
 pub use approved::{ApprovedFile, MAX_PROMOTED_BYTES};
 pub use artifact_preview::{Against, Body, Preview, Source};
 pub use artifact_raw::MAX_IMAGE_BYTES;

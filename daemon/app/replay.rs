@@ -6,12 +6,15 @@ use super::load::read_store;
 use super::model::{DECISION, META};
 use super::records::Committed;
 use crate::config::Config;
-use crate::contract::{Decision, Handoff};
+use crate::contract::{validate, Decision, Handoff, Limits};
 use crate::policy::Facts;
 use crate::store::Store;
-use crate::workspace;
+use crate::workspace::{self, Workspace};
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::time::SystemTime;
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 
 /// One route's agreement table: (would the policy approve?, what the person answered) -> how
 /// many; and the handoffs where the policy would have approved what a person did not.
@@ -28,8 +31,11 @@ pub fn replay(config: &Config, since: &str) -> anyhow::Result<BTreeMap<String, R
     let records = crate::cluster::records_of(config)?;
     for ws in &found.workspaces {
         let store = Store::for_workspace(&records, ws);
+        let checkpoints = checkpoints_of(ws, &config.limits);
         for dir in store.record_dirs().unwrap_or_default() {
-            let Some((handoff, route_name, facts, d)) = recorded(&store, &ws.name, &dir) else {
+            let Some((handoff, route_name, facts, d)) =
+                recorded(&store, &ws.name, &dir, &checkpoints)
+            else {
                 continue;
             };
             let human = d.policy.as_deref().is_none_or(|p| p == "human")
@@ -61,12 +67,13 @@ pub fn replay(config: &Config, since: &str) -> anyhow::Result<BTreeMap<String, R
     Ok(out)
 }
 
-/// A decided record: its handoff, recorded route, facts (artifact sizes as received;
-/// checkpoints are not counted) and decision.
+/// A decided record: its handoff, recorded route, facts (artifact sizes as received, the
+/// checkpoints its task had then) and decision.
 fn recorded(
     store: &Store,
     ws: &str,
     dir: &str,
+    checkpoints: &[TaskCheckpoint],
 ) -> Option<(Handoff, Option<String>, Facts, Decision)> {
     let at = |file: &str| Path::new("handoffs").join(dir).join(file);
     let committed: Committed = read_store(store, &at(META))?;
@@ -74,7 +81,49 @@ fn recorded(
     let handoff: Handoff = serde_json::from_str(committed.content.as_deref()?).ok()?;
     let meta = committed.meta;
     let artifacts = super::policy::artifact_facts(&meta.artifacts);
-    let facts = Facts::of(&handoff, ws, artifacts, 0);
+    let had = checkpoints_before(checkpoints, &meta.task_id, &meta.updated_at);
+    let facts = Facts::of(&handoff, ws, artifacts, had);
     let route = meta.route.and_then(|r| r.route);
     Some((handoff, route, facts, decision))
+}
+
+/// A valid checkpoint in a workspace: its task, and when its file was last written.
+struct TaskCheckpoint {
+    task_id: String,
+    written: SystemTime,
+}
+
+/// The workspace's valid checkpoints, read as the daemon reads them (confined to the
+/// workspace, under the configured limits). The store keeps no list of them: the
+/// daemon counts the files present when a handoff arrives, so replay counts those written
+/// by then.
+fn checkpoints_of(ws: &Workspace, limits: &Limits) -> Vec<TaskCheckpoint> {
+    let dir = ws.checkpoints_dir();
+    let read = |name: String| {
+        let path = dir.join(name);
+        let meta = std::fs::symlink_metadata(&path)
+            .ok()
+            .filter(|m| m.is_file())?;
+        let bytes = ws.read(&path, limits.max_bytes).ok()??;
+        let accepted = validate::checkpoint(&bytes, limits).ok()?;
+        Some(TaskCheckpoint {
+            task_id: accepted.doc.task_id,
+            written: meta.modified().ok()?,
+        })
+    };
+    ws.list_json_in(&dir).into_iter().filter_map(read).collect()
+}
+
+/// How many of `task_id`'s checkpoints were written by `at` (RFC 3339: when the decided
+/// revision was received); all of them when `at` does not parse.
+fn checkpoints_before(checkpoints: &[TaskCheckpoint], task_id: &str, at: &str) -> u64 {
+    // Receipt times are kept to the millisecond; a file's time is finer.
+    let at = OffsetDateTime::parse(at, &Rfc3339)
+        .ok()
+        .map(|t| SystemTime::from(t) + std::time::Duration::from_millis(1));
+    checkpoints
+        .iter()
+        .filter(|c| c.task_id == task_id)
+        .filter(|c| at.is_none_or(|at| c.written <= at))
+        .count() as u64
 }

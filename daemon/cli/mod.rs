@@ -5,17 +5,22 @@ mod print;
 
 mod admin;
 mod agent;
+mod backup;
 mod cluster;
+mod doctor;
+mod doctor_checks;
 mod evidence;
 mod export;
 mod locks;
 mod logging;
+mod manuals;
 mod mcp;
 mod mcp_answers;
 mod mcp_locks;
 mod mcp_view;
 mod policy;
 mod receipts;
+mod restore;
 mod run;
 mod search;
 mod serve;
@@ -285,6 +290,45 @@ pub enum Command {
     },
     /// Print an argon2id hash of a password (read from standard input when it is not a terminal).
     HashPassword,
+    /// Check an installation and say what to fix: the configuration, data_dir (owner-only,
+    /// writable), the workspaces, the port (free, or a baton answering /healthz), the
+    /// notification URLs, the open-files and inotify limits, the clock. One line per finding:
+    /// what, where, and the fix. Exit 0 when nothing would stop the daemon, 1 otherwise.
+    Doctor {
+        #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
+        config: Option<PathBuf>,
+    },
+    /// Write a consistent copy of data_dir (records, anchors, keys, outbox, sessions; not the
+    /// search index, which is rebuilt) as a tar archive. Safe while the daemon runs: each
+    /// folder is copied as it was at one moment. Run as the daemon's user.
+    Backup {
+        /// The archive to write (made owner-only; refused if it exists)
+        #[arg(short = 'o', long, value_name = "FILE")]
+        output: PathBuf,
+        #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
+        config: Option<PathBuf>,
+    },
+    /// Put a `baton backup` archive in place as data_dir, which must be missing or empty
+    /// (stop the daemon and move the old one aside first). Run as the daemon's user.
+    Restore {
+        /// The archive `baton backup -o` wrote
+        file: PathBuf,
+        #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
+        config: Option<PathBuf>,
+    },
+    /// Print a shell completion script for this command line (bash, zsh, fish, elvish,
+    /// powershell), e.g. `baton completions bash > /etc/bash_completion.d/baton`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff) of `baton`, or with --dir write one per command there
+    /// (baton.1, baton-serve.1, ...).
+    Man {
+        /// Write every page into this folder instead
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// A contract document, as named on the command line.
@@ -454,6 +498,11 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             command: AuditCommand::Ack { dir, config, by },
         } => admin::audit_ack(&dir, config.as_deref(), by),
         Command::HashPassword => admin::hash_password(),
+        Command::Doctor { config } => doctor::doctor(config.as_deref()),
+        Command::Backup { output, config } => backup::backup(&output, config.as_deref()),
+        Command::Restore { file, config } => restore::restore(&file, config.as_deref()),
+        Command::Completions { shell } => manuals::completions(shell),
+        Command::Man { dir } => manuals::man(dir.as_deref()),
         Command::Policy {
             command: PolicyCommand::Replay { file, since },
         } => policy::replay(&file, since.as_deref()),

@@ -25,6 +25,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let indexer = app.start_search();
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
     let heartbeat = tokio::spawn(baton::heartbeat::run(app.clone(), started_at));
+    let readiness = tokio::spawn(tell_systemd_when_ready(app.clone()));
     let leases = app
         .cluster()
         .map(|c| tokio::spawn(keep_leases(app.clone(), c.ttl / 3)));
@@ -41,6 +42,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
         let _ = tokio::task::spawn_blocking(move || indexer.join()).await;
     }
     housekeeping.abort();
+    readiness.abort();
     if let Some(leases) = leases {
         leases.abort();
     }
@@ -76,6 +78,20 @@ async fn housekeeping(app: App) {
             app.check_locks();
         })
         .await;
+    }
+}
+
+/// Tells systemd (`Type=notify`) the daemon is ready once the start-up scan is done, so that
+/// `systemctl start` returns, and units ordered after baton start, only when the handoffs
+/// written before the start are taken in. Polled: the flag is set once, by the ingest thread,
+/// and a tenth of a second is nothing next to a scan. Without `NOTIFY_SOCKET` it does nothing.
+async fn tell_systemd_when_ready(app: App) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(100));
+    while !app.is_ready() {
+        tick.tick().await;
+    }
+    if let Err(e) = sd_notify::notify(&[sd_notify::NotifyState::Ready]) {
+        tracing::warn!(error = %e, "cannot tell systemd the daemon is ready");
     }
 }
 

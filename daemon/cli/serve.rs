@@ -69,6 +69,8 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         tokio::spawn(async move {
             signals.wait().await;
             tracing::info!("shutting down");
+            // systemd then waits (TimeoutStopSec) instead of taking us for crashed.
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
             shutdown.cancel();
         });
         super::run::run(app, listener).await

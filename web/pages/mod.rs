@@ -14,6 +14,7 @@ mod handoff_view;
 mod login;
 mod preview;
 mod queue;
+mod routes;
 mod search;
 mod view;
 mod workspace;
@@ -44,6 +45,7 @@ pub fn routes() -> Routes {
         .at(Method::POST, "/w/{workspace}/owner", workspace::set_owner)
         .at(Method::GET, "/events", events::page)
         .at(Method::GET, "/search", search::page)
+        .at(Method::GET, "/routes", routes::page)
         .at(Method::GET, "/deliveries", deliveries::page)
         .at(Method::POST, "/deliveries/{id}/retry", deliveries::retry)
         .at(Method::GET, "/static/{file}", assets::file)
