@@ -137,7 +137,7 @@ fn steady(
         let ws = &workspaces[i % workspaces.len()];
         let key = format!("h-{i:06}");
         let body = format!(
-            r#"{{"handoff_version":"1.0","id":"{key}","from_agent":"bench","trigger":"completion","summary":"bench {i}","confidence":0.5,"done":["x"],"left":[]}}"#
+            r#"{{"handoff_version":"1.0","id":"{key}","task_id":"task-{key}","from_agent":"bench","title":"bench {i}","trigger":"low_confidence","confidence":0.5}}"#
         );
         let tmp = ws.join(".handoff.json.tmp");
         std::fs::write(&tmp, body)?;
