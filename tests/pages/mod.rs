@@ -4,6 +4,7 @@
 //! `Web` is a plain HTTP client that does not follow redirects and keeps no cookies, so each
 //! test says exactly what it sends.
 
+mod changes;
 mod csrf;
 mod first_start;
 mod forms;
