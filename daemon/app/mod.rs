@@ -46,6 +46,7 @@ pub mod replay;
 mod revise;
 mod route;
 mod search;
+mod seen;
 mod serving;
 mod stall;
 mod state;
@@ -69,6 +70,7 @@ pub use ownership::{OwnerError, Ownership};
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use queue::Standing;
 pub use search::SearchFailed;
+pub use seen::SinceSeen;
 pub use state::{CheckpointRecord, Record, Review, Served};
 pub use timeline::Timeline;
 pub use upload::{Target, UploadError, Uploaded};
@@ -125,6 +127,8 @@ struct Inner {
     outbox: crate::outbox::Outbox,
     /// Who may hear of each handoff (route channels, data class), for the outbox.
     audiences: audience::Audiences,
+    /// What each reviewer last saw of each handoff, for the queue's marks.
+    seen: seen::Seen,
     /// Full-text search; `None` when its index could not be opened (search answers 503).
     search: Option<crate::search::Search>,
     shutdown: CancellationToken,
@@ -179,6 +183,7 @@ impl App {
                 metrics,
                 outbox,
                 audiences: Default::default(),
+                seen: seen::Seen::open(&config.data_dir),
                 tokens,
                 logins,
                 keyring,

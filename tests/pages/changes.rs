@@ -164,3 +164,74 @@ fn the_handoff_page_shows_the_revision_and_what_changed_since_the_previous_and_t
     let page = web.get("/handoffs/lone", Some(&rita)).body;
     assert!(page.contains("Revision 1 of 1") && !page.contains("id=\"changes\""));
 }
+
+/// The queue line of `key` as `session` sees it.
+fn line(web: &Web, session: &super::Session, key: &str) -> String {
+    let queue = web.get("/?view=pending", Some(session)).body;
+    let at = queue
+        .find(&format!("data-key=\"{key}\""))
+        .unwrap_or_else(|| panic!("{key} not in the queue"));
+    queue[at..].split("</tr>").next().unwrap().to_string()
+}
+
+/// The mark of what changed since the reviewer last looked, if any.
+fn mark(line: &str) -> Option<String> {
+    let at = line.find("class=\"seen s-")?;
+    let kind = line[at + "class=\"seen s-".len()..].split('"').next()?;
+    Some(kind.to_string())
+}
+
+#[test]
+fn the_queue_marks_what_changed_since_this_reviewer_last_looked_and_remembers_across_restarts() {
+    let config = [
+        person("rita", "\"reviewer\""),
+        person("omar", "\"reviewer\""),
+        "[[routes]]\nname = \"pair\"\nmin_approvals = 2\n".to_string(),
+    ]
+    .concat();
+    let mut env = TestEnv::with_config(&config);
+    let alpha = env.ws("alpha");
+    let beta = env.init("beta");
+    let d = env.start();
+    submit(&d, &alpha, &handoff("a1"), 1);
+    submit(&d, &beta, &handoff("b1"), 1);
+    let web = Web::new(&d);
+    let rita = web.sign_in("rita", "pw-rita");
+    assert_eq!(mark(&line(&web, &rita, "a1")).as_deref(), Some("new"));
+    assert_eq!(mark(&line(&web, &rita, "b1")).as_deref(), Some("new"));
+
+    assert_eq!(web.get("/handoffs/a1", Some(&rita)).status, 200);
+    web.get("/handoffs/b1", Some(&rita));
+    assert_eq!(mark(&line(&web, &rita, "a1")), None, "looked at, unchanged");
+    // Omar's look is his own.
+    let omar = web.sign_in("omar", "pw-omar");
+    assert_eq!(mark(&line(&web, &omar, "a1")).as_deref(), Some("new"));
+
+    let body = json!({ "outcome": "approved" }).to_string();
+    let (status, answer) = d.post_as("/api/v1/handoffs/a1/decision", Some("omar-token"), &body);
+    assert_eq!(status, 202, "{answer}");
+    let a1 = line(&web, &rita, "a1");
+    assert_eq!(mark(&a1).as_deref(), Some("approved"), "{a1}");
+    assert!(
+        a1.contains("approved by others since you looked (0 → 1)"),
+        "{a1}"
+    );
+
+    let mut revised = handoff("b1");
+    revised["summary"] = json!("now with tests");
+    submit(&d, &beta, &revised, 2);
+    let b1 = line(&web, &rita, "b1");
+    assert_eq!(mark(&b1).as_deref(), Some("revised"), "{b1}");
+    assert!(b1.contains("revision 1 → 2"), "{b1}");
+
+    // Kept in data_dir: a restart forgets nothing.
+    d.stop();
+    let d = env.start();
+    let web = Web::new(&d);
+    let rita = web.sign_in("rita", "pw-rita");
+    assert_eq!(mark(&line(&web, &rita, "b1")).as_deref(), Some("revised"));
+    web.get("/handoffs/b1", Some(&rita));
+    web.get("/handoffs/a1", Some(&rita));
+    assert_eq!(mark(&line(&web, &rita, "b1")), None);
+    assert_eq!(mark(&line(&web, &rita, "a1")), None);
+}

@@ -130,6 +130,7 @@ async fn build(
 ) -> Response {
     let app = app.clone();
     let actor = s.actor.clone();
+    let me = s.name.clone();
     let chrome = Chrome::new(s, "queue");
     let built = crate::blocking(move || {
         let Some(detail) = app.get(&key, &actor, CheckpointPage::default()) else {
@@ -156,6 +157,8 @@ async fn build(
             .unwrap_or_default();
         let earlier = app.earlier_answers(&key, &actor);
         let changes = app.changes(&key, &actor);
+        // The queue marks what changed since this reviewer last looked: now they have.
+        app.mark_seen(&me, &key);
         Some(Ok((h, s, next, earlier, locks, changes)))
     })
     .await;
