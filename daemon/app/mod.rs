@@ -53,6 +53,7 @@ mod state;
 mod timeline;
 mod timers;
 mod upload;
+mod workspace_files;
 
 pub use approved::{ApprovedFile, MAX_PROMOTED_BYTES};
 pub use artifact_preview::{Against, Body, Preview, Source};

@@ -6,6 +6,7 @@
 
 mod changes;
 mod csrf;
+mod fields;
 mod first_start;
 mod forms;
 mod headers;
