@@ -164,16 +164,16 @@ fn page_path(name: &str) -> String {
 }
 
 /// `GET /w/{workspace}/files/{path}`: a file the page lists (in `inbox/` or `approved/`), as
-/// a download with the artifacts' own safety headers.
+/// a download with the artifacts' own safety headers; like artifact downloads it answers as
+/// the API does (a session or a token; 401 without), since a browser never renders it.
 pub async fn file(
     State(app): State<App>,
-    Viewer(s): Viewer,
+    crate::Caller(actor): crate::Caller,
     path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
 ) -> Response {
     let Ok(Path((name, path))) = path else {
         return (StatusCode::NOT_FOUND, "No such file.").into_response();
     };
-    let actor = s.actor.clone();
     match crate::blocking(move || app.workspace_file(&name, &path, &actor)).await {
         Ok(Ok(raw)) => crate::artifacts::send(raw),
         Ok(Err(e)) => crate::artifacts::refused(e),
