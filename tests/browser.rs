@@ -94,7 +94,7 @@ fn a_reviewer_asks_for_changes_then_approves_in_the_browser() {
             .is_some_and(|x| x["key"] == "checkout-fix")
     });
     browser.goto(&format!("{}/handoffs/checkout-fix", &daemon.url));
-    assert!(browser.wait_text(".headline").contains("revision 2"));
+    assert!(browser.wait_text(".headline").contains("Revision 2 of 2"));
     assert!(browser.source().contains("added the retry test"));
     browser.wait_for_text("#artifacts", "changed since the last revision");
     browser.click("#artifacts a[href$='against=previous']");

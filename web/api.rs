@@ -7,7 +7,9 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use baton::app::{App, CheckpointPage, Decided, DecisionRequest, Detail, StateFilter, Summary};
+use baton::app::{
+    App, Changes, CheckpointPage, Decided, DecisionRequest, Detail, StateFilter, Summary,
+};
 use baton::contract::decision::{Edits, ReviewerOutcome};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -40,6 +42,18 @@ pub async fn get(
     let missing = ApiError::NotFound(format!("no handoff with key \"{key}\""));
     let detail = blocking(move || app.get(&key, &actor, page)).await?;
     detail.map(Json).ok_or(missing)
+}
+
+/// `GET /api/v1/handoffs/{key}/changes`: revision N of M and what changed against the
+/// previous revision and the last approved handoff of the task (the handoff page's diff).
+pub async fn changes(
+    State(app): State<App>,
+    Caller(actor): Caller,
+    Path(key): Path<String>,
+) -> Result<Json<Changes>, ApiError> {
+    let missing = ApiError::NotFound(format!("no handoff with key \"{key}\""));
+    let changes = blocking(move || app.changes(&key, &actor)).await?;
+    changes.map(Json).ok_or(missing)
 }
 
 /// `GET /api/v1/handoffs/{key}/a2a`: the handoff as an A2A task (README, "A2A").

@@ -86,7 +86,7 @@ pub fn content_disposition(kind: &str, name: &str) -> HeaderValue {
 }
 
 /// A view error as an HTTP answer (`{"error": ...}` like every other error).
-fn refused(e: ViewError) -> Response {
+pub(crate) fn refused(e: ViewError) -> Response {
     let message = e.to_string();
     match e {
         ViewError::NoHandoff(_) | ViewError::NotNamed(_) | ViewError::Missing(_) => {
@@ -140,7 +140,7 @@ async fn raw(
     }
 }
 
-fn send(raw: Raw) -> Response {
+pub(crate) fn send(raw: Raw) -> Response {
     use tokio::io::AsyncReadExt;
     let (content_type, disposition) = match raw.image {
         Some(image) => (image.mime(), "inline"),

@@ -90,6 +90,7 @@ fn table() -> Routes {
         .at(Method::GET, "/api/v1/handoffs", api::list)
         .at(Method::GET, "/api/v1/handoffs/{key}", api::get)
         .at(Method::GET, "/api/v1/handoffs/{key}/a2a", api::a2a)
+        .at(Method::GET, "/api/v1/handoffs/{key}/changes", api::changes)
         .at(Method::POST, "/api/v1/handoffs/{key}/decision", api::decide)
         .at(Method::POST, "/api/v1/handoffs/{key}/claim", review::claim)
         .at(

@@ -28,6 +28,29 @@ fn routing_schema() -> Value {
             "escalations": { "type": "array", "items": escalation }, "notes": strings } })
 }
 
+/// The answer of `GET /api/v1/handoffs/{key}/changes`.
+fn changes_schema() -> Value {
+    let strings = json!({ "type": "array", "items": { "type": "string" } });
+    let line = json!({ "type": "object", "required": ["kind", "text"], "properties": {
+        "kind": { "enum": ["context", "added", "removed"] }, "old": { "type": "integer" },
+        "new": { "type": "integer" }, "text": { "type": "string" } } });
+    let diff = json!({ "type": "object", "properties": {
+        "hunks": { "type": "array", "items": { "type": "object", "properties": {
+            "header": { "type": "string" }, "lines": { "type": "array", "items": line } } } },
+        "added": { "type": "integer" }, "removed": { "type": "integer" },
+        "identical": { "type": "boolean" }, "truncated": { "type": "boolean" }, "notes": strings } });
+    let field = json!({ "type": "object", "required": ["field"], "properties": {
+        "field": { "enum": ["summary", "confidence", "completed", "remaining", "decisions", "artifacts"] },
+        "before": { "type": "string" }, "after": { "type": "string" },
+        "added": strings, "removed": strings, "changed": strings, "diff": diff } });
+    let comparison = json!({ "type": "object", "required": ["key", "revision", "fields"],
+        "properties": { "key": { "type": "string" }, "revision": { "type": "integer" },
+            "fields": { "type": "array", "items": field } } });
+    json!({ "type": "object", "required": ["revision", "revisions"], "properties": {
+        "revision": { "type": "integer" }, "revisions": { "type": "integer" },
+        "previous": comparison, "approved": comparison } })
+}
+
 fn key_parameter() -> Value {
     json!({ "name": "key", "in": "path", "required": true, "schema": { "type": "string" } })
 }
@@ -68,10 +91,11 @@ pub fn document() -> Value {
                     "claimed_by": { "type": "string", "description": "409: who holds the claim" },
                     "claimed_at": { "type": "string", "format": "date-time" } } },
                 "Summary": { "type": "object",
-                    "required": ["key", "task_id", "workspace", "from_agent", "state", "received_at", "may_decide", "approvals", "approvals_needed"],
+                    "required": ["key", "task_id", "workspace", "from_agent", "state", "revision", "received_at", "may_decide", "approvals", "approvals_needed"],
                     "properties": { "key": {"type": "string"}, "task_id": {"type": "string"}, "workspace": {"type": "string"},
                         "from_agent": {"type": "string"}, "title": {"type": "string"}, "trigger": {"type": "string"},
                         "confidence": {"type": "number"}, "state": {"enum": ["pending", "decided"]},
+                        "revision": { "type": "integer", "description": "the revision in place" },
                         "received_at": {"type": "string", "format": "date-time"}, "outcome": {"type": "string"},
                         "deadline": { "type": "string", "description": "the handoff's deadline (RFC 3339)" },
                         "route": { "type": "string", "description": "the route it falls under; absent: none matches" },
@@ -139,6 +163,10 @@ pub fn document() -> Value {
                                     "sign_offs": { "type": "array" },
                                     "routing": routing_schema(),
                                     "locks": { "type": "array", "description": "the advisory locks in force in its workspace" } } }))) },
+            "/api/v1/handoffs/{key}/changes": { "parameters": [key_parameter()],
+                "get": bearer_get("Revision N of M, and what changed against the previous revision and the last approved handoff of the same task", json!({
+                    "description": "fields that differ: summary (a line diff), confidence (before, after), completed, remaining, decisions (added, removed), artifacts (added, removed, changed)",
+                    "content": { "application/json": { "schema": changes_schema() } } })) },
             "/api/v1/handoffs/{key}/a2a": { "parameters": [key_parameter()],
                 "get": bearer_get("The handoff as an A2A Task (v0.3 JSON): input-required while pending, the decision as the user message after",
                     json_of(json!({ "type": "object", "required": ["kind", "id", "contextId", "status"],

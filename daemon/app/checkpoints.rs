@@ -140,7 +140,18 @@ impl App {
             checkpoint: kept(acc.value, size, file),
         };
         st.checkpoints.insert(file.to_string(), record);
-        let data = json!({ "file": file, "task_id": task_id, "step": step, "summary": summary });
+        // The title of the task's latest handoff, so a notification names the work.
+        let title = st
+            .records
+            .values()
+            .filter(|r| r.meta.task_id == task_id)
+            .max_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at))
+            .and_then(|r| r.handoff.title.clone());
+        let mut data =
+            json!({ "file": file, "task_id": task_id, "step": step, "summary": summary });
+        if let Some(t) = title {
+            data["title"] = json!(t);
+        }
         let kind = EventType::CheckpointWritten;
         announce(st, file, acc.digest, kind, &ws.workspace.name, data)
     }

@@ -13,6 +13,7 @@ mod artifact_view;
 mod artifacts;
 mod audience;
 mod bulk;
+mod changes;
 mod checkpoints;
 mod claim;
 mod decide;
@@ -47,12 +48,14 @@ pub mod replay;
 mod revise;
 mod route;
 mod search;
+mod seen;
 mod serving;
 mod stall;
 mod state;
 mod timeline;
 mod timers;
 mod upload;
+mod workspace_files;
 
 pub use agreement::{AgreementDay, RouteAgreement};
 pub use approved::{ApprovedFile, MAX_PROMOTED_BYTES};
@@ -61,6 +64,7 @@ pub use artifact_raw::MAX_IMAGE_BYTES;
 pub use artifact_raw::{Raw, MAX_RAW_BYTES};
 pub use artifact_view::{approved_path, ArtifactView, Change, Check, ViewError};
 pub use bulk::{BulkError, KeyResult, MAX_BULK};
+pub use changes::{Changes, Comparison, FieldChange};
 pub use claim::{ClaimError, ClaimView};
 pub use decide::DecisionRequest;
 pub use locks::{LockApiError, LockSeen};
@@ -70,6 +74,7 @@ pub use ownership::{OwnerError, Ownership};
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use queue::Standing;
 pub use search::SearchFailed;
+pub use seen::SinceSeen;
 pub use state::{CheckpointRecord, Record, Review, Served};
 pub use timeline::Timeline;
 pub use upload::{Target, UploadError, Uploaded};
@@ -130,6 +135,8 @@ struct Inner {
     outbox: crate::outbox::Outbox,
     /// Who may hear of each handoff (route channels, data class), for the outbox.
     audiences: audience::Audiences,
+    /// What each reviewer last saw of each handoff, for the queue's marks.
+    seen: seen::Seen,
     /// Full-text search; `None` when its index could not be opened (search answers 503).
     search: Option<crate::search::Search>,
     shutdown: CancellationToken,
@@ -197,6 +204,7 @@ impl App {
                 metrics,
                 outbox,
                 audiences: Default::default(),
+                seen: seen::Seen::open(&config.data_dir),
                 tokens,
                 logins,
                 keyring,

@@ -1,7 +1,10 @@
 //! The app's side of the outbox: starting its workers, recording `notification.failed` when
 //! a delivery goes dead, and the deliveries for the API and pages.
 
+use super::model::Progress;
+use super::state::Record;
 use super::App;
+use crate::config::{Route, User};
 use crate::events::{Event, EventType};
 use crate::outbox::{Delivery, Facts, Hooks, MailRequest, RetryError, State};
 use serde_json::json;
@@ -27,9 +30,8 @@ impl App {
         });
     }
 
-    /// What to mail about the handoff of an email notice, and to whom: the reviewers of its
-    /// route that have an `email` (names, and holders of `role:` entries; a route naming no
-    /// reviewers: everyone with the `reviewer` role), never the handoff's sender. Nothing
+    /// What to mail about the handoff of an email notice, and to whom: the people with an
+    /// `email` whose approval could move it on now (see `mailed`), never its sender. Nothing
     /// when the route does not notify `email`, the handoff is no longer pending, or its data
     /// class is not in `[smtp] classifications`.
     fn mail_request(&self, d: &Delivery) -> Option<MailRequest> {
@@ -48,24 +50,13 @@ impl App {
         if !route.notify.iter().any(|n| n == crate::outbox::EMAIL) {
             return None;
         }
-        let listed = |u: &crate::config::User| {
-            if route.reviewers.is_empty() {
-                return u.roles.iter().any(|r| r == "reviewer");
-            }
-            route
-                .reviewers
-                .iter()
-                .any(|e| match e.strip_prefix("role:") {
-                    Some(role) => u.roles.iter().any(|r| r == role),
-                    None => *e == u.name,
-                })
-        };
+        let progress = Progress::of(Some(route), rec);
         let mut to: Vec<String> = Vec::new();
         for u in &self.config().users {
             let Some(addr) = u.email.as_deref() else {
                 continue;
             };
-            if listed(u)
+            if mailed(route, rec, &progress, u)
                 && !self.is_sender(h, &d.workspace, &u.name)
                 && !to.iter().any(|t| t.eq_ignore_ascii_case(addr))
             {
@@ -126,4 +117,29 @@ impl App {
     pub fn retry_delivery(&self, id: &str) -> Result<Delivery, RetryError> {
         self.inner.outbox.retry(id)
     }
+}
+
+/// Whether user `u` is mailed about pending `rec` on `route`: the route lists them (by name,
+/// or by a `role:` entry; a route naming no reviewers: everyone with the `reviewer` role) or
+/// they hold a `sign_off` role the route admits, and their approval would count now (the
+/// quorum's own gate): the only holder of a required role is told, while a reviewer who
+/// could not complete the gate is not.
+fn mailed(route: &Route, rec: &Record, progress: &Progress, u: &User) -> bool {
+    let listed = if route.reviewers.is_empty() {
+        u.roles.iter().any(|r| r == "reviewer")
+    } else {
+        route
+            .reviewers
+            .iter()
+            .any(|e| match e.strip_prefix("role:") {
+                Some(role) => u.roles.iter().any(|r| r == role),
+                None => *e == u.name,
+            })
+    };
+    let signer = rec
+        .handoff
+        .sign_off
+        .iter()
+        .any(|s| route.sign_off_roles.contains(s) && u.roles.contains(s));
+    (listed || signer) && super::quorum::gate(progress, &u.name, &u.roles).is_ok()
 }

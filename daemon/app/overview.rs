@@ -45,6 +45,8 @@ pub struct WorkspaceOverview {
     /// The advisory locks in force, by path.
     pub locks: Vec<crate::locks::Lock>,
     pub owner: Option<super::Ownership>,
+    /// The `invalid` answer to the handoff.json in place, when it is not a valid handoff.
+    pub invalid: Option<crate::contract::Decision>,
 }
 
 /// An audit log's state as `baton audit verify` would report it.
@@ -126,6 +128,7 @@ impl App {
             approved,
             locks,
             owner: self.owner_of(name),
+            invalid: st.current.as_ref().and_then(|c| c.invalid.clone()),
         })
     }
 

@@ -35,6 +35,8 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
     pub state: &'static str,
+    /// The revision in place (1 for a handoff never revised).
+    pub revision: u32,
     pub received_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
@@ -156,6 +158,7 @@ impl App {
                         trigger: r.handoff.trigger,
                         confidence: r.handoff.confidence,
                         state: state_of(r),
+                        revision: r.meta.revision,
                         received_at: r.meta.received_at.clone(),
                         outcome: r.decision.as_ref().map(|d| d.outcome),
                         decided_by: r.decision.as_ref().map(|d| d.by.clone()),

@@ -236,6 +236,7 @@ impl Outbox {
                         WebhookFormat::Slack => slack::body(
                             told,
                             event.key.as_deref().map(|k| handoff_url(url, k)).as_deref(),
+                            aud.as_ref().and_then(|a| a.title.as_deref()),
                         ),
                     };
                     made.push(self.make(event, origin, &e.channel, body));

@@ -339,3 +339,44 @@ fn confidential_handoffs_are_mailed_only_where_smtp_allows_their_class_and_then_
         assert!(both.contains("/handoffs/conf-2"), "{both}");
     }
 }
+
+#[test]
+fn a_sign_off_is_mailed_to_the_holder_of_the_role_and_not_to_reviewers_who_cannot_complete_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let user = |name: &str, role: &str| {
+        format!(
+            "[[users]]\nname = \"{name}\"\nroles = [\"{role}\"]\nemail = \"{name}@example.com\"\n"
+        )
+    };
+    let config = [
+        "public_url = \"http://baton.example\"\n".to_string(),
+        user("rita", "reviewer"),
+        user("sam", "reviewer"),
+        user("vic", "security"),
+        format!("[smtp]\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"baton <baton@localhost>\"\n", smtp.port),
+        "[[routes]]\nname = \"eng\"\nreviewers = [\"role:reviewer\"]\nsign_off_roles = [\"security\"]\n\
+         notify = [\"email\"]\n"
+            .to_string(),
+    ]
+    .concat();
+    let mut env = TestEnv::with_config(&config);
+    let daemon = env.start();
+    let mut h = util::handoff("gate-1");
+    h["sign_off"] = serde_json::json!(["security"]);
+    util::write_atomic(&env.ws("alpha").join("handoff.json"), &util::bytes(&h));
+    daemon.wait_until("the notice is dealt with", || {
+        !email_deliveries(&daemon, "delivered").is_empty()
+    });
+    let to: Vec<String> = smtp
+        .mails()
+        .iter()
+        .map(|m| m["to"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        to,
+        ["vic@example.com"],
+        "only the security holder can approve it"
+    );
+    daemon.stop();
+}

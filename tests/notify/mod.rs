@@ -318,6 +318,51 @@ fn a_loopback_target_is_refused_without_allow_private() {
 }
 
 #[test]
+fn chat_messages_name_the_handoff_and_say_what_happened_for_checkpoints_and_decisions() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), 0, &[]);
+    let config = config(&receiver.url(), "0")
+        .replace(
+            "allow_private = true",
+            "allow_private = true\nformat = \"slack\"",
+        )
+        .replace(
+            "events = [\"handoff.received\"]",
+            "events = [\"handoff.decided\", \"checkpoint.written\"]",
+        );
+    let mut env = TestEnv::with_config(&config);
+    let daemon = env.start();
+    let ws = env.ws("alpha");
+    submit(&env, "chat-1");
+    daemon.wait_until("pending", || daemon.handoffs("pending").len() == 1);
+    let checkpoint = serde_json::json!({ "checkpoint_version": "1", "task_id": "task-chat-1",
+        "step": 2, "summary": "ran the migrations" });
+    util::write_atomic(&ws.join("checkpoints/002.json"), &util::bytes(&checkpoint));
+    daemon.wait_until("checkpoint sent", || receiver.requests().len() == 1);
+    let (status, body) = daemon.decide("chat-1", "changes_requested", "add a rollback");
+    assert_eq!(status, 200, "{body}");
+    daemon.wait_until("decision sent", || receiver.requests().len() == 2);
+    let texts: Vec<String> = receiver
+        .requests()
+        .iter()
+        .map(|r| r["body"]["text"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        texts[0].starts_with("[baton] checkpoint.written: handoff chat-1: step 2 of task task-chat-1: ran the migrations"),
+        "{}",
+        texts[0]
+    );
+    assert!(
+        texts[1].starts_with(
+            "[baton] handoff.decided: handoff chat-1: changes requested by admin: add a rollback"
+        ),
+        "{}",
+        texts[1]
+    );
+    daemon.stop();
+}
+
+#[test]
 fn a_slack_format_webhook_posts_text_and_blocks_signed_all_the_same() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(dir.path(), 0, &[]);

@@ -4,7 +4,9 @@
 //! `Web` is a plain HTTP client that does not follow redirects and keeps no cookies, so each
 //! test says exactly what it sends.
 
+mod changes;
 mod csrf;
+mod fields;
 mod first_start;
 mod forms;
 mod headers;

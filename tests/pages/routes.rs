@@ -21,7 +21,10 @@ const OPEN: [&str; 5] = [
 
 /// Downloads in the pages' URL space that answer as the API does (401, not a redirect):
 /// agents fetch them with their tokens too, and a browser is never meant to render them.
-const DOWNLOADS: [&str; 1] = ["/handoffs/{key}/artifacts/{*path}"];
+const DOWNLOADS: [&str; 2] = [
+    "/handoffs/{key}/artifacts/{*path}",
+    "/w/{workspace}/files/{*path}",
+];
 
 /// Whether a path is a page for people (HTML, session cookie) rather than the API, a
 /// download, an operations endpoint or a static file.

@@ -128,8 +128,6 @@ pub fn file_name(p: &str) -> String {
 pub fn shown(corpus: &[String], i: usize, f: Field) -> String {
     let p = at(corpus, i, f);
     match f {
-        // Lists in provenance are shown as JSON.
-        Inputs | Sources | Tools => serde_json::to_string(p).unwrap(),
         ArtifactFile => format!("inbox/{}", file_name(p)),
         CheckpointFile | Workspace => file_name(p),
         Invalid => format!("../{p}"),

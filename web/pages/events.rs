@@ -23,7 +23,8 @@ pub struct Line {
     pub kind: String,
     pub workspace: String,
     pub key: Option<String>,
-    pub data: String,
+    /// The event's facts as labelled fields (no raw JSON).
+    pub data: Vec<super::fields::Field>,
 }
 
 #[derive(Template)]
@@ -61,7 +62,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
             kind: text(&e["type"]),
             workspace: text(&e["workspace"]),
             key: e["key"].as_str().map(String::from),
-            data: super::view::clip(&e["data"].to_string(), 400),
+            data: super::fields::of_value("data", &e["data"]),
         })
         .collect();
     render(&EventsPage {

@@ -33,6 +33,8 @@ struct HandoffPage {
     earlier: Vec<(u32, baton::contract::Decision)>,
     /// The workspace's locks, as `locks.html` names them.
     locks: Vec<baton::locks::Lock>,
+    /// Revision N of M, and what changed against the previous and the last approved one.
+    changes: Option<baton::app::Changes>,
 }
 
 impl HandoffPage {
@@ -40,6 +42,34 @@ impl HandoffPage {
     fn lock_on(&self, path: &str) -> Option<&baton::locks::Lock> {
         let path = baton::locks::normalize(path).ok()?;
         self.locks.iter().find(|l| l.path == path)
+    }
+
+    fn sign(&self, k: &baton::render::diff::LineKind) -> &'static str {
+        super::preview::sign(k)
+    }
+
+    /// The comparisons to show, with their element ids: against the previous revision
+    /// (open), then against the last approved handoff (folded).
+    fn comparisons(&self) -> Vec<(&'static str, &baton::app::Comparison)> {
+        let Some(c) = &self.changes else {
+            return Vec::new();
+        };
+        let previous = c.previous.iter().map(|x| ("changes-previous", x));
+        previous
+            .chain(c.approved.iter().map(|x| ("changes-approved", x)))
+            .collect()
+    }
+
+    /// The reviewer's name of a changed field.
+    fn field_label(&self, field: &str) -> &'static str {
+        match field {
+            "summary" => "Summary",
+            "confidence" => "Confidence",
+            "completed" => "Done",
+            "remaining" => "Left",
+            "decisions" => "Decisions",
+            _ => "Artifacts",
+        }
     }
 }
 
@@ -100,6 +130,7 @@ async fn build(
 ) -> Response {
     let app = app.clone();
     let actor = s.actor.clone();
+    let me = s.name.clone();
     let chrome = Chrome::new(s, "queue");
     let built = crate::blocking(move || {
         let Some(detail) = app.get(&key, &actor, CheckpointPage::default()) else {
@@ -125,10 +156,13 @@ async fn build(
             .map(|t| t.svg())
             .unwrap_or_default();
         let earlier = app.earlier_answers(&key, &actor);
-        Some(Ok((h, s, next, earlier, locks)))
+        let changes = app.changes(&key, &actor);
+        // The queue marks what changed since this reviewer last looked: now they have.
+        app.mark_seen(&me, &key);
+        Some(Ok((h, s, next, earlier, locks, changes)))
     })
     .await;
-    let (h, sections, next, earlier, locks) = match built {
+    let (h, sections, next, earlier, locks, changes) = match built {
         Ok(Some(Ok(page))) => page,
         Ok(Some(Err(invalid))) => return render(&InvalidPage::new(chrome, invalid)),
         _ => return not_found(""),
@@ -143,6 +177,7 @@ async fn build(
         next,
         earlier,
         locks,
+        changes,
     };
     render(&page)
 }

@@ -2,6 +2,7 @@
 //! every one of them escaped by the template. Long values are kept whole (the page folds
 //! them); nothing here reads a file.
 
+use super::fields::{self, Field};
 use super::view::{self, Deadline, Meter};
 use baton::app::{Change, Check, Detail, Summary};
 use baton::contract::handoff::{Scope, ScopePart};
@@ -155,9 +156,9 @@ pub struct Sections {
     pub evidence: Vec<String>,
     pub labels: Vec<String>,
     pub sign_off: Vec<String>,
-    pub context: Vec<(String, String)>,
-    pub provenance: Vec<(String, String)>,
-    pub unknown: Vec<(String, String)>,
+    pub context: Vec<Field>,
+    pub provenance: Vec<Field>,
+    pub unknown: Vec<Field>,
     pub artifacts: Vec<ArtifactRow>,
     /// The checkpoint timeline as inline SVG (every text in it escaped by its maker).
     pub timeline: String,
@@ -181,6 +182,13 @@ pub fn text_of(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => serde_json::to_string_pretty(other).unwrap_or_default(),
     }
+}
+
+/// `v` under its own key, so an object's fields are labelled `key › field`.
+fn wrap(k: &str, v: &Value) -> Value {
+    let mut m = serde_json::Map::new();
+    m.insert(k.to_string(), v.clone());
+    Value::Object(m)
 }
 
 pub fn problem_row(p: &Problem) -> ProblemRow {
@@ -321,22 +329,21 @@ fn sections(h: Handoff) -> Sections {
     put("Regulation", h.regulatory_ref);
     put(
         "Fallback",
-        h.fallback
-            .map(|f| serde_json::to_string(&f).unwrap_or_default()),
+        h.fallback.map(|f| {
+            format!(
+                "after {} s without a decision, escalate to route {}",
+                f.after_seconds, f.route
+            )
+        }),
     );
     let (covers, excludes) = match &h.scope {
         Some(Scope::Text(t)) => (vec![t.clone()], Vec::new()),
         Some(Scope::Parts { covers, excludes }) => (part(covers), part(excludes)),
         None => (Vec::new(), Vec::new()),
     };
-    let kv = |m: &serde_json::Map<String, Value>| {
-        m.iter()
-            .map(|(k, v)| (k.clone(), text_of(v)))
-            .collect::<Vec<_>>()
-    };
     let provenance = h.provenance.as_ref().map_or_else(Vec::new, |p| {
         let v = serde_json::to_value(p).unwrap_or_default();
-        v.as_object().map(kv).unwrap_or_default()
+        v.as_object().map(fields::of_object).unwrap_or_default()
     });
     Sections {
         fields,
@@ -349,12 +356,16 @@ fn sections(h: Handoff) -> Sections {
         evidence: h.evidence_refs,
         labels: h.labels,
         sign_off: h.sign_off,
-        context: h.context.as_ref().map(kv).unwrap_or_default(),
+        context: h
+            .context
+            .as_ref()
+            .map(fields::of_object)
+            .unwrap_or_default(),
         provenance,
         unknown: h
             .extra
             .iter()
-            .map(|(k, v)| (k.clone(), text_of(v)))
+            .flat_map(|(k, v)| fields::of_value(k, &wrap(k, v)))
             .collect(),
         ..Sections::default()
     }

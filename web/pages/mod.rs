@@ -7,6 +7,7 @@ mod assets;
 mod decision_form;
 mod deliveries;
 mod events;
+mod fields;
 mod flash;
 mod forms;
 mod handoff;
@@ -43,6 +44,7 @@ pub fn routes() -> Routes {
         )
         .at(Method::GET, "/w/{workspace}", workspace::page)
         .at(Method::POST, "/w/{workspace}/owner", workspace::set_owner)
+        .at(Method::GET, "/w/{workspace}/files/{*path}", workspace::file)
         .at(Method::GET, "/events", events::page)
         .at(Method::GET, "/search", search::page)
         .at(Method::GET, "/routes", routes::page)

@@ -31,11 +31,16 @@ struct PreviewPage {
 
 impl PreviewPage {
     fn sign(&self, k: &LineKind) -> &'static str {
-        match k {
-            LineKind::Added => "add",
-            LineKind::Removed => "del",
-            LineKind::Context => "ctx",
-        }
+        sign(k)
+    }
+}
+
+/// The class of a diff line.
+pub fn sign(k: &LineKind) -> &'static str {
+    match k {
+        LineKind::Added => "add",
+        LineKind::Removed => "del",
+        LineKind::Context => "ctx",
     }
 }
 

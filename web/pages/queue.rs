@@ -10,7 +10,7 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use baton::app::{App, DecisionRequest, Summary};
+use baton::app::{App, DecisionRequest, SinceSeen, Summary};
 use baton::contract::handoff::Trigger;
 use baton::contract::Outcome;
 use serde::Deserialize;
@@ -56,6 +56,9 @@ pub struct Row {
     /// Approvals so far of those needed ("1 of 2"), for a pending handoff that needs more
     /// than one or has some.
     pub gate: Option<String>,
+    /// What changed since this reviewer last opened it (`new`, `revised`, `approved`) and
+    /// how the mark says it.
+    pub since_seen: Option<(&'static str, String)>,
 }
 
 /// A handoff.json refused as invalid, as the queue lists it.
@@ -112,7 +115,28 @@ impl QueuePage {
     }
 }
 
-fn row(s: &Summary, now: OffsetDateTime) -> Row {
+/// The queue's mark for what changed since the reviewer last looked.
+fn mark(since: Option<SinceSeen>, s: &Summary) -> Option<(&'static str, String)> {
+    Some(match since? {
+        SinceSeen::New => ("new", "new to you".to_string()),
+        SinceSeen::Revised { seen } => (
+            "revised",
+            format!(
+                "revised since you looked (revision {seen} → {})",
+                s.revision
+            ),
+        ),
+        SinceSeen::Approved { seen } => (
+            "approved",
+            format!(
+                "approved by others since you looked ({seen} → {})",
+                s.approvals
+            ),
+        ),
+    })
+}
+
+fn row(s: &Summary, since: Option<SinceSeen>, now: OffsetDateTime) -> Row {
     let pending = s.state == "pending";
     let deadline = s
         .deadline
@@ -132,6 +156,7 @@ fn row(s: &Summary, now: OffsetDateTime) -> Row {
         decided_age: s.decided_at.as_deref().map(|at| view::age(at, now)),
         gate: (pending && (s.approvals_needed > 1 || s.approvals > 0))
             .then(|| format!("{} of {}", s.approvals, s.approvals_needed)),
+        since_seen: mark(since, s),
         pending,
         key: s.key.clone(),
         workspace: s.workspace.clone(),
@@ -192,8 +217,14 @@ fn in_view(view: &str, r: &Line, me: &str) -> bool {
 
 pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Filters>) -> Response {
     let actor = s.actor.clone();
-    let listed =
-        crate::blocking(move || (app.list_all_shared(&actor), app.invalid_handoffs(&actor))).await;
+    let listing = app.clone();
+    let listed = crate::blocking(move || {
+        (
+            listing.list_all_shared(&actor),
+            listing.invalid_handoffs(&actor),
+        )
+    })
+    .await;
     let Ok((all, invalid)) = listed else {
         return super::internal_error();
     };
@@ -261,11 +292,17 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
     let total = lines.len();
     let pages = total.div_ceil(per).max(1);
     let page = f.page.unwrap_or(1).clamp(1, pages);
-    let rows = lines
+    let shown: Vec<&Summary> = lines
         .iter()
         .skip((page - 1) * per)
         .take(per)
-        .map(|l| row(l.s, now))
+        .map(|l| l.s)
+        .collect();
+    let since = app.since_seen(&s.name, &shown);
+    let rows = shown
+        .iter()
+        .zip(since)
+        .map(|(x, since)| row(x, since, now))
         .collect();
     let notice = f.decided.map(|n| match f.failed.unwrap_or(0) {
         0 => format!("{n} handoff(s) decided."),

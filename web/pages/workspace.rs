@@ -56,6 +56,17 @@ impl WorkspacePage {
         [("inbox/", &self.w.inbox), ("approved/", &self.w.approved)]
     }
 
+    /// The download URL of `path` in the folder listed as `label` (`inbox/`), each part
+    /// percent-encoded.
+    fn file_url(&self, label: &str, path: &str) -> String {
+        let enc = |s: &str| {
+            percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
+        };
+        let full = format!("{label}{path}");
+        let segments: Vec<String> = full.split('/').map(enc).collect();
+        format!("/w/{}/files/{}", enc(&self.w.name), segments.join("/"))
+    }
+
     fn summary(&self, c: &serde_json::Value) -> String {
         c.get("summary")
             .and_then(|s| s.as_str())
@@ -150,4 +161,22 @@ pub async fn set_owner(
 /// The workspace page's path, where its forms lead back to.
 fn page_path(name: &str) -> String {
     format!("/w/{}", super::handoff::urlencode(name))
+}
+
+/// `GET /w/{workspace}/files/{path}`: a file the page lists (in `inbox/` or `approved/`), as
+/// a download with the artifacts' own safety headers; like artifact downloads it answers as
+/// the API does (a session or a token; 401 without), since a browser never renders it.
+pub async fn file(
+    State(app): State<App>,
+    crate::Caller(actor): crate::Caller,
+    path: Result<Path<(String, String)>, axum::extract::rejection::PathRejection>,
+) -> Response {
+    let Ok(Path((name, path))) = path else {
+        return (StatusCode::NOT_FOUND, "No such file.").into_response();
+    };
+    match crate::blocking(move || app.workspace_file(&name, &path, &actor)).await {
+        Ok(Ok(raw)) => crate::artifacts::send(raw),
+        Ok(Err(e)) => crate::artifacts::refused(e),
+        Err(e) => e.into_response(),
+    }
 }
