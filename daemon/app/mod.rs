@@ -128,8 +128,12 @@ struct Inner {
     shutdown: CancellationToken,
     /// This daemon, as written into the `.baton/owner.lock` of each workspace it serves.
     me: crate::locks::Owner,
-    /// The owner locks held: a workspace is served only while its lock is.
-    owners: Mutex<HashMap<PathBuf, crate::locks::OwnerLock>>,
+    /// The life locks held (one per place workspaces live): the workspaces recorded as this
+    /// daemon's are its own while they are held.
+    life: crate::locks::life::Life,
+    /// The workspaces recorded as this daemon's -> the path of the life lock (relative to
+    /// the workspace) their records name; `None`: served without a record (see `own`).
+    owners: Mutex<HashMap<PathBuf, Option<String>>>,
     /// Workspaces another daemon serves, tried again every few seconds.
     waiting: Mutex<BTreeMap<PathBuf, Workspace>>,
     /// Workspaces that could not be opened (see `served`), tried again every few seconds.
@@ -199,7 +203,9 @@ impl App {
                     host: crate::host::hostname(),
                     pid: std::process::id(),
                     started_at: crate::events::now_rfc3339(),
+                    lock: None,
                 },
+                life: crate::locks::life::Life::new(&crate::host::hostname(), std::process::id()),
                 owners: Mutex::default(),
                 waiting: Mutex::default(),
                 unserved: Mutex::default(),

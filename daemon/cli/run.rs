@@ -15,16 +15,16 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let http = app.config().http.clone();
     let max_connections = fit_connection_limit(http.max_connections, raise_fd_limit());
     let shutdown = app.shutdown_token();
-    // Every workspace's heartbeat first: agents learn at once that a daemon serves them, and
-    // these thousand writes are done before the start-up scan's syncs begin.
-    let started_at = app.started_at().to_string();
-    let (first, at) = (app.clone(), started_at.clone());
-    tokio::task::spawn_blocking(move || baton::heartbeat::beat(&first, &at, None)).await?;
+    // Every workspace's heartbeat first (its only write until the daemon stops): agents learn
+    // at once that a daemon serves them, and these writes are done before the start-up scan's
+    // syncs begin.
+    let first = app.clone();
+    tokio::task::spawn_blocking(move || baton::heartbeat::beat(&first)).await?;
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
     app.start_outbox();
     let indexer = app.start_search();
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
-    let heartbeat = tokio::spawn(baton::heartbeat::run(app.clone(), started_at));
+    let heartbeat = tokio::spawn(baton::heartbeat::run(app.clone()));
     let app_for_anchors = app.clone();
     let router = baton_web::router(app);
     baton_web::server::serve(listener, router, &http, max_connections, shutdown.clone()).await;
@@ -39,13 +39,16 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     }
     housekeeping.abort();
     // After ingest has stopped, so the anchors cover every event.
+    let flushing = app_for_anchors.clone();
     let _ = tokio::task::spawn_blocking(move || {
-        app_for_anchors.flush_sessions();
-        app_for_anchors.flush_anchors();
+        flushing.flush_sessions();
+        flushing.flush_anchors();
     })
     .await;
-    // It ends on the shutdown token, removing the heartbeat files as it goes.
+    // It ends on the shutdown token, removing the heartbeat files.
     let _ = heartbeat.await;
+    // Last: another daemon may take the workspaces over once nothing more is written.
+    app_for_anchors.release_workspaces();
     Ok(())
 }
 
