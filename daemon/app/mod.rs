@@ -4,6 +4,7 @@
 //! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
 
 mod a2a;
+mod agenda;
 mod alerts;
 mod approved;
 mod artifact_preview;
@@ -20,6 +21,7 @@ mod edits;
 pub mod export;
 mod group_modes;
 mod holds;
+mod housekeeping;
 mod ingest;
 mod intake_asks;
 mod invalid;
@@ -117,6 +119,8 @@ struct Inner {
     ledger: crate::audit::Ledger,
     /// Shared copies of reviewers' handoff lists, for the queue page.
     listings: listing::Listings,
+    /// When each workspace next needs the housekeeping.
+    agenda: agenda::Agenda,
     /// Audit verdicts for the events page, recomputed only when a log changed.
     verdicts: overview::VerdictCache,
     /// Notifications of events to webhooks (see `crate::outbox`).
@@ -193,6 +197,7 @@ impl App {
                 failing: std::sync::OnceLock::new(),
                 alerts: Mutex::default(),
                 verdicts: Mutex::default(),
+                agenda: Default::default(),
                 listings: Default::default(),
                 intake: std::sync::OnceLock::new(),
                 hashes: Default::default(),
@@ -283,6 +288,7 @@ impl App {
             .expect("lock holders never panic");
         all.insert(ws.name.clone(), loaded.clone());
         self.metrics().workspaces.set(all.len() as i64);
+        self.inner.agenda.now(&ws.name);
         Ok(Some(loaded))
     }
 

@@ -29,6 +29,8 @@ impl App {
         for event in events {
             self.announce(ws, event);
         }
+        // A change: its timers, stall clock and locks are looked at again.
+        self.inner.agenda.now(&ws.workspace.name);
         Ok(())
     }
 

@@ -53,8 +53,9 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
 }
 
 /// Once a second, off the ingest path: keeps the audit anchors about a second behind the logs,
-/// raises `agent.stalled` for agents gone quiet, logs and expires lock changes, and escalates
-/// and expires pending handoffs. These take workspace locks, which a worker
+/// and visits the workspaces whose time has come (`App::housekeep`): raises `agent.stalled`
+/// for agents gone quiet, logs and expires lock changes, and escalates and expires pending
+/// handoffs. These take workspace locks, which a worker
 /// may hold through a slow sync; here that delays only this. It starts once the start-up scan
 /// is done, so that the first flush (one anchor per workspace the scan logged events in, made
 /// durable) does not compete with the scan's own syncs.
@@ -67,10 +68,7 @@ async fn housekeeping(app: App) {
         }
         let app = app.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            app.flush_anchors();
-            app.check_stalls();
-            app.check_timers();
-            app.check_locks();
+            app.housekeep();
         })
         .await;
     }
