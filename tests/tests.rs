@@ -39,6 +39,7 @@ mod receipts;
 mod recovery;
 mod resubmit;
 mod review;
+mod scale;
 mod search;
 mod signoff;
 mod startup;
