@@ -109,3 +109,46 @@ fn an_agent_hears_from_the_life_lock_whether_a_daemon_on_another_machine_still_r
     let said = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(said.contains(unserved), "the daemon is gone: {said}");
 }
+
+#[test]
+fn the_list_api_pages_by_limit_and_after_and_follows_decisions() {
+    let mut env = TestEnv::new();
+    let names = ["alpha", "beta", "gamma"];
+    for name in &names[1..] {
+        env.init(name);
+    }
+    let d = env.start();
+    for (i, name) in names.iter().enumerate() {
+        let key = format!("page-{i}");
+        write_atomic(&env.ws(name).join("handoff.json"), &bytes(&handoff(&key)));
+        d.wait_until("received", || {
+            d.get(&format!("/api/v1/handoffs/{key}")).0 == 200
+        });
+        // Received in this order, a clock tick apart.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let keys = |query: &str| -> Vec<String> {
+        let (status, body) = d.get(&format!("/api/v1/handoffs?{query}"));
+        assert_eq!(status, 200, "{query}: {body}");
+        let list = body.as_array().unwrap();
+        list.iter()
+            .map(|h| h["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(keys("state=pending&limit=2"), ["page-0", "page-1"]);
+    assert_eq!(keys("state=pending&limit=2&after=page-1"), ["page-2"]);
+    assert!(keys("state=pending&limit=2&after=page-2").is_empty());
+    assert_eq!(keys("state=pending"), ["page-0", "page-1", "page-2"]);
+
+    let (status, body) = d.decide("page-0", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(keys("state=pending&limit=10"), ["page-1", "page-2"]);
+    assert_eq!(keys("state=decided&limit=10"), ["page-0"]);
+    assert_eq!(keys("state=all&limit=2"), ["page-0", "page-1"]);
+    assert_eq!(keys("state=all&limit=2&after=page-1"), ["page-2"]);
+    for bad in ["limit=0", "limit=1001", "limit=many"] {
+        let (status, body) = d.get(&format!("/api/v1/handoffs?{bad}"));
+        assert_eq!(status, 422, "{bad}: {body}");
+        assert!(body.to_string().contains("limit"), "{body}");
+    }
+}

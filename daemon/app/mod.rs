@@ -30,8 +30,10 @@ mod load;
 mod locks;
 mod model;
 mod notify;
+mod order;
 mod overview;
 mod ownership;
+mod paging;
 mod policy;
 mod published_copies;
 mod query;
@@ -66,6 +68,7 @@ pub use locks::{LockApiError, LockSeen};
 pub use model::{Approval, Claim, DecideError, Decided, Escalation, Progress, Routed};
 pub use overview::{Files, HandoffLine, InvalidHandoff, Verdict, WorkspaceOverview};
 pub use ownership::{OwnerError, Ownership};
+pub use paging::MAX_PAGE;
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use queue::Standing;
 pub use search::SearchFailed;
@@ -121,6 +124,8 @@ struct Inner {
     listings: listing::Listings,
     /// When each workspace next needs the housekeeping.
     agenda: agenda::Agenda,
+    /// The handoffs in list order, kept as they change.
+    order: order::Order,
     /// Audit verdicts for the events page, recomputed only when a log changed.
     verdicts: overview::VerdictCache,
     /// Notifications of events to webhooks (see `crate::outbox`).
@@ -198,6 +203,7 @@ impl App {
                 alerts: Mutex::default(),
                 verdicts: Mutex::default(),
                 agenda: Default::default(),
+                order: Default::default(),
                 listings: Default::default(),
                 intake: std::sync::OnceLock::new(),
                 hashes: Default::default(),
@@ -289,6 +295,7 @@ impl App {
         all.insert(ws.name.clone(), loaded.clone());
         self.metrics().workspaces.set(all.len() as i64);
         self.inner.agenda.now(&ws.name);
+        self.file_records(&loaded);
         Ok(Some(loaded))
     }
 

@@ -51,6 +51,9 @@ impl App {
     /// Sends a logged event to subscribers, the metrics and the log.
     pub(super) fn announce(&self, ws: &Served, event: Event) {
         self.inner.listings.changed();
+        if let Some(key) = &event.key {
+            self.inner.order.changed(key);
+        }
         stall::note_activity(ws, event.kind);
         tracing::info!(
             event = event.kind.as_str(),
