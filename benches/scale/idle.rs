@@ -48,7 +48,7 @@ pub fn syscalls(pid: u32, window: Duration) -> Option<(f64, String)> {
         return None;
     }
     let total: u64 = rows.iter().map(|r| r.0).sum();
-    rows.sort_by(|a, b| b.0.cmp(&a.0));
+    rows.sort_by_key(|row| std::cmp::Reverse(row.0));
     let secs = window.as_secs_f64();
     let top: Vec<String> = rows
         .iter()

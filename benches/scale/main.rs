@@ -20,9 +20,12 @@
 //! BATON_BENCH_IDLE_SECONDS (30), BATON_BENCH_LOAD_SECONDS (5), BATON_BENCH_DIR (where the
 //! filled tree is kept; default /tmp/baton-scale-W-ROUNDS), BATON_BENCH_BIN (the daemon).
 
+// Shared with the ingest and pages benches, which use all of them.
+#[allow(dead_code)]
 #[path = "../ingest/disk.rs"]
 mod disk;
 mod idle;
+#[allow(dead_code)]
 #[path = "../pages/load.rs"]
 mod load;
 mod world;

@@ -143,11 +143,12 @@ impl Daemon {
         let docs: Vec<(PathBuf, Vec<u8>)> = (0..n)
             .map(|i| {
                 let id = format!("r{round:02}-w{i:05}");
+                let trigger = ["error", "completion", "low_confidence"][i % 3];
                 let doc = json!({
                     "handoff_version": "1.0", "id": id, "task_id": format!("task-{i}"),
                     "from_agent": format!("agent-{}", i % 13),
                     "title": format!("round {round} of workspace {i}"),
-                    "trigger": ["error", "completion", "low_confidence"][i % 3],
+                    "trigger": trigger,
                     "confidence": (i % 100) as f64 / 100.0,
                     "deadline": if i % 4 == 0 { json!("2099-01-01T00:00:00Z") } else { json!(null) },
                 });
@@ -178,6 +179,7 @@ impl Daemon {
         let keys: Vec<String> = (0..n).map(|i| format!("r{round:02}-w{i:05}")).collect();
         let batches: Vec<Vec<String>> = keys.chunks(200).map(<[String]>::to_vec).collect();
         let per = batches.len().div_ceil(clients).max(1);
+        let (url, token) = (&self.url, &self.token);
         std::thread::scope(|scope| -> Result<()> {
             let jobs: Vec<_> = batches
                 .chunks(per)
@@ -186,8 +188,8 @@ impl Daemon {
                         for batch in mine {
                             let body =
                                 json!({ "keys": batch, "outcome": "approved", "comment": "bench" });
-                            ureq::post(&format!("{}/api/v1/decisions", self.url))
-                                .set("Authorization", &format!("Bearer {}", self.token))
+                            ureq::post(&format!("{url}/api/v1/decisions"))
+                                .set("Authorization", &format!("Bearer {token}"))
                                 .send_json(body)?;
                         }
                         Ok(())
