@@ -1,9 +1,10 @@
 //! The daemon's heartbeat: `.baton/daemon.json` in every workspace it serves, with its pid,
 //! host, start, when it was written and the path of the daemon's life lock (see
-//! `crate::locks::life`). Written once, when the daemon takes the workspace, and removed
-//! when it stops: the life lock, held while the daemon runs and dropped by the kernel or file
-//! server when it dies, says whether it is alive, so an idle daemon writes nothing into its
-//! workspaces. An agent's `baton submit` or `baton wait` reads the file and tests the lock to
+//! `crate::locks::life`). Written once, when the daemon takes the workspace, and left in
+//! place when it stops: the life lock, held while the daemon runs, released when it stops and
+//! dropped by the kernel or file server when it dies, says whether it is alive, so the daemon
+//! writes nothing into its workspaces while idle and nothing when it stops (thousands of
+//! removals on a share would hold a stop up for minutes). An agent's `baton submit` or `baton wait` reads the file and tests the lock to
 //! warn when no running daemon serves the workspace, instead of waiting for an answer that
 //! cannot come. (Which daemon serves a workspace is settled by its `.baton/owner.lock`
 //! record, see `crate::locks::take_workspace`.)
@@ -32,20 +33,6 @@ pub struct Heartbeat {
     /// The daemon's life lock, relative to the workspace: held while it runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<String>,
-}
-
-/// Waits for the app to shut down, then removes the files: a daemon that stopped cleanly is
-/// known to be gone at once (its life locks are released last, `App::release_workspaces`).
-/// The caller writes the files (`beat`) at start.
-pub async fn run(app: App) {
-    app.shutdown_token().cancelled().await;
-    let _ = tokio::task::spawn_blocking(move || {
-        // Not synced: a heartbeat a crash brings back names a life lock nobody holds.
-        for ws in app.workspaces() {
-            let _ = ws.workspace.remove_volatile(&path(&ws.workspace));
-        }
-    })
-    .await;
 }
 
 /// Writes the heartbeat of every workspace served, at start.

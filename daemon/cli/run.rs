@@ -24,7 +24,6 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     app.start_outbox();
     let indexer = app.start_search();
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
-    let heartbeat = tokio::spawn(baton::heartbeat::run(app.clone()));
     let app_for_anchors = app.clone();
     let router = baton_web::router(app);
     baton_web::server::serve(listener, router, &http, max_connections, shutdown.clone()).await;
@@ -45,8 +44,6 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
         flushing.flush_anchors();
     })
     .await;
-    // It ends on the shutdown token, removing the heartbeat files.
-    let _ = heartbeat.await;
     // Last: another daemon may take the workspaces over once nothing more is written.
     app_for_anchors.release_workspaces();
     Ok(())
