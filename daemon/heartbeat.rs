@@ -1,27 +1,26 @@
 //! The daemon's heartbeat: `.baton/daemon.json` in every workspace it serves, with its pid,
-//! host, start and last beat, rewritten every `PERIOD`. An agent's `baton submit` or
-//! `baton wait` reads it to warn when no running daemon serves the workspace, instead of
-//! waiting for an answer that cannot come. (Which daemon serves a workspace is settled by its
-//! fs4 lock on `.baton/owner.lock`, see `crate::locks::take_workspace`; this file only says
-//! that it is alive.)
+//! host, start, when it was written and the path of the daemon's life lock (see
+//! `crate::locks::life`). Written once, when the daemon takes the workspace, and left in
+//! place when it stops: the life lock, held while the daemon runs, released when it stops and
+//! dropped by the kernel or file server when it dies, says whether it is alive, so the daemon
+//! writes nothing into its workspaces while idle and nothing when it stops (thousands of
+//! removals on a share would hold a stop up for minutes). An agent's `baton submit` or `baton wait` reads the file and tests the lock to
+//! warn when no running daemon serves the workspace, instead of waiting for an answer that
+//! cannot come. (Which daemon serves a workspace is settled by its `.baton/owner.lock`
+//! record, see `crate::locks::take_workspace`.)
 
 use crate::app::App;
 use crate::host::hostname;
+use crate::locks::life::{self, Liveness};
 use crate::workspace::Workspace;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// `.baton/<FILE>`.
 pub const FILE: &str = "daemon.json";
-/// How often the daemon rewrites it.
-pub const PERIOD: Duration = Duration::from_secs(10);
-/// A heartbeat older than this is a daemon that stopped (three beats missed).
+/// Without a life lock (a file written by an older daemon that rewrote it every 10 s), a
+/// heartbeat older than this is a daemon that stopped.
 pub const STALE_AFTER: Duration = Duration::from_secs(30);
-/// The period is cut into this many slices, each rewriting its share of the workspaces: a
-/// thousand workspaces then cost a steady trickle of small writes, not a burst of a thousand
-/// renames every `PERIOD` that a journaling filesystem commits together with, and so in front
-/// of, the syncs a handoff waits for.
-const SLICES: u32 = 20;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Heartbeat {
@@ -29,73 +28,30 @@ pub struct Heartbeat {
     pub host: String,
     /// RFC 3339, UTC.
     pub started_at: String,
+    /// When the file was written (the daemon took the workspace).
     pub updated_at: String,
+    /// The daemon's life lock, relative to the workspace: held while it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
 }
 
-/// Beats until the app shuts down, then removes the files: a daemon that stopped cleanly is
-/// known to be gone at once, not 30 s later. The caller makes the first beat, of every
-/// workspace at once (an agent must not wait a period to learn that a daemon serves it); the
-/// following ones are spread over the period.
-pub async fn run(app: App, started_at: String) {
-    let shutdown = app.shutdown_token();
-    let slice_period = PERIOD / SLICES;
-    let start = tokio::time::Instant::now() + slice_period;
-    let mut tick = tokio::time::interval_at(start, slice_period);
-    let mut slice = 0;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = shutdown.cancelled() => break,
-        }
-        let (app, started_at) = (app.clone(), started_at.clone());
-        let _ = tokio::task::spawn_blocking(move || beat(&app, &started_at, Some(slice))).await;
-        slice = (slice + 1) % SLICES;
-    }
-    let _ = tokio::task::spawn_blocking(move || {
-        // Not synced: a heartbeat a crash brings back names a process that is gone.
-        for ws in app.workspaces() {
-            let _ = ws.workspace.remove_volatile(&path(&ws.workspace));
-        }
-    })
-    .await;
-}
-
-/// Writes the heartbeat into the workspaces of `slice` (all of them with `None`), new ones
-/// under a root included.
-pub fn beat(app: &App, started_at: &str, slice: Option<u32>) {
-    let beat = Heartbeat {
-        pid: std::process::id(),
-        host: hostname(),
-        started_at: started_at.to_string(),
-        updated_at: crate::events::now_rfc3339(),
-    };
-    let bytes = serde_json::to_vec_pretty(&beat).expect("a heartbeat always serializes");
-    let in_slice = |ws: &Workspace| {
-        // By name, not position, so a workspace added meanwhile moves no other to a new slice.
-        let mut hasher = std::hash::DefaultHasher::new();
-        std::hash::Hash::hash(&ws.name, &mut hasher);
-        slice.is_none_or(|s| std::hash::Hasher::finish(&hasher) % u64::from(SLICES) == u64::from(s))
-    };
-    for ws in app
-        .workspaces()
-        .into_iter()
-        .filter(|ws| in_slice(&ws.workspace))
-    {
-        if let Err(e) = ws.workspace.write_volatile(&path(&ws.workspace), &bytes) {
-            tracing::debug!(workspace = %ws.workspace.name, error = %e, "cannot write the heartbeat");
-        }
+/// Writes the heartbeat of every workspace served, at start.
+pub fn beat(app: &App) {
+    for ws in app.workspaces() {
+        beat_new(app, &ws.workspace);
     }
 }
 
-/// The first beat of a workspace adopted while running (`baton init` under a root): at once,
-/// not when its slice comes round, so an agent's first `submit` right after `init` hears that
-/// a daemon serves it.
+/// The heartbeat of a workspace taken: at start, and at once for one adopted while running
+/// (`baton init` under a root), so an agent's first `submit` right after `init` hears that a
+/// daemon serves it.
 pub fn beat_new(app: &App, ws: &Workspace) {
     let beat = Heartbeat {
         pid: std::process::id(),
         host: hostname(),
         started_at: app.started_at().to_string(),
         updated_at: crate::events::now_rfc3339(),
+        lock: app.life_lock_of(ws),
     };
     let bytes = serde_json::to_vec_pretty(&beat).expect("a heartbeat always serializes");
     if let Err(e) = ws.write_volatile(&path(ws), &bytes) {
@@ -133,16 +89,27 @@ pub fn check(ws: &Workspace) -> Result<Heartbeat, String> {
     };
     let beat: Heartbeat = serde_json::from_slice(&bytes)
         .map_err(|e| format!("its .baton/{FILE} is not a heartbeat: {e}"))?;
+    let who = format!("the daemon (pid {} on {})", beat.pid, beat.host);
+    if beat.host == hostname() && !alive(beat.pid) {
+        return Err(format!("{who} that last served it is no longer running"));
+    }
+    if let Some(relative) = beat.lock.as_deref() {
+        let Some(lock) = life::resolve(ws, relative) else {
+            return Err(format!("its .baton/{FILE} names no life lock ({relative})"));
+        };
+        return match life::probe(&lock) {
+            Liveness::Alive => Ok(beat),
+            Liveness::Gone => Err(format!("{who} that last served it is no longer running")),
+            // A share without locks: the daemon may well run; say nothing rather than cry wolf.
+            Liveness::Unknown(_) => Ok(beat),
+        };
+    }
     let updated = time::OffsetDateTime::parse(
         &beat.updated_at,
         &time::format_description::well_known::Rfc3339,
     )
     .map_err(|e| format!("its .baton/{FILE} has a bad updated_at: {e}"))?;
     let age = time::OffsetDateTime::now_utc() - updated;
-    let who = format!("the daemon (pid {} on {})", beat.pid, beat.host);
-    if beat.host == hostname() && !alive(beat.pid) {
-        return Err(format!("{who} that last served it is no longer running"));
-    }
     if age > STALE_AFTER {
         let secs = age.whole_seconds();
         return Err(format!("{who} last served it {secs} s ago"));

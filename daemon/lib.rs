@@ -36,7 +36,8 @@
 //!   fencing tokens, expiry); used the same by the CLI and the daemon.
 //! - `login`: passwords (argon2id), server-side sessions and a throttle, for the pages;
 //!   `auth`: bearer tokens -> `Actor`; `routing`: routes and who may decide.
-//! - `heartbeat`: `.baton/daemon.json`, so agents' commands can tell no daemon serves them;
+//! - `heartbeat`: `.baton/daemon.json` (written once, naming the daemon's life lock), so
+//!   agents' commands can tell no daemon serves them;
 //!   `host`: this machine's name.
 //! - `config`: baton.toml -> validated `Config` (errors name the file and key).
 //! - `contract`: handoff/checkpoint/decision types, parsing under limits (JSON, and YAML for

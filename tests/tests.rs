@@ -42,6 +42,7 @@ mod receipts;
 mod recovery;
 mod resubmit;
 mod review;
+mod scale;
 mod search;
 mod shadow_routes;
 mod signoff;

@@ -18,6 +18,10 @@ use serde_json::{json, Value};
 pub struct ListQuery {
     #[serde(default)]
     state: StateFilter,
+    /// A page of at most this many (1 to `MAX_PAGE`); without it, the whole list.
+    limit: Option<usize>,
+    /// The last key of the page before.
+    after: Option<String>,
 }
 
 pub async fn list(
@@ -25,9 +29,22 @@ pub async fn list(
     Caller(actor): Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Summary>>, ApiError> {
-    let Query(query) = query
-        .map_err(|_| ApiError::Unprocessable("state must be pending, decided or all".into()))?;
-    Ok(Json(blocking(move || app.list(query.state, &actor)).await?))
+    let bad = || {
+        let max = baton::app::MAX_PAGE;
+        ApiError::Unprocessable(format!(
+            "state must be pending, decided or all, and limit a number from 1 to {max}"
+        ))
+    };
+    let Query(query) = query.map_err(|_| bad())?;
+    let Some(limit) = query.limit else {
+        return Ok(Json(blocking(move || app.list(query.state, &actor)).await?));
+    };
+    if !(1..=baton::app::MAX_PAGE).contains(&limit) {
+        return Err(bad());
+    }
+    let after = query.after;
+    let page = move || app.list_page(query.state, &actor, limit, after.as_deref());
+    Ok(Json(blocking(page).await?))
 }
 
 pub async fn get(

@@ -142,10 +142,14 @@ pub fn document() -> Value {
         "paths": {
             "/api/v1/handoffs": { "get": {
                 "summary": "List handoffs, oldest first",
-                "parameters": [{ "name": "state", "in": "query", "schema": { "enum": ["pending", "decided", "all"], "default": "pending" } }],
+                "parameters": [{ "name": "state", "in": "query", "schema": { "enum": ["pending", "decided", "all"], "default": "pending" } },
+                               { "name": "limit", "in": "query", "description": "one page of at most this many; without it, the whole list",
+                                 "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } },
+                               { "name": "after", "in": "query", "description": "the last key of the page before",
+                                 "schema": { "type": "string" } }],
                 "security": [{ "bearer": [] }],
                 "responses": { "200": json_of(json!({ "type": "array", "items": { "$ref": "#/components/schemas/Summary" } })),
-                               "401": error_response("no or unknown credentials"), "422": error_response("bad state") } } },
+                               "401": error_response("no or unknown credentials"), "422": error_response("bad state or limit") } } },
             "/api/v1/handoffs/{key}": { "parameters": [key_parameter()],
                 "get": bearer_get("One handoff with its checkpoints, decision, approvals and claim", json_of(json!({ "type": "object",
                     "required": ["key", "workspace", "state", "handoff", "checkpoints", "may_decide", "may_approve", "approvals",

@@ -51,6 +51,14 @@ impl App {
         self.release_as_daemon(ws, &holder(key), paths, why);
     }
 
+    /// When the holds of pending `rec` are next to be renewed (Unix ms), if its route holds.
+    pub(super) fn holds_renewal_ms(&self, ws: &Served, rec: &Record) -> Option<u64> {
+        self.route_of(rec, &ws.workspace.name)
+            .filter(|r| r.hold_artifacts)?;
+        let wait = ws.lock_seen.hold_renewal_in(&rec.meta.key, RENEW_AFTER);
+        Some(super::agenda::now_ms() + wait.as_millis() as u64)
+    }
+
     /// With the timers: renews the holds of a pending handoff taken `RENEW_AFTER` ago.
     pub(super) fn renew_holds(&self, ws: &Served, rec: &Record) {
         if ws.lock_seen.hold_due(&rec.meta.key, RENEW_AFTER) {

@@ -237,26 +237,30 @@ impl App {
         }
     }
 
-    /// Every second: reads the lock tables that changed and expires locks whose time came.
-    pub fn check_locks(&self) {
+    /// When due: reads the lock table if it changed and expires locks whose time came.
+    pub(super) fn check_locks_of(&self, ws: &Served) {
         let now = locks::now_ms();
-        for ws in self.workspaces() {
-            let (stamp, loaded, due) = {
-                let seen = ws.lock_seen.state.lock().unwrap_or_else(|e| e.into_inner());
-                let due = seen.next_expiry.is_some_and(|t| t <= now);
-                (seen.stamp, seen.loaded, due)
-            };
-            // Only a table with locks in it is swept: a workspace without locks is never
-            // written to (not even the guard file).
-            if due {
-                if let Err(e) = locks::sweep(&ws.workspace) {
-                    tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot expire locks");
-                }
-            }
-            if due || !loaded || stamp_of(&locks::table_path(&ws.workspace)) != stamp {
-                self.sync_locks(&ws);
+        let (stamp, loaded, due) = {
+            let seen = ws.lock_seen.state.lock().unwrap_or_else(|e| e.into_inner());
+            let due = seen.next_expiry.is_some_and(|t| t <= now);
+            (seen.stamp, seen.loaded, due)
+        };
+        // Only a table with locks in it is swept: a workspace without locks is never
+        // written to (not even the guard file).
+        if due {
+            if let Err(e) = locks::sweep(&ws.workspace) {
+                tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot expire locks");
             }
         }
+        if due || !loaded || stamp_of(&locks::table_path(&ws.workspace)) != stamp {
+            self.sync_locks(ws);
+        }
+    }
+
+    /// When the earliest lock of `ws` expires (Unix ms), if it has locks.
+    pub(super) fn next_lock_expiry_ms(&self, ws: &Served) -> Option<u64> {
+        let seen = ws.lock_seen.state.lock().unwrap_or_else(|e| e.into_inner());
+        seen.next_expiry.and_then(|t| u64::try_from(t).ok())
     }
 
     /// What the daemon has logged of `ws`'s table, loaded from the store on first use.
@@ -275,6 +279,16 @@ impl App {
         let mut seen = self.seen_of(ws);
         let path = locks::table_path(&ws.workspace);
         let Some(table) = read_sound(ws, &mut seen) else {
+            if !seen.watched
+                && locks::table_path(&ws.workspace)
+                    .parent()
+                    .is_some_and(|dir| ws.workspace.make_dirs(dir).is_ok())
+            {
+                // Watched before it has a table, so the first `baton lock` is heard at once
+                // rather than found by visiting every workspace.
+                self.ask_watch(&ws.workspace.baton_dir().join(locks::LOCKS_DIR));
+                seen.watched = true;
+            }
             return;
         };
         let stamp = stamp_of(&path);
@@ -304,6 +318,8 @@ impl App {
         );
         if !events.is_empty() && self.emit_all(ws, events).is_err() {
             // Not logged: the journal still has them; the next check tries again.
+            let retry = super::agenda::now_ms() + 1000;
+            self.inner.agenda.at(&ws.workspace.name, retry);
             return;
         }
         seen.table_id = table.id.clone();
@@ -311,6 +327,9 @@ impl App {
         seen.high = seen.high.max(table.next_token);
         seen.stamp = stamp;
         seen.next_expiry = table.locks.iter().map(|l| l.expires_ms).min();
+        if let Some(expiry) = seen.next_expiry.and_then(|t| u64::try_from(t).ok()) {
+            self.inner.agenda.at(&ws.workspace.name, expiry);
+        }
         let bytes = serde_json::to_vec(&*seen).expect("always serializes");
         if let Err(e) = ws.store.write(Path::new(SEEN), &bytes) {
             tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot record the lock changes logged; a restart may log them again");
@@ -495,6 +514,19 @@ impl LockSeen {
     }
     pub(super) fn unheld(&self, key: &str) {
         self.held.map().remove(key);
+    }
+    /// How long until the holds of `key` are `after` old (zero: not held, or already).
+    pub(super) fn hold_renewal_in(
+        &self,
+        key: &str,
+        after: std::time::Duration,
+    ) -> std::time::Duration {
+        self.held
+            .map()
+            .get(key)
+            .map_or(std::time::Duration::ZERO, |t| {
+                after.saturating_sub(t.elapsed())
+            })
     }
     pub(super) fn hold_due(&self, key: &str, after: std::time::Duration) -> bool {
         self.held

@@ -4,6 +4,7 @@
 //! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
 
 mod a2a;
+mod agenda;
 mod agreement;
 mod alerts;
 mod approved;
@@ -22,6 +23,7 @@ mod edits;
 pub mod export;
 mod group_modes;
 mod holds;
+mod housekeeping;
 mod ingest;
 mod intake_asks;
 mod invalid;
@@ -31,8 +33,10 @@ mod load;
 mod locks;
 mod model;
 mod notify;
+mod order;
 mod overview;
 mod ownership;
+mod paging;
 mod policy;
 mod published_copies;
 mod query;
@@ -71,6 +75,7 @@ pub use locks::{LockApiError, LockSeen};
 pub use model::{Approval, Claim, DecideError, Decided, Escalation, Progress, Routed};
 pub use overview::{Files, HandoffLine, InvalidHandoff, Verdict, WorkspaceOverview};
 pub use ownership::{OwnerError, Ownership};
+pub use paging::MAX_PAGE;
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use queue::Standing;
 pub use search::SearchFailed;
@@ -129,6 +134,10 @@ struct Inner {
     cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Shared copies of reviewers' handoff lists, for the queue page.
     listings: listing::Listings,
+    /// When each workspace next needs the housekeeping.
+    agenda: agenda::Agenda,
+    /// The handoffs in list order, kept as they change.
+    order: order::Order,
     /// Audit verdicts for the events page, recomputed only when a log changed.
     verdicts: overview::VerdictCache,
     /// Notifications of events to webhooks (see `crate::outbox`).
@@ -142,8 +151,12 @@ struct Inner {
     shutdown: CancellationToken,
     /// This daemon, as written into the `.baton/owner.lock` of each workspace it serves.
     me: crate::locks::Owner,
-    /// The owner locks held: a workspace is served only while its lock is.
-    owners: Mutex<HashMap<PathBuf, crate::locks::OwnerLock>>,
+    /// The life locks held (one per place workspaces live): the workspaces recorded as this
+    /// daemon's are its own while they are held.
+    life: crate::locks::life::Life,
+    /// The workspaces recorded as this daemon's -> the path of the life lock (relative to
+    /// the workspace) their records name; `None`: served without a record (see `own`).
+    owners: Mutex<HashMap<PathBuf, Option<String>>>,
     /// Workspaces another daemon serves, tried again every few seconds.
     waiting: Mutex<BTreeMap<PathBuf, Workspace>>,
     /// Workspaces that could not be opened (see `served`), tried again every few seconds.
@@ -217,6 +230,8 @@ impl App {
                 failing: std::sync::OnceLock::new(),
                 alerts: Mutex::default(),
                 verdicts: Mutex::default(),
+                agenda: Default::default(),
+                order: Default::default(),
                 listings: Default::default(),
                 intake: std::sync::OnceLock::new(),
                 hashes: Default::default(),
@@ -229,7 +244,9 @@ impl App {
                     host: crate::host::hostname(),
                     pid: std::process::id(),
                     started_at: crate::events::now_rfc3339(),
+                    lock: None,
                 },
+                life: crate::locks::life::Life::new(&crate::host::hostname(), std::process::id()),
                 owners: Mutex::default(),
                 waiting: Mutex::default(),
                 unserved: Mutex::default(),
@@ -313,6 +330,8 @@ impl App {
             .expect("lock holders never panic");
         all.insert(ws.name.clone(), loaded.clone());
         self.metrics().workspaces.set(all.len() as i64);
+        self.inner.agenda.now(&ws.name);
+        self.file_records(&loaded);
         Ok(Some(loaded))
     }
 

@@ -148,31 +148,36 @@ impl App {
                     StateFilter::All => true,
                 };
                 if keep {
-                    let (standing, route) = self.standing(&ws.workspace.name, r, actor);
-                    out.push(Summary {
-                        key: r.meta.key.clone(),
-                        task_id: r.meta.task_id.clone(),
-                        workspace: ws.workspace.name.clone(),
-                        from_agent: r.handoff.from_agent.clone(),
-                        title: r.handoff.title.clone(),
-                        trigger: r.handoff.trigger,
-                        confidence: r.handoff.confidence,
-                        state: state_of(r),
-                        revision: r.meta.revision,
-                        received_at: r.meta.received_at.clone(),
-                        outcome: r.decision.as_ref().map(|d| d.outcome),
-                        decided_by: r.decision.as_ref().map(|d| d.by.clone()),
-                        decided_at: r.decision.as_ref().map(|d| d.at.clone()),
-                        deadline: r.handoff.deadline.clone(),
-                        approvals: r.review.approvals.len(),
-                        approvals_needed: crate::routing::approvals_needed(route, &r.handoff),
-                        standing,
-                    });
+                    out.push(self.summarize(&ws.workspace.name, r, actor));
                 }
             }
         }
         out.sort_by(|a, b| a.received_at.cmp(&b.received_at).then(a.key.cmp(&b.key)));
         out
+    }
+
+    /// The list's line of `r`, a record of workspace `ws`, as `actor` sees it.
+    pub(super) fn summarize(&self, ws: &str, r: &Record, actor: &Actor) -> Summary {
+        let (standing, route) = self.standing(ws, r, actor);
+        Summary {
+            key: r.meta.key.clone(),
+            task_id: r.meta.task_id.clone(),
+            workspace: ws.to_string(),
+            from_agent: r.handoff.from_agent.clone(),
+            title: r.handoff.title.clone(),
+            trigger: r.handoff.trigger,
+            confidence: r.handoff.confidence,
+            state: state_of(r),
+            revision: r.meta.revision,
+            received_at: r.meta.received_at.clone(),
+            outcome: r.decision.as_ref().map(|d| d.outcome),
+            decided_by: r.decision.as_ref().map(|d| d.by.clone()),
+            decided_at: r.decision.as_ref().map(|d| d.at.clone()),
+            deadline: r.handoff.deadline.clone(),
+            approvals: r.review.approvals.len(),
+            approvals_needed: crate::routing::approvals_needed(route, &r.handoff),
+            standing,
+        }
     }
 
     /// One handoff with its checkpoints and decision, if the actor may see it.

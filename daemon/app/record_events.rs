@@ -29,6 +29,8 @@ impl App {
         for event in events {
             self.announce(ws, event);
         }
+        // A change: its timers, stall clock and locks are looked at again.
+        self.inner.agenda.now(&ws.workspace.name);
         Ok(())
     }
 
@@ -49,6 +51,9 @@ impl App {
     /// Sends a logged event to subscribers, the metrics and the log.
     pub(super) fn announce(&self, ws: &Served, event: Event) {
         self.inner.listings.changed();
+        if let Some(key) = &event.key {
+            self.inner.order.changed(key);
+        }
         stall::note_activity(ws, event.kind);
         tracing::info!(
             event = event.kind.as_str(),

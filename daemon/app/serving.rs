@@ -1,5 +1,5 @@
-//! Which workspaces this daemon serves: the owner lock it holds on each (one daemon per
-//! workspace), the workspaces another daemon serves for now, and those that could not be
+//! Which workspaces this daemon serves: the owner record it wrote in each (one daemon per
+//! workspace, guarded by its life lock), the workspaces another daemon serves for now, and those that could not be
 //! opened (a full descriptor table, an unreadable store). The ingest thread tries the last
 //! two again every few seconds.
 
@@ -69,8 +69,8 @@ impl App {
         unserved.values().cloned().collect()
     }
 
-    /// Takes the workspace's owner lock (see `crate::locks::take_workspace`); another
-    /// daemon holding it puts the workspace on the waiting list, with a warning the first time.
+    /// Records the workspace as this daemon's (see `crate::locks::take_workspace`); another
+    /// daemon serving it puts the workspace on the waiting list, with a warning the first time.
     pub(super) fn own(&self, ws: &Workspace) -> bool {
         // In a cluster the lease decides: flock on a network share is not to be trusted.
         if let Some(held) = super::leases::lease(self, ws) {
@@ -86,9 +86,17 @@ impl App {
             return true;
         }
         let mut waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
-        match crate::locks::take_workspace(ws, &self.inner.me) {
-            Ok(lock) => {
-                owners.insert(ws.root.clone(), lock);
+        let taken = self
+            .inner
+            .life
+            .hold_for(ws, &self.inner.roots)
+            .map_err(crate::locks::NotOwner::Io)
+            .and_then(|life| {
+                crate::locks::take_workspace(ws, &self.inner.me, &life).map(|()| life)
+            });
+        match taken {
+            Ok(life) => {
+                owners.insert(ws.root.clone(), Some(life));
                 if waiting.remove(&ws.root).is_some() {
                     tracing::info!(workspace = %ws.name, "the other daemon released the workspace; serving it now");
                 }
@@ -99,6 +107,7 @@ impl App {
                 // locks existed, rather than leave the workspace unserved.
                 tracing::warn!(workspace = %ws.name, error = %e,
                     "cannot take .baton/owner.lock; serving the workspace without it, so another daemon could serve it too");
+                owners.insert(ws.root.clone(), None);
                 true
             }
             Err(e) => {
@@ -109,6 +118,19 @@ impl App {
                 false
             }
         }
+    }
+
+    /// The path of the life lock (relative to the workspace) that `ws`'s records name, for
+    /// its `daemon.json`; `None` when it is served without one.
+    pub fn life_lock_of(&self, ws: &Workspace) -> Option<String> {
+        let owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+        owners.get(&ws.root).cloned().flatten()
+    }
+
+    /// Releases the life locks (at a clean stop, once nothing is written any more): the next
+    /// daemon takes the workspaces over at once.
+    pub fn release_workspaces(&self) {
+        self.inner.life.release();
     }
 
     pub(super) fn disown(&self, ws: &Workspace) {

@@ -27,28 +27,37 @@ pub(super) fn note_activity(ws: &Served, kind: EventType) {
 }
 
 impl App {
-    /// Raises `agent.stalled` for every workspace that has gone quiet past its threshold.
-    pub fn check_stalls(&self) {
+    /// Raises `agent.stalled` for `ws` if it has gone quiet past its threshold.
+    pub(super) fn check_stall_of(&self, ws: &Served) {
         let now = unix_ms();
-        for ws in self.workspaces() {
-            let last = ws.activity.load(Ordering::Acquire);
-            let Some((after_s, task_id)) = self.stall_rule(&ws) else {
-                continue;
-            };
-            if last == 0
-                || now.saturating_sub(last) < after_s * 1000
-                || ws.stalled.swap(true, Ordering::AcqRel)
-            {
-                continue;
-            }
-            let idle_s = (now - last) / 1000;
-            let data = serde_json::json!({ "idle_seconds": idle_s, "stall_after_s": after_s, "task_id": task_id });
-            let event = Event::new(EventType::AgentStalled, &ws.workspace.name, None, data);
-            if self.emit(&ws, event).is_err() {
-                // Not logged, so not raised: the next check tries again.
-                ws.stalled.store(false, Ordering::Release);
-            }
+        let last = ws.activity.load(Ordering::Acquire);
+        let Some((after_s, task_id)) = self.stall_rule(ws) else {
+            return;
+        };
+        if last == 0
+            || now.saturating_sub(last) < after_s * 1000
+            || ws.stalled.swap(true, Ordering::AcqRel)
+        {
+            return;
         }
+        let idle_s = (now - last) / 1000;
+        let data = serde_json::json!({ "idle_seconds": idle_s, "stall_after_s": after_s, "task_id": task_id });
+        let event = Event::new(EventType::AgentStalled, &ws.workspace.name, None, data);
+        if self.emit(ws, event).is_err() {
+            // Not logged, so not raised: the next check tries again.
+            ws.stalled.store(false, Ordering::Release);
+            self.inner.agenda.at(&ws.workspace.name, now + 1000);
+        }
+    }
+
+    /// When `ws` would stall if its agent stays quiet (Unix ms), if it can.
+    pub(super) fn next_stall_ms(&self, ws: &Served) -> Option<u64> {
+        let last = ws.activity.load(Ordering::Acquire);
+        if last == 0 || ws.stalled.load(Ordering::Acquire) {
+            return None;
+        }
+        let (after_s, _) = self.stall_rule(ws)?;
+        Some(last + after_s * 1000)
     }
 
     /// The threshold that applies to a workspace with nothing pending: the route of its latest

@@ -1,4 +1,4 @@
-//! Escalation and expiry of pending handoffs, checked every second from stored times only
+//! Escalation and expiry of pending handoffs, checked when due (see `agenda`) from stored times only
 //! (the route's `since`, `received_at`, the handoff's `deadline`), so they survive restarts,
 //! and fire once: an escalation moves the handoff to a route it has not been on, an expiry
 //! decides it.
@@ -36,34 +36,61 @@ fn parse(at: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(at, &Rfc3339).ok()
 }
 
-fn passed(start: &str, after_s: u64, now: OffsetDateTime) -> Option<OffsetDateTime> {
-    let due = parse(start)? + time::Duration::seconds(i64::try_from(after_s).ok()?);
-    (due <= now).then_some(due)
+fn due_at(start: &str, after_s: u64) -> Option<OffsetDateTime> {
+    parse(start)?.checked_add(time::Duration::seconds(i64::try_from(after_s).ok()?))
 }
 
 impl App {
-    /// Expires and escalates the pending handoffs whose time has come.
-    pub fn check_timers(&self) {
+    /// Expires or escalates `ws`'s pending handoff if its time has come, or renews its holds.
+    pub(super) fn check_timers_of(&self, ws: &Served) {
         let now = OffsetDateTime::now_utc();
-        for ws in self.workspaces() {
-            let mut st = ws.lock();
-            let Some(key) = st.pending.clone() else {
-                continue;
-            };
-            let Some(rec) = st.records.get(&key).filter(|r| r.is_pending()) else {
-                continue;
-            };
-            if let Some(deadline) = expired(rec, now) {
-                self.expire(&ws, &mut st, &key, &deadline);
-            } else if let Some(due) = self.escalation_due(rec, &ws.workspace.name, now) {
-                if let Err(e) = self.escalate(&ws, &mut st, &key, due) {
-                    // Not logged, so not made: the next check tries again.
-                    tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot escalate; will retry");
-                }
-            } else {
-                self.renew_holds(&ws, rec);
+        let mut st = ws.lock();
+        let Some(key) = st.pending.clone() else {
+            return;
+        };
+        let Some(rec) = st.records.get(&key).filter(|r| r.is_pending()) else {
+            return;
+        };
+        if let Some(deadline) = expired(rec, now) {
+            self.expire(ws, &mut st, &key, &deadline);
+        } else if let Some(due) = self.escalation_due(rec, &ws.workspace.name, now) {
+            if let Err(e) = self.escalate(ws, &mut st, &key, due) {
+                // Not logged, so not made: the next check tries again.
+                tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot escalate; will retry");
+                self.inner
+                    .agenda
+                    .at(&ws.workspace.name, super::agenda::now_ms() + 1000);
             }
+        } else {
+            self.renew_holds(ws, rec);
         }
+    }
+
+    /// When `ws`'s pending handoff next needs its timers checked (Unix ms): its deadline, its
+    /// next escalation, the renewal of its holds.
+    pub(super) fn next_timer_ms(&self, ws: &Served) -> Option<u64> {
+        let st = ws.lock();
+        let rec = st
+            .pending
+            .as_ref()
+            .and_then(|key| st.records.get(key))
+            .filter(|r| r.is_pending())?;
+        let deadline = rec.handoff.deadline.as_deref().and_then(parse);
+        let escalation = self
+            .escalations(rec, &ws.workspace.name)
+            .into_iter()
+            .map(|(at, _)| at)
+            .min();
+        let to_ms = |at: OffsetDateTime| u64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok();
+        let renewal = self.holds_renewal_ms(ws, rec);
+        [
+            deadline.and_then(to_ms),
+            escalation.and_then(to_ms),
+            renewal,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn expire(&self, ws: &Served, st: &mut WsState, key: &str, deadline: &str) {
@@ -77,7 +104,18 @@ impl App {
     /// The escalation due for `rec` now, if any (the earliest of the route's and the
     /// handoff's own fallback).
     fn escalation_due(&self, rec: &Record, ws: &str, now: OffsetDateTime) -> Option<Due> {
-        let routed = rec.meta.route.as_ref()?;
+        self.escalations(rec, ws)
+            .into_iter()
+            .filter(|(at, _)| *at <= now)
+            .min_by_key(|(at, _)| *at)
+            .map(|(_, d)| d)
+    }
+
+    /// The escalations `rec` can make, each with when it is due.
+    fn escalations(&self, rec: &Record, ws: &str) -> Vec<(OffsetDateTime, Due)> {
+        let Some(routed) = rec.meta.route.as_ref() else {
+            return Vec::new();
+        };
         let routes = &self.config().routes;
         let fits = |to: &str| {
             routes
@@ -92,7 +130,7 @@ impl App {
         let mut candidates = Vec::new();
         if let Some(route) = self.route_of(rec, ws) {
             if let (Some(after_s), Some(to)) = (route.escalate_after_s, &route.escalate_to) {
-                if let Some(at) = passed(since, after_s, now).filter(|_| fits(to)) {
+                if let Some(at) = due_at(since, after_s).filter(|_| fits(to)) {
                     let why = format!("escalate_after_s={after_s} on {}", route.name);
                     candidates.push((
                         at,
@@ -107,7 +145,7 @@ impl App {
         }
         if let Some(f) = rec.handoff.fallback.as_ref() {
             let unused = routed.escalations.is_empty();
-            let at = passed(revised, f.after_seconds, now);
+            let at = due_at(revised, f.after_seconds);
             if let Some(at) = at.filter(|_| unused && fits(&f.route)) {
                 let why = format!("fallback.after_seconds={}", f.after_seconds);
                 let due = Due {
@@ -119,9 +157,6 @@ impl App {
             }
         }
         candidates
-            .into_iter()
-            .min_by_key(|(at, _)| *at)
-            .map(|(_, d)| d)
     }
 
     /// Moves `key` to another route: committed, logged (`handoff.escalated`), published;

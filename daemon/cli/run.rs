@@ -15,16 +15,15 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let http = app.config().http.clone();
     let max_connections = fit_connection_limit(http.max_connections, raise_fd_limit());
     let shutdown = app.shutdown_token();
-    // Every workspace's heartbeat first: agents learn at once that a daemon serves them, and
-    // these thousand writes are done before the start-up scan's syncs begin.
-    let started_at = app.started_at().to_string();
-    let (first, at) = (app.clone(), started_at.clone());
-    tokio::task::spawn_blocking(move || baton::heartbeat::beat(&first, &at, None)).await?;
+    // Every workspace's heartbeat first (its only write until the daemon stops): agents learn
+    // at once that a daemon serves them, and these writes are done before the start-up scan's
+    // syncs begin.
+    let first = app.clone();
+    tokio::task::spawn_blocking(move || baton::heartbeat::beat(&first)).await?;
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
     app.start_outbox();
     let indexer = app.start_search();
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
-    let heartbeat = tokio::spawn(baton::heartbeat::run(app.clone(), started_at));
     let readiness = tokio::spawn(tell_systemd_when_ready(app.clone()));
     let leases = app
         .cluster()
@@ -47,19 +46,21 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
         leases.abort();
     }
     // After ingest has stopped, so the anchors cover every event.
+    let flushing = app_for_anchors.clone();
     let _ = tokio::task::spawn_blocking(move || {
-        app_for_anchors.flush_sessions();
-        app_for_anchors.flush_anchors();
+        flushing.flush_sessions();
+        flushing.flush_anchors();
     })
     .await;
-    // It ends on the shutdown token, removing the heartbeat files as it goes.
-    let _ = heartbeat.await;
+    // Last: another daemon may take the workspaces over once nothing more is written.
+    app_for_anchors.release_workspaces();
     Ok(())
 }
 
 /// Once a second, off the ingest path: keeps the audit anchors about a second behind the logs,
-/// raises `agent.stalled` for agents gone quiet, logs and expires lock changes, and escalates
-/// and expires pending handoffs. These take workspace locks, which a worker
+/// and visits the workspaces whose time has come (`App::housekeep`): raises `agent.stalled`
+/// for agents gone quiet, logs and expires lock changes, and escalates and expires pending
+/// handoffs. These take workspace locks, which a worker
 /// may hold through a slow sync; here that delays only this. It starts once the start-up scan
 /// is done, so that the first flush (one anchor per workspace the scan logged events in, made
 /// durable) does not compete with the scan's own syncs.
@@ -72,10 +73,7 @@ async fn housekeeping(app: App) {
         }
         let app = app.clone();
         let _ = tokio::task::spawn_blocking(move || {
-            app.flush_anchors();
-            app.check_stalls();
-            app.check_timers();
-            app.check_locks();
+            app.housekeep();
         })
         .await;
     }

@@ -10,11 +10,12 @@
 //! is taken over (journal: `expired`, then `acquired`); every grant has a token above every
 //! earlier one; only the owner with the current token (or an admin) releases.
 
+pub mod life;
 mod owner;
 mod path;
 mod table;
 
-pub use owner::{take as take_workspace, NotOwner, Owner, OwnerLock};
+pub use owner::{take as take_workspace, NotOwner, Owner};
 pub use path::normalize;
 pub use table::{
     read, serialize_shown, table_path, Change, Entry, Lock, Table, JOURNAL_MAX, LOCKS_DIR,

@@ -229,6 +229,12 @@ impl Workspace {
         confined::open_append(&self.root, self.relative(path)?)
     }
 
+    /// Makes the folder `path` and those on the way to it (real folders only).
+    pub fn make_dirs(&self, path: &Path) -> io::Result<()> {
+        let rel = self.relative(path)?;
+        confined::walk(&self.root, &confined::names(rel)?, Some(false)).map(|_| ())
+    }
+
     /// Removes temp files that crashed writes left in the folder `path` (see `confined`).
     pub fn remove_stale_temps(&self, path: &Path, age: std::time::Duration) -> io::Result<usize> {
         confined::remove_stale_temps(&self.root, self.relative(path)?, age)

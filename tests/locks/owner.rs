@@ -81,6 +81,31 @@ fn a_second_daemon_skips_a_served_workspace_and_takes_it_over_when_the_first_sto
     });
 }
 
+#[test]
+fn a_daemon_killed_with_kill_9_is_taken_over_from_by_the_second() {
+    let mut first_env = TestEnv::new();
+    let shared = first_env.ws("alpha");
+    let mut second_env = TestEnv::new();
+    let own = second_env.init("beta");
+    serve_folders(&second_env, &[&shared, &own]);
+    let first = first_env.start();
+    let second = second_env.start();
+    assert_eq!(second.health()["served_elsewhere"], 1);
+
+    // No clean stop: the kernel drops the first one's life lock, its records stay.
+    first.kill9();
+    second.wait_until("the second daemon takes the workspace over", || {
+        second.health()["workspaces"] == 2
+    });
+    util::write_atomic(
+        &shared.join("handoff.json"),
+        &util::bytes(&util::handoff("after-crash-1")),
+    );
+    second.wait_until("the second daemon receives it", || {
+        received(&second, "after-crash-1")
+    });
+}
+
 fn daemon_logs(dir: &Path) -> String {
     std::fs::read_dir(dir)
         .unwrap()

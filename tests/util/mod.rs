@@ -98,7 +98,7 @@ impl TestEnv {
             std::fs::File::create(self.root().join(format!("daemon-{}.log", now_ms()))).unwrap();
         let mut serve = Command::new(BIN);
         serve.args(["serve", "--config", config.to_str().unwrap()]);
-        let daemon = self.spawn_command(serve, log.into());
+        let daemon = self.spawn_command(serve, log.into(), PATIENCE);
         daemon.wait_until("start-up scan done", || daemon.health()["ready"] == true);
         daemon
     }
@@ -107,22 +107,28 @@ impl TestEnv {
     pub fn spawn_logging_to(&mut self, log: Stdio) -> Daemon {
         let mut serve = Command::new(BIN);
         serve.args(["serve", "--config", self.config_path().to_str().unwrap()]);
-        self.spawn_command(serve, log)
+        self.spawn_command(serve, log, PATIENCE)
     }
 
     /// `spawn` under a shell that first runs `setup` (e.g. `ulimit -Sn 64`), then execs the
     /// daemon.
     pub fn spawn_after(&mut self, setup: &str) -> Daemon {
+        self.spawn_after_within(setup, PATIENCE)
+    }
+
+    /// `spawn_after`, allowing `patience` until it listens (thousands of workspaces are
+    /// opened first).
+    pub fn spawn_after_within(&mut self, setup: &str, patience: Duration) -> Daemon {
         let log =
             std::fs::File::create(self.root().join(format!("daemon-{}.log", now_ms()))).unwrap();
         let script = format!("{setup} && exec \"$0\" serve --config \"$1\"");
         let mut shell = Command::new("sh");
         shell.args(["-c", &script, BIN, self.config_path().to_str().unwrap()]);
-        self.spawn_command(shell, log.into())
+        self.spawn_command(shell, log.into(), patience)
     }
 
     /// Runs `command`, which starts `baton serve` on this env, and waits until it listens.
-    fn spawn_command(&mut self, mut command: Command, log: Stdio) -> Daemon {
+    fn spawn_command(&mut self, mut command: Command, log: Stdio, patience: Duration) -> Daemon {
         let mut child = command
             .env("BATON_LOG", "info")
             .stdout(Stdio::piped())
@@ -130,13 +136,14 @@ impl TestEnv {
             .spawn()
             .expect("spawn baton serve");
         let lines = read_lines(child.stdout.take().unwrap());
-        let deadline = Instant::now() + PATIENCE;
+        let deadline = Instant::now() + patience;
         let mut url = None;
         let mut printed = Vec::new();
         while url.is_none() {
             let line = lines
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .unwrap_or_else(|_| {
+                    let _ = child.kill();
                     panic!("daemon did not start; log in {}", self.root().display())
                 });
             if let Some(t) = line.trim().strip_prefix("baton_") {

@@ -165,10 +165,19 @@ impl Indexer {
             if Instant::now() >= next_list
                 || dirty.keys().any(|n| !all.iter().any(|w| &w.name == n))
             {
-                all = (feed.workspaces)();
+                let fresh = (feed.workspaces)();
                 if let Some(w) = watching.as_mut() {
-                    all.iter().for_each(|ws| w.cover(ws));
+                    // Only workspaces new since the last listing: a folder of a known one
+                    // made again is seen by the watch on its root, which marks it, and its
+                    // reconcile below covers it again. Visiting every workspace every 2 s
+                    // would cost three stats each, whatever happens.
+                    let known: HashSet<&Path> = all.iter().map(|ws| ws.root.as_path()).collect();
+                    fresh
+                        .iter()
+                        .filter(|ws| !known.contains(ws.root.as_path()))
+                        .for_each(|ws| w.cover(ws));
                 }
+                all = fresh;
                 next_list = Instant::now() + Duration::from_secs(2);
             }
             if let Some(request) = reindex::take_request(&self.search) {

@@ -1,0 +1,76 @@
+//! What a daemon costs while nothing happens, read from outside: CPU from /proc/<pid>/stat
+//! over a window, syscalls by `strace -c -f` (when installed), descriptors, memory.
+
+use anyhow::{Context, Result};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// CPU time (user + system, all threads) of `pid`, in seconds.
+fn cpu_seconds(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = &stat[stat.rfind(')').context("stat format")? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let (utime, stime): (f64, f64) = (fields[11].parse()?, fields[12].parse()?);
+    // SAFETY: sysconf only reads a constant of the system.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Ok((utime + stime) / tick)
+}
+
+/// Percent of one core used by `pid` over `window`.
+pub fn cpu_percent(pid: u32, window: Duration) -> Result<f64> {
+    let (c0, t0) = (cpu_seconds(pid)?, Instant::now());
+    std::thread::sleep(window);
+    let (c1, t1) = (cpu_seconds(pid)?, Instant::now());
+    Ok(100.0 * (c1 - c0) / (t1 - t0).as_secs_f64())
+}
+
+/// Syscalls per second of `pid` and its threads over `window`, with the three most frequent;
+/// `None` without strace (or without the right to trace).
+pub fn syscalls(pid: u32, window: Duration) -> Option<(f64, String)> {
+    let out = Command::new("timeout")
+        .args(["-s", "INT", &format!("{}", window.as_secs_f64())])
+        .args(["strace", "-c", "-f", "-p", &pid.to_string()])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    // Rows: % time, seconds, usecs/call, calls, [errors], syscall.
+    let mut rows: Vec<(u64, String)> = Vec::new();
+    for line in text.lines() {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.len() >= 5 && cols[0].parse::<f64>().is_ok() && cols.last() != Some(&"total") {
+            if let Ok(calls) = cols[3].parse::<u64>() {
+                rows.push((calls, cols.last()?.to_string()));
+            }
+        }
+    }
+    if !text.contains("% time") {
+        return None;
+    }
+    let total: u64 = rows.iter().map(|r| r.0).sum();
+    rows.sort_by_key(|row| std::cmp::Reverse(row.0));
+    let secs = window.as_secs_f64();
+    let top: Vec<String> = rows
+        .iter()
+        .take(3)
+        .map(|(n, name)| format!("{name} {:.0}/s", *n as f64 / secs))
+        .collect();
+    Some((total as f64 / secs, top.join(", ")))
+}
+
+pub fn descriptors(pid: u32) -> Result<usize> {
+    Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
+}
+
+/// (VmRSS, VmHWM) in MB.
+pub fn memory_mb(pid: u32) -> Result<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let kb = |key: &str| -> f64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    Ok((kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0))
+}

@@ -1,0 +1,249 @@
+//! Release-mode scale benchmark: `cargo bench --bench scale`. One daemon, W = 10,000
+//! workspaces and W x ROUNDS handoffs (110,000 by default: 10,000 pending, 100,000 decided).
+//!
+//! 0. This machine's sync latency (as the ingest bench measures it).
+//! 1. W = 1: idle CPU and syscalls, the yardstick.
+//! 2. The tree: W workspaces as `baton init` makes them; the first start on it; idle CPU,
+//!    syscalls, descriptors and memory with no handoff yet. Then ROUNDS rounds through the
+//!    daemon itself: one handoff written into every workspace at once (a burst of W, timed to
+//!    the last received), all but the last round decided in bulk. The filled tree is kept in
+//!    BATON_BENCH_DIR and reused by the next run (its bursts are printed from then).
+//! 3. Restart on the filled tree (SIGTERM, start, ready), RUNS times.
+//! 4. Idle on the filled tree: CPU over IDLE seconds (RUNS windows), syscalls, descriptors,
+//!    memory.
+//! 5. Answers under 50 clients (closed loop, keep-alive, on the same 2 cores): the list API
+//!    (`limit=50`, pending, decided, all), the queue page's tabs, /events, /deliveries.
+//! 6. W polled every 2 s (`poll_ms = 2000`): idle CPU.
+//!
+//! min / median / max over RUNS where a figure is taken several times, and a `RESULT` line.
+//! Knobs: BATON_BENCH_WORKSPACES (10000), BATON_BENCH_ROUNDS (11), BATON_BENCH_RUNS (3),
+//! BATON_BENCH_IDLE_SECONDS (30), BATON_BENCH_LOAD_SECONDS (5), BATON_BENCH_DIR (where the
+//! filled tree is kept; default /tmp/baton-scale-W-ROUNDS), BATON_BENCH_BIN (the daemon).
+
+// Shared with the ingest and pages benches, which use all of them.
+#[allow(dead_code)]
+#[path = "../ingest/disk.rs"]
+mod disk;
+mod idle;
+#[allow(dead_code)]
+#[path = "../pages/load.rs"]
+mod load;
+mod world;
+
+use anyhow::Result;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+use world::Daemon;
+
+const CLIENTS: usize = 50;
+
+struct Settings {
+    workspaces: usize,
+    rounds: usize,
+    runs: usize,
+    idle: Duration,
+    load_seconds: f64,
+    dir: PathBuf,
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    let value = std::env::var(name).ok().and_then(|v| v.parse().ok());
+    value.unwrap_or(default)
+}
+
+/// (min, median, max).
+fn spread(mut v: Vec<f64>) -> (f64, f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (v[0], v[v.len() / 2], v[v.len() - 1])
+}
+
+fn mmm((a, b, c): (f64, f64, f64), unit: &str) -> String {
+    format!("{a:.2} / {b:.2} / {c:.2} {unit}")
+}
+
+/// Idle CPU over `runs` windows, one strace window, descriptors and memory; printed.
+fn idle_report(d: &Daemon, what: &str, s: &Settings, runs: usize) -> Result<(f64, f64)> {
+    // Let the start's one-off work (first visits, the search index) finish.
+    std::thread::sleep(Duration::from_secs(5));
+    let cpu: Vec<f64> = (0..runs)
+        .map(|_| idle::cpu_percent(d.pid(), s.idle))
+        .collect::<Result<_>>()?;
+    let cpu = spread(cpu);
+    let secs = s.idle.as_secs_f64();
+    println!(
+        "    {what}: idle CPU over {secs:.0} s, {runs} windows: {} of a core (min / median / max)",
+        mmm(cpu, "%")
+    );
+    let syscalls = idle::syscalls(d.pid(), s.idle.min(Duration::from_secs(10)));
+    let rate = match &syscalls {
+        Some((rate, top)) => {
+            println!("    {what}: {rate:.0} syscalls/s (strace -c -f), most: {top}");
+            *rate
+        }
+        None => {
+            println!("    {what}: syscalls not counted (no strace, or no right to trace)");
+            f64::NAN
+        }
+    };
+    let fds = idle::descriptors(d.pid())?;
+    let (rss, hwm) = idle::memory_mb(d.pid())?;
+    println!("    {what}: {fds} descriptors open, RSS {rss:.0} MB (peak {hwm:.0} MB)");
+    Ok((cpu.1, rate))
+}
+
+/// The tree, filled through the daemon (or the one a run before filled); the burst times.
+fn filled_tree(s: &Settings, token: &mut Option<String>) -> Result<Vec<f64>> {
+    let marker = s.dir.join("filled.json");
+    if let Ok(text) = std::fs::read_to_string(&marker) {
+        let kept: serde_json::Value = serde_json::from_str(&text)?;
+        *token = kept["token"].as_str().map(str::to_string);
+        let bursts = kept["bursts"].as_array().cloned().unwrap_or_default();
+        println!("\n[2] reusing the filled tree in {}", s.dir.display());
+        return Ok(bursts.iter().filter_map(|b| b.as_f64()).collect());
+    }
+    let w = s.workspaces;
+    let _ = std::fs::remove_dir_all(&s.dir);
+    std::fs::create_dir_all(&s.dir)?;
+    let t = Instant::now();
+    world::build_tree(&s.dir, w)?;
+    world::configure(&s.dir, "")?;
+    // SAFETY: sync(2) takes no arguments and cannot fail.
+    unsafe { libc::sync() };
+    println!(
+        "\n[2] tree: {w} workspaces made in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let d = Daemon::start(&s.dir, None)?;
+    println!(
+        "    first start: ready after {:.2} s",
+        d.ready_after.as_secs_f64()
+    );
+    idle_report(&d, &format!("W = {w}, no handoff"), s, 1)?;
+    let mut bursts = Vec::new();
+    for round in 0..s.rounds {
+        let took = d.burst(&s.dir, w, round)?;
+        bursts.push(took.as_secs_f64());
+        let t = Instant::now();
+        if round + 1 < s.rounds {
+            d.decide_round(w, round, 8)?;
+        }
+        println!(
+            "    round {round}: a burst of {w} handoffs, one per workspace, all received after {:.2} s; decided in {:.1} s",
+            took.as_secs_f64(),
+            t.elapsed().as_secs_f64()
+        );
+    }
+    let kept = serde_json::json!({ "token": d.token, "bursts": bursts });
+    d.stop()?;
+    *token = kept["token"].as_str().map(str::to_string);
+    std::fs::write(&marker, serde_json::to_vec(&kept)?)?;
+    Ok(bursts)
+}
+
+fn main() -> Result<()> {
+    let workspaces = env_or("BATON_BENCH_WORKSPACES", 10_000usize).max(1);
+    let rounds = env_or("BATON_BENCH_ROUNDS", 11usize).max(1);
+    let default_dir = format!("/tmp/baton-scale-{workspaces}-{rounds}");
+    let s = Settings {
+        workspaces,
+        rounds,
+        runs: env_or("BATON_BENCH_RUNS", 3usize).max(1),
+        idle: Duration::from_secs(env_or("BATON_BENCH_IDLE_SECONDS", 30u64).max(1)),
+        load_seconds: env_or("BATON_BENCH_LOAD_SECONDS", 5.0f64).max(1.0),
+        dir: std::env::var("BATON_BENCH_DIR").map_or(PathBuf::from(default_dir), PathBuf::from),
+    };
+    let (w, n) = (s.workspaces, s.workspaces * s.rounds);
+    println!(
+        "baton scale benchmark: {w} workspaces, {n} handoffs ({w} pending), in {}",
+        s.dir.display()
+    );
+
+    let probe = tempfile::tempdir_in(s.dir.parent().unwrap_or(Path::new("/tmp")))?;
+    let disk = disk::Disk::measure(probe.path())?;
+    disk.print(None);
+
+    println!("\n[1] W = 1");
+    world::build_tree(probe.path(), 1)?;
+    world::configure(probe.path(), "")?;
+    let one = Daemon::start(probe.path(), None)?;
+    let (cpu_one, syscalls_one) = idle_report(&one, "W = 1", &s, 1)?;
+    drop(one);
+
+    let mut token = None;
+    let bursts = filled_tree(&s, &mut token)?;
+    let burst = spread(bursts.clone());
+    println!(
+        "    bursts of {w} into {w} workspaces, last received after: {} over {} rounds",
+        mmm(burst, "s"),
+        bursts.len()
+    );
+
+    println!("\n[3] restart with {w} pending and {} decided", n - w);
+    let mut d = Daemon::start(&s.dir, token.as_deref())?;
+    let mut restarts = vec![d.ready_after.as_secs_f64()];
+    for _ in 1..s.runs {
+        let stopped = d.stop()?;
+        d = Daemon::start(&s.dir, token.as_deref())?;
+        println!(
+            "    stopped in {:.2} s, ready again after {:.2} s",
+            stopped.as_secs_f64(),
+            d.ready_after.as_secs_f64()
+        );
+        restarts.push(d.ready_after.as_secs_f64());
+    }
+    let restart = spread(restarts);
+    println!("    spawn -> ready: {}", mmm(restart, "s"));
+
+    println!("\n[4] idle, filled");
+    let (cpu_full, syscalls_full) = idle_report(&d, &format!("W = {w}, {n} handoffs"), &s, s.runs)?;
+    let (_, hwm) = idle::memory_mb(d.pid())?;
+
+    println!(
+        "\n[5] answers under {CLIENTS} clients, {} runs of {:.0} s (min / median / max)",
+        s.runs, s.load_seconds
+    );
+    let paths = [
+        "/api/v1/handoffs?state=pending&limit=50",
+        "/api/v1/handoffs?state=decided&limit=50",
+        "/api/v1/handoffs?state=all&limit=50",
+        "/",
+        "/?view=decided",
+        "/?view=all",
+        "/events",
+        "/deliveries",
+    ];
+    let mut p99s = Vec::new();
+    for path in paths {
+        let runs: Vec<load::Run> = (0..s.runs)
+            .map(|_| load::run(&d.url, path, &d.cookie, CLIENTS, s.load_seconds))
+            .collect::<Result<_>>()?;
+        let summary = load::Summary::of(&runs);
+        let errors: usize = runs.iter().map(|r| r.errors).sum();
+        println!("    {path:<42} {} errors {errors}", summary.line());
+        p99s.push(format!(
+            "{}={:.1}",
+            path.replace(['/', '?', '&', '='], "_"),
+            summary.p99.1
+        ));
+    }
+    drop(d);
+
+    println!("\n[6] W = {w} polled every 2 s (poll_ms = 2000)");
+    world::configure(&s.dir, "poll_ms = 2000")?;
+    let polled = Daemon::start(&s.dir, token.as_deref())?;
+    let (cpu_polled, _) = idle_report(&polled, "polled", &s, s.runs)?;
+    drop(polled);
+    world::configure(&s.dir, "")?;
+
+    println!(
+        "\nRESULT sync_p50_ms={:.2} sync_p99_ms={:.2} idle_cpu_w1={cpu_one:.2} syscalls_w1={syscalls_one:.0} \
+         idle_cpu_full={cpu_full:.2} syscalls_full={syscalls_full:.0} idle_cpu_polled={cpu_polled:.2} \
+         restart_s={:.2} burst_s={:.2} peak_mb={hwm:.0} {}",
+        disk.percentile(50.0),
+        disk.percentile(99.0),
+        restart.1,
+        burst.1,
+        p99s.join(" ")
+    );
+    Ok(())
+}

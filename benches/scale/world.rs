@@ -1,0 +1,252 @@
+//! The bench's world: W workspaces laid out as `baton init` makes them, the release daemon on
+//! them (its pid, URL, admin token and a reviewer's session cookie), and the handoffs filled
+//! in through the daemon itself, a round at a time: one handoff written into every workspace
+//! at once (a burst, timed), then, but for the last round, all of them decided in bulk.
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+/// The daemon binary: this build's, or `BATON_BENCH_BIN` (a copy kept still while the
+/// tree is rebuilt).
+fn bin() -> String {
+    std::env::var("BATON_BENCH_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_baton").to_string())
+}
+const PASSWORD: &str = "bench-password";
+/// Only a hang reaches it.
+const PATIENCE: Duration = Duration::from_secs(1800);
+
+pub fn workspace_dir(root: &Path, i: usize) -> PathBuf {
+    root.join("ws").join(format!("w{i:05}"))
+}
+
+/// Lays out `n` workspaces under `root/ws`.
+pub fn build_tree(root: &Path, n: usize) -> Result<()> {
+    for i in 0..n {
+        baton::workspace::init(&workspace_dir(root, i))?;
+    }
+    Ok(())
+}
+
+pub struct Daemon {
+    child: Child,
+    pub url: String,
+    pub token: String,
+    pub cookie: String,
+    /// From spawn to `/healthz` saying ready.
+    pub ready_after: Duration,
+    _stdout: Receiver<String>,
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The configuration: a reviewer to sign in as, and `extra` (e.g. `poll_ms`).
+pub fn configure(root: &Path, extra: &str) -> Result<()> {
+    let hash = baton::login::hash_password(PASSWORD).map_err(|e| anyhow!("{e}"))?;
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nworkspaces = [\"ws\"]\n{extra}\n\
+         [[users]]\nname = \"bench\"\npassword_hash = \"{hash}\"\nroles = [\"reviewer\"]\n"
+    );
+    std::fs::write(root.join("baton.toml"), config)?;
+    Ok(())
+}
+
+impl Daemon {
+    /// Starts the daemon on `root` (the admin token is printed on the first start only: pass
+    /// the one kept then) and waits until it is ready.
+    pub fn start(root: &Path, token: Option<&str>) -> Result<Daemon> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(root.join("daemon.log"))?;
+        let spawned = Instant::now();
+        let mut child = Command::new(bin())
+            .args(["serve", "--config"])
+            .arg(root.join("baton.toml"))
+            .env("BATON_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .context("spawning baton serve")?;
+        let stdout = read_lines(child.stdout.take().expect("piped"));
+        let mut daemon = Daemon {
+            child,
+            url: String::new(),
+            token: token.unwrap_or_default().to_string(),
+            cookie: String::new(),
+            ready_after: Duration::ZERO,
+            _stdout: stdout,
+        };
+        while daemon.url.is_empty() {
+            let line = daemon._stdout.recv_timeout(PATIENCE);
+            let line = line.map_err(|_| anyhow!("no banner; see {}/daemon.log", root.display()))?;
+            if line.trim().starts_with("baton_") {
+                daemon.token = line.trim().to_string();
+            }
+            if let Some(url) = line.strip_prefix("baton: listening on ") {
+                daemon.url = url.trim().to_string();
+            }
+        }
+        loop {
+            let health = ureq::get(&format!("{}/healthz", daemon.url)).call();
+            if let Ok(h) = health {
+                if h.into_json::<Value>()?["ready"] == true {
+                    break;
+                }
+            }
+            if spawned.elapsed() > PATIENCE {
+                bail!("not ready after {PATIENCE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        daemon.ready_after = spawned.elapsed();
+        daemon.cookie = daemon.sign_in()?;
+        Ok(daemon)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGTERM and the wait for the exit.
+    pub fn stop(mut self) -> Result<Duration> {
+        let asked = Instant::now();
+        // SAFETY: kill(2) only sends a signal to our own child, not yet reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        self.child.wait()?;
+        Ok(asked.elapsed())
+    }
+
+    /// A counter or gauge from /metrics (no labels).
+    pub fn metric(&self, name: &str) -> Result<f64> {
+        let text = ureq::get(&format!("{}/metrics", self.url))
+            .call()?
+            .into_string()?;
+        let line = text.lines().find(|l| l.starts_with(&format!("{name} ")));
+        let value = line.and_then(|l| l.split_whitespace().nth(1)?.parse().ok());
+        value.ok_or_else(|| anyhow!("no metric {name}"))
+    }
+
+    /// Writes handoff `round` into each of the first `n` workspaces at once (atomic renames),
+    /// and times until the daemon has received them all.
+    pub fn burst(&self, root: &Path, n: usize, round: usize) -> Result<Duration> {
+        let before = self.metric("baton_handoffs_received_total")?;
+        let docs: Vec<(PathBuf, Vec<u8>)> = (0..n)
+            .map(|i| {
+                let id = format!("r{round:02}-w{i:05}");
+                let trigger = ["error", "completion", "low_confidence"][i % 3];
+                let doc = json!({
+                    "handoff_version": "1.0", "id": id, "task_id": format!("task-{i}"),
+                    "from_agent": format!("agent-{}", i % 13),
+                    "title": format!("round {round} of workspace {i}"),
+                    "trigger": trigger,
+                    "confidence": (i % 100) as f64 / 100.0,
+                    "deadline": if i % 4 == 0 { json!("2099-01-01T00:00:00Z") } else { json!(null) },
+                });
+                (workspace_dir(root, i), serde_json::to_vec(&doc).expect("json"))
+            })
+            .collect();
+        let started = Instant::now();
+        for (dir, bytes) in &docs {
+            let tmp = dir.join(".handoff.json.tmp");
+            std::fs::write(&tmp, bytes)?;
+            std::fs::rename(&tmp, dir.join("handoff.json"))?;
+        }
+        loop {
+            let got = self.metric("baton_handoffs_received_total")? - before;
+            if got as usize >= n {
+                return Ok(started.elapsed());
+            }
+            if started.elapsed() > PATIENCE {
+                bail!("only {got} of {n} received");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Decides the handoffs of `round` in the first `n` workspaces, 200 a request, on
+    /// `clients` connections.
+    pub fn decide_round(&self, n: usize, round: usize, clients: usize) -> Result<()> {
+        let keys: Vec<String> = (0..n).map(|i| format!("r{round:02}-w{i:05}")).collect();
+        let batches: Vec<Vec<String>> = keys.chunks(200).map(<[String]>::to_vec).collect();
+        let per = batches.len().div_ceil(clients).max(1);
+        let (url, token) = (&self.url, &self.token);
+        std::thread::scope(|scope| -> Result<()> {
+            let jobs: Vec<_> = batches
+                .chunks(per)
+                .map(|mine| {
+                    scope.spawn(move || -> Result<()> {
+                        for batch in mine {
+                            let body =
+                                json!({ "keys": batch, "outcome": "approved", "comment": "bench" });
+                            ureq::post(&format!("{url}/api/v1/decisions"))
+                                .set("Authorization", &format!("Bearer {token}"))
+                                .send_json(body)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for job in jobs {
+                job.join().map_err(|_| anyhow!("decider panicked"))??;
+            }
+            Ok(())
+        })
+    }
+
+    /// Signs in through the form, as a browser does; returns the `Cookie` header value.
+    fn sign_in(&self) -> Result<String> {
+        let agent = ureq::AgentBuilder::new().redirects(0).build();
+        let form = agent.get(&format!("{}/login", self.url)).call()?;
+        let login_cookie = form
+            .header("set-cookie")
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .to_string();
+        let html = form.into_string()?;
+        let csrf = html
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .context("csrf field on the login page")?
+            .to_string();
+        let answer = agent
+            .post(&format!("{}/login", self.url))
+            .set("Cookie", &login_cookie)
+            .send_form(&[
+                ("csrf", &csrf),
+                ("name", "bench"),
+                ("password", PASSWORD),
+                ("next", "/"),
+            ])?;
+        let session = answer
+            .all("set-cookie")
+            .into_iter()
+            .filter_map(|c| c.split(';').next())
+            .find(|c| c.starts_with("baton_session="))
+            .context("no session cookie after signing in")?
+            .to_string();
+        Ok(session)
+    }
+}
+
+fn read_lines(out: impl std::io::Read + Send + 'static) -> Receiver<String> {
+    let (tx, rx) = channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}

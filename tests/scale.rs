@@ -1,0 +1,154 @@
+//! One daemon, many workspaces: no descriptor held per workspace, nothing written into the
+//! workspaces while nothing happens, and liveness that agents read from the daemon's life
+//! lock rather than from a file rewritten in every workspace.
+
+use crate::util::{baton, bytes, handoff, write_atomic, TestEnv};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Only a hang reaches it: thousands of workspaces take a while in a debug build.
+const LONG_PATIENCE: Duration = Duration::from_secs(300);
+
+fn wait_long(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + LONG_PATIENCE;
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[test]
+fn a_daemon_held_to_1024_descriptors_serves_2000_workspaces_and_receives_in_the_last() {
+    let mut env = TestEnv::new();
+    let count = 2000;
+    for i in 0..count {
+        std::fs::create_dir_all(env.ws(&format!("w{i:04}")).join(".baton")).unwrap();
+    }
+    // Soft and hard: the daemon raises its soft limit to the hard one.
+    let d = env.spawn_after_within("ulimit -Sn 1024 && ulimit -Hn 1024", LONG_PATIENCE);
+    wait_long("ready", || d.health()["ready"] == true);
+    let health = d.health();
+    assert_eq!(
+        health["workspaces"],
+        count + 1,
+        "every workspace served: {health}"
+    );
+    assert_eq!(health["status"], "ok", "{health}");
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.pid())).unwrap();
+    assert!(
+        limits
+            .lines()
+            .any(|l| l.starts_with("Max open files") && l.contains(" 1024 ")),
+        "{limits}"
+    );
+    let held = open_descriptors(d.pid());
+    assert!(held < 200, "{held} descriptors open for {count} workspaces");
+
+    let last = env.ws(&format!("w{:04}", count - 1));
+    write_atomic(&last.join("handoff.json"), &bytes(&handoff("in-the-last")));
+    wait_long("the last workspace's handoff received", || {
+        d.get("/api/v1/handoffs/in-the-last").0 == 200
+    });
+    // Its record names this daemon and its life lock, one for the whole root.
+    let owner = std::fs::read_to_string(last.join(".baton/owner.lock")).unwrap();
+    assert!(owner.contains(&format!("\"pid\": {}", d.pid())), "{owner}");
+    let lives: Vec<_> = std::fs::read_dir(env.root().join("ws/.baton-daemons"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(lives.len(), 1, "one life lock for the root");
+}
+
+#[test]
+fn an_idle_daemon_writes_nothing_into_its_workspaces() {
+    let mut env = TestEnv::new();
+    let beta = env.init("beta");
+    let d = env.start();
+    let beat = beta.join(".baton/daemon.json");
+    let snapshot = || {
+        let meta = std::fs::metadata(&beat).unwrap();
+        (meta.modified().unwrap(), std::fs::read(&beat).unwrap())
+    };
+    let before = snapshot();
+    // Longer than the 10 s at which a daemon used to rewrite it.
+    std::thread::sleep(Duration::from_secs(12));
+    assert!(before == snapshot(), "daemon.json was rewritten while idle");
+    d.assert_alive();
+}
+
+#[test]
+fn an_agent_hears_from_the_life_lock_whether_a_daemon_on_another_machine_still_runs() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let beat_path = ws.join(".baton/daemon.json");
+    // As a daemon on another machine would leave it: its pid means nothing here.
+    let elsewhere = || {
+        let mut beat: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&beat_path).unwrap()).unwrap();
+        assert!(beat["lock"].is_string(), "{beat}");
+        beat["host"] = "another-machine".into();
+        std::fs::write(&beat_path, serde_json::to_vec(&beat).unwrap()).unwrap();
+    };
+    let unserved = "no running daemon serves";
+    let wait = |ws: &Path| baton(&["wait", ws.to_str().unwrap(), "--timeout", "0"]);
+    elsewhere();
+    let out = wait(&ws);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!said.contains(unserved), "the daemon runs: {said}");
+
+    d.kill9();
+    assert!(beat_path.exists(), "a crash leaves the heartbeat behind");
+    let out = wait(&ws);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(said.contains(unserved), "the daemon is gone: {said}");
+}
+
+#[test]
+fn the_list_api_pages_by_limit_and_after_and_follows_decisions() {
+    let mut env = TestEnv::new();
+    let names = ["alpha", "beta", "gamma"];
+    for name in &names[1..] {
+        env.init(name);
+    }
+    let d = env.start();
+    for (i, name) in names.iter().enumerate() {
+        let key = format!("page-{i}");
+        write_atomic(&env.ws(name).join("handoff.json"), &bytes(&handoff(&key)));
+        d.wait_until("received", || {
+            d.get(&format!("/api/v1/handoffs/{key}")).0 == 200
+        });
+        // Received in this order, a clock tick apart.
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let keys = |query: &str| -> Vec<String> {
+        let (status, body) = d.get(&format!("/api/v1/handoffs?{query}"));
+        assert_eq!(status, 200, "{query}: {body}");
+        let list = body.as_array().unwrap();
+        list.iter()
+            .map(|h| h["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(keys("state=pending&limit=2"), ["page-0", "page-1"]);
+    assert_eq!(keys("state=pending&limit=2&after=page-1"), ["page-2"]);
+    assert!(keys("state=pending&limit=2&after=page-2").is_empty());
+    assert_eq!(keys("state=pending"), ["page-0", "page-1", "page-2"]);
+
+    let (status, body) = d.decide("page-0", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(keys("state=pending&limit=10"), ["page-1", "page-2"]);
+    assert_eq!(keys("state=decided&limit=10"), ["page-0"]);
+    assert_eq!(keys("state=all&limit=2"), ["page-0", "page-1"]);
+    assert_eq!(keys("state=all&limit=2&after=page-1"), ["page-2"]);
+    for bad in ["limit=0", "limit=1001", "limit=many"] {
+        let (status, body) = d.get(&format!("/api/v1/handoffs?{bad}"));
+        assert_eq!(status, 422, "{bad}: {body}");
+        assert!(body.to_string().contains("limit"), "{body}");
+    }
+}
