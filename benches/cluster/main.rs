@@ -121,11 +121,7 @@ fn run(pg: &postgres::Server, nodes: usize, k: &Knobs) -> Result<()> {
 
 /// Writes the handoffs at the rate; returns each one's (written, received) and the
 /// duplicates seen across the nodes.
-fn steady(
-    nodes: &[Node],
-    workspaces: &[PathBuf],
-    k: &Knobs,
-) -> Result<(Received, usize)> {
+fn steady(nodes: &[Node], workspaces: &[PathBuf], k: &Knobs) -> Result<(Received, usize)> {
     let mut written = HashMap::new();
     let every = Duration::from_secs_f64(1.0 / k.rate);
     let begin = Instant::now();

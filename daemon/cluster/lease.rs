@@ -161,10 +161,11 @@ impl Leases {
             return Ok(());
         };
         let mut client = self.pool.get()?;
+        // Just expired: free for the node it prefers at once, and for the others only a TTL
+        // later (see `acquire`), so it is not taken back here in the meantime.
         client.execute(
-            "UPDATE leases SET expires_at = now() - make_interval(secs => $4)
-             WHERE tag = $1 AND node = $2 AND epoch = $3",
-            &[&tag, &self.node, &epoch, &(self.ttl_s() * 2.0)],
+            "UPDATE leases SET expires_at = now() WHERE tag = $1 AND node = $2 AND epoch = $3",
+            &[&tag, &self.node, &epoch],
         )?;
         tracing::info!(
             workspace = tag,

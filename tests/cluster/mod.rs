@@ -269,14 +269,16 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
     b.wait_until("shared out", || {
         served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == 6
     });
-    for i in 0..5 {
-        write_atomic(
-            &env.ws(&format!("w{i}")).join("handoff.json"),
-            &bytes(&handoff(&format!("p-{i}"))),
-        );
+    // One in every workspace, so each node has some.
+    let names: Vec<String> = std::iter::once("alpha".to_string())
+        .chain((0..5).map(|i| format!("w{i}")))
+        .collect();
+    for name in &names {
+        let doc = handoff(&format!("p-{name}"));
+        write_atomic(&env.ws(name).join("handoff.json"), &bytes(&doc));
     }
     a.wait_until("all received", || {
-        pending_in(&a).len() + pending_in(&b).len() == 5
+        pending_in(&a).len() + pending_in(&b).len() == names.len()
     });
     let name = pending_in(&a)
         .first()
@@ -288,7 +290,7 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
     let pid = a.pid() as libc::pid_t;
     // SAFETY: kill only sends a signal to our own child.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
-    let key = format!("p-{}", name.trim_start_matches('w'));
+    let key = format!("p-{name}");
     let mut revised = handoff(&key);
     revised["summary"] = json!("revised while a was paused");
     write_atomic(&ws.join("handoff.json"), &bytes(&revised));
