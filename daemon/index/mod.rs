@@ -9,6 +9,7 @@
 //! caller (`app::search`), which knows the workspaces; this module knows only tantivy.
 //! This is the only module that imports tantivy.
 
+mod count;
 mod known;
 pub mod query;
 mod schema;
@@ -17,6 +18,7 @@ mod search_limit;
 mod snippets;
 pub mod writer;
 
+pub use count::COUNT_LIMIT;
 pub use query::Filters;
 pub use schema::VERSION;
 pub use search::{Facet, Hit, Hits, Request};
@@ -76,7 +78,10 @@ pub struct Doc {
     /// Unix seconds.
     pub modified: i64,
     pub title: String,
+    /// What a person reads, shown in snippets.
     pub body: String,
+    /// Searched, never shown (a record's names, times and digests).
+    pub other: String,
 }
 
 /// The identity of a document: what an update deletes before it adds.

@@ -27,7 +27,11 @@ const MAX_SEGMENTS: usize = 40;
 
 /// A change to the index.
 pub enum Op {
+    /// Adds a document, replacing the one of the same id.
     Put(Box<Doc>),
+    /// Adds a document the index does not hold: no delete to apply (a delete is resolved
+    /// against every segment at each commit, which a full pass would pay per document).
+    Add(Box<Doc>),
     Delete(String),
     /// Commit what is pending now, then answer.
     Flush(SyncSender<()>),
@@ -184,22 +188,14 @@ impl Thread {
         let fields = self.index.fields;
         match op {
             Op::Put(doc) => {
-                let id = doc_id(
-                    doc.kind.expect("the indexer sets the kind"),
-                    &doc.workspace,
-                    &doc.path,
-                );
+                let id = self.id_of(&doc);
                 self.writer
                     .delete_term(Term::from_field_text(fields.id, &id));
-                self.stats
-                    .bytes
-                    .fetch_add(doc.body.len() as u64, Ordering::Relaxed);
-                self.pending_bytes += doc.body.len();
-                if let Err(e) = self.writer.add_document(to_tantivy(&fields, &id, &doc)) {
-                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, path = %doc.path, "cannot index a document");
-                }
-                self.stats.put.fetch_add(1, Ordering::Relaxed);
+                self.add(&id, &doc);
+            }
+            Op::Add(doc) => {
+                let id = self.id_of(&doc);
+                self.add(&id, &doc);
             }
             Op::Delete(id) => {
                 self.writer
@@ -210,6 +206,26 @@ impl Thread {
         }
         self.pending += 1;
         self.first_pending.get_or_insert_with(Instant::now);
+    }
+
+    fn id_of(&self, doc: &Doc) -> String {
+        doc_id(
+            doc.kind.expect("the indexer sets the kind"),
+            &doc.workspace,
+            &doc.path,
+        )
+    }
+
+    fn add(&mut self, id: &str, doc: &Doc) {
+        let bytes = doc.body.len() + doc.other.len();
+        self.stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.pending_bytes += bytes;
+        let fields = self.index.fields;
+        if let Err(e) = self.writer.add_document(to_tantivy(&fields, id, doc)) {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, path = %doc.path, "cannot index a document");
+        }
+        self.stats.put.fetch_add(1, Ordering::Relaxed);
     }
 
     fn commit(&mut self) {
@@ -275,6 +291,9 @@ fn to_tantivy(f: &super::schema::Fields, id: &str, doc: &Doc) -> TantivyDocument
     out.add_date(f.modified, DateTime::from_timestamp_secs(doc.modified));
     out.add_text(f.title, &doc.title);
     out.add_text(f.body, &doc.body);
+    if !doc.other.is_empty() {
+        out.add_text(f.other, &doc.other);
+    }
     out.add_facet(
         f.facets,
         Facet::from_path(["workspace", doc.workspace.as_str()]),
