@@ -322,16 +322,23 @@ fn to_hit(f: &Fields, doc: &TantivyDocument, score: f32, snippets: &Snippets) ->
     };
     let body = text(f.body).unwrap_or_default();
     let title = text(f.title).unwrap_or_default();
+    let kind = text(f.kind)
+        .as_deref()
+        .and_then(Kind::parse)
+        .unwrap_or(Kind::Artifact);
     let mut snippet = snippets.body.snippet(&body);
-    if snippet.is_empty() {
-        // The match is in the title (a file name): show that, and the start of the body.
-        let in_title = snippets.title.snippet(&title);
-        if !in_title.is_empty() {
-            snippet = in_title;
-        }
+    if snippet.is_empty() && kind == Kind::Artifact {
+        // The match is in the file's name: show that. A record's title ("rejected by
+        // alice") is shown above the snippet already, which then shows its text.
+        snippet = snippets.title.snippet(&title);
     }
     let html = if snippet.is_empty() {
-        escape(&body.chars().take(SNIPPET_CHARS).collect::<String>())
+        escape(
+            body.chars()
+                .take(SNIPPET_CHARS)
+                .collect::<String>()
+                .trim_end(),
+        )
     } else {
         snippet.to_html()
     };
@@ -343,10 +350,7 @@ fn to_hit(f: &Fields, doc: &TantivyDocument, score: f32, snippets: &Snippets) ->
     Hit {
         workspace: text(f.workspace).unwrap_or_default(),
         path: text(f.path).unwrap_or_default(),
-        kind: text(f.kind)
-            .as_deref()
-            .and_then(Kind::parse)
-            .unwrap_or(Kind::Artifact),
+        kind,
         key: text(f.key),
         snippet: html,
         score,

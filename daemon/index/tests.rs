@@ -202,7 +202,7 @@ fn a_record_snippet_shows_its_prose_and_its_other_strings_are_searched() {
     }]);
     let by_name = search(&index, "alice");
     assert_eq!(by_name.total, 1);
-    assert_eq!(by_name.hits[0].snippet, "the retry loop never backs off\n");
+    assert_eq!(by_name.hits[0].snippet, "the retry loop never backs off");
     let by_word = search(&index, "retry");
     assert_eq!(
         by_word.hits[0].snippet,
