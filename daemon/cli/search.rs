@@ -60,7 +60,12 @@ pub fn search(o: Options) -> anyhow::Result<ExitCode> {
     } else {
         ""
     };
-    out!("{} matches, {shown} shown{partial}", hits.total);
+    let total = match (hits.total_is_lower_bound, hits.total_estimate) {
+        (true, Some(about)) => format!("more than {} matches (about {about})", hits.total),
+        (true, None) => format!("more than {} matches", hits.total),
+        (false, _) => format!("{} matches", hits.total),
+    };
+    out!("{total}, {shown} shown{partial}");
     // Like grep: 1 when nothing matched, so scripts can test for it.
     Ok(if hits.total == 0 {
         ExitCode::from(1)

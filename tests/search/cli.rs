@@ -4,7 +4,7 @@
 use super::{example, search, wait_for};
 use crate::util::{baton, TestEnv};
 
-fn run(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
+pub(super) fn run(env: &TestEnv, args: &[&str]) -> (i32, String, String) {
     let config = env.config_path();
     let mut all = args.to_vec();
     all.extend(["--config", config.to_str().unwrap()]);

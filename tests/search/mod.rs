@@ -333,6 +333,14 @@ fn counts_past_the_bound_are_a_lower_bound_with_an_estimate() {
     assert!((n - 300..=n + 300).contains(&estimate), "{estimate}");
     assert_eq!(answer["facets"]["workspace"]["alpha"], 10_000);
     assert_eq!(answer["hits"].as_array().unwrap().len(), 100);
+    let (code, out, err) = cli::run(&env, &["search", "plentiful"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "more than 10000 matches (about {estimate}), 20 shown"
+        )),
+        "{out}"
+    );
     let few = search(&daemon, "f00001.txt");
     assert_eq!(few["total"], 1);
     assert_eq!(few["total_is_lower_bound"], false);
