@@ -160,12 +160,12 @@ impl Show {
             bar.finish_and_clear();
         }
         err!(
-            "reindexed {} files ({:.1} MB) in {:.1} s ({:.1} MB/s), done by the {}; the index holds {} documents in {} segments",
+            "reindexed {} files ({:.1} MB) in {:.1} s ({:.1} MB/s), done by {}; the index holds {} documents in {} segments",
             s.files_done,
             mb(s.bytes_done),
             s.seconds,
             mb(s.bytes_done) / s.seconds.max(1e-3),
-            if s.by == "daemon" { "running daemon" } else { "this command (no daemon was running)" },
+            if s.by == "daemon" { "the running daemon" } else { "this command (no daemon was running)" },
             s.documents,
             s.segments
         );

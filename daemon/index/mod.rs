@@ -90,6 +90,15 @@ pub fn doc_id(kind: Kind, workspace: &str, path: &str) -> String {
     format!("{}\0{workspace}\0{path}", kind.as_str())
 }
 
+/// What the index keeps of a fingerprint: 64 bits of its SHA-256 (stable across versions and
+/// processes, as the index outlives both; a column of numbers costs the writer far less than
+/// one of strings).
+pub fn fp_hash(fp: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(fp.as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().expect("a digest has 32 bytes"))
+}
+
 /// The workspace and path of a document id, if it is one.
 pub fn split_id(id: &str) -> Option<(Kind, &str, &str)> {
     let mut parts = id.splitn(3, '\0');
@@ -252,8 +261,8 @@ impl SearchIndex {
             .unwrap_or(0)
     }
 
-    /// Every document's id and fingerprint, as last committed.
-    pub fn known(&self) -> std::collections::HashMap<String, String> {
+    /// Every document's id and fingerprint's hash (`fp_hash`), as last committed.
+    pub fn known(&self) -> std::collections::HashMap<String, u64> {
         known::read(&self.reader.searcher(), &self.fields)
     }
 }

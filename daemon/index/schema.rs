@@ -13,7 +13,8 @@ pub const VERSION: u32 = 2;
 pub struct Fields {
     /// Unique per document: kind, workspace and path or key (see `Doc::id`).
     pub id: Field,
-    /// What the indexer compares to decide whether a source changed (size, mtime, digest).
+    /// What the indexer compares to decide whether a source changed: the hash of a
+    /// fingerprint (size, mtime, digest).
     pub fp: Field,
     pub workspace: Field,
     pub kind: Field,
@@ -48,7 +49,7 @@ pub fn build() -> (Schema, Fields) {
     let fields = Fields {
         // Indexed to delete by; the fast columns are what the indexer reads back at start.
         id: b.add_text_field("id", STRING | FAST),
-        fp: b.add_text_field("fp", FAST),
+        fp: b.add_u64_field("fp", FAST),
         workspace: b.add_text_field("workspace", exact.clone()),
         kind: b.add_text_field("kind", exact.clone()),
         path: b.add_text_field("path", exact.clone()),

@@ -7,7 +7,7 @@ mod writing;
 use super::sources::{self, Item};
 use super::{reindex, Search};
 use crate::events::Event;
-use crate::index::{split_id, Op, Writer};
+use crate::index::{fp_hash, split_id, Op, Writer};
 use crate::intake::watch::{Signal, Watch};
 use crate::workspace::{Workspace, APPROVED_DIR, INBOX_DIR};
 use std::collections::{HashMap, HashSet};
@@ -83,23 +83,27 @@ pub(super) struct Indexer {
     skipped: HashMap<Box<str>, u64>,
 }
 
-/// The hash a fingerprint is remembered by.
-fn fp_hash(fp: &str) -> u64 {
-    use std::hash::{BuildHasher, BuildHasherDefault};
-    BuildHasherDefault::<std::collections::hash_map::DefaultHasher>::default().hash_one(fp)
-}
-
 impl Indexer {
+    /// An indexer that takes what the index in use holds as indexed.
     pub(super) fn new(search: Search, writer: (Writer, std::thread::JoinHandle<()>)) -> Indexer {
         let index = search.index();
-        let mut indexer = Indexer {
+        let mut indexer = Indexer::knowing_nothing(search, writer);
+        indexer.remember(&index);
+        indexer
+    }
+
+    /// An indexer about to fill a fresh index (`baton reindex` in its own process), which
+    /// need not read what the index in use holds.
+    pub(super) fn knowing_nothing(
+        search: Search,
+        writer: (Writer, std::thread::JoinHandle<()>),
+    ) -> Indexer {
+        Indexer {
             search,
             writer: Some(writer),
             known: HashMap::new(),
             skipped: HashMap::new(),
-        };
-        indexer.remember(&index);
-        indexer
+        }
     }
 
     /// Forgets what the index holds (a new, empty one is being filled).
@@ -113,10 +117,7 @@ impl Indexer {
         for (id, fp) in index.known() {
             if let Some((_, ws, _)) = split_id(&id) {
                 let ws = ws.to_string();
-                self.known
-                    .entry(ws)
-                    .or_default()
-                    .insert(id.into(), fp_hash(&fp));
+                self.known.entry(ws).or_default().insert(id.into(), fp);
             }
         }
     }
