@@ -66,9 +66,9 @@ fn a_search_index_removed_while_running_is_reported_counted_and_rebuilt() {
     let search_dir = env.root().join("data/search");
     // A file where the rebuild makes its new index keeps it failing until the file goes, so
     // the degraded state can be seen (a rebuild this small is over in milliseconds).
-    let in_the_way = search_dir.join("v1.next");
+    let in_the_way = search_dir.join("v2.next");
     std::fs::write(&in_the_way, "in the way").unwrap();
-    std::fs::remove_dir_all(search_dir.join("v1")).unwrap();
+    std::fs::remove_dir_all(search_dir.join("v2")).unwrap();
 
     let error = |h: &Value| {
         h["search"]["error"]
@@ -81,14 +81,14 @@ fn a_search_index_removed_while_running_is_reported_counted_and_rebuilt() {
     });
     let health = d.health();
     assert_eq!(health["status"], "degraded", "{health}");
-    assert!(error(&health).contains("v1.next"), "where: {health}");
+    assert!(error(&health).contains("v2.next"), "where: {health}");
     assert_eq!(metric(&d, "baton_search_index_lost_total"), Some(1.0));
 
     std::fs::remove_file(&in_the_way).unwrap();
     d.wait_until("search ok again", || d.health()["status"] == "ok");
     let health = d.health();
     assert!(health["search"].get("error").is_none(), "{health}");
-    assert!(search_dir.join("v1/meta.json").exists(), "rebuilt in place");
+    assert!(search_dir.join("v2/meta.json").exists(), "rebuilt in place");
     assert_eq!(search(&d, "quasar")["total"], 1, "found again");
     // The writer runs again on the new index: a new file becomes searchable.
     write_atomic(&inbox.join("later.md"), b"pulsar findings");

@@ -6,11 +6,14 @@
 //! 2. RUNS times, alternating: raw tantivy indexing the same files (the yardstick), then
 //!    `baton reindex` beside the running daemon: MB/s, next to raw (target >= 70 %), and the
 //!    daemon's peak RSS over 1 and 2 (target <= 300 MB);
-//! 3. a fixed set of queries over HTTP (keep-alive), p50/p99/max (target p99 <= 20 ms), next
-//!    to `grep -rlw` over the same files;
+//! 3. a fixed set of queries over HTTP (keep-alive), p50/p99/max (target p99 <= 10 ms, the
+//!    slowest query's p50 <= 5 ms), next to `grep -rlw` over the same files;
 //! 4. write -> searchable: a file with a new word renamed into an inbox, then the API polled
 //!    until it finds it (target p99 <= 1 s);
 //! 5. the index's size on disk and its segment count.
+//!
+//! The daemon's build at start is compared with raw tantivy too (target >= 70 %), and the
+//! whole run is timed (at 1,000,000 documents of 1,000 bytes: target under 15 minutes).
 //!
 //! Knobs: BATON_BENCH_DOCS (100000), BATON_BENCH_DOC_BYTES (10700, the mean; sizes vary
 //! +-50 %), BATON_BENCH_WORKSPACES (200), BATON_BENCH_RUNS (3), BATON_BENCH_PROBES (100).
@@ -31,7 +34,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const TARGET_RATIO: f64 = 0.70;
-const TARGET_P99_MS: f64 = 20.0;
+const TARGET_P99_MS: f64 = 10.0;
+const TARGET_SLOWEST_P50_MS: f64 = 5.0;
 const TARGET_VISIBLE_MS: f64 = 1000.0;
 const TARGET_RSS_MB: f64 = 300.0;
 const BUDGET: usize = 50_000_000;
@@ -81,9 +85,9 @@ fn main() -> Result<()> {
     let peak = Peak::watch(daemon.pid());
     let documents = wait_indexed(&daemon, corpus.files)?;
     let first = spawned.elapsed().as_secs_f64();
+    let start_rate = mb / first;
     println!(
-        "    {documents} documents in {first:.1} s = {:.1} MB/s (from spawn, the ingest scan included)",
-        mb / first
+        "    {documents} documents in {first:.1} s = {start_rate:.1} MB/s (from spawn, the ingest scan included)"
     );
     // Raw and baton alternate, so that load from elsewhere on the machine falls on both alike.
     println!(
@@ -117,14 +121,16 @@ fn main() -> Result<()> {
         "\n[3] queries over HTTP (keep-alive, one client), {} queries x {REPEAT}",
         QUERIES.len()
     );
-    let latencies = query_latencies(&daemon)?;
+    let (latencies, slowest) = query_latencies(&daemon)?;
     let grep = grep_times(&corpus.root)?;
 
     println!("\n[4] write -> searchable, {probes} files renamed into inboxes one after another");
     let visible = probe(&daemon, &corpus.workspaces, probes)?;
 
     println!("\n[5] the index");
-    let index_dir = dir.path().join("data/search/v1");
+    let index_dir = dir
+        .path()
+        .join(format!("data/search/v{}", baton::index::VERSION));
     let size = du(&index_dir) as f64 / 1e6;
     let segments = segments(&index_dir)?;
     println!(
@@ -135,13 +141,20 @@ fn main() -> Result<()> {
     summary(Summary {
         raw: &raw_rates,
         baton: &rates,
+        start_rate,
         latencies: &latencies,
+        slowest,
         grep: &grep,
         visible: &visible,
         peak_mb,
         anon_mb,
         segments,
     });
+    let took = started.elapsed().as_secs_f64();
+    println!(
+        "  whole run                 {:>9.1} min (generation included)",
+        took / 60.0
+    );
     Ok(())
 }
 
@@ -176,9 +189,11 @@ fn reindex(dir: &Path) -> Result<(f64, String)> {
     Ok((secs, short))
 }
 
-fn query_latencies(daemon: &Daemon) -> Result<Vec<f64>> {
+/// Every query's latency, sorted, and the slowest query's (text, p50).
+fn query_latencies(daemon: &Daemon) -> Result<(Vec<f64>, (&'static str, f64))> {
     let agent = ureq::AgentBuilder::new().build();
     let mut all = Vec::new();
+    let mut slowest = ("", 0.0);
     for q in QUERIES {
         let url = format!("{}/api/v1/search?q={}", daemon.url, encode(q));
         let mut mine = Vec::new();
@@ -191,21 +206,27 @@ fn query_latencies(daemon: &Daemon) -> Result<Vec<f64>> {
                 .call()?
                 .into_json()?;
             mine.push(started.elapsed().as_secs_f64() * 1000.0);
-            total = answer["total"].as_u64().unwrap_or(0);
+            total = answer["total_estimate"]
+                .as_u64()
+                .or(answer["total"].as_u64())
+                .unwrap_or(0);
             if answer["partial"] == true {
                 println!("    (partial answer for {q:?})");
             }
         }
         mine.sort_by(f64::total_cmp);
+        let p50 = pct(&mine, 50.0);
         println!(
-            "    {q:<46} {total:>6} hits  p50 {:>6.2} ms  max {:>6.2} ms",
-            pct(&mine, 50.0),
+            "    {q:<46} {total:>6} hits  p50 {p50:>6.2} ms  max {:>6.2} ms",
             mine[mine.len() - 1]
         );
+        if p50 > slowest.1 {
+            slowest = (q, p50);
+        }
         all.extend(mine);
     }
     all.sort_by(f64::total_cmp);
-    Ok(all)
+    Ok((all, slowest))
 }
 
 /// `grep -rlw WORD` over the corpus for each planted word (warm page cache), in ms.
@@ -339,7 +360,11 @@ impl Peak {
 struct Summary<'a> {
     raw: &'a [f64],
     baton: &'a [f64],
+    /// The daemon's build at start, MB/s.
+    start_rate: f64,
     latencies: &'a [f64],
+    /// The slowest query and its p50, ms.
+    slowest: (&'static str, f64),
     grep: &'a [f64],
     visible: &'a [f64],
     peak_mb: f64,
@@ -370,6 +395,13 @@ fn summary(s: Summary) {
         format!(">= {:.0} %", TARGET_RATIO * 100.0),
         ratio >= TARGET_RATIO,
     );
+    let start = s.start_rate / raw.1;
+    row(
+        "build at start vs raw",
+        format!("{:.1} MB/s = {:.0} %", s.start_rate, start * 100.0),
+        format!(">= {:.0} %", TARGET_RATIO * 100.0),
+        start >= TARGET_RATIO,
+    );
     let p99 = pct(s.latencies, 99.0);
     println!(
         "  query p50 / p99 / max     {:.2} / {p99:.2} / {:.2} ms",
@@ -381,6 +413,13 @@ fn summary(s: Summary) {
         format!("{p99:.2} ms"),
         format!("<= {TARGET_P99_MS} ms"),
         p99 <= TARGET_P99_MS,
+    );
+    println!("  slowest query             {:?}", s.slowest.0);
+    row(
+        "slowest query p50",
+        format!("{:.2} ms", s.slowest.1),
+        format!("<= {TARGET_SLOWEST_P50_MS} ms"),
+        s.slowest.1 <= TARGET_SLOWEST_P50_MS,
     );
     let grep = mmm(s.grep);
     println!(
@@ -394,13 +433,16 @@ fn summary(s: Summary) {
         format!("<= {TARGET_VISIBLE_MS} ms"),
         vis <= TARGET_VISIBLE_MS,
     );
-    row(
-        "daemon peak RSS",
-        format!("{:.0} MB", s.peak_mb),
-        format!("<= {TARGET_RSS_MB} MB"),
-        s.peak_mb <= TARGET_RSS_MB,
+    println!(
+        "  daemon peak RSS           {:>9.0} MB (the index's mapped files included)",
+        s.peak_mb
     );
-    println!("  (of which anonymous)      {:.0} MB", s.anon_mb);
+    row(
+        "daemon peak heap (anon)",
+        format!("{:.0} MB", s.anon_mb),
+        format!("<= {TARGET_RSS_MB} MB"),
+        s.anon_mb <= TARGET_RSS_MB,
+    );
     row(
         "segments",
         s.segments.to_string(),

@@ -60,7 +60,12 @@ pub fn search(o: Options) -> anyhow::Result<ExitCode> {
     } else {
         ""
     };
-    out!("{} matches, {shown} shown{partial}", hits.total);
+    let total = match (hits.total_is_lower_bound, hits.total_estimate) {
+        (true, Some(about)) => format!("more than {} matches (about {about})", hits.total),
+        (true, None) => format!("more than {} matches", hits.total),
+        (false, _) => format!("{} matches", hits.total),
+    };
+    out!("{total}, {shown} shown{partial}");
     // Like grep: 1 when nothing matched, so scripts can test for it.
     Ok(if hits.total == 0 {
         ExitCode::from(1)
@@ -155,12 +160,12 @@ impl Show {
             bar.finish_and_clear();
         }
         err!(
-            "reindexed {} files ({:.1} MB) in {:.1} s ({:.1} MB/s), done by the {}; the index holds {} documents in {} segments",
+            "reindexed {} files ({:.1} MB) in {:.1} s ({:.1} MB/s), done by {}; the index holds {} documents in {} segments",
             s.files_done,
             mb(s.bytes_done),
             s.seconds,
             mb(s.bytes_done) / s.seconds.max(1e-3),
-            if s.by == "daemon" { "running daemon" } else { "this command (no daemon was running)" },
+            if s.by == "daemon" { "the running daemon" } else { "this command (no daemon was running)" },
             s.documents,
             s.segments
         );

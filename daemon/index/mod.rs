@@ -9,6 +9,7 @@
 //! caller (`app::search`), which knows the workspaces; this module knows only tantivy.
 //! This is the only module that imports tantivy.
 
+mod count;
 mod known;
 pub mod query;
 mod schema;
@@ -17,6 +18,7 @@ mod search_limit;
 mod snippets;
 pub mod writer;
 
+pub use count::COUNT_LIMIT;
 pub use query::Filters;
 pub use schema::VERSION;
 pub use search::{Facet, Hit, Hits, Request};
@@ -76,13 +78,25 @@ pub struct Doc {
     /// Unix seconds.
     pub modified: i64,
     pub title: String,
+    /// What a person reads, shown in snippets.
     pub body: String,
+    /// Searched, never shown (a record's names, times and digests).
+    pub other: String,
 }
 
 /// The identity of a document: what an update deletes before it adds.
 pub fn doc_id(kind: Kind, workspace: &str, path: &str) -> String {
     // NUL: no workspace name or path can hold one, so the parts never run together.
     format!("{}\0{workspace}\0{path}", kind.as_str())
+}
+
+/// What the index keeps of a fingerprint: 64 bits of its SHA-256 (stable across versions and
+/// processes, as the index outlives both; a column of numbers costs the writer far less than
+/// one of strings).
+pub fn fp_hash(fp: &str) -> u64 {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(fp.as_bytes());
+    u64::from_le_bytes(digest[..8].try_into().expect("a digest has 32 bytes"))
 }
 
 /// The workspace and path of a document id, if it is one.
@@ -247,8 +261,8 @@ impl SearchIndex {
             .unwrap_or(0)
     }
 
-    /// Every document's id and fingerprint, as last committed.
-    pub fn known(&self) -> std::collections::HashMap<String, String> {
+    /// Every document's id and fingerprint's hash (`fp_hash`), as last committed.
+    pub fn known(&self) -> std::collections::HashMap<String, u64> {
         known::read(&self.reader.searcher(), &self.fields)
     }
 }

@@ -2,18 +2,19 @@
 //! set aside and rebuilt (it is a cache of the workspaces and the store).
 
 use tantivy::schema::{
-    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, INDEXED, STORED, STRING,
+    Field, IndexRecordOption, Schema, TextFieldIndexing, TextOptions, FAST, STORED, STRING,
 };
 
 /// Version of the schema below; it names the index's folder in data_dir (`search/v{VERSION}`).
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// The fields, by handle.
 #[derive(Clone, Copy, Debug)]
 pub struct Fields {
     /// Unique per document: kind, workspace and path or key (see `Doc::id`).
     pub id: Field,
-    /// What the indexer compares to decide whether a source changed (size, mtime, digest).
+    /// What the indexer compares to decide whether a source changed: the hash of a
+    /// fingerprint (size, mtime, digest).
     pub fp: Field,
     pub workspace: Field,
     pub kind: Field,
@@ -27,7 +28,12 @@ pub struct Fields {
     pub modified: Field,
     /// Searched with `body`: a file's path, a handoff's title, ...
     pub title: Field,
+    /// The text a person reads (a file's content; a handoff's, checkpoint's or decision's
+    /// prose), stored for snippets.
     pub body: Field,
+    /// The rest of a record's strings (names, times, digests): searched, never shown, so a
+    /// snippet is never a dump of them.
+    pub other: Field,
     /// `/workspace/<name>` and `/kind/<kind>`, for the counts beside the hits.
     pub facets: Field,
 }
@@ -35,14 +41,15 @@ pub struct Fields {
 pub fn build() -> (Schema, Fields) {
     let mut b = Schema::builder();
     let exact = STRING | STORED;
-    let text = TextOptions::default().set_stored().set_indexing_options(
-        TextFieldIndexing::default()
-            .set_tokenizer("default")
-            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-    );
+    let words = TextFieldIndexing::default()
+        .set_tokenizer("default")
+        .set_index_option(IndexRecordOption::WithFreqsAndPositions);
+    let searched = TextOptions::default().set_indexing_options(words);
+    let text = searched.clone().set_stored();
     let fields = Fields {
-        id: b.add_text_field("id", STRING | STORED | FAST),
-        fp: b.add_text_field("fp", STRING | FAST),
+        // Indexed to delete by; the fast columns are what the indexer reads back at start.
+        id: b.add_text_field("id", STRING | FAST),
+        fp: b.add_u64_field("fp", FAST),
         workspace: b.add_text_field("workspace", exact.clone()),
         kind: b.add_text_field("kind", exact.clone()),
         path: b.add_text_field("path", exact.clone()),
@@ -52,9 +59,11 @@ pub fn build() -> (Schema, Fields) {
         outcome: b.add_text_field("outcome", exact.clone()),
         trigger: b.add_text_field("trigger", exact),
         revision: b.add_u64_field("revision", STORED),
-        modified: b.add_date_field("modified", INDEXED | STORED | FAST),
+        // Ranges are answered from the fast column: no terms per second to index.
+        modified: b.add_date_field("modified", STORED | FAST),
         title: b.add_text_field("title", text.clone()),
         body: b.add_text_field("body", text),
+        other: b.add_text_field("other", searched),
         facets: b.add_facet_field("facets", tantivy::schema::FacetOptions::default()),
     };
     (b.build(), fields)

@@ -1,23 +1,25 @@
 //! Running a query: a `Searcher` per request from the one reader (never waiting on the
-//! writer), hits ranked by BM25 with snippets (tantivy's snippet HTML, which escapes the
-//! text), counts per workspace and kind, paging, and limits on time and terms.
+//! writer), the page of hits ranked by BM25 first, with snippets (tantivy's snippet HTML,
+//! which escapes the text), then the counts of matches per workspace and kind up to a bound
+//! (`count`), and limits on time and terms.
 
+use super::count::{self, COUNT_LIMIT};
 use super::query::{self, Parsed};
 use super::schema::Fields;
 use super::search_limit::Deadline;
 use super::snippets::{escape, Snippets, SNIPPET_CHARS};
 use super::{Kind, SearchIndex};
 use serde::Serialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::time::{Duration, Instant};
-use tantivy::collector::{Count, FacetCollector, TopDocs};
+use tantivy::collector::TopDocs;
 use tantivy::query::{
     AllQuery, BooleanQuery, EmptyQuery, Occur, PhrasePrefixQuery, Query, QueryParser, RangeQuery,
     TermQuery,
 };
 use tantivy::schema::{Field, IndexRecordOption, Value};
-use tantivy::{DateTime, DocAddress, Order, TantivyDocument, Term};
+use tantivy::{DateTime, DocAddress, Order, Searcher, TantivyDocument, Term};
 
 /// Most terms a query may hold (words, prefixes, filter values); more is refused, not cut.
 pub const MAX_TERMS: usize = 64;
@@ -78,8 +80,7 @@ pub struct Hit {
     pub modified: String,
 }
 
-/// Counts of all matches (not only this page) by value.
-pub type Facet = BTreeMap<String, u64>;
+pub use super::count::Facet;
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Facets {
@@ -89,7 +90,15 @@ pub struct Facets {
 
 #[derive(Debug, Clone, Serialize, Default)]
 pub struct Hits {
+    /// Matches, counted up to `COUNT_LIMIT`; past it, a lower bound (`total_is_lower_bound`).
     pub total: usize,
+    /// More than `total` match: counting stopped at the bound, and the facets too count only
+    /// the matches counted.
+    pub total_is_lower_bound: bool,
+    /// When the total is a lower bound: the number of matches estimated from the share of
+    /// the index counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_estimate: Option<u64>,
     pub hits: Vec<Hit>,
     pub facets: Facets,
     /// Some segments were left out to keep within the time limit.
@@ -119,7 +128,7 @@ impl SearchIndex {
             parsed.filters.add("kind", kind);
         }
         let searcher = self.reader.searcher();
-        let Some((query, terms)) = self.build(&parsed, req.scope.as_deref())? else {
+        let Some((query, terms)) = self.build(&parsed, req.scope.as_deref(), &searcher)? else {
             return Ok(Hits {
                 notes: parsed.notes,
                 ..Hits::default()
@@ -127,46 +136,39 @@ impl SearchIndex {
         };
         let limit = req.limit.clamp(1, MAX_LIMIT);
         let offset = req.offset.min(MAX_OFFSET);
-        let facets = || {
-            let mut facets = FacetCollector::for_field("facets");
-            facets.add_facet("/workspace");
-            facets.add_facet("/kind");
-            facets
-        };
         let deadline = started + req.time_limit;
+        // The page first, alone, so tantivy can skip blocks of matches that cannot reach it
+        // (block-max WAND); then the counts, up to a bound.
         let page = TopDocs::with_limit(limit).and_offset(offset);
         // Filters alone (no words): a listing, newest first, as "every rejected handoff of
         // builder-3" is read; every hit then scores alike.
         let listing = parsed.text.trim().is_empty() && parsed.prefixes.is_empty();
-        let ((top, total, facet_counts), partial) = if listing {
+        let (top, partial) = if listing {
             let newest = page.order_by_fast_field::<DateTime>("modified", Order::Desc);
-            let collector = Deadline::new((newest, Count, facets()), deadline);
-            let ((top, total, f), partial) = searcher.search(&query, &collector)?;
+            let (top, partial) = searcher.search(&query, &Deadline::new(newest, deadline))?;
             let top: Vec<(f32, DocAddress)> = top.into_iter().map(|(_, a)| (1.0, a)).collect();
-            ((top, total, f), partial)
+            (top, partial)
         } else {
-            searcher.search(&query, &Deadline::new((page, Count, facets()), deadline))?
+            searcher.search(&query, &Deadline::new(page, deadline))?
         };
+        let counted = count::count(&searcher, query.as_ref(), COUNT_LIMIT, deadline)?;
         let snippets = Snippets::new(&searcher, &self.fields, terms, &parsed.prefixes)?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
             let doc: TantivyDocument = searcher.doc(address)?;
             hits.push(to_hit(&self.fields, &doc, score, &snippets));
         }
-        let count = |root: &str| -> Facet {
-            facet_counts
-                .get(root)
-                .filter_map(|(f, n)| Some((f.to_path().last()?.to_string(), n)))
-                .collect()
-        };
+        let mut facets = counted.facets;
         Ok(Hits {
-            total,
+            total: counted.total as usize,
+            total_is_lower_bound: counted.bounded,
+            total_estimate: counted.estimate,
             hits,
             facets: Facets {
-                workspace: count("/workspace"),
-                kind: count("/kind"),
+                workspace: facets.remove("workspace").unwrap_or_default(),
+                kind: facets.remove("kind").unwrap_or_default(),
             },
-            partial,
+            partial: partial || counted.cut,
             notes: parsed.notes,
         })
     }
@@ -176,12 +178,15 @@ impl SearchIndex {
         &self,
         parsed: &Parsed,
         scope: Option<&[String]>,
+        searcher: &Searcher,
     ) -> Result<Option<Built>, SearchError> {
         let f = &self.fields;
-        let mut parser = QueryParser::for_index(&self.index, vec![f.title, f.body]);
+        let mut parser = QueryParser::for_index(&self.index, vec![f.title, f.body, f.other]);
         // A search box reads several words as all of them, as people expect.
         parser.set_conjunction_by_default();
         parser.set_field_boost(f.title, 2.0);
+        // A word in a record's names or times ranks below one in what a person wrote.
+        parser.set_field_boost(f.other, 0.5);
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut terms = BTreeSet::new();
         let mut count = 0;
@@ -199,7 +204,7 @@ impl SearchIndex {
         }
         for prefix in &parsed.prefixes {
             count += 1;
-            let either: Vec<(Occur, Box<dyn Query>)> = [f.title, f.body]
+            let either: Vec<(Occur, Box<dyn Query>)> = [f.title, f.body, f.other]
                 .into_iter()
                 .map(|field| {
                     let q = PhrasePrefixQuery::new(vec![Term::from_field_text(field, prefix)]);
@@ -216,17 +221,28 @@ impl SearchIndex {
         if !searching {
             return Ok(None);
         }
-        self.add_filters(parsed, &mut clauses);
+        self.add_filters(parsed, &mut clauses, searcher);
         if let Some(visible) = scope {
             clauses.push((Occur::Must, any_of(f.workspace, visible)));
         }
         if !clauses.iter().any(|(o, _)| *o == Occur::Must) {
             clauses.push((Occur::Must, Box::new(AllQuery)));
         }
+        // The text alone is searched as itself: wrapped, a union of words would lose tantivy's
+        // skipping of blocks that cannot reach the page.
+        if let [(Occur::Must, _)] = clauses.as_slice() {
+            let (_, alone) = clauses.pop().expect("one clause");
+            return Ok(Some((alone, terms)));
+        }
         Ok(Some((Box::new(BooleanQuery::new(clauses)), terms)))
     }
 
-    fn add_filters(&self, parsed: &Parsed, clauses: &mut Vec<(Occur, Box<dyn Query>)>) {
+    fn add_filters(
+        &self,
+        parsed: &Parsed,
+        clauses: &mut Vec<(Occur, Box<dyn Query>)>,
+        searcher: &Searcher,
+    ) {
         let schema = self.index.schema();
         let filters = &parsed.filters;
         let names: BTreeSet<&str> = filters.must.iter().map(|(n, _)| *n).collect();
@@ -244,7 +260,10 @@ impl SearchIndex {
             let field = schema.get_field(name).expect("filters name schema fields");
             clauses.push((Occur::MustNot, any_of(field, std::slice::from_ref(value))));
         }
-        if filters.after.is_some() || filters.before.is_some() {
+        let dated = filters.after.is_some() || filters.before.is_some();
+        // A range holding every document's date (`after:2000-01-01`) filters nothing, yet
+        // would read the date of every document: it is left out.
+        if dated && !holds_every_date(searcher, filters.after, filters.before) {
             let term = |t: i64| {
                 Term::from_field_date_for_search(
                     self.fields.modified,
@@ -260,6 +279,21 @@ impl SearchIndex {
             clauses.push((Occur::Must, Box::new(RangeQuery::new(lower, upper))));
         }
     }
+}
+
+/// Whether every document's date is within [after, before).
+fn holds_every_date(searcher: &Searcher, after: Option<i64>, before: Option<i64>) -> bool {
+    searcher.segment_readers().iter().all(|segment| {
+        let Ok(column) = segment.fast_fields().date("modified") else {
+            return false;
+        };
+        let (min, max) = (
+            column.min_value().into_timestamp_secs(),
+            column.max_value().into_timestamp_secs(),
+        );
+        // Every document has a date (the writer always sets one), so min and max bound them.
+        after.is_none_or(|a| a <= min) && before.is_none_or(|b| max < b)
+    })
 }
 
 /// A query and the body words it highlights.
@@ -288,16 +322,23 @@ fn to_hit(f: &Fields, doc: &TantivyDocument, score: f32, snippets: &Snippets) ->
     };
     let body = text(f.body).unwrap_or_default();
     let title = text(f.title).unwrap_or_default();
+    let kind = text(f.kind)
+        .as_deref()
+        .and_then(Kind::parse)
+        .unwrap_or(Kind::Artifact);
     let mut snippet = snippets.body.snippet(&body);
-    if snippet.is_empty() {
-        // The match is in the title (a file name): show that, and the start of the body.
-        let in_title = snippets.title.snippet(&title);
-        if !in_title.is_empty() {
-            snippet = in_title;
-        }
+    if snippet.is_empty() && kind == Kind::Artifact {
+        // The match is in the file's name: show that. A record's title ("rejected by
+        // alice") is shown above the snippet already, which then shows its text.
+        snippet = snippets.title.snippet(&title);
     }
     let html = if snippet.is_empty() {
-        escape(&body.chars().take(SNIPPET_CHARS).collect::<String>())
+        escape(
+            body.chars()
+                .take(SNIPPET_CHARS)
+                .collect::<String>()
+                .trim_end(),
+        )
     } else {
         snippet.to_html()
     };
@@ -309,10 +350,7 @@ fn to_hit(f: &Fields, doc: &TantivyDocument, score: f32, snippets: &Snippets) ->
     Hit {
         workspace: text(f.workspace).unwrap_or_default(),
         path: text(f.path).unwrap_or_default(),
-        kind: text(f.kind)
-            .as_deref()
-            .and_then(Kind::parse)
-            .unwrap_or(Kind::Artifact),
+        kind,
         key: text(f.key),
         snippet: html,
         score,

@@ -157,3 +157,56 @@ fn a_query_past_its_time_limit_says_it_is_partial() {
     assert!(!hits.partial);
     assert_eq!(hits.total, 1);
 }
+
+#[test]
+fn counts_stop_at_the_bound_and_say_so_with_an_estimate() {
+    let n = COUNT_LIMIT as usize + 500;
+    let docs = (0..n)
+        .map(|i| {
+            let body = if i % 2 == 0 { "common even" } else { "common" };
+            doc(Kind::Artifact, "a", &format!("inbox/{i}.md"), body)
+        })
+        .collect();
+    let (_dir, index, _w) = indexed(docs);
+    let all = search(&index, "common");
+    assert_eq!(all.total, COUNT_LIMIT as usize);
+    assert!(all.total_is_lower_bound);
+    let estimate = all.total_estimate.expect("an estimate past the bound");
+    assert!(
+        (n as u64 - 200..=n as u64 + 200).contains(&estimate),
+        "{estimate} for {n}"
+    );
+    assert_eq!(all.facets.workspace.get("a"), Some(&COUNT_LIMIT));
+    assert_eq!(all.hits.len(), 20, "a full page all the same");
+    // Under the bound, the count is exact and says so.
+    let even = search(&index, "even");
+    assert_eq!(even.total, n.div_ceil(2));
+    assert!(!even.total_is_lower_bound);
+    assert_eq!(even.total_estimate, None);
+    // A date range holding every document changes nothing; one holding none finds nothing.
+    assert_eq!(search(&index, "even after:2000-01-01").total, n.div_ceil(2));
+    assert_eq!(search(&index, "even before:2000-01-01").total, 0);
+}
+
+#[test]
+fn a_record_snippet_shows_its_prose_and_its_other_strings_are_searched() {
+    let sha = "ab".repeat(32);
+    let (_dir, index, _w) = indexed(vec![Doc {
+        other: format!("alice\n2026-01-31T12:00:00Z\n{sha}\n"),
+        ..doc(
+            Kind::Decision,
+            "a",
+            ".baton/handoffs/k/decision.json",
+            "the retry loop never backs off\n",
+        )
+    }]);
+    let by_name = search(&index, "alice");
+    assert_eq!(by_name.total, 1);
+    assert_eq!(by_name.hits[0].snippet, "the retry loop never backs off");
+    let by_word = search(&index, "retry");
+    assert_eq!(
+        by_word.hits[0].snippet,
+        "the <b>retry</b> loop never backs off"
+    );
+    assert!(!by_name.hits[0].snippet.contains(&sha));
+}

@@ -17,8 +17,10 @@ use tantivy::{DateTime, IndexWriter, TantivyDocument, Term};
 const QUEUE: usize = 1024;
 /// Documents, or bytes of text, after which a commit is made even if `commit_every` has not
 /// passed. A commit waits for tantivy's own queue (up to 10,000 documents) to drain, so the
-/// bytes bound also bounds the memory that queue holds during a full pass.
-const BATCH_DOCS: usize = 10_000;
+/// bytes bound also bounds the memory that queue holds during a full pass. Each commit makes
+/// a segment (to merge later) and stalls the pipeline while it drains: small documents
+/// commit by the bytes bound (32,000 of 1 KB), not every 10,000.
+const BATCH_DOCS: usize = 50_000;
 const BATCH_BYTES: usize = 32 << 20;
 /// Longest a commit waits while changes keep streaming in.
 const BULK_COMMIT: Duration = Duration::from_secs(5);
@@ -27,7 +29,11 @@ const MAX_SEGMENTS: usize = 40;
 
 /// A change to the index.
 pub enum Op {
+    /// Adds a document, replacing the one of the same id.
     Put(Box<Doc>),
+    /// Adds a document the index does not hold: no delete to apply (a delete is resolved
+    /// against every segment at each commit, which a full pass would pay per document).
+    Add(Box<Doc>),
     Delete(String),
     /// Commit what is pending now, then answer.
     Flush(SyncSender<()>),
@@ -184,22 +190,14 @@ impl Thread {
         let fields = self.index.fields;
         match op {
             Op::Put(doc) => {
-                let id = doc_id(
-                    doc.kind.expect("the indexer sets the kind"),
-                    &doc.workspace,
-                    &doc.path,
-                );
+                let id = self.id_of(&doc);
                 self.writer
                     .delete_term(Term::from_field_text(fields.id, &id));
-                self.stats
-                    .bytes
-                    .fetch_add(doc.body.len() as u64, Ordering::Relaxed);
-                self.pending_bytes += doc.body.len();
-                if let Err(e) = self.writer.add_document(to_tantivy(&fields, &id, &doc)) {
-                    self.stats.errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(error = %e, path = %doc.path, "cannot index a document");
-                }
-                self.stats.put.fetch_add(1, Ordering::Relaxed);
+                self.add(&id, &doc);
+            }
+            Op::Add(doc) => {
+                let id = self.id_of(&doc);
+                self.add(&id, &doc);
             }
             Op::Delete(id) => {
                 self.writer
@@ -210,6 +208,26 @@ impl Thread {
         }
         self.pending += 1;
         self.first_pending.get_or_insert_with(Instant::now);
+    }
+
+    fn id_of(&self, doc: &Doc) -> String {
+        doc_id(
+            doc.kind.expect("the indexer sets the kind"),
+            &doc.workspace,
+            &doc.path,
+        )
+    }
+
+    fn add(&mut self, id: &str, doc: &Doc) {
+        let bytes = doc.body.len() + doc.other.len();
+        self.stats.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.pending_bytes += bytes;
+        let fields = self.index.fields;
+        if let Err(e) = self.writer.add_document(to_tantivy(&fields, id, doc)) {
+            self.stats.errors.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(error = %e, path = %doc.path, "cannot index a document");
+        }
+        self.stats.put.fetch_add(1, Ordering::Relaxed);
     }
 
     fn commit(&mut self) {
@@ -254,7 +272,7 @@ fn to_tantivy(f: &super::schema::Fields, id: &str, doc: &Doc) -> TantivyDocument
     let mut out = TantivyDocument::default();
     let kind = doc.kind.expect("the indexer sets the kind").as_str();
     out.add_text(f.id, id);
-    out.add_text(f.fp, &doc.fp);
+    out.add_u64(f.fp, super::fp_hash(&doc.fp));
     out.add_text(f.workspace, &doc.workspace);
     out.add_text(f.kind, kind);
     out.add_text(f.path, &doc.path);
@@ -275,6 +293,9 @@ fn to_tantivy(f: &super::schema::Fields, id: &str, doc: &Doc) -> TantivyDocument
     out.add_date(f.modified, DateTime::from_timestamp_secs(doc.modified));
     out.add_text(f.title, &doc.title);
     out.add_text(f.body, &doc.body);
+    if !doc.other.is_empty() {
+        out.add_text(f.other, &doc.other);
+    }
     out.add_facet(
         f.facets,
         Facet::from_path(["workspace", doc.workspace.as_str()]),

@@ -4,11 +4,11 @@
 //!
 //! The new index is built in `search/v{VERSION}.next/` by a writer of its own, while the writer
 //! of the index in use stays open, idle, holding that index's lock (so no other process
-//! starts writing it meanwhile); then that writer is stopped, the folders are renamed (`v1` ->
-//! `v1.old`, `v1.next` -> `v1`), the renamed index is opened and put in place for searches, a
+//! starts writing it meanwhile); then that writer is stopped, the folders are renamed (`v2` ->
+//! `v2.old`, `v2.next` -> `v2`), the renamed index is opened and put in place for searches, a
 //! writer is started on it at once, and the old folder is removed.
 //! Searches in flight keep their own handle (memory-mapped files stay readable after a rename
-//! and removal). A crash in between leaves at worst no `v1`, which the next start builds again
+//! and removal). A crash in between leaves at worst no `v2`, which the next start builds again
 //! (it is a cache), and strays that it removes.
 
 use super::indexer::{Indexer, Progress};

@@ -79,7 +79,7 @@ fn in_process(
     report: &mut dyn FnMut(&Status),
 ) -> Result<Status, ReindexError> {
     let started = Instant::now();
-    let mut indexer = Indexer::new(search.clone(), writer);
+    let mut indexer = Indexer::knowing_nothing(search.clone(), writer);
     let mut tick = Ticker::default();
     let rebuilt = indexer.rebuild(all, &mut |p| {
         if tick.due() {

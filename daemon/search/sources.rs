@@ -4,7 +4,7 @@
 //! the workspace, read confined and under size limits. Cataloguing only stats files (and
 //! reads each record's small meta.json), so finding what changed is cheap; `load` reads.
 
-use super::text::{file_mtime, read_json, strings_of, text};
+use super::text::{file_mtime, read_json, text, text_of};
 use crate::contract::{validate, Limits};
 use crate::index::{doc_id, Doc, Kind};
 use crate::store::Store;
@@ -301,6 +301,7 @@ impl Item {
         value: &Value,
         modified: i64,
     ) -> Doc {
+        let words = text_of(value);
         Doc {
             kind: Some(kind),
             workspace: ws.name.clone(),
@@ -313,7 +314,8 @@ impl Item {
             revision: Some(revision),
             modified,
             title,
-            body: strings_of(value),
+            body: words.prose,
+            other: words.other,
             ..Doc::default()
         }
     }
@@ -351,7 +353,9 @@ fn artifact(
             .and_then(|ns| ns.parse::<i128>().ok())
             .map_or(0, |ns| (ns / 1_000_000_000) as i64),
         title: path.to_string(),
-        body: String::from_utf8_lossy(&bytes).into_owned(),
+        // Valid UTF-8 (nearly every text file) is taken as it is, without a copy.
+        body: String::from_utf8(bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
         ..Doc::default()
     })
 }
@@ -374,6 +378,7 @@ fn checkpoint(
         .as_deref()
         .and_then(crate::index::query::parse_date)
         .unwrap_or(mtime);
+    let words = text_of(&accepted.value);
     Some(Doc {
         kind: Some(Kind::Checkpoint),
         workspace: ws.name.clone(),
@@ -386,7 +391,8 @@ fn checkpoint(
         title: format!("{} step {} {summary}", cp.task_id, cp.step)
             .trim()
             .to_string(),
-        body: strings_of(&accepted.value),
+        body: words.prose,
+        other: words.other,
         ..Doc::default()
     })
 }

@@ -4,8 +4,10 @@
 use serde_json::Value;
 use std::path::Path;
 
-/// Fields read first, so a snippet without a match starts with what a person reads first.
-const LEADING: [&str; 7] = [
+/// The fields a person wrote to be read (at any depth: a decision's `edits.instructions`, a
+/// problem's `message`, an artifact's `note`), in the order a snippet without a match shows
+/// them. Everything else in a record (names, times, digests, ids) is searched but never shown.
+const PROSE: [&str; 13] = [
     "title",
     "summary",
     "task",
@@ -13,49 +15,74 @@ const LEADING: [&str; 7] = [
     "comment",
     "completed",
     "remaining",
+    "decisions",
+    "pitfalls_hit",
+    "expected_output",
+    "instructions",
+    "note",
+    "message",
 ];
 
-/// The text of a JSON document: every string value, one per line (the leading fields first),
-/// so a search finds words anywhere in a handoff, checkpoint or decision.
-pub(super) fn strings_of(value: &Value) -> String {
-    fn walk(v: &Value, out: &mut String) {
-        match v {
-            Value::String(s) => {
-                out.push_str(s);
-                out.push('\n');
-            }
-            Value::Array(items) => items.iter().for_each(|i| walk(i, out)),
-            Value::Object(map) => {
-                for (k, v) in map {
-                    if top_level_skip(k) {
-                        continue;
-                    }
-                    walk(v, out);
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut out = String::new();
+/// The text of a JSON document, one string a line: its prose (for snippets) and the rest.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct Text {
+    pub prose: String,
+    pub other: String,
+}
+
+pub(super) fn text_of(value: &Value) -> Text {
+    let mut out = Text::default();
     let Value::Object(map) = value else {
-        walk(value, &mut out);
+        split(value, &mut out);
         return out;
     };
-    for field in LEADING {
+    for field in PROSE {
         if let Some(v) = map.get(field) {
-            walk(v, &mut out);
+            strings(v, &mut out.prose);
         }
     }
     for (k, v) in map {
-        if !LEADING.contains(&k.as_str()) && !top_level_skip(k) {
-            walk(v, &mut out);
+        if !PROSE.contains(&k.as_str()) && !skipped(k) {
+            split(v, &mut out);
         }
     }
     out
 }
 
-/// Version strings and digests are noise to a reader.
-fn top_level_skip(key: &str) -> bool {
+/// Strings under a prose field go to `prose`, the others to `other`.
+fn split(v: &Value, out: &mut Text) {
+    match v {
+        Value::String(s) => line(s, &mut out.other),
+        Value::Array(items) => items.iter().for_each(|i| split(i, out)),
+        Value::Object(map) => {
+            for (k, v) in map.iter().filter(|(k, _)| !skipped(k)) {
+                match PROSE.contains(&k.as_str()) {
+                    true => strings(v, &mut out.prose),
+                    false => split(v, out),
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Every string of `v`, one a line.
+fn strings(v: &Value, out: &mut String) {
+    match v {
+        Value::String(s) => line(s, out),
+        Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+        Value::Object(map) => map.values().for_each(|v| strings(v, out)),
+        _ => {}
+    }
+}
+
+fn line(s: &str, out: &mut String) {
+    out.push_str(s);
+    out.push('\n');
+}
+
+/// Version strings and artifacts' digests are noise to a reader and to a search.
+fn skipped(key: &str) -> bool {
     key.ends_with("_version") || key == "sha256"
 }
 
@@ -77,4 +104,28 @@ pub(super) fn file_mtime(path: &Path) -> i64 {
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map_or(0, |d| d.as_secs() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prose_is_told_from_names_times_and_digests() {
+        let decision = serde_json::json!({
+            "decision_version": "1", "handoff_key": "k", "outcome": "rejected", "by": "alice",
+            "at": "2026-01-31T12:00:00Z", "handoff_sha256": "ab".repeat(32),
+            "comment": "the retry loop never backs off",
+            "edits": { "instructions": "add jitter" },
+            "errors": [{ "pointer": "/task", "message": "too vague" }]
+        });
+        let text = text_of(&decision);
+        assert_eq!(
+            text.prose,
+            "the retry loop never backs off\nadd jitter\ntoo vague\n"
+        );
+        assert!(text.other.contains("alice") && text.other.contains(&"ab".repeat(32)));
+        assert!(!text.other.contains("backs off"));
+        assert!(!text.other.lines().any(|l| l == "1"), "no version");
+    }
 }

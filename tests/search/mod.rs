@@ -263,6 +263,90 @@ fn every_revision_and_decision_is_searchable() {
     );
 }
 
+/// The snippet of a decision or checkpoint hit is what a person wrote, not the record's
+/// names, times and digests, whether the match is in that text or elsewhere in the record.
+#[test]
+fn a_decision_or_checkpoint_hit_shows_its_text() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let daemon = env.start();
+    util::write_atomic(
+        &ws.join("handoff.json"),
+        &util::bytes(&util::handoff("snip")),
+    );
+    wait_for(&daemon, "key:snip kind:handoff", 1);
+    let (status, _) = daemon.decide("snip", "rejected", "the backoff never caps its delay");
+    assert_eq!(status, 200);
+    let checkpoint = serde_json::json!({
+        "checkpoint_version": "1.0", "task_id": "task-snip", "step": 3,
+        "agent": "builder-9", "at": "2026-11-20T09:40:00Z",
+        "summary": "Capped the delay at thirty seconds",
+        "completed": ["Wrote the cap"], "remaining": ["Load test"]
+    });
+    util::write_atomic(&ws.join("checkpoints/003.json"), &util::bytes(&checkpoint));
+    let by_comment = wait_for(&daemon, "caps kind:decision", 1);
+    assert_eq!(
+        by_comment["hits"][0]["snippet"],
+        "the backoff never <b>caps</b> its delay"
+    );
+    // Matched by the record's other strings (its reviewer, its task), shown by its text.
+    let by_reviewer = search(&daemon, "admin kind:decision");
+    assert_eq!(by_reviewer["total"], 1, "{by_reviewer}");
+    assert_eq!(
+        by_reviewer["hits"][0]["snippet"],
+        "the backoff never caps its delay"
+    );
+    let cp = wait_for(&daemon, "builder kind:checkpoint", 1);
+    let snippet = cp["hits"][0]["snippet"].as_str().unwrap();
+    assert!(
+        snippet.starts_with("Capped the delay at thirty seconds"),
+        "{snippet}"
+    );
+    for noise in ["2026", "builder", "task-snip", "1.0"] {
+        assert!(!snippet.contains(noise), "{noise} in {snippet}");
+    }
+    assert_eq!(
+        cp["hits"][0]["title"],
+        "task-snip step 3 Capped the delay at thirty seconds"
+    );
+}
+
+/// Past 10,000 matches, the count stops: the answer says the total is a lower bound and
+/// estimates it, and the page says "more than".
+#[test]
+fn counts_past_the_bound_are_a_lower_bound_with_an_estimate() {
+    let mut env = TestEnv::new();
+    let inbox = env.ws("alpha").join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let n = 10_300;
+    for i in 0..n {
+        std::fs::write(inbox.join(format!("f{i:05}.txt")), b"plentiful words").unwrap();
+    }
+    let daemon = env.start();
+    daemon.wait_until("every file indexed", || {
+        daemon.health()["search"]["documents"].as_u64() >= Some(n)
+    });
+    let answer = search(&daemon, "plentiful");
+    assert_eq!(answer["total"], 10_000, "{}", answer["total"]);
+    assert_eq!(answer["total_is_lower_bound"], true);
+    let estimate = answer["total_estimate"].as_u64().unwrap();
+    assert!((n - 300..=n + 300).contains(&estimate), "{estimate}");
+    assert_eq!(answer["facets"]["workspace"]["alpha"], 10_000);
+    assert_eq!(answer["hits"].as_array().unwrap().len(), 100);
+    let (code, out, err) = cli::run(&env, &["search", "plentiful"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains(&format!(
+            "more than 10000 matches (about {estimate}), 20 shown"
+        )),
+        "{out}"
+    );
+    let few = search(&daemon, "f00001.txt");
+    assert_eq!(few["total"], 1);
+    assert_eq!(few["total_is_lower_bound"], false);
+    assert!(few.get("total_estimate").is_none(), "{few}");
+}
+
 #[test]
 fn changed_renamed_and_deleted_files_are_reflected() {
     let mut env = TestEnv::new();

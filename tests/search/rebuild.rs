@@ -13,7 +13,7 @@ fn a_corrupt_or_old_index_is_rebuilt_while_watching_and_deciding_work() {
     wait_for(&daemon, "saturating", 4);
     daemon.stop();
     let search_dir = env.root().join("data/search");
-    std::fs::write(search_dir.join("v1/meta.json"), b"{ this is not an index").unwrap();
+    std::fs::write(search_dir.join("v2/meta.json"), b"{ this is not an index").unwrap();
     std::fs::create_dir_all(search_dir.join("v0")).unwrap();
     std::fs::write(search_dir.join("v0/meta.json"), b"{}").unwrap();
     let daemon = env.spawn();
@@ -49,7 +49,7 @@ fn a_truncated_segment_file_makes_the_index_be_rebuilt() {
     let daemon = env.start();
     wait_for(&daemon, "saturating", 4);
     daemon.stop();
-    let index = env.root().join("data/search/v1");
+    let index = env.root().join("data/search/v2");
     let mut cut = 0;
     for entry in std::fs::read_dir(&index).unwrap() {
         let path = entry.unwrap().path();

@@ -7,7 +7,7 @@ mod writing;
 use super::sources::{self, Item};
 use super::{reindex, Search};
 use crate::events::Event;
-use crate::index::{split_id, Op, Writer};
+use crate::index::{fp_hash, split_id, Op, Writer};
 use crate::intake::watch::{Signal, Watch};
 use crate::workspace::{Workspace, APPROVED_DIR, INBOX_DIR};
 use std::collections::{HashMap, HashSet};
@@ -75,24 +75,35 @@ pub(super) struct Indexer {
     pub(super) search: Search,
     /// The writer thread changes go to (`None` only while a rebuild swaps indexes).
     pub(super) writer: Option<(Writer, std::thread::JoinHandle<()>)>,
-    /// Workspace -> (document id -> fingerprint) as sent to the writer.
-    known: HashMap<String, HashMap<String, String>>,
-    /// Items that are not searchable (binary, too large, invalid), by id -> fingerprint, so
-    /// they are not read again until they change.
-    skipped: HashMap<String, String>,
+    /// Workspace -> (document id -> fingerprint's hash) as sent to the writer: a hash, not
+    /// the fingerprint, since this map holds an entry per document (a million of them).
+    known: HashMap<String, HashMap<Box<str>, u64>>,
+    /// Items that are not searchable (binary, too large, invalid), by id -> fingerprint's
+    /// hash, so they are not read again until they change.
+    skipped: HashMap<Box<str>, u64>,
 }
 
 impl Indexer {
+    /// An indexer that takes what the index in use holds as indexed.
     pub(super) fn new(search: Search, writer: (Writer, std::thread::JoinHandle<()>)) -> Indexer {
         let index = search.index();
-        let mut indexer = Indexer {
+        let mut indexer = Indexer::knowing_nothing(search, writer);
+        indexer.remember(&index);
+        indexer
+    }
+
+    /// An indexer about to fill a fresh index (`baton reindex` in its own process), which
+    /// need not read what the index in use holds.
+    pub(super) fn knowing_nothing(
+        search: Search,
+        writer: (Writer, std::thread::JoinHandle<()>),
+    ) -> Indexer {
+        Indexer {
             search,
             writer: Some(writer),
             known: HashMap::new(),
             skipped: HashMap::new(),
-        };
-        indexer.remember(&index);
-        indexer
+        }
     }
 
     /// Forgets what the index holds (a new, empty one is being filled).
@@ -105,7 +116,8 @@ impl Indexer {
     pub(super) fn remember(&mut self, index: &crate::index::SearchIndex) {
         for (id, fp) in index.known() {
             if let Some((_, ws, _)) = split_id(&id) {
-                self.known.entry(ws.to_string()).or_default().insert(id, fp);
+                let ws = ws.to_string();
+                self.known.entry(ws).or_default().insert(id.into(), fp);
             }
         }
     }
@@ -245,15 +257,16 @@ impl Indexer {
         report: &mut dyn FnMut(&Progress),
     ) {
         let progress = self.search.progress.clone();
-        let catalogs: Vec<(Workspace, Vec<Item>)> = all
-            .iter()
-            .map(|ws| (ws.clone(), sources::catalog(ws, &self.search.reading)))
-            .collect();
+        // The totals first, keeping no catalog: a million items' catalog would be held for the
+        // whole pass. Each workspace is catalogued again when its turn comes (the stats cost a
+        // few percent of reading and indexing the files).
         let (mut files, mut bytes) = (0, 0);
-        for (ws, items) in &catalogs {
-            for item in items.iter().filter(|i| force || self.changed(&ws.name, i)) {
-                files += 1;
-                bytes += item.size;
+        for ws in all {
+            for item in sources::catalog(ws, &self.search.reading) {
+                if force || self.changed(&ws.name, &item) {
+                    files += 1;
+                    bytes += item.size;
+                }
             }
         }
         progress.files_total.store(files, Ordering::Relaxed);
@@ -270,11 +283,11 @@ impl Indexer {
             .collect();
         for name in gone {
             for id in self.known.remove(&name).unwrap_or_default().into_keys() {
-                self.delete(id);
+                self.delete(id.into());
             }
         }
-        for (ws, items) in catalogs {
-            self.apply(&ws, items, force, report);
+        for ws in all {
+            self.reconcile(ws, force, report);
         }
         progress.running.store(false, Ordering::Relaxed);
         report(&progress);
@@ -292,8 +305,9 @@ impl Indexer {
     }
 
     fn changed(&self, ws: &str, item: &Item) -> bool {
-        let indexed = self.known.get(ws).and_then(|k| k.get(&item.id));
-        indexed != Some(&item.fp) && self.skipped.get(&item.id) != Some(&item.fp)
+        let fp = fp_hash(&item.fp);
+        let indexed = self.known.get(ws).and_then(|k| k.get(item.id.as_str()));
+        indexed != Some(&fp) && self.skipped.get(item.id.as_str()) != Some(&fp)
     }
 
     fn apply(
@@ -305,22 +319,22 @@ impl Indexer {
     ) {
         let progress = self.search.progress.clone();
         let present: HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
-        let stale: Vec<String> = self
+        let stale: Vec<Box<str>> = self
             .known
             .get(&ws.name)
             .map(|k| {
                 k.keys()
-                    .filter(|id| !present.contains(id.as_str()))
+                    .filter(|id| !present.contains(&***id))
                     .cloned()
                     .collect()
             })
             .unwrap_or_default();
         for id in stale {
             self.known.get_mut(&ws.name).map(|k| k.remove(&id));
-            self.delete(id);
+            self.delete(id.into());
         }
         self.skipped.retain(|id, _| {
-            split_id(id).is_none_or(|(_, w, _)| w != ws.name) || present.contains(id.as_str())
+            split_id(id).is_none_or(|(_, w, _)| w != ws.name) || present.contains(&**id)
         });
         for item in &items {
             if !force && !self.changed(&ws.name, item) {
@@ -328,20 +342,26 @@ impl Indexer {
             }
             match item.load(ws, &self.search.reading) {
                 Some(doc) => {
-                    self.known
+                    let held = self
+                        .known
                         .entry(ws.name.clone())
                         .or_default()
-                        .insert(item.id.clone(), item.fp.clone());
-                    self.skipped.remove(&item.id);
+                        .insert(item.id.as_str().into(), fp_hash(&item.fp))
+                        .is_some();
+                    self.skipped.remove(item.id.as_str());
                     progress.put.fetch_add(1, Ordering::Relaxed);
-                    self.send(Op::Put(Box::new(doc)));
+                    // A document the index does not hold (a new item, every item of a fresh
+                    // index) is added without a delete of an old copy.
+                    let doc = Box::new(doc);
+                    self.send(if held { Op::Put(doc) } else { Op::Add(doc) });
                 }
                 None => {
-                    self.skipped.insert(item.id.clone(), item.fp.clone());
+                    self.skipped
+                        .insert(item.id.as_str().into(), fp_hash(&item.fp));
                     if self
                         .known
                         .get_mut(&ws.name)
-                        .and_then(|k| k.remove(&item.id))
+                        .and_then(|k| k.remove(item.id.as_str()))
                         .is_some()
                     {
                         self.delete(item.id.clone());
