@@ -72,6 +72,7 @@ impl App {
             served
         };
         let ws = served.workspace.clone();
+        self.disown(&ws);
         self.inner
             .by_root
             .write()

@@ -79,6 +79,13 @@ impl App {
                 true => waiting.remove(&ws.root),
                 false => waiting.insert(ws.root.clone(), ws.clone()),
             };
+            if held {
+                // No owner.lock record, but the life lock: daemon.json names it, so agents'
+                // `baton submit` and `wait` can tell this daemon runs.
+                let life = self.inner.life.hold_for(ws, &self.inner.roots).ok();
+                let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+                owners.insert(ws.root.clone(), life);
+            }
             return held;
         }
         let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());

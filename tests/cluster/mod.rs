@@ -197,6 +197,16 @@ fn while_the_database_is_down_decisions_answer_503_and_change_nothing_then_all_r
     let ws = env.ws("alpha");
     write_atomic(&ws.join("handoff.json"), &bytes(&handoff("h-outage")));
     d.wait_until("pending", || d.handoffs("pending").len() == 1);
+    // Agents' commands can tell a node serves the workspace: daemon.json names its life lock.
+    let beat: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ws.join(".baton/daemon.json")).unwrap()).unwrap();
+    assert!(beat["lock"].is_string(), "{beat}");
+    let waited = baton(&["wait", ws.to_str().unwrap(), "--timeout", "1"]);
+    assert_eq!(
+        waited.status.code(),
+        Some(7),
+        "times out waiting, no 'no daemon': {waited:?}"
+    );
 
     pg.ctl("stop");
     let (status, body) = d.decide("h-outage", "approved", "while down");
