@@ -230,11 +230,7 @@ mod tests {
     use serde_json::json;
 
     fn handoff(v: serde_json::Value) -> Handoff {
-        let mut base = json!({ "handoff_version": "1", "task_id": "t", "from_agent": "a" });
-        base.as_object_mut()
-            .unwrap()
-            .extend(v.as_object().unwrap().clone());
-        serde_json::from_value(base).unwrap()
+        crate::contract::handoff::sample(v)
     }
 
     #[test]

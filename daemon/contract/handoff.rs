@@ -187,3 +187,13 @@ pub struct Fallback {
     #[schemars(length(min = 1))]
     pub route: String,
 }
+
+/// A minimal valid handoff with the fields of `v` on top, for the core's unit tests.
+#[cfg(test)]
+pub(crate) fn sample(v: serde_json::Value) -> Handoff {
+    let mut base = serde_json::json!({ "handoff_version": "1", "task_id": "t", "from_agent": "a" });
+    if let (Some(base), Some(v)) = (base.as_object_mut(), v.as_object()) {
+        base.extend(v.clone());
+    }
+    serde_json::from_value(base).expect("a valid sample handoff")
+}
