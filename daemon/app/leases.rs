@@ -35,6 +35,8 @@ impl App {
                 }
                 for tag in renewal.surplus {
                     self.unserve(&tag);
+                }
+                for tag in renewal.release {
                     if let Err(e) = cluster.leases.release(&tag) {
                         tracing::warn!(workspace = %tag, error = %e, "cannot give the lease up; it expires instead");
                     }

@@ -27,6 +27,9 @@ struct Held {
     live: Vec<String>,
     /// When the leases were last renewed: past the TTL, none is trusted any more.
     renewed: Option<Instant>,
+    /// Leases no longer served here and given up at the next round, once the transitions
+    /// under way when the workspace was dropped have committed (or been refused).
+    retiring: Vec<String>,
 }
 
 /// What a renewal round found.
@@ -34,8 +37,11 @@ struct Held {
 pub struct Renewal {
     /// Leases this node no longer holds (expired, or taken by another node): stop serving them.
     pub lost: Vec<String>,
-    /// Leases this node holds but another live node should: give them up (a few per round).
+    /// Leases this node holds that another live node should serve: stop serving them now (a
+    /// few per round); their leases are given up at the next round (`release`).
     pub surplus: Vec<String>,
+    /// Leases of workspaces no longer served here since the last round: give them up now.
+    pub release: Vec<String>,
 }
 
 impl Leases {
@@ -100,8 +106,14 @@ impl Leases {
     /// one it prefers, or its lease has been expired a whole TTL (its preferred node is not
     /// taking it). `Ok(true)`: held now, under a new epoch.
     pub fn acquire(&self, tag: &str) -> Result<bool, ClusterError> {
-        if self.lock().epochs.contains_key(tag) {
-            return Ok(true);
+        {
+            let held = self.lock();
+            if held.retiring.iter().any(|t| t == tag) {
+                return Ok(false);
+            }
+            if held.epochs.contains_key(tag) {
+                return Ok(true);
+            }
         }
         let mine = self.preferred(tag).is_none_or(|n| n == self.node);
         let grace = if mine { 0.0 } else { self.ttl_s() };
@@ -145,14 +157,24 @@ impl Leases {
             .filter(|(tag, epoch)| renewed.get(*tag) != Some(epoch))
             .map(|(tag, _)| tag.clone())
             .collect();
+        held.retiring.retain(|t| !lost.contains(t));
         for tag in &lost {
             held.epochs.remove(tag);
             tracing::warn!(workspace = %tag, "lease lost; no longer serving the workspace");
         }
         held.renewed = Some(started);
+        let release = std::mem::take(&mut held.retiring);
         let live = held.live.clone();
-        let surplus = surplus(&held.epochs, &live, &self.node);
-        Ok(Renewal { lost, surplus })
+        let surplus: Vec<String> = surplus(&held.epochs, &live, &self.node)
+            .into_iter()
+            .filter(|t| !release.contains(t))
+            .collect();
+        held.retiring = surplus.clone();
+        Ok(Renewal {
+            lost,
+            surplus,
+            release,
+        })
     }
 
     /// Gives a lease up now, so the node it prefers can take it at once.
