@@ -30,6 +30,9 @@ struct Held {
     /// Leases no longer served here and given up at the next round, once the transitions
     /// under way when the workspace was dropped have committed (or been refused).
     retiring: Vec<String>,
+    /// Workspaces whose lease another node held unexpired at the last round: not asked for
+    /// until a round finds it free, so waiting workspaces cost no query each.
+    elsewhere: std::collections::HashSet<String>,
 }
 
 /// What a renewal round found.
@@ -108,7 +111,7 @@ impl Leases {
     pub fn acquire(&self, tag: &str) -> Result<bool, ClusterError> {
         {
             let held = self.lock();
-            if held.retiring.iter().any(|t| t == tag) {
+            if held.retiring.iter().any(|t| t == tag) || held.elsewhere.contains(tag) {
                 return Ok(false);
             }
             if held.epochs.contains_key(tag) {
@@ -150,6 +153,14 @@ impl Leases {
             &[&self.node, &self.instance, &self.ttl_s()],
         )?;
         let renewed: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let elsewhere = client
+            .query(
+                "SELECT tag FROM leases WHERE node <> $1 AND expires_at > now()",
+                &[&self.node],
+            )?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
         let mut held = self.lock();
         let lost: Vec<String> = held
             .epochs
@@ -163,6 +174,7 @@ impl Leases {
             tracing::warn!(workspace = %tag, "lease lost; no longer serving the workspace");
         }
         held.renewed = Some(started);
+        held.elsewhere = elsewhere;
         let release = std::mem::take(&mut held.retiring);
         let live = held.live.clone();
         let surplus: Vec<String> = surplus(&held.epochs, &live, &self.node)
