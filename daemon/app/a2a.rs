@@ -10,11 +10,7 @@ impl App {
     /// The A2A `Task` of handoff `key` (its revision in place and its decision), or `None`
     /// when there is no such handoff the actor may see.
     pub fn a2a_task(&self, key: &str, actor: &Actor) -> Option<Value> {
-        let ws_name = self.keys().get(key).cloned()?;
-        if !actor.can_see(&ws_name) {
-            return None;
-        }
-        let ws = self.workspace(&ws_name)?;
+        let ws = self.served_for(key, actor)?;
         let st = ws.lock();
         let rec = st.records.get(key)?;
         Some(a2a::task(key, &rec.value, rec.decision.as_ref()))

@@ -101,11 +101,7 @@ impl<'a> Version<'a> {
 impl App {
     /// What changed in handoff `key`, if the actor may see it.
     pub fn changes(&self, key: &str, actor: &Actor) -> Option<Changes> {
-        let ws_name = self.keys().get(key).cloned()?;
-        if !actor.can_see(&ws_name) {
-            return None;
-        }
-        let ws = self.workspace(&ws_name)?;
+        let ws = self.served_for(key, actor)?;
         let st = ws.lock();
         let rec = st.records.get(key)?;
         let now = Version::new(&rec.handoff, Some(&rec.meta.artifacts));

@@ -3,13 +3,14 @@
 use super::model::Progress;
 use super::queue::Standing;
 use super::state::{CheckpointRecord, Record};
-use super::App;
+use super::{App, Served};
 use crate::auth::Actor;
 use crate::contract::handoff::Trigger;
 use crate::contract::{Decision, Outcome, Problem};
 use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
@@ -180,13 +181,19 @@ impl App {
         }
     }
 
-    /// One handoff with its checkpoints and decision, if the actor may see it.
-    pub fn get(&self, key: &str, actor: &Actor, page: CheckpointPage) -> Option<Detail> {
+    /// The workspace that holds handoff `key`, if the actor may see it.
+    pub(super) fn served_for(&self, key: &str, actor: &Actor) -> Option<Arc<Served>> {
         let ws_name = self.keys().get(key).cloned()?;
         if !actor.can_see(&ws_name) {
             return None;
         }
-        let ws = self.workspace(&ws_name)?;
+        self.workspace(&ws_name)
+    }
+
+    /// One handoff with its checkpoints and decision, if the actor may see it.
+    pub fn get(&self, key: &str, actor: &Actor, page: CheckpointPage) -> Option<Detail> {
+        let ws = self.served_for(key, actor)?;
+        let ws_name = ws.workspace.name.clone();
         let locks = self.locks_of(&ws);
         let st = ws.lock();
         let r = st.records.get(key)?;
