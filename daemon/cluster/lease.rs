@@ -33,6 +33,8 @@ struct Held {
     /// Workspaces whose lease another node held unexpired at the last round: not asked for
     /// until a round finds it free, so waiting workspaces cost no query each.
     elsewhere: std::collections::HashSet<String>,
+    /// Leases found lost by a renewal made between rounds, for the next round to report.
+    lost: Vec<String>,
 }
 
 /// What a renewal round found.
@@ -121,6 +123,15 @@ impl Leases {
         let mine = self.preferred(tag).is_none_or(|n| n == self.node);
         let grace = if mine { 0.0 } else { self.ttl_s() };
         let mut client = self.pool.get()?;
+        // Taking many workspaces (a start, a takeover) can outlast the leases taken first:
+        // they are renewed on the way, not only by the rounds.
+        let due = self
+            .lock()
+            .renewed
+            .is_some_and(|at| at.elapsed() > self.ttl / 3);
+        if due {
+            self.refresh(&mut client)?;
+        }
         let row = client.query_opt(
             "INSERT INTO leases (tag, node, instance, epoch, expires_at)
              VALUES ($1, $2, $3, 1, now() + make_interval(secs => $4))
@@ -142,10 +153,10 @@ impl Leases {
         Ok(true)
     }
 
-    /// Renews every lease this node holds; names those it lost and those it should give up.
-    pub fn renew(&self) -> Result<Renewal, ClusterError> {
+    /// Extends every lease this node holds by a TTL (one statement for all); those it no
+    /// longer holds are dropped here and reported by the next `renew`.
+    fn refresh(&self, client: &mut postgres::Client) -> Result<(), ClusterError> {
         let started = Instant::now();
-        let mut client = self.pool.get()?;
         let rows = client.query(
             "UPDATE leases SET expires_at = now() + make_interval(secs => $3)
              WHERE node = $1 AND instance = $2 AND expires_at > now()
@@ -153,6 +164,26 @@ impl Leases {
             &[&self.node, &self.instance, &self.ttl_s()],
         )?;
         let renewed: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        let mut held = self.lock();
+        let lost: Vec<String> = held
+            .epochs
+            .iter()
+            .filter(|(tag, epoch)| renewed.get(*tag) != Some(epoch))
+            .map(|(tag, _)| tag.clone())
+            .collect();
+        for tag in &lost {
+            held.epochs.remove(tag);
+            tracing::warn!(workspace = %tag, "lease lost; no longer serving the workspace");
+        }
+        held.lost.extend(lost);
+        held.renewed = Some(started);
+        Ok(())
+    }
+
+    /// Renews every lease this node holds; names those it lost and those it should give up.
+    pub fn renew(&self) -> Result<Renewal, ClusterError> {
+        let mut client = self.pool.get()?;
+        self.refresh(&mut client)?;
         let elsewhere = client
             .query(
                 "SELECT tag FROM leases WHERE node <> $1 AND expires_at > now()",
@@ -162,18 +193,8 @@ impl Leases {
             .map(|r| r.get(0))
             .collect();
         let mut held = self.lock();
-        let lost: Vec<String> = held
-            .epochs
-            .iter()
-            .filter(|(tag, epoch)| renewed.get(*tag) != Some(epoch))
-            .map(|(tag, _)| tag.clone())
-            .collect();
+        let lost = std::mem::take(&mut held.lost);
         held.retiring.retain(|t| !lost.contains(t));
-        for tag in &lost {
-            held.epochs.remove(tag);
-            tracing::warn!(workspace = %tag, "lease lost; no longer serving the workspace");
-        }
-        held.renewed = Some(started);
         held.elsewhere = elsewhere;
         let release = std::mem::take(&mut held.retiring);
         let live = held.live.clone();
