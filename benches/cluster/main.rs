@@ -180,11 +180,23 @@ fn decide(
     let last = keys.len().saturating_sub(workspaces.len().min(keys.len()));
     let mut out = Vec::new();
     for key in keys[last..].iter().take(count) {
-        let (_, _, n) = received[*key];
+        let (_, _, first) = received[*key];
         let i: usize = key.trim_start_matches("h-").parse()?;
         let ws = &workspaces[i % workspaces.len()];
         let t0 = Instant::now();
-        nodes[n].decide(key)?;
+        // The node that received it, or the one it moved to since (a node lists and decides
+        // only the workspaces it serves).
+        let order = (0..nodes.len()).map(|k| (first + k) % nodes.len());
+        let mut taken = false;
+        for n in order {
+            if nodes[n].decide(key).is_ok() {
+                taken = true;
+                break;
+            }
+        }
+        if !taken {
+            bail!("no node took the decision of {key}");
+        }
         while !ws.join("decision.json").exists() {
             if t0.elapsed() > Duration::from_secs(30) {
                 bail!("no decision.json for {key}");
