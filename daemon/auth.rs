@@ -40,7 +40,12 @@ const ADMIN_TOKEN_FILE: &str = "admin-token.sha256";
 impl Tokens {
     /// Builds the token table. With no admin token in `data_dir` yet, makes one and returns it
     /// in clear, once, for the caller to print; only its hash is stored.
-    pub fn load(config: &Config) -> std::io::Result<(Tokens, Option<String>)> {
+    /// `shared`: a cluster's secrets, so the admin token is the same on every node (the node
+    /// that made it printed it; the others print none).
+    pub fn load(
+        config: &Config,
+        shared: Option<&dyn SharedSecrets>,
+    ) -> std::io::Result<(Tokens, Option<String>)> {
         let mut by_hash = HashMap::new();
         for u in &config.users {
             if let Some(h) = &u.token_sha256 {
@@ -59,6 +64,7 @@ impl Tokens {
             by_hash.insert(a.token_sha256.to_ascii_lowercase(), actor);
         }
         let (admin_hash, fresh) = admin_token(&config.data_dir)?;
+        let (admin_hash, fresh) = adopted(shared, "admin_token_sha256", admin_hash, fresh)?;
         let admin = Actor::Reviewer {
             name: "admin".into(),
             roles: vec!["admin".into(), "reviewer".into()],
@@ -70,6 +76,30 @@ impl Tokens {
     pub fn authenticate(&self, token: &str) -> Option<&Actor> {
         self.by_hash.get(&token_hash(token))
     }
+}
+
+/// Secrets the nodes of a cluster share (see `crate::cluster`): the first node's stands.
+pub trait SharedSecrets {
+    /// The cluster's secret `name`: `ours` if it had none yet, else the one it has.
+    fn adopt(&self, name: &str, ours: &str) -> std::io::Result<String>;
+}
+
+/// `ours` (just made when `fresh` holds it in clear), or the cluster's secret of that name;
+/// a fresh one that lost to the cluster's is not printed, as it lets nobody in.
+pub fn adopted(
+    shared: Option<&dyn SharedSecrets>,
+    name: &str,
+    ours: String,
+    fresh: Option<String>,
+) -> std::io::Result<(String, Option<String>)> {
+    let Some(shared) = shared else {
+        return Ok((ours, fresh));
+    };
+    let theirs = shared.adopt(name, &ours)?;
+    Ok(match theirs == ours {
+        true => (ours, fresh),
+        false => (theirs, None),
+    })
 }
 
 pub fn token_hash(token: &str) -> String {

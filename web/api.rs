@@ -1,15 +1,13 @@
 //! The handoff API of SPEC section 9: list, get, decide.
 
 use super::{ApiError, Caller};
-use crate::blocking;
+use crate::{blocking, peers};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use baton::app::{
-    App, Changes, CheckpointPage, Decided, DecisionRequest, Detail, StateFilter, Summary,
-};
+use baton::app::{App, Changes, CheckpointPage, Decided, DecisionRequest, Detail, StateFilter};
 use baton::contract::decision::{Edits, ReviewerOutcome};
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -27,8 +25,10 @@ pub struct ListQuery {
 pub async fn list(
     State(app): State<App>,
     Caller(actor): Caller,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<Summary>>, ApiError> {
+) -> Result<Response, ApiError> {
     let bad = || {
         let max = baton::app::MAX_PAGE;
         ApiError::Unprocessable(format!(
@@ -36,15 +36,46 @@ pub async fn list(
         ))
     };
     let Query(query) = query.map_err(|_| bad())?;
-    let Some(limit) = query.limit else {
-        return Ok(Json(blocking(move || app.list(query.state, &actor)).await?));
-    };
-    if !(1..=baton::app::MAX_PAGE).contains(&limit) {
+    if query
+        .limit
+        .is_some_and(|limit| !(1..=baton::app::MAX_PAGE).contains(&limit))
+    {
         return Err(bad());
     }
-    let after = query.after;
-    let page = move || app.list_page(query.state, &actor, limit, after.as_deref());
-    Ok(Json(blocking(page).await?))
+    let mine = {
+        let app = app.clone();
+        let ListQuery {
+            state,
+            limit,
+            after,
+        } = query;
+        let limit_or_all = move || match limit {
+            Some(limit) => app.list_page(state, &actor, limit, after.as_deref()),
+            None => app.list(state, &actor),
+        };
+        blocking(limit_or_all).await?
+    };
+    // In a cluster, the other nodes' lines too: each gives its first `limit` after the cursor,
+    // and the merge keeps the first `limit` of them all.
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let others = peers::merge::ask_others(&app, &headers, path).await;
+    let missing = others.missing.join(", ");
+    let lines = peers::merge::lists(mine, others, query_limit(&uri));
+    let mut response = Json(lines).into_response();
+    if let Ok(v) = header::HeaderValue::from_str(&missing) {
+        if !missing.is_empty() {
+            response.headers_mut().insert(peers::merge::PARTIAL, v);
+        }
+    }
+    Ok(response)
+}
+
+/// The `limit` of a list request already checked.
+fn query_limit(uri: &axum::http::Uri) -> Option<usize> {
+    let query = uri.query()?;
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "limit")
+        .and_then(|(_, v)| v.parse().ok())
 }
 
 pub async fn get(

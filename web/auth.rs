@@ -29,7 +29,7 @@ impl FromRequestParts<App> for Caller {
                 .map(Caller)
                 .ok_or(ApiError::Unauthorized);
         }
-        let signed_in = session_of(parts, app).ok_or(ApiError::Unauthorized)?;
+        let signed_in = session_of(parts, app).await.ok_or(ApiError::Unauthorized)?;
         let safe = matches!(parts.method, Method::GET | Method::HEAD);
         if !safe && !csrf_ok(&parts.headers, &signed_in) {
             return Err(ApiError::Forbidden(format!(
@@ -58,7 +58,7 @@ impl FromRequestParts<App> for Viewer {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        if let Some(s) = session_of(parts, app) {
+        if let Some(s) = session_of(parts, app).await {
             return Ok(Viewer(s));
         }
         if matches!(parts.method, Method::GET | Method::HEAD) {
@@ -96,9 +96,15 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|c| c.value().to_string())
 }
 
-fn session_of(parts: &Parts, app: &App) -> Option<SignedIn> {
+/// The live session the request's cookie names. Looked up off the async workers: a cluster
+/// keeps its sessions in the database, and a session's renewal may write.
+async fn session_of(parts: &Parts, app: &App) -> Option<SignedIn> {
     let id = cookie(&parts.headers, SESSION_COOKIE)?;
-    app.session(&id)
+    let app = app.clone();
+    crate::blocking(move || app.session(&id))
+        .await
+        .ok()
+        .flatten()
 }
 
 fn csrf_ok(headers: &HeaderMap, s: &SignedIn) -> bool {

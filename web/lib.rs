@@ -14,6 +14,7 @@ mod locks;
 mod openapi;
 mod ops;
 mod pages;
+mod peers;
 
 mod review;
 mod search;
@@ -149,6 +150,10 @@ pub fn router(app: App) -> Router {
     table()
         .router
         .fallback(ops::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            peers::to_holder,
+        ))
         .layer(axum::middleware::map_response(pages::security_headers))
         .layer(axum::middleware::from_fn(server::close_after_unread_body))
         .with_state(app)

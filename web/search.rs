@@ -1,9 +1,11 @@
 //! `GET /api/v1/search` (SPEC section 9): the same `App::search` as the page and MCP.
 
-use super::{ApiError, Caller};
+use super::{peers, ApiError, Caller};
 use axum::extract::{Query, State};
+use axum::http::HeaderMap;
 use axum::Json;
 use baton::app::{App, SearchFailed};
+use baton::auth::Actor;
 use baton::search::{Hits, Request};
 use serde::Deserialize;
 
@@ -34,6 +36,7 @@ impl SearchQuery {
 pub async fn search(
     State(app): State<App>,
     Caller(actor): Caller,
+    headers: HeaderMap,
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Hits>, ApiError> {
     let Query(query) = query.map_err(|_| {
@@ -46,10 +49,7 @@ pub async fn search(
             )));
         }
     }
-    let request = query.request();
-    let hits = crate::blocking(move || app.search(request, &actor))
-        .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let hits = everywhere(&app, &headers, query.request(), actor).await?;
     hits.map(Json).map_err(|e| match e {
         SearchFailed::Unavailable => ApiError::Unavailable(e.to_string()),
         SearchFailed::Query(baton::search::SearchError::TooManyTerms(_)) => {
@@ -57,6 +57,52 @@ pub async fn search(
         }
         SearchFailed::Query(e) => ApiError::Internal(e.to_string()),
     })
+}
+
+/// `App::search` here and, in a cluster, on every other live node, merged: each node answers
+/// for the workspaces it serves, from its first hit to the end of the page asked for.
+pub async fn everywhere(
+    app: &App,
+    headers: &HeaderMap,
+    request: Request,
+    actor: Actor,
+) -> Result<Result<Hits, SearchFailed>, ApiError> {
+    let (offset, limit) = (request.offset, request.limit);
+    let whole = Request {
+        offset: 0,
+        limit: (offset + limit).min(MAX_MERGED),
+        ..request
+    };
+    if !peers::merge::covers_others(app, headers) {
+        let app = app.clone();
+        let mut request = whole;
+        (request.offset, request.limit) = (offset, limit);
+        return crate::blocking(move || app.search(request, &actor)).await;
+    }
+    let path = part_query(&whole);
+    let mine = {
+        let app = app.clone();
+        crate::blocking(move || app.search(whole, &actor)).await?
+    };
+    let others = peers::merge::ask_others(app, headers, &path).await;
+    Ok(mine.map(|mine| peers::merge::searches(mine, others, offset, limit)))
+}
+
+/// The most hits a merged search ranks: each node gives its first this many at most.
+const MAX_MERGED: usize = 100;
+
+/// The API request asking a node for its part of `request`.
+fn part_query(request: &Request) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    q.append_pair("q", &request.q);
+    if let Some(w) = &request.workspace {
+        q.append_pair("workspace", w);
+    }
+    if let Some(k) = &request.kind {
+        q.append_pair("kind", k);
+    }
+    q.append_pair("limit", &request.limit.to_string());
+    format!("/api/v1/search?{}", q.finish())
 }
 
 /// The route's part of the OpenAPI document.

@@ -1,10 +1,13 @@
 //! `GET /api/v1/events`: the live event stream (Server-Sent Events). Each SSE event is named
-//! by its type and carries the event JSON; agents see only their workspaces' events.
+//! by its type and carries the event JSON; agents see only their workspaces' events. In a
+//! cluster the stream carries every live node's events (see `peers::merge::event_streams`).
 
-use super::Caller;
+use super::{peers, Caller};
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use baton::app::App;
+use futures_util::stream::BoxStream;
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
@@ -14,20 +17,29 @@ use tokio_stream::{Stream, StreamExt};
 pub async fn events(
     State(app): State<App>,
     Caller(actor): Caller,
+    headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let stream = BroadcastStream::new(app.subscribe()).filter_map(move |item| match item {
+    let mine = BroadcastStream::new(app.subscribe()).filter_map(move |item| match item {
         Ok(event) if actor.can_see(&event.workspace) => {
             let data = serde_json::to_string(&event).expect("events always serialize");
-            Some(Ok(Event::default().event(event.kind.as_str()).data(data)))
+            Some(Some(Event::default().event(event.kind.as_str()).data(data)))
         }
         Ok(_) => None,
         // A slow reader missed events: say so, so it can re-read the state.
         Err(BroadcastStreamRecvError::Lagged(n)) => {
-            Some(Ok(Event::default().event("lagged").data(n.to_string())))
+            Some(Some(Event::default().event("lagged").data(n.to_string())))
         }
     });
+    let mut streams: Vec<BoxStream<'static, peers::merge::Relayed>> =
+        peers::merge::event_streams(&app, &headers).await;
+    streams.push(Box::pin(mine));
+    // A node's stream that ends (`None`) ends the merged one, so the client reconnects to the
+    // nodes live then.
+    let merged = futures_util::stream::select_all(streams)
+        .take_while(Option::is_some)
+        .filter_map(|event| event.map(Ok));
     // End the stream on shutdown, or graceful shutdown would wait for every open client.
     let stream =
-        futures_util::StreamExt::take_until(stream, app.shutdown_token().cancelled_owned());
+        futures_util::StreamExt::take_until(merged, app.shutdown_token().cancelled_owned());
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

@@ -25,7 +25,10 @@ impl App {
         let Some(cluster) = self.inner.cluster.clone() else {
             return;
         };
-        if let Err(e) = cluster.leases.heartbeat(&self.inner.config.public_url) {
+        if let Err(e) = cluster.leases.heartbeat(
+            &self.inner.config.public_url,
+            &cluster.peer_url(&self.inner.config),
+        ) {
             tracing::warn!(error = %e, "cannot reach the cluster's database to renew this node");
         }
         match cluster.leases.renew() {
@@ -48,6 +51,9 @@ impl App {
                     self.unserve(&tag);
                 }
             }
+        }
+        if let Err(e) = cluster.sweep_sessions() {
+            tracing::debug!(error = %e, "cannot sweep the expired sessions");
         }
         self.metrics().leases_held.set(cluster.leases.held() as i64);
         self.inner.outbox.adopt();
@@ -103,5 +109,41 @@ impl App {
     /// This node's place in the cluster, if it is in one.
     pub fn cluster(&self) -> Option<&std::sync::Arc<crate::cluster::Cluster>> {
         self.inner.cluster.as_ref()
+    }
+}
+
+/// What a request is about, for finding the node that serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Handoff(String),
+    Workspace(String),
+}
+
+impl App {
+    /// Which node answers a request about `scope`: here when this node serves it (or there is
+    /// no cluster), else the holder of its lease as the database says now.
+    pub fn holder_of(
+        &self,
+        scope: &Scope,
+    ) -> Result<crate::cluster::Holder, crate::cluster::ClusterError> {
+        use crate::cluster::Holder;
+        let Some(cluster) = self.inner.cluster.as_ref() else {
+            return Ok(Holder::Here);
+        };
+        match scope {
+            Scope::Handoff(key) if self.ws_of_key(key).is_some() => Ok(Holder::Here),
+            Scope::Workspace(name) if self.workspace(name).is_some() => Ok(Holder::Here),
+            Scope::Handoff(key) => cluster.holder_of_key(key),
+            Scope::Workspace(name) => cluster.holder_of_workspace(name),
+        }
+    }
+
+    /// The other live nodes, to ask when an answer covers every workspace (none outside a
+    /// cluster).
+    pub fn peers(&self) -> Result<Vec<crate::cluster::Peer>, crate::cluster::ClusterError> {
+        match self.inner.cluster.as_ref() {
+            Some(cluster) => cluster.peers(),
+            None => Ok(Vec::new()),
+        }
     }
 }

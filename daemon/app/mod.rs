@@ -71,6 +71,7 @@ pub use bulk::{BulkError, KeyResult, MAX_BULK};
 pub use changes::{Changes, Comparison, FieldChange};
 pub use claim::{ClaimError, ClaimView};
 pub use decide::DecisionRequest;
+pub use leases::Scope;
 pub use locks::{LockApiError, LockSeen};
 pub use model::{Approval, Claim, DecideError, Decided, Escalation, Progress, Routed};
 pub use overview::{Files, HandoffLine, InvalidHandoff, Verdict, WorkspaceOverview};
@@ -179,21 +180,27 @@ impl App {
     pub fn open(config: Config) -> anyhow::Result<Opened> {
         std::fs::create_dir_all(&config.data_dir)?;
         let found = workspace::discover(&config.workspaces)?;
-        let (tokens, admin_token) = Tokens::load(&config)?;
-        let ledger = crate::audit::Ledger::open(&config.data_dir)?;
         let cluster = match &config.cluster {
             Some(c) => Some(crate::cluster::Cluster::connect(c)?),
             None => None,
         };
+        let secrets = cluster
+            .as_deref()
+            .map(|c| c as &dyn crate::auth::SharedSecrets);
+        let (tokens, admin_token) = Tokens::load(&config, secrets)?;
+        let ledger = crate::audit::Ledger::open(&config.data_dir)?;
         let records = match &cluster {
             Some(c) => {
                 // Registered before any lease is taken, so the fair share counts this node.
-                c.leases.heartbeat(&config.public_url)?;
+                c.leases
+                    .heartbeat(&config.public_url, &c.peer_url(&config))?;
                 c.records()
             }
             None => crate::store::in_data_dir(&config.data_dir),
         };
-        let (logins, admin_password) = crate::login::Logins::load(&config)?;
+        let shared_sessions = cluster.as_ref().map(|c| c.sessions());
+        let (logins, admin_password) =
+            crate::login::Logins::load(&config, shared_sessions, secrets)?;
         let keyring = crate::receipts::Keyring::open(&config.data_dir)?;
         let (events, _) = broadcast::channel(4096);
         let metrics = Metrics::default();

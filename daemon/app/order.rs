@@ -11,6 +11,9 @@ use std::sync::{Arc, Mutex};
 
 type Entry = (Arc<str>, Arc<str>);
 
+/// A place in the order: (received_at, key).
+pub(super) type Position = (String, String);
+
 #[derive(Default)]
 pub(super) struct Order {
     inner: Mutex<Sets>,
@@ -47,18 +50,25 @@ impl Order {
         sets.changed.drain().collect()
     }
 
-    /// Up to `n` keys of `filter`, in order, after the key `after` (from the start: `None`).
-    /// A key `after` that is not filed starts from the beginning.
+    /// Where `key` is filed: (received_at, key), the start of the page after it.
+    pub(super) fn position(&self, key: &str) -> Option<Position> {
+        let sets = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, (at, key)) = sets.filed.get(key)?;
+        Some((at.to_string(), key.to_string()))
+    }
+
+    /// Up to `n` handoffs of `filter`, in order, after the position `from` (from the start:
+    /// `None`). The position need not be filed here: a page may start after a handoff another
+    /// node serves.
     pub(super) fn keys_after(
         &self,
         filter: StateFilter,
-        after: Option<&str>,
+        from: Option<&Position>,
         n: usize,
-    ) -> Vec<String> {
+    ) -> Vec<Position> {
         let sets = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let from = after
-            .and_then(|k| sets.filed.get(k))
-            .map(|(_, e)| e.clone());
+        let from: Option<Entry> =
+            from.map(|(at, key)| (Arc::from(at.as_str()), Arc::from(key.as_str())));
         let pick = |set: &BTreeSet<Entry>| -> Vec<Entry> {
             let range = match &from {
                 Some(e) => set.range((
@@ -80,7 +90,10 @@ impl Order {
                 both
             }
         };
-        entries.drain(..).map(|(_, key)| key.to_string()).collect()
+        entries
+            .drain(..)
+            .map(|(at, key)| (at.to_string(), key.to_string()))
+            .collect()
     }
 }
 
@@ -112,15 +125,22 @@ mod tests {
         order.file("b", "2026-01-01T00:00:02Z", true);
         order.file("a", "2026-01-01T00:00:01Z", true);
         order.file("c", "2026-01-01T00:00:03Z", false);
-        assert_eq!(order.keys_after(StateFilter::Pending, None, 10), ["a", "b"]);
-        assert_eq!(
-            order.keys_after(StateFilter::All, Some("a"), 10),
-            ["b", "c"]
-        );
-        assert_eq!(order.keys_after(StateFilter::All, None, 2), ["a", "b"]);
+        let keys = |filter, from: Option<&str>, n| -> Vec<String> {
+            let from = from.map(|k| order.position(k).unwrap());
+            let page = order.keys_after(filter, from.as_ref(), n);
+            page.into_iter().map(|(_, k)| k).collect()
+        };
+        assert_eq!(keys(StateFilter::Pending, None, 10), ["a", "b"]);
+        assert_eq!(keys(StateFilter::All, Some("a"), 10), ["b", "c"]);
+        assert_eq!(keys(StateFilter::All, None, 2), ["a", "b"]);
+        // A position filed elsewhere (another node's handoff) starts the page where it sorts.
+        let elsewhere = ("2026-01-01T00:00:01Z".to_string(), "ab".to_string());
+        let page = order.keys_after(StateFilter::All, Some(&elsewhere), 10);
+        assert_eq!(page.len(), 2);
+        assert_eq!(page[0].1, "b");
         order.file("a", "2026-01-01T00:00:01Z", false);
-        assert_eq!(order.keys_after(StateFilter::Pending, None, 10), ["b"]);
-        assert_eq!(order.keys_after(StateFilter::Decided, None, 10), ["a", "c"]);
+        assert_eq!(keys(StateFilter::Pending, None, 10), ["b"]);
+        assert_eq!(keys(StateFilter::Decided, None, 10), ["a", "c"]);
         order.changed("b");
         assert_eq!(order.take_changed(), ["b"]);
         assert!(order.take_changed().is_empty());

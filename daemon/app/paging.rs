@@ -21,16 +21,13 @@ impl App {
         self.refile_changed();
         let limit = limit.clamp(1, MAX_PAGE);
         let mut out = Vec::with_capacity(limit);
-        let mut cursor = after.map(str::to_string);
+        let mut from = after.and_then(|key| self.position_of(key));
         loop {
-            let keys = self
-                .inner
-                .order
-                .keys_after(filter, cursor.as_deref(), limit);
-            let Some(last) = keys.last().cloned() else {
+            let page = self.inner.order.keys_after(filter, from.as_ref(), limit);
+            let Some(last) = page.last().cloned() else {
                 return out;
             };
-            for key in keys {
+            for (_, key) in page {
                 if let Some(line) = self.line_of(&key, filter, actor) {
                     out.push(line);
                     if out.len() == limit {
@@ -38,7 +35,23 @@ impl App {
                     }
                 }
             }
-            cursor = Some(last);
+            from = Some(last);
+        }
+    }
+
+    /// Where the page after `key` starts: its place here, or (in a cluster, for a handoff
+    /// another node serves) its place by its record. An unknown key starts from the beginning.
+    fn position_of(&self, key: &str) -> Option<super::order::Position> {
+        if let Some(position) = self.inner.order.position(key) {
+            return Some(position);
+        }
+        let cluster = self.inner.cluster.as_ref()?;
+        match cluster.received_at(key) {
+            Ok(at) => at.map(|at| (at, key.to_string())),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot find where the list page starts");
+                None
+            }
         }
     }
 

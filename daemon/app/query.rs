@@ -21,8 +21,9 @@ pub enum StateFilter {
     All,
 }
 
-/// One line of the queue (`GET /api/v1/handoffs`).
-#[derive(Debug, Clone, Serialize)]
+/// One line of the queue (`GET /api/v1/handoffs`). Read back too: a cluster's node merges
+/// the lines of the others (see baton-web's peers).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Summary {
     pub key: String,
     pub task_id: String,
@@ -35,7 +36,8 @@ pub struct Summary {
     pub trigger: Option<Trigger>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub confidence: Option<f64>,
-    pub state: &'static str,
+    #[serde(deserialize_with = "known_state")]
+    pub state: State,
     /// The revision in place (1 for a handoff never revised).
     pub revision: u32,
     pub received_at: String,
@@ -123,6 +125,23 @@ pub struct CheckpointPage {
     pub checkpoints_offset: usize,
     #[serde(default)]
     pub checkpoints_limit: Option<usize>,
+}
+
+/// A handoff's state, `pending` or `decided`. (An alias, so serde's derive does not take the
+/// reference for one borrowed from the input.)
+pub type State = &'static str;
+
+/// A line's `state` as read back from another node: one of the states this binary names.
+fn known_state<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let state = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+    match state.as_ref() {
+        "pending" => Ok("pending"),
+        "decided" => Ok("decided"),
+        other => Err(serde::de::Error::unknown_variant(
+            other,
+            &["pending", "decided"],
+        )),
+    }
 }
 
 fn state_of(r: &Record) -> &'static str {

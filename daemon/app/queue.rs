@@ -9,7 +9,7 @@ use crate::config::Route;
 use serde::Serialize;
 
 /// A handoff's standing for one caller (flattened into the list and detail answers).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Standing {
     /// The route it falls under (absent: none matches, any reviewer may decide).
     #[serde(skip_serializing_if = "Option::is_none")]

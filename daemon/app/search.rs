@@ -22,7 +22,9 @@ impl App {
             .search
             .as_ref()
             .ok_or(SearchFailed::Unavailable)?;
-        if matches!(actor, Actor::Agent { .. }) {
+        // In a cluster each node answers for the workspaces it serves now: its index may still
+        // hold a workspace that moved to another node, which answers for it instead.
+        if matches!(actor, Actor::Agent { .. }) || self.inner.cluster.is_some() {
             let visible = self
                 .workspaces()
                 .iter()

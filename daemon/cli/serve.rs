@@ -27,6 +27,8 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
                 config.source_name
             )
         })?;
+    // The address bound, port 0 resolved: what a cluster's other nodes are told to reach.
+    config.listen = listener.local_addr()?;
     config.check_paths()?;
     for line in baton::private::repair(&config.data_dir) {
         tracing::warn!("{}: data_dir: {line}", config.source_name);

@@ -81,14 +81,16 @@ impl Leases {
     }
 
     /// Registers this run of the node (or refreshes it) and reads the live nodes.
-    pub fn heartbeat(&self, public_url: &str) -> Result<(), ClusterError> {
+    /// `peer_url` is where the other nodes forward requests about this node's workspaces.
+    pub fn heartbeat(&self, public_url: &str, peer_url: &str) -> Result<(), ClusterError> {
         let mut client = self.pool.get()?;
         client.execute(
-            "INSERT INTO nodes (node, instance, public_url, started_at, seen_at)
-             VALUES ($1, $2, $3, now(), now())
-             ON CONFLICT (node) DO UPDATE SET instance = $2, public_url = $3, seen_at = now(),
+            "INSERT INTO nodes (node, instance, public_url, peer_url, started_at, seen_at)
+             VALUES ($1, $2, $3, $4, now(), now())
+             ON CONFLICT (node) DO UPDATE SET instance = $2, public_url = $3, peer_url = $4,
+                 seen_at = now(),
                  started_at = CASE WHEN nodes.instance = $2 THEN nodes.started_at ELSE now() END",
-            &[&self.node, &self.instance, &public_url],
+            &[&self.node, &self.instance, &public_url, &peer_url],
         )?;
         let rows = client.query(
             "SELECT node FROM nodes WHERE seen_at > now() - make_interval(secs => $1) ORDER BY node",

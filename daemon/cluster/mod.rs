@@ -11,11 +11,14 @@
 mod anchors;
 mod deliveries;
 pub mod lease;
+pub mod peers;
 mod records;
 mod schema;
+mod sessions;
 pub mod status;
 
 pub use lease::Leases;
+pub use peers::{Holder, Peer};
 
 use crate::config;
 use postgres::NoTls;

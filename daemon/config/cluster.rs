@@ -14,6 +14,11 @@ pub struct Cluster {
     /// How long a workspace's lease lasts unless renewed, in seconds (renewed every third).
     #[serde(default = "default_lease_ttl_s")]
     pub lease_ttl_s: u64,
+    /// Where the other nodes reach this one (`http://host:port`), to forward a request about a
+    /// workspace this node serves; from `listen` (the host name for an unspecified address)
+    /// when not given.
+    #[serde(default)]
+    pub peer_url: Option<String>,
 }
 
 fn default_lease_ttl_s() -> u64 {
@@ -24,6 +29,19 @@ impl Cluster {
     /// The node name, the host name when none is configured.
     pub fn node_name(&self) -> String {
         self.node.clone().unwrap_or_else(crate::host::hostname)
+    }
+
+    /// The URL the other nodes reach this one at.
+    pub fn peer_url(&self, listen: std::net::SocketAddr) -> String {
+        if let Some(url) = &self.peer_url {
+            return url.trim_end_matches('/').to_string();
+        }
+        let host = match listen.ip() {
+            ip if ip.is_unspecified() => crate::host::hostname(),
+            std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+            ip => ip.to_string(),
+        };
+        format!("http://{host}:{}", listen.port())
     }
 
     pub(super) fn check(&self) -> Result<(), String> {
@@ -41,6 +59,14 @@ impl Cluster {
         {
             return Err("cluster.node: 1 to 128 printable characters".into());
         }
+        if let Some(url) = &self.peer_url {
+            let ok = url::Url::parse(url).is_ok_and(|u| u.scheme() == "http" && u.host().is_some());
+            if !ok {
+                return Err(format!(
+                    "cluster.peer_url: {url:?} is not an http://host:port URL"
+                ));
+            }
+        }
         Ok(())
     }
 }
@@ -52,6 +78,7 @@ impl std::fmt::Debug for Cluster {
             .field("database_url", &redacted(&self.database_url))
             .field("node", &self.node)
             .field("lease_ttl_s", &self.lease_ttl_s)
+            .field("peer_url", &self.peer_url)
             .finish()
     }
 }

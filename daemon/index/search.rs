@@ -9,7 +9,7 @@ use super::schema::Fields;
 use super::search_limit::Deadline;
 use super::snippets::{escape, Snippets, SNIPPET_CHARS};
 use super::{Kind, SearchIndex};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use std::ops::Bound;
 use std::time::{Duration, Instant};
@@ -55,7 +55,8 @@ impl Default for Request {
     }
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+/// Deserialized too: a cluster's node merges the hits of the others (see baton-web's peers).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Hit {
     pub workspace: String,
     pub path: String,
@@ -82,13 +83,15 @@ pub struct Hit {
 
 pub use super::count::Facet;
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct Facets {
     pub workspace: Facet,
     pub kind: Facet,
 }
 
-#[derive(Debug, Clone, Serialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
 pub struct Hits {
     /// Matches, counted up to `COUNT_LIMIT`; past it, a lower bound (`total_is_lower_bound`).
     pub total: usize,

@@ -4,7 +4,7 @@
 mod sessions;
 mod throttle;
 
-pub use sessions::{now_s, random_token, Session};
+pub use sessions::{now_s, random_token, Session, SharedSessions};
 
 use crate::auth::Actor;
 use crate::config::Config;
@@ -27,6 +27,8 @@ pub enum LoginError {
     Wrong,
     #[error("too many failed sign-ins; try again in {} minutes", .0.as_secs().div_ceil(60))]
     Throttled(Duration),
+    #[error("cannot keep the session ({0}); try again in a moment")]
+    Unavailable(String),
 }
 
 struct Account {
@@ -54,7 +56,13 @@ pub struct SignedIn {
 impl Logins {
     /// Builds the accounts; returns the admin password in clear when it was just made, once,
     /// for the caller to print.
-    pub fn load(config: &Config) -> std::io::Result<(Logins, Option<String>)> {
+    /// `shared`: a cluster's sessions table, so a sign-in holds on every node.
+    /// `secrets`: a cluster's, so the `admin` password is the same on every node.
+    pub fn load(
+        config: &Config,
+        shared: Option<std::sync::Arc<dyn SharedSessions>>,
+        secrets: Option<&dyn crate::auth::SharedSecrets>,
+    ) -> std::io::Result<(Logins, Option<String>)> {
         let mut accounts = HashMap::new();
         for u in &config.users {
             if let Some(hash) = &u.password_hash {
@@ -74,6 +82,8 @@ impl Logins {
         let mut fresh = None;
         if accounts.is_empty() {
             let (hash, password) = admin_password(&config.data_dir)?;
+            let (hash, password) =
+                crate::auth::adopted(secrets, "admin_password_argon2", hash, password)?;
             fresh = password;
             let actor = Actor::Reviewer {
                 name: ADMIN_NAME.into(),
@@ -86,6 +96,7 @@ impl Logins {
             config.data_dir.join("sessions.json"),
             s.idle_timeout_s,
             s.absolute_timeout_s,
+            shared,
         );
         sessions.retain_users(|u| accounts.contains_key(u));
         let logins = Logins {
@@ -123,7 +134,10 @@ impl Logins {
             return Err(LoginError::Wrong);
         };
         self.throttle.succeeded(name);
-        let (id, session) = self.sessions.start(name);
+        let (id, session) = self
+            .sessions
+            .start(name)
+            .map_err(|e| LoginError::Unavailable(e.to_string()))?;
         tracing::info!(user = name, "signed in");
         Ok((id, signed_in(account, session)))
     }

@@ -30,6 +30,18 @@ pub struct Sessions {
     idle_s: u64,
     absolute_s: u64,
     shared: Arc<Shared>,
+    /// A cluster's table, shared by its nodes: when set, it is the only truth (a session
+    /// ended on one node is ended on all at once), and the file is not used.
+    rows: Option<Arc<dyn SharedSessions>>,
+}
+
+/// Where a cluster's nodes keep their sessions (see `crate::cluster`), by the id's sha256.
+pub trait SharedSessions: Send + Sync {
+    /// Keeps `session` until `expires_at` (seconds since the epoch).
+    fn put(&self, id_sha256: &str, session: &Session, expires_at: u64) -> std::io::Result<()>;
+    /// The session, if it is kept and not past its expiry.
+    fn get(&self, id_sha256: &str) -> std::io::Result<Option<Session>>;
+    fn end(&self, id_sha256: &str) -> std::io::Result<()>;
 }
 
 /// What the requests and the saver thread share.
@@ -87,7 +99,12 @@ fn hash(id: &str) -> String {
 
 impl Sessions {
     /// Loads saved sessions; an unreadable file signs everyone out (logged), nothing worse.
-    pub fn load(file: PathBuf, idle_s: u64, absolute_s: u64) -> Sessions {
+    pub fn load(
+        file: PathBuf,
+        idle_s: u64,
+        absolute_s: u64,
+        rows: Option<Arc<dyn SharedSessions>>,
+    ) -> Sessions {
         let saved = match std::fs::read(&file) {
             Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                 tracing::warn!(file = %file.display(), error = %e, "sessions file unreadable; everyone signs in again");
@@ -112,6 +129,7 @@ impl Sessions {
             idle_s,
             absolute_s,
             shared,
+            rows,
         };
         sessions.sweep();
         sessions
@@ -129,9 +147,15 @@ impl Sessions {
             && now.saturating_sub(s.created) < self.absolute_s
     }
 
+    /// When `s` ends unless it is used again.
+    fn expiry(&self, s: &Session) -> u64 {
+        (s.last_seen.saturating_add(self.idle_s)).min(s.created.saturating_add(self.absolute_s))
+    }
+
     /// Starts a session for `user`; returns its id (for the cookie) and the session. A new id
     /// every time: the id is rotated at sign-in, so an id planted before cannot be used after.
-    pub fn start(&self, user: &str) -> (String, Session) {
+    /// Fails only when a cluster's shared table cannot be written.
+    pub fn start(&self, user: &str) -> std::io::Result<(String, Session)> {
         let id = random_token();
         let now = now_s();
         let session = Session {
@@ -140,6 +164,10 @@ impl Sessions {
             created: now,
             last_seen: now,
         };
+        if let Some(rows) = &self.rows {
+            rows.put(&hash(&id), &session, self.expiry(&session))?;
+            return Ok((id, session));
+        }
         {
             let mut t = self.table();
             if t.len() >= MAX_SESSIONS {
@@ -155,13 +183,16 @@ impl Sessions {
             t.insert(hash(&id), session.clone());
         }
         self.save();
-        (id, session)
+        Ok((id, session))
     }
 
     /// The live session with this id, its idle clock restarted; an expired one is ended.
     pub fn get(&self, id: &str) -> Option<Session> {
         let key = hash(id);
         let now = now_s();
+        if let Some(rows) = &self.rows {
+            return self.get_shared(rows.as_ref(), &key, now);
+        }
         let mut t = self.table();
         let s = t.get_mut(&key)?;
         if !self.live(s, now) {
@@ -180,8 +211,34 @@ impl Sessions {
         Some(s)
     }
 
+    /// `get` in a cluster's table. A failed read answers "no session" (the person is asked to
+    /// sign in again), never a session that may have been ended on another node.
+    fn get_shared(&self, rows: &dyn SharedSessions, key: &str, now: u64) -> Option<Session> {
+        let mut s = rows
+            .get(key)
+            .inspect_err(|e| tracing::warn!(error = %e, "cannot read the shared sessions"))
+            .ok()??;
+        if !self.live(&s, now) {
+            let _ = rows.end(key);
+            return None;
+        }
+        if now.saturating_sub(s.last_seen) >= TOUCH_SAVE_S {
+            s.last_seen = now;
+            if let Err(e) = rows.put(key, &s, self.expiry(&s)) {
+                tracing::warn!(error = %e, "cannot renew a shared session");
+            }
+        }
+        Some(s)
+    }
+
     /// Ends a session (sign-out). Returns whether there was one.
     pub fn end(&self, id: &str) -> bool {
+        if let Some(rows) = &self.rows {
+            return rows
+                .end(&hash(id))
+                .inspect_err(|e| tracing::warn!(error = %e, "cannot end a shared session"))
+                .is_ok();
+        }
         let gone = self.table().remove(&hash(id)).is_some();
         if gone {
             self.save();
@@ -221,17 +278,17 @@ mod tests {
     fn ids_rotate_end_and_survive_a_reload() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("sessions.json");
-        let s = Sessions::load(file.clone(), 3600, 7200);
-        let (a, _) = s.start("rita");
-        let (b, _) = s.start("rita");
+        let s = Sessions::load(file.clone(), 3600, 7200, None);
+        let (a, _) = s.start("rita").unwrap();
+        let (b, _) = s.start("rita").unwrap();
         assert_ne!(a, b);
         assert!(s.end(&a));
         assert!(s.get(&a).is_none());
         s.flush();
-        let reloaded = Sessions::load(file.clone(), 3600, 7200);
+        let reloaded = Sessions::load(file.clone(), 3600, 7200, None);
         assert_eq!(reloaded.get(&b).unwrap().user, "rita");
         assert!(!std::fs::read_to_string(&file).unwrap().contains(&b));
-        let expired = Sessions::load(file, 0, 7200);
+        let expired = Sessions::load(file, 0, 7200, None);
         assert!(expired.get(&b).is_none());
     }
 
@@ -239,10 +296,10 @@ mod tests {
     fn a_session_past_a_timeout_ends_at_its_next_use_while_running() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("sessions.json");
-        let s = Sessions::load(file.clone(), 3600, 7200);
-        let (idle, _) = s.start("rita");
-        let (old, _) = s.start("rita");
-        let (fresh, _) = s.start("rita");
+        let s = Sessions::load(file.clone(), 3600, 7200, None);
+        let (idle, _) = s.start("rita").unwrap();
+        let (old, _) = s.start("rita").unwrap();
+        let (fresh, _) = s.start("rita").unwrap();
         // The clock is not waited for: the sessions' times are moved back instead.
         s.table().get_mut(&hash(&idle)).unwrap().last_seen -= 3600;
         s.table().get_mut(&hash(&old)).unwrap().created -= 7200;

@@ -2,6 +2,7 @@
 //! started by the test) as the system of record: leases with fencing, takeover after a kill,
 //! and the schema check.
 
+mod any_node;
 mod pg;
 
 use crate::util::*;
@@ -23,7 +24,7 @@ fn a_node_whose_lease_was_taken_over_can_no_longer_write_records_or_anchors() {
     let pg = Postgres::start();
     let url = pg.database("fencing");
     let a = Cluster::connect(&cluster_config(&url, "a")).unwrap();
-    a.leases.heartbeat("http://a").unwrap();
+    a.leases.heartbeat("http://a", "http://a").unwrap();
     assert!(a.leases.acquire("ws-1").unwrap());
     let rows_a = a.records();
     let rel = std::path::Path::new("owner.json");
@@ -36,7 +37,7 @@ fn a_node_whose_lease_was_taken_over_can_no_longer_write_records_or_anchors() {
     );
     assert!(out.status.success(), "{out:?}");
     let b = Cluster::connect(&cluster_config(&url, "b")).unwrap();
-    b.leases.heartbeat("http://b").unwrap();
+    b.leases.heartbeat("http://b", "http://b").unwrap();
     assert!(
         b.leases.acquire("ws-1").unwrap(),
         "b takes the expired lease"
@@ -99,12 +100,27 @@ fn a_database_migrated_by_a_newer_baton_is_refused_with_what_to_do() {
 
 /// `env`'s workspaces served by a second daemon with its own data_dir and node name.
 fn second_node(env: &TestEnv, url: &str, extra: &str) -> PathBuf {
-    let path = env.root().join("baton-b.toml");
+    node_config(env, url, "b", extra)
+}
+
+/// The configuration of node `node` over `env`'s workspaces, with a data_dir of its own.
+fn node_config(env: &TestEnv, url: &str, node: &str, extra: &str) -> PathBuf {
+    let path = env.root().join(format!("baton-{node}.toml"));
     let text = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"data-b\"\nworkspaces = [\"ws\"]\nsettle_ms = 300\npoll_ms = 200\n{extra}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"b\"\nlease_ttl_s = 2\n"
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"data-{node}\"\nworkspaces = [\"ws\"]\nsettle_ms = 300\npoll_ms = 200\n{extra}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"{node}\"\nlease_ttl_s = 2\n"
     );
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// The node holding the lease of workspace `name`, as the database says.
+fn holder(pg: &Postgres, db: &str, name: &str) -> String {
+    let out = pg.psql(
+        db,
+        &format!("SELECT l.node FROM leases l JOIN workspaces w ON w.tag = l.tag WHERE w.name = '{name}'"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn served(d: &Daemon) -> usize {
@@ -151,16 +167,25 @@ fn two_nodes_share_the_workspaces_and_the_survivor_of_a_kill_serves_them_all_wit
         k.sort();
         k
     };
-    a.wait_until("every handoff received once", || {
-        let mut all = keys(&a);
-        all.extend(keys(&b));
-        all.sort();
-        all == names.iter().map(|n| format!("h-{n}")).collect::<Vec<_>>()
+    let all: Vec<String> = names.iter().map(|n| format!("h-{n}")).collect();
+    a.wait_until("every handoff listed by both nodes", || {
+        keys(&a) == all && keys(&b) == all
     });
+    for name in &names {
+        let received = events(&env.ws(name))
+            .into_iter()
+            .filter(|e| e["type"] == "handoff.received")
+            .count();
+        assert_eq!(received, 1, "{name}: received once, by one node");
+    }
 
-    // One decided on a's side, before a dies.
-    let on_a = keys(&a)[0].clone();
-    let (status, body) = a.decide(&on_a, "approved", "fine");
+    // One served by a decided through b (which forwards it), before a dies.
+    let on_a = names
+        .iter()
+        .find(|n| holder(&pg, "takeover", n) == "a")
+        .map(|n| format!("h-{n}"))
+        .expect("a serves some");
+    let (status, body) = b.decide(&on_a, "approved", "fine");
     assert_eq!(status, 200, "{body}");
     let a_ws = env.ws(on_a.trim_start_matches("h-"));
     assert_eq!(decision(&a_ws).unwrap()["outcome"], "approved");
@@ -287,11 +312,12 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
         let doc = handoff(&format!("p-{name}"));
         write_atomic(&env.ws(name).join("handoff.json"), &bytes(&doc));
     }
-    a.wait_until("all received", || {
-        pending_in(&a).len() + pending_in(&b).len() == names.len()
+    a.wait_until("all received, and listed by both nodes", || {
+        pending_in(&a).len() == names.len() && pending_in(&b).len() == names.len()
     });
-    let name = pending_in(&a)
-        .first()
+    let name = names
+        .iter()
+        .find(|n| holder(&pg, "paused", n) == "a")
         .cloned()
         .expect("a serves one of them");
     let ws = env.ws(&name);
@@ -315,10 +341,12 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
     // a wakes still holding the workspace in memory: whatever it tries is refused.
     // SAFETY: as above.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    // Then it answers with b's record (forwarded to b).
     a.wait_until("a learned its lease is gone", || {
-        a.health()["cluster"]["leases"].as_u64().is_some()
-            && a.get(&format!("/api/v1/handoffs/{key}")).0 == 404
+        let (status, body) = a.get(&format!("/api/v1/handoffs/{key}"));
+        status == 200 && body["revision"] == 2
     });
+    assert_eq!(holder(&pg, "paused", &name), "b");
     let revisions: Vec<_> = events(&ws)
         .into_iter()
         .filter(|e| e["type"] == "handoff.revised" && e["key"] == key.as_str())

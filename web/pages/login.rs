@@ -137,6 +137,13 @@ pub async fn submit(
                 .insert(header::RETRY_AFTER, wait.as_secs().max(1).into());
             r
         }
+        Ok(Err(e @ LoginError::Unavailable(_))) => page(
+            &app,
+            StatusCode::SERVICE_UNAVAILABLE,
+            &name,
+            next,
+            Some(e.to_string()),
+        ),
         Ok(Err(e)) => page(
             &app,
             StatusCode::UNAUTHORIZED,
@@ -161,7 +168,14 @@ pub async fn logout(
         return csrf_refused();
     }
     if let Some(id) = cookie(&headers, SESSION_COOKIE) {
-        app.sign_out(&id);
+        let ended = crate::blocking({
+            let app = app.clone();
+            move || app.sign_out(&id)
+        })
+        .await;
+        if ended.is_err() {
+            return super::internal_error();
+        }
     }
     let clear = format!("{SESSION_COOKIE}=; Max-Age=0{}", cookie_attrs(&app));
     ([(header::SET_COOKIE, clear)], Redirect::to("/login")).into_response()

@@ -215,7 +215,12 @@ fn in_view(view: &str, r: &Line, me: &str) -> bool {
     }
 }
 
-pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Filters>) -> Response {
+pub async fn page(
+    State(app): State<App>,
+    Viewer(s): Viewer,
+    headers: axum::http::HeaderMap,
+    Query(f): Query<Filters>,
+) -> Response {
     let actor = s.actor.clone();
     let listing = app.clone();
     let listed = crate::blocking(move || {
@@ -228,6 +233,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
     let Ok((all, invalid)) = listed else {
         return super::internal_error();
     };
+    let (all, missing) = with_other_nodes(&app, &headers, all).await;
     let now = OffsetDateTime::now_utc();
     // A choice of a few workspaces is a list; past that, a box to type the name in (a list
     // of thousands helps nobody, and would make every queue page heavy).
@@ -308,6 +314,11 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
         0 => format!("{n} handoff(s) decided."),
         k => format!("{n} handoff(s) decided; {k} could not be (already decided, not yours to decide, or changed): open them to see why."),
     });
+    let notice = match (notice, missing) {
+        (notice, None) => notice,
+        (Some(notice), Some(missing)) => Some(format!("{notice} {missing}")),
+        (None, missing) => missing,
+    };
     render(&QueuePage {
         chrome: Chrome::new(&s, "queue"),
         tabs,
@@ -324,6 +335,28 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
         total,
         notice,
     })
+}
+
+/// In a cluster, the lines of every other live node too, and what to say of the nodes that
+/// did not answer.
+async fn with_other_nodes(
+    app: &App,
+    headers: &axum::http::HeaderMap,
+    mine: std::sync::Arc<Vec<Summary>>,
+) -> (std::sync::Arc<Vec<Summary>>, Option<String>) {
+    use crate::peers::merge;
+    if !merge::covers_others(app, headers) {
+        return (mine, None);
+    }
+    let others = merge::ask_others(app, headers, "/api/v1/handoffs?state=all").await;
+    let missing = (!others.missing.is_empty()).then(|| {
+        format!(
+            "Not shown: the handoffs served by {}: no answer.",
+            others.missing.join(", ")
+        )
+    });
+    let all = merge::lists(mine.to_vec(), others, None);
+    (std::sync::Arc::new(all), missing)
 }
 
 /// Pending before decided; those this reviewer may decide first; then the most urgent;

@@ -40,6 +40,7 @@ struct SearchPage {
 pub async fn page(
     State(app): State<App>,
     Viewer(s): Viewer,
+    headers: axum::http::HeaderMap,
     query: Result<Query<SearchQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     // A search box never errors: a paging parameter that is not a number is ignored.
@@ -54,7 +55,7 @@ pub async fn page(
     request.limit = PAGE;
     let actor = s.actor.clone();
     let indexing = app.search_state().is_some_and(|(_, building)| building);
-    let answer = crate::blocking(move || app.search(request, &actor)).await;
+    let answer = crate::search::everywhere(&app, &headers, request, actor).await;
     let (hits, error) = match answer {
         Ok(Ok(hits)) => (hits, None),
         Ok(Err(e @ SearchFailed::Query(baton::search::SearchError::TooManyTerms(_)))) => {
