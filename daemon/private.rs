@@ -10,7 +10,8 @@
 //!   parties that write there (tantivy's segments) are covered by the umask alone, which is
 //!   why a umask and not a mode at every write site.
 //! - `repair` walks data_dir at start and narrows anything looser (a data_dir made by an older
-//!   baton, or copied back from a backup), with a warning naming what it changed.
+//!   baton, or copied back from a backup), with a warning naming what it changed; the daemon
+//!   narrows data_dir itself first and walks the rest beside its start.
 //! - `readable` turns the permission error another user's `baton search` or `baton export`
 //!   meets into one line that says what to do.
 
@@ -46,6 +47,29 @@ pub fn repair(data_dir: &Path) -> Vec<String> {
         }
     }
     changed
+}
+
+/// `repair` at start without holding the start up: data_dir itself is narrowed first (so
+/// another user can reach nothing inside it, whatever the modes there), then the walk of
+/// everything in it runs on a thread of its own (at 100,000 records, half a million stats),
+/// each change passed to `report`.
+pub fn repair_in_background(
+    data_dir: &Path,
+    report: impl Fn(String) + Send + 'static,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    if let Ok(meta) = std::fs::symlink_metadata(data_dir) {
+        if let Some(line) = narrow(data_dir, meta.file_type()) {
+            report(line);
+        }
+    }
+    let data_dir = data_dir.to_path_buf();
+    std::thread::Builder::new()
+        .name("baton-repair".into())
+        .spawn(move || {
+            for line in repair(&data_dir) {
+                report(line);
+            }
+        })
 }
 
 /// Narrows one entry; what was done, or None when it was owner-only already.

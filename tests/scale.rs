@@ -152,3 +152,69 @@ fn the_list_api_pages_by_limit_and_after_and_follows_decisions() {
         assert!(body.to_string().contains("limit"), "{body}");
     }
 }
+
+#[test]
+fn a_restart_loads_every_workspace_at_once_and_keeps_every_record_and_copy() {
+    let mut env = TestEnv::new();
+    let count = 40;
+    let names: Vec<String> = (0..count).map(|i| format!("w{i:02}")).collect();
+    for name in &names {
+        env.init(name);
+    }
+    let d = env.start();
+    for (i, name) in names.iter().enumerate() {
+        let doc = handoff(&format!("kept-{i:02}"));
+        write_atomic(&env.ws(name).join("handoff.json"), &bytes(&doc));
+    }
+    d.wait_until("all received", || {
+        let (_, body) = d.get("/api/v1/handoffs?state=pending&limit=1000");
+        body.as_array().map_or(0, Vec::len) == count
+    });
+    for i in (0..count).step_by(2) {
+        let (status, body) = d.decide(&format!("kept-{i:02}"), "approved", "fine");
+        assert_eq!(status, 200, "{body}");
+    }
+    d.stop();
+    // Copies lost while no daemon ran: published again by the load, on whichever thread.
+    for i in [1, 2] {
+        let copy = env
+            .ws(&names[i])
+            .join(format!(".baton/handoffs/kept-{i:02}/meta.json"));
+        std::fs::remove_file(copy).unwrap();
+    }
+
+    let d = env.start();
+    d.wait_until("ready", || d.health()["ready"] == true);
+    // And alpha, every test's own.
+    assert_eq!(d.health()["workspaces"], count + 1, "{}", d.health());
+    let keys = |state: &str| -> Vec<String> {
+        let (status, body) = d.get(&format!("/api/v1/handoffs?state={state}&limit=1000"));
+        assert_eq!(status, 200, "{body}");
+        let mut keys: Vec<String> = body
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["key"].as_str().unwrap().to_string())
+            .collect();
+        keys.sort();
+        keys
+    };
+    let expect = |odd: usize| -> Vec<String> {
+        (0..count)
+            .filter(|i| i % 2 == odd)
+            .map(|i| format!("kept-{i:02}"))
+            .collect()
+    };
+    assert_eq!(keys("decided"), expect(0));
+    assert_eq!(keys("pending"), expect(1));
+    for i in [1, 2] {
+        let copy = env
+            .ws(&names[i])
+            .join(format!(".baton/handoffs/kept-{i:02}/meta.json"));
+        assert!(copy.exists(), "{} published again", copy.display());
+    }
+    let decision = env
+        .ws(&names[2])
+        .join(".baton/handoffs/kept-02/decision.json");
+    assert!(decision.exists(), "the decided record's copy is whole");
+}

@@ -15,6 +15,10 @@ use serde::Deserialize;
 pub struct ListQuery {
     #[serde(default)]
     state: Option<DeliveryState>,
+    /// A page of at most this many (1 to `MAX_LISTED`, the default).
+    limit: Option<usize>,
+    /// The id of the last delivery of the page before.
+    after: Option<String>,
 }
 
 /// Whether this caller is a person with the admin role.
@@ -22,7 +26,8 @@ pub fn is_admin(actor: &Actor) -> bool {
     matches!(actor, Actor::Reviewer { roles, .. } if roles.iter().any(|r| r == "admin"))
 }
 
-/// `GET /api/v1/deliveries?state=pending|delivered|dead` (no state: all), newest first.
+/// `GET /api/v1/deliveries?state=pending|delivered|dead&limit=&after=` (no state: all),
+/// newest first, a page at a time.
 pub async fn list(
     State(app): State<App>,
     Caller(actor): Caller,
@@ -31,9 +36,22 @@ pub async fn list(
     if !matches!(actor, Actor::Reviewer { .. }) {
         return Err(ApiError::Forbidden("deliveries are for reviewers".into()));
     }
-    let Query(query) = query
-        .map_err(|_| ApiError::Unprocessable("state must be pending, delivered or dead".into()))?;
-    Ok(Json(blocking(move || app.deliveries(query.state)).await?))
+    let max = baton::outbox::MAX_LISTED;
+    let bad = || {
+        ApiError::Unprocessable(format!(
+            "state must be pending, delivered or dead, and limit a number from 1 to {max}"
+        ))
+    };
+    let Query(query) = query.map_err(|_| bad())?;
+    let limit = query.limit.unwrap_or(max);
+    if !(1..=max).contains(&limit) {
+        return Err(bad());
+    }
+    let page = move || app.deliveries(query.state, query.after.as_deref(), limit);
+    let page = blocking(page).await?;
+    Ok(Json(
+        page.map_err(|e| ApiError::Unprocessable(e.to_string()))?,
+    ))
 }
 
 /// `POST /api/v1/deliveries/{id}/retry`: a dead delivery is sent again now (admin).
@@ -69,11 +87,16 @@ pub(super) fn openapi_paths() -> serde_json::Value {
     let one = serde_json::json!({ "description": "the delivery", "content": { "application/json": { "schema": delivery } } });
     serde_json::json!({
         "/api/v1/deliveries": { "get": { "summary": "Notifications with every attempt, newest first (reviewers)",
-            "parameters": [{ "name": "state", "in": "query", "schema": { "enum": ["pending", "delivered", "dead"] } }],
+            "parameters": [{ "name": "state", "in": "query", "schema": { "enum": ["pending", "delivered", "dead"] } },
+                { "name": "limit", "in": "query", "description": "a page of at most this many (default and most: 1000)",
+                  "schema": { "type": "integer", "minimum": 1, "maximum": baton::outbox::MAX_LISTED } },
+                { "name": "after", "in": "query", "description": "the id of the last delivery of the page before",
+                  "schema": { "type": "string" } }],
             "security": [{ "bearer": [] }],
             "responses": { "200": { "description": "deliveries", "content": { "application/json": {
                     "schema": { "type": "array", "items": delivery } } } },
-                "401": error("no or unknown credentials"), "403": error("agent token"), "422": error("bad state") } } },
+                "401": error("no or unknown credentials"), "403": error("agent token"),
+                "422": error("bad state or limit, or `after` names no delivery kept") } } },
         "/api/v1/deliveries/{id}/retry": { "post": { "summary": "Send a dead delivery again now, its schedule started over (admin)",
             "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
             "security": [{ "bearer": [] }],

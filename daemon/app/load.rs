@@ -21,6 +21,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 const SEEN_CHECKPOINTS: &str = "checkpoints.json";
+/// Workspaces loaded at once at start. Loading is reading many small files (the store, the
+/// published copies, the audit log's tail): mostly waiting on the filesystem, one workspace
+/// independent of the others, so several threads overlap their waits (on a network mount,
+/// their round trips) and use every core for the rest.
+const LOADERS: usize = 16;
 /// Temp files older than this at start-up are left from crashed writes.
 const STALE_TEMP: Duration = Duration::from_secs(600);
 
@@ -75,7 +80,7 @@ pub(super) fn load(
         .filter(|r| r.is_pending())
         .max_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at))
         .map(|r| r.meta.key.clone());
-    let findings = published_copies::check(ws, &store, &anchors, &state.records);
+    let checked = published_copies::check(ws, &store, &anchors, &state.records);
     let loaded = Served {
         workspace: ws.clone(),
         store,
@@ -88,12 +93,32 @@ pub(super) fn load(
         approved: Default::default(),
     };
     for rec in loaded.lock().records.values() {
-        loaded.publish_record(rec);
+        // Copies just read and found current are not read again.
+        if !checked.current.contains(&rec.meta.key) {
+            loaded.publish_record(rec);
+        }
     }
     Ok(Loaded {
         ws: loaded,
-        findings,
+        findings: checked.findings,
     })
+}
+
+/// Runs `serve` on every workspace of `all`, on a bounded pool of threads; returns when
+/// each is done.
+pub(super) fn serve_all(all: &[Workspace], serve: impl Fn(&Workspace) + Sync) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..LOADERS.min(all.len()) {
+            s.spawn(|| {
+                while let Some(ws) =
+                    all.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    serve(ws);
+                }
+            });
+        }
+    });
 }
 
 /// A workspace served for the first time with this data_dir: any archive already in it was

@@ -261,11 +261,11 @@ impl App {
             }),
         };
         warnings.extend(outbox_warnings);
-        for ws in found.workspaces {
+        load::serve_all(&found.workspaces, |ws| {
             // One unreadable workspace must not keep the others from being served: it is
             // named on /healthz and tried again (see `served`).
-            let _ = app.serve_workspace(ws);
-        }
+            let _ = app.serve_workspace(ws.clone());
+        });
         Ok(Opened {
             app,
             admin_token,

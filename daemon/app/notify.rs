@@ -103,9 +103,15 @@ impl App {
         }
     }
 
-    /// Deliveries in `state` (all when `None`), newest first.
-    pub fn deliveries(&self, state: Option<State>) -> Vec<Delivery> {
-        self.inner.outbox.list(state)
+    /// Deliveries in `state` (all when `None`), newest first: up to `limit` after the one
+    /// with id `after` (the last of the page before).
+    pub fn deliveries(
+        &self,
+        state: Option<State>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, crate::outbox::PageError> {
+        self.inner.outbox.list(state, after, limit)
     }
 
     /// Endpoints their receivers disabled (`410 Gone`): name -> when and why.

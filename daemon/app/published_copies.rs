@@ -11,7 +11,7 @@ use crate::audit::anchor::{Anchors, Entry};
 use crate::events::now_rfc3339;
 use crate::store::Store;
 use crate::workspace::{key_dir_name, Workspace};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
 /// One forged or changed copy, as recorded.
@@ -23,28 +23,43 @@ pub struct Finding {
 
 const LIMIT: usize = 16 * 1024 * 1024;
 
-/// Compares every copy with the store; returns what was found tampered with.
+/// What `check` found.
+pub(super) struct Checked {
+    /// Copies tampered with (set aside).
+    pub findings: Vec<Finding>,
+    /// Keys whose copy in the workspace is, file for file, what the store publishes: nothing
+    /// to publish again at start.
+    pub current: HashSet<String>,
+}
+
+/// Compares every copy with the store; returns what was found tampered with, and which
+/// records' copies are current.
 pub(super) fn check(
     ws: &Workspace,
     store: &Store,
     anchors: &Anchors,
     records: &BTreeMap<String, Record>,
-) -> Vec<Finding> {
+) -> Checked {
     let known: HashMap<String, &Record> = records
         .values()
         .map(|r| (key_dir_name(&r.meta.key), r))
         .collect();
     let mut found = Vec::new();
+    let mut current = HashSet::new();
     for dir in ws.list_dirs(&ws.handoffs_dir()).unwrap_or_default() {
         let folder = ws.handoffs_dir().join(&dir);
         let truth: HashMap<String, Vec<u8>> = match known.get(&dir) {
             Some(rec) => published(store, &rec.meta.key).into_iter().collect(),
             None => HashMap::new(),
         };
-        for file in ws.list_json_in(&folder) {
+        let files = ws.list_json_in(&folder);
+        let mut same = files.len() == truth.len();
+        for file in files {
             let Ok(Some(copy)) = ws.read(&folder.join(&file), LIMIT) else {
+                same = false;
                 continue;
             };
+            same &= truth.get(&file) == Some(&copy);
             let why = match known.get(&dir) {
                 None if claims_a_record(&file) => {
                     Some("a record of a handoff the daemon never received".to_string())
@@ -57,8 +72,14 @@ pub(super) fn check(
                 found.push(set_aside(ws, anchors, &folder.join(&file), &copy, text));
             }
         }
+        if let (true, Some(rec)) = (same, known.get(&dir)) {
+            current.insert(rec.meta.key.clone());
+        }
     }
-    found
+    Checked {
+        findings: found,
+        current,
+    }
 }
 
 /// Files whose presence would make a folder look like a record: anything but the copies of

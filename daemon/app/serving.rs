@@ -88,11 +88,14 @@ impl App {
             }
             return held;
         }
-        let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
-        if owners.contains_key(&ws.root) {
-            return true;
+        {
+            let owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+            if owners.contains_key(&ws.root) {
+                return true;
+            }
         }
-        let mut waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        // Taken without holding the maps: workspaces are loaded on several threads at start,
+        // and one workspace is only ever taken by one of them (or by its ingest lane).
         let taken = self
             .inner
             .life
@@ -101,6 +104,8 @@ impl App {
             .and_then(|life| {
                 crate::locks::take_workspace(ws, &self.inner.me, &life).map(|()| life)
             });
+        let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+        let mut waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
         match taken {
             Ok(life) => {
                 owners.insert(ws.root.clone(), Some(life));

@@ -30,9 +30,10 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     // The address bound, port 0 resolved: what a cluster's other nodes are told to reach.
     config.listen = listener.local_addr()?;
     config.check_paths()?;
-    for line in baton::private::repair(&config.data_dir) {
-        tracing::warn!("{}: data_dir: {line}", config.source_name);
-    }
+    let source = config.source_name.clone();
+    baton::private::repair_in_background(&config.data_dir, move |line| {
+        tracing::warn!("{source}: data_dir: {line}");
+    })?;
     let source = config.source_name.clone();
     let opened = App::open(config)?;
     for warning in &opened.warnings {

@@ -5,6 +5,12 @@ use super::spool::{Delivery, SpoolError, State};
 use super::{worker, Outbox, MAX_LISTED};
 
 #[derive(Debug, thiserror::Error)]
+pub enum PageError {
+    #[error("no delivery with id \"{0}\" is kept (forgotten since, or never made); list from the first page")]
+    UnknownAfter(String),
+}
+
+#[derive(Debug, thiserror::Error)]
 pub enum RetryError {
     #[error("no delivery with id \"{0}\"")]
     NotFound(String),
@@ -15,17 +21,18 @@ pub enum RetryError {
 }
 
 impl Outbox {
-    /// Deliveries in `state` (all when `None`), newest first, without their bodies.
-    pub fn list(&self, state: Option<State>) -> Vec<Delivery> {
+    /// Deliveries in `state` (all when `None`), newest first, without their bodies: up to
+    /// `limit` (at most `MAX_LISTED`) after the delivery with id `after`.
+    pub fn list(
+        &self,
+        state: Option<State>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Delivery>, PageError> {
         let index = self.shared.lock();
-        let mut out: Vec<Delivery> = index
-            .values()
-            .filter(|d| state.is_none_or(|s| d.state == s))
-            .map(without_body)
-            .collect();
-        out.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
-        out.truncate(MAX_LISTED);
-        out
+        let page = index.page(state, after, limit.min(MAX_LISTED));
+        let page = page.ok_or_else(|| PageError::UnknownAfter(after.unwrap_or_default().into()))?;
+        Ok(page.into_iter().map(without_body).collect())
     }
 
     /// Endpoints disabled by a `410 Gone`: name -> when and why.

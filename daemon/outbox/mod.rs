@@ -11,6 +11,7 @@ mod attempt;
 mod audience;
 mod dead;
 mod endpoint;
+mod index;
 mod letter;
 mod mail;
 mod sign;
@@ -20,7 +21,7 @@ mod webhook;
 mod worker;
 
 pub use audience::Audience;
-pub use dead::RetryError;
+pub use dead::{PageError, RetryError};
 pub use letter::Facts;
 pub use mail::{MailError, MailRequest};
 pub use sign::{BadSecret, Key};
@@ -34,7 +35,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use spool::Spool;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -88,7 +89,7 @@ pub enum OpenError {
 /// What the outbox and its workers share.
 struct Shared {
     spool: Box<dyn Keep>,
-    index: Mutex<BTreeMap<String, Delivery>>,
+    index: Mutex<index::Index>,
     disabled: Disabled,
     schedule: Vec<f64>,
     /// How long delivered deliveries are kept (`keep_delivered_s`), in ms.
@@ -121,7 +122,7 @@ impl Outbox {
             .map(|w| Arc::new(Endpoint::new(w)))
             .collect();
         let keep_ms = config.deliveries.keep_delivered_s.saturating_mul(1000);
-        let mut index = BTreeMap::new();
+        let mut index = index::Index::default();
         let mut changed = Vec::new();
         for mut d in loaded {
             if expired(&d, worker::now_ms(), keep_ms) {
@@ -310,7 +311,7 @@ impl Outbox {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Delivery>> {
+    fn lock(&self) -> MutexGuard<'_, index::Index> {
         self.index.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -339,7 +340,7 @@ impl Shared {
     }
 
     /// Sets the gauges of deliveries by state.
-    fn count(&self, index: &BTreeMap<String, Delivery>) {
+    fn count(&self, index: &index::Index) {
         for s in [State::Pending, State::Delivered, State::Dead] {
             let n = index.values().filter(|d| d.state == s).count();
             let label = StateLabel {
@@ -411,9 +412,18 @@ mod tests {
             outbox.shared.lock().insert(d.id.clone(), d.clone());
         }
         outbox.shared.prune("webhook:ops");
-        let left: Vec<String> = outbox.list(None).into_iter().map(|d| d.id).collect();
+        let left: Vec<String> = outbox
+            .list(None, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|d| d.id)
+            .collect();
         assert_eq!(left, ["msg_dead"]);
         let (reopened, _) = open().unwrap();
-        assert_eq!(reopened.list(None).len(), 1, "gone from disk too");
+        assert_eq!(
+            reopened.list(None, None, 10).unwrap().len(),
+            1,
+            "gone from disk too"
+        );
     }
 }

@@ -12,6 +12,7 @@ use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 pub const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -386,4 +387,47 @@ fn a_slack_format_webhook_posts_text_and_blocks_signed_all_the_same() {
     assert!(text.contains("/handoffs/"), "{text}");
     assert!(body["blocks"].as_array().is_some_and(|b| !b.is_empty()));
     daemon.stop();
+}
+
+#[test]
+fn deliveries_are_listed_a_page_at_a_time_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), 0, &[]);
+    let mut env = TestEnv::with_config(&config(&receiver.url(), "0"));
+    for name in ["beta", "gamma"] {
+        env.init(name);
+    }
+    let daemon = env.start();
+    for (name, id) in [("alpha", "one"), ("beta", "two"), ("gamma", "three")] {
+        submit_to(&env, name, id);
+        daemon.wait_until("delivered", || {
+            deliveries(&daemon, "delivered")
+                .iter()
+                .any(|d| d["key"] == id)
+        });
+        // Made a clock tick apart, so newest first is this order reversed.
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let page = |query: &str| -> Vec<String> {
+        let (status, body) = daemon.get(&format!("/api/v1/deliveries?{query}"));
+        assert_eq!(status, 200, "{query}: {body}");
+        let list = body.as_array().unwrap();
+        list.iter()
+            .map(|d| d["key"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(page(""), ["three", "two", "one"]);
+    assert_eq!(page("limit=2"), ["three", "two"]);
+    let (_, first) = daemon.get("/api/v1/deliveries?limit=2");
+    let last = first[1]["id"].as_str().unwrap();
+    assert_eq!(page(&format!("limit=2&after={last}")), ["one"]);
+    assert_eq!(
+        page(&format!("state=delivered&limit=5&after={last}")),
+        ["one"]
+    );
+    assert!(page(&format!("state=dead&after={last}")).is_empty());
+    for bad in ["limit=0", "limit=1001", "after=msg_never"] {
+        let (status, body) = daemon.get(&format!("/api/v1/deliveries?{bad}"));
+        assert_eq!(status, 422, "{bad}: {body}");
+    }
 }

@@ -18,7 +18,12 @@ use serde::Deserialize;
 #[serde(default)]
 pub struct Filter {
     state: Option<String>,
+    /// The id of the last delivery of the page before.
+    after: Option<String>,
 }
+
+/// Deliveries on one page.
+const PAGE: usize = 100;
 
 #[derive(Template)]
 #[template(path = "deliveries.html")]
@@ -27,6 +32,10 @@ struct DeliveriesPage {
     deliveries: Vec<Delivery>,
     disabled: Vec<(String, String)>,
     state: String,
+    /// The link to the next (older) page, when this one is full.
+    older: Option<String>,
+    /// The page shown is not the first.
+    paged: bool,
     /// The filter's choices, each with whether it is the one shown.
     options: Vec<(&'static str, bool)>,
     admin: bool,
@@ -44,25 +53,46 @@ fn parse_state(s: &str) -> Option<DeliveryState> {
 
 pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Filter>) -> Response {
     let state = f.state.unwrap_or_default();
-    show(app, &s, state, None).await
+    show(app, &s, state, f.after, None).await
 }
 
 async fn show(
     app: App,
     s: &baton::login::SignedIn,
     state: String,
-    error: Option<String>,
+    after: Option<String>,
+    mut error: Option<String>,
 ) -> Response {
     let wanted = parse_state(&state);
-    let listed = crate::blocking(move || (app.deliveries(wanted), app.disabled_endpoints())).await;
-    let Ok((deliveries, disabled)) = listed else {
+    let paged = after.is_some();
+    let listed = crate::blocking(move || {
+        let page = app.deliveries(wanted, after.as_deref(), PAGE);
+        (page, app.disabled_endpoints())
+    })
+    .await;
+    let Ok((page, disabled)) = listed else {
         return super::internal_error();
     };
+    let deliveries = page.unwrap_or_else(|e| {
+        error.get_or_insert(e.to_string());
+        Vec::new()
+    });
+    let state = wanted.map_or("", |w| w.as_str()).to_string();
+    let older = (deliveries.len() == PAGE).then(|| {
+        let last = deliveries.last().map_or("", |d| d.id.as_str());
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        if !state.is_empty() {
+            query.append_pair("state", &state);
+        }
+        format!("/deliveries?{}", query.append_pair("after", last).finish())
+    });
     render(&DeliveriesPage {
         chrome: Chrome::new(s, "deliveries"),
         deliveries,
         disabled,
-        state: wanted.map_or("", |w| w.as_str()).to_string(),
+        older,
+        paged,
+        state,
         options: [
             DeliveryState::Pending,
             DeliveryState::Delivered,
@@ -92,7 +122,7 @@ pub async fn retry(
     let app2 = app.clone();
     match crate::blocking(move || app2.retry_delivery(&id)).await {
         Ok(Ok(_)) => Redirect::to("/deliveries?state=pending").into_response(),
-        Ok(Err(e)) => show(app, &s, "dead".into(), Some(e.to_string())).await,
+        Ok(Err(e)) => show(app, &s, "dead".into(), None, Some(e.to_string())).await,
         Err(_) => super::internal_error(),
     }
 }
