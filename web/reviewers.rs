@@ -54,10 +54,14 @@ pub(super) fn openapi_paths() -> serde_json::Value {
     let presence = json!({ "type": "object", "required": ["name", "away"], "properties": {
         "name": { "type": "string" }, "away": { "type": "boolean" },
         "since": { "type": "string", "format": "date-time", "description": "since when they are away; absent when they are not" } } });
-    let ok = |schema: serde_json::Value| json!({ "description": "OK",
-        "content": { "application/json": { "schema": schema } } });
-    let err = |d: &str| json!({ "description": d,
-        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } });
+    let ok = |schema: serde_json::Value| {
+        json!({ "description": "OK",
+        "content": { "application/json": { "schema": schema } } })
+    };
+    let err = |d: &str| {
+        json!({ "description": d,
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+    };
     let load = json!({ "type": "object", "required": ["name", "roles", "claims", "assigned", "away"], "properties": {
         "name": { "type": "string" }, "roles": { "type": "array", "items": { "type": "string" } },
         "claims": { "type": "integer", "description": "pending handoffs they hold a claim on, assignments included" },

@@ -111,7 +111,10 @@ impl App {
         else {
             return;
         };
-        let Some(route) = self.route_of(rec, name).filter(|r| r.name == assignment.route) else {
+        let Some(route) = self
+            .route_of(rec, name)
+            .filter(|r| r.name == assignment.route)
+        else {
             return;
         };
         let Moving::On(why) = self.moving(route, rec, name, claim) else {
@@ -218,7 +221,10 @@ impl App {
         data: serde_json::Value,
     ) {
         let assigned = st.records.get(key).and_then(Record::claimed);
-        let Some(holder) = assigned.filter(|c| c.assigned.is_some()).map(|c| c.by.clone()) else {
+        let Some(holder) = assigned
+            .filter(|c| c.assigned.is_some())
+            .map(|c| c.by.clone())
+        else {
             return;
         };
         let mut data = data;
@@ -271,7 +277,8 @@ impl App {
 
     /// Every reviewer's load and presence, in `[[users]]` order (admins only).
     pub fn reviewer_loads(&self, actor: &Actor) -> Result<Vec<Load>, LoadError> {
-        let admin = matches!(actor, Actor::Reviewer { roles, .. } if roles.iter().any(|r| r == "admin"));
+        let admin =
+            matches!(actor, Actor::Reviewer { roles, .. } if roles.iter().any(|r| r == "admin"));
         if !admin {
             return Err(LoadError::Forbidden);
         }

@@ -50,7 +50,10 @@ impl App {
         }
         let progress = Progress::of(Some(route), rec);
         // A handoff the route assigned is the assignee's alone until it moves on.
-        let assignee = rec.claimed().filter(|c| c.assigned.is_some()).map(|c| &c.by);
+        let assignee = rec
+            .claimed()
+            .filter(|c| c.assigned.is_some())
+            .map(|c| &c.by);
         let mut to: Vec<String> = Vec::new();
         for u in &self.config().users {
             let Some(addr) = u.email.as_deref() else {

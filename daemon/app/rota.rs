@@ -87,7 +87,10 @@ impl Rota {
     /// The workspaces holding a handoff assigned to `name`.
     pub fn assigned_to(&self, name: &str) -> Vec<String> {
         let state = self.lock();
-        let mine = state.held.iter().filter(|(_, h)| h.assigned && h.by == name);
+        let mine = state
+            .held
+            .iter()
+            .filter(|(_, h)| h.assigned && h.by == name);
         let mut list: Vec<String> = mine.map(|((ws, _), _)| ws.clone()).collect();
         list.dedup();
         list
