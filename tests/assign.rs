@@ -449,3 +449,57 @@ fn a_reviewer_marks_themselves_away_on_the_page_and_admins_see_the_load() {
     );
     assert!(page.body.contains("Take it: I am on it"));
 }
+
+#[test]
+fn an_assignee_who_approved_a_quorum_handoff_passes_it_on_at_once() {
+    let mut env = TestEnv::with_config(&team("assign = \"round_robin\"\nmin_approvals = 2"));
+    let d = env.start();
+    submit(&env, &d, "alpha", "two");
+    assert_eq!(holder(&d, "two").as_deref(), Some("alice"));
+    let (status, body) = d.post_as(
+        "/api/v1/handoffs/two/decision",
+        Some("alice-token"),
+        r#"{"outcome":"approved"}"#,
+    );
+    assert_eq!(status, 202, "{body}");
+    d.wait_until("passed to bob", || {
+        holder(&d, "two").as_deref() == Some("bob")
+    });
+    let log = claim_events(&env, "alpha");
+    assert_eq!(log[1].1["why"], "alice can no longer move it on");
+    // bob's approval closes it, and with it the assignment.
+    let (status, body) = d.post_as(
+        "/api/v1/handoffs/two/decision",
+        Some("bob-token"),
+        r#"{"outcome":"approved"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let loads = d.get("/api/v1/reviewers").1;
+    assert!(
+        loads.as_array().unwrap().iter().all(|l| l["claims"] == 0),
+        "{loads}"
+    );
+}
+
+#[test]
+fn an_escalation_ends_the_assignment_and_the_handoff_is_everyones() {
+    let config = [
+        team("assign = \"round_robin\"\nescalate_after_s = 1\nescalate_to = \"oncall\"\ntriggers = [\"low_confidence\"]"),
+        "[[routes]]\nname = \"oncall\"\n".to_string(),
+    ]
+    .concat();
+    let mut env = TestEnv::with_config(&config);
+    let d = env.start();
+    submit(&env, &d, "alpha", "late");
+    assert_eq!(holder(&d, "late").as_deref(), Some("alice"));
+    d.wait_until("escalated", || detail(&d, "late")["route"] == "oncall");
+    d.wait_until("let go", || holder(&d, "late").is_none());
+    let log = claim_events(&env, "alpha");
+    assert_eq!(
+        log.last().unwrap(),
+        &(
+            "handoff.unclaimed".to_string(),
+            json!({"by": "route", "holder": "alice", "escalated_to": "oncall"})
+        )
+    );
+}
