@@ -1,5 +1,5 @@
 //! Reviewers as people: `GET`/`POST /api/v1/me/away` (a reviewer away is assigned no work),
-//! and `GET /api/v1/reviewers`, every reviewer's load, for admins. Thin over
+//! and `GET /api/v1/reviewers`, reviewers' load (everyone's for admins, one's own otherwise). Thin over
 //! `App::presence`, `App::set_away` and `App::reviewer_loads`, as the reviewers page is.
 
 use super::api::json_body;
@@ -40,8 +40,8 @@ pub async fn set_away(
     ))
 }
 
-/// `GET /api/v1/reviewers`: every configured person's open claims, assignments and presence
-/// (admins only).
+/// `GET /api/v1/reviewers`: configured people's open claims, assignments and presence: an
+/// admin's answer has everyone, anyone else's their own line.
 pub async fn loads(
     State(app): State<App>,
     Caller(actor): Caller,
@@ -82,9 +82,9 @@ pub(super) fn openapi_paths() -> serde_json::Value {
                     "403": err("agent token: only people are away"), "422": err("bad body"),
                     "503": err("not recorded; send it again") } } },
         "/api/v1/reviewers": { "get": {
-            "summary": "Every configured person's load: open claims, assignments, away (admins only)",
+            "summary": "Configured people's load: open claims, assignments, away (admins: everyone; others: their own line)",
             "security": [{ "bearer": [] }],
             "responses": { "200": ok(json!({ "type": "array", "items": load })),
-                "401": err("no or unknown credentials"), "403": err("not an admin") } } }
+                "401": err("no or unknown credentials"), "403": err("agent token") } } }
     })
 }

@@ -26,7 +26,7 @@ use serde_json::json;
 /// The name that makes a route's claims, in events and in `claim.json`'s `released_by`.
 pub const ROUTE: &str = "route";
 
-/// One reviewer's load, for admins (`GET /api/v1/reviewers`, the reviewers page).
+/// One reviewer's load (`GET /api/v1/reviewers`, the reviewers page).
 #[derive(Debug, Clone, Serialize)]
 pub struct Load {
     pub name: String,
@@ -42,7 +42,7 @@ pub struct Load {
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("only an admin sees every reviewer's load")]
+    #[error("agent tokens hold no claims: only people have a load")]
     Forbidden,
 }
 
@@ -275,15 +275,16 @@ impl App {
         self.inner.rota.note(ws, &rec.meta.key, held);
     }
 
-    /// Every reviewer's load and presence, in `[[users]]` order (admins only).
+    /// Reviewers' load and presence, in `[[users]]` order: everyone's for an admin, one's
+    /// own for anyone else.
     pub fn reviewer_loads(&self, actor: &Actor) -> Result<Vec<Load>, LoadError> {
-        let admin =
-            matches!(actor, Actor::Reviewer { roles, .. } if roles.iter().any(|r| r == "admin"));
-        if !admin {
+        let Actor::Reviewer { name, roles } = actor else {
             return Err(LoadError::Forbidden);
-        }
+        };
+        let admin = roles.iter().any(|r| r == "admin");
         let holdings = self.inner.rota.holdings();
-        let loads = self.config().users.iter().map(|u| {
+        let shown = self.config().users.iter();
+        let loads = shown.filter(|u| admin || u.name == *name).map(|u| {
             let h = holdings.get(&u.name).copied().unwrap_or(Holding::default());
             let away_since = self.inner.away.since(&u.name);
             Load {

@@ -1,5 +1,5 @@
 //! `/reviewers`: the signed-in reviewer's presence with the control to mark themselves away
-//! or back, and for admins every reviewer's load (open claims, assignments, away). The same
+//! or back, and their load (open claims, assignments); admins see every reviewer's. The same
 //! `App::presence`, `App::set_away` and `App::reviewer_loads` as the API.
 
 use super::forms::{csrf_refused, Form};
@@ -18,8 +18,8 @@ const PAGE: &str = "/reviewers";
 struct ReviewersPage {
     chrome: Chrome,
     me: Presence,
-    /// Every reviewer's load; `None` for someone who is not an admin.
-    loads: Option<Vec<Load>>,
+    /// Every reviewer's load for an admin; one's own for anyone else.
+    loads: Vec<Load>,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -27,14 +27,14 @@ struct ReviewersPage {
 pub async fn page(State(app): State<App>, Viewer(s): Viewer) -> Response {
     let actor = s.actor.clone();
     let found = crate::blocking(move || (app.presence(&actor), app.reviewer_loads(&actor))).await;
-    let Ok((Ok(me), loads)) = found else {
+    let Ok((Ok(me), Ok(loads))) = found else {
         return super::internal_error();
     };
     let said = flash::take(&s, PAGE).unwrap_or_default();
     render(&ReviewersPage {
         chrome: Chrome::new(&s, "reviewers"),
         me,
-        loads: loads.ok(),
+        loads,
         notice: said.notice,
         error: said.error,
     })
