@@ -91,6 +91,33 @@ pub struct Route {
     /// Distinct reviewers whose approvals close a handoff (default 1; see `app/quorum.rs`).
     #[serde(default)]
     pub min_approvals: Option<u32>,
+    /// Assign each new handoff to one reviewer of the route (see `app/assign.rs`).
+    #[serde(default)]
+    pub assign: Option<AssignMode>,
+    /// Seconds an assignee has to act (claim, approve, decide) before the handoff is
+    /// reassigned to the next eligible reviewer; without it an assignment holds until the
+    /// route's escalation.
+    #[serde(default)]
+    pub assign_timeout_s: Option<u64>,
+}
+
+/// How a route picks the reviewer a new handoff is assigned to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AssignMode {
+    /// The next eligible reviewer after the one assigned last, in `[[users]]` order.
+    RoundRobin,
+    /// The eligible reviewer holding the fewest open claims (round robin among equals).
+    LeastLoaded,
+}
+
+impl AssignMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AssignMode::RoundRobin => "round_robin",
+            AssignMode::LeastLoaded => "least_loaded",
+        }
+    }
 }
 
 fn all_workspaces() -> Vec<String> {
@@ -203,6 +230,23 @@ pub fn may_decide(route: Option<&Route>, name: &str, roles: &[String]) -> bool {
         .any(|entry| match entry.strip_prefix("role:") {
             Some(role) => roles.iter().any(|r| r == role),
             None => entry == name,
+        })
+}
+
+/// Whether `route` names a person among its reviewers: by name, or by a `role:` entry; a
+/// route naming no reviewers names everyone with the `reviewer` role. Unlike `may_decide`,
+/// admins are not named for being admins: this is who the route's work is for (mailed,
+/// assigned), not who may step in.
+pub fn lists(route: &Route, name: &str, roles: &[String]) -> bool {
+    if route.reviewers.is_empty() {
+        return roles.iter().any(|r| r == "reviewer");
+    }
+    route
+        .reviewers
+        .iter()
+        .any(|e| match e.strip_prefix("role:") {
+            Some(role) => roles.iter().any(|r| r == role),
+            None => e == name,
         })
 }
 

@@ -7,6 +7,7 @@ mod agent_docs;
 mod anchors;
 mod approved;
 mod artifacts;
+mod assign;
 mod audit;
 mod auth;
 mod browser;

@@ -4,7 +4,9 @@
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use baton::app::{BulkError, ClaimError, DecideError, LockApiError, OwnerError, UploadError};
+use baton::app::{
+    AwayError, BulkError, ClaimError, DecideError, LoadError, LockApiError, OwnerError, UploadError,
+};
 use baton::locks::LockError;
 use baton::outbox::RetryError;
 use serde_json::{json, Value};
@@ -31,6 +33,10 @@ pub enum ApiError {
     Upload(#[from] UploadError),
     #[error(transparent)]
     Owner(#[from] OwnerError),
+    #[error(transparent)]
+    Away(#[from] AwayError),
+    #[error(transparent)]
+    Load(#[from] LoadError),
     #[error("{0}")]
     Unprocessable(String),
     #[error("{0}")]
@@ -93,6 +99,13 @@ impl ApiError {
             ApiError::Decide(DecideError::Io(e)) | ApiError::Claim(ClaimError::Io(e)) => {
                 // Nothing was recorded (fail closed): the same request can be sent again.
                 tracing::error!(error = %e, "change not recorded");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            ApiError::Away(AwayError::NotReviewer) | ApiError::Load(LoadError::Forbidden) => {
+                StatusCode::FORBIDDEN
+            }
+            ApiError::Away(e @ AwayError::Io { .. }) => {
+                tracing::error!(error = %e, "away mark not recorded");
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,

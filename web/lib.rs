@@ -17,6 +17,7 @@ mod pages;
 mod peers;
 
 mod review;
+mod reviewers;
 mod search;
 pub mod server;
 mod sse;
@@ -130,6 +131,9 @@ fn table() -> Routes {
         .at(Method::GET, "/api/v1/events", sse::events)
         .at(Method::GET, "/api/v1/search", search::search)
         .at(Method::GET, "/api/v1/keys", keys::list)
+        .at(Method::GET, "/api/v1/me/away", reviewers::presence)
+        .at(Method::POST, "/api/v1/me/away", reviewers::set_away)
+        .at(Method::GET, "/api/v1/reviewers", reviewers::loads)
         .at(Method::GET, "/api/v1/deliveries", deliveries::list)
         .at(
             Method::POST,

@@ -250,5 +250,11 @@ pub fn document() -> Value {
     {
         paths.extend(more);
     }
+    if let (Some(paths), Value::Object(more)) = (
+        doc["paths"].as_object_mut(),
+        super::reviewers::openapi_paths(),
+    ) {
+        paths.extend(more);
+    }
     doc
 }

@@ -80,8 +80,13 @@ impl App {
             at: now_rfc3339(),
             released_by: None,
             released_at: None,
+            assigned: None,
         };
-        let data = json!({ "by": name, "taken_from": taken_from });
+        let data = match taken_from {
+            // The assignee takes up what the route gave them: the assignment's clock stops.
+            Some(from) if from == name => json!({ "by": name, "accepted": "route" }),
+            from => json!({ "by": name, "taken_from": from }),
+        };
         let event = Event::new(
             EventType::HandoffClaimed,
             &ws.workspace.name,
@@ -120,6 +125,9 @@ impl App {
             )));
         }
         match rec.claimed() {
+            Some(c) if c.by == name && c.assigned.is_some() => {
+                Ok(Claiming::Takes(Some(name.to_string())))
+            }
             Some(c) if c.by == name => Ok(Claiming::Holds),
             Some(c) if takeover && is_admin(roles) => Ok(Claiming::Takes(Some(c.by.clone()))),
             Some(_) if takeover => Err(ClaimError::Forbidden(
@@ -141,7 +149,7 @@ impl App {
     ) -> bool {
         matches!(
             self.claim_by(ws, rec, name, roles, true),
-            Ok(Claiming::Takes(Some(_)))
+            Ok(Claiming::Takes(Some(from))) if from != name
         )
     }
 
@@ -176,7 +184,7 @@ impl App {
     }
 
     /// Commits a claim change, logs its event, publishes it; undone if the event fails.
-    fn change_claim(
+    pub(super) fn change_claim(
         &self,
         ws: &Served,
         st: &mut WsState,
@@ -194,6 +202,7 @@ impl App {
         }
         ws.publish(key, CLAIM, Some(&bytes));
         rec.review.claim = Some(claim);
+        self.note_claim(&ws.workspace.name, rec);
         Ok(())
     }
 
@@ -204,6 +213,7 @@ impl App {
         if rec.review.claim.take().is_none() {
             return;
         }
+        self.note_claim(&ws.workspace.name, rec);
         let key = &rec.meta.key;
         if let Err(e) = ws.uncommit(key, CLAIM) {
             tracing::warn!(workspace = %ws.workspace.name, key, error = %e, "cannot remove the claim of a decided handoff");
@@ -238,7 +248,11 @@ pub(super) fn recovered(rec: &Record, last: &str, workspace: &str) -> Vec<Event>
     let key = Some(rec.meta.key.as_str());
     let mut events = Vec::new();
     if c.at.as_str() > last {
-        let data = json!({ "by": c.by, "recovered": true, "happened_at": c.at });
+        let data = match &c.assigned {
+            Some(a) => json!({ "by": super::assign::ROUTE, "assignee": c.by, "route": a.route,
+                               "recovered": true, "happened_at": c.at }),
+            None => json!({ "by": c.by, "recovered": true, "happened_at": c.at }),
+        };
         events.push(Event::new(EventType::HandoffClaimed, workspace, key, data));
     }
     if let (Some(by), Some(at)) = (&c.released_by, &c.released_at) {

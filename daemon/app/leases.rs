@@ -81,6 +81,7 @@ impl App {
         };
         let ws = served.workspace.clone();
         self.disown(&ws);
+        self.inner.rota.forget_workspace(&ws.name);
         self.inner
             .by_root
             .write()

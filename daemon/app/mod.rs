@@ -12,7 +12,9 @@ mod artifact_preview;
 mod artifact_raw;
 mod artifact_view;
 mod artifacts;
+mod assign;
 mod audience;
+mod away;
 mod bulk;
 mod changes;
 mod checkpoints;
@@ -50,6 +52,7 @@ mod recover;
 mod repair;
 pub mod replay;
 mod revise;
+mod rota;
 mod route;
 mod search;
 mod seen;
@@ -67,6 +70,8 @@ pub use artifact_preview::{Against, Body, Preview, Source};
 pub use artifact_raw::MAX_IMAGE_BYTES;
 pub use artifact_raw::{Raw, MAX_RAW_BYTES};
 pub use artifact_view::{approved_path, ArtifactView, Change, Check, ViewError};
+pub use assign::{Load, LoadError};
+pub use away::{AwayError, Presence};
 pub use bulk::{BulkError, KeyResult, MAX_BULK};
 pub use changes::{Changes, Comparison, FieldChange};
 pub use claim::{ClaimError, ClaimView};
@@ -147,6 +152,10 @@ struct Inner {
     audiences: audience::Audiences,
     /// What each reviewer last saw of each handoff, for the queue's marks.
     seen: seen::Seen,
+    /// Who said they are away, so routes assign them nothing.
+    away: away::Away,
+    /// Every open claim by holder, and the assigning routes' rounds.
+    rota: rota::Rota,
     /// Full-text search; `None` when its index could not be opened (search answers 503).
     search: Option<crate::search::Search>,
     shutdown: CancellationToken,
@@ -225,6 +234,8 @@ impl App {
                 outbox,
                 audiences: Default::default(),
                 seen: seen::Seen::open(&config.data_dir),
+                away: away::Away::open(&config.data_dir),
+                rota: rota::Rota::open(&config.data_dir),
                 tokens,
                 logins,
                 keyring,
@@ -311,6 +322,7 @@ impl App {
             for rec in st.records.values() {
                 let routed = rec.meta.route.as_ref();
                 self.note_audience(&rec.meta.key, &rec.handoff, routed, &ws.name);
+                self.note_claim(&ws.name, rec);
             }
             let pending = st.records.values().filter(|r| r.is_pending()).count();
             self.metrics().pending.inc_by(pending as i64);

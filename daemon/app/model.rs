@@ -54,6 +54,18 @@ pub struct Claim {
     pub released_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub released_at: Option<String>,
+    /// Set when the route made this claim for `by` (an assignment), not `by` themselves.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned: Option<Assignment>,
+}
+
+/// A claim the route made: which route, and who had the handoff before (oldest first), so
+/// a reassignment never goes back to someone who let it pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Assignment {
+    pub route: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub passed: Vec<String>,
 }
 
 /// An artifact as it was at receipt.

@@ -2,9 +2,7 @@
 //! a delivery goes dead, and the deliveries for the API and pages.
 
 use super::model::Progress;
-use super::state::Record;
 use super::App;
-use crate::config::{Route, User};
 use crate::events::{Event, EventType};
 use crate::outbox::{Delivery, Facts, Hooks, MailRequest, RetryError, State};
 use serde_json::json;
@@ -51,12 +49,18 @@ impl App {
             return None;
         }
         let progress = Progress::of(Some(route), rec);
+        // A handoff the route assigned is the assignee's alone until it moves on.
+        let assignee = rec
+            .claimed()
+            .filter(|c| c.assigned.is_some())
+            .map(|c| &c.by);
         let mut to: Vec<String> = Vec::new();
         for u in &self.config().users {
             let Some(addr) = u.email.as_deref() else {
                 continue;
             };
-            if mailed(route, rec, &progress, u)
+            if assignee.is_none_or(|a| *a == u.name)
+                && super::assign::moves_on(route, rec, &progress, u)
                 && !self.is_sender(h, &d.workspace, &u.name)
                 && !to.iter().any(|t| t.eq_ignore_ascii_case(addr))
             {
@@ -123,29 +127,4 @@ impl App {
     pub fn retry_delivery(&self, id: &str) -> Result<Delivery, RetryError> {
         self.inner.outbox.retry(id)
     }
-}
-
-/// Whether user `u` is mailed about pending `rec` on `route`: the route lists them (by name,
-/// or by a `role:` entry; a route naming no reviewers: everyone with the `reviewer` role) or
-/// they hold a `sign_off` role the route admits, and their approval would count now (the
-/// quorum's own gate): the only holder of a required role is told, while a reviewer who
-/// could not complete the gate is not.
-fn mailed(route: &Route, rec: &Record, progress: &Progress, u: &User) -> bool {
-    let listed = if route.reviewers.is_empty() {
-        u.roles.iter().any(|r| r == "reviewer")
-    } else {
-        route
-            .reviewers
-            .iter()
-            .any(|e| match e.strip_prefix("role:") {
-                Some(role) => u.roles.iter().any(|r| r == role),
-                None => *e == u.name,
-            })
-    };
-    let signer = rec
-        .handoff
-        .sign_off
-        .iter()
-        .any(|s| route.sign_off_roles.contains(s) && u.roles.contains(s));
-    (listed || signer) && super::quorum::gate(progress, &u.name, &u.roles).is_ok()
 }

@@ -18,6 +18,9 @@ pub struct Standing {
     pub claimed_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claimed_at: Option<String>,
+    /// The claim was made by the route (an assignment, see `assign`), not its holder.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub assigned: bool,
     /// Whether the caller may decide it now: it is pending, the route admits the caller,
     /// and the caller did not send it (one's own handoff may be rejected or sent back, but
     /// it is not one's to review, so the queue does not offer it).
@@ -46,6 +49,7 @@ impl App {
             route: route.map(|r| r.name.clone()),
             claimed_by: claim.map(|c| c.by.clone()),
             claimed_at: claim.map(|c| c.at.clone()),
+            assigned: claim.is_some_and(|c| c.assigned.is_some()),
             may_decide,
         };
         (standing, route)

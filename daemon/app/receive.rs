@@ -118,6 +118,8 @@ impl App {
         self.metrics().received.inc();
         self.metrics().pending.inc();
         self.apply_policy(ws, st, &key);
+        // Still pending after the route's policy: its reviewers' work, assigned if it says so.
+        self.assign_new(ws, st, &key);
         Ok(())
     }
 }

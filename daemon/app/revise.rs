@@ -119,6 +119,7 @@ impl App {
         if reopening {
             st.pending = Some(key.to_string());
             self.metrics().pending.inc();
+            self.note_claim(&ws.workspace.name, rec);
         }
         let paths = super::ingest::artifact_paths(&rec.handoff);
         self.release_handoff_locks(ws, &rec.handoff.from_agent, &paths, key);
@@ -127,6 +128,10 @@ impl App {
         self.release_holds(ws, key, &held, &format!("handoff {key} revised"));
         if rec.is_pending() {
             self.hold_artifacts(ws, rec);
+        }
+        if reopening {
+            // Reopened work is new work: assigned again, if its route assigns.
+            self.assign_new(ws, st, key);
         }
         Ok(())
     }

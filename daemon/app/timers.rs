@@ -12,6 +12,8 @@
 //!   The target must be a configured route serving the workspace, and never one the handoff
 //!   was on already (`A -> B -> A` would ping-pong for ever).
 //! * Expiry: past its `deadline`, a pending handoff is closed `expired` by `system`.
+//! * Assignment: an assignment whose assignee let it pass moves on (see `assign`); an
+//!   escalation ends it.
 
 use super::model::Closing;
 use super::model::Escalation;
@@ -54,15 +56,21 @@ impl App {
         if let Some(deadline) = expired(rec, now) {
             self.expire(ws, &mut st, &key, &deadline);
         } else if let Some(due) = self.escalation_due(rec, &ws.workspace.name, now) {
-            if let Err(e) = self.escalate(ws, &mut st, &key, due) {
-                // Not logged, so not made: the next check tries again.
-                tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot escalate; will retry");
-                self.inner
-                    .agenda
-                    .at(&ws.workspace.name, super::agenda::now_ms() + 1000);
+            let to = due.to.clone();
+            match self.escalate(ws, &mut st, &key, due) {
+                // Escalated work is everyone's: the route lets go of its assignment.
+                Ok(()) => self.end_assignment(ws, &mut st, &key, json!({ "escalated_to": to })),
+                Err(e) => {
+                    // Not logged, so not made: the next check tries again.
+                    tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot escalate; will retry");
+                    self.inner
+                        .agenda
+                        .at(&ws.workspace.name, super::agenda::now_ms() + 1000);
+                }
             }
         } else {
             self.renew_holds(ws, rec);
+            self.check_assignment(ws, &mut st, &key);
         }
     }
 
@@ -83,10 +91,12 @@ impl App {
             .min();
         let to_ms = |at: OffsetDateTime| u64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok();
         let renewal = self.holds_renewal_ms(ws, rec);
+        let assignment = self.next_assignment_ms(rec, &ws.workspace.name);
         [
             deadline.and_then(to_ms),
             escalation.and_then(to_ms),
             renewal,
+            assignment,
         ]
         .into_iter()
         .flatten()

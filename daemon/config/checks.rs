@@ -132,6 +132,16 @@ pub(super) fn check_routes(
                 at("auto_approve_min_confidence")
             ));
         }
+        match (r.assign, r.assign_timeout_s) {
+            (_, Some(0)) => return Err(format!("{}: must be at least 1", at("assign_timeout_s"))),
+            (None, Some(_)) => {
+                return Err(format!(
+                    "{}: set assign too (\"round_robin\" or \"least_loaded\")",
+                    at("assign_timeout_s")
+                ))
+            }
+            _ => {}
+        }
         if let Some(n) = r.min_approvals {
             check_quorum(r, n, users).map_err(|e| format!("{}: {e}", at("min_approvals")))?;
         }

@@ -62,6 +62,21 @@ const MAILED: [EventType; 3] = [
     EventType::HandoffEscalated,
 ];
 
+/// Whether `event` owes a mail: those of `MAILED`, and a route's moves of an assignment
+/// nobody was told of otherwise: a reassignment (the new assignee hears of it) and letting
+/// go of one when nobody is left (everyone does). Letting go at an escalation is told by the
+/// escalation's own mail.
+fn owes_mail(event: &Event) -> bool {
+    let by_route = event.data["by"] == "route";
+    MAILED.contains(&event.kind)
+        || (by_route
+            && match event.kind {
+                EventType::HandoffClaimed => event.data.get("reassigned_from").is_some(),
+                EventType::HandoffUnclaimed => event.data.get("escalated_to").is_none(),
+                _ => false,
+            })
+}
+
 /// Most deliveries one listing returns (newest first).
 pub const MAX_LISTED: usize = 1000;
 
@@ -244,7 +259,7 @@ impl Outbox {
                 }
             }
             // A notice: the email worker finds the route's reviewers and writes the mails.
-            if self.mails && MAILED.contains(&event.kind) && event.key.is_some() {
+            if self.mails && owes_mail(event) && event.key.is_some() {
                 made.push(self.make(event, origin, EMAIL, String::new()));
             }
         }

@@ -84,6 +84,12 @@ fn line(event: &Event) -> String {
             }
             l
         }
+        EventType::HandoffClaimed if s("by") == "route" => {
+            let mut l = format!("assigned to {}", s("assignee"));
+            push(&mut l, ", passed on by", &s("reassigned_from"));
+            push(&mut l, ":", &s("why"));
+            l
+        }
         EventType::HandoffClaimed => {
             let mut l = by("claimed");
             push(&mut l, ", taken from", &s("taken_from"));

@@ -15,6 +15,7 @@ mod handoff_view;
 mod login;
 mod preview;
 mod queue;
+mod reviewers;
 mod routes;
 mod search;
 mod view;
@@ -48,6 +49,8 @@ pub fn routes() -> Routes {
         .at(Method::GET, "/events", events::page)
         .at(Method::GET, "/search", search::page)
         .at(Method::GET, "/routes", routes::page)
+        .at(Method::GET, "/reviewers", reviewers::page)
+        .at(Method::POST, "/reviewers/away", reviewers::set_away)
         .at(Method::GET, "/deliveries", deliveries::page)
         .at(Method::POST, "/deliveries/{id}/retry", deliveries::retry)
         .at(Method::GET, "/static/{file}", assets::file)
