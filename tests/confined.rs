@@ -141,6 +141,59 @@ fn reads_through_a_symlinked_folder_or_of_a_symlink_are_refused() {
 }
 
 #[test]
+fn a_reader_holding_a_folder_reads_only_beneath_it_whatever_its_name_points_to_later() {
+    let (_top, ws, outside) = setup();
+    let (a, b) = (ws.inbox_dir().join("a"), ws.inbox_dir().join("b"));
+    for (dir, name, text) in [
+        (&a, "one.txt", "one"),
+        (&a, "two.txt", "two"),
+        (&b, "x.txt", "x"),
+    ] {
+        std::fs::create_dir_all(dir).unwrap();
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    std::fs::write(outside.join("two.txt"), "secret").unwrap();
+    symlink(outside.join("two.txt"), b.join("link.txt")).unwrap();
+    let mut files = ws.reader();
+    let read = |files: &mut workspace::FolderReader, path: &Path| files.read(path, 1024);
+    assert_eq!(
+        read(&mut files, &a.join("one.txt")).unwrap().unwrap(),
+        b"one"
+    );
+    // Another folder, then back: each read is of the folder its path names.
+    assert_eq!(read(&mut files, &b.join("x.txt")).unwrap().unwrap(), b"x");
+    assert!(matches!(
+        read(&mut files, &b.join("link.txt")),
+        Err(ReadError::NotRegular)
+    ));
+    assert_eq!(
+        read(&mut files, &a.join("one.txt")).unwrap().unwrap(),
+        b"one"
+    );
+    assert_eq!(read(&mut files, &a.join("gone.txt")).unwrap(), None);
+
+    // The held folder is moved away and its name made a link to a folder outside: reads go
+    // on beneath the real folder (still inside the workspace), never through the link.
+    std::fs::rename(&a, ws.inbox_dir().join("moved")).unwrap();
+    symlink(&outside, &a).unwrap();
+    let held = read(&mut files, &a.join("two.txt")).unwrap().unwrap();
+    assert_eq!(
+        held,
+        b"two",
+        "read through the link: {:?}",
+        String::from_utf8_lossy(&held)
+    );
+    // A reader that walks anew refuses the link.
+    let fresh = read(&mut ws.reader(), &a.join("two.txt"));
+    assert!(
+        matches!(&fresh, Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied),
+        "{fresh:?}"
+    );
+    let elsewhere = read(&mut files, &outside.join("two.txt"));
+    assert!(matches!(&elsewhere, Err(ReadError::Io(_))), "{elsewhere:?}");
+}
+
+#[test]
 fn a_fifo_is_refused_without_blocking() {
     let (_top, ws, _outside) = setup();
     let fifo = ws.state_path("seen.json");

@@ -1,15 +1,22 @@
 //! The generated corpus: W workspaces with text files in `inbox/`, words drawn from a fixed
 //! vocabulary with a skewed (Zipf-like) distribution, from a fixed seed, so every run and
 //! machine gets the same bytes. A few known words are planted at known rates for the queries.
+//!
+//! Written by several threads per core: making a file waits on the filesystem (its inode and
+//! directory entry) more than on the CPU, so more writers than cores keep both busy. Nothing
+//! is synced: the bench reads the files back through the page cache and needs no durability.
 
 use anyhow::{anyhow, Result};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 const SEED: u64 = 0x5EA2C4;
 const VOCABULARY: usize = 40_000;
+/// Writer threads per core.
+const WRITERS_PER_CORE: usize = 4;
 /// Words planted in about 1 document in N (name, N).
 pub const PLANTED: [(&str, u64); 4] = [
     ("validation", 20),
@@ -24,6 +31,8 @@ pub struct Corpus {
     pub workspaces: Vec<PathBuf>,
     pub files: u64,
     pub bytes: u64,
+    /// The vocabulary the text was drawn from (the agents of the write probe draw from it too).
+    pub vocabulary: Vec<String>,
 }
 
 /// Writes `docs` files of about `doc_bytes` each over `w` workspaces under `root`.
@@ -31,22 +40,25 @@ pub fn build(root: &Path, w: usize, docs: usize, doc_bytes: usize) -> Result<Cor
     let vocabulary = vocabulary();
     let dirs: Vec<PathBuf> = (0..w).map(|i| root.join(format!("ws-{i:04}"))).collect();
     let per = docs.div_ceil(w);
-    let threads = std::thread::available_parallelism().map_or(2, |t| t.get());
+    let cores = std::thread::available_parallelism().map_or(2, |t| t.get());
+    let threads = (cores * WRITERS_PER_CORE).min(w);
+    // Workspaces are handed out one at a time, so a slow writer holds back no other.
+    let next = AtomicUsize::new(0);
     let totals = std::thread::scope(|scope| -> Result<Vec<(u64, u64)>> {
-        let jobs: Vec<_> = dirs
-            .chunks(w.div_ceil(threads))
-            .enumerate()
-            .map(|(c, chunk)| {
-                let vocabulary = &vocabulary;
+        let jobs: Vec<_> = (0..threads)
+            .map(|_| {
+                let (vocabulary, dirs, next) = (&vocabulary, &dirs, &next);
                 scope.spawn(move || -> Result<(u64, u64)> {
                     let mut sum = (0, 0);
-                    for (j, dir) in chunk.iter().enumerate() {
-                        let index = c * w.div_ceil(threads) + j;
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(dir) = dirs.get(index) else {
+                            return Ok(sum);
+                        };
                         let count = per.min(docs.saturating_sub(index * per));
                         let bytes = workspace(dir, index as u64, count, doc_bytes, vocabulary)?;
                         sum = (sum.0 + count as u64, sum.1 + bytes);
                     }
-                    Ok(sum)
                 })
             })
             .collect();
@@ -59,6 +71,7 @@ pub fn build(root: &Path, w: usize, docs: usize, doc_bytes: usize) -> Result<Cor
         workspaces: dirs,
         files: totals.iter().map(|t| t.0).sum(),
         bytes: totals.iter().map(|t| t.1).sum(),
+        vocabulary,
     })
 }
 
@@ -76,6 +89,20 @@ fn vocabulary() -> Vec<String> {
                 .collect()
         })
         .collect()
+}
+
+/// Appends lines of words to `text` until it holds `size` bytes.
+pub fn fill(text: &mut String, size: usize, rng: &mut impl Rng, vocabulary: &[String]) {
+    while text.len() < size {
+        let words = rng.random_range(6..16);
+        for _ in 0..words {
+            // Skewed: low ranks (common words) far more often than high ones.
+            let u: f64 = rng.random();
+            text.push_str(&vocabulary[((u * u * u) * vocabulary.len() as f64) as usize]);
+            text.push(' ');
+        }
+        text.push('\n');
+    }
 }
 
 fn workspace(
@@ -98,6 +125,7 @@ fn workspace(
     let mut rng = StdRng::seed_from_u64(SEED ^ (index + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut total = 0;
     let mut text = String::with_capacity(doc_bytes * 2);
+    let mut path = dir.join("inbox");
     for i in 0..count {
         text.clear();
         let size = rng.random_range(doc_bytes / 2..=doc_bytes * 3 / 2);
@@ -107,18 +135,13 @@ fn workspace(
                 text.push(' ');
             }
         }
-        while text.len() < size {
-            let words = rng.random_range(6..16);
-            for _ in 0..words {
-                // Skewed: low ranks (common words) far more often than high ones.
-                let u: f64 = rng.random();
-                text.push_str(&vocabulary[((u * u * u) * VOCABULARY as f64) as usize]);
-                text.push(' ');
-            }
-            text.push('\n');
-        }
+        fill(&mut text, size, &mut rng, vocabulary);
         let folder = ["src", "docs", "logs"][i % 3];
-        fs::write(dir.join(format!("inbox/{folder}/doc-{i:05}.txt")), &text)?;
+        path.push(folder);
+        path.push(format!("doc-{i:05}.txt"));
+        fs::write(&path, &text)?;
+        path.pop();
+        path.pop();
         total += text.len() as u64;
     }
     Ok(total)

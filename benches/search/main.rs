@@ -8,21 +8,31 @@
 //!    daemon's peak RSS over 1 and 2 (target <= 300 MB);
 //! 3. a fixed set of queries over HTTP (keep-alive), p50/p99/max (target p99 <= 10 ms, the
 //!    slowest query's p50 <= 5 ms), next to `grep -rlw` over the same files;
-//! 4. write -> searchable: a file with a new word renamed into an inbox, then the API polled
+//! 4. write -> searchable while AGENTS agents write (each a file of corpus text a second into
+//!    its own workspace): a file with a new word renamed into an inbox, then the API polled
 //!    until it finds it (target p99 <= 1 s);
 //! 5. the index's size on disk and its segment count.
 //!
 //! The daemon's build at start is compared with raw tantivy too (target >= 70 %), and the
-//! whole run is timed (at 1,000,000 documents of 1,000 bytes: target under 15 minutes).
+//! whole run is timed (at 1,000,000 documents of 1,000 bytes: target under 15 minutes). The
+//! machine's sync latency is measured first and its load average printed beside each phase,
+//! since the box may be shared.
 //!
 //! Knobs: BATON_BENCH_DOCS (100000), BATON_BENCH_DOC_BYTES (10700, the mean; sizes vary
-//! +-50 %), BATON_BENCH_WORKSPACES (200), BATON_BENCH_RUNS (3), BATON_BENCH_PROBES (100).
+//! +-50 %), BATON_BENCH_WORKSPACES (200, or one per 1,000 documents if more),
+//! BATON_BENCH_RUNS (3), BATON_BENCH_PROBES (100), BATON_BENCH_AGENTS (100), BATON_BENCH_DIR
+//! (where the corpus and the data dir go, removed at the end; the system's temp folder).
 //! A quick run: BATON_BENCH_DOCS=5000 cargo bench --bench search.
+
+mod agents;
 
 mod corpus;
 #[allow(dead_code)]
 #[path = "../ingest/daemon.rs"]
 mod daemon;
+#[allow(dead_code)]
+#[path = "../ingest/disk.rs"]
+mod disk;
 mod raw;
 
 use anyhow::{bail, Context, Result};
@@ -56,6 +66,8 @@ const QUERIES: [&str; 12] = [
     "validation -authentication after:2000-01-01",
 ];
 const REPEAT: usize = 20;
+/// How often each writing agent writes a file during the write -> searchable probe.
+const AGENT_EVERY: Duration = Duration::from_secs(1);
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     let value = std::env::var(name).ok().and_then(|v| v.parse().ok());
@@ -65,18 +77,29 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 fn main() -> Result<()> {
     let docs = env_or("BATON_BENCH_DOCS", 100_000usize).max(1);
     let doc_bytes = env_or("BATON_BENCH_DOC_BYTES", 10_700usize).max(64);
-    let w = env_or("BATON_BENCH_WORKSPACES", 200usize).clamp(1, docs);
+    let w = env_or("BATON_BENCH_WORKSPACES", (docs / 1000).max(200)).clamp(1, docs);
     let runs = env_or("BATON_BENCH_RUNS", 3usize).max(1);
     let probes = env_or("BATON_BENCH_PROBES", 100usize).max(1);
-    let dir = tempfile::tempdir()?;
+    let writers = env_or("BATON_BENCH_AGENTS", 100usize);
+    let dir = match std::env::var_os("BATON_BENCH_DIR") {
+        Some(parent) => {
+            std::fs::create_dir_all(&parent)?;
+            tempfile::tempdir_in(parent)?
+        }
+        None => tempfile::tempdir()?,
+    };
     println!("baton search benchmark, release build: {BIN}");
+    println!("  in {}, load average {}", dir.path().display(), loadavg());
+    let disk = disk::Disk::measure(dir.path())?;
+    disk.print(None);
     let started = Instant::now();
     let corpus = corpus::build(&dir.path().join("ws"), w, docs, doc_bytes)?;
     let mb = corpus.bytes as f64 / 1e6;
     println!(
-        "  corpus: {} files, {mb:.0} MB over {w} workspaces, made in {:.1} s (seed fixed)",
+        "  corpus: {} files, {mb:.0} MB over {w} workspaces, made in {:.1} s (seed fixed; load {})",
         corpus.files,
-        started.elapsed().as_secs_f64()
+        started.elapsed().as_secs_f64(),
+        loadavg()
     );
 
     println!("\n[1] the daemon's build at start");
@@ -87,7 +110,8 @@ fn main() -> Result<()> {
     let first = spawned.elapsed().as_secs_f64();
     let start_rate = mb / first;
     println!(
-        "    {documents} documents in {first:.1} s = {start_rate:.1} MB/s (from spawn, the ingest scan included)"
+        "    {documents} documents in {first:.1} s = {start_rate:.1} MB/s (from spawn, the ingest scan included; load {})",
+        loadavg()
     );
     // Raw and baton alternate, so that load from elsewhere on the machine falls on both alike.
     println!(
@@ -100,17 +124,19 @@ fn main() -> Result<()> {
         let (files, bytes, secs) = raw::index(&corpus.root, &into, BUDGET)?;
         let rate = bytes as f64 / 1e6 / secs;
         println!(
-            "    raw {}: {files} files, {:.0} MB in {secs:.1} s = {rate:.1} MB/s",
+            "    raw {}: {files} files, {:.0} MB in {secs:.1} s = {rate:.1} MB/s (load {})",
             run + 1,
-            bytes as f64 / 1e6
+            bytes as f64 / 1e6,
+            loadavg()
         );
         raw_rates.push(rate);
         std::fs::remove_dir_all(into)?;
         let (secs, said) = reindex(dir.path())?;
         let rate = mb / secs;
         println!(
-            "    baton {}: {secs:.1} s = {rate:.1} MB/s ({said})",
-            run + 1
+            "    baton {}: {secs:.1} s = {rate:.1} MB/s ({said}; load {})",
+            run + 1,
+            loadavg()
         );
         rates.push(rate);
     }
@@ -118,14 +144,34 @@ fn main() -> Result<()> {
     println!("    daemon peak RSS over its build and the reindexes: {peak_mb:.0} MB, of which anonymous (heap) {anon_mb:.0} MB");
 
     println!(
-        "\n[3] queries over HTTP (keep-alive, one client), {} queries x {REPEAT}",
-        QUERIES.len()
+        "\n[3] queries over HTTP (keep-alive, one client), {} queries x {REPEAT} (load {})",
+        QUERIES.len(),
+        loadavg()
     );
     let (latencies, slowest) = query_latencies(&daemon)?;
     let grep = grep_times(&corpus.root)?;
 
-    println!("\n[4] write -> searchable, {probes} files renamed into inboxes one after another");
-    let visible = probe(&daemon, &corpus.workspaces, probes)?;
+    println!(
+        "\n[4] write -> searchable, {probes} files renamed into inboxes one after another while {writers} agents write a file every {} s each",
+        AGENT_EVERY.as_secs_f64()
+    );
+    let vocabulary = Arc::new(corpus.vocabulary.clone());
+    let load = agents::Agents::start(
+        &corpus.workspaces,
+        writers.min(corpus.workspaces.len()),
+        AGENT_EVERY,
+        doc_bytes,
+        &vocabulary,
+    );
+    // The agents' first writes land before the first probe.
+    std::thread::sleep(AGENT_EVERY);
+    let visible = probe(&daemon, &corpus.workspaces, probes);
+    let (written, per_s) = load.stop()?;
+    let visible = visible?;
+    println!(
+        "    the agents wrote {written} files meanwhile ({per_s:.0} a second; load {})",
+        loadavg()
+    );
 
     println!("\n[5] the index");
     let index_dir = dir
@@ -150,6 +196,12 @@ fn main() -> Result<()> {
         anon_mb,
         segments,
     });
+    println!(
+        "  machine                   sync p50 {:.2} ms, p99 {:.2} ms; load average at the end {}",
+        disk.percentile(50.0),
+        disk.percentile(99.0),
+        loadavg()
+    );
     let took = started.elapsed().as_secs_f64();
     println!(
         "  whole run                 {:>9.1} min (generation included)",
@@ -282,6 +334,13 @@ fn probe(daemon: &Daemon, workspaces: &[std::path::PathBuf], n: usize) -> Result
         out[out.len() - 1]
     );
     Ok(out)
+}
+
+/// The 1, 5 and 15 minute load averages.
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 fn encode(s: &str) -> String {

@@ -8,7 +8,9 @@ use super::text::{file_mtime, read_json, text, text_of};
 use crate::contract::{validate, Limits};
 use crate::index::{doc_id, Doc, Kind};
 use crate::store::Store;
-use crate::workspace::{key_dir_name, Workspace, APPROVED_DIR, CHECKPOINTS_DIR, INBOX_DIR};
+use crate::workspace::{
+    key_dir_name, FolderReader, Workspace, APPROVED_DIR, CHECKPOINTS_DIR, INBOX_DIR,
+};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -229,11 +231,12 @@ fn artifact_paths(handoff: &Value) -> Vec<String> {
 
 impl Item {
     /// Reads the item and makes its document; `None`: not searchable (binary, too large,
-    /// not a valid checkpoint, gone).
-    pub fn load(&self, ws: &Workspace, reading: &Reading) -> Option<Doc> {
+    /// not a valid checkpoint, gone). `files`: a reader of `ws` (`Workspace::reader`), kept
+    /// from one item to the next so that items of one folder share its walk.
+    pub fn load(&self, ws: &Workspace, files: &mut FolderReader, reading: &Reading) -> Option<Doc> {
         match &self.what {
-            What::Artifact { path, by } => artifact(ws, reading, path, by.as_ref(), self),
-            What::Checkpoint { path, mtime } => checkpoint(ws, reading, path, *mtime, self),
+            What::Artifact { path, by } => artifact(ws, files, reading, path, by.as_ref(), self),
+            What::Checkpoint { path, mtime } => checkpoint(ws, files, reading, path, *mtime, self),
             What::Revision {
                 file,
                 path,
@@ -323,6 +326,7 @@ impl Item {
 
 fn artifact(
     ws: &Workspace,
+    files: &mut FolderReader,
     reading: &Reading,
     path: &str,
     by: Option<&Named>,
@@ -331,7 +335,7 @@ fn artifact(
     if item.size > reading.max_file_bytes {
         return None;
     }
-    let bytes = ws
+    let bytes = files
         .read(&ws.root.join(path), reading.max_file_bytes as usize)
         .ok()??;
     if !crate::media::is_text_like(&bytes) {
@@ -362,12 +366,13 @@ fn artifact(
 
 fn checkpoint(
     ws: &Workspace,
+    files: &mut FolderReader,
     reading: &Reading,
     path: &str,
     mtime: i64,
     item: &Item,
 ) -> Option<Doc> {
-    let bytes = ws
+    let bytes = files
         .read(&ws.root.join(path), reading.limits.max_bytes)
         .ok()??;
     let accepted = validate::checkpoint(&bytes, &reading.limits).ok()?;

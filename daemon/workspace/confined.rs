@@ -10,8 +10,10 @@
 //! The workspace folder itself is configured by the operator and trusted; it is opened by path
 //! on each call, so that thousands of workspaces do not hold thousands of descriptors.
 
+mod held;
 mod reads;
 
+pub use held::FolderReader;
 pub use reads::Identity;
 pub(super) use reads::{identities, open_regular, sha256, sha256_capture, sha256_known};
 
@@ -63,6 +65,11 @@ pub(super) fn read(root: &Path, rel: &Path, limit: usize) -> Result<Option<Vec<u
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         other => other?,
     };
+    read_in(&dir, name, limit)
+}
+
+/// Reads the file `name` of `dir` if it is a regular file of at most `limit` bytes.
+fn read_in(dir: &Dir, name: &OsStr, limit: usize) -> Result<Option<Vec<u8>>, ReadError> {
     let mut options = OpenOptions::new();
     // Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
     options.read(true).follow(FollowSymlinks::No).nonblock(true);

@@ -16,7 +16,7 @@ mod resubmit;
 
 pub use artifacts::{artifact_problems, artifact_problems_with};
 pub use browse::Entry;
-pub use confined::{ForeignFile, Identity};
+pub use confined::{FolderReader, ForeignFile, Identity};
 pub use files::{create_dirs, read_limited, sha256_open_file, write_atomic, ReadError};
 pub use fsinfo::is_network_fs;
 pub use handoff_file::{handoff_file, HandoffFile, HANDOFF_FILES};
@@ -115,6 +115,12 @@ impl Workspace {
     /// at the end is `ReadError::NotRegular`.
     pub fn read(&self, path: &Path, limit: usize) -> Result<Option<Vec<u8>>, ReadError> {
         confined::read(&self.root, self.relative(path)?, limit)
+    }
+
+    /// A reader of many files in turn, keeping the folder of the last one open (see
+    /// `FolderReader`); reads as `read` does.
+    pub fn reader(&self) -> FolderReader {
+        FolderReader::new(self.root.clone())
     }
 
     /// Removes a file durably; one already gone is fine. A symlink at the end is removed

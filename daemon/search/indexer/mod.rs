@@ -336,11 +336,12 @@ impl Indexer {
         self.skipped.retain(|id, _| {
             split_id(id).is_none_or(|(_, w, _)| w != ws.name) || present.contains(&**id)
         });
+        let mut files = ws.reader();
         for item in &items {
             if !force && !self.changed(&ws.name, item) {
                 continue;
             }
-            match item.load(ws, &self.search.reading) {
+            match item.load(ws, &mut files, &self.search.reading) {
                 Some(doc) => {
                     let held = self
                         .known
