@@ -243,7 +243,7 @@ impl App {
                 me: crate::locks::Owner {
                     host: crate::host::hostname(),
                     pid: std::process::id(),
-                    started_at: crate::events::now_rfc3339(),
+                    started_at: crate::clock::now_rfc3339(),
                     lock: None,
                 },
                 life: crate::locks::life::Life::new(&crate::host::hostname(), std::process::id()),

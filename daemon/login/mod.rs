@@ -4,7 +4,7 @@
 mod sessions;
 mod throttle;
 
-pub use sessions::{now_s, random_token, Session};
+pub use sessions::{random_token, Session};
 
 use crate::auth::Actor;
 use crate::config::Config;

@@ -124,7 +124,7 @@ impl Outbox {
         let mut index = BTreeMap::new();
         let mut changed = Vec::new();
         for mut d in loaded {
-            if expired(&d, worker::now_ms(), keep_ms) {
+            if expired(&d, crate::clock::now_ms(), keep_ms) {
                 spool.remove(&d.id);
                 continue;
             }
@@ -291,7 +291,7 @@ impl Outbox {
     }
 
     fn make(&self, event: &Event, origin: &str, channel: &str, body: String) -> Delivery {
-        let now = worker::now_ms();
+        let now = crate::clock::now_ms();
         Delivery {
             id: delivery_id(origin, channel),
             channel: channel.to_string(),
@@ -299,7 +299,7 @@ impl Outbox {
             event: event.kind.as_str().to_string(),
             workspace: event.workspace.clone(),
             key: event.key.clone(),
-            created_at: crate::events::now_rfc3339(),
+            created_at: crate::clock::now_rfc3339(),
             state: State::Pending,
             attempts: Vec::new(),
             next_at_ms: Some(now + worker::delay_ms(self.shared.schedule[0])),
@@ -317,7 +317,7 @@ impl Shared {
     /// Forgets the delivered deliveries of `channel` older than `keep_delivered_s` (each
     /// worker does it for its own channel now and then, so a long run stays bounded).
     fn prune(&self, channel: &str) {
-        let now = worker::now_ms();
+        let now = crate::clock::now_ms();
         let mut index = self.lock();
         let old: Vec<String> = index
             .values()

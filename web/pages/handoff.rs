@@ -147,8 +147,7 @@ async fn build(
             .filter(|x| x.state == "pending" && x.standing.may_decide && x.key != key)
             .map(|x| format!("/handoffs/{}", urlencode(&x.key)))
             .next();
-        let (h, mut s) =
-            super::handoff_view::build(detail, &pending, time::OffsetDateTime::now_utc());
+        let (h, mut s) = super::handoff_view::build(detail, &pending, baton::clock::now_utc());
         let artifacts = app.artifacts(&key, &actor).unwrap_or_default();
         s.artifacts = super::handoff_view::artifact_rows(&key, artifacts);
         s.timeline = app

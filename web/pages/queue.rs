@@ -228,7 +228,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
     let Ok((all, invalid)) = listed else {
         return super::internal_error();
     };
-    let now = OffsetDateTime::now_utc();
+    let now = baton::clock::now_utc();
     // A choice of a few workspaces is a list; past that, a box to type the name in (a list
     // of thousands helps nobody, and would make every queue page heavy).
     let names: std::collections::BTreeSet<&str> =

@@ -112,7 +112,7 @@ pub async fn page(
         chrome: Chrome::new(&s, "queue"),
         locks: w.locks.clone(),
         w,
-        now: OffsetDateTime::now_utc(),
+        now: baton::clock::now_utc(),
     })
 }
 
