@@ -20,6 +20,8 @@ pub struct TestEnv {
     pub dir: tempfile::TempDir,
     pub token: Option<String>,
     extra_config: String,
+    /// The offset file of the daemons' clock, once the test drives it (`drive_clock`).
+    clock: Option<PathBuf>,
 }
 
 impl TestEnv {
@@ -35,6 +37,7 @@ impl TestEnv {
             dir,
             token: None,
             extra_config: extra.to_string(),
+            clock: None,
         };
         env.write_config();
         env.init("alpha");
@@ -75,6 +78,30 @@ impl TestEnv {
         let out = baton(&["init", self.ws(name).to_str().unwrap()]);
         assert!(out.status.success(), "baton init failed: {out:?}");
         self.ws(name)
+    }
+
+    /// Daemons started from now on read their clock through an offset file that
+    /// `move_clock` moves forward (a debug build's `BATON_TEST_CLOCK`), so a test of a timer
+    /// moves time instead of sleeping.
+    pub fn drive_clock(&mut self) {
+        let file = self.root().join("clock-offset");
+        write_atomic(&file, b"0");
+        self.clock = Some(file);
+    }
+
+    /// Moves the daemons' clock `secs` forward; the housekeeping sees it within a second.
+    pub fn move_clock(&self, secs: f64) {
+        let file = self.clock.as_ref().expect("drive_clock first");
+        let now: f64 = std::fs::read_to_string(file).unwrap().parse().unwrap();
+        write_atomic(file, (now + secs).to_string().as_bytes());
+    }
+
+    /// Now on the daemons' clock (the offset included, if the test drives it).
+    pub fn clock_now(&self) -> time::OffsetDateTime {
+        let offset = self.clock.as_ref().map_or(0.0, |file| {
+            std::fs::read_to_string(file).unwrap().parse().unwrap()
+        });
+        time::OffsetDateTime::now_utc() + time::Duration::seconds_f64(offset)
     }
 
     /// Starts the daemon and waits until its start-up scan is done.
@@ -129,6 +156,9 @@ impl TestEnv {
 
     /// Runs `command`, which starts `baton serve` on this env, and waits until it listens.
     fn spawn_command(&mut self, mut command: Command, log: Stdio, patience: Duration) -> Daemon {
+        if let Some(file) = &self.clock {
+            command.env(baton::clock::TEST_CLOCK_VAR, file);
+        }
         let mut child = command
             .env("BATON_LOG", "info")
             .stdout(Stdio::piped())
