@@ -52,6 +52,8 @@
 //! - `receipts`: the daemon's Ed25519 signing keys and the receipt each decision carries;
 //!   `policy`: route policies as CEL expressions (auto-approve, shadow) and their hashes;
 //!   `evidence`: evidence packs for auditors (log slices, Merkle root, signed manifest).
+//! - `blocking`: core work run from async code (web handlers, MCP tools) on the blocking pool;
+//!   a task that panicked is a typed error each edge answers in its own way.
 //! - `clock`: the one wall clock every time that decides behaviour is read from (a debug
 //!   build lets tests move it forward through a file; see the module).
 //! - `blobs`: snapshots of small text artifacts by sha256 in data_dir (a cache, for diffs);
@@ -61,6 +63,7 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod blobs;
+pub mod blocking;
 pub mod clock;
 pub mod cluster;
 pub mod config;
