@@ -382,6 +382,23 @@ fn into_pair(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
     )
 }
 
+/// Waits until daemon `d` has taken in everything written to workspace `ws` so far, and
+/// what the daemon itself asked for there (a watch on `approved/`): a workspace's work goes
+/// down one ordered lane, so once a checkpoint written now is logged, all of that is done.
+/// Files must have been written whole (`write_atomic`), as a rename is taken at once.
+pub fn wait_for_the_lane(d: &Daemon, ws: &Path) {
+    let written = || {
+        let types = event_types(ws);
+        types.iter().filter(|t| *t == "checkpoint.written").count()
+    };
+    let before = written();
+    let cp =
+        serde_json::json!({"checkpoint_version": "1.0", "task_id": "lane", "step": before + 1});
+    let file = ws.join(format!("checkpoints/lane-{}.json", before + 1));
+    write_atomic(&file, &bytes(&cp));
+    d.wait_until("a checkpoint written after it all", || written() > before);
+}
+
 pub fn wait_until(what: &str, check: &mut dyn FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
     while !check() {
