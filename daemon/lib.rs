@@ -47,6 +47,7 @@
 //!   the checkpoint timeline as SVG) for the pages and the core's previews. No I/O.
 //! - `workspace`: the only code that touches a workspace tree: layout, discovery, safe paths,
 //!   limited reads, atomic writes; every fsync of the daemon, counted (`workspace::fsync`).
+//! - `startup`: what a start found wrong, typed (fatal or warning; what, where, what to do).
 //! - `private`: data_dir is owner-only (the umask, the repair walk at start, the message
 //!   another user's command gets).
 //! - `receipts`: the daemon's Ed25519 signing keys and the receipt each decision carries;
@@ -85,5 +86,6 @@ pub mod receipts;
 pub mod render;
 pub mod routing;
 pub mod search;
+pub mod startup;
 pub mod store;
 pub mod workspace;

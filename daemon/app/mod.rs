@@ -170,7 +170,7 @@ pub struct Opened {
     pub admin_token: Option<String>,
     /// A freshly made password of the `admin` sign-in, to print once.
     pub admin_password: Option<String>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<crate::startup::StartupProblem>,
 }
 
 impl App {
@@ -207,7 +207,8 @@ impl App {
         let search = match crate::search::Search::open(&config) {
             Ok(search) => Some(search),
             Err(e) => {
-                warnings.push(format!("search is off: {e}"));
+                let why = e.to_string();
+                warnings.push(crate::startup::StartupProblem::SearchOff { why });
                 None
             }
         };

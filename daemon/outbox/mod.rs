@@ -29,6 +29,7 @@ pub use spool::{Attempt, Delivery, Keep, SpoolError, State};
 use crate::config::{Config, WebhookFormat};
 use crate::events::{Event, EventType};
 use crate::metrics::{OutcomeLabel, StateLabel};
+use crate::startup::StartupProblem;
 use endpoint::{Disabled, Endpoint};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -106,7 +107,7 @@ impl Outbox {
         gauges: Family<StateLabel, Gauge>,
         attempts: Family<OutcomeLabel, Counter>,
         keep: Option<Box<dyn Keep>>,
-    ) -> Result<(Outbox, Vec<String>), OpenError> {
+    ) -> Result<(Outbox, Vec<StartupProblem>), OpenError> {
         let files = Spool::open(&config.data_dir)?;
         let disabled = Disabled::load(files.dir());
         let spool: Box<dyn Keep> = match keep {
@@ -114,7 +115,11 @@ impl Outbox {
             None => Box::new(files),
         };
         let mailer = config.smtp.as_ref().map(mail::Mailer::new).transpose()?;
-        let (loaded, mut warnings) = spool.load()?;
+        let (loaded, unreadable) = spool.load()?;
+        let mut warnings: Vec<StartupProblem> = unreadable
+            .into_iter()
+            .map(StartupProblem::DeliveryUnreadable)
+            .collect();
         let endpoints: Vec<Arc<Endpoint>> = config
             .webhooks
             .iter()
@@ -131,10 +136,10 @@ impl Outbox {
             let known = endpoints.iter().any(|e| e.channel == d.channel)
                 || (d.channel == EMAIL && mailer.is_some());
             if d.state == State::Pending && !known {
-                warnings.push(format!(
-                    "delivery {} to {} is dead: that endpoint is no longer configured",
-                    d.id, d.channel
-                ));
+                warnings.push(StartupProblem::DeliveryOrphaned {
+                    id: d.id.clone(),
+                    channel: d.channel.clone(),
+                });
                 worker::bury(&mut d, "endpoint no longer configured");
                 changed.push(d.clone());
             }
