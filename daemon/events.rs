@@ -116,7 +116,7 @@ impl Event {
         }
         Event {
             kind,
-            at: now_rfc3339(),
+            at: crate::clock::now_rfc3339(),
             workspace: workspace.to_string(),
             key: key.map(str::to_string),
             data,
@@ -138,15 +138,4 @@ fn clip_strings(value: &mut Value) {
         Value::Object(map) => map.values_mut().for_each(clip_strings),
         _ => {}
     }
-}
-
-/// The current time as RFC 3339 in UTC, always with milliseconds, so that times compare
-/// correctly as strings.
-pub fn now_rfc3339() -> String {
-    let format = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-    );
-    time::OffsetDateTime::now_utc()
-        .format(&format)
-        .expect("UTC times always format")
 }

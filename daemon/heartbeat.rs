@@ -50,7 +50,7 @@ pub fn beat_new(app: &App, ws: &Workspace) {
         pid: std::process::id(),
         host: hostname(),
         started_at: app.started_at().to_string(),
-        updated_at: crate::events::now_rfc3339(),
+        updated_at: crate::clock::now_rfc3339(),
         lock: app.life_lock_of(ws),
     };
     let bytes = serde_json::to_vec_pretty(&beat).expect("a heartbeat always serializes");
@@ -109,7 +109,7 @@ pub fn check(ws: &Workspace) -> Result<Heartbeat, String> {
         &time::format_description::well_known::Rfc3339,
     )
     .map_err(|e| format!("its .baton/{FILE} has a bad updated_at: {e}"))?;
-    let age = time::OffsetDateTime::now_utc() - updated;
+    let age = crate::clock::now_utc() - updated;
     if age > STALE_AFTER {
         let secs = age.whole_seconds();
         return Err(format!("{who} last served it {secs} s ago"));

@@ -47,11 +47,16 @@
 //!   the checkpoint timeline as SVG) for the pages and the core's previews. No I/O.
 //! - `workspace`: the only code that touches a workspace tree: layout, discovery, safe paths,
 //!   limited reads, atomic writes; every fsync of the daemon, counted (`workspace::fsync`).
+//! - `startup`: what a start found wrong, typed (fatal or warning; what, where, what to do).
 //! - `private`: data_dir is owner-only (the umask, the repair walk at start, the message
 //!   another user's command gets).
 //! - `receipts`: the daemon's Ed25519 signing keys and the receipt each decision carries;
 //!   `policy`: route policies as CEL expressions (auto-approve, shadow) and their hashes;
 //!   `evidence`: evidence packs for auditors (log slices, Merkle root, signed manifest).
+//! - `blocking`: core work run from async code (web handlers, MCP tools) on the blocking pool;
+//!   a task that panicked is a typed error each edge answers in its own way.
+//! - `clock`: the one wall clock every time that decides behaviour is read from (a debug
+//!   build lets tests move it forward through a file; see the module).
 //! - `blobs`: snapshots of small text artifacts by sha256 in data_dir (a cache, for diffs);
 //!   `media`: what a file is (text, image by magic bytes, binary); `metrics`: Prometheus.
 
@@ -59,6 +64,8 @@ pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod blobs;
+pub mod blocking;
+pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod contract;
@@ -79,5 +86,6 @@ pub mod receipts;
 pub mod render;
 pub mod routing;
 pub mod search;
+pub mod startup;
 pub mod store;
 pub mod workspace;

@@ -131,8 +131,8 @@ fn tampering_in_each_way_is_restored_recorded_and_notified() {
     let receiver = Receiver::start(env.root(), 0, &[]);
     let (d, ws) = approved_handoff(&mut env, Some(&receiver));
     let report = ws.join("approved/report.md");
-    // The watch on the new approved/ starts within a second of the promotion.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // The promotion asked for a watch on the new approved/; the lane sets it up.
+    util::wait_for_the_lane(&d, &ws);
 
     std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o644)).unwrap();
     std::fs::write(&report, b"# Report\n\nAll red.\n").unwrap();

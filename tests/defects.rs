@@ -121,9 +121,10 @@ fn null_optional_fields_are_absent_and_never_written_back() {
     let events = std::fs::read_to_string(ws.join(".baton/events.jsonl")).unwrap();
     assert!(!events.contains("null"), "events carry no nulls: {events}");
 
-    // The same content without the nulls is the same handoff: nothing happens.
+    // The same content without the nulls is the same handoff: once the daemon has taken the
+    // file in, nothing has happened.
     write_atomic(&ws.join("handoff.json"), &bytes(&plain));
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    crate::util::wait_for_the_lane(&d, &ws);
     assert_eq!(d.handoffs("all").len(), 1);
     // And `baton wait` recognises the answer to the file with nulls.
     write_atomic(&ws.join("handoff.json"), &bytes(&nulls));

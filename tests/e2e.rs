@@ -395,12 +395,16 @@ fn checkpoints_show_where_the_task_stopped() {
 
 #[test]
 fn an_agent_silent_past_stall_after_raises_agent_stalled_once() {
-    let mut env = TestEnv::with_config("[[routes]]\nname = \"watchful\"\nstall_after_s = 1\n");
+    let mut env = TestEnv::with_config("[[routes]]\nname = \"watchful\"\nstall_after_s = 60\n");
+    env.drive_clock();
     let d = env.start();
     let ws = env.ws("alpha");
     let cp = json!({"checkpoint_version": "1.0", "task_id": "quiet", "step": 1});
     write_atomic(&ws.join("checkpoints/001.json"), &bytes(&cp));
+    // The event is in the log a moment before the daemon notes the activity, so the clock
+    // moves on at every look: whenever the activity was noted, a later move passes its minute.
     d.wait_until("agent.stalled", || {
+        env.move_clock(61.0);
         event_types(&ws).contains(&"agent.stalled".to_string())
     });
     // A new checkpoint resets the clock; the stall is raised again only after new silence.
@@ -408,7 +412,9 @@ fn an_agent_silent_past_stall_after_raises_agent_stalled_once() {
         &ws.join("checkpoints/002.json"),
         &bytes(&json!({"checkpoint_version": "1.0", "task_id": "quiet", "step": 2})),
     );
+    d.wait_until("second checkpoint", || event_types(&ws).len() == 3);
     d.wait_until("second stall", || {
+        env.move_clock(61.0);
         event_types(&ws)
             .iter()
             .filter(|t| *t == "agent.stalled")

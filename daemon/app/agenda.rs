@@ -59,12 +59,6 @@ impl Agenda {
     }
 }
 
-/// Now, in Unix ms.
-pub(super) fn now_ms() -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    now.map_or(0, |d| d.as_millis() as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::Agenda;

@@ -18,8 +18,9 @@
 //! name holding an inode that is no longer approved work.
 
 use super::{App, Record, Served};
+use crate::clock::now_rfc3339;
 use crate::contract::validate::sha256_hex;
-use crate::events::{now_rfc3339, Event, EventType};
+use crate::events::{Event, EventType};
 use crate::workspace::{Identity, ReadError, APPROVED_DIR};
 use serde::{Deserialize, Serialize};
 use serde_json::json;

@@ -18,8 +18,9 @@ use super::rota::{Choice, Held, Holding};
 use super::state::{Record, WsState};
 use super::{App, Served};
 use crate::auth::Actor;
+use crate::clock::now_rfc3339;
 use crate::config::{Route, User};
-use crate::events::{now_rfc3339, Event, EventType};
+use crate::events::{Event, EventType};
 use serde::Serialize;
 use serde_json::json;
 
@@ -126,7 +127,7 @@ impl App {
         let data = json!({ "route": route.name, "reassigned_from": from, "why": why });
         if let Err(e) = self.assign_next(ws, st, key, Some(&from), passed, data) {
             tracing::error!(workspace = %name, key, error = %e, "cannot reassign; will retry");
-            let retry = super::agenda::now_ms() + 1000;
+            let retry = crate::clock::now_ms() + 1000;
             self.inner.agenda.at(name, retry);
         }
     }
@@ -141,7 +142,7 @@ impl App {
             return Moving::On(format!("{by} can no longer move it on"));
         }
         match (route.assign_timeout_s, assignment_due_ms(route, claim)) {
-            (Some(t), Some(due)) if due <= super::agenda::now_ms() => {
+            (Some(t), Some(due)) if due <= crate::clock::now_ms() => {
                 Moving::On(format!("assign_timeout_s={t}: {by} did not take it up"))
             }
             _ => Moving::Stays,
@@ -232,7 +233,7 @@ impl App {
         data["holder"] = json!(holder);
         if let Err(e) = self.let_go(ws, st, key, data) {
             tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot end an assignment; will retry");
-            let retry = super::agenda::now_ms() + 1000;
+            let retry = crate::clock::now_ms() + 1000;
             self.inner.agenda.at(&ws.workspace.name, retry);
         }
     }

@@ -79,7 +79,7 @@ impl Away {
         }
         let mut next = table.clone();
         match away {
-            true => next.insert(name.to_string(), crate::events::now_rfc3339()),
+            true => next.insert(name.to_string(), crate::clock::now_rfc3339()),
             false => next.remove(name),
         };
         let bytes = serde_json::to_vec_pretty(&next)?;

@@ -56,7 +56,7 @@ impl App {
         self.route_of(rec, &ws.workspace.name)
             .filter(|r| r.hold_artifacts)?;
         let wait = ws.lock_seen.hold_renewal_in(&rec.meta.key, RENEW_AFTER);
-        Some(super::agenda::now_ms() + wait.as_millis() as u64)
+        Some(crate::clock::now_ms() + wait.as_millis() as u64)
     }
 
     /// With the timers: renews the holds of a pending handoff taken `RENEW_AFTER` ago.

@@ -4,8 +4,8 @@
 //! with nothing due is not visited, so a daemon with nothing happening costs next to nothing
 //! whatever the number of workspaces.
 
-use super::agenda::now_ms;
 use super::{App, Served};
+use crate::clock::now_ms;
 
 impl App {
     /// One round of housekeeping (the caller runs it off async workers, once a second).

@@ -4,8 +4,9 @@
 use super::ingest::write_json;
 use super::state::WsState;
 use super::{load, App, Served};
+use crate::clock::now_rfc3339;
 use crate::contract::{Decision, Outcome, Problem};
-use crate::events::{now_rfc3339, Event, EventType};
+use crate::events::{Event, EventType};
 use serde_json::json;
 use std::io;
 

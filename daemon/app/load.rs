@@ -130,7 +130,7 @@ fn adopt(ws: &Workspace) -> anyhow::Result<()> {
     }
     let aside = ws.baton_dir().join(format!(
         "handoffs.untrusted-{}",
-        crate::events::now_rfc3339().replace(':', "")
+        crate::clock::now_rfc3339().replace(':', "")
     ));
     tracing::warn!(workspace = %ws.name, aside = %aside.display(), "this data_dir has no records of the workspace; its existing archive is not trusted and is moved aside");
     ws.rename(&archive, &aside)?;

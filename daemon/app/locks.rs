@@ -318,7 +318,7 @@ impl App {
         );
         if !events.is_empty() && self.emit_all(ws, events).is_err() {
             // Not logged: the journal still has them; the next check tries again.
-            let retry = super::agenda::now_ms() + 1000;
+            let retry = crate::clock::now_ms() + 1000;
             self.inner.agenda.at(&ws.workspace.name, retry);
             return;
         }
@@ -494,23 +494,27 @@ fn event_of(
     Event::new(kind, workspace, None, data)
 }
 
-/// When each pending handoff's holds were last taken, in memory (a restart renews at once).
+/// When each pending handoff's holds were last taken (Unix ms on the clock that expires
+/// them), in memory (a restart renews at once).
 #[derive(Debug, Default)]
-struct Held(std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>);
+struct Held(std::sync::Mutex<std::collections::HashMap<String, u64>>);
 
 impl Held {
-    fn map(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, std::time::Instant>> {
+    fn map(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, u64>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// How long ago `taken_ms` was.
+fn age(taken_ms: u64) -> std::time::Duration {
+    std::time::Duration::from_millis(crate::clock::now_ms().saturating_sub(taken_ms))
 }
 
 impl LockSeen {
     pub(super) fn held(&self, key: &str) {
         self.held
             .map()
-            .insert(key.to_string(), std::time::Instant::now());
+            .insert(key.to_string(), crate::clock::now_ms());
     }
     pub(super) fn unheld(&self, key: &str) {
         self.held.map().remove(key);
@@ -524,14 +528,9 @@ impl LockSeen {
         self.held
             .map()
             .get(key)
-            .map_or(std::time::Duration::ZERO, |t| {
-                after.saturating_sub(t.elapsed())
-            })
+            .map_or(std::time::Duration::ZERO, |t| after.saturating_sub(age(*t)))
     }
     pub(super) fn hold_due(&self, key: &str, after: std::time::Duration) -> bool {
-        self.held
-            .map()
-            .get(key)
-            .is_none_or(|t| t.elapsed() >= after)
+        self.held.map().get(key).is_none_or(|t| age(*t) >= after)
     }
 }

@@ -180,7 +180,7 @@ pub struct Opened {
     pub admin_token: Option<String>,
     /// A freshly made password of the `admin` sign-in, to print once.
     pub admin_password: Option<String>,
-    pub warnings: Vec<String>,
+    pub warnings: Vec<crate::startup::StartupProblem>,
 }
 
 impl App {
@@ -223,7 +223,8 @@ impl App {
         let search = match crate::search::Search::open(&config) {
             Ok(search) => Some(search),
             Err(e) => {
-                warnings.push(format!("search is off: {e}"));
+                let why = e.to_string();
+                warnings.push(crate::startup::StartupProblem::SearchOff { why });
                 None
             }
         };
@@ -261,7 +262,7 @@ impl App {
                 me: crate::locks::Owner {
                     host: crate::host::hostname(),
                     pid: std::process::id(),
-                    started_at: crate::events::now_rfc3339(),
+                    started_at: crate::clock::now_rfc3339(),
                     lock: None,
                 },
                 life: crate::locks::life::Life::new(&crate::host::hostname(), std::process::id()),

@@ -5,7 +5,8 @@
 
 use super::App;
 use crate::auth::Actor;
-use crate::events::{now_rfc3339, Event, EventType};
+use crate::clock::now_rfc3339;
+use crate::events::{Event, EventType};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::Path;

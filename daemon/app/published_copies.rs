@@ -8,7 +8,7 @@ use super::model::DECISION;
 use super::records::published;
 use super::state::Record;
 use crate::audit::anchor::{Anchors, Entry};
-use crate::events::now_rfc3339;
+use crate::clock::now_rfc3339;
 use crate::store::Store;
 use crate::workspace::{key_dir_name, Workspace};
 use std::collections::{BTreeMap, HashMap, HashSet};

@@ -14,10 +14,11 @@ use super::model::{DECISION, SIGN_OFFS};
 use super::records::json_bytes;
 use super::state::{Record, WsState};
 use super::{App, Served};
+use crate::clock::now_rfc3339;
 use crate::config::Route;
 use crate::contract::decision::Edits;
 use crate::contract::{Outcome, SignOff};
-use crate::events::{now_rfc3339, Event, EventType};
+use crate::events::{Event, EventType};
 use crate::store::Op;
 use serde_json::json;
 

@@ -75,7 +75,7 @@ impl App {
         Routed {
             route,
             matched,
-            since: crate::events::now_rfc3339(),
+            since: crate::clock::now_rfc3339(),
             circular,
             escalations: Vec::new(),
             notes,

@@ -70,7 +70,7 @@ impl Seen {
             if before == Some((revision, approvals)) {
                 return;
             }
-            let at = crate::login::now_s();
+            let at = crate::clock::now_s();
             mine.insert(
                 key.to_string(),
                 Glance {

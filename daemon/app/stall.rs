@@ -3,13 +3,9 @@
 //! handoff means the agent waits on people, which is not a stall), raises `agent.stalled` once.
 
 use super::{App, Served};
+use crate::clock::now_ms;
 use crate::events::{Event, EventType};
 use std::sync::atomic::Ordering;
-
-fn unix_ms() -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
-    now.map_or(0, |d| d.as_millis() as u64)
-}
 
 /// Called for every event: agent activity resets the stall clock.
 pub(super) fn note_activity(ws: &Served, kind: EventType) {
@@ -21,7 +17,7 @@ pub(super) fn note_activity(ws: &Served, kind: EventType) {
             | EventType::CheckpointWritten
     );
     if agent_wrote {
-        ws.activity.store(unix_ms(), Ordering::Release);
+        ws.activity.store(now_ms(), Ordering::Release);
         ws.stalled.store(false, Ordering::Release);
     }
 }
@@ -29,7 +25,7 @@ pub(super) fn note_activity(ws: &Served, kind: EventType) {
 impl App {
     /// Raises `agent.stalled` for `ws` if it has gone quiet past its threshold.
     pub(super) fn check_stall_of(&self, ws: &Served) {
-        let now = unix_ms();
+        let now = now_ms();
         let last = ws.activity.load(Ordering::Acquire);
         let Some((after_s, task_id)) = self.stall_rule(ws) else {
             return;

@@ -85,7 +85,7 @@ impl App {
         let last = points.iter().filter_map(|p| p.at).max();
         let end = match (handed_off, last) {
             (Some(h), Some(l)) => h.max(l),
-            (h, l) => h.or(l).unwrap_or_else(OffsetDateTime::now_utc),
+            (h, l) => h.or(l).unwrap_or_else(crate::clock::now_utc),
         };
         let stalls = timeline::stalls(&points, stall_after_s.map(Duration::from_secs), end);
         Ok(Timeline {

@@ -21,8 +21,9 @@ use super::model::META;
 use super::records::json_bytes;
 use super::state::{Record, WsState};
 use super::{App, Served};
+use crate::clock::now_rfc3339;
 use crate::contract::Outcome;
-use crate::events::{now_rfc3339, Event, EventType};
+use crate::events::{Event, EventType};
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -45,7 +46,7 @@ fn due_at(start: &str, after_s: u64) -> Option<OffsetDateTime> {
 impl App {
     /// Expires or escalates `ws`'s pending handoff if its time has come, or renews its holds.
     pub(super) fn check_timers_of(&self, ws: &Served) {
-        let now = OffsetDateTime::now_utc();
+        let now = crate::clock::now_utc();
         let mut st = ws.lock();
         let Some(key) = st.pending.clone() else {
             return;
@@ -65,7 +66,7 @@ impl App {
                     tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot escalate; will retry");
                     self.inner
                         .agenda
-                        .at(&ws.workspace.name, super::agenda::now_ms() + 1000);
+                        .at(&ws.workspace.name, crate::clock::now_ms() + 1000);
                 }
             }
         } else {

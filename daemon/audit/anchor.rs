@@ -191,7 +191,7 @@ impl Anchors {
     pub fn keep_evidence(&self, name: &str, bytes: &[u8]) -> io::Result<PathBuf> {
         let path = self
             .evidence
-            .join(format!("{}-{name}", crate::events::now_rfc3339()));
+            .join(format!("{}-{name}", crate::clock::now_rfc3339()));
         crate::workspace::write_atomic(&path, bytes, fsync::Kind::Other)?;
         Ok(path)
     }

@@ -17,7 +17,8 @@ pub use anchor::{Anchor, Anchors, Mark, RemoteAnchors};
 pub use ledger::Ledger;
 pub use verify::{verify, Report};
 
-use crate::events::{now_rfc3339, Event, EventType};
+use crate::clock::now_rfc3339;
+use crate::events::{Event, EventType};
 use crate::workspace::{fsync, ForeignFile, ReadError, Workspace};
 use serde::{Deserialize, Serialize};
 use serde_json::json;

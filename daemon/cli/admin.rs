@@ -165,7 +165,7 @@ pub fn audit_ack(
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "unknown".into());
     anchors.record(&baton::audit::anchor::Entry {
-        at: baton::events::now_rfc3339(),
+        at: baton::clock::now_rfc3339(),
         kind: "ack".into(),
         text: format!("acknowledged by {by}: {} finding(s)", open.len()),
         anchored: None,

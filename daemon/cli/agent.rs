@@ -217,7 +217,7 @@ impl Waited {
         let Some(trusted) = &self.trusted else {
             return Ok(Some(found));
         };
-        let now = baton::events::now_rfc3339();
+        let now = baton::clock::now_rfc3339();
         match super::receipts::problems(ws, &found, trusted, &now) {
             Ok(_) => Ok(Some(found)),
             Err(problems) => {

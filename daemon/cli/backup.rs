@@ -88,7 +88,7 @@ fn write_archive(file: File, config: &Config) -> anyhow::Result<Written> {
     let marker = serde_json::json!({
         "baton_backup": 1,
         "version": env!("CARGO_PKG_VERSION"),
-        "made_at": baton::events::now_rfc3339(),
+        "made_at": baton::clock::now_rfc3339(),
         "data_dir": config.data_dir,
         "config": config.source_name,
     });

@@ -50,7 +50,7 @@ pub(super) fn parse_since(text: &str) -> anyhow::Result<OffsetDateTime> {
         .and_then(|(i, u)| Some((text[..i].parse::<i64>().ok()?, unit(u)?)))
         .map(|(n, secs)| Duration::seconds(n.saturating_mul(secs)));
     match age {
-        Some(age) => Ok(OffsetDateTime::now_utc() - age),
+        Some(age) => Ok(baton::clock::now_utc() - age),
         None => anyhow::bail!(
             "--since {text:?}: give an RFC 3339 time (2026-11-01T00:00:00Z), a date (2026-11-01) or an age (30m, 24h, 7d)"
         ),
@@ -66,7 +66,7 @@ mod tests {
         let t = parse_since("2026-11-01T10:00:00Z").unwrap();
         assert_eq!(t.hour(), 10);
         assert_eq!(parse_since("2026-11-01").unwrap().hour(), 0);
-        let day = OffsetDateTime::now_utc() - parse_since("1d").unwrap();
+        let day = baton::clock::now_utc() - parse_since("1d").unwrap();
         assert!(day >= Duration::hours(23) && day <= Duration::hours(25));
         assert!(parse_since("yesterday").is_err());
         assert!(parse_since("5x").is_err());

@@ -297,7 +297,7 @@ impl Baton {
             scope,
             ..baton::search::Request::default()
         };
-        let found = tokio::task::spawn_blocking(move || {
+        let found = baton::blocking::run(move || {
             baton::private::readable(&config.data_dir)?;
             let search = baton::search::Search::open_read_only(&config)
                 .map_err(|e| format!("cannot open the search index: {e}"))?;
@@ -339,8 +339,7 @@ impl Baton {
             Err(e) => return e,
         };
         let limits = self.limits;
-        let view =
-            tokio::task::spawn_blocking(move || super::mcp_view::handoff_view(&ws, &limits)).await;
+        let view = baton::blocking::run(move || super::mcp_view::handoff_view(&ws, &limits)).await;
         match view {
             Ok(Ok(view)) => CallToolResult::structured(view),
             Ok(Err(e)) => failed(format!("{e:#}")),
@@ -439,7 +438,7 @@ fn checkpoint_name(asked: Option<&str>, doc: &Checkpoint) -> Result<String, Call
 async fn off_thread<T: Send + 'static>(
     work: impl FnOnce() -> anyhow::Result<T> + Send + 'static,
 ) -> Result<T, String> {
-    match tokio::task::spawn_blocking(work).await {
+    match baton::blocking::run(work).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(e)) => Err(format!("{e:#}")),
         Err(e) => Err(e.to_string()),

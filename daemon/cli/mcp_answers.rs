@@ -41,7 +41,7 @@ fn pointer_or_document(pointer: &str) -> &str {
 
 /// Runs file work (which may wait on the lock table's fs4 lock) off the protocol's threads.
 pub async fn blocking(work: impl FnOnce() -> CallToolResult + Send + 'static) -> CallToolResult {
-    tokio::task::spawn_blocking(work)
+    baton::blocking::run(work)
         .await
         .unwrap_or_else(|e| failed(e.to_string()))
 }

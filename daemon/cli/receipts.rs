@@ -40,7 +40,7 @@ pub fn verify(dir: &Path, trust: Trust, at: Option<&str>) -> anyhow::Result<Exit
     let decision: Decision = serde_json::from_slice(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: not a decision: {e}", ws.decision_path().display()))?;
     let trusted = trusted_keys(&trust)?;
-    let now = at.map_or_else(baton::events::now_rfc3339, str::to_string);
+    let now = at.map_or_else(baton::clock::now_rfc3339, str::to_string);
     let claims = match problems(&ws, &decision, &trusted, &now) {
         Ok(claims) => claims,
         Err(problems) => {

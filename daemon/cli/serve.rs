@@ -2,6 +2,7 @@
 
 use baton::app::App;
 use baton::config::Config;
+use baton::startup::StartupProblem;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -21,35 +22,37 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     // check_paths makes data_dir, so such a start leaves no empty data_dir behind.
     let listener = runtime
         .block_on(tokio::net::TcpListener::bind(listen))
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{}: listen: cannot listen on {listen}: {e} (change `listen`)",
-                config.source_name
-            )
+        .map_err(|e| StartupProblem::Listen {
+            config: config.source_name.clone(),
+            addr: listen,
+            why: e.to_string(),
         })?;
     // The address bound, port 0 resolved: what a cluster's other nodes are told to reach.
     config.listen = listener.local_addr()?;
     config.check_paths()?;
     let source = config.source_name.clone();
-    baton::private::repair_in_background(&config.data_dir, move |line| {
-        tracing::warn!("{source}: data_dir: {line}");
+    // data_dir itself is narrowed at once; what is inside it, beside the start.
+    let narrowing = source.clone();
+    baton::private::repair_in_background(&config.data_dir, move |change| {
+        let config = narrowing.clone();
+        tracing::warn!("{}", StartupProblem::DataDirNarrowed { config, change });
     })?;
-    let source = config.source_name.clone();
+    let mut problems: Vec<StartupProblem> = Vec::new();
     let opened = App::open(config)?;
-    for warning in &opened.warnings {
-        tracing::warn!("{warning}");
-    }
+    problems.extend(opened.warnings.iter().cloned());
     let app = opened.app;
     let roots: Vec<_> = app
         .workspaces()
         .iter()
         .map(|w| w.workspace.root.clone())
         .collect();
-    for key in app.config().empty_entries(app.roots(), &roots) {
-        tracing::warn!(
-            "{source}: {key} holds no workspace yet (no .baton/ in it or its sub-folders); \
-             make one with `baton init`, or fix the entry"
-        );
+    let empty = app.config().empty_entries(app.roots(), &roots).into_iter();
+    problems.extend(empty.map(|key| StartupProblem::EmptyEntry {
+        config: source.clone(),
+        key,
+    }));
+    for problem in &problems {
+        tracing::warn!("{problem}");
     }
     if let Some(token) = &opened.admin_token {
         out!("baton: a new admin API token was made (shown once; only its hash is kept):");

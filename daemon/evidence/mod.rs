@@ -98,7 +98,7 @@ pub fn seal(
 ) -> Pack {
     let workspaces = logs.iter().map(head_of).collect();
     let manifest = Manifest {
-        created_at: crate::events::now_rfc3339(),
+        created_at: crate::clock::now_rfc3339(),
         since: period.0.to_string(),
         until: period.1.to_string(),
         key_id: keyring.key_id().to_string(),

@@ -22,7 +22,7 @@ pub use table::{
     TABLE_FILE,
 };
 
-use crate::events::now_rfc3339;
+use crate::clock::now_rfc3339;
 use crate::workspace::Workspace;
 use serde::Serialize;
 
@@ -103,9 +103,9 @@ pub struct Release {
     pub reason: Option<String>,
 }
 
+/// Now in Unix ms, as the lock table stores times.
 pub fn now_ms() -> i64 {
-    let now = time::OffsetDateTime::now_utc();
-    (now.unix_timestamp_nanos() / 1_000_000) as i64
+    crate::clock::now_ms() as i64
 }
 
 fn rfc3339_of_ms(ms: i64) -> String {

@@ -101,7 +101,7 @@ impl Entry {
         Entry {
             seq: 0,
             change,
-            at: crate::events::now_rfc3339(),
+            at: crate::clock::now_rfc3339(),
             path: lock.path.clone(),
             owner: lock.owner.clone(),
             token: lock.token,

@@ -4,7 +4,7 @@
 mod sessions;
 mod throttle;
 
-pub use sessions::{now_s, random_token, Session, SharedSessions};
+pub use sessions::{random_token, Session, SharedSessions};
 
 use crate::auth::Actor;
 use crate::config::Config;

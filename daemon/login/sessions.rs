@@ -5,12 +5,12 @@
 //! thread of its own, woken by a change: a sign-in never waits on a disk sync, and changes made
 //! in a burst are written once.
 
+use crate::clock::now_s;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Most live sessions kept; the oldest are ended first past it.
 const MAX_SESSIONS: usize = 10_000;
@@ -81,12 +81,6 @@ impl Shared {
             self.write();
         }
     }
-}
-
-pub fn now_s() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 pub fn random_token() -> String {

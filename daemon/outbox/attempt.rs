@@ -2,7 +2,7 @@
 //! share it: what it came to, and the clock its schedule is kept in.
 
 use super::spool::Delivery;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 /// What one attempt came to.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -34,10 +34,4 @@ impl Outcome {
 /// A way to hand a delivery over: one webhook endpoint, or the mail server.
 pub trait Transport: Send {
     fn send(&self, d: &Delivery) -> Outcome;
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }

@@ -2,7 +2,7 @@
 //! `410` disabled, and an admin's retry of a dead delivery.
 
 use super::spool::{Delivery, SpoolError, State};
-use super::{worker, Outbox, MAX_LISTED};
+use super::{Outbox, MAX_LISTED};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PageError {
@@ -54,7 +54,7 @@ impl Outbox {
         let before = d.clone();
         d.state = State::Pending;
         d.round_start = d.attempts.len();
-        d.next_at_ms = Some(worker::now_ms());
+        d.next_at_ms = Some(crate::clock::now_ms());
         if let Err(e) = self.shared.spool.save(&[d]) {
             *d = before;
             return Err(e.into());

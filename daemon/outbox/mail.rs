@@ -4,10 +4,11 @@
 //! attempts, then sends them. lettre's blocking transport with 10 s timeouts, on the email
 //! worker's own thread: a hung mail server delays mail only.
 
-use super::attempt::{now_ms, Outcome, Transport};
+use super::attempt::{Outcome, Transport};
 use super::letter::{self, Facts, Letter};
 use super::spool::{Delivery, State};
 use super::{Hooks, Shared, EMAIL};
+use crate::clock::now_ms;
 use crate::config::Smtp;
 use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;

@@ -30,6 +30,7 @@ pub use spool::{Attempt, Delivery, Keep, SpoolError, State};
 use crate::config::{Config, WebhookFormat};
 use crate::events::{Event, EventType};
 use crate::metrics::{OutcomeLabel, StateLabel};
+use crate::startup::StartupProblem;
 use endpoint::{Disabled, Endpoint};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -122,7 +123,7 @@ impl Outbox {
         gauges: Family<StateLabel, Gauge>,
         attempts: Family<OutcomeLabel, Counter>,
         keep: Option<Box<dyn Keep>>,
-    ) -> Result<(Outbox, Vec<String>), OpenError> {
+    ) -> Result<(Outbox, Vec<StartupProblem>), OpenError> {
         let files = Spool::open(&config.data_dir)?;
         let disabled = Disabled::load(files.dir());
         let spool: Box<dyn Keep> = match keep {
@@ -130,7 +131,11 @@ impl Outbox {
             None => Box::new(files),
         };
         let mailer = config.smtp.as_ref().map(mail::Mailer::new).transpose()?;
-        let (loaded, mut warnings) = spool.load()?;
+        let (loaded, unreadable) = spool.load()?;
+        let mut warnings: Vec<StartupProblem> = unreadable
+            .into_iter()
+            .map(StartupProblem::DeliveryUnreadable)
+            .collect();
         let endpoints: Vec<Arc<Endpoint>> = config
             .webhooks
             .iter()
@@ -140,17 +145,17 @@ impl Outbox {
         let mut index = index::Index::default();
         let mut changed = Vec::new();
         for mut d in loaded {
-            if expired(&d, worker::now_ms(), keep_ms) {
+            if expired(&d, crate::clock::now_ms(), keep_ms) {
                 spool.remove(&d.id);
                 continue;
             }
             let known = endpoints.iter().any(|e| e.channel == d.channel)
                 || (d.channel == EMAIL && mailer.is_some());
             if d.state == State::Pending && !known {
-                warnings.push(format!(
-                    "delivery {} to {} is dead: that endpoint is no longer configured",
-                    d.id, d.channel
-                ));
+                warnings.push(StartupProblem::DeliveryOrphaned {
+                    id: d.id.clone(),
+                    channel: d.channel.clone(),
+                });
                 worker::bury(&mut d, "endpoint no longer configured");
                 changed.push(d.clone());
             }
@@ -307,7 +312,7 @@ impl Outbox {
     }
 
     fn make(&self, event: &Event, origin: &str, channel: &str, body: String) -> Delivery {
-        let now = worker::now_ms();
+        let now = crate::clock::now_ms();
         Delivery {
             id: delivery_id(origin, channel),
             channel: channel.to_string(),
@@ -315,7 +320,7 @@ impl Outbox {
             event: event.kind.as_str().to_string(),
             workspace: event.workspace.clone(),
             key: event.key.clone(),
-            created_at: crate::events::now_rfc3339(),
+            created_at: crate::clock::now_rfc3339(),
             state: State::Pending,
             attempts: Vec::new(),
             next_at_ms: Some(now + worker::delay_ms(self.shared.schedule[0])),
@@ -333,7 +338,7 @@ impl Shared {
     /// Forgets the delivered deliveries of `channel` older than `keep_delivered_s` (each
     /// worker does it for its own channel now and then, so a long run stays bounded).
     fn prune(&self, channel: &str) {
-        let now = worker::now_ms();
+        let now = crate::clock::now_ms();
         let mut index = self.lock();
         let old: Vec<String> = index
             .values()

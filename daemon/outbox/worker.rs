@@ -4,10 +4,10 @@
 //! up to 15 s, and a thread per channel is what keeps one receiver's slowness (or a hung mail
 //! server) from delaying the others.
 
-pub use super::attempt::now_ms;
 use super::attempt::{Outcome, Transport};
 use super::spool::{Attempt, Delivery, State};
 use super::{Hooks, Shared};
+use crate::clock::now_ms;
 use crate::metrics::OutcomeLabel;
 use std::collections::BTreeSet;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -40,7 +40,7 @@ pub fn delay_ms(seconds: f64) -> u64 {
 /// Marks a delivery dead with a reason that is not an answer from its receiver.
 pub fn bury(d: &mut Delivery, why: &str) {
     d.attempts.push(Attempt {
-        at: crate::events::now_rfc3339(),
+        at: crate::clock::now_rfc3339(),
         status: None,
         error: Some(why.to_string()),
         duration_ms: 0,
@@ -134,7 +134,7 @@ impl Worker {
             return;
         }
         let started = Instant::now();
-        let at_text = crate::events::now_rfc3339();
+        let at_text = crate::clock::now_rfc3339();
         let outcome = match self.shared.disabled.why(&self.spec.name) {
             Some(why) => Outcome::failed(format!("endpoint disabled: {why}")),
             None => self.spec.transport.send(&d),

@@ -97,7 +97,7 @@ fn in_process(
 
 fn ask_daemon(search: &Search, report: &mut dyn FnMut(&Status)) -> Result<Status, ReindexError> {
     let dir = search_dir(search);
-    let id = format!("{}-{}", std::process::id(), crate::events::now_rfc3339());
+    let id = format!("{}-{}", std::process::id(), crate::clock::now_rfc3339());
     crate::workspace::write_atomic(&dir.join(REQUEST), id.as_bytes(), Kind::Other)?;
     let mut last_change = Instant::now();
     let mut last: Option<Status> = None;

@@ -24,6 +24,7 @@ pub use inventory::FileStat;
 pub use paths::{resolve, PathError};
 pub use resubmit::{unrevised_warning, Unrevised};
 
+use crate::startup::StartupProblem;
 use std::io;
 use std::path::{Path, PathBuf};
 
@@ -280,7 +281,7 @@ pub struct Discovery {
     pub workspaces: Vec<Workspace>,
     pub roots: Vec<PathBuf>,
     /// Things an operator should hear about (duplicate names, unreadable folders).
-    pub warnings: Vec<String>,
+    pub warnings: Vec<StartupProblem>,
 }
 
 /// Finds the workspaces of the configured entries. An entry that does not exist is an error:
@@ -304,7 +305,10 @@ pub fn discover(entries: &[PathBuf]) -> io::Result<Discovery> {
             if path.is_dir() && is_workspace(&path) {
                 match Workspace::open(&path) {
                     Ok(ws) => add(&mut found, ws),
-                    Err(e) => found.warnings.push(format!("{}: {e}", path.display())),
+                    Err(e) => found.warnings.push(StartupProblem::WorkspaceUnreadable {
+                        path: path.clone(),
+                        why: e.to_string(),
+                    }),
                 }
             }
         }
@@ -316,12 +320,11 @@ pub fn discover(entries: &[PathBuf]) -> io::Result<Discovery> {
 fn add(found: &mut Discovery, ws: Workspace) {
     match found.workspaces.iter().find(|w| w.name == ws.name) {
         Some(w) if w.root == ws.root => {}
-        Some(w) => found.warnings.push(format!(
-            "workspace {} is skipped: its name \"{}\" is already used by {}",
-            ws.root.display(),
-            ws.name,
-            w.root.display()
-        )),
+        Some(w) => found.warnings.push(StartupProblem::WorkspaceNameTaken {
+            skipped: ws.root.clone(),
+            name: ws.name.clone(),
+            kept: w.root.clone(),
+        }),
         None => found.workspaces.push(ws),
     }
 }

@@ -271,14 +271,17 @@ fn an_escalated_handoff_is_mailed_to_the_new_routes_reviewers() {
     let smtp = Smtp::start(dir.path(), false);
     let plain = format!("url = \"smtp://127.0.0.1:{}\"", smtp.port);
     let routes = "[[routes]]\nname = \"first\"\nreviewers = [\"rita\"]\nnotify = [\"email\"]\n\
-                  escalate_after_s = 1\nescalate_to = \"oncall\"\n\n[[routes]]\nname = \"oncall\"\n\
+                  escalate_after_s = 60\nescalate_to = \"oncall\"\n\n[[routes]]\nname = \"oncall\"\n\
                   triggers = [\"error\"]\nreviewers = [\"sam\"]\nnotify = [\"email\"]\n";
     let config = mail_config(smtp.port)
         .replace("[[routes]]\nname = \"eng\"\nreviewers = [\"rita\", \"role:engineer\"]\nnotify = [\"email\"]\n", routes);
     assert!(config.contains(&plain) && config.contains("oncall"));
     let mut env = TestEnv::with_config(&config);
+    env.drive_clock();
     let daemon = env.start();
     submit(&env, "esc-mail");
+    daemon.wait_until("the first route's mail", || smtp.mails().len() == 1);
+    env.move_clock(61.0);
     daemon.wait_until("both mails", || smtp.mails().len() == 2);
     let mails = smtp.mails();
     assert_eq!(mails[0]["to"], "rita@example.com");

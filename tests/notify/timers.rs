@@ -1,18 +1,19 @@
 //! Escalation and expiry: timers derived from stored times, so they fire across a restart,
-//! and fire once.
+//! and fire once. The tests move the daemon's clock (`TestEnv::drive_clock`) rather than
+//! wait for real time to pass.
 
 use super::Receiver;
 use crate::util::{self, TestEnv};
 use serde_json::{json, Value};
 use time::format_description::well_known::Rfc3339;
 
-/// Route `first` (rita) escalates to `second` (omar) after 1 s, and `second` would send it
-/// back after 1 s: a loop the daemon must not follow.
+/// Route `first` (rita) escalates to `second` (omar) after a minute, and `second` would send
+/// it back after a minute: a loop the daemon must not follow.
 fn routes(hook: &str) -> String {
     format!(
-        "{}{}[[routes]]\nname = \"first\"\nreviewers = [\"rita\"]\nescalate_after_s = 1\n\
+        "{}{}[[routes]]\nname = \"first\"\nreviewers = [\"rita\"]\nescalate_after_s = 60\n\
          escalate_to = \"second\"\n\n[[routes]]\nname = \"second\"\ntriggers = [\"error\"]\n\
-         reviewers = [\"omar\"]\nescalate_after_s = 1\nescalate_to = \"first\"\n\
+         reviewers = [\"omar\"]\nescalate_after_s = 60\nescalate_to = \"first\"\n\
          notify = [\"webhook:esc\"]\n\n[[webhooks]]\nname = \"esc\"\nurl = \"{hook}\"\n\
          secret = \"{}\"\nevents = [\"handoff.escalated\"]\nallow_private = true\n",
         util::user("rita", "\"reviewer\""),
@@ -21,8 +22,9 @@ fn routes(hook: &str) -> String {
     )
 }
 
-fn in_seconds(s: i64) -> String {
-    (time::OffsetDateTime::now_utc() + time::Duration::seconds(s))
+/// `s` seconds from now on the daemon's clock.
+fn in_seconds(env: &TestEnv, s: i64) -> String {
+    (env.clock_now() + time::Duration::seconds(s))
         .format(&Rfc3339)
         .unwrap()
 }
@@ -35,7 +37,11 @@ fn may_decide(daemon: &util::Daemon, key: &str, who: &str) -> bool {
 }
 
 fn of_type(env: &TestEnv, kind: &str) -> Vec<Value> {
-    let events = util::events(&env.ws("alpha"));
+    of_type_in(env, "alpha", kind)
+}
+
+fn of_type_in(env: &TestEnv, ws: &str, kind: &str) -> Vec<Value> {
+    let events = util::events(&env.ws(ws));
     events.into_iter().filter(|e| e["type"] == kind).collect()
 }
 
@@ -44,16 +50,17 @@ fn an_escalation_due_while_the_daemon_was_down_fires_once_and_the_deadline_expir
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(dir.path(), 0, &[]);
     let mut env = TestEnv::with_config(&routes(&receiver.url()));
+    env.drive_clock();
     let daemon = env.start();
     let mut h = util::handoff("esc-1");
-    h["deadline"] = json!(in_seconds(9));
+    h["deadline"] = json!(in_seconds(&env, 600));
     util::write_atomic(&env.ws("alpha").join("handoff.json"), &util::bytes(&h));
     daemon.wait_until("received", || daemon.handoffs("pending").len() == 1);
     assert!(may_decide(&daemon, "esc-1", "rita"));
     assert!(!may_decide(&daemon, "esc-1", "omar"));
     daemon.stop();
     // Due while nobody runs: the next start escalates it, from the times stored.
-    std::thread::sleep(std::time::Duration::from_millis(1500));
+    env.move_clock(61.0);
     let daemon = env.start();
     daemon.wait_until("escalated", || {
         !of_type(&env, "handoff.escalated").is_empty()
@@ -66,7 +73,7 @@ fn an_escalation_due_while_the_daemon_was_down_fires_once_and_the_deadline_expir
         (
             &json!("first"),
             &json!("second"),
-            &json!("escalate_after_s=1 on first")
+            &json!("escalate_after_s=60 on first")
         )
     );
     assert_eq!(esc["matched"], json!(["catch-all"]));
@@ -85,9 +92,23 @@ fn an_escalation_due_while_the_daemon_was_down_fires_once_and_the_deadline_expir
     assert_eq!(sent["body"]["data"]["to"], "second");
 
     // A restart does not escalate it again, and `second` never sends it back to `first`
-    // (both 1 s): by the deadline, still one escalation, and the handoff expired.
+    // (both a minute). The witness that the housekeeping looked after `second`'s minute:
+    // a handoff in beta, received after the escalation and escalated a minute later, which
+    // the same round (or a later one) finds due.
     daemon.stop();
     let daemon = env.start();
+    util::write_atomic(
+        &env.init("beta").join("handoff.json"),
+        &util::bytes(&util::handoff("witness-1")),
+    );
+    daemon.wait_until("beta received", || daemon.handoffs("pending").len() == 2);
+    env.move_clock(61.0);
+    daemon.wait_until("beta escalated", || {
+        !of_type_in(&env, "beta", "handoff.escalated").is_empty()
+    });
+    assert_eq!(of_type(&env, "handoff.escalated").len(), 1);
+    // By the deadline, still one escalation, and the handoff expired.
+    env.move_clock(600.0);
     daemon.wait_until("expired", || {
         util::decision(&env.ws("alpha")).is_some_and(|d| d["outcome"] == "expired")
     });
@@ -113,10 +134,17 @@ fn the_handoffs_own_fallback_escalates_to_its_route_and_a_past_deadline_expires_
         crate::pages::reviewers(&[("ada", "pw-ada")]),
     );
     let mut env = TestEnv::with_config(&config);
+    env.drive_clock();
     let daemon = env.start();
     let mut h = util::handoff("fb-1");
-    h["fallback"] = json!({"after_seconds": 1, "route": "second"});
+    h["fallback"] = json!({"after_seconds": 60, "route": "second"});
     util::write_atomic(&env.ws("alpha").join("handoff.json"), &util::bytes(&h));
+    daemon.wait_until("received", || daemon.handoffs("pending").len() == 1);
+    assert!(
+        !may_decide(&daemon, "fb-1", "omar"),
+        "not before its minute"
+    );
+    env.move_clock(61.0);
     daemon.wait_until("escalated", || {
         !of_type(&env, "handoff.escalated").is_empty()
     });
@@ -124,14 +152,14 @@ fn the_handoffs_own_fallback_escalates_to_its_route_and_a_past_deadline_expires_
     assert_eq!(esc["key"], "fb-1");
     assert_eq!(esc["data"]["from"], "plain");
     assert_eq!(esc["data"]["to"], "second");
-    assert_eq!(esc["data"]["why"], "fallback.after_seconds=1");
+    assert_eq!(esc["data"]["why"], "fallback.after_seconds=60");
     assert!(may_decide(&daemon, "fb-1", "omar"));
     let web = crate::pages::Web::new(&daemon);
     let ada = web.sign_in("ada", "pw-ada");
     let page = web.get("/handoffs/fb-1", Some(&ada)).body;
     assert!(
-        page.contains("escalated: fallback.after_seconds=1")
-            && page.contains("from plain to second (fallback.after_seconds=1)"),
+        page.contains("escalated: fallback.after_seconds=60")
+            && page.contains("from plain to second (fallback.after_seconds=60)"),
         "{page}"
     );
 
@@ -185,11 +213,12 @@ fn ms(at: &Value) -> i128 {
 #[test]
 fn a_handoff_reopened_by_a_revision_gets_its_escalation_time_afresh() {
     let config = format!(
-        "{}[[routes]]\nname = \"first\"\nreviewers = [\"rita\"]\nescalate_after_s = 2\n\
+        "{}[[routes]]\nname = \"first\"\nreviewers = [\"rita\"]\nescalate_after_s = 60\n\
          escalate_to = \"second\"\n\n[[routes]]\nname = \"second\"\ntriggers = [\"error\"]\n",
         util::user("rita", "\"reviewer\"")
     );
     let mut env = TestEnv::with_config(&config);
+    env.drive_clock();
     let daemon = env.start();
     let mut h = util::handoff("re-1");
     util::write_atomic(&env.ws("alpha").join("handoff.json"), &util::bytes(&h));
@@ -200,17 +229,20 @@ fn a_handoff_reopened_by_a_revision_gets_its_escalation_time_afresh() {
         r#"{"outcome": "changes_requested", "comment": "more"}"#,
     );
     assert_eq!(status, 200);
-    // Long past the route's 2 s, the agent sends revision 2, which reopens it.
-    std::thread::sleep(std::time::Duration::from_millis(2500));
+    // Long past the route's minute, the agent sends revision 2, which reopens it; the
+    // escalation waits a minute from the revision, not from the first receipt.
+    env.move_clock(90.0);
     h["summary"] = json!("with more");
     util::write_atomic(&env.ws("alpha").join("handoff.json"), &util::bytes(&h));
+    daemon.wait_until("revised", || !of_type(&env, "handoff.revised").is_empty());
+    env.move_clock(61.0);
     daemon.wait_until("escalated", || {
         !of_type(&env, "handoff.escalated").is_empty()
     });
     let revised = &of_type(&env, "handoff.revised")[0];
     let escalated = &of_type(&env, "handoff.escalated")[0];
     let waited = ms(&escalated["at"]) - ms(&revised["at"]);
-    assert!(waited >= 1900, "escalated {waited} ms after the revision");
+    assert!(waited >= 60_000, "escalated {waited} ms after the revision");
 }
 
 #[test]
@@ -221,12 +253,14 @@ fn a_handoff_escalated_from_no_route_keeps_every_reviewer_and_adds_the_new_route
         util::user("omar", "\"specialist\""),
     );
     let mut env = TestEnv::with_config(&config);
+    env.drive_clock();
     let daemon = env.start();
     let mut h = util::handoff("nr-1");
-    h["fallback"] = json!({"after_seconds": 1, "route": "second"});
+    h["fallback"] = json!({"after_seconds": 60, "route": "second"});
     util::write_atomic(&env.ws("alpha").join("handoff.json"), &util::bytes(&h));
     daemon.wait_until("received", || daemon.handoffs("pending").len() == 1);
     assert!(!may_decide(&daemon, "nr-1", "omar"));
+    env.move_clock(61.0);
     daemon.wait_until("escalated", || {
         !of_type(&env, "handoff.escalated").is_empty()
     });

@@ -167,7 +167,7 @@ fn age_session(env: &TestEnv, id: &str, change: impl FnOnce(&mut Value)) {
 }
 
 fn now_s() -> u64 {
-    baton::login::now_s()
+    baton::clock::now_s()
 }
 
 #[test]

@@ -20,6 +20,8 @@ pub struct TestEnv {
     pub dir: tempfile::TempDir,
     pub token: Option<String>,
     extra_config: String,
+    /// The offset file of the daemons' clock, once the test drives it (`drive_clock`).
+    clock: Option<PathBuf>,
 }
 
 impl TestEnv {
@@ -35,6 +37,7 @@ impl TestEnv {
             dir,
             token: None,
             extra_config: extra.to_string(),
+            clock: None,
         };
         env.write_config();
         env.init("alpha");
@@ -75,6 +78,30 @@ impl TestEnv {
         let out = baton(&["init", self.ws(name).to_str().unwrap()]);
         assert!(out.status.success(), "baton init failed: {out:?}");
         self.ws(name)
+    }
+
+    /// Daemons started from now on read their clock through an offset file that
+    /// `move_clock` moves forward (a debug build's `BATON_TEST_CLOCK`), so a test of a timer
+    /// moves time instead of sleeping.
+    pub fn drive_clock(&mut self) {
+        let file = self.root().join("clock-offset");
+        write_atomic(&file, b"0");
+        self.clock = Some(file);
+    }
+
+    /// Moves the daemons' clock `secs` forward; the housekeeping sees it within a second.
+    pub fn move_clock(&self, secs: f64) {
+        let file = self.clock.as_ref().expect("drive_clock first");
+        let now: f64 = std::fs::read_to_string(file).unwrap().parse().unwrap();
+        write_atomic(file, (now + secs).to_string().as_bytes());
+    }
+
+    /// Now on the daemons' clock (the offset included, if the test drives it).
+    pub fn clock_now(&self) -> time::OffsetDateTime {
+        let offset = self.clock.as_ref().map_or(0.0, |file| {
+            std::fs::read_to_string(file).unwrap().parse().unwrap()
+        });
+        time::OffsetDateTime::now_utc() + time::Duration::seconds_f64(offset)
     }
 
     /// Starts the daemon and waits until its start-up scan is done.
@@ -129,6 +156,9 @@ impl TestEnv {
 
     /// Runs `command`, which starts `baton serve` on this env, and waits until it listens.
     fn spawn_command(&mut self, mut command: Command, log: Stdio, patience: Duration) -> Daemon {
+        if let Some(file) = &self.clock {
+            command.env(baton::clock::TEST_CLOCK_VAR, file);
+        }
         let mut child = command
             .env("BATON_LOG", "info")
             .stdout(Stdio::piped())
@@ -350,6 +380,23 @@ fn into_pair(result: Result<ureq::Response, ureq::Error>) -> (u16, Value) {
         status,
         serde_json::from_str(&text).unwrap_or(Value::String(text)),
     )
+}
+
+/// Waits until daemon `d` has taken in everything written to workspace `ws` so far, and
+/// what the daemon itself asked for there (a watch on `approved/`): a workspace's work goes
+/// down one ordered lane, so once a checkpoint written now is logged, all of that is done.
+/// Files must have been written whole (`write_atomic`), as a rename is taken at once.
+pub fn wait_for_the_lane(d: &Daemon, ws: &Path) {
+    let written = || {
+        let types = event_types(ws);
+        types.iter().filter(|t| *t == "checkpoint.written").count()
+    };
+    let before = written();
+    let cp =
+        serde_json::json!({"checkpoint_version": "1.0", "task_id": "lane", "step": before + 1});
+    let file = ws.join(format!("checkpoints/lane-{}.json", before + 1));
+    write_atomic(&file, &bytes(&cp));
+    d.wait_until("a checkpoint written after it all", || written() > before);
 }
 
 pub fn wait_until(what: &str, check: &mut dyn FnMut() -> bool) {

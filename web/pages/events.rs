@@ -42,7 +42,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
     let workspace = f.workspace.unwrap_or_default();
     let kind = f.r#type.unwrap_or_default();
     let (w, k, actor) = (workspace.clone(), kind.clone(), s.actor.clone());
-    let (events, verdicts) = crate::blocking(move || {
+    let listed = crate::blocking(move || {
         let nonempty = |x: &str| (!x.is_empty()).then(|| x.to_string());
         let events = app.recent_events(
             &actor,
@@ -52,8 +52,10 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
         );
         (events, app.audit_verdicts(&actor))
     })
-    .await
-    .unwrap_or_default();
+    .await;
+    let Ok((events, verdicts)) = listed else {
+        return super::internal_error();
+    };
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     let lines = events
         .iter()

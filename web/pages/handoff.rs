@@ -14,7 +14,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
-use baton::app::{App, CheckpointPage, ClaimError, DecideError, DecisionRequest};
+use baton::app::{App, CheckpointPage, ClaimError, DecideError, DecisionRequest, ViewError};
 use baton::contract::Outcome;
 use baton::login::SignedIn;
 use serde::Deserialize;
@@ -132,13 +132,13 @@ async fn build(
     let actor = s.actor.clone();
     let me = s.name.clone();
     let chrome = Chrome::new(s, "queue");
-    let built = crate::blocking(move || {
+    let built = crate::blocking(move || -> Result<_, ViewError> {
         let Some(detail) = app.get(&key, &actor, CheckpointPage::default()) else {
             let invalid = app
                 .invalid_handoffs(&actor)
                 .into_iter()
                 .find(|i| i.decision.handoff_key == key);
-            return invalid.map(Err);
+            return Ok(invalid.map(Err));
         };
         let locks = detail.locks.clone();
         let pending = app.list_all_shared(&actor);
@@ -147,25 +147,27 @@ async fn build(
             .filter(|x| x.state == "pending" && x.standing.may_decide && x.key != key)
             .map(|x| format!("/handoffs/{}", urlencode(&x.key)))
             .next();
-        let (h, mut s) =
-            super::handoff_view::build(detail, &pending, time::OffsetDateTime::now_utc());
-        let artifacts = app.artifacts(&key, &actor).unwrap_or_default();
+        let (h, mut s) = super::handoff_view::build(detail, &pending, baton::clock::now_utc());
+        let artifacts = app.artifacts(&key, &actor)?;
         s.artifacts = super::handoff_view::artifact_rows(&key, artifacts);
-        s.timeline = app
-            .timeline(&key, &actor)
-            .map(|t| t.svg())
-            .unwrap_or_default();
+        s.timeline = app.timeline(&key, &actor)?.svg();
         let earlier = app.earlier_answers(&key, &actor);
         let changes = app.changes(&key, &actor);
         // The queue marks what changed since this reviewer last looked: now they have.
         app.mark_seen(&me, &key);
-        Some(Ok((h, s, next, earlier, locks, changes)))
+        Ok(Some(Ok((h, s, next, earlier, locks, changes))))
     })
     .await;
     let (h, sections, next, earlier, locks, changes) = match built {
-        Ok(Some(Ok(page))) => page,
-        Ok(Some(Err(invalid))) => return render(&InvalidPage::new(chrome, invalid)),
-        _ => return not_found(""),
+        Ok(Ok(Some(Ok(page)))) => page,
+        Ok(Ok(Some(Err(invalid)))) => return render(&InvalidPage::new(chrome, invalid)),
+        // Gone between the reads (withdrawn, the workspace taken elsewhere): as if never there.
+        Ok(Ok(None) | Err(ViewError::NoHandoff(_))) => return not_found(""),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "cannot build a handoff page");
+            return super::internal_error();
+        }
+        Err(_) => return super::internal_error(),
     };
     let page = HandoffPage {
         chrome,

@@ -234,7 +234,7 @@ pub async fn page(
         return super::internal_error();
     };
     let (all, missing) = with_other_nodes(&app, &headers, all).await;
-    let now = OffsetDateTime::now_utc();
+    let now = baton::clock::now_utc();
     // A choice of a few workspaces is a list; past that, a box to type the name in (a list
     // of thousands helps nobody, and would make every queue page heavy).
     let names: std::collections::BTreeSet<&str> =

@@ -84,13 +84,13 @@ pub async fn page(
     let flash = super::flash::take(&s, &page_path(&name)).unwrap_or_default();
     let actor = s.actor.clone();
     let n = name.clone();
-    let found = crate::blocking(move || app.workspace_overview(&n, &actor))
-        .await
-        .ok()
-        .flatten();
-    let Some(w) = found else {
-        let msg = format!("No workspace \u{201c}{name}\u{201d} that you may see.");
-        return (StatusCode::NOT_FOUND, msg).into_response();
+    let w = match crate::blocking(move || app.workspace_overview(&n, &actor)).await {
+        Ok(Some(w)) => w,
+        Ok(None) => {
+            let msg = format!("No workspace \u{201c}{name}\u{201d} that you may see.");
+            return (StatusCode::NOT_FOUND, msg).into_response();
+        }
+        Err(_) => return super::internal_error(),
     };
     // Only words of our own for a code in the URL: anyone can make a link with one.
     let error = flash.error.or_else(|| {
@@ -112,7 +112,7 @@ pub async fn page(
         chrome: Chrome::new(&s, "queue"),
         locks: w.locks.clone(),
         w,
-        now: OffsetDateTime::now_utc(),
+        now: baton::clock::now_utc(),
     })
 }
 

@@ -1,0 +1,140 @@
+//! The daemon's one wall clock: every time that decides behaviour (event and record times,
+//! escalations and deadlines, stalls, session and lock expiry, the agenda's due times, the
+//! outbox's retry times, the ages the pages show) is read here.
+//!
+//! Production reads the system clock. A debug build started with `BATON_TEST_CLOCK=<file>`
+//! adds the offset written in that file (seconds, e.g. `90` or `1.5`), read again at every
+//! reading, so a test moves time forward by rewriting the file instead of sleeping; the
+//! once-a-second housekeeping reads the clock each round, so a due time passed by a move
+//! fires within a second without any other wake-up. Release builds never look at the
+//! variable (`from_var` is compiled without it), so no environment can skew a real daemon.
+//!
+//! Not here: intervals the daemon measures on itself (settle windows, timeouts, latencies)
+//! use `std::time::Instant`, which no wall clock may move; file times compared with
+//! modification times (a file's age) stay on the system clock the file system uses; and the
+//! timestamp a webhook signature carries is for the receiver's clock.
+//!
+//! One process, one clock: a value held in a `OnceLock`, not passed through every layer,
+//! because the CLI's commands, the outbox's threads, the lock table and the core all stamp
+//! times and must agree.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use time::OffsetDateTime;
+
+/// The environment variable a debug build reads the offset file's path from.
+pub const TEST_CLOCK_VAR: &str = "BATON_TEST_CLOCK";
+
+/// A wall clock: the system's, or (debug builds, tests) the system's moved by an offset file.
+#[derive(Debug, Clone, Default)]
+pub struct Clock {
+    offset_file: Option<PathBuf>,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// The clock the environment asks for: see the module's note.
+    pub fn from_env() -> Clock {
+        Clock::from_var(std::env::var_os(TEST_CLOCK_VAR).map(PathBuf::from))
+    }
+
+    /// The clock for the value of `BATON_TEST_CLOCK`, which only a debug build honours.
+    pub fn from_var(offset_file: Option<PathBuf>) -> Clock {
+        if cfg!(debug_assertions) {
+            Clock { offset_file }
+        } else {
+            Clock::system()
+        }
+    }
+
+    /// Now.
+    pub fn now(&self) -> SystemTime {
+        let now = SystemTime::now();
+        match self.offset() {
+            Some(offset) => now + offset,
+            None => now,
+        }
+    }
+
+    /// The offset in the file, if any: a file missing or unreadable (a test rewriting it
+    /// atomically never shows half a number) counts as none.
+    fn offset(&self) -> Option<Duration> {
+        let text = std::fs::read_to_string(self.offset_file.as_ref()?).ok()?;
+        let secs = text.trim().parse::<f64>().ok()?;
+        Duration::try_from_secs_f64(secs).ok()
+    }
+}
+
+/// This process's clock, read from the environment once.
+pub fn clock() -> &'static Clock {
+    static CLOCK: OnceLock<Clock> = OnceLock::new();
+    CLOCK.get_or_init(Clock::from_env)
+}
+
+/// Now.
+pub fn now() -> SystemTime {
+    clock().now()
+}
+
+/// Now, as a UTC date-time.
+pub fn now_utc() -> OffsetDateTime {
+    OffsetDateTime::from(now())
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    since_epoch().as_millis() as u64
+}
+
+/// Now, in Unix seconds.
+pub fn now_s() -> u64 {
+    since_epoch().as_secs()
+}
+
+fn since_epoch() -> Duration {
+    now().duration_since(UNIX_EPOCH).unwrap_or_default()
+}
+
+/// Now as RFC 3339 in UTC, always with milliseconds, so that times compare correctly as
+/// strings.
+pub fn now_rfc3339() -> String {
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+    );
+    now_utc().format(&format).expect("UTC times always format")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Clock;
+    use std::time::{Duration, SystemTime};
+
+    fn ahead(clock: &Clock) -> Duration {
+        clock
+            .now()
+            .duration_since(SystemTime::now())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_debug_build_adds_the_offset_file_and_a_release_build_ignores_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("offset");
+        let clock = Clock::from_var(Some(file.clone()));
+        assert!(
+            ahead(&clock) < Duration::from_secs(60),
+            "no file: no offset"
+        );
+        std::fs::write(&file, "3600\n").unwrap();
+        let moved = ahead(&clock) > Duration::from_secs(3500);
+        assert_eq!(moved, cfg!(debug_assertions));
+        std::fs::write(&file, "not a number").unwrap();
+        assert!(ahead(&clock) < Duration::from_secs(60), "unreadable: none");
+        assert!(ahead(&Clock::system()) < Duration::from_secs(60));
+    }
+}
