@@ -419,6 +419,25 @@ impl App {
         self.inner.events.subscribe()
     }
 
+    /// The roots of every workspace found: served here, or waiting (another daemon or node
+    /// serves it, or it could not be opened yet).
+    pub fn found_roots(&self) -> Vec<PathBuf> {
+        let mut roots: Vec<PathBuf> = self
+            .workspaces()
+            .iter()
+            .map(|w| w.workspace.root.clone())
+            .collect();
+        let waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        roots.extend(waiting.keys().cloned());
+        let unserved = self
+            .inner
+            .unserved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        roots.extend(unserved.keys().cloned());
+        roots
+    }
+
     pub fn workspaces(&self) -> Vec<Arc<Served>> {
         let all = self
             .inner

@@ -19,7 +19,7 @@ pub struct Standing {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub claimed_at: Option<String>,
     /// The claim was made by the route (an assignment, see `assign`), not its holder.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub assigned: bool,
     /// Whether the caller may decide it now: it is pending, the route admits the caller,
     /// and the caller did not send it (one's own handoff may be rejected or sent back, but

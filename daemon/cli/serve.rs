@@ -41,11 +41,7 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     let opened = App::open(config)?;
     problems.extend(opened.warnings.iter().cloned());
     let app = opened.app;
-    let roots: Vec<_> = app
-        .workspaces()
-        .iter()
-        .map(|w| w.workspace.root.clone())
-        .collect();
+    let roots = app.found_roots();
     let empty = app.config().empty_entries(app.roots(), &roots).into_iter();
     problems.extend(empty.map(|key| StartupProblem::EmptyEntry {
         config: source.clone(),
