@@ -96,10 +96,13 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .map(|c| c.value().to_string())
 }
 
-/// The live session the request's cookie names. Looked up off the async workers: a cluster
-/// keeps its sessions in the database, and a session's renewal may write.
+/// The live session the request's cookie names. A cluster keeps its sessions in the
+/// database, so there the lookup runs off the async workers; one daemon's are in memory.
 async fn session_of(parts: &Parts, app: &App) -> Option<SignedIn> {
     let id = cookie(&parts.headers, SESSION_COOKIE)?;
+    if app.cluster().is_none() {
+        return app.session(&id);
+    }
     let app = app.clone();
     crate::blocking(move || app.session(&id))
         .await
