@@ -1,5 +1,5 @@
 //! The other nodes, for a node that answers about every workspace: which node serves a
-//! handoff or a workspace now (its lease's holder, live within the TTL), and the live nodes
+//! handoff or a workspace now (the holder of its unexpired lease), and the live nodes
 //! to ask when a list or a search covers them all. The answers are read from the database at
 //! each call: a lease moves within seconds, and a stale guess would send a request to a node
 //! that no longer serves the workspace.
@@ -28,11 +28,12 @@ pub enum Holder {
     Nobody,
 }
 
-/// Holders live within the TTL, on the run (instance) that holds the lease.
+/// The holder of an unexpired lease, on the run (instance) that holds it. The lease is the
+/// truth: a node renews its leases and its node row in separate statements, so its row may
+/// look a moment older than the leases it keeps.
 const HOLDER: &str = "SELECT n.node, n.peer_url FROM leases l JOIN nodes n
     ON n.node = l.node AND n.instance = l.instance
     WHERE l.tag = ANY($1) AND l.expires_at > now()
-      AND n.seen_at > now() - make_interval(secs => $2)
     LIMIT 1";
 
 impl Cluster {
@@ -76,8 +77,7 @@ impl Cluster {
         if tags.is_empty() {
             return Ok(Holder::Nobody);
         }
-        let ttl = self.ttl.as_secs_f64();
-        let Some(row) = client.query_opt(HOLDER, &[&tags, &ttl])? else {
+        let Some(row) = client.query_opt(HOLDER, &[&tags])? else {
             return Ok(Holder::Unserved);
         };
         let node: String = row.get(0);
