@@ -12,6 +12,14 @@ use serde_json::json;
 use std::path::PathBuf;
 use std::process::Command;
 
+/// The cluster tests run one at a time: each starts PostgreSQL and two or three daemons with
+/// short leases, and several at once beside the rest of the suite on 2 cores make renewals
+/// late enough to move workspaces back and forth.
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn cluster_config(url: &str, node: &str) -> baton::config::Cluster {
     toml::from_str(&format!(
         "database_url = \"{url}\"\nnode = \"{node}\"\nlease_ttl_s = 2\n"
@@ -21,6 +29,7 @@ fn cluster_config(url: &str, node: &str) -> baton::config::Cluster {
 
 #[test]
 fn a_node_whose_lease_was_taken_over_can_no_longer_write_records_or_anchors() {
+    let _serial = one_at_a_time();
     let pg = Postgres::start();
     let url = pg.database("fencing");
     let a = Cluster::connect(&cluster_config(&url, "a")).unwrap();
@@ -74,6 +83,7 @@ fn a_node_whose_lease_was_taken_over_can_no_longer_write_records_or_anchors() {
 
 #[test]
 fn a_database_migrated_by_a_newer_baton_is_refused_with_what_to_do() {
+    let _serial = one_at_a_time();
     let pg = Postgres::start();
     let url = pg.database("newer");
     Cluster::connect(&cluster_config(&url, "a")).expect("first start migrates");
@@ -134,6 +144,7 @@ fn served(d: &Daemon) -> usize {
 
 #[test]
 fn two_nodes_share_the_workspaces_and_the_survivor_of_a_kill_serves_them_all_with_their_records() {
+    let _serial = one_at_a_time();
     let pg = Postgres::start();
     let url = pg.database("takeover");
     let mut env = TestEnv::with_config(&format!(
@@ -213,6 +224,7 @@ fn two_nodes_share_the_workspaces_and_the_survivor_of_a_kill_serves_them_all_wit
 
 #[test]
 fn while_the_database_is_down_decisions_answer_503_and_change_nothing_then_all_resumes() {
+    let _serial = one_at_a_time();
     let pg = Postgres::start();
     let url = pg.database("outage");
     let mut env = TestEnv::with_config(&format!(
@@ -251,6 +263,7 @@ fn while_the_database_is_down_decisions_answer_503_and_change_nothing_then_all_r
 
 #[test]
 fn the_pending_webhooks_of_a_killed_node_are_sent_by_a_live_one_under_the_same_id() {
+    let _serial = one_at_a_time();
     let pg = Postgres::start();
     let url = pg.database("outbox");
     let port = pg::free_port();
@@ -290,6 +303,7 @@ fn pending_in(d: &Daemon) -> Vec<String> {
 
 #[test]
 fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
+    let _serial = one_at_a_time();
     let pg = Postgres::start();
     let url = pg.database("paused");
     let mut env = TestEnv::with_config(&format!(
