@@ -67,18 +67,16 @@ pub async fn everywhere(
     request: Request,
     actor: Actor,
 ) -> Result<Result<Hits, SearchFailed>, ApiError> {
+    if !peers::merge::covers_others(app, headers) {
+        let app = app.clone();
+        return crate::blocking(move || app.search(request, &actor)).await;
+    }
     let (offset, limit) = (request.offset, request.limit);
     let whole = Request {
         offset: 0,
         limit: (offset + limit).min(MAX_MERGED),
         ..request
     };
-    if !peers::merge::covers_others(app, headers) {
-        let app = app.clone();
-        let mut request = whole;
-        (request.offset, request.limit) = (offset, limit);
-        return crate::blocking(move || app.search(request, &actor)).await;
-    }
     let path = part_query(&whole);
     let mine = {
         let app = app.clone();
