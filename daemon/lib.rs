@@ -12,10 +12,12 @@
 //! its notifications in the `outbox`, its text in the search `index`) -> `decision.json` in
 //! the workspace, and the pages and API of `baton-web`.
 //!
-//! - `app`: the review state machine behind `App`: transitions (receive, revise, invalid,
-//!   decide, quorum, claim, route, timers, approved work), read models for pages, API and MCP
-//!   (queries, listings, artifact views, export), and `app::model`, the record's types, at the
-//!   bottom of the folder.
+//! - `app`: the review state machine behind the `App` handle, from the bottom up: `model`
+//!   (the record's types, importing no sibling) and `state`; `review`, the transitions
+//!   (receive, revise, invalid, decide, quorum, claim, route, assign, timers, approved work,
+//!   ...), each one commit in the `store`; `views`, the read models for pages, API, MCP and
+//!   CLI (order and pages, the queue, details, artifact views, export), which change nothing;
+//!   `runtime`, loading state at start, which workspaces are served, the housekeeping.
 //! - `intake`: `watch` (notify or polling -> our own `Signal`s; the callback never blocks),
 //!   `scan` (catch-up of whole workspaces at start and on rescans, on several threads),
 //!   `pipeline` (a dispatcher: settle window, retries, rescans, periodic reconcile; and a pool

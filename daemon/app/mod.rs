@@ -2,93 +2,45 @@
 //! methods (ingest of agent files, decisions), and every change becomes an event: appended to
 //! the workspace's audit log, broadcast to subscribers (SSE), counted in the metrics. The core
 //! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
+//!
+//! The folder, from the bottom up: `model` (the record's types, importing no sibling) and
+//! `state` (what the daemon holds of one workspace); `review`, the transitions; `views`, the
+//! read models; `runtime`, loading, serving and the housekeeping. Transitions never call a
+//! view's query, and views change nothing.
 
-mod a2a;
-mod agenda;
-mod agreement;
-mod alerts;
-mod approved;
-mod artifact_preview;
-mod artifact_raw;
-mod artifact_view;
-mod artifacts;
-mod assign;
-mod audience;
-mod away;
-mod bulk;
-mod changes;
-mod checkpoints;
-mod claim;
-mod decide;
-mod earlier_answers;
-mod edits;
-pub mod export;
-mod group_modes;
-mod holds;
-mod housekeeping;
-mod ingest;
-mod intake_asks;
-mod invalid;
-mod leases;
-mod listing;
-mod load;
-mod locks;
 mod model;
-mod notify;
-mod order;
-mod overview;
-mod ownership;
-mod paging;
-mod policy;
-mod published_copies;
-mod query;
-mod queue;
-mod quorum;
-mod receipt;
-mod receive;
-mod record_events;
-mod records;
-mod recover;
-mod repair;
-pub mod replay;
-mod revise;
-mod rota;
-mod route;
-mod search;
-mod seen;
-mod serving;
-mod stall;
+mod review;
+mod runtime;
 mod state;
-mod timeline;
-mod timers;
-mod upload;
-mod workspace_files;
+mod views;
 
-pub use agreement::{AgreementDay, RouteAgreement};
-pub use approved::{ApprovedFile, MAX_PROMOTED_BYTES};
-pub use artifact_preview::{Against, Body, Preview, Source};
-pub use artifact_raw::MAX_IMAGE_BYTES;
-pub use artifact_raw::{Raw, MAX_RAW_BYTES};
-pub use artifact_view::{approved_path, ArtifactView, Change, Check, ViewError};
-pub use assign::{Load, LoadError};
-pub use away::{AwayError, Presence};
-pub use bulk::{BulkError, KeyResult, MAX_BULK};
-pub use changes::{Changes, Comparison, FieldChange};
-pub use claim::{ClaimError, ClaimView};
-pub use decide::DecisionRequest;
-pub use leases::Scope;
-pub use locks::{LockApiError, LockSeen};
+pub use views::{export, replay};
+
 pub use model::{Approval, Claim, DecideError, Decided, Escalation, Progress, Routed};
-pub use overview::{Files, HandoffLine, InvalidHandoff, Verdict, WorkspaceOverview};
-pub use ownership::{OwnerError, Ownership};
-pub use paging::MAX_PAGE;
-pub use query::{CheckpointPage, Detail, StateFilter, Summary};
-pub use queue::Standing;
-pub use search::SearchFailed;
-pub use seen::SinceSeen;
+pub use review::approved::{ApprovedFile, MAX_PROMOTED_BYTES};
+pub use review::assign::{Load, LoadError};
+pub use review::away::{AwayError, Presence};
+pub use review::bulk::{BulkError, KeyResult, MAX_BULK};
+pub use review::claim::{ClaimError, ClaimView};
+pub use review::decide::DecisionRequest;
+pub use review::locks::{LockApiError, LockSeen};
+pub use review::ownership::{OwnerError, Ownership};
+pub use review::upload::{Target, UploadError, Uploaded};
+pub use runtime::leases::Scope;
 pub use state::{CheckpointRecord, Record, Review, Served};
-pub use timeline::Timeline;
-pub use upload::{Target, UploadError, Uploaded};
+pub use views::agreement::{AgreementDay, RouteAgreement};
+pub use views::artifact_preview::{Against, Body, Preview, Source};
+pub use views::artifact_raw::MAX_IMAGE_BYTES;
+pub use views::artifact_raw::{Raw, MAX_RAW_BYTES};
+pub use views::artifact_view::{approved_path, ArtifactView, Change, Check, ViewError};
+pub use views::changes::{Changes, Comparison, FieldChange};
+pub use views::overview::{Files, HandoffLine, InvalidHandoff, Verdict, WorkspaceOverview};
+pub use views::paging::MAX_PAGE;
+pub use views::query::{CheckpointPage, Detail, StateFilter, Summary};
+pub use views::queue::Standing;
+pub use views::search::SearchFailed;
+pub use views::seen::SinceSeen;
+pub use views::timeline::Timeline;
 
 use crate::auth::{Actor, Tokens};
 use crate::config::Config;
@@ -125,11 +77,11 @@ struct Inner {
     /// Why the daemon can no longer do its job (e.g. the ingest thread died), if it cannot.
     failing: std::sync::OnceLock<String>,
     /// Artifact digests by file identity, so an unchanged file is hashed once.
-    hashes: artifacts::HashCache,
+    hashes: review::artifacts::HashCache,
     /// Snapshots of small text artifacts as received, for diffs between revisions.
     blobs: crate::blobs::Blobs,
     /// The ingest thread's channel, for what the core asks of it (see `asks`).
-    intake: std::sync::OnceLock<intake_asks::Intake>,
+    intake: std::sync::OnceLock<runtime::intake_asks::Intake>,
     /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
     alerts: Mutex<BTreeMap<String, Vec<String>>>,
     /// Where the anchors of all workspaces are made durable together.
@@ -139,23 +91,23 @@ struct Inner {
     /// This node's place in a cluster (`[cluster]`), if there is one.
     cluster: Option<Arc<crate::cluster::Cluster>>,
     /// Shared copies of reviewers' handoff lists, for the queue page.
-    listings: listing::Listings,
+    listings: views::listing::Listings,
     /// When each workspace next needs the housekeeping.
-    agenda: agenda::Agenda,
+    agenda: runtime::agenda::Agenda,
     /// The handoffs in list order, kept as they change.
-    order: order::Order,
+    order: views::order::Order,
     /// Audit verdicts for the events page, recomputed only when a log changed.
-    verdicts: overview::VerdictCache,
+    verdicts: views::overview::VerdictCache,
     /// Notifications of events to webhooks (see `crate::outbox`).
     outbox: crate::outbox::Outbox,
     /// Who may hear of each handoff (route channels, data class), for the outbox.
-    audiences: audience::Audiences,
+    audiences: review::audience::Audiences,
     /// What each reviewer last saw of each handoff, for the queue's marks.
-    seen: seen::Seen,
+    seen: views::seen::Seen,
     /// Who said they are away, so routes assign them nothing.
-    away: away::Away,
+    away: review::away::Away,
     /// Every open claim by holder, and the assigning routes' rounds.
-    rota: rota::Rota,
+    rota: review::rota::Rota,
     /// Full-text search; `None` when its index could not be opened (search answers 503).
     search: Option<crate::search::Search>,
     shutdown: CancellationToken,
@@ -170,7 +122,7 @@ struct Inner {
     /// Workspaces another daemon serves, tried again every few seconds.
     waiting: Mutex<BTreeMap<PathBuf, Workspace>>,
     /// Workspaces that could not be opened (see `served`), tried again every few seconds.
-    unserved: Mutex<BTreeMap<PathBuf, serving::Unserved>>,
+    unserved: Mutex<BTreeMap<PathBuf, runtime::serving::Unserved>>,
 }
 
 /// What opening the app has to tell the operator.
@@ -234,9 +186,9 @@ impl App {
                 metrics,
                 outbox,
                 audiences: Default::default(),
-                seen: seen::Seen::open(&config.data_dir),
-                away: away::Away::open(&config.data_dir),
-                rota: rota::Rota::open(&config.data_dir),
+                seen: views::seen::Seen::open(&config.data_dir),
+                away: review::away::Away::open(&config.data_dir),
+                rota: review::rota::Rota::open(&config.data_dir),
                 tokens,
                 logins,
                 keyring,
@@ -273,7 +225,7 @@ impl App {
             }),
         };
         warnings.extend(outbox_warnings);
-        load::serve_all(&found.workspaces, |ws| {
+        runtime::load::serve_all(&found.workspaces, |ws| {
             // One unreadable workspace must not keep the others from being served: it is
             // named on /healthz and tried again (see `served`).
             let _ = app.serve_workspace(ws.clone());
@@ -292,10 +244,10 @@ impl App {
         if self.workspace(&ws.name).is_some() || !self.own(&ws) {
             return Ok(None);
         }
-        let load::Loaded {
+        let runtime::load::Loaded {
             ws: loaded,
             findings,
-        } = load::load(
+        } = runtime::load::load(
             &ws,
             &self.inner.config.data_dir,
             &self.inner.ledger,

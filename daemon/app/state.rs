@@ -25,9 +25,9 @@ pub struct Served {
     /// `agent.stalled` was raised and no activity has happened since.
     pub stalled: std::sync::atomic::AtomicBool,
     /// What the daemon has logged of the workspace's lock table.
-    pub lock_seen: super::LockSeen,
+    pub lock_seen: crate::app::LockSeen,
     /// The approved files' manifest, loaded from the store when first needed.
-    pub approved: super::approved::Approved,
+    pub approved: crate::app::review::approved::Approved,
 }
 
 impl Served {
@@ -78,9 +78,9 @@ pub struct Record {
 pub struct Review {
     /// Every approval given to the current revision, sign-offs included (a revision clears
     /// them: they were given to other content).
-    pub approvals: Vec<super::model::Approval>,
+    pub approvals: Vec<crate::app::model::Approval>,
     /// The last claim made or released; see `Record::claimed` for whether it holds.
-    pub claim: Option<super::model::Claim>,
+    pub claim: Option<crate::app::model::Claim>,
 }
 
 impl Record {
@@ -103,14 +103,14 @@ pub struct Meta {
     pub digest: String,
     /// The artifacts of the current revision as they were when it was received.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub artifacts: Vec<super::model::Stamp>,
+    pub artifacts: Vec<crate::app::model::Stamp>,
     /// The artifacts of the revision before this one (what the handoff page diffs against);
     /// absent for revision 1, and for revisions recorded before baton kept them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub previous_artifacts: Option<Vec<super::model::Stamp>>,
+    pub previous_artifacts: Option<Vec<crate::app::model::Stamp>>,
     /// The route it is on and why (absent for records from before routes were recorded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub route: Option<super::model::Routed>,
+    pub route: Option<crate::app::model::Routed>,
 }
 
 /// A valid checkpoint file, as last read.

@@ -8,7 +8,6 @@ mod agent;
 mod backup;
 mod cluster;
 mod doctor;
-mod doctor_checks;
 mod evidence;
 mod export;
 mod locks;

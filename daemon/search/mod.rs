@@ -12,7 +12,7 @@
 
 mod indexer;
 mod rebuild;
-pub mod reindex;
+pub use indexer::reindex;
 pub mod sources;
 mod text;
 

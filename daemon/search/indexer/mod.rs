@@ -2,10 +2,11 @@
 //! sends the changed documents to the index's writer thread.
 
 mod lost;
+pub mod reindex;
 mod writing;
 
 use super::sources::{self, Item};
-use super::{reindex, Search};
+use super::Search;
 use crate::events::Event;
 use crate::index::{fp_hash, split_id, Op, Writer};
 use crate::intake::watch::{Signal, Watch};

@@ -1,0 +1,363 @@
+//! Approved work: promotion and protection. On approval the handoff's artifacts are copied
+//! from `inbox/` to `approved/` (same relative path), exactly the bytes whose sha256 was
+//! recorded when the handoff was received (and checked again when the reviewer approved),
+//! made read-only, kept as content-addressed copies in data_dir (`blobs`), and recorded in a
+//! manifest: the store's `approved.json` (the truth) and its copy `.baton/approved.json`.
+//!
+//! Agents can still write in `approved/`, so every change there is found (the watcher asks at
+//! once, the periodic reconcile checks every workspace) and undone: an edited, deleted,
+//! replaced (link, folder, other file) or re-moded file is restored from its copy, a file
+//! planted there is removed, and `approved.tampered` records what changed (notified like
+//! every event, through the outbox).
+//!
+//! Hard links: a second name of an approved file (made in `inbox/`, say) would let writes
+//! through that name change approved work without an event in `approved/`. Every promotion
+//! and restore writes a fresh inode (temp file + rename) whose link count is checked and
+//! whose identity is remembered; the check treats a link count above 1 (`hard_linked`) or
+//! another inode at the path (`replaced`) as tampering, and restores, which leaves the other
+//! name holding an inode that is no longer approved work.
+
+use crate::app::{App, Record, Served};
+use crate::clock::now_rfc3339;
+use crate::contract::validate::sha256_hex;
+use crate::events::{Event, EventType};
+use crate::workspace::{Identity, ReadError, APPROVED_DIR};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+const MANIFEST: &str = "approved.json";
+/// Largest artifact promoted (copied whole through memory); larger ones are left out, named
+/// in the promotion event.
+pub const MAX_PROMOTED_BYTES: usize = 64 << 20;
+
+/// One approved file, by its path in the workspace (`approved/...`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovedFile {
+    pub sha256: String,
+    pub size: u64,
+    /// The handoff whose approval promoted it, who approved it and when.
+    pub key: String,
+    pub by: String,
+    pub approved_at: String,
+    /// The artifact path it was promoted from.
+    pub source: String,
+}
+
+/// The manifest, and the identities of the files as last checked (an unchanged identity
+/// with mode 0444 is not hashed again).
+#[derive(Debug, Default)]
+pub struct Approved {
+    state: Mutex<Option<ApprovedState>>,
+}
+
+#[derive(Debug, Default)]
+struct ApprovedState {
+    manifest: BTreeMap<String, ApprovedFile>,
+    verified: HashMap<String, Identity>,
+}
+
+/// What a check found wrong with one path.
+#[derive(Debug, Clone, Serialize)]
+struct Finding {
+    path: String,
+    change: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expected_sha256: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    found_sha256: Option<String>,
+    restored: bool,
+}
+
+impl Served {
+    fn approved(&self) -> MutexGuard<'_, Option<ApprovedState>> {
+        let mut guard = self
+            .approved
+            .state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if guard.is_none() {
+            let stored = self.store.read(Path::new(MANIFEST)).ok().flatten();
+            let manifest = stored
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .unwrap_or_default();
+            *guard = Some(ApprovedState {
+                manifest,
+                verified: HashMap::new(),
+            });
+        }
+        guard
+    }
+}
+
+impl App {
+    /// The approved files of a workspace, by path.
+    pub fn approved_files(&self, ws: &Served) -> BTreeMap<String, ApprovedFile> {
+        let guard = ws.approved();
+        guard
+            .as_ref()
+            .map(|s| s.manifest.clone())
+            .unwrap_or_default()
+    }
+
+    /// Promotes the artifacts of a handoff just approved.
+    pub(in crate::app) fn promote(&self, ws: &Served, rec: &Record, by: &str) {
+        let mut guard = ws.approved();
+        let state = guard.as_mut().expect("loaded by approved()");
+        let at = now_rfc3339();
+        let (mut files, mut skipped) = (Vec::new(), Vec::new());
+        for stamp in &rec.meta.artifacts {
+            let target = crate::app::approved_path(&stamp.path);
+            match self.copy_approved(ws, &stamp.path, &stamp.sha256, &target) {
+                Ok((size, identity)) => {
+                    state.verified.insert(target.clone(), identity);
+                    files.push(json!({ "path": target, "sha256": stamp.sha256 }));
+                    let file = ApprovedFile {
+                        sha256: stamp.sha256.clone(),
+                        size,
+                        key: rec.meta.key.clone(),
+                        by: by.to_string(),
+                        approved_at: at.clone(),
+                        source: stamp.path.clone(),
+                    };
+                    state.manifest.insert(target, file);
+                }
+                Err(why) => skipped.push(json!({ "path": stamp.path, "reason": why })),
+            }
+        }
+        if files.is_empty() && skipped.is_empty() {
+            return;
+        }
+        self.save_manifest(ws, &state.manifest);
+        let data = json!({ "files": files, "skipped": skipped, "by": by });
+        let key = Some(rec.meta.key.as_str());
+        let event = Event::new(EventType::ApprovedPromoted, &ws.workspace.name, key, data);
+        if self.emit(ws, event).is_err() {
+            tracing::error!(workspace = %ws.workspace.name, "promotion done but not logged");
+        }
+        self.ask_watch(&ws.workspace.root.join(APPROVED_DIR));
+    }
+
+    /// Copies the artifact `source` to `target` if it still has digest `sha256`; its size and
+    /// the identity of the fresh file.
+    fn copy_approved(
+        &self,
+        ws: &Served,
+        source: &str,
+        sha256: &str,
+        target: &str,
+    ) -> Result<(u64, Identity), String> {
+        let bytes = match ws
+            .workspace
+            .read(&ws.workspace.root.join(source), MAX_PROMOTED_BYTES)
+        {
+            Ok(Some(b)) => b,
+            Ok(None) => return Err("missing".into()),
+            Err(ReadError::TooLarge { size, .. }) => {
+                return Err(format!(
+                    "{size} bytes; at most {MAX_PROMOTED_BYTES} are promoted"
+                ))
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        if sha256_hex(&bytes) != sha256 {
+            return Err("changed since it was received".into());
+        }
+        self.inner
+            .blobs
+            .pin(sha256, &bytes)
+            .map_err(|e| e.to_string())?;
+        let identity = self
+            .restore_file(ws, target, &bytes)
+            .map_err(|e| e.to_string())?;
+        Ok((bytes.len() as u64, identity))
+    }
+
+    /// Writes an approved file read-only, first removing a link or folder planted in its way;
+    /// the identity of the fresh inode, which has no other name. One more write if it has:
+    /// a link made to the temp file in the moment before the rename.
+    fn restore_file(&self, ws: &Served, target: &str, bytes: &[u8]) -> std::io::Result<Identity> {
+        let path = ws.workspace.root.join(target);
+        if let Err(e) = ws.workspace.write_readonly(&path, bytes) {
+            clear_way(ws, target);
+            ws.workspace.write_readonly(&path, bytes).map_err(|_| e)?;
+        }
+        match sole_identity(ws, target)? {
+            Some(identity) => Ok(identity),
+            None => {
+                ws.workspace.write_readonly(&path, bytes)?;
+                sole_identity(ws, target)?.ok_or_else(|| {
+                    std::io::Error::other(format!(
+                        "{target}: written twice, linked elsewhere twice"
+                    ))
+                })
+            }
+        }
+    }
+
+    fn save_manifest(&self, ws: &Served, manifest: &BTreeMap<String, ApprovedFile>) {
+        let bytes = serde_json::to_vec_pretty(manifest).expect("a manifest always serializes");
+        if let Err(e) = ws.store.write(Path::new(MANIFEST), &bytes) {
+            self.metrics().error("write");
+            tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot record the approved manifest");
+        }
+        let copy = ws.workspace.baton_dir().join(MANIFEST);
+        if let Err(e) = ws.workspace.write_volatile(&copy, &bytes) {
+            tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot publish the approved manifest");
+        }
+    }
+
+    /// Checks `approved/` against the manifest, restores what changed and records it.
+    pub fn check_approved(&self, ws: &Served) {
+        let mut guard = ws.approved();
+        let state = guard.as_mut().expect("loaded by approved()");
+        if state.manifest.is_empty() {
+            return;
+        }
+        let mut findings = Vec::new();
+        for (path, file) in &state.manifest {
+            if let Some(mut f) = self.check_file(ws, path, file, &mut state.verified) {
+                let bytes = self.inner.blobs.get_pinned(&file.sha256, file.size);
+                let fresh = bytes.and_then(|b| self.restore_file(ws, path, &b).ok());
+                f.restored = fresh.is_some();
+                match fresh {
+                    Some(identity) => state.verified.insert(path.clone(), identity),
+                    None => state.verified.remove(path),
+                };
+                findings.push(f);
+            }
+        }
+        findings.extend(self.remove_planted(ws, &state.manifest));
+        if findings.is_empty() {
+            return;
+        }
+        tracing::warn!(workspace = %ws.workspace.name, count = findings.len(), "approved work was changed; restored");
+        let data = json!({ "changes": findings });
+        let event = Event::new(EventType::ApprovedTampered, &ws.workspace.name, None, data);
+        if self.emit(ws, event).is_err() {
+            tracing::error!(workspace = %ws.workspace.name, "approved.tampered could not be logged");
+        }
+    }
+
+    fn check_file(
+        &self,
+        ws: &Served,
+        path: &str,
+        file: &ApprovedFile,
+        verified: &mut HashMap<String, Identity>,
+    ) -> Option<Finding> {
+        let finding = |change, found: Option<String>| Finding {
+            path: path.to_string(),
+            change,
+            expected_sha256: Some(file.sha256.clone()),
+            found_sha256: found,
+            restored: false,
+        };
+        let (f, identity) = match ws.workspace.open_regular(&ws.workspace.root.join(path)) {
+            Ok(Some(opened)) => opened,
+            Ok(None) => return Some(finding("deleted", None)),
+            Err(_) => return Some(finding("replaced", None)),
+        };
+        let (mode, links) = f
+            .metadata()
+            .map(|m| (m.permissions().mode() & 0o7777, m.nlink()))
+            .unwrap_or((0, 0));
+        if links > 1 {
+            return Some(finding("hard_linked", None));
+        }
+        let known = verified.get(path);
+        if known == Some(&identity) && mode == 0o444 {
+            return None;
+        }
+        // Not the inode the daemon wrote: whatever its bytes, someone put it there.
+        let replaced = known.is_some_and(|k| (k.dev, k.ino) != (identity.dev, identity.ino));
+        let found = crate::workspace::sha256_open_file(f).ok();
+        if found.as_deref() != Some(file.sha256.as_str()) {
+            return Some(finding("edited", found));
+        }
+        if replaced {
+            return Some(finding("replaced", found));
+        }
+        if mode != 0o444 {
+            return Some(finding("mode_changed", found));
+        }
+        verified.insert(path.to_string(), identity);
+        None
+    }
+
+    /// Removes what is in `approved/` and not in the manifest (planted files and links).
+    fn remove_planted(
+        &self,
+        ws: &Served,
+        manifest: &BTreeMap<String, ApprovedFile>,
+    ) -> Vec<Finding> {
+        let dir = ws.workspace.root.join(APPROVED_DIR);
+        let Ok((entries, _)) = ws.workspace.tree(&dir) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for e in entries {
+            let path = format!("{APPROVED_DIR}/{}", e.path);
+            let ours = manifest.contains_key(&path)
+                || manifest.keys().any(|k| k.starts_with(&format!("{path}/")));
+            let temp = e
+                .path
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| n.starts_with(".baton-tmp-"));
+            if ours || temp || e.kind == "folder" {
+                continue;
+            }
+            let removed = ws.workspace.remove(&ws.workspace.root.join(&path)).is_ok();
+            out.push(Finding {
+                path,
+                change: "planted",
+                expected_sha256: None,
+                found_sha256: None,
+                restored: removed,
+            });
+        }
+        out
+    }
+}
+
+/// The identity of the regular file at `target` if it has one name only (`None`: it has
+/// more).
+fn sole_identity(ws: &Served, target: &str) -> std::io::Result<Option<Identity>> {
+    let opened = ws.workspace.open_regular(&ws.workspace.root.join(target));
+    let (f, identity) = match opened {
+        Ok(Some(found)) => found,
+        Ok(None) => return Err(std::io::ErrorKind::NotFound.into()),
+        Err(e) => return Err(std::io::Error::other(e.to_string())),
+    };
+    Ok((f.metadata()?.nlink() == 1).then_some(identity))
+}
+
+/// Removes a link or non-folder planted where a folder of `target` should be, or a folder or
+/// link at `target` itself, so the restore can write.
+fn clear_way(ws: &Served, target: &str) {
+    let mut at = ws.workspace.root.clone();
+    for part in target.split('/') {
+        at.push(part);
+        let Ok(meta) = std::fs::symlink_metadata(&at) else {
+            return;
+        };
+        let last = at == ws.workspace.root.join(target);
+        if meta.file_type().is_symlink() || (!last && !meta.is_dir()) {
+            let _ = ws.workspace.remove(&at);
+            return;
+        }
+        if last && meta.is_dir() {
+            // A folder put in the file's place: set it aside in .baton/ as evidence.
+            let aside = ws
+                .workspace
+                .baton_dir()
+                .join(format!("tampered-{}", rand::random::<u32>()));
+            let _ = ws.workspace.rename(&at, &aside);
+            return;
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! Deciding many handoffs at once (a reviewer's queue). Each key is its own decision, made by
+//! `App::decide` with its own checks and its own event; one that fails does not stop the others.
+
+use crate::app::model::{DecideError, Decided};
+use crate::app::review::decide::DecisionRequest;
+use crate::app::App;
+use crate::auth::Actor;
+use std::collections::HashSet;
+
+/// Most keys in one request: enough for a queue page, small enough that the request (each
+/// key a durable write and an audit append) stays short.
+pub const MAX_BULK: usize = 200;
+
+/// One key's result, as `App::decide` gave it.
+pub type KeyResult = (String, Result<Decided, DecideError>);
+
+/// Why a bulk request as a whole is refused (nothing was decided).
+#[derive(Debug, thiserror::Error)]
+pub enum BulkError {
+    #[error("keys is empty: name at least one handoff")]
+    Empty,
+    #[error("{0} keys: at most {MAX_BULK} handoffs are decided in one request")]
+    TooMany(usize),
+    #[error("key \"{0}\" is listed twice")]
+    Duplicate(String),
+    #[error("{0}")]
+    Unprocessable(String),
+}
+
+impl App {
+    /// Decides every handoff of `keys` with the same request, in order; one result per key.
+    pub fn decide_many(
+        &self,
+        keys: &[String],
+        req: DecisionRequest,
+        actor: &Actor,
+    ) -> Result<Vec<KeyResult>, BulkError> {
+        if keys.is_empty() {
+            return Err(BulkError::Empty);
+        }
+        if keys.len() > MAX_BULK {
+            return Err(BulkError::TooMany(keys.len()));
+        }
+        let mut seen = HashSet::new();
+        if let Some(twice) = keys.iter().find(|k| !seen.insert(k.as_str())) {
+            return Err(BulkError::Duplicate(twice.clone()));
+        }
+        if req.revision.is_some() || req.handoff_sha256.is_some() {
+            // They name one handoff's content; applied to many they would refuse all but one.
+            return Err(BulkError::Unprocessable(
+                "revision and handoff_sha256 name one handoff's content; decide that one alone"
+                    .into(),
+            ));
+        }
+        let results = keys
+            .iter()
+            .map(|key| (key.clone(), self.decide(key, req.clone(), actor)))
+            .collect();
+        Ok(results)
+    }
+}

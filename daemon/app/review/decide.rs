@@ -1,0 +1,339 @@
+//! Decisions: a reviewer's answer (or the system's, or a policy's) to a pending handoff. The
+//! archive copy is written first, then the root decision.json; a crash in between leaves the
+//! decision recorded, and the start-up reconcile restores the root copy.
+
+use crate::app::model::{Closing, DecideError, Decided, Progress, Recorded, Remark, DECISION};
+use crate::app::review::ingest::write_json;
+use crate::app::review::records::json_bytes;
+use crate::app::state::WsState;
+use crate::app::{App, Served};
+use crate::auth::Actor;
+use crate::clock::now_rfc3339;
+use crate::contract::decision::{Edits, DECISION_VERSION};
+use crate::contract::{Decision, Outcome};
+use crate::events::{Event, EventType};
+use serde::Deserialize;
+use serde_json::json;
+use std::io;
+
+/// The body of `POST /api/v1/handoffs/{key}/decision`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    pub outcome: Outcome,
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// The revision the reviewer saw; a newer one in place answers 409 (approve what you saw).
+    #[serde(default)]
+    pub revision: Option<u32>,
+    /// Or the sha256 of the content the reviewer saw (`decision.json`'s `handoff_sha256`).
+    #[serde(default)]
+    pub handoff_sha256: Option<String>,
+    /// For `reassigned` (and only for it): who continues.
+    #[serde(default)]
+    pub to_agent: Option<String>,
+    /// With `approved` or `changes_requested`: `instructions` and an edited `remaining`.
+    #[serde(default)]
+    pub edits: Edits,
+}
+
+const MAX_COMMENT: usize = 64 * 1024;
+/// Longest `to_agent` of a reassignment (as long as a handoff `id`).
+const MAX_TO_AGENT: usize = 128;
+
+/// What a request asks, checked before anything is looked up. Returns the `to_agent` to
+/// record, trimmed.
+fn check_request(req: &DecisionRequest) -> Result<Option<String>, DecideError> {
+    let bad = |m: &str| Err(DecideError::Unprocessable(m.to_string()));
+    let reviewer_outcomes = [
+        Outcome::Approved,
+        Outcome::Rejected,
+        Outcome::ChangesRequested,
+        Outcome::Reassigned,
+    ];
+    if !reviewer_outcomes.contains(&req.outcome) {
+        return bad(
+            "outcome must be \"approved\", \"rejected\", \"changes_requested\" or \"reassigned\"",
+        );
+    }
+    if req.comment.as_ref().is_some_and(|c| c.len() > MAX_COMMENT) {
+        return bad(&format!("comment is over {MAX_COMMENT} bytes"));
+    }
+    let to_agent = req.to_agent.as_deref().map(str::trim);
+    match (req.outcome, to_agent) {
+        (Outcome::Reassigned, None | Some("")) => bad(
+            "outcome \"reassigned\" needs to_agent: who continues (an agent, a reviewer, a route)",
+        ),
+        (Outcome::Reassigned, Some(to)) if to.len() > MAX_TO_AGENT => {
+            bad(&format!("to_agent is over {MAX_TO_AGENT} bytes"))
+        }
+        (Outcome::Reassigned, Some(to)) if to.chars().any(char::is_control) => {
+            bad("to_agent may not hold control characters (line breaks, tabs, ...)")
+        }
+        (Outcome::Reassigned, Some(to)) => Ok(Some(to.to_string())),
+        // A blank one is no answer (a form sends its empty field with every outcome).
+        (_, None | Some("")) => Ok(None),
+        (_, Some(_)) => bad("to_agent is only for outcome \"reassigned\""),
+    }
+}
+
+/// A request made on another revision than the one in place.
+fn stale(req: &DecisionRequest, rec: &crate::app::state::Record) -> Result<(), DecideError> {
+    let (current, digest) = (rec.meta.revision, &rec.meta.digest);
+    let seen_other = req.revision.is_some_and(|r| r != current)
+        || req
+            .handoff_sha256
+            .as_ref()
+            .is_some_and(|h| !h.eq_ignore_ascii_case(digest));
+    if !seen_other {
+        return Ok(());
+    }
+    Err(DecideError::Stale {
+        message: format!(
+            "handoff \"{}\" changed since it was read: revision {current} is in place; read it again before deciding",
+            rec.meta.key
+        ),
+        revision: current,
+    })
+}
+
+impl App {
+    /// A reviewer decides a pending handoff: every path (API, pages, bulk) comes here, so
+    /// every rule holds on all of them.
+    pub fn decide(
+        &self,
+        key: &str,
+        req: DecisionRequest,
+        actor: &Actor,
+    ) -> Result<Decided, DecideError> {
+        let to_agent = check_request(&req)?;
+        let edits = crate::app::review::edits::checked(req.outcome, req.edits.clone())?;
+        let Actor::Reviewer { name, roles } = actor else {
+            return Err(DecideError::Forbidden(
+                "agent tokens cannot decide handoffs".into(),
+            ));
+        };
+        let not_found = || DecideError::NotFound(key.to_string());
+        let ws = self.ws_of_key(key).ok_or_else(not_found)?;
+        let mut st = ws.lock();
+        let rec = st.records.get(key).ok_or_else(not_found)?;
+        if let Some(d) = &rec.decision {
+            return Err(DecideError::Conflict(Box::new(d.clone())));
+        }
+        stale(&req, rec)?;
+        let route = self.route_of(rec, &ws.workspace.name);
+        if let Some(refused) = self.not_a_reviewer(&ws, rec, name, roles) {
+            return Err(refused);
+        }
+        if req.outcome == Outcome::Approved {
+            if let Some(refused) = self.approval_refused(&ws, rec, name, roles) {
+                return Err(refused);
+            }
+            let remark = Remark {
+                comment: req.comment,
+                edits,
+            };
+            return self.approve(&ws, &mut st, key, route, name, roles, remark);
+        }
+        let closing = Closing {
+            to_agent,
+            edits,
+            ..Closing::new(req.outcome, name.clone(), req.comment)
+        };
+        Ok(Decided::Closed(self.settle(&ws, &mut st, key, closing)?))
+    }
+
+    /// The refusal of any decision by someone the handoff's route does not admit.
+    fn not_a_reviewer(
+        &self,
+        ws: &Served,
+        rec: &crate::app::state::Record,
+        name: &str,
+        roles: &[String],
+    ) -> Option<DecideError> {
+        if self.admits(rec, &ws.workspace.name, name, roles) {
+            return None;
+        }
+        let route = self.route_of(rec, &ws.workspace.name);
+        let on = route.map_or("any route".to_string(), |r| format!("route \"{}\"", r.name));
+        Some(DecideError::Forbidden(format!(
+            "{name} is not a reviewer on {on}"
+        )))
+    }
+
+    /// Why `name` (holding `roles`) cannot approve the pending `rec` now, or `None` when an
+    /// approval would be recorded. The one statement of the rules: `decide` refuses an
+    /// approval by it, and the handoff page shows it where the Approve button would be.
+    pub(in crate::app) fn approval_refused(
+        &self,
+        ws: &Served,
+        rec: &crate::app::state::Record,
+        name: &str,
+        roles: &[String],
+    ) -> Option<DecideError> {
+        let route = self.route_of(rec, &ws.workspace.name);
+        if let Some(d) = &rec.decision {
+            return Some(DecideError::Conflict(Box::new(d.clone())));
+        }
+        if let Some(refused) = self.not_a_reviewer(ws, rec, name, roles) {
+            return Some(refused);
+        }
+        // Rejecting or sending back one's own work is allowed: it grants nothing.
+        if self.is_sender(&rec.handoff, &ws.workspace.name, name) {
+            return Some(DecideError::Forbidden(format!(
+                "{name} sent this handoff (from_agent \"{}\") and cannot approve it; another reviewer must",
+                rec.handoff.from_agent
+            )));
+        }
+        let changed = self.changed_artifacts(ws, &rec.meta.artifacts);
+        if !changed.is_empty() {
+            return Some(DecideError::ArtifactChanged(format!(
+                "not approved: {}; the agent must submit the handoff again",
+                changed.join("; ")
+            )));
+        }
+        crate::app::review::quorum::gate(&Progress::of(route, rec), name, roles).err()
+    }
+
+    /// Records the decision of a pending handoff: archive, root copy, state, event.
+    pub(in crate::app) fn settle(
+        &self,
+        ws: &Served,
+        st: &mut WsState,
+        key: &str,
+        closing: Closing,
+    ) -> io::Result<Decision> {
+        let recorded = self.record_decision(ws, st, key, closing)?;
+        if let Err(e) = self.emit(ws, recorded.event.clone()) {
+            // Fail closed: a decision that is not in the audit log is not made.
+            let _ = ws.uncommit(key, DECISION);
+            return Err(e);
+        }
+        Ok(self.close(ws, st, key, recorded))
+    }
+
+    /// Commits the decision of a pending handoff to the store. Its event is the caller's to
+    /// log (with others of the same change, in one append), then `close` applies it.
+    pub(in crate::app) fn record_decision(
+        &self,
+        ws: &Served,
+        st: &WsState,
+        key: &str,
+        closing: Closing,
+    ) -> io::Result<Recorded> {
+        let recorded = self.decision_of(ws, st, key, closing)?;
+        ws.commit(key, DECISION, &recorded.bytes)?;
+        Ok(recorded)
+    }
+
+    /// The decision `closing` makes of a pending handoff and its event, not yet committed: for
+    /// a caller that commits it with other files of the same transition.
+    pub(in crate::app) fn decision_of(
+        &self,
+        ws: &Served,
+        st: &WsState,
+        key: &str,
+        closing: Closing,
+    ) -> io::Result<Recorded> {
+        let rec = &st.records[key];
+        let policy = made_by(&closing.by, closing.policy);
+        // Beside a person's decision, what the route's shadow policy would have made of it.
+        let shadow = (policy.as_deref() == Some("human"))
+            .then(|| self.shadow_of(ws, st, rec))
+            .flatten();
+        let decision = Decision {
+            decision_version: DECISION_VERSION.into(),
+            handoff_key: key.to_string(),
+            task_id: rec.meta.task_id.clone(),
+            outcome: closing.outcome,
+            by: closing.by,
+            at: now_rfc3339(),
+            comment: closing.comment,
+            errors: Vec::new(),
+            sign_offs: rec.sign_offs.clone(),
+            to_agent: closing.to_agent,
+            edits: closing.edits,
+            handoff_sha256: Some(rec.meta.digest.clone()),
+            policy,
+            shadow,
+            receipt: None,
+        };
+        let decision = Decision {
+            receipt: Some(self.receipt_for(&ws.workspace.name, Some(rec), &decision)),
+            ..decision
+        };
+        let bytes = json_bytes(&decision)?;
+        let data = json!({
+            "task_id": decision.task_id, "outcome": decision.outcome, "by": decision.by, "comment": decision.comment,
+            "to_agent": decision.to_agent, "instructions": decision.edits.instructions,
+            "remaining": decision.edits.remaining,
+        });
+        let event = Event::new(
+            EventType::HandoffDecided,
+            &ws.workspace.name,
+            Some(key),
+            data,
+        );
+        Ok(Recorded {
+            decision,
+            bytes,
+            event,
+        })
+    }
+
+    /// A decision committed and logged: its copy, the state, the root answer, the metrics.
+    pub(in crate::app) fn close(
+        &self,
+        ws: &Served,
+        st: &mut WsState,
+        key: &str,
+        recorded: Recorded,
+    ) -> Decision {
+        let Recorded {
+            decision, bytes, ..
+        } = recorded;
+        let rec = st
+            .records
+            .get_mut(key)
+            .expect("close is called for a known key");
+        ws.publish(key, DECISION, Some(&bytes));
+        rec.decision = Some(decision.clone());
+        if decision.outcome == Outcome::Approved {
+            self.promote(ws, rec, &decision.by);
+        }
+        self.end_claim(ws, rec);
+        let held = crate::app::review::ingest::artifact_paths(&rec.handoff);
+        let why = format!("handoff {key} {}", decision.outcome.as_str());
+        self.release_holds(ws, key, &held, &why);
+        // The root file answers the handoff.json in place, and only if it is this content.
+        let in_place = st
+            .current
+            .as_ref()
+            .is_some_and(|c| c.key == key && c.digest == rec.meta.digest);
+        if in_place {
+            if let Err(e) = write_json(&ws.workspace, &ws.workspace.decision_path(), &decision) {
+                // The store holds the decision; forgetting the file makes the next
+                // reconcile restore the root copy, which is asked for soon.
+                st.current = None;
+                self.ask_repair(&ws.workspace.root);
+                self.metrics().error("write");
+                tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot write decision.json");
+            }
+        }
+        if st.pending.as_deref() == Some(key) {
+            st.pending = None;
+        }
+        self.metrics().pending.dec();
+        self.count_outcome(decision.outcome);
+        decision
+    }
+}
+
+/// What made a decision: the policy named, `human` for a person, nothing for the system's.
+fn made_by(by: &str, policy: Option<String>) -> Option<String> {
+    match policy {
+        Some(p) => Some(p),
+        None if by == "system" || by.starts_with("policy:") => None,
+        None => Some("human".into()),
+    }
+}

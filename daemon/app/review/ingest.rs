@@ -1,0 +1,300 @@
+//! Ingest: re-read an agent file and reconcile the workspace's state with it (level-triggered:
+//! the same file seen twice is a no-op). Handoffs are received, revised, refused as invalid or
+//! found already answered; checkpoints update "where it stopped".
+
+use crate::app::model::Stamp;
+use crate::app::state::{Current, Record, WsState};
+use crate::app::{App, Served};
+use crate::contract::validate::{self, oversize_digest, sha256_hex, Accepted, Format};
+use crate::contract::{json, Handoff, Outcome, Problem};
+use crate::workspace::{self, ReadError, Workspace};
+use std::io;
+use std::time::Instant;
+
+/// What the checks around a valid handoff.json found.
+struct Checked {
+    problems: Vec<Problem>,
+    stamps: Vec<Stamp>,
+    /// How the file was written, to place the problems found here in it.
+    format: Format,
+}
+
+/// What a handoff.json turned out to be.
+enum Verdict {
+    Valid(Box<Accepted<Handoff>>),
+    Invalid {
+        key: String,
+        digest: String,
+        task_id: String,
+        /// The sender, if the file says (to tell its agent's channel).
+        from_agent: Option<String>,
+        problems: Vec<Problem>,
+    },
+}
+
+impl App {
+    /// Re-reads handoff.json and acts on it. `seen`: when the change was noticed (metrics).
+    /// `force`: act even on the bytes last processed (a rename, a rescan): files around them
+    /// may have changed, or decision.json may need restoring. Returns `false` when it could
+    /// not be done (a read or write failed, the event could not be logged): try again later.
+    pub fn reconcile_handoff(&self, ws: &Served, seen: Option<Instant>, force: bool) -> bool {
+        let started = Instant::now();
+        let limits = self.config().limits;
+        let file = ws.workspace.handoff_file();
+        let (raw_sha, verdict, text) = match workspace::read_limited(&file.path, limits.max_bytes) {
+            Ok(None) => {
+                ws.lock().current = None;
+                return true;
+            }
+            Ok(Some(bytes)) => (
+                // The name is part of it: the same bytes under another name are read anew.
+                sha256_hex(&[file.name().as_bytes(), b"\0", &bytes].concat()),
+                judge(&ws.workspace.name, file.format, &bytes, &limits),
+                bytes,
+            ),
+            Err(ReadError::TooLarge { size, .. }) => {
+                refused(oversize_digest(size), json::too_large(size, &limits))
+            }
+            Err(ReadError::NotRegular) => {
+                refused(sha256_hex(b"not-regular"), Problem::new("", NOT_REGULAR))
+            }
+            Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::PermissionDenied => {
+                refused(sha256_hex(b"unreadable"), Problem::new("", UNREADABLE))
+            }
+            Err(ReadError::Io(e)) => {
+                self.metrics().error("read");
+                tracing::warn!(workspace = %ws.workspace.name, file = %file.name(), error = %e, "cannot read the handoff file; will retry");
+                return false;
+            }
+        };
+        if !force
+            && ws
+                .lock()
+                .current
+                .as_ref()
+                .is_some_and(|c| c.raw_sha == raw_sha)
+        {
+            return true;
+        }
+        if !file.shadowed.is_empty() {
+            let names: Vec<_> = file.shadowed.iter().filter_map(|p| p.file_name()).collect();
+            tracing::warn!(workspace = %ws.workspace.name, counts = %file.name(), ignored = ?names,
+                "more than one handoff file: the newest counts, the others are ignored; remove them");
+            self.metrics().error("handoff_shadowed");
+        }
+        // Checking artifacts may hash big files: done before taking the workspace lock, so
+        // decisions and queries on this workspace are not held up meanwhile.
+        let (artifact_problems, stamps) = match &verdict {
+            Verdict::Valid(acc) => match self.check_artifacts(ws, &acc.doc, &acc.value) {
+                Ok(checked) => checked,
+                Err(crate::app::review::artifacts::Deferred) => {
+                    // Processed again when the background hashing is done.
+                    ws.lock().current = None;
+                    return true;
+                }
+            },
+            Verdict::Invalid { .. } => Default::default(),
+        };
+        let mut st = ws.lock();
+        let result = match verdict {
+            Verdict::Valid(acc) => {
+                let checked = Checked {
+                    problems: artifact_problems,
+                    stamps,
+                    format: file.format,
+                };
+                self.accept(ws, &mut st, *acc, checked, &text, raw_sha)
+            }
+            Verdict::Invalid {
+                key,
+                digest,
+                task_id,
+                from_agent,
+                problems,
+            } => {
+                self.note_sender(&ws.workspace.name, &key, from_agent.as_deref());
+                st.current = Some(Current {
+                    raw_sha,
+                    key: key.clone(),
+                    digest: digest.clone(),
+                    invalid: None,
+                });
+                self.answer_invalid(ws, &mut st, &key, &digest, &task_id, problems)
+            }
+        };
+        match result {
+            Ok(()) => {
+                if let Some(seen) = seen {
+                    let metrics = self.metrics();
+                    metrics.ingest_seconds.observe(seen.elapsed().as_secs_f64());
+                    let service = started.elapsed().as_secs_f64();
+                    metrics.ingest_service_seconds.observe(service);
+                }
+                true
+            }
+            Err(e) => {
+                // Forget the file so the next event or reconcile tries again.
+                st.current = None;
+                self.metrics().error("write");
+                tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot process handoff.json; will retry");
+                false
+            }
+        }
+    }
+
+    fn accept(
+        &self,
+        ws: &Served,
+        st: &mut WsState,
+        acc: Accepted<Handoff>,
+        checked: Checked,
+        bytes: &[u8],
+        raw_sha: String,
+    ) -> io::Result<()> {
+        let Checked {
+            mut problems,
+            stamps,
+            format,
+        } = checked;
+        let key = validate::handoff_key(&ws.workspace.name, &acc);
+        st.current = Some(Current {
+            raw_sha,
+            key: key.clone(),
+            digest: acc.digest.clone(),
+            invalid: None,
+        });
+        // A verdict that rests on files around handoff.json (artifacts) is not cached: the
+        // agent may fix them and write the same handoff again.
+        let depends_on_workspace = !problems.is_empty();
+        let route = crate::routing::route_for(&self.config().routes, &acc.doc, &ws.workspace.name);
+        let users = &self.config().users;
+        for (i, message) in crate::routing::sign_off_problems(route, users, &acc.doc.sign_off) {
+            problems.push(Problem::new(format!("/sign_off/{i}"), message));
+        }
+        let newly_reserved = match self.reserve_key(&key, &ws.workspace.name) {
+            Ok(fresh) => fresh,
+            Err(owner) => {
+                problems.push(Problem::new(
+                    "/id",
+                    key_taken(&key, &owner, acc.doc.id.is_some()),
+                ));
+                false
+            }
+        };
+        if let Some(Record {
+            decision: Some(d),
+            meta,
+            ..
+        }) = st.records.get(&key)
+        {
+            if meta.digest != acc.digest && !d.outcome.allows_revision() {
+                problems.push(Problem::new(
+                    "/id",
+                    format!("handoff \"{key}\" was already decided ({}); its content cannot change, use a new id for new work", d.outcome.as_str()),
+                ));
+            }
+        }
+        let result = if problems.is_empty() {
+            // Archived as kept: without the `null` fields that stood for absent ones.
+            let kept = acc.kept_bytes(bytes);
+            match st.records.get(&key) {
+                Some(rec) if rec.meta.digest == acc.digest => self.repair(ws, st, &key),
+                Some(_) => self.revise(ws, st, &key, acc, stamps, &kept),
+                None => self.receive(ws, st, key.clone(), acc, stamps, &kept),
+            }
+        } else {
+            let limits = self.config().limits;
+            let problems = validate::finish_as(format, bytes, &limits, problems);
+            self.note_sender(&ws.workspace.name, &key, Some(&acc.doc.from_agent));
+            self.answer_invalid(ws, st, &key, &acc.digest, &acc.doc.task_id, problems)
+        };
+        if newly_reserved && !st.records.contains_key(&key) {
+            self.keys().remove(&key);
+        }
+        if depends_on_workspace {
+            st.current = None;
+        }
+        result
+    }
+
+    /// Claims `key` for workspace `ws` in one step (the catch-up runs workspaces in parallel):
+    /// `Ok(true)` newly claimed, `Ok(false)` already ours, `Err(owner)` another's.
+    fn reserve_key(&self, key: &str, ws: &str) -> Result<bool, String> {
+        let mut keys = self.keys();
+        match keys.get(key) {
+            Some(owner) if owner != ws => Err(owner.clone()),
+            Some(_) => Ok(false),
+            None => {
+                keys.insert(key.to_string(), ws.to_string());
+                Ok(true)
+            }
+        }
+    }
+
+    pub(in crate::app) fn count_outcome(&self, outcome: Outcome) {
+        let label = crate::metrics::OutcomeLabel {
+            outcome: outcome.as_str().into(),
+        };
+        self.metrics().handoffs.get_or_create(&label).inc();
+    }
+}
+
+const NOT_REGULAR: &str =
+    "handoff.json must be a regular file: symlinks, folders and pipes are refused";
+const UNREADABLE: &str =
+    "cannot read handoff.json: permission denied; make it readable by the daemon's user";
+
+fn judge(
+    workspace: &str,
+    format: Format,
+    bytes: &[u8],
+    limits: &crate::contract::Limits,
+) -> Verdict {
+    match validate::handoff_as(format, bytes, limits) {
+        Ok(accepted) => Verdict::Valid(Box::new(accepted)),
+        Err(r) => Verdict::Invalid {
+            key: validate::rejected_key(workspace, &r),
+            task_id: r.field("task_id").unwrap_or_default().to_string(),
+            from_agent: r.field("from_agent").map(str::to_string),
+            digest: r.digest,
+            problems: r.problems,
+        },
+    }
+}
+
+/// A handoff.json that cannot even be read: answered under a digest of what is known of it.
+fn refused(digest: String, problem: Problem) -> (String, Verdict, Vec<u8>) {
+    let verdict = Verdict::Invalid {
+        key: digest.clone(),
+        digest: digest.clone(),
+        task_id: String::new(),
+        from_agent: None,
+        problems: vec![problem],
+    };
+    (digest, verdict, Vec::new())
+}
+
+fn key_taken(key: &str, owner: &str, has_id: bool) -> String {
+    if has_id {
+        format!("id \"{key}\" is already used in workspace \"{owner}\"; keys are unique across the daemon, use a new id")
+    } else {
+        // A derived key includes this workspace: the clash is with an id chosen elsewhere,
+        // which this handoff has nothing to do with, so no other workspace is named.
+        format!("key {key} is already used by another handoff; give this one an id")
+    }
+}
+
+pub(in crate::app) fn write_json<T: serde::Serialize>(
+    ws: &Workspace,
+    path: &std::path::Path,
+    value: &T,
+) -> io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    ws.write(path, &bytes)
+}
+
+/// The workspace-relative paths of a handoff's artifacts.
+pub(in crate::app) fn artifact_paths(handoff: &Handoff) -> Vec<String> {
+    handoff.artifacts.iter().map(|a| a.path.clone()).collect()
+}

@@ -1,0 +1,37 @@
+//! The review state machine's transitions: each takes a workspace's state under its lock,
+//! commits its change to the store in one commit, records its event (audit log, then outbox and
+//! subscribers) and returns. Receipt of agent files (`ingest`, `receive`, `revise`, `invalid`,
+//! `checkpoints`, `artifacts`), reviewers' acts (`decide`, `quorum`, `edits`, `claim`, `bulk`,
+//! `ownership`, `away`), the route's (`route`, `assign` over `rota`, who holds what,
+//! `audience`, `policy`, `timers`, `stall`), what a decision leaves behind (`receipt`, `approved`, `holds`, `repair`), and the
+//! agents' writes through the API (`upload`, `locks`). `records` and `record_events` are the
+//! one way every transition commits and announces.
+
+pub(in crate::app) mod approved;
+pub(in crate::app) mod artifacts;
+pub(in crate::app) mod assign;
+pub(in crate::app) mod audience;
+pub(in crate::app) mod away;
+pub(in crate::app) mod bulk;
+pub(in crate::app) mod checkpoints;
+pub(in crate::app) mod claim;
+pub(in crate::app) mod decide;
+pub(in crate::app) mod edits;
+pub(in crate::app) mod holds;
+pub(in crate::app) mod ingest;
+pub(in crate::app) mod invalid;
+pub(in crate::app) mod locks;
+pub(in crate::app) mod ownership;
+pub(in crate::app) mod policy;
+pub(in crate::app) mod quorum;
+pub(in crate::app) mod receipt;
+pub(in crate::app) mod receive;
+pub(in crate::app) mod record_events;
+pub(in crate::app) mod records;
+pub(in crate::app) mod repair;
+pub(in crate::app) mod revise;
+pub(in crate::app) mod rota;
+pub(in crate::app) mod route;
+pub(in crate::app) mod stall;
+pub(in crate::app) mod timers;
+pub(in crate::app) mod upload;

@@ -1,0 +1,106 @@
+//! Who owns a workspace: the person to ask about it and whose call its work is. A reviewer
+//! takes ownership of an unowned workspace, the owner (or an admin) hands it to another
+//! person, an admin takes it from anyone. Kept in the store (`owner.json`), shown on the
+//! workspace's page, logged as `workspace.owner_changed` (`{owner, previous?, by}`).
+
+use crate::app::App;
+use crate::auth::Actor;
+use crate::clock::now_rfc3339;
+use crate::events::{Event, EventType};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::path::Path;
+
+const OWNER: &str = "owner.json";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ownership {
+    pub owner: String,
+    pub since: String,
+    /// Who made this owner the owner.
+    pub by: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OwnerError {
+    #[error("no workspace named \"{0}\"")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("cannot record the owner, nothing was changed; try again: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl App {
+    /// The owner of workspace `name`, if it has one.
+    pub fn owner_of(&self, name: &str) -> Option<Ownership> {
+        let ws = self.workspace(name)?;
+        let bytes = ws.store.read(Path::new(OWNER)).ok().flatten()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// `actor` makes `to` (themselves if `None`) the owner of workspace `name`.
+    pub fn set_owner(
+        &self,
+        name: &str,
+        to: Option<&str>,
+        actor: &Actor,
+    ) -> Result<Ownership, OwnerError> {
+        let Actor::Reviewer { name: who, roles } = actor else {
+            return Err(OwnerError::Forbidden(
+                "agent tokens cannot own workspaces".into(),
+            ));
+        };
+        let ws = self
+            .workspace(name)
+            .ok_or_else(|| OwnerError::NotFound(name.to_string()))?;
+        let to = to.map(str::trim).filter(|t| !t.is_empty()).unwrap_or(who);
+        let known = to == "admin" || self.config().users.iter().any(|u| u.name == to);
+        if !known {
+            return Err(OwnerError::Invalid(format!(
+                "\"{to}\" is not a configured user; a workspace is owned by a person who can sign in"
+            )));
+        }
+        // The workspace lock orders this with other changes of the workspace.
+        let _st = ws.lock();
+        let current = self.owner_of(name);
+        let admin = roles.iter().any(|r| r == "admin");
+        let holder = current.as_ref().map(|c| c.owner.as_str());
+        if holder == Some(to) {
+            return Ok(current.expect("holder is some"));
+        }
+        let allowed = admin || holder == Some(who.as_str()) || (holder.is_none() && to == who);
+        if !allowed {
+            let why = match holder {
+                Some(h) => format!(
+                    "{name} is owned by {h}; only {h} or an admin can give it to someone else"
+                ),
+                None => format!(
+                    "{name} has no owner; take it yourself (an admin can give it to someone)"
+                ),
+            };
+            return Err(OwnerError::Forbidden(why));
+        }
+        let next = Ownership {
+            owner: to.to_string(),
+            since: now_rfc3339(),
+            by: who.clone(),
+        };
+        let bytes = serde_json::to_vec_pretty(&next).expect("always serializes");
+        let old = ws.store.read(Path::new(OWNER))?;
+        ws.store.write(Path::new(OWNER), &bytes)?;
+        let data = json!({ "owner": to, "previous": holder, "by": who });
+        let event = Event::new(EventType::WorkspaceOwnerChanged, name, None, data);
+        if let Err(e) = self.emit(&ws, event) {
+            // Fail closed: no change without its event.
+            let _ = match old {
+                Some(old) => ws.store.write(Path::new(OWNER), &old),
+                None => ws.store.remove(Path::new(OWNER)),
+            };
+            return Err(OwnerError::Io(e));
+        }
+        Ok(next)
+    }
+}

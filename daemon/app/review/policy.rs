@@ -1,0 +1,136 @@
+//! A route's policy applied to a handoff: `auto_approve_if` (a CEL expression, see
+//! `crate::policy`) or the simple `auto_approve_min_confidence`, under the same guards. In
+//! `enforce` mode a handoff it approves is closed at receipt, by `policy:<route>`, naming the
+//! policy; in `shadow` mode it decides nothing and what it would have decided is recorded
+//! beside the person's decision.
+
+use crate::app::model::Closing;
+use crate::app::state::{Record, Served, WsState};
+use crate::app::App;
+use crate::contract::decision::Shadow;
+use crate::contract::Outcome;
+use crate::policy::{ArtifactFact, Facts};
+use crate::routing::{self, PolicyMode, Route};
+
+impl App {
+    /// The route's policy for a handoff just received: closes it if the policy approves it.
+    pub(in crate::app) fn apply_policy(&self, ws: &Served, st: &mut WsState, key: &str) {
+        let rec = &st.records[key];
+        let Some(route) = self.policy_route(ws, rec) else {
+            return;
+        };
+        if route.policy_mode == PolicyMode::Shadow {
+            return;
+        }
+        let Some((policy, true)) = self.verdict(st, rec, route, &ws.workspace.name) else {
+            return;
+        };
+        let comment = match &route.auto_approve_if {
+            Some(expr) => format!("auto-approved: {expr}"),
+            None => format!(
+                "auto-approved: confidence at or above {}",
+                route.auto_approve_min_confidence.unwrap_or(1.0)
+            ),
+        };
+        let closing = Closing {
+            policy: Some(policy),
+            ..Closing::new(
+                Outcome::Approved,
+                format!("policy:{}", route.name),
+                Some(comment),
+            )
+        };
+        if let Err(e) = self.settle(ws, st, key, closing) {
+            tracing::error!(workspace = %ws.workspace.name, key, error = %e, "auto-approval failed; left pending");
+        }
+    }
+
+    /// What a shadow policy would have decided of `rec`, for a person's decision on it.
+    pub(in crate::app) fn shadow_of(
+        &self,
+        ws: &Served,
+        st: &WsState,
+        rec: &Record,
+    ) -> Option<Shadow> {
+        let route = self.policy_route(ws, rec)?;
+        if route.policy_mode != PolicyMode::Shadow {
+            return None;
+        }
+        let (policy, would_approve) = self.verdict(st, rec, route, &ws.workspace.name)?;
+        Some(Shadow {
+            policy,
+            would_approve,
+        })
+    }
+
+    /// The route whose policy may speak for `rec`: none for a loop (A -> B -> A), which is
+    /// for people to break.
+    fn policy_route(&self, ws: &Served, rec: &Record) -> Option<&Route> {
+        let circular = rec
+            .meta
+            .route
+            .as_ref()
+            .is_some_and(|r| !r.circular.is_empty());
+        self.route_of(rec, &ws.workspace.name).filter(|_| !circular)
+    }
+
+    /// The route's policy (its id) and whether it approves `rec`; None: the route has none.
+    fn verdict(
+        &self,
+        st: &WsState,
+        rec: &Record,
+        route: &Route,
+        ws: &str,
+    ) -> Option<(String, bool)> {
+        let facts = facts_of(st, rec, ws);
+        verdict(&self.config().routes, route, &rec.handoff, &facts)
+    }
+}
+
+/// `route`'s policy (its id) and whether it approves the handoff with these facts; None: the
+/// route has none. The one rule for receipt, shadow and `baton policy replay`.
+pub(in crate::app) fn verdict(
+    routes: &[Route],
+    route: &Route,
+    handoff: &crate::contract::Handoff,
+    facts: &Facts,
+) -> Option<(String, bool)> {
+    let ws = &facts.workspace;
+    let guarded = routing::policy_may_decide(routes, route, handoff, ws);
+    match &route.auto_approve_if {
+        Some(expr) => {
+            let holds = crate::policy::holds(expr, facts).unwrap_or_else(|e| {
+                tracing::warn!(route = %route.name, error = %e, "auto_approve_if decides nothing for this handoff");
+                false
+            });
+            Some((crate::policy::id(expr), guarded && holds))
+        }
+        None => {
+            let min = route.auto_approve_min_confidence?;
+            let rule = format!("auto_approve_min_confidence = {min}");
+            let approves = routing::auto_approves(routes, route, handoff, ws);
+            Some((crate::policy::id(&rule), approves))
+        }
+    }
+}
+
+/// What an expression sees of `rec`: its handoff, its artifacts' sizes as received, and how
+/// many checkpoints its task has.
+pub(in crate::app) fn facts_of(st: &WsState, rec: &Record, ws: &str) -> Facts {
+    let artifacts = artifact_facts(&rec.meta.artifacts);
+    let checkpoints = st
+        .checkpoints
+        .values()
+        .filter(|c| c.task_id == rec.meta.task_id)
+        .count() as u64;
+    Facts::of(&rec.handoff, ws, artifacts, checkpoints)
+}
+
+/// The artifacts as received, as an expression sees them.
+pub(in crate::app) fn artifact_facts(stamps: &[crate::app::model::Stamp]) -> Vec<ArtifactFact> {
+    let fact = |s: &crate::app::model::Stamp| ArtifactFact {
+        path: s.path.clone(),
+        size: s.identity.size,
+    };
+    stamps.iter().map(fact).collect()
+}

@@ -1,0 +1,287 @@
+//! Approvals. A handoff is approved once enough distinct reviewers approved its current
+//! revision (the route's `min_approvals`, default 1) and every role of its `sign_off` gate has
+//! signed. Each approval signs one missing role the reviewer holds (one person one role, so
+//! four eyes stay four); one that signs no role counts only while the quorum still needs more
+//! people than the missing roles will bring. Every approval is kept in the store; one that
+//! leaves the handoff pending is an event (`handoff.signed_off` when it signed a role, else
+//! `handoff.partially_approved`), and the last one closes the handoff as `approved`. A
+//! rejection, a request for changes or a reassignment by any participant closes it at once,
+//! and a revision clears the approvals (they were given to other content).
+
+use crate::app::model::{
+    Approval, Closing, DecideError, Decided, Progress, Recorded, Remark, APPROVALS, DECISION,
+    SIGN_OFFS,
+};
+use crate::app::review::records::json_bytes;
+use crate::app::state::{Record, WsState};
+use crate::app::{App, Served};
+use crate::clock::now_rfc3339;
+use crate::config::Route;
+use crate::contract::decision::Edits;
+use crate::contract::{Outcome, SignOff};
+use crate::events::{Event, EventType};
+use crate::store::Op;
+use serde_json::json;
+
+impl Progress {
+    pub fn of(route: Option<&Route>, rec: &Record) -> Progress {
+        let needed = crate::routing::approvals_needed(route, &rec.handoff);
+        let approvals = rec.review.approvals.clone();
+        Progress {
+            sign_offs: rec.sign_offs.clone(),
+            missing_roles: missing_roles(&rec.handoff.sign_off, &rec.sign_offs),
+            approvals_needed: needed,
+            approvals_missing: needed.saturating_sub(approvals.len()),
+            approvals,
+        }
+    }
+
+    fn complete(&self) -> bool {
+        self.missing_roles.is_empty() && self.approvals_missing == 0
+    }
+}
+
+impl App {
+    /// Records `name`'s approval of `key`; closes it as approved when it completes the quorum
+    /// and the sign-off gate. Fail closed: undone if its event cannot be logged.
+    #[allow(clippy::too_many_arguments)]
+    pub(in crate::app) fn approve(
+        &self,
+        ws: &Served,
+        st: &mut WsState,
+        key: &str,
+        route: Option<&Route>,
+        name: &str,
+        roles: &[String],
+        remark: Remark,
+    ) -> Result<Decided, DecideError> {
+        let Remark { comment, edits } = remark;
+        let old = st
+            .records
+            .get(key)
+            .expect("approve is called for a known key")
+            .clone();
+        let before = Progress::of(route, &old);
+        let role = match gate(&before, name, roles)? {
+            // Nothing missing yet still pending (a quorum lowered since, or a store an older
+            // version left between its approval and its decision): an approver who asks
+            // again closes it.
+            Gate::Closes => {
+                let closing = Closing {
+                    edits: latest_edits(&old.review.approvals, edits),
+                    ..Closing::new(Outcome::Approved, name, comment)
+                };
+                return Ok(Decided::Closed(self.settle(ws, st, key, closing)?));
+            }
+            Gate::Signs(role) => role,
+        };
+        let role = role.as_ref();
+        let at = now_rfc3339();
+        let mut rec = old.clone();
+        rec.review.approvals.push(Approval {
+            by: name.to_string(),
+            at: at.clone(),
+            role: role.cloned(),
+            comment: comment.clone(),
+            edits: edits.clone(),
+        });
+        if let Some(role) = role {
+            let by = name.to_string();
+            rec.sign_offs.push(SignOff {
+                role: role.clone(),
+                by,
+                at,
+            });
+        }
+        let now = Progress::of(route, &rec);
+        st.records.insert(key.to_string(), rec);
+        // The approval that completes the quorum is the decision: both in one commit, so a
+        // crash leaves the handoff decided by it or untouched.
+        let closing = now.complete().then(|| Closing {
+            edits: latest_edits(&old.review.approvals, edits.clone()),
+            ..Closing::new(Outcome::Approved, name, comment.clone())
+        });
+        let committed = self.commit_approval(ws, st, key, role.is_some(), closing);
+        let (approvals, sign_offs, recorded) = match committed {
+            Ok(done) => done,
+            Err(e) => {
+                st.records.insert(key.to_string(), old);
+                return Err(e.into());
+            }
+        };
+        let event = match &recorded {
+            Some(r) => r.event.clone(),
+            None => {
+                let kind = match role {
+                    Some(_) => EventType::HandoffSignedOff,
+                    None => EventType::HandoffPartiallyApproved,
+                };
+                let data = json!({ "by": name, "role": role, "comment": comment,
+                    "instructions": edits.instructions, "remaining": edits.remaining,
+                    "missing": now.missing_roles, "approvals": now.approvals.len(),
+                    "approvals_needed": now.approvals_needed });
+                Event::new(kind, &ws.workspace.name, Some(key), data)
+            }
+        };
+        if let Err(e) = self.emit(ws, event) {
+            // Fail closed: the approval is taken back with the event that failed.
+            ws.restore(&old, None);
+            st.records.insert(key.to_string(), old);
+            return Err(e.into());
+        }
+        ws.publish(key, APPROVALS, Some(&approvals));
+        if role.is_some() {
+            ws.publish(key, SIGN_OFFS, Some(&sign_offs));
+        }
+        Ok(match recorded {
+            Some(recorded) => Decided::Closed(self.close(ws, st, key, recorded)),
+            None => Decided::Pending(now),
+        })
+    }
+
+    /// Commits the approvals (and sign-offs) `st` holds for `key`, with the decision of
+    /// `closing` when the approval closes it, as one change of the store. Returns the bytes
+    /// written, to publish once the event is logged.
+    fn commit_approval(
+        &self,
+        ws: &Served,
+        st: &WsState,
+        key: &str,
+        signed: bool,
+        closing: Option<Closing>,
+    ) -> std::io::Result<(Vec<u8>, Vec<u8>, Option<Recorded>)> {
+        let rec = &st.records[key];
+        let approvals = json_bytes(&rec.review.approvals)?;
+        let sign_offs = json_bytes(&rec.sign_offs)?;
+        let recorded = closing
+            .map(|c| self.decision_of(ws, st, key, c))
+            .transpose()?;
+        let mut ops = vec![Op::Put(APPROVALS, &approvals)];
+        if signed {
+            ops.push(Op::Put(SIGN_OFFS, &sign_offs));
+        }
+        if let Some(r) = &recorded {
+            ops.push(Op::Put(DECISION, &r.bytes));
+        }
+        ws.store.apply(key, &ops)?;
+        Ok((approvals, sign_offs, recorded))
+    }
+}
+
+/// The approvals of a record as the store has them. A store written before approvals were
+/// kept has only the sign-offs, which were approvals all the same.
+pub(in crate::app) fn loaded(
+    approvals: Option<Vec<Approval>>,
+    sign_offs: &[SignOff],
+) -> Vec<Approval> {
+    approvals.unwrap_or_else(|| {
+        let approval = |s: &SignOff| Approval {
+            by: s.by.clone(),
+            at: s.at.clone(),
+            role: Some(s.role.clone()),
+            comment: None,
+            edits: Edits::default(),
+        };
+        sign_offs.iter().map(approval).collect()
+    })
+}
+
+/// The events a crash kept from the log: approvals newer than the last event logged, but the
+/// one that closed the handoff (its `handoff.decided` event is recovered with the decision).
+pub(in crate::app) fn recovered(rec: &Record, last: &str, workspace: &str) -> Vec<Event> {
+    let closing = rec
+        .decision
+        .as_ref()
+        .filter(|d| d.outcome == Outcome::Approved);
+    rec.review
+        .approvals
+        .iter()
+        .filter(|a| a.at.as_str() > last && closing.is_none_or(|d| d.by != a.by))
+        .map(|a| {
+            let kind = match a.role {
+                Some(_) => EventType::HandoffSignedOff,
+                None => EventType::HandoffPartiallyApproved,
+            };
+            let data =
+                json!({ "by": a.by, "role": a.role, "recovered": true, "happened_at": a.at });
+            Event::new(kind, workspace, Some(&rec.meta.key), data)
+        })
+        .collect()
+}
+
+/// The edits an approval closing the handoff records: its own, or else those of the latest
+/// earlier approval that made any (an approver who only says yes keeps the others' edits).
+fn latest_edits(earlier: &[Approval], own: Edits) -> Edits {
+    if !own.is_empty() {
+        return own;
+    }
+    let last = earlier.iter().rev().find(|a| !a.edits.is_empty());
+    last.map(|a| a.edits.clone()).unwrap_or_default()
+}
+
+/// What an approval by `name` (holding `roles`) does to a handoff whose approvals stand at
+/// `before`.
+pub(in crate::app) enum Gate {
+    /// It is recorded, signing this role if any.
+    Signs(Option<String>),
+    /// `name` approved already and nothing is missing: asking again closes the handoff.
+    Closes,
+}
+
+/// The quorum's and the sign-off gate's rules for one more approval: what it does, or why it
+/// is refused. `App::approve` records by it and `App::approval_refused` (the pages' Approve
+/// button) asks it, so the button and the decision never disagree.
+pub(in crate::app) fn gate(
+    before: &Progress,
+    name: &str,
+    roles: &[String],
+) -> Result<Gate, DecideError> {
+    match before.approvals.iter().find(|a| a.by == name) {
+        Some(_) if before.complete() => return Ok(Gate::Closes),
+        Some(mine) => return Err(DecideError::AlreadySigned(already(name, mine, before))),
+        None => {}
+    }
+    let role = before.missing_roles.iter().find(|r| roles.contains(r));
+    let helps = before.missing_roles.is_empty()
+        || before.approvals.len() + before.missing_roles.len() < before.approvals_needed;
+    if role.is_none() && !helps {
+        return Err(DecideError::Forbidden(format!(
+            "approval needs sign-off by role(s) {}; {name} holds none of them",
+            before.missing_roles.join(", ")
+        )));
+    }
+    Ok(Gate::Signs(role.cloned()))
+}
+
+fn already(name: &str, mine: &Approval, progress: &Progress) -> String {
+    if let Some(role) = &mine.role {
+        return format!(
+            "{name} already signed off as \"{role}\"; another person must sign the remaining roles"
+        );
+    }
+    let mut waits = Vec::new();
+    if progress.approvals_missing > 0 {
+        waits.push(format!(
+            "{} more reviewer(s) must approve",
+            progress.approvals_missing
+        ));
+    }
+    if !progress.missing_roles.is_empty() {
+        waits.push(format!(
+            "role(s) {} must sign off",
+            progress.missing_roles.join(", ")
+        ));
+    }
+    format!(
+        "{name} already approved this revision; {}",
+        waits.join(" and ")
+    )
+}
+
+pub(in crate::app) fn missing_roles(required: &[String], given: &[SignOff]) -> Vec<String> {
+    required
+        .iter()
+        .filter(|r| !given.iter().any(|s| &s.role == *r))
+        .cloned()
+        .collect()
+}

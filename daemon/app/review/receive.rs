@@ -1,0 +1,154 @@
+//! Receiving a handoff under a new key: its record committed to the store (closing the
+//! workspace's previous pending handoff in the same step), its events logged, then its copies
+//! published and the route's auto-approval applied.
+
+use crate::app::model::{Closing, Stamp, DECISION, META};
+use crate::app::review::records::{json_bytes, rev_file, Committed};
+use crate::app::state::{Meta, Record, WsState};
+use crate::app::{App, Served};
+use crate::clock::now_rfc3339;
+use crate::contract::validate::Accepted;
+use crate::contract::{Handoff, Outcome};
+use crate::events::{Event, EventType};
+use crate::workspace::HANDOFF_FILE;
+use serde_json::json;
+use std::io;
+
+impl App {
+    pub(in crate::app) fn receive(
+        &self,
+        ws: &Served,
+        st: &mut WsState,
+        key: String,
+        acc: Accepted<Handoff>,
+        artifacts: Vec<Stamp>,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        // The previous pending handoff is closed in the same step: both records are committed
+        // (at once, so their syncs overlap), then both events go into one audit append. If
+        // either fails, neither is made (the receive is retried), so a workspace never has two
+        // pending.
+        let previous = st.pending.clone().filter(|p| *p != key);
+        let now = now_rfc3339();
+        let meta = Meta {
+            key: key.clone(),
+            task_id: acc.doc.task_id.clone(),
+            received_at: now.clone(),
+            updated_at: now,
+            revision: 1,
+            digest: acc.digest.clone(),
+            artifacts,
+            previous_artifacts: None,
+            route: Some(self.route_new(st, &acc.doc, &ws.workspace.name)),
+        };
+        let meta_bytes = json_bytes(&meta)?;
+        self.note_audience(&key, &acc.doc, meta.route.as_ref(), &ws.workspace.name);
+        // One durable write commits the revision: the store's meta.json carries its text.
+        let committed = Committed::bytes(&meta, bytes)?;
+        let (withdrawn, received) = std::thread::scope(|s| {
+            let closing = || {
+                let why = format!("superseded by {key}");
+                Closing::new(Outcome::Withdrawn, "system", Some(why))
+            };
+            let st = &*st;
+            let withdrawing = previous
+                .as_deref()
+                .map(|p| s.spawn(move || self.record_decision(ws, st, p, closing())));
+            let received = ws.commit(&key, META, &committed);
+            let withdrawn = withdrawing.map(|w| w.join().unwrap_or_else(|_| Err(panicked())));
+            (withdrawn.transpose(), received)
+        });
+        let undo_withdrawn = || {
+            if let Some(previous) = &previous {
+                let _ = ws.uncommit(previous, DECISION);
+            }
+        };
+        let withdrawn = match (withdrawn, received) {
+            (Ok(withdrawn), Ok(())) => withdrawn,
+            (withdrawn, received) => {
+                if matches!(withdrawn, Ok(Some(_))) {
+                    undo_withdrawn();
+                }
+                if received.is_ok() {
+                    let _ = ws.uncommit(&key, META);
+                }
+                return Err(withdrawn.err().or(received.err()).expect("one failed"));
+            }
+        };
+        let data = json!({
+            "task_id": acc.doc.task_id, "from_agent": acc.doc.from_agent, "title": acc.doc.title,
+            "trigger": acc.doc.trigger, "confidence": acc.doc.confidence, "revision": 1,
+            "route": meta.route.as_ref().and_then(|r| r.route.clone()),
+        });
+        let event = Event::new(
+            EventType::HandoffReceived,
+            &ws.workspace.name,
+            Some(&key),
+            data,
+        );
+        let events = withdrawn.iter().map(|w| w.event.clone()).chain([event]);
+        if let Err(e) = self.emit_all(ws, events.collect()) {
+            // Fail closed: without its event the handoff is not received (retried later).
+            let _ = ws.uncommit(&key, META);
+            undo_withdrawn();
+            return Err(e);
+        }
+        // Durable and announced; what follows only serves readers.
+        if let (Some(previous), Some(withdrawn)) = (&previous, withdrawn) {
+            self.close(ws, st, previous, withdrawn);
+        }
+        ws.publish(&key, &rev_file(1), Some(bytes));
+        ws.publish(&key, HANDOFF_FILE, Some(bytes));
+        ws.publish(&key, META, Some(&meta_bytes));
+        self.remove_root_decision(ws);
+        let record = Record {
+            meta,
+            handoff: acc.doc,
+            value: acc.value,
+            decision: None,
+            sign_offs: Vec::new(),
+            review: Default::default(),
+        };
+        let paths = crate::app::review::ingest::artifact_paths(&record.handoff);
+        self.release_handoff_locks(ws, &record.handoff.from_agent, &paths, &key);
+        self.hold_artifacts(ws, &record);
+        st.records.insert(key.clone(), record);
+        st.pending = Some(key.clone());
+        self.metrics().received.inc();
+        self.metrics().pending.inc();
+        self.apply_policy(ws, st, &key);
+        // Still pending after the route's policy: its reviewers' work, assigned if it says so.
+        self.assign_new(ws, st, &key);
+        Ok(())
+    }
+}
+
+impl App {
+    /// A crash between the two commits of a receive (they run at once) can leave the new
+    /// record durable and the previous one's withdrawal not: two pending at start-up. The
+    /// newest stays pending and the others are withdrawn now, as the receive would have.
+    pub(in crate::app) fn withdraw_superseded(&self, ws: &Served) {
+        let mut st = ws.lock();
+        let Some(newest) = st.pending.clone() else {
+            return;
+        };
+        let older: Vec<String> = st
+            .records
+            .values()
+            .filter(|r| r.is_pending() && r.meta.key != newest)
+            .map(|r| r.meta.key.clone())
+            .collect();
+        for key in older {
+            tracing::warn!(workspace = %ws.workspace.name, key, newest, "a crash left two handoffs pending; withdrawing the older");
+            let why = format!("superseded by {newest}");
+            let closing = Closing::new(Outcome::Withdrawn, "system", Some(why));
+            if let Err(e) = self.settle(ws, &mut st, &key, closing) {
+                tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot withdraw; the next start tries again");
+            }
+        }
+    }
+}
+
+fn panicked() -> io::Error {
+    io::Error::other("closing the previous handoff panicked")
+}

@@ -1,0 +1,73 @@
+//! Recording events: the audit log first (the durable record), then the outbox spool, then
+//! subscribers, metrics and the log.
+
+use crate::app::review::stall;
+use crate::app::{App, Served};
+use crate::events::Event;
+
+impl App {
+    /// Records an event: audit log first (the durable record), then subscribers and metrics.
+    /// An event that cannot be logged is an error: the caller must not make (or must undo)
+    /// the change it describes.
+    pub(in crate::app) fn emit(&self, ws: &Served, event: Event) -> std::io::Result<()> {
+        self.emit_all(ws, vec![event])
+    }
+
+    /// Records events of one workspace with a single audit write and sync; once logged they
+    /// are owed to webhooks and mail, so they are spooled durably before anyone hears of them
+    /// (and spooled again at the next start if a crash comes in between: `respool`).
+    pub(in crate::app) fn emit_all(&self, ws: &Served, events: Vec<Event>) -> std::io::Result<()> {
+        let appended = ws.audit.append_then(&events, |origins| {
+            let audience = |event: &Event| self.inner.audiences.of(event);
+            self.inner.outbox.spool(&events, origins, &audience)
+        });
+        self.announce_breaks(ws);
+        if let Err(e) = appended {
+            self.metrics().error("audit_write");
+            tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot append to the audit log; the change is not made");
+            return Err(e);
+        }
+        for event in events {
+            self.announce(ws, event);
+        }
+        // A change: its timers, stall clock and locks are looked at again.
+        self.inner.agenda.now(&ws.workspace.name);
+        Ok(())
+    }
+
+    /// Spools the notifications of events a crash kept from the outbox after they were
+    /// logged. Called at start, before the workspace's first append.
+    pub(in crate::app) fn respool(&self, ws: &Served) {
+        let result = ws.audit.owed_then(|owed| {
+            tracing::warn!(workspace = %ws.workspace.name, count = owed.len(), "spooling the notifications of events a crash kept from the outbox");
+            let (origins, events): (Vec<String>, Vec<Event>) = owed.into_iter().unzip();
+            let audience = |event: &Event| self.inner.audiences.of(event);
+            self.inner.outbox.spool(&events, &origins, &audience)
+        });
+        if let Err(e) = result {
+            tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot read back the events owed to the outbox");
+        }
+    }
+
+    /// Sends a logged event to subscribers, the metrics and the log.
+    pub(in crate::app) fn announce(&self, ws: &Served, event: Event) {
+        self.inner.listings.changed();
+        if let Some(key) = &event.key {
+            self.inner.order.changed(key);
+        }
+        stall::note_activity(ws, event.kind);
+        tracing::info!(
+            event = event.kind.as_str(),
+            workspace = %event.workspace,
+            key = event.key.as_deref().unwrap_or(""),
+            data = %event.data,
+            "event"
+        );
+        let label = crate::metrics::TypeLabel {
+            r#type: event.kind.as_str().into(),
+        };
+        self.metrics().events.get_or_create(&label).inc();
+        // No subscriber is fine: the audit log already has it.
+        let _ = self.inner.events.send(event);
+    }
+}

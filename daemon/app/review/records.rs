@@ -1,0 +1,190 @@
+//! Writing a handoff's record: committed to the store in data_dir (the truth, out of the
+//! agents' reach), then published into the workspace's `.baton/handoffs/<key>/` for agents and
+//! people. The published copy is never read back as state; at start-up it is compared with the
+//! store, and a copy the daemon did not write is set aside as evidence (see `mirror`).
+//!
+//! A revision is committed by one durable write: the store's `meta.json` carries the revision's
+//! text next to its meta (`Committed`), so receiving a handoff costs one file and its folder's
+//! sync. Earlier revisions are kept as `rev-N.json` once a newer one replaces them; stores
+//! written before this keep the text of every revision in `rev-N.json`, and are read as such.
+
+use crate::app::model::{APPROVALS, DECISION, META, SIGN_OFFS};
+use crate::app::state::{Meta, Record, Served};
+use crate::store::{Op, Store};
+use crate::workspace::HANDOFF_FILE;
+use serde::{Deserialize, Serialize};
+use std::io;
+
+pub(in crate::app) fn rev_file(revision: u32) -> String {
+    format!("rev-{revision}.json")
+}
+
+/// A decision that a later revision replaced (after `changes_requested`), kept for history.
+pub(in crate::app) fn old_decision_file(revision: u32) -> String {
+    format!("decision-rev-{revision}.json")
+}
+
+pub(in crate::app) fn json_bytes<T: Serialize>(value: &T) -> io::Result<Vec<u8>> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// The store's `meta.json`: the meta of the revision in place and that revision's text (the
+/// handoff as kept, published as `rev-N.json` and `handoff.json`). `content` is absent in
+/// stores written before it existed; their text is in `rev-N.json`.
+#[derive(Debug, Serialize, Deserialize)]
+pub(in crate::app) struct Committed {
+    #[serde(flatten)]
+    pub meta: Meta,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+}
+
+impl Committed {
+    /// The store bytes committing `meta` with the revision's `text` (accepted handoffs are
+    /// UTF-8, so the text round-trips byte for byte through a JSON string).
+    pub fn bytes(meta: &Meta, text: &[u8]) -> io::Result<Vec<u8>> {
+        let content = String::from_utf8(text.to_vec())
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        json_bytes(&Committed {
+            meta: meta.clone(),
+            content: Some(content),
+        })
+    }
+}
+
+impl Served {
+    /// Commits one file of a record to the store, durably.
+    pub(in crate::app) fn commit(&self, key: &str, file: &str, bytes: &[u8]) -> io::Result<()> {
+        self.store.apply(key, &[Op::Put(file, bytes)])
+    }
+
+    pub(in crate::app) fn uncommit(&self, key: &str, file: &str) -> io::Result<()> {
+        self.store.apply(key, &[Op::Remove(file)])
+    }
+
+    /// The store's `meta.json` of `key` as committed, and its raw bytes.
+    pub(in crate::app) fn committed(&self, key: &str) -> io::Result<(Committed, Vec<u8>)> {
+        let bytes = self.store.read(&Store::record(key, META))?.ok_or_else(|| {
+            io::Error::new(io::ErrorKind::NotFound, format!("{key}: no meta.json"))
+        })?;
+        let committed = serde_json::from_slice(&bytes)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+        Ok((committed, bytes))
+    }
+
+    /// Puts the record's mutable files back as `rec` has them (sign-offs, approvals, decision, and the
+    /// store's `meta.json` as it was, when given): the undo of a transition whose event could
+    /// not be logged.
+    pub(in crate::app) fn restore(&self, rec: &Record, meta: Option<&[u8]>) {
+        let key = &rec.meta.key;
+        let result = (|| {
+            let sign_offs = json_bytes(&rec.sign_offs)?;
+            let approvals = json_bytes(&rec.review.approvals)?;
+            let decision = rec.decision.as_ref().map(json_bytes).transpose()?;
+            let mut ops = vec![match rec.sign_offs.is_empty() {
+                true => Op::Remove(SIGN_OFFS),
+                false => Op::Put(SIGN_OFFS, &sign_offs),
+            }];
+            ops.push(match rec.review.approvals.is_empty() {
+                true => Op::Remove(APPROVALS),
+                false => Op::Put(APPROVALS, &approvals),
+            });
+            ops.push(match &decision {
+                None => Op::Remove(DECISION),
+                Some(d) => Op::Put(DECISION, d),
+            });
+            ops.extend(meta.map(|m| Op::Put(META, m)));
+            self.store.apply(key, &ops)
+        })();
+        if let Err(e) = result {
+            tracing::error!(workspace = %self.workspace.name, key, error = %e, "cannot undo a change whose event failed; the next start logs it as recovered");
+        }
+    }
+
+    /// Publishes one file of a record into the workspace (`None`: removes it). The copy is for
+    /// readers only: a failure is logged, and the next start publishes it again. Written
+    /// without fsyncs (atomic, not durable): the store holds the durable copy, and sparing
+    /// these syncs keeps them from queueing behind the ones that matter.
+    pub(in crate::app) fn publish(&self, key: &str, file: &str, bytes: Option<&[u8]>) {
+        let path = self.workspace.archive_dir(key).join(file);
+        let result = match bytes {
+            Some(b) => self.workspace.write_volatile(&path, b),
+            None => self.workspace.remove_volatile(&path),
+        };
+        if let Err(e) = result {
+            tracing::warn!(workspace = %self.workspace.name, key, file, error = %e, "cannot publish a record copy into the workspace");
+        }
+    }
+
+    /// Publishes every file of a record as the store has it, writing only the copies that
+    /// differ (a start-up over thousands of records must not rewrite them all).
+    pub(in crate::app) fn publish_record(&self, rec: &Record) {
+        let key = &rec.meta.key;
+        let dir = self.workspace.archive_dir(key);
+        for (file, bytes) in published(&self.store, key) {
+            let copy = self
+                .workspace
+                .read(&dir.join(&file), bytes.len() + 1)
+                .ok()
+                .flatten();
+            if copy.as_deref() != Some(&bytes[..]) {
+                self.publish(key, &file, Some(&bytes));
+            }
+        }
+        if rec.decision.is_none() {
+            let copy = self
+                .workspace
+                .read(&dir.join(DECISION), 1 << 20)
+                .ok()
+                .flatten();
+            if copy.is_some() {
+                self.publish(key, DECISION, None);
+            }
+        }
+    }
+}
+
+/// What the workspace's copy of a record holds, file by file, as the store has it: every
+/// store file (the store's `meta.json` without the text it carries), plus the revision in
+/// place as `rev-N.json` and `handoff.json`.
+pub(in crate::app) fn published(store: &Store, key: &str) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for file in store.files_of(&crate::workspace::key_dir_name(key)) {
+        let Ok(Some(bytes)) = store.read(&Store::record(key, &file)) else {
+            continue;
+        };
+        if file != META {
+            files.push((file, bytes));
+            continue;
+        }
+        let Ok(committed) = serde_json::from_slice::<Committed>(&bytes) else {
+            continue;
+        };
+        if let Ok(Some(text)) = revision_text(store, &committed) {
+            files.push((rev_file(committed.meta.revision), text.clone()));
+            files.push((HANDOFF_FILE.into(), text));
+        }
+        files.extend(json_bytes(&committed.meta).map(|m| (META.to_string(), m)));
+    }
+    // A store of older versions has the revision in place in rev-N.json too: once is enough.
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    files.dedup_by(|a, b| a.0 == b.0);
+    files
+}
+
+/// The text of the revision `committed` names: carried along, or in `rev-N.json` (stores
+/// written before meta.json carried it).
+pub(in crate::app) fn revision_text(
+    store: &Store,
+    committed: &Committed,
+) -> io::Result<Option<Vec<u8>>> {
+    match &committed.content {
+        Some(text) => Ok(Some(text.clone().into_bytes())),
+        None => {
+            let meta = &committed.meta;
+            store.read(&Store::record(&meta.key, &rev_file(meta.revision)))
+        }
+    }
+}

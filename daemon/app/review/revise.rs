@@ -1,0 +1,135 @@
+//! Revisions: a changed handoff under a pending key, or under a key answered
+//! `changes_requested`, becomes revision N+1 (committed, logged, then published).
+
+use crate::app::model::{Closing, Stamp, APPROVALS, CLAIM, DECISION, META, SIGN_OFFS};
+use crate::app::review::records::{json_bytes, old_decision_file, rev_file, Committed};
+use crate::app::state::{Meta, Record, Review, WsState};
+use crate::app::{App, Served};
+use crate::clock::now_rfc3339;
+use crate::contract::validate::Accepted;
+use crate::contract::{Handoff, Outcome};
+use crate::events::{Event, EventType};
+use crate::store::Op;
+use crate::workspace::HANDOFF_FILE;
+use serde_json::json;
+use std::io;
+
+impl App {
+    /// A changed handoff under a pending key, or under a key answered `changes_requested`
+    /// (which opens it again): revision N+1. Sign-offs were given to the old content, so the
+    /// gate starts again; an earlier decision is kept as `decision-rev-N.json`.
+    pub(in crate::app) fn revise(
+        &self,
+        ws: &Served,
+        st: &mut WsState,
+        key: &str,
+        acc: Accepted<Handoff>,
+        artifacts: Vec<Stamp>,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        let reopening = st.records[key].decision.is_some();
+        if let Some(previous) = st.pending.clone().filter(|p| reopening && p != key) {
+            let closing = Closing::new(
+                Outcome::Withdrawn,
+                "system",
+                Some(format!("superseded by {key}")),
+            );
+            self.settle(ws, st, &previous, closing)?;
+        }
+        let rec = st
+            .records
+            .get_mut(key)
+            .expect("revise is called for a known key");
+        let old = rec.clone();
+        let meta = Meta {
+            revision: rec.meta.revision + 1,
+            updated_at: now_rfc3339(),
+            digest: acc.digest.clone(),
+            task_id: acc.doc.task_id.clone(),
+            artifacts,
+            previous_artifacts: Some(rec.meta.artifacts.clone()),
+            ..rec.meta.clone()
+        };
+        let meta_bytes = json_bytes(&meta)?;
+        self.note_audience(key, &acc.doc, meta.route.as_ref(), &ws.workspace.name);
+        let earlier = match &old.decision {
+            Some(d) => Some((old_decision_file(old.meta.revision), json_bytes(d)?)),
+            None => None,
+        };
+        // The revision being replaced stays as rev-N.json (stores of older versions have it).
+        let (replaced, old_meta) = ws.committed(key)?;
+        let history = (
+            rev_file(old.meta.revision),
+            replaced.content.map(String::into_bytes),
+        );
+        let committed = Committed::bytes(&meta, bytes)?;
+        let mut ops = Vec::new();
+        if let Some((file, d)) = &earlier {
+            ops.extend([Op::Put(file, d), Op::Remove(DECISION)]);
+        }
+        if let (file, Some(text)) = &history {
+            ops.push(Op::Put(file, text));
+        }
+        // Sign-offs and approvals were given to the old content (and a reopened handoff is
+        // claimed anew); meta.json, last, commits the revision.
+        ops.extend([Op::Remove(SIGN_OFFS), Op::Remove(APPROVALS)]);
+        if reopening {
+            ops.push(Op::Remove(CLAIM));
+        }
+        ops.push(Op::Put(META, &committed));
+        ws.store.apply(key, &ops)?;
+        let data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision, "confidence": acc.doc.confidence });
+        let event = Event::new(
+            EventType::HandoffRevised,
+            &ws.workspace.name,
+            Some(key),
+            data,
+        );
+        if let Err(e) = self.emit(ws, event) {
+            ws.restore(&old, Some(&old_meta));
+            return Err(e);
+        }
+        ws.publish(key, &rev_file(meta.revision), Some(bytes));
+        ws.publish(key, HANDOFF_FILE, Some(bytes));
+        ws.publish(key, SIGN_OFFS, None);
+        ws.publish(key, APPROVALS, None);
+        if reopening {
+            ws.publish(key, CLAIM, None);
+        }
+        if let Some((file, d)) = &earlier {
+            ws.publish(key, file, Some(d));
+            ws.publish(key, DECISION, None);
+        }
+        ws.publish(key, META, Some(&meta_bytes));
+        self.remove_root_decision(ws);
+        *rec = Record {
+            meta,
+            handoff: acc.doc,
+            value: acc.value,
+            decision: None,
+            sign_offs: Vec::new(),
+            review: Review {
+                approvals: Vec::new(),
+                claim: if reopening { None } else { old.review.claim },
+            },
+        };
+        if reopening {
+            st.pending = Some(key.to_string());
+            self.metrics().pending.inc();
+            self.note_claim(&ws.workspace.name, rec);
+        }
+        let paths = crate::app::review::ingest::artifact_paths(&rec.handoff);
+        self.release_handoff_locks(ws, &rec.handoff.from_agent, &paths, key);
+        // The holds follow the revision's artifacts.
+        let held = crate::app::review::ingest::artifact_paths(&old.handoff);
+        self.release_holds(ws, key, &held, &format!("handoff {key} revised"));
+        if rec.is_pending() {
+            self.hold_artifacts(ws, rec);
+        }
+        if reopening {
+            // Reopened work is new work: assigned again, if its route assigns.
+            self.assign_new(ws, st, key);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,123 @@
+//! A handoff's route as recorded: chosen once at receipt (with the keys that matched), kept in
+//! its `meta.json`, and changed only by an escalation. Everything that asks "who may decide,
+//! who is told" reads the recorded route, so a configuration edited later does not move
+//! handoffs already filed, and an escalated handoff stays escalated across restarts.
+
+use crate::app::model::Routed;
+use crate::app::state::{Record, WsState};
+use crate::app::App;
+use crate::config::Route;
+use crate::contract::Handoff;
+
+impl Routed {
+    /// Routes this handoff has been on, its current one last.
+    pub fn visited(&self) -> impl Iterator<Item = &str> {
+        let earlier = self.escalations.iter().filter_map(|e| e.from.as_deref());
+        earlier.chain(self.route.as_deref())
+    }
+}
+
+impl App {
+    /// The route of a recorded handoff: the one recorded on it, else (records from before
+    /// routes were recorded, or a route since removed from the configuration) the one the
+    /// configuration picks now.
+    pub(in crate::app) fn route_of(&self, rec: &Record, ws: &str) -> Option<&Route> {
+        let routes = &self.config().routes;
+        let recorded = rec.meta.route.as_ref();
+        let named = recorded.and_then(|r| r.route.as_deref());
+        match named.map(|n| routes.iter().find(|r| r.name == n)) {
+            Some(Some(route)) => Some(route),
+            Some(None) => crate::routing::route_for(routes, &rec.handoff, ws),
+            None if recorded.is_some() => None,
+            None => crate::routing::route_for(routes, &rec.handoff, ws),
+        }
+    }
+
+    /// Whether `name` may decide (and claim) `rec`: its route admits them, or (after an
+    /// escalation) a route it was on before does: escalating brings people in, it does not
+    /// lock out those already on it.
+    pub(in crate::app) fn admits(
+        &self,
+        rec: &Record,
+        ws: &str,
+        name: &str,
+        roles: &[String],
+    ) -> bool {
+        let h = &rec.handoff;
+        if crate::routing::admits(self.route_of(rec, ws), h, name, roles) {
+            return true;
+        }
+        let routes = &self.config().routes;
+        let mut earlier = rec.meta.route.iter().flat_map(|r| &r.escalations);
+        earlier.any(|e| match e.from.as_deref() {
+            // It was on no route, where any reviewer may decide.
+            None => crate::routing::admits(None, h, name, roles),
+            Some(n) => routes
+                .iter()
+                .find(|r| r.name == n)
+                .is_some_and(|r| crate::routing::admits(Some(r), h, name, roles)),
+        })
+    }
+
+    /// Routes a handoff being received in workspace `ws`: the configuration's choice, by its
+    /// match keys alone when the handoff would send the task back to an agent that already
+    /// handed it on (see `circular`).
+    pub(in crate::app) fn route_new(&self, st: &WsState, handoff: &Handoff, ws: &str) -> Routed {
+        let circular = circular(st, handoff);
+        let chosen =
+            crate::routing::choose(&self.config().routes, handoff, ws, !circular.is_empty());
+        let (route, mut matched) = match chosen {
+            Some((r, why)) => (Some(r.name.clone()), why),
+            None => (None, vec!["no route matched".into()]),
+        };
+        if !circular.is_empty() {
+            matched.push(format!("circular: {}", circular.join(" -> ")));
+            tracing::warn!(workspace = ws, task_id = %handoff.task_id, chain = %circular.join(" -> "), "circular reassignment: sent to people");
+        }
+        let notes = crate::routing::fallback_problem(&self.config().routes, handoff, ws)
+            .map(|m| format!("fallback.route: {m}; it will not be escalated"))
+            .into_iter()
+            .collect();
+        Routed {
+            route,
+            matched,
+            since: crate::clock::now_rfc3339(),
+            circular,
+            escalations: Vec::new(),
+            notes,
+        }
+    }
+}
+
+/// The chain `A -> B -> A` when this handoff passes its task to an agent that already had it:
+/// `to_agent` (or, for a handoff reassigned to it, its sender) appears among the senders of
+/// the task's earlier handoffs in this workspace. Empty otherwise.
+fn circular(st: &WsState, handoff: &Handoff) -> Vec<String> {
+    let Some(to) = handoff.to_agent.as_deref().map(str::trim) else {
+        return Vec::new();
+    };
+    let same = |a: &str, b: &str| a.trim().eq_ignore_ascii_case(b.trim());
+    if same(to, &handoff.from_agent) {
+        return Vec::new();
+    }
+    let mut earlier: Vec<&Record> = st
+        .records
+        .values()
+        .filter(|r| r.meta.task_id == handoff.task_id)
+        .collect();
+    earlier.sort_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at));
+    let Some(first) = earlier.iter().position(|r| same(&r.handoff.from_agent, to)) else {
+        return Vec::new();
+    };
+    let mut chain: Vec<String> = Vec::new();
+    for r in &earlier[first..] {
+        if chain.last().is_none_or(|l| !same(l, &r.handoff.from_agent)) {
+            chain.push(r.handoff.from_agent.trim().to_string());
+        }
+    }
+    if chain.last().is_none_or(|l| !same(l, &handoff.from_agent)) {
+        chain.push(handoff.from_agent.trim().to_string());
+    }
+    chain.push(to.to_string());
+    chain
+}

@@ -1,0 +1,178 @@
+//! Writes by agents through the API: files under `inbox/`, `checkpoints/*.json` and
+//! `handoff.json` of the agent's own workspaces, and nothing else (SPEC section 9: agents "can
+//! write only to inbox/, checkpoints and handoff.json"). Each is written whole, atomically
+//! (temp file + rename) and confined to the workspace: a path that would leave it (`..`, in
+//! any encoding, absolute, NUL) is refused before anything is written, and a symlinked folder
+//! on the way makes the write fail instead of following it. The files are then processed as
+//! if the agent had written them on the share.
+
+use crate::app::App;
+use crate::auth::Actor;
+use crate::contract::validate::{relative_path_problem, sha256_hex};
+use crate::workspace::{CHECKPOINTS_DIR, HANDOFF_FILE, INBOX_DIR};
+use serde::Serialize;
+use std::io;
+
+/// Where an upload goes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// `inbox/<path>`.
+    Inbox(String),
+    /// `checkpoints/<name>`, a `*.json` file name.
+    Checkpoint(String),
+    /// `handoff.json`.
+    Handoff,
+}
+
+/// What an upload answers.
+#[derive(Debug, Clone, Serialize)]
+pub struct Uploaded {
+    /// Relative to the workspace.
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+    /// No file was at that path before.
+    pub created: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UploadError {
+    #[error("no workspace named \"{0}\" that you may write to")]
+    NotFound(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the file is {size} bytes; at most {limit} may be uploaded (limits.max_upload_bytes)")]
+    TooLarge { size: usize, limit: usize },
+    #[error("{} is locked by {} (purpose: {}) until {}; nothing was written", .0.path, .0.owner, .0.purpose.as_deref().unwrap_or("none given"), .0.expires_at)]
+    Locked(Box<crate::locks::Lock>),
+    #[error("cannot write the file, nothing was changed: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl App {
+    /// Writes an agent's file into workspace `name`.
+    pub fn upload(
+        &self,
+        name: &str,
+        target: Target,
+        bytes: &[u8],
+        actor: &Actor,
+    ) -> Result<Uploaded, UploadError> {
+        may_upload(actor, name)?;
+        let ws = self
+            .workspace(name)
+            .ok_or_else(|| UploadError::NotFound(name.to_string()))?;
+        let rel = relative(&target)?;
+        if matches!(target, Target::Handoff) {
+            bound_to_token(actor, bytes)?;
+        }
+        let limit = self.config().max_upload_bytes;
+        if bytes.len() > limit {
+            return Err(UploadError::TooLarge {
+                size: bytes.len(),
+                limit,
+            });
+        }
+        // Writes through the daemon honour the advisory locks: another owner's lock refuses.
+        if let Some(held) = self.locks_of(&ws).into_iter().find(|l| l.path == rel) {
+            if !crate::app::review::locks::acts_as(actor, &held.owner) {
+                return Err(UploadError::Locked(Box::new(held)));
+            }
+        }
+        let path = ws.workspace.root.join(&rel);
+        let created = std::fs::symlink_metadata(&path).is_err();
+        ws.workspace
+            .write(&path, bytes)
+            .map_err(|e| match e.kind() {
+                io::ErrorKind::PermissionDenied => UploadError::Forbidden(e.to_string()),
+                _ => UploadError::Io(e),
+            })?;
+        tracing::info!(workspace = %name, path = %rel, size = bytes.len(), "agent file uploaded");
+        Ok(Uploaded {
+            path: rel,
+            size: bytes.len() as u64,
+            sha256: sha256_hex(bytes),
+            created,
+        })
+    }
+}
+
+/// A handoff uploaded with an agent's token is that agent's: its `from_agent` must name it
+/// (or `NAME/WORKER`), so the name the pages show and the locks released on receipt are the
+/// ones the token proves. Refused rather than rewritten: the agent learns its name is wrong,
+/// and the bytes it keeps are the bytes baton holds. A body that is not JSON is left to the
+/// pipeline, which says why it is invalid.
+fn bound_to_token(actor: &Actor, bytes: &[u8]) -> Result<(), UploadError> {
+    let Actor::Agent { name, .. } = actor else {
+        return Ok(());
+    };
+    let doc: serde_json::Value = match serde_json::from_slice(bytes) {
+        Ok(doc) => doc,
+        Err(_) => return Ok(()),
+    };
+    match doc.get("from_agent").and_then(|v| v.as_str()) {
+        Some(claimed) if !crate::app::review::locks::acts_as(actor, claimed.trim()) => {
+            Err(UploadError::Forbidden(format!(
+                "handoff.json: from_agent \"{claimed}\" is not this token's agent; this token \
+                 is agent \"{name}\": write \"from_agent\": \"{name}\" (or \"{name}/WORKER\"); \
+                 nothing was written"
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Agents write to the workspaces their token covers (another one is "not found", as for
+/// reading); admins anywhere; other reviewers decide, they do not write agents' files.
+fn may_upload(actor: &Actor, name: &str) -> Result<(), UploadError> {
+    match actor {
+        Actor::Agent { .. } if actor.can_see(name) => Ok(()),
+        Actor::Agent { .. } => Err(UploadError::NotFound(name.to_string())),
+        Actor::Reviewer { roles, .. } if roles.iter().any(|r| r == "admin") => Ok(()),
+        Actor::Reviewer { name: who, .. } => Err(UploadError::Forbidden(format!(
+            "{who} is a reviewer; only agent tokens (and admins) write agents' files"
+        ))),
+    }
+}
+
+/// The workspace-relative path of an upload, refused on its face if it could leave its folder.
+fn relative(target: &Target) -> Result<String, UploadError> {
+    match target {
+        Target::Handoff => Ok(HANDOFF_FILE.to_string()),
+        Target::Checkpoint(name) => {
+            let ok = name.ends_with(".json")
+                && !name.starts_with('.')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+            match ok {
+                true => Ok(format!("{CHECKPOINTS_DIR}/{name}")),
+                false => Err(UploadError::Invalid(format!(
+                    "checkpoint name {name:?} must be a file name of letters, digits, `.`, `_`, `-` ending in .json"
+                ))),
+            }
+        }
+        Target::Inbox(path) => {
+            if let Some(why) = relative_path_problem(path) {
+                return Err(UploadError::Invalid(why));
+            }
+            if path.chars().any(char::is_control) {
+                return Err(UploadError::Invalid(format!(
+                    "path {path:?} contains a control character"
+                )));
+            }
+            let parts: Vec<&str> = path
+                .split(['/', '\\'])
+                .filter(|p| !p.is_empty() && *p != ".")
+                .collect();
+            if parts.is_empty() || parts.iter().any(|p| p.starts_with(".baton")) {
+                return Err(UploadError::Invalid(format!(
+                    "path {path:?} names no file under inbox/ (or a name baton keeps for itself)"
+                )));
+            }
+            Ok(format!("{INBOX_DIR}/{}", parts.join("/")))
+        }
+    }
+}

@@ -1,0 +1,150 @@
+//! This node's share of a cluster's workspaces: a workspace is served while this node holds
+//! its lease (see `crate::cluster::lease`), and dropped, in memory only, once the lease is lost
+//! or given up to the node it prefers. Its records stay in the database for the next holder.
+
+use crate::app::App;
+use crate::workspace::Workspace;
+
+/// Whether this node may serve `ws`: `None` outside a cluster (the owner lock decides).
+pub(in crate::app) fn lease(app: &App, ws: &Workspace) -> Option<bool> {
+    let cluster = app.inner.cluster.as_ref()?;
+    let tag = crate::store::tag(ws);
+    Some(match cluster.leases.acquire(&tag) {
+        Ok(held) => held,
+        Err(e) => {
+            tracing::warn!(workspace = %ws.name, error = %e, "cannot take the workspace's lease; trying again in a few seconds");
+            false
+        }
+    })
+}
+
+impl App {
+    /// Renews this node's leases and registration; drops the workspaces whose lease is lost,
+    /// and gives up a few that another live node should serve. Called every third of the TTL.
+    pub fn keep_leases(&self) {
+        let Some(cluster) = self.inner.cluster.clone() else {
+            return;
+        };
+        if let Err(e) = cluster.leases.heartbeat(
+            &self.inner.config.public_url,
+            &cluster.peer_url(&self.inner.config),
+        ) {
+            tracing::warn!(error = %e, "cannot reach the cluster's database to renew this node");
+        }
+        match cluster.leases.renew() {
+            Ok(renewal) => {
+                for tag in renewal.lost {
+                    self.unserve(&tag);
+                }
+                for tag in renewal.surplus {
+                    self.unserve(&tag);
+                }
+                for tag in renewal.release {
+                    if let Err(e) = cluster.leases.release(&tag) {
+                        tracing::warn!(workspace = %tag, error = %e, "cannot give the lease up; it expires instead");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot renew the leases");
+                for tag in cluster.leases.expire_if_silent() {
+                    self.unserve(&tag);
+                }
+            }
+        }
+        if let Err(e) = cluster.sweep_sessions() {
+            tracing::debug!(error = %e, "cannot sweep the expired sessions");
+        }
+        self.metrics().leases_held.set(cluster.leases.held() as i64);
+        self.inner.outbox.adopt();
+    }
+
+    /// Stops serving the workspace of `tag` on this node: it leaves the lists and the key
+    /// index, and waits with the others another daemon serves, to be taken again if its lease
+    /// comes back to this node.
+    fn unserve(&self, tag: &str) {
+        let served = {
+            let mut all = self
+                .inner
+                .workspaces
+                .write()
+                .expect("lock holders never panic");
+            let name = all
+                .iter()
+                .find(|(_, s)| s.store.tag() == tag)
+                .map(|(name, _)| name.clone());
+            let Some(served) = name.and_then(|n| all.remove(&n)) else {
+                return;
+            };
+            self.metrics().workspaces.set(all.len() as i64);
+            served
+        };
+        let ws = served.workspace.clone();
+        self.disown(&ws);
+        self.inner.rota.forget_workspace(&ws.name);
+        self.inner
+            .by_root
+            .write()
+            .expect("lock holders never panic")
+            .remove(&ws.root);
+        let pending = {
+            let st = served.lock();
+            let mut keys = self.keys();
+            for key in st.records.keys() {
+                if keys.get(key) == Some(&ws.name) {
+                    keys.remove(key);
+                }
+            }
+            st.records.values().filter(|r| r.is_pending()).count()
+        };
+        self.metrics().pending.dec_by(pending as i64);
+        self.inner.listings.changed();
+        self.inner
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(ws.root.clone(), ws.clone());
+        tracing::info!(workspace = %ws.name, "no longer served by this node");
+    }
+
+    /// This node's place in the cluster, if it is in one.
+    pub fn cluster(&self) -> Option<&std::sync::Arc<crate::cluster::Cluster>> {
+        self.inner.cluster.as_ref()
+    }
+}
+
+/// What a request is about, for finding the node that serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    Handoff(String),
+    Workspace(String),
+}
+
+impl App {
+    /// Which node answers a request about `scope`: here when this node serves it (or there is
+    /// no cluster), else the holder of its lease as the database says now.
+    pub fn holder_of(
+        &self,
+        scope: &Scope,
+    ) -> Result<crate::cluster::Holder, crate::cluster::ClusterError> {
+        use crate::cluster::Holder;
+        let Some(cluster) = self.inner.cluster.as_ref() else {
+            return Ok(Holder::Here);
+        };
+        match scope {
+            Scope::Handoff(key) if self.ws_of_key(key).is_some() => Ok(Holder::Here),
+            Scope::Workspace(name) if self.workspace(name).is_some() => Ok(Holder::Here),
+            Scope::Handoff(key) => cluster.holder_of_key(key),
+            Scope::Workspace(name) => cluster.holder_of_workspace(name),
+        }
+    }
+
+    /// The other live nodes, to ask when an answer covers every workspace (none outside a
+    /// cluster).
+    pub fn peers(&self) -> Result<Vec<crate::cluster::Peer>, crate::cluster::ClusterError> {
+        match self.inner.cluster.as_ref() {
+            Some(cluster) => cluster.peers(),
+            None => Ok(Vec::new()),
+        }
+    }
+}

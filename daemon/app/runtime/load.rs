@@ -1,0 +1,214 @@
+//! Rebuilding a workspace's state at start-up from the store in data_dir (the truth; nothing
+//! in the workspace is taken as state), checking the audit log against its anchor and the
+//! published record copies against the store.
+
+use crate::app::model::{APPROVALS, CLAIM, DECISION, META, SIGN_OFFS};
+use crate::app::review::quorum;
+use crate::app::review::records::{rev_file, Committed};
+use crate::app::runtime::published_copies;
+use crate::app::runtime::published_copies::Finding;
+use crate::app::state::{Record, Review, WsState};
+use crate::app::Served;
+use crate::audit::{Anchors, AuditLog, Ledger, RemoteAnchors};
+use crate::contract::{Decision, Handoff};
+use crate::store::{Records, Store};
+use crate::workspace::Workspace;
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const SEEN_CHECKPOINTS: &str = "checkpoints.json";
+/// Workspaces loaded at once at start. Loading is reading many small files (the store, the
+/// published copies, the audit log's tail): mostly waiting on the filesystem, one workspace
+/// independent of the others, so several threads overlap their waits (on a network mount,
+/// their round trips) and use every core for the rest.
+const LOADERS: usize = 16;
+/// Temp files older than this at start-up are left from crashed writes.
+const STALE_TEMP: Duration = Duration::from_secs(600);
+
+pub(in crate::app) struct Loaded {
+    pub ws: Served,
+    pub findings: Vec<Finding>,
+}
+
+pub(in crate::app) fn load(
+    ws: &Workspace,
+    data_dir: &Path,
+    ledger: &Ledger,
+    records: &Records,
+    remote: Option<Arc<dyn RemoteAnchors>>,
+) -> anyhow::Result<Loaded> {
+    let store = Store::for_workspace(records, ws);
+    if !store.exists()? {
+        adopt(ws)?;
+        store.create(&ws.name)?;
+        // The memo of announced checkpoints exists from the start, so the first scan's
+        // rewrites of it make no files.
+        save_seen_checkpoints(&store, &BTreeMap::new())?;
+    }
+    remove_stale_temps(ws);
+    let anchors = Anchors::for_workspace(data_dir, ws);
+    let anchors = {
+        let flushed = ledger.newest(&anchors.tag);
+        anchors.with_flushed(flushed).with_remote(remote)
+    };
+    let audit = AuditLog::open(ws, anchors.clone())?;
+    let mut state = WsState {
+        seen_checkpoints: read_store(&store, Path::new(SEEN_CHECKPOINTS)).unwrap_or_default(),
+        ..WsState::default()
+    };
+    for name in store.record_dirs()? {
+        if let Err(e) = store.recover(&name) {
+            tracing::error!(workspace = %ws.name, record = %name, error = %e, "cannot finish a change a crash interrupted; the record is read as it is");
+        }
+        match load_record(&store, &name) {
+            Ok(Some(record)) => {
+                state.records.insert(record.meta.key.clone(), record);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(workspace = %ws.name, record = %name, error = %e, "skipping an unreadable record")
+            }
+        }
+    }
+    state.pending = state
+        .records
+        .values()
+        .filter(|r| r.is_pending())
+        .max_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at))
+        .map(|r| r.meta.key.clone());
+    let checked = published_copies::check(ws, &store, &anchors, &state.records);
+    let loaded = Served {
+        workspace: ws.clone(),
+        store,
+        anchors,
+        audit,
+        state: Mutex::new(state),
+        activity: Default::default(),
+        stalled: Default::default(),
+        lock_seen: Default::default(),
+        approved: Default::default(),
+    };
+    for rec in loaded.lock().records.values() {
+        // Copies just read and found current are not read again.
+        if !checked.current.contains(&rec.meta.key) {
+            loaded.publish_record(rec);
+        }
+    }
+    Ok(Loaded {
+        ws: loaded,
+        findings: checked.findings,
+    })
+}
+
+/// Runs `serve` on every workspace of `all`, on a bounded pool of threads; returns when
+/// each is done.
+pub(in crate::app) fn serve_all(all: &[Workspace], serve: impl Fn(&Workspace) + Sync) {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..LOADERS.min(all.len()) {
+            s.spawn(|| {
+                while let Some(ws) =
+                    all.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    serve(ws);
+                }
+            });
+        }
+    });
+}
+
+/// A workspace served for the first time with this data_dir: any archive already in it was
+/// not written under this store, so it is moved aside (kept, never loaded).
+fn adopt(ws: &Workspace) -> anyhow::Result<()> {
+    let archive = ws.handoffs_dir();
+    if ws.list_dirs(&archive)?.is_empty() {
+        return Ok(());
+    }
+    let aside = ws.baton_dir().join(format!(
+        "handoffs.untrusted-{}",
+        crate::clock::now_rfc3339().replace(':', "")
+    ));
+    tracing::warn!(workspace = %ws.name, aside = %aside.display(), "this data_dir has no records of the workspace; its existing archive is not trusted and is moved aside");
+    ws.rename(&archive, &aside)?;
+    Ok(())
+}
+
+fn remove_stale_temps(ws: &Workspace) {
+    let mut dirs = vec![
+        ws.root.clone(),
+        ws.baton_dir(),
+        ws.baton_dir().join("state"),
+    ];
+    for key in ws.list_dirs(&ws.handoffs_dir()).unwrap_or_default() {
+        dirs.push(ws.handoffs_dir().join(key));
+    }
+    for dir in dirs {
+        match ws.remove_stale_temps(&dir, STALE_TEMP) {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::info!(workspace = %ws.name, dir = %dir.display(), removed = n, "removed temp files of crashed writes")
+            }
+            Err(e) => tracing::debug!(dir = %dir.display(), error = %e, "cannot clean temp files"),
+        }
+    }
+}
+
+fn load_record(store: &Store, dir: &str) -> anyhow::Result<Option<Record>> {
+    let at = |file: &str| Path::new("handoffs").join(dir).join(file);
+    let Some(committed) = read_store::<Committed>(store, &at(META)) else {
+        // No meta.json: a crash before the first revision was committed.
+        return Ok(None);
+    };
+    let meta = committed.meta;
+    // meta.json names the committed revision and carries its text (older stores: rev-N.json;
+    // a rev file newer than meta.json is a crash's leftover).
+    let text = match committed.content {
+        Some(text) => text.into_bytes(),
+        None => store
+            .read(&at(&rev_file(meta.revision)))?
+            .ok_or_else(|| anyhow::anyhow!("meta.json without revision {}", meta.revision))?,
+    };
+    let value: serde_json::Value = serde_json::from_slice(&text)?;
+    let handoff: Handoff = serde_json::from_value(value.clone())?;
+    let decision = read_store::<Decision>(store, &at(DECISION));
+    let sign_offs: Vec<_> = read_store(store, &at(SIGN_OFFS)).unwrap_or_default();
+    let review = Review {
+        approvals: quorum::loaded(read_store(store, &at(APPROVALS)), &sign_offs),
+        claim: read_store(store, &at(CLAIM)),
+    };
+    Ok(Some(Record {
+        meta,
+        handoff,
+        value,
+        decision,
+        sign_offs,
+        review,
+    }))
+}
+
+/// Reads a JSON file of the store; absent or unreadable: `None`.
+pub(in crate::app) fn read_store<T: DeserializeOwned>(store: &Store, rel: &Path) -> Option<T> {
+    let bytes = store.read(rel).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Reads a daemon-written JSON file of the workspace (only to compare it with the truth).
+pub(in crate::app) fn read_json<T: DeserializeOwned>(ws: &Workspace, path: &Path) -> Option<T> {
+    let bytes = ws.read(path, 16 * 1024 * 1024).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Saves which checkpoint contents were announced, so a restart does not announce them again.
+/// Overwritten in place and not synced: the events are in the audit log already, and a memo
+/// lost or torn by a crash only makes the next start announce those checkpoints once more
+/// (logged twice, never lost).
+pub(in crate::app) fn save_seen_checkpoints(
+    store: &Store,
+    seen: &BTreeMap<String, String>,
+) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec_pretty(seen)?;
+    store.overwrite(Path::new(SEEN_CHECKPOINTS), &bytes)
+}

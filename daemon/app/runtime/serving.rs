@@ -1,0 +1,171 @@
+//! Which workspaces this daemon serves: the owner record it wrote in each (one daemon per
+//! workspace, guarded by its life lock), the workspaces another daemon serves for now, and those that could not be
+//! opened (a full descriptor table, an unreadable store). The ingest thread tries the last
+//! two again every few seconds.
+
+use crate::app::{App, Served};
+use crate::workspace::Workspace;
+use std::sync::Arc;
+
+/// A workspace that could not be opened, and why (named on `/healthz`).
+#[derive(Debug, Clone)]
+pub struct Unserved {
+    pub ws: Workspace,
+    pub error: String,
+}
+
+impl App {
+    /// Adds a workspace (see `add_workspace`); one that cannot be opened is kept on the
+    /// unserved list until a later try opens it.
+    pub fn serve_workspace(&self, ws: Workspace) -> anyhow::Result<Option<Arc<Served>>> {
+        let result = self.add_workspace(ws.clone());
+        let mut unserved = self
+            .inner
+            .unserved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        match &result {
+            Ok(_) => {
+                if unserved.remove(&ws.root).is_some() {
+                    tracing::info!(workspace = %ws.name, "the workspace can be opened now; serving it");
+                }
+            }
+            Err(e) => {
+                let error = unserved_error(&ws, e);
+                if unserved.get(&ws.root).is_none_or(|u| u.error != error) {
+                    tracing::error!(workspace = %ws.name, root = %ws.root.display(), %error,
+                        "cannot serve the workspace; trying again every few seconds (see /healthz)");
+                }
+                unserved.insert(ws.root.clone(), Unserved { ws, error });
+            }
+        }
+        self.metrics()
+            .workspaces_unserved
+            .set(unserved.len() as i64);
+        result
+    }
+
+    /// Drops a workspace from the unserved list: its folder is gone or no workspace now.
+    pub fn forget_unserved(&self, root: &std::path::Path) {
+        let mut unserved = self
+            .inner
+            .unserved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if unserved.remove(root).is_some() {
+            self.metrics()
+                .workspaces_unserved
+                .set(unserved.len() as i64);
+        }
+    }
+
+    /// Workspaces that could not be opened when last tried.
+    pub fn unserved_workspaces(&self) -> Vec<Unserved> {
+        let unserved = self
+            .inner
+            .unserved
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        unserved.values().cloned().collect()
+    }
+
+    /// Records the workspace as this daemon's (see `crate::locks::take_workspace`); another
+    /// daemon serving it puts the workspace on the waiting list, with a warning the first time.
+    pub(in crate::app) fn own(&self, ws: &Workspace) -> bool {
+        // In a cluster the lease decides: flock on a network share is not to be trusted.
+        if let Some(held) = crate::app::runtime::leases::lease(self, ws) {
+            let mut waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            match held {
+                true => waiting.remove(&ws.root),
+                false => waiting.insert(ws.root.clone(), ws.clone()),
+            };
+            if held {
+                // No owner.lock record, but the life lock: daemon.json names it, so agents'
+                // `baton submit` and `wait` can tell this daemon runs.
+                let life = self.inner.life.hold_for(ws, &self.inner.roots).ok();
+                let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+                owners.insert(ws.root.clone(), life);
+            }
+            return held;
+        }
+        {
+            let owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+            if owners.contains_key(&ws.root) {
+                return true;
+            }
+        }
+        // Taken without holding the maps: workspaces are loaded on several threads at start,
+        // and one workspace is only ever taken by one of them (or by its ingest lane).
+        let taken = self
+            .inner
+            .life
+            .hold_for(ws, &self.inner.roots)
+            .map_err(crate::locks::NotOwner::Io)
+            .and_then(|life| {
+                crate::locks::take_workspace(ws, &self.inner.me, &life).map(|()| life)
+            });
+        let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+        let mut waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        match taken {
+            Ok(life) => {
+                owners.insert(ws.root.clone(), Some(life));
+                if waiting.remove(&ws.root).is_some() {
+                    tracing::info!(workspace = %ws.name, "the other daemon released the workspace; serving it now");
+                }
+                true
+            }
+            Err(crate::locks::NotOwner::Io(e)) => {
+                // Cannot tell (a read-only share, a planted link): serve, as before owner
+                // locks existed, rather than leave the workspace unserved.
+                tracing::warn!(workspace = %ws.name, error = %e,
+                    "cannot take .baton/owner.lock; serving the workspace without it, so another daemon could serve it too");
+                owners.insert(ws.root.clone(), None);
+                true
+            }
+            Err(e) => {
+                if waiting.insert(ws.root.clone(), ws.clone()).is_none() {
+                    tracing::warn!(workspace = %ws.name, root = %ws.root.display(),
+                        "workspace skipped: {e}; it is taken over when that daemon releases it");
+                }
+                false
+            }
+        }
+    }
+
+    /// The path of the life lock (relative to the workspace) that `ws`'s records name, for
+    /// its `daemon.json`; `None` when it is served without one.
+    pub fn life_lock_of(&self, ws: &Workspace) -> Option<String> {
+        let owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+        owners.get(&ws.root).cloned().flatten()
+    }
+
+    /// Releases the life locks (at a clean stop, once nothing is written any more): the next
+    /// daemon takes the workspaces over at once.
+    pub fn release_workspaces(&self) {
+        self.inner.life.release();
+    }
+
+    pub(in crate::app) fn disown(&self, ws: &Workspace) {
+        let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+        owners.remove(&ws.root);
+    }
+
+    /// Workspaces another daemon served when last tried (the ingest thread tries them again).
+    pub fn waiting_workspaces(&self) -> Vec<Workspace> {
+        let waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        waiting.values().cloned().collect()
+    }
+}
+
+/// What went wrong, where, and (for the usual cause) what to do.
+fn unserved_error(ws: &Workspace, e: &anyhow::Error) -> String {
+    let out_of_descriptors = e
+        .chain()
+        .filter_map(|c| c.downcast_ref::<std::io::Error>())
+        .any(|io| io.raw_os_error() == Some(libc::EMFILE));
+    let hint = match out_of_descriptors {
+        true => "; raise the open-files limit (ulimit -n, systemd LimitNOFILE=)",
+        false => "",
+    };
+    format!("cannot open {}: {e:#}{hint}", ws.root.display())
+}

@@ -1,0 +1,148 @@
+//! The handoffs in the order the list shows them (oldest first: `received_at`, then key),
+//! kept as they change rather than sorted for each request: one ordered set per state
+//! filter, so a page of the list costs its own length, whatever the number of handoffs.
+//! A logged event marks its handoff as changed (cheap, under the caller's workspace lock);
+//! the next reader files the changed handoffs again from their records before reading. The
+//! order lock is never held while a workspace lock is taken, so the two never deadlock.
+
+use crate::app::views::query::StateFilter;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+type Entry = (Arc<str>, Arc<str>);
+
+/// A place in the order: (received_at, key).
+pub(in crate::app) type Position = (String, String);
+
+#[derive(Default)]
+pub(in crate::app) struct Order {
+    inner: Mutex<Sets>,
+}
+
+#[derive(Default)]
+struct Sets {
+    pending: BTreeSet<Entry>,
+    decided: BTreeSet<Entry>,
+    /// Each filed key -> (pending, its entry).
+    filed: HashMap<Arc<str>, (bool, Entry)>,
+    /// Keys changed since they were last filed.
+    changed: HashSet<String>,
+}
+
+impl Order {
+    /// Files `key` (received at `received_at`) as pending or decided.
+    pub(in crate::app) fn file(&self, key: &str, received_at: &str, pending: bool) {
+        let mut sets = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        sets.file(key, received_at, pending);
+    }
+
+    /// Marks `key` as changed: filed again before the next read.
+    pub(in crate::app) fn changed(&self, key: &str) {
+        let mut sets = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if !sets.changed.contains(key) {
+            sets.changed.insert(key.to_string());
+        }
+    }
+
+    /// Takes the keys changed since the last call.
+    pub(in crate::app) fn take_changed(&self) -> Vec<String> {
+        let mut sets = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        sets.changed.drain().collect()
+    }
+
+    /// Where `key` is filed: (received_at, key), the start of the page after it.
+    pub(in crate::app) fn position(&self, key: &str) -> Option<Position> {
+        let sets = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let (_, (at, key)) = sets.filed.get(key)?;
+        Some((at.to_string(), key.to_string()))
+    }
+
+    /// Up to `n` handoffs of `filter`, in order, after the position `from` (from the start:
+    /// `None`). The position need not be filed here: a page may start after a handoff another
+    /// node serves.
+    pub(in crate::app) fn keys_after(
+        &self,
+        filter: StateFilter,
+        from: Option<&Position>,
+        n: usize,
+    ) -> Vec<Position> {
+        let sets = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let from: Option<Entry> =
+            from.map(|(at, key)| (Arc::from(at.as_str()), Arc::from(key.as_str())));
+        let pick = |set: &BTreeSet<Entry>| -> Vec<Entry> {
+            let range = match &from {
+                Some(e) => set.range((
+                    std::ops::Bound::Excluded(e.clone()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => set.range::<Entry, _>(..),
+            };
+            range.take(n).cloned().collect()
+        };
+        let mut entries = match filter {
+            StateFilter::Pending => pick(&sets.pending),
+            StateFilter::Decided => pick(&sets.decided),
+            StateFilter::All => {
+                let mut both = pick(&sets.pending);
+                both.extend(pick(&sets.decided));
+                both.sort();
+                both.truncate(n);
+                both
+            }
+        };
+        entries
+            .drain(..)
+            .map(|(at, key)| (at.to_string(), key.to_string()))
+            .collect()
+    }
+}
+
+impl Sets {
+    fn file(&mut self, key: &str, received_at: &str, pending: bool) {
+        if let Some((was_pending, entry)) = self.filed.remove(key) {
+            match was_pending {
+                true => self.pending.remove(&entry),
+                false => self.decided.remove(&entry),
+            };
+        }
+        let key: Arc<str> = Arc::from(key);
+        let entry: Entry = (Arc::from(received_at), key.clone());
+        match pending {
+            true => self.pending.insert(entry.clone()),
+            false => self.decided.insert(entry.clone()),
+        };
+        self.filed.insert(key, (pending, entry));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Order, StateFilter};
+
+    #[test]
+    fn pages_follow_the_order_and_a_decision_moves_a_key_between_the_sets() {
+        let order = Order::default();
+        order.file("b", "2026-01-01T00:00:02Z", true);
+        order.file("a", "2026-01-01T00:00:01Z", true);
+        order.file("c", "2026-01-01T00:00:03Z", false);
+        let keys = |filter, from: Option<&str>, n| -> Vec<String> {
+            let from = from.map(|k| order.position(k).unwrap());
+            let page = order.keys_after(filter, from.as_ref(), n);
+            page.into_iter().map(|(_, k)| k).collect()
+        };
+        assert_eq!(keys(StateFilter::Pending, None, 10), ["a", "b"]);
+        assert_eq!(keys(StateFilter::All, Some("a"), 10), ["b", "c"]);
+        assert_eq!(keys(StateFilter::All, None, 2), ["a", "b"]);
+        // A position filed elsewhere (another node's handoff) starts the page where it sorts.
+        let elsewhere = ("2026-01-01T00:00:01Z".to_string(), "ab".to_string());
+        let page = order.keys_after(StateFilter::All, Some(&elsewhere), 10);
+        assert_eq!(page.len(), 2);
+        assert_eq!(page[0].1, "b");
+        order.file("a", "2026-01-01T00:00:01Z", false);
+        assert_eq!(keys(StateFilter::Pending, None, 10), ["b"]);
+        assert_eq!(keys(StateFilter::Decided, None, 10), ["a", "c"]);
+        order.changed("b");
+        assert_eq!(order.take_changed(), ["b"]);
+        assert!(order.take_changed().is_empty());
+    }
+}

@@ -1,0 +1,242 @@
+//! Read-only views for the workspace and events pages: a workspace's files, handoffs and
+//! progress; the newest audit events; each audit log's verdict. Nothing here changes state.
+
+use crate::app::{App, CheckpointRecord};
+use crate::auth::Actor;
+use crate::contract::Problem;
+use crate::workspace::Entry;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+/// One handoff of a workspace's history.
+pub struct HandoffLine {
+    pub key: String,
+    pub title: String,
+    pub revision: u32,
+    pub received_at: String,
+    /// `pending`, or the outcome.
+    pub outcome: String,
+    pub by: Option<String>,
+    pub decided_at: Option<String>,
+}
+
+pub struct Files {
+    pub entries: Vec<Entry>,
+    /// More entries exist than were listed.
+    pub more: bool,
+    /// Why the folder could not be listed, if it could not.
+    pub error: Option<String>,
+}
+
+pub struct WorkspaceOverview {
+    pub name: String,
+    pub root: String,
+    pub pending: Option<String>,
+    pub stalled: bool,
+    /// Newest first.
+    pub handoffs: Vec<HandoffLine>,
+    /// The newest checkpoint of each task.
+    pub progress: Vec<CheckpointRecord>,
+    pub checkpoint_errors: BTreeMap<String, Vec<Problem>>,
+    pub inbox: Files,
+    pub approved: Files,
+    /// The advisory locks in force, by path.
+    pub locks: Vec<crate::locks::Lock>,
+    pub owner: Option<crate::app::Ownership>,
+    /// The `invalid` answer to the handoff.json in place, when it is not a valid handoff.
+    pub invalid: Option<crate::contract::Decision>,
+}
+
+/// An audit log's state as `baton audit verify` would report it.
+#[derive(Clone)]
+pub struct Verdict {
+    pub workspace: String,
+    pub events: u64,
+    pub problems: usize,
+    pub anchored: bool,
+}
+
+/// Verdicts by workspace, with the log's (length, modified time) they were computed for: a
+/// log is read again only once it changed.
+pub(in crate::app) type VerdictCache = Mutex<HashMap<String, ((u64, Option<SystemTime>), Verdict)>>;
+
+/// How much of each log's end the events page reads.
+const EVENTS_TAIL: u64 = 512 * 1024;
+
+impl App {
+    pub fn workspace_overview(&self, name: &str, actor: &Actor) -> Option<WorkspaceOverview> {
+        if !actor.can_see(name) {
+            return None;
+        }
+        let ws = self.workspace(name)?;
+        let files = |dir: std::path::PathBuf| match ws.workspace.tree(&dir) {
+            Ok((entries, more)) => Files {
+                entries,
+                more,
+                error: None,
+            },
+            Err(e) => Files {
+                entries: Vec::new(),
+                more: false,
+                error: Some(e.to_string()),
+            },
+        };
+        let inbox = files(ws.workspace.inbox_dir());
+        let approved = files(ws.workspace.root.join("approved"));
+        let st = ws.lock();
+        let mut handoffs: Vec<HandoffLine> = st
+            .records
+            .values()
+            .map(|r| HandoffLine {
+                key: r.meta.key.clone(),
+                title: r
+                    .handoff
+                    .title
+                    .clone()
+                    .unwrap_or_else(|| r.meta.task_id.clone()),
+                revision: r.meta.revision,
+                received_at: r.meta.received_at.clone(),
+                outcome: r
+                    .decision
+                    .as_ref()
+                    .map_or("pending", |d| d.outcome.as_str())
+                    .into(),
+                by: r.decision.as_ref().map(|d| d.by.clone()),
+                decided_at: r.decision.as_ref().map(|d| d.at.clone()),
+            })
+            .collect();
+        handoffs.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+        let locks = self.locks_of(&ws);
+        let mut newest: BTreeMap<&str, &CheckpointRecord> = BTreeMap::new();
+        for c in st.checkpoints.values() {
+            let slot = newest.entry(&c.task_id).or_insert(c);
+            if c.step > slot.step {
+                *slot = c;
+            }
+        }
+        Some(WorkspaceOverview {
+            name: name.to_string(),
+            root: ws.workspace.root.display().to_string(),
+            pending: st.pending.clone(),
+            stalled: ws.stalled.load(std::sync::atomic::Ordering::Relaxed),
+            progress: newest.into_values().cloned().collect(),
+            checkpoint_errors: st.checkpoint_errors.clone(),
+            handoffs,
+            inbox,
+            approved,
+            locks,
+            owner: self.owner_of(name),
+            invalid: st.current.as_ref().and_then(|c| c.invalid.clone()),
+        })
+    }
+
+    /// The newest events (at most `limit`, newest first) of the workspaces the actor may
+    /// see, from the end of each audit log, filtered by workspace and by a type prefix
+    /// (`handoff.` or `handoff.decided`). Lines that are not events are skipped.
+    pub fn recent_events(
+        &self,
+        actor: &Actor,
+        workspace: Option<&str>,
+        kind: Option<&str>,
+        limit: usize,
+    ) -> Vec<Value> {
+        let mut out: Vec<Value> = Vec::new();
+        for ws in self.workspaces() {
+            let name = &ws.workspace.name;
+            if !actor.can_see(name) || workspace.is_some_and(|w| w != name) {
+                continue;
+            }
+            let bytes = ws
+                .workspace
+                .tail(&ws.workspace.events_path(), EVENTS_TAIL)
+                .unwrap_or_default();
+            let lines = bytes.split(|b| *b == b'\n').rev();
+            let events = lines
+                .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
+                .filter(|e| {
+                    kind.is_none_or(|k| e["type"].as_str().is_some_and(|t| t.starts_with(k)))
+                })
+                .take(limit);
+            out.extend(events);
+        }
+        let at = |e: &Value| e["at"].as_str().unwrap_or_default().to_string();
+        out.sort_by_key(|e| std::cmp::Reverse(at(e)));
+        out.truncate(limit);
+        out
+    }
+
+    /// The audit verdict of every workspace the actor may see.
+    pub fn audit_verdicts(&self, actor: &Actor) -> Vec<Verdict> {
+        let mut out = Vec::new();
+        for ws in self.workspaces() {
+            let name = ws.workspace.name.clone();
+            if !actor.can_see(&name) {
+                continue;
+            }
+            let path = ws.workspace.events_path();
+            let stamp = std::fs::symlink_metadata(&path)
+                .map(|m| (m.len(), m.modified().ok()))
+                .unwrap_or((0, None));
+            let cached = self
+                .inner
+                .verdicts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(&name)
+                .cloned();
+            if let Some((_, v)) = cached.filter(|(s, _)| *s == stamp) {
+                out.push(v);
+                continue;
+            }
+            let verdict = match crate::audit::verify(&path, Some(&ws.anchors)) {
+                Ok(r) => Verdict {
+                    workspace: name.clone(),
+                    events: r.lines,
+                    problems: r.problems.len(),
+                    anchored: r.anchored.is_some(),
+                },
+                Err(_) => Verdict {
+                    workspace: name.clone(),
+                    events: 0,
+                    problems: 1,
+                    anchored: false,
+                },
+            };
+            self.inner
+                .verdicts
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(name, (stamp, verdict.clone()));
+            out.push(verdict);
+        }
+        out
+    }
+}
+
+/// A workspace whose `handoff.json` in place is not a valid handoff, and why.
+pub struct InvalidHandoff {
+    pub workspace: String,
+    pub decision: crate::contract::Decision,
+}
+
+impl App {
+    /// Every workspace the actor may see whose current handoff.json was answered `invalid`.
+    pub fn invalid_handoffs(&self, actor: &Actor) -> Vec<InvalidHandoff> {
+        let mut out = Vec::new();
+        for ws in self.workspaces() {
+            if !actor.can_see(&ws.workspace.name) {
+                continue;
+            }
+            let st = ws.lock();
+            if let Some(d) = st.current.as_ref().and_then(|c| c.invalid.clone()) {
+                out.push(InvalidHandoff {
+                    workspace: ws.workspace.name.clone(),
+                    decision: d,
+                });
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,101 @@
+//! A page of the handoff list (`GET /api/v1/handoffs?limit=&after=`): read from the order
+//! kept as handoffs change (see `order`), so it costs the page, not the whole list.
+
+use crate::app::views::query::{StateFilter, Summary};
+use crate::app::App;
+use crate::auth::Actor;
+
+/// Most lines in one page.
+pub const MAX_PAGE: usize = 1000;
+
+impl App {
+    /// Up to `limit` handoffs of `filter` that `actor` may see, oldest first, after the
+    /// handoff `after` (the last key of the page before; from the start when `None`).
+    pub fn list_page(
+        &self,
+        filter: StateFilter,
+        actor: &Actor,
+        limit: usize,
+        after: Option<&str>,
+    ) -> Vec<Summary> {
+        self.refile_changed();
+        let limit = limit.clamp(1, MAX_PAGE);
+        let mut out = Vec::with_capacity(limit);
+        let mut from = after.and_then(|key| self.position_of(key));
+        loop {
+            let page = self.inner.order.keys_after(filter, from.as_ref(), limit);
+            let Some(last) = page.last().cloned() else {
+                return out;
+            };
+            for (_, key) in page {
+                if let Some(line) = self.line_of(&key, filter, actor) {
+                    out.push(line);
+                    if out.len() == limit {
+                        return out;
+                    }
+                }
+            }
+            from = Some(last);
+        }
+    }
+
+    /// Where the page after `key` starts: its place here, or (in a cluster, for a handoff
+    /// another node serves) its place by its record. An unknown key starts from the beginning.
+    fn position_of(&self, key: &str) -> Option<crate::app::views::order::Position> {
+        if let Some(position) = self.inner.order.position(key) {
+            return Some(position);
+        }
+        let cluster = self.inner.cluster.as_ref()?;
+        match cluster.received_at(key) {
+            Ok(at) => at.map(|at| (at, key.to_string())),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot find where the list page starts");
+                None
+            }
+        }
+    }
+
+    /// Files every record at start (called once per workspace taken).
+    pub(in crate::app) fn file_records(&self, ws: &crate::app::Served) {
+        let st = ws.lock();
+        for r in st.records.values() {
+            let order = &self.inner.order;
+            order.file(&r.meta.key, &r.meta.received_at, r.is_pending());
+        }
+    }
+
+    /// Files again the handoffs that changed since the last read, from their records. Each
+    /// workspace lock is taken with the order lock released.
+    fn refile_changed(&self) {
+        for key in self.inner.order.take_changed() {
+            let Some(ws) = self.ws_of_key(&key) else {
+                continue;
+            };
+            let filed = {
+                let st = ws.lock();
+                st.records
+                    .get(&key)
+                    .map(|r| (r.meta.received_at.clone(), r.is_pending()))
+            };
+            if let Some((received_at, pending)) = filed {
+                self.inner.order.file(&key, &received_at, pending);
+            }
+        }
+    }
+
+    /// The line of `key` if it still fits `filter` and `actor` may see it.
+    fn line_of(&self, key: &str, filter: StateFilter, actor: &Actor) -> Option<Summary> {
+        let ws = self.ws_of_key(key)?;
+        if !actor.can_see(&ws.workspace.name) {
+            return None;
+        }
+        let st = ws.lock();
+        let r = st.records.get(key)?;
+        let fits = match filter {
+            StateFilter::Pending => r.is_pending(),
+            StateFilter::Decided => !r.is_pending(),
+            StateFilter::All => true,
+        };
+        fits.then(|| self.summarize(&ws.workspace.name, r, actor))
+    }
+}

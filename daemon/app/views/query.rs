@@ -1,0 +1,280 @@
+//! Read-only views of the state for the API and pages.
+
+use crate::app::model::Progress;
+use crate::app::state::{CheckpointRecord, Record};
+use crate::app::views::queue::Standing;
+use crate::app::{App, Served};
+use crate::auth::Actor;
+use crate::contract::handoff::Trigger;
+use crate::contract::{Decision, Outcome, Problem};
+use serde::Serialize;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StateFilter {
+    #[default]
+    Pending,
+    Decided,
+    All,
+}
+
+/// One line of the queue (`GET /api/v1/handoffs`). Read back too: a cluster's node merges
+/// the lines of the others (see baton-web's peers).
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Summary {
+    pub key: String,
+    pub task_id: String,
+    pub workspace: String,
+    pub from_agent: String,
+    // Absent fields are left out, never `null` (as in the contract files).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Trigger>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<f64>,
+    #[serde(deserialize_with = "known_state")]
+    pub state: State,
+    /// The revision in place (1 for a handoff never revised).
+    pub revision: u32,
+    pub received_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    /// The handoff's `deadline` (RFC 3339), if it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    /// Who decided it and when (absent while pending).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_by: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decided_at: Option<String>,
+    #[serde(flatten)]
+    pub standing: Standing,
+    /// How many distinct reviewers approved the current revision.
+    pub approvals: usize,
+    pub approvals_needed: usize,
+}
+
+/// One handoff whole (`GET /api/v1/handoffs/{key}`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Detail {
+    pub key: String,
+    pub workspace: String,
+    pub state: &'static str,
+    pub handoff: Value,
+    /// The task's newest checkpoints (at most 100), oldest step first.
+    pub checkpoints: Vec<CheckpointRecord>,
+    /// How many checkpoints the task has in all.
+    pub checkpoints_total: usize,
+    /// The newest step of the task: where it stopped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latest_checkpoint: Option<CheckpointRecord>,
+    /// Absent while pending.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Decision>,
+    pub revision: u32,
+    pub received_at: String,
+    /// Problems of checkpoint files in the workspace, by file name.
+    pub checkpoint_errors: BTreeMap<String, Vec<Problem>>,
+    /// The route it is on and why: matched keys, escalations, a circular reassignment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing: Option<crate::app::Routed>,
+    /// The advisory locks in force in the handoff's workspace (`{path, owner, purpose?,
+    /// token, acquired_at, expires_at}`).
+    #[serde(serialize_with = "crate::locks::serialize_shown")]
+    pub locks: Vec<crate::locks::Lock>,
+    /// The configured agent that `from_agent` names and that serves this workspace: the
+    /// sender as far as baton can prove (absent: `from_agent` is only a claim).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// The reviewer `from_agent` names when it is not a proven sender: a claim to be someone
+    /// who decides, flagged on the page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_agent_claims_reviewer: Option<String>,
+    /// The caller is the proven sender (or the person its agent acts for).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub sent_by_you: bool,
+    #[serde(flatten)]
+    pub standing: Standing,
+    /// Approvals of the current revision and what is still missing.
+    #[serde(flatten)]
+    pub progress: Progress,
+    /// Whether an approval by the caller would be recorded now, by the rules `decide`
+    /// applies (route, sender, sign-off roles, an approval already given, artifacts that
+    /// still match their sha256).
+    pub may_approve: bool,
+    /// Why not, for a reviewer of a pending handoff who may not approve it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why_not_approve: Option<String>,
+    /// Whether the caller may take over another reviewer's claim (an admin).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub may_take_over: bool,
+}
+
+/// Most checkpoints (and checkpoint files with errors) in one detail answer.
+const DETAIL_CHECKPOINTS: usize = 100;
+
+/// Which of a task's checkpoints a detail answer carries: the newest `checkpoints_limit`
+/// (at most 100) after skipping the newest `checkpoints_offset`, oldest step first.
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+pub struct CheckpointPage {
+    #[serde(default)]
+    pub checkpoints_offset: usize,
+    #[serde(default)]
+    pub checkpoints_limit: Option<usize>,
+}
+
+/// A handoff's state, `pending` or `decided`. (An alias, so serde's derive does not take the
+/// reference for one borrowed from the input.)
+pub type State = &'static str;
+
+/// A line's `state` as read back from another node: one of the states this binary names.
+fn known_state<'de, D: serde::Deserializer<'de>>(d: D) -> Result<&'static str, D::Error> {
+    let state = <std::borrow::Cow<'de, str> as serde::Deserialize>::deserialize(d)?;
+    match state.as_ref() {
+        "pending" => Ok("pending"),
+        "decided" => Ok("decided"),
+        other => Err(serde::de::Error::unknown_variant(
+            other,
+            &["pending", "decided"],
+        )),
+    }
+}
+
+fn state_of(r: &Record) -> &'static str {
+    if r.is_pending() {
+        "pending"
+    } else {
+        "decided"
+    }
+}
+
+impl App {
+    /// Handoffs the actor may see, oldest first.
+    pub fn list(&self, filter: StateFilter, actor: &Actor) -> Vec<Summary> {
+        let mut out = Vec::new();
+        for ws in self.workspaces() {
+            if !actor.can_see(&ws.workspace.name) {
+                continue;
+            }
+            let st = ws.lock();
+            for r in st.records.values() {
+                let keep = match filter {
+                    StateFilter::Pending => r.is_pending(),
+                    StateFilter::Decided => !r.is_pending(),
+                    StateFilter::All => true,
+                };
+                if keep {
+                    out.push(self.summarize(&ws.workspace.name, r, actor));
+                }
+            }
+        }
+        out.sort_by(|a, b| a.received_at.cmp(&b.received_at).then(a.key.cmp(&b.key)));
+        out
+    }
+
+    /// The list's line of `r`, a record of workspace `ws`, as `actor` sees it.
+    pub(in crate::app) fn summarize(&self, ws: &str, r: &Record, actor: &Actor) -> Summary {
+        let (standing, route) = self.standing(ws, r, actor);
+        Summary {
+            key: r.meta.key.clone(),
+            task_id: r.meta.task_id.clone(),
+            workspace: ws.to_string(),
+            from_agent: r.handoff.from_agent.clone(),
+            title: r.handoff.title.clone(),
+            trigger: r.handoff.trigger,
+            confidence: r.handoff.confidence,
+            state: state_of(r),
+            revision: r.meta.revision,
+            received_at: r.meta.received_at.clone(),
+            outcome: r.decision.as_ref().map(|d| d.outcome),
+            decided_by: r.decision.as_ref().map(|d| d.by.clone()),
+            decided_at: r.decision.as_ref().map(|d| d.at.clone()),
+            deadline: r.handoff.deadline.clone(),
+            approvals: r.review.approvals.len(),
+            approvals_needed: crate::routing::approvals_needed(route, &r.handoff),
+            standing,
+        }
+    }
+
+    /// The workspace that holds handoff `key`, if the actor may see it.
+    pub(in crate::app) fn served_for(&self, key: &str, actor: &Actor) -> Option<Arc<Served>> {
+        let ws_name = self.keys().get(key).cloned()?;
+        if !actor.can_see(&ws_name) {
+            return None;
+        }
+        self.workspace(&ws_name)
+    }
+
+    /// One handoff with its checkpoints and decision, if the actor may see it.
+    pub fn get(&self, key: &str, actor: &Actor, page: CheckpointPage) -> Option<Detail> {
+        let ws = self.served_for(key, actor)?;
+        let ws_name = ws.workspace.name.clone();
+        let locks = self.locks_of(&ws);
+        let st = ws.lock();
+        let r = st.records.get(key)?;
+        let mut checkpoints = st.checkpoints_of(&r.meta.task_id);
+        let checkpoints_total = checkpoints.len();
+        let latest_checkpoint = checkpoints.last().cloned();
+        // Bounded answers: an agent writing thousands of checkpoints must not make every
+        // detail request copy them all.
+        let limit = page
+            .checkpoints_limit
+            .unwrap_or(DETAIL_CHECKPOINTS)
+            .min(DETAIL_CHECKPOINTS);
+        let end = checkpoints_total.saturating_sub(page.checkpoints_offset);
+        checkpoints.truncate(end);
+        checkpoints.drain(..end.saturating_sub(limit));
+        let checkpoint_errors = st
+            .checkpoint_errors
+            .iter()
+            .take(DETAIL_CHECKPOINTS)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let (standing, route) = self.standing(&ws_name, r, actor);
+        let progress = Progress::of(route, r);
+        let agents = &self.config().agents;
+        let sender = crate::routing::proven_sender(&r.handoff, agents, &ws_name).map(Into::into);
+        let from_agent_claims_reviewer = self.claims_reviewer(&r.handoff, &ws_name);
+        let sent_by_you = match actor {
+            Actor::Reviewer { name, .. } => self.is_sender(&r.handoff, &ws_name, name),
+            Actor::Agent { .. } => false,
+        };
+        let (why_not_approve, may_take_over) = match actor {
+            Actor::Reviewer { name, roles } if r.is_pending() => (
+                self.approval_refused(&ws, r, name, roles)
+                    .map(|e| e.to_string()),
+                self.may_take_over(&ws_name, r, name, roles),
+            ),
+            _ => (Some(String::new()), false),
+        };
+        let may_approve = why_not_approve.is_none();
+        let why_not_approve = why_not_approve.filter(|w| !w.is_empty());
+        Some(Detail {
+            key: key.to_string(),
+            workspace: ws_name,
+            state: state_of(r),
+            handoff: r.value.clone(),
+            latest_checkpoint,
+            checkpoints,
+            checkpoints_total,
+            decision: r.decision.clone(),
+            revision: r.meta.revision,
+            received_at: r.meta.received_at.clone(),
+            checkpoint_errors,
+            routing: r.meta.route.clone(),
+            locks,
+            sender,
+            from_agent_claims_reviewer,
+            sent_by_you,
+            standing,
+            progress,
+            may_approve,
+            why_not_approve,
+            may_take_over,
+        })
+    }
+}
