@@ -221,6 +221,8 @@ impl App {
         )?;
         let mut warnings = found.warnings;
         let search = match crate::search::Search::open(&config) {
+            // In a cluster the records are rows: the index reads them from the database.
+            Ok(search) if cluster.is_some() => Some(search.with_records(records.clone())),
             Ok(search) => Some(search),
             Err(e) => {
                 let why = e.to_string();

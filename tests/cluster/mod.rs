@@ -4,6 +4,7 @@
 
 mod any_node;
 mod pg;
+mod shared;
 
 use crate::util::*;
 use baton::cluster::Cluster;
