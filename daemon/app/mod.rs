@@ -72,7 +72,7 @@ pub use artifact_raw::{Raw, MAX_RAW_BYTES};
 pub use artifact_view::{approved_path, ArtifactView, Change, Check, ViewError};
 pub use assign::{Load, LoadError};
 pub use away::{AwayError, Presence};
-pub use bulk::{BulkError, KeyResult, MAX_BULK};
+pub use bulk::{check_keys as check_bulk_keys, BulkError, KeyResult, MAX_BULK};
 pub use changes::{Changes, Comparison, FieldChange};
 pub use claim::{ClaimError, ClaimView};
 pub use decide::DecisionRequest;

@@ -94,3 +94,42 @@ fn a_search_on_any_node_finds_the_handoffs_and_decisions_another_node_serves() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["hits"][0]["key"], "far-record", "{body}");
 }
+
+#[test]
+fn a_bulk_decision_sent_to_one_node_decides_every_handoff_whichever_node_serves_it() {
+    let _serial = super::one_at_a_time();
+    let (pg, env, a, b) = two_nodes("bulk", &user("alice", "\"reviewer\""));
+    let names: Vec<String> = std::iter::once("alpha".to_string())
+        .chain((0..6).map(|i| format!("w{i}")))
+        .collect();
+    for name in &names {
+        write_atomic(
+            &env.ws(name).join("handoff.json"),
+            &bytes(&handoff(&format!("bulk-{name}"))),
+        );
+    }
+    a.wait_until("every handoff pending on both nodes", || {
+        a.handoffs("pending").len() == names.len() && b.handoffs("pending").len() == names.len()
+    });
+    assert!(!held_by(&pg, "bulk", "b").is_empty() && !held_by(&pg, "bulk", "a").is_empty());
+
+    // Asked in an order of its own, with one key nobody knows, on node a.
+    let mut keys: Vec<String> = names.iter().rev().map(|n| format!("bulk-{n}")).collect();
+    keys.insert(2, "nobody-knows".into());
+    let body = json!({"keys": keys, "outcome": "approved", "comment": "batch ok"});
+    let (status, answer) = a.post_as("/api/v1/decisions", Some("alice-token"), &body.to_string());
+    assert_eq!(status, 200, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    let answered: Vec<&str> = results.iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(answered, keys, "one result per key, in the order asked");
+    for r in results {
+        let want = if r["key"] == "nobody-knows" { 404 } else { 200 };
+        assert_eq!(r["status"], want, "{r}");
+    }
+    for name in &names {
+        let written = decision(&env.ws(name)).unwrap_or_default();
+        assert_eq!(written["outcome"], "approved", "{name}: {written}");
+        assert_eq!(written["by"], "alice", "{name}: {written}");
+    }
+    assert!(b.handoffs("pending").is_empty() && a.handoffs("pending").is_empty());
+}
