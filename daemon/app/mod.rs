@@ -230,15 +230,26 @@ impl App {
                 None
             }
         };
+        // Away marks, routes' rounds and "seen" marks: shared by the nodes of a cluster.
+        let people = cluster.as_ref().map(|c| c.people());
         let app = App {
             inner: Arc::new(Inner {
                 search,
                 metrics,
                 outbox,
                 audiences: Default::default(),
-                seen: seen::Seen::open(&config.data_dir),
-                away: away::Away::open(&config.data_dir),
-                rota: rota::Rota::open(&config.data_dir),
+                seen: match &people {
+                    Some(p) => seen::Seen::shared(&config.data_dir, p.clone()),
+                    None => seen::Seen::open(&config.data_dir),
+                },
+                away: match &people {
+                    Some(p) => away::Away::shared(&config.data_dir, p.clone()),
+                    None => away::Away::open(&config.data_dir),
+                },
+                rota: match &people {
+                    Some(p) => rota::Rota::shared(&config.data_dir, p.clone()),
+                    None => rota::Rota::open(&config.data_dir),
+                },
                 tokens,
                 logins,
                 keyring,

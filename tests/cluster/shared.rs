@@ -133,3 +133,64 @@ fn a_bulk_decision_sent_to_one_node_decides_every_handoff_whichever_node_serves_
     }
     assert!(b.handoffs("pending").is_empty() && a.handoffs("pending").is_empty());
 }
+
+/// alice, bob and carol review; one route assigns every new handoff in turn.
+fn team() -> String {
+    [
+        user("alice", "\"reviewer\""),
+        user("bob", "\"reviewer\""),
+        user("carol", "\"reviewer\""),
+        "[[routes]]\nname = \"team\"\nassign = \"round_robin\"\n".to_string(),
+    ]
+    .concat()
+}
+
+/// Writes handoff `key` into `ws` and waits until `d` says who it was assigned to.
+fn assigned(env: &TestEnv, d: &Daemon, ws: &str, key: &str) -> String {
+    write_atomic(&env.ws(ws).join("handoff.json"), &bytes(&handoff(key)));
+    let mut by = String::new();
+    d.wait_until("assigned", || {
+        let (_, body) = d.get(&format!("/api/v1/handoffs/{key}"));
+        by = body["claimed_by"].as_str().unwrap_or_default().to_string();
+        !by.is_empty()
+    });
+    by
+}
+
+#[test]
+fn an_away_mark_set_on_one_node_stops_every_node_assigning_to_that_reviewer() {
+    let _serial = super::one_at_a_time();
+    let (pg, env, a, b) = two_nodes("away", &team());
+    let (on_a, on_b) = (held_by(&pg, "away", "a"), held_by(&pg, "away", "b"));
+    assert!(on_a.len() >= 2 && on_b.len() >= 2, "{on_a:?} {on_b:?}");
+
+    // alice says on a that she is away; b reads it.
+    let (status, body) = a.post_as("/api/v1/me/away", Some("alice-token"), r#"{"away":true}"#);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        b.get_as("/api/v1/me/away", Some("alice-token")).1["away"],
+        true
+    );
+
+    // b's first assignment would be alice's (the round starts with her): it passes her over.
+    assert_eq!(assigned(&env, &b, &on_b[0], "first"), "bob");
+    // The round is one for the cluster: a goes on after b's last.
+    assert_eq!(assigned(&env, &a, &on_a[0], "second"), "carol");
+    assert_eq!(assigned(&env, &b, &on_b[1], "third"), "bob");
+
+    // Back on b: a assigns to her again.
+    let (status, body) = b.post_as("/api/v1/me/away", Some("alice-token"), r#"{"away":false}"#);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(assigned(&env, &a, &on_a[1], "fourth"), "carol");
+    let used = [&on_b[0], &on_a[0], &on_b[1], &on_a[1]];
+    let next = on_a
+        .iter()
+        .chain(&on_b)
+        .find(|n| !used.contains(n))
+        .unwrap()
+        .clone();
+    let d = if on_a.contains(&next) { &a } else { &b };
+    assert_eq!(assigned(&env, d, &next, "fifth"), "alice");
+    let reviewers = a.get("/api/v1/reviewers").1;
+    assert_eq!(reviewers[0]["away"], false, "{reviewers}");
+}
