@@ -18,7 +18,8 @@ fn two_nodes(db: &str, extra: &str) -> (Postgres, TestEnv, Daemon, Daemon) {
     }
     let a = env.spawn_with_config(&node_config(&env, &url, "a", extra));
     let b = env.spawn_with_config(&node_config(&env, &url, "b", extra));
-    a.wait_until("shared out", || {
+    super::settled(&pg, db, &["a", "b"], 7);
+    super::wait_long("shared out", super::SETTLE_S, || {
         served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == 7
     });
     (pg, env, a, b)
@@ -64,7 +65,12 @@ fn a_search_on_any_node_finds_the_handoffs_and_decisions_another_node_serves() {
         b.get("/api/v1/handoffs/far-record").0 == 200
     });
     // Decided on a: forwarded to b, which records it (a row) and indexes it.
-    let (status, body) = a.decide("far-record", "rejected", "vermilion rollback plan missing");
+    let (status, body) = super::decide_retrying(
+        &a,
+        "far-record",
+        "rejected",
+        "vermilion rollback plan missing",
+    );
     assert_eq!(status, 200, "{body}");
 
     let want_handoff = (
@@ -77,12 +83,16 @@ fn a_search_on_any_node_finds_the_handoffs_and_decisions_another_node_serves() {
         name.clone(),
         "far-record".to_string(),
     );
-    a.wait_until("a finds b's handoff by its summary", || {
-        hits(&a, "obsidian").contains(&want_handoff)
-    });
-    a.wait_until("a finds b's decision by its comment", || {
-        hits(&a, "vermilion").contains(&want_decision)
-    });
+    super::wait_long(
+        "a finds b's handoff by its summary",
+        super::SETTLE_S,
+        || hits(&a, "obsidian").contains(&want_handoff),
+    );
+    super::wait_long(
+        "a finds b's decision by its comment",
+        super::SETTLE_S,
+        || hits(&a, "vermilion").contains(&want_decision),
+    );
     // Indexed once, by the node that serves the workspace.
     let found = hits(&a, "obsidian");
     assert_eq!(
