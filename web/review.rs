@@ -65,7 +65,8 @@ struct BulkBody {
 
 /// `POST /api/v1/decisions` with `{keys, outcome, comment?, to_agent?}`: 200 and one result
 /// per key, `{key, status}` plus what the single call would have answered: `decision` (200),
-/// `progress` (202), or `error` and its details.
+/// `progress` (202), or `error` and its details. In a cluster each key is decided by the node
+/// that serves it (`peers::bulk`), and the results come back in the order of `keys`.
 pub async fn decide_many(
     State(app): State<App>,
     Caller(actor): Caller,
@@ -73,18 +74,44 @@ pub async fn decide_many(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     refuse_agents(&actor, "decide")?;
-    let body: BulkBody = json_body(&headers, &body)?;
+    let parsed: BulkBody = json_body(&headers, &body)?;
+    baton::app::check_bulk_keys(&parsed.keys)?;
     let request = DecisionRequest {
-        outcome: body.outcome.into(),
-        comment: body.comment,
+        outcome: parsed.outcome.into(),
+        comment: parsed.comment,
         revision: None,
         handoff_sha256: None,
-        to_agent: body.to_agent,
+        to_agent: parsed.to_agent,
         edits: Default::default(),
     };
-    let keys = body.keys;
+    let keys = parsed.keys;
+    if !crate::peers::merge::covers_others(&app, &headers) {
+        return Ok(Json(
+            json!({ "results": decide_here(&app, keys, request, actor).await? }),
+        ));
+    }
+    // The same body for every node, less its keys (it parsed above, so it is an object).
+    let mut template: Value = serde_json::from_slice(&body).unwrap_or_default();
+    if let Some(map) = template.as_object_mut() {
+        map.remove("keys");
+    }
+    let results = crate::peers::bulk::across(&app, &headers, &template, keys, |here| {
+        decide_here(&app, here, request, actor)
+    })
+    .await?;
+    Ok(Json(json!({ "results": results })))
+}
+
+/// Decides `keys` on this node: one result per key, as `decide_many` answers them.
+async fn decide_here(
+    app: &App,
+    keys: Vec<String>,
+    request: DecisionRequest,
+    actor: Actor,
+) -> Result<Vec<Value>, ApiError> {
+    let app = app.clone();
     let results = blocking(move || app.decide_many(&keys, request, &actor)).await??;
-    let results: Vec<Value> = results
+    Ok(results
         .into_iter()
         .map(|(key, result)| {
             let (status, field, body) = match result {
@@ -109,8 +136,7 @@ pub async fn decide_many(
             }
             item
         })
-        .collect();
-    Ok(Json(json!({ "results": results })))
+        .collect())
 }
 
 /// Who may act is settled before what the body says (as for a single decision).

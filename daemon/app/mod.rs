@@ -20,7 +20,7 @@ pub use model::{Approval, Claim, DecideError, Decided, Escalation, Progress, Rou
 pub use review::approved::{ApprovedFile, MAX_PROMOTED_BYTES};
 pub use review::assign::{Load, LoadError};
 pub use review::away::{AwayError, Presence};
-pub use review::bulk::{BulkError, KeyResult, MAX_BULK};
+pub use review::bulk::{check_keys as check_bulk_keys, BulkError, KeyResult, MAX_BULK};
 pub use review::claim::{ClaimError, ClaimView};
 pub use review::decide::DecisionRequest;
 pub use review::locks::{LockApiError, LockSeen};
@@ -173,6 +173,8 @@ impl App {
         )?;
         let mut warnings = found.warnings;
         let search = match crate::search::Search::open(&config) {
+            // In a cluster the records are rows: the index reads them from the database.
+            Ok(search) if cluster.is_some() => Some(search.with_records(records.clone())),
             Ok(search) => Some(search),
             Err(e) => {
                 let why = e.to_string();
@@ -180,15 +182,26 @@ impl App {
                 None
             }
         };
+        // Away marks, routes' rounds and "seen" marks: shared by the nodes of a cluster.
+        let people = cluster.as_ref().map(|c| c.people());
         let app = App {
             inner: Arc::new(Inner {
                 search,
                 metrics,
                 outbox,
                 audiences: Default::default(),
-                seen: views::seen::Seen::open(&config.data_dir),
-                away: review::away::Away::open(&config.data_dir),
-                rota: review::rota::Rota::open(&config.data_dir),
+                seen: match &people {
+                    Some(p) => views::seen::Seen::shared(&config.data_dir, p.clone()),
+                    None => views::seen::Seen::open(&config.data_dir),
+                },
+                away: match &people {
+                    Some(p) => review::away::Away::shared(&config.data_dir, p.clone()),
+                    None => review::away::Away::open(&config.data_dir),
+                },
+                rota: match &people {
+                    Some(p) => review::rota::Rota::shared(&config.data_dir, p.clone()),
+                    None => review::rota::Rota::open(&config.data_dir),
+                },
                 tokens,
                 logins,
                 keyring,

@@ -243,6 +243,12 @@ impl Leases {
     }
 }
 
+/// The node of `live` that workspace `tag` prefers: where it settles once the shares have
+/// moved (for `baton cluster status` and the tests).
+pub fn preferred_among<'a>(tag: &str, live: &'a [String]) -> Option<&'a String> {
+    live.iter().max_by_key(|node| score(tag, node))
+}
+
 /// The rendezvous score of a node for a workspace.
 fn score(tag: &str, node: &str) -> [u8; 8] {
     use sha2::{Digest, Sha256};

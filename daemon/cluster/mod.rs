@@ -12,6 +12,7 @@ mod anchors;
 mod deliveries;
 pub mod lease;
 pub mod peers;
+mod people;
 mod records;
 mod schema;
 mod sessions;
@@ -77,6 +78,11 @@ impl Cluster {
     /// Where the audit anchors are kept, fenced the same way.
     pub fn anchors(self: &Arc<Cluster>) -> Arc<dyn crate::audit::RemoteAnchors> {
         Arc::new(anchors::AnchorRows::new(self.clone()))
+    }
+
+    /// Where reviewers' away marks, routes' rounds and "seen" marks are kept.
+    pub fn people(self: &Arc<Cluster>) -> Arc<dyn crate::store::people::People> {
+        Arc::new(people::PeopleRows::new(self.clone()))
     }
 
     /// Where this node's outbox keeps its deliveries.

@@ -182,4 +182,25 @@ impl Backend for Rows {
         });
         rows.unwrap_or_default().iter().map(|r| r.get(0)).collect()
     }
+
+    /// A row's stamp is the transaction that wrote it (`xmin`), new at every change: one
+    /// query a folder, no record read.
+    fn stamps(&self, tag: &str, dir_name: &str) -> io::Result<Vec<(String, u64, String)>> {
+        let mut client = self.cluster.client().map_err(io_error)?;
+        let rows = client
+            .query(
+                "SELECT name, length(bytes)::bigint, xmin::text FROM records
+                 WHERE tag = $1 AND dir = $2 ORDER BY name",
+                &[&tag, &dir_name],
+            )
+            .map_err(io_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let size: i64 = r.get(1);
+                let xmin: String = r.get(2);
+                (r.get(0), size as u64, format!("{size}:{xmin}"))
+            })
+            .collect())
+    }
 }

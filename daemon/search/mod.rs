@@ -14,6 +14,7 @@ mod indexer;
 mod rebuild;
 pub use indexer::reindex;
 pub mod sources;
+mod stored;
 mod text;
 
 pub use crate::index::search::SearchError;
@@ -60,10 +61,17 @@ impl Search {
                 data_dir: config.data_dir.clone(),
                 limits: config.limits,
                 max_file_bytes: config.search.max_file_bytes,
+                records: None,
             },
             config: config.search.clone(),
             progress: Arc::default(),
         }
+    }
+
+    /// Indexes the records from `records` (a cluster's database) instead of data_dir's files.
+    pub fn with_records(mut self, records: crate::store::Records) -> Search {
+        self.reading.records = Some(records);
+        self
     }
 
     /// Runs a query; `scope`: the workspaces the caller may see (`None`: all).

@@ -1,6 +1,6 @@
 //! What of a workspace is searchable, and how each item becomes a document: handoff
-//! revisions and decisions from the daemon's store in data_dir (the truth, never the copies
-//! published into the workspace), checkpoints and text artifacts (`inbox/`, `approved/`) from
+//! revisions and decisions from the daemon's store (files in data_dir, or a cluster's rows:
+//! the truth, never the copies published into the workspace), checkpoints and text artifacts (`inbox/`, `approved/`) from
 //! the workspace, read confined and under size limits. Cataloguing only stats files (and
 //! reads each record's small meta.json), so finding what changed is cheap; `load` reads.
 
@@ -13,7 +13,7 @@ use crate::workspace::{
 };
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Most artifact files listed per folder (`inbox/`, `approved/`) of one workspace.
 const MAX_FILES: usize = 200_000;
@@ -39,7 +39,7 @@ enum What {
         mtime: i64,
     },
     Revision {
-        file: PathBuf,
+        file: Source,
         path: String,
         record: Named,
         revision: u64,
@@ -47,7 +47,7 @@ enum What {
         embedded: bool,
     },
     Decision {
-        file: PathBuf,
+        file: Source,
         path: String,
         record: Named,
         revision: u64,
@@ -70,17 +70,35 @@ pub struct Reading {
     pub limits: Limits,
     /// Artifacts larger than this are not indexed.
     pub max_file_bytes: u64,
+    /// Where the records are when they are not files in data_dir (a cluster's database:
+    /// see `stored`); `None`: data_dir.
+    pub records: Option<crate::store::Records>,
 }
 
 /// Every searchable item of `ws`.
 pub fn catalog(ws: &Workspace, reading: &Reading) -> Vec<Item> {
-    // Records are indexed from the embedded store, whose files tell by their size and
-    // time whether they changed.
-    let store = Store::for_workspace(&crate::store::in_data_dir(&reading.data_dir), ws);
     let mut items = Vec::new();
     let mut naming: HashMap<String, (String, Named)> = HashMap::new();
-    for dir in store.record_dirs().unwrap_or_default() {
-        records(ws, &reading.data_dir, &dir, &mut items, &mut naming);
+    match &reading.records {
+        // In a cluster the records are rows: read through the store (see `stored`).
+        Some(records) => {
+            let store = Store::for_workspace(records, ws);
+            for dir in store.record_dirs().unwrap_or_default() {
+                let folder = super::stored::RowFolder::read(&store, &dir);
+                records_of(ws, &folder, &mut items, &mut naming);
+            }
+        }
+        // The embedded store's files tell by their size and time whether they changed.
+        None => {
+            let files = crate::store::in_data_dir(&reading.data_dir);
+            let store = Store::for_workspace(&files, ws);
+            for dir in store.record_dirs().unwrap_or_default() {
+                let base = crate::store::Files::dir_of(&reading.data_dir, ws)
+                    .join("handoffs")
+                    .join(&dir);
+                records_of(ws, &FileFolder(base), &mut items, &mut naming);
+            }
+        }
     }
     for (path, size, mtime_ns) in stats(ws, CHECKPOINTS_DIR) {
         if !path.ends_with(".json") || path.matches('/').count() != 1 {
@@ -122,18 +140,85 @@ fn stats(ws: &Workspace, folder: &str) -> Vec<(String, u64, i128)> {
     }
 }
 
+/// One record folder of the store, as the catalogue reads it.
+pub(super) trait RecordFolder {
+    /// A file of the folder as JSON (at most `MAX_RECORD` bytes); `None`: missing or unreadable.
+    fn json(&self, name: &str) -> Option<Value>;
+    /// A file's size and a fingerprint that changes whenever it does; `None`: missing.
+    fn stamp(&self, name: &str) -> Option<(u64, String)>;
+    /// Where the indexer reads the file again when it loads the item.
+    fn source(&self, name: &str) -> Source;
+}
+
+/// Where a record file is read when its item is loaded.
+#[derive(Debug, Clone)]
+pub(super) enum Source {
+    /// A file of the embedded store in data_dir.
+    File(PathBuf),
+    /// A record of another backend (a cluster's rows); `modified`: when it was received or
+    /// decided, as its record says (a row has no file time).
+    Stored {
+        store: Store,
+        rel: PathBuf,
+        modified: i64,
+    },
+}
+
+impl Source {
+    fn json(&self) -> Option<Value> {
+        match self {
+            Source::File(path) => read_json(path, MAX_RECORD),
+            Source::Stored { store, rel, .. } => {
+                let bytes = store.read(rel).ok()??;
+                if bytes.len() as u64 > MAX_RECORD {
+                    return None;
+                }
+                serde_json::from_slice(&bytes).ok()
+            }
+        }
+    }
+
+    fn modified(&self) -> i64 {
+        match self {
+            Source::File(path) => file_mtime(path),
+            Source::Stored { modified, .. } => *modified,
+        }
+    }
+}
+
+/// A record folder of the embedded store: files under data_dir.
+struct FileFolder(PathBuf);
+
+impl RecordFolder for FileFolder {
+    fn json(&self, name: &str) -> Option<Value> {
+        read_json(&self.0.join(name), MAX_RECORD)
+    }
+
+    fn stamp(&self, name: &str) -> Option<(u64, String)> {
+        let m = std::fs::metadata(self.0.join(name)).ok()?;
+        let mtime = m
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
+        Some((
+            m.len(),
+            format!("{}:{}", m.len(), mtime.map_or(0, |d| d.as_nanos())),
+        ))
+    }
+
+    fn source(&self, name: &str) -> Source {
+        Source::File(self.0.join(name))
+    }
+}
+
 /// The revisions and decisions of one record folder of the store.
-fn records(
+fn records_of(
     ws: &Workspace,
-    data_dir: &Path,
-    dir: &str,
+    folder: &dyn RecordFolder,
     items: &mut Vec<Item>,
     naming: &mut HashMap<String, (String, Named)>,
 ) {
-    let base = crate::store::Files::dir_of(data_dir, ws)
-        .join("handoffs")
-        .join(dir);
-    let Some(meta) = read_json(&base.join("meta.json"), MAX_RECORD) else {
+    let Some(meta) = folder.json("meta.json") else {
         return; // a crash before the first revision was committed
     };
     let (Some(key), Some(revision)) = (text(&meta, "key"), meta["revision"].as_u64()) else {
@@ -145,7 +230,7 @@ fn records(
     let embedded = meta["content"].is_string();
     let current = match embedded {
         true => content_of(&meta),
-        false => read_json(&base.join(format!("rev-{revision}.json")), MAX_RECORD),
+        false => folder.json(&format!("rev-{revision}.json")),
     };
     let record = Named {
         key: key.clone(),
@@ -163,15 +248,11 @@ fn records(
     }
     let mut add = |name: String, rev: u64, decision: bool| {
         let embedded = embedded && !decision && rev == revision;
-        let file = base.join(if embedded { "meta.json" } else { &name });
-        let Ok(m) = std::fs::metadata(&file) else {
+        let file = if embedded { "meta.json" } else { &name };
+        let Some((size, fp)) = folder.stamp(file) else {
             return;
         };
-        let mtime = m
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-        let fp = format!("{}:{}", m.len(), mtime.map_or(0, |d| d.as_nanos()));
+        let file = folder.source(file);
         let path = format!("{published}/{name}");
         let kind = if decision {
             Kind::Decision
@@ -182,7 +263,7 @@ fn records(
         items.push(Item {
             id: doc_id(kind, &ws.name, &path),
             fp,
-            size: m.len(),
+            size,
             what: if decision {
                 What::Decision {
                     file,
@@ -212,7 +293,7 @@ fn records(
 
 /// Largest store file read (a handoff is at most `limits.max_file_bytes`, 1 MiB by default,
 /// and meta.json carries one as a JSON string).
-const MAX_RECORD: u64 = 64 << 20;
+pub(super) const MAX_RECORD: u64 = 64 << 20;
 
 /// The handoff a store meta.json carries as its `content`.
 fn content_of(meta: &Value) -> Option<Value> {
@@ -244,14 +325,14 @@ impl Item {
                 revision,
                 embedded,
             } => {
-                let read = read_json(file, MAX_RECORD)?;
+                let read = file.json()?;
                 let handoff = if *embedded { content_of(&read)? } else { read };
                 let title = ["title", "summary", "task"]
                     .iter()
                     .find_map(|f| text(&handoff, f))
                     .or_else(|| record.task_id.clone())
                     .unwrap_or_default();
-                let modified = file_mtime(file);
+                let modified = file.modified();
                 Some(self.doc(
                     ws,
                     Kind::Handoff,
@@ -269,13 +350,13 @@ impl Item {
                 record,
                 revision,
             } => {
-                let decision = read_json(file, MAX_RECORD)?;
+                let decision = file.json()?;
                 let outcome = text(&decision, "outcome");
                 let by = text(&decision, "by").unwrap_or_default();
                 let title = format!("{} by {by}", outcome.as_deref().unwrap_or("decision"));
                 let modified = text(&decision, "at")
                     .and_then(|at| crate::index::query::parse_date(&at))
-                    .unwrap_or_else(|| file_mtime(file));
+                    .unwrap_or_else(|| file.modified());
                 let mut doc = self.doc(
                     ws,
                     Kind::Decision,

@@ -12,6 +12,7 @@
 //! up: it is what makes an approval an approval.
 
 mod files;
+pub mod people;
 
 pub use files::Files;
 
@@ -53,6 +54,20 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn record_dirs(&self, tag: &str) -> io::Result<Vec<String>>;
     /// The names of the files of one record folder, sorted.
     fn files_of(&self, tag: &str, dir_name: &str) -> Vec<String>;
+    /// The files of one record folder, each with its size and a stamp that changes whenever
+    /// it does, so the search index tells what changed without reading it. By default each
+    /// file is read and hashed; a backend that keeps versions answers from them.
+    fn stamps(&self, tag: &str, dir_name: &str) -> io::Result<Vec<(String, u64, String)>> {
+        let mut out = Vec::new();
+        for name in self.files_of(tag, dir_name) {
+            let rel = Path::new("handoffs").join(dir_name).join(&name);
+            if let Some(bytes) = self.read(tag, &rel)? {
+                let digest = crate::contract::validate::sha256_hex(&bytes);
+                out.push((name, bytes.len() as u64, digest));
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// The store of every workspace: a cheap handle on its backend.
@@ -149,6 +164,10 @@ impl Store {
 
     pub fn files_of(&self, dir_name: &str) -> Vec<String> {
         self.backend.files_of(&self.tag, dir_name)
+    }
+
+    pub fn stamps(&self, dir_name: &str) -> io::Result<Vec<(String, u64, String)>> {
+        self.backend.stamps(&self.tag, dir_name)
     }
 }
 

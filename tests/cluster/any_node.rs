@@ -3,7 +3,7 @@
 //! merged), with one PostgreSQL shared by three daemons in poll mode.
 
 use super::pg::Postgres;
-use super::{holder, node_config, served};
+use super::{holder, node_config, served, wait_long, SETTLE_S};
 use crate::pages::Web;
 use crate::util::*;
 use serde_json::{json, Value};
@@ -18,19 +18,6 @@ fn webhook(url: &str) -> String {
          allow_private = true\n",
         crate::notify::SECRET
     )
-}
-
-/// Polls `check` until it holds; panics with `what` after `secs` (hundreds of workspaces on
-/// three debug daemons take longer than one daemon's patience, more so on a busy machine).
-fn wait_long(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while !check() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    }
 }
 
 /// Small, reproducible randomness (the seed is printed, so a failing run can be replayed).
@@ -97,11 +84,7 @@ fn three_nodes_record_each_handoff_once_decide_on_any_node_deliver_every_event_a
     let nodes: Vec<Daemon> = ["a", "b", "c"]
         .iter()
         .map(|node| {
-            // Leases of 5 s: at 2 s, renewals on a loaded 2-core machine (the whole suite
-            // beside it) come late enough to move workspaces back and forth.
             let config = node_config(&env, &url, node, &hook);
-            let text = std::fs::read_to_string(&config).unwrap();
-            std::fs::write(&config, text.replace("lease_ttl_s = 2", "lease_ttl_s = 5")).unwrap();
             env.spawn_with_config(&config)
         })
         .collect();
@@ -224,7 +207,8 @@ fn a_person_signed_in_on_one_node_reads_searches_streams_and_decides_what_anothe
     let rita = crate::browser::reviewer_config("rita", "correct horse");
     let a = env.spawn_with_config(&node_config(&env, &url, "a", &rita));
     let b = env.spawn_with_config(&node_config(&env, &url, "b", &rita));
-    a.wait_until("shared out", || {
+    super::settled(&pg, "person", &["a", "b"], 7);
+    wait_long("shared out", SETTLE_S, || {
         served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == 7
     });
     let name = (0..6)

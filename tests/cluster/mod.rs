@@ -4,11 +4,12 @@
 
 mod any_node;
 mod pg;
+mod shared;
 
 use crate::util::*;
 use baton::cluster::Cluster;
 use pg::Postgres;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -20,9 +21,53 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// The leases of the daemons in these tests. Long enough that a renewal come late on a loaded
+/// machine (debug daemons beside the whole suite on 2 cores) does not move workspaces back
+/// and forth (at 2 s it did); short enough that a takeover (within 2 x TTL) stays quick.
+const TTL_S: u64 = 5;
+
+/// The bound of a wait on leases: a takeover, or a share drawn over several renewal rounds.
+/// Generous, as for every wait here: only a hang reaches it, never a slow machine.
+const SETTLE_S: u64 = 120;
+
+/// Polls `check` until it holds; panics with `what` after `secs`.
+fn wait_long(what: &str, secs: u64, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+/// Decides `key` on `d` as a client should: 502 and 503 say "try again" (a lease may be moving
+/// between nodes). A 502 may come after the holder committed: the retry then finds it decided
+/// as asked (409 with the same outcome), which is taken as decided.
+fn decide_retrying(d: &Daemon, key: &str, outcome: &str, comment: &str) -> (u16, Value) {
+    let mut answer = d.decide(key, outcome, comment);
+    wait_long(
+        "a decision taken by the node that serves it",
+        SETTLE_S,
+        || {
+            if matches!(answer.0, 502 | 503) {
+                answer = d.decide(key, outcome, comment);
+            }
+            !matches!(answer.0, 502 | 503)
+        },
+    );
+    match answer {
+        (409, body) if body["decision"]["outcome"] == outcome => (200, body),
+        other => other,
+    }
+}
+
+/// A node's own handle on the database for the tests that drive leases by hand: leases of a
+/// minute, so none expires but by the test's own hand (an `UPDATE` of `expires_at`).
 fn cluster_config(url: &str, node: &str) -> baton::config::Cluster {
     toml::from_str(&format!(
-        "database_url = \"{url}\"\nnode = \"{node}\"\nlease_ttl_s = 2\n"
+        "database_url = \"{url}\"\nnode = \"{node}\"\nlease_ttl_s = 60\n"
     ))
     .unwrap()
 }
@@ -117,10 +162,34 @@ fn second_node(env: &TestEnv, url: &str, extra: &str) -> PathBuf {
 fn node_config(env: &TestEnv, url: &str, node: &str, extra: &str) -> PathBuf {
     let path = env.root().join(format!("baton-{node}.toml"));
     let text = format!(
-        "listen = \"127.0.0.1:0\"\ndata_dir = \"data-{node}\"\nworkspaces = [\"ws\"]\nsettle_ms = 300\npoll_ms = 200\n{extra}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"{node}\"\nlease_ttl_s = 2\n"
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"data-{node}\"\nworkspaces = [\"ws\"]\nsettle_ms = 300\npoll_ms = 200\n{extra}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"{node}\"\nlease_ttl_s = {TTL_S}\n"
     );
     std::fs::write(&path, text).unwrap();
     path
+}
+
+/// Waits until every workspace's lease is held by the node it prefers among `nodes`: the
+/// shares have stopped moving, so a workspace found on a node stays there (a share is drawn a
+/// few leases a round, and the first node up takes everything at start).
+fn settled(pg: &Postgres, db: &str, nodes: &[&str], workspaces: usize) {
+    let live: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+    wait_long(
+        "every workspace held by the node it prefers",
+        SETTLE_S,
+        || {
+            let out = pg.psql(
+                db,
+                "SELECT tag, node FROM leases WHERE expires_at > now() ORDER BY tag",
+            );
+            let text = String::from_utf8_lossy(&out.stdout).to_string();
+            let leases: Vec<(&str, &str)> =
+                text.lines().filter_map(|l| l.split_once('|')).collect();
+            leases.len() == workspaces
+                && leases.iter().all(|(tag, node)| {
+                    baton::cluster::lease::preferred_among(tag, &live).is_some_and(|p| p == node)
+                })
+        },
+    );
 }
 
 /// The node holding the lease of workspace `name`, as the database says.
@@ -148,7 +217,7 @@ fn two_nodes_share_the_workspaces_and_the_survivor_of_a_kill_serves_them_all_wit
     let pg = Postgres::start();
     let url = pg.database("takeover");
     let mut env = TestEnv::with_config(&format!(
-        "poll_ms = 200\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = 2\n"
+        "poll_ms = 200\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
     ));
     let names: Vec<String> = (0..8).map(|i| format!("w{i}")).collect();
     for name in &names {
@@ -158,7 +227,8 @@ fn two_nodes_share_the_workspaces_and_the_survivor_of_a_kill_serves_them_all_wit
     a.wait_until("a serves every workspace", || served(&a) == 9);
     let b_config = second_node(&env, &url, "");
     let b = env.spawn_with_config(&b_config);
-    b.wait_until("the workspaces shared out", || {
+    settled(&pg, "takeover", &["a", "b"], 9);
+    wait_long("the workspaces shared out", SETTLE_S, || {
         let (x, y) = (served(&a), served(&b));
         x > 0 && y > 0 && x + y == 9
     });
@@ -196,15 +266,17 @@ fn two_nodes_share_the_workspaces_and_the_survivor_of_a_kill_serves_them_all_wit
         .find(|n| holder(&pg, "takeover", n) == "a")
         .map(|n| format!("h-{n}"))
         .expect("a serves some");
-    let (status, body) = b.decide(&on_a, "approved", "fine");
+    let (status, body) = decide_retrying(&b, &on_a, "approved", "fine");
     assert_eq!(status, 200, "{body}");
     let a_ws = env.ws(on_a.trim_start_matches("h-"));
     assert_eq!(decision(&a_ws).unwrap()["outcome"], "approved");
 
     a.kill9();
-    b.wait_until("b serves every workspace after a's lease expired", || {
-        served(&b) == 9
-    });
+    wait_long(
+        "b serves every workspace after a's lease expired",
+        SETTLE_S,
+        || served(&b) == 9,
+    );
     let (status, body) = b.get(&format!("/api/v1/handoffs/{on_a}"));
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["state"], "decided", "{body}");
@@ -216,7 +288,7 @@ fn two_nodes_share_the_workspaces_and_the_survivor_of_a_kill_serves_them_all_wit
     );
     // b decides a handoff that a had received.
     let next = keys(&b)[0].clone();
-    let (status, body) = b.decide(&next, "rejected", "no");
+    let (status, body) = decide_retrying(&b, &next, "rejected", "no");
     assert_eq!(status, 200, "{body}");
     let ws = env.ws(next.trim_start_matches("h-"));
     b.wait_until("decision.json written", || decision(&ws).is_some());
@@ -271,7 +343,7 @@ fn the_pending_webhooks_of_a_killed_node_are_sent_by_a_live_one_under_the_same_i
     let schedule = vec!["1"; 40].join(", ");
     let webhook = crate::notify::config(&hook, &format!("0, {schedule}"));
     let mut env = TestEnv::with_config(&format!(
-        "{webhook}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = 2\n"
+        "{webhook}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
     ));
     let a = env.start();
     crate::notify::submit(&env, "h-owed");
@@ -285,8 +357,10 @@ fn the_pending_webhooks_of_a_killed_node_are_sent_by_a_live_one_under_the_same_i
 
     let receiver = crate::notify::Receiver::start(env.root(), port, &[]);
     let b_config = second_node(&env, &url, &webhook);
-    let b = env.spawn_with_config(&b_config);
-    b.wait_until("b sent a's delivery", || !receiver.requests().is_empty());
+    let _b = env.spawn_with_config(&b_config);
+    wait_long("b sent a's delivery", SETTLE_S, || {
+        !receiver.requests().is_empty()
+    });
     let requests = receiver.requests();
     assert_eq!(requests[0]["id"], id, "{requests:?}");
     assert_eq!(requests[0]["valid"], true, "{requests:?}");
@@ -307,7 +381,7 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
     let pg = Postgres::start();
     let url = pg.database("paused");
     let mut env = TestEnv::with_config(&format!(
-        "poll_ms = 200\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = 2\n"
+        "poll_ms = 200\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
     ));
     for i in 0..5 {
         env.init(&format!("w{i}"));
@@ -315,7 +389,8 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
     let a = env.start();
     a.wait_until("a serves every workspace", || served(&a) == 6);
     let b = env.spawn_with_config(&second_node(&env, &url, ""));
-    b.wait_until("shared out", || {
+    settled(&pg, "paused", &["a", "b"], 6);
+    wait_long("shared out", SETTLE_S, || {
         served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == 6
     });
     // One in every workspace, so each node has some.
@@ -344,8 +419,10 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
     let mut revised = handoff(&key);
     revised["summary"] = json!("revised while a was paused");
     write_atomic(&ws.join("handoff.json"), &bytes(&revised));
-    b.wait_until(
+    // (While a's lease lasts, b forwards to a, and waits up to 10 s for the paused node.)
+    wait_long(
         "b took the workspace over and received the revision",
+        SETTLE_S,
         || {
             let (status, body) = b.get(&format!("/api/v1/handoffs/{key}"));
             status == 200 && body["revision"] == 2
@@ -356,7 +433,7 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
     // SAFETY: as above.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
     // Then it answers with b's record (forwarded to b).
-    a.wait_until("a learned its lease is gone", || {
+    wait_long("a learned its lease is gone", SETTLE_S, || {
         let (status, body) = a.get(&format!("/api/v1/handoffs/{key}"));
         status == 200 && body["revision"] == 2
     });

@@ -31,7 +31,15 @@ impl TestEnv {
 
     /// `extra` is appended to the base config (users, agents, routes, limits...).
     pub fn with_config(extra: &str) -> TestEnv {
-        let dir = tempfile::tempdir().expect("temp dir");
+        // BATON_TEST_KEEP=1 keeps the folder (daemons' logs included) to read after a failure.
+        let keep = std::env::var_os("BATON_TEST_KEEP").is_some();
+        let dir = tempfile::Builder::new()
+            .disable_cleanup(keep)
+            .tempdir()
+            .expect("temp dir");
+        if keep {
+            eprintln!("test folder kept: {}", dir.path().display());
+        }
         std::fs::create_dir_all(dir.path().join("ws")).unwrap();
         let env = TestEnv {
             dir,

@@ -386,7 +386,12 @@ fn sort(lines: &mut [Line]) {
 }
 
 /// `POST /decisions`: decides every checked handoff with one outcome and comment.
-pub async fn bulk(State(app): State<App>, Viewer(s): Viewer, body: Bytes) -> Response {
+pub async fn bulk(
+    State(app): State<App>,
+    Viewer(s): Viewer,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
     let form = Form::parse(&body);
     if !form.csrf_ok(&s) {
         return csrf_refused();
@@ -405,34 +410,40 @@ pub async fn bulk(State(app): State<App>, Viewer(s): Viewer, body: Bytes) -> Res
         .collect();
     let comment = form.text("comment");
     let actor = s.actor.clone();
-    let (decided, failed) = crate::blocking(move || {
-        let request = DecisionRequest {
-            outcome,
-            comment,
-            revision: None,
-            handoff_sha256: None,
-            to_agent: None,
-            edits: Default::default(),
-        };
-        // The API's own bulk path: each key its own decision and event.
-        match app.decide_many(&keys, request, &actor) {
-            Ok(results) => {
-                let ok = results.iter().filter(|(_, r)| r.is_ok()).count();
-                for (key, result) in &results {
-                    if let Err(e) = result {
-                        tracing::info!(key, error = %e, "bulk decision refused");
+    let (decided, failed) = if crate::peers::merge::covers_others(&app, &headers) {
+        // In a cluster each line is decided by the node that serves it.
+        let template = serde_json::json!({"outcome": form.get("outcome"), "comment": comment});
+        crate::peers::bulk::on_the_page(&app, &headers, &s.csrf, &template, keys, actor).await
+    } else {
+        crate::blocking(move || {
+            let request = DecisionRequest {
+                outcome,
+                comment,
+                revision: None,
+                handoff_sha256: None,
+                to_agent: None,
+                edits: Default::default(),
+            };
+            // The API's own bulk path: each key its own decision and event.
+            match app.decide_many(&keys, request, &actor) {
+                Ok(results) => {
+                    let ok = results.iter().filter(|(_, r)| r.is_ok()).count();
+                    for (key, result) in &results {
+                        if let Err(e) = result {
+                            tracing::info!(key, error = %e, "bulk decision refused");
+                        }
                     }
+                    (ok, results.len() - ok)
                 }
-                (ok, results.len() - ok)
+                Err(e) => {
+                    tracing::info!(error = %e, "bulk decision refused");
+                    (0, keys.len())
+                }
             }
-            Err(e) => {
-                tracing::info!(error = %e, "bulk decision refused");
-                (0, keys.len())
-            }
-        }
-    })
-    .await
-    .unwrap_or((0, 0));
+        })
+        .await
+        .unwrap_or((0, 0))
+    };
     let back = form
         .get("back")
         // A control character would make the Location header unusable (a 500 after deciding).

@@ -8,6 +8,7 @@
 //! A forwarded request carries `x-baton-forwarded-by` and is never forwarded again, so two
 //! nodes that disagree about a lease for a moment cannot pass a request around in circles.
 
+pub mod bulk;
 pub mod merge;
 
 use crate::ApiError;

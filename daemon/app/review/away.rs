@@ -1,14 +1,16 @@
 //! Reviewers away: a reviewer says they are out (and back), so that routes that assign work
 //! (see `assign`) pass them over, and what was assigned to them moves on. Kept in
 //! `data_dir/away.json`, the daemon's own record (a workspace never says who is away), and
-//! written durably: it is a person's statement, and a restart must not send them work.
+//! written durably: it is a person's statement, and a restart must not send them work. In a
+//! cluster the marks are rows every node reads (`crate::store::people`).
 
 use crate::app::App;
 use crate::auth::Actor;
+use crate::store::people::People;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A reviewer's presence: the answer of `GET` and `POST /api/v1/me/away`.
 #[derive(Debug, Clone, Serialize)]
@@ -38,6 +40,8 @@ type Table = BTreeMap<String, String>;
 pub(in crate::app) struct Away {
     file: PathBuf,
     table: Mutex<Table>,
+    /// In a cluster: the marks every node reads (the file and table are then unused).
+    shared: Option<Arc<dyn People>>,
 }
 
 impl Away {
@@ -56,6 +60,15 @@ impl Away {
         Away {
             file,
             table: Mutex::new(table),
+            shared: None,
+        }
+    }
+
+    /// The marks of a cluster, kept in its database: set on one node, they hold on all.
+    pub fn shared(data_dir: &Path, people: Arc<dyn People>) -> Away {
+        Away {
+            shared: Some(people),
+            ..Away::open(data_dir)
         }
     }
 
@@ -64,15 +77,27 @@ impl Away {
     }
 
     pub fn is_away(&self, name: &str) -> bool {
-        self.lock().contains_key(name)
+        self.since(name).is_some()
     }
 
     pub fn since(&self, name: &str) -> Option<String> {
-        self.lock().get(name).cloned()
+        let Some(people) = &self.shared else {
+            return self.lock().get(name).cloned();
+        };
+        // Unreadable, a reviewer counts as present: work sent to them can still be declined,
+        // and the database being down stops assignments' claims anyway.
+        people.away_since(name).unwrap_or_else(|e| {
+            tracing::warn!(name, error = %e, "cannot read whether a reviewer is away");
+            None
+        })
     }
 
     /// Marks `name` away (or back) and saves the table; unchanged when it already says so.
     fn set(&self, name: &str, away: bool) -> std::io::Result<()> {
+        if let Some(people) = &self.shared {
+            let since = away.then(crate::clock::now_rfc3339);
+            return people.set_away(name, since.as_deref());
+        }
         let mut table = self.lock();
         if table.contains_key(name) == away {
             return Ok(());

@@ -27,6 +27,23 @@ pub enum BulkError {
     Unprocessable(String),
 }
 
+/// Whether `keys` can be decided in one request: some, not too many, none twice. Checked
+/// for the whole request before any key is decided (in a cluster, before the keys go to the
+/// nodes that serve them).
+pub fn check_keys(keys: &[String]) -> Result<(), BulkError> {
+    if keys.is_empty() {
+        return Err(BulkError::Empty);
+    }
+    if keys.len() > MAX_BULK {
+        return Err(BulkError::TooMany(keys.len()));
+    }
+    let mut seen = HashSet::new();
+    if let Some(twice) = keys.iter().find(|k| !seen.insert(k.as_str())) {
+        return Err(BulkError::Duplicate(twice.clone()));
+    }
+    Ok(())
+}
+
 impl App {
     /// Decides every handoff of `keys` with the same request, in order; one result per key.
     pub fn decide_many(
@@ -35,16 +52,7 @@ impl App {
         req: DecisionRequest,
         actor: &Actor,
     ) -> Result<Vec<KeyResult>, BulkError> {
-        if keys.is_empty() {
-            return Err(BulkError::Empty);
-        }
-        if keys.len() > MAX_BULK {
-            return Err(BulkError::TooMany(keys.len()));
-        }
-        let mut seen = HashSet::new();
-        if let Some(twice) = keys.iter().find(|k| !seen.insert(k.as_str())) {
-            return Err(BulkError::Duplicate(twice.clone()));
-        }
+        check_keys(keys)?;
         if req.revision.is_some() || req.handoff_sha256.is_some() {
             // They name one handoff's content; applied to many they would refuse all but one.
             return Err(BulkError::Unprocessable(

@@ -1,13 +1,15 @@
 //! Who holds what, across workspaces: every open claim by holder (kept as claims change, so a
 //! reviewer's load is counted without visiting a workspace), and each assigning route's place
 //! in its round (the reviewer it assigned last), kept in `data_dir/rota.json` so a restart
-//! goes on where it left off. Picking an assignee and reserving the handoff for them happen
-//! under one lock, so handoffs arriving at once in several workspaces are spread too.
+//! goes on where it left off (in a cluster, in its database, so the nodes share one round).
+//! Picking an assignee and reserving the handoff for them happen under one lock, so handoffs
+//! arriving at once in several workspaces are spread too.
 
 use crate::routing::AssignMode;
+use crate::store::people::People;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// An open claim: its holder, and whether the route made it (an assignment).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,6 +36,8 @@ struct State {
 pub(in crate::app) struct Rota {
     file: PathBuf,
     state: Mutex<State>,
+    /// In a cluster: the routes' places, shared by the nodes (`last` is then unused).
+    shared: Option<Arc<dyn People>>,
 }
 
 /// What `Rota::pick` chooses among.
@@ -62,7 +66,29 @@ impl Rota {
                 held: HashMap::new(),
                 last,
             }),
+            shared: None,
         }
+    }
+
+    /// A cluster's rota: the routes' places in their rounds are kept in its database, so
+    /// the nodes go round one round together.
+    pub fn shared(data_dir: &Path, people: Arc<dyn People>) -> Rota {
+        Rota {
+            shared: Some(people),
+            ..Rota::open(data_dir)
+        }
+    }
+
+    /// The reviewer `route` assigned a new handoff to last.
+    fn last(&self, state: &State, route: &str) -> Option<String> {
+        let Some(people) = &self.shared else {
+            return state.last.get(route).cloned();
+        };
+        // Unreadable, the round starts over: a fair guess, not a failure.
+        people.last_assigned(route).unwrap_or_else(|e| {
+            tracing::warn!(route, error = %e, "cannot read the route's place in its round");
+            None
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -114,7 +140,7 @@ impl Rota {
         let mut state = self.lock();
         let after = match choice.after {
             Some(a) => Some(a.to_string()),
-            None => state.last.get(choice.route).cloned(),
+            None => self.last(&state, choice.route),
         };
         let start = after
             .and_then(|a| choice.order.iter().position(|n| *n == a))
@@ -136,8 +162,17 @@ impl Rota {
         };
         state.held.insert(at, held);
         if choice.after.is_none() {
-            state.last.insert(choice.route.to_string(), chosen.clone());
-            self.save(&state.last);
+            match &self.shared {
+                Some(people) => {
+                    if let Err(e) = people.set_last_assigned(choice.route, &chosen) {
+                        tracing::warn!(route = choice.route, error = %e, "cannot save the route's place in its round");
+                    }
+                }
+                None => {
+                    state.last.insert(choice.route.to_string(), chosen.clone());
+                    self.save(&state.last);
+                }
+            }
         }
         Some(chosen)
     }

@@ -131,12 +131,18 @@ impl App {
         let Some(cluster) = self.inner.cluster.as_ref() else {
             return Ok(Holder::Here);
         };
-        match scope {
-            Scope::Handoff(key) if self.ws_of_key(key).is_some() => Ok(Holder::Here),
-            Scope::Workspace(name) if self.workspace(name).is_some() => Ok(Holder::Here),
-            Scope::Handoff(key) => cluster.holder_of_key(key),
-            Scope::Workspace(name) => cluster.holder_of_workspace(name),
-        }
+        let holder = match scope {
+            Scope::Handoff(key) if self.ws_of_key(key).is_some() => return Ok(Holder::Here),
+            Scope::Workspace(name) if self.workspace(name).is_some() => return Ok(Holder::Here),
+            Scope::Handoff(key) => cluster.holder_of_key(key)?,
+            Scope::Workspace(name) => cluster.holder_of_workspace(name)?,
+        };
+        // This node holds the lease but does not serve the workspace: it is giving it up to
+        // the node it prefers (this round), or still loading it. Neither is a 404: try again.
+        Ok(match holder {
+            Holder::Here => Holder::Unserved,
+            other => other,
+        })
     }
 
     /// The other live nodes, to ask when an answer covers every workspace (none outside a

@@ -2,14 +2,16 @@
 //! its page), so the queue can mark what changed since they looked. Kept in
 //! `data_dir/seen.json`, beside the sessions: the daemon's own record, never the workspace's.
 //! Written when a look changes it (a first look, or one after a revision or an approval), so
-//! a reviewer reloading a page writes nothing.
+//! a reviewer reloading a page writes nothing. In a cluster the marks are rows every node
+//! reads (`crate::store::people`), so a look on one node shows on all.
 
 use crate::app::views::query::Summary;
 use crate::app::App;
+use crate::store::people::People;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// Handoffs remembered per reviewer; past it the longest-unlooked are forgotten (and marked
 /// new again, which is what they are to a memory that old).
@@ -41,6 +43,8 @@ type Table = HashMap<String, HashMap<String, Glance>>;
 pub(in crate::app) struct Seen {
     file: PathBuf,
     table: Mutex<Table>,
+    /// In a cluster: the marks every node reads (the file and table are then unused).
+    shared: Option<Arc<dyn People>>,
 }
 
 impl Seen {
@@ -54,6 +58,16 @@ impl Seen {
         Seen {
             file,
             table: Mutex::new(table),
+            shared: None,
+        }
+    }
+
+    /// A cluster's marks, kept in its database: a look on one node shows on every node's
+    /// queue.
+    pub fn shared(data_dir: &Path, people: Arc<dyn People>) -> Seen {
+        Seen {
+            shared: Some(people),
+            ..Seen::open(data_dir)
         }
     }
 
@@ -63,6 +77,13 @@ impl Seen {
 
     /// Records `name`'s look at `key`; saves the table when that changed it.
     fn look(&self, name: &str, key: &str, revision: u32, approvals: usize) {
+        if let Some(people) = &self.shared {
+            // As with the file: losing a look only marks the handoff new again.
+            if let Err(e) = people.look(name, key, (revision, approvals)) {
+                tracing::warn!(name, key, error = %e, "cannot save what a reviewer saw");
+            }
+            return;
+        }
         let bytes = {
             let mut table = self.lock();
             let mine = table.entry(name.to_string()).or_default();
@@ -125,6 +146,13 @@ impl App {
     /// For each of `lines`, what changed since reviewer `name` last opened it; `None` for
     /// one unchanged since, or decided (the queue marks only what still waits).
     pub fn since_seen(&self, name: &str, lines: &[&Summary]) -> Vec<Option<SinceSeen>> {
+        let shared = self.inner.seen.shared.as_ref().map(|people| {
+            let keys: Vec<&str> = lines.iter().map(|s| s.key.as_str()).collect();
+            // Unreadable, nothing is marked: the queue still shows every line.
+            people.seen(name, &keys).map_err(|e| {
+                tracing::warn!(name, error = %e, "cannot read what a reviewer saw");
+            })
+        });
         let table = self.inner.seen.lock();
         let mine = table.get(name);
         lines
@@ -133,13 +161,20 @@ impl App {
                 if s.state != "pending" {
                     return None;
                 }
-                let Some(g) = mine.and_then(|m| m.get(&s.key)) else {
+                let glimpse = match &shared {
+                    Some(Ok(seen)) => seen.get(&s.key).copied(),
+                    Some(Err(())) => return None,
+                    None => mine
+                        .and_then(|m| m.get(&s.key))
+                        .map(|g| (g.revision, g.approvals)),
+                };
+                let Some((revision, approvals)) = glimpse else {
                     return Some(SinceSeen::New);
                 };
-                if s.revision > g.revision {
-                    Some(SinceSeen::Revised { seen: g.revision })
-                } else if s.revision == g.revision && s.approvals > g.approvals {
-                    Some(SinceSeen::Approved { seen: g.approvals })
+                if s.revision > revision {
+                    Some(SinceSeen::Revised { seen: revision })
+                } else if s.revision == revision && s.approvals > approvals {
+                    Some(SinceSeen::Approved { seen: approvals })
                 } else {
                     None
                 }

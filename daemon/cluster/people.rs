@@ -1,0 +1,123 @@
+//! Reviewers' away marks, assigning routes' rounds and "seen" marks as rows (see
+//! `crate::store::people`): every node reads them at each use, so all act on the same.
+
+use super::{io_error, Cluster};
+use crate::store::people::{Glimpse, People};
+use std::collections::HashMap;
+use std::io;
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub(super) struct PeopleRows {
+    cluster: Arc<Cluster>,
+}
+
+impl PeopleRows {
+    pub(super) fn new(cluster: Arc<Cluster>) -> PeopleRows {
+        PeopleRows { cluster }
+    }
+
+    fn client(
+        &self,
+    ) -> io::Result<r2d2::PooledConnection<r2d2_postgres::PostgresConnectionManager<postgres::NoTls>>>
+    {
+        self.cluster.client().map_err(io_error)
+    }
+}
+
+/// Runs `f` (a query with the blocking client) off the async workers when called on one (the
+/// queue page reads "seen" marks while it renders): the client cannot block inside a runtime.
+fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(out) => out,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
+impl People for PeopleRows {
+    fn away_since(&self, name: &str) -> io::Result<Option<String>> {
+        off_runtime(|| {
+            let row = self
+                .client()?
+                .query_opt("SELECT since FROM away WHERE name = $1", &[&name])
+                .map_err(io_error)?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn set_away(&self, name: &str, since: Option<&str>) -> io::Result<()> {
+        off_runtime(|| {
+            let mut client = self.client()?;
+            match since {
+                // A mark already there keeps its time: going away twice is still the first time.
+                Some(since) => client.execute(
+                    "INSERT INTO away (name, since) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                    &[&name, &since],
+                ),
+                None => client.execute("DELETE FROM away WHERE name = $1", &[&name]),
+            }
+            .map_err(io_error)?;
+            Ok(())
+        })
+    }
+
+    fn last_assigned(&self, route: &str) -> io::Result<Option<String>> {
+        off_runtime(|| {
+            let row = self
+                .client()?
+                .query_opt("SELECT last FROM rota WHERE route = $1", &[&route])
+                .map_err(io_error)?;
+            Ok(row.map(|r| r.get(0)))
+        })
+    }
+
+    fn set_last_assigned(&self, route: &str, name: &str) -> io::Result<()> {
+        off_runtime(|| {
+            self.client()?
+                .execute(
+                    "INSERT INTO rota (route, last) VALUES ($1, $2)
+                     ON CONFLICT (route) DO UPDATE SET last = $2",
+                    &[&route, &name],
+                )
+                .map_err(io_error)?;
+            Ok(())
+        })
+    }
+
+    fn seen(&self, name: &str, keys: &[&str]) -> io::Result<HashMap<String, Glimpse>> {
+        off_runtime(|| {
+            let keys: Vec<String> = keys.iter().map(|k| k.to_string()).collect();
+            let rows = self
+                .client()?
+                .query(
+                    "SELECT key, revision, approvals FROM seen WHERE name = $1 AND key = ANY($2)",
+                    &[&name, &keys],
+                )
+                .map_err(io_error)?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let revision: i32 = r.get(1);
+                    let approvals: i32 = r.get(2);
+                    (r.get(0), (revision as u32, approvals as usize))
+                })
+                .collect())
+        })
+    }
+
+    fn look(&self, name: &str, key: &str, (revision, approvals): Glimpse) -> io::Result<()> {
+        off_runtime(|| {
+            self.client()?
+                .execute(
+                    "INSERT INTO seen (name, key, revision, approvals) VALUES ($1, $2, $3, $4)
+                     ON CONFLICT (name, key) DO UPDATE SET revision = $3, approvals = $4, at = now()",
+                    &[&name, &key, &(revision as i32), &(approvals as i32)],
+                )
+                .map_err(io_error)?;
+            Ok(())
+        })
+    }
+}

@@ -1,0 +1,206 @@
+//! What a cluster shares beyond records and leases: the search index of every node holds the
+//! handoff and decision records of the workspaces it serves (rows in the database), bulk
+//! decisions reach every handoff whichever node serves it, and reviewers' away marks hold on
+//! every node.
+
+use super::pg::Postgres;
+use super::{holder, node_config, served};
+use crate::util::*;
+use serde_json::json;
+
+/// Two nodes over one PostgreSQL and 7 workspaces (alpha, w0..w5), shared out.
+fn two_nodes(db: &str, extra: &str) -> (Postgres, TestEnv, Daemon, Daemon) {
+    let pg = Postgres::start();
+    let url = pg.database(db);
+    let mut env = TestEnv::new();
+    for i in 0..6 {
+        env.init(&format!("w{i}"));
+    }
+    let a = env.spawn_with_config(&node_config(&env, &url, "a", extra));
+    let b = env.spawn_with_config(&node_config(&env, &url, "b", extra));
+    super::settled(&pg, db, &["a", "b"], 7);
+    super::wait_long("shared out", super::SETTLE_S, || {
+        served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == 7
+    });
+    (pg, env, a, b)
+}
+
+/// The workspaces (of alpha, w0..w5) whose lease `node` holds.
+fn held_by(pg: &Postgres, db: &str, node: &str) -> Vec<String> {
+    std::iter::once("alpha".to_string())
+        .chain((0..6).map(|i| format!("w{i}")))
+        .filter(|n| holder(pg, db, n) == node)
+        .collect()
+}
+
+/// The hits of `q` on `d`, as (kind, workspace, key).
+fn hits(d: &Daemon, q: &str) -> Vec<(String, String, String)> {
+    let (status, body) = d.get(&format!("/api/v1/search?q={q}"));
+    if status != 200 {
+        return Vec::new();
+    }
+    body["hits"]
+        .as_array()
+        .map(|hits| {
+            hits.iter()
+                .map(|h| {
+                    let text = |f: &str| h[f].as_str().unwrap_or_default().to_string();
+                    (text("kind"), text("workspace"), text("key"))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_search_on_any_node_finds_the_handoffs_and_decisions_another_node_serves() {
+    let _serial = super::one_at_a_time();
+    let (pg, env, a, b) = two_nodes("records", "");
+    let name = held_by(&pg, "records", "b")[0].clone();
+    let ws = env.ws(&name);
+    let mut doc = handoff("far-record");
+    doc["summary"] = json!("the obsidian cutover of the billing ledger");
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    b.wait_until("received by b", || {
+        b.get("/api/v1/handoffs/far-record").0 == 200
+    });
+    // Decided on a: forwarded to b, which records it (a row) and indexes it.
+    let (status, body) = super::decide_retrying(
+        &a,
+        "far-record",
+        "rejected",
+        "vermilion rollback plan missing",
+    );
+    assert_eq!(status, 200, "{body}");
+
+    let want_handoff = (
+        "handoff".to_string(),
+        name.clone(),
+        "far-record".to_string(),
+    );
+    let want_decision = (
+        "decision".to_string(),
+        name.clone(),
+        "far-record".to_string(),
+    );
+    super::wait_long(
+        "a finds b's handoff by its summary",
+        super::SETTLE_S,
+        || hits(&a, "obsidian").contains(&want_handoff),
+    );
+    super::wait_long(
+        "a finds b's decision by its comment",
+        super::SETTLE_S,
+        || hits(&a, "vermilion").contains(&want_decision),
+    );
+    // Indexed once, by the node that serves the workspace.
+    let found = hits(&a, "obsidian");
+    assert_eq!(
+        found.iter().filter(|h| **h == want_handoff).count(),
+        1,
+        "{found:?}"
+    );
+    let (status, body) = b.get("/api/v1/search?q=vermilion%20kind:decision");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["hits"][0]["key"], "far-record", "{body}");
+}
+
+#[test]
+fn a_bulk_decision_sent_to_one_node_decides_every_handoff_whichever_node_serves_it() {
+    let _serial = super::one_at_a_time();
+    let (pg, env, a, b) = two_nodes("bulk", &user("alice", "\"reviewer\""));
+    let names: Vec<String> = std::iter::once("alpha".to_string())
+        .chain((0..6).map(|i| format!("w{i}")))
+        .collect();
+    for name in &names {
+        write_atomic(
+            &env.ws(name).join("handoff.json"),
+            &bytes(&handoff(&format!("bulk-{name}"))),
+        );
+    }
+    a.wait_until("every handoff pending on both nodes", || {
+        a.handoffs("pending").len() == names.len() && b.handoffs("pending").len() == names.len()
+    });
+    assert!(!held_by(&pg, "bulk", "b").is_empty() && !held_by(&pg, "bulk", "a").is_empty());
+
+    // Asked in an order of its own, with one key nobody knows, on node a.
+    let mut keys: Vec<String> = names.iter().rev().map(|n| format!("bulk-{n}")).collect();
+    keys.insert(2, "nobody-knows".into());
+    let body = json!({"keys": keys, "outcome": "approved", "comment": "batch ok"});
+    let (status, answer) = a.post_as("/api/v1/decisions", Some("alice-token"), &body.to_string());
+    assert_eq!(status, 200, "{answer}");
+    let results = answer["results"].as_array().unwrap();
+    let answered: Vec<&str> = results.iter().map(|r| r["key"].as_str().unwrap()).collect();
+    assert_eq!(answered, keys, "one result per key, in the order asked");
+    for r in results {
+        let want = if r["key"] == "nobody-knows" { 404 } else { 200 };
+        assert_eq!(r["status"], want, "{r}");
+    }
+    for name in &names {
+        let written = decision(&env.ws(name)).unwrap_or_default();
+        assert_eq!(written["outcome"], "approved", "{name}: {written}");
+        assert_eq!(written["by"], "alice", "{name}: {written}");
+    }
+    assert!(b.handoffs("pending").is_empty() && a.handoffs("pending").is_empty());
+}
+
+/// alice, bob and carol review; one route assigns every new handoff in turn.
+fn team() -> String {
+    [
+        user("alice", "\"reviewer\""),
+        user("bob", "\"reviewer\""),
+        user("carol", "\"reviewer\""),
+        "[[routes]]\nname = \"team\"\nassign = \"round_robin\"\n".to_string(),
+    ]
+    .concat()
+}
+
+/// Writes handoff `key` into `ws` and waits until `d` says who it was assigned to.
+fn assigned(env: &TestEnv, d: &Daemon, ws: &str, key: &str) -> String {
+    write_atomic(&env.ws(ws).join("handoff.json"), &bytes(&handoff(key)));
+    let mut by = String::new();
+    d.wait_until("assigned", || {
+        let (_, body) = d.get(&format!("/api/v1/handoffs/{key}"));
+        by = body["claimed_by"].as_str().unwrap_or_default().to_string();
+        !by.is_empty()
+    });
+    by
+}
+
+#[test]
+fn an_away_mark_set_on_one_node_stops_every_node_assigning_to_that_reviewer() {
+    let _serial = super::one_at_a_time();
+    let (pg, env, a, b) = two_nodes("away", &team());
+    let (on_a, on_b) = (held_by(&pg, "away", "a"), held_by(&pg, "away", "b"));
+    assert!(on_a.len() >= 2 && on_b.len() >= 2, "{on_a:?} {on_b:?}");
+
+    // alice says on a that she is away; b reads it.
+    let (status, body) = a.post_as("/api/v1/me/away", Some("alice-token"), r#"{"away":true}"#);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        b.get_as("/api/v1/me/away", Some("alice-token")).1["away"],
+        true
+    );
+
+    // b's first assignment would be alice's (the round starts with her): it passes her over.
+    assert_eq!(assigned(&env, &b, &on_b[0], "first"), "bob");
+    // The round is one for the cluster: a goes on after b's last.
+    assert_eq!(assigned(&env, &a, &on_a[0], "second"), "carol");
+    assert_eq!(assigned(&env, &b, &on_b[1], "third"), "bob");
+
+    // Back on b: a assigns to her again.
+    let (status, body) = b.post_as("/api/v1/me/away", Some("alice-token"), r#"{"away":false}"#);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(assigned(&env, &a, &on_a[1], "fourth"), "carol");
+    let used = [&on_b[0], &on_a[0], &on_b[1], &on_a[1]];
+    let next = on_a
+        .iter()
+        .chain(&on_b)
+        .find(|n| !used.contains(n))
+        .unwrap()
+        .clone();
+    let d = if on_a.contains(&next) { &a } else { &b };
+    assert_eq!(assigned(&env, d, &next, "fifth"), "alice");
+    let reviewers = a.get("/api/v1/reviewers").1;
+    assert_eq!(reviewers[0]["away"], false, "{reviewers}");
+}

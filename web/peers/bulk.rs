@@ -1,0 +1,267 @@
+//! Bulk decisions across a cluster: each key of `POST /api/v1/decisions` (and of the queue's
+//! bulk form) is decided by the node that serves its workspace. The keys another node serves
+//! go to it in one request per node (a bulk request of their own, with the caller's
+//! credentials, marked forwarded so it is decided there and not sent on), and the per-key
+//! results are put back in the order of the keys asked for.
+
+use super::{outgoing, CLIENT};
+use axum::body::Body;
+use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use baton::app::{App, Scope};
+use baton::cluster::{Holder, Peer};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// How long a node may take to decide its part: each key is a durable write and an audit
+/// append there, up to `MAX_BULK` of them.
+const BULK_TIMEOUT: Duration = Duration::from_secs(60);
+/// The largest answer read from one node.
+const MAX_ANSWER_BYTES: usize = 16 << 20;
+
+/// Where each key is decided.
+struct Split {
+    /// Keys this node decides (it serves them, or nobody does and it answers 404).
+    here: Vec<String>,
+    /// Keys another live node serves, by node.
+    elsewhere: Vec<(Peer, Vec<String>)>,
+    /// Keys whose node stopped answering (its lease lapsed), not taken over yet: their
+    /// result is a 503.
+    unserved: Vec<String>,
+}
+
+/// Decides `keys` across the cluster with `template` (the bulk body less its keys): those
+/// this node serves by `here`, the others on their nodes (`headers`: the caller's, with its
+/// credentials). One result per key, in the order of `keys`.
+pub async fn across<F, Fut>(
+    app: &App,
+    headers: &HeaderMap,
+    template: &Value,
+    keys: Vec<String>,
+    here: F,
+) -> Result<Vec<Value>, crate::ApiError>
+where
+    F: FnOnce(Vec<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<Value>, crate::ApiError>>,
+{
+    let split = split(app, keys.clone()).await;
+    let asks = split
+        .elsewhere
+        .iter()
+        .map(|(peer, group)| decide_on(app, peer, headers, template, group));
+    let mine = async {
+        match split.here.is_empty() {
+            true => Ok(Vec::new()),
+            false => here(split.here.clone()).await,
+        }
+    };
+    let (theirs, mine) = tokio::join!(futures_util::future::join_all(asks), mine);
+    let mut results = mine?;
+    results.extend(theirs.into_iter().flatten());
+    let ttl = app.cluster().map_or(15, |c| c.ttl.as_secs());
+    results.extend(split.unserved.iter().map(|k| unavailable(k, ttl)));
+    Ok(in_order(&keys, results))
+}
+
+/// Splits `keys` by the node that serves each (one lookup a key, in the database).
+async fn split(app: &App, keys: Vec<String>) -> Split {
+    let app = app.clone();
+    let found = crate::blocking(move || {
+        let mut split = Split {
+            here: Vec::new(),
+            elsewhere: Vec::new(),
+            unserved: Vec::new(),
+        };
+        let mut by_node: BTreeMap<String, (Peer, Vec<String>)> = BTreeMap::new();
+        for key in keys {
+            match app.holder_of(&Scope::Handoff(key.clone())) {
+                Ok(Holder::Here | Holder::Nobody) => split.here.push(key),
+                Ok(Holder::Peer(peer)) => by_node
+                    .entry(peer.node.clone())
+                    .or_insert_with(|| (peer, Vec::new()))
+                    .1
+                    .push(key),
+                // Unknown (the database did not answer) or unserved: not decided now.
+                Ok(Holder::Unserved) | Err(_) => split.unserved.push(key),
+            }
+        }
+        split.elsewhere = by_node.into_values().collect();
+        split
+    })
+    .await;
+    found.unwrap_or_else(|_| Split {
+        here: Vec::new(),
+        elsewhere: Vec::new(),
+        unserved: Vec::new(),
+    })
+}
+
+/// The result of a key whose node cannot decide it now: what a single decision answers.
+fn unavailable(key: &str, ttl_s: u64) -> Value {
+    let message = format!("the node that served this stopped answering; another node takes it over within {} s, try again then", 2 * ttl_s);
+    let (status, body) = crate::ApiError::Unavailable(message).status_and_body();
+    let mut item = json!({ "key": key, "status": status.as_u16() });
+    if let (Some(item), Value::Object(body)) = (item.as_object_mut(), body) {
+        item.extend(body);
+    }
+    item
+}
+
+/// Asks `peer` to decide `keys` with `request` (the bulk body less its keys); one result per
+/// key, a 502 for each when the node fails to answer.
+async fn decide_on(
+    app: &App,
+    peer: &Peer,
+    headers: &HeaderMap,
+    request: &Value,
+    keys: &[String],
+) -> Vec<Value> {
+    let mut body = request.clone();
+    body["keys"] = json!(keys);
+    match ask(app, peer, headers, &body).await {
+        Ok(results) => results,
+        Err(why) => {
+            tracing::warn!(node = %peer.node, why, "a node did not decide its part of a bulk decision");
+            keys.iter()
+                .map(|key| {
+                    json!({
+                        "key": key,
+                        "status": 502,
+                        "error": format!("node {} serves this but did not answer ({why}); it may or may not be decided: read it, then try again", peer.node),
+                    })
+                })
+                .collect()
+        }
+    }
+}
+
+async fn ask(
+    app: &App,
+    peer: &Peer,
+    headers: &HeaderMap,
+    body: &Value,
+) -> Result<Vec<Value>, String> {
+    let mut headers = outgoing(headers, app);
+    headers.remove(header::CONTENT_LENGTH);
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    let uri = format!("{}/api/v1/decisions", peer.url);
+    let mut request = Request::builder()
+        .method(Method::POST)
+        .uri(&uri)
+        .body(Body::from(body.to_string()))
+        .map_err(|e| e.to_string())?;
+    *request.headers_mut() = headers;
+    let answer = tokio::time::timeout(BULK_TIMEOUT, CLIENT.request(request))
+        .await
+        .map_err(|_| "it did not answer in time".to_string())?
+        .map_err(|e| e.to_string())?;
+    let status = answer.status();
+    let bytes = tokio::time::timeout(
+        BULK_TIMEOUT,
+        http_body_util::Limited::new(answer.into_body(), MAX_ANSWER_BYTES).collect(),
+    )
+    .await
+    .map_err(|_| "its answer did not finish in time".to_string())?
+    .map_err(|e| e.to_string())?
+    .to_bytes();
+    if status != StatusCode::OK {
+        return Err(format!(
+            "it answered {status}: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(300)])
+        ));
+    }
+    let answer: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    match answer["results"].as_array() {
+        Some(results) => Ok(results.clone()),
+        None => Err("its answer has no results".into()),
+    }
+}
+
+/// Puts the results back in the order of `keys`.
+fn in_order(keys: &[String], results: Vec<Value>) -> Vec<Value> {
+    let mut by_key: BTreeMap<String, Value> = results
+        .into_iter()
+        .filter_map(|r| Some((r["key"].as_str()?.to_string(), r)))
+        .collect();
+    keys.iter()
+        .map(|key| {
+            by_key.remove(key).unwrap_or_else(|| {
+                json!({"key": key, "status": 502,
+                       "error": "the node that serves it gave no result for this key"})
+            })
+        })
+        .collect()
+}
+
+/// The queue's bulk form in a cluster: each checked line decided by the node that serves it,
+/// with the person's session (and its CSRF token, as the API asks of a cookie). How many were
+/// decided, and how many were not.
+pub async fn on_the_page(
+    app: &App,
+    headers: &HeaderMap,
+    csrf: &str,
+    template: &Value,
+    keys: Vec<String>,
+    actor: baton::auth::Actor,
+) -> (usize, usize) {
+    if baton::app::check_bulk_keys(&keys).is_err() {
+        return (0, keys.len());
+    }
+    let mut headers = headers.clone();
+    if let Ok(token) = HeaderValue::from_str(csrf) {
+        headers.insert(crate::auth::CSRF_HEADER, token);
+    }
+    let Ok(request) = serde_json::from_value::<PageRequest>(template.clone()) else {
+        return (0, keys.len());
+    };
+    let here = move |keys: Vec<String>| {
+        let app = app.clone();
+        async move {
+            let decided = crate::blocking(move || {
+                let request = baton::app::DecisionRequest {
+                    outcome: request.outcome,
+                    comment: request.comment,
+                    revision: None,
+                    handoff_sha256: None,
+                    to_agent: None,
+                    edits: Default::default(),
+                };
+                app.decide_many(&keys, request, &actor)
+            })
+            .await??;
+            Ok(decided
+                .into_iter()
+                .map(|(key, result)| {
+                    if let Err(e) = &result {
+                        tracing::info!(key, error = %e, "bulk decision refused");
+                    }
+                    json!({"key": key, "status": if result.is_ok() { 200 } else { 400 }})
+                })
+                .collect())
+        }
+    };
+    match across(app, &headers, template, keys.clone(), here).await {
+        Ok(results) => {
+            let ok = results
+                .iter()
+                .filter(|r| r["status"].as_u64().is_some_and(|s| s < 300))
+                .count();
+            (ok, results.len() - ok)
+        }
+        Err(e) => {
+            tracing::info!(error = %e, "bulk decision refused");
+            (0, keys.len())
+        }
+    }
+}
+
+/// The queue form's decision, as the API's bulk body says it.
+#[derive(serde::Deserialize)]
+struct PageRequest {
+    outcome: baton::contract::Outcome,
+    comment: Option<String>,
+}
