@@ -24,6 +24,7 @@ mod earlier_answers;
 mod edits;
 pub mod export;
 mod group_modes;
+mod history;
 mod holds;
 mod housekeeping;
 mod ingest;
@@ -76,6 +77,7 @@ pub use bulk::{BulkError, KeyResult, MAX_BULK};
 pub use changes::{Changes, Comparison, FieldChange};
 pub use claim::{ClaimError, ClaimView};
 pub use decide::DecisionRequest;
+pub use history::{HistoryError, HistoryQuery, MAX_PAGE as MAX_EVENTS_PAGE};
 pub use leases::Scope;
 pub use locks::{LockApiError, LockSeen};
 pub use model::{Approval, Claim, DecideError, Decided, Escalation, Progress, Routed};
@@ -146,6 +148,8 @@ struct Inner {
     order: order::Order,
     /// Audit verdicts for the events page, recomputed only when a log changed.
     verdicts: overview::VerdictCache,
+    /// Every proven line of the audit logs in time order, for the history of events.
+    history: history::History,
     /// Notifications of events to webhooks (see `crate::outbox`).
     outbox: crate::outbox::Outbox,
     /// Who may hear of each handoff (route channels, data class), for the outbox.
@@ -249,6 +253,7 @@ impl App {
                 failing: std::sync::OnceLock::new(),
                 alerts: Mutex::default(),
                 verdicts: Mutex::default(),
+                history: Default::default(),
                 agenda: Default::default(),
                 order: Default::default(),
                 listings: Default::default(),
@@ -352,6 +357,7 @@ impl App {
         self.metrics().workspaces.set(all.len() as i64);
         self.inner.agenda.now(&ws.name);
         self.file_records(&loaded);
+        self.inner.history.seed(loaded.clone());
         Ok(Some(loaded))
     }
 
