@@ -262,13 +262,14 @@ impl App {
     ) -> Result<Vec<Value>, HistoryError> {
         let history = &self.inner.history;
         let limit = query.limit.clamp(1, MAX_PAGE);
+        // First: a cursor names a workspace known once its log is read.
+        if !history.wait_seeded() {
+            return Err(HistoryError::NotReady);
+        }
         let mut before = match &query.after {
             Some(cursor) => Some(self.place_of(cursor)?),
             None => None,
         };
-        if !history.wait_seeded() {
-            return Err(HistoryError::NotReady);
-        }
         let mut out = Vec::with_capacity(limit);
         loop {
             let picks = self.pick(actor, query, before, limit - out.len());
