@@ -21,6 +21,7 @@ mod defects;
 mod docs;
 mod e2e;
 mod edits;
+mod events_history;
 mod evidence;
 mod export;
 mod failures;

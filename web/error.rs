@@ -5,7 +5,8 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use baton::app::{
-    AwayError, BulkError, ClaimError, DecideError, LoadError, LockApiError, OwnerError, UploadError,
+    AwayError, BulkError, ClaimError, DecideError, HistoryError, LoadError, LockApiError,
+    OwnerError, UploadError,
 };
 use baton::locks::LockError;
 use baton::outbox::RetryError;
@@ -37,6 +38,8 @@ pub enum ApiError {
     Away(#[from] AwayError),
     #[error(transparent)]
     Load(#[from] LoadError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
     #[error("{0}")]
     Unprocessable(String),
     #[error("{0}")]
@@ -108,7 +111,10 @@ impl ApiError {
                 tracing::error!(error = %e, "away mark not recorded");
                 StatusCode::SERVICE_UNAVAILABLE
             }
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::History(HistoryError::BadCursor(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::Unavailable(_) | ApiError::History(HistoryError::NotReady) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(detail) => {
                 tracing::error!(detail, "internal error");
                 StatusCode::INTERNAL_SERVER_ERROR

@@ -9,6 +9,7 @@ mod auth;
 mod blocking;
 mod deliveries;
 mod error;
+mod history;
 mod keys;
 mod locks;
 mod openapi;
@@ -129,6 +130,7 @@ fn table() -> Routes {
             locks::set_owner,
         )
         .at(Method::GET, "/api/v1/events", sse::events)
+        .at(Method::GET, "/api/v1/events/history", history::list)
         .at(Method::GET, "/api/v1/search", search::search)
         .at(Method::GET, "/api/v1/keys", keys::list)
         .at(Method::GET, "/api/v1/me/away", reviewers::presence)

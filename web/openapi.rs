@@ -235,6 +235,12 @@ pub fn document() -> Value {
     ) {
         paths.extend(more);
     }
+    if let (Some(paths), Value::Object(more)) = (
+        doc["paths"].as_object_mut(),
+        super::history::openapi_paths(),
+    ) {
+        paths.extend(more);
+    }
     if let (Some(paths), Value::Object(more)) =
         (doc["paths"].as_object_mut(), super::locks::openapi_paths())
     {

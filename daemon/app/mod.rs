@@ -34,6 +34,7 @@ pub use views::artifact_raw::MAX_IMAGE_BYTES;
 pub use views::artifact_raw::{Raw, MAX_RAW_BYTES};
 pub use views::artifact_view::{approved_path, ArtifactView, Change, Check, ViewError};
 pub use views::changes::{Changes, Comparison, FieldChange};
+pub use views::history::{HistoryError, HistoryQuery, MAX_PAGE as MAX_EVENTS_PAGE};
 pub use views::overview::{Files, HandoffLine, InvalidHandoff, Verdict, WorkspaceOverview};
 pub use views::paging::MAX_PAGE;
 pub use views::query::{CheckpointPage, Detail, StateFilter, Summary};
@@ -98,6 +99,8 @@ struct Inner {
     order: views::order::Order,
     /// Audit verdicts for the events page, recomputed only when a log changed.
     verdicts: views::overview::VerdictCache,
+    /// Every proven line of the audit logs in time order, for the history of events.
+    history: views::history::History,
     /// Notifications of events to webhooks (see `crate::outbox`).
     outbox: crate::outbox::Outbox,
     /// Who may hear of each handoff (route channels, data class), for the outbox.
@@ -214,6 +217,7 @@ impl App {
                 failing: std::sync::OnceLock::new(),
                 alerts: Mutex::default(),
                 verdicts: Mutex::default(),
+                history: Default::default(),
                 agenda: Default::default(),
                 order: Default::default(),
                 listings: Default::default(),
@@ -317,6 +321,7 @@ impl App {
         self.metrics().workspaces.set(all.len() as i64);
         self.inner.agenda.now(&ws.name);
         self.file_records(&loaded);
+        self.inner.history.seed(loaded.clone());
         Ok(Some(loaded))
     }
 

@@ -9,12 +9,14 @@
 pub mod anchor;
 mod handed;
 pub mod ledger;
+mod lines;
 mod recheck;
 mod tail;
 mod verify;
 
 pub use anchor::{Anchor, Anchors, Mark, RemoteAnchors};
 pub use ledger::Ledger;
+pub use lines::{read_proven, Written, PROOF_BYTES};
 pub use verify::{verify, Report};
 
 use crate::clock::now_rfc3339;
@@ -81,6 +83,8 @@ pub struct AuditLog {
     /// A break recorded whose new chain could not be started yet (e.g. a folder in the log's
     /// place): its event, so retries neither record it again nor lose it.
     unresolved: Mutex<Option<Event>>,
+    /// Lines written and not yet taken for the history of events (see `lines`).
+    written: Mutex<Vec<Written>>,
 }
 
 fn genesis() -> Mark {
@@ -116,6 +120,7 @@ impl AuditLog {
             stamp: Mutex::default(),
             breaks: Mutex::default(),
             unresolved: Mutex::default(),
+            written: Mutex::default(),
         };
         let anchored = log.anchors.read()?;
         let never_anchored = anchored.is_none();
@@ -288,7 +293,26 @@ impl AuditLog {
         }
         self.anchor_stale.store(true, Ordering::Release);
         *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = recheck::Stamp::of(&file).ok();
+        self.note_written(head, &text, events);
         Ok((next, hashes))
+    }
+
+    /// Notes where each line just written sits, for the history (see `lines`).
+    fn note_written(&self, head: &Mark, text: &str, events: &[Event]) {
+        let mut offset = head.len.unwrap_or(0);
+        let mut written = self.written.lock().unwrap_or_else(|e| e.into_inner());
+        let lines = text.split_terminator('\n').zip(events);
+        for (i, (line, event)) in lines.enumerate() {
+            written.push(Written {
+                at: event.at.clone(),
+                kind: Some(event.kind),
+                seq: head.seq + 1 + i as u64,
+                offset,
+                len: line.len() as u32,
+                proof: lines::proof_of(line.as_bytes()),
+            });
+            offset += line.len() as u64 + 1;
+        }
     }
 
     /// Records a log found changed, keeps a copy as evidence, and starts a new chain whose

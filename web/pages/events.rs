@@ -1,13 +1,16 @@
-//! `/events`: the newest events of the audit logs, filterable by type and workspace, live,
-//! with each log's verdict as `baton audit verify` gives it.
+//! `/events`: the audit logs' events, newest first, a page at a time (from the history the
+//! core keeps, so a page costs the page), filterable by type and workspace, live; with the
+//! logs' state: tampering not yet acknowledged, and one workspace's verdict as
+//! `baton audit verify` gives it when the page is filtered to it.
 
 use super::{render, Chrome};
 use crate::auth::Viewer;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use baton::app::{App, Verdict};
+use baton::app::{App, HistoryQuery, Verdict};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 
 const LIMIT: usize = 200;
 
@@ -16,6 +19,8 @@ const LIMIT: usize = 200;
 pub struct Filter {
     workspace: Option<String>,
     r#type: Option<String>,
+    /// The `cursor` of the last event of the page before.
+    after: Option<String>,
 }
 
 pub struct Line {
@@ -32,30 +37,65 @@ pub struct Line {
 struct EventsPage {
     chrome: Chrome,
     lines: Vec<Line>,
-    verdicts: Vec<Verdict>,
+    /// The audit logs the viewer may see.
+    logs: usize,
+    /// Unacknowledged tampering, by workspace.
+    alerts: BTreeMap<String, Vec<String>>,
+    /// The filtered workspace's verdict.
+    verdict: Option<Verdict>,
     workspace: String,
     kind: String,
     limit: usize,
+    /// The link to the next (older) page, when this one is full.
+    older: Option<String>,
+    /// The page shown is not the first.
+    paged: bool,
+    error: Option<String>,
 }
 
 pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Filter>) -> Response {
     let workspace = f.workspace.unwrap_or_default();
     let kind = f.r#type.unwrap_or_default();
-    let (w, k, actor) = (workspace.clone(), kind.clone(), s.actor.clone());
+    let nonempty = |x: &str| (!x.is_empty()).then(|| x.to_string());
+    let query = HistoryQuery {
+        workspace: nonempty(&workspace),
+        kind: nonempty(&kind),
+        limit: LIMIT,
+        after: f.after.as_deref().and_then(nonempty),
+    };
+    let paged = query.after.is_some();
+    let actor = s.actor.clone();
     let listed = crate::blocking(move || {
-        let nonempty = |x: &str| (!x.is_empty()).then(|| x.to_string());
-        let events = app.recent_events(
-            &actor,
-            nonempty(&w).as_deref(),
-            nonempty(&k).as_deref(),
-            LIMIT,
-        );
-        (events, app.audit_verdicts(&actor))
+        let events = app.event_history(&actor, &query);
+        let verdict = query
+            .workspace
+            .as_deref()
+            .and_then(|w| app.audit_verdict(&actor, w));
+        (events, app.audit_summary(&actor), verdict)
     })
     .await;
-    let Ok((events, verdicts)) = listed else {
+    let Ok((events, (logs, alerts), verdict)) = listed else {
         return super::internal_error();
     };
+    let (events, error) = match events {
+        Ok(events) => (events, None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    };
+    let older = (events.len() == LIMIT).then(|| {
+        let last = events.last().and_then(|e| e["cursor"].as_str());
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [("workspace", &workspace), ("type", &kind)] {
+            if !value.is_empty() {
+                query.append_pair(name, value);
+            }
+        }
+        format!(
+            "/events?{}",
+            query
+                .append_pair("after", last.unwrap_or_default())
+                .finish()
+        )
+    });
     let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
     let lines = events
         .iter()
@@ -70,9 +110,14 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
     render(&EventsPage {
         chrome: Chrome::new(&s, "events"),
         lines,
-        verdicts,
+        logs,
+        alerts,
+        verdict,
         workspace,
         kind,
         limit: LIMIT,
+        older,
+        paged,
+        error,
     })
 }

@@ -9,7 +9,11 @@ use std::collections::BTreeMap;
 
 impl App {
     /// Announces chain breaks the audit log found (it logged their `audit.broken` itself).
+    /// Also notes the lines the log wrote (every path that writes one ends here) in the
+    /// history of events.
     pub(in crate::app) fn announce_breaks(&self, ws: &Served) {
+        let written = ws.audit.take_written();
+        self.inner.history.note(&ws.workspace.name, written);
         for b in ws.audit.take_breaks() {
             let found = b.event.data["found"].as_str().unwrap_or("").to_string();
             self.raise(&ws.workspace.name, format!("audit log: {found}"));

@@ -5,7 +5,6 @@ use crate::app::{App, CheckpointRecord};
 use crate::auth::Actor;
 use crate::contract::Problem;
 use crate::workspace::Entry;
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 use std::time::SystemTime;
@@ -61,9 +60,6 @@ pub struct Verdict {
 /// Verdicts by workspace, with the log's (length, modified time) they were computed for: a
 /// log is read again only once it changed.
 pub(in crate::app) type VerdictCache = Mutex<HashMap<String, ((u64, Option<SystemTime>), Verdict)>>;
-
-/// How much of each log's end the events page reads.
-const EVENTS_TAIL: u64 = 512 * 1024;
 
 impl App {
     pub fn workspace_overview(&self, name: &str, actor: &Actor) -> Option<WorkspaceOverview> {
@@ -132,86 +128,68 @@ impl App {
         })
     }
 
-    /// The newest events (at most `limit`, newest first) of the workspaces the actor may
-    /// see, from the end of each audit log, filtered by workspace and by a type prefix
-    /// (`handoff.` or `handoff.decided`). Lines that are not events are skipped.
-    pub fn recent_events(
-        &self,
-        actor: &Actor,
-        workspace: Option<&str>,
-        kind: Option<&str>,
-        limit: usize,
-    ) -> Vec<Value> {
-        let mut out: Vec<Value> = Vec::new();
-        for ws in self.workspaces() {
-            let name = &ws.workspace.name;
-            if !actor.can_see(name) || workspace.is_some_and(|w| w != name) {
-                continue;
-            }
-            let bytes = ws
-                .workspace
-                .tail(&ws.workspace.events_path(), EVENTS_TAIL)
-                .unwrap_or_default();
-            let lines = bytes.split(|b| *b == b'\n').rev();
-            let events = lines
-                .filter_map(|l| serde_json::from_slice::<Value>(l).ok())
-                .filter(|e| {
-                    kind.is_none_or(|k| e["type"].as_str().is_some_and(|t| t.starts_with(k)))
-                })
-                .take(limit);
-            out.extend(events);
-        }
-        let at = |e: &Value| e["at"].as_str().unwrap_or_default().to_string();
-        out.sort_by_key(|e| std::cmp::Reverse(at(e)));
-        out.truncate(limit);
-        out
+    /// What the events page says of the audit logs the actor may see: how many there are,
+    /// and those with tampering not yet acknowledged (by workspace). Read from the daemon's
+    /// own findings, not from the logs, so it costs nothing per workspace: a log edited
+    /// between two appends is found at the next check (each reconcile) or append.
+    pub fn audit_summary(&self, actor: &Actor) -> (usize, BTreeMap<String, Vec<String>>) {
+        let all = self
+            .inner
+            .workspaces
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        let logs = match actor {
+            Actor::Reviewer { .. } => all.len(),
+            Actor::Agent { .. } => all.keys().filter(|w| actor.can_see(w)).count(),
+        };
+        drop(all);
+        let mut alerts = self.alerts();
+        alerts.retain(|w, _| actor.can_see(w));
+        (logs, alerts)
     }
 
-    /// The audit verdict of every workspace the actor may see.
-    pub fn audit_verdicts(&self, actor: &Actor) -> Vec<Verdict> {
-        let mut out = Vec::new();
-        for ws in self.workspaces() {
-            let name = ws.workspace.name.clone();
-            if !actor.can_see(&name) {
-                continue;
-            }
-            let path = ws.workspace.events_path();
-            let stamp = std::fs::symlink_metadata(&path)
-                .map(|m| (m.len(), m.modified().ok()))
-                .unwrap_or((0, None));
-            let cached = self
-                .inner
-                .verdicts
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .get(&name)
-                .cloned();
-            if let Some((_, v)) = cached.filter(|(s, _)| *s == stamp) {
-                out.push(v);
-                continue;
-            }
-            let verdict = match crate::audit::verify(&path, Some(&ws.anchors)) {
-                Ok(r) => Verdict {
-                    workspace: name.clone(),
-                    events: r.lines,
-                    problems: r.problems.len(),
-                    anchored: r.anchored.is_some(),
-                },
-                Err(_) => Verdict {
-                    workspace: name.clone(),
-                    events: 0,
-                    problems: 1,
-                    anchored: false,
-                },
-            };
-            self.inner
-                .verdicts
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(name, (stamp, verdict.clone()));
-            out.push(verdict);
+    /// The audit verdict of one workspace's log, as `baton audit verify` gives it (read
+    /// through only when the log changed since the last look).
+    pub fn audit_verdict(&self, actor: &Actor, workspace: &str) -> Option<Verdict> {
+        if !actor.can_see(workspace) {
+            return None;
         }
-        out
+        let ws = self.workspace(workspace)?;
+        let name = ws.workspace.name.clone();
+        let path = ws.workspace.events_path();
+        let stamp = std::fs::symlink_metadata(&path)
+            .map(|m| (m.len(), m.modified().ok()))
+            .unwrap_or((0, None));
+        let cached = self
+            .inner
+            .verdicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&name)
+            .cloned();
+        if let Some((_, v)) = cached.filter(|(s, _)| *s == stamp) {
+            return Some(v);
+        }
+        let verdict = match crate::audit::verify(&path, Some(&ws.anchors)) {
+            Ok(r) => Verdict {
+                workspace: name.clone(),
+                events: r.lines,
+                problems: r.problems.len(),
+                anchored: r.anchored.is_some(),
+            },
+            Err(_) => Verdict {
+                workspace: name.clone(),
+                events: 0,
+                problems: 1,
+                anchored: false,
+            },
+        };
+        self.inner
+            .verdicts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name, (stamp, verdict.clone()));
+        Some(verdict)
     }
 }
 

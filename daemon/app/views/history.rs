@@ -1,0 +1,387 @@
+//! The history of events (`/events`, `GET /api/v1/events/history`): every proven line of
+//! every served workspace's audit log, in one order kept in memory, newest last. A page is
+//! read from that order and then only its own lines are read from the logs (by offset, each
+//! proven by its hash: the logs are in agents' reach), so a page costs the page, not the
+//! logs. The order holds no event text: about 56 bytes a line.
+//!
+//! Lines written while the daemon runs are noted as they are written. Those written before
+//! it started are read once, off the start path, by a thread of their own ("seeding"): each
+//! log from its end back as far as it chains to the head its anchor proves. Until every
+//! workspace taken so far is read, a page waits (at most `SEED_PATIENCE`).
+
+use crate::app::{App, Served};
+use crate::audit::{Written, PROOF_BYTES};
+use crate::auth::Actor;
+use crate::events::EventType;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::mpsc::{channel, Receiver, Sender};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::time::Duration;
+
+/// Most events in one page.
+pub const MAX_PAGE: usize = 1000;
+/// How long a page waits for the logs of before the start to be read.
+const SEED_PATIENCE: Duration = Duration::from_secs(30);
+/// Workspaces read between two merges into the order.
+const SEED_BATCH: usize = 500;
+
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error(
+        "`after` must be the `cursor` of an event of the page before (AT.SEQ.WORKSPACE), not {0:?}"
+    )]
+    BadCursor(String),
+    #[error("the event history is still being read from the logs; ask again shortly")]
+    NotReady,
+}
+
+/// One line in the order.
+#[derive(Clone, Copy)]
+struct Entry {
+    /// Unix ms of the event's `at`.
+    at_ms: i64,
+    ws: u32,
+    seq: u64,
+    offset: u64,
+    len: u32,
+    kind: Option<EventType>,
+    proof: [u8; PROOF_BYTES],
+}
+
+impl Entry {
+    /// Where it sits in the order (the offset only tells a line of an older chain apart).
+    fn key(&self) -> (i64, u32, u64, u64) {
+        (self.at_ms, self.ws, self.seq, self.offset)
+    }
+    /// Where a cursor naming it sits.
+    fn place(&self) -> (i64, u32, u64) {
+        (self.at_ms, self.ws, self.seq)
+    }
+}
+
+#[derive(Default)]
+struct Order {
+    entries: Vec<Entry>,
+    names: Vec<Arc<str>>,
+    ids: HashMap<Arc<str>, u32>,
+}
+
+impl Order {
+    fn id(&mut self, name: &str) -> u32 {
+        if let Some(id) = self.ids.get(name) {
+            return *id;
+        }
+        let id = self.names.len() as u32;
+        let name: Arc<str> = Arc::from(name);
+        self.names.push(name.clone());
+        self.ids.insert(name, id);
+        id
+    }
+
+    fn entry(&mut self, ws: &str, w: &Written) -> Entry {
+        Entry {
+            at_ms: at_ms(&w.at),
+            ws: self.id(ws),
+            seq: w.seq,
+            offset: w.offset,
+            len: w.len,
+            kind: w.kind,
+            proof: w.proof,
+        }
+    }
+}
+
+/// Unix ms of an RFC 3339 time; 0 for one that is not.
+fn at_ms(at: &str) -> i64 {
+    let format = time::format_description::well_known::Rfc3339;
+    time::OffsetDateTime::parse(at, &format)
+        .map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+}
+
+#[derive(Default)]
+struct Seeding {
+    /// Workspaces handed to the seeding thread and not yet read.
+    queued: usize,
+}
+
+struct Shared {
+    order: RwLock<Order>,
+    seeding: Mutex<Seeding>,
+    seeded: Condvar,
+}
+
+pub(in crate::app) struct History {
+    shared: Arc<Shared>,
+    /// To the seeding thread, which ends when this is dropped.
+    to_seed: Mutex<Sender<Arc<Served>>>,
+}
+
+impl Default for History {
+    fn default() -> History {
+        let shared = Arc::new(Shared {
+            order: RwLock::default(),
+            seeding: Mutex::default(),
+            seeded: Condvar::new(),
+        });
+        let (tx, rx) = channel();
+        let seeder = shared.clone();
+        std::thread::Builder::new()
+            .name("baton-history".into())
+            .spawn(move || seed(&seeder, &rx))
+            .expect("the history's thread starts");
+        History {
+            shared,
+            to_seed: Mutex::new(tx),
+        }
+    }
+}
+
+fn seed(shared: &Shared, rx: &Receiver<Arc<Served>>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < SEED_BATCH {
+            match rx.try_recv() {
+                Ok(ws) => batch.push(ws),
+                Err(_) => break,
+            }
+        }
+        let read: Vec<(String, Vec<Written>)> = batch
+            .iter()
+            .map(|ws| {
+                let lines = ws.audit.proven_lines().unwrap_or_else(|e| {
+                    tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot read the audit log for the event history");
+                    Vec::new()
+                });
+                (ws.workspace.name.clone(), lines)
+            })
+            .collect();
+        drop(batch);
+        {
+            let mut order = shared.order.write().unwrap_or_else(|e| e.into_inner());
+            for (name, lines) in &read {
+                for w in lines {
+                    let entry = order.entry(name, w);
+                    order.entries.push(entry);
+                }
+            }
+            // A line noted as written and read back here too is kept once.
+            order.entries.sort_unstable_by_key(Entry::key);
+            order.entries.dedup_by_key(|e| e.key());
+        }
+        let mut seeding = shared.seeding.lock().unwrap_or_else(|e| e.into_inner());
+        seeding.queued = seeding.queued.saturating_sub(read.len());
+        if seeding.queued == 0 {
+            shared.seeded.notify_all();
+        }
+    }
+}
+
+impl History {
+    /// A workspace taken: its log's lines from before are read by the seeding thread.
+    pub(in crate::app) fn seed(&self, ws: Arc<Served>) {
+        self.shared
+            .seeding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .queued += 1;
+        let sent = self
+            .to_seed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .send(ws);
+        if sent.is_err() {
+            tracing::error!("the event history's thread is gone; older events are not listed");
+        }
+    }
+
+    /// Lines just written into `ws`'s log.
+    pub(in crate::app) fn note(&self, ws: &str, written: Vec<Written>) {
+        if written.is_empty() {
+            return;
+        }
+        let mut order = self.shared.order.write().unwrap_or_else(|e| e.into_inner());
+        for w in &written {
+            let entry = order.entry(ws, w);
+            // Nearly always the newest: appended. A clock moved back: put in its place. One
+            // the seeding read already is kept once.
+            let at = order.entries.partition_point(|e| e.key() < entry.key());
+            if order
+                .entries
+                .get(at)
+                .is_some_and(|e| e.key() == entry.key())
+            {
+                continue;
+            }
+            order.entries.insert(at, entry);
+        }
+    }
+
+    /// Waits until the logs of before the start are read.
+    fn wait_seeded(&self) -> bool {
+        let seeding = self
+            .shared
+            .seeding
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let (seeding, _) = self
+            .shared
+            .seeded
+            .wait_timeout_while(seeding, SEED_PATIENCE, |s| s.queued > 0)
+            .unwrap_or_else(|e| e.into_inner());
+        seeding.queued == 0
+    }
+}
+
+/// What a page of the history asks for.
+#[derive(Default, Clone)]
+pub struct HistoryQuery {
+    /// Only this workspace's events.
+    pub workspace: Option<String>,
+    /// Only events whose type starts with this (`handoff.` or `handoff.decided`).
+    pub kind: Option<String>,
+    /// At most this many (1 to `MAX_PAGE`).
+    pub limit: usize,
+    /// The `cursor` of the last event of the page before: the page holds older ones.
+    pub after: Option<String>,
+}
+
+/// A line picked for the page, to read from its log.
+struct Pick {
+    entry: Entry,
+    name: Arc<str>,
+}
+
+impl App {
+    /// A page of the events `actor` may see, newest first: each event as its log line
+    /// (`seq`, `prev`, `type`, `at`, `workspace`, `key`, `data`) plus its `cursor`.
+    pub fn event_history(
+        &self,
+        actor: &Actor,
+        query: &HistoryQuery,
+    ) -> Result<Vec<Value>, HistoryError> {
+        let history = &self.inner.history;
+        let limit = query.limit.clamp(1, MAX_PAGE);
+        // First: a cursor names a workspace known once its log is read.
+        if !history.wait_seeded() {
+            return Err(HistoryError::NotReady);
+        }
+        let mut before = match &query.after {
+            Some(cursor) => Some(self.place_of(cursor)?),
+            None => None,
+        };
+        let mut out = Vec::with_capacity(limit);
+        loop {
+            let picks = self.pick(actor, query, before, limit - out.len());
+            let Some(last) = picks.last() else {
+                return Ok(out);
+            };
+            before = Some(last.entry.place());
+            out.extend(self.read_picks(picks));
+            if out.len() >= limit {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Where the page after `cursor` starts.
+    fn place_of(&self, cursor: &str) -> Result<(i64, u32, u64), HistoryError> {
+        let bad = || HistoryError::BadCursor(cursor.chars().take(200).collect());
+        let mut parts = cursor.splitn(3, '.');
+        let (Some(at), Some(seq), Some(ws)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        let at: i64 = at.parse().map_err(|_| bad())?;
+        let seq: u64 = seq.parse().map_err(|_| bad())?;
+        let order = self.inner.history.shared.order.read();
+        let order = order.unwrap_or_else(|e| e.into_inner());
+        let ws = *order.ids.get(ws).ok_or_else(bad)?;
+        Ok((at, ws, seq))
+    }
+
+    /// Up to `want` lines older than `before` that match, newest first.
+    fn pick(
+        &self,
+        actor: &Actor,
+        query: &HistoryQuery,
+        before: Option<(i64, u32, u64)>,
+        want: usize,
+    ) -> Vec<Pick> {
+        let order = self.inner.history.shared.order.read();
+        let order = order.unwrap_or_else(|e| e.into_inner());
+        let end = match before {
+            Some(place) => order.entries.partition_point(|e| e.place() < place),
+            None => order.entries.len(),
+        };
+        let only = query
+            .workspace
+            .as_deref()
+            .map(|w| order.ids.get(w).copied());
+        let mut visible: HashMap<u32, bool> = HashMap::new();
+        let mut picks = Vec::with_capacity(want);
+        for entry in order.entries[..end].iter().rev() {
+            if only.is_some_and(|id| Some(entry.ws) != id) {
+                continue;
+            }
+            let Some(kind) = entry.kind else {
+                continue;
+            };
+            if let Some(prefix) = query.kind.as_deref() {
+                if !kind.as_str().starts_with(prefix) {
+                    continue;
+                }
+            }
+            let name = &order.names[entry.ws as usize];
+            if !*visible
+                .entry(entry.ws)
+                .or_insert_with(|| actor.can_see(name))
+            {
+                continue;
+            }
+            picks.push(Pick {
+                entry: *entry,
+                name: name.clone(),
+            });
+            if picks.len() == want {
+                break;
+            }
+        }
+        picks
+    }
+
+    /// The picked lines read from their logs, each proven; one no longer the daemon's (or
+    /// whose workspace is no longer served here) is left out.
+    fn read_picks(&self, picks: Vec<Pick>) -> Vec<Value> {
+        let mut by_ws: HashMap<Arc<str>, Vec<usize>> = HashMap::new();
+        for (i, p) in picks.iter().enumerate() {
+            by_ws.entry(p.name.clone()).or_default().push(i);
+        }
+        let mut lines: Vec<Option<Vec<u8>>> = vec![None; picks.len()];
+        for (name, at) in by_ws {
+            let Some(ws) = self.workspace(&name) else {
+                continue;
+            };
+            let wanted: Vec<_> = at
+                .iter()
+                .map(|i| {
+                    let e = &picks[*i].entry;
+                    (e.offset, e.len, e.proof)
+                })
+                .collect();
+            let read = crate::audit::read_proven(&ws.workspace, &wanted);
+            for (i, line) in at.into_iter().zip(read) {
+                lines[i] = line;
+            }
+        }
+        picks
+            .iter()
+            .zip(lines)
+            .filter_map(|(p, line)| {
+                let mut event: Value = serde_json::from_slice(&line?).ok()?;
+                let e = &p.entry;
+                event["cursor"] = Value::String(format!("{}.{}.{}", e.at_ms, e.seq, p.name));
+                Some(event)
+            })
+            .collect()
+    }
+}

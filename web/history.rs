@@ -1,0 +1,73 @@
+//! `GET /api/v1/events/history`: the events of the audit logs, newest first, a page at a
+//! time (see `baton::app::history`); agents see their own workspaces' only.
+
+use super::{ApiError, Caller};
+use crate::blocking;
+use axum::extract::{Query, State};
+use axum::Json;
+use baton::app::{App, HistoryQuery, MAX_EVENTS_PAGE};
+use serde::Deserialize;
+use serde_json::Value;
+
+/// Events in a page when no `limit` is given.
+const DEFAULT_LIMIT: usize = 100;
+
+#[derive(Deserialize)]
+pub struct ListQuery {
+    workspace: Option<String>,
+    r#type: Option<String>,
+    limit: Option<usize>,
+    /// The `cursor` of the last event of the page before.
+    after: Option<String>,
+}
+
+pub async fn list(
+    State(app): State<App>,
+    Caller(actor): Caller,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<Value>>, ApiError> {
+    let bad = || {
+        ApiError::Unprocessable(format!(
+            "limit must be a number from 1 to {MAX_EVENTS_PAGE}"
+        ))
+    };
+    let Query(q) = query.map_err(|_| bad())?;
+    let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_EVENTS_PAGE).contains(&limit) {
+        return Err(bad());
+    }
+    let nonempty = |s: Option<String>| s.filter(|s| !s.is_empty());
+    let query = HistoryQuery {
+        workspace: nonempty(q.workspace),
+        kind: nonempty(q.r#type),
+        limit,
+        after: nonempty(q.after),
+    };
+    let page = blocking(move || app.event_history(&actor, &query)).await?;
+    Ok(Json(page?))
+}
+
+/// The route in the OpenAPI document.
+pub(super) fn openapi_paths() -> Value {
+    let error = |d: &str| serde_json::json!({ "description": d });
+    let text = serde_json::json!({ "type": "string" });
+    serde_json::json!({
+        "/api/v1/events/history": { "get": {
+            "summary": "The events of the audit logs, newest first, a page at a time (agents: their workspaces only)",
+            "parameters": [
+                { "name": "workspace", "in": "query", "schema": text, "description": "only this workspace's events" },
+                { "name": "type", "in": "query", "schema": text, "description": "only events whose type starts with this (`handoff.`, `handoff.decided`)" },
+                { "name": "limit", "in": "query", "description": "a page of at most this many (default 100)",
+                  "schema": { "type": "integer", "minimum": 1, "maximum": MAX_EVENTS_PAGE } },
+                { "name": "after", "in": "query", "schema": text,
+                  "description": "the `cursor` of the last event of the page before: the page holds older events" }],
+            "security": [{ "bearer": [] }],
+            "responses": {
+                "200": { "description": "events as their log lines (`seq`, `prev`, `type`, `at`, `workspace`, `key`, `data`), each with its `cursor`",
+                    "content": { "application/json": { "schema": { "type": "array", "items": { "type": "object",
+                        "required": ["seq", "type", "at", "workspace", "cursor"] } } } } },
+                "401": error("no or unknown credentials"),
+                "422": error("a `limit` out of range, or an `after` that is no event's cursor"),
+                "503": error("the logs of before the start are still being read; ask again") } } }
+    })
+}
