@@ -43,6 +43,7 @@ mod policy;
 mod published_copies;
 mod query;
 mod queue;
+mod queue_order;
 mod quorum;
 mod receipt;
 mod receive;
@@ -84,6 +85,7 @@ pub use ownership::{OwnerError, Ownership};
 pub use paging::MAX_PAGE;
 pub use query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use queue::Standing;
+pub use queue_order::{queue_page_of, QueueCounts, QueuePage, QueueQuery, QueueView, NEAR_S};
 pub use search::SearchFailed;
 pub use seen::SinceSeen;
 pub use state::{CheckpointRecord, Record, Review, Served};
@@ -144,6 +146,9 @@ struct Inner {
     agenda: agenda::Agenda,
     /// The handoffs in list order, kept as they change.
     order: order::Order,
+    /// The workspaces where a handoff.json was answered `invalid` (it may have been replaced
+    /// since), so the queue's Invalid tab reads these, not every workspace.
+    invalid_in: Mutex<std::collections::BTreeSet<String>>,
     /// Audit verdicts for the events page, recomputed only when a log changed.
     verdicts: overview::VerdictCache,
     /// Notifications of events to webhooks (see `crate::outbox`).
@@ -251,6 +256,7 @@ impl App {
                 verdicts: Mutex::default(),
                 agenda: Default::default(),
                 order: Default::default(),
+                invalid_in: Mutex::default(),
                 listings: Default::default(),
                 intake: std::sync::OnceLock::new(),
                 hashes: Default::default(),
