@@ -254,9 +254,19 @@ pub fn lists(route: &Route, name: &str, roles: &[String]) -> bool {
 /// admits, and holders of a role the route lists in `sign_off_roles` when the handoff asks
 /// for it. `sign_off` (written by the agent) can only narrow that, never bring anyone in.
 pub fn admits(route: Option<&Route>, handoff: &Handoff, name: &str, roles: &[String]) -> bool {
+    admits_signing(route, &handoff.sign_off, name, roles)
+}
+
+/// `admits` for a handoff whose `sign_off` asks for `sign_off` (all it reads of the handoff):
+/// the queue asks it once for many handoffs alike.
+pub fn admits_signing(
+    route: Option<&Route>,
+    sign_off: &[String],
+    name: &str,
+    roles: &[String],
+) -> bool {
     let signer = route.is_some_and(|r| {
-        handoff
-            .sign_off
+        sign_off
             .iter()
             .any(|s| r.sign_off_roles.contains(s) && roles.contains(s))
     });
@@ -284,9 +294,19 @@ fn sending_agent<'a>(handoff: &Handoff, agents: &'a [Agent], ws: &str) -> Option
 /// person it acts for (its `user`), so approving it, claiming it or being mailed about it
 /// would be one's own work coming back.
 pub fn is_sender(handoff: &Handoff, agents: &[Agent], ws: &str, name: &str) -> bool {
+    sending_agent(handoff, agents, ws).is_some_and(|a| agent_is(a, name))
+}
+
+/// Which of `agents` is the proven sender (see `proven_sender`), by its place in the list.
+pub fn sender_index(handoff: &Handoff, agents: &[Agent], ws: &str) -> Option<usize> {
+    let sender = sending_agent(handoff, agents, ws)?;
+    agents.iter().position(|a| std::ptr::eq(a, sender))
+}
+
+/// Whether `name` is `agent` or the person it acts for (its `user`).
+pub fn agent_is(agent: &Agent, name: &str) -> bool {
     let same = |s: &str| s.trim().eq_ignore_ascii_case(name.trim());
-    sending_agent(handoff, agents, ws)
-        .is_some_and(|a| same(&a.name) || a.user.as_deref().is_some_and(same))
+    same(&agent.name) || agent.user.as_deref().is_some_and(same)
 }
 
 /// The reviewer a handoff's `from_agent` names when that is not a proven sender: a claim to

@@ -7,8 +7,15 @@
 //! load generator on a small box does; their cost is part of the figure.
 //!
 //! Knobs: BATON_BENCH_CLIENTS (50), BATON_BENCH_SECONDS (5), BATON_BENCH_RUNS (3),
-//! BATON_BENCH_WORKSPACES (1000).
+//! BATON_BENCH_WORKSPACES (1000), BATON_BENCH_PATHS (extra pages to measure, comma-separated,
+//! e.g. `/?view=all&page=30`; no target).
+//!
+//! It prints the machine's sync latency and the load average beside the figures: the machine
+//! is often shared, and figures mean little without the load they were taken under.
 
+#[allow(dead_code)]
+#[path = "../ingest/disk.rs"]
+mod disk;
 mod load;
 mod setup;
 
@@ -25,23 +32,36 @@ const PAGES: [(&str, &str, f64, f64); 2] = [
     ("handoff page", "/handoffs/bench-0500", 30.0, 0.0),
 ];
 
+/// The load average (1, 5 and 15 minutes), as /proc says it.
+fn loadavg() -> String {
+    let text = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    text.split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn main() -> Result<()> {
     let clients = env_or("BATON_BENCH_CLIENTS", 50usize).max(1);
     let seconds = env_or("BATON_BENCH_SECONDS", 5.0f64).max(0.5);
     let runs = env_or("BATON_BENCH_RUNS", 3usize).max(1);
     let workspaces = env_or("BATON_BENCH_WORKSPACES", 1000usize).max(501);
     let dir = tempfile::tempdir()?;
+    disk::Disk::measure(dir.path())?.print(None);
     let daemon = setup::Daemon::start(dir.path(), workspaces)?;
     println!(
         "pages bench: {workspaces} pending handoffs, {clients} keep-alive clients, {seconds} s x {runs} runs, {} cores",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     let mut verdicts = Vec::new();
-    for (name, path, p99_target, rate_target) in PAGES {
+    let extra = std::env::var("BATON_BENCH_PATHS").unwrap_or_default();
+    let extra = extra.split(',').filter(|p| !p.is_empty());
+    let extra = extra.map(|p| (p, p, f64::INFINITY, 0.0));
+    for (name, path, p99_target, rate_target) in PAGES.into_iter().chain(extra) {
         let mut results = Vec::new();
         for _ in 0..runs {
             let r = load::run(&daemon.url, path, &daemon.cookie, clients, seconds)?;
-            println!("  {name:<13} {}", r.line());
+            println!("  {name:<13} {}  (load {})", r.line(), loadavg());
             results.push(r);
         }
         let summary = load::Summary::of(&results);

@@ -39,6 +39,9 @@ pub use views::overview::{Files, HandoffLine, InvalidHandoff, Verdict, Workspace
 pub use views::paging::MAX_PAGE;
 pub use views::query::{CheckpointPage, Detail, StateFilter, Summary};
 pub use views::queue::Standing;
+pub use views::queue_order::{
+    queue_page_of, QueueCounts, QueuePage, QueueQuery, QueueView, NEAR_S,
+};
 pub use views::search::SearchFailed;
 pub use views::seen::SinceSeen;
 pub use views::timeline::Timeline;
@@ -97,6 +100,9 @@ struct Inner {
     agenda: runtime::agenda::Agenda,
     /// The handoffs in list order, kept as they change.
     order: views::order::Order,
+    /// The workspaces where a handoff.json was answered `invalid` (it may have been replaced
+    /// since), so the queue's Invalid tab reads these, not every workspace.
+    invalid_in: Mutex<std::collections::BTreeSet<String>>,
     /// Audit verdicts for the events page, recomputed only when a log changed.
     verdicts: views::overview::VerdictCache,
     /// Every proven line of the audit logs in time order, for the history of events.
@@ -220,6 +226,7 @@ impl App {
                 history: Default::default(),
                 agenda: Default::default(),
                 order: Default::default(),
+                invalid_in: Mutex::default(),
                 listings: Default::default(),
                 intake: std::sync::OnceLock::new(),
                 hashes: Default::default(),

@@ -11,6 +11,7 @@ mod first_start;
 mod forms;
 mod headers;
 mod honest;
+mod queue;
 mod routes;
 mod sessions;
 mod streams;

@@ -10,7 +10,7 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use baton::app::{App, DecisionRequest, SinceSeen, Summary};
+use baton::app::{App, DecisionRequest, QueueQuery, QueueView, SinceSeen, StateFilter, Summary};
 use baton::contract::handoff::Trigger;
 use baton::contract::Outcome;
 use serde::Deserialize;
@@ -165,35 +165,6 @@ fn row(s: &Summary, since: Option<SinceSeen>, now: OffsetDateTime) -> Row {
     }
 }
 
-/// What sorting and filtering need of a line, without building it: only the lines of the
-/// page shown become `Row`s, so a queue of thousands costs little more than one of 25.
-struct Line<'a> {
-    s: &'a Summary,
-    pending: bool,
-    may_decide: bool,
-    urgency: u8,
-    /// Seconds to the deadline, for pending handoffs that have one.
-    left: Option<i64>,
-}
-
-impl<'a> Line<'a> {
-    fn new(s: &'a Summary, now: OffsetDateTime) -> Line<'a> {
-        let pending = s.state == "pending";
-        let left = s
-            .deadline
-            .as_deref()
-            .filter(|_| pending)
-            .and_then(|d| view::seconds_left(d, now));
-        Line {
-            s,
-            pending,
-            may_decide: pending && s.standing.may_decide,
-            urgency: view::urgency(left, s.trigger),
-            left,
-        }
-    }
-}
-
 const VIEWS: [(&str, &str); 6] = [
     ("pending", "Pending"),
     ("mine", "Mine"),
@@ -203,16 +174,27 @@ const VIEWS: [(&str, &str); 6] = [
     ("invalid", "Invalid"),
 ];
 
-fn in_view(view: &str, r: &Line, me: &str) -> bool {
-    let claimed_by = r.s.standing.claimed_by.as_deref();
-    match view {
-        "pending" => r.pending,
-        "mine" => r.may_decide || (r.pending && claimed_by == Some(me)),
-        "claimed" => r.pending && claimed_by.is_some(),
-        "decided" => !r.pending,
-        "invalid" => false,
-        _ => true,
-    }
+/// The core's tab for a view of the page (`None`: the Invalid tab, which lists no handoff).
+fn queue_view(view: &str) -> Option<QueueView> {
+    Some(match view {
+        "pending" => QueueView::Pending,
+        "mine" => QueueView::Mine,
+        "claimed" => QueueView::Claimed,
+        "decided" => QueueView::Decided,
+        "all" => QueueView::All,
+        _ => return None,
+    })
+}
+
+fn trigger_named(name: &str) -> Option<Trigger> {
+    [
+        Trigger::Error,
+        Trigger::CriticalAction,
+        Trigger::LowConfidence,
+        Trigger::Completion,
+    ]
+    .into_iter()
+    .find(|t| t.as_str() == name)
 }
 
 pub async fn page(
@@ -221,42 +203,58 @@ pub async fn page(
     headers: axum::http::HeaderMap,
     Query(f): Query<Filters>,
 ) -> Response {
-    let actor = s.actor.clone();
-    let listing = app.clone();
-    let listed = crate::blocking(move || {
-        (
-            listing.list_all_shared(&actor),
-            listing.invalid_handoffs(&actor),
-        )
-    })
-    .await;
-    let Ok((all, invalid)) = listed else {
-        return super::internal_error();
-    };
-    let (all, missing) = with_other_nodes(&app, &headers, all).await;
-    let now = baton::clock::now_utc();
-    // A choice of a few workspaces is a list; past that, a box to type the name in (a list
-    // of thousands helps nobody, and would make every queue page heavy).
-    let names: std::collections::BTreeSet<&str> =
-        all.iter().map(|x| x.workspace.as_str()).collect();
-    let workspaces: Vec<String> = if names.len() <= WORKSPACE_CHOICES {
-        names.into_iter().map(String::from).collect()
-    } else {
-        Vec::new()
-    };
-    let trigger = f.trigger.clone().unwrap_or_default();
-    let workspace = f.workspace.clone().unwrap_or_default();
-    let lines: Vec<Line> = all
-        .iter()
-        .filter(|x| trigger.is_empty() || x.trigger.map(Trigger::as_str) == Some(trigger.as_str()))
-        .filter(|x| workspace.is_empty() || x.workspace == workspace)
-        .map(|x| Line::new(x, now))
-        .collect();
     let view = VIEWS
         .iter()
         .map(|(v, _)| *v)
         .find(|v| Some(*v) == f.view.as_deref())
         .unwrap_or("pending");
+    let trigger = f.trigger.clone().unwrap_or_default();
+    let workspace = f.workspace.clone().unwrap_or_default();
+    let per = f
+        .per
+        .filter(|p| PAGE_SIZES.contains(p))
+        .unwrap_or(PAGE_SIZES[0]);
+    let query = QueueQuery {
+        view: queue_view(view).unwrap_or(QueueView::Pending),
+        trigger: trigger_named(&trigger),
+        workspace: (!workspace.is_empty()).then(|| workspace.clone()),
+        page: f.page.unwrap_or(1),
+        per,
+    };
+    // A trigger the page does not offer matches no handoff.
+    let none_match = !trigger.is_empty() && query.trigger.is_none();
+    let (actor, me) = (s.actor.clone(), s.name.clone());
+    let listing = app.clone();
+    let cluster = crate::peers::merge::covers_others(&app, &headers);
+    let listed = crate::blocking(move || {
+        let invalid = listing.invalid_handoffs(&actor);
+        // In a cluster the other nodes' lines are merged in below, whole.
+        let queue = match cluster {
+            true => Err(listing.list(StateFilter::All, &actor)),
+            false => Ok(listing.queue_page(&actor, &query, WORKSPACE_CHOICES)),
+        };
+        (queue, invalid, query)
+    })
+    .await;
+    let Ok((queue, invalid, query)) = listed else {
+        return super::internal_error();
+    };
+    let (mut queue, missing) = match queue {
+        Ok(queue) => (queue, None),
+        Err(mine) => {
+            let (all, missing) = with_other_nodes(&app, &headers, mine).await;
+            let queue = baton::app::queue_page_of(&all, &me, &query, WORKSPACE_CHOICES);
+            (queue, missing)
+        }
+    };
+    if none_match {
+        queue.lines.clear();
+        queue.counts = Default::default();
+    }
+    let now = baton::clock::now_utc();
+    // A choice of a few workspaces is a list; past that, a box to type the name in (a list
+    // of thousands helps nobody, and would make every queue page heavy).
+    let workspaces = queue.workspaces.take().unwrap_or_default();
     let invalid: Vec<InvalidRow> = invalid
         .into_iter()
         .filter(|x| workspace.is_empty() || x.workspace == workspace)
@@ -279,32 +277,21 @@ pub async fn page(
         .map(|(v, label)| Tab {
             view: v,
             label,
-            count: match *v {
-                "invalid" => invalid.len(),
-                _ => lines.iter().filter(|r| in_view(v, r, &s.name)).count(),
+            count: match queue_view(v) {
+                Some(v) => queue.counts.of(v),
+                None => invalid.len(),
             },
             current: *v == view,
         })
         .collect();
-    let mut lines: Vec<Line> = lines
-        .into_iter()
-        .filter(|r| in_view(view, r, &s.name))
-        .collect();
-    sort(&mut lines);
-    let per = f
-        .per
-        .filter(|p| PAGE_SIZES.contains(p))
-        .unwrap_or(PAGE_SIZES[0]);
-    let total = lines.len();
+    // The Invalid tab lists no handoff line (its table is the invalid ones).
+    let (total, page, shown) = match queue_view(view) {
+        Some(v) => (queue.counts.of(v), queue.page, queue.lines),
+        None => (0, 1, Vec::new()),
+    };
     let pages = total.div_ceil(per).max(1);
-    let page = f.page.unwrap_or(1).clamp(1, pages);
-    let shown: Vec<&Summary> = lines
-        .iter()
-        .skip((page - 1) * per)
-        .take(per)
-        .map(|l| l.s)
-        .collect();
-    let since = app.since_seen(&s.name, &shown);
+    let shown_refs: Vec<&Summary> = shown.iter().collect();
+    let since = app.since_seen(&s.name, &shown_refs);
     let rows = shown
         .iter()
         .zip(since)
@@ -342,12 +329,9 @@ pub async fn page(
 async fn with_other_nodes(
     app: &App,
     headers: &axum::http::HeaderMap,
-    mine: std::sync::Arc<Vec<Summary>>,
-) -> (std::sync::Arc<Vec<Summary>>, Option<String>) {
+    mine: Vec<Summary>,
+) -> (Vec<Summary>, Option<String>) {
     use crate::peers::merge;
-    if !merge::covers_others(app, headers) {
-        return (mine, None);
-    }
     let others = merge::ask_others(app, headers, "/api/v1/handoffs?state=all").await;
     let missing = (!others.missing.is_empty()).then(|| {
         format!(
@@ -355,34 +339,7 @@ async fn with_other_nodes(
             others.missing.join(", ")
         )
     });
-    let all = merge::lists(mine.to_vec(), others, None);
-    (std::sync::Arc::new(all), missing)
-}
-
-/// Pending before decided; those this reviewer may decide first; then the most urgent;
-/// then the oldest. Decided ones: the latest decided first.
-fn sort(lines: &mut [Line]) {
-    lines.sort_by(|a, b| {
-        b.pending
-            .cmp(&a.pending)
-            .then(b.may_decide.cmp(&a.may_decide))
-            .then(a.urgency.cmp(&b.urgency))
-            .then_with(|| {
-                let by_deadline = match (a.left, b.left) {
-                    (Some(x), Some(y)) => x.cmp(&y),
-                    _ => std::cmp::Ordering::Equal,
-                };
-                let by_age = a.s.received_at.cmp(&b.s.received_at);
-                if a.pending {
-                    by_deadline.then(by_age)
-                } else {
-                    // The latest decision first (RFC 3339 UTC times sort as text).
-                    let by_decision = a.s.decided_at.cmp(&b.s.decided_at);
-                    by_decision.then(by_age).reverse()
-                }
-            })
-            .then(a.s.key.cmp(&b.s.key))
-    });
+    (merge::lists(mine, others, None), missing)
 }
 
 /// `POST /decisions`: decides every checked handoff with one outcome and comment.

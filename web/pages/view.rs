@@ -5,8 +5,8 @@ use baton::contract::handoff::Trigger;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-/// A deadline this close counts as near (shown red).
-pub const NEAR_S: i64 = 30 * 60;
+/// A deadline this close counts as near (shown red; the queue's order puts it first).
+pub const NEAR_S: i64 = baton::app::NEAR_S;
 
 pub fn parse_time(s: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(s, &Rfc3339).ok()
@@ -34,11 +34,6 @@ pub struct Deadline {
     pub text: String,
     /// "", "near" or "over": the class that colours it.
     pub class: &'static str,
-}
-
-/// Seconds from `now` to the RFC 3339 time `at` (negative: past), without formatting text.
-pub fn seconds_left(at: &str, now: OffsetDateTime) -> Option<i64> {
-    parse_time(at).map(|t| (t - now).whole_seconds())
 }
 
 impl Deadline {
@@ -95,17 +90,6 @@ pub fn trigger(t: Option<Trigger>) -> (&'static str, &'static str) {
         Some(Trigger::LowConfidence) => ("low confidence", "t-low"),
         Some(Trigger::Completion) => ("completion", "t-done"),
         None => ("handoff", "t-none"),
-    }
-}
-
-/// How urgent a pending handoff is, smaller first: past or near deadline, then errors and
-/// critical actions, then the rest; ties go to the oldest.
-pub fn urgency(left: Option<i64>, t: Option<Trigger>) -> u8 {
-    match (left, t) {
-        (Some(left), _) if left <= NEAR_S => 0,
-        (_, Some(Trigger::Error | Trigger::CriticalAction)) => 1,
-        (Some(_), _) => 2,
-        _ => 3,
     }
 }
 

@@ -48,6 +48,13 @@ impl App {
         };
         // The pages show the problems found now, never what the workspace's copy says.
         remember(st, decision.clone());
+        let mut invalid_in = self
+            .inner
+            .invalid_in
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        invalid_in.insert(ws.workspace.name.clone());
+        drop(invalid_in);
         let root: Option<Decision> = load::read_json(&ws.workspace, &ws.workspace.decision_path());
         let answered = root.is_some_and(|d| {
             d.outcome == Outcome::Invalid

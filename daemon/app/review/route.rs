@@ -43,20 +43,8 @@ impl App {
         name: &str,
         roles: &[String],
     ) -> bool {
-        let h = &rec.handoff;
-        if crate::routing::admits(self.route_of(rec, ws), h, name, roles) {
-            return true;
-        }
-        let routes = &self.config().routes;
-        let mut earlier = rec.meta.route.iter().flat_map(|r| &r.escalations);
-        earlier.any(|e| match e.from.as_deref() {
-            // It was on no route, where any reviewer may decide.
-            None => crate::routing::admits(None, h, name, roles),
-            Some(n) => routes
-                .iter()
-                .find(|r| r.name == n)
-                .is_some_and(|r| crate::routing::admits(Some(r), h, name, roles)),
-        })
+        // Through the audience, as the queue asks it (see `queue_order`): one answer.
+        self.audience(rec, ws).admits(self, name, roles)
     }
 
     /// Routes a handoff being received in workspace `ws`: the configuration's choice, by its

@@ -93,6 +93,8 @@ impl App {
             for key in st.records.keys() {
                 if keys.get(key) == Some(&ws.name) {
                     keys.remove(key);
+                    // Out of the list's and the queue's order at their next read.
+                    self.inner.order.changed(key);
                 }
             }
             st.records.values().filter(|r| r.is_pending()).count()

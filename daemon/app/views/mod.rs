@@ -21,6 +21,7 @@ pub(in crate::app) mod overview;
 pub(in crate::app) mod paging;
 pub(in crate::app) mod query;
 pub(in crate::app) mod queue;
+pub(in crate::app) mod queue_order;
 pub mod replay;
 pub(in crate::app) mod search;
 pub(in crate::app) mod seen;

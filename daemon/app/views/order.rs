@@ -6,6 +6,7 @@
 //! order lock is never held while a workspace lock is taken, so the two never deadlock.
 
 use crate::app::views::query::StateFilter;
+use crate::app::views::queue_order::{Facts, QueueSets};
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -27,13 +28,35 @@ struct Sets {
     filed: HashMap<Arc<str>, (bool, Entry)>,
     /// Keys changed since they were last filed.
     changed: HashSet<String>,
+    /// The queue page's order, filed with the list's from the same facts.
+    queue: QueueSets,
 }
 
 impl Order {
-    /// Files `key` (received at `received_at`) as pending or decided.
-    pub(in crate::app) fn file(&self, key: &str, received_at: &str, pending: bool) {
+    /// Files a handoff as its facts say, in the list's order and the queue's.
+    pub(in crate::app) fn file(&self, facts: Facts) {
         let mut sets = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        sets.file(key, received_at, pending);
+        sets.file(facts.key(), facts.received_at(), facts.pending());
+        sets.queue.file(facts);
+    }
+
+    /// Takes `key` out of the order (its handoff is gone, or served elsewhere).
+    pub(super) fn forget(&self, key: &str) {
+        let mut sets = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((pending, entry)) = sets.filed.remove(key) {
+            match pending {
+                true => sets.pending.remove(&entry),
+                false => sets.decided.remove(&entry),
+            };
+        }
+        sets.queue.forget(key);
+    }
+
+    /// Reads the queue's sets, their "near" deadlines as of `now_ns`.
+    pub(super) fn with_queue<T>(&self, now_ns: i128, read: impl FnOnce(&QueueSets) -> T) -> T {
+        let mut sets = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        sets.queue.advance(now_ns);
+        read(&sets.queue)
     }
 
     /// Marks `key` as changed: filed again before the next read.
@@ -117,14 +140,15 @@ impl Sets {
 
 #[cfg(test)]
 mod tests {
-    use super::{Order, StateFilter};
+    use super::{Facts, Order, StateFilter};
 
     #[test]
     fn pages_follow_the_order_and_a_decision_moves_a_key_between_the_sets() {
         let order = Order::default();
-        order.file("b", "2026-01-01T00:00:02Z", true);
-        order.file("a", "2026-01-01T00:00:01Z", true);
-        order.file("c", "2026-01-01T00:00:03Z", false);
+        let file = |key, at, pending| order.file(Facts::plain(key, at, pending));
+        file("b", "2026-01-01T00:00:02Z", true);
+        file("a", "2026-01-01T00:00:01Z", true);
+        file("c", "2026-01-01T00:00:03Z", false);
         let keys = |filter, from: Option<&str>, n| -> Vec<String> {
             let from = from.map(|k| order.position(k).unwrap());
             let page = order.keys_after(filter, from.as_ref(), n);
@@ -138,7 +162,7 @@ mod tests {
         let page = order.keys_after(StateFilter::All, Some(&elsewhere), 10);
         assert_eq!(page.len(), 2);
         assert_eq!(page[0].1, "b");
-        order.file("a", "2026-01-01T00:00:01Z", false);
+        file("a", "2026-01-01T00:00:01Z", false);
         assert_eq!(keys(StateFilter::Pending, None, 10), ["b"]);
         assert_eq!(keys(StateFilter::Decided, None, 10), ["a", "c"]);
         order.changed("b");

@@ -203,17 +203,49 @@ impl App {
     /// Every workspace the actor may see whose current handoff.json was answered `invalid`.
     pub fn invalid_handoffs(&self, actor: &Actor) -> Vec<InvalidHandoff> {
         let mut out = Vec::new();
-        for ws in self.workspaces() {
-            if !actor.can_see(&ws.workspace.name) {
+        // Only where one was answered (not every workspace: the queue asks on each view).
+        let names: Vec<String> = {
+            let invalid_in = self.inner.invalid_in.lock();
+            invalid_in
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .cloned()
+                .collect()
+        };
+        let mut gone = Vec::new();
+        for name in names {
+            let Some(ws) = self.workspace(&name) else {
+                gone.push(name);
                 continue;
-            }
-            let st = ws.lock();
-            if let Some(d) = st.current.as_ref().and_then(|c| c.invalid.clone()) {
-                out.push(InvalidHandoff {
-                    workspace: ws.workspace.name.clone(),
+            };
+            let invalid = ws.lock().current.as_ref().and_then(|c| c.invalid.clone());
+            match invalid {
+                Some(d) if actor.can_see(&name) => out.push(InvalidHandoff {
+                    workspace: name,
                     decision: d,
-                });
+                }),
+                Some(_) => {}
+                None => gone.push(name),
             }
+        }
+        for name in gone {
+            // Under the workspace's lock, as `answer_invalid` adds (the same lock order), so
+            // an answer given since the read above is not lost.
+            let ws = self.workspace(&name);
+            let st = ws.as_ref().map(|ws| ws.lock());
+            let again = st.as_ref().is_some_and(|st| {
+                let current = st.current.as_ref();
+                current.is_some_and(|c| c.invalid.is_some())
+            });
+            if !again {
+                let mut invalid_in = self
+                    .inner
+                    .invalid_in
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                invalid_in.remove(&name);
+            }
+            drop(st);
         }
         out
     }

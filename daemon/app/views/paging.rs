@@ -2,6 +2,7 @@
 //! kept as handoffs change (see `order`), so it costs the page, not the whole list.
 
 use crate::app::views::query::{StateFilter, Summary};
+use crate::app::views::queue_order::Facts;
 use crate::app::App;
 use crate::auth::Actor;
 
@@ -59,32 +60,30 @@ impl App {
     pub(in crate::app) fn file_records(&self, ws: &crate::app::Served) {
         let st = ws.lock();
         for r in st.records.values() {
-            let order = &self.inner.order;
-            order.file(&r.meta.key, &r.meta.received_at, r.is_pending());
+            let facts = Facts::of_record(self, &ws.workspace.name, r);
+            self.inner.order.file(facts);
         }
     }
 
     /// Files again the handoffs that changed since the last read, from their records. Each
     /// workspace lock is taken with the order lock released.
-    fn refile_changed(&self) {
+    pub(super) fn refile_changed(&self) {
         for key in self.inner.order.take_changed() {
-            let Some(ws) = self.ws_of_key(&key) else {
-                continue;
-            };
-            let filed = {
+            let facts = self.ws_of_key(&key).and_then(|ws| {
                 let st = ws.lock();
-                st.records
-                    .get(&key)
-                    .map(|r| (r.meta.received_at.clone(), r.is_pending()))
-            };
-            if let Some((received_at, pending)) = filed {
-                self.inner.order.file(&key, &received_at, pending);
+                let r = st.records.get(&key)?;
+                Some(Facts::of_record(self, &ws.workspace.name, r))
+            });
+            match facts {
+                Some(facts) => self.inner.order.file(facts),
+                // Withdrawn, or its workspace served elsewhere now.
+                None => self.inner.order.forget(&key),
             }
         }
     }
 
     /// The line of `key` if it still fits `filter` and `actor` may see it.
-    fn line_of(&self, key: &str, filter: StateFilter, actor: &Actor) -> Option<Summary> {
+    pub(super) fn line_of(&self, key: &str, filter: StateFilter, actor: &Actor) -> Option<Summary> {
         let ws = self.ws_of_key(key)?;
         if !actor.can_see(&ws.workspace.name) {
             return None;

@@ -37,10 +37,9 @@ impl App {
     ) -> (Standing, Option<&Route>) {
         let route = self.route_of(rec, ws);
         let may_decide = match actor {
+            // The queue's order asks the same of the audience (see `queue_order`).
             Actor::Reviewer { name, roles } => {
-                rec.is_pending()
-                    && self.admits(rec, ws, name, roles)
-                    && !self.is_sender(&rec.handoff, ws, name)
+                rec.is_pending() && self.audience(rec, ws).may_decide(self, name, roles)
             }
             Actor::Agent { .. } => false,
         };
