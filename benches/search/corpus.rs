@@ -5,6 +5,11 @@
 //! Written by several threads per core: making a file waits on the filesystem (its inode and
 //! directory entry) more than on the CPU, so more writers than cores keep both busy. Nothing
 //! is synced: the bench reads the files back through the page cache and needs no durability.
+//!
+//! A corpus made in a kept folder (`BATON_BENCH_DIR`) is used again by the next run of the same
+//! size (`reuse`): the same seed makes the same bytes, so generating it again (80 s of a 1 M
+//! run) would measure nothing new. What a run adds to it (the probes' and agents' files, the
+//! daemon's files under `.baton/`) is removed first, so every run indexes the same corpus.
 
 use anyhow::{anyhow, Result};
 use rand::rngs::StdRng;
@@ -73,6 +78,103 @@ pub fn build(root: &Path, w: usize, docs: usize, doc_bytes: usize) -> Result<Cor
         bytes: totals.iter().map(|t| t.1).sum(),
         vocabulary,
     })
+}
+
+/// The marker written once a corpus is whole: "files bytes".
+const DONE: &str = "corpus.done";
+
+/// The corpus of this size in `root` if a run made it whole before (its marker is there),
+/// cleaned of what later runs added and read once into the page cache (as a corpus just
+/// written is), so the first phase does not pay for cold reads the others do not. `None`: it
+/// is to be made (what is there is removed).
+pub fn reuse(root: &Path, w: usize) -> Result<Option<Corpus>> {
+    let Some(marker) = root.parent().map(|p| p.join(DONE)) else {
+        return Ok(None);
+    };
+    let counts = fs::read_to_string(&marker).ok().and_then(|s| {
+        let mut parts = s.split_whitespace().map(|v| v.parse::<u64>().ok());
+        Some((parts.next()??, parts.next()??))
+    });
+    let Some((files, bytes)) = counts else {
+        if root.exists() {
+            fs::remove_dir_all(root)?;
+        }
+        return Ok(None);
+    };
+    let dirs: Vec<PathBuf> = (0..w).map(|i| root.join(format!("ws-{i:04}"))).collect();
+    clean(root, &dirs)?;
+    let next = AtomicUsize::new(0);
+    let cores = std::thread::available_parallelism().map_or(2, |t| t.get());
+    std::thread::scope(|scope| {
+        for _ in 0..(cores * WRITERS_PER_CORE).min(w) {
+            scope.spawn(|| {
+                let mut buf = Vec::new();
+                while let Some(dir) = dirs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    for entry in walkdir::WalkDir::new(dir).into_iter().flatten() {
+                        if entry.file_type().is_file() {
+                            buf.clear();
+                            if let Ok(mut f) = fs::File::open(entry.path()) {
+                                let _ = std::io::Read::read_to_end(&mut f, &mut buf);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    });
+    Ok(Some(Corpus {
+        root: root.to_path_buf(),
+        workspaces: dirs,
+        files,
+        bytes,
+        vocabulary: vocabulary(),
+    }))
+}
+
+/// Marks the corpus in `root` whole, for `reuse`.
+pub fn keep(corpus: &Corpus) -> Result<()> {
+    let marker = corpus
+        .root
+        .parent()
+        .expect("the corpus has a parent")
+        .join(DONE);
+    fs::write(marker, format!("{} {}\n", corpus.files, corpus.bytes))?;
+    Ok(())
+}
+
+/// Removes what is not the generated corpus: the probes' and agents' files in the inboxes,
+/// whatever the daemon wrote in the workspaces, anything else in the root.
+fn clean(root: &Path, dirs: &[PathBuf]) -> Result<()> {
+    let remove = |path: &Path| -> Result<()> {
+        if path.is_dir() {
+            fs::remove_dir_all(path)?;
+        } else {
+            fs::remove_file(path)?;
+        }
+        Ok(())
+    };
+    let keep_only = |dir: &Path, names: &[&str]| -> Result<()> {
+        for entry in fs::read_dir(dir)? {
+            let entry = entry?;
+            if !names.iter().any(|n| entry.file_name() == *n) {
+                remove(&entry.path())?;
+            }
+        }
+        Ok(())
+    };
+    let names: Vec<String> = dirs
+        .iter()
+        .filter_map(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    keep_only(root, &names)?;
+    for dir in dirs {
+        keep_only(dir, &["checkpoints", ".baton", "inbox"])?;
+        keep_only(&dir.join("checkpoints"), &[])?;
+        keep_only(&dir.join(".baton"), &["workspace.toml"])?;
+        keep_only(&dir.join("inbox"), &["src", "docs", "logs"])?;
+    }
+    Ok(())
 }
 
 fn vocabulary() -> Vec<String> {

@@ -20,8 +20,12 @@
 //!
 //! Knobs: BATON_BENCH_DOCS (100000), BATON_BENCH_DOC_BYTES (10700, the mean; sizes vary
 //! +-50 %), BATON_BENCH_WORKSPACES (200, or one per 1,000 documents if more),
-//! BATON_BENCH_RUNS (3), BATON_BENCH_PROBES (100), BATON_BENCH_AGENTS (100), BATON_BENCH_DIR
-//! (where the corpus and the data dir go, removed at the end; the system's temp folder).
+//! BATON_BENCH_RUNS (raw/reindex pairs: 3, or 1 from 500,000 documents, where each pass is
+//! minutes and several whole runs give the spread), BATON_BENCH_PROBES (100),
+//! BATON_BENCH_AGENTS (100), BATON_BENCH_DIR (where the run goes; the system's temp folder,
+//! removed at the end, by default). In BATON_BENCH_DIR the corpus is kept, in a folder named by
+//! its size, and used again by the next run of that size, which then also prints the
+//! min / median / max of every run recorded there (`runs.tsv`).
 //! A quick run: BATON_BENCH_DOCS=5000 cargo bench --bench search.
 
 mod agents;
@@ -33,6 +37,7 @@ mod daemon;
 #[allow(dead_code)]
 #[path = "../ingest/disk.rs"]
 mod disk;
+mod history;
 mod raw;
 
 use anyhow::{bail, Context, Result};
@@ -78,25 +83,37 @@ fn main() -> Result<()> {
     let docs = env_or("BATON_BENCH_DOCS", 100_000usize).max(1);
     let doc_bytes = env_or("BATON_BENCH_DOC_BYTES", 10_700usize).max(64);
     let w = env_or("BATON_BENCH_WORKSPACES", (docs / 1000).max(200)).clamp(1, docs);
-    let runs = env_or("BATON_BENCH_RUNS", 3usize).max(1);
+    // From half a million documents a raw or reindex pass takes minutes: one pair per run
+    // keeps a run within its 15 minutes, and runs again on the kept corpus give the spread.
+    let runs = env_or("BATON_BENCH_RUNS", if docs >= 500_000 { 1 } else { 3 }).max(1);
     let probes = env_or("BATON_BENCH_PROBES", 100usize).max(1);
     let writers = env_or("BATON_BENCH_AGENTS", 100usize);
-    let dir = match std::env::var_os("BATON_BENCH_DIR") {
-        Some(parent) => {
-            std::fs::create_dir_all(&parent)?;
-            tempfile::tempdir_in(parent)?
-        }
-        None => tempfile::tempdir()?,
-    };
+    let place = Place::new(docs, doc_bytes, w)?;
+    let dir = place.path();
     println!("baton search benchmark, release build: {BIN}");
-    println!("  in {}, load average {}", dir.path().display(), loadavg());
-    let disk = disk::Disk::measure(dir.path())?;
+    println!("  in {}, load average {}", dir.display(), loadavg());
+    let disk = disk::Disk::measure(dir)?;
     disk.print(None);
     let started = Instant::now();
-    let corpus = corpus::build(&dir.path().join("ws"), w, docs, doc_bytes)?;
+    let mut phases = Phases::since(started);
+    let root = dir.join("ws");
+    let corpus = match corpus::reuse(&root, w)? {
+        Some(corpus) => {
+            phases.done("corpus kept from an earlier run, cleaned and read into the page cache");
+            corpus
+        }
+        None => {
+            let corpus = corpus::build(&root, w, docs, doc_bytes)?;
+            if place.kept() {
+                corpus::keep(&corpus)?;
+            }
+            phases.done("corpus generated");
+            corpus
+        }
+    };
     let mb = corpus.bytes as f64 / 1e6;
     println!(
-        "  corpus: {} files, {mb:.0} MB over {w} workspaces, made in {:.1} s (seed fixed; load {})",
+        "  corpus: {} files, {mb:.0} MB over {w} workspaces, ready in {:.1} s (seed fixed; load {})",
         corpus.files,
         started.elapsed().as_secs_f64(),
         loadavg()
@@ -104,7 +121,7 @@ fn main() -> Result<()> {
 
     println!("\n[1] the daemon's build at start");
     let spawned = Instant::now();
-    let daemon = Daemon::start(dir.path(), None, None)?;
+    let daemon = Daemon::start(dir, None, None)?;
     let peak = Peak::watch(daemon.pid());
     let documents = wait_indexed(&daemon, corpus.files)?;
     let first = spawned.elapsed().as_secs_f64();
@@ -113,6 +130,7 @@ fn main() -> Result<()> {
         "    {documents} documents in {first:.1} s = {start_rate:.1} MB/s (from spawn, the ingest scan included; load {})",
         loadavg()
     );
+    phases.done("the daemon's build at start");
     // Raw and baton alternate, so that load from elsewhere on the machine falls on both alike.
     println!(
         "\n[2] raw tantivy (1 indexing thread, {} MB) and `baton reindex` beside the daemon, alternating",
@@ -120,7 +138,7 @@ fn main() -> Result<()> {
     );
     let (mut raw_rates, mut rates) = (Vec::new(), Vec::new());
     for run in 0..runs {
-        let into = dir.path().join(format!("raw-{run}"));
+        let into = dir.join(format!("raw-{run}"));
         let (files, bytes, secs) = raw::index(&corpus.root, &into, BUDGET)?;
         let rate = bytes as f64 / 1e6 / secs;
         println!(
@@ -131,7 +149,8 @@ fn main() -> Result<()> {
         );
         raw_rates.push(rate);
         std::fs::remove_dir_all(into)?;
-        let (secs, said) = reindex(dir.path())?;
+        phases.done("raw tantivy");
+        let (secs, said) = reindex(dir)?;
         let rate = mb / secs;
         println!(
             "    baton {}: {secs:.1} s = {rate:.1} MB/s ({said}; load {})",
@@ -139,6 +158,7 @@ fn main() -> Result<()> {
             loadavg()
         );
         rates.push(rate);
+        phases.done("baton reindex");
     }
     let (peak_mb, anon_mb) = peak.stop();
     println!("    daemon peak RSS over its build and the reindexes: {peak_mb:.0} MB, of which anonymous (heap) {anon_mb:.0} MB");
@@ -149,7 +169,9 @@ fn main() -> Result<()> {
         loadavg()
     );
     let (latencies, slowest) = query_latencies(&daemon)?;
+    phases.done("queries");
     let grep = grep_times(&corpus.root)?;
+    phases.done("grep");
 
     println!(
         "\n[4] write -> searchable, {probes} files renamed into inboxes one after another while {writers} agents write a file every {} s each",
@@ -172,11 +194,10 @@ fn main() -> Result<()> {
         "    the agents wrote {written} files meanwhile ({per_s:.0} a second; load {})",
         loadavg()
     );
+    phases.done("write -> searchable");
 
     println!("\n[5] the index");
-    let index_dir = dir
-        .path()
-        .join(format!("data/search/v{}", baton::index::VERSION));
+    let index_dir = dir.join(format!("data/search/v{}", baton::index::VERSION));
     let size = du(&index_dir) as f64 / 1e6;
     let segments = segments(&index_dir)?;
     println!(
@@ -184,7 +205,7 @@ fn main() -> Result<()> {
         size / mb
     );
 
-    summary(Summary {
+    let measured = Summary {
         raw: &raw_rates,
         baton: &rates,
         start_rate,
@@ -195,7 +216,8 @@ fn main() -> Result<()> {
         peak_mb,
         anon_mb,
         segments,
-    });
+    };
+    summary(&measured);
     println!(
         "  machine                   sync p50 {:.2} ms, p99 {:.2} ms; load average at the end {}",
         disk.percentile(50.0),
@@ -207,7 +229,94 @@ fn main() -> Result<()> {
         "  whole run                 {:>9.1} min (generation included)",
         took / 60.0
     );
+    phases.print();
+    drop(daemon);
+    if place.kept() {
+        history::record(dir, &measured, took, disk.percentile(99.0), &loadavg())?;
+    }
     Ok(())
+}
+
+/// The wall time of each phase of a run, to see where a run's time goes.
+struct Phases {
+    last: Instant,
+    took: Vec<(&'static str, f64)>,
+}
+
+impl Phases {
+    fn since(start: Instant) -> Phases {
+        Phases {
+            last: start,
+            took: Vec::new(),
+        }
+    }
+
+    /// The phase named has ended now (it began when the one before ended); a name seen
+    /// before adds up (the raw and reindex passes alternate).
+    fn done(&mut self, name: &'static str) {
+        let now = Instant::now();
+        let secs = now.duration_since(self.last).as_secs_f64();
+        self.last = now;
+        match self.took.iter_mut().find(|(n, _)| *n == name) {
+            Some(entry) => entry.1 += secs,
+            None => self.took.push((name, secs)),
+        }
+    }
+
+    fn print(&self) {
+        println!("  where the time went:");
+        for (name, secs) in &self.took {
+            println!("    {name:<70} {secs:>7.1} s");
+        }
+    }
+}
+
+/// Where a run goes: a temp folder removed at the end, or a kept folder under
+/// BATON_BENCH_DIR named by the corpus's size, where the corpus stays for the next run.
+enum Place {
+    Temp(tempfile::TempDir),
+    Kept(std::path::PathBuf),
+}
+
+impl Place {
+    fn new(docs: usize, doc_bytes: usize, w: usize) -> Result<Place> {
+        let Some(parent) = std::env::var_os("BATON_BENCH_DIR") else {
+            return Ok(Place::Temp(tempfile::tempdir()?));
+        };
+        let dir = Path::new(&parent).join(format!("search-{docs}x{doc_bytes}-w{w}"));
+        std::fs::create_dir_all(&dir)?;
+        // What an earlier run left besides the corpus (an interrupted one leaves its index).
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name == "data" || name.starts_with("raw-") {
+                std::fs::remove_dir_all(entry.path())?;
+            } else if name == "daemon.log" || name == "baton.toml" {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(Place::Kept(dir))
+    }
+
+    fn path(&self) -> &Path {
+        match self {
+            Place::Temp(t) => t.path(),
+            Place::Kept(p) => p,
+        }
+    }
+
+    fn kept(&self) -> bool {
+        matches!(self, Place::Kept(_))
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        // The index (as large as the corpus) goes; the corpus stays for the next run.
+        if let Place::Kept(dir) = self {
+            let _ = std::fs::remove_dir_all(dir.join("data"));
+        }
+    }
 }
 
 /// Waits until the daemon's index holds `files` documents and its first pass is over.
@@ -266,10 +375,12 @@ fn query_latencies(daemon: &Daemon) -> Result<(Vec<f64>, (&'static str, f64))> {
                 println!("    (partial answer for {q:?})");
             }
         }
+        // The first of each query is the one that finds what it reads cold, if anything is.
+        let first = mine[0];
         mine.sort_by(f64::total_cmp);
         let p50 = pct(&mine, 50.0);
         println!(
-            "    {q:<46} {total:>6} hits  p50 {p50:>6.2} ms  max {:>6.2} ms",
+            "    {q:<46} {total:>6} hits  first {first:>6.2} ms  p50 {p50:>6.2} ms  max {:>6.2} ms",
             mine[mine.len() - 1]
         );
         if p50 > slowest.1 {
@@ -281,10 +392,11 @@ fn query_latencies(daemon: &Daemon) -> Result<(Vec<f64>, (&'static str, f64))> {
     Ok((all, slowest))
 }
 
-/// `grep -rlw WORD` over the corpus for each planted word (warm page cache), in ms.
+/// `grep -rlw WORD` over the corpus (warm page cache), in ms, once, for one planted word: a
+/// pass over every file takes as long whichever word it looks for (half a minute at 1 M).
 fn grep_times(root: &Path) -> Result<Vec<f64>> {
     let mut out = Vec::new();
-    for (word, _) in corpus::PLANTED {
+    for (word, _) in &corpus::PLANTED[2..3] {
         let started = Instant::now();
         let found = std::process::Command::new("grep")
             .args(["-rlw", word])
@@ -431,7 +543,7 @@ struct Summary<'a> {
     segments: usize,
 }
 
-fn summary(s: Summary) {
+fn summary(s: &Summary) {
     let mmm = |v: &[f64]| {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);

@@ -16,6 +16,7 @@ mod schema;
 pub mod search;
 mod search_limit;
 mod snippets;
+mod warm;
 pub mod writer;
 
 pub use count::COUNT_LIMIT;
@@ -26,7 +27,8 @@ pub use writer::{Op, Writer};
 
 use schema::Fields;
 use std::path::{Path, PathBuf};
-use tantivy::{Index, IndexReader, ReloadPolicy};
+use std::sync::Arc;
+use tantivy::{Index, IndexReader, ReloadPolicy, Warmer};
 
 /// What an indexed document is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -132,6 +134,8 @@ pub struct SearchIndex {
     reader: IndexReader,
     fields: Fields,
     dir: PathBuf,
+    /// Held here: the reader keeps only a weak handle on its warmer.
+    warm: Arc<warm::Warm>,
 }
 
 /// The folder of the index of the current schema version.
@@ -212,15 +216,22 @@ impl SearchIndex {
             dir: dir.to_path_buf(),
             source,
         })?;
-        SearchIndex::with_reader(index, fields, dir)
+        let made = SearchIndex::with_reader(index, fields, dir)?;
+        // Empty: every segment it will hold is read by the reload that makes it searchable.
+        made.warm_files();
+        Ok(made)
     }
 
     fn with_reader(index: Index, fields: Fields, dir: &Path) -> Result<SearchIndex, IndexError> {
         // Manual: the writer thread reloads right after each commit, so a search sees a
-        // commit at once and never pays for a reload itself.
+        // commit at once and never pays for a reload itself, nor (the warmer, run by the
+        // reload before the new searcher is published) for reading new segments cold.
+        let warm = Arc::new(warm::Warm::new(fields));
+        let warmer: Arc<dyn Warmer> = warm.clone();
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .warmers(vec![Arc::downgrade(&warmer)])
             .try_into()
             .map_err(|source| IndexError::Tantivy {
                 dir: dir.to_path_buf(),
@@ -231,7 +242,22 @@ impl SearchIndex {
             reader,
             fields,
             dir: dir.to_path_buf(),
+            warm,
         })
+    }
+
+    /// Reads the files of the segments searchable now that no reload has read yet, so the
+    /// first queries do not (see `warm`); the reloads after this read new segments themselves.
+    pub fn warm_files(&self) {
+        self.warm.touch_new(&self.reader.searcher());
+        self.warm
+            .armed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Bytes of segment files the warmer has read ahead of queries since this was opened.
+    pub fn warmed_bytes(&self) -> u64 {
+        self.warm.bytes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     pub fn dir(&self) -> &Path {

@@ -210,3 +210,54 @@ fn a_record_snippet_shows_its_prose_and_its_other_strings_are_searched() {
     );
     assert!(!by_name.hits[0].snippet.contains(&sha));
 }
+
+/// Bytes of the segment files a query reads (what the warmer reads ahead), in `dir`.
+fn query_files_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            ["idx", "pos", "term", "fast", "fieldnorm"]
+                .iter()
+                .any(|ext| name.ends_with(&format!(".{ext}")))
+        })
+        .map(|e| e.metadata().unwrap().len())
+        .sum()
+}
+
+#[test]
+fn new_segments_are_read_before_queries_see_them_and_an_opened_index_when_asked() {
+    let docs = (0..200)
+        .map(|i| {
+            doc(
+                Kind::Artifact,
+                "a",
+                &format!("inbox/{i}.md"),
+                "warm words here",
+            )
+        })
+        .collect();
+    let (dir, index, writer) = indexed(docs);
+    let files = index_dir(dir.path());
+    // Each file read but its footer (tantivy's version and checksum, left out of a read).
+    let read_whole = |read: u64| {
+        let on_disk = query_files_bytes(&files);
+        read <= on_disk && read * 10 >= on_disk * 9
+    };
+    // A commit's segment is read by the reload that makes it searchable.
+    assert!(read_whole(index.warmed_bytes()), "{}", index.warmed_bytes());
+    drop(writer);
+    drop(index);
+    // Opening an index reads nothing itself (it would wait for it); `warm_files` reads every
+    // segment, once.
+    let (opened, why) = SearchIndex::open(dir.path()).unwrap();
+    assert_eq!(why, None);
+    assert_eq!(opened.warmed_bytes(), 0);
+    opened.warm_files();
+    let once = opened.warmed_bytes();
+    assert!(read_whole(once), "{once}");
+    opened.warm_files();
+    assert_eq!(opened.warmed_bytes(), once);
+    assert_eq!(search(&opened, "warm").total, 200);
+}

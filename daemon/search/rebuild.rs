@@ -56,6 +56,9 @@ impl Indexer {
         self.stop_writer();
         swap_folders(&live, &next, &old)?;
         let opened = Arc::new(SearchIndex::open_in(&live)?);
+        // Searches answer from the old index while the new one's files are read: its first
+        // queries would otherwise pay for them (100 ms and more at a million documents).
+        opened.warm_files();
         self.search.put_index(opened.clone());
         self.start_writer(opened)?;
         // No old folder when the index in use was removed from under the daemon (`lost`).

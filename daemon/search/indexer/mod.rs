@@ -56,6 +56,12 @@ pub struct Progress {
 }
 
 pub(super) fn spawn(search: Search, feed: Feed) -> std::io::Result<std::thread::JoinHandle<()>> {
+    // The index found at start is read ahead of the first queries, beside the start (they
+    // answer meanwhile, paying for what they read first themselves).
+    let index = search.index();
+    std::thread::Builder::new()
+        .name("baton-search-warm".into())
+        .spawn(move || index.warm_files())?;
     std::thread::Builder::new()
         .name("baton-indexer".into())
         .spawn(move || {
