@@ -19,7 +19,6 @@
 
 use super::schema::Fields;
 use std::collections::HashSet;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use tantivy::directory::Directory;
@@ -30,6 +29,10 @@ use tantivy::{Searcher, SearcherGeneration, Warmer};
 /// positions (phrases), terms, fast columns (dates, facets), field norms (BM25).
 const COMPONENTS: [&str; 5] = ["idx", "pos", "term", "fast", "fieldnorm"];
 const PAGE: usize = 4096;
+/// Segments larger than this are touched beside the reload, not inside it: a merge's segment
+/// at a million documents is hundreds of MB, and reading it before the new searcher goes live
+/// would hold back every commit that reload makes searchable.
+const TOUCH_INSIDE_RELOAD: u64 = 16 * 1024 * 1024;
 
 pub(super) struct Warm {
     fields: Fields,
@@ -54,23 +57,42 @@ impl Warm {
     /// Touches the files of the searcher's segments not touched yet.
     pub(super) fn touch_new(&self, searcher: &Searcher) {
         for segment in searcher.segment_readers() {
-            if !self.first_time(segment.segment_id()) {
+            if self.first_time(segment.segment_id()) {
+                let n = touch_segment(searcher, segment.segment_id());
+                self.bytes.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// As `touch_new`, inside a reload: small segments (a commit's) now, large ones (a
+    /// merge's) on a thread of their own so the reload publishes its searcher at once.
+    fn touch_new_in_reload(&self, searcher: &Searcher) {
+        let mut large = Vec::new();
+        for segment in searcher.segment_readers() {
+            let id = segment.segment_id();
+            if !self.first_time(id) {
                 continue;
             }
-            let id = segment.segment_id().uuid_string();
-            for component in COMPONENTS {
-                let path = format!("{id}.{component}");
-                // A segment may lack a component; a file that cannot be read is for the
-                // query to report, not the warmer.
-                let Ok(slice) = searcher.index().directory().open_read(Path::new(&path)) else {
-                    continue;
-                };
-                let Ok(bytes) = slice.read_bytes() else {
-                    continue;
-                };
-                touch(bytes.as_slice());
-                self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+            if segment_bytes(searcher, id) > TOUCH_INSIDE_RELOAD {
+                large.push(id);
+            } else {
+                let n = touch_segment(searcher, id);
+                self.bytes.fetch_add(n, Ordering::Relaxed);
             }
+        }
+        if large.is_empty() {
+            return;
+        }
+        let searcher = searcher.clone();
+        let spawned = std::thread::Builder::new()
+            .name("search-warm".into())
+            .spawn(move || {
+                for id in large {
+                    touch_segment(&searcher, id);
+                }
+            });
+        if let Err(e) = spawned {
+            tracing::debug!(error = %e, "segments left cold: no thread to touch them");
         }
     }
 
@@ -97,7 +119,7 @@ impl Warmer for Warm {
             let _ = segment.fast_fields().date("modified");
         }
         if self.armed.load(Ordering::Relaxed) {
-            self.touch_new(searcher);
+            self.touch_new_in_reload(searcher);
         }
         Ok(())
     }
@@ -112,6 +134,38 @@ impl Warmer for Warm {
             .unwrap_or_else(|e| e.into_inner())
             .retain(|id| live.contains(id));
     }
+}
+
+/// The bytes of a segment's files that `touch_segment` reads.
+fn segment_bytes(searcher: &Searcher, id: SegmentId) -> u64 {
+    let dir = searcher.index().directory();
+    COMPONENTS
+        .iter()
+        .filter_map(|c| dir.open_read(&component_path(id, c)).ok())
+        .map(|slice| tantivy::HasLen::len(&slice) as u64)
+        .sum()
+}
+
+fn component_path(id: SegmentId, component: &str) -> std::path::PathBuf {
+    format!("{}.{component}", id.uuid_string()).into()
+}
+
+/// Touches one segment's files; returns the bytes read. A segment may lack a component; a
+/// file that cannot be read is for the query to report, not the warmer.
+fn touch_segment(searcher: &Searcher, id: SegmentId) -> u64 {
+    let dir = searcher.index().directory();
+    let mut read = 0;
+    for component in COMPONENTS {
+        let Ok(slice) = dir.open_read(&component_path(id, component)) else {
+            continue;
+        };
+        let Ok(bytes) = slice.read_bytes() else {
+            continue;
+        };
+        touch(bytes.as_slice());
+        read += bytes.len() as u64;
+    }
+    read
 }
 
 /// Reads a byte of every page: the memory-mapped file is read into the page cache and mapped
