@@ -592,8 +592,10 @@ pub fn queue_page_of(
 ) -> QueuePage {
     let mut sets = QueueSets::default();
     sets.advance(crate::clock::now_utc().unix_timestamp_nanos());
-    let mut in_workspace = QueueSets::default();
-    in_workspace.horizon = sets.horizon;
+    let mut in_workspace = QueueSets {
+        horizon: sets.horizon,
+        ..Default::default()
+    };
     for s in lines {
         sets.file(Facts::of_summary(s));
     }
