@@ -12,6 +12,7 @@
 //! may decide, then the others. Urgency depends on the time too: a deadline coming near
 //! moves its handoff, which `advance` does for just the deadlines the clock passed.
 
+use crate::app::review::route::Audience;
 use crate::app::state::Record;
 use crate::app::views::query::Summary;
 use crate::app::App;
@@ -79,64 +80,6 @@ pub struct QueuePage {
     pub page: usize,
     /// The workspaces holding handoffs, when there are at most the number asked for.
     pub workspaces: Option<Vec<String>>,
-}
-
-/// What decides who may decide a handoff, and nothing else: handoffs alike in it are
-/// decidable by the same people (see `App::admits` and `App::is_sender`, which read it).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub(in crate::app) struct Audience {
-    /// The route it is on (see `App::route_of`).
-    route: Option<String>,
-    /// The routes it was escalated from (`None`: from no route).
-    escalated_from: Vec<Option<String>>,
-    /// The roles its `sign_off` asks for.
-    sign_off: Vec<String>,
-    /// The proven sender, by its place in the configuration's `[[agents]]`.
-    sender: Option<usize>,
-}
-
-impl Audience {
-    /// Whether the route admits `name` now, or (after an escalation) a route it was on
-    /// before does: escalating brings people in, it does not lock out those already on it.
-    pub(in crate::app) fn admits(&self, app: &App, name: &str, roles: &[String]) -> bool {
-        let routes = &app.config().routes;
-        let find = |n: &str| routes.iter().find(|r| r.name == n);
-        let admits = |route| crate::routing::admits_signing(route, &self.sign_off, name, roles);
-        if admits(self.route.as_deref().and_then(find)) {
-            return true;
-        }
-        self.escalated_from
-            .iter()
-            .any(|from| match from.as_deref() {
-                // It was on no route, where any reviewer may decide.
-                None => admits(None),
-                Some(n) => find(n).is_some_and(|r| admits(Some(r))),
-            })
-    }
-
-    /// Whether `name` may decide a pending handoff of this audience: admitted, and not its
-    /// sender (one's own work is not one's to review).
-    pub(in crate::app) fn may_decide(&self, app: &App, name: &str, roles: &[String]) -> bool {
-        let agents = &app.config().agents;
-        let sent = self
-            .sender
-            .and_then(|i| agents.get(i))
-            .is_some_and(|a| crate::routing::agent_is(a, name));
-        !sent && self.admits(app, name, roles)
-    }
-}
-
-impl App {
-    /// The audience of `rec`, a record of workspace `ws`.
-    pub(in crate::app) fn audience(&self, rec: &Record, ws: &str) -> Audience {
-        let escalations = rec.meta.route.iter().flat_map(|r| &r.escalations);
-        Audience {
-            route: self.route_of(rec, ws).map(|r| r.name.clone()),
-            escalated_from: escalations.map(|e| e.from.clone()).collect(),
-            sign_off: rec.handoff.sign_off.clone(),
-            sender: crate::routing::sender_index(&rec.handoff, &self.config().agents, ws),
-        }
-    }
 }
 
 /// Whether the caller may decide the handoffs of a set: asked of their audience, or (for
