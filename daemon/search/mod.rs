@@ -14,7 +14,6 @@ mod indexer;
 mod rebuild;
 pub use indexer::reindex;
 pub mod sources;
-mod stored;
 mod text;
 
 pub use crate::index::search::SearchError;

@@ -3,7 +3,7 @@
 //! the store, like the embedded store's files. What changed is told by the stamps the backend
 //! keeps (one query a record folder), so a reconcile reads only the records that changed.
 
-use super::sources::{RecordFolder, Source, MAX_RECORD};
+use super::{RecordFolder, Source, MAX_RECORD};
 use crate::store::Store;
 use serde_json::Value;
 use std::collections::HashMap;

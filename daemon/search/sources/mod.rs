@@ -4,6 +4,8 @@
 //! the workspace, read confined and under size limits. Cataloguing only stats files (and
 //! reads each record's small meta.json), so finding what changed is cheap; `load` reads.
 
+mod stored;
+
 use super::text::{file_mtime, read_json, text, text_of};
 use crate::contract::{validate, Limits};
 use crate::index::{doc_id, Doc, Kind};
@@ -84,7 +86,7 @@ pub fn catalog(ws: &Workspace, reading: &Reading) -> Vec<Item> {
         Some(records) => {
             let store = Store::for_workspace(records, ws);
             for dir in store.record_dirs().unwrap_or_default() {
-                let folder = super::stored::RowFolder::read(&store, &dir);
+                let folder = stored::RowFolder::read(&store, &dir);
                 records_of(ws, &folder, &mut items, &mut naming);
             }
         }
