@@ -4,10 +4,10 @@
 //! on a shared machine one stall of the disk (another process's writeback) can take a short
 //! step's p99 over by itself, which says nothing about the rate.
 
-use crate::daemon::Daemon;
 use crate::load::{Phase, Writer};
 use crate::stream::Stream;
 use anyhow::Result;
+use bench_support::daemon::Daemon;
 
 /// The rates tried, in handoffs per second.
 const STEPS: [f64; 14] = [

@@ -3,10 +3,10 @@
 //! seen from both ends: rename -> `handoff.received` on the SSE stream, and the daemon's own
 //! figures (service time, syncs) read from /metrics before and after.
 
-use crate::daemon::Daemon;
 use crate::metrics::{metric_sum, syncs, Histogram};
 use crate::stream::{Arrivals, Stream};
 use anyhow::Result;
+use bench_support::daemon::Daemon;
 use std::collections::HashMap;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -23,20 +23,21 @@
 //! daemon's syncs (needs `cargo bench --features sync-delay`).
 
 mod capacity;
-mod daemon;
-mod disk;
 mod load;
 mod metrics;
 mod report;
 mod scan;
 mod stream;
-mod tree;
 
 use anyhow::Result;
-use daemon::{Daemon, BIN};
+use bench_support::daemon::Daemon;
+use bench_support::{disk, tree};
 use load::{Phase, Writer};
 use scan::Scan;
 use std::time::Instant;
+
+/// The release build of the daemon this bench measures.
+const BIN: &str = env!("CARGO_BIN_EXE_baton");
 
 pub struct Settings {
     workspaces: usize,
@@ -93,7 +94,7 @@ fn main() -> Result<()> {
     );
 
     let find = tree::time_find(&root)?;
-    let daemon = Daemon::start(dir.path(), None, s.sync_delay_ms)?;
+    let daemon = Daemon::start(BIN, dir.path(), None, s.sync_delay_ms)?;
     let scan = Scan::read(&daemon)?;
     scan.print(&find, &daemon);
 

@@ -2,8 +2,8 @@
 //! pairs so runs can be collected (min/median/max) by a script.
 
 use crate::capacity::Capacity;
-use crate::disk::Disk;
 use crate::load::Phase;
+use bench_support::disk::Disk;
 
 const TARGET_P99_MS: f64 = 25.0;
 const TARGET_CAPACITY: f64 = 300.0;

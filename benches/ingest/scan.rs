@@ -1,10 +1,10 @@
 //! What the daemon says about its start-up scan and its watches: section [2] for the first
 //! start, section [8] for the restart.
 
-use crate::daemon::{Daemon, Stopped};
 use crate::metrics::{kernel_watches, metric};
-use crate::tree::Walk;
 use anyhow::{anyhow, Result};
+use bench_support::daemon::{Daemon, Stopped};
+use bench_support::tree::Walk;
 use std::fs;
 
 pub struct Scan {

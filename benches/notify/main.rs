@@ -13,22 +13,20 @@
 //! Knobs: BATON_BENCH_WORKSPACES (1000), BATON_BENCH_HANDOFFS (1000), BATON_BENCH_RATE
 //! (10/s), BATON_BENCH_BURST (1000), BATON_LOG (daemon log level, info).
 
-#[allow(dead_code)]
-#[path = "../ingest/daemon.rs"]
-mod daemon;
 mod receiver;
 mod sse;
-#[allow(dead_code)]
-#[path = "../ingest/tree.rs"]
-mod tree;
 
 use anyhow::Result;
-use daemon::{Daemon, BIN};
+use bench_support::daemon::Daemon;
+use bench_support::tree;
 use receiver::Arrival;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
+
+/// The release build of the daemon this bench measures.
+const BIN: &str = env!("CARGO_BIN_EXE_baton");
 
 const TARGET_P50_MS: f64 = 20.0;
 const TARGET_P99_MS: f64 = 100.0;
@@ -55,7 +53,7 @@ fn main() -> Result<()> {
          events = [\"handoff.received\"]\nallow_private = true\n",
         receiver::SECRET
     );
-    let daemon = Daemon::start_with(dir.path(), None, &extra)?;
+    let daemon = Daemon::start_with(BIN, dir.path(), None, &extra)?;
     let events = sse::watch_received(&daemon.url, &daemon.token)?;
 
     // 1. Steady, open loop: each handoff has its time slot.

@@ -13,13 +13,10 @@
 //! It prints the machine's sync latency and the load average beside the figures: the machine
 //! is often shared, and figures mean little without the load they were taken under.
 
-#[allow(dead_code)]
-#[path = "../ingest/disk.rs"]
-mod disk;
-mod load;
 mod setup;
 
 use anyhow::Result;
+use bench_support::{disk, load};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     let value = std::env::var(name).ok().and_then(|v| v.parse().ok());

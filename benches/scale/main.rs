@@ -21,16 +21,11 @@
 //! filled tree is kept; default /tmp/baton-scale-W-ROUNDS), BATON_BENCH_BIN (the daemon).
 
 // Shared with the ingest and pages benches, which use all of them.
-#[allow(dead_code)]
-#[path = "../ingest/disk.rs"]
-mod disk;
 mod idle;
-#[allow(dead_code)]
-#[path = "../pages/load.rs"]
-mod load;
 mod world;
 
 use anyhow::Result;
+use bench_support::{disk, load};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use world::Daemon;

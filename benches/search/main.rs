@@ -31,22 +31,20 @@
 mod agents;
 
 mod corpus;
-#[allow(dead_code)]
-#[path = "../ingest/daemon.rs"]
-mod daemon;
-#[allow(dead_code)]
-#[path = "../ingest/disk.rs"]
-mod disk;
 mod history;
 mod raw;
 
 use anyhow::{bail, Context, Result};
-use daemon::{Daemon, BIN};
+use bench_support::daemon::Daemon;
+use bench_support::disk;
 use serde_json::Value;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+/// The release build of the daemon this bench measures.
+const BIN: &str = env!("CARGO_BIN_EXE_baton");
 
 const TARGET_RATIO: f64 = 0.70;
 const TARGET_P99_MS: f64 = 10.0;
@@ -121,7 +119,7 @@ fn main() -> Result<()> {
 
     println!("\n[1] the daemon's build at start");
     let spawned = Instant::now();
-    let daemon = Daemon::start(dir, None, None)?;
+    let daemon = Daemon::start(BIN, dir, None, None)?;
     let peak = Peak::watch(daemon.pid());
     let documents = wait_indexed(&daemon, corpus.files)?;
     let first = spawned.elapsed().as_secs_f64();

@@ -10,8 +10,6 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_baton");
-
 const CONFIG: &str = "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nworkspaces = [\"ws\"]\n";
 
 /// Only a hang reaches this: a slow start-up scan of a big tree is a result, not an error.
@@ -22,6 +20,8 @@ const SHUTDOWN: Duration = Duration::from_secs(60);
 /// The daemon process and its start-up phases, timed from spawn.
 pub struct Daemon {
     child: Child,
+    /// The binary it was started from, for a restart.
+    bin: &'static str,
     pub url: String,
     pub token: String,
     log: PathBuf,
@@ -43,17 +43,27 @@ pub struct Stopped {
 impl Daemon {
     /// Starts `baton serve` in `dir`. The admin token is printed only on the first start (the
     /// data dir keeps its hash), so a restart passes the one it was given then as `token`.
-    pub fn start(dir: &Path, token: Option<String>, sync_delay_ms: Option<f64>) -> Result<Daemon> {
-        Daemon::launch(dir, token, sync_delay_ms, "")
+    pub fn start(
+        bin: &'static str,
+        dir: &Path,
+        token: Option<String>,
+        sync_delay_ms: Option<f64>,
+    ) -> Result<Daemon> {
+        Daemon::launch(bin, dir, token, sync_delay_ms, "")
     }
 
     /// `start` with `extra` appended to the configuration (webhooks, for the notify bench).
-    #[allow(dead_code)] // used by the notify bench, which shares this file
-    pub fn start_with(dir: &Path, token: Option<String>, extra: &str) -> Result<Daemon> {
-        Daemon::launch(dir, token, None, extra)
+    pub fn start_with(
+        bin: &'static str,
+        dir: &Path,
+        token: Option<String>,
+        extra: &str,
+    ) -> Result<Daemon> {
+        Daemon::launch(bin, dir, token, None, extra)
     }
 
     fn launch(
+        bin: &'static str,
         dir: &Path,
         token: Option<String>,
         sync_delay_ms: Option<f64>,
@@ -69,7 +79,7 @@ impl Daemon {
             .open(&log)?;
         let level = std::env::var("BATON_LOG").unwrap_or_else(|_| "info".into());
         let spawned = Instant::now();
-        let mut command = Command::new(BIN);
+        let mut command = Command::new(bin);
         if let Some(ms) = sync_delay_ms {
             command.env("BATON_SYNC_DELAY_MS", ms.to_string());
         }
@@ -86,6 +96,7 @@ impl Daemon {
         // Built before waiting, so that Drop kills the child if start-up fails.
         let mut daemon = Daemon {
             child,
+            bin,
             url,
             token: token.unwrap_or_default(),
             log,
@@ -104,9 +115,9 @@ impl Daemon {
     pub fn restart(mut self, dir: &Path) -> Result<(Daemon, Stopped)> {
         let stopped = self.stop()?;
         let token = std::mem::take(&mut self.token);
-        let delay = self.sync_delay_ms;
+        let (bin, delay) = (self.bin, self.sync_delay_ms);
         drop(self);
-        Ok((Daemon::start(dir, Some(token), delay)?, stopped))
+        Ok((Daemon::start(bin, dir, Some(token), delay)?, stopped))
     }
 
     pub fn pid(&self) -> u32 {
