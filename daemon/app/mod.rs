@@ -9,6 +9,7 @@
 //! view's query, and views change nothing.
 
 mod model;
+mod registry;
 mod review;
 mod runtime;
 mod state;
@@ -51,10 +52,10 @@ use crate::config::Config;
 use crate::events::Event;
 use crate::metrics::Metrics;
 use crate::workspace::{self, Workspace};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -63,75 +64,34 @@ pub struct App {
     inner: Arc<Inner>,
 }
 
+/// The daemon's parts. `App` is their registry: each part owns one concern, and the methods
+/// of `App` (in review/, views/, runtime/) use the parts they need.
 struct Inner {
     config: Config,
     metrics: Metrics,
-    tokens: Tokens,
-    logins: crate::login::Logins,
-    /// The key every decision is signed with (`crate::receipts`).
-    keyring: crate::receipts::Keyring,
-    events: broadcast::Sender<Event>,
-    workspaces: RwLock<BTreeMap<String, Arc<Served>>>,
-    by_root: RwLock<HashMap<PathBuf, Arc<Served>>>,
-    roots: Vec<PathBuf>,
-    /// Every accepted key -> its workspace: keys are unique across the daemon.
-    keys: Mutex<HashMap<String, String>>,
-    /// Set once the start-up scan has processed every workspace.
-    ready: AtomicBool,
-    /// Why the daemon can no longer do its job (e.g. the ingest thread died), if it cannot.
-    failing: std::sync::OnceLock<String>,
-    /// Artifact digests by file identity, so an unchanged file is hashed once.
-    hashes: review::artifacts::HashCache,
-    /// Snapshots of small text artifacts as received, for diffs between revisions.
-    blobs: crate::blobs::Blobs,
-    /// The ingest thread's channel, for what the core asks of it (see `asks`).
-    intake: std::sync::OnceLock<runtime::intake_asks::Intake>,
-    /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
-    alerts: Mutex<BTreeMap<String, Vec<String>>>,
-    /// Where the anchors of all workspaces are made durable together.
-    ledger: crate::audit::Ledger,
-    /// Where the records live: data_dir, or the cluster's database.
-    records: crate::store::Records,
-    /// This node's place in a cluster (`[cluster]`), if there is one.
-    cluster: Option<Arc<crate::cluster::Cluster>>,
-    /// Shared copies of reviewers' handoff lists, for the queue page.
-    listings: views::listing::Listings,
-    /// When each workspace next needs the housekeeping.
-    agenda: runtime::agenda::Agenda,
-    /// The handoffs in list order, kept as they change.
-    order: views::order::Order,
-    /// The workspaces where a handoff.json was answered `invalid` (it may have been replaced
-    /// since), so the queue's Invalid tab reads these, not every workspace.
-    invalid_in: Mutex<std::collections::BTreeSet<String>>,
-    /// Audit verdicts for the events page, recomputed only when a log changed.
-    verdicts: views::overview::VerdictCache,
-    /// Every proven line of the audit logs in time order, for the history of events.
-    history: views::history::History,
-    /// Notifications of events to webhooks (see `crate::outbox`).
-    outbox: crate::outbox::Outbox,
-    /// Who may hear of each handoff (route channels, data class), for the outbox.
-    audiences: review::audience::Audiences,
-    /// What each reviewer last saw of each handoff, for the queue's marks.
-    seen: views::seen::Seen,
-    /// Who said they are away, so routes assign them nothing.
-    away: review::away::Away,
-    /// Every open claim by holder, and the assigning routes' rounds.
-    rota: review::rota::Rota,
+    shutdown: CancellationToken,
+    /// Who may call: API tokens and people's sign-ins.
+    access: Access,
+    /// The workspaces served, found by name, root or handoff key.
+    registry: registry::Registry,
+    /// Where a transition's change goes: records, audit, signing key, outbox, subscribers.
+    commit: review::Commit,
+    /// What the transitions keep across workspaces beside the records.
+    common: review::Common,
+    /// The read models' kept orders and caches.
+    views: views::Views,
+    /// Which workspaces this daemon serves, its readiness, and what it must tell operators.
+    runtime: runtime::Runtime,
     /// Full-text search; `None` when its index could not be opened (search answers 503).
     search: Option<crate::search::Search>,
-    shutdown: CancellationToken,
-    /// This daemon, as written into the `.baton/owner.lock` of each workspace it serves.
-    me: crate::locks::Owner,
-    /// The life locks held (one per place workspaces live): the workspaces recorded as this
-    /// daemon's are its own while they are held.
-    life: crate::locks::life::Life,
-    /// The workspaces recorded as this daemon's -> the path of the life lock (relative to
-    /// the workspace) their records name; `None`: served without a record (see `own`).
-    owners: Mutex<HashMap<PathBuf, Option<String>>>,
-    /// Workspaces another daemon serves, tried again every few seconds.
-    waiting: Mutex<BTreeMap<PathBuf, Workspace>>,
-    /// Workspaces that could not be opened (see `served`), tried again every few seconds.
-    unserved: Mutex<BTreeMap<PathBuf, runtime::serving::Unserved>>,
+    /// This node's place in a cluster (`[cluster]`), if there is one.
+    cluster: Option<Arc<crate::cluster::Cluster>>,
+}
+
+/// Who may call the daemon.
+struct Access {
+    tokens: Tokens,
+    logins: crate::login::Logins,
 }
 
 /// What opening the app has to tell the operator.
@@ -195,56 +155,23 @@ impl App {
         let people = cluster.as_ref().map(|c| c.people());
         let app = App {
             inner: Arc::new(Inner {
-                search,
                 metrics,
-                outbox,
-                audiences: Default::default(),
-                seen: match &people {
-                    Some(p) => views::seen::Seen::shared(&config.data_dir, p.clone()),
-                    None => views::seen::Seen::open(&config.data_dir),
-                },
-                away: match &people {
-                    Some(p) => review::away::Away::shared(&config.data_dir, p.clone()),
-                    None => review::away::Away::open(&config.data_dir),
-                },
-                rota: match &people {
-                    Some(p) => review::rota::Rota::shared(&config.data_dir, p.clone()),
-                    None => review::rota::Rota::open(&config.data_dir),
-                },
-                tokens,
-                logins,
-                keyring,
-                events,
-                workspaces: RwLock::default(),
-                by_root: RwLock::default(),
-                roots: found.roots.clone(),
-                keys: Mutex::default(),
-                ready: AtomicBool::new(false),
-                failing: std::sync::OnceLock::new(),
-                alerts: Mutex::default(),
-                verdicts: Mutex::default(),
-                history: Default::default(),
-                agenda: Default::default(),
-                order: Default::default(),
-                invalid_in: Mutex::default(),
-                listings: Default::default(),
-                intake: std::sync::OnceLock::new(),
-                hashes: Default::default(),
-                ledger,
-                records,
-                cluster,
-                blobs: crate::blobs::Blobs::new(&config.data_dir),
                 shutdown: CancellationToken::new(),
-                me: crate::locks::Owner {
-                    host: crate::host::hostname(),
-                    pid: std::process::id(),
-                    started_at: crate::clock::now_rfc3339(),
-                    lock: None,
+                access: Access { tokens, logins },
+                registry: registry::Registry::new(found.roots.clone()),
+                commit: review::Commit {
+                    records,
+                    ledger,
+                    keyring,
+                    outbox,
+                    audiences: Default::default(),
+                    events,
                 },
-                life: crate::locks::life::Life::new(&crate::host::hostname(), std::process::id()),
-                owners: Mutex::default(),
-                waiting: Mutex::default(),
-                unserved: Mutex::default(),
+                common: review::Common::open(&config.data_dir, people.as_ref()),
+                views: views::Views::open(&config.data_dir, people.as_ref()),
+                runtime: runtime::Runtime::new(),
+                search,
+                cluster,
                 config,
             }),
         };
@@ -274,28 +201,15 @@ impl App {
         } = runtime::load::load(
             &ws,
             &self.inner.config.data_dir,
-            &self.inner.ledger,
-            &self.inner.records,
+            &self.inner.commit.ledger,
+            &self.inner.commit.records,
             self.inner.cluster.as_ref().map(|c| c.anchors()),
         )
         .inspect_err(|_| self.disown(&ws))?;
         let loaded = Arc::new(loaded);
         {
             let st = loaded.lock();
-            let mut keys = self.keys();
-            for key in st.records.keys() {
-                // Records come from the store, so a key in two workspaces is the operator's
-                // doing (two data_dir copies merged), never an agent's.
-                match keys.get(key) {
-                    Some(owner) => tracing::warn!(
-                        key, workspace = %ws.name, owner = %owner,
-                        "key recorded in two workspaces; the API serves the first"
-                    ),
-                    None => {
-                        keys.insert(key.clone(), ws.name.clone());
-                    }
-                }
-            }
+            self.inner.registry.claim_keys(&ws.name, st.records.keys());
             for rec in st.records.values() {
                 let routed = rec.meta.route.as_ref();
                 self.note_audience(&rec.meta.key, &rec.handoff, routed, &ws.name);
@@ -314,21 +228,12 @@ impl App {
         }
         self.recover_events(&loaded);
         self.withdraw_superseded(&loaded);
-        self.inner
-            .by_root
-            .write()
-            .expect("lock holders never panic")
-            .insert(ws.root.clone(), loaded.clone());
-        let mut all = self
-            .inner
-            .workspaces
-            .write()
-            .expect("lock holders never panic");
-        all.insert(ws.name.clone(), loaded.clone());
-        self.metrics().workspaces.set(all.len() as i64);
-        self.inner.agenda.now(&ws.name);
-        self.file_records(&loaded);
-        self.inner.history.seed(loaded.clone());
+        let served = self.inner.registry.insert(loaded.clone(), || {
+            self.inner.common.agenda.now(&ws.name);
+            self.file_records(&loaded);
+            self.inner.views.history.seed(loaded.clone());
+        });
+        self.metrics().workspaces.set(served as i64);
         Ok(Some(loaded))
     }
 
@@ -337,13 +242,13 @@ impl App {
     }
     /// When this daemon started (RFC 3339), as its heartbeat and owner locks say.
     pub fn started_at(&self) -> &str {
-        &self.inner.me.started_at
+        &self.inner.runtime.me.started_at
     }
     pub fn metrics(&self) -> &Metrics {
         &self.inner.metrics
     }
     pub fn roots(&self) -> &[PathBuf] {
-        &self.inner.roots
+        &self.inner.registry.roots
     }
 
     /// Cancelled when the daemon shuts down; long-lived work (SSE streams, ingest) ends on it.
@@ -354,23 +259,23 @@ impl App {
     /// Marks the daemon as failing, for health checks to report.
     pub fn set_failing(&self, reason: &str) {
         tracing::error!(reason, "daemon failing");
-        let _ = self.inner.failing.set(reason.to_string());
+        let _ = self.inner.runtime.failing.set(reason.to_string());
     }
 
     pub fn failing(&self) -> Option<&str> {
-        self.inner.failing.get().map(String::as_str)
+        self.inner.runtime.failing.get().map(String::as_str)
     }
 
     pub fn set_ready(&self) {
-        self.inner.ready.store(true, Ordering::Release);
+        self.inner.runtime.ready.store(true, Ordering::Release);
     }
     /// Whether the start-up scan is done (agent files written before start are processed).
     pub fn is_ready(&self) -> bool {
-        self.inner.ready.load(Ordering::Acquire)
+        self.inner.runtime.ready.load(Ordering::Acquire)
     }
 
     pub fn authenticate(&self, token: &str) -> Option<Actor> {
-        self.inner.tokens.authenticate(token).cloned()
+        self.inner.access.tokens.authenticate(token).cloned()
     }
 
     /// Signs a person in to the pages (slow by design: argon2id; call off async workers).
@@ -380,20 +285,20 @@ impl App {
         password: &str,
         addr: Option<std::net::IpAddr>,
     ) -> Result<(String, crate::login::SignedIn), crate::login::LoginError> {
-        self.inner.logins.sign_in(name, password, addr)
+        self.inner.access.logins.sign_in(name, password, addr)
     }
 
     /// Who holds the session with this id, if it is live.
     pub fn session(&self, id: &str) -> Option<crate::login::SignedIn> {
-        self.inner.logins.session(id)
+        self.inner.access.logins.session(id)
     }
 
     pub fn sign_out(&self, id: &str) {
-        self.inner.logins.sign_out(id)
+        self.inner.access.logins.sign_out(id)
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.inner.events.subscribe()
+        self.inner.commit.events.subscribe()
     }
 
     /// The roots of every workspace found: served here, or waiting (another daemon or node
@@ -404,10 +309,16 @@ impl App {
             .iter()
             .map(|w| w.workspace.root.clone())
             .collect();
-        let waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let waiting = self
+            .inner
+            .runtime
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         roots.extend(waiting.keys().cloned());
         let unserved = self
             .inner
+            .runtime
             .unserved
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -416,31 +327,20 @@ impl App {
     }
 
     pub fn workspaces(&self) -> Vec<Arc<Served>> {
-        let all = self
-            .inner
-            .workspaces
-            .read()
-            .expect("lock holders never panic");
-        all.values().cloned().collect()
+        self.inner.registry.all()
     }
 
     pub fn workspace(&self, name: &str) -> Option<Arc<Served>> {
-        let all = self
-            .inner
-            .workspaces
-            .read()
-            .expect("lock holders never panic");
-        all.get(name).cloned()
+        self.inner.registry.get(name)
     }
 
     /// The workspace whose root is `root` exactly.
     pub fn workspace_at(&self, root: &Path) -> Option<Arc<Served>> {
-        let all = self.inner.by_root.read().expect("lock holders never panic");
-        all.get(root).cloned()
+        self.inner.registry.at(root)
     }
 
     fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
-        self.inner.keys.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.registry.keys()
     }
 
     /// The workspace that owns `key`, if the key is known.
@@ -452,7 +352,7 @@ impl App {
     /// Writes what is kept off the request path and not yet written (the sessions); at
     /// shutdown.
     pub fn flush_sessions(&self) {
-        self.inner.logins.flush();
+        self.inner.access.logins.flush();
     }
 
     /// Makes every anchor that moved durable: all of them in one append to the ledger, with
@@ -470,7 +370,7 @@ impl App {
             .iter()
             .map(|(ws, anchor)| (ws.anchors.tag.clone(), anchor.clone()))
             .collect();
-        if let Err(e) = self.inner.ledger.append(&entries) {
+        if let Err(e) = self.inner.commit.ledger.append(&entries) {
             for (ws, _) in &moved {
                 ws.audit.flush_failed();
             }

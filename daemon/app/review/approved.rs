@@ -167,6 +167,7 @@ impl App {
             return Err("changed since it was received".into());
         }
         self.inner
+            .common
             .blobs
             .pin(sha256, &bytes)
             .map_err(|e| e.to_string())?;
@@ -220,7 +221,7 @@ impl App {
         let mut findings = Vec::new();
         for (path, file) in &state.manifest {
             if let Some(mut f) = self.check_file(ws, path, file, &mut state.verified) {
-                let bytes = self.inner.blobs.get_pinned(&file.sha256, file.size);
+                let bytes = self.inner.common.blobs.get_pinned(&file.sha256, file.size);
                 let fresh = bytes.and_then(|b| self.restore_file(ws, path, &b).ok());
                 f.restored = fresh.is_some();
                 match fresh {

@@ -127,7 +127,7 @@ impl App {
             };
             let id = Identity::of(&meta);
             if meta.is_file()
-                && self.inner.hashes.get(&id).is_none()
+                && self.inner.common.hashes.get(&id).is_none()
                 && !new.iter().any(|(p, _)| *p == real)
             {
                 new.push((real, id.size));
@@ -137,7 +137,7 @@ impl App {
         if total <= INLINE_HASH_BYTES || total > MAX_HASH_BYTES {
             return Ok(());
         }
-        if !self.inner.hashes.start(&ws.workspace.root) {
+        if !self.inner.common.hashes.start(&ws.workspace.root) {
             return Err(Deferred);
         }
         tracing::info!(workspace = %ws.workspace.name, bytes = total, "hashing large artifacts in the background");
@@ -147,22 +147,22 @@ impl App {
             .spawn(move || {
                 let mut keep = crate::blobs::MAX_REVISION_BYTES;
                 for (real, _) in new {
-                    let known = |id: &Identity| app.inner.hashes.get(id);
+                    let known = |id: &Identity| app.inner.common.hashes.get(id);
                     let limit = (keep > 0).then(|| crate::blobs::MAX_BLOB_BYTES.min(keep));
                     if let Ok((id, digest, bytes)) = workspace.sha256_capture(&real, &known, limit)
                     {
                         app.keep_snapshot(&digest, bytes, &mut keep);
-                        app.inner.hashes.put(id, digest);
+                        app.inner.common.hashes.put(id, digest);
                     }
                 }
-                app.inner.hashes.done(&workspace.root);
+                app.inner.common.hashes.done(&workspace.root);
                 app.ask_repair(&workspace.root);
             });
         match spawned {
             Ok(_) => Err(Deferred),
             // No thread to be had: hash inline rather than not at all.
             Err(_) => {
-                self.inner.hashes.done(&ws.workspace.root);
+                self.inner.common.hashes.done(&ws.workspace.root);
                 Ok(())
             }
         }
@@ -200,7 +200,7 @@ impl App {
         budget: &mut u64,
         keep: &mut u64,
     ) -> std::io::Result<(Identity, String)> {
-        let cache = &self.inner.hashes;
+        let cache = &self.inner.common.hashes;
         let over = std::cell::Cell::new(false);
         // No snapshots once the revision's allowance is spent (or where none are wanted).
         let limit = (*keep > 0).then(|| crate::blobs::MAX_BLOB_BYTES.min(*keep));
@@ -214,7 +214,7 @@ impl App {
             // Known, but not snapshotted yet (hashed before, or in the background): read
             // once more to keep it.
             hit.filter(|digest| {
-                limit.is_none_or(|l| id.size > l) || self.inner.blobs.settled(digest)
+                limit.is_none_or(|l| id.size > l) || self.inner.common.blobs.settled(digest)
             })
         };
         let (identity, digest, bytes) = ws.workspace.sha256_capture(real, &known, limit)?;
@@ -237,7 +237,7 @@ impl App {
     fn keep_snapshot(&self, digest: &str, bytes: Option<Vec<u8>>, keep: &mut u64) {
         if let Some(bytes) = bytes {
             *keep = keep.saturating_sub(bytes.len() as u64);
-            self.inner.blobs.keep(digest, &bytes);
+            self.inner.common.blobs.keep(digest, &bytes);
         }
     }
 }

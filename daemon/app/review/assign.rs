@@ -76,7 +76,7 @@ impl App {
         let ok = |u: &&User| {
             moves_on(route, rec, &progress, u)
                 && !self.is_sender(&rec.handoff, ws, &u.name)
-                && !self.inner.away.is_away(&u.name)
+                && !self.inner.common.away.is_away(&u.name)
         };
         users.iter().filter(ok).map(|u| u.name.clone()).collect()
     }
@@ -128,14 +128,14 @@ impl App {
         if let Err(e) = self.assign_next(ws, st, key, Some(&from), passed, data) {
             tracing::error!(workspace = %name, key, error = %e, "cannot reassign; will retry");
             let retry = crate::clock::now_ms() + 1000;
-            self.inner.agenda.at(name, retry);
+            self.inner.common.agenda.at(name, retry);
         }
     }
 
     /// Whether the assignment of `rec` (held by `claim`) moves on now, and why.
     fn moving(&self, route: &Route, rec: &Record, ws: &str, claim: &Claim) -> Moving {
         let by = &claim.by;
-        if self.inner.away.is_away(by) {
+        if self.inner.common.away.is_away(by) {
             return Moving::On(format!("{by} is away"));
         }
         if !self.eligible(route, rec, ws).contains(by) {
@@ -176,7 +176,7 @@ impl App {
             eligible: &eligible,
             after,
         };
-        let picked = self.inner.rota.pick(&name, key, &choice);
+        let picked = self.inner.common.rota.pick(&name, key, &choice);
         let route_name = route.name.clone();
         let holder = rec.claimed().map(|c| c.by.clone());
         let result = match picked {
@@ -234,7 +234,7 @@ impl App {
         if let Err(e) = self.let_go(ws, st, key, data) {
             tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot end an assignment; will retry");
             let retry = crate::clock::now_ms() + 1000;
-            self.inner.agenda.at(&ws.workspace.name, retry);
+            self.inner.common.agenda.at(&ws.workspace.name, retry);
         }
     }
 
@@ -273,7 +273,7 @@ impl App {
             by: c.by.clone(),
             assigned: c.assigned.is_some(),
         });
-        self.inner.rota.note(ws, &rec.meta.key, held);
+        self.inner.common.rota.note(ws, &rec.meta.key, held);
     }
 
     /// Reviewers' load and presence, in `[[users]]` order: everyone's for an admin, one's
@@ -283,11 +283,11 @@ impl App {
             return Err(LoadError::Forbidden);
         };
         let admin = roles.iter().any(|r| r == "admin");
-        let holdings = self.inner.rota.holdings();
+        let holdings = self.inner.common.rota.holdings();
         let shown = self.config().users.iter();
         let loads = shown.filter(|u| admin || u.name == *name).map(|u| {
             let h = holdings.get(&u.name).copied().unwrap_or(Holding::default());
-            let away_since = self.inner.away.since(&u.name);
+            let away_since = self.inner.common.away.since(&u.name);
             Load {
                 name: u.name.clone(),
                 roles: u.roles.clone(),

@@ -58,7 +58,7 @@ impl App {
             title: handoff.title.clone(),
         };
         let at = (ws.to_string(), key.to_string());
-        self.inner.audiences.lock().insert(at, audience);
+        self.inner.commit.audiences.lock().insert(at, audience);
     }
 
     /// Before an invalid handoff.json under `key` is answered: its sender's channels hear of
@@ -66,7 +66,7 @@ impl App {
     pub(in crate::app) fn note_sender(&self, ws: &str, key: &str, from_agent: Option<&str>) {
         let agent = from_agent.map_or_else(Vec::new, |a| self.agent_channels(a, ws));
         let at = (ws.to_string(), key.to_string());
-        let mut all = self.inner.audiences.lock();
+        let mut all = self.inner.commit.audiences.lock();
         all.entry(at).or_insert_with(|| Audience {
             agent,
             ..Audience::default()

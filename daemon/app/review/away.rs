@@ -133,6 +133,7 @@ impl App {
         };
         let state = if away { "away" } else { "back" };
         self.inner
+            .common
             .away
             .set(name, away)
             .map_err(|source| AwayError::Io {
@@ -141,15 +142,15 @@ impl App {
                 source,
             })?;
         if away {
-            for ws in self.inner.rota.assigned_to(name) {
-                self.inner.agenda.now(&ws);
+            for ws in self.inner.common.rota.assigned_to(name) {
+                self.inner.common.agenda.now(&ws);
             }
         }
         Ok(self.presence_of(name))
     }
 
     fn presence_of(&self, name: &str) -> Presence {
-        let since = self.inner.away.since(name);
+        let since = self.inner.common.away.since(name);
         Presence {
             name: name.to_string(),
             away: since.is_some(),

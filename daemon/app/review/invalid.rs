@@ -50,6 +50,7 @@ impl App {
         remember(st, decision.clone());
         let mut invalid_in = self
             .inner
+            .views
             .invalid_in
             .lock()
             .unwrap_or_else(|e| e.into_inner());

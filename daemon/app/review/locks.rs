@@ -319,7 +319,7 @@ impl App {
         if !events.is_empty() && self.emit_all(ws, events).is_err() {
             // Not logged: the journal still has them; the next check tries again.
             let retry = crate::clock::now_ms() + 1000;
-            self.inner.agenda.at(&ws.workspace.name, retry);
+            self.inner.common.agenda.at(&ws.workspace.name, retry);
             return;
         }
         seen.table_id = table.id.clone();
@@ -328,7 +328,7 @@ impl App {
         seen.stamp = stamp;
         seen.next_expiry = table.locks.iter().map(|l| l.expires_ms).min();
         if let Some(expiry) = seen.next_expiry.and_then(|t| u64::try_from(t).ok()) {
-            self.inner.agenda.at(&ws.workspace.name, expiry);
+            self.inner.common.agenda.at(&ws.workspace.name, expiry);
         }
         let bytes = serde_json::to_vec(&*seen).expect("always serializes");
         if let Err(e) = ws.store.write(Path::new(SEEN), &bytes) {

@@ -35,3 +35,57 @@ pub(in crate::app) mod route;
 pub(in crate::app) mod stall;
 pub(in crate::app) mod timers;
 pub(in crate::app) mod upload;
+
+use crate::store::people::People;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Where a transition's change goes, in this order: the records (data_dir or the cluster's
+/// database), the workspace's audit log (anchored in the ledger), the outbox (to who may
+/// hear), then the subscribers. Decisions are signed with the keyring.
+pub(in crate::app) struct Commit {
+    pub records: crate::store::Records,
+    /// Where the anchors of all workspaces are made durable together.
+    pub ledger: crate::audit::Ledger,
+    /// The key every decision is signed with (`crate::receipts`).
+    pub keyring: crate::receipts::Keyring,
+    /// Notifications of events to webhooks and mail (see `crate::outbox`).
+    pub outbox: crate::outbox::Outbox,
+    /// Who may hear of each handoff (route channels, data class), for the outbox.
+    pub audiences: audience::Audiences,
+    /// Subscribers (SSE, MCP) hear every recorded event here.
+    pub events: tokio::sync::broadcast::Sender<crate::events::Event>,
+}
+
+/// What the transitions keep across workspaces, beside the records.
+pub(in crate::app) struct Common {
+    /// Artifact digests by file identity, so an unchanged file is hashed once.
+    pub hashes: artifacts::HashCache,
+    /// Snapshots of small text artifacts as received, for diffs between revisions.
+    pub blobs: crate::blobs::Blobs,
+    /// Who said they are away, so routes assign them nothing.
+    pub away: away::Away,
+    /// Every open claim by holder, and the assigning routes' rounds.
+    pub rota: rota::Rota,
+    /// When each workspace next needs its timers, stall clock and locks looked at.
+    pub agenda: crate::app::runtime::agenda::Agenda,
+}
+
+impl Common {
+    /// In files under data_dir, or shared by a cluster's nodes (`people`).
+    pub fn open(data_dir: &Path, people: Option<&Arc<dyn People>>) -> Common {
+        Common {
+            hashes: Default::default(),
+            blobs: crate::blobs::Blobs::new(data_dir),
+            away: match people {
+                Some(p) => away::Away::shared(data_dir, p.clone()),
+                None => away::Away::open(data_dir),
+            },
+            rota: match people {
+                Some(p) => rota::Rota::shared(data_dir, p.clone()),
+                None => rota::Rota::open(data_dir),
+            },
+            agenda: Default::default(),
+        }
+    }
+}

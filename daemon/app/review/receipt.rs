@@ -29,7 +29,7 @@ impl App {
             })
             .collect();
         artifacts.sort_by(|a, b| a.path.cmp(&b.path));
-        self.inner.keyring.sign(Claims {
+        self.inner.commit.keyring.sign(Claims {
             v: 1,
             workspace: workspace.to_string(),
             handoff_key: d.handoff_key.clone(),

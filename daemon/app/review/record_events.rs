@@ -18,8 +18,8 @@ impl App {
     /// (and spooled again at the next start if a crash comes in between: `respool`).
     pub(in crate::app) fn emit_all(&self, ws: &Served, events: Vec<Event>) -> std::io::Result<()> {
         let appended = ws.audit.append_then(&events, |origins| {
-            let audience = |event: &Event| self.inner.audiences.of(event);
-            self.inner.outbox.spool(&events, origins, &audience)
+            let audience = |event: &Event| self.inner.commit.audiences.of(event);
+            self.inner.commit.outbox.spool(&events, origins, &audience)
         });
         self.announce_breaks(ws);
         if let Err(e) = appended {
@@ -31,7 +31,7 @@ impl App {
             self.announce(ws, event);
         }
         // A change: its timers, stall clock and locks are looked at again.
-        self.inner.agenda.now(&ws.workspace.name);
+        self.inner.common.agenda.now(&ws.workspace.name);
         Ok(())
     }
 
@@ -41,8 +41,8 @@ impl App {
         let result = ws.audit.owed_then(|owed| {
             tracing::warn!(workspace = %ws.workspace.name, count = owed.len(), "spooling the notifications of events a crash kept from the outbox");
             let (origins, events): (Vec<String>, Vec<Event>) = owed.into_iter().unzip();
-            let audience = |event: &Event| self.inner.audiences.of(event);
-            self.inner.outbox.spool(&events, &origins, &audience)
+            let audience = |event: &Event| self.inner.commit.audiences.of(event);
+            self.inner.commit.outbox.spool(&events, &origins, &audience)
         });
         if let Err(e) = result {
             tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot read back the events owed to the outbox");
@@ -51,9 +51,9 @@ impl App {
 
     /// Sends a logged event to subscribers, the metrics and the log.
     pub(in crate::app) fn announce(&self, ws: &Served, event: Event) {
-        self.inner.listings.changed();
+        self.inner.views.listings.changed();
         if let Some(key) = &event.key {
-            self.inner.order.changed(key);
+            self.inner.views.order.changed(key);
         }
         stall::note_activity(ws, event.kind);
         tracing::info!(
@@ -68,6 +68,6 @@ impl App {
         };
         self.metrics().events.get_or_create(&label).inc();
         // No subscriber is fine: the audit log already has it.
-        let _ = self.inner.events.send(event);
+        let _ = self.inner.commit.events.send(event);
     }
 }

@@ -42,7 +42,7 @@ impl App {
         if self.emit(ws, event).is_err() {
             // Not logged, so not raised: the next check tries again.
             ws.stalled.store(false, Ordering::Release);
-            self.inner.agenda.at(&ws.workspace.name, now + 1000);
+            self.inner.common.agenda.at(&ws.workspace.name, now + 1000);
         }
     }
 

@@ -63,6 +63,7 @@ impl App {
                     // Not logged, so not made: the next check tries again.
                     tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot escalate; will retry");
                     self.inner
+                        .common
                         .agenda
                         .at(&ws.workspace.name, crate::clock::now_ms() + 1000);
                 }

@@ -13,7 +13,7 @@ impl App {
     /// history of events.
     pub(in crate::app) fn announce_breaks(&self, ws: &Served) {
         let written = ws.audit.take_written();
-        self.inner.history.note(&ws.workspace.name, written);
+        self.inner.views.history.note(&ws.workspace.name, written);
         for b in ws.audit.take_breaks() {
             let found = b.event.data["found"].as_str().unwrap_or("").to_string();
             self.raise(&ws.workspace.name, format!("audit log: {found}"));
@@ -44,7 +44,12 @@ impl App {
 
     fn raise(&self, workspace: &str, text: String) {
         self.metrics().error("tampered");
-        let mut alerts = self.inner.alerts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut alerts = self
+            .inner
+            .runtime
+            .alerts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         let list = alerts.entry(workspace.to_string()).or_default();
         if !list.contains(&text) {
             list.push(text);
@@ -56,7 +61,12 @@ impl App {
     /// Re-reads a workspace's tamper history: acknowledged findings are no longer alerts.
     pub fn refresh_alerts(&self, ws: &Served) {
         let open = ws.anchors.unacknowledged().unwrap_or_default();
-        let mut alerts = self.inner.alerts.lock().unwrap_or_else(|e| e.into_inner());
+        let mut alerts = self
+            .inner
+            .runtime
+            .alerts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         if open.is_empty() {
             alerts.remove(&ws.workspace.name);
         } else {
@@ -80,6 +90,7 @@ impl App {
     /// Unacknowledged tampering, by workspace.
     pub fn alerts(&self) -> BTreeMap<String, Vec<String>> {
         self.inner
+            .runtime
             .alerts
             .lock()
             .unwrap_or_else(|e| e.into_inner())

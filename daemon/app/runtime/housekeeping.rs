@@ -11,7 +11,7 @@ impl App {
     /// One round of housekeeping (the caller runs it off async workers, once a second).
     pub fn housekeep(&self) {
         self.flush_anchors();
-        for name in self.inner.agenda.take_due(now_ms()) {
+        for name in self.inner.common.agenda.take_due(now_ms()) {
             let Some(ws) = self.workspace(&name) else {
                 continue;
             };
@@ -19,7 +19,7 @@ impl App {
             self.check_timers_of(&ws);
             self.check_locks_of(&ws);
             if let Some(next) = self.next_due_ms(&ws) {
-                self.inner.agenda.at(&name, next);
+                self.inner.common.agenda.at(&name, next);
             }
         }
     }

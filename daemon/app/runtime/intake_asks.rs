@@ -19,7 +19,7 @@ pub(crate) struct Intake {
 impl App {
     /// Connects the core to the ingest thread (once; the pipeline calls it at spawn).
     pub fn connect_intake(&self, tx: SyncSender<Signal>, overflow: Arc<AtomicBool>) {
-        let _ = self.inner.intake.set(Intake { tx, overflow });
+        let _ = self.inner.runtime.intake.set(Intake { tx, overflow });
     }
 
     /// Asks the ingest thread to process the workspace at `root` again soon.
@@ -35,7 +35,7 @@ impl App {
     /// Before the pipeline runs there is no one to ask, and nothing is lost: its start-up
     /// scan reconciles and watches every workspace.
     fn ask(&self, signal: Signal) {
-        if let Some(intake) = self.inner.intake.get() {
+        if let Some(intake) = self.inner.runtime.intake.get() {
             if intake.tx.try_send(signal).is_err() {
                 intake.overflow.store(true, Ordering::Release);
             }

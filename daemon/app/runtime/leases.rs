@@ -56,7 +56,7 @@ impl App {
             tracing::debug!(error = %e, "cannot sweep the expired sessions");
         }
         self.metrics().leases_held.set(cluster.leases.held() as i64);
-        self.inner.outbox.adopt();
+        self.inner.commit.outbox.adopt();
     }
 
     /// Stops serving the workspace of `tag` on this node: it leaves the lists and the key
@@ -66,6 +66,7 @@ impl App {
         let served = {
             let mut all = self
                 .inner
+                .registry
                 .workspaces
                 .write()
                 .expect("lock holders never panic");
@@ -81,8 +82,9 @@ impl App {
         };
         let ws = served.workspace.clone();
         self.disown(&ws);
-        self.inner.rota.forget_workspace(&ws.name);
+        self.inner.common.rota.forget_workspace(&ws.name);
         self.inner
+            .registry
             .by_root
             .write()
             .expect("lock holders never panic")
@@ -94,14 +96,15 @@ impl App {
                 if keys.get(key) == Some(&ws.name) {
                     keys.remove(key);
                     // Out of the list's and the queue's order at their next read.
-                    self.inner.order.changed(key);
+                    self.inner.views.order.changed(key);
                 }
             }
             st.records.values().filter(|r| r.is_pending()).count()
         };
         self.metrics().pending.dec_by(pending as i64);
-        self.inner.listings.changed();
+        self.inner.views.listings.changed();
         self.inner
+            .runtime
             .waiting
             .lock()
             .unwrap_or_else(|e| e.into_inner())

@@ -15,3 +15,56 @@ pub(in crate::app) mod notify;
 pub(in crate::app) mod published_copies;
 pub(in crate::app) mod recover;
 pub(in crate::app) mod serving;
+
+use crate::workspace::Workspace;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Mutex, OnceLock};
+
+/// Which workspaces this daemon serves and why not others, whether it is ready, and what it
+/// must tell operators.
+pub(in crate::app) struct Runtime {
+    /// This daemon, as written into the `.baton/owner.lock` of each workspace it serves.
+    pub me: crate::locks::Owner,
+    /// The life locks held (one per place workspaces live): the workspaces recorded as this
+    /// daemon's are its own while they are held.
+    pub life: crate::locks::life::Life,
+    /// The workspaces recorded as this daemon's -> the path of the life lock (relative to
+    /// the workspace) their records name; `None`: served without a record (see `own`).
+    pub owners: Mutex<HashMap<PathBuf, Option<String>>>,
+    /// Workspaces another daemon serves, tried again every few seconds.
+    pub waiting: Mutex<BTreeMap<PathBuf, Workspace>>,
+    /// Workspaces that could not be opened (see `serving`), tried again every few seconds.
+    pub unserved: Mutex<BTreeMap<PathBuf, serving::Unserved>>,
+    /// Set once the start-up scan has processed every workspace.
+    pub ready: AtomicBool,
+    /// Why the daemon can no longer do its job (e.g. the ingest thread died), if it cannot.
+    pub failing: OnceLock<String>,
+    /// The ingest thread's channel, for what the core asks of it (see `intake_asks`).
+    pub intake: OnceLock<intake_asks::Intake>,
+    /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
+    pub alerts: Mutex<BTreeMap<String, Vec<String>>>,
+}
+
+impl Runtime {
+    pub fn new() -> Runtime {
+        let host = crate::host::hostname();
+        Runtime {
+            life: crate::locks::life::Life::new(&host, std::process::id()),
+            me: crate::locks::Owner {
+                host,
+                pid: std::process::id(),
+                started_at: crate::clock::now_rfc3339(),
+                lock: None,
+            },
+            owners: Mutex::default(),
+            waiting: Mutex::default(),
+            unserved: Mutex::default(),
+            ready: AtomicBool::new(false),
+            failing: OnceLock::new(),
+            intake: OnceLock::new(),
+            alerts: Mutex::default(),
+        }
+    }
+}

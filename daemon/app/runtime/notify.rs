@@ -15,7 +15,7 @@ impl App {
         // Weak: the workers live as long as the process and must not keep the app alive.
         let weak = Arc::downgrade(&self.inner);
         let weak2 = weak.clone();
-        self.inner.outbox.start(Hooks {
+        self.inner.commit.outbox.start(Hooks {
             on_dead: Arc::new(move |d: &Delivery| {
                 if let Some(inner) = weak.upgrade() {
                     App { inner }.notification_failed(d);
@@ -115,16 +115,16 @@ impl App {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Delivery>, crate::outbox::PageError> {
-        self.inner.outbox.list(state, after, limit)
+        self.inner.commit.outbox.list(state, after, limit)
     }
 
     /// Endpoints their receivers disabled (`410 Gone`): name -> when and why.
     pub fn disabled_endpoints(&self) -> Vec<(String, String)> {
-        self.inner.outbox.disabled()
+        self.inner.commit.outbox.disabled()
     }
 
     /// Sends a dead delivery again (admins only; the caller checks).
     pub fn retry_delivery(&self, id: &str) -> Result<Delivery, RetryError> {
-        self.inner.outbox.retry(id)
+        self.inner.commit.outbox.retry(id)
     }
 }

@@ -21,6 +21,7 @@ impl App {
         let result = self.add_workspace(ws.clone());
         let mut unserved = self
             .inner
+            .runtime
             .unserved
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -49,6 +50,7 @@ impl App {
     pub fn forget_unserved(&self, root: &std::path::Path) {
         let mut unserved = self
             .inner
+            .runtime
             .unserved
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -63,6 +65,7 @@ impl App {
     pub fn unserved_workspaces(&self) -> Vec<Unserved> {
         let unserved = self
             .inner
+            .runtime
             .unserved
             .lock()
             .unwrap_or_else(|e| e.into_inner());
@@ -74,7 +77,12 @@ impl App {
     pub(in crate::app) fn own(&self, ws: &Workspace) -> bool {
         // In a cluster the lease decides: flock on a network share is not to be trusted.
         if let Some(held) = crate::app::runtime::leases::lease(self, ws) {
-            let mut waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+            let mut waiting = self
+                .inner
+                .runtime
+                .waiting
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             match held {
                 true => waiting.remove(&ws.root),
                 false => waiting.insert(ws.root.clone(), ws.clone()),
@@ -82,14 +90,29 @@ impl App {
             if held {
                 // No owner.lock record, but the life lock: daemon.json names it, so agents'
                 // `baton submit` and `wait` can tell this daemon runs.
-                let life = self.inner.life.hold_for(ws, &self.inner.roots).ok();
-                let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+                let life = self
+                    .inner
+                    .runtime
+                    .life
+                    .hold_for(ws, &self.inner.registry.roots)
+                    .ok();
+                let mut owners = self
+                    .inner
+                    .runtime
+                    .owners
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
                 owners.insert(ws.root.clone(), life);
             }
             return held;
         }
         {
-            let owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+            let owners = self
+                .inner
+                .runtime
+                .owners
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             if owners.contains_key(&ws.root) {
                 return true;
             }
@@ -98,14 +121,25 @@ impl App {
         // and one workspace is only ever taken by one of them (or by its ingest lane).
         let taken = self
             .inner
+            .runtime
             .life
-            .hold_for(ws, &self.inner.roots)
+            .hold_for(ws, &self.inner.registry.roots)
             .map_err(crate::locks::NotOwner::Io)
             .and_then(|life| {
-                crate::locks::take_workspace(ws, &self.inner.me, &life).map(|()| life)
+                crate::locks::take_workspace(ws, &self.inner.runtime.me, &life).map(|()| life)
             });
-        let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
-        let mut waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let mut owners = self
+            .inner
+            .runtime
+            .owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut waiting = self
+            .inner
+            .runtime
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         match taken {
             Ok(life) => {
                 owners.insert(ws.root.clone(), Some(life));
@@ -135,24 +169,39 @@ impl App {
     /// The path of the life lock (relative to the workspace) that `ws`'s records name, for
     /// its `daemon.json`; `None` when it is served without one.
     pub fn life_lock_of(&self, ws: &Workspace) -> Option<String> {
-        let owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+        let owners = self
+            .inner
+            .runtime
+            .owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         owners.get(&ws.root).cloned().flatten()
     }
 
     /// Releases the life locks (at a clean stop, once nothing is written any more): the next
     /// daemon takes the workspaces over at once.
     pub fn release_workspaces(&self) {
-        self.inner.life.release();
+        self.inner.runtime.life.release();
     }
 
     pub(in crate::app) fn disown(&self, ws: &Workspace) {
-        let mut owners = self.inner.owners.lock().unwrap_or_else(|e| e.into_inner());
+        let mut owners = self
+            .inner
+            .runtime
+            .owners
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         owners.remove(&ws.root);
     }
 
     /// Workspaces another daemon served when last tried (the ingest thread tries them again).
     pub fn waiting_workspaces(&self) -> Vec<Workspace> {
-        let waiting = self.inner.waiting.lock().unwrap_or_else(|e| e.into_inner());
+        let waiting = self
+            .inner
+            .runtime
+            .waiting
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         waiting.values().cloned().collect()
     }
 }

@@ -275,7 +275,7 @@ impl App {
                 if old.sha256 == stamp.sha256 {
                     return Old::Same(label);
                 }
-                match self.inner.blobs.get(&old.sha256) {
+                match self.inner.common.blobs.get(&old.sha256) {
                     Some(bytes) => Old::Content(bytes, label),
                     None => Old::None(format!(
                         "the content of revision {before} was not kept (only text files up to {} are)",
@@ -308,7 +308,7 @@ impl App {
             Ok((_, identity)) if identity == stamp.identity => false,
             Ok((_, identity)) => self
                 .inner
-                .hashes
+                .common.hashes
                 .get(&identity)
                 .is_none_or(|digest| digest != stamp.sha256),
             Err(ViewError::Missing(_)) => {
@@ -334,7 +334,7 @@ impl App {
         stamp: Option<&Stamp>,
         limit: u64,
     ) -> Result<Content, ViewError> {
-        if let Some(bytes) = stamp.and_then(|s| self.inner.blobs.get(&s.sha256)) {
+        if let Some(bytes) = stamp.and_then(|s| self.inner.common.blobs.get(&s.sha256)) {
             let total = bytes.len() as u64;
             let mut bytes = bytes;
             bytes.truncate(limit as usize + 1);
@@ -354,12 +354,15 @@ impl App {
         let source = match stamp {
             None => Source::Unverified,
             Some(s) if s.identity == identity => Source::Received,
-            Some(s) => match self.inner.hashes.get(&identity) {
+            Some(s) => match self.inner.common.hashes.get(&identity) {
                 Some(digest) => same(&digest, s),
                 // Whole and small: hashed here (a few hundred KiB at most), and remembered.
                 None if bytes.len() as u64 == identity.size => {
                     let digest = crate::contract::validate::sha256_hex(&bytes);
-                    self.inner.hashes.put(identity.clone(), digest.clone());
+                    self.inner
+                        .common
+                        .hashes
+                        .put(identity.clone(), digest.clone());
                     same(&digest, s)
                 }
                 None => Source::Unverified,

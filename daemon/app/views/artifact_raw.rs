@@ -78,7 +78,7 @@ impl App {
         let check = match stamp {
             None => Check::Unchecked,
             Some(s) if s.identity == identity => Check::Ok,
-            Some(s) => match self.inner.hashes.get(&identity) {
+            Some(s) => match self.inner.common.hashes.get(&identity) {
                 Some(digest) if digest == s.sha256 => Check::Ok,
                 Some(_) => Check::Mismatch,
                 None => Check::Unchecked,

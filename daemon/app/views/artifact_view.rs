@@ -259,7 +259,7 @@ impl App {
         if *identity == stamp.identity {
             return (Check::Ok, None);
         }
-        match self.inner.hashes.get(identity) {
+        match self.inner.common.hashes.get(identity) {
             Some(digest) if digest == stamp.sha256 => (Check::Ok, None),
             Some(digest) => (
                 Check::Mismatch,
@@ -278,7 +278,7 @@ impl App {
     /// text is).
     fn kind_of(&self, path: &str, stamp: Option<&Stamp>) -> MediaKind {
         match media::kind_by_name(path) {
-            MediaKind::Unknown if stamp.is_some_and(|s| self.inner.blobs.has(&s.sha256)) => {
+            MediaKind::Unknown if stamp.is_some_and(|s| self.inner.common.blobs.has(&s.sha256)) => {
                 MediaKind::Text
             }
             kind => kind,
@@ -288,7 +288,7 @@ impl App {
     /// Hashes files that changed since receipt on a thread of their own (one per workspace
     /// at a time), so the next look at the page can say ok or mismatch.
     fn recheck_in_background(&self, ws: &Served, files: Vec<(PathBuf, Identity)>) {
-        if files.is_empty() || !self.inner.hashes.start_check(&ws.workspace.root) {
+        if files.is_empty() || !self.inner.common.hashes.start_check(&ws.workspace.root) {
             return;
         }
         let (app, workspace) = (self.clone(), ws.workspace.clone());
@@ -300,17 +300,17 @@ impl App {
                     if identity.size > budget {
                         continue;
                     }
-                    let known = |id: &Identity| app.inner.hashes.get(id);
+                    let known = |id: &Identity| app.inner.common.hashes.get(id);
                     if let Ok((id, digest)) = workspace.sha256_known(&file, &known) {
                         budget = budget.saturating_sub(id.size);
-                        app.inner.hashes.put(id, digest);
+                        app.inner.common.hashes.put(id, digest);
                     }
                 }
-                app.inner.hashes.done_check(&workspace.root);
+                app.inner.common.hashes.done_check(&workspace.root);
             });
         if spawned.is_err() {
             // No thread to be had: they stay unchecked until the next look.
-            self.inner.hashes.done_check(&ws.workspace.root);
+            self.inner.common.hashes.done_check(&ws.workspace.root);
         }
     }
 }

@@ -260,7 +260,7 @@ impl App {
         actor: &Actor,
         query: &HistoryQuery,
     ) -> Result<Vec<Value>, HistoryError> {
-        let history = &self.inner.history;
+        let history = &self.inner.views.history;
         let limit = query.limit.clamp(1, MAX_PAGE);
         // First: a cursor names a workspace known once its log is read.
         if !history.wait_seeded() {
@@ -293,7 +293,7 @@ impl App {
         };
         let at: i64 = at.parse().map_err(|_| bad())?;
         let seq: u64 = seq.parse().map_err(|_| bad())?;
-        let order = self.inner.history.shared.order.read();
+        let order = self.inner.views.history.shared.order.read();
         let order = order.unwrap_or_else(|e| e.into_inner());
         let ws = *order.ids.get(ws).ok_or_else(bad)?;
         Ok((at, ws, seq))
@@ -307,7 +307,7 @@ impl App {
         before: Option<(i64, u32, u64)>,
         want: usize,
     ) -> Vec<Pick> {
-        let order = self.inner.history.shared.order.read();
+        let order = self.inner.views.history.shared.order.read();
         let order = order.unwrap_or_else(|e| e.into_inner());
         let end = match before {
             Some(place) => order.entries.partition_point(|e| e.place() < place),

@@ -44,7 +44,7 @@ fn key_of(actor: &Actor) -> String {
 impl App {
     /// Every handoff the actor may see (as `list(All)`), shared.
     pub fn list_all_shared(&self, actor: &Actor) -> Arc<Vec<Summary>> {
-        let listings = &self.inner.listings;
+        let listings = &self.inner.views.listings;
         let generation = listings.generation.load(Ordering::Acquire);
         let key = key_of(actor);
         {

@@ -27,3 +27,41 @@ pub(in crate::app) mod search;
 pub(in crate::app) mod seen;
 pub(in crate::app) mod timeline;
 pub(in crate::app) mod workspace_files;
+
+use crate::store::people::People;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// The read models' kept orders and caches, updated as transitions announce changes.
+pub(in crate::app) struct Views {
+    /// Shared copies of reviewers' handoff lists, for the queue page.
+    pub listings: listing::Listings,
+    /// The handoffs in list order, kept as they change.
+    pub order: order::Order,
+    /// Audit verdicts for the events page, recomputed only when a log changed.
+    pub verdicts: overview::VerdictCache,
+    /// Every proven line of the audit logs in time order, for the history of events.
+    pub history: history::History,
+    /// What each reviewer last saw of each handoff, for the queue's marks.
+    pub seen: seen::Seen,
+    /// The workspaces where a handoff.json was answered `invalid` (it may have been replaced
+    /// since), so the queue's Invalid tab reads these, not every workspace.
+    pub invalid_in: Mutex<std::collections::BTreeSet<String>>,
+}
+
+impl Views {
+    /// Seen marks in files under data_dir, or shared by a cluster's nodes (`people`).
+    pub fn open(data_dir: &Path, people: Option<&Arc<dyn People>>) -> Views {
+        Views {
+            listings: Default::default(),
+            order: Default::default(),
+            verdicts: Mutex::default(),
+            history: Default::default(),
+            seen: match people {
+                Some(p) => seen::Seen::shared(data_dir, p.clone()),
+                None => seen::Seen::open(data_dir),
+            },
+            invalid_in: Mutex::default(),
+        }
+    }
+}

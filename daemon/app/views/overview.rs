@@ -135,6 +135,7 @@ impl App {
     pub fn audit_summary(&self, actor: &Actor) -> (usize, BTreeMap<String, Vec<String>>) {
         let all = self
             .inner
+            .registry
             .workspaces
             .read()
             .unwrap_or_else(|e| e.into_inner());
@@ -162,6 +163,7 @@ impl App {
             .unwrap_or((0, None));
         let cached = self
             .inner
+            .views
             .verdicts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -185,6 +187,7 @@ impl App {
             },
         };
         self.inner
+            .views
             .verdicts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -205,7 +208,7 @@ impl App {
         let mut out = Vec::new();
         // Only where one was answered (not every workspace: the queue asks on each view).
         let names: Vec<String> = {
-            let invalid_in = self.inner.invalid_in.lock();
+            let invalid_in = self.inner.views.invalid_in.lock();
             invalid_in
                 .unwrap_or_else(|e| e.into_inner())
                 .iter()
@@ -240,6 +243,7 @@ impl App {
             if !again {
                 let mut invalid_in = self
                     .inner
+                    .views
                     .invalid_in
                     .lock()
                     .unwrap_or_else(|e| e.into_inner());

@@ -24,7 +24,11 @@ impl App {
         let mut out = Vec::with_capacity(limit);
         let mut from = after.and_then(|key| self.position_of(key));
         loop {
-            let page = self.inner.order.keys_after(filter, from.as_ref(), limit);
+            let page = self
+                .inner
+                .views
+                .order
+                .keys_after(filter, from.as_ref(), limit);
             let Some(last) = page.last().cloned() else {
                 return out;
             };
@@ -43,7 +47,7 @@ impl App {
     /// Where the page after `key` starts: its place here, or (in a cluster, for a handoff
     /// another node serves) its place by its record. An unknown key starts from the beginning.
     fn position_of(&self, key: &str) -> Option<crate::app::views::order::Position> {
-        if let Some(position) = self.inner.order.position(key) {
+        if let Some(position) = self.inner.views.order.position(key) {
             return Some(position);
         }
         let cluster = self.inner.cluster.as_ref()?;
@@ -61,23 +65,23 @@ impl App {
         let st = ws.lock();
         for r in st.records.values() {
             let facts = Facts::of_record(self, &ws.workspace.name, r);
-            self.inner.order.file(facts);
+            self.inner.views.order.file(facts);
         }
     }
 
     /// Files again the handoffs that changed since the last read, from their records. Each
     /// workspace lock is taken with the order lock released.
     pub(super) fn refile_changed(&self) {
-        for key in self.inner.order.take_changed() {
+        for key in self.inner.views.order.take_changed() {
             let facts = self.ws_of_key(&key).and_then(|ws| {
                 let st = ws.lock();
                 let r = st.records.get(&key)?;
                 Some(Facts::of_record(self, &ws.workspace.name, r))
             });
             match facts {
-                Some(facts) => self.inner.order.file(facts),
+                Some(facts) => self.inner.views.order.file(facts),
                 // Withdrawn, or its workspace served elsewhere now.
-                None => self.inner.order.forget(&key),
+                None => self.inner.views.order.forget(&key),
             }
         }
     }

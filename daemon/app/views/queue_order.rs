@@ -493,6 +493,7 @@ impl App {
             Some(ws) => {
                 let workspaces = self
                     .inner
+                    .views
                     .order
                     .with_queue(now, |sets| choices(&sets.per_workspace, workspace_choices));
                 let mut sets = QueueSets::default();
@@ -506,7 +507,7 @@ impl App {
                 let (keys, counts, page) = sets.query(q, name, &mut may);
                 (keys, counts, page, workspaces)
             }
-            None => self.inner.order.with_queue(now, |sets| {
+            None => self.inner.views.order.with_queue(now, |sets| {
                 let (keys, counts, page) = sets.query(q, name, &mut may);
                 let workspaces = choices(&sets.per_workspace, workspace_choices);
                 (keys, counts, page, workspaces)

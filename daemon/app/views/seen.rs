@@ -139,21 +139,21 @@ impl App {
                 .map(|r| (r.meta.revision, r.review.approvals.len()))
         };
         if let Some((revision, approvals)) = seen {
-            self.inner.seen.look(name, key, revision, approvals);
+            self.inner.views.seen.look(name, key, revision, approvals);
         }
     }
 
     /// For each of `lines`, what changed since reviewer `name` last opened it; `None` for
     /// one unchanged since, or decided (the queue marks only what still waits).
     pub fn since_seen(&self, name: &str, lines: &[&Summary]) -> Vec<Option<SinceSeen>> {
-        let shared = self.inner.seen.shared.as_ref().map(|people| {
+        let shared = self.inner.views.seen.shared.as_ref().map(|people| {
             let keys: Vec<&str> = lines.iter().map(|s| s.key.as_str()).collect();
             // Unreadable, nothing is marked: the queue still shows every line.
             people.seen(name, &keys).map_err(|e| {
                 tracing::warn!(name, error = %e, "cannot read what a reviewer saw");
             })
         });
-        let table = self.inner.seen.lock();
+        let table = self.inner.views.seen.lock();
         let mine = table.get(name);
         lines
             .iter()

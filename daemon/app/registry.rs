@@ -1,0 +1,81 @@
+//! The workspaces this daemon serves, by name and by root, and every accepted handoff key's
+//! workspace (keys are unique across the daemon).
+
+use crate::app::state::Served;
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+pub(in crate::app) struct Registry {
+    pub workspaces: RwLock<BTreeMap<String, Arc<Served>>>,
+    pub by_root: RwLock<HashMap<PathBuf, Arc<Served>>>,
+    /// The places workspaces live (`workspaces` in the configuration, resolved).
+    pub roots: Vec<PathBuf>,
+    /// Every accepted key -> its workspace.
+    pub keys: Mutex<HashMap<String, String>>,
+}
+
+impl Registry {
+    pub fn new(roots: Vec<PathBuf>) -> Registry {
+        Registry {
+            workspaces: RwLock::default(),
+            by_root: RwLock::default(),
+            roots,
+            keys: Mutex::default(),
+        }
+    }
+}
+
+impl Registry {
+    pub fn all(&self) -> Vec<Arc<Served>> {
+        let all = self.workspaces.read().expect("lock holders never panic");
+        all.values().cloned().collect()
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Served>> {
+        let all = self.workspaces.read().expect("lock holders never panic");
+        all.get(name).cloned()
+    }
+
+    /// The workspace whose root is `root` exactly.
+    pub fn at(&self, root: &Path) -> Option<Arc<Served>> {
+        let all = self.by_root.read().expect("lock holders never panic");
+        all.get(root).cloned()
+    }
+
+    pub fn keys(&self) -> std::sync::MutexGuard<'_, HashMap<String, String>> {
+        self.keys.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes the keys recorded in `workspace`. Records come from the store, so a key in two
+    /// workspaces is the operator's doing (two data_dir copies merged), never an agent's: the
+    /// first keeps it.
+    pub fn claim_keys<'a>(&self, workspace: &str, keys: impl Iterator<Item = &'a String>) {
+        let mut known = self.keys();
+        for key in keys {
+            match known.get(key) {
+                Some(owner) => tracing::warn!(
+                    key, workspace, owner = %owner,
+                    "key recorded in two workspaces; the API serves the first"
+                ),
+                None => {
+                    known.insert(key.clone(), workspace.to_string());
+                }
+            }
+        }
+    }
+
+    /// Adds a loaded workspace and, before anyone can look it up by name, files it where
+    /// readers find its handoffs (`then`): so a page never lists a key whose workspace it
+    /// cannot find. Returns how many are served now.
+    pub fn insert(&self, served: Arc<Served>, then: impl FnOnce()) -> usize {
+        let ws = &served.workspace;
+        let mut by_root = self.by_root.write().expect("lock holders never panic");
+        by_root.insert(ws.root.clone(), served.clone());
+        drop(by_root);
+        let mut all = self.workspaces.write().expect("lock holders never panic");
+        all.insert(ws.name.clone(), served.clone());
+        then();
+        all.len()
+    }
+}
