@@ -15,6 +15,7 @@ pub(in crate::app) mod away;
 pub(in crate::app) mod bulk;
 pub(in crate::app) mod checkpoints;
 pub(in crate::app) mod claim;
+pub(in crate::app) mod commit;
 pub(in crate::app) mod decide;
 pub(in crate::app) mod edits;
 pub(in crate::app) mod holds;
@@ -37,25 +38,9 @@ pub(in crate::app) mod timers;
 pub(in crate::app) mod upload;
 
 use crate::store::people::People;
+pub(in crate::app) use commit::Commit;
 use std::path::Path;
 use std::sync::Arc;
-
-/// Where a transition's change goes, in this order: the records (data_dir or the cluster's
-/// database), the workspace's audit log (anchored in the ledger), the outbox (to who may
-/// hear), then the subscribers. Decisions are signed with the keyring.
-pub(in crate::app) struct Commit {
-    pub records: crate::store::Records,
-    /// Where the anchors of all workspaces are made durable together.
-    pub ledger: crate::audit::Ledger,
-    /// The key every decision is signed with (`crate::receipts`).
-    pub keyring: crate::receipts::Keyring,
-    /// Notifications of events to webhooks and mail (see `crate::outbox`).
-    pub outbox: crate::outbox::Outbox,
-    /// Who may hear of each handoff (route channels, data class), for the outbox.
-    pub audiences: audience::Audiences,
-    /// Subscribers (SSE, MCP) hear every recorded event here.
-    pub events: tokio::sync::broadcast::Sender<crate::events::Event>,
-}
 
 /// What the transitions keep across workspaces, beside the records.
 pub(in crate::app) struct Common {

@@ -1,5 +1,5 @@
-//! Recording events: the audit log first (the durable record), then the outbox spool, then
-//! subscribers, metrics and the log.
+//! Recording events: the audit log and the outbox spool first (the durable record, see
+//! `commit`), then the read models, subscribers, metrics and the log.
 
 use crate::app::review::stall;
 use crate::app::{App, Served};
@@ -17,10 +17,7 @@ impl App {
     /// are owed to webhooks and mail, so they are spooled durably before anyone hears of them
     /// (and spooled again at the next start if a crash comes in between: `respool`).
     pub(in crate::app) fn emit_all(&self, ws: &Served, events: Vec<Event>) -> std::io::Result<()> {
-        let appended = ws.audit.append_then(&events, |origins| {
-            let audience = |event: &Event| self.inner.commit.audiences.of(event);
-            self.inner.commit.outbox.spool(&events, origins, &audience)
-        });
+        let appended = self.inner.commit.log(ws, &events);
         self.announce_breaks(ws);
         if let Err(e) = appended {
             self.metrics().error("audit_write");
@@ -38,12 +35,7 @@ impl App {
     /// Spools the notifications of events a crash kept from the outbox after they were
     /// logged. Called at start, before the workspace's first append.
     pub(in crate::app) fn respool(&self, ws: &Served) {
-        let result = ws.audit.owed_then(|owed| {
-            tracing::warn!(workspace = %ws.workspace.name, count = owed.len(), "spooling the notifications of events a crash kept from the outbox");
-            let (origins, events): (Vec<String>, Vec<Event>) = owed.into_iter().unzip();
-            let audience = |event: &Event| self.inner.commit.audiences.of(event);
-            self.inner.commit.outbox.spool(&events, &origins, &audience)
-        });
+        let result = self.inner.commit.respool(ws);
         if let Err(e) = result {
             tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot read back the events owed to the outbox");
         }
@@ -67,7 +59,6 @@ impl App {
             r#type: event.kind.as_str().into(),
         };
         self.metrics().events.get_or_create(&label).inc();
-        // No subscriber is fine: the audit log already has it.
-        let _ = self.inner.commit.events.send(event);
+        self.inner.commit.broadcast(event);
     }
 }
