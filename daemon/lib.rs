@@ -7,7 +7,7 @@
 //! list below: `app` uses the leaves, a leaf never calls up, and no two modules import each
 //! other.
 //!
-//! The flow: an agent's file -> intake (`watch`, `scan`, `pipeline`) -> the review state
+//! The flow: an agent's file -> `watch` -> intake (`scan`, `pipeline`) -> the review state
 //! machine (`app`: one commit per transition in the `store`, its event in the `audit` log,
 //! its notifications in the `outbox`, its text in the search `index`) -> `decision.json` in
 //! the workspace, and the pages and API of `baton-web`.
@@ -18,8 +18,7 @@
 //!   ...), each one commit in the `store`; `views`, the read models for pages, API, MCP and
 //!   CLI (order and pages, the queue, details, artifact views, export), which change nothing;
 //!   `runtime`, loading state at start, which workspaces are served, the housekeeping.
-//! - `intake`: `watch` (notify or polling -> our own `Signal`s; the callback never blocks),
-//!   `scan` (catch-up of whole workspaces at start and on rescans, on several threads),
+//! - `intake`: `scan` (catch-up of whole workspaces at start and on rescans, on several threads),
 //!   `pipeline` (a dispatcher: settle window, retries, rescans, periodic reconcile; and a pool
 //!   of workers, one ordered lane per workspace).
 //! - `store`: the daemon's records of each workspace, out of agents' reach, behind one seam
@@ -55,6 +54,8 @@
 //! - `receipts`: the daemon's Ed25519 signing keys and the receipt each decision carries;
 //!   `policy`: route policies as CEL expressions (auto-approve, shadow) and their hashes;
 //!   `evidence`: evidence packs for auditors (log slices, Merkle root, signed manifest).
+//! - `watch`: notify or polling -> our own `Signal`s (the callback never blocks); used by
+//!   intake and by search's indexer, importing nothing of the crate.
 //! - `blocking`: core work run from async code (web handlers, MCP tools) on the blocking pool;
 //!   a task that panicked is a typed error each edge answers in its own way.
 //! - `clock`: the one wall clock every time that decides behaviour is read from (a debug
@@ -90,4 +91,5 @@ pub mod routing;
 pub mod search;
 pub mod startup;
 pub mod store;
+pub mod watch;
 pub mod workspace;

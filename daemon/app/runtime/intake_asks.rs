@@ -4,7 +4,7 @@
 //! and the rescan that follows covers what was asked.
 
 use crate::app::App;
-use crate::intake::watch::Signal;
+use crate::watch::Signal;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;

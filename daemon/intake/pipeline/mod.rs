@@ -10,7 +10,7 @@ mod work;
 
 use crate::app::App;
 use crate::intake::scan;
-use crate::intake::watch::{Signal, Watch};
+use crate::watch::{Signal, Watch};
 use crate::workspace::{APPROVED_DIR, BATON_DIR, CHECKPOINTS_DIR, HANDOFF_FILES};
 use pool::Pool;
 use std::collections::HashMap;

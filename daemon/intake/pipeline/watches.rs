@@ -3,7 +3,7 @@
 //! `statfs`, a polling watcher's first scan), which is work for a worker, not the dispatcher.
 
 use crate::app::App;
-use crate::intake::watch::Watch;
+use crate::watch::Watch;
 use crate::workspace::{self, Workspace};
 use std::path::Path;
 use std::sync::Mutex;

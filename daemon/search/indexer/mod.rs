@@ -9,7 +9,7 @@ use super::sources::{self, Item};
 use super::Search;
 use crate::events::Event;
 use crate::index::{fp_hash, split_id, Op, Writer};
-use crate::intake::watch::{Signal, Watch};
+use crate::watch::{Signal, Watch};
 use crate::workspace::{Workspace, APPROVED_DIR, INBOX_DIR};
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
