@@ -220,7 +220,7 @@ fn agent_group_sets_modes_and_drift_is_reported_and_set_again_at_reconcile() {
     let mut env = TestEnv::with_config("agent_group = \"users\"\nreconcile_s = 1\n");
     let ws = env.ws("alpha");
     let d = env.start();
-    let users = baton::workspace::modes::group_id("users").unwrap();
+    let users = baton::workspace::file_modes::group_id("users").unwrap();
     assert_eq!(
         mode_gid(&ws),
         (0o1775, users),
@@ -254,7 +254,7 @@ fn agent_group_sets_modes_and_drift_is_reported_and_set_again_at_reconcile() {
 /// Runs `script` as user nobody in group `users`; `$BATON` is `baton`, a copy of the binary
 /// where that user can reach it (the build's own folder may be behind a 0700 home).
 fn as_agent(baton: &std::path::Path, script: &str) -> bool {
-    let users = baton::workspace::modes::group_id("users")
+    let users = baton::workspace::file_modes::group_id("users")
         .unwrap()
         .to_string();
     std::process::Command::new("setpriv")
@@ -346,7 +346,7 @@ fn a_workspace_with_its_own_agent_group_is_closed_to_the_agents_of_another() {
     let beta = env.init("beta");
     let alpha = env.ws("alpha");
     let _d = env.start();
-    let nogroup = baton::workspace::modes::group_id("nogroup").unwrap();
+    let nogroup = baton::workspace::file_modes::group_id("nogroup").unwrap();
     assert_eq!(mode_gid(&beta.join("inbox")), (0o2775, nogroup));
     let write = |ws: &std::path::Path| {
         let script = format!("echo draft > {}/inbox/draft.md", ws.display());

@@ -30,7 +30,7 @@ pub(super) fn resolve(raw: &[RawAgentGroup]) -> Result<Vec<AgentGroup>, String> 
     raw.iter()
         .enumerate()
         .map(|(i, g)| {
-            let gid = crate::workspace::modes::group_id(&g.group).ok_or_else(|| {
+            let gid = crate::workspace::file_modes::group_id(&g.group).ok_or_else(|| {
                 format!(
                     "agent_groups[{i}].group: no group named \"{}\" on this system (see /etc/group)",
                     g.group

@@ -194,7 +194,7 @@ impl RawConfig {
         let limits = self.limits.resolve()?;
         let agent_group = match &self.agent_group {
             None => None,
-            Some(name) => match crate::workspace::modes::group_id(name) {
+            Some(name) => match crate::workspace::file_modes::group_id(name) {
                 Some(gid) => Some((name.clone(), gid)),
                 None => {
                     return Err(format!(

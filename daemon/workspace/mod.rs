@@ -5,12 +5,12 @@
 mod artifacts;
 mod browse;
 mod confined;
+pub mod file_modes;
 mod files;
 mod fsinfo;
 pub mod fsync;
 mod handoff_file;
 mod inventory;
-pub mod modes;
 mod paths;
 mod resubmit;
 

@@ -537,7 +537,7 @@ pub fn as_other_user(env: &TestEnv, group: &str, script: &str) -> Output {
     if !bin.exists() {
         std::fs::copy(BIN, &bin).unwrap();
     }
-    let gid = baton::workspace::modes::group_id(group)
+    let gid = baton::workspace::file_modes::group_id(group)
         .unwrap()
         .to_string();
     Command::new("setpriv")

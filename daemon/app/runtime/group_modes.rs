@@ -10,7 +10,7 @@ impl App {
         let Some((group, gid)) = self.config().group_for(&ws.workspace.name) else {
             return;
         };
-        let drift = crate::workspace::modes::apply(&ws.workspace, gid);
+        let drift = crate::workspace::file_modes::apply(&ws.workspace, gid);
         if drift.is_empty() {
             return;
         }

@@ -4,15 +4,19 @@
 //! files alone, so it works with or without a daemon running on the same configuration.
 //! Standard output is the protocol: nothing else may be printed there.
 
-use super::agent::Waited;
-use super::mcp_answers::{blocking, failed, invalid, unserved};
-use super::mcp_locks::{self, LockArgs, UnlockArgs};
-use super::submit;
-use super::tools_io;
+mod locks;
+mod replies;
+mod view;
+
+use crate::cli::agent::Waited;
+use crate::cli::submit;
+use crate::cli::tools_io;
 use baton::config::Config;
 use baton::contract::validate::{self, Format};
 use baton::contract::{Checkpoint, Handoff, Limits};
 use baton::workspace::{self, Workspace};
+use locks::{LockArgs, UnlockArgs};
+use replies::{blocking, failed, invalid, unserved};
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, Implementation, ServerCapabilities, ServerConfig};
@@ -38,7 +42,7 @@ pub fn mcp(config: Option<&Path>, only: &[String]) -> anyhow::Result<ExitCode> {
             glob::Pattern::new(g).map_err(|e| anyhow::anyhow!("--workspace {g:?}: not a glob: {e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let trusted = super::receipts::trust_for_waits(None)?;
+    let trusted = crate::cli::receipts::trust_for_waits(None)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
         let server = Baton::new(config, only, trusted);
@@ -316,7 +320,7 @@ impl Baton {
     #[tool(name = "lock_file")]
     async fn lock_file(&self, Parameters(args): Parameters<LockArgs>) -> CallToolResult {
         match self.workspace(&args.workspace) {
-            Ok(ws) => blocking(move || mcp_locks::lock(&ws, args)).await,
+            Ok(ws) => blocking(move || locks::lock(&ws, args)).await,
             Err(e) => e,
         }
     }
@@ -325,7 +329,7 @@ impl Baton {
     #[tool(name = "unlock_file")]
     async fn unlock_file(&self, Parameters(args): Parameters<UnlockArgs>) -> CallToolResult {
         match self.workspace(&args.workspace) {
-            Ok(ws) => blocking(move || mcp_locks::unlock(&ws, args)).await,
+            Ok(ws) => blocking(move || locks::unlock(&ws, args)).await,
             Err(e) => e,
         }
     }
@@ -339,7 +343,7 @@ impl Baton {
             Err(e) => return e,
         };
         let limits = self.limits;
-        let view = baton::blocking::run(move || super::mcp_view::handoff_view(&ws, &limits)).await;
+        let view = baton::blocking::run(move || view::handoff_view(&ws, &limits)).await;
         match view {
             Ok(Ok(view)) => CallToolResult::structured(view),
             Ok(Err(e)) => failed(format!("{e:#}")),

@@ -1,7 +1,7 @@
 //! What the MCP tool `get_handoff` answers: the handoff file in place, read confined and
 //! validated as the daemon does, its answer if decision.json answers it, its task's checkpoints.
 
-use super::agent::answer_in_place;
+use crate::cli::agent::answer_in_place;
 use baton::contract::validate;
 use baton::contract::Limits;
 use baton::workspace::Workspace;
