@@ -27,6 +27,7 @@ mod export;
 mod failures;
 mod health;
 mod http;
+mod layout;
 mod lifecycle;
 mod locks;
 mod mcp;

@@ -1,0 +1,191 @@
+//! The house rules of the core's source (docs/layout.md), checked on the source itself so a
+//! change that breaks them fails here, with the files that do: the core's top-level modules
+//! import one another without a circle; in `app`, the record's types (`model.rs`) import no
+//! sibling and the transitions (`review/`) never read a view.
+//!
+//! Imports are read from `crate::` paths (in `use` lines, groups included, and in code), which
+//! is how the core names another module; comments and unit tests are skipped.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+const CORE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/daemon");
+
+/// Every `.rs` file of the core crate (the command's `cli/` and `main.rs` are another crate).
+fn core_files() -> Vec<PathBuf> {
+    walkdir::WalkDir::new(CORE)
+        .into_iter()
+        .filter_map(Result::ok)
+        .map(|e| e.into_path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .filter(|p| !p.starts_with(Path::new(CORE).join("cli")) && !p.ends_with("main.rs"))
+        .collect()
+}
+
+/// The source without `//` comments (doc comments name modules freely) and without its unit
+/// tests (the `#[cfg(test)] mod` at the end of a file), which may build what they need from
+/// any module.
+fn code_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
+    let text = match text.find("#[cfg(test)]\nmod ") {
+        Some(at) => &text[..at],
+        None => &text,
+    };
+    text.lines()
+        .map(|l| l.split("//").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The paths the code names from the crate's root, groups expanded one level:
+/// `crate::a::b`, and `use crate::{a::x, b}` as `a::x` and `b`.
+fn crate_paths(code: &str) -> Vec<String> {
+    let mut paths = Vec::new();
+    let mut rest = code;
+    while let Some(at) = rest.find("crate::") {
+        rest = &rest[at + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let end = closing_brace(group);
+            paths.extend(split_top_level(&group[..end]));
+        } else {
+            let end = rest
+                .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                .unwrap_or(rest.len());
+            paths.push(rest[..end].trim_end_matches(':').to_string());
+        }
+    }
+    paths
+}
+
+fn closing_brace(s: &str) -> usize {
+    let mut depth = 0;
+    for (i, c) in s.char_indices() {
+        match c {
+            '{' => depth += 1,
+            '}' if depth == 0 => return i,
+            '}' => depth -= 1,
+            _ => {}
+        }
+    }
+    s.len()
+}
+
+fn split_top_level(s: &str) -> Vec<String> {
+    let (mut parts, mut depth, mut current) = (Vec::new(), 0, String::new());
+    for c in s.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(std::mem::take(&mut current));
+                continue;
+            }
+            _ => {}
+        }
+        current.push(c);
+    }
+    parts.push(current);
+    parts
+        .into_iter()
+        .map(|p| p.split_whitespace().collect::<String>())
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
+/// The top-level module a core file belongs to (`app` for daemon/app/review/decide.rs).
+fn top_module(path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(CORE).ok()?;
+    let first = rel.components().next()?.as_os_str().to_str()?;
+    let name = first.trim_end_matches(".rs");
+    (name != "lib").then(|| name.to_string())
+}
+
+fn top_level_imports() -> BTreeMap<String, BTreeMap<String, BTreeSet<PathBuf>>> {
+    let mut graph: BTreeMap<String, BTreeMap<String, BTreeSet<PathBuf>>> = BTreeMap::new();
+    for file in core_files() {
+        let Some(from) = top_module(&file) else {
+            continue;
+        };
+        for path in crate_paths(&code_of(&file)) {
+            let to = path.split("::").next().unwrap_or("").to_string();
+            if !to.is_empty() && to != from {
+                let files = graph.entry(from.clone()).or_default();
+                files.entry(to).or_default().insert(file.clone());
+            }
+        }
+    }
+    graph
+}
+
+/// A circle through `start`, as the modules on it, if there is one.
+fn circle_through(
+    graph: &BTreeMap<String, BTreeMap<String, BTreeSet<PathBuf>>>,
+    start: &str,
+) -> Option<Vec<String>> {
+    let mut stack = vec![(start.to_string(), vec![start.to_string()])];
+    let mut seen = BTreeSet::new();
+    while let Some((at, trail)) = stack.pop() {
+        for next in graph.get(&at).into_iter().flat_map(|m| m.keys()) {
+            if next == start {
+                return Some([trail.clone(), vec![next.clone()]].concat());
+            }
+            if seen.insert(next.clone()) {
+                stack.push((next.clone(), [trail.clone(), vec![next.clone()]].concat()));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn the_cores_top_level_modules_import_one_another_without_a_circle() {
+    let graph = top_level_imports();
+    assert!(
+        graph.contains_key("app") && graph.contains_key("intake"),
+        "{graph:?}"
+    );
+    for module in graph.keys() {
+        if let Some(circle) = circle_through(&graph, module) {
+            let edges: Vec<String> = circle
+                .windows(2)
+                .map(|w| format!("{} -> {} in {:?}", w[0], w[1], graph[&w[0]][&w[1]]))
+                .collect();
+            panic!(
+                "the core's modules import each other in a circle: {}\n{}",
+                circle.join(" -> "),
+                edges.join("\n")
+            );
+        }
+    }
+}
+
+#[test]
+fn the_record_types_import_no_sibling_and_transitions_read_no_view() {
+    let app = Path::new(CORE).join("app");
+    let model = crate_paths(&code_of(&app.join("model.rs")));
+    let siblings: Vec<_> = model.iter().filter(|p| p.starts_with("app")).collect();
+    assert!(siblings.is_empty(), "app/model.rs imports {siblings:?}");
+    for file in core_files()
+        .into_iter()
+        .filter(|f| f.starts_with(app.join("review")))
+    {
+        let views: Vec<_> = crate_paths(&code_of(&file))
+            .into_iter()
+            .filter(|p| p.starts_with("app::views"))
+            .collect();
+        assert!(
+            views.is_empty(),
+            "{} reads views: {views:?}",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn paths_are_read_from_use_groups_and_code() {
+    let code = "use crate::{app::{App, Served}, audit};\nfn f() { crate::clock::now_ms(); }";
+    assert_eq!(
+        crate_paths(code),
+        ["app::{App,Served}", "audit", "clock::now_ms"]
+    );
+}
