@@ -309,19 +309,9 @@ impl App {
             .iter()
             .map(|w| w.workspace.root.clone())
             .collect();
-        let waiting = self
-            .inner
-            .runtime
-            .waiting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let waiting = self.inner.runtime.waiting();
         roots.extend(waiting.keys().cloned());
-        let unserved = self
-            .inner
-            .runtime
-            .unserved
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let unserved = self.inner.runtime.unserved();
         roots.extend(unserved.keys().cloned());
         roots
     }

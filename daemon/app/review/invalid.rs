@@ -48,12 +48,7 @@ impl App {
         };
         // The pages show the problems found now, never what the workspace's copy says.
         remember(st, decision.clone());
-        let mut invalid_in = self
-            .inner
-            .views
-            .invalid_in
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut invalid_in = self.inner.views.invalid_in();
         invalid_in.insert(ws.workspace.name.clone());
         drop(invalid_in);
         let root: Option<Decision> = load::read_json(&ws.workspace, &ws.workspace.decision_path());

@@ -44,12 +44,7 @@ impl App {
 
     fn raise(&self, workspace: &str, text: String) {
         self.metrics().error("tampered");
-        let mut alerts = self
-            .inner
-            .runtime
-            .alerts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut alerts = self.inner.runtime.alerts();
         let list = alerts.entry(workspace.to_string()).or_default();
         if !list.contains(&text) {
             list.push(text);
@@ -61,12 +56,7 @@ impl App {
     /// Re-reads a workspace's tamper history: acknowledged findings are no longer alerts.
     pub fn refresh_alerts(&self, ws: &Served) {
         let open = ws.anchors.unacknowledged().unwrap_or_default();
-        let mut alerts = self
-            .inner
-            .runtime
-            .alerts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut alerts = self.inner.runtime.alerts();
         if open.is_empty() {
             alerts.remove(&ws.workspace.name);
         } else {
@@ -89,11 +79,6 @@ impl App {
 
     /// Unacknowledged tampering, by workspace.
     pub fn alerts(&self) -> BTreeMap<String, Vec<String>> {
-        self.inner
-            .runtime
-            .alerts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.inner.runtime.alerts().clone()
     }
 }

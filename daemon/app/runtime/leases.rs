@@ -105,9 +105,7 @@ impl App {
         self.inner.views.listings.changed();
         self.inner
             .runtime
-            .waiting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .waiting()
             .insert(ws.root.clone(), ws.clone());
         tracing::info!(workspace = %ws.name, "no longer served by this node");
     }

@@ -20,7 +20,7 @@ use crate::workspace::Workspace;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 /// Which workspaces this daemon serves and why not others, whether it is ready, and what it
 /// must tell operators.
@@ -66,5 +66,25 @@ impl Runtime {
             intake: OnceLock::new(),
             alerts: Mutex::default(),
         }
+    }
+}
+
+/// The maps behind their locks. A holder never panics mid-change, so a poisoned lock still
+/// guards whole entries.
+impl Runtime {
+    pub fn owners(&self) -> MutexGuard<'_, HashMap<PathBuf, Option<String>>> {
+        self.owners.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn waiting(&self) -> MutexGuard<'_, BTreeMap<PathBuf, Workspace>> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn unserved(&self) -> MutexGuard<'_, BTreeMap<PathBuf, serving::Unserved>> {
+        self.unserved.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn alerts(&self) -> MutexGuard<'_, BTreeMap<String, Vec<String>>> {
+        self.alerts.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

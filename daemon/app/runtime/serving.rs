@@ -19,12 +19,7 @@ impl App {
     /// unserved list until a later try opens it.
     pub fn serve_workspace(&self, ws: Workspace) -> anyhow::Result<Option<Arc<Served>>> {
         let result = self.add_workspace(ws.clone());
-        let mut unserved = self
-            .inner
-            .runtime
-            .unserved
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut unserved = self.inner.runtime.unserved();
         match &result {
             Ok(_) => {
                 if unserved.remove(&ws.root).is_some() {
@@ -48,12 +43,7 @@ impl App {
 
     /// Drops a workspace from the unserved list: its folder is gone or no workspace now.
     pub fn forget_unserved(&self, root: &std::path::Path) {
-        let mut unserved = self
-            .inner
-            .runtime
-            .unserved
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut unserved = self.inner.runtime.unserved();
         if unserved.remove(root).is_some() {
             self.metrics()
                 .workspaces_unserved
@@ -63,12 +53,7 @@ impl App {
 
     /// Workspaces that could not be opened when last tried.
     pub fn unserved_workspaces(&self) -> Vec<Unserved> {
-        let unserved = self
-            .inner
-            .runtime
-            .unserved
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let unserved = self.inner.runtime.unserved();
         unserved.values().cloned().collect()
     }
 
@@ -77,12 +62,7 @@ impl App {
     pub(in crate::app) fn own(&self, ws: &Workspace) -> bool {
         // In a cluster the lease decides: flock on a network share is not to be trusted.
         if let Some(held) = crate::app::runtime::leases::lease(self, ws) {
-            let mut waiting = self
-                .inner
-                .runtime
-                .waiting
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut waiting = self.inner.runtime.waiting();
             match held {
                 true => waiting.remove(&ws.root),
                 false => waiting.insert(ws.root.clone(), ws.clone()),
@@ -96,23 +76,13 @@ impl App {
                     .life
                     .hold_for(ws, &self.inner.registry.roots)
                     .ok();
-                let mut owners = self
-                    .inner
-                    .runtime
-                    .owners
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
+                let mut owners = self.inner.runtime.owners();
                 owners.insert(ws.root.clone(), life);
             }
             return held;
         }
         {
-            let owners = self
-                .inner
-                .runtime
-                .owners
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let owners = self.inner.runtime.owners();
             if owners.contains_key(&ws.root) {
                 return true;
             }
@@ -128,18 +98,8 @@ impl App {
             .and_then(|life| {
                 crate::locks::take_workspace(ws, &self.inner.runtime.me, &life).map(|()| life)
             });
-        let mut owners = self
-            .inner
-            .runtime
-            .owners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let mut waiting = self
-            .inner
-            .runtime
-            .waiting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut owners = self.inner.runtime.owners();
+        let mut waiting = self.inner.runtime.waiting();
         match taken {
             Ok(life) => {
                 owners.insert(ws.root.clone(), Some(life));
@@ -169,12 +129,7 @@ impl App {
     /// The path of the life lock (relative to the workspace) that `ws`'s records name, for
     /// its `daemon.json`; `None` when it is served without one.
     pub fn life_lock_of(&self, ws: &Workspace) -> Option<String> {
-        let owners = self
-            .inner
-            .runtime
-            .owners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let owners = self.inner.runtime.owners();
         owners.get(&ws.root).cloned().flatten()
     }
 
@@ -185,23 +140,13 @@ impl App {
     }
 
     pub(in crate::app) fn disown(&self, ws: &Workspace) {
-        let mut owners = self
-            .inner
-            .runtime
-            .owners
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut owners = self.inner.runtime.owners();
         owners.remove(&ws.root);
     }
 
     /// Workspaces another daemon served when last tried (the ingest thread tries them again).
     pub fn waiting_workspaces(&self) -> Vec<Workspace> {
-        let waiting = self
-            .inner
-            .runtime
-            .waiting
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let waiting = self.inner.runtime.waiting();
         waiting.values().cloned().collect()
     }
 }

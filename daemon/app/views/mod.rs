@@ -30,7 +30,7 @@ pub(in crate::app) mod workspace_files;
 
 use crate::store::people::People;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The read models' kept orders and caches, updated as transitions announce changes.
 pub(in crate::app) struct Views {
@@ -63,5 +63,16 @@ impl Views {
             },
             invalid_in: Mutex::default(),
         }
+    }
+}
+
+impl Views {
+    /// The workspaces answered invalid (a poisoned lock still guards whole entries).
+    pub fn invalid_in(&self) -> MutexGuard<'_, std::collections::BTreeSet<String>> {
+        self.invalid_in.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn verdicts(&self) -> MutexGuard<'_, overview::VerdictMap> {
+        self.verdicts.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

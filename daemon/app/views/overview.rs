@@ -59,7 +59,8 @@ pub struct Verdict {
 
 /// Verdicts by workspace, with the log's (length, modified time) they were computed for: a
 /// log is read again only once it changed.
-pub(in crate::app) type VerdictCache = Mutex<HashMap<String, ((u64, Option<SystemTime>), Verdict)>>;
+pub(in crate::app) type VerdictMap = HashMap<String, ((u64, Option<SystemTime>), Verdict)>;
+pub(in crate::app) type VerdictCache = Mutex<VerdictMap>;
 
 impl App {
     pub fn workspace_overview(&self, name: &str, actor: &Actor) -> Option<WorkspaceOverview> {
@@ -161,14 +162,7 @@ impl App {
         let stamp = std::fs::symlink_metadata(&path)
             .map(|m| (m.len(), m.modified().ok()))
             .unwrap_or((0, None));
-        let cached = self
-            .inner
-            .views
-            .verdicts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&name)
-            .cloned();
+        let cached = self.inner.views.verdicts().get(&name).cloned();
         if let Some((_, v)) = cached.filter(|(s, _)| *s == stamp) {
             return Some(v);
         }
@@ -188,9 +182,7 @@ impl App {
         };
         self.inner
             .views
-            .verdicts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .verdicts()
             .insert(name, (stamp, verdict.clone()));
         Some(verdict)
     }
@@ -241,12 +233,7 @@ impl App {
                 current.is_some_and(|c| c.invalid.is_some())
             });
             if !again {
-                let mut invalid_in = self
-                    .inner
-                    .views
-                    .invalid_in
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner());
+                let mut invalid_in = self.inner.views.invalid_in();
                 invalid_in.remove(&name);
             }
             drop(st);
