@@ -66,6 +66,9 @@ impl Backend for Files {
     fn files_of(&self, tag: &str, dir_name: &str) -> Vec<String> {
         self.folder(tag).files_of(dir_name)
     }
+    fn load_files(&self, tag: &str, dir_name: &str) -> io::Result<Vec<(String, Vec<u8>)>> {
+        self.folder(tag).load_files(dir_name)
+    }
 }
 
 /// The record folder of one workspace.
@@ -217,6 +220,40 @@ impl Folder {
             }
         }
         Ok(())
+    }
+
+    /// `Backend::load_files` with one listing of the folder: `recover` (an intent read, the
+    /// folder listed again) only when the listing shows a crash's leftovers (`.baton-*`), which
+    /// a clean stop never leaves. Start-up reads every record of every workspace this way.
+    pub fn load_files(&self, dir_name: &str) -> io::Result<Vec<(String, Vec<u8>)>> {
+        let dir = self.dir.join("handoffs").join(dir_name);
+        let mut names = Vec::new();
+        let mut leftovers = false;
+        for entry in std::fs::read_dir(&dir)? {
+            let Ok(name) = entry?.file_name().into_string() else {
+                continue;
+            };
+            match name.starts_with(".baton-") {
+                true => leftovers = true,
+                false => names.push(name),
+            }
+        }
+        if leftovers {
+            if let Err(e) = self.recover(dir_name) {
+                tracing::error!(record = %dir_name, error = %e, "cannot finish a change a crash interrupted; the record is read as it is");
+            }
+            names = self.files_of(dir_name);
+        }
+        names.sort();
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            match std::fs::read(dir.join(&name)) {
+                Ok(bytes) => out.push((name, bytes)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// The key folders under `handoffs/`, sorted.
