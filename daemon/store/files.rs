@@ -442,6 +442,49 @@ mod tests {
     }
 
     #[test]
+    fn the_start_reads_a_record_once_and_finishes_a_change_a_crash_left_first() {
+        let ops = [
+            Op::Put("approvals.json", b"[2]"),
+            Op::Remove("claim.json"),
+            Op::Put("decision.json", b"{}"),
+        ];
+        let as_text = |files: Vec<(String, Vec<u8>)>| -> Vec<(String, String)> {
+            let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+            files.into_iter().map(|(n, b)| (n, text(b))).collect()
+        };
+        let before = [("approvals.json", "[1]"), ("claim.json", "c")];
+        let after = [("approvals.json", "[2]"), ("decision.json", "{}")];
+        for done in 0..=ops.len() {
+            let (_dir, store) = store();
+            store
+                .apply(
+                    "k",
+                    &[
+                        Op::Put("approvals.json", b"[1]"),
+                        Op::Put("claim.json", b"c"),
+                    ],
+                )
+                .unwrap();
+            // A clean folder: its files as they are, hidden ones left out.
+            let clean = as_text(store.load_files(&key_dir_name("k")).unwrap());
+            let want: Vec<(String, String)> = before
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect();
+            assert_eq!(clean, want);
+            crashed_after_commit(&store, &ops, done);
+            // The change is finished before anything is read: the files as committed.
+            let loaded = as_text(store.load_files(&key_dir_name("k")).unwrap());
+            let want: Vec<(String, String)> = after
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect();
+            assert_eq!(loaded, want, "{done}");
+            assert_eq!(names(&store), ["approvals.json", "decision.json"], "{done}");
+        }
+    }
+
+    #[test]
     fn a_change_of_several_files_is_finished_after_a_crash_at_any_point_past_its_commit() {
         let ops = [
             Op::Put("approvals.json", b"[2]"),

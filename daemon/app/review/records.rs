@@ -177,7 +177,10 @@ pub(in crate::app) fn published_from(stored: &[(String, Vec<u8>)]) -> Vec<(Strin
         let rev = rev_file(committed.meta.revision);
         let text = match committed.content {
             Some(ref text) => Some(text.clone().into_bytes()),
-            None => stored.iter().find(|(f, _)| *f == rev).map(|(_, b)| b.clone()),
+            None => stored
+                .iter()
+                .find(|(f, _)| *f == rev)
+                .map(|(_, b)| b.clone()),
         };
         if let Some(text) = text {
             files.push((rev, text.clone()));
@@ -190,4 +193,3 @@ pub(in crate::app) fn published_from(stored: &[(String, Vec<u8>)]) -> Vec<(Strin
     files.dedup_by(|a, b| a.0 == b.0);
     files
 }
-

@@ -5,8 +5,8 @@
 use crate::app::model::{APPROVALS, CLAIM, DECISION, META, SIGN_OFFS};
 use crate::app::review::quorum;
 use crate::app::review::records::{published_from, rev_file, Committed};
-use crate::app::runtime::published_copies::{self, STALE_TEMP};
 use crate::app::runtime::published_copies::Finding;
+use crate::app::runtime::published_copies::{self, STALE_TEMP};
 use crate::app::state::{RawJson, Record, Review, WsState};
 use crate::app::Served;
 use crate::audit::{Anchors, AuditLog, Ledger, RemoteAnchors};
@@ -174,7 +174,9 @@ fn remove_stale_temps(ws: &Workspace, root: &OpenedDir, baton: Option<&OpenedDir
             Ok(n) => {
                 tracing::info!(workspace = %ws.name, dir = %dir.at().display(), removed = n, "removed temp files of crashed writes")
             }
-            Err(e) => tracing::debug!(dir = %dir.at().display(), error = %e, "cannot clean temp files"),
+            Err(e) => {
+                tracing::debug!(dir = %dir.at().display(), error = %e, "cannot clean temp files")
+            }
         }
     }
 }

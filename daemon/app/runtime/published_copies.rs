@@ -56,7 +56,11 @@ pub(in crate::app) fn check(
     for dir in dirs.unwrap_or_default() {
         let folder = ws.handoffs_dir().join(&dir);
         let truth: HashMap<String, Vec<u8>> = match known.get(&dir) {
-            Some(_) => truths.remove(&dir).unwrap_or_default().into_iter().collect(),
+            Some(_) => truths
+                .remove(&dir)
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             None => HashMap::new(),
         };
         let opened = match handoffs.map(|h| h.sub(&dir)) {

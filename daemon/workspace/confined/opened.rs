@@ -74,3 +74,71 @@ fn plain(name: &str) -> io::Result<&str> {
     }
     Ok(name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::open_dir;
+    use crate::workspace::ReadError;
+    use std::io;
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+
+    #[test]
+    fn reads_beneath_the_handle_and_never_through_a_symlink() {
+        let ws = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("meta.json"), b"secret").unwrap();
+        let records = ws.path().join(".baton/handoffs");
+        std::fs::create_dir_all(records.join("k1")).unwrap();
+        std::fs::write(records.join("k1/meta.json"), b"{}").unwrap();
+        std::fs::write(records.join("k1/.baton-tmp-1"), b"").unwrap();
+        // Planted by an agent: a record folder and a file that lead outside.
+        symlink(outside.path(), records.join("k2")).unwrap();
+        symlink(
+            outside.path().join("meta.json"),
+            records.join("k1/decision.json"),
+        )
+        .unwrap();
+        // And one that stays inside: a swapped folder is refused even where it leads nowhere
+        // dangerous, as every confined walk refuses it.
+        symlink("k1", records.join("k4")).unwrap();
+
+        let root = open_dir(ws.path(), Path::new("")).unwrap().unwrap();
+        let handoffs = root
+            .sub(".baton")
+            .unwrap()
+            .unwrap()
+            .sub("handoffs")
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            handoffs.list_dirs().unwrap(),
+            ["k1"],
+            "a symlink is no folder"
+        );
+        let k1 = handoffs.sub("k1").unwrap().unwrap();
+        assert_eq!(k1.at(), Path::new(".baton/handoffs/k1"));
+        assert_eq!(k1.list_json().unwrap(), ["decision.json", "meta.json"]);
+        assert_eq!(k1.read("meta.json", 100).unwrap().unwrap(), b"{}");
+        assert!(matches!(
+            k1.read("decision.json", 100),
+            Err(ReadError::NotRegular)
+        ));
+        let refused = handoffs
+            .sub("k2")
+            .err()
+            .expect("a symlinked folder is refused");
+        assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
+        let refused = handoffs
+            .sub("k4")
+            .err()
+            .expect("a symlinked folder is refused");
+        assert_eq!(refused.kind(), io::ErrorKind::PermissionDenied);
+        assert!(
+            handoffs.sub("k3").unwrap().is_none(),
+            "a missing folder is none"
+        );
+        assert!(handoffs.sub("..").is_err() && k1.read("../k1/meta.json", 100).is_err());
+        assert!(open_dir(ws.path(), Path::new(".baton/handoffs/k2")).is_err());
+    }
+}
