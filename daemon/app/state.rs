@@ -65,12 +65,36 @@ pub struct Current {
 pub struct Record {
     pub meta: Meta,
     pub handoff: Handoff,
-    pub value: Value,
+    /// The document as received, every field (unknown ones too).
+    pub value: RawJson,
     pub decision: Option<Decision>,
     /// Sign-offs gathered so far under the handoff's `sign_off` gate (current revision).
     pub sign_offs: Vec<SignOff>,
     /// Reviewers' work on it: approvals of the current revision, the claim.
     pub review: Review,
+}
+
+/// A JSON document kept as its text. A parsed `Value` takes several times the memory of its
+/// text (a map node per field), and a daemon keeps 100,000 records and more; the document is
+/// read whole only for one handoff's detail or A2A task at a time, so it is parsed then.
+#[derive(Debug, Clone)]
+pub struct RawJson(Box<str>);
+
+impl RawJson {
+    /// The text of `value`.
+    pub fn of(value: &Value) -> RawJson {
+        RawJson(value.to_string().into_boxed_str())
+    }
+
+    /// `text`, already known to be valid JSON (the committed revision the value was read from).
+    pub fn from_text(text: String) -> RawJson {
+        RawJson(text.into_boxed_str())
+    }
+
+    /// The document (`Null` only if the text were not JSON, which `of` and the load rule out).
+    pub fn value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
 }
 
 /// What reviewers did on a handoff short of deciding it.

@@ -66,6 +66,9 @@ impl Backend for Files {
     fn files_of(&self, tag: &str, dir_name: &str) -> Vec<String> {
         self.folder(tag).files_of(dir_name)
     }
+    fn load_files(&self, tag: &str, dir_name: &str) -> io::Result<Vec<(String, Vec<u8>)>> {
+        self.folder(tag).load_files(dir_name)
+    }
 }
 
 /// The record folder of one workspace.
@@ -217,6 +220,40 @@ impl Folder {
             }
         }
         Ok(())
+    }
+
+    /// `Backend::load_files` with one listing of the folder: `recover` (an intent read, the
+    /// folder listed again) only when the listing shows a crash's leftovers (`.baton-*`), which
+    /// a clean stop never leaves. Start-up reads every record of every workspace this way.
+    pub fn load_files(&self, dir_name: &str) -> io::Result<Vec<(String, Vec<u8>)>> {
+        let dir = self.dir.join("handoffs").join(dir_name);
+        let mut names = Vec::new();
+        let mut leftovers = false;
+        for entry in std::fs::read_dir(&dir)? {
+            let Ok(name) = entry?.file_name().into_string() else {
+                continue;
+            };
+            match name.starts_with(".baton-") {
+                true => leftovers = true,
+                false => names.push(name),
+            }
+        }
+        if leftovers {
+            if let Err(e) = self.recover(dir_name) {
+                tracing::error!(record = %dir_name, error = %e, "cannot finish a change a crash interrupted; the record is read as it is");
+            }
+            names = self.files_of(dir_name);
+        }
+        names.sort();
+        let mut out = Vec::with_capacity(names.len());
+        for name in names {
+            match std::fs::read(dir.join(&name)) {
+                Ok(bytes) => out.push((name, bytes)),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
     }
 
     /// The key folders under `handoffs/`, sorted.
@@ -402,6 +439,49 @@ mod tests {
         }
         // The process is gone: its temp files stay.
         temps.for_each(|t| drop(t.into_temp_path().keep().unwrap()));
+    }
+
+    #[test]
+    fn the_start_reads_a_record_once_and_finishes_a_change_a_crash_left_first() {
+        let ops = [
+            Op::Put("approvals.json", b"[2]"),
+            Op::Remove("claim.json"),
+            Op::Put("decision.json", b"{}"),
+        ];
+        let as_text = |files: Vec<(String, Vec<u8>)>| -> Vec<(String, String)> {
+            let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+            files.into_iter().map(|(n, b)| (n, text(b))).collect()
+        };
+        let before = [("approvals.json", "[1]"), ("claim.json", "c")];
+        let after = [("approvals.json", "[2]"), ("decision.json", "{}")];
+        for done in 0..=ops.len() {
+            let (_dir, store) = store();
+            store
+                .apply(
+                    "k",
+                    &[
+                        Op::Put("approvals.json", b"[1]"),
+                        Op::Put("claim.json", b"c"),
+                    ],
+                )
+                .unwrap();
+            // A clean folder: its files as they are, hidden ones left out.
+            let clean = as_text(store.load_files(&key_dir_name("k")).unwrap());
+            let want: Vec<(String, String)> = before
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect();
+            assert_eq!(clean, want);
+            crashed_after_commit(&store, &ops, done);
+            // The change is finished before anything is read: the files as committed.
+            let loaded = as_text(store.load_files(&key_dir_name("k")).unwrap());
+            let want: Vec<(String, String)> = after
+                .iter()
+                .map(|(n, t)| (n.to_string(), t.to_string()))
+                .collect();
+            assert_eq!(loaded, want, "{done}");
+            assert_eq!(names(&store), ["approvals.json", "decision.json"], "{done}");
+        }
     }
 
     #[test]

@@ -54,6 +54,22 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn record_dirs(&self, tag: &str) -> io::Result<Vec<String>>;
     /// The names of the files of one record folder, sorted.
     fn files_of(&self, tag: &str, dir_name: &str) -> Vec<String>;
+    /// At start, before the folder is read: finishes what a crash left in it (`recover`; a
+    /// failure is logged and the folder read as it is), then reads its files (`files_of`), each
+    /// once, sorted by name.
+    fn load_files(&self, tag: &str, dir_name: &str) -> io::Result<Vec<(String, Vec<u8>)>> {
+        if let Err(e) = self.recover(tag, dir_name) {
+            tracing::error!(record = %dir_name, error = %e, "cannot finish a change a crash interrupted; the record is read as it is");
+        }
+        let mut out = Vec::new();
+        for name in self.files_of(tag, dir_name) {
+            let rel = Path::new("handoffs").join(dir_name).join(&name);
+            if let Some(bytes) = self.read(tag, &rel)? {
+                out.push((name, bytes));
+            }
+        }
+        Ok(out)
+    }
     /// The files of one record folder, each with its size and a stamp that changes whenever
     /// it does, so the search index tells what changed without reading it. By default each
     /// file is read and hashed; a backend that keeps versions answers from them.
@@ -164,6 +180,10 @@ impl Store {
 
     pub fn files_of(&self, dir_name: &str) -> Vec<String> {
         self.backend.files_of(&self.tag, dir_name)
+    }
+
+    pub fn load_files(&self, dir_name: &str) -> io::Result<Vec<(String, Vec<u8>)>> {
+        self.backend.load_files(&self.tag, dir_name)
     }
 
     pub fn stamps(&self, dir_name: &str) -> io::Result<Vec<(String, u64, String)>> {

@@ -11,9 +11,11 @@
 //! on each call, so that thousands of workspaces do not hold thousands of descriptors.
 
 mod held;
+mod opened;
 mod reads;
 
 pub use held::FolderReader;
+pub use opened::OpenedDir;
 pub use reads::Identity;
 pub(super) use reads::{identities, open_regular, sha256, sha256_capture, sha256_known};
 
@@ -110,6 +112,15 @@ pub(super) fn rename(root: &Path, from: &Path, to: &Path) -> io::Result<()> {
     sync(to_dir)
 }
 
+/// The folder `rel` opened (see `OpenedDir`); `None` if it or a folder on the way is missing.
+pub(super) fn open_dir(root: &Path, rel: &Path) -> io::Result<Option<OpenedDir>> {
+    match walk(root, &names(rel)?, None) {
+        Ok(dir) => Ok(Some(OpenedDir::new(dir, rel.to_path_buf()))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Names of the real sub-folders (symlinks to folders excluded) of the folder `rel`, sorted.
 /// A folder that does not exist has none.
 pub(super) fn list_dirs(root: &Path, rel: &Path) -> io::Result<Vec<String>> {
@@ -117,6 +128,11 @@ pub(super) fn list_dirs(root: &Path, rel: &Path) -> io::Result<Vec<String>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         other => other?,
     };
+    dirs_in(&dir, rel)
+}
+
+/// `list_dirs` of an open folder (`rel` names it in warnings).
+fn dirs_in(dir: &Dir, rel: &Path) -> io::Result<Vec<String>> {
     let mut found = Vec::new();
     for entry in dir.entries()? {
         let entry = entry?;
@@ -136,6 +152,11 @@ pub(super) fn list_json(root: &Path, rel: &Path) -> io::Result<Vec<String>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         other => other?,
     };
+    json_in(&dir, rel)
+}
+
+/// `list_json` of an open folder (`rel` names it in warnings).
+fn json_in(dir: &Dir, rel: &Path) -> io::Result<Vec<String>> {
     let mut found = Vec::new();
     for entry in dir.entries()? {
         found.extend(utf8_name(rel, entry?.file_name()));
@@ -156,6 +177,11 @@ pub(super) fn remove_stale_temps(
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
         other => other?,
     };
+    stale_temps_in(&dir, age)
+}
+
+/// `remove_stale_temps` in an open folder.
+fn stale_temps_in(dir: &Dir, age: std::time::Duration) -> io::Result<usize> {
     let mut removed = 0;
     for entry in dir.entries()? {
         let entry = entry?;

@@ -16,7 +16,7 @@ mod resubmit;
 
 pub use artifacts::{artifact_problems, artifact_problems_with};
 pub use browse::Entry;
-pub use confined::{FolderReader, ForeignFile, Identity};
+pub use confined::{FolderReader, ForeignFile, Identity, OpenedDir};
 pub use files::{create_dirs, read_limited, sha256_open_file, write_atomic, ReadError};
 pub use fsinfo::is_network_fs;
 pub use handoff_file::{handoff_file, HandoffFile, HANDOFF_FILES};
@@ -116,6 +116,12 @@ impl Workspace {
     /// at the end is `ReadError::NotRegular`.
     pub fn read(&self, path: &Path, limit: usize) -> Result<Option<Vec<u8>>, ReadError> {
         confined::read(&self.root, self.relative(path)?, limit)
+    }
+
+    /// The folder `path` opened for many reads in a row (see `OpenedDir`), confined as `read`
+    /// is; `Ok(None)`: it or a folder on the way does not exist.
+    pub fn open_dir(&self, path: &Path) -> io::Result<Option<OpenedDir>> {
+        confined::open_dir(&self.root, self.relative(path)?)
     }
 
     /// A reader of many files in turn, keeping the folder of the last one open (see

@@ -104,7 +104,7 @@ impl App {
         let record = Record {
             meta,
             handoff: acc.doc,
-            value: acc.value,
+            value: crate::app::state::RawJson::of(&acc.value),
             decision: None,
             sign_offs: Vec::new(),
             review: Default::default(),

@@ -150,20 +150,40 @@ impl Served {
 /// store file (the store's `meta.json` without the text it carries), plus the revision in
 /// place as `rev-N.json` and `handoff.json`.
 pub(in crate::app) fn published(store: &Store, key: &str) -> Vec<(String, Vec<u8>)> {
+    let stored: Vec<(String, Vec<u8>)> = store
+        .files_of(&crate::workspace::key_dir_name(key))
+        .into_iter()
+        .filter_map(|file| {
+            let bytes = store.read(&Store::record(key, &file)).ok()??;
+            Some((file, bytes))
+        })
+        .collect();
+    published_from(&stored)
+}
+
+/// `published` from the record's store files already read (`stored`: name and bytes), as the
+/// start reads them, once each.
+pub(in crate::app) fn published_from(stored: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
-    for file in store.files_of(&crate::workspace::key_dir_name(key)) {
-        let Ok(Some(bytes)) = store.read(&Store::record(key, &file)) else {
-            continue;
-        };
+    for (file, bytes) in stored {
         if file != META {
-            files.push((file, bytes));
+            files.push((file.clone(), bytes.clone()));
             continue;
         }
-        let Ok(committed) = serde_json::from_slice::<Committed>(&bytes) else {
+        let Ok(committed) = serde_json::from_slice::<Committed>(bytes) else {
             continue;
         };
-        if let Ok(Some(text)) = revision_text(store, &committed) {
-            files.push((rev_file(committed.meta.revision), text.clone()));
+        // Carried along, or in rev-N.json (stores written before meta.json carried it).
+        let rev = rev_file(committed.meta.revision);
+        let text = match committed.content {
+            Some(ref text) => Some(text.clone().into_bytes()),
+            None => stored
+                .iter()
+                .find(|(f, _)| *f == rev)
+                .map(|(_, b)| b.clone()),
+        };
+        if let Some(text) = text {
+            files.push((rev, text.clone()));
             files.push((HANDOFF_FILE.into(), text));
         }
         files.extend(json_bytes(&committed.meta).map(|m| (META.to_string(), m)));
@@ -172,19 +192,4 @@ pub(in crate::app) fn published(store: &Store, key: &str) -> Vec<(String, Vec<u8
     files.sort_by(|a, b| a.0.cmp(&b.0));
     files.dedup_by(|a, b| a.0 == b.0);
     files
-}
-
-/// The text of the revision `committed` names: carried along, or in `rev-N.json` (stores
-/// written before meta.json carried it).
-pub(in crate::app) fn revision_text(
-    store: &Store,
-    committed: &Committed,
-) -> io::Result<Option<Vec<u8>>> {
-    match &committed.content {
-        Some(text) => Ok(Some(text.clone().into_bytes())),
-        None => {
-            let meta = &committed.meta;
-            store.read(&Store::record(&meta.key, &rev_file(meta.revision)))
-        }
-    }
 }

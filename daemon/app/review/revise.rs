@@ -105,7 +105,7 @@ impl App {
         *rec = Record {
             meta,
             handoff: acc.doc,
-            value: acc.value,
+            value: crate::app::state::RawJson::of(&acc.value),
             decision: None,
             sign_offs: Vec::new(),
             review: Review {

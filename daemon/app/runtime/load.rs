@@ -4,20 +4,19 @@
 
 use crate::app::model::{APPROVALS, CLAIM, DECISION, META, SIGN_OFFS};
 use crate::app::review::quorum;
-use crate::app::review::records::{rev_file, Committed};
-use crate::app::runtime::published_copies;
+use crate::app::review::records::{published_from, rev_file, Committed};
 use crate::app::runtime::published_copies::Finding;
-use crate::app::state::{Record, Review, WsState};
+use crate::app::runtime::published_copies::{self, STALE_TEMP};
+use crate::app::state::{RawJson, Record, Review, WsState};
 use crate::app::Served;
 use crate::audit::{Anchors, AuditLog, Ledger, RemoteAnchors};
 use crate::contract::{Decision, Handoff};
 use crate::store::{Records, Store};
-use crate::workspace::Workspace;
+use crate::workspace::{OpenedDir, Workspace};
 use serde::de::DeserializeOwned;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 const SEEN_CHECKPOINTS: &str = "checkpoints.json";
 /// Workspaces loaded at once at start. Loading is reading many small files (the store, the
@@ -25,8 +24,6 @@ const SEEN_CHECKPOINTS: &str = "checkpoints.json";
 /// independent of the others, so several threads overlap their waits (on a network mount,
 /// their round trips) and use every core for the rest.
 const LOADERS: usize = 16;
-/// Temp files older than this at start-up are left from crashed writes.
-const STALE_TEMP: Duration = Duration::from_secs(600);
 
 pub(in crate::app) struct Loaded {
     pub ws: Served,
@@ -48,7 +45,13 @@ pub(in crate::app) fn load(
         // rewrites of it make no files.
         save_seen_checkpoints(&store, &BTreeMap::new())?;
     }
-    remove_stale_temps(ws);
+    // The workspace folder and .baton/ are opened once for the whole load: every read and
+    // listing below walks down from these handles, not from the path each time.
+    let root = ws.open_dir(&ws.root)?.ok_or_else(|| {
+        std::io::Error::new(std::io::ErrorKind::NotFound, "the workspace folder is gone")
+    })?;
+    let baton = opened_sub(ws, &root, crate::workspace::BATON_DIR);
+    remove_stale_temps(ws, &root, baton.as_ref());
     let anchors = Anchors::for_workspace(data_dir, ws);
     let anchors = {
         let flushed = ledger.newest(&anchors.tag);
@@ -59,12 +62,20 @@ pub(in crate::app) fn load(
         seen_checkpoints: read_store(&store, Path::new(SEEN_CHECKPOINTS)).unwrap_or_default(),
         ..WsState::default()
     };
+    // What the store publishes of each record, by folder name, for the copies' check: from
+    // the same bytes the record is loaded from, so each store file is read once.
+    let mut truths = HashMap::new();
     for name in store.record_dirs()? {
-        if let Err(e) = store.recover(&name) {
-            tracing::error!(workspace = %ws.name, record = %name, error = %e, "cannot finish a change a crash interrupted; the record is read as it is");
-        }
-        match load_record(&store, &name) {
+        let files = match store.load_files(&name) {
+            Ok(files) => files,
+            Err(e) => {
+                tracing::warn!(workspace = %ws.name, record = %name, error = %e, "skipping an unreadable record");
+                continue;
+            }
+        };
+        match load_record(&files) {
             Ok(Some(record)) => {
+                truths.insert(name, published_from(&files));
                 state.records.insert(record.meta.key.clone(), record);
             }
             Ok(None) => {}
@@ -79,7 +90,16 @@ pub(in crate::app) fn load(
         .filter(|r| r.is_pending())
         .max_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at))
         .map(|r| r.meta.key.clone());
-    let checked = published_copies::check(ws, &store, &anchors, &state.records);
+    let handoffs = baton.as_ref().and_then(|b| opened_sub(ws, b, "handoffs"));
+    let checked = published_copies::check(
+        ws,
+        handoffs.as_ref(),
+        &store,
+        &anchors,
+        &state.records,
+        &mut truths,
+    );
+    drop((handoffs, baton, root));
     let loaded = Served {
         workspace: ws.clone(),
         store,
@@ -136,30 +156,39 @@ fn adopt(ws: &Workspace) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn remove_stale_temps(ws: &Workspace) {
-    let mut dirs = vec![
-        ws.root.clone(),
-        ws.baton_dir(),
-        ws.baton_dir().join("state"),
-    ];
-    for key in ws.list_dirs(&ws.handoffs_dir()).unwrap_or_default() {
-        dirs.push(ws.handoffs_dir().join(key));
-    }
-    for dir in dirs {
-        match ws.remove_stale_temps(&dir, STALE_TEMP) {
+/// The sub-folder `name` of `dir`, if it is there and a real folder (a symlink is warned of).
+fn opened_sub(ws: &Workspace, dir: &OpenedDir, name: &str) -> Option<OpenedDir> {
+    dir.sub(name)
+        .inspect_err(|e| tracing::warn!(workspace = %ws.name, dir = %dir.at().join(name).display(), error = %e, "not reading a folder"))
+        .ok()
+        .flatten()
+}
+
+/// Removes the temp files of crashed writes in the workspace folder, `.baton/` and
+/// `.baton/state/` (those of the record folders go in `published_copies::check`'s pass).
+fn remove_stale_temps(ws: &Workspace, root: &OpenedDir, baton: Option<&OpenedDir>) {
+    let state = baton.and_then(|b| opened_sub(ws, b, "state"));
+    for dir in [Some(root), baton, state.as_ref()].into_iter().flatten() {
+        match dir.remove_stale_temps(STALE_TEMP) {
             Ok(0) => {}
             Ok(n) => {
-                tracing::info!(workspace = %ws.name, dir = %dir.display(), removed = n, "removed temp files of crashed writes")
+                tracing::info!(workspace = %ws.name, dir = %dir.at().display(), removed = n, "removed temp files of crashed writes")
             }
-            Err(e) => tracing::debug!(dir = %dir.display(), error = %e, "cannot clean temp files"),
+            Err(e) => {
+                tracing::debug!(dir = %dir.at().display(), error = %e, "cannot clean temp files")
+            }
         }
     }
 }
 
-fn load_record(store: &Store, dir: &str) -> anyhow::Result<Option<Record>> {
-    let at = |file: &str| Path::new("handoffs").join(dir).join(file);
-    let Some(committed) = read_store::<Committed>(store, &at(META)) else {
-        // No meta.json: a crash before the first revision was committed.
+/// A record from its store files (`Backend::load_files`); `None`: no meta.json, a crash
+/// before the first revision was committed.
+fn load_record(files: &[(String, Vec<u8>)]) -> anyhow::Result<Option<Record>> {
+    let file = |name: &str| files.iter().find(|(f, _)| f == name).map(|(_, b)| &b[..]);
+    fn json<T: DeserializeOwned>(bytes: Option<&[u8]>) -> Option<T> {
+        serde_json::from_slice(bytes?).ok()
+    }
+    let Some(committed) = json::<Committed>(file(META)) else {
         return Ok(None);
     };
     let meta = committed.meta;
@@ -167,17 +196,21 @@ fn load_record(store: &Store, dir: &str) -> anyhow::Result<Option<Record>> {
     // a rev file newer than meta.json is a crash's leftover).
     let text = match committed.content {
         Some(text) => text.into_bytes(),
-        None => store
-            .read(&at(&rev_file(meta.revision)))?
-            .ok_or_else(|| anyhow::anyhow!("meta.json without revision {}", meta.revision))?,
+        None => file(&rev_file(meta.revision))
+            .ok_or_else(|| anyhow::anyhow!("meta.json without revision {}", meta.revision))?
+            .to_vec(),
     };
-    let value: serde_json::Value = serde_json::from_slice(&text)?;
-    let handoff: Handoff = serde_json::from_value(value.clone())?;
-    let decision = read_store::<Decision>(store, &at(DECISION));
-    let sign_offs: Vec<_> = read_store(store, &at(SIGN_OFFS)).unwrap_or_default();
+    let handoff: Handoff = serde_json::from_slice(&text)?;
+    // Kept as text (see `RawJson`): as committed when it is UTF-8, as it always is.
+    let value = match String::from_utf8(text) {
+        Ok(text) => RawJson::from_text(text),
+        Err(e) => RawJson::of(&serde_json::from_slice(e.as_bytes())?),
+    };
+    let decision: Option<Decision> = json(file(DECISION));
+    let sign_offs: Vec<_> = json(file(SIGN_OFFS)).unwrap_or_default();
     let review = Review {
-        approvals: quorum::loaded(read_store(store, &at(APPROVALS)), &sign_offs),
-        claim: read_store(store, &at(CLAIM)),
+        approvals: quorum::loaded(json(file(APPROVALS)), &sign_offs),
+        claim: json(file(CLAIM)),
     };
     Ok(Some(Record {
         meta,

@@ -5,12 +5,11 @@
 //! decision, a missing file) is simply brought up to date.
 
 use crate::app::model::DECISION;
-use crate::app::review::records::published;
 use crate::app::state::Record;
 use crate::audit::anchor::{Anchors, Entry};
 use crate::clock::now_rfc3339;
 use crate::store::Store;
-use crate::workspace::{key_dir_name, Workspace};
+use crate::workspace::{key_dir_name, OpenedDir, Workspace};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
@@ -22,6 +21,8 @@ pub struct Finding {
 }
 
 const LIMIT: usize = 16 * 1024 * 1024;
+/// Temp files older than this at start-up are left from crashed writes.
+pub(in crate::app) const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(600);
 
 /// What `check` found.
 pub(in crate::app) struct Checked {
@@ -33,12 +34,17 @@ pub(in crate::app) struct Checked {
 }
 
 /// Compares every copy with the store; returns what was found tampered with, and which
-/// records' copies are current.
+/// records' copies are current. `handoffs`: the workspace's `.baton/handoffs/`, opened once
+/// (each record's folder is opened beneath it, once); `truths`: what the store publishes for
+/// each record, by its folder name (`records::published_from` of the files the load read).
+/// Temp files of crashed writes in the record folders are removed on the way.
 pub(in crate::app) fn check(
     ws: &Workspace,
+    handoffs: Option<&OpenedDir>,
     store: &Store,
     anchors: &Anchors,
     records: &BTreeMap<String, Record>,
+    truths: &mut HashMap<String, Vec<(String, Vec<u8>)>>,
 ) -> Checked {
     let known: HashMap<String, &Record> = records
         .values()
@@ -46,16 +52,40 @@ pub(in crate::app) fn check(
         .collect();
     let mut found = Vec::new();
     let mut current = HashSet::new();
-    for dir in ws.list_dirs(&ws.handoffs_dir()).unwrap_or_default() {
+    let dirs = handoffs.map(|h| h.list_dirs().unwrap_or_default());
+    for dir in dirs.unwrap_or_default() {
         let folder = ws.handoffs_dir().join(&dir);
         let truth: HashMap<String, Vec<u8>> = match known.get(&dir) {
-            Some(rec) => published(store, &rec.meta.key).into_iter().collect(),
+            Some(_) => truths
+                .remove(&dir)
+                .unwrap_or_default()
+                .into_iter()
+                .collect(),
             None => HashMap::new(),
         };
-        let files = ws.list_json_in(&folder);
+        let opened = match handoffs.map(|h| h.sub(&dir)) {
+            Some(Ok(Some(opened))) => Some(opened),
+            Some(Err(e)) => {
+                tracing::warn!(workspace = %ws.name, dir = %folder.display(), error = %e, "not listing a folder");
+                None
+            }
+            _ => None,
+        };
+        if let Some(Err(e)) = opened.as_ref().map(|o| o.remove_stale_temps(STALE_TEMP)) {
+            tracing::debug!(dir = %folder.display(), error = %e, "cannot clean temp files");
+        }
+        let files = match opened.as_ref().map(OpenedDir::list_json) {
+            Some(Ok(files)) => files,
+            Some(Err(e)) => {
+                tracing::warn!(workspace = %ws.name, dir = %folder.display(), error = %e, "not listing a folder");
+                Vec::new()
+            }
+            None => Vec::new(),
+        };
         let mut same = files.len() == truth.len();
         for file in files {
-            let Ok(Some(copy)) = ws.read(&folder.join(&file), LIMIT) else {
+            let read = opened.as_ref().map(|o| o.read(&file, LIMIT));
+            let Some(Ok(Some(copy))) = read else {
                 same = false;
                 continue;
             };

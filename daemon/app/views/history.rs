@@ -159,14 +159,19 @@ fn seed(shared: &Shared, rx: &Receiver<Arc<Served>>) {
         drop(batch);
         {
             let mut order = shared.order.write().unwrap_or_else(|e| e.into_inner());
+            let mut fresh = Vec::new();
             for (name, lines) in &read {
                 for w in lines {
-                    let entry = order.entry(name, w);
-                    order.entries.push(entry);
+                    fresh.push(order.entry(name, w));
                 }
             }
+            // Only the batch is sorted, then merged into the kept order: sorting everything
+            // for each batch cost O(n log n) per workspace taken at start, under the lock
+            // that every append waits for.
+            fresh.sort_unstable_by_key(Entry::key);
+            let kept = std::mem::take(&mut order.entries);
+            order.entries = merged(kept, fresh);
             // A line noted as written and read back here too is kept once.
-            order.entries.sort_unstable_by_key(Entry::key);
             order.entries.dedup_by_key(|e| e.key());
         }
         let mut seeding = shared.seeding.lock().unwrap_or_else(|e| e.into_inner());
@@ -174,6 +179,24 @@ fn seed(shared: &Shared, rx: &Receiver<Arc<Served>>) {
         if seeding.queued == 0 {
             shared.seeded.notify_all();
         }
+    }
+}
+
+/// Two sorted runs as one sorted run.
+fn merged(a: Vec<Entry>, b: Vec<Entry>) -> Vec<Entry> {
+    if b.is_empty() {
+        return a;
+    }
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let take_a = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) => x.key() <= y.key(),
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => return out,
+        };
+        out.extend(if take_a { a.next() } else { b.next() });
     }
 }
 

@@ -257,7 +257,7 @@ impl App {
             key: key.to_string(),
             workspace: ws_name,
             state: state_of(r),
-            handoff: r.value.clone(),
+            handoff: r.value.value(),
             latest_checkpoint,
             checkpoints,
             checkpoints_total,
