@@ -131,7 +131,7 @@ pub(super) fn openapi_paths() -> serde_json::Value {
         "responses": {
             "200": { "description": "the hits of this page (ranked first), then the total and facet counts of the matches, counted up to a bound",
                 "content": { "application/json": { "schema": { "type": "object", "required": ["total", "hits", "facets"],
-                    "properties": { "total": { "type": "integer", "description": "matches, counted up to 10,000; past that, a lower bound (total_is_lower_bound)" },
+                    "properties": { "total": { "type": "integer", "description": "matches, counted up to 1,000; past that, a lower bound (total_is_lower_bound)" },
                         "total_is_lower_bound": { "type": "boolean", "description": "more than total match: counting stopped at the bound, and the facets count only the matches counted" },
                         "total_estimate": { "type": "integer", "description": "when total is a lower bound: the matches estimated from the share of the index counted" },
                         "hits": { "type": "array", "items": hit },

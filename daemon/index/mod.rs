@@ -16,6 +16,7 @@ mod schema;
 pub mod search;
 mod search_limit;
 mod snippets;
+mod unsynced;
 mod warm;
 pub mod writer;
 
@@ -196,7 +197,12 @@ impl SearchIndex {
             dir: dir.to_path_buf(),
             source,
         };
-        let index = Index::open_in_dir(dir).map_err(fail)?;
+        if let Some(why) = unsynced::lost_writes(dir) {
+            return Err(fail(tantivy::TantivyError::SystemError(why)));
+        }
+        let directory = unsynced::Unsynced::open(dir)
+            .map_err(|e| fail(tantivy::TantivyError::SystemError(e.to_string())))?;
+        let index = Index::open(directory).map_err(fail)?;
         let (schema, fields) = schema::build();
         if index.schema() != schema {
             return Err(fail(tantivy::TantivyError::SchemaError(
@@ -212,10 +218,14 @@ impl SearchIndex {
             source,
         })?;
         let (schema, fields) = schema::build();
-        let index = Index::create_in_dir(dir, schema).map_err(|source| IndexError::Tantivy {
+        let fail = |source| IndexError::Tantivy {
             dir: dir.to_path_buf(),
             source,
-        })?;
+        };
+        let directory = unsynced::Unsynced::open(dir)
+            .map_err(|e| fail(tantivy::TantivyError::SystemError(e.to_string())))?;
+        let index =
+            Index::create(directory, schema, tantivy::IndexSettings::default()).map_err(fail)?;
         let made = SearchIndex::with_reader(index, fields, dir)?;
         // Empty: every segment it will hold is read by the reload that makes it searchable.
         made.warm_files();

@@ -261,3 +261,39 @@ fn new_segments_are_read_before_queries_see_them_and_an_opened_index_when_asked(
     assert_eq!(opened.warmed_bytes(), once);
     assert_eq!(search(&opened, "warm").total, 200);
 }
+
+#[test]
+fn a_writer_leaves_its_marker_until_it_stops_and_a_marker_of_another_boot_has_the_index_made_again()
+{
+    let dir = tempfile::tempdir().unwrap();
+    let index_at = index_dir(dir.path());
+    let marker = index_at.join(unsynced::MARKER);
+    let (index, _) = SearchIndex::open(dir.path()).unwrap();
+    let index = Arc::new(index);
+    let (writer, thread) =
+        Writer::spawn(index.clone(), 20_000_000, Duration::from_millis(50)).unwrap();
+    assert!(writer.send(Op::Put(Box::new(doc(
+        Kind::Artifact,
+        "a",
+        "inbox/x.md",
+        "kept"
+    )))));
+    assert!(writer.flush());
+    // Written without syncs meanwhile: the marker says so, for this boot.
+    assert!(marker.exists());
+    // A process that died (same boot) leaves files the page cache holds: opened as they are.
+    let (again, why) = SearchIndex::open(dir.path()).unwrap();
+    assert_eq!(why, None);
+    assert_eq!(again.num_docs(), 1);
+    drop(again);
+    drop(writer);
+    thread.join().unwrap();
+    // Stopped: every file synced, the marker gone.
+    assert!(!marker.exists());
+    drop(index);
+    // The machine went down while a writer ran: its writes may be lost, the index is rebuilt.
+    std::fs::write(&marker, "another-boot").unwrap();
+    let (fresh, why) = SearchIndex::open(dir.path()).unwrap();
+    assert!(why.unwrap().contains("restarted"));
+    assert_eq!(fresh.num_docs(), 0);
+}

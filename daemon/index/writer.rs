@@ -82,6 +82,11 @@ impl Writer {
                         source,
                     },
                 })?;
+        // From here on the index's files are written without syncs (see `unsynced`).
+        super::unsynced::mark(&index.dir).map_err(|source| IndexError::Io {
+            dir: index.dir.clone(),
+            source,
+        })?;
         let mut policy = LogMergePolicy::default();
         // Deleted documents (every update leaves one) are merged away before they pile up.
         policy.set_del_docs_ratio_before_merge(0.3);
@@ -172,6 +177,10 @@ impl Thread {
         self.commit();
         if let Err(e) = self.writer.wait_merging_threads() {
             tracing::warn!(error = %e, "search index merges did not finish");
+        }
+        // Merges over and the lock released: every file is final, to sync once.
+        if let Err(e) = super::unsynced::settle(&self.index.dir) {
+            tracing::warn!(dir = %self.index.dir.display(), error = %e, "cannot sync the search index; a crash of the machine before the next stop would have it built again");
         }
     }
 

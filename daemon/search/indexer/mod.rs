@@ -23,6 +23,8 @@ use tokio_util::sync::CancellationToken;
 const TICK: Duration = Duration::from_millis(50);
 /// A marked workspace waits this long for more changes before it is reconciled.
 const SETTLE: Duration = Duration::from_millis(50);
+/// How long the periodic reconcile goes on before marked workspaces are looked at again.
+const SWEEP_SLICE: Duration = Duration::from_millis(20);
 const WATCH_QUEUE: usize = 16_384;
 
 /// What the indexer follows.
@@ -160,6 +162,8 @@ impl Indexer {
             "search index in step with the workspaces"
         );
         let mut dirty: HashMap<String, Instant> = HashMap::new();
+        // Workspaces the periodic reconcile has still to visit, the next last.
+        let mut sweep: Vec<String> = Vec::new();
         let mut next_full = Instant::now() + feed.reconcile;
         let mut next_list = Instant::now();
         let mut next_check = Instant::now() + lost::CHECK;
@@ -168,7 +172,13 @@ impl Indexer {
                 self.keep_index(&all, &feed.lost);
                 next_check = Instant::now() + lost::CHECK;
             }
-            self.take_signals(&rx, &all, &mut dirty);
+            // No wait for signals while the periodic reconcile has workspaces to visit.
+            let wait = if sweep.is_empty() {
+                TICK
+            } else {
+                Duration::ZERO
+            };
+            self.take_signals(&rx, &all, &mut dirty, wait);
             if overflow.swap(false, Ordering::AcqRel) {
                 all.iter().for_each(|ws| mark(&mut dirty, &ws.name));
             }
@@ -203,7 +213,11 @@ impl Indexer {
                 reindex::serve(self, &all, &request);
             }
             if Instant::now() >= next_full {
-                self.full(&all, false, &mut |_| {});
+                // The periodic reconcile goes a slice at a time between the marked
+                // workspaces: done in one go it would hold back every change made meanwhile
+                // (at a million files, seconds).
+                self.drop_gone(&all);
+                sweep = all.iter().rev().map(|w| w.name.clone()).collect();
                 next_full = Instant::now() + feed.reconcile;
             }
             let due: Vec<String> = dirty
@@ -220,15 +234,23 @@ impl Indexer {
                     }
                 }
             }
+            let slice = Instant::now();
+            while slice.elapsed() < SWEEP_SLICE {
+                let Some(name) = sweep.pop() else { break };
+                if let Some(ws) = all.iter().find(|w| w.name == name) {
+                    self.reconcile(ws, false, &mut |_| {});
+                }
+            }
         }
     }
 
-    /// Waits up to a tick for file changes and marks their workspaces.
+    /// Waits up to `wait` for file changes and marks their workspaces.
     fn take_signals(
         &self,
         rx: &Receiver<Signal>,
         all: &[Workspace],
         dirty: &mut HashMap<String, Instant>,
+        wait: Duration,
     ) {
         let mut on = |signal: Signal| match signal {
             Signal::Rescan => all.iter().for_each(|ws| mark(dirty, &ws.name)),
@@ -242,7 +264,7 @@ impl Indexer {
                 }
             }
         };
-        match rx.recv_timeout(TICK) {
+        match rx.recv_timeout(wait) {
             Ok(signal) => on(signal),
             Err(RecvTimeoutError::Timeout) => return,
             Err(RecvTimeoutError::Disconnected) => {
@@ -281,6 +303,16 @@ impl Indexer {
         progress.files_done.store(0, Ordering::Relaxed);
         progress.bytes_done.store(0, Ordering::Relaxed);
         progress.running.store(true, Ordering::Relaxed);
+        self.drop_gone(all);
+        for ws in all {
+            self.reconcile(ws, force, report);
+        }
+        progress.running.store(false, Ordering::Relaxed);
+        report(&progress);
+    }
+
+    /// Deletes the documents of workspaces no longer served.
+    fn drop_gone(&mut self, all: &[Workspace]) {
         let served: HashSet<&str> = all.iter().map(|w| w.name.as_str()).collect();
         let gone: Vec<String> = self
             .known
@@ -293,11 +325,6 @@ impl Indexer {
                 self.delete(id.into());
             }
         }
-        for ws in all {
-            self.reconcile(ws, force, report);
-        }
-        progress.running.store(false, Ordering::Relaxed);
-        report(&progress);
     }
 
     /// Brings one workspace's documents in step with its items.
