@@ -13,12 +13,13 @@ fn two_nodes(db: &str, extra: &str) -> (Postgres, TestEnv, Daemon, Daemon) {
     let pg = Postgres::start();
     let url = pg.database(db);
     let mut env = TestEnv::new();
+    env.drive_clock();
     for i in 0..6 {
         env.init(&format!("w{i}"));
     }
     let a = env.spawn_with_config(&node_config(&env, &url, "a", extra));
     let b = env.spawn_with_config(&node_config(&env, &url, "b", extra));
-    super::settled(&pg, db, &["a", "b"], 7);
+    super::settled(&env, &pg, db, &["a", "b"], 7);
     super::wait_long("shared out", super::SETTLE_S, || {
         served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == 7
     });
