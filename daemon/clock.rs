@@ -20,7 +20,7 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use time::OffsetDateTime;
 
 /// The environment variable a debug build reads the offset file's path from.
@@ -61,6 +61,11 @@ impl Clock {
         }
     }
 
+    /// Whether a test moves this clock (a debug build started with `BATON_TEST_CLOCK`).
+    pub fn is_driven(&self) -> bool {
+        self.offset_file.is_some()
+    }
+
     /// The offset in the file, if any: a file missing or unreadable (a test rewriting it
     /// atomically never shows half a number) counts as none.
     fn offset(&self) -> Option<Duration> {
@@ -79,6 +84,18 @@ pub fn clock() -> &'static Clock {
 /// Now.
 pub fn now() -> SystemTime {
     clock().now()
+}
+
+/// How far a test has moved this process's clock (zero unless a debug build's test drives it).
+pub fn offset() -> Duration {
+    clock().offset().unwrap_or_default()
+}
+
+/// A monotonic instant that moves with the test clock: for the few intervals that must agree
+/// with times kept elsewhere by the same clock (a cluster's leases, whose expiry is the
+/// database's time plus this offset; see `crate::cluster::clock`). Production: `Instant::now()`.
+pub fn instant() -> Instant {
+    Instant::now() + offset()
 }
 
 /// Now, as a UTC date-time.

@@ -45,9 +45,9 @@ impl Keep for DeliveryRows {
         for d in deliveries {
             let doc = serde_json::to_string(d).expect("a delivery always serializes");
             tx.execute(
-                "INSERT INTO deliveries (id, node, state, doc) VALUES ($1, $2, $3, $4::text::jsonb)
-                 ON CONFLICT (id) DO UPDATE SET state = $3, doc = $4::text::jsonb, updated_at = now()
-                 WHERE deliveries.node = $2",
+                concat!("INSERT INTO deliveries (id, node, state, doc) VALUES ($1, $2, $3, $4::text::jsonb)
+                 ON CONFLICT (id) DO UPDATE SET state = $3, doc = $4::text::jsonb, updated_at = ", now!(), "
+                 WHERE deliveries.node = $2"),
                 &[&d.id, &self.cluster.node, &d.state.as_str(), &doc],
             )
             .map_err(db)?;
@@ -79,16 +79,22 @@ impl Keep for DeliveryRows {
         let adopted = self.cluster.client().map_err(db).and_then(|mut client| {
             client
                 .query(
-                    "WITH orphans AS (
+                    concat!(
+                        "WITH orphans AS (
                         SELECT d.id FROM deliveries d
                         WHERE d.state = 'pending' AND d.node <> $1
                           AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node = d.node
-                                          AND n.seen_at > now() - make_interval(secs => $2))
+                                          AND n.seen_at > ",
+                        now!(),
+                        " - make_interval(secs => $2))
                         ORDER BY d.id LIMIT 1000
                         FOR UPDATE SKIP LOCKED)
-                     UPDATE deliveries SET node = $1, updated_at = now()
+                     UPDATE deliveries SET node = $1, updated_at = ",
+                        now!(),
+                        "
                      FROM orphans WHERE deliveries.id = orphans.id
-                     RETURNING deliveries.doc::text",
+                     RETURNING deliveries.doc::text"
+                    ),
                     &[&self.cluster.node, &self.cluster.ttl.as_secs_f64()],
                 )
                 .map_err(db)

@@ -25,7 +25,8 @@ struct Held {
     epochs: HashMap<String, i64>,
     /// The live nodes as last read, for the fair share.
     live: Vec<String>,
-    /// When the leases were last renewed: past the TTL, none is trusted any more.
+    /// When the leases were last renewed (on the clock a test moves, as the leases' expiry
+    /// in the database is): past the TTL, none is trusted any more.
     renewed: Option<Instant>,
     /// Leases no longer served here and given up at the next round, once the transitions
     /// under way when the workspace was dropped have committed (or been refused).
@@ -72,7 +73,7 @@ impl Leases {
     /// it within the TTL.
     pub fn epoch(&self, tag: &str) -> Option<i64> {
         let held = self.lock();
-        let fresh = held.renewed.is_some_and(|at| at.elapsed() < self.ttl);
+        let fresh = held.renewed.is_some_and(|at| since(at) < self.ttl);
         fresh.then(|| held.epochs.get(tag).copied()).flatten()
     }
 
@@ -83,17 +84,31 @@ impl Leases {
     /// Registers this run of the node (or refreshes it) and reads the live nodes.
     /// `peer_url` is where the other nodes forward requests about this node's workspaces.
     pub fn heartbeat(&self, public_url: &str, peer_url: &str) -> Result<(), ClusterError> {
-        let mut client = self.pool.get()?;
+        let mut client = super::clock::checkout(&self.pool)?;
         client.execute(
-            "INSERT INTO nodes (node, instance, public_url, peer_url, started_at, seen_at)
-             VALUES ($1, $2, $3, $4, now(), now())
+            concat!(
+                "INSERT INTO nodes (node, instance, public_url, peer_url, started_at, seen_at)
+             VALUES ($1, $2, $3, $4, ",
+                now!(),
+                ", ",
+                now!(),
+                ")
              ON CONFLICT (node) DO UPDATE SET instance = $2, public_url = $3, peer_url = $4,
-                 seen_at = now(),
-                 started_at = CASE WHEN nodes.instance = $2 THEN nodes.started_at ELSE now() END",
+                 seen_at = ",
+                now!(),
+                ",
+                 started_at = CASE WHEN nodes.instance = $2 THEN nodes.started_at ELSE ",
+                now!(),
+                " END"
+            ),
             &[&self.node, &self.instance, &public_url, &peer_url],
         )?;
         let rows = client.query(
-            "SELECT node FROM nodes WHERE seen_at > now() - make_interval(secs => $1) ORDER BY node",
+            concat!(
+                "SELECT node FROM nodes WHERE seen_at > ",
+                now!(),
+                " - make_interval(secs => $1) ORDER BY node"
+            ),
             &[&self.ttl_s()],
         )?;
         self.lock().live = rows.iter().map(|r| r.get(0)).collect();
@@ -124,24 +139,32 @@ impl Leases {
         }
         let mine = self.preferred(tag).is_none_or(|n| n == self.node);
         let grace = if mine { 0.0 } else { self.ttl_s() };
-        let mut client = self.pool.get()?;
+        let mut client = super::clock::checkout(&self.pool)?;
         // Taking many workspaces (a start, a takeover) can outlast the leases taken first:
         // they are renewed on the way, not only by the rounds.
         let due = self
             .lock()
             .renewed
-            .is_some_and(|at| at.elapsed() > self.ttl / 3);
+            .is_some_and(|at| since(at) > self.ttl / 3);
         if due {
             self.refresh(&mut client)?;
         }
         let row = client.query_opt(
-            "INSERT INTO leases (tag, node, instance, epoch, expires_at)
-             VALUES ($1, $2, $3, 1, now() + make_interval(secs => $4))
+            concat!(
+                "INSERT INTO leases (tag, node, instance, epoch, expires_at)
+             VALUES ($1, $2, $3, 1, ",
+                now!(),
+                " + make_interval(secs => $4))
              ON CONFLICT (tag) DO UPDATE
                 SET node = $2, instance = $3, epoch = leases.epoch + 1,
-                    expires_at = now() + make_interval(secs => $4)
-                WHERE leases.expires_at < now() - make_interval(secs => $5)
-             RETURNING epoch",
+                    expires_at = ",
+                now!(),
+                " + make_interval(secs => $4)
+                WHERE leases.expires_at < ",
+                now!(),
+                " - make_interval(secs => $5)
+             RETURNING epoch"
+            ),
             &[&tag, &self.node, &self.instance, &self.ttl_s(), &grace],
         )?;
         let Some(row) = row else {
@@ -150,7 +173,7 @@ impl Leases {
         let epoch: i64 = row.get(0);
         let mut held = self.lock();
         held.epochs.insert(tag.to_string(), epoch);
-        held.renewed.get_or_insert_with(Instant::now);
+        held.renewed.get_or_insert_with(crate::clock::instant);
         tracing::info!(workspace = tag, epoch, "lease taken");
         Ok(true)
     }
@@ -158,11 +181,17 @@ impl Leases {
     /// Extends every lease this node holds by a TTL (one statement for all); those it no
     /// longer holds are dropped here and reported by the next `renew`.
     fn refresh(&self, client: &mut postgres::Client) -> Result<(), ClusterError> {
-        let started = Instant::now();
+        let started = crate::clock::instant();
         let rows = client.query(
-            "UPDATE leases SET expires_at = now() + make_interval(secs => $3)
-             WHERE node = $1 AND instance = $2 AND expires_at > now()
-             RETURNING tag, epoch",
+            concat!(
+                "UPDATE leases SET expires_at = ",
+                now!(),
+                " + make_interval(secs => $3)
+             WHERE node = $1 AND instance = $2 AND expires_at > ",
+                now!(),
+                "
+             RETURNING tag, epoch"
+            ),
             &[&self.node, &self.instance, &self.ttl_s()],
         )?;
         let renewed: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
@@ -184,11 +213,14 @@ impl Leases {
 
     /// Renews every lease this node holds; names those it lost and those it should give up.
     pub fn renew(&self) -> Result<Renewal, ClusterError> {
-        let mut client = self.pool.get()?;
+        let mut client = super::clock::checkout(&self.pool)?;
         self.refresh(&mut client)?;
         let elsewhere = client
             .query(
-                "SELECT tag FROM leases WHERE node <> $1 AND expires_at > now()",
+                concat!(
+                    "SELECT tag FROM leases WHERE node <> $1 AND expires_at > ",
+                    now!()
+                ),
                 &[&self.node],
             )?
             .iter()
@@ -217,11 +249,15 @@ impl Leases {
         let Some(epoch) = self.lock().epochs.remove(tag) else {
             return Ok(());
         };
-        let mut client = self.pool.get()?;
+        let mut client = super::clock::checkout(&self.pool)?;
         // Just expired: free for the node it prefers at once, and for the others only a TTL
         // later (see `acquire`), so it is not taken back here in the meantime.
         client.execute(
-            "UPDATE leases SET expires_at = now() WHERE tag = $1 AND node = $2 AND epoch = $3",
+            concat!(
+                "UPDATE leases SET expires_at = ",
+                now!(),
+                " WHERE tag = $1 AND node = $2 AND epoch = $3"
+            ),
             &[&tag, &self.node, &epoch],
         )?;
         tracing::info!(
@@ -236,11 +272,16 @@ impl Leases {
     /// may be another node's now.
     pub fn expire_if_silent(&self) -> Vec<String> {
         let mut held = self.lock();
-        if held.renewed.is_some_and(|at| at.elapsed() >= self.ttl) {
+        if held.renewed.is_some_and(|at| since(at) >= self.ttl) {
             return held.epochs.drain().map(|(tag, _)| tag).collect();
         }
         Vec::new()
     }
+}
+
+/// Time since `at` (a `crate::clock::instant`), on the clock a test may move.
+fn since(at: Instant) -> Duration {
+    crate::clock::instant().saturating_duration_since(at)
 }
 
 /// The node of `live` that workspace `tag` prefers: where it settles once the shares have

@@ -8,6 +8,8 @@
 //! paused past its lease can never write over its successor. The schema's migrations are in
 //! `migrations/` and run at start (`schema`).
 
+#[macro_use]
+mod clock;
 mod anchors;
 mod deliveries;
 pub mod lease;
@@ -27,7 +29,8 @@ use r2d2_postgres::PostgresConnectionManager;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub type Pool = r2d2::Pool<PostgresConnectionManager<NoTls>>;
+pub type Pool = r2d2::Pool<Manager>;
+type Manager = PostgresConnectionManager<NoTls>;
 
 /// What can go wrong reaching the cluster's database.
 #[derive(Debug, thiserror::Error)]
@@ -90,10 +93,8 @@ impl Cluster {
         Box::new(deliveries::DeliveryRows::new(self.clone()))
     }
 
-    fn client(
-        &self,
-    ) -> Result<r2d2::PooledConnection<PostgresConnectionManager<NoTls>>, ClusterError> {
-        Ok(self.pool.get()?)
+    fn client(&self) -> Result<r2d2::PooledConnection<Manager>, ClusterError> {
+        clock::checkout(&self.pool)
     }
 }
 

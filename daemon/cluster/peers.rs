@@ -31,10 +31,14 @@ pub enum Holder {
 /// The holder of an unexpired lease, on the run (instance) that holds it. The lease is the
 /// truth: a node renews its leases and its node row in separate statements, so its row may
 /// look a moment older than the leases it keeps.
-const HOLDER: &str = "SELECT n.node, n.peer_url FROM leases l JOIN nodes n
+const HOLDER: &str = concat!(
+    "SELECT n.node, n.peer_url FROM leases l JOIN nodes n
     ON n.node = l.node AND n.instance = l.instance
-    WHERE l.tag = ANY($1) AND l.expires_at > now()
-    LIMIT 1";
+    WHERE l.tag = ANY($1) AND l.expires_at > ",
+    now!(),
+    "
+    LIMIT 1"
+);
 
 impl Cluster {
     /// The URL the other nodes reach this one at (`[cluster] peer_url`, or from `listen`).
@@ -94,9 +98,13 @@ impl Cluster {
     pub fn peers(&self) -> Result<Vec<Peer>, ClusterError> {
         let mut client = self.client()?;
         let rows = client.query(
-            "SELECT node, peer_url FROM nodes
-             WHERE seen_at > now() - make_interval(secs => $1) AND node <> $2 AND peer_url <> ''
-             ORDER BY node",
+            concat!(
+                "SELECT node, peer_url FROM nodes
+             WHERE seen_at > ",
+                now!(),
+                " - make_interval(secs => $1) AND node <> $2 AND peer_url <> ''
+             ORDER BY node"
+            ),
             &[&self.ttl.as_secs_f64(), &self.node],
         )?;
         Ok(rows

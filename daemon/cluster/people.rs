@@ -2,7 +2,7 @@
 //! `crate::store::people`): every node reads them at each use, so all act on the same.
 
 use super::{io_error, Cluster};
-use crate::store::people::{Glimpse, People};
+use crate::store::people::{Claims, Glimpse, People};
 use std::collections::HashMap;
 use std::io;
 use std::sync::Arc;
@@ -118,6 +118,41 @@ impl People for PeopleRows {
                 )
                 .map_err(io_error)?;
             Ok(())
+        })
+    }
+
+    fn claims_elsewhere(&self) -> io::Result<HashMap<String, Claims>> {
+        off_runtime(|| {
+            let cluster = &self.cluster;
+            // A claim holds while it is not released and its handoff has no decision.
+            let rows = self
+                .client()?
+                .query(
+                    "SELECT j ->> 'by', count(*),
+                            count(*) FILTER (WHERE jsonb_typeof(j -> 'assigned') = 'object')
+                     FROM (SELECT convert_from(c.bytes, 'UTF8')::jsonb AS j FROM records c
+                           WHERE c.name = 'claim.json'
+                             AND NOT EXISTS (SELECT 1 FROM records d WHERE d.tag = c.tag
+                                             AND d.dir = c.dir AND d.name = 'decision.json')
+                             AND NOT EXISTS (SELECT 1 FROM leases l WHERE l.tag = c.tag
+                                             AND l.node = $1 AND l.instance = $2)) claims
+                     WHERE j ->> 'released_at' IS NULL AND j ->> 'by' IS NOT NULL
+                     GROUP BY 1",
+                    &[&cluster.node, &cluster.instance],
+                )
+                .map_err(io_error)?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let claims: i64 = r.get(1);
+                    let assigned: i64 = r.get(2);
+                    let claims = Claims {
+                        claims: claims as usize,
+                        assigned: assigned as usize,
+                    };
+                    (r.get(0), claims)
+                })
+                .collect())
         })
     }
 }

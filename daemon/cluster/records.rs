@@ -32,8 +32,12 @@ impl Rows {
         let mut tx = client.transaction().map_err(io_error)?;
         let current = tx
             .query_opt(
-                "SELECT 1 FROM leases WHERE tag = $1 AND node = $2 AND instance = $3
-                    AND epoch = $4 AND expires_at > now() FOR SHARE",
+                concat!(
+                    "SELECT 1 FROM leases WHERE tag = $1 AND node = $2 AND instance = $3
+                    AND epoch = $4 AND expires_at > ",
+                    now!(),
+                    " FOR SHARE"
+                ),
                 &[&tag, &self.cluster.node, &self.cluster.instance, &epoch],
             )
             .map_err(io_error)?;

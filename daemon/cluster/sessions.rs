@@ -37,7 +37,10 @@ impl SharedSessions for SessionRows {
         let mut client = self.cluster.client().map_err(io_error)?;
         let row = client
             .query_opt(
-                "SELECT session::text FROM sessions WHERE id_sha256 = $1 AND expires_at > now()",
+                concat!(
+                    "SELECT session::text FROM sessions WHERE id_sha256 = $1 AND expires_at > ",
+                    now!()
+                ),
                 &[&id_sha256],
             )
             .map_err(io_error)?;
@@ -63,7 +66,10 @@ impl Cluster {
     /// Removes the sessions past their expiry (each node, now and then).
     pub fn sweep_sessions(&self) -> Result<u64, super::ClusterError> {
         let mut client = self.client()?;
-        Ok(client.execute("DELETE FROM sessions WHERE expires_at <= now()", &[])?)
+        Ok(client.execute(
+            concat!("DELETE FROM sessions WHERE expires_at <= ", now!()),
+            &[],
+        )?)
     }
 }
 

@@ -34,10 +34,10 @@ impl Cluster {
         let ttl = self.ttl.as_secs_f64();
         let nodes = client
             .query(
-                "SELECT n.node, n.public_url, to_char(n.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
-                        extract(epoch FROM now() - n.seen_at)::float8,
-                        (SELECT count(*) FROM leases l WHERE l.node = n.node AND l.expires_at > now())
-                 FROM nodes n ORDER BY n.node",
+                concat!("SELECT n.node, n.public_url, to_char(n.started_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'),
+                        extract(epoch FROM ", now!(), " - n.seen_at)::float8,
+                        (SELECT count(*) FROM leases l WHERE l.node = n.node AND l.expires_at > ", now!(), ")
+                 FROM nodes n ORDER BY n.node"),
                 &[],
             )?
             .iter()
@@ -57,7 +57,10 @@ impl Cluster {
             .query_one("SELECT count(*) FROM workspaces", &[])?
             .get(0);
         let expired_leases: i64 = client
-            .query_one("SELECT count(*) FROM leases WHERE expires_at <= now()", &[])?
+            .query_one(
+                concat!("SELECT count(*) FROM leases WHERE expires_at <= ", now!()),
+                &[],
+            )?
             .get(0);
         Ok(Status {
             schema_version: super::schema::known_version(),

@@ -10,6 +10,13 @@ use std::io;
 /// What one reviewer last saw of one handoff: its revision and number of approvals.
 pub type Glimpse = (u32, usize);
 
+/// One reviewer's open claims elsewhere: how many, and how many of them a route assigned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Claims {
+    pub claims: usize,
+    pub assigned: usize,
+}
+
 /// The shared keeper of reviewers' state (a cluster's database).
 pub trait People: Send + Sync + std::fmt::Debug {
     /// Since when `name` is away (RFC 3339); `None`: not away.
@@ -23,4 +30,7 @@ pub trait People: Send + Sync + std::fmt::Debug {
     fn seen(&self, name: &str, keys: &[&str]) -> io::Result<HashMap<String, Glimpse>>;
     /// Records `name`'s look at `key`.
     fn look(&self, name: &str, key: &str, seen: Glimpse) -> io::Result<()>;
+    /// The open claims, by holder, on pending handoffs of the workspaces this node does not
+    /// hold the lease of (those it serves, it counts itself, as claims change).
+    fn claims_elsewhere(&self) -> io::Result<HashMap<String, Claims>>;
 }

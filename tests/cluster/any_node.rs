@@ -76,6 +76,7 @@ fn three_nodes_record_each_handoff_once_decide_on_any_node_deliver_every_event_a
     let url = pg.database("three");
     let receiver = crate::notify::Receiver::start(&std::env::temp_dir(), 0, &[]);
     let mut env = TestEnv::new();
+    env.drive_clock();
     let names: Vec<String> = (0..count).map(|i| format!("w{i:03}")).collect();
     for name in &names {
         env.init(name);
@@ -89,6 +90,7 @@ fn three_nodes_record_each_handoff_once_decide_on_any_node_deliver_every_event_a
         })
         .collect();
     let workspaces = count + 1;
+    super::settled(&env, &pg, "three", &["a", "b", "c"], workspaces);
     wait_long(
         "the workspaces shared out over the three nodes",
         180,
@@ -201,13 +203,14 @@ fn a_person_signed_in_on_one_node_reads_searches_streams_and_decides_what_anothe
     let pg = Postgres::start();
     let url = pg.database("person");
     let mut env = TestEnv::new();
+    env.drive_clock();
     for i in 0..6 {
         env.init(&format!("w{i}"));
     }
     let rita = crate::browser::reviewer_config("rita", "correct horse");
     let a = env.spawn_with_config(&node_config(&env, &url, "a", &rita));
     let b = env.spawn_with_config(&node_config(&env, &url, "b", &rita));
-    super::settled(&pg, "person", &["a", "b"], 7);
+    super::settled(&env, &pg, "person", &["a", "b"], 7);
     wait_long("shared out", SETTLE_S, || {
         served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == 7
     });

@@ -21,10 +21,12 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
     LOCK.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// The leases of the daemons in these tests. Long enough that a renewal come late on a loaded
-/// machine (debug daemons beside the whole suite on 2 cores) does not move workspaces back
-/// and forth (at 2 s it did); short enough that a takeover (within 2 x TTL) stays quick.
-const TTL_S: u64 = 5;
+/// The leases of the daemons in these tests, on the clock the tests move (`lease_round`): a
+/// lease runs out when a test moves time past it, never because a loaded machine (debug
+/// daemons beside the whole suite on 2 cores) made a renewal late (at 2 s leases it did, and
+/// at 5 s it still could). Where a test does not move time, a minute is long enough that late
+/// renewals never move workspaces.
+const TTL_S: u64 = 60;
 
 /// The bound of a wait on leases: a takeover, or a share drawn over several renewal rounds.
 /// Generous, as for every wait here: only a hang reaches it, never a slow machine.
@@ -168,28 +170,72 @@ fn node_config(env: &TestEnv, url: &str, node: &str, extra: &str) -> PathBuf {
     path
 }
 
-/// Waits until every workspace's lease is held by the node it prefers among `nodes`: the
-/// shares have stopped moving, so a workspace found on a node stays there (a share is drawn a
-/// few leases a round, and the first node up takes everything at start).
-fn settled(pg: &Postgres, db: &str, nodes: &[&str], workspaces: usize) {
-    let live: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
-    wait_long(
-        "every workspace held by the node it prefers",
-        SETTLE_S,
-        || {
-            let out = pg.psql(
-                db,
-                "SELECT tag, node FROM leases WHERE expires_at > now() ORDER BY tag",
-            );
-            let text = String::from_utf8_lossy(&out.stdout).to_string();
-            let leases: Vec<(&str, &str)> =
-                text.lines().filter_map(|l| l.split_once('|')).collect();
-            leases.len() == workspaces
-                && leases.iter().all(|(tag, node)| {
-                    baton::cluster::lease::preferred_among(tag, &live).is_some_and(|p| p == node)
-                })
-        },
+/// The database's time as the nodes read it (moved by the test's clock), as SQL.
+fn db_now(env: &TestEnv) -> String {
+    format!("(now() + make_interval(secs => {}))", env.clock_offset())
+}
+
+/// Moves the nodes' clock by a renewal round's interval (a third of the TTL) and waits until
+/// each of `live` has made a round on the moved time (its next round is due at once). Time
+/// moves no further before every live node has renewed, so only the nodes left out (killed,
+/// paused) see their leases run out: lease time passes by the test's hand, each round for
+/// every node, whatever the load.
+fn lease_round(env: &TestEnv, pg: &Postgres, db: &str, live: &[&str]) {
+    let step = TTL_S as f64 / 3.0;
+    // The moved time, read before the move: a round made after it is later still.
+    let sql = format!(
+        "SELECT now() + make_interval(secs => {})",
+        env.clock_offset() + step
     );
+    let moved = String::from_utf8_lossy(&pg.psql(db, &sql).stdout)
+        .trim()
+        .to_string();
+    env.move_clock(step);
+    let names: Vec<String> = live.iter().map(|n| format!("'{n}'")).collect();
+    let sql = format!(
+        "SELECT count(*) FROM nodes WHERE node IN ({}) AND seen_at >= '{moved}'",
+        names.join(", ")
+    );
+    wait_long(
+        "every live node renewed on the moved clock",
+        SETTLE_S,
+        || String::from_utf8_lossy(&pg.psql(db, &sql).stdout).trim() == live.len().to_string(),
+    );
+}
+
+/// Moves lease time round by round (`lease_round`) until every workspace's lease is held by
+/// the node it prefers among `nodes`: the shares have stopped moving, so a workspace found on
+/// a node stays there (a share is drawn a few leases a round, and the first node up takes
+/// everything at start). Between rounds it waits a little for the nodes to take what was
+/// given up (they try every 2 s), so time is not moved much further than the moves need.
+fn settled(env: &TestEnv, pg: &Postgres, db: &str, nodes: &[&str], workspaces: usize) {
+    let live: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+    let check = || {
+        let out = pg.psql(
+            db,
+            &format!(
+                "SELECT tag, node FROM leases WHERE expires_at > {} ORDER BY tag",
+                db_now(env)
+            ),
+        );
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let leases: Vec<(&str, &str)> = text.lines().filter_map(|l| l.split_once('|')).collect();
+        leases.len() == workspaces
+            && leases.iter().all(|(tag, node)| {
+                baton::cluster::lease::preferred_among(tag, &live).is_some_and(|p| p == node)
+            })
+    };
+    for _ in 0..100 {
+        let pause = std::time::Instant::now() + std::time::Duration::from_secs(3);
+        while std::time::Instant::now() < pause {
+            if check() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        lease_round(env, pg, db, nodes);
+    }
+    panic!("the workspaces never settled on the nodes they prefer, 100 lease rounds on");
 }
 
 /// The node holding the lease of workspace `name`, as the database says.
@@ -219,6 +265,7 @@ fn two_nodes_share_the_workspaces_and_the_survivor_of_a_kill_serves_them_all_wit
     let mut env = TestEnv::with_config(&format!(
         "poll_ms = 200\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
     ));
+    env.drive_clock();
     let names: Vec<String> = (0..8).map(|i| format!("w{i}")).collect();
     for name in &names {
         env.init(name);
@@ -227,7 +274,7 @@ fn two_nodes_share_the_workspaces_and_the_survivor_of_a_kill_serves_them_all_wit
     a.wait_until("a serves every workspace", || served(&a) == 9);
     let b_config = second_node(&env, &url, "");
     let b = env.spawn_with_config(&b_config);
-    settled(&pg, "takeover", &["a", "b"], 9);
+    settled(&env, &pg, "takeover", &["a", "b"], 9);
     wait_long("the workspaces shared out", SETTLE_S, || {
         let (x, y) = (served(&a), served(&b));
         x > 0 && y > 0 && x + y == 9
@@ -272,8 +319,12 @@ fn two_nodes_share_the_workspaces_and_the_survivor_of_a_kill_serves_them_all_wit
     assert_eq!(decision(&a_ws).unwrap()["outcome"], "approved");
 
     a.kill9();
+    // Taken over within 2 x TTL: six rounds of b on the lease clock, and no more time moved.
+    for _ in 0..6 {
+        lease_round(&env, &pg, "takeover", &["b"]);
+    }
     wait_long(
-        "b serves every workspace after a's lease expired",
+        "b serves every workspace, 2 x TTL after a's last renewal",
         SETTLE_S,
         || served(&b) == 9,
     );
@@ -345,6 +396,7 @@ fn the_pending_webhooks_of_a_killed_node_are_sent_by_a_live_one_under_the_same_i
     let mut env = TestEnv::with_config(&format!(
         "{webhook}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
     ));
+    env.drive_clock();
     let a = env.start();
     crate::notify::submit(&env, "h-owed");
     a.wait_until("a's delivery failed once (nobody listens yet)", || {
@@ -358,6 +410,10 @@ fn the_pending_webhooks_of_a_killed_node_are_sent_by_a_live_one_under_the_same_i
     let receiver = crate::notify::Receiver::start(env.root(), port, &[]);
     let b_config = second_node(&env, &url, &webhook);
     let _b = env.spawn_with_config(&b_config);
+    // a is not seen for a TTL: b adopts its deliveries at its next round.
+    for _ in 0..4 {
+        lease_round(&env, &pg, "outbox", &["b"]);
+    }
     wait_long("b sent a's delivery", SETTLE_S, || {
         !receiver.requests().is_empty()
     });
@@ -383,13 +439,14 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
     let mut env = TestEnv::with_config(&format!(
         "poll_ms = 200\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
     ));
+    env.drive_clock();
     for i in 0..5 {
         env.init(&format!("w{i}"));
     }
     let a = env.start();
     a.wait_until("a serves every workspace", || served(&a) == 6);
     let b = env.spawn_with_config(&second_node(&env, &url, ""));
-    settled(&pg, "paused", &["a", "b"], 6);
+    settled(&env, &pg, "paused", &["a", "b"], 6);
     wait_long("shared out", SETTLE_S, || {
         served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == 6
     });
@@ -419,7 +476,10 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
     let mut revised = handoff(&key);
     revised["summary"] = json!("revised while a was paused");
     write_atomic(&ws.join("handoff.json"), &bytes(&revised));
-    // (While a's lease lasts, b forwards to a, and waits up to 10 s for the paused node.)
+    // a's lease runs out while it sleeps: 2 x TTL on the lease clock, b renewing each round.
+    for _ in 0..6 {
+        lease_round(&env, &pg, "paused", &["b"]);
+    }
     wait_long(
         "b took the workspace over and received the revision",
         SETTLE_S,

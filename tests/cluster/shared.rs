@@ -10,25 +10,36 @@ use serde_json::json;
 
 /// Two nodes over one PostgreSQL and 7 workspaces (alpha, w0..w5), shared out.
 fn two_nodes(db: &str, extra: &str) -> (Postgres, TestEnv, Daemon, Daemon) {
+    two_nodes_over(db, extra, 6)
+}
+
+/// Two nodes over one PostgreSQL and `count` + 1 workspaces (alpha, w0..), shared out.
+fn two_nodes_over(db: &str, extra: &str, count: usize) -> (Postgres, TestEnv, Daemon, Daemon) {
     let pg = Postgres::start();
     let url = pg.database(db);
     let mut env = TestEnv::new();
-    for i in 0..6 {
+    env.drive_clock();
+    for i in 0..count {
         env.init(&format!("w{i}"));
     }
     let a = env.spawn_with_config(&node_config(&env, &url, "a", extra));
     let b = env.spawn_with_config(&node_config(&env, &url, "b", extra));
-    super::settled(&pg, db, &["a", "b"], 7);
+    super::settled(&env, &pg, db, &["a", "b"], count + 1);
     super::wait_long("shared out", super::SETTLE_S, || {
-        served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == 7
+        served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == count + 1
     });
     (pg, env, a, b)
 }
 
 /// The workspaces (of alpha, w0..w5) whose lease `node` holds.
 fn held_by(pg: &Postgres, db: &str, node: &str) -> Vec<String> {
+    held_of(pg, db, node, 6)
+}
+
+/// The workspaces (of alpha, w0..w`count - 1`) whose lease `node` holds.
+fn held_of(pg: &Postgres, db: &str, node: &str, count: usize) -> Vec<String> {
     std::iter::once("alpha".to_string())
-        .chain((0..6).map(|i| format!("w{i}")))
+        .chain((0..count).map(|i| format!("w{i}")))
         .filter(|n| holder(pg, db, n) == node)
         .collect()
 }
@@ -203,4 +214,58 @@ fn an_away_mark_set_on_one_node_stops_every_node_assigning_to_that_reviewer() {
     assert_eq!(assigned(&env, d, &next, "fifth"), "alice");
     let reviewers = a.get("/api/v1/reviewers").1;
     assert_eq!(reviewers[0]["away"], false, "{reviewers}");
+}
+
+#[test]
+fn least_loaded_weighs_the_claims_held_in_the_workspaces_other_nodes_serve() {
+    let _serial = super::one_at_a_time();
+    let team = [
+        user("alice", "\"reviewer\""),
+        user("bob", "\"reviewer\""),
+        user("carol", "\"reviewer\""),
+        user("root", "\"admin\""),
+        // Critical actions are everyone's; the rest is given to the least loaded.
+        "[[routes]]\nname = \"manual\"\ntriggers = [\"critical_action\"]\n".to_string(),
+        "[[routes]]\nname = \"team\"\nassign = \"least_loaded\"\n".to_string(),
+    ]
+    .concat();
+    let (pg, env, a, b) = two_nodes_over("load", &team, 12);
+    let (on_a, on_b) = (held_of(&pg, "load", "a", 12), held_of(&pg, "load", "b", 12));
+    assert!(on_a.len() >= 2 && on_b.len() >= 2, "{on_a:?} {on_b:?}");
+
+    // alice claims two handoffs that only b serves.
+    for (i, ws) in on_b[..2].iter().enumerate() {
+        let key = format!("m{i}");
+        let mut doc = handoff(&key);
+        doc["trigger"] = json!("critical_action");
+        write_atomic(&env.ws(ws).join("handoff.json"), &bytes(&doc));
+        b.wait_until("received by b", || {
+            b.get(&format!("/api/v1/handoffs/{key}")).0 == 200
+        });
+        let claim = format!("/api/v1/handoffs/{key}/claim");
+        let (status, body) = b.post_as(&claim, Some("alice-token"), "");
+        assert_eq!(status, 200, "{body}");
+    }
+    // a counts them: alice holds 2, bob and carol nothing, so a's first assignment passes
+    // alice over (counting a's own workspaces only, it would be hers: the round's first).
+    assert_eq!(assigned(&env, &a, &on_a[0], "n1"), "bob");
+    let load = |d: &Daemon, name: &str| {
+        let (status, body) = d.get_as("/api/v1/reviewers", Some("root-token"));
+        assert_eq!(status, 200, "{body}");
+        let line = body
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["name"] == name)
+            .cloned();
+        line.unwrap_or_default()["claims"].as_u64().unwrap()
+    };
+    assert_eq!(load(&a, "alice"), 2, "a's reviewers page counts b's claims");
+    assert_eq!(load(&b, "bob"), 1, "and b counts a's assignment");
+
+    // A decided handoff's claim no longer counts, on either node.
+    let (status, body) = super::decide_retrying(&a, "m0", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(load(&a, "alice"), 1);
+    assert_eq!(load(&b, "alice"), 1);
 }

@@ -106,10 +106,14 @@ impl TestEnv {
 
     /// Now on the daemons' clock (the offset included, if the test drives it).
     pub fn clock_now(&self) -> time::OffsetDateTime {
-        let offset = self.clock.as_ref().map_or(0.0, |file| {
+        time::OffsetDateTime::now_utc() + time::Duration::seconds_f64(self.clock_offset())
+    }
+
+    /// How far the test has moved the daemons' clock, in seconds (0 if it does not drive it).
+    pub fn clock_offset(&self) -> f64 {
+        self.clock.as_ref().map_or(0.0, |file| {
             std::fs::read_to_string(file).unwrap().parse().unwrap()
-        });
-        time::OffsetDateTime::now_utc() + time::Duration::seconds_f64(offset)
+        })
     }
 
     /// Starts the daemon and waits until its start-up scan is done.

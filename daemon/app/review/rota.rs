@@ -6,7 +6,7 @@
 //! arriving at once in several workspaces are spread too.
 
 use crate::routing::AssignMode;
-use crate::store::people::People;
+use crate::store::people::{Claims, People};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -91,6 +91,19 @@ impl Rota {
         })
     }
 
+    /// In a cluster, each reviewer's open claims in the workspaces other nodes serve (read
+    /// from the database at each use, as the other nodes' claims change without telling this
+    /// one); none outside a cluster, or when unreadable (the load is then this node's only).
+    fn elsewhere(&self) -> HashMap<String, Claims> {
+        let Some(people) = &self.shared else {
+            return HashMap::new();
+        };
+        people.claims_elsewhere().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the claims held on the other nodes; counting this node's only");
+            HashMap::new()
+        })
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -122,8 +135,9 @@ impl Rota {
         list
     }
 
-    /// Each holder's open claims and assignments.
+    /// Each holder's open claims and assignments (in a cluster, on every node's workspaces).
     pub fn holdings(&self) -> HashMap<String, Holding> {
+        let elsewhere = self.elsewhere();
         let state = self.lock();
         let mut all: HashMap<String, Holding> = HashMap::new();
         for h in state.held.values() {
@@ -131,12 +145,23 @@ impl Rota {
             mine.claims += 1;
             mine.assigned += usize::from(h.assigned);
         }
+        for (by, c) in elsewhere {
+            let theirs = all.entry(by).or_default();
+            theirs.claims += c.claims;
+            theirs.assigned += c.assigned;
+        }
         all
     }
 
     /// Chooses the assignee of `key` in `ws` and reserves it for them (the caller commits
     /// the claim, and notes it again either way). `None`: nobody is eligible.
     pub fn pick(&self, ws: &str, key: &str, choice: &Choice) -> Option<String> {
+        // Claims held on the other nodes' workspaces count as much as this node's (read
+        // before the lock: the round's other picks need not wait for the database).
+        let elsewhere = match choice.mode {
+            AssignMode::LeastLoaded => self.elsewhere(),
+            AssignMode::RoundRobin => HashMap::new(),
+        };
         let mut state = self.lock();
         let after = match choice.after {
             Some(a) => Some(a.to_string()),
@@ -150,7 +175,10 @@ impl Rota {
         let chosen = match choice.mode {
             AssignMode::RoundRobin => candidates.next().cloned(),
             AssignMode::LeastLoaded => {
-                let load = |name: &str| state.held.values().filter(|h| h.by == name).count();
+                let load = |name: &str| {
+                    let here = state.held.values().filter(|h| h.by == name).count();
+                    here + elsewhere.get(name).map_or(0, |c| c.claims)
+                };
                 // The first of the least loaded in the round: equals take turns.
                 candidates.min_by_key(|n| load(n)).cloned()
             }
