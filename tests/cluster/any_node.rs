@@ -204,19 +204,21 @@ fn a_person_signed_in_on_one_node_reads_searches_streams_and_decides_what_anothe
     let url = pg.database("person");
     let mut env = TestEnv::new();
     env.drive_clock();
-    for i in 0..6 {
-        env.init(&format!("w{i}"));
-    }
+    let mut names = vec!["alpha".to_string()];
+    super::spread(&env, &mut names, 7, &["a", "b"], 2);
+    let total = names.len();
     let rita = crate::browser::reviewer_config("rita", "correct horse");
     let a = env.spawn_with_config(&node_config(&env, &url, "a", &rita));
     let b = env.spawn_with_config(&node_config(&env, &url, "b", &rita));
-    super::settled(&env, &pg, "person", &["a", "b"], 7);
+    super::settled(&env, &pg, "person", &["a", "b"], total);
     wait_long("shared out", SETTLE_S, || {
-        served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == 7
+        served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == total
     });
-    let name = (0..6)
-        .map(|i| format!("w{i}"))
+    let name = names
+        .iter()
+        .filter(|n| *n != "alpha")
         .find(|n| holder(&pg, "person", n) == "b")
+        .cloned()
         .expect("b serves one");
 
     // Signed in on a; the session holds on b too (kept in the database).
