@@ -172,10 +172,15 @@ impl Leases {
                 WHERE leases.expires_at < ",
                 now!(),
                 " - make_interval(secs => $5)
+                   OR (leases.node = $2 AND leases.instance = $3 AND leases.expires_at > ",
+                now!(),
+                ")
              RETURNING epoch"
             ),
             &[&tag, &self.node, &self.instance, &self.ttl_s(), &grace],
         )?;
+        // (Or this run's own unexpired lease, which a renewal racing the take counted as lost:
+        // renewed, never served, for good. Taken again under the next epoch.)
         let Some(row) = row else {
             return Ok(false);
         };
