@@ -80,9 +80,22 @@ fn run(pg: &postgres::Server, nodes: usize, k: &Knobs) -> Result<()> {
     for i in 0..nodes {
         running.push(Node::start(dir.path(), i, &url, k.ttl)?);
     }
-    wait_for("every workspace leased", Duration::from_secs(600), || {
+    let leased = wait_for("every workspace leased", Duration::from_secs(600), || {
         Ok(served(&running)? == k.workspaces)
-    })?;
+    });
+    if let Err(e) = leased {
+        let shares: Vec<usize> = running.iter().map(|n| n.served().unwrap_or(0)).collect();
+        eprintln!("{e}: shares {shares:?}; the nodes' logs:");
+        for i in 0..nodes {
+            let log = std::fs::read_to_string(dir.path().join(format!("node-{i}.log")))?;
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            eprintln!(
+                "-- node {i}\n{}",
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
+        }
+        return Err(e);
+    }
     let start = started.elapsed();
     let shares: Vec<usize> = running.iter().map(|n| n.served().unwrap_or(0)).collect();
 
@@ -93,11 +106,12 @@ fn run(pg: &postgres::Server, nodes: usize, k: &Knobs) -> Result<()> {
     let per_handoff = (pg.commits(&url)? - before) as f64 / k.handoffs as f64;
     let decided = decide(&running, &workspaces, &received, k.decisions)?;
     let mut line = format!(
-        "{nodes} node(s): start {:.1} s (shares {shares:?}); rename -> SSE p50 {:.2} ms p99 {:.2} ms ({} received, {dup} duplicates); decision -> decision.json p50 {:.2} ms p99 {:.2} ms; {per_handoff:.1} database transactions per handoff",
+        "{nodes} node(s): start {:.1} s (shares {shares:?}); rename -> SSE p50 {:.2} ms p99 {:.2} ms ({} received at {:.1}/s, {dup} duplicates); decision -> decision.json p50 {:.2} ms p99 {:.2} ms; {per_handoff:.1} database transactions per handoff",
         start.as_secs_f64(),
         pct(&received_ms(&received), 50.0),
         pct(&received_ms(&received), 99.0),
         received.len(),
+        throughput(&received),
         pct(&decided, 50.0),
         pct(&decided, 99.0),
     );
@@ -213,6 +227,16 @@ fn received_ms(received: &Received) -> Vec<f64> {
         .values()
         .map(|(t0, at, _)| at.saturating_duration_since(*t0).as_secs_f64() * 1000.0)
         .collect()
+}
+
+/// Handoffs received a second, from the first written to the last received.
+fn throughput(received: &Received) -> f64 {
+    let first = received.values().map(|(t0, _, _)| *t0).min();
+    let last = received.values().map(|(_, at, _)| *at).max();
+    match (first, last) {
+        (Some(first), Some(last)) => received.len() as f64 / (last - first).as_secs_f64(),
+        _ => f64::NAN,
+    }
 }
 
 fn served(nodes: &[Node]) -> Result<usize> {

@@ -28,6 +28,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let leases = app
         .cluster()
         .map(|c| tokio::spawn(keep_leases(app.clone(), c.ttl / 3)));
+    app.start_wakeups();
     let app_for_anchors = app.clone();
     let router = baton_web::router(app);
     baton_web::server::serve(listener, router, &http, max_connections, shutdown.clone()).await;

@@ -18,6 +18,11 @@ pub struct Leases {
     instance: String,
     ttl: Duration,
     held: Mutex<Held>,
+    /// Held while a renewal of every lease runs: one at a time. Concurrent renewals of the
+    /// same rows (the loader threads taking many workspaces at once, each finding a renewal
+    /// due, and the round) deadlocked in PostgreSQL (the bench saw 70 in a minute at 3,000
+    /// workspaces), failed, and let every lease expire.
+    renewing: Mutex<()>,
 }
 
 #[derive(Debug, Default)]
@@ -58,6 +63,7 @@ impl Leases {
             instance,
             ttl,
             held: Mutex::default(),
+            renewing: Mutex::new(()),
         }
     }
 
@@ -147,7 +153,10 @@ impl Leases {
             .renewed
             .is_some_and(|at| since(at) > self.ttl / 3);
         if due {
-            self.refresh(&mut client)?;
+            // One thread renews; the others go on taking (it renews theirs too).
+            if let Ok(_one) = self.renewing.try_lock() {
+                self.refresh(&mut client)?;
+            }
         }
         let row = client.query_opt(
             concat!(
@@ -163,10 +172,15 @@ impl Leases {
                 WHERE leases.expires_at < ",
                 now!(),
                 " - make_interval(secs => $5)
+                   OR (leases.node = $2 AND leases.instance = $3 AND leases.expires_at > ",
+                now!(),
+                ")
              RETURNING epoch"
             ),
             &[&tag, &self.node, &self.instance, &self.ttl_s(), &grace],
         )?;
+        // (Or this run's own unexpired lease, which a renewal racing the take counted as lost:
+        // renewed, never served, for good. Taken again under the next epoch.)
         let Some(row) = row else {
             return Ok(false);
         };
@@ -214,7 +228,10 @@ impl Leases {
     /// Renews every lease this node holds; names those it lost and those it should give up.
     pub fn renew(&self) -> Result<Renewal, ClusterError> {
         let mut client = super::clock::checkout(&self.pool)?;
-        self.refresh(&mut client)?;
+        {
+            let _one = self.renewing.lock().unwrap_or_else(|e| e.into_inner());
+            self.refresh(&mut client)?;
+        }
         let elsewhere = client
             .query(
                 concat!(

@@ -19,6 +19,7 @@ mod records;
 mod schema;
 mod sessions;
 pub mod status;
+pub mod wake;
 
 pub use lease::Leases;
 pub use peers::{Holder, Peer};
@@ -54,12 +55,14 @@ pub struct Cluster {
     pub instance: String,
     pub ttl: Duration,
     pub leases: Leases,
+    /// Where to connect outside the pool (the wake-up listener, `wake`).
+    pg_config: postgres::Config,
 }
 
 impl Cluster {
     /// Connects and brings the schema up to date; refuses a schema newer than this binary.
     pub fn connect(config: &config::Cluster) -> Result<Arc<Cluster>, ClusterError> {
-        let pool = pool(config)?;
+        let (pool, pg_config) = pool(config)?;
         schema::migrate(&pool)?;
         let node = config.node_name();
         let instance = hex::encode(rand::random::<[u8; 8]>());
@@ -70,6 +73,7 @@ impl Cluster {
             node,
             instance,
             ttl,
+            pg_config,
         }))
     }
 
@@ -107,7 +111,7 @@ pub fn records_of(config: &config::Config) -> anyhow::Result<crate::store::Recor
     })
 }
 
-fn pool(config: &config::Cluster) -> Result<Pool, ClusterError> {
+fn pool(config: &config::Cluster) -> Result<(Pool, postgres::Config), ClusterError> {
     let url = config::cluster::redacted(&config.database_url);
     let pg: postgres::Config =
         config
@@ -117,15 +121,16 @@ fn pool(config: &config::Cluster) -> Result<Pool, ClusterError> {
                 url: url.clone(),
                 error: e.to_string(),
             })?;
-    let manager = PostgresConnectionManager::new(pg, NoTls);
-    r2d2::Pool::builder()
+    let manager = PostgresConnectionManager::new(pg.clone(), NoTls);
+    let pool = r2d2::Pool::builder()
         .max_size(8)
         .connection_timeout(Duration::from_secs(5))
         .build(manager)
         .map_err(|e| ClusterError::Connect {
             url,
             error: e.to_string(),
-        })
+        })?;
+    Ok((pool, pg))
 }
 
 /// A database failure as the store's error: the transition it was part of did not happen.

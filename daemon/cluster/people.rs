@@ -51,16 +51,26 @@ impl People for PeopleRows {
     fn set_away(&self, name: &str, since: Option<&str>) -> io::Result<()> {
         off_runtime(|| {
             let mut client = self.client()?;
+            let mut tx = client.transaction().map_err(io_error)?;
             match since {
                 // A mark already there keeps its time: going away twice is still the first time.
-                Some(since) => client.execute(
-                    "INSERT INTO away (name, since) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-                    &[&name, &since],
-                ),
-                None => client.execute("DELETE FROM away WHERE name = $1", &[&name]),
+                Some(since) => {
+                    tx.execute(
+                        "INSERT INTO away (name, since) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                        &[&name, &since],
+                    )
+                    .map_err(io_error)?;
+                    // Wakes the other nodes (at commit), to move on what they assigned to
+                    // `name` at once; they catch up at their next lease round if it is lost.
+                    tx.execute("SELECT pg_notify($1, $2)", &[&super::wake::AWAY, &name])
+                        .map_err(io_error)?;
+                }
+                None => {
+                    tx.execute("DELETE FROM away WHERE name = $1", &[&name])
+                        .map_err(io_error)?;
+                }
             }
-            .map_err(io_error)?;
-            Ok(())
+            tx.commit().map_err(io_error)
         })
     }
 

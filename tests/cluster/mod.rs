@@ -238,6 +238,38 @@ fn settled(env: &TestEnv, pg: &Postgres, db: &str, nodes: &[&str], workspaces: u
     panic!("the workspaces never settled on the nodes they prefer, 100 lease rounds on");
 }
 
+/// Workspace `name`'s tag, as the nodes compute it (`baton::store::tag`: its name and the
+/// digest of its path).
+fn tag_of(env: &TestEnv, name: &str) -> String {
+    let path = env.ws(name);
+    let digest = baton::contract::validate::sha256_hex(path.as_os_str().as_encoded_bytes());
+    format!("{name}-{}", &digest[..12])
+}
+
+/// Makes workspaces (w0, w1, ... after those in `names`) until there are at least `count`
+/// and each of `nodes` is preferred by at least `each`: a tag holds the digest of the test's
+/// random path, so a few workspaces can all fall on one node.
+fn spread(env: &TestEnv, names: &mut Vec<String>, count: usize, nodes: &[&str], each: usize) {
+    let live: Vec<String> = nodes.iter().map(|n| n.to_string()).collect();
+    let fewest = |names: &[String]| {
+        let prefers = |node: &String| {
+            let to = |n: &String| baton::cluster::lease::preferred_among(&tag_of(env, n), &live);
+            names.iter().filter(|n| to(n) == Some(node)).count()
+        };
+        live.iter().map(prefers).min().unwrap_or(0)
+    };
+    let mut i = 0;
+    while names.len() < count || fewest(names) < each {
+        let name = format!("w{i}");
+        i += 1;
+        if names.contains(&name) {
+            continue;
+        }
+        env.init(&name);
+        names.push(name);
+    }
+}
+
 /// The node holding the lease of workspace `name`, as the database says.
 fn holder(pg: &Postgres, db: &str, name: &str) -> String {
     let out = pg.psql(
@@ -266,18 +298,18 @@ fn two_nodes_share_the_workspaces_and_the_survivor_of_a_kill_serves_them_all_wit
         "poll_ms = 200\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
     ));
     env.drive_clock();
-    let names: Vec<String> = (0..8).map(|i| format!("w{i}")).collect();
-    for name in &names {
-        env.init(name);
-    }
+    let mut names = vec!["alpha".to_string()];
+    spread(&env, &mut names, 9, &["a", "b"], 2);
+    let total = names.len();
+    names.retain(|n| n != "alpha");
     let a = env.start();
-    a.wait_until("a serves every workspace", || served(&a) == 9);
+    a.wait_until("a serves every workspace", || served(&a) == total);
     let b_config = second_node(&env, &url, "");
     let b = env.spawn_with_config(&b_config);
-    settled(&env, &pg, "takeover", &["a", "b"], 9);
+    settled(&env, &pg, "takeover", &["a", "b"], total);
     wait_long("the workspaces shared out", SETTLE_S, || {
         let (x, y) = (served(&a), served(&b));
-        x > 0 && y > 0 && x + y == 9
+        x > 0 && y > 0 && x + y == total
     });
 
     // A handoff in every workspace: each recorded once, by the node that serves it.
@@ -326,7 +358,7 @@ fn two_nodes_share_the_workspaces_and_the_survivor_of_a_kill_serves_them_all_wit
     wait_long(
         "b serves every workspace, 2 x TTL after a's last renewal",
         SETTLE_S,
-        || served(&b) == 9,
+        || served(&b) == total,
     );
     let (status, body) = b.get(&format!("/api/v1/handoffs/{on_a}"));
     assert_eq!(status, 200, "{body}");
@@ -440,20 +472,17 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
         "poll_ms = 200\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
     ));
     env.drive_clock();
-    for i in 0..5 {
-        env.init(&format!("w{i}"));
-    }
+    let mut names = vec!["alpha".to_string()];
+    spread(&env, &mut names, 6, &["a", "b"], 2);
+    let total = names.len();
     let a = env.start();
-    a.wait_until("a serves every workspace", || served(&a) == 6);
+    a.wait_until("a serves every workspace", || served(&a) == total);
     let b = env.spawn_with_config(&second_node(&env, &url, ""));
-    settled(&env, &pg, "paused", &["a", "b"], 6);
+    settled(&env, &pg, "paused", &["a", "b"], total);
     wait_long("shared out", SETTLE_S, || {
-        served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == 6
+        served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == total
     });
     // One in every workspace, so each node has some.
-    let names: Vec<String> = std::iter::once("alpha".to_string())
-        .chain((0..5).map(|i| format!("w{i}")))
-        .collect();
     for name in &names {
         let doc = handoff(&format!("p-{name}"));
         write_atomic(&env.ws(name).join("handoff.json"), &bytes(&doc));

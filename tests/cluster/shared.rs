@@ -4,7 +4,7 @@
 //! every node.
 
 use super::pg::Postgres;
-use super::{holder, node_config, served};
+use super::{node_config, served};
 use crate::util::*;
 use serde_json::json;
 
@@ -13,34 +13,52 @@ fn two_nodes(db: &str, extra: &str) -> (Postgres, TestEnv, Daemon, Daemon) {
     two_nodes_over(db, extra, 6)
 }
 
-/// Two nodes over one PostgreSQL and `count` + 1 workspaces (alpha, w0..), shared out.
+/// Two nodes over one PostgreSQL and `count` + 1 workspaces (alpha, w0..), shared out; more
+/// (w`count`, ...) until each node is preferred by at least 3 (a workspace's tag holds the
+/// digest of its random path, so a small set can fall all on one node).
 fn two_nodes_over(db: &str, extra: &str, count: usize) -> (Postgres, TestEnv, Daemon, Daemon) {
     let pg = Postgres::start();
     let url = pg.database(db);
     let mut env = TestEnv::new();
     env.drive_clock();
-    for i in 0..count {
-        env.init(&format!("w{i}"));
-    }
+    let mut names = vec!["alpha".to_string()];
+    super::spread(&env, &mut names, count + 1, &["a", "b"], 3);
     let a = env.spawn_with_config(&node_config(&env, &url, "a", extra));
     let b = env.spawn_with_config(&node_config(&env, &url, "b", extra));
-    super::settled(&env, &pg, db, &["a", "b"], count + 1);
+    let total = names.len();
+    super::settled(&env, &pg, db, &["a", "b"], total);
     super::wait_long("shared out", super::SETTLE_S, || {
-        served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == count + 1
+        served(&a) + served(&b) == total
     });
+    let tags: Vec<String> = names
+        .iter()
+        .map(|n| format!("'{}'", super::tag_of(&env, n)))
+        .collect();
+    let sql = format!(
+        "SELECT count(*) FROM workspaces WHERE tag IN ({})",
+        tags.join(", ")
+    );
+    let known = String::from_utf8_lossy(&pg.psql(db, &sql).stdout)
+        .trim()
+        .to_string();
+    assert_eq!(
+        known,
+        total.to_string(),
+        "the tags computed here are the nodes' own"
+    );
     (pg, env, a, b)
 }
 
-/// The workspaces (of alpha, w0..w5) whose lease `node` holds.
+/// The workspaces whose lease `node` holds, by name.
 fn held_by(pg: &Postgres, db: &str, node: &str) -> Vec<String> {
-    held_of(pg, db, node, 6)
-}
-
-/// The workspaces (of alpha, w0..w`count - 1`) whose lease `node` holds.
-fn held_of(pg: &Postgres, db: &str, node: &str, count: usize) -> Vec<String> {
-    std::iter::once("alpha".to_string())
-        .chain((0..count).map(|i| format!("w{i}")))
-        .filter(|n| holder(pg, db, n) == node)
+    let out = pg.psql(
+        db,
+        &format!("SELECT w.name FROM leases l JOIN workspaces w ON w.tag = l.tag WHERE l.node = '{node}' ORDER BY w.name"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
         .collect()
 }
 
@@ -229,8 +247,8 @@ fn least_loaded_weighs_the_claims_held_in_the_workspaces_other_nodes_serve() {
         "[[routes]]\nname = \"team\"\nassign = \"least_loaded\"\n".to_string(),
     ]
     .concat();
-    let (pg, env, a, b) = two_nodes_over("load", &team, 12);
-    let (on_a, on_b) = (held_of(&pg, "load", "a", 12), held_of(&pg, "load", "b", 12));
+    let (pg, env, a, b) = two_nodes("load", &team);
+    let (on_a, on_b) = (held_by(&pg, "load", "a"), held_by(&pg, "load", "b"));
     assert!(on_a.len() >= 2 && on_b.len() >= 2, "{on_a:?} {on_b:?}");
 
     // alice claims two handoffs that only b serves.
@@ -268,4 +286,56 @@ fn least_loaded_weighs_the_claims_held_in_the_workspaces_other_nodes_serve() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(load(&a, "alice"), 1);
     assert_eq!(load(&b, "alice"), 1);
+}
+
+/// Who holds `key`, as node `d` answers.
+fn holder_of(d: &Daemon, key: &str) -> String {
+    let (_, body) = d.get(&format!("/api/v1/handoffs/{key}"));
+    body["claimed_by"].as_str().unwrap_or_default().to_string()
+}
+
+#[test]
+fn an_away_mark_moves_on_at_once_what_other_nodes_assigned_and_a_lost_wake_up_is_caught_up() {
+    let _serial = super::one_at_a_time();
+    let (pg, env, a, b) = two_nodes("moved", &team());
+    let on_b = held_by(&pg, "moved", "b");
+    assert!(on_b.len() >= 2, "{on_b:?}");
+
+    // b assigns a handoff of its own to alice (the round's first).
+    assert_eq!(assigned(&env, &b, &on_b[0], "x1"), "alice");
+    // The visit its claim made due (the housekeeping's, once a second) is done by then, so
+    // only a wake-up (or a lease round) can move it on.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    // alice says on a that she is away: b, woken, moves it on at once (the route sets no
+    // assign_timeout_s, and nothing else happens in that workspace).
+    let (status, body) = a.post_as("/api/v1/me/away", Some("alice-token"), r#"{"away":true}"#);
+    assert_eq!(status, 200, "{body}");
+    super::wait_long("b moved x1 on from alice", super::SETTLE_S, || {
+        holder_of(&b, "x1") == "bob"
+    });
+
+    // A mark whose wake-up never came (written straight into the database, no NOTIFY): b
+    // finds it at its next lease round.
+    assert_eq!(assigned(&env, &b, &on_b[1], "x2"), "bob");
+    // As above: the visits the last claims made due are done, so only the lease round can
+    // find this mark.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let out = pg.psql(
+        "moved",
+        "INSERT INTO away (name, since) VALUES ('bob', '2026-01-01T00:00:00.000Z')",
+    );
+    assert!(out.status.success(), "{out:?}");
+    super::lease_round(&env, &pg, "moved", &["a", "b"]);
+    super::wait_long(
+        "b moved bob's assignments on at its lease round",
+        super::SETTLE_S,
+        || holder_of(&b, "x1") == "carol" && holder_of(&b, "x2") == "carol",
+    );
+    // Each move is one claim event in the workspace, by the route, saying why.
+    let why: Vec<String> = events(&env.ws(&on_b[0]))
+        .into_iter()
+        .filter(|e| e["type"] == "handoff.claimed" && e["key"] == "x1")
+        .map(|e| e["data"]["why"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(why, ["", "alice is away", "bob is away"], "{why:?}");
 }

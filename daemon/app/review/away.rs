@@ -142,11 +142,29 @@ impl App {
                 source,
             })?;
         if away {
-            for ws in self.inner.common.rota.assigned_to(name) {
-                self.inner.common.agenda.now(&ws);
-            }
+            self.move_on_from(name);
         }
         Ok(self.presence_of(name))
+    }
+
+    /// Makes the workspaces holding what the routes assigned to `name` due at once, so the
+    /// assignment check moves it on (see `assign`). In a cluster, also on the other nodes:
+    /// woken by the mark's notification, or at their next lease round (`catch_up_away`).
+    pub(in crate::app) fn move_on_from(&self, name: &str) {
+        for ws in self.inner.common.rota.assigned_to(name) {
+            self.inner.common.agenda.now(&ws);
+        }
+    }
+
+    /// What this node assigned to someone marked away on another node moves on: every
+    /// lease round reads the marks of this node's assignees (one primary-key `SELECT` each),
+    /// so a lost wake-up costs a round's wait, never the move.
+    pub(in crate::app) fn catch_up_away(&self) {
+        for name in self.inner.common.rota.assignees() {
+            if self.inner.common.away.is_away(&name) {
+                self.move_on_from(&name);
+            }
+        }
     }
 
     fn presence_of(&self, name: &str) -> Presence {

@@ -135,6 +135,20 @@ impl Rota {
         list
     }
 
+    /// Who holds an assignment in this node's workspaces.
+    pub fn assignees(&self) -> Vec<String> {
+        let state = self.lock();
+        let mut names: Vec<String> = state
+            .held
+            .values()
+            .filter(|h| h.assigned)
+            .map(|h| h.by.clone())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
     /// Each holder's open claims and assignments (in a cluster, on every node's workspaces).
     pub fn holdings(&self) -> HashMap<String, Holding> {
         let elsewhere = self.elsewhere();

@@ -57,6 +57,24 @@ impl App {
         }
         self.metrics().leases_held.set(cluster.leases.held() as i64);
         self.inner.commit.outbox.adopt();
+        self.catch_up_away();
+    }
+
+    /// In a cluster: listens for the other nodes' wake-ups (`crate::cluster::wake`), so a
+    /// reviewer marked away on another node has what this node assigned them moved on at once.
+    pub fn start_wakeups(&self) {
+        let Some(cluster) = self.inner.cluster.clone() else {
+            return;
+        };
+        let app = self.clone();
+        let woken = move |name: String| {
+            if app.inner.common.away.is_away(&name) {
+                app.move_on_from(&name);
+            }
+        };
+        if let Err(e) = cluster.listen(crate::cluster::wake::AWAY, woken) {
+            tracing::warn!(error = %e, "cannot start listening for the other nodes' wake-ups; the lease rounds catch up instead");
+        }
     }
 
     /// Stops serving the workspace of `tag` on this node: it leaves the lists and the key
