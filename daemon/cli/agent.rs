@@ -196,11 +196,12 @@ impl Waited {
                 ws.root.display()
             );
         }
+        let (key, digests) = in_place(ws)?;
         Ok(Waited {
-            key: key_in_place(ws),
+            key,
             trusted: None,
             refused: None,
-            digests: digests_of(&handoff.path, handoff.format)?,
+            digests,
         })
     }
 
@@ -245,16 +246,40 @@ impl Waited {
                 let path = ws.archive_dir(ours).join(workspace::DECISION_FILE);
                 Ok(read_decision(ws, &path).filter(|d| answers(d, &self.digests)))
             }
+            (_, None) => answer_in_place(ws),
             _ => {
-                if now.is_some() {
-                    // Ours, perhaps revised: its archived answer will carry these digests.
-                    let handoff = ws.handoff_file();
-                    self.digests = digests_of(&handoff.path, handoff.format)?;
+                // Ours, perhaps revised: its archived answer will carry these digests. A
+                // handoff renamed into place since `now` was read is not ours: the next look
+                // finds our answer in its archive.
+                let (still, digests) = in_place(ws)?;
+                if still != now {
+                    return Ok(None);
                 }
+                self.digests = digests;
                 answer_in_place(ws)
             }
         }
     }
+}
+
+/// The key of the handoff in place and its digests, from the same file: an agent may rename
+/// a newer handoff into place between two reads, and the digests of that one would make the
+/// wait miss the answer to its own (read again until both reads see the same key).
+fn in_place(ws: &Workspace) -> anyhow::Result<(Option<String>, Vec<String>)> {
+    let handoff = ws.handoff_file();
+    let mut key = key_in_place(ws);
+    for _ in 0..8 {
+        let digests = digests_of(&handoff.path, handoff.format)?;
+        let again = key_in_place(ws);
+        if again == key {
+            return Ok((key, digests));
+        }
+        key = again;
+    }
+    anyhow::bail!(
+        "{} keeps changing under the wait; try again",
+        handoff.path.display()
+    )
 }
 
 /// The key of the handoff in place: its `id`, else the key derived from valid content.
