@@ -147,7 +147,15 @@ fn writes_outside_the_inbox_another_workspace_or_by_traversal_are_refused_and_wr
     std::os::unix::fs::symlink(&outside, ws.join("inbox/escape")).unwrap();
     std::os::unix::fs::symlink(ws.join(".baton"), ws.join("inbox/baton")).unwrap();
     let d = env.start();
-    let before = (tree(env.root().join("ws").as_path()), tree(&outside));
+    // The daemon makes each workspace's lock folder on its first visit after start: its own
+    // write, not one of the refused ones below, so the tree is taken after it.
+    let root = env.root().join("ws");
+    d.wait_until("the lock folders made", || {
+        ["alpha", "beta"]
+            .iter()
+            .all(|w| root.join(w).join(".baton/locks").is_dir())
+    });
+    let before = (tree(root.as_path()), tree(&outside));
     let at = "/api/v1/workspaces/alpha";
     let refused = [
         // Traversal in every spelling: plain, percent-encoded, mixed case, encoded slashes,
