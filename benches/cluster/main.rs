@@ -78,7 +78,8 @@ fn run(pg: &postgres::Server, nodes: usize, k: &Knobs) -> Result<()> {
     let started = Instant::now();
     let mut running = Vec::new();
     for i in 0..nodes {
-        running.push(Node::start(dir.path(), i, &url, k.ttl)?);
+        let first = running.first().map(|n: &Node| n.token.clone());
+        running.push(Node::start(dir.path(), i, &url, k.ttl, first.as_deref())?);
     }
     let leased = wait_for("every workspace leased", Duration::from_secs(600), || {
         Ok(served(&running)? == k.workspaces)

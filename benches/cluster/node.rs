@@ -13,13 +13,21 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_baton");
 pub struct Node {
     child: Child,
     url: String,
-    token: String,
+    pub token: String,
     pub events: Receiver<(String, Instant)>,
     _stdout: Receiver<String>,
 }
 
 impl Node {
-    pub fn start(dir: &Path, i: usize, database_url: &str, ttl: u64) -> Result<Node> {
+    /// Starts node `i`. The admin token is printed by the first node of a cluster only (the
+    /// others find it in the database), so a later node is given the first one's as `token`.
+    pub fn start(
+        dir: &Path,
+        i: usize,
+        database_url: &str,
+        ttl: u64,
+        token: Option<&str>,
+    ) -> Result<Node> {
         let config = dir.join(format!("node-{i}.toml"));
         std::fs::write(
             &config,
@@ -41,7 +49,7 @@ impl Node {
             .spawn()
             .context("spawning baton serve")?;
         let stdout = lines(child.stdout.take().expect("piped"));
-        let (mut url, mut token) = (String::new(), String::new());
+        let (mut url, mut token) = (String::new(), token.unwrap_or_default().to_string());
         while url.is_empty() {
             let line = stdout
                 .recv_timeout(Duration::from_secs(600))
