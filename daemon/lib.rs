@@ -15,7 +15,8 @@
 //! - `app`: the review state machine behind the `App` handle, from the bottom up: `model`
 //!   (the record's types, importing no sibling) and `state`; `review`, the transitions
 //!   (receive, revise, invalid, decide, quorum, claim, route, assign, timers, approved work,
-//!   ...), each one commit in the `store`; `views`, the read models for pages, API, MCP and
+//!   ...), methods of a context (`Cx`: configuration, metrics, the workspaces, where changes
+//!   go) that lends them no more of the app, each one commit in the `store`; `views`, the read models for pages, API, MCP and
 //!   CLI (order and pages, the queue, details, artifact views, export), which change nothing;
 //!   `runtime`, loading state at start, which workspaces are served, the housekeeping.
 //! - `intake`: `scan` (catch-up of whole workspaces at start and on rescans, on several threads),

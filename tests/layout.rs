@@ -1,7 +1,7 @@
 //! The house rules of the core's source (docs/layout.md), checked on the source itself so a
 //! change that breaks them fails here, with the files that do: the core's top-level modules
 //! import one another without a circle; in `app`, the record's types (`model.rs`) import no
-//! sibling and the transitions (`review/`) never read a view.
+//! sibling, and the transitions (`review/`) never read a view nor hold the `App` handle.
 //!
 //! Imports are read from `crate::` paths (in `use` lines, groups included, and in code), which
 //! is how the core names another module; comments and unit tests are skipped.
@@ -179,6 +179,24 @@ fn the_record_types_import_no_sibling_and_transitions_read_no_view() {
             file.display()
         );
     }
+}
+
+/// The transitions are methods of their context (`review::Cx`), which lends them only the
+/// parts they may use: none of them takes the whole `App`.
+#[test]
+fn the_transitions_never_hold_the_app() {
+    let review = Path::new(CORE).join("app").join("review");
+    let holding: Vec<_> = core_files()
+        .into_iter()
+        .filter(|f| f.starts_with(&review))
+        .filter(|f| names_app(&code_of(f)))
+        .collect();
+    assert!(holding.is_empty(), "these transitions use App: {holding:?}");
+}
+
+fn names_app(code: &str) -> bool {
+    code.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .any(|word| word == "App")
 }
 
 #[test]

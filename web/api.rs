@@ -184,7 +184,7 @@ pub async fn decide(
             remaining: body.remaining,
         },
     };
-    let decided = blocking(move || app.decide(&key, request, &actor)).await??;
+    let decided = blocking(move || app.cx().decide(&key, request, &actor)).await??;
     Ok(answer(decided).into_response())
 }
 

@@ -12,7 +12,7 @@ pub async fn list(
     State(app): State<App>,
     Caller(_): Caller,
 ) -> Result<Json<Vec<PublicKey>>, ApiError> {
-    let keys = blocking(move || app.public_keys()).await?;
+    let keys = blocking(move || app.cx().public_keys()).await?;
     keys.map(Json)
         .map_err(|e| ApiError::Internal(format!("cannot read the keys: {e}")))
 }

@@ -1,6 +1,6 @@
 //! `GET|POST|DELETE /api/v1/workspaces/{ws}/locks` (SPEC section 9): thin handlers over
-//! `App::locks`, `App::lock`, `App::unlock`, the methods the CLI's table operations share;
-//! and `POST /api/v1/workspaces/{ws}/owner` (`App::set_owner`).
+//! `Cx::locks`, `App::lock`, `Cx::unlock`, the methods the CLI's table operations share;
+//! and `POST /api/v1/workspaces/{ws}/owner` (`Cx::set_owner`).
 
 use super::api::json_body;
 use super::{ApiError, Caller};
@@ -19,7 +19,7 @@ pub async fn list(
     Caller(actor): Caller,
     Path(ws): Path<String>,
 ) -> Result<Json<Vec<Value>>, ApiError> {
-    let held = blocking(move || app.locks(&ws, &actor)).await??;
+    let held = blocking(move || app.cx().locks(&ws, &actor)).await??;
     Ok(Json(held.iter().map(Lock::shown).collect()))
 }
 
@@ -49,7 +49,9 @@ pub async fn lock(
         ttl_s: body.ttl_s.unwrap_or(DEFAULT_TTL_S),
         purpose: body.purpose,
     };
-    Ok(Json(blocking(move || app.lock(&ws, req, &actor)).await??))
+    Ok(Json(
+        blocking(move || app.cx().lock(&ws, req, &actor)).await??,
+    ))
 }
 
 #[derive(Deserialize)]
@@ -70,8 +72,11 @@ pub async fn unlock(
     body: Bytes,
 ) -> Result<Json<Value>, ApiError> {
     let body: UnlockBody = json_body(&headers, &body)?;
-    let released =
-        blocking(move || app.unlock(&ws, &body.path, &body.owner, body.token, &actor)).await??;
+    let released = blocking(move || {
+        app.cx()
+            .unlock(&ws, &body.path, &body.owner, body.token, &actor)
+    })
+    .await??;
     Ok(Json(released.shown()))
 }
 
@@ -96,7 +101,7 @@ pub async fn set_owner(
         false => json_body(&headers, &body)?,
     };
     let name = ws.clone();
-    let set = blocking(move || app.set_owner(&ws, body.owner.as_deref(), &actor)).await??;
+    let set = blocking(move || app.cx().set_owner(&ws, body.owner.as_deref(), &actor)).await??;
     let mut answer = serde_json::to_value(set).expect("always serializes");
     answer["workspace"] = Value::String(name);
     Ok(Json(answer))

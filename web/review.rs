@@ -37,7 +37,7 @@ pub async fn claim(
         true => json_body(&headers, &Bytes::from_static(b"{}"))?,
         false => json_body(&headers, &body)?,
     };
-    let view = blocking(move || app.claim(&key, &actor, body.takeover)).await??;
+    let view = blocking(move || app.cx().claim(&key, &actor, body.takeover)).await??;
     Ok(Json(view))
 }
 
@@ -48,7 +48,7 @@ pub async fn release(
     Path(key): Path<String>,
 ) -> Result<Json<ClaimView>, ApiError> {
     refuse_agents(&actor, "release claims on")?;
-    let view = blocking(move || app.release_claim(&key, &actor)).await??;
+    let view = blocking(move || app.cx().release_claim(&key, &actor)).await??;
     Ok(Json(view))
 }
 
@@ -110,7 +110,7 @@ async fn decide_here(
     actor: Actor,
 ) -> Result<Vec<Value>, ApiError> {
     let app = app.clone();
-    let results = blocking(move || app.decide_many(&keys, request, &actor)).await??;
+    let results = blocking(move || app.cx().decide_many(&keys, request, &actor)).await??;
     Ok(results
         .into_iter()
         .map(|(key, result)| {

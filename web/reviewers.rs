@@ -1,6 +1,6 @@
 //! Reviewers as people: `GET`/`POST /api/v1/me/away` (a reviewer away is assigned no work),
 //! and `GET /api/v1/reviewers`, reviewers' load (everyone's for admins, one's own otherwise). Thin over
-//! `App::presence`, `App::set_away` and `App::reviewer_loads`, as the reviewers page is.
+//! `Cx::presence`, `Cx::set_away` and `Cx::reviewer_loads`, as the reviewers page is.
 
 use super::api::json_body;
 use super::{ApiError, Caller};
@@ -23,7 +23,7 @@ pub async fn presence(
     State(app): State<App>,
     Caller(actor): Caller,
 ) -> Result<Json<Presence>, ApiError> {
-    Ok(Json(blocking(move || app.presence(&actor)).await??))
+    Ok(Json(blocking(move || app.cx().presence(&actor)).await??))
 }
 
 /// `POST /api/v1/me/away` with `{"away": true|false}`: the caller marks themselves away or
@@ -36,7 +36,7 @@ pub async fn set_away(
 ) -> Result<Json<Presence>, ApiError> {
     let body: AwayBody = json_body(&headers, &body)?;
     Ok(Json(
-        blocking(move || app.set_away(&actor, body.away)).await??,
+        blocking(move || app.cx().set_away(&actor, body.away)).await??,
     ))
 }
 
@@ -46,7 +46,9 @@ pub async fn loads(
     State(app): State<App>,
     Caller(actor): Caller,
 ) -> Result<Json<Vec<Load>>, ApiError> {
-    Ok(Json(blocking(move || app.reviewer_loads(&actor)).await??))
+    Ok(Json(
+        blocking(move || app.cx().reviewer_loads(&actor)).await??,
+    ))
 }
 
 pub(super) fn openapi_paths() -> serde_json::Value {

@@ -1,6 +1,6 @@
 //! Agents' writes through the API: `PUT /api/v1/workspaces/{ws}/inbox/{path}`,
 //! `PUT .../checkpoints/{name}` and `PUT .../handoff`, the body being the file's bytes. Thin:
-//! each calls `App::upload`, which decides who may write what and where.
+//! each calls `Cx::upload`, which decides who may write what and where.
 
 use super::{ApiError, Caller};
 use crate::blocking;
@@ -61,7 +61,7 @@ async fn put(
     let bytes = axum::body::to_bytes(body, limit + 1)
         .await
         .map_err(|_| too_large(limit + 1))?;
-    let done = blocking(move || app.upload(&ws, target, &bytes, &actor)).await??;
+    let done = blocking(move || app.cx().upload(&ws, target, &bytes, &actor)).await??;
     let status = match done.created {
         true => StatusCode::CREATED,
         false => StatusCode::OK,

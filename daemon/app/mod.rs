@@ -1,7 +1,9 @@
-//! `App`: the daemon's core, a cheap-to-clone handle. Every state change goes through its
-//! methods (ingest of agent files, decisions), and every change becomes an event: appended to
-//! the workspace's audit log, broadcast to subscribers (SSE), counted in the metrics. The core
-//! is synchronous file work and knows nothing of HTTP; async callers use `spawn_blocking`.
+//! `App`: the daemon's core, a cheap-to-clone handle over its parts. Every state change is a
+//! transition of the review state machine (`app.cx().decide(..)`, the ingest of agent
+//! files...), run in a context (`review::Cx`) that lends it only the parts it may use; every
+//! change becomes an event: appended to the workspace's audit log, broadcast to subscribers
+//! (SSE), counted in the metrics. The core is synchronous file work and knows nothing of
+//! HTTP; async callers use `spawn_blocking`.
 //!
 //! The folder, from the bottom up: `model` (the record's types, importing no sibling) and
 //! `state` (what the daemon holds of one workspace); `review`, the transitions; `views`, the
@@ -27,6 +29,7 @@ pub use review::decide::DecisionRequest;
 pub use review::locks::{LockApiError, LockSeen};
 pub use review::ownership::{OwnerError, Ownership};
 pub use review::upload::{Target, UploadError, Uploaded};
+pub use review::Cx;
 pub use runtime::leases::Scope;
 pub use state::{CheckpointRecord, Record, Review, Served};
 pub use views::agreement::{AgreementDay, RouteAgreement};
@@ -64,8 +67,9 @@ pub struct App {
     inner: Arc<Inner>,
 }
 
-/// The daemon's parts. `App` is their registry: each part owns one concern, and the methods
-/// of `App` (in review/, views/, runtime/) use the parts they need.
+/// The daemon's parts. `App` is their registry: each part owns one concern. The transitions
+/// (review/) borrow some of them through `Cx`; the read models (views/) and the runtime's
+/// methods of `App` use the parts they need.
 struct Inner {
     config: Config,
     metrics: Metrics,
@@ -77,7 +81,7 @@ struct Inner {
     /// Where a transition's change goes: records, audit, signing key, outbox, subscribers.
     commit: review::Commit,
     /// What the transitions keep across workspaces beside the records.
-    common: review::Common,
+    common: Arc<review::Common>,
     /// The read models' kept orders and caches.
     views: views::Views,
     /// Which workspaces this daemon serves, its readiness, and what it must tell operators.
@@ -167,7 +171,7 @@ impl App {
                     audiences: Default::default(),
                     events,
                 },
-                common: review::Common::open(&config.data_dir, people.as_ref()),
+                common: Arc::new(review::Common::open(&config.data_dir, people.as_ref())),
                 views: views::Views::open(&config.data_dir, people.as_ref()),
                 runtime: runtime::Runtime::new(),
                 search,
@@ -212,22 +216,23 @@ impl App {
             self.inner.registry.claim_keys(&ws.name, st.records.keys());
             for rec in st.records.values() {
                 let routed = rec.meta.route.as_ref();
-                self.note_audience(&rec.meta.key, &rec.handoff, routed, &ws.name);
-                self.note_claim(&ws.name, rec);
+                self.cx()
+                    .note_audience(&rec.meta.key, &rec.handoff, routed, &ws.name);
+                self.cx().note_claim(&ws.name, rec);
             }
             let pending = st.records.values().filter(|r| r.is_pending()).count();
             self.metrics().pending.inc_by(pending as i64);
         }
         // Before anything is appended: what is owed comes first, in log order.
-        self.respool(&loaded);
+        self.cx().respool(&loaded);
         self.check_modes(&loaded, true);
         self.refresh_alerts(&loaded);
-        self.announce_breaks(&loaded);
+        self.cx().announce_breaks(&loaded);
         for finding in findings {
-            self.tampered(&loaded, finding);
+            self.cx().tampered(&loaded, finding);
         }
         self.recover_events(&loaded);
-        self.withdraw_superseded(&loaded);
+        self.cx().withdraw_superseded(&loaded);
         let served = self.inner.registry.insert(loaded.clone(), || {
             self.inner.common.agenda.now(&ws.name);
             self.file_records(&loaded);
@@ -235,6 +240,28 @@ impl App {
         });
         self.metrics().workspaces.set(served as i64);
         Ok(Some(loaded))
+    }
+
+    /// The context the review state machine's transitions run in (see `review::Cx`).
+    pub fn cx(&self) -> Cx<'_> {
+        let parts = &*self.inner;
+        Cx {
+            config: &parts.config,
+            metrics: &parts.metrics,
+            registry: &parts.registry,
+            commit: &parts.commit,
+            common: &parts.common,
+            notes: &parts.views,
+        }
+    }
+
+    /// Connects the core to the ingest thread (once; the pipeline calls it at spawn).
+    pub fn connect_intake(
+        &self,
+        tx: std::sync::mpsc::SyncSender<crate::watch::Signal>,
+        overflow: Arc<std::sync::atomic::AtomicBool>,
+    ) {
+        self.inner.common.intake.connect(tx, overflow);
     }
 
     pub fn config(&self) -> &Config {

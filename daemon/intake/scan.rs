@@ -54,10 +54,10 @@ pub fn catch_up(app: &App, ws: &Served) -> Option<Duration> {
         young = Some(settle);
     }
     // Forced: a catch-up also restores a decision.json removed since the last look.
-    if young.is_none() && !app.reconcile_handoff(ws, None, true) {
+    if young.is_none() && !app.cx().reconcile_handoff(ws, None, true) {
         young = Some(Duration::from_secs(1));
     }
-    app.reconcile_checkpoints(ws);
+    app.cx().reconcile_checkpoints(ws);
     young
 }
 

@@ -3,7 +3,7 @@
 //! other. The table is a file in the workspace (`.baton/locks/table.json`), changed only under
 //! an fs4 lock, so `baton lock` works the same with or without a daemon, from any process or
 //! machine sharing the folder. A leaf: it knows nothing of the daemon, which reads the table's
-//! journal to log the changes (`App::sync_locks`).
+//! journal to log the changes (`Cx::sync_locks`).
 //!
 //! Rules: a lock held by another owner and not expired refuses (naming holder, purpose and
 //! expiry); the same owner locking again renews it (same token, later expiry); an expired lock

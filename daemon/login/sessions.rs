@@ -51,10 +51,14 @@ struct Shared {
     /// A change not yet written; the saver waits on `wake` for it.
     dirty: Mutex<bool>,
     wake: Condvar,
+    /// Held from the table's snapshot to its rename into place, so the saver and a `flush`
+    /// never rename an older table over a newer one.
+    writing: Mutex<()>,
 }
 
 impl Shared {
     fn write(&self) {
+        let _writing = self.writing.lock().unwrap_or_else(|e| e.into_inner());
         let bytes = {
             let table = self.by_hash.lock().unwrap_or_else(|e| e.into_inner());
             match serde_json::to_vec(&*table) {
@@ -110,6 +114,7 @@ impl Sessions {
             file,
             by_hash: Mutex::new(saved),
             dirty: Mutex::new(false),
+            writing: Mutex::new(()),
             wake: Condvar::new(),
         });
         let saver = shared.clone();

@@ -1,5 +1,5 @@
 //! The outbox: notifications of events to webhooks and by email, durable and retried.
-//! `spool` is called by `App::emit_all` after an event is in the audit log and before it is
+//! `spool` is called by `Cx::emit_all` after an event is in the audit log and before it is
 //! broadcast; it writes one fsynced file per notification (`spool`) and wakes the channel's
 //! worker (`worker`), one thread per webhook endpoint and one for email, so a slow or hung
 //! receiver only delays its own queue. Webhook attempts are signed afresh (`sign`) and sent

@@ -38,7 +38,7 @@ impl Draft {
         Some(self.comment.trim().to_string()).filter(|c| !c.is_empty())
     }
 
-    /// The edits to send; `App::decide` checks and tidies them like the API's.
+    /// The edits to send; `Cx::decide` checks and tidies them like the API's.
     pub fn edits(&self) -> Edits {
         Edits {
             instructions: Some(self.instructions.trim().to_string()).filter(|t| !t.is_empty()),

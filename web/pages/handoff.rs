@@ -1,5 +1,5 @@
 //! The handoff page (`/handoffs/{key}`) and its decision form. The form posts to
-//! `/handoffs/{key}/decision` and goes through `App::decide`, the API's own path; success and
+//! `/handoffs/{key}/decision` and goes through `Cx::decide`, the API's own path; success and
 //! refusal alike answer 303 back to the page (Post/Redirect/Get), which says what happened
 //! (see `flash`) and, after a refusal, why, with the form as it was typed.
 
@@ -285,7 +285,7 @@ pub async fn decide(
         to_agent: form.text("to_agent"),
     };
     let (app2, actor, k) = (app.clone(), s.actor.clone(), key.clone());
-    let result = crate::blocking(move || app2.decide(&k, request, &actor)).await;
+    let result = crate::blocking(move || app2.cx().decide(&k, request, &actor)).await;
     match result {
         Ok(Ok(decided)) => {
             let tag = match decided {
@@ -301,7 +301,7 @@ pub async fn decide(
 }
 
 /// `POST /handoffs/{key}/claim`: claim (`action=claim`), take over (`takeover`, admins) or
-/// release (`release`), through the API's own `App::claim` / `App::release_claim`.
+/// release (`release`), through the API's own `Cx::claim` / `Cx::release_claim`.
 pub async fn claim(
     State(app): State<App>,
     Viewer(s): Viewer,
@@ -315,8 +315,8 @@ pub async fn claim(
     let action = form.get("action").unwrap_or("claim").to_string();
     let (actor, k, act) = (s.actor.clone(), key.clone(), action.clone());
     let result = crate::blocking(move || match act.as_str() {
-        "release" => app.release_claim(&k, &actor),
-        other => app.claim(&k, &actor, other == "takeover"),
+        "release" => app.cx().release_claim(&k, &actor),
+        other => app.cx().claim(&k, &actor, other == "takeover"),
     })
     .await;
     match result {

@@ -1,6 +1,6 @@
 //! The queue (`/`): handoffs one line each, the ones this reviewer may decide first, then by
 //! urgency; filters and paging in the URL; a bulk form that decides the checked lines (each
-//! its own decision and audit event, through the same `App::decide` as the API).
+//! its own decision and audit event, through the same `Cx::decide` as the API).
 
 use super::forms::{csrf_refused, Form};
 use super::view::{self, Deadline, Meter};
@@ -382,7 +382,7 @@ pub async fn bulk(
                 edits: Default::default(),
             };
             // The API's own bulk path: each key its own decision and event.
-            match app.decide_many(&keys, request, &actor) {
+            match app.cx().decide_many(&keys, request, &actor) {
                 Ok(results) => {
                     let ok = results.iter().filter(|(_, r)| r.is_ok()).count();
                     for (key, result) in &results {

@@ -1,6 +1,6 @@
 //! `/reviewers`: the signed-in reviewer's presence with the control to mark themselves away
 //! or back, and their load (open claims, assignments); admins see every reviewer's. The same
-//! `App::presence`, `App::set_away` and `App::reviewer_loads` as the API.
+//! `Cx::presence`, `Cx::set_away` and `Cx::reviewer_loads` as the API.
 
 use super::forms::{csrf_refused, Form};
 use super::{flash, render, Chrome};
@@ -26,7 +26,8 @@ struct ReviewersPage {
 
 pub async fn page(State(app): State<App>, Viewer(s): Viewer) -> Response {
     let actor = s.actor.clone();
-    let found = crate::blocking(move || (app.presence(&actor), app.reviewer_loads(&actor))).await;
+    let found =
+        crate::blocking(move || (app.cx().presence(&actor), app.cx().reviewer_loads(&actor))).await;
     let Ok((Ok(me), Ok(loads))) = found else {
         return super::internal_error();
     };
@@ -48,7 +49,7 @@ pub async fn set_away(State(app): State<App>, Viewer(s): Viewer, body: Bytes) ->
     }
     let away = form.get("away") == Some("1");
     let actor = s.actor.clone();
-    let said = match crate::blocking(move || app.set_away(&actor, away)).await {
+    let said = match crate::blocking(move || app.cx().set_away(&actor, away)).await {
         Ok(Ok(p)) if p.away => flash::Flash {
             notice: Some("You are marked away: routes assign you nothing, and what they had assigned you moves on.".into()),
             ..Default::default()

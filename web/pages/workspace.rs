@@ -130,7 +130,7 @@ pub async fn set_owner(
     }
     let to = form.text("owner");
     let (app2, actor, n) = (app.clone(), s.actor.clone(), name.clone());
-    let result = crate::blocking(move || app2.set_owner(&n, to.as_deref(), &actor)).await;
+    let result = crate::blocking(move || app2.cx().set_owner(&n, to.as_deref(), &actor)).await;
     let back = page_path(&name);
     match result {
         Ok(Ok(o)) => {

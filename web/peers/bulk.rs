@@ -230,7 +230,7 @@ pub async fn on_the_page(
                     to_agent: None,
                     edits: Default::default(),
                 };
-                app.decide_many(&keys, request, &actor)
+                app.cx().decide_many(&keys, request, &actor)
             })
             .await??;
             Ok(decided

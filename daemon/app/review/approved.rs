@@ -17,7 +17,8 @@
 //! another inode at the path (`replaced`) as tampering, and restores, which leaves the other
 //! name holding an inode that is no longer approved work.
 
-use crate::app::{App, Record, Served};
+use crate::app::review::Cx;
+use crate::app::{Record, Served};
 use crate::clock::now_rfc3339;
 use crate::contract::validate::sha256_hex;
 use crate::events::{Event, EventType};
@@ -93,7 +94,7 @@ impl Served {
     }
 }
 
-impl App {
+impl Cx<'_> {
     /// The approved files of a workspace, by path.
     pub fn approved_files(&self, ws: &Served) -> BTreeMap<String, ApprovedFile> {
         let guard = ws.approved();
@@ -138,7 +139,9 @@ impl App {
         if self.emit(ws, event).is_err() {
             tracing::error!(workspace = %ws.workspace.name, "promotion done but not logged");
         }
-        self.ask_watch(&ws.workspace.root.join(APPROVED_DIR));
+        self.common
+            .intake
+            .watch(&ws.workspace.root.join(APPROVED_DIR));
     }
 
     /// Copies the artifact `source` to `target` if it still has digest `sha256`; its size and
@@ -166,8 +169,7 @@ impl App {
         if sha256_hex(&bytes) != sha256 {
             return Err("changed since it was received".into());
         }
-        self.inner
-            .common
+        self.common
             .blobs
             .pin(sha256, &bytes)
             .map_err(|e| e.to_string())?;
@@ -221,7 +223,7 @@ impl App {
         let mut findings = Vec::new();
         for (path, file) in &state.manifest {
             if let Some(mut f) = self.check_file(ws, path, file, &mut state.verified) {
-                let bytes = self.inner.common.blobs.get_pinned(&file.sha256, file.size);
+                let bytes = self.common.blobs.get_pinned(&file.sha256, file.size);
                 let fresh = bytes.and_then(|b| self.restore_file(ws, path, &b).ok());
                 f.restored = fresh.is_some();
                 match fresh {

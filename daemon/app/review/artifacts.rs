@@ -11,7 +11,8 @@
 //! the agent does to the files later.
 
 use crate::app::model::Stamp;
-use crate::app::{App, Served};
+use crate::app::review::Cx;
+use crate::app::Served;
 use crate::contract::{Handoff, Problem};
 use crate::workspace::{self, Identity};
 use std::collections::{HashMap, HashSet};
@@ -85,7 +86,7 @@ impl HashCache {
 /// background hasher, which asks for the workspace to be processed again when done.
 pub(in crate::app) struct Deferred;
 
-impl App {
+impl Cx<'_> {
     /// Problems only the workspace can show (artifacts missing, escaping it, not matching
     /// their sha256: the checks `baton submit` makes too), and the stamps of the artifacts as
     /// they are now.
@@ -127,7 +128,7 @@ impl App {
             };
             let id = Identity::of(&meta);
             if meta.is_file()
-                && self.inner.common.hashes.get(&id).is_none()
+                && self.common.hashes.get(&id).is_none()
                 && !new.iter().any(|(p, _)| *p == real)
             {
                 new.push((real, id.size));
@@ -137,32 +138,32 @@ impl App {
         if total <= INLINE_HASH_BYTES || total > MAX_HASH_BYTES {
             return Ok(());
         }
-        if !self.inner.common.hashes.start(&ws.workspace.root) {
+        if !self.common.hashes.start(&ws.workspace.root) {
             return Err(Deferred);
         }
         tracing::info!(workspace = %ws.workspace.name, bytes = total, "hashing large artifacts in the background");
-        let (app, workspace) = (self.clone(), ws.workspace.clone());
+        let (common, workspace) = (self.common.clone(), ws.workspace.clone());
         let spawned = std::thread::Builder::new()
             .name("baton-hash".into())
             .spawn(move || {
                 let mut keep = crate::blobs::MAX_REVISION_BYTES;
                 for (real, _) in new {
-                    let known = |id: &Identity| app.inner.common.hashes.get(id);
+                    let known = |id: &Identity| common.hashes.get(id);
                     let limit = (keep > 0).then(|| crate::blobs::MAX_BLOB_BYTES.min(keep));
                     if let Ok((id, digest, bytes)) = workspace.sha256_capture(&real, &known, limit)
                     {
-                        app.keep_snapshot(&digest, bytes, &mut keep);
-                        app.inner.common.hashes.put(id, digest);
+                        common.keep_snapshot(&digest, bytes, &mut keep);
+                        common.hashes.put(id, digest);
                     }
                 }
-                app.inner.common.hashes.done(&workspace.root);
-                app.ask_repair(&workspace.root);
+                common.hashes.done(&workspace.root);
+                common.intake.repair(&workspace.root);
             });
         match spawned {
             Ok(_) => Err(Deferred),
             // No thread to be had: hash inline rather than not at all.
             Err(_) => {
-                self.inner.common.hashes.done(&ws.workspace.root);
+                self.common.hashes.done(&ws.workspace.root);
                 Ok(())
             }
         }
@@ -200,7 +201,7 @@ impl App {
         budget: &mut u64,
         keep: &mut u64,
     ) -> std::io::Result<(Identity, String)> {
-        let cache = &self.inner.common.hashes;
+        let cache = &self.common.hashes;
         let over = std::cell::Cell::new(false);
         // No snapshots once the revision's allowance is spent (or where none are wanted).
         let limit = (*keep > 0).then(|| crate::blobs::MAX_BLOB_BYTES.min(*keep));
@@ -214,7 +215,7 @@ impl App {
             // Known, but not snapshotted yet (hashed before, or in the background): read
             // once more to keep it.
             hit.filter(|digest| {
-                limit.is_none_or(|l| id.size > l) || self.inner.common.blobs.settled(digest)
+                limit.is_none_or(|l| id.size > l) || self.common.blobs.settled(digest)
             })
         };
         let (identity, digest, bytes) = ws.workspace.sha256_capture(real, &known, limit)?;
@@ -223,7 +224,7 @@ impl App {
                 "not hashed: this handoff's artifacts hold over {MAX_HASH_BYTES} bytes of new content"
             )));
         }
-        self.keep_snapshot(&digest, bytes, keep);
+        self.common.keep_snapshot(&digest, bytes, keep);
         if cache.get(&identity).is_none() {
             *budget -= identity.size.min(*budget);
             cache.put(identity.clone(), digest.clone());
@@ -232,12 +233,12 @@ impl App {
     }
 }
 
-impl App {
+impl super::Common {
     /// Keeps the bytes just hashed as a snapshot, spending `keep`.
     fn keep_snapshot(&self, digest: &str, bytes: Option<Vec<u8>>, keep: &mut u64) {
         if let Some(bytes) = bytes {
             *keep = keep.saturating_sub(bytes.len() as u64);
-            self.inner.common.blobs.keep(digest, &bytes);
+            self.blobs.keep(digest, &bytes);
         }
     }
 }

@@ -15,8 +15,9 @@
 
 use crate::app::model::{Assignment, Claim, Progress};
 use crate::app::review::rota::{Choice, Held, Holding};
+use crate::app::review::Cx;
 use crate::app::state::{Record, WsState};
-use crate::app::{App, Served};
+use crate::app::Served;
 use crate::auth::Actor;
 use crate::clock::now_rfc3339;
 use crate::config::{Route, User};
@@ -68,7 +69,7 @@ enum Moving {
     Stays,
 }
 
-impl App {
+impl Cx<'_> {
     /// The reviewers `rec` may be assigned to now, in `[[users]]` order.
     fn eligible(&self, route: &Route, rec: &Record, ws: &str) -> Vec<String> {
         let progress = Progress::of(Some(route), rec);
@@ -76,7 +77,7 @@ impl App {
         let ok = |u: &&User| {
             moves_on(route, rec, &progress, u)
                 && !self.is_sender(&rec.handoff, ws, &u.name)
-                && !self.inner.common.away.is_away(&u.name)
+                && !self.common.away.is_away(&u.name)
         };
         users.iter().filter(ok).map(|u| u.name.clone()).collect()
     }
@@ -128,14 +129,14 @@ impl App {
         if let Err(e) = self.assign_next(ws, st, key, Some(&from), passed, data) {
             tracing::error!(workspace = %name, key, error = %e, "cannot reassign; will retry");
             let retry = crate::clock::now_ms() + 1000;
-            self.inner.common.agenda.at(name, retry);
+            self.common.agenda.at(name, retry);
         }
     }
 
     /// Whether the assignment of `rec` (held by `claim`) moves on now, and why.
     fn moving(&self, route: &Route, rec: &Record, ws: &str, claim: &Claim) -> Moving {
         let by = &claim.by;
-        if self.inner.common.away.is_away(by) {
+        if self.common.away.is_away(by) {
             return Moving::On(format!("{by} is away"));
         }
         if !self.eligible(route, rec, ws).contains(by) {
@@ -176,7 +177,7 @@ impl App {
             eligible: &eligible,
             after,
         };
-        let picked = self.inner.common.rota.pick(&name, key, &choice);
+        let picked = self.common.rota.pick(&name, key, &choice);
         let route_name = route.name.clone();
         let holder = rec.claimed().map(|c| c.by.clone());
         let result = match picked {
@@ -234,7 +235,7 @@ impl App {
         if let Err(e) = self.let_go(ws, st, key, data) {
             tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot end an assignment; will retry");
             let retry = crate::clock::now_ms() + 1000;
-            self.inner.common.agenda.at(&ws.workspace.name, retry);
+            self.common.agenda.at(&ws.workspace.name, retry);
         }
     }
 
@@ -273,7 +274,7 @@ impl App {
             by: c.by.clone(),
             assigned: c.assigned.is_some(),
         });
-        self.inner.common.rota.note(ws, &rec.meta.key, held);
+        self.common.rota.note(ws, &rec.meta.key, held);
     }
 
     /// Reviewers' load and presence, in `[[users]]` order: everyone's for an admin, one's
@@ -283,11 +284,11 @@ impl App {
             return Err(LoadError::Forbidden);
         };
         let admin = roles.iter().any(|r| r == "admin");
-        let holdings = self.inner.common.rota.holdings();
+        let holdings = self.common.rota.holdings();
         let shown = self.config().users.iter();
         let loads = shown.filter(|u| admin || u.name == *name).map(|u| {
             let h = holdings.get(&u.name).copied().unwrap_or(Holding::default());
-            let away_since = self.inner.common.away.since(&u.name);
+            let away_since = self.common.away.since(&u.name);
             Load {
                 name: u.name.clone(),
                 roles: u.roles.clone(),

@@ -4,7 +4,7 @@
 //! while their workspace is locked; set before each event that changes them is emitted.
 
 use crate::app::model::Routed;
-use crate::app::App;
+use crate::app::review::Cx;
 use crate::contract::Handoff;
 use crate::events::Event;
 use crate::outbox::Audience;
@@ -30,7 +30,7 @@ impl Audiences {
     }
 }
 
-impl App {
+impl Cx<'_> {
     /// Records who may hear about handoff `key` of workspace `ws`, on its route `routed`.
     pub(in crate::app) fn note_audience(
         &self,
@@ -58,7 +58,7 @@ impl App {
             title: handoff.title.clone(),
         };
         let at = (ws.to_string(), key.to_string());
-        self.inner.commit.audiences.lock().insert(at, audience);
+        self.commit.audiences.lock().insert(at, audience);
     }
 
     /// Before an invalid handoff.json under `key` is answered: its sender's channels hear of
@@ -66,7 +66,7 @@ impl App {
     pub(in crate::app) fn note_sender(&self, ws: &str, key: &str, from_agent: Option<&str>) {
         let agent = from_agent.map_or_else(Vec::new, |a| self.agent_channels(a, ws));
         let at = (ws.to_string(), key.to_string());
-        let mut all = self.inner.commit.audiences.lock();
+        let mut all = self.commit.audiences.lock();
         all.entry(at).or_insert_with(|| Audience {
             agent,
             ..Audience::default()

@@ -4,7 +4,7 @@
 //! written durably: it is a person's statement, and a restart must not send them work. In a
 //! cluster the marks are rows every node reads (`crate::store::people`).
 
-use crate::app::App;
+use crate::app::review::Cx;
 use crate::auth::Actor;
 use crate::store::people::People;
 use serde::Serialize;
@@ -115,7 +115,7 @@ impl Away {
     }
 }
 
-impl App {
+impl Cx<'_> {
     /// Whether `actor` is away now.
     pub fn presence(&self, actor: &Actor) -> Result<Presence, AwayError> {
         let Actor::Reviewer { name, .. } = actor else {
@@ -132,8 +132,7 @@ impl App {
             return Err(AwayError::NotReviewer);
         };
         let state = if away { "away" } else { "back" };
-        self.inner
-            .common
+        self.common
             .away
             .set(name, away)
             .map_err(|source| AwayError::Io {
@@ -151,8 +150,8 @@ impl App {
     /// assignment check moves it on (see `assign`). In a cluster, also on the other nodes:
     /// woken by the mark's notification, or at their next lease round (`catch_up_away`).
     pub(in crate::app) fn move_on_from(&self, name: &str) {
-        for ws in self.inner.common.rota.assigned_to(name) {
-            self.inner.common.agenda.now(&ws);
+        for ws in self.common.rota.assigned_to(name) {
+            self.common.agenda.now(&ws);
         }
     }
 
@@ -160,15 +159,15 @@ impl App {
     /// lease round reads the marks of this node's assignees (one primary-key `SELECT` each),
     /// so a lost wake-up costs a round's wait, never the move.
     pub(in crate::app) fn catch_up_away(&self) {
-        for name in self.inner.common.rota.assignees() {
-            if self.inner.common.away.is_away(&name) {
+        for name in self.common.rota.assignees() {
+            if self.common.away.is_away(&name) {
                 self.move_on_from(&name);
             }
         }
     }
 
     fn presence_of(&self, name: &str) -> Presence {
-        let since = self.inner.common.away.since(name);
+        let since = self.common.away.since(name);
         Presence {
             name: name.to_string(),
             away: since.is_some(),

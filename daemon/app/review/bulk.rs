@@ -1,9 +1,9 @@
 //! Deciding many handoffs at once (a reviewer's queue). Each key is its own decision, made by
-//! `App::decide` with its own checks and its own event; one that fails does not stop the others.
+//! `Cx::decide` with its own checks and its own event; one that fails does not stop the others.
 
 use crate::app::model::{DecideError, Decided};
 use crate::app::review::decide::DecisionRequest;
-use crate::app::App;
+use crate::app::review::Cx;
 use crate::auth::Actor;
 use std::collections::HashSet;
 
@@ -11,7 +11,7 @@ use std::collections::HashSet;
 /// key a durable write and an audit append) stays short.
 pub const MAX_BULK: usize = 200;
 
-/// One key's result, as `App::decide` gave it.
+/// One key's result, as `Cx::decide` gave it.
 pub type KeyResult = (String, Result<Decided, DecideError>);
 
 /// Why a bulk request as a whole is refused (nothing was decided).
@@ -44,7 +44,7 @@ pub fn check_keys(keys: &[String]) -> Result<(), BulkError> {
     Ok(())
 }
 
-impl App {
+impl Cx<'_> {
     /// Decides every handoff of `keys` with the same request, in order; one result per key.
     pub fn decide_many(
         &self,

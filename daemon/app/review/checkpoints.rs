@@ -7,9 +7,10 @@
 //! as its summary fields only (the file stays whole in the workspace), so an agent writing
 //! many large checkpoints costs the daemon little.
 
+use crate::app::review::Cx;
 use crate::app::runtime::load;
 use crate::app::state::{CheckpointRecord, WsState};
-use crate::app::{App, Served};
+use crate::app::Served;
 use crate::contract::{json, validate, Problem};
 use crate::events::{Event, EventType};
 use crate::workspace::ReadError;
@@ -36,7 +37,7 @@ struct Change {
     before: Option<String>,
 }
 
-impl App {
+impl Cx<'_> {
     /// Reconciles every checkpoint file, forgetting the ones that were removed.
     pub fn reconcile_checkpoints(&self, ws: &Served) {
         // Confined: a checkpoints/ that is a symlink is not followed (it warns and lists none).

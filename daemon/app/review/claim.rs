@@ -11,8 +11,9 @@
 
 use crate::app::model::{Claim, CLAIM};
 use crate::app::review::records::json_bytes;
+use crate::app::review::Cx;
 use crate::app::state::{Record, WsState};
-use crate::app::{App, Served};
+use crate::app::Served;
 use crate::auth::Actor;
 use crate::clock::now_rfc3339;
 use crate::contract::Decision;
@@ -62,7 +63,7 @@ impl Record {
     }
 }
 
-impl App {
+impl Cx<'_> {
     /// `actor` claims the pending handoff `key`. Claiming one's own claim again changes
     /// nothing; another reviewer's claim answers `Held`, unless an admin takes it over
     /// (`takeover`), which the event records.

@@ -5,8 +5,9 @@
 use crate::app::model::{Closing, DecideError, Decided, Progress, Recorded, Remark, DECISION};
 use crate::app::review::ingest::write_json;
 use crate::app::review::records::json_bytes;
+use crate::app::review::Cx;
 use crate::app::state::WsState;
-use crate::app::{App, Served};
+use crate::app::Served;
 use crate::auth::Actor;
 use crate::clock::now_rfc3339;
 use crate::contract::decision::{Edits, DECISION_VERSION};
@@ -97,7 +98,7 @@ fn stale(req: &DecisionRequest, rec: &crate::app::state::Record) -> Result<(), D
     })
 }
 
-impl App {
+impl Cx<'_> {
     /// A reviewer decides a pending handoff: every path (API, pages, bulk) comes here, so
     /// every rule holds on all of them.
     pub fn decide(
@@ -315,7 +316,7 @@ impl App {
                 // The store holds the decision; forgetting the file makes the next
                 // reconcile restore the root copy, which is asked for soon.
                 st.current = None;
-                self.ask_repair(&ws.workspace.root);
+                self.common.intake.repair(&ws.workspace.root);
                 self.metrics().error("write");
                 tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot write decision.json");
             }

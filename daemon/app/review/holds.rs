@@ -6,8 +6,8 @@
 //! withdrawn, expired or revised. An agent that ignores locks is still caught: the page and
 //! the approval check every artifact's sha256.
 
+use crate::app::review::Cx;
 use crate::app::state::{Record, Served};
-use crate::app::App;
 use crate::locks::Request;
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ pub(in crate::app) fn holder(key: &str) -> String {
     format!("review:{key}")
 }
 
-impl App {
+impl Cx<'_> {
     /// Takes (or renews) the review's locks on `rec`'s artifacts, if its route holds them.
     pub(in crate::app) fn hold_artifacts(&self, ws: &Served, rec: &Record) {
         let Some(route) = self

@@ -3,8 +3,9 @@
 //! found already answered; checkpoints update "where it stopped".
 
 use crate::app::model::Stamp;
+use crate::app::review::Cx;
 use crate::app::state::{Current, Record, WsState};
-use crate::app::{App, Served};
+use crate::app::Served;
 use crate::contract::validate::{self, oversize_digest, sha256_hex, Accepted, Format};
 use crate::contract::{json, Handoff, Outcome, Problem};
 use crate::workspace::{self, ReadError, Workspace};
@@ -32,7 +33,7 @@ enum Verdict {
     },
 }
 
-impl App {
+impl Cx<'_> {
     /// Re-reads handoff.json and acts on it. `seen`: when the change was noticed (metrics).
     /// `force`: act even on the bytes last processed (a rename, a rescan): files around them
     /// may have changed, or decision.json may need restoring. Returns `false` when it could

@@ -2,16 +2,17 @@
 //! to fix. (The checks only the workspace can make are `workspace::artifact_problems`.)
 
 use crate::app::review::ingest::write_json;
+use crate::app::review::Cx;
 use crate::app::runtime::load;
 use crate::app::state::WsState;
-use crate::app::{App, Served};
+use crate::app::Served;
 use crate::clock::now_rfc3339;
 use crate::contract::{Decision, Outcome, Problem};
 use crate::events::{Event, EventType};
 use serde_json::json;
 use std::io;
 
-impl App {
+impl Cx<'_> {
     /// Answers an unusable handoff.json with an `invalid` decision listing every problem.
     pub(in crate::app) fn answer_invalid(
         &self,
@@ -48,9 +49,7 @@ impl App {
         };
         // The pages show the problems found now, never what the workspace's copy says.
         remember(st, decision.clone());
-        let mut invalid_in = self.inner.views.invalid_in();
-        invalid_in.insert(ws.workspace.name.clone());
-        drop(invalid_in);
+        self.notes.answered_invalid(&ws.workspace.name);
         let root: Option<Decision> = load::read_json(&ws.workspace, &ws.workspace.decision_path());
         let answered = root.is_some_and(|d| {
             d.outcome == Outcome::Invalid

@@ -15,7 +15,8 @@
 //! out of agents' reach, so a restart logs only what is new and a table rewritten below the
 //! mark is set aside rather than let grant a token again.
 
-use crate::app::{App, Served};
+use crate::app::review::Cx;
+use crate::app::Served;
 use crate::auth::Actor;
 use crate::events::{Event, EventType};
 use crate::locks::{self, Change, Entry, Grant, Lock, LockError, Release, Request};
@@ -103,7 +104,7 @@ pub enum LockApiError {
     Lock(#[from] LockError),
 }
 
-impl App {
+impl Cx<'_> {
     /// The locks in force in workspace `name`.
     pub fn locks(&self, name: &str, actor: &Actor) -> Result<Vec<Lock>, LockApiError> {
         let ws = self.visible_ws(name, actor)?;
@@ -286,7 +287,9 @@ impl App {
             {
                 // Watched before it has a table, so the first `baton lock` is heard at once
                 // rather than found by visiting every workspace.
-                self.ask_watch(&ws.workspace.baton_dir().join(locks::LOCKS_DIR));
+                self.common
+                    .intake
+                    .watch(&ws.workspace.baton_dir().join(locks::LOCKS_DIR));
                 seen.watched = true;
             }
             return;
@@ -294,7 +297,9 @@ impl App {
         let stamp = stamp_of(&path);
         if !seen.watched {
             // Changes by `baton lock` are then logged within milliseconds, not a second.
-            self.ask_watch(&ws.workspace.baton_dir().join(locks::LOCKS_DIR));
+            self.common
+                .intake
+                .watch(&ws.workspace.baton_dir().join(locks::LOCKS_DIR));
             seen.watched = true;
         }
         let same = table.id == seen.table_id;
@@ -319,7 +324,7 @@ impl App {
         if !events.is_empty() && self.emit_all(ws, events).is_err() {
             // Not logged: the journal still has them; the next check tries again.
             let retry = crate::clock::now_ms() + 1000;
-            self.inner.common.agenda.at(&ws.workspace.name, retry);
+            self.common.agenda.at(&ws.workspace.name, retry);
             return;
         }
         seen.table_id = table.id.clone();
@@ -328,7 +333,7 @@ impl App {
         seen.stamp = stamp;
         seen.next_expiry = table.locks.iter().map(|l| l.expires_ms).min();
         if let Some(expiry) = seen.next_expiry.and_then(|t| u64::try_from(t).ok()) {
-            self.inner.common.agenda.at(&ws.workspace.name, expiry);
+            self.common.agenda.at(&ws.workspace.name, expiry);
         }
         let bytes = serde_json::to_vec(&*seen).expect("always serializes");
         if let Err(e) = ws.store.write(Path::new(SEEN), &bytes) {

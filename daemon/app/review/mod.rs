@@ -1,11 +1,18 @@
-//! The review state machine's transitions: each takes a workspace's state under its lock,
-//! commits its change to the store in one commit, records its event (audit log, then outbox and
-//! subscribers) and returns. Receipt of agent files (`ingest`, `receive`, `revise`, `invalid`,
-//! `checkpoints`, `artifacts`), reviewers' acts (`decide`, `quorum`, `edits`, `claim`, `bulk`,
-//! `ownership`, `away`), the route's (`route`, `assign` over `rota`, who holds what,
-//! `audience`, `policy`, `timers`, `stall`), what a decision leaves behind (`receipt`, `approved`, `holds`, `repair`), and the
-//! agents' writes through the API (`upload`, `locks`). `records` and `record_events` are the
-//! one way every transition commits and announces.
+//! The review state machine. Its transitions are methods of the context they run in (`Cx`,
+//! in `context`): each takes a workspace's state under its lock, commits its change to the
+//! store in one commit, records its event (audit log, then outbox and subscribers) and
+//! returns.
+//!
+//! - Receipt of agent files: `ingest` dispatches to `receive`, `revise`, `invalid`,
+//!   `checkpoints`, `artifacts`.
+//! - Reviewers' acts: `decide`, `quorum`, `edits`, `claim`, `bulk`, `ownership`, `away`.
+//! - The route's: `route`, `assign` over `rota` (who holds what), `audience`, `policy`,
+//!   `timers`, `stall`.
+//! - What a decision leaves behind: `receipt`, `approved`, `holds`, `repair`.
+//! - Agents' writes through the API: `upload`, `locks`.
+//! - How every transition commits and announces: `records`, `record_events` over `commit`;
+//!   tampering it finds raises an alert (`tamper`); what it asks of the ingest thread goes
+//!   on `intake_line`.
 
 pub(in crate::app) mod approved;
 pub(in crate::app) mod artifacts;
@@ -16,10 +23,12 @@ pub(in crate::app) mod bulk;
 pub(in crate::app) mod checkpoints;
 pub(in crate::app) mod claim;
 pub(in crate::app) mod commit;
+pub(in crate::app) mod context;
 pub(in crate::app) mod decide;
 pub(in crate::app) mod edits;
 pub(in crate::app) mod holds;
 pub(in crate::app) mod ingest;
+pub(in crate::app) mod intake_line;
 pub(in crate::app) mod invalid;
 pub(in crate::app) mod locks;
 pub(in crate::app) mod ownership;
@@ -34,11 +43,14 @@ pub(in crate::app) mod revise;
 pub(in crate::app) mod rota;
 pub(in crate::app) mod route;
 pub(in crate::app) mod stall;
+pub(in crate::app) mod tamper;
 pub(in crate::app) mod timers;
 pub(in crate::app) mod upload;
 
 use crate::store::people::People;
 pub(in crate::app) use commit::Commit;
+pub use context::Cx;
+pub(in crate::app) use context::Notes;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -54,6 +66,10 @@ pub(in crate::app) struct Common {
     pub rota: rota::Rota,
     /// When each workspace next needs its timers, stall clock and locks looked at.
     pub agenda: crate::app::runtime::agenda::Agenda,
+    /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
+    pub alerts: tamper::Alerts,
+    /// The ingest thread, for what a transition asks of it.
+    pub intake: intake_line::IntakeLine,
 }
 
 impl Common {
@@ -71,6 +87,8 @@ impl Common {
                 None => rota::Rota::open(data_dir),
             },
             agenda: Default::default(),
+            alerts: Default::default(),
+            intake: Default::default(),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! person, an admin takes it from anyone. Kept in the store (`owner.json`), shown on the
 //! workspace's page, logged as `workspace.owner_changed` (`{owner, previous?, by}`).
 
-use crate::app::App;
+use crate::app::review::Cx;
 use crate::auth::Actor;
 use crate::clock::now_rfc3339;
 use crate::events::{Event, EventType};
@@ -33,7 +33,7 @@ pub enum OwnerError {
     Io(#[from] std::io::Error),
 }
 
-impl App {
+impl Cx<'_> {
     /// The owner of workspace `name`, if it has one.
     pub fn owner_of(&self, name: &str) -> Option<Ownership> {
         let ws = self.workspace(name)?;

@@ -5,14 +5,14 @@
 //! beside the person's decision.
 
 use crate::app::model::Closing;
+use crate::app::review::Cx;
 use crate::app::state::{Record, Served, WsState};
-use crate::app::App;
 use crate::contract::decision::Shadow;
 use crate::contract::Outcome;
 use crate::policy::{ArtifactFact, Facts};
 use crate::routing::{self, PolicyMode, Route};
 
-impl App {
+impl<'a> Cx<'a> {
     /// The route's policy for a handoff just received: closes it if the policy approves it.
     pub(in crate::app) fn apply_policy(&self, ws: &Served, st: &mut WsState, key: &str) {
         let rec = &st.records[key];
@@ -65,7 +65,7 @@ impl App {
 
     /// The route whose policy may speak for `rec`: none for a loop (A -> B -> A), which is
     /// for people to break.
-    fn policy_route(&self, ws: &Served, rec: &Record) -> Option<&Route> {
+    fn policy_route(&self, ws: &Served, rec: &Record) -> Option<&'a Route> {
         let circular = rec
             .meta
             .route

@@ -13,8 +13,9 @@ use crate::app::model::{
     SIGN_OFFS,
 };
 use crate::app::review::records::json_bytes;
+use crate::app::review::Cx;
 use crate::app::state::{Record, WsState};
-use crate::app::{App, Served};
+use crate::app::Served;
 use crate::clock::now_rfc3339;
 use crate::config::Route;
 use crate::contract::decision::Edits;
@@ -41,7 +42,7 @@ impl Progress {
     }
 }
 
-impl App {
+impl Cx<'_> {
     /// Records `name`'s approval of `key`; closes it as approved when it completes the quorum
     /// and the sign-off gate. Fail closed: undone if its event cannot be logged.
     #[allow(clippy::too_many_arguments)]
@@ -229,7 +230,7 @@ pub(in crate::app) enum Gate {
 }
 
 /// The quorum's and the sign-off gate's rules for one more approval: what it does, or why it
-/// is refused. `App::approve` records by it and `App::approval_refused` (the pages' Approve
+/// is refused. `Cx::approve` records by it and `Cx::approval_refused` (the pages' Approve
 /// button) asks it, so the button and the decision never disagree.
 pub(in crate::app) fn gate(
     before: &Progress,

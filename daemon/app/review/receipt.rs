@@ -2,12 +2,12 @@
 //! which revision and artifacts, by whom, when, and until when an approval holds (the route's
 //! `approval_ttl_s`).
 
+use crate::app::review::Cx;
 use crate::app::state::Record;
-use crate::app::App;
 use crate::contract::receipt::{ArtifactClaim, Claims, Receipt};
 use crate::contract::{Decision, Outcome};
 
-impl App {
+impl Cx<'_> {
     /// The receipt of `d`, a decision on `rec` (None: a handoff too broken to be recorded).
     pub(in crate::app) fn receipt_for(
         &self,
@@ -29,7 +29,7 @@ impl App {
             })
             .collect();
         artifacts.sort_by(|a, b| a.path.cmp(&b.path));
-        self.inner.commit.keyring.sign(Claims {
+        self.commit.keyring.sign(Claims {
             v: 1,
             workspace: workspace.to_string(),
             handoff_key: d.handoff_key.clone(),
@@ -44,7 +44,7 @@ impl App {
     }
 }
 
-impl App {
+impl Cx<'_> {
     /// Every key this daemon signed decisions with (`GET /api/v1/keys`).
     pub fn public_keys(&self) -> std::io::Result<Vec<crate::receipts::PublicKey>> {
         crate::receipts::published(&self.config().data_dir)

@@ -4,8 +4,9 @@
 
 use crate::app::model::{Closing, Stamp, DECISION, META};
 use crate::app::review::records::{json_bytes, rev_file, Committed};
+use crate::app::review::Cx;
 use crate::app::state::{Meta, Record, WsState};
-use crate::app::{App, Served};
+use crate::app::Served;
 use crate::clock::now_rfc3339;
 use crate::contract::validate::Accepted;
 use crate::contract::{Handoff, Outcome};
@@ -14,7 +15,7 @@ use crate::workspace::HANDOFF_FILE;
 use serde_json::json;
 use std::io;
 
-impl App {
+impl Cx<'_> {
     pub(in crate::app) fn receive(
         &self,
         ws: &Served,
@@ -123,7 +124,7 @@ impl App {
     }
 }
 
-impl App {
+impl Cx<'_> {
     /// A crash between the two commits of a receive (they run at once) can leave the new
     /// record durable and the previous one's withdrawal not: two pending at start-up. The
     /// newest stays pending and the others are withdrawn now, as the receive would have.

@@ -2,10 +2,11 @@
 //! `commit`), then the read models, subscribers, metrics and the log.
 
 use crate::app::review::stall;
-use crate::app::{App, Served};
+use crate::app::review::Cx;
+use crate::app::Served;
 use crate::events::Event;
 
-impl App {
+impl Cx<'_> {
     /// Records an event: audit log first (the durable record), then subscribers and metrics.
     /// An event that cannot be logged is an error: the caller must not make (or must undo)
     /// the change it describes.
@@ -17,7 +18,7 @@ impl App {
     /// are owed to webhooks and mail, so they are spooled durably before anyone hears of them
     /// (and spooled again at the next start if a crash comes in between: `respool`).
     pub(in crate::app) fn emit_all(&self, ws: &Served, events: Vec<Event>) -> std::io::Result<()> {
-        let appended = self.inner.commit.log(ws, &events);
+        let appended = self.commit.log(ws, &events);
         self.announce_breaks(ws);
         if let Err(e) = appended {
             self.metrics().error("audit_write");
@@ -28,14 +29,14 @@ impl App {
             self.announce(ws, event);
         }
         // A change: its timers, stall clock and locks are looked at again.
-        self.inner.common.agenda.now(&ws.workspace.name);
+        self.common.agenda.now(&ws.workspace.name);
         Ok(())
     }
 
     /// Spools the notifications of events a crash kept from the outbox after they were
     /// logged. Called at start, before the workspace's first append.
     pub(in crate::app) fn respool(&self, ws: &Served) {
-        let result = self.inner.commit.respool(ws);
+        let result = self.commit.respool(ws);
         if let Err(e) = result {
             tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot read back the events owed to the outbox");
         }
@@ -43,10 +44,7 @@ impl App {
 
     /// Sends a logged event to subscribers, the metrics and the log.
     pub(in crate::app) fn announce(&self, ws: &Served, event: Event) {
-        self.inner.views.listings.changed();
-        if let Some(key) = &event.key {
-            self.inner.views.order.changed(key);
-        }
+        self.notes.recorded(event.key.as_deref());
         stall::note_activity(ws, event.kind);
         tracing::info!(
             event = event.kind.as_str(),
@@ -59,6 +57,6 @@ impl App {
             r#type: event.kind.as_str().into(),
         };
         self.metrics().events.get_or_create(&label).inc();
-        self.inner.commit.broadcast(event);
+        self.commit.broadcast(event);
     }
 }

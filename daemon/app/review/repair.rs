@@ -3,13 +3,14 @@
 
 use crate::app::review::ingest::write_json;
 use crate::app::review::records::json_bytes;
+use crate::app::review::Cx;
 use crate::app::runtime::load;
 use crate::app::state::WsState;
-use crate::app::{App, Served};
+use crate::app::Served;
 use crate::contract::{Decision, Outcome};
 use std::io;
 
-impl App {
+impl Cx<'_> {
     /// An answer in the root that no longer answers the handoff in place goes; `baton wait`
     /// also checks `handoff_sha256`, so a failure here misleads no agent.
     pub(in crate::app) fn remove_root_decision(&self, ws: &Served) {

@@ -3,8 +3,9 @@
 
 use crate::app::model::{Closing, Stamp, APPROVALS, CLAIM, DECISION, META, SIGN_OFFS};
 use crate::app::review::records::{json_bytes, old_decision_file, rev_file, Committed};
+use crate::app::review::Cx;
 use crate::app::state::{Meta, Record, Review, WsState};
-use crate::app::{App, Served};
+use crate::app::Served;
 use crate::clock::now_rfc3339;
 use crate::contract::validate::Accepted;
 use crate::contract::{Handoff, Outcome};
@@ -14,7 +15,7 @@ use crate::workspace::HANDOFF_FILE;
 use serde_json::json;
 use std::io;
 
-impl App {
+impl Cx<'_> {
     /// A changed handoff under a pending key, or under a key answered `changes_requested`
     /// (which opens it again): revision N+1. Sign-offs were given to the old content, so the
     /// gate starts again; an earlier decision is kept as `decision-rev-N.json`.

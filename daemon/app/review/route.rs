@@ -4,8 +4,9 @@
 //! handoffs already filed, and an escalated handoff stays escalated across restarts.
 
 use crate::app::model::Routed;
+use crate::app::review::Cx;
 use crate::app::state::{Record, WsState};
-use crate::app::App;
+use crate::config::Config;
 use crate::config::Route;
 use crate::contract::Handoff;
 
@@ -17,11 +18,11 @@ impl Routed {
     }
 }
 
-impl App {
+impl<'a> Cx<'a> {
     /// The route of a recorded handoff: the one recorded on it, else (records from before
     /// routes were recorded, or a route since removed from the configuration) the one the
     /// configuration picks now.
-    pub(in crate::app) fn route_of(&self, rec: &Record, ws: &str) -> Option<&Route> {
+    pub(in crate::app) fn route_of(&self, rec: &Record, ws: &str) -> Option<&'a Route> {
         let routes = &self.config().routes;
         let recorded = rec.meta.route.as_ref();
         let named = recorded.and_then(|r| r.route.as_deref());
@@ -44,7 +45,7 @@ impl App {
         roles: &[String],
     ) -> bool {
         // Through the audience, as the queue asks it (see `queue_order`): one answer.
-        self.audience(rec, ws).admits(self, name, roles)
+        self.audience(rec, ws).admits(self.config, name, roles)
     }
 
     /// Routes a handoff being received in workspace `ws`: the configuration's choice, by its
@@ -111,10 +112,10 @@ fn circular(st: &WsState, handoff: &Handoff) -> Vec<String> {
 }
 
 /// What decides who may decide a handoff, and nothing else: handoffs alike in it are
-/// decidable by the same people (see `App::admits` and `App::is_sender`, which read it).
+/// decidable by the same people (see `Cx::admits` and `Cx::is_sender`, which read it).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(in crate::app) struct Audience {
-    /// The route it is on (see `App::route_of`).
+    /// The route it is on (see `Cx::route_of`).
     pub(in crate::app) route: Option<String>,
     /// The routes it was escalated from (`None`: from no route).
     pub(in crate::app) escalated_from: Vec<Option<String>>,
@@ -127,8 +128,8 @@ pub(in crate::app) struct Audience {
 impl Audience {
     /// Whether the route admits `name` now, or (after an escalation) a route it was on
     /// before does: escalating brings people in, it does not lock out those already on it.
-    pub(in crate::app) fn admits(&self, app: &App, name: &str, roles: &[String]) -> bool {
-        let routes = &app.config().routes;
+    pub(in crate::app) fn admits(&self, config: &Config, name: &str, roles: &[String]) -> bool {
+        let routes = &config.routes;
         let find = |n: &str| routes.iter().find(|r| r.name == n);
         let admits = |route| crate::routing::admits_signing(route, &self.sign_off, name, roles);
         if admits(self.route.as_deref().and_then(find)) {
@@ -145,17 +146,17 @@ impl Audience {
 
     /// Whether `name` may decide a pending handoff of this audience: admitted, and not its
     /// sender (one's own work is not one's to review).
-    pub(in crate::app) fn may_decide(&self, app: &App, name: &str, roles: &[String]) -> bool {
-        let agents = &app.config().agents;
+    pub(in crate::app) fn may_decide(&self, config: &Config, name: &str, roles: &[String]) -> bool {
+        let agents = &config.agents;
         let sent = self
             .sender
             .and_then(|i| agents.get(i))
             .is_some_and(|a| crate::routing::agent_is(a, name));
-        !sent && self.admits(app, name, roles)
+        !sent && self.admits(config, name, roles)
     }
 }
 
-impl App {
+impl Cx<'_> {
     /// The audience of `rec`, a record of workspace `ws`.
     pub(in crate::app) fn audience(&self, rec: &Record, ws: &str) -> Audience {
         let escalations = rec.meta.route.iter().flat_map(|r| &r.escalations);

@@ -2,7 +2,8 @@
 //! silent for longer than its route's `stall_after_s`, with no handoff pending (a pending
 //! handoff means the agent waits on people, which is not a stall), raises `agent.stalled` once.
 
-use crate::app::{App, Served};
+use crate::app::review::Cx;
+use crate::app::Served;
 use crate::clock::now_ms;
 use crate::events::{Event, EventType};
 use std::sync::atomic::Ordering;
@@ -22,7 +23,7 @@ pub(in crate::app) fn note_activity(ws: &Served, kind: EventType) {
     }
 }
 
-impl App {
+impl Cx<'_> {
     /// Raises `agent.stalled` for `ws` if it has gone quiet past its threshold.
     pub(in crate::app) fn check_stall_of(&self, ws: &Served) {
         let now = now_ms();
@@ -42,7 +43,7 @@ impl App {
         if self.emit(ws, event).is_err() {
             // Not logged, so not raised: the next check tries again.
             ws.stalled.store(false, Ordering::Release);
-            self.inner.common.agenda.at(&ws.workspace.name, now + 1000);
+            self.common.agenda.at(&ws.workspace.name, now + 1000);
         }
     }
 

@@ -17,8 +17,9 @@
 
 use crate::app::model::{Closing, Escalation, META};
 use crate::app::review::records::json_bytes;
+use crate::app::review::Cx;
 use crate::app::state::{Record, WsState};
-use crate::app::{App, Served};
+use crate::app::Served;
 use crate::clock::now_rfc3339;
 use crate::contract::Outcome;
 use crate::events::{Event, EventType};
@@ -41,7 +42,7 @@ fn due_at(start: &str, after_s: u64) -> Option<OffsetDateTime> {
     parse(start)?.checked_add(time::Duration::seconds(i64::try_from(after_s).ok()?))
 }
 
-impl App {
+impl Cx<'_> {
     /// Expires or escalates `ws`'s pending handoff if its time has come, or renews its holds.
     pub(in crate::app) fn check_timers_of(&self, ws: &Served) {
         let now = crate::clock::now_utc();
@@ -62,8 +63,7 @@ impl App {
                 Err(e) => {
                     // Not logged, so not made: the next check tries again.
                     tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot escalate; will retry");
-                    self.inner
-                        .common
+                    self.common
                         .agenda
                         .at(&ws.workspace.name, crate::clock::now_ms() + 1000);
                 }

@@ -6,7 +6,7 @@
 //! on the way makes the write fail instead of following it. The files are then processed as
 //! if the agent had written them on the share.
 
-use crate::app::App;
+use crate::app::review::Cx;
 use crate::auth::Actor;
 use crate::contract::validate::{relative_path_problem, sha256_hex};
 use crate::workspace::{CHECKPOINTS_DIR, HANDOFF_FILE, INBOX_DIR};
@@ -51,7 +51,7 @@ pub enum UploadError {
     Io(#[from] io::Error),
 }
 
-impl App {
+impl Cx<'_> {
     /// Writes an agent's file into workspace `name`.
     pub fn upload(
         &self,

@@ -15,9 +15,9 @@ impl App {
             let Some(ws) = self.workspace(&name) else {
                 continue;
             };
-            self.check_stall_of(&ws);
-            self.check_timers_of(&ws);
-            self.check_locks_of(&ws);
+            self.cx().check_stall_of(&ws);
+            self.cx().check_timers_of(&ws);
+            self.cx().check_locks_of(&ws);
             if let Some(next) = self.next_due_ms(&ws) {
                 self.inner.common.agenda.at(&name, next);
             }
@@ -27,9 +27,9 @@ impl App {
     /// When `ws` next needs a visit (Unix ms), if ever without a change first.
     fn next_due_ms(&self, ws: &Served) -> Option<u64> {
         [
-            self.next_stall_ms(ws),
-            self.next_timer_ms(ws),
-            self.next_lock_expiry_ms(ws),
+            self.cx().next_stall_ms(ws),
+            self.cx().next_timer_ms(ws),
+            self.cx().next_lock_expiry_ms(ws),
         ]
         .into_iter()
         .flatten()

@@ -57,7 +57,7 @@ impl App {
         }
         self.metrics().leases_held.set(cluster.leases.held() as i64);
         self.inner.commit.outbox.adopt();
-        self.catch_up_away();
+        self.cx().catch_up_away();
     }
 
     /// In a cluster: listens for the other nodes' wake-ups (`crate::cluster::wake`), so a
@@ -69,7 +69,7 @@ impl App {
         let app = self.clone();
         let woken = move |name: String| {
             if app.inner.common.away.is_away(&name) {
-                app.move_on_from(&name);
+                app.cx().move_on_from(&name);
             }
         };
         if let Err(e) = cluster.listen(crate::cluster::wake::AWAY, woken) {

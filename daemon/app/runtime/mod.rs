@@ -1,14 +1,12 @@
 //! Keeping the daemon going: loading each workspace's state at start (`load`, `recover`,
 //! `published_copies`), which workspaces this daemon serves (`serving`, `leases` in a cluster,
 //! `group_modes`), the housekeeping driven by due times (`agenda`, `housekeeping`), the
-//! outbox's workers (`notify`), tampering alerts (`alerts`) and what the core asks of the
-//! ingest thread (`intake_asks`).
+//! outbox's workers (`notify`) and the tamper alerts operators see (`alerts`).
 
 pub(in crate::app) mod agenda;
 pub(in crate::app) mod alerts;
 pub(in crate::app) mod group_modes;
 pub(in crate::app) mod housekeeping;
-pub(in crate::app) mod intake_asks;
 pub(in crate::app) mod leases;
 pub(in crate::app) mod load;
 pub(in crate::app) mod notify;
@@ -41,10 +39,6 @@ pub(in crate::app) struct Runtime {
     pub ready: AtomicBool,
     /// Why the daemon can no longer do its job (e.g. the ingest thread died), if it cannot.
     pub failing: OnceLock<String>,
-    /// The ingest thread's channel, for what the core asks of it (see `intake_asks`).
-    pub intake: OnceLock<intake_asks::Intake>,
-    /// Tampering found and not yet acknowledged, by workspace (shown on /healthz).
-    pub alerts: Mutex<BTreeMap<String, Vec<String>>>,
 }
 
 impl Runtime {
@@ -63,8 +57,6 @@ impl Runtime {
             unserved: Mutex::default(),
             ready: AtomicBool::new(false),
             failing: OnceLock::new(),
-            intake: OnceLock::new(),
-            alerts: Mutex::default(),
         }
     }
 }
@@ -82,9 +74,5 @@ impl Runtime {
 
     pub fn unserved(&self) -> MutexGuard<'_, BTreeMap<PathBuf, serving::Unserved>> {
         self.unserved.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn alerts(&self) -> MutexGuard<'_, BTreeMap<String, Vec<String>>> {
-        self.alerts.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

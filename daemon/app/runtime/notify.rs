@@ -44,7 +44,7 @@ impl App {
         if !smtp.classifications.contains(&class) {
             return None;
         }
-        let route = self.route_of(rec, &d.workspace)?;
+        let route = self.cx().route_of(rec, &d.workspace)?;
         if !route.notify.iter().any(|n| n == crate::outbox::EMAIL) {
             return None;
         }
@@ -61,7 +61,7 @@ impl App {
             };
             if assignee.is_none_or(|a| *a == u.name)
                 && crate::app::review::assign::moves_on(route, rec, &progress, u)
-                && !self.is_sender(h, &d.workspace, &u.name)
+                && !self.cx().is_sender(h, &d.workspace, &u.name)
                 && !to.iter().any(|t| t.eq_ignore_ascii_case(addr))
             {
                 to.push(addr.to_string());
@@ -102,7 +102,7 @@ impl App {
             d.key.as_deref(),
             data,
         );
-        if let Err(e) = self.emit(&ws, event) {
+        if let Err(e) = self.cx().emit(&ws, event) {
             tracing::error!(delivery = %d.id, error = %e, "cannot log notification.failed");
         }
     }

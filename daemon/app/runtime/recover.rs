@@ -44,7 +44,7 @@ impl App {
         drop(st);
         if !events.is_empty() {
             tracing::warn!(workspace = %ws.workspace.name, count = events.len(), "logging events a crash kept from the audit log");
-            if let Err(e) = self.emit_all(ws, events) {
+            if let Err(e) = self.cx().emit_all(ws, events) {
                 tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot log the recovered events; the next start tries again");
             }
         }

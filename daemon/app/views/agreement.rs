@@ -65,7 +65,7 @@ impl App {
             for rec in st.records.values() {
                 let Some(d) = &rec.decision else { continue };
                 let Some(shadow) = &d.shadow else { continue };
-                let Some(route) = self.route_of(rec, name) else {
+                let Some(route) = self.cx().route_of(rec, name) else {
                     continue;
                 };
                 let Some(days) = by_route.get_mut(&route.name) else {

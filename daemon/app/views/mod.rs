@@ -76,3 +76,21 @@ impl Views {
         self.verdicts.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// The read models hear of every change the transitions make.
+impl crate::app::review::Notes for Views {
+    fn recorded(&self, key: Option<&str>) {
+        self.listings.changed();
+        if let Some(key) = key {
+            self.order.changed(key);
+        }
+    }
+
+    fn logged(&self, workspace: &str, written: Vec<crate::audit::Written>) {
+        self.history.note(workspace, written);
+    }
+
+    fn answered_invalid(&self, workspace: &str) {
+        self.invalid_in().insert(workspace.to_string());
+    }
+}

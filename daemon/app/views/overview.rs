@@ -105,7 +105,7 @@ impl App {
             })
             .collect();
         handoffs.sort_by(|a, b| b.received_at.cmp(&a.received_at));
-        let locks = self.locks_of(&ws);
+        let locks = self.cx().locks_of(&ws);
         let mut newest: BTreeMap<&str, &CheckpointRecord> = BTreeMap::new();
         for c in st.checkpoints.values() {
             let slot = newest.entry(&c.task_id).or_insert(c);
@@ -124,7 +124,7 @@ impl App {
             inbox,
             approved,
             locks,
-            owner: self.owner_of(name),
+            owner: self.cx().owner_of(name),
             invalid: st.current.as_ref().and_then(|c| c.invalid.clone()),
         })
     }

@@ -213,7 +213,7 @@ impl App {
     pub fn get(&self, key: &str, actor: &Actor, page: CheckpointPage) -> Option<Detail> {
         let ws = self.served_for(key, actor)?;
         let ws_name = ws.workspace.name.clone();
-        let locks = self.locks_of(&ws);
+        let locks = self.cx().locks_of(&ws);
         let st = ws.lock();
         let r = st.records.get(key)?;
         let mut checkpoints = st.checkpoints_of(&r.meta.task_id);
@@ -238,16 +238,17 @@ impl App {
         let progress = Progress::of(route, r);
         let agents = &self.config().agents;
         let sender = crate::routing::proven_sender(&r.handoff, agents, &ws_name).map(Into::into);
-        let from_agent_claims_reviewer = self.claims_reviewer(&r.handoff, &ws_name);
+        let from_agent_claims_reviewer = self.cx().claims_reviewer(&r.handoff, &ws_name);
         let sent_by_you = match actor {
-            Actor::Reviewer { name, .. } => self.is_sender(&r.handoff, &ws_name, name),
+            Actor::Reviewer { name, .. } => self.cx().is_sender(&r.handoff, &ws_name, name),
             Actor::Agent { .. } => false,
         };
         let (why_not_approve, may_take_over) = match actor {
             Actor::Reviewer { name, roles } if r.is_pending() => (
-                self.approval_refused(&ws, r, name, roles)
+                self.cx()
+                    .approval_refused(&ws, r, name, roles)
                     .map(|e| e.to_string()),
-                self.may_take_over(&ws_name, r, name, roles),
+                self.cx().may_take_over(&ws_name, r, name, roles),
             ),
             _ => (Some(String::new()), false),
         };

@@ -35,11 +35,15 @@ impl App {
         rec: &Record,
         actor: &Actor,
     ) -> (Standing, Option<&Route>) {
-        let route = self.route_of(rec, ws);
+        let route = self.cx().route_of(rec, ws);
         let may_decide = match actor {
             // The queue's order asks the same of the audience (see `queue_order`).
             Actor::Reviewer { name, roles } => {
-                rec.is_pending() && self.audience(rec, ws).may_decide(self, name, roles)
+                rec.is_pending()
+                    && self
+                        .cx()
+                        .audience(rec, ws)
+                        .may_decide(self.config(), name, roles)
             }
             Actor::Agent { .. } => false,
         };

@@ -117,7 +117,7 @@ impl Facts {
             claimed_by: r.claimed().map(|c| Arc::from(c.by.as_str())),
             // The audience of a decided handoff is never asked (nobody may decide it).
             who: match decided_at {
-                None => Who::Audience(Arc::new(app.audience(r, ws))),
+                None => Who::Audience(Arc::new(app.cx().audience(r, ws))),
                 Some(_) => Who::Known(false),
             },
             decided_at,
@@ -487,7 +487,7 @@ impl App {
         };
         self.refile_changed();
         let now = crate::clock::now_utc().unix_timestamp_nanos();
-        let mut may = |a: &Audience| a.may_decide(self, name, roles);
+        let mut may = |a: &Audience| a.may_decide(self.config(), name, roles);
         let (keys, counts, page, workspaces) = match &q.workspace {
             // One workspace's handoffs are few: filed afresh, then read the same way.
             Some(ws) => {

@@ -61,7 +61,7 @@ impl App {
             .records
             .get(key)
             .ok_or_else(|| ViewError::NoHandoff(key.to_string()))?;
-        let route = self.route_of(rec, &named.ws.workspace.name);
+        let route = self.cx().route_of(rec, &named.ws.workspace.name);
         let stall_after_s = route.and_then(|r| r.stall_after_s);
         let handed_off = parse_time(&rec.meta.updated_at);
         // Only what the picture needs: checkpoints can be large, and there can be thousands.

@@ -73,14 +73,18 @@ impl Worker {
                 let Some(ws) = self.app.workspace_at(root) else {
                     return;
                 };
-                match self.app.reconcile_handoff(&ws, Some(job.seen), job.renamed) {
+                match self
+                    .app
+                    .cx()
+                    .reconcile_handoff(&ws, Some(job.seen), job.renamed)
+                {
                     true => self.report(Report::Done(job.item)),
                     false => self.report(Report::Failed(job)),
                 }
             }
             Item::Checkpoint(root, file) => {
                 if let Some(ws) = self.app.workspace_at(root) {
-                    self.app.reconcile_checkpoint(&ws, file);
+                    self.app.cx().reconcile_checkpoint(&ws, file);
                 }
             }
             Item::Checkpoints(root) => {
@@ -92,7 +96,7 @@ impl Worker {
                     .is_ok_and(|m| m.is_dir())
                 {
                     self.watches.add(&ws.workspace.checkpoints_dir());
-                    self.app.reconcile_checkpoints(&ws);
+                    self.app.cx().reconcile_checkpoints(&ws);
                 }
             }
             Item::CatchUp(root) => {
@@ -101,33 +105,33 @@ impl Worker {
                     self.young_handoff(root, wait);
                     // The reconcile also checks approved work, the audit log and the
                     // agent_group modes.
-                    self.app.check_approved(&ws);
+                    self.app.cx().check_approved(&ws);
                     self.app.check_audit(&ws);
                     self.app.check_modes(&ws, false);
                 }
             }
             Item::Approved(root) => {
                 if let Some(ws) = self.app.workspace_at(root) {
-                    self.app.check_approved(&ws);
+                    self.app.cx().check_approved(&ws);
                 }
             }
             Item::Locks(root) => {
                 if let Some(ws) = self.app.workspace_at(root) {
-                    self.app.sync_locks(&ws);
+                    self.app.cx().sync_locks(&ws);
                 }
             }
             Item::WatchLocks(root) => {
                 if let Some(ws) = self.app.workspace_at(root) {
                     self.watches
                         .add(&ws.workspace.baton_dir().join(crate::locks::LOCKS_DIR));
-                    self.app.sync_locks(&ws);
+                    self.app.cx().sync_locks(&ws);
                 }
             }
             Item::WatchApproved(root) => {
                 if let Some(ws) = self.app.workspace_at(root) {
                     self.watches
                         .tree(&ws.workspace.root.join(workspace::APPROVED_DIR));
-                    self.app.check_approved(&ws);
+                    self.app.cx().check_approved(&ws);
                 }
             }
             Item::Discover(dir) => self.discover(dir),

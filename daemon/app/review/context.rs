@@ -1,0 +1,63 @@
+//! The context a transition runs in: the app's parts it may use, borrowed for one call.
+//! Every transition is a method of `Cx`. Nothing else of the app (sign-ins, search, the
+//! cluster's leases, which workspaces this node serves) is in its reach, and the read models
+//! hear of its changes only through `Notes`, so the state machine can be read, and changed,
+//! without the rest of the daemon.
+
+use super::{Commit, Common};
+use crate::app::registry::Registry;
+use crate::app::state::Served;
+use crate::audit::Written;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use std::collections::HashMap;
+use std::sync::{Arc, MutexGuard};
+
+/// What a transition may use: the configuration, the metrics, the workspaces served
+/// (`registry`), where its change goes (`commit`: records, audit, outbox, subscribers), what
+/// the transitions keep across workspaces (`common`), and who keeps read models (`notes`).
+/// Made by `App::cx`; cheap to copy.
+#[derive(Clone, Copy)]
+pub struct Cx<'a> {
+    pub(in crate::app) config: &'a Config,
+    pub(in crate::app) metrics: &'a Metrics,
+    pub(in crate::app) registry: &'a Registry,
+    pub(in crate::app) commit: &'a Commit,
+    pub(in crate::app) common: &'a Arc<Common>,
+    pub(in crate::app) notes: &'a dyn Notes,
+}
+
+/// What the read models are told of the changes transitions make, so they keep their
+/// orders and caches current without the transitions knowing them.
+pub(in crate::app) trait Notes: Send + Sync {
+    /// An event was recorded (about handoff `key`, if it names one).
+    fn recorded(&self, key: Option<&str>);
+    /// Lines were written to `workspace`'s audit log.
+    fn logged(&self, workspace: &str, written: Vec<Written>);
+    /// A handoff.json in `workspace` was answered `invalid`.
+    fn answered_invalid(&self, workspace: &str);
+}
+
+impl<'a> Cx<'a> {
+    pub(in crate::app) fn config(&self) -> &'a Config {
+        self.config
+    }
+
+    pub(in crate::app) fn metrics(&self) -> &'a Metrics {
+        self.metrics
+    }
+
+    pub(in crate::app) fn workspace(&self, name: &str) -> Option<Arc<Served>> {
+        self.registry.get(name)
+    }
+
+    pub(in crate::app) fn keys(&self) -> MutexGuard<'a, HashMap<String, String>> {
+        self.registry.keys()
+    }
+
+    /// The workspace that owns `key`, if the key is known.
+    pub(in crate::app) fn ws_of_key(&self, key: &str) -> Option<Arc<Served>> {
+        let name = self.keys().get(key).cloned()?;
+        self.workspace(&name)
+    }
+}
