@@ -9,7 +9,6 @@
 //! cannot come. (Which daemon serves a workspace is settled by its `.baton/owner.lock`
 //! record, see `crate::locks::take_workspace`.)
 
-use crate::app::App;
 use crate::host::hostname;
 use crate::locks::life::{self, Liveness};
 use crate::workspace::Workspace;
@@ -35,23 +34,15 @@ pub struct Heartbeat {
     pub lock: Option<String>,
 }
 
-/// Writes the heartbeat of every workspace served, at start.
-pub fn beat(app: &App) {
-    for ws in app.workspaces() {
-        beat_new(app, &ws.workspace);
-    }
-}
-
-/// The heartbeat of a workspace taken: at start, and at once for one adopted while running
-/// (`baton init` under a root), so an agent's first `submit` right after `init` hears that a
-/// daemon serves it.
-pub fn beat_new(app: &App, ws: &Workspace) {
+/// Writes the heartbeat of a workspace taken (see `App::beat`): this daemon, started at
+/// `started_at`, holding the life lock `lock` (relative to the workspace).
+pub fn write(ws: &Workspace, started_at: &str, lock: Option<String>) {
     let beat = Heartbeat {
         pid: std::process::id(),
         host: hostname(),
-        started_at: app.started_at().to_string(),
+        started_at: started_at.to_string(),
         updated_at: crate::clock::now_rfc3339(),
-        lock: app.life_lock_of(ws),
+        lock,
     };
     let bytes = serde_json::to_vec_pretty(&beat).expect("a heartbeat always serializes");
     if let Err(e) = ws.write_volatile(&path(ws), &bytes) {

@@ -151,8 +151,12 @@ fn tampering_in_each_way_is_restored_recorded_and_notified() {
     std::fs::write(ws.join("approved/planted.sh"), b"rm -rf /").unwrap();
     assert_restored(&d, &ws, "approved/planted.sh", "planted");
 
-    std::fs::remove_file(&report).unwrap();
-    std::fs::create_dir(&report).unwrap();
+    // The daemon may put the file back between the removal and the mkdir (it is still
+    // checking the folder after the planted file): try until a folder stands there.
+    d.wait_until("a folder stands where approved/report.md was", || {
+        let _ = std::fs::remove_file(&report);
+        std::fs::create_dir(&report).is_ok()
+    });
     assert_restored(&d, &ws, "approved/report.md", "replaced");
 
     d.wait_until("approved.tampered is notified to the webhook", || {

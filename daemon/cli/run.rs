@@ -19,7 +19,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     // at once that a daemon serves them, and these writes are done before the start-up scan's
     // syncs begin.
     let first = app.clone();
-    tokio::task::spawn_blocking(move || baton::heartbeat::beat(&first)).await?;
+    tokio::task::spawn_blocking(move || first.beat()).await?;
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
     app.start_outbox();
     let indexer = app.start_search();

@@ -126,6 +126,20 @@ impl App {
         }
     }
 
+    /// Writes the heartbeat of every workspace served, at start.
+    pub fn beat(&self) {
+        for ws in self.workspaces() {
+            self.beat_new(&ws.workspace);
+        }
+    }
+
+    /// The heartbeat of a workspace taken: at start, and at once for one adopted while
+    /// running (`baton init` under a root), so an agent's first `submit` right after `init`
+    /// hears that a daemon serves it.
+    pub fn beat_new(&self, ws: &Workspace) {
+        crate::heartbeat::write(ws, self.started_at(), self.life_lock_of(ws));
+    }
+
     /// The path of the life lock (relative to the workspace) that `ws`'s records name, for
     /// its `daemon.json`; `None` when it is served without one.
     pub fn life_lock_of(&self, ws: &Workspace) -> Option<String> {

@@ -162,7 +162,7 @@ impl Worker {
         // `App::serve_workspace`).
         if let Ok(Some(added)) = self.app.serve_workspace(ws.clone()) {
             tracing::info!(workspace = %ws.name, "new workspace");
-            crate::heartbeat::beat_new(&self.app, &ws);
+            self.app.beat_new(&ws);
             self.watches.workspace(&ws);
             self.app.metrics().watches.inc_by(2);
             let wait = scan::catch_up(&self.app, &added);
