@@ -83,3 +83,37 @@ fn an_approval_after_an_artifact_changed_is_refused_naming_the_file() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(decision(&ws).unwrap()["outcome"], "changes_requested");
 }
+
+/// A handoff judged valid at receipt stays received when an artifact it declared changes
+/// afterwards: its approval is refused (above), but the agent is not told `invalid`, and an
+/// answer already given (here an approval) is never replaced by one. The restart is the sync
+/// point: its start-up scan reads every handoff.json again, forced.
+#[test]
+fn an_artifact_changed_after_receipt_makes_no_invalid_answer() {
+    let mut env = TestEnv::new();
+    let (pending, decided) = (env.init("pending"), env.init("decided"));
+    let d = env.start();
+    for (ws, key) in [(&pending, "plan"), (&decided, "done")] {
+        let plan = b"DELETE FROM tmp_files WHERE age > 7;\n";
+        std::fs::write(ws.join("inbox/plan.sql"), plan).unwrap();
+        let mut doc = handoff(key);
+        doc["artifacts"] = json!([{ "path": "inbox/plan.sql", "sha256": sha256_hex(plan) }]);
+        write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+        d.wait_until("received", || listed(&d, key));
+    }
+    let (status, body) = d.decide("done", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    for ws in [&pending, &decided] {
+        std::fs::write(ws.join("inbox/plan.sql"), b"DROP DATABASE production;\n").unwrap();
+    }
+    d.stop();
+    let d = env.start();
+
+    assert_eq!(detail(&d, "plan")["state"], "pending");
+    assert!(decision(&pending).is_none(), "{:?}", decision(&pending));
+    assert_eq!(decision(&decided).unwrap()["outcome"], "approved");
+    for ws in [&pending, &decided] {
+        let types = event_types(ws);
+        assert!(!types.contains(&"handoff.invalid".to_string()), "{types:?}");
+    }
+}

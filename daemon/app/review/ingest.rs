@@ -195,13 +195,22 @@ impl Cx<'_> {
                 ));
             }
         }
-        let result = if problems.is_empty() {
+        let recorded_as_is = st
+            .records
+            .get(&key)
+            .is_some_and(|r| r.meta.digest == acc.digest);
+        let result = if recorded_as_is {
+            // Judged valid at receipt, and judged once: an artifact changed since (or a
+            // route's roles) does not make it invalid afterwards, nor replace an answer given.
+            // A changed artifact refuses its approval instead (`decide`).
+            self.repair(ws, st, &key)
+        } else if problems.is_empty() {
             // Archived as kept: without the `null` fields that stood for absent ones.
             let kept = acc.kept_bytes(bytes);
-            match st.records.get(&key) {
-                Some(rec) if rec.meta.digest == acc.digest => self.repair(ws, st, &key),
-                Some(_) => self.revise(ws, st, &key, acc, stamps, &kept),
-                None => self.receive(ws, st, key.clone(), acc, stamps, &kept),
+            if st.records.contains_key(&key) {
+                self.revise(ws, st, &key, acc, stamps, &kept)
+            } else {
+                self.receive(ws, st, key.clone(), acc, stamps, &kept)
             }
         } else {
             let limits = self.config().limits;
