@@ -120,7 +120,10 @@ fn run(pg: &postgres::Server, hook: &hook::Receiver, nodes: usize, k: &Knobs) ->
     let shares: Vec<usize> = running.iter().map(|n| n.served().unwrap_or(0)).collect();
 
     // Opened once every node is up: a stream relays the nodes live when it opened.
-    let streams = running.iter().map(Node::watch).collect::<Result<Vec<_>>>()?;
+    let streams = running
+        .iter()
+        .map(Node::watch)
+        .collect::<Result<Vec<_>>>()?;
     let before = pg.commits(&url)?;
     let (received, seen) = steady(&streams, &workspaces, k)?;
     // Backends report their statistics at most once a second.
@@ -201,7 +204,10 @@ fn steady(
                 received
                     .entry(arrival.key.clone())
                     .or_insert((*t0, arrival.when, n));
-                seen.events.entry(arrival.key).or_default().insert(arrival.at);
+                seen.events
+                    .entry(arrival.key)
+                    .or_default()
+                    .insert(arrival.at);
             }
         }
         if !covered && received.len() == written.len() {
@@ -251,7 +257,11 @@ fn once(
     }
     let (hooked, hook_twice, requests) = hook.with(|s| {
         let hooked = received.keys().filter(|k| s.ids.contains_key(*k)).count();
-        (hooked, twice(&mut s.ids.values().map(|ids| ids.len())), s.requests)
+        (
+            hooked,
+            twice(&mut s.ids.values().map(|ids| ids.len())),
+            s.requests,
+        )
     });
     let stored = pg.deliveries_by_key(url, "handoff.received")?;
     let streamed = seen.events.values().map(|e| e.len());
