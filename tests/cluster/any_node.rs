@@ -139,9 +139,11 @@ fn three_nodes_record_each_handoff_once_decide_on_any_node_deliver_every_event_a
     for name in &names {
         let ws = env.ws(name);
         let want = outcomes[&format!("k-{name}")];
-        wait_long("decision.json written where the agent looks", SETTLE_S, || {
-            decision(&ws).is_some_and(|d| d["outcome"] == want)
-        });
+        wait_long(
+            "decision.json written where the agent looks",
+            SETTLE_S,
+            || decision(&ws).is_some_and(|d| d["outcome"] == want),
+        );
     }
 
     // Every node lists the same handoffs, each decided as it was.

@@ -424,9 +424,11 @@ fn while_the_database_is_down_decisions_answer_503_and_change_nothing_then_all_r
     });
     assert_eq!(decision(&ws).unwrap()["comment"], "after");
     // The handoff written during the outage is recorded by itself, once.
-    wait_long("the handoff written while down is received", SETTLE_S, || {
-        d.get("/api/v1/handoffs/h-during").0 == 200
-    });
+    wait_long(
+        "the handoff written while down is received",
+        SETTLE_S,
+        || d.get("/api/v1/handoffs/h-during").0 == 200,
+    );
     let received = events(&beta)
         .into_iter()
         .filter(|e| e["type"] == "handoff.received")
