@@ -5,27 +5,40 @@
 //! database and a fresh tree of W workspaces served by that many `baton serve` processes:
 //! 1. start: until every node is ready and the leases cover every workspace;
 //! 2. steady: H handoffs by atomic rename at R/s, round-robin, each timed from just before
-//!    `rename()` to its `handoff.received` on the SSE stream of whichever node serves it
-//!    (p50, p99), and checked received exactly once across the nodes;
-//! 3. decisions: D of them decided through the node that received them, timed from the
+//!    `rename()` to its first `handoff.received` on the nodes' SSE streams (p50, p99);
+//! 3. received once: each key's `handoff.received` counted in every workspace's audit log,
+//!    among the database's deliveries, at the webhook (distinct `webhook-id`s) and on the
+//!    streams (distinct events: each stream relays every node's, so a key arrives once per
+//!    stream, and only a second event with its own time is a second receive);
+//! 4. decisions: D of them decided through the node that received them, timed from the
 //!    request to `decision.json` in the workspace;
-//! 4. the database's transactions per handoff over the steady phase (pg_stat_database);
-//! 5. takeover (2 and 3 nodes): kill -9 one node, time until the others serve every workspace.
+//! 5. the database's transactions per handoff over the steady phase (pg_stat_database);
+//! 6. takeover (2 and 3 nodes): kill -9 one node, time until the others serve every workspace.
 //!
 //! Knobs: BATON_BENCH_WORKSPACES (3000), BATON_BENCH_HANDOFFS (600), BATON_BENCH_RATE (50/s),
 //! BATON_BENCH_DECISIONS (100), BATON_BENCH_NODES (1,2,3), BATON_BENCH_TTL (5 s).
+//! Every node sends each `handoff.received` to one webhook (the bench's receiver).
 
+mod hook;
 mod node;
 mod postgres;
 
 use anyhow::{bail, Result};
 use node::Node;
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Each handoff's key -> (written, received, the node that received it).
+/// Each handoff's key -> (written, first seen on a stream, the node whose stream it was).
 type Received = HashMap<String, (Instant, Instant, usize)>;
+
+/// What the streams carried: each key's distinct events (workspace and time), and the
+/// copies in all (each stream relays every node's events).
+#[derive(Default)]
+struct Streams {
+    events: HashMap<String, BTreeSet<String>>,
+    copies: usize,
+}
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     let value = std::env::var(name).ok().and_then(|v| v.parse().ok());
@@ -54,6 +67,7 @@ fn main() -> Result<()> {
         .filter_map(|n| n.trim().parse().ok())
         .collect();
     let pg = postgres::Server::start()?;
+    let hook = hook::Receiver::start()?;
     println!("baton cluster benchmark, release build: {}", node::BIN);
     println!(
         "  {} workspaces, {} handoffs at {}/s, {} decisions, lease_ttl_s {}; load {}",
@@ -65,12 +79,13 @@ fn main() -> Result<()> {
         loadavg()
     );
     for n in counts {
-        run(&pg, n, &knobs)?;
+        run(&pg, &hook, n, &knobs)?;
     }
     Ok(())
 }
 
-fn run(pg: &postgres::Server, nodes: usize, k: &Knobs) -> Result<()> {
+fn run(pg: &postgres::Server, hook: &hook::Receiver, nodes: usize, k: &Knobs) -> Result<()> {
+    hook.clear();
     let dir = tempfile::tempdir()?;
     let root = dir.path().join("ws");
     let workspaces = tree(&root, k.workspaces)?;
@@ -79,8 +94,12 @@ fn run(pg: &postgres::Server, nodes: usize, k: &Knobs) -> Result<()> {
     let mut running = Vec::new();
     for i in 0..nodes {
         let first = running.first().map(|n: &Node| n.token.clone());
-        running.push(Node::start(dir.path(), i, &url, k.ttl, first.as_deref())?);
+        let node = Node::start(dir.path(), i, &url, k.ttl, first.as_deref(), &hook.config())?;
+        running.push(node);
     }
+    // Each node listens before its leases are taken; the rest of the start is taking them,
+    // and moving a share to each node that joined after the first (a tenth a round).
+    let up = started.elapsed();
     let leased = wait_for("every workspace leased", Duration::from_secs(600), || {
         Ok(served(&running)? == k.workspaces)
     });
@@ -100,15 +119,25 @@ fn run(pg: &postgres::Server, nodes: usize, k: &Knobs) -> Result<()> {
     let start = started.elapsed();
     let shares: Vec<usize> = running.iter().map(|n| n.served().unwrap_or(0)).collect();
 
+    // Opened once every node is up: a stream relays the nodes live when it opened.
+    let streams = running
+        .iter()
+        .map(Node::watch)
+        .collect::<Result<Vec<_>>>()?;
     let before = pg.commits(&url)?;
-    let (received, dup) = steady(&running, &workspaces, k)?;
+    let (received, seen) = steady(&streams, &workspaces, k)?;
     // Backends report their statistics at most once a second.
     std::thread::sleep(Duration::from_millis(1500));
     let per_handoff = (pg.commits(&url)? - before) as f64 / k.handoffs as f64;
+    println!(
+        "{nodes} node(s): {}",
+        once(pg, &url, hook, &workspaces, &received, &seen)?
+    );
     let decided = decide(&running, &workspaces, &received, k.decisions)?;
     let mut line = format!(
-        "{nodes} node(s): start {:.1} s (shares {shares:?}); rename -> SSE p50 {:.2} ms p99 {:.2} ms ({} received at {:.1}/s, {dup} duplicates); decision -> decision.json p50 {:.2} ms p99 {:.2} ms; {per_handoff:.1} database transactions per handoff",
+        "{nodes} node(s): start {:.1} s (the last node listening after {:.1} s; shares {shares:?}); rename -> SSE p50 {:.2} ms p99 {:.2} ms ({} received at {:.1}/s); decision -> decision.json p50 {:.2} ms p99 {:.2} ms; {per_handoff:.1} database transactions per handoff",
         start.as_secs_f64(),
+        up.as_secs_f64(),
         pct(&received_ms(&received), 50.0),
         pct(&received_ms(&received), 99.0),
         received.len(),
@@ -134,9 +163,14 @@ fn run(pg: &postgres::Server, nodes: usize, k: &Knobs) -> Result<()> {
     Ok(())
 }
 
-/// Writes the handoffs at the rate; returns each one's (written, received) and the
-/// duplicates seen across the nodes.
-fn steady(nodes: &[Node], workspaces: &[PathBuf], k: &Knobs) -> Result<(Received, usize)> {
+/// Writes the handoffs at the rate; returns each one's (written, first seen on a stream)
+/// and what the streams carried, read until every stream carried every key (or 30 s
+/// after the last was first seen: a stream may have ended with its node).
+fn steady(
+    streams: &[std::sync::mpsc::Receiver<node::Arrival>],
+    workspaces: &[PathBuf],
+    k: &Knobs,
+) -> Result<(Received, Streams)> {
     let mut written = HashMap::new();
     let every = Duration::from_secs_f64(1.0 / k.rate);
     let begin = Instant::now();
@@ -156,18 +190,29 @@ fn steady(nodes: &[Node], workspaces: &[PathBuf], k: &Knobs) -> Result<(Received
         std::fs::rename(&tmp, ws.join("handoff.json"))?;
     }
     let mut received = HashMap::new();
-    let mut dup = 0;
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while received.len() < written.len() && Instant::now() < deadline {
-        for (n, node) in nodes.iter().enumerate() {
-            while let Ok((key, at)) = node.events.try_recv() {
-                let Some(t0) = written.get(&key) else {
+    let mut seen = Streams::default();
+    let all = written.len() * streams.len();
+    let mut deadline = Instant::now() + Duration::from_secs(120);
+    let mut covered = false;
+    while seen.copies < all && Instant::now() < deadline {
+        for (n, stream) in streams.iter().enumerate() {
+            while let Ok(arrival) = stream.try_recv() {
+                let Some(t0) = written.get(&arrival.key) else {
                     continue;
                 };
-                if received.insert(key, (*t0, at, n)).is_some() {
-                    dup += 1;
-                }
+                seen.copies += 1;
+                received
+                    .entry(arrival.key.clone())
+                    .or_insert((*t0, arrival.when, n));
+                seen.events
+                    .entry(arrival.key)
+                    .or_default()
+                    .insert(arrival.at);
             }
+        }
+        if !covered && received.len() == written.len() {
+            covered = true;
+            deadline = Instant::now() + Duration::from_secs(30);
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -178,7 +223,62 @@ fn steady(nodes: &[Node], workspaces: &[PathBuf], k: &Knobs) -> Result<(Received
             written.len()
         );
     }
-    Ok((received, dup))
+    Ok((received, seen))
+}
+
+/// Whether each handoff was received once, counted four ways: its `handoff.received` lines
+/// in the audit logs, its deliveries in the database, the distinct `webhook-id`s the
+/// webhook got for it (waited for, up to a minute), and its distinct events on the streams.
+fn once(
+    pg: &postgres::Server,
+    url: &str,
+    hook: &hook::Receiver,
+    workspaces: &[PathBuf],
+    received: &Received,
+    seen: &Streams,
+) -> Result<String> {
+    let twice = |counts: &mut dyn Iterator<Item = usize>| counts.filter(|n| *n > 1).count();
+    let mut logged: HashMap<String, usize> = HashMap::new();
+    for ws in workspaces {
+        let text = std::fs::read_to_string(ws.join(".baton/events.jsonl")).unwrap_or_default();
+        for line in text.lines() {
+            let event: serde_json::Value = serde_json::from_str(line).unwrap_or_default();
+            if event["type"] == "handoff.received" {
+                let key = event["key"].as_str().unwrap_or_default().to_string();
+                *logged.entry(key).or_default() += 1;
+            }
+        }
+    }
+    let begin = Instant::now();
+    while hook.with(|s| received.keys().any(|k| !s.ids.contains_key(k)))
+        && begin.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (hooked, hook_twice, requests) = hook.with(|s| {
+        let hooked = received.keys().filter(|k| s.ids.contains_key(*k)).count();
+        (
+            hooked,
+            twice(&mut s.ids.values().map(|ids| ids.len())),
+            s.requests,
+        )
+    });
+    let stored = pg.deliveries_by_key(url, "handoff.received")?;
+    let streamed = seen.events.values().map(|e| e.len());
+    Ok(format!(
+        "received once: audit logs {} keys, {} twice; database deliveries {} keys, {} twice; \
+         webhook {hooked} of {} keys, {} with two ids ({requests} requests); streams {} keys, \
+         {} with two events ({} copies over the streams)",
+        logged.len(),
+        twice(&mut logged.values().copied()),
+        stored.len(),
+        twice(&mut stored.values().copied()),
+        received.len(),
+        hook_twice,
+        seen.events.len(),
+        twice(&mut streamed.clone()),
+        seen.copies,
+    ))
 }
 
 /// Decides `count` received handoffs through the node that received each; the time from the

@@ -14,7 +14,6 @@ pub struct Node {
     child: Child,
     url: String,
     pub token: String,
-    pub events: Receiver<(String, Instant)>,
     _stdout: Receiver<String>,
 }
 
@@ -27,12 +26,13 @@ impl Node {
         database_url: &str,
         ttl: u64,
         token: Option<&str>,
+        extra: &str,
     ) -> Result<Node> {
         let config = dir.join(format!("node-{i}.toml"));
         std::fs::write(
             &config,
             format!(
-                "listen = \"127.0.0.1:0\"\ndata_dir = \"data-{i}\"\nworkspaces = [\"ws\"]\n\n\
+                "listen = \"127.0.0.1:0\"\ndata_dir = \"data-{i}\"\nworkspaces = [\"ws\"]\n{extra}\n\
                  [cluster]\ndatabase_url = \"{database_url}\"\nnode = \"n{i}\"\nlease_ttl_s = {ttl}\n"
             ),
         )?;
@@ -61,12 +61,10 @@ impl Node {
                 url = u.trim().to_string();
             }
         }
-        let events = received(&url, &token)?;
         Ok(Node {
             child,
             url,
             token,
-            events,
             _stdout: stdout,
         })
     }
@@ -81,6 +79,13 @@ impl Node {
             .find_map(|l| l.strip_prefix("baton_workspaces "))
             .and_then(|n| n.trim().parse().ok())
             .unwrap_or(0))
+    }
+
+    /// This node's event stream, opened now: it carries the events of every node live now
+    /// (a node's stream relays the others'), so a stream opened before the last node joined
+    /// misses that node's events, and each handoff arrives once on every stream.
+    pub fn watch(&self) -> Result<Receiver<Arrival>> {
+        received(&self.url, &self.token)
     }
 
     pub fn decide(&self, key: &str) -> Result<()> {
@@ -115,7 +120,15 @@ fn lines(out: impl std::io::Read + Send + 'static) -> Receiver<String> {
     rx
 }
 
-fn received(url: &str, token: &str) -> Result<Receiver<(String, Instant)>> {
+/// One `handoff.received` on a stream: the key, the event's own time (`at`, which tells one
+/// receive from another: a relayed copy carries the same), and when it arrived here.
+pub struct Arrival {
+    pub key: String,
+    pub at: String,
+    pub when: Instant,
+}
+
+fn received(url: &str, token: &str) -> Result<Receiver<Arrival>> {
     let response = ureq::get(&format!("{url}/api/v1/events"))
         .set("Authorization", &format!("Bearer {token}"))
         .call()?;
@@ -133,8 +146,13 @@ fn received(url: &str, token: &str) -> Result<Receiver<(String, Instant)>> {
                 }
                 let event: serde_json::Value =
                     serde_json::from_str(data.trim()).unwrap_or_default();
-                let key = event["key"].as_str().unwrap_or_default().to_string();
-                if tx.send((key, now)).is_err() {
+                let text = |f: &str| event[f].as_str().unwrap_or_default().to_string();
+                let arrival = Arrival {
+                    key: text("key"),
+                    at: format!("{} {}", text("workspace"), text("at")),
+                    when: now,
+                };
+                if tx.send(arrival).is_err() {
                     break;
                 }
             }

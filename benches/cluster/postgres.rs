@@ -2,6 +2,7 @@
 //! Debian's programs in a temp folder (as the `postgres` user when run as root).
 
 use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 
@@ -93,6 +94,26 @@ impl Server {
             &[&db],
         )?;
         Ok(row.get(0))
+    }
+}
+
+impl Server {
+    /// Each handoff key's deliveries of `event` in the outbox rows (distinct ids: a delivery
+    /// is one row however often it is tried).
+    pub fn deliveries_by_key(&self, url: &str, event: &str) -> Result<HashMap<String, usize>> {
+        let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+        let rows = client.query(
+            "SELECT doc->>'key', count(DISTINCT id) FROM deliveries WHERE doc->>'event' = $1 GROUP BY 1",
+            &[&event],
+        )?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let key: Option<String> = r.get(0);
+                let n: i64 = r.get(1);
+                (key.unwrap_or_default(), n as usize)
+            })
+            .collect())
     }
 }
 

@@ -239,6 +239,9 @@ impl App {
             self.inner.views.history.seed(loaded.clone());
         });
         self.metrics().workspaces.set(served as i64);
+        if !runtime::leases::keep_if_leased(self, &ws) {
+            return Ok(None);
+        }
         Ok(Some(loaded))
     }
 

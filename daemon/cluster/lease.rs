@@ -83,6 +83,13 @@ impl Leases {
         fresh.then(|| held.epochs.get(tag).copied()).flatten()
     }
 
+    /// Whether this node holds the lease of `tag` and is not giving it up: a workspace may
+    /// be served here only then.
+    pub fn keeps(&self, tag: &str) -> bool {
+        let held = self.lock();
+        held.epochs.contains_key(tag) && !held.retiring.iter().any(|t| t == tag)
+    }
+
     pub fn held(&self) -> usize {
         self.lock().epochs.len()
     }

@@ -76,6 +76,7 @@ fn three_nodes_record_each_handoff_once_decide_on_any_node_deliver_every_event_a
     let url = pg.database("three");
     let receiver = crate::notify::Receiver::start(&std::env::temp_dir(), 0, &[]);
     let mut env = TestEnv::new();
+    env.drive_clock();
     let names: Vec<String> = (0..count).map(|i| format!("w{i:03}")).collect();
     for name in &names {
         env.init(name);
@@ -83,21 +84,16 @@ fn three_nodes_record_each_handoff_once_decide_on_any_node_deliver_every_event_a
     let hook = webhook(&receiver.url());
     let nodes: Vec<Daemon> = ["a", "b", "c"]
         .iter()
-        .map(|node| {
-            let config = node_config(&env, &url, node, &hook);
-            // Its own 5 s leases on real time, as before the lease clock: with 91 workspaces
-            // over three nodes, the lease-clock settling (`settled`) once left the shares
-            // unsummed for 180 s in a loaded run (cause not found yet).
-            let text = std::fs::read_to_string(&config).unwrap();
-            let ttl = format!("lease_ttl_s = {}", super::TTL_S);
-            std::fs::write(&config, text.replace(&ttl, "lease_ttl_s = 5")).unwrap();
-            env.spawn_with_config(&config)
-        })
+        .map(|node| env.spawn_with_config(&node_config(&env, &url, node, &hook)))
         .collect();
     let workspaces = count + 1;
+    // Lease time moves by the test's hand (60 s leases, see `TTL_S`): the shares settle on
+    // the nodes each workspace prefers and stay there, however late a loaded machine makes
+    // a renewal (real 5 s leases timed out here once, on a loaded machine).
+    super::settled(&env, &pg, "three", &["a", "b", "c"], workspaces);
     wait_long(
         "the workspaces shared out over the three nodes",
-        180,
+        SETTLE_S,
         || {
             let each: Vec<usize> = nodes.iter().map(served).collect();
             each.iter().all(|n| *n > 0) && each.iter().sum::<usize>() == workspaces
@@ -128,7 +124,7 @@ fn three_nodes_record_each_handoff_once_decide_on_any_node_deliver_every_event_a
         let outcome = ["approved", "rejected"][rng.below(2)];
         // 502 and 503 say "try again": a lease may be moving between nodes.
         let mut answer = node.decide(&key, outcome, "decided on a random node");
-        wait_long("the decision taken", 60, || {
+        wait_long("the decision taken", SETTLE_S, || {
             if matches!(answer.0, 502 | 503) {
                 answer = node.decide(&key, outcome, "decided on a random node");
             }
@@ -143,9 +139,11 @@ fn three_nodes_record_each_handoff_once_decide_on_any_node_deliver_every_event_a
     for name in &names {
         let ws = env.ws(name);
         let want = outcomes[&format!("k-{name}")];
-        wait_long("decision.json written where the agent looks", 60, || {
-            decision(&ws).is_some_and(|d| d["outcome"] == want)
-        });
+        wait_long(
+            "decision.json written where the agent looks",
+            SETTLE_S,
+            || decision(&ws).is_some_and(|d| d["outcome"] == want),
+        );
     }
 
     // Every node lists the same handoffs, each decided as it was.

@@ -385,6 +385,7 @@ fn while_the_database_is_down_decisions_answer_503_and_change_nothing_then_all_r
     let mut env = TestEnv::with_config(&format!(
         "[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = 60\n"
     ));
+    env.init("beta");
     let d = env.start();
     let ws = env.ws("alpha");
     write_atomic(&ws.join("handoff.json"), &bytes(&handoff("h-outage")));
@@ -407,12 +408,32 @@ fn while_the_database_is_down_decisions_answer_503_and_change_nothing_then_all_r
         decision(&ws).is_none(),
         "nothing written while the database is down"
     );
+    // An agent hands off meanwhile: the node cannot record it yet (a write error, retried).
+    let beta = env.ws("beta");
+    let failed = || write_errors(&d);
+    let before = failed();
+    write_atomic(&beta.join("handoff.json"), &bytes(&handoff("h-during")));
+    wait_long("the node tried to record it", SETTLE_S, || {
+        failed() > before
+    });
+    assert!(d.get("/api/v1/handoffs/h-during").0 != 200);
 
     pg.ctl("start");
-    d.wait_until("decisions are taken again", || {
+    wait_long("decisions are taken again", SETTLE_S, || {
         d.decide("h-outage", "approved", "after").0 == 200
     });
     assert_eq!(decision(&ws).unwrap()["comment"], "after");
+    // The handoff written during the outage is recorded by itself, once.
+    wait_long(
+        "the handoff written while down is received",
+        SETTLE_S,
+        || d.get("/api/v1/handoffs/h-during").0 == 200,
+    );
+    let received = events(&beta)
+        .into_iter()
+        .filter(|e| e["type"] == "handoff.received")
+        .count();
+    assert_eq!(received, 1, "received once");
     d.assert_alive();
 }
 
@@ -453,6 +474,15 @@ fn the_pending_webhooks_of_a_killed_node_are_sent_by_a_live_one_under_the_same_i
     assert_eq!(requests[0]["id"], id, "{requests:?}");
     assert_eq!(requests[0]["valid"], true, "{requests:?}");
     assert_eq!(requests[0]["body"]["type"], "handoff.received");
+}
+
+/// The writes `d` could not make (`baton_errors_total{kind="write"}`).
+fn write_errors(d: &Daemon) -> u64 {
+    d.metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix("baton_errors_total{kind=\"write\"} "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// The workspaces `d` lists a pending handoff of.
@@ -505,6 +535,21 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
     let mut revised = handoff(&key);
     revised["summary"] = json!("revised while a was paused");
     write_atomic(&ws.join("handoff.json"), &bytes(&revised));
+    // A reviewer approves it on a meanwhile: the request waits in a's socket until it wakes.
+    let late = {
+        let url = format!("{}/api/v1/handoffs/{key}/decision", a.url);
+        let token = a.token.clone();
+        std::thread::spawn(move || {
+            let answer = ureq::post(&url)
+                .set("Authorization", &format!("Bearer {token}"))
+                .send_json(json!({"outcome": "approved", "comment": "sent to a paused node"}));
+            match answer {
+                Ok(r) => r.status(),
+                Err(ureq::Error::Status(code, _)) => code,
+                Err(e) => panic!("{e}"),
+            }
+        })
+    };
     // a's lease runs out while it sleeps: 2 x TTL on the lease clock, b renewing each round.
     for _ in 0..6 {
         lease_round(&env, &pg, "paused", &["b"]);
@@ -517,10 +562,17 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
             status == 200 && body["revision"] == 2
         },
     );
+    // Another reviewer rejects the revision on b, which serves the workspace now.
+    let (status, body) = decide_retrying(&b, &key, "rejected", "decided on b");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(decision(&ws).unwrap()["outcome"], "rejected");
 
-    // a wakes still holding the workspace in memory: whatever it tries is refused.
+    // a wakes still holding the workspace in memory: whatever it tries is refused, the
+    // approval that waited for it too (it may be forwarded to b, which finds it decided).
     // SAFETY: as above.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
+    let status = late.join().expect("the late request's thread");
+    assert_ne!(status, 200, "the paused node's late decision was refused");
     // Then it answers with b's record (forwarded to b).
     wait_long("a learned its lease is gone", SETTLE_S, || {
         let (status, body) = a.get(&format!("/api/v1/handoffs/{key}"));
@@ -536,6 +588,14 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
         1,
         "one revision event, by b: {revisions:?}"
     );
+    // No second decision.json, no decision event under a's stale epoch.
+    let answer = decision(&ws).unwrap();
+    assert_eq!(answer["outcome"], "rejected", "{answer}");
+    let decided: Vec<_> = events(&ws)
+        .into_iter()
+        .filter(|e| e["type"] == "handoff.decided" && e["key"] == key.as_str())
+        .collect();
+    assert_eq!(decided.len(), 1, "one decision event, by b: {decided:?}");
     let b_config = env.root().join("baton-b.toml");
     let verify = baton(&[
         "audit",
