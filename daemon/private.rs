@@ -11,7 +11,7 @@
 //!   why a umask and not a mode at every write site.
 //! - `repair` walks data_dir at start and narrows anything looser (a data_dir made by an older
 //!   baton, or copied back from a backup), with a warning naming what it changed; the daemon
-//!   narrows data_dir itself first and walks the rest beside its start.
+//!   narrows data_dir itself first and walks the rest once it is ready.
 //! - `readable` turns the permission error another user's `baton search` or `baton export`
 //!   meets into one line that says what to do.
 
@@ -52,10 +52,14 @@ pub fn repair(data_dir: &Path) -> Vec<String> {
 /// `repair` at start without holding the start up: data_dir itself is narrowed first (so
 /// another user can reach nothing inside it, whatever the modes there), then the walk of
 /// everything in it runs on a thread of its own (at 100,000 records, half a million stats),
-/// each change passed to `report`.
+/// each change passed to `report`. The walk begins when `begin` returns: the daemon lets it
+/// begin once it is ready, so that its stats do not compete with the start's own reads for
+/// the same cores and disk (nothing inside is reachable by others meanwhile: data_dir is
+/// owner-only from the first moment).
 pub fn repair_in_background(
     data_dir: &Path,
     report: impl Fn(String) + Send + 'static,
+    begin: impl FnOnce() + Send + 'static,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     if let Ok(meta) = std::fs::symlink_metadata(data_dir) {
         if let Some(line) = narrow(data_dir, meta.file_type()) {
@@ -66,6 +70,7 @@ pub fn repair_in_background(
     std::thread::Builder::new()
         .name("baton-repair".into())
         .spawn(move || {
+            begin();
             for line in repair(&data_dir) {
                 report(line);
             }

@@ -191,3 +191,42 @@ fn a_log_line_changed_while_no_daemon_ran_is_not_listed_nor_anything_before_it()
     );
     assert!(listed.iter().any(|e| e["data"]["comment"] == "round 1"));
 }
+
+/// A page asked for again is answered from the lines the daemon read and proved the first
+/// time (the newest pages are asked for by every reviewer; reading 200 logs for each was most
+/// of `/events`' cost): a line edited in between neither shows the edit nor drops out.
+#[test]
+fn a_page_read_again_shows_the_lines_as_proven_the_first_time_not_an_edit_since() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    decide_each(&d, &env, &["alpha"], 0);
+    let decided = |listed: &Value| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["type"] == "handoff.decided")
+            .map(|e| {
+                e["data"]["comment"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    let (status, first) = d.get("/api/v1/events/history?limit=100");
+    assert_eq!(status, 200, "{first}");
+    assert_eq!(decided(&first), ["round 0"]);
+    // The same length, so every line stays where the order says; only its hash changes.
+    let log = ws.join(".baton/events.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let forged = text.replacen("\"comment\":\"round 0\"", "\"comment\":\"FORGED!\"", 1);
+    assert_ne!(text, forged);
+    std::fs::write(&log, forged).unwrap();
+
+    let (status, again) = d.get("/api/v1/events/history?limit=100");
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(decided(&again), ["round 0"], "{again}");
+    assert_eq!(first, again);
+}

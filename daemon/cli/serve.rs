@@ -31,12 +31,20 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     config.listen = listener.local_addr()?;
     config.check_paths()?;
     let source = config.source_name.clone();
-    // data_dir itself is narrowed at once; what is inside it, beside the start.
+    // data_dir itself is narrowed at once; what is inside it, once the daemon is ready (the
+    // sender dropped: see below, or a start that failed).
     let narrowing = source.clone();
-    baton::private::repair_in_background(&config.data_dir, move |change| {
-        let config = narrowing.clone();
-        tracing::warn!("{}", StartupProblem::DataDirNarrowed { config, change });
-    })?;
+    let (ready_for_repair, repair_begins) = std::sync::mpsc::channel::<()>();
+    baton::private::repair_in_background(
+        &config.data_dir,
+        move |change| {
+            let config = narrowing.clone();
+            tracing::warn!("{}", StartupProblem::DataDirNarrowed { config, change });
+        },
+        move || {
+            let _ = repair_begins.recv();
+        },
+    )?;
     let mut problems: Vec<StartupProblem> = Vec::new();
     let opened = App::open(config)?;
     problems.extend(opened.warnings.iter().cloned());
@@ -68,6 +76,13 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         tracing::info!(address = %bound, workspaces = app.workspaces().len(), "listening");
         out!("baton: listening on http://{bound}");
         let shutdown = app.shutdown_token();
+        let starting = app.clone();
+        tokio::spawn(async move {
+            while !starting.is_ready() {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            drop(ready_for_repair);
+        });
         tokio::spawn(async move {
             signals.wait().await;
             tracing::info!("shutting down");

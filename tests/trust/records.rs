@@ -195,3 +195,54 @@ fn a_planted_archive_of_another_workspaces_key_does_not_take_it_over() {
     d.stop();
     assert_tampered_until_acknowledged(&env, &mallory);
 }
+
+/// A start does not read again the copies of records it found current last time (at 100,000
+/// records that was half a million reads): it keeps their folders' fingerprints (inode, size,
+/// modification and change times) in the store and compares those. A decision edited in
+/// place after that, to the same length, changes the change time the kernel sets, so the
+/// next start reads it and sets it aside as before.
+#[test]
+fn a_copy_edited_after_its_fingerprint_was_kept_is_still_found_at_the_next_start() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("stamped")));
+    d.wait_until("received", || listed(&d, "stamped"));
+    let (status, body) = d.decide("stamped", "rejected", "no");
+    assert_eq!(status, 200, "{body}");
+    // A newer handoff in place: "stamped" is only in the archive, which no reconcile of the
+    // handoff in place reads; the start's check of the copies is what finds an edit of it.
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("newer")));
+    d.wait_until("received", || listed(&d, "newer"));
+    d.stop();
+    // Fingerprints are taken only of what is a few seconds old (coarse clocks on some mounts).
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let d = env.start();
+    d.stop();
+    let memo = read_json(&env.store("alpha").join("published-stamps.json"))
+        .expect("the start kept the copies' fingerprints");
+    assert!(memo.get("stamped").is_some(), "{memo}");
+
+    // The same length: only the times and the bytes tell.
+    let copy = ws.join(".baton/handoffs/stamped/decision.json");
+    let ours = std::fs::read_to_string(&copy).unwrap();
+    let forged = ours.replacen("\"rejected\"", "\"approved\"", 1);
+    assert_eq!(ours.len(), forged.len());
+    let file = std::fs::OpenOptions::new().write(true).open(&copy).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, forged.as_bytes(), 0).unwrap();
+    drop(file);
+    // Old enough that only the fingerprint, not its freshness rule, can tell.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+
+    let d = env.start();
+    let found = tampered(&ws);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let text = found[0]["data"]["found"].as_str().unwrap();
+    assert!(text.contains("stamped/decision.json"), "{text}");
+    assert_eq!(
+        std::fs::read_to_string(&copy).unwrap(),
+        ours,
+        "published again"
+    );
+    assert_eq!(detail(&d, "stamped")["decision"]["outcome"], "rejected");
+}

@@ -6,7 +6,7 @@ use crate::app::model::{APPROVALS, CLAIM, DECISION, META, SIGN_OFFS};
 use crate::app::review::quorum;
 use crate::app::review::records::{published_from, rev_file, Committed};
 use crate::app::runtime::published_copies::Finding;
-use crate::app::runtime::published_copies::{self, STALE_TEMP};
+use crate::app::runtime::published_copies::{self, Stamps, STALE_TEMP};
 use crate::app::state::{RawJson, Record, Review, WsState};
 use crate::app::Served;
 use crate::audit::{Anchors, AuditLog, Ledger, RemoteAnchors};
@@ -19,6 +19,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 const SEEN_CHECKPOINTS: &str = "checkpoints.json";
+/// The published copies' fingerprints (`published_copies::Stamps`) as last found current.
+const STAMPS: &str = "published-stamps.json";
 /// Workspaces loaded at once at start. Loading is reading many small files (the store, the
 /// published copies, the audit log's tail): mostly waiting on the filesystem, one workspace
 /// independent of the others, so several threads overlap their waits (on a network mount,
@@ -91,6 +93,7 @@ pub(in crate::app) fn load(
         .max_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at))
         .map(|r| r.meta.key.clone());
     let handoffs = baton.as_ref().and_then(|b| opened_sub(ws, b, "handoffs"));
+    let memo: Stamps = read_store(&store, Path::new(STAMPS)).unwrap_or_default();
     let checked = published_copies::check(
         ws,
         handoffs.as_ref(),
@@ -98,7 +101,18 @@ pub(in crate::app) fn load(
         &anchors,
         &state.records,
         &mut truths,
+        &memo,
     );
+    if checked.stamps != memo {
+        // Not synced: a memo lost or torn by a crash only makes the next start read the
+        // copies, as it did before there was one.
+        let saved = serde_json::to_vec(&checked.stamps)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| store.overwrite(Path::new(STAMPS), &bytes));
+        if let Err(e) = saved {
+            tracing::debug!(workspace = %ws.name, error = %e, "cannot keep the copies' fingerprints");
+        }
+    }
     drop((handoffs, baton, root));
     let loaded = Served {
         workspace: ws.clone(),

@@ -113,6 +113,8 @@ struct Shared {
 
 pub(in crate::app) struct History {
     shared: Arc<Shared>,
+    /// Lines pages read lately (the newest pages are asked for most).
+    recent: Mutex<super::proven_lines::ProvenLines>,
     /// To the seeding thread, which ends when this is dropped.
     to_seed: Mutex<Sender<Arc<Served>>>,
 }
@@ -132,6 +134,7 @@ impl Default for History {
             .expect("the history's thread starts");
         History {
             shared,
+            recent: Mutex::default(),
             to_seed: Mutex::new(tx),
         }
     }
@@ -375,11 +378,18 @@ impl App {
     /// The picked lines read from their logs, each proven; one no longer the daemon's (or
     /// whose workspace is no longer served here) is left out.
     fn read_picks(&self, picks: Vec<Pick>) -> Vec<Value> {
+        let recent = &self.inner.views.history.recent;
+        let key = |p: &Pick| (p.entry.ws, p.entry.offset, p.entry.proof);
+        let mut lines: Vec<Option<Arc<[u8]>>> = {
+            let kept = recent.lock().unwrap_or_else(|e| e.into_inner());
+            picks.iter().map(|p| kept.get(&key(p))).collect()
+        };
         let mut by_ws: HashMap<Arc<str>, Vec<usize>> = HashMap::new();
         for (i, p) in picks.iter().enumerate() {
-            by_ws.entry(p.name.clone()).or_default().push(i);
+            if lines[i].is_none() {
+                by_ws.entry(p.name.clone()).or_default().push(i);
+            }
         }
-        let mut lines: Vec<Option<Vec<u8>>> = vec![None; picks.len()];
         for (name, at) in by_ws {
             let Some(ws) = self.workspace(&name) else {
                 continue;
@@ -392,8 +402,12 @@ impl App {
                 })
                 .collect();
             let read = crate::audit::read_proven(&ws.workspace, &wanted);
+            let mut kept = recent.lock().unwrap_or_else(|e| e.into_inner());
             for (i, line) in at.into_iter().zip(read) {
-                lines[i] = line;
+                if let Some(line) = line {
+                    kept.keep(key(&picks[i]), &line);
+                    lines[i] = Some(Arc::from(line));
+                }
             }
         }
         picks

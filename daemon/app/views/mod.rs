@@ -19,6 +19,7 @@ pub(in crate::app) mod listing;
 pub(in crate::app) mod order;
 pub(in crate::app) mod overview;
 pub(in crate::app) mod paging;
+pub(in crate::app) mod proven_lines;
 pub(in crate::app) mod query;
 pub(in crate::app) mod queue;
 pub(in crate::app) mod queue_order;

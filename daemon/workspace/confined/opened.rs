@@ -58,6 +58,62 @@ impl OpenedDir {
         stale_temps_in(&self.dir, age)
     }
 
+    /// A fingerprint of this folder and of the files `names` in it as the filesystem stamps
+    /// them (inode, size, modification and change times, of the folder too), for telling
+    /// that nothing in it changed since a fingerprint taken earlier without reading a byte.
+    /// The change time is set by the kernel on every write, rename, link or mode change and
+    /// cannot be set back by a writer, and a file added, removed or renamed in the folder
+    /// changes the folder's; so an equal fingerprint means the same files with the same
+    /// bytes. `None` when one of `names` is not a regular file, or when anything was changed
+    /// within `SETTLED` of now: a filesystem with coarse times (a second on some network
+    /// mounts) could let a write in the same tick keep the times, so a fingerprint is only
+    /// taken of what is older than that.
+    pub fn stamp(&self, names: &[&str]) -> io::Result<Option<[u8; 16]>> {
+        use cap_std::fs::MetadataExt;
+        use sha2::{Digest, Sha256};
+        const SETTLED: i64 = 3;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        // What each entry's stamp is made of; `None`: changed too lately to take one.
+        let fields = |m: &cap_std::fs::Metadata| {
+            if now - m.ctime() < SETTLED || now - m.mtime() < SETTLED {
+                return None;
+            }
+            Some([
+                m.dev(),
+                m.ino(),
+                m.size(),
+                m.mode() as u64,
+                m.mtime() as u64,
+                m.mtime_nsec() as u64,
+                m.ctime() as u64,
+                m.ctime_nsec() as u64,
+            ])
+        };
+        let mut hash = Sha256::new();
+        let Some(folder) = fields(&self.dir.dir_metadata()?) else {
+            return Ok(None);
+        };
+        folder.iter().for_each(|n| hash.update(n.to_le_bytes()));
+        for name in names {
+            let meta = match self.dir.symlink_metadata(plain(name)?) {
+                Ok(meta) => meta,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            let Some(file) = fields(&meta).filter(|_| meta.is_file()) else {
+                return Ok(None);
+            };
+            file.iter().for_each(|n| hash.update(n.to_le_bytes()));
+            hash.update(name.as_bytes());
+            hash.update([0]);
+        }
+        let mut stamp = [0u8; 16];
+        stamp.copy_from_slice(&hash.finalize()[..16]);
+        Ok(Some(stamp))
+    }
+
     /// Where it is, relative to the workspace.
     pub fn at(&self) -> &Path {
         &self.at
