@@ -64,6 +64,8 @@ pub struct Metrics {
     pub search_seconds: Histogram,
     /// Times the search index was found removed from under the daemon (each is rebuilt).
     pub search_index_lost: Counter,
+    /// Files and records the search indexer catalogued (stat'ed) to find what changed.
+    pub search_catalogued: Counter,
 }
 
 impl Default for Metrics {
@@ -91,6 +93,7 @@ impl Default for Metrics {
             search_segments: Gauge::default(),
             search_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             search_index_lost: Counter::default(),
+            search_catalogued: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -182,6 +185,11 @@ impl Default for Metrics {
             "search_index_lost",
             "Times the search index was found removed from under the daemon (each is rebuilt; /healthz says degraded until then)",
             m.search_index_lost.clone(),
+        );
+        registry.register(
+            "search_catalogued",
+            "Files and records the search indexer catalogued (each a stat) to find what changed: a file change costs its own path, an event or the periodic reconcile its whole workspace",
+            m.search_catalogued.clone(),
         );
         Metrics { registry, ..m }
     }

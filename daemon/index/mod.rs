@@ -10,6 +10,7 @@
 //! This is the only module that imports tantivy.
 
 mod count;
+mod exclude;
 mod known;
 pub mod query;
 mod schema;

@@ -4,6 +4,7 @@
 //! (`count`), and limits on time and terms.
 
 use super::count::{self, COUNT_LIMIT};
+use super::exclude::Excluding;
 use super::query::{self, Parsed};
 use super::schema::Fields;
 use super::search_limit::Deadline;
@@ -228,6 +229,7 @@ impl SearchIndex {
         if let Some(visible) = scope {
             clauses.push((Occur::Must, any_of(f.workspace, visible)));
         }
+        let mut clauses = lift(clauses);
         if !clauses.iter().any(|(o, _)| *o == Occur::Must) {
             clauses.push((Occur::Must, Box::new(AllQuery)));
         }
@@ -236,6 +238,23 @@ impl SearchIndex {
         if let [(Occur::Must, _)] = clauses.as_slice() {
             let (_, alone) = clauses.pop().expect("one clause");
             return Ok(Some((alone, terms)));
+        }
+        // One part wanted and words excluded (`validation -authentication`): ranked with the
+        // skipping kept (see `exclude`).
+        let wanted = clauses.iter().filter(|(o, _)| *o == Occur::Must).count();
+        if wanted == 1 && clauses.iter().all(|(o, _)| *o != Occur::Should) {
+            let (mut wanted, mut excluded) = (None, Vec::new());
+            for (occur, q) in clauses {
+                match occur {
+                    Occur::Must => wanted = Some(q),
+                    _ => excluded.push((Occur::Should, q)),
+                }
+            }
+            let excluding = Excluding {
+                wanted: wanted.expect("one clause is wanted"),
+                excluded: Box::new(BooleanQuery::new(excluded)),
+            };
+            return Ok(Some((Box::new(excluding), terms)));
         }
         Ok(Some((Box::new(BooleanQuery::new(clauses)), terms)))
     }
@@ -297,6 +316,25 @@ fn holds_every_date(searcher: &Searcher, after: Option<i64>, before: Option<i64>
         // Every document has a date (the writer always sets one), so min and max bound them.
         after.is_none_or(|a| a <= min) && before.is_none_or(|b| max < b)
     })
+}
+
+/// The clauses with those of a `Must` BooleanQuery that holds no `Should` clause taken into
+/// them (the text `validation -authentication` is one, of a `Must` and a `MustNot`): the
+/// same documents, and the same scores, since a `MustNot` clause never scores.
+fn lift(clauses: Vec<(Occur, Box<dyn Query>)>) -> Vec<(Occur, Box<dyn Query>)> {
+    let mut out = Vec::with_capacity(clauses.len());
+    for (occur, q) in clauses {
+        let inner = q
+            .downcast_ref::<BooleanQuery>()
+            .filter(|b| occur == Occur::Must && !b.clauses().is_empty())
+            .filter(|b| b.clauses().iter().all(|(o, _)| *o != Occur::Should))
+            .filter(|b| b.clauses().iter().any(|(o, _)| *o == Occur::Must));
+        match inner {
+            Some(b) => out.extend(b.clauses().iter().map(|(o, q)| (*o, q.box_clone()))),
+            None => out.push((occur, q)),
+        }
+    }
+    out
 }
 
 /// A query and the body words it highlights.

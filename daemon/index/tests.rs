@@ -297,3 +297,64 @@ fn a_writer_leaves_its_marker_until_it_stops_and_a_marker_of_another_boot_has_th
     assert!(why.unwrap().contains("restarted"));
     assert_eq!(fresh.num_docs(), 0);
 }
+
+#[test]
+fn a_negation_ranks_as_its_wanted_words_do_without_the_excluded_documents() {
+    // Scores vary with how often `alpha` appears; every third document also holds `beta`.
+    let docs: Vec<Doc> = (0..1200)
+        .map(|i| {
+            let mut body = "alpha ".repeat(1 + i % 13);
+            body.push_str(&"filler ".repeat(i % 7));
+            if i.is_multiple_of(3) {
+                body.push_str("beta");
+            }
+            doc(Kind::Artifact, "a", &format!("inbox/{i:04}.txt"), &body)
+        })
+        .collect();
+    let (_dir, index, writer) = indexed(docs[..600].to_vec());
+    // A second segment: the page's threshold is carried from one segment to the next.
+    for d in &docs[600..] {
+        assert!(writer.send(Op::Put(Box::new(d.clone()))));
+    }
+    assert!(writer.flush());
+    assert!(index.segments() >= 2, "{}", index.segments());
+    let page = |q: &str, offset: usize| {
+        let req = Request {
+            q: q.into(),
+            limit: 100,
+            offset,
+            ..Request::default()
+        };
+        index.search(&req).unwrap()
+    };
+    // The reference: every document of `alpha`, ranked, those holding `beta` left out.
+    let mut all = Vec::new();
+    for offset in (0..1200).step_by(100) {
+        all.extend(page("alpha", offset).hits);
+    }
+    assert_eq!(all.len(), 1200);
+    let expected: Vec<(String, f32)> = all
+        .iter()
+        .filter(|h| {
+            let i: usize = h.path[6..10].parse().unwrap();
+            !i.is_multiple_of(3)
+        })
+        .map(|h| (h.path.clone(), h.score))
+        .collect();
+    assert_eq!(expected.len(), 800);
+    for offset in [0, 100, 700] {
+        let got = page("alpha -beta", offset);
+        let got: Vec<(String, f32)> = got.hits.iter().map(|h| (h.path.clone(), h.score)).collect();
+        assert_eq!(
+            got,
+            expected[offset..(offset + 100).min(800)],
+            "offset {offset}"
+        );
+    }
+    let counted = page("alpha -beta", 0);
+    assert_eq!(counted.total, 800);
+    assert!(!counted.total_is_lower_bound);
+    // An excluded filter too, beside the words.
+    assert_eq!(page("beta -kind:artifact", 0).total, 0);
+    assert_eq!(page("beta -workspace:b", 0).total, 400);
+}

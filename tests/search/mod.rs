@@ -394,6 +394,62 @@ fn changed_renamed_and_deleted_files_are_reflected() {
     assert_eq!(paths(&only), vec![pair("artifact", "approved/final.md")]);
 }
 
+/// `baton_search_catalogued_total`: files and records the indexer has stat'ed so far.
+fn catalogued(daemon: &Daemon) -> u64 {
+    let text = daemon.metrics();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("baton_search_catalogued_total "))
+        .unwrap_or_else(|| panic!("no catalogue counter in {text}"));
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_changed_artifact_is_catalogued_alone_and_keeps_the_handoff_naming_it() {
+    let mut env = TestEnv::new();
+    let ws = example(&env);
+    // Many files beside the ones changed: a reconcile of the whole workspace stats them all.
+    let bulk = ws.join("inbox/bulk");
+    std::fs::create_dir_all(&bulk).unwrap();
+    for i in 0..200 {
+        std::fs::write(bulk.join(format!("f{i:03}.txt")), format!("ballast {i}")).unwrap();
+    }
+    let daemon = env.start();
+    wait_for(&daemon, "ballast", 200);
+    daemon.wait_until("the first full pass done", || {
+        daemon.health()["search"]["indexing"] == false
+    });
+    let before = catalogued(&daemon);
+    assert!(before >= 200, "{before}");
+
+    // A new file, a changed file a handoff names, a removed file, a renamed file.
+    util::write_atomic(
+        &ws.join("inbox/fix-retry-backoff.diff"),
+        b"quokka replaced the diff",
+    );
+    std::fs::remove_file(bulk.join("f000.txt")).unwrap();
+    std::fs::rename(bulk.join("f001.txt"), ws.join("inbox/moved.txt")).unwrap();
+    let diff = wait_for(&daemon, "quokka", 1);
+    wait_for(&daemon, "ballast", 199);
+    wait_for(&daemon, "path:inbox/moved.txt", 1);
+    wait_for(&daemon, "path:inbox/bulk/f001.txt", 0);
+    // The changed artifact is still shown under the handoff naming it.
+    assert_eq!(diff["hits"][0]["key"], KEY, "{diff}");
+    assert_eq!(diff["hits"][0]["agent"], "coder-7", "{diff}");
+    // Twenty more files, one after another, as an agent writes.
+    for i in 1..=20 {
+        util::write_atomic(&bulk.join(format!("new-{i}.txt")), b"zanzibar arrives");
+        wait_for(&daemon, "zanzibar", i);
+    }
+    // Each of these 24 changes catalogued whole would cost 24 x 200 stats; one whole
+    // reconcile (an event of the start-up scan arriving late, say) is allowed for.
+    let spent = catalogued(&daemon) - before;
+    assert!(
+        spent < 1_000,
+        "{spent} files catalogued for 24 changed paths: workspaces were catalogued whole"
+    );
+}
+
 #[test]
 fn an_xss_payload_comes_back_escaped_in_the_snippet_and_on_the_page() {
     let mut env = TestEnv::with_config(&crate::pages::reviewers(&[("rita", "pw-rita")]));

@@ -79,6 +79,7 @@ impl App {
             poll: self.config().poll,
             reconcile: self.config().reconcile,
             lost: self.metrics().search_index_lost.clone(),
+            catalogued: self.metrics().search_catalogued.clone(),
         };
         match search.start(feed) {
             Ok(handle) => Some(handle),

@@ -1,5 +1,9 @@
-//! The indexer thread: turns events and file changes into reconciles of whole workspaces and
-//! sends the changed documents to the index's writer thread.
+//! The indexer thread: turns events and file changes into reconciles and sends the changed
+//! documents to the index's writer thread. An event (a record changed) reconciles its whole
+//! workspace; a file change under `inbox/` or `approved/` reconciles only the paths the watch
+//! named, with which handoff names each artifact taken from the workspace's last whole
+//! reconcile. The periodic reconcile visits every workspace whole, so a change the watch
+//! missed is still found.
 
 mod lost;
 pub mod reindex;
@@ -8,7 +12,7 @@ mod writing;
 use super::sources::{self, Item};
 use super::Search;
 use crate::events::Event;
-use crate::index::{fp_hash, split_id, Op, Writer};
+use crate::index::{fp_hash, split_id, Kind, Op, Writer};
 use crate::watch::{Signal, Watch};
 use crate::workspace::{Workspace, APPROVED_DIR, INBOX_DIR};
 use std::collections::{HashMap, HashSet};
@@ -26,6 +30,9 @@ const SETTLE: Duration = Duration::from_millis(50);
 /// How long the periodic reconcile goes on before marked workspaces are looked at again.
 const SWEEP_SLICE: Duration = Duration::from_millis(20);
 const WATCH_QUEUE: usize = 16_384;
+/// More changed paths than this in one workspace within a settle window: the workspace is
+/// reconciled whole (one listing instead of many walks).
+const MAX_PATHS: usize = 256;
 
 /// What the indexer follows.
 pub struct Feed {
@@ -39,6 +46,9 @@ pub struct Feed {
     pub reconcile: Duration,
     /// Counts the times the index was found removed from under the indexer (`lost`).
     pub lost: prometheus_client::metrics::counter::Counter,
+    /// Counts the files and records catalogued (each a stat, some a read of a small file), to
+    /// tell what reconciles cost.
+    pub catalogued: prometheus_client::metrics::counter::Counter,
 }
 
 /// A full pass's totals and how far it got (files and bytes of the items it reads).
@@ -90,6 +100,10 @@ pub(super) struct Indexer {
     /// Items that are not searchable (binary, too large, invalid), by id -> fingerprint's
     /// hash, so they are not read again until they change.
     skipped: HashMap<Box<str>, u64>,
+    /// Workspace -> which handoff names each artifact, as its last whole reconcile found it;
+    /// a workspace without one is reconciled whole on its next change.
+    naming: HashMap<String, sources::Naming>,
+    catalogued: prometheus_client::metrics::counter::Counter,
 }
 
 impl Indexer {
@@ -112,6 +126,8 @@ impl Indexer {
             writer: Some(writer),
             known: HashMap::new(),
             skipped: HashMap::new(),
+            naming: HashMap::new(),
+            catalogued: Default::default(),
         }
     }
 
@@ -119,6 +135,7 @@ impl Indexer {
     pub(super) fn forget(&mut self) {
         self.known.clear();
         self.skipped.clear();
+        self.naming.clear();
     }
 
     /// Takes what `index` holds as what is indexed.
@@ -132,6 +149,7 @@ impl Indexer {
     }
 
     fn follow(&mut self, mut feed: Feed) {
+        self.catalogued = feed.catalogued.clone();
         let (tx, rx) = sync_channel(WATCH_QUEUE);
         let overflow = Arc::new(AtomicBool::new(false));
         let mut watching = match Watch::new(
@@ -161,7 +179,7 @@ impl Indexer {
             documents = self.search.index().num_docs(),
             "search index in step with the workspaces"
         );
-        let mut dirty: HashMap<String, Instant> = HashMap::new();
+        let mut dirty: HashMap<String, Mark> = HashMap::new();
         // Workspaces the periodic reconcile has still to visit, the next last.
         let mut sweep: Vec<String> = Vec::new();
         let mut next_full = Instant::now() + feed.reconcile;
@@ -180,13 +198,13 @@ impl Indexer {
             };
             self.take_signals(&rx, &all, &mut dirty, wait);
             if overflow.swap(false, Ordering::AcqRel) {
-                all.iter().for_each(|ws| mark(&mut dirty, &ws.name));
+                all.iter().for_each(|ws| mark(&mut dirty, &ws.name, None));
             }
             loop {
                 match feed.events.try_recv() {
-                    Ok(event) => mark(&mut dirty, &event.workspace),
+                    Ok(event) => mark(&mut dirty, &event.workspace, None),
                     Err(TryRecvError::Lagged(_)) => {
-                        all.iter().for_each(|ws| mark(&mut dirty, &ws.name))
+                        all.iter().for_each(|ws| mark(&mut dirty, &ws.name, None))
                     }
                     Err(_) => break,
                 }
@@ -222,16 +240,24 @@ impl Indexer {
             }
             let due: Vec<String> = dirty
                 .iter()
-                .filter(|(_, at)| at.elapsed() >= SETTLE)
+                .filter(|(_, m)| m.at.elapsed() >= SETTLE)
                 .map(|(n, _)| n.clone())
                 .collect();
             for name in due {
-                dirty.remove(&name);
-                if let Some(ws) = all.iter().find(|w| w.name == name) {
-                    self.reconcile(ws, false, &mut |_| {});
-                    if let Some(w) = watching.as_mut() {
-                        w.cover(ws);
+                let Some(mark) = dirty.remove(&name) else {
+                    continue;
+                };
+                let Some(ws) = all.iter().find(|w| w.name == name) else {
+                    continue;
+                };
+                if let Some(paths) = mark.paths {
+                    if self.reconcile_paths(ws, &paths) {
+                        continue;
                     }
+                }
+                self.reconcile(ws, false, &mut |_| {});
+                if let Some(w) = watching.as_mut() {
+                    w.cover(ws);
                 }
             }
             let slice = Instant::now();
@@ -249,17 +275,17 @@ impl Indexer {
         &self,
         rx: &Receiver<Signal>,
         all: &[Workspace],
-        dirty: &mut HashMap<String, Instant>,
+        dirty: &mut HashMap<String, Mark>,
         wait: Duration,
     ) {
         let mut on = |signal: Signal| match signal {
-            Signal::Rescan => all.iter().for_each(|ws| mark(dirty, &ws.name)),
+            Signal::Rescan => all.iter().for_each(|ws| mark(dirty, &ws.name, None)),
             // The ingest thread's business, never sent on the indexer's channel.
             Signal::Repair(_) | Signal::WatchDir(_) => {}
             Signal::Changed { paths, .. } => {
                 for path in paths {
                     if let Some(ws) = all.iter().find(|w| path.starts_with(&w.root)) {
-                        mark(dirty, &ws.name);
+                        mark(dirty, &ws.name, artifact_path(&ws.root, &path));
                     }
                 }
             }
@@ -291,7 +317,9 @@ impl Indexer {
         // few percent of reading and indexing the files).
         let (mut files, mut bytes) = (0, 0);
         for ws in all {
-            for item in sources::catalog(ws, &self.search.reading) {
+            let (items, _) = sources::catalog(ws, &self.search.reading);
+            self.catalogued.inc_by(items.len() as u64);
+            for item in items {
                 if force || self.changed(&ws.name, &item) {
                     files += 1;
                     bytes += item.size;
@@ -334,8 +362,45 @@ impl Indexer {
         force: bool,
         report: &mut dyn FnMut(&Progress),
     ) {
-        let items = sources::catalog(ws, &self.search.reading);
-        self.apply(ws, items, force, report);
+        let (items, naming) = sources::catalog(ws, &self.search.reading);
+        self.catalogued.inc_by(items.len() as u64);
+        self.naming.insert(ws.name.clone(), naming);
+        let present: HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        self.drop_absent(ws, &present, |_| true);
+        drop(present);
+        self.apply(ws, &items, force, report);
+    }
+
+    /// Brings the artifacts at or under `paths` (relative to the root, below `inbox/` or
+    /// `approved/`) in step, naming them as the workspace's last whole reconcile found.
+    /// `false`: that cannot be done (no whole reconcile yet, or a path could not be
+    /// listed), so the caller reconciles the workspace whole.
+    fn reconcile_paths(&mut self, ws: &Workspace, paths: &HashSet<String>) -> bool {
+        let Some(naming) = self.naming.get(&ws.name) else {
+            return false;
+        };
+        let mut items = Vec::new();
+        for rel in paths {
+            match sources::artifacts_at(ws, rel, naming) {
+                Ok(found) => items.extend(found),
+                Err(e) => {
+                    tracing::debug!(workspace = %ws.name, path = rel, error = %e, "reconciling the workspace whole");
+                    return false;
+                }
+            }
+        }
+        self.catalogued.inc_by(items.len().max(paths.len()) as u64);
+        let present: HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        // Documents at a named path, or under it when it was a folder, that are not there now
+        // (removed, or renamed away: the rename's other path brings them back).
+        self.drop_absent(ws, &present, |id| {
+            split_id(id).is_some_and(|(kind, _, path)| {
+                kind == Kind::Artifact && paths.iter().any(|rel| under(path, rel))
+            })
+        });
+        drop(present);
+        self.apply(ws, &items, false, &mut |_| {});
+        true
     }
 
     fn changed(&self, ws: &str, item: &Item) -> bool {
@@ -344,21 +409,20 @@ impl Indexer {
         indexed != Some(&fp) && self.skipped.get(item.id.as_str()) != Some(&fp)
     }
 
-    fn apply(
+    /// Deletes the documents of `ws` that `scope` covers and are not `present`, and forgets
+    /// such items skipped.
+    fn drop_absent(
         &mut self,
         ws: &Workspace,
-        items: Vec<Item>,
-        force: bool,
-        report: &mut dyn FnMut(&Progress),
+        present: &HashSet<&str>,
+        scope: impl Fn(&str) -> bool,
     ) {
-        let progress = self.search.progress.clone();
-        let present: HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
         let stale: Vec<Box<str>> = self
             .known
             .get(&ws.name)
             .map(|k| {
                 k.keys()
-                    .filter(|id| !present.contains(&***id))
+                    .filter(|id| !present.contains(&***id) && scope(id))
                     .cloned()
                     .collect()
             })
@@ -368,10 +432,23 @@ impl Indexer {
             self.delete(id.into());
         }
         self.skipped.retain(|id, _| {
-            split_id(id).is_none_or(|(_, w, _)| w != ws.name) || present.contains(&**id)
+            split_id(id).is_none_or(|(_, w, _)| w != ws.name)
+                || present.contains(&**id)
+                || !scope(id)
         });
+    }
+
+    /// Reads the items that changed (all of them with `force`) and sends their documents.
+    fn apply(
+        &mut self,
+        ws: &Workspace,
+        items: &[Item],
+        force: bool,
+        report: &mut dyn FnMut(&Progress),
+    ) {
+        let progress = self.search.progress.clone();
         let mut files = ws.reader();
-        for item in &items {
+        for item in items {
             if !force && !self.changed(&ws.name, item) {
                 continue;
             }
@@ -415,9 +492,50 @@ impl Indexer {
     }
 }
 
-fn mark(dirty: &mut HashMap<String, Instant>, name: &str) {
+/// A workspace with changes waiting: since when, and what changed.
+struct Mark {
+    at: Instant,
+    /// The artifact paths that changed (relative to the root); `None`: the whole workspace.
+    paths: Option<HashSet<String>>,
+}
+
+/// Marks `name` as changed at `path` (an artifact path, relative to the root), or whole.
+fn mark(dirty: &mut HashMap<String, Mark>, name: &str, path: Option<String>) {
     // The first change starts the settle window; later ones within it join the same reconcile.
-    dirty.entry(name.to_string()).or_insert_with(Instant::now);
+    let m = dirty.entry(name.to_string()).or_insert_with(|| Mark {
+        at: Instant::now(),
+        paths: Some(HashSet::new()),
+    });
+    match (path, &mut m.paths) {
+        (Some(path), Some(paths)) if paths.len() < MAX_PATHS => {
+            paths.insert(path);
+        }
+        _ => m.paths = None,
+    }
+}
+
+/// `path` relative to `root` when it lies below `inbox/` or `approved/` (not one of those
+/// folders itself, whose appearance or removal the whole reconcile handles) and is UTF-8.
+fn artifact_path(root: &Path, path: &Path) -> Option<String> {
+    let rel = path.strip_prefix(root).ok()?;
+    let mut parts = rel.components();
+    let first = parts.next()?.as_os_str();
+    if first != INBOX_DIR && first != APPROVED_DIR {
+        return None;
+    }
+    // The folder itself has no next part.
+    parts.next()?;
+    let rel = rel.to_str()?;
+    // Only plain names: a `..` or `.` would make the path mean another one.
+    rel.split('/')
+        .all(|p| !p.is_empty() && p != "." && p != "..")
+        .then(|| rel.to_string())
+}
+
+/// Whether the '/'-separated `path` is `rel` or lies under it.
+fn under(path: &str, rel: &str) -> bool {
+    path.strip_prefix(rel)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
 }
 
 /// The folders watched for artifact changes.

@@ -77,8 +77,14 @@ pub struct Reading {
     pub records: Option<crate::store::Records>,
 }
 
-/// Every searchable item of `ws`.
-pub fn catalog(ws: &Workspace, reading: &Reading) -> Vec<Item> {
+/// Which handoff each artifact path is shown under (the newest one naming it), as a
+/// catalogue of the workspace's records found it: kept by the indexer so that a changed
+/// artifact can be catalogued alone (`artifacts_at`) without reading every record again.
+#[derive(Debug, Default, Clone)]
+pub struct Naming(HashMap<String, (String, Named)>);
+
+/// Every searchable item of `ws`, and which handoff names each artifact.
+pub fn catalog(ws: &Workspace, reading: &Reading) -> (Vec<Item>, Naming) {
     let mut items = Vec::new();
     let mut naming: HashMap<String, (String, Named)> = HashMap::new();
     match &reading.records {
@@ -114,19 +120,39 @@ pub fn catalog(ws: &Workspace, reading: &Reading) -> Vec<Item> {
             what: What::Checkpoint { path, mtime },
         });
     }
+    let naming = Naming(naming);
     for folder in [INBOX_DIR, APPROVED_DIR] {
         for (path, size, mtime_ns) in stats(ws, folder) {
-            let by = naming.get(&path).map(|(_, n)| n.clone());
-            let key = by.as_ref().map_or("", |n| n.key.as_str());
-            items.push(Item {
-                id: doc_id(Kind::Artifact, &ws.name, &path),
-                fp: format!("{size}:{mtime_ns}:{key}"),
-                size,
-                what: What::Artifact { path, by },
-            });
+            items.push(naming.artifact(ws, path, size, mtime_ns));
         }
     }
-    items
+    (items, naming)
+}
+
+/// The artifacts at or under `rel` (a path below `inbox/` or `approved/`, relative to the
+/// workspace's root): one if it is a file, those under it if it is a folder, none if it is
+/// gone. `Err`: it could not be listed (a link on the way, say); the caller then catalogues
+/// the workspace whole, which says what to do with it.
+pub fn artifacts_at(ws: &Workspace, rel: &str, naming: &Naming) -> std::io::Result<Vec<Item>> {
+    let files = ws.files(&ws.root.join(rel), MAX_FILES)?;
+    Ok(files
+        .into_iter()
+        .map(|f| naming.artifact(ws, f.path, f.size, f.mtime_ns))
+        .collect())
+}
+
+impl Naming {
+    /// The item of the artifact file `path` (relative to the root).
+    fn artifact(&self, ws: &Workspace, path: String, size: u64, mtime_ns: i128) -> Item {
+        let by = self.0.get(&path).map(|(_, n)| n.clone());
+        let key = by.as_ref().map_or("", |n| n.key.as_str());
+        Item {
+            id: doc_id(Kind::Artifact, &ws.name, &path),
+            fp: format!("{size}:{mtime_ns}:{key}"),
+            size,
+            what: What::Artifact { path, by },
+        }
+    }
 }
 
 fn stats(ws: &Workspace, folder: &str) -> Vec<(String, u64, i128)> {
