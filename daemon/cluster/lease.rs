@@ -254,13 +254,17 @@ impl Leases {
         let lost = std::mem::take(&mut held.lost);
         held.retiring.retain(|t| !lost.contains(t));
         held.elsewhere = elsewhere;
-        let release = std::mem::take(&mut held.retiring);
+        // Those to give up stay retiring until `release` gives each up: `acquire` refuses
+        // them meanwhile. (Taken out here, a workspace found waiting in between was taken
+        // "again" from the epochs still held, served, and then its lease given up under it:
+        // at 3,000 workspaces over 2 nodes one node served 728 workspaces without a lease.)
+        let release = held.retiring.clone();
         let live = held.live.clone();
         let surplus: Vec<String> = surplus(&held.epochs, &live, &self.node)
             .into_iter()
             .filter(|t| !release.contains(t))
             .collect();
-        held.retiring = surplus.clone();
+        held.retiring.extend(surplus.iter().cloned());
         Ok(Renewal {
             lost,
             surplus,
@@ -270,7 +274,14 @@ impl Leases {
 
     /// Gives a lease up now, so the node it prefers can take it at once.
     pub fn release(&self, tag: &str) -> Result<(), ClusterError> {
-        let Some(epoch) = self.lock().epochs.remove(tag) else {
+        let epoch = {
+            let mut held = self.lock();
+            held.retiring.retain(|t| t != tag);
+            held.epochs.remove(tag)
+        };
+        // From here `acquire` may take it again, but only as a new lease (a new epoch, which
+        // this `UPDATE` then leaves alone) or once it is free: never from the epoch given up.
+        let Some(epoch) = epoch else {
             return Ok(());
         };
         let mut client = super::clock::checkout(&self.pool)?;
