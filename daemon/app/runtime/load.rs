@@ -40,6 +40,7 @@ pub(in crate::app) fn load(
     remote: Option<Arc<dyn RemoteAnchors>>,
 ) -> anyhow::Result<Loaded> {
     let store = Store::for_workspace(records, ws);
+    let clustered = remote.is_some();
     if !store.exists()? {
         adopt(ws)?;
         store.create(&ws.name)?;
@@ -93,7 +94,12 @@ pub(in crate::app) fn load(
         .max_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at))
         .map(|r| r.meta.key.clone());
     let handoffs = baton.as_ref().and_then(|b| opened_sub(ws, b, "handoffs"));
-    let memo: Stamps = read_store(&store, Path::new(STAMPS)).unwrap_or_default();
+    // A single daemon's only: in a cluster the memo would be one more fenced row written per
+    // workspace at each take (the three-node test lost handoffs with it; not yet understood).
+    let memo: Stamps = match clustered {
+        false => read_store(&store, Path::new(STAMPS)).unwrap_or_default(),
+        true => Stamps::new(),
+    };
     let checked = published_copies::check(
         ws,
         handoffs.as_ref(),
@@ -103,7 +109,7 @@ pub(in crate::app) fn load(
         &mut truths,
         &memo,
     );
-    if checked.stamps != memo {
+    if !clustered && checked.stamps != memo {
         // Not synced: a memo lost or torn by a crash only makes the next start read the
         // copies, as it did before there was one.
         let saved = serde_json::to_vec(&checked.stamps)
