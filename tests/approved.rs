@@ -141,8 +141,11 @@ fn tampering_in_each_way_is_restored_recorded_and_notified() {
     std::fs::remove_file(ws.join("approved/sub/data.bin")).unwrap();
     assert_restored(&d, &ws, "approved/sub/data.bin", "deleted");
 
-    std::fs::remove_file(&report).unwrap();
-    std::os::unix::fs::symlink("/etc/passwd", &report).unwrap();
+    // Renamed over the file in one step: were it removed first, the daemon could see it
+    // missing (and record it "deleted") before the link stands.
+    let link = ws.join("inbox/report.link");
+    std::os::unix::fs::symlink("/etc/passwd", &link).unwrap();
+    std::fs::rename(&link, &report).unwrap();
     assert_restored(&d, &ws, "approved/report.md", "replaced");
 
     std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o666)).unwrap();
