@@ -2,8 +2,8 @@
 //! cover what the other nodes serve (forwarded to the holder, or asked of every live node and
 //! merged), with one PostgreSQL shared by three daemons in poll mode.
 
+use super::nodes::{holder, node_config, served, wait_long, SETTLE_S};
 use super::pg::Postgres;
-use super::{holder, node_config, served, wait_long, SETTLE_S};
 use crate::pages::Web;
 use crate::util::*;
 use serde_json::{json, Value};
@@ -64,7 +64,7 @@ fn paged_keys(d: &Daemon, limit: usize) -> Vec<String> {
 
 #[test]
 fn three_nodes_record_each_handoff_once_decide_on_any_node_deliver_every_event_and_list_alike() {
-    let _serial = super::one_at_a_time();
+    let _serial = super::nodes::one_at_a_time();
     let count: usize = std::env::var("BATON_CLUSTER_WORKSPACES")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -90,7 +90,7 @@ fn three_nodes_record_each_handoff_once_decide_on_any_node_deliver_every_event_a
     // Lease time moves by the test's hand (60 s leases, see `TTL_S`): the shares settle on
     // the nodes each workspace prefers and stay there, however late a loaded machine makes
     // a renewal (real 5 s leases timed out here once, on a loaded machine).
-    super::settled(&env, &pg, "three", &["a", "b", "c"], workspaces);
+    super::nodes::settled(&env, &pg, "three", &["a", "b", "c"], workspaces);
     wait_long(
         "the workspaces shared out over the three nodes",
         SETTLE_S,
@@ -201,18 +201,18 @@ fn three_nodes_record_each_handoff_once_decide_on_any_node_deliver_every_event_a
 
 #[test]
 fn a_person_signed_in_on_one_node_reads_searches_streams_and_decides_what_another_serves() {
-    let _serial = super::one_at_a_time();
+    let _serial = super::nodes::one_at_a_time();
     let pg = Postgres::start();
     let url = pg.database("person");
     let mut env = TestEnv::new();
     env.drive_clock();
     let mut names = vec!["alpha".to_string()];
-    super::spread(&env, &mut names, 7, &["a", "b"], 2);
+    super::nodes::spread(&env, &mut names, 7, &["a", "b"], 2);
     let total = names.len();
     let rita = crate::browser::reviewer_config("rita", "correct horse");
     let a = env.spawn_with_config(&node_config(&env, &url, "a", &rita));
     let b = env.spawn_with_config(&node_config(&env, &url, "b", &rita));
-    super::settled(&env, &pg, "person", &["a", "b"], total);
+    super::nodes::settled(&env, &pg, "person", &["a", "b"], total);
     wait_long("shared out", SETTLE_S, || {
         served(&a) > 0 && served(&b) > 0 && served(&a) + served(&b) == total
     });

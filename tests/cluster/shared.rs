@@ -3,8 +3,8 @@
 //! decisions reach every handoff whichever node serves it, and reviewers' away marks hold on
 //! every node.
 
+use super::nodes::{node_config, served};
 use super::pg::Postgres;
-use super::{node_config, served};
 use crate::util::*;
 use serde_json::json;
 
@@ -22,17 +22,17 @@ fn two_nodes_over(db: &str, extra: &str, count: usize) -> (Postgres, TestEnv, Da
     let mut env = TestEnv::new();
     env.drive_clock();
     let mut names = vec!["alpha".to_string()];
-    super::spread(&env, &mut names, count + 1, &["a", "b"], 3);
+    super::nodes::spread(&env, &mut names, count + 1, &["a", "b"], 3);
     let a = env.spawn_with_config(&node_config(&env, &url, "a", extra));
     let b = env.spawn_with_config(&node_config(&env, &url, "b", extra));
     let total = names.len();
-    super::settled(&env, &pg, db, &["a", "b"], total);
-    super::wait_long("shared out", super::SETTLE_S, || {
+    super::nodes::settled(&env, &pg, db, &["a", "b"], total);
+    super::nodes::wait_long("shared out", super::nodes::SETTLE_S, || {
         served(&a) + served(&b) == total
     });
     let tags: Vec<String> = names
         .iter()
-        .map(|n| format!("'{}'", super::tag_of(&env, n)))
+        .map(|n| format!("'{}'", super::nodes::tag_of(&env, n)))
         .collect();
     let sql = format!(
         "SELECT count(*) FROM workspaces WHERE tag IN ({})",
@@ -83,7 +83,7 @@ fn hits(d: &Daemon, q: &str) -> Vec<(String, String, String)> {
 
 #[test]
 fn a_search_on_any_node_finds_the_handoffs_and_decisions_another_node_serves() {
-    let _serial = super::one_at_a_time();
+    let _serial = super::nodes::one_at_a_time();
     let (pg, env, a, b) = two_nodes("records", "");
     let name = held_by(&pg, "records", "b")[0].clone();
     let ws = env.ws(&name);
@@ -112,14 +112,14 @@ fn a_search_on_any_node_finds_the_handoffs_and_decisions_another_node_serves() {
         name.clone(),
         "far-record".to_string(),
     );
-    super::wait_long(
+    super::nodes::wait_long(
         "a finds b's handoff by its summary",
-        super::SETTLE_S,
+        super::nodes::SETTLE_S,
         || hits(&a, "obsidian").contains(&want_handoff),
     );
-    super::wait_long(
+    super::nodes::wait_long(
         "a finds b's decision by its comment",
-        super::SETTLE_S,
+        super::nodes::SETTLE_S,
         || hits(&a, "vermilion").contains(&want_decision),
     );
     // Indexed once, by the node that serves the workspace.
@@ -136,7 +136,7 @@ fn a_search_on_any_node_finds_the_handoffs_and_decisions_another_node_serves() {
 
 #[test]
 fn a_bulk_decision_sent_to_one_node_decides_every_handoff_whichever_node_serves_it() {
-    let _serial = super::one_at_a_time();
+    let _serial = super::nodes::one_at_a_time();
     let (pg, env, a, b) = two_nodes("bulk", &user("alice", "\"reviewer\""));
     let names: Vec<String> = std::iter::once("alpha".to_string())
         .chain((0..6).map(|i| format!("w{i}")))
@@ -198,7 +198,7 @@ fn assigned(env: &TestEnv, d: &Daemon, ws: &str, key: &str) -> String {
 
 #[test]
 fn an_away_mark_set_on_one_node_stops_every_node_assigning_to_that_reviewer() {
-    let _serial = super::one_at_a_time();
+    let _serial = super::nodes::one_at_a_time();
     let (pg, env, a, b) = two_nodes("away", &team());
     let (on_a, on_b) = (held_by(&pg, "away", "a"), held_by(&pg, "away", "b"));
     assert!(on_a.len() >= 2 && on_b.len() >= 2, "{on_a:?} {on_b:?}");
@@ -236,7 +236,7 @@ fn an_away_mark_set_on_one_node_stops_every_node_assigning_to_that_reviewer() {
 
 #[test]
 fn least_loaded_weighs_the_claims_held_in_the_workspaces_other_nodes_serve() {
-    let _serial = super::one_at_a_time();
+    let _serial = super::nodes::one_at_a_time();
     let team = [
         user("alice", "\"reviewer\""),
         user("bob", "\"reviewer\""),
@@ -296,7 +296,7 @@ fn holder_of(d: &Daemon, key: &str) -> String {
 
 #[test]
 fn an_away_mark_moves_on_at_once_what_other_nodes_assigned_and_a_lost_wake_up_is_caught_up() {
-    let _serial = super::one_at_a_time();
+    let _serial = super::nodes::one_at_a_time();
     let (pg, env, a, b) = two_nodes("moved", &team());
     let on_b = held_by(&pg, "moved", "b");
     assert!(on_b.len() >= 2, "{on_b:?}");
@@ -310,7 +310,7 @@ fn an_away_mark_moves_on_at_once_what_other_nodes_assigned_and_a_lost_wake_up_is
     // assign_timeout_s, and nothing else happens in that workspace).
     let (status, body) = a.post_as("/api/v1/me/away", Some("alice-token"), r#"{"away":true}"#);
     assert_eq!(status, 200, "{body}");
-    super::wait_long("b moved x1 on from alice", super::SETTLE_S, || {
+    super::nodes::wait_long("b moved x1 on from alice", super::nodes::SETTLE_S, || {
         holder_of(&b, "x1") == "bob"
     });
 
@@ -325,10 +325,10 @@ fn an_away_mark_moves_on_at_once_what_other_nodes_assigned_and_a_lost_wake_up_is
         "INSERT INTO away (name, since) VALUES ('bob', '2026-01-01T00:00:00.000Z')",
     );
     assert!(out.status.success(), "{out:?}");
-    super::lease_round(&env, &pg, "moved", &["a", "b"]);
-    super::wait_long(
+    super::nodes::lease_round(&env, &pg, "moved", &["a", "b"]);
+    super::nodes::wait_long(
         "b moved bob's assignments on at its lease round",
-        super::SETTLE_S,
+        super::nodes::SETTLE_S,
         || holder_of(&b, "x1") == "carol" && holder_of(&b, "x2") == "carol",
     );
     // Each move is one claim event in the workspace, by the route, saying why.
