@@ -217,7 +217,7 @@ impl App {
             for rec in st.records.values() {
                 let routed = rec.meta.route.as_ref();
                 self.cx()
-                    .note_audience(&rec.meta.key, &rec.handoff, routed, &ws.name);
+                    .note_audience(&rec.meta.key, &rec.handoff(), routed, &ws.name);
                 self.cx().note_claim(&ws.name, rec);
             }
             let pending = st.records.values().filter(|r| r.is_pending()).count();

@@ -6,6 +6,7 @@ use crate::contract::{Decision, Handoff, Problem, SignOff};
 use crate::workspace::Workspace;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
@@ -64,7 +65,10 @@ pub struct Current {
 #[derive(Debug, Clone)]
 pub struct Record {
     pub meta: Meta,
-    pub handoff: Handoff,
+    /// The handoff parsed, kept while it is pending: the transitions read it often. A decided
+    /// one is parsed from `value` when asked (a page, an earlier answer): a daemon holds
+    /// 100,000 decided records and more, and the parsed form is several times its text.
+    parsed: Option<Box<Handoff>>,
     /// The document as received, every field (unknown ones too).
     pub value: RawJson,
     pub decision: Option<Decision>,
@@ -95,6 +99,16 @@ impl RawJson {
     pub fn value(&self) -> Value {
         serde_json::from_str(&self.0).unwrap_or(Value::Null)
     }
+
+    /// The document as a handoff. The text is one the daemon accepted (receipt and load
+    /// parse it first), so it parses; were it ever not to, the handoff reads as empty rather
+    /// than failing a page.
+    fn handoff(&self) -> Handoff {
+        serde_json::from_str(&self.0).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a recorded handoff no longer parses");
+            Handoff::default()
+        })
+    }
 }
 
 /// What reviewers did on a handoff short of deciding it.
@@ -108,8 +122,40 @@ pub struct Review {
 }
 
 impl Record {
+    /// A record of `handoff`, received as `value`.
+    pub fn new(meta: Meta, handoff: Handoff, value: RawJson, decision: Option<Decision>) -> Record {
+        let mut record = Record {
+            meta,
+            parsed: Some(Box::new(handoff)),
+            value,
+            decision,
+            sign_offs: Vec::new(),
+            review: Review::default(),
+        };
+        record.settle();
+        record
+    }
+
     pub fn is_pending(&self) -> bool {
         self.decision.is_none()
+    }
+
+    /// The handoff: as kept while pending, parsed again from its text once decided.
+    pub fn handoff(&self) -> Cow<'_, Handoff> {
+        match &self.parsed {
+            Some(handoff) => Cow::Borrowed(handoff),
+            None => Cow::Owned(self.value.handoff()),
+        }
+    }
+
+    /// Decided: the parsed handoff is let go (see `parsed`), and the lists that no longer
+    /// grow keep only what they hold (a list grows by doubling, from room for four).
+    pub fn settle(&mut self) {
+        if self.decision.is_some() {
+            self.parsed = None;
+            self.review.approvals.shrink_to_fit();
+            self.sign_offs.shrink_to_fit();
+        }
     }
 }
 
@@ -157,5 +203,39 @@ impl WsState {
             .collect();
         list.sort_by_key(|c| c.step);
         list
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use std::borrow::Cow;
+
+    fn record(decided: bool) -> Record {
+        let doc = json!({"handoff_version": "1.0", "task_id": "t1", "from_agent": "a",
+            "title": "the title", "remaining": ["one", "two"], "context": {"k": 1}});
+        let meta = serde_json::from_value(json!({"key": "k1", "task_id": "t1",
+            "received_at": "2026-01-01T00:00:00Z", "revision": 1, "digest": "d"}));
+        let decision = serde_json::from_value(json!({"decision_version": "1.0",
+            "handoff_key": "k1", "task_id": "t1", "outcome": "approved", "by": "r",
+            "at": "2026-01-01T00:01:00Z"}));
+        let handoff = serde_json::from_value(doc.clone()).expect("a handoff");
+        let decision = decided.then(|| decision.expect("a decision"));
+        Record::new(meta.expect("a meta"), handoff, RawJson::of(&doc), decision)
+    }
+
+    #[test]
+    fn a_decided_record_keeps_its_text_and_reads_the_same_handoff_from_it() {
+        let pending = record(false);
+        assert!(matches!(pending.handoff(), Cow::Borrowed(_)));
+        let decided = record(true);
+        assert!(
+            decided.parsed.is_none(),
+            "a decided record lets the parsed form go"
+        );
+        assert!(matches!(decided.handoff(), Cow::Owned(_)));
+        assert_eq!(*decided.handoff(), *pending.handoff());
+        assert_eq!(decided.handoff().remaining, ["one", "two"]);
     }
 }

@@ -55,7 +55,7 @@ pub enum LoadError {
 pub(in crate::app) fn moves_on(route: &Route, rec: &Record, progress: &Progress, u: &User) -> bool {
     let listed = crate::routing::lists(route, &u.name, &u.roles);
     let signer = rec
-        .handoff
+        .handoff()
         .sign_off
         .iter()
         .any(|s| route.sign_off_roles.contains(s) && u.roles.contains(s));
@@ -76,7 +76,7 @@ impl Cx<'_> {
         let users = &self.config().users;
         let ok = |u: &&User| {
             moves_on(route, rec, &progress, u)
-                && !self.is_sender(&rec.handoff, ws, &u.name)
+                && !self.is_sender(&rec.handoff(), ws, &u.name)
                 && !self.common.away.is_away(&u.name)
         };
         users.iter().filter(ok).map(|u| u.name.clone()).collect()

@@ -148,7 +148,7 @@ impl Cx<'_> {
             .values()
             .filter(|r| r.meta.task_id == task_id)
             .max_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at))
-            .and_then(|r| r.handoff.title.clone());
+            .and_then(|r| r.handoff().title.clone());
         let mut data =
             json!({ "file": file, "task_id": task_id, "step": step, "summary": summary });
         if let Some(t) = title {

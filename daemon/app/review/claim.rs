@@ -120,7 +120,7 @@ impl Cx<'_> {
                 "{name} is not a reviewer on {on}"
             )));
         }
-        if self.is_sender(&rec.handoff, ws, name) {
+        if self.is_sender(&rec.handoff(), ws, name) {
             // Claiming says "I review this"; nobody reviews their own work.
             return Err(ClaimError::Forbidden(format!(
                 "{name} sent this handoff (from_agent) and cannot review it; another reviewer must claim it"

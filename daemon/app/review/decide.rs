@@ -180,10 +180,10 @@ impl Cx<'_> {
             return Some(refused);
         }
         // Rejecting or sending back one's own work is allowed: it grants nothing.
-        if self.is_sender(&rec.handoff, &ws.workspace.name, name) {
+        if self.is_sender(&rec.handoff(), &ws.workspace.name, name) {
             return Some(DecideError::Forbidden(format!(
                 "{name} sent this handoff (from_agent \"{}\") and cannot approve it; another reviewer must",
-                rec.handoff.from_agent
+                rec.handoff().from_agent
             )));
         }
         let changed = self.changed_artifacts(ws, &rec.meta.artifacts);
@@ -303,9 +303,10 @@ impl Cx<'_> {
             self.promote(ws, rec, &decision.by);
         }
         self.end_claim(ws, rec);
-        let held = crate::app::review::ingest::artifact_paths(&rec.handoff);
+        let held = crate::app::review::ingest::artifact_paths(&rec.handoff());
         let why = format!("handoff {key} {}", decision.outcome.as_str());
         self.release_holds(ws, key, &held, &why);
+        rec.settle();
         // The root file answers the handoff.json in place, and only if it is this content.
         let in_place = st
             .current

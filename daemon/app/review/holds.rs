@@ -31,7 +31,7 @@ impl Cx<'_> {
         };
         let key = &rec.meta.key;
         let purpose = format!("under review by {}, handoff {key}", route.name);
-        for path in crate::app::review::ingest::artifact_paths(&rec.handoff) {
+        for path in crate::app::review::ingest::artifact_paths(&rec.handoff()) {
             let req = Request {
                 path,
                 owner: holder(key),

@@ -83,7 +83,7 @@ impl<'a> Cx<'a> {
         ws: &str,
     ) -> Option<(String, bool)> {
         let facts = facts_of(st, rec, ws);
-        verdict(&self.config().routes, route, &rec.handoff, &facts)
+        verdict(&self.config().routes, route, &rec.handoff(), &facts)
     }
 }
 
@@ -123,7 +123,7 @@ pub(in crate::app) fn facts_of(st: &WsState, rec: &Record, ws: &str) -> Facts {
         .values()
         .filter(|c| c.task_id == rec.meta.task_id)
         .count() as u64;
-    Facts::of(&rec.handoff, ws, artifacts, checkpoints)
+    Facts::of(&rec.handoff(), ws, artifacts, checkpoints)
 }
 
 /// The artifacts as received, as an expression sees them.

@@ -26,11 +26,12 @@ use serde_json::json;
 
 impl Progress {
     pub fn of(route: Option<&Route>, rec: &Record) -> Progress {
-        let needed = crate::routing::approvals_needed(route, &rec.handoff);
+        let handoff = rec.handoff();
+        let needed = crate::routing::approvals_needed(route, &handoff);
         let approvals = rec.review.approvals.clone();
         Progress {
             sign_offs: rec.sign_offs.clone(),
-            missing_roles: missing_roles(&rec.handoff.sign_off, &rec.sign_offs),
+            missing_roles: missing_roles(&handoff.sign_off, &rec.sign_offs),
             approvals_needed: needed,
             approvals_missing: needed.saturating_sub(approvals.len()),
             approvals,

@@ -102,16 +102,10 @@ impl Cx<'_> {
         ws.publish(&key, HANDOFF_FILE, Some(bytes));
         ws.publish(&key, META, Some(&meta_bytes));
         self.remove_root_decision(ws);
-        let record = Record {
-            meta,
-            handoff: acc.doc,
-            value: crate::app::state::RawJson::of(&acc.value),
-            decision: None,
-            sign_offs: Vec::new(),
-            review: Default::default(),
-        };
-        let paths = crate::app::review::ingest::artifact_paths(&record.handoff);
-        self.release_handoff_locks(ws, &record.handoff.from_agent, &paths, &key);
+        let value = crate::app::state::RawJson::of(&acc.value);
+        let paths = crate::app::review::ingest::artifact_paths(&acc.doc);
+        self.release_handoff_locks(ws, &acc.doc.from_agent, &paths, &key);
+        let record = Record::new(meta, acc.doc, value, None);
         self.hold_artifacts(ws, &record);
         st.records.insert(key.clone(), record);
         st.pending = Some(key.clone());

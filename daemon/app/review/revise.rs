@@ -103,15 +103,14 @@ impl Cx<'_> {
         }
         ws.publish(key, META, Some(&meta_bytes));
         self.remove_root_decision(ws);
-        *rec = Record {
-            meta,
-            handoff: acc.doc,
-            value: crate::app::state::RawJson::of(&acc.value),
-            decision: None,
-            sign_offs: Vec::new(),
-            review: Review {
-                approvals: Vec::new(),
-                claim: if reopening { None } else { old.review.claim },
+        let value = crate::app::state::RawJson::of(&acc.value);
+        *rec = Record::new(meta, acc.doc, value, None);
+        rec.review = Review {
+            approvals: Vec::new(),
+            claim: if reopening {
+                None
+            } else {
+                old.review.claim.clone()
             },
         };
         if reopening {
@@ -119,10 +118,10 @@ impl Cx<'_> {
             self.metrics().pending.inc();
             self.note_claim(&ws.workspace.name, rec);
         }
-        let paths = crate::app::review::ingest::artifact_paths(&rec.handoff);
-        self.release_handoff_locks(ws, &rec.handoff.from_agent, &paths, key);
+        let paths = crate::app::review::ingest::artifact_paths(&rec.handoff());
+        self.release_handoff_locks(ws, &rec.handoff().from_agent, &paths, key);
         // The holds follow the revision's artifacts.
-        let held = crate::app::review::ingest::artifact_paths(&old.handoff);
+        let held = crate::app::review::ingest::artifact_paths(&old.handoff());
         self.release_holds(ws, key, &held, &format!("handoff {key} revised"));
         if rec.is_pending() {
             self.hold_artifacts(ws, rec);

@@ -28,9 +28,9 @@ impl<'a> Cx<'a> {
         let named = recorded.and_then(|r| r.route.as_deref());
         match named.map(|n| routes.iter().find(|r| r.name == n)) {
             Some(Some(route)) => Some(route),
-            Some(None) => crate::routing::route_for(routes, &rec.handoff, ws),
+            Some(None) => crate::routing::route_for(routes, &rec.handoff(), ws),
             None if recorded.is_some() => None,
-            None => crate::routing::route_for(routes, &rec.handoff, ws),
+            None => crate::routing::route_for(routes, &rec.handoff(), ws),
         }
     }
 
@@ -95,13 +95,17 @@ fn circular(st: &WsState, handoff: &Handoff) -> Vec<String> {
         .filter(|r| r.meta.task_id == handoff.task_id)
         .collect();
     earlier.sort_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at));
-    let Some(first) = earlier.iter().position(|r| same(&r.handoff.from_agent, to)) else {
+    let senders: Vec<String> = earlier
+        .iter()
+        .map(|r| r.handoff().from_agent.clone())
+        .collect();
+    let Some(first) = senders.iter().position(|s| same(s, to)) else {
         return Vec::new();
     };
     let mut chain: Vec<String> = Vec::new();
-    for r in &earlier[first..] {
-        if chain.last().is_none_or(|l| !same(l, &r.handoff.from_agent)) {
-            chain.push(r.handoff.from_agent.trim().to_string());
+    for sender in &senders[first..] {
+        if chain.last().is_none_or(|l| !same(l, sender)) {
+            chain.push(sender.trim().to_string());
         }
     }
     if chain.last().is_none_or(|l| !same(l, &handoff.from_agent)) {
@@ -160,11 +164,12 @@ impl Cx<'_> {
     /// The audience of `rec`, a record of workspace `ws`.
     pub(in crate::app) fn audience(&self, rec: &Record, ws: &str) -> Audience {
         let escalations = rec.meta.route.iter().flat_map(|r| &r.escalations);
+        let handoff = rec.handoff();
         Audience {
             route: self.route_of(rec, ws).map(|r| r.name.clone()),
             escalated_from: escalations.map(|e| e.from.clone()).collect(),
-            sign_off: rec.handoff.sign_off.clone(),
-            sender: crate::routing::sender_index(&rec.handoff, &self.config().agents, ws),
+            sign_off: handoff.sign_off.clone(),
+            sender: crate::routing::sender_index(&handoff, &self.config().agents, ws),
         }
     }
 }

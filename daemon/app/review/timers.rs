@@ -83,7 +83,7 @@ impl Cx<'_> {
             .as_ref()
             .and_then(|key| st.records.get(key))
             .filter(|r| r.is_pending())?;
-        let deadline = rec.handoff.deadline.as_deref().and_then(parse);
+        let deadline = rec.handoff().deadline.as_deref().and_then(parse);
         let escalation = self
             .escalations(rec, &ws.workspace.name)
             .into_iter()
@@ -153,7 +153,7 @@ impl Cx<'_> {
                 }
             }
         }
-        if let Some(f) = rec.handoff.fallback.as_ref() {
+        if let Some(f) = rec.handoff().fallback.as_ref() {
             let unused = routed.escalations.is_empty();
             let at = due_at(revised, f.after_seconds);
             if let Some(at) = at.filter(|_| unused && fits(&f.route)) {
@@ -206,13 +206,13 @@ impl Cx<'_> {
             Some(key),
             data,
         );
-        self.note_audience(key, &rec.handoff, meta.route.as_ref(), &ws.workspace.name);
+        self.note_audience(key, &rec.handoff(), meta.route.as_ref(), &ws.workspace.name);
         rec.meta = meta;
         if let Err(e) = self.emit(ws, event) {
             ws.restore(&old, Some(&before));
             self.note_audience(
                 key,
-                &old.handoff,
+                &old.handoff(),
                 old.meta.route.as_ref(),
                 &ws.workspace.name,
             );
@@ -226,8 +226,8 @@ impl Cx<'_> {
 
 /// The deadline of a pending `rec` that has passed, if any.
 fn expired(rec: &Record, now: OffsetDateTime) -> Option<String> {
-    let deadline = rec.handoff.deadline.as_deref()?;
-    (parse(deadline)? <= now).then(|| deadline.to_string())
+    let deadline = rec.handoff().deadline.clone()?;
+    (parse(&deadline)? <= now).then_some(deadline)
 }
 
 /// The events a crash kept from the log: escalations newer than the last event logged.

@@ -232,14 +232,11 @@ fn load_record(files: &[(String, Vec<u8>)]) -> anyhow::Result<Option<Record>> {
         approvals: quorum::loaded(json(file(APPROVALS)), &sign_offs),
         claim: json(file(CLAIM)),
     };
-    Ok(Some(Record {
-        meta,
-        handoff,
-        value,
-        decision,
-        sign_offs,
-        review,
-    }))
+    let mut record = Record::new(meta, handoff, value, decision);
+    record.sign_offs = sign_offs;
+    record.review = review;
+    record.settle();
+    Ok(Some(record))
 }
 
 /// Reads a JSON file of the store; absent or unreadable: `None`.

@@ -37,7 +37,7 @@ impl App {
         let ws = self.workspace(&d.workspace)?;
         let st = ws.lock();
         let rec = st.records.get(key).filter(|r| r.is_pending())?;
-        let h = &rec.handoff;
+        let h = &rec.handoff();
         use crate::contract::handoff::Classification;
         let class = h.classification.unwrap_or(Classification::Internal);
         let smtp = self.config().smtp.as_ref()?;

@@ -150,7 +150,7 @@ impl App {
         let ws = self.workspace(&ws_name).ok_or_else(missing)?;
         let st = ws.lock();
         let rec = st.records.get(key).ok_or_else(missing)?;
-        let (artifacts, stamps) = (rec.handoff.artifacts.clone(), rec.meta.artifacts.clone());
+        let (artifacts, stamps) = (rec.handoff().artifacts.clone(), rec.meta.artifacts.clone());
         let previous = rec.meta.previous_artifacts.clone();
         let revision = rec.meta.revision;
         drop(st);

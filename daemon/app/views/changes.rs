@@ -104,7 +104,8 @@ impl App {
         let ws = self.served_for(key, actor)?;
         let st = ws.lock();
         let rec = st.records.get(key)?;
-        let now = Version::new(&rec.handoff, Some(&rec.meta.artifacts));
+        let handoff = rec.handoff();
+        let now = Version::new(&handoff, Some(&rec.meta.artifacts));
         let n = rec.meta.revision;
         let earlier: Option<Handoff> = (n > 1)
             .then(|| read_store(&ws.store, &Store::record(key, &rev_file(n - 1))))
@@ -120,7 +121,7 @@ impl App {
         let approved = last_approved(st.records.values(), rec).map(|a| Comparison {
             key: a.meta.key.clone(),
             revision: a.meta.revision,
-            fields: compare(&Version::new(&a.handoff, Some(&a.meta.artifacts)), &now),
+            fields: compare(&Version::new(&a.handoff(), Some(&a.meta.artifacts)), &now),
         });
         Some(Changes {
             revision: n,

@@ -89,7 +89,7 @@ impl App {
             .map(|r| HandoffLine {
                 key: r.meta.key.clone(),
                 title: r
-                    .handoff
+                    .handoff()
                     .title
                     .clone()
                     .unwrap_or_else(|| r.meta.task_id.clone()),

@@ -179,23 +179,24 @@ impl App {
     /// The list's line of `r`, a record of workspace `ws`, as `actor` sees it.
     pub(in crate::app) fn summarize(&self, ws: &str, r: &Record, actor: &Actor) -> Summary {
         let (standing, route) = self.standing(ws, r, actor);
+        let handoff = r.handoff();
         Summary {
             key: r.meta.key.clone(),
             task_id: r.meta.task_id.clone(),
             workspace: ws.to_string(),
-            from_agent: r.handoff.from_agent.clone(),
-            title: r.handoff.title.clone(),
-            trigger: r.handoff.trigger,
-            confidence: r.handoff.confidence,
+            from_agent: handoff.from_agent.clone(),
+            title: handoff.title.clone(),
+            trigger: handoff.trigger,
+            confidence: handoff.confidence,
             state: state_of(r),
             revision: r.meta.revision,
             received_at: r.meta.received_at.clone(),
             outcome: r.decision.as_ref().map(|d| d.outcome),
             decided_by: r.decision.as_ref().map(|d| d.by.clone()),
             decided_at: r.decision.as_ref().map(|d| d.at.clone()),
-            deadline: r.handoff.deadline.clone(),
+            deadline: handoff.deadline.clone(),
             approvals: r.review.approvals.len(),
-            approvals_needed: crate::routing::approvals_needed(route, &r.handoff),
+            approvals_needed: crate::routing::approvals_needed(route, &handoff),
             standing,
         }
     }
@@ -237,10 +238,11 @@ impl App {
         let (standing, route) = self.standing(&ws_name, r, actor);
         let progress = Progress::of(route, r);
         let agents = &self.config().agents;
-        let sender = crate::routing::proven_sender(&r.handoff, agents, &ws_name).map(Into::into);
-        let from_agent_claims_reviewer = self.cx().claims_reviewer(&r.handoff, &ws_name);
+        let handoff = r.handoff();
+        let sender = crate::routing::proven_sender(&handoff, agents, &ws_name).map(Into::into);
+        let from_agent_claims_reviewer = self.cx().claims_reviewer(&handoff, &ws_name);
         let sent_by_you = match actor {
-            Actor::Reviewer { name, .. } => self.cx().is_sender(&r.handoff, &ws_name, name),
+            Actor::Reviewer { name, .. } => self.cx().is_sender(&handoff, &ws_name, name),
             Actor::Agent { .. } => false,
         };
         let (why_not_approve, may_take_over) = match actor {

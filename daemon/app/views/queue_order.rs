@@ -108,12 +108,13 @@ pub(in crate::app) struct Facts {
 impl Facts {
     pub(in crate::app) fn of_record(app: &App, ws: &str, r: &Record) -> Facts {
         let decided_at = r.decision.as_ref().map(|d| Arc::from(d.at.as_str()));
+        let handoff = r.handoff();
         Facts {
             key: Arc::from(r.meta.key.as_str()),
             workspace: Arc::from(ws),
             received_at: Arc::from(r.meta.received_at.as_str()),
-            trigger: r.handoff.trigger,
-            deadline: r.handoff.deadline.as_deref().and_then(nanos),
+            trigger: handoff.trigger,
+            deadline: handoff.deadline.as_deref().and_then(nanos),
             claimed_by: r.claimed().map(|c| Arc::from(c.by.as_str())),
             // The audience of a decided handoff is never asked (nobody may decide it).
             who: match decided_at {
