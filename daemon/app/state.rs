@@ -41,7 +41,9 @@ impl Served {
 
 #[derive(Debug, Default)]
 pub struct WsState {
-    pub records: BTreeMap<String, Record>,
+    /// Boxed: a B-tree node holds room for eleven values, and most workspaces hold a few
+    /// records; eleven slots of a whole record each would cost far more than the records.
+    pub records: BTreeMap<String, Box<Record>>,
     pub pending: Option<String>,
     /// The handoff.json last processed: skip re-processing identical bytes.
     pub current: Option<Current>,

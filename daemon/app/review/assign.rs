@@ -222,7 +222,7 @@ impl Cx<'_> {
         key: &str,
         data: serde_json::Value,
     ) {
-        let assigned = st.records.get(key).and_then(Record::claimed);
+        let assigned = st.records.get(key).and_then(|r| r.claimed());
         let Some(holder) = assigned
             .filter(|c| c.assigned.is_some())
             .map(|c| c.by.clone())

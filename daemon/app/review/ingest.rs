@@ -186,7 +186,7 @@ impl Cx<'_> {
             decision: Some(d),
             meta,
             ..
-        }) = st.records.get(&key)
+        }) = st.records.get(&key).map(|r| &**r)
         {
             if meta.digest != acc.digest && !d.outcome.allows_revision() {
                 problems.push(Problem::new(

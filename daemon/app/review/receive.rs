@@ -107,7 +107,7 @@ impl Cx<'_> {
         self.release_handoff_locks(ws, &acc.doc.from_agent, &paths, &key);
         let record = Record::new(meta, acc.doc, value, None);
         self.hold_artifacts(ws, &record);
-        st.records.insert(key.clone(), record);
+        st.records.insert(key.clone(), Box::new(record));
         st.pending = Some(key.clone());
         self.metrics().received.inc();
         self.metrics().pending.inc();

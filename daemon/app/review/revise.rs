@@ -104,7 +104,7 @@ impl Cx<'_> {
         ws.publish(key, META, Some(&meta_bytes));
         self.remove_root_decision(ws);
         let value = crate::app::state::RawJson::of(&acc.value);
-        *rec = Record::new(meta, acc.doc, value, None);
+        **rec = Record::new(meta, acc.doc, value, None);
         rec.review = Review {
             approvals: Vec::new(),
             claim: if reopening {

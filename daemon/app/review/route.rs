@@ -93,6 +93,7 @@ fn circular(st: &WsState, handoff: &Handoff) -> Vec<String> {
         .records
         .values()
         .filter(|r| r.meta.task_id == handoff.task_id)
+        .map(|r| &**r)
         .collect();
     earlier.sort_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at));
     let senders: Vec<String> = earlier

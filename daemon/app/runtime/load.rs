@@ -79,7 +79,9 @@ pub(in crate::app) fn load(
         match load_record(&files) {
             Ok(Some(record)) => {
                 truths.insert(name, published_from(&files));
-                state.records.insert(record.meta.key.clone(), record);
+                state
+                    .records
+                    .insert(record.meta.key.clone(), Box::new(record));
             }
             Ok(None) => {}
             Err(e) => {

@@ -50,13 +50,13 @@ pub(in crate::app) fn check(
     handoffs: Option<&OpenedDir>,
     store: &Store,
     anchors: &Anchors,
-    records: &BTreeMap<String, Record>,
+    records: &BTreeMap<String, Box<Record>>,
     truths: &mut HashMap<String, Vec<(String, Vec<u8>)>>,
     memo: &Stamps,
 ) -> Checked {
     let known: HashMap<String, &Record> = records
         .values()
-        .map(|r| (key_dir_name(&r.meta.key), r))
+        .map(|r| (key_dir_name(&r.meta.key), &**r))
         .collect();
     let mut found = Vec::new();
     let mut current = HashSet::new();

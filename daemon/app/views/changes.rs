@@ -118,7 +118,7 @@ impl App {
                 &now,
             ),
         });
-        let approved = last_approved(st.records.values(), rec).map(|a| Comparison {
+        let approved = last_approved(st.records.values().map(|r| &**r), rec).map(|a| Comparison {
             key: a.meta.key.clone(),
             revision: a.meta.revision,
             fields: compare(&Version::new(&a.handoff(), Some(&a.meta.artifacts)), &now),
