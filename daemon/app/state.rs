@@ -120,7 +120,8 @@ pub struct Review {
     /// them: they were given to other content).
     pub approvals: Vec<crate::app::model::Approval>,
     /// The last claim made or released; see `Record::claimed` for whether it holds.
-    pub claim: Option<crate::app::model::Claim>,
+    /// Boxed: most records hold none, and a claim inline is 144 bytes in every record.
+    pub claim: Option<Box<crate::app::model::Claim>>,
 }
 
 impl Record {

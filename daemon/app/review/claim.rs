@@ -49,7 +49,7 @@ pub enum ClaimError {
 impl Record {
     /// The claim that holds: made, not released, on a handoff still pending.
     pub fn claimed(&self) -> Option<&Claim> {
-        let claim = self.review.claim.as_ref();
+        let claim = self.review.claim.as_deref();
         claim.filter(|c| self.is_pending() && c.released_at.is_none())
     }
 
@@ -199,11 +199,11 @@ impl Cx<'_> {
         ws.commit(key, CLAIM, &bytes)?;
         if let Err(e) = self.emit(ws, event) {
             // Fail closed: a claim change that is not in the audit log is not made.
-            put_back(ws, key, rec.review.claim.as_ref());
+            put_back(ws, key, rec.review.claim.as_deref());
             return Err(e);
         }
         ws.publish(key, CLAIM, Some(&bytes));
-        rec.review.claim = Some(claim);
+        rec.review.claim = Some(Box::new(claim));
         self.note_claim(&ws.workspace.name, rec);
         Ok(())
     }
@@ -244,7 +244,7 @@ fn put_back(ws: &Served, key: &str, claim: Option<&Claim>) {
 
 /// The events a crash kept from the log: a claim change newer than the last event logged.
 pub(in crate::app) fn recovered(rec: &Record, last: &str, workspace: &str) -> Vec<Event> {
-    let Some(c) = rec.review.claim.as_ref().filter(|_| rec.is_pending()) else {
+    let Some(c) = rec.review.claim.as_deref().filter(|_| rec.is_pending()) else {
         return Vec::new();
     };
     let key = Some(rec.meta.key.as_str());

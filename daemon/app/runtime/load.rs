@@ -232,7 +232,7 @@ fn load_record(files: &[(String, Vec<u8>)]) -> anyhow::Result<Option<Record>> {
     let sign_offs: Vec<_> = json(file(SIGN_OFFS)).unwrap_or_default();
     let review = Review {
         approvals: quorum::loaded(json(file(APPROVALS)), &sign_offs),
-        claim: json(file(CLAIM)),
+        claim: json(file(CLAIM)).map(Box::new),
     };
     let mut record = Record::new(meta, handoff, value, decision);
     record.sign_offs = sign_offs;
