@@ -18,6 +18,7 @@
 //! 5. the database's transactions per handoff over the steady phase (pg_stat_database);
 //! 6. takeover (2 and 3 nodes): kill -9 one node, time until the others serve every workspace,
 //!    beside when its leases expired (the database's clock) and when the first was taken.
+//!
 //! The load average is printed at each step.
 //!
 //! Knobs: BATON_BENCH_WORKSPACES (3000), BATON_BENCH_HANDOFFS (600), BATON_BENCH_RATE (50/s),
