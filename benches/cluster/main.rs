@@ -3,7 +3,10 @@
 //! A private PostgreSQL server (Debian's `postgresql` programs; or BATON_BENCH_DATABASE_URL,
 //! a server whose `postgres` database may create databases), and for 1, 2 and 3 nodes a fresh
 //! database and a fresh tree of W workspaces served by that many `baton serve` processes:
-//! 1. start: until every node is ready and the leases cover every workspace;
+//! 0. the machine's sync latency (bench_support::disk), as the ingest and scale benches do;
+//! 1. start: until every node is ready and the leases cover every workspace, then until the
+//!    shares settle (no node's count changes for a TTL: 3 lease rounds), so the steady phase
+//!    does not run while workspaces move between nodes;
 //! 2. steady: H handoffs by atomic rename at R/s, round-robin, each timed from just before
 //!    `rename()` to its first `handoff.received` on the nodes' SSE streams (p50, p99);
 //! 3. received once: each key's `handoff.received` counted in every workspace's audit log,
@@ -13,7 +16,10 @@
 //! 4. decisions: D of them decided through the node that received them, timed from the
 //!    request to `decision.json` in the workspace;
 //! 5. the database's transactions per handoff over the steady phase (pg_stat_database);
-//! 6. takeover (2 and 3 nodes): kill -9 one node, time until the others serve every workspace.
+//! 6. takeover (2 and 3 nodes): kill -9 one node, time until the others serve every workspace,
+//!    beside when its leases expired (the database's clock) and when the first was taken.
+//!
+//! The load average is printed at each step.
 //!
 //! Knobs: BATON_BENCH_WORKSPACES (3000), BATON_BENCH_HANDOFFS (600), BATON_BENCH_RATE (50/s),
 //! BATON_BENCH_DECISIONS (100), BATON_BENCH_NODES (1,2,3), BATON_BENCH_TTL (5 s).
@@ -24,6 +30,7 @@ mod node;
 mod postgres;
 
 use anyhow::{bail, Result};
+use bench_support::disk;
 use node::Node;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -66,6 +73,10 @@ fn main() -> Result<()> {
         .split(',')
         .filter_map(|n| n.trim().parse().ok())
         .collect();
+    let probe = tempfile::tempdir()?;
+    let disk = disk::Disk::measure(probe.path())?;
+    drop(probe);
+    disk.print(None);
     let pg = postgres::Server::start()?;
     let hook = hook::Receiver::start()?;
     println!("baton cluster benchmark, release build: {}", node::BIN);
@@ -117,7 +128,18 @@ fn run(pg: &postgres::Server, hook: &hook::Receiver, nodes: usize, k: &Knobs) ->
         return Err(e);
     }
     let start = started.elapsed();
-    let shares: Vec<usize> = running.iter().map(|n| n.served().unwrap_or(0)).collect();
+    println!(
+        "{nodes} node(s): leases cover all after {:.1} s; load {}",
+        start.as_secs_f64(),
+        loadavg()
+    );
+    let shares = settle(&running, k)?;
+    let settled = started.elapsed();
+    println!(
+        "{nodes} node(s): shares settled {shares:?} after {:.1} s; load {}",
+        settled.as_secs_f64(),
+        loadavg()
+    );
 
     // Opened once every node is up: a stream relays the nodes live when it opened.
     let streams = running
@@ -135,8 +157,9 @@ fn run(pg: &postgres::Server, hook: &hook::Receiver, nodes: usize, k: &Knobs) ->
     );
     let decided = decide(&running, &workspaces, &received, k.decisions)?;
     let mut line = format!(
-        "{nodes} node(s): start {:.1} s (the last node listening after {:.1} s; shares {shares:?}); rename -> SSE p50 {:.2} ms p99 {:.2} ms ({} received at {:.1}/s); decision -> decision.json p50 {:.2} ms p99 {:.2} ms; {per_handoff:.1} database transactions per handoff",
+        "{nodes} node(s): start {:.1} s, settled {:.1} s (the last node listening after {:.1} s; shares {shares:?}); rename -> SSE p50 {:.2} ms p99 {:.2} ms ({} received at {:.1}/s); decision -> decision.json p50 {:.2} ms p99 {:.2} ms; {per_handoff:.1} database transactions per handoff",
         start.as_secs_f64(),
+        settled.as_secs_f64(),
         up.as_secs_f64(),
         pct(&received_ms(&received), 50.0),
         pct(&received_ms(&received), 99.0),
@@ -145,18 +168,33 @@ fn run(pg: &postgres::Server, hook: &hook::Receiver, nodes: usize, k: &Knobs) ->
         pct(&decided, 50.0),
         pct(&decided, 99.0),
     );
+    line += &format!("; load {}", loadavg());
     if nodes > 1 {
         let victim = running.remove(0);
+        let before = served(&running)?;
         let killed = Instant::now();
         victim.kill9();
+        // When the victim's last lease expires (database clock), read right after the kill.
+        let (expire_in, victim_leases) = pg.leases_expire_in(&url, "n0")?;
+        let mut first_taken = None;
         wait_for(
             "the survivors serve every workspace",
             Duration::from_secs(600),
-            || Ok(served(&running)? == k.workspaces),
+            || {
+                let now = served(&running)?;
+                if now > before && first_taken.is_none() {
+                    first_taken = Some(killed.elapsed());
+                }
+                Ok(now == k.workspaces)
+            },
         )?;
+        let taken = killed.elapsed();
         line += &format!(
-            "; takeover after kill -9 {:.1} s",
-            killed.elapsed().as_secs_f64()
+            "; takeover after kill -9 {:.1} s (its {victim_leases} leases expired {:.1} s after the kill, the first served again after {:.1} s; load {})",
+            taken.as_secs_f64(),
+            expire_in,
+            first_taken.unwrap_or(taken).as_secs_f64(),
+            loadavg()
         );
     }
     println!("{line}");
@@ -337,6 +375,34 @@ fn throughput(received: &Received) -> f64 {
     match (first, last) {
         (Some(first), Some(last)) => received.len() as f64 / (last - first).as_secs_f64(),
         _ => f64::NAN,
+    }
+}
+
+/// Waits until no node's share changed for a TTL (three lease rounds: a node gives up a
+/// tenth of its surplus each round), every node serving some; returns the shares.
+fn settle(nodes: &[Node], k: &Knobs) -> Result<Vec<usize>> {
+    let quiet = Duration::from_secs(k.ttl);
+    let begin = Instant::now();
+    let mut last: Vec<usize> = Vec::new();
+    let mut since = Instant::now();
+    loop {
+        let shares = nodes
+            .iter()
+            .map(|n| n.served())
+            .collect::<Result<Vec<_>>>()?;
+        if shares != last {
+            last = shares;
+            since = Instant::now();
+        } else if since.elapsed() >= quiet
+            && last.iter().sum::<usize>() == k.workspaces
+            && last.iter().all(|n| *n > 0)
+        {
+            return Ok(last);
+        }
+        if begin.elapsed() > Duration::from_secs(600) {
+            bail!("the shares never settled: {last:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
     }
 }
 

@@ -98,6 +98,18 @@ impl Server {
 }
 
 impl Server {
+    /// Seconds from now until the last lease `node` holds expires (by the database's clock;
+    /// negative once all have expired), and how many it holds.
+    pub fn leases_expire_in(&self, url: &str, node: &str) -> Result<(f64, i64)> {
+        let mut client = postgres::Client::connect(url, postgres::NoTls)?;
+        let row = client.query_one(
+            "SELECT COALESCE(EXTRACT(EPOCH FROM max(expires_at) - now())::float8, 0), count(*) \
+             FROM leases WHERE node = $1",
+            &[&node],
+        )?;
+        Ok((row.get(0), row.get(1)))
+    }
+
     /// Each handoff key's deliveries of `event` in the outbox rows (distinct ids: a delivery
     /// is one row however often it is tried).
     pub fn deliveries_by_key(&self, url: &str, event: &str) -> Result<HashMap<String, usize>> {

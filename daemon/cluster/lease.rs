@@ -53,6 +53,9 @@ pub struct Renewal {
     pub surplus: Vec<String>,
     /// Leases of workspaces no longer served here since the last round: give them up now.
     pub release: Vec<String>,
+    /// How many leases another node held at the last round and none holds now (expired, or
+    /// given up): the workspaces waiting here may be taken at once.
+    pub freed: usize,
 }
 
 impl Leases {
@@ -239,7 +242,7 @@ impl Leases {
             let _one = self.renewing.lock().unwrap_or_else(|e| e.into_inner());
             self.refresh(&mut client)?;
         }
-        let elsewhere = client
+        let elsewhere: std::collections::HashSet<String> = client
             .query(
                 concat!(
                     "SELECT tag FROM leases WHERE node <> $1 AND expires_at > ",
@@ -253,6 +256,7 @@ impl Leases {
         let mut held = self.lock();
         let lost = std::mem::take(&mut held.lost);
         held.retiring.retain(|t| !lost.contains(t));
+        let freed = held.elsewhere.difference(&elsewhere).count();
         held.elsewhere = elsewhere;
         // Those to give up stay retiring until `release` gives each up: `acquire` refuses
         // them meanwhile. (Taken out here, a workspace found waiting in between was taken
@@ -269,6 +273,7 @@ impl Leases {
             lost,
             surplus,
             release,
+            freed,
         })
     }
 

@@ -59,6 +59,12 @@ impl App {
                 for tag in renewal.surplus {
                     self.unserve(&tag);
                 }
+                if renewal.freed > 0 && !self.inner.runtime.waiting().is_empty() {
+                    self.inner
+                        .runtime
+                        .retry_waiting
+                        .store(true, std::sync::atomic::Ordering::Release);
+                }
                 for tag in renewal.release {
                     if let Err(e) = cluster.leases.release(&tag) {
                         tracing::warn!(workspace = %tag, error = %e, "cannot give the lease up; it expires instead");

@@ -33,6 +33,10 @@ pub(in crate::app) struct Runtime {
     pub owners: Mutex<HashMap<PathBuf, Option<String>>>,
     /// Workspaces another daemon serves, tried again every few seconds.
     pub waiting: Mutex<BTreeMap<PathBuf, Workspace>>,
+    /// Set by a lease round that found leases held elsewhere free now (expired or given up):
+    /// the ingest thread tries the waiting workspaces at once rather than at its next retry,
+    /// so a dead node's workspaces are taken as soon as a round sees their leases expired.
+    pub retry_waiting: AtomicBool,
     /// Workspaces that could not be opened (see `serving`), tried again every few seconds.
     pub unserved: Mutex<BTreeMap<PathBuf, serving::Unserved>>,
     /// Set once the start-up scan has processed every workspace.
@@ -54,6 +58,7 @@ impl Runtime {
             },
             owners: Mutex::default(),
             waiting: Mutex::default(),
+            retry_waiting: AtomicBool::new(false),
             unserved: Mutex::default(),
             ready: AtomicBool::new(false),
             failing: OnceLock::new(),

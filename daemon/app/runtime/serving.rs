@@ -158,6 +158,15 @@ impl App {
         owners.remove(&ws.root);
     }
 
+    /// Whether the waiting workspaces should be tried now (a lease round found leases free
+    /// that were held elsewhere); asking clears it.
+    pub fn retry_waiting_now(&self) -> bool {
+        self.inner
+            .runtime
+            .retry_waiting
+            .swap(false, std::sync::atomic::Ordering::AcqRel)
+    }
+
     /// Workspaces another daemon served when last tried (the ingest thread tries them again).
     pub fn waiting_workspaces(&self) -> Vec<Workspace> {
         let waiting = self.inner.runtime.waiting();

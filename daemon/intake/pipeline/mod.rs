@@ -198,7 +198,9 @@ impl Pipeline {
                 ready_by = None;
                 self.app.set_ready();
             }
-            if Instant::now() >= next_takeover {
+            // At once when a lease round found leases free (a dead node's, expired).
+            let nudged = self.app.retry_waiting_now();
+            if nudged || Instant::now() >= next_takeover {
                 // Workspaces another daemon served: adopted once its owner lock is free.
                 for ws in self.app.waiting_workspaces() {
                     self.dispatch(Item::Discover(ws.root), Instant::now(), false);
