@@ -218,3 +218,42 @@ fn a_restart_loads_every_workspace_at_once_and_keeps_every_record_and_copy() {
         .join(".baton/handoffs/kept-02/decision.json");
     assert!(decision.exists(), "the decided record's copy is whole");
 }
+
+/// The pollers' (rounds, stats, listings) from /metrics.
+fn poll_totals(d: &crate::util::Daemon) -> (u64, u64, u64) {
+    let text = d.metrics();
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    };
+    (
+        value("baton_poll_rounds_total"),
+        value("baton_poll_stats_total"),
+        value("baton_poll_listings_total"),
+    )
+}
+
+#[test]
+fn a_poll_round_stats_the_folders_and_the_handoff_files_not_every_file_of_a_workspace() {
+    let mut env = TestEnv::with_config("poll_ms = 100");
+    let ws = env.ws("alpha");
+    // An agent's own files beside the handoff: a walking poller stats each of them every round.
+    for i in 0..300 {
+        std::fs::write(ws.join(format!("notes-{i}.txt")), "draft").unwrap();
+    }
+    let d = env.start();
+    let first = poll_totals(&d);
+    wait_long("10 poll rounds", || poll_totals(&d).0 >= first.0 + 10);
+    let (rounds, stats, _) = poll_totals(&d);
+    let per_round = (stats - first.1) / (rounds - first.0);
+    assert!(
+        per_round < 30,
+        "{per_round} stats a round for one workspace: the folders and the named files only"
+    );
+    // A handoff renamed into place moves the root's mtime: the root is listed, and it is seen.
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("polled-lean")));
+    d.wait_until("the polled handoff", || d.handoffs("pending").len() == 1);
+    let listed = poll_totals(&d).2;
+    assert!(listed > first.2, "the root was listed when its mtime moved");
+}
