@@ -98,6 +98,8 @@ fn stat(path: &Path) -> Option<Metadata> {
 #[derive(Debug)]
 struct Entry {
     dir: bool,
+    /// A file stated every round (of a recursive watch, or named by the owner).
+    each_round: bool,
     /// For the files stated each round: the last stamp seen (None: could not be stated).
     stamp: Option<Stamp>,
 }
@@ -112,7 +114,9 @@ struct Folder {
 }
 
 struct Shared {
-    folders: Mutex<BTreeMap<PathBuf, Folder>>,
+    /// Baselines taken by `add`, for the poller's thread to take in at its next round: the
+    /// folders themselves are the thread's alone, so a round neither copies nor locks them.
+    added: Mutex<Vec<Added>>,
     named: Named,
     stop: AtomicBool,
     wake: (Mutex<()>, Condvar),
@@ -131,7 +135,7 @@ impl Poller {
         overflow: Arc<AtomicBool>,
     ) -> std::io::Result<Poller> {
         let shared = Arc::new(Shared {
-            folders: Mutex::new(BTreeMap::new()),
+            added: Mutex::new(Vec::new()),
             named,
             stop: AtomicBool::new(false),
             wake: (Mutex::new(()), Condvar::new()),
@@ -154,14 +158,11 @@ impl Poller {
         let mut found = BTreeMap::new();
         let mut ignored = Vec::new();
         baseline(dir, recursive, self.shared.named, &mut found, &mut ignored);
-        let mut folders = lock(&self.shared.folders);
-        // The new baseline replaces the old one; a folder under it watched on its own (a
-        // workspace root's `checkpoints/`) stays.
-        folders.remove(dir);
-        if recursive {
-            drop_subfolders(&mut folders, dir);
-        }
-        folders.extend(found);
+        lock(&self.shared.added).push(Added {
+            dir: dir.to_path_buf(),
+            recursive,
+            found,
+        });
         Ok(())
     }
 }
@@ -174,11 +175,19 @@ impl Drop for Poller {
     }
 }
 
+/// A folder's baseline as `add` took it.
+struct Added {
+    dir: PathBuf,
+    recursive: bool,
+    found: BTreeMap<PathBuf, Folder>,
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn run(shared: &Shared, interval: Duration, tx: &SyncSender<Signal>, overflow: &AtomicBool) {
+    let mut folders: BTreeMap<PathBuf, Folder> = BTreeMap::new();
     loop {
         {
             let guard = lock(&shared.wake.0);
@@ -190,18 +199,18 @@ fn run(shared: &Shared, interval: Duration, tx: &SyncSender<Signal>, overflow: &
         if shared.stop.load(Ordering::Acquire) {
             return;
         }
-        // The round works on the folders taken out, so `add` (a worker adopting a workspace)
-        // never waits for a round; what it added meanwhile wins over the round's copy.
-        let mut folders = std::mem::take(&mut *lock(&shared.folders));
+        for added in std::mem::take(&mut *lock(&shared.added)) {
+            // The new baseline replaces the old one; a folder under it watched on its own (a
+            // workspace root's `checkpoints/`) stays.
+            folders.remove(&added.dir);
+            if added.recursive {
+                drop_subfolders(&mut folders, &added.dir);
+            }
+            folders.extend(added.found);
+        }
         let mut changed = Vec::new();
         round(&mut folders, shared.named, &shared.stop, &mut changed);
         ROUNDS.fetch_add(1, Ordering::Relaxed);
-        {
-            let mut now = lock(&shared.folders);
-            for (path, folder) in folders {
-                now.entry(path).or_insert(folder);
-            }
-        }
         if !changed.is_empty()
             && tx
                 .try_send(Signal::Changed {
@@ -215,31 +224,27 @@ fn run(shared: &Shared, interval: Duration, tx: &SyncSender<Signal>, overflow: &
     }
 }
 
-/// One round over every folder; the paths that changed go into `changed`.
+/// One round over every folder; the paths that changed go into `changed`. The folders whose
+/// stamp moved are listed after the pass over all (listing adds and drops folders).
 fn round(
     folders: &mut BTreeMap<PathBuf, Folder>,
     named: Named,
     stop: &AtomicBool,
     changed: &mut Vec<PathBuf>,
 ) {
-    let paths: Vec<PathBuf> = folders.keys().cloned().collect();
-    for path in paths {
+    let mut to_list = Vec::new();
+    let mut gone_trees = Vec::new();
+    for (path, folder) in folders.iter_mut() {
         if stop.load(Ordering::Relaxed) {
             return;
         }
-        // A sub-folder removed earlier in this round is gone from the map.
-        let Some(folder) = folders.get_mut(&path) else {
-            continue;
-        };
-        let now = stat(&path).filter(Metadata::is_dir).map(|m| Stamp::of(&m));
+        let now = stat(path).filter(Metadata::is_dir).map(|m| Stamp::of(&m));
         let Some(stamp) = now else {
             if folder.stamp.take().is_some() {
                 changed.push(path.clone());
-                let gone: Vec<OsString> = folder.entries.drain().map(|(n, _)| n).collect();
-                changed.extend(gone.iter().map(|n| path.join(n)));
-                let recursive = folder.recursive;
-                if recursive {
-                    drop_subfolders(folders, &path);
+                changed.extend(folder.entries.drain().map(|(n, _)| path.join(n)));
+                if folder.recursive {
+                    gone_trees.push(path.clone());
                 }
             }
             continue;
@@ -256,26 +261,36 @@ fn round(
                 changed.push(path.clone());
             }
             folder.stamp = Some(stamp);
-            relist(folders, &path, named, changed);
-        }
-        let Some(folder) = folders.get_mut(&path) else {
+            to_list.push(path.clone());
             continue;
-        };
-        let recursive = folder.recursive;
-        for (name, entry) in folder.entries.iter_mut() {
-            if entry.dir {
-                continue;
-            }
-            let file = path.join(name);
-            if !recursive && !named(&file) {
-                continue;
-            }
-            let now = stat(&file).map(|m| Stamp::of(&m));
-            if now != entry.stamp {
-                entry.stamp = now;
-                changed.push(file);
-            }
         }
+        stat_files(path, folder, changed);
+    }
+    for path in gone_trees {
+        drop_subfolders(folders, &path);
+    }
+    for path in to_list {
+        relist(folders, &path, named, changed);
+        if let Some(folder) = folders.get_mut(&path) {
+            stat_files(&path, folder, changed);
+        }
+    }
+}
+
+/// Stats the folder's files that are stated every round; those that changed go into `changed`.
+fn stat_files(path: &Path, folder: &mut Folder, changed: &mut Vec<PathBuf>) {
+    let mut file = path.to_path_buf();
+    for (name, entry) in folder.entries.iter_mut() {
+        if !entry.each_round {
+            continue;
+        }
+        file.push(name);
+        let now = stat(&file).map(|m| Stamp::of(&m));
+        if now != entry.stamp {
+            entry.stamp = now;
+            changed.push(file.clone());
+        }
+        file.pop();
     }
 }
 
@@ -306,13 +321,16 @@ fn relist(
                     gone_dirs.push(full.clone());
                 }
                 changed.push(full.clone());
-                let stamp = (!dir && (recursive || named(&full)))
-                    .then(|| stat(&full).map(|m| Stamp::of(&m)))
-                    .flatten();
+                let each_round = !dir && (recursive || named(&full));
+                // Stated now, with the folder's other files (`stat_files`), after the listing.
                 if dir && recursive {
                     new_dirs.push(full);
                 }
-                Entry { dir, stamp }
+                Entry {
+                    dir,
+                    each_round,
+                    stamp: None,
+                }
             }
         };
         entries.insert(name, entry);
@@ -369,14 +387,22 @@ fn baseline(
     let mut entries = HashMap::with_capacity(listed.len());
     for (name, is_dir) in listed {
         let full = dir.join(&name);
-        let stamp = (!is_dir && (recursive || named(&full)))
+        let each_round = !is_dir && (recursive || named(&full));
+        let stamp = each_round
             .then(|| stat(&full).map(|m| Stamp::of(&m)))
             .flatten();
         if is_dir && recursive {
             baseline(&full, true, named, found, seen);
         }
         seen.push(full);
-        entries.insert(name, Entry { dir: is_dir, stamp });
+        entries.insert(
+            name,
+            Entry {
+                dir: is_dir,
+                each_round,
+                stamp,
+            },
+        );
     }
     found.insert(
         dir.to_path_buf(),
