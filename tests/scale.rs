@@ -257,3 +257,17 @@ fn a_poll_round_stats_the_folders_and_the_handoff_files_not_every_file_of_a_work
     let listed = poll_totals(&d).2;
     assert!(listed > first.2, "the root was listed when its mtime moved");
 }
+
+#[test]
+fn a_workspace_adopted_while_running_is_searched_too() {
+    // The search indexer lists the workspaces again only when their count moves: the late one
+    // must still be covered (its inbox/ watched and read).
+    let mut env = TestEnv::new();
+    let d = env.start();
+    let late = env.init("late");
+    d.wait_until("late workspace adopted", || d.health()["workspaces"] == 2);
+    write_atomic(&late.join("inbox/notes.txt"), b"a quokka sighting");
+    d.wait_until("the late workspace's artifact found", || {
+        d.get("/api/v1/search?q=quokka").1["total"] == 1
+    });
+}
