@@ -2,7 +2,8 @@
 //! workspaces while nothing happens, and liveness that agents read from the daemon's life
 //! lock rather than from a file rewritten in every workspace.
 
-use crate::util::{baton, bytes, handoff, write_atomic, TestEnv};
+use crate::util::{baton, bytes, handoff, write_atomic, write_in_place, TestEnv};
+use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -269,5 +270,30 @@ fn a_workspace_adopted_while_running_is_searched_too() {
     write_atomic(&late.join("inbox/notes.txt"), b"a quokka sighting");
     d.wait_until("the late workspace's artifact found", || {
         d.get("/api/v1/search?q=quokka").1["total"] == 1
+    });
+}
+
+#[test]
+fn a_handoff_rewritten_in_place_is_seen_while_polled() {
+    // A rewrite in place moves no folder's mtime: the poller sees it by the handoff file's own
+    // stat, every round.
+    let mut env = TestEnv::with_config("poll_ms = 100");
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let doc = handoff("in-place");
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("revision 1", || {
+        d.get("/api/v1/handoffs/in-place").1["revision"] == 1
+    });
+    let mut revised = doc.clone();
+    revised["confidence"] = json!(0.9);
+    write_in_place(
+        &ws.join("handoff.json"),
+        &bytes(&revised),
+        1,
+        Duration::ZERO,
+    );
+    d.wait_until("revision 2", || {
+        d.get("/api/v1/handoffs/in-place").1["revision"] == 2
     });
 }
