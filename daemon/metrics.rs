@@ -151,6 +151,7 @@ impl Default for Metrics {
             m.leases_held.clone(),
         );
         registry.register_collector(Box::new(Syncs));
+        registry.register_collector(Box::new(Polls));
         registry.register(
             "tamper_alerts",
             "Tampering found in workspaces and not yet acknowledged (baton audit ack)",
@@ -225,6 +226,39 @@ impl Collector for Syncs {
                 kind: kind.as_str().into(),
             };
             ConstCounter::new(*seconds).encode(family.encode_family(&label)?)?;
+        }
+        Ok(())
+    }
+}
+
+/// The pollers' rounds, stats and listings (network mounts, `poll_ms`), read at each scrape
+/// from the counters the pollers keep: a round should cost a few stats per workspace.
+#[derive(Debug)]
+struct Polls;
+
+impl Collector for Polls {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let t = crate::watch::poll_totals();
+        for (name, help, value) in [
+            (
+                "poll_rounds",
+                "Polling rounds made (network mounts, poll_ms)",
+                t.rounds,
+            ),
+            (
+                "poll_stats",
+                "Stats made by the pollers (folders and named files)",
+                t.stats,
+            ),
+            (
+                "poll_listings",
+                "Folders listed by the pollers (their stamp moved)",
+                t.listings,
+            ),
+        ] {
+            let counter = ConstCounter::new(value);
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
         }
         Ok(())
     }

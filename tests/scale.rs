@@ -2,7 +2,8 @@
 //! workspaces while nothing happens, and liveness that agents read from the daemon's life
 //! lock rather than from a file rewritten in every workspace.
 
-use crate::util::{baton, bytes, handoff, write_atomic, TestEnv};
+use crate::util::{baton, bytes, handoff, write_atomic, write_in_place, TestEnv};
+use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -217,4 +218,82 @@ fn a_restart_loads_every_workspace_at_once_and_keeps_every_record_and_copy() {
         .ws(&names[2])
         .join(".baton/handoffs/kept-02/decision.json");
     assert!(decision.exists(), "the decided record's copy is whole");
+}
+
+/// The pollers' (rounds, stats, listings) from /metrics.
+fn poll_totals(d: &crate::util::Daemon) -> (u64, u64, u64) {
+    let text = d.metrics();
+    let value = |name: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("{name} missing from /metrics"))
+    };
+    (
+        value("baton_poll_rounds_total"),
+        value("baton_poll_stats_total"),
+        value("baton_poll_listings_total"),
+    )
+}
+
+#[test]
+fn a_poll_round_stats_the_folders_and_the_handoff_files_not_every_file_of_a_workspace() {
+    let mut env = TestEnv::with_config("poll_ms = 100");
+    let ws = env.ws("alpha");
+    // An agent's own files beside the handoff: a walking poller stats each of them every round.
+    for i in 0..300 {
+        std::fs::write(ws.join(format!("notes-{i}.txt")), "draft").unwrap();
+    }
+    let d = env.start();
+    let first = poll_totals(&d);
+    wait_long("10 poll rounds", || poll_totals(&d).0 >= first.0 + 10);
+    let (rounds, stats, _) = poll_totals(&d);
+    let per_round = (stats - first.1) / (rounds - first.0);
+    assert!(
+        per_round < 30,
+        "{per_round} stats a round for one workspace: the folders and the named files only"
+    );
+    // A handoff renamed into place moves the root's mtime: the root is listed, and it is seen.
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("polled-lean")));
+    d.wait_until("the polled handoff", || d.handoffs("pending").len() == 1);
+    let listed = poll_totals(&d).2;
+    assert!(listed > first.2, "the root was listed when its mtime moved");
+}
+
+#[test]
+fn a_workspace_adopted_while_running_is_searched_too() {
+    // The search indexer lists the workspaces again only when their count moves: the late one
+    // must still be covered (its inbox/ watched and read).
+    let mut env = TestEnv::new();
+    let d = env.start();
+    let late = env.init("late");
+    d.wait_until("late workspace adopted", || d.health()["workspaces"] == 2);
+    write_atomic(&late.join("inbox/notes.txt"), b"a quokka sighting");
+    d.wait_until("the late workspace's artifact found", || {
+        d.get("/api/v1/search?q=quokka").1["total"] == 1
+    });
+}
+
+#[test]
+fn a_handoff_rewritten_in_place_is_seen_while_polled() {
+    // A rewrite in place moves no folder's mtime: the poller sees it by the handoff file's own
+    // stat, every round.
+    let mut env = TestEnv::with_config("poll_ms = 100");
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let doc = handoff("in-place");
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("revision 1", || {
+        d.get("/api/v1/handoffs/in-place").1["revision"] == 1
+    });
+    let mut revised = doc.clone();
+    revised["confidence"] = json!(0.9);
+    write_in_place(
+        &ws.join("handoff.json"),
+        &bytes(&revised),
+        1,
+        Duration::ZERO,
+    );
+    d.wait_until("revision 2", || {
+        d.get("/api/v1/handoffs/in-place").1["revision"] == 2
+    });
 }

@@ -350,6 +350,11 @@ impl App {
         self.inner.registry.all()
     }
 
+    /// How many workspaces are served (only ever added: see `Registry::count`).
+    pub fn workspaces_served(&self) -> usize {
+        self.inner.registry.count()
+    }
+
     pub fn workspace(&self, name: &str) -> Option<Arc<Served>> {
         self.inner.registry.get(name)
     }
@@ -379,10 +384,9 @@ impl App {
     /// one sync (about once a second, and at shutdown).
     pub fn flush_anchors(&self) {
         let moved: Vec<(Arc<Served>, crate::audit::Anchor)> = self
-            .workspaces()
-            .into_iter()
-            .filter_map(|ws| ws.audit.anchor_to_flush().map(|a| (ws, a)))
-            .collect();
+            .inner
+            .registry
+            .pick(|ws| ws.audit.anchor_to_flush().map(|a| (ws.clone(), a)));
         if moved.is_empty() {
             return;
         }

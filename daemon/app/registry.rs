@@ -32,6 +32,22 @@ impl Registry {
         all.values().cloned().collect()
     }
 
+    /// `pick` of every workspace served, where it gives one; under the read lock, without a
+    /// copy of the list (the once-a-second anchor flush asks all 10,000 and picks few).
+    pub fn pick<T>(&self, pick: impl FnMut(&Arc<Served>) -> Option<T>) -> Vec<T> {
+        let all = self.workspaces.read().expect("lock holders never panic");
+        all.values().filter_map(pick).collect()
+    }
+
+    /// How many workspaces are served. They are only ever added, so a reader that listed
+    /// them knows from this alone whether its list is still whole.
+    pub fn count(&self) -> usize {
+        self.workspaces
+            .read()
+            .expect("lock holders never panic")
+            .len()
+    }
+
     pub fn get(&self, name: &str) -> Option<Arc<Served>> {
         let all = self.workspaces.read().expect("lock holders never panic");
         all.get(name).cloned()

@@ -385,7 +385,11 @@ impl AuditLog {
     /// a second, and at shutdown), or `None`. Taken under the head's lock, so its generation
     /// orders it with the anchors appends write.
     pub fn anchor_to_flush(&self) -> Option<Anchor> {
-        if !self.anchor_stale.swap(false, Ordering::AcqRel) {
+        // Asked of every workspace every second: a plain read first, since a swap writes the
+        // flag's cache line even when it was clear.
+        if !self.anchor_stale.load(Ordering::Acquire)
+            || !self.anchor_stale.swap(false, Ordering::AcqRel)
+        {
             return None;
         }
         let head = self.head.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,5 +1,5 @@
-//! Catch-up: reconcile whole workspaces against what is on disk, at start-up (with a walk of
-//! every tree, on several threads) and on rescans (by the ingest workers). Workspaces are independent and most of the cost is waiting on
+//! Catch-up: reconcile whole workspaces against what is on disk, at start-up (on several
+//! threads, counting the entries of each root and `checkpoints/`) and on rescans (by the ingest workers). Workspaces are independent and most of the cost is waiting on
 //! fsync of newly recorded state, so several threads work at once and their waits overlap.
 
 use crate::app::{App, Served};
@@ -97,10 +97,11 @@ fn unjudged_and_invalid(ws: &Served, limits: &Limits) -> bool {
     !judged(answer.as_ref().and_then(|d| d.handoff_sha256.as_ref()))
 }
 
-/// Entries (files and folders) of a workspace tree. Symlinks are not followed.
+/// Entries (files and folders) of the folders a catch-up reconciles: the workspace root and
+/// its `checkpoints/`. Not the whole tree: `.baton/` holds every record's published copies
+/// (some 70 entries and a dozen folders a workspace at 11 records), and walking it at every
+/// start only to count them was an open and a listing per record folder.
 fn count_entries(root: &Path) -> u64 {
-    walkdir::WalkDir::new(root)
-        .into_iter()
-        .filter_map(Result::ok)
-        .count() as u64
+    let count = |dir: &Path| std::fs::read_dir(dir).map_or(0, |d| d.count() as u64);
+    count(root) + count(&root.join(workspace::CHECKPOINTS_DIR))
 }

@@ -67,6 +67,7 @@ impl App {
     pub fn start_search(&self) -> Option<std::thread::JoinHandle<()>> {
         let search = self.inner.search.as_ref()?;
         let app = self.clone();
+        let counted = self.clone();
         let feed = Feed {
             workspaces: Arc::new(move || {
                 app.workspaces()
@@ -74,6 +75,7 @@ impl App {
                     .map(|w| w.workspace.clone())
                     .collect()
             }),
+            served: Arc::new(move || counted.workspaces_served()),
             events: self.subscribe(),
             shutdown: self.shutdown_token(),
             poll: self.config().poll,

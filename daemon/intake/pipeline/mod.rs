@@ -79,6 +79,18 @@ impl Item {
     }
 }
 
+/// The files of the folders watched non-recursively whose content `classify` cares about: a
+/// poller stats them every round, as an in-place rewrite moves no folder's mtime. The others
+/// (an agent's own files beside the handoff) are seen as they come and go.
+fn worth_a_stat(path: &Path) -> bool {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let parent = path.parent().and_then(Path::file_name);
+    HANDOFF_FILES.contains(&name)
+        || (parent.is_some_and(|p| p == CHECKPOINTS_DIR) && name.ends_with(".json"))
+        || (name == crate::locks::TABLE_FILE
+            && parent.is_some_and(|p| p == crate::locks::LOCKS_DIR))
+}
+
 struct Pipeline {
     app: App,
     rx: Receiver<Signal>,
@@ -102,7 +114,7 @@ pub fn spawn(app: App, shutdown: CancellationToken) -> anyhow::Result<std::threa
     let overflow = Arc::new(AtomicBool::new(false));
     let interval = app.config().poll.unwrap_or(Duration::from_secs(2));
     app.connect_intake(tx.clone(), overflow.clone());
-    let watch = Watch::new(tx, overflow.clone(), interval)?;
+    let watch = Watch::new(tx, overflow.clone(), interval)?.naming(worth_a_stat);
     let watches = Arc::new(Watches::new(app.clone(), watch));
     let (report, reports) = channel();
     let worker = Worker {

@@ -38,6 +38,9 @@ const MAX_PATHS: usize = 256;
 pub struct Feed {
     /// The workspaces served now (new ones are adopted while running).
     pub workspaces: Arc<dyn Fn() -> Vec<Workspace> + Send + Sync>,
+    /// How many are served: they are only ever added, so the list is taken again only when
+    /// this moves (a copy of 10,000 workspaces every 2 s was most of an idle daemon's CPU).
+    pub served: Arc<dyn Fn() -> usize + Send + Sync>,
     pub events: broadcast::Receiver<Event>,
     pub shutdown: CancellationToken,
     /// Polling interval for workspaces that are polled (network mounts, `poll_ms`).
@@ -167,12 +170,13 @@ impl Indexer {
                 None
             }
         };
-        let mut all = (feed.workspaces)();
+        let mut listed = (feed.served)();
+        let mut all = Listing::new((feed.workspaces)());
         if let Some(w) = watching.as_mut() {
-            all.iter().for_each(|ws| w.cover(ws));
+            all.all.iter().for_each(|ws| w.cover(ws));
         }
         let started = Instant::now();
-        self.full(&all, false, &mut |_| {});
+        self.full(&all.all, false, &mut |_| {});
         self.flush();
         tracing::info!(
             seconds = started.elapsed().as_secs_f64(),
@@ -187,7 +191,7 @@ impl Indexer {
         let mut next_check = Instant::now() + lost::CHECK;
         while !feed.shutdown.is_cancelled() {
             if Instant::now() >= next_check {
-                self.keep_index(&all, &feed.lost);
+                self.keep_index(&all.all, &feed.lost);
                 next_check = Instant::now() + lost::CHECK;
             }
             // No wait for signals while the periodic reconcile has workspaces to visit.
@@ -198,44 +202,56 @@ impl Indexer {
             };
             self.take_signals(&rx, &all, &mut dirty, wait);
             if overflow.swap(false, Ordering::AcqRel) {
-                all.iter().for_each(|ws| mark(&mut dirty, &ws.name, None));
+                all.all
+                    .iter()
+                    .for_each(|ws| mark(&mut dirty, &ws.name, None));
             }
             loop {
                 match feed.events.try_recv() {
                     Ok(event) => mark(&mut dirty, &event.workspace, None),
-                    Err(TryRecvError::Lagged(_)) => {
-                        all.iter().for_each(|ws| mark(&mut dirty, &ws.name, None))
-                    }
+                    Err(TryRecvError::Lagged(_)) => all
+                        .all
+                        .iter()
+                        .for_each(|ws| mark(&mut dirty, &ws.name, None)),
                     Err(_) => break,
                 }
             }
-            if Instant::now() >= next_list
-                || dirty.keys().any(|n| !all.iter().any(|w| &w.name == n))
+            if (Instant::now() >= next_list && (feed.served)() != listed)
+                || dirty.keys().any(|n| all.named(n).is_none())
             {
+                // Counted first: one added meanwhile is in the list, or moves the count.
+                listed = (feed.served)();
                 let fresh = (feed.workspaces)();
                 if let Some(w) = watching.as_mut() {
                     // Only workspaces new since the last listing: a folder of a known one
                     // made again is seen by the watch on its root, which marks it, and its
                     // reconcile below covers it again. Visiting every workspace every 2 s
                     // would cost three stats each, whatever happens.
-                    let known: HashSet<&Path> = all.iter().map(|ws| ws.root.as_path()).collect();
                     fresh
                         .iter()
-                        .filter(|ws| !known.contains(ws.root.as_path()))
+                        .filter(|ws| !all.by_root.contains_key(&ws.root))
                         .for_each(|ws| w.cover(ws));
                 }
-                all = fresh;
+                // A new workspace is read whole: what was written in it before it was
+                // watched made no signal.
+                fresh
+                    .iter()
+                    .filter(|ws| !all.by_root.contains_key(&ws.root))
+                    .for_each(|ws| mark(&mut dirty, &ws.name, None));
+                all = Listing::new(fresh);
+            }
+            if Instant::now() >= next_list {
                 next_list = Instant::now() + Duration::from_secs(2);
             }
             if let Some(request) = reindex::take_request(&self.search) {
-                reindex::serve(self, &all, &request);
+                reindex::serve(self, &all.all, &request);
             }
             if Instant::now() >= next_full {
                 // The periodic reconcile goes a slice at a time between the marked
                 // workspaces: done in one go it would hold back every change made meanwhile
                 // (at a million files, seconds).
-                self.drop_gone(&all);
-                sweep = all.iter().rev().map(|w| w.name.clone()).collect();
+                self.drop_gone(&all.all);
+                sweep = all.all.iter().rev().map(|w| w.name.clone()).collect();
                 next_full = Instant::now() + feed.reconcile;
             }
             let due: Vec<String> = dirty
@@ -247,7 +263,7 @@ impl Indexer {
                 let Some(mark) = dirty.remove(&name) else {
                     continue;
                 };
-                let Some(ws) = all.iter().find(|w| w.name == name) else {
+                let Some(ws) = all.named(&name) else {
                     continue;
                 };
                 if let Some(paths) = mark.paths {
@@ -263,7 +279,7 @@ impl Indexer {
             let slice = Instant::now();
             while slice.elapsed() < SWEEP_SLICE {
                 let Some(name) = sweep.pop() else { break };
-                if let Some(ws) = all.iter().find(|w| w.name == name) {
+                if let Some(ws) = all.named(&name) {
                     self.reconcile(ws, false, &mut |_| {});
                 }
             }
@@ -274,17 +290,17 @@ impl Indexer {
     fn take_signals(
         &self,
         rx: &Receiver<Signal>,
-        all: &[Workspace],
+        all: &Listing,
         dirty: &mut HashMap<String, Mark>,
         wait: Duration,
     ) {
         let mut on = |signal: Signal| match signal {
-            Signal::Rescan => all.iter().for_each(|ws| mark(dirty, &ws.name, None)),
+            Signal::Rescan => all.all.iter().for_each(|ws| mark(dirty, &ws.name, None)),
             // The ingest thread's business, never sent on the indexer's channel.
             Signal::Repair(_) | Signal::WatchDir(_) => {}
             Signal::Changed { paths, .. } => {
                 for path in paths {
-                    if let Some(ws) = all.iter().find(|w| path.starts_with(&w.root)) {
+                    if let Some(ws) = all.holding(&path) {
                         mark(dirty, &ws.name, artifact_path(&ws.root, &path));
                     }
                 }
@@ -536,6 +552,45 @@ fn artifact_path(root: &Path, path: &Path) -> Option<String> {
 fn under(path: &str, rel: &str) -> bool {
     path.strip_prefix(rel)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The workspaces served, found by name and by root: the loop looks one up for every change
+/// and every workspace due, and a scan of 10,000 for each made a burst quadratic here.
+struct Listing {
+    all: Vec<Workspace>,
+    by_name: HashMap<String, usize>,
+    by_root: HashMap<PathBuf, usize>,
+}
+
+impl Listing {
+    fn new(all: Vec<Workspace>) -> Listing {
+        let by_name = all
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.name.clone(), i))
+            .collect();
+        let by_root = all
+            .iter()
+            .enumerate()
+            .map(|(i, w)| (w.root.clone(), i))
+            .collect();
+        Listing {
+            all,
+            by_name,
+            by_root,
+        }
+    }
+
+    fn named(&self, name: &str) -> Option<&Workspace> {
+        self.by_name.get(name).map(|&i| &self.all[i])
+    }
+
+    /// The workspace whose folder holds `path` (the innermost, if one lies in another).
+    fn holding(&self, path: &Path) -> Option<&Workspace> {
+        path.ancestors()
+            .find_map(|p| self.by_root.get(p))
+            .map(|&i| &self.all[i])
+    }
 }
 
 /// The folders watched for artifact changes.

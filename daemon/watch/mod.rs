@@ -1,9 +1,14 @@
 //! File-system watching: notify's kernel watcher (inotify) or, for network mounts and
-//! `poll_ms > 0`, its polling watcher, turned into our own `Signal`s. The callback never
-//! blocks: it `try_send`s, and a full queue raises the overflow flag (a rescan follows).
+//! `poll_ms > 0`, our own poller (`poll`), turned into our own `Signal`s. Neither blocks on
+//! the queue: they `try_send`, and a full queue raises the overflow flag (a rescan follows).
+
+mod poll;
+
+pub use poll::{totals as poll_totals, Named, Totals as PollTotals};
 
 use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind, RenameMode};
-use notify::{PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use poll::Poller;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::SyncSender;
@@ -28,8 +33,10 @@ pub enum Signal {
 /// The watchers; dropping this stops all watching.
 pub struct Watch {
     native: RecommendedWatcher,
-    poll: Option<PollWatcher>,
+    poll: Option<Poller>,
     poll_interval: Duration,
+    /// The files of a non-recursive polled folder worth a stat each round.
+    named: Named,
     tx: SyncSender<Signal>,
     overflow: Arc<AtomicBool>,
 }
@@ -49,9 +56,18 @@ impl Watch {
             native,
             poll: None,
             poll_interval,
+            named: |_| false,
             tx,
             overflow,
         })
+    }
+
+    /// Names the files of the folders polled non-recursively whose content matters: they are
+    /// stated every round (an in-place rewrite moves no folder's mtime). The others are seen
+    /// only as they come and go. Every file of a folder polled recursively is stated.
+    pub fn naming(mut self, named: Named) -> Watch {
+        self.named = named;
+        self
     }
 
     /// Watches `path`, by polling when `poll` is set. An error says what to do about it.
@@ -73,18 +89,15 @@ impl Watch {
         };
         if poll {
             if self.poll.is_none() {
-                let config = notify::Config::default()
-                    .with_poll_interval(self.poll_interval)
-                    .with_follow_symlinks(false);
-                self.poll = Some(PollWatcher::new(
-                    handler(self.tx.clone(), self.overflow.clone()),
-                    config,
+                self.poll = Some(Poller::start(
+                    self.poll_interval,
+                    self.named,
+                    self.tx.clone(),
+                    self.overflow.clone(),
                 )?);
             }
-            self.poll
-                .as_mut()
-                .expect("created just above")
-                .watch(path, mode)?;
+            let poller = self.poll.as_ref().expect("started just above");
+            poller.add(path, recursive)?;
         } else {
             self.native.watch(path, mode)?;
         }
