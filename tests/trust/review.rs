@@ -116,4 +116,9 @@ fn an_artifact_changed_after_receipt_makes_no_invalid_answer() {
         let types = event_types(ws);
         assert!(!types.contains(&"handoff.invalid".to_string()), "{types:?}");
     }
+    // And the handoff in place is still the one answered: a decision reaches the agent's
+    // decision.json at once, not at the next look at handoff.json.
+    let (status, body) = d.decide("plan", "changes_requested", "plan.sql changed");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(decision(&pending).unwrap()["outcome"], "changes_requested");
 }

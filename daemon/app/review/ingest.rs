@@ -221,7 +221,9 @@ impl Cx<'_> {
         if newly_reserved && !st.records.contains_key(&key) {
             self.keys().remove(&key);
         }
-        if depends_on_workspace {
+        // A handoff recorded as is was not judged again, so nothing rests on its files; the
+        // record in place is this file's, and a decision answers it in decision.json.
+        if depends_on_workspace && !recorded_as_is {
             st.current = None;
         }
         result
