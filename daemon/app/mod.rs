@@ -233,12 +233,12 @@ impl App {
         }
         self.recover_events(&loaded);
         self.cx().withdraw_superseded(&loaded);
-        let served = self.inner.registry.insert(loaded.clone(), || {
+        self.inner.registry.insert(loaded.clone(), |served| {
             self.inner.common.agenda.now(&ws.name);
             self.file_records(&loaded);
             self.inner.views.history.seed(loaded.clone());
+            self.metrics().workspaces.set(served as i64);
         });
-        self.metrics().workspaces.set(served as i64);
         if !runtime::leases::keep_if_leased(self, &ws) {
             return Ok(None);
         }

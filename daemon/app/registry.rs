@@ -83,15 +83,15 @@ impl Registry {
 
     /// Adds a loaded workspace and, before anyone can look it up by name, files it where
     /// readers find its handoffs (`then`): so a page never lists a key whose workspace it
-    /// cannot find. Returns how many are served now.
-    pub fn insert(&self, served: Arc<Served>, then: impl FnOnce()) -> usize {
+    /// cannot find. `then` is told how many are served now, under the lock, so workspaces
+    /// loaded side by side report their counts in order (the last one told is the largest).
+    pub fn insert(&self, served: Arc<Served>, then: impl FnOnce(usize)) {
         let ws = &served.workspace;
         let mut by_root = self.by_root.write().expect("lock holders never panic");
         by_root.insert(ws.root.clone(), served.clone());
         drop(by_root);
         let mut all = self.workspaces.write().expect("lock holders never panic");
         all.insert(ws.name.clone(), served.clone());
-        then();
-        all.len()
+        then(all.len());
     }
 }
