@@ -153,7 +153,10 @@ fn main() -> Result<()> {
         s.dir.display()
     );
 
-    let probe = tempfile::tempdir_in(s.dir.parent().unwrap_or(Path::new("/tmp")))?;
+    // The sync latency of the disk the tree is on (its folder may not exist yet).
+    let parent = s.dir.parent().unwrap_or(Path::new("/tmp"));
+    std::fs::create_dir_all(parent)?;
+    let probe = tempfile::tempdir_in(parent)?;
     let disk = disk::Disk::measure(probe.path())?;
     disk.print(None);
 
