@@ -2,7 +2,7 @@
 //! beside it, and the min / median / max of every run recorded there is printed, so several
 //! whole runs (each minutes long at 1 M documents) give the spread the docs quote.
 
-use super::{pct, Summary};
+use super::report::{pct, Summary};
 use anyhow::Result;
 use std::io::Write;
 use std::path::Path;

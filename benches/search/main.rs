@@ -32,25 +32,23 @@ mod agents;
 
 mod corpus;
 mod history;
+mod peak;
 mod raw;
+mod report;
 
 use anyhow::{bail, Context, Result};
 use bench_support::daemon::Daemon;
 use bench_support::disk;
+use peak::Peak;
+use report::{pct, summary, Summary};
 use serde_json::Value;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The release build of the daemon this bench measures.
 const BIN: &str = env!("CARGO_BIN_EXE_baton");
 
-const TARGET_RATIO: f64 = 0.70;
-const TARGET_P99_MS: f64 = 10.0;
-const TARGET_SLOWEST_P50_MS: f64 = 5.0;
-const TARGET_VISIBLE_MS: f64 = 1000.0;
-const TARGET_RSS_MB: f64 = 300.0;
 const BUDGET: usize = 50_000_000;
 
 /// The fixed query set: words common to rare, a phrase, prefixes, filters, an OR.
@@ -457,11 +455,6 @@ fn encode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn du(dir: &Path) -> u64 {
     walkdir::WalkDir::new(dir)
         .into_iter()
@@ -476,151 +469,4 @@ fn segments(dir: &Path) -> Result<usize> {
     let meta: Value =
         serde_json::from_slice(&std::fs::read(dir.join("meta.json")).context("meta.json")?)?;
     Ok(meta["segments"].as_array().map_or(0, Vec::len))
-}
-
-/// The highest RSS of a process, sampled every 50 ms until stopped: all of it (VmRSS, which
-/// counts the index's memory-mapped file pages the kernel can drop at will) and its
-/// anonymous part (RssAnon: heap and stacks, what the daemon itself holds).
-struct Peak {
-    stop: Arc<AtomicBool>,
-    kb: Arc<AtomicU64>,
-    anon_kb: Arc<AtomicU64>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl Peak {
-    fn watch(pid: u32) -> Peak {
-        let stop = Arc::new(AtomicBool::new(false));
-        let (kb, anon_kb) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
-        let (s, k, a) = (stop.clone(), kb.clone(), anon_kb.clone());
-        let thread = std::thread::spawn(move || {
-            while !s.load(Ordering::Relaxed) {
-                let status =
-                    std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-                let field = |name: &str| -> u64 {
-                    status
-                        .lines()
-                        .find_map(|l| l.strip_prefix(name))
-                        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-                        .unwrap_or(0)
-                };
-                k.fetch_max(field("VmRSS:"), Ordering::Relaxed);
-                a.fetch_max(field("RssAnon:"), Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        });
-        Peak {
-            stop,
-            kb,
-            anon_kb,
-            thread,
-        }
-    }
-
-    /// (peak RSS, peak anonymous RSS), in MB.
-    fn stop(self) -> (f64, f64) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.thread.join();
-        let mb = |v: &AtomicU64| v.load(Ordering::Relaxed) as f64 / 1024.0;
-        (mb(&self.kb), mb(&self.anon_kb))
-    }
-}
-
-struct Summary<'a> {
-    raw: &'a [f64],
-    baton: &'a [f64],
-    /// The daemon's build at start, MB/s.
-    start_rate: f64,
-    latencies: &'a [f64],
-    /// The slowest query and its p50, ms.
-    slowest: (&'static str, f64),
-    grep: &'a [f64],
-    visible: &'a [f64],
-    peak_mb: f64,
-    anon_mb: f64,
-    segments: usize,
-}
-
-fn summary(s: &Summary) {
-    let mmm = |v: &[f64]| {
-        let mut v = v.to_vec();
-        v.sort_by(f64::total_cmp);
-        (v[0], pct(&v, 50.0), v[v.len() - 1])
-    };
-    let (raw, baton) = (mmm(s.raw), mmm(s.baton));
-    println!("\n== summary (min / median / max) =====================================");
-    println!(
-        "  raw tantivy indexing      {:.1} / {:.1} / {:.1} MB/s",
-        raw.0, raw.1, raw.2
-    );
-    println!(
-        "  baton reindex             {:.1} / {:.1} / {:.1} MB/s",
-        baton.0, baton.1, baton.2
-    );
-    let ratio = baton.1 / raw.1;
-    row(
-        "reindex vs raw (medians)",
-        format!("{:.0} %", ratio * 100.0),
-        format!(">= {:.0} %", TARGET_RATIO * 100.0),
-        ratio >= TARGET_RATIO,
-    );
-    let start = s.start_rate / raw.1;
-    row(
-        "build at start vs raw",
-        format!("{:.1} MB/s = {:.0} %", s.start_rate, start * 100.0),
-        format!(">= {:.0} %", TARGET_RATIO * 100.0),
-        start >= TARGET_RATIO,
-    );
-    let p99 = pct(s.latencies, 99.0);
-    println!(
-        "  query p50 / p99 / max     {:.2} / {p99:.2} / {:.2} ms",
-        pct(s.latencies, 50.0),
-        s.latencies[s.latencies.len() - 1]
-    );
-    row(
-        "query p99 over HTTP",
-        format!("{p99:.2} ms"),
-        format!("<= {TARGET_P99_MS} ms"),
-        p99 <= TARGET_P99_MS,
-    );
-    println!("  slowest query             {:?}", s.slowest.0);
-    row(
-        "slowest query p50",
-        format!("{:.2} ms", s.slowest.1),
-        format!("<= {TARGET_SLOWEST_P50_MS} ms"),
-        s.slowest.1 <= TARGET_SLOWEST_P50_MS,
-    );
-    let grep = mmm(s.grep);
-    println!(
-        "  grep -rlw (one word)      {:.0} / {:.0} / {:.0} ms",
-        grep.0, grep.1, grep.2
-    );
-    let vis = pct(s.visible, 99.0);
-    row(
-        "write -> searchable p99",
-        format!("{vis:.0} ms"),
-        format!("<= {TARGET_VISIBLE_MS} ms"),
-        vis <= TARGET_VISIBLE_MS,
-    );
-    println!(
-        "  daemon peak RSS           {:>9.0} MB (the index's mapped files included)",
-        s.peak_mb
-    );
-    row(
-        "daemon peak heap (anon)",
-        format!("{:.0} MB", s.anon_mb),
-        format!("<= {TARGET_RSS_MB} MB"),
-        s.anon_mb <= TARGET_RSS_MB,
-    );
-    row(
-        "segments",
-        s.segments.to_string(),
-        "<= 50".into(),
-        s.segments <= 50,
-    );
-}
-
-fn row(what: &str, value: String, target: String, ok: bool) {
-    let verdict = if ok { "met" } else { "NOT MET" };
-    println!("  {what:<25} {value:>12}   target {target:<10} {verdict}");
 }
