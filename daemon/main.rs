@@ -7,7 +7,6 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    limit_malloc_arenas();
     let args = cli::Cli::parse();
     let _log = match cli::init_tracing(args.log_format) {
         Ok(guard) => guard,
@@ -31,18 +30,12 @@ fn say_error(message: &str) {
     let _ = writeln!(std::io::stderr(), "baton: {message}");
 }
 
-/// glibc gives threads that allocate their own malloc arenas (up to 8 per core) and keeps what
-/// each arena freed. The search indexer, the index writer and tantivy's threads hand 10 KB
-/// documents from one to another: a reindex of 322 MB peaked at 598 MB of heap with the
-/// default and at 179 MB with two arenas, and ran faster (`cargo bench --bench search`).
-/// An operator's own `MALLOC_ARENA_MAX` is left as set.
-fn limit_malloc_arenas() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
-        // SAFETY: mallopt only sets an allocator parameter; it runs before any other thread
-        // exists, so no allocation races it.
-        unsafe {
-            libc::mallopt(libc::M_ARENA_MAX, 2);
-        }
-    }
-}
+/// jemalloc instead of glibc's allocator. glibc's gave each thread that allocates an arena
+/// of its own (up to 8 per core) and kept what each freed: a search reindex peaked at 3x the
+/// heap with its default (two arenas fixed that), and with two arenas the pages that build many
+/// small values a request (`/events`) spent ~45 % of the daemon's CPU in malloc and free.
+/// jemalloc doubled `/events`' throughput and held the least memory of the three tried
+/// (glibc, mimalloc, jemalloc; docs/BENCHMARKS.md, "A quiet machine at W = 2,000").
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;

@@ -5,7 +5,7 @@ use super::{ApiError, Caller};
 use crate::blocking;
 use axum::extract::{Query, State};
 use axum::Json;
-use baton::app::{App, HistoryQuery, MAX_EVENTS_PAGE};
+use baton::app::{App, HistoryEvent, HistoryQuery, MAX_EVENTS_PAGE};
 use serde::Deserialize;
 use serde_json::Value;
 
@@ -25,7 +25,7 @@ pub async fn list(
     State(app): State<App>,
     Caller(actor): Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<Value>>, ApiError> {
+) -> Result<Json<Vec<HistoryEvent>>, ApiError> {
     let bad = || {
         ApiError::Unprocessable(format!(
             "limit must be a number from 1 to {MAX_EVENTS_PAGE}"

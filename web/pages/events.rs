@@ -8,7 +8,7 @@ use crate::auth::Viewer;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::response::Response;
-use baton::app::{App, HistoryQuery, Verdict};
+use baton::app::{App, HistoryEvent, HistoryQuery, Verdict};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -30,6 +30,19 @@ pub struct Line {
     pub key: Option<String>,
     /// The event's facts as labelled fields (no raw JSON).
     pub data: Vec<super::fields::Field>,
+}
+
+impl Line {
+    fn of(e: HistoryEvent) -> Line {
+        let data = serde_json::from_str(e.data.get()).unwrap_or_default();
+        Line {
+            at: e.at,
+            kind: e.kind,
+            workspace: e.workspace,
+            key: e.key,
+            data: super::fields::of_value("data", &data),
+        }
+    }
 }
 
 #[derive(Template)]
@@ -82,7 +95,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
         Err(e) => (Vec::new(), Some(e.to_string())),
     };
     let older = (events.len() == LIMIT).then(|| {
-        let last = events.last().and_then(|e| e["cursor"].as_str());
+        let last = events.last().map(|e| e.cursor.as_str());
         let mut query = form_urlencoded::Serializer::new(String::new());
         for (name, value) in [("workspace", &workspace), ("type", &kind)] {
             if !value.is_empty() {
@@ -96,17 +109,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer, Query(f): Query<Fil
                 .finish()
         )
     });
-    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
-    let lines = events
-        .iter()
-        .map(|e| Line {
-            at: text(&e["at"]),
-            kind: text(&e["type"]),
-            workspace: text(&e["workspace"]),
-            key: e["key"].as_str().map(String::from),
-            data: super::fields::of_value("data", &e["data"]),
-        })
-        .collect();
+    let lines = events.into_iter().map(Line::of).collect();
     render(&EventsPage {
         chrome: Chrome::new(&s, "events"),
         lines,

@@ -13,7 +13,8 @@ use crate::app::{App, Served};
 use crate::audit::{Written, PROOF_BYTES};
 use crate::auth::Actor;
 use crate::events::EventType;
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use std::collections::HashMap;
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::{Arc, Condvar, Mutex, RwLock};
@@ -272,6 +273,27 @@ pub struct HistoryQuery {
     pub after: Option<String>,
 }
 
+/// One event of a page: its audit line's fields (the line was proven by its hash when it was
+/// read) and the cursor of the page after it, as the API sends it. Parsed once, into owned
+/// fields a page moves into its rows; `data` stays the text it was written as: a page of 200
+/// events built 200 `Value` trees, and glibc's allocator was then half of `/events`' CPU.
+#[derive(Serialize, Deserialize)]
+pub struct HistoryEvent {
+    pub seq: u64,
+    pub prev: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub at: String,
+    pub workspace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The event's facts, as written.
+    pub data: Box<RawValue>,
+    /// Where the page of older events starts (`after`); not in the line.
+    #[serde(default)]
+    pub cursor: String,
+}
+
 /// A line picked for the page, to read from its log.
 struct Pick {
     entry: Entry,
@@ -285,7 +307,7 @@ impl App {
         &self,
         actor: &Actor,
         query: &HistoryQuery,
-    ) -> Result<Vec<Value>, HistoryError> {
+    ) -> Result<Vec<HistoryEvent>, HistoryError> {
         let history = &self.inner.views.history;
         let limit = query.limit.clamp(1, MAX_PAGE);
         // First: a cursor names a workspace known once its log is read.
@@ -377,7 +399,7 @@ impl App {
 
     /// The picked lines read from their logs, each proven; one no longer the daemon's (or
     /// whose workspace is no longer served here) is left out.
-    fn read_picks(&self, picks: Vec<Pick>) -> Vec<Value> {
+    fn read_picks(&self, picks: Vec<Pick>) -> Vec<HistoryEvent> {
         let recent = &self.inner.views.history.recent;
         let key = |p: &Pick| (p.entry.ws, p.entry.offset, p.entry.proof);
         let mut lines: Vec<Option<Arc<[u8]>>> = {
@@ -414,9 +436,9 @@ impl App {
             .iter()
             .zip(lines)
             .filter_map(|(p, line)| {
-                let mut event: Value = serde_json::from_slice(&line?).ok()?;
+                let mut event: HistoryEvent = serde_json::from_slice(&line?).ok()?;
                 let e = &p.entry;
-                event["cursor"] = Value::String(format!("{}.{}.{}", e.at_ms, e.seq, p.name));
+                event.cursor = format!("{}.{}.{}", e.at_ms, e.seq, p.name);
                 Some(event)
             })
             .collect()
