@@ -5,6 +5,7 @@
 //! reconcile. The periodic reconcile visits every workspace whole, so a change the watch
 //! missed is still found.
 
+mod folders;
 mod lost;
 pub mod reindex;
 mod writing;
@@ -15,8 +16,9 @@ use crate::events::Event;
 use crate::index::{fp_hash, split_id, Kind, Op, Writer};
 use crate::watch::{Signal, Watch};
 use crate::workspace::{Workspace, APPROVED_DIR, INBOX_DIR};
+use folders::{Listing, Watching};
 use std::collections::{HashMap, HashSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -160,11 +162,7 @@ impl Indexer {
             overflow.clone(),
             feed.poll.unwrap_or(Duration::from_secs(2)),
         ) {
-            Ok(w) => Some(Watching {
-                watch: w,
-                watched: HashMap::new(),
-                poll_all: feed.poll.is_some(),
-            }),
+            Ok(w) => Some(Watching::new(w, feed.poll.is_some())),
             Err(e) => {
                 tracing::warn!(error = %e, "cannot watch artifacts for search; the periodic reconcile still covers them");
                 None
@@ -229,14 +227,14 @@ impl Indexer {
                     // would cost three stats each, whatever happens.
                     fresh
                         .iter()
-                        .filter(|ws| !all.by_root.contains_key(&ws.root))
+                        .filter(|ws| !all.has_root(&ws.root))
                         .for_each(|ws| w.cover(ws));
                 }
                 // A new workspace is read whole: what was written in it before it was
                 // watched made no signal.
                 fresh
                     .iter()
-                    .filter(|ws| !all.by_root.contains_key(&ws.root))
+                    .filter(|ws| !all.has_root(&ws.root))
                     .for_each(|ws| mark(&mut dirty, &ws.name, None));
                 all = Listing::new(fresh);
             }
@@ -552,85 +550,4 @@ fn artifact_path(root: &Path, path: &Path) -> Option<String> {
 fn under(path: &str, rel: &str) -> bool {
     path.strip_prefix(rel)
         .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-}
-
-/// The workspaces served, found by name and by root: the loop looks one up for every change
-/// and every workspace due, and a scan of 10,000 for each made a burst quadratic here.
-struct Listing {
-    all: Vec<Workspace>,
-    by_name: HashMap<String, usize>,
-    by_root: HashMap<PathBuf, usize>,
-}
-
-impl Listing {
-    fn new(all: Vec<Workspace>) -> Listing {
-        let by_name = all
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (w.name.clone(), i))
-            .collect();
-        let by_root = all
-            .iter()
-            .enumerate()
-            .map(|(i, w)| (w.root.clone(), i))
-            .collect();
-        Listing {
-            all,
-            by_name,
-            by_root,
-        }
-    }
-
-    fn named(&self, name: &str) -> Option<&Workspace> {
-        self.by_name.get(name).map(|&i| &self.all[i])
-    }
-
-    /// The workspace whose folder holds `path` (the innermost, if one lies in another).
-    fn holding(&self, path: &Path) -> Option<&Workspace> {
-        path.ancestors()
-            .find_map(|p| self.by_root.get(p))
-            .map(|&i| &self.all[i])
-    }
-}
-
-/// The folders watched for artifact changes.
-struct Watching {
-    watch: Watch,
-    /// Folder -> its inode when watched: a folder removed and made again is watched again.
-    watched: HashMap<PathBuf, u64>,
-    poll_all: bool,
-}
-
-impl Watching {
-    /// Watches the workspace's root (to see inbox/ or approved/ appear) and those folders.
-    fn cover(&mut self, ws: &Workspace) {
-        self.add(&ws.root, false);
-        self.add(&ws.root.join(INBOX_DIR), true);
-        self.add(&ws.root.join(APPROVED_DIR), true);
-    }
-
-    fn add(&mut self, dir: &Path, recursive: bool) {
-        use std::os::unix::fs::MetadataExt;
-        // A real folder only: a link would be watched through, reaching outside the workspace.
-        let Some(ino) = std::fs::symlink_metadata(dir)
-            .ok()
-            .filter(|m| m.is_dir())
-            .map(|m| m.ino())
-        else {
-            self.watched.remove(dir);
-            return;
-        };
-        if self.watched.get(dir) == Some(&ino) {
-            return;
-        }
-        let poll = self.poll_all || crate::workspace::is_network_fs(dir);
-        match self.watch.add(dir, recursive, poll) {
-            Ok(()) => {
-                self.watched.insert(dir.to_path_buf(), ino);
-            }
-            Err(e) => {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot watch for search; the periodic reconcile still covers it")
-            }
-        }
-    }
 }
