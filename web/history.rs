@@ -6,8 +6,9 @@ use crate::blocking;
 use axum::extract::{Query, State};
 use axum::Json;
 use baton::app::{App, HistoryEvent, HistoryQuery, MAX_EVENTS_PAGE};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
+use std::sync::Arc;
 
 /// Events in a page when no `limit` is given.
 const DEFAULT_LIMIT: usize = 100;
@@ -25,7 +26,7 @@ pub async fn list(
     State(app): State<App>,
     Caller(actor): Caller,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<HistoryEvent>>, ApiError> {
+) -> Result<Json<Page>, ApiError> {
     let bad = || {
         ApiError::Unprocessable(format!(
             "limit must be a number from 1 to {MAX_EVENTS_PAGE}"
@@ -44,7 +45,17 @@ pub async fn list(
         after: nonempty(q.after),
     };
     let page = blocking(move || app.event_history(&actor, &query)).await?;
-    Ok(Json(page?))
+    Ok(Json(Page(page?)))
+}
+
+/// A page of events as the JSON array the API sends (the events are shared with the pages
+/// that show them).
+pub struct Page(Vec<Arc<HistoryEvent>>);
+
+impl Serialize for Page {
+    fn serialize<S: Serializer>(&self, to: S) -> Result<S::Ok, S::Error> {
+        to.collect_seq(self.0.iter().map(|e| &**e))
+    }
 }
 
 /// The route in the OpenAPI document.

@@ -115,7 +115,7 @@ struct Shared {
 pub(in crate::app) struct History {
     shared: Arc<Shared>,
     /// Lines pages read lately (the newest pages are asked for most).
-    recent: Mutex<super::proven_lines::ProvenLines>,
+    recent: Mutex<super::proven_lines::ProvenLines<HistoryEvent>>,
     /// To the seeding thread, which ends when this is dropped.
     to_seed: Mutex<Sender<Arc<Served>>>,
 }
@@ -274,9 +274,9 @@ pub struct HistoryQuery {
 }
 
 /// One event of a page: its audit line's fields (the line was proven by its hash when it was
-/// read) and the cursor of the page after it, as the API sends it. Parsed once, into owned
-/// fields a page moves into its rows; `data` stays the text it was written as: a page of 200
-/// events built 200 `Value` trees, and glibc's allocator was then half of `/events`' CPU.
+/// read) and the cursor of the page after it, as the API sends it. Parsed once and shared by
+/// the pages that show it; `data` stays the text it was written as: a page of 200 events
+/// built 200 `Value` trees, and glibc's allocator was then half of `/events`' CPU.
 #[derive(Serialize, Deserialize)]
 pub struct HistoryEvent {
     pub seq: u64,
@@ -292,6 +292,10 @@ pub struct HistoryEvent {
     /// Where the page of older events starts (`after`); not in the line.
     #[serde(default)]
     pub cursor: String,
+    /// The first bytes of the line's sha256: the same for the same line and only for it, so
+    /// what is made of an event (a page's row) can be kept under it. Not sent.
+    #[serde(skip)]
+    pub proof: [u8; PROOF_BYTES],
 }
 
 /// A line picked for the page, to read from its log.
@@ -307,7 +311,7 @@ impl App {
         &self,
         actor: &Actor,
         query: &HistoryQuery,
-    ) -> Result<Vec<HistoryEvent>, HistoryError> {
+    ) -> Result<Vec<Arc<HistoryEvent>>, HistoryError> {
         let history = &self.inner.views.history;
         let limit = query.limit.clamp(1, MAX_PAGE);
         // First: a cursor names a workspace known once its log is read.
@@ -399,16 +403,16 @@ impl App {
 
     /// The picked lines read from their logs, each proven; one no longer the daemon's (or
     /// whose workspace is no longer served here) is left out.
-    fn read_picks(&self, picks: Vec<Pick>) -> Vec<HistoryEvent> {
+    fn read_picks(&self, picks: Vec<Pick>) -> Vec<Arc<HistoryEvent>> {
         let recent = &self.inner.views.history.recent;
         let key = |p: &Pick| (p.entry.ws, p.entry.offset, p.entry.proof);
-        let mut lines: Vec<Option<Arc<[u8]>>> = {
+        let mut events: Vec<Option<Arc<HistoryEvent>>> = {
             let kept = recent.lock().unwrap_or_else(|e| e.into_inner());
             picks.iter().map(|p| kept.get(&key(p))).collect()
         };
         let mut by_ws: HashMap<Arc<str>, Vec<usize>> = HashMap::new();
         for (i, p) in picks.iter().enumerate() {
-            if lines[i].is_none() {
+            if events[i].is_none() {
                 by_ws.entry(p.name.clone()).or_default().push(i);
             }
         }
@@ -426,21 +430,23 @@ impl App {
             let read = crate::audit::read_proven(&ws.workspace, &wanted);
             let mut kept = recent.lock().unwrap_or_else(|e| e.into_inner());
             for (i, line) in at.into_iter().zip(read) {
-                if let Some(line) = line {
-                    kept.keep(key(&picks[i]), &line);
-                    lines[i] = Some(Arc::from(line));
-                }
+                let Some(event) = line.and_then(|l| parsed(&picks[i], &l)) else {
+                    continue;
+                };
+                let event = Arc::new(event);
+                kept.keep(key(&picks[i]), event.clone(), picks[i].entry.len as usize);
+                events[i] = Some(event);
             }
         }
-        picks
-            .iter()
-            .zip(lines)
-            .filter_map(|(p, line)| {
-                let mut event: HistoryEvent = serde_json::from_slice(&line?).ok()?;
-                let e = &p.entry;
-                event.cursor = format!("{}.{}.{}", e.at_ms, e.seq, p.name);
-                Some(event)
-            })
-            .collect()
+        events.into_iter().flatten().collect()
     }
+}
+
+/// A proven line as the event it records, with its cursor and proof.
+fn parsed(pick: &Pick, line: &[u8]) -> Option<HistoryEvent> {
+    let mut event: HistoryEvent = serde_json::from_slice(line).ok()?;
+    let e = &pick.entry;
+    event.cursor = format!("{}.{}.{}", e.at_ms, e.seq, pick.name);
+    event.proof = e.proof;
+    Some(event)
 }
