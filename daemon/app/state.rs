@@ -2,7 +2,8 @@
 //! from at start-up (the store's `handoffs/<key>/{rev-N,meta,decision,signoffs,approvals,claim}.json`).
 
 use crate::audit::AuditLog;
-use crate::contract::{Decision, Handoff, Problem, SignOff};
+use crate::contract::decision::Shadow;
+use crate::contract::{Decision, Handoff, Outcome, Problem, SignOff};
 use crate::workspace::Workspace;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -60,7 +61,7 @@ pub struct Current {
     /// Digest of its content (canonical JSON; raw bytes when not JSON).
     pub digest: String,
     /// The `invalid` answer given to it, when it is not a valid handoff.
-    pub invalid: Option<crate::contract::Decision>,
+    pub invalid: Option<Box<crate::contract::Decision>>,
 }
 
 /// A handoff the daemon has accepted, pending or decided.
@@ -73,7 +74,7 @@ pub struct Record {
     parsed: Option<Box<Handoff>>,
     /// The document as received, every field (unknown ones too).
     pub value: RawJson,
-    pub decision: Option<Decision>,
+    pub decision: Option<KeptDecision>,
     /// Sign-offs gathered so far under the handoff's `sign_off` gate (current revision).
     pub sign_offs: Vec<SignOff>,
     /// Reviewers' work on it: approvals of the current revision, the claim.
@@ -113,6 +114,40 @@ impl RawJson {
     }
 }
 
+/// A decision as its record keeps it: what lists and scans read of it, and its whole text.
+/// It is read whole for one handoff at a time (its page, a conflict, a rewrite of its files);
+/// parsed, with its receipt, it was about a kilobyte in each of 100,000 records and more.
+#[derive(Debug, Clone)]
+pub struct KeptDecision {
+    pub outcome: Outcome,
+    pub by: Box<str>,
+    pub at: Box<str>,
+    pub task_id: Box<str>,
+    /// What a shadow policy would have decided (rare; the agreement view scans for it).
+    pub shadow: Option<Box<Shadow>>,
+    text: Box<str>,
+}
+
+impl KeptDecision {
+    pub fn of(d: &Decision) -> KeptDecision {
+        KeptDecision {
+            outcome: d.outcome,
+            by: d.by.as_str().into(),
+            at: d.at.as_str().into(),
+            task_id: d.task_id.as_str().into(),
+            shadow: d.shadow.clone().map(Box::new),
+            text: serde_json::to_string(d)
+                .expect("a decision serializes")
+                .into_boxed_str(),
+        }
+    }
+
+    /// The whole decision, parsed from the text `of` wrote.
+    pub fn decision(&self) -> Decision {
+        serde_json::from_str(&self.text).expect("a decision parses from its own text")
+    }
+}
+
 /// What reviewers did on a handoff short of deciding it.
 #[derive(Debug, Clone, Default)]
 pub struct Review {
@@ -131,7 +166,7 @@ impl Record {
             meta,
             parsed: Some(Box::new(handoff)),
             value,
-            decision,
+            decision: decision.as_ref().map(KeptDecision::of),
             sign_offs: Vec::new(),
             review: Review::default(),
         };
@@ -151,7 +186,7 @@ impl Record {
         }
     }
 
-    /// Decided: the parsed handoff is let go (see `parsed`), and the lists that no longer
+    /// KeptDecision: the parsed handoff is let go (see `parsed`), and the lists that no longer
     /// grow keep only what they hold (a list grows by doubling, from room for four).
     pub fn settle(&mut self) {
         if self.decision.is_some() {
@@ -240,5 +275,35 @@ mod tests {
         assert!(matches!(decided.handoff(), Cow::Owned(_)));
         assert_eq!(*decided.handoff(), *pending.handoff());
         assert_eq!(decided.handoff().remaining, ["one", "two"]);
+    }
+
+    #[test]
+    fn a_kept_decision_gives_back_every_field_it_was_made_of() {
+        let full: Decision = serde_json::from_value(json!({"decision_version": "1.0",
+            "handoff_key": "k1", "task_id": "t1", "outcome": "changes_requested", "by": "rita",
+            "at": "2026-01-01T00:01:00.000Z", "comment": "see <b>", "to_agent": "agent-7",
+            "errors": [{"pointer": "/title", "message": "too long"}],
+            "sign_offs": [{"role": "security", "by": "sam", "at": "2026-01-01T00:00:30Z"}],
+            "instructions": "split it", "remaining": ["a", "b"],
+            "handoff_sha256": "ab".repeat(32), "policy": "human",
+            "shadow": {"policy": "sha256:00", "would_approve": true},
+            "receipt": {"alg": "ed25519", "key_id": "ed25519:1", "signature": "c2ln",
+                "claims": {"v": 1, "workspace": "w", "handoff_key": "k1", "revision": 2,
+                    "artifacts": [{"path": "inbox/x", "sha256": "00"}],
+                    "outcome": "changes_requested", "by": "rita",
+                    "at": "2026-01-01T00:01:00.000Z", "valid_until": "2026-01-02T00:00:00Z"}}}))
+        .expect("a full decision");
+        let kept = KeptDecision::of(&full);
+        assert_eq!(kept.decision(), full);
+        assert_eq!(
+            (kept.outcome, &*kept.by, &*kept.at, &*kept.task_id),
+            (
+                Outcome::ChangesRequested,
+                "rita",
+                "2026-01-01T00:01:00.000Z",
+                "t1"
+            )
+        );
+        assert!(kept.shadow.is_some_and(|s| s.would_approve));
     }
 }

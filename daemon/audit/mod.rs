@@ -82,7 +82,7 @@ pub struct AuditLog {
     breaks: Mutex<Vec<Break>>,
     /// A break recorded whose new chain could not be started yet (e.g. a folder in the log's
     /// place): its event, so retries neither record it again nor lose it.
-    unresolved: Mutex<Option<Event>>,
+    unresolved: Mutex<Option<Box<Event>>>,
     /// Lines written and not yet taken for the history of events (see `lines`).
     written: Mutex<Vec<Written>>,
 }
@@ -342,7 +342,7 @@ impl AuditLog {
     fn record_break(&self, found: &str, anchored: Option<Anchor>) -> io::Result<Event> {
         let mut unresolved = self.unresolved.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(event) = unresolved.as_ref().filter(|e| e.data["found"] == found) {
-            return Ok(event.clone());
+            return Ok((**event).clone());
         }
         let path = self.ws.events_path();
         let evidence = match self.ws.read(&path, EVIDENCE_LIMIT) {
@@ -370,7 +370,7 @@ impl AuditLog {
             "evidence": evidence,
         });
         let event = Event::new(EventType::AuditBroken, &self.ws.name, None, data);
-        *unresolved = Some(event.clone());
+        *unresolved = Some(Box::new(event.clone()));
         self.breaks
             .lock()
             .unwrap_or_else(|e| e.into_inner())

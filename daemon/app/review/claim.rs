@@ -111,7 +111,7 @@ impl Cx<'_> {
     ) -> Result<Claiming, ClaimError> {
         let key = &rec.meta.key;
         if let Some(d) = &rec.decision {
-            return Err(ClaimError::Decided(Box::new(d.clone())));
+            return Err(ClaimError::Decided(Box::new(d.decision())));
         }
         let route = self.route_of(rec, ws);
         if !self.admits(rec, ws, name, roles) {

@@ -6,7 +6,7 @@ use crate::app::model::{Closing, DecideError, Decided, Progress, Recorded, Remar
 use crate::app::review::ingest::write_json;
 use crate::app::review::records::json_bytes;
 use crate::app::review::Cx;
-use crate::app::state::WsState;
+use crate::app::state::{KeptDecision, WsState};
 use crate::app::Served;
 use crate::auth::Actor;
 use crate::clock::now_rfc3339;
@@ -119,7 +119,7 @@ impl Cx<'_> {
         let mut st = ws.lock();
         let rec = st.records.get(key).ok_or_else(not_found)?;
         if let Some(d) = &rec.decision {
-            return Err(DecideError::Conflict(Box::new(d.clone())));
+            return Err(DecideError::Conflict(Box::new(d.decision())));
         }
         stale(&req, rec)?;
         let route = self.route_of(rec, &ws.workspace.name);
@@ -174,7 +174,7 @@ impl Cx<'_> {
     ) -> Option<DecideError> {
         let route = self.route_of(rec, &ws.workspace.name);
         if let Some(d) = &rec.decision {
-            return Some(DecideError::Conflict(Box::new(d.clone())));
+            return Some(DecideError::Conflict(Box::new(d.decision())));
         }
         if let Some(refused) = self.not_a_reviewer(ws, rec, name, roles) {
             return Some(refused);
@@ -298,7 +298,7 @@ impl Cx<'_> {
             .get_mut(key)
             .expect("close is called for a known key");
         ws.publish(key, DECISION, Some(&bytes));
-        rec.decision = Some(decision.clone());
+        rec.decision = Some(KeptDecision::of(&decision));
         if decision.outcome == Outcome::Approved {
             self.promote(ws, rec, &decision.by);
         }

@@ -89,6 +89,6 @@ impl Cx<'_> {
 /// Keeps the answer on the handoff.json in place, for the pages.
 fn remember(st: &mut WsState, d: Decision) {
     if let Some(current) = st.current.as_mut() {
-        current.invalid = Some(d);
+        current.invalid = Some(Box::new(d));
     }
 }

@@ -198,7 +198,7 @@ pub(in crate::app) fn recovered(rec: &Record, last: &str, workspace: &str) -> Ve
     rec.review
         .approvals
         .iter()
-        .filter(|a| a.at.as_str() > last && closing.is_none_or(|d| d.by != a.by))
+        .filter(|a| a.at.as_str() > last && closing.is_none_or(|d| *d.by != *a.by))
         .map(|a| {
             let kind = match a.role {
                 Some(_) => EventType::HandoffSignedOff,

@@ -82,7 +82,8 @@ impl Served {
         let result = (|| {
             let sign_offs = json_bytes(&rec.sign_offs)?;
             let approvals = json_bytes(&rec.review.approvals)?;
-            let decision = rec.decision.as_ref().map(json_bytes).transpose()?;
+            let decision = rec.decision.as_ref().map(|d| json_bytes(&d.decision()));
+            let decision = decision.transpose()?;
             let mut ops = vec![match rec.sign_offs.is_empty() {
                 true => Op::Remove(SIGN_OFFS),
                 false => Op::Put(SIGN_OFFS, &sign_offs),

@@ -26,9 +26,9 @@ impl Cx<'_> {
     /// root answer the daemon never gave is set aside as evidence first.
     pub(in crate::app) fn repair(&self, ws: &Served, st: &WsState, key: &str) -> io::Result<()> {
         let root: Option<Decision> = load::read_json(&ws.workspace, &ws.workspace.decision_path());
-        let ours = &st.records[key].decision;
-        if root.is_none() || root == *ours {
-            if let (None, Some(d)) = (&root, ours) {
+        let ours = st.records[key].decision.as_ref().map(|d| d.decision());
+        if root.is_none() || root == ours {
+            if let (None, Some(d)) = (&root, &ours) {
                 tracing::info!(workspace = %ws.workspace.name, key, "restoring decision.json from the store");
                 write_json(&ws.workspace, &ws.workspace.decision_path(), d)?;
             }
@@ -56,7 +56,7 @@ impl Cx<'_> {
             self.tampered(ws, finding);
         }
         match ours {
-            Some(d) => write_json(&ws.workspace, &ws.workspace.decision_path(), d),
+            Some(d) => write_json(&ws.workspace, &ws.workspace.decision_path(), &d),
             None => ws.workspace.remove(&ws.workspace.decision_path()),
         }
     }

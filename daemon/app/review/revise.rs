@@ -54,7 +54,10 @@ impl Cx<'_> {
         let meta_bytes = json_bytes(&meta)?;
         self.note_audience(key, &acc.doc, meta.route.as_ref(), &ws.workspace.name);
         let earlier = match &old.decision {
-            Some(d) => Some((old_decision_file(old.meta.revision), json_bytes(d)?)),
+            Some(d) => Some((
+                old_decision_file(old.meta.revision),
+                json_bytes(&d.decision())?,
+            )),
             None => None,
         };
         // The revision being replaced stays as rev-N.json (stores of older versions have it).

@@ -30,7 +30,7 @@ impl App {
             events.extend(claim::recovered(rec, last, &ws.workspace.name));
             events.extend(quorum::recovered(rec, last, &ws.workspace.name));
             events.extend(timers::recovered(rec, last, &ws.workspace.name));
-            if let Some(d) = rec.decision.as_ref().filter(|d| d.at.as_str() > last) {
+            if let Some(d) = rec.decision.as_ref().filter(|d| &*d.at > last) {
                 let data = json!({ "task_id": d.task_id, "outcome": d.outcome, "by": d.by,
                                    "recovered": true, "happened_at": d.at });
                 events.push(Event::new(

@@ -13,6 +13,10 @@ impl App {
         let ws = self.served_for(key, actor)?;
         let st = ws.lock();
         let rec = st.records.get(key)?;
-        Some(a2a::task(key, &rec.value.value(), rec.decision.as_ref()))
+        Some(a2a::task(
+            key,
+            &rec.value.value(),
+            rec.decision.as_ref().map(|d| d.decision()).as_ref(),
+        ))
     }
 }

@@ -141,7 +141,7 @@ fn last_approved<'r>(
         .filter(|r| r.meta.task_id == rec.meta.task_id && r.meta.key != rec.meta.key)
         .filter_map(|r| {
             let d = r.decision.as_ref()?;
-            (d.outcome == Outcome::Approved).then_some((d.at.as_str(), r))
+            (d.outcome == Outcome::Approved).then_some((&*d.at, r))
         })
         .max_by(|a, b| a.0.cmp(b.0))
         .map(|(_, r)| r)

@@ -36,7 +36,13 @@ impl Order {
     /// Files a handoff as its facts say, in the list's order and the queue's.
     pub(in crate::app) fn file(&self, facts: Facts) {
         let mut sets = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        sets.file(facts.key(), facts.received_at(), facts.pending());
+        // The facts' own copies of the key and time: 110,000 handoffs filed twice each
+        // were ~10 MB of copies.
+        sets.file(
+            facts.shared_key(),
+            facts.shared_received_at(),
+            facts.pending(),
+        );
         sets.queue.file(facts);
     }
 
@@ -121,15 +127,15 @@ impl Order {
 }
 
 impl Sets {
-    fn file(&mut self, key: &str, received_at: &str, pending: bool) {
+    fn file(&mut self, key: &Arc<str>, received_at: &Arc<str>, pending: bool) {
         if let Some((was_pending, entry)) = self.filed.remove(key) {
             match was_pending {
                 true => self.pending.remove(&entry),
                 false => self.decided.remove(&entry),
             };
         }
-        let key: Arc<str> = Arc::from(key);
-        let entry: Entry = (Arc::from(received_at), key.clone());
+        let key = key.clone();
+        let entry: Entry = (received_at.clone(), key.clone());
         match pending {
             true => self.pending.insert(entry.clone()),
             false => self.decided.insert(entry.clone()),

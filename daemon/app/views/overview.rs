@@ -100,8 +100,8 @@ impl App {
                     .as_ref()
                     .map_or("pending", |d| d.outcome.as_str())
                     .into(),
-                by: r.decision.as_ref().map(|d| d.by.clone()),
-                decided_at: r.decision.as_ref().map(|d| d.at.clone()),
+                by: r.decision.as_ref().map(|d| d.by.to_string()),
+                decided_at: r.decision.as_ref().map(|d| d.at.to_string()),
             })
             .collect();
         handoffs.sort_by(|a, b| b.received_at.cmp(&a.received_at));
@@ -125,7 +125,10 @@ impl App {
             approved,
             locks,
             owner: self.cx().owner_of(name),
-            invalid: st.current.as_ref().and_then(|c| c.invalid.clone()),
+            invalid: st
+                .current
+                .as_ref()
+                .and_then(|c| c.invalid.as_deref().cloned()),
         })
     }
 
@@ -213,7 +216,11 @@ impl App {
                 gone.push(name);
                 continue;
             };
-            let invalid = ws.lock().current.as_ref().and_then(|c| c.invalid.clone());
+            let invalid = ws
+                .lock()
+                .current
+                .as_ref()
+                .and_then(|c| c.invalid.as_deref().cloned());
             match invalid {
                 Some(d) if actor.can_see(&name) => out.push(InvalidHandoff {
                     workspace: name,

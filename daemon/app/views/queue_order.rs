@@ -107,7 +107,7 @@ pub(in crate::app) struct Facts {
 
 impl Facts {
     pub(in crate::app) fn of_record(app: &App, ws: &str, r: &Record) -> Facts {
-        let decided_at = r.decision.as_ref().map(|d| Arc::from(d.at.as_str()));
+        let decided_at = r.decision.as_ref().map(|d| Arc::from(&*d.at));
         let handoff = r.handoff();
         Facts {
             key: Arc::from(r.meta.key.as_str()),
@@ -142,11 +142,11 @@ impl Facts {
         }
     }
 
-    pub(in crate::app) fn key(&self) -> &str {
+    pub(in crate::app) fn shared_key(&self) -> &Arc<str> {
         &self.key
     }
 
-    pub(in crate::app) fn received_at(&self) -> &str {
+    pub(in crate::app) fn shared_received_at(&self) -> &Arc<str> {
         &self.received_at
     }
 
@@ -282,6 +282,10 @@ impl QueueSets {
     /// Files a handoff as its facts say (again, if it was filed).
     pub(in crate::app) fn file(&mut self, mut f: Facts) {
         self.forget(&f.key);
+        // One copy of each workspace's name, not one a handoff.
+        if let Some((name, _)) = self.per_workspace.get_key_value(&f.workspace) {
+            f.workspace = name.clone();
+        }
         if let Who::Audience(a) = &f.who {
             match self.audiences.get(a) {
                 Some(known) => f.who = Who::Audience(known.clone()),
