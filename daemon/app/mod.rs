@@ -298,6 +298,7 @@ impl App {
 
     pub fn set_ready(&self) {
         self.inner.runtime.ready.store(true, Ordering::Release);
+        self.inner.views.history.begin();
     }
     /// Whether the start-up scan is done (agent files written before start are processed).
     pub fn is_ready(&self) -> bool {

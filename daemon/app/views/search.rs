@@ -68,7 +68,9 @@ impl App {
         let search = self.inner.search.as_ref()?;
         let app = self.clone();
         let counted = self.clone();
+        let started = self.clone();
         let feed = Feed {
+            ready: Arc::new(move || started.is_ready()),
             workspaces: Arc::new(move || {
                 app.workspaces()
                     .iter()

@@ -38,6 +38,10 @@ const MAX_PATHS: usize = 256;
 
 /// What the indexer follows.
 pub struct Feed {
+    /// Whether the daemon's start-up scan is done: the indexer's own pass over every
+    /// workspace waits for it, so the two do not share the cores and the disk on the way to
+    /// ready (searches meanwhile answer from the index as it was left).
+    pub ready: Arc<dyn Fn() -> bool + Send + Sync>,
     /// The workspaces served now (new ones are adopted while running).
     pub workspaces: Arc<dyn Fn() -> Vec<Workspace> + Send + Sync>,
     /// How many are served: they are only ever added, so the list is taken again only when
@@ -79,10 +83,16 @@ pub(super) fn spawn(search: Search, feed: Feed) -> std::io::Result<std::thread::
     std::thread::Builder::new()
         .name("baton-search-warm".into())
         .spawn(move || index.warm_files())?;
+    // Said to be indexing until its first pass is done (/healthz, the search page).
+    search.progress.running.store(true, Ordering::Relaxed);
     std::thread::Builder::new()
         .name("baton-indexer".into())
         .spawn(move || {
+            let Some(feed) = wait_for_ready(feed) else {
+                return;
+            };
             let Some(writer) = writing::open_writer(&search, &feed.shutdown) else {
+                search.progress.running.store(false, Ordering::Relaxed);
                 return;
             };
             let mut indexer = Indexer::new(search, writer);
@@ -92,6 +102,20 @@ pub(super) fn spawn(search: Search, feed: Feed) -> std::io::Result<std::thread::
             }
             indexer.stop_writer();
         })
+}
+
+/// Waits for the daemon's start-up scan to be done (`None`: it stopped first). The events of
+/// the start are dropped: the indexer's first pass covers them, where as marks they would
+/// have every workspace reconciled a second time after it.
+fn wait_for_ready(mut feed: Feed) -> Option<Feed> {
+    while !(feed.ready)() {
+        if feed.shutdown.is_cancelled() {
+            return None;
+        }
+        std::thread::sleep(TICK);
+    }
+    feed.events = feed.events.resubscribe();
+    Some(feed)
 }
 
 /// The indexer's own state: what the index holds, by workspace.
@@ -326,22 +350,9 @@ impl Indexer {
         report: &mut dyn FnMut(&Progress),
     ) {
         let progress = self.search.progress.clone();
-        // The totals first, keeping no catalog: a million items' catalog would be held for the
-        // whole pass. Each workspace is catalogued again when its turn comes (the stats cost a
-        // few percent of reading and indexing the files).
-        let (mut files, mut bytes) = (0, 0);
-        for ws in all {
-            let (items, _) = sources::catalog(ws, &self.search.reading);
-            self.catalogued.inc_by(items.len() as u64);
-            for item in items {
-                if force || self.changed(&ws.name, &item) {
-                    files += 1;
-                    bytes += item.size;
-                }
-            }
+        if force {
+            self.count_totals(all);
         }
-        progress.files_total.store(files, Ordering::Relaxed);
-        progress.bytes_total.store(bytes, Ordering::Relaxed);
         progress.files_done.store(0, Ordering::Relaxed);
         progress.bytes_done.store(0, Ordering::Relaxed);
         progress.running.store(true, Ordering::Relaxed);
@@ -351,6 +362,24 @@ impl Indexer {
         }
         progress.running.store(false, Ordering::Relaxed);
         report(&progress);
+    }
+
+    /// The totals a rebuild's progress is shown against (`baton reindex`), keeping no
+    /// catalog: a million items' catalog would be held for the whole pass, so each workspace
+    /// is catalogued again when its turn comes. Only a rebuild pays for it: there the stats
+    /// cost a few percent of reading and indexing every file, where the start's pass, which
+    /// reads only what changed, would pay twice for its catalogue.
+    fn count_totals(&self, all: &[Workspace]) {
+        let (mut files, mut bytes) = (0, 0);
+        for ws in all {
+            let (items, _) = sources::catalog(ws, &self.search.reading);
+            self.catalogued.inc_by(items.len() as u64);
+            files += items.len() as u64;
+            bytes += items.iter().map(|i| i.size).sum::<u64>();
+        }
+        let progress = &self.search.progress;
+        progress.files_total.store(files, Ordering::Relaxed);
+        progress.bytes_total.store(bytes, Ordering::Relaxed);
     }
 
     /// Deletes the documents of workspaces no longer served.
