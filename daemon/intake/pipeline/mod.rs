@@ -273,7 +273,7 @@ impl Pipeline {
 
     fn on_signal(&mut self, signal: Signal) {
         let (paths, renamed) = match signal {
-            Signal::Rescan => return self.rescan("watcher asked for it"),
+            Signal::Rescan => return self.rescan("the watcher may have missed events (its kernel queue overflowed, see `baton doctor`, or it failed)"),
             Signal::Repair(root) => return self.arm(Item::Handoff(root), Duration::ZERO),
             Signal::WatchDir(dir) => {
                 if let Some(item) = watch_item(&dir) {
