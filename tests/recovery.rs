@@ -95,6 +95,37 @@ fn temp_files_left_in_a_record_folder_are_removed_at_start() {
     d.stop();
 }
 
+/// A start reads a settled record from the records' snapshot, and one changed since the
+/// snapshot was kept (here decided) from its files: the decision is never lost to the memo.
+#[test]
+fn a_record_decided_after_the_snapshot_was_kept_is_read_decided_at_the_next_start() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("kept")));
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    d.stop();
+    // A record folder changed within 3 s is not kept (a coarse clock could hide a change).
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let snapshot = env.store("alpha").join("records-snapshot.json");
+    let d = env.start();
+    assert!(snapshot.exists(), "the start kept no snapshot");
+    let kept = std::fs::read(&snapshot).unwrap();
+    assert_eq!(d.decide("kept", "approved", "fine").0, 200);
+    d.stop();
+    assert_eq!(
+        std::fs::read(&snapshot).unwrap(),
+        kept,
+        "written only at start"
+    );
+
+    let d = env.start();
+    let decided = d.handoffs("decided");
+    assert_eq!(decided.len(), 1, "{decided:?}");
+    assert!(d.handoffs("pending").is_empty());
+    d.stop();
+}
+
 /// A line of the audit log edited in place (same length) while the daemon runs is found at
 /// the next reconcile, with nothing appended in between.
 #[test]

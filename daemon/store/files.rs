@@ -2,7 +2,8 @@
 //! `data_dir/workspaces/<tag>/`, and a change of several files is made one by an intent
 //! renamed into place (see `Folder::apply`).
 
-use super::{Backend, Op};
+use super::snapshot::{self, Snapshot, Taken};
+use super::{Backend, Op, RecordFiles};
 use crate::workspace::fsync::{self, Kind};
 use crate::workspace::{create_dirs, key_dir_name, write_atomic};
 use serde::{Deserialize, Serialize};
@@ -66,8 +67,11 @@ impl Backend for Files {
     fn files_of(&self, tag: &str, dir_name: &str) -> Vec<String> {
         self.folder(tag).files_of(dir_name)
     }
-    fn load_files(&self, tag: &str, dir_name: &str) -> io::Result<Vec<(String, Vec<u8>)>> {
+    fn load_files(&self, tag: &str, dir_name: &str) -> io::Result<RecordFiles> {
         self.folder(tag).load_files(dir_name)
+    }
+    fn load_all(&self, tag: &str) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
+        self.folder(tag).load_all()
     }
 }
 
@@ -225,7 +229,7 @@ impl Folder {
     /// `Backend::load_files` with one listing of the folder: `recover` (an intent read, the
     /// folder listed again) only when the listing shows a crash's leftovers (`.baton-*`), which
     /// a clean stop never leaves. Start-up reads every record of every workspace this way.
-    pub fn load_files(&self, dir_name: &str) -> io::Result<Vec<(String, Vec<u8>)>> {
+    pub fn load_files(&self, dir_name: &str) -> io::Result<RecordFiles> {
         let dir = self.dir.join("handoffs").join(dir_name);
         let mut names = Vec::new();
         let mut leftovers = false;
@@ -254,6 +258,64 @@ impl Folder {
             }
         }
         Ok(out)
+    }
+
+    /// `Backend::load_all`: the folders unchanged since the snapshot was taken are read from
+    /// it, the others file by file (`load_files`); the snapshot is written again when that
+    /// changed what it would hold (see `snapshot`).
+    pub fn load_all(&self) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.load_all_at(now)
+    }
+
+    fn load_all_at(&self, now: i64) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
+        let mut before = Snapshot::read(&self.dir);
+        let mut next = Snapshot::default();
+        let mut changed = false;
+        let mut out = Vec::new();
+        for (name, meta) in self.record_dirs_with_metadata()? {
+            let stamp = meta.and_then(|meta| snapshot::stamp(&meta, now));
+            let files = match before.take(&name, stamp) {
+                Taken::Current(files) => Ok(files),
+                taken => {
+                    changed |= matches!(taken, Taken::Stale) || stamp.is_some();
+                    self.load_files(&name)
+                }
+            };
+            if let Ok(files) = &files {
+                next.keep(&name, stamp, files);
+            }
+            out.push((name, files));
+        }
+        if changed || !before.is_empty() {
+            if let Err(e) = next.write(&self.dir) {
+                tracing::debug!(dir = %self.dir.display(), error = %e, "cannot keep the records' snapshot");
+            }
+        }
+        Ok(out)
+    }
+
+    /// The key folders under `handoffs/` with their metadata (taken beneath the listed
+    /// folder's handle; `None` if that failed), sorted by name.
+    fn record_dirs_with_metadata(&self) -> io::Result<Vec<(String, Option<std::fs::Metadata>)>> {
+        let mut dirs = Vec::new();
+        let entries = match std::fs::read_dir(self.dir.join("handoffs")) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(dirs),
+            other => other?,
+        };
+        for entry in entries {
+            let entry = entry?;
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            if let Ok(name) = entry.file_name().into_string() {
+                dirs.push((name, entry.metadata().ok()));
+            }
+        }
+        dirs.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(dirs)
     }
 
     /// The key folders under `handoffs/`, sorted.
@@ -547,5 +609,87 @@ mod tests {
         store.apply("k", &ops).unwrap();
         assert_eq!(names(&store), ["a.json", "b.json"]);
         assert_eq!(store.files_of(&key_dir_name("k")), ["a.json", "b.json"]);
+    }
+
+    /// Every record folder as `load_all_at(now)` reads it, as text.
+    fn loaded(store: &Folder, now: i64) -> Vec<(String, Vec<(String, String)>)> {
+        let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+        let all = store.load_all_at(now).unwrap().into_iter();
+        all.map(|(dir, files)| {
+            let files = files.unwrap().into_iter();
+            (dir, files.map(|(n, b)| (n, text(b))).collect())
+        })
+        .collect()
+    }
+
+    fn record(key: &str, files: &[(&str, &str)]) -> (String, Vec<(String, String)>) {
+        let files = files.iter().map(|(n, t)| (n.to_string(), t.to_string()));
+        (key_dir_name(key), files.collect())
+    }
+
+    /// Waits until a change made now gets a later change time than the folder `dir`'s (the
+    /// kernel's file times move in ticks of a few milliseconds).
+    fn past_the_clock_tick_of(dir: &Path) {
+        use std::os::unix::fs::MetadataExt;
+        let then = std::fs::metadata(dir).unwrap();
+        let probe = dir.parent().unwrap().join("probe");
+        loop {
+            std::fs::write(&probe, b"").unwrap();
+            let now = std::fs::metadata(&probe).unwrap();
+            if (now.ctime(), now.ctime_nsec()) > (then.ctime(), then.ctime_nsec()) {
+                return std::fs::remove_file(probe).unwrap();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_start_reads_settled_folders_from_the_snapshot_and_changed_ones_from_their_files() {
+        let (_dir, store) = store();
+        store.apply("a", &[Op::Put("meta.json", b"a1")]).unwrap();
+        let two = [Op::Put("decision.json", b"d"), Op::Put("meta.json", b"b1")];
+        store.apply("b", &two).unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        let a = store.dir.join("handoffs").join(key_dir_name("a"));
+        let snapshot = store.dir.join(snapshot::FILE);
+        let both = vec![
+            record("a", &[("meta.json", "a1")]),
+            record("b", &[("decision.json", "d"), ("meta.json", "b1")]),
+        ];
+
+        // Folders changed just now are read file by file, and no snapshot is kept of them.
+        assert_eq!(loaded(&store, now), both);
+        assert!(!snapshot.exists());
+        // Settled: read file by file once more, then kept.
+        let later = now + 60;
+        assert_eq!(loaded(&store, later), both);
+        assert!(snapshot.exists());
+
+        // Read from the snapshot: a file written in place (the store never does that) keeps
+        // its folder's fingerprint, so the snapshot's text is what a start sees.
+        std::fs::write(a.join("meta.json"), b"a2").unwrap();
+        assert_eq!(loaded(&store, later), both);
+
+        // A change the store makes renames into the folder: its fingerprint moves, and the
+        // folder is read again; a removed folder goes, a new one comes.
+        past_the_clock_tick_of(&a);
+        store.apply("a", &[Op::Put("decision.json", b"e")]).unwrap();
+        std::fs::remove_dir_all(store.dir.join("handoffs").join(key_dir_name("b"))).unwrap();
+        store.apply("c", &[Op::Put("meta.json", b"c1")]).unwrap();
+        let now_ = vec![
+            record("a", &[("decision.json", "e"), ("meta.json", "a2")]),
+            record("c", &[("meta.json", "c1")]),
+        ];
+        assert_eq!(loaded(&store, later), now_);
+        assert_eq!(loaded(&store, later), now_);
+
+        // A torn snapshot is ignored: every file is read, and a whole one written again.
+        let whole = std::fs::read(&snapshot).unwrap();
+        std::fs::write(&snapshot, &whole[..whole.len() - 9]).unwrap();
+        assert_eq!(loaded(&store, later), now_);
+        assert_eq!(std::fs::read(&snapshot).unwrap(), whole);
     }
 }

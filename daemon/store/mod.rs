@@ -13,6 +13,7 @@
 
 mod files;
 pub mod people;
+mod snapshot;
 
 pub use files::Files;
 
@@ -29,6 +30,9 @@ pub enum Op<'a> {
     /// Remove this file, if it is there.
     Remove(&'a str),
 }
+
+/// The files of one record folder, each once, sorted by name: `(name, bytes)`.
+pub type RecordFiles = Vec<(String, Vec<u8>)>;
 
 /// Where the records of every workspace are kept. Paths are relative to a workspace's
 /// records: `handoffs/<key dir>/<file>` for a handoff's, a bare name for the workspace's own.
@@ -57,7 +61,7 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// At start, before the folder is read: finishes what a crash left in it (`recover`; a
     /// failure is logged and the folder read as it is), then reads its files (`files_of`), each
     /// once, sorted by name.
-    fn load_files(&self, tag: &str, dir_name: &str) -> io::Result<Vec<(String, Vec<u8>)>> {
+    fn load_files(&self, tag: &str, dir_name: &str) -> io::Result<RecordFiles> {
         if let Err(e) = self.recover(tag, dir_name) {
             tracing::error!(record = %dir_name, error = %e, "cannot finish a change a crash interrupted; the record is read as it is");
         }
@@ -69,6 +73,18 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
             }
         }
         Ok(out)
+    }
+    /// At start: every record folder's files (`load_files` of each of `record_dirs`), by
+    /// folder name, sorted; a folder that cannot be read is an error of its own.
+    fn load_all(&self, tag: &str) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
+        let dirs = self.record_dirs(tag)?;
+        Ok(dirs
+            .into_iter()
+            .map(|name| {
+                let files = self.load_files(tag, &name);
+                (name, files)
+            })
+            .collect())
     }
     /// The files of one record folder, each with its size and a stamp that changes whenever
     /// it does, so the search index tells what changed without reading it. By default each
@@ -182,8 +198,8 @@ impl Store {
         self.backend.files_of(&self.tag, dir_name)
     }
 
-    pub fn load_files(&self, dir_name: &str) -> io::Result<Vec<(String, Vec<u8>)>> {
-        self.backend.load_files(&self.tag, dir_name)
+    pub fn load_all(&self) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
+        self.backend.load_all(&self.tag)
     }
 
     pub fn stamps(&self, dir_name: &str) -> io::Result<Vec<(String, u64, String)>> {

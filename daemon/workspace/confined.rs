@@ -166,23 +166,17 @@ fn json_in(dir: &Dir, rel: &Path) -> io::Result<Vec<String>> {
     Ok(found)
 }
 
-/// Removes the `.baton-tmp-*` files of the folder `rel` older than `age`: temp files of atomic
-/// writes a crash interrupted (younger ones may belong to a write under way). Returns how many.
-pub(super) fn remove_stale_temps(
-    root: &Path,
-    rel: &Path,
-    age: std::time::Duration,
-) -> io::Result<usize> {
-    let dir = match walk(root, &names(rel)?, None) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
-        other => other?,
-    };
-    stale_temps_in(&dir, age)
+/// What `stale_temps_in` did: temp files removed, and younger ones left.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Temps {
+    pub removed: usize,
+    pub young: usize,
 }
 
-/// `remove_stale_temps` in an open folder.
-fn stale_temps_in(dir: &Dir, age: std::time::Duration) -> io::Result<usize> {
-    let mut removed = 0;
+/// Removes the `.baton-tmp-*` files of an open folder older than `age`: temp files of atomic
+/// writes a crash interrupted (younger ones may belong to a write under way).
+fn stale_temps_in(dir: &Dir, age: std::time::Duration) -> io::Result<Temps> {
+    let mut temps = Temps::default();
     for entry in dir.entries()? {
         let entry = entry?;
         let name = entry.file_name();
@@ -195,11 +189,12 @@ fn stale_temps_in(dir: &Dir, age: std::time::Duration) -> io::Result<usize> {
             .into_std()
             .elapsed()
             .is_ok_and(|e| e > age);
-        if old && dir.remove_file(&name).is_ok() {
-            removed += 1;
+        match old && dir.remove_file(&name).is_ok() {
+            true => temps.removed += 1,
+            false => temps.young += 1,
         }
     }
-    Ok(removed)
+    Ok(temps)
 }
 
 /// Opens `rel` for reading and appending (never through a symlink), creating it and its

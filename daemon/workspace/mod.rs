@@ -16,7 +16,7 @@ mod resubmit;
 
 pub use artifacts::{artifact_problems, artifact_problems_with};
 pub use browse::Entry;
-pub use confined::{FolderReader, ForeignFile, Identity, OpenedDir};
+pub use confined::{FolderReader, ForeignFile, Identity, OpenedDir, Temps};
 pub use files::{create_dirs, read_limited, sha256_open_file, write_atomic, ReadError};
 pub use fsinfo::is_network_fs;
 pub use handoff_file::{handoff_file, HandoffFile, HANDOFF_FILES};
@@ -246,11 +246,6 @@ impl Workspace {
     pub fn make_dirs(&self, path: &Path) -> io::Result<()> {
         let rel = self.relative(path)?;
         confined::walk(&self.root, &confined::names(rel)?, Some(false)).map(|_| ())
-    }
-
-    /// Removes temp files that crashed writes left in the folder `path` (see `confined`).
-    pub fn remove_stale_temps(&self, path: &Path, age: std::time::Duration) -> io::Result<usize> {
-        confined::remove_stale_temps(&self.root, self.relative(path)?, age)
     }
 
     fn relative<'p>(&self, path: &'p Path) -> io::Result<&'p Path> {

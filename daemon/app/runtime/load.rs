@@ -68,8 +68,8 @@ pub(in crate::app) fn load(
     // What the store publishes of each record, by folder name, for the copies' check: from
     // the same bytes the record is loaded from, so each store file is read once.
     let mut truths = HashMap::new();
-    for name in store.record_dirs()? {
-        let files = match store.load_files(&name) {
+    for (name, files) in store.load_all()? {
+        let files = match files {
             Ok(files) => files,
             Err(e) => {
                 tracing::warn!(workspace = %ws.name, record = %name, error = %e, "skipping an unreadable record");
@@ -191,7 +191,7 @@ fn opened_sub(ws: &Workspace, dir: &OpenedDir, name: &str) -> Option<OpenedDir> 
 fn remove_stale_temps(ws: &Workspace, root: &OpenedDir, baton: Option<&OpenedDir>) {
     let state = baton.and_then(|b| opened_sub(ws, b, "state"));
     for dir in [Some(root), baton, state.as_ref()].into_iter().flatten() {
-        match dir.remove_stale_temps(STALE_TEMP) {
+        match dir.remove_stale_temps(STALE_TEMP).map(|t| t.removed) {
             Ok(0) => {}
             Ok(n) => {
                 tracing::info!(workspace = %ws.name, dir = %dir.at().display(), removed = n, "removed temp files of crashed writes")
@@ -203,7 +203,7 @@ fn remove_stale_temps(ws: &Workspace, root: &OpenedDir, baton: Option<&OpenedDir
     }
 }
 
-/// A record from its store files (`Backend::load_files`); `None`: no meta.json, a crash
+/// A record from its store files (`Backend::load_all`); `None`: no meta.json, a crash
 /// before the first revision was committed.
 fn load_record(files: &[(String, Vec<u8>)]) -> anyhow::Result<Option<Record>> {
     let file = |name: &str| files.iter().find(|(f, _)| f == name).map(|(_, b)| &b[..]);

@@ -9,7 +9,7 @@ use crate::app::state::Record;
 use crate::audit::anchor::{Anchors, Entry};
 use crate::clock::now_rfc3339;
 use crate::store::Store;
-use crate::workspace::{key_dir_name, OpenedDir, Workspace};
+use crate::workspace::{key_dir_name, OpenedDir, Temps, Workspace};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::Path;
 
@@ -80,11 +80,9 @@ pub(in crate::app) fn check(
             }
             _ => None,
         };
-        if let Some(Err(e)) = opened.as_ref().map(|o| o.remove_stale_temps(STALE_TEMP)) {
-            tracing::debug!(dir = %folder.display(), error = %e, "cannot clean temp files");
-        }
         // The folder and its files as they were when last found current: not read again (at
-        // 100,000 records, half a million reads a start).
+        // 100,000 records, half a million reads a start), nor swept for temp files (it had
+        // none then, and adding one would have changed the folder's fingerprint).
         // Sorted: the fingerprint is over the names in one order, whatever the map's.
         let mut names: Vec<&str> = truth.keys().map(String::as_str).collect();
         names.sort_unstable();
@@ -97,6 +95,17 @@ pub(in crate::app) fn check(
                 continue;
             }
         }
+        let temps = match opened.as_ref().map(|o| o.remove_stale_temps(STALE_TEMP)) {
+            Some(Ok(temps)) => temps,
+            Some(Err(e)) => {
+                tracing::debug!(dir = %folder.display(), error = %e, "cannot clean temp files");
+                Temps {
+                    removed: 0,
+                    young: 1,
+                }
+            }
+            None => Temps::default(),
+        };
         let files = match opened.as_ref().map(OpenedDir::list_json) {
             Some(Ok(files)) => files,
             Some(Err(e)) => {
@@ -127,7 +136,9 @@ pub(in crate::app) fn check(
         }
         if let (true, Some(rec)) = (same, known.get(&dir)) {
             current.insert(rec.meta.key.clone());
-            if let Some(stamp) = opened.as_ref().and_then(stamp) {
+            // Not while temp files are left in it: the next start sweeps them again.
+            let swept = temps.young == 0;
+            if let Some(stamp) = opened.as_ref().filter(|_| swept).and_then(stamp) {
                 stamps.insert(dir, stamp);
             }
         }

@@ -9,7 +9,7 @@
 //! nothing keeps a descriptor per workspace.
 
 use super::super::files::ReadError;
-use super::{dirs_in, json_in, open_folder, read_in, stale_temps_in};
+use super::{dirs_in, json_in, open_folder, read_in, stale_temps_in, Temps};
 use cap_std::fs::Dir;
 use std::ffi::OsStr;
 use std::io;
@@ -53,8 +53,9 @@ impl OpenedDir {
         json_in(&self.dir, &self.at)
     }
 
-    /// Removes the `.baton-tmp-*` files older than `age` (as `Workspace::remove_stale_temps`).
-    pub fn remove_stale_temps(&self, age: std::time::Duration) -> io::Result<usize> {
+    /// Removes the `.baton-tmp-*` files older than `age`: temp files of atomic writes a crash
+    /// interrupted (younger ones may belong to a write under way, and are counted).
+    pub fn remove_stale_temps(&self, age: std::time::Duration) -> io::Result<Temps> {
         stale_temps_in(&self.dir, age)
     }
 
