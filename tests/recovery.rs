@@ -107,7 +107,7 @@ fn a_record_decided_after_the_snapshot_was_kept_is_read_decided_at_the_next_star
     d.stop();
     // A record folder changed within 3 s is not kept (a coarse clock could hide a change).
     std::thread::sleep(std::time::Duration::from_secs(4));
-    let snapshot = env.store("alpha").join("records-snapshot.json");
+    let snapshot = env.store("alpha").join("records-snapshot");
     let d = env.start();
     assert!(snapshot.exists(), "the start kept no snapshot");
     let kept = std::fs::read(&snapshot).unwrap();

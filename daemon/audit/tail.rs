@@ -10,7 +10,7 @@ pub(super) fn read_tail(ws: &Workspace) -> io::Result<Tail> {
     let mut file = ws.open_append(&path)?;
     let len = file.metadata()?.len();
     // Everything after the last newline is a line torn by a crash mid-append.
-    let end = line_end_before(&mut file, len)?;
+    let (end, last) = last_line(&mut file, len)?;
     if end < len {
         tracing::warn!(file = %path.display(), "cutting off a torn last audit line (crash mid-append)");
         file.set_len(end)?;
@@ -23,10 +23,6 @@ pub(super) fn read_tail(ws: &Workspace) -> io::Result<Tail> {
             at: None,
         });
     }
-    let start = line_end_before(&mut file, end - 1)?;
-    let mut last = vec![0; (end - 1 - start) as usize];
-    file.seek(SeekFrom::Start(start))?;
-    file.read_exact(&mut last)?;
     let chained = serde_json::from_slice::<Chained>(&last).ok();
     Ok(Tail {
         len: end,
@@ -87,20 +83,51 @@ pub(super) fn judge(anchored: Option<&Anchor>, tail: &Tail) -> Result<Mark, Stri
     ))
 }
 
-/// The offset just past the last newline before `before` (0 if none), read backwards in
-/// blocks: a line may be longer than any fixed window.
-fn line_end_before(file: &mut std::fs::File, before: u64) -> io::Result<u64> {
-    let mut block = vec![0u8; 64 * 1024];
-    let mut end = before;
-    while end > 0 {
-        let start = end.saturating_sub(block.len() as u64);
-        let chunk = &mut block[..(end - start) as usize];
+/// The offset just past the log's last newline (0 if none) and the whole line that newline
+/// ends, without it; read backwards from `len` in growing windows, so a start reads a few KB
+/// of each log however long it is, and a line longer than any fixed window is still found.
+fn last_line(file: &mut std::fs::File, len: u64) -> io::Result<(u64, Vec<u8>)> {
+    let mut window = 4096;
+    loop {
+        let start = len.saturating_sub(window);
+        let mut chunk = vec![0u8; (len - start) as usize];
         file.seek(SeekFrom::Start(start))?;
-        file.read_exact(chunk)?;
-        if let Some(i) = chunk.iter().rposition(|b| *b == b'\n') {
-            return Ok(start + i as u64 + 1);
+        file.read_exact(&mut chunk)?;
+        let newline = |bytes: &[u8]| bytes.iter().rposition(|b| *b == b'\n');
+        if let Some(end) = newline(&chunk) {
+            let begin = newline(&chunk[..end]).map(|i| i + 1);
+            if let Some(begin) = begin.or((start == 0).then_some(0)) {
+                return Ok((start + end as u64 + 1, chunk[begin..end].to_vec()));
+            }
+        } else if start == 0 {
+            return Ok((0, Vec::new()));
         }
-        end = start;
+        window *= 4;
     }
-    Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_line;
+    use std::io::Write;
+
+    fn last_of(bytes: &[u8]) -> (u64, Vec<u8>) {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(bytes).unwrap();
+        last_line(&mut file, bytes.len() as u64).unwrap()
+    }
+
+    #[test]
+    fn the_last_whole_line_is_found_however_long_and_a_torn_end_is_left_out() {
+        assert_eq!(last_of(b""), (0, vec![]));
+        assert_eq!(last_of(b"torn"), (0, vec![]));
+        assert_eq!(last_of(b"a\n"), (2, b"a".to_vec()));
+        assert_eq!(last_of(b"a\nbc\n"), (5, b"bc".to_vec()));
+        assert_eq!(last_of(b"a\nbc\ntorn"), (5, b"bc".to_vec()));
+        let long = vec![b'x'; 10_000];
+        let log = [b"a\n".as_slice(), &long, b"\n", &long].concat();
+        assert_eq!(last_of(&log), (10_003, long.clone()));
+        let first = [long.as_slice(), b"\n"].concat();
+        assert_eq!(last_of(&first), (10_001, long));
+    }
 }

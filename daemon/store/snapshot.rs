@@ -1,5 +1,5 @@
 //! What a start reads instead of every record file: the files of a workspace's record folders
-//! kept as one file beside `handoffs/` (`records-snapshot.json`), each folder's entry with the
+//! kept as one file beside `handoffs/` (`records-snapshot`), each folder's entry with the
 //! folder's fingerprint as it was when its files were read. At 110,000 records a start read
 //! some 330,000 small files (an open, a stat, two reads and a close each, and a listing of
 //! each folder); with the snapshot it stats each folder once and reads one file a workspace.
@@ -13,6 +13,10 @@
 //! could let a change in the same tick keep the times. A torn or unreadable snapshot is
 //! ignored (its checksum tells) and every file is read, as before there was one: it is a memo,
 //! written without a sync, and its loss costs only time.
+//!
+//! The file: a line naming the format and the CRC-32 of the rest; a line of JSON, the index
+//! (each folder's fingerprint and its files' names and lengths); then the files' bytes one
+//! after another, as they are, so reading it is one read and no parsing of their text.
 
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -21,19 +25,19 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// The snapshot's file, in a workspace's store folder.
-pub(super) const FILE: &str = "records-snapshot.json";
-/// Its first line: the format and the CRC-32 of the JSON after it.
-const MAGIC: &str = "baton-records-snapshot 1";
+pub(super) const FILE: &str = "records-snapshot";
+/// Its first line: the format and the CRC-32 of what follows the line.
+const MAGIC: &str = "baton-records-snapshot 2";
 /// Seconds a folder must have been left alone before its fingerprint is trusted.
 const SETTLED: i64 = 3;
 
 /// A record folder's fingerprint: device, inode, modification and change times.
 pub(super) type Stamp = [i64; 6];
 
-/// The files of a record folder, by name, sorted; the text of each (store files are JSON).
-type Files = Vec<(String, String)>;
+/// The files of a record folder, by name, sorted.
+type Files = Vec<(String, Vec<u8>)>;
 
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Default)]
 pub(super) struct Snapshot {
     records: BTreeMap<String, Entry>,
 }
@@ -41,17 +45,24 @@ pub(super) struct Snapshot {
 /// What a snapshot held of a folder.
 pub(super) enum Taken {
     /// Its files, taken at the folder's present fingerprint: it has not changed since.
-    Current(Vec<(String, Vec<u8>)>),
+    Current(Files),
     /// An entry of an earlier state of the folder.
     Stale,
     /// No entry.
     Missing,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug)]
 struct Entry {
     stamp: Stamp,
     files: Files,
+}
+
+/// The file's second line: each folder's fingerprint and its files' names and lengths, in
+/// the order their bytes follow.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Index {
+    records: Vec<(String, Stamp, Vec<(String, usize)>)>,
 }
 
 impl Snapshot {
@@ -77,11 +88,10 @@ impl Snapshot {
         let Some(entry) = self.records.remove(name) else {
             return Taken::Missing;
         };
-        if Some(entry.stamp) != stamp {
-            return Taken::Stale;
+        match Some(entry.stamp) == stamp {
+            true => Taken::Current(entry.files),
+            false => Taken::Stale,
         }
-        let files = entry.files.into_iter();
-        Taken::Current(files.map(|(n, text)| (n, text.into_bytes())).collect())
     }
 
     /// Whether no entry is left (every one was taken).
@@ -90,16 +100,10 @@ impl Snapshot {
     }
 
     /// Keeps the files of folder `name` as read at `stamp` (not when the folder had not
-    /// settled, or a file is not text).
+    /// settled).
     pub fn keep(&mut self, name: &str, stamp: Option<Stamp>, files: &[(String, Vec<u8>)]) {
-        let Some(stamp) = stamp else {
-            return;
-        };
-        let texts: Option<Files> = files
-            .iter()
-            .map(|(n, b)| Some((n.clone(), String::from_utf8(b.clone()).ok()?)))
-            .collect();
-        if let Some(files) = texts {
+        if let Some(stamp) = stamp {
+            let files = files.to_vec();
             self.records
                 .insert(name.to_string(), Entry { stamp, files });
         }
@@ -107,12 +111,27 @@ impl Snapshot {
 
     /// Writes it into `dir` (a temp file renamed into place, not synced: see the module).
     pub fn write(&self, dir: &Path) -> io::Result<()> {
-        let json = serde_json::to_vec(self)?;
+        let mut index = Index::default();
+        let mut rest = Vec::new();
+        for (name, entry) in &self.records {
+            let files = entry.files.iter().map(|(n, b)| (n.clone(), b.len()));
+            index
+                .records
+                .push((name.clone(), entry.stamp, files.collect()));
+        }
+        serde_json::to_writer(&mut rest, &index)?;
+        rest.push(b'\n');
+        for entry in self.records.values() {
+            entry
+                .files
+                .iter()
+                .for_each(|(_, b)| rest.extend_from_slice(b));
+        }
         let mut tmp = tempfile::Builder::new()
             .prefix(".baton-tmp-")
             .tempfile_in(dir)?;
-        writeln!(tmp, "{MAGIC} {:08x}", crc32fast::hash(&json))?;
-        tmp.write_all(&json)?;
+        writeln!(tmp, "{MAGIC} {:08x}", crc32fast::hash(&rest))?;
+        tmp.write_all(&rest)?;
         tmp.persist(dir.join(FILE)).map_err(|e| e.error)?;
         Ok(())
     }
@@ -135,14 +154,28 @@ pub(super) fn stamp(meta: &std::fs::Metadata, now: i64) -> Option<Stamp> {
 }
 
 fn parse(bytes: &[u8]) -> Option<Snapshot> {
-    let newline = bytes.iter().position(|&b| b == b'\n')?;
-    let (head, json) = (
-        std::str::from_utf8(&bytes[..newline]).ok()?,
-        &bytes[newline + 1..],
+    let line = |b: &[u8]| b.iter().position(|&c| c == b'\n');
+    let first = line(bytes)?;
+    let (head, rest) = (
+        std::str::from_utf8(&bytes[..first]).ok()?,
+        &bytes[first + 1..],
     );
     let crc = head.strip_prefix(MAGIC)?.trim();
-    if u32::from_str_radix(crc, 16).ok()? != crc32fast::hash(json) {
+    if u32::from_str_radix(crc, 16).ok()? != crc32fast::hash(rest) {
         return None;
     }
-    serde_json::from_slice(json).ok()
+    let second = line(rest)?;
+    let index: Index = serde_json::from_slice(&rest[..second]).ok()?;
+    let mut data = &rest[second + 1..];
+    let mut records = BTreeMap::new();
+    for (name, stamp, names) in index.records {
+        let mut files = Vec::with_capacity(names.len());
+        for (file, len) in names {
+            let (bytes, after) = data.split_at_checked(len)?;
+            files.push((file, bytes.to_vec()));
+            data = after;
+        }
+        records.insert(name, Entry { stamp, files });
+    }
+    data.is_empty().then_some(Snapshot { records })
 }

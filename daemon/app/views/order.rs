@@ -35,15 +35,23 @@ struct Sets {
 impl Order {
     /// Files a handoff as its facts say, in the list's order and the queue's.
     pub(in crate::app) fn file(&self, facts: Facts) {
+        self.file_all([facts]);
+    }
+
+    /// Files several handoffs under one hold of the lock (a workspace's at start: 16 loaders
+    /// filing 110,000 handoffs one by one spent more time waiting on it than filing).
+    pub(in crate::app) fn file_all(&self, all: impl IntoIterator<Item = Facts>) {
         let mut sets = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        // The facts' own copies of the key and time: 110,000 handoffs filed twice each
-        // were ~10 MB of copies.
-        sets.file(
-            facts.shared_key(),
-            facts.shared_received_at(),
-            facts.pending(),
-        );
-        sets.queue.file(facts);
+        for facts in all {
+            // The facts' own copies of the key and time: 110,000 handoffs filed twice each
+            // were ~10 MB of copies.
+            sets.file(
+                facts.shared_key(),
+                facts.shared_received_at(),
+                facts.pending(),
+            );
+            sets.queue.file(facts);
+        }
     }
 
     /// Takes `key` out of the order (its handoff is gone, or served elsewhere).

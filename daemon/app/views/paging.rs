@@ -63,10 +63,9 @@ impl App {
     /// Files every record at start (called once per workspace taken).
     pub(in crate::app) fn file_records(&self, ws: &crate::app::Served) {
         let st = ws.lock();
-        for r in st.records.values() {
-            let facts = Facts::of_record(self, &ws.workspace.name, r);
-            self.inner.views.order.file(facts);
-        }
+        let all = st.records.values();
+        let all = all.map(|r| Facts::of_record(self, &ws.workspace.name, r));
+        self.inner.views.order.file_all(all.collect::<Vec<_>>());
     }
 
     /// Files again the handoffs that changed since the last read, from their records. Each
