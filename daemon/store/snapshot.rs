@@ -62,8 +62,11 @@ struct Entry {
 /// the order their bytes follow.
 #[derive(Debug, Default, Serialize, Deserialize)]
 struct Index {
-    records: Vec<(String, Stamp, Vec<(String, usize)>)>,
+    records: Vec<(String, Stamp, Lengths)>,
 }
+
+/// A folder's files' names and lengths, in the index.
+type Lengths = Vec<(String, usize)>;
 
 impl Snapshot {
     /// The snapshot kept in `dir`; an empty one when there is none or it is torn.
