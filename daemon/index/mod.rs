@@ -257,6 +257,28 @@ impl SearchIndex {
         })
     }
 
+    /// Whether the index on disk holds other segments or deletes than this reader reads:
+    /// another process (`baton reindex`) committed or swapped the index since it was opened
+    /// (errors count as changed, so the caller opens it again and sees them).
+    pub fn changed_on_disk(&self) -> bool {
+        let Ok(on_disk) = self.index.searchable_segment_metas() else {
+            return true;
+        };
+        let mut disk: Vec<_> = on_disk
+            .iter()
+            .map(|m| (m.id(), m.num_deleted_docs()))
+            .collect();
+        let searcher = self.reader.searcher();
+        let mut read: Vec<_> = searcher
+            .segment_readers()
+            .iter()
+            .map(|r| (r.segment_id(), r.num_deleted_docs()))
+            .collect();
+        disk.sort();
+        read.sort();
+        disk != read
+    }
+
     /// Reads the files of the segments searchable now that no reload has read yet, so the
     /// first queries do not (see `warm`); the reloads after this read new segments themselves.
     pub fn warm_files(&self) {

@@ -358,3 +358,27 @@ fn a_negation_ranks_as_its_wanted_words_do_without_the_excluded_documents() {
     assert_eq!(page("beta -kind:artifact", 0).total, 0);
     assert_eq!(page("beta -workspace:b", 0).total, 400);
 }
+
+#[test]
+fn an_index_another_process_committed_to_since_it_was_opened_says_so() {
+    let (dir, first, writer) = indexed(vec![doc(Kind::Artifact, "a", "inbox/x.md", "one")]);
+    drop(writer);
+    let (stale, _) = SearchIndex::open(dir.path()).unwrap();
+    assert!(!stale.changed_on_disk(), "opened just now");
+    assert!(!first.changed_on_disk(), "its own writer reloaded it");
+    let (other, _) = SearchIndex::open(dir.path()).unwrap();
+    let (writer, thread) =
+        Writer::spawn(Arc::new(other), 20_000_000, Duration::from_millis(50)).unwrap();
+    assert!(writer.send(Op::Put(Box::new(doc(
+        Kind::Artifact,
+        "a",
+        "inbox/y.md",
+        "two"
+    )))));
+    assert!(writer.flush());
+    drop(writer);
+    thread.join().unwrap();
+    assert!(stale.changed_on_disk(), "a segment was added");
+    let (fresh, _) = SearchIndex::open(dir.path()).unwrap();
+    assert!(!fresh.changed_on_disk());
+}

@@ -49,7 +49,7 @@ impl Indexer {
         let fresh = Arc::new(SearchIndex::create_in(&next)?);
         let in_use = self.writer_for(fresh)?;
         self.forget();
-        self.full(all, true, report);
+        self.full(all, true, report, &|| false);
         // Both committed and closed: the folders can move.
         self.stop_writer();
         self.writer = in_use;

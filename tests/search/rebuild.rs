@@ -96,6 +96,11 @@ fn a_daemon_waits_while_another_process_writes_the_index_then_takes_over() {
         b"nebula while locked",
     );
     assert_eq!(search(&daemon, "saturating")["total"], 4, "searches go on");
+    // Released only once the daemon waits for it: released earlier, the daemon finds the
+    // index changed since it opened it (a unit test in `index` covers that), not busy.
+    daemon.wait_until("the daemon waits for the index's lock", || {
+        crate::util::daemon_logs(&env).contains("another process writes the search index")
+    });
     assert!(writer.flush());
     drop(writer);
     thread.join().unwrap();

@@ -18,10 +18,12 @@ pub(in crate::search) fn open_writer(
     let mut waited = false;
     while !shutdown.is_cancelled() {
         match Writer::spawn(search.index(), budget, every) {
-            Ok(w) if !waited => return Some(w),
+            Ok(w) if !waited && !search.index().changed_on_disk() => return Some(w),
             Ok((writer, thread)) => {
                 // The other process changed the index, or swapped in a new one (`baton
-                // reindex`): what was opened before is stale. Open it again, then write.
+                // reindex`), while this one waited for the lock or before it asked (it may
+                // have finished while the daemon started): what was opened before is
+                // stale. Open it again, then write.
                 drop(writer);
                 let _ = thread.join();
                 match SearchIndex::open(&search.reading.data_dir) {
