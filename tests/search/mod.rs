@@ -532,3 +532,41 @@ fn an_agent_token_sees_only_its_own_workspaces() {
     let (status, _) = daemon.get_as("/api/v1/search?q=secret", None);
     assert_eq!(status, 401);
 }
+
+/// The nice value (field 19 of `stat`) of each of the daemon's threads, by name.
+fn thread_nices(pid: u32) -> Vec<(String, i64)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+        .filter_map(|stat| {
+            let (name, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            Some((name.to_string(), rest.split(' ').nth(16)?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn the_search_threads_yield_the_cpu_to_intake_and_pages() {
+    let mut env = TestEnv::new();
+    example(&env);
+    let daemon = env.start();
+    wait_for(&daemon, "saturating", 4);
+    let nices = thread_nices(daemon.pid());
+    let nice = |prefix: &str| -> Vec<i64> {
+        let of: Vec<i64> = nices
+            .iter()
+            .filter(|(n, _)| n.starts_with(prefix))
+            .map(|(_, v)| *v)
+            .collect();
+        assert!(!of.is_empty(), "no thread named {prefix}*: {nices:?}");
+        of
+    };
+    assert_eq!(nice("baton-indexer"), [10]);
+    assert!(
+        nice("baton-index-wri").iter().all(|n| *n == 10),
+        "{nices:?}"
+    );
+    assert!(nice("baton-ingest").iter().all(|n| *n == 0), "{nices:?}");
+    assert!(nice("tokio-rt").iter().all(|n| *n == 0), "{nices:?}");
+}

@@ -100,11 +100,27 @@ struct Pipeline {
     reports: Receiver<Report>,
     /// Item -> (deadline, first seen).
     settling: HashMap<Item, (Instant, Instant)>,
-    /// Items a rename put in place, in this batch of signals, with when they were seen.
-    renamed: Vec<(Item, Instant)>,
+    /// Items a rename put in place, in this batch of signals, with when they were seen (a
+    /// burst of 10,000 renames is one batch: found by hash, not by a look down the list).
+    renamed: Renamed,
     /// Items whose last attempt failed -> the wait before the next one (doubling, capped).
     backoff: HashMap<Item, Duration>,
     shutdown: CancellationToken,
+}
+
+/// The items of a batch of signals a rename put in place, each once, in the order seen.
+#[derive(Default)]
+struct Renamed {
+    order: Vec<(Item, Instant)>,
+    seen: std::collections::HashSet<Item>,
+}
+
+impl Renamed {
+    fn add(&mut self, item: Item) {
+        if self.seen.insert(item.clone()) {
+            self.order.push((item, Instant::now()));
+        }
+    }
 }
 
 /// Starts the ingest dispatcher and its workers; it sets up the watches, then scans, then
@@ -137,7 +153,7 @@ pub fn spawn(app: App, shutdown: CancellationToken) -> anyhow::Result<std::threa
         pool,
         reports,
         settling: HashMap::new(),
-        renamed: Vec::new(),
+        renamed: Renamed::default(),
         backoff: HashMap::new(),
         shutdown,
     };
@@ -195,7 +211,7 @@ impl Pipeline {
             while let Ok(signal) = self.rx.try_recv() {
                 self.on_signal(signal);
             }
-            for (item, seen) in std::mem::take(&mut self.renamed) {
+            for (item, seen) in std::mem::take(&mut self.renamed).order {
                 self.dispatch(item, seen, true);
             }
             while let Ok(report) = self.reports.try_recv() {
@@ -292,9 +308,7 @@ impl Pipeline {
             } else if renamed && matches!(item, Item::Handoff(_) | Item::Checkpoint(..)) {
                 self.settling.remove(&item);
                 // One rename arrives as several events (to, both): act once per batch.
-                if !self.renamed.iter().any(|(i, _)| *i == item) {
-                    self.renamed.push((item, Instant::now()));
-                }
+                self.renamed.add(item);
             } else {
                 self.arm(item, self.app.config().settle);
             }
