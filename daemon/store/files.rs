@@ -300,6 +300,12 @@ impl Folder {
     /// The key folders under `handoffs/` with their metadata (taken beneath the listed
     /// folder's handle; `None` if that failed), sorted by name.
     fn record_dirs_with_metadata(&self) -> io::Result<Vec<(String, Option<std::fs::Metadata>)>> {
+        let entries = self.record_dir_entries()?.into_iter();
+        Ok(entries.map(|(name, e)| (name, e.metadata().ok())).collect())
+    }
+
+    /// The key folders' entries under `handoffs/`, sorted by name.
+    fn record_dir_entries(&self) -> io::Result<Vec<(String, std::fs::DirEntry)>> {
         let mut dirs = Vec::new();
         let entries = match std::fs::read_dir(self.dir.join("handoffs")) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(dirs),
@@ -311,7 +317,7 @@ impl Folder {
                 continue;
             }
             if let Ok(name) = entry.file_name().into_string() {
-                dirs.push((name, entry.metadata().ok()));
+                dirs.push((name, entry));
             }
         }
         dirs.sort_by(|a, b| a.0.cmp(&b.0));
@@ -320,21 +326,8 @@ impl Folder {
 
     /// The key folders under `handoffs/`, sorted.
     pub fn record_dirs(&self) -> io::Result<Vec<String>> {
-        let mut names = Vec::new();
-        match std::fs::read_dir(self.dir.join("handoffs")) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(names),
-            Err(e) => return Err(e),
-            Ok(entries) => {
-                for entry in entries {
-                    let entry = entry?;
-                    if entry.file_type()?.is_dir() {
-                        names.extend(entry.file_name().into_string().ok());
-                    }
-                }
-            }
-        }
-        names.sort();
-        Ok(names)
+        let entries = self.record_dir_entries()?.into_iter();
+        Ok(entries.map(|(name, _)| name).collect())
     }
 
     /// The names of the files of one record folder.
