@@ -450,6 +450,61 @@ fn a_changed_artifact_is_catalogued_alone_and_keeps_the_handoff_naming_it() {
     );
 }
 
+/// The hit for the artifact `path`, once it is shown under `key` (`None`: under no handoff).
+fn artifact_named(daemon: &Daemon, path: &str, key: Option<&str>) -> Value {
+    let mut hit = Value::Null;
+    daemon.wait_until(&format!("{path} shown under {key:?}"), || {
+        hit = search(daemon, &format!("path:{path}"))["hits"][0].clone();
+        hit["key"].as_str() == key && !hit.is_null()
+    });
+    hit
+}
+
+#[test]
+fn a_handoffs_change_is_catalogued_alone_and_names_its_artifacts() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let bulk = ws.join("inbox/bulk");
+    std::fs::create_dir_all(&bulk).unwrap();
+    for i in 0..400 {
+        std::fs::write(bulk.join(format!("f{i:03}.txt")), format!("ballast {i}")).unwrap();
+    }
+    std::fs::write(ws.join("inbox/a.txt"), "wombat notes").unwrap();
+    let daemon = env.start();
+    wait_for(&daemon, "ballast", 400);
+    daemon.wait_until("the first full pass done", || {
+        daemon.health()["search"]["indexing"] == false
+    });
+    let before = catalogued(&daemon);
+    let mut h = util::handoff("named");
+    h["artifacts"] = serde_json::json!([{ "path": "inbox/a.txt" }]);
+    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
+    let hit = artifact_named(&daemon, "inbox/a.txt", Some("named"));
+    assert_eq!(hit["agent"], "test-agent", "{hit}");
+    let (status, _) = daemon.decide("named", "changes_requested", "add the platypus");
+    assert_eq!(status, 200);
+    wait_for(&daemon, "platypus", 1);
+    std::fs::write(ws.join("inbox/b.txt"), "numbat notes").unwrap();
+    h["artifacts"] = serde_json::json!([{ "path": "inbox/a.txt" }, { "path": "inbox/b.txt" }]);
+    h["summary"] = "echidna".into();
+    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
+    wait_for(&daemon, "echidna", 1);
+    artifact_named(&daemon, "inbox/b.txt", Some("named"));
+    // A whole reconcile of this workspace stats its 400 files.
+    let spent = catalogued(&daemon) - before;
+    assert!(
+        spent < 400,
+        "{spent} files catalogued for three changes of one handoff: its workspace was catalogued whole"
+    );
+
+    // A revision that names a file no more: the file is shown under no handoff.
+    daemon.decide("named", "changes_requested", "drop a.txt");
+    h["artifacts"] = serde_json::json!([{ "path": "inbox/b.txt" }]);
+    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
+    artifact_named(&daemon, "inbox/a.txt", None);
+    artifact_named(&daemon, "inbox/b.txt", Some("named"));
+}
+
 #[test]
 fn an_xss_payload_comes_back_escaped_in_the_snippet_and_on_the_page() {
     let mut env = TestEnv::with_config(&crate::pages::reviewers(&[("rita", "pw-rita")]));

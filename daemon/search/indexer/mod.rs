@@ -1,9 +1,10 @@
 //! The indexer thread: turns events and file changes into reconciles and sends the changed
-//! documents to the index's writer thread. An event (a record changed) reconciles its whole
-//! workspace; a file change under `inbox/` or `approved/` reconciles only the paths the watch
-//! named, with which handoff names each artifact taken from the workspace's last whole
-//! reconcile. The periodic reconcile visits every workspace whole, so a change the watch
-//! missed is still found.
+//! documents to the index's writer thread. An event of a handoff reconciles that handoff's
+//! record alone (and the artifacts whose naming handoff it changed); any other event its
+//! whole workspace. A file change under `inbox/` or `approved/` reconciles only the paths the
+//! watch named. Which handoff names each artifact is kept from the workspace's last whole
+//! reconcile, as the records reconciled alone since changed it. The periodic reconcile
+//! visits every workspace whole, so a change the watch missed is still found.
 
 mod folders;
 mod lost;
@@ -13,9 +14,10 @@ mod writing;
 use super::sources::{self, Item};
 use super::Search;
 use crate::events::Event;
+use crate::events::EventType;
 use crate::index::{fp_hash, split_id, Kind, Op, Writer};
 use crate::watch::{Signal, Watch};
-use crate::workspace::{Workspace, APPROVED_DIR, INBOX_DIR};
+use crate::workspace::{key_dir_name, Workspace, APPROVED_DIR, INBOX_DIR};
 use folders::{Listing, Watching};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
@@ -32,8 +34,8 @@ const SETTLE: Duration = Duration::from_millis(50);
 /// How long the periodic reconcile goes on before marked workspaces are looked at again.
 const SWEEP_SLICE: Duration = Duration::from_millis(20);
 const WATCH_QUEUE: usize = 16_384;
-/// More changed paths than this in one workspace within a settle window: the workspace is
-/// reconciled whole (one listing instead of many walks).
+/// More changed paths or records than this in one workspace within a settle window: the
+/// workspace is reconciled whole (one listing instead of many walks).
 const MAX_PATHS: usize = 256;
 
 /// What the indexer follows.
@@ -248,15 +250,15 @@ impl Indexer {
             if overflow.swap(false, Ordering::AcqRel) {
                 all.all
                     .iter()
-                    .for_each(|ws| mark(&mut dirty, &ws.name, None));
+                    .for_each(|ws| mark(&mut dirty, &ws.name, Change::Whole));
             }
             loop {
                 match feed.events.try_recv() {
-                    Ok(event) => mark(&mut dirty, &event.workspace, None),
+                    Ok(event) => mark(&mut dirty, &event.workspace, Change::of(&event)),
                     Err(TryRecvError::Lagged(_)) => all
                         .all
                         .iter()
-                        .for_each(|ws| mark(&mut dirty, &ws.name, None)),
+                        .for_each(|ws| mark(&mut dirty, &ws.name, Change::Whole)),
                     Err(_) => break,
                 }
             }
@@ -281,7 +283,7 @@ impl Indexer {
                 fresh
                     .iter()
                     .filter(|ws| !all.has_root(&ws.root))
-                    .for_each(|ws| mark(&mut dirty, &ws.name, None));
+                    .for_each(|ws| mark(&mut dirty, &ws.name, Change::Whole));
                 all = Listing::new(fresh);
             }
             if Instant::now() >= next_list {
@@ -310,8 +312,8 @@ impl Indexer {
                 let Some(ws) = all.named(&name) else {
                     continue;
                 };
-                if let Some(paths) = mark.paths {
-                    if self.reconcile_paths(ws, &paths) {
+                if let Some(part) = mark.part {
+                    if self.reconcile_part(ws, part) {
                         continue;
                     }
                 }
@@ -339,13 +341,18 @@ impl Indexer {
         wait: Duration,
     ) {
         let mut on = |signal: Signal| match signal {
-            Signal::Rescan => all.all.iter().for_each(|ws| mark(dirty, &ws.name, None)),
+            Signal::Rescan => all
+                .all
+                .iter()
+                .for_each(|ws| mark(dirty, &ws.name, Change::Whole)),
             // The ingest thread's business, never sent on the indexer's channel.
             Signal::Repair(_) | Signal::WatchDir(_) => {}
             Signal::Changed { paths, .. } => {
                 for path in paths {
                     if let Some(ws) = all.holding(&path) {
-                        mark(dirty, &ws.name, artifact_path(&ws.root, &path));
+                        if let Some(change) = Change::at(&ws.root, &path) {
+                            mark(dirty, &ws.name, change);
+                        }
                     }
                 }
             }
@@ -439,6 +446,45 @@ impl Indexer {
         self.drop_absent(ws, &present, |_| true);
         drop(present);
         self.apply(ws, &items, force, report);
+    }
+
+    /// Brings the records and artifacts `part` names in step; `false`: that cannot be done
+    /// alone, so the caller reconciles the workspace whole.
+    fn reconcile_part(&mut self, ws: &Workspace, mut part: Part) -> bool {
+        for key in &part.records {
+            match self.reconcile_record(ws, key) {
+                Some(renamed) => part.paths.extend(renamed),
+                None => return false,
+            }
+        }
+        part.paths.is_empty() || self.reconcile_paths(ws, &part.paths)
+    }
+
+    /// Brings the documents of the record `key` in step with the store. Answers the artifact
+    /// paths (below `inbox/` or `approved/`) whose naming handoff it changed, to be
+    /// reconciled too; `None`: the workspace has had no whole reconcile yet, or the record
+    /// names a path no more, so only a whole one can tell which handoff names it now.
+    fn reconcile_record(&mut self, ws: &Workspace, key: &str) -> Option<Vec<String>> {
+        let naming = self.naming.get_mut(&ws.name)?;
+        let (items, fresh) = sources::record(ws, &self.search.reading, key);
+        let renamed = naming.take(key, fresh)?;
+        self.catalogued.inc_by(items.len().max(1) as u64);
+        let folder = format!(".baton/handoffs/{}/", key_dir_name(key));
+        let present: HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
+        self.drop_absent(ws, &present, |id| {
+            split_id(id).is_some_and(|(kind, _, path)| {
+                matches!(kind, Kind::Handoff | Kind::Decision) && path.starts_with(&folder)
+            })
+        });
+        drop(present);
+        self.apply(ws, &items, false, &mut |_| {});
+        let root = &ws.root;
+        Some(
+            renamed
+                .iter()
+                .filter_map(|p| artifact_path(root, &root.join(p)))
+                .collect(),
+        )
     }
 
     /// Brings the artifacts at or under `paths` (relative to the root, below `inbox/` or
@@ -565,22 +611,92 @@ impl Indexer {
 /// A workspace with changes waiting: since when, and what changed.
 struct Mark {
     at: Instant,
-    /// The artifact paths that changed (relative to the root); `None`: the whole workspace.
-    paths: Option<HashSet<String>>,
+    /// What changed; `None`: the whole workspace may have.
+    part: Option<Part>,
 }
 
-/// Marks `name` as changed at `path` (an artifact path, relative to the root), or whole.
-fn mark(dirty: &mut HashMap<String, Mark>, name: &str, path: Option<String>) {
+/// The parts of a workspace that changed.
+#[derive(Default)]
+struct Part {
+    /// Artifact paths, relative to the root.
+    paths: HashSet<String>,
+    /// Keys of records.
+    records: HashSet<String>,
+}
+
+/// One change of a workspace.
+enum Change {
+    /// At an artifact path, relative to the root.
+    Artifact(String),
+    /// Of the record of a handoff.
+    Record(String),
+    Whole,
+}
+
+impl Change {
+    /// What an event says changed: a handoff's events change its record only; the others
+    /// (checkpoints, approved work, the workspace's own) are taken as changing anything.
+    fn of(event: &Event) -> Change {
+        use EventType::*;
+        let of_record = matches!(
+            event.kind,
+            HandoffReceived
+                | HandoffRevised
+                | HandoffClaimed
+                | HandoffUnclaimed
+                | HandoffDecided
+                | HandoffPartiallyApproved
+                | HandoffSignedOff
+                | HandoffEscalated
+        );
+        match &event.key {
+            Some(key) if of_record => Change::Record(key.clone()),
+            _ => Change::Whole,
+        }
+    }
+}
+
+/// Marks `name` as changed.
+fn mark(dirty: &mut HashMap<String, Mark>, name: &str, change: Change) {
     // The first change starts the settle window; later ones within it join the same reconcile.
     let m = dirty.entry(name.to_string()).or_insert_with(|| Mark {
         at: Instant::now(),
-        paths: Some(HashSet::new()),
+        part: Some(Part::default()),
     });
-    match (path, &mut m.paths) {
-        (Some(path), Some(paths)) if paths.len() < MAX_PATHS => {
-            paths.insert(path);
+    let Some(part) = &mut m.part else { return };
+    let (set, one) = match change {
+        Change::Artifact(path) => (&mut part.paths, path),
+        Change::Record(key) => (&mut part.records, key),
+        Change::Whole => {
+            m.part = None;
+            return;
         }
-        _ => m.paths = None,
+    };
+    match set.len() < MAX_PATHS {
+        true => {
+            set.insert(one);
+        }
+        false => m.part = None,
+    }
+}
+
+impl Change {
+    /// What a change the watch saw at `path`, in the workspace whose folder is `root`,
+    /// changes for search. `None`: nothing (a file of the workspace that is no artifact, such
+    /// as `handoff.json` or the `decision.json` written back: the records they become are
+    /// the store's, whose changes come as events, as do checkpoints').
+    fn at(root: &Path, path: &Path) -> Option<Change> {
+        let Ok(rel) = path.strip_prefix(root) else {
+            return Some(Change::Whole);
+        };
+        // The workspace's folder itself (made again, removed).
+        let Some(first) = rel.components().next() else {
+            return Some(Change::Whole);
+        };
+        if first.as_os_str() != INBOX_DIR && first.as_os_str() != APPROVED_DIR {
+            return None;
+        }
+        Some(artifact_path(root, path).map_or(Change::Whole, Change::Artifact))
     }
 }
 

@@ -87,27 +87,9 @@ pub struct Naming(HashMap<String, (String, Named)>);
 pub fn catalog(ws: &Workspace, reading: &Reading) -> (Vec<Item>, Naming) {
     let mut items = Vec::new();
     let mut naming: HashMap<String, (String, Named)> = HashMap::new();
-    match &reading.records {
-        // In a cluster the records are rows: read through the store (see `stored`).
-        Some(records) => {
-            let store = Store::for_workspace(records, ws);
-            for dir in store.record_dirs().unwrap_or_default() {
-                let folder = stored::RowFolder::read(&store, &dir);
-                records_of(ws, &folder, &mut items, &mut naming);
-            }
-        }
-        // The embedded store's files tell by their size and time whether they changed.
-        None => {
-            let files = crate::store::in_data_dir(&reading.data_dir);
-            let store = Store::for_workspace(&files, ws);
-            for dir in store.record_dirs().unwrap_or_default() {
-                let base = crate::store::Files::dir_of(&reading.data_dir, ws)
-                    .join("handoffs")
-                    .join(&dir);
-                records_of(ws, &FileFolder(base), &mut items, &mut naming);
-            }
-        }
-    }
+    each_record(ws, reading, None, &mut |folder| {
+        records_of(ws, folder, &mut items, &mut naming)
+    });
     for (path, size, mtime_ns) in stats(ws, CHECKPOINTS_DIR) {
         if !path.ends_with(".json") || path.matches('/').count() != 1 {
             continue;
@@ -129,6 +111,50 @@ pub fn catalog(ws: &Workspace, reading: &Reading) -> (Vec<Item>, Naming) {
     (items, naming)
 }
 
+/// The items of the record `key` of `ws` alone (none if it has no record), and the artifacts
+/// its revision in place names: what a change of that record alone changed, without a
+/// catalogue of every record and file of the workspace (see `Naming::take`).
+pub fn record(ws: &Workspace, reading: &Reading, key: &str) -> (Vec<Item>, Naming) {
+    let mut items = Vec::new();
+    let mut naming = HashMap::new();
+    let dir = key_dir_name(key);
+    each_record(ws, reading, Some(&dir), &mut |folder| {
+        records_of(ws, folder, &mut items, &mut naming)
+    });
+    (items, Naming(naming))
+}
+
+/// Calls `f` with each record folder of `ws` in the store, or with the one named `only`.
+fn each_record(
+    ws: &Workspace,
+    reading: &Reading,
+    only: Option<&str>,
+    f: &mut dyn FnMut(&dyn RecordFolder),
+) {
+    let dirs = |store: &Store| match only {
+        Some(dir) => vec![dir.to_string()],
+        None => store.record_dirs().unwrap_or_default(),
+    };
+    match &reading.records {
+        // In a cluster the records are rows: read through the store (see `stored`).
+        Some(records) => {
+            let store = Store::for_workspace(records, ws);
+            for dir in dirs(&store) {
+                f(&stored::RowFolder::read(&store, &dir));
+            }
+        }
+        // The embedded store's files tell by their size and time whether they changed.
+        None => {
+            let files = crate::store::in_data_dir(&reading.data_dir);
+            let store = Store::for_workspace(&files, ws);
+            let base = crate::store::Files::dir_of(&reading.data_dir, ws).join("handoffs");
+            for dir in dirs(&store) {
+                f(&FileFolder(base.join(&dir)));
+            }
+        }
+    }
+}
+
 /// The artifacts at or under `rel` (a path below `inbox/` or `approved/`, relative to the
 /// workspace's root): one if it is a file, those under it if it is a folder, none if it is
 /// gone. `Err`: it could not be listed (a link on the way, say); the caller then catalogues
@@ -142,6 +168,34 @@ pub fn artifacts_at(ws: &Workspace, rel: &str, naming: &Naming) -> std::io::Resu
 }
 
 impl Naming {
+    /// Takes in what the catalogue of one record (`record`) found it names: the artifact paths
+    /// whose naming changed, to be catalogued again. `None`: a path the record named before
+    /// it names no more, which only a catalogue of every record can name (nothing is changed).
+    pub fn take(&mut self, key: &str, fresh: Naming) -> Option<Vec<String>> {
+        let dropped = self
+            .0
+            .iter()
+            .any(|(path, (_, n))| n.key == key && !fresh.0.contains_key(path));
+        if dropped {
+            return None;
+        }
+        let mut renamed = Vec::new();
+        for (path, (at, named)) in fresh.0 {
+            let old = self.0.get(&path);
+            let stays = old.is_some_and(|(old_at, old)| {
+                old.key != key && !newer((&at, &named.key), (old_at, &old.key))
+            });
+            if stays {
+                continue;
+            }
+            if old.map(|(_, n)| n) != Some(&named) {
+                renamed.push(path.clone());
+            }
+            self.0.insert(path, (at, named));
+        }
+        Some(renamed)
+    }
+
     /// The item of the artifact file `path` (relative to the root).
     fn artifact(&self, ws: &Workspace, path: String, size: u64, mtime_ns: i128) -> Item {
         let by = self.0.get(&path).map(|(_, n)| n.clone());
@@ -269,8 +323,8 @@ fn records_of(
     // The newest handoff naming a file is the one it is shown under.
     let received = text(&meta, "received_at").unwrap_or_default();
     for path in current.iter().flat_map(artifact_paths) {
-        let newer = naming.get(&path).is_none_or(|(at, _)| *at <= received);
-        if newer {
+        let named = naming.get(&path);
+        if named.is_none_or(|(at, n)| newer((&received, &key), (at, &n.key))) {
             naming.insert(path, (received.clone(), record.clone()));
         }
     }
@@ -317,6 +371,13 @@ fn records_of(
         }
     }
     add("decision.json".into(), revision, true);
+}
+
+/// Whether a record received at `a.0` under the key `a.1` is the one to name an artifact
+/// rather than `b`: the later received, or of two received at once the greater key, so that
+/// the order records are catalogued in does not matter.
+fn newer(a: (&String, &String), b: (&String, &String)) -> bool {
+    a >= b
 }
 
 /// Largest store file read (a handoff is at most `limits.max_file_bytes`, 1 MiB by default,
