@@ -361,8 +361,16 @@ fn a_negation_ranks_as_its_wanted_words_do_without_the_excluded_documents() {
 
 #[test]
 fn an_index_another_process_committed_to_since_it_was_opened_says_so() {
-    let (dir, first, writer) = indexed(vec![doc(Kind::Artifact, "a", "inbox/x.md", "one")]);
+    let dir = tempfile::tempdir().unwrap();
+    let first = Arc::new(SearchIndex::open(dir.path()).unwrap().0);
+    let (writer, thread) =
+        Writer::spawn(first.clone(), 20_000_000, Duration::from_millis(50)).unwrap();
+    let one = doc(Kind::Artifact, "a", "inbox/x.md", "one");
+    assert!(writer.send(Op::Put(Box::new(one))));
+    assert!(writer.flush());
+    // Its lock is let go when its thread ends: the other writer below must not find it held.
     drop(writer);
+    thread.join().unwrap();
     let (stale, _) = SearchIndex::open(dir.path()).unwrap();
     assert!(!stale.changed_on_disk(), "opened just now");
     assert!(!first.changed_on_disk(), "its own writer reloaded it");
