@@ -454,13 +454,23 @@ fn sha256_hex(bytes: &[u8]) -> String {
 fn overwrite_record(path: &std::path::Path, value: &impl Serialize, size: usize) -> io::Result<()> {
     let mut record = serde_json::to_vec(value)?;
     record.resize(size.max(record.len()), b' ');
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)?;
+    let open = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+    };
+    // The folder is made only when missing: a `mkdir` of it for every record (two a handoff)
+    // took its parent's lock each time, and a burst's workers queued on it.
+    let file = match open() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            open()?
+        }
+        other => other?,
+    };
     std::os::unix::fs::FileExt::write_all_at(&file, &record, 0)
 }

@@ -46,15 +46,49 @@ pub(super) fn write_mode(
 ) -> io::Result<()> {
     let (dirs, name) = split(rel)?;
     let dir = walk(root, &dirs, Some(durable))?;
-    let tmp = write_temp(&dir, bytes, durable, mode)?;
-    // Renaming within one folder handle: the target cannot have moved elsewhere meanwhile.
-    // A symlink at the target name is replaced, not followed.
-    if let Err(e) = dir.rename(&tmp, &dir, name) {
-        let _ = dir.remove_file(&tmp);
-        return Err(e);
+    put(&dir, name, bytes, durable, mode)?;
+    if durable {
+        sync(dir)?;
+    }
+    Ok(())
+}
+
+/// `write` of several files of one folder (`rel_dir`), walked down to once: each is tried,
+/// and the first failure is answered.
+pub(super) fn write_each(
+    root: &Path,
+    rel_dir: &Path,
+    files: &[(&str, &[u8])],
+    durable: bool,
+) -> io::Result<()> {
+    let dir = walk(root, &names(rel_dir)?, Some(durable))?;
+    let mut result = Ok(());
+    for (name, bytes) in files {
+        let written = match split(Path::new(name)) {
+            Ok((on_the_way, name)) if on_the_way.is_empty() => {
+                put(&dir, name, bytes, durable, 0o644)
+            }
+            _ => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{name} is not a file name"),
+            )),
+        };
+        result = result.and(written);
     }
     if durable {
         sync(dir)?;
+    }
+    result
+}
+
+/// Writes the file `name` of `dir` whole, through a temp file renamed over it.
+fn put(dir: &Dir, name: &OsStr, bytes: &[u8], durable: bool, mode: u32) -> io::Result<()> {
+    let tmp = write_temp(dir, bytes, durable, mode)?;
+    // Renaming within one folder handle: the target cannot have moved elsewhere meanwhile.
+    // A symlink at the target name is replaced, not followed.
+    if let Err(e) = dir.rename(&tmp, dir, name) {
+        let _ = dir.remove_file(&tmp);
+        return Err(e);
     }
     Ok(())
 }
@@ -413,4 +447,42 @@ fn utf8_name(dir: &Path, name: std::ffi::OsString) -> Option<String> {
             tracing::warn!(dir = %dir.display(), name = ?raw, "skipping a file whose name is not UTF-8");
         })
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::write_each;
+    use std::os::unix::fs::symlink;
+    use std::path::Path;
+
+    #[test]
+    fn several_files_of_one_folder_are_written_in_one_walk_and_never_through_a_symlink() {
+        let ws = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let files: &[(&str, &[u8])] = &[("a.json", b"1"), ("../b.json", b"2"), ("c.json", b"3")];
+        let written = write_each(ws.path(), Path::new(".baton/handoffs/k"), files, false);
+        assert!(written.is_err(), "a name that is a path is refused");
+        let dir = ws.path().join(".baton/handoffs/k");
+        assert_eq!(std::fs::read(dir.join("a.json")).unwrap(), b"1");
+        assert_eq!(
+            std::fs::read(dir.join("c.json")).unwrap(),
+            b"3",
+            "the others are written"
+        );
+        assert!(!ws.path().join(".baton/handoffs/b.json").exists());
+        let mut left: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        left.sort_by_key(|e| e.file_name());
+        assert_eq!(left.len(), 2, "no temp file left: {left:?}");
+
+        // A folder on the way swapped for a link: nothing is written where it leads.
+        symlink(outside.path(), ws.path().join(".baton/handoffs/j")).unwrap();
+        let through = write_each(
+            ws.path(),
+            Path::new(".baton/handoffs/j"),
+            &files[..1],
+            false,
+        );
+        assert!(through.is_err());
+        assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
 }

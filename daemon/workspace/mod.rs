@@ -111,6 +111,12 @@ impl Workspace {
         confined::write(&self.root, self.relative(path)?, bytes, false)
     }
 
+    /// `write_volatile` of several files (name, bytes) into the folder `dir`, which is walked
+    /// down to once for all of them.
+    pub fn write_volatile_each(&self, dir: &Path, files: &[(&str, &[u8])]) -> io::Result<()> {
+        confined::write_each(&self.root, self.relative(dir)?, files, false)
+    }
+
     /// Reads a regular file of at most `limit` bytes; `Ok(None)`: it or a folder on the way
     /// does not exist. A symlinked folder on the way is an error; a symlink, folder or pipe
     /// at the end is `ReadError::NotRegular`.

@@ -98,9 +98,11 @@ impl Cx<'_> {
         if let (Some(previous), Some(withdrawn)) = (&previous, withdrawn) {
             self.close(ws, st, previous, withdrawn);
         }
-        ws.publish(&key, &rev_file(1), Some(bytes));
-        ws.publish(&key, HANDOFF_FILE, Some(bytes));
-        ws.publish(&key, META, Some(&meta_bytes));
+        let rev = rev_file(1);
+        ws.publish_each(
+            &key,
+            &[(&rev, bytes), (HANDOFF_FILE, bytes), (META, &meta_bytes)],
+        );
         self.remove_root_decision(ws);
         let value = crate::app::state::RawJson::of(&acc.value);
         let paths = crate::app::review::ingest::artifact_paths(&acc.doc);

@@ -119,6 +119,14 @@ impl Served {
         }
     }
 
+    /// Publishes several files of the record `key` (name, bytes) at once.
+    pub(in crate::app) fn publish_each(&self, key: &str, files: &[(&str, &[u8])]) {
+        let dir = self.workspace.archive_dir(key);
+        if let Err(e) = self.workspace.write_volatile_each(&dir, files) {
+            tracing::warn!(workspace = %self.workspace.name, key, error = %e, "cannot publish a record copy into the workspace");
+        }
+    }
+
     /// Publishes every file of a record as the store has it, writing only the copies that
     /// differ (a start-up over thousands of records must not rewrite them all).
     pub(in crate::app) fn publish_record(&self, rec: &Record) {
