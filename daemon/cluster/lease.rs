@@ -168,38 +168,70 @@ impl Leases {
                 self.refresh(&mut client)?;
             }
         }
+        let one = vec![tag.to_string()];
         let row = client.query_opt(
-            concat!(
-                "INSERT INTO leases (tag, node, instance, epoch, expires_at)
-             VALUES ($1, $2, $3, 1, ",
-                now!(),
-                " + make_interval(secs => $4))
-             ON CONFLICT (tag) DO UPDATE
-                SET node = $2, instance = $3, epoch = leases.epoch + 1,
-                    expires_at = ",
-                now!(),
-                " + make_interval(secs => $4)
-                WHERE leases.expires_at < ",
-                now!(),
-                " - make_interval(secs => $5)
-                   OR (leases.node = $2 AND leases.instance = $3 AND leases.expires_at > ",
-                now!(),
-                ")
-             RETURNING epoch"
-            ),
-            &[&tag, &self.node, &self.instance, &self.ttl_s(), &grace],
+            TAKE_ALL,
+            &[&one, &self.node, &self.instance, &self.ttl_s(), &grace],
         )?;
-        // (Or this run's own unexpired lease, which a renewal racing the take counted as lost:
-        // renewed, never served, for good. Taken again under the next epoch.)
         let Some(row) = row else {
             return Ok(false);
         };
-        let epoch: i64 = row.get(0);
+        let epoch: i64 = row.get(1);
         let mut held = self.lock();
         held.epochs.insert(tag.to_string(), epoch);
         held.renewed.get_or_insert_with(crate::clock::instant);
         tracing::info!(workspace = tag, epoch, "lease taken");
         Ok(true)
+    }
+
+    /// Takes at once the leases of `tags` that `acquire` would take one by one: two statements
+    /// (those this node is preferred for, then the rest after their grace) instead of one
+    /// each. A takeover frees a dead node's whole share in the same round, and the waiting
+    /// workspaces' loads then find their leases held. Returns how many were taken.
+    pub fn acquire_all(&self, tags: &[String]) -> Result<usize, ClusterError> {
+        let (mut mine, mut others): (Vec<String>, Vec<String>) = {
+            let held = self.lock();
+            let free = |t: &&String| {
+                !held.epochs.contains_key(*t)
+                    && !held.elsewhere.contains(*t)
+                    && !held.retiring.contains(t)
+            };
+            tags.iter()
+                .filter(free)
+                .cloned()
+                .partition(|t| preferred_among(t, &held.live).is_none_or(|n| *n == self.node))
+        };
+        // In one order, and never beside a renewal: two statements locking the same rows in
+        // different orders deadlock.
+        mine.sort();
+        others.sort();
+        let _one = self.renewing.lock().unwrap_or_else(|e| e.into_inner());
+        let mut client = super::clock::checkout(&self.pool)?;
+        let mut taken = Vec::new();
+        for (group, grace) in [(mine, 0.0), (others, self.ttl_s())] {
+            if group.is_empty() {
+                continue;
+            }
+            let rows = client.query(
+                TAKE_ALL,
+                &[&group, &self.node, &self.instance, &self.ttl_s(), &grace],
+            )?;
+            taken.extend(
+                rows.iter()
+                    .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1))),
+            );
+        }
+        let count = taken.len();
+        let mut held = self.lock();
+        for (tag, epoch) in taken {
+            tracing::debug!(workspace = %tag, epoch, "lease taken");
+            held.epochs.insert(tag, epoch);
+        }
+        if count > 0 {
+            held.renewed.get_or_insert_with(crate::clock::instant);
+            tracing::info!(leases = count, "leases taken at once");
+        }
+        Ok(count)
     }
 
     /// Extends every lease this node holds by a TTL (one statement for all); those it no
@@ -318,6 +350,29 @@ impl Leases {
         Vec::new()
     }
 }
+
+/// Takes the leases of the tags in `$1` for node `$2`, run `$3`, for `$4` seconds, under the
+/// next epoch: each if it is free, expired `$5` seconds ago or more, or this run's own
+/// unexpired lease (which a renewal racing the take counted as lost: renewed, never served,
+/// for good, unless taken again). Returns (tag, epoch) of each taken.
+const TAKE_ALL: &str = concat!(
+    "INSERT INTO leases (tag, node, instance, epoch, expires_at)
+     SELECT t, $2, $3, 1, ",
+    now!(),
+    " + make_interval(secs => $4) FROM unnest($1::text[]) AS t
+     ON CONFLICT (tag) DO UPDATE
+        SET node = $2, instance = $3, epoch = leases.epoch + 1,
+            expires_at = ",
+    now!(),
+    " + make_interval(secs => $4)
+        WHERE leases.expires_at < ",
+    now!(),
+    " - make_interval(secs => $5)
+           OR (leases.node = $2 AND leases.instance = $3 AND leases.expires_at > ",
+    now!(),
+    ")
+     RETURNING tag, epoch"
+);
 
 /// Time since `at` (a `crate::clock::instant`), on the clock a test may move.
 fn since(at: Instant) -> Duration {

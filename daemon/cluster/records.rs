@@ -4,7 +4,7 @@
 //! so a takeover (which updates that row) waits for the change or finds it done.
 
 use super::{io_error, Cluster};
-use crate::store::{Backend, Op};
+use crate::store::{Backend, Op, RecordFiles};
 use crate::workspace::key_dir_name;
 use postgres::Transaction;
 use std::io;
@@ -174,6 +174,29 @@ impl Backend for Rows {
             )
             .map_err(io_error)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Every record of the workspace in one query, sorted by folder and name. (The default,
+    /// a query for the folders, then one for each folder's names and one for each file, cost a
+    /// workspace of 100 records 400 round trips at each takeover.)
+    fn load_all(&self, tag: &str) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
+        let mut client = self.cluster.client().map_err(io_error)?;
+        let rows = client
+            .query(
+                r#"SELECT dir, name, bytes FROM records WHERE tag = $1 AND dir <> ''
+                   ORDER BY dir COLLATE "C", name COLLATE "C""#,
+                &[&tag],
+            )
+            .map_err(io_error)?;
+        let mut out: Vec<(String, io::Result<RecordFiles>)> = Vec::new();
+        for row in rows {
+            let (dir, file): (String, (String, Vec<u8>)) = (row.get(0), (row.get(1), row.get(2)));
+            match out.last_mut() {
+                Some((last, Ok(files))) if *last == dir => files.push(file),
+                _ => out.push((dir, Ok(vec![file]))),
+            }
+        }
+        Ok(out)
     }
 
     fn files_of(&self, tag: &str, dir_name: &str) -> Vec<String> {

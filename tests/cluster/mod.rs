@@ -111,6 +111,73 @@ fn a_lease_being_given_up_is_not_taken_again_from_the_epoch_still_held() {
     assert_eq!(b.leases.epoch(&tag), Some(2));
 }
 
+/// A takeover takes a dead node's share in one go (`acquire_all`), with the same rules as one
+/// by one: expired leases under the next epoch, a just-expired one only by the node it
+/// prefers (the others wait a TTL), a live node's never; the loads then find theirs held.
+#[test]
+fn a_takeover_takes_the_freed_leases_at_once_under_the_next_epoch() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let url = pg.database("take_all");
+    let live = &["a".to_string(), "b".to_string()];
+    let prefers = |node: &'static str| {
+        (0..).map(|i| format!("ws-{i}")).filter(move |t| {
+            baton::cluster::lease::preferred_among(t, live).map(String::as_str) == Some(node)
+        })
+    };
+    let dead: Vec<String> = (0..40).map(|i| format!("dead-{i}")).collect();
+    let fresh_b = prefers("b").next().unwrap();
+    let fresh_a = prefers("a").next().unwrap();
+    let still_a = prefers("a").nth(1).unwrap();
+    let a = Cluster::connect(&cluster_config(&url, "a")).unwrap();
+    a.leases.heartbeat("http://a", "http://a").unwrap();
+    for tag in dead.iter().chain([&fresh_b, &fresh_a, &still_a]) {
+        assert!(a.leases.acquire(tag).unwrap(), "a alone takes {tag}");
+    }
+    // a dies: its leases expired an hour ago, but for two that expired a second ago and one
+    // it still holds.
+    let out = pg.psql(
+        "take_all",
+        &format!(
+            "UPDATE leases SET expires_at = now() - interval '1 hour';
+             UPDATE leases SET expires_at = now() - interval '1 second' WHERE tag IN ('{fresh_b}', '{fresh_a}');
+             UPDATE leases SET expires_at = now() + interval '1 hour' WHERE tag = '{still_a}'"
+        ),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let b = Cluster::connect(&cluster_config(&url, "b")).unwrap();
+    b.leases.heartbeat("http://b", "http://b").unwrap();
+    let mut asked = dead.clone();
+    asked.extend([fresh_b.clone(), fresh_a.clone(), still_a.clone()]);
+    assert_eq!(b.leases.acquire_all(&asked).unwrap(), dead.len() + 1);
+    for tag in dead.iter().chain([&fresh_b]) {
+        assert_eq!(
+            b.leases.epoch(tag),
+            Some(2),
+            "{tag} taken under the next epoch"
+        );
+        assert!(b.leases.acquire(tag).unwrap(), "{tag}'s load finds it held");
+    }
+    assert_eq!(
+        b.leases.epoch(&fresh_a),
+        None,
+        "a's own, expired a second ago: not yet"
+    );
+    assert_eq!(
+        b.leases.epoch(&still_a),
+        None,
+        "a's live lease is never taken"
+    );
+    assert_eq!(
+        b.leases.acquire_all(&asked).unwrap(),
+        0,
+        "nothing more is free"
+    );
+    let lost = a.leases.renew().unwrap().lost;
+    assert_eq!(lost.len(), dead.len() + 2, "{lost:?}");
+    assert!(!lost.contains(&still_a));
+}
+
 #[test]
 fn a_database_migrated_by_a_newer_baton_is_refused_with_what_to_do() {
     let _serial = one_at_a_time();

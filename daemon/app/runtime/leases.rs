@@ -60,6 +60,7 @@ impl App {
                     self.unserve(&tag);
                 }
                 if renewal.freed > 0 && !self.inner.runtime.waiting().is_empty() {
+                    self.take_waiting(&cluster);
                     self.inner
                         .runtime
                         .retry_waiting
@@ -84,6 +85,22 @@ impl App {
         self.metrics().leases_held.set(cluster.leases.held() as i64);
         self.inner.commit.outbox.adopt();
         self.cx().catch_up_away();
+    }
+
+    /// Takes the leases of the waiting workspaces that are free now in one go (a takeover
+    /// frees a whole share at once); their loads, which follow, find them held. A failure
+    /// leaves each to be taken by its own load.
+    fn take_waiting(&self, cluster: &crate::cluster::Cluster) {
+        let tags: Vec<String> = self
+            .inner
+            .runtime
+            .waiting()
+            .values()
+            .map(crate::store::tag)
+            .collect();
+        if let Err(e) = cluster.leases.acquire_all(&tags) {
+            tracing::warn!(error = %e, "cannot take the freed leases at once; taking them one by one");
+        }
     }
 
     /// In a cluster: listens for the other nodes' wake-ups (`crate::cluster::wake`), so a
