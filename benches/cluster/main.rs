@@ -96,16 +96,38 @@ fn main() -> Result<()> {
 }
 
 fn run(pg: &postgres::Server, hook: &hook::Receiver, nodes: usize, k: &Knobs) -> Result<()> {
-    hook.clear();
     let dir = tempfile::tempdir()?;
-    let root = dir.path().join("ws");
+    let result = run_in(dir.path(), pg, hook, nodes, k);
+    if result.is_err() {
+        // The tree and its logs go with `dir`: what the nodes said is printed first.
+        eprintln!("the nodes' logs (last lines):");
+        for i in 0..nodes {
+            let log = std::fs::read_to_string(dir.path().join(format!("node-{i}.log")));
+            let log = log.unwrap_or_default();
+            let tail: Vec<&str> = log.lines().rev().take(20).collect();
+            let tail = tail.into_iter().rev().collect::<Vec<_>>().join("\n");
+            eprintln!("-- node {i}\n{tail}");
+        }
+    }
+    result
+}
+
+fn run_in(
+    dir: &Path,
+    pg: &postgres::Server,
+    hook: &hook::Receiver,
+    nodes: usize,
+    k: &Knobs,
+) -> Result<()> {
+    hook.clear();
+    let root = dir.join("ws");
     let workspaces = tree(&root, k.workspaces)?;
     let url = pg.database(&format!("bench_{nodes}_{}", std::process::id()))?;
     let started = Instant::now();
     let mut running = Vec::new();
     for i in 0..nodes {
         let first = running.first().map(|n: &Node| n.token.clone());
-        let node = Node::start(dir.path(), i, &url, k.ttl, first.as_deref(), &hook.config())?;
+        let node = Node::start(dir, i, &url, k.ttl, first.as_deref(), &hook.config())?;
         running.push(node);
     }
     // Each node listens before its leases are taken; the rest of the start is taking them,
@@ -116,16 +138,7 @@ fn run(pg: &postgres::Server, hook: &hook::Receiver, nodes: usize, k: &Knobs) ->
     });
     if let Err(e) = leased {
         let shares: Vec<usize> = running.iter().map(|n| n.served().unwrap_or(0)).collect();
-        eprintln!("{e}: shares {shares:?}; the nodes' logs:");
-        for i in 0..nodes {
-            let log = std::fs::read_to_string(dir.path().join(format!("node-{i}.log")))?;
-            let tail: Vec<&str> = log.lines().rev().take(20).collect();
-            eprintln!(
-                "-- node {i}\n{}",
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-        return Err(e);
+        return Err(e.context(format!("shares {shares:?}")));
     }
     let start = started.elapsed();
     println!(

@@ -119,8 +119,8 @@ pub(super) fn problems_of(
     root: &Value,
     base: &str,
 ) -> Vec<Problem> {
-    let pointer = format!("{base}{}", e.instance_path.as_str());
-    match &e.kind {
+    let pointer = format!("{base}{}", e.instance_path().as_str());
+    match e.kind() {
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
             vec![Problem::new(
@@ -128,10 +128,10 @@ pub(super) fn problems_of(
                 format!("required field \"{name}\" is missing"),
             )]
         }
-        ValidationErrorKind::AnyOf | ValidationErrorKind::OneOfNotValid => {
-            shapes::problems(root, e.schema_path.as_str(), &pointer, &e.instance)
+        ValidationErrorKind::AnyOf { .. } | ValidationErrorKind::OneOfNotValid { .. } => {
+            shapes::problems(root, e.schema_path().as_str(), &pointer, e.instance())
         }
-        kind => vec![Problem::new(pointer, sentence(kind, &e.instance))],
+        kind => vec![Problem::new(pointer, sentence(kind, e.instance()))],
     }
 }
 
