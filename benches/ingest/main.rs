@@ -132,10 +132,10 @@ fn main() -> Result<()> {
         capacity: &capacity,
         burst: &burst,
         duplicates: dups,
-        find: find.rate(),
-        find_again: find_again.rate(),
-        first_scan: scan.walk.rate(),
-        restart_scan: rescan.walk.rate(),
+        find: find.seconds,
+        find_again: find_again.seconds,
+        first_scan: scan.walk.seconds,
+        restart_scan: rescan.walk.seconds,
         peak_mb: hwm,
     }
     .print();

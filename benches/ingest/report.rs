@@ -20,8 +20,10 @@ pub struct Summary<'a> {
     pub capacity: &'a Capacity,
     pub burst: &'a Phase,
     pub duplicates: usize,
-    /// Entries per second of `find` (on the tree as first built, and as it is at the
-    /// restart), the daemon's first scan and its restart scan.
+    /// Seconds `find` takes over the tree (as first built, and as it is at the restart), and
+    /// the daemon's first scan and restart scan over the same tree. Compared by time, not
+    /// entries a second: the scan lists the folders it needs (a workspace's root, its
+    /// `checkpoints/`, ...), not every entry `find` visits.
     pub find: f64,
     pub find_again: f64,
     pub first_scan: f64,
@@ -90,9 +92,9 @@ impl Summary<'_> {
             "0 / 0",
             lost == 0 && self.duplicates == 0,
         );
-        let first = self.first_scan / self.find;
-        let restart = self.restart_scan / self.find_again;
-        let scan = |x: f64, rate: f64| format!("{x:.2} x find ({rate:.0}/s)");
+        let first = self.find / self.first_scan.max(1e-9);
+        let restart = self.find_again / self.restart_scan.max(1e-9);
+        let scan = |x: f64, secs: f64| format!("{x:.2} x find's speed ({secs:.3} s)");
         let target = |t: f64| format!(">= {t} x find");
         row(
             "first scan",
