@@ -52,6 +52,8 @@ pub struct Metrics {
     pub workspaces_unserved: Gauge,
     /// Workspace leases this node holds in a cluster (0 outside one).
     pub leases_held: Gauge,
+    /// Workspaces whose records changed since their store snapshot was brought up to date.
+    pub store_unsettled: Gauge,
     /// Tampering found and not yet acknowledged with `baton audit ack`.
     pub tamper_alerts: Gauge,
     /// Notifications in the outbox, by state (pending, delivered, dead).
@@ -86,6 +88,7 @@ impl Default for Metrics {
             workspaces: Gauge::default(),
             workspaces_unserved: Gauge::default(),
             leases_held: Gauge::default(),
+            store_unsettled: Gauge::default(),
             tamper_alerts: Gauge::default(),
             deliveries: Family::default(),
             delivery_attempts: Family::default(),
@@ -144,6 +147,11 @@ impl Default for Metrics {
             "workspaces_unserved",
             "Workspaces that cannot be opened (named on /healthz), tried again every few seconds",
             m.workspaces_unserved.clone(),
+        );
+        registry.register(
+            "store_unsettled",
+            "Workspaces whose records changed since their snapshot was last brought up to date (a start reads those records file by file)",
+            m.store_unsettled.clone(),
         );
         registry.register(
             "leases_held",

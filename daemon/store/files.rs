@@ -2,7 +2,7 @@
 //! `data_dir/workspaces/<tag>/`, and a change of several files is made one by an intent
 //! renamed into place (see `Folder::apply`).
 
-use super::snapshot::{self, Snapshot, Taken};
+use super::snapshot::{self, Changed, Snapshot, Stamp, Taken};
 use super::{Backend, Op, RecordFiles};
 use crate::workspace::fsync::{self, Kind};
 use crate::workspace::{create_dirs, key_dir_name, write_atomic};
@@ -11,18 +11,32 @@ use std::fs::Permissions;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use tempfile::NamedTempFile;
 
 /// The records of every workspace as files under `data_dir/workspaces/`.
 #[derive(Debug, Clone)]
 pub struct Files {
     root: PathBuf,
+    /// The workspaces whose record folders changed, for `settle`.
+    changed: Arc<Changed>,
 }
 
 impl Files {
     pub fn new(data_dir: &Path) -> Files {
         Files {
             root: data_dir.join("workspaces"),
+            changed: Arc::default(),
+        }
+    }
+
+    /// Notes a change of `tag`'s record folders (not of its top-level files, which the
+    /// snapshot does not hold). Noted once the change is made, whatever its outcome, so the
+    /// time noted is no earlier than any change time it gave the folders: a workspace quiet
+    /// since then has settled folders.
+    fn mark(&self, tag: &str, rel: &Path) {
+        if rel.starts_with("handoffs") {
+            self.changed.mark(tag, snapshot::unix_now());
         }
     }
 
@@ -33,6 +47,21 @@ impl Files {
 
     fn folder(&self, tag: &str) -> Folder {
         Folder::new(self.root.join(tag))
+    }
+
+    /// `settle` as of `now` (Unix seconds).
+    fn settle_at(&self, now: i64, budget: std::time::Duration) {
+        let started = std::time::Instant::now();
+        for (tag, at) in self.changed.quiet(now) {
+            if started.elapsed() >= budget {
+                break;
+            }
+            // Forgotten first: a change made while the snapshot is written marks it again.
+            self.changed.done(&tag, at);
+            if let Err(e) = self.folder(&tag).refresh_snapshot(now) {
+                tracing::debug!(workspace = %tag, error = %e, "cannot bring the records' snapshot up to date; the next start reads the files");
+            }
+        }
     }
 }
 
@@ -47,16 +76,22 @@ impl Backend for Files {
         self.folder(tag).read(rel)
     }
     fn write(&self, tag: &str, rel: &Path, bytes: &[u8]) -> io::Result<()> {
-        self.folder(tag).write(rel, bytes)
+        let written = self.folder(tag).write(rel, bytes);
+        self.mark(tag, rel);
+        written
     }
     fn overwrite(&self, tag: &str, rel: &Path, bytes: &[u8]) -> io::Result<()> {
         self.folder(tag).overwrite(rel, bytes)
     }
     fn remove(&self, tag: &str, rel: &Path) -> io::Result<()> {
-        self.folder(tag).remove(rel)
+        let removed = self.folder(tag).remove(rel);
+        self.mark(tag, rel);
+        removed
     }
     fn apply(&self, tag: &str, key: &str, ops: &[Op]) -> io::Result<()> {
-        self.folder(tag).apply(key, ops)
+        let applied = self.folder(tag).apply(key, ops);
+        self.mark(tag, Path::new("handoffs"));
+        applied
     }
     fn recover(&self, tag: &str, dir_name: &str) -> io::Result<()> {
         self.folder(tag).recover(dir_name)
@@ -72,6 +107,12 @@ impl Backend for Files {
     }
     fn load_all(&self, tag: &str) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
         self.folder(tag).load_all()
+    }
+    /// Brings the snapshots of the workspaces whose records were left alone a while up to
+    /// date (see `snapshot`), the longest left alone first, until `budget` is spent.
+    fn settle(&self, budget: std::time::Duration) -> usize {
+        self.settle_at(snapshot::unix_now(), budget);
+        self.changed.len()
     }
 }
 
@@ -230,10 +271,22 @@ impl Folder {
     /// folder listed again) only when the listing shows a crash's leftovers (`.baton-*`), which
     /// a clean stop never leaves. Start-up reads every record of every workspace this way.
     pub fn load_files(&self, dir_name: &str) -> io::Result<RecordFiles> {
-        let dir = self.dir.join("handoffs").join(dir_name);
+        let (mut names, leftovers) = self.listing(dir_name)?;
+        if leftovers {
+            if let Err(e) = self.recover(dir_name) {
+                tracing::error!(record = %dir_name, error = %e, "cannot finish a change a crash interrupted; the record is read as it is");
+            }
+            names = self.files_of(dir_name);
+        }
+        self.read_named(dir_name, names)
+    }
+
+    /// The names of the files of record folder `dir_name`, sorted, and whether a change's
+    /// leftovers (`.baton-*`) are there too.
+    fn listing(&self, dir_name: &str) -> io::Result<(Vec<String>, bool)> {
         let mut names = Vec::new();
         let mut leftovers = false;
-        for entry in std::fs::read_dir(&dir)? {
+        for entry in std::fs::read_dir(self.dir.join("handoffs").join(dir_name))? {
             let Ok(name) = entry?.file_name().into_string() else {
                 continue;
             };
@@ -242,13 +295,13 @@ impl Folder {
                 false => names.push(name),
             }
         }
-        if leftovers {
-            if let Err(e) = self.recover(dir_name) {
-                tracing::error!(record = %dir_name, error = %e, "cannot finish a change a crash interrupted; the record is read as it is");
-            }
-            names = self.files_of(dir_name);
-        }
         names.sort();
+        Ok((names, leftovers))
+    }
+
+    /// The files `names` of record folder `dir_name`; one gone since it was listed is left out.
+    fn read_named(&self, dir_name: &str, names: Vec<String>) -> io::Result<RecordFiles> {
+        let dir = self.dir.join("handoffs").join(dir_name);
         let mut out = Vec::with_capacity(names.len());
         for name in names {
             match std::fs::read(dir.join(&name)) {
@@ -264,37 +317,75 @@ impl Folder {
     /// it, the others file by file (`load_files`); the snapshot is written again when that
     /// changed what it would hold (see `snapshot`).
     pub fn load_all(&self) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs() as i64);
-        self.load_all_at(now)
+        self.load_all_at(snapshot::unix_now())
     }
 
     fn load_all_at(&self, now: i64) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
+        let mut out = Vec::new();
+        let pass = self.pass(
+            now,
+            |name, _| Some(self.load_files(name)),
+            |name, files| {
+                out.push((name.to_string(), files));
+            },
+        );
+        if let Err(e) = pass? {
+            tracing::debug!(dir = %self.dir.display(), error = %e, "cannot keep the records' snapshot");
+        }
+        Ok(out)
+    }
+
+    /// Brings the records' snapshot up to date while the daemon runs: the settled folders are
+    /// kept, from the snapshot while their fingerprint holds and from their files otherwise. A
+    /// folder changed within the last few seconds, or holding a change under way (its
+    /// `.baton-*` files), is left out: a start reads it from its files. Nothing is recovered
+    /// here, since a change may be under way (a crash's leftovers are finished at start).
+    pub fn refresh_snapshot(&self, now: i64) -> io::Result<()> {
+        let read = |name: &str, stamp: Option<Stamp>| {
+            stamp?;
+            match self.listing(name) {
+                Ok((names, false)) => Some(self.read_named(name, names)),
+                Ok((_, true)) => None,
+                Err(e) => Some(Err(e)),
+            }
+        };
+        self.pass(now, read, |_, _| {})?
+    }
+
+    /// One pass over the record folders against the snapshot: each folder's files, from the
+    /// snapshot while the folder's fingerprint is the one kept, else from `read` (`None`: left
+    /// out), given to `each`; then the snapshot written again if what it holds changed (the
+    /// inner result: a memo that could not be written).
+    fn pass(
+        &self,
+        now: i64,
+        read: impl Fn(&str, Option<Stamp>) -> Option<io::Result<RecordFiles>>,
+        mut each: impl FnMut(&str, io::Result<RecordFiles>),
+    ) -> io::Result<io::Result<()>> {
         let mut before = Snapshot::read(&self.dir);
         let mut next = Snapshot::default();
         let mut changed = false;
-        let mut out = Vec::new();
         for (name, meta) in self.record_dirs_with_metadata()? {
             let stamp = meta.and_then(|meta| snapshot::stamp(&meta, now));
             let files = match before.take(&name, stamp) {
                 Taken::Current(files) => Ok(files),
                 taken => {
                     changed |= matches!(taken, Taken::Stale) || stamp.is_some();
-                    self.load_files(&name)
+                    match read(&name, stamp) {
+                        Some(files) => files,
+                        None => continue,
+                    }
                 }
             };
-            if let Ok(files) = &files {
-                next.keep(&name, stamp, files);
+            if let (Some(_), Ok(files)) = (stamp, &files) {
+                next.keep(&name, stamp, files.clone());
             }
-            out.push((name, files));
+            each(&name, files);
         }
-        if changed || !before.is_empty() {
-            if let Err(e) = next.write(&self.dir) {
-                tracing::debug!(dir = %self.dir.display(), error = %e, "cannot keep the records' snapshot");
-            }
-        }
-        Ok(out)
+        Ok(match changed || !before.is_empty() {
+            true => next.write(&self.dir),
+            false => Ok(()),
+        })
     }
 
     /// The key folders under `handoffs/` with their metadata (taken beneath the listed
@@ -634,6 +725,61 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
+    }
+
+    #[test]
+    fn a_workspace_left_alone_has_its_snapshot_brought_up_to_date_while_the_daemon_runs() {
+        let now = snapshot::unix_now();
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::new(dir.path());
+        files.create("t", "t").unwrap();
+        files
+            .apply("t", "a", &[Op::Put("meta.json", b"a1")])
+            .unwrap();
+        let store = files.folder("t");
+        let snapshot = store.dir.join(snapshot::FILE);
+        let budget = std::time::Duration::from_secs(5);
+
+        // Changed just now: not yet quiet, nothing written.
+        files.settle_at(now, budget);
+        assert!(!snapshot.exists());
+
+        // Left alone past QUIET: its settled folders are kept, and it is forgotten.
+        let later = now + 60;
+        files.settle_at(later, budget);
+        assert!(snapshot.exists());
+        assert!(files.changed.quiet(later).is_empty());
+        // What a start then reads of the folder comes from the snapshot (a file written in
+        // place, which the store never does, keeps its folder's fingerprint).
+        let a = store.dir.join("handoffs").join(key_dir_name("a"));
+        std::fs::write(a.join("meta.json"), b"a2").unwrap();
+        assert_eq!(
+            loaded(&store, later),
+            vec![record("a", &[("meta.json", "a1")])]
+        );
+
+        // A folder holding a change under way is left out and left as it is (not recovered:
+        // that is for the start), and the others kept.
+        files
+            .apply("t", "b", &[Op::Put("meta.json", b"b1")])
+            .unwrap();
+        let b = store.dir.join("handoffs").join(key_dir_name("b"));
+        std::fs::write(b.join(".baton-tmp-under-way"), b"half").unwrap();
+        files.settle_at(later + 60, budget);
+        let mut kept = Snapshot::read(&store.dir);
+        assert!(matches!(
+            kept.take(&key_dir_name("b"), None),
+            Taken::Missing
+        ));
+        assert!(matches!(kept.take(&key_dir_name("a"), None), Taken::Stale));
+        assert!(b.join(".baton-tmp-under-way").exists());
+
+        // A budget spent settles nothing more; the workspace waits for the next round.
+        files
+            .apply("t", "c", &[Op::Put("meta.json", b"c1")])
+            .unwrap();
+        files.settle_at(later + 120, std::time::Duration::ZERO);
+        assert_eq!(files.changed.quiet(later + 120).len(), 1);
     }
 
     #[test]

@@ -86,6 +86,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
             })
             .collect())
     }
+    /// While the daemon runs (once a second, for at most `budget`): brings up to date what
+    /// the backend keeps to make the next start quick. Returns how many workspaces it has yet
+    /// to bring up to date (their records a start would read one by one). Nothing by default.
+    fn settle(&self, _budget: std::time::Duration) -> usize {
+        0
+    }
     /// The files of one record folder, each with its size and a stamp that changes whenever
     /// it does, so the search index tells what changed without reading it. By default each
     /// file is read and hashed; a backend that keeps versions answers from them.

@@ -14,15 +14,20 @@
 //! ignored (its checksum tells) and every file is read, as before there was one: it is a memo,
 //! written without a sync, and its loss costs only time.
 //!
+//! While the daemon runs, a workspace's snapshot is brought up to date once its records have
+//! been left alone for `QUIET` seconds (`Changed`, `Files::settle`), so a restart after a
+//! day's work reads the day's records from the snapshot too, not file by file.
+//!
 //! The file: a line naming the format and the CRC-32 of the rest; a line of JSON, the index
 //! (each folder's fingerprint and its files' names and lengths); then the files' bytes one
 //! after another, as they are, so reading it is one read and no parsing of their text.
 
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::Mutex;
 
 /// The snapshot's file, in a workspace's store folder.
 pub(super) const FILE: &str = "records-snapshot";
@@ -30,6 +35,11 @@ pub(super) const FILE: &str = "records-snapshot";
 const MAGIC: &str = "baton-records-snapshot 2";
 /// Seconds a folder must have been left alone before its fingerprint is trusted.
 const SETTLED: i64 = 3;
+
+/// Seconds a workspace's records must have been left alone before its snapshot is brought up
+/// to date while the daemon runs: a handoff's record changes several times in its first
+/// moments (received, routed, claimed, decided), and each rewrite costs the whole file.
+pub(super) const QUIET: i64 = 5;
 
 /// A record folder's fingerprint: device, inode, modification and change times.
 pub(super) type Stamp = [i64; 6];
@@ -104,9 +114,8 @@ impl Snapshot {
 
     /// Keeps the files of folder `name` as read at `stamp` (not when the folder had not
     /// settled).
-    pub fn keep(&mut self, name: &str, stamp: Option<Stamp>, files: &[(String, Vec<u8>)]) {
+    pub fn keep(&mut self, name: &str, stamp: Option<Stamp>, files: Files) {
         if let Some(stamp) = stamp {
-            let files = files.to_vec();
             self.records
                 .insert(name.to_string(), Entry { stamp, files });
         }
@@ -138,6 +147,58 @@ impl Snapshot {
         tmp.persist(dir.join(FILE)).map_err(|e| e.error)?;
         Ok(())
     }
+}
+
+/// The workspaces (by tag) whose records changed since their snapshot was last brought up to
+/// date, each with the time of its last change (Unix seconds).
+#[derive(Debug, Default)]
+pub(super) struct Changed(Mutex<HashMap<String, i64>>);
+
+impl Changed {
+    /// Notes that the records of `tag` changed at `now`.
+    pub fn mark(&self, tag: &str, now: i64) {
+        let mut changed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match changed.get_mut(tag) {
+            Some(at) => *at = now,
+            None => {
+                changed.insert(tag.to_string(), now);
+            }
+        }
+    }
+
+    /// The workspaces left alone for `QUIET` seconds at `now`, with their last change,
+    /// the longest left alone first.
+    pub fn quiet(&self, now: i64) -> Vec<(String, i64)> {
+        let changed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut quiet: Vec<(String, i64)> = changed
+            .iter()
+            .filter(|(_, at)| now - **at >= QUIET)
+            .map(|(tag, at)| (tag.clone(), *at))
+            .collect();
+        drop(changed);
+        quiet.sort_by_key(|(_, at)| *at);
+        quiet
+    }
+
+    /// How many workspaces changed since their snapshot was last brought up to date.
+    pub fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Forgets `tag`, unless it changed again after `at`.
+    pub fn done(&self, tag: &str, at: i64) {
+        let mut changed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if changed.get(tag).is_some_and(|last| *last <= at) {
+            changed.remove(tag);
+        }
+    }
+}
+
+/// Now, in seconds since the epoch (the unit of the folders' change times).
+pub(super) fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
 }
 
 /// The fingerprint of a folder from its metadata; `None` if it changed within `SETTLED`
