@@ -6,6 +6,7 @@ mod any_node;
 mod nodes;
 mod pg;
 mod shared;
+mod store_contract;
 
 use crate::util::*;
 use baton::cluster::Cluster;
