@@ -6,9 +6,12 @@
 //! 2. The tree: W workspaces as `baton init` makes them; the first start on it; idle CPU,
 //!    syscalls, descriptors and memory with no handoff yet. Then ROUNDS rounds through the
 //!    daemon itself: one handoff written into every workspace at once (a burst of W, timed to
-//!    the last received), all but the last round decided in bulk. The filled tree is kept in
-//!    BATON_BENCH_DIR and reused by the next run (its bursts are printed from then).
-//! 3. Restart on the filled tree (SIGTERM, start, ready), RUNS times.
+//!    the last received), all but the last round decided in bulk; then the daemon is left
+//!    until it has brought every workspace's records' snapshot up to date, as after a day's
+//!    work. The filled tree is kept in BATON_BENCH_DIR and reused by the next run (its
+//!    bursts are printed from then).
+//! 3. Restart on the filled tree (SIGTERM, start, ready), RUNS times; then once more with
+//!    every snapshot removed, as after a restore from a backup (every record file read).
 //! 4. Idle on the filled tree: CPU over IDLE seconds (RUNS windows), syscalls, descriptors,
 //!    memory.
 //! 5. Answers under 50 clients (closed loop, keep-alive, on the same 2 cores): the list API
@@ -86,6 +89,36 @@ fn idle_report(d: &Daemon, what: &str, s: &Settings, runs: usize) -> Result<(f64
     Ok((cpu.1, rate))
 }
 
+/// Waits, as after a day's work, until the daemon has brought every workspace's records'
+/// snapshot up to date (`baton_store_unsettled` at 0), so the restarts read the snapshots.
+fn settle(d: &Daemon) -> Result<()> {
+    let t = Instant::now();
+    // The last round's workspaces fall quiet 5 s after their last change.
+    std::thread::sleep(Duration::from_secs(6));
+    while d.metric("baton_store_unsettled")? > 0.0 && t.elapsed() < Duration::from_secs(900) {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    println!(
+        "    every records' snapshot up to date {:.1} s after the last round ({} left)",
+        t.elapsed().as_secs_f64(),
+        d.metric("baton_store_unsettled")?
+    );
+    Ok(())
+}
+
+/// Removes every workspace's records' snapshot, as a restore from a backup would.
+fn drop_snapshots(root: &Path) -> Result<usize> {
+    let mut dropped = 0;
+    for entry in std::fs::read_dir(root.join("data/workspaces"))? {
+        match std::fs::remove_file(entry?.path().join("records-snapshot")) {
+            Ok(()) => dropped += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(dropped)
+}
+
 /// The tree, filled through the daemon (or the one a run before filled); the burst times.
 fn filled_tree(s: &Settings, token: &mut Option<String>) -> Result<Vec<f64>> {
     let marker = s.dir.join("filled.json");
@@ -128,6 +161,7 @@ fn filled_tree(s: &Settings, token: &mut Option<String>) -> Result<Vec<f64>> {
             t.elapsed().as_secs_f64()
         );
     }
+    settle(&d)?;
     let kept = serde_json::json!({ "token": d.token, "bursts": bursts });
     d.stop()?;
     *token = kept["token"].as_str().map(str::to_string);
@@ -191,6 +225,15 @@ fn main() -> Result<()> {
     }
     let restart = spread(restarts);
     println!("    spawn -> ready: {}", mmm(restart, "s"));
+    let stopped = d.stop()?;
+    let dropped = drop_snapshots(&s.dir)?;
+    d = Daemon::start(&s.dir, token.as_deref())?;
+    let cold = d.ready_after.as_secs_f64();
+    println!(
+        "    cold (stopped in {:.2} s, {dropped} snapshots removed as by a restore): ready after {:.2} s",
+        stopped.as_secs_f64(),
+        cold
+    );
 
     println!("\n[4] idle, filled");
     let (cpu_full, syscalls_full) = idle_report(&d, &format!("W = {w}, {n} handoffs"), &s, s.runs)?;
@@ -236,7 +279,7 @@ fn main() -> Result<()> {
     println!(
         "\nRESULT sync_p50_ms={:.2} sync_p99_ms={:.2} idle_cpu_w1={cpu_one:.2} syscalls_w1={syscalls_one:.0} \
          idle_cpu_full={cpu_full:.2} syscalls_full={syscalls_full:.0} idle_cpu_polled={cpu_polled:.2} \
-         restart_s={:.2} burst_s={:.2} peak_mb={hwm:.0} {}",
+         restart_s={:.2} cold_restart_s={cold:.2} burst_s={:.2} peak_mb={hwm:.0} {}",
         disk.percentile(50.0),
         disk.percentile(99.0),
         restart.1,
