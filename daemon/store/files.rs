@@ -2,7 +2,7 @@
 //! `data_dir/workspaces/<tag>/`, and a change of several files is made one by an intent
 //! renamed into place (see `Folder::apply`).
 
-use super::snapshot::{self, Changed, Snapshot, Stamp, Taken};
+use super::snapshot::{self, Changed, Stamp};
 use super::{Backend, Op, RecordFiles};
 use crate::workspace::fsync::{self, Kind};
 use crate::workspace::{create_dirs, key_dir_name, write_atomic};
@@ -322,14 +322,10 @@ impl Folder {
 
     fn load_all_at(&self, now: i64) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
         let mut out = Vec::new();
-        let pass = self.pass(
-            now,
-            |name, _| Some(self.load_files(name)),
-            |name, files| {
-                out.push((name.to_string(), files));
-            },
-        );
-        if let Err(e) = pass? {
+        let folders = self.record_dirs_with_metadata()?;
+        let read = |name: &str, _| Some(self.load_files(name));
+        let each = |name: &str, files| out.push((name.to_string(), files));
+        if let Err(e) = snapshot::pass(&self.dir, folders, now, read, each) {
             tracing::debug!(dir = %self.dir.display(), error = %e, "cannot keep the records' snapshot");
         }
         Ok(out)
@@ -349,43 +345,8 @@ impl Folder {
                 Err(e) => Some(Err(e)),
             }
         };
-        self.pass(now, read, |_, _| {})?
-    }
-
-    /// One pass over the record folders against the snapshot: each folder's files, from the
-    /// snapshot while the folder's fingerprint is the one kept, else from `read` (`None`: left
-    /// out), given to `each`; then the snapshot written again if what it holds changed (the
-    /// inner result: a memo that could not be written).
-    fn pass(
-        &self,
-        now: i64,
-        read: impl Fn(&str, Option<Stamp>) -> Option<io::Result<RecordFiles>>,
-        mut each: impl FnMut(&str, io::Result<RecordFiles>),
-    ) -> io::Result<io::Result<()>> {
-        let mut before = Snapshot::read(&self.dir);
-        let mut next = Snapshot::default();
-        let mut changed = false;
-        for (name, meta) in self.record_dirs_with_metadata()? {
-            let stamp = meta.and_then(|meta| snapshot::stamp(&meta, now));
-            let files = match before.take(&name, stamp) {
-                Taken::Current(files) => Ok(files),
-                taken => {
-                    changed |= matches!(taken, Taken::Stale) || stamp.is_some();
-                    match read(&name, stamp) {
-                        Some(files) => files,
-                        None => continue,
-                    }
-                }
-            };
-            if let (Some(_), Ok(files)) = (stamp, &files) {
-                next.keep(&name, stamp, files.clone());
-            }
-            each(&name, files);
-        }
-        Ok(match changed || !before.is_empty() {
-            true => next.write(&self.dir),
-            false => Ok(()),
-        })
+        let folders = self.record_dirs_with_metadata()?;
+        snapshot::pass(&self.dir, folders, now, read, |_, _| {})
     }
 
     /// The key folders under `handoffs/` with their metadata (taken beneath the listed
@@ -537,6 +498,7 @@ fn temp_with(dir: &Path, bytes: &[u8]) -> io::Result<NamedTempFile> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::snapshot::{Snapshot, Taken};
     use super::*;
 
     fn store() -> (tempfile::TempDir, Folder) {

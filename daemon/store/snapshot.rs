@@ -201,6 +201,43 @@ pub(super) fn unix_now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
+/// One pass over a workspace's record folders (`folders`, with their metadata) against the
+/// snapshot kept in `dir`: each folder's files, from the snapshot while the folder's
+/// fingerprint is the one kept, else from `read` (`None`: left out), given to `each`; then
+/// the snapshot written again if what it holds changed (an error: it could not be written).
+pub(super) fn pass(
+    dir: &Path,
+    folders: Vec<(String, Option<std::fs::Metadata>)>,
+    now: i64,
+    read: impl Fn(&str, Option<Stamp>) -> Option<io::Result<Files>>,
+    mut each: impl FnMut(&str, io::Result<Files>),
+) -> io::Result<()> {
+    let mut before = Snapshot::read(dir);
+    let mut next = Snapshot::default();
+    let mut changed = false;
+    for (name, meta) in folders {
+        let stamp = meta.and_then(|meta| self::stamp(&meta, now));
+        let files = match before.take(&name, stamp) {
+            Taken::Current(files) => Ok(files),
+            taken => {
+                changed |= matches!(taken, Taken::Stale) || stamp.is_some();
+                match read(&name, stamp) {
+                    Some(files) => files,
+                    None => continue,
+                }
+            }
+        };
+        if let (Some(_), Ok(files)) = (stamp, &files) {
+            next.keep(&name, stamp, files.clone());
+        }
+        each(&name, files);
+    }
+    match changed || !before.is_empty() {
+        true => next.write(dir),
+        false => Ok(()),
+    }
+}
+
 /// The fingerprint of a folder from its metadata; `None` if it changed within `SETTLED`
 /// of `now` (seconds since the epoch).
 pub(super) fn stamp(meta: &std::fs::Metadata, now: i64) -> Option<Stamp> {
