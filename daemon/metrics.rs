@@ -54,6 +54,7 @@ pub struct Metrics {
     pub leases_held: Gauge,
     /// Workspaces whose records changed since their store snapshot was brought up to date.
     pub store_unsettled: Gauge,
+    pub copies_unsettled: Gauge,
     /// Tampering found and not yet acknowledged with `baton audit ack`.
     pub tamper_alerts: Gauge,
     /// Notifications in the outbox, by state (pending, delivered, dead).
@@ -89,6 +90,7 @@ impl Default for Metrics {
             workspaces_unserved: Gauge::default(),
             leases_held: Gauge::default(),
             store_unsettled: Gauge::default(),
+            copies_unsettled: Gauge::default(),
             tamper_alerts: Gauge::default(),
             deliveries: Family::default(),
             delivery_attempts: Family::default(),
@@ -152,6 +154,11 @@ impl Default for Metrics {
             "store_unsettled",
             "Workspaces whose records changed since their snapshot was last brought up to date (a start reads those records file by file)",
             m.store_unsettled.clone(),
+        );
+        registry.register(
+            "copies_unsettled",
+            "Workspaces whose published record copies were rewritten since their fingerprints were last kept (a start reads those copies again)",
+            m.copies_unsettled.clone(),
         );
         registry.register(
             "leases_held",

@@ -89,19 +89,24 @@ fn idle_report(d: &Daemon, what: &str, s: &Settings, runs: usize) -> Result<(f64
     Ok((cpu.1, rate))
 }
 
-/// Waits, as after a day's work, until the daemon has brought every workspace's records'
-/// snapshot up to date (`baton_store_unsettled` at 0), so the restarts read the snapshots.
+/// Waits, as after a day's work, until the daemon has brought every workspace's memos up to
+/// date: the records' snapshot (`baton_store_unsettled` at 0) and the published copies'
+/// fingerprints (`baton_copies_unsettled` at 0), so the restarts read the snapshots and the
+/// copies are not read again.
 fn settle(d: &Daemon) -> Result<()> {
     let t = Instant::now();
     // The last round's workspaces fall quiet 5 s after their last change.
     std::thread::sleep(Duration::from_secs(6));
-    // A build from before the metric (BATON_BENCH_BIN, for an A/B) keeps them only at start.
-    let unsettled = || d.metric("baton_store_unsettled").unwrap_or(0.0);
+    // A build from before the metrics (BATON_BENCH_BIN, for an A/B) keeps them only at start.
+    let unsettled = || {
+        let behind = |name| d.metric(name).unwrap_or(0.0);
+        behind("baton_store_unsettled") + behind("baton_copies_unsettled")
+    };
     while unsettled() > 0.0 && t.elapsed() < Duration::from_secs(900) {
         std::thread::sleep(Duration::from_millis(500));
     }
     println!(
-        "    every records' snapshot up to date {:.1} s after the last round ({} left)",
+        "    every snapshot and copies' fingerprint up to date {:.1} s after the last round ({} left)",
         t.elapsed().as_secs_f64(),
         unsettled()
     );

@@ -208,6 +208,7 @@ impl App {
             &self.inner.commit.ledger,
             &self.inner.commit.records,
             self.inner.cluster.as_ref().map(|c| c.anchors()),
+            &self.inner.runtime.copies,
         )
         .inspect_err(|_| self.disown(&ws))?;
         let loaded = Arc::new(loaded);

@@ -30,6 +30,8 @@ pub struct Served {
     pub lock_seen: crate::app::LockSeen,
     /// The approved files' manifest, loaded from the store when first needed.
     pub approved: crate::app::review::approved::Approved,
+    /// The records whose published copies were rewritten since their fingerprints were kept.
+    pub copies: crate::app::runtime::copies_memo::CopiesMemo,
 }
 
 impl Served {

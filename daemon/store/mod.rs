@@ -16,6 +16,7 @@ pub mod people;
 mod snapshot;
 
 pub use files::Files;
+pub use snapshot::{unix_now, Changed, QUIET};
 
 use crate::workspace::{key_dir_name, Workspace};
 use std::io;

@@ -39,7 +39,7 @@ const SETTLED: i64 = 3;
 /// Seconds a workspace's records must have been left alone before its snapshot is brought up
 /// to date while the daemon runs: a handoff's record changes several times in its first
 /// moments (received, routed, claimed, decided), and each rewrite costs the whole file.
-pub(super) const QUIET: i64 = 5;
+pub const QUIET: i64 = 5;
 
 /// A record folder's fingerprint: device, inode, modification and change times.
 pub(super) type Stamp = [i64; 6];
@@ -149,10 +149,11 @@ impl Snapshot {
     }
 }
 
-/// The workspaces (by tag) whose records changed since their snapshot was last brought up to
-/// date, each with the time of its last change (Unix seconds).
+/// The workspaces (by tag or name) whose files changed since a memo of them was last brought
+/// up to date (here the records' snapshot; in the app, the published copies' fingerprints),
+/// each with the time of its last change (Unix seconds).
 #[derive(Debug, Default)]
-pub(super) struct Changed(Mutex<HashMap<String, i64>>);
+pub struct Changed(Mutex<HashMap<String, i64>>);
 
 impl Changed {
     /// Notes that the records of `tag` changed at `now`.
@@ -185,6 +186,10 @@ impl Changed {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// Forgets `tag`, unless it changed again after `at`.
     pub fn done(&self, tag: &str, at: i64) {
         let mut changed = self.0.lock().unwrap_or_else(|e| e.into_inner());
@@ -195,7 +200,7 @@ impl Changed {
 }
 
 /// Now, in seconds since the epoch (the unit of the folders' change times).
-pub(super) fn unix_now() -> i64 {
+pub fn unix_now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64)

@@ -246,3 +246,95 @@ fn a_copy_edited_after_its_fingerprint_was_kept_is_still_found_at_the_next_start
     );
     assert_eq!(detail(&d, "stamped")["decision"]["outcome"], "rejected");
 }
+
+/// The running daemon keeps those fingerprints too: the copies it rewrites (here a claim) get
+/// theirs once left alone for a few seconds, so the next start reads none of them. Each is
+/// bound to what the store holds as well: a crash between a change's commit and its copy
+/// leaves the folder as it was and the store ahead of it, and the next start still reads the
+/// folder and publishes the copy.
+#[test]
+fn copies_rewritten_while_running_are_not_read_again_unless_the_store_moved_on() {
+    let reviewers = [
+        crate::util::user("alice", "\"reviewer\""),
+        crate::util::user("bob", "\"reviewer\""),
+    ];
+    let mut env = TestEnv::with_config(&reviewers.concat());
+    let ws = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("kept")));
+    d.wait_until("received", || listed(&d, "kept"));
+    let claim = "/api/v1/handoffs/kept/claim";
+    let (status, body) = d.post_as(claim, Some("alice-token"), "");
+    assert_eq!(status, 200, "{body}");
+    let memo = env.store("alpha").join("published-stamps.json");
+    wait_for_copies_settled(&d);
+    assert!(read_json(&memo).unwrap().get("kept").is_some());
+    d.stop();
+    let d = start_logging_copies(&mut env);
+    assert_eq!(copies_checked(&env), "unchanged=1 read=0");
+    d.stop();
+
+    // The crash: bob's takeover of the claim reached the store, its copy did not. The same
+    // files, one of them with other bytes: the folder's fingerprint alone cannot tell.
+    let taken = json!({"by": "bob", "at": "2999-01-01T00:00:00.000Z"}).to_string();
+    // Renamed into place, as the store writes.
+    write_atomic(
+        &env.store("alpha").join("handoffs/kept/claim.json"),
+        taken.as_bytes(),
+    );
+    let d = start_logging_copies(&mut env);
+    assert_eq!(copies_checked(&env), "unchanged=0 read=1");
+    let copy = std::fs::read_to_string(ws.join(".baton/handoffs/kept/claim.json")).unwrap();
+    assert_eq!(copy, taken, "the claim published");
+    assert_eq!(detail(&d, "kept")["claimed_by"], "bob");
+    let found = tampered(&ws);
+    assert!(found.is_empty(), "a lagging copy is no forgery: {found:?}");
+    d.stop();
+}
+
+/// Waits until the running daemon has fingerprinted the copies it rewrote: the count of
+/// workspaces behind rises once a housekeeping round sees the rewrite (and stays up for the
+/// seconds of quiet it waits), then falls to 0.
+fn wait_for_copies_settled(d: &Daemon) {
+    let behind = || metric(d, "baton_copies_unsettled");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for settled in [false, true] {
+        while (behind() == 0) != settled {
+            assert!(Instant::now() < deadline, "copies never settled");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Starts the daemon with the start's check of the published copies logged.
+fn start_logging_copies(env: &mut TestEnv) -> Daemon {
+    let d = env.spawn_after("export BATON_LOG=info,baton::app::runtime::load=debug");
+    d.wait_until("start-up scan done", || d.health()["ready"] == true);
+    d
+}
+
+/// What the last start logged of its check of the copies of `alpha`: "unchanged=N read=M".
+fn copies_checked(env: &TestEnv) -> String {
+    let mut logs: Vec<PathBuf> = std::fs::read_dir(env.root())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("daemon-")
+        })
+        .collect();
+    logs.sort();
+    let text = std::fs::read_to_string(logs.last().unwrap()).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.contains("published copies checked") && l.contains("workspace=alpha"))
+        .unwrap_or_else(|| panic!("no check logged: {text}"));
+    let field = |name: &str| {
+        let at = line.find(&format!("{name}=")).unwrap();
+        line[at..].split_whitespace().next().unwrap().to_string()
+    };
+    format!("{} {}", field("unchanged"), field("read"))
+}

@@ -117,6 +117,7 @@ impl Served {
         if let Err(e) = result {
             tracing::warn!(workspace = %self.workspace.name, key, file, error = %e, "cannot publish a record copy into the workspace");
         }
+        self.copies.rewrote(&self.workspace.name, key);
     }
 
     /// Publishes several files of the record `key` (name, bytes) at once.
@@ -125,6 +126,7 @@ impl Served {
         if let Err(e) = self.workspace.write_volatile_each(&dir, files) {
             tracing::warn!(workspace = %self.workspace.name, key, error = %e, "cannot publish a record copy into the workspace");
         }
+        self.copies.rewrote(&self.workspace.name, key);
     }
 
     /// Publishes every file of a record as the store has it, writing only the copies that

@@ -2,15 +2,16 @@
 //! time has come on the agenda (see `agenda`): stalls raised, pending handoffs expired or
 //! escalated and their holds renewed, lock tables read and expired locks swept. A workspace
 //! with nothing due is not visited, so a daemon with nothing happening costs next to nothing
-//! whatever the number of workspaces. Last, the store settles what changed a while ago (the
-//! embedded store's snapshots, for a quick next start), within a budget, so the round stays
-//! short after a burst.
+//! whatever the number of workspaces. Last, the memos a quick next start reads are brought up
+//! to date for what changed a while ago (the embedded store's snapshots, then the published
+//! copies' fingerprints), each within a budget, so the round stays short after a burst.
 
 use crate::app::{App, Served};
 use crate::clock::now_ms;
 use std::time::Duration;
 
-/// The most a round spends settling the store (`Backend::settle`): after a burst into
+/// The most a round spends settling the store (`Backend::settle`), and again the published
+/// copies' fingerprints (`settle_copies`): after a burst into
 /// 10,000 workspaces, their snapshots are brought up to date over a minute or two, at a tenth
 /// of a core, rather than in one round that would hold the next one up.
 const SETTLE_BUDGET: Duration = Duration::from_millis(100);
@@ -32,6 +33,8 @@ impl App {
         }
         let unsettled = self.inner.commit.records.settle(SETTLE_BUDGET);
         self.metrics().store_unsettled.set(unsettled as i64);
+        let unsettled = self.settle_copies(SETTLE_BUDGET);
+        self.metrics().copies_unsettled.set(unsettled as i64);
     }
 
     /// When `ws` next needs a visit (Unix ms), if ever without a change first.

@@ -5,22 +5,21 @@
 use crate::app::model::{APPROVALS, CLAIM, DECISION, META, SIGN_OFFS};
 use crate::app::review::quorum;
 use crate::app::review::records::{published_from, rev_file, Committed};
+use crate::app::runtime::copies_memo::{self, CopiesMemo};
 use crate::app::runtime::published_copies::Finding;
 use crate::app::runtime::published_copies::{self, Stamps, STALE_TEMP};
 use crate::app::state::{RawJson, Record, Review, WsState};
 use crate::app::Served;
 use crate::audit::{Anchors, AuditLog, Ledger, RemoteAnchors};
 use crate::contract::{Decision, Handoff};
-use crate::store::{Records, Store};
-use crate::workspace::{OpenedDir, Workspace};
+use crate::store::{Changed, Records, Store};
+use crate::workspace::{key_dir_name, OpenedDir, Workspace};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 const SEEN_CHECKPOINTS: &str = "checkpoints.json";
-/// The published copies' fingerprints (`published_copies::Stamps`) as last found current.
-const STAMPS: &str = "published-stamps.json";
 /// Workspaces loaded at once at start. Loading is reading many small files (the store, the
 /// published copies, the audit log's tail): mostly waiting on the filesystem, one workspace
 /// independent of the others, so several threads overlap their waits (on a network mount,
@@ -38,6 +37,7 @@ pub(in crate::app) fn load(
     ledger: &Ledger,
     records: &Records,
     remote: Option<Arc<dyn RemoteAnchors>>,
+    copies: &Arc<Changed>,
 ) -> anyhow::Result<Loaded> {
     let store = Store::for_workspace(records, ws);
     let clustered = remote.is_some();
@@ -99,7 +99,7 @@ pub(in crate::app) fn load(
     // A single daemon's only: in a cluster the memo would be one more fenced row written per
     // workspace at each take (the three-node test lost handoffs with it; not yet understood).
     let memo: Stamps = match clustered {
-        false => read_store(&store, Path::new(STAMPS)).unwrap_or_default(),
+        false => copies_memo::read(&store).unwrap_or_default(),
         true => Stamps::new(),
     };
     let checked = published_copies::check(
@@ -111,13 +111,9 @@ pub(in crate::app) fn load(
         &mut truths,
         &memo,
     );
+    tracing::debug!(workspace = %ws.name, unchanged = checked.unchanged, read = checked.read, "published copies checked");
     if !clustered && checked.stamps != memo {
-        // Not synced: a memo lost or torn by a crash only makes the next start read the
-        // copies, as it did before there was one.
-        let saved = serde_json::to_vec(&checked.stamps)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| store.overwrite(Path::new(STAMPS), &bytes));
-        if let Err(e) = saved {
+        if let Err(e) = copies_memo::save(&store, &checked.stamps) {
             tracing::debug!(workspace = %ws.name, error = %e, "cannot keep the copies' fingerprints");
         }
     }
@@ -132,11 +128,17 @@ pub(in crate::app) fn load(
         stalled: Default::default(),
         lock_seen: Default::default(),
         approved: Default::default(),
+        copies: CopiesMemo::new((!clustered).then(|| copies.clone())),
     };
     for rec in loaded.lock().records.values() {
         // Copies just read and found current are not read again.
         if !checked.current.contains(&rec.meta.key) {
             loaded.publish_record(rec);
+        }
+        // Those without a fingerprint (written too lately to take one, or published again
+        // just now) get theirs once left alone.
+        if !checked.stamps.contains_key(&key_dir_name(&rec.meta.key)) {
+            loaded.copies.rewrote(&ws.name, &rec.meta.key);
         }
     }
     Ok(Loaded {

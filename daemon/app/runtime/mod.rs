@@ -1,10 +1,11 @@
 //! Keeping the daemon going: loading each workspace's state at start (`load`, `recover`,
-//! `published_copies`), which workspaces this daemon serves (`serving`, `leases` in a cluster,
+//! `published_copies`, and their fingerprints kept current while running: `copies_memo`), which workspaces this daemon serves (`serving`, `leases` in a cluster,
 //! `group_modes`), the housekeeping driven by due times (`agenda`, `housekeeping`), the
 //! outbox's workers (`notify`) and the tamper alerts operators see (`alerts`).
 
 pub(in crate::app) mod agenda;
 pub(in crate::app) mod alerts;
+pub(in crate::app) mod copies_memo;
 pub(in crate::app) mod group_modes;
 pub(in crate::app) mod housekeeping;
 pub(in crate::app) mod leases;
@@ -41,6 +42,9 @@ pub(in crate::app) struct Runtime {
     pub unserved: Mutex<BTreeMap<PathBuf, serving::Unserved>>,
     /// Set once the start-up scan has processed every workspace.
     pub ready: AtomicBool,
+    /// The workspaces whose published copies were rewritten since their fingerprints were
+    /// kept (see `copies_memo`).
+    pub copies: std::sync::Arc<crate::store::Changed>,
     /// Why the daemon can no longer do its job (e.g. the ingest thread died), if it cannot.
     pub failing: OnceLock<String>,
 }
@@ -61,6 +65,7 @@ impl Runtime {
             retry_waiting: AtomicBool::new(false),
             unserved: Mutex::default(),
             ready: AtomicBool::new(false),
+            copies: Default::default(),
             failing: OnceLock::new(),
         }
     }

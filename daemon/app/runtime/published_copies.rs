@@ -34,6 +34,9 @@ pub(in crate::app) struct Checked {
     /// The fingerprints of the current copies' folders (`OpenedDir::stamp`), by folder name:
     /// what the next start compares instead of reading the copies again.
     pub stamps: Stamps,
+    /// Record folders found unchanged by their fingerprint, and folders read.
+    pub unchanged: usize,
+    pub read: usize,
 }
 
 /// Record folders' fingerprints, by folder name, as hex (kept in the store, out of agents'
@@ -61,6 +64,7 @@ pub(in crate::app) fn check(
     let mut found = Vec::new();
     let mut current = HashSet::new();
     let mut stamps = Stamps::new();
+    let (mut unchanged, mut read) = (0, 0);
     let dirs = handoffs.map(|h| h.list_dirs().unwrap_or_default());
     for dir in dirs.unwrap_or_default() {
         let folder = ws.handoffs_dir().join(&dir);
@@ -84,17 +88,24 @@ pub(in crate::app) fn check(
         // 100,000 records, half a million reads a start), nor swept for temp files (it had
         // none then, and adding one would have changed the folder's fingerprint).
         // Sorted: the fingerprint is over the names in one order, whatever the map's.
-        let mut names: Vec<&str> = truth.keys().map(String::as_str).collect();
-        names.sort_unstable();
-        let stamp = |o: &OpenedDir| o.stamp(&names).ok().flatten().map(hex::encode);
+        let mut sorted: Vec<(&str, &[u8])> =
+            truth.iter().map(|(n, b)| (n.as_str(), &b[..])).collect();
+        sorted.sort_unstable();
+        let names: Vec<&str> = sorted.iter().map(|(n, _)| *n).collect();
+        let stamp = |o: &OpenedDir| {
+            let stamp = o.stamp(&names).ok().flatten()?;
+            Some(memo_entry(stamp, &sorted))
+        };
         if let (Some(rec), Some(opened), Some(before)) = (known.get(&dir), &opened, memo.get(&dir))
         {
             if stamp(opened).as_ref() == Some(before) {
                 current.insert(rec.meta.key.clone());
                 stamps.insert(dir, before.clone());
+                unchanged += 1;
                 continue;
             }
         }
+        read += 1;
         let temps = match opened.as_ref().map(|o| o.remove_stale_temps(STALE_TEMP)) {
             Some(Ok(temps)) => temps,
             Some(Err(e)) => {
@@ -147,7 +158,52 @@ pub(in crate::app) fn check(
         findings: found,
         current,
         stamps,
+        unchanged,
+        read,
     }
+}
+
+/// What the memo keeps of a record folder found current: its fingerprint (`OpenedDir::stamp`)
+/// bound to the bytes the store publishes into it (`truth`, sorted by name). A crash between
+/// a change's commit and its copy leaves the folder as it was and the store ahead of it: the
+/// entry then no longer matches, and the start reads the copies and publishes them again.
+pub(in crate::app) fn memo_entry(stamp: [u8; 16], truth: &[(&str, &[u8])]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    hash.update(stamp);
+    for (name, bytes) in truth {
+        hash.update(name.as_bytes());
+        hash.update([0]);
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(bytes);
+    }
+    hex::encode(&hash.finalize()[..16])
+}
+
+/// The memo entry of a record's copies (`folder`) while the daemon runs: `Some` when they
+/// are, file for file, what the store publishes (`truth`, sorted by name, as `published`
+/// gives it), with no temp file beside them, and nothing changed while they were compared.
+/// Nothing is set aside here: a copy that differs is left to the next start's check.
+pub(in crate::app) fn current_entry(
+    folder: &OpenedDir,
+    truth: &[(String, Vec<u8>)],
+) -> Option<String> {
+    let truth: Vec<(&str, &[u8])> = truth.iter().map(|(n, b)| (n.as_str(), &b[..])).collect();
+    let names: Vec<&str> = truth.iter().map(|(n, _)| *n).collect();
+    let before = folder.stamp(&names).ok()??;
+    let temps = folder.remove_stale_temps(STALE_TEMP).ok()?;
+    if temps.removed + temps.young > 0 || folder.list_json().ok()? != names {
+        return None;
+    }
+    for (name, bytes) in &truth {
+        let copy = folder.read(name, bytes.len() + 1).ok()??;
+        if copy != *bytes {
+            return None;
+        }
+    }
+    // The same fingerprint after the reads: the bytes compared are the ones it stands for.
+    let after = folder.stamp(&names).ok()??;
+    (after == before).then(|| memo_entry(before, &truth))
 }
 
 /// Files whose presence would make a folder look like a record: anything but the copies of
@@ -232,4 +288,58 @@ pub(in crate::app) fn set_aside(
         tracing::error!(error = %e, "cannot remove a tampered record copy");
     }
     Finding { text, evidence }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::current_entry;
+    use crate::workspace::Workspace;
+
+    /// The running daemon's check keeps a fingerprint only of copies that are, file for file,
+    /// the store's: an entry kept for anything else would hide that folder from the next
+    /// start's check.
+    #[test]
+    fn only_copies_equal_to_the_store_and_alone_get_a_memo_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let handoffs = tmp.path().join(".baton/handoffs");
+        let truth = vec![
+            ("a.json".to_string(), b"{\"a\":1}".to_vec()),
+            ("b.json".to_string(), b"{\"b\":2}".to_vec()),
+        ];
+        let make = |dir: &str, extra: Option<(&str, &[u8])>, skip: Option<&str>| {
+            let folder = handoffs.join(dir);
+            std::fs::create_dir_all(&folder).unwrap();
+            for (name, bytes) in &truth {
+                if skip != Some(name.as_str()) {
+                    std::fs::write(folder.join(name), bytes).unwrap();
+                }
+            }
+            if let Some((name, bytes)) = extra {
+                std::fs::write(folder.join(name), bytes).unwrap();
+            }
+        };
+        make("same", None, None);
+        make("edited", Some(("b.json", b"{\"b\":3}")), None);
+        make("planted", Some(("decision.json", b"{}")), None);
+        make("missing", None, Some("b.json"));
+        make("temp", Some((".baton-tmp-x", b"half")), None);
+        let ws = Workspace::open(tmp.path()).unwrap();
+        let opened = ws.open_dir(&ws.handoffs_dir()).unwrap().unwrap();
+        let entry = |dir: &str| current_entry(&opened.sub(dir).unwrap().unwrap(), &truth);
+        // Changed within the last seconds: no fingerprint is taken yet.
+        assert_eq!(entry("same"), None);
+        std::thread::sleep(std::time::Duration::from_millis(3100));
+        assert!(entry("same").is_some());
+        assert_eq!(
+            entry("same"),
+            entry("same"),
+            "the same folder, the same entry"
+        );
+        for dir in ["edited", "planted", "missing", "temp"] {
+            assert_eq!(entry(dir), None, "{dir}");
+        }
+        let other = vec![truth[0].clone(), ("b.json".into(), b"{\"b\":4}".to_vec())];
+        let same = opened.sub("same").unwrap().unwrap();
+        assert_eq!(current_entry(&same, &other), None, "the store moved on");
+    }
 }
