@@ -21,7 +21,8 @@
 //! min / median / max over RUNS where a figure is taken several times, and a `RESULT` line.
 //! Knobs: BATON_BENCH_WORKSPACES (10000), BATON_BENCH_ROUNDS (11), BATON_BENCH_RUNS (3),
 //! BATON_BENCH_IDLE_SECONDS (30), BATON_BENCH_LOAD_SECONDS (5), BATON_BENCH_DIR (where the
-//! filled tree is kept; default /tmp/baton-scale-W-ROUNDS), BATON_BENCH_BIN (the daemon).
+//! filled tree is kept; default /tmp/baton-scale-W-ROUNDS), BATON_BENCH_BIN (the daemon),
+//! BATON_LOG (the daemon's, into daemon.log in the tree; default warn).
 
 // Shared with the ingest and pages benches, which use all of them.
 mod idle;

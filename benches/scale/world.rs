@@ -72,7 +72,9 @@ impl Daemon {
         let mut child = Command::new(bin())
             .args(["serve", "--config"])
             .arg(root.join("baton.toml"))
-            .env("BATON_LOG", "warn")
+            // BATON_LOG, e.g. `info,baton::app::runtime::load=debug` to see what each start
+            // read, into daemon.log beside the tree.
+            .env("BATON_LOG", std::env::var("BATON_LOG").as_deref().unwrap_or("warn"))
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()
