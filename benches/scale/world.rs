@@ -74,7 +74,10 @@ impl Daemon {
             .arg(root.join("baton.toml"))
             // BATON_LOG, e.g. `info,baton::app::runtime::load=debug` to see what each start
             // read, into daemon.log beside the tree.
-            .env("BATON_LOG", std::env::var("BATON_LOG").as_deref().unwrap_or("warn"))
+            .env(
+                "BATON_LOG",
+                std::env::var("BATON_LOG").as_deref().unwrap_or("warn"),
+            )
             .stdout(Stdio::piped())
             .stderr(log)
             .spawn()

@@ -106,11 +106,28 @@ pub(super) fn read(root: &Path, rel: &Path, limit: usize) -> Result<Option<Vec<u
 
 /// Reads the file `name` of `dir` if it is a regular file of at most `limit` bytes.
 fn read_in(dir: &Dir, name: &OsStr, limit: usize) -> Result<Option<Vec<u8>>, ReadError> {
+    read_in_then(dir, name, limit, |_| Ok(()))
+}
+
+/// `read_in`, running `first` on the open file before it is read (a regular file only).
+fn read_in_then(
+    dir: &Dir,
+    name: &OsStr,
+    limit: usize,
+    first: impl FnOnce(&std::fs::File) -> io::Result<()>,
+) -> Result<Option<Vec<u8>>, ReadError> {
     let mut options = OpenOptions::new();
     // Non-blocking: opening a FIFO for reading would otherwise wait for a writer forever.
     options.read(true).follow(FollowSymlinks::No).nonblock(true);
     match dir.open_with(name, &options) {
-        Ok(file) => read_open_file(file.into_std(), limit).map(Some),
+        Ok(file) => {
+            let file = file.into_std();
+            if !file.metadata()?.is_file() {
+                return Err(ReadError::NotRegular);
+            }
+            first(&file)?;
+            read_open_file(file, limit).map(Some)
+        }
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) if e.raw_os_error() == Some(libc::ELOOP) => Err(ReadError::NotRegular),
         Err(e) => Err(e.into()),

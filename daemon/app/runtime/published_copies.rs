@@ -96,11 +96,12 @@ pub(in crate::app) fn check(
             let stamp = o.stamp(&names).ok().flatten()?;
             Some(memo_entry(stamp, &sorted))
         };
-        if let (Some(rec), Some(opened), Some(before)) = (known.get(&dir), &opened, memo.get(&dir))
-        {
-            if stamp(opened).as_ref() == Some(before) {
+        // Taken before the copies are read; a fingerprint is kept only if it is the same after.
+        let before = opened.as_ref().and_then(stamp);
+        if let (Some(rec), Some(kept)) = (known.get(&dir), memo.get(&dir)) {
+            if before.as_ref() == Some(kept) {
                 current.insert(rec.meta.key.clone());
-                stamps.insert(dir, before.clone());
+                stamps.insert(dir, kept.clone());
                 unchanged += 1;
                 continue;
             }
@@ -127,7 +128,7 @@ pub(in crate::app) fn check(
         };
         let mut same = files.len() == truth.len();
         for file in files {
-            let read = opened.as_ref().map(|o| o.read(&file, LIMIT));
+            let read = opened.as_ref().map(|o| o.read_written_out(&file, LIMIT));
             let Some(Ok(Some(copy))) = read else {
                 same = false;
                 continue;
@@ -149,8 +150,9 @@ pub(in crate::app) fn check(
             current.insert(rec.meta.key.clone());
             // Not while temp files are left in it: the next start sweeps them again.
             let swept = temps.young == 0;
-            if let Some(stamp) = opened.as_ref().filter(|_| swept).and_then(stamp) {
-                stamps.insert(dir, stamp);
+            let after = opened.as_ref().filter(|_| swept).and_then(stamp);
+            if let Some(after) = after.filter(|a| before.as_ref() == Some(a)) {
+                stamps.insert(dir, after);
             }
         }
     }
@@ -182,7 +184,9 @@ pub(in crate::app) fn memo_entry(stamp: [u8; 16], truth: &[(&str, &[u8])]) -> St
 
 /// The memo entry of a record's copies (`folder`) while the daemon runs: `Some` when they
 /// are, file for file, what the store publishes (`truth`, sorted by name, as `published`
-/// gives it), with no temp file beside them, and nothing changed while they were compared.
+/// gives it), with no temp file beside them, and nothing changed while they were compared
+/// (the fingerprint the same before and after; the copies' pages written out in between, see
+/// `OpenedDir::read_written_out`).
 /// Nothing is set aside here: a copy that differs is left to the next start's check.
 pub(in crate::app) fn current_entry(
     folder: &OpenedDir,
@@ -196,7 +200,7 @@ pub(in crate::app) fn current_entry(
         return None;
     }
     for (name, bytes) in &truth {
-        let copy = folder.read(name, bytes.len() + 1).ok()??;
+        let copy = folder.read_written_out(name, bytes.len() + 1).ok()??;
         if copy != *bytes {
             return None;
         }
@@ -323,6 +327,11 @@ mod tests {
         make("planted", Some(("decision.json", b"{}")), None);
         make("missing", None, Some("b.json"));
         make("temp", Some((".baton-tmp-x", b"half")), None);
+        make("mapped", None, None);
+        // An agent's shared writable mapping of a copy, dirtied with the same bytes: the times
+        // are set now, and while the page stays dirty, later writes through it set nothing.
+        let mapped = Mapped::new(&handoffs.join("mapped/b.json"));
+        mapped.write(0, b'{');
         let ws = Workspace::open(tmp.path()).unwrap();
         let opened = ws.open_dir(&ws.handoffs_dir()).unwrap().unwrap();
         let entry = |dir: &str| current_entry(&opened.sub(dir).unwrap().unwrap(), &truth);
@@ -338,8 +347,67 @@ mod tests {
         for dir in ["edited", "planted", "missing", "temp"] {
             assert_eq!(entry(dir), None, "{dir}");
         }
+        // The check wrote the page out: the forgery through the mapping faults and sets the
+        // times, so the fingerprint the entry stands for is gone.
+        let folder = opened.sub("mapped").unwrap().unwrap();
+        let names = ["a.json", "b.json"];
+        assert!(entry("mapped").is_some());
+        let kept = folder.stamp(&names).unwrap();
+        assert!(kept.is_some());
+        mapped.write(5, b'9');
+        // tmpfs has no writeback: its pages are never written out, nor write-protected.
+        if !on_tmpfs(tmp.path()) {
+            assert_ne!(folder.stamp(&names).unwrap(), kept, "a write unseen");
+        }
         let other = vec![truth[0].clone(), ("b.json".into(), b"{\"b\":4}".to_vec())];
         let same = opened.sub("same").unwrap().unwrap();
         assert_eq!(current_entry(&same, &other), None, "the store moved on");
+    }
+
+    fn on_tmpfs(path: &std::path::Path) -> bool {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+        // SAFETY: a zeroed statfs filled by the call; the path is NUL-terminated.
+        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
+        let ok = unsafe { libc::statfs(path.as_ptr(), &mut fs) } == 0;
+        ok && fs.f_type == libc::TMPFS_MAGIC
+    }
+
+    /// A file mapped shared and writable, as an agent could map a copy.
+    struct Mapped {
+        at: *mut u8,
+        len: usize,
+    }
+
+    impl Mapped {
+        fn new(path: &std::path::Path) -> Mapped {
+            use std::os::fd::AsRawFd;
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(path)
+                .unwrap();
+            let len = file.metadata().unwrap().len() as usize;
+            let (rw, shared) = (libc::PROT_READ | libc::PROT_WRITE, libc::MAP_SHARED);
+            // SAFETY: a fresh mapping of an open file, of its length; unmapped on drop.
+            let at =
+                unsafe { libc::mmap(std::ptr::null_mut(), len, rw, shared, file.as_raw_fd(), 0) };
+            assert_ne!(at, libc::MAP_FAILED);
+            Mapped { at: at.cast(), len }
+        }
+
+        /// Writes one byte through the mapping (no system call).
+        fn write(&self, offset: usize, byte: u8) {
+            assert!(offset < self.len);
+            // SAFETY: within the mapping, which lives as long as `self`.
+            unsafe { self.at.add(offset).write_volatile(byte) }
+        }
+    }
+
+    impl Drop for Mapped {
+        fn drop(&mut self) {
+            // SAFETY: the mapping made in `new`, unmapped once.
+            unsafe { libc::munmap(self.at.cast(), self.len) };
+        }
     }
 }

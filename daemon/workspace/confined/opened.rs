@@ -9,7 +9,7 @@
 //! nothing keeps a descriptor per workspace.
 
 use super::super::files::ReadError;
-use super::{dirs_in, json_in, open_folder, read_in, stale_temps_in, Temps};
+use super::{dirs_in, json_in, open_folder, read_in, read_in_then, stale_temps_in, Temps};
 use cap_std::fs::Dir;
 use std::ffi::OsStr;
 use std::io;
@@ -41,6 +41,16 @@ impl OpenedDir {
     /// The file `name` if it is a regular file of at most `limit` bytes (as `Workspace::read`).
     pub fn read(&self, name: &str, limit: usize) -> Result<Option<Vec<u8>>, ReadError> {
         read_in(&self.dir, OsStr::new(plain(name)?), limit)
+    }
+
+    /// `read`, after the file's dirty pages are written out. A page written through a shared
+    /// mapping updates the file's times only when it goes from clean to dirty, so while it
+    /// stays dirty it can be written again unseen by a fingerprint (`stamp`); written out, it
+    /// is clean and write-protected, and the next write through the mapping sets the times.
+    /// So a fingerprint taken before this and found equal after it stands for these bytes
+    /// until the times change. Only the pages are written: no metadata, no device flush.
+    pub fn read_written_out(&self, name: &str, limit: usize) -> Result<Option<Vec<u8>>, ReadError> {
+        read_in_then(&self.dir, OsStr::new(plain(name)?), limit, write_out)
     }
 
     /// Names of the real sub-folders, sorted (as `Workspace::list_dirs`).
@@ -118,6 +128,19 @@ impl OpenedDir {
     /// Where it is, relative to the workspace.
     pub fn at(&self) -> &Path {
         &self.at
+    }
+}
+
+/// Writes the file's dirty pages out and waits for them (`sync_file_range`).
+fn write_out(file: &std::fs::File) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let flags = libc::SYNC_FILE_RANGE_WAIT_BEFORE
+        | libc::SYNC_FILE_RANGE_WRITE
+        | libc::SYNC_FILE_RANGE_WAIT_AFTER;
+    // SAFETY: the descriptor is open for the call; offset 0 and length 0 mean the whole file.
+    match unsafe { libc::sync_file_range(file.as_raw_fd(), 0, 0, flags) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
     }
 }
 
