@@ -21,11 +21,19 @@ const NETWORK_MAGICS: &[i64] = &[
 
 /// True when `dir` is on a network or FUSE filesystem. Unknown (statfs failed): false.
 pub fn is_network_fs(dir: &Path) -> bool {
-    let Ok(c_path) = CString::new(dir.as_os_str().as_bytes()) else {
-        return false;
-    };
+    fs_magic(dir).is_some_and(|magic| NETWORK_MAGICS.contains(&magic))
+}
+
+/// True when `dir` is on tmpfs (memory only: no writeback). Unknown: false.
+pub fn is_tmpfs(dir: &Path) -> bool {
+    fs_magic(dir) == Some(libc::TMPFS_MAGIC)
+}
+
+/// The `statfs` magic number of the filesystem `dir` is on; `None` when statfs failed.
+fn fs_magic(dir: &Path) -> Option<i64> {
+    let c_path = CString::new(dir.as_os_str().as_bytes()).ok()?;
     let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
     // SAFETY: c_path is a valid NUL-terminated string and stat a properly sized out-buffer.
     let rc = unsafe { libc::statfs(c_path.as_ptr(), &mut stat) };
-    rc == 0 && NETWORK_MAGICS.contains(&(stat.f_type as i64))
+    (rc == 0).then_some(stat.f_type as i64)
 }

@@ -18,7 +18,7 @@ pub use artifacts::{artifact_problems, artifact_problems_with};
 pub use browse::Entry;
 pub use confined::{FolderReader, ForeignFile, Identity, OpenedDir, Temps};
 pub use files::{create_dirs, read_limited, sha256_open_file, write_atomic, ReadError};
-pub use fsinfo::is_network_fs;
+pub use fsinfo::{is_network_fs, is_tmpfs};
 pub use handoff_file::{handoff_file, HandoffFile, HANDOFF_FILES};
 pub use inventory::FileStat;
 pub use paths::{resolve, PathError};

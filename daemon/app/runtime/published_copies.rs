@@ -356,21 +356,12 @@ mod tests {
         assert!(kept.is_some());
         mapped.write(5, b'9');
         // tmpfs has no writeback: its pages are never written out, nor write-protected.
-        if !on_tmpfs(tmp.path()) {
+        if !crate::workspace::is_tmpfs(tmp.path()) {
             assert_ne!(folder.stamp(&names).unwrap(), kept, "a write unseen");
         }
         let other = vec![truth[0].clone(), ("b.json".into(), b"{\"b\":4}".to_vec())];
         let same = opened.sub("same").unwrap().unwrap();
         assert_eq!(current_entry(&same, &other), None, "the store moved on");
-    }
-
-    fn on_tmpfs(path: &std::path::Path) -> bool {
-        use std::os::unix::ffi::OsStrExt;
-        let path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-        // SAFETY: a zeroed statfs filled by the call; the path is NUL-terminated.
-        let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
-        let ok = unsafe { libc::statfs(path.as_ptr(), &mut fs) } == 0;
-        ok && fs.f_type == libc::TMPFS_MAGIC
     }
 
     /// A file mapped shared and writable, as an agent could map a copy.
