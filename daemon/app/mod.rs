@@ -180,11 +180,23 @@ impl App {
             }),
         };
         warnings.extend(outbox_warnings);
+        let started = std::time::Instant::now();
         runtime::load::serve_all(&found.workspaces, |ws| {
             // One unreadable workspace must not keep the others from being served: it is
             // named on /healthz and tried again (see `served`).
-            let _ = app.serve_workspace(ws.clone());
+            if let Ok(Some(_)) = app.serve_workspace(ws.clone()) {
+                // Agents learn at once that a daemon serves them; written here, where the
+                // loaders' reads overlap it, these writes are also done before the start-up
+                // scan's syncs begin.
+                app.beat_new(ws);
+            }
         });
+        let seconds = started.elapsed().as_secs_f64();
+        tracing::info!(
+            workspaces = app.workspaces().len(),
+            seconds,
+            "workspaces loaded"
+        );
         Ok(Opened {
             app,
             admin_token,

@@ -15,11 +15,6 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let http = app.config().http.clone();
     let max_connections = fit_connection_limit(http.max_connections, raise_fd_limit());
     let shutdown = app.shutdown_token();
-    // Every workspace's heartbeat first (its only write until the daemon stops): agents learn
-    // at once that a daemon serves them, and these writes are done before the start-up scan's
-    // syncs begin.
-    let first = app.clone();
-    tokio::task::spawn_blocking(move || first.beat()).await?;
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
     app.start_outbox();
     let indexer = app.start_search();

@@ -295,6 +295,8 @@ pub struct Discovery {
 /// it is a configuration mistake, not a state to wait out.
 pub fn discover(entries: &[PathBuf]) -> io::Result<Discovery> {
     let mut found = Discovery::default();
+    // Name -> index in `found.workspaces`: 10,000 workspaces are not compared pairwise.
+    let mut names = std::collections::HashMap::new();
     for entry in entries {
         let dir = entry.canonicalize().map_err(|e| {
             io::Error::new(
@@ -303,7 +305,7 @@ pub fn discover(entries: &[PathBuf]) -> io::Result<Discovery> {
             )
         })?;
         if is_workspace(&dir) {
-            add(&mut found, Workspace::open(&dir)?);
+            add(&mut found, &mut names, Workspace::open(&dir)?);
             continue;
         }
         found.roots.push(dir.clone());
@@ -311,7 +313,7 @@ pub fn discover(entries: &[PathBuf]) -> io::Result<Discovery> {
             let path = child?.path();
             if path.is_dir() && is_workspace(&path) {
                 match Workspace::open(&path) {
-                    Ok(ws) => add(&mut found, ws),
+                    Ok(ws) => add(&mut found, &mut names, ws),
                     Err(e) => found.warnings.push(StartupProblem::WorkspaceUnreadable {
                         path: path.clone(),
                         why: e.to_string(),
@@ -324,15 +326,18 @@ pub fn discover(entries: &[PathBuf]) -> io::Result<Discovery> {
     Ok(found)
 }
 
-fn add(found: &mut Discovery, ws: Workspace) {
-    match found.workspaces.iter().find(|w| w.name == ws.name) {
+fn add(found: &mut Discovery, names: &mut std::collections::HashMap<String, usize>, ws: Workspace) {
+    match names.get(&ws.name).map(|&i| &found.workspaces[i]) {
         Some(w) if w.root == ws.root => {}
         Some(w) => found.warnings.push(StartupProblem::WorkspaceNameTaken {
             skipped: ws.root.clone(),
             name: ws.name.clone(),
             kept: w.root.clone(),
         }),
-        None => found.workspaces.push(ws),
+        None => {
+            names.insert(ws.name.clone(), found.workspaces.len());
+            found.workspaces.push(ws);
+        }
     }
 }
 

@@ -126,14 +126,7 @@ impl App {
         }
     }
 
-    /// Writes the heartbeat of every workspace served, at start.
-    pub fn beat(&self) {
-        for ws in self.workspaces() {
-            self.beat_new(&ws.workspace);
-        }
-    }
-
-    /// The heartbeat of a workspace taken: at start, and at once for one adopted while
+    /// The heartbeat of a workspace taken: at start, once loaded, and at once for one adopted while
     /// running (`baton init` under a root), so an agent's first `submit` right after `init`
     /// hears that a daemon serves it.
     pub fn beat_new(&self, ws: &Workspace) {
