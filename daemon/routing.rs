@@ -330,8 +330,13 @@ pub fn claims_reviewer<'a>(
 /// Distinct approvals a handoff on `route` needs: the route's `min_approvals` (default 1),
 /// and at least one per `sign_off` role (one person signs one role).
 pub fn approvals_needed(route: Option<&Route>, handoff: &Handoff) -> usize {
+    approvals_needed_for(route, handoff.sign_off.len())
+}
+
+/// `approvals_needed` of a handoff that asks for `sign_offs` sign-offs.
+pub fn approvals_needed_for(route: Option<&Route>, sign_offs: usize) -> usize {
     let min = route.and_then(|r| r.min_approvals).unwrap_or(1).max(1) as usize;
-    min.max(handoff.sign_off.len())
+    min.max(sign_offs)
 }
 
 /// The auto-approve policy: a completion handoff at or above the route's threshold, on a

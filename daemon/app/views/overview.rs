@@ -88,11 +88,7 @@ impl App {
             .values()
             .map(|r| HandoffLine {
                 key: r.meta.key.clone(),
-                title: r
-                    .handoff()
-                    .title
-                    .clone()
-                    .unwrap_or_else(|| r.meta.task_id.clone()),
+                title: r.head().title.unwrap_or_else(|| r.meta.task_id.clone()),
                 revision: r.meta.revision,
                 received_at: r.meta.received_at.clone(),
                 outcome: r

@@ -179,13 +179,14 @@ impl App {
     /// The list's line of `r`, a record of workspace `ws`, as `actor` sees it.
     pub(in crate::app) fn summarize(&self, ws: &str, r: &Record, actor: &Actor) -> Summary {
         let (standing, route) = self.standing(ws, r, actor);
-        let handoff = r.handoff();
+        let handoff = r.head();
+        let approvals_needed = crate::routing::approvals_needed_for(route, handoff.sign_offs());
         Summary {
             key: r.meta.key.clone(),
             task_id: r.meta.task_id.clone(),
             workspace: ws.to_string(),
-            from_agent: handoff.from_agent.clone(),
-            title: handoff.title.clone(),
+            from_agent: handoff.from_agent,
+            title: handoff.title,
             trigger: handoff.trigger,
             confidence: handoff.confidence,
             state: state_of(r),
@@ -194,9 +195,9 @@ impl App {
             outcome: r.decision.as_ref().map(|d| d.outcome),
             decided_by: r.decision.as_ref().map(|d| d.by.to_string()),
             decided_at: r.decision.as_ref().map(|d| d.at.to_string()),
-            deadline: handoff.deadline.clone(),
             approvals: r.review.approvals.len(),
-            approvals_needed: crate::routing::approvals_needed(route, &handoff),
+            approvals_needed,
+            deadline: handoff.deadline,
             standing,
         }
     }

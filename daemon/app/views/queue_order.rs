@@ -108,7 +108,7 @@ pub(in crate::app) struct Facts {
 impl Facts {
     pub(in crate::app) fn of_record(app: &App, ws: &str, r: &Record) -> Facts {
         let decided_at = r.decision.as_ref().map(|d| Arc::from(&*d.at));
-        let handoff = r.handoff();
+        let handoff = r.head();
         Facts {
             key: Arc::from(r.meta.key.as_str()),
             workspace: Arc::from(ws),
