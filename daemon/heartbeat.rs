@@ -34,7 +34,7 @@ pub struct Heartbeat {
     pub lock: Option<String>,
 }
 
-/// Writes the heartbeat of a workspace taken (see `App::beat`): this daemon, started at
+/// Writes the heartbeat of a workspace taken (see `App::beat_new`): this daemon, started at
 /// `started_at`, holding the life lock `lock` (relative to the workspace).
 pub fn write(ws: &Workspace, started_at: &str, lock: Option<String>) {
     let beat = Heartbeat {
