@@ -110,17 +110,18 @@ impl RawJson {
     /// parse it first), so it parses; were it ever not to, the handoff reads as empty rather
     /// than failing a page.
     fn handoff(&self) -> Handoff {
-        serde_json::from_str(&self.0).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "a recorded handoff no longer parses");
-            Handoff::default()
-        })
+        self.read()
     }
 
     /// The document's `Head`, read as `handoff` is.
     fn head(&self) -> Head {
+        self.read()
+    }
+
+    fn read<T: serde::de::DeserializeOwned + Default>(&self) -> T {
         serde_json::from_str(&self.0).unwrap_or_else(|e| {
             tracing::error!(error = %e, "a recorded handoff no longer parses");
-            Head::default()
+            T::default()
         })
     }
 }

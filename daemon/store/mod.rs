@@ -217,8 +217,8 @@ impl Store {
 /// A sync to run with others.
 type SyncJob<'a> = Box<dyn FnOnce() -> io::Result<()> + Send + 'a>;
 
-/// Threads for the syncs `concurrently` runs beside the caller's: made once, as a thread made
-/// per sync was two thread creations per new handoff (some 25 syscalls each time).
+/// Threads for the syncs `concurrently` runs beside the caller's: made once, not a thread per
+/// sync (one or two thread creations per new handoff, some 25 syscalls each).
 const SYNC_THREADS: usize = 16;
 
 fn sync_pool() -> Option<&'static rayon::ThreadPool> {

@@ -126,8 +126,8 @@ impl App {
         }
     }
 
-    /// The heartbeat of a workspace taken: at start, once loaded, and at once for one adopted while
-    /// running (`baton init` under a root), so an agent's first `submit` right after `init`
+    /// The heartbeat of a workspace taken: at start, once loaded, and at once for one adopted
+    /// while running (`baton init` under a root), so an agent's first `submit` right after `init`
     /// hears that a daemon serves it.
     pub fn beat_new(&self, ws: &Workspace) {
         crate::heartbeat::write(ws, self.started_at(), self.life_lock_of(ws));
