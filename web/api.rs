@@ -1,12 +1,12 @@
 //! The handoff API of SPEC section 9: list, get, decide.
 
 use super::{ApiError, Caller};
+use crate::json::Json;
 use crate::{blocking, peers};
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use baton::app::{App, Changes, CheckpointPage, Decided, DecisionRequest, Detail, StateFilter};
 use baton::contract::decision::{Edits, ReviewerOutcome};
 use serde::Deserialize;

@@ -11,12 +11,12 @@
 
 use super::{ApiError, Caller, Routes};
 use crate::blocking;
+use crate::json::Json;
 use axum::body::Body;
 use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use baton::app::{Against, App, ArtifactView, Preview, Raw, Timeline, ViewError};
 use serde::Deserialize;
 

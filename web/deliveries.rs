@@ -4,8 +4,8 @@
 
 use super::{ApiError, Caller};
 use crate::blocking;
+use crate::json::Json;
 use axum::extract::{Path, Query, State};
-use axum::Json;
 use baton::app::App;
 use baton::auth::Actor;
 use baton::outbox::{Delivery, State as DeliveryState};

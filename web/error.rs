@@ -1,9 +1,9 @@
 //! The one mapping from errors to HTTP statuses and JSON bodies. Internal errors are logged
 //! once here and never shown.
 
+use crate::json::Json;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use baton::app::{
     AwayError, BulkError, ClaimError, DecideError, HistoryError, LoadError, LockApiError,
     OwnerError, UploadError,

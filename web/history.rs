@@ -3,8 +3,8 @@
 
 use super::{ApiError, Caller};
 use crate::blocking;
+use crate::json::Json;
 use axum::extract::{Query, State};
-use axum::Json;
 use baton::app::{App, HistoryEvent, HistoryQuery, MAX_EVENTS_PAGE};
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;

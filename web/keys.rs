@@ -3,8 +3,8 @@
 
 use super::{ApiError, Caller};
 use crate::blocking;
+use crate::json::Json;
 use axum::extract::State;
-use axum::Json;
 use baton::app::App;
 use baton::receipts::PublicKey;
 

@@ -10,6 +10,7 @@ mod blocking;
 mod deliveries;
 mod error;
 mod history;
+mod json;
 mod keys;
 mod locks;
 mod openapi;

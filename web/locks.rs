@@ -5,10 +5,10 @@
 use super::api::json_body;
 use super::{ApiError, Caller};
 use crate::blocking;
+use crate::json::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::Json;
 use baton::app::App;
 use baton::locks::{Grant, Lock, Request, DEFAULT_TTL_S};
 use serde::Deserialize;

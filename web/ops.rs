@@ -1,10 +1,10 @@
 //! Unauthenticated operations endpoints: health, metrics, the OpenAPI document.
 
 use super::ApiError;
+use crate::json::Json;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
-use axum::Json;
 use baton::app::App;
 use serde_json::json;
 

@@ -4,10 +4,10 @@
 use super::api::{answer, json_body};
 use super::{ApiError, Caller};
 use crate::blocking;
+use crate::json::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::Json;
 use baton::app::{App, ClaimView, DecisionRequest};
 use baton::auth::Actor;
 use baton::contract::decision::ReviewerOutcome;

@@ -1,9 +1,9 @@
 //! `GET /api/v1/search` (SPEC section 9): the same `App::search` as the page and MCP.
 
 use super::{peers, ApiError, Caller};
+use crate::json::Json;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
-use axum::Json;
 use baton::app::{App, SearchFailed};
 use baton::auth::Actor;
 use baton::search::{Hits, Request};

@@ -4,10 +4,10 @@
 
 use super::{ApiError, Caller};
 use crate::blocking;
+use crate::json::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::Json;
 use baton::app::{App, Target, UploadError, Uploaded};
 
 pub async fn inbox(

@@ -53,15 +53,134 @@ impl Summary {
     }
 }
 
+/// `clients` clients asking for `path` over `seconds` (after a warm-up of half a second).
+///
+/// The clients are tasks on one thread (as wrk's are), not a thread each: on the 2 cores the
+/// daemon shares with them, 50 blocking clients spent more CPU than the daemon on a page of
+/// 120 KB (reading it in small pieces, each a wake-up), and the figures were theirs.
+/// `BATON_BENCH_CLIENT=threads` runs the thread-a-client load the earlier figures were
+/// taken with.
 pub fn run(url: &str, path: &str, cookie: &str, clients: usize, seconds: f64) -> Result<Run> {
-    let target = format!("{url}{path}");
     let warmup = Duration::from_millis(500);
     let length = Duration::from_secs_f64(seconds);
     let start = Instant::now() + warmup;
     let end = start + length;
+    let per_client = match std::env::var("BATON_BENCH_CLIENT").as_deref() {
+        Ok("threads") => threads(&format!("{url}{path}"), cookie, clients, start, end),
+        _ => tasks(url, path, cookie, clients, start, end)?,
+    };
+    let mut all = Vec::new();
+    let mut errors = 0;
+    for (lat, e) in per_client {
+        all.extend(lat);
+        errors += e;
+    }
+    all.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    Ok(Run {
+        rate: all.len() as f64 / length.as_secs_f64(),
+        p50: pct(0.50),
+        p99: pct(0.99),
+        max: all.last().copied().unwrap_or(f64::NAN),
+        errors,
+    })
+}
+
+/// Latencies (ms) of the answers begun after `start`, and how many were not a whole 200.
+type Measured = (Vec<f64>, usize);
+
+fn tasks(
+    url: &str,
+    path: &str,
+    cookie: &str,
+    clients: usize,
+    start: Instant,
+    end: Instant,
+) -> Result<Vec<Measured>> {
+    let host = url.trim_start_matches("http://").to_string();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut set = tokio::task::JoinSet::new();
+        for _ in 0..clients {
+            let (host, path, cookie) = (host.clone(), path.to_string(), cookie.to_string());
+            set.spawn(async move { client(&host, &path, &cookie, start, end.into()).await });
+        }
+        Ok(set.join_all().await)
+    })
+}
+
+/// One client: a keep-alive connection (made again after an error), a request at a time.
+async fn client(
+    host: &str,
+    path: &str,
+    cookie: &str,
+    start: Instant,
+    end: tokio::time::Instant,
+) -> Measured {
+    use http_body_util::{BodyExt, Empty};
+    let (mut lat, mut errors) = (Vec::new(), 0usize);
+    let mut sender = None;
+    while tokio::time::Instant::now() < end {
+        let t = Instant::now();
+        if sender.is_none() {
+            sender = connect(host).await.ok();
+        }
+        let Some(to) = sender.as_mut() else {
+            errors += 1;
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        };
+        let request = hyper::Request::get(path)
+            .header(hyper::header::HOST, host)
+            .header(hyper::header::COOKIE, cookie)
+            .body(Empty::<hyper::body::Bytes>::new())
+            .expect("a well-formed request");
+        let ok = match to.send_request(request).await {
+            Ok(answer) => {
+                let status = answer.status();
+                answer.into_body().collect().await.is_ok() && status == 200
+            }
+            Err(_) => false,
+        };
+        if !ok {
+            sender = None;
+        }
+        if t >= start {
+            lat.push(t.elapsed().as_secs_f64() * 1000.0);
+            errors += usize::from(!ok);
+        }
+    }
+    (lat, errors)
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Empty<hyper::body::Bytes>>;
+
+async fn connect(host: &str) -> Result<Sender> {
+    let stream = tokio::net::TcpStream::connect(host).await?;
+    stream.set_nodelay(true)?;
+    let io = hyper_util::rt::TokioIo::new(stream);
+    let (sender, connection) = hyper::client::conn::http1::handshake(io).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// A client a thread (ureq), as the figures before the task clients were taken.
+fn threads(
+    target: &str,
+    cookie: &str,
+    clients: usize,
+    start: Instant,
+    end: Instant,
+) -> Vec<Measured> {
     let threads: Vec<_> = (0..clients)
         .map(|_| {
-            let (target, cookie) = (target.clone(), cookie.to_string());
+            let (target, cookie) = (target.to_string(), cookie.to_string());
             std::thread::spawn(move || {
                 let agent = ureq::AgentBuilder::new().redirects(0).build();
                 let (mut lat, mut errors) = (Vec::new(), 0usize);
@@ -87,24 +206,8 @@ pub fn run(url: &str, path: &str, cookie: &str, clients: usize, seconds: f64) ->
             })
         })
         .collect();
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in threads {
-        let (lat, e) = t.join().expect("client thread");
-        all.extend(lat);
-        errors += e;
-    }
-    all.sort_by(f64::total_cmp);
-    let pct = |p: f64| {
-        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
-            .copied()
-            .unwrap_or(f64::NAN)
-    };
-    Ok(Run {
-        rate: all.len() as f64 / length.as_secs_f64(),
-        p50: pct(0.50),
-        p99: pct(0.99),
-        max: all.last().copied().unwrap_or(f64::NAN),
-        errors,
-    })
+    threads
+        .into_iter()
+        .map(|t| t.join().expect("client thread"))
+        .collect()
 }
