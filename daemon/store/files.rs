@@ -200,20 +200,14 @@ impl Folder {
             true => Some(temp_with(&dir, &intent_bytes(ops, &temps)?)?),
             false => None,
         };
-        // The first file is synced on this thread, the rest (by handles of their own) beside it.
-        let mut files = temps.iter().chain(&intent).map(|t| t.as_file());
-        let first = files.next();
-        let mut others: Vec<super::syncs::SyncJob> = Vec::new();
-        for file in files {
-            let file = file.try_clone()?;
-            others.push(Box::new(move || fsync::all(&file, Kind::Store)));
+        let mut syncs: Vec<super::SyncJob<'_>> = Vec::new();
+        for tmp in temps.iter().chain(&intent) {
+            syncs.push(Box::new(move || fsync::all(tmp.as_file(), Kind::Store)));
         }
         if created {
-            let handoffs = handoffs.clone();
-            others.push(Box::new(move || fsync::dir(&handoffs, Kind::Store)));
+            syncs.push(Box::new(|| fsync::dir(&handoffs, Kind::Store)));
         }
-        let mine = || first.map_or(Ok(()), |file| fsync::all(file, Kind::Store));
-        super::syncs::concurrently(mine, others)?;
+        super::concurrently(syncs)?;
         if let Some(intent) = intent {
             intent.persist(dir.join(INTENT)).map_err(|e| e.error)?;
             fsync::dir(&dir, Kind::Store)?;
