@@ -14,7 +14,8 @@
 //!    every snapshot removed, as after a restore from a backup (every record file read).
 //! 4. Idle on the filled tree: CPU over IDLE seconds (RUNS windows), syscalls, descriptors,
 //!    memory.
-//! 5. Answers under 50 clients (closed loop, keep-alive, on the same 2 cores): the list API
+//! 5. Answers under 50 clients (closed loop, keep-alive, tasks on one thread on the same 2
+//!    cores; `BATON_BENCH_CLIENT=threads` for a thread each): the list API
 //!    (`limit=50`, pending, decided, all), the queue page's tabs, /events, /deliveries.
 //! 6. W polled every 2 s (`poll_ms = 2000`): idle CPU.
 //!
