@@ -22,7 +22,7 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
-/// The answer (apart, so that it is compiled once for every `T`).
+/// The answer (apart, so that it is compiled once for all `T`).
 fn answer(body: Vec<u8>, written: serde_json::Result<()>) -> Response {
     match written {
         Ok(()) => {

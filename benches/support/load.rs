@@ -1,7 +1,7 @@
 //! Closed-loop load: each client sends its next request when the last one is answered, over
 //! its own keep-alive connection, and records every latency.
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::time::{Duration, Instant};
 
 pub struct Run {
@@ -101,7 +101,11 @@ fn tasks(
     start: Instant,
     end: Instant,
 ) -> Result<Vec<Measured>> {
-    let host = url.trim_start_matches("http://").to_string();
+    let uri: hyper::Uri = url.parse()?;
+    let host = uri
+        .authority()
+        .context("the daemon's URL names no host")?
+        .to_string();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -115,7 +119,13 @@ fn tasks(
     })
 }
 
-/// One client: a keep-alive connection (made again after an error), a request at a time.
+/// How long past the run's end an answer may take before it counts as an error (and its
+/// connection is dropped), so that a stalled daemon cannot hold the run up for good.
+const PATIENCE: Duration = Duration::from_secs(5);
+
+/// One client: a keep-alive connection (made again after a failed request), a request at a
+/// time. A latency is from the request's start to its answer's last byte, so it includes
+/// any wait for the client's own thread, as wrk's do.
 async fn client(
     host: &str,
     path: &str,
@@ -123,40 +133,51 @@ async fn client(
     start: Instant,
     end: tokio::time::Instant,
 ) -> Measured {
-    use http_body_util::{BodyExt, Empty};
     let (mut lat, mut errors) = (Vec::new(), 0usize);
     let mut sender = None;
     while tokio::time::Instant::now() < end {
         let t = Instant::now();
-        if sender.is_none() {
-            sender = connect(host).await.ok();
-        }
-        let Some(to) = sender.as_mut() else {
-            errors += 1;
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        };
-        let request = hyper::Request::get(path)
-            .header(hyper::header::HOST, host)
-            .header(hyper::header::COOKIE, cookie)
-            .body(Empty::<hyper::body::Bytes>::new())
-            .expect("a well-formed request");
-        let ok = match to.send_request(request).await {
-            Ok(answer) => {
-                let status = answer.status();
-                answer.into_body().collect().await.is_ok() && status == 200
+        let asked = tokio::time::timeout_at(end + PATIENCE, ask(&mut sender, host, path, cookie));
+        let ok = match asked.await {
+            Ok(Ok(status)) => status == 200,
+            Ok(Err(_)) | Err(_) => {
+                sender = None;
+                false
             }
-            Err(_) => false,
         };
-        if !ok {
-            sender = None;
-        }
         if t >= start {
             lat.push(t.elapsed().as_secs_f64() * 1000.0);
             errors += usize::from(!ok);
         }
+        if sender.is_none() {
+            // Not connected: do not spin on a refused connection.
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
     (lat, errors)
+}
+
+/// One request on `sender`'s connection (made first if there is none); the answer's status
+/// once its body is read.
+async fn ask(
+    sender: &mut Option<Sender>,
+    host: &str,
+    path: &str,
+    cookie: &str,
+) -> Result<hyper::StatusCode> {
+    use http_body_util::{BodyExt, Empty};
+    let to = match sender {
+        Some(to) => to,
+        None => sender.insert(connect(host).await?),
+    };
+    let request = hyper::Request::get(path)
+        .header(hyper::header::HOST, host)
+        .header(hyper::header::COOKIE, cookie)
+        .body(Empty::<hyper::body::Bytes>::new())?;
+    let answer = to.send_request(request).await?;
+    let status = answer.status();
+    answer.into_body().collect().await?;
+    Ok(status)
 }
 
 type Sender = hyper::client::conn::http1::SendRequest<http_body_util::Empty<hyper::body::Bytes>>;
