@@ -1,6 +1,6 @@
 //! The daemon's heartbeat: `.baton/daemon.json` in every workspace it serves, with its pid,
 //! host, start, when it was written and the path of the daemon's life lock (see
-//! `crate::locks::life`). Written once, when the daemon takes the workspace, and left in
+//! `crate::locks::life`). Written once (in place), when the daemon takes the workspace, and left in
 //! place when it stops: the life lock, held while the daemon runs, released when it stops and
 //! dropped by the kernel or file server when it dies, says whether it is alive, so the daemon
 //! writes nothing into its workspaces while idle and nothing when it stops (thousands of
@@ -45,7 +45,9 @@ pub fn write(ws: &Workspace, started_at: &str, lock: Option<String>) {
         lock,
     };
     let bytes = serde_json::to_vec_pretty(&beat).expect("a heartbeat always serializes");
-    if let Err(e) = ws.write_volatile(&path(ws), &bytes) {
+    // In place: a rename over the old file would make ext4 write the new one out at once, a
+    // disk write per workspace at every start.
+    if let Err(e) = ws.rewrite_volatile(&path(ws), &bytes) {
         tracing::debug!(workspace = %ws.name, error = %e, "cannot write the heartbeat");
     }
 }
@@ -78,8 +80,20 @@ pub fn check(ws: &Workspace) -> Result<Heartbeat, String> {
         }
         Err(e) => return Err(format!("its .baton/{FILE} cannot be read: {e}")),
     };
-    let beat: Heartbeat = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("its .baton/{FILE} is not a heartbeat: {e}"))?;
+    let beat: Heartbeat = match serde_json::from_slice(&bytes) {
+        Ok(beat) => beat,
+        // Rewritten in place at a daemon's start: read again once, past the moment of a write.
+        Err(_) => {
+            std::thread::sleep(Duration::from_millis(50));
+            let again = ws
+                .read(&path(ws), 64 * 1024)
+                .ok()
+                .flatten()
+                .unwrap_or_default();
+            serde_json::from_slice(&again)
+                .map_err(|e| format!("its .baton/{FILE} is not a heartbeat: {e}"))?
+        }
+    };
     let who = format!("the daemon (pid {} on {})", beat.pid, beat.host);
     if beat.host == hostname() && !alive(beat.pid) {
         return Err(format!("{who} that last served it is no longer running"));

@@ -12,7 +12,6 @@ use super::life::{self, Liveness};
 use super::table::try_lock;
 use crate::workspace::{ReadError, Workspace};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 
 const FILE: &str = "owner.lock";
 
@@ -54,7 +53,7 @@ pub enum NotOwner {
 /// (relative to the workspace), or says who has it.
 pub fn take(ws: &Workspace, me: &Owner, life: &str) -> Result<(), NotOwner> {
     let path = ws.baton_dir().join(FILE);
-    let file = ws.open_append(&path)?;
+    let file = ws.open_rewrite(&path)?;
     if !try_lock(&file)? {
         // Another daemon taking it this very moment, or an older one that holds it.
         return Err(NotOwner::Held(holder(ws)));
@@ -64,15 +63,16 @@ pub fn take(ws: &Workspace, me: &Owner, life: &str) -> Result<(), NotOwner> {
             return Err(NotOwner::Held(current.describe()));
         }
     }
-    // Append mode writes at the end, which after the truncation is the start.
-    file.set_len(0)?;
     let mine = Owner {
         lock: Some(life.to_string()),
         ..me.clone()
     };
     let mut text = serde_json::to_vec_pretty(&mine).expect("an owner always serializes");
     text.push(b'\n');
-    (&file).write_all(&text)?;
+    // In place, never truncated: a file truncated to nothing and written again is written out
+    // by ext4 when it is closed, a disk write per workspace at every start. A record torn by a
+    // crash names nobody, as an emptied one did.
+    crate::workspace::overwrite_in_place(&file, &text)?;
     // Closing the file releases the brief lock; the record stays.
     Ok(())
 }

@@ -253,16 +253,30 @@ fn stale_temps_in(dir: &Dir, age: std::time::Duration) -> io::Result<Temps> {
 /// than the daemon's own file at that name (a symlink, a hard link, a folder or pipe) is a
 /// `ForeignFile` error, so the caller can tell tampering from an I/O failure.
 pub(super) fn open_append(root: &Path, rel: &Path) -> io::Result<File> {
+    open_own(root, rel, true, true)
+}
+
+/// `open_append` without append mode: for a small file of the daemon's rewritten in place
+/// (`overwrite_in_place`), where writes go at an offset. Not made when `create` is false
+/// (NotFound).
+pub(super) fn open_rewrite(root: &Path, rel: &Path, create: bool) -> io::Result<File> {
+    open_own(root, rel, false, create)
+}
+
+/// Opens (creating it and its folders if missing and `create`) a file of the daemon's for
+/// reading and writing, refusing a symlink, a folder, a pipe, or a file with other hard links.
+fn open_own(root: &Path, rel: &Path, append: bool, create: bool) -> io::Result<File> {
     let (dirs, name) = split(rel)?;
-    let dir = walk(root, &dirs, Some(true))?;
+    let dir = walk(root, &dirs, create.then_some(true))?;
     let mut options = OpenOptions::new();
     options
         .read(true)
-        .append(true)
+        .write(true)
+        .append(append)
         .follow(FollowSymlinks::No)
         .nonblock(true);
     let file = match dir.open_with(name, &options) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
             let file = dir
                 .open_with(name, options.create(true).mode(0o644))?
                 .into_std();
@@ -289,7 +303,7 @@ pub(super) fn open_append(root: &Path, rel: &Path) -> io::Result<File> {
 
 fn foreign(rel: &Path, what: &str) -> io::Error {
     io::Error::other(ForeignFile(format!(
-        "{} {what}; baton appends only to its own file",
+        "{} {what}; baton writes only into its own file",
         rel.display()
     )))
 }

@@ -79,6 +79,23 @@ pub fn write_atomic(path: &Path, bytes: &[u8], kind: Kind) -> io::Result<()> {
     fsync::dir(dir, kind)
 }
 
+/// Rewrites a small file of the daemon's in place with `bytes`, padded with spaces (and a
+/// newline) to the file's old length so that it never shrinks: no truncation, and no rename
+/// over the old file, both of which make ext4 write the new data out at once (its
+/// `auto_da_alloc`), a disk write per file where thousands are rewritten at a start. Meant for
+/// JSON records read by `serde_json`, which takes the trailing whitespace. A reader can see a
+/// mix of old and new while the write runs, so readers read again when the text is torn.
+pub fn overwrite_in_place(file: &File, bytes: &[u8]) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let old = file.metadata()?.len();
+    let mut padded = bytes.to_vec();
+    if let Some(pad) = usize::try_from(old).ok().filter(|&old| old > padded.len()) {
+        padded.resize(pad, b' ');
+        padded[pad - 1] = b'\n';
+    }
+    file.write_all_at(&padded, 0)
+}
+
 /// A file's mode by what it is: agents read workspace files; data_dir is the daemon's alone
 /// (see `private`), set here as well as by the umask so that the CLI's writes match.
 fn file_mode(kind: Kind) -> u32 {
@@ -142,4 +159,38 @@ pub(super) fn sha256_keeping(file: File, keep: u64) -> io::Result<(String, Optio
     }
     io::copy(&mut rest, &mut hasher)?;
     Ok((hex::encode(hasher.finalize()), None))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::overwrite_in_place;
+    use std::fs::OpenOptions;
+
+    #[test]
+    fn a_shorter_record_is_padded_to_the_old_length_and_a_longer_one_grows_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("owner.lock");
+        std::fs::write(&path, br#"{"pid": 123456, "host": "a-long-host-name"}"#).unwrap();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .unwrap();
+        let old = std::fs::metadata(&path).unwrap().len();
+
+        overwrite_in_place(&file, br#"{"pid": 7}"#).unwrap();
+        let text = std::fs::read(&path).unwrap();
+        assert_eq!(text.len() as u64, old, "never shrinks");
+        assert!(
+            text.ends_with(b" \n"),
+            "padded: {:?}",
+            String::from_utf8_lossy(&text)
+        );
+        let read: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(read, serde_json::json!({"pid": 7}));
+
+        let longer = format!(r#"{{"pid": 8, "host": "{}"}}"#, "h".repeat(200));
+        overwrite_in_place(&file, longer.as_bytes()).unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), longer);
+    }
 }

@@ -17,7 +17,9 @@ mod resubmit;
 pub use artifacts::{artifact_problems, artifact_problems_with};
 pub use browse::Entry;
 pub use confined::{FolderReader, ForeignFile, Identity, OpenedDir, Temps};
-pub use files::{create_dirs, read_limited, sha256_open_file, write_atomic, ReadError};
+pub use files::{
+    create_dirs, overwrite_in_place, read_limited, sha256_open_file, write_atomic, ReadError,
+};
 pub use fsinfo::{is_network_fs, is_tmpfs};
 pub use handoff_file::{handoff_file, HandoffFile, HANDOFF_FILES};
 pub use inventory::FileStat;
@@ -246,6 +248,22 @@ impl Workspace {
     /// missing. A symlink on the way or at the end, or a file with other hard links, is refused.
     pub fn open_append(&self, path: &Path) -> io::Result<std::fs::File> {
         confined::open_append(&self.root, self.relative(path)?)
+    }
+
+    /// Opens a small file of the daemon's (creating it and its folders if missing) for
+    /// reading and rewriting in place (`overwrite_in_place`). Refused as `open_append` refuses.
+    pub fn open_rewrite(&self, path: &Path) -> io::Result<std::fs::File> {
+        confined::open_rewrite(&self.root, self.relative(path)?, true)
+    }
+
+    /// `write_volatile` of a small file of the daemon's, rewritten in place when it is there
+    /// and a file of its own (see `overwrite_in_place`); made, or replaced by a rename when
+    /// something else lies at its name (a symlink, a folder, a hard link planted there).
+    pub fn rewrite_volatile(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        match confined::open_rewrite(&self.root, self.relative(path)?, false) {
+            Ok(file) => overwrite_in_place(&file, bytes),
+            Err(_) => self.write_volatile(path, bytes),
+        }
     }
 
     /// Makes the folder `path` and those on the way to it (real folders only).

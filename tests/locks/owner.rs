@@ -114,3 +114,57 @@ fn daemon_logs(dir: &Path) -> String {
         .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
         .collect()
 }
+
+/// A restart rewrites each workspace's `owner.lock` and `daemon.json` in place (a rename or
+/// a truncation would make ext4 write each out at once, thousands at a start), and a link an
+/// agent planted at either name is never written through.
+#[test]
+fn a_restart_rewrites_the_records_in_place_and_never_through_a_planted_link() {
+    use std::os::unix::fs::MetadataExt;
+    let mut env = TestEnv::new();
+    let alpha = env.ws("alpha");
+    let beta = env.init("beta");
+    let first = env.start();
+    let first_pid = first.pid();
+    first.stop();
+    let inode = |p: &Path| std::fs::metadata(p).unwrap().ino();
+    let (owner, beat) = (
+        alpha.join(".baton/owner.lock"),
+        alpha.join(".baton/daemon.json"),
+    );
+    let before = (inode(&owner), inode(&beat));
+    // Longer than what the next daemon writes: the file keeps its length, padded.
+    let mut long = std::fs::read(&beat).unwrap();
+    long.extend_from_slice(&[b' '; 600]);
+    std::fs::write(&beat, &long).unwrap();
+
+    // Outside the workspaces: a file the beta agent wants the daemon to overwrite.
+    let outside = env.root().join("outside.json");
+    std::fs::write(&outside, "kept").unwrap();
+    let beta_beat = beta.join(".baton/daemon.json");
+    std::fs::remove_file(&beta_beat).unwrap();
+    std::os::unix::fs::symlink(&outside, &beta_beat).unwrap();
+    let beta_owner = beta.join(".baton/owner.lock");
+    std::fs::remove_file(&beta_owner).unwrap();
+    std::fs::hard_link(&outside, &beta_owner).unwrap();
+
+    let second = env.start();
+    assert_ne!(second.pid(), first_pid);
+    assert_eq!((inode(&owner), inode(&beat)), before, "rewritten in place");
+    assert_eq!(std::fs::metadata(&beat).unwrap().len(), long.len() as u64);
+    for file in [&owner, &beat] {
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap();
+        assert_eq!(record["pid"], second.pid(), "{}", file.display());
+    }
+    assert_eq!(std::fs::read_to_string(&outside).unwrap(), "kept");
+    assert!(!std::fs::symlink_metadata(&beta_beat).unwrap().is_symlink());
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&beta_beat).unwrap()).unwrap();
+    assert_eq!(
+        record["pid"],
+        second.pid(),
+        "the planted symlink is replaced"
+    );
+    assert_eq!(second.health()["workspaces"], 2, "both served");
+}
