@@ -181,6 +181,12 @@ impl Changed {
         quiet
     }
 
+    /// The time of the latest change still to be brought up to date, if any.
+    pub fn latest(&self) -> Option<i64> {
+        let changed = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        changed.values().copied().max()
+    }
+
     /// How many workspaces changed since their snapshot was last brought up to date.
     pub fn len(&self) -> usize {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
@@ -284,4 +290,23 @@ fn parse(bytes: &[u8]) -> Option<Snapshot> {
         records.insert(name, Entry { stamp, files });
     }
     data.is_empty().then_some(Snapshot { records })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Changed;
+
+    #[test]
+    fn the_latest_change_is_the_newest_left_to_settle() {
+        let changed = Changed::default();
+        assert_eq!(changed.latest(), None);
+        changed.mark("a", 100);
+        changed.mark("b", 90);
+        assert_eq!(changed.latest(), Some(100));
+        changed.done("a", 100);
+        assert_eq!(changed.latest(), Some(90), "a settled");
+        changed.mark("b", 120);
+        changed.done("b", 90);
+        assert_eq!(changed.latest(), Some(120), "b changed again after");
+    }
 }
