@@ -71,6 +71,16 @@ pub fn path(ws: &Workspace) -> std::path::PathBuf {
 
 /// The heartbeat of a running daemon serving `ws`, or why there is none, in words.
 pub fn check(ws: &Workspace) -> Result<Heartbeat, String> {
+    // A daemon's start rewrites the file in place: a read in the middle of that write can be
+    // torn (unreadable, or an old pid beside new fields), so a "no" is asked again once, past
+    // the moment of a write.
+    verdict(ws).or_else(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        verdict(ws)
+    })
+}
+
+fn verdict(ws: &Workspace) -> Result<Heartbeat, String> {
     let bytes = match ws.read(&path(ws), 64 * 1024) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
@@ -80,20 +90,8 @@ pub fn check(ws: &Workspace) -> Result<Heartbeat, String> {
         }
         Err(e) => return Err(format!("its .baton/{FILE} cannot be read: {e}")),
     };
-    let beat: Heartbeat = match serde_json::from_slice(&bytes) {
-        Ok(beat) => beat,
-        // Rewritten in place at a daemon's start: read again once, past the moment of a write.
-        Err(_) => {
-            std::thread::sleep(Duration::from_millis(50));
-            let again = ws
-                .read(&path(ws), 64 * 1024)
-                .ok()
-                .flatten()
-                .unwrap_or_default();
-            serde_json::from_slice(&again)
-                .map_err(|e| format!("its .baton/{FILE} is not a heartbeat: {e}"))?
-        }
-    };
+    let beat: Heartbeat = serde_json::from_slice(&bytes)
+        .map_err(|e| format!("its .baton/{FILE} is not a heartbeat: {e}"))?;
     let who = format!("the daemon (pid {} on {})", beat.pid, beat.host);
     if beat.host == hostname() && !alive(beat.pid) {
         return Err(format!("{who} that last served it is no longer running"));

@@ -69,9 +69,10 @@ pub fn take(ws: &Workspace, me: &Owner, life: &str) -> Result<(), NotOwner> {
     };
     let mut text = serde_json::to_vec_pretty(&mine).expect("an owner always serializes");
     text.push(b'\n');
-    // In place, never truncated: a file truncated to nothing and written again is written out
-    // by ext4 when it is closed, a disk write per workspace at every start. A record torn by a
-    // crash names nobody, as an emptied one did.
+    // In place, never truncated to nothing: a file truncated to nothing and written again is
+    // written out by ext4 when it is closed, a disk write per workspace at every start. A crash
+    // leaves the old record (whose daemon's life lock then decides), the new one, or a torn
+    // one that names nobody, as an emptied one did.
     crate::workspace::overwrite_in_place(&file, &text)?;
     // Closing the file releases the brief lock; the record stays.
     Ok(())

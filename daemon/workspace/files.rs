@@ -80,15 +80,22 @@ pub fn write_atomic(path: &Path, bytes: &[u8], kind: Kind) -> io::Result<()> {
 }
 
 /// Rewrites a small file of the daemon's in place with `bytes`, padded with spaces (and a
-/// newline) to the file's old length so that it never shrinks: no truncation, and no rename
-/// over the old file, both of which make ext4 write the new data out at once (its
+/// newline) to the file's old length so that it does not shrink: no truncation to nothing, and
+/// no rename over the old file, both of which make ext4 write the new data out at once (its
 /// `auto_da_alloc`), a disk write per file where thousands are rewritten at a start. Meant for
-/// JSON records read by `serde_json`, which takes the trailing whitespace. A reader can see a
-/// mix of old and new while the write runs, so readers read again when the text is torn.
+/// JSON records read by `serde_json`, which takes the trailing whitespace. A file grown past
+/// `PAD_LIMIT` (by an agent: the daemon's records are a few hundred bytes) is cut to the record
+/// instead, so padding never costs more than a page and the record stays readable. A reader
+/// can see a mix of old and new while the write runs, so readers read again when in doubt.
 pub fn overwrite_in_place(file: &File, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
+    const PAD_LIMIT: u64 = 4096;
     let old = file.metadata()?.len();
     let mut padded = bytes.to_vec();
+    if old > PAD_LIMIT {
+        file.write_all_at(bytes, 0)?;
+        return file.set_len(bytes.len() as u64);
+    }
     if let Some(pad) = usize::try_from(old).ok().filter(|&old| old > padded.len()) {
         padded.resize(pad, b' ');
         padded[pad - 1] = b'\n';
@@ -192,5 +199,22 @@ mod tests {
         let longer = format!(r#"{{"pid": 8, "host": "{}"}}"#, "h".repeat(200));
         overwrite_in_place(&file, longer.as_bytes()).unwrap();
         assert_eq!(std::fs::read_to_string(&path).unwrap(), longer);
+    }
+
+    #[test]
+    fn a_file_grown_huge_by_an_agent_is_cut_to_the_record_not_padded() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("daemon.json");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .unwrap();
+        // Sparse: a terabyte of nothing, which padding would try to allocate.
+        file.set_len(1 << 40).unwrap();
+        overwrite_in_place(&file, br#"{"pid": 7}"#).unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), br#"{"pid": 7}"#);
     }
 }

@@ -258,11 +258,20 @@ impl Workspace {
 
     /// `write_volatile` of a small file of the daemon's, rewritten in place when it is there
     /// and a file of its own (see `overwrite_in_place`); made, or replaced by a rename when
-    /// something else lies at its name (a symlink, a folder, a hard link planted there).
+    /// something else lies at its name (a symlink, a folder, a hard link planted there, a file
+    /// of another user).
     pub fn rewrite_volatile(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        match confined::open_rewrite(&self.root, self.relative(path)?, false) {
-            Ok(file) => overwrite_in_place(&file, bytes),
-            Err(_) => self.write_volatile(path, bytes),
+        use std::os::unix::fs::MetadataExt;
+        let opened = confined::open_rewrite(&self.root, self.relative(path)?, false);
+        // Only into a file of this daemon's user: one an agent left at the name is replaced.
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
+        let own = opened
+            .ok()
+            .filter(|f| f.metadata().is_ok_and(|m| m.uid() == euid));
+        match own {
+            Some(file) => overwrite_in_place(&file, bytes),
+            None => self.write_volatile(path, bytes),
         }
     }
 

@@ -124,6 +124,7 @@ fn a_restart_rewrites_the_records_in_place_and_never_through_a_planted_link() {
     let mut env = TestEnv::new();
     let alpha = env.ws("alpha");
     let beta = env.init("beta");
+    let gamma = env.init("gamma");
     let first = env.start();
     let first_pid = first.pid();
     first.stop();
@@ -147,6 +148,10 @@ fn a_restart_rewrites_the_records_in_place_and_never_through_a_planted_link() {
     let beta_owner = beta.join(".baton/owner.lock");
     std::fs::remove_file(&beta_owner).unwrap();
     std::fs::hard_link(&outside, &beta_owner).unwrap();
+    // Another user's file at the name (when the tests can make one): replaced, not written into.
+    let gamma_beat = gamma.join(".baton/daemon.json");
+    let foreign = std::os::unix::fs::chown(&gamma_beat, Some(65534), Some(65534)).is_ok();
+    let gamma_before = inode(&gamma_beat);
 
     let second = env.start();
     assert_ne!(second.pid(), first_pid);
@@ -166,5 +171,14 @@ fn a_restart_rewrites_the_records_in_place_and_never_through_a_planted_link() {
         second.pid(),
         "the planted symlink is replaced"
     );
-    assert_eq!(second.health()["workspaces"], 2, "both served");
+    if foreign {
+        assert_ne!(
+            inode(&gamma_beat),
+            gamma_before,
+            "another user's file is replaced"
+        );
+        let meta = std::fs::metadata(&gamma_beat).unwrap();
+        assert_ne!(meta.uid(), 65534);
+    }
+    assert_eq!(second.health()["workspaces"], 3, "all served");
 }
