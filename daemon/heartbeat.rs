@@ -1,7 +1,7 @@
 //! The daemon's heartbeat: `.baton/daemon.json` in every workspace it serves, with its pid,
 //! host, start, when it was written and the path of the daemon's life lock (see
-//! `crate::locks::life`). Written once (in place), when the daemon takes the workspace, and left in
-//! place when it stops: the life lock, held while the daemon runs, released when it stops and
+//! `crate::locks::life`). Written once (in place), when the daemon takes the workspace, and
+//! left in place when it stops: the life lock, held while the daemon runs, released when it stops and
 //! dropped by the kernel or file server when it dies, says whether it is alive, so the daemon
 //! writes nothing into its workspaces while idle and nothing when it stops (thousands of
 //! removals on a share would hold a stop up for minutes). An agent's `baton submit` or `baton wait` reads the file and tests the lock to

@@ -91,11 +91,11 @@ pub fn overwrite_in_place(file: &File, bytes: &[u8]) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     const PAD_LIMIT: u64 = 4096;
     let old = file.metadata()?.len();
-    let mut padded = bytes.to_vec();
     if old > PAD_LIMIT {
         file.write_all_at(bytes, 0)?;
         return file.set_len(bytes.len() as u64);
     }
+    let mut padded = bytes.to_vec();
     if let Some(pad) = usize::try_from(old).ok().filter(|&old| old > padded.len()) {
         padded.resize(pad, b' ');
         padded[pad - 1] = b'\n';
