@@ -200,14 +200,18 @@ impl Folder {
             true => Some(temp_with(&dir, &intent_bytes(ops, &temps)?)?),
             false => None,
         };
-        let mut syncs: Vec<super::SyncJob<'_>> = Vec::new();
-        for tmp in temps.iter().chain(&intent) {
-            syncs.push(Box::new(move || fsync::all(tmp.as_file(), Kind::Store)));
+        let mut files = temps.iter().chain(&intent);
+        let first = files.next();
+        let mut others: Vec<super::syncs::Job> = Vec::new();
+        for tmp in files {
+            let file = tmp.as_file().try_clone()?;
+            others.push(Box::new(move || fsync::all(&file, Kind::Store)));
         }
         if created {
-            syncs.push(Box::new(|| fsync::dir(&handoffs, Kind::Store)));
+            others.push(Box::new(move || fsync::dir(&handoffs, Kind::Store)));
         }
-        super::concurrently(syncs)?;
+        let first = || first.map_or(Ok(()), |tmp| fsync::all(tmp.as_file(), Kind::Store));
+        super::syncs::concurrently(first, others)?;
         if let Some(intent) = intent {
             intent.persist(dir.join(INTENT)).map_err(|e| e.error)?;
             fsync::dir(&dir, Kind::Store)?;

@@ -14,6 +14,7 @@
 mod files;
 pub mod people;
 mod snapshot;
+mod syncs;
 
 pub use files::Files;
 pub use snapshot::{unix_now, Changed, QUIET};
@@ -212,55 +213,4 @@ impl Store {
     pub fn stamps(&self, dir_name: &str) -> io::Result<Vec<(String, u64, String)>> {
         self.backend.stamps(&self.tag, dir_name)
     }
-}
-
-/// A sync to run with others.
-type SyncJob<'a> = Box<dyn FnOnce() -> io::Result<()> + Send + 'a>;
-
-/// Threads for the syncs `concurrently` runs beside the caller's: made once, not a thread per
-/// sync (one or two thread creations per new handoff, some 25 syscalls each).
-const SYNC_THREADS: usize = 16;
-
-fn sync_pool() -> Option<&'static rayon::ThreadPool> {
-    static POOL: std::sync::OnceLock<Option<rayon::ThreadPool>> = std::sync::OnceLock::new();
-    let made = || {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(SYNC_THREADS)
-            .thread_name(|i| format!("baton-sync-{i}"))
-            .build()
-            .inspect_err(|e| tracing::warn!(error = %e, "no threads for concurrent syncs; they run one after another"))
-            .ok()
-    };
-    POOL.get_or_init(made).as_ref()
-}
-
-/// Runs independent syncs at the same time (the first on the caller's thread, the others on
-/// `sync_pool`'s): each waits on the disk, not on the others, so several cost about the
-/// latency of one. The first error is returned, once all are done.
-pub fn concurrently(syncs: Vec<SyncJob<'_>>) -> io::Result<()> {
-    let mut syncs = syncs.into_iter();
-    let Some(first) = syncs.next() else {
-        return Ok(());
-    };
-    let Some(pool) = sync_pool() else {
-        return syncs.fold(first(), |result, sync| result.and(sync()));
-    };
-    let failed = std::sync::Mutex::new(None);
-    let mut result = Ok(());
-    pool.in_place_scope(|s| {
-        for sync in syncs {
-            let failed = &failed;
-            s.spawn(move |_| {
-                let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(sync))
-                    .unwrap_or_else(|_| Err(io::Error::other("a sync panicked")));
-                if let Err(e) = done {
-                    let mut failed = failed.lock().unwrap_or_else(|e| e.into_inner());
-                    failed.get_or_insert(e);
-                }
-            });
-        }
-        result = first();
-    });
-    let failed = failed.into_inner().unwrap_or_else(|e| e.into_inner());
-    result.and(failed.map_or(Ok(()), Err))
 }
