@@ -210,8 +210,13 @@ impl Folder {
         if created {
             others.push(Box::new(move || fsync::dir(&handoffs, Kind::Store)));
         }
-        let first = || first.map_or(Ok(()), |tmp| fsync::all(tmp.as_file(), Kind::Store));
-        super::syncs::concurrently(first, others)?;
+        match first {
+            Some(tmp) => {
+                super::syncs::concurrently(|| fsync::all(tmp.as_file(), Kind::Store), others)?
+            }
+            // Only the new folder's parent (a removal under a new key): synced right here.
+            None => others.into_iter().try_for_each(|sync| sync())?,
+        }
         if let Some(intent) = intent {
             intent.persist(dir.join(INTENT)).map_err(|e| e.error)?;
             fsync::dir(&dir, Kind::Store)?;

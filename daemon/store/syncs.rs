@@ -3,8 +3,9 @@
 //!
 //! The threads are made once (not one or two per new handoff, some 25 syscalls each) and
 //! sleep on a condition variable between jobs. Pools that spin and yield a while after each
-//! job looking for more (rayon's workers, crossbeam's channels) took a seventh of the
-//! daemon's CPU in a burst of handoffs on a 2-core machine, for no work done.
+//! job looking for more (rayon's workers, crossbeam's channels) made 35 times the yields and
+//! 2.5 times the context switches in bursts of handoffs, and a handoff written at a steady
+//! rate cost a quarter more CPU (docs/BENCHMARKS.md, "Concurrent syncs on threads that sleep").
 
 use std::collections::VecDeque;
 use std::io;
@@ -13,7 +14,8 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 /// A sync to run beside the caller's.
 pub type Job = Box<dyn FnOnce() -> io::Result<()> + Send + 'static>;
 
-/// One per ingest worker, so a burst never queues a sync behind another's.
+/// As many as the ingest workers: the syncs of a burst seldom wait for a thread (the start's
+/// catch-up and the HTTP API's writers share them too; a sync queued waits, nothing more).
 const THREADS: usize = 16;
 
 #[derive(Default)]
@@ -68,6 +70,7 @@ fn pool() -> Option<&'static Arc<Queue>> {
                     tracing::warn!(error = %e, "no threads for concurrent syncs; they run one after another");
                     return None;
                 }
+                tracing::warn!(error = %e, threads = i, "fewer threads for concurrent syncs than meant");
                 break;
             }
         }
@@ -118,7 +121,6 @@ pub fn concurrently(first: impl FnOnce() -> io::Result<()>, others: Vec<Job>) ->
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
 
     #[test]
     fn every_job_runs_and_the_first_error_is_returned_after_all() {
