@@ -3,10 +3,11 @@
 //! estimated from how far into the index the bound was reached (documents are spread over
 //! the doc-id space roughly alike, so the share of it counted is the share of matches seen).
 
+use super::facet_names::{FacetNames, Names};
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::Instant;
 use tantivy::query::{EnableScoring, Query};
-use tantivy::schema::Facet as TantivyFacet;
 use tantivy::{DocSet, Searcher, TERMINATED};
 
 /// Matches counted exactly; past this, the count is a lower bound (with an estimate). At a
@@ -15,6 +16,11 @@ use tantivy::{DocSet, Searcher, TERMINATED};
 /// the facet columns read per match); a thousand says "many" as well. Paging reaches `MAX_OFFSET` (10,000) alike:
 /// the page is ranked on its own.
 pub const COUNT_LIMIT: u64 = 1_000;
+
+/// Values a facet shows at most: those with the most matches counted. At 10,000 workspaces
+/// a common word's thousand matches came from a thousand workspaces, and naming, sorting,
+/// sending and dropping all of them was half of a query's CPU (a page lists twenty hits).
+pub const FACET_VALUES: usize = 50;
 
 /// Counts of the matches counted (not only a page) by value.
 pub type Facet = BTreeMap<String, u64>;
@@ -27,8 +33,10 @@ pub(super) struct Counted {
     pub bounded: bool,
     /// The total extrapolated from the share of the index counted (when `bounded`).
     pub estimate: Option<u64>,
-    /// Facet root ("workspace", "kind") -> value -> count.
+    /// Facet root ("workspace", "kind") -> value -> count, `FACET_VALUES` values at most.
     pub facets: HashMap<String, Facet>,
+    /// A facet had more values than it shows.
+    pub facets_cut: bool,
     /// The deadline passed before every segment was counted.
     pub cut: bool,
 }
@@ -39,6 +47,7 @@ pub(super) fn count(
     query: &dyn Query,
     limit: u64,
     deadline: Instant,
+    names: &FacetNames,
 ) -> tantivy::Result<Counted> {
     let weight = query.weight(EnableScoring::disabled_from_searcher(searcher))?;
     let space: u64 = searcher
@@ -47,6 +56,7 @@ pub(super) fn count(
         .map(|s| u64::from(s.max_doc()))
         .sum();
     let mut out = Counted::default();
+    let mut by_name = ByName::new();
     // Doc ids passed in segments counted whole, for the estimate.
     let mut passed = 0u64;
     for segment in searcher.segment_readers() {
@@ -74,12 +84,14 @@ pub(super) fn count(
             }
             doc = scorer.advance();
         }
-        name_facets(&facets, &by_ord, &mut out.facets)?;
+        let names = names.of(segment)?;
+        name_facets(&names, &by_ord, &mut by_name);
         if out.bounded {
             break;
         }
         passed += u64::from(segment.max_doc());
     }
+    (out.facets, out.facets_cut) = most_counted(by_name, FACET_VALUES);
     if out.bounded {
         let share = passed.max(1) as f64 / space.max(1) as f64;
         out.estimate = Some(((out.total as f64 / share).round() as u64).max(out.total + 1));
@@ -87,37 +99,39 @@ pub(super) fn count(
     Ok(out)
 }
 
-/// Adds one segment's counts by facet ordinal to `out`, by facet root and value. The ords are
-/// named in one sorted walk of the dictionary: one lookup each would decode a block of it per
-/// value (a thousand workspaces cost milliseconds).
-fn name_facets(
-    facets: &tantivy::fastfield::FacetReader,
-    by_ord: &[u64],
-    out: &mut HashMap<String, Facet>,
-) -> tantivy::Result<()> {
-    let counted: Vec<(u64, u64)> = by_ord
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| **n > 0)
-        .map(|(ord, n)| (ord as u64, *n))
-        .collect();
-    let mut counts = counted.iter().map(|(_, n)| *n);
-    let ords = counted.iter().map(|(ord, _)| *ord);
-    facets
-        .facet_dict()
-        .sorted_ords_to_term_cb(ords, |encoded| {
-            let n = counts.next().unwrap_or(0);
-            let Ok(facet) = TantivyFacet::from_encoded(encoded.to_vec()) else {
-                return Ok(());
-            };
-            let mut path = facet.to_path().into_iter();
-            if let (Some(root), Some(value)) = (path.next(), path.next()) {
-                *out.entry(root.to_string())
-                    .or_default()
-                    .entry(value.to_string())
-                    .or_default() += n;
+/// Root -> value -> count, named by the segments' shared names (no string made per match).
+type ByName = HashMap<Arc<str>, HashMap<Arc<str>, u64>>;
+
+/// Adds one segment's counts by facet ordinal to `out`, by facet root and value.
+fn name_facets(names: &Names, by_ord: &[u64], out: &mut ByName) {
+    for (ord, n) in by_ord.iter().enumerate().filter(|(_, n)| **n > 0) {
+        if let Some(Some((root, value))) = names.get(ord) {
+            let values = out.entry(root.clone()).or_default();
+            *values.entry(value.clone()).or_default() += n;
+        }
+    }
+}
+
+/// Each root's `keep` values with the most matches (ties by name); whether any were left out.
+fn most_counted(by_name: ByName, keep: usize) -> (HashMap<String, Facet>, bool) {
+    let mut cut = false;
+    let facets = by_name
+        .into_iter()
+        .map(|(root, values)| {
+            let mut values: Vec<(Arc<str>, u64)> = values.into_iter().collect();
+            let order =
+                |a: &(Arc<str>, u64), b: &(Arc<str>, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
+            if values.len() > keep {
+                cut = true;
+                values.select_nth_unstable_by(keep - 1, order);
+                values.truncate(keep);
             }
-            Ok(())
-        })?;
-    Ok(())
+            let facet = values
+                .into_iter()
+                .map(|(v, n)| (v.to_string(), n))
+                .collect();
+            (root.to_string(), facet)
+        })
+        .collect();
+    (facets, cut)
 }

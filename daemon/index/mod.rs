@@ -9,8 +9,10 @@
 //! caller (`app::search`), which knows the workspaces; this module knows only tantivy.
 //! This is the only module that imports tantivy.
 
+mod any_field;
 mod count;
 mod exclude;
+mod facet_names;
 mod known;
 pub mod query;
 mod schema;
@@ -21,7 +23,7 @@ mod unsynced;
 mod warm;
 pub mod writer;
 
-pub use count::COUNT_LIMIT;
+pub use count::{COUNT_LIMIT, FACET_VALUES};
 pub use query::Filters;
 pub use schema::VERSION;
 pub use search::{Facet, Hit, Hits, Request};
@@ -136,8 +138,9 @@ pub struct SearchIndex {
     reader: IndexReader,
     fields: Fields,
     dir: PathBuf,
-    /// Held here: the reader keeps only a weak handle on its warmer.
+    /// Held here: the reader keeps only weak handles on its warmers.
     warm: Arc<warm::Warm>,
+    facet_names: Arc<facet_names::FacetNames>,
 }
 
 /// The folder of the index of the current schema version.
@@ -239,10 +242,12 @@ impl SearchIndex {
         // reload before the new searcher is published) for reading new segments cold.
         let warm = Arc::new(warm::Warm::new(fields));
         let warmer: Arc<dyn Warmer> = warm.clone();
+        let facet_names = Arc::new(facet_names::FacetNames::default());
+        let names: Arc<dyn Warmer> = facet_names.clone();
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
-            .warmers(vec![Arc::downgrade(&warmer)])
+            .warmers(vec![Arc::downgrade(&warmer), Arc::downgrade(&names)])
             .try_into()
             .map_err(|source| IndexError::Tantivy {
                 dir: dir.to_path_buf(),
@@ -254,6 +259,7 @@ impl SearchIndex {
             fields,
             dir: dir.to_path_buf(),
             warm,
+            facet_names,
         })
     }
 

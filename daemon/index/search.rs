@@ -105,6 +105,9 @@ pub struct Hits {
     pub total_estimate: Option<u64>,
     pub hits: Vec<Hit>,
     pub facets: Facets,
+    /// A facet lists only the values with the most matches counted (`FACET_VALUES`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub facets_truncated: bool,
     /// Some segments were left out to keep within the time limit.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
@@ -155,7 +158,13 @@ impl SearchIndex {
         } else {
             searcher.search(&query, &Deadline::new(page, deadline))?
         };
-        let counted = count::count(&searcher, query.as_ref(), COUNT_LIMIT, deadline)?;
+        let counted = count::count(
+            &searcher,
+            query.as_ref(),
+            COUNT_LIMIT,
+            deadline,
+            &self.facet_names,
+        )?;
         let snippets = Snippets::new(&searcher, &self.fields, terms, &parsed.prefixes)?;
         let mut hits = Vec::with_capacity(top.len());
         for (score, address) in top {
@@ -172,6 +181,7 @@ impl SearchIndex {
                 workspace: facets.remove("workspace").unwrap_or_default(),
                 kind: facets.remove("kind").unwrap_or_default(),
             },
+            facets_truncated: counted.facets_cut,
             partial: partial || counted.cut,
             notes: parsed.notes,
         })
@@ -185,17 +195,11 @@ impl SearchIndex {
         searcher: &Searcher,
     ) -> Result<Option<Built>, SearchError> {
         let f = &self.fields;
-        let mut parser = QueryParser::for_index(&self.index, vec![f.title, f.body, f.other]);
-        // A search box reads several words as all of them, as people expect.
-        parser.set_conjunction_by_default();
-        parser.set_field_boost(f.title, 2.0);
-        // A word in a record's names or times ranks below one in what a person wrote.
-        parser.set_field_boost(f.other, 0.5);
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut terms = BTreeSet::new();
         let mut count = 0;
         if !parsed.text.trim().is_empty() {
-            let (text_query, _ignored) = parser.parse_query_lenient(&parsed.text);
+            let text_query = self.text_query(&parsed.text, true);
             text_query.query_terms(&mut |term, _| {
                 count += 1;
                 if term.field() == f.body {
@@ -257,6 +261,32 @@ impl SearchIndex {
             return Ok(Some((Box::new(excluding), terms)));
         }
         Ok(Some((Box::new(BooleanQuery::new(clauses)), terms)))
+    }
+
+    /// A word in a record's names or times ranks below one in what a person wrote.
+    fn boost_of(&self, field: Field) -> tantivy::Score {
+        match field {
+            field if field == self.fields.title => 2.0,
+            field if field == self.fields.other => 0.5,
+            _ => 1.0,
+        }
+    }
+
+    /// The words of a query (tantivy's syntax) over the text fields. `pruned`: each word's
+    /// union of fields made an `AnyField` (false only for tests comparing with tantivy's own).
+    pub(super) fn text_query(&self, text: &str, pruned: bool) -> Box<dyn Query> {
+        let f = &self.fields;
+        let mut parser = QueryParser::for_index(&self.index, vec![f.title, f.body, f.other]);
+        // A search box reads several words as all of them, as people expect.
+        parser.set_conjunction_by_default();
+        for field in [f.title, f.other] {
+            parser.set_field_boost(field, self.boost_of(field));
+        }
+        let (query, _ignored) = parser.parse_query_lenient(text);
+        match pruned {
+            true => super::any_field::rewrite(query, &|field| self.boost_of(field)),
+            false => query,
+        }
     }
 
     fn add_filters(

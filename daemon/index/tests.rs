@@ -390,3 +390,83 @@ fn an_index_another_process_committed_to_since_it_was_opened_says_so() {
     let (fresh, _) = SearchIndex::open(dir.path()).unwrap();
     assert!(!fresh.changed_on_disk());
 }
+
+#[test]
+fn a_word_ranks_as_tantivys_own_query_ranks_it_when_a_segment_holds_it_in_one_field() {
+    // The first segment holds `alpha` in titles only (boosted, of varied lengths); the second
+    // in bodies, and in half of its titles. Either way the pages, scores included, are those of the parser's query.
+    let titled: Vec<Doc> = (0..700)
+        .map(|i| Doc {
+            title: format!("alpha {}", "x ".repeat(i % 9)),
+            ..doc(Kind::Artifact, "a", &format!("inbox/{i:04}.txt"), "filler")
+        })
+        .collect();
+    let (_dir, index, writer) = indexed(titled);
+    for i in 700..1400 {
+        let body = format!("{}filler", "alpha ".repeat(1 + i % 5));
+        let path = format!("inbox/{i:04}.txt");
+        let d = Doc {
+            title: match i % 2 {
+                0 => format!("alpha {i}"),
+                _ => path.clone(),
+            },
+            ..doc(Kind::Artifact, "b", &path, &body)
+        };
+        assert!(writer.send(Op::Put(Box::new(d))));
+    }
+    assert!(writer.flush());
+    assert!(index.segments() >= 2, "{}", index.segments());
+    let searcher = index.reader.searcher();
+    for q in ["alpha", "alpha filler", "alpha OR x"] {
+        let pruned = index.text_query(q, true);
+        let plain = index.text_query(q, false);
+        assert!(
+            format!("{pruned:?}").contains("AnyField"),
+            "{q}: {pruned:?}"
+        );
+        for limit in [1, 10, 100, 1400] {
+            let top = |query: &dyn tantivy::query::Query| {
+                let page = tantivy::collector::TopDocs::with_limit(limit);
+                searcher.search(query, &page).unwrap()
+            };
+            assert_eq!(top(pruned.as_ref()), top(plain.as_ref()), "{q}, {limit}");
+        }
+        let count = |query: &dyn tantivy::query::Query| {
+            searcher.search(query, &tantivy::collector::Count).unwrap()
+        };
+        assert_eq!(count(pruned.as_ref()), count(plain.as_ref()), "{q}");
+    }
+    // A phrase or a prefix is kept as the parser made it.
+    assert!(!format!("{:?}", index.text_query("\"alpha x\"", true)).contains("AnyField"));
+}
+
+#[test]
+fn a_facet_lists_the_values_with_the_most_matches_and_says_it_left_others_out() {
+    // Workspace i holds 1 + i / 10 documents with `beta`: w00..w09 one each, w50..w59 six.
+    let docs: Vec<Doc> = (0..60)
+        .flat_map(|i| {
+            (0..1 + i / 10).map(move |j| {
+                let ws = format!("w{i:02}");
+                doc(Kind::Artifact, &ws, &format!("inbox/{j}.txt"), "beta")
+            })
+        })
+        .collect();
+    let (_dir, index, _writer) = indexed(docs);
+    let hits = search(&index, "beta");
+    assert_eq!(hits.total, 210);
+    assert!(hits.facets_truncated);
+    let shown: Vec<&str> = hits.facets.workspace.keys().map(String::as_str).collect();
+    let expected: Vec<String> = (10..60).map(|i| format!("w{i:02}")).collect();
+    assert_eq!(
+        shown,
+        expected.iter().map(String::as_str).collect::<Vec<_>>()
+    );
+    assert_eq!(hits.facets.workspace["w59"], 6);
+    assert_eq!(hits.facets.workspace["w10"], 2);
+    assert_eq!(hits.facets.kind["artifact"], 210);
+    let one = search(&index, "beta workspace:w59");
+    assert!(!one.facets_truncated);
+    assert_eq!(one.facets.workspace.len(), 1);
+    let json = serde_json::to_value(&one).unwrap();
+    assert!(json.get("facets_truncated").is_none(), "{json}");
+}
