@@ -6,12 +6,15 @@
 //! 110,000 handoffs whose word `round` is in titles only, a page of 20 cost 4 ms of CPU.
 //! Here each segment ranks the union of the fields that hold the word there, and a word held
 //! by one field alone is ranked by that term's own weight, its field's boost applied to the
-//! scores it reports.
+//! scores it reports. Where the word is one clause among others, it is the parser's union.
+//! The pages are tantivy's own query's, up to the approximation of block-max WAND, which
+//! tantivy's own union makes wherever every field holds the word (a block's best score is
+//! reckoned with the segment's own average length).
 
 use std::sync::Arc;
 use tantivy::query::{
-    BooleanQuery, BooleanWeight, BoostQuery, EnableScoring, Explanation, Occur, Query, Scorer,
-    SumCombiner, TermQuery, Weight,
+    BooleanQuery, BooleanWeight, BoostQuery, BoostWeight, EnableScoring, Explanation, Occur, Query,
+    Scorer, SumCombiner, TermQuery, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, Score, SegmentReader, Term};
@@ -36,7 +39,10 @@ pub(super) fn rewrite(query: Box<dyn Query>, boost_of: &dyn Fn(Field) -> Score) 
         .iter()
         .map(|(occur, q)| (*occur, rewrite(q.box_clone(), boost_of)))
         .collect();
-    Box::new(BooleanQuery::new(clauses))
+    let minimum = boolean.get_minimum_number_should_match();
+    Box::new(BooleanQuery::with_minimum_required_clauses(
+        clauses, minimum,
+    ))
 }
 
 impl AnyField {
@@ -57,7 +63,8 @@ impl AnyField {
 }
 
 /// The term and boost of a query that is exactly one term, boosted as its field is. tantivy
-/// does not show a query's boost but in its debug text, which is compared whole.
+/// does not show a query's boost but in its debug text, which is compared whole. That text
+/// leaves out a term query's record option: the parser makes every word's `WithFreqs`.
 fn one_term(query: &dyn Query, boost_of: &dyn Fn(Field) -> Score) -> Option<(Term, Score)> {
     let mut terms = Vec::new();
     query.query_terms(&mut |term, _| terms.push(term.clone()));
@@ -84,14 +91,10 @@ impl Query for AnyField {
             .parts
             .iter()
             .map(|(term, boost)| {
-                let plain = term_query(term).weight(scoring)?;
-                let boosted =
-                    BoostQuery::new(Box::new(term_query(term)), *boost).weight(scoring)?;
                 Ok(Part {
                     term: term.clone(),
                     boost: *boost,
-                    plain,
-                    boosted: Arc::from(boosted),
+                    plain: Arc::from(term_query(term).weight(scoring)?),
                 })
             })
             .collect::<tantivy::Result<_>>()?;
@@ -111,10 +114,24 @@ impl Query for AnyField {
 struct Part {
     term: Term,
     boost: Score,
-    /// The term's own weight: it prunes, and scores as the boosted one divided by `boost`.
-    plain: Box<dyn Weight>,
-    /// As the parser would have weighed it: what the unions are made of.
-    boosted: Arc<dyn Weight>,
+    /// The term's own weight, unboosted: the only one tantivy prunes alone.
+    plain: Arc<dyn Weight>,
+}
+
+impl Part {
+    /// As the parser's query weighs it: boosted as tantivy's `BoostWeight` does.
+    fn boosted(&self) -> Box<dyn Weight> {
+        Box::new(BoostWeight::new(
+            Box::new(Shared(self.plain.clone())),
+            self.boost,
+        ))
+    }
+
+    /// Whether scaling by the boost is exact, so the scores and the threshold carried
+    /// through the plain weight are those of the boosted one to the last bit.
+    fn exact_boost(&self) -> bool {
+        self.boost > 0.0 && self.boost.is_normal() && self.boost.to_bits() & 0x7F_FFFF == 0
+    }
 }
 
 struct AnyFieldWeight {
@@ -147,29 +164,24 @@ impl AnyFieldWeight {
         Ok(held)
     }
 
-    fn union(&self, parts: &[&Part]) -> BooleanWeight<SumCombiner> {
-        let weights = parts
-            .iter()
-            .map(|p| {
-                (
-                    Occur::Should,
-                    Box::new(Shared(p.boosted.clone())) as Box<dyn Weight>,
-                )
-            })
-            .collect();
+    fn union<'a>(&self, parts: impl Iterator<Item = &'a Part>) -> BooleanWeight<SumCombiner> {
+        let weights = parts.map(|p| (Occur::Should, p.boosted())).collect();
         BooleanWeight::new(weights, self.scoring, Box::new(SumCombiner::default))
     }
 }
 
 impl Weight for AnyFieldWeight {
+    /// The parser's union itself (all fields): where it is one clause among others (an
+    /// intersection, an `OR`), tantivy combines and scores it as it would the parser's.
     fn scorer(&self, reader: &SegmentReader, boost: Score) -> tantivy::Result<Box<dyn Scorer>> {
-        self.union(&self.held(reader)?).scorer(reader, boost)
+        self.union(self.parts.iter()).scorer(reader, boost)
     }
 
     fn explain(&self, reader: &SegmentReader, doc: DocId) -> tantivy::Result<Explanation> {
-        self.union(&self.held(reader)?).explain(reader, doc)
+        self.union(self.parts.iter()).explain(reader, doc)
     }
 
+    /// The page of hits when the word is the whole query: pruned in every segment.
     fn for_each_pruning(
         &self,
         threshold: Score,
@@ -179,7 +191,7 @@ impl Weight for AnyFieldWeight {
         match self.held(reader)?.as_slice() {
             [] => Ok(()),
             // tantivy prunes a lone term through its own weight only, which a boost hides.
-            [alone] if self.scoring => {
+            [alone] if self.scoring && alone.exact_boost() => {
                 let boost = alone.boost;
                 let mut unboosted = |doc, score: Score| callback(doc, score * boost) / boost;
                 alone
@@ -187,7 +199,7 @@ impl Weight for AnyFieldWeight {
                     .for_each_pruning(threshold / boost, reader, &mut unboosted)
             }
             held => self
-                .union(held)
+                .union(held.iter().copied())
                 .for_each_pruning(threshold, reader, callback),
         }
     }

@@ -118,14 +118,8 @@ fn most_counted(by_name: ByName, keep: usize) -> (HashMap<String, Facet>, bool) 
     let facets = by_name
         .into_iter()
         .map(|(root, values)| {
-            let mut values: Vec<(Arc<str>, u64)> = values.into_iter().collect();
-            let order =
-                |a: &(Arc<str>, u64), b: &(Arc<str>, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
-            if values.len() > keep {
-                cut = true;
-                values.select_nth_unstable_by(keep - 1, order);
-                values.truncate(keep);
-            }
+            let (values, left_out) = most(values.into_iter().collect(), keep);
+            cut |= left_out;
             let facet = values
                 .into_iter()
                 .map(|(v, n)| (v.to_string(), n))
@@ -134,4 +128,48 @@ fn most_counted(by_name: ByName, keep: usize) -> (HashMap<String, Facet>, bool) 
         })
         .collect();
     (facets, cut)
+}
+
+/// A facet cut to the `FACET_VALUES` values with the most matches (a cluster's merged answer);
+/// whether any were left out.
+pub fn cut(facet: &mut Facet) -> bool {
+    let (kept, left_out) = most(std::mem::take(facet).into_iter().collect(), FACET_VALUES);
+    *facet = kept.into_iter().collect();
+    left_out
+}
+
+/// The `keep` values with the most matches, ties by name; whether any were left out.
+fn most<K: Ord>(mut values: Vec<(K, u64)>, keep: usize) -> (Vec<(K, u64)>, bool) {
+    if values.len() <= keep {
+        return (values, false);
+    }
+    let order = |a: &(K, u64), b: &(K, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
+    if keep > 0 {
+        values.select_nth_unstable_by(keep - 1, order);
+    }
+    values.truncate(keep);
+    (values, true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_facet_keeps_its_values_with_the_most_matches_ties_by_name() {
+        let mut facet: Facet = (0..60u64)
+            .map(|i| (format!("w{i:02}"), 1 + i / 10))
+            .collect();
+        assert!(cut(&mut facet));
+        assert_eq!(facet.len(), FACET_VALUES);
+        assert_eq!(facet.keys().next().map(String::as_str), Some("w10"));
+        assert_eq!(facet["w59"], 6);
+        // Ties go by name: of 55 values with one match each, v00..v49 stay.
+        let mut tied: Facet = (0..55u64).map(|i| (format!("v{i:02}"), 1)).collect();
+        assert!(cut(&mut tied));
+        assert_eq!(tied.keys().last().map(String::as_str), Some("v49"));
+        let mut few: Facet = [("a".to_string(), 3)].into();
+        assert!(!cut(&mut few));
+        assert_eq!(few.len(), 1);
+    }
 }

@@ -417,7 +417,12 @@ fn a_word_ranks_as_tantivys_own_query_ranks_it_when_a_segment_holds_it_in_one_fi
     assert!(writer.flush());
     assert!(index.segments() >= 2, "{}", index.segments());
     let searcher = index.reader.searcher();
-    for q in ["alpha", "alpha filler", "alpha OR x"] {
+    for q in [
+        "alpha",
+        "alpha filler",
+        "alpha OR x",
+        "alpha OR x OR filler",
+    ] {
         let pruned = index.text_query(q, true);
         let plain = index.text_query(q, false);
         assert!(

@@ -29,7 +29,8 @@ fn the_page_links_hits_narrows_by_facet_and_pages() {
         page.body
     );
     assert_eq!(web.get(&preview, Some(&session)).status, 200);
-    // Facets: counts of all matches, each a link that narrows to it.
+    // Facets: counts of all matches, each a link that narrows to it; all listed, none cut.
+    assert!(!page.body.contains("id=\"facets-cut\""), "{}", page.body);
     let narrowed = "/search?q=saturating&#38;kind=checkpoint";
     assert!(page.body.contains(narrowed), "{}", page.body);
     let only = web.get("/search?q=saturating&kind=checkpoint", Some(&session));

@@ -142,6 +142,7 @@ pub fn searches(mine: Hits, others: Parts<Hits>, offset: usize, limit: usize) ->
         merged.total += part.total;
         merged.total_is_lower_bound |= part.total_is_lower_bound;
         merged.partial |= part.partial;
+        merged.facets_truncated |= part.facets_truncated;
         merged.hits.extend(part.hits);
         for (name, n) in part.facets.workspace {
             *merged.facets.workspace.entry(name).or_default() += n;
@@ -155,6 +156,9 @@ pub fn searches(mine: Hits, others: Parts<Hits>, offset: usize, limit: usize) ->
             }
         }
     }
+    // Each node's facets were cut; their sum is cut as one node's would be.
+    merged.facets_truncated |= baton::index::cut_facet(&mut merged.facets.workspace);
+    merged.facets_truncated |= baton::index::cut_facet(&mut merged.facets.kind);
     merged.hits.sort_by(|a, b| b.score.total_cmp(&a.score));
     merged.hits = merged.hits.into_iter().skip(offset).take(limit).collect();
     if !others.missing.is_empty() {
