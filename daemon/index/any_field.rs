@@ -31,7 +31,12 @@ pub(super) fn rewrite(query: Box<dyn Query>, boost_of: &dyn Fn(Field) -> Score) 
     let Some(boolean) = query.downcast_ref::<BooleanQuery>() else {
         return query;
     };
-    if let Some(any) = AnyField::of(boolean.clauses(), boost_of) {
+    // A union that asks for more than one of its clauses is not a word's.
+    let any_one = boolean.get_minimum_number_should_match() <= 1;
+    if let Some(any) = any_one
+        .then(|| AnyField::of(boolean.clauses(), boost_of))
+        .flatten()
+    {
         return Box::new(any);
     }
     let clauses = boolean
