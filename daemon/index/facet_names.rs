@@ -5,7 +5,7 @@
 //! while a searcher holds them: read when a reload makes a segment searchable (a tantivy
 //! `Warmer`, off the queries' path), dropped when no searcher holds the segment any more.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tantivy::index::SegmentId;
 use tantivy::schema::Facet;
@@ -72,10 +72,7 @@ impl Warmer for FacetNames {
     }
 
     fn garbage_collect(&self, live: &[&SearcherGeneration]) {
-        let live: HashSet<SegmentId> = live
-            .iter()
-            .flat_map(|g| g.segments().keys().copied())
-            .collect();
+        let live = super::warm::live_segments(live);
         self.lock().retain(|id, _| live.contains(id));
     }
 }

@@ -125,15 +125,19 @@ impl Warmer for Warm {
     }
 
     fn garbage_collect(&self, live: &[&SearcherGeneration]) {
-        let live: HashSet<SegmentId> = live
-            .iter()
-            .flat_map(|g| g.segments().keys().copied())
-            .collect();
+        let live = live_segments(live);
         self.touched
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .retain(|id| live.contains(id));
     }
+}
+
+/// The segments some live searcher still reads (what a warmer's `garbage_collect` keeps).
+pub(super) fn live_segments(live: &[&SearcherGeneration]) -> HashSet<SegmentId> {
+    live.iter()
+        .flat_map(|g| g.segments().keys().copied())
+        .collect()
 }
 
 /// The bytes of a segment's files that `touch_segment` reads.
