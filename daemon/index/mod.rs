@@ -23,7 +23,7 @@ mod unsynced;
 mod warm;
 pub mod writer;
 
-pub use count::{cut as cut_facet, COUNT_LIMIT, FACET_VALUES};
+pub use count::{cut as cut_facet, COUNT_LIMIT};
 pub use query::Filters;
 pub use schema::VERSION;
 pub use search::{Facet, Hit, Hits, Request};

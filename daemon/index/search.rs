@@ -199,7 +199,7 @@ impl SearchIndex {
         let mut terms = BTreeSet::new();
         let mut count = 0;
         if !parsed.text.trim().is_empty() {
-            let text_query = self.text_query(&parsed.text, true);
+            let text_query = self.text_query(&parsed.text);
             text_query.query_terms(&mut |term, _| {
                 count += 1;
                 if term.field() == f.body {
@@ -272,9 +272,15 @@ impl SearchIndex {
         }
     }
 
-    /// The words of a query (tantivy's syntax) over the text fields. `pruned`: each word's
-    /// union of fields made an `AnyField` (false only for tests comparing with tantivy's own).
-    pub(super) fn text_query(&self, text: &str, pruned: bool) -> Box<dyn Query> {
+    /// The words of a query (tantivy's syntax) over the text fields, each word's union of
+    /// fields made an `AnyField`.
+    pub(super) fn text_query(&self, text: &str) -> Box<dyn Query> {
+        let parsed = self.parsed_text_query(text);
+        super::any_field::rewrite(parsed, &|field| self.boost_of(field))
+    }
+
+    /// The words as tantivy's parser makes them (what `text_query` rewrites).
+    pub(super) fn parsed_text_query(&self, text: &str) -> Box<dyn Query> {
         let f = &self.fields;
         let mut parser = QueryParser::for_index(&self.index, vec![f.title, f.body, f.other]);
         // A search box reads several words as all of them, as people expect.
@@ -282,11 +288,7 @@ impl SearchIndex {
         for field in [f.title, f.other] {
             parser.set_field_boost(field, self.boost_of(field));
         }
-        let (query, _ignored) = parser.parse_query_lenient(text);
-        match pruned {
-            true => super::any_field::rewrite(query, &|field| self.boost_of(field)),
-            false => query,
-        }
+        parser.parse_query_lenient(text).0
     }
 
     fn add_filters(

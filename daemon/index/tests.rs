@@ -423,8 +423,8 @@ fn a_word_ranks_as_tantivys_own_query_ranks_it_when_a_segment_holds_it_in_one_fi
         "alpha OR x",
         "alpha OR x OR filler",
     ] {
-        let pruned = index.text_query(q, true);
-        let plain = index.text_query(q, false);
+        let pruned = index.text_query(q);
+        let plain = index.parsed_text_query(q);
         assert!(
             format!("{pruned:?}").contains("AnyField"),
             "{q}: {pruned:?}"
@@ -442,7 +442,7 @@ fn a_word_ranks_as_tantivys_own_query_ranks_it_when_a_segment_holds_it_in_one_fi
         assert_eq!(count(pruned.as_ref()), count(plain.as_ref()), "{q}");
     }
     // A phrase or a prefix is kept as the parser made it.
-    assert!(!format!("{:?}", index.text_query("\"alpha x\"", true)).contains("AnyField"));
+    assert!(!format!("{:?}", index.text_query("\"alpha x\"")).contains("AnyField"));
 }
 
 #[test]
