@@ -56,7 +56,7 @@ pub(super) fn count(
         .map(|s| u64::from(s.max_doc()))
         .sum();
     let mut out = Counted::default();
-    let mut by_name = ByName::new();
+    let mut seen = Seen::new();
     // Doc ids passed in segments counted whole, for the estimate.
     let mut passed = 0u64;
     for segment in searcher.segment_readers() {
@@ -65,7 +65,7 @@ pub(super) fn count(
             break;
         }
         let facets = segment.facet_reader("facets")?;
-        let mut by_ord = vec![0u64; facets.num_facets()];
+        let mut ords = Vec::new();
         let alive = segment.alive_bitset();
         let mut scorer = weight.scorer(segment, 1.0)?;
         let mut doc = scorer.doc();
@@ -77,21 +77,19 @@ pub(super) fn count(
                     passed += u64::from(doc);
                     break;
                 }
-                for ord in facets.facet_ords(doc) {
-                    by_ord[ord as usize] += 1;
-                }
+                ords.extend(facets.facet_ords(doc));
                 out.total += 1;
             }
             doc = scorer.advance();
         }
-        let names = names.of(segment)?;
-        name_facets(&names, &by_ord, &mut by_name);
+        let named = names.of(segment)?;
+        name_facets(&named, ords, &mut seen);
         if out.bounded {
             break;
         }
         passed += u64::from(segment.max_doc());
     }
-    (out.facets, out.facets_cut) = most_counted(by_name, FACET_VALUES);
+    (out.facets, out.facets_cut) = most_counted(seen, FACET_VALUES);
     if out.bounded {
         let share = passed.max(1) as f64 / space.max(1) as f64;
         out.estimate = Some(((out.total as f64 / share).round() as u64).max(out.total + 1));
@@ -99,34 +97,40 @@ pub(super) fn count(
     Ok(out)
 }
 
-/// Root -> value -> count, named by the segments' shared names (no string made per match).
-type ByName = HashMap<Arc<str>, HashMap<Arc<str>, u64>>;
+/// (root, value, count) of the facets counted, a segment's values after another's. Sorting
+/// the few counted is cheaper than hashing their names, and a segment's ordinals are sorted
+/// rather than counted in a table as long as its dictionary (10,000 workspaces).
+type Seen = Vec<(Arc<str>, Arc<str>, u64)>;
 
-/// Adds one segment's counts by facet ordinal to `out`, by facet root and value.
-fn name_facets(names: &Names, by_ord: &[u64], out: &mut ByName) {
-    for (ord, n) in by_ord.iter().enumerate().filter(|(_, n)| **n > 0) {
-        if let Some(Some((root, value))) = names.get(ord) {
-            let values = out.entry(root.clone()).or_default();
-            *values.entry(value.clone()).or_default() += n;
+/// Adds one segment's counted facet ordinals to `out`, by facet root and value.
+fn name_facets(names: &Names, mut ords: Vec<u64>, out: &mut Seen) {
+    ords.sort_unstable();
+    for run in ords.chunk_by(|a, b| a == b) {
+        if let Some(Some((root, value))) = names.get(run[0] as usize) {
+            out.push((root.clone(), value.clone(), run.len() as u64));
         }
     }
 }
 
 /// Each root's `keep` values with the most matches (ties by name); whether any were left out.
-fn most_counted(by_name: ByName, keep: usize) -> (HashMap<String, Facet>, bool) {
+fn most_counted(mut seen: Seen, keep: usize) -> (HashMap<String, Facet>, bool) {
+    // Segments name the same value with their own `Arc`s: equal names are made adjacent.
+    seen.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     let mut cut = false;
-    let facets = by_name
-        .into_iter()
-        .map(|(root, values)| {
-            let (values, left_out) = most(values.into_iter().collect(), keep);
-            cut |= left_out;
-            let facet = values
-                .into_iter()
-                .map(|(v, n)| (v.to_string(), n))
-                .collect();
-            (root.to_string(), facet)
-        })
-        .collect();
+    let mut facets = HashMap::new();
+    for root in seen.chunk_by(|a, b| a.0 == b.0) {
+        let values = root
+            .chunk_by(|a, b| a.1 == b.1)
+            .map(|same| (&*same[0].1, same.iter().map(|s| s.2).sum()))
+            .collect();
+        let (values, left_out) = most(values, keep);
+        cut |= left_out;
+        let facet = values
+            .into_iter()
+            .map(|(v, n)| (v.to_string(), n))
+            .collect();
+        facets.insert(root[0].0.to_string(), facet);
+    }
     (facets, cut)
 }
 
@@ -171,5 +175,26 @@ mod tests {
         let mut few: Facet = [("a".to_string(), 3)].into();
         assert!(!cut(&mut few));
         assert_eq!(few.len(), 1);
+    }
+
+    #[test]
+    fn segments_naming_one_value_each_add_to_its_count() {
+        // Two segments, each with its own names (their own `Arc`s) and ordinals.
+        let name = |root: &str, value: &str| Some((Arc::from(root), Arc::from(value)));
+        let first: Names = vec![name("kind", "file"), name("workspace", "a"), None];
+        let second: Names = vec![
+            name("kind", "file"),
+            name("workspace", "b"),
+            name("workspace", "a"),
+        ];
+        let mut seen = Seen::new();
+        name_facets(&first, vec![1, 0, 1, 0, 2], &mut seen);
+        name_facets(&second, vec![2, 0, 1, 0], &mut seen);
+        let (facets, cut) = most_counted(seen, FACET_VALUES);
+        assert!(!cut);
+        assert_eq!(facets["kind"], Facet::from([("file".to_string(), 4)]));
+        let ws = Facet::from([("a".to_string(), 3), ("b".to_string(), 1)]);
+        assert_eq!(facets["workspace"], ws);
+        assert_eq!(facets.len(), 2);
     }
 }
