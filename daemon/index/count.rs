@@ -97,12 +97,13 @@ pub(super) fn count(
     Ok(out)
 }
 
-/// (root, value, count) of the facets counted, a segment's values after another's. Sorting
-/// the few counted is cheaper than hashing their names, and a segment's ordinals are sorted
-/// rather than counted in a table as long as its dictionary (10,000 workspaces).
+/// (root, value, count) of the facets counted: an entry per segment and named ordinal, merged
+/// by `most_counted`. Sorting the few counted was cheaper than hashing their names.
 type Seen = Vec<(Arc<str>, Arc<str>, u64)>;
 
-/// Adds one segment's counted facet ordinals to `out`, by facet root and value.
+/// Appends one segment's counted ordinals to `out`, an entry per named ordinal (unnamed ones
+/// are dropped). The ordinals are sorted rather than tallied in a table as long as the
+/// segment's dictionary (10,000 entries at 10,000 workspaces, for a thousand matches).
 fn name_facets(names: &Names, mut ords: Vec<u64>, out: &mut Seen) {
     ords.sort_unstable();
     for run in ords.chunk_by(|a, b| a == b) {
@@ -114,7 +115,7 @@ fn name_facets(names: &Names, mut ords: Vec<u64>, out: &mut Seen) {
 
 /// Each root's `keep` values with the most matches (ties by name); whether any were left out.
 fn most_counted(mut seen: Seen, keep: usize) -> (HashMap<String, Facet>, bool) {
-    // Segments name the same value with their own `Arc`s: equal names are made adjacent.
+    // Each segment adds its own entry for a name: sorted, equal names are adjacent to sum.
     seen.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
     let mut cut = false;
     let mut facets = HashMap::new();
