@@ -26,7 +26,7 @@ mod sse;
 mod upload;
 
 pub use auth::Caller;
-pub(crate) use blocking::blocking;
+pub(crate) use blocking::{blocking, compute};
 pub use error::ApiError;
 pub use search::SearchQuery;
 

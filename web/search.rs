@@ -69,7 +69,7 @@ pub async fn everywhere(
 ) -> Result<Result<Hits, SearchFailed>, ApiError> {
     if !peers::merge::covers_others(app, headers) {
         let app = app.clone();
-        return crate::blocking(move || app.search(request, &actor)).await;
+        return crate::compute(move || app.search(request, &actor)).await;
     }
     let (offset, limit) = (request.offset, request.limit);
     let whole = Request {
@@ -80,7 +80,7 @@ pub async fn everywhere(
     let path = part_query(&whole);
     let mine = {
         let app = app.clone();
-        crate::blocking(move || app.search(whole, &actor)).await?
+        crate::compute(move || app.search(whole, &actor)).await?
     };
     let others = peers::merge::ask_others(app, headers, &path).await;
     Ok(mine.map(|mine| peers::merge::searches(mine, others, offset, limit)))

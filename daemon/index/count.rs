@@ -4,6 +4,7 @@
 //! the doc-id space roughly alike, so the share of it counted is the share of matches seen).
 
 use super::facet_names::{FacetNames, Names};
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Instant;
@@ -56,7 +57,9 @@ pub(super) fn count(
         .map(|s| u64::from(s.max_doc()))
         .sum();
     let mut out = Counted::default();
-    let mut seen = Seen::new();
+    let mut counted = Vec::new();
+    // One buffer for every segment's ordinals: a match has one or two facets.
+    let mut ords = Vec::with_capacity(2 * limit.min(100_000) as usize);
     // Doc ids passed in segments counted whole, for the estimate.
     let mut passed = 0u64;
     for segment in searcher.segment_readers() {
@@ -65,10 +68,10 @@ pub(super) fn count(
             break;
         }
         let facets = segment.facet_reader("facets")?;
-        let mut ords = Vec::new();
         let alive = segment.alive_bitset();
         let mut scorer = weight.scorer(segment, 1.0)?;
         let mut doc = scorer.doc();
+        ords.clear();
         while doc != TERMINATED {
             if alive.is_none_or(|a| a.is_alive(doc)) {
                 if out.total == limit {
@@ -82,14 +85,13 @@ pub(super) fn count(
             }
             doc = scorer.advance();
         }
-        let named = names.of(segment)?;
-        name_facets(&named, ords, &mut seen);
+        counted.push(SegmentCounts::tally(names.of(segment)?, &mut ords));
         if out.bounded {
             break;
         }
         passed += u64::from(segment.max_doc());
     }
-    (out.facets, out.facets_cut) = most_counted(seen, FACET_VALUES);
+    (out.facets, out.facets_cut) = most_counted(&counted, FACET_VALUES);
     if out.bounded {
         let share = passed.max(1) as f64 / space.max(1) as f64;
         out.estimate = Some(((out.total as f64 / share).round() as u64).max(out.total + 1));
@@ -97,32 +99,48 @@ pub(super) fn count(
     Ok(out)
 }
 
-/// (root, value, count) of the facets counted: an entry per segment and named ordinal, merged
-/// by `most_counted`. Sorting the few counted was cheaper than hashing their names.
-type Seen = Vec<(Arc<str>, Arc<str>, u64)>;
+/// One segment's counted facets: its names, and (ordinal, matches) in ordinal order.
+struct SegmentCounts {
+    names: Arc<Names>,
+    ords: Vec<(u64, u64)>,
+}
 
-/// Appends one segment's counted ordinals to `out`, an entry per named ordinal (unnamed ones
-/// are dropped). The ordinals are sorted rather than tallied in a table as long as the
-/// segment's dictionary (10,000 entries at 10,000 workspaces, for a thousand matches).
-fn name_facets(names: &Names, mut ords: Vec<u64>, out: &mut Seen) {
-    ords.sort_unstable();
-    for run in ords.chunk_by(|a, b| a == b) {
-        if let Some(Some((root, value))) = names.get(run[0] as usize) {
-            out.push((root.clone(), value.clone(), run.len() as u64));
-        }
+impl SegmentCounts {
+    /// The ordinals counted in a segment, sorted and tallied rather than counted in a table as
+    /// long as the segment's dictionary (10,000 entries at 10,000 workspaces, for a thousand
+    /// matches).
+    fn tally(names: Arc<Names>, ords: &mut [u64]) -> SegmentCounts {
+        ords.sort_unstable();
+        let ords = ords
+            .chunk_by(|a, b| a == b)
+            .map(|run| (run[0], run.len() as u64))
+            .collect();
+        SegmentCounts { names, ords }
+    }
+
+    /// (root, value, matches) of each named ordinal, in ordinal order (unnamed ones dropped).
+    fn named(&self) -> impl Iterator<Item = (&str, &str, u64)> {
+        self.ords.iter().filter_map(|&(ord, n)| {
+            let (root, value) = self.names.get(ord as usize)?.as_ref()?;
+            Some((&**root, &**value, n))
+        })
     }
 }
 
 /// Each root's `keep` values with the most matches (ties by name); whether any were left out.
-fn most_counted(mut seen: Seen, keep: usize) -> (HashMap<String, Facet>, bool) {
-    // Each segment adds its own entry for a name: sorted, equal names are adjacent to sum.
-    seen.sort_unstable_by(|a, b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+fn most_counted(segments: &[SegmentCounts], keep: usize) -> (HashMap<String, Facet>, bool) {
+    let mut seen: Vec<(&str, &str, u64)> = segments.iter().flat_map(SegmentCounts::named).collect();
+    // A segment's ordinals follow its names' order (tantivy's facet dictionary is sorted),
+    // so `seen` is a run per segment: a stable sort merges the runs in a few comparisons
+    // each, where sorting it whole compared strings a dozen times an entry. Equal names
+    // (one per segment that counted them) end up adjacent, to be summed.
+    seen.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     let mut cut = false;
     let mut facets = HashMap::new();
     for root in seen.chunk_by(|a, b| a.0 == b.0) {
         let values = root
             .chunk_by(|a, b| a.1 == b.1)
-            .map(|same| (&*same[0].1, same.iter().map(|s| s.2).sum()))
+            .map(|same| (same[0].1, same.iter().map(|s| s.2).sum()))
             .collect();
         let (values, left_out) = most(values, keep);
         cut |= left_out;
@@ -144,16 +162,31 @@ pub fn cut(facet: &mut Facet) -> bool {
 }
 
 /// The `keep` values with the most matches, ties by name; whether any were left out.
-fn most<K: Ord>(mut values: Vec<(K, u64)>, keep: usize) -> (Vec<(K, u64)>, bool) {
+/// `values` come in name order, so a tie goes to the one seen first: integers compared,
+/// not names (a thousand values of one match each, from a common word's matches).
+fn most<K: Ord>(values: Vec<(K, u64)>, keep: usize) -> (Vec<(K, u64)>, bool) {
+    debug_assert!(values.is_sorted_by(|a, b| a.0 < b.0));
     if values.len() <= keep {
         return (values, false);
     }
-    let order = |a: &(K, u64), b: &(K, u64)| b.1.cmp(&a.1).then(a.0.cmp(&b.0));
+    let mut order: Vec<(Reverse<u64>, usize)> = values
+        .iter()
+        .enumerate()
+        .map(|(at, (_, n))| (Reverse(*n), at))
+        .collect();
     if keep > 0 {
-        values.select_nth_unstable_by(keep - 1, order);
+        order.select_nth_unstable(keep - 1);
     }
-    values.truncate(keep);
-    (values, true)
+    let mut kept = vec![false; values.len()];
+    for (_, at) in &order[..keep] {
+        kept[*at] = true;
+    }
+    let kept = values
+        .into_iter()
+        .zip(kept)
+        .filter_map(|(value, kept)| kept.then_some(value))
+        .collect();
+    (kept, true)
 }
 
 #[cfg(test)]
@@ -188,10 +221,11 @@ mod tests {
             name("workspace", "b"),
             name("workspace", "a"),
         ];
-        let mut seen = Seen::new();
-        name_facets(&first, vec![1, 0, 1, 0, 2], &mut seen);
-        name_facets(&second, vec![2, 0, 1, 0], &mut seen);
-        let (facets, cut) = most_counted(seen, FACET_VALUES);
+        let segments = [
+            SegmentCounts::tally(Arc::new(first), &mut [1, 0, 1, 0, 2]),
+            SegmentCounts::tally(Arc::new(second), &mut [2, 0, 1, 0]),
+        ];
+        let (facets, cut) = most_counted(&segments, FACET_VALUES);
         assert!(!cut);
         assert_eq!(facets["kind"], Facet::from([("file".to_string(), 4)]));
         let ws = Facet::from([("a".to_string(), 3), ("b".to_string(), 1)]);
