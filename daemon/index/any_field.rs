@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use tantivy::query::{
     BooleanQuery, BooleanWeight, BoostQuery, BoostWeight, EnableScoring, Explanation, Occur, Query,
-    Scorer, SumCombiner, TermQuery, Weight,
+    ScoreCombiner, Scorer, SumCombiner, TermQuery, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, Score, SegmentReader, Term};
@@ -169,9 +169,34 @@ impl AnyFieldWeight {
         Ok(held)
     }
 
-    fn union<'a>(&self, parts: impl Iterator<Item = &'a Part>) -> BooleanWeight<SumCombiner> {
+    /// The union of `parts`; one that does not score (a count) sums no scores, as tantivy's
+    /// own union does not.
+    fn union<'a>(&self, parts: impl Iterator<Item = &'a Part>) -> Box<dyn Weight> {
         let weights = parts.map(|p| (Occur::Should, p.boosted())).collect();
-        BooleanWeight::new(weights, self.scoring, Box::new(SumCombiner::default))
+        match self.scoring {
+            true => Box::new(BooleanWeight::new(
+                weights,
+                true,
+                Box::new(SumCombiner::default),
+            )),
+            false => Box::new(BooleanWeight::new(
+                weights,
+                false,
+                Box::new(Unscored::default),
+            )),
+        }
+    }
+}
+
+/// Sums no scores: tantivy's `DoNothingCombiner`, which it does not export.
+#[derive(Default, Clone, Copy)]
+struct Unscored;
+
+impl ScoreCombiner for Unscored {
+    fn update<S: Scorer>(&mut self, _: &mut S) {}
+    fn clear(&mut self) {}
+    fn score(&self) -> Score {
+        1.0
     }
 }
 

@@ -111,11 +111,12 @@ impl SegmentCounts {
     /// matches).
     fn tally(names: Arc<Names>, ords: &mut [u64]) -> SegmentCounts {
         ords.sort_unstable();
-        let ords = ords
-            .chunk_by(|a, b| a == b)
-            .map(|run| (run[0], run.len() as u64))
-            .collect();
-        SegmentCounts { names, ords }
+        let mut tally = Vec::with_capacity(ords.len());
+        tally.extend(
+            ords.chunk_by(|a, b| a == b)
+                .map(|run| (run[0], run.len() as u64)),
+        );
+        SegmentCounts { names, ords: tally }
     }
 
     /// (root, value, matches) of each named ordinal, in ordinal order (unnamed ones dropped).
@@ -129,12 +130,18 @@ impl SegmentCounts {
 
 /// Each root's `keep` values with the most matches (ties by name); whether any were left out.
 fn most_counted(segments: &[SegmentCounts], keep: usize) -> (HashMap<String, Facet>, bool) {
-    let mut seen: Vec<(&str, &str, u64)> = segments.iter().flat_map(SegmentCounts::named).collect();
+    let mut seen = Vec::with_capacity(segments.iter().map(|s| s.ords.len()).sum());
+    seen.extend(segments.iter().flat_map(SegmentCounts::named));
     // A segment's ordinals follow its names' order (tantivy's facet dictionary is sorted),
     // so `seen` is a run per segment: a stable sort merges the runs in a few comparisons
     // each, where sorting it whole compared strings a dozen times an entry. Equal names
-    // (one per segment that counted them) end up adjacent, to be summed.
-    seen.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    // (one per segment that counted them) end up adjacent, to be summed. A common word's
+    // bound is mostly reached in one segment: its run is in order already.
+    let by_name = |a: &(&str, &str, u64), b: &(&str, &str, u64)| (a.0, a.1).cmp(&(b.0, b.1));
+    if segments.iter().filter(|s| !s.ords.is_empty()).count() > 1 {
+        seen.sort_by(by_name);
+    }
+    debug_assert!(seen.is_sorted_by(|a, b| by_name(a, b).is_le()));
     let mut cut = false;
     let mut facets = HashMap::new();
     for root in seen.chunk_by(|a, b| a.0 == b.0) {
