@@ -175,13 +175,24 @@ pub(in crate::app) fn published(store: &Store, key: &str) -> Vec<(String, Vec<u8
 /// `published` from the record's store files already read (`stored`: name and bytes), as the
 /// start reads them, once each.
 pub(in crate::app) fn published_from(stored: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
+    let meta = stored.iter().find(|(file, _)| file == META);
+    let committed = meta.and_then(|(_, bytes)| serde_json::from_slice::<Committed>(bytes).ok());
+    published_with(stored, committed.as_ref())
+}
+
+/// `published_from` with the store's meta.json parsed already (`None`: absent or unreadable),
+/// as the start parses it once for the record and its copies.
+pub(in crate::app) fn published_with(
+    stored: &[(String, Vec<u8>)],
+    committed: Option<&Committed>,
+) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
     for (file, bytes) in stored {
         if file != META {
             files.push((file.clone(), bytes.clone()));
             continue;
         }
-        let Ok(committed) = serde_json::from_slice::<Committed>(bytes) else {
+        let Some(committed) = committed else {
             continue;
         };
         // Carried along, or in rev-N.json (stores written before meta.json carried it).

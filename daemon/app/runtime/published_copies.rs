@@ -46,7 +46,7 @@ pub(in crate::app) type Stamps = BTreeMap<String, String>;
 /// Compares every copy with the store; returns what was found tampered with, and which
 /// records' copies are current. `handoffs`: the workspace's `.baton/handoffs/`, opened once
 /// (each record's folder is opened beneath it, once); `truths`: what the store publishes for
-/// each record, by its folder name (`records::published_from` of the files the load read).
+/// each record, by its folder name (`records::published_with` of the files the load read).
 /// Temp files of crashed writes in the record folders are removed on the way.
 pub(in crate::app) fn check(
     ws: &Workspace,
