@@ -3,7 +3,8 @@
 //! files...), run in a context (`review::Cx`) that lends it only the parts it may use; every
 //! change becomes an event: appended to the workspace's audit log, broadcast to subscribers
 //! (SSE), counted in the metrics. The core is synchronous file work and knows nothing of
-//! HTTP; async callers use `spawn_blocking`.
+//! HTTP; async callers run it through `blocking::run` (work that waits on files and locks)
+//! or `blocking::compute` (a search).
 //!
 //! The folder, from the bottom up: `model` (the record's types, importing no sibling) and
 //! `state` (what the daemon holds of one workspace); `review`, the transitions; `views`, the

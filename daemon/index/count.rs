@@ -85,7 +85,9 @@ pub(super) fn count(
             }
             doc = scorer.advance();
         }
-        counted.push(SegmentCounts::tally(names.of(segment)?, &mut ords));
+        if !ords.is_empty() {
+            counted.push(SegmentCounts::tally(names.of(segment)?, &mut ords));
+        }
         if out.bounded {
             break;
         }
@@ -135,13 +137,8 @@ fn most_counted(segments: &[SegmentCounts], keep: usize) -> (HashMap<String, Fac
     // A segment's ordinals follow its names' order (tantivy's facet dictionary is sorted),
     // so `seen` is a run per segment: a stable sort merges the runs in a few comparisons
     // each, where sorting it whole compared strings a dozen times an entry. Equal names
-    // (one per segment that counted them) end up adjacent, to be summed. A common word's
-    // bound is mostly reached in one segment: its run is in order already.
-    let by_name = |a: &(&str, &str, u64), b: &(&str, &str, u64)| (a.0, a.1).cmp(&(b.0, b.1));
-    if segments.iter().filter(|s| !s.ords.is_empty()).count() > 1 {
-        seen.sort_by(by_name);
-    }
-    debug_assert!(seen.is_sorted_by(|a, b| by_name(a, b).is_le()));
+    // (one per segment that counted them) end up adjacent, to be summed.
+    seen.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
     let mut cut = false;
     let mut facets = HashMap::new();
     for root in seen.chunk_by(|a, b| a.0 == b.0) {

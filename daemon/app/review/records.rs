@@ -172,8 +172,7 @@ pub(in crate::app) fn published(store: &Store, key: &str) -> Vec<(String, Vec<u8
     published_from(&stored)
 }
 
-/// `published` from the record's store files already read (`stored`: name and bytes), as the
-/// start reads them, once each.
+/// `published` from the record's store files already read (`stored`: name and bytes).
 pub(in crate::app) fn published_from(stored: &[(String, Vec<u8>)]) -> Vec<(String, Vec<u8>)> {
     let meta = stored.iter().find(|(file, _)| file == META);
     let committed = meta.and_then(|(_, bytes)| serde_json::from_slice::<Committed>(bytes).ok());
