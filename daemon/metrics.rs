@@ -65,6 +65,8 @@ pub struct Metrics {
     pub search_documents: Gauge,
     pub search_segments: Gauge,
     pub search_seconds: Histogram,
+    /// How long a query waited for its turn on the compute pool (`blocking::compute`).
+    pub search_wait_seconds: Histogram,
     /// Times the search index was found removed from under the daemon (each is rebuilt).
     pub search_index_lost: Counter,
     /// Files and records the search indexer catalogued (stat'ed) to find what changed.
@@ -97,6 +99,7 @@ impl Default for Metrics {
             search_documents: Gauge::default(),
             search_segments: Gauge::default(),
             search_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
+            search_wait_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             search_index_lost: Counter::default(),
             search_catalogued: Counter::default(),
             registry: Registry::default(),
@@ -196,6 +199,11 @@ impl Default for Metrics {
             "search_duration_seconds",
             "Time to answer a search query",
             m.search_seconds.clone(),
+        );
+        registry.register(
+            "search_wait_seconds",
+            "Time a search query waited for its turn (queries run one per core at once)",
+            m.search_wait_seconds.clone(),
         );
         registry.register(
             "search_index_lost",

@@ -67,6 +67,10 @@ pub async fn everywhere(
     request: Request,
     actor: Actor,
 ) -> Result<Result<Hits, SearchFailed>, ApiError> {
+    let request = Request {
+        asked: Some(std::time::Instant::now()),
+        ..request
+    };
     if !peers::merge::covers_others(app, headers) {
         let app = app.clone();
         return crate::compute(move || app.search(request, &actor)).await;

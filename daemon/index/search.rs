@@ -40,6 +40,9 @@ pub struct Request {
     pub scope: Option<Vec<String>>,
     /// Segments not searched by then are left out, and the answer says `partial`.
     pub time_limit: Duration,
+    /// When the query was asked, if it then waited for its turn (`blocking::compute`): the
+    /// wait is measured.
+    pub asked: Option<Instant>,
 }
 
 impl Default for Request {
@@ -52,6 +55,7 @@ impl Default for Request {
             offset: 0,
             scope: None,
             time_limit: Duration::from_millis(500),
+            asked: None,
         }
     }
 }

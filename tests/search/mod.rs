@@ -396,12 +396,31 @@ fn changed_renamed_and_deleted_files_are_reflected() {
 
 /// `baton_search_catalogued_total`: files and records the indexer has stat'ed so far.
 fn catalogued(daemon: &Daemon) -> u64 {
-    let text = daemon.metrics();
-    let line = text
-        .lines()
-        .find(|l| l.starts_with("baton_search_catalogued_total "))
-        .unwrap_or_else(|| panic!("no catalogue counter in {text}"));
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    counted(daemon, "baton_search_catalogued_total")
+}
+
+/// A counter or a histogram's count.
+fn counted(daemon: &Daemon, name: &str) -> u64 {
+    let value = crate::startup::metric(daemon, name);
+    value.unwrap_or_else(|| panic!("no {name} in the metrics")) as u64
+}
+
+#[test]
+fn every_search_of_the_api_waits_its_turn_and_is_timed_once() {
+    let mut env = TestEnv::new();
+    example(&env);
+    let daemon = env.start();
+    wait_for(&daemon, "saturating", 4);
+    for q in ["saturating", "jitter", "nothing-matches-this"] {
+        search(&daemon, q);
+    }
+    let waited = counted(&daemon, "baton_search_wait_seconds_count");
+    let timed = counted(&daemon, "baton_search_duration_seconds_count");
+    assert!(waited >= 4, "{waited} waits counted");
+    assert_eq!(
+        waited, timed,
+        "a search of the API ran without its wait measured"
+    );
 }
 
 #[test]

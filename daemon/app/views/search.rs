@@ -17,6 +17,10 @@ pub enum SearchFailed {
 impl App {
     /// Runs a query as `actor` sees the workspaces.
     pub fn search(&self, mut req: Request, actor: &Actor) -> Result<Hits, SearchFailed> {
+        if let Some(asked) = req.asked {
+            let waited = asked.elapsed().as_secs_f64();
+            self.metrics().search_wait_seconds.observe(waited);
+        }
         let search = self
             .inner
             .search
