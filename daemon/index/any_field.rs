@@ -174,18 +174,18 @@ impl AnyFieldWeight {
     fn union<'a>(&self, parts: impl Iterator<Item = &'a Part>) -> Box<dyn Weight> {
         let weights = parts.map(|p| (Occur::Should, p.boosted())).collect();
         match self.scoring {
-            true => Box::new(BooleanWeight::new(
-                weights,
-                true,
-                Box::new(SumCombiner::default),
-            )),
-            false => Box::new(BooleanWeight::new(
-                weights,
-                false,
-                Box::new(Unscored::default),
-            )),
+            true => union_of::<SumCombiner>(weights, true),
+            false => union_of::<Unscored>(weights, false),
         }
     }
+}
+
+/// A union of `weights` whose scores `C` combines.
+fn union_of<C: ScoreCombiner + Sync>(
+    weights: Vec<(Occur, Box<dyn Weight>)>,
+    scoring: bool,
+) -> Box<dyn Weight> {
+    Box::new(BooleanWeight::new(weights, scoring, Box::new(C::default)))
 }
 
 /// Sums no scores: tantivy's `DoNothingCombiner`, which it does not export.
