@@ -48,16 +48,7 @@ impl Watch {
         overflow: Arc<AtomicBool>,
         poll_interval: Duration,
     ) -> notify::Result<Watch> {
-        // Never follow symlinks: an agent could point one at `/` and exhaust the kernel's
-        // watch limit, or make the daemon watch files outside its workspaces. Opens and reads
-        // are left out at the kernel: every file the daemon or an agent opened was an event
-        // otherwise, and a start's catch-up scan (40,000 opens at 10,000 workspaces)
-        // overflowed the kernel's queue into full rescans. A close after writing is kept: it
-        // ends an in-place write.
-        let config = notify::Config::default()
-            .with_follow_symlinks(false)
-            .with_event_kinds(EventKindMask::CORE | EventKindMask::ACCESS_CLOSE);
-        let native = RecommendedWatcher::new(handler(tx.clone(), overflow.clone()), config)?;
+        let native = RecommendedWatcher::new(handler(tx.clone(), overflow.clone()), config())?;
         Ok(Watch {
             native,
             poll: None,
@@ -111,6 +102,18 @@ impl Watch {
     }
 }
 
+/// What the kernel watcher asks for. Never follow symlinks: an agent could point one at `/`
+/// and exhaust the kernel's watch limit, or make the daemon watch files outside its
+/// workspaces. Opens and reads are left out at the kernel: every file the daemon or an agent
+/// opened was an event otherwise, and a start's catch-up scan (40,000 opens at 10,000
+/// workspaces) overflowed the kernel's queue into full rescans. A close after writing is
+/// kept: it ends an in-place write.
+fn config() -> notify::Config {
+    notify::Config::default()
+        .with_follow_symlinks(false)
+        .with_event_kinds(EventKindMask::CORE | EventKindMask::ACCESS_CLOSE)
+}
+
 fn handler(tx: SyncSender<Signal>, overflow: Arc<AtomicBool>) -> impl notify::EventHandler {
     move |result: notify::Result<notify::Event>| {
         let signal = match result {
@@ -140,5 +143,64 @@ fn classify(kind: &EventKind) -> Option<bool> {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => Some(false),
         EventKind::Access(_) => None,
         _ => Some(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc::{channel, Receiver};
+
+    /// A kernel watch on a fresh folder holding `file`, and every event it reports.
+    fn watched(
+        file: &str,
+    ) -> (
+        tempfile::TempDir,
+        PathBuf,
+        RecommendedWatcher,
+        Receiver<notify::Event>,
+    ) {
+        let dir = tempfile::tempdir().expect("a temp folder");
+        let path = dir.path().join(file);
+        std::fs::write(&path, "{}").expect("the file written");
+        let (tx, rx) = channel();
+        let handler = move |event: notify::Result<notify::Event>| {
+            let _ = tx.send(event.expect("no watcher error"));
+        };
+        let mut watcher = RecommendedWatcher::new(handler, config()).expect("a watcher");
+        watcher
+            .watch(dir.path(), RecursiveMode::NonRecursive)
+            .expect("the folder watched");
+        (dir, path, watcher, rx)
+    }
+
+    #[test]
+    fn reads_are_no_events_and_an_in_place_write_ends_in_one() {
+        let (dir, path, _watcher, rx) = watched("handoff.json");
+        for _ in 0..100 {
+            std::fs::read(&path).expect("the file read");
+            std::fs::read_dir(dir.path())
+                .expect("the folder listed")
+                .count();
+        }
+        // A write after the reads: the watcher reports in order, so whatever the reads
+        // made comes before the write's first event.
+        std::fs::write(&path, "{\"a\": 1}").expect("the file rewritten");
+        let first = rx.recv_timeout(Duration::from_secs(10)).expect("an event");
+        assert!(
+            !matches!(first.kind, EventKind::Access(_)),
+            "a read was reported: {first:?}"
+        );
+        let mut kinds = vec![first.kind];
+        while let Ok(event) = rx.recv_timeout(Duration::from_millis(500)) {
+            kinds.push(event.kind);
+        }
+        assert!(
+            kinds.contains(&EventKind::Access(AccessKind::Close(AccessMode::Write))),
+            "the close after writing is reported: {kinds:?}"
+        );
+        assert!(kinds
+            .iter()
+            .all(|k| !matches!(k, EventKind::Access(AccessKind::Open(_)))));
     }
 }

@@ -251,13 +251,14 @@ pub fn inotify(config: &Config) -> Outcome {
     ))
 }
 
-/// Events queued per workspace at start: the daemon's own reads in the folders it watches
-/// come back as events (notify 8 asks the kernel for `IN_OPEN` too), over ten a workspace.
+/// Events queued per workspace in a burst into every workspace: an agent's temporary file
+/// (create, write, close) and its rename, then the daemon's own writes back into the
+/// workspace. Opens and reads are left out at the kernel (`watch::Watch::new`).
 const EVENTS_PER_WORKSPACE: usize = 16;
 
 /// A warning when the kernel's queue of inotify events is small for `workspaces`: when it
 /// overflows, the daemon reads every workspace again (nothing is missed, but at 10,000
-/// workspaces and the default 16,384 a start did so 7 to 11 times).
+/// workspaces that is a start's work each time).
 fn event_queue(queue: usize, workspaces: usize, file: &str) -> Option<Finding> {
     let wanted = workspaces * EVENTS_PER_WORKSPACE;
     if queue >= wanted {
