@@ -67,7 +67,7 @@ pub(super) fn count(
             out.cut = true;
             break;
         }
-        let facets = segment.facet_reader("facets")?;
+        let facets = names.of(segment)?;
         let alive = segment.alive_bitset();
         let mut scorer = weight.scorer(segment, 1.0)?;
         let mut doc = scorer.doc();
@@ -80,13 +80,13 @@ pub(super) fn count(
                     passed += u64::from(doc);
                     break;
                 }
-                ords.extend(facets.facet_ords(doc));
+                ords.extend(facets.ords.term_ords(doc));
                 out.total += 1;
             }
             doc = scorer.advance();
         }
         if !ords.is_empty() {
-            counted.push(SegmentCounts::tally(names.of(segment)?, &mut ords));
+            counted.push(SegmentCounts::tally(facets.names, &mut ords));
         }
         if out.bounded {
             break;
@@ -121,6 +121,37 @@ impl SegmentCounts {
         SegmentCounts { names, ords: tally }
     }
 
+    /// Each root's `keep` values with the most matches, when no other segment counted any:
+    /// the ordinals, in name order, stand for the names until the values kept are named. A
+    /// common word's count stops in the first segment it fills; comparing its thousand names
+    /// to merge them with nothing was a fifth of the count.
+    fn most(&self, keep: usize) -> (HashMap<String, Facet>, bool) {
+        let rooted: Vec<(&str, u64, u64)> = self
+            .ords
+            .iter()
+            .filter_map(|&(ord, n)| {
+                let (root, _) = self.names.get(ord as usize)?.as_ref()?;
+                Some((&**root, ord, n))
+            })
+            .collect();
+        let mut cut = false;
+        let mut facets = HashMap::new();
+        for root in rooted.chunk_by(|a, b| a.0 == b.0) {
+            let values = root.iter().map(|&(_, ord, n)| (ord, n)).collect();
+            let (values, left_out) = most(values, keep);
+            cut |= left_out;
+            let facet = values
+                .into_iter()
+                .filter_map(|(ord, n)| {
+                    let (_, value) = self.names.get(ord as usize)?.as_ref()?;
+                    Some((value.to_string(), n))
+                })
+                .collect();
+            facets.insert(root[0].0.to_string(), facet);
+        }
+        (facets, cut)
+    }
+
     /// (root, value, matches) of each named ordinal, in ordinal order (unnamed ones dropped).
     fn named(&self) -> impl Iterator<Item = (&str, &str, u64)> {
         self.ords.iter().filter_map(|&(ord, n)| {
@@ -132,6 +163,9 @@ impl SegmentCounts {
 
 /// Each root's `keep` values with the most matches (ties by name); whether any were left out.
 fn most_counted(segments: &[SegmentCounts], keep: usize) -> (HashMap<String, Facet>, bool) {
+    if let [alone] = segments {
+        return alone.most(keep);
+    }
     let mut seen = Vec::with_capacity(segments.iter().map(|s| s.ords.len()).sum());
     seen.extend(segments.iter().flat_map(SegmentCounts::named));
     // A segment's ordinals follow its names' order (tantivy's facet dictionary is sorted),
@@ -213,6 +247,34 @@ mod tests {
         let mut few: Facet = [("a".to_string(), 3)].into();
         assert!(!cut(&mut few));
         assert_eq!(few.len(), 1);
+    }
+
+    #[test]
+    fn a_segment_counted_alone_keeps_what_the_merge_of_segments_keeps() {
+        let name = |root: &str, value: String| Some((Arc::from(root), Arc::from(value)));
+        let mut names: Names = vec![
+            name("kind", "artifact".into()),
+            name("kind", "handoff".into()),
+        ];
+        names.extend((0..80).map(|i| name("workspace", format!("w{i:02}"))));
+        names.push(None);
+        let names = Arc::new(names);
+        // Ties at the cut: w00..w79 hold one to three matches each.
+        let mut ords: Vec<u64> = (2..82)
+            .flat_map(|o| vec![o; 1 + (o as usize * 7) % 3])
+            .collect();
+        ords.extend([0, 1, 1, 82]);
+        let alone = [SegmentCounts::tally(names.clone(), &mut ords.clone())];
+        let empty = SegmentCounts::tally(Arc::new(Names::new()), &mut []);
+        let merged = [SegmentCounts::tally(names, &mut ords), empty];
+        let (one, one_cut) = most_counted(&alone, FACET_VALUES);
+        assert_eq!((one.clone(), one_cut), most_counted(&merged, FACET_VALUES));
+        assert!(one_cut);
+        assert_eq!(one["workspace"].len(), FACET_VALUES);
+        assert_eq!(
+            one["kind"],
+            Facet::from([("artifact".into(), 1), ("handoff".into(), 2)])
+        );
     }
 
     #[test]

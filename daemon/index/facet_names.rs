@@ -4,9 +4,13 @@
 //! (a thousand workspaces named each time). Segments never change, so their names are kept
 //! while a searcher holds them: read when a reload makes a segment searchable (a tantivy
 //! `Warmer`, off the queries' path), dropped when no searcher holds the segment any more.
+//! The segment's column of facet ordinals is kept beside them: opening it per query was a
+//! twentieth of the count.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use tantivy::columnar::StrColumn;
+use tantivy::fastfield::FacetReader;
 use tantivy::index::SegmentId;
 use tantivy::schema::Facet;
 use tantivy::{Searcher, SearcherGeneration, SegmentReader, Warmer};
@@ -15,31 +19,41 @@ use tantivy::{Searcher, SearcherGeneration, SegmentReader, Warmer};
 /// is not a root and a value.
 pub(super) type Names = Vec<Option<(Arc<str>, Arc<str>)>>;
 
+/// A segment's facets: the ordinals of each document's, and their names.
+#[derive(Clone)]
+pub(super) struct SegmentFacets {
+    pub names: Arc<Names>,
+    pub ords: StrColumn,
+}
+
 #[derive(Default)]
 pub(super) struct FacetNames {
-    by_segment: Mutex<HashMap<SegmentId, Arc<Names>>>,
+    by_segment: Mutex<HashMap<SegmentId, SegmentFacets>>,
 }
 
 impl FacetNames {
-    /// The names of `segment`'s facets, read now if no reload read them yet.
-    pub(super) fn of(&self, segment: &SegmentReader) -> tantivy::Result<Arc<Names>> {
+    /// `segment`'s facets, read now if no reload read them yet.
+    pub(super) fn of(&self, segment: &SegmentReader) -> tantivy::Result<SegmentFacets> {
         let id = segment.segment_id();
-        if let Some(names) = self.lock().get(&id) {
-            return Ok(names.clone());
+        if let Some(facets) = self.lock().get(&id) {
+            return Ok(facets.clone());
         }
-        let names = Arc::new(read(segment)?);
-        self.lock().insert(id, names.clone());
-        Ok(names)
+        let facets = read(segment)?;
+        self.lock().insert(id, facets.clone());
+        Ok(facets)
     }
 
-    fn lock(&self) -> MutexGuard<'_, HashMap<SegmentId, Arc<Names>>> {
+    fn lock(&self) -> MutexGuard<'_, HashMap<SegmentId, SegmentFacets>> {
         self.by_segment.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
-/// One walk of the segment's facet dictionary, in ordinal order.
-fn read(segment: &SegmentReader) -> tantivy::Result<Names> {
-    let facets = segment.facet_reader("facets")?;
+/// The segment's column of facets, and one walk of its dictionary, in ordinal order.
+fn read(segment: &SegmentReader) -> tantivy::Result<SegmentFacets> {
+    let ords = segment.fast_fields().str("facets")?.ok_or_else(|| {
+        tantivy::TantivyError::SchemaError("the facets' column is missing".into())
+    })?;
+    let facets = FacetReader::new(ords.clone());
     let mut names = Vec::with_capacity(facets.num_facets());
     let mut roots: Vec<Arc<str>> = Vec::new();
     let mut stream = facets.facet_dict().stream()?;
@@ -59,7 +73,10 @@ fn read(segment: &SegmentReader) -> tantivy::Result<Names> {
         });
         names.push(name);
     }
-    Ok(names)
+    Ok(SegmentFacets {
+        names: Arc::new(names),
+        ords,
+    })
 }
 
 impl Warmer for FacetNames {
