@@ -62,6 +62,11 @@ fn read(segment: &SegmentReader) -> tantivy::Result<SegmentFacets> {
         let name = facet.as_ref().and_then(|f| {
             let mut path = f.to_path().into_iter();
             let (root, value) = (path.next()?, path.next()?);
+            // Only a root and a value are a name: one name per ordinal, which the count's
+            // choice by ordinal relies on (the index writes no deeper facets).
+            if path.next().is_some() {
+                return None;
+            }
             let root = match roots.iter().find(|r| &***r == root) {
                 Some(known) => known.clone(),
                 None => {

@@ -253,7 +253,7 @@ pub fn inotify(config: &Config) -> Outcome {
 
 /// Events queued per workspace in a burst into every workspace: an agent's temporary file
 /// (create, write, close) and its rename, then the daemon's own writes back into the
-/// workspace. Opens and reads are left out at the kernel (`watch::Watch::new`).
+/// workspace. Opens and reads are left out at the kernel (`watch::config`).
 const EVENTS_PER_WORKSPACE: usize = 16;
 
 /// A warning when the kernel's queue of inotify events is small for `workspaces`: when it
