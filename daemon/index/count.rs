@@ -134,22 +134,14 @@ impl SegmentCounts {
                 Some((&**root, ord, n))
             })
             .collect();
-        let mut cut = false;
-        let mut facets = HashMap::new();
-        for root in rooted.chunk_by(|a, b| a.0 == b.0) {
+        let roots = rooted.chunk_by(|a, b| a.0 == b.0).map(|root| {
             let values = root.iter().map(|&(_, ord, n)| (ord, n)).collect();
-            let (values, left_out) = most(values, keep);
-            cut |= left_out;
-            let facet = values
-                .into_iter()
-                .filter_map(|(ord, n)| {
-                    let (_, value) = self.names.get(ord as usize)?.as_ref()?;
-                    Some((value.to_string(), n))
-                })
-                .collect();
-            facets.insert(root[0].0.to_string(), facet);
-        }
-        (facets, cut)
+            (root[0].0, values)
+        });
+        kept_by_root(roots, keep, |ord| {
+            let (_, value) = self.names.get(ord as usize)?.as_ref()?;
+            Some(value.to_string())
+        })
     }
 
     /// (root, value, matches) of each named ordinal, in ordinal order (unnamed ones dropped).
@@ -173,20 +165,33 @@ fn most_counted(segments: &[SegmentCounts], keep: usize) -> (HashMap<String, Fac
     // each, where sorting it whole compared strings a dozen times an entry. Equal names
     // (one per segment that counted them) end up adjacent, to be summed.
     seen.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-    let mut cut = false;
-    let mut facets = HashMap::new();
-    for root in seen.chunk_by(|a, b| a.0 == b.0) {
+    let roots = seen.chunk_by(|a, b| a.0 == b.0).map(|root| {
         let values = root
             .chunk_by(|a, b| a.1 == b.1)
             .map(|same| (same[0].1, same.iter().map(|s| s.2).sum()))
             .collect();
+        (root[0].0, values)
+    });
+    kept_by_root(roots, keep, |value| Some(value.to_string()))
+}
+
+/// Each root's values (in name order) cut to the `keep` with the most matches, then named;
+/// whether any were left out.
+fn kept_by_root<'a, K: Ord>(
+    roots: impl Iterator<Item = (&'a str, Vec<(K, u64)>)>,
+    keep: usize,
+    name: impl Fn(K) -> Option<String>,
+) -> (HashMap<String, Facet>, bool) {
+    let mut cut = false;
+    let mut facets = HashMap::new();
+    for (root, values) in roots {
         let (values, left_out) = most(values, keep);
         cut |= left_out;
         let facet = values
             .into_iter()
-            .map(|(v, n)| (v.to_string(), n))
+            .filter_map(|(key, n)| Some((name(key)?, n)))
             .collect();
-        facets.insert(root[0].0.to_string(), facet);
+        facets.insert(root.to_string(), facet);
     }
     (facets, cut)
 }
