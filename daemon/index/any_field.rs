@@ -10,31 +10,49 @@
 //! The pages are tantivy's own query's, up to the approximation of block-max WAND, which
 //! tantivy's own union makes wherever every field holds the word (a block's best score is
 //! reckoned with the segment's own average length).
+//!
+//! A segment whose best score is known exactly (`ceiling`) is read only until the page's
+//! lowest score reaches it: no document left there could enter the page.
 
+use super::ceiling::{self, Ceilings};
 use std::sync::Arc;
 use tantivy::query::{
-    BooleanQuery, BooleanWeight, BoostQuery, BoostWeight, EnableScoring, Explanation, Occur, Query,
-    ScoreCombiner, Scorer, SumCombiner, TermQuery, Weight,
+    Bm25Weight, BooleanQuery, BooleanWeight, BoostQuery, BoostWeight, EnableScoring, Explanation,
+    Occur, Query, ScoreCombiner, Scorer, SumCombiner, TermQuery, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::{DocId, Score, SegmentReader, Term};
 
 /// Any of `parts`: a word in one field each, with the boost the parser gave that field.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct AnyField {
     parts: Vec<(Term, Score)>,
+    ceilings: Arc<Ceilings>,
+}
+
+impl std::fmt::Debug for AnyField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AnyField")
+            .field("parts", &self.parts)
+            .finish()
+    }
 }
 
 /// The parser's query with each union of one term per field made an `AnyField`; anything
-/// else is kept as it is. `boost_of` is what the parser was told of each field.
-pub(super) fn rewrite(query: Box<dyn Query>, boost_of: &dyn Fn(Field) -> Score) -> Box<dyn Query> {
+/// else is kept as it is. `boost_of` is what the parser was told of each field; `ceilings`
+/// the index's words' best scores by segment.
+pub(super) fn rewrite(
+    query: Box<dyn Query>,
+    boost_of: &dyn Fn(Field) -> Score,
+    ceilings: &Arc<Ceilings>,
+) -> Box<dyn Query> {
     let Some(boolean) = query.downcast_ref::<BooleanQuery>() else {
         return query;
     };
     // A union that asks for more than one of its clauses is not a word's.
     let any_one = boolean.get_minimum_number_should_match() <= 1;
     if let Some(any) = any_one
-        .then(|| AnyField::of(boolean.clauses(), boost_of))
+        .then(|| AnyField::of(boolean.clauses(), boost_of, ceilings))
         .flatten()
     {
         return Box::new(any);
@@ -42,7 +60,7 @@ pub(super) fn rewrite(query: Box<dyn Query>, boost_of: &dyn Fn(Field) -> Score) 
     let clauses = boolean
         .clauses()
         .iter()
-        .map(|(occur, q)| (*occur, rewrite(q.box_clone(), boost_of)))
+        .map(|(occur, q)| (*occur, rewrite(q.box_clone(), boost_of, ceilings)))
         .collect();
     let minimum = boolean.get_minimum_number_should_match();
     Box::new(BooleanQuery::with_minimum_required_clauses(
@@ -54,6 +72,7 @@ impl AnyField {
     fn of(
         clauses: &[(Occur, Box<dyn Query>)],
         boost_of: &dyn Fn(Field) -> Score,
+        ceilings: &Arc<Ceilings>,
     ) -> Option<AnyField> {
         if clauses.len() < 2 {
             return None;
@@ -63,7 +82,10 @@ impl AnyField {
             _ => None,
         };
         let parts = clauses.iter().map(part).collect::<Option<Vec<_>>>()?;
-        Some(AnyField { parts })
+        Some(AnyField {
+            parts,
+            ceilings: ceilings.clone(),
+        })
     }
 }
 
@@ -96,16 +118,28 @@ impl Query for AnyField {
             .parts
             .iter()
             .map(|(term, boost)| {
+                let bm25 = match scoring {
+                    EnableScoring::Enabled {
+                        statistics_provider,
+                        ..
+                    } => Some(Bm25Weight::for_terms(
+                        statistics_provider,
+                        std::slice::from_ref(term),
+                    )?),
+                    EnableScoring::Disabled { .. } => None,
+                };
                 Ok(Part {
                     term: term.clone(),
                     boost: *boost,
                     plain: Arc::from(term_query(term).weight(scoring)?),
+                    bm25,
                 })
             })
             .collect::<tantivy::Result<_>>()?;
         Ok(Box::new(AnyFieldWeight {
             parts,
             scoring: scoring.is_scoring_enabled(),
+            ceilings: self.ceilings.clone(),
         }))
     }
 
@@ -121,6 +155,8 @@ struct Part {
     boost: Score,
     /// The term's own weight, unboosted: the only one tantivy prunes alone.
     plain: Arc<dyn Weight>,
+    /// The scores `plain` gives (as tantivy's term query reckons them), when scoring.
+    bm25: Option<Bm25Weight>,
 }
 
 impl Part {
@@ -142,6 +178,7 @@ impl Part {
 struct AnyFieldWeight {
     parts: Vec<Part>,
     scoring: bool,
+    ceilings: Arc<Ceilings>,
 }
 
 /// One part's weight, shared by the union made for each segment.
@@ -169,6 +206,35 @@ impl AnyFieldWeight {
         Ok(held)
     }
 
+    /// The most a document of `segment` holding `held` can score, when known exactly: to the
+    /// last bit, as tantivy scores it (each part's boost folded into its weight, as a boosted
+    /// term scorer's is; `boosted: false` leaves it out, as for a part ranked alone). Two
+    /// parts at most: a sum of two is the same in either order, one of three is not.
+    fn ceiling(
+        &self,
+        segment: &SegmentReader,
+        held: &[&Part],
+        boosted: bool,
+    ) -> tantivy::Result<Option<Score>> {
+        if held.len() > 2 {
+            return Ok(None);
+        }
+        let mut sum: Score = 0.0;
+        for part in held {
+            let Some(bm25) = &part.bm25 else {
+                return Ok(None);
+            };
+            let Some(pairs) = self.ceilings.pairs(segment, &part.term)? else {
+                return Ok(None);
+            };
+            sum += match boosted {
+                true => ceiling::best(&bm25.boost_by(part.boost), &pairs),
+                false => ceiling::best(bm25, &pairs),
+            };
+        }
+        Ok(Some(sum))
+    }
+
     /// The union of `parts`; one that does not score (a count) sums no scores, as tantivy's
     /// own union does not.
     fn union<'a>(&self, parts: impl Iterator<Item = &'a Part>) -> Box<dyn Weight> {
@@ -185,7 +251,12 @@ fn union_of<C: ScoreCombiner + Sync>(
     weights: Vec<(Occur, Box<dyn Weight>)>,
     scoring: bool,
 ) -> Box<dyn Weight> {
-    Box::new(BooleanWeight::new(weights, scoring, Box::new(C::default)))
+    Box::new(BooleanWeight::with_minimum_number_should_match(
+        weights,
+        1,
+        scoring,
+        Box::new(C::default),
+    ))
 }
 
 /// Sums no scores: tantivy's `DoNothingCombiner`, which it does not export.
@@ -223,14 +294,45 @@ impl Weight for AnyFieldWeight {
             // tantivy prunes a lone term through its own weight only, which a boost hides.
             [alone] if self.scoring && alone.exact_boost() => {
                 let boost = alone.boost;
+                let ceiling = self.ceiling(reader, &[alone], false)?;
                 let mut unboosted = |doc, score: Score| callback(doc, score * boost) / boost;
-                alone
-                    .plain
-                    .for_each_pruning(threshold / boost, reader, &mut unboosted)
+                below(
+                    ceiling,
+                    threshold / boost,
+                    &mut unboosted,
+                    |lowest, callback| alone.plain.for_each_pruning(lowest, reader, callback),
+                )
             }
-            held => self
-                .union(held.iter().copied())
-                .for_each_pruning(threshold, reader, callback),
+            held => {
+                let ceiling = self.ceiling(reader, held, true)?;
+                below(ceiling, threshold, callback, |lowest, callback| {
+                    let union = self.union(held.iter().copied());
+                    union.for_each_pruning(lowest, reader, callback)
+                })
+            }
         }
     }
+}
+
+/// Runs `rank` from `threshold` until the page's lowest score reaches `ceiling`, when there is
+/// one: tantivy passes on only documents that beat the lowest, and none left can. The lowest
+/// is then given back as infinite, which ends tantivy's pruning loops without decoding the
+/// blocks left.
+fn below(
+    ceiling: Option<Score>,
+    threshold: Score,
+    callback: &mut dyn FnMut(DocId, Score) -> Score,
+    rank: impl FnOnce(Score, &mut dyn FnMut(DocId, Score) -> Score) -> tantivy::Result<()>,
+) -> tantivy::Result<()> {
+    let Some(ceiling) = ceiling else {
+        return rank(threshold, callback);
+    };
+    if threshold >= ceiling {
+        return Ok(());
+    }
+    let mut stopping = |doc, score| match callback(doc, score) {
+        lowest if lowest >= ceiling => Score::INFINITY,
+        lowest => lowest,
+    };
+    rank(threshold, &mut stopping)
 }

@@ -10,6 +10,7 @@
 //! This is the only module that imports tantivy.
 
 mod any_field;
+mod ceiling;
 mod count;
 mod exclude;
 mod facet_names;
@@ -141,6 +142,7 @@ pub struct SearchIndex {
     /// Held here: the reader keeps only weak handles on its warmers.
     warm: Arc<warm::Warm>,
     facet_names: Arc<facet_names::FacetNames>,
+    ceilings: Arc<ceiling::Ceilings>,
 }
 
 /// The folder of the index of the current schema version.
@@ -244,10 +246,16 @@ impl SearchIndex {
         let warmer: Arc<dyn Warmer> = warm.clone();
         let facet_names = Arc::new(facet_names::FacetNames::default());
         let names: Arc<dyn Warmer> = facet_names.clone();
+        let ceilings = Arc::new(ceiling::Ceilings::default());
+        let kept: Arc<dyn Warmer> = ceilings.clone();
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
-            .warmers(vec![Arc::downgrade(&warmer), Arc::downgrade(&names)])
+            .warmers(vec![
+                Arc::downgrade(&warmer),
+                Arc::downgrade(&names),
+                Arc::downgrade(&kept),
+            ])
             .try_into()
             .map_err(|source| IndexError::Tantivy {
                 dir: dir.to_path_buf(),
@@ -260,6 +268,7 @@ impl SearchIndex {
             dir: dir.to_path_buf(),
             warm,
             facet_names,
+            ceilings,
         })
     }
 

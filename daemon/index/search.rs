@@ -160,7 +160,7 @@ impl SearchIndex {
             let top: Vec<(f32, DocAddress)> = top.into_iter().map(|(_, a)| (1.0, a)).collect();
             (top, partial)
         } else {
-            searcher.search(&query, &Deadline::new(page, deadline))?
+            searcher.search(&query, &Deadline::new(page.order_by_score(), deadline))?
         };
         let counted = count::count(
             &searcher,
@@ -280,7 +280,7 @@ impl SearchIndex {
     /// fields made an `AnyField`.
     pub(super) fn text_query(&self, text: &str) -> Box<dyn Query> {
         let parsed = self.parsed_text_query(text);
-        super::any_field::rewrite(parsed, &|field| self.boost_of(field))
+        super::any_field::rewrite(parsed, &|field| self.boost_of(field), &self.ceilings)
     }
 
     /// The words as tantivy's parser makes them (what `text_query` rewrites).

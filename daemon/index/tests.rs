@@ -416,33 +416,104 @@ fn a_word_ranks_as_tantivys_own_query_ranks_it_when_a_segment_holds_it_in_one_fi
     }
     assert!(writer.flush());
     assert!(index.segments() >= 2, "{}", index.segments());
+    ranks_as_parsed(
+        &index,
+        &[
+            "alpha",
+            "alpha filler",
+            "alpha OR x",
+            "alpha OR x OR filler",
+        ],
+    );
+    // A phrase or a prefix is kept as the parser made it.
+    assert!(!format!("{:?}", index.text_query("\"alpha x\"")).contains("AnyField"));
+}
+
+/// Each query's pages (up to every match, scores included, from several offsets) and count
+/// are those of the parser's own query.
+fn ranks_as_parsed(index: &SearchIndex, queries: &[&str]) {
     let searcher = index.reader.searcher();
-    for q in [
-        "alpha",
-        "alpha filler",
-        "alpha OR x",
-        "alpha OR x OR filler",
-    ] {
+    for q in queries {
         let pruned = index.text_query(q);
         let plain = index.parsed_text_query(q);
         assert!(
             format!("{pruned:?}").contains("AnyField"),
             "{q}: {pruned:?}"
         );
-        for limit in [1, 10, 100, 1400] {
+        for (limit, offset) in [
+            (1, 0),
+            (10, 0),
+            (20, 40),
+            (100, 0),
+            (300, 0),
+            (800, 0),
+            (1400, 0),
+        ] {
             let top = |query: &dyn tantivy::query::Query| {
-                let page = tantivy::collector::TopDocs::with_limit(limit);
-                searcher.search(query, &page).unwrap()
+                let page = tantivy::collector::TopDocs::with_limit(limit).and_offset(offset);
+                searcher.search(query, &page.order_by_score()).unwrap()
             };
-            assert_eq!(top(pruned.as_ref()), top(plain.as_ref()), "{q}, {limit}");
+            assert_eq!(
+                top(pruned.as_ref()),
+                top(plain.as_ref()),
+                "{q}, {limit}, {offset}"
+            );
         }
         let count = |query: &dyn tantivy::query::Query| {
             searcher.search(query, &tantivy::collector::Count).unwrap()
         };
         assert_eq!(count(pruned.as_ref()), count(plain.as_ref()), "{q}");
     }
-    // A phrase or a prefix is kept as the parser made it.
-    assert!(!format!("{:?}", index.text_query("\"alpha x\"")).contains("AnyField"));
+}
+
+#[test]
+fn a_word_whose_best_score_many_documents_tie_ranks_as_tantivys_own_query() {
+    // Every title holds `gamma` at one length, as a common word in titles alike: the page
+    // fills at the segment's best score early, and the rest of the segment is not read.
+    // Segment 1: titles only (a part alone); segment 2: titles and bodies (a union of two),
+    // a few deleted, a few bodies with `gamma` twice (a higher best); segment 3: one body
+    // with `gamma` 70 times (no exact best: tantivy alone ranks it); segment 4: titles,
+    // bodies and the other strings (three parts: no exact best either).
+    let titled = |range: std::ops::Range<usize>, ws: &'static str, body: fn(usize) -> String| {
+        range.map(move |i| Doc {
+            title: format!("gamma {i:04}"),
+            ..doc(Kind::Artifact, ws, &format!("inbox/{i:04}.txt"), &body(i))
+        })
+    };
+    let (_dir, index, writer) = indexed(titled(0..700, "a", |_| "filler".into()).collect());
+    let second = titled(700..1400, "b", |i| match i % 97 {
+        0 => "gamma gamma filler".into(),
+        _ => "gamma filler".into(),
+    });
+    for d in second {
+        assert!(writer.send(Op::Put(Box::new(d))));
+    }
+    assert!(writer.flush());
+    for i in (700..1400).step_by(13) {
+        let id = super::doc_id(Kind::Artifact, "b", &format!("inbox/{i:04}.txt"));
+        assert!(writer.send(Op::Delete(id)));
+    }
+    assert!(writer.flush());
+    let third = titled(1400..1500, "c", |i| match i {
+        1450 => "gamma ".repeat(70),
+        _ => "filler".into(),
+    });
+    for d in third {
+        assert!(writer.send(Op::Put(Box::new(d))));
+    }
+    assert!(writer.flush());
+    let fourth = titled(1500..1600, "d", |_| "gamma filler".into()).map(|d| Doc {
+        other: "gamma".into(),
+        ..d
+    });
+    for d in fourth {
+        assert!(writer.send(Op::Put(Box::new(d))));
+    }
+    assert!(writer.flush());
+    assert!(index.segments() >= 3, "{}", index.segments());
+    ranks_as_parsed(&index, &["gamma", "gamma OR filler", "gamma OR 0700"]);
+    // Asked again, the bests kept from the first time rank alike.
+    ranks_as_parsed(&index, &["gamma"]);
 }
 
 #[test]
