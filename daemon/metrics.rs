@@ -64,6 +64,9 @@ pub struct Metrics {
     /// Searchable documents and index segments, as of the last query.
     pub search_documents: Gauge,
     pub search_segments: Gauge,
+    /// Segments whose ranking stopped at the word's best score there (`index::ceiling`),
+    /// since the index was opened, as of the last query.
+    pub search_ceiling_stops: Gauge,
     pub search_seconds: Histogram,
     /// How long a query waited for its turn on the compute pool (`blocking::compute`).
     pub search_wait_seconds: Histogram,
@@ -98,6 +101,7 @@ impl Default for Metrics {
             delivery_attempts: Family::default(),
             search_documents: Gauge::default(),
             search_segments: Gauge::default(),
+            search_ceiling_stops: Gauge::default(),
             search_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             search_wait_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             search_index_lost: Counter::default(),
@@ -194,6 +198,11 @@ impl Default for Metrics {
             "search_segments",
             "Segments of the search index (as of the last query)",
             m.search_segments.clone(),
+        );
+        registry.register(
+            "search_ceiling_stops",
+            "Segments whose ranking stopped at the word's best score there, since the index was opened (as of the last query)",
+            m.search_ceiling_stops.clone(),
         );
         registry.register(
             "search_duration_seconds",

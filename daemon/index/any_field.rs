@@ -11,8 +11,8 @@
 //! tantivy's own union makes wherever every field holds the word (a block's best score is
 //! reckoned with the segment's own average length).
 //!
-//! A segment whose best score is known exactly (`ceiling`) is read only until the page's
-//! lowest score reaches it: no document left there could enter the page.
+//! A union whose best score in a segment is known exactly (`ceiling`) is read there only until
+//! the page's lowest score reaches it: no document left could enter the page.
 
 use super::ceiling::{self, Ceilings};
 use std::sync::Arc;
@@ -207,15 +207,10 @@ impl AnyFieldWeight {
     }
 
     /// The most a document of `segment` holding `held` can score, when known exactly: to the
-    /// last bit, as tantivy scores it (each part's boost folded into its weight, as a boosted
-    /// term scorer's is; `boosted: false` leaves it out, as for a part ranked alone). Two
-    /// parts at most: a sum of two is the same in either order, one of three is not.
-    fn ceiling(
-        &self,
-        segment: &SegmentReader,
-        held: &[&Part],
-        boosted: bool,
-    ) -> tantivy::Result<Option<Score>> {
+    /// last bit, as tantivy's union scores it (each part's boost folded into its weight, as a
+    /// boosted term scorer's is). Two parts at most: a sum of two is the same in either
+    /// order, one of three is not.
+    fn ceiling(&self, segment: &SegmentReader, held: &[&Part]) -> tantivy::Result<Option<Score>> {
         if held.len() > 2 {
             return Ok(None);
         }
@@ -227,12 +222,36 @@ impl AnyFieldWeight {
             let Some(pairs) = self.ceilings.pairs(segment, &part.term)? else {
                 return Ok(None);
             };
-            sum += match boosted {
-                true => ceiling::best(&bm25.boost_by(part.boost), &pairs),
-                false => ceiling::best(bm25, &pairs),
-            };
+            sum += ceiling::best(&bm25.boost_by(part.boost), &pairs);
         }
         Ok(Some(sum))
+    }
+
+    /// The page's hits of the union of `held` in `segment`, read until the page's lowest score
+    /// reaches the segment's ceiling, when it has one: tantivy passes on only documents that
+    /// beat the lowest, and none left can. The lowest is then given back as infinite, which
+    /// ends tantivy's block-max WAND at once; it would decode every block left to move past
+    /// it (a lone term's skips them undecoded, so it needs no ceiling). Each segment's page
+    /// starts empty, so the lowest is this segment's own.
+    fn rank_union(
+        &self,
+        held: &[&Part],
+        threshold: Score,
+        segment: &SegmentReader,
+        callback: &mut dyn FnMut(DocId, Score) -> Score,
+    ) -> tantivy::Result<()> {
+        let union = self.union(held.iter().copied());
+        let Some(ceiling) = self.ceiling(segment, held)? else {
+            return union.for_each_pruning(threshold, segment, callback);
+        };
+        let mut stopping = |doc, score| match callback(doc, score) {
+            lowest if lowest >= ceiling => {
+                self.ceilings.stopped();
+                Score::INFINITY
+            }
+            lowest => lowest,
+        };
+        union.for_each_pruning(threshold, segment, &mut stopping)
     }
 
     /// The union of `parts`; one that does not score (a count) sums no scores, as tantivy's
@@ -294,45 +313,12 @@ impl Weight for AnyFieldWeight {
             // tantivy prunes a lone term through its own weight only, which a boost hides.
             [alone] if self.scoring && alone.exact_boost() => {
                 let boost = alone.boost;
-                let ceiling = self.ceiling(reader, &[alone], false)?;
                 let mut unboosted = |doc, score: Score| callback(doc, score * boost) / boost;
-                below(
-                    ceiling,
-                    threshold / boost,
-                    &mut unboosted,
-                    |lowest, callback| alone.plain.for_each_pruning(lowest, reader, callback),
-                )
+                alone
+                    .plain
+                    .for_each_pruning(threshold / boost, reader, &mut unboosted)
             }
-            held => {
-                let ceiling = self.ceiling(reader, held, true)?;
-                below(ceiling, threshold, callback, |lowest, callback| {
-                    let union = self.union(held.iter().copied());
-                    union.for_each_pruning(lowest, reader, callback)
-                })
-            }
+            held => self.rank_union(held, threshold, reader, callback),
         }
     }
-}
-
-/// Runs `rank` from `threshold` until the page's lowest score reaches `ceiling`, when there is
-/// one: tantivy passes on only documents that beat the lowest, and none left can. The lowest
-/// is then given back as infinite, which ends tantivy's pruning loops without decoding the
-/// blocks left.
-fn below(
-    ceiling: Option<Score>,
-    threshold: Score,
-    callback: &mut dyn FnMut(DocId, Score) -> Score,
-    rank: impl FnOnce(Score, &mut dyn FnMut(DocId, Score) -> Score) -> tantivy::Result<()>,
-) -> tantivy::Result<()> {
-    let Some(ceiling) = ceiling else {
-        return rank(threshold, callback);
-    };
-    if threshold >= ceiling {
-        return Ok(());
-    }
-    let mut stopping = |doc, score| match callback(doc, score) {
-        lowest if lowest >= ceiling => Score::INFINITY,
-        lowest => lowest,
-    };
-    rank(threshold, &mut stopping)
 }

@@ -1,9 +1,10 @@
 //! The most a word can score in a segment, known exactly, so that ranking a page stops
-//! reading a segment once the page's lowest score reaches it. tantivy's block-max WAND skips a
-//! block whose best score cannot beat the page, but it decodes the block to move past it (its
-//! shallow seek is crate-private), and it reads in full a block whose best score ties the
-//! page's lowest. At 110,000 handoffs whose titles all hold `round`, alike in length, every
-//! block of both fields was decoded for a page of 20: 45 % of a search's instructions.
+//! reading a segment once the page's lowest score reaches it. tantivy's block-max WAND over a
+//! union of fields skips a block whose best score cannot beat the page, but it decodes the
+//! block to move past it (its shallow seek is crate-private). At 110,000 handoffs whose titles
+//! and bodies all hold `round`, alike in length, the page of 20 was full after a few documents
+//! of each segment, all at its best score, and every block of both fields was then decoded
+//! for nothing: 45 % of a search's instructions.
 //!
 //! A word's best score in a segment depends on index-wide statistics (its idf, the average
 //! length), which change with every commit; the (length, count) pairs it is reached from do
@@ -11,6 +12,7 @@
 //! holds the segment (a tantivy `Warmer`, for its garbage collection only).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tantivy::index::SegmentId;
 use tantivy::postings::Postings;
@@ -27,7 +29,9 @@ use tantivy::{DocSet, Score, Searcher, SearcherGeneration, SegmentReader, Term, 
 /// ranks it).
 const EXACT_COUNT: u32 = 64;
 
-/// Words kept at most (segment and word), about 150 bytes each; then they are read anew.
+/// Words kept at most (segment and word), a few hundred bytes each (64 pairs at most); then
+/// they are read anew. A word is read in one pass over its postings in the segment, about
+/// what one ranking of it without a ceiling costs.
 const KEPT: usize = 10_000;
 
 /// (fieldnorm id, count): the pairs no other pair of the segment beats on both (shorter and
@@ -37,6 +41,8 @@ pub(super) type Pairs = Arc<[(u8, u32)]>;
 #[derive(Default)]
 pub(super) struct Ceilings {
     by_word: Mutex<HashMap<(SegmentId, Term), Option<Pairs>>>,
+    /// Segments whose ranking stopped at their ceiling.
+    stops: AtomicU64,
 }
 
 impl Ceilings {
@@ -58,6 +64,16 @@ impl Ceilings {
         }
         kept.insert(key, pairs.clone());
         Ok(pairs)
+    }
+
+    /// A segment's ranking stopped at its ceiling.
+    pub(super) fn stopped(&self) {
+        self.stops.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Segments whose ranking stopped at their ceiling, since the index was opened.
+    pub(super) fn stops(&self) -> u64 {
+        self.stops.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<(SegmentId, Term), Option<Pairs>>> {

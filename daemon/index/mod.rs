@@ -317,6 +317,11 @@ impl SearchIndex {
         self.reader.searcher().num_docs()
     }
 
+    /// Segments whose ranking stopped at the word's best score there, since opened.
+    pub fn ceiling_stops(&self) -> u64 {
+        self.ceilings.stops()
+    }
+
     /// Segments searchable now (kept bounded by the merge policy).
     pub fn segments(&self) -> usize {
         self.reader.searcher().segment_readers().len()

@@ -36,6 +36,10 @@ impl<C: Collector> Collector for Deadline<C> {
         self.inner.for_segment(ord, segment)
     }
 
+    fn check_schema(&self, schema: &tantivy::schema::Schema) -> tantivy::Result<()> {
+        self.inner.check_schema(schema)
+    }
+
     fn requires_scoring(&self) -> bool {
         self.inner.requires_scoring()
     }

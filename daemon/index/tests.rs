@@ -3,6 +3,7 @@
 use super::*;
 use std::sync::Arc;
 use std::time::Duration;
+use tantivy::collector::Collector;
 
 fn doc(kind: Kind, ws: &str, path: &str, body: &str) -> Doc {
     Doc {
@@ -458,6 +459,25 @@ fn ranks_as_parsed(index: &SearchIndex, queries: &[&str]) {
                 top(plain.as_ref()),
                 "{q}, {limit}, {offset}"
             );
+            // And each segment's own page, which the merge of the pages may hide.
+            let by_segment = |query: &dyn tantivy::query::Query| {
+                let page = tantivy::collector::TopDocs::with_limit(limit).and_offset(offset);
+                let page = page.order_by_score();
+                let scoring = tantivy::query::EnableScoring::enabled_from_searcher(&searcher);
+                let weight = query.weight(scoring).unwrap();
+                let segments = searcher.segment_readers().iter().enumerate();
+                let pages = segments.map(|(ord, segment)| {
+                    let ord = u32::try_from(ord).unwrap();
+                    let fruit = page.collect_segment(weight.as_ref(), ord, segment).unwrap();
+                    page.merge_fruits(vec![fruit]).unwrap()
+                });
+                pages.collect::<Vec<_>>()
+            };
+            assert_eq!(
+                by_segment(pruned.as_ref()),
+                by_segment(plain.as_ref()),
+                "{q}, {limit}, {offset}, by segment"
+            );
         }
         let count = |query: &dyn tantivy::query::Query| {
             searcher.search(query, &tantivy::collector::Count).unwrap()
@@ -468,50 +488,71 @@ fn ranks_as_parsed(index: &SearchIndex, queries: &[&str]) {
 
 #[test]
 fn a_word_whose_best_score_many_documents_tie_ranks_as_tantivys_own_query() {
-    // Every title holds `gamma` at one length, as a common word in titles alike: the page
-    // fills at the segment's best score early, and the rest of the segment is not read.
-    // Segment 1: titles only (a part alone); segment 2: titles and bodies (a union of two),
-    // a few deleted, a few bodies with `gamma` twice (a higher best); segment 3: one body
-    // with `gamma` 70 times (no exact best: tantivy alone ranks it); segment 4: titles,
-    // bodies and the other strings (three parts: no exact best either).
-    let titled = |range: std::ops::Range<usize>, ws: &'static str, body: fn(usize) -> String| {
-        range.map(move |i| Doc {
-            title: format!("gamma {i:04}"),
-            ..doc(Kind::Artifact, ws, &format!("inbox/{i:04}.txt"), &body(i))
-        })
+    // Segment a: `gamma` in bodies only (a part ranked alone). b: in titles of three lengths
+    // and half the bodies, twice in a few (a union whose best few are known exactly), some
+    // deleted. c: in titles and bodies all of one length, as a common word in titles alike:
+    // the page fills at the segment's best score, and the rest is not read. d: once 70 times
+    // in a body (no exact best). e: in titles, bodies and the other strings (three parts: no
+    // exact best either).
+    let at = |i: usize, ws: &str, title: String, body: String| Doc {
+        title,
+        ..doc(Kind::Artifact, ws, &format!("inbox/{i:04}.txt"), &body)
     };
-    let (_dir, index, writer) = indexed(titled(0..700, "a", |_| "filler".into()).collect());
-    let second = titled(700..1400, "b", |i| match i % 97 {
-        0 => "gamma gamma filler".into(),
-        _ => "gamma filler".into(),
-    });
-    for d in second {
-        assert!(writer.send(Op::Put(Box::new(d))));
-    }
-    assert!(writer.flush());
+    let (_dir, index, writer) = indexed(
+        (0..700)
+            .map(|i| {
+                at(
+                    i,
+                    "a",
+                    format!("delta {i}"),
+                    format!("gamma {}", "y ".repeat(i % 4)),
+                )
+            })
+            .collect(),
+    );
+    let put = |docs: Vec<Doc>| {
+        for d in docs {
+            assert!(writer.send(Op::Put(Box::new(d))));
+        }
+        assert!(writer.flush());
+    };
+    put((700..1400)
+        .map(|i| {
+            let title = format!("gamma {i} {}", "x ".repeat(i % 3));
+            let body = match (i % 97, i % 2) {
+                (0, _) => "gamma gamma filler",
+                (_, 0) => "gamma filler",
+                _ => "filler",
+            };
+            at(i, "b", title, body.into())
+        })
+        .collect());
     for i in (700..1400).step_by(13) {
         let id = super::doc_id(Kind::Artifact, "b", &format!("inbox/{i:04}.txt"));
         assert!(writer.send(Op::Delete(id)));
     }
     assert!(writer.flush());
-    let third = titled(1400..1500, "c", |i| match i {
-        1450 => "gamma ".repeat(70),
-        _ => "filler".into(),
-    });
-    for d in third {
-        assert!(writer.send(Op::Put(Box::new(d))));
-    }
-    assert!(writer.flush());
-    let fourth = titled(1500..1600, "d", |_| "gamma filler".into()).map(|d| Doc {
-        other: "gamma".into(),
-        ..d
-    });
-    for d in fourth {
-        assert!(writer.send(Op::Put(Box::new(d))));
-    }
-    assert!(writer.flush());
-    assert!(index.segments() >= 3, "{}", index.segments());
-    ranks_as_parsed(&index, &["gamma", "gamma OR filler", "gamma OR 0700"]);
+    let tied = |i| at(i, "c", format!("gamma {i}"), "gamma filler".into());
+    put((1400..1600).map(tied).collect());
+    put((1600..1700)
+        .map(|i| match i {
+            1650 => at(i, "d", format!("gamma {i}"), "gamma ".repeat(70)),
+            _ => at(i, "d", format!("gamma {i}"), "filler".into()),
+        })
+        .collect());
+    put((1700..1800)
+        .map(|i| Doc {
+            other: "gamma".into(),
+            ..at(i, "e", format!("gamma {i}"), "gamma filler".into())
+        })
+        .collect());
+    assert_eq!(index.segments(), 5);
+    let before = index.ceilings.stops();
+    ranks_as_parsed(&index, &["gamma", "gamma OR filler", "gamma -x"]);
+    assert!(
+        index.ceilings.stops() > before,
+        "no segment stopped at its best"
+    );
     // Asked again, the bests kept from the first time rank alike.
     ranks_as_parsed(&index, &["gamma"]);
 }

@@ -644,3 +644,30 @@ fn the_search_threads_yield_the_cpu_to_intake_and_pages() {
     assert!(nice("baton-ingest").iter().all(|n| *n == 0), "{nices:?}");
     assert!(nice("tokio-rt").iter().all(|n| *n == 0), "{nices:?}");
 }
+
+/// A word held alike by 30 artifacts' names and contents ties them all at its best score: the
+/// page of 20 is full at that score after 20 of them, and the segment is read no further.
+#[test]
+fn a_page_full_at_the_best_score_stops_reading_and_says_so_in_metrics() {
+    let mut env = TestEnv::new();
+    let ws = env.init("tied");
+    let daemon = env.start();
+    for i in 0..30 {
+        let file = ws.join("inbox").join(format!("omega-{i:02}.txt"));
+        util::write_atomic(&file, b"omega");
+    }
+    wait_for(&daemon, "omega", 30);
+    let (status, answer) = daemon.get_as("/api/v1/search?q=omega&limit=20", Some(&daemon.token));
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["total"], 30);
+    let hits = answer["hits"].as_array().unwrap();
+    assert_eq!(hits.len(), 20);
+    let scores: Vec<f64> = hits.iter().map(|h| h["score"].as_f64().unwrap()).collect();
+    assert!(scores.iter().all(|s| *s == scores[0]), "{scores:?}");
+    let metrics = daemon.metrics();
+    let stops = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("baton_search_ceiling_stops "))
+        .unwrap_or_else(|| panic!("no ceiling metric in {metrics}"));
+    assert!(stops.trim().parse::<u64>().unwrap() >= 1, "{stops}");
+}

@@ -49,6 +49,9 @@ impl App {
         metrics
             .search_segments
             .set(search.index().segments() as i64);
+        metrics
+            .search_ceiling_stops
+            .set(search.index().ceiling_stops() as i64);
         Ok(hits?)
     }
 
