@@ -23,10 +23,6 @@ pub const COUNT_LIMIT: u64 = 1_000;
 /// sending and dropping all of them was half of a query's CPU (a page lists twenty hits).
 pub const FACET_VALUES: usize = 50;
 
-/// A table of counts by ordinal is used while the dictionary is at most this many times as
-/// long as the ordinals counted: reading a table entry costs about a tenth of sorting one.
-const TABLE_PER_ORDINAL: usize = 8;
-
 /// Counts of the matches counted (not only a page) by value.
 pub type Facet = BTreeMap<String, u64>;
 
@@ -112,16 +108,16 @@ struct SegmentCounts {
 }
 
 impl SegmentCounts {
-    /// The ordinals counted in a segment, tallied in ordinal order: in a table as long as the
-    /// segment's dictionary where that is not much longer than the ordinals (a common word's
-    /// thousand matches at 10,000 workspaces: sorting their 2,000 ordinals was a sixth of the
-    /// count), else sorted (a few matches in a large dictionary). An ordinal past the
-    /// dictionary names nothing and is left out either way.
+    /// The ordinals counted in a segment, sorted and tallied rather than counted in a table as
+    /// long as the segment's dictionary (10,000 entries at 10,000 workspaces, for a thousand
+    /// matches).
     fn tally(names: Arc<Names>, ords: &mut [u64]) -> SegmentCounts {
-        let tally = match names.len() <= TABLE_PER_ORDINAL * ords.len() {
-            true => tally_in_table(ords, names.len()),
-            false => tally_sorted(ords, names.len()),
-        };
+        ords.sort_unstable();
+        let mut tally = Vec::with_capacity(ords.len());
+        tally.extend(
+            ords.chunk_by(|a, b| a == b)
+                .map(|run| (run[0], run.len() as u64)),
+        );
         SegmentCounts { names, ords: tally }
     }
 
@@ -155,29 +151,6 @@ impl SegmentCounts {
             Some((&**root, &**value, n))
         })
     }
-}
-
-/// (ordinal, count) of each ordinal below `len` in `ords`, in ordinal order.
-fn tally_in_table(ords: &[u64], len: usize) -> Vec<(u64, u64)> {
-    let mut table = vec![0u32; len];
-    for &ord in ords {
-        if let Some(n) = usize::try_from(ord).ok().and_then(|o| table.get_mut(o)) {
-            *n += 1;
-        }
-    }
-    let counted = table.iter().enumerate().filter(|(_, n)| **n > 0);
-    counted
-        .map(|(ord, &n)| (ord as u64, u64::from(n)))
-        .collect()
-}
-
-/// As `tally_in_table`, by sorting `ords`.
-fn tally_sorted(ords: &mut [u64], len: usize) -> Vec<(u64, u64)> {
-    ords.sort_unstable();
-    let named = ords
-        .chunk_by(|a, b| a == b)
-        .filter(|run| run[0] < len as u64);
-    named.map(|run| (run[0], run.len() as u64)).collect()
 }
 
 /// Each root's `keep` values with the most matches (ties by name); whether any were left out.
@@ -307,18 +280,6 @@ mod tests {
             one["kind"],
             Facet::from([("artifact".into(), 1), ("handoff".into(), 2)])
         );
-    }
-
-    #[test]
-    fn a_table_and_a_sort_tally_alike() {
-        let mut ords: Vec<u64> = (0..3000u64).map(|i| (i * 7919) % 1201).collect();
-        ords.extend([5000, 1200, u64::MAX]);
-        let in_table = tally_in_table(&ords, 1201);
-        assert_eq!(in_table, tally_sorted(&mut ords.clone(), 1201));
-        assert_eq!(in_table.len(), 1201);
-        assert_eq!(in_table[1200], (1200, 4));
-        assert_eq!(in_table.iter().map(|(_, n)| n).sum::<u64>(), 3001);
-        assert!(tally_in_table(&[], 10).is_empty());
     }
 
     #[test]
