@@ -201,7 +201,7 @@ impl Default for Metrics {
         );
         registry.register(
             "search_ceiling_stops",
-            "Segments whose ranking stopped at the word's best score there, since the index was opened (as of the last query)",
+            "Segment rankings stopped at the words' best scores there (a count since the index was opened, as of the last query)",
             m.search_ceiling_stops.clone(),
         );
         registry.register(

@@ -11,8 +11,9 @@
 //! tantivy's own union makes wherever every field holds the word (a block's best score is
 //! reckoned with the segment's own average length).
 //!
-//! A union whose best score in a segment is known exactly (`ceiling`) is read there only until
-//! the page's lowest score reaches it: no document left could enter the page.
+//! A union of two fields is read in a segment only until the page's lowest score reaches its
+//! ceiling there (`ceiling`): the sum of each field's best score, exact to the bit, which no
+//! document left could beat.
 
 use super::ceiling::{self, Ceilings};
 use std::sync::Arc;
@@ -206,10 +207,11 @@ impl AnyFieldWeight {
         Ok(held)
     }
 
-    /// The most a document of `segment` holding `held` can score, when known exactly: to the
-    /// last bit, as tantivy's union scores it (each part's boost folded into its weight, as a
-    /// boosted term scorer's is). Two parts at most: a sum of two is the same in either
-    /// order, one of three is not.
+    /// A bound on what a document of `segment` holding `held` can score: the sum of each
+    /// part's best score there, each exact to the bit as tantivy's union scores it (the
+    /// part's boost folded into its weight, as a boosted term scorer's is). Reached when one
+    /// document holds every part's best (many, when they tie). Two parts at most: a sum of
+    /// two is the same in either order, one of three is not.
     fn ceiling(&self, segment: &SegmentReader, held: &[&Part]) -> tantivy::Result<Option<Score>> {
         if held.len() > 2 {
             return Ok(None);
@@ -270,9 +272,12 @@ fn union_of<C: ScoreCombiner + Sync>(
     weights: Vec<(Occur, Box<dyn Weight>)>,
     scoring: bool,
 ) -> Box<dyn Weight> {
+    // None required: with no other clause, tantivy requires one of them, and a union of one
+    // is then still ranked by block-max WAND (a minimum of 1 made it a required clause,
+    // scored document by document).
     Box::new(BooleanWeight::with_minimum_number_should_match(
         weights,
-        1,
+        0,
         scoring,
         Box::new(C::default),
     ))

@@ -1,5 +1,5 @@
-//! The most a word can score in a segment, known exactly, so that ranking a page stops
-//! reading a segment once the page's lowest score reaches it. tantivy's block-max WAND over a
+//! The most a word can score in a segment, to the bit, so that ranking a union of two fields
+//! stops reading a segment once the page's lowest score reaches the sum of their bests. tantivy's block-max WAND over a
 //! union of fields skips a block whose best score cannot beat the page, but it decodes the
 //! block to move past it (its shallow seek is crate-private). At 110,000 handoffs whose titles
 //! and bodies all hold `round`, alike in length, the page of 20 was full after a few documents
@@ -23,10 +23,10 @@ use tantivy::{DocSet, Score, Searcher, SearcherGeneration, SegmentReader, Term, 
 
 /// The counts up to which a higher count always scores higher in f32 as it does in reals, so
 /// that the highest count of a length stands for the others. BM25 gives count `t` at length
-/// norm `n` the factor `t / (t + n)`, and `n >= k1 * (1 - b) = 0.3`: up to 64, two counts'
-/// factors are at least 7e-5 apart, hundreds of the f32 rounding steps (6e-8) near 1. A
-/// segment where the word occurs more often in one document has no ceiling (tantivy alone
-/// ranks it).
+/// norm `n` the factor `t / (t + n)`, and `n >= k1 * (1 - b) = 0.3`: up to 64, consecutive
+/// counts' factors differ by at least 7e-5 of their value, hundreds of f32's relative
+/// rounding steps (6e-8). A segment where the word occurs more often in one document has no
+/// ceiling (tantivy alone ranks it).
 const EXACT_COUNT: u32 = 64;
 
 /// Words kept at most (segment and word), a few hundred bytes each (64 pairs at most); then

@@ -546,7 +546,7 @@ fn a_word_whose_best_score_many_documents_tie_ranks_as_tantivys_own_query() {
             ..at(i, "e", format!("gamma {i}"), "gamma filler".into())
         })
         .collect());
-    assert_eq!(index.segments(), 5);
+    assert!(index.segments() >= 5, "{}", index.segments());
     let before = index.ceilings.stops();
     ranks_as_parsed(&index, &["gamma", "gamma OR filler", "gamma -x"]);
     assert!(
