@@ -5,8 +5,18 @@
 //! by the review) while a handoff on a holding route is pending.
 
 use crate::util::{baton, bytes, handoff, user, write_atomic, Daemon, TestEnv};
+use base64::engine::general_purpose::STANDARD as B64;
+use base64::Engine;
 use serde_json::{json, Value};
 use std::path::Path;
+
+/// The in-toto Statement a decision's attestation carries.
+fn statement_of(decision: &Value) -> Value {
+    let payload = decision["attestation"]["payload"]
+        .as_str()
+        .expect("an attestation");
+    serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap()
+}
 
 fn config(ttl: &str) -> String {
     [
@@ -70,13 +80,17 @@ fn an_approval_verifies_and_every_forgery_is_refused_with_its_reason() {
     let d = env.start();
     approve(&env, &d, "alpha", "r-1");
     let dir = env.ws("alpha");
-    let receipt = &decision(&dir).unwrap()["receipt"];
-    assert_eq!(receipt["alg"], "ed25519");
-    assert_eq!(receipt["claims"]["artifacts"][0]["path"], "inbox/report.md");
+    let written = decision(&dir).unwrap();
+    assert!(written.get("receipt").is_none(), "{written}");
+    let statement = statement_of(&written);
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(statement["subject"][0]["name"], "inbox/report.md");
+    assert_eq!(statement["predicate"]["workspace"], "alpha");
     d.stop();
     let (code, out) = verify(&env, "alpha", &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.starts_with("ok: r-1 approved by rita"), "{out}");
+    assert!(out.contains("DSSE in-toto attestation"), "{out}");
 
     let original = std::fs::read(dir.join("decision.json")).unwrap();
     let refused = |edit: &dyn Fn(&mut Value), reason: &str| {
@@ -86,26 +100,23 @@ fn an_approval_verifies_and_every_forgery_is_refused_with_its_reason() {
         assert_eq!(code, 1, "{out}");
         assert!(out.contains(reason), "wanted {reason:?}: {out}");
     };
-    refused(
-        &|d| d["by"] = json!("mallory"),
-        "decision.json's by does not match",
-    );
-    refused(
-        &|d| d["outcome"] = json!("rejected"),
-        "decision.json's outcome does not match",
-    );
+    refused(&|d| d["by"] = json!("mallory"), "signs at /by");
+    refused(&|d| d["outcome"] = json!("rejected"), "signs at /outcome");
     refused(
         &|d| {
+            // The payload re-signed by no one: the signature is over the original.
+            let mut st = statement_of(d);
+            st["predicate"]["decision"]["by"] = json!("mallory");
             d["by"] = json!("mallory");
-            d["receipt"]["claims"]["by"] = json!("mallory");
+            d["attestation"]["payload"] = json!(B64.encode(st.to_string()));
         },
         "the signature does not match",
     );
     refused(
         &|d| {
-            d.as_object_mut().unwrap().remove("receipt");
+            d.as_object_mut().unwrap().remove("attestation");
         },
-        "carries no receipt",
+        "carries no attestation",
     );
 
     std::fs::write(dir.join("decision.json"), &original).unwrap();
@@ -124,7 +135,7 @@ fn an_approval_past_the_routes_ttl_is_void() {
     let d = env.start();
     approve(&env, &d, "alpha", "r-ttl");
     d.stop();
-    let until = decision(&env.ws("alpha")).unwrap()["receipt"]["claims"]["valid_until"]
+    let until = statement_of(&decision(&env.ws("alpha")).unwrap())["predicate"]["valid_until"]
         .as_str()
         .unwrap()
         .to_string();
@@ -152,8 +163,9 @@ fn a_rotated_key_keeps_old_receipts_verifiable_and_another_daemons_key_is_not_tr
     assert_eq!(status, 200, "{keys}");
     assert_eq!(keys.as_array().unwrap().len(), 2, "{keys}");
     d.stop();
-    let old_id = decision(&env.ws("alpha")).unwrap()["receipt"]["key_id"].clone();
-    let new_id = decision(&env.ws("beta")).unwrap()["receipt"]["key_id"].clone();
+    let key_of =
+        |ws: &str| decision(&env.ws(ws)).unwrap()["attestation"]["signatures"][0]["keyid"].clone();
+    let (old_id, new_id) = (key_of("alpha"), key_of("beta"));
     assert_ne!(
         old_id, new_id,
         "the new decision is signed with the new key"
@@ -206,7 +218,7 @@ fn wait_with_a_key_takes_only_a_signed_answer_about_the_bytes_on_disk() {
         let (code, err) = wait(flag, env_key);
         assert_eq!(code, 7, "a forged answer is no answer: {err}");
         assert!(
-            err.contains("decision.json is not taken") && err.contains("by does not match"),
+            err.contains("decision.json is not taken") && err.contains("signs at /by"),
             "{err}"
         );
     }

@@ -8,6 +8,7 @@ mod anchors;
 mod approved;
 mod artifacts;
 mod assign;
+mod attestations;
 mod audit;
 mod auth;
 mod browser;

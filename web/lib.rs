@@ -84,8 +84,9 @@ impl Default for Routes {
     }
 }
 
-/// Every route. Everything but `/healthz`, `/metrics`, the OpenAPI document, `/login` and
-/// the static assets requires a bearer token or a session.
+/// Every route. Everything but `/healthz`, `/metrics`, the OpenAPI document, the public keys
+/// (`/api/v1/keys`, `/.well-known/jwks.json`), `/login` and the static assets requires a
+/// bearer token or a session.
 fn table() -> Routes {
     Routes::new()
         .at(Method::GET, "/healthz", ops::healthz)
@@ -134,6 +135,7 @@ fn table() -> Routes {
         .at(Method::GET, "/api/v1/events/history", history::list)
         .at(Method::GET, "/api/v1/search", search::search)
         .at(Method::GET, "/api/v1/keys", keys::list)
+        .at(Method::GET, "/.well-known/jwks.json", keys::jwks)
         .at(Method::GET, "/api/v1/me/away", reviewers::presence)
         .at(Method::POST, "/api/v1/me/away", reviewers::set_away)
         .at(Method::GET, "/api/v1/reviewers", reviewers::loads)

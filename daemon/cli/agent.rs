@@ -117,7 +117,7 @@ fn kind_of(file: &Path, bytes: &[u8]) -> Kind {
 
 /// The digests a decision answering these handoff bytes may carry, whatever limits the daemon
 /// runs with: raw bytes, canonical JSON, or the size-only digest of an oversize file.
-fn digests_of(path: &Path, format: Format) -> anyhow::Result<Vec<String>> {
+pub(super) fn digests_of(path: &Path, format: Format) -> anyhow::Result<Vec<String>> {
     let meta = std::fs::symlink_metadata(path)?;
     if !meta.is_file() {
         return Ok(vec![sha256_hex(b"not-regular")]);
@@ -216,11 +216,12 @@ impl Waited {
             return Ok(None);
         };
         let Some(trusted) = &self.trusted else {
-            return Ok(Some(found));
+            return Ok(Some(found.decision));
         };
-        let now = baton::clock::now_rfc3339();
-        match super::receipts::problems(ws, &found, trusted, &now) {
-            Ok(_) => Ok(Some(found)),
+        let now = time::OffsetDateTime::now_utc();
+        match super::receipts::problems(ws, &found.doc, trusted, now) {
+            // The decision as signed, not as the file says: they are equal, or it was refused.
+            Ok(checked) => Ok(Some(checked.decision)),
             Err(problems) => {
                 self.refused = Some(problems.join("; "));
                 Ok(None)
@@ -234,7 +235,7 @@ impl Waited {
     }
 
     /// The decision found for the waited handoff, checked or not.
-    fn found(&mut self, ws: &Workspace) -> anyhow::Result<Option<Decision>> {
+    fn found(&mut self, ws: &Workspace) -> anyhow::Result<Option<Found>> {
         let now = key_in_place(ws);
         if self.key.is_none() {
             // The file was not readable as a handoff when the wait began: it is now ours.
@@ -244,9 +245,9 @@ impl Waited {
             (Some(ours), Some(now)) if ours != now => {
                 // Another handoff is in place: ours is answered in its archive.
                 let path = ws.archive_dir(ours).join(workspace::DECISION_FILE);
-                Ok(read_decision(ws, &path).filter(|d| answers(d, &self.digests)))
+                Ok(read_decision(ws, &path).filter(|d| answers(&d.decision, &self.digests)))
             }
-            (_, None) => answer_in_place(ws),
+            (_, None) => found_in_place(ws),
             _ => {
                 // Ours, perhaps revised: its archived answer will carry these digests. A
                 // handoff renamed into place since `now` was read is not ours: the next look
@@ -256,7 +257,7 @@ impl Waited {
                     return Ok(None);
                 }
                 self.digests = digests;
-                answer_in_place(ws)
+                found_in_place(ws)
             }
         }
     }
@@ -304,9 +305,18 @@ fn key_in_place(ws: &Workspace) -> Option<String> {
     }
 }
 
-fn read_decision(ws: &Workspace, path: &Path) -> Option<Decision> {
+/// A decision.json found, parsed, and as the JSON it is (what a signature is checked against:
+/// members a `Decision` does not know are part of it too).
+struct Found {
+    decision: Decision,
+    doc: serde_json::Value,
+}
+
+fn read_decision(ws: &Workspace, path: &Path) -> Option<Found> {
     let bytes = ws.read(path, 1024 * 1024).ok().flatten()?;
-    serde_json::from_slice::<Decision>(&bytes).ok()
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let decision = serde_json::from_value(doc.clone()).ok()?;
+    Some(Found { decision, doc })
 }
 
 /// Whether `decision` answers a handoff with one of these digests.
@@ -321,6 +331,10 @@ fn answers(decision: &Decision, digests: &[String]) -> bool {
 /// `baton wait` and `wait_for_decision`; the MCP tool `get_handoff`); an error when there is
 /// no handoff file.
 pub(super) fn answer_in_place(ws: &Workspace) -> anyhow::Result<Option<Decision>> {
+    Ok(found_in_place(ws)?.map(|f| f.decision))
+}
+
+fn found_in_place(ws: &Workspace) -> anyhow::Result<Option<Found>> {
     let handoff = ws.handoff_file();
     if std::fs::symlink_metadata(&handoff.path).is_err() {
         anyhow::bail!(
@@ -330,7 +344,7 @@ pub(super) fn answer_in_place(ws: &Workspace) -> anyhow::Result<Option<Decision>
     }
     let digests = digests_of(&handoff.path, handoff.format)?;
     let decision = read_decision(ws, &ws.decision_path());
-    Ok(decision.filter(|d| answers(d, &digests)))
+    Ok(decision.filter(|d| answers(&d.decision, &digests)))
 }
 
 /// How long a workspace without a heartbeat yet is given to get one: a daemon adopts a

@@ -237,16 +237,20 @@ pub enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// Check DIR/decision.json: its receipt is signed by a trusted key, agrees with the file,
-    /// is still valid, and every artifact it approved has the bytes approved. Exit 0 only then;
-    /// 1 with the reasons otherwise. Trusted keys: --key FILE (lines of `baton keys`), --url
-    /// (a daemon's /api/v1/keys, with BATON_TOKEN), else the config's data_dir.
+    /// Check DIR/decision.json: signed whole by a trusted key, unedited, made in this workspace
+    /// about the handoff in place, an outcome accepted (approved unless --outcome names
+    /// others), still valid, and every artifact and every file of approved/ with the bytes
+    /// decided. Exit 0 only then; 1 with the reasons otherwise. The trusted keys must be named:
+    /// --key FILE (lines of `baton keys`), --url (a daemon's public keys) or --config FILE.
     Verify {
         /// The workspace folder whose decision.json to check
         dir: PathBuf,
-        /// Judge validity at this time (RFC 3339) instead of now, e.g. when auditing the past
+        /// Judge validity at this time (RFC 3339, offsets honoured) instead of now
         #[arg(long, value_name = "TIME")]
         at: Option<String>,
+        /// The outcomes to accept, comma-separated [default: approved]
+        #[arg(long, value_name = "OUTCOMES", value_delimiter = ',')]
+        outcome: Vec<String>,
         #[command(flatten)]
         trust: TrustArgs,
     },
@@ -361,11 +365,11 @@ pub struct TrustArgs {
     /// A file of trusted public keys, as `baton keys` prints them
     #[arg(long, value_name = "FILE")]
     key: Option<PathBuf>,
-    /// A daemon whose keys to trust (its /api/v1/keys; BATON_TOKEN authenticates)
+    /// A daemon whose keys to trust (its public /api/v1/keys)
     #[arg(long, value_name = "URL", conflicts_with = "key")]
     url: Option<String>,
-    /// Configuration file, for its data_dir's keys [default: ./baton.toml, else the embedded default]
-    #[arg(long)]
+    /// Configuration file, for its data_dir's keys
+    #[arg(long, conflicts_with_all = ["key", "url"])]
     config: Option<PathBuf>,
 }
 
@@ -528,6 +532,11 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             command: ClusterCommand::Status { json, config },
         } => cluster::status(config.as_deref(), json),
         Command::Keys { rotate, config } => receipts::keys(config.as_deref(), rotate),
-        Command::Verify { dir, at, trust } => receipts::verify(&dir, trust.trust(), at.as_deref()),
+        Command::Verify {
+            dir,
+            at,
+            outcome,
+            trust,
+        } => receipts::verify(&dir, trust.trust(), at.as_deref(), &outcome),
     }
 }

@@ -2,7 +2,6 @@
 //! decision.json is one the daemon signed, still valid, about the bytes on disk now.
 
 use baton::config::Config;
-use baton::contract::Decision;
 use baton::receipts::{self, PublicKey};
 use baton::workspace::Workspace;
 use std::path::Path;
@@ -22,61 +21,209 @@ pub fn keys(config: Option<&Path>, rotate: bool) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Where the trusted keys come from.
+/// Where the trusted keys come from. One of them must be named: a verifier that took whatever
+/// key sits in the current folder would trust a key an agent planted there.
 pub struct Trust<'a> {
     pub key_file: Option<&'a Path>,
     pub url: Option<&'a str>,
     pub config: Option<&'a Path>,
 }
 
-/// `baton verify DIR`: exit 0 only if DIR/decision.json's receipt holds, its key is trusted,
-/// it is valid at `at` (default now), and every artifact it covers has the bytes approved.
-pub fn verify(dir: &Path, trust: Trust, at: Option<&str>) -> anyhow::Result<ExitCode> {
+/// `baton verify DIR`: exit 0 only if DIR/decision.json is signed by a trusted key, is what
+/// was signed, is about this workspace and the handoff in place, has an outcome the caller
+/// accepts (`approved` unless named), is valid at `at` (default now), and every byte it
+/// covers (artifacts, `approved/`) is on disk as approved.
+pub fn verify(
+    dir: &Path,
+    trust: Trust,
+    at: Option<&str>,
+    outcomes: &[String],
+) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(dir)?;
-    let bytes = ws
-        .read(&ws.decision_path(), 1 << 20)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", ws.decision_path().display()))?
-        .ok_or_else(|| anyhow::anyhow!("no decision.json in {}", dir.display()))?;
-    let decision: Decision = serde_json::from_slice(&bytes)
-        .map_err(|e| anyhow::anyhow!("{}: not a decision: {e}", ws.decision_path().display()))?;
-    let trusted = trusted_keys(&trust)?;
-    let now = at.map_or_else(baton::clock::now_rfc3339, str::to_string);
-    let claims = match problems(&ws, &decision, &trusted, &now) {
-        Ok(claims) => claims,
-        Err(problems) => {
-            for line in &problems {
-                out!("REFUSED: {line}");
-            }
-            return Ok(ExitCode::from(1));
-        }
+    let now = match at {
+        None => time::OffsetDateTime::now_utc(),
+        Some(text) => receipts::parse_time(text).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--at {text:?}: not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z or \
+                 2026-11-30T19:00:00-05:00)"
+            )
+        })?,
     };
+    let accepted: Vec<&str> = match outcomes.is_empty() {
+        true => vec!["approved"],
+        false => outcomes.iter().map(String::as_str).collect(),
+    };
+    if let Some(bad) = accepted.iter().find(|o| !OUTCOMES.contains(o)) {
+        anyhow::bail!(
+            "--outcome {bad:?}: not an outcome (one of {})",
+            OUTCOMES.join(", ")
+        );
+    }
+    let trusted = trusted_keys(&trust)?;
+    let doc = read_decision(&ws)?;
+    let checked = match problems(&ws, &doc, &trusted, now) {
+        Ok(checked) => checked,
+        Err(problems) => return Ok(refused(&problems)),
+    };
+    let mut problems = Vec::new();
+    if !accepted.contains(&checked.outcome.as_str()) {
+        problems.push(format!(
+            "the decision is {}, not {} (--outcome names the outcomes to accept)",
+            checked.outcome,
+            accepted.join(" or ")
+        ));
+    }
+    problems.extend(handoff_in_place(&ws, &checked));
+    if checked.outcome == "approved" {
+        problems.extend(approved_tree(&ws, &checked));
+    }
+    if !problems.is_empty() {
+        return Ok(refused(&problems));
+    }
+    let approved = checked.approved.as_ref().map_or(String::new(), |a| {
+        format!(", {} file(s) in approved/", a.len())
+    });
     out!(
-        "ok: {} {} by {} at {}, signed by {}; {} artifact(s) as approved",
-        decision.handoff_key,
-        claims.outcome,
-        claims.by,
-        claims.at,
-        decision.receipt.as_ref().map_or("", |r| r.key_id.as_str()),
-        claims.artifacts.len()
+        "ok: {} {} by {} at {} in workspace {}, signed by {} ({}); {} artifact(s){approved} as decided",
+        checked.handoff_key,
+        checked.outcome,
+        checked.by,
+        checked.at,
+        checked.workspace,
+        checked.key_id,
+        checked.form.describe(),
+        checked.artifacts.len()
     );
     Ok(ExitCode::SUCCESS)
 }
 
-/// Everything wrong with `decision` as a receipt-bearing answer about the files of `ws` at
-/// `now`, or the claims it vouches for. One check for `baton verify`, `baton wait --key` and
-/// MCP `wait_for_decision`.
-pub(super) fn problems<'a>(
+const OUTCOMES: [&str; 7] = [
+    "approved",
+    "changes_requested",
+    "rejected",
+    "reassigned",
+    "withdrawn",
+    "expired",
+    "invalid",
+];
+
+fn refused(problems: &[String]) -> ExitCode {
+    for line in problems {
+        out!("REFUSED: {line}");
+    }
+    ExitCode::from(1)
+}
+
+fn read_decision(ws: &Workspace) -> anyhow::Result<serde_json::Value> {
+    let path = ws.decision_path();
+    let bytes = ws
+        .read(&path, 1 << 20)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+        .ok_or_else(|| anyhow::anyhow!("no decision.json in {}", ws.root.display()))?;
+    serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))
+}
+
+/// Everything wrong with decision.json (`doc`) as a signed answer in `ws` at `now`: its
+/// signature, key, edits, validity, workspace, and the artifacts' bytes; or what it vouches
+/// for. One check for `baton verify`, `baton wait --key` and MCP `wait_for_decision` (which
+/// match the handoff themselves, as a wait may answer an archived one).
+pub(super) fn problems(
     ws: &Workspace,
-    decision: &'a Decision,
+    doc: &serde_json::Value,
     trusted: &[PublicKey],
-    now: &str,
-) -> Result<&'a baton::contract::receipt::Claims, Vec<String>> {
-    let claims = receipts::check(decision, trusted, now).map_err(|r| vec![r.to_string()])?;
-    let changed = changed_artifacts(ws, &claims.artifacts);
+    now: time::OffsetDateTime,
+) -> Result<receipts::Checked, Vec<String>> {
+    let checked = receipts::check(doc, trusted, now).map_err(|r| vec![r.to_string()])?;
+    if checked.workspace != ws.name {
+        return Err(vec![format!(
+            "the decision was made in workspace {:?}, not in {:?}: it was copied here",
+            checked.workspace, ws.name
+        )]);
+    }
+    let changed = changed_artifacts(ws, &checked.artifacts);
     match changed.is_empty() {
-        true => Ok(claims),
+        true => Ok(checked),
         false => Err(changed),
     }
+}
+
+/// Whether the handoff in place is the one decided.
+fn handoff_in_place(ws: &Workspace, checked: &receipts::Checked) -> Option<String> {
+    let handoff = ws.handoff_file();
+    let digests = super::agent::digests_of(&handoff.path, handoff.format).unwrap_or_default();
+    match &checked.handoff_sha256 {
+        Some(sha) if digests.contains(sha) => None,
+        _ => Some(format!(
+            "the handoff in place ({}) is not the one decided (handoff_sha256 {}): the \
+             decision answers another handoff",
+            handoff.path.display(),
+            checked.handoff_sha256.as_deref().unwrap_or("absent")
+        )),
+    }
+}
+
+/// Every file in `approved/` against what the approval says it holds: each one signed, with
+/// its bytes, and nothing else (a v1 receipt names only its own artifacts' copies).
+fn approved_tree(ws: &Workspace, checked: &receipts::Checked) -> Vec<String> {
+    let expected: std::collections::BTreeMap<String, String> = match &checked.approved {
+        Some(files) => files
+            .iter()
+            .map(|f| (f.path.clone(), f.sha256.clone()))
+            .collect(),
+        None => checked
+            .artifacts
+            .iter()
+            .map(|a| (baton::app::approved_path(&a.path), a.sha256.clone()))
+            .collect(),
+    };
+    let mut problems = Vec::new();
+    let root = ws.root.join(baton::workspace::APPROVED_DIR);
+    let mut seen = std::collections::BTreeSet::new();
+    for entry in walkdir::WalkDir::new(&root)
+        .follow_links(false)
+        .min_depth(1)
+    {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e)
+                if e.io_error()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+            {
+                break
+            }
+            Err(e) => {
+                problems.push(format!("approved/ cannot be read: {e}"));
+                continue;
+            }
+        };
+        if entry.file_type().is_dir() {
+            continue;
+        }
+        let rel = entry
+            .path()
+            .strip_prefix(&ws.root)
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        seen.insert(rel.clone());
+        match expected.get(&rel) {
+            None if checked.approved.is_some() => {
+                problems.push(format!("{rel} is in approved/ but no approval covers it"))
+            }
+            None => {}
+            Some(_) if !entry.file_type().is_file() => {
+                problems.push(format!("{rel} is not a regular file"))
+            }
+            Some(sha) => match ws.sha256(entry.path()) {
+                Ok(found) if &found == sha => {}
+                Ok(_) => problems.push(format!("{rel} changed since it was approved")),
+                Err(e) => problems.push(format!("{rel} cannot be read: {e}")),
+            },
+        }
+    }
+    for missing in expected.keys().filter(|p| !seen.contains(*p)) {
+        problems.push(format!("{missing} is missing from approved/"));
+    }
+    problems
 }
 
 /// The keys `baton wait` and `baton mcp` check answers with: `--key FILE`, else the file
@@ -126,7 +273,14 @@ pub(super) fn trusted_keys(trust: &Trust) -> anyhow::Result<Vec<PublicKey>> {
     if let Some(url) = trust.url {
         return fetched(url);
     }
-    let config = Config::load(trust.config)?;
+    let Some(config) = trust.config else {
+        anyhow::bail!(
+            "name the keys to trust: --key FILE (as `baton keys` prints them), --url URL (a \
+             daemon's public keys) or --config FILE (its data_dir's keys); no key is trusted \
+             by default, since a workspace's folder is no place to find one"
+        );
+    };
+    let config = Config::load(Some(config))?;
     baton::private::readable(&config.data_dir).map_err(anyhow::Error::msg)?;
     Ok(receipts::published(&config.data_dir)?)
 }
@@ -137,13 +291,15 @@ fn key_line(line: &str) -> Option<PublicKey> {
     receipts::parse_public(hex)
 }
 
-/// The keys a daemon serves at `URL/api/v1/keys` (with `BATON_TOKEN` as the bearer token).
+/// The keys a daemon serves at `URL/api/v1/keys` (public; `BATON_TOKEN` is sent if set, for
+/// a daemon behind a proxy that asks for one).
 fn fetched(url: &str) -> anyhow::Result<Vec<PublicKey>> {
-    let token = std::env::var("BATON_TOKEN")
-        .map_err(|_| anyhow::anyhow!("--url needs BATON_TOKEN: an API token of that daemon"))?;
     let address = format!("{}/api/v1/keys", url.trim_end_matches('/'));
-    let text = ureq::get(&address)
-        .set("Authorization", &format!("Bearer {token}"))
+    let mut request = ureq::get(&address);
+    if let Ok(token) = std::env::var("BATON_TOKEN") {
+        request = request.set("Authorization", &format!("Bearer {token}"));
+    }
+    let text = request
         .call()
         .map_err(|e| anyhow::anyhow!("{address}: {e}"))?
         .into_string()?;

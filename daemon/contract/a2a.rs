@@ -91,8 +91,10 @@ pub fn reply(key: &str, context: &str, d: &Decision) -> Value {
             data[name] = v;
         }
     }
-    if let Some(receipt) = &d.receipt {
-        // So an A2A client can check the answer as `baton verify` does.
+    // So an A2A client can check the answer as `baton verify` does.
+    if let Some(attestation) = &d.attestation {
+        data["attestation"] = json!(attestation);
+    } else if let Some(receipt) = &d.receipt {
         data["receipt"] = json!(receipt);
     }
     parts.push(json!({ "kind": "data", "data": data }));

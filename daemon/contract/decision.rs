@@ -48,6 +48,11 @@ pub struct Decision {
     /// by `baton verify`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receipt: Option<super::receipt::Receipt>,
+    /// baton extension: the daemon's signed attestation of the whole decision, a DSSE envelope
+    /// over an in-toto Statement (see `receipt::Envelope`, docs/receipts.md); checked by
+    /// `baton verify` and `baton wait --key`. Decisions written before it carry `receipt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<super::receipt::Envelope>,
 }
 
 /// What a shadow policy would have decided.

@@ -54,3 +54,101 @@ impl Claims {
         serde_json::to_vec(self).expect("claims always serialize")
     }
 }
+
+/// The payload type of a decision's envelope: an in-toto Statement v1.
+pub const PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+/// The Statement's own type.
+pub const STATEMENT_TYPE: &str = "https://in-toto.io/Statement/v1";
+/// What the Statement's predicate is: a baton decision (docs/receipts.md).
+pub const PREDICATE_TYPE: &str = "https://baton.dev/attestation/decision/v1";
+/// The subject that names the decided handoff by its canonical digest (not a file's bytes).
+pub const HANDOFF_SUBJECT: &str = "handoff";
+
+/// A decision's attestation: a DSSE envelope (github.com/secure-systems-lab/dsse, v1) whose
+/// payload is an in-toto Statement v1 about the decision, signed with the daemon's Ed25519 key
+/// over DSSE's pre-authentication encoding. Everything an agent or a deploy job acts on is in
+/// the signed payload; decision.json's own fields must equal the predicate's `decision`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Envelope {
+    /// `application/vnd.in-toto+json`.
+    #[serde(rename = "payloadType")]
+    pub payload_type: String,
+    /// Standard base64 (with padding) of the Statement's JSON bytes.
+    pub payload: String,
+    pub signatures: Vec<EnvelopeSignature>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct EnvelopeSignature {
+    /// The key that signed, as `GET /api/v1/keys` and `baton keys` list it (`ed25519:...`).
+    pub keyid: String,
+    /// Standard base64 of the 64-byte Ed25519 signature over PAE(payloadType, payload).
+    pub sig: String,
+}
+
+/// The in-toto Statement v1 an envelope carries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Statement {
+    #[serde(rename = "_type")]
+    pub kind: String,
+    /// Each artifact (its workspace path), each file `approved/` holds once an approval is
+    /// promoted, and the handoff (`handoff`, its canonical digest), with their sha256.
+    pub subject: Vec<Subject>,
+    #[serde(rename = "predicateType")]
+    pub predicate_type: String,
+    pub predicate: Predicate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Subject {
+    pub name: String,
+    pub digest: Digest,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Digest {
+    pub sha256: String,
+}
+
+/// What was decided, about what, where.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Predicate {
+    /// The workspace's name (its folder's name) where the decision was made.
+    pub workspace: String,
+    pub handoff_key: String,
+    /// The revision decided (0: a handoff too broken to be recorded).
+    pub revision: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff_sha256: Option<String>,
+    /// The handoff's artifacts as received (path, sha256), sorted by path.
+    pub artifacts: Vec<ArtifactClaim>,
+    /// On an approval: every file `approved/` holds once it is promoted, sorted by path;
+    /// `approved/` must hold exactly these. Absent on other outcomes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved: Option<Vec<ArtifactClaim>>,
+    /// After this time (RFC 3339, UTC) the decision is void: the route's `approval_ttl_s`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_until: Option<String>,
+    /// decision.json as written, less its `attestation`: every field of it is signed.
+    pub decision: serde_json::Value,
+}
+
+impl Statement {
+    /// The bytes signed (compact JSON, UTF-8 unescaped).
+    pub fn bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a statement always serializes")
+    }
+}
+
+/// DSSE's pre-authentication encoding: what the signature is over.
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}

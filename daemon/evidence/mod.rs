@@ -203,7 +203,12 @@ fn check_slice(slice: &LogSlice, head: &SliceHead) -> Result<(), Broken> {
 fn check_decision(pack: &Pack, d: &Decision, trusted: &[PublicKey]) -> Result<(), Broken> {
     let key = d.handoff_key.clone();
     // Valid when it was made: an approval's later expiry does not unmake the record.
-    let claims = receipts::check(d, trusted, &d.at).map_err(|r| Broken::Receipt {
+    let doc = serde_json::to_value(d).expect("a decision serializes");
+    let at = receipts::parse_time(&d.at).ok_or_else(|| Broken::Receipt {
+        key: key.clone(),
+        why: format!("its time {:?} is not RFC 3339", d.at),
+    })?;
+    let claims = receipts::check(&doc, trusted, at).map_err(|r| Broken::Receipt {
         key: key.clone(),
         why: r.to_string(),
     })?;

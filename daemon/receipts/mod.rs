@@ -1,16 +1,26 @@
 //! Signing decisions and checking their receipts. The daemon's keys live in `data_dir/keys/`:
 //! the signing key in `signing.key` (owner-only, hex), and the public half of every key it ever
-//! signed with in `public/<id>.pub`, so a rotated key's receipts stay verifiable. `check` is
-//! what `baton verify` runs: the signature, the key's trust, the time, the decision's fields
-//! against the claims, and (by the caller) the artifacts' bytes against their digests.
+//! signed with in `public/<id>.pub`, so a rotated key's receipts stay verifiable.
+//!
+//! A decision is signed whole: a DSSE envelope over an in-toto Statement whose predicate holds
+//! decision.json itself (`attest`). `check` is what `baton verify`, `baton wait --key` and
+//! evidence packs run: the signature, the key's trust, decision.json against what was signed,
+//! the time; the caller then checks where (workspace, handoff in place), which outcomes it
+//! accepts, and the bytes on disk. Decisions written before attestations carry a v1 `receipt`
+//! over a few of their fields; `check` still reads those and says which form it checked.
 
-use crate::contract::receipt::{Claims, Receipt};
+use crate::contract::receipt::{
+    pae, ArtifactClaim, Claims, Digest as DigestSet, Envelope, EnvelopeSignature, Predicate,
+    Receipt, Statement, Subject, HANDOFF_SUBJECT, PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE,
+};
 use crate::contract::Decision;
 use base64::Engine;
 use ed25519_dalek::{Signature, Signer, SigningKey, Verifier, VerifyingKey};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::io;
 use std::path::{Path, PathBuf};
+use time::OffsetDateTime;
 
 pub const ALG: &str = "ed25519";
 
@@ -32,8 +42,12 @@ pub struct PublicKey {
 /// Why a receipt does not stand.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Refusal {
-    #[error("decision.json carries no receipt: it was not written by a baton daemon that signs")]
+    #[error("decision.json carries no attestation (nor v1 receipt): it was not written by a baton daemon that signs")]
     Missing,
+    #[error("decision.json is not a JSON object a daemon wrote: {0}")]
+    Malformed(String),
+    #[error("the attestation is not a baton decision statement: {0}")]
+    NotAStatement(String),
     #[error("the receipt's algorithm \"{0}\" is not ed25519")]
     Alg(String),
     #[error("signed by key {0}, which is not among the trusted keys (another daemon, or a key never published)")]
@@ -44,8 +58,52 @@ pub enum Refusal {
         "decision.json's {0} does not match its receipt: the file was edited after baton wrote it"
     )]
     Mismatch(&'static str),
+    #[error(
+        "decision.json differs from the decision its attestation signs at {0}: the file was edited after baton wrote it"
+    )]
+    Edited(String),
     #[error("the decision expired at {0} (the route's approval_ttl_s)")]
     Expired(String),
+}
+
+/// Which signed form a decision carried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// A DSSE envelope over an in-toto Statement: the whole decision is signed.
+    Attestation,
+    /// A v1 receipt: only its claims (outcome, by, at, handoff, artifacts) are signed.
+    ReceiptV1,
+}
+
+impl Form {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Form::Attestation => "DSSE in-toto attestation of the whole decision",
+            Form::ReceiptV1 => {
+                "v1 receipt (its comment, instructions, remaining and sign_offs are not signed)"
+            }
+        }
+    }
+}
+
+/// What a decision's signature vouches for, once checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checked {
+    pub form: Form,
+    pub key_id: String,
+    pub workspace: String,
+    pub handoff_key: String,
+    pub handoff_sha256: Option<String>,
+    pub artifacts: Vec<ArtifactClaim>,
+    /// What `approved/` holds after this approval (attestations of approvals only).
+    pub approved: Option<Vec<ArtifactClaim>>,
+    pub outcome: String,
+    pub by: String,
+    pub at: String,
+    /// After this time (RFC 3339) the decision is void.
+    pub valid_until: Option<String>,
+    /// The decision exactly as signed.
+    pub decision: Decision,
 }
 
 pub fn key_id(public: &VerifyingKey) -> String {
@@ -116,7 +174,22 @@ impl Keyring {
         base64::engine::general_purpose::STANDARD.encode(signature.to_bytes())
     }
 
-    /// A receipt for `claims`.
+    /// The attestation of `statement`: a DSSE envelope signed with the current key.
+    pub fn attest(&self, statement: &Statement) -> Envelope {
+        let engine = base64::engine::general_purpose::STANDARD;
+        let payload = statement.bytes();
+        let signature = self.signing.sign(&pae(PAYLOAD_TYPE, &payload));
+        Envelope {
+            payload_type: PAYLOAD_TYPE.into(),
+            payload: engine.encode(&payload),
+            signatures: vec![EnvelopeSignature {
+                keyid: self.id.clone(),
+                sig: engine.encode(signature.to_bytes()),
+            }],
+        }
+    }
+
+    /// A v1 receipt for `claims` (kept to test that old receipts still verify).
     pub fn sign(&self, claims: Claims) -> Receipt {
         let signature = self.signing.sign(&claims.canonical());
         Receipt {
@@ -160,35 +233,202 @@ pub fn parse_public(hex_key: &str) -> Option<PublicKey> {
     })
 }
 
-/// Checks `decision`'s receipt against `trusted` keys at time `now` (RFC 3339, UTC): the
-/// claims it vouches for, for the caller to check the artifacts against.
-pub fn check<'a>(
-    decision: &'a Decision,
+/// The statement about a decision: `decision` (without its attestation) as the predicate, its
+/// handoff and artifacts (and, on an approval, what `approved/` then holds) as subjects.
+pub fn statement(decision: &Decision, mut predicate: Predicate) -> Statement {
+    let mut doc = serde_json::to_value(decision).expect("a decision serializes");
+    if let Some(map) = doc.as_object_mut() {
+        map.remove("attestation");
+    }
+    predicate.decision = doc;
+    let file = |a: &ArtifactClaim| Subject {
+        name: a.path.clone(),
+        digest: DigestSet {
+            sha256: a.sha256.clone(),
+        },
+    };
+    let mut subject: Vec<Subject> = predicate.artifacts.iter().map(file).collect();
+    subject.extend(predicate.approved.iter().flatten().map(file));
+    subject.extend(predicate.handoff_sha256.iter().map(|sha| Subject {
+        name: HANDOFF_SUBJECT.into(),
+        digest: DigestSet {
+            sha256: sha.clone(),
+        },
+    }));
+    Statement {
+        kind: STATEMENT_TYPE.into(),
+        subject,
+        predicate_type: PREDICATE_TYPE.into(),
+        predicate,
+    }
+}
+
+/// RFC 3339 text as a time, offsets honoured.
+pub fn parse_time(text: &str) -> Option<OffsetDateTime> {
+    OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()
+}
+
+/// Checks decision.json (`doc`, as parsed) against `trusted` keys at time `now`: the signature,
+/// the key, the file against what was signed, the validity. What it vouches for, for the
+/// caller to check against the workspace and the bytes on disk.
+pub fn check(doc: &Value, trusted: &[PublicKey], now: OffsetDateTime) -> Result<Checked, Refusal> {
+    let checked = match doc.get("attestation") {
+        Some(envelope) => check_attestation(doc, envelope, trusted)?,
+        None => check_receipt(doc, trusted)?,
+    };
+    match checked.valid_until.clone() {
+        Some(until) => match parse_time(&until) {
+            Some(t) if now <= t => Ok(checked),
+            _ => Err(Refusal::Expired(until)),
+        },
+        None => Ok(checked),
+    }
+}
+
+fn trusted_key(trusted: &[PublicKey], key_id: &str) -> Result<VerifyingKey, Refusal> {
+    trusted
+        .iter()
+        .find(|k| k.key_id == key_id)
+        .and_then(|k| parse_verifying(&k.public_key))
+        .filter(|k| self::key_id(k) == key_id)
+        .ok_or_else(|| Refusal::Untrusted(key_id.to_string()))
+}
+
+fn signature_of(text: &str) -> Result<Signature, Refusal> {
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .ok()
+        .and_then(|b| Signature::from_slice(&b).ok())
+        .ok_or(Refusal::BadSignature)
+}
+
+fn check_attestation(
+    doc: &Value,
+    envelope: &Value,
     trusted: &[PublicKey],
-    now: &str,
-) -> Result<&'a Claims, Refusal> {
+) -> Result<Checked, Refusal> {
+    let envelope: Envelope = serde_json::from_value(envelope.clone())
+        .map_err(|e| Refusal::NotAStatement(format!("not a DSSE envelope: {e}")))?;
+    if envelope.payload_type != PAYLOAD_TYPE {
+        return Err(Refusal::NotAStatement(format!(
+            "payloadType {:?}, not {PAYLOAD_TYPE}",
+            envelope.payload_type
+        )));
+    }
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(&envelope.payload)
+        .map_err(|_| Refusal::BadSignature)?;
+    // One trusted signature suffices; an envelope may carry others (a countersignature).
+    let signed = pae(PAYLOAD_TYPE, &payload);
+    let mut last = Refusal::NotAStatement("the envelope carries no signature".into());
+    let mut signer = None;
+    for s in &envelope.signatures {
+        match trusted_key(trusted, &s.keyid).and_then(|key| {
+            let sig = signature_of(&s.sig)?;
+            key.verify(&signed, &sig).map_err(|_| Refusal::BadSignature)
+        }) {
+            Ok(()) => {
+                signer = Some(s.keyid.clone());
+                break;
+            }
+            Err(e) => last = e,
+        }
+    }
+    let key_id = signer.ok_or(last)?;
+    let statement: Statement =
+        serde_json::from_slice(&payload).map_err(|e| Refusal::NotAStatement(e.to_string()))?;
+    if statement.kind != STATEMENT_TYPE || statement.predicate_type != PREDICATE_TYPE {
+        return Err(Refusal::NotAStatement(format!(
+            "_type {:?}, predicateType {:?}",
+            statement.kind, statement.predicate_type
+        )));
+    }
+    let p = statement.predicate;
+    let mut file = doc.clone();
+    if let Some(map) = file.as_object_mut() {
+        map.remove("attestation");
+    }
+    if let Some(pointer) = first_difference(&file, &p.decision, String::new()) {
+        return Err(Refusal::Edited(pointer));
+    }
+    let decision: Decision = serde_json::from_value(p.decision.clone())
+        .map_err(|e| Refusal::NotAStatement(format!("its decision: {e}")))?;
+    let agrees = decision.handoff_key == p.handoff_key
+        && decision.handoff_sha256 == p.handoff_sha256
+        && decision.receipt.is_none();
+    if !agrees {
+        return Err(Refusal::NotAStatement(
+            "its decision and predicate disagree".into(),
+        ));
+    }
+    Ok(Checked {
+        form: Form::Attestation,
+        key_id,
+        workspace: p.workspace,
+        handoff_key: p.handoff_key,
+        handoff_sha256: p.handoff_sha256,
+        artifacts: p.artifacts,
+        approved: p.approved,
+        outcome: decision.outcome.as_str().to_string(),
+        by: decision.by.clone(),
+        at: decision.at.clone(),
+        valid_until: p.valid_until,
+        decision,
+    })
+}
+
+/// The JSON pointer of the first place `a` and `b` differ (a member added, removed or changed).
+fn first_difference(a: &Value, b: &Value, at: String) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                let here = format!("{at}/{}", k.replace('~', "~0").replace('/', "~1"));
+                match (x.get(k), y.get(k)) {
+                    (Some(v), Some(w)) => first_difference(v, w, here),
+                    _ => Some(here),
+                }
+            })
+        }
+        (Value::Array(x), Value::Array(y)) if x.len() == y.len() => x
+            .iter()
+            .zip(y)
+            .enumerate()
+            .find_map(|(i, (v, w))| first_difference(v, w, format!("{at}/{i}"))),
+        _ if a == b => None,
+        _ => Some(if at.is_empty() { "/".into() } else { at }),
+    }
+}
+
+fn check_receipt(doc: &Value, trusted: &[PublicKey]) -> Result<Checked, Refusal> {
+    let decision: Decision =
+        serde_json::from_value(doc.clone()).map_err(|e| Refusal::Malformed(e.to_string()))?;
     let receipt = decision.receipt.as_ref().ok_or(Refusal::Missing)?;
     if receipt.alg != ALG {
         return Err(Refusal::Alg(receipt.alg.clone()));
     }
-    let key = trusted
-        .iter()
-        .find(|k| k.key_id == receipt.key_id)
-        .and_then(|k| parse_verifying(&k.public_key))
-        .filter(|k| key_id(k) == receipt.key_id)
-        .ok_or_else(|| Refusal::Untrusted(receipt.key_id.clone()))?;
-    let signature = base64::engine::general_purpose::STANDARD
-        .decode(&receipt.signature)
-        .ok()
-        .and_then(|b| Signature::from_slice(&b).ok())
-        .ok_or(Refusal::BadSignature)?;
+    let key = trusted_key(trusted, &receipt.key_id)?;
+    let signature = signature_of(&receipt.signature)?;
     key.verify(&receipt.claims.canonical(), &signature)
         .map_err(|_| Refusal::BadSignature)?;
-    agrees(decision, &receipt.claims)?;
-    match &receipt.claims.valid_until {
-        Some(until) if now > until.as_str() => Err(Refusal::Expired(until.clone())),
-        _ => Ok(&receipt.claims),
-    }
+    agrees(&decision, &receipt.claims)?;
+    let c = receipt.claims.clone();
+    Ok(Checked {
+        form: Form::ReceiptV1,
+        key_id: receipt.key_id.clone(),
+        workspace: c.workspace,
+        handoff_key: c.handoff_key,
+        handoff_sha256: c.handoff_sha256,
+        artifacts: c.artifacts,
+        approved: None,
+        outcome: c.outcome,
+        by: c.by,
+        at: c.at,
+        valid_until: c.valid_until,
+        decision,
+    })
 }
 
 /// Whether `signature` is `key`'s over `bytes`.

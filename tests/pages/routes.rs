@@ -11,11 +11,13 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 /// The only paths that answer without credentials.
-const OPEN: [&str; 5] = [
+const OPEN: [&str; 7] = [
     "/login",
     "/healthz",
     "/metrics",
     "/api/v1/openapi.json",
+    "/api/v1/keys",
+    "/.well-known/jwks.json",
     "/static/{file}",
 ];
 
@@ -33,6 +35,7 @@ pub fn is_page(path: &str) -> bool {
         || path.starts_with("/static/")
         || path == "/healthz"
         || path == "/metrics"
+        || path == "/.well-known/jwks.json"
         || DOWNLOADS.contains(&path))
 }
 

@@ -258,9 +258,10 @@ impl Cx<'_> {
             policy,
             shadow,
             receipt: None,
+            attestation: None,
         };
         let decision = Decision {
-            receipt: Some(self.receipt_for(&ws.workspace.name, Some(rec), &decision)),
+            attestation: Some(self.attestation_for(ws, Some(rec), &decision)),
             ..decision
         };
         let bytes = json_bytes(&decision)?;

@@ -42,9 +42,10 @@ impl Cx<'_> {
             policy: None,
             shadow: None,
             receipt: None,
+            attestation: None,
         };
         let decision = Decision {
-            receipt: Some(self.receipt_for(&ws.workspace.name, None, &decision)),
+            attestation: Some(self.attestation_for(ws, None, &decision)),
             ..decision
         };
         // The pages show the problems found now, never what the workspace's copy says.

@@ -1,22 +1,27 @@
-//! Every decision the daemon writes is signed (see `crate::receipts`): what was decided, on
-//! which revision and artifacts, by whom, when, and until when an approval holds (the route's
-//! `approval_ttl_s`).
+//! Every decision the daemon writes is signed whole (see `crate::receipts`): decision.json
+//! itself, on which revision, handoff and artifacts, in which workspace, what `approved/` holds
+//! after an approval, and until when an approval holds (the route's `approval_ttl_s`).
 
+use crate::app::review::approved::MAX_PROMOTED_BYTES;
 use crate::app::review::Cx;
 use crate::app::state::Record;
-use crate::contract::receipt::{ArtifactClaim, Claims, Receipt};
+use crate::app::Served;
+use crate::contract::receipt::{ArtifactClaim, Envelope, Predicate};
 use crate::contract::{Decision, Outcome};
 
 impl Cx<'_> {
-    /// The receipt of `d`, a decision on `rec` (None: a handoff too broken to be recorded).
-    pub(in crate::app) fn receipt_for(
+    /// The attestation of `d`, a decision on `rec` in `ws` (None: a handoff too broken to be
+    /// recorded).
+    pub(in crate::app) fn attestation_for(
         &self,
-        workspace: &str,
+        ws: &Served,
         rec: Option<&Record>,
         d: &Decision,
-    ) -> Receipt {
+    ) -> Envelope {
+        let workspace = ws.workspace.name.as_str();
+        let approval = d.outcome == Outcome::Approved;
         let ttl = rec
-            .filter(|_| d.outcome == Outcome::Approved)
+            .filter(|_| approval)
             .and_then(|r| self.route_of(r, workspace))
             .and_then(|route| route.approval_ttl_s);
         let mut artifacts: Vec<ArtifactClaim> = rec
@@ -29,18 +34,36 @@ impl Cx<'_> {
             })
             .collect();
         artifacts.sort_by(|a, b| a.path.cmp(&b.path));
-        self.commit.keyring.sign(Claims {
-            v: 1,
+        // What approved/ holds once this approval is promoted: what it held, and each artifact
+        // promotion copies (it leaves out those too large to copy).
+        let approved = rec.filter(|_| approval).map(|r| {
+            let mut files: std::collections::BTreeMap<String, String> = self
+                .approved_files(ws)
+                .into_iter()
+                .map(|(path, f)| (path, f.sha256))
+                .collect();
+            for s in &r.meta.artifacts {
+                if s.identity.size <= MAX_PROMOTED_BYTES as u64 {
+                    files.insert(crate::app::approved_path(&s.path), s.sha256.clone());
+                }
+            }
+            files
+                .into_iter()
+                .map(|(path, sha256)| ArtifactClaim { path, sha256 })
+                .collect()
+        });
+        let predicate = Predicate {
             workspace: workspace.to_string(),
             handoff_key: d.handoff_key.clone(),
             revision: rec.map_or(0, |r| r.meta.revision),
             handoff_sha256: d.handoff_sha256.clone(),
             artifacts,
-            outcome: d.outcome.as_str().to_string(),
-            by: d.by.clone(),
-            at: d.at.clone(),
+            approved,
             valid_until: ttl.and_then(|s| later(&d.at, s)),
-        })
+            decision: serde_json::Value::Null,
+        };
+        let statement = crate::receipts::statement(d, predicate);
+        self.commit.keyring.attest(&statement)
     }
 }
 
