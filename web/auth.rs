@@ -23,6 +23,11 @@ impl FromRequestParts<App> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        // From another node of the cluster: who its signed assertion names, nothing else.
+        if let Some(asserted) = parts.extensions.get::<crate::peers::trust::Asserted>() {
+            return crate::peers::trust::caller(asserted, &parts.method, &parts.headers)
+                .map(Caller);
+        }
         if let Some(token) = bearer(&parts.headers) {
             return app
                 .authenticate(token)
@@ -58,7 +63,12 @@ impl FromRequestParts<App> for Viewer {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        if let Some(s) = session_of(parts, app).await {
+        let asserted = parts.extensions.get::<crate::peers::trust::Asserted>();
+        let found = match asserted {
+            Some(asserted) => asserted.0.signed_in(),
+            None => session_of(parts, app).await,
+        };
+        if let Some(s) = found {
             return Ok(Viewer(s));
         }
         if matches!(parts.method, Method::GET | Method::HEAD) {
@@ -77,7 +87,7 @@ const SIGNED_OUT: &str = "<!doctype html><meta charset=\"utf-8\"><title>Signed o
 <p>Your session has ended, so nothing was changed. <a href=\"/login\">Sign in again</a>, \
 then do it once more.</p>";
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     v.strip_prefix("Bearer ")
         .or_else(|| v.strip_prefix("bearer "))
@@ -110,7 +120,7 @@ async fn session_of(parts: &Parts, app: &App) -> Option<SignedIn> {
         .flatten()
 }
 
-fn csrf_ok(headers: &HeaderMap, s: &SignedIn) -> bool {
+pub(crate) fn csrf_ok(headers: &HeaderMap, s: &SignedIn) -> bool {
     headers
         .get(CSRF_HEADER)
         .and_then(|v| v.to_str().ok())

@@ -19,6 +19,7 @@ mod records;
 mod schema;
 mod sessions;
 pub mod status;
+pub mod trust;
 pub mod wake;
 
 pub use lease::Leases;
@@ -55,6 +56,8 @@ pub struct Cluster {
     pub instance: String,
     pub ttl: Duration,
     pub leases: Leases,
+    /// The cluster's key, which signs what the nodes send each other (`trust`).
+    pub trust: trust::Trust,
     /// Where to connect outside the pool (the wake-up listener, `wake`).
     pg_config: postgres::Config,
 }
@@ -64,6 +67,7 @@ impl Cluster {
     pub fn connect(config: &config::Cluster) -> Result<Arc<Cluster>, ClusterError> {
         let (pool, pg_config) = pool(config)?;
         schema::migrate(&pool)?;
+        let trust = trust::Trust::load(&pool)?;
         let node = config.node_name();
         let instance = hex::encode(rand::random::<[u8; 8]>());
         let ttl = Duration::from_secs(config.lease_ttl_s);
@@ -73,6 +77,7 @@ impl Cluster {
             node,
             instance,
             ttl,
+            trust,
             pg_config,
         }))
     }

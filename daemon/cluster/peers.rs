@@ -12,6 +12,12 @@ use crate::config::Config;
 pub struct Peer {
     pub node: String,
     pub url: String,
+    /// The run of the node (new at each start): a signed request names it, and the node
+    /// refuses one meant for an earlier or later run of itself.
+    pub instance: String,
+    /// For a request about one workspace: the lease the node holds it by (tag, epoch), which
+    /// the signed request names too.
+    pub lease: Option<(String, i64)>,
 }
 
 /// Where a request about one handoff or workspace should be answered.
@@ -32,7 +38,7 @@ pub enum Holder {
 /// truth: a node renews its leases and its node row in separate statements, so its row may
 /// look a moment older than the leases it keeps.
 const HOLDER: &str = concat!(
-    "SELECT n.node, n.peer_url FROM leases l JOIN nodes n
+    "SELECT n.node, n.peer_url, n.instance, l.tag, l.epoch FROM leases l JOIN nodes n
     ON n.node = l.node AND n.instance = l.instance
     WHERE l.tag = ANY($1) AND l.expires_at > ",
     now!(),
@@ -91,6 +97,8 @@ impl Cluster {
         Ok(Holder::Peer(Peer {
             node,
             url: row.get(1),
+            instance: row.get(2),
+            lease: Some((row.get(3), row.get(4))),
         }))
     }
 
@@ -99,7 +107,7 @@ impl Cluster {
         let mut client = self.client()?;
         let rows = client.query(
             concat!(
-                "SELECT node, peer_url FROM nodes
+                "SELECT node, peer_url, instance FROM nodes
              WHERE seen_at > ",
                 now!(),
                 " - make_interval(secs => $1) AND node <> $2 AND peer_url <> ''
@@ -112,6 +120,8 @@ impl Cluster {
             .map(|r| Peer {
                 node: r.get(0),
                 url: r.get(1),
+                instance: r.get(2),
+                lease: None,
             })
             .collect())
     }

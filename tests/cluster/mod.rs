@@ -4,6 +4,7 @@
 
 mod any_node;
 mod nodes;
+mod peers;
 mod pg;
 mod shared;
 mod store_contract;

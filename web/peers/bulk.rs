@@ -1,12 +1,11 @@
 //! Bulk decisions across a cluster: each key of `POST /api/v1/decisions` (and of the queue's
 //! bulk form) is decided by the node that serves its workspace. The keys another node serves
-//! go to it in one request per node (a bulk request of their own, with the caller's
-//! credentials, marked forwarded so it is decided there and not sent on), and the per-key
+//! go to it in one request per node (a bulk request of their own, on the caller's behalf
+//! (signed, see `super::trust`), marked forwarded so it is decided there and not sent on), and the per-key
 //! results are put back in the order of the keys asked for.
 
-use super::{outgoing, CLIENT};
-use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue, Method, Request, StatusCode};
+use super::{send, trust};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use baton::app::{App, Scope};
 use baton::cluster::{Holder, Peer};
 use http_body_util::BodyExt;
@@ -46,10 +45,14 @@ where
     Fut: std::future::Future<Output = Result<Vec<Value>, crate::ApiError>>,
 {
     let split = split(app, keys.clone()).await;
+    let acting = match split.elsewhere.is_empty() {
+        true => None,
+        false => trust::acting_of(app, headers).await,
+    };
     let asks = split
         .elsewhere
         .iter()
-        .map(|(peer, group)| decide_on(app, peer, headers, template, group));
+        .map(|(peer, group)| decide_on(app, peer, headers, acting.as_ref(), template, group));
     let mine = async {
         match split.here.is_empty() {
             true => Ok(Vec::new()),
@@ -114,12 +117,17 @@ async fn decide_on(
     app: &App,
     peer: &Peer,
     headers: &HeaderMap,
+    acting: Option<&trust::Acting>,
     request: &Value,
     keys: &[String],
 ) -> Vec<Value> {
     let mut body = request.clone();
     body["keys"] = json!(keys);
-    match ask(app, peer, headers, &body).await {
+    let answer = match acting {
+        Some(acting) => ask(app, peer, headers, acting, &body).await,
+        None => Err("the caller's credentials no longer hold".to_string()),
+    };
+    match answer {
         Ok(results) => results,
         Err(why) => {
             tracing::warn!(node = %peer.node, why, "a node did not decide its part of a bulk decision");
@@ -140,25 +148,30 @@ async fn ask(
     app: &App,
     peer: &Peer,
     headers: &HeaderMap,
+    acting: &trust::Acting,
     body: &Value,
 ) -> Result<Vec<Value>, String> {
-    let mut headers = outgoing(headers, app);
-    headers.remove(header::CONTENT_LENGTH);
+    let mut headers = headers.clone();
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
-    let uri = format!("{}/api/v1/decisions", peer.url);
-    let mut request = Request::builder()
-        .method(Method::POST)
-        .uri(&uri)
-        .body(Body::from(body.to_string()))
-        .map_err(|e| e.to_string())?;
-    *request.headers_mut() = headers;
-    let answer = tokio::time::timeout(BULK_TIMEOUT, CLIENT.request(request))
-        .await
-        .map_err(|_| "it did not answer in time".to_string())?
-        .map_err(|e| e.to_string())?;
+    let body = axum::body::Bytes::from(body.to_string());
+    let answer = tokio::time::timeout(
+        BULK_TIMEOUT,
+        send(
+            app,
+            peer,
+            Method::POST,
+            "/api/v1/decisions",
+            &headers,
+            body,
+            acting,
+            Some(BULK_TIMEOUT),
+        ),
+    )
+    .await
+    .map_err(|_| "it did not answer in time".to_string())??;
     let status = answer.status();
     let bytes = tokio::time::timeout(
         BULK_TIMEOUT,

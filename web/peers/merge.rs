@@ -1,12 +1,11 @@
 //! Answers that cover every workspace of a cluster: this node's part and each other live
-//! node's, asked with the caller's own credentials and merged in the answer's order. A node
+//! node's, asked on the caller's behalf (this node's signed assertion of who is acting, see
+//! `super::trust`) and merged in the answer's order. A node
 //! that does not answer is named (`x-baton-partial` on a list, `partial` and a note in a
 //! search), never silently left out.
 
-use super::{outgoing, CLIENT, FORWARDED_BY};
-use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderMap, HeaderName, StatusCode};
+use super::{send, trust, FORWARDED_BY};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode};
 use baton::app::{App, Summary};
 use baton::cluster::Peer;
 use baton::search::Hits;
@@ -43,7 +42,7 @@ pub fn covers_others(app: &App, headers: &HeaderMap) -> bool {
     app.cluster().is_some() && !headers.contains_key(FORWARDED_BY)
 }
 
-/// Asks every other live node for `path_and_query` (a GET) with the caller's credentials.
+/// Asks every other live node for `path_and_query` (a GET) on the caller's behalf.
 pub async fn ask_others<T: DeserializeOwned>(
     app: &App,
     headers: &HeaderMap,
@@ -69,8 +68,16 @@ pub async fn ask_others<T: DeserializeOwned>(
         }
         Err(_) => return Parts::none(),
     };
-    let headers = outgoing(headers, app);
-    let asks = peers.iter().map(|peer| ask(peer, &headers, path_and_query));
+    let Some(acting) = trust::acting_of(app, headers).await else {
+        let mut parts = Parts::none();
+        parts
+            .missing
+            .push("the other nodes (the caller's credentials no longer hold)".into());
+        return parts;
+    };
+    let asks = peers
+        .iter()
+        .map(|peer| ask(app, peer, headers, &acting, path_and_query));
     let mut parts = Parts::none();
     for (peer, answer) in peers.iter().zip(futures_util::future::join_all(asks).await) {
         match answer {
@@ -85,17 +92,25 @@ pub async fn ask_others<T: DeserializeOwned>(
 }
 
 async fn ask<T: DeserializeOwned>(
+    app: &App,
     peer: &Peer,
     headers: &HeaderMap,
+    acting: &trust::Acting,
     path_and_query: &str,
 ) -> Result<T, String> {
-    let mut request = Request::new(Body::empty());
-    *request.uri_mut() = format!("{}{path_and_query}", peer.url)
-        .parse()
-        .map_err(|_| "its peer_url is not a URL".to_string())?;
-    *request.headers_mut() = headers.clone();
     let answer = tokio::time::timeout(PART_TIMEOUT, async {
-        let answer = CLIENT.request(request).await.map_err(|e| e.to_string())?;
+        let body = Default::default();
+        let answer = send(
+            app,
+            peer,
+            Method::GET,
+            path_and_query,
+            headers,
+            body,
+            acting,
+            Some(PART_TIMEOUT),
+        )
+        .await?;
         if answer.status() != StatusCode::OK {
             return Err(format!("it answered {}", answer.status()));
         }
@@ -174,7 +189,7 @@ pub fn searches(mine: Hits, others: Parts<Hits>, offset: usize, limit: usize) ->
 /// One event of another node's stream, as it was sent; `None` once that stream ended.
 pub type Relayed = Option<axum::response::sse::Event>;
 
-/// The event streams of the other live nodes, opened with the caller's credentials. Each
+/// The event streams of the other live nodes, opened on the caller's behalf. Each
 /// ends with `None` when its node's stream ends: the merged stream then ends too, and the
 /// client reconnects (as EventSource does by itself) to the nodes live then.
 pub async fn event_streams(
@@ -194,10 +209,12 @@ pub async fn event_streams(
         tracing::warn!("cannot read the live nodes; the event stream covers this node only");
         return Vec::new();
     };
-    let headers = outgoing(headers, app);
+    let Some(acting) = trust::acting_of(app, headers).await else {
+        return Vec::new();
+    };
     let mut streams = Vec::new();
     for peer in peers {
-        match open_stream(&peer, &headers).await {
+        match open_stream(app, &peer, headers, &acting).await {
             Ok(body) => streams.push(
                 events_of(body)
                     .chain(futures_util::stream::once(async { None }))
@@ -211,16 +228,24 @@ pub async fn event_streams(
     streams
 }
 
-async fn open_stream(peer: &Peer, headers: &HeaderMap) -> Result<hyper::body::Incoming, String> {
-    let mut request = Request::new(Body::empty());
-    *request.uri_mut() = format!("{}/api/v1/events", peer.url)
-        .parse()
-        .map_err(|_| "its peer_url is not a URL".to_string())?;
-    *request.headers_mut() = headers.clone();
-    let answer = tokio::time::timeout(PART_TIMEOUT, CLIENT.request(request))
-        .await
-        .map_err(|_| "it did not answer in time".to_string())?
-        .map_err(|e| e.to_string())?;
+async fn open_stream(
+    app: &App,
+    peer: &Peer,
+    headers: &HeaderMap,
+    acting: &trust::Acting,
+) -> Result<hyper::body::Incoming, String> {
+    let body = Default::default();
+    let answer = send(
+        app,
+        peer,
+        Method::GET,
+        "/api/v1/events",
+        headers,
+        body,
+        acting,
+        Some(PART_TIMEOUT),
+    )
+    .await?;
     if answer.status() != StatusCode::OK {
         return Err(format!("it answered {}", answer.status()));
     }

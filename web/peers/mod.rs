@@ -1,15 +1,21 @@
 //! Any node answers about every workspace of a cluster. A request about a handoff or a
 //! workspace that another node serves is forwarded to that node whole, and its answer
-//! streamed back: the other node authenticates it as it would its own (tokens come from the
-//! shared configuration, sessions from the database), so forwarding grants nothing. An
-//! answer that covers every workspace (the list, search, the event stream) asks the other
-//! live nodes for their part and merges them (`merge`).
+//! streamed back. An answer that covers every workspace (the list, search, the event stream)
+//! asks the other live nodes for their part and merges them (`merge`).
+//!
+//! The caller's credential stays on the node it was presented to: that node checks it, and
+//! what goes to another node is its signed assertion of who is acting, with no
+//! `Authorization` and no `Cookie`; the other node trusts the assertion only with a valid
+//! signature under the cluster's key, meant for it, now, and signs its answer, which is
+//! relayed only then (`trust`). So a process on a dead node's port learns no credential and
+//! can answer nothing.
 //!
 //! A forwarded request carries `x-baton-forwarded-by` and is never forwarded again, so two
 //! nodes that disagree about a lease for a moment cannot pass a request around in circles.
 
 pub mod bulk;
 pub mod merge;
+pub mod trust;
 
 use crate::ApiError;
 use axum::body::Body;
@@ -46,7 +52,14 @@ static CLIENT: LazyLock<Client<HttpConnector, Body>> = LazyLock::new(|| {
 });
 
 /// The middleware: forwards a request about what another node serves to that node.
+/// A request marked as coming from another node is served only as `trust::from_peer` allows.
 pub async fn to_holder(State(app): State<App>, request: Request, next: Next) -> Response {
+    let from_peer = [&FORWARDED_BY, &trust::PEER, &trust::SIGNATURE]
+        .iter()
+        .any(|h| request.headers().contains_key(*h));
+    if from_peer {
+        return trust::from_peer(&app, request, next).await;
+    }
     let Some(scope) = forwardable(&app, &request) else {
         return next.run(request).await;
     };
@@ -56,7 +69,14 @@ pub async fn to_holder(State(app): State<App>, request: Request, next: Next) -> 
     })
     .await;
     match holder {
-        Ok(Ok(Holder::Peer(peer))) => forward(&app, &peer, request).await,
+        Ok(Ok(Holder::Peer(peer))) => {
+            // Forwarded only for a caller this node can vouch for; any other is answered
+            // here (401, or the sign-in page), and its credential goes nowhere.
+            match trust::acting_of(&app, request.headers()).await {
+                Some(acting) => forward(&app, &peer, request, &acting).await,
+                None => next.run(request).await,
+            }
+        }
         Ok(Ok(Holder::Here | Holder::Nobody)) => next.run(request).await,
         Ok(Ok(Holder::Unserved)) => {
             let ttl = app.cluster().map_or(15, |c| c.ttl.as_secs());
@@ -72,13 +92,13 @@ pub async fn to_holder(State(app): State<App>, request: Request, next: Next) -> 
     }
 }
 
-/// What the request is about, when it may have to go to another node: in a cluster, not
-/// forwarded already, with credentials (a request without any is refused here, at no cost to
-/// the database), and about one handoff or workspace.
+/// What the request is about, when it may have to go to another node: in a cluster, with
+/// credentials (a request without any is refused here, at no cost to the database), and
+/// about one handoff or workspace.
 fn forwardable(app: &App, request: &Request) -> Option<Scope> {
     app.cluster()?;
     let headers = request.headers();
-    if headers.contains_key(FORWARDED_BY) || !has_credentials(headers) {
+    if !has_credentials(headers) {
         return None;
     }
     scope_of(request.uri().path())
@@ -105,48 +125,116 @@ pub fn scope_of(path: &str) -> Option<Scope> {
     }
 }
 
-/// Sends `request` to `peer` and streams its answer back.
-async fn forward(app: &App, peer: &Peer, request: Request) -> Response {
-    let (mut parts, body) = request.into_parts();
+/// Sends `request` to `peer`, on behalf of `acting`, and streams its answer back (once its
+/// signature holds). The body is read first: its digest is signed.
+async fn forward(app: &App, peer: &Peer, request: Request, acting: &trust::Acting) -> Response {
+    let (parts, body) = request.into_parts();
     let path = parts
         .uri
         .path_and_query()
         .map_or("/", |p| p.as_str())
         .to_string();
-    let Ok(uri) = format!("{}{path}", peer.url).parse::<Uri>() else {
-        return unreachable(peer, "its peer_url is not a URL");
+    let Ok(body) = axum::body::to_bytes(body, trust::body_limit(app)).await else {
+        let message = "the request's body is too large to forward".to_string();
+        let mut response = ApiError::Unprocessable(message).into_response();
+        *response.status_mut() = axum::http::StatusCode::PAYLOAD_TOO_LARGE;
+        return response;
     };
-    parts.uri = uri;
-    parts.headers = outgoing(&parts.headers, app);
     tracing::debug!(node = %peer.node, %path, "forwarding to the node that serves it");
-    answer_of(peer, Request::from_parts(parts, body)).await
-}
-
-/// Sends a request to `peer`; its answer, or a 502 that says which node failed and why.
-async fn answer_of(peer: &Peer, request: Request) -> Response {
-    let bounded = matches!(*request.method(), Method::GET | Method::HEAD);
-    let patience = if bounded {
-        ANSWER_TIMEOUT
-    } else {
-        UPLOAD_TIMEOUT
-    };
-    match tokio::time::timeout(patience, CLIENT.request(request)).await {
-        Ok(Ok(answer)) => {
-            let (mut parts, body) = answer.into_parts();
-            drop_hop_by_hop(&mut parts.headers);
+    match send(
+        app,
+        peer,
+        parts.method,
+        &path,
+        &parts.headers,
+        body,
+        acting,
+        None,
+    )
+    .await
+    {
+        Ok(answer) => {
+            let (parts, body) = answer.into_parts();
             Response::from_parts(parts, Body::new(body))
         }
-        Ok(Err(e)) => unreachable(peer, &e.to_string()),
-        Err(_) => unreachable(peer, "it did not answer in time"),
+        Err(why) => unreachable(peer, &why),
     }
 }
 
+/// Sends a request to `peer` on behalf of `acting`, signed (`headers`: the caller's, less
+/// what must not leave this node, see `outgoing`), and waits for its answer's head at most
+/// `patience` (by default: 10 s for a GET, 120 s for a request with a body, which the node
+/// reads first). The answer, once its signature holds; why not else.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn send(
+    app: &App,
+    peer: &Peer,
+    method: Method,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    body: axum::body::Bytes,
+    acting: &trust::Acting,
+    patience: Option<Duration>,
+) -> Result<axum::http::Response<hyper::body::Incoming>, String> {
+    let Some(cluster) = app.cluster() else {
+        return Err("this node is in no cluster".into());
+    };
+    let uri = format!("{}{path_and_query}", peer.url)
+        .parse::<Uri>()
+        .map_err(|_| "its peer_url is not a URL".to_string())?;
+    let mut headers = outgoing(headers, app);
+    headers.remove(header::CONTENT_LENGTH);
+    if !body.is_empty() {
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+    }
+    let nonce = trust::sign_request(
+        cluster,
+        peer,
+        &method,
+        path_and_query,
+        &body,
+        acting,
+        &mut headers,
+    );
+    let bounded = matches!(method, Method::GET | Method::HEAD);
+    let patience = patience.unwrap_or(match bounded {
+        true => ANSWER_TIMEOUT,
+        false => UPLOAD_TIMEOUT,
+    });
+    let mut request = Request::new(Body::from(body));
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    let answer = match tokio::time::timeout(patience, CLIENT.request(request)).await {
+        Ok(Ok(answer)) => answer,
+        Ok(Err(e)) => return Err(e.to_string()),
+        Err(_) => return Err("it did not answer in time".into()),
+    };
+    let (mut parts, body) = answer.into_parts();
+    if let Err(why) = trust::check_answer(cluster, peer, &nonce, &mut parts) {
+        tracing::warn!(node = %peer.node, url = %peer.url, %why, "an answer not signed by the node asked: not relayed");
+        return Err(why);
+    }
+    drop_hop_by_hop(&mut parts.headers);
+    Ok(axum::http::Response::from_parts(parts, body))
+}
+
 /// The headers a request goes to another node with: the caller's own, less those that
-/// belong to one connection, plus this node's name.
+/// belong to one connection and the caller's credentials (which never leave this node: the
+/// request is signed instead), plus this node's name.
 fn outgoing(headers: &HeaderMap, app: &App) -> HeaderMap {
     let mut out = headers.clone();
     drop_hop_by_hop(&mut out);
-    out.remove(header::HOST);
+    for name in [
+        header::HOST,
+        header::AUTHORIZATION,
+        header::COOKIE,
+        trust::PEER,
+        trust::SIGNATURE,
+        trust::ANSWER,
+    ] {
+        out.remove(name);
+    }
     let node = app.cluster().map_or("", |c| c.node.as_str());
     if let Ok(v) = HeaderValue::from_str(node) {
         out.insert(FORWARDED_BY, v);
