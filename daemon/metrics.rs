@@ -74,6 +74,9 @@ pub struct Metrics {
     pub search_index_lost: Counter,
     /// Files and records the search indexer catalogued (stat'ed) to find what changed.
     pub search_catalogued: Counter,
+    /// Route policies (`auto_approve_if`) whose evaluation failed or gave no boolean, each
+    /// leaving its handoff to people (`crate::policy`).
+    pub policy_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -106,6 +109,7 @@ impl Default for Metrics {
             search_wait_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             search_index_lost: Counter::default(),
             search_catalogued: Counter::default(),
+            policy_errors: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -223,6 +227,11 @@ impl Default for Metrics {
             "search_catalogued",
             "Files and records the search indexer catalogued (each a stat) to find what changed: a file change costs its own path, an event or the periodic reconcile its whole workspace",
             m.search_catalogued.clone(),
+        );
+        registry.register(
+            "policy_errors",
+            "Route policy evaluations (auto_approve_if) that failed or gave no true or false: each decided nothing and left its handoff to people",
+            m.policy_errors.clone(),
         );
         Metrics { registry, ..m }
     }

@@ -1,11 +1,17 @@
 //! Policies as code: a route's `auto_approve_if` (CEL) decides, or in shadow mode says what it
 //! would have decided beside a person's decision; a bad expression is refused at start with its
 //! column; `baton policy replay` tries a candidate configuration on what people decided.
+//!
+//! Policies decide only on what is proven, and only on booleans (issue 49, item 10): a claimed
+//! `from_agent` is not a sender, a non-boolean operand or an unknown fact is refused at load,
+//! an error at run time decides nothing and is counted, and replay covers every decided
+//! revision.
 
-use crate::util::{baton, bytes, handoff, user, write_atomic, TestEnv};
+use crate::util::{agent, baton, bytes, handoff, user, write_atomic, Daemon, TestEnv};
 use serde_json::{json, Value};
+use std::io::{Read, Write};
 
-const RULE: &str = "handoff.trigger == 'completion' && handoff.confidence >= 0.97 && handoff.artifacts.all(a, a.size < 100000)";
+const RULE: &str = "claimed.trigger == 'completion' && claimed.confidence >= 0.97 && artifacts.all(a, a.size < 100000)";
 
 fn config(mode: &str) -> String {
     [
@@ -126,11 +132,234 @@ fn replay_shows_what_a_candidate_policy_would_have_done_with_human_decisions() {
     assert!(out.status.success(), "{out:?}");
     assert!(text.contains("route docs:"), "{text}");
     assert!(
-        text.contains("disagrees: r-b (alpha): the policy would approve; rita answered rejected"),
+        text.contains(
+            "disagrees: r-b (alpha): the policy would approve; rita answered rejected (revision 1)"
+        ),
         "{text}"
     );
     assert!(
         !text.contains("disagrees: r-a") && !text.contains("disagrees: r-c"),
         "{text}"
     );
+}
+
+/// What `baton serve` says when it refuses to start on `route` (a TOML `[[routes]]` body).
+fn refused_at_start(extra: &str, route: &str) -> String {
+    let env = TestEnv::with_config(&[extra, route].concat());
+    let cfg = env.config_path();
+    let out = baton(&["serve", "--config", cfg.to_str().unwrap()]);
+    assert!(!out.status.success(), "it started: {out:?}");
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    // The same configuration is refused by the other commands that load it.
+    for args in [
+        ["policy", "replay", cfg.to_str().unwrap()],
+        ["doctor", "--config", cfg.to_str().unwrap()],
+    ] {
+        let other = baton(&args);
+        assert!(!other.status.success(), "{other:?}");
+        let all = [other.stdout.as_slice(), other.stderr.as_slice()].concat();
+        assert!(
+            String::from_utf8_lossy(&all).contains("auto_approve_if: column"),
+            "{other:?}"
+        );
+    }
+    said
+}
+
+fn put(d: &Daemon, path: &str, token: &str, body: &[u8]) -> (u16, String) {
+    let mut s = std::net::TcpStream::connect(d.addr()).unwrap();
+    let head = format!(
+        "PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let status = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, answer)
+}
+
+#[test]
+fn a_claimed_from_agent_is_no_sender_only_an_upload_with_its_token_proves_one() {
+    // The rule as the issue found it on main: refused, pointing to what to write instead.
+    let said = refused_at_start(
+        &user("rita", "\"reviewer\""),
+        "[[routes]]\nname = \"release\"\nauto_approve_if = \"handoff.from_agent == 'release-bot' && handoff.confidence >= 0.9\"\n",
+    );
+    assert!(
+        said.contains("routes[0] (\"release\").auto_approve_if: column 1: `handoff.from_agent` is only what the file claims"),
+        "{said}"
+    );
+    assert!(
+        said.contains("`sender`") && said.contains("`claimed.from_agent`"),
+        "{said}"
+    );
+
+    // The rule on the proven sender: a file on the share that claims release-bot is left to
+    // people; the same agent's upload with its token is approved.
+    let mut env = TestEnv::with_config(
+        &[
+            user("rita", "\"reviewer\""),
+            agent("release-bot", "alpha"),
+            agent("helper", "alpha"),
+            "[[routes]]\nname = \"release\"\nauto_approve_if = \"sender == 'release-bot' && claimed.confidence >= 0.9\"\n".into(),
+        ]
+        .concat(),
+    );
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let mut forged = handoff("forged");
+    forged["from_agent"] = json!("release-bot");
+    forged["confidence"] = json!(0.99);
+    write_atomic(&ws.join("handoff.json"), &bytes(&forged));
+    d.wait_until("pending", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "forged")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        d.handoffs("pending").iter().any(|h| h["key"] == "forged"),
+        "a claim is not a sender: left to people"
+    );
+    // Another agent's token cannot upload in release-bot's name (the API's own check).
+    let at = "/api/v1/workspaces/alpha/handoff";
+    let mut sent = handoff("sent");
+    sent["from_agent"] = json!("release-bot");
+    sent["confidence"] = json!(0.99);
+    let (status, body) = put(&d, at, "helper-token", &bytes(&sent));
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = put(&d, at, "release-bot-token", &bytes(&sent));
+    assert!(status == 200 || status == 201, "{body}");
+    d.wait_until("the proven sender's handoff auto-approved", || {
+        d.handoffs("decided").iter().any(|h| h["key"] == "sent")
+    });
+    let made = decision(&env, "sent");
+    assert_eq!(made["by"], "policy:release", "{made}");
+    // The forged one was closed by the new handoff in its place, not by the policy.
+    let forged = decision(&env, "forged");
+    assert_ne!(forged["by"], "policy:release", "{forged}");
+}
+
+#[test]
+fn an_operand_that_is_not_true_or_false_is_refused_at_load() {
+    // On main this approved a 0.2-confidence handoff: a non-empty title counted as true.
+    let said = refused_at_start(
+        &user("rita", "\"reviewer\""),
+        "[[routes]]\nname = \"docs\"\nauto_approve_if = \"handoff.title && handoff.confidence > 0.1\"\n",
+    );
+    assert!(
+        said.contains("routes[0] (\"docs\").auto_approve_if: column 1: an operand of `&&` must be true or false, and this is a string"),
+        "{said}"
+    );
+    let said = refused_at_start(
+        "",
+        "[[routes]]\nname = \"docs\"\nauto_approve_if = \"claimed.confidence\"\n",
+    );
+    assert!(
+        said.contains("routes[0] (\"docs\").auto_approve_if: column 1: the expression gives a double, not true or false"),
+        "{said}"
+    );
+}
+
+#[test]
+fn an_unknown_fact_is_refused_at_load_with_its_column() {
+    // On main a typo only warned, at each handoff, and approved nothing in silence.
+    let said = refused_at_start(
+        "",
+        "[[routes]]\nname = \"docs\"\nauto_approve_if = \"handoff.trigger == 'completion' && handoff.confidenc >= 0.9\"\n",
+    );
+    assert!(
+        said.contains(
+            "routes[0] (\"docs\").auto_approve_if: column 36: unknown fact `handoff.confidenc`"
+        ),
+        "{said}"
+    );
+}
+
+#[test]
+fn an_error_at_run_time_decides_nothing_and_is_counted() {
+    // Well typed, but the title is not a number: it fails on this handoff.
+    let mut env = TestEnv::with_config(
+        &[
+            user("rita", "\"reviewer\""),
+            "[[routes]]\nname = \"docs\"\nauto_approve_if = \"int(claimed.title) > 0\"\n".into(),
+        ]
+        .concat(),
+    );
+    let d = env.start();
+    write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &bytes(&confident("e-1", 0.99)),
+    );
+    d.wait_until("pending", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "e-1")
+    });
+    d.wait_until("counted", || {
+        d.metrics().contains("baton_policy_errors_total 1")
+    });
+}
+
+#[test]
+fn replay_covers_a_revision_a_person_sent_back_and_fails_on_a_policy_that_errs() {
+    let mut env = TestEnv::with_config(&user("rita", "\"reviewer\""));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    // Revision 1, which the candidate would approve, is sent back; revision 2 is approved.
+    d.submit_and_decide(
+        &ws,
+        &confident("back", 0.99),
+        "rita-token",
+        "changes_requested",
+    );
+    write_atomic(&ws.join("handoff.json"), &bytes(&confident("back", 0.5)));
+    d.wait_until("revision 2", || {
+        d.get("/api/v1/handoffs/back").1["revision"] == 2
+    });
+    let (status, body) = d.post_as(
+        "/api/v1/handoffs/back/decision",
+        Some("rita-token"),
+        r#"{"outcome":"approved"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    d.stop();
+    let live = std::fs::read_to_string(env.config_path()).unwrap();
+    let candidate = |rule: &str| {
+        let path = env.root().join("candidate.toml");
+        std::fs::write(
+            &path,
+            format!("{live}\n[[routes]]\nname = \"docs\"\nauto_approve_if = \"{rule}\"\n"),
+        )
+        .unwrap();
+        baton(&["policy", "replay", path.to_str().unwrap()])
+    };
+    let out = candidate(RULE);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains("disagrees: back (alpha): the policy would approve; rita answered changes_requested (revision 1)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("policy facts: proven by the daemon: sender"),
+        "{text}"
+    );
+    // Both revisions are counted: one it would approve (sent back), one it would leave to
+    // people (approved).
+    let row = |label: &str| {
+        text.lines()
+            .find(|l| l.trim_start().starts_with(label))
+            .unwrap_or_else(|| panic!("no row {label}: {text}"))
+            .split_whitespace()
+            .filter_map(|w| w.parse::<u32>().ok())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(row("would auto-approve"), [0, 0, 1, 0], "{text}");
+    assert_eq!(row("would leave to people"), [1, 0, 0, 0], "{text}");
+
+    // A candidate that fails on them is listed and fails the replay.
+    let out = candidate("int(claimed.title) > 0");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{out:?}");
+    assert!(text.contains("error: back (alpha) revision 1:"), "{text}");
+    assert!(text.contains("error: back (alpha) revision 2:"), "{text}");
 }

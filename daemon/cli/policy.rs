@@ -1,5 +1,7 @@
 //! `baton policy replay FILE [--since AGE]`: what a candidate configuration's policies would
-//! have done with the handoffs people decided.
+//! have done with every revision people decided (a revision sent back and then revised
+//! counts as well as the last one). Exits 1 when the candidate's policy failed on any of them
+//! (an error decides nothing: those revisions would have gone to people, and are listed).
 
 use super::export::parse_since;
 use baton::config::Config;
@@ -17,6 +19,8 @@ pub fn replay(file: &Path, since: Option<&str>) -> anyhow::Result<ExitCode> {
         t.format(&format).unwrap_or_default()
     });
     let replayed = baton::app::replay::replay(&config, &since)?;
+    out!("{}", baton::policy::LEGEND);
+    out!("each row counts decided revisions: every decision people made, those a later revision replaced included");
     if replayed.is_empty() {
         out!(
             "no human decision on a route with a policy in {}",
@@ -64,6 +68,20 @@ pub fn replay(file: &Path, since: Option<&str>) -> anyhow::Result<ExitCode> {
         for line in &r.disagreements {
             out!("  disagrees: {line}");
         }
+        for line in &r.unknown {
+            out!("  not replayed: {line}");
+        }
+        for line in &r.errors {
+            out!("  error: {line} (decides nothing: left to people)");
+        }
+    }
+    let errors: usize = replayed.values().map(|r| r.errors.len()).sum();
+    if errors > 0 {
+        eprintln!(
+            "baton policy replay: the candidate's policy failed on {errors} decided revision(s) \
+             (listed as `error:`); fix it before it decides"
+        );
+        return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
 }

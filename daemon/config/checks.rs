@@ -88,7 +88,7 @@ pub(super) fn check_routes(
         if let Some(expr) = &r.auto_approve_if {
             crate::policy::check(expr).map_err(|e| {
                 format!(
-                    "{}: {e} (a CEL expression over handoff.*)",
+                    "{}: {e} (a boolean CEL expression over the policy facts: sender, route, workspace, artifacts, checkpoints, claimed.*)",
                     at("auto_approve_if")
                 )
             })?;

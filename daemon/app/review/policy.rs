@@ -75,6 +75,8 @@ impl<'a> Cx<'a> {
     }
 
     /// The route's policy (its id) and whether it approves `rec`; None: the route has none.
+    /// A policy that errs approves nothing: it is logged and counted
+    /// (`baton_policy_errors_total`), and the handoff is left to people.
     fn verdict(
         &self,
         st: &WsState,
@@ -82,55 +84,94 @@ impl<'a> Cx<'a> {
         route: &Route,
         ws: &str,
     ) -> Option<(String, bool)> {
-        let facts = facts_of(st, rec, ws);
-        verdict(&self.config().routes, route, &rec.handoff(), &facts)
+        let facts = facts_of(st, rec, ws, &route.name, &self.config().data_dir);
+        let v = verdict(&self.config().routes, route, &rec.handoff(), &facts)?;
+        if let Some(error) = &v.error {
+            self.metrics().policy_errors.inc();
+            tracing::warn!(
+                workspace = %ws,
+                key = %rec.meta.key,
+                revision = rec.meta.revision,
+                route = %route.name,
+                policy = %v.policy,
+                error = %error,
+                "auto_approve_if decides nothing for this handoff: it is left to people"
+            );
+        }
+        Some((v.policy, v.approves))
     }
 }
 
-/// `route`'s policy (its id) and whether it approves the handoff with these facts; None: the
-/// route has none. The one rule for receipt, shadow and `baton policy replay`.
-pub(in crate::app) fn verdict(
+/// What a route's policy made of a handoff.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The policy's id (`crate::policy::id`).
+    pub policy: String,
+    /// Whether it approves the handoff (never when it erred, nor when a guard stops it).
+    pub approves: bool,
+    /// Why it decided nothing: its evaluation failed or gave no true or false.
+    pub error: Option<String>,
+}
+
+/// `route`'s policy and what it makes of the handoff with these facts; None: the route has
+/// none. The one rule for receipt, shadow and `baton policy replay`.
+pub fn verdict(
     routes: &[Route],
     route: &Route,
     handoff: &crate::contract::Handoff,
     facts: &Facts,
-) -> Option<(String, bool)> {
+) -> Option<Verdict> {
     let ws = &facts.workspace;
     let guarded = routing::policy_may_decide(routes, route, handoff, ws);
     match &route.auto_approve_if {
         Some(expr) => {
-            let holds = crate::policy::holds(expr, facts).unwrap_or_else(|e| {
-                tracing::warn!(route = %route.name, error = %e, "auto_approve_if decides nothing for this handoff");
-                false
-            });
-            Some((crate::policy::id(expr), guarded && holds))
+            let (holds, error) = match crate::policy::holds(expr, facts) {
+                Ok(b) => (b, None),
+                Err(e) => (false, Some(e)),
+            };
+            Some(Verdict {
+                policy: crate::policy::id(expr),
+                approves: guarded && holds,
+                error,
+            })
         }
         None => {
             let min = route.auto_approve_min_confidence?;
             let rule = format!("auto_approve_min_confidence = {min}");
-            let approves = routing::auto_approves(routes, route, handoff, ws);
-            Some((crate::policy::id(&rule), approves))
+            Some(Verdict {
+                policy: crate::policy::id(&rule),
+                approves: routing::auto_approves(routes, route, handoff, ws),
+                error: None,
+            })
         }
     }
 }
 
-/// What an expression sees of `rec`: its handoff, its artifacts' sizes as received, and how
-/// many checkpoints its task has.
-pub(in crate::app) fn facts_of(st: &WsState, rec: &Record, ws: &str) -> Facts {
+/// What an expression sees of `rec` on `route`: its handoff (the claims), the agent proven to
+/// have sent it, its artifacts as received, and how many checkpoints its task has.
+pub(in crate::app) fn facts_of(
+    st: &WsState,
+    rec: &Record,
+    ws: &str,
+    route: &str,
+    data_dir: &std::path::Path,
+) -> Facts {
     let artifacts = artifact_facts(&rec.meta.artifacts);
     let checkpoints = st
         .checkpoints
         .values()
         .filter(|c| c.task_id == rec.meta.task_id)
         .count() as u64;
-    Facts::of(&rec.handoff(), ws, artifacts, checkpoints)
+    let sender = crate::policy::proof::sender(data_dir, ws, &rec.meta.digest);
+    Facts::of(&rec.handoff(), ws, route, sender, artifacts, checkpoints)
 }
 
 /// The artifacts as received, as an expression sees them.
 pub(in crate::app) fn artifact_facts(stamps: &[crate::app::model::Stamp]) -> Vec<ArtifactFact> {
     let fact = |s: &crate::app::model::Stamp| ArtifactFact {
         path: s.path.clone(),
-        size: s.identity.size,
+        size: i64::try_from(s.identity.size).unwrap_or(i64::MAX),
+        sha256: s.sha256.clone(),
     };
     stamps.iter().map(fact).collect()
 }

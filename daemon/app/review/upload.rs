@@ -82,6 +82,10 @@ impl Cx<'_> {
             }
         }
         let path = ws.workspace.root.join(&rel);
+        if let (Target::Handoff, Actor::Agent { name: agent, .. }) = (&target, actor) {
+            // Before the file can be read: its receipt finds its sender proven.
+            prove_sender(&self.config().data_dir, name, bytes, agent);
+        }
         let created = std::fs::symlink_metadata(&path).is_err();
         ws.workspace
             .write(&path, bytes)
@@ -96,6 +100,17 @@ impl Cx<'_> {
             sha256: sha256_hex(bytes),
             created,
         })
+    }
+}
+
+/// Records that `agent`'s token sent this handoff content (`crate::policy::proof`), so that a
+/// policy sees it as its `sender`; one that cannot be recorded is only left unproven.
+fn prove_sender(data_dir: &std::path::Path, ws: &str, bytes: &[u8], agent: &str) {
+    let Some(digest) = crate::contract::validate::handoff_digest(bytes) else {
+        return;
+    };
+    if let Err(e) = crate::policy::proof::record(data_dir, ws, &digest, agent) {
+        tracing::warn!(workspace = %ws, agent, error = %e, "cannot record the upload's sender; its handoff has no proven sender");
     }
 }
 

@@ -3,7 +3,7 @@
 //! write, daemon running or not). What a team reads before it lets a policy decide.
 
 use crate::app::model::{DECISION, META};
-use crate::app::review::records::Committed;
+use crate::app::review::records::{old_decision_file, rev_file, Committed};
 use crate::app::runtime::load::read_store;
 use crate::config::Config;
 use crate::contract::{validate, Decision, Handoff, Limits};
@@ -17,14 +17,19 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// One route's agreement table: (would the policy approve?, what the person answered) -> how
-/// many; and the handoffs where the policy would have approved what a person did not.
+/// many; the revisions where the policy would have approved what a person did not; those it
+/// erred on (it decides nothing there, and replay fails); those it could not be tried on.
 #[derive(Debug, Default)]
 pub struct RouteReplay {
     pub counts: BTreeMap<(bool, String), usize>,
     pub disagreements: Vec<String>,
+    pub errors: Vec<String>,
+    pub unknown: Vec<String>,
 }
 
-/// Replays `config`'s policies over the human decisions made at or after `since` (RFC 3339).
+/// Replays `config`'s policies over every revision a person decided at or after `since` (RFC
+/// 3339): each handoff's last decision and those a later revision replaced (a revision sent
+/// back with `changes_requested`, say).
 pub fn replay(config: &Config, since: &str) -> anyhow::Result<BTreeMap<String, RouteReplay>> {
     let found = workspace::discover(&config.workspaces)?;
     let mut out: BTreeMap<String, RouteReplay> = BTreeMap::new();
@@ -33,60 +38,146 @@ pub fn replay(config: &Config, since: &str) -> anyhow::Result<BTreeMap<String, R
         let store = Store::for_workspace(&records, ws);
         let checkpoints = checkpoints_of(ws, &config.limits);
         for dir in store.record_dirs().unwrap_or_default() {
-            let Some((handoff, route_name, facts, d)) =
-                recorded(&store, &ws.name, &dir, &checkpoints)
-            else {
-                continue;
-            };
-            let human = d.policy.as_deref().is_none_or(|p| p == "human")
-                && d.by != "system"
-                && !d.by.starts_with("policy:");
-            if !human || d.at.as_str() < since {
-                continue;
-            }
-            let routes = &config.routes;
-            // The route it was filed on, if the candidate has it; else where the candidate
-            // would file it.
-            let recorded = routes.iter().find(|r| Some(&r.name) == route_name.as_ref());
-            let route = recorded.or_else(|| crate::routing::route_for(routes, &handoff, &ws.name));
-            let Some(route) = route else { continue };
-            let Some((_, would)) =
-                crate::app::review::policy::verdict(routes, route, &handoff, &facts)
-            else {
-                continue;
-            };
-            let entry = out.entry(route.name.clone()).or_default();
-            let answer = d.outcome.as_str().to_string();
-            *entry.counts.entry((would, answer.clone())).or_default() += 1;
-            if would && answer != "approved" {
-                entry.disagreements.push(format!(
-                    "{} ({}): the policy would approve; {} answered {answer}",
-                    d.handoff_key, ws.name, d.by
-                ));
+            for r in decided(&store, &dir) {
+                let human = r.decision.policy.as_deref().is_none_or(|p| p == "human")
+                    && r.decision.by != "system"
+                    && !r.decision.by.starts_with("policy:");
+                if !human || r.decision.at.as_str() < since {
+                    continue;
+                }
+                replay_one(config, &ws.name, &checkpoints, r, &mut out);
             }
         }
     }
     Ok(out)
 }
 
-/// A decided record: its handoff, recorded route, facts (artifact sizes as received, the
-/// checkpoints its task had then) and decision.
-fn recorded(
-    store: &Store,
+/// One decided revision, replayed into `out`.
+fn replay_one(
+    config: &Config,
     ws: &str,
-    dir: &str,
     checkpoints: &[TaskCheckpoint],
-) -> Option<(Handoff, Option<String>, Facts, Decision)> {
+    r: Revision,
+    out: &mut BTreeMap<String, RouteReplay>,
+) {
+    let routes = &config.routes;
+    // The route it was filed on, if the candidate has it; else where the candidate would
+    // file it.
+    let recorded = routes.iter().find(|x| Some(&x.name) == r.route.as_ref());
+    let route = recorded.or_else(|| crate::routing::route_for(routes, &r.handoff, ws));
+    let Some(route) = route else { return };
+    let d = &r.decision;
+    let entry = out.entry(route.name.clone()).or_default();
+    let what = format!("{} ({ws}) revision {}", d.handoff_key, r.revision);
+    let reads_artifacts = route
+        .auto_approve_if
+        .as_deref()
+        .is_some_and(crate::policy::reads_artifacts);
+    let artifacts = match r.artifacts {
+        Some(a) => a,
+        None if reads_artifacts => {
+            entry.unknown.push(format!(
+                "{what}: the store kept no sizes of its artifacts, which the policy reads"
+            ));
+            return;
+        }
+        None => Vec::new(),
+    };
+    let had = checkpoints_before(checkpoints, &r.task_id, &r.arrived);
+    let sender = validate::handoff_digest(r.text.as_bytes())
+        .and_then(|digest| crate::policy::proof::sender(&config.data_dir, ws, &digest));
+    let facts = Facts::of(&r.handoff, ws, &route.name, sender, artifacts, had);
+    let Some(v) = crate::app::review::policy::verdict(routes, route, &r.handoff, &facts) else {
+        return;
+    };
+    if let Some(e) = &v.error {
+        entry.errors.push(format!("{what}: {e}"));
+    }
+    let would = v.approves;
+    let answer = d.outcome.as_str().to_string();
+    *entry.counts.entry((would, answer.clone())).or_default() += 1;
+    if would && answer != "approved" {
+        entry.disagreements.push(format!(
+            "{} ({ws}): the policy would approve; {} answered {answer} (revision {})",
+            d.handoff_key, d.by, r.revision
+        ));
+    }
+}
+
+/// A decided revision of a record, with what its policy facts are made of.
+struct Revision {
+    revision: u32,
+    handoff: Handoff,
+    /// Its text as kept (its digest finds its proven sender).
+    text: String,
+    task_id: String,
+    route: Option<String>,
+    /// Its artifacts as received; None: the store did not keep them (revisions before the
+    /// one before the last).
+    artifacts: Option<Vec<crate::policy::ArtifactFact>>,
+    /// When it arrived, or a time before which it did not (RFC 3339): for the checkpoints.
+    arrived: String,
+    decision: Decision,
+}
+
+/// Every decided revision of a record: the last one (`decision.json`) and those a later
+/// revision replaced (`decision-rev-N.json`, the revision's text in `rev-N.json`).
+fn decided(store: &Store, dir: &str) -> Vec<Revision> {
     let at = |file: &str| Path::new("handoffs").join(dir).join(file);
-    let committed: Committed = read_store(store, &at(META))?;
-    let decision: Decision = read_store(store, &at(DECISION))?;
-    let handoff: Handoff = serde_json::from_str(committed.content.as_deref()?).ok()?;
+    let Some(committed): Option<Committed> = read_store(store, &at(META)) else {
+        return Vec::new();
+    };
+    let text_of = |rev: u32| -> Option<String> {
+        let bytes = store.read(&at(&rev_file(rev))).ok()??;
+        String::from_utf8(bytes).ok()
+    };
     let meta = committed.meta;
-    let artifacts = crate::app::review::policy::artifact_facts(&meta.artifacts);
-    let had = checkpoints_before(checkpoints, &meta.task_id, &meta.updated_at);
-    let facts = Facts::of(&handoff, ws, artifacts, had);
-    let route = meta.route.and_then(|r| r.route);
-    Some((handoff, route, facts, decision))
+    let last = meta.revision;
+    let decision_of = |rev: u32| -> Option<Decision> {
+        let file = if rev == last {
+            DECISION.to_string()
+        } else {
+            old_decision_file(rev)
+        };
+        read_store(store, &at(&file))
+    };
+    let route = meta.route.as_ref().and_then(|r| r.route.clone());
+    let mut out = Vec::new();
+    for rev in 1..=last {
+        let Some(decision) = decision_of(rev) else {
+            continue;
+        };
+        let text = match rev == last {
+            true => committed.content.clone().or_else(|| text_of(rev)),
+            false => text_of(rev),
+        };
+        let Some(text) = text else { continue };
+        let Ok(handoff) = serde_json::from_str::<Handoff>(&text) else {
+            continue;
+        };
+        let stamps = match last - rev {
+            0 => Some(&meta.artifacts),
+            1 => meta.previous_artifacts.as_ref(),
+            _ => None,
+        };
+        let arrived = match rev {
+            r if r == last && !meta.updated_at.is_empty() => meta.updated_at.clone(),
+            1 => meta.received_at.clone(),
+            // Sent after the decision on the revision before: the checkpoints written by then.
+            r => decision_of(r - 1).map(|d| d.at).unwrap_or_default(),
+        };
+        out.push(Revision {
+            revision: rev,
+            handoff,
+            text,
+            task_id: meta.task_id.clone(),
+            route: route.clone(),
+            artifacts: stamps.map(|s| crate::app::review::policy::artifact_facts(s)),
+            arrived,
+            decision,
+        });
+    }
+    out
 }
 
 /// A valid checkpoint in a workspace: its task, and when its file was last written.
