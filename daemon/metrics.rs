@@ -57,6 +57,14 @@ pub struct Metrics {
     pub copies_unsettled: Gauge,
     /// Tampering found and not yet acknowledged with `baton audit ack`.
     pub tamper_alerts: Gauge,
+    /// Bytes of audit logs read by the background re-verify.
+    pub audit_reverified_bytes: Counter,
+    /// Audit logs the background re-verify found changed behind the daemon.
+    pub audit_reverify_broken: Counter,
+    /// Rounds of the background re-verify finished (every log read once each).
+    pub audit_reverify_rounds: Counter,
+    /// How long the last round of the background re-verify took, in seconds.
+    pub audit_reverify_round_seconds: Gauge<f64, AtomicU64>,
     /// Notifications in the outbox, by state (pending, delivered, dead).
     pub deliveries: Family<StateLabel, Gauge>,
     /// Delivery attempts, by outcome (delivered, failed).
@@ -100,6 +108,10 @@ impl Default for Metrics {
             store_unsettled: Gauge::default(),
             copies_unsettled: Gauge::default(),
             tamper_alerts: Gauge::default(),
+            audit_reverified_bytes: Counter::default(),
+            audit_reverify_broken: Counter::default(),
+            audit_reverify_rounds: Counter::default(),
+            audit_reverify_round_seconds: Gauge::default(),
             deliveries: Family::default(),
             delivery_attempts: Family::default(),
             search_documents: Gauge::default(),
@@ -182,6 +194,26 @@ impl Default for Metrics {
             "tamper_alerts",
             "Tampering found in workspaces and not yet acknowledged (baton audit ack)",
             m.tamper_alerts.clone(),
+        );
+        registry.register(
+            "audit_reverified_bytes",
+            "Bytes of audit logs read again by the background re-verify ([audit] reverify_bytes_per_s)",
+            m.audit_reverified_bytes.clone(),
+        );
+        registry.register(
+            "audit_reverify_broken",
+            "Audit logs the background re-verify found changed behind the daemon (each breaks the chain and raises a tamper alert)",
+            m.audit_reverify_broken.clone(),
+        );
+        registry.register(
+            "audit_reverify_rounds",
+            "Rounds of the background re-verify finished (every audit log read through once each)",
+            m.audit_reverify_rounds.clone(),
+        );
+        registry.register(
+            "audit_reverify_round_seconds",
+            "How long the last round of the background re-verify took (at most [audit] reverify_period_s when the byte budget allows)",
+            m.audit_reverify_round_seconds.clone(),
         );
         registry.register(
             "deliveries",

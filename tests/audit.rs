@@ -220,3 +220,129 @@ fn verify_without_the_anchors_does_not_pass_a_log_that_records_tampering() {
     assert!(said.contains("anchors were not read"), "{said}");
     assert!(!said.contains(": ok"), "{said}");
 }
+
+// ---- Tamper detection that does not forget (issue 49, item 8) ---------------------------------
+
+/// Edits line 1 of `ws`'s log in place, keeping its length (so the log's end and size, all an
+/// append compared before, stay what the daemon left): the first event's year is set back.
+fn edit_line_one_in_place(ws: &Path) -> String {
+    let path = ws.join(".baton/events.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let first = text.lines().next().unwrap().to_string();
+    let forged = first.replacen("\"at\":\"20", "\"at\":\"19", 1);
+    assert_ne!(first, forged, "the edit took: {first}");
+    assert_eq!(first.len(), forged.len());
+    let edited = text.replacen(&first, &forged, 1);
+    // In place, as an editor with O_TRUNC would not: the inode stays the same.
+    let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&file, edited.as_bytes(), 0).unwrap();
+    forged
+}
+
+fn metric_value(d: &crate::util::Daemon, name: &str) -> f64 {
+    d.metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Two handoffs received in `alpha` (line 1 is not the last), and with `settled` the start's
+/// re-verify of every log done.
+fn received(env: &mut TestEnv, settled: bool) -> crate::util::Daemon {
+    let d = env.start();
+    let ws = env.ws("alpha");
+    for id in ["t1", "t2"] {
+        write_atomic(&ws.join("handoff.json"), &bytes(&handoff(id)));
+        d.wait_until(id, || d.handoffs("all").iter().any(|h| h["key"] == id));
+    }
+    assert!(crate::util::event_types(&ws).len() >= 2);
+    if settled {
+        d.wait_until("the start's re-verify", || {
+            metric_value(&d, "baton_audit_reverify_rounds_total") >= 1.0
+        });
+    }
+    d
+}
+
+fn assert_broken_at_line_one(d: &crate::util::Daemon, ws: &Path) {
+    d.wait_until("the tampering is raised", || {
+        d.health()["tamper_alerts"] == 1
+    });
+    d.wait_until("audit.broken begins the log", || {
+        crate::util::event_types(ws).first().map(String::as_str) == Some("audit.broken")
+    });
+    let first = crate::util::events(ws)[0].clone();
+    let found = first["data"]["found"].as_str().unwrap();
+    assert!(found.contains("line 1"), "{first}");
+    let evidence = first["data"]["evidence"].as_str().unwrap();
+    assert!(std::path::Path::new(evidence).exists(), "{first}");
+}
+
+/// A same-length edit of line 1 while the daemon runs, then any event in that workspace: the
+/// append finds the log changed (its change time moved) and reads the whole chain before
+/// writing, so the edit is raised and evented, however much was appended after it. The
+/// history lists the old chain's lines as broken rather than leaving them out unsaid.
+#[test]
+fn a_line_edited_in_place_is_found_by_the_next_append_and_the_history_says_so() {
+    let mut env = TestEnv::new();
+    let d = received(&mut env, true);
+    let ws = env.ws("alpha");
+    let forged = edit_line_one_in_place(&ws);
+    assert_eq!(d.decide("t2", "approved", "").0, 200);
+
+    assert_broken_at_line_one(&d, &ws);
+    let types = crate::util::event_types(&ws);
+    assert!(types.iter().any(|t| t == "handoff.decided"), "{types:?}");
+    let (status, listed) = d.get("/api/v1/events/history?workspace=alpha&limit=1000");
+    assert_eq!(status, 200, "{listed}");
+    let listed = listed.as_array().unwrap();
+    assert!(
+        listed.iter().any(|e| e["type"] == "audit.broken"),
+        "{listed:?}"
+    );
+    let broken: Vec<_> = listed.iter().filter(|e| e["broken"].is_string()).collect();
+    assert!(
+        broken
+            .iter()
+            .any(|e| e["seq"] == 1 && e["at"].as_str().unwrap().starts_with("20")),
+        "the edited line is listed as broken: {listed:?}"
+    );
+    assert!(
+        broken.iter().all(|e| e["data"]["broken"].is_string()),
+        "{broken:?}"
+    );
+    assert!(
+        !listed.iter().any(|e| e.to_string().contains(&forged[..40])),
+        "the forged line is not shown as an event: {listed:?}"
+    );
+    d.stop();
+}
+
+/// The same edit while no daemon runs: the log's end is untouched, so the start's check of
+/// it passes, but the re-verify every start runs reads the whole chain and finds it.
+#[test]
+fn a_line_edited_while_down_is_found_at_the_next_start() {
+    let mut env = TestEnv::new();
+    received(&mut env, false).stop();
+    let ws = env.ws("alpha");
+    edit_line_one_in_place(&ws);
+    let d = env.start();
+    assert_broken_at_line_one(&d, &ws);
+    assert_eq!(metric_value(&d, "baton_audit_reverify_broken_total"), 1.0);
+    d.stop();
+}
+
+/// An edit followed by nothing at all (no append, no reconcile within the test): found by
+/// the background re-verify, which reads every log again once a period.
+#[test]
+fn a_line_edited_with_nothing_appended_after_is_found_by_the_background_reverify() {
+    let mut env = TestEnv::with_config("[audit]\nreverify_period_s = 1\n");
+    let d = received(&mut env, true);
+    let ws = env.ws("alpha");
+    edit_line_one_in_place(&ws);
+    assert_broken_at_line_one(&d, &ws);
+    assert_eq!(metric_value(&d, "baton_audit_reverify_broken_total"), 1.0);
+    assert!(metric_value(&d, "baton_audit_reverified_bytes_total") > 0.0);
+    d.stop();
+}

@@ -313,6 +313,7 @@ impl App {
     pub fn set_ready(&self) {
         self.inner.runtime.ready.store(true, Ordering::Release);
         self.inner.views.history.begin();
+        self.start_reverify(&self.inner.runtime.reverify);
     }
     /// Whether the start-up scan is done (agent files written before start are processed).
     pub fn is_ready(&self) -> bool {

@@ -11,12 +11,14 @@ mod handed;
 pub mod ledger;
 mod lines;
 mod recheck;
+mod reverify;
 mod tail;
 mod verify;
 
 pub use anchor::{Anchor, Anchors, Mark, RemoteAnchors};
 pub use ledger::Ledger;
 pub use lines::{read_proven, Written, PROOF_BYTES};
+pub use reverify::{Pace, Reverified};
 pub use verify::{verify, Report};
 
 use crate::clock::now_rfc3339;
@@ -78,6 +80,12 @@ pub struct AuditLog {
     hand_failed: AtomicBool,
     /// The log as the daemon last wrote or checked it (see `recheck`).
     stamp: Mutex<Option<recheck::Stamp>>,
+    /// Where the line the daemon wrote last starts (`u64::MAX`: not known), to read it back
+    /// before each append (see `recheck`).
+    tail_start: AtomicU64,
+    /// Chains begun in this run (each break begins one): a re-verify that read the log while
+    /// the daemon began a new chain has read the old one (see `reverify`).
+    chains: AtomicU64,
     /// Breaks found and not yet taken by the caller.
     breaks: Mutex<Vec<Break>>,
     /// A break recorded whose new chain could not be started yet (e.g. a folder in the log's
@@ -118,6 +126,8 @@ impl AuditLog {
             handed: handed_of,
             hand_failed: AtomicBool::new(false),
             stamp: Mutex::default(),
+            tail_start: AtomicU64::new(u64::MAX),
+            chains: AtomicU64::new(0),
             breaks: Mutex::default(),
             unresolved: Mutex::default(),
             written: Mutex::default(),
@@ -128,13 +138,17 @@ impl AuditLog {
         log.gen.store(gen, Ordering::Release);
         let (head, last_at) = match tail::read_tail(&log.ws) {
             Ok(tail) => match tail::judge(anchored.as_ref(), &tail) {
-                Ok(mark) => (mark, tail.at),
+                Ok(mark) => {
+                    log.tail_start.store(tail.start, Ordering::Release);
+                    (mark, tail.at)
+                }
                 Err(found) => (log.break_chain(&found, anchored)?, None),
             },
             Err(e) if ForeignFile::is(&e) => (log.break_chain(&e.to_string(), anchored)?, None),
             Err(e) => return Err(e),
         };
-        // Edits before this start are `verify`'s to find; from here on `recheck` finds them.
+        // Edits before this start are found by the re-verify that every start runs (see
+        // `reverify`); from here on the checks before each append find them too.
         if let Ok(file) = log.ws.open_append(&log.ws.events_path()) {
             *log.stamp.lock().unwrap_or_else(|e| e.into_inner()) = recheck::Stamp::of(&file).ok();
         }
@@ -171,13 +185,13 @@ impl AuditLog {
         then: impl FnOnce(&[String]) -> bool,
     ) -> io::Result<u64> {
         let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
-        let file = match self.open_checked(&head) {
+        let file = match self.open_verified(&head) {
             Ok(file) => file,
             Err(Check::Io(e)) => return Err(e),
             Err(Check::Tampered(found)) => {
                 let anchored = self.anchors.read().ok().flatten();
                 *head = self.break_chain(&found, anchored)?;
-                match self.open_checked(&head) {
+                match self.open_verified(&head) {
                     Ok(file) => file,
                     Err(Check::Io(e)) => return Err(e),
                     Err(Check::Tampered(found)) => return Err(io::Error::other(found)),
@@ -211,31 +225,50 @@ impl AuditLog {
         Ok(())
     }
 
-    /// Checks, between appends, that the log is still what the daemon wrote; one changed in
-    /// place breaks the chain now (recorded as an append would), not at the next append.
+    /// Checks, between appends, that the log is still what the daemon wrote (as an append
+    /// checks it first); one changed in place breaks the chain now (recorded as an append
+    /// would), not at the next append.
     pub fn recheck(&self) -> io::Result<()> {
         let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
-        let found = match self.open_checked(&head) {
-            Err(Check::Io(e)) => return Err(e),
-            Err(Check::Tampered(found)) => Some(found),
-            Ok(mut file) => {
-                let stamp = recheck::Stamp::of(&file)?;
-                let mut known = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
-                if *known == Some(stamp) {
-                    return Ok(());
-                }
-                let problem = recheck::chain_problem(&mut file, &head)?;
-                if problem.is_none() {
-                    *known = Some(stamp);
-                }
-                problem
+        match self.open_verified(&head) {
+            Ok(_) => Ok(()),
+            Err(Check::Io(e)) => Err(e),
+            Err(Check::Tampered(found)) => {
+                let anchored = self.anchors.read().ok().flatten();
+                *head = self.break_chain(&found, anchored)?;
+                Ok(())
             }
-        };
-        if let Some(found) = found {
-            let anchored = self.anchors.read().ok().flatten();
-            *head = self.break_chain(&found, anchored)?;
         }
-        Ok(())
+    }
+
+    /// The open log, if it is still exactly what the daemon wrote: its length (`open_checked`),
+    /// then, if its inode or change time moved since the daemon's own last write or check,
+    /// its whole chain, else its last line read back (see `recheck`). Called with the head's
+    /// lock held, before every append.
+    fn open_verified(&self, head: &Mark) -> Result<std::fs::File, Check> {
+        let mut file = self.open_checked(head)?;
+        let stamp = recheck::Stamp::of(&file).map_err(Check::Io)?;
+        let mut known = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
+        if *known == Some(stamp) {
+            let start = self.tail_start.load(Ordering::Acquire);
+            let start = (start != u64::MAX).then_some(start);
+            return match recheck::tail_holds(&file, start, head) {
+                Ok(true) => Ok(file),
+                Ok(false) => Err(Check::Tampered(format!(
+                    "the last event ({}) was changed behind the daemon: it is not the line the daemon wrote there",
+                    head.seq
+                ))),
+                Err(e) => Err(Check::Io(e)),
+            };
+        }
+        match recheck::chain_problem(&mut file, head) {
+            Ok(None) => {
+                *known = Some(stamp);
+                Ok(file)
+            }
+            Ok(Some(found)) => Err(Check::Tampered(found)),
+            Err(e) => Err(Check::Io(e)),
+        }
     }
 
     fn hand_on(&self, head: &Mark, kept: bool) {
@@ -251,8 +284,8 @@ impl AuditLog {
         }
     }
 
-    /// The open log, if it is still exactly what the daemon wrote (by length; content edits
-    /// are caught by `verify` and at the next open).
+    /// The open log, if it is still the daemon's file and as long as the daemon wrote it
+    /// (its content is checked by `open_verified`).
     fn open_checked(&self, head: &Mark) -> Result<std::fs::File, Check> {
         let file = match self.ws.open_append(&self.ws.events_path()) {
             Ok(f) => f,
@@ -292,7 +325,15 @@ impl AuditLog {
             return Err(e);
         }
         self.anchor_stale.store(true, Ordering::Release);
+        // Checked before this write (`open_verified`): what it changed is the daemon's.
         *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = recheck::Stamp::of(&file).ok();
+        if let Some(last) = text
+            .strip_suffix('\n')
+            .map(|t| t.rfind('\n').map_or(0, |i| i + 1))
+        {
+            let start = head.len.unwrap_or(0) + last as u64;
+            self.tail_start.store(start, Ordering::Release);
+        }
         self.note_written(head, &text, events);
         Ok((next, hashes))
     }
@@ -323,6 +364,7 @@ impl AuditLog {
         // recorded and raised, and the change that wanted to be logged is refused.
         let path = self.ws.events_path();
         self.ws.remove(&path)?;
+        self.chains.fetch_add(1, Ordering::AcqRel);
         let file = self.ws.open_append(&path)?;
         let (head, _) = self.write_lines(file, &genesis(), std::slice::from_ref(&event))?;
         *self.unresolved.lock().unwrap_or_else(|e| e.into_inner()) = None;

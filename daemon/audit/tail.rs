@@ -18,6 +18,7 @@ pub(super) fn read_tail(ws: &Workspace) -> io::Result<Tail> {
     if end == 0 {
         return Ok(Tail {
             len: 0,
+            start: 0,
             hash: GENESIS.into(),
             seq: Some(0),
             at: None,
@@ -26,6 +27,7 @@ pub(super) fn read_tail(ws: &Workspace) -> io::Result<Tail> {
     let chained = serde_json::from_slice::<Chained>(&last).ok();
     Ok(Tail {
         len: end,
+        start: end - last.len() as u64 - 1,
         hash: sha256_hex(&last),
         seq: chained.as_ref().map(|c| c.seq),
         at: chained.and_then(|c| c.at),
@@ -35,6 +37,8 @@ pub(super) fn read_tail(ws: &Workspace) -> io::Result<Tail> {
 /// The log's end as found at open.
 pub(super) struct Tail {
     pub len: u64,
+    /// Where the last line starts.
+    pub start: u64,
     pub hash: String,
     /// None: the last line is not an event.
     pub seq: Option<u64>,

@@ -17,7 +17,7 @@ mod tuning;
 
 pub use channels::{Smtp, Webhook, WebhookFormat};
 pub use cluster::Cluster;
-pub use tuning::{Deliveries, Http, Search, Sessions};
+pub use tuning::{Audit, Deliveries, Http, Search, Sessions};
 
 use checks::{check_deliveries, check_routes, check_users, check_webhooks};
 
@@ -67,6 +67,8 @@ pub struct Config {
     pub webhooks: Vec<Webhook>,
     pub deliveries: Deliveries,
     pub search: Search,
+    /// `[audit]`: the background re-verify of the audit logs.
+    pub audit: Audit,
     /// `[cluster]`: PostgreSQL as the system of record, shared by several daemons.
     pub cluster: Option<Cluster>,
 }
@@ -114,6 +116,8 @@ struct RawConfig {
     deliveries: Deliveries,
     #[serde(default)]
     search: Search,
+    #[serde(default)]
+    audit: Audit,
     #[serde(default)]
     cluster: Option<Cluster>,
 }
@@ -235,6 +239,12 @@ impl RawConfig {
         {
             return Err("search: max_file_bytes must be > 0, writer_memory_mb 15..=4096, commit_ms 10..=60000, time_limit_ms 1..=60000".into());
         }
+        let audit = &self.audit;
+        if !(1..=30 * 86400).contains(&audit.reverify_period_s)
+            || !(1024..=1 << 40).contains(&audit.reverify_bytes_per_s)
+        {
+            return Err("audit: reverify_period_s must be 1..=2592000 and reverify_bytes_per_s 1024..=1099511627776".into());
+        }
         if let Some(cluster) = &self.cluster {
             cluster.check()?;
         }
@@ -279,6 +289,7 @@ impl RawConfig {
             webhooks: self.webhooks,
             deliveries: self.deliveries,
             search: self.search,
+            audit: self.audit,
             cluster: self.cluster,
         })
     }

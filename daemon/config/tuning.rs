@@ -93,3 +93,23 @@ impl Default for Sessions {
         }
     }
 }
+
+/// The background re-verify of the audit logs (`[audit]`): every log's whole chain read again,
+/// once at each start and then at least once a period, within a byte budget.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Audit {
+    /// Every log is read through again at least this often (when the budget allows).
+    pub reverify_period_s: u64,
+    /// The most the re-verify reads a second, on average (bytes).
+    pub reverify_bytes_per_s: u64,
+}
+
+impl Default for Audit {
+    fn default() -> Audit {
+        Audit {
+            reverify_period_s: 3600,
+            reverify_bytes_per_s: 4 * 1024 * 1024,
+        }
+    }
+}

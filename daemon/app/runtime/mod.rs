@@ -1,7 +1,8 @@
 //! Keeping the daemon going: loading each workspace's state at start (`load`, `recover`,
 //! `published_copies`, and their fingerprints kept current while running: `copies_memo`), which workspaces this daemon serves (`serving`, `leases` in a cluster,
 //! `group_modes`), the housekeeping driven by due times (`agenda`, `housekeeping`), the
-//! outbox's workers (`notify`) and the tamper alerts operators see (`alerts`).
+//! outbox's workers (`notify`), the tamper alerts operators see (`alerts`) and the audit logs
+//! read again in the background (`reverify`).
 
 pub(in crate::app) mod agenda;
 pub(in crate::app) mod alerts;
@@ -13,6 +14,7 @@ pub(in crate::app) mod load;
 pub(in crate::app) mod notify;
 pub(in crate::app) mod published_copies;
 pub(in crate::app) mod recover;
+pub(in crate::app) mod reverify;
 pub(in crate::app) mod serving;
 
 use crate::workspace::Workspace;
@@ -42,6 +44,8 @@ pub(in crate::app) struct Runtime {
     pub unserved: Mutex<BTreeMap<PathBuf, serving::Unserved>>,
     /// Set once the start-up scan has processed every workspace.
     pub ready: AtomicBool,
+    /// Set once the audit logs' re-verify has started (at ready, see `reverify`).
+    pub reverify: AtomicBool,
     /// The workspaces whose published copies were rewritten since their fingerprints were
     /// kept (see `copies_memo`).
     pub copies: std::sync::Arc<crate::store::Changed>,
@@ -65,6 +69,7 @@ impl Runtime {
             retry_waiting: AtomicBool::new(false),
             unserved: Mutex::default(),
             ready: AtomicBool::new(false),
+            reverify: AtomicBool::new(false),
             copies: Default::default(),
             failing: OnceLock::new(),
         }

@@ -319,7 +319,16 @@ pub struct HistoryEvent {
     /// what is made of an event (a page's row) can be kept under it. Not sent.
     #[serde(skip)]
     pub proof: [u8; PROOF_BYTES],
+    /// Set (and `data` says it too) when the line the daemon wrote there is no longer in the
+    /// log: it was changed behind the daemon, or the log was begun again after tampering was
+    /// found (`audit.broken`). Only `seq`, `type`, `at`, `workspace` and `cursor` are then
+    /// the daemon's, from what it noted when the line was proven.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broken: Option<String>,
 }
+
+/// What a listed line no longer in its log says.
+const BROKEN: &str = "this audit line is no longer the one the daemon wrote: the log was changed behind the daemon (see the workspace's audit.broken event and `baton audit verify`)";
 
 /// A line picked for the page, to read from its log.
 struct Pick {
@@ -424,8 +433,9 @@ impl App {
         picks
     }
 
-    /// The picked lines read from their logs, each proven; one no longer the daemon's (or
-    /// whose workspace is no longer served here) is left out.
+    /// The picked lines read from their logs, each proven; one no longer the daemon's is
+    /// listed as broken (see `HistoryEvent::broken`), one whose workspace is no longer
+    /// served here is left out.
     fn read_picks(&self, picks: Vec<Pick>) -> Vec<Arc<HistoryEvent>> {
         let recent = &self.inner.views.history.recent;
         let key = |p: &Pick| (p.entry.ws, p.entry.offset, p.entry.proof);
@@ -454,6 +464,8 @@ impl App {
             let mut kept = recent.lock().unwrap_or_else(|e| e.into_inner());
             for (i, line) in at.into_iter().zip(read) {
                 let Some(event) = line.and_then(|l| parsed(&picks[i], &l)) else {
+                    // Not kept: the daemon reads it again, and so finds it broken each time.
+                    events[i] = Some(Arc::new(broken(&picks[i])));
                     continue;
                 };
                 let event = Arc::new(event);
@@ -462,6 +474,34 @@ impl App {
             }
         }
         events.into_iter().flatten().collect()
+    }
+}
+
+/// A line no longer in its log as the daemon noted it, said to be broken. Its proof is not
+/// the line's (what is kept under that shows the line as it was).
+fn broken(pick: &Pick) -> HistoryEvent {
+    let e = &pick.entry;
+    let at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(e.at_ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default();
+    let data = serde_json::json!({ "broken": BROKEN }).to_string();
+    let mut proof = e.proof;
+    proof.iter_mut().for_each(|b| *b ^= 0xb5);
+    HistoryEvent {
+        seq: e.seq,
+        prev: String::new(),
+        kind: e.kind.map_or("", |k| k.as_str()).to_string(),
+        at,
+        workspace: pick.name.to_string(),
+        key: None,
+        data: RawValue::from_string(data).expect("JSON text"),
+        cursor: format!("{}.{}.{}", e.at_ms, e.seq, pick.name),
+        proof,
+        broken: Some(BROKEN.into()),
     }
 }
 
