@@ -4,7 +4,10 @@
 //! `Content-Security-Policy: sandbox` and `application/octet-stream`. With `?inline=image` a
 //! raster image verified by its magic bytes is sent with its real type for an `<img>`, still
 //! with nosniff and the sandbox. Only artifacts the handoff names are served (the path must
-//! equal a named path exactly), read confined to the workspace.
+//! equal a named path exactly), read confined to the workspace. The bytes sent are the
+//! snapshot taken at receipt, what an approval promotes (for an artifact without one, past the
+//! snapshot limits and so not approvable, the file as it is now); `X-Baton-Check` says how the
+//! workspace file compares with what was received.
 //!
 //! The JSON views (`/api/v1/handoffs/{key}/artifacts`, `.../previews/{path}`, `.../timeline`)
 //! call the same `App` methods as the pages.

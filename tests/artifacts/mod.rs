@@ -3,6 +3,7 @@
 //! revision, bad input, and the timeline's data. Against a real daemon.
 
 mod raw;
+mod snapshot;
 mod views;
 
 use crate::util::{bytes, handoff, write_atomic, Daemon};

@@ -35,13 +35,13 @@ fn a_changed_artifact_is_diffed_against_the_previous_revision() {
         ("inbox/data.bin", binary),
     ];
     submit(&d, &ws, "diffed", first, json!({}), 1);
-    // The text files are kept as received, by sha256, in data_dir (binary ones are not).
+    // Every artifact is kept as received, by sha256, in data_dir (binary ones too).
     let blob = |bytes: &[u8]| {
         let sha = baton::contract::validate::sha256_hex(bytes);
         env.root().join("data/blobs").join(&sha[..2]).join(sha)
     };
     assert_eq!(std::fs::read(blob(NOTES_1)).unwrap(), NOTES_1);
-    assert!(!blob(binary).exists());
+    assert_eq!(std::fs::read(blob(binary)).unwrap(), binary);
     let list = listed(&d, "diffed");
     assert_eq!(list["inbox/notes.md"]["check"], "ok");
     assert_eq!(list["inbox/notes.md"]["kind"], "markdown");

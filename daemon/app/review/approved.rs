@@ -1,8 +1,10 @@
-//! Approved work: promotion and protection. On approval the handoff's artifacts are copied
-//! from `inbox/` to `approved/` (same relative path), exactly the bytes whose sha256 was
-//! recorded when the handoff was received (and checked again when the reviewer approved),
-//! made read-only, kept as content-addressed copies in data_dir (`blobs`), and recorded in a
-//! manifest: the store's `approved.json` (the truth) and its copy `.baton/approved.json`.
+//! Approved work: promotion and protection. On approval the handoff's artifacts are written
+//! to `approved/` (same relative path as in `inbox/`) from their snapshots taken at receipt
+//! (`crate::blobs`, content-addressed in data_dir): exactly the bytes whose sha256 was recorded
+//! and that the reviewer's page and download showed, never the workspace file, which an agent
+//! may have changed without its identity moving (a shared mapping). They are made read-only
+//! and recorded in a manifest: the store's `approved.json` (the truth) and its copy
+//! `.baton/approved.json`.
 //!
 //! Agents can still write in `approved/`, so every change there is found (the watcher asks at
 //! once, the periodic reconcile checks every workspace) and undone: an edited, deleted,
@@ -20,9 +22,8 @@
 use crate::app::review::Cx;
 use crate::app::{Record, Served};
 use crate::clock::now_rfc3339;
-use crate::contract::validate::sha256_hex;
 use crate::events::{Event, EventType};
-use crate::workspace::{Identity, ReadError, APPROVED_DIR};
+use crate::workspace::{Identity, APPROVED_DIR};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
@@ -112,7 +113,7 @@ impl Cx<'_> {
         let (mut files, mut skipped) = (Vec::new(), Vec::new());
         for stamp in &rec.meta.artifacts {
             let target = crate::app::approved_path(&stamp.path);
-            match self.copy_approved(ws, &stamp.path, &stamp.sha256, &target) {
+            match self.copy_approved(ws, stamp, &target) {
                 Ok((size, identity)) => {
                     state.verified.insert(target.clone(), identity);
                     files.push(json!({ "path": target, "sha256": stamp.sha256 }));
@@ -144,35 +145,25 @@ impl Cx<'_> {
             .watch(&ws.workspace.root.join(APPROVED_DIR));
     }
 
-    /// Copies the artifact `source` to `target` if it still has digest `sha256`; its size and
-    /// the identity of the fresh file.
+    /// Writes the snapshot of the artifact `stamp` names to `target`; its size and the
+    /// identity of the fresh file. The workspace file is not read: the snapshot is what was
+    /// received, hashed and shown.
     fn copy_approved(
         &self,
         ws: &Served,
-        source: &str,
-        sha256: &str,
+        stamp: &crate::app::model::Stamp,
         target: &str,
     ) -> Result<(u64, Identity), String> {
-        let bytes = match ws
-            .workspace
-            .read(&ws.workspace.root.join(source), MAX_PROMOTED_BYTES)
-        {
-            Ok(Some(b)) => b,
-            Ok(None) => return Err("missing".into()),
-            Err(ReadError::TooLarge { size, .. }) => {
-                return Err(format!(
-                    "{size} bytes; at most {MAX_PROMOTED_BYTES} are promoted"
-                ))
-            }
-            Err(e) => return Err(e.to_string()),
-        };
-        if sha256_hex(&bytes) != sha256 {
-            return Err("changed since it was received".into());
+        let size = stamp.identity.size;
+        if size > MAX_PROMOTED_BYTES as u64 {
+            return Err(format!(
+                "{size} bytes; at most {MAX_PROMOTED_BYTES} are promoted"
+            ));
         }
-        self.common
-            .blobs
-            .pin(sha256, &bytes)
-            .map_err(|e| e.to_string())?;
+        // Checked against its digest: a damaged snapshot is not promoted.
+        let Some(bytes) = self.common.blobs.get_pinned(&stamp.sha256, size) else {
+            return Err("no snapshot of it as it was received is kept".into());
+        };
         let identity = self
             .restore_file(ws, target, &bytes)
             .map_err(|e| e.to_string())?;

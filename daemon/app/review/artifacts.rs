@@ -6,9 +6,14 @@
 //! ctime), so an unchanged file is read once however often it is named or reconciled, and one
 //! handoff may make the daemon read at most `MAX_HASH_BYTES` of new content.
 //!
-//! Small text-like artifacts are kept as snapshots (`crate::blobs`) from the very bytes that
-//! were hashed, read once: the previous revision's content stays at hand for diffs whatever
-//! the agent does to the files later.
+//! Every artifact the reviewer can approve (up to the promotion limit, and
+//! `crate::blobs::MAX_REVISION_BYTES` for one revision) is snapshotted (`crate::blobs`) from
+//! the very bytes that were hashed, read once, and durably: the preview, the download, the
+//! diff and the promotion read the snapshot, so what the reviewer saw is what ships whatever
+//! the agent does to the files later (even through a shared mapping, which moves neither size
+//! nor times). A digest from the cache is taken without reading the file only when the
+//! snapshot it names is kept (or none is wanted); a known file whose snapshot is missing is
+//! read again. An artifact left without a snapshot (past the limit) refuses the approval.
 
 use crate::app::model::Stamp;
 use crate::app::review::Cx;
@@ -99,9 +104,11 @@ impl Cx<'_> {
         self.defer_big_hashes(ws, doc)?;
         let mut stamps = Vec::new();
         let mut budget = MAX_HASH_BYTES;
-        let mut keep = crate::blobs::MAX_REVISION_BYTES;
+        let mut keep = Keep::default();
         let problems = workspace::artifact_problems_with(&ws.workspace, value, &mut |real, _| {
-            let hashed = self.hash(ws, real, &mut budget, &mut keep);
+            let hashed = self
+                .common
+                .hash(&ws.workspace, real, &mut budget, Some(&mut keep));
             if let Ok((identity, sha256)) = &hashed {
                 let path = real.strip_prefix(&ws.workspace.root).unwrap_or(real);
                 stamps.push(Stamp {
@@ -127,10 +134,15 @@ impl Cx<'_> {
                 continue;
             };
             let id = Identity::of(&meta);
-            if meta.is_file()
-                && self.common.hashes.get(&id).is_none()
-                && !new.iter().any(|(p, _)| *p == real)
-            {
+            // New: never hashed, or hashed and wanted as a snapshot that is not kept.
+            let unread = match self.common.hashes.get(&id) {
+                None => true,
+                Some(digest) => {
+                    id.size <= crate::blobs::MAX_FILE_BYTES
+                        && !self.common.blobs.kept(&digest, id.size)
+                }
+            };
+            if meta.is_file() && unread && !new.iter().any(|(p, _)| *p == real) {
                 new.push((real, id.size));
             }
         }
@@ -146,15 +158,9 @@ impl Cx<'_> {
         let spawned = std::thread::Builder::new()
             .name("baton-hash".into())
             .spawn(move || {
-                let mut keep = crate::blobs::MAX_REVISION_BYTES;
+                let (mut budget, mut keep) = (MAX_HASH_BYTES, Keep::default());
                 for (real, _) in new {
-                    let known = |id: &Identity| common.hashes.get(id);
-                    let limit = (keep > 0).then(|| crate::blobs::MAX_BLOB_BYTES.min(keep));
-                    if let Ok((id, digest, bytes)) = workspace.sha256_capture(&real, &known, limit)
-                    {
-                        common.keep_snapshot(&digest, bytes, &mut keep);
-                        common.hashes.put(id, digest);
-                    }
+                    let _ = common.hash(&workspace, &real, &mut budget, Some(&mut keep));
                 }
                 common.hashes.done(&workspace.root);
                 common.intake.repair(&workspace.root);
@@ -169,16 +175,32 @@ impl Cx<'_> {
         }
     }
 
-    /// The artifacts whose bytes changed since their stamps were taken, as sentences.
+    /// The artifacts whose bytes changed since their stamps were taken, and those received
+    /// without a snapshot to promote, as sentences (each refuses an approval).
+    ///
+    /// A file is known unchanged by its identity (device, inode, size, mtime, ctime) without
+    /// being read. A write through a shared mapping moves none of them and so is not seen
+    /// here; it is harmless all the same, since every view and the promotion read the
+    /// snapshot taken at receipt, which is checked to be kept.
     pub(in crate::app) fn changed_artifacts(&self, ws: &Served, stamps: &[Stamp]) -> Vec<String> {
         let mut budget = MAX_HASH_BYTES;
-        // Nothing is snapshotted here: the snapshots are of what was received.
-        let mut keep = 0;
         let mut changed = Vec::new();
         for stamp in stamps {
+            let size = stamp.identity.size;
+            if size <= crate::blobs::MAX_FILE_BYTES && !self.common.blobs.kept(&stamp.sha256, size)
+            {
+                changed.push(format!(
+                    "{} was not kept as it was received (a revision keeps at most {} bytes of artifacts in all, {} a file, in data_dir), so there is no copy of what the reviewer saw to promote",
+                    stamp.path,
+                    crate::blobs::MAX_REVISION_BYTES,
+                    crate::blobs::MAX_FILE_BYTES
+                ));
+                continue;
+            }
+            // Nothing is snapshotted here: the snapshots are of what was received.
             let now = workspace::resolve(&ws.workspace.root, &stamp.path)
                 .map_err(|e| std::io::Error::other(e.to_string()))
-                .and_then(|real| self.hash(ws, &real, &mut budget, &mut keep));
+                .and_then(|real| self.common.hash(&ws.workspace, &real, &mut budget, None));
             match now {
                 Ok((_, digest)) if digest == stamp.sha256 => {}
                 Ok((_, digest)) => changed.push(format!(
@@ -190,55 +212,105 @@ impl Cx<'_> {
         }
         changed
     }
+}
 
-    /// sha256 of a file, from the cache when its identity is known; reading new content
-    /// spends `budget`, and a file larger than what is left is refused unread. A small file
-    /// is snapshotted while `keep` (bytes of new snapshots) lasts.
-    fn hash(
-        &self,
-        ws: &Served,
-        real: &std::path::Path,
-        budget: &mut u64,
-        keep: &mut u64,
-    ) -> std::io::Result<(Identity, String)> {
-        let cache = &self.common.hashes;
-        let over = std::cell::Cell::new(false);
-        // No snapshots once the revision's allowance is spent (or where none are wanted).
-        let limit = (*keep > 0).then(|| crate::blobs::MAX_BLOB_BYTES.min(*keep));
-        let known = |id: &Identity| {
-            let hit = cache.get(id);
-            if hit.is_none() && id.size > *budget {
-                over.set(true);
-                // An answer that stops the read; the caller turns it into an error below.
-                return Some(String::new());
-            }
-            // Known, but not snapshotted yet (hashed before, or in the background): read
-            // once more to keep it.
-            hit.filter(|digest| {
-                limit.is_none_or(|l| id.size > l) || self.common.blobs.settled(digest)
-            })
-        };
-        let (identity, digest, bytes) = ws.workspace.sha256_capture(real, &known, limit)?;
-        if over.get() {
-            return Err(std::io::Error::other(format!(
-                "not hashed: this handoff's artifacts hold over {MAX_HASH_BYTES} bytes of new content"
-            )));
+/// What is left of one revision's snapshot allowance (`crate::blobs::MAX_REVISION_BYTES`),
+/// each distinct content counted once.
+pub(in crate::app) struct Keep {
+    left: u64,
+    counted: HashSet<String>,
+}
+
+impl Default for Keep {
+    fn default() -> Keep {
+        Keep {
+            left: crate::blobs::MAX_REVISION_BYTES,
+            counted: HashSet::new(),
         }
-        self.common.keep_snapshot(&digest, bytes, keep);
-        if cache.get(&identity).is_none() {
-            *budget -= identity.size.min(*budget);
-            cache.put(identity.clone(), digest.clone());
+    }
+}
+
+impl Keep {
+    /// Whether content of `size` bytes (with `digest`, when known) is to be snapshotted.
+    fn wants(&self, size: u64, digest: Option<&str>) -> bool {
+        size <= crate::blobs::MAX_FILE_BYTES
+            && (size <= self.left || digest.is_some_and(|d| self.counted.contains(d)))
+    }
+    fn spend(&mut self, digest: &str, size: u64) {
+        if self.counted.insert(digest.to_string()) {
+            self.left = self.left.saturating_sub(size);
         }
-        Ok((identity, digest))
     }
 }
 
 impl super::Common {
-    /// Keeps the bytes just hashed as a snapshot, spending `keep`.
-    fn keep_snapshot(&self, digest: &str, bytes: Option<Vec<u8>>, keep: &mut u64) {
-        if let Some(bytes) = bytes {
-            *keep = keep.saturating_sub(bytes.len() as u64);
-            self.blobs.keep(digest, &bytes);
+    /// sha256 of an artifact (`real`: its canonical path in `workspace`), from the cache when
+    /// its identity is known and no snapshot is missing; reading new content spends `budget`,
+    /// and a file larger than what is left is refused unread. With `keep`, a file it wants is
+    /// snapshotted from the bytes hashed (a known file whose snapshot is missing is read
+    /// again: its digest is then the one of what was read).
+    fn hash(
+        &self,
+        workspace: &crate::workspace::Workspace,
+        real: &Path,
+        budget: &mut u64,
+        mut keep: Option<&mut Keep>,
+    ) -> std::io::Result<(Identity, String)> {
+        let (file, identity) = match workspace.open_regular(real) {
+            Ok(Some(found)) => found,
+            Ok(None) => return Err(std::io::Error::from_raw_os_error(libc::ENOENT)),
+            Err(crate::workspace::ReadError::NotRegular) => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    "not a regular file",
+                ))
+            }
+            Err(crate::workspace::ReadError::Io(e)) => return Err(e),
+            Err(e) => return Err(std::io::Error::other(e.to_string())),
+        };
+        let size = identity.size;
+        let cached = self.hashes.get(&identity);
+        let wants = keep
+            .as_deref()
+            .is_some_and(|k| k.wants(size, cached.as_deref()));
+        if let Some(digest) = &cached {
+            if !wants || self.blobs.kept(digest, size) {
+                if let (true, Some(k)) = (wants, keep.as_deref_mut()) {
+                    k.spend(digest, size);
+                }
+                return Ok((identity, digest.clone()));
+            }
+        } else if size > *budget {
+            return Err(std::io::Error::other(format!(
+                "not hashed: this handoff's artifacts hold over {MAX_HASH_BYTES} bytes of new content"
+            )));
         }
+        let digest = match keep.filter(|_| wants) {
+            Some(k) => match self.blobs.capture(file, size) {
+                Ok(digest) => {
+                    k.spend(&digest, size);
+                    digest
+                }
+                // Not kept (data_dir full, say, or the file shrank meanwhile): hashed as it is
+                // now, and the approval is refused for want of a snapshot.
+                Err(e) => {
+                    tracing::warn!(path = %real.display(), error = %e, "cannot snapshot an artifact");
+                    let (again, now) = workspace
+                        .open_regular(real)
+                        .map_err(|e| std::io::Error::other(e.to_string()))?
+                        .ok_or_else(|| std::io::Error::from_raw_os_error(libc::ENOENT))?;
+                    if now != identity {
+                        return Err(std::io::Error::other("changed while it was read"));
+                    }
+                    crate::workspace::sha256_open_file(again)?
+                }
+            },
+            None => crate::workspace::sha256_open_file(file)?,
+        };
+        if cached.is_none() {
+            *budget -= size.min(*budget);
+        }
+        self.hashes.put(identity.clone(), digest.clone());
+        Ok((identity, digest))
     }
 }

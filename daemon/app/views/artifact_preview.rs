@@ -4,9 +4,10 @@
 //! confined to the workspace and capped; whatever is wrong (missing, binary, not UTF-8, too
 //! big) becomes a sentence in the preview, never a failed page.
 //!
-//! What is shown is what was received when it can be: the snapshot kept at receipt (small
-//! text), else the file as it is now, compared with the recorded sha256 when it is small
-//! enough to hash here.
+//! What is shown is what was received: the snapshot kept at receipt (`crate::blobs`), the
+//! bytes an approval promotes, with a note when the workspace file changed since. Only an
+//! artifact without one (past the snapshot limits, so not approvable) is shown as the file is
+//! now, compared with the recorded sha256 when it is small enough to hash here.
 
 use crate::app::model::Stamp;
 use crate::app::views::artifact_raw::{open, read_head, MAX_IMAGE_BYTES};
@@ -275,16 +276,31 @@ impl App {
                 if old.sha256 == stamp.sha256 {
                     return Old::Same(label);
                 }
-                match self.inner.common.blobs.get(&old.sha256) {
+                let size = old.identity.size;
+                if size > MAX_BLOB_BYTES {
+                    let size = human_size(size);
+                    return Old::None(format!(
+                        "revision {before}'s {path} is {size}, too big to compare here"
+                    ));
+                }
+                match self.inner.common.blobs.head(&old.sha256, size, size) {
                     Some(bytes) => Old::Content(bytes, label),
-                    None => Old::None(format!(
-                        "the content of revision {before} was not kept (only text files up to {} are)",
-                        human_size(MAX_BLOB_BYTES)
-                    )),
+                    None => Old::None(format!("the content of revision {before} was not kept")),
                 }
             }
             Against::Approved => {
                 let copy = approved_path(path);
+                // The approved copy as promoted (kept in data_dir), when baton promoted it:
+                // approved/ itself may be mid-tampering, before it is restored.
+                if let Some(f) = self.cx().approved_files(&named.ws).get(&copy) {
+                    if f.size > MAX_BLOB_BYTES {
+                        let size = human_size(f.size);
+                        return Old::None(format!("{copy} is {size}, too big to compare here"));
+                    }
+                    if let Some(bytes) = self.inner.common.blobs.get_pinned(&f.sha256, f.size) {
+                        return Old::Content(bytes, copy);
+                    }
+                }
                 let file = named.ws.workspace.root.join(&copy);
                 match read_head(named, &file, copy.clone(), MAX_BLOB_BYTES) {
                     Ok((bytes, total)) if total <= MAX_BLOB_BYTES => Old::Content(bytes, copy),
@@ -325,8 +341,9 @@ impl App {
         })
     }
 
-    /// An artifact's content, at most `limit` bytes of it: the snapshot kept at receipt if
-    /// any, else the file now (compared with its stamp when that is cheap).
+    /// An artifact's content, at most `limit` bytes of it (and one more, to tell a cut): the
+    /// snapshot kept at receipt, else (none kept) the file now, compared with its stamp when
+    /// that is cheap.
     fn content(
         &self,
         named: &Named,
@@ -334,10 +351,10 @@ impl App {
         stamp: Option<&Stamp>,
         limit: u64,
     ) -> Result<Content, ViewError> {
-        if let Some(bytes) = stamp.and_then(|s| self.inner.common.blobs.get(&s.sha256)) {
-            let total = bytes.len() as u64;
-            let mut bytes = bytes;
-            bytes.truncate(limit as usize + 1);
+        let blobs = &self.inner.common.blobs;
+        let kept = stamp.and_then(|s| Some((blobs.head(&s.sha256, s.identity.size, limit)?, s)));
+        if let Some((bytes, s)) = kept {
+            let total = s.identity.size;
             let since = self.since(named, path, stamp);
             return Ok(Content {
                 bytes,

@@ -1,7 +1,11 @@
 //! An artifact's bytes for download (or, verified by its magic bytes, as an image for the
-//! page): only files the handoff names, opened confined to the workspace (no symlink on the
-//! way or at the end), and no more than their size when opened, so a file that keeps growing
-//! cannot keep a response open forever.
+//! page): only files the handoff names. What is sent is the snapshot kept at receipt
+//! (`crate::blobs`), the very bytes whose sha256 was recorded and that an approval promotes,
+//! never the file in the workspace as it is now; the workspace file is still opened confined
+//! (no symlink on the way or at the end), so a file gone or swapped for a link is refused, and
+//! its identity gives the `check` of the live file. Only an artifact without a snapshot (past
+//! the snapshot limits: it cannot be approved) is sent from the workspace, no more than its
+//! size when opened, so a file that keeps growing cannot keep a response open forever.
 
 use crate::app::views::artifact_view::{Check, Named, ViewError};
 use crate::app::App;
@@ -67,11 +71,17 @@ impl App {
             return Err(ViewError::NotNamed(path.to_string()));
         }
         let stamp = named.stamp(path);
-        let (file, identity) = open(&named, &named.file(path, stamp), path)?;
-        if identity.size > limit {
+        let (live, identity) = open(&named, &named.file(path, stamp), path)?;
+        let blobs = &self.inner.common.blobs;
+        let kept = stamp.and_then(|s| Some((blobs.open(&s.sha256, s.identity.size)?, s)));
+        let (file, size) = match kept {
+            Some((snapshot, s)) => (snapshot, s.identity.size),
+            None => (live, identity.size),
+        };
+        if size > limit {
             return Err(ViewError::TooLarge {
                 path: path.to_string(),
-                size: identity.size,
+                size,
                 limit,
             });
         }
@@ -87,7 +97,7 @@ impl App {
         let name = path.rsplit(['/', '\\']).next().unwrap_or(path).to_string();
         Ok(Raw {
             file,
-            size: identity.size,
+            size,
             name,
             check,
             image: None,

@@ -274,15 +274,22 @@ impl App {
         }
     }
 
-    /// The kind by name; a name that says nothing is text when its content was kept (only
-    /// text is).
+    /// The kind by name; a name that says nothing is text when the head of its snapshot
+    /// looks like text (read only for such names).
     fn kind_of(&self, path: &str, stamp: Option<&Stamp>) -> MediaKind {
         match media::kind_by_name(path) {
-            MediaKind::Unknown if stamp.is_some_and(|s| self.inner.common.blobs.has(&s.sha256)) => {
-                MediaKind::Text
-            }
+            MediaKind::Unknown if stamp.is_some_and(|s| self.looks_like_text(s)) => MediaKind::Text,
             kind => kind,
         }
+    }
+
+    fn looks_like_text(&self, stamp: &Stamp) -> bool {
+        const HEAD: u64 = 1024;
+        let size = stamp.identity.size;
+        let blobs = &self.inner.common.blobs;
+        blobs
+            .head(&stamp.sha256, size, HEAD)
+            .is_some_and(|head| media::sniff(&head, size <= HEAD) != media::Sniffed::Binary)
     }
 
     /// Hashes files that changed since receipt on a thread of their own (one per workspace
