@@ -142,3 +142,88 @@ fn a_workspace_made_while_the_daemon_runs_is_not_called_unserved_by_the_next_com
             .any(|h| h["key"] == "right-after-init")
     });
 }
+
+/// `baton serve --config CONFIG`, expected to refuse to start: its exit code and standard
+/// error. A daemon that starts after all is killed and the test fails, rather than hangs.
+fn refused_start(config: &std::path::Path) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(crate::util::BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("the daemon started");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// One daemon per data_dir: a second start on it is refused at once, naming the first's pid,
+/// and the first goes on alone (two used to run, and sent every webhook twice).
+#[test]
+fn a_second_daemon_on_the_same_data_dir_is_refused() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    let (code, said) = refused_start(&env.config_path());
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "another baton daemon (pid {}) already runs on data_dir",
+            d.pid()
+        )),
+        "{said}"
+    );
+    d.assert_alive();
+    d.stop();
+    let again = env.start();
+    again.stop();
+}
+
+/// SIGHUP (a closed terminal, a reload by habit) neither kills nor stops the daemon.
+#[test]
+fn sighup_is_logged_and_the_daemon_goes_on() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    d.wait_until("ready", || d.health()["ready"] == true);
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(d.pid() as i32, libc::SIGHUP) };
+    std::thread::sleep(Duration::from_millis(300));
+    d.assert_alive();
+    write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &bytes(&handoff("after-hup")),
+    );
+    d.wait_until("received after SIGHUP", || d.handoffs("pending").len() == 1);
+    d.stop();
+    assert!(crate::util::daemon_logs(&env).contains("SIGHUP"));
+}
+
+/// A signing key lost after decisions were signed is not replaced silently: the start is
+/// refused, naming the keys this data_dir published, until `baton keys --rotate` says so.
+#[test]
+fn a_lost_signing_key_is_not_replaced_silently() {
+    let mut env = TestEnv::new();
+    env.start().stop();
+    let config = env.config_path();
+    let key = env.root().join("data/keys/signing.key");
+    std::fs::remove_file(&key).unwrap();
+    let (code, said) = refused_start(&config);
+    assert_ne!(code, Some(0), "{said}");
+    assert!(
+        said.contains("signing.key is missing") && said.contains("baton keys --rotate"),
+        "{said}"
+    );
+    assert!(!key.exists(), "no key made behind the operator's back");
+    let rotated = crate::util::baton(&["keys", "--rotate", "--config", config.to_str().unwrap()]);
+    assert!(rotated.status.success(), "{rotated:?}");
+    env.start().stop();
+}

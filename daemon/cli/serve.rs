@@ -30,6 +30,9 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     // The address bound, port 0 resolved: what a cluster's other nodes are told to reach.
     config.listen = listener.local_addr()?;
     config.check_paths()?;
+    // Held until the process ends: a second daemon on this data_dir would work the same outbox
+    // and store (every webhook sent twice) while skipping the workspaces, unnoticed.
+    let _one_daemon = hold_data_dir(&config.data_dir)?;
     let source = config.source_name.clone();
     // data_dir itself is narrowed at once; what is inside it, once the daemon is ready (the
     // sender dropped: see below, or a start that failed).
@@ -95,12 +98,46 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// SIGINT and SIGTERM, their handlers installed when made.
+/// An exclusive lock on `data_dir/daemon.lock`, naming the holder's pid inside, or why this
+/// daemon may not start.
+fn hold_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
+    use fs4::fs_std::FileExt;
+    use std::io::{Read, Seek, Write};
+    let path = data_dir.join("daemon.lock");
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    if !FileExt::try_lock_exclusive(&file)? {
+        let mut pid = String::new();
+        let _ = file.read_to_string(&mut pid);
+        anyhow::bail!(
+            "another baton daemon (pid {}) already runs on data_dir {}: one daemon per data_dir \
+             (two would work the same outbox and store). Stop it, or give this one its own \
+             data_dir",
+            pid.trim(),
+            data_dir.display()
+        );
+    }
+    file.set_len(0)?;
+    file.rewind()?;
+    write!(file, "{}", std::process::id())?;
+    Ok(file)
+}
+
+/// SIGINT and SIGTERM, their handlers installed when made; and SIGHUP, whose default action
+/// would kill the daemon with no graceful stop (a terminal closed, a reload by habit): it is
+/// logged and otherwise ignored, since nothing is reloaded in place.
 struct Signals {
     #[cfg(unix)]
     int: tokio::signal::unix::Signal,
     #[cfg(unix)]
     term: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -111,6 +148,7 @@ impl Signals {
             Ok(Signals {
                 int: signal(SignalKind::interrupt())?,
                 term: signal(SignalKind::terminate())?,
+                hup: signal(SignalKind::hangup())?,
             })
         }
         #[cfg(not(unix))]
@@ -119,9 +157,15 @@ impl Signals {
 
     async fn wait(mut self) {
         #[cfg(unix)]
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
+        loop {
+            tokio::select! {
+                _ = self.int.recv() => break,
+                _ = self.term.recv() => break,
+                _ = self.hup.recv() => tracing::warn!(
+                    "SIGHUP: nothing is reloaded in place; restart the daemon to apply a changed \
+                     configuration (SIGTERM stops it gracefully)"
+                ),
+            }
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;

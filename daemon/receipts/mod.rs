@@ -126,7 +126,29 @@ impl Keyring {
                     format!("{}: not a 64-hex-digit Ed25519 key", path.display()),
                 )
             })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Keyring::make(data_dir),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                // A first start makes the key. A key lost later must not be replaced silently:
+                // the daemon's identity would change with nobody told.
+                let published = published(data_dir)?;
+                if !published.is_empty() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!(
+                            "{} is missing, though this data_dir signed with {} key(s) ({}): \
+                             restore it from a backup, or run `baton keys --rotate` to make a new \
+                             signing key on purpose and hand its public half to whoever verifies",
+                            path.display(),
+                            published.len(),
+                            published
+                                .iter()
+                                .map(|k| k.key_id.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    ));
+                }
+                return Keyring::make(data_dir);
+            }
             Err(e) => return Err(e),
         };
         let ring = Keyring::from(signing);
