@@ -170,3 +170,34 @@ fn manual_pages_and_completions_come_from_the_command_line_itself() {
         "{script}"
     );
 }
+
+/// A webhook the daemon will refuse (its host is loopback and it does not set
+/// `allow_private`) is a doctor problem saying so, as the daemon's delivery error does
+/// ("private address", tests/notify); with `allow_private` it is not.
+#[test]
+fn doctor_names_a_webhook_the_daemon_would_refuse_as_a_private_address() {
+    let hook = |extra: &str| {
+        format!(
+            "[[webhooks]]\nname = \"ops\"\nurl = \"http://127.0.0.1:9/hook\"\n\
+             secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n{extra}"
+        )
+    };
+    let env = TestEnv::with_config(&hook(""));
+    let config = env.config_path();
+    let out = baton(&["doctor", "--config", config.to_str().unwrap()]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    let at = said
+        .find("problem  notifications: 127.0.0.1:9 is a private address")
+        .unwrap_or_else(|| panic!("no finding in:\n{said}"));
+    let rest: Vec<&str> = said[at..].lines().take(3).collect();
+    assert!(rest[0].contains("allow_private"), "{rest:?}");
+    assert!(rest[1].contains("webhooks[0].url (ops)"), "{rest:?}");
+    assert!(rest[2].contains("allow_private = true"), "{rest:?}");
+
+    let env = TestEnv::with_config(&hook("allow_private = true\n"));
+    let config = env.config_path();
+    let out = baton(&["doctor", "--config", config.to_str().unwrap()]);
+    let said = text(&out);
+    assert!(!said.contains("private address"), "{said}");
+}

@@ -7,6 +7,17 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 
+/// Why a target is refused (the delivery's error says "private address: " and this; `baton
+/// doctor` says the same of the configured URL).
+pub const PRIVATE_REFUSED: &str = "the target resolves only to private, loopback or link-local \
+     addresses (set allow_private = true on the webhook to allow them)";
+
+/// Whether a webhook without `allow_private` is refused at `addrs` (what its host resolves
+/// to): every one of them is private, loopback, link-local or otherwise not public.
+pub fn refused(addrs: &[SocketAddr]) -> bool {
+    !addrs.is_empty() && !addrs.iter().any(|a| is_public(a.ip()))
+}
+
 /// The resolver of one endpoint's client.
 pub struct Guard {
     pub allow_private: bool,
@@ -19,11 +30,10 @@ impl ureq::Resolver for Guard {
             return Ok(all);
         }
         let public: Vec<SocketAddr> = all.iter().copied().filter(|a| is_public(a.ip())).collect();
-        if public.is_empty() && !all.is_empty() {
+        if refused(&all) {
             return Err(io::Error::new(
                 io::ErrorKind::PermissionDenied,
-                "the target resolves only to private, loopback or link-local addresses \
-                 (set allow_private = true on the webhook to allow them)",
+                PRIVATE_REFUSED,
             ));
         }
         Ok(public)

@@ -6,7 +6,7 @@
 //! (`webhook`); email notices become one mail per reviewer (`mail`, `letter`). Deliveries
 //! that run out of attempts are dead: listed, and retried by an admin.
 
-mod address;
+pub mod address;
 mod attempt;
 mod audience;
 mod dead;

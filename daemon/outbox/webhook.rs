@@ -77,6 +77,17 @@ impl Sender {
             // The kind and message only: the error's text also names the URL, which may hold
             // a token (chat services put theirs in the path).
             Err(ureq::Error::Transport(t)) => {
+                // The address guard's refusal (see `address`), said as what it is rather
+                // than as ureq's "Dns Failed".
+                let refused = std::error::Error::source(&t)
+                    .and_then(|s| s.downcast_ref::<std::io::Error>())
+                    .filter(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+                if let Some(e) = refused {
+                    return Outcome {
+                        error: Some(format!("private address: {e}")),
+                        ..Outcome::default()
+                    };
+                }
                 let mut error = t.kind().to_string();
                 if let Some(m) = t.message() {
                     error = format!("{error}: {m}");

@@ -310,6 +310,7 @@ fn a_loopback_target_is_refused_without_allow_private() {
         .as_str()
         .unwrap()
         .to_string();
+    assert!(error.starts_with("private address: "), "{error}");
     assert!(error.contains("allow_private"), "{error}");
     assert!(
         receiver.requests().is_empty(),

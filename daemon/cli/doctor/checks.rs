@@ -348,14 +348,16 @@ pub fn listen(config: &Config) -> Outcome {
 pub fn notifications(config: &Config) -> Outcome {
     let mut findings = Vec::new();
     let mut checked = 0;
-    let mut targets: Vec<(String, String, u16)> = Vec::new();
+    // The key, the URL, the default port, and whether the daemon refuses private targets
+    // there (a webhook without `allow_private`).
+    let mut targets: Vec<(String, String, u16, bool)> = Vec::new();
     if let Some(smtp) = &config.smtp {
         let default = if smtp.url.starts_with("smtps:") {
             465
         } else {
             25
         };
-        targets.push(("smtp.url".into(), smtp.url.clone(), default));
+        targets.push(("smtp.url".into(), smtp.url.clone(), default, false));
     }
     for (i, hook) in config.webhooks.iter().enumerate() {
         let default = if hook.url.starts_with("https:") {
@@ -367,9 +369,10 @@ pub fn notifications(config: &Config) -> Outcome {
             format!("webhooks[{i}].url ({})", hook.name),
             hook.url.clone(),
             default,
+            !hook.allow_private,
         ));
     }
-    for (key, raw, default_port) in targets {
+    for (key, raw, default_port, guarded) in targets {
         let place = format!("{key} in {}", config.source_name);
         let parsed = url::Url::parse(&raw).ok();
         let Some(host) = parsed
@@ -383,6 +386,12 @@ pub fn notifications(config: &Config) -> Outcome {
         };
         checked += 1;
         let port = parsed.and_then(|u| u.port()).unwrap_or(default_port);
+        if guarded {
+            if let Some(finding) = private_target(&host, port, &place) {
+                findings.push(finding);
+                continue;
+            }
+        }
         if let Err(e) = connect(&host, port) {
             let what = format!("{host}:{port} does not take a connection from here: {e}");
             let fix = "check the host name, the port and the firewall; notifications are retried meanwhile, then dead-lettered";
@@ -393,6 +402,26 @@ pub fn notifications(config: &Config) -> Outcome {
         true => Ok(format!("{checked} channel(s) parse and answer")),
         false => Err(findings),
     }
+}
+
+/// A webhook target the daemon will refuse (its deliveries fail with "private address" and
+/// are dead-lettered): the host resolves only to loopback, private or link-local addresses
+/// and the webhook does not set `allow_private`. The same judgement as the daemon's.
+fn private_target(host: &str, port: u16, place: &str) -> Option<Finding> {
+    // A URL's IPv6 host is bracketed; the resolver wants it bare.
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let addrs: Vec<_> = (bare, port).to_socket_addrs().ok()?.collect();
+    if !baton::outbox::address::refused(&addrs) {
+        return None;
+    }
+    let shown: Vec<String> = addrs.iter().map(|a| a.ip().to_string()).collect();
+    let what = format!(
+        "{host}:{port} is a private address ({}): the daemon refuses to deliver there; {}",
+        shown.join(", "),
+        baton::outbox::address::PRIVATE_REFUSED
+    );
+    let fix = "point the webhook at a public address, or set allow_private = true on it if the receiver is meant to be on this host or network";
+    Some(Finding::problem(what, place, fix))
 }
 
 fn connect(host: &str, port: u16) -> std::io::Result<()> {
