@@ -95,3 +95,66 @@ fn a_search_index_removed_while_running_is_reported_counted_and_rebuilt() {
     wait_for(&d, "pulsar", 1);
     assert_eq!(metric(&d, "baton_search_index_lost_total"), Some(1.0));
 }
+
+/// A scraper that asks for the 0.0.4 text format gets it, and reads every counter as a
+/// counter: checked with the Prometheus project's own Python parser (`prometheus_client`).
+/// OpenMetrics stays the answer to no Accept, `*/*` and Prometheus's own header.
+#[test]
+fn metrics_answer_the_0_0_4_text_format_to_who_asks_for_it() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &bytes(&handoff("m-1")),
+    );
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    let url = format!("http://{}/metrics", d.addr());
+    let get = |accept: &str| {
+        let answer = ureq::get(&url).set("Accept", accept).call().unwrap();
+        let kind = answer.header("content-type").unwrap_or("").to_string();
+        (kind, answer.into_string().unwrap())
+    };
+    let (kind, text) = get("text/plain; version=0.0.4");
+    assert!(kind.starts_with("text/plain; version=0.0.4"), "{kind}");
+    assert!(
+        !text.contains("# EOF") && !text.contains("_created"),
+        "{text}"
+    );
+    let (kind, open) = get(
+        "application/openmetrics-text;version=1.0.0;q=0.5,text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+    );
+    assert!(kind.starts_with("application/openmetrics-text"), "{kind}");
+    assert!(open.ends_with("# EOF\n"));
+    d.stop();
+
+    let parse = r#"
+import sys
+from prometheus_client.parser import text_string_to_metric_families
+families = list(text_string_to_metric_families(sys.stdin.read()))
+untyped = [f.name for f in families if f.type in ("unknown", "untyped")]
+counters = [f.name for f in families if f.type == "counter"]
+assert not untyped, untyped
+assert "baton_handoffs_received" in counters or len(counters) >= 10, counters
+print(len(counters), "counters")
+"#;
+    use std::io::Write;
+    let mut child = std::process::Command::new(crate::mcp::python())
+        .args(["-c", parse])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

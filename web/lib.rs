@@ -9,6 +9,7 @@ mod auth;
 mod blocking;
 mod deliveries;
 mod error;
+mod exposition;
 mod history;
 mod json;
 mod keys;

@@ -3,7 +3,7 @@
 use super::ApiError;
 use crate::json::Json;
 use axum::extract::State;
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use baton::app::App;
 use serde_json::json;
@@ -77,12 +77,20 @@ fn unserved(app: &App) -> Vec<serde_json::Value> {
         .collect()
 }
 
-pub async fn metrics(State(app): State<App>) -> impl IntoResponse {
-    let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-    (
-        [(header::CONTENT_TYPE, content_type)],
-        app.metrics().encode(),
-    )
+/// OpenMetrics, or the 0.0.4 text format for a scraper whose `Accept` asks for it.
+pub async fn metrics(State(app): State<App>, headers: HeaderMap) -> impl IntoResponse {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let openmetrics = app.metrics().encode();
+    match super::exposition::wants_text_004(accept) {
+        true => (
+            [(header::CONTENT_TYPE, super::exposition::TEXT_004)],
+            super::exposition::to_text_004(&openmetrics),
+        ),
+        false => (
+            [(header::CONTENT_TYPE, super::exposition::OPENMETRICS)],
+            openmetrics,
+        ),
+    }
 }
 
 pub async fn openapi() -> impl IntoResponse {
