@@ -23,6 +23,8 @@ pub struct Leases {
     /// due, and the round) deadlocked in PostgreSQL (the bench saw 70 in a minute at 3,000
     /// workspaces), failed, and let every lease expire.
     renewing: Mutex<()>,
+    /// The cluster's key, read again at each heartbeat (see `super::trust`).
+    trust: std::sync::Arc<super::trust::Trust>,
 }
 
 #[derive(Debug, Default)]
@@ -59,7 +61,13 @@ pub struct Renewal {
 }
 
 impl Leases {
-    pub(super) fn new(pool: Pool, node: String, instance: String, ttl: Duration) -> Leases {
+    pub(super) fn new(
+        pool: Pool,
+        node: String,
+        instance: String,
+        ttl: Duration,
+        trust: std::sync::Arc<super::trust::Trust>,
+    ) -> Leases {
         Leases {
             pool,
             node,
@@ -67,6 +75,7 @@ impl Leases {
             ttl,
             held: Mutex::default(),
             renewing: Mutex::new(()),
+            trust,
         }
     }
 
@@ -101,6 +110,8 @@ impl Leases {
     /// `peer_url` is where the other nodes forward requests about this node's workspaces.
     pub fn heartbeat(&self, public_url: &str, peer_url: &str) -> Result<(), ClusterError> {
         let mut client = super::clock::checkout(&self.pool)?;
+        // The key first: a node seen on a round has read the key as it was then.
+        self.trust.refresh(&mut client)?;
         client.execute(
             concat!(
                 "INSERT INTO nodes (node, instance, public_url, peer_url, started_at, seen_at)

@@ -57,7 +57,7 @@ pub struct Cluster {
     pub ttl: Duration,
     pub leases: Leases,
     /// The cluster's key, which signs what the nodes send each other (`trust`).
-    pub trust: trust::Trust,
+    pub trust: Arc<trust::Trust>,
     /// Where to connect outside the pool (the wake-up listener, `wake`).
     pg_config: postgres::Config,
 }
@@ -67,12 +67,18 @@ impl Cluster {
     pub fn connect(config: &config::Cluster) -> Result<Arc<Cluster>, ClusterError> {
         let (pool, pg_config) = pool(config)?;
         schema::migrate(&pool)?;
-        let trust = trust::Trust::load(&pool)?;
+        let trust = Arc::new(trust::Trust::load(&pool)?);
         let node = config.node_name();
         let instance = hex::encode(rand::random::<[u8; 8]>());
         let ttl = Duration::from_secs(config.lease_ttl_s);
         Ok(Arc::new(Cluster {
-            leases: Leases::new(pool.clone(), node.clone(), instance.clone(), ttl),
+            leases: Leases::new(
+                pool.clone(),
+                node.clone(),
+                instance.clone(),
+                ttl,
+                trust.clone(),
+            ),
             pool,
             node,
             instance,

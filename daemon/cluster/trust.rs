@@ -1,6 +1,8 @@
 //! Nodes prove who they are to each other. The cluster keeps one secret key in the database
 //! (`peer_key`, 32 random bytes made by the first node that starts on the schema); each node
-//! reads it at start. A request one node sends another, and that node's answer, carry an
+//! reads it at start and again at each lease round, so a key deleted from the database
+//! (`DELETE FROM peer_key`: rotation) is replaced by a new one, made by the first node to
+//! look, and used by every node within a round. A request one node sends another, and that node's answer, carry an
 //! HMAC-SHA256 under it (what they cover is the web layer's: `baton_web::peers::trust`), so a
 //! process that does not know the key (one listening on a dead node's port, say) can neither
 //! make a node act nor answer in a node's name. Each signed request names a nonce; the node
@@ -10,7 +12,7 @@ use super::{ClusterError, Pool};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::collections::{HashSet, VecDeque};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 /// How far a signed request's time may be from the receiving node's: older is refused.
@@ -18,7 +20,7 @@ pub const WINDOW: Duration = Duration::from_secs(60);
 
 /// The cluster's key, and the nonces this node has accepted within the window.
 pub struct Trust {
-    key: [u8; 32],
+    key: RwLock<[u8; 32]>,
     seen: Mutex<Seen>,
 }
 
@@ -39,29 +41,31 @@ impl Trust {
     /// The cluster's key: made (once, by whichever node gets there first) if there is none yet.
     pub(super) fn load(pool: &Pool) -> Result<Trust, ClusterError> {
         let mut client = pool.get()?;
-        let ours: [u8; 32] = rand::random();
-        client.execute(
-            "INSERT INTO peer_key (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING",
-            &[&&ours[..]],
-        )?;
-        let row = client.query_one("SELECT key FROM peer_key WHERE id = 1", &[])?;
-        let bytes: Vec<u8> = row.get(0);
-        let key: [u8; 32] = bytes.try_into().map_err(|_| {
-            ClusterError::Schema("the cluster's peer_key is not 32 bytes".to_string())
-        })?;
-        Ok(Trust::with_key(key))
+        Ok(Trust::with_key(current(&mut client)?))
+    }
+
+    /// Reads the cluster's key again (making one if it was deleted): at each lease round.
+    pub(super) fn refresh(&self, client: &mut postgres::Client) -> Result<(), ClusterError> {
+        let key = current(client)?;
+        let mut ours = self.key.write().unwrap_or_else(|e| e.into_inner());
+        if *ours != key {
+            tracing::info!("the cluster's peer key changed (rotated): signing with the new one");
+            *ours = key;
+        }
+        Ok(())
     }
 
     /// A handle on `key` (tests).
     pub fn with_key(key: [u8; 32]) -> Trust {
         Trust {
-            key,
+            key: RwLock::new(key),
             seen: Mutex::default(),
         }
     }
 
     fn mac(&self, parts: &[&[u8]]) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key).expect("any key length");
+        let key = *self.key.read().unwrap_or_else(|e| e.into_inner());
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length");
         // Each part with its length first: no two different lists of parts sign alike.
         for part in parts {
             mac.update(&(part.len() as u64).to_be_bytes());
@@ -104,6 +108,23 @@ impl Trust {
         seen.order.push_back((now + 2 * WINDOW, nonce.to_string()));
         true
     }
+}
+
+/// The key in the database, made now if there is none (one statement: the row this node
+/// inserted, or the one it found).
+fn current(client: &mut postgres::Client) -> Result<[u8; 32], ClusterError> {
+    let ours: [u8; 32] = rand::random();
+    let row = client.query_one(
+        "WITH made AS (
+             INSERT INTO peer_key (id, key) VALUES (1, $1) ON CONFLICT (id) DO NOTHING RETURNING key
+         )
+         SELECT key FROM made UNION ALL SELECT key FROM peer_key WHERE id = 1 LIMIT 1",
+        &[&&ours[..]],
+    )?;
+    let bytes: Vec<u8> = row.get(0);
+    bytes
+        .try_into()
+        .map_err(|_| ClusterError::Schema("the cluster's peer_key is not 32 bytes".to_string()))
 }
 
 #[cfg(test)]

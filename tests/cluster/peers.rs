@@ -4,7 +4,9 @@
 //! daemons over one PostgreSQL, with a process on a dead node's port, and a recording proxy
 //! in front of a live one.
 
-use super::nodes::{holder, node_config, one_at_a_time, served, settled, spread, wait_long};
+use super::nodes::{
+    holder, lease_round, node_config, one_at_a_time, served, settled, spread, wait_long,
+};
 use super::nodes::{SETTLE_S, TTL_S};
 use super::pg::{free_port, Postgres};
 use crate::pages::Web;
@@ -372,6 +374,59 @@ fn a_node_refuses_a_request_from_a_peer_unsigned_forged_tampered_replayed_or_mea
     let (status, body) = a.decide("far", "approved", "through the proxy");
     assert_eq!(status, 200, "{body}");
     assert_eq!(decision(&env.ws(&on_b)).unwrap()["by"], "admin");
+    a.assert_alive();
+    b.assert_alive();
+}
+
+/// The cluster's key as the database holds it, in hex ('' when there is none).
+fn peer_key(pg: &Postgres, db: &str) -> String {
+    let out = pg.psql(db, "SELECT encode(key, 'hex') FROM peer_key");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn a_deleted_peer_key_is_replaced_and_every_node_signs_with_the_new_one_within_a_round() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let url = pg.database("rotation");
+    let mut env = TestEnv::new();
+    env.drive_clock();
+    let mut names = vec!["alpha".to_string()];
+    spread(&env, &mut names, 4, &["a", "b"], 1);
+    let total = names.len();
+    let (a_config, b_config) = (
+        node_config(&env, &url, "a", ""),
+        node_config(&env, &url, "b", ""),
+    );
+    let (a, b) = two_nodes(&mut env, &pg, "rotation", a_config, b_config, total);
+    let on_b = names
+        .iter()
+        .find(|n| holder(&pg, "rotation", n) == "b")
+        .cloned()
+        .expect("b serves one");
+    write_atomic(&env.ws(&on_b).join("handoff.json"), &bytes(&handoff("far")));
+    wait_long("a reads b's handoff (forwarded)", SETTLE_S, || {
+        a.get("/api/v1/handoffs/far").0 == 200
+    });
+    let old = peer_key(&pg, "rotation");
+    assert_eq!(old.len(), 64, "32 bytes made at the first start: {old}");
+
+    // Rotation: the operator deletes the key; the next round makes a new one, and every node
+    // signs and checks with it.
+    let out = pg.psql("rotation", "DELETE FROM peer_key");
+    assert!(out.status.success(), "{out:?}");
+    lease_round(&env, &pg, "rotation", &["a", "b"]);
+    let new = peer_key(&pg, "rotation");
+    assert_eq!(new.len(), 64, "a new key was made: {new:?}");
+    assert_ne!(new, old);
+    let (status, body) = a.get("/api/v1/handoffs/far");
+    assert_eq!(
+        status, 200,
+        "forwarded and answered under the new key: {body}"
+    );
+    let (status, body) = a.decide("far", "approved", "after the rotation");
+    assert_eq!(status, 200, "{body}");
     a.assert_alive();
     b.assert_alive();
 }
