@@ -120,6 +120,72 @@ mod tests {
     use super::Pace;
     use std::time::Duration;
 
+    /// The cost of one round at 10,000 workspaces, unpaced: each log opened, read and its
+    /// chain checked, as `reverify` does. `cargo test --release -p baton --lib
+    /// reverify_cost -- --ignored --nocapture` (BATON_BENCH_EVENTS: events a log, default 40).
+    #[test]
+    #[ignore]
+    fn reverify_cost_at_10000_workspaces() {
+        use super::super::{recheck, sha256_hex, Mark, GENESIS};
+        use std::io::{Read, Write};
+        let events: usize = std::env::var("BATON_BENCH_EVENTS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(40);
+        let dir = tempfile::tempdir().unwrap();
+        let mut heads = Vec::new();
+        let mut total = 0u64;
+        for w in 0..10_000 {
+            let mut text = String::new();
+            let mut prev = GENESIS.to_string();
+            for seq in 1..=events {
+                let line = format!(
+                    "{{\"seq\":{seq},\"prev\":\"{prev}\",\"type\":\"handoff.received\",\"at\":\"2026-11-26T21:55:35.857Z\",\"workspace\":\"ws-{w:05}\",\"key\":\"fix-retry-backoff-{seq}\",\"data\":{{\"title\":\"Fix the retry backoff of the payments client\",\"trigger\":\"completion\",\"confidence\":0.93,\"route\":\"engineering\",\"revision\":1,\"from_agent\":\"builder-1\"}}}}"
+                );
+                prev = sha256_hex(line.as_bytes());
+                text.push_str(&line);
+                text.push('\n');
+            }
+            total += text.len() as u64;
+            let path = dir.path().join(format!("ws-{w:05}.jsonl"));
+            std::fs::File::create(&path)
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
+            let head = Mark {
+                seq: events as u64,
+                hash: prev,
+                len: Some(text.len() as u64),
+            };
+            heads.push((path, head));
+        }
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let began = std::time::Instant::now();
+            for (path, head) in &heads {
+                let file = std::fs::File::open(path).unwrap();
+                let mut pace = |_: usize| {};
+                let reader = recheck::Paced {
+                    inner: (&file).take(head.len.unwrap()),
+                    pace: &mut pace,
+                    read: 0,
+                };
+                assert_eq!(recheck::chain_problem_of(reader, head).unwrap(), None);
+            }
+            times.push(began.elapsed().as_secs_f64());
+        }
+        times.sort_by(f64::total_cmp);
+        let mb = total as f64 / 1e6;
+        println!(
+            "10,000 logs of {events} events, {mb:.1} MB: a round (page cache warm) min {:.3} s, median {:.3} s, max {:.3} s ({:.0} MB/s at the median); at the default budget (4 MiB/s) a round takes {:.0} s",
+            times[0],
+            times[2],
+            times[4],
+            mb / times[2],
+            total as f64 / (4.0 * 1024.0 * 1024.0)
+        );
+    }
+
     #[test]
     fn the_pace_spreads_reads_over_the_budget_with_a_second_ahead_at_most() {
         let mut pace = Pace::new(1000);
