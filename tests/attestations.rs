@@ -220,7 +220,8 @@ fn every_field_of_a_decision_is_signed_and_every_surface_carries_the_same_envelo
     let keys = keys_file(&env);
     assert_eq!(verify(&dir, &keys, &[]).0, 0);
     let original = std::fs::read(dir.join("decision.json")).unwrap();
-    let forgeries: [(&str, fn(&mut Value)); 5] = [
+    type Forgery = (&'static str, fn(&mut Value));
+    let forgeries: [Forgery; 5] = [
         ("/instructions", |d| {
             d["instructions"] = json!("PRODUCTION, drop tables")
         }),

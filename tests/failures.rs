@@ -191,3 +191,33 @@ fn symlinks_planted_in_the_workspace_never_lead_the_daemon_outside() {
         "untouched"
     );
 }
+
+/// data_dir that cannot be written (here made immutable with `chattr +i`, which stops root
+/// too; a full disk is the same to the probe, but a daemon frees and takes space all the time,
+/// so a test of it would race): every decision would answer 503, so `/healthz` says degraded
+/// and why, and says ok again once it can write.
+#[test]
+fn health_is_degraded_while_data_dir_cannot_be_written() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    d.wait_until("ready", || d.health()["ready"] == true);
+    assert_eq!(d.health()["status"], "ok", "{}", d.health());
+    let data = env.root().join("data");
+    let chattr = |flag: &str| {
+        Command::new("chattr")
+            .args([flag, data.to_str().unwrap()])
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !chattr("+i") {
+        eprintln!("skipped: chattr +i needs root and a filesystem that has it");
+        return;
+    }
+    let health = d.health();
+    assert!(chattr("-i"));
+    assert_eq!(health["status"], "degraded", "{health}");
+    let error = health["data_dir"]["error"].as_str().unwrap_or("");
+    assert!(error.contains("cannot be written"), "{health}");
+    assert_eq!(d.health()["status"], "ok", "{}", d.health());
+    d.stop();
+}

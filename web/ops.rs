@@ -14,9 +14,14 @@ use serde_json::json;
 pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     let unserved = unserved(&app);
     let search_error = app.search_failing();
+    let probing = app.clone();
+    let data_dir_error = crate::blocking(move || probing.data_dir_problem())
+        .await
+        .unwrap_or_else(|_| Some("the probe of data_dir did not finish".into()));
+    let degraded = !unserved.is_empty() || search_error.is_some() || data_dir_error.is_some();
     let (status, state) = match app.failing() {
         Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "failing"),
-        None if !unserved.is_empty() || search_error.is_some() => (StatusCode::OK, "degraded"),
+        None if degraded => (StatusCode::OK, "degraded"),
         None => (StatusCode::OK, "ok"),
     };
     let workspaces = app.workspaces();
@@ -31,6 +36,9 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     }
     if !unserved.is_empty() {
         body["unserved"] = json!(unserved);
+    }
+    if let Some(error) = data_dir_error {
+        body["data_dir"] = json!({ "error": error });
     }
     if let Some((documents, indexing)) = app.search_state() {
         body["search"] = json!({ "documents": documents, "indexing": indexing });

@@ -310,6 +310,24 @@ impl App {
         self.inner.runtime.failing.get().map(String::as_str)
     }
 
+    /// Why data_dir cannot take a write now (full, read-only, gone), if it cannot: a byte
+    /// written to a probe file and removed. Every decision is committed there first, so a
+    /// daemon that cannot write it answers 503 to each: health says so.
+    pub fn data_dir_problem(&self) -> Option<String> {
+        use std::io::Write;
+        let probe = self.inner.config.data_dir.join(".health-probe");
+        let written = std::fs::File::create(&probe).and_then(|mut f| f.write_all(b"1"));
+        let _ = std::fs::remove_file(&probe);
+        written.err().map(|e| {
+            self.metrics().error("data_dir");
+            format!(
+                "{} cannot be written: {e}; decisions cannot be recorded (free space or fix its \
+                 permissions)",
+                self.inner.config.data_dir.display()
+            )
+        })
+    }
+
     pub fn set_ready(&self) {
         self.inner.runtime.ready.store(true, Ordering::Release);
         self.inner.views.history.begin();
