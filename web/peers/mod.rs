@@ -227,6 +227,7 @@ fn outgoing(headers: &HeaderMap, app: &App) -> HeaderMap {
     drop_hop_by_hop(&mut out);
     for name in [
         header::HOST,
+        header::EXPECT,
         header::AUTHORIZATION,
         header::COOKIE,
         trust::PEER,
