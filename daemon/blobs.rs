@@ -6,7 +6,7 @@
 //! its rename). The page's preview and diff, the download and the promotion into `approved/`
 //! read this copy, never the file in the workspace, which an agent can still change without
 //! its size or times moving (a write through a shared mapping): what the reviewer saw is what
-//! ships. The copies of approved work (`pin`) live here too.
+//! ships. Approved work is restored from the same copies (`get_pinned`).
 //!
 //! A blob is only ever created whole (temp file, fsync, rename) under the name of its
 //! content's digest; `get` checks the content against the name, the others the size, so a
@@ -186,30 +186,7 @@ impl Blobs {
         settled.insert(sha256.to_string());
     }
 
-    /// Keeps `bytes` durably whatever they are (approved work: the copy a tampered file is
-    /// restored from). Written once per digest, fsynced, never dropped by `get`'s size cap.
-    pub fn pin(&self, sha256: &str, bytes: &[u8]) -> io::Result<()> {
-        let path = self
-            .path(sha256)
-            .ok_or_else(|| io::Error::other("not a sha256"))?;
-        if self.get_pinned(sha256, bytes.len() as u64).is_some() {
-            return Ok(());
-        }
-        let dir = path.parent().expect("blob paths have a folder");
-        std::fs::create_dir_all(dir)?;
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".baton-tmp-")
-            .tempfile_in(dir)?;
-        tmp.write_all(bytes)?;
-        use crate::workspace::fsync::{self, Kind};
-        fsync::all(tmp.as_file(), Kind::Store)?;
-        tmp.persist(&path).map_err(|e| e.error)?;
-        fsync::dir(dir, Kind::Store)?;
-        self.settle(sha256);
-        Ok(())
-    }
-
-    /// A pinned copy of at most `limit` bytes, checked against its digest.
+    /// A kept copy of at most `limit` bytes, checked against its digest (whatever its size).
     pub fn get_pinned(&self, sha256: &str, limit: u64) -> Option<Vec<u8>> {
         let path = self.path(sha256)?;
         let bytes = read_at_most(&path, limit).ok()??;
