@@ -218,3 +218,33 @@ fn an_artifact_past_the_snapshot_limit_leaves_the_handoff_reviewable_but_not_app
     let (status, _) = d.decide("too-much", "changes_requested", "split it");
     assert_eq!(status, 200);
 }
+
+#[test]
+fn a_known_file_whose_snapshot_is_missing_is_read_again_to_keep_it() {
+    const TEXT: &[u8] = b"release notes\n";
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    super::submit(&d, &ws, "again", &[("inbox/notes.txt", TEXT)], json!({}), 1);
+    let sha = baton::contract::validate::sha256_hex(TEXT);
+    let blob = env.root().join("data/blobs").join(&sha[..2]).join(&sha);
+    assert_eq!(std::fs::read(&blob).unwrap(), TEXT);
+    // The snapshot is lost; the handoff that names it cannot be approved, and says why.
+    std::fs::remove_file(&blob).unwrap();
+    let (_, detail) = d.get("/api/v1/handoffs/again");
+    let why = detail["why_not_approve"].as_str().unwrap_or_default();
+    assert!(why.contains("inbox/notes.txt was not kept"), "{detail}");
+    // A new revision names the same file, untouched: its digest is known by its identity,
+    // but it is read again to keep it, and the revision can be approved.
+    let mut doc = handoff("again");
+    doc["artifacts"] = json!([{ "path": "inbox/notes.txt" }]);
+    doc["summary"] = json!("second look");
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("revision 2", || {
+        d.get("/api/v1/handoffs/again").1["revision"] == 2
+    });
+    assert_eq!(std::fs::read(&blob).unwrap(), TEXT);
+    let (status, answer) = d.decide("again", "approved", "fine");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(std::fs::read(ws.join("approved/notes.txt")).unwrap(), TEXT);
+}
