@@ -257,17 +257,24 @@ fn every_field_of_a_decision_is_signed_and_every_surface_carries_the_same_envelo
     assert_eq!(taken["instructions"], "deploy to STAGING only");
 }
 
-#[test]
-fn verify_covers_every_byte_in_approved_and_names_its_trust_root() {
-    let mut env = TestEnv::with_config(&config(""));
+/// Handoff `id` approved by rita in alpha on a route with `route`'s keys, promoted, the daemon
+/// stopped: the test's folder, alpha, and the daemon's public keys in a file.
+fn approved_in_alpha(route: &str, id: &str) -> (TestEnv, PathBuf, PathBuf) {
+    let mut env = TestEnv::with_config(&config(route));
     let d = env.start();
     let dir = env.ws("alpha");
-    let key = submit(&d, &dir, Some("att-approved"));
+    let key = submit(&d, &dir, Some(id));
     decide(&d, &key, json!({"outcome": "approved"}));
-    let promoted = dir.join("approved/deploy.sh");
-    d.wait_until("promoted", || promoted.exists());
+    d.wait_until("promoted", || dir.join("approved/deploy.sh").exists());
     d.stop();
     let keys = keys_file(&env);
+    (env, dir, keys)
+}
+
+#[test]
+fn verify_covers_every_byte_in_approved_and_names_its_trust_root() {
+    let (env, dir, keys) = approved_in_alpha("", "att-approved");
+    let promoted = dir.join("approved/deploy.sh");
     let (code, out) = verify(&dir, &keys, &[]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("1 file(s) in approved/"), "{out}");
@@ -311,13 +318,7 @@ fn verify_covers_every_byte_in_approved_and_names_its_trust_root() {
 
 #[test]
 fn at_is_a_time_with_its_offset_not_text() {
-    let mut env = TestEnv::with_config(&config("approval_ttl_s = 3600\n"));
-    let d = env.start();
-    let dir = env.ws("alpha");
-    let key = submit(&d, &dir, Some("att-time"));
-    decide(&d, &key, json!({"outcome": "approved"}));
-    d.stop();
-    let keys = keys_file(&env);
+    let (_env, dir, keys) = approved_in_alpha("approval_ttl_s = 3600\n", "att-time");
     let until = statement_of(&decision(&dir))["predicate"]["valid_until"]
         .as_str()
         .unwrap()
