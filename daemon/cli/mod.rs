@@ -412,9 +412,10 @@ pub enum EvidenceCommand {
 
 #[derive(Subcommand)]
 pub enum PolicyCommand {
-    /// Print, per route, what the candidate's policy would have done with each human decision
-    /// (would auto-approve / leave to people, against approved, rejected, changes_requested),
-    /// and every handoff it would have approved that a person did not.
+    /// Print, per route, what the candidate's policy would have done with every decided
+    /// revision (a revision sent back and replaced included): would auto-approve / leave to
+    /// people, against approved, rejected, changes_requested; every one it would have approved
+    /// that a person did not; and each it errs on. Exit 1 when it errs on any (or does not load).
     Replay {
         /// The candidate configuration (its data_dir and workspaces are read)
         file: PathBuf,
