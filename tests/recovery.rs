@@ -179,3 +179,50 @@ fn an_audit_line_edited_while_running_is_found_at_the_next_reconcile() {
     assert!(found.contains("line"), "names the line: {found}");
     d.stop();
 }
+
+/// A kill -9 between committing an agent's revision and publishing its copies leaves the
+/// record folder's copy of the handoff holding the revision before: a revision the store did
+/// commit, so a crash's residue, republished at the next start and not raised as tampering.
+/// A copy holding content the daemon never received still is.
+#[test]
+fn a_revision_copy_a_crash_left_behind_is_republished_not_called_tampering() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let mut doc = handoff("revised");
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    let folder = ws.join(".baton/handoffs/revised");
+    let copy = folder.join("handoff.json");
+    d.wait_until("published", || copy.exists());
+    let first = std::fs::read(&copy).unwrap();
+    doc["title"] = serde_json::json!("revised, second revision");
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("revised", || {
+        d.get("/api/v1/handoffs/revised").1["revision"] == 2
+    });
+    d.wait_until("republished", || std::fs::read(&copy).unwrap() != first);
+    let second = std::fs::read(&copy).unwrap();
+    d.stop();
+
+    // The crash's residue: the copy still holds revision 1.
+    std::fs::write(&copy, &first).unwrap();
+    let d = env.start();
+    d.wait_until("ready", || d.health()["ready"] == true);
+    assert!(
+        d.health().get("tamper_alerts").is_none(),
+        "a crash's residue is no attack: {}",
+        d.health()
+    );
+    assert_eq!(std::fs::read(&copy).unwrap(), second, "brought up to date");
+    d.stop();
+
+    // Content the daemon never received is still tampering.
+    let mut forged: Value = serde_json::from_slice(&second).unwrap();
+    forged["title"] = serde_json::json!("a revision nobody sent");
+    std::fs::write(&copy, serde_json::to_vec(&forged).unwrap()).unwrap();
+    let d = env.start();
+    d.wait_until("ready", || d.health()["ready"] == true);
+    assert_eq!(d.health()["tamper_alerts"], 1, "{}", d.health());
+    d.stop();
+}

@@ -2,7 +2,7 @@
 //! copy the daemon never wrote (a forged decision, a planted archive of a key it never
 //! received, an edited revision) is kept as evidence in data_dir, recorded in the workspace's
 //! tamper history, and replaced by the store's version; a copy a crash left behind (an older
-//! decision, a missing file) is simply brought up to date.
+//! decision or revision the store committed, a missing file) is simply brought up to date.
 
 use crate::app::model::DECISION;
 use crate::app::state::Record;
@@ -249,6 +249,15 @@ fn changed(
         return Some("a decision the daemon never made".into());
     }
     if file.starts_with("rev-") || file == crate::workspace::HANDOFF_FILE {
+        // A revision the store committed, in a copy a crash kept from being replaced (killed
+        // between an agent's revision's commit and its publication): stale, not forged.
+        let committed = store
+            .files_of(dir)
+            .into_iter()
+            .filter(|f| f.starts_with("rev-") || f == crate::workspace::HANDOFF_FILE);
+        if committed.filter_map(|f| ours(&f)).any(|r| r == copy) {
+            return None;
+        }
         return Some(match truth {
             Some(_) => "a revision changed after the daemon archived it".into(),
             None => "a revision the daemon never received".into(),
