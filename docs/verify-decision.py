@@ -1,33 +1,67 @@
 """Check a baton decision without baton: python3 verify-decision.py WORKSPACE KEYS [OUTCOME...]
 
 KEYS holds lines as `baton keys` prints them (`<key_id> <hex public key>`). Exit 0 only when
-WORKSPACE/decision.json is signed whole by one of them, is about this workspace and the handoff
-in place, has an accepted outcome (default: approved), and every file it names, and every file
-of approved/, has the bytes decided. Needs `cryptography` and nothing else. docs/receipts.md."""
-import base64, hashlib, json, os, sys
+WORKSPACE/decision.json is signed whole by one of them, is about this workspace and the
+handoff.json in place, has an accepted outcome (default: approved), is still valid, and every
+artifact, and every file of approved/ (exactly those), has the bytes decided. Needs
+`cryptography` and nothing else; no check is an `assert` (python -O keeps them). docs/receipts.md.
+"""
+import base64, datetime, hashlib, json, os, stat, sys
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+def refuse(why):
+    sys.exit("REFUSED: " + why)
+
+def unique(pairs):  # a member named twice could mean one thing here and another elsewhere
+    if len({k for k, _ in pairs}) != len(pairs): refuse("a JSON member is named twice")
+    return dict(pairs)
+
+def load(path):
+    with open(path, "rb") as f: return json.loads(f.read(), object_pairs_hook=unique)
+
+def same(a, b):  # exact JSON equality: 1 is not 1.0, true is not 1
+    dump = lambda v: json.dumps(v, sort_keys=True, ensure_ascii=False)
+    return dump(a) == dump(b)
+
+def sha(path):
+    if not stat.S_ISREG(os.lstat(path).st_mode): refuse(path + " is not a regular file")
+    with open(path, "rb") as f: return hashlib.sha256(f.read()).hexdigest()
 
 ws, keys_file, outcomes = sys.argv[1], sys.argv[2], sys.argv[3:] or ["approved"]
 keys = dict(line.split()[:2] for line in open(keys_file) if line.strip())
-doc = json.load(open(os.path.join(ws, "decision.json"), encoding="utf-8"))
-env = doc.pop("attestation")
-payload = base64.b64decode(env["payload"])
+doc = load(os.path.join(ws, "decision.json"))
+env = doc.pop("attestation", None) or refuse("no attestation")
+if env["payloadType"] != "application/vnd.in-toto+json": refuse("not an in-toto payload")
+payload = base64.b64decode(env["payload"], validate=True)
 pae = b"DSSEv1 %d %s %d %s" % (len(env["payloadType"]), env["payloadType"].encode(), len(payload), payload)
-sig = next(s for s in env["signatures"] if s["keyid"] in keys)  # StopIteration: no trusted key
-Ed25519PublicKey.from_public_bytes(bytes.fromhex(keys[sig["keyid"]])).verify(base64.b64decode(sig["sig"]), pae)
-st = json.loads(payload)
-assert st["_type"] == "https://in-toto.io/Statement/v1" and st["predicateType"] == "https://baton.dev/attestation/decision/v1"
+def signed(s):
+    try: Ed25519PublicKey.from_public_bytes(bytes.fromhex(keys[s["keyid"]])).verify(base64.b64decode(s["sig"]), pae); return True
+    except Exception: return False
+if not any(s["keyid"] in keys and signed(s) for s in env["signatures"]): refuse("no signature by a trusted key")
+st = json.loads(payload, object_pairs_hook=unique)
+if st["_type"] != "https://in-toto.io/Statement/v1" or st["predicateType"] != "https://baton.dev/attestation/decision/v1":
+    refuse("not a baton decision statement")
 p = st["predicate"]
-assert p["decision"] == doc, "decision.json was edited after it was signed"
-assert p["workspace"] == os.path.basename(os.path.abspath(ws)), "made in another workspace"
-assert doc["outcome"] in outcomes, "outcome %s not accepted" % doc["outcome"]
-handoff = json.load(open(os.path.join(ws, "handoff.json"), encoding="utf-8"))
+if not same(p["decision"], doc): refuse("decision.json was edited after it was signed")
+if p["workspace"] != os.path.basename(os.path.realpath(ws)): refuse("made in workspace " + p["workspace"])
+if doc["outcome"] not in outcomes: refuse("outcome %s not accepted" % doc["outcome"])
+until = p.get("valid_until")
+if until and datetime.datetime.now(datetime.timezone.utc) > datetime.datetime.fromisoformat(until.replace("Z", "+00:00")):
+    refuse("expired at " + until)
+handoff = load(os.path.join(ws, "handoff.json"))  # a handoff.yaml needs `baton verify`
 canonical = json.dumps(handoff, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-assert hashlib.sha256(canonical.encode()).hexdigest() == p["handoff_sha256"], "another handoff is in place"
-sha = lambda path: hashlib.sha256(open(os.path.join(ws, path), "rb").read()).hexdigest()
-for s in st["subject"]:
-    assert s["name"] == "handoff" or sha(s["name"]) == s["digest"]["sha256"], s["name"] + " changed"
-if doc["outcome"] == "approved":
-    on_disk = {os.path.relpath(os.path.join(d, f), ws) for d, _, fs in os.walk(os.path.join(ws, "approved")) for f in fs}
-    assert on_disk == {a["path"] for a in p["approved"]}, "approved/ holds other files"
+if hashlib.sha256(canonical.encode()).hexdigest() != p["handoff_sha256"]: refuse("another handoff is in place")
+for a in p["artifacts"] + (p.get("approved") or []):
+    if sha(os.path.join(ws, a["path"])) != a["sha256"]: refuse(a["path"] + " changed")
+top = os.path.join(ws, "approved")
+if doc["outcome"] == "approved" and (os.path.lexists(top) or p["approved"]):
+    def broken(e): refuse("approved/ cannot be read whole: %s" % e)
+    if os.path.islink(top): refuse("approved/ is a link")
+    on_disk = set()
+    for d, dirs, files in os.walk(top, onerror=broken):
+        for name in dirs + files:
+            path = os.path.join(d, name)
+            if os.path.islink(path): refuse(os.path.relpath(path, ws) + " is a link")
+            if name in files: on_disk.add(os.path.relpath(path, ws))
+    if on_disk != {a["path"] for a in p["approved"]}: refuse("approved/ holds other files than were approved")
 print("ok:", doc["handoff_key"], doc["outcome"], "by", doc["by"])

@@ -131,6 +131,14 @@ fn verify_refuses_every_outcome_but_those_the_caller_names() {
     );
     let (code, out) = verify(&dir, &keys, &["--outcome", "rejected,changes_requested"]);
     assert_eq!(code, 0, "named, it is accepted: {out}");
+    // An `outcome` named twice: parsers disagree on which counts, so it is no decision.
+    let genuine = std::fs::read_to_string(dir.join("decision.json")).unwrap();
+    let doubled = genuine.replacen('{', r#"{"outcome": "approved", "#, 1);
+    std::fs::write(dir.join("decision.json"), doubled).unwrap();
+    let (code, out) = verify(&dir, &keys, &["--outcome", "rejected"]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("duplicate key"), "{out}");
+    std::fs::write(dir.join("decision.json"), genuine).unwrap();
     let (code, out) = verify(&dir, &keys, &["--outcome", "aproved"]);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("not an outcome"), "{out}");
@@ -421,6 +429,29 @@ fn a_verifier_that_is_not_baton_checks_real_envelopes() {
     std::fs::write(dir.join("decision.json"), &original).unwrap();
     let (ok, said) = run(&["rejected"]);
     assert!(!ok && said.contains("not accepted"), "{said}");
+    // The script's checks hold under `python -O`, and a link in approved/ is refused.
+    let optimized = Command::new(&python)
+        .arg("-O")
+        .arg(&script)
+        .arg(&dir)
+        .arg(&keys)
+        .arg("rejected")
+        .output()
+        .unwrap();
+    assert!(!optimized.status.success(), "python -O took a rejection");
+    std::os::unix::fs::symlink("/tmp", dir.join("approved/elsewhere")).unwrap();
+    let (ok, said) = run(&[]);
+    assert!(!ok && said.contains("is a link"), "{said}");
+    std::fs::remove_file(dir.join("approved/elsewhere")).unwrap();
+    let doubled = String::from_utf8(original.clone()).unwrap().replacen(
+        '{',
+        r#"{"outcome": "rejected", "#,
+        1,
+    );
+    std::fs::write(dir.join("decision.json"), doubled).unwrap();
+    let (ok, said) = run(&[]);
+    assert!(!ok && said.contains("named twice"), "{said}");
+    std::fs::write(dir.join("decision.json"), &original).unwrap();
 
     let sslib = r#"
 import json, sys

@@ -221,6 +221,15 @@ impl Waited {
         let now = time::OffsetDateTime::now_utc();
         match super::receipts::problems(ws, &found.doc, trusted, now) {
             // The decision as signed, not as the file says: they are equal, or it was refused.
+            // A v1 receipt signs none of what the agent is told to do next: that is left out.
+            Ok(checked) if checked.form == baton::receipts::Form::ReceiptV1 => Ok(Some(Decision {
+                comment: None,
+                sign_offs: Vec::new(),
+                to_agent: None,
+                edits: Default::default(),
+                shadow: None,
+                ..checked.decision
+            })),
             Ok(checked) => Ok(Some(checked.decision)),
             Err(problems) => {
                 self.refused = Some(problems.join("; "));
@@ -313,8 +322,11 @@ struct Found {
 }
 
 fn read_decision(ws: &Workspace, path: &Path) -> Option<Found> {
-    let bytes = ws.read(path, 1024 * 1024).ok().flatten()?;
-    let doc: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let bytes = ws
+        .read(path, super::receipts::MAX_DECISION_BYTES)
+        .ok()
+        .flatten()?;
+    let doc = super::receipts::parse_decision(&bytes).ok()?;
     let decision = serde_json::from_value(doc.clone()).ok()?;
     Some(Found { decision, doc })
 }

@@ -117,10 +117,24 @@ fn refused(problems: &[String]) -> ExitCode {
 fn read_decision(ws: &Workspace) -> anyhow::Result<serde_json::Value> {
     let path = ws.decision_path();
     let bytes = ws
-        .read(&path, 1 << 20)
+        .read(&path, MAX_DECISION_BYTES)
         .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
         .ok_or_else(|| anyhow::anyhow!("no decision.json in {}", ws.root.display()))?;
-    serde_json::from_slice(&bytes).map_err(|e| anyhow::anyhow!("{}: not JSON: {e}", path.display()))
+    parse_decision(&bytes).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
+}
+
+/// The largest decision.json read (a genuine one grows with the files `approved/` holds).
+pub(super) const MAX_DECISION_BYTES: usize = 16 << 20;
+
+/// decision.json as JSON, refusing a member named twice: parsers disagree on which one wins,
+/// so a file with two `outcome`s could say one thing here and another to the agent.
+pub(super) fn parse_decision(bytes: &[u8]) -> Result<serde_json::Value, String> {
+    let wide = baton::contract::json::Limits {
+        max_bytes: MAX_DECISION_BYTES,
+        max_depth: 64,
+        max_string: MAX_DECISION_BYTES,
+    };
+    baton::contract::json::parse(bytes, &wide).map_err(|p| format!("not a decision: {p}"))
 }
 
 /// Everything wrong with decision.json (`doc`) as a signed answer in `ws` at `now`: its
@@ -185,14 +199,18 @@ fn approved_tree(ws: &Workspace, checked: &receipts::Checked) -> Vec<String> {
     {
         let entry = match entry {
             Ok(entry) => entry,
+            // No approved/ at all: every expected file is reported missing below. Anything
+            // else that cannot be read (a folder that vanished mid-walk included) is a refusal:
+            // what the walk did not reach was not checked.
             Err(e)
-                if e.io_error()
-                    .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
+                if e.depth() == 0
+                    && e.io_error()
+                        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
             {
                 break
             }
             Err(e) => {
-                problems.push(format!("approved/ cannot be read: {e}"));
+                problems.push(format!("approved/ cannot be read whole: {e}"));
                 continue;
             }
         };
@@ -206,10 +224,8 @@ fn approved_tree(ws: &Workspace, checked: &receipts::Checked) -> Vec<String> {
             .unwrap_or_default();
         seen.insert(rel.clone());
         match expected.get(&rel) {
-            None if checked.approved.is_some() => {
-                problems.push(format!("{rel} is in approved/ but no approval covers it"))
-            }
-            None => {}
+            // A v1 receipt names only its own artifacts' copies: anything else is refused too.
+            None => problems.push(format!("{rel} is in approved/ but no approval covers it")),
             Some(_) if !entry.file_type().is_file() => {
                 problems.push(format!("{rel} is not a regular file"))
             }
