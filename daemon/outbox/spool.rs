@@ -165,8 +165,9 @@ impl Spool {
     }
 
     /// Every delivery on disk. Leftover temporary files (a crash mid-write) are removed: the
-    /// renamed file before them, if any, is the record. Unreadable files are skipped and
-    /// named in the warnings, never deleted.
+    /// renamed file before them, if any, is the record. A file that cannot be read as a
+    /// delivery is named in the warnings, moved to `outbox/damaged/` as evidence, and its
+    /// delivery listed as dead with the reason (what could be read of it kept), never dropped.
     pub fn load(&self) -> Result<(Vec<Delivery>, Vec<String>), SpoolError> {
         let read_err = |source| SpoolError::Read {
             path: self.dir.clone(),
@@ -184,20 +185,85 @@ impl Spool {
             if !name.ends_with(".json") {
                 continue;
             }
-            match fs::read(&path)
-                .map_err(|e| e.to_string())
-                .and_then(|b| serde_json::from_slice::<Delivery>(&b).map_err(|e| e.to_string()))
-            {
+            let bytes = match fs::read(&path) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    warnings.push(format!("delivery spool file {}: {e}", path.display()));
+                    continue;
+                }
+            };
+            match serde_json::from_slice::<Delivery>(&bytes) {
                 Ok(d) => out.push(d),
-                Err(e) => warnings.push(format!("delivery spool file {}: {e}", path.display())),
+                Err(e) => {
+                    let id = name.trim_end_matches(".json");
+                    let dead = damaged(id, &bytes, &e.to_string());
+                    let kept = self
+                        .set_aside(&path, name)
+                        .and_then(|()| self.write_file(&dead));
+                    warnings.push(format!(
+                        "delivery spool file {}: {e}; listed as dead{}",
+                        path.display(),
+                        match kept {
+                            Ok(()) => String::from(" (the damaged file is in outbox/damaged/)"),
+                            Err(e) => format!(" (not kept: {e})"),
+                        }
+                    ));
+                    out.push(dead);
+                }
             }
         }
         Ok((out, warnings))
     }
 
+    fn set_aside(&self, path: &Path, name: &str) -> Result<(), SpoolError> {
+        let aside = self.dir.join("damaged");
+        let fail = |source| SpoolError::Write {
+            path: aside.clone(),
+            source,
+        };
+        fs::create_dir_all(&aside).map_err(fail)?;
+        let stamp = crate::clock::now_rfc3339().replace(':', "");
+        fs::rename(path, aside.join(format!("{stamp}-{name}"))).map_err(fail)
+    }
+
     /// Forgets a delivery (a delivered one past `keep_delivered_s`).
     pub fn remove(&self, id: &str) {
         let _ = fs::remove_file(self.dir.join(format!("{id}.json")));
+    }
+}
+
+/// The dead delivery a damaged spool file stands for: what can still be read of it (its id is
+/// its file's name), and why it cannot be sent.
+fn damaged(id: &str, bytes: &[u8], why: &str) -> Delivery {
+    let found: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
+    let text = |field: &str| {
+        found
+            .get(field)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+    };
+    let now = crate::clock::now_rfc3339();
+    Delivery {
+        id: id.to_string(),
+        channel: text("channel").unwrap_or_else(|| "unknown".into()),
+        to: text("to"),
+        event: text("event").unwrap_or_else(|| "unknown".into()),
+        workspace: text("workspace").unwrap_or_default(),
+        key: text("key"),
+        created_at: text("created_at").unwrap_or_else(|| now.clone()),
+        state: State::Dead,
+        attempts: vec![Attempt {
+            at: now,
+            status: None,
+            error: Some(format!(
+                "its spool file was damaged ({why}): it cannot be sent as it was made; the event \
+                 is in its workspace's audit log"
+            )),
+            duration_ms: 0,
+        }],
+        next_at_ms: None,
+        round_start: 0,
+        body: String::new(),
     }
 }
 
@@ -235,13 +301,44 @@ mod tests {
         b.state = State::Dead;
         spool.save(&[&b]).unwrap();
         fs::write(spool.dir().join("msg_c.json.tmp"), b"{\"id\":").unwrap();
-        fs::write(spool.dir().join("msg_d.json"), b"garbage").unwrap();
         let (mut got, warnings) = spool.load().unwrap();
         got.sort_by(|x, y| x.id.cmp(&y.id));
         assert_eq!(got.len(), 2);
         assert_eq!(got[1].state, State::Dead);
-        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings.is_empty(), "{warnings:?}");
         assert!(!spool.dir().join("msg_c.json.tmp").exists());
         assert_eq!(a.endpoint(), "ops");
+    }
+
+    #[test]
+    fn a_damaged_spool_file_is_listed_dead_with_what_could_be_read_and_kept_as_evidence() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let whole = serde_json::to_vec(&delivery("msg_t")).unwrap();
+        fs::write(spool.dir().join("msg_t.json"), &whole[..whole.len() / 2]).unwrap();
+        let mut flipped = serde_json::to_value(delivery("msg_f")).unwrap();
+        flipped["state"] = serde_json::json!("pendinx");
+        fs::write(spool.dir().join("msg_f.json"), flipped.to_string()).unwrap();
+        fs::write(spool.dir().join("msg_e.json"), b"").unwrap();
+        let (mut got, warnings) = spool.load().unwrap();
+        got.sort_by(|x, y| x.id.cmp(&y.id));
+        let ids: Vec<&str> = got.iter().map(|d| d.id.as_str()).collect();
+        assert_eq!(ids, ["msg_e", "msg_f", "msg_t"]);
+        assert!(got.iter().all(|d| d.state == State::Dead));
+        assert_eq!(got[1].channel, "webhook:ops", "what could be read is kept");
+        assert!(got[2].attempts[0]
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("damaged"));
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert_eq!(
+            fs::read_dir(spool.dir().join("damaged")).unwrap().count(),
+            3
+        );
+        // Listed as dead again at the next start, from the spool it now holds.
+        let (again, warnings) = spool.load().unwrap();
+        assert_eq!(again.len(), 3);
+        assert!(warnings.is_empty(), "{warnings:?}");
     }
 }
