@@ -211,3 +211,119 @@ fn paths_are_read_from_use_groups_and_code() {
         ["app::{App,Served}", "audit", "clock::now_ms"]
     );
 }
+
+/// The module path of a core file: `["app", "runtime", "load"]` for app/runtime/load.rs,
+/// `["app", "runtime"]` for app/runtime/mod.rs.
+fn module_of(path: &Path) -> Vec<String> {
+    let rel = path.strip_prefix(CORE).unwrap().with_extension("");
+    let mut parts: Vec<String> = rel
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
+    if parts.last().is_some_and(|p| p == "mod" || p == "lib") {
+        parts.pop();
+    }
+    parts
+}
+
+/// The paths the code names relative to its own module (`super::x`, `self::x`), made
+/// absolute: `super::load::f` in app/runtime/copies_memo.rs is `app::runtime::load::f`.
+fn relative_paths(code: &str, module: &[String], is_mod_rs: bool) -> Vec<String> {
+    // `self` in mod.rs is the folder's module; in x.rs it is x.
+    let here: Vec<String> = module.to_vec();
+    let mut paths = Vec::new();
+    for (prefix, up) in [("super::", 1usize), ("self::", 0)] {
+        let mut rest = code;
+        while let Some(at) = rest.find(prefix) {
+            let before = rest[..at].chars().last();
+            rest = &rest[at + prefix.len()..];
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == ':') {
+                continue;
+            }
+            let mut base = here.clone();
+            let _ = is_mod_rs;
+            for _ in 0..up {
+                base.pop();
+            }
+            let mut more = rest;
+            while let Some(next) = more.strip_prefix("super::") {
+                base.pop();
+                more = next;
+            }
+            let names = if let Some(group) = more.strip_prefix('{') {
+                split_top_level(&group[..closing_brace(group)])
+            } else {
+                let end = more
+                    .find(|c: char| !(c.is_alphanumeric() || c == '_' || c == ':'))
+                    .unwrap_or(more.len());
+                vec![more[..end].trim_end_matches(':').to_string()]
+            };
+            for name in names {
+                let mut full = base.clone();
+                full.extend(name.split("::").map(str::to_string));
+                paths.push(full.join("::"));
+            }
+        }
+    }
+    paths
+}
+
+/// The core file a path names: the longest prefix of it that is a module of its own file.
+fn file_named(path: &str, files: &BTreeMap<Vec<String>, PathBuf>) -> Option<PathBuf> {
+    let parts: Vec<String> = path
+        .split("::")
+        .map(|p| p.trim_start_matches('{').to_string())
+        .collect();
+    (1..=parts.len())
+        .rev()
+        .find_map(|n| files.get(&parts[..n].to_vec()).cloned())
+}
+
+/// No two files of the core import each other, however long the way round: a circle of
+/// files is one module cut in pieces. A file may name items of the modules it lives in (a
+/// child uses its parent's types, as `App` in app/mod.rs), and a parent declares its
+/// children, so those edges are not part of any circle.
+#[test]
+fn no_files_of_the_core_import_each_other_in_a_circle() {
+    let files: BTreeMap<Vec<String>, PathBuf> = core_files()
+        .into_iter()
+        .map(|f| (module_of(&f), f))
+        .collect();
+    let mut graph: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+    for (module, file) in &files {
+        let code = code_of(file);
+        let is_mod_rs = file.ends_with("mod.rs");
+        let named = crate_paths(&code)
+            .into_iter()
+            .chain(relative_paths(&code, module, is_mod_rs));
+        for path in named {
+            let Some(to) = file_named(&path, &files) else {
+                continue;
+            };
+            let to = module_of(&to);
+            let ancestor = module.starts_with(&to);
+            let descendant = to.starts_with(module);
+            if !ancestor && !descendant {
+                graph.entry(module.clone()).or_default().insert(to);
+            }
+        }
+    }
+    let mut circles = Vec::new();
+    for start in graph.keys() {
+        // A depth-first walk back to `start`, each circle reported from its smallest file.
+        let mut stack = vec![(start.clone(), vec![start.clone()])];
+        let mut seen = BTreeSet::new();
+        while let Some((at, way)) = stack.pop() {
+            for next in graph.get(&at).into_iter().flatten() {
+                if next == start {
+                    circles.push(way.iter().map(|m| m.join("/")).collect::<Vec<_>>().join(" -> "));
+                } else if next > start && seen.insert(next.clone()) {
+                    let mut longer = way.clone();
+                    longer.push(next.clone());
+                    stack.push((next.clone(), longer));
+                }
+            }
+        }
+    }
+    assert!(circles.is_empty(), "files importing each other:\n{}", circles.join("\n"));
+}

@@ -13,6 +13,7 @@
 
 mod model;
 mod registry;
+mod rewrites;
 mod review;
 mod runtime;
 mod state;

@@ -32,7 +32,7 @@ pub struct Served {
     /// The approved files' manifest, loaded from the store when first needed.
     pub approved: crate::app::review::approved::Approved,
     /// The records whose published copies were rewritten since their fingerprints were kept.
-    pub copies: crate::app::runtime::copies_memo::CopiesMemo,
+    pub copies: crate::app::rewrites::Rewrites,
 }
 
 impl Served {

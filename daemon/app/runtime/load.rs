@@ -5,7 +5,7 @@
 use crate::app::model::{APPROVALS, CLAIM, DECISION, META, SIGN_OFFS};
 use crate::app::review::quorum;
 use crate::app::review::records::{published_with, rev_file, Committed};
-use crate::app::runtime::copies_memo::{self, CopiesMemo};
+use crate::app::rewrites::Rewrites;
 use crate::app::runtime::published_copies::Finding;
 use crate::app::runtime::published_copies::{self, Stamps, STALE_TEMP};
 use crate::app::state::{RawJson, Record, Review, WsState};
@@ -99,7 +99,7 @@ pub(in crate::app) fn load(
     // A single daemon's only: in a cluster the memo would be one more fenced row written per
     // workspace at each take (the three-node test lost handoffs with it; not yet understood).
     let memo: Stamps = match clustered {
-        false => copies_memo::read(&store).unwrap_or_default(),
+        false => published_copies::read_memo(&store).unwrap_or_default(),
         true => Stamps::new(),
     };
     let checked = published_copies::check(
@@ -113,7 +113,7 @@ pub(in crate::app) fn load(
     );
     tracing::debug!(workspace = %ws.name, unchanged = checked.unchanged, read = checked.read, "published copies checked");
     if !clustered && checked.stamps != memo {
-        if let Err(e) = copies_memo::save(&store, &checked.stamps) {
+        if let Err(e) = published_copies::save_memo(&store, &checked.stamps) {
             tracing::debug!(workspace = %ws.name, error = %e, "cannot keep the copies' fingerprints");
         }
     }
@@ -128,7 +128,7 @@ pub(in crate::app) fn load(
         stalled: Default::default(),
         lock_seen: Default::default(),
         approved: Default::default(),
-        copies: CopiesMemo::new((!clustered).then(|| copies.clone())),
+        copies: Rewrites::new((!clustered).then(|| copies.clone())),
     };
     for rec in loaded.lock().records.values() {
         // Copies just read and found current are not read again.

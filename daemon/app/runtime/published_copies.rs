@@ -303,6 +303,23 @@ pub(in crate::app) fn set_aside(
     Finding { text, evidence }
 }
 
+/// The memo's file in a workspace's store folder.
+const STAMPS: &str = "published-stamps.json";
+
+/// The memo as last kept; `None` when absent or torn (the start then reads every copy). A
+/// cache, not a record: damage costs a read of the copies, never a decision.
+pub(in crate::app) fn read_memo(store: &Store) -> Option<Stamps> {
+    let bytes = store.read(Path::new(STAMPS)).ok()??;
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// Keeps the memo. Not synced: a memo lost or torn by a crash only makes the next start read
+/// the copies, as it did before there was one.
+pub(in crate::app) fn save_memo(store: &Store, memo: &Stamps) -> std::io::Result<()> {
+    let bytes = serde_json::to_vec(memo).map_err(std::io::Error::other)?;
+    store.overwrite(Path::new(STAMPS), &bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::current_entry;
