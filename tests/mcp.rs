@@ -9,20 +9,10 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 
-/// The virtualenv's Python (the MCP SDK and openapi-spec-validator are installed in it).
+/// The virtualenv's Python (the MCP SDK, openapi-spec-validator and the verifiers are
+/// installed in it); a test without it fails here, saying how to make it.
 pub(crate) fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("BATON_MCP_PYTHON") {
-        return PathBuf::from(p);
-    }
-    let home = std::env::var_os("HOME").expect("HOME is set");
-    let venv = PathBuf::from(home).join(".cache/baton/mcp-venv/bin/python");
-    assert!(
-        venv.exists(),
-        "the MCP test needs the official Python SDK: run the venv step of .ci/run \
-         (python3 -m venv ~/.cache/baton/mcp-venv && ~/.cache/baton/mcp-venv/bin/pip install mcp openapi-spec-validator), \
-         or set BATON_MCP_PYTHON"
-    );
-    venv
+    crate::util::tools::python()
 }
 
 /// Lines of a child's standard output, as JSON, on a channel.
@@ -403,4 +393,79 @@ fn an_mcp_server_limited_to_a_workspace_knows_no_other() {
     );
     assert_eq!(result(7)["isError"], false, "{}", result(7));
     assert!(server.wait().unwrap().success());
+}
+
+/// JSON that is no JSON-RPC 2.0 message is answered -32600 with the message's id when it has
+/// a readable one (JSON-RPC 2.0, section 5), null otherwise; every answer is a message the
+/// official SDK's own types accept, and the session goes on.
+#[test]
+fn invalid_requests_are_answered_with_their_id_in_messages_the_sdk_accepts() {
+    let env = TestEnv::new();
+    let mut server = Command::new(BIN)
+        .args(["mcp", "--config", env.config_path().to_str().unwrap()])
+        .env("BATON_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = json_lines(&mut server);
+    let mut input = server.stdin.take().unwrap();
+    let sent = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 7, "method": 5}),
+        json!({"jsonrpc": "2.0", "id": "eight"}),
+        json!({"jsonrpc": "1.0", "id": 9, "method": "ping"}),
+        json!({"jsonrpc": "2.0", "id": 10, "method": "tools/list", "params": "x"}),
+        json!({"jsonrpc": "2.0", "id": [11], "method": "ping"}),
+        json!([1, 2]),
+        json!({"jsonrpc": "2.0", "id": 12, "method": "ping"}),
+    ];
+    for message in &sent {
+        writeln!(input, "{message}").unwrap();
+    }
+    let answers: Vec<Value> = (0..8)
+        .map(|_| {
+            lines
+                .recv_timeout(PATIENCE)
+                .expect("an answer to each request")
+        })
+        .collect();
+    drop(input);
+    assert!(server.wait().unwrap().success());
+    let by_id = |id: Value| answers.iter().find(|a| a["id"] == id).cloned();
+    for id in [json!(7), json!("eight"), json!(9), json!(10)] {
+        let answer =
+            by_id(id.clone()).unwrap_or_else(|| panic!("no answer with id {id}: {answers:?}"));
+        assert_eq!(answer["error"]["code"], -32600, "{answer}");
+    }
+    let nulls = answers.iter().filter(|a| a["id"].is_null()).count();
+    assert_eq!(
+        nulls, 2,
+        "an unreadable id and a batch are answered with id null: {answers:?}"
+    );
+    assert_eq!(
+        by_id(json!(12)).unwrap()["result"],
+        json!({}),
+        "the session goes on"
+    );
+    // The SDK's own union of JSON-RPC messages takes every answer.
+    let check = "import sys, pydantic, mcp.types as t\n\
+        a = pydantic.TypeAdapter(t.JSONRPCMessage)\n\
+        for line in sys.stdin.read().splitlines(): a.validate_json(line)\n";
+    let mut sdk = Command::new(python())
+        .args(["-c", check])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let all: String = answers.iter().map(|a| format!("{a}\n")).collect();
+    sdk.stdin.take().unwrap().write_all(all.as_bytes()).unwrap();
+    let out = sdk.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the MCP SDK refuses an answer: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

@@ -1,11 +1,14 @@
 //! The stdio transport of `baton mcp`: rmcp's line transport, behind a gate that answers what
-//! rmcp would silently drop. A line that is not JSON gets a JSON-RPC parse error (-32700, id
-//! null) and a line over the length bound gets one too; both are dropped and the session goes
-//! on. One task owns standard output, so the gate's answers never cut into rmcp's messages.
+//! rmcp would silently drop or answer without an id. A line that is not JSON gets a JSON-RPC
+//! parse error (-32700, id null) and a line over the length bound gets one too; JSON that is
+//! not a JSON-RPC 2.0 message gets an invalid-request error (-32600) carrying the message's
+//! id when it has a readable one (JSON-RPC 2.0, section 5), null otherwise. All are dropped
+//! and the session goes on. One task owns standard output, so the gate's answers never cut
+//! into rmcp's messages.
 
 use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::RoleServer;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -25,23 +28,31 @@ pub fn stdio(max_line: usize) -> (Transport, JoinHandle<()>) {
     tokio::spawn(async move {
         let mut input = BufReader::new(tokio::io::stdin());
         while let Ok(Some(line)) = next_line(&mut input, max_line).await {
-            let refusal = match line {
-                Line::TooLong => {
-                    format!("Parse error: message longer than {max_line} bytes; it was dropped")
-                }
+            let error = match line {
+                Line::TooLong => refusal(
+                    PARSE_ERROR,
+                    Value::Null,
+                    format!("Parse error: message longer than {max_line} bytes; it was dropped"),
+                ),
                 Line::Text(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
-                Line::Text(line) => match serde_json::from_slice::<serde_json::Value>(&line) {
-                    Ok(_) => {
-                        let forwarded = to_rmcp.write_all(&[&line[..], b"\n"].concat()).await;
-                        if forwarded.is_err() {
-                            break;
+                Line::Text(line) => match serde_json::from_slice::<Value>(&line) {
+                    Ok(message) => match invalid(&message) {
+                        None => {
+                            let forwarded = to_rmcp.write_all(&[&line[..], b"\n"].concat()).await;
+                            if forwarded.is_err() {
+                                break;
+                            }
+                            continue;
                         }
-                        continue;
-                    }
-                    Err(e) => format!("Parse error: not a JSON-RPC message ({e})"),
+                        Some(why) => refusal(INVALID_REQUEST, id_of(&message), why),
+                    },
+                    Err(e) => refusal(
+                        PARSE_ERROR,
+                        Value::Null,
+                        format!("Parse error: not a JSON-RPC message ({e})"),
+                    ),
                 },
             };
-            let error = json!({"jsonrpc": "2.0", "id": null, "error": {"code": -32700, "message": refusal}});
             let _ = answers.send(error.to_string());
         }
         // End of input: rmcp sees it and the session ends.
@@ -50,7 +61,7 @@ pub fn stdio(max_line: usize) -> (Transport, JoinHandle<()>) {
     tokio::spawn(async move {
         let mut replies = BufReader::new(from_rmcp).lines();
         while let Ok(Some(line)) = replies.next_line().await {
-            if out.send(line).is_err() {
+            if out.send(with_id(line)).is_err() {
                 break;
             }
         }
@@ -65,6 +76,73 @@ pub fn stdio(max_line: usize) -> (Transport, JoinHandle<()>) {
         }
     });
     (AsyncRwTransport::new_server(rmcp_in, rmcp_out), writer)
+}
+
+const PARSE_ERROR: i64 = -32700;
+const INVALID_REQUEST: i64 = -32600;
+
+fn refusal(code: i64, id: Value, message: String) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
+}
+
+/// The message's id when it is one a request may carry (a string or a number); null
+/// otherwise, as JSON-RPC 2.0 asks when the id cannot be read.
+fn id_of(message: &Value) -> Value {
+    match message.get("id") {
+        Some(id @ (Value::String(_) | Value::Number(_))) => id.clone(),
+        _ => Value::Null,
+    }
+}
+
+/// Why `message` is not a JSON-RPC 2.0 request, notification or response (MCP sends no
+/// batches), if it is not.
+fn invalid(message: &Value) -> Option<String> {
+    let Some(fields) = message.as_object() else {
+        return Some(
+            "Invalid request: a message is one JSON object (batches are not used by MCP)".into(),
+        );
+    };
+    if fields.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return Some("Invalid request: \"jsonrpc\" must be \"2.0\"".into());
+    }
+    if let Some(id) = fields.get("id") {
+        if !matches!(id, Value::String(_) | Value::Number(_)) {
+            return Some("Invalid request: \"id\" must be a string or a number".into());
+        }
+    }
+    match fields.get("method") {
+        Some(Value::String(_)) => match fields.get("params") {
+            None | Some(Value::Object(_) | Value::Array(_)) => None,
+            Some(_) => Some("Invalid request: \"params\" must be an object".into()),
+        },
+        Some(_) => Some("Invalid request: \"method\" must be a string".into()),
+        // A response to a request of the server's.
+        None if fields.contains_key("id")
+            && (fields.contains_key("result") ^ fields.contains_key("error")) =>
+        {
+            None
+        }
+        None => Some(
+            "Invalid request: a message needs a \"method\" (or, as a response, an \"id\" and one of \"result\" or \"error\")".into(),
+        ),
+    }
+}
+
+/// rmcp's answer with the `id` JSON-RPC requires of every response: an error it sends about a
+/// message whose id it could not read has none, which clients' own types refuse.
+fn with_id(line: String) -> String {
+    if !line.contains("\"error\"") {
+        return line;
+    }
+    match serde_json::from_str::<Value>(&line) {
+        Ok(Value::Object(mut fields))
+            if fields.contains_key("error") && !fields.contains_key("id") =>
+        {
+            fields.insert("id".into(), Value::Null);
+            Value::Object(fields).to_string()
+        }
+        _ => line,
+    }
 }
 
 enum Line {
