@@ -71,22 +71,38 @@ fn reviewer(
     race_reviewer(format!("{name}-token"), url, stop, choose, record)
 }
 
-/// The agent: handoffs into the three workspaces, atomically renamed, until stopped.
-fn agent(dirs: Vec<(String, PathBuf)>, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<usize> {
+/// The agent: handoffs into the three workspaces, atomically renamed, until stopped; one in
+/// three is a revision of the workspace's last handoff (same id, new content), so kills also
+/// fall between a revision's commit and its publication. Returns how many it wrote and the
+/// ids it revised.
+fn agent(
+    dirs: Vec<(String, PathBuf)>,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(usize, BTreeSet<String>)> {
     use rand::Rng;
     std::thread::spawn(move || {
         let mut rng = rand::rng();
         let mut n = 0usize;
+        let mut last: BTreeMap<String, String> = BTreeMap::new();
+        let mut revised = BTreeSet::new();
         while !stop.load(Ordering::Acquire) {
             let (name, dir) = &dirs[n % dirs.len()];
-            write_atomic(
-                &dir.join("handoff.json"),
-                &bytes(&handoff(&format!("{name}-{n}"))),
-            );
+            let doc = match last.get(name) {
+                Some(id) if rng.random_range(0..3) == 0 => {
+                    revised.insert(id.clone());
+                    let mut doc = handoff(id);
+                    doc["title"] = json!(format!("{id}, revised at {n}"));
+                    doc
+                }
+                _ => handoff(&format!("{name}-{n}")),
+            };
+            let id = doc["id"].as_str().unwrap().to_string();
+            write_atomic(&dir.join("handoff.json"), &bytes(&doc));
+            last.insert(name.clone(), id);
             n += 1;
             std::thread::sleep(Duration::from_millis(rng.random_range(20..80)));
         }
-        n
+        (n, revised)
     })
 }
 
@@ -127,7 +143,7 @@ fn kill_9_while_reviewers_race_on_quorum_routes_leaves_whole_transitions_and_owe
         d.kill9();
     }
     stop_agent.store(true, Ordering::Release);
-    let written = writer.join().unwrap();
+    let (written, revised) = writer.join().unwrap();
     stop_reviewers.store(true, Ordering::Release);
     let answers: Vec<Answers> = reviewers.into_iter().map(|r| r.join().unwrap()).collect();
     let killed_after = started.elapsed();
@@ -141,7 +157,13 @@ fn kill_9_while_reviewers_race_on_quorum_routes_leaves_whole_transitions_and_owe
     assert_eq!(dead, json!([]), "no delivery may die on a healthy receiver");
     let all = d.handoffs("all");
     assert_recorded_once(&all, &names);
-    assert_approvals_whole(&d, &all, &answers);
+    assert_approvals_whole(&d, &all, &answers, &revised);
+    // A crash between a revision's commit and its publication is recovered, never raised.
+    assert!(
+        d.health().get("tamper_alerts").is_none(),
+        "a kill -9 is no attack: {}",
+        d.health()
+    );
     let logged: Vec<Value> = names.iter().flat_map(|n| events(&env.ws(n))).collect();
     assert_every_event_delivered(&logged, &receiver);
     // Mail is sent by its own worker: what the last start received may still be on its way.
@@ -164,8 +186,10 @@ fn kill_9_while_reviewers_race_on_quorum_routes_leaves_whole_transitions_and_owe
                 m
             });
     eprintln!(
-        "{kills} kills in {killed_after:?}; {written} handoffs written, {} recorded, {} decided; \
+        "{kills} kills in {killed_after:?}; {written} handoffs written ({} ids revised, {} recorded revised), {} recorded, {} decided; \
          {} events logged, {} webhooks, {} mails; reviewer answers {statuses:?}",
+        revised.len(),
+        all.iter().filter(|h| h["revision"].as_u64() > Some(1)).count(),
         all.len(),
         all.iter().filter(|h| h["state"] == "decided").count(),
         logged.len(),
@@ -191,7 +215,12 @@ fn assert_recorded_once(all: &[Value], names: &[&str]) {
 
 /// A pending handoff still lacks approvals; approvals are of distinct reviewers; no reviewer
 /// was answered "yes" twice for one key; a closing approval (200) is the recorded decision.
-fn assert_approvals_whole(d: &Daemon, all: &[Value], answers: &[Answers]) {
+fn assert_approvals_whole(
+    d: &Daemon,
+    all: &[Value],
+    answers: &[Answers],
+    revised: &BTreeSet<String>,
+) {
     for h in all {
         let key = h["key"].as_str().unwrap();
         let detail = detail(d, key);
@@ -212,7 +241,9 @@ fn assert_approvals_whole(d: &Daemon, all: &[Value], answers: &[Answers]) {
     for (i, a) in answers.iter().enumerate() {
         let mut keys = BTreeSet::new();
         for (key, status) in &a.approved {
-            assert!(keys.insert(key), "{} approved {key} twice", REVIEWERS[i]);
+            // A revision asks for approvals anew.
+            let again = !keys.insert(key) && !revised.contains(key);
+            assert!(!again, "{} approved {key} twice", REVIEWERS[i]);
             if *status == 200 {
                 let detail = detail(d, key);
                 assert_eq!(detail["decision"]["outcome"], "approved", "{key}: {detail}");
