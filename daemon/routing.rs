@@ -88,6 +88,11 @@ pub struct Route {
     /// looked at again.
     #[serde(default)]
     pub approval_ttl_s: Option<u64>,
+    /// Seconds the one-time Approve / Request changes / Reject links in a reviewer's mail
+    /// stay good (default `DEFAULT_ACTION_LINK_TTL_S`; 0: the mail carries none, only links
+    /// to the page). See `login/links.rs`.
+    #[serde(default)]
+    pub action_link_ttl_s: Option<u64>,
     /// Distinct reviewers whose approvals close a handoff (default 1; see `app/quorum.rs`).
     #[serde(default)]
     pub min_approvals: Option<u32>,
@@ -99,6 +104,17 @@ pub struct Route {
     /// route's escalation.
     #[serde(default)]
     pub assign_timeout_s: Option<u64>,
+}
+
+/// How long a mail's action links stay good when the route does not say.
+pub const DEFAULT_ACTION_LINK_TTL_S: u64 = 24 * 3600;
+
+impl Route {
+    /// Seconds a mail's action links stay good on this route; 0 when it sends none.
+    pub fn action_link_ttl_s(&self) -> u64 {
+        self.action_link_ttl_s
+            .unwrap_or(DEFAULT_ACTION_LINK_TTL_S)
+    }
 }
 
 /// How a route picks the reviewer a new handoff is assigned to.

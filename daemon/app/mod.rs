@@ -33,6 +33,7 @@ pub use review::ownership::{OwnerError, Ownership};
 pub use review::upload::{Target, UploadError, Uploaded};
 pub use review::Cx;
 pub use runtime::leases::Scope;
+pub use runtime::links::{LinkError, LinkTarget};
 pub use state::{CheckpointRecord, Record, Review, Served};
 pub use views::agreement::{AgreementDay, RouteAgreement};
 pub use views::artifact_preview::{Against, Body, Preview, Source};

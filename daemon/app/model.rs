@@ -4,7 +4,7 @@
 //! files that share these types (receive, decide, quorum, claim, route, ...) import this and
 //! not each other.
 
-use crate::contract::decision::Edits;
+use crate::contract::decision::{Edits, Via};
 use crate::contract::{Decision, Outcome, SignOff};
 use crate::events::Event;
 use crate::workspace::Identity;
@@ -160,12 +160,16 @@ pub(super) struct Closing {
     pub edits: Edits,
     /// The policy that made a policy's decision (`sha256:` of its text).
     pub policy: Option<String>,
+    /// The channel a person decided through (none for the system's and a policy's).
+    pub via: Option<Via>,
 }
 
 /// What an approval says besides "yes": the comment and the edits.
 pub(super) struct Remark {
     pub comment: Option<String>,
     pub edits: Edits,
+    /// The channel the approval came through.
+    pub via: Via,
 }
 
 /// A decision committed to the store, with its event not yet logged.
@@ -184,6 +188,7 @@ impl Closing {
             to_agent: None,
             edits: Edits::default(),
             policy: None,
+            via: None,
         }
     }
 }

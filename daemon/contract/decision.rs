@@ -160,3 +160,25 @@ pub struct SignOff {
     pub by: String,
     pub at: String,
 }
+
+/// The channel a person's decision came through, recorded as `via` in its audit event (the
+/// decision.json and its receipt are the same whichever it was).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Via {
+    /// The handoff page's form or the queue's bulk form, with a session.
+    Page,
+    /// The HTTP API with a bearer token (or a session), MCP and the bulk API.
+    Api,
+    /// A one-time action link from a reviewer's notification mail.
+    EmailLink,
+}
+
+impl Via {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Page => "page",
+            Via::Api => "api",
+            Via::EmailLink => "email_link",
+        }
+    }
+}

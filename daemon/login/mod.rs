@@ -1,6 +1,7 @@
 //! Signing in to the pages: passwords checked against argon2id hashes (`[[users]]`, or the
 //! admin login made on first start), server-side sessions, and a throttle on failures.
 
+pub mod links;
 mod sessions;
 mod throttle;
 
@@ -154,6 +155,25 @@ impl Logins {
             tracing::info!("signed out");
         }
     }
+
+    /// How long a client that sent bad action-link tokens must wait before it may try
+    /// another: the sign-in throttle, counting each address as an account of its own.
+    pub fn link_wait(&self, addr: Option<IpAddr>) -> Option<Duration> {
+        self.throttle.wait(&link_account(addr), addr)
+    }
+
+    /// A token that is no link of this daemon's (forged, cut, changed) counts as a failed
+    /// sign-in of its address.
+    pub fn link_failed(&self, addr: Option<IpAddr>) {
+        self.throttle.failed(&link_account(addr), addr);
+        tracing::warn!(addr = ?addr, "action link refused: not a token baton made");
+    }
+}
+
+/// The throttle's account for links: no name is known, so the address stands for one (and
+/// `\0`, which no user name holds, keeps it apart from real accounts).
+fn link_account(addr: Option<IpAddr>) -> String {
+    format!("\0link:{addr:?}")
 }
 
 fn signed_in(account: &Account, session: Session) -> SignedIn {

@@ -37,12 +37,39 @@ struct Text<'a> {
     actions: &'a Actions,
 }
 
-/// The mail's action links: they open the handoff page (sign-in first) with the choice
-/// named; the decision still takes a click on the page's form. A GET never decides, since
-/// mail scanners follow links.
-struct Actions {
+/// The mail's action links. A GET never decides, since mail scanners follow links: one-time
+/// links open a confirm page whose button decides (no sign-in: the link is the credential);
+/// without them (a route with `action_link_ttl_s = 0`), Approve and Request changes open the
+/// handoff page (sign-in first) with the choice named.
+pub struct Actions {
     approve: String,
     changes: String,
+    /// Only one-time links offer Reject from the mail.
+    reject: Option<String>,
+    one_time: bool,
+}
+
+impl Actions {
+    /// The reviewer's one-time links, under `public_url`.
+    pub fn one_time(public_url: &str, t: &super::mail::Tokens) -> Actions {
+        // Tokens are base64url and dots: fit for a path segment as they are.
+        let at = |token: &str| format!("{public_url}/act/{token}");
+        Actions {
+            approve: at(&t.approve),
+            changes: at(&t.changes),
+            reject: Some(at(&t.reject)),
+            one_time: true,
+        }
+    }
+
+    fn on_page(link: &str) -> Actions {
+        Actions {
+            approve: format!("{link}?intent=approved#decide"),
+            changes: format!("{link}?intent=changes_requested#decide"),
+            reject: None,
+            one_time: false,
+        }
+    }
 }
 
 #[derive(Template)]
@@ -57,7 +84,7 @@ struct Html<'a> {
 /// Longest title kept in a subject line.
 const SUBJECT_TITLE: usize = 120;
 
-pub fn compose(f: &Facts, link: &str) -> Letter {
+pub fn compose(f: &Facts, link: &str, actions: Option<Actions>) -> Letter {
     let trigger = f.trigger.as_deref().unwrap_or("handoff");
     let title = one_line(f.title.as_deref().unwrap_or(&f.key), SUBJECT_TITLE);
     let revised = match f.event.as_str() {
@@ -77,11 +104,7 @@ pub fn compose(f: &Facts, link: &str) -> Letter {
         "handoff.escalated" => "A handoff was escalated to you: no decision came in time",
         _ => "A handoff waits for your review",
     };
-    let actions = Actions {
-        approve: format!("{link}?intent=approved#decide"),
-        changes: format!("{link}?intent=changes_requested#decide"),
-    };
-    let actions = &actions;
+    let actions = &actions.unwrap_or_else(|| Actions::on_page(link));
     let text = Text {
         f,
         headline,
@@ -135,7 +158,7 @@ mod tests {
 
     #[test]
     fn the_subject_names_workspace_trigger_and_agent_on_one_line() {
-        let l = compose(&facts(), "http://h/handoffs/k-1");
+        let l = compose(&facts(), "http://h/handoffs/k-1", None);
         assert_eq!(
             l.subject,
             "[baton] alpha: error from builder-1: Fix <b>it</b>  Bcc: x@y"
@@ -158,5 +181,30 @@ mod tests {
             "{}",
             l.html
         );
+        assert!(
+            !l.text.contains("Reject"),
+            "no reject without one-time links"
+        );
+    }
+
+    #[test]
+    fn one_time_links_name_all_three_outcomes_and_the_confirmation() {
+        let tokens = crate::outbox::mail::Tokens {
+            approve: "l1.a.x".into(),
+            changes: "l1.c.x".into(),
+            reject: "l1.r.x".into(),
+        };
+        let actions = Actions::one_time("http://h", &tokens);
+        let l = compose(&facts(), "http://h/handoffs/k-1", Some(actions));
+        for t in ["l1.a.x", "l1.c.x", "l1.r.x"] {
+            assert!(l.text.contains(&format!("http://h/act/{t}")), "{}", l.text);
+            assert!(
+                l.html.contains(&format!("href=\"http://h/act/{t}\"")),
+                "{}",
+                l.html
+            );
+        }
+        assert!(!l.text.contains("intent="), "{}", l.text);
+        assert!(l.text.contains("once"), "{}", l.text);
     }
 }

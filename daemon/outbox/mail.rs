@@ -23,7 +23,22 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// What the app answers about a handoff owed a mail: what to say, and to whom.
 pub struct MailRequest {
     pub facts: Facts,
-    pub to: Vec<String>,
+    pub to: Vec<Recipient>,
+}
+
+/// One reviewer owed the mail.
+pub struct Recipient {
+    pub address: String,
+    /// The tokens of the reviewer's own action links (see `login/links.rs`), when the
+    /// route sends them.
+    pub links: Option<Tokens>,
+}
+
+/// A reviewer's one-time tokens, one per outcome.
+pub struct Tokens {
+    pub approve: String,
+    pub changes: String,
+    pub reject: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -147,12 +162,12 @@ pub fn expand(shared: &Shared, hooks: &Hooks, notice: &Delivery) -> Vec<(u64, St
     let mut index = shared.lock();
     let mut made = Vec::new();
     if let (Some(req), Some(key)) = (request, notice.key.as_deref()) {
-        let body = serde_json::to_string(&letter::compose(
-            &req.facts,
-            &super::handoff_url(&shared.public_url, key),
-        ))
-        .expect("a letter serializes");
-        for to in req.to {
+        let page = super::handoff_url(&shared.public_url, key);
+        for Recipient { address: to, links } in req.to {
+            // Each reviewer's mail is their own: its action links decide as them.
+            let actions = links.map(|t| letter::Actions::one_time(&shared.public_url, &t));
+            let letter = letter::compose(&req.facts, &page, actions);
+            let body = serde_json::to_string(&letter).expect("a letter serializes");
             let digest = hex::encode(Sha256::digest(to.to_lowercase().as_bytes()));
             let id = format!("{}.{}", notice.id, &digest[..12]);
             if index.contains_key(&id) {
@@ -166,7 +181,7 @@ pub fn expand(shared: &Shared, hooks: &Hooks, notice: &Delivery) -> Vec<(u64, St
                 attempts: Vec::new(),
                 next_at_ms: Some(now_ms()),
                 round_start: 0,
-                body: body.clone(),
+                body,
                 ..notice.clone()
             });
         }

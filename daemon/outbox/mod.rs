@@ -23,7 +23,7 @@ mod worker;
 pub use audience::Audience;
 pub use dead::{PageError, RetryError};
 pub use letter::Facts;
-pub use mail::{MailError, MailRequest};
+pub use mail::{MailError, MailRequest, Recipient, Tokens};
 pub use sign::{BadSecret, Key};
 pub use spool::{Attempt, Delivery, Keep, SpoolError, State};
 

@@ -2,6 +2,7 @@
 //! (`receiver.py`), which checks every signature with Python's own hmac, not baton's code.
 
 mod classes;
+mod links;
 pub mod mail;
 mod pages;
 mod routes;
@@ -28,7 +29,7 @@ impl Receiver {
     pub fn start(dir: &Path, port: u16, answers: &[&str]) -> Receiver {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/notify/receiver.py");
         let log = dir.join(format!("receiver-{}.jsonl", util::now_ms()));
-        let mut child = Command::new("python3")
+        let mut child = Command::new(util::tools::require("python3", "python3"))
             .arg(script)
             .args([SECRET, log.to_str().unwrap()])
             .args(["--port", &port.to_string(), "--answers", &answers.join(",")])

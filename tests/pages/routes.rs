@@ -10,8 +10,9 @@ use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::path::Path;
 
-/// The only paths that answer without credentials.
-const OPEN: [&str; 7] = [
+/// The only paths that answer without credentials (a mail's action link carries its own:
+/// the token in its path).
+const OPEN: [&str; 8] = [
     "/login",
     "/healthz",
     "/metrics",
@@ -19,6 +20,7 @@ const OPEN: [&str; 7] = [
     "/api/v1/keys",
     "/.well-known/jwks.json",
     "/static/{file}",
+    "/act/{token}",
 ];
 
 /// Downloads in the pages' URL space that answer as the API does (401, not a redirect):
@@ -187,6 +189,12 @@ fn the_open_routes_answer_without_credentials() {
     let web = Web::new(&daemon);
     for path in OPEN {
         let reply = web.get(&fill(path), None);
+        if path == "/act/{token}" {
+            // Open, but a token baton did not make opens nothing.
+            assert_eq!(reply.status, 403, "GET {path}: {}", reply.short());
+            assert!(reply.body.contains("not one baton made"), "{}", reply.body);
+            continue;
+        }
         assert_eq!(reply.status, 200, "GET {path}: {}", reply.short());
     }
 }
@@ -209,7 +217,13 @@ fn every_get_route_answers_with_credentials() {
         }
         for header in ways {
             let reply = web.send("HEAD", &url, &[header], None);
-            assert_eq!(reply.status, 200, "HEAD {url} with {}", header.0);
+            // A session is no credential for an action link; its token (here none) is.
+            let expected = if route.path == "/act/{token}" {
+                403
+            } else {
+                200
+            };
+            assert_eq!(reply.status, expected, "HEAD {url} with {}", header.0);
         }
     }
 }

@@ -15,6 +15,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use baton::app::{App, CheckpointPage, ClaimError, DecideError, DecisionRequest, ViewError};
+use baton::contract::decision::Via;
 use baton::contract::Outcome;
 use baton::login::SignedIn;
 use serde::Deserialize;
@@ -285,7 +286,8 @@ pub async fn decide(
         to_agent: form.text("to_agent"),
     };
     let (app2, actor, k) = (app.clone(), s.actor.clone(), key.clone());
-    let result = crate::blocking(move || app2.cx().decide(&k, request, &actor)).await;
+    let result =
+        crate::blocking(move || app2.cx().decide_via(&k, request, &actor, Via::Page)).await;
     match result {
         Ok(Ok(decided)) => {
             let tag = match decided {

@@ -80,8 +80,8 @@ pub async fn form(State(app): State<App>, Query(q): Query<Next>) -> Response {
     page(&app, StatusCode::OK, "", local(q.next.as_deref()), None)
 }
 
-/// The client's address, when the server knows it (for the sign-in throttle).
-pub struct ClientAddr(Option<IpAddr>);
+/// The client's address, when the server knows it (for the sign-in and action-link throttle).
+pub struct ClientAddr(pub Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
     type Rejection = Infallible;

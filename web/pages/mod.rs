@@ -12,6 +12,7 @@ mod flash;
 mod forms;
 mod handoff;
 mod handoff_view;
+mod links;
 mod login;
 mod preview;
 mod queue;
@@ -27,7 +28,8 @@ use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use baton::login::SignedIn;
 
-/// The pages' routes; each one requires a session except `/login` and the static assets.
+/// The pages' routes; each one requires a session except `/login`, the mail's one-time action
+/// links (`/act/{token}`: the token is the credential) and the static assets.
 pub fn routes() -> Routes {
     Routes::new()
         .at(Method::GET, "/login", login::form)
@@ -54,6 +56,8 @@ pub fn routes() -> Routes {
         .at(Method::GET, "/deliveries", deliveries::page)
         .at(Method::POST, "/deliveries/{id}/retry", deliveries::retry)
         .at(Method::GET, "/static/{file}", assets::file)
+        .at(Method::GET, "/act/{token}", links::confirm)
+        .at(Method::POST, "/act/{token}", links::decide)
 }
 
 /// What every page's frame shows: who is signed in, the CSRF token for its forms.
@@ -106,10 +110,9 @@ pub async fn security_headers(mut response: Response) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("same-origin"),
-    );
+    // A page may ask for less (the action links' send none: their URL is a credential).
+    h.entry(header::REFERRER_POLICY)
+        .or_insert(HeaderValue::from_static("same-origin"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if h.get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"text/html"))

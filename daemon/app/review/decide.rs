@@ -10,7 +10,7 @@ use crate::app::state::{KeptDecision, WsState};
 use crate::app::Served;
 use crate::auth::Actor;
 use crate::clock::now_rfc3339;
-use crate::contract::decision::{Edits, DECISION_VERSION};
+use crate::contract::decision::{Edits, Via, DECISION_VERSION};
 use crate::contract::{Decision, Outcome};
 use crate::events::{Event, EventType};
 use serde::Deserialize;
@@ -99,13 +99,24 @@ fn stale(req: &DecisionRequest, rec: &crate::app::state::Record) -> Result<(), D
 }
 
 impl Cx<'_> {
-    /// A reviewer decides a pending handoff: every path (API, pages, bulk) comes here, so
-    /// every rule holds on all of them.
+    /// A reviewer decides a pending handoff through the API.
     pub fn decide(
         &self,
         key: &str,
         req: DecisionRequest,
         actor: &Actor,
+    ) -> Result<Decided, DecideError> {
+        self.decide_via(key, req, actor, Via::Api)
+    }
+
+    /// A reviewer decides a pending handoff: every path (API, pages, bulk, mail links) comes
+    /// here, so every rule holds on all of them; `via` is only recorded in the audit event.
+    pub fn decide_via(
+        &self,
+        key: &str,
+        req: DecisionRequest,
+        actor: &Actor,
+        via: Via,
     ) -> Result<Decided, DecideError> {
         let to_agent = check_request(&req)?;
         let edits = crate::app::review::edits::checked(req.outcome, req.edits.clone())?;
@@ -133,12 +144,14 @@ impl Cx<'_> {
             let remark = Remark {
                 comment: req.comment,
                 edits,
+                via,
             };
             return self.approve(&ws, &mut st, key, route, name, roles, remark);
         }
         let closing = Closing {
             to_agent,
             edits,
+            via: Some(via),
             ..Closing::new(req.outcome, name.clone(), req.comment)
         };
         Ok(Decided::Closed(self.settle(&ws, &mut st, key, closing)?))
@@ -265,11 +278,14 @@ impl Cx<'_> {
             ..decision
         };
         let bytes = json_bytes(&decision)?;
-        let data = json!({
+        let mut data = json!({
             "task_id": decision.task_id, "outcome": decision.outcome, "by": decision.by, "comment": decision.comment,
             "to_agent": decision.to_agent, "instructions": decision.edits.instructions,
             "remaining": decision.edits.remaining,
         });
+        if let Some(via) = closing.via {
+            data["via"] = via.as_str().into();
+        }
         let event = Event::new(
             EventType::HandoffDecided,
             &ws.workspace.name,

@@ -57,7 +57,11 @@ impl Cx<'_> {
         roles: &[String],
         remark: Remark,
     ) -> Result<Decided, DecideError> {
-        let Remark { comment, edits } = remark;
+        let Remark {
+            comment,
+            edits,
+            via,
+        } = remark;
         let old = st
             .records
             .get(key)
@@ -71,6 +75,7 @@ impl Cx<'_> {
             Gate::Closes => {
                 let closing = Closing {
                     edits: latest_edits(&old.review.approvals, edits),
+                    via: Some(via),
                     ..Closing::new(Outcome::Approved, name, comment)
                 };
                 return Ok(Decided::Closed(self.settle(ws, st, key, closing)?));
@@ -101,6 +106,7 @@ impl Cx<'_> {
         // crash leaves the handoff decided by it or untouched.
         let closing = now.complete().then(|| Closing {
             edits: latest_edits(&old.review.approvals, edits.clone()),
+            via: Some(via),
             ..Closing::new(Outcome::Approved, name, comment.clone())
         });
         let committed = self.commit_approval(ws, st, key, role.is_some(), closing);
@@ -121,7 +127,7 @@ impl Cx<'_> {
                 let data = json!({ "by": name, "role": role, "comment": comment,
                     "instructions": edits.instructions, "remaining": edits.remaining,
                     "missing": now.missing_roles, "approvals": now.approvals.len(),
-                    "approvals_needed": now.approvals_needed });
+                    "approvals_needed": now.approvals_needed, "via": via.as_str() });
                 Event::new(kind, &ws.workspace.name, Some(key), data)
             }
         };

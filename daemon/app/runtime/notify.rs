@@ -4,7 +4,7 @@
 use crate::app::model::Progress;
 use crate::app::App;
 use crate::events::{Event, EventType};
-use crate::outbox::{Delivery, Facts, Hooks, MailRequest, RetryError, State};
+use crate::outbox::{Delivery, Facts, Hooks, MailRequest, Recipient, RetryError, State};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -54,7 +54,8 @@ impl App {
             .claimed()
             .filter(|c| c.assigned.is_some())
             .map(|c| &c.by);
-        let mut to: Vec<String> = Vec::new();
+        let mut to: Vec<Recipient> = Vec::new();
+        let ttl = route.action_link_ttl_s();
         for u in &self.config().users {
             let Some(addr) = u.email.as_deref() else {
                 continue;
@@ -62,9 +63,13 @@ impl App {
             if assignee.is_none_or(|a| *a == u.name)
                 && crate::app::review::assign::moves_on(route, rec, &progress, u)
                 && !self.cx().is_sender(h, &d.workspace, &u.name)
-                && !to.iter().any(|t| t.eq_ignore_ascii_case(addr))
+                && !to.iter().any(|t| t.address.eq_ignore_ascii_case(addr))
             {
-                to.push(addr.to_string());
+                let links = self.action_tokens(&u.name, key, rec.meta.revision, ttl);
+                to.push(Recipient {
+                    address: addr.to_string(),
+                    links,
+                });
             }
         }
         let thin = matches!(

@@ -1,0 +1,223 @@
+//! The app's side of the mail's one-time action links (`login/links.rs` makes and reads the
+//! tokens): minting one per reviewer and outcome when a mail is composed, saying what a link
+//! would do (the confirm page a GET shows; a GET never decides, since mail scanners and link
+//! previews fetch links), and deciding with one through `Cx::decide_via`, with every rule of
+//! the page and the API, recorded `via: "email_link"`.
+
+use crate::app::model::{DecideError, Decided};
+use crate::app::{App, DecisionRequest};
+use crate::auth::Actor;
+use crate::clock::now_s;
+use crate::contract::decision::Via;
+use crate::contract::handoff::Classification;
+use crate::contract::Outcome;
+use crate::login::links::{Link, LinkKey, LinkOutcome, TokenError, Used};
+use crate::outbox::Tokens;
+use std::net::IpAddr;
+use std::time::Duration;
+
+/// What a link would decide, for its confirm page.
+#[derive(Debug, Clone)]
+pub struct LinkTarget {
+    pub link: Link,
+    pub workspace: String,
+    pub title: Option<String>,
+    pub from_agent: String,
+    /// Left out for confidential and restricted handoffs, as in the mail.
+    pub summary: Option<String>,
+}
+
+/// Why a link decides nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    #[error(transparent)]
+    Invalid(#[from] TokenError),
+    #[error("too many links that were not baton's came from your address; try again in {} minutes", .0.as_secs().div_ceil(60))]
+    Throttled(Duration),
+    #[error("this link expired; nothing was decided. Open the handoff in baton to decide it")]
+    Expired,
+    #[error("this link was already used; it decides nothing more. Open the handoff in baton to see its decision")]
+    Used,
+    #[error("the handoff was revised since this mail was sent (the link was for revision {link}, revision {current} is in place); nothing was decided. A mail about the new revision has its own links")]
+    Revised { link: u32, current: u32 },
+    #[error("this handoff is already decided ({outcome} by {by} at {at}); the link decides nothing more")]
+    Decided {
+        outcome: &'static str,
+        by: String,
+        at: String,
+    },
+    #[error("your approval of this revision is already recorded; the handoff waits for the other approvals or sign-offs it needs")]
+    AlreadyApproved,
+    #[error("{0} is no longer a reviewer here; the link decides nothing")]
+    UnknownReviewer(String),
+    #[error("the handoff of this link is no longer here (withdrawn, or its workspace is gone)")]
+    Gone,
+    #[error("not decided: {0}")]
+    Refused(DecideError),
+    #[error("cannot read or keep links now ({0}); try again in a moment")]
+    Io(#[from] std::io::Error),
+}
+
+impl App {
+    /// The tokens of `reviewer`'s mail about `key` at `revision`, good for `ttl_s` seconds;
+    /// none when the route sends no links (ttl 0) or the key cannot be read (logged: the mail
+    /// goes out with its page links only).
+    pub(in crate::app) fn action_tokens(
+        &self,
+        reviewer: &str,
+        key: &str,
+        revision: u32,
+        ttl_s: u64,
+    ) -> Option<Tokens> {
+        if ttl_s == 0 {
+            return None;
+        }
+        let signer = match LinkKey::open(&self.config().data_dir) {
+            Ok(k) => k,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the action links' key; mails go out without them");
+                return None;
+            }
+        };
+        let mint = |outcome| {
+            signer.mint(&Link {
+                reviewer: reviewer.to_string(),
+                key: key.to_string(),
+                revision,
+                outcome,
+                expires: now_s().saturating_add(ttl_s),
+            })
+        };
+        Some(Tokens {
+            approve: mint(LinkOutcome::Approved),
+            changes: mint(LinkOutcome::ChangesRequested),
+            reject: mint(LinkOutcome::Rejected),
+        })
+    }
+
+    /// What the link `token` would decide, if it may decide anything now. Decides nothing.
+    pub fn open_link(&self, token: &str, addr: Option<IpAddr>) -> Result<LinkTarget, LinkError> {
+        let (link, _) = self.checked_link(token, addr)?;
+        let not_here = || LinkError::Gone;
+        let ws = self.cx().ws_of_key(&link.key).ok_or_else(not_here)?;
+        let st = ws.lock();
+        let rec = st.records.get(&link.key).ok_or_else(not_here)?;
+        self.still_open(&link, rec)?;
+        let h = rec.handoff();
+        let thin = matches!(
+            h.classification,
+            Some(Classification::Confidential | Classification::Restricted)
+        );
+        Ok(LinkTarget {
+            workspace: ws.workspace.name.clone(),
+            title: h.title.clone(),
+            from_agent: h.from_agent.clone(),
+            summary: h.summary.clone().filter(|_| !thin),
+            link,
+        })
+    }
+
+    /// Decides with the link `token` (its confirm page's POST), as its reviewer, through the
+    /// one decision path; the link is then used.
+    pub fn use_link(
+        &self,
+        token: &str,
+        comment: Option<String>,
+        addr: Option<IpAddr>,
+    ) -> Result<Decided, LinkError> {
+        let (link, actor) = self.checked_link(token, addr)?;
+        {
+            let ws = self.cx().ws_of_key(&link.key).ok_or(LinkError::Gone)?;
+            let st = ws.lock();
+            let rec = st.records.get(&link.key).ok_or(LinkError::Gone)?;
+            self.still_open(&link, rec)?;
+        }
+        let outcome = match link.outcome {
+            LinkOutcome::Approved => Outcome::Approved,
+            LinkOutcome::ChangesRequested => Outcome::ChangesRequested,
+            LinkOutcome::Rejected => Outcome::Rejected,
+        };
+        let request = DecisionRequest {
+            outcome,
+            comment,
+            // Decide what the mail was about: a newer revision in place refuses it.
+            revision: Some(link.revision),
+            handoff_sha256: None,
+            to_agent: None,
+            edits: Default::default(),
+        };
+        let decided = self
+            .cx()
+            .decide_via(&link.key, request, &actor, Via::EmailLink)
+            .map_err(|e| match e {
+                DecideError::Stale { revision, .. } => LinkError::Revised {
+                    link: link.revision,
+                    current: revision,
+                },
+                DecideError::NotFound(_) => LinkError::Gone,
+                e => LinkError::Refused(e),
+            })?;
+        // The decision stands whether or not this is written: the state refuses a second
+        // use of the link too (decided, or this reviewer's approval recorded).
+        if let Err(e) = Used::new(&self.config().data_dir).insert(token, link.expires, now_s()) {
+            tracing::error!(error = %e, key = %link.key, "cannot remember a used action link");
+        }
+        tracing::info!(key = %link.key, reviewer = %link.reviewer, outcome = link.outcome.as_str(), "decided through an action link");
+        Ok(decided)
+    }
+
+    /// The link of `token` and who it acts as, when it is this daemon's, unexpired, unused
+    /// and its reviewer still one.
+    fn checked_link(&self, token: &str, addr: Option<IpAddr>) -> Result<(Link, Actor), LinkError> {
+        let logins = &self.inner.access.logins;
+        if let Some(wait) = logins.link_wait(addr) {
+            return Err(LinkError::Throttled(wait));
+        }
+        let data_dir = &self.config().data_dir;
+        let link = match LinkKey::open(data_dir)?.read(token) {
+            Ok(link) => link,
+            Err(e) => {
+                logins.link_failed(addr);
+                return Err(e.into());
+            }
+        };
+        if now_s() > link.expires {
+            return Err(LinkError::Expired);
+        }
+        if Used::new(data_dir).contains(token) {
+            return Err(LinkError::Used);
+        }
+        let user = self.config().users.iter().find(|u| u.name == link.reviewer);
+        let Some(user) = user else {
+            return Err(LinkError::UnknownReviewer(link.reviewer));
+        };
+        let actor = Actor::Reviewer {
+            name: user.name.clone(),
+            roles: user.roles.clone(),
+        };
+        Ok((link, actor))
+    }
+
+    /// Refuses a link whose handoff moved on since the mail: revised, decided, or approved
+    /// by this reviewer already.
+    fn still_open(&self, link: &Link, rec: &crate::app::state::Record) -> Result<(), LinkError> {
+        if rec.meta.revision != link.revision {
+            return Err(LinkError::Revised {
+                link: link.revision,
+                current: rec.meta.revision,
+            });
+        }
+        if let Some(d) = &rec.decision {
+            return Err(LinkError::Decided {
+                outcome: d.outcome.as_str(),
+                by: d.by.to_string(),
+                at: d.at.to_string(),
+            });
+        }
+        let mine = rec.review.approvals.iter().any(|a| a.by == link.reviewer);
+        if mine && link.outcome == LinkOutcome::Approved {
+            return Err(LinkError::AlreadyApproved);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,325 @@
+//! One-time action links end to end: the real daemon mails each reviewer over real SMTP
+//! (`smtp.py`); the links are taken out of the mail as received. A GET shows a confirm page
+//! and decides nothing; the page's POST decides once, through the one decision path, signed
+//! and audited `via: "email_link"`; used, expired, revised, foreign and tampered links decide
+//! nothing and say why.
+
+use super::mail::Smtp;
+use super::submit;
+use crate::pages::{hidden, Reply, Web};
+use crate::util::{self, Daemon, TestEnv};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine;
+use serde_json::Value;
+
+const PUBLIC: &str = "http://baton.example";
+
+/// rita and sam review route `eng`, which mails them with links good for `ttl` seconds.
+fn config(port: u16, ttl: Option<u64>) -> String {
+    let ttl = ttl.map_or(String::new(), |t| format!("action_link_ttl_s = {t}\n"));
+    let user = |name: &str| {
+        format!(
+            "{}email = \"{name}@example.com\"\n",
+            util::user(name, "\"reviewer\"")
+        )
+    };
+    format!(
+        "public_url = \"{PUBLIC}\"\n{}{}\
+         [smtp]\nurl = \"smtp://127.0.0.1:{port}\"\nfrom = \"baton <baton@localhost>\"\n\
+         [[routes]]\nname = \"eng\"\nreviewers = [\"rita\", \"sam\"]\nnotify = [\"email\"]\n{ttl}",
+        user("rita"),
+        user("sam")
+    )
+}
+
+/// The links of the mail to `to` about revision `revision` (the last such mail), by their
+/// words: `Approve`, `Request changes`, `Reject`; as paths of the daemon.
+fn links(smtp: &Smtp, daemon: &Daemon, to: &str, revision: u32) -> [String; 3] {
+    let mut found = None;
+    daemon.wait_until(&format!("a mail to {to} about revision {revision}"), || {
+        found = smtp.mails().into_iter().rev().find(|m| {
+            let text = m["text"].as_str().unwrap().replace("\r\n", "\n");
+            m["to"] == to && text.contains(&format!("Revision: {revision}\n"))
+        });
+        found.is_some()
+    });
+    let text = found.unwrap()["text"]
+        .as_str()
+        .unwrap()
+        .replace("\r\n", "\n");
+    let link = |label: &str| {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{label}: ")))
+            .unwrap_or_else(|| panic!("no {label} link in {text}"));
+        let url = line.split_once(": ").unwrap().1.trim();
+        let path = url.strip_prefix(PUBLIC).expect("under public_url");
+        assert!(path.starts_with("/act/l1."), "{path}");
+        path.to_string()
+    };
+    [link("Approve"), link("Request changes"), link("Reject")]
+}
+
+/// Opens a link as a browser would, then posts its confirm form (its cookie and field).
+fn confirm(web: &Web, path: &str, comment: &str) -> (Reply, Reply) {
+    let page = web.get(path, None);
+    let Some(csrf) = page.cookie_value("baton_act") else {
+        return (page, web.post_form(path, None, &[]));
+    };
+    assert_eq!(hidden(&page.body, "csrf").as_deref(), Some(csrf.as_str()));
+    let cookie = format!("baton_act={csrf}");
+    let posted = web.post_form(
+        path,
+        Some(&cookie),
+        &[("csrf", &csrf), ("comment", comment)],
+    );
+    (page, posted)
+}
+
+fn key_of(daemon: &Daemon) -> String {
+    daemon.handoffs("pending")[0]["key"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+fn decided_events(env: &TestEnv) -> Vec<Value> {
+    util::events(&env.ws("alpha"))
+        .into_iter()
+        .filter(|e| e["type"] == "handoff.decided")
+        .collect()
+}
+
+fn assert_pending(env: &TestEnv, daemon: &Daemon) {
+    assert_eq!(daemon.handoffs("pending").len(), 1, "nothing was decided");
+    assert!(util::decision(&env.ws("alpha")).is_none());
+    assert!(decided_events(env).is_empty());
+}
+
+/// `baton verify` of workspace alpha: its exit code.
+fn verify(env: &TestEnv) -> i32 {
+    let dir = env.ws("alpha");
+    let config = env.config_path();
+    let out = util::baton(&[
+        "verify",
+        dir.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    out.status.code().unwrap_or(-1)
+}
+
+#[test]
+fn a_mailed_link_shows_a_confirm_page_then_decides_once_signed_and_audited_as_email_link() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let mut env = TestEnv::with_config(&config(smtp.port, None));
+    let daemon = env.start();
+    submit(&env, "link-1");
+    let [approve, changes, reject] = links(&smtp, &daemon, "rita@example.com", 1);
+    let sams = links(&smtp, &daemon, "sam@example.com", 1);
+    assert!(
+        approve != sams[0],
+        "each reviewer's mail carries their own links"
+    );
+    let html = smtp.mails()[0]["html"].as_str().unwrap().to_string();
+    assert!(html.contains("/act/l1."), "{html}");
+    let web = Web::new(&daemon);
+
+    // A GET (a mail scanner, a link preview, the person) only shows what the link does.
+    for path in [&approve, &changes, &reject] {
+        let page = web.get(path, None);
+        assert_eq!(page.status, 200, "{}", page.short());
+        assert!(
+            page.body.contains("Nothing is decided yet"),
+            "{}",
+            page.body
+        );
+        assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+        assert_eq!(page.header("cache-control"), Some("no-store"));
+        let head = web.send("HEAD", path, &[], None);
+        assert_eq!(head.status, 200);
+    }
+    let page = web.get(&approve, None);
+    assert!(page.body.contains(">Approve</button>"), "{}", page.body);
+    assert!(page.body.contains("handoff link-1") && page.body.contains("rita"));
+    assert_pending(&env, &daemon);
+
+    // The POST without the page's token (another site's form) decides nothing.
+    let forged = web.post_form(&approve, None, &[("csrf", "x")]);
+    assert_eq!(forged.status, 403, "{}", forged.body);
+    assert_pending(&env, &daemon);
+
+    let page = web.get(&approve, None);
+    let csrf = page
+        .cookie_value("baton_act")
+        .expect("the confirm page's cookie");
+    let cookie = format!("baton_act={csrf}");
+    let form = [("csrf", csrf.as_str()), ("comment", "from the mail")];
+    let done = web.post_form(&approve, Some(&cookie), &form);
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body.contains("Recorded: approved by rita"),
+        "{}",
+        done.body
+    );
+    assert_eq!(done.header("referrer-policy"), Some("no-referrer"));
+    let key = key_of_decided(&env);
+    let decision = util::decision(&env.ws("alpha")).expect("decision.json");
+    assert_eq!(decision["outcome"], "approved");
+    assert_eq!(decision["by"], "rita");
+    assert_eq!(decision["comment"], "from the mail");
+    assert_eq!(decision["handoff_key"], key.as_str());
+    assert!(decision["attestation"].is_object(), "{decision}");
+    assert_eq!(verify(&env), 0, "the receipt verifies");
+    let events = decided_events(&env);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["data"]["via"], "email_link", "{}", events[0]);
+    assert_eq!(events[0]["data"]["by"], "rita");
+
+    // Used: the same link again, and the others of the same mail, decide nothing more.
+    let again = web.get(&approve, None);
+    assert_eq!(again.status, 410, "{}", again.short());
+    assert!(again.body.contains("already used"), "{}", again.body);
+    assert!(!again.body.contains("<form"), "{}", again.body);
+    // The confirm form posted again (a second tab, a reload): refused as used.
+    let twice = web.post_form(&approve, Some(&cookie), &form);
+    assert_eq!(twice.status, 410, "{}", twice.short());
+    assert!(twice.body.contains("already used"), "{}", twice.body);
+    let (page, _) = confirm(&web, &reject, "too late");
+    assert_eq!(page.status, 409, "{}", page.short());
+    assert!(
+        page.body.contains("already decided (approved by rita"),
+        "{}",
+        page.body
+    );
+    assert_eq!(decided_events(&env).len(), 1);
+    assert_eq!(
+        util::decision(&env.ws("alpha")).unwrap()["outcome"],
+        "approved"
+    );
+    daemon.stop();
+}
+
+/// The key of the handoff decided in workspace alpha.
+fn key_of_decided(env: &TestEnv) -> String {
+    let d = util::decision(&env.ws("alpha")).expect("decision.json");
+    d["handoff_key"].as_str().unwrap().to_string()
+}
+
+/// A token with its reviewer swapped for `to`, the signature kept.
+fn swapped(path: &str, to: &str) -> String {
+    let token = path.strip_prefix("/act/").unwrap();
+    let mut parts = token.split('.');
+    let (v, payload, tag) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+    );
+    let mut link: Value = serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap();
+    assert_eq!(link["r"], "rita", "{link}");
+    link["r"] = to.into();
+    let payload = B64.encode(serde_json::to_vec(&link).unwrap());
+    format!("/act/{v}.{payload}.{tag}")
+}
+
+#[test]
+fn foreign_tampered_revised_and_expired_links_decide_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let mut env = TestEnv::with_config(&config(smtp.port, Some(600)));
+    env.drive_clock();
+    let daemon = env.start();
+    let ws = env.ws("alpha");
+    submit(&env, "link-2");
+    let [approve, _, reject] = links(&smtp, &daemon, "rita@example.com", 1);
+    let web = Web::new(&daemon);
+
+    // rita's link made into sam's (the signed payload changed): not a link of baton's.
+    let foreign = swapped(&approve, "sam");
+    let (page, posted) = confirm(&web, &foreign, "as sam");
+    assert_eq!(page.status, 403, "{}", page.short());
+    assert!(page.body.contains("not one baton made"), "{}", page.body);
+    assert_eq!(posted.status, 403);
+    // A changed signature, a cut token.
+    let mut tampered = approve.clone();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    assert_eq!(web.get(&tampered, None).status, 403);
+    assert_eq!(web.get(&approve[..approve.len() - 6], None).status, 403);
+    assert_pending(&env, &daemon);
+
+    // Revised: revision 2 is in place, so revision 1's links are refused.
+    let mut h = util::handoff("link-2");
+    h["summary"] = "with more".into();
+    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
+    let key = key_of(&daemon);
+    daemon.wait_until("revision 2", || {
+        daemon.get(&format!("/api/v1/handoffs/{key}")).1["revision"] == 2
+    });
+    let (page, _) = confirm(&web, &reject, "old revision");
+    assert_eq!(page.status, 409, "{}", page.short());
+    assert!(
+        page.body.contains("revised since this mail was sent"),
+        "{}",
+        page.body
+    );
+    assert_pending(&env, &daemon);
+
+    // Expired: the new revision's links, once their time has passed.
+    let [approve2, ..] = links(&smtp, &daemon, "rita@example.com", 2);
+    assert_eq!(web.get(&approve2, None).status, 200);
+    env.move_clock(601.0);
+    let (page, _) = confirm(&web, &approve2, "late");
+    assert_eq!(page.status, 410, "{}", page.short());
+    assert!(page.body.contains("expired"), "{}", page.body);
+    assert_pending(&env, &daemon);
+
+    // The handoff is still rita's to decide, by the API, which is audited as such.
+    let (status, body) = daemon.post_as(
+        &format!("/api/v1/handoffs/{key}/decision"),
+        Some("rita-token"),
+        r#"{"outcome": "rejected"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let events = decided_events(&env);
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0]["data"]["via"], "api", "{}", events[0]);
+    daemon.stop();
+}
+
+#[test]
+fn bad_tokens_from_one_address_are_throttled_like_sign_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let mut env = TestEnv::with_config(&config(smtp.port, None));
+    let daemon = env.start();
+    submit(&env, "link-3");
+    let [approve, ..] = links(&smtp, &daemon, "rita@example.com", 1);
+    let web = Web::new(&daemon);
+    for i in 0..5 {
+        let reply = web.get(&format!("/act/l1.guess{i}.x"), None);
+        assert_eq!(reply.status, 403, "{}", reply.short());
+    }
+    let throttled = web.get(&approve, None);
+    assert_eq!(throttled.status, 429, "{}", throttled.short());
+    assert!(throttled.header("retry-after").is_some());
+    assert_pending(&env, &daemon);
+    daemon.stop();
+}
+
+#[test]
+fn a_route_with_no_link_time_mails_page_links_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let mut env = TestEnv::with_config(&config(smtp.port, Some(0)));
+    let daemon = env.start();
+    submit(&env, "link-4");
+    daemon.wait_until("two mails", || smtp.mails().len() == 2);
+    for m in smtp.mails() {
+        let text = m["text"].as_str().unwrap();
+        assert!(!text.contains("/act/"), "{text}");
+        assert!(text.contains("?intent=approved#decide"), "{text}");
+    }
+    daemon.stop();
+}

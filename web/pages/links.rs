@@ -1,0 +1,192 @@
+//! `GET|POST /act/{token}`: the one-time action links of a reviewer's mail. No session: the
+//! token is the credential (`App::open_link`, `App::use_link`). A GET only shows what the link
+//! would decide (mail scanners and link previews fetch links); the confirm form's POST, with
+//! a double-submit CSRF token as the sign-in form has, decides. The pages send no referrer,
+//! so the token in the URL goes nowhere else.
+
+use super::forms::{csrf_refused, Form, CSRF_FIELD};
+use super::handoff::urlencode;
+use super::login::ClientAddr;
+use super::render;
+use crate::auth::{cookie, same};
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use baton::app::{App, DecideError, Decided, LinkError, LinkTarget};
+use baton::login::random_token;
+
+const LINK_COOKIE: &str = "baton_act";
+
+#[derive(Template)]
+#[template(path = "action_link.html")]
+struct LinkPage {
+    heading: String,
+    refusal: Option<String>,
+    done: Option<String>,
+    target: Option<LinkTarget>,
+    token: String,
+    csrf: String,
+    /// The handoff's page (or the queue when the link names none that can be trusted).
+    page: String,
+}
+
+impl LinkPage {
+    fn new(heading: &str, page: String) -> LinkPage {
+        LinkPage {
+            heading: heading.to_string(),
+            refusal: None,
+            done: None,
+            target: None,
+            token: String::new(),
+            csrf: String::new(),
+            page,
+        }
+    }
+}
+
+fn handoff_page(key: &str) -> String {
+    format!("/handoffs/{}", urlencode(key))
+}
+
+/// A page of these routes: never cached (`render`'s pages are `no-store`), never indexed,
+/// and no referrer, since the token is in the URL.
+fn answer(status: StatusCode, page: &LinkPage, cookie: Option<String>) -> Response {
+    let mut response = (status, render(page)).into_response();
+    let h = response.headers_mut();
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        "x-robots-tag",
+        HeaderValue::from_static("noindex, nofollow"),
+    );
+    if let Some(c) = cookie.and_then(|c| HeaderValue::from_str(&c).ok()) {
+        h.insert(header::SET_COOKIE, c);
+    }
+    response
+}
+
+fn refused(e: LinkError, page: String) -> Response {
+    let status = match &e {
+        LinkError::Invalid(_) | LinkError::UnknownReviewer(_) => StatusCode::FORBIDDEN,
+        LinkError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+        LinkError::Expired | LinkError::Used => StatusCode::GONE,
+        LinkError::Gone | LinkError::Refused(DecideError::NotFound(_)) => StatusCode::NOT_FOUND,
+        LinkError::Io(_) | LinkError::Refused(DecideError::Io(_)) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        LinkError::Refused(DecideError::Forbidden(_)) => StatusCode::FORBIDDEN,
+        LinkError::Refused(DecideError::Unprocessable(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+        _ => StatusCode::CONFLICT,
+    };
+    let wait = match &e {
+        LinkError::Throttled(wait) => Some(wait.as_secs().max(1)),
+        _ => None,
+    };
+    let mut p = LinkPage::new("This link decides nothing", page);
+    p.refusal = Some(e.to_string());
+    let mut response = answer(status, &p, None);
+    if let Some(wait) = wait {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, wait.into());
+    }
+    response
+}
+
+/// The key a token names, for the page link of a refusal; only from a token this daemon
+/// made (a forged one's would be the forger's words).
+fn key_of(app: &App, token: &str) -> String {
+    baton::login::links::LinkKey::open(&app.config().data_dir)
+        .ok()
+        .and_then(|k| k.read(token).ok())
+        .map_or("/".to_string(), |l| handoff_page(&l.key))
+}
+
+fn cookie_of(app: &App, value: &str) -> String {
+    let secure = match app.config().public_url.starts_with("https://") {
+        true => "; Secure",
+        false => "",
+    };
+    format!("{LINK_COOKIE}={value}; Path=/act; HttpOnly; SameSite=Strict{secure}")
+}
+
+/// `GET /act/{token}`: what the link would decide, and the button that decides it.
+pub async fn confirm(
+    State(app): State<App>,
+    ClientAddr(addr): ClientAddr,
+    Path(token): Path<String>,
+) -> Response {
+    let opened = crate::blocking({
+        let (app, token) = (app.clone(), token.clone());
+        move || {
+            let page = key_of(&app, &token);
+            (app.open_link(&token, addr), page)
+        }
+    })
+    .await;
+    let Ok((opened, page)) = opened else {
+        return super::internal_error();
+    };
+    let target = match opened {
+        Ok(t) => t,
+        Err(e) => return refused(e, page),
+    };
+    let csrf = random_token();
+    let mut p = LinkPage::new(
+        &format!("{} this handoff?", target.link.outcome.label()),
+        page,
+    );
+    p.target = Some(target);
+    p.token = token;
+    p.csrf = csrf.clone();
+    answer(StatusCode::OK, &p, Some(cookie_of(&app, &csrf)))
+}
+
+/// `POST /act/{token}`: decides, once.
+pub async fn decide(
+    State(app): State<App>,
+    ClientAddr(addr): ClientAddr,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let form = Form::parse(&body);
+    let expected = cookie(&headers, LINK_COOKIE);
+    // An empty cookie matches nothing: an empty field must not pass for a token.
+    let sent = form.get(CSRF_FIELD);
+    if !matches!((expected.as_deref(), sent), (Some(e), Some(s)) if !e.is_empty() && same(e, s)) {
+        return csrf_refused();
+    }
+    let comment = form.text("comment");
+    let used = crate::blocking({
+        let app = app.clone();
+        move || {
+            let page = key_of(&app, &token);
+            (app.use_link(&token, comment, addr), page)
+        }
+    })
+    .await;
+    let Ok((used, page)) = used else {
+        return super::internal_error();
+    };
+    let done = match used {
+        Ok(Decided::Closed(d)) => format!(
+            "Recorded: {} by {}. decision.json is in the workspace for the agent, signed.",
+            d.outcome.as_str(),
+            d.by
+        ),
+        Ok(Decided::Pending(_)) => {
+            "Your approval is recorded; the handoff waits for the other approvals or sign-offs it needs."
+                .to_string()
+        }
+        Err(e) => return refused(e, page),
+    };
+    let mut p = LinkPage::new("Decision recorded", page);
+    p.done = Some(done);
+    let clear = cookie_of(&app, "").replace("; Path", "; Max-Age=0; Path");
+    answer(StatusCode::OK, &p, Some(clear))
+}
