@@ -28,6 +28,8 @@ fn block(text: &str, lang: &str, first: &str) -> String {
 
 #[test]
 fn the_readme_agent_loop_follows_a_request_for_changes_and_ends_approved() {
+    // The loop reads decision.json with jq.
+    crate::util::tools::require("jq", "jq");
     let mut env = TestEnv::with_config(&user("alice", "\"reviewer\""));
     let d = env.start();
     let ws = env.ws("alpha");

@@ -527,6 +527,7 @@ pub fn events(ws: &Path) -> Vec<Value> {
         .collect()
 }
 pub mod browser;
+pub mod tools;
 
 /// An agent on the same machine: runs `script` with sh as user nobody in group `group` only,
 /// with `$BATON` a copy of the binary in the (0755) test folder, which that user can reach
