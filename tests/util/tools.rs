@@ -29,10 +29,11 @@ fn is_executable(path: &Path) -> bool {
         .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// The Python packages the tests import (as `.ci/run` installs them into the virtualenv):
-/// (module, PyPI name).
-const PYTHON_PACKAGES: [(&str, &str); 5] = [
+/// The Python packages the tests import (as `.ci/run` installs them into the virtualenv; keep
+/// the two lists alike): (module, PyPI name).
+const PYTHON_PACKAGES: [(&str, &str); 6] = [
     ("mcp", "mcp"),
+    ("schemathesis", "schemathesis"),
     ("openapi_spec_validator", "openapi-spec-validator"),
     ("cryptography", "cryptography"),
     ("securesystemslib", "securesystemslib"),
