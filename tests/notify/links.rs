@@ -323,3 +323,32 @@ fn a_route_with_no_link_time_mails_page_links_only() {
     }
     daemon.stop();
 }
+
+#[test]
+fn decisions_on_the_pages_are_audited_via_page() {
+    let mut env = TestEnv::with_config(&crate::pages::reviewers(&[("rita", "pw-rita")]));
+    let ws = env.ws("alpha");
+    let daemon = env.start();
+    let web = Web::new(&daemon);
+    let rita = web.sign_in("rita", "pw-rita");
+    // The handoff page's form.
+    crate::pages::pending_handoff(&daemon, &ws, "via-1");
+    let form = [("csrf", rita.csrf.as_str()), ("outcome", "rejected")];
+    let reply = web.post_form("/handoffs/via-1/decision", Some(&rita.cookie), &form);
+    assert_eq!(reply.status, 303, "{}", reply.short());
+    // The queue's bulk form.
+    crate::pages::pending_handoff(&daemon, &ws, "via-2");
+    let form = [
+        ("csrf", rita.csrf.as_str()),
+        ("outcome", "rejected"),
+        ("key", "via-2"),
+    ];
+    let reply = web.post_form("/decisions", Some(&rita.cookie), &form);
+    assert_eq!(reply.status, 303, "{}", reply.short());
+    daemon.wait_until("both decided", || decided_events(&env).len() == 2);
+    for e in decided_events(&env) {
+        assert_eq!(e["data"]["via"], "page", "{e}");
+        assert_eq!(e["data"]["by"], "rita", "{e}");
+    }
+    daemon.stop();
+}

@@ -11,6 +11,7 @@ use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use baton::app::{App, DecisionRequest, QueueQuery, QueueView, SinceSeen, StateFilter, Summary};
+use baton::contract::decision::Via;
 use baton::contract::handoff::Trigger;
 use baton::contract::Outcome;
 use serde::Deserialize;
@@ -382,7 +383,7 @@ pub async fn bulk(
                 edits: Default::default(),
             };
             // The API's own bulk path: each key its own decision and event.
-            match app.cx().decide_many(&keys, request, &actor) {
+            match app.cx().decide_many_via(&keys, request, &actor, Via::Page) {
                 Ok(results) => {
                     let ok = results.iter().filter(|(_, r)| r.is_ok()).count();
                     for (key, result) in &results {

@@ -5,6 +5,7 @@ use crate::app::model::{DecideError, Decided};
 use crate::app::review::decide::DecisionRequest;
 use crate::app::review::Cx;
 use crate::auth::Actor;
+use crate::contract::decision::Via;
 use std::collections::HashSet;
 
 /// Most keys in one request: enough for a queue page, small enough that the request (each
@@ -52,6 +53,17 @@ impl Cx<'_> {
         req: DecisionRequest,
         actor: &Actor,
     ) -> Result<Vec<KeyResult>, BulkError> {
+        self.decide_many_via(keys, req, actor, Via::Api)
+    }
+
+    /// `decide_many` through channel `via` (the queue page's bulk form, or the API).
+    pub fn decide_many_via(
+        &self,
+        keys: &[String],
+        req: DecisionRequest,
+        actor: &Actor,
+        via: Via,
+    ) -> Result<Vec<KeyResult>, BulkError> {
         check_keys(keys)?;
         if req.revision.is_some() || req.handoff_sha256.is_some() {
             // They name one handoff's content; applied to many they would refuse all but one.
@@ -62,7 +74,7 @@ impl Cx<'_> {
         }
         let results = keys
             .iter()
-            .map(|key| (key.clone(), self.decide(key, req.clone(), actor)))
+            .map(|key| (key.clone(), self.decide_via(key, req.clone(), actor, via)))
             .collect();
         Ok(results)
     }
