@@ -104,6 +104,14 @@ pub struct Route {
     /// route's escalation.
     #[serde(default)]
     pub assign_timeout_s: Option<u64>,
+    /// Seconds without a decision (counted as escalation is: from when the handoff was put on
+    /// this route or its latest revision came in) before `on_timeout` acts (see
+    /// `app/review/timers/timeouts.rs`).
+    #[serde(default)]
+    pub timeout_s: Option<u64>,
+    /// What a timeout does: reject, expire or escalate; never approve.
+    #[serde(default)]
+    pub on_timeout: Option<OnTimeout>,
 }
 
 /// How long a mail's action links stay good when the route does not say.
@@ -112,8 +120,51 @@ pub const DEFAULT_ACTION_LINK_TTL_S: u64 = 24 * 3600;
 impl Route {
     /// Seconds a mail's action links stay good on this route; 0 when it sends none.
     pub fn action_link_ttl_s(&self) -> u64 {
-        self.action_link_ttl_s
-            .unwrap_or(DEFAULT_ACTION_LINK_TTL_S)
+        self.action_link_ttl_s.unwrap_or(DEFAULT_ACTION_LINK_TTL_S)
+    }
+}
+
+/// What a route's timeout does to a handoff nobody decided: always something that grants
+/// nothing, so an unattended handoff neither waits for ever nor passes by default.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum OnTimeout {
+    /// Closed `rejected` by `timeout`.
+    Reject,
+    /// Closed `expired` by `timeout` (as a passed `deadline` is, by `system`).
+    Expire,
+    /// Moved to the route's `escalate_to`, as `escalate_after_s` would; rejected if it cannot
+    /// go there (it was on that route already, or that route does not serve its workspace).
+    Escalate,
+}
+
+impl OnTimeout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnTimeout::Reject => "reject",
+            OnTimeout::Expire => "expire",
+            OnTimeout::Escalate => "escalate",
+        }
+    }
+}
+
+impl TryFrom<String> for OnTimeout {
+    type Error = String;
+
+    fn try_from(s: String) -> Result<OnTimeout, String> {
+        match s.as_str() {
+            "reject" => Ok(OnTimeout::Reject),
+            "expire" => Ok(OnTimeout::Expire),
+            "escalate" => Ok(OnTimeout::Escalate),
+            // Silence is not consent: an approval nobody gave would be signed as if given.
+            "approve" | "approved" => Err(format!(
+                "on_timeout = \"{s}\" is refused: a timeout never approves (nobody looked); \
+                 use \"reject\", \"expire\" or \"escalate\""
+            )),
+            _ => Err(format!(
+                "on_timeout = \"{s}\": expected \"reject\", \"expire\" or \"escalate\""
+            )),
+        }
     }
 }
 

@@ -52,6 +52,7 @@ mod shadow_routes;
 mod signoff;
 mod startup;
 mod syncs;
+mod timeouts;
 mod trust;
 mod upload;
 mod yaml;

@@ -2,6 +2,7 @@
 //! names, malformed token hashes, routes naming webhooks that do not exist).
 
 use super::{Agent, Deliveries, Route, User, Webhook};
+use crate::routing::OnTimeout;
 use std::collections::HashSet;
 
 fn is_sha256_hex(s: &str) -> bool {
@@ -107,7 +108,10 @@ pub(super) fn check_routes(
                 ));
             }
         }
-        // One without the other would never escalate anything, silently.
+        check_timeout(r, &at)?;
+        // One without the other would never escalate anything, silently (`on_timeout =
+        // "escalate"` with `timeout_s` is the other way to say when).
+        let timed_escalation = r.on_timeout == Some(OnTimeout::Escalate);
         match (r.escalate_after_s, &r.escalate_to) {
             (Some(0), _) => return Err(format!("{}: must be at least 1", at("escalate_after_s"))),
             (Some(_), None) => {
@@ -116,7 +120,7 @@ pub(super) fn check_routes(
                     at("escalate_after_s")
                 ))
             }
-            (None, Some(_)) => {
+            (None, Some(_)) if !timed_escalation => {
                 return Err(format!(
                     "{}: set escalate_after_s too (seconds without a decision)",
                     at("escalate_to")
@@ -147,6 +151,34 @@ pub(super) fn check_routes(
         }
     }
     Ok(())
+}
+
+/// A route's timeout: both keys or neither (one alone would never act, silently), and an
+/// escalation said once (`on_timeout = "escalate"` with `timeout_s` is `escalate_after_s`
+/// under another name; both would be two clocks for one move). `on_timeout = "approve"` is
+/// refused by the key's parser.
+fn check_timeout(r: &Route, at: &dyn Fn(&str) -> String) -> Result<(), String> {
+    match (r.timeout_s, r.on_timeout) {
+        (Some(0), _) => Err(format!("{}: must be at least 1", at("timeout_s"))),
+        (Some(_), None) => Err(format!(
+            "{}: set on_timeout too (\"reject\", \"expire\" or \"escalate\")",
+            at("timeout_s")
+        )),
+        (None, Some(_)) => Err(format!(
+            "{}: set timeout_s too (seconds without a decision)",
+            at("on_timeout")
+        )),
+        (Some(_), Some(OnTimeout::Escalate)) if r.escalate_to.is_none() => Err(format!(
+            "{}: \"escalate\" needs escalate_to (the route to escalate to)",
+            at("on_timeout")
+        )),
+        (Some(_), Some(OnTimeout::Escalate)) if r.escalate_after_s.is_some() => Err(format!(
+            "{}: \"escalate\" and escalate_after_s both say when to escalate; keep one \
+             (timeout_s with on_timeout = \"escalate\", or escalate_after_s alone)",
+            at("on_timeout")
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A quorum that fewer people may reach than it needs would keep every handoff of the route

@@ -171,6 +171,8 @@ pub enum Via {
     Api,
     /// A one-time action link from a reviewer's notification mail.
     EmailLink,
+    /// No person: the route's `on_timeout` decided (`by: "timeout"`).
+    Timeout,
 }
 
 impl Via {
@@ -179,6 +181,7 @@ impl Via {
             Via::Page => "page",
             Via::Api => "api",
             Via::EmailLink => "email_link",
+            Via::Timeout => "timeout",
         }
     }
 }

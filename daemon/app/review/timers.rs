@@ -12,8 +12,14 @@
 //!   The target must be a configured route serving the workspace, and never one the handoff
 //!   was on already (`A -> B -> A` would ping-pong for ever).
 //! * Expiry: past its `deadline`, a pending handoff is closed `expired` by `system`.
+//! * Timeout: past its route's `timeout_s`, counted as the route's escalation is, a pending
+//!   handoff is rejected, expired or escalated as `on_timeout` says (see `timeouts`). When a
+//!   timeout and an escalation are both due, the earlier acts first (the timeout on a tie:
+//!   it fails safe); a deadline that has passed acts before either.
 //! * Assignment: an assignment whose assignee let it pass moves on (see `assign`); an
 //!   escalation ends it.
+
+pub(in crate::app) mod timeouts;
 
 use crate::app::model::{Closing, Escalation, META};
 use crate::app::review::records::json_bytes;
@@ -28,17 +34,17 @@ use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
 /// An escalation that is due: where to, and why.
-struct Due {
-    to: String,
-    why: String,
-    after_s: u64,
+pub(super) struct Due {
+    pub to: String,
+    pub why: String,
+    pub after_s: u64,
 }
 
-fn parse(at: &str) -> Option<OffsetDateTime> {
+pub(super) fn parse(at: &str) -> Option<OffsetDateTime> {
     OffsetDateTime::parse(at, &Rfc3339).ok()
 }
 
-fn due_at(start: &str, after_s: u64) -> Option<OffsetDateTime> {
+pub(super) fn due_at(start: &str, after_s: u64) -> Option<OffsetDateTime> {
     parse(start)?.checked_add(time::Duration::seconds(i64::try_from(after_s).ok()?))
 }
 
@@ -53,29 +59,54 @@ impl Cx<'_> {
         let Some(rec) = st.records.get(&key).filter(|r| r.is_pending()) else {
             return;
         };
+        let timeout = self
+            .timeout_of(rec, &ws.workspace.name)
+            .filter(|t| t.at <= now);
+        let escalation = self.escalation_due(rec, &ws.workspace.name, now);
         if let Some(deadline) = expired(rec, now) {
             self.expire(ws, &mut st, &key, &deadline);
-        } else if let Some(due) = self.escalation_due(rec, &ws.workspace.name, now) {
-            let to = due.to.clone();
-            match self.escalate(ws, &mut st, &key, due) {
-                // Escalated work is everyone's: the route lets go of its assignment.
-                Ok(()) => self.end_assignment(ws, &mut st, &key, json!({ "escalated_to": to })),
-                Err(e) => {
-                    // Not logged, so not made: the next check tries again.
-                    tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot escalate; will retry");
-                    self.common
-                        .agenda
-                        .at(&ws.workspace.name, crate::clock::now_ms() + 1000);
-                }
+        } else if let Some(t) = timeout.filter(|t| escalation.as_ref().is_none_or(|e| t.at <= e.0))
+        {
+            if let Err(e) = self.time_out(ws, &mut st, &key, t) {
+                // Not logged, so not decided: the next check tries again.
+                tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot act on the route's timeout; will retry");
+                self.retry_in_a_second(ws);
             }
+        } else if let Some((_, due)) = escalation {
+            self.escalate_now(ws, &mut st, &key, due);
         } else {
             self.renew_holds(ws, rec);
             self.check_assignment(ws, &mut st, &key);
         }
     }
 
+    /// Escalates `key` now: the move, then the end of its assignment; retried in a second if
+    /// it cannot be logged. Whether it was made.
+    pub(super) fn escalate_now(&self, ws: &Served, st: &mut WsState, key: &str, due: Due) -> bool {
+        let to = due.to.clone();
+        match self.escalate(ws, st, key, due) {
+            // Escalated work is everyone's: the route lets go of its assignment.
+            Ok(()) => {
+                self.end_assignment(ws, st, key, json!({ "escalated_to": to }));
+                true
+            }
+            Err(e) => {
+                // Not logged, so not made: the next check tries again.
+                tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot escalate; will retry");
+                self.retry_in_a_second(ws);
+                false
+            }
+        }
+    }
+
+    fn retry_in_a_second(&self, ws: &Served) {
+        self.common
+            .agenda
+            .at(&ws.workspace.name, crate::clock::now_ms() + 1000);
+    }
+
     /// When `ws`'s pending handoff next needs its timers checked (Unix ms): its deadline, its
-    /// next escalation, the renewal of its holds.
+    /// next escalation or timeout, the renewal of its holds.
     pub(in crate::app) fn next_timer_ms(&self, ws: &Served) -> Option<u64> {
         let st = ws.lock();
         let rec = st
@@ -89,12 +120,14 @@ impl Cx<'_> {
             .into_iter()
             .map(|(at, _)| at)
             .min();
+        let timeout = self.timeout_of(rec, &ws.workspace.name).map(|t| t.at);
         let to_ms = |at: OffsetDateTime| u64::try_from(at.unix_timestamp_nanos() / 1_000_000).ok();
         let renewal = self.holds_renewal_ms(ws, rec);
         let assignment = self.next_assignment_ms(rec, &ws.workspace.name);
         [
             deadline.and_then(to_ms),
             escalation.and_then(to_ms),
+            timeout.and_then(to_ms),
             renewal,
             assignment,
         ]
@@ -112,13 +145,36 @@ impl Cx<'_> {
     }
 
     /// The escalation due for `rec` now, if any (the earliest of the route's and the
-    /// handoff's own fallback).
-    fn escalation_due(&self, rec: &Record, ws: &str, now: OffsetDateTime) -> Option<Due> {
+    /// handoff's own fallback), with when it fell due.
+    fn escalation_due(
+        &self,
+        rec: &Record,
+        ws: &str,
+        now: OffsetDateTime,
+    ) -> Option<(OffsetDateTime, Due)> {
         self.escalations(rec, ws)
             .into_iter()
             .filter(|(at, _)| *at <= now)
             .min_by_key(|(at, _)| *at)
-            .map(|(_, d)| d)
+    }
+
+    /// Why `rec` cannot be escalated to route `to` in workspace `ws`, if it cannot: no such
+    /// route, one not serving the workspace, or one it was on already (`A -> B -> A` would
+    /// ping-pong for ever).
+    pub(super) fn cannot_escalate_to(&self, rec: &Record, ws: &str, to: &str) -> Option<String> {
+        let routes = &self.config().routes;
+        let Some(route) = routes.iter().find(|r| r.name == to) else {
+            return Some(format!("no route is named \"{to}\""));
+        };
+        if !crate::routing::serves(route, ws) {
+            return Some(format!("route \"{to}\" does not serve workspace \"{ws}\""));
+        }
+        let visited = rec
+            .meta
+            .route
+            .as_ref()
+            .is_some_and(|r| r.visited().any(|v| v == to));
+        visited.then(|| format!("it was on route \"{to}\" already"))
     }
 
     /// The escalations `rec` can make, each with when it is due.
@@ -126,14 +182,7 @@ impl Cx<'_> {
         let Some(routed) = rec.meta.route.as_ref() else {
             return Vec::new();
         };
-        let routes = &self.config().routes;
-        let fits = |to: &str| {
-            routes
-                .iter()
-                .find(|r| r.name == to)
-                .is_some_and(|r| crate::routing::serves(r, ws))
-                && !routed.visited().any(|v| v == to)
-        };
+        let fits = |to: &str| self.cannot_escalate_to(rec, ws, to).is_none();
         // Both are `now_rfc3339` times, which compare as strings.
         let revised = rec.meta.updated_at.as_str();
         let since = routed.since.as_str().max(revised);

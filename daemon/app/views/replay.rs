@@ -41,6 +41,7 @@ pub fn replay(config: &Config, since: &str) -> anyhow::Result<BTreeMap<String, R
             for r in decided(&store, &dir) {
                 let human = r.decision.policy.as_deref().is_none_or(|p| p == "human")
                     && r.decision.by != "system"
+                    && r.decision.by != crate::app::review::timers::timeouts::BY
                     && !r.decision.by.starts_with("policy:");
                 if !human || r.decision.at.as_str() < since {
                     continue;
