@@ -35,8 +35,6 @@ pub struct Metrics {
     registry: Registry,
     /// Handoffs closed, by outcome.
     pub handoffs: Family<OutcomeLabel, Counter>,
-    /// Handoffs a route's timeout acted on, by what it did (rejected, expired, escalated).
-    pub timeouts: Family<OutcomeLabel, Counter>,
     pub received: Counter,
     pub pending: Gauge,
     /// File change seen -> handoff processed (waits in the dispatcher and a lane included).
@@ -56,6 +54,8 @@ pub struct Metrics {
     pub leases_held: Gauge,
     /// Workspaces whose records changed since their store snapshot was brought up to date.
     pub store_unsettled: Gauge,
+    /// Store files found damaged (not as committed): their workspaces are read-only.
+    pub store_damaged_files: Gauge,
     pub copies_unsettled: Gauge,
     /// Tampering found and not yet acknowledged with `baton audit ack`.
     pub tamper_alerts: Gauge,
@@ -94,7 +94,6 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("baton");
         let m = Metrics {
             handoffs: Family::default(),
-            timeouts: Family::default(),
             received: Counter::default(),
             pending: Gauge::default(),
             ingest_seconds: Histogram::new(latency_buckets()),
@@ -109,6 +108,7 @@ impl Default for Metrics {
             workspaces_unserved: Gauge::default(),
             leases_held: Gauge::default(),
             store_unsettled: Gauge::default(),
+            store_damaged_files: Gauge::default(),
             copies_unsettled: Gauge::default(),
             tamper_alerts: Gauge::default(),
             audit_reverified_bytes: Counter::default(),
@@ -131,11 +131,6 @@ impl Default for Metrics {
             "handoffs_decided",
             "Handoffs closed, by outcome",
             m.handoffs.clone(),
-        );
-        registry.register(
-            "handoff_timeouts",
-            "Handoffs nobody decided within their route's timeout_s, by what on_timeout did (rejected, expired, escalated)",
-            m.timeouts.clone(),
         );
         registry.register(
             "handoffs_received",
@@ -185,6 +180,11 @@ impl Default for Metrics {
             "store_unsettled",
             "Workspaces whose records changed since their snapshot was last brought up to date (a start reads those records file by file)",
             m.store_unsettled.clone(),
+        );
+        registry.register(
+            "store_damaged_files",
+            "Store files found not as committed (truncated, changed, emptied, removed); their workspaces are read-only until `baton repair`",
+            m.store_damaged_files.clone(),
         );
         registry.register(
             "copies_unsettled",

@@ -38,23 +38,25 @@ fn each_step_of_ingest_costs_a_known_number_of_syncs() {
     let ws = env.ws("alpha");
     let d = env.start();
 
-    // A new handoff: its record (the file, its new folder, that folder's parent) and one
-    // audit append.
+    // A new handoff: its record (the file and the folder's manifest, which commits it, synced
+    // at once with the new folder's parent; then the folder, when the manifest is renamed
+    // into place) and one audit append.
     let first = handoff("first");
-    assert_eq!(ingest(&d, &ws, &first, "meta.json"), [3, 1, 0, 0]);
+    assert_eq!(ingest(&d, &ws, &first, "meta.json"), [4, 1, 0, 0]);
 
     // A revision: the replaced revision kept as rev-1.json and meta.json, made one change by
-    // an intent (three files synced at once, the folder synced when the intent commits and
-    // after the renames), one audit append.
+    // the manifest (three files synced at once, the folder synced when it commits; the
+    // renames after it are finished from it after a crash), one audit append.
     let mut revised = first.clone();
     revised["confidence"] = json!(0.9);
-    assert_eq!(ingest(&d, &ws, &revised, "rev-2.json"), [5, 1, 0, 0]);
+    assert_eq!(ingest(&d, &ws, &revised, "rev-2.json"), [4, 1, 0, 0]);
 
-    // A new handoff while one is pending: the withdrawn one's decision (file, folder), the new
-    // record (file, folder, parent), and both events in one audit append.
+    // A new handoff while one is pending: the withdrawn one's decision (file, manifest,
+    // folder), the new record (file, manifest, parent, folder), and both events in one audit
+    // append.
     assert_eq!(
         ingest(&d, &ws, &handoff("second"), "meta.json"),
-        [5, 1, 0, 0]
+        [7, 1, 0, 0]
     );
 
     // A checkpoint: its event only (which contents were announced is a memo, not a record).

@@ -18,7 +18,11 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     let data_dir_error = crate::blocking(move || probing.data_dir_problem())
         .await
         .unwrap_or_else(|_| Some("the probe of data_dir did not finish".into()));
-    let degraded = !unserved.is_empty() || search_error.is_some() || data_dir_error.is_some();
+    let damaged = app.store_damage();
+    let degraded = !unserved.is_empty()
+        || search_error.is_some()
+        || data_dir_error.is_some()
+        || !damaged.is_empty();
     let (status, state) = match app.failing() {
         Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "failing"),
         None if degraded => (StatusCode::OK, "degraded"),
@@ -39,6 +43,10 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     }
     if let Some(error) = data_dir_error {
         body["data_dir"] = json!({ "error": error });
+    }
+    if !damaged.is_empty() {
+        // Named like an unserved workspace: the operator has to act (`baton repair`).
+        body["store_damaged"] = json!(store_damaged(&damaged));
     }
     if let Some((documents, indexing)) = app.search_state() {
         body["search"] = json!({ "documents": documents, "indexing": indexing });
@@ -83,6 +91,16 @@ fn unserved(app: &App) -> Vec<serde_json::Value> {
         .iter()
         .map(|u| json!({ "workspace": u.ws.name, "error": u.error }))
         .collect()
+}
+
+/// The damaged store files, by workspace: each is served read-only until `baton repair`.
+fn store_damaged(damaged: &[(String, Vec<baton::store::Damage>)]) -> Vec<serde_json::Value> {
+    let each = damaged.iter().flat_map(|(ws, damage)| {
+        damage.iter().map(move |d| {
+            json!({ "workspace": ws, "file": d.file, "error": format!("{}; the workspace is read-only until `baton repair`", d.why()) })
+        })
+    });
+    each.collect()
 }
 
 /// OpenMetrics, or the 0.0.4 text format for a scraper whose `Accept` asks for it.

@@ -16,6 +16,7 @@ mod manuals;
 mod mcp;
 mod policy;
 mod receipts;
+mod repair;
 mod restore;
 mod run;
 mod search;
@@ -308,6 +309,19 @@ pub enum Command {
         #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
         config: Option<PathBuf>,
     },
+    /// Check every workspace's store in data_dir against its manifests and rebuild each
+    /// damaged file from a source the store can prove (bytes with the sha256 it committed:
+    /// the records' snapshot, the published copy), keeping the damaged one as evidence; say
+    /// what cannot be rebuilt and what to do. Stop the daemon first; start it afterwards.
+    /// Exit 0 when nothing is left damaged, 1 otherwise.
+    Repair {
+        /// Only say what is damaged and what would be rebuilt from where; change nothing
+        /// (runs beside the daemon)
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
+        config: Option<PathBuf>,
+    },
     /// Put a `baton backup` archive in place as data_dir, which must be missing or empty
     /// (stop the daemon and move the old one aside first). Run as the daemon's user.
     Restore {
@@ -502,6 +516,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Doctor { config } => doctor::doctor(config.as_deref()),
         Command::Backup { output, config } => backup::backup(&output, config.as_deref()),
         Command::Restore { file, config } => restore::restore(&file, config.as_deref()),
+        Command::Repair { dry_run, config } => repair::repair(dry_run, config.as_deref()),
         Command::Completions { shell } => manuals::completions(shell),
         Command::Man { dir } => manuals::man(dir.as_deref()),
         Command::Policy {

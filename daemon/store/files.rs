@@ -2,16 +2,18 @@
 //! `data_dir/workspaces/<tag>/`, and a change of several files is made one by an intent
 //! renamed into place (see `Folder::apply`).
 
+use super::manifest::{self, Damage, Damaged, Manifest, Step};
 use super::snapshot::{self, Changed, Stamp};
 use super::{Backend, Op, RecordFiles};
 use crate::workspace::fsync::{self, Kind};
 use crate::workspace::{create_dirs, key_dir_name, write_atomic};
 use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, VecDeque};
 use std::fs::Permissions;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use tempfile::NamedTempFile;
 
 /// The records of every workspace as files under `data_dir/workspaces/`.
@@ -20,6 +22,37 @@ pub struct Files {
     root: PathBuf,
     /// The workspaces whose record folders changed, for `settle`.
     changed: Arc<Changed>,
+    /// The damage found, by workspace tag (see `manifest`).
+    found: Arc<Found>,
+    /// Record folders a start took from the snapshot, not yet checked against their
+    /// manifests: `(tag, folder)`, checked by `settle` in the background.
+    unchecked: Arc<Mutex<VecDeque<(String, String)>>>,
+}
+
+/// The damage found in each workspace's records, by tag, then by file: the damage, and
+/// whether it was told (`Backend::newly_damaged`).
+#[derive(Debug, Default)]
+struct Found(Mutex<BTreeMap<String, OfTag>>);
+
+/// The damage found in one workspace's records, by file: the damage, and whether it was told.
+type OfTag = BTreeMap<String, (Damage, bool)>;
+
+impl Found {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, OfTag>> {
+        // Plain inserts and reads: a panic elsewhere leaves the map consistent.
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn add(&self, tag: &str, damage: &[Damage]) {
+        let mut found = self.lock();
+        let of_tag = found.entry(tag.to_string()).or_default();
+        for d in damage {
+            if !of_tag.contains_key(&d.file) {
+                tracing::error!(workspace = %tag, file = %d.file, why = %d.why(), "a store file is damaged; the workspace is read-only until `baton repair`");
+                of_tag.insert(d.file.clone(), (d.clone(), false));
+            }
+        }
+    }
 }
 
 impl Files {
@@ -27,6 +60,46 @@ impl Files {
         Files {
             root: data_dir.join("workspaces"),
             changed: Arc::default(),
+            found: Arc::default(),
+            unchecked: Arc::default(),
+        }
+    }
+
+    /// Notes the damage `result` carries, if it does, and hands it on.
+    fn noted<T>(&self, tag: &str, result: io::Result<T>) -> io::Result<T> {
+        if let Err(e) = &result {
+            if let Some(damaged) = Damaged::of(e) {
+                self.found.add(tag, &damaged.0);
+            }
+        }
+        result
+    }
+
+    /// Refuses a change of a workspace whose records are damaged: it is served read-only, so
+    /// that nothing is decided from, or over, a record read wrong.
+    fn writable(&self, tag: &str) -> io::Result<()> {
+        match self.damaged(tag) {
+            damage if damage.is_empty() => Ok(()),
+            damage => Err(Damaged(damage).into_io()),
+        }
+    }
+
+    /// Checks the record folders a start took from the snapshot, until `budget` is spent.
+    fn scrub_at(&self, now: i64, budget: std::time::Duration) {
+        let started = std::time::Instant::now();
+        let mut unchecked = self.unchecked.lock().unwrap_or_else(|e| e.into_inner());
+        for _ in 0..unchecked.len() {
+            if started.elapsed() >= budget {
+                break;
+            }
+            let Some((tag, dir)) = unchecked.pop_front() else {
+                break;
+            };
+            match self.folder(&tag).scrub(&dir, now) {
+                Scrubbed::Clean => {}
+                Scrubbed::Later => unchecked.push_back((tag, dir)),
+                Scrubbed::Damaged(damage) => self.found.add(&tag, &damage),
+            }
         }
     }
 
@@ -73,9 +146,10 @@ impl Backend for Files {
         self.folder(tag).create()
     }
     fn read(&self, tag: &str, rel: &Path) -> io::Result<Option<Vec<u8>>> {
-        self.folder(tag).read(rel)
+        self.noted(tag, self.folder(tag).read(rel))
     }
     fn write(&self, tag: &str, rel: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.writable(tag)?;
         let written = self.folder(tag).write(rel, bytes);
         self.mark(tag, rel);
         written
@@ -84,12 +158,14 @@ impl Backend for Files {
         self.folder(tag).overwrite(rel, bytes)
     }
     fn remove(&self, tag: &str, rel: &Path) -> io::Result<()> {
+        self.writable(tag)?;
         let removed = self.folder(tag).remove(rel);
         self.mark(tag, rel);
         removed
     }
     fn apply(&self, tag: &str, key: &str, ops: &[Op]) -> io::Result<()> {
-        let applied = self.folder(tag).apply(key, ops);
+        self.writable(tag)?;
+        let applied = self.noted(tag, self.folder(tag).apply(key, ops));
         self.mark(tag, Path::new("handoffs"));
         applied
     }
@@ -103,16 +179,56 @@ impl Backend for Files {
         self.folder(tag).files_of(dir_name)
     }
     fn load_files(&self, tag: &str, dir_name: &str) -> io::Result<RecordFiles> {
-        self.folder(tag).load_files(dir_name)
+        self.noted(tag, self.folder(tag).load_files(dir_name))
     }
     fn load_all(&self, tag: &str) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
-        self.folder(tag).load_all()
+        let (all, unchecked) = self.folder(tag).load_all_noting(snapshot::unix_now())?;
+        for (_, files) in &all {
+            if let Err(e) = files {
+                if let Some(damaged) = Damaged::of(e) {
+                    self.found.add(tag, &damaged.0);
+                }
+            }
+        }
+        let mut queue = self.unchecked.lock().unwrap_or_else(|e| e.into_inner());
+        queue.extend(unchecked.into_iter().map(|dir| (tag.to_string(), dir)));
+        Ok(all)
     }
     /// Brings the snapshots of the workspaces whose records were left alone a while up to
-    /// date (see `snapshot`), the longest left alone first, until `budget` is spent.
+    /// date (see `snapshot`), the longest left alone first, until `budget` is spent; then,
+    /// within what is left of it, checks the folders a start took from a snapshot.
     fn settle(&self, budget: std::time::Duration) -> usize {
-        self.settle_at(snapshot::unix_now(), budget);
+        let started = std::time::Instant::now();
+        let now = snapshot::unix_now();
+        self.settle_at(now, budget);
+        self.scrub_at(now, budget.saturating_sub(started.elapsed()));
         self.changed.len()
+    }
+    fn damaged(&self, tag: &str) -> Vec<Damage> {
+        let found = self.found.lock();
+        let of_tag = found.get(tag).into_iter().flat_map(|m| m.values());
+        of_tag.map(|(d, _)| d.clone()).collect()
+    }
+    fn newly_damaged(&self) -> Vec<(String, Vec<Damage>)> {
+        let mut found = self.found.lock();
+        let mut out = Vec::new();
+        for (tag, files) in found.iter_mut() {
+            let new: Vec<Damage> = files
+                .values_mut()
+                .filter(|(_, told)| !*told)
+                .map(|(d, told)| {
+                    *told = true;
+                    d.clone()
+                })
+                .collect();
+            if !new.is_empty() {
+                out.push((tag.clone(), new));
+            }
+        }
+        out
+    }
+    fn damaged_files(&self) -> usize {
+        self.found.lock().values().map(BTreeMap::len).sum()
     }
 }
 
@@ -127,8 +243,39 @@ impl Folder {
         Folder { dir }
     }
 
+    /// Makes a new workspace's store: its record folders carry manifests from the start.
     pub fn create(&self) -> io::Result<()> {
-        create_dirs(&self.dir.join("handoffs"), Kind::Store)
+        create_dirs(&self.dir.join("handoffs"), Kind::Store)?;
+        self.write(Path::new(manifest::FORMAT), manifest::FORMAT_TEXT)
+    }
+
+    /// Whether every record folder carries a manifest (one without is then damage).
+    pub fn manifests_required(&self) -> bool {
+        self.dir.join(manifest::FORMAT).exists()
+    }
+
+    fn record_dir(&self, dir_name: &str) -> PathBuf {
+        self.dir.join("handoffs").join(dir_name)
+    }
+
+    /// The manifest of record folder `dir_name`: `Ok(None)` when it has none and needs none
+    /// (an older store's folder, or one not made yet); the damage when it is unreadable, or
+    /// missing where one is required.
+    pub fn manifest(&self, dir_name: &str) -> io::Result<Option<Manifest>> {
+        match std::fs::read(self.record_dir(dir_name).join(manifest::FILE)) {
+            Ok(bytes) => Manifest::parse(&bytes)
+                .map(Some)
+                .map_err(|why| Damaged(vec![manifest::bad_manifest(dir_name, why)]).into_io()),
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+            Err(_) if !self.manifests_required() => Ok(None),
+            // A folder not made, or made by a change not yet committed: nothing in it is.
+            Err(_) if self.files_of_disk(dir_name).is_empty() => Ok(None),
+            Err(_) => Err(Damaged(vec![manifest::bad_manifest(
+                dir_name,
+                "missing (removed), while the folder holds files".into(),
+            )])
+            .into_io()),
+        }
     }
 
     /// Writes a file atomically and durably.
@@ -149,13 +296,61 @@ impl Folder {
         file.set_len(bytes.len() as u64)
     }
 
-    /// Reads a file; `None` if it is missing.
+    /// Reads a file; `None` if it is missing. A record's file is checked against its folder's
+    /// manifest: one that fails is an error carrying the damage (`Damaged`), never `None` or
+    /// other bytes.
     pub fn read(&self, rel: &Path) -> io::Result<Option<Vec<u8>>> {
-        match std::fs::read(self.dir.join(rel)) {
-            Ok(bytes) => Ok(Some(bytes)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
+        match record_file(rel) {
+            Some((dir_name, name)) => self.read_record(dir_name, name),
+            None => read_if_there(&self.dir.join(rel)),
         }
+    }
+
+    /// A record's file as committed. A change may commit between the reads (its manifest
+    /// renamed into place, its files after it): the file is read between two reads of the
+    /// manifest, and again while they differ or the change's temp file is still to be renamed.
+    fn read_record(&self, dir_name: &str, name: &str) -> io::Result<Option<Vec<u8>>> {
+        let dir = self.record_dir(dir_name);
+        for _ in 0..READ_TRIES {
+            let before = read_if_there(&dir.join(manifest::FILE))?;
+            let bytes = read_if_there(&dir.join(name))?;
+            let Some(ref raw) = before else {
+                // No manifest: an older store's folder (or none at all), read as it is, or damage.
+                return self.manifest(dir_name).map(|_| bytes);
+            };
+            let manifest = Manifest::parse(raw)
+                .map_err(|why| Damaged(vec![manifest::bad_manifest(dir_name, why)]).into_io())?;
+            let want = manifest.files.get(name);
+            let found = bytes.as_deref().map(crate::contract::validate::sha256_hex);
+            match (want, found) {
+                (None, None) => return Ok(None),
+                (Some(w), Some(f)) if *w == f => return Ok(bytes),
+                // Committed removed: the removal is the last change's, still under way.
+                (None, Some(_)) if manifest.removes(name) => return Ok(None),
+                _ => {}
+            }
+            let again = read_if_there(&dir.join(manifest::FILE))?;
+            let under_way = manifest
+                .put_from(name)
+                .is_some_and(|from| dir.join(from).exists());
+            if again != before || under_way {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                continue;
+            }
+            let files: Vec<(String, Vec<u8>)> =
+                bytes.map(|b| (name.to_string(), b)).into_iter().collect();
+            let mut only = Manifest::default();
+            only.files
+                .extend(want.map(|w| (name.to_string(), w.clone())));
+            return Err(Damaged(only.check(dir_name, &files)).into_io());
+        }
+        Err(io::Error::new(
+            io::ErrorKind::WouldBlock,
+            format!(
+                "{}: kept changing while read; try again",
+                dir.join(name).display()
+            ),
+        ))
     }
 
     /// Removes a file durably; one already gone is fine.
@@ -171,16 +366,17 @@ impl Folder {
     /// Applies `ops` to the record folder of `key` as one atomic, durable change: after a
     /// crash at any point the folder holds all of them or none (see `recover`).
     ///
-    /// One op is one rename or removal, atomic by itself. Several are made one by an intent:
-    /// each new file is written to a temp file, and `.baton-intent.json` (naming the temp
-    /// files and the removals) beside them; all are synced at once (with `handoffs/` when the
-    /// key is new), then the intent is renamed into place and the folder synced: that rename
-    /// commits the change. The ops are then applied, the folder synced again, and the intent
-    /// removed. A crash before the commit leaves only temp files (removed at start); a crash
-    /// after it is finished at start by replaying the intent.
+    /// The folder's manifest (see `manifest`) is the change's intent: each new file is written
+    /// to a temp file, and the new manifest (every file's digest after the change, and the
+    /// renames and removals that make it) beside them; all are synced at once (with
+    /// `handoffs/` when the key is new), then the manifest is renamed into place and the
+    /// folder synced: that rename commits the change. The renames and removals are then made,
+    /// unsynced. A crash before the commit leaves only temp files (removed at start); a crash
+    /// after it is finished at start by replaying the manifest's steps.
     pub fn apply(&self, key: &str, ops: &[Op]) -> io::Result<()> {
         let handoffs = self.dir.join("handoffs");
-        let dir = handoffs.join(key_dir_name(key));
+        let dir_name = key_dir_name(key);
+        let dir = handoffs.join(&dir_name);
         let created = !dir.is_dir();
         if created {
             create_dirs(&handoffs, Kind::Store)?;
@@ -190,65 +386,75 @@ impl Folder {
                 other => other?,
             }
         }
+        let mut next = self.manifest_before_change(&dir_name)?;
         let mut temps = Vec::new();
         for op in ops {
             if let Op::Put(_, bytes) = op {
                 temps.push(temp_with(&dir, bytes)?);
             }
         }
-        let intent = match ops.len() > 1 {
-            true => Some(temp_with(&dir, &intent_bytes(ops, &temps)?)?),
-            false => None,
-        };
-        let mut files = temps.iter().chain(&intent);
-        let first = files.next();
+        next.pending = steps(ops, &temps);
+        for op in ops {
+            match op {
+                Op::Put(name, bytes) => {
+                    let digest = crate::contract::validate::sha256_hex(bytes);
+                    next.files.insert(name.to_string(), digest);
+                }
+                Op::Remove(name) => {
+                    next.files.remove(*name);
+                }
+            }
+        }
+        let intent = temp_with(&dir, &next.to_bytes())?;
         let mut others: Vec<super::syncs::Job> = Vec::new();
-        for tmp in files {
+        for tmp in &temps {
             let file = tmp.as_file().try_clone()?;
             others.push(Box::new(move || fsync::all(&file, Kind::Store)));
         }
         if created {
             others.push(Box::new(move || fsync::dir(&handoffs, Kind::Store)));
         }
-        match first {
-            Some(tmp) => {
-                super::syncs::concurrently(|| fsync::all(tmp.as_file(), Kind::Store), others)?
-            }
-            // Only the new folder's parent (a removal under a new key): synced right here.
-            None => others.into_iter().try_for_each(|sync| sync())?,
-        }
-        if let Some(intent) = intent {
-            intent.persist(dir.join(INTENT)).map_err(|e| e.error)?;
-            fsync::dir(&dir, Kind::Store)?;
-        }
+        super::syncs::concurrently(|| fsync::all(intent.as_file(), Kind::Store), others)?;
+        intent
+            .persist(dir.join(manifest::FILE))
+            .map_err(|e| e.error)?;
+        fsync::dir(&dir, Kind::Store)?;
+        // Not synced: the change is durable once its manifest is (the temp files and their
+        // names were made durable with it), and a crash that loses a rename or a removal
+        // below leaves what a start finishes by replaying the manifest's steps.
         let mut temps = temps.into_iter();
-        let mut changed = false;
         for op in ops {
-            changed |= match op {
+            match op {
                 Op::Put(name, _) => {
                     let tmp = temps.next().expect("one temp file per put");
                     tmp.persist(dir.join(name)).map_err(|e| e.error)?;
-                    true
                 }
-                Op::Remove(name) => remove_if_there(&dir.join(name))?,
-            };
-        }
-        if changed {
-            fsync::dir(&dir, Kind::Store)?;
-        }
-        if ops.len() > 1 {
-            // Not synced: a later change of this folder syncs the removal, and until then a
-            // replay of the intent finds its work done.
-            remove_if_there(&dir.join(INTENT))?;
+                Op::Remove(name) => {
+                    remove_if_there(&dir.join(name))?;
+                }
+            }
         }
         Ok(())
     }
 
-    /// Finishes what a crash left in the record folder `dir_name`: a committed intent is
-    /// replayed, then the temp files of unfinished writes are removed. Called at start, before
-    /// the folder is read, while nothing else writes it.
+    /// The manifest a change of folder `dir_name` starts from: its own; none for a new folder;
+    /// for an older store's folder, its files' as they are. A damaged one is refused: the
+    /// change would make the damage the committed state.
+    fn manifest_before_change(&self, dir_name: &str) -> io::Result<Manifest> {
+        if let Some(manifest) = self.manifest(dir_name)? {
+            return Ok(manifest);
+        }
+        let files = self.read_named(dir_name, self.files_of_disk(dir_name))?;
+        Ok(Manifest::of_files(&files))
+    }
+
+    /// Finishes what a crash left in the record folder `dir_name`: a committed change is
+    /// replayed (the manifest's steps, or an older version's intent), then the temp files of
+    /// unfinished writes are removed. Called at start, before the folder is read, while
+    /// nothing else writes it. A damaged manifest leaves the temp files be: they may hold the
+    /// only copy of what it committed.
     pub fn recover(&self, dir_name: &str) -> io::Result<()> {
-        let dir = self.dir.join("handoffs").join(dir_name);
+        let dir = self.record_dir(dir_name);
         match std::fs::read(dir.join(INTENT)) {
             Ok(bytes) => {
                 let intent: Intent = serde_json::from_slice(&bytes).map_err(|e| {
@@ -257,11 +463,17 @@ impl Folder {
                         format!("{}: {e}", dir.join(INTENT).display()),
                     )
                 })?;
-                replay(&dir, &intent)?;
+                replay(&dir, &intent.ops)?;
+                remove_if_there(&dir.join(INTENT))?;
                 tracing::warn!(record = dir_name, "finished a change a crash interrupted");
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
+        }
+        if let Some(manifest) = self.manifest(dir_name)? {
+            if replay(&dir, &manifest.pending)? {
+                tracing::warn!(record = dir_name, "finished a change a crash interrupted");
+            }
         }
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
@@ -279,28 +491,80 @@ impl Folder {
     /// `Backend::load_files` with one listing of the folder: `recover` (an intent read, the
     /// folder listed again) only when the listing shows a crash's leftovers (`.baton-*`), which
     /// a clean stop never leaves. Start-up reads every record of every workspace this way.
+    /// Checked against the folder's manifest: damage is an error carrying it (`Damaged`).
     pub fn load_files(&self, dir_name: &str) -> io::Result<RecordFiles> {
+        self.load_checked(dir_name).map(|(files, _)| files)
+    }
+
+    /// `load_files`, with the manifest's bytes (`None`: an older store's folder).
+    fn load_checked(&self, dir_name: &str) -> io::Result<(RecordFiles, Option<Vec<u8>>)> {
         let (mut names, leftovers) = self.listing(dir_name)?;
         if leftovers {
             if let Err(e) = self.recover(dir_name) {
+                if Damaged::of(&e).is_some() {
+                    return Err(e);
+                }
                 tracing::error!(record = %dir_name, error = %e, "cannot finish a change a crash interrupted; the record is read as it is");
             }
-            names = self.files_of(dir_name);
+            names = self.listing(dir_name)?.0;
         }
-        self.read_named(dir_name, names)
+        let files = self.read_named(dir_name, names)?;
+        let Some(manifest) = self.manifest(dir_name)? else {
+            return Ok((files, None));
+        };
+        let damage = manifest.check(dir_name, &files);
+        if damage.is_empty() {
+            return Ok((files, Some(manifest.to_bytes())));
+        }
+        // A change of removals only leaves no temp file to tell it was cut short: its steps
+        // are finished here, and the folder read again.
+        if !leftovers && replay(&self.record_dir(dir_name), &manifest.pending)? {
+            let files = self.read_named(dir_name, self.listing(dir_name)?.0)?;
+            if manifest.check(dir_name, &files).is_empty() {
+                tracing::warn!(record = dir_name, "finished a change a crash interrupted");
+                return Ok((files, Some(manifest.to_bytes())));
+            }
+        }
+        Err(Damaged(damage).into_io())
+    }
+
+    /// Whether record folder `dir_name` holds what a crash left of a change (see `recover`).
+    pub fn has_leftovers(&self, dir_name: &str) -> io::Result<bool> {
+        Ok(self.listing(dir_name)?.1)
+    }
+
+    /// Every file in record folder `dir_name` as it is, sorted by name (the manifest and a
+    /// change's leftovers left out).
+    pub fn read_all(&self, dir_name: &str) -> io::Result<RecordFiles> {
+        self.read_named(dir_name, self.listing(dir_name)?.0)
+    }
+
+    /// The damage of record folder `dir_name` against its manifest, changing nothing (a
+    /// removal the last change left undone counts as done).
+    pub fn check(&self, dir_name: &str) -> io::Result<Vec<Damage>> {
+        let files = self.read_all(dir_name)?;
+        let Some(manifest) = self.manifest(dir_name)? else {
+            return Ok(Vec::new());
+        };
+        let mut damage = manifest.check(dir_name, &files);
+        damage.retain(|d| {
+            let name = d.file.rsplit('/').next().unwrap_or_default();
+            !(d.fault == manifest::Fault::Unlisted && manifest.removes(name))
+        });
+        Ok(damage)
     }
 
     /// The names of the files of record folder `dir_name`, sorted, and whether a change's
-    /// leftovers (`.baton-*`) are there too.
+    /// leftovers (`.baton-*` other than the manifest) are there too.
     fn listing(&self, dir_name: &str) -> io::Result<(Vec<String>, bool)> {
         let mut names = Vec::new();
         let mut leftovers = false;
-        for entry in std::fs::read_dir(self.dir.join("handoffs").join(dir_name))? {
+        for entry in std::fs::read_dir(self.record_dir(dir_name))? {
             let Ok(name) = entry?.file_name().into_string() else {
                 continue;
             };
             match name.starts_with(".baton-") {
-                true => leftovers = true,
+                true => leftovers |= name != manifest::FILE,
                 false => names.push(name),
             }
         }
@@ -322,40 +586,141 @@ impl Folder {
         Ok(out)
     }
 
-    /// `Backend::load_all`: the folders unchanged since the snapshot was taken are read from
-    /// it, the others file by file (`load_files`); the snapshot is written again when that
-    /// changed what it would hold (see `snapshot`).
-    pub fn load_all(&self) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
-        self.load_all_at(snapshot::unix_now())
+    /// `Backend::load_all` as of `now`: the folders unchanged since the snapshot was taken are
+    /// read from it, the others file by file (`load_files`); the snapshot is written again when
+    /// that changed what it would hold (see `snapshot`).
+    #[cfg(test)]
+    fn load_all_at(&self, now: i64) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
+        self.load_all_noting(now).map(|(all, _)| all)
     }
 
-    fn load_all_at(&self, now: i64) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
+    /// `load_all_at`, and the folders taken from the snapshot: not read, so not checked
+    /// against their manifests (`Files::scrub` does it while the daemon runs).
+    fn load_all_noting(&self, now: i64) -> io::Result<(LoadedAll, Vec<String>)> {
+        if !self.manifests_required() {
+            if let Err(e) = self.give_manifests() {
+                tracing::error!(dir = %self.dir.display(), error = %e, "cannot give the store's record folders their manifests; they are read unchecked and given them at the next start");
+            }
+        }
         let mut out = Vec::new();
+        let read_from_files = std::cell::RefCell::new(std::collections::HashSet::new());
         let folders = self.record_dirs_with_metadata()?;
-        let read = |name: &str, _| Some(self.load_files(name));
-        let each = |name: &str, files| out.push((name.to_string(), files));
+        // The manifest is kept in the snapshot with the files, for `repair` to prove them by.
+        let read = |name: &str, _| {
+            read_from_files.borrow_mut().insert(name.to_string());
+            Some(self.load_checked(name).map(with_manifest))
+        };
+        let each = |name: &str, files: io::Result<RecordFiles>| {
+            out.push((name.to_string(), files.map(without_manifest)))
+        };
         if let Err(e) = snapshot::pass(&self.dir, folders, now, read, each) {
             tracing::debug!(dir = %self.dir.display(), error = %e, "cannot keep the records' snapshot");
         }
-        Ok(out)
+        let read = read_from_files.into_inner();
+        let unchecked = out
+            .iter()
+            .map(|(name, _)| name)
+            .filter(|n| !read.contains(*n));
+        let unchecked = unchecked.cloned().collect();
+        Ok((out, unchecked))
+    }
+
+    /// Gives every record folder of an older store its manifest, from its files as they are
+    /// (damage done before cannot be told), then marks the store as one whose folders all
+    /// carry one. Written without a sync each, then all made durable at once: an older store
+    /// of 100,000 records is given them in one pass, not 200,000 syncs.
+    fn give_manifests(&self) -> io::Result<()> {
+        let mut given = 0;
+        for name in self.record_dirs()? {
+            let dir = self.record_dir(&name);
+            if self.listing(&name)?.1 {
+                self.recover(&name)?;
+            }
+            if dir.join(manifest::FILE).exists() {
+                continue;
+            }
+            let files = self.read_named(&name, self.listing(&name)?.0)?;
+            let tmp = temp_with(&dir, &Manifest::of_files(&files).to_bytes())?;
+            tmp.persist(dir.join(manifest::FILE)).map_err(|e| e.error)?;
+            given += 1;
+        }
+        if given > 0 {
+            sync_filesystem(&self.dir)?;
+        }
+        self.write(Path::new(manifest::FORMAT), manifest::FORMAT_TEXT)?;
+        tracing::info!(dir = %self.dir.display(), folders = given, "gave the store's record folders their manifests (once: stores of older versions have none)");
+        Ok(())
     }
 
     /// Brings the records' snapshot up to date while the daemon runs: the settled folders are
     /// kept, from the snapshot while their fingerprint holds and from their files otherwise. A
     /// folder changed within the last few seconds, or holding a change under way (its
     /// `.baton-*` files), is left out: a start reads it from its files. Nothing is recovered
-    /// here, since a change may be under way (a crash's leftovers are finished at start).
+    /// here, since a change may be under way (a crash's leftovers are finished at start). A
+    /// folder whose files do not match its manifest is left out too (`scrub` tells of it).
     pub fn refresh_snapshot(&self, now: i64) -> io::Result<()> {
         let read = |name: &str, stamp: Option<Stamp>| {
             stamp?;
             match self.listing(name) {
-                Ok((names, false)) => Some(self.read_named(name, names)),
+                Ok((names, false)) => Some(
+                    self.read_named(name, names)
+                        .and_then(|f| self.checked(name, f)),
+                ),
                 Ok((_, true)) => None,
                 Err(e) => Some(Err(e)),
             }
         };
         let folders = self.record_dirs_with_metadata()?;
         snapshot::pass(&self.dir, folders, now, read, |_, _| {})
+    }
+
+    /// `files` with their manifest among them, if they match it (or the folder needs none);
+    /// else the damage.
+    fn checked(&self, name: &str, files: RecordFiles) -> io::Result<RecordFiles> {
+        let Some(manifest) = self.manifest(name)? else {
+            return Ok(files);
+        };
+        let damage = manifest.check(name, &files);
+        match damage.is_empty() {
+            true => Ok(with_manifest((files, Some(manifest.to_bytes())))),
+            false => Err(Damaged(damage).into_io()),
+        }
+    }
+
+    /// Checks record folder `dir_name` against its manifest while the daemon runs: only a
+    /// folder left alone for a few seconds, and unchanged while it was read, so that a change
+    /// under way is never taken for damage.
+    pub fn scrub(&self, dir_name: &str, now: i64) -> Scrubbed {
+        let stamp = || {
+            let meta = std::fs::metadata(self.record_dir(dir_name)).ok()?;
+            snapshot::stamp(&meta, now)
+        };
+        let Some(before) = stamp() else {
+            return match self.record_dir(dir_name).exists() {
+                true => Scrubbed::Later,
+                false => Scrubbed::Clean,
+            };
+        };
+        let found = match self.listing(dir_name) {
+            Ok((_, true)) | Err(_) => return Scrubbed::Later,
+            Ok((names, false)) => self.read_named(dir_name, names).and_then(|files| {
+                let manifest = self.manifest(dir_name)?;
+                Ok(manifest
+                    .map(|m| m.check(dir_name, &files))
+                    .unwrap_or_default())
+            }),
+        };
+        if stamp() != Some(before) {
+            return Scrubbed::Later;
+        }
+        match found {
+            Ok(damage) if damage.is_empty() => Scrubbed::Clean,
+            Ok(damage) => Scrubbed::Damaged(damage),
+            Err(e) => match Damaged::of(&e) {
+                Some(d) => Scrubbed::Damaged(d.0.clone()),
+                None => Scrubbed::Later,
+            },
+        }
     }
 
     /// The key folders under `handoffs/` with their metadata (taken beneath the listed
@@ -391,8 +756,17 @@ impl Folder {
         Ok(entries.map(|(name, _)| name).collect())
     }
 
-    /// The names of the files of one record folder.
+    /// The names of the files of one record folder: those its manifest lists (a removed one
+    /// included: reading it tells the damage), else those in it.
     pub fn files_of(&self, dir_name: &str) -> Vec<String> {
+        match self.manifest(dir_name) {
+            Ok(Some(manifest)) => manifest.files.into_keys().collect(),
+            _ => self.files_of_disk(dir_name),
+        }
+    }
+
+    /// The names of the files in one record folder, sorted.
+    fn files_of_disk(&self, dir_name: &str) -> Vec<String> {
         let dir = self.dir.join("handoffs").join(dir_name);
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .map(|entries| {
@@ -408,28 +782,32 @@ impl Folder {
     }
 }
 
-/// The intent of a change of several files, committed by its rename (see `Store::apply`).
+/// The intent of a change of several files, as versions before manifests committed it:
+/// finished at start when a crash left one.
 const INTENT: &str = ".baton-intent.json";
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Intent {
-    ops: Vec<IntentOp>,
+    ops: Vec<Step>,
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-enum IntentOp {
-    /// Rename the temp file `from` (in the same folder) to `name`.
-    Put {
-        name: String,
-        from: String,
-    },
-    Remove {
-        name: String,
-    },
+/// Tries to read a record folder this many times while a change keeps committing under it.
+const READ_TRIES: usize = 50;
+
+/// Every folder's files at start, by folder name (see `Backend::load_all`).
+type LoadedAll = Vec<(String, io::Result<RecordFiles>)>;
+
+/// What `Folder::scrub` found of a folder.
+#[derive(Debug)]
+pub enum Scrubbed {
+    Clean,
+    /// Changed lately, or while read: checked again later.
+    Later,
+    Damaged(Vec<Damage>),
 }
 
-fn intent_bytes(ops: &[Op], temps: &[NamedTempFile]) -> io::Result<Vec<u8>> {
+/// The steps of a change making `ops`, its new files in `temps`.
+fn steps(ops: &[Op], temps: &[NamedTempFile]) -> Vec<Step> {
     let mut temps = temps.iter();
     let mut out = Vec::new();
     for op in ops {
@@ -437,47 +815,94 @@ fn intent_bytes(ops: &[Op], temps: &[NamedTempFile]) -> io::Result<Vec<u8>> {
             Op::Put(name, _) => {
                 let tmp = temps.next().expect("one temp file per put");
                 let from = tmp.path().file_name().unwrap_or_default();
-                IntentOp::Put {
+                Step::Put {
                     name: name.to_string(),
                     from: from.to_string_lossy().into_owned(),
                 }
             }
-            Op::Remove(name) => IntentOp::Remove {
+            Op::Remove(name) => Step::Remove {
                 name: name.to_string(),
             },
         });
     }
-    Ok(serde_json::to_vec(&Intent { ops: out })?)
+    out
 }
 
-/// Applies a committed intent again: a temp file already renamed, or a file already
-/// removed, is work done before the crash.
-fn replay(dir: &Path, intent: &Intent) -> io::Result<()> {
-    for op in &intent.ops {
-        match op {
-            IntentOp::Put { name, from } => {
+/// Makes the steps of a committed change again: a temp file already renamed, or a file
+/// already removed, is work done before the crash. Whether any was left to do.
+fn replay(dir: &Path, steps: &[Step]) -> io::Result<bool> {
+    let mut done = false;
+    for step in steps {
+        match step {
+            Step::Put { name, from } => {
                 if !safe_name(name) || !safe_name(from) {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!(
-                            "{}: an intent names a file outside its folder",
+                            "{}: a change names a file outside its folder",
                             dir.display()
                         ),
                     ));
                 }
                 match std::fs::rename(dir.join(from), dir.join(name)) {
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    other => other?,
+                    other => done |= other.is_ok(),
                 }
             }
-            IntentOp::Remove { name } if safe_name(name) => {
-                remove_if_there(&dir.join(name))?;
+            Step::Remove { name } if safe_name(name) => {
+                done |= remove_if_there(&dir.join(name))?;
             }
-            IntentOp::Remove { .. } => {}
+            Step::Remove { .. } => {}
         }
     }
-    fsync::dir(dir, Kind::Store)?;
-    remove_if_there(&dir.join(INTENT)).map(drop)
+    if done {
+        fsync::dir(dir, Kind::Store)?;
+    }
+    Ok(done)
+}
+
+/// `(folder, file)` of a path naming a record's file: `handoffs/<folder>/<file>`.
+fn record_file(rel: &Path) -> Option<(&str, &str)> {
+    let mut parts = rel.components().map(|c| c.as_os_str().to_str());
+    match (parts.next(), parts.next(), parts.next(), parts.next()) {
+        (Some(Some("handoffs")), Some(Some(dir)), Some(Some(file)), None) => Some((dir, file)),
+        _ => None,
+    }
+}
+
+/// A file's bytes; `None` if it is missing.
+fn read_if_there(path: &Path) -> io::Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A folder's files with its manifest among them (as the snapshot keeps it).
+fn with_manifest((mut files, manifest): (RecordFiles, Option<Vec<u8>>)) -> RecordFiles {
+    if let Some(bytes) = manifest {
+        files.push((manifest::FILE.to_string(), bytes));
+        files.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    files
+}
+
+/// A folder's files as the app reads them: without the manifest.
+fn without_manifest(mut files: RecordFiles) -> RecordFiles {
+    files.retain(|(name, _)| name != manifest::FILE);
+    files
+}
+
+/// Makes every write to the filesystem holding `dir` durable (syncfs).
+fn sync_filesystem(dir: &Path) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let file = std::fs::File::open(dir)?;
+    // SAFETY: syncfs takes an open descriptor, which `file` holds for the call.
+    match unsafe { libc::syncfs(file.as_raw_fd()) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
 }
 
 /// A plain file name: no separator, not `.` or `..`.
@@ -522,6 +947,7 @@ mod tests {
         let mut names: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|n| n != manifest::FILE)
             .collect();
         names.sort();
         names
@@ -544,7 +970,23 @@ mod tests {
                 Op::Remove(_) => None,
             })
             .collect();
-        std::fs::write(dir.join(INTENT), intent_bytes(ops, &temps).unwrap()).unwrap();
+        let mut next = store
+            .manifest(&key_dir_name("k"))
+            .unwrap()
+            .unwrap_or_default();
+        next.pending = steps(ops, &temps);
+        for op in ops {
+            match op {
+                Op::Put(name, bytes) => {
+                    let digest = crate::contract::validate::sha256_hex(bytes);
+                    next.files.insert(name.to_string(), digest);
+                }
+                Op::Remove(name) => {
+                    next.files.remove(*name);
+                }
+            }
+        }
+        std::fs::write(dir.join(manifest::FILE), next.to_bytes()).unwrap();
         let mut temps = temps.into_iter();
         for op in &ops[..done] {
             match op {
@@ -742,7 +1184,10 @@ mod tests {
             kept.take(&key_dir_name("b"), None),
             Taken::Missing
         ));
-        assert!(matches!(kept.take(&key_dir_name("a"), None), Taken::Stale));
+        assert!(matches!(
+            kept.take(&key_dir_name("a"), None),
+            Taken::Stale(_)
+        ));
         assert!(b.join(".baton-tmp-under-way").exists());
 
         // A budget spent settles nothing more; the workspace waits for the next round.
@@ -782,6 +1227,10 @@ mod tests {
         // its folder's fingerprint, so the snapshot's text is what a start sees.
         std::fs::write(a.join("meta.json"), b"a2").unwrap();
         assert_eq!(loaded(&store, later), both);
+        // Read from its files, that write is damage: the folder's manifest tells.
+        let damage = store.check(&key_dir_name("a")).unwrap();
+        assert_eq!(damage[0].file, "handoffs/a/meta.json");
+        std::fs::write(a.join("meta.json"), b"a1").unwrap();
 
         // A change the store makes renames into the folder: its fingerprint moves, and the
         // folder is read again; a removed folder goes, a new one comes.
@@ -790,7 +1239,7 @@ mod tests {
         std::fs::remove_dir_all(store.dir.join("handoffs").join(key_dir_name("b"))).unwrap();
         store.apply("c", &[Op::Put("meta.json", b"c1")]).unwrap();
         let now_ = vec![
-            record("a", &[("decision.json", "e"), ("meta.json", "a2")]),
+            record("a", &[("decision.json", "e"), ("meta.json", "a1")]),
             record("c", &[("meta.json", "c1")]),
         ];
         assert_eq!(loaded(&store, later), now_);

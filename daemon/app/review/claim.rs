@@ -69,6 +69,9 @@ impl Cx<'_> {
     /// (`takeover`), which the event records.
     pub fn claim(&self, key: &str, actor: &Actor, takeover: bool) -> Result<ClaimView, ClaimError> {
         let (name, roles) = reviewer(actor, "claim")?;
+        if let Some(e) = self.read_only(key) {
+            return Err(ClaimError::Io(e));
+        }
         let not_found = || ClaimError::NotFound(key.to_string());
         let ws = self.ws_of_key(key).ok_or_else(not_found)?;
         let mut st = ws.lock();
@@ -159,6 +162,9 @@ impl Cx<'_> {
     /// names both). With no claim held, nothing changes.
     pub fn release_claim(&self, key: &str, actor: &Actor) -> Result<ClaimView, ClaimError> {
         let (name, roles) = reviewer(actor, "release claims on")?;
+        if let Some(e) = self.read_only(key) {
+            return Err(ClaimError::Io(e));
+        }
         let not_found = || ClaimError::NotFound(key.to_string());
         let ws = self.ws_of_key(key).ok_or_else(not_found)?;
         let mut st = ws.lock();

@@ -55,6 +55,24 @@ impl<'a> Cx<'a> {
         self.registry.keys()
     }
 
+    /// Why no change may be made to handoff `key`, if none may: its workspace's records (or
+    /// the key's own, left out of the state as unreadable) are damaged, so the workspace is
+    /// served read-only until `baton repair` (the error names the files; answered 503).
+    pub(in crate::app) fn read_only(&self, key: &str) -> Option<std::io::Error> {
+        let damaged = match self.ws_of_key(key) {
+            Some(ws) => ws.store.damaged(),
+            None => {
+                let dir = format!("handoffs/{}/", crate::workspace::key_dir_name(key));
+                let of_key = |ws: &Arc<Served>| {
+                    let damage = ws.store.damaged();
+                    damage.iter().any(|d| d.file.starts_with(&dir)).then_some(damage)
+                };
+                self.registry.pick(of_key).into_iter().next()?
+            }
+        };
+        (!damaged.is_empty()).then(|| crate::store::Damaged(damaged).into_io())
+    }
+
     /// The workspace that owns `key`, if the key is known.
     pub(in crate::app) fn ws_of_key(&self, key: &str) -> Option<Arc<Served>> {
         let name = self.keys().get(key).cloned()?;

@@ -125,6 +125,9 @@ impl Cx<'_> {
                 "agent tokens cannot decide handoffs".into(),
             ));
         };
+        if let Some(e) = self.read_only(key) {
+            return Err(DecideError::Io(e));
+        }
         let not_found = || DecideError::NotFound(key.to_string());
         let ws = self.ws_of_key(key).ok_or_else(not_found)?;
         let mut st = ws.lock();
@@ -348,13 +351,11 @@ impl Cx<'_> {
     }
 }
 
-/// What made a decision: the policy named, `human` for a person, nothing for the system's
-/// (a route's timeout included).
+/// What made a decision: the policy named, `human` for a person, nothing for the system's.
 fn made_by(by: &str, policy: Option<String>) -> Option<String> {
-    use super::timers::timeouts::BY as TIMEOUT;
     match policy {
         Some(p) => Some(p),
-        None if by == "system" || by == TIMEOUT || by.starts_with("policy:") => None,
+        None if by == "system" || by.starts_with("policy:") => None,
         None => Some("human".into()),
     }
 }

@@ -39,6 +39,11 @@ impl Cx<'_> {
     /// may have changed, or decision.json may need restoring. Returns `false` when it could
     /// not be done (a read or write failed, the event could not be logged): try again later.
     pub fn reconcile_handoff(&self, ws: &Served, seen: Option<Instant>, force: bool) -> bool {
+        // Read-only while its records are damaged: a handoff.json whose record cannot be read
+        // would be taken for a new one, and its decision.json for a forgery.
+        if ws.store.is_damaged() {
+            return true;
+        }
         let started = Instant::now();
         let limits = self.config().limits;
         let file = ws.workspace.handoff_file();

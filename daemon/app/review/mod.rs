@@ -24,6 +24,7 @@ pub(in crate::app) mod checkpoints;
 pub(in crate::app) mod claim;
 pub(in crate::app) mod commit;
 pub(in crate::app) mod context;
+pub(in crate::app) mod damage;
 pub(in crate::app) mod decide;
 pub(in crate::app) mod edits;
 pub(in crate::app) mod holds;

@@ -11,7 +11,7 @@
 use crate::app::model::{APPROVALS, DECISION, META, SIGN_OFFS};
 use crate::app::state::{Meta, Record, Served};
 use crate::store::{Op, Store};
-use crate::workspace::HANDOFF_FILE;
+use crate::workspace::{Workspace, HANDOFF_FILE};
 use serde::{Deserialize, Serialize};
 use std::io;
 
@@ -213,4 +213,31 @@ pub(in crate::app) fn published_with(
     files.sort_by(|a, b| a.0.cmp(&b.0));
     files.dedup_by(|a, b| a.0 == b.0);
     files
+}
+
+/// What the workspace's published copy of record folder `dir` offers for the store's file
+/// `file`, as `(where, bytes)`, for `baton repair`: the copy of that name; for the store's
+/// `meta.json` (published without the revision's text), that copy joined again with the
+/// revision's copy, as the store commits them. Only a candidate: the store keeps what matches
+/// the digest its manifest committed, so a forged copy proves nothing.
+pub fn published_copy_of(ws: &Workspace, dir: &str, file: &str) -> Vec<(String, Vec<u8>)> {
+    let folder = ws.handoffs_dir().join(dir);
+    let read = |name: &str| ws.read(&folder.join(name), 64 << 20).ok().flatten();
+    let place = |name: &str| format!("the published copy {}", folder.join(name).display());
+    let mut out = Vec::new();
+    let Some(bytes) = read(file) else {
+        return out;
+    };
+    if file == META {
+        let meta: Option<Meta> = serde_json::from_slice(&bytes).ok();
+        let rev = meta.as_ref().map(|m| rev_file(m.revision));
+        let text = rev.as_deref().and_then(read);
+        if let (Some(meta), Some(text), Some(rev)) = (meta, text, rev) {
+            if let Ok(joined) = Committed::bytes(&meta, &text) {
+                out.push((format!("{} with {}", place(file), rev), joined));
+            }
+        }
+    }
+    out.push((place(file), bytes));
+    out
 }

@@ -30,6 +30,10 @@ impl App {
             let Some(ws) = self.workspace(&name) else {
                 continue;
             };
+            // Read-only while its records are damaged: no timer, stall or lock sweep acts on it.
+            if ws.store.is_damaged() {
+                continue;
+            }
             self.cx().check_stall_of(&ws);
             self.cx().check_timers_of(&ws);
             self.cx().check_locks_of(&ws);
@@ -40,8 +44,35 @@ impl App {
         let budget = self.settle_budget();
         let unsettled = self.inner.commit.records.settle(budget);
         self.metrics().store_unsettled.set(unsettled as i64);
+        self.report_damage();
         let unsettled = self.settle_copies(budget);
         self.metrics().copies_unsettled.set(unsettled as i64);
+    }
+
+    /// Tells of store damage found since the last round (at a start, or by the background
+    /// check of what a start took from a snapshot): an event in its workspace's log, and the
+    /// metric of damaged files.
+    fn report_damage(&self) {
+        let records = &self.inner.commit.records;
+        for (tag, damage) in records.newly_damaged() {
+            let of_tag = |w: &std::sync::Arc<Served>| (w.store.tag() == tag).then(|| w.clone());
+            match self.inner.registry.pick(of_tag).into_iter().next() {
+                Some(ws) => self.cx().store_damaged(&ws, damage),
+                None => tracing::error!(store = %tag, files = damage.len(), "damage found in the store of a workspace not served"),
+            }
+        }
+        self.metrics()
+            .store_damaged_files
+            .set(records.damaged_files() as i64);
+    }
+
+    /// The workspaces whose records are damaged (read-only until `baton repair`), by name,
+    /// with the damage: for `/healthz`.
+    pub fn store_damage(&self) -> Vec<(String, Vec<crate::store::Damage>)> {
+        self.inner.registry.pick(|ws| {
+            let damage = ws.store.damaged();
+            (!damage.is_empty()).then(|| (ws.workspace.name.clone(), damage))
+        })
     }
 
     /// A round's budget for each memo: larger once intake is calm. Every change to a record

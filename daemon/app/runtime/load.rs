@@ -68,9 +68,17 @@ pub(in crate::app) fn load(
     // What the store publishes of each record, by folder name, for the copies' check: from
     // the same bytes the record is loaded from, so each store file is read once.
     let mut truths = HashMap::new();
+    // Record folders whose files are not as committed: left out of the state, their copies
+    // left alone (never taken for forgeries), the workspace read-only (see `store::manifest`).
+    let mut damaged = std::collections::HashSet::new();
     for (name, files) in store.load_all()? {
         let files = match files {
             Ok(files) => files,
+            Err(e) if crate::store::Damaged::of(&e).is_some() => {
+                tracing::error!(workspace = %ws.name, record = %name, error = %e, "a record is damaged; the workspace is served read-only until `baton repair`");
+                damaged.insert(name);
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(workspace = %ws.name, record = %name, error = %e, "skipping an unreadable record");
                 continue;
@@ -110,6 +118,7 @@ pub(in crate::app) fn load(
         &state.records,
         &mut truths,
         &memo,
+        &damaged,
     );
     tracing::debug!(workspace = %ws.name, unchanged = checked.unchanged, read = checked.read, "published copies checked");
     if !clustered && checked.stamps != memo {

@@ -47,7 +47,9 @@ pub(in crate::app) type Stamps = BTreeMap<String, String>;
 /// records' copies are current. `handoffs`: the workspace's `.baton/handoffs/`, opened once
 /// (each record's folder is opened beneath it, once); `truths`: what the store publishes for
 /// each record, by its folder name (`records::published_with` of the files the load read).
-/// Temp files of crashed writes in the record folders are removed on the way.
+/// Temp files of crashed writes in the record folders are removed on the way. `damaged`: the
+/// record folders the store found damaged, whose copies are left alone.
+#[allow(clippy::too_many_arguments)] // what one start-up pass over the copies reads; no struct to share
 pub(in crate::app) fn check(
     ws: &Workspace,
     handoffs: Option<&OpenedDir>,
@@ -56,6 +58,7 @@ pub(in crate::app) fn check(
     records: &BTreeMap<String, Box<Record>>,
     truths: &mut HashMap<String, Vec<(String, Vec<u8>)>>,
     memo: &Stamps,
+    damaged: &HashSet<String>,
 ) -> Checked {
     let known: HashMap<String, &Record> = records
         .values()
@@ -67,6 +70,11 @@ pub(in crate::app) fn check(
     let (mut unchanged, mut read) = (0, 0);
     let dirs = handoffs.map(|h| h.list_dirs().unwrap_or_default());
     for dir in dirs.unwrap_or_default() {
+        // The store cannot say what this record holds (its files are damaged): its copies
+        // may be the genuine ones `baton repair` rebuilds it from.
+        if damaged.contains(&dir) {
+            continue;
+        }
         let folder = ws.handoffs_dir().join(&dir);
         let truth: HashMap<String, Vec<u8>> = match known.get(&dir) {
             Some(_) => truths

@@ -3,6 +3,7 @@
 //! checks only read (and make and remove one probe file in data_dir to prove it writable).
 
 mod checks;
+mod store;
 use baton::config::Config;
 use std::path::Path;
 use std::process::ExitCode;
@@ -72,6 +73,7 @@ pub fn doctor(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         ),
         ("data_dir", checks::data_dir(&config)),
         ("workspaces", checks::workspaces(&config)),
+        ("store", store::check(&config)),
         ("file systems", checks::file_systems(&config)),
         ("inotify", checks::inotify(&config)),
         ("open files", checks::open_files()),

@@ -1,0 +1,183 @@
+//! `baton repair [--dry-run] [--config FILE]`: checks every workspace's store in data_dir
+//! against its folders' manifests and rebuilds each damaged file from a source the store can
+//! prove (bytes whose sha256 is the one it committed: the records' snapshot, the workspace's
+//! published copy), keeping the damaged file as evidence; a file the store never committed is
+//! moved aside. What nothing proves is said with what to do, and left as it is. With
+//! `--dry-run` it only says. Run as the daemon's user, with the daemon stopped (the repair holds
+//! data_dir's lock while it runs; a dry run only reads, and runs beside the daemon); start the daemon afterwards to serve the workspaces again.
+
+use anyhow::Context;
+use baton::config::Config;
+use baton::store::repair::{self, Fix, Plan};
+use baton::workspace::Workspace;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+pub fn repair(dry_run: bool, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    let config = Config::load(config)?;
+    if config.cluster.is_some() {
+        anyhow::bail!(
+            "{}: [cluster]: the records are rows in PostgreSQL, which keeps their integrity; \
+             `baton repair` mends the embedded store in data_dir only",
+            config.source_name
+        );
+    }
+    let data_dir = &config.data_dir;
+    // Held while the files are rewritten: a daemon running meanwhile would serve from memory
+    // what the repair changes under it. A dry run only reads.
+    let _lock = match dry_run {
+        true => None,
+        false => hold(data_dir)?,
+    };
+    let found = baton::workspace::discover(&config.workspaces)
+        .with_context(|| format!("{}: cannot list the workspaces", config.source_name))?;
+    let by_tag: HashMap<String, Workspace> = found
+        .workspaces
+        .into_iter()
+        .map(|ws| (baton::store::tag(&ws), ws))
+        .collect();
+    let mut tally = Tally::default();
+    for store in stores(data_dir)? {
+        let tag = store
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
+        let ws = by_tag.get(&tag);
+        let offered = |dir: &str, file: &str| match ws {
+            Some(ws) => baton::app::published_copy_of(ws, dir, file),
+            None => Vec::new(),
+        };
+        let plan = repair::plan(&store, &offered)
+            .with_context(|| format!("{}: cannot check the store", store.display()))?;
+        let name = ws.map_or_else(
+            || format!("(not configured: store {tag})"),
+            |w| format!("\"{}\"", w.name),
+        );
+        say(&name, &plan, dry_run, &mut tally);
+        let nothing = plan.fixes.is_empty() && plan.interrupted.is_empty();
+        if !dry_run && !nothing {
+            let kept = repair::apply(&store, &plan)
+                .with_context(|| format!("{}: cannot repair", store.display()))?;
+            for path in kept {
+                out!(
+                    "baton repair: {name}: kept the damaged file as {}",
+                    path.display()
+                );
+            }
+        }
+    }
+    Ok(tally.finish(dry_run))
+}
+
+/// What was found, across workspaces.
+#[derive(Default)]
+struct Tally {
+    damaged: usize,
+    fixable: usize,
+    cannot: usize,
+}
+
+impl Tally {
+    fn finish(&self, dry_run: bool) -> ExitCode {
+        let (did, done) = match dry_run {
+            true => ("can be rebuilt", "nothing changed (--dry-run)"),
+            false => ("rebuilt", "start the daemon to serve the workspaces again"),
+        };
+        match self.damaged {
+            0 => out!("baton repair: no damaged store file"),
+            n => out!(
+                "baton repair: {n} damaged store file(s): {} {did}, {} cannot be; {done}",
+                self.fixable,
+                self.cannot
+            ),
+        }
+        match self.cannot {
+            0 => ExitCode::SUCCESS,
+            _ => ExitCode::from(1),
+        }
+    }
+}
+
+/// Prints what `plan` says of one workspace's store.
+fn say(name: &str, plan: &Plan, dry_run: bool, tally: &mut Tally) {
+    if plan.unchecked {
+        out!("baton repair: {name}: a store of an older version, without manifests: the daemon's next start gives it them; nothing to check before");
+    }
+    for dir in &plan.interrupted {
+        out!(
+            "baton repair: {name}: handoffs/{dir}: a change a crash interrupted; {}",
+            match dry_run {
+                true => "finished by the repair or the next start, then checked",
+                false => "finished; run `baton repair` again to check it",
+            }
+        );
+    }
+    for fix in &plan.fixes {
+        tally.damaged += 1;
+        let d = fix.damage();
+        out!("baton repair: {name}: {}: {}", d.file, d.why());
+        match fix {
+            Fix::Restore { from, .. } => {
+                tally.fixable += 1;
+                let verb = if dry_run { "would rebuild" } else { "rebuilt" };
+                out!("    {verb} from {from} (its sha256 is the one the store committed)");
+            }
+            Fix::SetAside { .. } => {
+                tally.fixable += 1;
+                let verb = if dry_run { "would move" } else { "moved" };
+                out!(
+                    "    {verb} aside into data_dir/workspaces/<store>/{}/ (kept as evidence)",
+                    repair::SET_ASIDE
+                );
+            }
+            Fix::Cannot { what_to_do, .. } => {
+                tally.cannot += 1;
+                out!("    cannot be rebuilt: {what_to_do}");
+            }
+        }
+    }
+}
+
+/// The workspaces' store folders in data_dir, sorted.
+fn stores(data_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = data_dir.join("workspaces");
+    let entries = match std::fs::read_dir(&dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        other => other.with_context(|| format!("{}: cannot list", dir.display()))?,
+    };
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+/// data_dir's daemon lock, or why the repair may not run: a daemon holds it.
+fn hold(data_dir: &Path) -> anyhow::Result<Option<std::fs::File>> {
+    use fs4::fs_std::FileExt;
+    let path = data_dir.join("daemon.lock");
+    let file = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&path)
+    {
+        Ok(file) => file,
+        // No daemon ever ran on it: nothing to hold.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(anyhow::anyhow!("{}: {e}", path.display())),
+    };
+    if !FileExt::try_lock_exclusive(&file)? {
+        let pid = std::fs::read_to_string(&path).unwrap_or_default();
+        anyhow::bail!(
+            "a baton daemon (pid {}) runs on data_dir {}: stop it, run `baton repair`, then start \
+             it again (`baton repair --dry-run` only reads, and runs beside it)",
+            pid.trim(),
+            data_dir.display()
+        );
+    }
+    Ok(Some(file))
+}

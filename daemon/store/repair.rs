@@ -1,0 +1,201 @@
+//! `baton repair`'s work on one workspace's store in data_dir: what is damaged (see
+//! `manifest`), what can be rebuilt and from where, and the rebuilding. Only bytes the store
+//! can prove are put back: bytes whose sha256 is the one the folder's manifest committed,
+//! from the records' snapshot (current or not) or from a source the caller offers (the
+//! workspace's published copies). A file the manifest does not list is moved aside, kept. A
+//! damaged manifest is put back only from the snapshot, and only when every file of the folder
+//! matches it. Whatever nothing proves is said, with what to do, and left as it is.
+//!
+//! Run while the daemon is stopped: it reads and writes the store's files directly.
+
+use super::files::Folder;
+use super::manifest::{self, Damage, Damaged, Fault, Manifest};
+use super::snapshot::Snapshot;
+use crate::contract::validate::sha256_hex;
+use crate::workspace::fsync::Kind;
+use crate::workspace::write_atomic;
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// Where evidence goes: a damaged file is kept under it, by folder, before it is replaced.
+pub const SET_ASIDE: &str = "damaged";
+
+/// What can be done about one damaged file.
+#[derive(Debug, Clone)]
+pub enum Fix {
+    /// Put back these bytes (the ones committed), found in `from`.
+    Restore {
+        damage: Damage,
+        from: String,
+        bytes: Vec<u8>,
+    },
+    /// Moved aside: a file the store never committed.
+    SetAside { damage: Damage },
+    /// Nothing the store can prove holds it: what to do instead.
+    Cannot { damage: Damage, what_to_do: String },
+}
+
+impl Fix {
+    pub fn damage(&self) -> &Damage {
+        match self {
+            Fix::Restore { damage, .. } | Fix::SetAside { damage } | Fix::Cannot { damage, .. } => {
+                damage
+            }
+        }
+    }
+}
+
+/// What `plan` found in a workspace's store.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub fixes: Vec<Fix>,
+    /// Folders holding a change a crash interrupted: finished by the next start (or by
+    /// `apply`), then checked.
+    pub interrupted: Vec<String>,
+    /// The store is of an older version: its folders carry no manifest until the daemon's
+    /// next start gives them one, and nothing can be checked before.
+    pub unchecked: bool,
+}
+
+impl Plan {
+    pub fn can_fix_all(&self) -> bool {
+        !self.fixes.iter().any(|f| matches!(f, Fix::Cannot { .. }))
+    }
+}
+
+/// Bytes offered for a record's file by a source outside the store: `(where, bytes)`.
+pub type Offered = Vec<(String, Vec<u8>)>;
+
+/// Checks every record folder of the store in `dir` (`data_dir/workspaces/<tag>`) and says
+/// how each damaged file can be rebuilt. `offered(folder, file)`: what other sources hold of
+/// it (only used when its digest is the committed one). Changes nothing.
+pub fn plan(dir: &Path, offered: &dyn Fn(&str, &str) -> Offered) -> io::Result<Plan> {
+    let folder = Folder::new(dir.to_path_buf());
+    let mut plan = Plan::default();
+    if !folder.manifests_required() {
+        plan.unchecked = true;
+        return Ok(plan);
+    }
+    let snapshot = Snapshot::read(dir);
+    for name in folder.record_dirs()? {
+        if folder.has_leftovers(&name)? {
+            plan.interrupted.push(name);
+            continue;
+        }
+        let damage = match folder.check(&name) {
+            Ok(damage) => damage,
+            Err(e) => match Damaged::of(&e) {
+                Some(d) => d.0.clone(),
+                None => return Err(e),
+            },
+        };
+        let kept = snapshot.files_of(&name);
+        for d in damage {
+            plan.fixes.push(fix(&folder, &name, d, kept, offered));
+        }
+    }
+    Ok(plan)
+}
+
+/// How one damaged file of folder `name` can be rebuilt.
+fn fix(
+    folder: &Folder,
+    name: &str,
+    damage: Damage,
+    kept: Option<&Vec<(String, Vec<u8>)>>,
+    offered: &dyn Fn(&str, &str) -> Offered,
+) -> Fix {
+    let file = damage
+        .file
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let kept_file = |f: &str| kept.and_then(|k| k.iter().find(|(n, _)| n == f).map(|(_, b)| b));
+    match (&damage.fault, damage.committed.clone()) {
+        (Fault::Unlisted, _) => Fix::SetAside { damage },
+        (Fault::Manifest(_), _) => match kept_file(manifest::FILE) {
+            Some(bytes) if proves_folder(folder, name, bytes) => Fix::Restore {
+                damage,
+                from: "the records' snapshot (every file of the folder matches it)".into(),
+                bytes: bytes.clone(),
+            },
+            _ => Fix::Cannot {
+                damage,
+                what_to_do: "no copy of the folder's manifest matches its files: restore data_dir from a backup (`baton restore`), then start the daemon".into(),
+            },
+        },
+        (_, Some(want)) => {
+            let mut sources: Offered = Vec::new();
+            if let Some(bytes) = kept_file(&file) {
+                sources.push(("the records' snapshot".into(), bytes.clone()));
+            }
+            sources.extend(offered(name, &file));
+            match sources.into_iter().find(|(_, b)| sha256_hex(b) == want) {
+                Some((from, bytes)) => Fix::Restore {
+                    damage,
+                    from,
+                    bytes,
+                },
+                None => Fix::Cannot {
+                    damage,
+                    what_to_do: format!(
+                        "neither the records' snapshot nor the published copy holds the bytes the store committed (sha256 {want}); the audit log records the events, not the file: restore data_dir from a backup (`baton restore`)"
+                    ),
+                },
+            }
+        }
+        (_, None) => Fix::Cannot {
+            damage,
+            what_to_do: "restore data_dir from a backup (`baton restore`)".into(),
+        },
+    }
+}
+
+/// Whether the manifest `bytes` (the snapshot's) is intact and every file of the folder
+/// matches it: then it is the one the folder was committed with.
+fn proves_folder(folder: &Folder, name: &str, bytes: &[u8]) -> bool {
+    let Ok(manifest) = Manifest::parse(bytes) else {
+        return false;
+    };
+    folder
+        .read_all(name)
+        .is_ok_and(|files| manifest.check(name, &files).is_empty())
+}
+
+/// Rebuilds what `plan` can: each file proven put back (the damaged one kept first under
+/// `SET_ASIDE`), each file never committed moved there, each folder a crash interrupted
+/// finished. Returns the paths of what was set aside.
+pub fn apply(dir: &Path, plan: &Plan) -> io::Result<Vec<PathBuf>> {
+    let folder = Folder::new(dir.to_path_buf());
+    for name in &plan.interrupted {
+        folder.recover(name)?;
+    }
+    let stamp = crate::clock::now_rfc3339().replace(':', "");
+    let mut kept = Vec::new();
+    for fix in &plan.fixes {
+        let rel = Path::new(&fix.damage().file);
+        let path = dir.join(rel);
+        let aside = dir
+            .join(SET_ASIDE)
+            .join(format!("{}.{stamp}", rel.display()));
+        match fix {
+            Fix::Restore { bytes, .. } => {
+                if let Ok(found) = std::fs::read(&path) {
+                    write_atomic(&aside, &found, Kind::Other)?;
+                    kept.push(aside);
+                }
+                write_atomic(&path, bytes, Kind::Store)?;
+            }
+            Fix::SetAside { .. } => {
+                let found = std::fs::read(&path)?;
+                write_atomic(&aside, &found, Kind::Other)?;
+                std::fs::remove_file(&path)?;
+                crate::workspace::fsync::dir(path.parent().unwrap_or(dir), Kind::Store)?;
+                kept.push(aside);
+            }
+            Fix::Cannot { .. } => {}
+        }
+    }
+    Ok(kept)
+}
