@@ -35,6 +35,8 @@ pub struct Metrics {
     registry: Registry,
     /// Handoffs closed, by outcome.
     pub handoffs: Family<OutcomeLabel, Counter>,
+    /// Handoffs a route's timeout acted on, by what it did (rejected, expired, escalated).
+    pub timeouts: Family<OutcomeLabel, Counter>,
     pub received: Counter,
     pub pending: Gauge,
     /// File change seen -> handoff processed (waits in the dispatcher and a lane included).
@@ -94,6 +96,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("baton");
         let m = Metrics {
             handoffs: Family::default(),
+            timeouts: Family::default(),
             received: Counter::default(),
             pending: Gauge::default(),
             ingest_seconds: Histogram::new(latency_buckets()),
@@ -131,6 +134,11 @@ impl Default for Metrics {
             "handoffs_decided",
             "Handoffs closed, by outcome",
             m.handoffs.clone(),
+        );
+        registry.register(
+            "handoff_timeouts",
+            "Handoffs nobody decided within their route's timeout_s, by what on_timeout did (rejected, expired, escalated)",
+            m.timeouts.clone(),
         );
         registry.register(
             "handoffs_received",

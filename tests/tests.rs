@@ -53,6 +53,7 @@ mod signoff;
 mod startup;
 mod store_damage;
 mod syncs;
+mod timeouts;
 mod trust;
 mod upload;
 mod yaml;

@@ -97,9 +97,6 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn settle(&self, _budget: std::time::Duration) -> usize {
         0
     }
-    /// The files of one record folder, each with its size and a stamp that changes whenever
-    /// it does, so the search index tells what changed without reading it. By default each
-    /// file is read and hashed; a backend that keeps versions answers from them.
     /// The damage found so far in this workspace's records (see `manifest`): while there is
     /// any, the workspace is read-only (every change is refused). None by default: a backend
     /// that keeps its own integrity (PostgreSQL) has none to tell.
@@ -115,6 +112,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn damaged_files(&self) -> usize {
         0
     }
+    /// The files of one record folder, each with its size and a stamp that changes whenever
+    /// it does, so the search index tells what changed without reading it. By default each
+    /// file is read and hashed; a backend that keeps versions answers from them.
     fn stamps(&self, tag: &str, dir_name: &str) -> io::Result<Vec<(String, u64, String)>> {
         let mut out = Vec::new();
         for name in self.files_of(tag, dir_name) {

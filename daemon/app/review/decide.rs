@@ -351,11 +351,13 @@ impl Cx<'_> {
     }
 }
 
-/// What made a decision: the policy named, `human` for a person, nothing for the system's.
+/// What made a decision: the policy named, `human` for a person, nothing for the system's
+/// (a route's timeout included).
 fn made_by(by: &str, policy: Option<String>) -> Option<String> {
+    use super::timers::timeouts::BY as TIMEOUT;
     match policy {
         Some(p) => Some(p),
-        None if by == "system" || by.starts_with("policy:") => None,
+        None if by == "system" || by == TIMEOUT || by.starts_with("policy:") => None,
         None => Some("human".into()),
     }
 }
