@@ -71,7 +71,7 @@ impl AuditLog {
 
 /// Walks `bytes` back from its end while each line chains to the one after it, the last one
 /// being `head`'s.
-fn chained_back(bytes: &[u8], head: &Mark) -> Vec<Written> {
+pub(super) fn chained_back(bytes: &[u8], head: &Mark) -> Vec<Written> {
     let mut out = Vec::new();
     let mut want = head.hash.clone();
     // Each line ends with a newline; the text after the last one is no line of the daemon's.

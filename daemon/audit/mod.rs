@@ -21,6 +21,33 @@ pub use lines::{read_proven, Written, PROOF_BYTES};
 pub use reverify::{Pace, Reverified};
 pub use verify::{verify, Report};
 
+/// The readers of a log's lines over bytes rather than a workspace's file, for the fuzz
+/// targets (fuzz/) and their corpus test only.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::{Mark, Written};
+
+    fn head(hash: &str) -> Mark {
+        Mark {
+            seq: 0,
+            hash: hash.to_string(),
+            len: None,
+        }
+    }
+
+    /// `AuditLog::proven_lines`' walk back from the line whose sha256 (hex) is `head`.
+    pub fn chained_back(bytes: &[u8], head_hash: &str) -> Vec<Written> {
+        super::lines::chained_back(bytes, &head(head_hash))
+    }
+
+    /// The re-check's read of a whole chain (`recheck`): `None` when it ends at `head`.
+    pub fn chain_problem(bytes: &[u8], head_hash: &str) -> Option<String> {
+        super::recheck::chain_problem_of(bytes, &head(head_hash))
+            .expect("reading bytes in memory does not fail")
+    }
+}
+
+
 use crate::clock::now_rfc3339;
 use crate::events::{Event, EventType};
 use crate::workspace::{fsync, ForeignFile, ReadError, Workspace};

@@ -25,7 +25,7 @@ pub use dead::{PageError, RetryError};
 pub use letter::Facts;
 pub use mail::{MailError, MailRequest, Recipient, Tokens};
 pub use sign::{BadSecret, Key};
-pub use spool::{Attempt, Delivery, Keep, SpoolError, State};
+pub use spool::{Attempt, Delivery, Keep, Spool, SpoolError, State};
 
 use crate::config::{Config, WebhookFormat};
 use crate::events::{Event, EventType};
@@ -35,7 +35,6 @@ use endpoint::{Disabled, Endpoint};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use spool::Spool;
 use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex, MutexGuard};

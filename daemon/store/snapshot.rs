@@ -30,9 +30,9 @@ use std::path::Path;
 use std::sync::Mutex;
 
 /// The snapshot's file, in a workspace's store folder.
-pub(super) const FILE: &str = "records-snapshot";
+pub const FILE: &str = "records-snapshot";
 /// Its first line: the format and the CRC-32 of what follows the line.
-const MAGIC: &str = "baton-records-snapshot 2";
+pub const MAGIC: &str = "baton-records-snapshot 2";
 /// Seconds a folder must have been left alone before its fingerprint is trusted.
 const SETTLED: i64 = 3;
 
@@ -42,28 +42,28 @@ const SETTLED: i64 = 3;
 pub const QUIET: i64 = 5;
 
 /// A record folder's fingerprint: device, inode, modification and change times.
-pub(super) type Stamp = [i64; 6];
+pub type Stamp = [i64; 6];
 
 /// The files of a record folder, by name, sorted.
 type Files = Vec<(String, Vec<u8>)>;
 
 #[derive(Debug, Default)]
-pub(super) struct Snapshot {
+pub struct Snapshot {
     records: BTreeMap<String, Entry>,
 }
 
 /// What a snapshot held of a folder.
-pub(super) enum Taken {
+pub enum Taken {
     /// Its files, taken at the folder's present fingerprint: it has not changed since.
     Current(Files),
     /// An entry of an earlier state of the folder.
-    Stale(Entry),
+    Stale,
     /// No entry.
     Missing,
 }
 
 #[derive(Debug)]
-pub struct Entry {
+struct Entry {
     stamp: Stamp,
     files: Files,
 }
@@ -103,13 +103,8 @@ impl Snapshot {
         };
         match Some(entry.stamp) == stamp {
             true => Taken::Current(entry.files),
-            false => Taken::Stale(entry),
+            false => Taken::Stale,
         }
-    }
-
-    /// The files the snapshot holds of folder `name`, current or not.
-    pub fn files_of(&self, name: &str) -> Option<&Files> {
-        self.records.get(name).map(|e| &e.files)
     }
 
     /// Whether no entry is left (every one was taken).
@@ -236,16 +231,10 @@ pub(super) fn pass(
         let files = match before.take(&name, stamp) {
             Taken::Current(files) => Ok(files),
             taken => {
-                changed |= matches!(taken, Taken::Stale(_)) || stamp.is_some();
-                match (read(&name, stamp), taken) {
-                    // A folder that cannot be read as committed (damaged) keeps the entry of
-                    // its earlier state: what `repair` may prove the committed files by.
-                    (Some(Err(e)), Taken::Stale(entry)) => {
-                        next.records.insert(name.clone(), entry);
-                        Err(e)
-                    }
-                    (Some(files), _) => files,
-                    (None, _) => continue,
+                changed |= matches!(taken, Taken::Stale) || stamp.is_some();
+                match read(&name, stamp) {
+                    Some(files) => files,
+                    None => continue,
                 }
             }
         };
@@ -276,7 +265,7 @@ pub(super) fn stamp(meta: &std::fs::Metadata, now: i64) -> Option<Stamp> {
     ])
 }
 
-fn parse(bytes: &[u8]) -> Option<Snapshot> {
+pub fn parse(bytes: &[u8]) -> Option<Snapshot> {
     let line = |b: &[u8]| b.iter().position(|&c| c == b'\n');
     let first = line(bytes)?;
     let (head, rest) = (
