@@ -12,13 +12,16 @@
 //! up: it is what makes an approval an approval.
 
 mod files;
+pub mod manifest;
 pub mod people;
+pub mod repair;
 /// Public for the fuzz targets (fuzz/) and their corpus test only: the snapshot's reader.
 #[doc(hidden)]
 pub mod snapshot;
 mod syncs;
 
 pub use files::Files;
+pub use manifest::{Damage, Damaged, Fault};
 pub use snapshot::{unix_now, Changed, QUIET};
 
 use crate::workspace::{key_dir_name, Workspace};
@@ -94,6 +97,21 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// the backend keeps to make the next start quick. Returns how many workspaces it has yet
     /// to bring up to date (their records a start would read one by one). Nothing by default.
     fn settle(&self, _budget: std::time::Duration) -> usize {
+        0
+    }
+    /// The damage found so far in this workspace's records (see `manifest`): while there is
+    /// any, the workspace is read-only (every change is refused). None by default: a backend
+    /// that keeps its own integrity (PostgreSQL) has none to tell.
+    fn damaged(&self, _tag: &str) -> Vec<Damage> {
+        Vec::new()
+    }
+    /// The damage found since last asked, by workspace tag, each file once: for the event,
+    /// the log and the metric.
+    fn newly_damaged(&self) -> Vec<(String, Vec<Damage>)> {
+        Vec::new()
+    }
+    /// How many damaged files are known, in every workspace.
+    fn damaged_files(&self) -> usize {
         0
     }
     /// The files of one record folder, each with its size and a stamp that changes whenever
@@ -215,4 +233,15 @@ impl Store {
     pub fn stamps(&self, dir_name: &str) -> io::Result<Vec<(String, u64, String)>> {
         self.backend.stamps(&self.tag, dir_name)
     }
+
+    /// The damage found in this workspace's records (see `Backend::damaged`).
+    pub fn damaged(&self) -> Vec<Damage> {
+        self.backend.damaged(&self.tag)
+    }
+
+    /// Whether this workspace's records are damaged: it is then served read-only.
+    pub fn is_damaged(&self) -> bool {
+        !self.damaged().is_empty()
+    }
 }
+

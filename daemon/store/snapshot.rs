@@ -57,13 +57,13 @@ pub enum Taken {
     /// Its files, taken at the folder's present fingerprint: it has not changed since.
     Current(Files),
     /// An entry of an earlier state of the folder.
-    Stale,
+    Stale(Entry),
     /// No entry.
     Missing,
 }
 
 #[derive(Debug)]
-struct Entry {
+pub struct Entry {
     stamp: Stamp,
     files: Files,
 }
@@ -103,8 +103,13 @@ impl Snapshot {
         };
         match Some(entry.stamp) == stamp {
             true => Taken::Current(entry.files),
-            false => Taken::Stale,
+            false => Taken::Stale(entry),
         }
+    }
+
+    /// The files the snapshot holds of folder `name`, current or not.
+    pub fn files_of(&self, name: &str) -> Option<&Files> {
+        self.records.get(name).map(|e| &e.files)
     }
 
     /// Whether no entry is left (every one was taken).
@@ -231,10 +236,16 @@ pub(super) fn pass(
         let files = match before.take(&name, stamp) {
             Taken::Current(files) => Ok(files),
             taken => {
-                changed |= matches!(taken, Taken::Stale) || stamp.is_some();
-                match read(&name, stamp) {
-                    Some(files) => files,
-                    None => continue,
+                changed |= matches!(taken, Taken::Stale(_)) || stamp.is_some();
+                match (read(&name, stamp), taken) {
+                    // A folder that cannot be read as committed (damaged) keeps the entry of
+                    // its earlier state: what `repair` may prove the committed files by.
+                    (Some(Err(e)), Taken::Stale(entry)) => {
+                        next.records.insert(name.clone(), entry);
+                        Err(e)
+                    }
+                    (Some(files), _) => files,
+                    (None, _) => continue,
                 }
             }
         };
