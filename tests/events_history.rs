@@ -121,9 +121,12 @@ fn the_event_history_lists_every_event_once_newest_first_page_by_page_across_a_r
     assert!(!mine.is_empty());
     assert!(mine.iter().all(|e| e["workspace"] == "beta"), "{mine:?}");
 
+    // A cursor of the right shape naming a workspace with no events here names nothing.
+    let (status, body) = d.get("/api/v1/events/history?after=12.3.nowhere");
+    assert_eq!(status, 404, "{body}");
     for bad in [
         "after=nonsense",
-        "after=12.3.nowhere",
+        "after=%2B12.3.beta",
         "limit=0",
         "limit=1001",
         "limit=x",

@@ -1,9 +1,13 @@
 //! The served OpenAPI document is valid OpenAPI 3.1, as an external validator judges it
 //! (Python's openapi-spec-validator, installed by .ci/run into the virtualenv the MCP test
-//! uses), so a route added with an undeclared parameter or a malformed schema fails here.
+//! uses), so a route added with an undeclared parameter or a malformed schema fails here;
+//! and the server keeps to it, as schemathesis (from the same virtualenv) judges with every
+//! check it has, over a real daemon with real ids.
 
-use crate::util::TestEnv;
+use crate::util::{bytes, handoff, write_atomic, Daemon, TestEnv};
+use serde_json::{json, Value};
 use std::process::Command;
+use std::time::Instant;
 
 const VALIDATE: &str = r#"
 import json, sys
@@ -61,4 +65,165 @@ fn the_served_openapi_document_validates_as_openapi_3_1() {
         .remove("parameters");
     let report = validate(&broken, env.root()).expect_err("an undeclared parameter is refused");
     assert!(report.contains("ws"), "{report}");
+}
+
+/// schemathesis's configuration: the admin token on every request (from the environment),
+/// and the ids of what the test seeded, so routes with path parameters get past 404.
+const SCHEMATHESIS_TOML: &str = r#"
+headers = { Authorization = "Bearer ${BATON_TOKEN}" }
+
+[parameters]
+"path.key" = "h1"
+"path.ws" = "alpha"
+"#;
+
+/// A daemon with workspace `alpha` holding pending handoff `h1`.
+fn seeded() -> (TestEnv, Daemon) {
+    let mut env = TestEnv::new();
+    write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &bytes(&handoff("h1")),
+    );
+    let d = env.start();
+    d.wait_until("h1 pending", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "h1")
+    });
+    (env, d)
+}
+
+#[test]
+fn schemathesis_finds_the_server_true_to_its_openapi_document() {
+    let (env, d) = seeded();
+    let config = env.root().join("schemathesis.toml");
+    std::fs::write(&config, SCHEMATHESIS_TOML).unwrap();
+    // A fixed seed, a bounded number of examples per operation and no example database
+    // carried between runs: the same requests every run.
+    let started = Instant::now();
+    let out = Command::new(crate::mcp::python())
+        .args(["-m", "schemathesis.cli", "--config-file"])
+        .arg(&config)
+        .arg("run")
+        .arg(format!("{}/api/v1/openapi.json", d.url))
+        .args(["--checks", "all", "--max-examples", "20", "--seed", "1"])
+        .args([
+            "--generation-database",
+            "none",
+            "--workers",
+            "2",
+            "--no-color",
+        ])
+        .args(["--request-timeout", "20"])
+        .env("BATON_TOKEN", &d.token)
+        .current_dir(env.root())
+        .output()
+        .expect("run schemathesis (see .ci/run for the virtualenv)");
+    let report = String::from_utf8_lossy(&out.stdout);
+    let counts = report
+        .lines()
+        .skip_while(|l| !l.starts_with("Test cases:"))
+        .nth(1)
+        .unwrap_or("(no count)");
+    eprintln!(
+        "schemathesis: {} in {:.0?}",
+        counts.trim(),
+        started.elapsed()
+    );
+    assert!(
+        out.status.success(),
+        "schemathesis found the server and its OpenAPI document disagreeing:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// PUT `body` to `path` with the admin token: (status, JSON answer).
+fn put(d: &Daemon, path: &str, body: &[u8]) -> (u16, Value) {
+    let answer = ureq::put(&format!("{}{path}", d.url))
+        .set("Authorization", &format!("Bearer {}", d.token))
+        .set("Content-Type", "application/octet-stream")
+        .send_bytes(body);
+    let response = match answer {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    (
+        response.status(),
+        response.into_json().unwrap_or(Value::Null),
+    )
+}
+
+/// What the document says and schemathesis's budget may not reach on every run, asked
+/// directly: each answer as the document has it.
+#[test]
+fn the_server_reads_requests_as_the_document_describes_them() {
+    let (env, d) = seeded();
+    let token = Some(d.token.as_str());
+    let locks = "/api/v1/workspaces/alpha/locks";
+    // 60.0 is an integer (JSON Schema 2020-12); 60.5 is not.
+    let body = json!({ "path": "inbox/a.md", "owner": "admin", "ttl_s": 60.0 }).to_string();
+    let (status, lock) = d.post_as(locks, token, &body);
+    assert_eq!(status, 200, "{lock}");
+    let body = json!({ "path": "inbox/b.md", "owner": "admin", "ttl_s": 60.5 }).to_string();
+    assert_eq!(d.post_as(locks, token, &body).0, 422);
+    // A member typed string is refused as null, by name.
+    let body = json!({ "keys": ["h1"], "outcome": "approved", "to_agent": null }).to_string();
+    let (status, answer) = d.post_as("/api/v1/decisions", token, &body);
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("`to_agent` is null"),
+        "{answer}"
+    );
+    // to_agent with another outcome than reassigned refuses the bulk request whole.
+    let body =
+        json!({ "keys": ["h1", "nope"], "outcome": "approved", "to_agent": "bob" }).to_string();
+    let (status, answer) = d.post_as("/api/v1/decisions", token, &body);
+    assert_eq!(status, 422, "{answer}");
+    // The search pages to offset 10,000 and no further: said, not clamped.
+    let (status, answer) = d.get("/api/v1/search?q=x&offset=10001");
+    assert_eq!(status, 422, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("10000"),
+        "{answer}"
+    );
+    assert_eq!(d.get("/api/v1/search?q=x&offset=10000").0, 200);
+    // Cursors: a well-shaped one naming nothing is a 404; a malformed one a 422.
+    assert_eq!(d.get("/api/v1/events/history?after=1.1.nowhere").0, 404);
+    assert_eq!(d.get("/api/v1/events/history?after=%2B1.1.alpha").0, 422);
+    let unknown = format!("msg_{}", "0".repeat(32));
+    assert_eq!(d.get(&format!("/api/v1/deliveries?after={unknown}")).0, 404);
+    // A PUT without a body writes nothing.
+    for path in ["handoff", "checkpoints/c.json", "inbox/empty.md"] {
+        let (status, answer) = put(&d, &format!("/api/v1/workspaces/alpha/{path}"), b"");
+        assert_eq!(status, 422, "{path}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains("body is empty"),
+            "{answer}"
+        );
+    }
+    assert!(!env.ws("alpha").join("inbox/empty.md").exists());
+    assert!(!env.ws("alpha").join("checkpoints/c.json").exists());
+    assert!(
+        std::fs::metadata(env.ws("alpha").join("handoff.json"))
+            .unwrap()
+            .len()
+            > 0
+    );
+    // The longest decision the schema allows is taken, not cut off at 2 MiB (413).
+    let doc: Value = d.get("/api/v1/openapi.json").1;
+    let branch = &doc["components"]["schemas"]["DecisionRequest"]["oneOf"][0]["properties"];
+    let (items, item) = (
+        branch["remaining"]["maxItems"].as_u64().unwrap() as usize,
+        branch["remaining"]["items"]["maxLength"].as_u64().unwrap() as usize,
+    );
+    let remaining = vec!["\u{1F600}".repeat(item); items];
+    let body =
+        serde_json::to_string(&json!({ "outcome": "changes_requested", "remaining": remaining }))
+            .unwrap()
+            .replace('\u{1F600}', "\\ud83d\\ude00");
+    assert!(body.len() > 2 << 20, "{}", body.len());
+    let (status, answer) = d.post_as("/api/v1/handoffs/h1/decision", token, &body);
+    assert_eq!(status, 200, "{answer}");
 }

@@ -29,7 +29,7 @@ fn a_reviewer_takes_ownership_and_transfers_it_and_each_change_is_logged() {
     assert_eq!(d.post_as(at, Some("builder-token"), "{}").0, 403);
     assert_eq!(
         d.post_as(at, Some("rita-token"), r#"{"owner":"nobody"}"#).0,
-        422
+        404
     );
     assert_eq!(
         d.post_as("/api/v1/workspaces/nope/owner", Some("rita-token"), "{}")

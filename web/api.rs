@@ -156,7 +156,8 @@ pub(super) fn json_body<T: serde::de::DeserializeOwned>(
             "send the body as JSON with the header `Content-Type: application/json` (this request had {sent})"
         )));
     }
-    serde_json::from_slice(body).map_err(|e| ApiError::Unprocessable(format!("bad body: {e}")))
+    // Read as the OpenAPI document describes it: `60.0` is an integer, `null` is no value.
+    baton::contract::request::parse_body(body).map_err(|e| ApiError::Unprocessable(e.to_string()))
 }
 
 pub async fn decide(

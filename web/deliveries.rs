@@ -49,9 +49,8 @@ pub async fn list(
     }
     let page = move || app.deliveries(query.state, query.after.as_deref(), limit);
     let page = blocking(page).await?;
-    Ok(Json(
-        page.map_err(|e| ApiError::Unprocessable(e.to_string()))?,
-    ))
+    // An `after` naming no delivery kept is a name naming nothing: 404, as for an unknown id.
+    Ok(Json(page.map_err(|e| ApiError::NotFound(e.to_string()))?))
 }
 
 /// `POST /api/v1/deliveries/{id}/retry`: a dead delivery is sent again now (admin).
@@ -91,12 +90,13 @@ pub(super) fn openapi_paths() -> serde_json::Value {
                 { "name": "limit", "in": "query", "description": "a page of at most this many (default and most: 1000)",
                   "schema": { "type": "integer", "minimum": 1, "maximum": baton::outbox::MAX_LISTED } },
                 { "name": "after", "in": "query", "description": "the id of the last delivery of the page before",
-                  "schema": { "type": "string" } }],
+                  "schema": { "type": "string", "pattern": baton::contract::names::DELIVERY_ID_PATTERN } }],
             "security": [{ "bearer": [] }],
             "responses": { "200": { "description": "deliveries", "content": { "application/json": {
                     "schema": { "type": "array", "items": delivery } } } },
                 "401": error("no or unknown credentials"), "403": error("agent token"),
-                "422": error("bad state or limit, or `after` names no delivery kept") } } },
+                "404": error("`after` names no delivery kept (forgotten since, or never made)"),
+                "422": error("bad state or limit") } } },
         "/api/v1/deliveries/{id}/retry": { "post": { "summary": "Send a dead delivery again now, its schedule started over (admin)",
             "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
             "security": [{ "bearer": [] }],

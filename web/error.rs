@@ -83,7 +83,9 @@ impl ApiError {
                 StatusCode::CONFLICT
             }
             ApiError::Upload(e) => upload_status(e),
-            ApiError::Owner(OwnerError::NotFound(_)) => StatusCode::NOT_FOUND,
+            ApiError::Owner(OwnerError::NotFound(_) | OwnerError::UnknownUser(_)) => {
+                StatusCode::NOT_FOUND
+            }
             ApiError::Owner(OwnerError::Forbidden(_)) => StatusCode::FORBIDDEN,
             ApiError::Owner(OwnerError::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Owner(OwnerError::Io(e)) => {
@@ -112,6 +114,7 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::History(HistoryError::BadCursor(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::History(HistoryError::UnknownCursor(_)) => StatusCode::NOT_FOUND,
             ApiError::Unavailable(_) | ApiError::History(HistoryError::NotReady) => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
@@ -152,7 +155,7 @@ fn upload_status(e: &UploadError) -> StatusCode {
         UploadError::Forbidden(_) => StatusCode::FORBIDDEN,
         UploadError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-        UploadError::Locked(_) => StatusCode::CONFLICT,
+        UploadError::Locked(_) | UploadError::Occupied(_) => StatusCode::CONFLICT,
         UploadError::Io(e) => {
             tracing::error!(error = %e, "upload not written");
             StatusCode::SERVICE_UNAVAILABLE

@@ -70,15 +70,17 @@ pub(super) fn openapi_paths() -> Value {
                 { "name": "type", "in": "query", "schema": text, "description": "only events whose type starts with this (`handoff.`, `handoff.decided`)" },
                 { "name": "limit", "in": "query", "description": "a page of at most this many (default 100)",
                   "schema": { "type": "integer", "minimum": 1, "maximum": MAX_EVENTS_PAGE } },
-                { "name": "after", "in": "query", "schema": text,
-                  "description": "the `cursor` of the last event of the page before: the page holds older events" }],
+                { "name": "after", "in": "query",
+                  "schema": { "type": "string", "pattern": baton::contract::names::EVENT_CURSOR_PATTERN },
+                  "description": "the `cursor` of the last event of the page before (AT.SEQ.WORKSPACE): the page holds older events; empty: the newest" }],
             "security": [{ "bearer": [] }],
             "responses": {
                 "200": { "description": "events as their log lines (`seq`, `prev`, `type`, `at`, `workspace`, `key`, `data`), each with its `cursor`",
                     "content": { "application/json": { "schema": { "type": "array", "items": { "type": "object",
                         "required": ["seq", "type", "at", "workspace", "cursor"] } } } } },
                 "401": error("no or unknown credentials"),
-                "422": error("a `limit` out of range, or an `after` that is no event's cursor"),
+                "404": error("`after` names a workspace with no events here"),
+                "422": error("a `limit` out of range, or an `after` not shaped as a cursor"),
                 "503": error("the logs of before the start are still being read; ask again") } } }
     })
 }

@@ -31,6 +31,7 @@ pub(crate) use blocking::{blocking, compute};
 pub use error::ApiError;
 pub use search::SearchQuery;
 
+use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::routing::{on, MethodFilter};
@@ -97,7 +98,14 @@ fn table() -> Routes {
         .at(Method::GET, "/api/v1/handoffs/{key}", api::get)
         .at(Method::GET, "/api/v1/handoffs/{key}/a2a", api::a2a)
         .at(Method::GET, "/api/v1/handoffs/{key}/changes", api::changes)
-        .at(Method::POST, "/api/v1/handoffs/{key}/decision", api::decide)
+        .at(
+            Method::POST,
+            "/api/v1/handoffs/{key}/decision",
+            // Room for the longest body the decision's schema allows (axum's default is 2 MiB).
+            api::decide.layer(DefaultBodyLimit::max(
+                baton::contract::request::decision::MAX_DECISION_BODY,
+            )),
+        )
         .at(Method::POST, "/api/v1/handoffs/{key}/claim", review::claim)
         .at(
             Method::DELETE,

@@ -107,27 +107,33 @@ pub async fn set_owner(
     Ok(Json(answer))
 }
 
-/// The OpenAPI paths of locks, ownership and agents' uploads.
+/// The OpenAPI paths of locks, ownership and agents' uploads. Names are described by the
+/// patterns of the rules the core checks them by (`baton::contract::names`).
 pub fn openapi_paths() -> Value {
+    use baton::contract::names;
+    use baton::locks::{MAX_OWNER, MAX_PURPOSE, MAX_TTL_S};
     let err = |d: &str| serde_json::json!({ "description": d });
     let ws = serde_json::json!({ "name": "ws", "in": "path", "required": true, "schema": { "type": "string" } });
     let lock = serde_json::json!({ "type": "object", "required": ["path", "owner", "token", "acquired_at", "expires_at"],
         "properties": { "path": { "type": "string" }, "owner": { "type": "string" }, "purpose": { "type": "string" },
             "token": { "type": "integer", "description": "fencing token: above every earlier grant's" },
             "acquired_at": { "type": "string", "format": "date-time" }, "expires_at": { "type": "string", "format": "date-time" } } });
-    let path_param = |name: &str, d: &str| {
-        serde_json::json!({ "name": name, "in": "path", "required": true,
-        "schema": { "type": "string" }, "description": d })
-    };
+    let path = serde_json::json!({ "type": "string", "minLength": 1, "maxLength": names::MAX_PATH_CHARS,
+        "pattern": names::path_pattern(),
+        "description": "relative to the workspace, `/` or `\\` between parts; `.` and empty parts are dropped (`./inbox//a.md` is `inbox/a.md`); no `..`, no part starting `.baton`, no control character" });
+    let owner = serde_json::json!({ "type": "string", "minLength": 1, "maxLength": MAX_OWNER,
+        "pattern": names::trimmed_line_pattern(), "description": "the caller's name or NAME/WORKER (admins: anyone); one line without surrounding spaces" });
+    let path_param = |name: &str, schema: Value, d: &str| serde_json::json!({ "name": name, "in": "path", "required": true, "schema": schema, "description": d });
     let upload = |what: &str, parameters: Value| {
         serde_json::json!({ "parameters": parameters, "put": { "summary": what, "security": [{ "bearer": [] }],
-        "requestBody": { "required": true, "content": { "application/octet-stream": {} } },
+        "requestBody": { "required": true, "description": "the file's bytes; an empty body is refused (422)",
+            "content": { "application/octet-stream": { "schema": { "type": "string", "format": "binary", "minLength": 1 } } } },
         "responses": { "201": err("written (new file): {path, size, sha256, created}"), "200": err("replaced"),
             "401": err("no or unknown credentials"),
             "403": err("a reviewer that is not admin, a symlinked folder on the way, or a handoff whose from_agent is not the token's agent"),
-            "404": err("no such workspace for this token"), "409": err("another owner holds a lock on the file: `holder` is that lock"),
+            "404": err("no such workspace for this token"), "409": err("another owner holds a lock on the file (`holder` is that lock), or a folder is at its path (or a file where a folder of it would be)"),
             "413": err("over limits.max_upload_bytes"),
-            "422": err("a path that would leave its folder") } } })
+            "422": err("an empty body, a path or name against its pattern, or a name in the path too long for the file system") } } })
     };
     serde_json::json!({
         "/api/v1/workspaces/{ws}/locks": { "parameters": [ws],
@@ -136,25 +142,37 @@ pub fn openapi_paths() -> Value {
                     "401": err("no or unknown credentials"), "404": err("no such workspace for this caller") } },
             "post": { "summary": "Take or renew (same owner) a lock", "security": [{ "bearer": [] }],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["path", "owner"],
-                    "additionalProperties": false, "properties": { "path": { "type": "string" }, "owner": { "type": "string" },
-                        "ttl_s": { "type": "integer", "minimum": 1, "maximum": 86400, "default": 300 }, "purpose": { "type": "string" } } } } } },
+                    "additionalProperties": false, "properties": { "path": path, "owner": owner,
+                        "ttl_s": { "type": "integer", "minimum": 1, "maximum": MAX_TTL_S, "default": 300 },
+                        "purpose": { "type": "string", "maxLength": MAX_PURPOSE, "pattern": names::line_pattern(), "description": "one line" } } } } } },
                 "responses": { "200": { "description": "granted: the lock and `renewed`" }, "401": err("no or unknown credentials"),
                     "403": err("an owner other than the caller's NAME or NAME/WORKER"), "404": err("no such workspace for this caller"),
-                    "409": err("held by another owner: `holder` is that lock"), "422": err("bad path, owner or ttl_s"),
+                    "409": err("held by another owner: `holder` is that lock"), "422": err("bad body: path, owner, ttl_s or purpose against the schema"),
                     "503": err("the lock table is busy or unusable") } },
             "delete": { "summary": "Release a lock (its owner with the current token, or an admin)", "security": [{ "bearer": [] }],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": { "type": "object", "required": ["path", "owner"],
-                    "additionalProperties": false, "properties": { "path": { "type": "string" }, "owner": { "type": "string" }, "token": { "type": "integer" } } } } } },
+                    "additionalProperties": false, "properties": { "path": path, "owner": owner,
+                        "token": { "type": "integer", "minimum": 0, "maximum": u64::MAX, "description": "the grant's fencing token: refused (409) if a newer grant holds it" } } } } } },
                 "responses": { "200": { "description": "the lock released" }, "401": err("no or unknown credentials"),
-                    "404": err("not locked"), "409": err("another owner or a newer grant holds it: `holder`") } } },
+                    "403": err("an owner other than the caller's NAME or NAME/WORKER"),
+                    "404": err("not locked, or no such workspace for this caller"), "409": err("another owner or a newer grant holds it: `holder`"),
+                    "422": err("bad body (or none, or no `Content-Type: application/json`)"),
+                    "503": err("the lock table is busy or unusable") } } },
         "/api/v1/workspaces/{ws}/owner": { "parameters": [ws],
-            "post": { "summary": "Take ownership ({}) or hand it to a configured user ({owner})", "security": [{ "bearer": [] }],
-                "responses": { "200": { "description": "{workspace, owner, since, by}" }, "403": err("agents; another's workspace unless owner or admin"),
-                    "404": err("no such workspace"), "422": err("unknown user") } } },
+            "post": { "summary": "Take ownership (no body, or {}) or hand it to a configured user ({owner})", "security": [{ "bearer": [] }],
+                "requestBody": { "required": false, "description": "none (take it), `{}`, or `{\"owner\": NAME}`; a body needs `Content-Type: application/json`",
+                    "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false,
+                        "properties": { "owner": { "type": "string", "description": "a configured user; blank: the caller" } } } } } },
+                "responses": { "200": { "description": "{workspace, owner, since, by}" }, "401": err("no or unknown credentials"),
+                    "403": err("agents; another's workspace unless owner or admin"),
+                    "404": err("no such workspace, or `owner` names no configured user"),
+                    "422": err("bad body (or no `Content-Type: application/json` with one)"),
+                    "503": err("not recorded; send it again") } } },
         "/api/v1/workspaces/{ws}/inbox/{path}": upload("Write an artifact under inbox/ (agent tokens of the workspace)",
-            serde_json::json!([ws, path_param("path", "the file's path under inbox/; may span folders (a/b.md)")])),
+            serde_json::json!([ws, path_param("path", path.clone(), "the file's path under inbox/; may span folders (a/b.md)")])),
         "/api/v1/workspaces/{ws}/checkpoints/{name}": upload("Write checkpoints/NAME.json",
-            serde_json::json!([ws, path_param("name", "the checkpoint's file name, ending .json")])),
+            serde_json::json!([ws, path_param("name", serde_json::json!({ "type": "string", "maxLength": names::MAX_CHECKPOINT_NAME,
+                "pattern": names::CHECKPOINT_NAME_PATTERN }), "the checkpoint's file name, ending .json")])),
         "/api/v1/workspaces/{ws}/handoff": upload("Write handoff.json", serde_json::json!([ws])),
     })
 }

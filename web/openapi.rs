@@ -1,6 +1,8 @@
 //! The OpenAPI 3.1 document of the JSON API. Document schemas come from the contract types
 //! (the same generated schemas validation runs), so the description cannot drift from them.
 
+use baton::contract::names;
+use baton::contract::request::decision as limits;
 use baton::contract::schema::{inline_schema, Kind};
 use serde_json::{json, Value};
 
@@ -49,6 +51,79 @@ fn changes_schema() -> Value {
     json!({ "type": "object", "required": ["revision", "revisions"], "properties": {
         "revision": { "type": "integer" }, "revisions": { "type": "integer" },
         "previous": comparison, "approved": comparison } })
+}
+
+/// A decision's body as one branch per kind of outcome (a `oneOf`, which schema generators
+/// take better than `if`/`then`): `to_agent` is for `reassigned`, which needs it (who
+/// continues: one line, not blank), and may only be blank with other outcomes (a form sends
+/// its empty field with every outcome); edits (`instructions`, `remaining`) are for
+/// `approved` and `changes_requested`, `instructions` may only be blank with the others.
+/// `common` are the members every branch takes, `required` the ones each needs.
+fn by_outcome(common: &Value, required: &[&str], outcomes: &[&[&str]], edits: bool) -> Value {
+    let branches: Vec<Value> = outcomes
+        .iter()
+        .map(|outcomes| {
+            let reassigned = outcomes.contains(&"reassigned");
+            let takes_edits = !reassigned && !outcomes.contains(&"rejected");
+            let mut properties = common.clone();
+            properties["outcome"] = json!({ "enum": outcomes });
+            let to_agent = match reassigned {
+                true => names::non_blank_line_pattern(),
+                false => names::blank_pattern(),
+            };
+            properties["to_agent"] = json!({ "type": "string", "maxLength": limits::MAX_TO_AGENT,
+                "pattern": to_agent, "description": "for reassigned (and only for it): who continues" });
+            if edits && takes_edits {
+                properties["instructions"] = json!({ "type": "string", "maxLength": limits::MAX_INSTRUCTIONS,
+                    "description": "what the agent should do, written to decision.json" });
+                properties["remaining"] = json!({ "type": "array", "maxItems": limits::MAX_ITEMS,
+                    "items": { "type": "string", "maxLength": limits::MAX_ITEM },
+                    "description": "the handoff's remaining list as the reviewer edited it ([] = nothing remains)" });
+            } else if edits {
+                properties["instructions"] = json!({ "type": "string", "maxLength": limits::MAX_INSTRUCTIONS,
+                    "pattern": names::blank_pattern(), "description": "blank: edits are for approved and changes_requested" });
+            }
+            let mut required = required.to_vec();
+            if reassigned {
+                required.push("to_agent");
+            }
+            json!({ "type": "object", "additionalProperties": false, "required": required, "properties": properties })
+        })
+        .collect();
+    json!({ "oneOf": branches })
+}
+
+/// The body of `POST .../decision`: the rules `DecisionRequest::check` and the edits' checks
+/// hold a request to, limits in characters.
+fn decision_request_schema() -> Value {
+    let common = json!({
+        "comment": { "type": "string", "maxLength": limits::MAX_COMMENT },
+        "revision": { "type": "integer", "minimum": 0, "maximum": u32::MAX,
+                      "description": "the revision the reviewer read (409 if another is in place)" },
+        "handoff_sha256": { "type": "string", "description": "or the sha256 of the content the reviewer read (409 if another)" } });
+    let outcomes: &[&[&str]] = &[
+        &["approved", "changes_requested"],
+        &["rejected"],
+        &["reassigned"],
+    ];
+    let mut schema = by_outcome(&common, &["outcome"], outcomes, true);
+    schema["description"] = json!(format!(
+        "at most {} bytes (413 beyond)",
+        limits::MAX_DECISION_BODY
+    ));
+    schema
+}
+
+/// The body of `POST /api/v1/decisions`.
+fn bulk_request_schema() -> Value {
+    let common = json!({
+        "keys": { "type": "array", "items": { "type": "string" }, "minItems": 1, "maxItems": baton::app::MAX_BULK, "uniqueItems": true },
+        "comment": { "type": "string", "maxLength": limits::MAX_COMMENT } });
+    let outcomes: &[&[&str]] = &[
+        &["approved", "rejected", "changes_requested"],
+        &["reassigned"],
+    ];
+    by_outcome(&common, &["keys", "outcome"], outcomes, false)
 }
 
 fn key_parameter() -> Value {
@@ -116,22 +191,11 @@ pub fn document() -> Value {
                         "approvals": { "type": "array", "items": { "$ref": "#/components/schemas/Approval" } },
                         "approvals_needed": { "type": "integer", "description": "min_approvals of the route, at least one per sign_off role" },
                         "approvals_missing": { "type": "integer" } } },
-                "DecisionRequest": { "type": "object", "required": ["outcome"], "additionalProperties": false, "properties": {
-                    "outcome": { "enum": ["approved", "rejected", "changes_requested", "reassigned"] }, "comment": { "type": "string" },
-                    "revision": { "type": "integer", "description": "the revision the reviewer read (409 if another is in place)" },
-                    "handoff_sha256": { "type": "string" },
-                    "to_agent": { "type": "string", "maxLength": 128, "description": "for reassigned (and only for it): who continues" },
-                    "instructions": { "type": "string", "maxLength": 65536, "description": "with approved or changes_requested: what the agent should do, written to decision.json" },
-                    "remaining": { "type": "array", "maxItems": 1000, "items": { "type": "string", "maxLength": 65536 },
-                        "description": "with approved or changes_requested: the handoff's remaining list as the reviewer edited it ([] = nothing remains)" } },
-                    "if": { "properties": { "outcome": { "const": "reassigned" } } }, "then": { "required": ["to_agent"] } },
+                "DecisionRequest": decision_request_schema(),
                 "Claim": { "type": "object", "required": ["key"], "properties": {
                     "key": { "type": "string" }, "claimed_by": { "type": "string", "description": "absent: nobody holds it" },
                     "claimed_at": { "type": "string", "format": "date-time" } } },
-                "BulkRequest": { "type": "object", "required": ["keys", "outcome"], "additionalProperties": false, "properties": {
-                    "keys": { "type": "array", "items": { "type": "string" }, "minItems": 1, "maxItems": baton::app::MAX_BULK, "uniqueItems": true },
-                    "outcome": { "enum": ["approved", "rejected", "changes_requested", "reassigned"] },
-                    "comment": { "type": "string" }, "to_agent": { "type": "string", "maxLength": 128 } } },
+                "BulkRequest": bulk_request_schema(),
                 "BulkResult": { "type": "object", "required": ["key", "status"],
                     "description": "the status the single decision would answer, and its body: `decision` (200), `progress` (202), or `error` and its details",
                     "properties": { "key": { "type": "string" }, "status": { "type": "integer" },
@@ -187,12 +251,13 @@ pub fn document() -> Value {
                         "403": error_response("agent token, reviewer not on the handoff's route, or approving one's own handoff"),
                         "404": error_response("unknown key"),
                         "409": error_response("already decided, already approved by this reviewer, another revision in place, or an artifact changed"),
+                        "413": error_response("a body over the limit (see DecisionRequest)"),
                         "422": error_response("bad body"),
                         "503": error_response("nothing recorded (the audit log could not take the event); send it again") } } },
             "/api/v1/handoffs/{key}/claim": { "parameters": [key_parameter()],
                 "post": { "summary": "Claim a pending handoff (advisory: others may still decide); an admin may take over another's claim",
                     "security": [{ "bearer": [] }],
-                    "requestBody": { "required": false, "description": "Content-Type: application/json is required; an empty body is {}",
+                    "requestBody": { "required": true, "description": "`{}` or `{\"takeover\": true}`, with `Content-Type: application/json` (an empty body with that header is `{}`)",
                         "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false,
                             "properties": { "takeover": { "type": "boolean", "default": false } } } } } },
                     "responses": claim_responses("another reviewer holds it (body names them), or the handoff is decided (body has the decision)") },
@@ -204,7 +269,8 @@ pub fn document() -> Value {
                 "responses": { "200": json_of(json!({ "type": "object", "required": ["results"], "properties": {
                         "results": { "type": "array", "items": { "$ref": "#/components/schemas/BulkResult" } } } })),
                     "401": error_response("no or unknown credentials"), "403": error_response("agent token"),
-                    "422": error_response("bad body: no keys, more than 200, a key listed twice, a bad outcome") } } },
+                    "413": error_response("a body over 2 MiB"),
+                    "422": error_response("bad body: no keys, more than 200, a key listed twice, a bad outcome, to_agent with another outcome than reassigned") } } },
             "/api/v1/events": { "get": { "summary": "Server-Sent Events: one SSE event per baton event, named by its type",
                 "security": [{ "bearer": [] }],
                 "responses": { "200": { "description": "event stream", "content": { "text/event-stream": {} } },

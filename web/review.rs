@@ -75,7 +75,6 @@ pub async fn decide_many(
 ) -> Result<Json<Value>, ApiError> {
     refuse_agents(&actor, "decide")?;
     let parsed: BulkBody = json_body(&headers, &body)?;
-    baton::app::check_bulk_keys(&parsed.keys)?;
     let request = DecisionRequest {
         outcome: parsed.outcome.into(),
         comment: parsed.comment,
@@ -84,6 +83,9 @@ pub async fn decide_many(
         to_agent: parsed.to_agent,
         edits: Default::default(),
     };
+    baton::app::check_bulk_keys(&parsed.keys)?;
+    // The request's own rules, for all keys at once (before any goes to another node).
+    request.check()?;
     let keys = parsed.keys;
     if !crate::peers::merge::covers_others(&app, &headers) {
         return Ok(Json(

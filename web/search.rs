@@ -49,12 +49,16 @@ pub async fn search(
             )));
         }
     }
-    let hits = everywhere(&app, &headers, query.request(), actor).await?;
+    let request = query.request();
+    request
+        .check()
+        .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
+    let hits = everywhere(&app, &headers, request, actor).await?;
     hits.map(Json).map_err(|e| match e {
         SearchFailed::Unavailable => ApiError::Unavailable(e.to_string()),
-        SearchFailed::Query(baton::search::SearchError::TooManyTerms(_)) => {
-            ApiError::Unprocessable(e.to_string())
-        }
+        SearchFailed::Query(
+            baton::search::SearchError::TooManyTerms(_) | baton::search::SearchError::Page(_),
+        ) => ApiError::Unprocessable(e.to_string()),
         SearchFailed::Query(e) => ApiError::Internal(e.to_string()),
     })
 }
@@ -129,7 +133,7 @@ pub(super) fn openapi_paths() -> serde_json::Value {
         "parameters": [
             param("q", json!({ "type": "string" }), "words, \"phrases\", prefix*, OR, -word, filters workspace: kind: agent: outcome: trigger: key: task: path: after:DATE before:DATE"),
             param("workspace", json!({ "type": "string" }), "only this workspace"),
-            param("kind", json!({ "enum": ["artifact", "handoff", "checkpoint", "decision"] }), "only this kind"),
+            param("kind", json!({ "enum": ["", "artifact", "handoff", "checkpoint", "decision"] }), "only this kind (empty: any)"),
             param("limit", json!({ "type": "integer", "minimum": 1, "maximum": 100, "default": 20 }), "hits per page"),
             param("offset", json!({ "type": "integer", "minimum": 0, "maximum": 10000, "default": 0 }), "hits to skip") ],
         "responses": {
@@ -144,6 +148,6 @@ pub(super) fn openapi_paths() -> serde_json::Value {
                         "partial": { "type": "boolean", "description": "the time limit stopped the search early" },
                         "notes": { "type": "array", "items": { "type": "string" }, "description": "parts of the query that were ignored, and why" } } } } } },
             "401": error("no or unknown credentials"),
-            "422": error("kind unknown, limit or offset not a number, or more than 64 terms"),
+            "422": error("kind unknown, limit or offset not a number or out of range, or more than 64 terms"),
             "503": error("the index could not be opened") } } } })
 }

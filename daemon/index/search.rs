@@ -124,8 +124,31 @@ pub struct Hits {
 pub enum SearchError {
     #[error("the query has {0} terms; at most {MAX_TERMS} are searched at once")]
     TooManyTerms(usize),
+    #[error("{0}")]
+    Page(String),
     #[error("search failed: {0}")]
     Tantivy(#[from] tantivy::TantivyError),
+}
+
+impl Request {
+    /// Whether the page asked for is one the API serves: `limit` 1 to `MAX_LIMIT`, `offset`
+    /// at most `MAX_OFFSET` (the schema's bounds). Refused, not clamped, so that a client
+    /// learns it will not be shown hits past the bound.
+    pub fn check(&self) -> Result<(), SearchError> {
+        if !(1..=MAX_LIMIT).contains(&self.limit) {
+            return Err(SearchError::Page(format!(
+                "limit {} is out of range; give 1 to {MAX_LIMIT} hits a page",
+                self.limit
+            )));
+        }
+        if self.offset > MAX_OFFSET {
+            return Err(SearchError::Page(format!(
+                "offset {} is past the last hit a search pages to ({MAX_OFFSET}); narrow the query instead",
+                self.offset
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl SearchIndex {

@@ -28,8 +28,10 @@ use serde::Serialize;
 
 pub const DEFAULT_TTL_S: u64 = 300;
 pub const MAX_TTL_S: u64 = 86_400;
-const MAX_OWNER: usize = 128;
-const MAX_PURPOSE: usize = 1024;
+/// Longest owner, in characters.
+pub const MAX_OWNER: usize = 128;
+/// Longest purpose, in characters.
+pub const MAX_PURPOSE: usize = 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LockError {
@@ -128,9 +130,9 @@ fn check_request(req: &Request) -> Result<String, LockError> {
         )));
     }
     if let Some(p) = &req.purpose {
-        if p.len() > MAX_PURPOSE || p.chars().any(char::is_control) {
+        if p.chars().count() > MAX_PURPOSE || p.chars().any(char::is_control) {
             return Err(LockError::Invalid(format!(
-                "purpose must be one line of at most {MAX_PURPOSE} bytes"
+                "purpose must be one line of at most {MAX_PURPOSE} characters"
             )));
         }
     }
@@ -138,14 +140,12 @@ fn check_request(req: &Request) -> Result<String, LockError> {
 }
 
 fn check_owner(owner: &str) -> Result<(), LockError> {
-    let ok = !owner.trim().is_empty()
-        && owner.len() <= MAX_OWNER
-        && owner == owner.trim()
-        && !owner.chars().any(char::is_control);
+    // The schema's `trimmed_line_pattern` and `maxLength` say the same.
+    let ok = crate::contract::names::is_trimmed_line(owner) && owner.chars().count() <= MAX_OWNER;
     match ok {
         true => Ok(()),
         false => Err(LockError::Invalid(format!(
-            "owner {owner:?} must be 1 to {MAX_OWNER} bytes, without control characters or surrounding spaces"
+            "owner {owner:?} must be 1 to {MAX_OWNER} characters, without control characters or surrounding spaces"
         ))),
     }
 }

@@ -2,36 +2,18 @@
 //! that `inbox/a.md`, `./inbox/a.md` and `inbox//a.md` are one lock. The file need not exist
 //! (an agent locks a file before it writes it); the path is judged on its face only.
 
-use crate::contract::validate::relative_path_problem;
+use crate::contract::names::path_problem;
 
-/// Longest lock path accepted, in bytes.
-pub const MAX_PATH: usize = 1024;
-
-/// The canonical spelling of `path`, or why it cannot be locked.
+/// The canonical spelling of `path`, or why it cannot be locked (`names::path_problem`: the
+/// rule the API's schema publishes as a pattern).
 pub fn normalize(path: &str) -> Result<String, String> {
-    if let Some(why) = relative_path_problem(path) {
+    if let Some(why) = path_problem(path) {
         return Err(why);
-    }
-    if path.len() > MAX_PATH {
-        return Err(format!("path is {} bytes; at most {MAX_PATH}", path.len()));
-    }
-    if path.chars().any(char::is_control) {
-        return Err(format!("path {path:?} contains a control character"));
     }
     let parts: Vec<&str> = path
         .split(['/', '\\'])
         .filter(|p| !p.is_empty() && *p != ".")
         .collect();
-    let Some(first) = parts.first() else {
-        return Err(format!(
-            "path \"{path}\" names the workspace itself; name a file in it"
-        ));
-    };
-    if *first == crate::workspace::BATON_DIR {
-        return Err(format!(
-            "path \"{path}\" is under .baton/, which the daemon owns; lock a file of the work instead"
-        ));
-    }
     Ok(parts.join("/"))
 }
 

@@ -428,8 +428,11 @@ fn deliveries_are_listed_a_page_at_a_time_newest_first() {
         ["one"]
     );
     assert!(page(&format!("state=dead&after={last}")).is_empty());
-    for bad in ["limit=0", "limit=1001", "after=msg_never"] {
+    for bad in ["limit=0", "limit=1001"] {
         let (status, body) = daemon.get(&format!("/api/v1/deliveries?{bad}"));
         assert_eq!(status, 422, "{bad}: {body}");
     }
+    // An `after` naming no delivery kept names nothing: 404, as an unknown id.
+    let (status, body) = daemon.get("/api/v1/deliveries?after=msg_never");
+    assert_eq!(status, 404, "{body}");
 }

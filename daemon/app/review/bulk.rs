@@ -45,6 +45,16 @@ pub fn check_keys(keys: &[String]) -> Result<(), BulkError> {
     Ok(())
 }
 
+/// Whether a bulk request can be decided at all: `check_keys`, and the request's own rules
+/// (`DecisionRequest::check`: a comment too long, `to_agent` with an outcome other than
+/// `reassigned`), so that such a request is refused whole, not key by key.
+fn check_request(keys: &[String], req: &DecisionRequest) -> Result<(), BulkError> {
+    check_keys(keys)?;
+    req.check()
+        .map(|_| ())
+        .map_err(|e| BulkError::Unprocessable(e.to_string()))
+}
+
 impl Cx<'_> {
     /// Decides every handoff of `keys` with the same request, in order; one result per key.
     pub fn decide_many(
@@ -64,7 +74,7 @@ impl Cx<'_> {
         actor: &Actor,
         via: Via,
     ) -> Result<Vec<KeyResult>, BulkError> {
-        check_keys(keys)?;
+        check_request(keys, &req)?;
         if req.revision.is_some() || req.handoff_sha256.is_some() {
             // They name one handoff's content; applied to many they would refuse all but one.
             return Err(BulkError::Unprocessable(

@@ -38,12 +38,18 @@ pub struct DecisionRequest {
     pub edits: Edits,
 }
 
-const MAX_COMMENT: usize = 64 * 1024;
-/// Longest `to_agent` of a reassignment (as long as a handoff `id`).
-const MAX_TO_AGENT: usize = 128;
+use crate::contract::request::decision::{MAX_COMMENT, MAX_TO_AGENT};
 
-/// What a request asks, checked before anything is looked up. Returns the `to_agent` to
-/// record, trimmed.
+impl DecisionRequest {
+    /// What the request asks, checked before anything is looked up (by the bulk decision too,
+    /// before any handoff is decided). Returns the `to_agent` to record, trimmed. The rules
+    /// are the OpenAPI document's `DecisionRequest` schema: limits count characters, as
+    /// `maxLength` does, and are checked on what was sent, before trimming.
+    pub fn check(&self) -> Result<Option<String>, DecideError> {
+        check_request(self)
+    }
+}
+
 fn check_request(req: &DecisionRequest) -> Result<Option<String>, DecideError> {
     let bad = |m: &str| Err(DecideError::Unprocessable(m.to_string()));
     let reviewer_outcomes = [
@@ -57,18 +63,27 @@ fn check_request(req: &DecisionRequest) -> Result<Option<String>, DecideError> {
             "outcome must be \"approved\", \"rejected\", \"changes_requested\" or \"reassigned\"",
         );
     }
-    if req.comment.as_ref().is_some_and(|c| c.len() > MAX_COMMENT) {
-        return bad(&format!("comment is over {MAX_COMMENT} bytes"));
+    if req
+        .comment
+        .as_ref()
+        .is_some_and(|c| c.chars().count() > MAX_COMMENT)
+    {
+        return bad(&format!("comment is over {MAX_COMMENT} characters"));
     }
-    let to_agent = req.to_agent.as_deref().map(str::trim);
-    match (req.outcome, to_agent) {
+    crate::app::review::edits::check_limits(&req.edits)?;
+    if req
+        .to_agent
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > MAX_TO_AGENT)
+    {
+        return bad(&format!("to_agent is over {MAX_TO_AGENT} characters"));
+    }
+    let sent = req.to_agent.as_deref();
+    match (req.outcome, sent.map(str::trim)) {
         (Outcome::Reassigned, None | Some("")) => bad(
             "outcome \"reassigned\" needs to_agent: who continues (an agent, a reviewer, a route)",
         ),
-        (Outcome::Reassigned, Some(to)) if to.len() > MAX_TO_AGENT => {
-            bad(&format!("to_agent is over {MAX_TO_AGENT} bytes"))
-        }
-        (Outcome::Reassigned, Some(to)) if to.chars().any(char::is_control) => {
+        (Outcome::Reassigned, Some(_)) if sent.is_some_and(|t| t.chars().any(char::is_control)) => {
             bad("to_agent may not hold control characters (line breaks, tabs, ...)")
         }
         (Outcome::Reassigned, Some(to)) => Ok(Some(to.to_string())),

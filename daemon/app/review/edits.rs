@@ -4,17 +4,36 @@
 
 use crate::app::model::DecideError;
 use crate::contract::decision::Edits;
+use crate::contract::request::decision::{MAX_INSTRUCTIONS as MAX_TEXT, MAX_ITEM, MAX_ITEMS};
 use crate::contract::Outcome;
 
-/// The longest `instructions`, and the longest item of `remaining` (a handoff string's limit).
-const MAX_TEXT: usize = 64 * 1024;
-/// The most items an edited `remaining` may hold.
-const MAX_ITEMS: usize = 1000;
+/// The limits of the edits as sent, before any tidying: the ones the schema publishes.
+pub(in crate::app) fn check_limits(edits: &Edits) -> Result<(), DecideError> {
+    let bad = |m: String| Err(DecideError::Unprocessable(m));
+    if edits
+        .instructions
+        .as_ref()
+        .is_some_and(|t| t.chars().count() > MAX_TEXT)
+    {
+        return bad(format!("instructions are over {MAX_TEXT} characters"));
+    }
+    let items = edits.remaining.as_deref().unwrap_or_default();
+    if items.len() > MAX_ITEMS {
+        return bad(format!(
+            "remaining has {} items; at most {MAX_ITEMS}",
+            items.len()
+        ));
+    }
+    if let Some(i) = items.iter().position(|i| i.chars().count() > MAX_ITEM) {
+        return bad(format!("remaining/{i} is over {MAX_ITEM} characters"));
+    }
+    Ok(())
+}
 
 /// The edits to record: blank instructions are none, `remaining` items are trimmed and blank
 /// ones dropped (a form's textarea sends one item a line).
 pub(in crate::app) fn checked(outcome: Outcome, edits: Edits) -> Result<Edits, DecideError> {
-    let bad = |m: String| Err(DecideError::Unprocessable(m));
+    check_limits(&edits)?;
     let instructions = edits.instructions.filter(|t| !t.trim().is_empty());
     let remaining = edits.remaining.map(|items| {
         items
@@ -31,27 +50,10 @@ pub(in crate::app) fn checked(outcome: Outcome, edits: Edits) -> Result<Edits, D
         return Ok(edits);
     }
     if !matches!(outcome, Outcome::Approved | Outcome::ChangesRequested) {
-        return bad(format!(
+        return Err(DecideError::Unprocessable(format!(
             "instructions and remaining are edits the agent follows: send them with outcome \"approved\" or \"changes_requested\", not \"{}\"",
             outcome.as_str()
-        ));
-    }
-    if edits
-        .instructions
-        .as_ref()
-        .is_some_and(|t| t.len() > MAX_TEXT)
-    {
-        return bad(format!("instructions are over {MAX_TEXT} bytes"));
-    }
-    let items = edits.remaining.as_deref().unwrap_or_default();
-    if items.len() > MAX_ITEMS {
-        return bad(format!(
-            "remaining has {} items; at most {MAX_ITEMS}",
-            items.len()
-        ));
-    }
-    if let Some(i) = items.iter().position(|i| i.len() > MAX_TEXT) {
-        return bad(format!("remaining/{i} is over {MAX_TEXT} bytes"));
+        )));
     }
     Ok(edits)
 }
@@ -97,7 +99,13 @@ mod tests {
     fn oversized_edits_are_refused() {
         let long = "x".repeat(MAX_TEXT + 1);
         assert!(checked(Outcome::Approved, edits(Some(&long), None)).is_err());
-        assert!(checked(Outcome::Approved, edits(None, Some(&[long.as_str()]))).is_err());
+        let long_item = "x".repeat(MAX_ITEM + 1);
+        assert!(checked(Outcome::Approved, edits(None, Some(&[long_item.as_str()]))).is_err());
+        // Counted as sent: spaces trimmed later still count, and characters, not bytes.
+        let padded = format!("{}x", " ".repeat(MAX_ITEM));
+        assert!(checked(Outcome::Approved, edits(None, Some(&[padded.as_str()]))).is_err());
+        let wide = "é".repeat(MAX_ITEM);
+        assert!(checked(Outcome::Approved, edits(None, Some(&[wide.as_str()]))).is_ok());
         let many = vec!["a"; MAX_ITEMS + 1];
         assert!(checked(Outcome::Approved, edits(None, Some(&many))).is_err());
     }

@@ -29,6 +29,10 @@ pub enum OwnerError {
     Forbidden(String),
     #[error("{0}")]
     Invalid(String),
+    /// The person named is not one the configuration knows: nothing to hand it to (404, as
+    /// for any name that names nothing).
+    #[error("\"{0}\" is not a configured user; a workspace is owned by a person who can sign in")]
+    UnknownUser(String),
     #[error("cannot record the owner, nothing was changed; try again: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -59,9 +63,7 @@ impl Cx<'_> {
         let to = to.map(str::trim).filter(|t| !t.is_empty()).unwrap_or(who);
         let known = to == "admin" || self.config().users.iter().any(|u| u.name == to);
         if !known {
-            return Err(OwnerError::Invalid(format!(
-                "\"{to}\" is not a configured user; a workspace is owned by a person who can sign in"
-            )));
+            return Err(OwnerError::UnknownUser(to.to_string()));
         }
         // The workspace lock orders this with other changes of the workspace.
         let _st = ws.lock();

@@ -8,7 +8,8 @@
 
 use crate::app::review::Cx;
 use crate::auth::Actor;
-use crate::contract::validate::{relative_path_problem, sha256_hex};
+use crate::contract::names::{checkpoint_name_problem, path_problem};
+use crate::contract::validate::sha256_hex;
 use crate::workspace::{CHECKPOINTS_DIR, HANDOFF_FILE, INBOX_DIR};
 use serde::Serialize;
 use std::io;
@@ -43,6 +44,10 @@ pub enum UploadError {
     Forbidden(String),
     #[error("{0}")]
     Invalid(String),
+    /// What is on the share stands in the way: a folder where the file would go, or a file
+    /// where a folder of its path would (409: the path conflicts with what is there).
+    #[error("{0}")]
+    Occupied(String),
     #[error("the file is {size} bytes; at most {limit} may be uploaded (limits.max_upload_bytes)")]
     TooLarge { size: usize, limit: usize },
     #[error("{} is locked by {} (purpose: {}) until {}; nothing was written", .0.path, .0.owner, .0.purpose.as_deref().unwrap_or("none given"), .0.expires_at)]
@@ -65,6 +70,13 @@ impl Cx<'_> {
             .workspace(name)
             .ok_or_else(|| UploadError::NotFound(name.to_string()))?;
         let rel = relative(&target)?;
+        if bytes.is_empty() {
+            // An empty PUT is most often a client that sent no body; writing a 0-byte file
+            // would replace the agent's work with nothing.
+            return Err(UploadError::Invalid(format!(
+                "the body is empty: send the bytes of {rel} as the request body; nothing was written"
+            )));
+        }
         if matches!(target, Target::Handoff) {
             bound_to_token(actor, bytes)?;
         }
@@ -91,6 +103,15 @@ impl Cx<'_> {
             .write(&path, bytes)
             .map_err(|e| match e.kind() {
                 io::ErrorKind::PermissionDenied => UploadError::Forbidden(e.to_string()),
+                io::ErrorKind::IsADirectory | io::ErrorKind::NotADirectory => {
+                    UploadError::Occupied(format!(
+                        "{rel}: a folder is where the file would go, or a file where a folder of its path would; nothing was written"
+                    ))
+                }
+                // ENAMETOOLONG: a name in the path is over the file system's limit.
+                io::ErrorKind::InvalidFilename => UploadError::Invalid(format!(
+                    "{rel}: a name in the path is too long for the file system (most take 255 bytes a name); nothing was written"
+                )),
                 _ => UploadError::Io(e),
             })?;
         tracing::info!(workspace = %name, path = %rel, size = bytes.len(), "agent file uploaded");
@@ -156,37 +177,18 @@ fn may_upload(actor: &Actor, name: &str) -> Result<(), UploadError> {
 fn relative(target: &Target) -> Result<String, UploadError> {
     match target {
         Target::Handoff => Ok(HANDOFF_FILE.to_string()),
-        Target::Checkpoint(name) => {
-            let ok = name.ends_with(".json")
-                && !name.starts_with('.')
-                && name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-            match ok {
-                true => Ok(format!("{CHECKPOINTS_DIR}/{name}")),
-                false => Err(UploadError::Invalid(format!(
-                    "checkpoint name {name:?} must be a file name of letters, digits, `.`, `_`, `-` ending in .json"
-                ))),
-            }
-        }
+        Target::Checkpoint(name) => match checkpoint_name_problem(name) {
+            None => Ok(format!("{CHECKPOINTS_DIR}/{name}")),
+            Some(why) => Err(UploadError::Invalid(why)),
+        },
         Target::Inbox(path) => {
-            if let Some(why) = relative_path_problem(path) {
+            if let Some(why) = path_problem(path) {
                 return Err(UploadError::Invalid(why));
-            }
-            if path.chars().any(char::is_control) {
-                return Err(UploadError::Invalid(format!(
-                    "path {path:?} contains a control character"
-                )));
             }
             let parts: Vec<&str> = path
                 .split(['/', '\\'])
                 .filter(|p| !p.is_empty() && *p != ".")
                 .collect();
-            if parts.is_empty() || parts.iter().any(|p| p.starts_with(".baton")) {
-                return Err(UploadError::Invalid(format!(
-                    "path {path:?} names no file under inbox/ (or a name baton keeps for itself)"
-                )));
-            }
             Ok(format!("{INBOX_DIR}/{}", parts.join("/")))
         }
     }

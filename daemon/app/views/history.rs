@@ -35,6 +35,10 @@ pub enum HistoryError {
         "`after` must be the `cursor` of an event of the page before (AT.SEQ.WORKSPACE), not {0:?}"
     )]
     BadCursor(String),
+    /// A cursor of the right shape whose workspace has no events here (gone, or never was):
+    /// like a key naming no handoff, a 404.
+    #[error("`after` names workspace {0:?}, which has no events here; list from the first page")]
+    UnknownCursor(String),
     #[error("the event history is still being read from the logs; ask again shortly")]
     NotReady,
 }
@@ -375,11 +379,20 @@ impl App {
         let (Some(at), Some(seq), Some(ws)) = (parts.next(), parts.next(), parts.next()) else {
             return Err(bad());
         };
+        // Digits only, as many as the numbers hold (`names::EVENT_CURSOR_PATTERN`): `+1` or `01...` of
+        // 30 digits are no cursor this daemon gave.
+        let digits = |s: &str, most: usize| {
+            !s.is_empty() && s.len() <= most && s.bytes().all(|b| b.is_ascii_digit())
+        };
+        if !digits(at.strip_prefix('-').unwrap_or(at), 18) || !digits(seq, 19) || ws.is_empty() {
+            return Err(bad());
+        }
         let at: i64 = at.parse().map_err(|_| bad())?;
         let seq: u64 = seq.parse().map_err(|_| bad())?;
         let order = self.inner.views.history.shared.order.read();
         let order = order.unwrap_or_else(|e| e.into_inner());
-        let ws = *order.ids.get(ws).ok_or_else(bad)?;
+        let unknown = || HistoryError::UnknownCursor(ws.chars().take(200).collect());
+        let ws = *order.ids.get(ws).ok_or_else(unknown)?;
         Ok((at, ws, seq))
     }
 
