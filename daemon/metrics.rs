@@ -35,6 +35,8 @@ pub struct Metrics {
     registry: Registry,
     /// Handoffs closed, by outcome.
     pub handoffs: Family<OutcomeLabel, Counter>,
+    /// Mail action links followed, by what came of it (`confirm`, `decided`, or why not).
+    pub action_links: Family<OutcomeLabel, Counter>,
     /// Handoffs a route's timeout acted on, by what it did (rejected, expired, escalated).
     pub timeouts: Family<OutcomeLabel, Counter>,
     pub received: Counter,
@@ -96,6 +98,7 @@ impl Default for Metrics {
         let mut registry = Registry::with_prefix("baton");
         let m = Metrics {
             handoffs: Family::default(),
+            action_links: Family::default(),
             timeouts: Family::default(),
             received: Counter::default(),
             pending: Gauge::default(),
@@ -134,6 +137,11 @@ impl Default for Metrics {
             "handoffs_decided",
             "Handoffs closed, by outcome",
             m.handoffs.clone(),
+        );
+        registry.register(
+            "action_links",
+            "Mail action links followed, by what came of it: confirm (a GET), decided, or why not",
+            m.action_links.clone(),
         );
         registry.register(
             "handoff_timeouts",

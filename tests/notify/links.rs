@@ -198,6 +198,11 @@ fn a_mailed_link_shows_a_confirm_page_then_decides_once_signed_and_audited_as_em
         util::decision(&env.ws("alpha")).unwrap()["outcome"],
         "approved"
     );
+    let metrics = daemon.metrics();
+    for (outcome, n) in [("decided", 1), ("used", 2), ("decided_before", 1)] {
+        let line = format!("baton_action_links_total{{outcome=\"{outcome}\"}} {n}");
+        assert!(metrics.contains(&line), "{line} in {metrics}");
+    }
     daemon.stop();
 }
 

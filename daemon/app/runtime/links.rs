@@ -58,6 +58,25 @@ pub enum LinkError {
     Io(#[from] std::io::Error),
 }
 
+impl LinkError {
+    /// Its name in `baton_action_links_total{outcome}`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LinkError::Invalid(_) => "invalid",
+            LinkError::Throttled(_) => "throttled",
+            LinkError::Expired => "expired",
+            LinkError::Used => "used",
+            LinkError::Revised { .. } => "revised",
+            LinkError::Decided { .. } => "decided_before",
+            LinkError::AlreadyApproved => "approved_before",
+            LinkError::UnknownReviewer(_) => "unknown_reviewer",
+            LinkError::Gone => "gone",
+            LinkError::Refused(_) => "refused",
+            LinkError::Io(_) => "io",
+        }
+    }
+}
+
 impl App {
     /// The tokens of `reviewer`'s mail about `key` at `revision`, good for `ttl_s` seconds;
     /// none when the route sends no links (ttl 0) or the key cannot be read (logged: the mail
@@ -97,6 +116,12 @@ impl App {
 
     /// What the link `token` would decide, if it may decide anything now. Decides nothing.
     pub fn open_link(&self, token: &str, addr: Option<IpAddr>) -> Result<LinkTarget, LinkError> {
+        let opened = self.link_target(token, addr);
+        self.count_link(opened.as_ref().map(|_| "confirm"));
+        opened
+    }
+
+    fn link_target(&self, token: &str, addr: Option<IpAddr>) -> Result<LinkTarget, LinkError> {
         let (link, _) = self.checked_link(token, addr)?;
         let not_here = || LinkError::Gone;
         let ws = self.cx().ws_of_key(&link.key).ok_or_else(not_here)?;
@@ -120,6 +145,17 @@ impl App {
     /// Decides with the link `token` (its confirm page's POST), as its reviewer, through the
     /// one decision path; the link is then used.
     pub fn use_link(
+        &self,
+        token: &str,
+        comment: Option<String>,
+        addr: Option<IpAddr>,
+    ) -> Result<Decided, LinkError> {
+        let used = self.decide_by_link(token, comment, addr);
+        self.count_link(used.as_ref().map(|_| "decided"));
+        used
+    }
+
+    fn decide_by_link(
         &self,
         token: &str,
         comment: Option<String>,
@@ -164,6 +200,17 @@ impl App {
         }
         tracing::info!(key = %link.key, reviewer = %link.reviewer, outcome = link.outcome.as_str(), "decided through an action link");
         Ok(decided)
+    }
+
+    /// Counts a link followed in `baton_action_links_total{outcome}`.
+    fn count_link(&self, result: Result<&'static str, &LinkError>) {
+        let outcome = result.unwrap_or_else(LinkError::kind);
+        self.metrics()
+            .action_links
+            .get_or_create(&crate::metrics::OutcomeLabel {
+                outcome: outcome.to_string(),
+            })
+            .inc();
     }
 
     /// The link of `token` and who it acts as, when it is this daemon's, unexpired, unused
