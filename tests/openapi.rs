@@ -153,10 +153,10 @@ fn put(d: &Daemon, path: &str, body: &[u8]) -> (u16, Value) {
 }
 
 /// What the document says and schemathesis's budget may not reach on every run, asked
-/// directly: each answer as the document has it.
+/// directly, one rule a test.
 #[test]
-fn the_server_reads_requests_as_the_document_describes_them() {
-    let (env, d) = seeded();
+fn a_whole_float_is_an_integer_and_a_null_member_is_refused_by_name() {
+    let (_env, d) = seeded();
     let token = Some(d.token.as_str());
     let locks = "/api/v1/workspaces/alpha/locks";
     // 60.0 is an integer (JSON Schema 2020-12); 60.5 is not.
@@ -169,19 +169,22 @@ fn the_server_reads_requests_as_the_document_describes_them() {
     let body = json!({ "keys": ["h1"], "outcome": "approved", "to_agent": null }).to_string();
     let (status, answer) = d.post_as("/api/v1/decisions", token, &body);
     assert_eq!(status, 422, "{answer}");
-    assert!(
-        answer["error"]
-            .as_str()
-            .unwrap()
-            .contains("`to_agent` is null"),
-        "{answer}"
-    );
-    // to_agent with another outcome than reassigned refuses the bulk request whole.
-    let body =
-        json!({ "keys": ["h1", "nope"], "outcome": "approved", "to_agent": "bob" }).to_string();
-    let (status, answer) = d.post_as("/api/v1/decisions", token, &body);
+    let error = answer["error"].as_str().unwrap();
+    assert!(error.contains("`to_agent` is null"), "{answer}");
+}
+
+#[test]
+fn to_agent_with_another_outcome_refuses_a_bulk_decision_whole() {
+    let (_env, d) = seeded();
+    let body = json!({ "keys": ["h1", "nope"], "outcome": "approved", "to_agent": "bob" });
+    let (status, answer) = d.post_as("/api/v1/decisions", Some(&d.token), &body.to_string());
     assert_eq!(status, 422, "{answer}");
-    // The search pages to offset 10,000 and no further: said, not clamped.
+    assert_eq!(d.handoffs("pending").len(), 1, "nothing was decided");
+}
+
+#[test]
+fn search_pages_to_offset_10000_and_says_so_past_it() {
+    let (_env, d) = seeded();
     let (status, answer) = d.get("/api/v1/search?q=x&offset=10001");
     assert_eq!(status, 422, "{answer}");
     assert!(
@@ -189,12 +192,21 @@ fn the_server_reads_requests_as_the_document_describes_them() {
         "{answer}"
     );
     assert_eq!(d.get("/api/v1/search?q=x&offset=10000").0, 200);
-    // Cursors: a well-shaped one naming nothing is a 404; a malformed one a 422.
+    assert_eq!(d.get("/api/v1/search?q=x&limit=101").0, 422);
+}
+
+#[test]
+fn a_cursor_naming_nothing_is_a_404_and_a_malformed_one_a_422() {
+    let (_env, d) = seeded();
     assert_eq!(d.get("/api/v1/events/history?after=1.1.nowhere").0, 404);
     assert_eq!(d.get("/api/v1/events/history?after=%2B1.1.alpha").0, 422);
     let unknown = format!("msg_{}", "0".repeat(32));
     assert_eq!(d.get(&format!("/api/v1/deliveries?after={unknown}")).0, 404);
-    // A PUT without a body writes nothing.
+}
+
+#[test]
+fn a_put_without_a_body_writes_nothing() {
+    let (env, d) = seeded();
     for path in ["handoff", "checkpoints/c.json", "inbox/empty.md"] {
         let (status, answer) = put(&d, &format!("/api/v1/workspaces/alpha/{path}"), b"");
         assert_eq!(status, 422, "{path}: {answer}");
@@ -205,25 +217,31 @@ fn the_server_reads_requests_as_the_document_describes_them() {
     }
     assert!(!env.ws("alpha").join("inbox/empty.md").exists());
     assert!(!env.ws("alpha").join("checkpoints/c.json").exists());
-    assert!(
-        std::fs::metadata(env.ws("alpha").join("handoff.json"))
-            .unwrap()
-            .len()
-            > 0
-    );
-    // The longest decision the schema allows is taken, not cut off at 2 MiB (413).
-    let doc: Value = d.get("/api/v1/openapi.json").1;
-    let branch = &doc["components"]["schemas"]["DecisionRequest"]["oneOf"][0]["properties"];
-    let (items, item) = (
-        branch["remaining"]["maxItems"].as_u64().unwrap() as usize,
-        branch["remaining"]["items"]["maxLength"].as_u64().unwrap() as usize,
-    );
+    let handoff = std::fs::metadata(env.ws("alpha").join("handoff.json")).unwrap();
+    assert!(handoff.len() > 0);
+}
+
+#[test]
+fn the_longest_decision_the_schema_allows_is_taken() {
+    let (_env, d) = seeded();
+    // 1,000 items of 1,024 characters, each escaped at 12 bytes (a surrogate pair): not cut
+    // off at axum's 2 MiB (413).
+    let (items, item) = (1000, 1024);
     let remaining = vec!["\u{1F600}".repeat(item); items];
-    let body =
-        serde_json::to_string(&json!({ "outcome": "changes_requested", "remaining": remaining }))
-            .unwrap()
-            .replace('\u{1F600}', "\\ud83d\\ude00");
+    let body = json!({ "outcome": "changes_requested", "remaining": remaining });
+    let body = body.to_string().replace('\u{1F600}', "\\ud83d\\ude00");
     assert!(body.len() > 2 << 20, "{}", body.len());
-    let (status, answer) = d.post_as("/api/v1/handoffs/h1/decision", token, &body);
+    let url = "/api/v1/handoffs/h1/decision";
+    let (status, answer) = d.post_as(url, Some(&d.token), &body);
     assert_eq!(status, 200, "{answer}");
+    // Those are the document's limits.
+    let doc: Value = d.get("/api/v1/openapi.json").1;
+    let branches = doc["components"]["schemas"]["DecisionRequest"]["oneOf"].clone();
+    let edits = branches
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["properties"]["remaining"].is_object()))
+        .map(|b| b["properties"]["remaining"].clone())
+        .expect("a branch with remaining");
+    assert_eq!(edits["maxItems"], items);
+    assert_eq!(edits["items"]["maxLength"], item);
 }
