@@ -8,6 +8,7 @@ mod peers;
 mod pg;
 mod shared;
 mod store_contract;
+mod timeouts;
 
 use crate::util::*;
 use baton::cluster::Cluster;
