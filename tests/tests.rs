@@ -13,6 +13,7 @@ mod audit;
 mod auth;
 mod browser;
 mod claim;
+mod claude_hook;
 mod cli;
 mod cluster;
 mod confined;

@@ -6,6 +6,7 @@ mod print;
 mod admin;
 mod agent;
 mod backup;
+mod claude_hook;
 mod cluster;
 mod doctor;
 mod evidence;
@@ -289,6 +290,12 @@ pub enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Agent-side hooks: `hook claude-code` is a Claude Code PreToolUse hook that stops the
+    /// tool calls `[hooks.claude_code]` rules match for a person's decision.
+    Hook {
+        #[command(subcommand)]
+        command: HookCommand,
+    },
     /// Print an argon2id hash of a password (read from standard input when it is not a terminal).
     HashPassword,
     /// Check an installation and say what to fix: the configuration, data_dir (owner-only,
@@ -440,6 +447,20 @@ pub enum PolicyCommand {
 }
 
 #[derive(Subcommand)]
+pub enum HookCommand {
+    /// Read a Claude Code PreToolUse hook input on standard input; for a tool call a
+    /// `[[hooks.claude_code.rules]]` entry matches, submit a handoff showing the tool and its
+    /// arguments, wait for a decision signed by the daemon's key, and print the hook output:
+    /// allow (approved), deny with the reviewer's words (rejected, changes requested,
+    /// withdrawn, expired, invalid), or `on_timeout` / `on_error` (ask unless set; never
+    /// allow). A call no rule matches passes through: nothing printed. Always exit 0.
+    ClaudeCode {
+        #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum AuditCommand {
     /// Check the hash chain of DIR/.baton/events.jsonl (and its end, against the daemon's anchor).
     Verify {
@@ -512,6 +533,9 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Audit {
             command: AuditCommand::Ack { dir, config, by },
         } => admin::audit_ack(&dir, config.as_deref(), by),
+        Command::Hook {
+            command: HookCommand::ClaudeCode { config },
+        } => claude_hook::claude_code(config.as_deref()),
         Command::HashPassword => admin::hash_password(),
         Command::Doctor { config } => doctor::doctor(config.as_deref()),
         Command::Backup { output, config } => backup::backup(&output, config.as_deref()),

@@ -12,11 +12,13 @@ mod channels;
 mod checks;
 pub mod cluster;
 mod groups;
+pub mod hooks;
 mod paths;
 mod tuning;
 
 pub use channels::{Smtp, Webhook, WebhookFormat};
 pub use cluster::Cluster;
+pub use hooks::Hooks;
 pub use tuning::{Audit, Deliveries, Http, Search, Sessions};
 
 use checks::{check_deliveries, check_routes, check_users, check_webhooks};
@@ -71,6 +73,8 @@ pub struct Config {
     pub audit: Audit,
     /// `[cluster]`: PostgreSQL as the system of record, shared by several daemons.
     pub cluster: Option<Cluster>,
+    /// `[hooks]`: agent-side hooks (`baton hook claude-code`); the daemon does not read it.
+    pub hooks: Hooks,
 }
 
 #[derive(Debug, Deserialize)]
@@ -120,6 +124,8 @@ struct RawConfig {
     audit: Audit,
     #[serde(default)]
     cluster: Option<Cluster>,
+    #[serde(default)]
+    hooks: Hooks,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -248,6 +254,9 @@ impl RawConfig {
         if let Some(cluster) = &self.cluster {
             cluster.check()?;
         }
+        if let Some(claude) = &self.hooks.claude_code {
+            claude.check()?;
+        }
         let sessions = &self.sessions;
         if !(60..=30 * 86400).contains(&sessions.idle_timeout_s)
             || !(sessions.idle_timeout_s..=90 * 86400).contains(&sessions.absolute_timeout_s)
@@ -291,6 +300,7 @@ impl RawConfig {
             search: self.search,
             audit: self.audit,
             cluster: self.cluster,
+            hooks: self.hooks.resolve(base),
         })
     }
 }

@@ -1,0 +1,475 @@
+//! `baton hook claude-code`: Claude Code's documented `PreToolUse` inputs fed to the real
+//! binary, a daemon running, a reviewer deciding through the API; every output (and every
+//! input fed) checked against the types the Claude Agent SDK (`claude-agent-sdk` on PyPI)
+//! declares for hooks. Nothing a person did not approve may come out as "allow".
+
+use crate::util::{user, write_atomic, Daemon, TestEnv, BIN};
+use serde_json::{json, Value};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// The hook table: calls of Bash that push with git need a person; anything else passes.
+fn hook_table(timeout_s: u64) -> String {
+    format!(
+        "{}\n[hooks.claude_code]\nworkspace = \"alpha\"\ntimeout_s = {timeout_s}\n\
+         [[hooks.claude_code.rules]]\ntool = \"Bash\"\nargument = \"/command\"\n\
+         regex = '^git\\s+push'\nreason = \"a push leaves this machine\"\n\
+         [[hooks.claude_code.rules]]\ntool = \"mcp__github__*\"\n",
+        user("rita", "\"reviewer\"")
+    )
+}
+
+/// A `PreToolUse` input as Claude Code sends it (every member its documentation lists).
+fn input(env: &TestEnv, tool: &str, args: Value) -> Value {
+    json!({
+        "session_id": "7d9e4b1c-2f3a-4c5d-9e8f-0a1b2c3d4e5f",
+        "transcript_path": "/home/dev/.claude/projects/app/7d9e4b1c.jsonl",
+        "cwd": env.root().display().to_string(),
+        "permission_mode": "default",
+        "hook_event_name": "PreToolUse",
+        "tool_name": tool,
+        "tool_input": args,
+        "tool_use_id": format!("toolu_01{}", crate::util::now_ms()),
+    })
+}
+
+fn push() -> Value {
+    json!({"command": "git push origin main", "description": "Push the release branch"})
+}
+
+/// Starts the hook with `input` on its standard input; `hook_out` collects its answer.
+fn hook_in(config: &Path, input: &Value) -> Child {
+    let mut child = Command::new(BIN)
+        .args(["hook", "claude-code", "--config", config.to_str().unwrap()])
+        .env("BATON_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run baton hook");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.to_string().as_bytes()).unwrap();
+    drop(stdin);
+    child
+}
+
+/// The hook's exit code must be 0 (Claude Code runs a call whose hook fails otherwise); its
+/// output, parsed, or None when it printed nothing (pass-through).
+fn hook_out(child: Child) -> Option<Value> {
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the hook exits 0 whatever happens: {out:?}"
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    (!text.trim().is_empty())
+        .then(|| serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}): {text}")))
+}
+
+fn run_hook(config: &Path, input: &Value) -> Option<Value> {
+    hook_out(hook_in(config, input))
+}
+
+fn decision_of(out: &Option<Value>) -> (String, String) {
+    let out = out.as_ref().expect("the hook answered");
+    let spec = &out["hookSpecificOutput"];
+    assert_eq!(spec["hookEventName"], "PreToolUse", "{out}");
+    (
+        spec["permissionDecision"].as_str().unwrap().to_string(),
+        spec["permissionDecisionReason"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    )
+}
+
+/// The one handoff pending, once the daemon has it.
+fn pending(d: &Daemon) -> Value {
+    let mut found = None;
+    d.wait_until("the call's handoff is pending", || {
+        found = d.handoffs("pending").into_iter().next();
+        found.is_some()
+    });
+    found.unwrap()
+}
+
+fn decide(d: &Daemon, key: &str, body: Value) {
+    let (status, answer) = d.post_as(
+        &format!("/api/v1/handoffs/{key}/decision"),
+        Some("rita-token"),
+        &body.to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+}
+
+/// The virtualenv's Python with the Claude Agent SDK (`.ci/run` installs it).
+fn python() -> PathBuf {
+    let python = std::env::var_os("BATON_MCP_PYTHON").map_or_else(
+        || {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME"))
+                .join(".cache/baton/mcp-venv/bin/python")
+        },
+        PathBuf::from,
+    );
+    let ok = Command::new(&python)
+        .args(["-c", "import claude_agent_sdk, pydantic"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "this test needs the Claude Agent SDK in {}: `{} -m pip install claude-agent-sdk`, or \
+         run `bash .ci/run`, which installs everything the tests need",
+        python.display(),
+        python.display()
+    );
+    python
+}
+
+/// Checks each (input, output) pair against the SDK's `PreToolUseHookInput` and
+/// `SyncHookJSONOutput`: valid, and nothing in the output the SDK does not declare (pydantic
+/// drops undeclared members of a TypedDict, so the output must survive a round trip as is).
+fn sdk_accepts(pairs: &[(Value, Option<Value>)]) {
+    const CHECK: &str = r#"
+import json, sys, typing, typing_extensions
+# pydantic reads a TypedDict's declarations only from typing_extensions' class before Python
+# 3.12, and the SDK takes typing's on 3.11: the same declarations, built with the class
+# pydantic can read.
+typing.TypedDict = typing_extensions.TypedDict
+from pydantic import TypeAdapter
+from claude_agent_sdk.types import PreToolUseHookInput, SyncHookJSONOutput
+inputs = TypeAdapter(PreToolUseHookInput)
+outputs = TypeAdapter(SyncHookJSONOutput)
+for case in json.load(sys.stdin):
+    inputs.validate_python(case["input"], strict=True)
+    out = case["output"]
+    if out is None:
+        continue
+    got = outputs.validate_python(out, strict=True)
+    assert outputs.dump_python(got) == out, f"members the SDK does not declare: {out} -> {got}"
+    spec = got["hookSpecificOutput"]
+    assert spec["hookEventName"] == "PreToolUse", spec
+    assert spec["permissionDecision"] in ("allow", "deny", "ask"), spec
+print("ok")
+"#;
+    let cases: Vec<Value> = pairs
+        .iter()
+        .map(|(i, o)| json!({"input": i, "output": o}))
+        .collect();
+    let mut child = Command::new(python())
+        .args(["-c", CHECK])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(json!(cases).to_string().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+        "the Claude Agent SDK refuses: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        serde_json::to_string_pretty(&cases).unwrap()
+    );
+}
+
+#[test]
+fn calls_no_rule_matches_pass_through_with_no_output() {
+    let env = TestEnv::with_config(&hook_table(5));
+    // No daemon runs: a pass-through must not need one.
+    let read = input(&env, "Read", json!({"file_path": "/srv/app/README.md"}));
+    let ls = input(&env, "Bash", json!({"command": "ls -la"}));
+    let a = run_hook(&env.config_path(), &read);
+    let b = run_hook(&env.config_path(), &ls);
+    assert_eq!((&a, &b), (&None, &None));
+    assert!(!env.ws("alpha").join("handoff.json").exists());
+    // Without a [hooks.claude_code] table every call passes, even one a rule above stops.
+    let plain = TestEnv::new();
+    let push_call = input(&plain, "Bash", push());
+    assert_eq!(run_hook(&plain.config_path(), &push_call), None);
+    sdk_accepts(&[(read, a), (ls, b), (push_call, None)]);
+}
+
+#[test]
+fn an_approved_call_is_allowed_and_the_handoff_shows_the_tool_and_its_arguments() {
+    let mut env = TestEnv::with_config(&hook_table(60));
+    let d = env.start();
+    let call = input(&env, "Bash", push());
+    let hook = hook_in(&env.config_path(), &call);
+    let h = pending(&d);
+    let key = h["key"].as_str().unwrap().to_string();
+    let (_, detail) = d.get(&format!("/api/v1/handoffs/{key}"));
+    let shown = detail.to_string();
+    for want in ["git push origin main", "Bash", "a push leaves this machine"] {
+        assert!(shown.contains(want), "the reviewer sees {want:?}: {detail}");
+    }
+    decide(
+        &d,
+        &key,
+        json!({"outcome": "approved", "comment": "release day"}),
+    );
+    let out = hook_out(hook);
+    let (decision, reason) = decision_of(&out);
+    assert_eq!(decision, "allow", "{reason}");
+    assert!(reason.contains("rita") && reason.contains(&key), "{reason}");
+    // An MCP tool the wildcard rule names is stopped too.
+    let merge = input(
+        &env,
+        "mcp__github__merge_pull_request",
+        json!({"pull_number": 7}),
+    );
+    let hook = hook_in(&env.config_path(), &merge);
+    let key2 = pending(&d)["key"].as_str().unwrap().to_string();
+    decide(&d, &key2, json!({"outcome": "approved"}));
+    let out2 = hook_out(hook);
+    assert_eq!(decision_of(&out2).0, "allow");
+    sdk_accepts(&[(call, out), (merge, out2)]);
+}
+
+#[test]
+fn a_rejected_call_is_denied_with_the_reviewers_words() {
+    let mut env = TestEnv::with_config(&hook_table(60));
+    let d = env.start();
+    let call = input(&env, "Bash", push());
+    let hook = hook_in(&env.config_path(), &call);
+    let key = pending(&d)["key"].as_str().unwrap().to_string();
+    decide(
+        &d,
+        &key,
+        json!({"outcome": "rejected", "comment": "never push to main directly"}),
+    );
+    let out = hook_out(hook);
+    let (decision, reason) = decision_of(&out);
+    assert_eq!(decision, "deny");
+    assert!(
+        reason.contains("never push to main directly") && reason.contains("rejected"),
+        "{reason}"
+    );
+    // Changes requested: denied, with what to change.
+    let again = input(
+        &env,
+        "Bash",
+        json!({"command": "git push --force origin main"}),
+    );
+    let hook = hook_in(&env.config_path(), &again);
+    let key = pending(&d)["key"].as_str().unwrap().to_string();
+    decide(
+        &d,
+        &key,
+        json!({"outcome": "changes_requested", "comment": "not with --force",
+               "instructions": "push to a branch and open a pull request"}),
+    );
+    let out2 = hook_out(hook);
+    let (decision, reason) = decision_of(&out2);
+    assert_eq!(decision, "deny");
+    assert!(
+        reason.contains("not with --force")
+            && reason.contains("push to a branch and open a pull request"),
+        "{reason}"
+    );
+    sdk_accepts(&[(call, out), (again, out2)]);
+}
+
+#[test]
+fn no_decision_in_time_answers_ask_or_what_on_timeout_says() {
+    let mut env = TestEnv::with_config(&hook_table(1));
+    let d = env.start();
+    let call = input(&env, "Bash", push());
+    let out = run_hook(&env.config_path(), &call);
+    let (decision, reason) = decision_of(&out);
+    assert_eq!(decision, "ask", "{reason}");
+    assert!(reason.contains("within 1 s"), "{reason}");
+    d.stop();
+    let denying =
+        hook_table(1).replace("timeout_s = 1\n", "timeout_s = 1\non_timeout = \"deny\"\n");
+    let mut env2 = TestEnv::with_config(&denying);
+    let _d2 = env2.start();
+    let call2 = input(&env2, "Bash", push());
+    let out2 = run_hook(&env2.config_path(), &call2);
+    assert_eq!(decision_of(&out2).0, "deny");
+    sdk_accepts(&[(call, out), (call2, out2)]);
+}
+
+#[test]
+fn failures_never_allow_no_daemon_a_bad_configuration_or_a_bad_input() {
+    let env = TestEnv::with_config(&hook_table(60));
+    // No daemon serves the workspace: said at once, not after the timeout.
+    let call = input(&env, "Bash", push());
+    let started = Instant::now();
+    let out = run_hook(&env.config_path(), &call);
+    let (decision, reason) = decision_of(&out);
+    assert_eq!(decision, "ask", "{reason}");
+    assert!(reason.contains("no running daemon"), "{reason}");
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // A configuration that does not load: its rules are unknown, so no call may pass.
+    let bad = env.root().join("bad.toml");
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    std::fs::write(&bad, text.replace("'^git\\s+push'", "'^git(push'")).unwrap();
+    let out2 = run_hook(&bad, &call);
+    let (decision, reason) = decision_of(&out2);
+    assert_eq!(decision, "ask", "{reason}");
+    assert!(reason.contains("regex"), "{reason}");
+    // Input that is no PreToolUse input, and on_error = "deny".
+    let denying = env.root().join("deny.toml");
+    std::fs::write(
+        &denying,
+        text.replace("timeout_s = 60\n", "timeout_s = 60\non_error = \"deny\"\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .args(["hook", "claude-code", "--config", denying.to_str().unwrap()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"{not json").unwrap();
+    let out3 = hook_out(child);
+    assert_eq!(decision_of(&out3).0, "deny");
+    let out4 = run_hook(&denying, &call);
+    assert_eq!(decision_of(&out4).0, "deny");
+    sdk_accepts(&[(call.clone(), out), (call.clone(), out2), (call, out4)]);
+}
+
+#[test]
+fn a_forged_or_replayed_decision_is_not_taken() {
+    let mut env = TestEnv::with_config(&hook_table(4));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    // A real signed approval, to replay below.
+    let first = input(&env, "Bash", push());
+    let hook = hook_in(&env.config_path(), &first);
+    let key = pending(&d)["key"].as_str().unwrap().to_string();
+    decide(&d, &key, json!({"outcome": "approved"}));
+    assert_eq!(decision_of(&hook_out(hook)).0, "allow");
+    let genuine: Value =
+        serde_json::from_slice(&std::fs::read(ws.join("decision.json")).unwrap()).unwrap();
+    assert!(genuine.get("attestation").is_some(), "{genuine}");
+
+    let second = input(&env, "Bash", json!({"command": "git push origin v2"}));
+    let hook = hook_in(&env.config_path(), &second);
+    let h = pending(&d);
+    let key2 = h["key"].as_str().unwrap();
+    let handoff = std::fs::read(ws.join("handoff.json")).unwrap();
+    let sha = baton::contract::validate::sha256_hex(&handoff);
+    // An approval the agent wrote itself, without a signature...
+    let mut unsigned = genuine.clone();
+    let doc = unsigned.as_object_mut().unwrap();
+    doc.remove("attestation");
+    doc.remove("receipt");
+    doc.insert("handoff_key".into(), json!(key2));
+    doc.insert("handoff_sha256".into(), json!(sha));
+    write_atomic(&ws.join("decision.json"), unsigned.to_string().as_bytes());
+    std::thread::sleep(Duration::from_millis(1500));
+    // ...and the genuine signed one, made to answer this handoff instead.
+    let mut replayed = genuine.clone();
+    replayed["handoff_key"] = json!(key2);
+    replayed["handoff_sha256"] = json!(sha);
+    write_atomic(&ws.join("decision.json"), replayed.to_string().as_bytes());
+    let out = hook_out(hook);
+    let (decision, reason) = decision_of(&out);
+    assert_ne!(decision, "allow", "{reason}");
+    assert_eq!(decision, "ask", "{reason}");
+    assert!(reason.contains("refused"), "{reason}");
+    sdk_accepts(&[(second, out)]);
+}
+
+/// The fenced block of `lang` in docs/agents.md's Claude Code section, as printed.
+fn documented(lang: &str) -> String {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/agents.md"))
+            .unwrap();
+    let section = text
+        .split("\n## ")
+        .find(|s| s.starts_with("Claude Code"))
+        .expect("docs/agents.md has a Claude Code section");
+    let fence = format!("```{lang}\n");
+    let start = section.find(&fence).expect("the block") + fence.len();
+    section[start..].split("```").next().unwrap().to_string()
+}
+
+#[test]
+fn the_documented_configuration_and_settings_work_as_printed() {
+    let toml = documented("toml");
+    let mut env = TestEnv::with_config(&format!("{}\n{toml}", user("rita", "\"reviewer\"")));
+    env.init("claude");
+    let d = env.start();
+    let write = input(
+        &env,
+        "Write",
+        json!({"file_path": "/srv/app/.env", "content": "TOKEN=x"}),
+    );
+    let hook = hook_in(&env.config_path(), &write);
+    let key = pending(&d)["key"].as_str().unwrap().to_string();
+    decide(&d, &key, json!({"outcome": "approved"}));
+    let out = hook_out(hook);
+    assert_eq!(decision_of(&out).0, "allow");
+    let read = input(&env, "Read", json!({"file_path": "/srv/app/.env"}));
+    let passed = run_hook(&env.config_path(), &read);
+    assert_eq!(passed, None);
+    // settings.json: the command is this subcommand, and Claude Code waits longer than baton.
+    let settings: Value = serde_json::from_str(&documented("json")).expect("settings.json");
+    let hook = &settings["hooks"]["PreToolUse"][0]["hooks"][0];
+    assert_eq!(hook["type"], "command");
+    let words: Vec<&str> = hook["command"].as_str().unwrap().split(' ').collect();
+    assert_eq!(words[1..4], ["hook", "claude-code", "--config"], "{hook}");
+    let timeout_s: u64 = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("timeout_s = "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap();
+    assert!(hook["timeout"].as_u64().unwrap() > timeout_s, "{hook}");
+    sdk_accepts(&[(write, out), (read, passed)]);
+}
+
+/// The round trip a Claude Code session waits through: hook in -> handoff pending at the
+/// daemon -> a reviewer's API decision -> hook out. Prints p50/p99 over 20 runs.
+/// `cargo test --test tests -- claude_hook::round_trip --ignored --nocapture`
+#[test]
+#[ignore]
+fn round_trip_latency() {
+    let mut env = TestEnv::with_config(&hook_table(60));
+    let d = env.start();
+    let (mut total, mut received, mut answered) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..20 {
+        let call = input(
+            &env,
+            "Bash",
+            json!({"command": format!("git push origin r{i}")}),
+        );
+        let start = Instant::now();
+        let hook = hook_in(&env.config_path(), &call);
+        let key = loop {
+            if let Some(h) = d.handoffs("pending").into_iter().next() {
+                break h["key"].as_str().unwrap().to_string();
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let seen = start.elapsed();
+        let before = Instant::now();
+        decide(&d, &key, json!({"outcome": "approved"}));
+        let out = hook_out(hook);
+        assert_eq!(decision_of(&out).0, "allow");
+        received.push(seen);
+        answered.push(before.elapsed());
+        total.push(start.elapsed());
+    }
+    let pct = |v: &mut Vec<Duration>, p: f64| {
+        v.sort();
+        v[((v.len() as f64 * p).ceil() as usize).saturating_sub(1)]
+    };
+    for (name, v) in [
+        ("hook in -> handoff pending", &mut received),
+        ("API decision -> hook out", &mut answered),
+        ("round trip", &mut total),
+    ] {
+        println!("{name}: p50 {:?} p99 {:?}", pct(v, 0.5), pct(v, 0.99));
+    }
+}
