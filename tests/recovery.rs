@@ -226,3 +226,106 @@ fn a_revision_copy_a_crash_left_behind_is_republished_not_called_tampering() {
     assert_eq!(d.health()["tamper_alerts"], 1, "{}", d.health());
     d.stop();
 }
+
+/// A damaged mark of what reached the outbox is never read as "nothing owed": each start
+/// with one says so (log, `baton_errors_total{kind="handed_mark"}`, `baton doctor`), keeps it
+/// as evidence, and sends again what came after the last event the outbox holds: here the
+/// event whose spool files a crash lost, and not the one before it. Garbage, a torn mark and
+/// a well-formed mark naming a point the log does not hold, in turn.
+#[test]
+fn a_damaged_mark_of_what_reached_the_outbox_is_refused_loudly_and_what_follows_the_last_proven_event_is_sent_again(
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), 0, &[]);
+    let mut env = TestEnv::with_config(&notify::config(&receiver.url(), "0, 0.05"));
+    let data = env.root().join("data");
+    let d = env.start();
+    notify::submit(&env, "proven");
+    d.wait_until("the first is delivered", || {
+        received(&receiver, "proven").len() == 1
+    });
+    d.stop();
+    let mark = file_ending(&data.join("anchors"), ".handed.json");
+    let good = std::fs::read(&mark).unwrap();
+    let text = String::from_utf8(good.clone()).unwrap();
+    let hash_at = text.find("\"hash\":\"").unwrap() + 8;
+    let mut elsewhere = text.clone().into_bytes();
+    elsewhere[hash_at] = if elsewhere[hash_at] == b'a' {
+        b'b'
+    } else {
+        b'a'
+    };
+    let damages: [(&str, Vec<u8>); 3] = [
+        ("garbage", b"\x00\x17not a mark at all\xff".repeat(40)),
+        ("torn", good[..good.len().min(20)].to_vec()),
+        ("elsewhere", elsewhere),
+    ];
+    for (round, (what, bytes)) in damages.into_iter().enumerate() {
+        let key = format!("lost-{what}");
+        let d = env.start();
+        notify::submit(&env, &key);
+        d.wait_until("delivered", || received(&receiver, &key).len() == 1);
+        d.stop();
+        // A crash lost the event's spool files and the mark is damaged.
+        for entry in std::fs::read_dir(data.join("outbox")).unwrap() {
+            let path = entry.unwrap().path();
+            let spooled: Option<Value> = std::fs::read(&path)
+                .ok()
+                .and_then(|b| serde_json::from_slice(&b).ok());
+            if spooled.is_some_and(|s| s["key"] == key.as_str()) {
+                std::fs::remove_file(&path).unwrap();
+            }
+        }
+        std::fs::write(&mark, &bytes).unwrap();
+        let doctor =
+            crate::util::baton(&["doctor", "--config", env.config_path().to_str().unwrap()]);
+        let said = String::from_utf8_lossy(&doctor.stdout);
+        assert!(
+            said.contains("outbox marks") && said.contains("is damaged"),
+            "{what}: doctor: {said}"
+        );
+
+        let d = env.start();
+        d.wait_until("the event after the last proven one is sent again", || {
+            received(&receiver, &key).len() == 2
+        });
+        let sent = received(&receiver, &key);
+        assert_eq!(
+            sent[0]["id"], sent[1]["id"],
+            "{what}: one webhook-id: {sent:?}"
+        );
+        assert_eq!(
+            received(&receiver, "proven").len(),
+            1,
+            "{what}: what the outbox holds is not sent again"
+        );
+        let metrics = d.metrics();
+        assert!(
+            metrics.contains("baton_errors_total{kind=\"handed_mark\"} 1"),
+            "{what}: {metrics}"
+        );
+        d.stop();
+        let logs = crate::util::daemon_logs(&env);
+        assert_eq!(
+            logs.matches("damaged mark of which events reached the outbox")
+                .count(),
+            round + 1,
+            "{what}: logged once per start that found one"
+        );
+        let mut aside = mark.clone().into_os_string();
+        aside.push(".damaged");
+        assert_eq!(
+            std::fs::read(&aside).unwrap(),
+            bytes,
+            "{what}: kept as found"
+        );
+        let doctor =
+            crate::util::baton(&["doctor", "--config", env.config_path().to_str().unwrap()]);
+        let said = String::from_utf8_lossy(&doctor.stdout);
+        assert!(
+            said.contains("set aside") && !said.contains("is damaged"),
+            "{what}: a good mark again, the evidence named: {said}"
+        );
+        std::fs::remove_file(&aside).unwrap();
+    }
+}

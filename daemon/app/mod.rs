@@ -215,6 +215,8 @@ impl App {
         if self.workspace(&ws.name).is_some() || !self.own(&ws) {
             return Ok(None);
         }
+        // From here every write on its share is fenced by the lease just taken (in a cluster).
+        let ws = runtime::leases::fenced(self, ws);
         let runtime::load::Loaded {
             ws: loaded,
             findings,

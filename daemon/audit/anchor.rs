@@ -54,6 +54,11 @@ pub struct Entry {
 pub trait RemoteAnchors: Send + Sync + std::fmt::Debug {
     fn read(&self, tag: &str) -> io::Result<Option<Anchor>>;
     fn write(&self, tag: &str, anchor: &Anchor) -> io::Result<()>;
+    /// How far the workspace's events were handed on to the outbox (see `super::handed`):
+    /// the workspace's, whichever node serves it.
+    fn read_handed(&self, tag: &str) -> io::Result<Option<Mark>>;
+    /// Moves that mark; refused once this node's lease is gone.
+    fn write_handed(&self, tag: &str, mark: &Mark) -> io::Result<()>;
 }
 
 /// The anchor files of one workspace.
@@ -91,7 +96,7 @@ impl Anchors {
     /// The mark of how far this log's events reached the outbox.
     pub fn handed(&self) -> super::handed::Handed {
         let dir = self.anchor.parent().unwrap_or(Path::new("."));
-        super::handed::Handed::new(dir, &self.tag)
+        super::handed::Handed::new(dir, &self.tag, self.remote.clone())
     }
 
     /// Kept in the cluster's database (`RemoteAnchors`) instead of data_dir.

@@ -7,7 +7,7 @@
 //! `baton audit verify` reports TAMPERED until an administrator acknowledges it.
 
 pub mod anchor;
-mod handed;
+pub mod handed;
 pub mod ledger;
 mod lines;
 mod recheck;
@@ -46,7 +46,6 @@ pub mod fuzzing {
             .expect("reading bytes in memory does not fail")
     }
 }
-
 
 use crate::clock::now_rfc3339;
 use crate::events::{Event, EventType};
@@ -232,24 +231,66 @@ impl AuditLog {
         Ok(head.seq)
     }
 
-    /// The events logged but not handed on before a crash, read back from the log and proven
-    /// by its chain; `then` says whether it kept them. Called once at start, before appends.
-    pub fn owed_then(&self, then: impl FnOnce(Vec<(String, Event)>) -> bool) -> io::Result<()> {
+    /// The events logged but not handed on before a crash (or by the node that served the
+    /// workspace before), read back from the log and proven by its chain; `then` says whether
+    /// it kept them. Called once at start (or takeover), before appends.
+    ///
+    /// A mark that is damaged (see `handed`) is never read as "nothing owed": the events after
+    /// the last one `proven` says reached the outbox are handed on again (the outbox drops
+    /// those it still holds, by id), and the damage is returned for the caller to raise.
+    pub fn owed_then(
+        &self,
+        proven: &dyn Fn(&str) -> bool,
+        then: impl FnOnce(Vec<(String, Event)>) -> bool,
+    ) -> io::Result<Option<handed::Damaged>> {
         let head = self.head.lock().unwrap_or_else(|e| e.into_inner());
-        let owed = match self.handed.read() {
-            Some(from) if from != *head => {
-                let mut file = self.ws.open_append(&self.ws.events_path())?;
-                let owed = handed::owed(&mut file, &from, &head)?;
-                if owed.is_none() {
+        let open = || self.ws.open_append(&self.ws.events_path());
+        let (owed, damage) = match self.handed.read() {
+            Ok(Some(from)) if from == *head => (Vec::new(), None),
+            Ok(None) => (Vec::new(), None),
+            Ok(Some(from)) => match handed::owed(&mut open()?, &from, &head)? {
+                Some(owed) => (owed, None),
+                // The log was replaced since (a chain broken at this open): its events were
+                // never the mark's, and nothing unproven is sent.
+                None if self.chains.load(Ordering::Acquire) > 0 => {
                     tracing::warn!(workspace = %self.ws.name, "cannot tell which logged events reached the outbox (the log changed since); none are sent again");
+                    (Vec::new(), None)
                 }
-                owed.unwrap_or_default()
-            }
-            _ => Vec::new(),
+                None => {
+                    let why = format!(
+                        "it names event {} ending at byte {}, which this log does not hold (it ends at event {})",
+                        from.seq,
+                        from.len.unwrap_or(0),
+                        head.seq
+                    );
+                    let damage = handed::Damaged {
+                        place: self.handed.place(),
+                        why,
+                    };
+                    (self.owed_since_proven(&head, proven)?, Some(damage))
+                }
+            },
+            Err(damage) => (self.owed_since_proven(&head, proven)?, Some(damage)),
         };
+        if let Some(damage) = &damage {
+            let kept = self.handed.keep_damaged();
+            tracing::error!(workspace = %self.ws.name, error = %damage, kept = ?kept, resent = owed.len(),
+                "damaged mark of which events reached the outbox: not trusted; the events after the last one the outbox holds are handed on again");
+        }
         let kept = owed.is_empty() || then(owed);
         self.hand_on(&head, kept);
-        Ok(())
+        Ok(damage)
+    }
+
+    /// `handed::since_proven` of this log up to `head` (nothing if it does not chain: the
+    /// re-verify raises that).
+    fn owed_since_proven(
+        &self,
+        head: &Mark,
+        proven: &dyn Fn(&str) -> bool,
+    ) -> io::Result<Vec<(String, Event)>> {
+        let mut file = self.ws.open_append(&self.ws.events_path())?;
+        Ok(handed::since_proven(&mut file, head, proven)?.unwrap_or_default())
     }
 
     /// Checks, between appends, that the log is still what the daemon wrote (as an append
@@ -342,6 +383,10 @@ impl AuditLog {
             before: Some(head.clone()),
             gen: self.next_gen(),
         })?;
+        // In a cluster the anchor's write was fenced by the database; the append on the share
+        // is fenced here, right before it (a node paused in between past its lease would
+        // otherwise append after its successor's events, and the successor break the chain).
+        self.ws.may_write()?;
         if let Err(e) = file
             .write_all(text.as_bytes())
             .and_then(|()| fsync::data(&file, fsync::Kind::Audit))
@@ -386,6 +431,9 @@ impl AuditLog {
     /// Records a log found changed, keeps a copy as evidence, and starts a new chain whose
     /// first event is `audit.broken`. Returns the new head.
     fn break_chain(&self, found: &str, anchored: Option<Anchor>) -> io::Result<Mark> {
+        // A node whose lease is gone finds the log "changed" by its successor: that is no
+        // tampering, and it must neither record it nor set the log aside nor start a chain.
+        self.ws.may_write()?;
         let event = self.record_break(found, anchored)?;
         // A folder or something else that cannot be removed in the log's place: the finding is
         // recorded and raised, and the change that wanted to be logged is refused.

@@ -1,9 +1,11 @@
 //! The audit anchors in the database: where each workspace's log must end, written before
 //! every append under the workspace's lease, so the node that takes a workspace over knows
-//! where its predecessor left the log, and a node whose lease is gone cannot append.
+//! where its predecessor left the log, and a node whose lease is gone cannot append. Beside
+//! each anchor, the mark of how far the log was handed on to the outbox (`handed`), so a
+//! takeover hands on only what its predecessor had not.
 
 use super::{io_error, Cluster};
-use crate::audit::{Anchor, RemoteAnchors};
+use crate::audit::{Anchor, Mark, RemoteAnchors};
 use std::io;
 use std::sync::Arc;
 
@@ -38,6 +40,32 @@ impl RemoteAnchors for AnchorRows {
             tx.execute(
                 "INSERT INTO anchors (tag, anchor, epoch) VALUES ($1, $2::text::jsonb, $3)
                  ON CONFLICT (tag) DO UPDATE SET anchor = $2::text::jsonb, epoch = $3",
+                &[&tag, &text, &epoch],
+            )
+            .map(drop)
+        })
+    }
+
+    fn read_handed(&self, tag: &str) -> io::Result<Option<Mark>> {
+        let mut client = self.cluster.client().map_err(io_error)?;
+        let row = client
+            .query_opt("SELECT mark::text FROM handed WHERE tag = $1", &[&tag])
+            .map_err(io_error)?;
+        row.map(|r| {
+            let text: String = r.get(0);
+            crate::audit::handed::parse(text.as_bytes())
+                .map_err(|why| io::Error::new(io::ErrorKind::InvalidData, why))
+        })
+        .transpose()
+    }
+
+    fn write_handed(&self, tag: &str, mark: &Mark) -> io::Result<()> {
+        let text = serde_json::to_string(mark)?;
+        let rows = super::records::Rows::new(self.cluster.clone());
+        rows.fenced(tag, |tx, epoch| {
+            tx.execute(
+                "INSERT INTO handed (tag, mark, epoch) VALUES ($1, $2::text::jsonb, $3)
+                 ON CONFLICT (tag) DO UPDATE SET mark = $2::text::jsonb, epoch = $3",
                 &[&tag, &text, &epoch],
             )
             .map(drop)

@@ -75,6 +75,17 @@ impl Keep for DeliveryRows {
         }
     }
 
+    fn known(&self, ids: &[String]) -> Result<Vec<String>, SpoolError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut client = self.cluster.client().map_err(db)?;
+        let rows = client
+            .query("SELECT id FROM deliveries WHERE id = ANY($1)", &[&ids])
+            .map_err(db)?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     fn adopt(&self) -> Vec<Delivery> {
         let adopted = self.cluster.client().map_err(db).and_then(|mut client| {
             client

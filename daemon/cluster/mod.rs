@@ -12,6 +12,7 @@
 mod clock;
 mod anchors;
 mod deliveries;
+mod fence;
 pub mod lease;
 pub mod peers;
 mod people;
@@ -124,7 +125,7 @@ pub fn records_of(config: &config::Config) -> anyhow::Result<crate::store::Recor
 
 fn pool(config: &config::Cluster) -> Result<(Pool, postgres::Config), ClusterError> {
     let url = config::cluster::redacted(&config.database_url);
-    let pg: postgres::Config =
+    let mut pg: postgres::Config =
         config
             .database_url
             .parse()
@@ -132,6 +133,7 @@ fn pool(config: &config::Cluster) -> Result<(Pool, postgres::Config), ClusterErr
                 url: url.clone(),
                 error: e.to_string(),
             })?;
+    stall_limits(&mut pg, Duration::from_secs(config.lease_ttl_s));
     let manager = PostgresConnectionManager::new(pg.clone(), NoTls);
     let pool = r2d2::Pool::builder()
         .max_size(8)
@@ -142,6 +144,23 @@ fn pool(config: &config::Cluster) -> Result<(Pool, postgres::Config), ClusterErr
             error: e.to_string(),
         })?;
     Ok((pool, pg))
+}
+
+/// Bounds what a stalled node can hold in the database. A node paused (SIGSTOP, a frozen VM)
+/// in the middle of a fenced write keeps its transaction open, and with it the `FOR SHARE`
+/// lock on the workspace's lease row: the successor's takeover (an `UPDATE` of that row) then
+/// waited for as long as the pause lasted, holding up its renewals of every other lease.
+/// The node's own transactions never wait on it between statements, so one idle in a
+/// transaction longer than this is stalled: PostgreSQL ends its session (the write is rolled
+/// back, as refused), and a statement waits at most as long for a row lock.
+fn stall_limits(pg: &mut postgres::Config, ttl: Duration) {
+    let limit = (ttl / 3).clamp(Duration::from_secs(1), Duration::from_secs(5));
+    let ms = limit.as_millis();
+    let options = format!(
+        "{} -c idle_in_transaction_session_timeout={ms} -c lock_timeout={ms}",
+        pg.get_options().unwrap_or_default()
+    );
+    pg.options(options.trim());
 }
 
 /// A database failure as the store's error: the transition it was part of did not happen.

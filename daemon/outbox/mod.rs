@@ -232,6 +232,38 @@ impl Outbox {
         origins: &[String],
         audience: &dyn Fn(&Event) -> Option<Audience>,
     ) -> bool {
+        self.spool_new(events, origins, audience, false)
+    }
+
+    /// `spool` of events owed since a crash or a takeover: a notification any node already
+    /// made (in a cluster: the node that served the workspace before may have made it and
+    /// sent it, under the same id) is not made again, so a takeover sends each event once
+    /// per endpoint and each mail once per person. Unknown (the database cannot say): made.
+    pub fn spool_owed(
+        &self,
+        events: &[Event],
+        origins: &[String],
+        audience: &dyn Fn(&Event) -> Option<Audience>,
+    ) -> bool {
+        self.spool_new(events, origins, audience, true)
+    }
+
+    /// Whether a notification of the event whose audit line's hash is `origin` is held here,
+    /// on any channel: proof that the event was handed on (see `AuditLog::owed_then`).
+    pub fn handed_on(&self, origin: &str) -> bool {
+        let index = self.shared.lock();
+        self.wake
+            .keys()
+            .any(|channel| index.contains_key(&delivery_id(origin, channel)))
+    }
+
+    fn spool_new(
+        &self,
+        events: &[Event],
+        origins: &[String],
+        audience: &dyn Fn(&Event) -> Option<Audience>,
+        owed: bool,
+    ) -> bool {
         let mut made = Vec::new();
         for (event, origin) in events.iter().zip(origins) {
             let aud = audience(event);
@@ -265,6 +297,22 @@ impl Outbox {
             // A notice: the email worker finds the route's reviewers and writes the mails.
             if self.mails && owes_mail(event) && event.key.is_some() {
                 made.push(self.make(event, origin, EMAIL, String::new()));
+            }
+        }
+        if owed {
+            let ids: Vec<String> = made.iter().map(|d| d.id.clone()).collect();
+            match self.shared.spool.known(&ids) {
+                Ok(known) if !known.is_empty() => {
+                    tracing::info!(
+                        count = known.len(),
+                        "owed notifications already made by the node that served the workspace before; not made again"
+                    );
+                    made.retain(|d| !known.contains(&d.id));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot tell which owed notifications were made already; making them all (receivers see repeated ids)")
+                }
             }
         }
         let mut index = self.shared.lock();

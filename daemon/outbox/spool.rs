@@ -107,6 +107,12 @@ pub trait Keep: Send + Sync {
     fn adopt(&self) -> Vec<Delivery> {
         Vec::new()
     }
+    /// Which of `ids` are kept by any node (in a cluster): made there already, by this node or
+    /// the one that served the workspace before, and not to be made again. One daemon's own
+    /// deliveries are all in its index, so it has none to add.
+    fn known(&self, _ids: &[String]) -> Result<Vec<String>, SpoolError> {
+        Ok(Vec::new())
+    }
 }
 
 pub struct Spool {

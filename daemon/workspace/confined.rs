@@ -19,6 +19,7 @@ pub use opened::OpenedDir;
 pub use reads::Identity;
 pub(super) use reads::{identities, open_regular, sha256, sha256_capture, sha256_known};
 
+use super::fence::Fence;
 use super::files::{read_open_file, ReadError};
 use super::fsync::{self, Kind};
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt, OpenOptionsSyncExt};
@@ -32,8 +33,14 @@ use std::path::{Component, Path, PathBuf};
 /// Writes `bytes` to `rel` (relative to `root`) atomically and, if `durable`, durably: a temp
 /// file in the target folder, fsync, rename over the target, fsync the folder. Missing folders
 /// are made.
-pub(super) fn write(root: &Path, rel: &Path, bytes: &[u8], durable: bool) -> io::Result<()> {
-    write_mode(root, rel, bytes, durable, 0o644)
+pub(super) fn write(
+    root: &Path,
+    rel: &Path,
+    bytes: &[u8],
+    durable: bool,
+    fence: &Fence,
+) -> io::Result<()> {
+    write_mode(root, rel, bytes, durable, 0o644, fence)
 }
 
 /// `write` with the file's permission bits (e.g. 0o444 for approved work).
@@ -43,10 +50,11 @@ pub(super) fn write_mode(
     bytes: &[u8],
     durable: bool,
     mode: u32,
+    fence: &Fence,
 ) -> io::Result<()> {
     let (dirs, name) = split(rel)?;
     let dir = walk(root, &dirs, Some(durable))?;
-    put(&dir, name, bytes, durable, mode)?;
+    put(&dir, name, bytes, durable, mode, fence)?;
     if durable {
         sync(dir)?;
     }
@@ -60,13 +68,14 @@ pub(super) fn write_each(
     rel_dir: &Path,
     files: &[(&str, &[u8])],
     durable: bool,
+    fence: &Fence,
 ) -> io::Result<()> {
     let dir = walk(root, &names(rel_dir)?, Some(durable))?;
     let mut result = Ok(());
     for (name, bytes) in files {
         let written = match split(Path::new(name)) {
             Ok((on_the_way, name)) if on_the_way.is_empty() => {
-                put(&dir, name, bytes, durable, 0o644)
+                put(&dir, name, bytes, durable, 0o644, fence)
             }
             _ => Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -82,8 +91,21 @@ pub(super) fn write_each(
 }
 
 /// Writes the file `name` of `dir` whole, through a temp file renamed over it.
-fn put(dir: &Dir, name: &OsStr, bytes: &[u8], durable: bool, mode: u32) -> io::Result<()> {
+fn put(
+    dir: &Dir,
+    name: &OsStr,
+    bytes: &[u8],
+    durable: bool,
+    mode: u32,
+    fence: &Fence,
+) -> io::Result<()> {
     let tmp = write_temp(dir, bytes, durable, mode)?;
+    // Checked again right before the rename that makes the file visible: the temp file's
+    // write and sync take long enough for a node to be paused past its lease in between.
+    if let Err(e) = fence.check() {
+        let _ = dir.remove_file(&tmp);
+        return Err(e);
+    }
     // Renaming within one folder handle: the target cannot have moved elsewhere meanwhile.
     // A symlink at the target name is replaced, not followed.
     if let Err(e) = dir.rename(&tmp, dir, name) {
@@ -491,7 +513,14 @@ mod tests {
         let ws = tempfile::tempdir().unwrap();
         let outside = tempfile::tempdir().unwrap();
         let files: &[(&str, &[u8])] = &[("a.json", b"1"), ("../b.json", b"2"), ("c.json", b"3")];
-        let written = write_each(ws.path(), Path::new(".baton/handoffs/k"), files, false);
+        let none = crate::workspace::fence::Fence::default();
+        let written = write_each(
+            ws.path(),
+            Path::new(".baton/handoffs/k"),
+            files,
+            false,
+            &none,
+        );
         assert!(written.is_err(), "a name that is a path is refused");
         let dir = ws.path().join(".baton/handoffs/k");
         assert_eq!(std::fs::read(dir.join("a.json")).unwrap(), b"1");
@@ -512,6 +541,7 @@ mod tests {
             Path::new(".baton/handoffs/j"),
             &files[..1],
             false,
+            &none,
         );
         assert!(through.is_err());
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);

@@ -5,6 +5,7 @@
 mod artifacts;
 mod browse;
 mod confined;
+pub mod fence;
 pub mod file_modes;
 mod files;
 mod fsinfo;
@@ -43,6 +44,8 @@ pub struct Workspace {
     pub name: String,
     /// Canonical (symlink-free, absolute) path of the workspace folder.
     pub root: PathBuf,
+    /// Checked right before every write below (see `fence`): in a cluster, the lease.
+    pub fence: fence::Fence,
 }
 
 impl Workspace {
@@ -62,7 +65,23 @@ impl Workspace {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "/".into());
-        Ok(Workspace { name, root })
+        Ok(Workspace {
+            name,
+            root,
+            fence: fence::Fence::default(),
+        })
+    }
+
+    /// This handle with `fence` checked before each of its writes.
+    pub fn fenced(self, fence: fence::Fence) -> Workspace {
+        Workspace { fence, ..self }
+    }
+
+    /// `Ok` when this daemon may write on the workspace now (see `fence`). The writes below
+    /// check it themselves; a write through a file opened earlier (the audit log's append)
+    /// checks it right before writing.
+    pub fn may_write(&self) -> io::Result<()> {
+        self.fence.check()
     }
 
     pub fn handoff_path(&self) -> PathBuf {
@@ -97,12 +116,21 @@ impl Workspace {
     /// Writes a daemon file atomically and durably (temp file, fsync, rename, fsync of the
     /// folder), making missing folders. A symlink on the way is refused.
     pub fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        confined::write(&self.root, self.relative(path)?, bytes, true)
+        self.may_write()?;
+        confined::write(&self.root, self.relative(path)?, bytes, true, &self.fence)
     }
 
     /// `write` of a read-only file (mode 0444): approved work, which nobody is to change.
     pub fn write_readonly(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        confined::write_mode(&self.root, self.relative(path)?, bytes, true, 0o444)
+        self.may_write()?;
+        confined::write_mode(
+            &self.root,
+            self.relative(path)?,
+            bytes,
+            true,
+            0o444,
+            &self.fence,
+        )
     }
 
     /// `write` without the fsyncs: atomic (readers see the old file or the new one) but not
@@ -110,13 +138,15 @@ impl Workspace {
     /// rewritten in every workspace every few seconds, where fsyncs would compete with the
     /// ones that make decisions durable).
     pub fn write_volatile(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
-        confined::write(&self.root, self.relative(path)?, bytes, false)
+        self.may_write()?;
+        confined::write(&self.root, self.relative(path)?, bytes, false, &self.fence)
     }
 
     /// `write_volatile` of several files (name, bytes) into the folder `dir`, which is walked
     /// down to once for all of them.
     pub fn write_volatile_each(&self, dir: &Path, files: &[(&str, &[u8])]) -> io::Result<()> {
-        confined::write_each(&self.root, self.relative(dir)?, files, false)
+        self.may_write()?;
+        confined::write_each(&self.root, self.relative(dir)?, files, false, &self.fence)
     }
 
     /// Reads a regular file of at most `limit` bytes; `Ok(None)`: it or a folder on the way
@@ -141,18 +171,21 @@ impl Workspace {
     /// Removes a file durably; one already gone is fine. A symlink at the end is removed
     /// itself, never its target.
     pub fn remove(&self, path: &Path) -> io::Result<()> {
+        self.may_write()?;
         confined::remove(&self.root, self.relative(path)?, true)
     }
 
     /// `remove` without the fsync of the folder, for copies and stale answers that the daemon
     /// removes again if a crash brings them back.
     pub fn remove_volatile(&self, path: &Path) -> io::Result<()> {
+        self.may_write()?;
         confined::remove(&self.root, self.relative(path)?, false)
     }
 
     /// Renames a file durably; the folders of both must exist (NotFound otherwise, as when
     /// `from` is missing).
     pub fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.may_write()?;
         confined::rename(&self.root, self.relative(from)?, self.relative(to)?)
     }
 
@@ -261,6 +294,7 @@ impl Workspace {
     /// something else lies at its name (a symlink, a folder, a hard link planted there, a file
     /// of another user).
     pub fn rewrite_volatile(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.may_write()?;
         use std::os::unix::fs::MetadataExt;
         let opened = confined::open_rewrite(&self.root, self.relative(path)?, false);
         // Only into a file of this daemon's user: one an agent left at the name is replaced.
@@ -277,6 +311,7 @@ impl Workspace {
 
     /// Makes the folder `path` and those on the way to it (real folders only).
     pub fn make_dirs(&self, path: &Path) -> io::Result<()> {
+        self.may_write()?;
         let rel = self.relative(path)?;
         confined::walk(&self.root, &confined::names(rel)?, Some(false)).map(|_| ())
     }

@@ -3,6 +3,8 @@
 //! and the schema check.
 
 mod any_node;
+mod fenced;
+mod handed;
 mod nodes;
 mod peers;
 mod pg;

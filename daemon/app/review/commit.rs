@@ -36,14 +36,17 @@ impl Commit {
         ws.audit.append_then(events, spool).map(drop)
     }
 
-    /// Spools the notifications of events a crash kept from the outbox after they were
-    /// logged. Called at start, before the workspace's first append.
-    pub fn respool(&self, ws: &Served) -> io::Result<()> {
-        ws.audit.owed_then(|owed| {
+    /// Spools the notifications of events a crash (or the node that served the workspace
+    /// before) kept from the outbox after they were logged. Called at start or takeover,
+    /// before the workspace's first append. Returns the damage of the mark of what was handed
+    /// on, if it was damaged (the events after the last one the outbox holds were spooled).
+    pub fn respool(&self, ws: &Served) -> io::Result<Option<crate::audit::handed::Damaged>> {
+        let proven = |origin: &str| self.outbox.handed_on(origin);
+        ws.audit.owed_then(&proven, |owed| {
             tracing::warn!(workspace = %ws.workspace.name, count = owed.len(), "spooling the notifications of events a crash kept from the outbox");
             let (origins, events): (Vec<String>, Vec<Event>) = owed.into_iter().unzip();
             let audience = |event: &Event| self.audiences.of(event);
-            self.outbox.spool(&events, &origins, &audience)
+            self.outbox.spool_owed(&events, &origins, &audience)
         })
     }
 

@@ -36,9 +36,13 @@ impl Cx<'_> {
     /// Spools the notifications of events a crash kept from the outbox after they were
     /// logged. Called at start, before the workspace's first append.
     pub(in crate::app) fn respool(&self, ws: &Served) {
-        let result = self.commit.respool(ws);
-        if let Err(e) = result {
-            tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot read back the events owed to the outbox");
+        match self.commit.respool(ws) {
+            Ok(None) => {}
+            // Logged where it was found (`AuditLog::owed_then`); counted here for alerting.
+            Ok(Some(_damaged)) => self.metrics().error("handed_mark"),
+            Err(e) => {
+                tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot read back the events owed to the outbox");
+            }
         }
     }
 

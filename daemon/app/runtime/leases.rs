@@ -18,6 +18,22 @@ pub(in crate::app) fn lease(app: &App, ws: &Workspace) -> Option<bool> {
     })
 }
 
+/// `ws` as served here: in a cluster, every write on its share checks first that this node
+/// still holds its lease under the epoch it holds now (see `crate::cluster::fence`), counted
+/// as `baton_errors_total{kind="fenced"}` when refused. As it is outside a cluster.
+pub(in crate::app) fn fenced(app: &App, ws: Workspace) -> Workspace {
+    let Some(cluster) = app.inner.cluster.as_ref() else {
+        return ws;
+    };
+    let tag = crate::store::tag(&ws);
+    let label = crate::metrics::KindLabel {
+        kind: "fenced".into(),
+    };
+    let refused = app.metrics().errors.get_or_create(&label).clone();
+    let fence = cluster.fence(&tag, &ws.name, refused);
+    ws.fenced(fence)
+}
+
 /// Whether `ws`, just added to the served workspaces, may stay: a renewal round that found
 /// its lease lost, or gave it up to the node it prefers, while it was loading (after `lease`)
 /// had nothing to drop yet, so it is dropped now. Without this, a node went on serving a

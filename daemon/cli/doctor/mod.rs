@@ -3,6 +3,7 @@
 //! checks only read (and make and remove one probe file in data_dir to prove it writable).
 
 mod checks;
+mod handed;
 mod store;
 use baton::config::Config;
 use std::path::Path;
@@ -79,6 +80,7 @@ pub fn doctor(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         ("open files", checks::open_files()),
         ("listen", checks::listen(&config)),
         ("notifications", checks::notifications(&config)),
+        ("outbox marks", handed::marks(&config)),
         ("clock", checks::clock(&config)),
     ];
     Ok(report(&results))

@@ -1,0 +1,182 @@
+//! Deliveries owed are the workspace's, not a node's: the mark of how far each log was
+//! handed on to the outbox lives in the database and moves with the lease, so a takeover
+//! (after SIGSTOP or kill -9 of the holder) sends each event once per endpoint and each mail
+//! once per person. Counted at a real webhook receiver and a real SMTP server.
+
+use super::fenced::hooks;
+use super::nodes::*;
+use super::pg::Postgres;
+use crate::notify::mail::Smtp;
+use crate::notify::Receiver;
+use crate::util::*;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// Two reviewers with addresses on a route that mails them.
+fn mail(port: u16) -> String {
+    [
+        user("rita", "\"reviewer\""),
+        "email = \"rita@example.com\"\n".to_string(),
+        user("sam", "\"engineer\""),
+        "email = \"sam@example.com\"\n".to_string(),
+        format!("[smtp]\nurl = \"smtp://127.0.0.1:{port}\"\nfrom = \"baton <baton@localhost>\"\n"),
+        "[[routes]]\nname = \"eng\"\nreviewers = [\"rita\", \"role:engineer\"]\nnotify = [\"email\"]\n"
+            .to_string(),
+    ]
+    .concat()
+}
+
+fn signal(d: &Daemon, sig: libc::c_int) {
+    // SAFETY: kill only sends a signal to our own child.
+    assert_eq!(unsafe { libc::kill(d.pid() as libc::pid_t, sig) }, 0);
+}
+
+/// What arrived more than once, and how many times.
+type Twice = Vec<(String, usize)>;
+
+/// How many times each webhook id and each (subject, recipient) arrived, if any more than once.
+fn repeats(receiver: &Receiver, smtp: &Smtp) -> (Twice, Twice) {
+    let mut hooks: BTreeMap<String, usize> = BTreeMap::new();
+    for r in receiver.requests() {
+        *hooks
+            .entry(r["id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    let mut mails: BTreeMap<String, usize> = BTreeMap::new();
+    for m in smtp.mails() {
+        let to = |m: &Value| m["to"].as_str().unwrap_or_default().to_string();
+        let what = format!(
+            "{} -> {}",
+            m["subject"].as_str().unwrap_or_default(),
+            to(&m)
+        );
+        *mails.entry(what).or_default() += 1;
+    }
+    let twice = |m: BTreeMap<String, usize>| m.into_iter().filter(|(_, n)| *n > 1).collect();
+    (twice(hooks), twice(mails))
+}
+
+fn quiet(nodes: &[&Daemon]) {
+    wait_long("every delivery made", SETTLE_S, || {
+        nodes
+            .iter()
+            .all(|d| crate::notify::deliveries(d, "pending").is_empty())
+    });
+}
+
+#[test]
+fn a_takeover_sends_each_event_once_per_endpoint_and_each_mail_once_per_person() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let db = "handed";
+    let url = pg.database(db);
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), 0, &[]);
+    let smtp = Smtp::start(dir.path(), false);
+    let extra = format!("{}\n{}", hooks(&receiver.url()), mail(smtp.port));
+    let mut env = TestEnv::with_config(&format!(
+        "poll_ms = 200\n{extra}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
+    ));
+    env.drive_clock();
+    let mut names = vec!["alpha".to_string()];
+    spread(&env, &mut names, 6, &["a", "b"], 2);
+    let total = names.len();
+    // a serves everything first (and hands every log on), then b takes its share.
+    let a = env.start();
+    a.wait_until("a serves every workspace", || served(&a) == total);
+    let b_config = second_node(&env, &url, &extra);
+    let b = env.spawn_with_config(&b_config);
+    settled(&env, &pg, db, &["a", "b"], total);
+    let on_b: Vec<String> = names
+        .iter()
+        .filter(|n| holder(&pg, db, n) == "b")
+        .cloned()
+        .collect();
+    assert!(!on_b.is_empty());
+
+    // Events on both nodes: a handoff received in every workspace (a webhook, two mails).
+    for name in &names {
+        write_atomic(
+            &env.ws(name).join("handoff.json"),
+            &bytes(&handoff(&format!("h1-{name}"))),
+        );
+    }
+    wait_long("all received", SETTLE_S, || {
+        a.handoffs("pending").len() == total && b.handoffs("pending").len() == total
+    });
+    quiet(&[&a, &b]);
+    let first = receiver.requests().len();
+    assert!(first >= total, "{first} webhooks for {total} handoffs");
+
+    // b stops; a takes b's share over (its own mark of those logs is from before b took them).
+    signal(&b, libc::SIGSTOP);
+    for _ in 0..9 {
+        lease_round(&env, &pg, db, &["a"]);
+    }
+    wait_long("a took b's share over", SETTLE_S, || served(&a) == total);
+    quiet(&[&a]);
+    let (hooks_twice, mails_twice) = repeats(&receiver, &smtp);
+    assert!(
+        hooks_twice.is_empty() && mails_twice.is_empty(),
+        "a takeover after SIGSTOP sent again: webhooks {hooks_twice:?}, mails {mails_twice:?}"
+    );
+    // Decided on a, then b wakes and takes its share back: its own marks are from before.
+    for name in &on_b {
+        let (status, body) = decide_retrying(&a, &format!("h1-{name}"), "approved", "on a");
+        assert_eq!(status, 200, "{body}");
+    }
+    quiet(&[&a]);
+    signal(&b, libc::SIGCONT);
+    settled(&env, &pg, db, &["a", "b"], total);
+    wait_long("b serves its share again", SETTLE_S, || {
+        served(&b) == on_b.len()
+    });
+    quiet(&[&a, &b]);
+    let (hooks_twice, mails_twice) = repeats(&receiver, &smtp);
+    assert!(
+        hooks_twice.is_empty() && mails_twice.is_empty(),
+        "taking a share back sent again: webhooks {hooks_twice:?}, mails {mails_twice:?}"
+    );
+
+    // More events, then a is killed: b takes everything over.
+    for name in &names {
+        write_atomic(
+            &env.ws(name).join("handoff.json"),
+            &bytes(&handoff(&format!("h2-{name}"))),
+        );
+    }
+    wait_long("all received again", SETTLE_S, || {
+        names.iter().all(|n| {
+            let key = format!("h2-{n}");
+            a.get(&format!("/api/v1/handoffs/{key}")).0 == 200
+                && b.get(&format!("/api/v1/handoffs/{key}")).0 == 200
+        })
+    });
+    quiet(&[&a, &b]);
+    a.kill9();
+    for _ in 0..9 {
+        lease_round(&env, &pg, db, &["b"]);
+    }
+    wait_long("b took everything over", SETTLE_S, || served(&b) == total);
+    quiet(&[&b]);
+    // A moment for anything re-spooled late to be sent.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    quiet(&[&b]);
+    let (hooks_twice, mails_twice) = repeats(&receiver, &smtp);
+    assert!(
+        hooks_twice.is_empty() && mails_twice.is_empty(),
+        "a takeover after kill -9 sent again: webhooks {hooks_twice:?}, mails {mails_twice:?}"
+    );
+    // Each event reached the receiver once: two handoffs received per workspace, and each
+    // first one decided (approved on a, or withdrawn when the second superseded it).
+    let hooks = receiver.requests();
+    let kinds = |kind: &str| hooks.iter().filter(|r| r["body"]["type"] == kind).count();
+    assert_eq!(kinds("handoff.received"), 2 * total);
+    assert_eq!(kinds("handoff.decided"), total);
+    assert_eq!(
+        smtp.mails().len(),
+        2 * 2 * total,
+        "two reviewers, two handoffs each"
+    );
+    b.assert_alive();
+}
