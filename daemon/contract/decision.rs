@@ -18,7 +18,8 @@ pub struct Decision {
     /// Empty when the handoff was too broken to name its task.
     pub task_id: String,
     pub outcome: Outcome,
-    /// A reviewer's name, `policy:<route>` for automatic decisions, `system` for invalid/expired.
+    /// A reviewer's name, `policy:<route>` for automatic decisions, `system` for invalid/expired,
+    /// `timeout` for a route's `on_timeout`.
     pub by: String,
     pub at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
