@@ -357,3 +357,33 @@ fn decisions_on_the_pages_are_audited_via_page() {
     }
     daemon.stop();
 }
+
+#[test]
+fn chromium_follows_a_mailed_link_confirms_and_the_link_is_spent() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let mut env = TestEnv::with_config(&config(smtp.port, None));
+    let daemon = env.start();
+    submit(&env, "link-5");
+    let [approve, ..] = links(&smtp, &daemon, "rita@example.com", 1);
+    let browser = crate::util::browser::Browser::start();
+    // As the mail's link, on the daemon's own address (no cookie, no session).
+    let url = format!("{}{approve}", daemon.url);
+    browser.goto(&url);
+    assert_eq!(browser.wait_text("h1"), "Approve this handoff?");
+    browser.screenshot("action-link-confirm");
+    assert_pending(&env, &daemon);
+    browser.fill("#link-confirm textarea[name=comment]", "seen in Chromium");
+    browser.click("#link-confirm button[type=submit]");
+    let done = browser.wait_for_text("#link-done", "Recorded");
+    assert!(done.contains("approved by rita"), "{done}");
+    let decision = util::decision(&env.ws("alpha")).expect("decision.json");
+    assert_eq!(decision["comment"], "seen in Chromium");
+    assert_eq!(decided_events(&env)[0]["data"]["via"], "email_link");
+    // Followed again, the link is spent.
+    browser.goto(&url);
+    let refused = browser.wait_text("#link-refused");
+    assert!(refused.contains("already used"), "{refused}");
+    assert!(!browser.exists("#link-confirm"));
+    daemon.stop();
+}
