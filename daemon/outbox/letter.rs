@@ -20,6 +20,13 @@ pub struct Facts {
     pub revision: u32,
 }
 
+/// A reviewer's one-time action-link tokens, one per outcome (see `login/links.rs`).
+pub struct Tokens {
+    pub approve: String,
+    pub changes: String,
+    pub reject: String,
+}
+
 /// A composed mail, as spooled (so every attempt sends the same words).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Letter {
@@ -51,7 +58,7 @@ pub struct Actions {
 
 impl Actions {
     /// The reviewer's one-time links, under `public_url`.
-    pub fn one_time(public_url: &str, t: &super::mail::Tokens) -> Actions {
+    pub fn one_time(public_url: &str, t: &Tokens) -> Actions {
         // Tokens are base64url and dots: fit for a path segment as they are.
         let at = |token: &str| format!("{public_url}/act/{token}");
         Actions {
@@ -189,7 +196,7 @@ mod tests {
 
     #[test]
     fn one_time_links_name_all_three_outcomes_and_the_confirmation() {
-        let tokens = crate::outbox::mail::Tokens {
+        let tokens = Tokens {
             approve: "l1.a.x".into(),
             changes: "l1.c.x".into(),
             reject: "l1.r.x".into(),

@@ -5,6 +5,7 @@
 //! worker's own thread: a hung mail server delays mail only.
 
 use super::attempt::{Outcome, Transport};
+pub use super::letter::Tokens;
 use super::letter::{self, Facts, Letter};
 use super::spool::{Delivery, State};
 use super::{Hooks, Shared, EMAIL};
@@ -32,13 +33,6 @@ pub struct Recipient {
     /// The tokens of the reviewer's own action links (see `login/links.rs`), when the
     /// route sends them.
     pub links: Option<Tokens>,
-}
-
-/// A reviewer's one-time tokens, one per outcome.
-pub struct Tokens {
-    pub approve: String,
-    pub changes: String,
-    pub reject: String,
 }
 
 #[derive(Debug, thiserror::Error)]
