@@ -198,8 +198,9 @@ fn a_claim_whose_event_a_crash_lost_is_logged_at_restart() {
     d.wait_until("received", || d.handoffs("pending").len() == 1);
     d.stop();
     let claim = json!({"by": "bob", "at": "2999-01-01T00:00:00.000Z"});
-    let record = env.store("alpha").join("handoffs/held/claim.json");
-    std::fs::write(record, claim.to_string()).unwrap();
+    let record = env.store("alpha").join("handoffs/held");
+    let claim = claim.to_string();
+    crate::util::store::commit_in_store(&record, "claim.json", Some(claim.as_bytes()));
 
     let d = env.start();
     assert_eq!(d.handoffs("pending")[0]["claimed_by"], "bob");

@@ -41,11 +41,11 @@ fn a_crash_in_the_middle_of_a_revision_keeps_the_committed_revision() {
     write_atomic(&ws.join("handoff.json"), &bytes(&first));
     d.wait_until("received", || d.handoffs("pending").len() == 1);
     d.stop();
-    // What a kill after writing revision 2 but before meta.json leaves behind.
+    // What a kill while writing revision 2, before its commit, leaves behind: a temp file.
     let mut second = first.clone();
     second["confidence"] = json!(0.9);
     let records = env.store("alpha").join("handoffs/rev-crash");
-    std::fs::write(records.join("rev-2.json"), bytes(&second)).unwrap();
+    std::fs::write(records.join(".baton-tmp-crash"), bytes(&second)).unwrap();
     write_atomic(&ws.join("handoff.json"), &bytes(&second));
     let archive = ws.join(".baton/handoffs/rev-crash");
 
@@ -127,13 +127,13 @@ fn an_event_a_crash_kept_from_the_audit_log_is_logged_at_restart() {
     let doc = handoff("unlogged");
     let raw = bytes(&doc);
     let archive = env.store("alpha").join("handoffs/unlogged");
-    std::fs::create_dir_all(&archive).unwrap();
-    std::fs::write(archive.join("rev-1.json"), &raw).unwrap();
+    crate::util::store::commit_in_store(&archive, "rev-1.json", Some(&raw));
     let canonical = baton::contract::json::canonical(&doc);
     let now = "2999-01-01T00:00:00.000Z";
     let meta = json!({"key": "unlogged", "task_id": "task-unlogged", "received_at": now, "updated_at": now,
                       "revision": 1, "digest": baton::contract::validate::sha256_hex(&canonical)});
-    std::fs::write(archive.join("meta.json"), meta.to_string()).unwrap();
+    let meta = meta.to_string();
+    crate::util::store::commit_in_store(&archive, "meta.json", Some(meta.as_bytes()));
     write_atomic(&ws.join("handoff.json"), &raw);
 
     let d = env.start();
@@ -279,7 +279,8 @@ fn a_crash_that_left_two_pending_withdraws_the_older_at_start() {
     });
     d.stop();
     // The withdrawal as if it never reached the disk: gone from the store and its copy.
-    std::fs::remove_file(env.store("alpha").join("handoffs/older/decision.json")).unwrap();
+    let older = env.store("alpha").join("handoffs/older");
+    crate::util::store::commit_in_store(&older, "decision.json", None);
     let _ = std::fs::remove_file(ws.join(".baton/handoffs/older/decision.json"));
 
     let d = env.start();

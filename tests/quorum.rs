@@ -218,8 +218,9 @@ fn an_approval_a_crash_left_without_its_decision_is_logged_and_closed_by_asking_
     d.wait_until("received", || d.handoffs("pending").len() == 1);
     d.stop();
     let approvals = json!([{"by": "alice", "at": "2999-01-01T00:00:00.000Z"}]);
-    let record = env.store("alpha").join("handoffs/q/approvals.json");
-    std::fs::write(record, approvals.to_string()).unwrap();
+    let record = env.store("alpha").join("handoffs/q");
+    let approvals = approvals.to_string();
+    crate::util::store::commit_in_store(&record, "approvals.json", Some(approvals.as_bytes()));
 
     let d = env.start();
     let log = events(&ws);

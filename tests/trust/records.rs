@@ -277,11 +277,9 @@ fn copies_rewritten_while_running_are_not_read_again_unless_the_store_moved_on()
     // The crash: bob's takeover of the claim reached the store, its copy did not. The same
     // files, one of them with other bytes: the folder's fingerprint alone cannot tell.
     let taken = json!({"by": "bob", "at": "2999-01-01T00:00:00.000Z"}).to_string();
-    // Renamed into place, as the store writes.
-    write_atomic(
-        &env.store("alpha").join("handoffs/kept/claim.json"),
-        taken.as_bytes(),
-    );
+    // As the store commits it (its folder's manifest with it).
+    let kept = env.store("alpha").join("handoffs/kept");
+    crate::util::store::commit_in_store(&kept, "claim.json", Some(taken.as_bytes()));
     let d = start_logging_copies(&mut env);
     assert_eq!(copies_checked(&env), "unchanged=0 read=1");
     let copy = std::fs::read_to_string(ws.join(".baton/handoffs/kept/claim.json")).unwrap();

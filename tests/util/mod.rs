@@ -527,6 +527,7 @@ pub fn events(ws: &Path) -> Vec<Value> {
         .collect()
 }
 pub mod browser;
+pub mod store;
 pub mod tools;
 
 /// An agent on the same machine: runs `script` with sh as user nobody in group `group` only,
