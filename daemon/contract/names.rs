@@ -11,6 +11,9 @@
 
 use super::validate::relative_path_problem;
 
+/// The daemon's own folder in a workspace, out of agents' reach (`workspace::BATON_DIR`).
+pub const BATON_DIR: &str = ".baton";
+
 /// Control characters (Unicode `Cc`, what `char::is_control` is true for), for a class.
 const CONTROL: &str = r"\x00-\x1f\x7f-\x9f";
 
@@ -59,7 +62,7 @@ pub fn path_problem(path: &str) -> Option<String> {
             "path {path:?} names the workspace itself (or the folder); name a file in it"
         ));
     }
-    if parts.any(|p| p.starts_with(crate::workspace::BATON_DIR)) {
+    if parts.any(|p| p.starts_with(BATON_DIR)) {
         return Some(format!(
             "path {path:?} has a part starting with .baton, a name the daemon keeps for itself"
         ));

@@ -36,7 +36,7 @@ pub const DECISION_FILE: &str = "decision.json";
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
 pub const INBOX_DIR: &str = "inbox";
 pub const APPROVED_DIR: &str = "approved";
-pub const BATON_DIR: &str = ".baton";
+pub use crate::contract::names::BATON_DIR;
 
 /// A watched workspace: a folder marked by `.baton/`, named after its folder.
 #[derive(Debug, Clone, PartialEq, Eq)]
