@@ -220,6 +220,7 @@ static FACTS: check::Fields = &[
 /// panics on some malformed input (a dangling operator): that is a refusal too, caught here,
 /// so no expression that gets past this panics later.
 pub fn check(expr: &str) -> Result<(), String> {
+    within_bounds(expr)?;
     let parsed = std::panic::catch_unwind(|| cel_parser::Parser::default().parse(expr));
     let ast = match parsed {
         Err(_) => return Err("not a complete CEL expression (the parser gave up on it)".into()),
@@ -244,7 +245,53 @@ fn parse_error(errors: &cel_interpreter::ParseErrors) -> String {
     }
 }
 
+/// Longest expression taken, in bytes: policies are one-line conditions.
+const MAX_LEN: usize = 2048;
+/// Deepest nesting taken (brackets and prefix operators): the parser, the type check and the
+/// interpreter each recurse once per level, and a few hundred levels overflow a thread's
+/// stack (the fuzzer found one).
+const MAX_NESTING: usize = 32;
+
+/// Refuses an expression too long or nested too deep to be evaluated safely, before any
+/// parser sees it.
+fn within_bounds(expr: &str) -> Result<(), String> {
+    if expr.len() > MAX_LEN {
+        return Err(format!(
+            "the expression is {} bytes long, over the limit of {MAX_LEN}; split the condition",
+            expr.len()
+        ));
+    }
+    let (mut depth, mut unary, mut quote, mut escaped) = (0usize, 0usize, None, false);
+    for (i, c) in expr.char_indices() {
+        if let Some(q) = quote {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, '\\') => escaped = true,
+                (false, c) if c == q => quote = None,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            '\'' | '"' => quote = Some(c),
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            '!' | '-' => unary += 1,
+            c if c.is_whitespace() => {}
+            _ => unary = 0,
+        }
+        if depth + unary > MAX_NESTING {
+            return Err(format!(
+                "column {}: nested deeper than {MAX_NESTING} levels; simplify the condition",
+                expr[..i].chars().count() + 1
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn compile(expr: &str) -> Result<Program, String> {
+    within_bounds(expr)?;
     match std::panic::catch_unwind(|| Program::compile(expr)) {
         Ok(Ok(program)) => Ok(program),
         Ok(Err(errors)) => Err(parse_error(&errors)),
@@ -344,6 +391,15 @@ mod tests {
 
     #[test]
     fn a_bad_expression_names_its_column_and_a_non_boolean_decides_nothing() {
+        let deep = format!("{}true{}", "(".repeat(300), ")".repeat(300));
+        assert!(check(&deep).unwrap_err().contains("nested deeper than 32"));
+        assert!(holds(&deep, &facts(0.5, &[])).is_err());
+        let negated = format!("{}true", "!".repeat(300));
+        assert!(check(&negated).unwrap_err().contains("nested deeper"));
+        assert_eq!(
+            check(&format!("{}true{}", "(".repeat(30), ")".repeat(30))),
+            Ok(())
+        );
         let err = check("claimed.confidence >= 0.9 &&& true").unwrap_err();
         assert!(err.starts_with("column "), "{err}");
         assert!(
