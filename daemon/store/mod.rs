@@ -244,4 +244,3 @@ impl Store {
         !self.damaged().is_empty()
     }
 }
-
