@@ -10,7 +10,10 @@ mod entries;
 use std::path::Path;
 
 /// Every target and its entry function, as fuzz/fuzz_targets/ names them.
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A target's entry: the function libFuzzer calls with each input.
+type Entry = fn(&[u8]);
+
+const TARGETS: &[(&str, Entry)] = &[
     ("handoff_json", entries::handoff_json),
     ("handoff_yaml", entries::handoff_yaml),
     ("checkpoint", entries::checkpoint),

@@ -316,7 +316,12 @@ fn no_files_of_the_core_import_each_other_in_a_circle() {
         while let Some((at, way)) = stack.pop() {
             for next in graph.get(&at).into_iter().flatten() {
                 if next == start {
-                    circles.push(way.iter().map(|m| m.join("/")).collect::<Vec<_>>().join(" -> "));
+                    circles.push(
+                        way.iter()
+                            .map(|m| m.join("/"))
+                            .collect::<Vec<_>>()
+                            .join(" -> "),
+                    );
                 } else if next > start && seen.insert(next.clone()) {
                     let mut longer = way.clone();
                     longer.push(next.clone());
@@ -325,5 +330,9 @@ fn no_files_of_the_core_import_each_other_in_a_circle() {
             }
         }
     }
-    assert!(circles.is_empty(), "files importing each other:\n{}", circles.join("\n"));
+    assert!(
+        circles.is_empty(),
+        "files importing each other:\n{}",
+        circles.join("\n")
+    );
 }

@@ -13,8 +13,8 @@
 
 mod model;
 mod registry;
-mod rewrites;
 mod review;
+mod rewrites;
 mod runtime;
 mod state;
 mod views;
@@ -28,9 +28,9 @@ pub use review::away::{AwayError, Presence};
 pub use review::bulk::{check_keys as check_bulk_keys, BulkError, KeyResult, MAX_BULK};
 pub use review::claim::{ClaimError, ClaimView};
 pub use review::decide::DecisionRequest;
-pub use review::records::published_copy_of;
 pub use review::locks::{LockApiError, LockSeen};
 pub use review::ownership::{OwnerError, Ownership};
+pub use review::records::published_copy_of;
 pub use review::upload::{Target, UploadError, Uploaded};
 pub use review::Cx;
 pub use runtime::leases::Scope;

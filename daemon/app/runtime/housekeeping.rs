@@ -58,7 +58,9 @@ impl App {
             let of_tag = |w: &std::sync::Arc<Served>| (w.store.tag() == tag).then(|| w.clone());
             match self.inner.registry.pick(of_tag).into_iter().next() {
                 Some(ws) => self.cx().store_damaged(&ws, damage),
-                None => tracing::error!(store = %tag, files = damage.len(), "damage found in the store of a workspace not served"),
+                None => {
+                    tracing::error!(store = %tag, files = damage.len(), "damage found in the store of a workspace not served")
+                }
             }
         }
         self.metrics()
