@@ -143,37 +143,13 @@ fn a_workspace_made_while_the_daemon_runs_is_not_called_unserved_by_the_next_com
     });
 }
 
-/// `baton serve --config CONFIG`, expected to refuse to start: its exit code and standard
-/// error. A daemon that starts after all is killed and the test fails, rather than hangs.
-fn refused_start(config: &std::path::Path) -> (Option<i32>, String) {
-    let mut child = std::process::Command::new(crate::util::BIN)
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("the daemon started");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// One daemon per data_dir: a second start on it is refused at once, naming the first's pid,
 /// and the first goes on alone (two used to run, and sent every webhook twice).
 #[test]
 fn a_second_daemon_on_the_same_data_dir_is_refused() {
     let mut env = TestEnv::new();
     let d = env.start();
-    let (code, said) = refused_start(&env.config_path());
+    let (code, said) = crate::util::refused_start(&env.config_path());
     assert_eq!(code, Some(1), "{said}");
     assert!(
         said.contains(&format!(
@@ -216,7 +192,7 @@ fn a_lost_signing_key_is_not_replaced_silently() {
     let config = env.config_path();
     let key = env.root().join("data/keys/signing.key");
     std::fs::remove_file(&key).unwrap();
-    let (code, said) = refused_start(&config);
+    let (code, said) = crate::util::refused_start(&config);
     assert_ne!(code, Some(0), "{said}");
     assert!(
         said.contains("signing.key is missing") && said.contains("baton keys --rotate"),

@@ -5,7 +5,6 @@
 use crate::util::{self, Daemon, TestEnv};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Route `risky` (rita) with `timeout_s = 60` and `on_timeout = "<on>"`.
 fn config(on: &str) -> String {
@@ -292,29 +291,6 @@ fn on_timeout_escalate_moves_it_and_rejects_where_it_cannot_go() {
     );
 }
 
-/// `baton serve` on `config`, which must refuse to start: its exit code and standard error.
-fn refused_start(config: &Path) -> (Option<i32>, String) {
-    let mut child = std::process::Command::new(util::BIN)
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(10) {
-            let _ = child.kill();
-            panic!("the daemon started");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 #[test]
 fn a_timeout_that_would_approve_or_never_act_is_refused_at_start() {
     let env = TestEnv::new();
@@ -348,7 +324,7 @@ fn a_timeout_that_would_approve_or_never_act_is_refused_at_start() {
     ] {
         let file = env.root().join("refused.toml");
         std::fs::write(&file, format!("{top}{route}[[routes]]\nname = \"b\"\n")).unwrap();
-        let (code, said) = refused_start(&file);
+        let (code, said) = util::refused_start(&file);
         assert_eq!(code, Some(1), "{route}: {said}");
         assert!(said.contains(says), "{route}: {said}");
     }

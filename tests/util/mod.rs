@@ -209,6 +209,30 @@ impl TestEnv {
     }
 }
 
+/// `baton serve --config CONFIG`, expected to refuse to start: its exit code and standard
+/// error. A daemon that starts after all is killed and the test fails, rather than hangs.
+pub fn refused_start(config: &Path) -> (Option<i32>, String) {
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--config", config.to_str().unwrap()])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("the daemon started");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 pub fn now_ms() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
