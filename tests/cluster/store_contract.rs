@@ -67,14 +67,19 @@ fn contract(store: &dyn Backend, tag: &str) {
         ]
     );
 
-    // Removing a record twice is fine; a single write replaces a record's file.
+    // Removing a workspace file twice is fine; a change of one file replaces a record's file
+    // (a record's files change only by `apply`, which commits them with their checksums).
     store.remove(tag, Path::new("owner.json")).unwrap();
     store.remove(tag, Path::new("owner.json")).unwrap();
     assert_eq!(read(Path::new("owner.json")), None);
     let before = store.stamps(tag, "k1").unwrap();
     store
-        .write(tag, &Store::record("k1", "meta.json"), b"m1, again")
+        .apply(tag, "k1", &[Op::Put("meta.json", b"m1, again")])
         .unwrap();
+    assert_eq!(
+        read(&Store::record("k1", "meta.json")).unwrap(),
+        b"m1, again"
+    );
     let after = store.stamps(tag, "k1").unwrap();
 
     // A file's stamp changes with it, and only with it.
