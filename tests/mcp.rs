@@ -30,6 +30,21 @@ fn json_lines(child: &mut Child) -> Receiver<Value> {
     rx
 }
 
+/// `baton mcp` on `env`'s configuration, fed by hand: the process, its answers as JSON, and
+/// its standard input.
+fn raw_server(env: &TestEnv) -> (Child, Receiver<Value>, std::process::ChildStdin) {
+    let mut server = Command::new(BIN)
+        .args(["mcp", "--config", env.config_path().to_str().unwrap()])
+        .env("BATON_LOG", "error")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = json_lines(&mut server);
+    let input = server.stdin.take().unwrap();
+    (server, lines, input)
+}
+
 fn next(lines: &Receiver<Value>, step: &str) -> Value {
     let line = lines
         .recv_timeout(PATIENCE)
@@ -174,15 +189,7 @@ fn malformed_messages_get_json_rpc_errors_and_the_session_goes_on() {
     std::fs::create_dir_all(&outside).unwrap();
     let _ = std::fs::remove_dir_all(gamma.join("checkpoints"));
     std::os::unix::fs::symlink(&outside, gamma.join("checkpoints")).unwrap();
-    let mut server = Command::new(BIN)
-        .args(["mcp", "--config", env.config_path().to_str().unwrap()])
-        .env("BATON_LOG", "error")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = json_lines(&mut server);
-    let mut input = server.stdin.take().unwrap();
+    let (mut server, lines, mut input) = raw_server(&env);
     let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}});
     let huge = format!(
@@ -401,15 +408,7 @@ fn an_mcp_server_limited_to_a_workspace_knows_no_other() {
 #[test]
 fn invalid_requests_are_answered_with_their_id_in_messages_the_sdk_accepts() {
     let env = TestEnv::new();
-    let mut server = Command::new(BIN)
-        .args(["mcp", "--config", env.config_path().to_str().unwrap()])
-        .env("BATON_LOG", "error")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = json_lines(&mut server);
-    let mut input = server.stdin.take().unwrap();
+    let (mut server, lines, mut input) = raw_server(&env);
     let sent = [
         json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}),

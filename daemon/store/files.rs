@@ -386,25 +386,14 @@ impl Folder {
                 other => other?,
             }
         }
-        let mut next = self.manifest_before_change(&dir_name)?;
+        let before = self.manifest_before_change(&dir_name)?;
         let mut temps = Vec::new();
         for op in ops {
             if let Op::Put(_, bytes) = op {
                 temps.push(temp_with(&dir, bytes)?);
             }
         }
-        next.pending = steps(ops, &temps);
-        for op in ops {
-            match op {
-                Op::Put(name, bytes) => {
-                    let digest = crate::contract::validate::sha256_hex(bytes);
-                    next.files.insert(name.to_string(), digest);
-                }
-                Op::Remove(name) => {
-                    next.files.remove(*name);
-                }
-            }
-        }
+        let next = changed(before, ops, &temps);
         let intent = temp_with(&dir, &next.to_bytes())?;
         let mut others: Vec<super::syncs::Job> = Vec::new();
         for tmp in &temps {
@@ -807,6 +796,24 @@ pub enum Scrubbed {
 }
 
 /// The steps of a change making `ops`, its new files in `temps`.
+/// The manifest `before` after `ops` (their contents in `temps`, in order): every file's
+/// digest once they are made, and the steps that make them.
+fn changed(mut next: Manifest, ops: &[Op], temps: &[NamedTempFile]) -> Manifest {
+    next.pending = steps(ops, temps);
+    for op in ops {
+        match op {
+            Op::Put(name, bytes) => {
+                let digest = crate::contract::validate::sha256_hex(bytes);
+                next.files.insert(name.to_string(), digest);
+            }
+            Op::Remove(name) => {
+                next.files.remove(*name);
+            }
+        }
+    }
+    next
+}
+
 fn steps(ops: &[Op], temps: &[NamedTempFile]) -> Vec<Step> {
     let mut temps = temps.iter();
     let mut out = Vec::new();
@@ -970,22 +977,11 @@ mod tests {
                 Op::Remove(_) => None,
             })
             .collect();
-        let mut next = store
+        let before = store
             .manifest(&key_dir_name("k"))
             .unwrap()
             .unwrap_or_default();
-        next.pending = steps(ops, &temps);
-        for op in ops {
-            match op {
-                Op::Put(name, bytes) => {
-                    let digest = crate::contract::validate::sha256_hex(bytes);
-                    next.files.insert(name.to_string(), digest);
-                }
-                Op::Remove(name) => {
-                    next.files.remove(*name);
-                }
-            }
-        }
+        let next = changed(before, ops, &temps);
         std::fs::write(dir.join(manifest::FILE), next.to_bytes()).unwrap();
         let mut temps = temps.into_iter();
         for op in &ops[..done] {
