@@ -2,7 +2,7 @@
 //! end of a file. Confined like every other access: no symlink is followed, nothing outside
 //! the workspace is reached, and a tree of millions of files costs a bounded amount.
 
-use super::confined::{names, split, walk};
+use super::confined::{names, present, split, walk};
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt};
 use cap_std::fs::{Dir, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom};
@@ -49,7 +49,10 @@ fn visit(
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         let path = format!("{prefix}{name}");
-        let ft = entry.file_type()?;
+        // Gone since the folder was read (an agent's temporary file, renamed): not listed.
+        let Some(ft) = present(entry.file_type())? else {
+            continue;
+        };
         let kind = if ft.is_symlink() {
             "symlink"
         } else if ft.is_dir() {
@@ -59,10 +62,12 @@ fn visit(
         } else {
             "other"
         };
-        let size = if ft.is_file() {
-            entry.metadata()?.len()
-        } else {
-            0
+        let size = match ft.is_file() {
+            true => match present(entry.metadata())? {
+                Some(meta) => meta.len(),
+                None => continue,
+            },
+            false => 0,
         };
         out.push(Entry {
             path: path.clone(),

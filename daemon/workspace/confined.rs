@@ -204,13 +204,22 @@ pub(super) fn list_dirs(root: &Path, rel: &Path) -> io::Result<Vec<String>> {
     dirs_in(&dir, rel)
 }
 
+/// `None` for an entry gone since its folder was read (renamed or removed meanwhile).
+pub(super) fn present<T>(found: io::Result<T>) -> io::Result<Option<T>> {
+    match found {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// `list_dirs` of an open folder (`rel` names it in warnings).
 fn dirs_in(dir: &Dir, rel: &Path) -> io::Result<Vec<String>> {
     let mut found = Vec::new();
     for entry in dir.entries()? {
         let entry = entry?;
         // file_type() describes the entry itself: a symlink is never a folder here.
-        if entry.file_type()?.is_dir() {
+        if present(entry.file_type())?.is_some_and(|t| t.is_dir()) {
             found.extend(utf8_name(rel, entry.file_name()));
         }
     }
@@ -253,15 +262,15 @@ fn stale_temps_in(dir: &Dir, age: std::time::Duration) -> io::Result<Temps> {
     for entry in dir.entries()? {
         let entry = entry?;
         let name = entry.file_name();
-        if !name.to_string_lossy().starts_with(".baton-tmp-") || !entry.file_type()?.is_file() {
+        if !name.to_string_lossy().starts_with(".baton-tmp-")
+            || !present(entry.file_type())?.is_some_and(|t| t.is_file())
+        {
             continue;
         }
-        let old = entry
-            .metadata()?
-            .modified()?
-            .into_std()
-            .elapsed()
-            .is_ok_and(|e| e > age);
+        let Some(meta) = present(entry.metadata())? else {
+            continue;
+        };
+        let old = meta.modified()?.into_std().elapsed().is_ok_and(|e| e > age);
         match old && dir.remove_file(&name).is_ok() {
             true => temps.removed += 1,
             false => temps.young += 1,

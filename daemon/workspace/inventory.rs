@@ -2,7 +2,7 @@
 //! indexer to tell what changed. Confined like every other access: no symlink is followed and
 //! nothing outside the workspace is reached; depth and count are bounded.
 
-use super::confined::{names, walk};
+use super::confined::{names, present, walk};
 use cap_std::fs::Dir;
 use std::io;
 use std::path::Path;
@@ -67,10 +67,17 @@ fn visit(
             continue;
         };
         let path = format!("{prefix}/{name}");
-        // The entry's own type: a symlink is neither a file nor a folder here.
-        let ft = entry.file_type()?;
+        // The entry's own type: a symlink is neither a file nor a folder here. An entry
+        // renamed or removed since the folder was read (an agent's atomic write does that to
+        // its temporary file) is no longer there: skipped, not a failure of the whole folder.
+        let Some(ft) = present(entry.file_type())? else {
+            continue;
+        };
         if ft.is_file() {
-            out.push(stat(path, &entry.metadata()?));
+            let Some(meta) = present(entry.metadata())? else {
+                continue;
+            };
+            out.push(stat(path, &meta));
         } else if ft.is_dir() && depth + 1 < MAX_DEPTH {
             match entry.open_dir() {
                 Ok(sub) => visit(&sub, &path, depth + 1, max, out)?,
@@ -93,5 +100,55 @@ fn stat(path: String, meta: &cap_std::fs::Metadata) -> FileStat {
         path,
         size: meta.len(),
         mtime_ns,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+
+    /// A folder listed while an agent writes atomically in it (a temporary file made, then
+    /// renamed) always lists the files already there: the temporary one vanishing between
+    /// the folder's read and its stat fails nothing.
+    #[test]
+    fn a_file_renamed_away_during_a_listing_fails_nothing() {
+        let root = tempfile::tempdir().unwrap();
+        let inbox = root.path().join("inbox");
+        std::fs::create_dir(&inbox).unwrap();
+        std::fs::write(inbox.join("kept.txt"), b"kept").unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = {
+            let (inbox, stop) = (inbox.clone(), stop.clone());
+            std::thread::spawn(move || {
+                // Many temporary files at a time, so a listing often meets one on its way.
+                while !stop.load(Ordering::Relaxed) {
+                    for i in 0..32 {
+                        std::fs::write(inbox.join(format!(".f{i}.tmp")), b"x").unwrap();
+                    }
+                    for i in 0..32 {
+                        let to = inbox.join(format!("f{i}.txt"));
+                        std::fs::rename(inbox.join(format!(".f{i}.tmp")), to).unwrap();
+                    }
+                }
+            })
+        };
+        // Until it fails, for at most 2 s (without the skip, it failed within the first few
+        // hundred listings here).
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        let mut listings = 0;
+        let listed = std::iter::from_fn(|| (std::time::Instant::now() < until).then_some(()))
+            .try_for_each(|_| {
+                listings += 1;
+                let found = files(root.path(), Path::new("inbox"), 1_000)?;
+                match found.iter().any(|f| f.path == "inbox/kept.txt") {
+                    true => Ok(()),
+                    false => Err(io::Error::other(format!("kept.txt missing from {found:?}"))),
+                }
+            });
+        stop.store(true, Ordering::Relaxed);
+        writer.join().unwrap();
+        listed.unwrap_or_else(|e| panic!("listing {listings}: {e}"));
     }
 }

@@ -68,17 +68,21 @@ pub fn pair(kind: &str, path: &str) -> (String, String) {
     (kind.to_string(), path.to_string())
 }
 
-/// Waits until `q` has `total` hits (indexing is asynchronous by design).
+/// Waits until `q` has `total` hits (indexing is asynchronous by design); on timeout the panic
+/// shows the last answer, so a missing document can be named.
 pub fn wait_for(daemon: &Daemon, q: &str, total: u64) -> Value {
-    let mut last = Value::Null;
-    daemon.wait_until(
-        &format!("{total} hits for {q:?} (last answer: see below)"),
-        || {
-            last = search(daemon, q);
-            last["total"] == total
-        },
-    );
-    last
+    let deadline = std::time::Instant::now() + util::PATIENCE;
+    loop {
+        let last = search(daemon, q);
+        if last["total"] == total {
+            return last;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {total} hits for {q:?}; last answer: {last:#}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(25));
+    }
 }
 
 const KEY: &str = "fix-retry-backoff-2291";
