@@ -31,13 +31,20 @@ fn is_executable(path: &Path) -> bool {
 
 /// The Python packages the tests import (as `.ci/run` installs them into the virtualenv; keep
 /// the two lists alike): (module, PyPI name).
-const PYTHON_PACKAGES: [(&str, &str); 6] = [
+const PYTHON_PACKAGES: [(&str, &str); 13] = [
     ("mcp", "mcp"),
     ("schemathesis", "schemathesis"),
     ("openapi_spec_validator", "openapi-spec-validator"),
     ("cryptography", "cryptography"),
     ("securesystemslib", "securesystemslib"),
     ("prometheus_client", "prometheus-client"),
+    ("claude_agent_sdk", "claude-agent-sdk"),
+    ("slack_sdk", "slack_sdk"),
+    ("http_ece", "http_ece"),
+    ("pywebpush", "pywebpush"),
+    ("a2a", "a2a-sdk"),
+    ("agents", "openai-agents"),
+    ("langgraph", "langgraph"),
 ];
 
 /// The virtualenv's Python, with every package the tests import: `BATON_MCP_PYTHON` if set,
