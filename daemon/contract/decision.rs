@@ -174,6 +174,12 @@ pub enum Via {
     EmailLink,
     /// No person: the route's `on_timeout` decided (`by: "timeout"`).
     Timeout,
+    /// A chat app's interactive message (Slack, Mattermost), by a chat user linked to a
+    /// reviewer.
+    Slack,
+    /// A Web Push notification's action, posted by the service worker with the reviewer's
+    /// session.
+    Push,
 }
 
 impl Via {
@@ -183,6 +189,8 @@ impl Via {
             Via::Api => "api",
             Via::EmailLink => "email_link",
             Via::Timeout => "timeout",
+            Via::Slack => "slack",
+            Via::Push => "push",
         }
     }
 }
