@@ -1,0 +1,241 @@
+"""Checking a decision's attestation with the daemon's public keys (docs/receipts.md).
+
+This is docs/verify-decision.py as functions: the same checks in the same order, each refusal
+named. `verify_workspace` is that script (the handoff in place, its artifacts, `approved/`);
+`check_decision` is what a wait takes (`baton wait --key`): checks 1-3 and 6, the handoff
+digest against the one the agent submitted, and the artifacts when the workspace is at hand.
+No check is an `assert` (python -O removes them). Needs `cryptography` (the `[verify]` extra).
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import hashlib
+import json
+import os
+import stat
+import urllib.request
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
+
+from .errors import BatonError, VerificationError
+
+PAYLOAD_TYPE = "application/vnd.in-toto+json"
+STATEMENT = "https://in-toto.io/Statement/v1"
+PREDICATE = "https://baton.dev/attestation/decision/v1"
+
+#: Trusted keys: key id -> hex public key, as `baton keys` prints them.
+Keys = Dict[str, str]
+
+
+class _Refused(Exception):
+    pass
+
+
+def refuse(why: str) -> None:
+    raise _Refused(why)
+
+
+def unique(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
+    # A member named twice could mean one thing here and another elsewhere.
+    if len({k for k, _ in pairs}) != len(pairs):
+        refuse("a JSON member is named twice")
+    return dict(pairs)
+
+
+def loads(data: Union[bytes, str]) -> Any:
+    """JSON, refusing a member named twice (as every check here must)."""
+    try:
+        return json.loads(data, object_pairs_hook=unique)
+    except _Refused as e:
+        raise VerificationError([str(e)]) from None
+
+
+def same(a: Any, b: Any) -> bool:
+    # Exact JSON equality: 1 is not 1.0, true is not 1.
+    def dump(v: Any) -> str:
+        return json.dumps(v, sort_keys=True, ensure_ascii=False)
+
+    return dump(a) == dump(b)
+
+
+def canonical(handoff: Mapping[str, Any]) -> bytes:
+    """The handoff's canonical JSON (members sorted, no whitespace, UTF-8 not escaped, `null`
+    members dropped): its sha256 is the decision's `handoff_sha256`."""
+    kept = {k: v for k, v in handoff.items() if v is not None}
+    return json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def handoff_sha256(handoff: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical(handoff)).hexdigest()
+
+
+def _sha(path: str) -> str:
+    if not stat.S_ISREG(os.lstat(path).st_mode):
+        refuse(path + " is not a regular file")
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def parse_keys(text: str) -> Keys:
+    """Keys as `baton keys` prints them: `<key_id> <hex public key>` a line."""
+    keys: Keys = {}
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            keys[parts[0]] = parts[1]
+    if not keys:
+        raise BatonError("no keys found: expected lines `<key_id> <hex public key>` as `baton keys` prints them")
+    return keys
+
+
+def load_keys(path: Union[str, "os.PathLike[str]"]) -> Keys:
+    with open(path, encoding="utf-8") as f:
+        return parse_keys(f.read())
+
+
+def fetch_keys(url: str, timeout: float = 10.0) -> Keys:
+    """The daemon's public keys from `GET /api/v1/keys` (open, no credential). Trusting them
+    trusts that URL: name the daemon you mean, over TLS."""
+    with urllib.request.urlopen(url.rstrip("/") + "/api/v1/keys", timeout=timeout) as r:
+        listed = json.loads(r.read())
+    return {k["key_id"]: k["public_key"] for k in listed}
+
+
+def _signed(env: Mapping[str, Any], keys: Keys) -> Dict[str, Any]:
+    """Checks 1 and the Statement: returns the predicate of an envelope signed by a trusted key."""
+    try:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+    except ImportError:  # pragma: no cover - depends on the install
+        raise BatonError(
+            "checking a decision needs `cryptography`: pip install 'baton-client[verify]'"
+        ) from None
+    if env.get("payloadType") != PAYLOAD_TYPE:
+        refuse("not an in-toto payload")
+    try:
+        payload = base64.b64decode(env["payload"], validate=True)
+    except Exception:
+        refuse("the payload is not base64")
+    ptype = env["payloadType"]
+    pae = b"DSSEv1 %d %s %d %s" % (len(ptype), ptype.encode(), len(payload), payload)
+
+    def signed(s: Mapping[str, Any]) -> bool:
+        try:
+            Ed25519PublicKey.from_public_bytes(bytes.fromhex(keys[s["keyid"]])).verify(
+                base64.b64decode(s["sig"]), pae
+            )
+            return True
+        except Exception:
+            return False
+
+    if not any(s.get("keyid") in keys and signed(s) for s in env.get("signatures") or []):
+        refuse("no signature by a trusted key")
+    # The payload's bytes are what was signed: parse them, never re-serialize.
+    st = json.loads(payload, object_pairs_hook=unique)
+    if st.get("_type") != STATEMENT or st.get("predicateType") != PREDICATE:
+        refuse("not a baton decision statement")
+    return st["predicate"]
+
+
+def _valid_now(p: Mapping[str, Any], now: Optional[datetime.datetime]) -> None:
+    until = p.get("valid_until")
+    at = now or datetime.datetime.now(datetime.timezone.utc)
+    if until and at > datetime.datetime.fromisoformat(until.replace("Z", "+00:00")):
+        refuse("expired at " + until)
+
+
+def _checked(run: Any) -> Any:
+    try:
+        return run()
+    except _Refused as e:
+        raise VerificationError([str(e)]) from None
+    except (KeyError, TypeError, ValueError) as e:
+        raise VerificationError([f"the decision is not shaped as an attested decision ({e!r})"]) from None
+
+
+def check_decision(
+    doc: Mapping[str, Any],
+    keys: Keys,
+    workspace: str,
+    digests: Iterable[str],
+    workspace_dir: Optional[str] = None,
+    now: Optional[datetime.datetime] = None,
+) -> Dict[str, Any]:
+    """What a wait takes: `doc` (decision.json, parsed with `loads`) signed whole by one of
+    `keys`, made in workspace `workspace`, about a handoff with one of `digests`, valid now,
+    and (with `workspace_dir`) every artifact decided still has its bytes. Returns the decision
+    as signed; raises VerificationError naming the reason otherwise."""
+
+    def run() -> Dict[str, Any]:
+        doc_ = dict(doc)
+        env = doc_.pop("attestation", None) or refuse("no attestation")
+        p = _signed(env, keys)
+        if not same(p["decision"], doc_):
+            refuse("decision.json was edited after it was signed")
+        if p["workspace"] != workspace:
+            refuse("made in workspace " + p["workspace"])
+        _valid_now(p, now)
+        if p["handoff_sha256"] not in set(digests):
+            refuse("it answers another handoff (handoff_sha256 " + p["handoff_sha256"] + ")")
+        if workspace_dir is not None:
+            for a in p["artifacts"]:
+                if _sha(os.path.join(workspace_dir, a["path"])) != a["sha256"]:
+                    refuse(a["path"] + " changed")
+        return p["decision"]
+
+    return _checked(run)
+
+
+def verify_workspace(
+    ws: Union[str, "os.PathLike[str]"],
+    keys: Keys,
+    outcomes: Sequence[str] = ("approved",),
+    now: Optional[datetime.datetime] = None,
+) -> Dict[str, Any]:
+    """docs/verify-decision.py: WORKSPACE/decision.json signed whole by one of `keys`, about
+    this workspace and the handoff.json in place, an accepted outcome, still valid, and every
+    artifact, and every file of approved/ (exactly those), with the bytes decided. Returns the
+    decision; raises VerificationError otherwise."""
+    ws = os.fspath(ws)
+
+    def load(path: str) -> Any:
+        with open(path, "rb") as f:
+            return json.loads(f.read(), object_pairs_hook=unique)
+
+    def run() -> Dict[str, Any]:
+        doc = load(os.path.join(ws, "decision.json"))
+        env = doc.pop("attestation", None) or refuse("no attestation")
+        p = _signed(env, keys)
+        if not same(p["decision"], doc):
+            refuse("decision.json was edited after it was signed")
+        if p["workspace"] != os.path.basename(os.path.realpath(ws)):
+            refuse("made in workspace " + p["workspace"])
+        if doc["outcome"] not in outcomes:
+            refuse("outcome %s not accepted" % doc["outcome"])
+        _valid_now(p, now)
+        handoff = load(os.path.join(ws, "handoff.json"))  # a handoff.yaml needs `baton verify`
+        if hashlib.sha256(canonical(handoff)).hexdigest() != p["handoff_sha256"]:
+            refuse("another handoff is in place")
+        for a in p["artifacts"] + (p.get("approved") or []):
+            if _sha(os.path.join(ws, a["path"])) != a["sha256"]:
+                refuse(a["path"] + " changed")
+        top = os.path.join(ws, "approved")
+        if doc["outcome"] == "approved" and (os.path.lexists(top) or p["approved"]):
+            def broken(e: OSError) -> None:
+                refuse("approved/ cannot be read whole: %s" % e)
+
+            if os.path.islink(top):
+                refuse("approved/ is a link")
+            on_disk = set()
+            for d, dirs, files in os.walk(top, onerror=broken):
+                for name in dirs + files:
+                    path = os.path.join(d, name)
+                    if os.path.islink(path):
+                        refuse(os.path.relpath(path, ws) + " is a link")
+                    if name in files:
+                        on_disk.add(os.path.relpath(path, ws))
+            if on_disk != {a["path"] for a in p["approved"]}:
+                refuse("approved/ holds other files than were approved")
+        return p["decision"]
+
+    return _checked(run)
