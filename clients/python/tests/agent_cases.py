@@ -1,0 +1,130 @@
+"""An agent's side of each case, run against a real daemon while a reviewer decides through
+the API: `python agent_cases.py CASE`. Prints one JSON line (what the agent got) and exits
+with `baton wait`'s code for it, so the caller checks both.
+
+Environment: BATON_WORKSPACE (the workspace folder), BATON_KEYS (`baton keys` output),
+BATON_URL and BATON_AGENT_TOKEN (the API cases), BATON_AGENT (the token's agent name).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import sys
+
+from baton_client import Baton, HandoffClosed, WaitTimeout, load_keys
+
+WS = os.environ["BATON_WORKSPACE"]
+KEYS = load_keys(os.environ["BATON_KEYS"])
+AGENT = os.environ.get("BATON_AGENT", "builder")
+
+
+def files() -> Baton:
+    return Baton(WS, keys=KEYS, poll_s=0.05)
+
+
+def api() -> Baton:
+    return Baton(
+        url=os.environ["BATON_URL"],
+        token=os.environ["BATON_AGENT_TOKEN"],
+        workspace_name=os.path.basename(WS),
+        keys=KEYS,
+        poll_s=0.05,
+    )
+
+
+def handoff(task: str, **more: object) -> dict:
+    return {"task_id": task, "from_agent": AGENT, "title": f"case {task}",
+            "remaining": ["write the changelog", "tag the release"], **more}
+
+
+def report(decision) -> int:
+    print(json.dumps({
+        "key": decision.handoff_key, "outcome": decision.outcome.value,
+        "exit_code": decision.exit_code, "verified": decision.verified, "by": decision.by,
+        "comment": decision.comment, "instructions": decision.instructions,
+        "remaining": decision.remaining, "message": decision.message(),
+    }), flush=True)
+    return decision.exit_code
+
+
+def timed_out(e: WaitTimeout) -> int:
+    print(json.dumps({"key": e.key, "timeout": str(e), "refused": e.refused, "exit_code": 7}), flush=True)
+    return 7
+
+
+def main(case: str) -> int:
+    if case == "files":
+        return report(files().request(handoff("files-case"), timeout=30))
+    if case == "api":
+        return report(api().request(handoff("api-case"), timeout=30))
+    if case == "expires":
+        soon = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=2)
+        return report(files().request(handoff("expires-case", deadline=soon.isoformat()), timeout=30))
+    if case == "invalid":
+        return report(files().request(handoff("invalid-case", confidence=5), timeout=30))
+    if case == "timeout":
+        try:
+            files().request(handoff("timeout-case"), timeout=1)
+        except WaitTimeout as e:
+            return timed_out(e)
+        return 1
+    if case == "waits":
+        # Waits for whatever handoff the caller put in place (its id in CASE_KEY).
+        baton = files()
+        sub = baton.ensure_submitted(json.loads(os.environ["CASE_HANDOFF"]))
+        try:
+            return report(baton.wait(sub, timeout=float(os.environ.get("CASE_TIMEOUT", "30"))))
+        except WaitTimeout as e:
+            return timed_out(e)
+    if case == "langgraph-restart":
+        return langgraph_restart()
+    raise SystemExit(f"unknown case {case}")
+
+
+def langgraph_restart() -> int:
+    """A graph whose wait times out (the process 'stops'), then a new graph object on the same
+    checkpointer and a new client resume it: the handoff is found by the key kept in the
+    interrupt, not submitted again."""
+    from typing import TypedDict
+
+    from langgraph.checkpoint.memory import MemorySaver
+    from langgraph.graph import END, START, StateGraph
+
+    from baton_client.langgraph import ask, pending, resume, run
+
+    class State(TypedDict, total=False):
+        outcome: str
+        closed: str
+
+    def review(state: State) -> State:
+        try:
+            return {"outcome": ask(task_id="lg-restart", from_agent=AGENT, title="restart case").outcome.value}
+        except HandoffClosed as e:
+            return {"closed": str(e)}
+
+    def build(saver: MemorySaver):
+        b = StateGraph(State)
+        b.add_node("review", review)
+        b.add_edge(START, "review")
+        b.add_edge("review", END)
+        return b.compile(checkpointer=saver)
+
+    saver = MemorySaver()
+    config = {"configurable": {"thread_id": "restart-1"}}
+    try:
+        run(build(saver), {}, config, files(), timeout=1)
+        return 1
+    except WaitTimeout as e:
+        first = e.key
+    graph = build(saver)  # "after the restart": only the checkpointer is left
+    [(_, kept)] = pending(graph, config)
+    print(json.dumps({"stopped": first, "kept": kept["id"]}), flush=True)
+    final = resume(graph, config, files(), timeout=30)
+    print(json.dumps({"final": final, "key": kept["id"]}), flush=True)
+    return 0 if "outcome" in final else 9
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1]))
