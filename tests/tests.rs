@@ -43,6 +43,7 @@ mod package;
 mod pages;
 mod paths;
 mod policy;
+mod python_client;
 mod quorum;
 mod receipts;
 mod recovery;
