@@ -56,6 +56,8 @@ const LEFT: f64 = 44.0;
 const RIGHT: f64 = 780.0;
 const TOP: f64 = 26.0;
 const BOTTOM: f64 = 130.0;
+/// The width of the tail that stands for a silence still going on at the axis' end.
+const TAIL: f64 = 90.0;
 
 fn seconds(from: OffsetDateTime, to: OffsetDateTime) -> u64 {
     (to - from).whole_seconds().max(0) as u64
@@ -132,9 +134,10 @@ struct Dot<'a> {
     count: usize,
 }
 
-/// The SVG (`<svg>` element) of the timeline; see the module doc. `now` is the right end of
-/// the time axis (the handoff's time, say); a silence from the last checkpoint to it longer
-/// than `stall_after` is marked too.
+/// The SVG (`<svg>` element) of the timeline; see the module doc. The time axis spans the
+/// checkpoints, first to last, so they spread over the width however long ago they were; a
+/// silence from the last checkpoint to `now` (the handoff's time, say) longer than
+/// `stall_after` is drawn as a short dashed tail past the last one, its length in words.
 pub fn timeline_svg(
     points: &[TimelinePoint],
     stall_after: Option<Duration>,
@@ -166,14 +169,20 @@ pub fn timeline_svg(
         all
     };
     let (t0, t1) = match (timed.first(), timed.last()) {
-        (Some((t0, _)), Some((last, _))) if by_time => (*t0, now.max(*last)),
+        (Some((t0, _)), Some((last, _))) if by_time => (*t0, *last),
         _ => (now, now),
     };
+    // Still silent at `now`, past stall_after: the checkpoints keep all but a tail's width.
+    let tail = by_time
+        && stalls(points, stall_after, now)
+            .last()
+            .is_some_and(|g| g.before_step.is_none());
+    let end = if tail { RIGHT - TAIL } else { RIGHT };
     let span = (t1 - t0).as_seconds_f64();
     let n = ordered.len();
     let x_of = |i: usize, p: &TimelinePoint| -> f64 {
         match p.at.filter(|_| by_time) {
-            Some(at) if span > 0.0 => LEFT + (at - t0).as_seconds_f64() / span * (RIGHT - LEFT),
+            Some(at) if span > 0.0 => LEFT + (at - t0).as_seconds_f64() / span * (end - LEFT),
             Some(_) => LEFT,
             None if n == 1 => (LEFT + RIGHT) / 2.0,
             None => LEFT + i as f64 / (n - 1) as f64 * (RIGHT - LEFT),
@@ -189,7 +198,7 @@ pub fn timeline_svg(
         }
     };
     let dots = thin(&ordered, &x_of);
-    let x_now = if by_time && span > 0.0 {
+    let x_now = if tail {
         RIGHT
     } else {
         dots.last().map_or(LEFT, |d| d.x)
@@ -211,8 +220,10 @@ pub fn timeline_svg(
             y_of(min) + 4.0
         );
     }
-    let (left_label, right_label) = if by_time {
-        (when(t0), when(t1))
+    let (left_label, right_label) = if by_time && (tail || span > 0.0) {
+        (when(t0), when(if tail { now } else { t1 }))
+    } else if by_time {
+        (when(t0), String::new())
     } else if timed.is_empty() {
         ("steps in order (no times given)".to_string(), String::new())
     } else {
@@ -237,12 +248,14 @@ pub fn timeline_svg(
 
     // Silences past stall_after: a shaded band and a dashed line, longest first.
     if by_time {
-        let mut gaps = stalls(points, stall_after, t1);
+        let mut gaps = stalls(points, stall_after, now);
         gaps.sort_by_key(|g| std::cmp::Reverse(g.silent_s));
         gaps.truncate(MAX_STALLS);
         let x_at = |t: OffsetDateTime| {
-            if span > 0.0 {
-                LEFT + (t - t0).as_seconds_f64() / span * (RIGHT - LEFT)
+            if t > t1 {
+                RIGHT
+            } else if span > 0.0 {
+                LEFT + (t - t0).as_seconds_f64() / span * (end - LEFT)
             } else {
                 LEFT
             }

@@ -166,3 +166,35 @@ fn durations_read_well() {
     assert_eq!(human_duration(7500), "2h 05m");
     assert_eq!(human_duration(3 * 86400 + 4 * 3600), "3d 4h");
 }
+
+/// The x of each checkpoint's dot, in order.
+fn dot_xs(svg: &str) -> Vec<f64> {
+    svg.split("<circle class=\"tl-dot\" cx=\"")
+        .skip(1)
+        .map(|s| s[..s.find('"').unwrap()].parse().unwrap())
+        .collect()
+}
+
+#[test]
+fn the_axis_spans_the_checkpoints_not_the_time_since() {
+    // Checkpoints an hour apart, the handoff looked at a month later: they spread over the
+    // width instead of sitting in its first pixels.
+    let points = [
+        point(1, Some(0), "a"),
+        point(2, Some(30), "b"),
+        point(3, Some(60), "c"),
+    ];
+    let month = T0 + time::Duration::days(30);
+    let svg = timeline_svg(&points, None, month);
+    assert!(balanced(&svg), "{svg}");
+    assert_eq!(
+        dot_xs(&svg),
+        vec![LEFT, (LEFT + RIGHT) / 2.0, RIGHT],
+        "{svg}"
+    );
+    // A silence past stall_after still going on: a tail after the last dot, in words.
+    let svg = timeline_svg(&points, Some(Duration::from_secs(3600)), month);
+    let xs = dot_xs(&svg);
+    assert_eq!((xs[0], xs[2]), (LEFT, RIGHT - TAIL), "{svg}");
+    assert!(svg.contains("silent for 29d 23h since step 3"), "{svg}");
+}
