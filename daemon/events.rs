@@ -58,6 +58,9 @@ pub enum EventType {
     /// baton extension: a workspace's owner was taken or handed on.
     #[serde(rename = "workspace.owner_changed")]
     WorkspaceOwnerChanged,
+    /// baton extension: a workspace's folder was moved (renamed); it keeps its records.
+    #[serde(rename = "workspace.moved")]
+    WorkspaceMoved,
 }
 
 impl EventType {
@@ -84,6 +87,7 @@ impl EventType {
             EventType::AuditBroken => "audit.broken",
             EventType::WorkspaceTampered => "workspace.tampered",
             EventType::WorkspaceOwnerChanged => "workspace.owner_changed",
+            EventType::WorkspaceMoved => "workspace.moved",
         }
     }
 }

@@ -54,6 +54,8 @@ pub struct Metrics {
     pub workspaces: Gauge,
     /// Workspaces that cannot be opened (named on /healthz), tried again every few seconds.
     pub workspaces_unserved: Gauge,
+    /// Workspaces recognised in a folder moved (renamed) under the roots.
+    pub workspaces_moved: Counter,
     /// Workspace leases this node holds in a cluster (0 outside one).
     pub leases_held: Gauge,
     /// Workspaces whose records changed since their store snapshot was brought up to date.
@@ -112,6 +114,7 @@ impl Default for Metrics {
             scan_seconds: Gauge::default(),
             workspaces: Gauge::default(),
             workspaces_unserved: Gauge::default(),
+            workspaces_moved: Counter::default(),
             leases_held: Gauge::default(),
             store_unsettled: Gauge::default(),
             store_damaged_files: Gauge::default(),
@@ -187,6 +190,11 @@ impl Default for Metrics {
             m.scan_seconds.clone(),
         );
         registry.register("workspaces", "Workspaces watched", m.workspaces.clone());
+        registry.register(
+            "workspaces_moved",
+            "Workspaces recognised in a folder moved (renamed) under the roots",
+            m.workspaces_moved.clone(),
+        );
         registry.register(
             "workspaces_unserved",
             "Workspaces that cannot be opened (named on /healthz), tried again every few seconds",

@@ -59,4 +59,5 @@ mod syncs;
 mod timeouts;
 mod trust;
 mod upload;
+mod workspace_move;
 mod yaml;

@@ -212,7 +212,12 @@ impl App {
     /// Adds a workspace found after start-up (a new folder under a root). Returns it, or
     /// `None` when one of that name is already known.
     pub fn add_workspace(&self, ws: Workspace) -> anyhow::Result<Option<Arc<Served>>> {
-        if self.workspace(&ws.name).is_some() || !self.own(&ws) {
+        if self.workspace(&ws.name).is_some() {
+            return Ok(None);
+        }
+        // Which workspace the folder is: a moved one keeps its id (and leaves its old name).
+        let runtime::moves::Identified { ws, found } = runtime::moves::identify(self, ws)?;
+        if !self.own(&ws) {
             return Ok(None);
         }
         // From here every write on its share is fenced by the lease just taken (in a cluster).
@@ -251,6 +256,7 @@ impl App {
             self.cx().tampered(&loaded, finding);
         }
         self.recover_events(&loaded);
+        runtime::moves::settle(self, &loaded, &found);
         self.cx().withdraw_superseded(&loaded);
         self.inner.registry.insert(loaded.clone(), |served| {
             self.inner.common.agenda.now(&ws.name);

@@ -69,7 +69,15 @@ pub fn schema(kind: super::SchemaKind) -> anyhow::Result<ExitCode> {
 fn anchors(ws: &Workspace, config: Option<&Path>) -> anyhow::Result<Option<Anchors>> {
     match Config::load(config) {
         Ok(c) => {
-            let anchors = Anchors::for_workspace(&c.data_dir, ws);
+            // A workspace whose folder moved keeps its anchors under its id.
+            let ws = match &c.cluster {
+                None => baton::store::identity::known(
+                    &baton::store::in_data_dir(&c.data_dir),
+                    ws.clone(),
+                ),
+                Some(_) => ws.clone(),
+            };
+            let anchors = Anchors::for_workspace(&c.data_dir, &ws);
             let flushed = Ledger::read(&c.data_dir)?.remove(&anchors.tag);
             // In a cluster the anchor is the database's, whichever node wrote it.
             let remote = match &c.cluster {

@@ -191,6 +191,7 @@ fn line(event: &Event) -> String {
         }
         EventType::AuditBroken => format!("audit log broken: {}", s("found")),
         EventType::WorkspaceTampered => format!("workspace tampered: {}", s("found")),
+        EventType::WorkspaceMoved => format!("workspace moved from {} to {}", s("from"), s("to")),
         EventType::WorkspaceOwnerChanged => {
             let mut l = match s("owner").as_str() {
                 "" => "owner removed".to_string(),

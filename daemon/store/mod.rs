@@ -12,6 +12,7 @@
 //! up: it is what makes an approval an approval.
 
 mod files;
+pub mod identity;
 pub mod manifest;
 pub mod people;
 pub mod repair;
@@ -147,9 +148,26 @@ pub struct Store {
 
 /// The portable, collision-free file-name stem for a workspace: at most 64 bytes of its name
 /// (on a char boundary, path-unsafe characters replaced) and 12 hex digits of its path's sha256.
-/// A long name can so never push a data_dir file past the 255-byte name limit.
+/// A long name can so never push a data_dir file past the 255-byte name limit. A workspace
+/// whose id the daemon recorded otherwise (its folder moved: see `identity`) is kept under
+/// that id instead.
 pub fn tag(ws: &Workspace) -> String {
-    let digest = crate::contract::validate::sha256_hex(ws.root.as_os_str().as_encoded_bytes());
+    match &ws.id {
+        Some(id) => id.clone(),
+        None => tag_of(ws, ws.root.as_os_str().as_encoded_bytes()),
+    }
+}
+
+/// A tag for `ws` no other workspace has: for a new folder at a path whose tag went with a
+/// workspace that moved away (see `identity`).
+pub fn fresh_tag(ws: &Workspace) -> String {
+    let mut seed = ws.root.as_os_str().as_encoded_bytes().to_vec();
+    seed.extend_from_slice(format!("\0{:?}", std::time::SystemTime::now()).as_bytes());
+    tag_of(ws, &seed)
+}
+
+fn tag_of(ws: &Workspace, seed: &[u8]) -> String {
+    let digest = crate::contract::validate::sha256_hex(seed);
     let mut name: String = ws
         .name
         .chars()

@@ -46,6 +46,9 @@ pub struct Workspace {
     pub root: PathBuf,
     /// Checked right before every write below (see `fence`): in a cluster, the lease.
     pub fence: fence::Fence,
+    /// The id its records are kept under in the store when the daemon found it to be another
+    /// than the one its path gives (a workspace whose folder moved; see `store::identity`).
+    pub id: Option<String>,
 }
 
 impl Workspace {
@@ -69,6 +72,7 @@ impl Workspace {
             name,
             root,
             fence: fence::Fence::default(),
+            id: None,
         })
     }
 

@@ -1,6 +1,6 @@
 //! Keeping the daemon going: loading each workspace's state at start (`load`, `recover`,
 //! `published_copies`, and their fingerprints kept current while running: `copies_memo`), which workspaces this daemon serves (`serving`, `leases` in a cluster,
-//! `group_modes`), the housekeeping driven by due times (`agenda`, `housekeeping`), the
+//! `group_modes`, `moves`: a workspace whose folder moved keeps its records), the housekeeping driven by due times (`agenda`, `housekeeping`), the
 //! outbox's workers (`notify`) and the mail's action links (`links`), the tamper alerts operators see (`alerts`) and the audit logs
 //! read again in the background (`reverify`).
 
@@ -12,6 +12,7 @@ pub(in crate::app) mod housekeeping;
 pub(in crate::app) mod leases;
 pub(in crate::app) mod links;
 pub(in crate::app) mod load;
+pub(in crate::app) mod moves;
 pub(in crate::app) mod notify;
 pub(in crate::app) mod published_copies;
 pub(in crate::app) mod recover;

@@ -1,0 +1,115 @@
+//! A workspace whose folder moved (renamed under the roots, while the daemon runs or while it
+//! is stopped) stays the same workspace: its records, pending handoffs, approvals and audit log
+//! go with it (see `crate::store::identity` for how a move is told from a copy or a forged
+//! claim). It is served under its new name from then on; the old name is no longer served
+//! (no entry is left behind under it), and `workspace.moved` `{from, to}` is logged in its audit
+//! log, with a log line and `baton_workspaces_moved_total`.
+//!
+//! Not in a cluster: each node knows only its own data_dir, and the workspace's lease is held
+//! under its id by whichever node serves it. There a folder whose `.baton/id` names another
+//! workspace is not served, and says why (see `identify`).
+
+use crate::app::{App, Served};
+use crate::events::{Event, EventType};
+use crate::store::identity::{self, Found};
+use crate::workspace::Workspace;
+use serde_json::json;
+use std::path::Path;
+
+/// A workspace as it was found: under the id its records are kept by, moved or not.
+pub(in crate::app) struct Identified {
+    pub ws: Workspace,
+    pub found: Found,
+}
+
+/// The workspace a folder is (see `identity::resolve`). A move of a workspace served now
+/// takes it from its old name first, so it is served once, under its new name.
+pub(in crate::app) fn identify(app: &App, ws: Workspace) -> anyhow::Result<Identified> {
+    if app.inner.cluster.is_some() {
+        return in_cluster(ws);
+    }
+    let (ws, found) = identity::resolve(&app.inner.commit.records, ws)?;
+    if let Found::Moved { from } = &found {
+        let id = crate::store::tag(&ws);
+        let ghost = app
+            .inner
+            .registry
+            .pick(|s| (s.store.tag() == id).then(|| s.workspace.root.clone()));
+        if !ghost.is_empty() {
+            app.unserve(&id);
+            // Its old folder is gone: nothing to wait for there.
+            app.inner.runtime.waiting().remove(&from.root);
+        }
+        if log_matches_anchor(app, &ws).is_some_and(|m| !m) {
+            tracing::warn!(workspace = %ws.name, was = %from.root.display(),
+                "the moved folder's audit log does not end where the daemon left it; the log's check at load records what differs");
+        }
+    }
+    Ok(Identified { ws, found })
+}
+
+/// In a cluster a folder keeps the id its path gives; one that carries another workspace's id
+/// (moved or copied from it) is refused with what to do.
+fn in_cluster(ws: Workspace) -> anyhow::Result<Identified> {
+    let own = crate::store::tag(&ws);
+    match identity::claim(&ws) {
+        Some(claimed) if claimed != own => anyhow::bail!(
+            "{} carries the id of workspace {claimed} (its .baton/{}): it was moved or copied from \
+             that workspace's folder, and moving a workspace is not supported in a cluster. Move it \
+             back to where it was, or remove .baton/{} to serve it as a new workspace",
+            ws.root.display(),
+            identity::ID_FILE,
+            identity::ID_FILE,
+        ),
+        _ => Ok(Identified {
+            ws,
+            found: Found::Here,
+        }),
+    }
+}
+
+/// Whether the moved folder's audit log is as long as the daemon's anchor says it left it;
+/// `None` when it cannot tell. Only for the warning: the load's check of the log decides.
+fn log_matches_anchor(app: &App, ws: &Workspace) -> Option<bool> {
+    let anchors = crate::audit::Anchors::for_workspace(&app.inner.config.data_dir, ws);
+    let anchor = anchors.read().ok()??;
+    let len = std::fs::symlink_metadata(ws.events_path()).ok()?.len();
+    let ends = [Some(anchor.after), anchor.before];
+    Some(ends.into_iter().flatten().any(|m| m.len == Some(len)))
+}
+
+/// Once the workspace is loaded: for a move, says so; then notes where its folder is (after
+/// the event, so a crash in between tells the move again at the next start, never not at all).
+pub(in crate::app) fn settle(app: &App, served: &Served, found: &Found) {
+    let ws = &served.workspace;
+    if let Found::Moved { from } = found {
+        app.metrics().workspaces_moved.inc();
+        tracing::info!(workspace = %ws.name, from = %from.name, was = %from.root.display(), now = %ws.root.display(),
+            "the workspace's folder moved; it keeps its records and is served under its new name");
+        let data = json!({
+            "from": from.name,
+            "to": ws.name,
+            "from_path": display(&from.root),
+            "to_path": display(&ws.root),
+        });
+        let event = Event::new(EventType::WorkspaceMoved, &ws.name, None, data);
+        if let Err(e) = app.cx().emit(served, event) {
+            tracing::error!(workspace = %ws.name, error = %e, "cannot log the move");
+        }
+    }
+    if app.inner.cluster.is_none() {
+        if let Err(e) = identity::note(&served.store, ws) {
+            tracing::warn!(workspace = %ws.name, error = %e, "cannot note the workspace's folder; a rename of it may not be recognised");
+        }
+    } else if identity::claim(ws).is_none() {
+        // The id the folder keeps in a cluster is the one its path gives (see `in_cluster`).
+        let id = format!("{}\n", served.store.tag());
+        if let Err(e) = ws.write(&ws.baton_dir().join(identity::ID_FILE), id.as_bytes()) {
+            tracing::debug!(workspace = %ws.name, error = %e, "cannot write the workspace's id");
+        }
+    }
+}
+
+fn display(path: &Path) -> String {
+    path.display().to_string()
+}

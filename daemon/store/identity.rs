@@ -1,0 +1,158 @@
+//! Which workspace a folder is, so one keeps its records when its folder moves. A workspace's
+//! records are kept under its id (its tag, see `super::tag`: made from its name and path when
+//! it was first served). The store keeps, next to them, where its folder was and which folder
+//! that was (`identity.json`: path, device and inode of the folder and of its `.baton/`); the
+//! folder carries its id in `.baton/id`, so it can be found again under another name.
+//!
+//! The workspace is the agents' ground: an id read from it is only a claim. A folder is taken
+//! for the workspace whose id it claims when the store says that workspace's folder is at this
+//! path, or when that folder's old path is gone and this is the very folder the store noted
+//! (same device and inodes): a rename. A copy (both paths exist) or a claim made by another
+//! folder is no such workspace: it is served as a new one, under an id of its own.
+
+use super::{Records, Store};
+use crate::workspace::Workspace;
+use serde::{Deserialize, Serialize};
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// The workspace's id, written by the daemon in its `.baton/`.
+pub const ID_FILE: &str = "id";
+/// What the store knows of the workspace's folder.
+const RECORD: &str = "identity.json";
+
+/// Where a workspace's folder was and which folder it was, as the store noted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Folder {
+    pub root: PathBuf,
+    pub name: String,
+    pub dev: u64,
+    pub ino: u64,
+    pub baton_dev: u64,
+    pub baton_ino: u64,
+}
+
+impl Folder {
+    /// The folder of `ws` as it is now.
+    pub fn of(ws: &Workspace) -> io::Result<Folder> {
+        let root = std::fs::symlink_metadata(&ws.root)?;
+        let baton = std::fs::symlink_metadata(ws.baton_dir())?;
+        Ok(Folder {
+            root: ws.root.clone(),
+            name: ws.name.clone(),
+            dev: root.dev(),
+            ino: root.ino(),
+            baton_dev: baton.dev(),
+            baton_ino: baton.ino(),
+        })
+    }
+
+    /// Whether `now` is this very folder (a rename keeps a folder's inodes; a copy does not).
+    fn same_folder(&self, now: &Folder) -> bool {
+        (self.dev, self.ino, self.baton_dev, self.baton_ino)
+            == (now.dev, now.ino, now.baton_dev, now.baton_ino)
+    }
+}
+
+/// What a folder was found to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// The workspace the store knows at this path (or one new to the store).
+    Here,
+    /// A known workspace whose folder was at `from.root` (gone now) and moved here.
+    Moved { from: Folder },
+}
+
+/// The id `ws` claims in its `.baton/id`, if it holds one that could be an id (a tag: no path
+/// separators, not hidden, at most 200 bytes). Never trusted as is: see `resolve`.
+pub fn claim(ws: &Workspace) -> Option<String> {
+    let bytes = ws.read(&ws.baton_dir().join(ID_FILE), 512).ok()??;
+    let id = String::from_utf8(bytes).ok()?.trim().to_string();
+    let plausible = !id.is_empty()
+        && id.len() <= 200
+        && !id.starts_with('.')
+        && id.chars().all(|c| c.is_alphanumeric() || "-_.".contains(c));
+    plausible.then_some(id)
+}
+
+/// What the store noted of the folder of the workspace `id`, if anything.
+pub fn recorded(records: &Records, id: &str) -> io::Result<Option<Folder>> {
+    let bytes = records.read(id, Path::new(RECORD))?;
+    Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+}
+
+/// `ws` with the id its records are kept under, and what it was found to be. Reads only;
+/// `note` records the outcome once the workspace is served.
+///
+/// The id `ws` claims is taken when the store places that workspace here, or when it is a
+/// rename (the old path gone, the same folder here). Otherwise the id its path gives, unless
+/// that id is a workspace's whose folder is now elsewhere: then one of its own.
+pub fn resolve(records: &Records, ws: Workspace) -> io::Result<(Workspace, Found)> {
+    let here = Folder::of(&ws)?;
+    if let Some(id) = claim(&ws) {
+        if let Some(known) = recorded(records, &id)? {
+            if known.root == ws.root {
+                return Ok((with_id(ws, id), Found::Here));
+            }
+            if is_gone(&known.root)? && known.same_folder(&here) {
+                return Ok((with_id(ws, id), Found::Moved { from: known }));
+            }
+            tracing::warn!(workspace = %ws.name, claimed = %id, was = %known.root.display(),
+                "the folder claims the id of another workspace, but is not that workspace's folder moved here (a copy, or a claim written in it); it is served as a workspace of its own");
+        }
+    }
+    let own = super::tag(&Workspace {
+        id: None,
+        ..ws.clone()
+    });
+    match recorded(records, &own)? {
+        Some(known) if known.root != ws.root => {
+            // The workspace first served at this path has moved away: this folder is new.
+            let fresh = super::fresh_tag(&ws);
+            Ok((with_id(ws, fresh), Found::Here))
+        }
+        _ => Ok((with_id(ws, own), Found::Here)),
+    }
+}
+
+fn with_id(ws: Workspace, id: String) -> Workspace {
+    Workspace { id: Some(id), ..ws }
+}
+
+/// Whether nothing is at `path` now (an error other than "not there" is no proof of a move).
+fn is_gone(path: &Path) -> io::Result<bool> {
+    match std::fs::symlink_metadata(path) {
+        Ok(_) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
+/// Notes where the workspace's folder is (in the store: the daemon's) and its id (in the
+/// folder: for the next time it is found), each only when it changed.
+pub fn note(store: &Store, ws: &Workspace) -> io::Result<()> {
+    let id = store.tag();
+    let here = Folder::of(ws)?;
+    let known = store
+        .read(Path::new(RECORD))?
+        .and_then(|b| serde_json::from_slice::<Folder>(&b).ok());
+    if known.as_ref() != Some(&here) {
+        let bytes = serde_json::to_vec_pretty(&here).map_err(io::Error::other)?;
+        store.write(Path::new(RECORD), &bytes)?;
+    }
+    if claim(ws).as_deref() != Some(id) {
+        ws.write(&ws.baton_dir().join(ID_FILE), format!("{id}\n").as_bytes())?;
+    }
+    Ok(())
+}
+
+/// For a command reading a workspace's records outside the daemon (`baton audit verify`):
+/// `ws` under the id the store places at its path, if its `.baton/id` names one. Reads only.
+pub fn known(records: &Records, ws: Workspace) -> Workspace {
+    let Some(id) = claim(&ws) else { return ws };
+    match recorded(records, &id) {
+        Ok(Some(known)) if known.root == ws.root => with_id(ws, id),
+        _ => ws,
+    }
+}

@@ -1,0 +1,231 @@
+//! A workspace keeps its identity when its folder moves. The daemon gives each workspace an id,
+//! kept in data_dir with where the folder was and which folder it was (device and inode), and
+//! written to `.baton/id`. A folder renamed under a root (while the daemon runs, or while it is
+//! stopped) is recognised as the same workspace: its pending handoffs, approvals and audit log
+//! are kept, it is served under its new name, and `workspace.moved` says so. A copy (both
+//! folders exist) or a folder claiming another's id is a new workspace.
+
+use crate::util::{baton, bytes, decision, event_types, events, handoff, write_atomic, TestEnv};
+use std::path::Path;
+
+fn verify(env: &TestEnv, ws: &Path) -> (i32, String) {
+    let config = env.config_path();
+    let args = ["audit", "verify", ws.to_str().unwrap(), "--config"];
+    let out = baton(&[&args[..], &[config.to_str().unwrap()]].concat());
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.code().unwrap(), stdout)
+}
+
+/// The workspaces the handoffs in `state` are listed under, for `key`.
+fn listed_under(d: &crate::util::Daemon, state: &str, key: &str) -> Vec<String> {
+    d.handoffs(state)
+        .iter()
+        .filter(|h| h["key"] == key)
+        .map(|h| h["workspace"].as_str().unwrap_or_default().to_string())
+        .collect()
+}
+
+fn id_of(ws: &Path) -> Option<String> {
+    std::fs::read_to_string(ws.join(".baton/id"))
+        .ok()
+        .map(|s| s.trim().to_string())
+}
+
+fn count(types: &[String], kind: &str) -> usize {
+    types.iter().filter(|t| *t == kind).count()
+}
+
+#[test]
+fn renamed_while_running_keeps_its_pending_handoff() {
+    let mut env = TestEnv::new();
+    let alpha = env.ws("alpha");
+    let beta = env.ws("beta");
+    let d = env.start();
+    write_atomic(&alpha.join("handoff.json"), &bytes(&handoff("h1")));
+    d.wait_until("h1 pending", || {
+        listed_under(&d, "pending", "h1") == ["alpha"]
+    });
+
+    std::fs::rename(&alpha, &beta).unwrap();
+    d.wait_until("h1 pending under beta, alone", || {
+        listed_under(&d, "pending", "h1") == ["beta"]
+    });
+    let (status, _) = d.get("/api/v1/workspaces/alpha/locks");
+    assert_eq!(status, 404, "no ghost left under the old name");
+    let (status, body) = d.decide("h1", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    d.wait_until("decision.json in beta", || {
+        decision(&beta).is_some_and(|d| d["outcome"] == "approved")
+    });
+    assert!(
+        d.metrics().contains("baton_workspaces_moved_total 1"),
+        "{}",
+        d.metrics()
+    );
+    d.stop();
+
+    let all = events(&beta);
+    let moved: Vec<_> = all
+        .iter()
+        .filter(|e| e["type"] == "workspace.moved")
+        .collect();
+    assert_eq!(moved.len(), 1, "{all:?}");
+    assert_eq!(moved[0]["data"]["from"], "alpha");
+    assert_eq!(moved[0]["data"]["to"], "beta");
+    let types = event_types(&beta);
+    assert_eq!(count(&types, "handoff.received"), 1, "{types:?}");
+    assert_eq!(count(&types, "handoff.invalid"), 0, "{types:?}");
+    assert_eq!(count(&types, "audit.broken"), 0, "{types:?}");
+    let (code, out) = verify(&env, &beta);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn renamed_while_stopped_keeps_its_approval_and_pending_handoff() {
+    let mut env = TestEnv::new();
+    let alpha = env.ws("alpha");
+    let beta = env.ws("beta");
+    let d = env.start();
+    write_atomic(&alpha.join("handoff.json"), &bytes(&handoff("first")));
+    d.wait_until("first pending", || {
+        listed_under(&d, "pending", "first") == ["alpha"]
+    });
+    let (status, body) = d.decide("first", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    write_atomic(&alpha.join("handoff.json"), &bytes(&handoff("second")));
+    d.wait_until("second pending", || {
+        listed_under(&d, "pending", "second") == ["alpha"]
+    });
+    d.stop();
+
+    std::fs::rename(&alpha, &beta).unwrap();
+    let d = env.start();
+    assert_eq!(listed_under(&d, "decided", "first"), ["beta"]);
+    assert_eq!(listed_under(&d, "pending", "second"), ["beta"]);
+    let (status, _) = d.get("/api/v1/workspaces/alpha/locks");
+    assert_eq!(status, 404);
+    let (status, body) = d.get("/api/v1/handoffs/first");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["decision"]["outcome"], "approved", "{body}");
+    let (status, body) = d.decide("second", "approved", "fine too");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(decision(&beta).unwrap()["outcome"], "approved");
+    assert_eq!(d.health()["tamper_alerts"], serde_json::Value::Null);
+    d.stop();
+
+    let types = event_types(&beta);
+    assert_eq!(count(&types, "workspace.moved"), 1, "{types:?}");
+    assert_eq!(count(&types, "handoff.received"), 2, "{types:?}");
+    assert_eq!(count(&types, "audit.broken"), 0, "{types:?}");
+    assert_eq!(count(&types, "workspace.tampered"), 0, "{types:?}");
+    let (code, out) = verify(&env, &beta);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn renamed_back_is_the_same_workspace_and_no_tampering() {
+    let mut env = TestEnv::new();
+    let alpha = env.ws("alpha");
+    let beta = env.ws("beta");
+    let d = env.start();
+    write_atomic(&alpha.join("handoff.json"), &bytes(&handoff("h1")));
+    d.wait_until("h1 pending", || {
+        listed_under(&d, "pending", "h1") == ["alpha"]
+    });
+    std::fs::rename(&alpha, &beta).unwrap();
+    d.wait_until("h1 under beta", || {
+        listed_under(&d, "pending", "h1") == ["beta"]
+    });
+    d.stop();
+
+    // Back while the daemon is stopped.
+    std::fs::rename(&beta, &alpha).unwrap();
+    let d = env.start();
+    assert_eq!(listed_under(&d, "pending", "h1"), ["alpha"]);
+    assert_eq!(d.health()["tamper_alerts"], serde_json::Value::Null);
+    let (status, body) = d.decide("h1", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    d.stop();
+
+    let types = event_types(&alpha);
+    assert_eq!(count(&types, "workspace.moved"), 2, "{types:?}");
+    assert_eq!(count(&types, "audit.broken"), 0, "{types:?}");
+    assert_eq!(count(&types, "handoff.received"), 1, "{types:?}");
+    let (code, out) = verify(&env, &alpha);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
+fn a_copy_is_another_workspace() {
+    let mut env = TestEnv::new();
+    let alpha = env.ws("alpha");
+    let copy = env.ws("alpha-copy");
+    let d = env.start();
+    write_atomic(&alpha.join("handoff.json"), &bytes(&handoff("h1")));
+    d.wait_until("h1 pending", || {
+        listed_under(&d, "pending", "h1") == ["alpha"]
+    });
+    let (status, body) = d.decide("h1", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    let original = id_of(&alpha).expect("the workspace carries its id");
+
+    let cp = std::process::Command::new("cp")
+        .args(["-a", alpha.to_str().unwrap(), copy.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    d.wait_until("the copy is served as a workspace of its own", || {
+        d.get("/api/v1/workspaces/alpha-copy/locks").0 == 200
+    });
+    d.wait_until("the copy has an id of its own", || {
+        id_of(&copy).is_some_and(|id| id != original)
+    });
+    assert_eq!(id_of(&alpha).as_deref(), Some(original.as_str()));
+    // The original keeps its approval and its name; the copy is given none of it.
+    assert_eq!(listed_under(&d, "decided", "h1"), ["alpha"]);
+    assert!(listed_under(&d, "all", "h1").iter().all(|w| w == "alpha"));
+    assert_eq!(d.health()["tamper_alerts"], serde_json::Value::Null);
+    d.stop();
+
+    let types = event_types(&alpha);
+    assert_eq!(count(&types, "workspace.moved"), 0, "{types:?}");
+    assert_eq!(count(&types, "audit.broken"), 0, "{types:?}");
+    assert_eq!(count(&types, "workspace.tampered"), 0, "{types:?}");
+    let (code, out) = verify(&env, &alpha);
+    assert_eq!(code, 0, "{out}");
+    let copied = event_types(&copy);
+    assert_eq!(count(&copied, "workspace.moved"), 0, "{copied:?}");
+}
+
+#[test]
+fn a_forged_id_in_a_new_folder_is_not_adopted() {
+    let mut env = TestEnv::new();
+    let alpha = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&alpha.join("handoff.json"), &bytes(&handoff("h1")));
+    d.wait_until("h1 pending", || {
+        listed_under(&d, "pending", "h1") == ["alpha"]
+    });
+    let (status, body) = d.decide("h1", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    let original = id_of(&alpha).expect("the workspace carries its id");
+    d.stop();
+
+    // alpha leaves the roots; a new folder claims its id (its old path is gone, but it is
+    // another folder).
+    std::fs::rename(&alpha, env.root().join("elsewhere")).unwrap();
+    let forger = env.init("forger");
+    std::fs::write(forger.join(".baton/id"), format!("{original}\n")).unwrap();
+    let d = env.start();
+    let (status, _) = d.get("/api/v1/workspaces/forger/locks");
+    assert_eq!(status, 200);
+    assert!(listed_under(&d, "all", "h1").is_empty());
+    let mine = id_of(&forger).unwrap();
+    assert_ne!(
+        mine, original,
+        "the forged id is replaced by one of its own"
+    );
+    d.stop();
+    let types = event_types(&forger);
+    assert_eq!(count(&types, "workspace.moved"), 0, "{types:?}");
+}
