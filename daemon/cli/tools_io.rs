@@ -4,11 +4,14 @@
 //! not a JSON-RPC 2.0 message gets an invalid-request error (-32600) carrying the message's
 //! id when it has a readable one (JSON-RPC 2.0, section 5), null otherwise. All are dropped
 //! and the session goes on. One task owns standard output, so the gate's answers never cut
-//! into rmcp's messages.
+//! into rmcp's messages. A `Gate` may answer some requests itself (the tasks of
+//! `mcp::tasks`, which rmcp does not speak) and amend rmcp's results to others.
 
 use rmcp::transport::async_rw::AsyncRwTransport;
 use rmcp::RoleServer;
 use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader, DuplexStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -18,13 +21,32 @@ const PIPE: usize = 64 * 1024;
 
 pub type Transport = AsyncRwTransport<RoleServer, DuplexStream, DuplexStream>;
 
+/// Lines for standard output (a message each), in the order they are sent.
+pub type Out = mpsc::UnboundedSender<String>;
+
+/// What the server answers beside rmcp: requests it takes whole, and rmcp results it amends.
+pub trait Gate: Send + Sync + 'static {
+    /// Answers `request` (a valid JSON-RPC message) itself, on `out`, now or later; false
+    /// hands it to rmcp.
+    fn take(&self, request: &Value, out: &Out) -> bool;
+    /// Whether rmcp's result to a request of `method` goes through `amend`.
+    fn amends(&self, method: &str) -> bool;
+    fn amend(&self, method: &str, result: &mut Value);
+}
+
+/// The methods of requests handed to rmcp whose results a gate amends, by request id.
+type Amending = Arc<Mutex<HashMap<String, String>>>;
+
 /// The transport for rmcp, and the task writing standard output (await it before exiting,
 /// so the last answers are written).
-pub fn stdio(max_line: usize) -> (Transport, JoinHandle<()>) {
+pub fn stdio(max_line: usize, gate: Arc<dyn Gate>) -> (Transport, JoinHandle<()>) {
     let (mut to_rmcp, rmcp_in) = tokio::io::duplex(PIPE);
     let (rmcp_out, from_rmcp) = tokio::io::duplex(PIPE);
     let (out, mut lines) = mpsc::unbounded_channel::<String>();
     let answers = out.clone();
+    let amending = Amending::default();
+    let noted = amending.clone();
+    let amender = gate.clone();
     tokio::spawn(async move {
         let mut input = BufReader::new(tokio::io::stdin());
         while let Ok(Some(line)) = next_line(&mut input, max_line).await {
@@ -37,7 +59,9 @@ pub fn stdio(max_line: usize) -> (Transport, JoinHandle<()>) {
                 Line::Text(line) if line.iter().all(u8::is_ascii_whitespace) => continue,
                 Line::Text(line) => match serde_json::from_slice::<Value>(&line) {
                     Ok(message) => match invalid(&message) {
+                        None if gate.take(&message, &answers) => continue,
                         None => {
+                            note(&noted, &message, gate.as_ref());
                             let forwarded = to_rmcp.write_all(&[&line[..], b"\n"].concat()).await;
                             if forwarded.is_err() {
                                 break;
@@ -61,7 +85,8 @@ pub fn stdio(max_line: usize) -> (Transport, JoinHandle<()>) {
     tokio::spawn(async move {
         let mut replies = BufReader::new(from_rmcp).lines();
         while let Ok(Some(line)) = replies.next_line().await {
-            if out.send(with_id(line)).is_err() {
+            let line = amended(with_id(line), &amending, amender.as_ref());
+            if out.send(line).is_err() {
                 break;
             }
         }
@@ -78,10 +103,44 @@ pub fn stdio(max_line: usize) -> (Transport, JoinHandle<()>) {
     (AsyncRwTransport::new_server(rmcp_in, rmcp_out), writer)
 }
 
+/// Remembers a request whose result the gate amends.
+fn note(amending: &Amending, message: &Value, gate: &dyn Gate) {
+    let method = message.get("method").and_then(Value::as_str);
+    if let (Some(method), Some(id)) = (method, message.get("id")) {
+        if gate.amends(method) {
+            let mut amending = amending.lock().unwrap_or_else(|e| e.into_inner());
+            amending.insert(id.to_string(), method.to_string());
+        }
+    }
+}
+
+/// rmcp's answer, amended by the gate when it answers a request noted for that.
+fn amended(line: String, amending: &Amending, gate: &dyn Gate) -> String {
+    let mut amending = amending.lock().unwrap_or_else(|e| e.into_inner());
+    if amending.is_empty() {
+        return line;
+    }
+    let Ok(mut answer) = serde_json::from_str::<Value>(&line) else {
+        return line;
+    };
+    let method = match answer.get("id") {
+        Some(id) if answer.get("method").is_none() => amending.remove(&id.to_string()),
+        _ => None,
+    };
+    match (method, answer.get_mut("result")) {
+        (Some(method), Some(result)) => {
+            gate.amend(&method, result);
+            answer.to_string()
+        }
+        _ => line,
+    }
+}
+
 const PARSE_ERROR: i64 = -32700;
 const INVALID_REQUEST: i64 = -32600;
 
-fn refusal(code: i64, id: Value, message: String) -> Value {
+/// A JSON-RPC error answer to the request `id`.
+pub fn refusal(code: i64, id: Value, message: String) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
 }
 
@@ -109,10 +168,15 @@ fn invalid(message: &Value) -> Option<String> {
         if !matches!(id, Value::String(_) | Value::Number(_)) {
             return Some("Invalid request: \"id\" must be a string or a number".into());
         }
+        // MCP narrows JSON-RPC's numbers to integers; rmcp would answer another id without it.
+        if id.is_number() && !id.is_i64() {
+            return Some("Invalid request: a numeric \"id\" must be a whole number within 64 signed bits (MCP)".into());
+        }
     }
     match fields.get("method") {
+        // MCP passes params by name only; rmcp would answer positional ones without the id.
         Some(Value::String(_)) => match fields.get("params") {
-            None | Some(Value::Object(_) | Value::Array(_)) => None,
+            None | Some(Value::Object(_)) => None,
             Some(_) => Some("Invalid request: \"params\" must be an object".into()),
         },
         Some(_) => Some("Invalid request: \"method\" must be a string".into()),

@@ -2,10 +2,12 @@
 //! stdio (rmcp), for agents whose host speaks MCP. Each tool calls the function the CLI
 //! command calls (`submit::check`, `agent::Waited`, the contract's validation), on
 //! files alone, so it works with or without a daemon running on the same configuration.
-//! Standard output is the protocol: nothing else may be printed there.
+//! Standard output is the protocol: nothing else may be printed there. `submit_handoff` also
+//! runs as an MCP task (see `tasks`), for hosts that fetch the decision later.
 
 mod locks;
 mod replies;
+mod tasks;
 mod view;
 
 use crate::cli::agent::Waited;
@@ -48,7 +50,8 @@ pub fn mcp(config: Option<&Path>, only: &[String]) -> anyhow::Result<ExitCode> {
         let server = Baton::new(config, only, trusted);
         // Room for a document at the size limit, escaped inside a JSON-RPC message.
         let max_line = 4 * server.limits.max_bytes + 64 * 1024;
-        let (transport, writer) = tools_io::stdio(max_line);
+        let tasks = Arc::new(tasks::Tasks::new(server.clone()));
+        let (transport, writer) = tools_io::stdio(max_line, tasks);
         let service = server.serve(transport).await?;
         service.waiting().await?;
         // The last answers are in the pipe: let them reach standard output.
@@ -360,7 +363,8 @@ impl ServerHandler for Baton {
         info.instructions = Some(
             "baton: hand work to a human reviewer. submit_handoff, then wait_for_decision; \
              write_checkpoint after each step. After changes_requested, submit the revision \
-             with the same id. Tools take the workspace's name."
+             with the same id. Tools take the workspace's name. Hosts with MCP tasks may call \
+             submit_handoff as a task: the decision is then the task's result."
                 .into(),
         );
         info

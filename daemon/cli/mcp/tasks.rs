@@ -1,0 +1,445 @@
+//! MCP tasks (protocol revision 2025-11-25, experimental) for `submit_handoff`: a host that
+//! calls it with a `task` param gets a task id at once (CreateTaskResult) and the decision
+//! later, as the task's result (`tasks/result`), instead of holding a tools/call open while
+//! people decide. `tasks/get` and `tasks/list` answer the state, `tasks/cancel` stops the
+//! wait, and `notifications/tasks/status` says when a task ends. rmcp does not speak this
+//! revision's tasks, so the transport's gate hands these requests here and this module
+//! answers them; it also adds the `tasks` capability to `initialize` and each tool's
+//! `execution.taskSupport` to `tools/list`. Tasks live in the server's memory: they end
+//! with the session (the handoff and its decision stay in the workspace).
+
+use super::{off_thread, Baton, SubmitArgs};
+use crate::cli::agent::Waited;
+use crate::cli::tools_io::{refusal, Gate, Out};
+use baton::contract::decision::{Decision, Outcome};
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::CallToolResult;
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// The one tool that runs as a task: the others answer at once.
+const TASK_TOOL: &str = "submit_handoff";
+/// How long a task is kept when the host asks for no `ttl`, and the most it may ask for.
+const DEFAULT_TTL_MS: u64 = 24 * 3600 * 1000;
+const MAX_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
+const MIN_TTL_MS: u64 = 60 * 1000;
+/// What hosts are told to poll at; a decision is seen within 200 ms of being written.
+const POLL_INTERVAL_MS: u64 = 1000;
+const RELATED_TASK: &str = "io.modelcontextprotocol/related-task";
+
+const INVALID_PARAMS: i64 = -32602;
+const METHOD_NOT_FOUND: i64 = -32601;
+
+#[derive(Serialize, Clone, Copy, PartialEq, Debug)]
+#[serde(rename_all = "snake_case")]
+enum Status {
+    Working,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+/// A task as the protocol shows it (`Task`).
+#[derive(Serialize, Clone)]
+#[serde(rename_all = "camelCase")]
+struct Task {
+    task_id: String,
+    status: Status,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status_message: Option<String>,
+    created_at: String,
+    last_updated_at: String,
+    ttl: u64,
+    poll_interval: u64,
+}
+
+struct Entry {
+    task: Task,
+    /// When the task may be forgotten (its ttl from creation).
+    forget_at: Instant,
+    /// The tools/call result once the task ends (`tasks/result` waits on it).
+    result: watch::Sender<Option<Value>>,
+}
+
+/// The session's tasks, and the server whose tools they run.
+#[derive(Clone)]
+pub(super) struct Tasks {
+    baton: Baton,
+    table: Arc<Mutex<HashMap<String, Entry>>>,
+}
+
+impl Gate for Tasks {
+    fn take(&self, request: &Value, out: &Out) -> bool {
+        let method = request.get("method").and_then(Value::as_str).unwrap_or("");
+        let params = request.get("params").cloned().unwrap_or(Value::Null);
+        let task_call = method == "tools/call" && params.get("task").is_some();
+        if !task_call && !method.starts_with("tasks/") {
+            return false;
+        }
+        let Some(id) = request.get("id").cloned() else {
+            // A notification about tasks: nothing in this revision asks the server to act.
+            return true;
+        };
+        let (tasks, out) = (self.clone(), out.clone());
+        let method = method.to_string();
+        tokio::spawn(async move {
+            let answer = match method.as_str() {
+                "tools/call" => tasks.create(&params, &out).await,
+                "tasks/get" => tasks.with_task(&params, |e| Ok(json!(e.task))),
+                "tasks/list" => tasks.list(&params),
+                "tasks/cancel" => tasks.cancel(&params, &out),
+                "tasks/result" => tasks.result(&params).await,
+                other => Err((
+                    METHOD_NOT_FOUND,
+                    format!("Method not found: {other} (this server answers tasks/get, tasks/result, tasks/list and tasks/cancel)"),
+                )),
+            };
+            let message = match answer {
+                Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                Err((code, message)) => refusal(code, id, message),
+            };
+            let _ = out.send(message.to_string());
+        });
+        true
+    }
+
+    fn amends(&self, method: &str) -> bool {
+        matches!(method, "initialize" | "tools/list")
+    }
+
+    fn amend(&self, method: &str, result: &mut Value) {
+        match method {
+            "initialize" => {
+                result["capabilities"]["tasks"] =
+                    json!({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}});
+            }
+            _ => {
+                let tools = result.get_mut("tools").and_then(Value::as_array_mut);
+                for tool in tools.into_iter().flatten() {
+                    let support = match tool["name"] == TASK_TOOL {
+                        true => "optional",
+                        false => "forbidden",
+                    };
+                    tool["execution"] = json!({ "taskSupport": support });
+                }
+            }
+        }
+    }
+}
+
+type Answer = Result<Value, (i64, String)>;
+
+impl Tasks {
+    pub(super) fn new(baton: Baton) -> Tasks {
+        Tasks {
+            baton,
+            table: Arc::default(),
+        }
+    }
+
+    /// The table, without the tasks whose ttl has passed (the spec lets them go).
+    fn table(&self) -> MutexGuard<'_, HashMap<String, Entry>> {
+        let mut table = self.table.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        table.retain(|_, e| e.forget_at > now);
+        table
+    }
+
+    /// A task-augmented tools/call: submits the handoff, answers CreateTaskResult, then waits
+    /// for the decision in the background.
+    async fn create(&self, params: &Value, out: &Out) -> Answer {
+        let name = params.get("name").and_then(Value::as_str).unwrap_or("");
+        if name != TASK_TOOL {
+            let known = self.baton.tool_router.has_route(name);
+            return Err(match known {
+                true => (METHOD_NOT_FOUND, format!("tool \"{name}\" does not run as a task (execution.taskSupport is \"forbidden\"): call it without \"task\"")),
+                false => (INVALID_PARAMS, format!("tool not found: \"{name}\"")),
+            });
+        }
+        let arguments = params.get("arguments").cloned().unwrap_or(json!({}));
+        let args: SubmitArgs = serde_json::from_value(arguments)
+            .map_err(|e| (INVALID_PARAMS, format!("submit_handoff arguments: {e}")))?;
+        let ttl = params["task"]["ttl"]
+            .as_u64()
+            .unwrap_or(DEFAULT_TTL_MS)
+            .clamp(MIN_TTL_MS, MAX_TTL_MS);
+        let workspace = args.workspace.clone();
+        let dry_run = args.dry_run;
+        // Submitted before the task exists: when the host has the task id, the handoff is
+        // in place (or known refused).
+        let submitted = self.baton.submit_handoff(Parameters(args)).await;
+        let answer = serde_json::to_value(&submitted).unwrap_or_default();
+        let key = answer["structuredContent"]["key"]
+            .as_str()
+            .map(String::from);
+        let waiting = !dry_run && submitted.is_error != Some(true) && key.is_some();
+        let now = baton::clock::now_rfc3339();
+        let task_id = new_task_id();
+        let message = match (&key, waiting) {
+            (Some(key), true) => format!("handoff {key} is in workspace {workspace}, waiting for a reviewer's decision; tasks/result answers with it"),
+            _ => "submit_handoff answered at once; tasks/result has its answer".to_string(),
+        };
+        let task = Task {
+            task_id: task_id.clone(),
+            status: Status::Working,
+            status_message: Some(message.clone()),
+            created_at: now.clone(),
+            last_updated_at: now,
+            ttl,
+            poll_interval: POLL_INTERVAL_MS,
+        };
+        let entry = Entry {
+            task: task.clone(),
+            forget_at: Instant::now() + Duration::from_millis(ttl),
+            result: watch::channel(None).0,
+        };
+        self.table().insert(task_id.clone(), entry);
+        tracing::info!(task = %task_id, workspace = %workspace, handoff = ?key, "task created");
+        let tasks = self.clone();
+        let out2 = out.clone();
+        tokio::spawn(async move {
+            match (key, waiting) {
+                (Some(key), true) => tasks.wait(&task_id, &workspace, &key, &out2).await,
+                _ => {
+                    let status = match submitted.is_error {
+                        Some(true) => Status::Failed,
+                        _ => Status::Completed,
+                    };
+                    let said = "submit_handoff refused the handoff or only checked it (dry_run); the result says which";
+                    tasks.finish(&task_id, status, said.into(), answer, &out2);
+                }
+            }
+        });
+        Ok(json!({
+            "task": task,
+            "_meta": {"io.modelcontextprotocol/model-immediate-response": message},
+        }))
+    }
+
+    /// Waits for the decision on `key` and ends the task with it; stops when the task is
+    /// cancelled or forgotten meanwhile.
+    async fn wait(&self, task_id: &str, workspace: &str, key: &str, out: &Out) {
+        let ws = match self.baton.workspace(workspace) {
+            Ok(ws) => ws,
+            Err(e) => return self.fail(task_id, "the workspace went away", e, out),
+        };
+        let ws2 = ws.clone();
+        let trusted = self.baton.trusted.as_deref().cloned();
+        let started = off_thread(move || Waited::start(&ws2).map(|w| w.trusting(trusted))).await;
+        let mut waited = match started {
+            Ok(waited) if waited.key() == Some(key) => waited,
+            Ok(_) => {
+                let why = format!("a newer handoff replaced {key} in workspace {workspace} before the wait began: submit again if it is still needed");
+                return self.fail(task_id, &why, super::failed(why.clone()), out);
+            }
+            Err(e) => return self.fail(task_id, &e, super::failed(e.clone()), out),
+        };
+        let mut refused = None;
+        loop {
+            if !self.is_working(task_id) {
+                return;
+            }
+            let ws2 = ws.clone();
+            let step = off_thread(move || waited.answer(&ws2).map(|d| (waited, d))).await;
+            match step {
+                Ok((_, Some(d))) => return self.decided(task_id, workspace, d, out),
+                Ok((back, None)) => waited = back,
+                Err(e) => return self.fail(task_id, &e, super::failed(e.clone()), out),
+            }
+            if waited.refused != refused {
+                refused.clone_from(&waited.refused);
+                if let Some(why) = &refused {
+                    let said = format!(
+                        "waiting for the decision on {key}; decision.json is not taken: {why}"
+                    );
+                    self.update_message(task_id, said);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// Ends the task with the decision: `completed` when a person decided (approved,
+    /// rejected, changes requested), `failed` when the handoff ended otherwise (withdrawn,
+    /// expired, invalid, reassigned), the tool result saying what to do next either way.
+    fn decided(&self, task_id: &str, workspace: &str, d: Decision, out: &Out) {
+        let (status, next) = next_step(&d, workspace);
+        let decision = serde_json::to_value(&d).unwrap_or_default();
+        let answer = json!({ "state": "decided", "decision": decision, "next": next });
+        let result = match status {
+            Status::Completed => CallToolResult::structured(answer),
+            _ => CallToolResult::structured_error(answer),
+        };
+        let result = serde_json::to_value(&result).unwrap_or_default();
+        self.finish(task_id, status, next, result, out);
+    }
+
+    fn fail(&self, task_id: &str, why: &str, result: CallToolResult, out: &Out) {
+        let result = serde_json::to_value(&result).unwrap_or_default();
+        self.finish(task_id, Status::Failed, why.to_string(), result, out);
+    }
+
+    /// Moves a working task to its end (a cancelled one stays cancelled) and tells the host.
+    fn finish(&self, task_id: &str, status: Status, message: String, result: Value, out: &Out) {
+        let mut table = self.table();
+        let Some(entry) = table.get_mut(task_id) else {
+            return;
+        };
+        if entry.task.status != Status::Working {
+            return;
+        }
+        entry.task.status = status;
+        entry.task.status_message = Some(message);
+        entry.task.last_updated_at = baton::clock::now_rfc3339();
+        let mut result = result;
+        result["_meta"][RELATED_TASK] = json!({ "taskId": task_id });
+        entry.result.send_replace(Some(result));
+        tracing::info!(task = %task_id, status = ?status, "task ended");
+        notify(out, &entry.task);
+    }
+
+    fn update_message(&self, task_id: &str, message: String) {
+        if let Some(entry) = self.table().get_mut(task_id) {
+            entry.task.status_message = Some(message);
+            entry.task.last_updated_at = baton::clock::now_rfc3339();
+        }
+    }
+
+    fn is_working(&self, task_id: &str) -> bool {
+        let table = self.table();
+        table
+            .get(task_id)
+            .is_some_and(|e| e.task.status == Status::Working)
+    }
+
+    /// Runs `answer` on the task `params.taskId` names; -32602 when there is none.
+    fn with_task(&self, params: &Value, answer: impl FnOnce(&mut Entry) -> Answer) -> Answer {
+        let task_id = params.get("taskId").and_then(Value::as_str).ok_or((
+            INVALID_PARAMS,
+            "Invalid params: \"taskId\" (a string) is required".to_string(),
+        ))?;
+        let mut table = self.table();
+        match table.get_mut(task_id) {
+            Some(entry) => answer(entry),
+            None => Err((INVALID_PARAMS, format!("Failed to retrieve task: no task \"{task_id}\" in this session (unknown, or its ttl has passed); the handoff's decision is still in its workspace (get_handoff)"))),
+        }
+    }
+
+    fn list(&self, params: &Value) -> Answer {
+        if params.get("cursor").is_some_and(|c| !c.is_null()) {
+            return Err((
+                INVALID_PARAMS,
+                "Invalid params: this server lists all tasks at once and hands out no cursor"
+                    .into(),
+            ));
+        }
+        let table = self.table();
+        let mut tasks: Vec<&Task> = table.values().map(|e| &e.task).collect();
+        tasks.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(json!({ "tasks": tasks }))
+    }
+
+    /// Stops waiting: the task is `cancelled` and its result says so. The handoff stays in
+    /// the workspace, pending for its reviewers.
+    fn cancel(&self, params: &Value, out: &Out) -> Answer {
+        self.with_task(params, |entry| {
+            if entry.task.status != Status::Working {
+                let status = serde_json::to_value(entry.task.status).unwrap_or_default();
+                return Err((INVALID_PARAMS, format!("Cannot cancel task {}: it is already {}", entry.task.task_id, status.as_str().unwrap_or(""))));
+            }
+            let id = entry.task.task_id.clone();
+            let said = "cancelled by request: nobody waits for this handoff's decision any more; it stays in its workspace for reviewers until decided, or replaced by a newer handoff";
+            entry.task.status = Status::Cancelled;
+            entry.task.status_message = Some(said.into());
+            entry.task.last_updated_at = baton::clock::now_rfc3339();
+            let mut result = serde_json::to_value(super::failed(said)).unwrap_or_default();
+            result["_meta"][RELATED_TASK] = json!({ "taskId": id });
+            entry.result.send_replace(Some(result));
+            tracing::info!(task = %id, "task cancelled");
+            notify(out, &entry.task);
+            Ok(json!(entry.task))
+        })
+    }
+
+    /// The task's tools/call result, once it has ended (blocks until then).
+    async fn result(&self, params: &Value) -> Answer {
+        let mut rx = None;
+        self.with_task(params, |entry| {
+            rx = Some(entry.result.subscribe());
+            Ok(Value::Null)
+        })?;
+        let gone = || {
+            (INVALID_PARAMS, "Failed to retrieve task: its ttl passed while waiting; the handoff's decision is in its workspace (get_handoff)".to_string())
+        };
+        let mut rx = rx.ok_or_else(gone)?;
+        let result = rx.wait_for(Option::is_some).await.map_err(|_| gone())?;
+        result.clone().ok_or_else(gone)
+    }
+}
+
+/// A task id no other task of the server has: a count, behind per-process random bits so ids
+/// of one session do not pass for another's.
+fn new_task_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNT: AtomicU64 = AtomicU64::new(0);
+    let n = COUNT.fetch_add(1, Ordering::Relaxed);
+    let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+    random.write_u64(n);
+    format!("{:016x}-{n}", random.finish())
+}
+
+/// `notifications/tasks/status`: the task's new state, for hosts that listen (they must
+/// not rely on it, and poll `tasks/get`).
+fn notify(out: &Out, task: &Task) {
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/tasks/status", "params": task});
+    let _ = out.send(note.to_string());
+}
+
+/// The task's end for a decision, and what the agent is to do next, in words a model acts on.
+fn next_step(d: &Decision, workspace: &str) -> (Status, String) {
+    let key = &d.handoff_key;
+    let by = &d.by;
+    let comment = d
+        .comment
+        .as_deref()
+        .map(|c| format!(" (comment: {c})"))
+        .unwrap_or_default();
+    match d.outcome {
+        Outcome::Approved => (
+            Status::Completed,
+            format!("{by} approved handoff {key}{comment}: go on, following the decision's instructions and remaining steps if it has them"),
+        ),
+        Outcome::Rejected => (
+            Status::Completed,
+            format!("{by} rejected handoff {key}{comment}: do not go on with this work; choose another way, or stop and tell the user"),
+        ),
+        Outcome::ChangesRequested => (
+            Status::Completed,
+            format!("{by} asked for changes to handoff {key}{comment}: make them and submit the revision with the same id"),
+        ),
+        Outcome::Withdrawn => (
+            Status::Failed,
+            format!("handoff {key} was withdrawn: a newer handoff replaced it in workspace {workspace} before anyone decided; submit again if it is still needed"),
+        ),
+        Outcome::Expired => (
+            Status::Failed,
+            format!("nobody decided handoff {key} in time (expired){comment}: submit again later, or stop and tell the user"),
+        ),
+        Outcome::Invalid => {
+            let problems: Vec<String> = d.errors.iter().map(ToString::to_string).collect();
+            (
+                Status::Failed,
+                format!("baton refused handoff {key} as invalid: {}; fix it and submit again", problems.join("; ")),
+            )
+        }
+        Outcome::Reassigned => (
+            Status::Failed,
+            format!("handoff {key} was reassigned to another agent{comment}: stop this work"),
+        ),
+    }
+}
