@@ -130,6 +130,17 @@ fn damaged_and_repaired(file: &str, how: Harm, snapshot: bool) {
         assert!(error.contains(&rel), "{case}: {key}: {error}");
         assert!(error.contains("baton repair"), "{case}: {error}");
     }
+    // Read, the damaged record is the decision it was or an answer naming the damage: never
+    // "no such handoff", never another outcome.
+    let (status, body) = d.get("/api/v1/handoffs/first");
+    match status {
+        200 => assert_eq!(body["decision"]["outcome"], "approved", "{case}: {body}"),
+        503 => assert!(
+            body["error"].as_str().unwrap_or_default().contains(&rel),
+            "{case}: {body}"
+        ),
+        _ => panic!("{case}: GET answered {status}: {body}"),
+    }
     d.wait_until("the metric counts the file", || {
         d.metrics().contains("baton_store_damaged_files 1")
     });

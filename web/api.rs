@@ -87,9 +87,21 @@ pub async fn get(
     let Query(page) = page.map_err(|_| {
         ApiError::Unprocessable("checkpoints_offset and checkpoints_limit must be numbers".into())
     })?;
-    let missing = ApiError::NotFound(format!("no handoff with key \"{key}\""));
-    let detail = blocking(move || app.get(&key, &actor, page)).await?;
-    detail.map(Json).ok_or(missing)
+    let detail = blocking(move || {
+        let detail = app.get(&key, &actor, page);
+        detail.ok_or_else(|| missing(&app, &key, &actor))
+    })
+    .await?;
+    detail.map(Json)
+}
+
+/// The answer for a handoff the caller cannot get: 503 naming the damage when its record is
+/// left out as damaged (`baton repair`), else 404.
+fn missing(app: &App, key: &str, actor: &baton::auth::Actor) -> ApiError {
+    match app.damaged_record(key, actor) {
+        Some(why) => ApiError::Unavailable(why),
+        None => ApiError::NotFound(format!("no handoff with key \"{key}\"")),
+    }
 }
 
 /// `GET /api/v1/handoffs/{key}/changes`: revision N of M and what changed against the
@@ -99,9 +111,12 @@ pub async fn changes(
     Caller(actor): Caller,
     Path(key): Path<String>,
 ) -> Result<Json<Changes>, ApiError> {
-    let missing = ApiError::NotFound(format!("no handoff with key \"{key}\""));
-    let changes = blocking(move || app.changes(&key, &actor)).await?;
-    changes.map(Json).ok_or(missing)
+    let changes = blocking(move || {
+        let changes = app.changes(&key, &actor);
+        changes.ok_or_else(|| missing(&app, &key, &actor))
+    })
+    .await?;
+    changes.map(Json)
 }
 
 /// `GET /api/v1/handoffs/{key}/a2a`: the handoff as an A2A task (README, "A2A").

@@ -16,6 +16,13 @@ fn bearer_get(summary: &str, ok: Value) -> Value {
     } })
 }
 
+/// `op` that may also answer 503: the handoff's record is left out as damaged in the store.
+fn or_damaged(mut op: Value) -> Value {
+    op["responses"]["503"] =
+        error_response("the handoff's record is damaged in the store (run `baton repair`)");
+    op
+}
+
 /// The `routing` field of a handoff's detail.
 fn routing_schema() -> Value {
     let strings = json!({ "type": "array", "items": { "type": "string" } });
@@ -215,7 +222,7 @@ pub fn document() -> Value {
                 "responses": { "200": json_of(json!({ "type": "array", "items": { "$ref": "#/components/schemas/Summary" } })),
                                "401": error_response("no or unknown credentials"), "422": error_response("bad state or limit") } } },
             "/api/v1/handoffs/{key}": { "parameters": [key_parameter()],
-                "get": bearer_get("One handoff with its checkpoints, decision, approvals and claim", json_of(json!({ "type": "object",
+                "get": or_damaged(bearer_get("One handoff with its checkpoints, decision, approvals and claim", json_of(json!({ "type": "object",
                     "required": ["key", "workspace", "state", "handoff", "checkpoints", "may_decide", "may_approve", "approvals",
                                  "approvals_needed", "approvals_missing", "missing_roles"],
                     "properties": { "handoff": { "$ref": "#/components/schemas/Handoff" },
@@ -230,11 +237,11 @@ pub fn document() -> Value {
                                     "missing_roles": { "type": "array", "items": { "type": "string" } },
                                     "sign_offs": { "type": "array" },
                                     "routing": routing_schema(),
-                                    "locks": { "type": "array", "description": "the advisory locks in force in its workspace" } } }))) },
+                                    "locks": { "type": "array", "description": "the advisory locks in force in its workspace" } } })))) },
             "/api/v1/handoffs/{key}/changes": { "parameters": [key_parameter()],
-                "get": bearer_get("Revision N of M, and what changed against the previous revision and the last approved handoff of the same task", json!({
+                "get": or_damaged(bearer_get("Revision N of M, and what changed against the previous revision and the last approved handoff of the same task", json!({
                     "description": "fields that differ: summary (a line diff), confidence (before, after), completed, remaining, decisions (added, removed), artifacts (added, removed, changed)",
-                    "content": { "application/json": { "schema": changes_schema() } } })) },
+                    "content": { "application/json": { "schema": changes_schema() } } }))) },
             "/api/v1/handoffs/{key}/a2a": { "parameters": [key_parameter()],
                 "get": bearer_get("The handoff as an A2A Task (v0.3 JSON): input-required while pending, the decision as the user message after",
                     json_of(json!({ "type": "object", "required": ["kind", "id", "contextId", "status"],
@@ -319,6 +326,11 @@ pub fn document() -> Value {
     }
     if let (Some(paths), Value::Object(more)) =
         (doc["paths"].as_object_mut(), super::keys::openapi_paths())
+    {
+        paths.extend(more);
+    }
+    if let (Some(paths), Value::Object(more)) =
+        (doc["paths"].as_object_mut(), super::a2a::openapi_paths())
     {
         paths.extend(more);
     }

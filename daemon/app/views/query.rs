@@ -211,6 +211,24 @@ impl App {
         self.workspace(&ws_name)
     }
 
+    /// Why handoff `key` cannot be read now: its record is left out as damaged in the store
+    /// of a workspace the actor may see (`None`: the key is simply unknown to the actor).
+    /// Damage is answered as such, never as a handoff that does not exist.
+    pub fn damaged_record(&self, key: &str, actor: &Actor) -> Option<String> {
+        let dir = format!("handoffs/{}/", crate::workspace::key_dir_name(key));
+        let damaged = self.inner.registry.pick(|ws| {
+            if !actor.can_see(&ws.workspace.name) {
+                return None;
+            }
+            let damage = ws.store.damaged();
+            damage
+                .iter()
+                .any(|d| d.file.starts_with(&dir))
+                .then(|| crate::store::Damaged(damage).to_string())
+        });
+        damaged.into_iter().next()
+    }
+
     /// One handoff with its checkpoints and decision, if the actor may see it.
     pub fn get(&self, key: &str, actor: &Actor, page: CheckpointPage) -> Option<Detail> {
         let ws = self.served_for(key, actor)?;
