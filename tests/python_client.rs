@@ -344,6 +344,24 @@ fn a_langgraph_wait_cut_short_resumes_from_the_checkpoint_without_a_second_hando
 }
 
 #[test]
+fn a_withdrawn_langgraph_handoff_raises_handoff_closed_in_the_node_saying_what_to_do() {
+    let (env, d, keys) = setup();
+    let agent = case(&env, &d, &keys, "langgraph-withdrawn", &[]);
+    pending(&d, "lg-withdrawn-");
+    write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &bytes(&handoff("lg-other")),
+    );
+    let (code, got) = finish(agent);
+    assert_eq!(code, 9, "{got}");
+    let closed = got["final"]["closed"].as_str().unwrap_or_default();
+    assert!(
+        closed.contains("withdrawn") && closed.contains("Submit it again"),
+        "{got}"
+    );
+}
+
+#[test]
 fn the_openai_agents_example_runs_as_printed_and_approves_or_rejects_the_tool_call() {
     let (env, d, keys) = setup();
     let code = example("OpenAI Agents SDK");

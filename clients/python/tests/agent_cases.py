@@ -80,19 +80,20 @@ def main(case: str) -> int:
             return timed_out(e)
     if case == "langgraph-restart":
         return langgraph_restart()
+    if case == "langgraph-withdrawn":
+        return langgraph_withdrawn()
     raise SystemExit(f"unknown case {case}")
 
 
-def langgraph_restart() -> int:
-    """A graph whose wait times out (the process 'stops'), then a new graph object on the same
-    checkpointer and a new client resume it: the handoff is found by the key kept in the
-    interrupt, not submitted again."""
+def review_graph(task: str):
+    """A graph of one node that asks a person; a handoff closed without an answer is caught
+    in the node as the HandoffClosed it raises."""
     from typing import TypedDict
 
     from langgraph.checkpoint.memory import MemorySaver
     from langgraph.graph import END, START, StateGraph
 
-    from baton_client.langgraph import ask, pending, resume, run
+    from baton_client.langgraph import ask
 
     class State(TypedDict, total=False):
         outcome: str
@@ -100,7 +101,7 @@ def langgraph_restart() -> int:
 
     def review(state: State) -> State:
         try:
-            return {"outcome": ask(task_id="lg-restart", from_agent=AGENT, title="restart case").outcome.value}
+            return {"outcome": ask(task_id=task, from_agent=AGENT, title=f"{task} case").outcome.value}
         except HandoffClosed as e:
             return {"closed": str(e)}
 
@@ -111,6 +112,25 @@ def langgraph_restart() -> int:
         b.add_edge("review", END)
         return b.compile(checkpointer=saver)
 
+    return build, MemorySaver
+
+
+def langgraph_withdrawn() -> int:
+    from baton_client.langgraph import run
+
+    build, saver = review_graph("lg-withdrawn")
+    final = run(build(saver()), {}, {"configurable": {"thread_id": "w-1"}}, files(), timeout=30)
+    print(json.dumps({"final": final}), flush=True)
+    return 9 if "closed" in final else 0
+
+
+def langgraph_restart() -> int:
+    """A graph whose wait times out (the process 'stops'), then a new graph object on the same
+    checkpointer and a new client resume it: the handoff is found by the key kept in the
+    interrupt, not submitted again."""
+    from baton_client.langgraph import pending, resume, run
+
+    build, MemorySaver = review_graph("lg-restart")
     saver = MemorySaver()
     config = {"configurable": {"thread_id": "restart-1"}}
     try:
