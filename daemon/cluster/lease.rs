@@ -88,10 +88,12 @@ impl Leases {
     }
 
     /// The epoch under which this node may write for `tag`, if it holds its lease and renewed
-    /// it within the TTL.
+    /// it recently enough to write (`may_write`).
     pub fn epoch(&self, tag: &str) -> Option<i64> {
         let held = self.lock();
-        let fresh = held.renewed.is_some_and(|at| since(at) < self.ttl);
+        let fresh = held
+            .renewed
+            .is_some_and(|at| may_write(since(at), self.ttl));
         fresh.then(|| held.epochs.get(tag).copied()).flatten()
     }
 
@@ -386,6 +388,17 @@ const TAKE_ALL: &str = concat!(
 );
 
 /// Time since `at` (a `crate::clock::instant`), on the clock a test may move.
+/// Whether a node may still write on a share `elapsed` after its last renewal began. The
+/// share cannot check a fencing token, so the node checks itself right before each write
+/// (`crate::workspace::fence`); a pause between that check and the write (the process
+/// stopped, a VM frozen) could land the write after the lease ran out. Writing stops a
+/// quarter of the TTL early, so a pause shorter than that still lands while the lease holds
+/// and before any successor may take it. Renewals run every third of the TTL, so a node that
+/// renews on time never reaches the margin.
+fn may_write(elapsed: Duration, ttl: Duration) -> bool {
+    elapsed < ttl - ttl / 4
+}
+
 fn since(at: Instant) -> Duration {
     crate::clock::instant().saturating_duration_since(at)
 }
@@ -429,6 +442,17 @@ fn surplus(epochs: &HashMap<String, i64>, live: &[String], me: &str) -> Vec<Stri
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn writing_stops_a_quarter_ttl_before_the_lease_can_run_out() {
+        let ttl = Duration::from_secs(12);
+        // Renewed on time (every third of the TTL), with room for a late round.
+        assert!(may_write(Duration::from_secs(4), ttl));
+        assert!(may_write(Duration::from_millis(8_999), ttl));
+        // A pause between the check and the write of up to 3 s still lands within the lease.
+        assert!(!may_write(Duration::from_secs(9), ttl));
+        assert!(!may_write(Duration::from_secs(12), ttl));
+    }
 
     #[test]
     fn rendezvous_hashing_shares_workspaces_evenly_and_moves_only_a_leavers_share() {
