@@ -407,3 +407,16 @@ fn the_openai_agents_example_runs_as_printed_and_approves_or_rejects_the_tool_ca
         "{out}"
     );
 }
+
+#[test]
+fn an_openai_agents_tool_call_nobody_decides_in_time_is_not_run_and_the_model_is_told_why() {
+    let (env, d, keys) = setup();
+    let (code, got) = finish(case(&env, &d, &keys, "openai-timeout", &[]));
+    assert_eq!(code, 7, "{got}");
+    assert_eq!(got["ran"], json!([]), "{got}");
+    let told = got["final"].as_str().unwrap_or_default();
+    assert!(
+        told.contains("Not run") && told.contains("still pending"),
+        "{got}"
+    );
+}

@@ -82,6 +82,8 @@ def main(case: str) -> int:
         return langgraph_restart()
     if case == "langgraph-withdrawn":
         return langgraph_withdrawn()
+    if case == "openai-timeout":
+        return openai_timeout()
     raise SystemExit(f"unknown case {case}")
 
 
@@ -113,6 +115,47 @@ def review_graph(task: str):
         return b.compile(checkpointer=saver)
 
     return build, MemorySaver
+
+
+def openai_timeout() -> int:
+    """A tool call nobody decides in time is rejected (not run), and the model is told why."""
+    import asyncio
+
+    from agents import Agent, ModelResponse, Usage, function_tool, set_tracing_disabled
+    from agents.models.interface import Model
+    from openai.types.responses import ResponseFunctionToolCall, ResponseOutputMessage, ResponseOutputText
+
+    from baton_client.openai_agents import run
+
+    set_tracing_disabled(True)
+    ran = []
+
+    @function_tool(needs_approval=True)
+    def restart_service(name: str) -> str:
+        """Restart a production service."""
+        ran.append(name)
+        return f"restarted {name}"
+
+    class Scripted(Model):
+        async def get_response(self, system_instructions, input, model_settings, tools, output_schema,
+                               handoffs, tracing, **_):
+            outputs = [i for i in input if isinstance(i, dict) and i.get("type") == "function_call_output"]
+            if not outputs:
+                item = ResponseFunctionToolCall(type="function_call", id="fc_1", call_id="call_1",
+                                                name="restart_service", arguments='{"name": "api"}')
+            else:
+                text = ResponseOutputText(type="output_text", text=str(outputs[-1]["output"]), annotations=[])
+                item = ResponseOutputMessage(type="message", id="msg_1", role="assistant",
+                                             status="completed", content=[text])
+            return ModelResponse(output=[item], usage=Usage(), response_id=None)
+
+        def stream_response(self, *args, **kwargs):
+            raise NotImplementedError
+
+    agent = Agent(name="ops", instructions="Keep it up.", tools=[restart_service], model=Scripted())
+    result = asyncio.run(run(agent, "The API is slow.", files(), task_id="oa-timeout", timeout=1))
+    print(json.dumps({"final": result.final_output, "ran": ran}), flush=True)
+    return 7 if not ran else 0
 
 
 def langgraph_withdrawn() -> int:

@@ -109,7 +109,11 @@ async def resolve(
                 sub = await asyncio.to_thread(baton.ensure_submitted, handoff)
                 decision = await asyncio.to_thread(baton.wait, sub, timeout)
             except WaitTimeout as e:
-                answer(state, item, None, f"Not run: {e}")
+                # Still pending in baton: a later run with the same task and call id finds it.
+                answer(state, item, None,
+                       f"Not run: nobody decided on this call to `{handoff['context']['tool']}` in time "
+                       f"(handoff {e.key} is still pending in baton). Try again later, or go on "
+                       "without it.")
                 continue
             answer(state, item, decision)
         result = await Runner.run(agent, state, **runner_kwargs)
