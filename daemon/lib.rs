@@ -73,6 +73,7 @@ pub mod audit;
 pub mod auth;
 pub mod blobs;
 pub mod blocking;
+pub mod chat;
 pub mod clock;
 pub mod cluster;
 pub mod config;

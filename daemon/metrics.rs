@@ -37,6 +37,8 @@ pub struct Metrics {
     pub handoffs: Family<OutcomeLabel, Counter>,
     /// Mail action links followed, by what came of it (`confirm`, `decided`, or why not).
     pub action_links: Family<OutcomeLabel, Counter>,
+    /// Chat buttons clicked, by what came of it (`decided`, or why not).
+    pub chat_clicks: Family<OutcomeLabel, Counter>,
     /// Handoffs a route's timeout acted on, by what it did (rejected, expired, escalated).
     pub timeouts: Family<OutcomeLabel, Counter>,
     pub received: Counter,
@@ -101,6 +103,7 @@ impl Default for Metrics {
         let m = Metrics {
             handoffs: Family::default(),
             action_links: Family::default(),
+            chat_clicks: Family::default(),
             timeouts: Family::default(),
             received: Counter::default(),
             pending: Gauge::default(),
@@ -145,6 +148,11 @@ impl Default for Metrics {
             "action_links",
             "Mail action links followed, by what came of it: confirm (a GET), decided, or why not",
             m.action_links.clone(),
+        );
+        registry.register(
+            "chat_clicks",
+            "Chat buttons clicked (Slack), by what came of it: decided, or why not",
+            m.chat_clicks.clone(),
         );
         registry.register(
             "handoff_timeouts",

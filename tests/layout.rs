@@ -124,7 +124,7 @@ const LAYERS: &[&[&str]] = &[
     &["intake"],
     &["app", "evidence"],
     &["cluster"],
-    &["login"],
+    &["chat", "login"],
     &["audit", "auth", "heartbeat", "outbox", "search"],
     &["blobs", "config", "locks", "metrics", "receipts", "store"],
     &["events", "policy", "routing", "workspace"],

@@ -53,6 +53,7 @@ mod scale;
 mod search;
 mod shadow_routes;
 mod signoff;
+mod slack;
 mod startup;
 mod store_damage;
 mod syncs;

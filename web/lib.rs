@@ -23,6 +23,7 @@ mod review;
 mod reviewers;
 mod search;
 pub mod server;
+mod slack;
 mod sse;
 mod upload;
 
@@ -154,6 +155,7 @@ fn table() -> Routes {
             "/api/v1/deliveries/{id}/retry",
             deliveries::retry,
         )
+        .at(Method::POST, "/chat/slack/interactions", slack::interactions)
         .merge(pages::routes())
         .merge(artifacts::routes())
 }

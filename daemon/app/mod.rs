@@ -34,6 +34,7 @@ pub use review::records::published_copy_of;
 pub use review::upload::{Target, UploadError, Uploaded};
 pub use review::Cx;
 pub use runtime::leases::Scope;
+pub use runtime::chat::{ChatDone, ChatError};
 pub use runtime::links::{LinkError, LinkTarget};
 pub use state::{CheckpointRecord, Record, Review, Served};
 pub use views::agreement::{AgreementDay, RouteAgreement};

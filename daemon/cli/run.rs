@@ -17,6 +17,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
     let shutdown = app.shutdown_token();
     let ingest = pipeline::spawn(app.clone(), shutdown.clone())?;
     app.start_outbox();
+    app.start_chat_sockets();
     let indexer = app.start_search();
     let housekeeping = tokio::spawn(housekeeping(app.clone()));
     let readiness = tokio::spawn(tell_systemd_when_ready(app.clone()));

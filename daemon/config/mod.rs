@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod channels;
+pub mod chat;
 mod checks;
 pub mod cluster;
 mod groups;
@@ -17,6 +18,7 @@ mod paths;
 mod tuning;
 
 pub use channels::{Smtp, Webhook, WebhookFormat};
+pub use chat::{Chat, ChatKind};
 pub use cluster::Cluster;
 pub use hooks::Hooks;
 pub use tuning::{Audit, Deliveries, Http, Search, Sessions};
@@ -67,6 +69,8 @@ pub struct Config {
     pub routes: Vec<Route>,
     pub smtp: Option<Smtp>,
     pub webhooks: Vec<Webhook>,
+    /// `[[chat]]`: chat apps that post handoffs with buttons and take the clicks.
+    pub chat: Vec<Chat>,
     pub deliveries: Deliveries,
     pub search: Search,
     /// `[audit]`: the background re-verify of the audit logs.
@@ -114,6 +118,8 @@ struct RawConfig {
     smtp: Option<Smtp>,
     #[serde(default)]
     webhooks: Vec<Webhook>,
+    #[serde(default)]
+    chat: Vec<Chat>,
     #[serde(default)]
     routes: Vec<Route>,
     #[serde(default)]
@@ -225,6 +231,7 @@ impl RawConfig {
         check_routes(&self.routes, &self.users, &self.webhooks)?;
         checks::check_agent_channels(&self.agents, &self.webhooks)?;
         check_webhooks(&self.webhooks)?;
+        chat::check(&self.chat, &self.users, &self.routes)?;
         check_deliveries(&self.deliveries)?;
         if self.settle_ms == 0 || self.reconcile_s == 0 {
             return Err("settle_ms and reconcile_s must be greater than 0".into());
@@ -296,6 +303,7 @@ impl RawConfig {
                 ..s
             }),
             webhooks: self.webhooks,
+            chat: self.chat,
             deliveries: self.deliveries,
             search: self.search,
             audit: self.audit,

@@ -24,6 +24,10 @@ pub struct Audience {
     pub agent: Vec<String>,
     pub class: Option<Classification>,
     pub title: Option<String>,
+    /// The handoff's route, by name (chat entries post by route).
+    pub route_name: Option<String>,
+    /// The handoff's summary, for chat posts (left out of thin ones).
+    pub summary: Option<String>,
 }
 
 impl Audience {

@@ -9,6 +9,7 @@
 pub mod address;
 mod attempt;
 mod audience;
+pub mod chat;
 mod dead;
 mod endpoint;
 mod index;
@@ -83,6 +84,8 @@ pub const MAX_LISTED: usize = 1000;
 pub struct Outbox {
     shared: Arc<Shared>,
     endpoints: Vec<Arc<Endpoint>>,
+    /// `[[chat]]` entries, with where their messages were posted.
+    chats: Vec<(crate::config::Chat, chat::Posted)>,
     /// Channels some route's or agent's `notify` names (see `audience`).
     targeted: std::collections::HashSet<String>,
     /// Whether events are owed mails: `[smtp]` is set and some route notifies `email`.
@@ -149,6 +152,7 @@ impl Outbox {
                 continue;
             }
             let known = endpoints.iter().any(|e| e.channel == d.channel)
+                || config.chat.iter().any(|c| c.outbox_channel() == d.channel)
                 || (d.channel == EMAIL && mailer.is_some());
             if d.state == State::Pending && !known {
                 warnings.push(StartupProblem::DeliveryOrphaned {
@@ -171,6 +175,18 @@ impl Outbox {
                 transport: Box::new(webhook::Sender::new(&e.url, e.key.clone(), e.allow_private)),
             })
             .collect();
+        let chats: Vec<(crate::config::Chat, chat::Posted)> = config
+            .chat
+            .iter()
+            .map(|c| (c.clone(), chat::Posted::new(&config.data_dir, &c.name)))
+            .collect();
+        for (c, posted) in &chats {
+            specs.push(worker::Spec {
+                name: c.outbox_channel(),
+                channel: c.outbox_channel(),
+                transport: Box::new(chat::Sender::new(c, posted.clone())),
+            });
+        }
         let mails = mailer.is_some()
             && config
                 .routes
@@ -203,6 +219,7 @@ impl Outbox {
         let outbox = Outbox {
             shared,
             endpoints,
+            chats,
             targeted,
             mails,
             wake,
@@ -294,6 +311,22 @@ impl Outbox {
                     made.push(self.make(event, origin, &e.channel, body));
                 }
             }
+            // Chat apps: a post with buttons when a review is owed, its update at the decision.
+            if let Some(key) = event.key.as_deref() {
+                let link = handoff_url(&self.shared.public_url, key);
+                for (c, posted) in &self.chats {
+                    let ch = c.outbox_channel();
+                    let body = chat::post(c, event, aud.as_ref(), &link).or_else(|| {
+                        let was_posted = posted.get(key).is_some() || self.posting(&ch, key);
+                        was_posted
+                            .then(|| chat::update(event, aud.as_ref(), &link))
+                            .flatten()
+                    });
+                    if let Some(body) = body {
+                        made.push(self.make(event, origin, &ch, body));
+                    }
+                }
+            }
             // A notice: the email worker finds the route's reviewers and writes the mails.
             if self.mails && owes_mail(event) && event.key.is_some() {
                 made.push(self.make(event, origin, EMAIL, String::new()));
@@ -356,6 +389,13 @@ impl Outbox {
             }
         }
         count
+    }
+
+    /// Whether a post of handoff `key` to chat channel `channel` waits to be sent.
+    fn posting(&self, channel: &str, key: &str) -> bool {
+        self.shared.lock().values().any(|d| {
+            d.channel == channel && d.key.as_deref() == Some(key) && d.state == State::Pending
+        })
     }
 
     fn make(&self, event: &Event, origin: &str, channel: &str, body: String) -> Delivery {

@@ -244,7 +244,7 @@ fn truncate(s: String, max: usize) -> String {
 }
 
 /// The three characters mrkdwn reads as markup (links, mentions).
-fn escape(s: &str) -> String {
+pub(super) fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -11,8 +11,8 @@ use std::io::{Read, Write};
 use std::path::Path;
 
 /// The only paths that answer without credentials (a mail's action link carries its own:
-/// the token in its path).
-const OPEN: [&str; 8] = [
+/// the token in its path; Slack's interactions, Slack's signature).
+const OPEN: [&str; 9] = [
     "/login",
     "/healthz",
     "/metrics",
@@ -21,6 +21,7 @@ const OPEN: [&str; 8] = [
     "/.well-known/jwks.json",
     "/static/{file}",
     "/act/{token}",
+    "/chat/slack/interactions",
 ];
 
 /// Downloads in the pages' URL space that answer as the API does (401, not a redirect):
@@ -188,6 +189,13 @@ fn the_open_routes_answer_without_credentials() {
     let daemon = env.start();
     let web = Web::new(&daemon);
     for path in OPEN {
+        if path == "/chat/slack/interactions" {
+            // Open, but only to a request signed with a chat entry's secret (none here).
+            let reply = web.send("POST", path, &[], Some(b"payload={}"));
+            assert_eq!(reply.status, 404, "POST {path}: {}", reply.short());
+            assert!(reply.body.contains("no [[chat]] entry"), "{}", reply.body);
+            continue;
+        }
         let reply = web.get(&fill(path), None);
         if path == "/act/{token}" {
             // Open, but a token baton did not make opens nothing.

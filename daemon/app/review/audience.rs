@@ -56,6 +56,8 @@ impl Cx<'_> {
             agent: self.agent_channels(&handoff.from_agent, ws),
             class: handoff.classification,
             title: handoff.title.clone(),
+            route_name: route.map(|r| r.name.clone()),
+            summary: handoff.summary.clone(),
         };
         let at = (ws.to_string(), key.to_string());
         self.commit.audiences.lock().insert(at, audience);

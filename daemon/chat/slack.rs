@@ -1,0 +1,132 @@
+//! A Slack interaction read into what it asks: a `block_actions` payload (the form field
+//! `payload` of an interactivity request, or an `interactive` envelope's `payload` in Socket
+//! Mode) whose action is one of baton's buttons, whose `value` names the handoff and the
+//! revision the message showed.
+
+use crate::contract::Outcome;
+use crate::outbox::chat::{ButtonValue, APPROVE, CHANGES, REJECT};
+use serde_json::Value;
+
+/// One click on one of baton's buttons.
+#[derive(Debug, Clone)]
+pub struct Click {
+    /// The clicker's Slack user id.
+    pub user: String,
+    pub outcome: Outcome,
+    pub target: ButtonValue,
+    /// Slack's id of this interaction: a replay carries the same.
+    pub trigger_id: String,
+    /// Where to answer the clicker privately, if Slack gave one.
+    pub response_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClickError {
+    #[error("the request has no `payload` form field holding JSON")]
+    NoPayload,
+    #[error("interaction type \"{0}\" is not handled (only button clicks, block_actions)")]
+    Unhandled(String),
+    #[error("the click is not on one of baton's buttons")]
+    NotOurs,
+    #[error("the button's value does not name a handoff and revision")]
+    BadValue,
+    #[error("the interaction names no user or no trigger_id")]
+    Incomplete,
+}
+
+/// Reads an interactivity request's form body (`payload=<json>`).
+pub fn from_form(body: &[u8]) -> Result<Click, ClickError> {
+    let payload = url::form_urlencoded::parse(body)
+        .find(|(k, _)| k == "payload")
+        .map(|(_, v)| v.into_owned())
+        .ok_or(ClickError::NoPayload)?;
+    let json: Value = serde_json::from_str(&payload).map_err(|_| ClickError::NoPayload)?;
+    from_payload(&json)
+}
+
+/// Reads an interaction's JSON payload.
+pub fn from_payload(p: &Value) -> Result<Click, ClickError> {
+    let kind = p["type"].as_str().unwrap_or("");
+    if kind != "block_actions" {
+        return Err(ClickError::Unhandled(kind.to_string()));
+    }
+    let action = p["actions"]
+        .as_array()
+        .and_then(|a| a.first())
+        .ok_or(ClickError::NotOurs)?;
+    let outcome = match action["action_id"].as_str() {
+        Some(APPROVE) => Outcome::Approved,
+        Some(CHANGES) => Outcome::ChangesRequested,
+        Some(REJECT) => Outcome::Rejected,
+        _ => return Err(ClickError::NotOurs),
+    };
+    let target: ButtonValue = action["value"]
+        .as_str()
+        .and_then(|v| serde_json::from_str(v).ok())
+        .ok_or(ClickError::BadValue)?;
+    let user = p["user"]["id"].as_str().unwrap_or("");
+    let trigger_id = p["trigger_id"].as_str().unwrap_or("");
+    if user.is_empty() || trigger_id.is_empty() {
+        return Err(ClickError::Incomplete);
+    }
+    Ok(Click {
+        user: user.to_string(),
+        outcome,
+        target,
+        trigger_id: trigger_id.to_string(),
+        response_url: p["response_url"].as_str().map(str::to_string),
+    })
+}
+
+/// Tells the clicker alone why a click decided nothing, at the interaction's `response_url`
+/// (an ephemeral message), off the caller's thread; a failure is only logged.
+pub fn answer_privately(response_url: &str, text: &str) {
+    if !(response_url.starts_with("https://") || response_url.starts_with("http://")) {
+        return;
+    }
+    let body = serde_json::json!({ "response_type": "ephemeral", "replace_original": false,
+        "text": text });
+    let url = response_url.to_string();
+    let spawned = std::thread::Builder::new()
+        .name("chat-answer".into())
+        .spawn(move || {
+            let agent = ureq::AgentBuilder::new()
+                .timeout(std::time::Duration::from_secs(10))
+                .redirects(0)
+                .build();
+            let sent = agent
+                .post(&url)
+                .set("content-type", "application/json")
+                .send_string(&body.to_string());
+            if let Err(e) = sent {
+                tracing::warn!(error = %e.kind(), "cannot answer a chat user privately at response_url");
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start answering a chat user");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_click_on_approve_names_user_handoff_and_revision() {
+        let p = json!({ "type": "block_actions", "user": { "id": "U1" }, "trigger_id": "t.1",
+            "response_url": "http://r", "actions": [{ "action_id": "baton_approve",
+            "value": "{\"w\":\"alpha\",\"k\":\"k-1\",\"r\":2}" }] });
+        let c = from_payload(&p).unwrap();
+        assert_eq!((c.user.as_str(), c.outcome), ("U1", Outcome::Approved));
+        assert_eq!((c.target.key.as_str(), c.target.revision), ("k-1", 2));
+        let form = format!(
+            "payload={}",
+            url::form_urlencoded::byte_serialize(p.to_string().as_bytes()).collect::<String>()
+        );
+        assert_eq!(from_form(form.as_bytes()).unwrap().trigger_id, "t.1");
+        let other = json!({ "type": "block_actions", "user": { "id": "U1" }, "trigger_id": "t",
+            "actions": [{ "action_id": "x", "value": "{}" }] });
+        assert_eq!(from_payload(&other).unwrap_err(), ClickError::NotOurs);
+    }
+}

@@ -1,0 +1,318 @@
+//! `[[chat]]` deliveries: a handoff waiting for review is posted with Slack's Web API
+//! (`chat.postMessage`, the bot token as bearer) as Block Kit with Approve / Request changes /
+//! Reject buttons, whose `value` binds workspace, key and revision; its decision updates that
+//! message in place (`chat.update`). The message's `channel` and `ts` are kept per handoff
+//! (`Posted`) when the post is answered, since only Slack knows them; an update waits (is
+//! retried) until the post is answered.
+
+use super::attempt::{Outcome, Transport};
+use super::audience::Audience;
+use super::slack::escape;
+use super::spool::Delivery;
+use crate::config::Chat;
+use crate::events::{Event, EventType};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The buttons' `action_id`s, one per outcome (read back by `chat::slack`).
+pub const APPROVE: &str = "baton_approve";
+pub const CHANGES: &str = "baton_changes";
+pub const REJECT: &str = "baton_reject";
+
+/// Events that post a message: a handoff (or a new revision of it) waits for review.
+const POSTED: [EventType; 2] = [EventType::HandoffReceived, EventType::HandoffRevised];
+
+/// What a button's `value` names: the handoff at one revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ButtonValue {
+    #[serde(rename = "w")]
+    pub workspace: String,
+    #[serde(rename = "k")]
+    pub key: String,
+    #[serde(rename = "r")]
+    pub revision: u32,
+}
+
+/// A spooled chat delivery's body: the Web API method and its arguments.
+#[derive(Debug, Serialize, Deserialize)]
+struct Call {
+    method: String,
+    /// For `chat.update`: `channel` and `ts` are filled in from `Posted` when sent.
+    payload: Value,
+}
+
+/// The `chat.postMessage` call for `event`, if this entry posts it (a review is owed, and
+/// the handoff's route has a channel here).
+pub fn post(chat: &Chat, event: &Event, aud: Option<&Audience>, link: &str) -> Option<String> {
+    if !POSTED.contains(&event.kind) {
+        return None;
+    }
+    let key = event.key.as_deref()?;
+    let d = &event.data;
+    let route = aud
+        .and_then(|a| a.route_name.as_deref())
+        .or_else(|| d.get("route").and_then(Value::as_str));
+    let channel = chat.channel_for(route)?;
+    let revision = d.get("revision").and_then(Value::as_u64).unwrap_or(1) as u32;
+    let title = d
+        .get("title")
+        .and_then(Value::as_str)
+        .or(aud.and_then(|a| a.title.as_deref()))
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or(key);
+    let thin = aud.is_some_and(Audience::thin);
+    let summary = aud
+        .and_then(|a| a.summary.as_deref())
+        .filter(|_| !thin)
+        .filter(|s| !s.trim().is_empty());
+    let mut facts = format!(
+        "<{link}|Open in baton> · workspace *{}*",
+        escape(&event.workspace)
+    );
+    if let Some(agent) = d.get("from_agent").and_then(Value::as_str) {
+        facts.push_str(&format!(" · from {}", escape(agent)));
+    }
+    if let Some(trigger) = d.get("trigger").and_then(Value::as_str) {
+        facts.push_str(&format!(" · {}", escape(trigger)));
+    }
+    match d.get("confidence").and_then(Value::as_f64) {
+        Some(c) => facts.push_str(&format!(" · confidence *{c:.2}*")),
+        None => facts.push_str(" · confidence not given"),
+    }
+    facts.push_str(&format!(" · revision {revision}"));
+    let value = serde_json::to_string(&ButtonValue {
+        workspace: event.workspace.clone(),
+        key: key.to_string(),
+        revision,
+    })
+    .expect("a value serializes");
+    let button = |id: &str, label: &str, style: Option<&str>| {
+        let mut b = json!({ "type": "button", "action_id": id, "value": value,
+            "text": { "type": "plain_text", "text": label } });
+        if let Some(s) = style {
+            b["style"] = json!(s);
+        }
+        b
+    };
+    let mut blocks = vec![
+        json!({ "type": "header", "text": { "type": "plain_text", "text": clip(title, 150) } }),
+        json!({ "type": "section", "text": { "type": "mrkdwn", "text": clip(&facts, 3000) } }),
+    ];
+    if let Some(s) = summary {
+        blocks.push(json!({ "type": "section",
+            "text": { "type": "mrkdwn", "text": clip(&escape(s), 3000) } }));
+    }
+    blocks.push(
+        json!({ "type": "actions", "block_id": "baton_decide", "elements": [
+        button(APPROVE, "Approve", Some("primary")),
+        button(CHANGES, "Request changes", None),
+        button(REJECT, "Reject", Some("danger")),
+    ] }),
+    );
+    let text = clip(
+        &format!("[baton] review: {} ({})", escape(title), event.workspace),
+        3000,
+    );
+    let call = Call {
+        method: "chat.postMessage".into(),
+        payload: json!({ "channel": channel, "text": text, "blocks": blocks, "unfurl_links": false }),
+    };
+    Some(serde_json::to_string(&call).expect("a call serializes"))
+}
+
+/// The `chat.update` call telling a decision: who, the outcome, a link; the buttons go.
+pub fn update(event: &Event, aud: Option<&Audience>, link: &str) -> Option<String> {
+    if event.kind != EventType::HandoffDecided {
+        return None;
+    }
+    let key = event.key.as_deref()?;
+    let d = &event.data;
+    let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");
+    let title = aud.and_then(|a| a.title.as_deref()).unwrap_or(key);
+    let outcome = match s("outcome") {
+        "approved" => "Approved",
+        "changes_requested" => "Changes requested",
+        "rejected" => "Rejected",
+        other => other,
+    };
+    let mut said = format!("*{outcome}* by {}", escape(s("by")));
+    if !s("via").is_empty() {
+        said.push_str(&format!(" (via {})", escape(s("via"))));
+    }
+    said.push_str(&format!(" · <{link}|Open in baton>"));
+    let thin = aud.is_some_and(Audience::thin);
+    let mut blocks = vec![
+        json!({ "type": "header", "text": { "type": "plain_text", "text": clip(title, 150) } }),
+        json!({ "type": "section", "text": { "type": "mrkdwn", "text": clip(&said, 3000) } }),
+    ];
+    if !thin && !s("comment").is_empty() {
+        blocks.push(json!({ "type": "context", "elements": [
+            { "type": "mrkdwn", "text": clip(&format!("> {}", escape(s("comment"))), 3000) } ] }));
+    }
+    let text = format!(
+        "[baton] {outcome} by {}: {}",
+        escape(s("by")),
+        escape(title)
+    );
+    let call = Call {
+        method: "chat.update".into(),
+        payload: json!({ "text": clip(&text, 3000), "blocks": blocks }),
+    };
+    Some(serde_json::to_string(&call).expect("a call serializes"))
+}
+
+fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max - 1) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// Where a handoff's message is, as Slack answered the post.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Message {
+    pub channel: String,
+    pub ts: String,
+}
+
+/// The messages posted by one chat entry, one file per handoff (the latest revision's) in
+/// `data_dir/chat/NAME/`.
+#[derive(Clone)]
+pub struct Posted {
+    dir: PathBuf,
+}
+
+impl Posted {
+    pub fn new(data_dir: &Path, chat: &str) -> Posted {
+        Posted {
+            dir: data_dir.join("chat").join(chat),
+        }
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        use sha2::{Digest, Sha256};
+        self.dir
+            .join(format!("{}.json", hex::encode(Sha256::digest(key))))
+    }
+
+    pub fn get(&self, key: &str) -> Option<Message> {
+        let bytes = std::fs::read(self.path(key)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    fn put(&self, key: &str, m: &Message) -> std::io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self.path(key);
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(m)?)?;
+        std::fs::rename(tmp, path)
+    }
+}
+
+/// Sends one entry's calls to its Web API.
+pub struct Sender {
+    agent: ureq::Agent,
+    api_url: String,
+    token: String,
+    posted: Posted,
+}
+
+impl Sender {
+    pub fn new(chat: &Chat, posted: Posted) -> Sender {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(super::webhook::TIMEOUT)
+            .redirects(0)
+            .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Sender {
+            agent,
+            api_url: chat.api_url.trim_end_matches('/').to_string(),
+            token: chat.bot_token.clone(),
+            posted,
+        }
+    }
+
+    fn call(&self, method: &str, payload: &Value) -> Result<Value, Outcome> {
+        let url = format!("{}/{method}", self.api_url);
+        let answer = self
+            .agent
+            .post(&url)
+            .set("authorization", &format!("Bearer {}", self.token))
+            .set("content-type", "application/json; charset=utf-8")
+            .send_string(&payload.to_string());
+        let resp = match answer {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, r)) => {
+                let retry_after = r
+                    .header("retry-after")
+                    .and_then(|v| v.trim().parse().ok())
+                    .map(Duration::from_secs);
+                return Err(Outcome {
+                    status: Some(code),
+                    error: Some(format!("{method}: HTTP {code}")),
+                    retry_after,
+                    ..Outcome::default()
+                });
+            }
+            Err(ureq::Error::Transport(t)) => {
+                return Err(Outcome::failed(format!("{method}: {}", t.kind())));
+            }
+        };
+        let status = resp.status();
+        let text = resp
+            .into_string()
+            .map_err(|e| Outcome::failed(format!("{method}: cannot read the answer: {e}")))?;
+        let body: Value = serde_json::from_str(&text)
+            .map_err(|e| Outcome::failed(format!("{method}: the answer is not JSON: {e}")))?;
+        if body["ok"] == true {
+            return Ok(body);
+        }
+        // Slack answers 200 with `ok: false` and the reason (`channel_not_found`, …).
+        let why = body["error"].as_str().unwrap_or("no reason given");
+        Err(Outcome {
+            status: Some(status),
+            error: Some(format!("{method}: Slack answered ok=false: {why}")),
+            ..Outcome::default()
+        })
+    }
+}
+
+impl Transport for Sender {
+    fn send(&self, d: &Delivery) -> Outcome {
+        let Ok(call) = serde_json::from_str::<Call>(&d.body) else {
+            return Outcome {
+                permanent: true,
+                ..Outcome::failed("the spooled chat call does not parse".into())
+            };
+        };
+        let key = d.key.as_deref().unwrap_or("");
+        let mut payload = call.payload;
+        if call.method == "chat.update" {
+            let Some(m) = self.posted.get(key) else {
+                return Outcome::failed("the handoff's message is not posted yet".into());
+            };
+            payload["channel"] = json!(m.channel);
+            payload["ts"] = json!(m.ts);
+        }
+        match self.call(&call.method, &payload) {
+            Err(outcome) => outcome,
+            Ok(answer) => {
+                if call.method == "chat.postMessage" {
+                    let m = Message {
+                        channel: answer["channel"].as_str().unwrap_or_default().to_string(),
+                        ts: answer["ts"].as_str().unwrap_or_default().to_string(),
+                    };
+                    if let Err(e) = self.posted.put(key, &m) {
+                        tracing::error!(error = %e, key, "cannot keep where a chat message was posted; its decision will not update it");
+                    }
+                }
+                Outcome {
+                    status: Some(200),
+                    ..Outcome::default()
+                }
+            }
+        }
+    }
+}
