@@ -140,11 +140,12 @@ class Baton:
         return Submitted(doc["id"], doc)
 
     def ensure_submitted(self, handoff: Mapping[str, Any]) -> Submitted:
-        """For a wait resumed after a restart: submits `handoff` only if the daemon has neither
-        an answer to it nor it in place (writing it over a newer handoff would withdraw that)."""
+        """For a wait resumed after a restart: submits `handoff` (which should carry its `id`)
+        only if the daemon has neither an answer to it nor it in place, the same content (writing
+        it again over a newer handoff would withdraw that one)."""
         doc = prepare(handoff)
         sub = Submitted(doc["id"], doc)
-        if self.poll(sub) is not None or self._known(sub.key):
+        if self.poll(sub) is not None or self._known(sub):
             return sub
         return self.submit(doc)
 
@@ -215,15 +216,16 @@ class Baton:
                 found.append(doc)
         return found
 
-    def _known(self, key: str) -> bool:
+    def _known(self, sub: Submitted) -> bool:
+        """Whether the daemon has this very handoff (key and content) in place."""
         if self.url:
-            status, _ = self._get(f"/api/v1/handoffs/{_q(key)}")
-            return status == 200
-        assert self.dir is not None
-        if os.path.isdir(os.path.join(self.dir, ".baton", "handoffs", key_dir_name(key))):
-            return True
-        doc = _read_json(os.path.join(self.dir, "handoff.json"))
-        return isinstance(doc, dict) and doc.get("id") == key
+            status, body = self._get(f"/api/v1/handoffs/{_q(sub.key)}")
+            kept = body.get("handoff") if status == 200 and isinstance(body, dict) else None
+        else:
+            assert self.dir is not None
+            kept = _read_json(os.path.join(self.dir, "handoff.json"))
+        return (isinstance(kept, dict) and kept.get("id") == sub.key
+                and receipts.handoff_sha256(kept) in sub.digests)
 
     # -- HTTP -------------------------------------------------------------------------------
 
