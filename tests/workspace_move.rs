@@ -57,6 +57,11 @@ fn renamed_while_running_keeps_its_pending_handoff() {
     d.wait_until("decision.json in beta", || {
         decision(&beta).is_some_and(|d| d["outcome"] == "approved")
     });
+    // New work in the moved folder is seen where it is now.
+    write_atomic(&beta.join("handoff.json"), &bytes(&handoff("h2")));
+    d.wait_until("h2 pending under beta", || {
+        listed_under(&d, "pending", "h2") == ["beta"]
+    });
     assert!(
         d.metrics().contains("baton_workspaces_moved_total 1"),
         "{}",
@@ -73,7 +78,7 @@ fn renamed_while_running_keeps_its_pending_handoff() {
     assert_eq!(moved[0]["data"]["from"], "alpha");
     assert_eq!(moved[0]["data"]["to"], "beta");
     let types = event_types(&beta);
-    assert_eq!(count(&types, "handoff.received"), 1, "{types:?}");
+    assert_eq!(count(&types, "handoff.received"), 2, "{types:?}");
     assert_eq!(count(&types, "handoff.invalid"), 0, "{types:?}");
     assert_eq!(count(&types, "audit.broken"), 0, "{types:?}");
     let (code, out) = verify(&env, &beta);

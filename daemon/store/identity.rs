@@ -156,3 +156,60 @@ pub fn known(records: &Records, ws: Workspace) -> Workspace {
         _ => ws,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn workspace(dir: &Path) -> Workspace {
+        std::fs::create_dir_all(dir.join(".baton")).unwrap();
+        Workspace::open(dir).unwrap()
+    }
+
+    #[test]
+    fn a_claim_that_could_name_a_path_is_no_claim() {
+        let tmp = tempfile::tempdir().unwrap();
+        let ws = workspace(&tmp.path().join("alpha"));
+        let id = ws.baton_dir().join(ID_FILE);
+        for bad in ["../alpha-0123456789ab", "a/b", ".hidden", "", "x\0y"] {
+            std::fs::write(&id, bad).unwrap();
+            assert_eq!(claim(&ws), None, "{bad:?}");
+        }
+        std::fs::write(&id, "alpha-0123456789ab\n").unwrap();
+        assert_eq!(claim(&ws).as_deref(), Some("alpha-0123456789ab"));
+    }
+
+    #[test]
+    fn a_rename_is_the_same_workspace_and_a_copy_is_not() {
+        let tmp = tempfile::tempdir().unwrap();
+        let records = super::super::in_data_dir(&tmp.path().join("data"));
+        let alpha = workspace(&tmp.path().join("alpha"));
+        let (alpha, found) = resolve(&records, alpha).unwrap();
+        assert_eq!(found, Found::Here);
+        let store = Store::for_workspace(&records, &alpha);
+        store.create(&alpha.name).unwrap();
+        note(&store, &alpha).unwrap();
+        let id = super::super::tag(&alpha);
+
+        // A copy: the original is still there.
+        let copy = workspace(&tmp.path().join("copy"));
+        std::fs::write(copy.baton_dir().join(ID_FILE), &id).unwrap();
+        let (copy, found) = resolve(&records, copy).unwrap();
+        assert_eq!(found, Found::Here);
+        assert_ne!(super::super::tag(&copy), id);
+
+        // A rename: the old path is gone, the folder is the one noted.
+        std::fs::rename(&alpha.root, tmp.path().join("beta")).unwrap();
+        let beta = Workspace::open(&tmp.path().join("beta")).unwrap();
+        let (beta, found) = resolve(&records, beta).unwrap();
+        assert!(matches!(found, Found::Moved { ref from } if from.name == "alpha"));
+        assert_eq!(super::super::tag(&beta), id);
+
+        // A new folder where the moved one was is new: another id than the path gives.
+        let again = workspace(&tmp.path().join("alpha"));
+        note(&store, &beta).unwrap();
+        let (again, found) = resolve(&records, again).unwrap();
+        assert_eq!(found, Found::Here);
+        assert_ne!(super::super::tag(&again), id);
+    }
+}
