@@ -32,9 +32,12 @@ pub fn repair(dry_run: bool, config: Option<&Path>) -> anyhow::Result<ExitCode> 
     };
     let found = baton::workspace::discover(&config.workspaces)
         .with_context(|| format!("{}: cannot list the workspaces", config.source_name))?;
+    // Each under the id its records are kept by (a moved workspace's is not its path's).
+    let records = baton::store::in_data_dir(data_dir);
     let by_tag: HashMap<String, Workspace> = found
         .workspaces
         .into_iter()
+        .map(|ws| baton::store::identity::known(&records, ws))
         .map(|ws| (baton::store::tag(&ws), ws))
         .collect();
     let mut tally = Tally::default();

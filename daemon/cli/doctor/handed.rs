@@ -19,11 +19,17 @@ pub fn marks(config: &Config) -> Outcome {
         Ok(entries) => entries,
         Err(_) => return Ok("none yet".into()),
     };
-    // Each mark's workspace (by tag), to check the point it names is in its log.
+    // Each mark's workspace (by tag, a moved workspace's by its id), to check the point it
+    // names is in its log.
+    let records = baton::store::in_data_dir(&config.data_dir);
     let logs: HashMap<String, PathBuf> = baton::workspace::discover(&config.workspaces)
         .map(|found| found.workspaces)
         .unwrap_or_default()
         .into_iter()
+        .map(|ws| match config.cluster {
+            None => baton::store::identity::known(&records, ws),
+            Some(_) => ws,
+        })
         .map(|ws| (baton::store::tag(&ws), ws.events_path()))
         .collect();
     let mut findings = Vec::new();

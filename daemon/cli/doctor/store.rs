@@ -15,7 +15,14 @@ pub fn check(config: &Config) -> Outcome {
         return Ok("no workspace's store yet".into());
     };
     let found = baton::workspace::discover(&config.workspaces).ok();
-    let workspaces = found.map(|f| f.workspaces).unwrap_or_default();
+    // Each under the id its records are kept by (a moved workspace's is not its path's).
+    let records = baton::store::in_data_dir(&config.data_dir);
+    let workspaces: Vec<_> = found
+        .map(|f| f.workspaces)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|ws| baton::store::identity::known(&records, ws))
+        .collect();
     let mut findings = Vec::new();
     let mut stores = 0;
     for store in entries.flatten().filter(|e| e.path().is_dir()) {
