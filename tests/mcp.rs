@@ -5,7 +5,7 @@
 use crate::util::{bytes, handoff, user, write_atomic, TestEnv, BIN, PATIENCE};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 
@@ -419,12 +419,19 @@ fn invalid_requests_are_answered_with_their_id_in_messages_the_sdk_accepts() {
         json!({"jsonrpc": "2.0", "id": 10, "method": "tools/list", "params": "x"}),
         json!({"jsonrpc": "2.0", "id": [11], "method": "ping"}),
         json!([1, 2]),
+        // An id MCP does not allow (null in the answer) and params rmcp cannot take (the id
+        // echoed): answered here.
+        json!({"jsonrpc": "2.0", "id": 1.5, "method": "ping"}),
+        json!({"jsonrpc": "2.0", "id": 13, "method": "ping", "params": [1]}),
+        // Tasks this session never made (MCP tasks): -32602, the id echoed.
+        json!({"jsonrpc": "2.0", "id": 14, "method": "tasks/get", "params": {"taskId": "nope"}}),
+        json!({"jsonrpc": "2.0", "id": "fifteen", "method": "tasks/result", "params": {"taskId": "nope"}}),
         json!({"jsonrpc": "2.0", "id": 12, "method": "ping"}),
     ];
     for message in &sent {
         writeln!(input, "{message}").unwrap();
     }
-    let answers: Vec<Value> = (0..8)
+    let answers: Vec<Value> = (0..12)
         .map(|_| {
             lines
                 .recv_timeout(PATIENCE)
@@ -434,15 +441,20 @@ fn invalid_requests_are_answered_with_their_id_in_messages_the_sdk_accepts() {
     drop(input);
     assert!(server.wait().unwrap().success());
     let by_id = |id: Value| answers.iter().find(|a| a["id"] == id).cloned();
-    for id in [json!(7), json!("eight"), json!(9), json!(10)] {
+    for id in [json!(7), json!("eight"), json!(9), json!(10), json!(13)] {
         let answer =
             by_id(id.clone()).unwrap_or_else(|| panic!("no answer with id {id}: {answers:?}"));
         assert_eq!(answer["error"]["code"], -32600, "{answer}");
     }
+    for id in [json!(14), json!("fifteen")] {
+        let answer =
+            by_id(id.clone()).unwrap_or_else(|| panic!("no answer with id {id}: {answers:?}"));
+        assert_eq!(answer["error"]["code"], -32602, "{answer}");
+    }
     let nulls = answers.iter().filter(|a| a["id"].is_null()).count();
     assert_eq!(
-        nulls, 2,
-        "an unreadable id and a batch are answered with id null: {answers:?}"
+        nulls, 3,
+        "an unreadable id, a fractional one and a batch are answered with id null: {answers:?}"
     );
     assert_eq!(
         by_id(json!(12)).unwrap()["result"],
@@ -467,4 +479,250 @@ fn invalid_requests_are_answered_with_their_id_in_messages_the_sdk_accepts() {
         "the MCP SDK refuses an answer: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// `tests/mcp/tasks.py` (the official Python SDK) on `env`'s configuration: submits handoff
+/// `key` as an MCP task and follows `scenario`; its lines, as JSON.
+fn task_client(
+    env: &TestEnv,
+    key: &str,
+    scenario: &str,
+    trusted: Option<&Path>,
+) -> (Child, Receiver<Value>) {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/tasks.py");
+    let mut command = Command::new(python());
+    command
+        .arg(script)
+        .args([
+            BIN,
+            env.config_path().to_str().unwrap(),
+            "alpha",
+            key,
+            scenario,
+        ])
+        .stdout(Stdio::piped());
+    if let Some(keys) = trusted {
+        command.env("BATON_KEY", keys);
+    }
+    let mut client = command.spawn().expect("run the Python MCP client");
+    let lines = json_lines(&mut client);
+    (client, lines)
+}
+
+/// The task's steps every scenario shares: tasks advertised, the tool that runs as one, the
+/// task created working with the handoff in place, and still working at the first poll.
+fn task_created(lines: &Receiver<Value>, ws: &Path) -> String {
+    let caps = next(lines, "capabilities");
+    assert_eq!(
+        caps["tasks"],
+        json!({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}),
+        "{caps}"
+    );
+    let execution = next(lines, "tools")["execution"].clone();
+    assert_eq!(
+        execution["submit_handoff"],
+        json!({"taskSupport": "optional"})
+    );
+    assert_eq!(
+        execution["wait_for_decision"],
+        json!({"taskSupport": "forbidden"})
+    );
+    let created = next(lines, "created")["task"].clone();
+    assert_eq!(
+        (
+            &created["status"],
+            &created["ttl"],
+            &created["pollInterval"]
+        ),
+        (&json!("working"), &json!(600000), &json!(1000)),
+        "{created}"
+    );
+    assert!(
+        ws.join("handoff.json").exists(),
+        "submitted when the task exists"
+    );
+    let polled = next(lines, "polled")["task"].clone();
+    assert_eq!(polled["status"], "working", "{polled}");
+    assert_eq!(polled["taskId"], created["taskId"]);
+    created["taskId"].as_str().unwrap().to_string()
+}
+
+/// The task's last steps: listed, not cancellable once ended, an unknown task id refused
+/// -32602 in an answer to that request (the SDK matched it by id), and the status notes seen.
+fn task_ended(lines: &Receiver<Value>, task_id: &str, status: &str) {
+    let listed = next(lines, "listed")["tasks"].clone();
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(
+        (&listed[0]["taskId"], &listed[0]["status"]),
+        (&json!(task_id), &json!(status))
+    );
+    let again = next(lines, "cancel_ended");
+    assert_eq!(again["code"], -32602, "{again}");
+    let unknown = next(lines, "unknown");
+    assert_eq!(unknown["code"], -32602, "{unknown}");
+    assert!(
+        unknown["message"]
+            .as_str()
+            .unwrap()
+            .contains("no-such-task"),
+        "{unknown}"
+    );
+    let notes = next(lines, "notes")["notes"].clone();
+    assert!(
+        notes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["taskId"] == task_id && n["status"] == status),
+        "a notifications/tasks/status for the end: {notes}"
+    );
+}
+
+#[test]
+fn submit_handoff_as_an_mcp_task_answers_at_once_and_its_result_is_the_signed_decision() {
+    let mut env = TestEnv::with_config(&user("alice", "\"reviewer\""));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let keys = env.root().join("trusted.keys");
+    let out = crate::util::baton(&["keys", "--config", env.config_path().to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    std::fs::write(&keys, &out.stdout).unwrap();
+    let (mut client, lines) = task_client(&env, "mt-1", "decide", Some(&keys));
+    let task_id = task_created(&lines, &ws);
+    d.wait_until("the daemon received it", || {
+        d.handoffs("pending").len() == 1
+    });
+    let body = json!({"outcome": "approved", "comment": "go", "instructions": "ship on Monday"});
+    let (status, answer) = d.post_as(
+        "/api/v1/handoffs/mt-1/decision",
+        Some("alice-token"),
+        &body.to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+
+    let ended = next(&lines, "ended")["task"].clone();
+    assert_eq!(ended["status"], "completed", "{ended}");
+    let result = next(&lines, "result")["result"].clone();
+    assert_eq!(result["isError"], false, "{result}");
+    assert_eq!(
+        result["_meta"]["io.modelcontextprotocol/related-task"]["taskId"],
+        task_id.as_str()
+    );
+    let decision = &result["structuredContent"]["decision"];
+    assert_eq!(
+        (&decision["handoff_key"], &decision["outcome"]),
+        (&json!("mt-1"), &json!("approved"))
+    );
+    assert_eq!(decision["instructions"], "ship on Monday");
+    // The decision handed over is the one signed in the workspace, and its receipt verifies.
+    let on_disk = crate::util::decision(&ws).unwrap();
+    assert!(
+        on_disk.get("attestation").is_some() || on_disk.get("receipt").is_some(),
+        "{on_disk}"
+    );
+    assert_eq!(decision["attestation"], on_disk["attestation"]);
+    assert_eq!(decision["receipt"], on_disk["receipt"]);
+    let verified = crate::util::baton(&[
+        "verify",
+        ws.to_str().unwrap(),
+        "--key",
+        keys.to_str().unwrap(),
+        "--outcome",
+        "approved",
+    ]);
+    assert!(verified.status.success(), "{verified:?}");
+    task_ended(&lines, &task_id, "completed");
+    assert!(client.wait().unwrap().success());
+}
+
+#[test]
+fn tasks_cancel_stops_the_wait_and_the_task_ends_cancelled() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let (mut client, lines) = task_client(&env, "mt-2", "cancel", None);
+    let task_id = task_created(&lines, &ws);
+    let cancelled = next(&lines, "cancelled")["task"].clone();
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    assert_eq!(cancelled["taskId"], task_id.as_str());
+    let result = next(&lines, "result")["result"].clone();
+    assert_eq!(result["isError"], true, "{result}");
+    assert!(
+        result["structuredContent"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cancelled by request"),
+        "{result}"
+    );
+    task_ended(&lines, &task_id, "cancelled");
+    assert!(client.wait().unwrap().success());
+    // Nobody waits on it now; it stays for its reviewers (baton has no withdraw yet).
+    d.wait_until("mt-2 pending", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "mt-2")
+    });
+}
+
+#[test]
+fn a_withdrawn_handoff_ends_its_task_failed_saying_what_to_do() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let (mut client, lines) = task_client(&env, "mt-3", "decide", None);
+    let task_id = task_created(&lines, &ws);
+    d.wait_until("mt-3 pending", || d.handoffs("pending").len() == 1);
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("mt-4")));
+
+    let ended = next(&lines, "ended")["task"].clone();
+    assert_eq!(ended["status"], "failed", "{ended}");
+    assert!(
+        ended["statusMessage"]
+            .as_str()
+            .unwrap()
+            .contains("withdrawn"),
+        "{ended}"
+    );
+    let result = next(&lines, "result")["result"].clone();
+    assert_eq!(result["isError"], true, "{result}");
+    let answer = &result["structuredContent"];
+    assert_eq!(answer["decision"]["outcome"], "withdrawn", "{answer}");
+    assert!(
+        answer["next"].as_str().unwrap().contains("submit again"),
+        "{answer}"
+    );
+    task_ended(&lines, &task_id, "failed");
+    assert!(client.wait().unwrap().success());
+}
+
+#[test]
+fn an_expired_handoff_ends_its_task_failed() {
+    let config = format!(
+        "{}[[routes]]\nname = \"risky\"\nreviewers = [\"rita\"]\ntimeout_s = 60\non_timeout = \"expire\"\n",
+        user("rita", "\"reviewer\"")
+    );
+    let mut env = TestEnv::with_config(&config);
+    env.drive_clock();
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let (mut client, lines) = task_client(&env, "mt-5", "decide", None);
+    let task_id = task_created(&lines, &ws);
+    d.wait_until("mt-5 pending", || d.handoffs("pending").len() == 1);
+    env.move_clock(61.0);
+
+    let ended = next(&lines, "ended")["task"].clone();
+    assert_eq!(ended["status"], "failed", "{ended}");
+    let result = next(&lines, "result")["result"].clone();
+    assert_eq!(result["isError"], true, "{result}");
+    assert_eq!(
+        result["structuredContent"]["decision"]["outcome"], "expired",
+        "{result}"
+    );
+    assert!(
+        result["structuredContent"]["next"]
+            .as_str()
+            .unwrap()
+            .contains("in time"),
+        "{result}"
+    );
+    task_ended(&lines, &task_id, "failed");
+    assert!(client.wait().unwrap().success());
 }

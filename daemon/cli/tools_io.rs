@@ -144,11 +144,13 @@ pub fn refusal(code: i64, id: Value, message: String) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message}})
 }
 
-/// The message's id when it is one a request may carry (a string or a number); null
-/// otherwise, as JSON-RPC 2.0 asks when the id cannot be read.
+/// The message's id when it is one an MCP request may carry (a string or an integer); null
+/// otherwise, as JSON-RPC 2.0 asks when the id cannot be read (an answer with a fractional id
+/// is one MCP clients' own types refuse).
 fn id_of(message: &Value) -> Value {
     match message.get("id") {
-        Some(id @ (Value::String(_) | Value::Number(_))) => id.clone(),
+        Some(id @ Value::String(_)) => id.clone(),
+        Some(id @ Value::Number(_)) if id.is_i64() => id.clone(),
         _ => Value::Null,
     }
 }

@@ -10,8 +10,10 @@
 
 use super::{off_thread, Baton, SubmitArgs};
 use crate::cli::agent::Waited;
+use crate::cli::receipts;
 use crate::cli::tools_io::{refusal, Gate, Out};
 use baton::contract::decision::{Decision, Outcome};
+use baton::workspace::{self, Workspace};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use serde::Serialize;
@@ -244,7 +246,11 @@ impl Tasks {
                 return;
             }
             let ws2 = ws.clone();
-            let step = off_thread(move || waited.answer(&ws2).map(|d| (waited, d))).await;
+            let step = off_thread(move || {
+                let d = waited.answer(&ws2)?.map(|d| with_receipt(&ws2, d));
+                Ok((waited, d))
+            })
+            .await;
             match step {
                 Ok((_, Some(d))) => return self.decided(task_id, workspace, d, out),
                 Ok((back, None)) => waited = back,
@@ -379,6 +385,34 @@ impl Tasks {
         let result = rx.wait_for(Option::is_some).await.map_err(|_| gone())?;
         result.clone().ok_or_else(gone)
     }
+}
+
+/// The decision with the signature it was checked by: one taken under `BATON_KEY` is the signed
+/// content alone, and the host is owed the receipt to check it again. From the handoff's
+/// archive, else the workspace root, when that file's decision is this one.
+fn with_receipt(ws: &Workspace, d: Decision) -> Decision {
+    if d.receipt.is_some() || d.attestation.is_some() {
+        return d;
+    }
+    let archived = ws
+        .archive_dir(&d.handoff_key)
+        .join(workspace::DECISION_FILE);
+    let root = ws.root.join(workspace::DECISION_FILE);
+    for path in [archived, root] {
+        let bytes = ws.read(&path, receipts::MAX_DECISION_BYTES).ok().flatten();
+        let doc = bytes.and_then(|b| receipts::parse_decision(&b).ok());
+        let filed: Option<Decision> = doc.and_then(|doc| serde_json::from_value(doc).ok());
+        if let Some(f) = filed
+            .filter(|f| (&f.handoff_key, &f.at, f.outcome) == (&d.handoff_key, &d.at, d.outcome))
+        {
+            return Decision {
+                receipt: f.receipt,
+                attestation: f.attestation,
+                ..d
+            };
+        }
+    }
+    d
 }
 
 /// A task id no other task of the server has: a count, behind per-process random bits so ids
