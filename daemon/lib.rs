@@ -91,6 +91,7 @@ pub mod metrics;
 pub mod outbox;
 pub mod policy;
 pub mod private;
+pub mod push;
 pub mod receipts;
 pub mod render;
 pub mod routing;

@@ -39,6 +39,9 @@ pub struct Metrics {
     pub action_links: Family<OutcomeLabel, Counter>,
     /// Chat buttons clicked, by what came of it (`decided`, or why not).
     pub chat_clicks: Family<OutcomeLabel, Counter>,
+    /// Web Push subscriptions and attempts, by outcome: subscribed, unsubscribed, sent,
+    /// failed, removed (the push service said the subscription is gone).
+    pub push: Family<OutcomeLabel, Counter>,
     /// Handoffs a route's timeout acted on, by what it did (rejected, expired, escalated).
     pub timeouts: Family<OutcomeLabel, Counter>,
     pub received: Counter,
@@ -104,6 +107,7 @@ impl Default for Metrics {
             handoffs: Family::default(),
             action_links: Family::default(),
             chat_clicks: Family::default(),
+            push: Family::default(),
             timeouts: Family::default(),
             received: Counter::default(),
             pending: Gauge::default(),
@@ -148,6 +152,11 @@ impl Default for Metrics {
             "action_links",
             "Mail action links followed, by what came of it: confirm (a GET), decided, or why not",
             m.action_links.clone(),
+        );
+        registry.register(
+            "push",
+            "Web Push subscriptions and attempts, by outcome: subscribed, unsubscribed, sent, failed, or removed (the push service said the subscription is gone)",
+            m.push.clone(),
         );
         registry.register(
             "chat_clicks",

@@ -112,6 +112,18 @@ pub struct Route {
     /// What a timeout does: reject, expire or escalate; never approve.
     #[serde(default)]
     pub on_timeout: Option<OnTimeout>,
+    /// Web Push to the browsers of the reviewers who may decide: `urgent` (critical_action and
+    /// error handoffs, and escalations) or `all` (every handoff and revision); see `[push]`.
+    #[serde(default)]
+    pub push: Option<PushMode>,
+}
+
+/// Which of a route's handoffs are pushed to its reviewers' browsers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushMode {
+    Urgent,
+    All,
 }
 
 /// How long a mail's action links stay good when the route does not say.

@@ -43,6 +43,7 @@ mod package;
 mod pages;
 mod paths;
 mod policy;
+mod push;
 mod python_client;
 mod quorum;
 mod receipts;

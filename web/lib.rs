@@ -18,6 +18,7 @@ mod openapi;
 mod ops;
 mod pages;
 mod peers;
+mod push;
 
 mod review;
 mod reviewers;
@@ -149,6 +150,11 @@ fn table() -> Routes {
         .at(Method::GET, "/api/v1/me/away", reviewers::presence)
         .at(Method::POST, "/api/v1/me/away", reviewers::set_away)
         .at(Method::GET, "/api/v1/reviewers", reviewers::loads)
+        .at(Method::GET, "/api/v1/push/key", push::key)
+        .at(Method::GET, "/api/v1/me/push", push::list)
+        .at(Method::POST, "/api/v1/me/push", push::subscribe)
+        .at(Method::DELETE, "/api/v1/me/push", push::unsubscribe)
+        .at(Method::GET, "/static/push/{file}", push::script)
         .at(Method::GET, "/api/v1/deliveries", deliveries::list)
         .at(
             Method::POST,

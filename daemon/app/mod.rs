@@ -36,6 +36,7 @@ pub use review::Cx;
 pub use runtime::leases::Scope;
 pub use runtime::chat::{ChatDone, ChatError};
 pub use runtime::links::{LinkError, LinkTarget};
+pub use runtime::push::{PushError, SubscriptionView};
 pub use state::{CheckpointRecord, Record, Review, Served};
 pub use views::agreement::{AgreementDay, RouteAgreement};
 pub use views::artifact_preview::{Against, Body, Preview, Source};
@@ -148,6 +149,7 @@ impl App {
             metrics.deliveries.clone(),
             metrics.delivery_attempts.clone(),
             cluster.as_ref().map(|c| c.deliveries()),
+            metrics.push.clone(),
         )?;
         let mut warnings = found.warnings;
         let search = match crate::search::Search::open(&config) {

@@ -15,12 +15,14 @@ pub mod cluster;
 mod groups;
 pub mod hooks;
 mod paths;
+mod push;
 mod tuning;
 
 pub use channels::{Smtp, Webhook, WebhookFormat};
 pub use chat::{Chat, ChatKind};
 pub use cluster::Cluster;
 pub use hooks::Hooks;
+pub use push::PushSettings;
 pub use tuning::{Audit, Deliveries, Http, Search, Sessions};
 
 use checks::{check_deliveries, check_routes, check_users, check_webhooks};
@@ -79,6 +81,8 @@ pub struct Config {
     pub cluster: Option<Cluster>,
     /// `[hooks]`: agent-side hooks (`baton hook claude-code`); the daemon does not read it.
     pub hooks: Hooks,
+    /// `[push]`: Web Push to reviewers' browsers, for routes with `push`.
+    pub push: Option<PushSettings>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -132,6 +136,8 @@ struct RawConfig {
     cluster: Option<Cluster>,
     #[serde(default)]
     hooks: Hooks,
+    #[serde(default)]
+    push: Option<PushSettings>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -233,6 +239,7 @@ impl RawConfig {
         check_webhooks(&self.webhooks)?;
         chat::check(&self.chat, &self.users, &self.routes)?;
         check_deliveries(&self.deliveries)?;
+        push::check(self.push.as_ref(), &self.routes)?;
         if self.settle_ms == 0 || self.reconcile_s == 0 {
             return Err("settle_ms and reconcile_s must be greater than 0".into());
         }
@@ -309,6 +316,7 @@ impl RawConfig {
             audit: self.audit,
             cluster: self.cluster,
             hooks: self.hooks.resolve(base),
+            push: self.push,
         })
     }
 }

@@ -15,6 +15,7 @@ mod endpoint;
 mod index;
 mod letter;
 mod mail;
+mod push;
 mod sign;
 mod slack;
 mod spool;
@@ -25,6 +26,7 @@ pub use audience::Audience;
 pub use dead::{PageError, RetryError};
 pub use letter::Facts;
 pub use mail::{MailError, MailRequest, Recipient, Tokens};
+pub use push::{PushRequest, ResolvePush, PUSH};
 pub use sign::{BadSecret, Key};
 pub use spool::{Attempt, Delivery, Keep, Spool, SpoolError, State};
 
@@ -51,6 +53,8 @@ pub type Resolve = Arc<dyn Fn(&Delivery) -> Option<MailRequest> + Send + Sync>;
 pub struct Hooks {
     pub on_dead: OnDead,
     pub resolve: Resolve,
+    /// For a push notice: what to push, and to whom.
+    pub push: ResolvePush,
 }
 
 /// The email channel's name (webhooks' are `webhook:NAME`).
@@ -78,6 +82,13 @@ fn owes_mail(event: &Event) -> bool {
             })
 }
 
+/// Events that may owe pushes (the app decides by the route's `push`).
+const PUSHED: [EventType; 3] = [
+    EventType::HandoffReceived,
+    EventType::HandoffRevised,
+    EventType::HandoffEscalated,
+];
+
 /// Most deliveries one listing returns (newest first).
 pub const MAX_LISTED: usize = 1000;
 
@@ -102,6 +113,8 @@ pub enum OpenError {
     Spool(#[from] SpoolError),
     #[error(transparent)]
     Mail(#[from] MailError),
+    #[error("Web Push: {0}")]
+    Push(std::io::Error),
 }
 
 /// What the outbox and its workers share.
@@ -115,6 +128,8 @@ struct Shared {
     public_url: String,
     gauges: Family<StateLabel, Gauge>,
     attempts: Family<OutcomeLabel, Counter>,
+    /// `[push]`'s key and subscriptions, when it is set.
+    push: Option<Arc<crate::push::Push>>,
 }
 
 impl Outbox {
@@ -125,8 +140,16 @@ impl Outbox {
         gauges: Family<StateLabel, Gauge>,
         attempts: Family<OutcomeLabel, Counter>,
         keep: Option<Box<dyn Keep>>,
+        pushes: Family<OutcomeLabel, Counter>,
     ) -> Result<(Outbox, Vec<StartupProblem>), OpenError> {
         let files = Spool::open(&config.data_dir)?;
+        let push = match &config.push {
+            Some(p) => Some(Arc::new(
+                crate::push::Push::open(&config.data_dir, p.subject.clone(), p.allow_private)
+                    .map_err(OpenError::Push)?,
+            )),
+            None => None,
+        };
         let disabled = Disabled::load(files.dir());
         let spool: Box<dyn Keep> = match keep {
             Some(keep) => keep,
@@ -153,7 +176,8 @@ impl Outbox {
             }
             let known = endpoints.iter().any(|e| e.channel == d.channel)
                 || config.chat.iter().any(|c| c.outbox_channel() == d.channel)
-                || (d.channel == EMAIL && mailer.is_some());
+                || (d.channel == EMAIL && mailer.is_some())
+                || (d.channel == PUSH && push.is_some());
             if d.state == State::Pending && !known {
                 warnings.push(StartupProblem::DeliveryOrphaned {
                     id: d.id.clone(),
@@ -187,6 +211,13 @@ impl Outbox {
                 transport: Box::new(chat::Sender::new(c, posted.clone())),
             });
         }
+        if let Some(p) = &push {
+            specs.push(worker::Spec {
+                name: PUSH.into(),
+                channel: PUSH.into(),
+                transport: Box::new(push::Sender::new(p.clone(), pushes)),
+            });
+        }
         let mails = mailer.is_some()
             && config
                 .routes
@@ -213,6 +244,7 @@ impl Outbox {
             public_url: config.public_url.clone(),
             gauges,
             attempts,
+            push,
         });
         shared.count(&shared.lock());
         let targeted = audience::targeted(config);
@@ -331,6 +363,10 @@ impl Outbox {
             if self.mails && owes_mail(event) && event.key.is_some() {
                 made.push(self.make(event, origin, EMAIL, String::new()));
             }
+            // A push notice: the push worker finds who is owed one, and their browsers.
+            if self.shared.push.is_some() && PUSHED.contains(&event.kind) && event.key.is_some() {
+                made.push(self.make(event, origin, PUSH, String::new()));
+            }
         }
         if owed {
             let ids: Vec<String> = made.iter().map(|d| d.id.clone()).collect();
@@ -368,6 +404,11 @@ impl Outbox {
             }
         }
         saved.is_ok()
+    }
+
+    /// `[push]`'s key and subscriptions, when it is set.
+    pub fn push(&self) -> Option<&Arc<crate::push::Push>> {
+        self.shared.push.as_ref()
     }
 
     /// Takes over the pending deliveries of nodes that are gone (in a cluster), and wakes
@@ -505,6 +546,7 @@ mod tests {
                 m.deliveries.clone(),
                 m.delivery_attempts.clone(),
                 None,
+                Default::default(),
             )
         };
         let (outbox, _) = open().unwrap();

@@ -133,6 +133,12 @@ impl Worker {
             }
             return;
         }
+        if d.channel == super::PUSH && d.to.is_none() {
+            for (next, child) in super::push::expand(&self.shared, &self.hooks, &d) {
+                self.queue.insert((next, child));
+            }
+            return;
+        }
         let started = Instant::now();
         let at_text = crate::clock::now_rfc3339();
         let outcome = match self.shared.disabled.why(&self.spec.name) {

@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// The only paths that answer without credentials (a mail's action link carries its own:
 /// the token in its path; Slack's interactions, Slack's signature).
-const OPEN: [&str; 9] = [
+const OPEN: [&str; 10] = [
     "/login",
     "/healthz",
     "/metrics",
@@ -20,6 +20,7 @@ const OPEN: [&str; 9] = [
     "/api/v1/keys",
     "/.well-known/jwks.json",
     "/static/{file}",
+    "/static/push/{file}",
     "/act/{token}",
     "/chat/slack/interactions",
 ];

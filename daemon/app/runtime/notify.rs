@@ -15,6 +15,7 @@ impl App {
         // Weak: the workers live as long as the process and must not keep the app alive.
         let weak = Arc::downgrade(&self.inner);
         let weak2 = weak.clone();
+        let weak3 = weak.clone();
         self.inner.commit.outbox.start(Hooks {
             on_dead: Arc::new(move |d: &Delivery| {
                 if let Some(inner) = weak.upgrade() {
@@ -24,6 +25,10 @@ impl App {
             resolve: Arc::new(move |d: &Delivery| {
                 let inner = weak2.upgrade()?;
                 App { inner }.mail_request(d)
+            }),
+            push: Arc::new(move |d: &Delivery| {
+                let inner = weak3.upgrade()?;
+                App { inner }.push_request(d)
             }),
         });
     }

@@ -1,0 +1,214 @@
+//! Web Push as an outbox channel. An event that may owe pushes (a handoff received, revised
+//! or escalated) is spooled as one notice on channel `push`; the push worker asks the app
+//! whom it owes (the reviewers who may decide the handoff, on a route with `push`) and makes
+//! one delivery per browser subscription of theirs (`to`: the subscription's id), each with
+//! its own attempts. Each attempt encrypts the payload afresh for that browser (RFC 8291)
+//! and signs a VAPID token for the push service's origin. A push service that answers 404 or
+//! 410 says the subscription is gone: it is removed, and the delivery is dead at once (its
+//! `notification.failed` event says so).
+
+use super::attempt::{Outcome, Transport};
+use super::spool::{Delivery, State};
+use super::{Hooks, Shared};
+use crate::clock::now_ms;
+use crate::metrics::OutcomeLabel;
+use crate::push::{Payload, Push};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The push channel's name.
+pub const PUSH: &str = "push";
+
+/// The whole exchange with a push service.
+const TIMEOUT: Duration = Duration::from_secs(15);
+
+/// What the app answers about a handoff owed pushes: what to say, and to whom.
+pub struct PushRequest {
+    pub payload: Payload,
+    /// Reviewers (`[[users]]` names), each pushed on every browser they subscribed.
+    pub reviewers: Vec<String>,
+}
+
+/// Asked, for a push notice, what to push and to whom (`None`: nothing is owed).
+pub type ResolvePush = Arc<dyn Fn(&Delivery) -> Option<PushRequest> + Send + Sync>;
+
+/// Resolves a push notice into one delivery per subscribed browser of each reviewer owed
+/// it (ids derived from the notice's and the subscription's, so a notice resolved twice
+/// after a crash pushes nothing twice), and removes the notice. Returns the new deliveries'
+/// (next attempt, id) for the queue.
+pub fn expand(shared: &Shared, hooks: &Hooks, notice: &Delivery) -> Vec<(u64, String)> {
+    // Called without the outbox's lock: the app waits for the workspace's.
+    let request = (hooks.push)(notice);
+    let mut made = Vec::new();
+    if let (Some(req), Some(push)) = (request, shared.push.as_ref()) {
+        let body = serde_json::to_string(&req.payload).expect("a payload serializes");
+        for reviewer in &req.reviewers {
+            for sub in push.subscriptions.of(reviewer) {
+                made.push(Delivery {
+                    id: format!("{}.{}", notice.id, &sub.id[4..]),
+                    channel: PUSH.into(),
+                    to: Some(sub.id),
+                    state: State::Pending,
+                    attempts: Vec::new(),
+                    next_at_ms: Some(now_ms()),
+                    round_start: 0,
+                    body: body.clone(),
+                    ..notice.clone()
+                });
+            }
+        }
+    }
+    let mut index = shared.lock();
+    made.retain(|d| !index.contains_key(&d.id));
+    if let Err(e) = shared.spool.save(&made.iter().collect::<Vec<_>>()) {
+        tracing::error!(error = %e, "cannot spool pushes; they are sent but would not survive a restart");
+    }
+    for d in &made {
+        index.insert(d.id.clone(), d.clone());
+    }
+    index.remove(&notice.id);
+    shared.spool.remove(&notice.id);
+    shared.count(&index);
+    tracing::info!(notice = %notice.id, pushes = made.len(), key = notice.key.as_deref().unwrap_or(""), "push notice resolved");
+    made.into_iter()
+        .map(|d| (d.next_at_ms.unwrap_or(0), d.id))
+        .collect()
+}
+
+/// Sends pushes to browsers' push services.
+pub struct Sender {
+    push: Arc<Push>,
+    agent: ureq::Agent,
+    /// `baton_push_total{outcome}`: sent, failed, removed.
+    counts: Family<OutcomeLabel, Counter>,
+}
+
+impl Sender {
+    pub fn new(push: Arc<Push>, counts: Family<OutcomeLabel, Counter>) -> Sender {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(TIMEOUT)
+            .redirects(0)
+            .resolver(super::address::Guard {
+                allow_private: push.allow_private,
+            })
+            .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Sender {
+            push,
+            agent,
+            counts,
+        }
+    }
+
+    fn count(&self, outcome: &str) {
+        let label = OutcomeLabel {
+            outcome: outcome.into(),
+        };
+        self.counts.get_or_create(&label).inc();
+    }
+
+    /// The service's answer to a push of `d` to `sub`.
+    fn post(&self, d: &Delivery, sub: &crate::push::Subscription) -> Outcome {
+        let permanent = |error: String| Outcome {
+            error: Some(error),
+            permanent: true,
+            ..Outcome::default()
+        };
+        let Ok(endpoint) = url::Url::parse(&sub.endpoint) else {
+            return permanent("the subscription's endpoint is not a URL".into());
+        };
+        let sealed = match crate::push::message::seal(sub, d.body.as_bytes()) {
+            Ok(s) => s,
+            Err(e) => return permanent(e.to_string()),
+        };
+        let urgency = serde_json::from_str::<Payload>(&d.body)
+            .map(|p| p.urgency)
+            .unwrap_or_else(|_| "normal".into());
+        let now_s = crate::clock::now_ms() / 1000;
+        let authorization = self
+            .push
+            .key
+            .authorization(&endpoint, &self.push.subject, now_s);
+        let answer = self
+            .agent
+            .post(endpoint.as_str())
+            .set("content-type", "application/octet-stream")
+            .set("content-encoding", "aes128gcm")
+            .set("ttl", &crate::push::message::TTL_S.to_string())
+            .set("urgency", &urgency)
+            .set("authorization", &authorization)
+            .send_bytes(&sealed);
+        let status = match answer {
+            Ok(resp) if (200..300).contains(&resp.status()) => {
+                return Outcome {
+                    status: Some(resp.status()),
+                    ..Outcome::default()
+                }
+            }
+            Ok(resp) => resp.status(),
+            Err(ureq::Error::Status(code, _)) => code,
+            // Not the URL: a push service's holds the browser's token.
+            Err(ureq::Error::Transport(t)) => {
+                let refused = std::error::Error::source(&t)
+                    .and_then(|s| s.downcast_ref::<std::io::Error>())
+                    .filter(|e| e.kind() == std::io::ErrorKind::PermissionDenied);
+                let error = match refused {
+                    Some(e) => format!(
+                        "private address: {e} (set [push] allow_private = true to allow them)"
+                    ),
+                    None => t.kind().to_string(),
+                };
+                return Outcome::failed(error);
+            }
+        };
+        Outcome {
+            status: Some(status),
+            error: Some(format!("the push service answered HTTP {status}")),
+            // Throttled or down: later. Any other refusal will not change by itself.
+            permanent: !(status == 429 || status >= 500),
+            ..Outcome::default()
+        }
+    }
+}
+
+impl Transport for Sender {
+    fn send(&self, d: &Delivery) -> Outcome {
+        let sub =
+            d.to.as_deref()
+                .and_then(|id| self.push.subscriptions.get(id));
+        let Some(sub) = sub else {
+            self.count("failed");
+            return Outcome {
+                error: Some(
+                    "the browser's subscription was removed before the push went out".into(),
+                ),
+                permanent: true,
+                ..Outcome::default()
+            };
+        };
+        let mut outcome = self.post(d, &sub);
+        if let Some(status @ (404 | 410)) = outcome.status {
+            // The browser unsubscribed or the service expired it: never push there again.
+            let removed = self.push.subscriptions.remove(None, &sub.id);
+            if let Err(e) = &removed {
+                tracing::error!(error = %e, subscription = %sub.id, "cannot remove a push subscription its service says is gone; the next push will try it again");
+            }
+            tracing::warn!(delivery = %d.id, subscription = %sub.id, reviewer = %sub.reviewer, status, "push subscription gone; removed");
+            self.count("removed");
+            outcome.error = Some(format!(
+                "the push service says the subscription is gone (HTTP {status}); it was removed, {}'s browser must subscribe again",
+                sub.reviewer
+            ));
+            outcome.permanent = true;
+            return outcome;
+        }
+        self.count(if outcome.delivered() {
+            "sent"
+        } else {
+            "failed"
+        });
+        outcome
+    }
+}

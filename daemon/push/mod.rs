@@ -1,0 +1,81 @@
+//! Web Push to reviewers' browsers, tabs closed or not: the daemon's VAPID key (`vapid`),
+//! the browsers' subscriptions by reviewer (`store`), and what a push says and how it is
+//! encrypted for one browser (`message`). The outbox sends the pushes (`outbox/push.rs`:
+//! retries, dead letters); the app decides who is owed one (`app/runtime/push.rs`).
+//! Everything here lives in `data_dir/push/`, made when a route first asks for pushes.
+
+pub mod message;
+pub mod store;
+pub mod vapid;
+
+pub use message::{Payload, SealError};
+pub use store::{Subscription, Subscriptions};
+pub use vapid::VapidKey;
+
+use std::io;
+use std::path::Path;
+
+/// The `[push]` settings and the state they need.
+pub struct Push {
+    pub key: VapidKey,
+    pub subscriptions: Subscriptions,
+    /// The VAPID `sub`: how a push service's operator reaches ours (`mailto:` or `https:`).
+    pub subject: String,
+    /// Subscriptions may name endpoints at private addresses (a push service on the
+    /// company's network, or a test's stand-in).
+    pub allow_private: bool,
+}
+
+/// Why a browser's subscription is refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error(
+        "endpoint: {0} (a push service's https:// URL, as PushSubscription.endpoint gives it)"
+    )]
+    Endpoint(String),
+    #[error(transparent)]
+    Keys(#[from] SealError),
+}
+
+impl Push {
+    /// Opens (making on first use) the key and the subscriptions of `data_dir`.
+    pub fn open(data_dir: &Path, subject: String, allow_private: bool) -> io::Result<Push> {
+        Ok(Push {
+            key: VapidKey::open(data_dir)?,
+            subscriptions: Subscriptions::open(data_dir)?,
+            subject,
+            allow_private,
+        })
+    }
+
+    /// A subscription of `reviewer` checked for what a push needs: an `https` endpoint
+    /// (`http` only where private addresses are allowed) and keys that encrypt.
+    pub fn subscription(
+        &self,
+        reviewer: &str,
+        endpoint: &str,
+        p256dh: &str,
+        auth: &str,
+    ) -> Result<Subscription, SubscribeError> {
+        let url = url::Url::parse(endpoint).map_err(|e| SubscribeError::Endpoint(e.to_string()))?;
+        let plain = url.scheme() == "http" && self.allow_private;
+        if url.scheme() != "https" && !plain {
+            return Err(SubscribeError::Endpoint(format!(
+                "{} is not https",
+                url.scheme()
+            )));
+        }
+        if url.host_str().is_none() || endpoint.len() > 2048 {
+            return Err(SubscribeError::Endpoint("no host, or too long".into()));
+        }
+        message::check_keys(p256dh, auth)?;
+        Ok(Subscription {
+            id: store::id_of(endpoint),
+            reviewer: reviewer.to_string(),
+            endpoint: endpoint.to_string(),
+            p256dh: p256dh.to_string(),
+            auth: auth.to_string(),
+            created_at: crate::clock::now_rfc3339(),
+        })
+    }
+}

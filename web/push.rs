@@ -1,0 +1,124 @@
+//! Web Push for reviewers: `GET /api/v1/push/key` (the VAPID public key a browser subscribes
+//! with), `GET`/`POST`/`DELETE /api/v1/me/push` (the caller's browser subscriptions), and the
+//! two scripts (`/static/push/sw.js`, the service worker that shows a push and opens the
+//! handoff on a click; `/static/push/page.js`, the reviewers page's subscribe control). Thin
+//! over `App::push_*`; the session's CSRF header is checked by `Caller` as for every API call.
+
+use super::api::json_body;
+use super::{ApiError, Caller};
+use crate::blocking;
+use crate::json::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use baton::app::{App, PushError, SubscriptionView};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+const SERVICE_WORKER: &str = include_str!("assets/push/sw.js");
+const PAGE_SCRIPT: &str = include_str!("assets/push/page.js");
+
+fn api_error(e: PushError) -> ApiError {
+    match e {
+        PushError::Off | PushError::NotFound(_) => ApiError::NotFound(e.to_string()),
+        PushError::NotPerson => ApiError::Forbidden(e.to_string()),
+        PushError::Invalid(_) => ApiError::Unprocessable(e.to_string()),
+        PushError::Io(_) => ApiError::Internal(e.to_string()),
+    }
+}
+
+/// `PushSubscription.toJSON()`, as the browser gives it.
+#[derive(Deserialize)]
+struct SubscriptionBody {
+    endpoint: String,
+    keys: Keys,
+}
+
+#[derive(Deserialize)]
+struct Keys {
+    p256dh: String,
+    auth: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Which {
+    #[serde(default)]
+    endpoint: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+/// `GET /api/v1/push/key`: `{"public_key"}`, base64url, for `applicationServerKey`.
+pub async fn key(State(app): State<App>, Caller(_): Caller) -> Result<Json<Value>, ApiError> {
+    let key = app.push_key().map_err(api_error)?;
+    Ok(Json(json!({ "public_key": key })))
+}
+
+/// `GET /api/v1/me/push`: the caller's subscriptions.
+pub async fn list(
+    State(app): State<App>,
+    Caller(actor): Caller,
+) -> Result<Json<Vec<SubscriptionView>>, ApiError> {
+    let subs = blocking(move || app.push_subscriptions(&actor)).await?;
+    Ok(Json(subs.map_err(api_error)?))
+}
+
+/// `POST /api/v1/me/push` with a `PushSubscription`'s JSON: kept for the caller; 201.
+pub async fn subscribe(
+    State(app): State<App>,
+    Caller(actor): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let sub: SubscriptionBody = json_body(&headers, &body)?;
+    let kept = blocking(move || {
+        app.push_subscribe(&actor, &sub.endpoint, &sub.keys.p256dh, &sub.keys.auth)
+    })
+    .await?;
+    Ok((StatusCode::CREATED, Json(kept.map_err(api_error)?)).into_response())
+}
+
+/// `DELETE /api/v1/me/push` with `{"endpoint"}` or `{"id"}`: one of the caller's
+/// subscriptions forgotten; 204.
+pub async fn unsubscribe(
+    State(app): State<App>,
+    Caller(actor): Caller,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<StatusCode, ApiError> {
+    let which: Which = json_body(&headers, &body)?;
+    let Some(which) = which.id.or(which.endpoint) else {
+        return Err(ApiError::Unprocessable(
+            "name the subscription: {\"endpoint\": ...} or {\"id\": ...}".into(),
+        ));
+    };
+    blocking(move || app.push_unsubscribe(&actor, &which))
+        .await?
+        .map_err(api_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /static/push/{file}`: the service worker (allowed the whole origin as its scope)
+/// and the page's script.
+pub async fn script(Path(file): Path<String>) -> Response {
+    let body = match file.as_str() {
+        "sw.js" => SERVICE_WORKER,
+        "page.js" => PAGE_SCRIPT,
+        _ => return (StatusCode::NOT_FOUND, "no such file").into_response(),
+    };
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            // A service worker is checked for updates anyway; short, so a new one is seen.
+            (header::CACHE_CONTROL, "no-cache"),
+            (
+                header::HeaderName::from_static("service-worker-allowed"),
+                "/",
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
