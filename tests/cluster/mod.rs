@@ -5,6 +5,7 @@
 mod any_node;
 mod fenced;
 mod handed;
+mod moves;
 mod nodes;
 mod peers;
 mod pg;
