@@ -117,6 +117,64 @@
     e.preventDefault();
   });
 
+  // ---- scroll boxes a keyboard can reach ----------------------------------------------------
+  // A folded field, a capped list or a wide diff scrolls inside its box; whichever box has
+  // more than it shows (at this width) is given a tab stop and a name, so a keyboard can
+  // scroll it too. Boxes that fit get neither: no stop that does nothing.
+  const GENERIC = new Set(["DIV", "PRE", "SPAN", "CODE", "SECTION"]);
+  const nameOf = (el) => {
+    const dt = el.tagName === "DD" && el.previousElementSibling;
+    if (dt && dt.tagName === "DT") return dt.textContent.trim();
+    const panel = el.closest("section, .panel, td, li");
+    const h = panel && panel.querySelector("h2, h3, summary, strong");
+    return (h ? h.textContent.trim() : "content") + " (scrolls)";
+  };
+  const focusableScrollers = () => {
+    for (const el of $$(".fold, pre.diff, pre.code")) {
+      const over = el.scrollHeight > el.clientHeight + 1 || el.scrollWidth > el.clientWidth + 1;
+      if (over && !el.hasAttribute("tabindex")) {
+        el.tabIndex = 0;
+        el.dataset.scroller = "1";
+        if (GENERIC.has(el.tagName)) el.setAttribute("role", "group");
+        el.setAttribute("aria-label", nameOf(el));
+      } else if (!over && el.dataset.scroller) {
+        el.removeAttribute("tabindex");
+        el.removeAttribute("aria-label");
+        if (GENERIC.has(el.tagName)) el.removeAttribute("role");
+        delete el.dataset.scroller;
+      }
+    }
+  };
+  focusableScrollers();
+  let resizing = null;
+  window.addEventListener("resize", () => { clearTimeout(resizing); resizing = setTimeout(focusableScrollers, 150); });
+
+  // ---- changed artifacts' diffs, inline ------------------------------------------------------
+  // The handoff page links each changed artifact's diff; here the diff itself is fetched
+  // (the same page the link opens) and its coloured hunks put in place, so a reviewer on a
+  // phone reads the change without another page. The page itself never waits on the file.
+  for (const box of $$("[data-diff]")) {
+    fetch(box.dataset.diff, { credentials: "same-origin" })
+      .then((r) => (r.ok ? r.text() : Promise.reject(new Error(String(r.status)))))
+      .then((html) => {
+        const doc = new DOMParser().parseFromString(html, "text/html");
+        const parts = Array.from(doc.querySelectorAll(".preview > p.small, .preview > pre.diff"));
+        if (!parts.length) return;
+        box.replaceChildren(...parts.map((n) => document.importNode(n, true)));
+        focusableScrollers();
+      })
+      .catch(() => {});
+  }
+
+  // ---- live arrivals, said aloud ------------------------------------------------------------
+  const news = $("#live-news");
+  const announce = (rows) => {
+    if (!news || !rows.length) return;
+    const titles = rows.slice(0, 3).map((r) => $(".title a", r).textContent.trim());
+    const more = rows.length > 3 ? " and " + (rows.length - 3) + " more" : "";
+    news.textContent = (rows.length === 1 ? "New handoff: " : rows.length + " new handoffs: ") + titles.join("; ") + more;
+  };
+
   // ---- live updates ---------------------------------------------------------------------
   // On any handoff event, fetch this same page again and swap in its live part; the cursor
   // stays on the same handoff. Bursts are folded into one fetch.
@@ -139,11 +197,14 @@
       doc.querySelectorAll(".tabs .count").forEach((c, i) => { const mine = $$(".tabs .count")[i]; if (mine) mine.textContent = c.textContent; });
       const list = rows();
       if (keep) { const i = list.findIndex((r) => r.dataset.key === keep); if (i >= 0) select(i); }
-      for (const r of list.filter((r) => r.dataset.decide && !known.has(r.dataset.key))) {
+      const arrived = list.filter((r) => r.dataset.decide && !known.has(r.dataset.key));
+      for (const r of arrived) {
         known.add(r.dataset.key);
         notify(r);
       }
+      announce(arrived);
       tick();
+      focusableScrollers();
     }, 250);
   };
   let es = null;
