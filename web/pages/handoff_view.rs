@@ -318,13 +318,19 @@ fn sections(h: Handoff) -> Sections {
     put("Task", h.task);
     put("Reason", h.reason);
     put("Expected back", h.expected_output);
+    // The contract's own words ("in_progress"), read as words ("in progress"): the Debug
+    // name lowercased ran them together ("inprogress").
+    let words = |v: serde_json::Result<serde_json::Value>| {
+        v.ok().and_then(|v| v.as_str().map(|s| s.replace('_', " ")))
+    };
     put(
         "Task status",
-        h.status.map(|x| format!("{x:?}").to_lowercase()),
+        h.status.and_then(|x| words(serde_json::to_value(x))),
     );
     put(
         "Classification",
-        h.classification.map(|x| format!("{x:?}").to_lowercase()),
+        h.classification
+            .and_then(|x| words(serde_json::to_value(x))),
     );
     put("Regulation", h.regulatory_ref);
     put(

@@ -168,7 +168,7 @@ fn row(s: &Summary, since: Option<SinceSeen>, now: OffsetDateTime) -> Row {
 
 const VIEWS: [(&str, &str); 6] = [
     ("pending", "Pending"),
-    ("mine", "Mine"),
+    ("mine", "You may decide"),
     ("claimed", "Claimed"),
     ("decided", "Decided"),
     ("all", "All"),
