@@ -12,6 +12,7 @@ mod attestations;
 mod audit;
 mod auth;
 mod browser;
+mod browser_a11y;
 mod claim;
 mod claude_hook;
 mod cli;
