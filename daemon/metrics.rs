@@ -45,6 +45,9 @@ pub struct Metrics {
     /// Handoffs a route's timeout acted on, by what it did (rejected, expired, escalated).
     pub timeouts: Family<OutcomeLabel, Counter>,
     pub received: Counter,
+    /// A2A JSON-RPC calls answered, by method (`SendMessage`, `CancelTask`, ... as v1.0 names
+    /// them) and by `error` for those answered with an error.
+    pub a2a_calls: Family<KindLabel, Counter>,
     pub pending: Gauge,
     /// File change seen -> handoff processed (waits in the dispatcher and a lane included).
     pub ingest_seconds: Histogram,
@@ -110,6 +113,7 @@ impl Default for Metrics {
             push: Family::default(),
             timeouts: Family::default(),
             received: Counter::default(),
+            a2a_calls: Family::default(),
             pending: Gauge::default(),
             ingest_seconds: Histogram::new(latency_buckets()),
             ingest_service_seconds: Histogram::new(latency_buckets()),
@@ -172,6 +176,11 @@ impl Default for Metrics {
             "handoffs_received",
             "Handoffs received (new keys)",
             m.received.clone(),
+        );
+        registry.register(
+            "a2a_calls",
+            "A2A JSON-RPC calls answered, by method (v1.0 names), and those answered with an error (kind error)",
+            m.a2a_calls.clone(),
         );
         registry.register(
             "handoffs_pending",

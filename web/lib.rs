@@ -3,6 +3,7 @@
 //! thin and never touch the filesystem. `server` serves the router with timeouts, a
 //! connection limit and a shutdown deadline.
 
+mod a2a;
 mod api;
 pub mod artifacts;
 mod auth;
@@ -89,8 +90,8 @@ impl Default for Routes {
 }
 
 /// Every route. Everything but `/healthz`, `/metrics`, the OpenAPI document, the public keys
-/// (`/api/v1/keys`, `/.well-known/jwks.json`), `/login` and the static assets requires a
-/// bearer token or a session.
+/// (`/api/v1/keys`, `/.well-known/jwks.json`), the A2A Agent Card, `/login` and the static
+/// assets requires a bearer token or a session.
 fn table() -> Routes {
     Routes::new()
         .at(Method::GET, "/healthz", ops::healthz)
@@ -164,6 +165,7 @@ fn table() -> Routes {
         .at(Method::POST, "/chat/slack/interactions", slack::interactions)
         .merge(pages::routes())
         .merge(artifacts::routes())
+        .merge(a2a::routes())
 }
 
 /// The daemon's routes, path and method, as the router serves them.

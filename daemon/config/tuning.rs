@@ -39,6 +39,9 @@ pub struct Deliveries {
     pub retry_schedule_s: Vec<f64>,
     /// Delivered notifications are listed this long, then forgotten (dead ones stay).
     pub keep_delivered_s: u64,
+    /// A2A push notifications may go to loopback, private and link-local addresses (their
+    /// URLs are an agent's choice, so by default only public ones are reached).
+    pub a2a_allow_private: bool,
 }
 
 impl Default for Deliveries {
@@ -48,6 +51,7 @@ impl Default for Deliveries {
                 0.0, 5.0, 300.0, 1800.0, 7200.0, 18000.0, 36000.0, 50400.0, 72000.0, 86400.0,
             ],
             keep_delivered_s: 7 * 86400,
+            a2a_allow_private: false,
         }
     }
 }

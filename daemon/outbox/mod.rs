@@ -6,6 +6,7 @@
 //! (`webhook`); email notices become one mail per reviewer (`mail`, `letter`). Deliveries
 //! that run out of attempts are dead: listed, and retried by an admin.
 
+pub mod a2a_push;
 pub mod address;
 mod attempt;
 mod audience;
@@ -95,6 +96,8 @@ pub const MAX_LISTED: usize = 1000;
 pub struct Outbox {
     shared: Arc<Shared>,
     endpoints: Vec<Arc<Endpoint>>,
+    /// A2A push-notification configs, by task (the `a2a` channel's targets).
+    a2a: a2a_push::Configs,
     /// `[[chat]]` entries, with where their messages were posted.
     chats: Vec<(crate::config::Chat, chat::Posted)>,
     /// Channels some route's or agent's `notify` names (see `audience`).
@@ -175,6 +178,7 @@ impl Outbox {
                 continue;
             }
             let known = endpoints.iter().any(|e| e.channel == d.channel)
+                || d.channel == a2a_push::CHANNEL
                 || config.chat.iter().any(|c| c.outbox_channel() == d.channel)
                 || (d.channel == EMAIL && mailer.is_some())
                 || (d.channel == PUSH && push.is_some());
@@ -218,6 +222,14 @@ impl Outbox {
                 transport: Box::new(push::Sender::new(p.clone(), pushes)),
             });
         }
+        specs.push(worker::Spec {
+            name: a2a_push::CHANNEL.into(),
+            channel: a2a_push::CHANNEL.into(),
+            transport: Box::new(a2a_push::Sender::new(
+                &config.data_dir,
+                config.deliveries.a2a_allow_private,
+            )),
+        });
         let mails = mailer.is_some()
             && config
                 .routes
@@ -251,6 +263,7 @@ impl Outbox {
         let outbox = Outbox {
             shared,
             endpoints,
+            a2a: a2a_push::Configs::new(&config.data_dir),
             chats,
             targeted,
             mails,
@@ -359,6 +372,8 @@ impl Outbox {
                     }
                 }
             }
+            // A2A push notifications: the configs the task's agent set.
+            made.extend(self.a2a_deliveries(event, origin));
             // A notice: the email worker finds the route's reviewers and writes the mails.
             if self.mails && owes_mail(event) && event.key.is_some() {
                 made.push(self.make(event, origin, EMAIL, String::new()));

@@ -30,6 +30,12 @@ impl Key {
         Ok(Key(bytes))
     }
 
+    /// The key of an A2A push config's `token`: the bytes a `whsec_` secret encodes, else
+    /// the token's own bytes (the receiver that chose the token checks with it).
+    pub fn of_token(token: &str) -> Key {
+        Key::from_secret(token).unwrap_or_else(|_| Key(token.as_bytes().to_vec()))
+    }
+
     /// The `webhook-signature` header value for one attempt.
     pub fn sign(&self, id: &str, timestamp: u64, body: &str) -> String {
         let mut mac = Hmac::<Sha256>::new_from_slice(&self.0).expect("HMAC takes keys of any size");

@@ -36,6 +36,8 @@ pub struct Sender {
     agent: ureq::Agent,
     url: String,
     key: Key,
+    /// Sent with every attempt besides the signature's (an A2A push's token and credentials).
+    headers: Vec<(String, String)>,
 }
 
 impl Sender {
@@ -50,7 +52,14 @@ impl Sender {
             agent,
             url: url.to_string(),
             key,
+            headers: Vec::new(),
         }
+    }
+
+    /// The same sender, adding `headers` to every attempt.
+    pub fn with_headers(mut self, headers: Vec<(String, String)>) -> Sender {
+        self.headers = headers;
+        self
     }
 
     fn post(&self, id: &str, body: &str) -> Outcome {
@@ -58,9 +67,11 @@ impl Sender {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
         let signature = self.key.sign(id, timestamp, body);
-        let answer = self
-            .agent
-            .post(&self.url)
+        let mut request = self.agent.post(&self.url);
+        for (name, value) in &self.headers {
+            request = request.set(name, value);
+        }
+        let answer = request
             .set("content-type", "application/json")
             .set("webhook-id", id)
             .set("webhook-timestamp", &timestamp.to_string())

@@ -12,13 +12,14 @@ use std::path::Path;
 
 /// The only paths that answer without credentials (a mail's action link carries its own:
 /// the token in its path; Slack's interactions, Slack's signature).
-const OPEN: [&str; 10] = [
+const OPEN: [&str; 11] = [
     "/login",
     "/healthz",
     "/metrics",
     "/api/v1/openapi.json",
     "/api/v1/keys",
     "/.well-known/jwks.json",
+    "/.well-known/agent-card.json",
     "/static/{file}",
     "/static/push/{file}",
     "/act/{token}",
@@ -40,6 +41,7 @@ pub fn is_page(path: &str) -> bool {
         || path == "/healthz"
         || path == "/metrics"
         || path == "/.well-known/jwks.json"
+        || path == "/.well-known/agent-card.json"
         || DOWNLOADS.contains(&path))
 }
 

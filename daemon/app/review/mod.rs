@@ -9,7 +9,8 @@
 //! - The route's: `route`, `assign` over `rota` (who holds what), `audience`, `policy`,
 //!   `timers`, `stall`.
 //! - What a decision leaves behind: `receipt`, `approved`, `holds`, `repair`.
-//! - Agents' writes through the API: `upload`, `locks`.
+//! - Agents' writes through the API: `upload`, `locks`; an agent taking its handoff back:
+//!   `withdraw`.
 //! - How every transition commits and announces: `records`, `record_events` over `commit`;
 //!   tampering it finds raises an alert (`tamper`); what it asks of the ingest thread goes
 //!   on `intake_line`.
@@ -47,6 +48,7 @@ pub(in crate::app) mod stall;
 pub(in crate::app) mod tamper;
 pub(in crate::app) mod timers;
 pub(in crate::app) mod upload;
+pub(in crate::app) mod withdraw;
 
 use crate::store::people::People;
 pub(in crate::app) use commit::Commit;

@@ -1,11 +1,11 @@
-//! The A2A (Agent2Agent protocol, v0.3 JSON) view of a handoff: a handoff waiting for a
-//! reviewer is an A2A `Task` in state `input-required`, whose status message is the agent's
-//! question (its text and the handoff as a data part) and whose artifacts are the handoff's
-//! files; the decision comes back as a `user` message (the comment as text, the outcome and
-//! edits as data) and moves the task on. Pure: JSON in, JSON out. The README's "A2A" section
-//! is the table of this mapping.
+//! The A2A v0.3 JSON view of a handoff (`GET /api/v1/handoffs/{key}/a2a` and the v0.3
+//! JSON-RPC methods): a handoff waiting for a reviewer is an A2A `Task` in state
+//! `input-required`, whose status message is the agent's question (its text and the handoff
+//! as a data part) and whose artifacts are the handoff's files; the decision comes back as a
+//! `user` message (the comment as text, the outcome and edits as data) and moves the task on.
+//! Pure: JSON in, JSON out. docs/agents.md's "A2A" section is the table of this mapping.
 
-use super::decision::{Decision, Outcome};
+use crate::contract::decision::{Decision, Outcome};
 use serde_json::{json, Map, Value};
 
 /// The A2A task state of a handoff: `input-required` while it waits, then what its decision

@@ -1,0 +1,178 @@
+//! The JSON-RPC 2.0 envelope of A2A: which method a request names, in which protocol version
+//! (v1.0's `SendMessage`, `GetTask`... or v0.3's `message/send`, `tasks/get`...: the name
+//! tells, so an old caller keeps its shapes), and the error codes the A2A spec names.
+
+use serde_json::{json, Value};
+
+/// The protocol version whose shapes a call speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Version {
+    V1,
+    V03,
+}
+
+/// The A2A methods baton serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    Send,
+    Get,
+    Cancel,
+    PushSet,
+    PushGet,
+    PushList,
+    PushDelete,
+}
+
+impl Method {
+    /// The method's v1.0 name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::Send => "SendMessage",
+            Method::Get => "GetTask",
+            Method::Cancel => "CancelTask",
+            Method::PushSet => "CreateTaskPushNotificationConfig",
+            Method::PushGet => "GetTaskPushNotificationConfig",
+            Method::PushList => "ListTaskPushNotificationConfigs",
+            Method::PushDelete => "DeleteTaskPushNotificationConfig",
+        }
+    }
+}
+
+/// The method and version a JSON-RPC method name stands for; `None`: not served.
+pub fn method(name: &str) -> Option<(Method, Version)> {
+    use Method::*;
+    use Version::*;
+    Some(match name {
+        "SendMessage" => (Send, V1),
+        "GetTask" => (Get, V1),
+        "CancelTask" => (Cancel, V1),
+        "CreateTaskPushNotificationConfig" => (PushSet, V1),
+        "GetTaskPushNotificationConfig" => (PushGet, V1),
+        "ListTaskPushNotificationConfigs" => (PushList, V1),
+        "DeleteTaskPushNotificationConfig" => (PushDelete, V1),
+        "message/send" => (Send, V03),
+        "tasks/get" => (Get, V03),
+        "tasks/cancel" => (Cancel, V03),
+        "tasks/pushNotificationConfig/set" => (PushSet, V03),
+        "tasks/pushNotificationConfig/get" => (PushGet, V03),
+        "tasks/pushNotificationConfig/list" => (PushList, V03),
+        "tasks/pushNotificationConfig/delete" => (PushDelete, V03),
+        _ => return None,
+    })
+}
+
+/// An A2A error, by the code the spec gives it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RpcError {
+    #[error("{0}")]
+    Parse(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    MethodNotFound(String),
+    #[error("{0}")]
+    InvalidParams(String),
+    #[error("{0}")]
+    Internal(String),
+    #[error("{0}")]
+    TaskNotFound(String),
+    #[error("{0}")]
+    TaskNotCancelable(String),
+    #[error("{0}")]
+    UnsupportedOperation(String),
+    #[error("{0}")]
+    ContentTypeNotSupported(String),
+}
+
+impl RpcError {
+    pub fn code(&self) -> i64 {
+        match self {
+            RpcError::Parse(_) => -32700,
+            RpcError::InvalidRequest(_) => -32600,
+            RpcError::MethodNotFound(_) => -32601,
+            RpcError::InvalidParams(_) => -32602,
+            RpcError::Internal(_) => -32603,
+            RpcError::TaskNotFound(_) => -32001,
+            RpcError::TaskNotCancelable(_) => -32002,
+            RpcError::UnsupportedOperation(_) => -32004,
+            RpcError::ContentTypeNotSupported(_) => -32005,
+        }
+    }
+}
+
+/// A success answer to request `id`.
+pub fn result(id: &Value, result: Value) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "result": result })
+}
+
+/// An error answer to request `id` (`null` when the request's id could not be read).
+pub fn error(id: &Value, e: &RpcError) -> Value {
+    json!({ "jsonrpc": "2.0", "id": id, "error": { "code": e.code(), "message": e.to_string() } })
+}
+
+/// A request read: its id (echoed in every answer), method and params.
+#[derive(Debug)]
+pub struct Request {
+    pub id: Value,
+    pub method: Method,
+    pub version: Version,
+    pub params: Value,
+}
+
+/// Reads a JSON-RPC request body; the error carries the id to answer with.
+pub fn request(body: &[u8]) -> Result<Request, (Value, RpcError)> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        (
+            Value::Null,
+            RpcError::Parse(format!("the body is not JSON: {e}")),
+        )
+    })?;
+    let id = v.get("id").cloned().unwrap_or(Value::Null);
+    let invalid = |m: &str| (id.clone(), RpcError::InvalidRequest(m.to_string()));
+    if v.get("jsonrpc") != Some(&json!("2.0")) {
+        return Err(invalid(
+            "a JSON-RPC 2.0 request object needs \"jsonrpc\": \"2.0\"",
+        ));
+    }
+    let name = v
+        .get("method")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("the request names no \"method\""))?;
+    let (method, version) = method(name).ok_or_else(|| {
+        (
+            id.clone(),
+            RpcError::MethodNotFound(format!(
+                "baton serves no method \"{name}\": SendMessage, GetTask, CancelTask and the *TaskPushNotificationConfig methods (v1.0), or message/send, tasks/get, tasks/cancel, tasks/pushNotificationConfig/* (v0.3)"
+            )),
+        )
+    })?;
+    let params = v.get("params").cloned().unwrap_or(json!({}));
+    if !params.is_object() {
+        return Err((
+            id,
+            RpcError::InvalidParams("\"params\" must be an object".into()),
+        ));
+    }
+    Ok(Request {
+        id,
+        method,
+        version,
+        params,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_request_is_answered_with_its_id() {
+        let (id, e) = request(br#"{"jsonrpc":"2.0","id":7,"method":"nope"}"#).unwrap_err();
+        assert_eq!((id, e.code()), (json!(7), -32601));
+        let (id, e) = request(b"{").unwrap_err();
+        assert_eq!((id, e.code()), (Value::Null, -32700));
+        let r = request(br#"{"jsonrpc":"2.0","id":"a","method":"tasks/get","params":{"id":"k"}}"#)
+            .unwrap();
+        assert_eq!((r.method, r.version), (Method::Get, Version::V03));
+    }
+}

@@ -1,0 +1,405 @@
+//! baton as an A2A v1.0 agent, driven by a2a-sdk 1.3's own JSON-RPC client against the real
+//! daemon, every answer parsed strictly into the SDK's native v1.0 types (protobuf: no field
+//! may be left over): the Agent Card through the SDK's resolver; a message becomes a handoff
+//! and a task in `input-required`; a reviewer's decision through the HTTP API ends the task
+//! (`completed` with the decision artifact, `rejected`, `canceled` by `CancelTask`, which
+//! withdraws the handoff); an unknown task is `TaskNotFoundError`; no token is refused; a push
+//! config gets a signed webhook when the task changes. docs/agents.md's example is run as
+//! printed. The v0.3 method names still answer in v0.3 shapes.
+
+use crate::util::{agent, Daemon, TestEnv};
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+/// The SDK client's side of each scenario: prints one JSON object a line; `{"pending": KEY}`
+/// when the task waits for the test's reviewer.
+const CLIENT: &str = r#"
+import asyncio, base64, hashlib, hmac, json, sys, threading, time
+from http.server import BaseHTTPRequestHandler, HTTPServer
+import httpx
+from google.protobuf import json_format
+from a2a.client import A2ACardResolver
+from a2a.client.errors import A2AClientError
+from a2a.client.transports import jsonrpc
+from a2a.types import a2a_pb2 as pb
+from a2a.utils.errors import TaskNotFoundError, TaskNotCancelableError
+
+# Strict: an answer that does not parse whole into the SDK's v1.0 type fails the run.
+jsonrpc.parse_lenient = lambda data, message: json_format.ParseDict(data, message)
+
+URL, TOKEN, SCENARIO = sys.argv[1], sys.argv[2], sys.argv[3]
+SECRET = "whsec_" + base64.b64encode(b"a2a-push-secret-of-the-agent").decode()
+say = lambda **kw: print(json.dumps(kw), flush=True)
+d = json_format.MessageToDict
+
+def send(text, ctx):
+    msg = pb.Message(message_id="m-" + ctx, context_id=ctx, role=pb.ROLE_USER, parts=[pb.Part(text=text)])
+    return pb.SendMessageRequest(message=msg)
+
+pushed = []
+class Hook(BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers["content-length"]))
+        pushed.append((dict(self.headers), body))
+        self.send_response(204); self.end_headers()
+    def log_message(self, *a): pass
+
+async def main():
+    async with httpx.AsyncClient(headers={"Authorization": "Bearer " + TOKEN}, timeout=30) as http:
+        raw = (await http.get(URL + "/.well-known/agent-card.json")).json()
+        json_format.ParseDict(raw, pb.AgentCard())
+        card = await A2ACardResolver(http, URL).get_agent_card()
+        say(card=d(card))
+        rpc = jsonrpc.JsonRpcTransport(http, card, card.supported_interfaces[0].url)
+        if SCENARIO == "errors":
+            try:
+                await rpc.get_task(pb.GetTaskRequest(id="no-such-task"))
+            except TaskNotFoundError as e:
+                say(unknown="TaskNotFoundError", message=e.message)
+            async with httpx.AsyncClient(timeout=30) as anonymous:
+                bare = jsonrpc.JsonRpcTransport(anonymous, card, card.supported_interfaces[0].url)
+                try:
+                    await bare.send_message(send("no token", "anon"))
+                except A2AClientError as e:
+                    say(anonymous=str(e))
+            return
+        task = (await rpc.send_message(send("Deploy build 2291 to production?", "deploy-" + SCENARIO))).task
+        say(sent=d(task))
+        if SCENARIO == "cancel":
+            task = await rpc.cancel_task(pb.CancelTaskRequest(id=task.id))
+            say(done=d(task))
+            try:
+                await rpc.cancel_task(pb.CancelTaskRequest(id=task.id))
+            except TaskNotCancelableError as e:
+                say(again="TaskNotCancelableError", message=e.message)
+            return
+        if SCENARIO == "push":
+            server = HTTPServer(("127.0.0.1", 0), Hook)
+            threading.Thread(target=server.serve_forever, daemon=True).start()
+            hook = "http://127.0.0.1:%d/hook" % server.server_port
+            config = await rpc.create_task_push_notification_config(
+                pb.TaskPushNotificationConfig(task_id=task.id, url=hook, token=SECRET))
+            got = await rpc.get_task_push_notification_config(
+                pb.GetTaskPushNotificationConfigRequest(task_id=task.id, id=config.id))
+            listed = await rpc.list_task_push_notification_configs(
+                pb.ListTaskPushNotificationConfigsRequest(task_id=task.id))
+            say(config=d(config), got=d(got), listed=len(listed.configs))
+        say(pending=task.id)
+        while task.status.state == pb.TASK_STATE_INPUT_REQUIRED:
+            await asyncio.sleep(0.1)
+            task = await rpc.get_task(pb.GetTaskRequest(id=task.id))
+        say(done=d(task))
+        if SCENARIO == "push":
+            deadline = time.time() + 30
+            while not pushed and time.time() < deadline:
+                await asyncio.sleep(0.1)
+            headers, body = pushed[0]
+            h = {k.lower(): v for k, v in headers.items()}
+            key = base64.b64decode(SECRET[len("whsec_"):])
+            signed = b"%s.%s.%s" % (h["webhook-id"].encode(), h["webhook-timestamp"].encode(), body)
+            expected = "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+            update = json_format.Parse(body, pb.StreamResponse())
+            say(pushed=d(update), signature_ok=hmac.compare_digest(expected, h["webhook-signature"]),
+                token=h.get("x-a2a-notification-token"))
+            await rpc.delete_task_push_notification_config(
+                pb.DeleteTaskPushNotificationConfigRequest(task_id=task.id, id=config.id))
+            listed = await rpc.list_task_push_notification_configs(
+                pb.ListTaskPushNotificationConfigsRequest(task_id=task.id))
+            say(after_delete=len(listed.configs))
+
+asyncio.run(main())
+"#;
+
+fn env() -> TestEnv {
+    let config = format!(
+        "{}[deliveries]\na2a_allow_private = true\n",
+        agent("deployer", "alpha")
+    );
+    TestEnv::with_config(&config)
+}
+
+/// Runs `script` with `args`; each `{"pending": KEY}` line is answered by `decide(KEY)`.
+/// Returns the lines printed, as JSON.
+fn run(
+    script: &Path,
+    args: &[&str],
+    envs: &[(&str, &str)],
+    mut decide: impl FnMut(&str),
+) -> Vec<Value> {
+    let mut child = Command::new(crate::util::tools::python())
+        .arg(script)
+        .args(args)
+        .envs(envs.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Vec::new();
+    for line in BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        let v: Value = serde_json::from_str(&line).unwrap_or(json!({ "text": line }));
+        if let Some(key) = v["pending"].as_str() {
+            decide(key);
+        }
+        lines.push(v);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the SDK client failed: {}\n{lines:#?}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    lines
+}
+
+fn client(env: &TestEnv) -> std::path::PathBuf {
+    let script = env.root().join("a2a_client.py");
+    std::fs::write(&script, CLIENT).unwrap();
+    script
+}
+
+fn scenario(env: &TestEnv, d: &Daemon, name: &str, decide: impl FnMut(&str)) -> Vec<Value> {
+    run(&client(env), &[&d.url, "deployer-token", name], &[], decide)
+}
+
+fn line<'a>(lines: &'a [Value], field: &str) -> &'a Value {
+    lines
+        .iter()
+        .find_map(|l| l.get(field))
+        .unwrap_or_else(|| panic!("no {field} line in {lines:#?}"))
+}
+
+fn decide(d: &Daemon, key: &str, body: Value) {
+    let url = format!("/api/v1/handoffs/{key}/decision");
+    let (status, answer) = d.post_as(&url, Some(&d.token), &body.to_string());
+    assert_eq!(status, 200, "{answer}");
+}
+
+#[test]
+fn the_card_resolves_and_a_message_waits_for_input_until_a_reviewer_rejects() {
+    let mut env = env();
+    let d = env.start();
+    let lines = scenario(&env, &d, "rejected", |key| {
+        decide(
+            &d,
+            key,
+            json!({"outcome": "rejected", "comment": "not during the freeze"}),
+        )
+    });
+    let card = line(&lines, "card");
+    assert_eq!(card["name"], "baton");
+    assert_eq!(
+        card["supportedInterfaces"][0],
+        json!({"url": format!("{}/api/v1/a2a", d.url), "protocolBinding": "JSONRPC", "protocolVersion": "1.0"})
+    );
+    assert_eq!(card["capabilities"]["pushNotifications"], true);
+    assert_eq!(
+        card["securitySchemes"]["bearer"]["httpAuthSecurityScheme"]["scheme"],
+        "Bearer"
+    );
+    let sent = line(&lines, "sent");
+    assert_eq!(sent["status"]["state"], "TASK_STATE_INPUT_REQUIRED");
+    assert_eq!(sent["contextId"], "deploy-rejected");
+    let key = sent["id"].as_str().unwrap();
+    // The handoff was filed as an upload is: the token's agent, the message's text.
+    let (_, detail) = d.get(&format!("/api/v1/handoffs/{key}"));
+    assert_eq!(detail["handoff"]["from_agent"], "deployer");
+    assert_eq!(
+        detail["handoff"]["summary"],
+        "Deploy build 2291 to production?"
+    );
+    let done = line(&lines, "done");
+    assert_eq!(done["status"]["state"], "TASK_STATE_REJECTED");
+    let said = done["status"]["message"]["parts"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        said.starts_with("Rejected by admin: not during the freeze"),
+        "{said}"
+    );
+    let decision = &done["artifacts"][0];
+    assert_eq!(decision["artifactId"], "decision");
+    assert_eq!(decision["parts"][0]["data"]["outcome"], "rejected");
+    assert!(decision["parts"][0]["data"]["attestation"]["signatures"][0]["sig"].is_string());
+}
+
+#[test]
+fn changes_requested_is_rejected_and_says_so_with_the_instructions() {
+    let mut env = env();
+    let d = env.start();
+    let lines = scenario(&env, &d, "changes", |key| {
+        decide(
+            &d,
+            key,
+            json!({"outcome": "changes_requested", "comment": "canary first",
+                   "instructions": "Deploy to 5% first."}),
+        )
+    });
+    let done = line(&lines, "done");
+    assert_eq!(done["status"]["state"], "TASK_STATE_REJECTED");
+    let said = done["status"]["message"]["parts"][0]["text"]
+        .as_str()
+        .unwrap();
+    assert!(
+        said.starts_with("Changes requested by admin: canary first"),
+        "{said}"
+    );
+    assert!(said.contains("Instructions: Deploy to 5% first."), "{said}");
+    let data = &done["status"]["message"]["parts"][1]["data"];
+    assert_eq!(data["outcome"], "changes_requested");
+    assert_eq!(data["instructions"], "Deploy to 5% first.");
+}
+
+#[test]
+fn cancel_withdraws_the_handoff_and_a_second_cancel_is_not_cancelable() {
+    let mut env = env();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let lines = scenario(&env, &d, "cancel", |_| {});
+    let done = line(&lines, "done");
+    assert_eq!(done["status"]["state"], "TASK_STATE_CANCELED");
+    let key = done["id"].as_str().unwrap();
+    let (_, detail) = d.get(&format!("/api/v1/handoffs/{key}"));
+    assert_eq!(detail["decision"]["outcome"], "withdrawn", "{detail}");
+    assert_eq!(detail["decision"]["by"], "deployer");
+    assert_eq!(crate::util::decision(&ws).unwrap()["outcome"], "withdrawn");
+    assert_eq!(line(&lines, "again"), "TaskNotCancelableError");
+    assert!(d
+        .metrics()
+        .contains("baton_a2a_calls_total{kind=\"CancelTask\"} 2"));
+}
+
+#[test]
+fn an_unknown_task_is_task_not_found_and_no_token_is_refused() {
+    let mut env = env();
+    let d = env.start();
+    let lines = scenario(&env, &d, "errors", |_| {});
+    assert_eq!(line(&lines, "unknown"), "TaskNotFoundError");
+    let refused = line(&lines, "anonymous").as_str().unwrap();
+    assert!(refused.contains("401"), "{refused}");
+    assert!(d.handoffs("all").is_empty(), "nothing was filed");
+}
+
+#[test]
+fn a_push_config_gets_a_signed_webhook_when_the_task_is_decided() {
+    let mut env = env();
+    let d = env.start();
+    let lines = scenario(&env, &d, "push", |key| {
+        decide(
+            &d,
+            key,
+            json!({"outcome": "approved", "comment": "ship it"}),
+        )
+    });
+    assert_eq!(line(&lines, "listed"), 1);
+    assert_eq!(line(&lines, "got")["url"], line(&lines, "config")["url"]);
+    assert_eq!(
+        line(&lines, "done")["status"]["state"],
+        "TASK_STATE_COMPLETED"
+    );
+    let pushed = line(&lines, "pushed");
+    let update = &pushed["statusUpdate"];
+    assert_eq!(update["status"]["state"], "TASK_STATE_COMPLETED");
+    assert_eq!(update["taskId"], line(&lines, "done")["id"]);
+    assert_eq!(line(&lines, "signature_ok"), true);
+    assert!(line(&lines, "token")
+        .as_str()
+        .unwrap()
+        .starts_with("whsec_"));
+    assert_eq!(line(&lines, "after_delete"), 0);
+}
+
+#[test]
+fn the_v0_3_method_names_answer_in_v0_3_shapes() {
+    let mut env = env();
+    let d = env.start();
+    let call = |method: &str, params: Value| {
+        let body = json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params});
+        let (status, answer) = d.post_as("/api/v1/a2a", Some("deployer-token"), &body.to_string());
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["id"], 7, "{answer}");
+        answer
+    };
+    let sent = call(
+        "message/send",
+        json!({"message": {"kind": "message", "messageId": "m1", "role": "user",
+            "parts": [{"kind": "text", "text": "Rotate the keys?"}]}}),
+    );
+    let task = &sent["result"];
+    assert_eq!(
+        (&task["kind"], &task["status"]["state"]),
+        (&json!("task"), &json!("input-required")),
+        "{sent}"
+    );
+    let got = call("tasks/get", json!({"id": task["id"]}));
+    assert_eq!(got["result"]["status"]["state"], "input-required");
+    let unknown = call("tasks/get", json!({"id": "nope"}));
+    assert_eq!(unknown["error"]["code"], -32001);
+    let nothing = call("tasks/resubscribe", json!({}));
+    assert_eq!(nothing["error"]["code"], -32601);
+}
+
+/// The fenced block of `lang` in docs/agents.md whose first line starts with `first`.
+fn documented(lang: &str, first: &str) -> String {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/agents.md"))
+            .unwrap();
+    let fence = format!("```{lang}\n");
+    text.split(&fence)
+        .skip(1)
+        .map(|b| b.split("\n```").next().unwrap())
+        .find(|b| b.starts_with(first))
+        .unwrap_or_else(|| panic!("no ```{lang} block starting with {first} in docs/agents.md"))
+        .to_string()
+}
+
+#[test]
+fn the_documented_example_is_approved_and_checks_its_receipt() {
+    let mut env = env();
+    let d = env.start();
+    let script = env.root().join("a2a_review.py");
+    std::fs::write(&script, documented("python", "# a2a_review.py")).unwrap();
+    let envs = [
+        ("BATON_URL", d.url.as_str()),
+        ("BATON_TOKEN", "deployer-token"),
+    ];
+    let (url, admin) = (d.url.clone(), d.token.clone());
+    let waiting = std::thread::scope(|s| {
+        // The reviewer, as a person with the API would be (its own client: the daemon's
+        // handle stays with the test).
+        let reviewer = s.spawn(move || {
+            let pending = || -> Vec<Value> {
+                let answer = ureq::get(&format!("{url}/api/v1/handoffs?state=pending"))
+                    .set("Authorization", &format!("Bearer {admin}"))
+                    .call()
+                    .unwrap();
+                let body: Value = answer.into_json().unwrap();
+                body.as_array().cloned().unwrap_or_default()
+            };
+            crate::util::wait_until("the A2A handoff is pending", &mut || !pending().is_empty());
+            let key = pending()[0]["key"].as_str().unwrap().to_string();
+            let body = json!({"outcome": "approved", "comment": "go"}).to_string();
+            let answer = ureq::post(&format!("{url}/api/v1/handoffs/{key}/decision"))
+                .set("Authorization", &format!("Bearer {admin}"))
+                .set("Content-Type", "application/json")
+                .send_string(&body)
+                .unwrap();
+            assert_eq!(answer.status(), 200);
+        });
+        let lines = run(&script, &[], &envs, |_| {});
+        reviewer.join().unwrap();
+        lines
+    });
+    let text: Vec<&str> = waiting.iter().filter_map(|l| l["text"].as_str()).collect();
+    assert!(
+        text[0].starts_with("filed deploy-2291-1 TASK_STATE_INPUT_REQUIRED"),
+        "{text:?}"
+    );
+    assert_eq!(
+        text[1], "TASK_STATE_COMPLETED - Approved by admin: go",
+        "{text:?}"
+    );
+    assert_eq!(text[2], "receipt ok", "{text:?}");
+}
