@@ -11,6 +11,7 @@
 //! read models; `runtime`, loading, serving and the housekeeping. Transitions never call a
 //! view's query, and views change nothing.
 
+mod a2a;
 mod model;
 mod registry;
 mod review;
