@@ -155,7 +155,8 @@ fn table() -> Routes {
         .at(Method::GET, "/api/v1/me/push", push::list)
         .at(Method::POST, "/api/v1/me/push", push::subscribe)
         .at(Method::DELETE, "/api/v1/me/push", push::unsubscribe)
-        .at(Method::GET, "/static/push/{file}", push::script)
+        .at(Method::GET, "/static/push/sw.js", push::service_worker)
+        .at(Method::GET, "/static/push/page.js", push::page_script)
         .at(Method::GET, "/api/v1/deliveries", deliveries::list)
         .at(
             Method::POST,

@@ -9,7 +9,7 @@ use super::{ApiError, Caller};
 use crate::blocking;
 use crate::json::Json;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use baton::app::{App, PushError, SubscriptionView};
@@ -50,10 +50,14 @@ struct Which {
     id: Option<String>,
 }
 
-/// `GET /api/v1/push/key`: `{"public_key"}`, base64url, for `applicationServerKey`.
+/// `GET /api/v1/push/key`: `{"enabled": true, "public_key"}` (base64url, for
+/// `applicationServerKey`), or `{"enabled": false, "why"}` when `[push]` is not set.
 pub async fn key(State(app): State<App>, Caller(_): Caller) -> Result<Json<Value>, ApiError> {
-    let key = app.push_key().map_err(api_error)?;
-    Ok(Json(json!({ "public_key": key })))
+    match app.push_key() {
+        Ok(key) => Ok(Json(json!({ "enabled": true, "public_key": key }))),
+        Err(e @ PushError::Off) => Ok(Json(json!({ "enabled": false, "why": e.to_string() }))),
+        Err(e) => Err(api_error(e)),
+    }
 }
 
 /// `GET /api/v1/me/push`: the caller's subscriptions.
@@ -100,14 +104,17 @@ pub async fn unsubscribe(
     Ok(StatusCode::NO_CONTENT)
 }
 
-/// `GET /static/push/{file}`: the service worker (allowed the whole origin as its scope)
-/// and the page's script.
-pub async fn script(Path(file): Path<String>) -> Response {
-    let body = match file.as_str() {
-        "sw.js" => SERVICE_WORKER,
-        "page.js" => PAGE_SCRIPT,
-        _ => return (StatusCode::NOT_FOUND, "no such file").into_response(),
-    };
+/// `GET /static/push/sw.js`: the service worker, allowed the whole origin as its scope.
+pub async fn service_worker() -> Response {
+    script(SERVICE_WORKER)
+}
+
+/// `GET /static/push/page.js`: the reviewers page's subscribe control.
+pub async fn page_script() -> Response {
+    script(PAGE_SCRIPT)
+}
+
+fn script(body: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),

@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// The only paths that answer without credentials (a mail's action link carries its own:
 /// the token in its path; Slack's interactions, Slack's signature).
-const OPEN: [&str; 11] = [
+const OPEN: [&str; 12] = [
     "/login",
     "/healthz",
     "/metrics",
@@ -21,7 +21,8 @@ const OPEN: [&str; 11] = [
     "/.well-known/jwks.json",
     "/.well-known/agent-card.json",
     "/static/{file}",
-    "/static/push/{file}",
+    "/static/push/sw.js",
+    "/static/push/page.js",
     "/act/{token}",
     "/chat/slack/interactions",
 ];

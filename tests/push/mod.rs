@@ -112,6 +112,7 @@ fn served_key(web: &Web, who: &Session) -> String {
     let reply = web.get("/api/v1/push/key", Some(who));
     assert_eq!(reply.status, 200, "{}", reply.body);
     let v: Value = serde_json::from_str(&reply.body).unwrap();
+    assert_eq!(v["enabled"], true, "{v}");
     v["public_key"].as_str().unwrap().to_string()
 }
 

@@ -38,8 +38,9 @@
 
   async function subscribe() {
     const answer = await api("GET", "/api/v1/push/key");
-    if (!answer.ok) { say((await answer.json()).error || "Pushes are off here."); return; }
-    const { public_key } = await answer.json();
+    const told = await answer.json();
+    if (!answer.ok || !told.enabled) { say(told.why || told.error || "Pushes are off here."); return; }
+    const public_key = told.public_key;
     if ((await Notification.requestPermission()) !== "granted") {
       say("Notifications are blocked for this site; allow them in the browser's settings.");
       return;
