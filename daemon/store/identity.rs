@@ -142,7 +142,9 @@ pub fn note(store: &Store, ws: &Workspace) -> io::Result<()> {
         store.write(Path::new(RECORD), &bytes)?;
     }
     if claim(ws).as_deref() != Some(id) {
-        ws.write(&ws.baton_dir().join(ID_FILE), format!("{id}\n").as_bytes())?;
+        // Not synced: lost in a crash, it is written again at the next load (a fsync in each
+        // of 10,000 workspaces would slow the first start of this version for nothing).
+        ws.write_volatile(&ws.baton_dir().join(ID_FILE), format!("{id}\n").as_bytes())?;
     }
     Ok(())
 }

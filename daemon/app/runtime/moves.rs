@@ -104,7 +104,7 @@ pub(in crate::app) fn settle(app: &App, served: &Served, found: &Found) {
     } else if identity::claim(ws).is_none() {
         // The id the folder keeps in a cluster is the one its path gives (see `in_cluster`).
         let id = format!("{}\n", served.store.tag());
-        if let Err(e) = ws.write(&ws.baton_dir().join(identity::ID_FILE), id.as_bytes()) {
+        if let Err(e) = ws.write_volatile(&ws.baton_dir().join(identity::ID_FILE), id.as_bytes()) {
             tracing::debug!(workspace = %ws.name, error = %e, "cannot write the workspace's id");
         }
     }
