@@ -216,8 +216,26 @@ fn every_signed_in_page_passes_axe_and_fits_a_phone_light_and_dark() {
         "/w/alpha",
     ];
     let b = Browser::start();
-    b.sign_in(&d.url, "rita", "correct horse");
     let mut failures = Vec::new();
+    // The sign-in page first, as everyone meets it.
+    for dark in [false, true] {
+        scheme(&b, dark);
+        for width in [320, 1280] {
+            viewport(&b, width);
+            b.goto(&format!("{}/login", d.url));
+            b.wait_text("main h1");
+            let (scroll, client, wide) = overflow(&b);
+            if scroll > client {
+                failures.push(format!(
+                    "/login at {width} px is {scroll} px wide in {client}: {wide}"
+                ));
+            }
+            for v in axe(&b, &axe_js) {
+                failures.push(format!("/login at {width} px (dark: {dark}): {v}"));
+            }
+        }
+    }
+    b.sign_in(&d.url, "rita", "correct horse");
     // The widest page at each narrow width: (scrollWidth, page).
     let mut widest = std::collections::BTreeMap::<u32, (i64, &str)>::new();
     for dark in [false, true] {
