@@ -63,5 +63,6 @@ mod syncs;
 mod timeouts;
 mod trust;
 mod upload;
+mod withdraw;
 mod workspace_move;
 mod yaml;

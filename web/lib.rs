@@ -28,6 +28,7 @@ pub mod server;
 mod slack;
 mod sse;
 mod upload;
+mod withdraw;
 
 pub use auth::Caller;
 pub(crate) use blocking::{blocking, compute};
@@ -108,6 +109,11 @@ fn table() -> Routes {
             api::decide.layer(DefaultBodyLimit::max(
                 baton::contract::request::decision::MAX_DECISION_BODY,
             )),
+        )
+        .at(
+            Method::POST,
+            "/api/v1/handoffs/{key}/withdraw",
+            withdraw::withdraw,
         )
         .at(Method::POST, "/api/v1/handoffs/{key}/claim", review::claim)
         .at(

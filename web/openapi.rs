@@ -261,6 +261,20 @@ pub fn document() -> Value {
                         "413": error_response("a body over the limit (see DecisionRequest)"),
                         "422": error_response("bad body"),
                         "503": error_response("nothing recorded (the audit log could not take the event); send it again") } } },
+            "/api/v1/handoffs/{key}/withdraw": { "parameters": [key_parameter()],
+                "post": { "summary": "Withdraw one's own pending handoff (its agent, or an admin): it is closed with outcome withdrawn",
+                    "security": [{ "bearer": [] }],
+                    "requestBody": { "required": false, "description": "optional; when sent, with `Content-Type: application/json`",
+                        "content": { "application/json": { "schema": { "type": "object", "additionalProperties": false,
+                            "properties": { "reason": { "type": "string", "maxLength": 1024,
+                                "description": "the decision's comment (default: withdrawn by its agent)" } } } } } },
+                    "responses": { "200": json_of(json!({ "$ref": "#/components/schemas/Decision" })),
+                        "401": error_response("no or unknown credentials"),
+                        "403": error_response("the caller did not send it (another agent, a reviewer who is not an admin)"),
+                        "404": error_response("unknown key"),
+                        "409": error_response("already decided (body has the decision)"),
+                        "422": error_response("bad body or no `Content-Type: application/json`"),
+                        "503": error_response("nothing recorded (the audit log could not take the event); send it again") } } },
             "/api/v1/handoffs/{key}/claim": { "parameters": [key_parameter()],
                 "post": { "summary": "Claim a pending handoff (advisory: others may still decide); an admin may take over another's claim",
                     "security": [{ "bearer": [] }],
@@ -338,6 +352,11 @@ pub fn document() -> Value {
         doc["paths"].as_object_mut(),
         super::reviewers::openapi_paths(),
     ) {
+        paths.extend(more);
+    }
+    if let (Some(paths), Value::Object(more)) =
+        (doc["paths"].as_object_mut(), super::push::openapi_paths())
+    {
         paths.extend(more);
     }
     doc

@@ -24,6 +24,7 @@ mod search;
 mod serve;
 mod submit;
 mod tools_io;
+mod withdraw;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
@@ -46,6 +47,15 @@ Exit codes:
   7  timeout (no decision within --timeout)
   8  reassigned
   9  withdrawn (superseded by a newer handoff)";
+
+const WITHDRAW_EXIT_CODES: &str = "\
+Exit codes:
+  0  withdrawn (the decision is printed)
+  1  error (BATON_URL or BATON_TOKEN missing, the daemon unreachable or failing)
+  2  usage
+  3  not yours (another agent's handoff, or a reviewer who is not an admin)
+  4  no such handoff
+  5  decided already (the decision in place is printed)";
 
 /// `baton --version`: the package's version and the git commit it was built from (see
 /// build.rs; "unknown" outside a git checkout).
@@ -123,6 +133,16 @@ pub enum Command {
         /// taken [default: the file BATON_KEY names, else no check]
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
+    },
+    /// Withdraw your own pending handoff KEY through the daemon (BATON_URL, and your agent's
+    /// BATON_TOKEN): it is closed with outcome withdrawn; prints the decision.
+    #[command(after_help = WITHDRAW_EXIT_CODES)]
+    Withdraw {
+        /// The handoff's key (its id)
+        key: String,
+        /// Why, kept as the decision's comment (at most 1,024 characters)
+        #[arg(long, value_name = "TEXT")]
+        reason: Option<String>,
     },
     /// Take (or renew: the same owner again) an advisory lock on a workspace file. Prints the
     /// grant as JSON ({path, owner, token, expires_at, ...}); held by another owner: exit 1,
@@ -488,6 +508,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Validate { file, kind } => agent::validate(&file, kind.map(Into::into)),
         Command::Submit { dir, file } => submit::submit(&dir, &file),
         Command::Wait { dir, timeout, key } => agent::wait(&dir, timeout, key.as_deref()),
+        Command::Withdraw { key, reason } => withdraw::withdraw(&key, reason.as_deref()),
         Command::Lock {
             dir,
             path,
