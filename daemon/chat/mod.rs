@@ -8,7 +8,6 @@ pub mod replay;
 pub mod signature;
 pub mod slack;
 pub mod socket;
-mod ws;
 
 pub use replay::Seen;
 pub use signature::{verify, SignatureError, WINDOW_S};

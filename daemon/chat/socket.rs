@@ -3,18 +3,25 @@
 //! public URL. Each envelope is acknowledged (`{"envelope_id"}`) at once, as Slack asks,
 //! then an `interactive` one is handled as a signed HTTP request would be (the connection
 //! is the proof it is Slack's); `disconnect` and a dropped socket are followed by a new
-//! connection, after a backoff that grows while connecting fails.
+//! connection, after a backoff that grows while connecting fails. The WebSocket is
+//! `tungstenite`'s (blocking, on this thread; `wss://` over rustls with the web's roots).
 
-use super::ws::{Frame, Socket};
 use crate::config::Chat;
 use serde_json::{json, Value};
+use std::net::TcpStream;
 use std::time::Duration;
+use tungstenite::protocol::WebSocketConfig;
+use tungstenite::{Message, WebSocket};
+
+type Socket = WebSocket<tungstenite::stream::MaybeTlsStream<TcpStream>>;
 
 /// First and longest wait before connecting again.
 const FIRST_WAIT: Duration = Duration::from_millis(500);
 const LONGEST_WAIT: Duration = Duration::from_secs(60);
 /// Slack pings about every 30 s: a connection silent this long is taken for dead.
 const IDLE: Duration = Duration::from_secs(120);
+/// Largest message taken (Socket Mode's envelopes are a few KiB).
+const MAX_MESSAGE: usize = 4 << 20;
 
 /// What the app does with an interactive envelope's payload.
 pub type Handle = Box<dyn Fn(&Value) + Send>;
@@ -76,15 +83,41 @@ fn connect(chat: &Chat) -> Result<Socket, String> {
     let ws = body["url"]
         .as_str()
         .ok_or("apps.connections.open: no url")?;
-    Socket::connect(ws, IDLE).map_err(|e| format!("the WebSocket: {e}"))
+    open(ws).map_err(|e| format!("the WebSocket: {e}"))
+}
+
+/// Connects to the WebSocket at `url`. The TCP connection is made here so that connecting
+/// and reading can time out: a connection silent for `IDLE` is taken for dead.
+fn open(url: &str) -> Result<Socket, String> {
+    let u = url::Url::parse(url).map_err(|e| format!("bad URL: {e}"))?;
+    let addr = *u
+        .socket_addrs(|| None)
+        .map_err(|e| e.to_string())?
+        .first()
+        .ok_or("the host has no address")?;
+    let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(10))
+        .and_then(|tcp| {
+            tcp.set_read_timeout(Some(IDLE))?;
+            tcp.set_write_timeout(Some(Duration::from_secs(10)))?;
+            Ok(tcp)
+        })
+        .map_err(|e| e.to_string())?;
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_MESSAGE))
+        .max_frame_size(Some(MAX_MESSAGE));
+    let (socket, _) = tungstenite::client_tls_with_config(url, tcp, Some(config), None)
+        .map_err(|e| e.to_string())?;
+    Ok(socket)
 }
 
 /// Serves one connection until it ends; says why.
 fn serve(chat: &Chat, mut socket: Socket, handle: &Handle, wait: &mut Duration) -> String {
     loop {
+        // Pings are answered inside `read`.
         let text = match socket.read() {
-            Ok(Frame::Text(t)) => t,
-            Ok(Frame::Close) => return "closed by Slack".into(),
+            Ok(Message::Text(t)) => t,
+            Ok(Message::Close(_)) => return "closed by Slack".into(),
+            Ok(_) => continue,
             Err(e) => return format!("the socket failed: {e}"),
         };
         let Ok(envelope) = serde_json::from_str::<Value>(&text) else {
@@ -92,7 +125,8 @@ fn serve(chat: &Chat, mut socket: Socket, handle: &Handle, wait: &mut Duration) 
             continue;
         };
         if let Some(id) = envelope["envelope_id"].as_str() {
-            if let Err(e) = socket.send_text(&json!({ "envelope_id": id }).to_string()) {
+            let ack = json!({ "envelope_id": id }).to_string();
+            if let Err(e) = socket.send(Message::text(ack)) {
                 return format!("cannot acknowledge an envelope: {e}");
             }
         }
@@ -101,7 +135,8 @@ fn serve(chat: &Chat, mut socket: Socket, handle: &Handle, wait: &mut Duration) 
             "hello" => *wait = FIRST_WAIT,
             "disconnect" => {
                 let reason = envelope["reason"].as_str().unwrap_or("").to_string();
-                socket.close();
+                // Says goodbye, best effort.
+                let _ = socket.close(None);
                 // Slack asks for a new connection: at once.
                 *wait = Duration::ZERO;
                 return format!("Slack asked to reconnect ({reason})");
