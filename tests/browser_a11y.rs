@@ -1,6 +1,7 @@
 //! Every signed-in page, as a phone and a desktop see it, light and dark: axe-core finds no
 //! accessibility violation (target size included), and nothing scrolls sideways from 320 px
-//! up. The queue's and handoff's 360 px screenshots go to `target/screenshots/phone/`.
+//! up (checked at 320, 360, 768 and 1280 px). The queue's and handoff's 360 px screenshots
+//! go to `target/screenshots/phone-{queue,handoff}-360.png`.
 //!
 //! Widths and the colour scheme are set over the DevTools protocol chromedriver passes on
 //! (`goog/cdp/execute`): a window cannot be made narrower than Chromium's minimum, a viewport
@@ -184,7 +185,10 @@ fn every_signed_in_page_passes_axe_and_fits_a_phone_light_and_dark() {
     h["context"] = json!({ "previous_sha256": sha_a, "current_sha256": sha_b });
     std::fs::write(
         ws.join("inbox/report.md"),
-        report("Root cause: the 22:47 deploy."),
+        report(&format!(
+            "Root cause: the 22:47 deploy.\n{}",
+            "a line with no place to break: ".to_string() + &"x".repeat(400)
+        )),
     )
     .unwrap();
     util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
@@ -256,16 +260,14 @@ fn every_signed_in_page_passes_axe_and_fits_a_phone_light_and_dark() {
                     }
                 }
                 let (scroll, client, wide) = overflow(&b);
-                if width <= 768 {
-                    let w = widest.entry(width).or_insert((0, page));
-                    if scroll > w.0 {
-                        *w = (scroll, page);
-                    }
-                    if scroll > client {
-                        failures.push(format!(
-                            "{page} at {width} px ({theme}) is {scroll} px wide in {client}: {wide}"
-                        ));
-                    }
+                let w = widest.entry(width).or_insert((0, page));
+                if scroll > w.0 {
+                    *w = (scroll, page);
+                }
+                if scroll > client {
+                    failures.push(format!(
+                        "{page} at {width} px ({theme}) is {scroll} px wide in {client}: {wide}"
+                    ));
                 }
                 if width == 360 || width == 1280 {
                     for v in axe(&b, &axe_js) {
