@@ -15,9 +15,9 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The package as pip installs it (`pip install --target`, offline: its build backend needs
-/// nothing but the standard library), once per test run; the venv's Python imports it from
-/// there, beside the SDKs the venv has.
+/// The package as pip installs it (`pip install --target`, offline, built by the venv's
+/// flit_core), once per test run; the venv's Python imports it from there, beside the SDKs
+/// the venv has.
 fn installed() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
@@ -31,6 +31,7 @@ fn installed() -> &'static Path {
                 "-q",
                 "--no-deps",
                 "--no-index",
+                "--no-build-isolation",
                 "--target",
             ])
             .arg(&dir)

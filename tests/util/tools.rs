@@ -31,7 +31,7 @@ fn is_executable(path: &Path) -> bool {
 
 /// The Python packages the tests import (as `.ci/run` installs them into the virtualenv; keep
 /// the two lists alike): (module, PyPI name).
-const PYTHON_PACKAGES: [(&str, &str); 13] = [
+const PYTHON_PACKAGES: [(&str, &str); 14] = [
     ("mcp", "mcp"),
     ("schemathesis", "schemathesis"),
     ("openapi_spec_validator", "openapi-spec-validator"),
@@ -45,6 +45,7 @@ const PYTHON_PACKAGES: [(&str, &str); 13] = [
     ("a2a", "a2a-sdk"),
     ("agents", "openai-agents"),
     ("langgraph", "langgraph"),
+    ("flit_core", "flit_core"),
 ];
 
 /// The virtualenv's Python, with every package the tests import: `BATON_MCP_PYTHON` if set,
