@@ -489,6 +489,17 @@ fn task_client(
     scenario: &str,
     trusted: Option<&Path>,
 ) -> (Child, Receiver<Value>) {
+    task_client_with(env, key, scenario, trusted, &[])
+}
+
+/// `task_client` with more variables for `baton mcp` (`BATON_URL`, `BATON_TOKEN`).
+fn task_client_with(
+    env: &TestEnv,
+    key: &str,
+    scenario: &str,
+    trusted: Option<&Path>,
+    vars: &[(&str, &str)],
+) -> (Child, Receiver<Value>) {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mcp/tasks.py");
     let mut command = Command::new(python());
     command
@@ -504,6 +515,7 @@ fn task_client(
     if let Some(keys) = trusted {
         command.env("BATON_KEY", keys);
     }
+    command.envs(vars.iter().copied());
     let mut client = command.spawn().expect("run the Python MCP client");
     let lines = json_lines(&mut client);
     (client, lines)
@@ -637,14 +649,21 @@ fn submit_handoff_as_an_mcp_task_answers_at_once_and_its_result_is_the_signed_de
 
 #[test]
 fn tasks_cancel_stops_the_wait_and_the_task_ends_cancelled() {
-    let mut env = TestEnv::new();
+    // The handoff's agent (python-agent), whose token baton mcp asks the daemon with.
+    let mut env = TestEnv::with_config(&crate::util::agent("python-agent", "*"));
     let d = env.start();
     let ws = env.ws("alpha");
-    let (mut client, lines) = task_client(&env, "mt-2", "cancel", None);
+    let vars = [
+        ("BATON_URL", d.url.as_str()),
+        ("BATON_TOKEN", "python-agent-token"),
+    ];
+    let (mut client, lines) = task_client_with(&env, "mt-2", "cancel", None, &vars);
     let task_id = task_created(&lines, &ws);
     let cancelled = next(&lines, "cancelled")["task"].clone();
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
     assert_eq!(cancelled["taskId"], task_id.as_str());
+    let said = cancelled["statusMessage"].as_str().unwrap();
+    assert!(said.contains("handoff mt-2 was withdrawn"), "{said}");
     let result = next(&lines, "result")["result"].clone();
     assert_eq!(result["isError"], true, "{result}");
     assert!(
@@ -656,10 +675,37 @@ fn tasks_cancel_stops_the_wait_and_the_task_ends_cancelled() {
     );
     task_ended(&lines, &task_id, "cancelled");
     assert!(client.wait().unwrap().success());
-    // Nobody waits on it now; it stays for its reviewers (baton has no withdraw yet).
-    d.wait_until("mt-2 pending", || {
-        d.handoffs("pending").iter().any(|h| h["key"] == "mt-2")
+    let written = crate::util::decision(&ws).expect("decision.json written");
+    assert_eq!(
+        (&written["outcome"], &written["by"]),
+        (&json!("withdrawn"), &json!("python-agent")),
+        "{written}"
+    );
+    assert!(d.handoffs("pending").is_empty());
+}
+
+#[test]
+fn tasks_cancel_without_a_daemon_url_says_the_handoff_stays_pending() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let (mut client, lines) = task_client(&env, "mt-5", "cancel", None);
+    let task_id = task_created(&lines, &ws);
+    let cancelled = next(&lines, "cancelled")["task"].clone();
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    let said = cancelled["statusMessage"].as_str().unwrap();
+    assert!(
+        said.contains("it was not withdrawn") && said.contains("BATON_URL"),
+        "{said}"
+    );
+    next(&lines, "result");
+    task_ended(&lines, &task_id, "cancelled");
+    assert!(client.wait().unwrap().success());
+    // Nobody waits on it now; it stays for its reviewers.
+    d.wait_until("mt-5 pending", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "mt-5")
     });
+    assert!(crate::util::decision(&ws).is_none());
 }
 
 #[test]

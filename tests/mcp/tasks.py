@@ -33,7 +33,10 @@ def dump(model):
 
 async def main(baton, config, workspace, key, scenario):
     # BATON_KEY: the server takes only decisions signed by these keys (the receipt checked).
-    env = {"BATON_LOG": "error", **({"BATON_KEY": os.environ["BATON_KEY"]} if "BATON_KEY" in os.environ else {})}
+    # BATON_URL and BATON_TOKEN: the daemon and the agent's token, with which tasks/cancel
+    # withdraws the handoff.
+    passed = ("BATON_KEY", "BATON_URL", "BATON_TOKEN")
+    env = {"BATON_LOG": "error", **{k: os.environ[k] for k in passed if k in os.environ}}
     params = StdioServerParameters(command=baton, args=["mcp", "--config", config], env=env)
     notes = []
 

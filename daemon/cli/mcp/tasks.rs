@@ -65,6 +65,8 @@ struct Entry {
     forget_at: Instant,
     /// The tools/call result once the task ends (`tasks/result` waits on it).
     result: watch::Sender<Option<Value>>,
+    /// The handoff the task waits on (its key), which `tasks/cancel` withdraws.
+    handoff: Option<String>,
 }
 
 /// The session's tasks, and the server whose tools they run.
@@ -93,7 +95,7 @@ impl Gate for Tasks {
                 "tools/call" => tasks.create(&params, &out).await,
                 "tasks/get" => tasks.with_task(&params, |e| Ok(json!(e.task))),
                 "tasks/list" => tasks.list(&params),
-                "tasks/cancel" => tasks.cancel(&params, &out),
+                "tasks/cancel" => tasks.cancel(&params, &out).await,
                 "tasks/result" => tasks.result(&params).await,
                 other => Err((
                     METHOD_NOT_FOUND,
@@ -198,6 +200,7 @@ impl Tasks {
             task: task.clone(),
             forget_at: Instant::now() + Duration::from_millis(ttl),
             result: watch::channel(None).0,
+            handoff: key.clone().filter(|_| waiting),
         };
         self.table().insert(task_id.clone(), entry);
         tracing::info!(task = %task_id, workspace = %workspace, handoff = ?key, "task created");
@@ -349,20 +352,40 @@ impl Tasks {
         Ok(json!({ "tasks": tasks }))
     }
 
-    /// Stops waiting: the task is `cancelled` and its result says so. The handoff stays in
-    /// the workspace, pending for its reviewers.
-    fn cancel(&self, params: &Value, out: &Out) -> Answer {
-        self.with_task(params, |entry| {
+    /// Stops waiting: the task is `cancelled` and its result says so. Its handoff is
+    /// withdrawn through the daemon (`POST /api/v1/handoffs/{key}/withdraw`, with `BATON_URL`
+    /// and the agent's `BATON_TOKEN`) when the server has them; otherwise, or when the daemon
+    /// refuses, it stays pending for its reviewers and the status message says why.
+    async fn cancel(&self, params: &Value, out: &Out) -> Answer {
+        // Cancelled first, so the wait stops and does not end the task with the withdrawal.
+        let handoff = self.with_task(params, |entry| {
             if entry.task.status != Status::Working {
                 let status = serde_json::to_value(entry.task.status).unwrap_or_default();
-                return Err((INVALID_PARAMS, format!("Cannot cancel task {}: it is already {}", entry.task.task_id, status.as_str().unwrap_or(""))));
+                return Err((
+                    INVALID_PARAMS,
+                    format!(
+                        "Cannot cancel task {}: it is already {}",
+                        entry.task.task_id,
+                        status.as_str().unwrap_or("")
+                    ),
+                ));
             }
-            let id = entry.task.task_id.clone();
-            let said = "cancelled by request: nobody waits for this handoff's decision any more; it stays in its workspace for reviewers until decided, or replaced by a newer handoff";
             entry.task.status = Status::Cancelled;
-            entry.task.status_message = Some(said.into());
+            Ok(json!(entry.handoff))
+        })?;
+        let said = match handoff.as_str() {
+            Some(key) => {
+                let key = key.to_string();
+                let withdrawn = super::off_thread(move || Ok(withdraw_handoff(&key))).await;
+                withdrawn.unwrap_or_else(|e| format!("cancelled by request: nobody waits for this handoff's decision any more; it was not withdrawn ({e}) and stays pending for its reviewers"))
+            }
+            None => "cancelled by request: nobody waits for this handoff's decision any more; it stays in its workspace for reviewers until decided, or replaced by a newer handoff".to_string(),
+        };
+        self.with_task(params, |entry| {
+            let id = entry.task.task_id.clone();
+            entry.task.status_message = Some(said.clone());
             entry.task.last_updated_at = baton::clock::now_rfc3339();
-            let mut result = serde_json::to_value(super::failed(said)).unwrap_or_default();
+            let mut result = serde_json::to_value(super::failed(said.clone())).unwrap_or_default();
             result["_meta"][RELATED_TASK] = json!({ "taskId": id });
             entry.result.send_replace(Some(result));
             tracing::info!(task = %id, "task cancelled");
@@ -384,6 +407,22 @@ impl Tasks {
         let mut rx = rx.ok_or_else(gone)?;
         let result = rx.wait_for(Option::is_some).await.map_err(|_| gone())?;
         result.clone().ok_or_else(gone)
+    }
+}
+
+/// Withdraws handoff `key` through the daemon, and says what became of it, in the words of
+/// the cancelled task's status message: never a withdrawal that did not happen.
+fn withdraw_handoff(key: &str) -> String {
+    use crate::cli::withdraw::{self, Refused};
+    let kept = "it stays pending for its reviewers until decided, or replaced by a newer handoff";
+    let why = "withdrawn by its agent (MCP tasks/cancel)";
+    let done = withdraw::from_env()
+        .and_then(|(url, token)| withdraw::request(&url, &token, key, Some(why)));
+    match done {
+        Ok(_) => format!("cancelled by request: handoff {key} was withdrawn (decision.json says outcome withdrawn); reviewers no longer decide it"),
+        Err(Refused::NotConfigured(_)) => format!("cancelled by request: nobody waits for handoff {key}'s decision any more, but it was not withdrawn (baton mcp has no BATON_URL and BATON_TOKEN to ask the daemon with); {kept}"),
+        Err(Refused::Decided { outcome, .. }) => format!("cancelled by request: handoff {key} was not withdrawn, it is decided already ({outcome}); get_handoff has the decision"),
+        Err(e) => format!("cancelled by request: nobody waits for handoff {key}'s decision any more, but the daemon did not withdraw it ({e}); {kept}"),
     }
 }
 
