@@ -188,3 +188,42 @@ fn sigterm_drops_held_connections_after_the_deadline_and_flushes_the_anchor() {
     let anchored = format!("end matches the daemon's anchor (event {logged})");
     assert!(report.contains(&anchored), "{report}");
 }
+
+/// A GET with `Accept-Encoding` and its answer's head.
+fn head_asking(d: &Daemon, path: &str, encoding: &str) -> String {
+    let mut stream = connect(d);
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: baton\r\nAuthorization: Bearer {}\r\nAccept-Encoding: {encoding}\r\nConnection: close\r\n\r\n",
+        d.token
+    );
+    stream.write_all(request.as_bytes()).unwrap();
+    read_until(&mut stream, "\r\n\r\n")
+        .expect("a response head")
+        .to_ascii_lowercase()
+}
+
+/// Pages and API answers go out compressed when the client asks (gzip or br), never unasked;
+/// the event stream stays as it is, so each event still arrives as it happens.
+#[test]
+fn answers_are_compressed_when_asked_and_the_event_stream_is_not() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    for (encoding, expected) in [
+        ("gzip", Some("gzip")),
+        ("br", Some("br")),
+        ("identity", None),
+    ] {
+        for path in ["/api/v1/openapi.json", "/metrics"] {
+            let head = head_asking(&d, path, encoding);
+            assert!(head.starts_with("http/1.1 200"), "{path}: {head}");
+            let named = expected.map(|e| format!("content-encoding: {e}\r\n"));
+            match named {
+                Some(named) => assert!(head.contains(&named), "{path} {encoding}: {head}"),
+                None => assert!(!head.contains("content-encoding"), "{path}: {head}"),
+            }
+        }
+    }
+    let head = head_asking(&d, "/api/v1/events", "gzip, br");
+    assert!(head.contains("text/event-stream"), "{head}");
+    assert!(!head.contains("content-encoding"), "{head}");
+}

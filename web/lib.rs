@@ -191,5 +191,8 @@ pub fn router(app: App) -> Router {
         ))
         .layer(axum::middleware::map_response(pages::security_headers))
         .layer(axum::middleware::from_fn(server::close_after_unread_body))
+        // gzip or br when the client asks; the default rule leaves event streams (SSE),
+        // images and bodies of a few bytes as they are.
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(app)
 }
