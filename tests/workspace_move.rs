@@ -234,3 +234,58 @@ fn a_forged_id_in_a_new_folder_is_not_adopted() {
     let types = event_types(&forger);
     assert_eq!(count(&types, "workspace.moved"), 0, "{types:?}");
 }
+
+#[test]
+fn a_new_folder_given_a_deleted_workspaces_inodes_is_not_that_workspace() {
+    use std::os::unix::fs::MetadataExt;
+    let mut env = TestEnv::new();
+    let alpha = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&alpha.join("handoff.json"), &bytes(&handoff("h1")));
+    d.wait_until("h1 pending", || {
+        listed_under(&d, "pending", "h1") == ["alpha"]
+    });
+    let (status, body) = d.decide("h1", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    write_atomic(&alpha.join("handoff.json"), &bytes(&handoff("h2")));
+    d.wait_until("h2 pending", || {
+        listed_under(&d, "pending", "h2") == ["alpha"]
+    });
+    let original = id_of(&alpha).expect("the workspace carries its id");
+    let record = env.store("alpha").join("identity.json");
+    d.stop();
+
+    // alpha is deleted; its records stay in data_dir. A new folder is made, and the file system
+    // gives it alpha's freed inodes, its folder's and its .baton/'s (ext4 and XFS hand a freed
+    // inode out again; here the daemon's note is pointed at the new folder's inodes instead,
+    // which is what that reuse amounts to). An agent writes alpha's id (its name and 12 hex
+    // digits of its old path's sha256) into it.
+    std::fs::remove_dir_all(&alpha).unwrap();
+    let forger = env.init("forger");
+    let mut noted: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).expect("alpha's folder is noted")).unwrap();
+    let folder = std::fs::metadata(&forger).unwrap();
+    let baton_dir = std::fs::metadata(forger.join(".baton")).unwrap();
+    noted["dev"] = folder.dev().into();
+    noted["ino"] = folder.ino().into();
+    noted["baton_dev"] = baton_dir.dev().into();
+    noted["baton_ino"] = baton_dir.ino().into();
+    std::fs::write(&record, serde_json::to_vec(&noted).unwrap()).unwrap();
+    std::fs::write(forger.join(".baton/id"), format!("{original}\n")).unwrap();
+
+    let d = env.start();
+    let (status, _) = d.get("/api/v1/workspaces/forger/locks");
+    assert_eq!(status, 200);
+    assert!(
+        listed_under(&d, "all", "h1").is_empty(),
+        "alpha's approval went to the new folder"
+    );
+    assert!(
+        listed_under(&d, "all", "h2").is_empty(),
+        "alpha's pending handoff went to the new folder"
+    );
+    assert_ne!(id_of(&forger).unwrap(), original);
+    d.stop();
+    let types = event_types(&forger);
+    assert_eq!(count(&types, "workspace.moved"), 0, "{types:?}");
+}

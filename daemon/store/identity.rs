@@ -1,8 +1,10 @@
 //! Which workspace a folder is, so one keeps its records when its folder moves. A workspace's
 //! records are kept under its id (its tag, see `super::tag`: made from its name and path when
 //! it was first served). The store keeps, next to them, where its folder was and which folder
-//! that was (`identity.json`: path, device and inode of the folder and of its `.baton/`); the
-//! folder carries its id in `.baton/id`, so it can be found again under another name.
+//! that was (`identity.json`: path, device, inode and birth time of the folder and of its
+//! `.baton/`); the folder carries its id in `.baton/id`, so it can be found again under another
+//! name. The birth time is what tells a folder from a new one given its freed inode number
+//! again (ext4 and XFS hand freed inodes out again): a rename keeps it, a new folder cannot set it.
 //!
 //! The workspace is the agents' ground: an id read from it is only a claim. A folder is taken
 //! for the workspace whose id it claims when the store says that workspace's folder is at this
@@ -31,6 +33,12 @@ pub struct Folder {
     pub ino: u64,
     pub baton_dev: u64,
     pub baton_ino: u64,
+    /// Birth times (ns since the epoch) of the folder and of its `.baton/`, where the file
+    /// system keeps them; none in a note made before they were kept.
+    #[serde(default)]
+    pub born: Option<u64>,
+    #[serde(default)]
+    pub baton_born: Option<u64>,
 }
 
 impl Folder {
@@ -45,14 +53,28 @@ impl Folder {
             ino: root.ino(),
             baton_dev: baton.dev(),
             baton_ino: baton.ino(),
+            born: born(&root),
+            baton_born: born(&baton),
         })
     }
 
-    /// Whether `now` is this very folder (a rename keeps a folder's inodes; a copy does not).
+    /// Whether `now` is this very folder (a rename keeps a folder's inodes and birth times; a
+    /// copy keeps neither, and a new folder given a deleted one's inode numbers not the latter).
+    /// A note without birth times (made before they were kept) is judged by its inodes.
     fn same_folder(&self, now: &Folder) -> bool {
+        let born = |noted: Option<u64>, now: Option<u64>| noted.is_none() || noted == now;
         (self.dev, self.ino, self.baton_dev, self.baton_ino)
             == (now.dev, now.ino, now.baton_dev, now.baton_ino)
+            && born(self.born, now.born)
+            && born(self.baton_born, now.baton_born)
     }
+}
+
+/// When the file system says `meta`'s file was made, if it keeps that.
+fn born(meta: &std::fs::Metadata) -> Option<u64> {
+    let at = meta.created().ok()?;
+    let since = at.duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(since.as_nanos()).ok()
 }
 
 /// What a folder was found to be.
