@@ -28,14 +28,16 @@ fn api_error(e: PushError) -> ApiError {
     }
 }
 
-/// `PushSubscription.toJSON()`, as the browser gives it.
+/// `PushSubscription.toJSON()`'s endpoint and keys.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SubscriptionBody {
     endpoint: String,
     keys: Keys,
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Keys {
     p256dh: String,
     auth: String,
@@ -128,4 +130,53 @@ fn script(body: &'static str) -> Response {
         body,
     )
         .into_response()
+}
+
+pub(super) fn openapi_paths() -> Value {
+    let err = |d: &str| {
+        json!({ "description": d,
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+    };
+    let view = json!({ "type": "object", "required": ["id", "service", "created_at"], "properties": {
+        "id": { "type": "string", "description": "sub_ and 16 hex digits" },
+        "service": { "type": "string", "description": "the push service's origin" },
+        "created_at": { "type": "string", "format": "date-time" } } });
+    let subscription = json!({ "type": "object", "required": ["endpoint", "keys"], "additionalProperties": false, "properties": {
+        "endpoint": { "type": "string", "format": "uri" },
+        "keys": { "type": "object", "required": ["p256dh", "auth"], "additionalProperties": false, "properties": {
+            "p256dh": { "type": "string" }, "auth": { "type": "string" } } } } });
+    let which = json!({ "type": "object", "minProperties": 1, "additionalProperties": false, "properties": {
+        "endpoint": { "type": "string" }, "id": { "type": "string" } } });
+    let body = |schema: Value| json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+    json!({
+        "/api/v1/push/key": {
+            "get": { "summary": "The VAPID public key browsers subscribe with, or why pushes are off",
+                "security": [{ "bearer": [] }],
+                "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": {
+                    "type": "object", "required": ["enabled"], "properties": {
+                        "enabled": { "type": "boolean" },
+                        "public_key": { "type": "string", "description": "uncompressed P-256 point, base64url (applicationServerKey)" },
+                        "why": { "type": "string" } } } } } },
+                    "401": err("no or unknown credentials") } } },
+        "/api/v1/me/push": {
+            "get": { "summary": "The caller's browser push subscriptions (none while pushes are off)",
+                "security": [{ "bearer": [] }],
+                "responses": { "200": { "description": "OK", "content": { "application/json": { "schema": {
+                    "type": "array", "items": view.clone() } } } },
+                    "401": err("no or unknown credentials"), "403": err("agent token") } },
+            "post": { "summary": "Keep a browser's push subscription (PushSubscription's endpoint and keys) for the caller",
+                "security": [{ "bearer": [] }],
+                "requestBody": body(subscription),
+                "responses": { "201": { "description": "Kept", "content": { "application/json": { "schema": view } } },
+                    "401": err("no or unknown credentials"), "403": err("agent token, or a session without the CSRF header"),
+                    "404": err("pushes are off ([push] not set)"),
+                    "422": err("not an https endpoint, or keys that do not encrypt") } },
+            "delete": { "summary": "Forget one of the caller's subscriptions, by endpoint or id",
+                "security": [{ "bearer": [] }],
+                "requestBody": body(which),
+                "responses": { "204": { "description": "Forgotten" },
+                    "401": err("no or unknown credentials"), "403": err("agent token, or a session without the CSRF header"),
+                    "404": err("no such subscription of the caller's, or pushes are off"),
+                    "422": err("neither endpoint nor id") } } }
+    })
 }
