@@ -289,3 +289,35 @@ fn a_new_folder_given_a_deleted_workspaces_inodes_is_not_that_workspace() {
     let types = event_types(&forger);
     assert_eq!(count(&types, "workspace.moved"), 0, "{types:?}");
 }
+
+#[test]
+fn a_moved_folder_that_drops_its_id_and_cuts_its_log_is_still_tampering() {
+    let mut env = TestEnv::new();
+    let alpha = env.ws("alpha");
+    let beta = env.ws("beta");
+    let d = env.start();
+    write_atomic(&alpha.join("handoff.json"), &bytes(&handoff("h1")));
+    d.wait_until("h1 pending", || {
+        listed_under(&d, "pending", "h1") == ["alpha"]
+    });
+    let log = beta.join(".baton/events.jsonl");
+    let received = std::fs::read(alpha.join(".baton/events.jsonl")).unwrap();
+    std::fs::rename(&alpha, &beta).unwrap();
+    d.wait_until("h1 under beta", || {
+        listed_under(&d, "pending", "h1") == ["beta"]
+    });
+    let (status, body) = d.decide("h1", "rejected", "no");
+    assert_eq!(status, 200, "{body}");
+    d.stop();
+
+    // The agent drops the id the daemon wrote in its folder and cuts its log back to before
+    // the move and the rejection, hoping to be taken for a new workspace with no past.
+    std::fs::remove_file(beta.join(".baton/id")).unwrap();
+    std::fs::write(&log, received).unwrap();
+
+    let d = env.start();
+    d.wait_until("the tampering is raised", || {
+        d.health()["tamper_alerts"] == 1
+    });
+    d.stop();
+}

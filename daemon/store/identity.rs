@@ -108,11 +108,24 @@ pub fn recorded(records: &Records, id: &str) -> io::Result<Option<Folder>> {
 /// `note` records the outcome once the workspace is served.
 ///
 /// The id `ws` claims is taken when the store places that workspace here, or when it is a
-/// rename (the old path gone, the same folder here). Otherwise the id its path gives, unless
-/// that id is a workspace's whose folder is now elsewhere: then one of its own.
-pub fn resolve(records: &Records, ws: Workspace) -> io::Result<(Workspace, Found)> {
+/// rename (the old path gone, the same folder here). Then the id the daemon's own pointer for
+/// this path names (`pointed`), when the store places that workspace here: the folder's claim
+/// is the agents' to delete, and a moved workspace must not shed its records and audit anchors
+/// so. Otherwise the id its path gives, unless that id is a workspace's whose folder is now
+/// elsewhere: then one of its own.
+pub fn resolve(
+    records: &Records,
+    ws: Workspace,
+    pointed: Option<String>,
+) -> io::Result<(Workspace, Found)> {
     let here = Folder::of(&ws)?;
-    if let Some(id) = claim(&ws) {
+    let claimed = claim(&ws);
+    if let Some(id) = pointed.filter(|p| claimed.as_ref() != Some(p)) {
+        if recorded(records, &id)?.is_some_and(|known| known.root == ws.root) {
+            return Ok((with_id(ws, id), Found::Here));
+        }
+    }
+    if let Some(id) = claimed {
         if let Some(known) = recorded(records, &id)? {
             if known.root == ws.root {
                 return Ok((with_id(ws, id), Found::Here));
@@ -171,6 +184,41 @@ pub fn note(store: &Store, ws: &Workspace) -> io::Result<()> {
     Ok(())
 }
 
+/// Where the daemon keeps, for a path a moved workspace's folder is at, that workspace's id:
+/// `data_dir/moved-in/<the tag the path gives>`, out of the agents' reach.
+fn pointer_file(data_dir: &Path, ws: &Workspace) -> PathBuf {
+    let own = super::tag(&Workspace {
+        id: None,
+        ..ws.clone()
+    });
+    data_dir.join("moved-in").join(own)
+}
+
+/// The id the daemon noted for the folder at `ws`'s path when a moved workspace was there
+/// (only a hint: `resolve` takes it only where the store places that workspace).
+pub fn pointed(data_dir: &Path, ws: &Workspace) -> Option<String> {
+    let bytes = std::fs::read(pointer_file(data_dir, ws)).ok()?;
+    Some(String::from_utf8(bytes).ok()?.trim().to_string()).filter(|id| !id.is_empty())
+}
+
+/// Notes, for a workspace kept under another id than its path gives (its folder moved), that
+/// id for its path, so it is found again without its folder's claim. Writes only when changed.
+pub fn point(data_dir: &Path, ws: &Workspace, id: &str) -> io::Result<()> {
+    let own = super::tag(&Workspace {
+        id: None,
+        ..ws.clone()
+    });
+    if own == id || pointed(data_dir, ws).as_deref() == Some(id) {
+        return Ok(());
+    }
+    let file = pointer_file(data_dir, ws);
+    crate::workspace::create_dirs(
+        file.parent().expect("in moved-in/"),
+        crate::workspace::fsync::Kind::Store,
+    )?;
+    crate::workspace::write_atomic(&file, id.as_bytes(), crate::workspace::fsync::Kind::Store)
+}
+
 /// For a command reading a workspace's records outside the daemon (`baton audit verify`):
 /// `ws` under the id the store places at its path, if its `.baton/id` names one. Reads only.
 pub fn known(records: &Records, ws: Workspace) -> Workspace {
@@ -208,7 +256,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let records = super::super::in_data_dir(&tmp.path().join("data"));
         let alpha = workspace(&tmp.path().join("alpha"));
-        let (alpha, found) = resolve(&records, alpha).unwrap();
+        let (alpha, found) = resolve(&records, alpha, None).unwrap();
         assert_eq!(found, Found::Here);
         let store = Store::for_workspace(&records, &alpha);
         store.create(&alpha.name).unwrap();
@@ -218,21 +266,21 @@ mod tests {
         // A copy: the original is still there.
         let copy = workspace(&tmp.path().join("copy"));
         std::fs::write(copy.baton_dir().join(ID_FILE), &id).unwrap();
-        let (copy, found) = resolve(&records, copy).unwrap();
+        let (copy, found) = resolve(&records, copy, None).unwrap();
         assert_eq!(found, Found::Here);
         assert_ne!(super::super::tag(&copy), id);
 
         // A rename: the old path is gone, the folder is the one noted.
         std::fs::rename(&alpha.root, tmp.path().join("beta")).unwrap();
         let beta = Workspace::open(&tmp.path().join("beta")).unwrap();
-        let (beta, found) = resolve(&records, beta).unwrap();
+        let (beta, found) = resolve(&records, beta, None).unwrap();
         assert!(matches!(found, Found::Moved { ref from } if from.name == "alpha"));
         assert_eq!(super::super::tag(&beta), id);
 
         // A new folder where the moved one was is new: another id than the path gives.
         let again = workspace(&tmp.path().join("alpha"));
         note(&store, &beta).unwrap();
-        let (again, found) = resolve(&records, again).unwrap();
+        let (again, found) = resolve(&records, again, None).unwrap();
         assert_eq!(found, Found::Here);
         assert_ne!(super::super::tag(&again), id);
     }

@@ -28,7 +28,8 @@ pub(in crate::app) fn identify(app: &App, ws: Workspace) -> anyhow::Result<Ident
     if app.inner.cluster.is_some() {
         return in_cluster(ws);
     }
-    let (ws, found) = identity::resolve(&app.inner.commit.records, ws)?;
+    let pointed = identity::pointed(&app.inner.config.data_dir, &ws);
+    let (ws, found) = identity::resolve(&app.inner.commit.records, ws, pointed)?;
     if let Found::Moved { from } = &found {
         let id = crate::store::tag(&ws);
         let ghost = app
@@ -100,6 +101,10 @@ pub(in crate::app) fn settle(app: &App, served: &Served, found: &Found) {
     if app.inner.cluster.is_none() {
         if let Err(e) = identity::note(&served.store, ws) {
             tracing::warn!(workspace = %ws.name, error = %e, "cannot note the workspace's folder; a rename of it may not be recognised");
+        }
+        let data_dir = &app.inner.config.data_dir;
+        if let Err(e) = identity::point(data_dir, ws, served.store.tag()) {
+            tracing::warn!(workspace = %ws.name, error = %e, "cannot note the moved workspace's id for its new path; it is found by its folder's .baton/id alone");
         }
     } else if identity::claim(ws).is_none() {
         // The id the folder keeps in a cluster is the one its path gives (see `in_cluster`).
