@@ -320,4 +320,6 @@ fn a_moved_folder_that_drops_its_id_and_cuts_its_log_is_still_tampering() {
         d.health()["tamper_alerts"] == 1
     });
     d.stop();
+    let (code, out) = verify(&env, &beta);
+    assert_eq!(code, 1, "{out}");
 }
