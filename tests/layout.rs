@@ -126,7 +126,9 @@ const LAYERS: &[&[&str]] = &[
     &["cluster"],
     &["chat", "login"],
     &["audit", "auth", "heartbeat", "outbox", "search"],
-    &["blobs", "config", "locks", "metrics", "push", "receipts", "store"],
+    &[
+        "blobs", "config", "locks", "metrics", "push", "receipts", "store",
+    ],
     &["events", "policy", "routing", "workspace"],
     &[
         "blocking", "clock", "contract", "host", "index", "media", "private", "render", "startup",

@@ -169,7 +169,11 @@ fn table() -> Routes {
             "/api/v1/deliveries/{id}/retry",
             deliveries::retry,
         )
-        .at(Method::POST, "/chat/slack/interactions", slack::interactions)
+        .at(
+            Method::POST,
+            "/chat/slack/interactions",
+            slack::interactions,
+        )
         .merge(pages::routes())
         .merge(artifacts::routes())
         .merge(a2a::routes())
