@@ -21,6 +21,20 @@ use std::path::Path;
 pub const DIR_MODE: u32 = 0o700;
 pub const FILE_MODE: u32 = 0o600;
 
+/// Writes a new owner-only file (a key, a used link's mark), synced; fails if it exists, so
+/// two processes making the same key never both write it.
+pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 /// Sets the process umask to 0o077. Call before the first thread starts writing (the umask is
 /// per process, so every thread's later creations are owner-only).
 pub fn restrict_umask() {

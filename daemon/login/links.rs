@@ -12,7 +12,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 /// Each MAC is over this label and the payload, so no other HMAC baton makes can pass for one.
@@ -96,7 +96,7 @@ impl LinkKey {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 std::fs::create_dir_all(&dir)?;
                 let key: [u8; 32] = rand::random();
-                match write_new(&path, hex::encode(key).as_bytes()) {
+                match crate::private::write_new(&path, hex::encode(key).as_bytes()) {
                     Ok(()) => Ok(LinkKey(key)),
                     // Another thread made it first: theirs is the key.
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -159,17 +159,6 @@ fn parse_key(text: &str, path: &Path) -> io::Result<LinkKey> {
         })
 }
 
-/// Writes a new owner-only file; fails if it exists.
-fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
 /// The used links of a data_dir, by the SHA-256 of their tokens.
 pub struct Used {
     dir: PathBuf,
@@ -194,7 +183,7 @@ impl Used {
     /// expired since (a used link that expired is refused as expired anyway).
     pub fn insert(&self, token: &str, expires: u64, now: u64) -> io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        match write_new(&self.path_of(token), expires.to_string().as_bytes()) {
+        match crate::private::write_new(&self.path_of(token), expires.to_string().as_bytes()) {
             Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
             _ => {}
         }

@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 use web_push_native::p256;
 
@@ -35,7 +35,7 @@ impl VapidKey {
                     }
                 };
                 let text = hex::encode(key.to_bytes());
-                match write_new(&path, text.as_bytes()) {
+                match crate::private::write_new(&path, text.as_bytes()) {
                     Ok(()) => Ok(VapidKey { key }),
                     // Another thread made it first: theirs is the key.
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -90,17 +90,6 @@ fn parse(text: &str, path: &Path) -> io::Result<VapidKey> {
                 ),
             )
         })
-}
-
-/// Writes a new owner-only file; fails if it exists.
-fn write_new(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
 }
 
 #[cfg(test)]
