@@ -434,7 +434,10 @@ fn a_reviewer_marks_themselves_away_on_the_page_and_admins_see_the_load() {
         .and_then(|r| r.split("</tr>").next())
         .unwrap()
         .to_string();
-    assert!(row.contains("class=\"num claims\">0<"), "{row}");
+    assert!(
+        row.contains("class=\"num claims\" data-label=\"Open claims\">0<"),
+        "{row}"
+    );
     assert!(row.contains("away since"), "{row}");
     // The handoff page says who the route assigned it to.
     let back = web.post_form(
