@@ -126,12 +126,14 @@ fn run(
     script: &Path,
     args: &[&str],
     envs: &[(&str, &str)],
-    mut decide: impl FnMut(&str),
+    mut each: impl FnMut(&Value),
 ) -> Vec<Value> {
     let mut child = Command::new(crate::util::tools::python())
         .arg(script)
         .args(args)
         .envs(envs.iter().copied())
+        // Each line as it is printed: the test acts on them while the script waits.
+        .env("PYTHONUNBUFFERED", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -140,9 +142,7 @@ fn run(
     for line in BufReader::new(child.stdout.take().unwrap()).lines() {
         let line = line.unwrap();
         let v: Value = serde_json::from_str(&line).unwrap_or(json!({ "text": line }));
-        if let Some(key) = v["pending"].as_str() {
-            decide(key);
-        }
+        each(&v);
         lines.push(v);
     }
     let out = child.wait_with_output().unwrap();
@@ -160,8 +160,13 @@ fn client(env: &TestEnv) -> std::path::PathBuf {
     script
 }
 
-fn scenario(env: &TestEnv, d: &Daemon, name: &str, decide: impl FnMut(&str)) -> Vec<Value> {
-    run(&client(env), &[&d.url, "deployer-token", name], &[], decide)
+fn scenario(env: &TestEnv, d: &Daemon, name: &str, mut decide: impl FnMut(&str)) -> Vec<Value> {
+    let args = [d.url.as_str(), "deployer-token", name];
+    run(&client(env), &args, &[], |v| {
+        if let Some(key) = v["pending"].as_str() {
+            decide(key);
+        }
+    })
 }
 
 fn line<'a>(lines: &'a [Value], field: &str) -> &'a Value {
@@ -366,10 +371,14 @@ fn the_documented_example_is_approved_and_checks_its_receipt() {
         ("BATON_TOKEN", "deployer-token"),
     ];
     let (url, admin) = (d.url.clone(), d.token.clone());
+    // The reviewer decides once the example has printed the task it filed (deciding sooner
+    // would have the first answer say completed already).
+    let (filed, told) = std::sync::mpsc::channel::<()>();
     let waiting = std::thread::scope(|s| {
         // The reviewer, as a person with the API would be (its own client: the daemon's
         // handle stays with the test).
         let reviewer = s.spawn(move || {
+            let _ = told.recv_timeout(crate::util::PATIENCE);
             let pending = || -> Vec<Value> {
                 let answer = ureq::get(&format!("{url}/api/v1/handoffs?state=pending"))
                     .set("Authorization", &format!("Bearer {admin}"))
@@ -388,7 +397,11 @@ fn the_documented_example_is_approved_and_checks_its_receipt() {
                 .unwrap();
             assert_eq!(answer.status(), 200);
         });
-        let lines = run(&script, &[], &envs, |_| {});
+        let lines = run(&script, &[], &envs, |v| {
+            if v["text"].as_str().is_some_and(|t| t.starts_with("filed ")) {
+                let _ = filed.send(());
+            }
+        });
         reviewer.join().unwrap();
         lines
     });
