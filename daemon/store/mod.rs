@@ -12,6 +12,7 @@
 //! up: it is what makes an approval an approval.
 
 mod files;
+mod folder;
 pub mod identity;
 pub mod manifest;
 pub mod people;

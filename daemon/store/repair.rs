@@ -8,7 +8,7 @@
 //!
 //! Run while the daemon is stopped: it reads and writes the store's files directly.
 
-use super::files::Folder;
+use super::folder::Folder;
 use super::manifest::{self, Damage, Damaged, Fault, Manifest};
 use super::snapshot::Snapshot;
 use crate::contract::validate::sha256_hex;
