@@ -61,6 +61,12 @@ pub enum EventType {
     /// baton extension: a workspace's folder was moved (renamed); it keeps its records.
     #[serde(rename = "workspace.moved")]
     WorkspaceMoved,
+    /// baton extension: a reviewer granted auto-approval of handoffs like one they approved.
+    #[serde(rename = "grant.created")]
+    GrantCreated,
+    /// baton extension: a grant was revoked; it approves nothing more.
+    #[serde(rename = "grant.revoked")]
+    GrantRevoked,
 }
 
 impl EventType {
@@ -88,6 +94,8 @@ impl EventType {
             EventType::WorkspaceTampered => "workspace.tampered",
             EventType::WorkspaceOwnerChanged => "workspace.owner_changed",
             EventType::WorkspaceMoved => "workspace.moved",
+            EventType::GrantCreated => "grant.created",
+            EventType::GrantRevoked => "grant.revoked",
         }
     }
 }

@@ -101,6 +101,9 @@ pub struct Metrics {
     /// Route policies (`auto_approve_if`) whose evaluation failed or gave no boolean, each
     /// leaving its handoff to people (`crate::policy`).
     pub policy_errors: Counter,
+    /// Reviewers' scoped grants, by what happened: created, revoked, approved (a handoff it
+    /// approved at receipt), refused (a grant asked for and not made).
+    pub grants: Family<OutcomeLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -145,6 +148,7 @@ impl Default for Metrics {
             search_index_lost: Counter::default(),
             search_catalogued: Counter::default(),
             policy_errors: Counter::default(),
+            grants: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -322,6 +326,11 @@ impl Default for Metrics {
             "policy_errors",
             "Route policy evaluations (auto_approve_if) that failed or gave no true or false: each decided nothing and left its handoff to people",
             m.policy_errors.clone(),
+        );
+        registry.register(
+            "grants",
+            "Reviewers' scoped grants (approve similar), by what happened: created, revoked, approved (a handoff approved at receipt by one), refused (asked for, not made)",
+            m.grants.clone(),
         );
         Metrics { registry, ..m }
     }

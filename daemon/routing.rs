@@ -116,7 +116,23 @@ pub struct Route {
     /// error handoffs, and escalations) or `all` (every handoff and revision); see `[push]`.
     #[serde(default)]
     pub push: Option<PushMode>,
+    /// Handoffs one reviewer's scoped grant ("approve similar") on this route may approve at
+    /// most (default `DEFAULT_GRANT_MAX_HANDOFFS`; 0: no grants here). See `app/review/grants`.
+    #[serde(default)]
+    pub grant_max_handoffs: Option<u32>,
+    /// Seconds a grant on this route may last at most (default `DEFAULT_GRANT_MAX_S`).
+    #[serde(default)]
+    pub grant_max_s: Option<u64>,
+    /// Grants may cover this route although it has `sign_off_roles` or `min_approvals` above
+    /// 1 (default false: a grant would skip the second look such a route asks for).
+    #[serde(default)]
+    pub grant_with_sign_off: bool,
 }
+
+/// Handoffs a grant may approve when its route does not say (`grant_max_handoffs`).
+pub const DEFAULT_GRANT_MAX_HANDOFFS: u32 = 20;
+/// How long a grant may last when its route does not say (`grant_max_s`): a working day.
+pub const DEFAULT_GRANT_MAX_S: u64 = 8 * 3600;
 
 /// Which of a route's handoffs are pushed to its reviewers' browsers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

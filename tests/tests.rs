@@ -30,6 +30,7 @@ mod evidence;
 mod export;
 mod failures;
 mod fuzz_corpus;
+mod grants;
 mod health;
 mod http;
 mod layout;

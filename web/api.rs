@@ -148,6 +148,9 @@ struct DecisionBody {
     instructions: Option<String>,
     #[serde(default)]
     remaining: Option<Vec<String>>,
+    /// With `approved`: a scoped grant for handoffs like this one (`web/grants.rs`).
+    #[serde(default)]
+    grant: Option<baton::app::GrantRequest>,
 }
 
 /// Reads a JSON body. The `Content-Type: application/json` header is required, and named when
@@ -200,8 +203,15 @@ pub async fn decide(
             remaining: body.remaining,
         },
     };
-    let decided = blocking(move || app.cx().decide(&key, request, &actor)).await??;
-    Ok(answer(decided).into_response())
+    let (grant, via) = (body.grant, baton::contract::decision::Via::Api);
+    let decide = move || app.cx().decide_granting(&key, request, &actor, via, grant);
+    let (decided, granted) = blocking(decide).await??;
+    let mut response = answer(decided).into_response();
+    // The grant made with it, by id (`GET /api/v1/grants` shows it whole).
+    if let Some(id) = granted.and_then(|g| header::HeaderValue::from_str(&g.id).ok()) {
+        response.headers_mut().insert("baton-grant", id);
+    }
+    Ok(response)
 }
 
 /// What a decision answers: 200 and the decision when it closed the handoff; 202 and where

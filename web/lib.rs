@@ -11,6 +11,7 @@ mod blocking;
 mod deliveries;
 mod error;
 mod exposition;
+mod grants;
 mod history;
 mod json;
 mod keys;
@@ -157,6 +158,9 @@ fn table() -> Routes {
         .at(Method::GET, "/api/v1/me/away", reviewers::presence)
         .at(Method::POST, "/api/v1/me/away", reviewers::set_away)
         .at(Method::GET, "/api/v1/reviewers", reviewers::loads)
+        .at(Method::GET, "/api/v1/grants", grants::list)
+        .at(Method::DELETE, "/api/v1/grants/{id}", grants::revoke)
+        .at(Method::POST, "/api/v1/grants/{id}/revoke", grants::revoke)
         .at(Method::GET, "/api/v1/push/key", push::key)
         .at(Method::GET, "/api/v1/me/push", push::list)
         .at(Method::POST, "/api/v1/me/push", push::subscribe)

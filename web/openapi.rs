@@ -109,11 +109,14 @@ fn decision_request_schema() -> Value {
                       "description": "the revision the reviewer read (409 if another is in place)" },
         "handoff_sha256": { "type": "string", "description": "or the sha256 of the content the reviewer read (409 if another)" } });
     let outcomes: &[&[&str]] = &[
-        &["approved", "changes_requested"],
+        &["approved"],
+        &["changes_requested"],
         &["rejected"],
         &["reassigned"],
     ];
     let mut schema = by_outcome(&common, &["outcome"], outcomes, true);
+    // Only an approval may come with a grant.
+    schema["oneOf"][0]["properties"]["grant"] = super::grants::request_schema();
     schema["description"] = json!(format!(
         "at most {} bytes (413 beyond)",
         limits::MAX_DECISION_BODY
@@ -356,6 +359,11 @@ pub fn document() -> Value {
     }
     if let (Some(paths), Value::Object(more)) =
         (doc["paths"].as_object_mut(), super::push::openapi_paths())
+    {
+        paths.extend(more);
+    }
+    if let (Some(paths), Value::Object(more)) =
+        (doc["paths"].as_object_mut(), super::grants::openapi_paths())
     {
         paths.extend(more);
     }

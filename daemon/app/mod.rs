@@ -29,6 +29,7 @@ pub use review::away::{AwayError, Presence};
 pub use review::bulk::{check_keys as check_bulk_keys, BulkError, KeyResult, MAX_BULK};
 pub use review::claim::{ClaimError, ClaimView};
 pub use review::decide::DecisionRequest;
+pub use review::grants::{Grant, GrantError, GrantRequest, GrantScope, GrantView};
 pub use review::locks::{LockApiError, LockSeen};
 pub use review::ownership::{OwnerError, Ownership};
 pub use review::records::published_copy_of;

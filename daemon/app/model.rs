@@ -162,6 +162,8 @@ pub(super) struct Closing {
     pub policy: Option<String>,
     /// The channel a person decided through (none for the system's and a policy's).
     pub via: Option<Via>,
+    /// The reviewer's grant that approved it at receipt (`by: "grant:<id>"`).
+    pub grant: Option<crate::contract::decision::GrantRef>,
 }
 
 /// What an approval says besides "yes": the comment and the edits.
@@ -189,6 +191,7 @@ impl Closing {
             edits: Edits::default(),
             policy: None,
             via: None,
+            grant: None,
         }
     }
 }

@@ -54,6 +54,17 @@ pub struct Decision {
     /// `baton verify` and `baton wait --key`. Decisions written before it carry `receipt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attestation: Option<super::receipt::Envelope>,
+    /// baton extension: on a decision a reviewer's scoped grant made (`by: "grant:<id>"`), the
+    /// grant and the person who granted it; signed with the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant: Option<GrantRef>,
+}
+
+/// The grant that approved a handoff at receipt, and who granted it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct GrantRef {
+    pub id: String,
+    pub granted_by: String,
 }
 
 /// What a shadow policy would have decided.

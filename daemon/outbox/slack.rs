@@ -192,6 +192,12 @@ fn line(event: &Event) -> String {
         EventType::AuditBroken => format!("audit log broken: {}", s("found")),
         EventType::WorkspaceTampered => format!("workspace tampered: {}", s("found")),
         EventType::WorkspaceMoved => format!("workspace moved from {} to {}", s("from"), s("to")),
+        EventType::GrantCreated => format!(
+            "{} granted approval of similar handoffs ({})",
+            s("granted_by"),
+            s("grant")
+        ),
+        EventType::GrantRevoked => format!("grant {} revoked by {}", s("grant"), s("revoked_by")),
         EventType::WorkspaceOwnerChanged => {
             let mut l = match s("owner").as_str() {
                 "" => "owner removed".to_string(),

@@ -36,6 +36,8 @@ struct HandoffPage {
     locks: Vec<baton::locks::Lock>,
     /// Revision N of M, and what changed against the previous and the last approved one.
     changes: Option<baton::app::Changes>,
+    /// "Approve similar": the grant an approval could come with (`grants.rs`).
+    grant: Option<super::grants::GrantOffer>,
 }
 
 impl HandoffPage {
@@ -129,6 +131,7 @@ async fn build(
     notice: Option<String>,
     draft: Draft,
 ) -> Response {
+    let grant = super::grants::offer(app, &key, &s.actor).await;
     let app = app.clone();
     let actor = s.actor.clone();
     let me = s.name.clone();
@@ -181,6 +184,7 @@ async fn build(
         earlier,
         locks,
         changes,
+        grant,
     };
     render(&page)
 }
@@ -286,10 +290,11 @@ pub async fn decide(
         to_agent: form.text("to_agent"),
     };
     let (app2, actor, k) = (app.clone(), s.actor.clone(), key.clone());
-    let result =
-        crate::blocking(move || app2.cx().decide_via(&k, request, &actor, Via::Page)).await;
+    let grant = super::grants::asked(&form).filter(|_| outcome == Outcome::Approved);
+    let decide = move || app2.cx().decide_granting(&k, request, &actor, Via::Page, grant);
+    let result = crate::blocking(decide).await;
     match result {
-        Ok(Ok(decided)) => {
+        Ok(Ok((decided, _))) => {
             let tag = match decided {
                 baton::app::Decided::Closed(_) => "1",
                 baton::app::Decided::Pending(_) => "signed",

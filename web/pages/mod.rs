@@ -10,6 +10,7 @@ mod events;
 mod fields;
 mod flash;
 mod forms;
+mod grants;
 mod handoff;
 mod handoff_view;
 mod links;
@@ -53,6 +54,11 @@ pub fn routes() -> Routes {
         .at(Method::GET, "/routes", routes::page)
         .at(Method::GET, "/reviewers", reviewers::page)
         .at(Method::POST, "/reviewers/away", reviewers::set_away)
+        .at(
+            Method::POST,
+            "/reviewers/grants/{id}/revoke",
+            grants::revoke,
+        )
         .at(Method::GET, "/deliveries", deliveries::page)
         .at(Method::POST, "/deliveries/{id}/retry", deliveries::retry)
         .at(Method::GET, "/static/{file}", assets::file)

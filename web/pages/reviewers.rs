@@ -20,11 +20,15 @@ struct ReviewersPage {
     me: Presence,
     /// Every reviewer's load for an admin; one's own for anyone else.
     loads: Vec<Load>,
+    /// Reviewers' scoped grants (`grants`, its own section).
+    grants: Vec<super::grants::GrantLine>,
     notice: Option<String>,
     error: Option<String>,
 }
 
 pub async fn page(State(app): State<App>, Viewer(s): Viewer) -> Response {
+    let (app_, actor) = (app.clone(), s.actor.clone());
+    let grants = crate::blocking(move || super::grants::lines(&app_, &actor)).await;
     let actor = s.actor.clone();
     let found =
         crate::blocking(move || (app.cx().presence(&actor), app.cx().reviewer_loads(&actor))).await;
@@ -36,6 +40,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer) -> Response {
         chrome: Chrome::new(&s, "reviewers"),
         me,
         loads,
+        grants: grants.unwrap_or_default(),
         notice: said.notice,
         error: said.error,
     })

@@ -133,7 +133,27 @@ impl Cx<'_> {
         actor: &Actor,
         via: Via,
     ) -> Result<Decided, DecideError> {
+        self.decide_granting(key, req, actor, via, None)
+            .map(|(decided, _)| decided)
+    }
+
+    /// `decide_via`, and with an approval the reviewer's scoped grant (`grants`): checked
+    /// before anything is approved, saved with the approval, withdrawn if it fails. Returns
+    /// the grant made, if any.
+    pub fn decide_granting(
+        &self,
+        key: &str,
+        req: DecisionRequest,
+        actor: &Actor,
+        via: Via,
+        grant: Option<crate::app::review::grants::GrantRequest>,
+    ) -> Result<(Decided, Option<crate::app::Grant>), DecideError> {
         let to_agent = check_request(&req)?;
+        if grant.is_some() && req.outcome != Outcome::Approved {
+            return Err(DecideError::Unprocessable(
+                "grant is only for outcome \"approved\"".into(),
+            ));
+        }
         let edits = crate::app::review::edits::checked(req.outcome, req.edits.clone())?;
         let Actor::Reviewer { name, roles } = actor else {
             return Err(DecideError::Forbidden(
@@ -164,7 +184,15 @@ impl Cx<'_> {
                 edits,
                 via,
             };
-            return self.approve(&ws, &mut st, key, route, name, roles, remark);
+            let Some(asked) = grant else {
+                let approved = self.approve(&ws, &mut st, key, route, name, roles, remark);
+                return approved.map(|decided| (decided, None));
+            };
+            let grant = self.grant_for(&ws, rec, name, &asked)?;
+            self.save_grant(&grant)?;
+            let approved = self.approve(&ws, &mut st, key, route, name, roles, remark);
+            self.grant_settled(&ws, &grant, approved.is_ok());
+            return approved.map(|decided| (decided, Some(grant)));
         }
         let closing = Closing {
             to_agent,
@@ -172,7 +200,8 @@ impl Cx<'_> {
             via: Some(via),
             ..Closing::new(req.outcome, name.clone(), req.comment)
         };
-        Ok(Decided::Closed(self.settle(&ws, &mut st, key, closing)?))
+        let closed = self.settle(&ws, &mut st, key, closing)?;
+        Ok((Decided::Closed(closed), None))
     }
 
     /// The refusal of any decision by someone the handoff's route does not admit.
@@ -290,6 +319,7 @@ impl Cx<'_> {
             shadow,
             receipt: None,
             attestation: None,
+            grant: closing.grant,
         };
         let decision = Decision {
             attestation: Some(self.attestation_for(ws, Some(rec), &decision)),
@@ -303,6 +333,9 @@ impl Cx<'_> {
         });
         if let Some(via) = closing.via {
             data["via"] = via.as_str().into();
+        }
+        if let Some(g) = &decision.grant {
+            data["grant"] = json!(g);
         }
         let event = Event::new(
             EventType::HandoffDecided,
@@ -373,6 +406,8 @@ fn made_by(by: &str, policy: Option<String>) -> Option<String> {
     match policy {
         Some(p) => Some(p),
         None if by == "system" || by == TIMEOUT || by.starts_with("policy:") => None,
+        // A reviewer's grant: `decision.grant` names it and its granter.
+        None if by.starts_with("grant:") => None,
         None => Some("human".into()),
     }
 }

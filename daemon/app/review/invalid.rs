@@ -43,6 +43,7 @@ impl Cx<'_> {
             shadow: None,
             receipt: None,
             attestation: None,
+            grant: None,
         };
         let decision = Decision {
             attestation: Some(self.attestation_for(ws, None, &decision)),

@@ -28,6 +28,7 @@ pub(in crate::app) mod context;
 pub(in crate::app) mod damage;
 pub(in crate::app) mod decide;
 pub(in crate::app) mod edits;
+pub(in crate::app) mod grants;
 pub(in crate::app) mod holds;
 pub(in crate::app) mod ingest;
 pub(in crate::app) mod intake_line;
@@ -73,6 +74,8 @@ pub(in crate::app) struct Common {
     pub alerts: tamper::Alerts,
     /// The ingest thread, for what a transition asks of it.
     pub intake: intake_line::IntakeLine,
+    /// Reviewers' scoped grants ("approve similar"), in data_dir/grants.json.
+    pub grants: grants::table::Grants,
 }
 
 impl Common {
@@ -92,6 +95,7 @@ impl Common {
             agenda: Default::default(),
             alerts: Default::default(),
             intake: Default::default(),
+            grants: grants::table::Grants::open(data_dir, people.is_some()),
         }
     }
 }

@@ -114,6 +114,7 @@ impl Cx<'_> {
         self.metrics().received.inc();
         self.metrics().pending.inc();
         self.apply_policy(ws, st, &key);
+        self.apply_grant(ws, st, &key);
         // Still pending after the route's policy: its reviewers' work, assigned if it says so.
         self.assign_new(ws, st, &key);
         Ok(())

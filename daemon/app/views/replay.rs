@@ -42,7 +42,9 @@ pub fn replay(config: &Config, since: &str) -> anyhow::Result<BTreeMap<String, R
                 let human = r.decision.policy.as_deref().is_none_or(|p| p == "human")
                     && r.decision.by != "system"
                     && r.decision.by != crate::app::review::timers::timeouts::BY
-                    && !r.decision.by.starts_with("policy:");
+                    && !r.decision.by.starts_with("policy:")
+                    // A reviewer's grant decided it at receipt: nobody looked.
+                    && !r.decision.by.starts_with("grant:");
                 if !human || r.decision.at.as_str() < since {
                     continue;
                 }

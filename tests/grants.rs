@@ -1,0 +1,459 @@
+//! Scoped grants ("approve similar"): a reviewer approving a handoff may let the daemon approve
+//! later handoffs like it, and only those: same workspace, proven sender, route, trigger and
+//! labels, artifacts within the glob and no larger, for at most N handoffs or T minutes. A
+//! grant past its count or time, or revoked, decides nothing; a route that allows none (or
+//! asks for two approvals) refuses it; only a reviewer of the handoff can grant. Decisions a
+//! grant makes say `by: "grant:<id>"` and name the granter in the signed decision.
+
+use crate::pages::{Session, Web};
+use crate::util::{agent, events, handoff, Daemon, TestEnv};
+use serde_json::{json, Value};
+use std::io::{Read, Write};
+use std::time::Duration;
+
+/// A `[[users]]` entry with token `<name>-token` and password `pw-<name>`.
+fn person(name: &str, roles: &str) -> String {
+    let token = baton::auth::token_hash(&format!("{name}-token"));
+    let password = baton::login::hash_password(&format!("pw-{name}")).unwrap();
+    format!(
+        "[[users]]\nname = \"{name}\"\nroles = [{roles}]\ntoken_sha256 = \"{token}\"\npassword_hash = \"{password}\"\n"
+    )
+}
+
+fn config() -> String {
+    [
+        person("rita", "\"reviewer\""),
+        person("sam", "\"reviewer\""),
+        person("olga", "\"observer\""),
+        agent("bot", "alpha"),
+        agent("other", "alpha"),
+        "[[routes]]\nname = \"docs\"\nlabels = [\"docs\"]\n".into(),
+        "[[routes]]\nname = \"ops\"\nlabels = [\"ops\"]\n".into(),
+        "[[routes]]\nname = \"locked\"\nlabels = [\"locked\"]\ngrant_max_handoffs = 0\n".into(),
+        "[[routes]]\nname = \"pair\"\nlabels = [\"pair\"]\nmin_approvals = 2\n".into(),
+    ]
+    .concat()
+}
+
+/// A handoff from `from` with `labels` and artifacts `artifacts` (paths in the workspace).
+fn doc(id: &str, from: &str, labels: &[&str], artifacts: &[&str]) -> Value {
+    let mut h = handoff(id);
+    h["from_agent"] = json!(from);
+    h["trigger"] = json!("completion");
+    h["confidence"] = json!(0.9);
+    h["labels"] = json!(labels);
+    h["artifacts"] = json!(artifacts
+        .iter()
+        .map(|p| json!({ "path": p }))
+        .collect::<Vec<_>>());
+    h
+}
+
+/// Writes `size` bytes at `path` in workspace alpha.
+fn artifact(env: &TestEnv, path: &str, size: usize) {
+    let at = env.ws("alpha").join(path);
+    std::fs::create_dir_all(at.parent().unwrap()).unwrap();
+    std::fs::write(at, "x".repeat(size)).unwrap();
+}
+
+/// Uploads `h` with `token` (an agent's: the daemon then knows who sent it), and waits until
+/// it is received.
+fn upload(d: &Daemon, token: &str, h: &Value) {
+    let body = serde_json::to_vec(h).unwrap();
+    let mut s = std::net::TcpStream::connect(d.addr()).unwrap();
+    let head = format!(
+        "PUT /api/v1/workspaces/alpha/handoff HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(
+        answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.1 201"),
+        "{answer}"
+    );
+    let key = h["id"].as_str().unwrap();
+    d.wait_until("the handoff is received", || {
+        d.get(&format!("/api/v1/handoffs/{key}")).0 == 200
+    });
+}
+
+fn state(d: &Daemon, key: &str) -> String {
+    let (_, body) = d.get(&format!("/api/v1/handoffs/{key}"));
+    body["state"].as_str().unwrap_or_default().to_string()
+}
+
+/// Asserts `key` is still pending a while after its receipt (a grant decides at receipt).
+fn stays_pending(d: &Daemon, key: &str, why: &str) {
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(state(d, key), "pending", "{why}");
+}
+
+fn decision(env: &TestEnv, key: &str) -> Value {
+    let path = env
+        .store("alpha")
+        .join("handoffs")
+        .join(key)
+        .join("decision.json");
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// `token`'s approval of `key` asking for `grant`: (status, body, the grant's id if made).
+fn approve_granting(d: &Daemon, key: &str, token: &str, grant: Value) -> (u16, Value, String) {
+    let body = json!({ "outcome": "approved", "grant": grant }).to_string();
+    let url = format!("{}/api/v1/handoffs/{key}/decision", d.url);
+    let sent = ureq::post(&url)
+        .set("Content-Type", "application/json")
+        .set("Authorization", &format!("Bearer {token}"))
+        .send_string(&body);
+    let response = match sent {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{e}"),
+    };
+    let status = response.status();
+    let id = response
+        .header("baton-grant")
+        .unwrap_or_default()
+        .to_string();
+    let body = response.into_json().unwrap_or(Value::Null);
+    (status, body, id)
+}
+
+fn grants(d: &Daemon, token: &str) -> Vec<Value> {
+    let (status, body) = d.get_as("/api/v1/grants", Some(token));
+    assert_eq!(status, 200, "{body}");
+    body.as_array().cloned().unwrap()
+}
+
+fn grant(d: &Daemon, id: &str) -> Value {
+    let all = grants(d, "rita-token");
+    all.into_iter()
+        .find(|g| g["id"] == id)
+        .expect("the grant is listed")
+}
+
+#[test]
+fn a_grant_approves_a_matching_handoff_and_the_decision_names_the_granter() {
+    let mut env = TestEnv::with_config(&config());
+    let d = env.start();
+    artifact(&env, "docs/a.md", 100);
+    upload(
+        &d,
+        "bot-token",
+        &doc("g-1", "bot", &["docs"], &["docs/a.md"]),
+    );
+    let (status, body, id) = approve_granting(
+        &d,
+        "g-1",
+        "rita-token",
+        json!({ "max_handoffs": 2, "minutes": 60 }),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(id.starts_with("g-"), "the answer names the grant: {id:?}");
+    let made = grant(&d, &id);
+    assert_eq!(made["granted_by"], "rita", "{made}");
+    assert_eq!(made["from_handoff"], "g-1");
+    assert_eq!(made["state"], "live");
+    assert_eq!(made["scope"]["sender"], "bot");
+    assert_eq!(made["scope"]["route"], "docs");
+    assert_eq!(made["scope"]["paths"], "docs/**/*");
+    assert_eq!(made["scope"]["max_artifact_bytes"], 100);
+    let types = crate::util::event_types(&env.ws("alpha"));
+    assert!(types.iter().any(|t| t == "grant.created"), "{types:?}");
+
+    // Kept across a restart.
+    d.stop();
+    let d = env.start();
+    assert_eq!(grant(&d, &id)["state"], "live");
+
+    // A handoff like it, by the same proven sender, is approved at receipt by the grant.
+    artifact(&env, "docs/sub/b.md", 60);
+    upload(
+        &d,
+        "bot-token",
+        &doc("g-2", "bot", &["docs"], &["docs/sub/b.md"]),
+    );
+    d.wait_until("approved by the grant", || state(&d, "g-2") == "decided");
+    let by_grant = decision(&env, "g-2");
+    assert_eq!(by_grant["outcome"], "approved", "{by_grant}");
+    assert_eq!(by_grant["by"], format!("grant:{id}"));
+    assert_eq!(by_grant["grant"], json!({ "id": id, "granted_by": "rita" }));
+    assert!(by_grant["attestation"].is_object(), "signed: {by_grant}");
+    // The signed statement covers the grant too.
+    let payload = by_grant["attestation"]["payload"].as_str().unwrap();
+    use base64::Engine;
+    let statement = base64::engine::general_purpose::STANDARD
+        .decode(payload)
+        .unwrap();
+    let statement: Value = serde_json::from_slice(&statement).unwrap();
+    assert_eq!(
+        statement["predicate"]["decision"]["grant"]["granted_by"], "rita",
+        "{statement}"
+    );
+    let decided = events(&env.ws("alpha"))
+        .into_iter()
+        .find(|e| e["type"] == "handoff.decided" && e["key"] == "g-2")
+        .expect("the decision's event");
+    assert_eq!(decided["data"]["grant"]["id"], id, "{decided}");
+    let used = grant(&d, &id);
+    assert_eq!(used["used"], 1);
+    assert_eq!(used["approved"], json!(["g-2"]));
+    assert!(
+        d.metrics()
+            .contains("baton_grants_total{outcome=\"approved\"} 1"),
+        "{}",
+        d.metrics()
+    );
+
+    // Handoffs outside the scope stay with people, though the grant has a use left.
+    artifact(&env, "docs/c.md", 10);
+    upload(
+        &d,
+        "other-token",
+        &doc("g-3", "other", &["docs"], &["docs/c.md"]),
+    );
+    stays_pending(&d, "g-3", "another proven sender");
+    artifact(&env, "src/x.rs", 10);
+    upload(
+        &d,
+        "bot-token",
+        &doc("g-4", "bot", &["docs"], &["src/x.rs"]),
+    );
+    stays_pending(&d, "g-4", "an artifact outside the glob");
+    artifact(&env, "docs/big.md", 101);
+    upload(
+        &d,
+        "bot-token",
+        &doc("g-5", "bot", &["docs"], &["docs/big.md"]),
+    );
+    stays_pending(&d, "g-5", "a larger artifact");
+    upload(
+        &d,
+        "bot-token",
+        &doc("g-6", "bot", &["ops"], &["docs/c.md"]),
+    );
+    stays_pending(&d, "g-6", "another route (and labels)");
+    // A file on the share that claims the sender proves nothing.
+    crate::util::write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &crate::util::bytes(&doc("g-7", "bot", &["docs"], &["docs/c.md"])),
+    );
+    d.wait_until("received", || d.get("/api/v1/handoffs/g-7").0 == 200);
+    stays_pending(&d, "g-7", "a claimed from_agent is no proven sender");
+    assert_eq!(grant(&d, &id)["used"], 1);
+}
+
+#[test]
+fn a_grant_past_its_count_past_its_time_or_revoked_decides_nothing() {
+    let mut env = TestEnv::with_config(&config());
+    env.drive_clock();
+    let d = env.start();
+    artifact(&env, "docs/a.md", 100);
+    let matching = |id: &str| doc(id, "bot", &["docs"], &["docs/a.md"]);
+
+    // Past its count: one use, then nothing.
+    upload(&d, "bot-token", &matching("c-1"));
+    let (status, body, once) =
+        approve_granting(&d, "c-1", "rita-token", json!({ "max_handoffs": 1 }));
+    assert_eq!(status, 200, "{body}");
+    upload(&d, "bot-token", &matching("c-2"));
+    d.wait_until("the one use", || state(&d, "c-2") == "decided");
+    upload(&d, "bot-token", &matching("c-3"));
+    stays_pending(&d, "c-3", "the grant is used up");
+    assert_eq!(grant(&d, &once)["state"], "used_up");
+
+    // Past its time.
+    let (status, body, brief) = approve_granting(
+        &d,
+        "c-3",
+        "rita-token",
+        json!({ "max_handoffs": 5, "minutes": 1 }),
+    );
+    assert_eq!(status, 200, "{body}");
+    env.move_clock(61.0);
+    upload(&d, "bot-token", &matching("c-4"));
+    stays_pending(&d, "c-4", "the grant expired");
+    assert_eq!(grant(&d, &brief)["state"], "expired");
+    assert_eq!(grant(&d, &brief)["used"], 0);
+
+    // Revoked: by another reviewer refused, by its granter at once.
+    let (status, body, live) = approve_granting(&d, "c-4", "rita-token", json!({}));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        grant(&d, &live)["max_handoffs"],
+        20,
+        "the route's default maximum"
+    );
+    let (status, body) = d.delete_as(&format!("/api/v1/grants/{live}"), Some("sam-token"));
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("only its granter (rita) or an admin"),
+        "{body}"
+    );
+    let (status, body) = d.delete_as(&format!("/api/v1/grants/{live}"), Some("rita-token"));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["state"], "revoked");
+    assert_eq!(body["revoked"]["by"], "rita");
+    upload(&d, "bot-token", &matching("c-5"));
+    stays_pending(&d, "c-5", "the grant is revoked");
+    let types = crate::util::event_types(&env.ws("alpha"));
+    assert!(types.iter().any(|t| t == "grant.revoked"), "{types:?}");
+    assert!(d
+        .metrics()
+        .contains("baton_grants_total{outcome=\"revoked\"} 1"));
+}
+
+#[test]
+fn a_grant_is_refused_where_the_route_or_the_reviewer_may_not_give_it() {
+    let mut env = TestEnv::with_config(&config());
+    let d = env.start();
+    artifact(&env, "docs/a.md", 100);
+    let refused = |key: &str, token: &str, grant: Value, status: u16, says: &str| {
+        let (got, body, id) = approve_granting(&d, key, token, grant);
+        assert_eq!(got, status, "{key}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{key}: {error}");
+        assert!(id.is_empty());
+        assert_eq!(
+            state(&d, key),
+            "pending",
+            "a refused grant approves nothing"
+        );
+    };
+
+    upload(
+        &d,
+        "bot-token",
+        &doc("r-1", "bot", &["locked"], &["docs/a.md"]),
+    );
+    refused(
+        "r-1",
+        "rita-token",
+        json!({}),
+        403,
+        "route \"locked\" allows no grants (grant_max_handoffs = 0)",
+    );
+    upload(
+        &d,
+        "bot-token",
+        &doc("r-2", "bot", &["pair"], &["docs/a.md"]),
+    );
+    refused(
+        "r-2",
+        "rita-token",
+        json!({}),
+        403,
+        "route \"pair\" needs 2 approvals (min_approvals), which a grant would skip",
+    );
+    upload(
+        &d,
+        "bot-token",
+        &doc("r-3", "bot", &["docs"], &["docs/a.md"]),
+    );
+    refused(
+        "r-3",
+        "rita-token",
+        json!({ "max_handoffs": 21 }),
+        422,
+        "max_handoffs must be 1 to 20 on route \"docs\"",
+    );
+    refused(
+        "r-3",
+        "rita-token",
+        json!({ "minutes": 100000 }),
+        422,
+        "minutes must be 1 to 480",
+    );
+    refused(
+        "r-3",
+        "rita-token",
+        json!({ "paths": "src/**" }),
+        422,
+        "leaves out this handoff's own artifact \"docs/a.md\"",
+    );
+    refused(
+        "r-3",
+        "olga-token",
+        json!({}),
+        403,
+        "olga is not a reviewer",
+    );
+    refused(
+        "r-3",
+        "bot-token",
+        json!({}),
+        403,
+        "agent tokens cannot decide",
+    );
+    let (status, body) = d.post_as(
+        "/api/v1/handoffs/r-3/decision",
+        Some("rita-token"),
+        r#"{"outcome":"rejected","grant":{}}"#,
+    );
+    assert_eq!(status, 422, "{body}");
+    crate::util::write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &crate::util::bytes(&doc("r-4", "bot", &["docs"], &["docs/a.md"])),
+    );
+    d.wait_until("received", || d.get("/api/v1/handoffs/r-4").0 == 200);
+    refused(
+        "r-4",
+        "rita-token",
+        json!({}),
+        422,
+        "its sender is not proven",
+    );
+    assert!(grants(&d, "rita-token").is_empty(), "no grant was made");
+    let (status, _) = d.get_as("/api/v1/grants", Some("bot-token"));
+    assert_eq!(status, 403, "agents do not see grants");
+    assert!(d
+        .metrics()
+        .contains("baton_grants_total{outcome=\"refused\"}"));
+}
+
+#[test]
+fn the_reviewers_page_shows_a_grant_and_its_revoke_button_revokes_it() {
+    let mut env = TestEnv::with_config(&config());
+    let d = env.start();
+    artifact(&env, "docs/a.md", 100);
+    upload(
+        &d,
+        "bot-token",
+        &doc("p-1", "bot", &["docs"], &["docs/a.md"]),
+    );
+    let (status, body, id) =
+        approve_granting(&d, "p-1", "rita-token", json!({ "max_handoffs": 3 }));
+    assert_eq!(status, 200, "{body}");
+    let web = Web::new(&d);
+    let rita: Session = web.sign_in("rita", "pw-rita");
+    let page = web.get("/reviewers", Some(&rita));
+    assert_eq!(page.status, 200);
+    let row = format!("data-grant=\"{id}\"");
+    assert!(page.body.contains(&row), "{}", page.body);
+    assert!(page.body.contains("sent by bot"), "the scope is shown");
+    assert!(page.body.contains("0 of 3"), "its use is shown");
+    let action = format!("/reviewers/grants/{id}/revoke");
+    assert!(page.body.contains(&action), "a Revoke button");
+    // Another reviewer sees it, without the button.
+    let sam = web.sign_in("sam", "pw-sam");
+    let theirs = web.get("/reviewers", Some(&sam));
+    assert!(theirs.body.contains(&row) && !theirs.body.contains(&action));
+    // Without the form's token nothing is revoked.
+    let forged = web.post_form(&action, Some(&rita.cookie), &[("csrf", "nope")]);
+    assert_eq!(forged.status, 403, "{}", forged.short());
+    assert_eq!(grant(&d, &id)["state"], "live");
+    let done = web.post_form(&action, Some(&rita.cookie), &[("csrf", &rita.csrf)]);
+    assert_eq!(done.status, 303, "{}", done.short());
+    assert_eq!(grant(&d, &id)["state"], "revoked");
+    let after = web.get("/reviewers", Some(&rita));
+    assert!(after.body.contains("is revoked"), "{}", after.short());
+    assert!(
+        !after.body.contains(&action),
+        "no button on a revoked grant"
+    );
+}
