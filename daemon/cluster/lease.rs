@@ -7,7 +7,7 @@
 
 use super::{ClusterError, Pool};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
 
 /// The leases this node holds, by workspace tag: their epochs.
@@ -18,6 +18,8 @@ pub struct Leases {
     instance: String,
     ttl: Duration,
     held: Mutex<Held>,
+    /// Signalled when a take finishes (`Held::taking` shrank).
+    took: Condvar,
     /// Held while a renewal of every lease runs: one at a time. Concurrent renewals of the
     /// same rows (the loader threads taking many workspaces at once, each finding a renewal
     /// due, and the round) deadlocked in PostgreSQL (the bench saw 70 in a minute at 3,000
@@ -43,6 +45,32 @@ struct Held {
     elsewhere: std::collections::HashSet<String>,
     /// Leases found lost by a renewal made between rounds, for the next round to report.
     lost: Vec<String>,
+    /// Tags a take of this node is under way for (`acquire`, `acquire_all`): no other take
+    /// of this node asks for them until it is done. Two takes of one tag each got an epoch,
+    /// the second from the first's own unexpired lease (see `TAKE_ALL`): a round's
+    /// `acquire_all`, which had found a waiting workspace free before a load's `acquire` took
+    /// it, moved the lease to the next epoch under the workspace just served and fenced under
+    /// the first, so every write on its share was refused from then on while it stayed served
+    /// (the paused-node test saw a round's handoffs never received after a takeover).
+    taking: std::collections::HashSet<String>,
+}
+
+/// The tags of a take under way, let go (and the waiting takes woken) when it ends, whether
+/// it took them or failed.
+struct Taking<'a> {
+    leases: &'a Leases,
+    tags: Vec<String>,
+}
+
+impl Drop for Taking<'_> {
+    fn drop(&mut self) {
+        let mut held = self.leases.lock();
+        for tag in &self.tags {
+            held.taking.remove(tag);
+        }
+        drop(held);
+        self.leases.took.notify_all();
+    }
 }
 
 /// What a renewal round found.
@@ -74,6 +102,7 @@ impl Leases {
             instance,
             ttl,
             held: Mutex::default(),
+            took: Condvar::new(),
             renewing: Mutex::new(()),
             trust,
         }
@@ -157,15 +186,24 @@ impl Leases {
     /// one it prefers, or its lease has been expired a whole TTL (its preferred node is not
     /// taking it). `Ok(true)`: held now, under a new epoch.
     pub fn acquire(&self, tag: &str) -> Result<bool, ClusterError> {
-        {
-            let held = self.lock();
+        let _taking = {
+            let mut held = self.lock();
+            // Another take of this node may be asking for it: its outcome decides.
+            while held.taking.contains(tag) {
+                held = self.took.wait(held).unwrap_or_else(|e| e.into_inner());
+            }
             if held.retiring.iter().any(|t| t == tag) || held.elsewhere.contains(tag) {
                 return Ok(false);
             }
             if held.epochs.contains_key(tag) {
                 return Ok(true);
             }
-        }
+            held.taking.insert(tag.to_string());
+            Taking {
+                leases: self,
+                tags: vec![tag.to_string()],
+            }
+        };
         let mine = self.preferred(tag).is_none_or(|n| n == self.node);
         let grace = if mine { 0.0 } else { self.ttl_s() };
         let mut client = super::clock::checkout(&self.pool)?;
@@ -202,17 +240,32 @@ impl Leases {
     /// each. A takeover frees a dead node's whole share in the same round, and the waiting
     /// workspaces' loads then find their leases held. Returns how many were taken.
     pub fn acquire_all(&self, tags: &[String]) -> Result<usize, ClusterError> {
-        let (mut mine, mut others): (Vec<String>, Vec<String>) = {
-            let held = self.lock();
-            let free = |t: &&String| {
-                !held.epochs.contains_key(*t)
-                    && !held.elsewhere.contains(*t)
-                    && !held.retiring.contains(t)
-            };
-            tags.iter()
-                .filter(free)
+        // Those free are marked as being taken in the same look, so no load's `acquire`
+        // takes one of them meanwhile (nor this one a lease a load took since).
+        let (mut mine, mut others, _taking) = {
+            let mut held = self.lock();
+            let mut free: Vec<String> = tags
+                .iter()
+                .filter(|t| {
+                    !held.epochs.contains_key(*t)
+                        && !held.elsewhere.contains(*t)
+                        && !held.retiring.contains(t)
+                        && !held.taking.contains(*t)
+                })
                 .cloned()
-                .partition(|t| preferred_among(t, &held.live).is_none_or(|n| *n == self.node))
+                .collect();
+            free.sort();
+            free.dedup();
+            held.taking.extend(free.iter().cloned());
+            let (mine, others): (Vec<String>, Vec<String>) = free
+                .iter()
+                .cloned()
+                .partition(|t| preferred_among(t, &held.live).is_none_or(|n| *n == self.node));
+            let taking = Taking {
+                leases: self,
+                tags: free,
+            };
+            (mine, others, taking)
         };
         // In one order, and never beside a renewal: two statements locking the same rows in
         // different orders deadlock.
@@ -251,6 +304,11 @@ impl Leases {
     /// longer holds are dropped here and reported by the next `renew`.
     fn refresh(&self, client: &mut postgres::Client) -> Result<(), ClusterError> {
         let started = crate::clock::instant();
+        // Judged: the leases held before the statement, and still under the same epoch after
+        // it. One taken meanwhile (a load's `acquire` beside this renewal) is newer than the
+        // statement's snapshot and was not renewed by it, but it is not lost: its expiry is a
+        // whole TTL after it was taken.
+        let before = self.lock().epochs.clone();
         let rows = client.query(
             concat!(
                 "UPDATE leases SET expires_at = ",
@@ -265,11 +323,12 @@ impl Leases {
         )?;
         let renewed: HashMap<String, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         let mut held = self.lock();
-        let lost: Vec<String> = held
-            .epochs
-            .iter()
-            .filter(|(tag, epoch)| renewed.get(*tag) != Some(epoch))
-            .map(|(tag, _)| tag.clone())
+        let lost: Vec<String> = before
+            .into_iter()
+            .filter(|(tag, epoch)| {
+                renewed.get(tag) != Some(epoch) && held.epochs.get(tag) == Some(epoch)
+            })
+            .map(|(tag, _)| tag)
             .collect();
         for tag in &lost {
             held.epochs.remove(tag);

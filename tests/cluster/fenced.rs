@@ -18,7 +18,7 @@ fn budget() -> Duration {
     let secs = std::env::var("BATON_FENCE_SECS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(60);
+        .unwrap_or(30);
     Duration::from_secs(secs)
 }
 
@@ -48,34 +48,20 @@ fn logged(env: &TestEnv, names: &[String]) -> std::collections::HashSet<(String,
     out
 }
 
-/// Moves lease time a round at a time until each workspace of `names` is served by the node
-/// the database says holds it.
-fn every_one_served(
-    env: &TestEnv,
-    pg: &Postgres,
-    db: &str,
-    nodes: &[(&str, &Daemon)],
-    names: &[String],
-) {
-    for _ in 0..60 {
-        let pause = Instant::now() + Duration::from_secs(3);
-        while Instant::now() < pause {
-            let holders: Vec<String> = names.iter().map(|n| holder(pg, db, n)).collect();
-            let all = nodes
-                .iter()
-                .all(|(node, d)| served(d) == holders.iter().filter(|h| h == node).count());
-            if all {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(200));
-        }
-        lease_round(env, pg, db, &["a", "b"]);
-    }
-    panic!("the workspaces were never all served, 60 lease rounds on");
+/// The workspaces of `names` that `d` (node `node`) serves now: the database says it holds
+/// the lease and it answers for the workspace itself. One it holds but does not serve (being
+/// given up to the node it prefers, a round later) answers 503 and is left out: a handoff
+/// written there would be received only once the lease has moved on.
+fn serving(pg: &Postgres, db: &str, node: &str, d: &Daemon, names: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|n| holder(pg, db, n) == node)
+        .filter(|n| d.get(&format!("/api/v1/workspaces/{n}/locks")).0 == 200)
+        .cloned()
+        .collect()
 }
 
 #[test]
-#[ignore = "flaky: 1 run of 4 timed out waiting for a round's handoffs to be pending after a takeover (not yet understood); run with --ignored"]
 fn a_node_paused_right_after_decisions_writes_nothing_on_the_share_when_it_wakes() {
     let _serial = one_at_a_time();
     let pg = Postgres::start();
@@ -94,28 +80,25 @@ fn a_node_paused_right_after_decisions_writes_nothing_on_the_share_when_it_wakes
     let a = env.start();
     a.wait_until("a serves every workspace", || served(&a) == total);
     let b = env.spawn_with_config(&second_node(&env, &url, &hooks));
-    settled(&env, &pg, db, &["a", "b"], total);
     let nodes = [("a", &a), ("b", &b)];
 
+    // Each round pauses the node serving the most; the shares move back towards the nodes
+    // the workspaces prefer meanwhile (a lease a round), which the rounds need not wait for.
     let started = Instant::now();
     let (mut rounds, mut paused) = (0usize, 0usize);
     while started.elapsed() < budget() {
-        // The node holding the most is paused.
-        let holders: Vec<String> = names.iter().map(|n| holder(&pg, db, n)).collect();
-        let count = |node: &str| holders.iter().filter(|h| *h == node).count();
-        let (xi, yi) = if count("a") >= count("b") {
-            (0, 1)
+        let [on_a, on_b] = [0, 1].map(|i| serving(&pg, db, nodes[i].0, nodes[i].1, &names));
+        let (xi, yi, held) = if on_a.len() >= on_b.len() {
+            (0, 1, on_a)
         } else {
-            (1, 0)
+            (1, 0, on_b)
         };
         let (x_name, x) = nodes[xi];
         let (y_name, y) = nodes[yi];
-        let held: Vec<&String> = names
-            .iter()
-            .zip(&holders)
-            .filter(|(_, h)| *h == x_name)
-            .map(|(n, _)| n)
-            .collect();
+        if held.is_empty() {
+            lease_round(&env, &pg, db, &["a", "b"]);
+            continue;
+        }
         let keys: Vec<String> = held.iter().map(|n| format!("f{rounds}-{n}")).collect();
         for (name, key) in held.iter().zip(&keys) {
             write_atomic(&env.ws(name).join("handoff.json"), &bytes(&handoff(key)));
@@ -167,39 +150,63 @@ fn a_node_paused_right_after_decisions_writes_nothing_on_the_share_when_it_wakes
             shot.join().expect("a decision's thread");
         }
         eprintln!("round {rounds}: {y_name} took over; {x_name} woken");
-        // The woken node renews (it learns what it lost); rounds go on until every workspace
-        // is served by the node holding its lease (one being given back to the node it prefers
-        // is served by neither until it is given up, a round later).
+        // The woken node renews: it learns what it lost.
         lease_round(&env, &pg, db, &["a", "b"]);
-        every_one_served(&env, &pg, db, &nodes, &names);
         paused += keys.len();
         rounds += 1;
     }
-    eprintln!(
-        "fencing: {rounds} pauses, {paused} decisions in flight, {:.0} s",
-        started.elapsed().as_secs_f64()
-    );
-    assert!(rounds >= 3, "only {rounds} rounds ran");
 
     // No chain restarted, no tamper alert, every log verifies.
-    for name in &names {
-        let types = event_types(&env.ws(name));
-        assert!(
-            !types.iter().any(|t| t == "audit.broken"),
-            "{name}: a chain was restarted: {types:?}"
-        );
-    }
+    let restarted: Vec<(&String, Vec<String>)> = names
+        .iter()
+        .map(|name| (name, event_types(&env.ws(name))))
+        .filter(|(_, types)| types.iter().any(|t| t == "audit.broken"))
+        .collect();
+    // Every webhook sent is of an event some log holds.
+    wait_long("the webhooks settle", SETTLE_S, || {
+        let pending = |d: &Daemon| crate::notify::deliveries(d, "pending").len();
+        pending(&a) + pending(&b) == 0
+    });
+    let logs = logged(&env, &names);
+    let requests: Vec<Value> = receiver.requests();
+    let unlogged: Vec<&Value> = requests
+        .iter()
+        .filter(|r| {
+            let body = &r["body"];
+            let field = |v: &Value| v.as_str().unwrap_or_default().to_string();
+            let seen = (
+                field(&body["type"]),
+                field(&body["data"]["key"]),
+                field(&body["timestamp"]),
+            );
+            !logs.contains(&seen)
+        })
+        .collect();
+    // One line to count over many runs (the figures: chain restarts, events
+    // delivered that no log holds).
+    eprintln!(
+        "fencing: {rounds} pauses, {paused} decisions in flight, {} chains restarted, {} of {} webhooks of events no log holds, {:.0} s",
+        restarted.len(),
+        unlogged.len(),
+        requests.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(rounds >= 2, "only {rounds} rounds ran");
+    assert!(restarted.is_empty(), "chains restarted: {restarted:?}");
+    assert!(
+        unlogged.is_empty(),
+        "webhooks of events no log holds: {unlogged:?}"
+    );
+    assert!(!requests.is_empty());
     for (node, d) in nodes {
         let health = d.health();
         assert!(health.get("tamper_alerts").is_none(), "{node}: {health}");
         d.assert_alive();
     }
     for node in ["a", "b"] {
-        let config = env.root().join(format!("baton-{node}.toml"));
-        let config = if node == "a" {
-            env.config_path()
-        } else {
-            config
+        let config = match node {
+            "a" => env.config_path(),
+            _ => env.root().join(format!("baton-{node}.toml")),
         };
         for name in &names {
             let ws = env.ws(name);
@@ -213,25 +220,74 @@ fn a_node_paused_right_after_decisions_writes_nothing_on_the_share_when_it_wakes
             assert!(verify.status.success(), "{node} {name}: {verify:?}");
         }
     }
-    // Every webhook sent is of an event some log holds.
-    wait_long("the webhooks settle", SETTLE_S, || {
-        let pending = |d: &Daemon| crate::notify::deliveries(d, "pending").len();
-        pending(&a) + pending(&b) == 0
+}
+
+/// A lease a load takes while a round's `acquire_all` is under way for it is taken once: the
+/// round leaves it to the load. Before, the round (which had found it free) took it again
+/// under the next epoch, from this node's own unexpired lease, right under the workspace the
+/// load had just served and fenced under the first: every write on its share was then refused
+/// while the node went on serving it (a round's handoffs were never received after a
+/// takeover). The order is forced: the lease's row is locked, the load's take waits on it,
+/// then the round's.
+#[test]
+fn a_lease_taken_by_a_load_during_a_rounds_take_is_taken_once() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let db = "double_take";
+    let url = pg.database(db);
+    let tag = "ws-freed".to_string();
+    let a = baton::cluster::Cluster::connect(&cluster_config(&url, "a")).unwrap();
+    a.leases.heartbeat("http://a", "http://a").unwrap();
+    assert!(a.leases.acquire(&tag).unwrap());
+    // a is gone: its lease expired long ago.
+    let out = pg.psql(
+        db,
+        "UPDATE leases SET expires_at = now() - interval '1 hour'",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let b = baton::cluster::Cluster::connect(&cluster_config(&url, "b")).unwrap();
+    b.leases.heartbeat("http://b", "http://b").unwrap();
+
+    let mut lock = postgres::Client::connect(&url, postgres::NoTls).unwrap();
+    let mut held = lock.transaction().unwrap();
+    held.execute("SELECT 1 FROM leases WHERE tag = $1 FOR UPDATE", &[&tag])
+        .unwrap();
+    let waiting = || {
+        let sql = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'";
+        let out = pg.psql(db, sql);
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<usize>()
+            .unwrap()
+    };
+    // Within the nodes' lock timeout (a few seconds): the waits are let go before it.
+    let soon = |what: &str, check: &mut dyn FnMut() -> bool| {
+        let until = Instant::now() + Duration::from_secs(2);
+        while !check() {
+            assert!(Instant::now() < until, "{what}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let (loaded, round) = std::thread::scope(|s| {
+        let load = s.spawn(|| b.leases.acquire(&tag));
+        soon("the load's take waits on the row", &mut || waiting() == 1);
+        let round = s.spawn(|| b.leases.acquire_all(std::slice::from_ref(&tag)));
+        // The round either leaves the lease to the load at once, or (before) waits too.
+        let until = Instant::now() + Duration::from_millis(1500);
+        while !round.is_finished() && waiting() < 2 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        held.commit().unwrap();
+        (load.join().unwrap(), round.join().unwrap())
     });
-    let logs = logged(&env, &names);
-    let requests: Vec<Value> = receiver.requests();
-    assert!(!requests.is_empty());
-    for r in &requests {
-        let body = &r["body"];
-        let field = |v: &Value| v.as_str().unwrap_or_default().to_string();
-        let seen = (
-            field(&body["type"]),
-            field(&body["data"]["key"]),
-            field(&body["timestamp"]),
-        );
-        assert!(
-            logs.contains(&seen),
-            "a webhook of an event no log holds: {r}"
-        );
-    }
+    assert!(loaded.unwrap(), "the load took the lease");
+    assert_eq!(round.unwrap(), 0, "the round took it again");
+    let epoch = pg.psql(db, &format!("SELECT epoch FROM leases WHERE tag = '{tag}'"));
+    let epoch = String::from_utf8_lossy(&epoch.stdout).trim().to_string();
+    assert_eq!(epoch, "2", "taken once, under the next epoch");
+    assert_eq!(
+        b.leases.epoch(&tag),
+        Some(2),
+        "the epoch the load served it under"
+    );
 }
