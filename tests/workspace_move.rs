@@ -323,3 +323,46 @@ fn a_moved_folder_that_drops_its_id_and_cuts_its_log_is_still_tampering() {
     let (code, out) = verify(&env, &beta);
     assert_eq!(code, 1, "{out}");
 }
+
+/// `baton audit verify` finds a moved workspace's anchor as the daemon finds its records:
+/// through the id data_dir notes for its new path (`data_dir/moved-in/`), not only through the
+/// `.baton/id` in its folder, which is the agents' to delete. Without it, the folder was
+/// verified against no anchor at all: its log cut back was "ok".
+#[test]
+fn audit_verify_reads_a_moved_workspaces_anchor_without_its_folders_id() {
+    let mut env = TestEnv::new();
+    let alpha = env.ws("alpha");
+    let beta = env.ws("beta");
+    let d = env.start();
+    write_atomic(&alpha.join("handoff.json"), &bytes(&handoff("h1")));
+    d.wait_until("h1 pending", || {
+        listed_under(&d, "pending", "h1") == ["alpha"]
+    });
+    let received = std::fs::read(alpha.join(".baton/events.jsonl")).unwrap();
+    std::fs::rename(&alpha, &beta).unwrap();
+    d.wait_until("h1 under beta", || {
+        listed_under(&d, "pending", "h1") == ["beta"]
+    });
+    let (status, body) = d.decide("h1", "rejected", "no");
+    assert_eq!(status, 200, "{body}");
+    d.stop();
+    assert!(
+        std::fs::read_dir(env.root().join("data/moved-in"))
+            .unwrap()
+            .count()
+            == 1,
+        "the daemon noted the id of the folder now at beta"
+    );
+
+    // The folder's id is gone: verify still checks the log's end against the daemon's anchor.
+    std::fs::remove_file(beta.join(".baton/id")).unwrap();
+    let (code, out) = verify(&env, &beta);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("end matches the daemon's anchor"), "{out}");
+
+    // Cut back to before the move and the rejection: tampering, not a log with no past.
+    std::fs::write(beta.join(".baton/events.jsonl"), received).unwrap();
+    let (code, out) = verify(&env, &beta);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("TAMPERED"), "{out}");
+}

@@ -69,9 +69,11 @@ pub fn schema(kind: super::SchemaKind) -> anyhow::Result<ExitCode> {
 fn anchors(ws: &Workspace, config: Option<&Path>) -> anyhow::Result<Option<Anchors>> {
     match Config::load(config) {
         Ok(c) => {
-            // A workspace whose folder moved keeps its anchors under its id.
+            // A workspace whose folder moved keeps its anchors under its id (found as the
+            // daemon finds it: data_dir/moved-in/, then the folder's .baton/id).
             let ws = match &c.cluster {
                 None => baton::store::identity::known(
+                    &c.data_dir,
                     &baton::store::in_data_dir(&c.data_dir),
                     ws.clone(),
                 ),

@@ -37,7 +37,7 @@ pub fn repair(dry_run: bool, config: Option<&Path>) -> anyhow::Result<ExitCode> 
     let by_tag: HashMap<String, Workspace> = found
         .workspaces
         .into_iter()
-        .map(|ws| baton::store::identity::known(&records, ws))
+        .map(|ws| baton::store::identity::known(data_dir, &records, ws))
         .map(|ws| (baton::store::tag(&ws), ws))
         .collect();
     let mut tally = Tally::default();

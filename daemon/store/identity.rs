@@ -219,13 +219,17 @@ pub fn point(data_dir: &Path, ws: &Workspace, id: &str) -> io::Result<()> {
     crate::workspace::write_atomic(&file, id.as_bytes(), crate::workspace::fsync::Kind::Store)
 }
 
-/// For a command reading a workspace's records outside the daemon (`baton audit verify`):
-/// `ws` under the id the store places at its path, if its `.baton/id` names one. Reads only.
-pub fn known(records: &Records, ws: Workspace) -> Workspace {
-    let Some(id) = claim(&ws) else { return ws };
-    match recorded(records, &id) {
-        Ok(Some(known)) if known.root == ws.root => with_id(ws, id),
-        _ => ws,
+/// For a command reading a workspace's records outside the daemon (`baton audit verify`,
+/// `doctor`, `repair`): `ws` under the id the daemon keeps its records by, found as the daemon
+/// finds it (`resolve`): the id `data_dir/moved-in/` notes for its path, or the one its
+/// `.baton/id` claims, where the store places that workspace here (or it is that workspace's
+/// folder renamed since the daemon last ran). A folder whose id cannot be told (no `.baton/`)
+/// is taken under the id its path gives. Reads only.
+pub fn known(data_dir: &Path, records: &Records, ws: Workspace) -> Workspace {
+    let pointed = pointed(data_dir, &ws);
+    match resolve(records, ws.clone(), pointed) {
+        Ok((ws, _)) => ws,
+        Err(_) => ws,
     }
 }
 

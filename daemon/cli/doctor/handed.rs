@@ -27,7 +27,7 @@ pub fn marks(config: &Config) -> Outcome {
         .unwrap_or_default()
         .into_iter()
         .map(|ws| match config.cluster {
-            None => baton::store::identity::known(&records, ws),
+            None => baton::store::identity::known(&config.data_dir, &records, ws),
             Some(_) => ws,
         })
         .map(|ws| (baton::store::tag(&ws), ws.events_path()))

@@ -21,7 +21,7 @@ pub fn check(config: &Config) -> Outcome {
         .map(|f| f.workspaces)
         .unwrap_or_default()
         .into_iter()
-        .map(|ws| baton::store::identity::known(&records, ws))
+        .map(|ws| baton::store::identity::known(&config.data_dir, &records, ws))
         .collect();
     let mut findings = Vec::new();
     let mut stores = 0;
