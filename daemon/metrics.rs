@@ -98,6 +98,8 @@ pub struct Metrics {
     pub search_index_lost: Counter,
     /// Files and records the search indexer catalogued (stat'ed) to find what changed.
     pub search_catalogued: Counter,
+    /// Folders the search indexer cannot list now (their documents kept as last indexed).
+    pub search_unlisted_folders: Gauge,
     /// Route policies (`auto_approve_if`) whose evaluation failed or gave no boolean, each
     /// leaving its handoff to people (`crate::policy`).
     pub policy_errors: Counter,
@@ -147,6 +149,7 @@ impl Default for Metrics {
             search_wait_seconds: Histogram::new(exponential_buckets(0.0005, 2.0, 14)),
             search_index_lost: Counter::default(),
             search_catalogued: Counter::default(),
+            search_unlisted_folders: Gauge::default(),
             policy_errors: Counter::default(),
             grants: Family::default(),
             registry: Registry::default(),
@@ -321,6 +324,11 @@ impl Default for Metrics {
             "search_catalogued",
             "Files and records the search indexer catalogued (each a stat) to find what changed: a file change costs its own path, an event or the periodic reconcile its whole workspace",
             m.search_catalogued.clone(),
+        );
+        registry.register(
+            "search_unlisted_folders",
+            "Folders of the workspaces the search indexer cannot list now (unreadable, failing): their documents are kept as last indexed and the folders tried again every 5 s",
+            m.search_unlisted_folders.clone(),
         );
         registry.register(
             "policy_errors",

@@ -1,6 +1,8 @@
 //! Every regular file under a folder of a workspace with its size and mtime, for the search
 //! indexer to tell what changed. Confined like every other access: no symlink is followed and
-//! nothing outside the workspace is reached; depth and count are bounded.
+//! nothing outside the workspace is reached; depth and count are bounded. A sub-folder (or a
+//! file) that cannot be read for another reason than being gone (EACCES, EIO) is named apart,
+//! not left out as if it were empty: what it held is unknown, not removed.
 
 use super::confined::{names, present, walk};
 use cap_std::fs::Dir;
@@ -16,20 +18,30 @@ pub struct FileStat {
     pub mtime_ns: i128,
 }
 
+/// What a listing found.
+#[derive(Debug, Default)]
+pub struct Listing {
+    pub files: Vec<FileStat>,
+    /// Paths under the listed one (relative to the workspace, '/'-separated) that could not
+    /// be read, with why: a folder whose files are unknown, or a file whose size and time are.
+    pub unlisted: Vec<(String, io::Error)>,
+}
+
 const MAX_DEPTH: usize = 32;
 
 /// The regular files under `rel` (a file or a folder), at most `max` of them; names that are
-/// not UTF-8 are skipped (they cannot be named in a hit). `rel` missing: none.
-pub(super) fn files(root: &Path, rel: &Path, max: usize) -> io::Result<Vec<FileStat>> {
+/// not UTF-8 are skipped (they cannot be named in a hit). `rel` missing: none. `Err`: `rel`
+/// itself could not be read; a part under it that could not is in `Listing::unlisted`.
+pub(super) fn files(root: &Path, rel: &Path, max: usize) -> io::Result<Listing> {
     let parts = names(rel)?;
     let prefix: Vec<String> = parts
         .iter()
         .filter_map(|p| p.to_str().map(str::to_string))
         .collect();
+    let mut out = Listing::default();
     if prefix.len() != parts.len() {
-        return Ok(Vec::new());
+        return Ok(out);
     }
-    let mut out = Vec::new();
     let Some((last, dirs)) = parts.split_last() else {
         return Ok(out);
     };
@@ -43,7 +55,7 @@ pub(super) fn files(root: &Path, rel: &Path, max: usize) -> io::Result<Vec<FileS
     };
     let path = prefix.join("/");
     if meta.is_file() {
-        out.push(stat(path, &meta));
+        out.files.push(stat(path, &meta));
     } else if meta.is_dir() {
         let dir = walk(root, &parts, None)?;
         visit(&dir, &path, 0, max, &mut out)?;
@@ -51,15 +63,9 @@ pub(super) fn files(root: &Path, rel: &Path, max: usize) -> io::Result<Vec<FileS
     Ok(out)
 }
 
-fn visit(
-    dir: &Dir,
-    prefix: &str,
-    depth: usize,
-    max: usize,
-    out: &mut Vec<FileStat>,
-) -> io::Result<()> {
+fn visit(dir: &Dir, prefix: &str, depth: usize, max: usize, out: &mut Listing) -> io::Result<()> {
     for entry in dir.entries()? {
-        if out.len() >= max {
+        if out.files.len() >= max {
             return Ok(());
         }
         let entry = entry?;
@@ -70,19 +76,31 @@ fn visit(
         // The entry's own type: a symlink is neither a file nor a folder here. An entry
         // renamed or removed since the folder was read (an agent's atomic write does that to
         // its temporary file) is no longer there: skipped, not a failure of the whole folder.
-        let Some(ft) = present(entry.file_type())? else {
-            continue;
+        let ft = match present(entry.file_type()) {
+            Ok(Some(ft)) => ft,
+            Ok(None) => continue,
+            Err(e) => {
+                out.unlisted.push((path, e));
+                continue;
+            }
         };
         if ft.is_file() {
-            let Some(meta) = present(entry.metadata())? else {
-                continue;
-            };
-            out.push(stat(path, &meta));
+            match present(entry.metadata()) {
+                Ok(Some(meta)) => out.files.push(stat(path, &meta)),
+                Ok(None) => {}
+                Err(e) => out.unlisted.push((path, e)),
+            }
         } else if ft.is_dir() && depth + 1 < MAX_DEPTH {
-            match entry.open_dir() {
-                Ok(sub) => visit(&sub, &path, depth + 1, max, out)?,
-                // Removed or swapped meanwhile: the next event or reconcile sees it.
-                Err(e) => tracing::debug!(path, error = %e, "not listing a folder"),
+            // Removed or swapped meanwhile (gone, or a link now): the next event or reconcile
+            // sees it. Unreadable: its files are unknown, named apart.
+            let listed = present(entry.open_dir())
+                .and_then(|sub| sub.map_or(Ok(()), |sub| visit(&sub, &path, depth + 1, max, out)));
+            match listed {
+                Ok(()) => {}
+                Err(e) if matches!(e.raw_os_error(), Some(libc::ELOOP | libc::ENOTDIR)) => {
+                    tracing::debug!(path, error = %e, "not listing a folder")
+                }
+                Err(e) => out.unlisted.push((path, e)),
             }
         }
     }
@@ -141,7 +159,7 @@ mod tests {
         let listed = std::iter::from_fn(|| (std::time::Instant::now() < until).then_some(()))
             .try_for_each(|_| {
                 listings += 1;
-                let found = files(root.path(), Path::new("inbox"), 1_000)?;
+                let found = files(root.path(), Path::new("inbox"), 1_000)?.files;
                 match found.iter().any(|f| f.path == "inbox/kept.txt") {
                     true => Ok(()),
                     false => Err(io::Error::other(format!("kept.txt missing from {found:?}"))),

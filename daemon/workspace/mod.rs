@@ -23,7 +23,7 @@ pub use files::{
 };
 pub use fsinfo::{is_network_fs, is_tmpfs};
 pub use handoff_file::{handoff_file, HandoffFile, HANDOFF_FILES};
-pub use inventory::FileStat;
+pub use inventory::{FileStat, Listing};
 pub use paths::{resolve, PathError};
 pub use resubmit::{unrevised_warning, Unrevised};
 
@@ -199,8 +199,9 @@ impl Workspace {
     }
 
     /// The regular files under `path` (a file or folder) with size and mtime, at most `max`,
-    /// no symlink followed; none if it is missing.
-    pub fn files(&self, path: &Path, max: usize) -> io::Result<Vec<FileStat>> {
+    /// no symlink followed; none if it is missing. The parts under it that could not be read
+    /// are named apart (`Listing::unlisted`).
+    pub fn files(&self, path: &Path, max: usize) -> io::Result<Listing> {
         inventory::files(&self.root, self.relative(path)?, max)
     }
 

@@ -4,6 +4,7 @@
 mod cli;
 mod page;
 mod rebuild;
+mod unreadable;
 
 use crate::util::{self, Daemon, TestEnv};
 use serde_json::Value;

@@ -91,6 +91,7 @@ impl App {
             reconcile: self.config().reconcile,
             lost: self.metrics().search_index_lost.clone(),
             catalogued: self.metrics().search_catalogued.clone(),
+            unlisted: self.metrics().search_unlisted_folders.clone(),
         };
         match search.start(feed) {
             Ok(handle) => Some(handle),

@@ -10,6 +10,7 @@ mod folders;
 mod lost;
 mod marks;
 pub mod reindex;
+mod unlisted;
 mod writing;
 
 use super::sources::{self, Item};
@@ -57,6 +58,8 @@ pub struct Feed {
     /// Counts the files and records catalogued (each a stat, some a read of a small file), to
     /// tell what reconciles cost.
     pub catalogued: prometheus_client::metrics::counter::Counter,
+    /// How many folders cannot be listed now (see `unlisted`).
+    pub unlisted: prometheus_client::metrics::gauge::Gauge,
 }
 
 /// A full pass's totals and how far it got (files and bytes of the items it reads).
@@ -148,6 +151,8 @@ pub(super) struct Indexer {
     /// a workspace without one is reconciled whole on its next change.
     naming: HashMap<String, sources::Naming>,
     catalogued: prometheus_client::metrics::counter::Counter,
+    /// Folders the last whole catalogue of each workspace could not list.
+    unreadable: unlisted::Unreadable,
 }
 
 impl Indexer {
@@ -172,6 +177,7 @@ impl Indexer {
             skipped: HashMap::new(),
             naming: HashMap::new(),
             catalogued: Default::default(),
+            unreadable: Default::default(),
         }
     }
 
@@ -194,6 +200,7 @@ impl Indexer {
 
     fn follow(&mut self, mut feed: Feed) {
         self.catalogued = feed.catalogued.clone();
+        self.unreadable.counting(feed.unlisted.clone());
         let (tx, rx) = sync_channel(WATCH_QUEUE);
         let overflow = Arc::new(AtomicBool::new(false));
         let mut watching = match Watch::new(
@@ -296,6 +303,10 @@ impl Indexer {
                 self.drop_gone(&all.all);
                 sweep = all.all.iter().rev().map(|w| w.name.clone()).collect();
                 next_full = Instant::now() + feed.reconcile;
+            }
+            // A folder that could not be listed is tried again, its workspace whole.
+            for name in self.unreadable.due() {
+                mark(&mut dirty, &name, Change::Whole);
             }
             let due: Vec<String> = dirty
                 .iter()
@@ -403,7 +414,7 @@ impl Indexer {
     fn count_totals(&self, all: &[Workspace]) {
         let (mut files, mut bytes) = (0, 0);
         for ws in all {
-            let (items, _) = sources::catalog(ws, &self.search.reading);
+            let (items, _, _) = sources::catalog(ws, &self.search.reading);
             self.catalogued.inc_by(items.len() as u64);
             files += items.len() as u64;
             bytes += items.iter().map(|i| i.size).sum::<u64>();
@@ -423,6 +434,7 @@ impl Indexer {
             .cloned()
             .collect();
         for name in gone {
+            self.unreadable.forget(&name);
             for id in self.known.remove(&name).unwrap_or_default().into_keys() {
                 self.delete(id.into());
             }
@@ -436,11 +448,13 @@ impl Indexer {
         force: bool,
         report: &mut dyn FnMut(&Progress),
     ) {
-        let (items, naming) = sources::catalog(ws, &self.search.reading);
+        let (items, naming, unlisted) = sources::catalog(ws, &self.search.reading);
         self.catalogued.inc_by(items.len() as u64);
         self.naming.insert(ws.name.clone(), naming);
+        self.unreadable.found(&ws.name, &unlisted);
         let present: HashSet<&str> = items.iter().map(|i| i.id.as_str()).collect();
-        self.drop_absent(ws, &present, |_| true);
+        // What lies under a folder that could not be listed is unknown, not gone: kept.
+        self.drop_absent(ws, &present, |id| !unlisted::kept(&unlisted, id));
         drop(present);
         self.apply(ws, &items, force, report);
     }

@@ -83,14 +83,27 @@ pub struct Reading {
 #[derive(Debug, Default, Clone)]
 pub struct Naming(HashMap<String, (String, Named)>);
 
-/// Every searchable item of `ws`, and which handoff names each artifact.
-pub fn catalog(ws: &Workspace, reading: &Reading) -> (Vec<Item>, Naming) {
+/// Paths of a workspace (relative to its root, '/'-separated) that could not be listed, with
+/// why: what the index holds at or under them is unknown, not gone.
+pub type Unlisted = Vec<(String, std::io::Error)>;
+
+/// Where the documents of the records are, for `Unlisted` (a handoff's and a decision's path
+/// is its published copy's, under it).
+pub const RECORDS_PATH: &str = ".baton/handoffs";
+
+/// Every searchable item of `ws`, which handoff names each artifact, and what could not be
+/// listed (a folder unreadable for another reason than being gone: EACCES, EIO).
+pub fn catalog(ws: &Workspace, reading: &Reading) -> (Vec<Item>, Naming, Unlisted) {
     let mut items = Vec::new();
+    let mut unlisted = Unlisted::new();
     let mut naming: HashMap<String, (String, Named)> = HashMap::new();
-    each_record(ws, reading, None, &mut |folder| {
+    let records = each_record(ws, reading, None, &mut |folder| {
         records_of(ws, folder, &mut items, &mut naming)
     });
-    for (path, size, mtime_ns) in stats(ws, CHECKPOINTS_DIR) {
+    if let Err(e) = records {
+        unlisted.push((RECORDS_PATH.to_string(), e));
+    }
+    for (path, size, mtime_ns) in stats(ws, CHECKPOINTS_DIR, &mut unlisted) {
         if !path.ends_with(".json") || path.matches('/').count() != 1 {
             continue;
         }
@@ -104,11 +117,11 @@ pub fn catalog(ws: &Workspace, reading: &Reading) -> (Vec<Item>, Naming) {
     }
     let naming = Naming(naming);
     for folder in [INBOX_DIR, APPROVED_DIR] {
-        for (path, size, mtime_ns) in stats(ws, folder) {
+        for (path, size, mtime_ns) in stats(ws, folder, &mut unlisted) {
             items.push(naming.artifact(ws, path, size, mtime_ns));
         }
     }
-    (items, naming)
+    (items, naming, unlisted)
 }
 
 /// The items of the record `key` of `ws` alone (none if it has no record), and the artifacts
@@ -118,28 +131,30 @@ pub fn record(ws: &Workspace, reading: &Reading, key: &str) -> (Vec<Item>, Namin
     let mut items = Vec::new();
     let mut naming = HashMap::new();
     let dir = key_dir_name(key);
-    each_record(ws, reading, Some(&dir), &mut |folder| {
+    // The one record's folder is named, not listed: nothing to fail.
+    let _ = each_record(ws, reading, Some(&dir), &mut |folder| {
         records_of(ws, folder, &mut items, &mut naming)
     });
     (items, Naming(naming))
 }
 
 /// Calls `f` with each record folder of `ws` in the store, or with the one named `only`.
+/// `Err`: the store's record folders could not be listed (none was visited).
 fn each_record(
     ws: &Workspace,
     reading: &Reading,
     only: Option<&str>,
     f: &mut dyn FnMut(&dyn RecordFolder),
-) {
+) -> std::io::Result<()> {
     let dirs = |store: &Store| match only {
-        Some(dir) => vec![dir.to_string()],
-        None => store.record_dirs().unwrap_or_default(),
+        Some(dir) => Ok(vec![dir.to_string()]),
+        None => store.record_dirs(),
     };
     match &reading.records {
         // In a cluster the records are rows: read through the store (see `stored`).
         Some(records) => {
             let store = Store::for_workspace(records, ws);
-            for dir in dirs(&store) {
+            for dir in dirs(&store)? {
                 f(&stored::RowFolder::read(&store, &dir));
             }
         }
@@ -148,20 +163,26 @@ fn each_record(
             let files = crate::store::in_data_dir(&reading.data_dir);
             let store = Store::for_workspace(&files, ws);
             let base = crate::store::Files::dir_of(&reading.data_dir, ws).join("handoffs");
-            for dir in dirs(&store) {
+            for dir in dirs(&store)? {
                 f(&FileFolder(base.join(&dir)));
             }
         }
     }
+    Ok(())
 }
 
 /// The artifacts at or under `rel` (a path below `inbox/` or `approved/`, relative to the
 /// workspace's root): one if it is a file, those under it if it is a folder, none if it is
-/// gone. `Err`: it could not be listed (a link on the way, say); the caller then catalogues
-/// the workspace whole, which says what to do with it.
+/// gone. `Err`: it, or a part under it, could not be listed (a link on the way, a folder
+/// made unreadable); the caller then catalogues the workspace whole, which says what to do
+/// with it.
 pub fn artifacts_at(ws: &Workspace, rel: &str, naming: &Naming) -> std::io::Result<Vec<Item>> {
-    let files = ws.files(&ws.root.join(rel), MAX_FILES)?;
-    Ok(files
+    let listing = ws.files(&ws.root.join(rel), MAX_FILES)?;
+    if let Some((_, e)) = listing.unlisted.into_iter().next() {
+        return Err(e);
+    }
+    Ok(listing
+        .files
         .into_iter()
         .map(|f| naming.artifact(ws, f.path, f.size, f.mtime_ns))
         .collect())
@@ -209,14 +230,20 @@ impl Naming {
     }
 }
 
-fn stats(ws: &Workspace, folder: &str) -> Vec<(String, u64, i128)> {
+/// The files under `folder` with size and mtime; what could not be listed goes to `unlisted`
+/// (the whole folder, when it could not be opened).
+fn stats(ws: &Workspace, folder: &str, unlisted: &mut Unlisted) -> Vec<(String, u64, i128)> {
     match ws.files(&ws.root.join(folder), MAX_FILES) {
-        Ok(files) => files
-            .into_iter()
-            .map(|f| (f.path, f.size, f.mtime_ns))
-            .collect(),
+        Ok(listing) => {
+            unlisted.extend(listing.unlisted);
+            listing
+                .files
+                .into_iter()
+                .map(|f| (f.path, f.size, f.mtime_ns))
+                .collect()
+        }
         Err(e) => {
-            tracing::debug!(workspace = %ws.name, folder, error = %e, "not indexing a folder");
+            unlisted.push((folder.to_string(), e));
             Vec::new()
         }
     }
