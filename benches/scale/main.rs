@@ -160,7 +160,8 @@ fn filled_tree(s: &Settings, token: &mut Option<String>) -> Result<Vec<f64>> {
     idle_report(&d, &format!("W = {w}, no handoff"), s, 1)?;
     let mut bursts = Vec::new();
     for round in 0..s.rounds {
-        let took = d.burst(&s.dir, w, round)?;
+        let burst = d.burst(&s.dir, w, round)?;
+        let took = burst.took;
         bursts.push(took.as_secs_f64());
         let t = Instant::now();
         if round + 1 < s.rounds {
@@ -171,6 +172,7 @@ fn filled_tree(s: &Settings, token: &mut Option<String>) -> Result<Vec<f64>> {
             took.as_secs_f64(),
             t.elapsed().as_secs_f64()
         );
+        println!("      {}", burst.line(w));
     }
     settle(&d)?;
     let kept = serde_json::json!({ "token": d.token, "bursts": bursts });
