@@ -61,6 +61,10 @@ pub enum EventType {
     /// baton extension: a workspace's folder was moved (renamed); it keeps its records.
     #[serde(rename = "workspace.moved")]
     WorkspaceMoved,
+    /// baton extension: the handoff was listed in a reviewer's digest mail (`data.reviewer`,
+    /// `data.count`: the handoffs the digest listed in all, `data.delivery`).
+    #[serde(rename = "digest.sent")]
+    DigestSent,
     /// baton extension: a reviewer granted auto-approval of handoffs like one they approved.
     #[serde(rename = "grant.created")]
     GrantCreated,
@@ -94,6 +98,7 @@ impl EventType {
             EventType::WorkspaceTampered => "workspace.tampered",
             EventType::WorkspaceOwnerChanged => "workspace.owner_changed",
             EventType::WorkspaceMoved => "workspace.moved",
+            EventType::DigestSent => "digest.sent",
             EventType::GrantCreated => "grant.created",
             EventType::GrantRevoked => "grant.revoked",
         }

@@ -103,6 +103,10 @@ pub struct Metrics {
     /// Route policies (`auto_approve_if`) whose evaluation failed or gave no boolean, each
     /// leaving its handoff to people (`crate::policy`).
     pub policy_errors: Counter,
+    /// Reviewers' digest mails spooled (see `app/runtime/digests.rs`).
+    pub digests: Counter,
+    /// Handoffs each digest listed.
+    pub digest_items: Histogram,
     /// Reviewers' scoped grants, by what happened: created, revoked, approved (a handoff it
     /// approved at receipt), refused (a grant asked for and not made).
     pub grants: Family<OutcomeLabel, Counter>,
@@ -151,6 +155,8 @@ impl Default for Metrics {
             search_catalogued: Counter::default(),
             search_unlisted_folders: Gauge::default(),
             policy_errors: Counter::default(),
+            digests: Counter::default(),
+            digest_items: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             grants: Family::default(),
             registry: Registry::default(),
         };
@@ -334,6 +340,16 @@ impl Default for Metrics {
             "policy_errors",
             "Route policy evaluations (auto_approve_if) that failed or gave no true or false: each decided nothing and left its handoff to people",
             m.policy_errors.clone(),
+        );
+        registry.register(
+            "digests",
+            "Reviewers' digest mails made: one per reviewer and cadence with something new waiting on routes with digest = true",
+            m.digests.clone(),
+        );
+        registry.register(
+            "digest_items",
+            "Handoffs listed per digest mail",
+            m.digest_items.clone(),
         );
         registry.register(
             "grants",

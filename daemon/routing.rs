@@ -19,6 +19,20 @@ pub struct User {
     pub email: Option<String>,
     #[serde(default)]
     pub token_sha256: Option<String>,
+    /// Minutes between this reviewer's digests of what waits for them on routes with
+    /// `digest = true` (default `DEFAULT_DIGEST_EVERY_MIN`; see `app/runtime/digests.rs`).
+    #[serde(default)]
+    pub digest_every_min: Option<u32>,
+}
+
+/// Minutes between a reviewer's digests when their `[[users]]` entry does not say: hourly.
+pub const DEFAULT_DIGEST_EVERY_MIN: u32 = 60;
+
+impl User {
+    /// Minutes between this reviewer's digests.
+    pub fn digest_every_min(&self) -> u32 {
+        self.digest_every_min.unwrap_or(DEFAULT_DIGEST_EVERY_MIN)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -93,6 +107,11 @@ pub struct Route {
     /// to the page). See `login/links.rs`.
     #[serde(default)]
     pub action_link_ttl_s: Option<u64>,
+    /// Mail this route's reviewers a digest of what waits for them at their cadence
+    /// (`digest_every_min`) instead of a mail per handoff and revision; urgent triggers
+    /// (critical_action, error), escalations and reassignments are still mailed at once.
+    #[serde(default)]
+    pub digest: bool,
     /// Distinct reviewers whose approvals close a handoff (default 1; see `app/quorum.rs`).
     #[serde(default)]
     pub min_approvals: Option<u32>,

@@ -22,6 +22,7 @@ mod confined;
 mod contract;
 mod corpus;
 mod defects;
+mod digests;
 mod docs;
 mod e2e;
 mod edits;

@@ -9,6 +9,9 @@ fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The longest cadence of digests: a week, in minutes.
+const MAX_DIGEST_EVERY_MIN: u32 = 7 * 24 * 60;
+
 pub(super) fn check_users(users: &[User], agents: &[Agent]) -> Result<(), String> {
     let mut names = HashSet::new();
     for (i, u) in users.iter().enumerate() {
@@ -23,6 +26,13 @@ pub(super) fn check_users(users: &[User], agents: &[Agent]) -> Result<(), String
         if u.token_sha256.as_deref().is_some_and(|t| !is_sha256_hex(t)) {
             return Err(format!(
                 "users[{i}].token_sha256: must be 64 hex digits (sha256 of the token)"
+            ));
+        }
+        if u.digest_every_min
+            .is_some_and(|m| !(1..=MAX_DIGEST_EVERY_MIN).contains(&m))
+        {
+            return Err(format!(
+                "users[{i}].digest_every_min: must be 1 to {MAX_DIGEST_EVERY_MIN} (minutes between digests; 1440 is daily)"
             ));
         }
     }

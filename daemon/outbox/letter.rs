@@ -49,11 +49,11 @@ struct Text<'a> {
 /// without them (a route with `action_link_ttl_s = 0`), Approve and Request changes open the
 /// handoff page (sign-in first) with the choice named.
 pub struct Actions {
-    approve: String,
-    changes: String,
+    pub(super) approve: String,
+    pub(super) changes: String,
     /// Only one-time links offer Reject from the mail.
-    reject: Option<String>,
-    one_time: bool,
+    pub(super) reject: Option<String>,
+    pub(super) one_time: bool,
 }
 
 impl Actions {
@@ -69,7 +69,7 @@ impl Actions {
         }
     }
 
-    fn on_page(link: &str) -> Actions {
+    pub(super) fn on_page(link: &str) -> Actions {
         Actions {
             approve: format!("{link}?intent=approved#decide"),
             changes: format!("{link}?intent=changes_requested#decide"),

@@ -12,6 +12,7 @@ mod attempt;
 mod audience;
 pub mod chat;
 mod dead;
+pub mod digest;
 mod endpoint;
 mod index;
 mod letter;

@@ -41,6 +41,7 @@ impl App {
                 self.inner.common.agenda.at(&name, next);
             }
         }
+        self.send_digests();
         let budget = self.settle_budget();
         let unsettled = self.inner.commit.records.settle(budget);
         self.metrics().store_unsettled.set(unsettled as i64);

@@ -8,6 +8,7 @@ pub(in crate::app) mod agenda;
 pub(in crate::app) mod alerts;
 pub(in crate::app) mod chat;
 pub(in crate::app) mod copies_memo;
+pub(in crate::app) mod digests;
 pub(in crate::app) mod group_modes;
 pub(in crate::app) mod housekeeping;
 pub(in crate::app) mod leases;
@@ -55,6 +56,8 @@ pub(in crate::app) struct Runtime {
     pub copies: std::sync::Arc<crate::store::Changed>,
     /// Why the daemon can no longer do its job (e.g. the ingest thread died), if it cannot.
     pub failing: OnceLock<String>,
+    /// Reviewers' digests made and looked at (see `digests`).
+    pub digests: digests::Digests,
 }
 
 impl Runtime {
@@ -76,6 +79,7 @@ impl Runtime {
             reverify: AtomicBool::new(false),
             copies: Default::default(),
             failing: OnceLock::new(),
+            digests: Default::default(),
         }
     }
 }

@@ -2,9 +2,11 @@
 //! a delivery goes dead, and the deliveries for the API and pages.
 
 use crate::app::model::Progress;
+use crate::app::state::Record;
 use crate::app::App;
 use crate::events::{Event, EventType};
 use crate::outbox::{Delivery, Facts, Hooks, MailRequest, Recipient, RetryError, State};
+use crate::routing::{Route, User};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -43,31 +45,17 @@ impl App {
         let st = ws.lock();
         let rec = st.records.get(key).filter(|r| r.is_pending())?;
         let h = &rec.handoff();
-        use crate::contract::handoff::Classification;
-        let class = h.classification.unwrap_or(Classification::Internal);
-        let smtp = self.config().smtp.as_ref()?;
-        if !smtp.classifications.contains(&class) {
-            return None;
-        }
-        let route = self.cx().route_of(rec, &d.workspace)?;
-        if !route.notify.iter().any(|n| n == crate::outbox::EMAIL) {
-            return None;
-        }
-        let progress = Progress::of(Some(route), rec);
-        // A handoff the route assigned is the assignee's alone until it moves on.
-        let assignee = rec
-            .claimed()
-            .filter(|c| c.assigned.is_some())
-            .map(|c| &c.by);
+        let route = self.mailed_route(rec, &d.workspace)?;
         let mut to: Vec<Recipient> = Vec::new();
         let ttl = route.action_link_ttl_s();
+        // On a digest route, what is not urgent waits for the reviewers' digests.
+        let digested = route.digest && super::digests::waits_for_digest(&d.event, h);
         for u in &self.config().users {
             let Some(addr) = u.email.as_deref() else {
                 continue;
             };
-            if assignee.is_none_or(|a| *a == u.name)
-                && crate::app::review::assign::moves_on(route, rec, &progress, u)
-                && !self.cx().is_sender(h, &d.workspace, &u.name)
+            if !digested
+                && self.mailed_to(rec, route, &d.workspace, u)
                 && !to.iter().any(|t| t.address.eq_ignore_ascii_case(addr))
             {
                 let links = self.action_tokens(&u.name, key, rec.meta.revision, ttl);
@@ -77,22 +65,77 @@ impl App {
                 });
             }
         }
+        let facts = self.mail_facts(rec, &d.workspace, route, &d.event);
+        Some(MailRequest { facts, to })
+    }
+
+    /// What a mail says of `rec` in `ws` on `route`, about `event`: no summary for
+    /// confidential and restricted handoffs (a mail leaves baton's control).
+    pub(in crate::app) fn mail_facts(
+        &self,
+        rec: &Record,
+        ws: &str,
+        route: &Route,
+        event: &str,
+    ) -> Facts {
+        use crate::contract::handoff::Classification;
+        let h = rec.handoff();
         let thin = matches!(
-            class,
-            Classification::Confidential | Classification::Restricted
+            h.classification,
+            Some(Classification::Confidential | Classification::Restricted)
         );
-        let facts = Facts {
-            event: d.event.clone(),
-            workspace: d.workspace.clone(),
-            key: key.to_string(),
+        Facts {
+            event: event.to_string(),
+            workspace: ws.to_string(),
+            key: rec.meta.key.clone(),
             title: h.title.clone(),
             trigger: h.trigger.map(|t| t.as_str().to_string()),
             from_agent: h.from_agent.clone(),
             summary: h.summary.clone().filter(|_| !thin),
             route: Some(route.name.clone()),
             revision: rec.meta.revision,
-        };
-        Some(MailRequest { facts, to })
+        }
+    }
+
+    /// The route of pending `rec` in `ws` if it mails its reviewers: it notifies `email`,
+    /// `[smtp]` is set and the handoff's data class is in `[smtp] classifications`.
+    pub(in crate::app) fn mailed_route(&self, rec: &Record, ws: &str) -> Option<&Route> {
+        use crate::contract::handoff::Classification;
+        let class = rec
+            .handoff()
+            .classification
+            .unwrap_or(Classification::Internal);
+        let smtp = self.config().smtp.as_ref()?;
+        if !smtp.classifications.contains(&class) {
+            return None;
+        }
+        let route = self.cx().route_of(rec, ws)?;
+        route
+            .notify
+            .iter()
+            .any(|n| n == crate::outbox::EMAIL)
+            .then_some(route)
+    }
+
+    /// Whether `u` is owed mail about pending `rec` on `route`: they have an `email`, their
+    /// approval could move it on now, they are its assignee if the route assigned it (it is
+    /// theirs alone until it moves on), and they did not send it.
+    pub(in crate::app) fn mailed_to(
+        &self,
+        rec: &Record,
+        route: &Route,
+        ws: &str,
+        u: &User,
+    ) -> bool {
+        let progress = Progress::of(Some(route), rec);
+        let assignee = rec
+            .claimed()
+            .filter(|c| c.assigned.is_some())
+            .map(|c| &c.by);
+        u.email.is_some()
+            && assignee.is_none_or(|a| *a == u.name)
+            && crate::app::review::assign::moves_on(route, rec, &progress, u)
+            && !self.cx().is_sender(&rec.handoff(), ws, &u.name)
     }
 
     fn notification_failed(&self, d: &Delivery) {
