@@ -31,6 +31,15 @@ pub struct StateLabel {
     pub state: String,
 }
 
+/// A route's name (`none` for handoffs no route matched).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabel {
+    pub route: String,
+}
+
+/// A histogram of each label's own, made with the same buckets.
+pub type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
 pub struct Metrics {
     registry: Registry,
     /// Handoffs closed, by outcome.
@@ -103,6 +112,12 @@ pub struct Metrics {
     /// Route policies (`auto_approve_if`) whose evaluation failed or gave no boolean, each
     /// leaving its handoff to people (`crate::policy`).
     pub policy_errors: Counter,
+    /// Seconds from a reviewer's first view of a revision to their decision of it, by route.
+    pub review_seconds: HistogramFamily<RouteLabel>,
+    /// Approvals given with an artifact the revision changed left unopened, by route.
+    pub approvals_unopened: Family<RouteLabel, Counter>,
+    /// Approvals a route's `min_review_s` or `require_open_changed` held back, by route.
+    pub approvals_held: Family<RouteLabel, Counter>,
     /// Reviewers' digest mails spooled (see `app/runtime/digests.rs`).
     pub digests: Counter,
     /// Handoffs each digest listed.
@@ -155,6 +170,11 @@ impl Default for Metrics {
             search_catalogued: Counter::default(),
             search_unlisted_folders: Gauge::default(),
             policy_errors: Counter::default(),
+            review_seconds: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(1.0, 2.0, 15))
+            }),
+            approvals_unopened: Family::default(),
+            approvals_held: Family::default(),
             digests: Counter::default(),
             digest_items: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             grants: Family::default(),
@@ -340,6 +360,21 @@ impl Default for Metrics {
             "policy_errors",
             "Route policy evaluations (auto_approve_if) that failed or gave no true or false: each decided nothing and left its handoff to people",
             m.policy_errors.clone(),
+        );
+        registry.register(
+            "review_seconds",
+            "Seconds from a reviewer's first view of a handoff revision (page or API detail) to their decision of it, by route",
+            m.review_seconds.clone(),
+        );
+        registry.register(
+            "approvals_unopened",
+            "Approvals given while an artifact the revision changed was never opened by the approver, by route",
+            m.approvals_unopened.clone(),
+        );
+        registry.register(
+            "approvals_held",
+            "Approvals refused by a route's min_review_s or require_open_changed (the approver had not opened what changed, or not long enough), by route",
+            m.approvals_held.clone(),
         );
         registry.register(
             "digests",

@@ -135,6 +135,14 @@ pub struct Route {
     /// error handoffs, and escalations) or `all` (every handoff and revision); see `[push]`.
     #[serde(default)]
     pub push: Option<PushMode>,
+    /// Seconds that must pass between a reviewer's first view of a revision and their
+    /// approval of it (see `app/review/attention.rs`); other outcomes are never held back.
+    #[serde(default)]
+    pub min_review_s: Option<u64>,
+    /// An approval needs the approver to have opened every artifact the revision changed
+    /// (preview, diff or download), as the daemon served it to them.
+    #[serde(default)]
+    pub require_open_changed: bool,
     /// Handoffs one reviewer's scoped grant ("approve similar") on this route may approve at
     /// most (default `DEFAULT_GRANT_MAX_HANDOFFS`; 0: no grants here). See `app/review/grants`.
     #[serde(default)]

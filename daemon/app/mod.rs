@@ -45,6 +45,7 @@ pub use views::artifact_preview::{Against, Body, Preview, Source};
 pub use views::artifact_raw::MAX_IMAGE_BYTES;
 pub use views::artifact_raw::{Raw, MAX_RAW_BYTES};
 pub use views::artifact_view::{approved_path, ArtifactView, Change, Check, ViewError};
+pub use views::attention::Attentiveness;
 pub use views::changes::{Changes, Comparison, FieldChange};
 pub use views::history::{HistoryError, HistoryEvent, HistoryQuery, MAX_PAGE as MAX_EVENTS_PAGE};
 pub use views::overview::{Files, HandoffLine, InvalidHandoff, Verdict, WorkspaceOverview};

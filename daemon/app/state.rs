@@ -174,6 +174,8 @@ pub struct KeptDecision {
     pub task_id: Box<str>,
     /// What a shadow policy would have decided (rare; the agreement view scans for it).
     pub shadow: Option<Box<Shadow>>,
+    /// What the deciding person had opened (attention signals; the reviewers page counts them).
+    pub attention: Option<Box<crate::contract::attention::Attention>>,
     text: Box<str>,
 }
 
@@ -185,6 +187,7 @@ impl KeptDecision {
             at: d.at.as_str().into(),
             task_id: d.task_id.as_str().into(),
             shadow: d.shadow.clone().map(Box::new),
+            attention: d.attention.clone().map(Box::new),
             text: serde_json::to_string(d)
                 .expect("a decision serializes")
                 .into_boxed_str(),

@@ -54,6 +54,10 @@ pub struct Decision {
     /// `baton verify` and `baton wait --key`. Decisions written before it carry `receipt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attestation: Option<super::receipt::Envelope>,
+    /// baton extension: what the deciding person had opened of this revision (see
+    /// `attention::Attention`); absent for the system's and a policy's decisions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<super::attention::Attention>,
     /// baton extension: on a decision a reviewer's scoped grant made (`by: "grant:<id>"`), the
     /// grant and the person who granted it; signed with the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]

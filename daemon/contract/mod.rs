@@ -3,6 +3,7 @@
 //! Pure: no file or network I/O here.
 
 pub mod a2a;
+pub mod attention;
 pub mod checkpoint;
 pub mod decision;
 pub mod export;

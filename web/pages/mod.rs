@@ -4,6 +4,7 @@
 //! JavaScript, and `assets/app.js` adds live updates, keys and notifications.
 
 mod assets;
+mod attention;
 mod decision_form;
 mod deliveries;
 mod events;

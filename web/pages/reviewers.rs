@@ -20,6 +20,8 @@ struct ReviewersPage {
     me: Presence,
     /// Every reviewer's load for an admin; one's own for anyone else.
     loads: Vec<Load>,
+    /// How each reviewer decides (`attention`, its own section).
+    attention: super::attention::Section,
     /// Reviewers' scoped grants (`grants`, its own section).
     grants: Vec<super::grants::GrantLine>,
     notice: Option<String>,
@@ -30,6 +32,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer) -> Response {
     let (app_, actor) = (app.clone(), s.actor.clone());
     let grants = crate::blocking(move || super::grants::lines(&app_, &actor)).await;
     let actor = s.actor.clone();
+    let attention = super::attention::Section::load(&app, &actor).await;
     let found =
         crate::blocking(move || (app.cx().presence(&actor), app.cx().reviewer_loads(&actor))).await;
     let Ok((Ok(me), Ok(loads))) = found else {
@@ -40,6 +43,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer) -> Response {
         chrome: Chrome::new(&s, "reviewers"),
         me,
         loads,
+        attention,
         grants: grants.unwrap_or_default(),
         notice: said.notice,
         error: said.error,

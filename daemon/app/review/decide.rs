@@ -177,6 +177,7 @@ impl Cx<'_> {
         }
         if req.outcome == Outcome::Approved {
             if let Some(refused) = self.approval_refused(&ws, rec, name, roles) {
+                self.count_held(rec, route, name);
                 return Err(refused);
             }
             let remark = Remark {
@@ -253,6 +254,9 @@ impl Cx<'_> {
                 changed.join("; ")
             )));
         }
+        if let Some(held) = self.attention_refused(rec, route, name) {
+            return Some(held);
+        }
         crate::app::review::quorum::gate(&Progress::of(route, rec), name, roles).err()
     }
 
@@ -299,9 +303,9 @@ impl Cx<'_> {
         let rec = &st.records[key];
         let policy = made_by(&closing.by, closing.policy);
         // Beside a person's decision, what the route's shadow policy would have made of it.
-        let shadow = (policy.as_deref() == Some("human"))
-            .then(|| self.shadow_of(ws, st, rec))
-            .flatten();
+        let human = policy.as_deref() == Some("human");
+        let shadow = human.then(|| self.shadow_of(ws, st, rec)).flatten();
+        let attention = human.then(|| self.attention_of(&closing.by, rec));
         let decision = Decision {
             decision_version: DECISION_VERSION.into(),
             handoff_key: key.to_string(),
@@ -319,6 +323,7 @@ impl Cx<'_> {
             shadow,
             receipt: None,
             attestation: None,
+            attention,
             grant: closing.grant,
         };
         let decision = Decision {
@@ -333,6 +338,9 @@ impl Cx<'_> {
         });
         if let Some(via) = closing.via {
             data["via"] = via.as_str().into();
+        }
+        if let Some(a) = &decision.attention {
+            data["attention"] = json!(a);
         }
         if let Some(g) = &decision.grant {
             data["grant"] = json!(g);
@@ -371,6 +379,7 @@ impl Cx<'_> {
             self.promote(ws, rec, &decision.by);
         }
         self.end_claim(ws, rec);
+        self.attention_closed(rec, &decision);
         let held = crate::app::review::ingest::artifact_paths(&rec.handoff());
         let why = format!("handoff {key} {}", decision.outcome.as_str());
         self.release_holds(ws, key, &held, &why);

@@ -43,6 +43,7 @@ impl Cx<'_> {
             shadow: None,
             receipt: None,
             attestation: None,
+            attention: None,
             grant: None,
         };
         let decision = Decision {

@@ -18,6 +18,7 @@
 pub(in crate::app) mod approved;
 pub(in crate::app) mod artifacts;
 pub(in crate::app) mod assign;
+pub(in crate::app) mod attention;
 pub(in crate::app) mod audience;
 pub(in crate::app) mod away;
 pub(in crate::app) mod bulk;
@@ -76,6 +77,8 @@ pub(in crate::app) struct Common {
     pub intake: intake_line::IntakeLine,
     /// Reviewers' scoped grants ("approve similar"), in data_dir/grants.json.
     pub grants: grants::table::Grants,
+    /// What each reviewer opened of each pending handoff (attention signals).
+    pub attention: attention::Attentions,
 }
 
 impl Common {
@@ -96,6 +99,7 @@ impl Common {
             alerts: Default::default(),
             intake: Default::default(),
             grants: grants::table::Grants::open(data_dir, people.is_some()),
+            attention: attention::Attentions::open(data_dir),
         }
     }
 }

@@ -127,7 +127,8 @@ impl Cx<'_> {
                 let data = json!({ "by": name, "role": role, "comment": comment,
                     "instructions": edits.instructions, "remaining": edits.remaining,
                     "missing": now.missing_roles, "approvals": now.approvals.len(),
-                    "approvals_needed": now.approvals_needed, "via": via.as_str() });
+                    "approvals_needed": now.approvals_needed, "via": via.as_str(),
+                    "attention": self.attention_of(name, &old) });
                 Event::new(kind, &ws.workspace.name, Some(key), data)
             }
         };

@@ -10,6 +10,7 @@
 //! now, compared with the recorded sha256 when it is small enough to hash here.
 
 use crate::app::model::Stamp;
+use crate::app::review::attention::Opened;
 use crate::app::views::artifact_raw::{open, read_head, MAX_IMAGE_BYTES};
 use crate::app::views::artifact_view::{approved_path, Named, ViewError};
 use crate::app::App;
@@ -140,10 +141,19 @@ impl App {
             return Err(ViewError::NotNamed(path.to_string()));
         }
         let stamp = named.stamp(path).cloned();
-        Ok(match against {
-            None => self.preview(&named, path, stamp.as_ref()),
-            Some(against) => self.diff(&named, path, stamp.as_ref(), against),
-        })
+        let (shown, opened) = match against {
+            None => (
+                self.preview(&named, path, stamp.as_ref()),
+                Opened::Artifact(path),
+            ),
+            Some(against) => (
+                self.diff(&named, path, stamp.as_ref(), against),
+                Opened::Diff(path),
+            ),
+        };
+        // What the reviewer opened, for the attention signals of their decision.
+        self.cx().attend(actor, key, opened);
+        Ok(shown)
     }
 
     fn preview(&self, named: &Named, path: &str, stamp: Option<&Stamp>) -> Preview {

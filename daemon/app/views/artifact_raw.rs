@@ -7,6 +7,7 @@
 //! the snapshot limits: it cannot be approved) is sent from the workspace, no more than its
 //! size when opened, so a file that keeps growing cannot keep a response open forever.
 
+use crate::app::review::attention::Opened;
 use crate::app::views::artifact_view::{Check, Named, ViewError};
 use crate::app::App;
 use crate::auth::Actor;
@@ -95,6 +96,8 @@ impl App {
             },
         };
         let name = path.rsplit(['/', '\\']).next().unwrap_or(path).to_string();
+        // A download (or the page's image) is an opened artifact, for attention signals.
+        self.cx().attend(actor, key, Opened::Artifact(path));
         Ok(Raw {
             file,
             size,

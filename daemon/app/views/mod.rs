@@ -11,6 +11,7 @@ pub(in crate::app) mod agreement;
 pub(in crate::app) mod artifact_preview;
 pub(in crate::app) mod artifact_raw;
 pub(in crate::app) mod artifact_view;
+pub(in crate::app) mod attention;
 pub(in crate::app) mod changes;
 pub(in crate::app) mod earlier_answers;
 pub mod export;

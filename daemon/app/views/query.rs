@@ -1,6 +1,7 @@
 //! Read-only views of the state for the API and pages.
 
 use crate::app::model::Progress;
+use crate::app::review::attention::Opened;
 use crate::app::state::{CheckpointRecord, Record};
 use crate::app::views::queue::Standing;
 use crate::app::{App, Served};
@@ -232,6 +233,9 @@ impl App {
     /// One handoff with its checkpoints and decision, if the actor may see it.
     pub fn get(&self, key: &str, actor: &Actor, page: CheckpointPage) -> Option<Detail> {
         let ws = self.served_for(key, actor)?;
+        // A reviewer reading the handoff: their first view starts `min_review_s`, and this
+        // read's answer (may they approve?) already counts it.
+        self.cx().attend(actor, key, Opened::Page);
         let ws_name = ws.workspace.name.clone();
         let locks = self.cx().locks_of(&ws);
         let st = ws.lock();
