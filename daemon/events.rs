@@ -71,6 +71,14 @@ pub enum EventType {
     /// baton extension: a grant was revoked; it approves nothing more.
     #[serde(rename = "grant.revoked")]
     GrantRevoked,
+    /// baton extension: a reviewer registered a passkey (`data.reviewer`, `data.credential`);
+    /// broadcast to subscribers, not in any workspace's log (it is about no workspace).
+    #[serde(rename = "passkey.registered")]
+    PasskeyRegistered,
+    /// baton extension: a reviewer's passkey confirmed an approval of this handoff revision
+    /// on a `step_up = "passkey"` route (`data.by`, `data.credential`, `data.revision`).
+    #[serde(rename = "passkey.asserted")]
+    PasskeyAsserted,
 }
 
 impl EventType {
@@ -101,6 +109,8 @@ impl EventType {
             EventType::DigestSent => "digest.sent",
             EventType::GrantCreated => "grant.created",
             EventType::GrantRevoked => "grant.revoked",
+            EventType::PasskeyRegistered => "passkey.registered",
+            EventType::PasskeyAsserted => "passkey.asserted",
         }
     }
 }

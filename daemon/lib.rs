@@ -31,6 +31,8 @@
 //!   audit anchors' rows, and `baton cluster status`.
 //!
 //! - `login`: passwords (argon2id), server-side sessions and a throttle, for the pages.
+//! - `passkeys`: reviewers' WebAuthn passkeys (webauthn-rs) in data_dir, and the ceremonies
+//!   that register them and confirm an approval on a `step_up = "passkey"` route.
 //!
 //! - `audit`: the hash-chained `.baton/events.jsonl`, anchored in data_dir, its tampering
 //!   recorded, and how far its events reached the outbox.
@@ -88,6 +90,7 @@ pub mod locks;
 pub mod login;
 pub mod media;
 pub mod metrics;
+pub mod passkeys;
 pub mod outbox;
 pub mod policy;
 pub mod private;

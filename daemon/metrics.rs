@@ -51,6 +51,9 @@ pub struct Metrics {
     /// Web Push subscriptions and attempts, by outcome: subscribed, unsubscribed, sent,
     /// failed, removed (the push service said the subscription is gone).
     pub push: Family<OutcomeLabel, Counter>,
+    /// Passkey ceremonies, by outcome: registered, removed, asserted, refused (an approval
+    /// on a `step_up = "passkey"` route without a good assertion).
+    pub passkeys: Family<OutcomeLabel, Counter>,
     /// Handoffs a route's timeout acted on, by what it did (rejected, expired, escalated).
     pub timeouts: Family<OutcomeLabel, Counter>,
     pub received: Counter,
@@ -135,6 +138,7 @@ impl Default for Metrics {
             action_links: Family::default(),
             chat_clicks: Family::default(),
             push: Family::default(),
+            passkeys: Family::default(),
             timeouts: Family::default(),
             received: Counter::default(),
             a2a_calls: Family::default(),
@@ -194,6 +198,11 @@ impl Default for Metrics {
             "push",
             "Web Push subscriptions and attempts, by outcome: subscribed, unsubscribed, sent, failed, or removed (the push service said the subscription is gone)",
             m.push.clone(),
+        );
+        registry.register(
+            "passkeys",
+            "Passkey ceremonies, by outcome: registered, removed, asserted, or refused (an approval on a step_up = \"passkey\" route without a good assertion)",
+            m.passkeys.clone(),
         );
         registry.register(
             "chat_clicks",

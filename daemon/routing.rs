@@ -154,6 +154,18 @@ pub struct Route {
     /// 1 (default false: a grant would skip the second look such a route asks for).
     #[serde(default)]
     pub grant_with_sign_off: bool,
+    /// `passkey`: an approval on this route needs the approver's passkey, asserted on the
+    /// handoff page for that revision (see `passkeys/`); channels that cannot ask for one
+    /// (mail links, chat, push, API tokens) may still reject or request changes.
+    #[serde(default)]
+    pub step_up: Option<StepUp>,
+}
+
+/// What an approval on a route must prove beyond a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StepUp {
+    Passkey,
 }
 
 /// Handoffs a grant may approve when its route does not say (`grant_max_handoffs`).

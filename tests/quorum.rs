@@ -86,7 +86,8 @@ fn distinct_reviewers_approve_and_the_last_one_needed_closes_the_handoff() {
     );
     assert_eq!(
         log[1]["data"],
-        json!({"by": "alice", "comment": "fine by me", "missing": [], "approvals": 1, "approvals_needed": 2, "via": "api"})
+        json!({"by": "alice", "comment": "fine by me", "missing": [], "approvals": 1, "approvals_needed": 2, "via": "api",
+            "attention": {"page_views": 0}})
     );
 }
 

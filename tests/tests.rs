@@ -9,6 +9,7 @@ mod anchors;
 mod approved;
 mod artifacts;
 mod assign;
+mod attention;
 mod attestations;
 mod audit;
 mod auth;

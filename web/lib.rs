@@ -19,6 +19,7 @@ mod locks;
 mod openapi;
 mod ops;
 mod pages;
+mod passkeys;
 mod peers;
 mod push;
 
@@ -167,6 +168,13 @@ fn table() -> Routes {
         .at(Method::DELETE, "/api/v1/me/push", push::unsubscribe)
         .at(Method::GET, "/static/push/sw.js", push::service_worker)
         .at(Method::GET, "/static/push/page.js", push::page_script)
+        .at(
+            Method::POST,
+            "/reviewers/passkeys/options",
+            passkeys::register_options,
+        )
+        .at(Method::POST, "/reviewers/passkeys/new", passkeys::register)
+        .at(Method::POST, "/handoffs/{key}/passkey", passkeys::challenge)
         .at(Method::GET, "/api/v1/deliveries", deliveries::list)
         .at(
             Method::POST,

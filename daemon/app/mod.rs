@@ -33,11 +33,13 @@ pub use review::grants::{Grant, GrantError, GrantRequest, GrantScope, GrantView}
 pub use review::locks::{LockApiError, LockSeen};
 pub use review::ownership::{OwnerError, Ownership};
 pub use review::records::published_copy_of;
+pub use review::step_up::PasskeyAnswer;
 pub use review::upload::{Target, UploadError, Uploaded};
 pub use review::Cx;
 pub use runtime::chat::{ChatDone, ChatError};
 pub use runtime::leases::Scope;
 pub use runtime::links::{LinkError, LinkTarget};
+pub use runtime::passkeys::PasskeyView;
 pub use runtime::push::{PushError, SubscriptionView};
 pub use state::{CheckpointRecord, Record, Review, Served};
 pub use views::agreement::{AgreementDay, RouteAgreement};
@@ -181,7 +183,11 @@ impl App {
                     audiences: Default::default(),
                     events,
                 },
-                common: Arc::new(review::Common::open(&config.data_dir, people.as_ref())),
+                common: Arc::new(review::Common::open(
+                    &config.data_dir,
+                    people.as_ref(),
+                    &config.public_url,
+                )),
                 views: views::Views::open(&config.data_dir, people.as_ref()),
                 runtime: runtime::Runtime::new(),
                 search,
@@ -189,6 +195,11 @@ impl App {
                 config,
             }),
         };
+        // A route that asks for passkeys cannot work without them: refuse to start, saying why.
+        let asks_passkeys = app.config().routes.iter().any(|r| r.step_up.is_some());
+        if let (true, Err(why)) = (asks_passkeys, app.passkeys_ready()) {
+            anyhow::bail!("a route has step_up = \"passkey\", but passkeys cannot be used: {why}");
+        }
         warnings.extend(outbox_warnings);
         let started = std::time::Instant::now();
         runtime::load::serve_all(&found.workspaces, |ws| {

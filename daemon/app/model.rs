@@ -164,6 +164,8 @@ pub(super) struct Closing {
     pub via: Option<Via>,
     /// The reviewer's grant that approved it at receipt (`by: "grant:<id>"`).
     pub grant: Option<crate::contract::decision::GrantRef>,
+    /// The approver's passkey assertion, on a route with `step_up = "passkey"`.
+    pub step_up: Option<crate::contract::decision::StepUp>,
 }
 
 /// What an approval says besides "yes": the comment and the edits.
@@ -172,6 +174,8 @@ pub(super) struct Remark {
     pub edits: Edits,
     /// The channel the approval came through.
     pub via: Via,
+    /// The approver's passkey assertion, where the route asks for one.
+    pub step_up: Option<crate::contract::decision::StepUp>,
 }
 
 /// A decision committed to the store, with its event not yet logged.
@@ -192,6 +196,7 @@ impl Closing {
             policy: None,
             via: None,
             grant: None,
+            step_up: None,
         }
     }
 }

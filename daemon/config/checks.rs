@@ -281,3 +281,26 @@ pub(super) fn check_agent_channels(agents: &[Agent], webhooks: &[Webhook]) -> Re
     }
     Ok(())
 }
+
+/// A route that asks approvals for a passkey needs the daemon's public URL named: a passkey
+/// is bound to the site (its host) the reviewers' browsers see, which the daemon cannot
+/// guess from the address it listens on. Nor can a policy approve there: nobody asserts.
+pub(super) fn check_step_up(routes: &[Route], public_url: Option<&str>) -> Result<(), String> {
+    for (i, r) in routes.iter().enumerate() {
+        if r.step_up != Some(crate::routing::StepUp::Passkey) {
+            continue;
+        }
+        let at = format!("routes[{i}] (\"{}\").step_up", r.name);
+        if public_url.is_none() {
+            return Err(format!(
+                "{at}: \"passkey\" needs public_url, the address reviewers open baton at (e.g. public_url = \"https://baton.example.com\"): passkeys are bound to its host"
+            ));
+        }
+        if r.auto_approve_min_confidence.is_some() || r.auto_approve_if.is_some() {
+            return Err(format!(
+                "{at}: \"passkey\" asks every approval for a person's passkey, so the route cannot also auto-approve; drop auto_approve_min_confidence / auto_approve_if, or step_up"
+            ));
+        }
+    }
+    Ok(())
+}

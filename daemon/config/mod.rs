@@ -235,6 +235,7 @@ impl RawConfig {
         }
         check_users(&self.users, &self.agents)?;
         check_routes(&self.routes, &self.users, &self.webhooks)?;
+        checks::check_step_up(&self.routes, self.public_url.as_deref())?;
         checks::check_agent_channels(&self.agents, &self.webhooks)?;
         check_webhooks(&self.webhooks)?;
         chat::check(&self.chat, &self.users, &self.routes)?;

@@ -54,6 +54,10 @@ pub struct Decision {
     /// `baton verify` and `baton wait --key`. Decisions written before it carry `receipt`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attestation: Option<super::receipt::Envelope>,
+    /// baton extension: on an approval of a route with `step_up = "passkey"`, the approver's
+    /// passkey assertion for this revision; signed with the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_up: Option<StepUp>,
     /// baton extension: what the deciding person had opened of this revision (see
     /// `attention::Attention`); absent for the system's and a policy's decisions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -69,6 +73,18 @@ pub struct Decision {
 pub struct GrantRef {
     pub id: String,
     pub granted_by: String,
+}
+
+/// What an approver proved beyond a session, on a route with `step_up`: a passkey's
+/// assertion, made for this handoff revision and outcome only, checked by the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StepUp {
+    /// `passkey` (WebAuthn, user verified).
+    pub method: String,
+    /// The passkey's credential id, base64url, as registered by the approver.
+    pub credential: String,
+    /// When the assertion was checked (RFC 3339, UTC).
+    pub at: String,
 }
 
 /// What a shadow policy would have decided.

@@ -199,6 +199,8 @@ fn line(event: &Event) -> String {
             s("grant")
         ),
         EventType::GrantRevoked => format!("grant {} revoked by {}", s("grant"), s("revoked_by")),
+        EventType::PasskeyRegistered => format!("{} registered a passkey", s("reviewer")),
+        EventType::PasskeyAsserted => format!("{}'s passkey confirmed the approval", s("by")),
         EventType::WorkspaceOwnerChanged => {
             let mut l = match s("owner").as_str() {
                 "" => "owner removed".to_string(),

@@ -10,12 +10,15 @@ use std::sync::LazyLock;
 const CSS: &str = include_str!("../assets/app.css");
 const JS: &str = include_str!("../assets/app.js");
 const ICON: &str = include_str!("../assets/favicon.svg");
+/// Passkey registration and the approval step-up (`web/passkeys.rs`).
+const PASSKEYS_JS: &str = include_str!("../assets/passkeys.js");
 
 static DIGEST: LazyLock<String> = LazyLock::new(|| {
     let mut h = Sha256::new();
     h.update(CSS);
     h.update(JS);
     h.update(ICON);
+    h.update(PASSKEYS_JS);
     hex::encode(&h.finalize()[..6])
 });
 
@@ -27,6 +30,7 @@ pub async fn file(Path(name): Path<String>) -> Response {
         "app.css" => (CSS, "text/css; charset=utf-8"),
         "app.js" => (JS, "text/javascript; charset=utf-8"),
         "favicon.svg" => (ICON, "image/svg+xml"),
+        "passkeys.js" => (PASSKEYS_JS, "text/javascript; charset=utf-8"),
         _ => return (StatusCode::NOT_FOUND, "no such file").into_response(),
     };
     (

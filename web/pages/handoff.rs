@@ -38,6 +38,8 @@ struct HandoffPage {
     changes: Option<baton::app::Changes>,
     /// "Approve similar": the grant an approval could come with (`grants.rs`).
     grant: Option<super::grants::GrantOffer>,
+    /// The route asks approvals for a passkey: Approve runs the confirmation first.
+    passkey: bool,
 }
 
 impl HandoffPage {
@@ -132,6 +134,7 @@ async fn build(
     draft: Draft,
 ) -> Response {
     let grant = super::grants::offer(app, &key, &s.actor).await;
+    let routes = app.clone();
     let app = app.clone();
     let actor = s.actor.clone();
     let me = s.name.clone();
@@ -173,6 +176,7 @@ async fn build(
         }
         Err(_) => return super::internal_error(),
     };
+    let passkey = routes.asks_passkey(h.standing.route.as_deref());
     let page = HandoffPage {
         chrome,
         h,
@@ -185,6 +189,7 @@ async fn build(
         locks,
         changes,
         grant,
+        passkey,
     };
     render(&page)
 }
@@ -291,7 +296,25 @@ pub async fn decide(
     };
     let (app2, actor, k) = (app.clone(), s.actor.clone(), key.clone());
     let grant = super::grants::asked(&form).filter(|_| outcome == Outcome::Approved);
-    let decide = move || app2.cx().decide_granting(&k, request, &actor, Via::Page, grant);
+    // The passkey's answer the page's script adds to an approval on a route that asks one.
+    let answer = match (
+        form.text("passkey_ceremony"),
+        form.text("passkey_credential"),
+    ) {
+        (Some(ceremony), Some(credential)) => Some(baton::app::PasskeyAnswer {
+            ceremony,
+            credential,
+        }),
+        _ => None,
+    };
+    let decide = move || match answer {
+        Some(answer) => app2
+            .cx()
+            .decide_with_passkey(&k, request, &actor, grant, answer),
+        None => app2
+            .cx()
+            .decide_granting(&k, request, &actor, Via::Page, grant),
+    };
     let result = crate::blocking(decide).await;
     match result {
         Ok(Ok((decided, _))) => {

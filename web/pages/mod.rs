@@ -16,6 +16,7 @@ mod handoff;
 mod handoff_view;
 mod links;
 mod login;
+mod passkeys;
 mod preview;
 mod queue;
 mod reviewers;
@@ -55,6 +56,8 @@ pub fn routes() -> Routes {
         .at(Method::GET, "/routes", routes::page)
         .at(Method::GET, "/reviewers", reviewers::page)
         .at(Method::POST, "/reviewers/away", reviewers::set_away)
+        .at(Method::GET, "/reviewers/passkeys", passkeys::page)
+        .at(Method::POST, "/reviewers/passkeys/remove", passkeys::remove)
         .at(
             Method::POST,
             "/reviewers/grants/{id}/revoke",

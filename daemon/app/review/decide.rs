@@ -5,6 +5,7 @@
 use crate::app::model::{Closing, DecideError, Decided, Progress, Recorded, Remark, DECISION};
 use crate::app::review::ingest::write_json;
 use crate::app::review::records::json_bytes;
+use crate::app::review::step_up::PasskeyAnswer;
 use crate::app::review::Cx;
 use crate::app::state::{KeptDecision, WsState};
 use crate::app::Served;
@@ -148,6 +149,31 @@ impl Cx<'_> {
         via: Via,
         grant: Option<crate::app::review::grants::GrantRequest>,
     ) -> Result<(Decided, Option<crate::app::Grant>), DecideError> {
+        self.decide_stepped(key, req, actor, via, grant, None)
+    }
+
+    /// The handoff page's decision with the passkey confirmation its route asks for
+    /// (`step_up`): `decide_granting` carrying the browser's assertion.
+    pub fn decide_with_passkey(
+        &self,
+        key: &str,
+        req: DecisionRequest,
+        actor: &Actor,
+        grant: Option<crate::app::review::grants::GrantRequest>,
+        answer: PasskeyAnswer,
+    ) -> Result<(Decided, Option<crate::app::Grant>), DecideError> {
+        self.decide_stepped(key, req, actor, Via::Page, grant, Some(answer))
+    }
+
+    fn decide_stepped(
+        &self,
+        key: &str,
+        req: DecisionRequest,
+        actor: &Actor,
+        via: Via,
+        grant: Option<crate::app::review::grants::GrantRequest>,
+        answer: Option<PasskeyAnswer>,
+    ) -> Result<(Decided, Option<crate::app::Grant>), DecideError> {
         let to_agent = check_request(&req)?;
         if grant.is_some() && req.outcome != Outcome::Approved {
             return Err(DecideError::Unprocessable(
@@ -170,6 +196,12 @@ impl Cx<'_> {
         if let Some(d) = &rec.decision {
             return Err(DecideError::Conflict(Box::new(d.decision())));
         }
+        // Before any other rule: an assertion presented is spent, whatever refuses the
+        // approval after, so it is never good twice.
+        let step_up = match req.outcome {
+            Outcome::Approved => self.step_up(&ws, rec, name, via, answer.as_ref())?,
+            _ => None,
+        };
         stale(&req, rec)?;
         let route = self.route_of(rec, &ws.workspace.name);
         if let Some(refused) = self.not_a_reviewer(&ws, rec, name, roles) {
@@ -184,6 +216,7 @@ impl Cx<'_> {
                 comment: req.comment,
                 edits,
                 via,
+                step_up,
             };
             let Some(asked) = grant else {
                 let approved = self.approve(&ws, &mut st, key, route, name, roles, remark);
@@ -325,6 +358,7 @@ impl Cx<'_> {
             attestation: None,
             attention,
             grant: closing.grant,
+            step_up: closing.step_up,
         };
         let decision = Decision {
             attestation: Some(self.attestation_for(ws, Some(rec), &decision)),
@@ -339,11 +373,14 @@ impl Cx<'_> {
         if let Some(via) = closing.via {
             data["via"] = via.as_str().into();
         }
-        if let Some(a) = &decision.attention {
-            data["attention"] = json!(a);
-        }
         if let Some(g) = &decision.grant {
             data["grant"] = json!(g);
+        }
+        if let Some(s) = &decision.step_up {
+            data["step_up"] = json!(s);
+        }
+        if let Some(a) = &decision.attention {
+            data["attention"] = json!(a);
         }
         let event = Event::new(
             EventType::HandoffDecided,

@@ -45,6 +45,7 @@ impl Cx<'_> {
             attestation: None,
             attention: None,
             grant: None,
+            step_up: None,
         };
         let decision = Decision {
             attestation: Some(self.attestation_for(ws, None, &decision)),

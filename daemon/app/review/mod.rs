@@ -7,7 +7,7 @@
 //!   `checkpoints`, `artifacts`.
 //! - Reviewers' acts: `decide`, `quorum`, `edits`, `claim`, `bulk`, `ownership`, `away`.
 //! - The route's: `route`, `assign` over `rota` (who holds what), `audience`, `policy`,
-//!   `timers`, `stall`.
+//!   `timers`, `stall`; an approval's passkey on routes that ask for one: `step_up`.
 //! - What a decision leaves behind: `receipt`, `approved`, `holds`, `repair`.
 //! - Agents' writes through the API: `upload`, `locks`; an agent taking its handoff back:
 //!   `withdraw`.
@@ -47,6 +47,7 @@ pub(in crate::app) mod revise;
 pub(in crate::app) mod rota;
 pub(in crate::app) mod route;
 pub(in crate::app) mod stall;
+pub(in crate::app) mod step_up;
 pub(in crate::app) mod tamper;
 pub(in crate::app) mod timers;
 pub(in crate::app) mod upload;
@@ -79,11 +80,13 @@ pub(in crate::app) struct Common {
     pub grants: grants::table::Grants,
     /// What each reviewer opened of each pending handoff (attention signals).
     pub attention: attention::Attentions,
+    /// Reviewers' passkeys and the ceremonies under way (`step_up`).
+    pub passkeys: crate::passkeys::Passkeys,
 }
 
 impl Common {
     /// In files under data_dir, or shared by a cluster's nodes (`people`).
-    pub fn open(data_dir: &Path, people: Option<&Arc<dyn People>>) -> Common {
+    pub fn open(data_dir: &Path, people: Option<&Arc<dyn People>>, public_url: &str) -> Common {
         Common {
             hashes: Default::default(),
             blobs: crate::blobs::Blobs::new(data_dir),
@@ -100,6 +103,7 @@ impl Common {
             intake: Default::default(),
             grants: grants::table::Grants::open(data_dir, people.is_some()),
             attention: attention::Attentions::open(data_dir),
+            passkeys: crate::passkeys::Passkeys::open(data_dir, public_url),
         }
     }
 }

@@ -61,6 +61,7 @@ impl Cx<'_> {
             comment,
             edits,
             via,
+            step_up,
         } = remark;
         let old = st
             .records
@@ -76,6 +77,7 @@ impl Cx<'_> {
                 let closing = Closing {
                     edits: latest_edits(&old.review.approvals, edits),
                     via: Some(via),
+                    step_up,
                     ..Closing::new(Outcome::Approved, name, comment)
                 };
                 return Ok(Decided::Closed(self.settle(ws, st, key, closing)?));
@@ -107,6 +109,7 @@ impl Cx<'_> {
         let closing = now.complete().then(|| Closing {
             edits: latest_edits(&old.review.approvals, edits.clone()),
             via: Some(via),
+            step_up: step_up.clone(),
             ..Closing::new(Outcome::Approved, name, comment.clone())
         });
         let committed = self.commit_approval(ws, st, key, role.is_some(), closing);

@@ -16,6 +16,7 @@ pub(in crate::app) mod links;
 pub(in crate::app) mod load;
 pub(in crate::app) mod moves;
 pub(in crate::app) mod notify;
+pub(in crate::app) mod passkeys;
 pub(in crate::app) mod published_copies;
 pub(in crate::app) mod push;
 pub(in crate::app) mod recover;

@@ -1,0 +1,289 @@
+//! Passkeys (WebAuthn) for reviewers: registering them (`register_start`,
+//! `register_finish`) and the step-up an approval on a `step_up = "passkey"` route needs
+//! (`confirm_start`, `confirm`). The relying party is the daemon's `public_url`: its host is
+//! the RP id, its origin the only origin accepted. webauthn-rs does the checking (challenge,
+//! origin, RP id hash, user verification, signature, counter); this module keeps the
+//! ceremonies (`ceremonies`) and the registered keys (`store`, in data_dir). It is a leaf:
+//! the app decides who may do what, and records what was confirmed.
+
+pub mod ceremonies;
+pub mod store;
+
+pub use ceremonies::Binding;
+pub use store::Stored;
+
+use ceremonies::{Ceremonies, State};
+use sha2::{Digest, Sha256};
+use std::io;
+use std::path::Path;
+use std::time::Instant;
+use webauthn_rs::prelude::{
+    PublicKeyCredential, RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
+};
+
+/// Longest label a reviewer may give a passkey.
+pub const MAX_LABEL: usize = 64;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasskeyError {
+    #[error("passkeys are off on this daemon: {0}")]
+    Off(String),
+    #[error(
+        "{0} has no passkey registered: register one on /reviewers/passkeys, then approve again"
+    )]
+    NoneRegistered(String),
+    #[error("this passkey confirmation is unknown, already used or expired; confirm with your passkey again")]
+    Unknown,
+    #[error(
+        "this passkey confirmation was made for {0}; confirm again on this handoff as it is now"
+    )]
+    Mismatch(String),
+    #[error("the passkey's answer did not verify ({0}); try again, or register the passkey again on /reviewers/passkeys")]
+    Invalid(String),
+    #[error("this passkey is registered already")]
+    Duplicate,
+    #[error("label: at most {MAX_LABEL} characters, no control characters")]
+    Label,
+    #[error("cannot keep passkeys now ({0}); try again in a moment")]
+    Io(#[from] io::Error),
+}
+
+/// What a verified confirmation proves: which of the reviewer's passkeys answered.
+#[derive(Debug, Clone)]
+pub struct Confirmed {
+    pub credential: String,
+    pub label: String,
+}
+
+pub struct Passkeys {
+    /// The relying party and the registered keys, or why passkeys cannot be used (a
+    /// `public_url` that cannot be a relying party, an unreadable credentials file).
+    ready: Result<(Webauthn, store::Credentials), String>,
+    ceremonies: Ceremonies,
+}
+
+/// The relying party of `public_url`, or why it cannot be one (told at start-up when a route
+/// needs passkeys).
+pub fn relying_party(public_url: &str) -> Result<Webauthn, String> {
+    let url = Url::parse(public_url).map_err(|e| format!("public_url \"{public_url}\": {e}"))?;
+    let host = match url.host() {
+        Some(url::Host::Domain(d)) => d.to_string(),
+        Some(_) => {
+            return Err(format!(
+                "public_url \"{public_url}\" names an IP address; WebAuthn needs a host name (https://baton.example.com, or http://localhost on one machine)"
+            ))
+        }
+        None => return Err(format!("public_url \"{public_url}\" names no host")),
+    };
+    if url.scheme() != "https" && host != "localhost" {
+        return Err(format!(
+            "public_url \"{public_url}\" is not https; browsers offer passkeys only to https:// pages (or http://localhost)"
+        ));
+    }
+    WebauthnBuilder::new(&host, &url)
+        .and_then(|b| b.rp_name("baton").build())
+        .map_err(|e| format!("public_url \"{public_url}\": {e}"))
+}
+
+/// A reviewer's WebAuthn user handle: stable, derived from the name, so nothing more needs
+/// keeping and no other reviewer's can collide.
+fn user_handle(reviewer: &str) -> Uuid {
+    let digest = Sha256::digest(format!("baton passkey user\0{reviewer}").as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&digest[..16]);
+    Uuid::from_bytes(bytes)
+}
+
+impl Passkeys {
+    /// Opens the registered passkeys of `data_dir`, with the relying party of `public_url`.
+    /// Never fails: what is wrong is told by `ready` (at start-up when a route needs
+    /// passkeys) and by every call.
+    pub fn open(data_dir: &Path, public_url: &str) -> Passkeys {
+        let ready = relying_party(public_url).and_then(|rp| {
+            let credentials = store::Credentials::open(data_dir).map_err(|e| e.to_string())?;
+            Ok((rp, credentials))
+        });
+        Passkeys {
+            ready,
+            ceremonies: Ceremonies::default(),
+        }
+    }
+
+    /// Whether passkeys can be registered and asserted, or why not.
+    pub fn ready(&self) -> Result<(), String> {
+        self.ready.as_ref().map(|_| ()).map_err(Clone::clone)
+    }
+
+    fn parts(&self) -> Result<(&Webauthn, &store::Credentials), PasskeyError> {
+        match &self.ready {
+            Ok((rp, credentials)) => Ok((rp, credentials)),
+            Err(e) => Err(PasskeyError::Off(e.clone())),
+        }
+    }
+
+    /// `reviewer`'s passkeys, oldest first (none while passkeys are off).
+    pub fn of(&self, reviewer: &str) -> Vec<Stored> {
+        self.parts()
+            .map(|(_, c)| c.of(reviewer))
+            .unwrap_or_default()
+    }
+
+    /// Starts registering a passkey for `reviewer`: the options for
+    /// `navigator.credentials.create` and the ceremony's id.
+    pub fn register_start(
+        &self,
+        reviewer: &str,
+        now: Instant,
+    ) -> Result<(serde_json::Value, String), PasskeyError> {
+        let (rp, credentials) = self.parts()?;
+        let exclude: Vec<_> = credentials
+            .of(reviewer)
+            .iter()
+            .map(|k| k.passkey.cred_id().clone())
+            .collect();
+        let (options, state) = rp
+            .start_passkey_registration(user_handle(reviewer), reviewer, reviewer, Some(exclude))
+            .map_err(|e| PasskeyError::Invalid(e.to_string()))?;
+        let id = self
+            .ceremonies
+            .start(reviewer, State::Registration(state), now);
+        Ok((options_json(&options), id))
+    }
+
+    /// Checks the browser's answer to registration `ceremony` and keeps the new passkey.
+    pub fn register_finish(
+        &self,
+        reviewer: &str,
+        ceremony: &str,
+        credential: &str,
+        label: &str,
+        now: Instant,
+    ) -> Result<Stored, PasskeyError> {
+        let label = label.trim();
+        if label.chars().count() > MAX_LABEL || label.chars().any(char::is_control) {
+            return Err(PasskeyError::Label);
+        }
+        let (rp, credentials) = self.parts()?;
+        let taken = self.ceremonies.take(ceremony, now);
+        let Some(ceremonies::Ceremony {
+            reviewer: made_for,
+            state: State::Registration(state),
+            ..
+        }) = taken
+        else {
+            return Err(PasskeyError::Unknown);
+        };
+        if made_for != reviewer {
+            return Err(PasskeyError::Unknown);
+        }
+        let answer: RegisterPublicKeyCredential = serde_json::from_str(credential)
+            .map_err(|e| PasskeyError::Invalid(format!("not a registration answer: {e}")))?;
+        let passkey = rp
+            .finish_passkey_registration(&answer, &state)
+            .map_err(|e| PasskeyError::Invalid(e.to_string()))?;
+        let id = store::id_of(&passkey);
+        // A credential is one person's: never a second registration of it, by anyone.
+        if credentials.owner(&id).is_some() {
+            return Err(PasskeyError::Duplicate);
+        }
+        let label = match label {
+            "" => format!("passkey {}", credentials.of(reviewer).len() + 1),
+            l => l.to_string(),
+        };
+        let stored = Stored {
+            id,
+            label,
+            created_at: crate::clock::now_rfc3339(),
+            last_used_at: None,
+            passkey,
+        };
+        credentials.add(reviewer, stored.clone())?;
+        Ok(stored)
+    }
+
+    /// Forgets `reviewer`'s passkey `id`; whether it was registered.
+    pub fn remove(&self, reviewer: &str, id: &str) -> Result<bool, PasskeyError> {
+        let (_, credentials) = self.parts()?;
+        Ok(credentials.remove(reviewer, id)?)
+    }
+
+    /// Starts a confirmation of `binding` by `reviewer`: the options for
+    /// `navigator.credentials.get` (allowing only the reviewer's passkeys) and its id.
+    pub fn confirm_start(
+        &self,
+        reviewer: &str,
+        binding: Binding,
+        now: Instant,
+    ) -> Result<(serde_json::Value, String), PasskeyError> {
+        let (rp, credentials) = self.parts()?;
+        let keys: Vec<_> = credentials
+            .of(reviewer)
+            .into_iter()
+            .map(|k| k.passkey)
+            .collect();
+        if keys.is_empty() {
+            return Err(PasskeyError::NoneRegistered(reviewer.to_string()));
+        }
+        let (options, state) = rp
+            .start_passkey_authentication(&keys)
+            .map_err(|e| PasskeyError::Invalid(e.to_string()))?;
+        let id = self
+            .ceremonies
+            .start(reviewer, State::Assertion(state, binding), now);
+        Ok((options_json(&options), id))
+    }
+
+    /// Checks `reviewer`'s answer to confirmation `ceremony` for `binding`. The ceremony is
+    /// spent whatever the outcome, so an answer (or a copy of it) is never good twice.
+    pub fn confirm(
+        &self,
+        reviewer: &str,
+        ceremony: &str,
+        credential: &str,
+        binding: &Binding,
+        now: Instant,
+    ) -> Result<Confirmed, PasskeyError> {
+        let (rp, credentials) = self.parts()?;
+        let Some(taken) = self.ceremonies.take(ceremony, now) else {
+            return Err(PasskeyError::Unknown);
+        };
+        let State::Assertion(state, bound) = taken.state else {
+            return Err(PasskeyError::Unknown);
+        };
+        if taken.reviewer != reviewer {
+            return Err(PasskeyError::Mismatch(format!(
+                "another reviewer ({})",
+                taken.reviewer
+            )));
+        }
+        if &bound != binding {
+            return Err(PasskeyError::Mismatch(bound.to_string()));
+        }
+        let answer: PublicKeyCredential = serde_json::from_str(credential)
+            .map_err(|e| PasskeyError::Invalid(format!("not an assertion: {e}")))?;
+        let result = rp
+            .finish_passkey_authentication(&answer, &state)
+            .map_err(|e| PasskeyError::Invalid(e.to_string()))?;
+        if !result.user_verified() {
+            return Err(PasskeyError::Invalid(
+                "the authenticator did not verify its user".into(),
+            ));
+        }
+        let at = crate::clock::now_rfc3339();
+        let Some(label) = credentials.used(reviewer, &result, &at)? else {
+            return Err(PasskeyError::Invalid(
+                "that passkey is no longer registered".into(),
+            ));
+        };
+        Ok(Confirmed {
+            credential: store::id_of_result(&result),
+            label,
+        })
+    }
+}
+
+/// The options as the browser's JSON form (`PublicKeyCredentialCreationOptionsJSON` /
+/// `...RequestOptionsJSON`: binary fields base64url).
+fn options_json(options: &impl serde::Serialize) -> serde_json::Value {
+    serde_json::to_value(options).expect("WebAuthn options serialize")
+}

@@ -1,0 +1,311 @@
+//! Passkey step-up end to end, over the real daemon and headless Chromium with its WebDriver
+//! virtual authenticator (CTAP2, internal transport, resident keys, user verification): a
+//! reviewer registers a passkey on /reviewers/passkeys and approves on a `step_up =
+//! "passkey"` route from the handoff page; the decision records the passkey, signed. An
+//! approval without an assertion, with an assertion made for another handoff, with an
+//! assertion already presented once, and from a mail's action link, is refused and decides
+//! nothing. A route that asks for passkeys without a `public_url` keeps the daemon from
+//! starting.
+
+use crate::browser::reviewer_config;
+use crate::notify::mail::Smtp;
+use crate::pages::{hidden, pending_handoff, state, Web};
+use crate::util::{self, browser::Browser, Daemon, TestEnv};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use fantoccini::wd::WebDriverCompatibleCommand;
+use serde_json::{json, Value};
+use std::path::PathBuf;
+
+const PASSWORD: &str = "correct horse";
+
+/// The WebDriver "Add Virtual Authenticator" command (WebAuthn spec, section 11.3).
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(
+        &self,
+        base: &url::Url,
+        session: Option<&str>,
+    ) -> Result<url::Url, url::ParseError> {
+        base.join(&format!(
+            "session/{}/webauthn/authenticator",
+            session.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &url::Url) -> (axum::http::Method, Option<String>) {
+        let body = json!({
+            "protocol": "ctap2", "transport": "internal", "hasResidentKey": true,
+            "hasUserVerification": true, "isUserVerified": true, "automaticPresenceSimulation": true,
+        });
+        (axum::http::Method::POST, Some(body.to_string()))
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Stage {
+    env: TestEnv,
+    daemon: Daemon,
+    /// `http://localhost:PORT`: the public URL, so the relying party's origin.
+    base: String,
+    alpha: PathBuf,
+    beta: PathBuf,
+    smtp: Smtp,
+    browser: Browser,
+    /// The SMTP stand-in's folder (its mails are kept there).
+    _smtp_dir: TestEnv,
+}
+
+/// rita reviews route `guarded` (both workspaces), which asks for a passkey and mails her
+/// with action links; the daemon's public URL is `http://localhost:PORT`, a secure context
+/// for Chromium. rita is signed in, with a passkey registered on the page.
+fn stage() -> Stage {
+    let port = free_port();
+    let base = format!("http://localhost:{port}");
+    let probe = TestEnv::new();
+    let smtp = Smtp::start(probe.root(), false);
+    let rita = format!(
+        "{}email = \"rita@example.com\"\n",
+        reviewer_config("rita", PASSWORD)
+    );
+    let extra = format!(
+        "public_url = \"{base}\"\n{rita}\
+         [smtp]\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"baton <baton@localhost>\"\n\
+         [[routes]]\nname = \"guarded\"\nreviewers = [\"rita\"]\nnotify = [\"email\"]\nstep_up = \"passkey\"\n",
+        smtp.port
+    );
+    let mut env = TestEnv::with_config(&extra);
+    let alpha = env.ws("alpha");
+    let beta = env.init("beta");
+    // The daemon must listen on the port the public URL names.
+    let config = env.root().join("baton-passkeys.toml");
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    let text = text.replace(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(&config, text).unwrap();
+    let daemon = env.spawn_with_config(&config);
+    let browser = Browser::start();
+    browser
+        .rt
+        .block_on(browser.client.issue_cmd(AddVirtualAuthenticator))
+        .expect("a virtual authenticator");
+    browser.sign_in(&base, "rita", PASSWORD);
+    browser.goto(&format!("{base}/reviewers/passkeys"));
+    browser.wait_text("#no-passkeys");
+    browser.fill("[data-passkey-label]", "test laptop");
+    browser.click("[data-passkey-register]");
+    browser.wait_for_text("table.passkeys", "test laptop");
+    Stage {
+        env,
+        daemon,
+        base,
+        alpha,
+        beta,
+        smtp,
+        browser,
+        _smtp_dir: probe,
+    }
+}
+
+impl Stage {
+    /// Runs `script` in the page as an async function body (`done` is its callback).
+    fn run_async(&self, script: &str, args: Vec<Value>) -> Value {
+        let wrapped = format!("const done = arguments[arguments.length - 1]; {script}");
+        self.browser
+            .rt
+            .block_on(self.browser.client.execute_async(&wrapped, args))
+            .expect("script")
+    }
+
+    /// Opens handoff `key`'s page and has the passkey confirm an approval of `revision`:
+    /// `{ceremony, credential}`, as the page's script would post them.
+    fn assertion(&self, key: &str, revision: u32) -> Value {
+        self.browser.goto(&format!("{}/handoffs/{key}", self.base));
+        self.browser.wait_text("#passkey-step");
+        self.run_async(
+            "window.batonPasskey.confirm(arguments[0], arguments[1]).then(done, (e) => done({error: String(e)}));",
+            vec![json!(key), json!(revision)],
+        )
+    }
+
+    /// Posts handoff `key`'s decision form from the signed-in page with `fields` (plus the
+    /// session's CSRF token); the page it lands on, as HTML.
+    fn post_decision(&self, key: &str, fields: Value) -> String {
+        self.browser.goto(&format!("{}/handoffs/{key}", self.base));
+        self.browser.wait_text("#decide");
+        let answer = self.run_async(
+            "const f = new URLSearchParams(arguments[1]); f.set('csrf', document.querySelector('input[name=csrf]').value);
+             fetch(`/handoffs/${encodeURIComponent(arguments[0])}/decision`, {method: 'POST', body: f, credentials: 'same-origin'})
+               .then((r) => r.text()).then(done, (e) => done(String(e)));",
+            vec![json!(key), fields],
+        );
+        answer.as_str().unwrap_or_default().to_string()
+    }
+
+    fn pending(&self, key: &str) -> bool {
+        state(&self.daemon, key) == "pending"
+    }
+}
+
+fn with_assertion(a: &Value, revision: &str) -> Value {
+    json!({
+        "outcome": "approved", "revision": revision,
+        "passkey_ceremony": a["ceremony"], "passkey_credential": a["credential"],
+    })
+}
+
+#[test]
+fn a_passkey_approves_on_the_page_and_the_signed_decision_records_it() {
+    let s = stage();
+    pending_handoff(&s.daemon, &s.alpha, "pk-1");
+    s.browser.goto(&format!("{}/handoffs/pk-1", s.base));
+    s.browser.wait_text("#passkey-step");
+    s.browser.click("button.approve");
+    s.browser.accept_dialog();
+    s.daemon.wait_until("the approval is decided", || {
+        util::decision(&s.alpha).is_some()
+    });
+    let d = util::decision(&s.alpha).unwrap();
+    assert_eq!(d["outcome"], "approved", "{d}");
+    assert_eq!(d["by"], "rita");
+    assert_eq!(d["step_up"]["method"], "passkey", "{d}");
+    let id = d["step_up"]["credential"].as_str().unwrap().to_string();
+    s.browser.goto(&format!("{}/reviewers/passkeys", s.base));
+    let listed = s.browser.source();
+    assert!(
+        listed.contains(&format!("data-passkey-id=\"{id}\"")),
+        "the decision names the registered passkey {id}"
+    );
+    // Signed: the attestation's statement carries the decision with its step_up.
+    let payload = STANDARD
+        .decode(d["attestation"]["payload"].as_str().unwrap())
+        .unwrap();
+    let statement: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        statement["predicate"]["decision"]["step_up"], d["step_up"],
+        "{statement}"
+    );
+    let types = util::event_types(&s.alpha);
+    let asserted = types.iter().position(|t| t == "passkey.asserted");
+    let decided = types.iter().position(|t| t == "handoff.decided");
+    assert!(
+        asserted.is_some() && asserted < decided,
+        "passkey.asserted, then handoff.decided: {types:?}"
+    );
+    let metrics = s.daemon.metrics();
+    assert!(
+        metrics.contains("baton_passkeys_total{outcome=\"registered\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("baton_passkeys_total{outcome=\"asserted\"} 1"));
+}
+
+#[test]
+fn approvals_without_a_good_assertion_are_refused_and_decide_nothing() {
+    let s = stage();
+    pending_handoff(&s.daemon, &s.alpha, "pk-a");
+    pending_handoff(&s.daemon, &s.beta, "pk-b");
+
+    // No assertion: the form posted as a page without the script would post it.
+    let html = s.post_decision("pk-a", json!({"outcome": "approved", "revision": "1"}));
+    assert!(html.contains("asks for a passkey to approve"), "{html}");
+    assert!(s.pending("pk-a"));
+
+    // An assertion made for handoff pk-b, presented for pk-a.
+    let for_b = s.assertion("pk-b", 1);
+    assert!(for_b["ceremony"].is_string(), "{for_b}");
+    let html = s.post_decision("pk-a", with_assertion(&for_b, "1"));
+    assert!(html.contains("was made for approved of handoff"), "{html}");
+    assert!(s.pending("pk-a"), "an assertion for pk-b approved pk-a");
+
+    // A replay: presented once (on a stale revision, so nothing was decided), then again.
+    let for_a = s.assertion("pk-a", 1);
+    let html = s.post_decision("pk-a", with_assertion(&for_a, "7"));
+    assert!(html.contains("changed since it was read"), "{html}");
+    assert!(s.pending("pk-a"));
+    let html = s.post_decision("pk-a", with_assertion(&for_a, "1"));
+    assert!(html.contains("already used or expired"), "{html}");
+    assert!(s.pending("pk-a"), "a replayed assertion approved");
+
+    // A mail's action link cannot ask for a passkey: refused, told where to go.
+    let mail = {
+        let mut found = None;
+        s.daemon.wait_until("rita's mail about pk-a", || {
+            found = s
+                .smtp
+                .mails()
+                .into_iter()
+                .find(|m| m["text"].as_str().unwrap_or_default().contains("pk-a"));
+            found.is_some()
+        });
+        found.unwrap()["text"]
+            .as_str()
+            .unwrap()
+            .replace("\r\n", "\n")
+    };
+    let link = mail
+        .lines()
+        .find_map(|l| l.strip_prefix("Approve: "))
+        .unwrap_or_else(|| panic!("no Approve link in {mail}"))
+        .trim()
+        .strip_prefix(s.base.as_str())
+        .expect("under public_url")
+        .to_string();
+    let web = Web::new(&s.daemon);
+    let page = web.get(&link, None);
+    let csrf = page
+        .cookie_value("baton_act")
+        .expect("the confirm page's cookie");
+    assert_eq!(hidden(&page.body, "csrf").as_deref(), Some(csrf.as_str()));
+    let posted = web.post_form(
+        &link,
+        Some(&format!("baton_act={csrf}")),
+        &[("csrf", &csrf)],
+    );
+    assert!(
+        posted.body.contains("asks for a passkey to approve")
+            && posted.body.contains("/handoffs/pk-a"),
+        "{} {}",
+        posted.status,
+        posted.body
+    );
+    assert!(s.pending("pk-a"), "a mail link approved a passkey route");
+    let metrics = s.daemon.metrics();
+    assert!(
+        metrics.contains("baton_passkeys_total{outcome=\"refused\"} 4"),
+        "{metrics}"
+    );
+    drop(s.env);
+}
+
+#[test]
+fn a_passkey_route_without_public_url_keeps_the_daemon_from_starting() {
+    let env = TestEnv::with_config(&format!(
+        "{}[[routes]]\nname = \"guarded\"\nreviewers = [\"rita\"]\nstep_up = \"passkey\"\n",
+        reviewer_config("rita", PASSWORD)
+    ));
+    let (code, stderr) = util::refused_start(&env.config_path());
+    assert_ne!(code, Some(0));
+    assert!(
+        stderr.contains("routes[0] (\"guarded\").step_up") && stderr.contains("needs public_url"),
+        "{stderr}"
+    );
+    let ip = TestEnv::with_config(&format!(
+        "public_url = \"http://127.0.0.1:9\"\n{}[[routes]]\nname = \"guarded\"\nreviewers = [\"rita\"]\nstep_up = \"passkey\"\n",
+        reviewer_config("rita", PASSWORD)
+    ));
+    let (code, stderr) = util::refused_start(&ip.config_path());
+    assert_ne!(code, Some(0));
+    assert!(stderr.contains("names an IP address"), "{stderr}");
+}
