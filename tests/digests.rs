@@ -257,3 +257,18 @@ fn a_restart_makes_no_second_digest_and_a_digest_due_while_down_goes_out_once_ba
     assert_eq!(digests(&smtp).len(), 2, "{:?}", smtp.mails());
     daemon.stop();
 }
+
+#[test]
+fn a_cadence_of_zero_minutes_is_refused_at_start_naming_the_key_and_the_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let env = TestEnv::with_config(
+        &config(smtp.port).replace("digest_every_min = 60", "digest_every_min = 0"),
+    );
+    let (code, said) = util::refused_start(&env.config_path());
+    assert_ne!(code, Some(0), "{said}");
+    assert!(
+        said.contains("users[0].digest_every_min: must be 1 to 10080"),
+        "{said}"
+    );
+}
