@@ -71,6 +71,16 @@ pub enum EventType {
     /// baton extension: a grant was revoked; it approves nothing more.
     #[serde(rename = "grant.revoked")]
     GrantRevoked,
+    /// baton extension: a canary (a known-bad example handoff) was filed into a reviewer's
+    /// queue (`data.example`); logged in its canary place, never sent anywhere.
+    #[serde(rename = "canary.filed")]
+    CanaryFiled,
+    /// baton extension: a reviewer rejected or sent back a canary (`data.reviewer`).
+    #[serde(rename = "canary.caught")]
+    CanaryCaught,
+    /// baton extension: a reviewer approved a canary (`data.reviewer`, `data.why`).
+    #[serde(rename = "canary.missed")]
+    CanaryMissed,
     /// baton extension: a reviewer registered a passkey (`data.reviewer`, `data.credential`);
     /// broadcast to subscribers, not in any workspace's log (it is about no workspace).
     #[serde(rename = "passkey.registered")]
@@ -111,6 +121,9 @@ impl EventType {
             EventType::GrantRevoked => "grant.revoked",
             EventType::PasskeyRegistered => "passkey.registered",
             EventType::PasskeyAsserted => "passkey.asserted",
+            EventType::CanaryFiled => "canary.filed",
+            EventType::CanaryCaught => "canary.caught",
+            EventType::CanaryMissed => "canary.missed",
         }
     }
 }

@@ -37,6 +37,12 @@ pub struct RouteLabel {
     pub route: String,
 }
 
+/// A reviewer's name.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReviewerLabel {
+    pub reviewer: String,
+}
+
 /// A histogram of each label's own, made with the same buckets.
 pub type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
@@ -128,6 +134,12 @@ pub struct Metrics {
     /// Reviewers' scoped grants, by what happened: created, revoked, approved (a handoff it
     /// approved at receipt), refused (a grant asked for and not made).
     pub grants: Family<OutcomeLabel, Counter>,
+    /// Canaries filed into reviewers' queues (see `app/review/canary.rs`).
+    pub canaries_filed: Counter,
+    /// Canaries a reviewer rejected or sent back, by reviewer.
+    pub canaries_caught: Family<ReviewerLabel, Counter>,
+    /// Canaries a reviewer approved, by reviewer.
+    pub canaries_missed: Family<ReviewerLabel, Counter>,
 }
 
 impl Default for Metrics {
@@ -182,6 +194,9 @@ impl Default for Metrics {
             digests: Counter::default(),
             digest_items: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             grants: Family::default(),
+            canaries_filed: Counter::default(),
+            canaries_caught: Family::default(),
+            canaries_missed: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -399,6 +414,21 @@ impl Default for Metrics {
             "grants",
             "Reviewers' scoped grants (approve similar), by what happened: created, revoked, approved (a handoff approved at receipt by one), refused (asked for, not made)",
             m.grants.clone(),
+        );
+        registry.register(
+            "canaries_filed",
+            "Canaries (known-bad example handoffs) filed into reviewers' queues",
+            m.canaries_filed.clone(),
+        );
+        registry.register(
+            "canaries_caught",
+            "Canaries a reviewer rejected or sent back (caught), by reviewer",
+            m.canaries_caught.clone(),
+        );
+        registry.register(
+            "canaries_missed",
+            "Canaries a reviewer approved (missed), by reviewer",
+            m.canaries_missed.clone(),
         );
         Metrics { registry, ..m }
     }

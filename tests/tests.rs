@@ -15,6 +15,7 @@ mod audit;
 mod auth;
 mod browser;
 mod browser_a11y;
+mod canaries;
 mod claim;
 mod claude_hook;
 mod cli;

@@ -204,9 +204,15 @@ pub async fn decide(
         },
     };
     let (grant, via) = (body.grant, baton::contract::decision::Via::Api);
+    let (app_, key_) = (app.clone(), key.clone());
     let decide = move || app.cx().decide_granting(&key, request, &actor, via, grant);
     let (decided, granted) = blocking(decide).await??;
-    let mut response = answer(decided).into_response();
+    let (status, Json(mut body)) = answer(decided);
+    // A canary's decider is told at once what it was and what was wrong with it.
+    if let Some(told) = crate::canaries::told(&app_, &key_).await {
+        body["canary"] = json!(told);
+    }
+    let mut response = (status, Json(body)).into_response();
     // The grant made with it, by id (`GET /api/v1/grants` shows it whole).
     if let Some(id) = granted.and_then(|g| header::HeaderValue::from_str(&g.id).ok()) {
         response.headers_mut().insert("baton-grant", id);

@@ -8,6 +8,7 @@ mod api;
 pub mod artifacts;
 mod auth;
 mod blocking;
+mod canaries;
 mod deliveries;
 mod error;
 mod exposition;

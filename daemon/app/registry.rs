@@ -11,8 +11,12 @@ pub(in crate::app) struct Registry {
     pub by_root: RwLock<HashMap<PathBuf, Arc<Served>>>,
     /// The places workspaces live (`workspaces` in the configuration, resolved).
     pub roots: Vec<PathBuf>,
-    /// Every accepted key -> its workspace.
+    /// Every accepted key -> its workspace (or canary place, by its registry name).
     pub keys: Mutex<HashMap<String, String>>,
+    /// Canary places by registry name: found by `get` (so their keys resolve like any
+    /// other), never listed by `all` or `pick` (so nothing that walks the workspaces, an
+    /// export or a flush of what is owed, meets them unasked).
+    pub places: RwLock<BTreeMap<String, Arc<Served>>>,
 }
 
 impl Registry {
@@ -22,6 +26,7 @@ impl Registry {
             by_root: RwLock::default(),
             roots,
             keys: Mutex::default(),
+            places: RwLock::default(),
         }
     }
 }
@@ -50,7 +55,27 @@ impl Registry {
 
     pub fn get(&self, name: &str) -> Option<Arc<Served>> {
         let all = self.workspaces.read().expect("lock holders never panic");
-        all.get(name).cloned()
+        all.get(name).cloned().or_else(|| self.place(name))
+    }
+
+    /// The canary place of registry name `name`.
+    pub fn place(&self, name: &str) -> Option<Arc<Served>> {
+        let places = self.places.read().expect("lock holders never panic");
+        places.get(name).cloned()
+    }
+
+    /// Every canary place.
+    pub fn places(&self) -> Vec<Arc<Served>> {
+        let places = self.places.read().expect("lock holders never panic");
+        places.values().cloned().collect()
+    }
+
+    /// Adds a loaded canary place (its records' keys noted first, so pages find them).
+    pub fn insert_place(&self, place: Arc<Served>) {
+        let name = place.registry_name().to_string();
+        self.claim_keys(&name, place.lock().records.keys());
+        let mut places = self.places.write().expect("lock holders never panic");
+        places.insert(name, place);
     }
 
     /// The workspace whose root is `root` exactly.

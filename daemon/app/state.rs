@@ -33,9 +33,27 @@ pub struct Served {
     pub approved: crate::app::review::approved::Approved,
     /// The records whose published copies were rewritten since their fingerprints were kept.
     pub copies: crate::app::rewrites::Rewrites,
+    /// `Some` for a canary place (see `review::canary`): a daemon-owned folder in data_dir
+    /// served under this registry name, whose events reach no outbox and no subscriber.
+    pub place: Option<String>,
 }
 
 impl Served {
+    /// The name the registry and the key map know it by: its workspace's, or for a canary
+    /// place the place's own (its workspace name is the one it stands in for, as shown).
+    pub fn registry_name(&self) -> &str {
+        self.place.as_deref().unwrap_or(&self.workspace.name)
+    }
+
+    /// Whether `actor` may see this workspace's handoffs. A canary place is seen by
+    /// reviewers only, as the workspace it stands in for: never by an agent's token.
+    pub fn seen_by(&self, actor: &crate::auth::Actor) -> bool {
+        match &self.place {
+            None => actor.can_see(&self.workspace.name),
+            Some(_) => matches!(actor, crate::auth::Actor::Reviewer { .. }),
+        }
+    }
+
     pub fn lock(&self) -> std::sync::MutexGuard<'_, WsState> {
         // A panic while holding the lock is a bug already logged; the state is still the best
         // we have, so keep serving rather than poison every later request.

@@ -1,4 +1,4 @@
-//! `baton export [--since TIME] [--workspace GLOB]`: the decided handoffs as JSONL on
+//! `baton export [--since TIME] [--workspace GLOB] [--canaries]`: the decided handoffs as JSONL on
 //! standard output (see `app::export` for what a line holds).
 
 use baton::app::export::{export as write_export, ExportFilter};
@@ -11,6 +11,7 @@ use time::{Date, Duration, OffsetDateTime};
 pub fn export(
     since: Option<&str>,
     workspace: Option<&str>,
+    canaries: bool,
     config: Option<&Path>,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
@@ -21,6 +22,7 @@ pub fn export(
             .map(glob::Pattern::new)
             .transpose()
             .map_err(|e| anyhow::anyhow!("--workspace: not a glob: {e}"))?,
+        canaries,
     };
     let stdout = std::io::stdout();
     let count = write_export(&config, &filter, &mut stdout.lock())?;

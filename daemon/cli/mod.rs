@@ -240,6 +240,9 @@ pub enum Command {
         /// Only workspaces whose name matches GLOB (e.g. builds-*)
         #[arg(long, value_name = "GLOB")]
         workspace: Option<String>,
+        /// Canaries too (known-bad examples filed into queues), marked "canary": true
+        #[arg(long)]
+        canaries: bool,
         #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
         config: Option<PathBuf>,
     },
@@ -528,8 +531,14 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Export {
             since,
             workspace,
+            canaries,
             config,
-        } => export::export(since.as_deref(), workspace.as_deref(), config.as_deref()),
+        } => export::export(
+            since.as_deref(),
+            workspace.as_deref(),
+            canaries,
+            config.as_deref(),
+        ),
         Command::Search {
             query,
             config,

@@ -25,6 +25,7 @@ pub async fn run(app: App, listener: TcpListener) -> anyhow::Result<()> {
         .cluster()
         .map(|c| tokio::spawn(keep_leases(app.clone(), c.ttl / 3)));
     app.start_wakeups();
+    app.start_canaries();
     let app_for_anchors = app.clone();
     let router = baton_web::router(app);
     baton_web::server::serve(listener, router, &http, max_connections, shutdown.clone()).await;

@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub mod canaries;
 mod channels;
 pub mod chat;
 mod checks;
@@ -83,6 +84,8 @@ pub struct Config {
     pub hooks: Hooks,
     /// `[push]`: Web Push to reviewers' browsers, for routes with `push`.
     pub push: Option<PushSettings>,
+    /// `[canaries]`: known-bad handoffs filed into reviewers' queues (see `canaries`).
+    pub canaries: Option<canaries::Canaries>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -138,6 +141,8 @@ struct RawConfig {
     hooks: Hooks,
     #[serde(default)]
     push: Option<PushSettings>,
+    #[serde(default)]
+    canaries: Option<canaries::RawCanaries>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -318,6 +323,10 @@ impl RawConfig {
             cluster: self.cluster,
             hooks: self.hooks.resolve(base),
             push: self.push,
+            canaries: match self.canaries {
+                Some(raw) => Some(canaries::resolve(raw, base, &limits)?),
+                None => None,
+            },
         })
     }
 }

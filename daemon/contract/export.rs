@@ -48,6 +48,10 @@ pub struct ExportRecord {
     /// The approvals of the last revision (quorum and sign-off gates), if any were recorded.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub approvals: Vec<Value>,
+    /// `true` for a canary: a known-bad example the daemon filed to check reviews (exported
+    /// only when asked, `baton export --canaries`); absent for every real handoff.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub canary: bool,
 }
 
 /// One revision of the handoff and the decision that answered it, if any.

@@ -201,6 +201,10 @@ fn line(event: &Event) -> String {
         EventType::GrantRevoked => format!("grant {} revoked by {}", s("grant"), s("revoked_by")),
         EventType::PasskeyRegistered => format!("{} registered a passkey", s("reviewer")),
         EventType::PasskeyAsserted => format!("{}'s passkey confirmed the approval", s("by")),
+        // Never spooled (a canary place reaches no outbox); named for the match alone.
+        EventType::CanaryFiled | EventType::CanaryCaught | EventType::CanaryMissed => {
+            event.kind.as_str().to_string()
+        }
         EventType::WorkspaceOwnerChanged => {
             let mut l = match s("owner").as_str() {
                 "" => "owner removed".to_string(),

@@ -318,6 +318,19 @@ pub async fn decide(
     let result = crate::blocking(decide).await;
     match result {
         Ok(Ok((decided, _))) => {
+            // A canary's decider is told at once what it was and what was wrong with it.
+            if let Some(told) = crate::canaries::told(&app, &key).await {
+                let (notice, error) = match told.caught {
+                    true => (Some(told.sentence()), None),
+                    false => (None, Some(told.sentence())),
+                };
+                let said = flash::Flash {
+                    notice,
+                    error,
+                    ..Default::default()
+                };
+                flash::put(&s, &page_path(&key), said);
+            }
             let tag = match decided {
                 baton::app::Decided::Closed(_) => "1",
                 baton::app::Decided::Pending(_) => "signed",

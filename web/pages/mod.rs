@@ -5,6 +5,7 @@
 
 mod assets;
 mod attention;
+mod canaries;
 mod decision_form;
 mod deliveries;
 mod events;

@@ -24,11 +24,14 @@ struct ReviewersPage {
     attention: super::attention::Section,
     /// Reviewers' scoped grants (`grants`, its own section).
     grants: Vec<super::grants::GrantLine>,
+    /// Reviewers' catches of canaries (`canaries`, its own section).
+    canaries: Vec<super::canaries::CanaryLine>,
     notice: Option<String>,
     error: Option<String>,
 }
 
 pub async fn page(State(app): State<App>, Viewer(s): Viewer) -> Response {
+    let app_canaries = app.clone();
     let (app_, actor) = (app.clone(), s.actor.clone());
     let grants = crate::blocking(move || super::grants::lines(&app_, &actor)).await;
     let actor = s.actor.clone();
@@ -45,6 +48,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer) -> Response {
         loads,
         attention,
         grants: grants.unwrap_or_default(),
+        canaries: super::canaries::lines(&app_canaries, &s.actor),
         notice: said.notice,
         error: said.error,
     })

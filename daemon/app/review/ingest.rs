@@ -177,7 +177,7 @@ impl Cx<'_> {
         for (i, message) in crate::routing::sign_off_problems(route, users, &acc.doc.sign_off) {
             problems.push(Problem::new(format!("/sign_off/{i}"), message));
         }
-        let newly_reserved = match self.reserve_key(&key, &ws.workspace.name) {
+        let newly_reserved = match self.reserve_key(&key, ws.registry_name()) {
             Ok(fresh) => fresh,
             Err(owner) => {
                 problems.push(Problem::new(

@@ -22,6 +22,7 @@ pub(in crate::app) mod attention;
 pub(in crate::app) mod audience;
 pub(in crate::app) mod away;
 pub(in crate::app) mod bulk;
+pub(in crate::app) mod canary;
 pub(in crate::app) mod checkpoints;
 pub(in crate::app) mod claim;
 pub(in crate::app) mod commit;
@@ -76,6 +77,8 @@ pub(in crate::app) struct Common {
     pub alerts: tamper::Alerts,
     /// The ingest thread, for what a transition asks of it.
     pub intake: intake_line::IntakeLine,
+    /// Canaries caught and missed by reviewer, and the rate's counts (`canary`).
+    pub canaries: canary::CanaryTally,
     /// Reviewers' scoped grants ("approve similar"), in data_dir/grants.json.
     pub grants: grants::table::Grants,
     /// What each reviewer opened of each pending handoff (attention signals).
@@ -101,6 +104,7 @@ impl Common {
             agenda: Default::default(),
             alerts: Default::default(),
             intake: Default::default(),
+            canaries: canary::CanaryTally::open(data_dir),
             grants: grants::table::Grants::open(data_dir, people.is_some()),
             attention: attention::Attentions::open(data_dir),
             passkeys: crate::passkeys::Passkeys::open(data_dir, public_url),

@@ -18,6 +18,7 @@ impl Cx<'_> {
     /// are owed to webhooks and mail, so they are spooled durably before anyone hears of them
     /// (and spooled again at the next start if a crash comes in between: `respool`).
     pub(in crate::app) fn emit_all(&self, ws: &Served, events: Vec<Event>) -> std::io::Result<()> {
+        let events = self.mark_canaries(ws, events);
         let appended = self.commit.log(ws, &events);
         self.announce_breaks(ws);
         if let Err(e) = appended {
@@ -25,9 +26,11 @@ impl Cx<'_> {
             tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot append to the audit log; the change is not made");
             return Err(e);
         }
+        let decided = self.canary_verdicts_owed(ws, &events);
         for event in events {
             self.announce(ws, event);
         }
+        self.judge_canaries(ws, decided);
         // A change: its timers, stall clock and locks are looked at again.
         self.common.agenda.now(&ws.workspace.name);
         Ok(())
@@ -61,6 +64,9 @@ impl Cx<'_> {
             r#type: event.kind.as_str().into(),
         };
         self.metrics().events.get_or_create(&label).inc();
-        self.commit.broadcast(event);
+        // Subscribers include agents (their workspace's events): a canary place tells none.
+        if ws.place.is_none() {
+            self.commit.broadcast(event);
+        }
     }
 }

@@ -15,7 +15,7 @@ impl Cx<'_> {
     pub fn withdraw(&self, key: &str, actor: &Actor, why: &str) -> Result<Decision, DecideError> {
         let not_found = || DecideError::NotFound(key.to_string());
         let ws = self.ws_of_key(key).ok_or_else(not_found)?;
-        if !actor.can_see(&ws.workspace.name) {
+        if !ws.seen_by(actor) {
             return Err(not_found());
         }
         if let Some(e) = self.read_only(key) {

@@ -138,6 +138,7 @@ pub(in crate::app) fn load(
         lock_seen: Default::default(),
         approved: Default::default(),
         copies: Rewrites::new((!clustered).then(|| copies.clone())),
+        place: None,
     };
     for rec in loaded.lock().records.values() {
         // Copies just read and found current are not read again.

@@ -23,6 +23,9 @@ pub struct ExportFilter {
     pub since: Option<OffsetDateTime>,
     /// Only workspaces whose name matches this glob.
     pub workspace: Option<glob::Pattern>,
+    /// Canaries too (marked `canary: true`): the known-bad examples filed into queues, kept
+    /// in data_dir's canary places. Left out unless asked: they are no agent's work.
+    pub canaries: bool,
 }
 
 /// Writes one JSON line per decided handoff of `config`'s workspaces, oldest decision first;
@@ -35,7 +38,12 @@ pub fn export(
     let found = workspace::discover(&config.workspaces)?;
     let stores = crate::cluster::records_of(config)?;
     let mut records = Vec::new();
-    for ws in &found.workspaces {
+    let places = match filter.canaries {
+        true => canary_places(config),
+        false => Vec::new(),
+    };
+    let real = found.workspaces.iter().map(|ws| (ws, false));
+    for (ws, canary) in real.chain(places.iter().map(|ws| (ws, true))) {
         if filter
             .workspace
             .as_ref()
@@ -55,7 +63,7 @@ pub fn export(
                         .since
                         .is_none_or(|s| time_of(&r.decided_at) >= Some(s)) =>
                 {
-                    records.push(r)
+                    records.push(ExportRecord { canary, ..r })
                 }
                 _ => {}
             }
@@ -68,6 +76,19 @@ pub fn export(
     }
     out.flush()?;
     Ok(records.len())
+}
+
+/// The canary places in data_dir (`app::review::canary`), each named as the workspace it
+/// stands in for.
+fn canary_places(config: &Config) -> Vec<Workspace> {
+    let dir = config.data_dir.join("canaries").join("places");
+    let dirs = std::fs::read_dir(dir).into_iter().flatten().flatten();
+    dirs.filter_map(|d| {
+        let name = d.file_name().to_string_lossy().into_owned();
+        let ws = Workspace::open(&d.path()).ok()?;
+        Some(Workspace { name, ..ws })
+    })
+    .collect()
 }
 
 fn time_of(s: &str) -> Option<OffsetDateTime> {
@@ -139,6 +160,7 @@ fn record(
         revisions,
         decision,
         approvals,
+        canary: false,
     })
 }
 

@@ -88,7 +88,7 @@ impl App {
     /// The line of `key` if it still fits `filter` and `actor` may see it.
     pub(super) fn line_of(&self, key: &str, filter: StateFilter, actor: &Actor) -> Option<Summary> {
         let ws = self.ws_of_key(key)?;
-        if !actor.can_see(&ws.workspace.name) {
+        if !ws.seen_by(actor) {
             return None;
         }
         let st = ws.lock();

@@ -157,8 +157,13 @@ impl App {
     /// Handoffs the actor may see, oldest first.
     pub fn list(&self, filter: StateFilter, actor: &Actor) -> Vec<Summary> {
         let mut out = Vec::new();
-        for ws in self.workspaces() {
-            if !actor.can_see(&ws.workspace.name) {
+        // Canary places too: a reviewer's list shows their handoffs like any other.
+        for ws in self
+            .workspaces()
+            .into_iter()
+            .chain(self.inner.registry.places())
+        {
+            if !ws.seen_by(actor) {
                 continue;
             }
             let st = ws.lock();
@@ -206,10 +211,7 @@ impl App {
     /// The workspace that holds handoff `key`, if the actor may see it.
     pub(in crate::app) fn served_for(&self, key: &str, actor: &Actor) -> Option<Arc<Served>> {
         let ws_name = self.keys().get(key).cloned()?;
-        if !actor.can_see(&ws_name) {
-            return None;
-        }
-        self.workspace(&ws_name)
+        self.workspace(&ws_name).filter(|ws| ws.seen_by(actor))
     }
 
     /// Why handoff `key` cannot be read now: its record is left out as damaged in the store
