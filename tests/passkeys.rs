@@ -69,7 +69,17 @@ struct Stage {
 /// with action links; the daemon's public URL is `http://localhost:PORT`, a secure context
 /// for Chromium. rita is signed in, with a passkey registered on the page.
 fn stage() -> Stage {
-    let port = free_port();
+    // The public URL names the port, so the port is chosen first; another process may take
+    // it before the daemon binds it, so a start that fails is tried on another port.
+    for _ in 0..3 {
+        if let Some(stage) = stage_on(free_port()) {
+            return stage;
+        }
+    }
+    panic!("the daemon did not start on three free ports");
+}
+
+fn stage_on(port: u16) -> Option<Stage> {
     let base = format!("http://localhost:{port}");
     let probe = TestEnv::new();
     let smtp = Smtp::start(probe.root(), false);
@@ -94,7 +104,10 @@ fn stage() -> Stage {
         &format!("listen = \"127.0.0.1:{port}\""),
     );
     std::fs::write(&config, text).unwrap();
-    let daemon = env.spawn_with_config(&config);
+    let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        env.spawn_with_config(&config)
+    }));
+    let daemon = started.ok()?;
     let browser = Browser::start();
     browser
         .rt
@@ -106,7 +119,7 @@ fn stage() -> Stage {
     browser.fill("[data-passkey-label]", "test laptop");
     browser.click("[data-passkey-register]");
     browser.wait_for_text("table.passkeys", "test laptop");
-    Stage {
+    Some(Stage {
         env,
         daemon,
         base,
@@ -115,7 +128,7 @@ fn stage() -> Stage {
         smtp,
         browser,
         _smtp_dir: probe,
-    }
+    })
 }
 
 impl Stage {
