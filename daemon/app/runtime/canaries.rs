@@ -34,6 +34,14 @@ impl App {
         let Some(canaries) = self.config().canaries.clone() else {
             return;
         };
+        // A place is one daemon's folder in its data_dir: no lease fences it, and another
+        // node could not serve its canaries. Kept to a single daemon.
+        if self.inner.cluster.is_some() {
+            tracing::warn!(
+                "[canaries] is ignored in a cluster: canaries are filed by a single daemon only"
+            );
+            return;
+        }
         let mut events = self.subscribe();
         let app = self.clone();
         tokio::spawn(async move {
