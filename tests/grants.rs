@@ -426,11 +426,34 @@ fn the_reviewers_page_shows_a_grant_and_its_revoke_button_revokes_it() {
         "bot-token",
         &doc("p-1", "bot", &["docs"], &["docs/a.md"]),
     );
-    let (status, body, id) =
-        approve_granting(&d, "p-1", "rita-token", json!({ "max_handoffs": 3 }));
-    assert_eq!(status, 200, "{body}");
     let web = Web::new(&d);
     let rita: Session = web.sign_in("rita", "pw-rita");
+    // The handoff page shows the grant an approval would make, before it is made.
+    let handoff = web.get("/handoffs/p-1", Some(&rita));
+    assert!(
+        handoff.body.contains("Approve similar handoffs too"),
+        "{}",
+        handoff.short()
+    );
+    assert!(handoff.body.contains("sent by bot") && handoff.body.contains("docs/**/*"));
+    let decided = web.post_form(
+        "/handoffs/p-1/decision",
+        Some(&rita.cookie),
+        &[
+            ("csrf", &rita.csrf),
+            ("outcome", "approved"),
+            ("grant", "1"),
+            ("grant_max_handoffs", "3"),
+            ("grant_minutes", "60"),
+        ],
+    );
+    assert_eq!(decided.status, 303, "{}", decided.short());
+    assert_eq!(state(&d, "p-1"), "decided");
+    let made = grants(&d, "rita-token");
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0]["from_handoff"], "p-1");
+    assert_eq!(made[0]["max_handoffs"], 3);
+    let id = made[0]["id"].as_str().unwrap().to_string();
     let page = web.get("/reviewers", Some(&rita));
     assert_eq!(page.status, 200);
     let row = format!("data-grant=\"{id}\"");
