@@ -5,8 +5,9 @@
 //!
 //! Boundaries are whole multiples of the cadence since the Unix epoch (UTC): hourly at the
 //! hour, 1440 at midnight UTC. At each boundary, a reviewer is owed a digest when something
-//! that waits for them began to wait since the last digest made for them (or, with none on
-//! record, within the cadence before): it lists all that waits then, not only the new. Due
+//! that waits for them began to wait since the last digest made for them (with none on
+//! record, anything waiting: a backlog on a route just set to digests is not left unmailed):
+//! it lists all that waits then, not only the new. Due
 //! times are computed from the records and `data_dir/digests.json` (the boundary of each
 //! reviewer's last digest), so a digest due while the daemon was down goes out when it is
 //! back; the mail's outbox id is fixed by reviewer and boundary, so a boundary makes one mail
@@ -92,7 +93,7 @@ impl App {
                     (checked.get(&u.name).is_none_or(|c| *c < boundary)).then_some(Due {
                         user: u,
                         boundary,
-                        from: boundary.saturating_sub(every),
+                        from: 0,
                         items: Vec::new(),
                     })
                 })
