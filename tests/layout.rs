@@ -127,7 +127,7 @@ const LAYERS: &[&[&str]] = &[
     &["chat", "login"],
     &["audit", "auth", "heartbeat", "outbox", "search"],
     &[
-        "blobs", "config", "locks", "metrics", "push", "receipts", "store",
+        "blobs", "config", "locks", "metrics", "passkeys", "push", "receipts", "store",
     ],
     &["events", "policy", "routing", "workspace"],
     &[
