@@ -53,7 +53,8 @@ fn free_port() -> u16 {
 }
 
 struct Stage {
-    env: TestEnv,
+    /// The daemon's folder (config, data_dir, workspaces), kept while the stage lives.
+    _env: TestEnv,
     daemon: Daemon,
     /// `http://localhost:PORT`: the public URL, so the relying party's origin.
     base: String,
@@ -120,7 +121,7 @@ fn stage_on(port: u16) -> Option<Stage> {
     browser.click("[data-passkey-register]");
     browser.wait_for_text("table.passkeys", "test laptop");
     Some(Stage {
-        env,
+        _env: env,
         daemon,
         base,
         alpha,
