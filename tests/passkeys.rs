@@ -349,3 +349,17 @@ fn a_passkey_route_without_public_url_keeps_the_daemon_from_starting() {
     assert_ne!(code, Some(0));
     assert!(stderr.contains("names an IP address"), "{stderr}");
 }
+
+#[test]
+fn a_grant_cannot_stand_in_for_a_passkey() {
+    let s = two_pending();
+    let for_a = s.assertion("pk-a", 1);
+    let mut fields = with_assertion(&for_a, "1");
+    fields["grant"] = json!("1");
+    let html = s.post_decision("pk-a", fields);
+    assert!(html.contains("which a grant would skip"), "{html}");
+    assert!(
+        s.pending("pk-a"),
+        "approved with a grant on a passkey route"
+    );
+}

@@ -34,7 +34,9 @@ impl Cx<'_> {
         let route = self.route_of(rec, &ws.workspace.name);
         let (max_handoffs, _) = grant_maxima(route);
         let handoff = rec.handoff();
-        if max_handoffs == 0 || needs_more_than_one(route, &handoff).is_some() {
+        // A passkey route's approvals each need a person's passkey: never a grant's.
+        let passkey = crate::app::review::step_up::asks_passkey(route);
+        if max_handoffs == 0 || passkey || needs_more_than_one(route, &handoff).is_some() {
             return;
         }
         let candidate = self.grant_candidate(ws, rec);

@@ -60,6 +60,12 @@ impl<'a> Cx<'a> {
         let on = route.map_or("handoffs on no route".to_string(), |r| {
             format!("route \"{}\"", r.name)
         });
+        // Each approval there needs its approver's passkey; a grant would approve without one.
+        if crate::app::review::step_up::asks_passkey(route) {
+            return forbidden(format!(
+                "{on} asks each approval for a passkey (step_up = \"passkey\"), which a grant would skip; approve without a grant"
+            ));
+        }
         if max_handoffs == 0 || max_s < 60 {
             return forbidden(format!(
                 "{on} allows no grants (grant_max_handoffs = 0); approve without a grant"
