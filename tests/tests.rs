@@ -47,6 +47,7 @@ mod operator_tools;
 mod ownership;
 mod package;
 mod pages;
+mod passkeys;
 mod paths;
 mod policy;
 mod push;
