@@ -35,7 +35,15 @@ fn config() -> String {
     .concat()
 }
 
-/// A handoff from `from` with `labels` and artifacts `artifacts` (paths in the workspace).
+thread_local! {
+    /// The sha256 of each artifact this test wrote last (`artifact`), which `doc` declares:
+    /// a grant covers only artifacts their sender vouched for.
+    static WRITTEN: std::cell::RefCell<std::collections::HashMap<String, String>> =
+        Default::default();
+}
+
+/// A handoff from `from` with `labels` and artifacts `artifacts` (paths in the workspace),
+/// each with the sha256 of what `artifact` last wrote there (none for a path it did not).
 fn doc(id: &str, from: &str, labels: &[&str], artifacts: &[&str]) -> Value {
     let mut h = handoff(id);
     h["from_agent"] = json!(from);
@@ -44,7 +52,10 @@ fn doc(id: &str, from: &str, labels: &[&str], artifacts: &[&str]) -> Value {
     h["labels"] = json!(labels);
     h["artifacts"] = json!(artifacts
         .iter()
-        .map(|p| json!({ "path": p }))
+        .map(|p| match WRITTEN.with(|w| w.borrow().get(*p).cloned()) {
+            Some(sha256) => json!({ "path": p, "sha256": sha256 }),
+            None => json!({ "path": p }),
+        })
         .collect::<Vec<_>>());
     h
 }
@@ -53,7 +64,18 @@ fn doc(id: &str, from: &str, labels: &[&str], artifacts: &[&str]) -> Value {
 fn artifact(env: &TestEnv, path: &str, size: usize) {
     let at = env.ws("alpha").join(path);
     std::fs::create_dir_all(at.parent().unwrap()).unwrap();
-    std::fs::write(at, "x".repeat(size)).unwrap();
+    let bytes = "x".repeat(size);
+    let sha256 = baton::contract::validate::sha256_hex(bytes.as_bytes());
+    WRITTEN.with(|w| w.borrow_mut().insert(path.to_string(), sha256));
+    std::fs::write(at, bytes).unwrap();
+}
+
+/// `h` with the sha256 of each artifact left out.
+fn unhashed(mut h: Value) -> Value {
+    for a in h["artifacts"].as_array_mut().unwrap() {
+        a.as_object_mut().unwrap().remove("sha256");
+    }
+    h
 }
 
 /// Uploads `h` with `token` (an agent's: the daemon then knows who sent it), and waits until
@@ -479,4 +501,142 @@ fn the_reviewers_page_shows_a_grant_and_its_revoke_button_revokes_it() {
         !after.body.contains(&action),
         "no button on a revoked grant"
     );
+}
+
+#[test]
+fn a_grant_covers_only_artifacts_their_sender_hashed() {
+    let mut env = TestEnv::with_config(&config());
+    let d = env.start();
+    artifact(&env, "docs/a.md", 100);
+
+    // Without a sha256 the upload proves handoff.json only, not the bytes beside it.
+    upload(
+        &d,
+        "bot-token",
+        &unhashed(doc("s-1", "bot", &["docs"], &["docs/a.md"])),
+    );
+    let (status, body, id) = approve_granting(&d, "s-1", "rita-token", json!({}));
+    assert_eq!(status, 422, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("\"docs/a.md\" has no sha256"), "{error}");
+    assert!(id.is_empty());
+    assert_eq!(
+        state(&d, "s-1"),
+        "pending",
+        "a refused grant approves nothing"
+    );
+
+    upload(
+        &d,
+        "bot-token",
+        &doc("s-2", "bot", &["docs"], &["docs/a.md"]),
+    );
+    let (status, body, id) = approve_granting(&d, "s-2", "rita-token", json!({}));
+    assert_eq!(status, 200, "{body}");
+
+    // A later handoff leaving a hash out is not covered.
+    artifact(&env, "docs/b.md", 50);
+    upload(
+        &d,
+        "bot-token",
+        &unhashed(doc("s-3", "bot", &["docs"], &["docs/b.md"])),
+    );
+    stays_pending(&d, "s-3", "an artifact without its sha256");
+
+    // Bytes swapped on the share after the sender hashed them: never approved by the grant.
+    artifact(&env, "docs/c.md", 50);
+    let vouched = doc("s-4", "bot", &["docs"], &["docs/c.md"]);
+    std::fs::write(env.ws("alpha").join("docs/c.md"), "y".repeat(50)).unwrap();
+    let body = serde_json::to_vec(&vouched).unwrap();
+    let _ = ureq::put(&format!("{}/api/v1/workspaces/alpha/handoff", d.url))
+        .set("Authorization", "Bearer bot-token")
+        .send_bytes(&body);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_ne!(state(&d, "s-4"), "decided", "the swapped bytes");
+    assert_eq!(grant(&d, &id)["used"], 0, "the grant approved nothing");
+}
+
+#[test]
+fn a_grant_is_refused_on_an_attention_route_and_for_a_critical_action() {
+    let routes = [
+        "[[routes]]\nname = \"slow\"\nlabels = [\"slow\"]\nmin_review_s = 30\n",
+        "[[routes]]\nname = \"opened\"\nlabels = [\"opened\"]\nrequire_open_changed = true\n",
+        "[[routes]]\nname = \"slow-ok\"\nlabels = [\"slow-ok\"]\nmin_review_s = 30\ngrant_with_sign_off = true\n",
+    ];
+    let mut env = TestEnv::with_config(&format!("{}{}", config(), routes.concat()));
+    env.drive_clock();
+    let d = env.start();
+    artifact(&env, "docs/a.md", 100);
+    let seen = |key: &str| {
+        for path in [
+            format!("/api/v1/handoffs/{key}"),
+            format!("/api/v1/handoffs/{key}/previews/docs/a.md"),
+        ] {
+            let (status, body) = d.get_as(&path, Some("rita-token"));
+            assert_eq!(status, 200, "{path}: {body}");
+        }
+    };
+    for (key, label) in [("t-1", "slow"), ("t-2", "opened"), ("t-3", "slow-ok")] {
+        upload(&d, "bot-token", &doc(key, "bot", &[label], &["docs/a.md"]));
+        seen(key);
+    }
+    env.move_clock(31.0);
+    // The reviewer gave the handoff the attention the route asks; a grant would not.
+    for (key, says) in [
+        ("t-1", "route \"slow\" holds each approval until its reviewer has looked for 30s (min_review_s), which a grant would skip"),
+        ("t-2", "route \"opened\" asks each approver to open every changed artifact (require_open_changed), which a grant would skip"),
+    ] {
+        let (status, body, id) = approve_granting(&d, key, "rita-token", json!({}));
+        assert_eq!(status, 403, "{key}: {body}");
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{key}: {error}");
+        assert!(id.is_empty());
+        assert_eq!(state(&d, key), "pending", "a refused grant approves nothing");
+    }
+    let (status, body, id) = approve_granting(&d, "t-3", "rita-token", json!({}));
+    assert_eq!(status, 200, "the route opts in: {body}");
+    assert!(!id.is_empty());
+
+    // A critical action is for a person each time, on any route.
+    let mut critical = doc("t-4", "bot", &["docs"], &["docs/a.md"]);
+    critical["trigger"] = json!("critical_action");
+    upload(&d, "bot-token", &critical);
+    let (status, body, id) = approve_granting(&d, "t-4", "rita-token", json!({}));
+    assert_eq!(status, 403, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("its trigger is critical_action")
+            && error.contains("a grant never approves one"),
+        "{error}"
+    );
+    assert!(id.is_empty());
+    assert_eq!(state(&d, "t-4"), "pending");
+}
+
+#[test]
+fn a_grant_stops_when_its_route_is_tightened() {
+    let mut env = TestEnv::with_config(&config());
+    let d = env.start();
+    artifact(&env, "docs/a.md", 100);
+    let matching = |id: &str| doc(id, "bot", &["docs"], &["docs/a.md"]);
+    upload(&d, "bot-token", &matching("l-1"));
+    let (status, body, id) =
+        approve_granting(&d, "l-1", "rita-token", json!({ "max_handoffs": 5 }));
+    assert_eq!(status, 200, "{body}");
+    upload(&d, "bot-token", &matching("l-2"));
+    d.wait_until("the first use", || state(&d, "l-2") == "decided");
+
+    // The route now allows one use a grant: this grant has had it.
+    d.stop();
+    let config = std::fs::read_to_string(env.config_path()).unwrap();
+    let tightened = config.replace(
+        "name = \"docs\"\nlabels = [\"docs\"]\n",
+        "name = \"docs\"\nlabels = [\"docs\"]\ngrant_max_handoffs = 1\n",
+    );
+    assert_ne!(config, tightened);
+    std::fs::write(env.config_path(), tightened).unwrap();
+    let d = env.start();
+    upload(&d, "bot-token", &matching("l-3"));
+    stays_pending(&d, "l-3", "past the route's grant_max_handoffs now");
+    assert_eq!(grant(&d, &id)["used"], 1);
 }

@@ -225,8 +225,14 @@ impl Cx<'_> {
             let grant = self.grant_for(&ws, rec, name, &asked)?;
             self.save_grant(&grant)?;
             let approved = self.approve(&ws, &mut st, key, route, name, roles, remark);
-            self.grant_settled(&ws, &grant, approved.is_ok());
-            return approved.map(|decided| (decided, Some(grant)));
+            // A grant comes with an approval that closed the handoff: one that only counted
+            // towards a quorum or sign-off (grant_with_sign_off) approved nothing yet.
+            let closed = matches!(approved, Ok(Decided::Closed(_)));
+            if approved.is_ok() && !closed {
+                tracing::info!(workspace = %ws.workspace.name, key, grant = %grant.id, "the approval left the handoff pending; its grant is revoked");
+            }
+            self.grant_settled(&ws, &grant, closed);
+            return approved.map(|decided| (decided, closed.then_some(grant)));
         }
         let closing = Closing {
             to_agent,

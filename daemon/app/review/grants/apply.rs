@@ -4,7 +4,7 @@
 //! cannot be recorded). A grant approves only while its route still allows it and its granter
 //! may still decide there: a configuration changed since narrows every grant at once.
 
-use super::make::{grant_maxima, needs_more_than_one};
+use super::make::{grant_maxima, needs_more_than_one, never_granted};
 use super::Grant;
 use crate::app::model::Closing;
 use crate::app::review::Cx;
@@ -31,17 +31,35 @@ impl Cx<'_> {
         if circular {
             return;
         }
+        // Grants are one node's record; made before the daemon joined a cluster, they stop.
+        if self.common.grants.clustered {
+            return;
+        }
         let route = self.route_of(rec, &ws.workspace.name);
-        let (max_handoffs, _) = grant_maxima(route);
+        let (max_handoffs, max_s) = grant_maxima(route);
         let handoff = rec.handoff();
         // A passkey route's approvals each need a person's passkey: never a grant's.
         let passkey = crate::app::review::step_up::asks_passkey(route);
-        if max_handoffs == 0 || passkey || needs_more_than_one(route, &handoff).is_some() {
+        // The same floor `make` refuses a grant under: the route allows none now.
+        let allows = max_handoffs > 0 && max_s >= super::make::MIN_GRANT_S;
+        if !allows
+            || passkey
+            || never_granted(&handoff).is_some()
+            || needs_more_than_one(route, &handoff).is_some()
+        {
             return;
         }
         let candidate = self.grant_candidate(ws, rec);
         let covers = |g: &Grant| {
-            let miss = g.scope.misses(&candidate);
+            let miss = g
+                .scope
+                .misses(&candidate)
+                .or_else(|| self.past_route_limits(g, max_handoffs, max_s, now))
+                .or_else(|| {
+                    // A granter now named as the sender (config changed) approves their own.
+                    self.is_sender(&handoff, &ws.workspace.name, &g.granted_by)
+                        .then_some("its granter is the handoff's sender")
+                });
             if let Some(why) = miss {
                 if g.scope.workspace == ws.workspace.name {
                     tracing::debug!(grant = %g.id, key, why, "grant does not cover this handoff");
@@ -83,6 +101,28 @@ impl Cx<'_> {
                 tracing::error!(workspace = %ws.workspace.name, key, grant = %grant.id, error = %e, "approval by a grant failed; left pending");
             }
         }
+    }
+
+    /// Why `g` is past its route's limits as the configuration stands now (they may have been
+    /// lowered since it was made), or `None` when it is within them.
+    fn past_route_limits(
+        &self,
+        g: &Grant,
+        max_handoffs: u32,
+        max_s: u64,
+        now: time::OffsetDateTime,
+    ) -> Option<&'static str> {
+        if g.used >= max_handoffs {
+            return Some("as many uses as the route's grant_max_handoffs");
+        }
+        let Some(at) = g.at_time() else {
+            return Some("no readable time of granting");
+        };
+        let reach = time::Duration::seconds(i64::try_from(max_s).unwrap_or(i64::MAX));
+        if at.checked_add(reach).is_none_or(|end| end <= now) {
+            return Some("older than the route's grant_max_s");
+        }
+        None
     }
 
     /// Whether `g`'s granter may still decide on `route` as the configuration stands.

@@ -13,6 +13,9 @@ use crate::events::{Event, EventType};
 use crate::routing::{Route, DEFAULT_GRANT_MAX_HANDOFFS, DEFAULT_GRANT_MAX_S};
 use time::OffsetDateTime;
 
+/// A route whose `grant_max_s` is below this allows no grants (a grant is asked in minutes).
+pub(super) const MIN_GRANT_S: u64 = 60;
+
 /// Longest artifact glob a grant may be asked with (the OpenAPI document's `maxLength`).
 const MAX_PATHS: usize = 1024;
 
@@ -66,9 +69,14 @@ impl<'a> Cx<'a> {
                 "{on} asks each approval for a passkey (step_up = \"passkey\"), which a grant would skip; approve without a grant"
             ));
         }
-        if max_handoffs == 0 || max_s < 60 {
+        if max_handoffs == 0 || max_s < MIN_GRANT_S {
             return forbidden(format!(
                 "{on} allows no grants (grant_max_handoffs = 0); approve without a grant"
+            ));
+        }
+        if let Some(trigger) = never_granted(&rec.handoff()) {
+            return forbidden(format!(
+                "its trigger is {trigger}: such a handoff is for a person to look at each time, and a grant never approves one; approve without a grant"
             ));
         }
         if let Some(why) = needs_more_than_one(route, &rec.handoff()) {
@@ -217,14 +225,36 @@ pub(in crate::app) fn grant_maxima(route: Option<&Route>) -> (u32, u64) {
     (handoffs, seconds)
 }
 
-/// What more than one approval `route` (or the handoff) asks for, when a grant may not stand
-/// in for it: sign-off roles or a quorum, unless the route says grants may.
+/// The trigger of `handoff` when it is one a grant never approves: `critical_action` and
+/// `error` ask a person to look at this one handoff, not at one like it.
+pub(in crate::app) fn never_granted(handoff: &crate::contract::Handoff) -> Option<&'static str> {
+    use crate::contract::handoff::Trigger;
+    match handoff.trigger {
+        Some(t @ (Trigger::CriticalAction | Trigger::Error)) => Some(t.as_str()),
+        _ => None,
+    }
+}
+
+/// What more than one look `route` (or the handoff) asks for, when a grant may not stand in
+/// for it: sign-off roles, a quorum, or the attention rules (`min_review_s`,
+/// `require_open_changed`: a person's time on, or opening of, each revision), unless the route
+/// says grants may (`grant_with_sign_off`).
 pub(in crate::app) fn needs_more_than_one(
     route: Option<&Route>,
     handoff: &crate::contract::Handoff,
 ) -> Option<String> {
     if route.is_some_and(|r| r.grant_with_sign_off) {
         return None;
+    }
+    if let Some(s) = route.and_then(|r| r.min_review_s).filter(|s| *s > 0) {
+        return Some(format!(
+            "holds each approval until its reviewer has looked for {s}s (min_review_s)"
+        ));
+    }
+    if route.is_some_and(|r| r.require_open_changed) {
+        return Some(
+            "asks each approver to open every changed artifact (require_open_changed)".into(),
+        );
     }
     let quorum = route.and_then(|r| r.min_approvals).unwrap_or(1);
     if quorum > 1 {

@@ -102,6 +102,11 @@ impl Grant {
         parse(&self.until)
     }
 
+    /// When it was granted.
+    pub(in crate::app) fn at_time(&self) -> Option<OffsetDateTime> {
+        parse(&self.at)
+    }
+
     /// Whether it may approve a handoff at `now`: not revoked, not used up, not expired.
     pub fn is_live(&self, now: OffsetDateTime) -> bool {
         self.state(now) == "live"

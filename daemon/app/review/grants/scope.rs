@@ -59,8 +59,8 @@ const MATCH: MatchOptions = MatchOptions {
 impl GrantScope {
     /// The scope derived from the handoff `c` being approved, with `paths` as the artifact glob
     /// if the reviewer gave one (else the narrowest folder glob holding its artifacts).
-    /// Refused: an unproven sender, a glob that does not parse or leaves out one of its
-    /// artifacts.
+    /// Refused: an unproven sender, an artifact without its sha256, a glob that does not
+    /// parse or leaves out one of its artifacts.
     pub fn of(c: &Candidate, paths: Option<&str>) -> Result<GrantScope, String> {
         let Some(sender) = &c.sender else {
             return Err(format!(
@@ -70,6 +70,14 @@ impl GrantScope {
                 c.workspace
             ));
         };
+        if let Some(unhashed) = unhashed(c) {
+            return Err(format!(
+                "its artifact \"{unhashed}\" has no sha256: the upload proves handoff.json \
+                 only, so the bytes of an artifact are the sender's only through the sha256 it \
+                 declares, and a grant approves only artifacts their sender vouched for; have \
+                 the agent give every artifact its sha256, or approve it without a grant"
+            ));
+        }
         let paths = match paths.map(str::trim) {
             Some("") | None => folder_glob(&c.artifacts),
             Some(glob) => {
@@ -109,6 +117,11 @@ impl GrantScope {
         if c.sender.as_deref() != Some(self.sender.as_str()) {
             return Some("another (or no proven) sender");
         }
+        // The proof covers handoff.json; an artifact's bytes only through its declared hash
+        // (checked at receipt), so an undeclared one may be anyone's on the share.
+        if unhashed(c).is_some() {
+            return Some("an artifact without its sha256");
+        }
         if c.route != self.route.as_deref() {
             return Some("another route");
         }
@@ -139,6 +152,15 @@ impl GrantScope {
         }
         None
     }
+}
+
+/// The first artifact of `c`'s handoff that declares no sha256.
+fn unhashed<'c>(c: &'c Candidate) -> Option<&'c str> {
+    c.handoff
+        .artifacts
+        .iter()
+        .find(|a| a.sha256.is_none())
+        .map(|a| a.path.as_str())
 }
 
 fn sorted(labels: &[String]) -> Vec<String> {
@@ -192,14 +214,36 @@ mod tests {
         .unwrap()
     }
 
+    /// `h` with `artifacts`, each declaring a sha256.
     fn candidate<'a>(h: &'a Handoff, artifacts: &[(&str, u64)]) -> Candidate<'a> {
+        let mut h = h.clone();
+        h.artifacts = artifacts
+            .iter()
+            .map(|(p, _)| {
+                serde_json::from_value(serde_json::json!({"path": p, "sha256": "ab".repeat(32)}))
+                    .unwrap()
+            })
+            .collect();
         Candidate {
             workspace: "alpha",
             sender: Some("bot".into()),
             route: Some("docs"),
-            handoff: std::borrow::Cow::Borrowed(h),
+            handoff: std::borrow::Cow::Owned(h),
             artifacts: artifacts.iter().map(|(p, s)| (p.to_string(), *s)).collect(),
         }
+    }
+
+    #[test]
+    fn an_artifact_without_its_sha256_is_neither_granted_nor_covered() {
+        let h = handoff();
+        let hashed = candidate(&h, &[("docs/a.md", 10), ("docs/b.md", 10)]);
+        let scope = GrantScope::of(&hashed, None).unwrap();
+        assert_eq!(scope.misses(&hashed), None);
+        let mut bare = candidate(&h, &[("docs/a.md", 10), ("docs/b.md", 10)]);
+        bare.handoff.to_mut().artifacts[1].sha256 = None;
+        let e = GrantScope::of(&bare, None).unwrap_err();
+        assert!(e.contains("\"docs/b.md\" has no sha256"), "{e}");
+        assert_eq!(scope.misses(&bare), Some("an artifact without its sha256"));
     }
 
     #[test]
