@@ -300,3 +300,85 @@ fn an_example_without_its_why_or_its_artifact_stops_the_start() {
     let (_, err) = refused_start(&env.config_path());
     assert!(err.contains("inbox/client.diff"), "{err}");
 }
+
+/// `method` `path` over a raw socket (so `%2F` reaches the daemon as written): the status and
+/// the whole answer.
+fn raw(d: &Daemon, method: &str, path: &str, token: &str, body: &[u8]) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(d.addr()).unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    let status = answer.get(9..12).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (status, answer)
+}
+
+/// Every file of the place outside its `.baton` folder, with its bytes.
+fn place_files(place: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files: Vec<_> = walk(place)
+        .into_iter()
+        .filter(|p| !p.starts_with(place.join(".baton")))
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap_or_default();
+            (p, bytes)
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn an_agent_token_matching_every_name_never_reaches_the_canary_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let (hook, smtp) = (
+        Receiver::start(dir.path(), 0, &[]),
+        Smtp::start(dir.path(), false),
+    );
+    let (env, d) = start(&hook, &smtp);
+    let key = real_then_canary(&env, &d, (&hook, &smtp), "real-4");
+    let place = env.root().join("data/canaries/places/alpha");
+    let before = place_files(&place);
+    assert!(
+        before.iter().any(|(p, _)| p.ends_with("inbox/client.diff")),
+        "the canary's artifact is in its place: {before:?}"
+    );
+
+    // "builder" is `*`, which glob lets match "alpha/canary": still no write by that name.
+    let at = "/api/v1/workspaces/alpha%2Fcanary";
+    let doc = bytes(&handoff("forged"));
+    for (path, body) in [
+        (format!("{at}/handoff"), doc.as_slice()),
+        (format!("{at}/inbox/client.diff"), b"neutralised".as_slice()),
+        (format!("{at}/checkpoints/c1.json"), b"{}".as_slice()),
+    ] {
+        let (status, answer) = raw(&d, "PUT", &path, "builder-token", body);
+        assert_eq!(status, 404, "PUT {path}: {answer}");
+    }
+    assert_eq!(place_files(&place), before, "nothing written in the place");
+
+    // Nor a read: its files, its approved folder, its locks.
+    for path in [
+        "/w/alpha%2Fcanary/files/inbox/client.diff",
+        "/w/alpha%2Fcanary/files/approved/client.diff",
+        "/api/v1/workspaces/alpha%2Fcanary/locks",
+    ] {
+        let (status, answer) = raw(&d, "GET", path, "builder-token", b"");
+        assert_eq!(status, 404, "GET {path}: {answer}");
+        assert!(!answer.contains("verify"), "GET {path}: {answer}");
+    }
+
+    // The reviewer still sees its artifacts and decides it as before.
+    let (status, arts) = d.get_as(
+        &format!("/api/v1/handoffs/{key}/artifacts"),
+        Some("rita-token"),
+    );
+    assert_eq!(status, 200, "{arts}");
+    assert!(arts.to_string().contains("client.diff"), "{arts}");
+    let answer = decide(&d, &key, "rejected");
+    assert_eq!(answer["canary"], json!({"caught": true, "why": WHY}));
+}

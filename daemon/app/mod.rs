@@ -39,7 +39,7 @@ pub use review::Cx;
 pub use runtime::chat::{ChatDone, ChatError};
 pub use runtime::leases::Scope;
 pub use runtime::links::{LinkError, LinkTarget};
-pub use runtime::passkeys::PasskeyView;
+pub use runtime::passkeys::{PasskeyProof, PasskeyView};
 pub use runtime::push::{PushError, SubscriptionView};
 pub use state::{CheckpointRecord, Record, Review, Served};
 pub use views::agreement::{AgreementDay, RouteAgreement};
@@ -380,6 +380,16 @@ impl App {
         self.inner.access.logins.sign_in(name, password, addr)
     }
 
+    /// Checks a signed-in person's password again (slow: argon2id).
+    pub fn recheck_password(
+        &self,
+        name: &str,
+        password: &str,
+        addr: Option<std::net::IpAddr>,
+    ) -> Result<(), crate::login::LoginError> {
+        self.inner.access.logins.recheck(name, password, addr)
+    }
+
     /// Who holds the session with this id, if it is live.
     pub fn session(&self, id: &str) -> Option<crate::login::SignedIn> {
         self.inner.access.logins.session(id)
@@ -430,10 +440,11 @@ impl App {
         self.inner.registry.keys()
     }
 
-    /// The workspace that owns `key`, if the key is known.
+    /// The workspace (or canary place) that owns `key`, if the key is known: callers check
+    /// `Served::seen_by`.
     fn ws_of_key(&self, key: &str) -> Option<Arc<Served>> {
         let name = self.keys().get(key).cloned()?;
-        self.workspace(&name)
+        self.inner.registry.owner(&name)
     }
 
     /// Writes what is kept off the request path and not yet written (the sessions); at

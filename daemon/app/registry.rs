@@ -13,9 +13,10 @@ pub(in crate::app) struct Registry {
     pub roots: Vec<PathBuf>,
     /// Every accepted key -> its workspace (or canary place, by its registry name).
     pub keys: Mutex<HashMap<String, String>>,
-    /// Canary places by registry name: found by `get` (so their keys resolve like any
-    /// other), never listed by `all` or `pick` (so nothing that walks the workspaces, an
-    /// export or a flush of what is owed, meets them unasked).
+    /// Canary places by registry name: found by `owner` (so their keys resolve like any
+    /// other), never by `get`, `all` or `pick`: nothing that names a workspace (a URL, an
+    /// agent's upload, a lock) reaches one, and nothing that walks the workspaces (an
+    /// export, a flush of what is owed) meets them unasked.
     pub places: RwLock<BTreeMap<String, Arc<Served>>>,
 }
 
@@ -53,9 +54,19 @@ impl Registry {
             .len()
     }
 
+    /// The workspace named `name`; never a canary place, though `glob` patterns let an
+    /// agent's `*` match its `/` (an agent could otherwise write into a place's inbox or read
+    /// its approved folder by naming it).
     pub fn get(&self, name: &str) -> Option<Arc<Served>> {
         let all = self.workspaces.read().expect("lock holders never panic");
-        all.get(name).cloned().or_else(|| self.place(name))
+        all.get(name).cloned()
+    }
+
+    /// The workspace or canary place the key map files a key under (`name` from `keys`
+    /// only): the one way to a place, for its handoffs' pages and decisions, which check
+    /// `Served::seen_by`.
+    pub fn owner(&self, name: &str) -> Option<Arc<Served>> {
+        self.get(name).or_else(|| self.place(name))
     }
 
     /// The canary place of registry name `name`.

@@ -79,6 +79,6 @@ impl<'a> Cx<'a> {
     /// The workspace that owns `key`, if the key is known.
     pub(in crate::app) fn ws_of_key(&self, key: &str) -> Option<Arc<Served>> {
         let name = self.keys().get(key).cloned()?;
-        self.workspace(&name)
+        self.registry.owner(&name)
     }
 }

@@ -90,8 +90,7 @@ impl App {
     /// other handoff, and for a canary still pending: nothing tells it apart before then).
     pub fn canary_decided(&self, key: &str) -> Option<(CanaryMark, Outcome)> {
         let mark = self.cx().canary_of(key)?;
-        let name = self.keys().get(key).cloned()?;
-        let ws = self.inner.registry.get(&name)?;
+        let ws = self.ws_of_key(key)?;
         let outcome = ws.lock().records.get(key)?.decision.as_ref()?.outcome;
         Some((mark, outcome))
     }

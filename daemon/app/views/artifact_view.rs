@@ -143,11 +143,10 @@ impl App {
     /// The record of `key` with what its views need, if `actor` may see it.
     pub(in crate::app) fn named(&self, key: &str, actor: &Actor) -> Result<Named, ViewError> {
         let missing = || ViewError::NoHandoff(key.to_string());
-        let ws_name = self.keys().get(key).cloned().ok_or_else(missing)?;
-        if !actor.can_see(&ws_name) {
-            return Err(missing());
-        }
-        let ws = self.workspace(&ws_name).ok_or_else(missing)?;
+        let ws = self
+            .ws_of_key(key)
+            .filter(|ws| ws.seen_by(actor))
+            .ok_or_else(missing)?;
         let st = ws.lock();
         let rec = st.records.get(key).ok_or_else(missing)?;
         let (artifacts, stamps) = (rec.handoff().artifacts.clone(), rec.meta.artifacts.clone());

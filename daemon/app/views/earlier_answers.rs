@@ -13,10 +13,7 @@ impl App {
     /// `(revision, decision)` of every earlier revision of `key` that was answered, oldest
     /// first; empty for a key the actor may not see.
     pub fn earlier_answers(&self, key: &str, actor: &Actor) -> Vec<(u32, Decision)> {
-        let Some(ws_name) = self.keys().get(key).cloned() else {
-            return Vec::new();
-        };
-        let Some(ws) = self.workspace(&ws_name).filter(|_| actor.can_see(&ws_name)) else {
+        let Some(ws) = self.ws_of_key(key).filter(|ws| ws.seen_by(actor)) else {
             return Vec::new();
         };
         let revision = match ws.lock().records.get(key) {

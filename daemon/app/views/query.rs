@@ -210,8 +210,7 @@ impl App {
 
     /// The workspace that holds handoff `key`, if the actor may see it.
     pub(in crate::app) fn served_for(&self, key: &str, actor: &Actor) -> Option<Arc<Served>> {
-        let ws_name = self.keys().get(key).cloned()?;
-        self.workspace(&ws_name).filter(|ws| ws.seen_by(actor))
+        self.ws_of_key(key).filter(|ws| ws.seen_by(actor))
     }
 
     /// Why handoff `key` cannot be read now: its record is left out as damaged in the store

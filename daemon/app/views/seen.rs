@@ -126,10 +126,7 @@ fn forget_oldest(mine: &mut HashMap<String, Glance>) {
 impl App {
     /// Notes that reviewer `name` opened handoff `key`'s page, as it is now.
     pub fn mark_seen(&self, name: &str, key: &str) {
-        let Some(ws_name) = self.keys().get(key).cloned() else {
-            return;
-        };
-        let Some(ws) = self.workspace(&ws_name) else {
+        let Some(ws) = self.ws_of_key(key) else {
             return;
         };
         let seen = {
