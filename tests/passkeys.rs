@@ -5,7 +5,9 @@
 //! approval without an assertion, with an assertion made for another handoff, with an
 //! assertion already presented once, and from a mail's action link, is refused and decides
 //! nothing. A route that asks for passkeys without a `public_url` keeps the daemon from
-//! starting.
+//! starting. A session alone (a stolen cookie) registers no passkey: a first one needs the
+//! password typed again, another (and a removal) an assertion of a passkey the reviewer has;
+//! an agent's event stream is never told of passkeys.
 
 use crate::browser::reviewer_config;
 use crate::notify::mail::Smtp;
@@ -15,9 +17,12 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use serde_json::{json, Value};
+use sha2::Digest;
 use std::path::PathBuf;
 
 const PASSWORD: &str = "correct horse";
+/// An agent of every workspace (`*`), to listen to the event stream.
+const AGENT_TOKEN: &str = "passkeys-agent-token";
 
 /// The WebDriver "Add Virtual Authenticator" command (WebAuthn spec, section 11.3).
 #[derive(Debug)]
@@ -70,6 +75,14 @@ struct Stage {
 /// with action links; the daemon's public URL is `http://localhost:PORT`, a secure context
 /// for Chromium. rita is signed in, with a passkey registered on the page.
 fn stage() -> Stage {
+    let s = unregistered();
+    s.register_on_page("test laptop", PASSWORD);
+    s.browser.wait_for_text("table.passkeys", "test laptop");
+    s
+}
+
+/// The stage with rita signed in and no passkey yet.
+fn unregistered() -> Stage {
     // The public URL names the port, so the port is chosen first; another process may take
     // it before the daemon binds it, so a start that fails is tried on another port.
     for _ in 0..3 {
@@ -91,8 +104,10 @@ fn stage_on(port: u16) -> Option<Stage> {
     let extra = format!(
         "public_url = \"{base}\"\n{rita}\
          [smtp]\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"baton <baton@localhost>\"\n\
-         [[routes]]\nname = \"guarded\"\nreviewers = [\"rita\"]\nnotify = [\"email\"]\nstep_up = \"passkey\"\n",
-        smtp.port
+         [[routes]]\nname = \"guarded\"\nreviewers = [\"rita\"]\nnotify = [\"email\"]\nstep_up = \"passkey\"\n\
+         [[agents]]\nname = \"watcher\"\ntoken_sha256 = \"{}\"\nworkspaces = [\"*\"]\n",
+        smtp.port,
+        hex::encode(sha2::Sha256::digest(AGENT_TOKEN.as_bytes()))
     );
     let mut env = TestEnv::with_config(&extra);
     let alpha = env.ws("alpha");
@@ -115,11 +130,6 @@ fn stage_on(port: u16) -> Option<Stage> {
         .block_on(browser.client.issue_cmd(AddVirtualAuthenticator))
         .expect("a virtual authenticator");
     browser.sign_in(&base, "rita", PASSWORD);
-    browser.goto(&format!("{base}/reviewers/passkeys"));
-    browser.wait_text("#no-passkeys");
-    browser.fill("[data-passkey-label]", "test laptop");
-    browser.click("[data-passkey-register]");
-    browser.wait_for_text("table.passkeys", "test laptop");
     Some(Stage {
         _env: env,
         daemon,
@@ -133,6 +143,62 @@ fn stage_on(port: u16) -> Option<Stage> {
 }
 
 impl Stage {
+    /// Registers a passkey on the page as a person would: a name, the password typed again
+    /// when the page asks for it, the button.
+    fn register_on_page(&self, label: &str, password: &str) {
+        self.browser
+            .goto(&format!("{}/reviewers/passkeys", self.base));
+        self.browser.wait_text("[data-passkey-register]");
+        self.browser.fill("[data-passkey-label]", label);
+        if self.browser.source().contains("data-passkey-password") {
+            self.browser.fill("[data-passkey-password]", password);
+        }
+        self.browser.click("[data-passkey-register]");
+    }
+
+    /// Registers a new credential of the browser's authenticator with `shown` on
+    /// `/reviewers/passkeys/options`, as a thief's script would: the answer of `/options`,
+    /// or of `/new` when `/options` gave a ceremony.
+    fn register_with(&self, shown: Value) -> Value {
+        self.browser
+            .goto(&format!("{}/reviewers/passkeys", self.base));
+        self.browser.wait_text("#passkeys");
+        self.run_async(
+            "(async () => {
+               const b64 = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');
+               const bytes = (s) => { const t = s.replace(/-/g, '+').replace(/_/g, '/'); return Uint8Array.from(atob(t + '==='.slice((t.length + 3) % 4)), (c) => c.charCodeAt(0)); };
+               const csrf = document.querySelector('[data-csrf]').dataset.csrf;
+               const post = (url, body) => fetch(url, {method: 'POST', credentials: 'same-origin',
+                 headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf}, body: JSON.stringify(body)});
+               const r = await post('/reviewers/passkeys/options', arguments[0]);
+               if (!r.ok) return {step: 'options', status: r.status, body: await r.text()};
+               const { ceremony, options } = await r.json();
+               const pk = options.publicKey;
+               pk.challenge = bytes(pk.challenge); pk.user.id = bytes(pk.user.id);
+               pk.excludeCredentials = [];
+               const c = await navigator.credentials.create({ publicKey: pk });
+               const credential = { id: c.id, rawId: b64(c.rawId), type: c.type, extensions: {},
+                 response: { attestationObject: b64(c.response.attestationObject), clientDataJSON: b64(c.response.clientDataJSON) } };
+               const n = await post('/reviewers/passkeys/new', { ceremony, credential, label: 'thief' });
+               return {step: 'new', status: n.status, body: await n.text()};
+             })().then(done, (e) => done({step: 'error', status: 0, body: String(e)}));",
+            vec![shown],
+        )
+    }
+
+    /// rita's passkeys as the page lists them (their ids).
+    fn listed(&self) -> Vec<String> {
+        self.browser
+            .goto(&format!("{}/reviewers/passkeys", self.base));
+        self.browser.wait_text("#passkeys");
+        self.browser
+            .source()
+            .split("data-passkey-id=\"")
+            .skip(1)
+            .map(|rest| rest.split('"').next().unwrap().to_string())
+            .collect()
+    }
+
     /// Runs `script` in the page as an async function body (`done` is its callback).
     fn run_async(&self, script: &str, args: Vec<Value>) -> Value {
         let wrapped = format!("const done = arguments[arguments.length - 1]; {script}");
@@ -362,4 +428,147 @@ fn a_grant_cannot_stand_in_for_a_passkey() {
         s.pending("pk-a"),
         "approved with a grant on a passkey route"
     );
+}
+
+#[test]
+fn a_second_passkey_needs_an_assertion_of_the_first() {
+    let s = stage();
+    let before = s.listed();
+    assert_eq!(before.len(), 1, "{before:?}");
+    // The session alone, the session with the password, a made-up assertion: refused, and
+    // nothing is registered.
+    for shown in [
+        json!({}),
+        json!({"password": PASSWORD}),
+        json!({"ceremony": "0123456789abcdef0123456789abcdef", "credential": {"id": "x"}}),
+    ] {
+        let answer = s.register_with(shown.clone());
+        assert_eq!(answer["step"], "options", "{shown}: {answer}");
+        let status = answer["status"].as_u64().unwrap();
+        assert!(status == 403 || status == 422, "{shown}: {answer}");
+    }
+    // An assertion made for another purpose (removing the passkey) does not register either.
+    let for_remove = s.run_async(
+        "window.batonPasskey.manage('remove', arguments[0]).then(done, (e) => done({error: String(e)}));",
+        vec![json!(before[0])],
+    );
+    assert!(for_remove["ceremony"].is_string(), "{for_remove}");
+    let credential: Value =
+        serde_json::from_str(for_remove["credential"].as_str().unwrap()).unwrap();
+    let answer =
+        s.register_with(json!({"ceremony": for_remove["ceremony"], "credential": credential}));
+    assert_eq!(answer["status"], 422, "{answer}");
+    assert!(
+        answer["body"].as_str().unwrap().contains("was made for"),
+        "{answer}"
+    );
+    assert_eq!(
+        s.listed(),
+        before,
+        "a passkey was registered without the first one"
+    );
+    // With an assertion made for registering, another is registered (a credential of its own
+    // on the same authenticator).
+    let for_register = s.run_async(
+        "window.batonPasskey.manage('register').then(done, (e) => done({error: String(e)}));",
+        vec![],
+    );
+    let credential: Value =
+        serde_json::from_str(for_register["credential"].as_str().unwrap()).unwrap();
+    let answer =
+        s.register_with(json!({"ceremony": for_register["ceremony"], "credential": credential}));
+    assert_eq!(answer["status"], 201, "{answer}");
+    assert_eq!(s.listed().len(), 2);
+    let journal = std::fs::read_to_string(s._env.root().join("data/passkeys/changes.jsonl"))
+        .expect("the passkey record");
+    let lines: Vec<Value> = journal
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2, "{journal}");
+    assert_eq!(lines[0]["type"], "passkey.registered");
+    assert_eq!(lines[0]["proof"], "password");
+    assert!(
+        lines[1]["proof"].as_str().unwrap().starts_with("passkey "),
+        "{journal}"
+    );
+}
+
+#[test]
+fn a_first_passkey_needs_the_password_typed_again() {
+    let s = unregistered();
+    for shown in [
+        json!({}),
+        json!({"password": ""}),
+        json!({"password": "wrong horse"}),
+    ] {
+        let answer = s.register_with(shown.clone());
+        assert_eq!(answer["step"], "options", "{shown}: {answer}");
+        assert_eq!(answer["status"], 403, "{shown}: {answer}");
+    }
+    assert!(s.listed().is_empty(), "registered without the password");
+    s.register_on_page("laptop", PASSWORD);
+    s.browser.wait_for_text("table.passkeys", "laptop");
+}
+
+#[test]
+fn removing_a_passkey_needs_an_assertion() {
+    let s = stage();
+    let ids = s.listed();
+    // The form posted with the session and its CSRF token only.
+    let answer = s.run_async(
+        "const f = new URLSearchParams({csrf: document.querySelector('[data-csrf]').dataset.csrf, id: arguments[0]});
+         fetch('/reviewers/passkeys/remove', {method: 'POST', body: f, credentials: 'same-origin'})
+           .then((r) => r.text()).then(done, (e) => done(String(e)));",
+        vec![json!(ids[0])],
+    );
+    assert!(
+        answer.as_str().unwrap().contains("confirm with it first"),
+        "{answer}"
+    );
+    assert_eq!(s.listed(), ids, "removed without an assertion");
+    // On the page, confirmed with the passkey: removed.
+    s.browser.click("form[data-passkey-remove] button");
+    s.browser.wait_text("#no-passkeys");
+    assert!(s.listed().is_empty());
+}
+
+#[test]
+fn an_agent_event_stream_is_not_told_of_passkeys() {
+    use std::io::{Read, Write};
+    let s = unregistered();
+    let listen = |token: &str| {
+        let mut stream = std::net::TcpStream::connect(s.daemon.addr()).unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+            .unwrap();
+        let request = format!(
+            "GET /api/v1/events HTTP/1.1\r\nHost: baton\r\nAuthorization: Bearer {token}\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).unwrap();
+        stream
+    };
+    let read = |stream: &mut std::net::TcpStream, seen: &mut String| {
+        let mut buf = [0u8; 8192];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+        }
+    };
+    let mut agent = listen(AGENT_TOKEN);
+    let mut person = listen(&s.daemon.token);
+    let (mut agent_saw, mut person_saw) = (String::new(), String::new());
+    read(&mut agent, &mut agent_saw);
+    assert!(agent_saw.starts_with("HTTP/1.1 200"), "{agent_saw}");
+    s.register_on_page("laptop", PASSWORD);
+    s.browser.wait_for_text("table.passkeys", "laptop");
+    s.daemon
+        .wait_until("the admin's stream tells of the passkey", || {
+            read(&mut person, &mut person_saw);
+            person_saw.contains("passkey.registered")
+        });
+    read(&mut agent, &mut agent_saw);
+    assert!(!agent_saw.contains("passkey"), "{agent_saw}");
 }

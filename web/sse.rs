@@ -1,5 +1,6 @@
 //! `GET /api/v1/events`: the live event stream (Server-Sent Events). Each SSE event is named
-//! by its type and carries the event JSON; agents see only their workspaces' events. In a
+//! by its type and carries the event JSON; agents see only their workspaces' events (never
+//! one about no workspace, such as a reviewer's passkey, whatever their pattern). In a
 //! cluster the stream carries every live node's events (see `peers::merge::event_streams`).
 
 use super::{peers, Caller};
@@ -14,13 +15,22 @@ use tokio_stream::wrappers::errors::BroadcastStreamRecvError;
 use tokio_stream::wrappers::BroadcastStream;
 use tokio_stream::{Stream, StreamExt};
 
+/// Whether `actor` is told about an event of workspace `ws`: an event about no workspace is
+/// for people only, even for an agent whose pattern (`*`) matches the empty name.
+fn visible(actor: &baton::auth::Actor, ws: &str) -> bool {
+    match actor {
+        baton::auth::Actor::Agent { .. } if ws.is_empty() => false,
+        _ => actor.can_see(ws),
+    }
+}
+
 pub async fn events(
     State(app): State<App>,
     Caller(actor): Caller,
     headers: HeaderMap,
 ) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
     let mine = BroadcastStream::new(app.subscribe()).filter_map(move |item| match item {
-        Ok(event) if actor.can_see(&event.workspace) => {
+        Ok(event) if visible(&actor, &event.workspace) => {
             let data = serde_json::to_string(&event).expect("events always serialize");
             Some(Some(Event::default().event(event.kind.as_str()).data(data)))
         }

@@ -39,7 +39,7 @@ pub use review::Cx;
 pub use runtime::chat::{ChatDone, ChatError};
 pub use runtime::leases::Scope;
 pub use runtime::links::{LinkError, LinkTarget};
-pub use runtime::passkeys::PasskeyView;
+pub use runtime::passkeys::{PasskeyProof, PasskeyView};
 pub use runtime::push::{PushError, SubscriptionView};
 pub use state::{CheckpointRecord, Record, Review, Served};
 pub use views::agreement::{AgreementDay, RouteAgreement};
@@ -378,6 +378,16 @@ impl App {
         addr: Option<std::net::IpAddr>,
     ) -> Result<(String, crate::login::SignedIn), crate::login::LoginError> {
         self.inner.access.logins.sign_in(name, password, addr)
+    }
+
+    /// Checks a signed-in person's password again (slow: argon2id).
+    pub fn recheck_password(
+        &self,
+        name: &str,
+        password: &str,
+        addr: Option<std::net::IpAddr>,
+    ) -> Result<(), crate::login::LoginError> {
+        self.inner.access.logins.recheck(name, password, addr)
     }
 
     /// Who holds the session with this id, if it is live.

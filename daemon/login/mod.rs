@@ -143,6 +143,28 @@ impl Logins {
         Ok((id, signed_in(account, session)))
     }
 
+    /// Checks `name`'s password again, for a step a stolen session cookie must not take
+    /// alone (registering a first passkey). Counts in the sign-in throttle like a sign-in.
+    pub fn recheck(
+        &self,
+        name: &str,
+        password: &str,
+        addr: Option<IpAddr>,
+    ) -> Result<(), LoginError> {
+        if let Some(wait) = self.throttle.wait(name, addr) {
+            return Err(LoginError::Throttled(wait));
+        }
+        let account = self.accounts.get(name);
+        let hash = account.map_or(self.decoy.as_str(), |a| a.hash.as_str());
+        if verify(password, hash) && account.is_some() {
+            self.throttle.succeeded(name);
+            return Ok(());
+        }
+        self.throttle.failed(name, addr);
+        tracing::warn!(user = name, addr = ?addr, "password typed again did not match");
+        Err(LoginError::Wrong)
+    }
+
     /// Who holds the session with this id, if it is live.
     pub fn session(&self, id: &str) -> Option<SignedIn> {
         let session = self.sessions.get(id)?;

@@ -39,8 +39,12 @@ impl std::fmt::Display for Binding {
 }
 
 pub enum State {
-    Registration(PasskeyRegistration),
+    /// With what the reviewer showed to start it (`password`, `passkey <id>`), for the record.
+    Registration(PasskeyRegistration, String),
     Assertion(PasskeyAuthentication, Binding),
+    /// A confirmation that the reviewer may change their own passkeys, for one purpose
+    /// (`register`, or `remove <id>`).
+    Manage(PasskeyAuthentication, String),
 }
 
 pub struct Ceremony {
@@ -59,8 +63,8 @@ impl Ceremonies {
     /// browser sends back with its answer.
     pub fn start(&self, reviewer: &str, state: State, now: Instant) -> String {
         let ttl = match state {
-            State::Registration(_) => REGISTRATION_TTL,
-            State::Assertion(..) => ASSERTION_TTL,
+            State::Registration(..) => REGISTRATION_TTL,
+            State::Assertion(..) | State::Manage(..) => ASSERTION_TTL,
         };
         let mut bytes = [0u8; 16];
         rand::rng().fill_bytes(&mut bytes);

@@ -7,6 +7,7 @@
 //! the app decides who may do what, and records what was confirmed.
 
 pub mod ceremonies;
+pub mod journal;
 pub mod store;
 
 pub use ceremonies::Binding;
@@ -40,6 +41,8 @@ pub enum PasskeyError {
     Mismatch(String),
     #[error("the passkey's answer did not verify ({0}); try again, or register the passkey again on /reviewers/passkeys")]
     Invalid(String),
+    #[error("{0}")]
+    StepUp(String),
     #[error("this passkey is registered already")]
     Duplicate,
     #[error("label: at most {MAX_LABEL} characters, no control characters")]
@@ -60,6 +63,8 @@ pub struct Passkeys {
     /// `public_url` that cannot be a relying party, an unreadable credentials file).
     ready: Result<(Webauthn, store::Credentials), String>,
     ceremonies: Ceremonies,
+    /// Where registrations and removals are recorded (data_dir, never a workspace).
+    pub journal: journal::Journal,
 }
 
 /// The relying party of `public_url`, or why it cannot be one (told at start-up when a route
@@ -106,6 +111,7 @@ impl Passkeys {
         Passkeys {
             ready,
             ceremonies: Ceremonies::default(),
+            journal: journal::Journal::new(data_dir),
         }
     }
 
@@ -133,6 +139,7 @@ impl Passkeys {
     pub fn register_start(
         &self,
         reviewer: &str,
+        proof: &str,
         now: Instant,
     ) -> Result<(serde_json::Value, String), PasskeyError> {
         let (rp, credentials) = self.parts()?;
@@ -144,13 +151,14 @@ impl Passkeys {
         let (options, state) = rp
             .start_passkey_registration(user_handle(reviewer), reviewer, reviewer, Some(exclude))
             .map_err(|e| PasskeyError::Invalid(e.to_string()))?;
-        let id = self
-            .ceremonies
-            .start(reviewer, State::Registration(state), now);
+        let id =
+            self.ceremonies
+                .start(reviewer, State::Registration(state, proof.to_string()), now);
         Ok((options_json(&options), id))
     }
 
-    /// Checks the browser's answer to registration `ceremony` and keeps the new passkey.
+    /// Checks the browser's answer to registration `ceremony` and keeps the new passkey;
+    /// returns it with what was shown to start the ceremony.
     pub fn register_finish(
         &self,
         reviewer: &str,
@@ -158,7 +166,7 @@ impl Passkeys {
         credential: &str,
         label: &str,
         now: Instant,
-    ) -> Result<Stored, PasskeyError> {
+    ) -> Result<(Stored, String), PasskeyError> {
         let label = label.trim();
         if label.chars().count() > MAX_LABEL || label.chars().any(char::is_control) {
             return Err(PasskeyError::Label);
@@ -167,7 +175,7 @@ impl Passkeys {
         let taken = self.ceremonies.take(ceremony, now);
         let Some(ceremonies::Ceremony {
             reviewer: made_for,
-            state: State::Registration(state),
+            state: State::Registration(state, proof),
             ..
         }) = taken
         else {
@@ -198,7 +206,7 @@ impl Passkeys {
             passkey,
         };
         credentials.add(reviewer, stored.clone())?;
-        Ok(stored)
+        Ok((stored, proof))
     }
 
     /// Forgets `reviewer`'s passkey `id`; whether it was registered.
@@ -259,27 +267,91 @@ impl Passkeys {
         if &bound != binding {
             return Err(PasskeyError::Mismatch(bound.to_string()));
         }
-        let answer: PublicKeyCredential = serde_json::from_str(credential)
-            .map_err(|e| PasskeyError::Invalid(format!("not an assertion: {e}")))?;
-        let result = rp
-            .finish_passkey_authentication(&answer, &state)
-            .map_err(|e| PasskeyError::Invalid(e.to_string()))?;
-        if !result.user_verified() {
-            return Err(PasskeyError::Invalid(
-                "the authenticator did not verify its user".into(),
-            ));
-        }
-        let at = crate::clock::now_rfc3339();
-        let Some(label) = credentials.used(reviewer, &result, &at)? else {
-            return Err(PasskeyError::Invalid(
-                "that passkey is no longer registered".into(),
-            ));
-        };
-        Ok(Confirmed {
-            credential: store::id_of_result(&result),
-            label,
-        })
+        verify_assertion(rp, credentials, reviewer, &state, credential)
     }
+
+    /// Starts a confirmation that `reviewer` may change their passkeys for `purpose`
+    /// (`register`, or `remove <id>`): options for `navigator.credentials.get` allowing only
+    /// the reviewer's passkeys, and its id.
+    pub fn manage_start(
+        &self,
+        reviewer: &str,
+        purpose: &str,
+        now: Instant,
+    ) -> Result<(serde_json::Value, String), PasskeyError> {
+        let (rp, credentials) = self.parts()?;
+        let keys: Vec<_> = credentials
+            .of(reviewer)
+            .into_iter()
+            .map(|k| k.passkey)
+            .collect();
+        if keys.is_empty() {
+            return Err(PasskeyError::NoneRegistered(reviewer.to_string()));
+        }
+        let (options, state) = rp
+            .start_passkey_authentication(&keys)
+            .map_err(|e| PasskeyError::Invalid(e.to_string()))?;
+        let id = self
+            .ceremonies
+            .start(reviewer, State::Manage(state, purpose.to_string()), now);
+        Ok((options_json(&options), id))
+    }
+
+    /// Checks `reviewer`'s answer to management confirmation `ceremony` for `purpose`; spent
+    /// whatever the outcome.
+    pub fn manage_confirm(
+        &self,
+        reviewer: &str,
+        ceremony: &str,
+        credential: &str,
+        purpose: &str,
+        now: Instant,
+    ) -> Result<Confirmed, PasskeyError> {
+        let (rp, credentials) = self.parts()?;
+        let Some(taken) = self.ceremonies.take(ceremony, now) else {
+            return Err(PasskeyError::Unknown);
+        };
+        let State::Manage(state, bound) = taken.state else {
+            return Err(PasskeyError::Unknown);
+        };
+        if taken.reviewer != reviewer {
+            return Err(PasskeyError::Unknown);
+        }
+        if bound != purpose {
+            return Err(PasskeyError::Mismatch(format!("\"{bound}\"")));
+        }
+        verify_assertion(rp, credentials, reviewer, &state, credential)
+    }
+}
+
+/// Checks an assertion against the ceremony's state and takes its counter into the passkey.
+fn verify_assertion(
+    rp: &Webauthn,
+    credentials: &store::Credentials,
+    reviewer: &str,
+    state: &webauthn_rs::prelude::PasskeyAuthentication,
+    credential: &str,
+) -> Result<Confirmed, PasskeyError> {
+    let answer: PublicKeyCredential = serde_json::from_str(credential)
+        .map_err(|e| PasskeyError::Invalid(format!("not an assertion: {e}")))?;
+    let result = rp
+        .finish_passkey_authentication(&answer, state)
+        .map_err(|e| PasskeyError::Invalid(e.to_string()))?;
+    if !result.user_verified() {
+        return Err(PasskeyError::Invalid(
+            "the authenticator did not verify its user".into(),
+        ));
+    }
+    let at = crate::clock::now_rfc3339();
+    let Some(label) = credentials.used(reviewer, &result, &at)? else {
+        return Err(PasskeyError::Invalid(
+            "that passkey is no longer registered".into(),
+        ));
+    };
+    Ok(Confirmed {
+        credential: store::id_of_result(&result),
+        label,
+    })
 }
 
 /// The options as the browser's JSON form (`PublicKeyCredentialCreationOptionsJSON` /

@@ -1,5 +1,7 @@
 // Passkeys (WebAuthn) on baton's pages. On /reviewers/passkeys: register one, between the
-// daemon's two calls around navigator.credentials.create. On a handoff whose route asks for a
+// daemon's two calls around navigator.credentials.create (a first one with the password typed
+// again; another, or a removal, after confirming with a passkey the reviewer has, so a stolen
+// session cannot change them). On a handoff whose route asks for a
 // passkey (form#decide[data-passkey]): Approve first asks the daemon for a challenge bound to
 // this revision, has the authenticator sign it (navigator.credentials.get), and posts the
 // answer with the form; the daemon checks it and spends it. Binary fields travel base64url.
@@ -26,9 +28,9 @@
   };
   const ext = (c) => (c.getClientExtensionResults ? c.getClientExtensionResults() : {});
 
-  // The reviewer's approval of revision `revision` of `key`, confirmed: {ceremony, credential}.
-  const confirm = async (key, revision) => {
-    const { ceremony, options } = await post(`/handoffs/${encodeURIComponent(key)}/passkey`, { revision });
+  // The answer to a challenge `{ceremony, options}` from navigator.credentials.get:
+  // {ceremony, credential}.
+  const answer = async ({ ceremony, options }) => {
     const pk = options.publicKey;
     pk.challenge = bytes(pk.challenge);
     (pk.allowCredentials || []).forEach((c) => { c.id = bytes(c.id); });
@@ -43,10 +45,22 @@
     };
     return { ceremony, credential: JSON.stringify(credential) };
   };
-  window.batonPasskey = { confirm };
+  // The reviewer's approval of revision `revision` of `key`, confirmed.
+  const confirm = async (key, revision) =>
+    answer(await post(`/handoffs/${encodeURIComponent(key)}/passkey`, { revision }));
+  // A confirmation that the reviewer may change their passkeys: purpose "register" or
+  // "remove" (with the passkey's id).
+  const manage = async (purpose, id) =>
+    answer(await post("/reviewers/passkeys/confirm", id ? { purpose, id } : { purpose }));
+  window.batonPasskey = { confirm, manage };
 
-  const register = async (label) => {
-    const { ceremony, options } = await post("/reviewers/passkeys/options", {});
+  const register = async (label, password) => {
+    let shown = { password };
+    if (document.querySelector("table.passkeys")) {
+      const a = await manage("register");
+      shown = { ceremony: a.ceremony, credential: JSON.parse(a.credential) };
+    }
+    const { ceremony, options } = await post("/reviewers/passkeys/options", shown);
     const pk = options.publicKey;
     pk.challenge = bytes(pk.challenge);
     pk.user.id = bytes(pk.user.id);
@@ -74,7 +88,8 @@
       say("Follow your browser's prompt to create the passkey…");
       try {
         const label = (document.querySelector("[data-passkey-label]") || {}).value || "";
-        await register(label);
+        const password = (document.querySelector("[data-passkey-password]") || {}).value || "";
+        await register(label, password);
         location.reload();
       } catch (e) {
         say(`Not registered: ${e.message}`);
@@ -82,6 +97,23 @@
       }
     });
   }
+
+  // Removing a passkey: confirmed with a passkey first, then the form posted with the answer.
+  document.addEventListener("submit", async (e) => {
+    const form = e.target;
+    if (e.defaultPrevented || !form.matches("form[data-passkey-remove]") || form.dataset.confirmed) return;
+    e.preventDefault();
+    say("Confirm the removal with one of your passkeys…");
+    try {
+      const a = await manage("remove", form.querySelector("input[name=id]").value);
+      form.querySelector("input[name=passkey_ceremony]").value = a.ceremony;
+      form.querySelector("input[name=passkey_credential]").value = a.credential;
+      form.dataset.confirmed = "1";
+      form.submit();
+    } catch (err) {
+      say(`Not removed: ${err.message}`);
+    }
+  });
 
   // After app.js's confirmation: an approval on a passkey route is posted with its assertion.
   document.addEventListener("submit", async (e) => {

@@ -2,7 +2,11 @@
 //! `navigator.credentials.create`), listing and removing them. The step-up that uses them is
 //! a rule of the decision (`review/step_up.rs`). Only a person signed in on the pages
 //! registers a passkey: a bearer token must not be able to mint the proof a route asks for
-//! beyond it.
+//! beyond it. Nor may a session alone: whoever holds a stolen cookie could otherwise add
+//! their own key and approve. So a reviewer with a passkey registers another, or removes
+//! one, only with a fresh assertion of a passkey they have (bound to that purpose, single
+//! use, two minutes); a first passkey needs the password typed again. Each change is
+//! recorded in `data_dir/passkeys/changes.jsonl` (`passkeys::journal`).
 
 use crate::app::App;
 use crate::auth::Actor;
@@ -30,6 +34,25 @@ impl From<&Stored> for PasskeyView {
         }
     }
 }
+
+/// What a reviewer shows to change their passkeys beyond the session: the password (for a
+/// first passkey) or an assertion of a passkey of theirs made for this purpose.
+#[derive(Debug, Default, Clone)]
+pub struct PasskeyProof {
+    pub password: Option<String>,
+    pub ceremony: Option<String>,
+    pub credential: Option<String>,
+    /// The caller's address, for the sign-in throttle.
+    pub addr: Option<std::net::IpAddr>,
+}
+
+/// The purpose a management assertion is bound to for removing passkey `id`.
+pub fn remove_purpose(id: &str) -> String {
+    format!("remove {id}")
+}
+
+/// The purpose a management assertion is bound to for registering another passkey.
+pub const REGISTER_PURPOSE: &str = "register";
 
 fn person(actor: &Actor) -> Result<&str, PasskeyError> {
     match actor {
@@ -69,10 +92,84 @@ impl App {
             .collect()
     }
 
-    /// Starts registering a passkey for the caller: `{ceremony, options}`.
-    pub fn passkey_register_start(&self, actor: &Actor) -> Result<serde_json::Value, PasskeyError> {
+    /// Starts a confirmation, with one of the caller's passkeys, that they may register
+    /// another (`purpose` = `register`) or remove passkey `id` (`remove`):
+    /// `{ceremony, options}` for `navigator.credentials.get`.
+    pub fn passkey_manage_start(
+        &self,
+        actor: &Actor,
+        purpose: &str,
+        id: Option<&str>,
+    ) -> Result<serde_json::Value, PasskeyError> {
         let name = person(actor)?;
-        let (options, ceremony) = self.passkeys().register_start(name, Instant::now())?;
+        let purpose = match (purpose, id) {
+            ("register", _) => REGISTER_PURPOSE.to_string(),
+            ("remove", Some(id)) => remove_purpose(id),
+            _ => {
+                return Err(PasskeyError::StepUp(
+                    "purpose: \"register\", or \"remove\" with the passkey's id".into(),
+                ))
+            }
+        };
+        let (options, ceremony) = self
+            .passkeys()
+            .manage_start(name, &purpose, Instant::now())?;
+        Ok(serde_json::json!({ "ceremony": ceremony, "options": options }))
+    }
+
+    /// Checks the caller's proof for `purpose`: an assertion of one of their passkeys made
+    /// for it when they have one, else (`register` only) their password. Returns what it was,
+    /// for the record.
+    fn passkey_proof(
+        &self,
+        name: &str,
+        purpose: &str,
+        proof: &PasskeyProof,
+    ) -> Result<String, PasskeyError> {
+        let refused = |e: PasskeyError| {
+            self.count_passkey("refused");
+            tracing::warn!(reviewer = name, purpose, error = %e, "passkey change refused");
+            e
+        };
+        if self.passkeys().of(name).is_empty() {
+            if purpose != REGISTER_PURPOSE {
+                return Ok("none".into());
+            }
+            let Some(password) = proof.password.as_deref().filter(|p| !p.is_empty()) else {
+                return Err(refused(PasskeyError::StepUp(
+                    "type your password again to register your first passkey".into(),
+                )));
+            };
+            return match self.recheck_password(name, password, proof.addr) {
+                Ok(()) => Ok("password".into()),
+                Err(e) => Err(refused(PasskeyError::StepUp(format!(
+                    "password typed again: {e}; nothing was registered"
+                )))),
+            };
+        }
+        let (Some(ceremony), Some(credential)) = (&proof.ceremony, &proof.credential) else {
+            return Err(refused(PasskeyError::StepUp(
+                "you have a passkey: confirm with it first (registering another or removing one needs it, so a stolen session cannot)".into(),
+            )));
+        };
+        let confirmed = self
+            .passkeys()
+            .manage_confirm(name, ceremony, credential, purpose, Instant::now())
+            .map_err(refused)?;
+        Ok(format!("passkey {}", confirmed.credential))
+    }
+
+    /// Starts registering a passkey for the caller, once `proof` holds: `{ceremony, options}`.
+    pub fn passkey_register_start(
+        &self,
+        actor: &Actor,
+        proof: &PasskeyProof,
+    ) -> Result<serde_json::Value, PasskeyError> {
+        let name = person(actor)?;
+        let shown = self.passkey_proof(name, REGISTER_PURPOSE, proof)?;
+        let (options, ceremony) = self
+            .passkeys()
+            .register_start(name, &shown, Instant::now())?;
         Ok(serde_json::json!({ "ceremony": ceremony, "options": options }))
     }
 
@@ -88,8 +185,8 @@ impl App {
         let done =
             self.passkeys()
                 .register_finish(name, ceremony, credential, label, Instant::now());
-        let stored = match done {
-            Ok(stored) => stored,
+        let (stored, proof) = match done {
+            Ok(done) => done,
             Err(e) => {
                 self.count_passkey("refused");
                 tracing::warn!(reviewer = name, error = %e, "passkey registration refused");
@@ -97,7 +194,18 @@ impl App {
             }
         };
         self.count_passkey("registered");
-        tracing::info!(reviewer = name, credential = %stored.id, label = %stored.label, "passkey registered");
+        // Warn, not info: a new step-up key is what an intruder would add, so it stands out.
+        tracing::warn!(reviewer = name, credential = %stored.id, label = %stored.label, proof = %proof, "passkey registered");
+        let recorded = self.passkeys().journal.record(
+            "passkey.registered",
+            name,
+            &stored.id,
+            Some(&stored.label),
+            &proof,
+        );
+        if let Err(e) = recorded {
+            tracing::error!(reviewer = name, error = %e, "cannot record the passkey registration in data_dir/passkeys/changes.jsonl");
+        }
         let data =
             serde_json::json!({ "reviewer": name, "credential": stored.id, "label": stored.label });
         // About no workspace: told to subscribers (SSE) and the metrics, kept in data_dir.
@@ -107,17 +215,35 @@ impl App {
         Ok(PasskeyView::from(&stored))
     }
 
-    /// Forgets one of the caller's passkeys; whether it was registered.
-    pub fn passkey_remove(&self, actor: &Actor, id: &str) -> Result<bool, PasskeyError> {
+    /// Forgets one of the caller's passkeys, once `proof` (an assertion made for removing
+    /// it) holds; whether it was registered.
+    pub fn passkey_remove(
+        &self,
+        actor: &Actor,
+        id: &str,
+        proof: &PasskeyProof,
+    ) -> Result<bool, PasskeyError> {
         let name = person(actor)?;
+        if !self.passkeys().of(name).iter().any(|k| k.id == id) {
+            return Ok(false);
+        }
+        let shown = self.passkey_proof(name, &remove_purpose(id), proof)?;
         let removed = self.passkeys().remove(name, id)?;
         if removed {
             self.count_passkey("removed");
-            tracing::info!(
+            tracing::warn!(
                 reviewer = name,
                 credential = id,
+                proof = %shown,
                 "passkey removed by its owner"
             );
+            let recorded =
+                self.passkeys()
+                    .journal
+                    .record("passkey.removed", name, id, None, &shown);
+            if let Err(e) = recorded {
+                tracing::error!(reviewer = name, error = %e, "cannot record the passkey removal in data_dir/passkeys/changes.jsonl");
+            }
         }
         Ok(removed)
     }
