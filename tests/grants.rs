@@ -576,16 +576,17 @@ fn a_grant_is_refused_on_an_attention_route_and_for_a_critical_action() {
             assert_eq!(status, 200, "{path}: {body}");
         }
     };
-    for (key, label) in [("t-1", "slow"), ("t-2", "opened"), ("t-3", "slow-ok")] {
+    // Each handoff is given the attention its route asks (a later upload supersedes it).
+    let attended = |key: &str, label: &str| {
         upload(&d, "bot-token", &doc(key, "bot", &[label], &["docs/a.md"]));
         seen(key);
-    }
-    env.move_clock(31.0);
-    // The reviewer gave the handoff the attention the route asks; a grant would not.
-    for (key, says) in [
-        ("t-1", "route \"slow\" holds each approval until its reviewer has looked for 30s (min_review_s), which a grant would skip"),
-        ("t-2", "route \"opened\" asks each approver to open every changed artifact (require_open_changed), which a grant would skip"),
+        env.move_clock(31.0);
+    };
+    for (key, label, says) in [
+        ("t-1", "slow", "route \"slow\" holds each approval until its reviewer has looked for 30s (min_review_s), which a grant would skip"),
+        ("t-2", "opened", "route \"opened\" asks each approver to open every changed artifact (require_open_changed), which a grant would skip"),
     ] {
+        attended(key, label);
         let (status, body, id) = approve_granting(&d, key, "rita-token", json!({}));
         assert_eq!(status, 403, "{key}: {body}");
         let error = body["error"].as_str().unwrap_or_default();
@@ -593,6 +594,7 @@ fn a_grant_is_refused_on_an_attention_route_and_for_a_critical_action() {
         assert!(id.is_empty());
         assert_eq!(state(&d, key), "pending", "a refused grant approves nothing");
     }
+    attended("t-3", "slow-ok");
     let (status, body, id) = approve_granting(&d, "t-3", "rita-token", json!({}));
     assert_eq!(status, 200, "the route opts in: {body}");
     assert!(!id.is_empty());
