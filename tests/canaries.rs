@@ -350,16 +350,23 @@ fn an_agent_token_matching_every_name_never_reaches_the_canary_place() {
 
     // "builder" is `*`, which glob lets match "alpha/canary": still no write by that name.
     let at = "/api/v1/workspaces/alpha%2Fcanary";
-    let doc = bytes(&handoff("forged"));
+    let mut forged = handoff("forged");
+    forged["from_agent"] = json!("builder");
+    let doc = bytes(&forged);
+    let mut let_in = Vec::new();
     for (path, body) in [
         (format!("{at}/handoff"), doc.as_slice()),
         (format!("{at}/inbox/client.diff"), b"neutralised".as_slice()),
         (format!("{at}/checkpoints/c1.json"), b"{}".as_slice()),
     ] {
         let (status, answer) = raw(&d, "PUT", &path, "builder-token", body);
-        assert_eq!(status, 404, "PUT {path}: {answer}");
+        if status != 404 {
+            let_in.push(format!("PUT {path}: {answer}"));
+        }
     }
-    assert_eq!(place_files(&place), before, "nothing written in the place");
+    if place_files(&place) != before {
+        let_in.push("a file of the place was written".to_string());
+    }
 
     // Nor a read: its files, its approved folder, its locks.
     for path in [
@@ -368,9 +375,11 @@ fn an_agent_token_matching_every_name_never_reaches_the_canary_place() {
         "/api/v1/workspaces/alpha%2Fcanary/locks",
     ] {
         let (status, answer) = raw(&d, "GET", path, "builder-token", b"");
-        assert_eq!(status, 404, "GET {path}: {answer}");
-        assert!(!answer.contains("verify"), "GET {path}: {answer}");
+        if status != 404 || answer.contains("verify") {
+            let_in.push(format!("GET {path}: {answer}"));
+        }
     }
+    assert!(let_in.is_empty(), "{let_in:#?}");
 
     // The reviewer still sees its artifacts and decides it as before.
     let (status, arts) = d.get_as(
