@@ -175,7 +175,11 @@ fn table() -> Routes {
             passkeys::register_options,
         )
         .at(Method::POST, "/reviewers/passkeys/new", passkeys::register)
-        .at(Method::POST, "/reviewers/passkeys/confirm", passkeys::manage_challenge)
+        .at(
+            Method::POST,
+            "/reviewers/passkeys/confirm",
+            passkeys::manage_challenge,
+        )
         .at(Method::POST, "/handoffs/{key}/passkey", passkeys::challenge)
         .at(Method::GET, "/api/v1/deliveries", deliveries::list)
         .at(
