@@ -12,7 +12,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 /// A `[[users]]` entry with token `<name>-token` and password `pw-<name>`.
-fn person(name: &str, roles: &str) -> String {
+pub(crate) fn person(name: &str, roles: &str) -> String {
     let token = baton::auth::token_hash(&format!("{name}-token"));
     let password = baton::login::hash_password(&format!("pw-{name}")).unwrap();
     format!(
@@ -20,7 +20,7 @@ fn person(name: &str, roles: &str) -> String {
     )
 }
 
-fn config() -> String {
+pub(crate) fn config() -> String {
     [
         person("rita", "\"reviewer\""),
         person("sam", "\"reviewer\""),
@@ -44,7 +44,7 @@ thread_local! {
 
 /// A handoff from `from` with `labels` and artifacts `artifacts` (paths in the workspace),
 /// each with the sha256 of what `artifact` last wrote there (none for a path it did not).
-fn doc(id: &str, from: &str, labels: &[&str], artifacts: &[&str]) -> Value {
+pub(crate) fn doc(id: &str, from: &str, labels: &[&str], artifacts: &[&str]) -> Value {
     let mut h = handoff(id);
     h["from_agent"] = json!(from);
     h["trigger"] = json!("completion");
@@ -61,7 +61,7 @@ fn doc(id: &str, from: &str, labels: &[&str], artifacts: &[&str]) -> Value {
 }
 
 /// Writes `size` bytes at `path` in workspace alpha.
-fn artifact(env: &TestEnv, path: &str, size: usize) {
+pub(crate) fn artifact(env: &TestEnv, path: &str, size: usize) {
     let at = env.ws("alpha").join(path);
     std::fs::create_dir_all(at.parent().unwrap()).unwrap();
     let bytes = "x".repeat(size);
@@ -80,7 +80,7 @@ fn unhashed(mut h: Value) -> Value {
 
 /// Uploads `h` with `token` (an agent's: the daemon then knows who sent it), and waits until
 /// it is received.
-fn upload(d: &Daemon, token: &str, h: &Value) {
+pub(crate) fn upload(d: &Daemon, token: &str, h: &Value) {
     let body = serde_json::to_vec(h).unwrap();
     let mut s = std::net::TcpStream::connect(d.addr()).unwrap();
     let head = format!(
@@ -101,18 +101,18 @@ fn upload(d: &Daemon, token: &str, h: &Value) {
     });
 }
 
-fn state(d: &Daemon, key: &str) -> String {
+pub(crate) fn state(d: &Daemon, key: &str) -> String {
     let (_, body) = d.get(&format!("/api/v1/handoffs/{key}"));
     body["state"].as_str().unwrap_or_default().to_string()
 }
 
 /// Asserts `key` is still pending a while after its receipt (a grant decides at receipt).
-fn stays_pending(d: &Daemon, key: &str, why: &str) {
+pub(crate) fn stays_pending(d: &Daemon, key: &str, why: &str) {
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(state(d, key), "pending", "{why}");
 }
 
-fn decision(env: &TestEnv, key: &str) -> Value {
+pub(crate) fn decision(env: &TestEnv, key: &str) -> Value {
     let path = env
         .store("alpha")
         .join("handoffs")
@@ -143,7 +143,7 @@ fn approve_granting(d: &Daemon, key: &str, token: &str, grant: Value) -> (u16, V
     (status, body, id)
 }
 
-fn grants(d: &Daemon, token: &str) -> Vec<Value> {
+pub(crate) fn grants(d: &Daemon, token: &str) -> Vec<Value> {
     let (status, body) = d.get_as("/api/v1/grants", Some(token));
     assert_eq!(status, 200, "{body}");
     body.as_array().cloned().unwrap()

@@ -57,6 +57,7 @@ mod receipts;
 mod recovery;
 mod resubmit;
 mod review;
+mod reviewer_pages;
 mod scale;
 mod search;
 mod shadow_routes;
