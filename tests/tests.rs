@@ -65,6 +65,7 @@ mod signoff;
 mod slack;
 mod startup;
 mod store_damage;
+mod store_folders;
 mod syncs;
 mod timeouts;
 mod trust;

@@ -122,7 +122,7 @@ fn say(name: &str, plan: &Plan, dry_run: bool, tally: &mut Tally) {
         let d = fix.damage();
         out!("baton repair: {name}: {}: {}", d.file, d.why());
         match fix {
-            Fix::Restore { from, .. } => {
+            Fix::Restore { from, .. } | Fix::RestoreFolder { from, .. } => {
                 tally.fixable += 1;
                 let verb = if dry_run { "would rebuild" } else { "rebuilt" };
                 out!("    {verb} from {from} (its sha256 is the one the store committed)");

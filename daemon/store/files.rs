@@ -178,7 +178,8 @@ impl Backend for Files {
         self.noted(tag, self.folder(tag).load_files(dir_name))
     }
     fn load_all(&self, tag: &str) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
-        let (all, unchecked) = self.folder(tag).load_all_noting(snapshot::unix_now())?;
+        let (all, unchecked, own) = self.folder(tag).load_all_noting(snapshot::unix_now())?;
+        self.found.add(tag, &own);
         for (_, files) in &all {
             if let Err(e) = files {
                 if let Some(damaged) = Damaged::of(e) {

@@ -3,7 +3,8 @@
 //! applied and its manifest written (the commit point), so a crash anywhere leaves the folder
 //! as it was or as the intent says; reads check each file against the manifest.
 
-use super::manifest::{self, Damage, Damaged, Manifest, Step};
+use super::ledger;
+use super::manifest::{self, Damage, Damaged, Fault, Manifest, Step};
 use super::snapshot::{self, Stamp};
 use super::{Op, RecordFiles};
 use crate::workspace::fsync::{self, Kind};
@@ -29,12 +30,64 @@ impl Folder {
     /// Makes a new workspace's store: its record folders carry manifests from the start.
     pub fn create(&self) -> io::Result<()> {
         create_dirs(&self.dir.join("handoffs"), Kind::Store)?;
+        self.write(Path::new(ledger::FILE), b"")?;
         self.write(Path::new(manifest::FORMAT), manifest::FORMAT_TEXT)
     }
 
-    /// Whether every record folder carries a manifest (one without is then damage).
+    /// Whether every record folder carries a manifest (one without is then damage). The
+    /// ledger is there only in a store whose folders do: a removed format mark does not make
+    /// the manifests optional.
     pub fn manifests_required(&self) -> bool {
-        self.dir.join(manifest::FORMAT).exists()
+        self.dir.join(manifest::FORMAT).exists() || self.dir.join(ledger::FILE).exists()
+    }
+
+    /// The format mark's text, if it is there.
+    fn format(&self) -> io::Result<Option<Vec<u8>>> {
+        read_if_there(&self.dir.join(manifest::FORMAT))
+    }
+
+    /// The damage of the store's own files (its format mark, its ledger of record folders)
+    /// and the record folders the ledger lists that are gone, changing nothing.
+    pub fn check_store(&self) -> io::Result<(Vec<String>, Vec<Damage>)> {
+        let format = self.format()?;
+        let ledger = ledger::read(&self.dir)?;
+        let mut own = Vec::new();
+        let mark = |why: &str| Damage {
+            file: manifest::FORMAT.to_string(),
+            fault: Fault::Format(why.to_string()),
+            committed: None,
+        };
+        match format.as_deref() {
+            Some(manifest::FORMAT_TEXT) | Some(manifest::FORMAT_TEXT_2) => {}
+            None if ledger.is_none() => {}
+            None => own.push(mark("removed, while the ledger of record folders is there")),
+            Some(_) => own.push(mark("not the text the store wrote (truncated or changed)")),
+        }
+        // A store that says it keeps a ledger (or whose mark is damaged) must have one.
+        let required =
+            !matches!(format.as_deref(), Some(manifest::FORMAT_TEXT_2) | None) || !own.is_empty();
+        let present = self.record_dirs()?;
+        let committed = |n: &str| self.record_dir(n).join(manifest::FILE).exists();
+        let (removed, ledger_damage) = ledger::check(ledger, required, &present, committed);
+        own.extend(ledger_damage);
+        let removed = removed.iter().map(|d| {
+            let name = d.file.trim_start_matches("handoffs/");
+            name.trim_end_matches('/').to_string()
+        });
+        Ok((removed.collect(), own))
+    }
+
+    /// Gives a store of the version before the ledger its ledger, from its folders as they
+    /// are (a folder removed before cannot be told), then marks it as keeping one.
+    fn give_ledger(&self) -> io::Result<()> {
+        if self.format()?.as_deref() != Some(manifest::FORMAT_TEXT_2) {
+            return Ok(());
+        }
+        let names = self.record_dirs()?;
+        self.write(Path::new(ledger::FILE), &ledger::text(&names))?;
+        self.write(Path::new(manifest::FORMAT), manifest::FORMAT_TEXT)?;
+        tracing::info!(dir = %self.dir.display(), folders = names.len(), "gave the store its ledger of record folders (once: stores of older versions have none)");
+        Ok(())
     }
 
     fn record_dir(&self, dir_name: &str) -> PathBuf {
@@ -169,6 +222,7 @@ impl Folder {
                 other => other?,
             }
         }
+        let first = self.manifest(&dir_name)?.is_none();
         let before = self.manifest_before_change(&dir_name)?;
         let mut temps = Vec::new();
         for op in ops {
@@ -183,7 +237,17 @@ impl Folder {
             let file = tmp.as_file().try_clone()?;
             others.push(Box::new(move || fsync::all(&file, Kind::Store)));
         }
-        if created {
+        if first {
+            // The folder's entry made durable, then its name in the ledger, both before the
+            // change commits: a committed folder is always listed, and a listed one is there
+            // unless something removed it.
+            let store = self.dir.clone();
+            let name = dir_name.clone();
+            others.push(Box::new(move || {
+                fsync::dir(&handoffs, Kind::Store)?;
+                ledger::append(&store, &name)
+            }));
+        } else if created {
             others.push(Box::new(move || fsync::dir(&handoffs, Kind::Store)));
         }
         super::syncs::concurrently(|| fsync::all(intent.as_file(), Kind::Store), others)?;
@@ -363,23 +427,38 @@ impl Folder {
     /// that changed what it would hold (see `snapshot`).
     #[cfg(test)]
     fn load_all_at(&self, now: i64) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
-        self.load_all_noting(now).map(|(all, _)| all)
+        self.load_all_noting(now).map(|(all, _, _)| all)
     }
 
     /// `load_all_at`, and the folders taken from the snapshot: not read, so not checked
     /// against their manifests (`Files::scrub` does it while the daemon runs).
-    pub(super) fn load_all_noting(&self, now: i64) -> io::Result<(LoadedAll, Vec<String>)> {
+    pub(super) fn load_all_noting(
+        &self,
+        now: i64,
+    ) -> io::Result<(LoadedAll, Vec<String>, Vec<Damage>)> {
         if !self.manifests_required() {
             if let Err(e) = self.give_manifests() {
                 tracing::error!(dir = %self.dir.display(), error = %e, "cannot give the store's record folders their manifests; they are read unchecked and given them at the next start");
             }
         }
+        if let Err(e) = self.give_ledger() {
+            tracing::error!(dir = %self.dir.display(), error = %e, "cannot give the store its ledger of record folders; a removed folder cannot be told until the next start gives it one");
+        }
+        let (removed, own) = self.check_store()?;
         let mut out = Vec::new();
         let read_from_files = std::cell::RefCell::new(std::collections::HashSet::new());
-        let folders = self.record_dirs_with_metadata()?;
+        let mut folders = self.record_dirs_with_metadata()?;
+        // A removed folder is read as the damage it is, never as no record: the snapshot's
+        // entry of it is kept (what `repair` rebuilds it from), the app leaves its published
+        // copies alone and serves the workspace read-only.
+        folders.extend(removed.iter().map(|name| (name.clone(), None)));
+        folders.sort_by(|a, b| a.0.cmp(&b.0));
         // The manifest is kept in the snapshot with the files, for `repair` to prove them by.
         let read = |name: &str, _| {
             read_from_files.borrow_mut().insert(name.to_string());
+            if removed.iter().any(|r| r == name) {
+                return Some(Err(Damaged(vec![folder_removed(name)]).into_io()));
+            }
             Some(self.load_checked(name).map(with_manifest))
         };
         let each = |name: &str, files: io::Result<RecordFiles>| {
@@ -394,7 +473,7 @@ impl Folder {
             .map(|(name, _)| name)
             .filter(|n| !read.contains(*n));
         let unchecked = unchecked.cloned().collect();
-        Ok((out, unchecked))
+        Ok((out, unchecked, own))
     }
 
     /// Gives every record folder of an older store its manifest, from its files as they are
@@ -419,6 +498,7 @@ impl Folder {
         if given > 0 {
             sync_filesystem(&self.dir)?;
         }
+        self.write(Path::new(ledger::FILE), &ledger::text(&self.record_dirs()?))?;
         self.write(Path::new(manifest::FORMAT), manifest::FORMAT_TEXT)?;
         tracing::info!(dir = %self.dir.display(), folders = given, "gave the store's record folders their manifests (once: stores of older versions have none)");
         Ok(())
@@ -657,6 +737,16 @@ fn record_file(rel: &Path) -> Option<(&str, &str)> {
     match (parts.next(), parts.next(), parts.next(), parts.next()) {
         (Some(Some("handoffs")), Some(Some(dir)), Some(Some(file)), None) => Some((dir, file)),
         _ => None,
+    }
+}
+
+/// The damage of a record folder the ledger lists and that is gone: named as a folder
+/// (`handoffs/<folder>/`), as the damage of its files is named beneath it.
+pub(super) fn folder_removed(name: &str) -> Damage {
+    Damage {
+        file: format!("handoffs/{name}/"),
+        fault: Fault::FolderRemoved,
+        committed: None,
     }
 }
 
@@ -959,13 +1049,24 @@ pub(super) mod tests {
         std::fs::write(a.join("meta.json"), b"a1").unwrap();
 
         // A change the store makes renames into the folder: its fingerprint moves, and the
-        // folder is read again; a removed folder goes, a new one comes.
+        // folder is read again; a new one comes; a removed one is damage, never no record,
+        // and the snapshot keeps its entry (what `repair` rebuilds it from).
         past_the_clock_tick_of(&a);
         store.apply("a", &[Op::Put("decision.json", b"e")]).unwrap();
-        std::fs::remove_dir_all(store.dir.join("handoffs").join(key_dir_name("b"))).unwrap();
+        let b = store.dir.join("handoffs").join(key_dir_name("b"));
+        let b_aside = store.dir.join("b-aside");
+        std::fs::rename(&b, &b_aside).unwrap();
+        let (all, _, _) = store.load_all_noting(later).unwrap();
+        let b_read = all.iter().find(|(n, _)| *n == key_dir_name("b")).unwrap();
+        let damage = Damaged::of(b_read.1.as_ref().unwrap_err()).unwrap();
+        assert_eq!(damage.0, [folder_removed(&key_dir_name("b"))]);
+        let kept = snapshot::Snapshot::read(&store.dir);
+        assert!(kept.files_of(&key_dir_name("b")).is_some());
+        std::fs::rename(&b_aside, &b).unwrap();
         store.apply("c", &[Op::Put("meta.json", b"c1")]).unwrap();
         let now_ = vec![
             record("a", &[("decision.json", "e"), ("meta.json", "a1")]),
+            both[1].clone(),
             record("c", &[("meta.json", "c1")]),
         ];
         assert_eq!(loaded(&store, later), now_);

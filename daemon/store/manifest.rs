@@ -21,8 +21,12 @@ pub(super) const FILE: &str = ".baton-manifest";
 /// In a workspace's store folder: every record folder carries a manifest, so one without is
 /// damage (a store of an older version, before its first start with this one, has none).
 pub(super) const FORMAT: &str = "store-format";
-/// What `FORMAT` holds.
-pub(super) const FORMAT_TEXT: &[u8] = b"baton-store 2: record folders carry manifests\n";
+/// What `FORMAT` holds: every record folder carries a manifest, and the ledger of record
+/// folders (`ledger`) lists them all.
+pub(super) const FORMAT_TEXT: &[u8] =
+    b"baton-store 3: record folders carry manifests and are listed in record-folders\n";
+/// What `FORMAT` held before the ledger: manifests, no ledger yet (given one at start).
+pub(super) const FORMAT_TEXT_2: &[u8] = b"baton-store 2: record folders carry manifests\n";
 /// The first line's start: the format, then the sha256 of what follows the line.
 const MAGIC: &str = "baton-manifest 1";
 
@@ -61,6 +65,12 @@ pub enum Fault {
     Unlisted,
     /// The manifest itself: torn, changed or gone.
     Manifest(String),
+    /// A whole record folder the ledger lists (see `ledger`), gone.
+    FolderRemoved,
+    /// The ledger of record folders: a line changed, or cut back (see `ledger`).
+    Ledger(String),
+    /// A top-level file of the store (`FORMAT`) not as written.
+    Format(String),
 }
 
 /// One damaged file of a workspace's store.
@@ -84,6 +94,9 @@ impl Damage {
             ),
             Fault::Unlisted => "a file the store never committed".into(),
             Fault::Manifest(why) => format!("the folder's manifest is damaged: {why}"),
+            Fault::FolderRemoved => "the whole record folder is gone (the store committed it: its ledger `record-folders` lists it)".into(),
+            Fault::Ledger(why) => format!("the ledger of record folders is damaged: {why}"),
+            Fault::Format(why) => format!("the store's format mark is damaged: {why}"),
         }
     }
 }

@@ -14,6 +14,7 @@
 mod files;
 mod folder;
 pub mod identity;
+mod ledger;
 pub mod manifest;
 pub mod people;
 pub mod repair;

@@ -29,6 +29,13 @@ pub enum Fix {
         from: String,
         bytes: Vec<u8>,
     },
+    /// Put back a whole record folder: these files (its manifest among them, every file
+    /// matching it), found in `from`.
+    RestoreFolder {
+        damage: Damage,
+        from: String,
+        files: Vec<(String, Vec<u8>)>,
+    },
     /// Moved aside: a file the store never committed.
     SetAside { damage: Damage },
     /// Nothing the store can prove holds it: what to do instead.
@@ -38,9 +45,10 @@ pub enum Fix {
 impl Fix {
     pub fn damage(&self) -> &Damage {
         match self {
-            Fix::Restore { damage, .. } | Fix::SetAside { damage } | Fix::Cannot { damage, .. } => {
-                damage
-            }
+            Fix::Restore { damage, .. }
+            | Fix::RestoreFolder { damage, .. }
+            | Fix::SetAside { damage }
+            | Fix::Cannot { damage, .. } => damage,
         }
     }
 }
@@ -77,6 +85,13 @@ pub fn plan(dir: &Path, offered: &dyn Fn(&str, &str) -> Offered) -> io::Result<P
         return Ok(plan);
     }
     let snapshot = Snapshot::read(dir);
+    let (removed, own) = folder.check_store()?;
+    for d in own {
+        plan.fixes.push(fix_store_file(&folder, d, &snapshot)?);
+    }
+    for name in removed {
+        plan.fixes.push(fix_folder(&name, snapshot.files_of(&name)));
+    }
     for name in folder.record_dirs()? {
         if folder.has_leftovers(&name)? {
             plan.interrupted.push(name);
@@ -95,6 +110,68 @@ pub fn plan(dir: &Path, offered: &dyn Fn(&str, &str) -> Offered) -> io::Result<P
         }
     }
     Ok(plan)
+}
+
+/// How a removed record folder `name` can be rebuilt: from the snapshot's entry of it, when
+/// its manifest is intact and every file matches it. Else what remains of it is said: its
+/// published copies and its events in the audit log, which prove no file byte for byte.
+fn fix_folder(name: &str, kept: Option<&Vec<(String, Vec<u8>)>>) -> Fix {
+    let damage = super::folder::folder_removed(name);
+    let proven = kept.filter(|files| {
+        let manifest = files.iter().find(|(n, _)| n == manifest::FILE);
+        let others: Vec<_> = files
+            .iter()
+            .filter(|(n, _)| n != manifest::FILE)
+            .cloned()
+            .collect();
+        manifest
+            .and_then(|(_, b)| Manifest::parse(b).ok())
+            .is_some_and(|m| m.check(name, &others).is_empty())
+    });
+    match proven {
+        Some(files) => Fix::RestoreFolder {
+            damage,
+            from: "the records' snapshot (every file matches the folder's manifest kept with them)".into(),
+            files: files.clone(),
+        },
+        None => Fix::Cannot {
+            damage,
+            what_to_do: format!(
+                "the records' snapshot does not hold it; what remains of the record is its published copies in the workspace's .baton/handoffs/{name}/ and its events in the workspace's audit log (`baton audit verify`), which prove no store file byte for byte: restore data_dir from a backup (`baton restore`)"
+            ),
+        },
+    }
+}
+
+/// How a damaged file of the store's own (its format mark, its ledger) can be rebuilt. The
+/// ledger is made again from every folder anything names (its readable lines, the folders
+/// present with a committed change, the snapshot's), so a folder removed stays told.
+fn fix_store_file(folder: &Folder, damage: Damage, snapshot: &Snapshot) -> io::Result<Fix> {
+    if damage.file == manifest::FORMAT {
+        return Ok(Fix::Restore {
+            damage,
+            from: "the store's version (its folders carry manifests and a ledger)".into(),
+            bytes: manifest::FORMAT_TEXT.to_vec(),
+        });
+    }
+    let mut names = super::ledger::readable(&folder.dir)?;
+    names.extend(snapshot.names());
+    for name in folder.record_dirs()? {
+        if folder
+            .dir
+            .join("handoffs")
+            .join(&name)
+            .join(manifest::FILE)
+            .exists()
+        {
+            names.insert(name);
+        }
+    }
+    Ok(Fix::Restore {
+        damage,
+        from: "the record folders (those present with a committed change, the records' snapshot's and the ledger's readable lines)".into(),
+        bytes: super::ledger::text(&names),
+    })
 }
 
 /// How one damaged file of folder `name` can be rebuilt.
@@ -186,6 +263,14 @@ pub fn apply(dir: &Path, plan: &Plan) -> io::Result<Vec<PathBuf>> {
                     kept.push(aside);
                 }
                 write_atomic(&path, bytes, Kind::Store)?;
+            }
+            Fix::RestoreFolder { files, .. } => {
+                // The manifest last: until it is there, the folder holds no committed change.
+                let (manifests, others): (Vec<_>, Vec<_>) =
+                    files.iter().partition(|(n, _)| n == manifest::FILE);
+                for (name, bytes) in others.into_iter().chain(manifests) {
+                    write_atomic(&path.join(name), bytes, Kind::Store)?;
+                }
             }
             Fix::SetAside { .. } => {
                 let found = std::fs::read(&path)?;

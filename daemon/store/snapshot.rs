@@ -112,6 +112,11 @@ impl Snapshot {
         self.records.get(name).map(|e| &e.files)
     }
 
+    /// The folders it holds an entry of.
+    pub fn names(&self) -> impl Iterator<Item = String> + '_ {
+        self.records.keys().cloned()
+    }
+
     /// Whether no entry is left (every one was taken).
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()

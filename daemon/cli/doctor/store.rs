@@ -48,7 +48,7 @@ pub fn check(config: &Config) -> Outcome {
             let d = fix.damage();
             let what = format!("workspace \"{name}\": {}; it is served read-only", d.why());
             let how = match fix {
-                Fix::Restore { from, .. } => {
+                Fix::Restore { from, .. } | Fix::RestoreFolder { from, .. } => {
                     format!("stop the daemon and run `baton repair`: it rebuilds it from {from}")
                 }
                 Fix::SetAside { .. } => {

@@ -1,0 +1,173 @@
+//! The ledger of a workspace's record folders (`record-folders`, beside `handoffs/`): the name
+//! of every record folder the store ever made, one line each, appended (and synced) before the
+//! folder's first change commits. A record folder's manifest tells a damaged file, but only
+//! the ledger tells a whole folder removed: without it a removed folder reads as "no such
+//! handoff", and what was decided in it as never decided (its published `decision.json` set
+//! aside as an answer the daemon never gave, the handoff received again as new).
+//!
+//! Each line is the folder's name and the first 16 hex digits of its sha256, so a flipped byte
+//! is told. A line cut short at the end is a crash during its append, before the folder's
+//! first change committed: it lists nothing. A ledger that was cut back, emptied or replaced
+//! is told by a folder that holds a committed change (its manifest) and is not listed.
+//!
+//! Stores of older versions have none: it is written once from their folders at the first
+//! start with this version (`manifest::FORMAT` then says so); a folder removed before that
+//! cannot be told.
+
+use super::manifest::{Damage, Fault};
+use crate::contract::validate::sha256_hex;
+use std::collections::BTreeSet;
+use std::io::{self, Write};
+use std::path::Path;
+
+/// The ledger, in a workspace's store folder.
+pub const FILE: &str = "record-folders";
+
+/// A folder's line.
+fn line(name: &str) -> String {
+    format!("{name} {}\n", &sha256_hex(name.as_bytes())[..16])
+}
+
+/// The folders the ledger in `dir` lists; `Ok(None)` when it has none; why not, when a line
+/// does not match its checksum.
+pub fn read(dir: &Path) -> io::Result<Option<Result<BTreeSet<String>, String>>> {
+    let bytes = match std::fs::read(dir.join(FILE)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    Ok(Some(parse(&bytes)))
+}
+
+fn parse(bytes: &[u8]) -> Result<BTreeSet<String>, String> {
+    let mut names = BTreeSet::new();
+    let complete = bytes.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+    for (n, raw) in bytes[..complete].split(|&c| c == b'\n').enumerate() {
+        if raw.is_empty() {
+            continue;
+        }
+        let text = std::str::from_utf8(raw).unwrap_or("");
+        let ok = text
+            .rsplit_once(' ')
+            .filter(|(name, _)| format!("{text}\n") == line(name));
+        match ok {
+            Some((name, _)) => names.insert(name.to_string()),
+            None => return Err(format!("line {} does not match its checksum", n + 1)),
+        };
+    }
+    Ok(names)
+}
+
+/// The folders the ledger in `dir` lists in its lines that match their checksums (for
+/// `repair`, which rebuilds a damaged ledger).
+pub fn readable(dir: &Path) -> io::Result<BTreeSet<String>> {
+    let bytes = match std::fs::read(dir.join(FILE)) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
+        Err(e) => return Err(e),
+    };
+    let lines = bytes.split(|&c| c == b'\n').filter_map(|raw| {
+        let text = std::str::from_utf8(raw).ok()?;
+        let (name, _) = text.rsplit_once(' ')?;
+        (format!("{text}\n") == line(name)).then(|| name.to_string())
+    });
+    Ok(lines.collect())
+}
+
+/// Appends `name` to the ledger in `dir` and makes it durable: called once the folder itself
+/// is (its entry in `handoffs/` synced), before the folder's first change commits.
+pub fn append(dir: &Path, name: &str) -> io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(dir.join(FILE))?;
+    // One write of a short line: concurrent appends of other folders never interleave in it.
+    file.write_all(line(name).as_bytes())?;
+    crate::workspace::fsync::all(&file, crate::workspace::fsync::Kind::Store)
+}
+
+/// The ledger's text listing `names`.
+pub fn text<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<u8> {
+    names
+        .into_iter()
+        .map(|n| line(n))
+        .collect::<String>()
+        .into_bytes()
+}
+
+/// What the ledger says of the folders present: `(removed, damage)`, the folders it lists
+/// that are gone (each a damage of its own, `handoffs/<folder>/`), and the ledger's own
+/// damage. `ledger`: as `read` gave it; `required`: whether the store keeps one;
+/// `committed(folder)`: whether a present folder holds a committed change (its manifest).
+pub fn check(
+    ledger: Option<Result<BTreeSet<String>, String>>,
+    required: bool,
+    present: &[String],
+    committed: impl Fn(&str) -> bool,
+) -> (Vec<Damage>, Vec<Damage>) {
+    let own = |fault| Damage {
+        file: FILE.to_string(),
+        fault,
+        committed: None,
+    };
+    let listed = match ledger {
+        None if !required => return (Vec::new(), Vec::new()),
+        None => match present.iter().any(|n| committed(n)) {
+            true => return (Vec::new(), vec![own(Fault::Removed)]),
+            false => return (Vec::new(), Vec::new()),
+        },
+        Some(Err(why)) => return (Vec::new(), vec![own(Fault::Ledger(why))]),
+        Some(Ok(listed)) => listed,
+    };
+    let removed = listed.iter().filter(|n| !present.contains(n));
+    let removed = removed.map(|n| Damage {
+        file: format!("handoffs/{n}/"),
+        fault: Fault::FolderRemoved,
+        committed: None,
+    });
+    let unlisted: Vec<&String> = present
+        .iter()
+        .filter(|n| !listed.contains(*n) && committed(n))
+        .collect();
+    let own = match unlisted.first() {
+        None => Vec::new(),
+        Some(first) => vec![own(Fault::Ledger(format!(
+            "it does not list {} record folder(s) the store committed (handoffs/{first} first): cut back, emptied or replaced",
+            unlisted.len()
+        )))],
+    };
+    (removed.collect(), own)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_removed_folder_a_flipped_line_and_a_cut_back_ledger_are_told_and_a_torn_append_is_not() {
+        let names = ["a".to_string(), "b".to_string()];
+        let good = text(&names);
+        let present = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let all = |_: &str| true;
+        assert_eq!(parse(&good).unwrap().len(), 2);
+        let (removed, own) = check(Some(parse(&good)), true, &present(&["a", "b"]), all);
+        assert!(removed.is_empty() && own.is_empty());
+        // A torn last line: a crash during an append, before its folder committed.
+        let mut torn = good.clone();
+        torn.extend_from_slice(b"c 12");
+        assert_eq!(parse(&torn).unwrap().len(), 2);
+        let (removed, _) = check(Some(parse(&good)), true, &present(&["a"]), all);
+        assert_eq!(removed[0].file, "handoffs/b/");
+        let mut flipped = good.clone();
+        flipped[0] ^= 1;
+        assert!(parse(&flipped).is_err());
+        let (_, own) = check(Some(parse(b"")), true, &present(&["a"]), all);
+        assert_eq!(own[0].file, FILE);
+        // A folder made but never committed (a crash before its append) is not damage.
+        let (_, own) = check(Some(parse(b"")), true, &present(&["a"]), |_| false);
+        assert!(own.is_empty());
+        let (_, own) = check(None, true, &present(&["a"]), all);
+        assert_eq!(own[0].fault, Fault::Removed);
+        assert_eq!(check(None, false, &present(&["a"]), all).1, vec![]);
+    }
+}
