@@ -1,5 +1,5 @@
 //! `POST /chat/slack/interactions`: Slack's interactivity requests (a click on a baton
-//! button). No session: the request must carry Slack's signature made with a `[[chat]]`
+//! button, or the submission of its comment modal, answered with `response_action`). No session: the request must carry Slack's signature made with a `[[chat]]`
 //! entry's signing secret (`App::slack_request` checks it, the replay window and the clicker,
 //! and decides). Slack shows nothing of a block_actions answer's body; the clicker is told
 //! privately at the interaction's `response_url` by the core. The body here, an ephemeral
@@ -25,10 +25,18 @@ pub async fn interactions(State(app): State<App>, headers: HeaderMap, body: Byte
         header("x-slack-signature"),
     );
     let taken = blocking(move || app.slack_request(ts.as_deref(), sig.as_deref(), &body)).await;
-    let (status, text, error) = match taken {
+    let taken = match taken {
         Err(e) => return e.into_response(),
-        Ok(Ok(done)) => (StatusCode::OK, done.said(), None),
-        Ok(Err(e)) => (status_of(&e), format!("baton: {e}"), Some(e.kind())),
+        Ok(t) => t,
+    };
+    // A modal's submission: Slack reads only `response_action` (close, or the reason shown
+    // under the input).
+    if let Some(answer) = taken.view_answer() {
+        return (StatusCode::OK, axum::Json(answer)).into_response();
+    }
+    let (status, text, error) = match &taken.result {
+        Ok(done) => (StatusCode::OK, done.said(), None),
+        Err(e) => (status_of(e), format!("baton: {e}"), Some(e.kind())),
     };
     let mut body = json!({ "response_type": "ephemeral", "replace_original": false, "text": text });
     if let Some(kind) = error {

@@ -36,7 +36,7 @@ pub use review::records::published_copy_of;
 pub use review::step_up::PasskeyAnswer;
 pub use review::upload::{Target, UploadError, Uploaded};
 pub use review::Cx;
-pub use runtime::chat::{ChatDone, ChatError};
+pub use runtime::chat::{ChatDone, ChatError, ChatTaken};
 pub use runtime::leases::Scope;
 pub use runtime::links::{LinkError, LinkTarget};
 pub use runtime::passkeys::{PasskeyProof, PasskeyView};

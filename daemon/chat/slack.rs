@@ -1,11 +1,22 @@
-//! A Slack interaction read into what it asks: a `block_actions` payload (the form field
-//! `payload` of an interactivity request, or an `interactive` envelope's `payload` in Socket
-//! Mode) whose action is one of baton's buttons, whose `value` names the handoff and the
-//! revision the message showed.
+//! A Slack interaction read into what it asks (the form field `payload` of an interactivity
+//! request, or an `interactive` envelope's `payload` in Socket Mode): a `block_actions` click
+//! on one of baton's buttons, whose `value` names the handoff and the revision the message
+//! showed, or a `view_submission` of baton's comment modal (`view`).
 
+use super::view::{self, Submission};
 use crate::contract::Outcome;
-use crate::outbox::chat::{ButtonValue, APPROVE, CHANGES, REJECT};
+use crate::outbox::chat::{ButtonValue, APPROVE, CHANGES, OPEN, REJECT};
 use serde_json::Value;
+
+/// What an interaction asks.
+#[derive(Debug, Clone)]
+pub enum Interaction {
+    Click(Click),
+    Submit(Submission),
+    /// A click on the link button ("Approve in baton"): Slack tells the app of it, and the
+    /// browser opens the page; nothing to do.
+    Opened,
+}
 
 /// One click on one of baton's buttons.
 #[derive(Debug, Clone)]
@@ -24,7 +35,7 @@ pub struct Click {
 pub enum ClickError {
     #[error("the request has no `payload` form field holding JSON")]
     NoPayload,
-    #[error("interaction type \"{0}\" is not handled (only button clicks, block_actions)")]
+    #[error("interaction type \"{0}\" is not handled (only block_actions and view_submission)")]
     Unhandled(String),
     #[error("the click is not on one of baton's buttons")]
     NotOurs,
@@ -32,10 +43,12 @@ pub enum ClickError {
     BadValue,
     #[error("the interaction names no user or no trigger_id")]
     Incomplete,
+    #[error("the submitted form is not baton's comment form")]
+    NotOurView,
 }
 
 /// Reads an interactivity request's form body (`payload=<json>`).
-pub fn from_form(body: &[u8]) -> Result<Click, ClickError> {
+pub fn from_form(body: &[u8]) -> Result<Interaction, ClickError> {
     let payload = url::form_urlencoded::parse(body)
         .find(|(k, _)| k == "payload")
         .map(|(_, v)| v.into_owned())
@@ -45,16 +58,23 @@ pub fn from_form(body: &[u8]) -> Result<Click, ClickError> {
 }
 
 /// Reads an interaction's JSON payload.
-pub fn from_payload(p: &Value) -> Result<Click, ClickError> {
-    let kind = p["type"].as_str().unwrap_or("");
-    if kind != "block_actions" {
-        return Err(ClickError::Unhandled(kind.to_string()));
+pub fn from_payload(p: &Value) -> Result<Interaction, ClickError> {
+    match p["type"].as_str().unwrap_or("") {
+        "block_actions" => click(p),
+        "view_submission" => view::submission(p)
+            .map(Interaction::Submit)
+            .ok_or(ClickError::NotOurView),
+        kind => Err(ClickError::Unhandled(kind.to_string())),
     }
+}
+
+fn click(p: &Value) -> Result<Interaction, ClickError> {
     let action = p["actions"]
         .as_array()
         .and_then(|a| a.first())
         .ok_or(ClickError::NotOurs)?;
     let outcome = match action["action_id"].as_str() {
+        Some(OPEN) => return Ok(Interaction::Opened),
         Some(APPROVE) => Outcome::Approved,
         Some(CHANGES) => Outcome::ChangesRequested,
         Some(REJECT) => Outcome::Rejected,
@@ -69,13 +89,38 @@ pub fn from_payload(p: &Value) -> Result<Click, ClickError> {
     if user.is_empty() || trigger_id.is_empty() {
         return Err(ClickError::Incomplete);
     }
-    Ok(Click {
+    Ok(Interaction::Click(Click {
         user: user.to_string(),
         outcome,
         target,
         trigger_id: trigger_id.to_string(),
         response_url: p["response_url"].as_str().map(str::to_string),
-    })
+    }))
+}
+
+/// Opens `view` for the clicker of `trigger_id` (`views.open`, the bot token as bearer).
+/// Slack takes a trigger_id for 3 s only, so the call is made at once and waits no longer.
+pub fn open_view(api_url: &str, token: &str, trigger_id: &str, view: &Value) -> Result<(), String> {
+    let url = format!("{}/views.open", api_url.trim_end_matches('/'));
+    let body = serde_json::json!({ "trigger_id": trigger_id, "view": view });
+    let answer = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(3))
+        .redirects(0)
+        .build()
+        .post(&url)
+        .set("authorization", &format!("Bearer {token}"))
+        .set("content-type", "application/json; charset=utf-8")
+        .send_string(&body.to_string())
+        .map_err(|e| format!("views.open: {}", e.kind()))?
+        .into_string()
+        .map_err(|e| format!("views.open: {e}"))?;
+    let answer: Value = serde_json::from_str(&answer)
+        .map_err(|_| "views.open: the answer is not JSON".to_string())?;
+    if answer["ok"] == true {
+        return Ok(());
+    }
+    let why = answer["error"].as_str().unwrap_or("no reason given");
+    Err(format!("views.open answered ok=false: {why}"))
 }
 
 /// Tells the clicker alone why a click decided nothing, at the interaction's `response_url`
@@ -117,14 +162,19 @@ mod tests {
         let p = json!({ "type": "block_actions", "user": { "id": "U1" }, "trigger_id": "t.1",
             "response_url": "http://r", "actions": [{ "action_id": "baton_approve",
             "value": "{\"w\":\"alpha\",\"k\":\"k-1\",\"r\":2}" }] });
-        let c = from_payload(&p).unwrap();
+        let Ok(Interaction::Click(c)) = from_payload(&p) else {
+            panic!("a click")
+        };
         assert_eq!((c.user.as_str(), c.outcome), ("U1", Outcome::Approved));
         assert_eq!((c.target.key.as_str(), c.target.revision), ("k-1", 2));
         let form = format!(
             "payload={}",
             url::form_urlencoded::byte_serialize(p.to_string().as_bytes()).collect::<String>()
         );
-        assert_eq!(from_form(form.as_bytes()).unwrap().trigger_id, "t.1");
+        let Ok(Interaction::Click(c)) = from_form(form.as_bytes()) else {
+            panic!("a click")
+        };
+        assert_eq!(c.trigger_id, "t.1");
         let other = json!({ "type": "block_actions", "user": { "id": "U1" }, "trigger_id": "t",
             "actions": [{ "action_id": "x", "value": "{}" }] });
         assert_eq!(from_payload(&other).unwrap_err(), ClickError::NotOurs);

@@ -2,7 +2,8 @@
 //! (`apps.connections.open` gives a one-time URL), so interactions reach a daemon with no
 //! public URL. Each envelope is acknowledged (`{"envelope_id"}`) at once, as Slack asks,
 //! then an `interactive` one is handled as a signed HTTP request would be (the connection
-//! is the proof it is Slack's); `disconnect` and a dropped socket are followed by a new
+//! is the proof it is Slack's); a modal's `view_submission` is handled first and its answer
+//! (`response_action`) sent as the acknowledgement's `payload`, as Slack reads it there; `disconnect` and a dropped socket are followed by a new
 //! connection, after a backoff that grows while connecting fails. The WebSocket is
 //! `tungstenite`'s (blocking, on this thread; `wss://` over rustls with the web's roots).
 
@@ -23,8 +24,9 @@ const IDLE: Duration = Duration::from_secs(120);
 /// Largest message taken (Socket Mode's envelopes are a few KiB).
 const MAX_MESSAGE: usize = 4 << 20;
 
-/// What the app does with an interactive envelope's payload.
-pub type Handle = Box<dyn Fn(&Value) + Send>;
+/// What the app does with an interactive envelope's payload; what it returns (for a
+/// `view_submission`) is the acknowledgement's `payload`.
+pub type Handle = Box<dyn Fn(&Value) -> Option<Value> + Send>;
 
 /// Keeps entry `chat`'s Socket Mode connection open, on its own thread, for the process's
 /// life.
@@ -124,13 +126,24 @@ fn serve(chat: &Chat, mut socket: Socket, handle: &Handle, wait: &mut Duration) 
             tracing::warn!(chat = %chat.name, "a Socket Mode message that is not JSON was ignored");
             continue;
         };
+        let kind = envelope["type"].as_str().unwrap_or("");
+        // A submission's answer travels in its ack: handled first (in well under Slack's 3 s).
+        let submission = kind == "interactive" && envelope["payload"]["type"] == "view_submission";
+        let answer = if submission {
+            handle(&envelope["payload"])
+        } else {
+            None
+        };
         if let Some(id) = envelope["envelope_id"].as_str() {
-            let ack = json!({ "envelope_id": id }).to_string();
-            if let Err(e) = socket.send(Message::text(ack)) {
+            let mut ack = json!({ "envelope_id": id });
+            if let Some(a) = answer {
+                ack["payload"] = a;
+            }
+            if let Err(e) = socket.send(Message::text(ack.to_string())) {
                 return format!("cannot acknowledge an envelope: {e}");
             }
         }
-        match envelope["type"].as_str().unwrap_or("") {
+        match kind {
             // Connected for good: the next drop starts over with a short wait.
             "hello" => *wait = FIRST_WAIT,
             "disconnect" => {
@@ -141,7 +154,10 @@ fn serve(chat: &Chat, mut socket: Socket, handle: &Handle, wait: &mut Duration) 
                 *wait = Duration::ZERO;
                 return format!("Slack asked to reconnect ({reason})");
             }
-            "interactive" => handle(&envelope["payload"]),
+            "interactive" if !submission => {
+                handle(&envelope["payload"]);
+            }
+            "interactive" => {}
             other => {
                 tracing::debug!(chat = %chat.name, kind = other, "a Socket Mode envelope not used was acknowledged")
             }

@@ -28,6 +28,9 @@ pub struct Audience {
     pub route_name: Option<String>,
     /// The handoff's summary, for chat posts (left out of thin ones).
     pub summary: Option<String>,
+    /// Whether its route approves only with a passkey on the page (`step_up = "passkey"`):
+    /// chat posts offer no Approve button then.
+    pub passkey: bool,
 }
 
 impl Audience {

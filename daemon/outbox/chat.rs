@@ -1,9 +1,10 @@
 //! `[[chat]]` deliveries: a handoff waiting for review is posted with Slack's Web API
 //! (`chat.postMessage`, the bot token as bearer) as Block Kit with Approve / Request changes /
-//! Reject buttons, whose `value` binds workspace, key and revision; its decision updates that
-//! message in place (`chat.update`). The message's `channel` and `ts` are kept per handoff
-//! (`Posted`) when the post is answered, since only Slack knows them; an update waits (is
-//! retried) until the post is answered.
+//! Reject buttons, whose `value` binds workspace, key and revision (the last two open a
+//! comment modal, `chat::view`; where approving needs a passkey, Approve is a link to the
+//! page); its decision updates that message in place (`chat.update`). The message's
+//! `channel` and `ts` are kept per handoff (`Posted`) when the post is answered, since only
+//! Slack knows them; an update waits (is retried) until the post is answered.
 
 use super::attempt::{Outcome, Transport};
 use super::audience::Audience;
@@ -20,6 +21,8 @@ use std::time::Duration;
 pub const APPROVE: &str = "baton_approve";
 pub const CHANGES: &str = "baton_changes";
 pub const REJECT: &str = "baton_reject";
+/// The link button shown instead of Approve where approving needs the page (a passkey).
+pub const OPEN: &str = "baton_open";
 
 /// Events that post a message: a handoff (or a new revision of it) waits for review.
 const POSTED: [EventType; 2] = [EventType::HandoffReceived, EventType::HandoffRevised];
@@ -104,11 +107,19 @@ pub fn post(chat: &Chat, event: &Event, aud: Option<&Audience>, link: &str) -> O
         blocks.push(json!({ "type": "section",
             "text": { "type": "mrkdwn", "text": clip(&escape(s), 3000) } }));
     }
+    // A route with `step_up = "passkey"` approves only on the page, where the passkey is
+    // asked: the message links there instead of offering a button that would be refused.
+    let approve = if aud.is_some_and(|a| a.passkey) {
+        json!({ "type": "button", "action_id": OPEN, "url": link,
+            "text": { "type": "plain_text", "text": "Approve in baton (passkey)" } })
+    } else {
+        button(APPROVE, "Approve", Some("primary"))
+    };
     blocks.push(
         json!({ "type": "actions", "block_id": "baton_decide", "elements": [
-        button(APPROVE, "Approve", Some("primary")),
-        button(CHANGES, "Request changes", None),
-        button(REJECT, "Reject", Some("danger")),
+        approve,
+        button(CHANGES, "Request changes…", None),
+        button(REJECT, "Reject…", Some("danger")),
     ] }),
     );
     let text = clip(

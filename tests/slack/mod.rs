@@ -5,6 +5,7 @@
 //! and the message is updated; every refusal decides nothing and says why.
 
 mod latency;
+mod modal;
 mod socket;
 
 use crate::pages::{Reply, Web};
@@ -405,15 +406,15 @@ fn bad_signatures_stale_times_unknown_users_and_replays_decide_nothing() {
     let sig = sdk(&["sign", SECRET, &ts], Some(&body));
     let sam = form(&payload(
         "U_SAM",
-        "baton_reject",
-        &button(&p, "baton_reject"),
+        "baton_approve",
+        &button(&p, "baton_approve"),
         "trig.d",
         standin.port,
     ));
     let sam_sig = sdk(&["sign", SECRET, &ts], Some(&sam));
     let first = send(&web, &sam, &ts, &sam_sig);
     assert_eq!(first.status, 200, "{}", first.body);
-    assert!(first.body.contains("Rejected by sam"), "{}", first.body);
+    assert!(first.body.contains("Approved by sam"), "{}", first.body);
     let again = send(&web, &sam, &ts, &sam_sig);
     assert_eq!(again.status, 409, "{}", again.body);
     assert!(again.body.contains("replay is refused"), "{}", again.body);
@@ -422,14 +423,14 @@ fn bad_signatures_stale_times_unknown_users_and_replays_decide_nothing() {
     let r = send(&web, &body, &ts, &sig);
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
-        r.body.contains("already decided (rejected by sam"),
+        r.body.contains("already decided (approved by sam"),
         "{}",
         r.body
     );
     assert_eq!(decided_events(&env).len(), 1);
     assert_eq!(
         util::decision(&env.ws("alpha")).unwrap()["outcome"],
-        "rejected"
+        "approved"
     );
     let m = daemon.metrics();
     for (kind, n) in [
@@ -477,10 +478,10 @@ fn a_button_of_a_revision_that_changed_decides_nothing() {
     );
     assert_pending(&env, &daemon);
     // The new revision's button decides.
-    let r = click(&web, &standin, "U_RITA", "baton_changes", &second);
-    assert!(r.body.contains("Changes requested by rita"), "{}", r.body);
+    let r = click(&web, &standin, "U_RITA", "baton_approve", &second);
+    assert!(r.body.contains("Approved by rita"), "{}", r.body);
     assert_eq!(
         util::decision(&env.ws("alpha")).unwrap()["outcome"],
-        "changes_requested"
+        "approved"
     );
 }

@@ -2,6 +2,8 @@
 
 usage: sdk.py blocks FILE            each block of the JSON blocks array in FILE parses with
                                      slack_sdk.models.blocks and validates; prints "ok"
+       sdk.py view FILE              the JSON view in FILE parses with slack_sdk.models.views.View
+                                     and validates, its blocks too; prints "ok"
        sdk.py sign SECRET TS BODYFILE    prints the v0= signature slack_sdk's verifier accepts
        sdk.py verify SECRET TS SIG BODYFILE   prints "valid" or "invalid" (slack_sdk's verdict)
 """
@@ -11,6 +13,7 @@ import sys
 import time
 
 from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
 from slack_sdk.signature import SignatureVerifier
 
 cmd = sys.argv[1]
@@ -24,6 +27,17 @@ if cmd == "blocks":
         if original["type"] == "actions":
             values = [e.to_dict().get("value") for e in block.elements]
             assert values == [e.get("value") for e in original["elements"]], values
+    print("ok")
+elif cmd == "view":
+    original = json.load(open(sys.argv[2]))
+    view = View(**original)
+    view.validate_json()
+    for block in view.blocks:
+        block.validate_json()
+    again = view.to_dict()
+    for k in ("type", "callback_id", "private_metadata"):
+        assert again[k] == original[k], (k, again[k], original[k])
+    assert len(again["blocks"]) == len(original["blocks"]), again
     print("ok")
 elif cmd == "sign":
     secret, ts, body = sys.argv[2], sys.argv[3], open(sys.argv[4], "rb").read()

@@ -1,6 +1,6 @@
 """A stand-in for the few parts of Slack baton uses, for baton's tests, independent of baton's
-code: the Web API methods chat.postMessage, chat.update and apps.connections.open (bearer
-tokens checked), response_url answers, and a Socket Mode WebSocket server that sends the
+code: the Web API methods chat.postMessage, chat.update, views.open and apps.connections.open
+(bearer tokens checked), response_url answers, and a Socket Mode WebSocket server that sends the
 envelopes a test asks for and records the acknowledgements. Every request is a JSON line in LOG.
 
 usage: standin.py BOT_TOKEN APP_TOKEN LOG
@@ -191,6 +191,14 @@ class Api(BaseHTTPRequestHandler):
                 ts = "1700000000.%06d" % ts_counter[0]
             return self.answer(200, {"ok": True, "channel": body.get("channel"), "ts": ts,
                                      "message": {"text": body.get("text")}})
+        if method == "views.open":
+            # Slack takes a trigger_id once, and a view object.
+            if not body.get("trigger_id") or not isinstance(body.get("view"), dict):
+                return self.answer(200, {"ok": False, "error": "invalid_arguments"})
+            with lock:
+                ts_counter[0] += 1
+                view_id = "V%06d" % ts_counter[0]
+            return self.answer(200, {"ok": True, "view": dict(body["view"], id=view_id)})
         if method == "chat.update":
             return self.answer(200, {"ok": True, "channel": body.get("channel"),
                                      "ts": body.get("ts"), "text": body.get("text")})

@@ -58,6 +58,7 @@ impl Cx<'_> {
             title: handoff.title.clone(),
             route_name: route.map(|r| r.name.clone()),
             summary: handoff.summary.clone(),
+            passkey: super::step_up::asks_passkey(route),
         };
         let at = (ws.to_string(), key.to_string());
         self.commit.audiences.lock().insert(at, audience);

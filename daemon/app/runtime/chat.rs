@@ -1,38 +1,86 @@
 //! The app's side of chat apps' buttons: a click that is Slack's (signed, or over the app's
 //! own Socket Mode connection), not seen before, by a chat user linked to a reviewer, decides
 //! the revision its message showed through `Cx::decide_via`, with every rule of the page and
-//! the API, recorded `via: "slack"`. A click that cannot decide says why, to the clicker only.
+//! the API, recorded `via: "slack"`. Approve decides at once; Request changes and Reject open
+//! a comment modal (`views.open`) whose submission, bound to the clicker, handoff, revision
+//! and outcome by a MAC (`chat::view`), decides with the comment. A click that cannot decide
+//! says why, to the clicker only; a submission that cannot, under the modal's input.
 
 use crate::app::model::{DecideError, Decided};
 use crate::app::{App, DecisionRequest};
 use crate::auth::Actor;
-use crate::chat::{self, Click, ClickError, Seen, SignatureError};
+use crate::chat::view::{self, Binding, Submission, ViewError, ViewKey};
+use crate::chat::{self, Click, ClickError, Interaction, Seen, SignatureError};
 use crate::clock::now_s;
 use crate::config::{Chat, ChatKind};
 use crate::contract::decision::Via;
 use crate::contract::Outcome;
-use serde_json::Value;
+use crate::outbox::chat::ButtonValue;
+use serde_json::{json, Value};
 use std::sync::LazyLock;
 
 /// Interactions taken in the last window, process-wide (one app per daemon).
 static SEEN: LazyLock<Seen> = LazyLock::new(Seen::default);
 
-/// What a click did.
+/// What an interaction did.
 #[derive(Debug)]
-pub struct ChatDone {
-    pub reviewer: String,
-    pub decided: Decided,
+pub enum ChatDone {
+    Decided {
+        reviewer: String,
+        decided: Box<Decided>,
+    },
+    /// The comment modal was opened for the clicker; its submission decides.
+    Asked { reviewer: String },
+    /// A click on the link button: the browser opens the page, nothing to do here.
+    Nothing,
 }
 
 impl ChatDone {
     /// What the clicker is told.
     pub fn said(&self) -> String {
-        match &self.decided {
-            Decided::Closed(d) => format!("{} by {}.", outcome_words(d.outcome), self.reviewer),
-            Decided::Pending(_) => format!(
-                "Your approval ({}) is recorded; the handoff waits for the other approvals or sign-offs it needs.",
-                self.reviewer
-            ),
+        match self {
+            ChatDone::Decided { reviewer, decided } => match decided.as_ref() {
+                Decided::Closed(d) => format!("{} by {reviewer}.", outcome_words(d.outcome)),
+                Decided::Pending(_) => format!(
+                "Your approval ({reviewer}) is recorded; the handoff waits for the other approvals or sign-offs it needs."
+                ),
+            },
+            ChatDone::Asked { reviewer } => {
+                format!("A comment form was opened for {reviewer}; submitting it decides.")
+            }
+            ChatDone::Nothing => String::new(),
+        }
+    }
+
+    /// Its name in `baton_chat_clicks_total{outcome}`.
+    fn kind(&self) -> &'static str {
+        match self {
+            ChatDone::Decided { .. } => "decided",
+            ChatDone::Asked { .. } => "form_opened",
+            ChatDone::Nothing => "link",
+        }
+    }
+}
+
+/// An interaction's result, and whether it was a modal's submission (answered in the modal).
+#[derive(Debug)]
+pub struct ChatTaken {
+    pub result: Result<ChatDone, ChatError>,
+    pub submission: bool,
+}
+
+impl ChatTaken {
+    /// Slack's answer to a submission (the HTTP body, or the Socket Mode ack's `payload`):
+    /// the modal closes when it decided; otherwise the reason shows under its input. None for
+    /// a click, and for a request not proven Slack's (refused as such).
+    pub fn view_answer(&self) -> Option<Value> {
+        if !self.submission {
+            return None;
+        }
+        match &self.result {
+            Ok(_) => Some(json!({ "response_action": "clear" })),
+            Err(e) if e.untrusted() => None,
+            Err(e) => Some(view::errors(&format!("baton: {e}"))),
         }
     }
 }
@@ -75,6 +123,10 @@ pub enum ChatError {
     Gone,
     #[error("not decided: {0}")]
     Refused(DecideError),
+    #[error("{0}; nothing was decided")]
+    View(#[from] ViewError),
+    #[error("the comment form could not be opened ({0}); nothing was decided. Try again, or decide on the handoff page")]
+    Form(String),
 }
 
 impl ChatError {
@@ -92,6 +144,9 @@ impl ChatError {
             ChatError::AlreadyApproved => "approved_before",
             ChatError::Gone => "gone",
             ChatError::Refused(_) => "refused",
+            ChatError::View(ViewError::Tampered) => "tampered",
+            ChatError::View(ViewError::NotTheOpener { .. }) => "not_opener",
+            ChatError::Form(_) => "form_failed",
         }
     }
 
@@ -116,10 +171,10 @@ impl App {
             chat::socket::spawn(
                 c.clone(),
                 Box::new(move |payload: &Value| {
-                    if let Some(inner) = weak.upgrade() {
-                        // Refusals are logged, counted and told to the clicker there.
-                        let _ = App { inner }.slack_envelope(&name, payload);
-                    }
+                    // Refusals are logged, counted and told to the clicker there; a modal's
+                    // submission is answered in the envelope's acknowledgement.
+                    let inner = weak.upgrade()?;
+                    App { inner }.slack_envelope(&name, payload).view_answer()
                 }),
             );
         }
@@ -131,23 +186,35 @@ impl App {
         timestamp: Option<&str>,
         signature: Option<&str>,
         body: &[u8],
-    ) -> Result<ChatDone, ChatError> {
-        let taken = self.slack_verified(timestamp, signature, body);
-        self.count_click(taken.as_ref().map(|_| "decided"));
-        taken
+    ) -> ChatTaken {
+        let (result, submission) = match self.slack_verified(timestamp, signature, body) {
+            Ok((c, i)) => {
+                let submission = matches!(i, Interaction::Submit(_));
+                (self.take(&c, i), submission)
+            }
+            Err(e) => (Err(e), false),
+        };
+        self.count_click(result.as_ref().map(ChatDone::kind));
+        ChatTaken { result, submission }
     }
 
     /// An `interactive` envelope's payload from entry `name`'s Socket Mode connection (the
     /// connection, opened with the app-level token, is the proof it is Slack's).
-    pub fn slack_envelope(&self, name: &str, payload: &Value) -> Result<ChatDone, ChatError> {
-        let taken = match self.slack_chats().find(|c| c.name == name) {
+    pub fn slack_envelope(&self, name: &str, payload: &Value) -> ChatTaken {
+        let mut submission = false;
+        let result = match self.slack_chats().find(|c| c.name == name) {
             None => Err(ChatError::NotConfigured),
-            Some(c) => chat::slack::from_payload(payload)
-                .map_err(ChatError::from)
-                .and_then(|click| self.take_click(c, click)),
+            Some(c) => match chat::slack::from_payload(payload) {
+                Err(e) => Err(e.into()),
+                Ok(i) => {
+                    submission = matches!(i, Interaction::Submit(_));
+                    let c = c.clone();
+                    self.take(&c, i)
+                }
+            },
         };
-        self.count_click(taken.as_ref().map(|_| "decided"));
-        taken
+        self.count_click(result.as_ref().map(ChatDone::kind));
+        ChatTaken { result, submission }
     }
 
     fn slack_chats(&self) -> impl Iterator<Item = &Chat> {
@@ -157,20 +224,18 @@ impl App {
             .filter(|c| c.kind == ChatKind::Slack)
     }
 
+    /// The entry whose signing secret signed the request, and what the request asks.
     fn slack_verified(
         &self,
         timestamp: Option<&str>,
         signature: Option<&str>,
         body: &[u8],
-    ) -> Result<ChatDone, ChatError> {
+    ) -> Result<(Chat, Interaction), ChatError> {
         let now = now_s();
         let mut refusal = ChatError::NotConfigured;
         for c in self.slack_chats() {
             match chat::verify(&c.signing_secret, timestamp, signature, body, now) {
-                Ok(()) => {
-                    let click = chat::slack::from_form(body)?;
-                    return self.take_click(c, click);
-                }
+                Ok(()) => return Ok((c.clone(), chat::slack::from_form(body)?)),
                 Err(e) => refusal = e.into(),
             }
         }
@@ -178,16 +243,40 @@ impl App {
         Err(refusal)
     }
 
-    /// A click proven Slack's: once, by a linked reviewer, on the revision in place.
-    fn take_click(&self, c: &Chat, click: Click) -> Result<ChatDone, ChatError> {
-        if !SEEN.first(&click.trigger_id, now_s(), chat::WINDOW_S) {
-            tracing::warn!(chat = %c.name, trigger_id = %click.trigger_id, "a replayed chat interaction was refused");
-            return Err(ChatError::Replayed);
+    /// An interaction proven Slack's, taken once.
+    fn take(&self, c: &Chat, i: Interaction) -> Result<ChatDone, ChatError> {
+        match i {
+            Interaction::Opened => Ok(ChatDone::Nothing),
+            Interaction::Click(click) => {
+                self.first_time(c, &click.trigger_id)?;
+                self.take_click(c, click)
+            }
+            Interaction::Submit(s) => {
+                self.first_time(c, &format!("view:{}", s.view_id))?;
+                self.take_submission(c, s)
+            }
         }
-        let decided = self.decide_click(c, &click);
-        match &decided {
+    }
+
+    fn first_time(&self, c: &Chat, id: &str) -> Result<(), ChatError> {
+        if SEEN.first(id, now_s(), chat::WINDOW_S) {
+            return Ok(());
+        }
+        tracing::warn!(chat = %c.name, id, "a replayed chat interaction was refused");
+        Err(ChatError::Replayed)
+    }
+
+    /// A click: Approve decides; the others open the comment modal.
+    fn take_click(&self, c: &Chat, click: Click) -> Result<ChatDone, ChatError> {
+        let taken = match click.outcome {
+            Outcome::Approved => {
+                self.decide_chat(c, &click.user, &click.target, click.outcome, None)
+            }
+            _ => self.open_form(c, &click),
+        };
+        match &taken {
             Ok(done) => {
-                tracing::info!(chat = %c.name, key = %click.target.key, reviewer = %done.reviewer, outcome = click.outcome.as_str(), "decided through a chat button")
+                tracing::info!(chat = %c.name, key = %click.target.key, slack_user = %click.user, outcome = click.outcome.as_str(), done = done.kind(), "a chat button was taken")
             }
             Err(e) => {
                 tracing::info!(chat = %c.name, key = %click.target.key, slack_user = %click.user, error = %e, "a chat button decided nothing");
@@ -196,40 +285,105 @@ impl App {
                 }
             }
         }
-        decided
+        taken
     }
 
-    fn decide_click(&self, c: &Chat, click: &Click) -> Result<ChatDone, ChatError> {
-        let unknown = || ChatError::UnknownUser(click.user.clone());
-        let name = c.user_of(&click.user).ok_or_else(unknown)?;
-        let user = self.config().users.iter().find(|u| u.name == name);
-        let user = user.ok_or_else(unknown)?;
-        let target = &click.target;
-        {
-            let ws = self.cx().ws_of_key(&target.key).ok_or(ChatError::Gone)?;
-            if ws.workspace.name != target.workspace {
-                return Err(ChatError::Gone);
+    /// Opens the comment modal for `click`, bound to its clicker, handoff, revision and
+    /// outcome, once the clicker is linked and the revision is still the one to decide.
+    fn open_form(&self, c: &Chat, click: &Click) -> Result<ChatDone, ChatError> {
+        let reviewer = self.reviewer_of(c, &click.user)?.name.clone();
+        let title = self.open_revision(&click.target)?;
+        let key = ViewKey::open(&self.config().data_dir).map_err(|e| {
+            tracing::error!(error = %e, "cannot read or make data_dir/chat/view-key");
+            ChatError::Form("the daemon cannot read its key for forms".into())
+        })?;
+        let metadata = key.seal(&Binding {
+            workspace: click.target.workspace.clone(),
+            key: click.target.key.clone(),
+            revision: click.target.revision,
+            outcome: click.outcome,
+            user: click.user.clone(),
+        });
+        let modal = view::modal(click.outcome, &title, metadata);
+        chat::slack::open_view(&c.api_url, &c.bot_token, &click.trigger_id, &modal)
+            .map_err(ChatError::Form)?;
+        Ok(ChatDone::Asked { reviewer })
+    }
+
+    /// A modal's submission: decides what its sealed metadata names, with the comment, when
+    /// its submitter opened it.
+    fn take_submission(&self, c: &Chat, s: Submission) -> Result<ChatDone, ChatError> {
+        let taken = ViewKey::open(&self.config().data_dir)
+            .map_err(|e| ChatError::Form(format!("the daemon cannot read its key for forms: {e}")))
+            .and_then(|key| Ok(key.open_sealed(&s.metadata, &s.user)?))
+            .and_then(|b| {
+                let target = ButtonValue {
+                    workspace: b.workspace,
+                    key: b.key,
+                    revision: b.revision,
+                };
+                self.decide_chat(c, &s.user, &target, b.outcome, s.comment.clone())
+            });
+        match &taken {
+            Ok(_) => {
+                tracing::info!(chat = %c.name, slack_user = %s.user, view = %s.view_id, "decided through a chat comment form")
             }
-            let st = ws.lock();
-            let rec = st.records.get(&target.key).ok_or(ChatError::Gone)?;
-            if let Some(d) = &rec.decision {
-                return Err(ChatError::Decided {
-                    outcome: d.outcome.as_str(),
-                    by: d.by.to_string(),
-                    at: d.at.to_string(),
-                });
+            Err(e @ ChatError::View(_)) => {
+                tracing::warn!(chat = %c.name, slack_user = %s.user, view = %s.view_id, error = %e, "a chat form submission was refused")
             }
-            if rec.meta.revision != target.revision {
-                return Err(ChatError::Revised {
-                    button: target.revision,
-                    current: rec.meta.revision,
-                });
+            Err(e) => {
+                tracing::info!(chat = %c.name, slack_user = %s.user, view = %s.view_id, error = %e, "a chat form decided nothing")
             }
         }
+        taken
+    }
+
+    /// The baton user Slack user `slack_user` is linked to.
+    fn reviewer_of(&self, c: &Chat, slack_user: &str) -> Result<crate::routing::User, ChatError> {
+        let unknown = || ChatError::UnknownUser(slack_user.to_string());
+        let name = c.user_of(slack_user).ok_or_else(unknown)?;
+        let user = self.config().users.iter().find(|u| u.name == name);
+        user.cloned().ok_or_else(unknown)
+    }
+
+    /// The title of the handoff `target` names, when it waits for a decision at that revision.
+    fn open_revision(&self, target: &ButtonValue) -> Result<String, ChatError> {
+        let ws = self.cx().ws_of_key(&target.key).ok_or(ChatError::Gone)?;
+        if ws.workspace.name != target.workspace {
+            return Err(ChatError::Gone);
+        }
+        let st = ws.lock();
+        let rec = st.records.get(&target.key).ok_or(ChatError::Gone)?;
+        if let Some(d) = &rec.decision {
+            return Err(ChatError::Decided {
+                outcome: d.outcome.as_str(),
+                by: d.by.to_string(),
+                at: d.at.to_string(),
+            });
+        }
+        if rec.meta.revision != target.revision {
+            return Err(ChatError::Revised {
+                button: target.revision,
+                current: rec.meta.revision,
+            });
+        }
+        let title = rec.handoff().title.clone();
+        Ok(title.unwrap_or_else(|| target.key.clone()))
+    }
+
+    fn decide_chat(
+        &self,
+        c: &Chat,
+        slack_user: &str,
+        target: &ButtonValue,
+        outcome: Outcome,
+        comment: Option<String>,
+    ) -> Result<ChatDone, ChatError> {
+        let user = self.reviewer_of(c, slack_user)?;
+        self.open_revision(target)?;
         let request = DecisionRequest {
-            outcome: click.outcome,
-            // A button has no text field; a comment is given on the page.
-            comment: None,
+            outcome,
+            comment,
             // Decide what the message showed: a newer revision in place refuses it.
             revision: Some(target.revision),
             handoff_sha256: None,
@@ -257,9 +411,9 @@ impl App {
                 DecideError::AlreadySigned(_) => ChatError::AlreadyApproved,
                 e => ChatError::Refused(e),
             })?;
-        Ok(ChatDone {
-            reviewer: user.name.clone(),
-            decided,
+        Ok(ChatDone::Decided {
+            reviewer: user.name,
+            decided: Box::new(decided),
         })
     }
 
