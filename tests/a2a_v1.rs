@@ -5,7 +5,11 @@
 //! (`completed` with the decision artifact, `rejected`, `canceled` by `CancelTask`, which
 //! withdraws the handoff); an unknown task is `TaskNotFoundError`; no token is refused; a push
 //! config gets a signed webhook when the task changes. docs/agents.md's example is run as
-//! printed. The v0.3 method names still answer in v0.3 shapes.
+//! printed. The v0.3 method names still answer in v0.3 shapes. Streaming
+//! (`SendStreamingMessage`, `SubscribeToTask`) and `ListTasks` through the SDK's transport:
+//! a stream stays open in `input-required` until a reviewer decides, then ends with the
+//! decision artifact and the final status; a second connection follows the same task; an
+//! agent lists and follows only its own tasks.
 
 use crate::util::{agent, Daemon, TestEnv};
 use serde_json::{json, Value};
@@ -342,8 +346,196 @@ fn the_v0_3_method_names_answer_in_v0_3_shapes() {
     assert_eq!(got["result"]["status"]["state"], "input-required");
     let unknown = call("tasks/get", json!({"id": "nope"}));
     assert_eq!(unknown["error"]["code"], -32001);
-    let nothing = call("tasks/resubscribe", json!({}));
+    let unknown = call("tasks/resubscribe", json!({"id": "nope"}));
+    assert_eq!(unknown["error"]["code"], -32001);
+    let nothing = call("tasks/sendSubscribe", json!({}));
     assert_eq!(nothing["error"]["code"], -32601);
+}
+
+/// The SDK's streaming and listing, for agent `deployer` (argv 2, workspaces `deploy-*`)
+/// beside agent `other` (argv 3), whose token covers every workspace, the deployer's too;
+/// `{"pending": KEY}` when the streamed task waits.
+const STREAM: &str = r#"
+import asyncio, json, sys
+import httpx
+from google.protobuf import json_format
+from a2a.client import A2ACardResolver
+from a2a.client.transports import jsonrpc
+from a2a.types import a2a_pb2 as pb
+from a2a.utils.errors import TaskNotFoundError, UnsupportedOperationError
+
+# Strict: an event that does not parse whole into the SDK's v1.0 type fails the run.
+jsonrpc.parse_lenient = lambda data, message: json_format.ParseDict(data, message)
+
+URL, TOKEN, OTHER = sys.argv[1], sys.argv[2], sys.argv[3]
+say = lambda **kw: print(json.dumps(kw), flush=True)
+state = lambda s: pb.TaskState.Name(s)
+
+def send(text, ctx, ws):
+    msg = pb.Message(message_id="m-" + ctx, context_id=ctx, role=pb.ROLE_USER, parts=[pb.Part(text=text)])
+    req = pb.SendMessageRequest(message=msg)
+    req.metadata.update({"workspace": ws})
+    return req
+
+async def collect(stream, out, first):
+    async for ev in stream:
+        which = ev.WhichOneof("payload")
+        body = getattr(ev, which)
+        entry = {"kind": which}
+        if which == "task":
+            entry.update(id=body.id, state=state(body.status.state))
+        elif which == "status_update":
+            entry.update(id=body.task_id, state=state(body.status.state))
+        elif which == "artifact_update":
+            data = json_format.MessageToDict(body.artifact.parts[0].data)
+            entry.update(id=body.task_id, artifact=body.artifact.artifact_id,
+                         outcome=data.get("outcome"),
+                         signed="sig" in json.dumps(data.get("attestation", {})))
+        out.append(entry)
+        first.set()
+
+async def refused(stream):
+    try:
+        async for _ in stream:
+            return "streamed"
+    except TaskNotFoundError:
+        return "TaskNotFoundError"
+    except UnsupportedOperationError:
+        return "UnsupportedOperationError"
+    return "ended"
+
+def ids(listed):
+    return [t.id for t in listed.tasks]
+
+async def main():
+    auth = lambda t: {"Authorization": "Bearer " + t}
+    async with httpx.AsyncClient(headers=auth(TOKEN), timeout=30) as http, \
+               httpx.AsyncClient(headers=auth(TOKEN), timeout=30) as http2, \
+               httpx.AsyncClient(headers=auth(OTHER), timeout=30) as http3:
+        card = await A2ACardResolver(http, URL).get_agent_card()
+        say(streaming=card.capabilities.streaming)
+        url = card.supported_interfaces[0].url
+        rpc, second, other = (jsonrpc.JsonRpcTransport(h, card, url) for h in (http, http2, http3))
+        theirs = (await other.send_message(send("Rotate the keys?", "other-1", "shared"))).task.id
+        earlier = (await rpc.send_message(send("Drain node 3?", "drain-3", "deploy-a"))).task.id
+        sent, followed = [], []
+        first, followed_first = asyncio.Event(), asyncio.Event()
+        sender = asyncio.create_task(collect(
+            rpc.send_message_streaming(send("Deploy build 2291?", "deploy-stream", "deploy-b")), sent, first))
+        await asyncio.wait_for(first.wait(), 30)
+        key = sent[0]["id"]
+        follower = asyncio.create_task(collect(
+            second.subscribe(pb.SubscribeToTaskRequest(id=key)), followed, followed_first))
+        await asyncio.wait_for(followed_first.wait(), 30)
+        page1 = await rpc.list_tasks(pb.ListTasksRequest(page_size=1))
+        page2 = await rpc.list_tasks(pb.ListTasksRequest(page_size=1, page_token=page1.next_page_token))
+        say(mine=ids(await rpc.list_tasks(pb.ListTasksRequest())), theirs_listed=ids(await other.list_tasks(pb.ListTasksRequest())),
+            page1=ids(page1), page2=ids(page2), total=page1.total_size, last_token=page2.next_page_token,
+            by_context=ids(await rpc.list_tasks(pb.ListTasksRequest(context_id="deploy-stream"))),
+            key=key, earlier=earlier, their_task=theirs)
+        say(other_subscribes=await refused(other.subscribe(pb.SubscribeToTaskRequest(id=key))),
+            subscribe_theirs=await refused(rpc.subscribe(pb.SubscribeToTaskRequest(id=theirs))),
+            unknown=await refused(rpc.subscribe(pb.SubscribeToTaskRequest(id="no-such-task"))))
+        say(pending=key)
+        await asyncio.wait_for(asyncio.gather(sender, follower), 60)
+        say(sent=sent, followed=followed)
+        say(ended=await refused(second.subscribe(pb.SubscribeToTaskRequest(id=key))))
+        done = await rpc.list_tasks(pb.ListTasksRequest(status=pb.TASK_STATE_COMPLETED, include_artifacts=True))
+        waiting = await rpc.list_tasks(pb.ListTasksRequest(status=pb.TASK_STATE_INPUT_REQUIRED))
+        say(completed=ids(done), completed_artifacts=[a.artifact_id for a in done.tasks[0].artifacts],
+            waiting=ids(waiting))
+
+asyncio.run(main())
+"#;
+
+fn stream_env() -> TestEnv {
+    let config = format!("{}{}", agent("deployer", "deploy-*"), agent("other", "*"));
+    TestEnv::with_config(&config)
+}
+
+/// Runs the streaming client against a daemon with the two agents; the streamed task is
+/// approved by the test's reviewer over the API when it waits.
+fn streamed() -> Vec<Value> {
+    let mut env = stream_env();
+    for ws in ["shared", "deploy-a", "deploy-b"] {
+        env.init(ws);
+    }
+    let d = env.start();
+    let script = env.root().join("a2a_stream.py");
+    std::fs::write(&script, STREAM).unwrap();
+    let args = [d.url.as_str(), "deployer-token", "other-token"];
+    run(&script, &args, &[], |v| {
+        if let Some(key) = v["pending"].as_str() {
+            decide(
+                &d,
+                key,
+                json!({"outcome": "approved", "comment": "ship it"}),
+            );
+        }
+    })
+}
+
+#[test]
+fn a_stream_waits_in_input_required_and_ends_with_the_receipt_and_completed() {
+    let lines = streamed();
+    assert_eq!(line(&lines, "streaming"), true);
+    let key = line(&lines, "key").as_str().unwrap();
+    let kinds = |events: &Value| -> Vec<(String, String)> {
+        let list = events.as_array().unwrap();
+        list.iter()
+            .map(|e| {
+                let what = e["state"].as_str().or(e["artifact"].as_str()).unwrap();
+                (e["kind"].as_str().unwrap().to_string(), what.to_string())
+            })
+            .collect()
+    };
+    let expected: Vec<(String, String)> = [
+        ("task", "TASK_STATE_INPUT_REQUIRED"),
+        ("artifact_update", "decision"),
+        ("status_update", "TASK_STATE_COMPLETED"),
+    ]
+    .iter()
+    .map(|(k, s)| (k.to_string(), s.to_string()))
+    .collect();
+    // The sender's stream and a second connection's subscription see the same task end.
+    for events in [line(&lines, "sent"), line(&lines, "followed")] {
+        assert_eq!(kinds(events), expected, "{events:#}");
+        assert!(events.as_array().unwrap().iter().all(|e| e["id"] == key));
+        let receipt = &events[1];
+        assert_eq!(
+            (&receipt["outcome"], &receipt["signed"]),
+            (&json!("approved"), &json!(true))
+        );
+    }
+    // A task that has ended has nothing to follow.
+    assert_eq!(line(&lines, "ended"), "UnsupportedOperationError");
+}
+
+#[test]
+fn an_agent_lists_and_follows_only_its_own_tasks() {
+    let lines = streamed();
+    let (key, earlier, theirs) = (
+        line(&lines, "key"),
+        line(&lines, "earlier"),
+        line(&lines, "their_task"),
+    );
+    // Newest first; the other agent's task is not among them, nor are the deployer's in
+    // the other's list, though its token covers their workspaces.
+    assert_eq!(line(&lines, "mine"), &json!([key, earlier]));
+    assert_eq!(line(&lines, "theirs_listed"), &json!([theirs]));
+    assert_eq!(line(&lines, "total"), 2);
+    assert_eq!(
+        (line(&lines, "page1"), line(&lines, "page2")),
+        (&json!([key]), &json!([earlier]))
+    );
+    assert_eq!(line(&lines, "last_token"), "");
+    assert_eq!(line(&lines, "by_context"), &json!([key]));
+    assert_eq!(line(&lines, "other_subscribes"), "TaskNotFoundError");
+    assert_eq!(line(&lines, "subscribe_theirs"), "TaskNotFoundError");
+    assert_eq!(line(&lines, "unknown"), "TaskNotFoundError");
+    assert_eq!(line(&lines, "completed"), &json!([key]));
+    assert_eq!(line(&lines, "completed_artifacts"), &json!(["decision"]));
+    assert_eq!(line(&lines, "waiting"), &json!([earlier]));
 }
 
 /// The fenced block of `lang` in docs/agents.md whose first line starts with `first`.

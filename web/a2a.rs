@@ -3,6 +3,10 @@
 //! `POST /api/v1/a2a` (an agent's bearer token, as the upload API). Thin: the body is read
 //! as a JSON-RPC request (`contract::a2a::rpc`) and answered by `App::a2a_call`; every
 //! answer, error or not, is HTTP 200 with the request's id, as JSON-RPC over HTTP has it.
+//! The streaming methods (`SendStreamingMessage`, `SubscribeToTask`) answer with
+//! Server-Sent Events, each a JSON-RPC response holding a `StreamResponse`, fed by the
+//! daemon's event bus (`App::a2a_stream_next`); a refusal before the stream starts is one
+//! JSON answer.
 
 use super::{ApiError, Caller, Routes};
 use crate::blocking;
@@ -10,9 +14,14 @@ use crate::json::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, Method};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
 use baton::app::App;
 use baton::contract::a2a::{rpc, v1};
 use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
 
 /// Where the JSON-RPC endpoint is served (the card names it).
 pub const RPC_PATH: &str = "/api/v1/a2a";
@@ -52,12 +61,15 @@ pub async fn call(
     Caller(actor): Caller,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let base = base(&app, &headers);
     let req = match rpc::request(&body) {
         Ok(req) => req,
-        Err((id, e)) => return Ok(Json(rpc::error(&id, &e))),
+        Err((id, e)) => return Ok(Json(rpc::error(&id, &e)).into_response()),
     };
+    if req.method.streams() {
+        return stream(app, req, actor, base).await;
+    }
     let answer = blocking(move || {
         let answer = app.a2a_call(&req, &actor, &base);
         match answer {
@@ -66,7 +78,70 @@ pub async fn call(
         }
     })
     .await?;
-    Ok(Json(answer))
+    Ok(Json(answer).into_response())
+}
+
+/// Answers a streaming method: the task's events as SSE until it ends (or the daemon stops).
+async fn stream(
+    app: App,
+    req: rpc::Request,
+    actor: baton::auth::Actor,
+    base: String,
+) -> Result<Response, ApiError> {
+    // Subscribed before the task is first read: a change in between is not missed.
+    let events = app.subscribe();
+    let id = req.id.clone();
+    let opened = {
+        let app = app.clone();
+        blocking(move || app.a2a_stream_open(&req, &actor, &base)).await?
+    };
+    let (watch, first) = match opened {
+        Ok(opened) => opened,
+        Err(e) => return Ok(Json(rpc::error(&id, &e)).into_response()),
+    };
+    let shutdown = app.shutdown_token().cancelled_owned();
+    // Between events: the app, the bus, the watch of the task and the events to send.
+    let queue: VecDeque<Value> = first.into();
+    let start = (app, events, watch, queue);
+    let sse = futures_util::stream::unfold(start, move |mut f| {
+        let id = id.clone();
+        async move {
+            loop {
+                if let Some(next) = f.3.pop_front() {
+                    let data = rpc::result(&id, next).to_string();
+                    let event = Event::default().data(data);
+                    return Some((Ok::<_, std::convert::Infallible>(event), f));
+                }
+                if f.2.done() {
+                    return None;
+                }
+                let event = match f.1.recv().await {
+                    Ok(event) => Some(event),
+                    // Events were missed: the task is read again.
+                    Err(RecvError::Lagged(_)) => None,
+                    Err(RecvError::Closed) => return None,
+                };
+                if !f.2.concerns(event.as_ref()) {
+                    continue;
+                }
+                let (app, events, mut watch, mut queue) = f;
+                let read = app.clone();
+                let (watch, more) = blocking(move || {
+                    let more = read.a2a_stream_next(&mut watch, event.as_ref());
+                    (watch, more)
+                })
+                .await
+                .ok()?;
+                queue.extend(more);
+                f = (app, events, watch, queue);
+            }
+        }
+    });
+    // End the stream on shutdown, or graceful shutdown would wait for every open client.
+    let sse = futures_util::StreamExt::take_until(sse, shutdown);
+    Ok(Sse::new(sse)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response())
 }
 
 pub(super) fn openapi_paths() -> Value {

@@ -2,18 +2,24 @@
 //! as a handoff through the same upload an agent's `PUT .../handoff` makes (every validation
 //! applies, then the pipeline receives it) and answers the task once it is received;
 //! `GetTask` reads it; `CancelTask` withdraws it (`Cx::withdraw`); the push-notification
-//! configs are `push`'s. A task is a handoff: its id is the handoff key. The shapes are
-//! `contract::a2a::v1` or `v03`, by the method name the caller used.
+//! configs are `push`'s; `ListTasks` is `list`'s, the streams (`SendStreamingMessage`,
+//! `SubscribeToTask`) `stream`'s. A task is a handoff: its id is the handoff key. An agent
+//! sees only its own tasks (the handoffs its token's agent sent); a person, any they may see.
+//! The shapes are `contract::a2a::v1` or `v03`, by the method name the caller used.
 
+use crate::app::state::Served;
 use crate::app::App;
 use crate::auth::Actor;
 use crate::contract::a2a::rpc::{Method, Request, RpcError, Version};
 use crate::contract::a2a::{v03, v1};
 use crate::contract::{Decision, Outcome};
 use serde_json::{json, Value};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+pub mod list;
 pub mod push;
+pub mod stream;
 
 /// How long `SendMessage` waits for the pipeline to receive the handoff it wrote.
 const RECEIVE_WAIT: Duration = Duration::from_secs(15);
@@ -26,19 +32,36 @@ impl App {
     /// the URL the daemon is reached at, for the artifacts' download URLs.
     pub fn a2a_call(&self, req: &Request, actor: &Actor, base: &str) -> Result<Value, RpcError> {
         let answer = self.a2a_answer(req, actor, base);
+        self.a2a_count(req, &answer);
+        answer
+    }
+
+    /// Counts call `req` and its answer (`baton_a2a_calls_total`); logs a refusal.
+    pub(in crate::app) fn a2a_count<T>(&self, req: &Request, answer: &Result<T, RpcError>) {
         let calls = &self.metrics().a2a_calls;
         calls.get_or_create(&kind(req.method.name())).inc();
-        if let Err(e) = &answer {
+        if let Err(e) = answer {
             calls.get_or_create(&kind("error")).inc();
             tracing::info!(method = req.method.name(), code = e.code(), error = %e, "A2A call refused");
         }
-        answer
     }
 
     fn a2a_answer(&self, req: &Request, actor: &Actor, base: &str) -> Result<Value, RpcError> {
         let v = req.version;
         match req.method {
-            Method::Send => self.a2a_send(&req.params, v, actor, base),
+            Method::Send => {
+                let task = self.a2a_send(&req.params, v, actor, base)?;
+                Ok(match v {
+                    Version::V1 => json!({ "task": task }),
+                    Version::V03 => task,
+                })
+            }
+            Method::List => self.a2a_list(&req.params, actor, base),
+            // The web layer answers these as streams (`a2a_stream_open`).
+            Method::Stream | Method::Subscribe => Err(RpcError::UnsupportedOperation(format!(
+                "{} answers with a stream of Server-Sent Events: POST it with Accept: text/event-stream",
+                req.method.name()
+            ))),
             Method::Get => {
                 let key = task_id(&req.params, "id")?;
                 self.a2a_task_as(&key, actor, v, base)
@@ -54,7 +77,17 @@ impl App {
         }
     }
 
-    /// The task of handoff `key` in `version`'s shapes, if `actor` may see it.
+    /// The served workspace of task `key` if the task is `actor`'s (see `owns`).
+    pub(in crate::app) fn a2a_own(&self, key: &str, actor: &Actor) -> Option<Arc<Served>> {
+        let ws = self.served_for(key, actor)?;
+        let mine = {
+            let st = ws.lock();
+            owns(actor, &st.records.get(key)?.head().from_agent)
+        };
+        mine.then_some(ws)
+    }
+
+    /// The task of handoff `key` in `version`'s shapes, if it is `actor`'s.
     pub fn a2a_task_as(
         &self,
         key: &str,
@@ -62,20 +95,21 @@ impl App {
         version: Version,
         base: &str,
     ) -> Option<Value> {
-        let ws = self.served_for(key, actor)?;
+        let ws = self.a2a_own(key, actor)?;
         let st = ws.lock();
         let rec = st.records.get(key)?;
         let decision = rec.decision.as_ref().map(|d| d.decision());
-        Some(render(
-            key,
-            &rec.value.value(),
-            decision.as_ref(),
-            version,
-            base,
-        ))
+        let mut task = render(key, &rec.value.value(), decision.as_ref(), version, base);
+        // While people decide, the status dates from the revision they are deciding on (what
+        // `ListTasks` orders and filters by).
+        if decision.is_none() {
+            task["status"]["timestamp"] = json!(updated_at(&rec.meta));
+        }
+        Some(task)
     }
 
-    fn a2a_send(
+    /// Files `params.message` as a handoff; the task it is, bare.
+    pub(in crate::app) fn a2a_send(
         &self,
         params: &Value,
         v: Version,
@@ -117,11 +151,9 @@ impl App {
             self.a2a_push_store(&key, &config, actor)?;
         }
         tracing::info!(workspace = %ws, key, "handoff filed through A2A");
-        let task = render(&key, &received.0, received.1.as_ref(), v, base);
-        Ok(match v {
-            Version::V1 => json!({ "task": task }),
-            Version::V03 => task,
-        })
+        Ok(self
+            .a2a_task_as(&key, actor, v, base)
+            .unwrap_or_else(|| render(&key, &received.0, received.1.as_ref(), v, base)))
     }
 
     /// Waits until the pipeline has received the handoff `key` with content `digest` (its
@@ -202,6 +234,9 @@ impl App {
         base: &str,
     ) -> Result<Value, RpcError> {
         use crate::app::DecideError;
+        if self.a2a_own(key, actor).is_none() {
+            return Err(not_found(key));
+        }
         match self.cx().withdraw(key, actor, CANCELED) {
             Ok(_) => {}
             Err(DecideError::NotFound(_)) => return Err(not_found(key)),
@@ -224,13 +259,35 @@ impl App {
 }
 
 /// The task of handoff `key` in version `v`'s shapes.
-fn render(key: &str, handoff: &Value, d: Option<&Decision>, v: Version, base: &str) -> Value {
+pub(in crate::app) fn render(
+    key: &str,
+    handoff: &Value,
+    d: Option<&Decision>,
+    v: Version,
+    base: &str,
+) -> Value {
     match v {
         Version::V03 => v03::task(key, handoff, d),
         Version::V1 => {
             let base = base.trim_end_matches('/');
             v1::task(key, handoff, d, &|path| v1::artifact_url(base, key, path))
         }
+    }
+}
+
+/// Whether a task sent by `from_agent` is `actor`'s: an agent's own (its name, or its name
+/// and a worker's), any for a person (people see every handoff they may review).
+pub(in crate::app) fn owns(actor: &Actor, from_agent: &str) -> bool {
+    matches!(actor, Actor::Reviewer { .. })
+        || crate::app::review::locks::acts_as(actor, from_agent.trim())
+}
+
+/// When the current revision of a handoff was received.
+pub(in crate::app) fn updated_at(meta: &crate::app::state::Meta) -> &str {
+    if meta.updated_at.is_empty() {
+        &meta.received_at
+    } else {
+        &meta.updated_at
     }
 }
 

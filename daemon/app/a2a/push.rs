@@ -23,7 +23,7 @@ impl App {
             (Version::V03, Method::PushSet) | (Version::V1, _) => task_id(params, "taskId")?,
             (Version::V03, _) => task_id(params, "id")?,
         };
-        if self.served_for(&key, actor).is_none() {
+        if self.a2a_own(&key, actor).is_none() {
             return Err(not_found(&key));
         }
         let configs = Configs::new(&self.config().data_dir);

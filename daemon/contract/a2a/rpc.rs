@@ -21,6 +21,12 @@ pub enum Method {
     PushGet,
     PushList,
     PushDelete,
+    /// `SendStreamingMessage`: `Send`, answered as a stream of the task's updates.
+    Stream,
+    /// `SubscribeToTask`: the stream of an existing task's updates.
+    Subscribe,
+    /// `ListTasks`: the caller's own tasks, filtered and paged.
+    List,
 }
 
 impl Method {
@@ -34,7 +40,15 @@ impl Method {
             Method::PushGet => "GetTaskPushNotificationConfig",
             Method::PushList => "ListTaskPushNotificationConfigs",
             Method::PushDelete => "DeleteTaskPushNotificationConfig",
+            Method::Stream => "SendStreamingMessage",
+            Method::Subscribe => "SubscribeToTask",
+            Method::List => "ListTasks",
         }
+    }
+
+    /// Whether the method is answered with a Server-Sent Events stream, not one JSON answer.
+    pub fn streams(self) -> bool {
+        matches!(self, Method::Stream | Method::Subscribe)
     }
 }
 
@@ -50,6 +64,9 @@ pub fn method(name: &str) -> Option<(Method, Version)> {
         "GetTaskPushNotificationConfig" => (PushGet, V1),
         "ListTaskPushNotificationConfigs" => (PushList, V1),
         "DeleteTaskPushNotificationConfig" => (PushDelete, V1),
+        "SendStreamingMessage" => (Stream, V1),
+        "SubscribeToTask" => (Subscribe, V1),
+        "ListTasks" => (List, V1),
         "message/send" => (Send, V03),
         "tasks/get" => (Get, V03),
         "tasks/cancel" => (Cancel, V03),
@@ -57,6 +74,8 @@ pub fn method(name: &str) -> Option<(Method, Version)> {
         "tasks/pushNotificationConfig/get" => (PushGet, V03),
         "tasks/pushNotificationConfig/list" => (PushList, V03),
         "tasks/pushNotificationConfig/delete" => (PushDelete, V03),
+        "message/stream" => (Stream, V03),
+        "tasks/resubscribe" => (Subscribe, V03),
         _ => return None,
     })
 }
@@ -142,7 +161,7 @@ pub fn request(body: &[u8]) -> Result<Request, (Value, RpcError)> {
         (
             id.clone(),
             RpcError::MethodNotFound(format!(
-                "baton serves no method \"{name}\": SendMessage, GetTask, CancelTask and the *TaskPushNotificationConfig methods (v1.0), or message/send, tasks/get, tasks/cancel, tasks/pushNotificationConfig/* (v0.3)"
+                "baton serves no method \"{name}\": SendMessage, SendStreamingMessage, GetTask, ListTasks, CancelTask, SubscribeToTask and the *TaskPushNotificationConfig methods (v1.0), or message/send, message/stream, tasks/get, tasks/cancel, tasks/resubscribe, tasks/pushNotificationConfig/* (v0.3)"
             )),
         )
     })?;

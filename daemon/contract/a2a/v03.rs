@@ -71,6 +71,14 @@ pub fn task(key: &str, handoff: &Value, decision: Option<&Decision>) -> Value {
     })
 }
 
+/// The v0.3 `TaskStatusUpdateEvent` of a task's new status; `last`: the stream ends with it.
+pub fn status_update(task: &Value, last: bool) -> Value {
+    json!({
+        "kind": "status-update", "taskId": task["id"], "contextId": task["contextId"],
+        "status": task["status"], "final": last,
+    })
+}
+
 /// The reviewer's answer as an A2A message to the task: the comment as text, the outcome and
 /// the edits (`instructions`, `remaining`, `to_agent`) as data.
 pub fn reply(key: &str, context: &str, d: &Decision) -> Value {

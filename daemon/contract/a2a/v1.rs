@@ -104,6 +104,47 @@ pub fn task(
     })
 }
 
+/// The `StreamResponse` that carries a task whole (the first event of a stream).
+pub fn task_event(task: &Value) -> Value {
+    json!({ "task": task })
+}
+
+/// The `StreamResponse` of a task's new status (`TaskStatusUpdateEvent`).
+pub fn status_update(task: &Value) -> Value {
+    json!({ "statusUpdate": {
+        "taskId": task["id"], "contextId": task["contextId"], "status": task["status"],
+    } })
+}
+
+/// The `StreamResponse` of one artifact of a task, whole (`TaskArtifactUpdateEvent`).
+pub fn artifact_update(task: &Value, artifact: &Value) -> Value {
+    json!({ "artifactUpdate": {
+        "taskId": task["id"], "contextId": task["contextId"], "artifact": artifact,
+        "lastChunk": true,
+    } })
+}
+
+/// The v1.0 `TaskState` a `ListTasks` filter names (its enum name, or its number as
+/// protobuf JSON allows); `None`: no such state.
+pub fn state_named(given: &Value) -> Option<&'static str> {
+    const STATES: [&str; 9] = [
+        "TASK_STATE_UNSPECIFIED",
+        "TASK_STATE_SUBMITTED",
+        "TASK_STATE_WORKING",
+        "TASK_STATE_COMPLETED",
+        "TASK_STATE_FAILED",
+        "TASK_STATE_CANCELED",
+        "TASK_STATE_INPUT_REQUIRED",
+        "TASK_STATE_REJECTED",
+        "TASK_STATE_AUTH_REQUIRED",
+    ];
+    match given {
+        Value::String(s) => STATES.iter().find(|n| **n == s).copied(),
+        Value::Number(n) => STATES.get(usize::try_from(n.as_u64()?).ok()?).copied(),
+        _ => None,
+    }
+}
+
 /// What the decision says to the sending agent, in words a model can act on.
 fn said(d: &Decision) -> String {
     let what = match d.outcome {
@@ -265,7 +306,8 @@ pub fn handoff_from(message: &Value, agent: &str) -> Result<Value, MessageError>
 }
 
 /// The Agent Card (`/.well-known/agent-card.json`): one JSON-RPC interface at `rpc_url`,
-/// push notifications, no streaming, bearer tokens (baton's agent tokens).
+/// push notifications, streaming (`SendStreamingMessage`, `SubscribeToTask`), bearer tokens
+/// (baton's agent tokens).
 pub fn card(rpc_url: &str, version: &str, docs_url: &str) -> Value {
     json!({
         "name": "baton",
@@ -275,7 +317,7 @@ pub fn card(rpc_url: &str, version: &str, docs_url: &str) -> Value {
         "supportedInterfaces": [
             { "url": rpc_url, "protocolBinding": "JSONRPC", "protocolVersion": "1.0" },
         ],
-        "capabilities": { "streaming": false, "pushNotifications": true },
+        "capabilities": { "streaming": true, "pushNotifications": true },
         "securitySchemes": {
             "bearer": { "httpAuthSecurityScheme": {
                 "scheme": "Bearer",
