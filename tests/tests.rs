@@ -72,4 +72,5 @@ mod trust;
 mod upload;
 mod withdraw;
 mod workspace_move;
+mod workspace_recreated;
 mod yaml;

@@ -70,6 +70,18 @@ impl Folder {
     }
 }
 
+impl Folder {
+    /// Whether `now`, found at this note's path, is the folder noted there: the same inode
+    /// and birth time of the folder itself (not of its `.baton/`, which an agent can remove and
+    /// make again; nor the device, whose number a file system may change across a reboot). A
+    /// folder deleted and made again at the path is not: it is a new workspace.
+    fn still_here(&self, now: &Folder) -> bool {
+        self.root == now.root
+            && self.ino == now.ino
+            && (self.born.is_none() || self.born == now.born)
+    }
+}
+
 /// When the file system says `meta`'s file was made, if it keeps that.
 fn born(meta: &std::fs::Metadata) -> Option<u64> {
     let at = meta.created().ok()?;
@@ -121,14 +133,19 @@ pub fn resolve(
     let here = Folder::of(&ws)?;
     let claimed = claim(&ws);
     if let Some(id) = pointed.filter(|p| claimed.as_ref() != Some(p)) {
-        if recorded(records, &id)?.is_some_and(|known| known.root == ws.root) {
+        if recorded(records, &id)?.is_some_and(|known| known.still_here(&here)) {
             return Ok((with_id(ws, id), Found::Here));
         }
     }
     if let Some(id) = claimed {
         if let Some(known) = recorded(records, &id)? {
-            if known.root == ws.root {
+            if known.still_here(&here) {
                 return Ok((with_id(ws, id), Found::Here));
+            }
+            if known.root == ws.root {
+                // Deleted and made again (a copy, a restore, a new clone): its claim is only
+                // the agents' word; the new folder does not inherit the old one's approvals.
+                return Ok(replaced(ws, &known));
             }
             if is_gone(&known.root)? && known.same_folder(&here) {
                 return Ok((with_id(ws, id), Found::Moved { from: known }));
@@ -147,8 +164,18 @@ pub fn resolve(
             let fresh = super::fresh_tag(&ws);
             Ok((with_id(ws, fresh), Found::Here))
         }
+        Some(known) if !known.still_here(&here) => Ok(replaced(ws, &known)),
         _ => Ok((with_id(ws, own), Found::Here)),
     }
+}
+
+/// A folder at the path of a workspace whose folder was deleted: a new workspace, under an
+/// id of its own (the old one's records stay in data_dir under theirs, unserved).
+fn replaced(ws: Workspace, known: &Folder) -> (Workspace, Found) {
+    let fresh = super::fresh_tag(&ws);
+    tracing::warn!(workspace = %ws.name, path = %ws.root.display(), was_inode = known.ino, now = %fresh,
+        "the workspace's folder was deleted and made again at its path (a new folder, not the one the daemon served): it is served as a new workspace, without the old one's pending handoffs, approvals or decisions, which stay in data_dir");
+    (with_id(ws, fresh), Found::Here)
 }
 
 fn with_id(ws: Workspace, id: String) -> Workspace {
