@@ -642,3 +642,90 @@ fn a_grant_stops_when_its_route_is_tightened() {
     stays_pending(&d, "l-3", "past the route's grant_max_handoffs now");
     assert_eq!(grant(&d, &id)["used"], 1);
 }
+
+#[test]
+fn the_handoff_page_offers_no_grant_where_the_decision_would_refuse_one() {
+    let mut env = TestEnv::with_config(&config());
+    let d = env.start();
+    artifact(&env, "docs/a.md", 100);
+    let web = Web::new(&d);
+    let rita = web.sign_in("rita", "pw-rita");
+    let fold = |key: &str| {
+        let page = web.get(&format!("/handoffs/{key}"), Some(&rita));
+        assert_eq!(page.status, 200, "{}", page.short());
+        assert!(
+            page.body.contains("id=\"decide\""),
+            "{key}: rita may decide"
+        );
+        page.body.contains("id=\"grant\"") || page.body.contains("Approve similar")
+    };
+
+    // Where a grant can be made, the fold is there.
+    upload(
+        &d,
+        "bot-token",
+        &doc("o-1", "bot", &["docs"], &["docs/a.md"]),
+    );
+    assert!(fold("o-1"), "a proven sender on a route allowing grants");
+
+    // Where the decision would refuse one, the page offers none (each on its own: an
+    // upload supersedes the pending one).
+    let mut error = doc("o-2", "bot", &["docs"], &["docs/a.md"]);
+    error["trigger"] = json!("error");
+    upload(&d, "bot-token", &error);
+    assert!(!fold("o-2"), "trigger error: a grant never approves one");
+    upload(
+        &d,
+        "bot-token",
+        &doc("o-3", "bot", &["locked"], &["docs/a.md"]),
+    );
+    assert!(!fold("o-3"), "a route allowing no grants");
+    crate::util::write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &crate::util::bytes(&doc("o-4", "bot", &["docs"], &["docs/a.md"])),
+    );
+    d.wait_until("received", || d.get("/api/v1/handoffs/o-4").0 == 200);
+    assert!(!fold("o-4"), "an unproven sender");
+    // The decision itself still refuses a grant asked for anyway, saying why.
+    let (status, body, _) = approve_granting(&d, "o-4", "rita-token", json!({}));
+    assert_eq!(status, 422, "{body}");
+}
+
+#[test]
+fn a_grant_whose_approval_leaves_a_quorum_handoff_pending_is_revoked_at_once() {
+    let quorum = "[[routes]]\nname = \"pair-ok\"\nlabels = [\"pair-ok\"]\nmin_approvals = 2\ngrant_with_sign_off = true\n";
+    let mut env = TestEnv::with_config(&format!("{}{quorum}", config()));
+    let d = env.start();
+    artifact(&env, "docs/a.md", 100);
+    let matching = |id: &str| doc(id, "bot", &["pair-ok"], &["docs/a.md"]);
+    upload(&d, "bot-token", &matching("q-1"));
+
+    // rita's approval is the first of two: the route allows a grant with it, but the handoff
+    // stays pending, so the grant (which would stand in for both approvals) is revoked.
+    let (status, body, id) = approve_granting(&d, "q-1", "rita-token", json!({}));
+    assert_eq!(status, 202, "counted, not closed: {body}");
+    assert_eq!(body["approvals_missing"], 1, "{body}");
+    assert!(id.is_empty(), "the answer names no grant: {id:?}");
+    assert_eq!(state(&d, "q-1"), "pending", "one approval of two");
+    let made = grants(&d, "rita-token");
+    assert_eq!(made.len(), 1, "{made:?}");
+    assert_eq!(made[0]["from_handoff"], "q-1");
+    assert_eq!(made[0]["state"], "revoked", "{}", made[0]);
+    assert_eq!(made[0]["revoked"]["by"], "system", "{}", made[0]);
+
+    // sam's approval closes it; a handoff like it later waits for two people again.
+    let (status, body) = d.post_as(
+        "/api/v1/handoffs/q-1/decision",
+        Some("sam-token"),
+        r#"{"outcome":"approved"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(state(&d, "q-1"), "decided");
+    upload(&d, "bot-token", &matching("q-2"));
+    stays_pending(
+        &d,
+        "q-2",
+        "the grant was revoked with the approval that left q-1 pending",
+    );
+    assert_eq!(grants(&d, "rita-token")[0]["used"], 0);
+}

@@ -96,43 +96,33 @@ pub async fn revoke(
 }
 
 /// The "approve similar" part of the handoff page's decision form: the grant an approval
-/// would make with the route's maxima, its scope in words, or why none can be made.
+/// would make with the route's maxima, its scope in words. Shown only where one can be made.
 pub struct GrantOffer {
     pub scope: Vec<String>,
     pub max_handoffs: u32,
     pub max_minutes: i64,
-    /// Why no grant can be made here (the route allows none, an unproven sender, ...).
-    pub why_not: Option<String>,
 }
 
-/// The offer for `key` to `actor`; `None` when the page shows none (decided, an agent).
+/// The offer for `key` to `actor`; `None` when the page shows none: decided, an agent, or no
+/// grant can be made here (asked of `Cx::grant_offer`, the decision's own check: a route that
+/// allows none, an unproven sender, an `error` trigger, ...). No note stands in for it: most
+/// such handoffs are on routes that never allow grants, where a line each time is noise, and
+/// an approval asking for one anyway is refused saying why.
 pub async fn offer(app: &App, key: &str, actor: &Actor) -> Option<GrantOffer> {
     let (app, key, actor) = (app.clone(), key.to_string(), actor.clone());
     let offer = crate::blocking(move || app.cx().grant_offer(&key, &actor)).await;
     let now = baton::clock::now_utc();
-    Some(match offer.ok()?? {
-        Ok(g) => {
-            let until = time::OffsetDateTime::parse(
-                &g.until,
-                &time::format_description::well_known::Rfc3339,
-            );
-            // Made a moment ago with the route's maximum: round that moment away.
-            let left = |u| u - now + time::Duration::seconds(1);
-            let max_minutes = until.map_or(0, |u| left(u).whole_minutes().max(1));
-            let max_handoffs = g.max_handoffs;
-            GrantOffer {
-                scope: words(&g.view(now)),
-                max_handoffs,
-                max_minutes,
-                why_not: None,
-            }
-        }
-        Err(why) => GrantOffer {
-            scope: Vec::new(),
-            max_handoffs: 0,
-            max_minutes: 0,
-            why_not: Some(why),
-        },
+    let g = offer.ok()??.ok()?;
+    let until =
+        time::OffsetDateTime::parse(&g.until, &time::format_description::well_known::Rfc3339);
+    // Made a moment ago with the route's maximum: round that moment away.
+    let left = |u| u - now + time::Duration::seconds(1);
+    let max_minutes = until.map_or(0, |u| left(u).whole_minutes().max(1));
+    let max_handoffs = g.max_handoffs;
+    Some(GrantOffer {
+        scope: words(&g.view(now)),
+        max_handoffs,
+        max_minutes,
     })
 }
 
