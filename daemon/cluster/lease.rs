@@ -302,7 +302,7 @@ impl Leases {
 
     /// Extends every lease this node holds by a TTL (one statement for all); those it no
     /// longer holds are dropped here and reported by the next `renew`.
-    fn refresh(&self, client: &mut postgres::Client) -> Result<(), ClusterError> {
+    fn refresh(&self, client: &mut super::conn::Conn) -> Result<(), ClusterError> {
         let started = crate::clock::instant();
         // Judged: the leases held before the statement, and still under the same epoch after
         // it. One taken meanwhile (a load's `acquire` beside this renewal) is newer than the

@@ -11,6 +11,7 @@
 #[macro_use]
 mod clock;
 mod anchors;
+mod conn;
 mod deliveries;
 mod fence;
 pub mod lease;
@@ -27,13 +28,11 @@ pub use lease::Leases;
 pub use peers::{Holder, Peer};
 
 use crate::config;
-use postgres::NoTls;
-use r2d2_postgres::PostgresConnectionManager;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub type Pool = r2d2::Pool<Manager>;
-type Manager = PostgresConnectionManager<NoTls>;
+type Manager = conn::Manager;
 
 /// What can go wrong reaching the cluster's database.
 #[derive(Debug, thiserror::Error)]
@@ -134,7 +133,7 @@ fn pool(config: &config::Cluster) -> Result<(Pool, postgres::Config), ClusterErr
                 error: e.to_string(),
             })?;
     stall_limits(&mut pg, Duration::from_secs(config.lease_ttl_s));
-    let manager = PostgresConnectionManager::new(pg.clone(), NoTls);
+    let manager = conn::Manager::new(pg.clone());
     let pool = r2d2::Pool::builder()
         .max_size(8)
         .connection_timeout(Duration::from_secs(5))

@@ -81,7 +81,7 @@ impl Cluster {
 
     fn holder_of_tags(
         &self,
-        client: &mut postgres::Client,
+        client: &mut super::conn::Conn,
         tags: &[String],
     ) -> Result<Holder, ClusterError> {
         if tags.is_empty() {

@@ -17,10 +17,7 @@ impl PeopleRows {
         PeopleRows { cluster }
     }
 
-    fn client(
-        &self,
-    ) -> io::Result<r2d2::PooledConnection<r2d2_postgres::PostgresConnectionManager<postgres::NoTls>>>
-    {
+    fn client(&self) -> io::Result<r2d2::PooledConnection<super::Manager>> {
         self.cluster.client().map_err(io_error)
     }
 }

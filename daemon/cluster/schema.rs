@@ -15,7 +15,7 @@ pub(super) fn migrate(pool: &Pool) -> Result<(), ClusterError> {
     let result = embedded::migrations::runner()
         .set_abort_missing(true)
         .set_abort_divergent(true)
-        .run(&mut *client);
+        .run(&mut **client);
     client.execute("SELECT pg_advisory_unlock(7281)", &[])?;
     match result {
         Ok(report) => {

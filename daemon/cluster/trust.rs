@@ -45,7 +45,7 @@ impl Trust {
     }
 
     /// Reads the cluster's key again (making one if it was deleted): at each lease round.
-    pub(super) fn refresh(&self, client: &mut postgres::Client) -> Result<(), ClusterError> {
+    pub(super) fn refresh(&self, client: &mut super::conn::Conn) -> Result<(), ClusterError> {
         let key = current(client)?;
         let mut ours = self.key.write().unwrap_or_else(|e| e.into_inner());
         if *ours != key {
@@ -112,7 +112,7 @@ impl Trust {
 
 /// The key in the database, made now if there is none (one statement: the row this node
 /// inserted, or the one it found).
-fn current(client: &mut postgres::Client) -> Result<[u8; 32], ClusterError> {
+fn current(client: &mut super::conn::Conn) -> Result<[u8; 32], ClusterError> {
     let ours: [u8; 32] = rand::random();
     let row = client.query_one(
         "WITH made AS (

@@ -3,6 +3,7 @@
 //! and the schema check.
 
 mod any_node;
+mod cost;
 mod fenced;
 mod handed;
 mod moves;

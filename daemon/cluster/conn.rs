@@ -1,0 +1,135 @@
+//! The pool's connections, made cheap to use: PostgreSQL counts every statement sent outside a
+//! transaction block as a transaction of its own, and the client's plain `query(&str)` sends
+//! two (a prepare, then the execution), while the usual pool check on each checkout (an empty
+//! query) sends a third. So a connection here keeps its prepared statements (each is prepared
+//! once per connection, then only executed), and is checked with the empty query only after it
+//! sat unused for a while: a connection the database closed (a restart, a stalled session's
+//! timeout) is found then, or by its client seeing the socket closed, and dropped by the pool.
+
+use postgres::types::ToSql;
+use postgres::{Client, NoTls, Row, Statement};
+use std::collections::HashMap;
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+/// How long a connection may sit unused and still be handed out without the empty query. A
+/// database restart takes longer than this, so a connection last used before one is checked.
+const TRUSTED_FOR: Duration = Duration::from_millis(500);
+
+/// A connection of the pool and the statements prepared on it.
+pub struct Conn {
+    client: Client,
+    statements: HashMap<&'static str, Statement>,
+    last_used: Instant,
+}
+
+impl Conn {
+    /// The statement of `sql` on this connection, prepared at its first use.
+    pub fn prepared(&mut self, sql: &'static str) -> Result<Statement, postgres::Error> {
+        if let Some(statement) = self.statements.get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql)?;
+        self.statements.insert(sql, statement.clone());
+        Ok(statement)
+    }
+
+    pub fn query(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.client.query(&statement, params)
+    }
+
+    pub fn query_opt(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.client.query_opt(&statement, params)
+    }
+
+    pub fn query_one(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.client.query_one(&statement, params)
+    }
+
+    pub fn execute(
+        &mut self,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        self.client.execute(&statement, params)
+    }
+}
+
+impl Deref for Conn {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl DerefMut for Conn {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("statements", &self.statements.len())
+            .finish()
+    }
+}
+
+/// Makes and checks the pool's connections.
+#[derive(Debug)]
+pub struct Manager {
+    config: postgres::Config,
+}
+
+impl Manager {
+    pub fn new(config: postgres::Config) -> Manager {
+        Manager { config }
+    }
+}
+
+impl r2d2::ManageConnection for Manager {
+    type Connection = Conn;
+    type Error = postgres::Error;
+
+    fn connect(&self) -> Result<Conn, postgres::Error> {
+        Ok(Conn {
+            client: self.config.connect(NoTls)?,
+            statements: HashMap::new(),
+            last_used: Instant::now(),
+        })
+    }
+
+    /// At each checkout: the empty query (one transaction) only for a connection unused for a
+    /// while; one in use moments ago answered then.
+    fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
+        let idle = conn.last_used.elapsed();
+        conn.last_used = Instant::now();
+        if idle > TRUSTED_FOR {
+            conn.client.simple_query("")?;
+        }
+        Ok(())
+    }
+
+    /// A connection whose socket failed or was closed (a statement on it saw that) is dropped
+    /// when given back.
+    fn has_broken(&self, conn: &mut Conn) -> bool {
+        conn.client.is_closed()
+    }
+}

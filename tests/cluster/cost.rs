@@ -1,0 +1,99 @@
+//! What a handoff costs the cluster's database: the transactions PostgreSQL counts
+//! (`pg_stat_database.xact_commit`) for handoffs received, then decided, on one node, less what
+//! the node commits idle over a window as long.
+
+use super::nodes::*;
+use super::pg::Postgres;
+use crate::util::*;
+use std::time::{Duration, Instant};
+
+/// Handoffs per phase: enough that one lease round more or less in a window moves the figure
+/// per handoff by under one.
+const N: usize = 20;
+/// A backend sends its statistics when idle, but at most once a second and otherwise within
+/// 10 s (PostgreSQL's PGSTAT_IDLE_INTERVAL): wait that long before reading the count.
+const FLUSH: Duration = Duration::from_secs(11);
+/// The bound per handoff (reads included). The client's plain use cost 15 a receive and 15 a
+/// decision here: an empty query to check each connection taken from the pool, and a prepare
+/// as a transaction of its own before each statement outside a transaction.
+const BOUND: f64 = 10.0;
+
+fn commits(pg: &Postgres, db: &str) -> i64 {
+    let out = pg.psql(
+        "postgres",
+        &format!("SELECT pg_stat_clear_snapshot(); SELECT xact_commit FROM pg_stat_database WHERE datname = '{db}'"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().last().unwrap().trim().parse().unwrap()
+}
+
+/// Transactions committed while `phase` ran and its statistics arrived; how long that took.
+fn counted(pg: &Postgres, db: &str, phase: impl FnOnce()) -> (i64, Duration) {
+    let before = commits(pg, db);
+    let started = Instant::now();
+    phase();
+    std::thread::sleep(FLUSH);
+    (commits(pg, db) - before, started.elapsed())
+}
+
+#[test]
+fn a_handoff_received_and_decided_on_one_node_costs_at_most_ten_transactions_each() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let url = pg.database("cost");
+    // A long lease: its rounds (every 20 s) are a small, steady part of the idle count.
+    let mut env = TestEnv::with_config(&format!(
+        "[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = 60\n"
+    ));
+    let names: Vec<String> = (0..=N).map(|i| format!("w{i}")).collect();
+    for name in &names {
+        env.init(name);
+    }
+    let d = env.start();
+    // One handoff received and decided first: the start-up's work (the search index's first
+    // pass, files read once) is done before counting.
+    write_atomic(
+        &env.ws(&names[N]).join("handoff.json"),
+        &bytes(&handoff("h-warm")),
+    );
+    d.wait_until("warm-up pending", || d.handoffs("pending").len() == 1);
+    assert_eq!(d.decide("h-warm", "approved", "warm").0, 200);
+    std::thread::sleep(FLUSH);
+
+    let (idle, idle_for) = counted(&pg, "cost", || std::thread::sleep(Duration::from_secs(5)));
+    let (received, received_for) = counted(&pg, "cost", || {
+        for (i, name) in names[..N].iter().enumerate() {
+            write_atomic(
+                &env.ws(name).join("handoff.json"),
+                &bytes(&handoff(&format!("h-{i}"))),
+            );
+            d.wait_until("pending", || d.handoffs("pending").len() == i + 1);
+        }
+    });
+    let (decided, decided_for) = counted(&pg, "cost", || {
+        for i in 0..N {
+            let (status, body) = d.decide(&format!("h-{i}"), "approved", "ok");
+            assert_eq!(status, 200, "{body}");
+        }
+        d.wait_until("decided", || d.handoffs("pending").is_empty());
+    });
+
+    let idle_rate = idle as f64 / idle_for.as_secs_f64();
+    let per =
+        |count: i64, took: Duration| (count as f64 - idle_rate * took.as_secs_f64()) / N as f64;
+    let (per_receive, per_decision) = (per(received, received_for), per(decided, decided_for));
+    eprintln!(
+        "transactions per handoff: received {per_receive:.1} ({received} in {received_for:?}), \
+         decided {per_decision:.1} ({decided} in {decided_for:?}); idle {idle} in {idle_for:?}"
+    );
+    assert!(
+        per_receive <= BOUND,
+        "a received handoff costs {per_receive:.1} transactions (at most {BOUND})"
+    );
+    assert!(
+        per_decision <= BOUND,
+        "a decision costs {per_decision:.1} transactions (at most {BOUND})"
+    );
+    d.assert_alive();
+}
