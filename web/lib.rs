@@ -169,6 +169,7 @@ fn table() -> Routes {
         .at(Method::DELETE, "/api/v1/me/push", push::unsubscribe)
         .at(Method::GET, "/static/push/sw.js", push::service_worker)
         .at(Method::GET, "/static/push/page.js", push::page_script)
+        .at(Method::POST, "/api/v1/push/act", push::act)
         .at(
             Method::POST,
             "/reviewers/passkeys/options",

@@ -165,7 +165,8 @@ pub fn document() -> Value {
         "info": { "title": "baton", "version": env!("CARGO_PKG_VERSION"),
                   "description": "Human-in-the-loop staging area for AI agents: handoffs, decisions, events." },
         "components": {
-            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" } },
+            "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer" },
+                "session": { "type": "apiKey", "in": "cookie", "name": "baton_session", "description": "the pages' session cookie (push actions only)" } },
             "schemas": {
                 "Handoff": inline_schema(Kind::Handoff),
                 "Checkpoint": inline_schema(Kind::Checkpoint),

@@ -3,16 +3,21 @@
 //! two scripts (`/static/push/sw.js`, the service worker that shows a push and opens the
 //! handoff on a click; `/static/push/page.js`, the reviewers page's subscribe control). Thin
 //! over `App::push_*`; the session's CSRF header is checked by `Caller` as for every API call.
+//! `POST /api/v1/push/act` is what the service worker posts when a notification's Approve or Reject
+//! is clicked: the action's one-time token, with the browser's session cookie. A service
+//! worker cannot read the CSRF cookie; the token, a secret only the reviewer's browser could
+//! decrypt, stands in for it, and the app checks it is that session's person's.
 
 use super::api::json_body;
 use super::{ApiError, Caller};
+use crate::auth::{cookie, SESSION_COOKIE};
 use crate::blocking;
 use crate::json::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use baton::app::{App, PushError, SubscriptionView};
+use baton::app::{App, Decided, PushActError, PushActed, PushError, SubscriptionView};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -106,6 +111,144 @@ pub async fn unsubscribe(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The client's address, for the bad-token throttle shared with mail links and sign-in.
+pub struct ClientAddr(Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+        Ok(ClientAddr(addr.map(|c| c.0.ip())))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActBody {
+    token: String,
+}
+
+/// `POST /api/v1/push/act` with `{"token"}` and the session cookie: decides as the
+/// notification's action says, when the session is the token's reviewer's. `200` (decided) or
+/// `202` (an approval recorded, the handoff waits for more) with `{ok: true, message, ...}`;
+/// otherwise `{ok: false, refused, error}` for the service worker to show.
+pub async fn act(
+    State(app): State<App>,
+    ClientAddr(addr): ClientAddr,
+    request: axum::extract::Request,
+) -> Response {
+    let headers = request.headers().clone();
+    // Only the service worker (same origin) posts here; a browser says where a request came
+    // from, and another site's is refused before anything is read.
+    let fetched_from = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if fetched_from.is_some_and(|s| s != "same-origin") {
+        let why = "only baton's own service worker may post push actions";
+        return refused(StatusCode::FORBIDDEN, "cross_site", why.into());
+    }
+    // Who is signed in is settled before the body is read: without a session, nothing is.
+    let session = cookie(&headers, SESSION_COOKIE);
+    let app_ = app.clone();
+    let signed_in = blocking(move || session.and_then(|id| app_.session(&id)).map(|s| s.actor))
+        .await
+        .ok()
+        .flatten();
+    let Some(signed_in) = signed_in else {
+        let app_ = app.clone();
+        let e = blocking(move || app_.push_act("", None, addr).err()).await;
+        let e = e.ok().flatten().unwrap_or(PushActError::NoSession);
+        return refusal(e);
+    };
+    let body = match axum::body::to_bytes(request.into_body(), MAX_ACT_BODY).await {
+        Ok(b) => b,
+        Err(_) => {
+            let why = "send {\"token\": ...}, a few hundred bytes";
+            return refused(StatusCode::PAYLOAD_TOO_LARGE, "body", why.into());
+        }
+    };
+    let token = match json_body::<ActBody>(&headers, &body) {
+        Ok(b) => b.token,
+        Err(e) => return refused(StatusCode::UNPROCESSABLE_ENTITY, "body", e.to_string()),
+    };
+    let acted = blocking(move || app.push_act(&token, Some(&signed_in), addr)).await;
+    match acted {
+        Ok(Ok(done)) => acted_answer(done),
+        Ok(Err(e)) => refusal(e),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Longest body read: a token is at most `login::links::MAX_TOKEN`.
+const MAX_ACT_BODY: usize = 4096;
+
+fn acted_answer(done: PushActed) -> Response {
+    let PushActed {
+        key,
+        outcome,
+        decided,
+    } = done;
+    let words = match outcome.as_str() {
+        "approved" => "Approved",
+        "rejected" => "Rejected",
+        _ => "Changes requested",
+    };
+    match decided {
+        Decided::Closed(decision) => {
+            let body = json!({ "ok": true, "key": key, "outcome": outcome.as_str(), "state": "decided",
+                "message": format!("{words}: {key}"), "decision": decision });
+            (StatusCode::OK, Json(body)).into_response()
+        }
+        Decided::Pending(progress) => {
+            let body = json!({ "ok": true, "key": key, "outcome": outcome.as_str(), "state": "pending",
+                "message": format!("Your approval of {key} is recorded; it waits for more"),
+                "progress": progress });
+            (StatusCode::ACCEPTED, Json(body)).into_response()
+        }
+    }
+}
+
+fn refusal(e: PushActError) -> Response {
+    let kind = e.kind();
+    let status = match &e {
+        PushActError::NoSession => StatusCode::UNAUTHORIZED,
+        PushActError::Invalid | PushActError::NotYours { .. } => StatusCode::FORBIDDEN,
+        PushActError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
+        PushActError::Expired | PushActError::Used | PushActError::Gone => StatusCode::GONE,
+        PushActError::Revised { .. }
+        | PushActError::Decided { .. }
+        | PushActError::AlreadyApproved => StatusCode::CONFLICT,
+        PushActError::UnknownReviewer(_) => StatusCode::FORBIDDEN,
+        PushActError::Io(_) => StatusCode::SERVICE_UNAVAILABLE,
+        PushActError::Refused(_) => StatusCode::CONFLICT,
+    };
+    let message = e.to_string();
+    if let PushActError::Refused(d) = e {
+        // The page's own rules (route membership, self-approval, sign-off, held artifacts):
+        // the status the API gives them.
+        let (status, _) = ApiError::Decide(d).status_and_body();
+        return refused(status, kind, message);
+    }
+    refused(status, kind, message)
+}
+
+fn refused(status: StatusCode, kind: &str, error: String) -> Response {
+    let body = json!({ "ok": false, "refused": kind, "error": error });
+    let mut response = (status, Json(body)).into_response();
+    if status == StatusCode::UNAUTHORIZED {
+        // The browser's session is the credential here (no bearer token decides from a push).
+        let challenge = header::HeaderValue::from_static("Cookie realm=\"baton\"");
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge);
+    }
+    response
+}
+
 /// `GET /static/push/sw.js`: the service worker, allowed the whole origin as its scope.
 pub async fn service_worker() -> Response {
     script(SERVICE_WORKER)
@@ -148,7 +291,35 @@ pub(super) fn openapi_paths() -> Value {
     let which = json!({ "type": "object", "minProperties": 1, "additionalProperties": false, "properties": {
         "endpoint": { "type": "string" }, "id": { "type": "string" } } });
     let body = |schema: Value| json!({ "required": true, "content": { "application/json": { "schema": schema } } });
+    let act_answer = json!({ "type": "object", "required": ["ok"], "properties": {
+        "ok": { "type": "boolean" },
+        "key": { "type": "string" },
+        "outcome": { "type": "string", "enum": ["approved", "rejected", "changes_requested"] },
+        "state": { "type": "string", "enum": ["decided", "pending"] },
+        "message": { "type": "string", "description": "what the follow-up notification says" },
+        "decision": { "$ref": "#/components/schemas/Decision" },
+        "refused": { "type": "string", "description": "why nothing was decided: no_session, not_yours, invalid, expired, used, revised, decided_before, approved_before, refused, ..." },
+        "error": { "type": "string" } } });
+    let refusal = |d: &str| {
+        json!({ "description": d,
+        "content": { "application/json": { "schema": act_answer.clone() } } })
+    };
     json!({
+        "/api/v1/push/act": {
+            "post": { "summary": "Decide from a push notification's action (what baton's service worker posts): the action's one-time token, with the session of the reviewer it was pushed to",
+                "description": "No CSRF header (a service worker cannot read it): the token, which only the reviewer's browser could decrypt, stands in for it. Decided through the same rules as the handoff page, audited via \"push\".",
+                "security": [{ "session": [] }],
+                "requestBody": body(json!({ "type": "object", "required": ["token"], "additionalProperties": false,
+                    "properties": { "token": { "type": "string" } } })),
+                "responses": {
+                    "200": refusal("Decided"),
+                    "202": refusal("The approval is recorded; the handoff waits for more approvals or sign-offs"),
+                    "401": refusal("no session in this browser"),
+                    "403": refusal("the token is another reviewer's, not baton's, or the request came from another site; or a rule of the page refuses it"),
+                    "409": refusal("revised since the push, already decided, already approved by you, or refused by a rule of the decision"),
+                    "410": refusal("expired or already used"),
+                    "422": refusal("not {\"token\"} as JSON"),
+                    "429": refusal("too many bad tokens from this address") } } },
         "/api/v1/push/key": {
             "get": { "summary": "The VAPID public key browsers subscribe with, or why pushes are off",
                 "security": [{ "bearer": [] }],

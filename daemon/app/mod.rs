@@ -40,7 +40,7 @@ pub use runtime::chat::{ChatDone, ChatError, ChatTaken};
 pub use runtime::leases::Scope;
 pub use runtime::links::{LinkError, LinkTarget};
 pub use runtime::passkeys::{PasskeyProof, PasskeyView};
-pub use runtime::push::{PushError, SubscriptionView};
+pub use runtime::push::{PushActError, PushActed, PushError, SubscriptionView};
 pub use state::{CheckpointRecord, Record, Review, Served};
 pub use views::agreement::{AgreementDay, RouteAgreement};
 pub use views::artifact_preview::{Against, Body, Preview, Source};

@@ -17,6 +17,26 @@ use std::path::{Path, PathBuf};
 
 /// Each MAC is over this label and the payload, so no other HMAC baton makes can pass for one.
 const DOMAIN: &[u8] = b"baton action link v1\n";
+/// A push notification's actions are signed under their own label: a push token is no mail
+/// link (which decides with no sign-in), and a mail link is no push token.
+const PUSH_DOMAIN: &[u8] = b"baton push action v1\n";
+
+/// Where a token was handed out, and so what it takes to use it: a mail's link is the
+/// credential itself; a push notification's action also needs its reviewer's session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Mail,
+    Push,
+}
+
+impl Channel {
+    fn domain(self) -> &'static [u8] {
+        match self {
+            Channel::Mail => DOMAIN,
+            Channel::Push => PUSH_DOMAIN,
+        }
+    }
+}
 /// Tokens start with it: the format can change without old links being misread.
 const VERSION: &str = "l1";
 /// Longest token read (a key is up to 128 characters; the rest is small).
@@ -109,22 +129,32 @@ impl LinkKey {
         }
     }
 
-    fn mac(&self, payload: &[u8]) -> Hmac<Sha256> {
+    fn mac(&self, channel: Channel, payload: &[u8]) -> Hmac<Sha256> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key");
-        mac.update(DOMAIN);
+        mac.update(channel.domain());
         mac.update(payload);
         mac
     }
 
     /// The token of `link`: `l1.<payload>.<mac>`, base64url, fit for a URL path segment.
     pub fn mint(&self, link: &Link) -> String {
+        self.mint_for(Channel::Mail, link)
+    }
+
+    /// The token of `link` for `channel`: good on that channel only.
+    pub fn mint_for(&self, channel: Channel, link: &Link) -> String {
         let payload = serde_json::to_vec(link).expect("a link serializes");
-        let tag = self.mac(&payload).finalize().into_bytes();
+        let tag = self.mac(channel, &payload).finalize().into_bytes();
         format!("{VERSION}.{}.{}", B64.encode(&payload), B64.encode(tag))
     }
 
     /// The link a token carries, when this key signed it (compared in constant time).
     pub fn read(&self, token: &str) -> Result<Link, TokenError> {
+        self.read_for(Channel::Mail, token)
+    }
+
+    /// The link a token of `channel` carries, when this key signed it for that channel.
+    pub fn read_for(&self, channel: Channel, token: &str) -> Result<Link, TokenError> {
         if token.len() > MAX_TOKEN {
             return Err(TokenError::Invalid);
         }
@@ -136,7 +166,7 @@ impl LinkKey {
         };
         let payload = B64.decode(payload).map_err(|_| TokenError::Invalid)?;
         let tag = B64.decode(tag).map_err(|_| TokenError::Invalid)?;
-        self.mac(&payload)
+        self.mac(channel, &payload)
             .verify_slice(&tag)
             .map_err(|_| TokenError::Invalid)?;
         serde_json::from_slice(&payload).map_err(|_| TokenError::Invalid)
@@ -237,6 +267,17 @@ mod tests {
         let other_key = LinkKey::open(elsewhere.path()).unwrap();
         assert_eq!(other_key.read(&token), Err(TokenError::Invalid));
         assert_eq!(key.read("l1.x"), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_push_token_is_no_mail_link_and_a_mail_link_no_push_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = LinkKey::open(dir.path()).unwrap();
+        let push = key.mint_for(Channel::Push, &link());
+        assert_eq!(key.read_for(Channel::Push, &push), Ok(link()));
+        assert_eq!(key.read(&push), Err(TokenError::Invalid));
+        let mail = key.mint(&link());
+        assert_eq!(key.read_for(Channel::Push, &mail), Err(TokenError::Invalid));
     }
 
     #[test]

@@ -24,11 +24,11 @@ pub const PUSH: &str = "push";
 /// The whole exchange with a push service.
 const TIMEOUT: Duration = Duration::from_secs(15);
 
-/// What the app answers about a handoff owed pushes: what to say, and to whom.
+/// What the app answers about a handoff owed pushes: to whom, and what to say to each (each
+/// reviewer's notification carries their own action tokens).
 pub struct PushRequest {
-    pub payload: Payload,
     /// Reviewers (`[[users]]` names), each pushed on every browser they subscribed.
-    pub reviewers: Vec<String>,
+    pub to: Vec<(String, Payload)>,
 }
 
 /// Asked, for a push notice, what to push and to whom (`None`: nothing is owed).
@@ -43,8 +43,8 @@ pub fn expand(shared: &Shared, hooks: &Hooks, notice: &Delivery) -> Vec<(u64, St
     let request = (hooks.push)(notice);
     let mut made = Vec::new();
     if let (Some(req), Some(push)) = (request, shared.push.as_ref()) {
-        let body = serde_json::to_string(&req.payload).expect("a payload serializes");
-        for reviewer in &req.reviewers {
+        for (reviewer, payload) in &req.to {
+            let body = serde_json::to_string(payload).expect("a payload serializes");
             for sub in push.subscriptions.of(reviewer) {
                 made.push(Delivery {
                     id: format!("{}.{}", notice.id, &sub.id[4..]),

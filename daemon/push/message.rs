@@ -12,7 +12,8 @@ use web_push_native::{p256, Auth};
 /// day is better seen on the page.
 pub const TTL_S: u64 = 24 * 3600;
 
-/// What the service worker shows: `title` and `body`; a click opens `url`.
+/// What the service worker shows: `title` and `body`; a click opens `url`, a click on one of
+/// `actions` decides with its token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Payload {
     pub title: String,
@@ -23,6 +24,22 @@ pub struct Payload {
     pub workspace: String,
     /// `high` (urgent triggers, escalations) or `normal`: the `Urgency` header too.
     pub urgency: String,
+    /// The notification's buttons (Approve, Reject), each with the reviewer's one-time token
+    /// for that outcome; none for a reviewer who cannot act from a notification.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<Action>,
+}
+
+/// A button of the notification: the service worker posts `token` to `/push/act` with the
+/// browser's session, so the token decides only for its own reviewer, signed in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Action {
+    /// `approve` or `reject` (the Notification API's action id).
+    pub action: String,
+    /// The button's words.
+    pub title: String,
+    /// A push token (`login/links.rs`, channel push): reviewer, key, revision, outcome, expiry.
+    pub token: String,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ pub mod message;
 pub mod store;
 pub mod vapid;
 
-pub use message::{Payload, SealError};
+pub use message::{Action, Payload, SealError};
 pub use store::{Subscription, Subscriptions};
 pub use vapid::VapidKey;
 

@@ -4,7 +4,10 @@
 //! (RFC 8291) with Python's `http_ece` and `cryptography`, not baton's code. Subscriptions are
 //! kept through the API as the reviewers page's script keeps them (session cookie and CSRF
 //! header). Headless Chromium cannot subscribe for real here (it needs a push service of
-//! Google's), so the browser's part is the stand-in's.
+//! Google's), so the browser's part is the stand-in's. Deciding from a notification's
+//! actions: `act.rs`.
+
+mod act;
 
 use crate::pages::{Session, Web};
 use crate::util::{self, Daemon, TestEnv};
@@ -71,11 +74,16 @@ impl Drop for Service {
 
 /// rita reviews route `urgent` (pushes urgent handoffs); bob is a reviewer of no route here.
 fn config(push: &str) -> String {
+    config_with(push, "")
+}
+
+/// `config`, with `extra` lines added to the route.
+fn config_with(push: &str, extra: &str) -> String {
     format!(
         "public_url = \"{PUBLIC}\"\n{}{}\
          [deliveries]\nretry_schedule_s = [0, 0.2, 0.2]\n\
          [push]\nsubject = \"{SUBJECT}\"\nallow_private = true\n\
-         [[routes]]\nname = \"urgent\"\nreviewers = [\"rita\"]\npush = \"{push}\"\n",
+         [[routes]]\nname = \"urgent\"\nreviewers = [\"rita\"]\npush = \"{push}\"\n{extra}",
         crate::browser::reviewer_config("rita", "pw-rita"),
         crate::browser::reviewer_config("bob", "pw-bob"),
     )
@@ -192,8 +200,22 @@ fn an_urgent_handoff_is_pushed_encrypted_and_vapid_signed_to_the_reviewers_brows
     assert_eq!(p["content_encoding"], "aes128gcm");
     assert_eq!(p["ttl"], "86400");
     assert_eq!(p["urgency"], "high");
+    // rita's own Approve and Reject (their tokens are `act.rs`'s business).
+    let mut payload = p["payload"].clone();
+    let actions = payload
+        .as_object_mut()
+        .unwrap()
+        .remove("actions")
+        .expect("actions");
+    let names: Vec<&Value> = actions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["action"])
+        .collect();
+    assert_eq!(names, [&json!("approve"), &json!("reject")], "{actions}");
     assert_eq!(
-        p["payload"],
+        payload,
         json!({
             "title": "To review: handoff hot-1",
             "body": "critical_action from test-agent in alpha: rotated the signing key",

@@ -3,16 +3,29 @@
 //! script calls). Pushes go to the people whose decision could move the handoff on now (as
 //! mails do), never to its sender, and only on routes with `push`: `urgent` (critical_action
 //! and error handoffs, and escalations) or `all`.
+//!
+//! Each reviewer's notification carries Approve and Reject actions, each a one-time push
+//! token (`login/links.rs`, channel push: reviewer, key, revision, outcome, expiry; a used one
+//! remembered by its SHA-256 only). The service worker posts the token with the browser's
+//! session (`push_act`): it decides only when that session is the token's reviewer's, through
+//! `Cx::decide_via` with every rule of the page, recorded `via: "push"`. A route that asks
+//! approvals for a passkey gets no Approve action (the tap opens the page).
 
-use crate::app::model::Progress;
-use crate::app::App;
+use crate::app::model::{DecideError, Decided, Progress};
+use crate::app::{App, DecisionRequest};
 use crate::auth::Actor;
+use crate::clock::now_s;
+use crate::contract::decision::Via;
 use crate::contract::handoff::{Classification, Trigger};
+use crate::contract::Outcome;
 use crate::events::EventType;
+use crate::login::links::{Channel, Link, LinkKey, LinkOutcome, Used};
 use crate::metrics::OutcomeLabel;
 use crate::outbox::{Delivery, PushRequest};
-use crate::push::{Payload, SubscribeError, Subscription};
+use crate::push::{Action, Payload, SubscribeError, Subscription};
 use crate::routing::PushMode;
+use std::net::IpAddr;
+use std::time::Duration;
 
 /// What a key must have escaped to be one path segment (RFC 3986 unreserved stay as is), as
 /// in the mails' and webhooks' links.
@@ -38,6 +51,70 @@ pub enum PushError {
     Invalid(#[from] SubscribeError),
     #[error("cannot keep push subscriptions now ({0}); try again in a moment")]
     Io(#[from] std::io::Error),
+}
+
+/// Why a notification's action decides nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum PushActError {
+    #[error("this browser is not signed in to baton, so nothing was decided; sign in, then act from the handoff's page")]
+    NoSession,
+    #[error("this action is not one baton made (cut short, changed, or another daemon's); nothing was decided. Open the handoff in baton")]
+    Invalid,
+    #[error("too many actions that were not baton's came from your address; try again in {} minutes", .0.as_secs().div_ceil(60))]
+    Throttled(Duration),
+    #[error("this notification was for {reviewer}, and {you} is signed in to this browser; nothing was decided. Sign in as {reviewer}, or decide on the handoff's page")]
+    NotYours { reviewer: String, you: String },
+    #[error("this notification's actions expired; nothing was decided. Open the handoff in baton to decide it")]
+    Expired,
+    #[error("this action was already used; it decides nothing more. Open the handoff to see its decision")]
+    Used,
+    #[error("the handoff was revised since this notification (it was about revision {pushed}, revision {current} is in place); nothing was decided. Open it to read the new revision")]
+    Revised { pushed: u32, current: u32 },
+    #[error("this handoff is already decided ({outcome} by {by} at {at})")]
+    Decided {
+        outcome: &'static str,
+        by: String,
+        at: String,
+    },
+    #[error("your approval of this revision is already recorded; the handoff waits for the other approvals or sign-offs it needs")]
+    AlreadyApproved,
+    #[error("{0} is no longer a reviewer here; nothing was decided")]
+    UnknownReviewer(String),
+    #[error("the handoff is no longer here (withdrawn, or its workspace is gone)")]
+    Gone,
+    #[error("not decided: {0}")]
+    Refused(DecideError),
+    #[error("cannot read or keep push actions now ({0}); try again in a moment")]
+    Io(#[from] std::io::Error),
+}
+
+impl PushActError {
+    /// Its name in `baton_push_total{outcome}` (`action_` and this) and in the answer.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            PushActError::NoSession => "no_session",
+            PushActError::Invalid => "invalid",
+            PushActError::Throttled(_) => "throttled",
+            PushActError::NotYours { .. } => "not_yours",
+            PushActError::Expired => "expired",
+            PushActError::Used => "used",
+            PushActError::Revised { .. } => "revised",
+            PushActError::Decided { .. } => "decided_before",
+            PushActError::AlreadyApproved => "approved_before",
+            PushActError::UnknownReviewer(_) => "unknown_reviewer",
+            PushActError::Gone => "gone",
+            PushActError::Refused(_) => "refused",
+            PushActError::Io(_) => "io",
+        }
+    }
+}
+
+/// A decision taken from a notification.
+#[derive(Debug)]
+pub struct PushActed {
+    pub key: String,
+    pub outcome: LinkOutcome,
+    pub decided: Decided,
 }
 
 /// A subscription as its owner sees it (the browser's keys are not shown again).
@@ -205,7 +282,194 @@ impl App {
                 "normal"
             }
             .into(),
+            actions: Vec::new(),
         };
-        Some(PushRequest { payload, reviewers })
+        // Approving where the route asks for a passkey takes the page: no Approve button.
+        let passkey = crate::app::review::step_up::asks_passkey(Some(route));
+        let offered: &[LinkOutcome] = if passkey {
+            &[LinkOutcome::Rejected]
+        } else {
+            &[LinkOutcome::Approved, LinkOutcome::Rejected]
+        };
+        let signer = LinkKey::open(&self.config().data_dir)
+            .map_err(|e| tracing::error!(error = %e, "cannot read the action links' key; pushes go out without actions"))
+            .ok();
+        let revision = rec.meta.revision;
+        let to = reviewers
+            .into_iter()
+            .map(|reviewer| {
+                let mut mine = payload.clone();
+                if let Some(signer) = &signer {
+                    mine.actions = actions(signer, &reviewer, key, revision, offered);
+                }
+                (reviewer, mine)
+            })
+            .collect();
+        Some(PushRequest { to })
     }
+
+    /// Decides with a notification's action: `token` as the service worker posts it, from a
+    /// browser whose session is `signed_in`'s (`None`: no session). Decides only when that
+    /// session is the token's reviewer's, through the one decision path; the token is then
+    /// used. Counted in `baton_push_total{outcome}` (`acted`, or `action_` and why not).
+    pub fn push_act(
+        &self,
+        token: &str,
+        signed_in: Option<&Actor>,
+        addr: Option<IpAddr>,
+    ) -> Result<PushActed, PushActError> {
+        let acted = self.act_from_push(token, signed_in, addr);
+        match &acted {
+            Ok(a) => {
+                self.push_count("acted");
+                tracing::info!(key = %a.key, outcome = a.outcome.as_str(), "decided from a push notification");
+            }
+            Err(e) => {
+                self.push_count(&format!("action_{}", e.kind()));
+                tracing::warn!(refused = e.kind(), error = %e, "a push notification's action decided nothing");
+            }
+        }
+        acted
+    }
+
+    fn act_from_push(
+        &self,
+        token: &str,
+        signed_in: Option<&Actor>,
+        addr: Option<IpAddr>,
+    ) -> Result<PushActed, PushActError> {
+        // A session alone decides nothing (there is no token), nor a token alone.
+        let Some(Actor::Reviewer { name: you, .. }) = signed_in else {
+            return Err(PushActError::NoSession);
+        };
+        let logins = &self.inner.access.logins;
+        if let Some(wait) = logins.link_wait(addr) {
+            return Err(PushActError::Throttled(wait));
+        }
+        let data_dir = &self.config().data_dir;
+        let Ok(link) = LinkKey::open(data_dir)?.read_for(Channel::Push, token) else {
+            logins.link_failed(addr);
+            return Err(PushActError::Invalid);
+        };
+        if link.reviewer != *you {
+            return Err(PushActError::NotYours {
+                reviewer: link.reviewer,
+                you: you.clone(),
+            });
+        }
+        if now_s() > link.expires {
+            return Err(PushActError::Expired);
+        }
+        let used = Used::new(data_dir);
+        if used.contains(token) {
+            return Err(PushActError::Used);
+        }
+        // The reviewer as configured now (roles may have changed since the push).
+        let user = self.config().users.iter().find(|u| u.name == link.reviewer);
+        let Some(user) = user else {
+            return Err(PushActError::UnknownReviewer(link.reviewer));
+        };
+        let actor = Actor::Reviewer {
+            name: user.name.clone(),
+            roles: user.roles.clone(),
+        };
+        {
+            let ws = self.cx().ws_of_key(&link.key).ok_or(PushActError::Gone)?;
+            let st = ws.lock();
+            let rec = st.records.get(&link.key).ok_or(PushActError::Gone)?;
+            still_open(&link, rec)?;
+        }
+        let outcome = match link.outcome {
+            LinkOutcome::Approved => Outcome::Approved,
+            LinkOutcome::ChangesRequested => Outcome::ChangesRequested,
+            LinkOutcome::Rejected => Outcome::Rejected,
+        };
+        let request = DecisionRequest {
+            outcome,
+            comment: None,
+            // Decide what the notification was about: a newer revision in place refuses it.
+            revision: Some(link.revision),
+            handoff_sha256: None,
+            to_agent: None,
+            edits: Default::default(),
+        };
+        let decided = self
+            .cx()
+            .decide_via(&link.key, request, &actor, Via::Push)
+            .map_err(|e| match e {
+                DecideError::Stale { revision, .. } => PushActError::Revised {
+                    pushed: link.revision,
+                    current: revision,
+                },
+                DecideError::NotFound(_) => PushActError::Gone,
+                e => PushActError::Refused(e),
+            })?;
+        // The decision stands whether or not this is written: the state refuses a second
+        // use too (decided, or this reviewer's approval recorded).
+        if let Err(e) = used.insert(token, link.expires, now_s()) {
+            tracing::error!(error = %e, key = %link.key, "cannot remember a used push action");
+        }
+        Ok(PushActed {
+            key: link.key,
+            outcome: link.outcome,
+            decided,
+        })
+    }
+}
+
+/// `reviewer`'s buttons for `key` at `revision`: one push token per outcome offered, good for
+/// as long as the push service keeps the push.
+fn actions(
+    signer: &LinkKey,
+    reviewer: &str,
+    key: &str,
+    revision: u32,
+    offered: &[LinkOutcome],
+) -> Vec<Action> {
+    let expires = now_s().saturating_add(crate::push::message::TTL_S);
+    offered
+        .iter()
+        .map(|&outcome| {
+            let link = Link {
+                reviewer: reviewer.to_string(),
+                key: key.to_string(),
+                revision,
+                outcome,
+                expires,
+            };
+            Action {
+                action: match outcome {
+                    LinkOutcome::Approved => "approve",
+                    LinkOutcome::ChangesRequested => "request_changes",
+                    LinkOutcome::Rejected => "reject",
+                }
+                .into(),
+                title: outcome.label().into(),
+                token: signer.mint_for(Channel::Push, &link),
+            }
+        })
+        .collect()
+}
+
+/// Refuses an action whose handoff moved on since the push: revised, decided, or approved
+/// by this reviewer already.
+fn still_open(link: &Link, rec: &crate::app::state::Record) -> Result<(), PushActError> {
+    if rec.meta.revision != link.revision {
+        return Err(PushActError::Revised {
+            pushed: link.revision,
+            current: rec.meta.revision,
+        });
+    }
+    if let Some(d) = &rec.decision {
+        return Err(PushActError::Decided {
+            outcome: d.outcome.as_str(),
+            by: d.by.to_string(),
+            at: d.at.to_string(),
+        });
+    }
+    let mine = rec.review.approvals.iter().any(|a| a.by == link.reviewer);
+    if mine && link.outcome == LinkOutcome::Approved {
+        return Err(PushActError::AlreadyApproved);
+    }
+    Ok(())
 }
