@@ -13,7 +13,7 @@ const N: usize = 20;
 /// A backend sends its statistics when idle, but at most once a second and otherwise within
 /// 10 s (PostgreSQL's PGSTAT_IDLE_INTERVAL): wait that long before reading the count.
 const FLUSH: Duration = Duration::from_secs(11);
-/// The bound per handoff (reads included). The client's plain use cost 15 a receive and 15 a
+/// The bound per handoff (reads included). The client's plain use cost 19.5 a receive and 16 a
 /// decision here: an empty query to check each connection taken from the pool, and a prepare
 /// as a transaction of its own before each statement outside a transaction.
 const BOUND: f64 = 10.0;
