@@ -202,7 +202,7 @@ mod tests {
             since: since.into(),
             urgent,
             links: links.then(|| Tokens {
-                approve: format!("l1.a.{key}"),
+                approve: Some(format!("l1.a.{key}")),
                 changes: format!("l1.c.{key}"),
                 reject: format!("l1.r.{key}"),
             }),

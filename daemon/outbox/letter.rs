@@ -22,7 +22,8 @@ pub struct Facts {
 
 /// A reviewer's one-time action-link tokens, one per outcome (see `login/links.rs`).
 pub struct Tokens {
-    pub approve: String,
+    /// None on a route that asks for a passkey to approve: only the handoff's page can.
+    pub approve: Option<String>,
     pub changes: String,
     pub reject: String,
 }
@@ -49,7 +50,9 @@ struct Text<'a> {
 /// without them (a route with `action_link_ttl_s = 0`), Approve and Request changes open the
 /// handoff page (sign-in first) with the choice named.
 pub struct Actions {
-    pub(super) approve: String,
+    /// None when approving needs the reviewer's passkey: the mail says so and sends them to
+    /// the handoff's page, the one place that can ask for it.
+    pub(super) approve: Option<String>,
     pub(super) changes: String,
     /// Only one-time links offer Reject from the mail.
     pub(super) reject: Option<String>,
@@ -62,7 +65,7 @@ impl Actions {
         // Tokens are base64url and dots: fit for a path segment as they are.
         let at = |token: &str| format!("{public_url}/act/{token}");
         Actions {
-            approve: at(&t.approve),
+            approve: t.approve.as_deref().map(at),
             changes: at(&t.changes),
             reject: Some(at(&t.reject)),
             one_time: true,
@@ -71,7 +74,7 @@ impl Actions {
 
     pub(super) fn on_page(link: &str) -> Actions {
         Actions {
-            approve: format!("{link}?intent=approved#decide"),
+            approve: Some(format!("{link}?intent=approved#decide")),
             changes: format!("{link}?intent=changes_requested#decide"),
             reject: None,
             one_time: false,
@@ -197,7 +200,7 @@ mod tests {
     #[test]
     fn one_time_links_name_all_three_outcomes_and_the_confirmation() {
         let tokens = Tokens {
-            approve: "l1.a.x".into(),
+            approve: Some("l1.a.x".into()),
             changes: "l1.c.x".into(),
             reject: "l1.r.x".into(),
         };
@@ -213,5 +216,29 @@ mod tests {
         }
         assert!(!l.text.contains("intent="), "{}", l.text);
         assert!(l.text.contains("once"), "{}", l.text);
+    }
+
+    #[test]
+    fn without_an_approve_token_the_mail_sends_approvals_to_the_page_for_a_passkey() {
+        let tokens = Tokens {
+            approve: None,
+            changes: "l1.c.x".into(),
+            reject: "l1.r.x".into(),
+        };
+        let actions = Actions::one_time("http://h", &tokens);
+        let l = compose(&facts(), "http://h/handoffs/k-1", Some(actions));
+        assert!(!l.text.contains("\nApprove: "), "{}", l.text);
+        assert!(
+            l.text.contains(
+                "Approving needs your passkey, on the handoff's page: http://h/handoffs/k-1"
+            ),
+            "{}",
+            l.text
+        );
+        assert!(!l.html.contains(">Approve…<"), "{}", l.html);
+        assert!(l.html.contains("passkey"), "{}", l.html);
+        for t in ["l1.c.x", "l1.r.x"] {
+            assert!(l.text.contains(&format!("http://h/act/{t}")), "{}", l.text);
+        }
     }
 }

@@ -13,6 +13,8 @@ use base64::Engine;
 use serde_json::Value;
 
 const PUBLIC: &str = "http://baton.example";
+/// The public URL once a route asks for passkeys, which browsers offer to https pages only.
+const SECURE: &str = "https://baton.example";
 
 /// rita and sam review route `eng`, which mails them with links good for `ttl` seconds.
 fn config(port: u16, ttl: Option<u64>) -> String {
@@ -385,5 +387,101 @@ fn chromium_follows_a_mailed_link_confirms_and_the_link_is_spent() {
     let refused = browser.wait_text("#link-refused");
     assert!(refused.contains("already used"), "{refused}");
     assert!(!browser.exists("#link-confirm"));
+    daemon.stop();
+}
+
+/// The mail's text as received: the last one to `to` about `revision`.
+fn mail_text(smtp: &Smtp, daemon: &Daemon, to: &str, revision: u32) -> (String, String) {
+    let mut found = None;
+    daemon.wait_until(&format!("a mail to {to} about revision {revision}"), || {
+        found = smtp.mails().into_iter().rev().find(|m| {
+            let text = m["text"].as_str().unwrap().replace("\r\n", "\n");
+            m["to"] == to && text.contains(&format!("Revision: {revision}\n"))
+        });
+        found.is_some()
+    });
+    let m = found.unwrap();
+    let text = m["text"].as_str().unwrap().replace("\r\n", "\n");
+    (text, m["html"].as_str().unwrap().to_string())
+}
+
+#[test]
+fn a_passkey_route_mails_no_approve_link_and_an_old_one_decides_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let mut env = TestEnv::with_config(&config(smtp.port, None));
+    let daemon = env.start();
+    let ws = env.ws("alpha");
+    submit(&env, "link-pk");
+    // Minted while the route asked for no passkey: a good token of baton's.
+    let [old_approve, ..] = links(&smtp, &daemon, "rita@example.com", 1);
+    let key = key_of(&daemon);
+    daemon.stop();
+
+    // The route now asks for a passkey to approve.
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    std::fs::write(
+        env.config_path(),
+        format!("{}\nstep_up = \"passkey\"\n", text.trim_end())
+            // Passkeys are offered only to https pages.
+            .replace(PUBLIC, SECURE),
+    )
+    .unwrap();
+    let daemon = env.start();
+    let web = Web::new(&daemon);
+    let page = web.get(&old_approve, None);
+    assert_eq!(page.status, 403, "{}", page.short());
+    assert!(page.body.contains("asks for your passkey"), "{}", page.body);
+    assert!(!page.body.contains("<form"), "no button that can only fail");
+    assert!(
+        page.body.contains("href=\"/handoffs/link%2Dpk\""),
+        "{}",
+        page.body
+    );
+    // Its POST (a forged form, a confirm page kept open from before) reaches the one
+    // decision path, whose step-up refuses it.
+    let posted = web.post_form(&old_approve, Some("baton_act=x"), &[("csrf", "x")]);
+    assert_eq!(posted.status, 403, "{}", posted.short());
+    assert!(
+        posted.body.contains("asks for a passkey to approve"),
+        "{}",
+        posted.body
+    );
+    assert_pending(&env, &daemon);
+
+    // A mail about the route's next revision offers no Approve link: it sends the reviewer
+    // to the page, where the passkey can be asked for. Reject still works from the mail.
+    let mut h = util::handoff("link-pk");
+    h["summary"] = "with more".into();
+    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
+    let (text, html) = mail_text(&smtp, &daemon, "rita@example.com", 2);
+    assert!(!text.contains("\nApprove"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "Approving needs your passkey, on the handoff's page: {SECURE}/handoffs/{key}\n"
+        )),
+        "{text}"
+    );
+    assert!(!html.contains("Approve…"), "{html}");
+    assert!(html.contains("Approving needs your passkey"), "{html}");
+    let act: Vec<&str> = text.matches("/act/l1.").collect();
+    assert_eq!(act.len(), 2, "request changes and reject only: {text}");
+    let reject = text
+        .lines()
+        .find_map(|l| l.strip_prefix("Reject: "))
+        .and_then(|u| u.trim().strip_prefix(SECURE))
+        .unwrap_or_else(|| panic!("a Reject link in {text}"))
+        .to_string();
+    let (page, done) = confirm(&web, &reject, "not this");
+    assert_eq!(page.status, 200, "{}", page.short());
+    assert_eq!(done.status, 200, "{}", done.body);
+    let d = util::decision(&ws).expect("decision.json");
+    assert_eq!(d["outcome"], "rejected", "{d}");
+    assert!(
+        daemon
+            .metrics()
+            .contains("baton_action_links_total{outcome=\"needs_passkey\"} 1"),
+        "the refused GET is counted"
+    );
     daemon.stop();
 }

@@ -71,7 +71,9 @@ fn answer(status: StatusCode, page: &LinkPage, cookie: Option<String>) -> Respon
 
 fn refused(e: LinkError, page: String) -> Response {
     let status = match &e {
-        LinkError::Invalid(_) | LinkError::UnknownReviewer(_) => StatusCode::FORBIDDEN,
+        LinkError::Invalid(_) | LinkError::UnknownReviewer(_) | LinkError::NeedsPasskey { .. } => {
+            StatusCode::FORBIDDEN
+        }
         LinkError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
         LinkError::Expired | LinkError::Used => StatusCode::GONE,
         LinkError::Gone | LinkError::Refused(DecideError::NotFound(_)) => StatusCode::NOT_FOUND,

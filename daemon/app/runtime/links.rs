@@ -5,6 +5,7 @@
 //! the page and the API, recorded `via: "email_link"`.
 
 use crate::app::model::{DecideError, Decided};
+use crate::app::review::step_up::asks_passkey;
 use crate::app::{App, DecisionRequest};
 use crate::auth::Actor;
 use crate::clock::now_s;
@@ -13,6 +14,7 @@ use crate::contract::handoff::Classification;
 use crate::contract::Outcome;
 use crate::login::links::{Link, LinkKey, LinkOutcome, TokenError, Used};
 use crate::outbox::Tokens;
+use crate::routing::Route;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -48,6 +50,8 @@ pub enum LinkError {
     },
     #[error("your approval of this revision is already recorded; the handoff waits for the other approvals or sign-offs it needs")]
     AlreadyApproved,
+    #[error("route \"{route}\" asks for your passkey to approve, which only the handoff's page can ask of you; nothing was decided. Approve on the handoff's page (link below), or reject or request changes from the mail")]
+    NeedsPasskey { route: String },
     #[error("{0} is no longer a reviewer here; the link decides nothing")]
     UnknownReviewer(String),
     #[error("the handoff of this link is no longer here (withdrawn, or its workspace is gone)")]
@@ -69,6 +73,7 @@ impl LinkError {
             LinkError::Revised { .. } => "revised",
             LinkError::Decided { .. } => "decided_before",
             LinkError::AlreadyApproved => "approved_before",
+            LinkError::NeedsPasskey { .. } => "needs_passkey",
             LinkError::UnknownReviewer(_) => "unknown_reviewer",
             LinkError::Gone => "gone",
             LinkError::Refused(_) => "refused",
@@ -78,16 +83,19 @@ impl LinkError {
 }
 
 impl App {
-    /// The tokens of `reviewer`'s mail about `key` at `revision`, good for `ttl_s` seconds;
-    /// none when the route sends no links (ttl 0) or the key cannot be read (logged: the mail
-    /// goes out with its page links only).
+    /// The tokens of `reviewer`'s mail about `key` at `revision` on `route`, good for the
+    /// route's `action_link_ttl_s`; none when the route sends no links (ttl 0) or the key
+    /// cannot be read (logged: the mail goes out with its page links only). No approve token
+    /// on a route that asks for a passkey: a link cannot hold the ceremony, so it could only
+    /// be refused (the mail sends the reviewer to the page to approve).
     pub(in crate::app) fn action_tokens(
         &self,
         reviewer: &str,
         key: &str,
         revision: u32,
-        ttl_s: u64,
+        route: &Route,
     ) -> Option<Tokens> {
+        let ttl_s = route.action_link_ttl_s();
         if ttl_s == 0 {
             return None;
         }
@@ -108,7 +116,7 @@ impl App {
             })
         };
         Some(Tokens {
-            approve: mint(LinkOutcome::Approved),
+            approve: (!asks_passkey(Some(route))).then(|| mint(LinkOutcome::Approved)),
             changes: mint(LinkOutcome::ChangesRequested),
             reject: mint(LinkOutcome::Rejected),
         })
@@ -128,6 +136,15 @@ impl App {
         let st = ws.lock();
         let rec = st.records.get(&link.key).ok_or_else(not_here)?;
         self.still_open(&link, rec)?;
+        // A confirm button that can only be refused is not offered: an approve link on a
+        // passkey route (an old mail's, or minted before the route asked) sends the reviewer
+        // to the page. Its POST is refused all the same, by `Cx::decide_via`'s step-up.
+        let route = self.cx().route_of(rec, &ws.workspace.name);
+        if link.outcome == LinkOutcome::Approved && asks_passkey(route) {
+            return Err(LinkError::NeedsPasskey {
+                route: route.map_or_else(String::new, |r| r.name.clone()),
+            });
+        }
         let h = rec.handoff();
         let thin = matches!(
             h.classification,

@@ -47,7 +47,6 @@ impl App {
         let h = &rec.handoff();
         let route = self.mailed_route(rec, &d.workspace)?;
         let mut to: Vec<Recipient> = Vec::new();
-        let ttl = route.action_link_ttl_s();
         // On a digest route, what is not urgent waits for the reviewers' digests.
         let digested = route.digest && super::digests::waits_for_digest(&d.event, h);
         for u in &self.config().users {
@@ -58,7 +57,7 @@ impl App {
                 && self.mailed_to(rec, route, &d.workspace, u)
                 && !to.iter().any(|t| t.address.eq_ignore_ascii_case(addr))
             {
-                let links = self.action_tokens(&u.name, key, rec.meta.revision, ttl);
+                let links = self.action_tokens(&u.name, key, rec.meta.revision, route);
                 to.push(Recipient {
                     address: addr.to_string(),
                     links,
