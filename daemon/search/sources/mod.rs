@@ -270,6 +270,9 @@ pub(super) enum Source {
         store: Store,
         rel: PathBuf,
         modified: i64,
+        /// The bytes when the folder's reading already fetched them (its `meta.json`): the
+        /// item's load then does not ask the database again for the row just read.
+        bytes: Option<std::sync::Arc<Vec<u8>>>,
     },
 }
 
@@ -277,8 +280,13 @@ impl Source {
     fn json(&self) -> Option<Value> {
         match self {
             Source::File(path) => read_json(path, MAX_RECORD),
-            Source::Stored { store, rel, .. } => {
-                let bytes = store.read(rel).ok()??;
+            Source::Stored {
+                store, rel, bytes, ..
+            } => {
+                let bytes = match bytes {
+                    Some(bytes) => bytes.to_vec(),
+                    None => store.read(rel).ok()??,
+                };
                 if bytes.len() as u64 > MAX_RECORD {
                     return None;
                 }

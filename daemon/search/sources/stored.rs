@@ -8,6 +8,7 @@ use crate::store::Store;
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// One record folder read through the store.
 pub(super) struct RowFolder {
@@ -16,6 +17,8 @@ pub(super) struct RowFolder {
     /// File name -> (size, stamp).
     stamps: HashMap<String, (u64, String)>,
     meta: Option<Value>,
+    /// `meta.json` as read, handed to its item's load.
+    meta_bytes: Option<Arc<Vec<u8>>>,
 }
 
 impl RowFolder {
@@ -34,8 +37,10 @@ impl RowFolder {
             dir: dir.to_string(),
             stamps,
             meta: None,
+            meta_bytes: None,
         };
-        folder.meta = folder.read_json("meta.json");
+        folder.meta_bytes = folder.read_bytes("meta.json").map(Arc::new);
+        folder.meta = (folder.meta_bytes.as_ref()).and_then(|b| serde_json::from_slice(b).ok());
         folder
     }
 
@@ -43,13 +48,16 @@ impl RowFolder {
         PathBuf::from("handoffs").join(&self.dir).join(name)
     }
 
-    fn read_json(&self, name: &str) -> Option<Value> {
+    fn read_bytes(&self, name: &str) -> Option<Vec<u8>> {
         let (size, _) = self.stamps.get(name)?;
         if *size > MAX_RECORD {
             return None;
         }
-        let bytes = self.store.read(&self.rel(name)).ok()??;
-        serde_json::from_slice(&bytes).ok()
+        self.store.read(&self.rel(name)).ok()?
+    }
+
+    fn read_json(&self, name: &str) -> Option<Value> {
+        serde_json::from_slice(&self.read_bytes(name)?).ok()
     }
 
     /// When the record was last received, for documents a row gives no time of.
@@ -79,6 +87,10 @@ impl RecordFolder for RowFolder {
             store: self.store.clone(),
             rel: self.rel(name),
             modified: self.received(),
+            bytes: match name {
+                "meta.json" => self.meta_bytes.clone(),
+                _ => None,
+            },
         }
     }
 }
