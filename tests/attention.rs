@@ -161,3 +161,76 @@ fn an_approval_before_min_review_s_is_refused_then_taken() {
         "median time to decide (over 2 minutes): {row}"
     );
 }
+
+/// The URL the handoff page's script fetches to show a changed artifact's diff inline.
+fn inline_diff_url(page: &str) -> String {
+    let at = page
+        .find("data-diff=\"")
+        .expect("an inline diff on the page")
+        + 11;
+    page[at..].split('"').next().unwrap().replace("&amp;", "&")
+}
+
+#[test]
+fn a_look_at_an_earlier_revision_or_the_pages_own_diff_fetch_opens_nothing_of_the_next() {
+    let mut env = TestEnv::with_config(&config("require_open_changed = true"));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    pending(&d, &ws, "rev");
+
+    // Revision 1: notes.md opened, then changes asked for.
+    read(&d, "/api/v1/handoffs/rev");
+    read(&d, "/api/v1/handoffs/rev/previews/notes.md");
+    let (status, body) = d.post_as(
+        "/api/v1/handoffs/rev/decision",
+        Some("alice-token"),
+        r#"{"outcome":"changes_requested","comment":"add the jitter bound"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+
+    // Revision 2 changes notes.md: the look at revision 1 does not open it.
+    std::fs::write(
+        ws.join("notes.md"),
+        "# the change\nretry with jitter, at most 5 s\n",
+    )
+    .unwrap();
+    let mut doc = util::handoff("rev");
+    doc["artifacts"] = json!([{ "path": "notes.md" }]);
+    doc["summary"] = json!("bounded the jitter");
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("revision 2 pending", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "rev")
+    });
+    let (status, body) = approve(&d, "rev");
+    assert_eq!(status, 403, "approved with revision 1's look: {body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("not opened yet: notes.md"),
+        "{body}"
+    );
+
+    // The handoff page shows the diff inline by fetching it with its own script: that is not
+    // alice opening it.
+    let web = Web::new(&d);
+    let session = web.sign_in("alice", "correct horse");
+    let page = web.get("/handoffs/rev", Some(&session));
+    assert_eq!(page.status, 200);
+    let inline = inline_diff_url(&page.body);
+    let fetched = web.get(&inline, Some(&session));
+    assert_eq!(fetched.status, 200, "{}", fetched.short());
+    assert!(fetched.body.contains("at most 5 s"), "the diff is served");
+    let (status, body) = approve(&d, "rev");
+    assert_eq!(status, 403, "approved on the script's fetch: {body}");
+
+    // Opening it (the link the page shows) does.
+    let link = inline.replace("&inline=1", "");
+    assert_ne!(link, inline);
+    let opened = web.get(&link, Some(&session));
+    assert_eq!(opened.status, 200, "{}", opened.short());
+    let (status, body) = approve(&d, "rev");
+    assert_eq!(status, 200, "{body}");
+    let attention = &decision(&ws).unwrap()["attention"];
+    assert_eq!(attention["diffs"], json!(["notes.md"]), "{attention}");
+}

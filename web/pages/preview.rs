@@ -17,6 +17,8 @@ use serde::Deserialize;
 #[serde(default)]
 pub struct PreviewQuery {
     against: Option<Against>,
+    /// `1`: fetched by the handoff page's script to show inline, not opened by the reviewer.
+    inline: Option<String>,
 }
 
 #[derive(Template)]
@@ -51,7 +53,12 @@ pub async fn page(
     Query(q): Query<PreviewQuery>,
 ) -> Response {
     let (k, p, actor) = (key.clone(), path.clone(), s.actor.clone());
-    let shown = crate::blocking(move || app.artifact_preview(&k, &p, &actor, q.against)).await;
+    let inline = q.inline.as_deref() == Some("1");
+    let shown = crate::blocking(move || match inline {
+        true => app.artifact_preview_inline(&k, &p, &actor, q.against),
+        false => app.artifact_preview(&k, &p, &actor, q.against),
+    })
+    .await;
     match shown {
         Ok(Ok(p)) => render(&PreviewPage {
             chrome: Chrome::new(&s, "queue"),

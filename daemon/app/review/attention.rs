@@ -398,6 +398,17 @@ impl Cx<'_> {
     /// Notes that `actor` opened `read` of handoff `key` (people only: an agent reading its
     /// own handoff is nobody's review). Called by the reads that serve it, after they did.
     pub fn attend(&self, actor: &Actor, key: &str, read: Opened) {
+        self.attend_revision(actor, key, None, read);
+    }
+
+    /// Like `attend`, for a read that served revision `served` of `key` (an artifact or diff
+    /// read from that revision's record): noted only while that revision is still the pending
+    /// one, so bytes of revision N read as N+1 arrived never count as opening N+1's changes.
+    pub fn attend_served(&self, actor: &Actor, key: &str, served: u32, read: Opened) {
+        self.attend_revision(actor, key, Some(served), read);
+    }
+
+    fn attend_revision(&self, actor: &Actor, key: &str, served: Option<u32>, read: Opened) {
         let Actor::Reviewer { name, .. } = actor else {
             return;
         };
@@ -411,6 +422,10 @@ impl Cx<'_> {
                 _ => return,
             }
         };
+        if served.is_some_and(|s| s != revision) {
+            tracing::debug!(key, reviewer = %name, served = ?served, revision, "a read of an earlier revision is not counted for the current one");
+            return;
+        }
         self.common.attention.note(name, key, revision, read);
     }
 

@@ -136,6 +136,31 @@ impl App {
         actor: &Actor,
         against: Option<Against>,
     ) -> Result<Preview, ViewError> {
+        self.artifact_preview_as(key, path, actor, against, true)
+    }
+
+    /// `artifact_preview` for the handoff page's own script, which fetches each changed
+    /// artifact's diff on load to show it inline: that fetch is not the reviewer opening it
+    /// (they may never scroll to it), so it is not noted for the attention signals; only an
+    /// explicit open (the preview or diff page, a download, the API) counts.
+    pub fn artifact_preview_inline(
+        &self,
+        key: &str,
+        path: &str,
+        actor: &Actor,
+        against: Option<Against>,
+    ) -> Result<Preview, ViewError> {
+        self.artifact_preview_as(key, path, actor, against, false)
+    }
+
+    fn artifact_preview_as(
+        &self,
+        key: &str,
+        path: &str,
+        actor: &Actor,
+        against: Option<Against>,
+        opened_by_reader: bool,
+    ) -> Result<Preview, ViewError> {
         let named = self.named(key, actor)?;
         if !named.artifacts.iter().any(|a| a.path == path) {
             return Err(ViewError::NotNamed(path.to_string()));
@@ -151,8 +176,11 @@ impl App {
                 Opened::Diff(path),
             ),
         };
-        // What the reviewer opened, for the attention signals of their decision.
-        self.cx().attend(actor, key, opened);
+        // What the reviewer opened, for the attention signals of their decision: of the
+        // revision this read served.
+        if opened_by_reader {
+            self.cx().attend_served(actor, key, named.revision, opened);
+        }
         Ok(shown)
     }
 

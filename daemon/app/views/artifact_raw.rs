@@ -97,7 +97,8 @@ impl App {
         };
         let name = path.rsplit(['/', '\\']).next().unwrap_or(path).to_string();
         // A download (or the page's image) is an opened artifact, for attention signals.
-        self.cx().attend(actor, key, Opened::Artifact(path));
+        self.cx()
+            .attend_served(actor, key, named.revision, Opened::Artifact(path));
         Ok(Raw {
             file,
             size,
