@@ -69,6 +69,8 @@ struct Stage {
     browser: Browser,
     /// The SMTP stand-in's folder (its mails are kept there).
     _smtp_dir: TestEnv,
+    /// The config the daemon runs with (on the public URL's port).
+    config: PathBuf,
 }
 
 /// rita reviews route `guarded` (both workspaces), which asks for a passkey and mails her
@@ -139,6 +141,7 @@ fn stage_on(port: u16) -> Option<Stage> {
         smtp,
         browser,
         _smtp_dir: probe,
+        config,
     })
 }
 
@@ -261,6 +264,13 @@ fn a_passkey_approves_on_the_page_and_the_signed_decision_records_it() {
     assert_eq!(d["by"], "rita");
     assert_eq!(d["step_up"]["method"], "passkey", "{d}");
     let id = d["step_up"]["credential"].as_str().unwrap().to_string();
+    let mut each = d["step_up"].clone();
+    each["by"] = json!("rita");
+    assert_eq!(
+        d["step_ups"],
+        json!([each]),
+        "every counted approval's passkey: {d}"
+    );
     s.browser.goto(&format!("{}/reviewers/passkeys", s.base));
     let listed = s.browser.source();
     assert!(
@@ -289,6 +299,84 @@ fn a_passkey_approves_on_the_page_and_the_signed_decision_records_it() {
         "{metrics}"
     );
     assert!(metrics.contains("baton_passkeys_total{outcome=\"asserted\"} 1"));
+}
+
+/// An approval given while the route did not yet ask for a passkey does not count toward
+/// its quorum once it does: sam approves without one, the route is then made a passkey route,
+/// and rita's approval with her passkey leaves the handoff waiting for a second approval that
+/// carries one (else sam's old "yes" would stand in for a passkey nobody presented).
+#[test]
+fn an_approval_given_without_a_passkey_does_not_count_on_a_passkey_route() {
+    let s = stage();
+    let guarded = std::fs::read_to_string(&s.config).unwrap();
+    let quorum = guarded
+        .replace(
+            "step_up = \"passkey\"\n",
+            "step_up = \"passkey\"\nmin_approvals = 2\n",
+        )
+        .replace("reviewers = [\"rita\"]", "reviewers = [\"rita\", \"sam\"]")
+        + &util::user("sam", "\"reviewer\"");
+    let open = quorum.replace("step_up = \"passkey\"\n", "");
+    let Stage {
+        mut _env,
+        daemon,
+        base,
+        alpha,
+        beta,
+        smtp,
+        browser,
+        _smtp_dir,
+        config,
+    } = s;
+    daemon.stop();
+    std::fs::write(&config, &open).unwrap();
+    let daemon = _env.spawn_with_config(&config);
+    pending_handoff(&daemon, &alpha, "pk-q");
+    let (status, answer) = daemon.post_as(
+        "/api/v1/handoffs/pk-q/decision",
+        Some("sam-token"),
+        r#"{"outcome": "approved"}"#,
+    );
+    assert_eq!(
+        status, 202,
+        "sam's approval leaves it waiting for a second: {answer}"
+    );
+    daemon.stop();
+    std::fs::write(&config, &quorum).unwrap();
+    let daemon = _env.spawn_with_config(&config);
+    daemon.wait_until("pk-q is pending again", || {
+        state(&daemon, "pk-q") == "pending"
+    });
+    let s = Stage {
+        _env,
+        daemon,
+        base,
+        alpha,
+        beta,
+        smtp,
+        browser,
+        _smtp_dir,
+        config,
+    };
+    s.browser.goto(&format!("{}/handoffs/pk-q", s.base));
+    s.browser.wait_text("#passkey-step");
+    s.browser.click("button.approve");
+    s.browser.accept_dialog();
+    let partial = |ws: &std::path::Path| {
+        util::event_types(ws)
+            .iter()
+            .filter(|t| *t == "handoff.partially_approved")
+            .count()
+    };
+    s.daemon.wait_until("rita's approval is recorded", || {
+        partial(&s.alpha) == 2 || util::decision(&s.alpha).is_some()
+    });
+    assert!(
+        util::decision(&s.alpha).is_none(),
+        "sam's approval without a passkey completed the quorum: {:?}",
+        util::decision(&s.alpha)
+    );
+    assert!(s.pending("pk-q"));
 }
 
 /// A stage with handoff `pk-a` pending in alpha and `pk-b` in beta, both on `guarded`.

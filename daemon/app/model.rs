@@ -32,6 +32,9 @@ pub struct Approval {
     /// The approver's edits; the closing decision carries the latest approval's that has any.
     #[serde(flatten)]
     pub edits: Edits,
+    /// The approver's passkey assertion, on a route with `step_up = "passkey"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_up: Option<crate::contract::decision::StepUp>,
 }
 
 /// Where a handoff's approvals stand; the answer (202) to an approval that left it pending.

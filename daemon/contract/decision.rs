@@ -58,6 +58,12 @@ pub struct Decision {
     /// passkey assertion for this revision; signed with the rest.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_up: Option<StepUp>,
+    /// baton extension: on an approval of a route with `step_up = "passkey"`, the passkey
+    /// assertion of every approval counted toward its quorum and sign-offs (the closing one
+    /// included), so a verifier sees that each person who approved confirmed with a passkey;
+    /// signed with the rest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub step_ups: Vec<ApproverStepUp>,
     /// baton extension: what the deciding person had opened of this revision (see
     /// `attention::Attention`); absent for the system's and a policy's decisions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -85,6 +91,15 @@ pub struct StepUp {
     pub credential: String,
     /// When the assertion was checked (RFC 3339, UTC).
     pub at: String,
+}
+
+/// One approver's passkey assertion, in a decision's `step_ups`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ApproverStepUp {
+    /// The approver.
+    pub by: String,
+    #[serde(flatten)]
+    pub step_up: StepUp,
 }
 
 /// What a shadow policy would have decided.

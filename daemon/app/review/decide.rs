@@ -365,6 +365,7 @@ impl Cx<'_> {
             attention,
             grant: closing.grant,
             step_up: closing.step_up,
+            step_ups: step_ups(closing.outcome, rec),
         };
         let decision = Decision {
             attestation: Some(self.attestation_for(ws, Some(rec), &decision)),
@@ -462,4 +463,24 @@ fn made_by(by: &str, policy: Option<String>) -> Option<String> {
         None if by.starts_with("grant:") => None,
         None => Some("human".into()),
     }
+}
+
+/// The passkey assertions of the approvals an approval decision counts (each approver's
+/// own, recorded with their approval); none for any other outcome.
+fn step_ups(
+    outcome: Outcome,
+    rec: &crate::app::state::Record,
+) -> Vec<crate::contract::decision::ApproverStepUp> {
+    if outcome != Outcome::Approved {
+        return Vec::new();
+    }
+    let asserted = |a: &crate::app::model::Approval| {
+        a.step_up
+            .clone()
+            .map(|step_up| crate::contract::decision::ApproverStepUp {
+                by: a.by.clone(),
+                step_up,
+            })
+    };
+    rec.review.approvals.iter().filter_map(asserted).collect()
 }

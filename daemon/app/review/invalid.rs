@@ -46,6 +46,7 @@ impl Cx<'_> {
             attention: None,
             grant: None,
             step_up: None,
+            step_ups: Vec::new(),
         };
         let decision = Decision {
             attestation: Some(self.attestation_for(ws, None, &decision)),

@@ -28,10 +28,17 @@ impl Progress {
     pub fn of(route: Option<&Route>, rec: &Record) -> Progress {
         let handoff = rec.handoff();
         let needed = crate::routing::approvals_needed(route, &handoff);
-        let approvals = rec.review.approvals.clone();
+        let mut approvals = rec.review.approvals.clone();
+        let mut sign_offs = rec.sign_offs.clone();
+        if passkey(route) {
+            // On a route that asks each approval for a passkey, only approvals that carried one
+            // count (one recorded before the route asked would otherwise stand in for it).
+            approvals.retain(|a| a.step_up.is_some());
+            sign_offs.retain(|s| approvals.iter().any(|a| a.by == s.by));
+        }
         Progress {
-            sign_offs: rec.sign_offs.clone(),
-            missing_roles: missing_roles(&handoff.sign_off, &rec.sign_offs),
+            missing_roles: missing_roles(&handoff.sign_off, &sign_offs),
+            sign_offs,
             approvals_needed: needed,
             approvals_missing: needed.saturating_sub(approvals.len()),
             approvals,
@@ -87,12 +94,19 @@ impl Cx<'_> {
         let role = role.as_ref();
         let at = now_rfc3339();
         let mut rec = old.clone();
+        if passkey(route) {
+            // An approval given without a passkey (before the route asked for one) does not
+            // count here; this one, with its passkey, takes its place.
+            rec.review.approvals.retain(|a| a.by != name);
+            rec.sign_offs.retain(|s| s.by != name);
+        }
         rec.review.approvals.push(Approval {
             by: name.to_string(),
             at: at.clone(),
             role: role.cloned(),
             comment: comment.clone(),
             edits: edits.clone(),
+            step_up: step_up.clone(),
         });
         if let Some(role) = role {
             let by = name.to_string();
@@ -193,6 +207,7 @@ pub(in crate::app) fn loaded(
             role: Some(s.role.clone()),
             comment: None,
             edits: Edits::default(),
+            step_up: None,
         };
         sign_offs.iter().map(approval).collect()
     })
@@ -219,6 +234,10 @@ pub(in crate::app) fn recovered(rec: &Record, last: &str, workspace: &str) -> Ve
             Event::new(kind, workspace, Some(&rec.meta.key), data)
         })
         .collect()
+}
+
+fn passkey(route: Option<&Route>) -> bool {
+    crate::app::review::step_up::asks_passkey(route)
 }
 
 /// The edits an approval closing the handoff records: its own, or else those of the latest
