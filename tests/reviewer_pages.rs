@@ -213,6 +213,10 @@ fn a_missed_canary_is_told_at_once_on_the_page_and_the_catch_rate_shows_on_revie
     b.accept_dialog();
     let told = b.wait_for_text(".flash.error[role=alert]", "was a canary");
     assert!(told.contains(WHY), "what was missed is said: {told}");
+    assert!(
+        !b.source().contains("decision.json is in the workspace"),
+        "a canary reaches no agent, and the page does not say one has its decision"
+    );
     shots(&b, "reviewers-canary-missed", ".flash.error");
 
     // The second she sends back: caught.

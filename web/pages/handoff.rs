@@ -318,7 +318,8 @@ pub async fn decide(
     let result = crate::blocking(decide).await;
     match result {
         Ok(Ok((decided, _))) => {
-            // A canary's decider is told at once what it was and what was wrong with it.
+            // A canary's decider is told at once what it was and what was wrong with it (and
+            // not that an agent has its decision.json: a canary reaches no agent).
             if let Some(told) = crate::canaries::told(&app, &key).await {
                 let (notice, error) = match told.caught {
                     true => (Some(told.sentence()), None),
@@ -330,6 +331,7 @@ pub async fn decide(
                     ..Default::default()
                 };
                 flash::put(&s, &page_path(&key), said);
+                return Redirect::to(&page_path(&key)).into_response();
             }
             let tag = match decided {
                 baton::app::Decided::Closed(_) => "1",
