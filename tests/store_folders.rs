@@ -154,6 +154,44 @@ fn folder_removed(second: bool, snapshot: bool, kill: bool) {
     d.stop();
 }
 
+/// The snapshot settles seconds after a change, so after a kill -9 it may hold a folder as
+/// it was before its decision: a removed folder is then not rebuilt from it (that would take
+/// the decision back and set the published decision.json aside as never made).
+#[test]
+fn a_removed_folder_is_not_rebuilt_from_a_snapshot_older_than_its_decision() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("first")));
+    let store = env.store("alpha");
+    let kept = store.join("records-snapshot");
+    d.wait_until("the snapshot holds first, pending", || {
+        std::fs::read(&kept).is_ok_and(|b| find(&b, b"\"first\""))
+    });
+    let snapshot = std::fs::read(&kept).unwrap();
+    let (status, body) = d.decide("first", "approved", "looks good");
+    assert_eq!(status, 200, "{body}");
+    d.kill9();
+    assert_eq!(
+        std::fs::read(&kept).unwrap(),
+        snapshot,
+        "the snapshot is still the one taken before the decision"
+    );
+    std::fs::remove_dir_all(store.join("handoffs/first")).unwrap();
+    let (code, text) = run(&["repair", "--dry-run"], &env);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("earlier state") && text.contains("baton restore"),
+        "{text}"
+    );
+    let (code, text) = run(&["repair"], &env);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        !store.join("handoffs/first").exists(),
+        "nothing rebuilt: {text}"
+    );
+}
+
 #[test]
 fn a_removed_record_folder_is_never_read_as_no_such_handoff() {
     folder_removed(true, false, false);

@@ -78,12 +78,41 @@ pub fn readable(dir: &Path) -> io::Result<BTreeSet<String>> {
 /// is (its entry in `handoffs/` synced), before the folder's first change commits.
 pub fn append(dir: &Path, name: &str) -> io::Result<()> {
     let mut file = std::fs::OpenOptions::new()
+        .read(true)
         .append(true)
         .create(true)
         .open(dir.join(FILE))?;
-    // One write of a short line: concurrent appends of other folders never interleave in it.
-    file.write_all(line(name).as_bytes())?;
+    {
+        // The check of the tail and the write under one lock, so no append is cut back by
+        // another's check. (The sync is outside: appends of many folders share none.)
+        static TAIL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        let _held = TAIL.lock().unwrap_or_else(|e| e.into_inner());
+        cut_torn_tail(&file)?;
+        // One write of a short line: concurrent appends of other folders never interleave in it.
+        file.write_all(line(name).as_bytes())?;
+    }
     crate::workspace::fsync::all(&file, crate::workspace::fsync::Kind::Store)
+}
+
+/// Cuts the ledger back to its last whole line. A crash in an append can leave part of a line
+/// (or zeroes) at the end; `parse` skips it, but a line appended after it would join it into
+/// one that fails its checksum, read as damage at the next start though nothing was lost.
+fn cut_torn_tail(file: &std::fs::File) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(());
+    }
+    let mut last = [0u8; 1];
+    file.read_exact_at(&mut last, len - 1)?;
+    if last[0] == b'\n' {
+        return Ok(());
+    }
+    let mut bytes = vec![0u8; len as usize];
+    file.read_exact_at(&mut bytes, 0)?;
+    let whole = bytes.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1);
+    tracing::warn!(ledger = %FILE, cut = len - whole as u64, "the ledger of record folders ended in part of a line (a crash in an append); cut back to its last whole line");
+    file.set_len(whole as u64)
 }
 
 /// The ledger's text listing `names`.
@@ -169,5 +198,17 @@ mod tests {
         let (_, own) = check(None, true, &present(&["a"]), all);
         assert_eq!(own[0].fault, Fault::Removed);
         assert_eq!(check(None, false, &present(&["a"]), all).1, vec![]);
+    }
+
+    #[test]
+    fn an_append_after_a_torn_line_leaves_a_ledger_that_parses() {
+        let dir = tempfile::tempdir().unwrap();
+        append(dir.path(), "a").unwrap();
+        let mut torn = std::fs::read(dir.path().join(FILE)).unwrap();
+        torn.extend_from_slice(b"b 1\0\0");
+        std::fs::write(dir.path().join(FILE), &torn).unwrap();
+        append(dir.path(), "c").unwrap();
+        let listed = read(dir.path()).unwrap().unwrap().unwrap();
+        assert_eq!(listed, ["a".to_string(), "c".to_string()].into());
     }
 }

@@ -90,7 +90,8 @@ pub fn plan(dir: &Path, offered: &dyn Fn(&str, &str) -> Offered) -> io::Result<P
         plan.fixes.push(fix_store_file(&folder, d, &snapshot)?);
     }
     for name in removed {
-        plan.fixes.push(fix_folder(&name, snapshot.files_of(&name)));
+        plan.fixes
+            .push(fix_folder(&name, snapshot.files_of(&name), offered));
     }
     for name in folder.record_dirs()? {
         if folder.has_leftovers(&name)? {
@@ -115,8 +116,36 @@ pub fn plan(dir: &Path, offered: &dyn Fn(&str, &str) -> Offered) -> io::Result<P
 /// How a removed record folder `name` can be rebuilt: from the snapshot's entry of it, when
 /// its manifest is intact and every file matches it. Else what remains of it is said: its
 /// published copies and its events in the audit log, which prove no file byte for byte.
-fn fix_folder(name: &str, kept: Option<&Vec<(String, Vec<u8>)>>) -> Fix {
+///
+/// The snapshot may be older than the folder's last change (it settles seconds after one), so
+/// its entry proves only the state it was taken at: where the workspace's published copy of a
+/// decision or of the approvals is not what the entry holds, the entry is behind and is not
+/// restored (it would take a decision back). A published copy is agent-writable, so it only
+/// ever refuses a restore, never proves one.
+fn fix_folder(
+    name: &str,
+    kept: Option<&Vec<(String, Vec<u8>)>>,
+    offered: &dyn Fn(&str, &str) -> Offered,
+) -> Fix {
     let damage = super::folder::folder_removed(name);
+    let behind = kept.and_then(|files| {
+        ["decision.json", "approvals.json"]
+            .into_iter()
+            .find(|file| {
+                let held = files.iter().find(|(n, _)| n == file).map(|(_, b)| b);
+                offered(name, file)
+                    .last()
+                    .is_some_and(|(_, published)| held != Some(published))
+            })
+    });
+    if let Some(file) = behind {
+        return Fix::Cannot {
+            damage,
+            what_to_do: format!(
+                "the records' snapshot holds an earlier state of it (the workspace's published {file} in .baton/handoffs/{name}/ is not what the snapshot kept), so rebuilding from it could take a decision back: restore data_dir from a backup (`baton restore`)"
+            ),
+        };
+    }
     let proven = kept.filter(|files| {
         let manifest = files.iter().find(|(n, _)| n == manifest::FILE);
         let others: Vec<_> = files

@@ -340,6 +340,7 @@ impl Cx<'_> {
         closing: Closing,
     ) -> io::Result<Recorded> {
         let rec = &st.records[key];
+        let step_ups = step_ups(&closing, rec);
         let policy = made_by(&closing.by, closing.policy);
         // Beside a person's decision, what the route's shadow policy would have made of it.
         let human = policy.as_deref() == Some("human");
@@ -365,7 +366,7 @@ impl Cx<'_> {
             attention,
             grant: closing.grant,
             step_up: closing.step_up,
-            step_ups: step_ups(closing.outcome, rec),
+            step_ups,
         };
         let decision = Decision {
             attestation: Some(self.attestation_for(ws, Some(rec), &decision)),
@@ -466,12 +467,13 @@ fn made_by(by: &str, policy: Option<String>) -> Option<String> {
 }
 
 /// The passkey assertions of the approvals an approval decision counts (each approver's
-/// own, recorded with their approval); none for any other outcome.
+/// own, recorded with their approval), the closing approver's included (an approver who asks
+/// again to close adds no approval of their own); none for any other outcome.
 fn step_ups(
-    outcome: Outcome,
+    closing: &Closing,
     rec: &crate::app::state::Record,
 ) -> Vec<crate::contract::decision::ApproverStepUp> {
-    if outcome != Outcome::Approved {
+    if closing.outcome != Outcome::Approved {
         return Vec::new();
     }
     let asserted = |a: &crate::app::model::Approval| {
@@ -482,5 +484,14 @@ fn step_ups(
                 step_up,
             })
     };
-    rec.review.approvals.iter().filter_map(asserted).collect()
+    let mut all: Vec<_> = rec.review.approvals.iter().filter_map(asserted).collect();
+    if let Some(step_up) = &closing.step_up {
+        if !all.iter().any(|s| s.by == closing.by) {
+            all.push(crate::contract::decision::ApproverStepUp {
+                by: closing.by.clone(),
+                step_up: step_up.clone(),
+            });
+        }
+    }
+    all
 }
