@@ -608,3 +608,50 @@ fn the_documented_example_is_approved_and_checks_its_receipt() {
     );
     assert_eq!(text[2], "receipt ok", "{text:?}");
 }
+
+/// A stream lives until its task ends, so one token may hold only so many at once (else it
+/// could hold every connection the daemon serves): the 17th is refused with a JSON-RPC error,
+/// and a stream closed gives its place back.
+#[test]
+fn one_caller_holds_at_most_sixteen_task_streams() {
+    let mut env = env();
+    let d = env.start();
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": {
+        "kind": "message", "messageId": "m1", "role": "user",
+        "parts": [{"kind": "text", "text": "Rotate the keys?"}]}}});
+    let (status, sent) = d.post_as("/api/v1/a2a", Some("deployer-token"), &body.to_string());
+    assert_eq!(status, 200, "{sent}");
+    let task = sent["result"]["id"].clone();
+    let subscribe = || {
+        let body = json!({"jsonrpc": "2.0", "id": 2, "method": "tasks/resubscribe",
+            "params": {"id": task}});
+        ureq::post(&format!("{}/api/v1/a2a", d.url))
+            .set("Authorization", "Bearer deployer-token")
+            .set("Content-Type", "application/json")
+            .send_string(&body.to_string())
+            .expect("an answer")
+    };
+    let is_stream = |r: &ureq::Response| r.content_type() == "text/event-stream";
+    let mut open: Vec<ureq::Response> = (0..16).map(|_| subscribe()).collect();
+    assert!(open.iter().all(is_stream), "sixteen streams open");
+    let refused = subscribe();
+    assert!(!is_stream(&refused), "the seventeenth is refused");
+    let answer: Value = serde_json::from_str(&refused.into_string().unwrap()).unwrap();
+    assert_eq!(answer["error"]["code"], -32004, "{answer}");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("16 task streams open"),
+        "{answer}"
+    );
+    drop(open.pop());
+    d.wait_until("a closed stream gives its place back", || {
+        let r = subscribe();
+        let ok = is_stream(&r);
+        if ok {
+            open.push(r);
+        }
+        ok
+    });
+}

@@ -88,9 +88,15 @@ async fn stream(
     actor: baton::auth::Actor,
     base: String,
 ) -> Result<Response, ApiError> {
+    let id = req.id.clone();
+    let Some(slot) = StreamSlot::take(&actor) else {
+        let e = rpc::RpcError::UnsupportedOperation(format!(
+            "this caller has {MAX_STREAMS} task streams open, the most one caller may hold; close one, or poll GetTask"
+        ));
+        return Ok(Json(rpc::error(&id, &e)).into_response());
+    };
     // Subscribed before the task is first read: a change in between is not missed.
     let events = app.subscribe();
-    let id = req.id.clone();
     let opened = {
         let app = app.clone();
         blocking(move || app.a2a_stream_open(&req, &actor, &base)).await?
@@ -105,6 +111,8 @@ async fn stream(
     let start = (app, events, watch, queue);
     let sse = futures_util::stream::unfold(start, move |mut f| {
         let id = id.clone();
+        // Held while the stream lives, given back when it ends or the client goes.
+        let _slot = &slot;
         async move {
             loop {
                 if let Some(next) = f.3.pop_front() {
@@ -142,6 +150,48 @@ async fn stream(
     Ok(Sse::new(sse)
         .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response())
+}
+
+/// The task streams one caller (agent or reviewer token) may hold open at once: a stream
+/// lives until its task ends, perhaps days, so without a bound one token could hold every
+/// connection the daemon serves.
+const MAX_STREAMS: usize = 16;
+
+/// One open task stream of a caller, counted while it lives.
+struct StreamSlot(String);
+
+fn open_streams() -> &'static std::sync::Mutex<std::collections::HashMap<String, usize>> {
+    static OPEN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, usize>>> =
+        std::sync::OnceLock::new();
+    OPEN.get_or_init(Default::default)
+}
+
+impl StreamSlot {
+    fn take(actor: &baton::auth::Actor) -> Option<StreamSlot> {
+        let who = match actor {
+            baton::auth::Actor::Reviewer { name, .. } => format!("reviewer:{name}"),
+            baton::auth::Actor::Agent { name, .. } => format!("agent:{name}"),
+        };
+        let mut open = open_streams().lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(who.clone()).or_default();
+        if *count >= MAX_STREAMS {
+            return None;
+        }
+        *count += 1;
+        Some(StreamSlot(who))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        let mut open = open_streams().lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.0) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.0);
+            }
+        }
+    }
 }
 
 pub(super) fn openapi_paths() -> Value {
