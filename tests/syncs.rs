@@ -39,10 +39,11 @@ fn each_step_of_ingest_costs_a_known_number_of_syncs() {
     let d = env.start();
 
     // A new handoff: its record (the file and the folder's manifest, which commits it, synced
-    // at once with the new folder's parent; then the folder, when the manifest is renamed
-    // into place) and one audit append.
+    // at once with the new folder's parent; the store's ledger of record folders, which must
+    // list the folder before its first change commits, so a folder removed later is told;
+    // then the folder, when the manifest is renamed into place) and one audit append.
     let first = handoff("first");
-    assert_eq!(ingest(&d, &ws, &first, "meta.json"), [4, 1, 0, 0]);
+    assert_eq!(ingest(&d, &ws, &first, "meta.json"), [5, 1, 0, 0]);
 
     // A revision: the replaced revision kept as rev-1.json and meta.json, made one change by
     // the manifest (three files synced at once, the folder synced when it commits; the
@@ -52,11 +53,11 @@ fn each_step_of_ingest_costs_a_known_number_of_syncs() {
     assert_eq!(ingest(&d, &ws, &revised, "rev-2.json"), [4, 1, 0, 0]);
 
     // A new handoff while one is pending: the withdrawn one's decision (file, manifest,
-    // folder), the new record (file, manifest, parent, folder), and both events in one audit
-    // append.
+    // folder), the new record (file, manifest, parent, ledger, folder), and both events in
+    // one audit append.
     assert_eq!(
         ingest(&d, &ws, &handoff("second"), "meta.json"),
-        [7, 1, 0, 0]
+        [8, 1, 0, 0]
     );
 
     // A checkpoint: its event only (which contents were announced is a memo, not a record).
