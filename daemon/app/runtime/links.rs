@@ -135,7 +135,7 @@ impl App {
         let ws = self.cx().ws_of_key(&link.key).ok_or_else(not_here)?;
         let st = ws.lock();
         let rec = st.records.get(&link.key).ok_or_else(not_here)?;
-        self.still_open(&link, rec)?;
+        still_open(&link, rec)?;
         // A confirm button that can only be refused is not offered: an approve link on a
         // passkey route (an old mail's, or minted before the route asked) sends the reviewer
         // to the page. Its POST is refused all the same, by `Cx::decide_via`'s step-up.
@@ -183,7 +183,7 @@ impl App {
             let ws = self.cx().ws_of_key(&link.key).ok_or(LinkError::Gone)?;
             let st = ws.lock();
             let rec = st.records.get(&link.key).ok_or(LinkError::Gone)?;
-            self.still_open(&link, rec)?;
+            still_open(&link, rec)?;
         }
         let outcome = match link.outcome {
             LinkOutcome::Approved => Outcome::Approved,
@@ -261,27 +261,52 @@ impl App {
         };
         Ok((link, actor))
     }
+}
 
-    /// Refuses a link whose handoff moved on since the mail: revised, decided, or approved
-    /// by this reviewer already.
-    fn still_open(&self, link: &Link, rec: &crate::app::state::Record) -> Result<(), LinkError> {
-        if rec.meta.revision != link.revision {
-            return Err(LinkError::Revised {
-                link: link.revision,
-                current: rec.meta.revision,
-            });
+/// How a handoff moved on since a link or a push named it: revised, decided, or approved by
+/// the link's reviewer already.
+pub(super) enum MovedOn {
+    Revised {
+        was: u32,
+        current: u32,
+    },
+    Decided {
+        outcome: &'static str,
+        by: String,
+        at: String,
+    },
+    AlreadyApproved,
+}
+
+/// Refuses a one-time action (a mail link, a push action) whose handoff moved on since it
+/// was sent.
+pub(super) fn still_open(link: &Link, rec: &crate::app::state::Record) -> Result<(), MovedOn> {
+    if rec.meta.revision != link.revision {
+        return Err(MovedOn::Revised {
+            was: link.revision,
+            current: rec.meta.revision,
+        });
+    }
+    if let Some(d) = &rec.decision {
+        return Err(MovedOn::Decided {
+            outcome: d.outcome.as_str(),
+            by: d.by.to_string(),
+            at: d.at.to_string(),
+        });
+    }
+    let mine = rec.review.approvals.iter().any(|a| a.by == link.reviewer);
+    if mine && link.outcome == LinkOutcome::Approved {
+        return Err(MovedOn::AlreadyApproved);
+    }
+    Ok(())
+}
+
+impl From<MovedOn> for LinkError {
+    fn from(m: MovedOn) -> LinkError {
+        match m {
+            MovedOn::Revised { was, current } => LinkError::Revised { link: was, current },
+            MovedOn::Decided { outcome, by, at } => LinkError::Decided { outcome, by, at },
+            MovedOn::AlreadyApproved => LinkError::AlreadyApproved,
         }
-        if let Some(d) = &rec.decision {
-            return Err(LinkError::Decided {
-                outcome: d.outcome.as_str(),
-                by: d.by.to_string(),
-                at: d.at.to_string(),
-            });
-        }
-        let mine = rec.review.approvals.iter().any(|a| a.by == link.reviewer);
-        if mine && link.outcome == LinkOutcome::Approved {
-            return Err(LinkError::AlreadyApproved);
-        }
-        Ok(())
     }
 }

@@ -377,7 +377,7 @@ impl App {
             let ws = self.cx().ws_of_key(&link.key).ok_or(PushActError::Gone)?;
             let st = ws.lock();
             let rec = st.records.get(&link.key).ok_or(PushActError::Gone)?;
-            still_open(&link, rec)?;
+            super::links::still_open(&link, rec)?;
         }
         let outcome = match link.outcome {
             LinkOutcome::Approved => Outcome::Approved,
@@ -451,25 +451,16 @@ fn actions(
         .collect()
 }
 
-/// Refuses an action whose handoff moved on since the push: revised, decided, or approved
-/// by this reviewer already.
-fn still_open(link: &Link, rec: &crate::app::state::Record) -> Result<(), PushActError> {
-    if rec.meta.revision != link.revision {
-        return Err(PushActError::Revised {
-            pushed: link.revision,
-            current: rec.meta.revision,
-        });
+impl From<super::links::MovedOn> for PushActError {
+    fn from(m: super::links::MovedOn) -> PushActError {
+        use super::links::MovedOn;
+        match m {
+            MovedOn::Revised { was, current } => PushActError::Revised {
+                pushed: was,
+                current,
+            },
+            MovedOn::Decided { outcome, by, at } => PushActError::Decided { outcome, by, at },
+            MovedOn::AlreadyApproved => PushActError::AlreadyApproved,
+        }
     }
-    if let Some(d) = &rec.decision {
-        return Err(PushActError::Decided {
-            outcome: d.outcome.as_str(),
-            by: d.by.to_string(),
-            at: d.at.to_string(),
-        });
-    }
-    let mine = rec.review.approvals.iter().any(|a| a.by == link.reviewer);
-    if mine && link.outcome == LinkOutcome::Approved {
-        return Err(PushActError::AlreadyApproved);
-    }
-    Ok(())
 }
