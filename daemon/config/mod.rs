@@ -11,6 +11,7 @@ use std::time::Duration;
 pub mod canaries;
 mod channels;
 pub mod chat;
+pub mod mattermost;
 mod checks;
 pub mod cluster;
 mod groups;
@@ -21,6 +22,7 @@ mod tuning;
 
 pub use channels::{Smtp, Webhook, WebhookFormat};
 pub use chat::{Chat, ChatKind};
+pub use mattermost::Mattermost;
 pub use cluster::Cluster;
 pub use hooks::Hooks;
 pub use push::PushSettings;
@@ -74,6 +76,8 @@ pub struct Config {
     pub webhooks: Vec<Webhook>,
     /// `[[chat]]`: chat apps that post handoffs with buttons and take the clicks.
     pub chat: Vec<Chat>,
+    /// `[[mattermost]]`: Mattermost servers that get handoffs with buttons, and their clicks.
+    pub mattermost: Vec<Mattermost>,
     pub deliveries: Deliveries,
     pub search: Search,
     /// `[audit]`: the background re-verify of the audit logs.
@@ -127,6 +131,8 @@ struct RawConfig {
     webhooks: Vec<Webhook>,
     #[serde(default)]
     chat: Vec<Chat>,
+    #[serde(default)]
+    mattermost: Vec<Mattermost>,
     #[serde(default)]
     routes: Vec<Route>,
     #[serde(default)]
@@ -244,6 +250,7 @@ impl RawConfig {
         checks::check_agent_channels(&self.agents, &self.webhooks)?;
         check_webhooks(&self.webhooks)?;
         chat::check(&self.chat, &self.users, &self.routes)?;
+        mattermost::check(&self.mattermost, &self.users, &self.routes)?;
         check_deliveries(&self.deliveries)?;
         push::check(self.push.as_ref(), &self.routes)?;
         if self.settle_ms == 0 || self.reconcile_s == 0 {
@@ -317,6 +324,11 @@ impl RawConfig {
             }),
             webhooks: self.webhooks,
             chat: self.chat,
+            mattermost: self
+                .mattermost
+                .into_iter()
+                .map(|m| m.resolve(base))
+                .collect(),
             deliveries: self.deliveries,
             search: self.search,
             audit: self.audit,

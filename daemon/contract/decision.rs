@@ -220,9 +220,10 @@ pub enum Via {
     EmailLink,
     /// No person: the route's `on_timeout` decided (`by: "timeout"`).
     Timeout,
-    /// A chat app's interactive message (Slack, Mattermost), by a chat user linked to a
-    /// reviewer.
+    /// A Slack interactive message, by a Slack user linked to a reviewer.
     Slack,
+    /// A Mattermost interactive message action, by a Mattermost user linked to a reviewer.
+    Mattermost,
     /// A Web Push notification's action, posted by the service worker with the reviewer's
     /// session.
     Push,
@@ -236,6 +237,7 @@ impl Via {
             Via::EmailLink => "email_link",
             Via::Timeout => "timeout",
             Via::Slack => "slack",
+            Via::Mattermost => "mattermost",
             Via::Push => "push",
         }
     }

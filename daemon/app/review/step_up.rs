@@ -183,7 +183,7 @@ fn channel(via: Via) -> &'static str {
         Via::Page => "a form posted without the page's passkey confirmation",
         Via::Api => "the API",
         Via::EmailLink => "a mail's action link",
-        Via::Slack => "a chat button",
+        Via::Slack | Via::Mattermost => "a chat button",
         Via::Push => "a push notification",
         Via::Timeout => "a timeout",
     }
