@@ -6,6 +6,7 @@
 
 use crate::util::{bytes, handoff, write_atomic, Daemon, TestEnv};
 use serde_json::{json, Value};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Instant;
 
@@ -75,6 +76,13 @@ headers = { Authorization = "Bearer ${BATON_TOKEN}" }
 [parameters]
 "path.key" = "h1"
 "path.ws" = "alpha"
+
+# The A2A JSON-RPC endpoint refuses an invalid request as JSON-RPC does, HTTP 200 with an
+# `error` member: 200 counts as a rejection here, and tests/openapi/jsonrpc_checks.py holds
+# each such 200 to carrying that error (and the id echoed as JSON-RPC has it).
+[[operations]]
+include-path = "/api/v1/a2a"
+checks.negative_data_rejection.expected-statuses = ["200", "400", "401", "403", "404", "405", "406", "409", "415", "422", "428", "429", "5xx"]
 "#;
 
 /// A daemon with workspace `alpha` holding pending handoff `h1`.
@@ -99,6 +107,7 @@ fn schemathesis_finds_the_server_true_to_its_openapi_document() {
     // A fixed seed, a bounded number of examples per operation and no example database
     // carried between runs: the same requests every run.
     let started = Instant::now();
+    let hooks = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/openapi/jsonrpc_checks.py");
     let out = Command::new(crate::mcp::python())
         .args(["-m", "schemathesis.cli", "--config-file"])
         .arg(&config)
@@ -114,6 +123,7 @@ fn schemathesis_finds_the_server_true_to_its_openapi_document() {
         ])
         .args(["--request-timeout", "20"])
         .env("BATON_TOKEN", &d.token)
+        .env("SCHEMATHESIS_HOOKS", hooks)
         .current_dir(env.root())
         .output()
         .expect("run schemathesis (see .ci/run for the virtualenv)");

@@ -194,8 +194,62 @@ impl Drop for StreamSlot {
     }
 }
 
+/// The JSON-RPC endpoint as OpenAPI describes it: one POST taking a JSON-RPC 2.0 request,
+/// answered (refusals too) with HTTP 200 and a result or an error envelope, or with a stream
+/// of Server-Sent Events for the streaming methods; 401/403 before the body is read.
+fn rpc_openapi_path() -> Value {
+    let methods: Vec<&str> = rpc::METHODS.iter().map(|(name, _, _)| *name).collect();
+    let streaming: Vec<&str> = rpc::METHODS
+        .iter()
+        .filter(|(_, method, _)| method.streams())
+        .map(|(name, _, _)| *name)
+        .collect();
+    let id = json!({ "type": ["string", "integer", "null"], "minimum": i64::MIN, "maximum": u64::MAX,
+        "description": "echoed in the answer; null in the answer when the request's id could not be read" });
+    let request = json!({ "type": "object", "required": ["jsonrpc", "method"],
+        "description": "a JSON-RPC 2.0 request; the method's name picks the shapes (v1.0 names, or v0.3's `message/send`, `tasks/get`...)",
+        "properties": { "jsonrpc": { "const": "2.0" }, "id": id,
+            "method": { "enum": methods },
+            "params": { "type": "object", "description": "the method's parameters, as A2A names them (`message`, `id`, `taskId`, `pushNotificationConfig`...); absent: {}" } } });
+    let result = json!({ "type": "object", "required": ["jsonrpc", "id", "result"],
+        "not": { "required": ["error"] },
+        "properties": { "jsonrpc": { "const": "2.0" }, "id": id,
+            "result": { "description": "the method's A2A result: a task, `{task}` (v1.0 SendMessage), a page of tasks, a push-notification config or a list of them, or null (a deleted config)" } } });
+    let error = json!({ "type": "object", "required": ["jsonrpc", "id", "error"],
+        "not": { "required": ["result"] },
+        "properties": { "jsonrpc": { "const": "2.0" }, "id": id,
+            "error": { "type": "object", "required": ["code", "message"], "properties": {
+                "code": { "type": "integer", "description": "JSON-RPC's -32700 (not JSON), -32600 (not a request), -32601 (no such method), -32602 (bad params), -32603; A2A's -32001 (task not found), -32002 (not cancelable), -32004 (unsupported), -32005 (content type)" },
+                "message": { "type": "string" }, "data": {} } } } });
+    json!({ RPC_PATH: { "post": {
+        "summary": "A2A JSON-RPC 2.0: file a handoff as a task (SendMessage), read, list, cancel (withdraw), stream its updates, manage its push-notification configs",
+        "description": format!("JSON-RPC over HTTP: every answer to a request that got past authentication is HTTP 200, a refusal (a body that is not a request, an unknown method, bad params, an unknown task) an `error` envelope. {} answer with Server-Sent Events, each event's data a JSON-RPC result envelope holding the task or an update; refused before the stream starts, they answer one JSON envelope. An agent's token sees its own tasks.", streaming.join(", ")),
+        "security": [{ "bearer": [] }, { "session": [] }],
+        "requestBody": { "required": true, "content": { "application/json": { "schema": request } } },
+        "responses": {
+            "200": { "description": "the JSON-RPC answer: a result or an error envelope (streaming methods: an event stream)",
+                "content": {
+                    "application/json": { "schema": { "oneOf": [result.clone(), error] } },
+                    "text/event-stream": { "schema": { "type": "object", "required": ["data"],
+                        "description": "one event: its data a JSON-RPC result envelope holding a StreamResponse (v1.0) or a task / status / artifact update (v0.3)",
+                        "properties": { "event": { "const": "message" },
+                            "data": { "type": "string", "contentMediaType": "application/json", "contentSchema": result } } } } } },
+            "401": error_response("no or unknown credentials"),
+            "403": error_response("the session cookie without the CSRF header") } } } })
+}
+
 pub(super) fn openapi_paths() -> Value {
-    json!({ "/.well-known/agent-card.json": { "get": {
+    let mut paths = rpc_openapi_path();
+    paths["/.well-known/agent-card.json"] = card_openapi_path();
+    paths
+}
+
+fn error_response(description: &str) -> Value {
+    json!({ "description": description, "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
+}
+
+fn card_openapi_path() -> Value {
+    json!({ "get": {
         "summary": "The A2A v1.0 Agent Card: baton as an agent that files handoffs for human review (JSON-RPC at /api/v1/a2a, bearer agent tokens)",
         "security": [],
         "responses": { "200": { "description": "the card",
@@ -210,5 +264,5 @@ pub(super) fn openapi_paths() -> Value {
                             "protocolVersion": { "type": "string" } } } },
                     "capabilities": { "type": "object" },
                     "skills": { "type": "array", "items": { "type": "object" } },
-                    "securitySchemes": { "type": "object" } } } } } } } } } })
+                    "securitySchemes": { "type": "object" } } } } } } } } })
 }

@@ -52,32 +52,68 @@ impl Method {
     }
 }
 
+/// Every JSON-RPC method name baton serves, with the method and version it stands for (the
+/// OpenAPI document lists these names, so it cannot drift from what is served).
+pub const METHODS: &[(&str, Method, Version)] = &[
+    ("SendMessage", Method::Send, Version::V1),
+    ("SendStreamingMessage", Method::Stream, Version::V1),
+    ("GetTask", Method::Get, Version::V1),
+    ("ListTasks", Method::List, Version::V1),
+    ("CancelTask", Method::Cancel, Version::V1),
+    ("SubscribeToTask", Method::Subscribe, Version::V1),
+    (
+        "CreateTaskPushNotificationConfig",
+        Method::PushSet,
+        Version::V1,
+    ),
+    (
+        "GetTaskPushNotificationConfig",
+        Method::PushGet,
+        Version::V1,
+    ),
+    (
+        "ListTaskPushNotificationConfigs",
+        Method::PushList,
+        Version::V1,
+    ),
+    (
+        "DeleteTaskPushNotificationConfig",
+        Method::PushDelete,
+        Version::V1,
+    ),
+    ("message/send", Method::Send, Version::V03),
+    ("message/stream", Method::Stream, Version::V03),
+    ("tasks/get", Method::Get, Version::V03),
+    ("tasks/cancel", Method::Cancel, Version::V03),
+    ("tasks/resubscribe", Method::Subscribe, Version::V03),
+    (
+        "tasks/pushNotificationConfig/set",
+        Method::PushSet,
+        Version::V03,
+    ),
+    (
+        "tasks/pushNotificationConfig/get",
+        Method::PushGet,
+        Version::V03,
+    ),
+    (
+        "tasks/pushNotificationConfig/list",
+        Method::PushList,
+        Version::V03,
+    ),
+    (
+        "tasks/pushNotificationConfig/delete",
+        Method::PushDelete,
+        Version::V03,
+    ),
+];
+
 /// The method and version a JSON-RPC method name stands for; `None`: not served.
 pub fn method(name: &str) -> Option<(Method, Version)> {
-    use Method::*;
-    use Version::*;
-    Some(match name {
-        "SendMessage" => (Send, V1),
-        "GetTask" => (Get, V1),
-        "CancelTask" => (Cancel, V1),
-        "CreateTaskPushNotificationConfig" => (PushSet, V1),
-        "GetTaskPushNotificationConfig" => (PushGet, V1),
-        "ListTaskPushNotificationConfigs" => (PushList, V1),
-        "DeleteTaskPushNotificationConfig" => (PushDelete, V1),
-        "SendStreamingMessage" => (Stream, V1),
-        "SubscribeToTask" => (Subscribe, V1),
-        "ListTasks" => (List, V1),
-        "message/send" => (Send, V03),
-        "tasks/get" => (Get, V03),
-        "tasks/cancel" => (Cancel, V03),
-        "tasks/pushNotificationConfig/set" => (PushSet, V03),
-        "tasks/pushNotificationConfig/get" => (PushGet, V03),
-        "tasks/pushNotificationConfig/list" => (PushList, V03),
-        "tasks/pushNotificationConfig/delete" => (PushDelete, V03),
-        "message/stream" => (Stream, V03),
-        "tasks/resubscribe" => (Subscribe, V03),
-        _ => return None,
-    })
+    METHODS
+        .iter()
+        .find(|(served, _, _)| *served == name)
+        .map(|&(_, method, version)| (method, version))
 }
 
 /// An A2A error, by the code the spec gives it.
@@ -147,6 +183,18 @@ pub fn request(body: &[u8]) -> Result<Request, (Value, RpcError)> {
         )
     })?;
     let id = v.get("id").cloned().unwrap_or(Value::Null);
+    // JSON-RPC 2.0 §4 (and A2A, which types it string or integer): an id is a string, an
+    // integer or null. Any other is not echoed, the answer's id is null: an object or a bool
+    // is no id, and a fraction or an integer past 64 bits would come back changed (read as
+    // a float), so the caller could not match the answer to its request.
+    if !(id.is_string() || id.is_i64() || id.is_u64() || id.is_null()) {
+        return Err((
+            Value::Null,
+            RpcError::InvalidRequest(
+                "the request's \"id\" must be a string, a 64-bit integer or null".into(),
+            ),
+        ));
+    }
     let invalid = |m: &str| (id.clone(), RpcError::InvalidRequest(m.to_string()));
     if v.get("jsonrpc") != Some(&json!("2.0")) {
         return Err(invalid(
@@ -193,5 +241,17 @@ mod tests {
         let r = request(br#"{"jsonrpc":"2.0","id":"a","method":"tasks/get","params":{"id":"k"}}"#)
             .unwrap();
         assert_eq!((r.method, r.version), (Method::Get, Version::V03));
+        // An id that is no id, or one that would come back changed, is answered with null.
+        for body in [
+            r#"{"jsonrpc":"2.0","id":{"a":1},"method":"GetTask"}"#,
+            r#"{"jsonrpc":"2.0","id":true,"method":"GetTask"}"#,
+            r#"{"jsonrpc":"2.0","id":18446744073709551616,"method":"GetTask"}"#,
+            r#"{"jsonrpc":"2.0","id":1.5,"method":"GetTask"}"#,
+        ] {
+            let (id, e) = request(body.as_bytes()).unwrap_err();
+            assert_eq!((id, e.code()), (Value::Null, -32600), "{body}");
+        }
+        let r = request(br#"{"jsonrpc":"2.0","id":18446744073709551615,"method":"GetTask"}"#);
+        assert_eq!(r.unwrap().id, json!(u64::MAX));
     }
 }
