@@ -61,6 +61,10 @@ pub enum EventType {
     /// baton extension: a workspace's folder was moved (renamed); it keeps its records.
     #[serde(rename = "workspace.moved")]
     WorkspaceMoved,
+    /// baton extension: a workspace's folder was deleted and made again at its path; the new
+    /// folder is served as a new workspace (the old one's records stay in data_dir).
+    #[serde(rename = "workspace.recreated")]
+    WorkspaceRecreated,
     /// baton extension: the handoff was listed in a reviewer's digest mail (`data.reviewer`,
     /// `data.count`: the handoffs the digest listed in all, `data.delivery`).
     #[serde(rename = "digest.sent")]
@@ -116,6 +120,7 @@ impl EventType {
             EventType::WorkspaceTampered => "workspace.tampered",
             EventType::WorkspaceOwnerChanged => "workspace.owner_changed",
             EventType::WorkspaceMoved => "workspace.moved",
+            EventType::WorkspaceRecreated => "workspace.recreated",
             EventType::DigestSent => "digest.sent",
             EventType::GrantCreated => "grant.created",
             EventType::GrantRevoked => "grant.revoked",

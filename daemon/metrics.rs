@@ -82,6 +82,7 @@ pub struct Metrics {
     pub workspaces_unserved: Gauge,
     /// Workspaces recognised in a folder moved (renamed) under the roots.
     pub workspaces_moved: Counter,
+    pub workspaces_recreated: Counter,
     /// Workspace leases this node holds in a cluster (0 outside one).
     pub leases_held: Gauge,
     /// Workspaces whose records changed since their store snapshot was brought up to date.
@@ -166,6 +167,7 @@ impl Default for Metrics {
             workspaces: Gauge::default(),
             workspaces_unserved: Gauge::default(),
             workspaces_moved: Counter::default(),
+            workspaces_recreated: Counter::default(),
             leases_held: Gauge::default(),
             store_unsettled: Gauge::default(),
             store_damaged_files: Gauge::default(),
@@ -277,6 +279,11 @@ impl Default for Metrics {
             "workspaces_moved",
             "Workspaces recognised in a folder moved (renamed) under the roots",
             m.workspaces_moved.clone(),
+        );
+        registry.register(
+            "workspaces_recreated",
+            "Workspace folders found deleted and made again at their path (served as new workspaces)",
+            m.workspaces_recreated.clone(),
         );
         registry.register(
             "workspaces_unserved",

@@ -19,7 +19,9 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
         .await
         .unwrap_or_else(|_| Some("the probe of data_dir did not finish".into()));
     let damaged = app.store_damage();
+    let memos = app.memo_damage();
     let degraded = !unserved.is_empty()
+        || !memos.is_empty()
         || search_error.is_some()
         || data_dir_error.is_some()
         || !damaged.is_empty();
@@ -47,6 +49,10 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     if !damaged.is_empty() {
         // Named like an unserved workspace: the operator has to act (`baton repair`).
         body["store_damaged"] = json!(store_damaged(&damaged));
+    }
+    if !memos.is_empty() {
+        // A memo the daemon rebuilt or fails safe on: named with what was done and what to do.
+        body["memo_damaged"] = json!(memos);
     }
     if let Some((documents, indexing)) = app.search_state() {
         body["search"] = json!({ "documents": documents, "indexing": indexing });

@@ -272,6 +272,7 @@ impl App {
         for finding in findings {
             self.cx().tampered(&loaded, finding);
         }
+        self.cx().tell_memos(&loaded);
         self.recover_events(&loaded);
         runtime::moves::settle(self, &loaded, &found);
         self.cx().withdraw_superseded(&loaded);

@@ -31,6 +31,8 @@ pub struct Served {
     pub lock_seen: crate::app::LockSeen,
     /// The approved files' manifest, loaded from the store when first needed.
     pub approved: crate::app::review::approved::Approved,
+    /// Its memos found damaged and not yet written sound again (see `review::memo_damage`).
+    pub memos: crate::app::review::memo_damage::MemoDamage,
     /// The records whose published copies were rewritten since their fingerprints were kept.
     pub copies: crate::app::rewrites::Rewrites,
     /// `Some` for a canary place (see `review::canary`): a daemon-owned folder in data_dir

@@ -192,6 +192,10 @@ fn line(event: &Event) -> String {
         EventType::AuditBroken => format!("audit log broken: {}", s("found")),
         EventType::WorkspaceTampered => format!("workspace tampered: {}", s("found")),
         EventType::WorkspaceMoved => format!("workspace moved from {} to {}", s("from"), s("to")),
+        EventType::WorkspaceRecreated => format!(
+            "workspace folder made again at {}: served as new",
+            s("path")
+        ),
         EventType::DigestSent => format!("listed in {}'s digest", s("reviewer")),
         EventType::GrantCreated => format!(
             "{} granted approval of similar handoffs ({})",

@@ -12,6 +12,7 @@
 //! (same device and inodes): a rename. A copy (both paths exist) or a claim made by another
 //! folder is no such workspace: it is served as a new one, under an id of its own.
 
+use super::memo::{self, Memo};
 use super::{Records, Store};
 use crate::workspace::Workspace;
 use serde::{Deserialize, Serialize};
@@ -96,6 +97,9 @@ pub enum Found {
     Here,
     /// A known workspace whose folder was at `from.root` (gone now) and moved here.
     Moved { from: Folder },
+    /// A new folder at the path of workspace `was` (deleted and made again there): served as
+    /// a new workspace under `id`, the old one's records left unserved in data_dir.
+    Recreated { was: Folder, old_id: String },
 }
 
 /// The id `ws` claims in its `.baton/id`, if it holds one that could be an id (a tag: no path
@@ -111,10 +115,30 @@ pub fn claim(ws: &Workspace) -> Option<String> {
 }
 
 /// What the store noted of the folder of the workspace `id`, if anything.
+/// A damaged note (see `super::memo`) is no note: this folder is then not taken for that
+/// workspace on the strength of its claim (it might be a copy), and the error says so.
 pub fn recorded(records: &Records, id: &str) -> io::Result<Option<Folder>> {
-    let bytes = records.read(id, Path::new(RECORD))?;
-    Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+    match memo::parse(records.read(id, Path::new(RECORD))) {
+        Memo::Absent => Ok(None),
+        Memo::Sound(folder) => Ok(Some(folder)),
+        Memo::Damaged(why) => {
+            tracing::error!(store = %id, file = RECORD, %why, "the store's note of which folder is this workspace's is damaged: a folder claiming this id is not taken for it unless its path gives it; the note is written again from the folder the workspace is served from");
+            Ok(None)
+        }
+    }
 }
+
+/// Why the store's note of `store`'s folder is damaged, if it is (the daemon tells it once
+/// the workspace is served, before `note` writes it again).
+pub fn damaged(store: &Store) -> Option<String> {
+    match memo::read::<Folder>(store, Path::new(RECORD)) {
+        Memo::Damaged(why) => Some(why),
+        _ => None,
+    }
+}
+
+/// The note's file in a workspace's store folder.
+pub const NOTE_FILE: &str = RECORD;
 
 /// `ws` with the id its records are kept under, and what it was found to be. Reads only;
 /// `note` records the outcome once the workspace is served.
@@ -145,7 +169,7 @@ pub fn resolve(
             if known.root == ws.root {
                 // Deleted and made again (a copy, a restore, a new clone): its claim is only
                 // the agents' word; the new folder does not inherit the old one's approvals.
-                return Ok(replaced(ws, &known));
+                return Ok(replaced(ws, known, id));
             }
             if is_gone(&known.root)? && known.same_folder(&here) {
                 return Ok((with_id(ws, id), Found::Moved { from: known }));
@@ -164,18 +188,19 @@ pub fn resolve(
             let fresh = super::fresh_tag(&ws);
             Ok((with_id(ws, fresh), Found::Here))
         }
-        Some(known) if !known.still_here(&here) => Ok(replaced(ws, &known)),
+        Some(known) if !known.still_here(&here) => Ok(replaced(ws, known, own)),
         _ => Ok((with_id(ws, own), Found::Here)),
     }
 }
 
 /// A folder at the path of a workspace whose folder was deleted: a new workspace, under an
 /// id of its own (the old one's records stay in data_dir under theirs, unserved).
-fn replaced(ws: Workspace, known: &Folder) -> (Workspace, Found) {
+fn replaced(ws: Workspace, known: Folder, old_id: String) -> (Workspace, Found) {
     let fresh = super::fresh_tag(&ws);
     tracing::warn!(workspace = %ws.name, path = %ws.root.display(), was_inode = known.ino, now = %fresh,
         "the workspace's folder was deleted and made again at its path (a new folder, not the one the daemon served): it is served as a new workspace, without the old one's pending handoffs, approvals or decisions, which stay in data_dir");
-    (with_id(ws, fresh), Found::Here)
+    let found = Found::Recreated { was: known, old_id };
+    (with_id(ws, fresh), found)
 }
 
 fn with_id(ws: Workspace, id: String) -> Workspace {
@@ -196,10 +221,14 @@ fn is_gone(path: &Path) -> io::Result<bool> {
 pub fn note(store: &Store, ws: &Workspace) -> io::Result<()> {
     let id = store.tag();
     let here = Folder::of(ws)?;
-    let known = store
-        .read(Path::new(RECORD))?
-        .and_then(|b| serde_json::from_slice::<Folder>(&b).ok());
+    let known = match memo::read::<Folder>(store, Path::new(RECORD)) {
+        Memo::Sound(known) => Some(known),
+        Memo::Absent | Memo::Damaged(_) => None,
+    };
     if known.as_ref() != Some(&here) {
+        // Plain JSON, not sealed (see `memo`): a byte changed in it can only make the folder
+        // noted look like no folder now there (a stricter match), never another one; a note
+        // that is not JSON at all is told as damage.
         let bytes = serde_json::to_vec_pretty(&here).map_err(io::Error::other)?;
         store.write(Path::new(RECORD), &bytes)?;
     }

@@ -16,6 +16,7 @@ mod folder;
 pub mod identity;
 mod ledger;
 pub mod manifest;
+pub mod memo;
 pub mod people;
 pub mod repair;
 /// Public for the fuzz targets (fuzz/) and their corpus test only: the snapshot's reader.

@@ -19,10 +19,13 @@
 //! another inode at the path (`replaced`) as tampering, and restores, which leaves the other
 //! name holding an inode that is no longer approved work.
 
+use crate::app::review::records::Committed;
 use crate::app::review::Cx;
 use crate::app::{Record, Served};
 use crate::clock::now_rfc3339;
+use crate::contract::Outcome;
 use crate::events::{Event, EventType};
+use crate::store::memo::{self, Memo};
 use crate::workspace::{Identity, APPROVED_DIR};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -60,6 +63,8 @@ pub struct Approved {
 struct ApprovedState {
     manifest: BTreeMap<String, ApprovedFile>,
     verified: HashMap<String, Identity>,
+    /// Rebuilt from records not all readable: what it does not list may be approved work.
+    unsure: bool,
 }
 
 /// What a check found wrong with one path.
@@ -74,31 +79,109 @@ struct Finding {
     restored: bool,
 }
 
-impl Served {
-    fn approved(&self) -> MutexGuard<'_, Option<ApprovedState>> {
-        let mut guard = self
-            .approved
-            .state
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+impl Cx<'_> {
+    /// The manifest of `ws`, loaded from the store when first needed. A damaged one (see
+    /// `store::memo`) is never read as "nothing approved", which would leave approved work
+    /// unguarded and have the next check remove it as planted: it is rebuilt from the
+    /// records (the approved handoffs' artifacts, as promoted), and that is told.
+    fn approved<'a>(&self, ws: &'a Served) -> MutexGuard<'a, Option<ApprovedState>> {
+        let mut guard = ws.approved.state.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
-            let stored = self.store.read(Path::new(MANIFEST)).ok().flatten();
-            let manifest = stored
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
+            let (manifest, unsure) = match memo::read(&ws.store, Path::new(MANIFEST)) {
+                Memo::Absent => (BTreeMap::new(), false),
+                Memo::Sound(manifest) => (manifest, false),
+                Memo::Damaged(why) => self.rebuild_manifest(ws, &why),
+            };
             *guard = Some(ApprovedState {
                 manifest,
                 verified: HashMap::new(),
+                unsure,
             });
         }
         guard
+    }
+
+    /// The manifest rebuilt from the store's records, for a damaged `approved.json`; saved
+    /// sound when whole. `true` beside it when the records could not all be read: nothing in
+    /// `approved/` is then taken for planted.
+    fn rebuild_manifest(&self, ws: &Served, why: &str) -> (BTreeMap<String, ApprovedFile>, bool) {
+        let (manifest, unread) = self.manifest_from_records(ws);
+        let action = if unread == 0 {
+            "rebuilt from the store's records of approved handoffs and saved; nothing to do"
+        } else {
+            "rebuilt from the records that could be read; files in approved/ it does not list \
+             are left in place (not removed as planted) until `baton repair` mends the records \
+             and the daemon restarts"
+        };
+        tracing::warn!(workspace = %ws.workspace.name, files = manifest.len(), unread, "approved manifest rebuilt from the records");
+        self.memo_damaged(ws, MANIFEST, why, action);
+        if unread == 0 {
+            // Mends it: `/healthz` no longer names it.
+            self.save_manifest(ws, &manifest);
+        }
+        (manifest, unread > 0)
+    }
+
+    /// What promotion made of every approved record: each artifact of an approved handoff
+    /// that was promoted (its snapshot is kept, it was not too large), the latest approval's
+    /// where two promoted the same path; and how many record folders could not be read.
+    fn manifest_from_records(&self, ws: &Served) -> (BTreeMap<String, ApprovedFile>, usize) {
+        use crate::app::model::{DECISION, META};
+        let mut unread = 0;
+        let mut approved = Vec::new();
+        let folders = match ws.store.load_all() {
+            Ok(folders) => folders,
+            Err(e) => {
+                tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot read the records to rebuild the approved manifest");
+                return (BTreeMap::new(), 1);
+            }
+        };
+        for (_, files) in folders {
+            let Ok(files) = files else {
+                unread += 1;
+                continue;
+            };
+            let file = |name: &str| files.iter().find(|(f, _)| f == name).map(|(_, b)| b);
+            let decision = file(DECISION)
+                .and_then(|b| serde_json::from_slice::<crate::contract::Decision>(b).ok());
+            let Some(decision) = decision.filter(|d| d.outcome == Outcome::Approved) else {
+                continue;
+            };
+            let meta = file(META).and_then(|b| serde_json::from_slice::<Committed>(b).ok());
+            match meta {
+                Some(committed) => approved.push((decision, committed.meta)),
+                None => unread += 1,
+            }
+        }
+        approved.sort_by(|a, b| a.0.at.cmp(&b.0.at));
+        let mut manifest = BTreeMap::new();
+        for (decision, meta) in approved {
+            for stamp in &meta.artifacts {
+                let size = stamp.identity.size;
+                let kept = size <= MAX_PROMOTED_BYTES as u64
+                    && self.common.blobs.get_pinned(&stamp.sha256, size).is_some();
+                if !kept {
+                    continue;
+                }
+                let file = ApprovedFile {
+                    sha256: stamp.sha256.clone(),
+                    size,
+                    key: meta.key.clone(),
+                    by: decision.by.clone(),
+                    approved_at: decision.at.clone(),
+                    source: stamp.path.clone(),
+                };
+                manifest.insert(crate::app::approved_path(&stamp.path), file);
+            }
+        }
+        (manifest, unread)
     }
 }
 
 impl Cx<'_> {
     /// The approved files of a workspace, by path.
     pub fn approved_files(&self, ws: &Served) -> BTreeMap<String, ApprovedFile> {
-        let guard = ws.approved();
+        let guard = self.approved(ws);
         guard
             .as_ref()
             .map(|s| s.manifest.clone())
@@ -107,7 +190,7 @@ impl Cx<'_> {
 
     /// Promotes the artifacts of a handoff just approved.
     pub(in crate::app) fn promote(&self, ws: &Served, rec: &Record, by: &str) {
-        let mut guard = ws.approved();
+        let mut guard = self.approved(ws);
         let state = guard.as_mut().expect("loaded by approved()");
         let at = now_rfc3339();
         let (mut files, mut skipped) = (Vec::new(), Vec::new());
@@ -194,9 +277,13 @@ impl Cx<'_> {
 
     fn save_manifest(&self, ws: &Served, manifest: &BTreeMap<String, ApprovedFile>) {
         let bytes = serde_json::to_vec_pretty(manifest).expect("a manifest always serializes");
-        if let Err(e) = ws.store.write(Path::new(MANIFEST), &bytes) {
-            self.metrics().error("write");
-            tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot record the approved manifest");
+        // Sealed (see `store::memo`): damage to it is told, never read as nothing approved.
+        match memo::write(&ws.store, Path::new(MANIFEST), manifest) {
+            Ok(()) => ws.memos.mended(MANIFEST),
+            Err(e) => {
+                self.metrics().error("write");
+                tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot record the approved manifest");
+            }
         }
         let copy = ws.workspace.baton_dir().join(MANIFEST);
         if let Err(e) = ws.workspace.write_volatile(&copy, &bytes) {
@@ -206,7 +293,7 @@ impl Cx<'_> {
 
     /// Checks `approved/` against the manifest, restores what changed and records it.
     pub fn check_approved(&self, ws: &Served) {
-        let mut guard = ws.approved();
+        let mut guard = self.approved(ws);
         let state = guard.as_mut().expect("loaded by approved()");
         if state.manifest.is_empty() {
             return;
@@ -224,7 +311,9 @@ impl Cx<'_> {
                 findings.push(f);
             }
         }
-        findings.extend(self.remove_planted(ws, &state.manifest));
+        if !state.unsure {
+            findings.extend(self.remove_planted(ws, &state.manifest));
+        }
         if findings.is_empty() {
             return;
         }

@@ -20,6 +20,7 @@ use crate::app::Served;
 use crate::auth::Actor;
 use crate::events::{Event, EventType};
 use crate::locks::{self, Change, Entry, Grant, Lock, LockError, Release, Request};
+use crate::store::memo::{self, Memo};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::Path;
@@ -269,9 +270,50 @@ impl Cx<'_> {
         let mut seen = ws.lock_seen.state.lock().unwrap_or_else(|e| e.into_inner());
         if !seen.loaded {
             let vouched = std::mem::take(&mut seen.vouched);
-            *seen = read_seen(ws);
+            *seen = self.read_seen(ws);
             seen.vouched = vouched;
         }
+        seen
+    }
+
+    /// What the daemon has logged of `ws`'s table, from the store. A damaged memo is not read
+    /// as "nothing logged, no token granted": the high-water mark is rebuilt from the tokens
+    /// of the `lock.acquired` events in the audit log (proven lines), so a table rewritten
+    /// below a token already granted is still set aside; the journal is logged again (twice,
+    /// never lost).
+    fn read_seen(&self, ws: &Served) -> Seen {
+        let mut seen = match memo::read::<Seen>(&ws.store, Path::new(SEEN)) {
+            Memo::Absent => Seen::default(),
+            Memo::Sound(seen) => seen,
+            Memo::Damaged(why) => match high_from_log(ws) {
+                Ok(high) => {
+                    let action = "rebuilt: the token mark from the audit log's lock.acquired \
+                                  events; the lock table's journal is logged again (repeated \
+                                  lock events carry the same seq); nothing to do";
+                    tracing::warn!(workspace = %ws.workspace.name, high, "locks memo rebuilt from the audit log");
+                    self.memo_damaged(ws, SEEN, &why, action);
+                    Seen {
+                        high,
+                        ..Seen::default()
+                    }
+                }
+                Err(e) => {
+                    // No mark can be told: tables are set aside below a mark no count of
+                    // grants reaches (milliseconds since 1970; under 2^53, so readers of the
+                    // JSON keep it exact), so no token is granted twice (locks start afresh).
+                    let action = "the audit log could not be read to rebuild the token mark: \
+                                  the lock table is set aside and locks start afresh; \
+                                  run `baton audit verify`";
+                    tracing::error!(workspace = %ws.workspace.name, error = %e, "locks memo damaged and the audit log unreadable");
+                    self.memo_damaged(ws, SEEN, &why, action);
+                    Seen {
+                        high: crate::clock::now_ms(),
+                        ..Seen::default()
+                    }
+                }
+            },
+        };
+        seen.loaded = true;
         seen
     }
 
@@ -335,9 +377,11 @@ impl Cx<'_> {
         if let Some(expiry) = seen.next_expiry.and_then(|t| u64::try_from(t).ok()) {
             self.common.agenda.at(&ws.workspace.name, expiry);
         }
-        let bytes = serde_json::to_vec(&*seen).expect("always serializes");
-        if let Err(e) = ws.store.write(Path::new(SEEN), &bytes) {
-            tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot record the lock changes logged; a restart may log them again");
+        match memo::write(&ws.store, Path::new(SEEN), &*seen) {
+            Ok(()) => ws.memos.mended(SEEN),
+            Err(e) => {
+                tracing::warn!(workspace = %ws.workspace.name, error = %e, "cannot record the lock changes logged; a restart may log them again")
+            }
         }
     }
 
@@ -390,13 +434,28 @@ fn read_sound(ws: &Served, seen: &mut Seen) -> Option<locks::Table> {
     locks::read(&ws.workspace).ok().flatten()
 }
 
-fn read_seen(ws: &Served) -> Seen {
-    let stored = ws.store.read(Path::new(SEEN)).ok().flatten();
-    let mut seen: Seen = stored
-        .and_then(|b| serde_json::from_slice(&b).ok())
-        .unwrap_or_default();
-    seen.loaded = true;
-    seen
+/// One above the largest token the audit log's proven `lock.acquired` events name: every
+/// token the daemon logged as granted is below it.
+fn high_from_log(ws: &Served) -> std::io::Result<u64> {
+    let lines = ws.audit.proven_lines()?;
+    let wanted: Vec<_> = lines
+        .iter()
+        .filter(|l| l.kind == Some(EventType::LockAcquired))
+        .map(|l| (l.offset, l.len, l.proof))
+        .collect();
+    let mut high = 0;
+    for line in crate::audit::read_proven(&ws.workspace, &wanted)
+        .into_iter()
+        .flatten()
+    {
+        let token = serde_json::from_slice::<Event>(&line)
+            .ok()
+            .and_then(|e| e.data["token"].as_u64());
+        if let Some(token) = token {
+            high = high.max(token.saturating_add(1));
+        }
+    }
+    Ok(high)
 }
 
 fn stamp_of(path: &Path) -> Option<(u64, u64, i128)> {

@@ -36,6 +36,7 @@ pub(in crate::app) mod ingest;
 pub(in crate::app) mod intake_line;
 pub(in crate::app) mod invalid;
 pub(in crate::app) mod locks;
+pub mod memo_damage;
 pub(in crate::app) mod ownership;
 pub(in crate::app) mod policy;
 pub(in crate::app) mod quorum;

@@ -2,11 +2,16 @@
 //! takes ownership of an unowned workspace, the owner (or an admin) hands it to another
 //! person, an admin takes it from anyone. Kept in the store (`owner.json`), shown on the
 //! workspace's page, logged as `workspace.owner_changed` (`{owner, previous?, by}`).
+//!
+//! `owner.json` is sealed (see `store::memo`). A damaged one is not read as "no owner", which
+//! would let anyone take the workspace: its owner is unknown, only an admin may set one (which
+//! writes it sound again), and the damage is told (`memo_damage`).
 
 use crate::app::review::Cx;
 use crate::auth::Actor;
 use crate::clock::now_rfc3339;
 use crate::events::{Event, EventType};
+use crate::store::memo::{self, Memo};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use std::path::Path;
@@ -40,9 +45,26 @@ pub enum OwnerError {
 impl Cx<'_> {
     /// The owner of workspace `name`, if it has one.
     pub fn owner_of(&self, name: &str) -> Option<Ownership> {
-        let ws = self.workspace(name)?;
-        let bytes = ws.store.read(Path::new(OWNER)).ok().flatten()?;
-        serde_json::from_slice(&bytes).ok()
+        self.owner_known(name).ok().flatten()
+    }
+
+    /// The owner of workspace `name`, if it has one; `Err` (told) when `owner.json` is
+    /// damaged: who owns it is then not known.
+    fn owner_known(&self, name: &str) -> Result<Option<Ownership>, String> {
+        let Some(ws) = self.workspace(name) else {
+            return Ok(None);
+        };
+        match memo::read(&ws.store, Path::new(OWNER)) {
+            Memo::Absent => Ok(None),
+            Memo::Sound(owner) => Ok(Some(owner)),
+            Memo::Damaged(why) => {
+                let action = "the owner is unknown: only an admin can set it \
+                              (`POST /api/v1/workspaces/{ws}/owner` or the workspace page), which writes it again; \
+                              the audit log's last workspace.owner_changed says who it was";
+                self.memo_damaged(&ws, OWNER, &why, action);
+                Err(why)
+            }
+        }
     }
 
     /// `actor` makes `to` (themselves if `None`) the owner of workspace `name`.
@@ -67,8 +89,18 @@ impl Cx<'_> {
         }
         // The workspace lock orders this with other changes of the workspace.
         let _st = ws.lock();
-        let current = self.owner_of(name);
         let admin = roles.iter().any(|r| r == "admin");
+        let current = match self.owner_known(name) {
+            Ok(current) => current,
+            Err(why) if !admin => {
+                return Err(OwnerError::Forbidden(format!(
+                    "who owns {name} is not known: its owner.json in the store is damaged ({why}); \
+                     an admin can set the owner again"
+                )))
+            }
+            // An admin may take it from anyone, so from an owner not known too.
+            Err(_) => None,
+        };
         let holder = current.as_ref().map(|c| c.owner.as_str());
         if holder == Some(to) {
             return Ok(current.expect("holder is some"));
@@ -90,9 +122,8 @@ impl Cx<'_> {
             since: now_rfc3339(),
             by: who.clone(),
         };
-        let bytes = serde_json::to_vec_pretty(&next).expect("always serializes");
         let old = ws.store.read(Path::new(OWNER))?;
-        ws.store.write(Path::new(OWNER), &bytes)?;
+        memo::write(&ws.store, Path::new(OWNER), &next)?;
         let data = json!({ "owner": to, "previous": holder, "by": who });
         let event = Event::new(EventType::WorkspaceOwnerChanged, name, None, data);
         if let Err(e) = self.emit(&ws, event) {
@@ -103,6 +134,7 @@ impl Cx<'_> {
             };
             return Err(OwnerError::Io(e));
         }
+        ws.memos.mended(OWNER);
         Ok(next)
     }
 }

@@ -15,6 +15,7 @@
 use super::published_copies::{self, current_entry, Stamps};
 use crate::app::review::records::published;
 use crate::app::{App, Served};
+use crate::store::memo::Memo;
 use crate::store::unix_now;
 use crate::workspace::key_dir_name;
 use std::time::{Duration, Instant};
@@ -24,7 +25,16 @@ use std::time::{Duration, Instant};
 fn settle(ws: &Served, deadline: Instant) -> bool {
     let handoffs = ws.workspace.open_dir(&ws.workspace.handoffs_dir());
     let handoffs = handoffs.ok().flatten();
-    let mut memo: Stamps = published_copies::read_memo(&ws.store).unwrap_or_default();
+    let mut memo: Stamps = match published_copies::read_memo(&ws.store) {
+        Memo::Sound(memo) => memo,
+        Memo::Absent => Stamps::new(),
+        Memo::Damaged(why) => {
+            // Rewritten whole below: only the copies checked since are kept.
+            let (file, action) = (published_copies::STAMPS, published_copies::STAMPS_REBUILT);
+            tracing::warn!(workspace = %ws.workspace.name, %file, %why, %action, "the copies' memo is damaged");
+            Stamps::new()
+        }
+    };
     let before = memo.clone();
     // At least one record a call, however long the memo took to read: a workspace whose
     // memo alone outlasts the budget still gets there.

@@ -78,6 +78,16 @@ impl App {
         })
     }
 
+    /// The memos of the workspaces found damaged and not written sound again: for `/healthz`.
+    pub fn memo_damage(&self) -> Vec<crate::app::review::memo_damage::MemoFault> {
+        self.inner
+            .registry
+            .pick(|ws| Some(ws.memos.faults(&ws.workspace.name)))
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
     /// A round's budget for each memo: larger once intake is calm. Every change to a record
     /// rewrites its copies, so the copies' latest rewrite tells when the last change was.
     fn settle_budget(&self) -> Duration {

@@ -12,6 +12,7 @@ use crate::app::state::{RawJson, Record, Review, WsState};
 use crate::app::Served;
 use crate::audit::{Anchors, AuditLog, Ledger, RemoteAnchors};
 use crate::contract::{Decision, Handoff};
+use crate::store::memo::{self, Memo};
 use crate::store::{Changed, Records, Store};
 use crate::workspace::{key_dir_name, OpenedDir, Workspace};
 use serde::de::DeserializeOwned;
@@ -20,6 +21,9 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 const SEEN_CHECKPOINTS: &str = "checkpoints.json";
+/// What a damaged memo of announced checkpoints costs.
+const CHECKPOINTS_REBUILT: &str =
+    "rebuilt by the next scan: the checkpoints in the workspace are announced once more (logged twice, never lost); nothing to do";
 /// Workspaces loaded at once at start. Loading is reading many small files (the store, the
 /// published copies, the audit log's tail): mostly waiting on the filesystem, one workspace
 /// independent of the others, so several threads overlap their waits (on a network mount,
@@ -61,8 +65,18 @@ pub(in crate::app) fn load(
         anchors.with_flushed(flushed).with_remote(remote)
     };
     let audit = AuditLog::open(ws, anchors.clone())?;
+    // Memos found damaged (see `store::memo`), told once the workspace is served.
+    let mut memos = Vec::new();
+    let seen_checkpoints = match memo::read(&store, Path::new(SEEN_CHECKPOINTS)) {
+        Memo::Sound(seen) => seen,
+        Memo::Absent => BTreeMap::new(),
+        Memo::Damaged(why) => {
+            memos.push((SEEN_CHECKPOINTS, why, CHECKPOINTS_REBUILT));
+            BTreeMap::new()
+        }
+    };
     let mut state = WsState {
-        seen_checkpoints: read_store(&store, Path::new(SEEN_CHECKPOINTS)).unwrap_or_default(),
+        seen_checkpoints,
         ..WsState::default()
     };
     // What the store publishes of each record, by folder name, for the copies' check: from
@@ -107,7 +121,15 @@ pub(in crate::app) fn load(
     // A single daemon's only: in a cluster the memo would be one more fenced row written per
     // workspace at each take (the three-node test lost handoffs with it; not yet understood).
     let memo: Stamps = match clustered {
-        false => published_copies::read_memo(&store).unwrap_or_default(),
+        false => match published_copies::read_memo(&store) {
+            Memo::Sound(memo) => memo,
+            Memo::Absent => Stamps::new(),
+            Memo::Damaged(why) => {
+                let action = published_copies::STAMPS_REBUILT;
+                memos.push((published_copies::STAMPS, why, action));
+                Stamps::new()
+            }
+        },
         true => Stamps::new(),
     };
     let checked = published_copies::check(
@@ -137,9 +159,13 @@ pub(in crate::app) fn load(
         stalled: Default::default(),
         lock_seen: Default::default(),
         approved: Default::default(),
+        memos: Default::default(),
         copies: Rewrites::new((!clustered).then(|| copies.clone())),
         place: None,
     };
+    for (file, why, action) in memos {
+        loaded.memos.note(file, &why, action, true);
+    }
     for rec in loaded.lock().records.values() {
         // Copies just read and found current are not read again.
         if !checked.current.contains(&rec.meta.key) {

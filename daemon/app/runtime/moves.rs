@@ -5,6 +5,10 @@
 //! (no entry is left behind under it), and `workspace.moved` `{from, to}` is logged in its audit
 //! log, with a log line and `baton_workspaces_moved_total`.
 //!
+//! A folder deleted and made again at a workspace's path is a new workspace (see
+//! `identity::resolve`): `workspace.recreated` `{path, previous_id, id}` is logged in the new
+//! one's audit log, with a warning and `baton_workspaces_recreated_total`.
+//!
 //! Not in a cluster: each node knows only its own data_dir, and the workspace's lease is held
 //! under its id by whichever node serves it. There a folder whose `.baton/id` names another
 //! workspace is not served, and says why (see `identify`).
@@ -98,9 +102,33 @@ pub(in crate::app) fn settle(app: &App, served: &Served, found: &Found) {
             tracing::error!(workspace = %ws.name, error = %e, "cannot log the move");
         }
     }
+    if let Found::Recreated { was, old_id } = found {
+        app.metrics().workspaces_recreated.inc();
+        let data = json!({
+            "path": display(&ws.root),
+            "previous_id": old_id,
+            "id": served.store.tag(),
+            "previous_inode": was.ino,
+        });
+        let event = Event::new(EventType::WorkspaceRecreated, &ws.name, None, data);
+        if let Err(e) = app.cx().emit(served, event) {
+            tracing::error!(workspace = %ws.name, error = %e, "cannot log that the folder was made again");
+        }
+    }
     if app.inner.cluster.is_none() {
-        if let Err(e) = identity::note(&served.store, ws) {
-            tracing::warn!(workspace = %ws.name, error = %e, "cannot note the workspace's folder; a rename of it may not be recognised");
+        // Told before `note` writes it again from the folder served.
+        if let Some(why) = identity::damaged(&served.store) {
+            let action = "written again from the folder the workspace is served from; a rename \
+                          made while it was damaged is served as a new workspace (the old \
+                          records stay in data_dir); nothing else to do";
+            app.cx()
+                .memo_damaged(served, identity::NOTE_FILE, &why, action);
+        }
+        match identity::note(&served.store, ws) {
+            Ok(()) => served.memos.mended(identity::NOTE_FILE),
+            Err(e) => {
+                tracing::warn!(workspace = %ws.name, error = %e, "cannot note the workspace's folder; a rename of it may not be recognised")
+            }
         }
         let data_dir = &app.inner.config.data_dir;
         if let Err(e) = identity::point(data_dir, ws, served.store.tag()) {

@@ -8,6 +8,7 @@ use crate::app::model::DECISION;
 use crate::app::state::Record;
 use crate::audit::anchor::{Anchors, Entry};
 use crate::clock::now_rfc3339;
+use crate::store::memo::{self, Memo};
 use crate::store::Store;
 use crate::workspace::{key_dir_name, OpenedDir, Temps, Workspace};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -312,14 +313,18 @@ pub(in crate::app) fn set_aside(
 }
 
 /// The memo's file in a workspace's store folder.
-const STAMPS: &str = "published-stamps.json";
+pub(in crate::app) const STAMPS: &str = "published-stamps.json";
 
-/// The memo as last kept; `None` when absent or torn (the start then reads every copy). A
-/// cache, not a record: damage costs a read of the copies, never a decision.
-pub(in crate::app) fn read_memo(store: &Store) -> Option<Stamps> {
-    let bytes = store.read(Path::new(STAMPS)).ok()??;
-    serde_json::from_slice(&bytes).ok()
+/// The memo as last kept; absent or torn, the start reads every copy. A cache, not a
+/// record: damage costs a read of the copies, never a decision, and is told
+/// (`memo_damage`). Plain JSON, overwritten in place (see `save_memo`).
+pub(in crate::app) fn read_memo(store: &Store) -> Memo<Stamps> {
+    memo::read(store, Path::new(STAMPS))
 }
+
+/// What a damaged copies' memo costs, for the log.
+pub(in crate::app) const STAMPS_REBUILT: &str =
+    "rebuilt: every published copy is read and compared with the store once; nothing to do";
 
 /// Keeps the memo. Not synced: a memo lost or torn by a crash only makes the next start read
 /// the copies, as it did before there was one.

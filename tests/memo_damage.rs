@@ -1,0 +1,329 @@
+//! A damaged memo in a workspace's store folder (the approved manifest, the owner, what was
+//! logged of the lock table, the note of the workspace's folder, the caches) is never read as
+//! another state: approved work stays protected, nobody takes an owned workspace, no fencing
+//! token is granted twice; a memo that can be rebuilt is rebuilt, one that guards something
+//! fails safe, and each says so (log, `workspace.tampered` with `memo_damaged`, metric,
+//! `/healthz`). Also: a folder made again at a workspace's path is told (`workspace.recreated`).
+
+use crate::util::{self, agent, user, Daemon, TestEnv};
+use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+const REPORT: &[u8] = b"# Report\n\nAll green.\n";
+
+/// How a test damages a memo's bytes.
+#[derive(Clone, Copy, Debug)]
+enum Damage {
+    Truncated,
+    Garbage,
+    FlippedByte,
+    Emptied,
+}
+
+impl Damage {
+    fn apply(self, file: &Path) {
+        let bytes = std::fs::read(file).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+        let damaged = match self {
+            Damage::Truncated => bytes[..bytes.len() * 2 / 3].to_vec(),
+            Damage::Garbage => b"\x00\x17{not json at all]]".to_vec(),
+            Damage::FlippedByte => {
+                // A byte of the JSON's last value, so it still parses if nothing checks it.
+                let mut b = bytes.clone();
+                let at = b.iter().rposition(|c| c.is_ascii_alphanumeric()).unwrap();
+                b[at] = if b[at] == b'a' { b'b' } else { b'a' };
+                b
+            }
+            Damage::Emptied => Vec::new(),
+        };
+        std::fs::write(file, damaged).unwrap();
+    }
+}
+
+fn memo_events(ws: &Path, file: &str) -> Vec<Value> {
+    util::events(ws)
+        .into_iter()
+        .filter(|e| e["type"] == "workspace.tampered" && e["data"]["memo_damaged"]["file"] == file)
+        .collect()
+}
+
+fn metric(d: &Daemon, sample: &str) -> Option<u64> {
+    d.metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+}
+
+fn memo_on_health(d: &Daemon, file: &str) -> bool {
+    let h = d.health();
+    h["status"] == "degraded"
+        && h["memo_damaged"]
+            .as_array()
+            .is_some_and(|a| a.iter().any(|m| m["file"] == file))
+}
+
+/// Approves a handoff promoting `inbox/report.md`, stops, damages the store's approved.json,
+/// starts again: the manifest is rebuilt from the records, so an edit of the approved file is
+/// still undone, and the damage is told.
+fn approved_manifest(damage: Damage) {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    std::fs::write(ws.join("inbox/report.md"), REPORT).unwrap();
+    let d = env.start();
+    let mut h = util::handoff("memo-1");
+    h["artifacts"] = json!([{ "path": "inbox/report.md" }]);
+    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
+    d.wait_until("pending", || d.get("/api/v1/handoffs/memo-1").0 == 200);
+    assert_eq!(d.decide("memo-1", "approved", "ship it").0, 200);
+    let approved = ws.join("approved/report.md");
+    d.wait_until("promoted", || {
+        std::fs::read(&approved).ok().as_deref() == Some(REPORT)
+    });
+    d.stop();
+    damage.apply(&env.store("alpha").join("approved.json"));
+
+    let d = env.start();
+    d.wait_until("the damage is told", || {
+        !memo_events(&ws, "approved.json").is_empty()
+    });
+    let told = &memo_events(&ws, "approved.json")[0]["data"]["memo_damaged"];
+    assert!(
+        told["action"].as_str().unwrap().contains("rebuilt"),
+        "{told}"
+    );
+    assert_eq!(
+        metric(&d, "baton_errors_total{kind=\"memo_damaged\"}"),
+        Some(1)
+    );
+    // Approved work is still guarded: an edit is undone.
+    std::fs::set_permissions(&approved, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&approved, b"changed behind the reviewer's back\n").unwrap();
+    d.wait_until("the edit of approved work is undone", || {
+        std::fs::read(&approved).ok().as_deref() == Some(REPORT)
+    });
+    // Rebuilt and saved: nothing left for the operator, and a restart tells nothing new.
+    assert!(!memo_on_health(&d, "approved.json"), "{}", d.health());
+    d.stop();
+    let d = env.start();
+    std::fs::set_permissions(&approved, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&approved, b"again\n").unwrap();
+    d.wait_until("undone again", || {
+        std::fs::read(&approved).ok().as_deref() == Some(REPORT)
+    });
+    assert_eq!(memo_events(&ws, "approved.json").len(), 1);
+}
+
+#[test]
+fn approved_manifest_truncated_is_rebuilt_and_approved_work_stays_protected() {
+    approved_manifest(Damage::Truncated);
+}
+
+#[test]
+fn approved_manifest_garbage_is_rebuilt_and_approved_work_stays_protected() {
+    approved_manifest(Damage::Garbage);
+}
+
+#[test]
+fn approved_manifest_flipped_byte_is_rebuilt_and_approved_work_stays_protected() {
+    approved_manifest(Damage::FlippedByte);
+}
+
+#[test]
+fn approved_manifest_emptied_is_rebuilt_and_approved_work_stays_protected() {
+    approved_manifest(Damage::Emptied);
+}
+
+/// rita owns alpha; owner.json is damaged while the daemon is stopped: omar cannot take the
+/// workspace as if it had no owner; only an admin sets the owner, which mends it.
+fn owner_memo(damage: Damage) {
+    let config = format!(
+        "{}{}",
+        user("rita", "\"reviewer\""),
+        user("omar", "\"reviewer\"")
+    );
+    let mut env = TestEnv::with_config(&config);
+    let ws = env.ws("alpha");
+    let at = "/api/v1/workspaces/alpha/owner";
+    let d = env.start();
+    assert_eq!(d.post_as(at, Some("rita-token"), "{}").0, 200);
+    d.stop();
+    damage.apply(&env.store("alpha").join("owner.json"));
+
+    let d = env.start();
+    let (status, body) = d.post_as(at, Some("omar-token"), "{}");
+    assert_eq!(
+        status, 403,
+        "omar took a workspace whose owner is unknown: {body}"
+    );
+    assert!(body.to_string().contains("owner.json"), "{body}");
+    assert_eq!(memo_events(&ws, "owner.json").len(), 1);
+    assert_eq!(
+        metric(&d, "baton_errors_total{kind=\"memo_damaged\"}"),
+        Some(1)
+    );
+    assert!(memo_on_health(&d, "owner.json"), "{}", d.health());
+    // Asked again: refused again, told once.
+    assert_eq!(d.post_as(at, Some("omar-token"), "{}").0, 403);
+    assert_eq!(memo_events(&ws, "owner.json").len(), 1);
+    // An admin sets it: written sound, health clear.
+    let (status, body) = d.post_as(at, Some(&d.token), r#"{"owner":"rita"}"#);
+    assert_eq!((status, &body["owner"]), (200, &json!("rita")), "{body}");
+    assert!(!memo_on_health(&d, "owner.json"), "{}", d.health());
+    assert_eq!(d.post_as(at, Some("omar-token"), "{}").0, 403);
+    d.stop();
+    let d = env.start();
+    assert_eq!(d.post_as(at, Some("omar-token"), "{}").0, 403);
+    assert_eq!(d.health()["status"], "ok", "{}", d.health());
+}
+
+#[test]
+fn owner_memo_truncated_leaves_the_owner_unknown_not_absent() {
+    owner_memo(Damage::Truncated);
+}
+
+#[test]
+fn owner_memo_garbage_leaves_the_owner_unknown_not_absent() {
+    owner_memo(Damage::Garbage);
+}
+
+#[test]
+fn owner_memo_flipped_byte_leaves_the_owner_unknown_not_absent() {
+    owner_memo(Damage::FlippedByte);
+}
+
+fn api_lock(d: &Daemon, path: &str) -> u64 {
+    let body = json!({"path": path, "owner": "builder"}).to_string();
+    let (status, grant) = d.post_as(
+        "/api/v1/workspaces/alpha/locks",
+        Some("builder-token"),
+        &body,
+    );
+    assert_eq!(status, 200, "lock {path}: {grant}");
+    grant["token"].as_u64().unwrap()
+}
+
+/// Three tokens granted; while the daemon is stopped the lock table is set back and the
+/// store's locks-seen.json damaged: the mark is rebuilt from the audit log, so no token is
+/// granted twice.
+fn locks_memo(damage: Damage) {
+    let mut env = TestEnv::with_config(&agent("builder", "alpha"));
+    let ws = env.ws("alpha");
+    let d = env.start();
+    api_lock(&d, "inbox/a.md");
+    api_lock(&d, "inbox/b.md");
+    let third = api_lock(&d, "inbox/c.md");
+    d.stop();
+    let table = ws.join(".baton/locks/table.json");
+    let mut t: Value = serde_json::from_slice(&std::fs::read(&table).unwrap()).unwrap();
+    t["next_token"] = json!(1);
+    t["locks"] = json!([]);
+    util::write_atomic(&table, t.to_string().as_bytes());
+    damage.apply(&env.store("alpha").join("locks-seen.json"));
+
+    let d = env.start();
+    let fourth = api_lock(&d, "inbox/d.md");
+    assert!(fourth > third, "token {fourth} granted again after {third}");
+    d.wait_until("the damage is told", || {
+        !memo_events(&ws, "locks-seen.json").is_empty()
+    });
+    assert_eq!(
+        metric(&d, "baton_errors_total{kind=\"memo_damaged\"}"),
+        Some(1)
+    );
+}
+
+#[test]
+fn locks_memo_truncated_keeps_the_token_mark() {
+    locks_memo(Damage::Truncated);
+}
+
+#[test]
+fn locks_memo_garbage_keeps_the_token_mark() {
+    locks_memo(Damage::Garbage);
+}
+
+/// The note of the workspace's folder made garbage: the workspace is served as itself (its
+/// approved handoff still there), the note written again, and that is told.
+#[test]
+fn identity_note_garbage_is_written_again_and_told() {
+    for damage in [Damage::Garbage, Damage::Truncated] {
+        let mut env = TestEnv::new();
+        let ws = env.ws("alpha");
+        let d = env.start();
+        let doc = util::handoff("kept-1");
+        util::write_atomic(&ws.join("handoff.json"), &util::bytes(&doc));
+        d.wait_until("pending", || d.get("/api/v1/handoffs/kept-1").0 == 200);
+        assert_eq!(d.decide("kept-1", "approved", "ok").0, 200);
+        d.stop();
+        let note = env.store("alpha").join("identity.json");
+        damage.apply(&note);
+
+        let d = env.start();
+        assert_eq!(d.get("/api/v1/handoffs/kept-1").0, 200, "{damage:?}");
+        d.wait_until("told", || !memo_events(&ws, "identity.json").is_empty());
+        assert_eq!(
+            metric(&d, "baton_errors_total{kind=\"memo_damaged\"}"),
+            Some(1)
+        );
+        let rewritten: Value = serde_json::from_slice(&std::fs::read(&note).unwrap()).unwrap();
+        assert_eq!(rewritten["name"], "alpha", "{damage:?}");
+        d.stop();
+    }
+}
+
+/// The caches (announced checkpoints, the copies' fingerprints) torn, as a crash can leave
+/// them: rebuilt and counted, not taken for tampering nor a health matter.
+#[test]
+fn torn_caches_are_rebuilt_and_counted_without_a_tamper_event() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let doc = util::handoff("cache-1");
+    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&doc));
+    d.wait_until("pending", || d.get("/api/v1/handoffs/cache-1").0 == 200);
+    d.stop();
+    let store = env.store("alpha");
+    Damage::Garbage.apply(&store.join("checkpoints.json"));
+    std::fs::write(store.join("published-stamps.json"), b"{\"half\":").unwrap();
+
+    let d = env.start();
+    assert_eq!(d.get("/api/v1/handoffs/cache-1").0, 200);
+    assert_eq!(
+        metric(&d, "baton_errors_total{kind=\"memo_cache_damaged\"}"),
+        Some(2)
+    );
+    assert_eq!(d.health()["status"], "ok", "{}", d.health());
+    let tampered = util::events(&ws)
+        .into_iter()
+        .filter(|e| e["type"] == "workspace.tampered")
+        .count();
+    assert_eq!(tampered, 0);
+}
+
+/// A folder deleted and made again at the workspace's path is told: `workspace.recreated` in
+/// the new workspace's log and a metric.
+#[test]
+fn a_folder_made_again_at_a_workspaces_path_is_told() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    d.stop();
+    // Made before the old one is deleted, so it cannot be given its inode.
+    let old = ws.with_extension("old");
+    std::fs::rename(&ws, &old).unwrap();
+    env.init("alpha");
+    std::fs::remove_dir_all(&old).unwrap();
+
+    let d = env.start();
+    d.wait_until("told", || {
+        util::event_types(&ws)
+            .iter()
+            .any(|t| t == "workspace.recreated")
+    });
+    let event = util::events(&ws)
+        .into_iter()
+        .find(|e| e["type"] == "workspace.recreated")
+        .unwrap();
+    assert_eq!(event["data"]["path"], ws.display().to_string());
+    assert_ne!(event["data"]["previous_id"], event["data"]["id"]);
+    assert_eq!(metric(&d, "baton_workspaces_recreated_total"), Some(1));
+}
