@@ -36,14 +36,7 @@ impl RemoteAnchors for AnchorRows {
     fn write(&self, tag: &str, anchor: &Anchor) -> io::Result<()> {
         let text = serde_json::to_string(anchor)?;
         let rows = super::records::Rows::new(self.cluster.clone());
-        rows.fenced(tag, |tx, epoch| {
-            tx.execute(
-                "INSERT INTO anchors (tag, anchor, epoch) VALUES ($1, $2::text::jsonb, $3)
-                 ON CONFLICT (tag) DO UPDATE SET anchor = $2::text::jsonb, epoch = $3",
-                &[&tag, &text, &epoch],
-            )
-            .map(drop)
-        })
+        rows.fenced(tag, super::records::ANCHOR, &[&text])
     }
 
     fn read_handed(&self, tag: &str) -> io::Result<Option<Mark>> {
@@ -62,13 +55,6 @@ impl RemoteAnchors for AnchorRows {
     fn write_handed(&self, tag: &str, mark: &Mark) -> io::Result<()> {
         let text = serde_json::to_string(mark)?;
         let rows = super::records::Rows::new(self.cluster.clone());
-        rows.fenced(tag, |tx, epoch| {
-            tx.execute(
-                "INSERT INTO handed (tag, mark, epoch) VALUES ($1, $2::text::jsonb, $3)
-                 ON CONFLICT (tag) DO UPDATE SET mark = $2::text::jsonb, epoch = $3",
-                &[&tag, &text, &epoch],
-            )
-            .map(drop)
-        })
+        rows.fenced(tag, super::records::HANDED, &[&text])
     }
 }

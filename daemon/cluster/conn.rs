@@ -5,6 +5,14 @@
 //! once per connection, then only executed), and is checked with the empty query only after it
 //! sat unused for a while: a connection the database closed (a restart, a stalled session's
 //! timeout) is found then, or by its client seeing the socket closed, and dropped by the pool.
+//!
+//! A statement the server no longer has (26000 `invalid_sql_statement_name`: the session's
+//! statements were discarded, e.g. `DISCARD ALL` behind a pooler) or whose plan no longer
+//! fits it (0A000 "cached plan must not change result type": a table it reads was altered)
+//! would fail on this connection until the node restarted; on those codes the connection
+//! forgets every statement it kept and runs the statement once more, prepared afresh. Each
+//! statement here runs outside a transaction block, so the failed run changed nothing and the
+//! retry cannot apply a change twice.
 
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
@@ -34,13 +42,31 @@ impl Conn {
         Ok(statement)
     }
 
+    /// Runs `sql`'s statement with `run`; once more, prepared again, when the server no
+    /// longer knows the statement or its plan (see the module's note).
+    fn with<T>(
+        &mut self,
+        sql: &'static str,
+        run: impl Fn(&mut Client, &Statement) -> Result<T, postgres::Error>,
+    ) -> Result<T, postgres::Error> {
+        let statement = self.prepared(sql)?;
+        match run(&mut self.client, &statement) {
+            Err(e) if invalidated(&e) => {
+                tracing::warn!(error = %e, kept = self.statements.len(), "a prepared statement of the cluster's database was invalidated by the server; this connection prepares its statements again");
+                self.statements.clear();
+                let statement = self.prepared(sql)?;
+                run(&mut self.client, &statement)
+            }
+            other => other,
+        }
+    }
+
     pub fn query(
         &mut self,
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>, postgres::Error> {
-        let statement = self.prepared(sql)?;
-        self.client.query(&statement, params)
+        self.with(sql, |client, statement| client.query(statement, params))
     }
 
     pub fn query_opt(
@@ -48,8 +74,7 @@ impl Conn {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>, postgres::Error> {
-        let statement = self.prepared(sql)?;
-        self.client.query_opt(&statement, params)
+        self.with(sql, |client, statement| client.query_opt(statement, params))
     }
 
     pub fn query_one(
@@ -57,8 +82,7 @@ impl Conn {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row, postgres::Error> {
-        let statement = self.prepared(sql)?;
-        self.client.query_one(&statement, params)
+        self.with(sql, |client, statement| client.query_one(statement, params))
     }
 
     pub fn execute(
@@ -66,8 +90,23 @@ impl Conn {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, postgres::Error> {
-        let statement = self.prepared(sql)?;
-        self.client.execute(&statement, params)
+        self.with(sql, |client, statement| client.execute(statement, params))
+    }
+}
+
+/// Whether the server refused a kept statement as one it no longer has or can no longer run
+/// as prepared (26000, or 0A000 "cached plan must not change result type").
+fn invalidated(e: &postgres::Error) -> bool {
+    use postgres::error::SqlState;
+    match e.code() {
+        Some(code) if *code == SqlState::INVALID_SQL_STATEMENT_NAME => true,
+        Some(code) if *code == SqlState::FEATURE_NOT_SUPPORTED => {
+            e.as_db_error().is_some_and(|db| {
+                db.message()
+                    .contains("cached plan must not change result type")
+            })
+        }
+        _ => false,
     }
 }
 

@@ -143,9 +143,13 @@ impl Leases {
         let mut client = super::clock::checkout(&self.pool)?;
         // The key first: a node seen on a round has read the key as it was then.
         self.trust.refresh(&mut client)?;
-        client.execute(
+        // The node's row and the live nodes in one statement. The `SELECT` of `nodes` reads
+        // the rows as they were before the upsert (one snapshot), so this node is added from
+        // what the upsert returns: it is live from its first round.
+        let rows = client.query(
             concat!(
-                "INSERT INTO nodes (node, instance, public_url, peer_url, started_at, seen_at)
+                "WITH me AS (
+                 INSERT INTO nodes (node, instance, public_url, peer_url, started_at, seen_at)
              VALUES ($1, $2, $3, $4, ",
                 now!(),
                 ", ",
@@ -157,17 +161,20 @@ impl Leases {
                 ",
                  started_at = CASE WHEN nodes.instance = $2 THEN nodes.started_at ELSE ",
                 now!(),
-                " END"
-            ),
-            &[&self.node, &self.instance, &public_url, &peer_url],
-        )?;
-        let rows = client.query(
-            concat!(
-                "SELECT node FROM nodes WHERE seen_at > ",
+                " END
+             RETURNING node)
+             SELECT node FROM me
+             UNION SELECT node FROM nodes WHERE seen_at > ",
                 now!(),
-                " - make_interval(secs => $1) ORDER BY node"
+                " - make_interval(secs => $5) ORDER BY 1"
             ),
-            &[&self.ttl_s()],
+            &[
+                &self.node,
+                &self.instance,
+                &public_url,
+                &peer_url,
+                &self.ttl_s(),
+            ],
         )?;
         self.lock().live = rows.iter().map(|r| r.get(0)).collect();
         Ok(())

@@ -1,15 +1,71 @@
 //! The store's PostgreSQL backend: the records of each workspace are rows (tag, record folder,
-//! file name, bytes). A change is one transaction, made only under the current epoch of the
-//! workspace's lease held by this run of this node: the lease row is read `FOR SHARE` first,
-//! so a takeover (which updates that row) waits for the change or finds it done.
+//! file name, bytes). A change is one statement (so one transaction and one round trip), made
+//! only under the current epoch of the workspace's lease held by this run of this node: the
+//! statement reads the lease row `FOR SHARE` first and every change it makes joins that row,
+//! so a takeover (which updates that row) waits for the change or finds it done, and a
+//! statement that finds the lease gone changes nothing.
 
 use super::{io_error, Cluster};
-use crate::store::{Backend, Op, RecordFiles};
+use crate::store::{Backend, FolderFile, Op, RecordFiles};
 use crate::workspace::key_dir_name;
-use postgres::Transaction;
+use postgres::types::ToSql;
+use std::collections::BTreeMap;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;
+
+/// The start of every fenced statement: `f`, the workspace's lease row ($1 tag) when this run
+/// of this node ($2 node, $3 instance) holds it under epoch $4 and it has not expired, locked
+/// `FOR SHARE`. Every change the statement makes must join `f` (no row: no change); the
+/// statement ends with `SELECT count(*) FROM f`, 0 when the lease is gone. Under READ
+/// COMMITTED a takeover committed while the statement waited for the row is seen (the row is
+/// checked again at its newest version), so the check is as exact as a separate `SELECT ...
+/// FOR SHARE` in a transaction, without the transaction's extra round trips.
+macro_rules! fence {
+    () => {
+        concat!(
+            "WITH f AS MATERIALIZED (SELECT epoch FROM leases WHERE tag = $1 AND node = $2
+             AND instance = $3 AND epoch = $4 AND expires_at > ",
+            now!(),
+            " FOR SHARE)"
+        )
+    };
+}
+
+/// A record folder's change: $5 folder, $6 names removed, $7 names written with $8 bytes.
+const CHANGE: &str = concat!(
+    fence!(),
+    ", gone AS (DELETE FROM records r USING f
+        WHERE r.tag = $1 AND r.dir = $5 AND r.name = ANY($6::text[])),
+     put AS (INSERT INTO records (tag, dir, name, bytes, epoch)
+        SELECT $1, $5::text, u.name, u.bytes, f.epoch
+        FROM f, unnest($7::text[], $8::bytea[]) AS u(name, bytes)
+        ON CONFLICT (tag, dir, name) DO UPDATE SET bytes = EXCLUDED.bytes, epoch = EXCLUDED.epoch)
+     SELECT count(*) FROM f"
+);
+
+/// A new workspace's row: $5 its name.
+const CREATE: &str = concat!(
+    fence!(),
+    ", made AS (INSERT INTO workspaces (tag, name) SELECT $1, $5::text FROM f ON CONFLICT DO NOTHING)
+     SELECT count(*) FROM f"
+);
+
+/// The anchor of a workspace's audit log: $5 the anchor as JSON text.
+pub(super) const ANCHOR: &str = concat!(
+    fence!(),
+    ", put AS (INSERT INTO anchors (tag, anchor, epoch) SELECT $1, $5::text::jsonb, f.epoch FROM f
+        ON CONFLICT (tag) DO UPDATE SET anchor = EXCLUDED.anchor, epoch = EXCLUDED.epoch)
+     SELECT count(*) FROM f"
+);
+
+/// How far a workspace's log was handed on to the outbox: $5 the mark as JSON text.
+pub(super) const HANDED: &str = concat!(
+    fence!(),
+    ", put AS (INSERT INTO handed (tag, mark, epoch) SELECT $1, $5::text::jsonb, f.epoch FROM f
+        ON CONFLICT (tag) DO UPDATE SET mark = EXCLUDED.mark, epoch = EXCLUDED.epoch)
+     SELECT count(*) FROM f"
+);
 
 #[derive(Debug)]
 pub(super) struct Rows {
@@ -21,31 +77,45 @@ impl Rows {
         Rows { cluster }
     }
 
-    /// Runs `change` in one transaction under the workspace's current epoch.
+    /// Runs `sql` (a statement that starts with `fence!()`; its own parameters from $5, in
+    /// `params`) under the workspace's current epoch: one statement, so one transaction.
     pub(super) fn fenced(
         &self,
         tag: &str,
-        change: impl FnOnce(&mut Transaction<'_>, i64) -> Result<(), postgres::Error>,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
     ) -> io::Result<()> {
         let epoch = self.cluster.leases.epoch(tag).ok_or_else(|| stale(tag))?;
         let mut client = self.cluster.client().map_err(io_error)?;
-        let mut tx = client.transaction().map_err(io_error)?;
-        let current = tx
-            .query_opt(
-                concat!(
-                    "SELECT 1 FROM leases WHERE tag = $1 AND node = $2 AND instance = $3
-                    AND epoch = $4 AND expires_at > ",
-                    now!(),
-                    " FOR SHARE"
-                ),
-                &[&tag, &self.cluster.node, &self.cluster.instance, &epoch],
-            )
-            .map_err(io_error)?;
-        if current.is_none() {
-            return Err(stale(tag));
+        let fence: [&(dyn ToSql + Sync); 4] =
+            [&tag, &self.cluster.node, &self.cluster.instance, &epoch];
+        let all: Vec<&(dyn ToSql + Sync)> = fence.iter().chain(params).copied().collect();
+        let row = client.query_one(sql, &all).map_err(io_error)?;
+        match row.get::<_, i64>(0) {
+            0 => Err(stale(tag)),
+            _ => Ok(()),
         }
-        change(&mut tx, epoch).map_err(io_error)?;
-        tx.commit().map_err(io_error)
+    }
+
+    /// Changes the files of record folder `dir` (`""`: the workspace's own files) in one
+    /// fenced statement. Its ops are applied in order, so a later op on a name wins (one
+    /// statement cannot change a row twice).
+    fn change(&self, tag: &str, dir: &str, ops: &[Op]) -> io::Result<()> {
+        let mut last: BTreeMap<&str, Option<&[u8]>> = BTreeMap::new();
+        for op in ops {
+            match op {
+                Op::Put(name, bytes) => last.insert(*name, Some(*bytes)),
+                Op::Remove(name) => last.insert(*name, None),
+            };
+        }
+        let gone: Vec<&str> = last
+            .iter()
+            .filter(|(_, b)| b.is_none())
+            .map(|(n, _)| *n)
+            .collect();
+        let (names, bytes): (Vec<&str>, Vec<&[u8]>) =
+            last.iter().filter_map(|(n, b)| b.map(|b| (*n, b))).unzip();
+        self.fenced(tag, CHANGE, &[&dir, &gone, &names, &bytes])
     }
 }
 
@@ -73,35 +143,6 @@ fn split(rel: &Path) -> io::Result<(String, String)> {
     }
 }
 
-fn put(
-    tx: &mut Transaction<'_>,
-    tag: &str,
-    dir: &str,
-    name: &str,
-    bytes: &[u8],
-    epoch: i64,
-) -> Result<(), postgres::Error> {
-    tx.execute(
-        "INSERT INTO records (tag, dir, name, bytes, epoch) VALUES ($1, $2, $3, $4, $5)
-         ON CONFLICT (tag, dir, name) DO UPDATE SET bytes = $4, epoch = $5",
-        &[&tag, &dir, &name, &bytes, &epoch],
-    )
-    .map(drop)
-}
-
-fn delete(
-    tx: &mut Transaction<'_>,
-    tag: &str,
-    dir: &str,
-    name: &str,
-) -> Result<(), postgres::Error> {
-    tx.execute(
-        "DELETE FROM records WHERE tag = $1 AND dir = $2 AND name = $3",
-        &[&tag, &dir, &name],
-    )
-    .map(drop)
-}
-
 impl Backend for Rows {
     fn exists(&self, tag: &str) -> io::Result<bool> {
         let mut client = self.cluster.client().map_err(io_error)?;
@@ -112,13 +153,7 @@ impl Backend for Rows {
     }
 
     fn create(&self, tag: &str, name: &str) -> io::Result<()> {
-        self.fenced(tag, |tx, _| {
-            tx.execute(
-                "INSERT INTO workspaces (tag, name) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[&tag, &name],
-            )
-            .map(drop)
-        })
+        self.fenced(tag, CREATE, &[&name])
     }
 
     fn read(&self, tag: &str, rel: &Path) -> io::Result<Option<Vec<u8>>> {
@@ -135,7 +170,7 @@ impl Backend for Rows {
 
     fn write(&self, tag: &str, rel: &Path, bytes: &[u8]) -> io::Result<()> {
         let (dir, name) = split(rel)?;
-        self.fenced(tag, |tx, epoch| put(tx, tag, &dir, &name, bytes, epoch))
+        self.change(tag, &dir, &[Op::Put(&name, bytes)])
     }
 
     fn overwrite(&self, tag: &str, rel: &Path, bytes: &[u8]) -> io::Result<()> {
@@ -144,20 +179,12 @@ impl Backend for Rows {
 
     fn remove(&self, tag: &str, rel: &Path) -> io::Result<()> {
         let (dir, name) = split(rel)?;
-        self.fenced(tag, |tx, _| delete(tx, tag, &dir, &name))
+        self.change(tag, &dir, &[Op::Remove(&name)])
     }
 
     fn apply(&self, tag: &str, key: &str, ops: &[Op]) -> io::Result<()> {
         let dir = key_dir_name(key);
-        self.fenced(tag, |tx, epoch| {
-            for op in ops {
-                match op {
-                    Op::Put(name, bytes) => put(tx, tag, &dir, name, bytes, epoch)?,
-                    Op::Remove(name) => delete(tx, tag, &dir, name)?,
-                }
-            }
-            Ok(())
-        })
+        self.change(tag, &dir, ops)
     }
 
     /// Nothing to finish: a transaction a crash interrupted never happened.
@@ -227,6 +254,39 @@ impl Backend for Rows {
                 let size: i64 = r.get(1);
                 let xmin: String = r.get(2);
                 (r.get(0), size as u64, format!("{size}:{xmin}"))
+            })
+            .collect())
+    }
+
+    /// Stamps and the asked-for bytes in one query (see `stamps`).
+    fn folder(
+        &self,
+        tag: &str,
+        dir_name: &str,
+        with_bytes: &[&str],
+        max: u64,
+    ) -> io::Result<Vec<FolderFile>> {
+        let mut client = self.cluster.client().map_err(io_error)?;
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                "SELECT name, length(bytes)::bigint, xmin::text,
+                        CASE WHEN name = ANY($3::text[]) AND length(bytes) <= $4 THEN bytes END
+                 FROM records WHERE tag = $1 AND dir = $2 ORDER BY name",
+                &[&tag, &dir_name, &with_bytes, &max],
+            )
+            .map_err(io_error)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                let size: i64 = r.get(1);
+                let xmin: String = r.get(2);
+                FolderFile {
+                    name: r.get(0),
+                    size: size as u64,
+                    stamp: format!("{size}:{xmin}"),
+                    bytes: r.get(3),
+                }
             })
             .collect())
     }

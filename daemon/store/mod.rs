@@ -45,6 +45,17 @@ pub enum Op<'a> {
 /// The files of one record folder, each once, sorted by name: `(name, bytes)`.
 pub type RecordFiles = Vec<(String, Vec<u8>)>;
 
+/// A file of a record folder as `Backend::folder` tells it.
+#[derive(Debug, Clone)]
+pub struct FolderFile {
+    pub name: String,
+    pub size: u64,
+    /// Changes whenever the file does (see `Backend::stamps`).
+    pub stamp: String,
+    /// Its bytes, when asked for and not too large.
+    pub bytes: Option<Vec<u8>>,
+}
+
 /// Where the records of every workspace are kept. Paths are relative to a workspace's
 /// records: `handoffs/<key dir>/<file>` for a handoff's, a bare name for the workspace's own.
 pub trait Backend: Send + Sync + std::fmt::Debug {
@@ -129,6 +140,31 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
                 let digest = crate::contract::validate::sha256_hex(&bytes);
                 out.push((name, bytes.len() as u64, digest));
             }
+        }
+        Ok(out)
+    }
+    /// `stamps` and, of the files named in `with_bytes` no larger than `max`, the bytes: what
+    /// the search index reads of a record folder. By default `stamps`, then each file read; a
+    /// backend of round trips answers in one.
+    fn folder(
+        &self,
+        tag: &str,
+        dir_name: &str,
+        with_bytes: &[&str],
+        max: u64,
+    ) -> io::Result<Vec<FolderFile>> {
+        let mut out = Vec::new();
+        for (name, size, stamp) in self.stamps(tag, dir_name)? {
+            let bytes = match with_bytes.contains(&name.as_str()) && size <= max {
+                true => self.read(tag, &Path::new("handoffs").join(dir_name).join(&name))?,
+                false => None,
+            };
+            out.push(FolderFile {
+                name,
+                size,
+                stamp,
+                bytes,
+            });
         }
         Ok(out)
     }
@@ -253,6 +289,15 @@ impl Store {
 
     pub fn stamps(&self, dir_name: &str) -> io::Result<Vec<(String, u64, String)>> {
         self.backend.stamps(&self.tag, dir_name)
+    }
+
+    pub fn folder(
+        &self,
+        dir_name: &str,
+        with_bytes: &[&str],
+        max: u64,
+    ) -> io::Result<Vec<FolderFile>> {
+        self.backend.folder(&self.tag, dir_name, with_bytes, max)
     }
 
     /// The damage found in this workspace's records (see `Backend::damaged`).

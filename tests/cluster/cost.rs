@@ -18,23 +18,43 @@ const FLUSH: Duration = Duration::from_secs(11);
 /// as a transaction of its own before each statement outside a transaction.
 const BOUND: f64 = 10.0;
 
-fn commits(pg: &Postgres, db: &str) -> i64 {
+/// (transactions committed, statements executed) in database `db` so far. Statements are
+/// `pg_stat_statements`' calls (BEGIN and COMMIT included); the counting runs in database
+/// `postgres`, so it is not counted.
+fn commits(pg: &Postgres, db: &str) -> (i64, i64) {
     let out = pg.psql(
         "postgres",
-        &format!("SELECT pg_stat_clear_snapshot(); SELECT xact_commit FROM pg_stat_database WHERE datname = '{db}'"),
+        &format!(
+            "SELECT pg_stat_clear_snapshot(); \
+             SELECT (SELECT xact_commit FROM pg_stat_database WHERE datname = '{db}') || ' ' || \
+             (SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_database d \
+              ON d.oid = s.dbid WHERE d.datname = '{db}')"
+        ),
     );
     assert!(out.status.success(), "{out:?}");
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().last().unwrap().trim().parse().unwrap()
+    let line = text.lines().last().unwrap().trim().to_string();
+    let (xacts, statements) = line.split_once(' ').unwrap();
+    (xacts.parse().unwrap(), statements.parse().unwrap())
 }
 
-/// Transactions committed while `phase` ran and its statistics arrived; how long that took.
-fn counted(pg: &Postgres, db: &str, phase: impl FnOnce()) -> (i64, Duration) {
+/// Transactions and statements while `phase` ran and its statistics arrived; how long that took.
+fn counted(pg: &Postgres, db: &str, phase: impl FnOnce()) -> ((i64, i64), Duration) {
     let before = commits(pg, db);
     let started = Instant::now();
     phase();
     std::thread::sleep(FLUSH);
-    (commits(pg, db) - before, started.elapsed())
+    let after = commits(pg, db);
+    ((after.0 - before.0, after.1 - before.1), started.elapsed())
+}
+
+/// Loads `pg_stat_statements` (a restart).
+fn count_statements(pg: &Postgres) {
+    let setup = "ALTER SYSTEM SET shared_preload_libraries = 'pg_stat_statements'";
+    assert!(pg.psql("postgres", setup).status.success());
+    pg.ctl("restart");
+    let out = pg.psql("postgres", "CREATE EXTENSION pg_stat_statements");
+    assert!(out.status.success(), "{out:?}");
 }
 
 #[test]
@@ -42,6 +62,7 @@ fn a_handoff_received_and_decided_on_one_node_costs_at_most_ten_transactions_eac
     let _serial = one_at_a_time();
     let pg = Postgres::start();
     let url = pg.database("cost");
+    count_statements(&pg);
     // A long lease: its rounds (every 20 s) are a small, steady part of the idle count.
     let mut env = TestEnv::with_config(&format!(
         "[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = 60\n"
@@ -79,13 +100,20 @@ fn a_handoff_received_and_decided_on_one_node_costs_at_most_ten_transactions_eac
         d.wait_until("decided", || d.handoffs("pending").is_empty());
     });
 
-    let idle_rate = idle as f64 / idle_for.as_secs_f64();
-    let per =
-        |count: i64, took: Duration| (count as f64 - idle_rate * took.as_secs_f64()) / N as f64;
-    let (per_receive, per_decision) = (per(received, received_for), per(decided, decided_for));
+    // Less what the node commits idle over as long (its lease rounds).
+    let per = |count: i64, idle: i64, took: Duration| {
+        let idle_rate = idle as f64 / idle_for.as_secs_f64();
+        (count as f64 - idle_rate * took.as_secs_f64()) / N as f64
+    };
+    let per_receive = per(received.0, idle.0, received_for);
+    let per_decision = per(decided.0, idle.0, decided_for);
+    let statements_receive = per(received.1, idle.1, received_for);
+    let statements_decision = per(decided.1, idle.1, decided_for);
     eprintln!(
-        "transactions per handoff: received {per_receive:.1} ({received} in {received_for:?}), \
-         decided {per_decision:.1} ({decided} in {decided_for:?}); idle {idle} in {idle_for:?}"
+        "per handoff: received {per_receive:.1} transactions, {statements_receive:.1} statements \
+         ({received:?} in {received_for:?}); decided {per_decision:.1} transactions, \
+         {statements_decision:.1} statements ({decided:?} in {decided_for:?}); idle {idle:?} in \
+         {idle_for:?}"
     );
     assert!(
         per_receive <= BOUND,

@@ -11,6 +11,7 @@ mod nodes;
 mod peers;
 mod pg;
 mod shared;
+mod statements;
 mod store_contract;
 mod timeouts;
 

@@ -1,7 +1,9 @@
 //! The records of a workspace when they are not files in data_dir but rows of a cluster's
 //! database (see `crate::cluster`): the node that serves the workspace indexes them through
 //! the store, like the embedded store's files. What changed is told by the stamps the backend
-//! keeps (one query a record folder), so a reconcile reads only the records that changed.
+//! keeps, so a reconcile reads only the records that changed. A folder is read in one query:
+//! the stamps of its files and the bytes of the two it always reads (`meta.json`) or reads at
+//! each decision (`decision.json`); another file is read when its item is loaded.
 
 use super::{RecordFolder, Source, MAX_RECORD};
 use crate::store::Store;
@@ -17,31 +19,39 @@ pub(super) struct RowFolder {
     /// File name -> (size, stamp).
     stamps: HashMap<String, (u64, String)>,
     meta: Option<Value>,
-    /// `meta.json` as read, handed to its item's load.
-    meta_bytes: Option<Arc<Vec<u8>>>,
+    /// The files read with the stamps (`WITH_BYTES`), handed to their items' loads.
+    bytes: HashMap<String, Arc<Vec<u8>>>,
 }
+
+/// The files whose bytes come with the folder's stamps.
+const WITH_BYTES: [&str; 2] = ["meta.json", "decision.json"];
 
 impl RowFolder {
     pub(super) fn read(store: &Store, dir: &str) -> RowFolder {
-        let stamps = store
-            .stamps(dir)
+        let files = store
+            .folder(dir, &WITH_BYTES, MAX_RECORD)
             .unwrap_or_else(|e| {
                 tracing::debug!(dir, error = %e, "cannot list a record folder to index it");
                 Vec::new()
-            })
-            .into_iter()
-            .map(|(name, size, stamp)| (name, (size, stamp)))
-            .collect();
-        let mut folder = RowFolder {
+            });
+        let mut stamps = HashMap::new();
+        let mut bytes = HashMap::new();
+        for file in files {
+            if let Some(b) = file.bytes {
+                bytes.insert(file.name.clone(), Arc::new(b));
+            }
+            stamps.insert(file.name, (file.size, file.stamp));
+        }
+        let meta = bytes
+            .get("meta.json")
+            .and_then(|b| serde_json::from_slice(b).ok());
+        RowFolder {
             store: store.clone(),
             dir: dir.to_string(),
             stamps,
-            meta: None,
-            meta_bytes: None,
-        };
-        folder.meta_bytes = folder.read_bytes("meta.json").map(Arc::new);
-        folder.meta = (folder.meta_bytes.as_ref()).and_then(|b| serde_json::from_slice(b).ok());
-        folder
+            meta,
+            bytes,
+        }
     }
 
     fn rel(&self, name: &str) -> PathBuf {
@@ -52,6 +62,9 @@ impl RowFolder {
         let (size, _) = self.stamps.get(name)?;
         if *size > MAX_RECORD {
             return None;
+        }
+        if let Some(bytes) = self.bytes.get(name) {
+            return Some(bytes.to_vec());
         }
         self.store.read(&self.rel(name)).ok()?
     }
@@ -87,10 +100,7 @@ impl RecordFolder for RowFolder {
             store: self.store.clone(),
             rel: self.rel(name),
             modified: self.received(),
-            bytes: match name {
-                "meta.json" => self.meta_bytes.clone(),
-                _ => None,
-            },
+            bytes: self.bytes.get(name).cloned(),
         }
     }
 }
