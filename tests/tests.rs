@@ -41,6 +41,7 @@ mod layout;
 mod lifecycle;
 mod locks;
 mod mcp;
+mod mattermost;
 mod memo_damage;
 pub mod notify;
 mod openapi;

@@ -24,6 +24,7 @@ mod passkeys;
 mod peers;
 mod push;
 
+mod mattermost;
 mod review;
 mod reviewers;
 mod search;
@@ -192,6 +193,11 @@ fn table() -> Routes {
             Method::POST,
             "/chat/slack/interactions",
             slack::interactions,
+        )
+        .at(
+            Method::POST,
+            "/chat/mattermost/actions",
+            mattermost::actions,
         )
         .merge(pages::routes())
         .merge(artifacts::routes())

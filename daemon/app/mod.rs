@@ -39,6 +39,7 @@ pub use review::Cx;
 pub use runtime::chat::{ChatDone, ChatError, ChatTaken};
 pub use runtime::leases::Scope;
 pub use runtime::links::{LinkError, LinkTarget};
+pub use runtime::mattermost::{MattermostError, MattermostTaken};
 pub use runtime::passkeys::{PasskeyProof, PasskeyView};
 pub use runtime::push::{PushActError, PushActed, PushError, SubscriptionView};
 pub use state::{CheckpointRecord, Record, Review, Served};

@@ -17,6 +17,7 @@ mod endpoint;
 mod index;
 mod letter;
 mod mail;
+pub mod mattermost;
 mod push;
 mod sign;
 mod slack;
@@ -101,6 +102,9 @@ pub struct Outbox {
     a2a: a2a_push::Configs,
     /// `[[chat]]` entries, with where their messages were posted.
     chats: Vec<(crate::config::Chat, chat::Posted)>,
+    /// `[[mattermost]]` entries, with where their posts are, and the key of their buttons.
+    mattermost: Vec<(crate::config::Mattermost, mattermost::Posted)>,
+    mattermost_key: Option<mattermost::ActionKey>,
     /// Channels some route's or agent's `notify` names (see `audience`).
     targeted: std::collections::HashSet<String>,
     /// Whether events are owed mails: `[smtp]` is set and some route notifies `email`.
@@ -119,6 +123,8 @@ pub enum OpenError {
     Mail(#[from] MailError),
     #[error("Web Push: {0}")]
     Push(std::io::Error),
+    #[error("Mattermost: the key of its buttons (data_dir/chat/mattermost-key): {0}")]
+    Mattermost(std::io::Error),
 }
 
 /// What the outbox and its workers share.
@@ -181,6 +187,7 @@ impl Outbox {
             let known = endpoints.iter().any(|e| e.channel == d.channel)
                 || d.channel == a2a_push::CHANNEL
                 || config.chat.iter().any(|c| c.outbox_channel() == d.channel)
+                || config.mattermost.iter().any(|m| m.outbox_channel() == d.channel)
                 || (d.channel == EMAIL && mailer.is_some())
                 || (d.channel == PUSH && push.is_some());
             if d.state == State::Pending && !known {
@@ -216,6 +223,24 @@ impl Outbox {
                 transport: Box::new(chat::Sender::new(c, posted.clone())),
             });
         }
+        let mattermost: Vec<(crate::config::Mattermost, mattermost::Posted)> = config
+            .mattermost
+            .iter()
+            .map(|m| (m.clone(), mattermost::Posted::new(&config.data_dir, &m.name)))
+            .collect();
+        for (m, posted) in &mattermost {
+            specs.push(worker::Spec {
+                name: m.outbox_channel(),
+                channel: m.outbox_channel(),
+                transport: Box::new(mattermost::Sender::new(m, posted.clone())),
+            });
+        }
+        let mattermost_key = match mattermost.is_empty() {
+            true => None,
+            false => Some(
+                mattermost::ActionKey::open(&config.data_dir).map_err(OpenError::Mattermost)?,
+            ),
+        };
         if let Some(p) = &push {
             specs.push(worker::Spec {
                 name: PUSH.into(),
@@ -266,12 +291,42 @@ impl Outbox {
             endpoints,
             a2a: a2a_push::Configs::new(&config.data_dir),
             chats,
+            mattermost,
+            mattermost_key,
             targeted,
             mails,
             wake,
             waiting: Mutex::new(waiting),
         };
         Ok((outbox, warnings))
+    }
+
+    /// Mattermost posts with buttons when a review is owed, and their updates at the decision.
+    fn mattermost_deliveries(
+        &self,
+        event: &Event,
+        origin: &str,
+        aud: Option<&Audience>,
+        link: &str,
+    ) -> Vec<Delivery> {
+        let (Some(key), Some(action_key)) = (event.key.as_deref(), &self.mattermost_key) else {
+            return Vec::new();
+        };
+        let mut made = Vec::new();
+        for (m, posted) in &self.mattermost {
+            let ch = m.outbox_channel();
+            let url = mattermost::action_url(m, &self.shared.public_url);
+            let body = mattermost::post(m, action_key, event, aud, link, &url).or_else(|| {
+                let was_posted = posted.get(key).is_some() || self.posting(&ch, key);
+                was_posted
+                    .then(|| mattermost::update(event, aud, link))
+                    .flatten()
+            });
+            if let Some(body) = body {
+                made.push(self.make(event, origin, &ch, body));
+            }
+        }
+        made
     }
 
     /// Starts one worker thread per channel (once; later calls do nothing).
@@ -372,6 +427,7 @@ impl Outbox {
                         made.push(self.make(event, origin, &ch, body));
                     }
                 }
+                made.extend(self.mattermost_deliveries(event, origin, aud.as_ref(), &link));
             }
             // A2A push notifications: the configs the task's agent set.
             made.extend(self.a2a_deliveries(event, origin));

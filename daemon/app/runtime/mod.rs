@@ -14,6 +14,7 @@ pub(in crate::app) mod group_modes;
 pub(in crate::app) mod housekeeping;
 pub(in crate::app) mod leases;
 pub(in crate::app) mod links;
+pub(in crate::app) mod mattermost;
 pub(in crate::app) mod load;
 pub(in crate::app) mod moves;
 pub(in crate::app) mod notify;

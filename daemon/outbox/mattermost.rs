@@ -1,0 +1,520 @@
+//! `[[mattermost]]` deliveries: a handoff waiting for review is posted with Mattermost's REST
+//! API (`POST /api/v4/posts`, the bot token as bearer) as a message attachment with Approve /
+//! Request changes / Reject buttons (`props.attachments[].actions[]`), each sending its click
+//! to the daemon (`integration.url`) with an `integration.context`; its decision updates the
+//! post in place (`PUT /api/v4/posts/{id}`). The post's id is kept per handoff (`Posted`)
+//! when the post is answered; an update waits (is retried) until then.
+//!
+//! Mattermost does not sign the requests its buttons send, so the context is what proves a
+//! click is one of baton's: it names the entry, channel, handoff, revision and outcome, with an
+//! HMAC-SHA256 keyed by `data_dir/chat/mattermost-key`, which only this daemon holds
+//! (Mattermost keeps the context server-side; clients never see it). A hand-made request
+//! cannot name another handoff, revision or outcome.
+
+use super::attempt::{Outcome as Sent, Transport};
+use super::audience::Audience;
+use super::spool::Delivery;
+use crate::config::Mattermost;
+use crate::contract::Outcome;
+use crate::events::{Event, EventType};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The route the buttons send their clicks to, under `public_url`.
+pub const ACTION_PATH: &str = "/chat/mattermost/actions";
+/// Keeps keys of other uses apart from this one.
+const DOMAIN: &[u8] = b"baton mattermost action v1\0";
+/// Events that post a message: a handoff (or a new revision of it) waits for review.
+const POSTED: [EventType; 2] = [EventType::HandoffReceived, EventType::HandoffRevised];
+
+/// What one button decides.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Binding {
+    /// The `[[mattermost]]` entry that posted it.
+    #[serde(rename = "n")]
+    pub entry: String,
+    /// The channel (id) it was posted to: a click must come from there.
+    #[serde(rename = "c")]
+    pub channel: String,
+    #[serde(rename = "w")]
+    pub workspace: String,
+    #[serde(rename = "k")]
+    pub key: String,
+    #[serde(rename = "r")]
+    pub revision: u32,
+    #[serde(rename = "o")]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ContextError {
+    #[error("the button's context is not baton's or was altered (its MAC does not match)")]
+    Tampered,
+    #[error("the button was posted to channel {posted}, not to {clicked} where it was clicked")]
+    OtherChannel { posted: String, clicked: String },
+}
+
+/// The daemon's key for button contexts.
+pub struct ActionKey([u8; 32]);
+
+impl ActionKey {
+    /// The key of `data_dir`, made on first use (0600).
+    pub fn open(data_dir: &Path) -> io::Result<ActionKey> {
+        let dir = data_dir.join("chat");
+        let path = dir.join("mattermost-key");
+        let parse = |text: &str| {
+            hex::decode(text.trim())
+                .ok()
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .map(ActionKey)
+                .ok_or_else(|| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "{} is not 64 hex digits; remove it (buttons already posted will be refused)",
+                            path.display()
+                        ),
+                    )
+                })
+        };
+        match std::fs::read_to_string(&path) {
+            Ok(text) => parse(&text),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&dir)?;
+                let key: [u8; 32] = rand::random();
+                match crate::private::write_new(&path, hex::encode(key).as_bytes()) {
+                    Ok(()) => Ok(ActionKey(key)),
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        parse(&std::fs::read_to_string(&path)?)
+                    }
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn mac(&self, b: &Binding) -> Hmac<Sha256> {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key");
+        mac.update(DOMAIN);
+        mac.update(&serde_json::to_vec(b).expect("a binding serializes"));
+        mac
+    }
+
+    /// The `integration.context` of a button for `b`.
+    pub fn seal(&self, b: &Binding) -> Value {
+        let mac = hex::encode(self.mac(b).finalize().into_bytes());
+        json!({ "baton": b, "mac": mac })
+    }
+
+    /// The binding `context` carries, when this key sealed it (compared in constant time)
+    /// and the click came from the channel it was posted to.
+    pub fn open_sealed(&self, context: &Value, channel: &str) -> Result<Binding, ContextError> {
+        let b: Binding =
+            serde_json::from_value(context["baton"].clone()).map_err(|_| ContextError::Tampered)?;
+        let given = context["mac"]
+            .as_str()
+            .and_then(|m| hex::decode(m).ok())
+            .ok_or(ContextError::Tampered)?;
+        self.mac(&b)
+            .verify_slice(&given)
+            .map_err(|_| ContextError::Tampered)?;
+        if b.channel != channel {
+            return Err(ContextError::OtherChannel {
+                posted: b.channel,
+                clicked: channel.to_string(),
+            });
+        }
+        Ok(b)
+    }
+}
+
+/// A spooled delivery's body: create the post, or update it.
+#[derive(Debug, Serialize, Deserialize)]
+struct Call {
+    /// `create` or `update`.
+    method: String,
+    /// For `update`: `id` is filled in from `Posted` when sent.
+    payload: Value,
+}
+
+/// Where the buttons of `m` send their clicks.
+pub fn action_url(m: &Mattermost, public_url: &str) -> String {
+    match &m.action_url {
+        Some(u) => u.clone(),
+        None => format!("{}{ACTION_PATH}", public_url.trim_end_matches('/')),
+    }
+}
+
+/// The `POST /api/v4/posts` call for `event`, if this entry posts it (a review is owed, and
+/// the handoff's route has a channel here).
+pub fn post(
+    m: &Mattermost,
+    key_: &ActionKey,
+    event: &Event,
+    aud: Option<&Audience>,
+    link: &str,
+    action_url: &str,
+) -> Option<String> {
+    if !POSTED.contains(&event.kind) {
+        return None;
+    }
+    let key = event.key.as_deref()?;
+    let d = &event.data;
+    let route = aud
+        .and_then(|a| a.route_name.as_deref())
+        .or_else(|| d.get("route").and_then(Value::as_str));
+    let channel = m.channel_for(route)?;
+    let revision = d.get("revision").and_then(Value::as_u64).unwrap_or(1) as u32;
+    let title = d
+        .get("title")
+        .and_then(Value::as_str)
+        .or(aud.and_then(|a| a.title.as_deref()))
+        .filter(|t| !t.trim().is_empty())
+        .unwrap_or(key);
+    let thin = aud.is_some_and(Audience::thin);
+    let summary = aud
+        .and_then(|a| a.summary.as_deref())
+        .filter(|_| !thin)
+        .filter(|s| !s.trim().is_empty());
+    let mut facts = format!(
+        "[Open in baton]({link}) · workspace **{}**",
+        md(&event.workspace)
+    );
+    if let Some(agent) = d.get("from_agent").and_then(Value::as_str) {
+        facts.push_str(&format!(" · from {}", md(agent)));
+    }
+    if let Some(trigger) = d.get("trigger").and_then(Value::as_str) {
+        facts.push_str(&format!(" · {}", md(trigger)));
+    }
+    match d.get("confidence").and_then(Value::as_f64) {
+        Some(c) => facts.push_str(&format!(" · confidence **{c:.2}**")),
+        None => facts.push_str(" · confidence not given"),
+    }
+    facts.push_str(&format!(" · revision {revision}"));
+    let mut text = facts;
+    if let Some(s) = summary {
+        text.push_str("\n\n");
+        text.push_str(&md(s));
+    }
+    let button = |id: &str, label: &str, style: &str, outcome: Outcome| {
+        let context = key_.seal(&Binding {
+            entry: m.name.clone(),
+            channel: channel.to_string(),
+            workspace: event.workspace.clone(),
+            key: key.to_string(),
+            revision,
+            outcome,
+        });
+        json!({ "id": id, "type": "button", "name": label, "style": style,
+            "integration": { "url": action_url, "context": context } })
+    };
+    let mut actions = Vec::new();
+    // A route with `step_up = "passkey"` approves only on the page, where the passkey is
+    // asked: Mattermost buttons can only call back, so the message links there instead.
+    if aud.is_some_and(|a| a.passkey) {
+        text.push_str(&format!(
+            "\n\nApproving needs a passkey: [Approve in baton (passkey)]({link})"
+        ));
+    } else {
+        actions.push(button(
+            "batonapprove",
+            "Approve",
+            "primary",
+            Outcome::Approved,
+        ));
+    }
+    actions.push(button(
+        "batonchanges",
+        "Request changes",
+        "warning",
+        Outcome::ChangesRequested,
+    ));
+    actions.push(button("batonreject", "Reject", "danger", Outcome::Rejected));
+    let attachment = json!({
+        "fallback": clip(&format!("[baton] review: {title} ({})", event.workspace), 3000),
+        "title": clip(title, 150),
+        "title_link": link,
+        "text": clip(&text, 3000),
+        "actions": actions,
+    });
+    let call = Call {
+        method: "create".into(),
+        payload: json!({
+            "channel_id": channel,
+            "message": clip(&format!("[baton] review: {}", md(title)), 3000),
+            "props": { "attachments": [attachment] },
+        }),
+    };
+    Some(serde_json::to_string(&call).expect("a call serializes"))
+}
+
+/// A post's message and props telling a decision: who, the outcome, a link; the buttons go.
+pub fn decided(
+    title: &str,
+    outcome: &str,
+    by: &str,
+    via: &str,
+    comment: Option<&str>,
+    link: &str,
+) -> (String, Value) {
+    let outcome = match outcome {
+        "approved" => "Approved",
+        "changes_requested" => "Changes requested",
+        "rejected" => "Rejected",
+        other => other,
+    };
+    let mut said = format!("**{outcome}** by {}", md(by));
+    if !via.is_empty() {
+        said.push_str(&format!(" (via {})", md(via)));
+    }
+    said.push_str(&format!(" · [Open in baton]({link})"));
+    if let Some(c) = comment.filter(|c| !c.trim().is_empty()) {
+        said.push_str(&format!("\n> {}", md(c).replace('\n', "\n> ")));
+    }
+    let message = clip(
+        &format!("[baton] {outcome} by {}: {}", md(by), md(title)),
+        3000,
+    );
+    let props = json!({ "attachments": [{
+        "fallback": message,
+        "title": clip(title, 150),
+        "title_link": link,
+        "text": clip(&said, 3000),
+    }] });
+    (message, props)
+}
+
+/// The `PUT /api/v4/posts/{id}` call telling a decision.
+pub fn update(event: &Event, aud: Option<&Audience>, link: &str) -> Option<String> {
+    if event.kind != EventType::HandoffDecided {
+        return None;
+    }
+    let key = event.key.as_deref()?;
+    let d = &event.data;
+    let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("");
+    let title = aud.and_then(|a| a.title.as_deref()).unwrap_or(key);
+    let thin = aud.is_some_and(Audience::thin);
+    let comment = Some(s("comment")).filter(|_| !thin);
+    let (message, props) = decided(title, s("outcome"), s("by"), s("via"), comment, link);
+    let call = Call {
+        method: "update".into(),
+        payload: json!({ "message": message, "props": props }),
+    };
+    Some(serde_json::to_string(&call).expect("a call serializes"))
+}
+
+/// Markdown's special characters escaped, so a title cannot make links or mentions.
+fn md(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if matches!(
+            c,
+            '\\' | '`' | '*' | '_' | '[' | ']' | '(' | ')' | '<' | '>' | '#' | '@' | '~' | '|'
+        ) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn clip(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max - 1) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
+/// The posts made by one entry, one file per handoff (the latest revision's) holding the
+/// post's id, in `data_dir/chat/mattermost/NAME/`.
+#[derive(Clone)]
+pub struct Posted {
+    dir: PathBuf,
+}
+
+impl Posted {
+    pub fn new(data_dir: &Path, entry: &str) -> Posted {
+        Posted {
+            dir: data_dir.join("chat").join("mattermost").join(entry),
+        }
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        use sha2::Digest;
+        self.dir
+            .join(format!("{}.id", hex::encode(Sha256::digest(key))))
+    }
+
+    pub fn get(&self, key: &str) -> Option<String> {
+        let id = std::fs::read_to_string(self.path(key)).ok()?;
+        Some(id.trim().to_string()).filter(|id| !id.is_empty())
+    }
+
+    fn put(&self, key: &str, post_id: &str) -> io::Result<()> {
+        std::fs::create_dir_all(&self.dir)?;
+        let path = self.path(key);
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, post_id)?;
+        std::fs::rename(tmp, path)
+    }
+}
+
+/// Sends one entry's calls to its server's REST API.
+pub struct Sender {
+    agent: ureq::Agent,
+    entry: Mattermost,
+    posted: Posted,
+}
+
+impl Sender {
+    pub fn new(entry: &Mattermost, posted: Posted) -> Sender {
+        let agent = ureq::AgentBuilder::new()
+            .timeout(super::webhook::TIMEOUT)
+            .redirects(0)
+            .user_agent(concat!("baton/", env!("CARGO_PKG_VERSION")))
+            .build();
+        Sender {
+            agent,
+            entry: entry.clone(),
+            posted,
+        }
+    }
+
+    fn call(&self, method: &str, path: &str, payload: &Value) -> Result<Value, Sent> {
+        let what = format!("{method} /api/v4{path}");
+        // A token that cannot be read now (a variable unset, a file gone) is a retry: it
+        // may be put back.
+        let token = self
+            .entry
+            .token()
+            .map_err(|e| Sent::failed(format!("{what}: {e}")))?;
+        let url = format!("{}{path}", self.entry.api());
+        let answer = self
+            .agent
+            .request(method, &url)
+            .set("authorization", &format!("Bearer {token}"))
+            .set("content-type", "application/json")
+            .send_string(&payload.to_string());
+        let resp = match answer {
+            Ok(r) => r,
+            Err(ureq::Error::Status(code, r)) => {
+                let retry_after = r
+                    .header("retry-after")
+                    .and_then(|v| v.trim().parse().ok())
+                    .map(Duration::from_secs);
+                // Mattermost's error body: `{"id": "...", "message": "...", "status_code": N}`.
+                let why = r
+                    .into_string()
+                    .ok()
+                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                    .and_then(|v| v["message"].as_str().map(str::to_string))
+                    .unwrap_or_default();
+                return Err(Sent {
+                    status: Some(code),
+                    error: Some(format!("{what}: HTTP {code} {why}").trim_end().to_string()),
+                    retry_after,
+                    ..Sent::default()
+                });
+            }
+            Err(ureq::Error::Transport(t)) => {
+                return Err(Sent::failed(format!("{what}: {}", t.kind())));
+            }
+        };
+        let text = resp
+            .into_string()
+            .map_err(|e| Sent::failed(format!("{what}: cannot read the answer: {e}")))?;
+        serde_json::from_str(&text)
+            .map_err(|e| Sent::failed(format!("{what}: the answer is not JSON: {e}")))
+    }
+}
+
+impl Transport for Sender {
+    fn send(&self, d: &Delivery) -> Sent {
+        let Ok(call) = serde_json::from_str::<Call>(&d.body) else {
+            return Sent {
+                permanent: true,
+                ..Sent::failed("the spooled Mattermost call does not parse".into())
+            };
+        };
+        let key = d.key.as_deref().unwrap_or("");
+        let mut payload = call.payload;
+        let answer = if call.method == "update" {
+            let Some(id) = self.posted.get(key) else {
+                return Sent::failed("the handoff's post is not made yet".into());
+            };
+            payload["id"] = json!(id);
+            self.call("PUT", &format!("/posts/{id}"), &payload)
+        } else {
+            self.call("POST", "/posts", &payload)
+        };
+        match answer {
+            Err(sent) => sent,
+            Ok(answer) => {
+                if call.method == "create" {
+                    match answer["id"].as_str() {
+                        Some(id) => {
+                            if let Err(e) = self.posted.put(key, id) {
+                                tracing::error!(error = %e, key, "cannot keep the id of a Mattermost post; its decision will not update it");
+                            }
+                        }
+                        None => {
+                            tracing::warn!(key, "Mattermost answered the post without its id; its decision will not update it")
+                        }
+                    }
+                }
+                Sent {
+                    status: Some(200),
+                    ..Sent::default()
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn binding() -> Binding {
+        Binding {
+            entry: "mm".into(),
+            channel: "chan1".into(),
+            workspace: "alpha".into(),
+            key: "k-1".into(),
+            revision: 2,
+            outcome: Outcome::Rejected,
+        }
+    }
+
+    #[test]
+    fn a_context_opens_with_its_key_from_its_channel_and_not_once_altered() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ActionKey::open(dir.path()).unwrap();
+        let sealed = key.seal(&binding());
+        assert_eq!(key.open_sealed(&sealed, "chan1"), Ok(binding()));
+        assert!(matches!(
+            key.open_sealed(&sealed, "chan2"),
+            Err(ContextError::OtherChannel { .. })
+        ));
+        let mut forged = sealed.clone();
+        forged["baton"]["o"] = json!("approved");
+        assert_eq!(
+            key.open_sealed(&forged, "chan1"),
+            Err(ContextError::Tampered)
+        );
+        let again = ActionKey::open(dir.path()).unwrap();
+        assert_eq!(again.open_sealed(&sealed, "chan1"), Ok(binding()));
+        let other = tempfile::tempdir().unwrap();
+        let foreign = ActionKey::open(other.path()).unwrap();
+        assert_eq!(
+            foreign.open_sealed(&sealed, "chan1"),
+            Err(ContextError::Tampered)
+        );
+    }
+}
