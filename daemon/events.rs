@@ -69,6 +69,11 @@ pub enum EventType {
     /// `data.count`: the handoffs the digest listed in all, `data.delivery`).
     #[serde(rename = "digest.sent")]
     DigestSent,
+    /// baton extension: a reviewer's digest cadence was chosen on `/reviewers`
+    /// (`data.reviewer`, `data.by`, `data.every_min`, `data.was_min`); about no workspace,
+    /// told to people's streams only.
+    #[serde(rename = "digest.cadence_changed")]
+    DigestCadenceChanged,
     /// baton extension: a reviewer granted auto-approval of handoffs like one they approved.
     #[serde(rename = "grant.created")]
     GrantCreated,
@@ -122,6 +127,7 @@ impl EventType {
             EventType::WorkspaceMoved => "workspace.moved",
             EventType::WorkspaceRecreated => "workspace.recreated",
             EventType::DigestSent => "digest.sent",
+            EventType::DigestCadenceChanged => "digest.cadence_changed",
             EventType::GrantCreated => "grant.created",
             EventType::GrantRevoked => "grant.revoked",
             EventType::PasskeyRegistered => "passkey.registered",

@@ -20,7 +20,7 @@ mod runtime;
 mod state;
 mod views;
 
-pub use views::{export, replay};
+pub use views::{export, grant_replay, replay};
 
 pub use model::{Approval, Claim, DecideError, Decided, Escalation, Progress, Routed};
 pub use review::approved::{ApprovedFile, MAX_PROMOTED_BYTES};
@@ -40,6 +40,7 @@ pub use runtime::chat::{ChatDone, ChatError, ChatTaken};
 pub use runtime::leases::Scope;
 pub use runtime::links::{LinkError, LinkTarget};
 pub use runtime::mattermost::{MattermostError, MattermostTaken};
+pub use runtime::digest_cadence::{Cadence, CadenceError};
 pub use runtime::passkeys::{PasskeyProof, PasskeyView};
 pub use runtime::push::{PushActError, PushActed, PushError, SubscriptionView};
 pub use state::{CheckpointRecord, Record, Review, Served};

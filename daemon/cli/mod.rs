@@ -303,7 +303,8 @@ pub enum Command {
         config: Option<PathBuf>,
     },
     /// Route policies: `policy replay FILE [--since AGE]` evaluates a candidate
-    /// configuration's policies against the handoffs people decided (nothing is written).
+    /// configuration's policies, and the grants kept, against the handoffs received (nothing
+    /// is written).
     Policy {
         #[command(subcommand)]
         command: PolicyCommand,
@@ -459,13 +460,24 @@ pub enum PolicyCommand {
     /// Print, per route, what the candidate's policy would have done with every decided
     /// revision (a revision sent back and replaced included): would auto-approve / leave to
     /// people, against approved, rejected, changes_requested; every one it would have approved
-    /// that a person did not; and each it errs on. Exit 1 when it errs on any (or does not load).
+    /// that a person did not; and each it errs on. Then the grants: for every revision
+    /// received, the grant that would have approved it (each as it stood when the revision
+    /// arrived: time window, revocation, uses so far, scope, the candidate's route limits) or
+    /// why none would, beside what happened to it. Exit 1 when the policy errs on any (or the
+    /// candidate does not load).
     Replay {
         /// The candidate configuration (its data_dir and workspaces are read)
         file: PathBuf,
-        /// Only decisions since: RFC 3339, a date, or an age (30d)
+        /// Only decisions (and, for grants, revisions received) since: RFC 3339, a date, or an
+        /// age (30d)
         #[arg(long, value_name = "TIME")]
         since: Option<String>,
+        /// The grants to replay [default: the candidate's data_dir/grants.json]
+        #[arg(long, value_name = "FILE")]
+        grants: Option<PathBuf>,
+        /// Print one JSON object (`policies`, `grants`) instead of the tables
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -574,8 +586,14 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Completions { shell } => manuals::completions(shell),
         Command::Man { dir } => manuals::man(dir.as_deref()),
         Command::Policy {
-            command: PolicyCommand::Replay { file, since },
-        } => policy::replay(&file, since.as_deref()),
+            command:
+                PolicyCommand::Replay {
+                    file,
+                    since,
+                    grants,
+                    json,
+                },
+        } => policy::replay(&file, since.as_deref(), grants.as_deref(), json),
         Command::Evidence {
             check: Some(EvidenceCommand::Verify { file, trust }),
             ..

@@ -197,6 +197,12 @@ fn line(event: &Event) -> String {
             s("path")
         ),
         EventType::DigestSent => format!("listed in {}'s digest", s("reviewer")),
+        EventType::DigestCadenceChanged => format!(
+            "{}'s digests every {} min (set by {})",
+            s("reviewer"),
+            n("every_min").unwrap_or(0),
+            s("by")
+        ),
         EventType::GrantCreated => format!(
             "{} granted approval of similar handoffs ({})",
             s("granted_by"),

@@ -8,6 +8,7 @@ mod attention;
 mod canaries;
 mod decision_form;
 mod deliveries;
+mod digest_cadence;
 mod events;
 mod fields;
 mod flash;
@@ -57,6 +58,7 @@ pub fn routes() -> Routes {
         .at(Method::GET, "/routes", routes::page)
         .at(Method::GET, "/reviewers", reviewers::page)
         .at(Method::POST, "/reviewers/away", reviewers::set_away)
+        .at(Method::POST, "/reviewers/digest", digest_cadence::set)
         .at(Method::GET, "/reviewers/passkeys", passkeys::page)
         .at(Method::POST, "/reviewers/passkeys/remove", passkeys::remove)
         .at(

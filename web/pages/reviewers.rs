@@ -26,6 +26,8 @@ struct ReviewersPage {
     grants: Vec<super::grants::GrantLine>,
     /// Reviewers' catches of canaries (`canaries`, its own section).
     canaries: Vec<super::canaries::CanaryLine>,
+    /// Digest cadences (`digest_cadence`, its own section).
+    digests: Vec<baton::app::Cadence>,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -49,6 +51,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer) -> Response {
         attention,
         grants: grants.unwrap_or_default(),
         canaries: super::canaries::lines(&app_canaries, &s.actor),
+        digests: super::digest_cadence::lines(&app_canaries, &s.actor),
         notice: said.notice,
         error: said.error,
     })

@@ -49,6 +49,8 @@ pub(in crate::app) struct Digests {
     checked: Mutex<HashMap<String, u64>>,
     /// `digests.json` as last read or written, once read.
     made: Mutex<Option<BTreeMap<String, u64>>>,
+    /// Reviewers' own cadences (`digest_cadence`).
+    pub(in crate::app) chosen: super::digest_cadence::Chosen,
 }
 
 /// A reviewer whose boundary has turned.
@@ -88,7 +90,8 @@ impl App {
                 .iter()
                 .filter(|u| u.email.is_some())
                 .filter_map(|u| {
-                    let every = u64::from(u.digest_every_min()) * 60_000;
+                    // The reviewer's choice on /reviewers, else the configuration's.
+                    let every = u64::from(self.digest_every_min(u)) * 60_000;
                     let boundary = now / every * every;
                     (checked.get(&u.name).is_none_or(|c| *c < boundary)).then_some(Due {
                         user: u,

@@ -9,6 +9,7 @@ pub(in crate::app) mod alerts;
 pub(in crate::app) mod canaries;
 pub(in crate::app) mod chat;
 pub(in crate::app) mod copies_memo;
+pub(in crate::app) mod digest_cadence;
 pub(in crate::app) mod digests;
 pub(in crate::app) mod group_modes;
 pub(in crate::app) mod housekeeping;

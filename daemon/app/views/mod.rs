@@ -4,7 +4,8 @@
 //! in its order, a page at a time), `listing` and `queue` (the reviewer's queue), `overview`
 //! (workspace and events pages), `history` (the events, newest first, a page at a time),
 //! `query` (detail and summaries), the artifact views, `changes` and `earlier_answers`,
-//! `timeline`, `a2a`, `search`, `agreement`, and the offline readers `export` and `replay`.
+//! `timeline`, `a2a`, `search`, `agreement`, and the offline readers `export`, `replay` and
+//! `grant_replay`.
 
 pub(in crate::app) mod a2a;
 pub(in crate::app) mod agreement;
@@ -15,6 +16,7 @@ pub(in crate::app) mod attention;
 pub(in crate::app) mod changes;
 pub(in crate::app) mod earlier_answers;
 pub mod export;
+pub mod grant_replay;
 pub(in crate::app) mod history;
 pub(in crate::app) mod listing;
 pub(in crate::app) mod order;

@@ -39,13 +39,16 @@ pub fn replay(config: &Config, since: &str) -> anyhow::Result<BTreeMap<String, R
         let checkpoints = checkpoints_of(ws, &config.limits);
         for dir in store.record_dirs().unwrap_or_default() {
             for r in decided(&store, &dir) {
-                let human = r.decision.policy.as_deref().is_none_or(|p| p == "human")
-                    && r.decision.by != "system"
-                    && r.decision.by != crate::app::review::timers::timeouts::BY
-                    && !r.decision.by.starts_with("policy:")
+                let Some(d) = r.decision.as_ref() else {
+                    continue;
+                };
+                let human = d.policy.as_deref().is_none_or(|p| p == "human")
+                    && d.by != "system"
+                    && d.by != crate::app::review::timers::timeouts::BY
+                    && !d.by.starts_with("policy:")
                     // A reviewer's grant decided it at receipt: nobody looked.
-                    && !r.decision.by.starts_with("grant:");
-                if !human || r.decision.at.as_str() < since {
+                    && !d.by.starts_with("grant:");
+                if !human || d.at.as_str() < since {
                     continue;
                 }
                 replay_one(config, &ws.name, &checkpoints, r, &mut out);
@@ -69,7 +72,7 @@ fn replay_one(
     let recorded = routes.iter().find(|x| Some(&x.name) == r.route.as_ref());
     let route = recorded.or_else(|| crate::routing::route_for(routes, &r.handoff, ws));
     let Some(route) = route else { return };
-    let d = &r.decision;
+    let Some(d) = &r.decision else { return };
     let entry = out.entry(route.name.clone()).or_default();
     let what = format!("{} ({ws}) revision {}", d.handoff_key, r.revision);
     let reads_artifacts = route
@@ -107,25 +110,35 @@ fn replay_one(
     }
 }
 
-/// A decided revision of a record, with what its policy facts are made of.
-struct Revision {
-    revision: u32,
-    handoff: Handoff,
+/// A revision of a record, with what its policy facts are made of and what people (or the
+/// daemon) decided of it.
+pub(in crate::app) struct Revision {
+    pub key: String,
+    pub revision: u32,
+    pub handoff: Handoff,
     /// Its text as kept (its digest finds its proven sender).
-    text: String,
-    task_id: String,
-    route: Option<String>,
+    pub text: String,
+    pub task_id: String,
+    pub route: Option<String>,
     /// Its artifacts as received; None: the store did not keep them (revisions before the
     /// one before the last).
-    artifacts: Option<Vec<crate::policy::ArtifactFact>>,
+    pub artifacts: Option<Vec<crate::policy::ArtifactFact>>,
     /// When it arrived, or a time before which it did not (RFC 3339): for the checkpoints.
-    arrived: String,
-    decision: Decision,
+    pub arrived: String,
+    /// None: the last revision, not decided (yet).
+    pub decision: Option<Decision>,
 }
 
 /// Every decided revision of a record: the last one (`decision.json`) and those a later
 /// revision replaced (`decision-rev-N.json`, the revision's text in `rev-N.json`).
 fn decided(store: &Store, dir: &str) -> Vec<Revision> {
+    let mut all = revisions(store, dir);
+    all.retain(|r| r.decision.is_some());
+    all
+}
+
+/// Every revision of a record: those decided, and the last one whether decided or not.
+pub(in crate::app) fn revisions(store: &Store, dir: &str) -> Vec<Revision> {
     let at = |file: &str| Path::new("handoffs").join(dir).join(file);
     let Some(committed): Option<Committed> = read_store(store, &at(META)) else {
         return Vec::new();
@@ -147,9 +160,10 @@ fn decided(store: &Store, dir: &str) -> Vec<Revision> {
     let route = meta.route.as_ref().and_then(|r| r.route.clone());
     let mut out = Vec::new();
     for rev in 1..=last {
-        let Some(decision) = decision_of(rev) else {
+        let decision = decision_of(rev);
+        if decision.is_none() && rev != last {
             continue;
-        };
+        }
         let text = match rev == last {
             true => committed.content.clone().or_else(|| text_of(rev)),
             false => text_of(rev),
@@ -170,6 +184,7 @@ fn decided(store: &Store, dir: &str) -> Vec<Revision> {
             r => decision_of(r - 1).map(|d| d.at).unwrap_or_default(),
         };
         out.push(Revision {
+            key: meta.key.clone(),
             revision: rev,
             handoff,
             text,

@@ -14,7 +14,7 @@ use crate::routing::{Route, DEFAULT_GRANT_MAX_HANDOFFS, DEFAULT_GRANT_MAX_S};
 use time::OffsetDateTime;
 
 /// A route whose `grant_max_s` is below this allows no grants (a grant is asked in minutes).
-pub(super) const MIN_GRANT_S: u64 = 60;
+pub(in crate::app) const MIN_GRANT_S: u64 = 60;
 
 /// Longest artifact glob a grant may be asked with (the OpenAPI document's `maxLength`).
 const MAX_PATHS: usize = 1024;

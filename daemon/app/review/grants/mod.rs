@@ -18,6 +18,7 @@ use crate::app::review::Cx;
 use crate::auth::Actor;
 use crate::events::{Event, EventType};
 use crate::metrics::OutcomeLabel;
+pub(in crate::app) use make::{grant_maxima, needs_more_than_one, never_granted, MIN_GRANT_S};
 pub use scope::GrantScope;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
