@@ -98,6 +98,14 @@ pub enum EventType {
     /// on a `step_up = "passkey"` route (`data.by`, `data.credential`, `data.revision`).
     #[serde(rename = "passkey.asserted")]
     PasskeyAsserted,
+    /// baton extension: an admin linked a chat account to a person (`data.chat_user`,
+    /// `data.user`, `data.by`); about no workspace, told to people's streams only.
+    #[serde(rename = "chat.account_linked")]
+    ChatAccountLinked,
+    /// baton extension: an admin unlinked a chat account (`data.chat_user`, `data.user`,
+    /// `data.by`): its clicks decide nothing from then on.
+    #[serde(rename = "chat.account_unlinked")]
+    ChatAccountUnlinked,
 }
 
 impl EventType {
@@ -132,6 +140,8 @@ impl EventType {
             EventType::GrantRevoked => "grant.revoked",
             EventType::PasskeyRegistered => "passkey.registered",
             EventType::PasskeyAsserted => "passkey.asserted",
+            EventType::ChatAccountLinked => "chat.account_linked",
+            EventType::ChatAccountUnlinked => "chat.account_unlinked",
             EventType::CanaryFiled => "canary.filed",
             EventType::CanaryCaught => "canary.caught",
             EventType::CanaryMissed => "canary.missed",

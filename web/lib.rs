@@ -9,6 +9,7 @@ pub mod artifacts;
 mod auth;
 mod blocking;
 mod canaries;
+mod chat_links;
 mod deliveries;
 mod error;
 mod exposition;
@@ -199,6 +200,9 @@ fn table() -> Routes {
             "/chat/mattermost/actions",
             mattermost::actions,
         )
+        .at(Method::GET, "/api/v1/chat/links", chat_links::list)
+        .at(Method::POST, "/api/v1/chat/links", chat_links::link)
+        .at(Method::DELETE, "/api/v1/chat/links", chat_links::unlink)
         .merge(pages::routes())
         .merge(artifacts::routes())
         .merge(a2a::routes())

@@ -368,5 +368,11 @@ pub fn document() -> Value {
     {
         paths.extend(more);
     }
+    if let (Some(paths), Value::Object(more)) = (
+        doc["paths"].as_object_mut(),
+        super::chat_links::openapi_paths(),
+    ) {
+        paths.extend(more);
+    }
     doc
 }

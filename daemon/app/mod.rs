@@ -37,6 +37,7 @@ pub use review::step_up::PasskeyAnswer;
 pub use review::upload::{Target, UploadError, Uploaded};
 pub use review::Cx;
 pub use runtime::chat::{ChatDone, ChatError, ChatTaken};
+pub use runtime::chat_links::{ChatLinkError, ChatLinkView};
 pub use runtime::leases::Scope;
 pub use runtime::links::{LinkError, LinkTarget};
 pub use runtime::mattermost::{MattermostError, MattermostTaken};

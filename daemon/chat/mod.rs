@@ -5,6 +5,7 @@
 //! (`app::runtime::chat`); the web layer only hands the request over. `socket` receives the
 //! same interactions over Slack's Socket Mode.
 
+pub mod links;
 pub mod mattermost;
 pub mod replay;
 pub mod signature;

@@ -21,6 +21,14 @@ impl Seen {
         seen.insert(id.to_string(), now);
         true
     }
+
+    /// Forgets `id`, taken by `first` for an interaction that then failed for a reason that
+    /// may pass (the store busy, Slack's API down): Slack resends a modal's submission with
+    /// the same view id, and that resend must be taken, not refused as a replay.
+    pub fn forget(&self, id: &str) {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        seen.remove(id);
+    }
 }
 
 #[cfg(test)]
@@ -34,5 +42,8 @@ mod tests {
         assert!(!seen.first("t1", 1100, 300));
         assert!(seen.first("t2", 1100, 300));
         assert!(seen.first("t1", 1000 + 601, 300));
+        seen.forget("t2");
+        assert!(seen.first("t2", 1102, 300));
+        assert!(!seen.first("t2", 1103, 300));
     }
 }

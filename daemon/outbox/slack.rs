@@ -211,6 +211,18 @@ fn line(event: &Event) -> String {
         EventType::GrantRevoked => format!("grant {} revoked by {}", s("grant"), s("revoked_by")),
         EventType::PasskeyRegistered => format!("{} registered a passkey", s("reviewer")),
         EventType::PasskeyAsserted => format!("{}'s passkey confirmed the approval", s("by")),
+        EventType::ChatAccountLinked => format!(
+            "{} linked chat account {} to {}",
+            s("by"),
+            s("chat_user"),
+            s("user")
+        ),
+        EventType::ChatAccountUnlinked => format!(
+            "{} unlinked chat account {} (was {})",
+            s("by"),
+            s("chat_user"),
+            s("user")
+        ),
         // Never spooled (a canary place reaches no outbox); named for the match alone.
         EventType::CanaryFiled | EventType::CanaryCaught | EventType::CanaryMissed => {
             event.kind.as_str().to_string()

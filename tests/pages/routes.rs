@@ -34,6 +34,9 @@ const DOWNLOADS: [&str; 2] = [
     "/w/{workspace}/files/{*path}",
 ];
 
+/// Routes for admins only: the reviewer's session below is refused them.
+const ADMIN_ONLY: [&str; 2] = ["/reviewers/chat", "/api/v1/chat/links"];
+
 /// Whether a path is a page for people (HTML, session cookie) rather than the API, a
 /// download, an operations endpoint or a static file.
 pub fn is_page(path: &str) -> bool {
@@ -229,8 +232,10 @@ fn every_get_route_answers_with_credentials() {
         }
         for header in ways {
             let reply = web.send("HEAD", &url, &[header], None);
-            // A session is no credential for an action link; its token (here none) is.
-            let expected = if route.path == "/act/{token}" {
+            // A session is no credential for an action link; its token (here none) is. A
+            // reviewer's session is refused what is for admins only (the token is an admin's).
+            let admin_only = header.0 == "Cookie" && ADMIN_ONLY.contains(&route.path);
+            let expected = if route.path == "/act/{token}" || admin_only {
                 403
             } else {
                 200

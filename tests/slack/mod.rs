@@ -5,6 +5,7 @@
 //! and the message is updated; every refusal decides nothing and says why.
 
 mod latency;
+mod links;
 mod modal;
 mod socket;
 

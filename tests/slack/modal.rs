@@ -309,3 +309,100 @@ fn on_a_passkey_route_the_message_links_to_the_page_instead_of_an_approve_button
         "changes_requested"
     );
 }
+
+#[test]
+fn a_submission_refused_for_a_passing_reason_is_taken_when_resent_and_a_replay_after_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let standin = Standin::start(dir.path());
+    let mut env = TestEnv::with_config(&config(&standin, false));
+    let daemon = env.start();
+    submit(&env, "mo-r", "retry");
+    let p = post(&standin, &daemon, 1);
+    let web = Web::new(&daemon);
+    let view = open_modal(&web, &standin, &daemon, "U_RITA", "baton_reject", &p);
+
+    // The daemon cannot read its key for forms for a moment (a passing failure): the
+    // submission decides nothing and says to try again.
+    let key_file = env.root().join("data/chat/view-key");
+    let key = std::fs::read(&key_file).unwrap();
+    std::fs::write(&key_file, b"not a key").unwrap();
+    let sub = submission("U_RITA", &view, "V_RETRY", "Not like this");
+    let r = submit_signed(&web, &sub);
+    assert!(
+        shown_error(&r).contains("cannot read its key"),
+        "{}",
+        r.body
+    );
+    assert_pending(&env, &daemon);
+
+    // Slack resends the same submission (same view id): taken, decided.
+    std::fs::write(&key_file, &key).unwrap();
+    let r = submit_signed(&web, &sub);
+    assert_eq!(
+        json_of(&r),
+        json!({ "response_action": "clear" }),
+        "{}",
+        r.body
+    );
+    let d = util::decision(&env.ws("alpha")).expect("decision.json");
+    assert_eq!(
+        (d["outcome"].as_str(), d["by"].as_str()),
+        (Some("rejected"), Some("rita")),
+        "{d}"
+    );
+    // A replay after it decided is refused.
+    let again = submit_signed(&web, &sub);
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_eq!(decided_events(&env).len(), 1);
+}
+
+#[test]
+fn a_final_refusal_keeps_the_view_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let standin = Standin::start(dir.path());
+    let mut env = TestEnv::with_config(&config(&standin, false));
+    let daemon = env.start();
+    submit(&env, "mo-f", "final");
+    let p = post(&standin, &daemon, 1);
+    let web = Web::new(&daemon);
+    let view = open_modal(&web, &standin, &daemon, "U_RITA", "baton_reject", &p);
+    // Submitted by someone else than the opener: refused for good; the same again is a replay.
+    let sub = submission("U_SAM", &view, "V_FINAL", "no");
+    let r = submit_signed(&web, &sub);
+    assert!(shown_error(&r).contains("opened by another"), "{}", r.body);
+    let again = submit_signed(&web, &sub);
+    assert_eq!(again.status, 409, "{}", again.body);
+    assert_pending(&env, &daemon);
+}
+
+#[test]
+fn a_click_whose_form_could_not_be_opened_is_taken_when_resent() {
+    let dir = tempfile::tempdir().unwrap();
+    let standin = Standin::start(dir.path());
+    let mut env = TestEnv::with_config(&config(&standin, false));
+    let daemon = env.start();
+    submit(&env, "mo-c", "click retry");
+    let p = post(&standin, &daemon, 1);
+    let web = Web::new(&daemon);
+    // Slack's views.open fails once: the click says so and decides nothing.
+    assert_eq!(
+        standin.control("fail", &json!({ "method": "views.open", "times": 1 })),
+        200
+    );
+    let trigger = format!("trig.r{}", util::now_ms());
+    let body = form(&payload(
+        "U_RITA",
+        "baton_changes",
+        &button(&p, "baton_changes"),
+        &trigger,
+        standin.port,
+    ));
+    let r = send_signed(&web, &body, now_s(), false);
+    assert_eq!(json_of(&r)["error"], "form_failed", "{}", r.body);
+    // The same click sent again opens the form; once taken, a replay is refused.
+    let r = send_signed(&web, &body, now_s(), false);
+    assert!(r.body.contains("comment form was opened"), "{}", r.body);
+    let r = send_signed(&web, &body, now_s(), false);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_pending(&env, &daemon);
+}

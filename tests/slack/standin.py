@@ -7,6 +7,8 @@ usage: standin.py BOT_TOKEN APP_TOKEN LOG
 Prints the HTTP port on the first line. Control (for the test):
   POST /control/send     body: an envelope (JSON) to send on the open socket (503: none open)
   POST /control/drop     closes the open socket without a word (the daemon must reconnect)
+  POST /control/fail     body: {"method": M, "times": N}: the next N calls of M answer
+                         ok=false "internal_error" (Slack's API failing for a while)
 """
 
 import base64
@@ -22,6 +24,7 @@ bot_token, app_token, log_path = sys.argv[1], sys.argv[2], sys.argv[3]
 lock = threading.Lock()
 ts_counter = [0]
 sockets = []  # open Socket Mode connections (newest last)
+failing = {}  # Web API method -> how many more calls answer internal_error
 
 
 def record(entry):
@@ -172,6 +175,10 @@ class Api(BaseHTTPRequestHandler):
                 except OSError:
                     pass
             return self.answer(200, {"ok": True, "dropped": len(conns)})
+        if path == "/control/fail":
+            with lock:
+                failing[body["method"]] = int(body.get("times", 1))
+            return self.answer(200, {"ok": True})
         if path.startswith("/respond/"):
             record({"kind": "response_url", "path": path, "body": body})
             return self.answer(200, {"ok": True})
@@ -185,6 +192,12 @@ class Api(BaseHTTPRequestHandler):
                                      "url": "ws://127.0.0.1:%d/link/?ticket=t1" % ws_port})
         if auth != "Bearer " + bot_token:
             return self.answer(200, {"ok": False, "error": "invalid_auth"})
+        with lock:
+            fail = failing.get(method, 0) > 0
+            if fail:
+                failing[method] -= 1
+        if fail:
+            return self.answer(200, {"ok": False, "error": "internal_error"})
         if method == "chat.postMessage":
             with lock:
                 ts_counter[0] += 1

@@ -6,6 +6,7 @@
 mod assets;
 mod attention;
 mod canaries;
+mod chat_links;
 mod decision_form;
 mod deliveries;
 mod digest_cadence;
@@ -60,6 +61,9 @@ pub fn routes() -> Routes {
         .at(Method::POST, "/reviewers/away", reviewers::set_away)
         .at(Method::POST, "/reviewers/digest", digest_cadence::set)
         .at(Method::GET, "/reviewers/passkeys", passkeys::page)
+        .at(Method::GET, "/reviewers/chat", chat_links::page)
+        .at(Method::POST, "/reviewers/chat/link", chat_links::link)
+        .at(Method::POST, "/reviewers/chat/unlink", chat_links::unlink)
         .at(Method::POST, "/reviewers/passkeys/remove", passkeys::remove)
         .at(
             Method::POST,

@@ -86,6 +86,8 @@ pub(in crate::app) struct Common {
     pub attention: attention::Attentions,
     /// Reviewers' passkeys and the ceremonies under way (`step_up`).
     pub passkeys: crate::passkeys::Passkeys,
+    /// Chat accounts an admin linked to people, in data_dir/chat/links.json.
+    pub chat_links: crate::chat::links::Links,
 }
 
 impl Common {
@@ -109,6 +111,7 @@ impl Common {
             grants: grants::table::Grants::open(data_dir, people.is_some()),
             attention: attention::Attentions::open(data_dir),
             passkeys: crate::passkeys::Passkeys::open(data_dir, public_url),
+            chat_links: crate::chat::links::Links::open(data_dir),
         }
     }
 }

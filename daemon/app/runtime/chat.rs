@@ -105,7 +105,7 @@ pub enum ChatError {
     Click(#[from] ClickError),
     #[error("this interaction (trigger_id) was already received: a replay is refused")]
     Replayed,
-    #[error("your Slack account ({0}) is not linked to a baton reviewer; nothing was decided. Ask an admin to add it to [chat.users]")]
+    #[error("your Slack account ({0}) is not linked to a baton reviewer; nothing was decided. Ask an admin to link it (Reviewers > Chat accounts)")]
     UnknownUser(String),
     #[error("the handoff was revised since this message (the button was for revision {button}, revision {current} is in place); nothing was decided. The new revision has its own message")]
     Revised { button: u32, current: u32 },
@@ -148,6 +148,17 @@ impl ChatError {
             ChatError::View(ViewError::NotTheOpener { .. }) => "not_opener",
             ChatError::Form(_) => "form_failed",
         }
+    }
+
+    /// Whether the same interaction may decide when sent again: nothing was decided for a
+    /// reason that may pass (the store could not record it, the form could not be opened).
+    /// Every other refusal is final (wrong person, revision changed, already decided, ...), and
+    /// the interaction's id stays taken so a resend is refused as a replay.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            ChatError::Form(_) | ChatError::Refused(DecideError::Io(_))
+        )
     }
 
     /// Whether the request itself is not to be trusted (nothing is answered to it but the
@@ -243,19 +254,30 @@ impl App {
         Err(refusal)
     }
 
-    /// An interaction proven Slack's, taken once.
+    /// An interaction proven Slack's, taken once: its id is consumed when it decided or was
+    /// refused for good, and forgotten when it failed for a reason that may pass, so that
+    /// Slack's resend (same trigger_id or view id) is taken rather than refused as a replay.
     fn take(&self, c: &Chat, i: Interaction) -> Result<ChatDone, ChatError> {
-        match i {
-            Interaction::Opened => Ok(ChatDone::Nothing),
+        let (id, taken) = match i {
+            Interaction::Opened => return Ok(ChatDone::Nothing),
             Interaction::Click(click) => {
-                self.first_time(c, &click.trigger_id)?;
-                self.take_click(c, click)
+                let id = click.trigger_id.clone();
+                self.first_time(c, &id)?;
+                (id, self.take_click(c, click))
             }
             Interaction::Submit(s) => {
-                self.first_time(c, &format!("view:{}", s.view_id))?;
-                self.take_submission(c, s)
+                let id = format!("view:{}", s.view_id);
+                self.first_time(c, &id)?;
+                (id, self.take_submission(c, s))
+            }
+        };
+        if let Err(e) = &taken {
+            if e.retryable() {
+                SEEN.forget(&id);
+                tracing::info!(chat = %c.name, id, error = %e, "a chat interaction failed for a reason that may pass; its resend will be taken");
             }
         }
+        taken
     }
 
     fn first_time(&self, c: &Chat, id: &str) -> Result<(), ChatError> {
@@ -341,7 +363,8 @@ impl App {
     /// The baton user Slack user `slack_user` is linked to.
     fn reviewer_of(&self, c: &Chat, slack_user: &str) -> Result<crate::routing::User, ChatError> {
         let unknown = || ChatError::UnknownUser(slack_user.to_string());
-        let name = c.user_of(slack_user).ok_or_else(unknown)?;
+        // A link to a user no longer configured decides nothing.
+        let name = self.chat_user_of(c, slack_user).ok_or_else(unknown)?;
         let user = self.config().users.iter().find(|u| u.name == name);
         user.cloned().ok_or_else(unknown)
     }

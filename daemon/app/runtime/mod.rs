@@ -8,6 +8,7 @@ pub(in crate::app) mod agenda;
 pub(in crate::app) mod alerts;
 pub(in crate::app) mod canaries;
 pub(in crate::app) mod chat;
+pub(in crate::app) mod chat_links;
 pub(in crate::app) mod copies_memo;
 pub(in crate::app) mod digest_cadence;
 pub(in crate::app) mod digests;
