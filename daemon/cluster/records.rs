@@ -271,7 +271,7 @@ impl Backend for Rows {
         let rows = client
             .query(
                 "SELECT name, length(bytes)::bigint, xmin::text,
-                        CASE WHEN name = ANY($3::text[]) AND length(bytes) <= $4 THEN bytes END
+                        CASE WHEN name = ANY($3::text[]) AND length(bytes) <= $4::bigint THEN bytes END
                  FROM records WHERE tag = $1 AND dir = $2 ORDER BY name",
                 &[&tag, &dir_name, &with_bytes, &max],
             )
