@@ -121,7 +121,7 @@ impl Standin {
 fn start(fail: usize) -> (Standin, TestEnv, Daemon) {
     let standin = Standin::start(fail);
     let extra = format!(
-        "{}{}{}[deliveries]\nretry_schedule_s = [1]\n\n\
+        "{}{}{}[deliveries]\nretry_schedule_s = [0, 1]\n\n\
          [[routes]]\nname = \"eng\"\nreviewers = [\"rita\", \"sam\"]\n\
          [[mattermost]]\nname = \"team\"\nurl = \"http://127.0.0.1:{}\"\n\
          bot_token_file = \"mm-token\"\nroutes = {{ eng = \"{CHANNEL}\" }}\n\
