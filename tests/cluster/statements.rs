@@ -77,7 +77,7 @@ fn a_node_whose_lease_was_taken_over_marks_creates_and_removes_nothing() {
     let mark = |seq: u64| Mark {
         seq,
         hash: format!("{seq:064x}"),
-        len: None,
+        len: Some(seq * 100),
     };
     a.anchors().write_handed("ws-1", &mark(1)).unwrap();
 
