@@ -19,7 +19,6 @@
 //! another inode at the path (`replaced`) as tampering, and restores, which leaves the other
 //! name holding an inode that is no longer approved work.
 
-use crate::app::review::records::Committed;
 use crate::app::review::Cx;
 use crate::app::{Record, Served};
 use crate::clock::now_rfc3339;
@@ -33,6 +32,15 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
+
+/// The two fields of a record's committed `meta.json` that rebuilding the manifest needs
+/// (read here rather than through `records`, which sits above this module).
+#[derive(Deserialize)]
+struct ArchivedMeta {
+    key: String,
+    #[serde(default)]
+    artifacts: Vec<crate::app::model::Stamp>,
+}
 
 const MANIFEST: &str = "approved.json";
 /// Largest artifact promoted (copied whole through memory); larger ones are left out, named
@@ -147,9 +155,9 @@ impl Cx<'_> {
             let Some(decision) = decision.filter(|d| d.outcome == Outcome::Approved) else {
                 continue;
             };
-            let meta = file(META).and_then(|b| serde_json::from_slice::<Committed>(b).ok());
+            let meta = file(META).and_then(|b| serde_json::from_slice::<ArchivedMeta>(b).ok());
             match meta {
-                Some(committed) => approved.push((decision, committed.meta)),
+                Some(meta) => approved.push((decision, meta)),
                 None => unread += 1,
             }
         }
