@@ -11,20 +11,20 @@ use std::time::Duration;
 pub mod canaries;
 mod channels;
 pub mod chat;
-pub mod mattermost;
 mod checks;
 pub mod cluster;
 mod groups;
 pub mod hooks;
+pub mod mattermost;
 mod paths;
 mod push;
 mod tuning;
 
 pub use channels::{Smtp, Webhook, WebhookFormat};
 pub use chat::{Chat, ChatKind};
-pub use mattermost::Mattermost;
 pub use cluster::Cluster;
 pub use hooks::Hooks;
+pub use mattermost::Mattermost;
 pub use push::PushSettings;
 pub use tuning::{Audit, Deliveries, Http, Search, Sessions};
 

@@ -187,7 +187,10 @@ impl Outbox {
             let known = endpoints.iter().any(|e| e.channel == d.channel)
                 || d.channel == a2a_push::CHANNEL
                 || config.chat.iter().any(|c| c.outbox_channel() == d.channel)
-                || config.mattermost.iter().any(|m| m.outbox_channel() == d.channel)
+                || config
+                    .mattermost
+                    .iter()
+                    .any(|m| m.outbox_channel() == d.channel)
                 || (d.channel == EMAIL && mailer.is_some())
                 || (d.channel == PUSH && push.is_some());
             if d.state == State::Pending && !known {
@@ -226,7 +229,12 @@ impl Outbox {
         let mattermost: Vec<(crate::config::Mattermost, mattermost::Posted)> = config
             .mattermost
             .iter()
-            .map(|m| (m.clone(), mattermost::Posted::new(&config.data_dir, &m.name)))
+            .map(|m| {
+                (
+                    m.clone(),
+                    mattermost::Posted::new(&config.data_dir, &m.name),
+                )
+            })
             .collect();
         for (m, posted) in &mattermost {
             specs.push(worker::Spec {
@@ -237,9 +245,9 @@ impl Outbox {
         }
         let mattermost_key = match mattermost.is_empty() {
             true => None,
-            false => Some(
-                mattermost::ActionKey::open(&config.data_dir).map_err(OpenError::Mattermost)?,
-            ),
+            false => {
+                Some(mattermost::ActionKey::open(&config.data_dir).map_err(OpenError::Mattermost)?)
+            }
         };
         if let Some(p) = &push {
             specs.push(worker::Spec {
