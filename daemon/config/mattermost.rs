@@ -103,6 +103,13 @@ pub(super) fn check(
         if m.name.is_empty() || !names.insert(m.name.as_str()) {
             return Err(format!("{at}.name: must be set and unique"));
         }
+        // It names a folder under data_dir/chat/mattermost/.
+        let safe = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        if m.name.len() > 64 || !m.name.chars().all(safe) {
+            return Err(format!(
+                "{at}.name: letters, digits, _ and - only, at most 64 of them"
+            ));
+        }
         let given = [
             m.bot_token.is_some(),
             m.bot_token_env.is_some(),

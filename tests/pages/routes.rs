@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// The only paths that answer without credentials (a mail's action link carries its own:
 /// the token in its path; Slack's interactions, Slack's signature).
-const OPEN: [&str; 12] = [
+const OPEN: [&str; 13] = [
     "/login",
     "/healthz",
     "/metrics",
@@ -25,6 +25,7 @@ const OPEN: [&str; 12] = [
     "/static/push/page.js",
     "/act/{token}",
     "/chat/slack/interactions",
+    "/chat/mattermost/actions",
 ];
 
 /// Downloads in the pages' URL space that answer as the API does (401, not a redirect):
@@ -201,6 +202,13 @@ fn the_open_routes_answer_without_credentials() {
             let reply = web.send("POST", path, &[], Some(b"payload={}"));
             assert_eq!(reply.status, 404, "POST {path}: {}", reply.short());
             assert!(reply.body.contains("no [[chat]] entry"), "{}", reply.body);
+            continue;
+        }
+        if path == "/chat/mattermost/actions" {
+            // Open, but only to a context sealed by a [[mattermost]] entry (none here).
+            let reply = web.send("POST", path, &[], Some(b"{}"));
+            assert_eq!(reply.status, 403, "POST {path}: {}", reply.short());
+            assert!(reply.body.contains("no [[mattermost]] entry"), "{}", reply.body);
             continue;
         }
         let reply = web.get(&fill(path), None);

@@ -118,8 +118,8 @@ impl Cx<'_> {
             "rebuilt from the store's records of approved handoffs and saved; nothing to do"
         } else {
             "rebuilt from the records that could be read; files in approved/ it does not list \
-             are left in place (not removed as planted) until `baton repair` mends the records \
-             and the daemon restarts"
+             are left in place (not removed as planted) and it is rebuilt at each check until \
+             every record reads again (`baton repair` mends them)"
         };
         tracing::warn!(workspace = %ws.workspace.name, files = manifest.len(), unread, "approved manifest rebuilt from the records");
         self.memo_damaged(ws, MANIFEST, why, action);
@@ -150,11 +150,21 @@ impl Cx<'_> {
                 continue;
             };
             let file = |name: &str| files.iter().find(|(f, _)| f == name).map(|(_, b)| b);
-            let decision = file(DECISION)
-                .and_then(|b| serde_json::from_slice::<crate::contract::Decision>(b).ok());
-            let Some(decision) = decision.filter(|d| d.outcome == Outcome::Approved) else {
-                continue;
+            // A decision that is there but does not parse is not "not approved": its files
+            // would be removed as planted.
+            let decision = match file(DECISION)
+                .map(|b| serde_json::from_slice::<crate::contract::Decision>(b))
+            {
+                None => continue,
+                Some(Ok(d)) => d,
+                Some(Err(_)) => {
+                    unread += 1;
+                    continue;
+                }
             };
+            if decision.outcome != Outcome::Approved {
+                continue;
+            }
             let meta = file(META).and_then(|b| serde_json::from_slice::<ArchivedMeta>(b).ok());
             match meta {
                 Some(meta) => approved.push((decision, meta)),
@@ -224,7 +234,12 @@ impl Cx<'_> {
         if files.is_empty() && skipped.is_empty() {
             return;
         }
-        self.save_manifest(ws, &state.manifest);
+        // A manifest rebuilt from records not all readable is not saved: sealed, it would
+        // read as whole at the next start, and the files of the records it missed would be
+        // removed as planted. Left damaged, it is rebuilt again then, this approval included.
+        if !state.unsure {
+            self.save_manifest(ws, &state.manifest);
+        }
         let data = json!({ "files": files, "skipped": skipped, "by": by });
         let key = Some(rec.meta.key.as_str());
         let event = Event::new(EventType::ApprovedPromoted, &ws.workspace.name, key, data);
@@ -319,7 +334,11 @@ impl Cx<'_> {
                 findings.push(f);
             }
         }
-        if !state.unsure {
+        if state.unsure {
+            // Not kept: the next check rebuilds it again, so records mended meanwhile (or a
+            // store that answers again) guard `approved/` whole without a restart.
+            *guard = None;
+        } else {
             findings.extend(self.remove_planted(ws, &state.manifest));
         }
         if findings.is_empty() {
