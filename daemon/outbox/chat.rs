@@ -8,6 +8,7 @@
 
 use super::attempt::{Outcome, Transport};
 use super::audience::Audience;
+use super::review_post::{clip, Review};
 use super::slack::escape;
 use super::spool::Delivery;
 use crate::config::Chat;
@@ -23,9 +24,6 @@ pub const CHANGES: &str = "baton_changes";
 pub const REJECT: &str = "baton_reject";
 /// The link button shown instead of Approve where approving needs the page (a passkey).
 pub const OPEN: &str = "baton_open";
-
-/// Events that post a message: a handoff (or a new revision of it) waits for review.
-const POSTED: [EventType; 2] = [EventType::HandoffReceived, EventType::HandoffRevised];
 
 /// What a button's `value` names: the handoff at one revision.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -49,42 +47,11 @@ struct Call {
 /// The `chat.postMessage` call for `event`, if this entry posts it (a review is owed, and
 /// the handoff's route has a channel here).
 pub fn post(chat: &Chat, event: &Event, aud: Option<&Audience>, link: &str) -> Option<String> {
-    if !POSTED.contains(&event.kind) {
-        return None;
-    }
-    let key = event.key.as_deref()?;
-    let d = &event.data;
-    let route = aud
-        .and_then(|a| a.route_name.as_deref())
-        .or_else(|| d.get("route").and_then(Value::as_str));
-    let channel = chat.channel_for(route)?;
-    let revision = d.get("revision").and_then(Value::as_u64).unwrap_or(1) as u32;
-    let title = d
-        .get("title")
-        .and_then(Value::as_str)
-        .or(aud.and_then(|a| a.title.as_deref()))
-        .filter(|t| !t.trim().is_empty())
-        .unwrap_or(key);
-    let thin = aud.is_some_and(Audience::thin);
-    let summary = aud
-        .and_then(|a| a.summary.as_deref())
-        .filter(|_| !thin)
-        .filter(|s| !s.trim().is_empty());
-    let mut facts = format!(
-        "<{link}|Open in baton> · workspace *{}*",
-        escape(&event.workspace)
-    );
-    if let Some(agent) = d.get("from_agent").and_then(Value::as_str) {
-        facts.push_str(&format!(" · from {}", escape(agent)));
-    }
-    if let Some(trigger) = d.get("trigger").and_then(Value::as_str) {
-        facts.push_str(&format!(" · {}", escape(trigger)));
-    }
-    match d.get("confidence").and_then(Value::as_f64) {
-        Some(c) => facts.push_str(&format!(" · confidence *{c:.2}*")),
-        None => facts.push_str(" · confidence not given"),
-    }
-    facts.push_str(&format!(" · revision {revision}"));
+    let review = Review::of(event, aud)?;
+    let channel = chat.channel_for(review.route)?;
+    let (key, revision, title) = (review.key, review.revision, review.title);
+    let summary = review.summary;
+    let facts = review.facts(&format!("<{link}|Open in baton>"), "*", escape);
     let value = serde_json::to_string(&ButtonValue {
         workspace: event.workspace.clone(),
         key: key.to_string(),
@@ -172,13 +139,6 @@ pub fn update(event: &Event, aud: Option<&Audience>, link: &str) -> Option<Strin
         payload: json!({ "text": clip(&text, 3000), "blocks": blocks }),
     };
     Some(serde_json::to_string(&call).expect("a call serializes"))
-}
-
-fn clip(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max - 1) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 /// Where a handoff's message is, as Slack answered the post.

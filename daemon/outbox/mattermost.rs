@@ -13,6 +13,7 @@
 
 use super::attempt::{Outcome as Sent, Transport};
 use super::audience::Audience;
+use super::review_post::{clip, Review};
 use super::spool::Delivery;
 use crate::config::Mattermost;
 use crate::contract::Outcome;
@@ -29,8 +30,6 @@ use std::time::Duration;
 pub const ACTION_PATH: &str = "/chat/mattermost/actions";
 /// Keeps keys of other uses apart from this one.
 const DOMAIN: &[u8] = b"baton mattermost action v1\0";
-/// Events that post a message: a handoff (or a new revision of it) waits for review.
-const POSTED: [EventType; 2] = [EventType::HandoffReceived, EventType::HandoffRevised];
 
 /// What one button decides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -161,42 +160,11 @@ pub fn post(
     link: &str,
     action_url: &str,
 ) -> Option<String> {
-    if !POSTED.contains(&event.kind) {
-        return None;
-    }
-    let key = event.key.as_deref()?;
-    let d = &event.data;
-    let route = aud
-        .and_then(|a| a.route_name.as_deref())
-        .or_else(|| d.get("route").and_then(Value::as_str));
-    let channel = m.channel_for(route)?;
-    let revision = d.get("revision").and_then(Value::as_u64).unwrap_or(1) as u32;
-    let title = d
-        .get("title")
-        .and_then(Value::as_str)
-        .or(aud.and_then(|a| a.title.as_deref()))
-        .filter(|t| !t.trim().is_empty())
-        .unwrap_or(key);
-    let thin = aud.is_some_and(Audience::thin);
-    let summary = aud
-        .and_then(|a| a.summary.as_deref())
-        .filter(|_| !thin)
-        .filter(|s| !s.trim().is_empty());
-    let mut facts = format!(
-        "[Open in baton]({link}) · workspace **{}**",
-        md(&event.workspace)
-    );
-    if let Some(agent) = d.get("from_agent").and_then(Value::as_str) {
-        facts.push_str(&format!(" · from {}", md(agent)));
-    }
-    if let Some(trigger) = d.get("trigger").and_then(Value::as_str) {
-        facts.push_str(&format!(" · {}", md(trigger)));
-    }
-    match d.get("confidence").and_then(Value::as_f64) {
-        Some(c) => facts.push_str(&format!(" · confidence **{c:.2}**")),
-        None => facts.push_str(" · confidence not given"),
-    }
-    facts.push_str(&format!(" · revision {revision}"));
+    let review = Review::of(event, aud)?;
+    let channel = m.channel_for(review.route)?;
+    let (key, revision, title) = (review.key, review.revision, review.title);
+    let summary = review.summary;
+    let facts = review.facts(&format!("[Open in baton]({link})"), "**", md);
     let mut text = facts;
     if let Some(s) = summary {
         text.push_str("\n\n");
@@ -322,13 +290,6 @@ fn md(s: &str) -> String {
         out.push(c);
     }
     out
-}
-
-fn clip(s: &str, max: usize) -> String {
-    match s.char_indices().nth(max - 1) {
-        Some((i, _)) => format!("{}…", &s[..i]),
-        None => s.to_string(),
-    }
 }
 
 /// The posts made by one entry, one file per handoff (the latest revision's) holding the

@@ -19,6 +19,7 @@ mod letter;
 mod mail;
 pub mod mattermost;
 mod push;
+mod review_post;
 mod sign;
 mod slack;
 mod spool;

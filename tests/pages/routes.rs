@@ -208,7 +208,11 @@ fn the_open_routes_answer_without_credentials() {
             // Open, but only to a context sealed by a [[mattermost]] entry (none here).
             let reply = web.send("POST", path, &[], Some(b"{}"));
             assert_eq!(reply.status, 403, "POST {path}: {}", reply.short());
-            assert!(reply.body.contains("no [[mattermost]] entry"), "{}", reply.body);
+            assert!(
+                reply.body.contains("no [[mattermost]] entry"),
+                "{}",
+                reply.body
+            );
             continue;
         }
         let reply = web.get(&fill(path), None);

@@ -268,7 +268,11 @@ fn the_chat_accounts_page_is_for_admins_and_its_forms_need_the_csrf_token() {
     let r = web.post_form("/reviewers/chat/link", Some(&boss.cookie), &evil);
     assert_eq!(r.status, 303, "{}", r.body);
     let page = page_of(&web, &boss);
-    assert!(page.body.contains("&#60;b&#62;x&#60;/b&#62;"), "{}", page.body);
+    assert!(
+        page.body.contains("&#60;b&#62;x&#60;/b&#62;"),
+        "{}",
+        page.body
+    );
     assert!(!page.body.contains("<b>x</b>"), "{}", page.body);
 
     // Linked with the token: shown with its unlink form; unlinked: gone.
