@@ -129,6 +129,30 @@ pub enum ChatError {
     Form(String),
 }
 
+/// Why a chat button can no longer decide (see `App::button_open`).
+pub(super) enum Closed {
+    Gone,
+    Decided {
+        outcome: &'static str,
+        by: String,
+        at: String,
+    },
+    Revised {
+        button: u32,
+        current: u32,
+    },
+}
+
+impl From<Closed> for ChatError {
+    fn from(c: Closed) -> ChatError {
+        match c {
+            Closed::Gone => ChatError::Gone,
+            Closed::Decided { outcome, by, at } => ChatError::Decided { outcome, by, at },
+            Closed::Revised { button, current } => ChatError::Revised { button, current },
+        }
+    }
+}
+
 impl ChatError {
     /// Its name in `baton_chat_clicks_total{outcome}`.
     pub fn kind(&self) -> &'static str {
@@ -371,27 +395,38 @@ impl App {
 
     /// The title of the handoff `target` names, when it waits for a decision at that revision.
     fn open_revision(&self, target: &ButtonValue) -> Result<String, ChatError> {
-        let ws = self.cx().ws_of_key(&target.key).ok_or(ChatError::Gone)?;
-        if ws.workspace.name != target.workspace {
-            return Err(ChatError::Gone);
+        Ok(self.button_open(&target.workspace, &target.key, target.revision)?)
+    }
+
+    /// The title of handoff `key` of `workspace` (its key where it has none), when it waits
+    /// for a decision at `revision`: what a chat button (Slack, Mattermost) may still decide.
+    pub(super) fn button_open(
+        &self,
+        workspace: &str,
+        key: &str,
+        revision: u32,
+    ) -> Result<String, Closed> {
+        let ws = self.cx().ws_of_key(key).ok_or(Closed::Gone)?;
+        if ws.workspace.name != workspace {
+            return Err(Closed::Gone);
         }
         let st = ws.lock();
-        let rec = st.records.get(&target.key).ok_or(ChatError::Gone)?;
+        let rec = st.records.get(key).ok_or(Closed::Gone)?;
         if let Some(d) = &rec.decision {
-            return Err(ChatError::Decided {
+            return Err(Closed::Decided {
                 outcome: d.outcome.as_str(),
                 by: d.by.to_string(),
                 at: d.at.to_string(),
             });
         }
-        if rec.meta.revision != target.revision {
-            return Err(ChatError::Revised {
-                button: target.revision,
+        if rec.meta.revision != revision {
+            return Err(Closed::Revised {
+                button: revision,
                 current: rec.meta.revision,
             });
         }
         let title = rec.handoff().title.clone();
-        Ok(title.unwrap_or_else(|| target.key.clone()))
+        Ok(title.unwrap_or_else(|| key.to_string()))
     }
 
     fn decide_chat(

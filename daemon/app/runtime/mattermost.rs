@@ -7,6 +7,7 @@
 //! cannot decide tells the clicker why, privately. A replayed request decides nothing: the
 //! revision it names is decided already (or its approval recorded), or revised.
 
+use super::chat::Closed;
 use crate::app::model::{DecideError, Decided};
 use crate::app::{App, DecisionRequest};
 use crate::auth::Actor;
@@ -47,6 +48,16 @@ pub enum MattermostError {
     Refused(DecideError),
     #[error("the daemon cannot read its key for buttons; nothing was decided")]
     Key,
+}
+
+impl From<Closed> for MattermostError {
+    fn from(c: Closed) -> MattermostError {
+        match c {
+            Closed::Gone => MattermostError::Gone,
+            Closed::Decided { outcome, by, at } => MattermostError::Decided { outcome, by, at },
+            Closed::Revised { button, current } => MattermostError::Revised { button, current },
+        }
+    }
 }
 
 impl MattermostError {
@@ -223,27 +234,7 @@ impl App {
 
     /// The title of the handoff `b` names, when it waits for a decision at that revision.
     fn mattermost_open(&self, b: &Binding) -> Result<String, MattermostError> {
-        let ws = self.cx().ws_of_key(&b.key).ok_or(MattermostError::Gone)?;
-        if ws.workspace.name != b.workspace {
-            return Err(MattermostError::Gone);
-        }
-        let st = ws.lock();
-        let rec = st.records.get(&b.key).ok_or(MattermostError::Gone)?;
-        if let Some(d) = &rec.decision {
-            return Err(MattermostError::Decided {
-                outcome: d.outcome.as_str(),
-                by: d.by.to_string(),
-                at: d.at.to_string(),
-            });
-        }
-        if rec.meta.revision != b.revision {
-            return Err(MattermostError::Revised {
-                button: b.revision,
-                current: rec.meta.revision,
-            });
-        }
-        let title = rec.handoff().title.clone();
-        Ok(title.unwrap_or_else(|| b.key.clone()))
+        Ok(self.button_open(&b.workspace, &b.key, b.revision)?)
     }
 }
 
