@@ -60,7 +60,7 @@ fn scheme(b: &Browser, dark: bool) {
 }
 
 /// axe-core's one file: `BATON_AXE_JS`, else where `.ci/run` installs it.
-fn axe_source() -> String {
+pub(crate) fn axe_source() -> String {
     let path = std::env::var_os("BATON_AXE_JS")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
@@ -77,7 +77,7 @@ fn axe_source() -> String {
 }
 
 /// The violations axe-core finds on the page as it is, one line each.
-fn axe(b: &Browser, source: &str) -> Vec<String> {
+pub(crate) fn axe(b: &Browser, source: &str) -> Vec<String> {
     b.rt.block_on(b.client.execute(source, vec![]))
         .expect("inject axe-core");
     let run = r#"

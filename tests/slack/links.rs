@@ -311,3 +311,39 @@ fn the_chat_accounts_page_is_for_admins_and_its_forms_need_the_csrf_token() {
     let page = page_of(&web, &boss);
     assert!(page.body.contains("U_NEW is unlinked"), "{}", page.body);
 }
+
+/// The page in a real browser: an admin links a Slack account with the form, sees it listed
+/// with its Unlink button and unlinks it; axe-core finds nothing on the page. Screenshot:
+/// `target/screenshots/reviewers-chat-accounts.png`.
+#[test]
+fn an_admin_links_and_unlinks_a_chat_account_on_the_page_in_a_browser() {
+    use crate::util::browser::Browser;
+    let dir = tempfile::tempdir().unwrap();
+    let standin = Standin::start(dir.path());
+    let mut env = TestEnv::with_config(&links_config(&standin));
+    let daemon = env.start();
+    let web = Web::new(&daemon);
+    let b = Browser::start();
+    b.sign_in(&daemon.url, "boss", BOSS_PW);
+    b.goto(&format!("{}/reviewers/chat", daemon.url));
+    b.wait_text("#chat-link-new");
+    b.fill("#chat-link-new input[name=chat_user]", "U_NINA");
+    b.run("document.querySelector('#chat-link-new select[name=user]').value = 'nina'");
+    b.click("#chat-link-new button[type=submit]");
+    b.wait_for_text(".flash[role=status]", "U_NINA is linked to nina");
+    let listed = b.wait_text("#chat-links");
+    assert!(
+        listed.contains("U_NINA") && listed.contains("nina"),
+        "{listed}"
+    );
+    assert_eq!(admin_links(&web).len(), 1);
+    let found = crate::browser_a11y::axe(&b, &crate::browser_a11y::axe_source());
+    assert!(found.is_empty(), "axe-core on /reviewers/chat: {found:#?}");
+    let png = b.screenshot("reviewers-chat-accounts");
+    eprintln!("screenshot {}", png.display());
+
+    b.click("#chat-links button[aria-label='Unlink U_NINA']");
+    b.wait_for_text(".flash[role=status]", "U_NINA is unlinked");
+    assert!(b.exists("#no-chat-links"), "the list is empty again");
+    assert!(admin_links(&web).is_empty());
+}
