@@ -35,6 +35,45 @@ pub fn write_new(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     file.sync_all()
 }
 
+/// The 32-byte secret kept as hex at `path` (an HMAC key of data_dir's), made on first use,
+/// owner-only. A file that is not 64 hex digits is an error naming it and `lost`: what stops
+/// working when it is deleted to make a new one.
+pub fn key_file(path: &Path, lost: &str) -> std::io::Result<[u8; 32]> {
+    use std::io::{Error, ErrorKind};
+    let parse = |text: &str| {
+        hex::decode(text.trim())
+            .ok()
+            .and_then(|b| <[u8; 32]>::try_from(b).ok())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::InvalidData,
+                    format!(
+                        "{}: not a 64-hex-digit key; delete it to make a new one ({lost})",
+                        path.display()
+                    ),
+                )
+            })
+    };
+    match std::fs::read_to_string(path) {
+        Ok(text) => parse(&text),
+        Err(e) if e.kind() == ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let key: [u8; 32] = rand::random();
+            match write_new(path, hex::encode(key).as_bytes()) {
+                Ok(()) => Ok(key),
+                // Another thread made it first: theirs is the key.
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    parse(&std::fs::read_to_string(path)?)
+                }
+                Err(e) => Err(e),
+            }
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Sets the process umask to 0o077. Call before the first thread starts writing (the umask is
 /// per process, so every thread's later creations are owner-only).
 pub fn restrict_umask() {

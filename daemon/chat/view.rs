@@ -60,38 +60,8 @@ pub struct ViewKey([u8; 32]);
 impl ViewKey {
     /// The key of `data_dir`, made on first use (0600).
     pub fn open(data_dir: &Path) -> io::Result<ViewKey> {
-        let dir = data_dir.join("chat");
-        let path = dir.join("view-key");
-        let parse = |text: &str| {
-            hex::decode(text.trim())
-                .ok()
-                .and_then(|b| <[u8; 32]>::try_from(b).ok())
-                .map(ViewKey)
-                .ok_or_else(|| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "{} is not 64 hex digits; remove it (open comment forms will be refused)",
-                            path.display()
-                        ),
-                    )
-                })
-        };
-        match std::fs::read_to_string(&path) {
-            Ok(text) => parse(&text),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&dir)?;
-                let key: [u8; 32] = rand::random();
-                match crate::private::write_new(&path, hex::encode(key).as_bytes()) {
-                    Ok(()) => Ok(ViewKey(key)),
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        parse(&std::fs::read_to_string(&path)?)
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        let path = data_dir.join("chat/view-key");
+        crate::private::key_file(&path, "open comment forms will be refused").map(ViewKey)
     }
 
     fn mac(&self, b: &Binding) -> Hmac<Sha256> {

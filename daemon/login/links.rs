@@ -109,24 +109,8 @@ pub struct LinkKey([u8; 32]);
 impl LinkKey {
     /// The key of `data_dir`, made on first use.
     pub fn open(data_dir: &Path) -> io::Result<LinkKey> {
-        let dir = data_dir.join("links");
-        let path = dir.join("key");
-        match std::fs::read_to_string(&path) {
-            Ok(text) => parse_key(&text, &path),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&dir)?;
-                let key: [u8; 32] = rand::random();
-                match crate::private::write_new(&path, hex::encode(key).as_bytes()) {
-                    Ok(()) => Ok(LinkKey(key)),
-                    // Another thread made it first: theirs is the key.
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        parse_key(&std::fs::read_to_string(&path)?, &path)
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Err(e) => Err(e),
-        }
+        let path = data_dir.join("links/key");
+        crate::private::key_file(&path, "links already mailed stop working").map(LinkKey)
     }
 
     fn mac(&self, channel: Channel, payload: &[u8]) -> Hmac<Sha256> {
@@ -171,22 +155,6 @@ impl LinkKey {
             .map_err(|_| TokenError::Invalid)?;
         serde_json::from_slice(&payload).map_err(|_| TokenError::Invalid)
     }
-}
-
-fn parse_key(text: &str, path: &Path) -> io::Result<LinkKey> {
-    hex::decode(text.trim())
-        .ok()
-        .and_then(|b| <[u8; 32]>::try_from(b).ok())
-        .map(LinkKey)
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{}: not a 64-hex-digit key; delete it to make a new one (links already mailed stop working)",
-                    path.display()
-                ),
-            )
-        })
 }
 
 /// The used links of a data_dir, by the SHA-256 of their tokens.
