@@ -416,8 +416,19 @@ fn withdraw_handoff(key: &str) -> String {
     use crate::cli::withdraw::{self, Refused};
     let kept = "it stays pending for its reviewers until decided, or replaced by a newer handoff";
     let why = "withdrawn by its agent (MCP tasks/cancel)";
-    let done = withdraw::from_env()
+    // The task wrote the handoff moments ago: a cancel sent at once can reach the daemon
+    // before its watcher has received the file, so "no such handoff" is asked again for a
+    // few seconds before it is told.
+    let mut done = withdraw::from_env()
         .and_then(|(url, token)| withdraw::request(&url, &token, key, Some(why)));
+    for _ in 0..30 {
+        if !matches!(done, Err(Refused::NotFound(_))) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        done = withdraw::from_env()
+            .and_then(|(url, token)| withdraw::request(&url, &token, key, Some(why)));
+    }
     match done {
         Ok(_) => format!("cancelled by request: handoff {key} was withdrawn (decision.json says outcome withdrawn); reviewers no longer decide it"),
         Err(Refused::NotConfigured(_)) => format!("cancelled by request: nobody waits for handoff {key}'s decision any more, but it was not withdrawn (baton mcp has no BATON_URL and BATON_TOKEN to ask the daemon with); {kept}"),
