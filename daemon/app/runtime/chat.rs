@@ -6,9 +6,9 @@
 //! and outcome by a MAC (`chat::view`), decides with the comment. A click that cannot decide
 //! says why, to the clicker only; a submission that cannot, under the modal's input.
 
+use super::buttons::{Button, Closed};
 use crate::app::model::{DecideError, Decided};
-use crate::app::{App, DecisionRequest};
-use crate::auth::Actor;
+use crate::app::App;
 use crate::chat::view::{self, Binding, Submission, ViewError, ViewKey};
 use crate::chat::{self, Click, ClickError, Interaction, Seen, SignatureError};
 use crate::clock::now_s;
@@ -107,50 +107,12 @@ pub enum ChatError {
     Replayed,
     #[error("your Slack account ({0}) is not linked to a baton reviewer; nothing was decided. Ask an admin to link it (Reviewers > Chat accounts)")]
     UnknownUser(String),
-    #[error("the handoff was revised since this message (the button was for revision {button}, revision {current} is in place); nothing was decided. The new revision has its own message")]
-    Revised { button: u32, current: u32 },
-    #[error(
-        "this handoff is already decided ({outcome} by {by} at {at}); nothing more was decided"
-    )]
-    Decided {
-        outcome: &'static str,
-        by: String,
-        at: String,
-    },
-    #[error("your approval of this revision is already recorded; the handoff waits for the other approvals or sign-offs it needs")]
-    AlreadyApproved,
-    #[error("the handoff of this message is no longer here (withdrawn, or its workspace is gone)")]
-    Gone,
-    #[error("not decided: {0}")]
-    Refused(DecideError),
+    #[error(transparent)]
+    Closed(#[from] Closed),
     #[error("{0}; nothing was decided")]
     View(#[from] ViewError),
     #[error("the comment form could not be opened ({0}); nothing was decided. Try again, or decide on the handoff page")]
     Form(String),
-}
-
-/// Why a chat button can no longer decide (see `App::button_open`).
-pub(super) enum Closed {
-    Gone,
-    Decided {
-        outcome: &'static str,
-        by: String,
-        at: String,
-    },
-    Revised {
-        button: u32,
-        current: u32,
-    },
-}
-
-impl From<Closed> for ChatError {
-    fn from(c: Closed) -> ChatError {
-        match c {
-            Closed::Gone => ChatError::Gone,
-            Closed::Decided { outcome, by, at } => ChatError::Decided { outcome, by, at },
-            Closed::Revised { button, current } => ChatError::Revised { button, current },
-        }
-    }
 }
 
 impl ChatError {
@@ -163,11 +125,7 @@ impl ChatError {
             ChatError::Click(_) => "not_a_click",
             ChatError::Replayed => "replayed",
             ChatError::UnknownUser(_) => "unknown_user",
-            ChatError::Revised { .. } => "revised",
-            ChatError::Decided { .. } => "decided_before",
-            ChatError::AlreadyApproved => "approved_before",
-            ChatError::Gone => "gone",
-            ChatError::Refused(_) => "refused",
+            ChatError::Closed(c) => c.kind(),
             ChatError::View(ViewError::Tampered) => "tampered",
             ChatError::View(ViewError::NotTheOpener { .. }) => "not_opener",
             ChatError::Form(_) => "form_failed",
@@ -181,7 +139,7 @@ impl ChatError {
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            ChatError::Form(_) | ChatError::Refused(DecideError::Io(_))
+            ChatError::Form(_) | ChatError::Closed(Closed::Refused(DecideError::Io(_)))
         )
     }
 
@@ -316,7 +274,7 @@ impl App {
     fn take_click(&self, c: &Chat, click: Click) -> Result<ChatDone, ChatError> {
         let taken = match click.outcome {
             Outcome::Approved => {
-                self.decide_chat(c, &click.user, &click.target, click.outcome, None)
+                self.decide_chat(c, &click.user, &click.target, (click.outcome, None))
             }
             _ => self.open_form(c, &click),
         };
@@ -368,7 +326,7 @@ impl App {
                     key: b.key,
                     revision: b.revision,
                 };
-                self.decide_chat(c, &s.user, &target, b.outcome, s.comment.clone())
+                self.decide_chat(c, &s.user, &target, (b.outcome, s.comment.clone()))
             });
         match &taken {
             Ok(_) => {
@@ -395,38 +353,7 @@ impl App {
 
     /// The title of the handoff `target` names, when it waits for a decision at that revision.
     fn open_revision(&self, target: &ButtonValue) -> Result<String, ChatError> {
-        Ok(self.button_open(&target.workspace, &target.key, target.revision)?)
-    }
-
-    /// The title of handoff `key` of `workspace` (its key where it has none), when it waits
-    /// for a decision at `revision`: what a chat button (Slack, Mattermost) may still decide.
-    pub(super) fn button_open(
-        &self,
-        workspace: &str,
-        key: &str,
-        revision: u32,
-    ) -> Result<String, Closed> {
-        let ws = self.cx().ws_of_key(key).ok_or(Closed::Gone)?;
-        if ws.workspace.name != workspace {
-            return Err(Closed::Gone);
-        }
-        let st = ws.lock();
-        let rec = st.records.get(key).ok_or(Closed::Gone)?;
-        if let Some(d) = &rec.decision {
-            return Err(Closed::Decided {
-                outcome: d.outcome.as_str(),
-                by: d.by.to_string(),
-                at: d.at.to_string(),
-            });
-        }
-        if rec.meta.revision != revision {
-            return Err(Closed::Revised {
-                button: revision,
-                current: rec.meta.revision,
-            });
-        }
-        let title = rec.handoff().title.clone();
-        Ok(title.unwrap_or_else(|| key.to_string()))
+        Ok(self.button_open(&button(target))?)
     }
 
     fn decide_chat(
@@ -434,41 +361,10 @@ impl App {
         c: &Chat,
         slack_user: &str,
         target: &ButtonValue,
-        outcome: Outcome,
-        comment: Option<String>,
+        decision: (Outcome, Option<String>),
     ) -> Result<ChatDone, ChatError> {
         let user = self.reviewer_of(c, slack_user)?;
-        self.open_revision(target)?;
-        let request = DecisionRequest {
-            outcome,
-            comment,
-            // Decide what the message showed: a newer revision in place refuses it.
-            revision: Some(target.revision),
-            handoff_sha256: None,
-            to_agent: None,
-            edits: Default::default(),
-        };
-        let actor = Actor::Reviewer {
-            name: user.name.clone(),
-            roles: user.roles.clone(),
-        };
-        let decided = self
-            .cx()
-            .decide_via(&target.key, request, &actor, Via::Slack)
-            .map_err(|e| match e {
-                DecideError::Stale { revision, .. } => ChatError::Revised {
-                    button: target.revision,
-                    current: revision,
-                },
-                DecideError::NotFound(_) => ChatError::Gone,
-                DecideError::Conflict(d) => ChatError::Decided {
-                    outcome: d.outcome.as_str(),
-                    by: d.by.to_string(),
-                    at: d.at.to_string(),
-                },
-                DecideError::AlreadySigned(_) => ChatError::AlreadyApproved,
-                e => ChatError::Refused(e),
-            })?;
+        let (_, decided) = self.button_decide(&button(target), decision, &user, Via::Slack)?;
         Ok(ChatDone::Decided {
             reviewer: user.name,
             decided: Box::new(decided),
@@ -484,5 +380,13 @@ impl App {
                 outcome: outcome.to_string(),
             })
             .inc();
+    }
+}
+
+fn button(target: &ButtonValue) -> Button<'_> {
+    Button {
+        workspace: &target.workspace,
+        key: &target.key,
+        revision: target.revision,
     }
 }

@@ -7,10 +7,9 @@
 //! cannot decide tells the clicker why, privately. A replayed request decides nothing: the
 //! revision it names is decided already (or its approval recorded), or revised.
 
-use super::chat::Closed;
-use crate::app::model::{DecideError, Decided};
-use crate::app::{App, DecisionRequest};
-use crate::auth::Actor;
+use super::buttons::{Button, Closed};
+use crate::app::model::Decided;
+use crate::app::App;
 use crate::chat::mattermost::{self as mm, ActionError};
 use crate::config::Mattermost;
 use crate::contract::decision::Via;
@@ -30,34 +29,10 @@ pub enum MattermostError {
     UnknownEntry(String),
     #[error("your Mattermost account ({0}) is not linked to a baton reviewer; nothing was decided. Ask an admin to add it to the users of [[mattermost]]")]
     UnknownUser(String),
-    #[error("the handoff was revised since this message (the button was for revision {button}, revision {current} is in place); nothing was decided. The new revision has its own message")]
-    Revised { button: u32, current: u32 },
-    #[error(
-        "this handoff is already decided ({outcome} by {by} at {at}); nothing more was decided"
-    )]
-    Decided {
-        outcome: &'static str,
-        by: String,
-        at: String,
-    },
-    #[error("your approval of this revision is already recorded; the handoff waits for the other approvals or sign-offs it needs")]
-    AlreadyApproved,
-    #[error("the handoff of this message is no longer here (withdrawn, or its workspace is gone)")]
-    Gone,
-    #[error("not decided: {0}")]
-    Refused(DecideError),
+    #[error(transparent)]
+    Closed(#[from] Closed),
     #[error("the daemon cannot read its key for buttons; nothing was decided")]
     Key,
-}
-
-impl From<Closed> for MattermostError {
-    fn from(c: Closed) -> MattermostError {
-        match c {
-            Closed::Gone => MattermostError::Gone,
-            Closed::Decided { outcome, by, at } => MattermostError::Decided { outcome, by, at },
-            Closed::Revised { button, current } => MattermostError::Revised { button, current },
-        }
-    }
 }
 
 impl MattermostError {
@@ -70,11 +45,7 @@ impl MattermostError {
             MattermostError::Context(ContextError::OtherChannel { .. }) => "other_channel",
             MattermostError::UnknownEntry(_) => "tampered",
             MattermostError::UnknownUser(_) => "unknown_user",
-            MattermostError::Revised { .. } => "revised",
-            MattermostError::Decided { .. } => "decided_before",
-            MattermostError::AlreadyApproved => "approved_before",
-            MattermostError::Gone => "gone",
-            MattermostError::Refused(_) => "refused",
+            MattermostError::Closed(c) => c.kind(),
             MattermostError::Key => "key",
         }
     }
@@ -175,37 +146,13 @@ impl App {
             .iter()
             .find(|u| u.name == name)
             .ok_or_else(unknown)?;
-        let title = self.mattermost_open(b)?;
-        let request = DecisionRequest {
-            outcome: b.outcome,
-            comment: None,
-            // Decide what the message showed: a newer revision in place refuses it.
-            revision: Some(b.revision),
-            handoff_sha256: None,
-            to_agent: None,
-            edits: Default::default(),
+        let button = Button {
+            workspace: &b.workspace,
+            key: &b.key,
+            revision: b.revision,
         };
-        let actor = Actor::Reviewer {
-            name: user.name.clone(),
-            roles: user.roles.clone(),
-        };
-        let decided = self
-            .cx()
-            .decide_via(&b.key, request, &actor, Via::Mattermost)
-            .map_err(|e| match e {
-                DecideError::Stale { revision, .. } => MattermostError::Revised {
-                    button: b.revision,
-                    current: revision,
-                },
-                DecideError::NotFound(_) => MattermostError::Gone,
-                DecideError::Conflict(d) => MattermostError::Decided {
-                    outcome: d.outcome.as_str(),
-                    by: d.by.to_string(),
-                    at: d.at.to_string(),
-                },
-                DecideError::AlreadySigned(_) => MattermostError::AlreadyApproved,
-                e => MattermostError::Refused(e),
-            })?;
+        let (title, decided) =
+            self.button_decide(&button, (b.outcome, None), user, Via::Mattermost)?;
         let link = format!(
             "{}/handoffs/{}",
             config.public_url,
@@ -230,11 +177,6 @@ impl App {
                 user.name
             )),
         })
-    }
-
-    /// The title of the handoff `b` names, when it waits for a decision at that revision.
-    fn mattermost_open(&self, b: &Binding) -> Result<String, MattermostError> {
-        Ok(self.button_open(&b.workspace, &b.key, b.revision)?)
     }
 }
 

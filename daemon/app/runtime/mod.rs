@@ -6,6 +6,7 @@
 
 pub(in crate::app) mod agenda;
 pub(in crate::app) mod alerts;
+pub(in crate::app) mod buttons;
 pub(in crate::app) mod canaries;
 pub(in crate::app) mod chat;
 pub(in crate::app) mod chat_links;
