@@ -106,6 +106,14 @@ pub enum EventType {
     /// `data.by`): its clicks decide nothing from then on.
     #[serde(rename = "chat.account_unlinked")]
     ChatAccountUnlinked,
+    /// baton extension: a Slack user confirmed from Slack an admin's link of its account
+    /// (`data.chat_user`, `data.user`, `data.linked_by`): its clicks decide from then on.
+    #[serde(rename = "chat.account_confirmed")]
+    ChatAccountConfirmed,
+    /// baton extension: a Slack user answered "Not me" to an admin's link of its account
+    /// (`data.chat_user`, `data.user`, `data.linked_by`): the link is removed.
+    #[serde(rename = "chat.account_refused")]
+    ChatAccountRefused,
 }
 
 impl EventType {
@@ -142,6 +150,8 @@ impl EventType {
             EventType::PasskeyAsserted => "passkey.asserted",
             EventType::ChatAccountLinked => "chat.account_linked",
             EventType::ChatAccountUnlinked => "chat.account_unlinked",
+            EventType::ChatAccountConfirmed => "chat.account_confirmed",
+            EventType::ChatAccountRefused => "chat.account_refused",
             EventType::CanaryFiled => "canary.filed",
             EventType::CanaryCaught => "canary.caught",
             EventType::CanaryMissed => "canary.missed",

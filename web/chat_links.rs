@@ -1,7 +1,8 @@
 //! Chat accounts linked to people, over the API (admins only): `GET /api/v1/chat/links`
 //! (the configuration's links and the admins'), `POST` with `{"chat_user", "user"}` to link,
 //! `DELETE` with `{"chat_user"}` to unlink. Thin over `App::chat_links` / `chat_link` /
-//! `chat_unlink`, as the `/reviewers/chat` page is.
+//! `chat_unlink`, as the `/reviewers/chat` page is. A link made here waits for its Slack
+//! user's confirmation from Slack before it decides.
 
 use super::api::json_body;
 use super::{ApiError, Caller};
@@ -71,7 +72,7 @@ fn api_error(e: ChatLinkError) -> ApiError {
         ChatLinkError::BadChatUser(_)
         | ChatLinkError::UnknownUser(_)
         | ChatLinkError::InConfig { .. } => ApiError::Unprocessable(said),
-        ChatLinkError::Io(_) => ApiError::Unavailable(said),
+        ChatLinkError::Io(_) | ChatLinkError::Damaged(_) => ApiError::Unavailable(said),
     }
 }
 
@@ -82,12 +83,15 @@ pub(super) fn openapi_paths() -> Value {
     };
     let chat_user = json!({ "type": "string", "pattern": "^[A-Za-z0-9_.-]{1,64}$",
         "description": "the chat user id (Slack's: U0123ABCD)" });
-    let link = json!({ "type": "object", "required": ["chat_user", "user", "source", "known"],
+    let link = json!({ "type": "object", "required": ["chat_user", "user", "source", "state", "known"],
         "properties": {
             "chat_user": chat_user, "user": { "type": "string", "description": "the [[users]] name the chat user acts as" },
             "source": { "enum": ["admin", "config"], "description": "admin: kept in data_dir, unlinked here; config: a [[chat]] entry's users, changed in the configuration" },
             "chat": { "type": "string", "description": "the [[chat]] entry (source config)" },
             "linked_by": { "type": "string" }, "linked_at": { "type": "string", "format": "date-time" },
+            "state": { "enum": ["unconfirmed", "confirmed", "config"], "description": "unconfirmed: an admin's link its Slack user has not confirmed from Slack (decides nothing); confirmed: confirmed by that Slack user; config: the configuration's" },
+            "asked_at": { "type": "string", "format": "date-time", "description": "when the confirmation message was posted to the Slack user" },
+            "confirmed_at": { "type": "string", "format": "date-time" },
             "known": { "type": "boolean", "description": "user is configured now (a link to a removed user decides nothing)" } } });
     let one =
         json!({ "description": "the link", "content": { "application/json": { "schema": link } } });
@@ -98,7 +102,7 @@ pub(super) fn openapi_paths() -> Value {
                 "responses": { "200": { "description": "links", "content": { "application/json": {
                         "schema": { "type": "array", "items": link } } } },
                     "401": err("no or unknown credentials"), "403": err("not an admin") } },
-            "post": { "summary": "Link a chat account to a configured person; its clicks decide as them from the next one (admin)",
+            "post": { "summary": "Link a chat account to a configured person, unconfirmed: a direct message asks the Slack user to confirm it, and its clicks decide as that person once confirmed (admin)",
                 "security": [{ "bearer": [] }],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": {
                     "type": "object", "additionalProperties": false, "required": ["chat_user", "user"],
@@ -106,7 +110,7 @@ pub(super) fn openapi_paths() -> Value {
                 "responses": { "200": one, "401": err("no or unknown credentials"), "403": err("not an admin"),
                     "404": err("no [[chat]] entry of kind slack"),
                     "422": err("not a chat user id, no such user, or the chat user is linked in the configuration"),
-                    "503": err("the links cannot be saved now; nothing changed") } },
+                    "503": err("the links cannot be saved now, or data_dir/chat/links.json cannot be read (never saved over); nothing changed") } },
             "delete": { "summary": "Unlink an admin's link of a chat account; its clicks decide nothing from the next one (admin)",
                 "security": [{ "bearer": [] }],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": {
@@ -117,7 +121,7 @@ pub(super) fn openapi_paths() -> Value {
                     "401": err("no or unknown credentials"), "403": err("not an admin"),
                     "404": err("no admin's link of that chat user"),
                     "422": err("not a chat user id, or linked in the configuration (change it there)"),
-                    "503": err("the links cannot be saved now; nothing changed") } }
+                    "503": err("the links cannot be saved now, or data_dir/chat/links.json cannot be read (never saved over); nothing changed") } }
         }
     })
 }

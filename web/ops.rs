@@ -20,8 +20,10 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
         .unwrap_or_else(|_| Some("the probe of data_dir did not finish".into()));
     let damaged = app.store_damage();
     let memos = app.memo_damage();
+    let chat_links = app.chat_links_damage();
     let degraded = !unserved.is_empty()
         || !memos.is_empty()
+        || chat_links.is_some()
         || search_error.is_some()
         || data_dir_error.is_some()
         || !damaged.is_empty();
@@ -53,6 +55,11 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     if !memos.is_empty() {
         // A memo the daemon rebuilt or fails safe on: named with what was done and what to do.
         body["memo_damaged"] = json!(memos);
+    }
+    if let Some((file, why)) = chat_links {
+        // No link is trusted from it and nothing is saved over it until it is mended.
+        body["chat_links_damaged"] = json!({ "file": file, "why": why,
+            "action": "link changes are refused; mend the file or move it away, then restart" });
     }
     if let Some((documents, indexing)) = app.search_state() {
         body["search"] = json!({ "documents": documents, "indexing": indexing });

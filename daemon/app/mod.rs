@@ -38,7 +38,7 @@ pub use review::upload::{Target, UploadError, Uploaded};
 pub use review::Cx;
 pub use runtime::buttons::Closed as ButtonClosed;
 pub use runtime::chat::{ChatDone, ChatError, ChatTaken};
-pub use runtime::chat_links::{ChatLinkError, ChatLinkView};
+pub use runtime::chat_links::{ChatLinkError, ChatLinkView, LinkAnswerError, LinkAnswered};
 pub use runtime::digest_cadence::{Cadence, CadenceDamage, CadenceError};
 pub use runtime::leases::Scope;
 pub use runtime::links::{LinkError, LinkTarget};

@@ -5,6 +5,7 @@
 //! (`app::runtime::chat`); the web layer only hands the request over. `socket` receives the
 //! same interactions over Slack's Socket Mode.
 
+pub mod link_confirm;
 pub mod links;
 pub mod mattermost;
 pub mod replay;
@@ -15,4 +16,4 @@ pub mod view;
 
 pub use replay::Seen;
 pub use signature::{verify, SignatureError, WINDOW_S};
-pub use slack::{Click, ClickError, Interaction};
+pub use slack::{Click, ClickError, Interaction, LinkClick};

@@ -3,6 +3,7 @@
 //! on one of baton's buttons, whose `value` names the handoff and the revision the message
 //! showed, or a `view_submission` of baton's comment modal (`view`).
 
+use super::link_confirm;
 use super::view::{self, Submission};
 use crate::contract::Outcome;
 use crate::outbox::chat::{ButtonValue, APPROVE, CHANGES, OPEN, REJECT};
@@ -13,6 +14,9 @@ use serde_json::Value;
 pub enum Interaction {
     Click(Click),
     Submit(Submission),
+    /// A click on Confirm or Not me in the message asking a Slack user to confirm an
+    /// admin's link (`chat::link_confirm`).
+    Link(LinkClick),
     /// A click on the link button ("Approve in baton"): Slack tells the app of it, and the
     /// browser opens the page; nothing to do.
     Opened,
@@ -28,6 +32,17 @@ pub struct Click {
     /// Slack's id of this interaction: a replay carries the same.
     pub trigger_id: String,
     /// Where to answer the clicker privately, if Slack gave one.
+    pub response_url: Option<String>,
+}
+
+/// One click on a link confirmation's button: its sealed value is opened by the app.
+#[derive(Debug, Clone)]
+pub struct LinkClick {
+    /// The clicker's Slack user id.
+    pub user: String,
+    /// The button's `value` as sent (sealed, see `chat::link_confirm`).
+    pub value: String,
+    pub trigger_id: String,
     pub response_url: Option<String>,
 }
 
@@ -73,7 +88,24 @@ fn click(p: &Value) -> Result<Interaction, ClickError> {
         .as_array()
         .and_then(|a| a.first())
         .ok_or(ClickError::NotOurs)?;
-    let outcome = match action["action_id"].as_str() {
+    let user = p["user"]["id"].as_str().unwrap_or("");
+    let trigger_id = p["trigger_id"].as_str().unwrap_or("");
+    let action_id = action["action_id"].as_str();
+    if matches!(
+        action_id,
+        Some(link_confirm::CONFIRM | link_confirm::REFUSE)
+    ) {
+        if user.is_empty() || trigger_id.is_empty() {
+            return Err(ClickError::Incomplete);
+        }
+        return Ok(Interaction::Link(LinkClick {
+            user: user.to_string(),
+            value: action["value"].as_str().unwrap_or("").to_string(),
+            trigger_id: trigger_id.to_string(),
+            response_url: p["response_url"].as_str().map(str::to_string),
+        }));
+    }
+    let outcome = match action_id {
         Some(OPEN) => return Ok(Interaction::Opened),
         Some(APPROVE) => Outcome::Approved,
         Some(CHANGES) => Outcome::ChangesRequested,
@@ -84,8 +116,6 @@ fn click(p: &Value) -> Result<Interaction, ClickError> {
         .as_str()
         .and_then(|v| serde_json::from_str(v).ok())
         .ok_or(ClickError::BadValue)?;
-    let user = p["user"]["id"].as_str().unwrap_or("");
-    let trigger_id = p["trigger_id"].as_str().unwrap_or("");
     if user.is_empty() || trigger_id.is_empty() {
         return Err(ClickError::Incomplete);
     }
@@ -121,6 +151,30 @@ pub fn open_view(api_url: &str, token: &str, trigger_id: &str, view: &Value) -> 
     }
     let why = answer["error"].as_str().unwrap_or("no reason given");
     Err(format!("views.open answered ok=false: {why}"))
+}
+
+/// Posts a message (`chat.postMessage`, the bot token as bearer) with `payload` as its
+/// arguments; the answer's `ts` when Slack took it.
+pub fn post_message(api_url: &str, token: &str, payload: &Value) -> Result<String, String> {
+    let url = format!("{}/chat.postMessage", api_url.trim_end_matches('/'));
+    let answer = ureq::AgentBuilder::new()
+        .timeout(std::time::Duration::from_secs(10))
+        .redirects(0)
+        .build()
+        .post(&url)
+        .set("authorization", &format!("Bearer {token}"))
+        .set("content-type", "application/json; charset=utf-8")
+        .send_string(&payload.to_string())
+        .map_err(|e| format!("chat.postMessage: {}", e.kind()))?
+        .into_string()
+        .map_err(|e| format!("chat.postMessage: {e}"))?;
+    let answer: Value = serde_json::from_str(&answer)
+        .map_err(|_| "chat.postMessage: the answer is not JSON".to_string())?;
+    if answer["ok"] == true {
+        return Ok(answer["ts"].as_str().unwrap_or_default().to_string());
+    }
+    let why = answer["error"].as_str().unwrap_or("no reason given");
+    Err(format!("chat.postMessage answered ok=false: {why}"))
 }
 
 /// Tells the clicker alone why a click decided nothing, at the interaction's `response_url`

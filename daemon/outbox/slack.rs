@@ -223,6 +223,18 @@ fn line(event: &Event) -> String {
             s("chat_user"),
             s("user")
         ),
+        EventType::ChatAccountConfirmed => format!(
+            "chat account {} confirmed its link to {} (linked by {})",
+            s("chat_user"),
+            s("user"),
+            s("linked_by")
+        ),
+        EventType::ChatAccountRefused => format!(
+            "chat account {} said its link to {} is not theirs (linked by {}); removed",
+            s("chat_user"),
+            s("user"),
+            s("linked_by")
+        ),
         // Never spooled (a canary place reaches no outbox); named for the match alone.
         EventType::CanaryFiled | EventType::CanaryCaught | EventType::CanaryMissed => {
             event.kind.as_str().to_string()

@@ -7,11 +7,11 @@
 use super::*;
 use crate::pages::Session;
 
-const BOSS_PW: &str = "boss horse battery";
+pub(super) const BOSS_PW: &str = "boss horse battery";
 const NINA_PW: &str = "nina horse battery";
 
 /// `config` plus boss (admin, password and token) and nina (a reviewer with a password).
-fn links_config(standin: &Standin) -> String {
+pub(super) fn links_config(standin: &Standin) -> String {
     let hash = baton::login::hash_password(BOSS_PW).unwrap();
     let token = baton::auth::token_hash("boss-token");
     format!(
@@ -22,7 +22,7 @@ fn links_config(standin: &Standin) -> String {
     )
 }
 
-fn api(web: &Web, method: &str, token: &str, body: Option<&Value>) -> Reply {
+pub(super) fn api(web: &Web, method: &str, token: &str, body: Option<&Value>) -> Reply {
     let auth = format!("Bearer {token}");
     let text = body.map(Value::to_string);
     web.send(
@@ -36,7 +36,7 @@ fn api(web: &Web, method: &str, token: &str, body: Option<&Value>) -> Reply {
     )
 }
 
-fn admin_links(web: &Web) -> Vec<Value> {
+pub(super) fn admin_links(web: &Web) -> Vec<Value> {
     let r = api(web, "GET", "boss-token", None);
     assert_eq!(r.status, 200, "{}", r.body);
     let all = json_of(&r).as_array().unwrap().clone();
@@ -44,7 +44,7 @@ fn admin_links(web: &Web) -> Vec<Value> {
 }
 
 /// Clicks Approve on `post` as `user`; the reply's JSON.
-fn approve(web: &Web, standin: &Standin, user: &str, post: &Value) -> Value {
+pub(super) fn approve(web: &Web, standin: &Standin, user: &str, post: &Value) -> Value {
     let r = click(web, standin, user, "baton_approve", post);
     assert_eq!(r.status, 200, "{}", r.body);
     json_of(&r)
@@ -142,8 +142,10 @@ fn an_admin_links_a_slack_account_over_the_api_and_unlinking_holds_at_once() {
     assert_eq!(said["error"], "unknown_user", "{said}");
     assert_pending(&env, &daemon);
 
-    // Linked again: the click decides as sam, and the signed receipt names sam.
+    // Linked again and confirmed by the Slack user: the click decides as sam, and the
+    // signed receipt names sam.
     assert_eq!(api(&web, "POST", "boss-token", Some(&new)).status, 200);
+    super::confirm::answer(&web, &standin, &daemon, "U_NEW", "U_NEW", true, 2);
     let said = approve(&web, &standin, "U_NEW", &p);
     assert!(
         said["text"].as_str().unwrap().contains("Approved by sam"),
@@ -193,7 +195,8 @@ fn an_admin_links_a_slack_account_over_the_api_and_unlinking_holds_at_once() {
         [
             "chat.account_linked",
             "chat.account_unlinked",
-            "chat.account_linked"
+            "chat.account_linked",
+            "chat.account_confirmed"
         ]
     );
     let m = daemon.metrics();

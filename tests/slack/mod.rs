@@ -4,6 +4,7 @@
 //! (`sdk.py`). A click decides once, through the one decision path, audited `via: "slack"`,
 //! and the message is updated; every refusal decides nothing and says why.
 
+mod confirm;
 mod latency;
 mod links;
 mod modal;
@@ -122,12 +123,17 @@ pub fn submit(env: &TestEnv, id: &str, summary: &str) {
     util::write_atomic(&env.ws("alpha").join("handoff.json"), &util::bytes(&h));
 }
 
-/// The `n`th post (1-based) once it is made.
+/// The review posts so far (not the direct messages asking a Slack user to confirm a link).
+pub fn reviews(standin: &Standin) -> Vec<Value> {
+    let all = standin.calls("chat.postMessage").into_iter();
+    all.filter(|c| !c["body"]["blocks"].to_string().contains("baton_link_confirm"))
+        .collect()
+}
+
+/// The `n`th review post (1-based) once it is made.
 pub fn post(standin: &Standin, daemon: &Daemon, n: usize) -> Value {
-    daemon.wait_until(&format!("post {n} to Slack"), || {
-        standin.calls("chat.postMessage").len() >= n
-    });
-    standin.calls("chat.postMessage")[n - 1].clone()
+    daemon.wait_until(&format!("post {n} to Slack"), || reviews(standin).len() >= n);
+    reviews(standin)[n - 1].clone()
 }
 
 /// The `value` of the post's button `action_id`.

@@ -25,6 +25,10 @@ struct ChatLinksPage {
     users: Vec<String>,
     /// The viewer is not an admin: the page says so (403) and shows nothing else.
     refused: bool,
+    /// Links their Slack users said were not theirs: (at, chat user, person), newest first.
+    refusals: Vec<(String, String, String)>,
+    /// The links file cannot be read: why (no link from it counts, no change is saved).
+    damaged: Option<String>,
     notice: Option<String>,
     error: Option<String>,
 }
@@ -52,6 +56,8 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer) -> Response {
                 linked: Vec::new(),
                 users: Vec::new(),
                 refused: true,
+                refusals: Vec::new(),
+                damaged: None,
                 notice: None,
                 error: None,
             });
@@ -65,12 +71,18 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer) -> Response {
     let (configured, linked): (Vec<_>, Vec<_>) =
         all.into_iter().partition(|l| l.source == "config");
     let said = flash::take(&s, PAGE).unwrap_or_default();
+    let refusals = app.chat_link_refusals(&s.actor).unwrap_or_default();
+    let damaged = app
+        .chat_links_damage()
+        .map(|(file, why)| format!("{file} cannot be read ({why}): no link from it counts and no change is saved over it. Mend the file or move it away, then restart the daemon."));
     render(&ChatLinksPage {
         chrome: Chrome::new(&s, "reviewers"),
         configured,
         linked,
         users: app.config().users.iter().map(|u| u.name.clone()).collect(),
         refused: false,
+        refusals,
+        damaged,
         notice: said.notice,
         error: said.error,
     })
@@ -88,7 +100,7 @@ pub async fn link(State(app): State<App>, Viewer(s): Viewer, body: Bytes) -> Res
     let said = match crate::blocking(move || app.chat_link(&actor, &chat_user, &user)).await {
         Ok(Ok(l)) => flash::Flash {
             notice: Some(format!(
-                "{} is linked to {}: their chat buttons decide as {} from now on.",
+                "{} is linked to {}: a direct message asks them in Slack to confirm it; their chat buttons decide as {} once they do.",
                 l.chat_user, l.user, l.user
             )),
             ..Default::default()

@@ -33,6 +33,8 @@ pub enum ChatDone {
     Asked { reviewer: String },
     /// A click on the link button: the browser opens the page, nothing to do here.
     Nothing,
+    /// The Slack user answered the confirmation of an admin's link of its account.
+    LinkAnswered(super::chat_links::LinkAnswered),
 }
 
 impl ChatDone {
@@ -49,6 +51,14 @@ impl ChatDone {
                 format!("A comment form was opened for {reviewer}; submitting it decides.")
             }
             ChatDone::Nothing => String::new(),
+            ChatDone::LinkAnswered(a) if a.confirmed => format!(
+                "Confirmed: this Slack account acts as baton user {} from now on.",
+                a.user
+            ),
+            ChatDone::LinkAnswered(a) => format!(
+                "The link to baton user {} is removed, and the admins are told.",
+                a.user
+            ),
         }
     }
 
@@ -58,6 +68,8 @@ impl ChatDone {
             ChatDone::Decided { .. } => "decided",
             ChatDone::Asked { .. } => "form_opened",
             ChatDone::Nothing => "link",
+            ChatDone::LinkAnswered(a) if a.confirmed => "link_confirmed",
+            ChatDone::LinkAnswered(_) => "link_refused",
         }
     }
 }
@@ -107,6 +119,10 @@ pub enum ChatError {
     Replayed,
     #[error("your Slack account ({0}) is not linked to a baton reviewer; nothing was decided. Ask an admin to link it (Reviewers > Chat accounts)")]
     UnknownUser(String),
+    #[error("your account link is waiting for your confirmation: baton sent you a direct message to confirm that this Slack account ({chat_user}) is {user}; nothing was decided. Confirm it there, then click again")]
+    Unconfirmed { chat_user: String, user: String },
+    #[error("{0}")]
+    LinkAnswer(#[from] super::chat_links::LinkAnswerError),
     #[error(transparent)]
     Closed(#[from] Closed),
     #[error("{0}; nothing was decided")]
@@ -125,6 +141,8 @@ impl ChatError {
             ChatError::Click(_) => "not_a_click",
             ChatError::Replayed => "replayed",
             ChatError::UnknownUser(_) => "unknown_user",
+            ChatError::Unconfirmed { .. } => "unconfirmed",
+            ChatError::LinkAnswer(e) => e.kind(),
             ChatError::Closed(c) => c.kind(),
             ChatError::View(ViewError::Tampered) => "tampered",
             ChatError::View(ViewError::NotTheOpener { .. }) => "not_opener",
@@ -158,6 +176,8 @@ impl App {
     /// daemon calls it once it serves). The threads hold the app weakly: they live as long
     /// as the process and must not keep the app alive.
     pub fn start_chat_sockets(&self) {
+        // Links never asked to be confirmed (kept from before, or their message failed).
+        self.ask_unasked_links();
         for c in self.slack_chats().filter(|c| c.app_token.is_some()) {
             let weak = std::sync::Arc::downgrade(&self.inner);
             let name = c.name.clone();
@@ -252,6 +272,11 @@ impl App {
                 self.first_time(c, &id)?;
                 (id, self.take_submission(c, s))
             }
+            Interaction::Link(click) => {
+                let id = click.trigger_id.clone();
+                self.first_time(c, &id)?;
+                (id, self.take_link_click(c, click))
+            }
         };
         if let Err(e) = &taken {
             if e.retryable() {
@@ -288,6 +313,26 @@ impl App {
                     chat::slack::answer_privately(url, &format!("baton: {e}"));
                 }
             }
+        }
+        taken
+    }
+
+    /// A click on Confirm or Not me of a link's confirmation message; the clicker is told
+    /// what it did, or why nothing changed, privately.
+    fn take_link_click(&self, c: &Chat, click: chat::LinkClick) -> Result<ChatDone, ChatError> {
+        let taken = self
+            .answer_link(&click)
+            .map(ChatDone::LinkAnswered)
+            .map_err(ChatError::from);
+        let said = match &taken {
+            Ok(done) => done.said(),
+            Err(e) => {
+                tracing::warn!(chat = %c.name, slack_user = %click.user, error = %e, "a chat link confirmation click changed nothing");
+                format!("baton: {e}")
+            }
+        };
+        if let Some(url) = &click.response_url {
+            chat::slack::answer_privately(url, &said);
         }
         taken
     }
@@ -346,9 +391,19 @@ impl App {
     fn reviewer_of(&self, c: &Chat, slack_user: &str) -> Result<crate::routing::User, ChatError> {
         let unknown = || ChatError::UnknownUser(slack_user.to_string());
         // A link to a user no longer configured decides nothing.
-        let name = self.chat_user_of(c, slack_user).ok_or_else(unknown)?;
-        let user = self.config().users.iter().find(|u| u.name == name);
-        user.cloned().ok_or_else(unknown)
+        let linked = self.chat_user_of(c, slack_user).ok_or_else(unknown)?;
+        let user = self.config().users.iter().find(|u| u.name == linked.name);
+        let user = user.cloned().ok_or_else(unknown)?;
+        // An admin's link counts once the Slack user confirmed it from Slack: an admin
+        // cannot link their own Slack account to someone else and decide as them.
+        if !linked.confirmed {
+            tracing::warn!(chat = %c.name, slack_user, user = %user.name, "a click by a Slack user whose link is not confirmed decided nothing");
+            return Err(ChatError::Unconfirmed {
+                chat_user: slack_user.to_string(),
+                user: user.name,
+            });
+        }
+        Ok(user)
     }
 
     /// The title of the handoff `target` names, when it waits for a decision at that revision.

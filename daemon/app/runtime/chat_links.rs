@@ -3,10 +3,17 @@
 //! linking and unlinking. A change holds at the next click; each is logged, counted
 //! (`baton_events_total{type}`), recorded in `data_dir/chat/links.jsonl` and told to people's
 //! event streams as `chat.account_linked` / `chat.account_unlinked`.
+//!
+//! An admin's link decides nothing until the Slack user confirms it from Slack: linking posts
+//! a direct message to that user (`chat::link_confirm`) whose Confirm makes it count and
+//! whose Not me removes it (`chat.account_confirmed` / `chat.account_refused`). Links in the
+//! configuration are the operator's and count at once.
 
 use crate::app::App;
 use crate::auth::Actor;
-use crate::chat::links::{valid_chat_user, Link};
+use crate::chat::link_confirm::{self, AnswerError, LinkKey};
+use crate::chat::links::{valid_chat_user, Link, LinkState, LinksError, Stale};
+use crate::chat::LinkClick;
 use crate::config::ChatKind;
 use crate::events::{Event, EventType};
 use serde::Serialize;
@@ -25,6 +32,14 @@ pub struct ChatLinkView {
     pub linked_by: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub linked_at: Option<String>,
+    /// `unconfirmed` (an admin's link the Slack user has not confirmed: it decides nothing),
+    /// `confirmed` (confirmed by the Slack user from Slack) or `config` (the operator's).
+    pub state: &'static str,
+    /// When the confirmation message was posted to the Slack user (admin links).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub asked_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirmed_at: Option<String>,
     /// Whether `user` is a configured user now (a link to a removed one decides nothing).
     pub known: bool,
 }
@@ -49,8 +64,59 @@ pub enum ChatLinkError {
     },
     #[error("{0} is not linked by an admin (nothing to unlink)")]
     NotLinked(String),
+    #[error("{0}")]
+    Damaged(String),
     #[error("cannot save the chat account links in data_dir/chat/links.json ({0}); nothing changed, try again")]
     Io(#[from] std::io::Error),
+}
+
+impl From<LinksError> for ChatLinkError {
+    fn from(e: LinksError) -> ChatLinkError {
+        match e {
+            LinksError::Io(e) => ChatLinkError::Io(e),
+            d @ LinksError::Damaged { .. } => ChatLinkError::Damaged(d.to_string()),
+        }
+    }
+}
+
+/// Why a click on a link confirmation's button changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkAnswerError {
+    #[error("{0}")]
+    Sealed(#[from] AnswerError),
+    #[error("{0}; nothing changed")]
+    Stale(#[from] Stale),
+    #[error(
+        "the daemon cannot read its key for link confirmations; nothing changed. Try again later"
+    )]
+    Key,
+    #[error("{0}")]
+    Links(#[from] LinksError),
+}
+
+impl LinkAnswerError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            LinkAnswerError::Sealed(AnswerError::Tampered) => "link_tampered",
+            LinkAnswerError::Sealed(AnswerError::NotTheirs { .. }) => "link_not_theirs",
+            LinkAnswerError::Stale(_) => "link_stale",
+            LinkAnswerError::Key | LinkAnswerError::Links(_) => "link_failed",
+        }
+    }
+}
+
+/// What an answer to a link confirmation did.
+#[derive(Debug)]
+pub struct LinkAnswered {
+    pub user: String,
+    pub confirmed: bool,
+}
+
+/// How a Slack user maps to a baton user.
+pub(in crate::app) struct ChatUser {
+    pub name: String,
+    /// false: an admin's link the Slack user has not confirmed (it decides nothing).
+    pub confirmed: bool,
 }
 
 fn admin_of(actor: &Actor) -> Result<&str, ChatLinkError> {
@@ -71,10 +137,37 @@ impl App {
         &self,
         c: &crate::config::Chat,
         chat_user: &str,
-    ) -> Option<String> {
-        c.user_of(chat_user)
-            .map(str::to_string)
-            .or_else(|| self.chat_links_store().user_of(chat_user))
+    ) -> Option<ChatUser> {
+        if let Some(name) = c.user_of(chat_user) {
+            // The operator's own mapping: trusted as declared.
+            return Some(ChatUser {
+                name: name.to_string(),
+                confirmed: true,
+            });
+        }
+        self.chat_links_store().get(chat_user).map(|l| ChatUser {
+            name: l.user,
+            confirmed: l.state == LinkState::Confirmed,
+        })
+    }
+
+    /// The latest links their Slack users said were not theirs (admin only), newest first,
+    /// each `(at, chat_user, user)`.
+    pub fn chat_link_refusals(
+        &self,
+        actor: &Actor,
+    ) -> Result<Vec<(String, String, String)>, ChatLinkError> {
+        admin_of(actor)?;
+        let s = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or("").to_string();
+        let all = self.chat_links_store().refusals(20).into_iter();
+        Ok(all
+            .map(|v| (s(&v, "at"), s(&v, "chat_user"), s(&v, "user")))
+            .collect())
+    }
+
+    /// The chat links file and why it cannot be read, when it cannot (for `/healthz`).
+    pub fn chat_links_damage(&self) -> Option<(String, String)> {
+        self.chat_links_store().damaged()
     }
 
     /// Every link: the configuration's, then the admins' (admin only).
@@ -92,6 +185,9 @@ impl App {
                     chat: Some(c.name.clone()),
                     linked_by: None,
                     linked_at: None,
+                    state: "config",
+                    asked_at: None,
+                    confirmed_at: None,
                     known: known(user),
                 });
             }
@@ -99,12 +195,7 @@ impl App {
         for l in self.chat_links_store().all() {
             all.push(ChatLinkView {
                 known: known(&l.user),
-                chat_user: l.chat_user,
-                user: l.user,
-                source: "admin",
-                chat: None,
-                linked_by: Some(l.linked_by),
-                linked_at: Some(l.linked_at),
+                ..admin_view(l)
             });
         }
         Ok(all)
@@ -148,23 +239,108 @@ impl App {
                 chat: c.name.clone(),
             });
         }
-        let link = Link {
-            chat_user: chat_user.to_string(),
-            user: user.to_string(),
-            linked_by: admin.clone(),
-            linked_at: crate::clock::now_rfc3339(),
-        };
+        let link = Link::new(chat_user, user, &admin);
         let before = self.chat_links_store().put(link.clone())?;
-        tracing::warn!(chat_user, user, by = %admin, replaced = ?before.map(|b| b.user), "chat account linked");
+        tracing::warn!(chat_user, user, by = %admin, replaced = ?before.map(|b| b.user), "chat account linked; it decides nothing until the Slack user confirms it");
         self.tell_link(EventType::ChatAccountLinked, &link, &admin);
-        Ok(ChatLinkView {
-            chat_user: link.chat_user,
+        self.ask_to_confirm(link.clone());
+        Ok(admin_view(link))
+    }
+
+    /// Posts the confirmation message of `link` to its Slack user, off the caller's thread,
+    /// through the first Slack entry (a link is the same person in every entry), a few times
+    /// with a pause; once Slack takes it, the link notes when. A link never asked is asked
+    /// again at the next start (`ask_unasked_links`).
+    fn ask_to_confirm(&self, link: Link) {
+        let Some(c) = self.slack_chat_first() else {
+            return;
+        };
+        let app = self.clone();
+        let spawned = std::thread::Builder::new()
+            .name("chat-link-ask".into())
+            .spawn(move || {
+                let key = match LinkKey::open(&app.config().data_dir) {
+                    Ok(k) => k,
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read or make data_dir/chat/link-key; the link's confirmation is not sent");
+                        app.metrics().error("chat_link_ask_failed");
+                        return;
+                    }
+                };
+                let payload = link_confirm::message(
+                    &key,
+                    &link.chat_user,
+                    &link.nonce,
+                    &link.linked_by,
+                    &link.user,
+                );
+                let mut last = String::new();
+                for pause in [0u64, 1, 4] {
+                    std::thread::sleep(std::time::Duration::from_secs(pause));
+                    match crate::chat::slack::post_message(&c.api_url, &c.bot_token, &payload) {
+                        Ok(_) => {
+                            tracing::info!(chat_user = %link.chat_user, user = %link.user, "asked the Slack user to confirm a chat account link");
+                            if let Err(e) = app.chat_links_store().asked(&link.chat_user, &link.nonce) {
+                                tracing::error!(error = %e, "cannot note that a chat account link's confirmation was sent");
+                            }
+                            return;
+                        }
+                        Err(e) => last = e,
+                    }
+                }
+                tracing::error!(chat_user = %link.chat_user, error = %last, "cannot post a chat account link's confirmation to its Slack user; asked again at the next start");
+                app.metrics().error("chat_link_ask_failed");
+            });
+        if let Err(e) = spawned {
+            tracing::error!(error = %e, "cannot start asking a Slack user to confirm a link");
+        }
+    }
+
+    /// Asks each Slack user whose link is unconfirmed and was never asked (a link kept from
+    /// before links were confirmed, or one whose message could not be posted): at start.
+    pub(in crate::app) fn ask_unasked_links(&self) {
+        let config = self.config();
+        let known = |u: &str| config.users.iter().any(|x| x.name == u);
+        for l in self.chat_links_store().all() {
+            if l.state == LinkState::Unconfirmed && l.asked_at.is_none() && known(&l.user) {
+                self.ask_to_confirm(l);
+            }
+        }
+    }
+
+    fn slack_chat_first(&self) -> Option<crate::config::Chat> {
+        let config = self.config();
+        let c = config.chat.iter().find(|c| c.kind == ChatKind::Slack);
+        c.cloned()
+    }
+
+    /// A click on Confirm or Not me, proven Slack's: counts only for the Slack user the
+    /// sealed value names, with the nonce of that user's current link.
+    pub(in crate::app) fn answer_link(
+        &self,
+        click: &LinkClick,
+    ) -> Result<LinkAnswered, LinkAnswerError> {
+        let key = LinkKey::open(&self.config().data_dir).map_err(|e| {
+            tracing::error!(error = %e, "cannot read or make data_dir/chat/link-key");
+            LinkAnswerError::Key
+        })?;
+        let answer = key.open_sealed(&click.value, &click.user)?;
+        let store = self.chat_links_store();
+        let (link, kind) = if answer.confirm {
+            let link = store.confirm(&answer.chat_user, &answer.nonce)??;
+            tracing::warn!(chat_user = %link.chat_user, user = %link.user, linked_by = %link.linked_by, "a Slack user confirmed its chat account link");
+            (link, EventType::ChatAccountConfirmed)
+        } else {
+            let link = store.refuse(&answer.chat_user, &answer.nonce)??;
+            tracing::warn!(chat_user = %link.chat_user, user = %link.user, linked_by = %link.linked_by, "a Slack user said a chat account link is not theirs; removed");
+            (link, EventType::ChatAccountRefused)
+        };
+        let data = serde_json::json!({ "chat_user": link.chat_user, "user": link.user,
+            "by": link.chat_user, "linked_by": link.linked_by });
+        self.tell(kind, data);
+        Ok(LinkAnswered {
             user: link.user,
-            source: "admin",
-            chat: None,
-            linked_by: Some(link.linked_by),
-            linked_at: Some(link.linked_at),
-            known: true,
+            confirmed: answer.confirm,
         })
     }
 
@@ -202,6 +378,10 @@ impl App {
     /// counted.
     fn tell_link(&self, kind: EventType, link: &Link, by: &str) {
         let data = serde_json::json!({ "chat_user": link.chat_user, "user": link.user, "by": by });
+        self.tell(kind, data);
+    }
+
+    fn tell(&self, kind: EventType, data: serde_json::Value) {
         let event = Event::new(kind, "", None, data);
         self.metrics()
             .events
@@ -210,5 +390,21 @@ impl App {
             })
             .inc();
         self.inner.commit.broadcast(event);
+    }
+}
+
+/// An admin's link as listed.
+fn admin_view(l: Link) -> ChatLinkView {
+    ChatLinkView {
+        chat_user: l.chat_user,
+        user: l.user,
+        source: "admin",
+        chat: None,
+        linked_by: Some(l.linked_by),
+        linked_at: Some(l.linked_at),
+        state: l.state.as_str(),
+        asked_at: l.asked_at,
+        confirmed_at: l.confirmed_at,
+        known: true,
     }
 }
