@@ -327,3 +327,95 @@ fn a_folder_made_again_at_a_workspaces_path_is_told() {
     assert_ne!(event["data"]["previous_id"], event["data"]["id"]);
     assert_eq!(metric(&d, "baton_workspaces_recreated_total"), Some(1));
 }
+
+/// `baton` with `args` and the env's config: exit code and everything it printed.
+fn run(args: &[&str], env: &TestEnv) -> (i32, String) {
+    let config = env.config_path();
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--config", config.to_str().unwrap()]);
+    let out = util::baton(&all);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// `baton doctor` names each damaged memo (workspace, file, cost, what to do); `baton repair`
+/// says the same and rewrites none of them, since nothing proves a memo's bytes; the daemon's
+/// next start rebuilds the one it can, and the doctor then names only the owner's, which
+/// waits for an admin.
+#[test]
+fn doctor_and_repair_name_damaged_memos_and_repair_claims_no_rebuild() {
+    let config = user("rita", "\"reviewer\"");
+    let mut env = TestEnv::with_config(&config);
+    let ws = env.ws("alpha");
+    std::fs::write(ws.join("inbox/report.md"), REPORT).unwrap();
+    let d = env.start();
+    assert_eq!(
+        d.post_as("/api/v1/workspaces/alpha/owner", Some("rita-token"), "{}")
+            .0,
+        200
+    );
+    let mut h = util::handoff("memo-1");
+    h["artifacts"] = json!([{ "path": "inbox/report.md" }]);
+    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
+    d.wait_until("pending", || d.get("/api/v1/handoffs/memo-1").0 == 200);
+    assert_eq!(d.decide("memo-1", "approved", "ship it").0, 200);
+    d.wait_until("promoted", || ws.join("approved/report.md").exists());
+    d.stop();
+    let store = env.store("alpha");
+    Damage::Truncated.apply(&store.join("owner.json"));
+    Damage::FlippedByte.apply(&store.join("approved.json"));
+
+    let (code, text) = run(&["doctor"], &env);
+    assert_eq!(code, 1, "the owner's memo waits for a person: {text}");
+    let owner = text
+        .lines()
+        .position(|l| l.contains("memos: workspace \"alpha\": its memo owner.json is damaged"))
+        .unwrap_or_else(|| panic!("owner.json not named: {text}"));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[owner].starts_with("problem"), "{text}");
+    assert!(lines[owner].contains("owner is unknown"), "{text}");
+    assert!(
+        lines[owner + 2].contains("an admin sets the owner"),
+        "{text}"
+    );
+    let approved = lines
+        .iter()
+        .position(|l| l.contains("its memo approved.json is damaged"))
+        .unwrap_or_else(|| panic!("approved.json not named: {text}"));
+    assert!(lines[approved].starts_with("warning"), "{text}");
+    assert!(lines[approved + 1].contains(&*store.join("approved.json").to_string_lossy()));
+    assert!(
+        lines[approved + 2].contains("the daemon rebuilds it"),
+        "{text}"
+    );
+
+    for args in [&["repair", "--dry-run"][..], &["repair"][..]] {
+        let before = std::fs::read(store.join("owner.json")).unwrap();
+        let (code, text) = run(args, &env);
+        assert_eq!(code, 0, "{args:?}: {text}");
+        assert!(
+            text.contains("\"alpha\": owner.json (a memo)")
+                && text.contains("\"alpha\": approved.json (a memo)"),
+            "{args:?}: {text}"
+        );
+        assert!(text.contains("not rewritten by `baton repair`"), "{text}");
+        assert!(
+            text.contains("2 damaged memo(s), left as they are"),
+            "{text}"
+        );
+        assert!(!text.contains("rebuilt from"), "a rebuild claimed: {text}");
+        assert_eq!(std::fs::read(store.join("owner.json")).unwrap(), before);
+    }
+
+    // The daemon's start rebuilds approved.json; the owner's waits for an admin.
+    let d = env.start();
+    d.wait_until("approved.json told", || {
+        !memo_events(&ws, "approved.json").is_empty()
+    });
+    d.stop();
+    let (code, text) = run(&["doctor"], &env);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("its memo owner.json is damaged"), "{text}");
+    assert!(!text.contains("approved.json"), "{text}");
+}

@@ -2,7 +2,9 @@
 //! against its folders' manifests and rebuilds each damaged file from a source the store can
 //! prove (bytes whose sha256 is the one it committed: the records' snapshot, the workspace's
 //! published copy), keeping the damaged file as evidence; a file the store never committed is
-//! moved aside. What nothing proves is said with what to do, and left as it is. With
+//! moved aside. What nothing proves is said with what to do, and left as it is. A damaged memo
+//! (`baton::store::memo_check`) is said with what it costs and what the daemon does about it;
+//! the repair does not rewrite memos. With
 //! `--dry-run` it only says. Run as the daemon's user, with the daemon stopped (the repair holds
 //! data_dir's lock while it runs; a dry run only reads, and runs beside the daemon); start the daemon afterwards to serve the workspaces again.
 
@@ -59,6 +61,7 @@ pub fn repair(dry_run: bool, config: Option<&Path>) -> anyhow::Result<ExitCode> 
             |w| format!("\"{}\"", w.name),
         );
         say(&name, &plan, dry_run, &mut tally);
+        say_memos(&name, &store, &mut tally);
         let nothing = plan.fixes.is_empty() && plan.interrupted.is_empty();
         if !dry_run && !nothing {
             let kept = repair::apply(&store, &plan)
@@ -80,6 +83,8 @@ struct Tally {
     damaged: usize,
     fixable: usize,
     cannot: usize,
+    /// Damaged memos: never rewritten here (see `say_memos`).
+    memos: usize,
 }
 
 impl Tally {
@@ -96,6 +101,13 @@ impl Tally {
                 self.cannot
             ),
         }
+        if self.memos > 0 {
+            out!(
+                "baton repair: {} damaged memo(s), left as they are: the daemon rebuilds those it can when it next reads them (said above per memo)",
+                self.memos
+            );
+        }
+        // A damaged memo does not fail the repair: the daemon serves the workspace with it.
         match self.cannot {
             0 => ExitCode::SUCCESS,
             _ => ExitCode::from(1),
@@ -140,6 +152,24 @@ fn say(name: &str, plan: &Plan, dry_run: bool, tally: &mut Tally) {
                 out!("    cannot be rebuilt: {what_to_do}");
             }
         }
+    }
+}
+
+/// Says each damaged memo of `store` (see `baton::store::memo_check`) and what becomes of
+/// it. A memo has no committed copy to prove bytes against, so the repair rewrites none: the
+/// daemon rebuilds each it can from the records or the audit log when it next reads it, and
+/// says so then (`workspace.tampered`); the owner waits for an admin.
+fn say_memos(name: &str, store: &Path, tally: &mut Tally) {
+    for found in baton::store::memo_check::check(store) {
+        tally.memos += 1;
+        let kind = found.kind;
+        out!(
+            "baton repair: {name}: {} (a memo): {}; {}",
+            kind.file,
+            found.why,
+            kind.costs
+        );
+        out!("    not rewritten by `baton repair`: {}", kind.remedy);
     }
 }
 

@@ -17,6 +17,7 @@ pub mod identity;
 mod ledger;
 pub mod manifest;
 pub mod memo;
+pub mod memo_check;
 pub mod people;
 pub mod repair;
 /// Public for the fuzz targets (fuzz/) and their corpus test only: the snapshot's reader.

@@ -4,6 +4,7 @@
 
 mod checks;
 mod handed;
+mod memos;
 mod store;
 use baton::config::Config;
 use std::path::Path;
@@ -75,6 +76,7 @@ pub fn doctor(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         ("data_dir", checks::data_dir(&config)),
         ("workspaces", checks::workspaces(&config)),
         ("store", store::check(&config)),
+        ("memos", memos::check(&config)),
         ("file systems", checks::file_systems(&config)),
         ("inotify", checks::inotify(&config)),
         ("open files", checks::open_files()),
