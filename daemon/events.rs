@@ -65,6 +65,12 @@ pub enum EventType {
     /// folder is served as a new workspace (the old one's records stay in data_dir).
     #[serde(rename = "workspace.recreated")]
     WorkspaceRecreated,
+    /// baton extension: a served workspace's folder was deleted or moved out of the roots
+    /// while the daemon ran (`data.path`, `data.id`, `data.pending`): it is no longer served,
+    /// its records stay in data_dir. Told to subscribers, not logged (the folder's audit log
+    /// went with it).
+    #[serde(rename = "workspace.removed")]
+    WorkspaceRemoved,
     /// baton extension: the handoff was listed in a reviewer's digest mail (`data.reviewer`,
     /// `data.count`: the handoffs the digest listed in all, `data.delivery`).
     #[serde(rename = "digest.sent")]
@@ -142,6 +148,7 @@ impl EventType {
             EventType::WorkspaceOwnerChanged => "workspace.owner_changed",
             EventType::WorkspaceMoved => "workspace.moved",
             EventType::WorkspaceRecreated => "workspace.recreated",
+            EventType::WorkspaceRemoved => "workspace.removed",
             EventType::DigestSent => "digest.sent",
             EventType::DigestCadenceChanged => "digest.cadence_changed",
             EventType::GrantCreated => "grant.created",

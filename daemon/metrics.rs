@@ -83,6 +83,8 @@ pub struct Metrics {
     /// Workspaces recognised in a folder moved (renamed) under the roots.
     pub workspaces_moved: Counter,
     pub workspaces_recreated: Counter,
+    /// Served workspaces whose folder was deleted or moved out of the roots while running.
+    pub workspaces_removed: Counter,
     /// Workspace leases this node holds in a cluster (0 outside one).
     pub leases_held: Gauge,
     /// Workspaces whose records changed since their store snapshot was brought up to date.
@@ -168,6 +170,7 @@ impl Default for Metrics {
             workspaces_unserved: Gauge::default(),
             workspaces_moved: Counter::default(),
             workspaces_recreated: Counter::default(),
+            workspaces_removed: Counter::default(),
             leases_held: Gauge::default(),
             store_unsettled: Gauge::default(),
             store_damaged_files: Gauge::default(),
@@ -284,6 +287,11 @@ impl Default for Metrics {
             "workspaces_recreated",
             "Workspace folders found deleted and made again at their path (served as new workspaces)",
             m.workspaces_recreated.clone(),
+        );
+        registry.register(
+            "workspaces_removed",
+            "Served workspaces whose folder was deleted or moved out of the roots while the daemon ran",
+            m.workspaces_removed.clone(),
         );
         registry.register(
             "workspaces_unserved",

@@ -78,4 +78,5 @@ mod upload;
 mod withdraw;
 mod workspace_move;
 mod workspace_recreated;
+mod workspace_removed;
 mod yaml;

@@ -66,6 +66,7 @@ impl ApiError {
                 body["decision"] = json!(d);
                 StatusCode::CONFLICT
             }
+            ApiError::Decide(DecideError::WorkspaceGone(_)) => StatusCode::GONE,
             ApiError::Decide(DecideError::AlreadySigned(_))
             | ApiError::Decide(DecideError::ArtifactChanged(_)) => StatusCode::CONFLICT,
             ApiError::Decide(DecideError::Stale { revision, .. }) => {

@@ -136,6 +136,10 @@ pub enum DecideError {
     Stale { message: String, revision: u32 },
     #[error("{0}")]
     ArtifactChanged(String),
+    /// The handoff's workspace folder is gone (deleted, moved out of the roots): its records
+    /// are kept, and nothing can be decided there.
+    #[error("{0}")]
+    WorkspaceGone(String),
     #[error("cannot record the decision, nothing was changed; try again: {0}")]
     Io(#[from] io::Error),
 }

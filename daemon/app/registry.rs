@@ -18,6 +18,9 @@ pub(in crate::app) struct Registry {
     /// agent's upload, a lock) reaches one, and nothing that walks the workspaces (an
     /// export, a flush of what is owed) meets them unasked.
     pub places: RwLock<BTreeMap<String, Arc<Served>>>,
+    /// Keys of handoffs whose workspace's folder was lost while running (see
+    /// `runtime::removals`) -> why they cannot be decided, for the refusal.
+    pub lost: Mutex<HashMap<String, String>>,
 }
 
 impl Registry {
@@ -28,6 +31,7 @@ impl Registry {
             roots,
             keys: Mutex::default(),
             places: RwLock::default(),
+            lost: Mutex::default(),
         }
     }
 }

@@ -196,6 +196,10 @@ fn line(event: &Event) -> String {
             "workspace folder made again at {}: served as new",
             s("path")
         ),
+        EventType::WorkspaceRemoved => format!(
+            "workspace folder {} deleted or moved away: no longer served",
+            s("path")
+        ),
         EventType::DigestSent => format!("listed in {}'s digest", s("reviewer")),
         EventType::DigestCadenceChanged => format!(
             "{}'s digests every {} min (set by {})",

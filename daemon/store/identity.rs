@@ -207,6 +207,16 @@ fn with_id(ws: Workspace, id: String) -> Workspace {
     Workspace { id: Some(id), ..ws }
 }
 
+/// Whether the folder at `ws`'s path now is not the one the records of workspace `id` note
+/// there (deleted and made again while the daemon served it), as `resolve` would judge it at
+/// a start; `false` when it cannot tell (no note, the folder unreadable).
+pub fn made_again(records: &Records, id: &str, ws: &Workspace) -> bool {
+    let Ok(Some(known)) = recorded(records, id) else {
+        return false;
+    };
+    Folder::of(ws).is_ok_and(|now| known.root == ws.root && !known.still_here(&now))
+}
+
 /// Whether nothing is at `path` now (an error other than "not there" is no proof of a move).
 fn is_gone(path: &Path) -> io::Result<bool> {
     match std::fs::symlink_metadata(path) {

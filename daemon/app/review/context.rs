@@ -81,4 +81,18 @@ impl<'a> Cx<'a> {
         let name = self.keys().get(key).cloned()?;
         self.registry.owner(&name)
     }
+
+    /// For a key no workspace served holds: the refusal naming why when its workspace's
+    /// folder was lost while running (see `runtime::removals`), else `otherwise`.
+    pub(in crate::app) fn lost_or(
+        &self,
+        key: &str,
+        otherwise: crate::app::DecideError,
+    ) -> crate::app::DecideError {
+        let lost = self.registry.lost.lock().unwrap_or_else(|e| e.into_inner());
+        match lost.get(key) {
+            Some(why) => crate::app::DecideError::WorkspaceGone(why.clone()),
+            None => otherwise,
+        }
+    }
 }

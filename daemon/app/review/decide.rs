@@ -190,7 +190,9 @@ impl Cx<'_> {
             return Err(DecideError::Io(e));
         }
         let not_found = || DecideError::NotFound(key.to_string());
-        let ws = self.ws_of_key(key).ok_or_else(not_found)?;
+        let ws = self
+            .ws_of_key(key)
+            .ok_or_else(|| self.lost_or(key, not_found()))?;
         let mut st = ws.lock();
         let rec = st.records.get(key).ok_or_else(not_found)?;
         if let Some(d) = &rec.decision {

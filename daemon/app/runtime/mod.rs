@@ -25,6 +25,7 @@ pub(in crate::app) mod passkeys;
 pub(in crate::app) mod published_copies;
 pub(in crate::app) mod push;
 pub(in crate::app) mod recover;
+pub(in crate::app) mod removals;
 pub(in crate::app) mod reverify;
 pub(in crate::app) mod serving;
 

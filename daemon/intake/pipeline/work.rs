@@ -141,6 +141,10 @@ impl Worker {
                         self.discover(&child.path());
                     }
                 }
+                // A workspace not under a root (configured itself) is not listed above.
+                for ws in self.app.workspaces() {
+                    self.app.check_folder(&ws.workspace.root);
+                }
                 // A `baton audit ack` made while running clears its alerts here.
                 self.app.refresh_all_alerts();
             }
@@ -150,6 +154,9 @@ impl Worker {
     /// A new folder under a root: if it is a workspace, adopt it (watches first, so nothing
     /// written while it is caught up is missed).
     fn discover(&self, dir: &Path) {
+        // A workspace served there whose folder is lost (gone, or made again) first stops
+        // being served; a folder there now is then loaded as new (see `App::check_folder`).
+        self.app.check_folder(dir);
         // A symlink under a root would adopt a folder outside the configured roots.
         let real_dir = std::fs::symlink_metadata(dir).is_ok_and(|m| m.is_dir());
         if !real_dir || !workspace::is_workspace(dir) {

@@ -1,0 +1,87 @@
+//! A served workspace whose folder is lost while the daemon runs: deleted, moved out of the
+//! roots, replaced by something that is not a real folder (a symlink is never followed), or
+//! deleted and made again at its path. It is no longer served: its handoffs leave the lists
+//! and the queue, and a decision on one is refused naming the cause (`WorkspaceGone`, 410).
+//! Its records stay in data_dir as they are (nothing is deleted; what was decided stays
+//! decided there), and the daemon makes nothing at its path. A folder found at the path later
+//! is loaded as any new folder is, through the start-up path (`moves::identify`): a folder
+//! made again there is a new workspace (`workspace.recreated`), the same folder moved back or
+//! elsewhere under the roots is the same workspace (`workspace.moved`).
+//!
+//! Told by a warning, `baton_workspaces_removed_total`, and a `workspace.removed` event to
+//! subscribers; not logged in the folder's audit log, which went with the folder.
+
+use crate::app::App;
+use crate::events::{Event, EventType};
+use serde_json::json;
+use std::path::Path;
+
+impl App {
+    /// Looks at the folder of the workspace served at `root`, if one is: lost, it is no longer
+    /// served (see the module). Called by the ingest for a folder under a root that changed,
+    /// and for every served workspace at each reconcile.
+    pub fn check_folder(&self, root: &Path) {
+        let Some(served) = self.workspace_at(root) else {
+            return;
+        };
+        let ws = &served.workspace;
+        // Only what is at the path itself: a `.baton/` removed inside the folder is the
+        // agents' doing, met by the workspace's own checks.
+        let is_folder = std::fs::symlink_metadata(root).is_ok_and(|m| m.is_dir());
+        let how = if !is_folder {
+            "deleted or moved away"
+        } else if self.inner.cluster.is_none()
+            && crate::store::identity::made_again(
+                &self.inner.commit.records,
+                served.store.tag(),
+                ws,
+            )
+        {
+            "deleted or moved away, and another folder made at its path"
+        } else {
+            return;
+        };
+        let id = served.store.tag().to_string();
+        let (pending, keys): (usize, Vec<String>) = {
+            let st = served.lock();
+            let keys = st.records.keys().cloned().collect();
+            (st.records.values().filter(|r| r.is_pending()).count(), keys)
+        };
+        let why = format!(
+            "the folder of workspace \"{}\" ({}) was {how} while the daemon ran: its handoffs \
+             can no longer be decided here. Its records are kept in data_dir; put the folder \
+             back (or move it under the configured roots) to serve it again",
+            ws.name,
+            root.display()
+        );
+        {
+            let mut lost = self
+                .inner
+                .registry
+                .lost
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            for key in keys {
+                lost.insert(key, why.clone());
+            }
+        }
+        self.unserve(&id);
+        // Not waiting for another daemon: nothing is at its path to take.
+        self.inner.runtime.waiting().remove(root);
+        self.metrics().workspaces_removed.inc();
+        tracing::warn!(workspace = %ws.name, path = %root.display(), store = %id, pending, how,
+            "the workspace's folder was deleted or moved away while the daemon ran; it is no longer served (its records stay in data_dir, its pending handoffs cannot be decided)");
+        let data = json!({
+            "path": root.display().to_string(),
+            "id": id,
+            "pending": pending,
+            "how": how,
+        });
+        let event = Event::new(EventType::WorkspaceRemoved, &ws.name, None, data);
+        let label = crate::metrics::TypeLabel {
+            r#type: event.kind.as_str().into(),
+        };
+        self.metrics().events.get_or_create(&label).inc();
+        self.inner.commit.broadcast(event);
+    }
+}

@@ -1,0 +1,123 @@
+//! A workspace folder deleted (or moved out of the roots) while the daemon runs is noticed
+//! while it runs: its pending handoffs are no longer offered, a decision on one is refused
+//! naming the cause (410, not a 503 nor a success), `baton_workspaces_removed_total` and the
+//! log say so, the records stay in data_dir, and a folder made again at its path is a new
+//! workspace, as at start-up (see workspace_recreated.rs). The daemon never makes the folder
+//! again itself.
+
+use crate::util::{bytes, daemon_logs, decision, handoff, write_atomic, TestEnv};
+
+fn listed(d: &crate::util::Daemon, state: &str, key: &str) -> bool {
+    d.handoffs(state).iter().any(|h| h["key"] == key)
+}
+
+fn removed_total(d: &crate::util::Daemon) -> String {
+    d.metrics()
+        .lines()
+        .find(|l| l.starts_with("baton_workspaces_removed_total"))
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn a_folder_deleted_while_running_stops_offering_its_handoffs_and_says_why() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let store = env.store("alpha");
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("first")));
+    d.wait_until("first pending", || listed(&d, "pending", "first"));
+
+    std::fs::remove_dir_all(&ws).unwrap();
+    d.wait_until("first no longer pending", || {
+        !listed(&d, "pending", "first")
+    });
+    let (status, body) = d.decide("first", "approved", "fine");
+    assert_eq!(status, 410, "{body}");
+    let message = body.to_string();
+    assert!(
+        message.contains("alpha") && message.contains("deleted or moved away"),
+        "the refusal does not name the cause: {message}"
+    );
+    assert_eq!(removed_total(&d), "baton_workspaces_removed_total 1");
+    assert!(
+        d.metrics()
+            .contains("baton_events_total{type=\"workspace.removed\"} 1"),
+        "no workspace.removed event"
+    );
+    assert!(
+        daemon_logs(&env).contains("the workspace's folder was deleted or moved away"),
+        "not logged"
+    );
+    assert!(store.is_dir(), "the records were deleted from data_dir");
+    // The daemon makes nothing at the path of a folder it lost.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        std::fs::symlink_metadata(&ws).is_err(),
+        "the daemon made the folder again"
+    );
+    d.assert_alive();
+    d.stop();
+}
+
+#[test]
+fn a_folder_made_again_after_a_deletion_while_running_is_a_new_workspace() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("first")));
+    d.wait_until("first pending", || listed(&d, "pending", "first"));
+    let (status, body) = d.decide("first", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    let id = std::fs::read(ws.join(".baton/id")).unwrap();
+
+    std::fs::remove_dir_all(&ws).unwrap();
+    d.wait_until("the folder's loss noticed", || {
+        removed_total(&d) == "baton_workspaces_removed_total 1"
+    });
+    // A fresh clone at the same path: the same handoff and even the old id in it.
+    std::fs::create_dir_all(ws.join(".baton")).unwrap();
+    std::fs::write(ws.join(".baton/id"), id).unwrap();
+    std::fs::write(ws.join("handoff.json"), bytes(&handoff("first"))).unwrap();
+    d.wait_until("first pending in the new folder", || {
+        listed(&d, "pending", "first")
+    });
+    let (_, first) = d.get("/api/v1/handoffs/first");
+    assert!(
+        first["decision"].is_null(),
+        "the approval was inherited: {first}"
+    );
+    assert!(
+        decision(&ws).is_none(),
+        "decision.json written into the new folder"
+    );
+    assert!(
+        d.metrics().contains("baton_workspaces_recreated_total 1"),
+        "not told as a folder made again"
+    );
+    let (status, body) = d.decide("first", "rejected", "not this one");
+    assert_eq!(status, 200, "{body}");
+    d.stop();
+}
+
+#[test]
+fn a_folder_moved_out_of_the_roots_while_running_is_noticed() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("first")));
+    d.wait_until("first pending", || listed(&d, "pending", "first"));
+
+    let away = env.root().join("elsewhere");
+    std::fs::rename(&ws, &away).unwrap();
+    d.wait_until("first no longer pending", || {
+        !listed(&d, "pending", "first")
+    });
+    let (status, body) = d.decide("first", "approved", "fine");
+    assert_eq!(status, 410, "{body}");
+    assert!(
+        decision(&away).is_none(),
+        "the daemon wrote into the folder moved out of its roots"
+    );
+    d.stop();
+}
