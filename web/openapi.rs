@@ -262,6 +262,7 @@ pub fn document() -> Value {
                         "403": error_response("agent token, reviewer not on the handoff's route, or approving one's own handoff"),
                         "404": error_response("unknown key"),
                         "409": error_response("already decided, already approved by this reviewer, another revision in place, or an artifact changed"),
+                        "410": error_response("the handoff's workspace folder was deleted or moved away while the daemon ran (its records are kept)"),
                         "413": error_response("a body over the limit (see DecisionRequest)"),
                         "422": error_response("bad body"),
                         "503": error_response("nothing recorded (the audit log could not take the event); send it again") } } },
