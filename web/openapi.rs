@@ -309,6 +309,9 @@ pub fn document() -> Value {
                                   "items": { "type": "object", "properties": { "workspace": { "type": "string" }, "error": { "type": "string" } } } },
                     "search": { "type": "object", "properties": { "documents": { "type": "integer" }, "indexing": { "type": "boolean" },
                                 "error": { "type": "string", "description": "the index was removed from under the daemon and is being rebuilt (degraded)" } } },
+                    "digest_cadence_damaged": { "type": "object", "required": ["file", "why", "action"],
+                        "description": "data_dir/digest-cadence.json cannot be read: digests go at the configured cadences and no cadence can be saved until it is mended or moved aside (degraded)",
+                        "properties": { "file": { "type": "string" }, "why": { "type": "string" }, "action": { "type": "string" } } },
                     "empty_entries": { "type": "array", "items": { "type": "string" },
                                        "description": "config `workspaces` entries that hold no workspace" } } })) } } },
             "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "OpenMetrics text" } } } }
@@ -372,6 +375,12 @@ pub fn document() -> Value {
     if let (Some(paths), Value::Object(more)) = (
         doc["paths"].as_object_mut(),
         super::chat_links::openapi_paths(),
+    ) {
+        paths.extend(more);
+    }
+    if let (Some(paths), Value::Object(more)) = (
+        doc["paths"].as_object_mut(),
+        super::digest_cadence::openapi_paths(),
     ) {
         paths.extend(more);
     }

@@ -21,8 +21,10 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     let damaged = app.store_damage();
     let memos = app.memo_damage();
     let chat_links = app.chat_links_damage();
+    let cadences = app.digest_cadence_damage();
     let degraded = !unserved.is_empty()
         || !memos.is_empty()
+        || cadences.is_some()
         || chat_links.is_some()
         || search_error.is_some()
         || data_dir_error.is_some()
@@ -55,6 +57,10 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     if !memos.is_empty() {
         // A memo the daemon rebuilt or fails safe on: named with what was done and what to do.
         body["memo_damaged"] = json!(memos);
+    }
+    if let Some(damage) = cadences {
+        // Saving a cadence is refused until the operator mends the file or moves it aside.
+        body["digest_cadence_damaged"] = json!(damage);
     }
     if let Some((file, why)) = chat_links {
         // No link is trusted from it and nothing is saved over it until it is mended.

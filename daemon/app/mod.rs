@@ -39,7 +39,9 @@ pub use review::Cx;
 pub use runtime::buttons::Closed as ButtonClosed;
 pub use runtime::chat::{ChatDone, ChatError, ChatTaken};
 pub use runtime::chat_links::{ChatLinkError, ChatLinkView, LinkAnswerError, LinkAnswered};
-pub use runtime::digest_cadence::{Cadence, CadenceDamage, CadenceError};
+pub use runtime::digest_cadence::{
+    Cadence, CadenceDamage, CadenceError, MAX_EVERY_MIN as MAX_DIGEST_EVERY_MIN,
+};
 pub use runtime::leases::Scope;
 pub use runtime::links::{LinkError, LinkTarget};
 pub use runtime::mattermost::{MattermostError, MattermostTaken};

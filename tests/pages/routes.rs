@@ -80,6 +80,8 @@ pub fn fill(path: &str) -> String {
                 "file" => "app.js".to_string(),
                 "workspace" | "ws" => "alpha".to_string(),
                 "path" => "inbox/report.md".to_string(),
+                // A configured person: rita, whose session reads her own digest cadence.
+                "name" => "rita".to_string(),
                 _ => "1".to_string(),
             }
         })

@@ -4,6 +4,13 @@
 //! `[[users]]` entry's `digest_every_min` (or the hourly default) holds. A change takes effect
 //! at the next boundary of the new cadence (`digests`: boundaries are multiples of the
 //! cadence since the epoch, and a boundary already digested is not digested again).
+//!
+//! A file that cannot be read or is not such a table is damaged, not empty: saving over it
+//! would forget every reviewer's choice. While it is, digests go at the configured cadences,
+//! every save is refused naming the file and what to do, and the damage is told once (error
+//! log, `baton_errors_total{kind="digest_cadence_damaged"}`) and shown on `/healthz`
+//! (degraded, `digest_cadence_damaged`). The file is read again at each save and health check
+//! while damaged, so mending it or moving it aside takes effect without a restart.
 
 use crate::app::App;
 use crate::auth::Actor;
@@ -23,8 +30,28 @@ pub const MAX_EVERY_MIN: u32 = 7 * 24 * 60;
 /// The chosen cadences as last read or written (read on first use).
 #[derive(Default)]
 pub(in crate::app) struct Chosen {
-    table: Mutex<Option<BTreeMap<String, u32>>>,
+    table: Mutex<Option<Loaded>>,
 }
+
+/// The file as read: its table, or why it could not be read (then the table is empty and
+/// must not be saved over the file).
+struct Loaded {
+    table: BTreeMap<String, u32>,
+    damaged: Option<String>,
+}
+
+/// What `/healthz` says of a damaged `digest-cadence.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CadenceDamage {
+    pub file: String,
+    pub why: String,
+    /// What the daemon does meanwhile and what the operator can do.
+    pub action: &'static str,
+}
+
+const ACTION: &str = "digests go out at the configured cadences (digest_every_min) and no \
+    cadence can be saved; mend the file (a JSON object of reviewer name to minutes) to keep \
+    the reviewers' choices, or move it aside to forget them all";
 
 /// A reviewer's cadence as `/reviewers` shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -43,8 +70,13 @@ pub struct Cadence {
 pub enum CadenceError {
     #[error("agent tokens have no digests; sign in as a reviewer")]
     NotReviewer,
-    #[error("{who} cannot change {name}'s digest cadence: only {name} or an admin may")]
-    Forbidden { who: String, name: String },
+    #[error("{who} cannot {verb} {name}'s digest cadence: only {name} or an admin may")]
+    Forbidden {
+        who: String,
+        name: String,
+        /// "see" or "change".
+        verb: &'static str,
+    },
     #[error("no reviewer \"{0}\" with an email address in the configuration (digests go by mail)")]
     NoSuchReviewer(String),
     #[error(
@@ -52,6 +84,17 @@ pub enum CadenceError {
         max = MAX_EVERY_MIN
     )]
     OutOfRange(String),
+    #[error(
+        "{name}'s digest cadence was not saved: {file} is damaged ({why}) and saving would \
+         overwrite every reviewer's choice kept there; digests go out at the configured \
+         cadences meanwhile. An operator must mend the file (a JSON object of reviewer name \
+         to minutes) or move it aside (forgetting every choice); then save again"
+    )]
+    Damaged {
+        name: String,
+        file: String,
+        why: String,
+    },
     #[error(
         "cannot record {name}'s digest cadence in {file}, nothing was changed; try again: {source}"
     )]
@@ -62,43 +105,88 @@ pub enum CadenceError {
     },
 }
 
+/// The table in `file` (none chosen when there is no file), or why it cannot be read.
+fn read_table(file: &std::path::Path) -> Result<BTreeMap<String, u32>, String> {
+    match std::fs::read(file) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 impl App {
     fn cadence_file(&self) -> PathBuf {
         self.config().data_dir.join(FILE)
     }
 
-    /// The chosen cadences; an unreadable file is logged and read as none chosen (the
-    /// configuration's cadences then hold).
-    fn read_chosen(&self) -> BTreeMap<String, u32> {
+    /// The chosen cadences as the file holds them; a file that cannot be read or parsed is
+    /// damaged (told once here), read as none chosen so the configuration's cadences hold.
+    fn read_chosen(&self) -> Loaded {
         let file = self.cadence_file();
-        match std::fs::read(&file) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
-                tracing::warn!(file = %file.display(), error = %e, "cannot read the chosen digest cadences; using the configured ones");
-                BTreeMap::new()
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => {
-                tracing::warn!(file = %file.display(), error = %e, "cannot read the chosen digest cadences; using the configured ones");
-                BTreeMap::new()
+        match read_table(&file) {
+            Ok(table) => Loaded {
+                table,
+                damaged: None,
+            },
+            Err(why) => {
+                self.metrics().error("digest_cadence_damaged");
+                tracing::error!(file = %file.display(), %why, action = ACTION, "the reviewers' chosen digest cadences cannot be read");
+                Loaded {
+                    table: BTreeMap::new(),
+                    damaged: Some(why),
+                }
             }
         }
     }
 
-    fn with_chosen<T>(&self, f: impl FnOnce(&mut BTreeMap<String, u32>) -> T) -> T {
+    fn with_chosen<T>(&self, f: impl FnOnce(&mut Loaded) -> T) -> T {
         let chosen = &self.inner.runtime.digests.chosen;
-        let mut table = chosen.table.lock().unwrap_or_else(|e| e.into_inner());
-        f(table.get_or_insert_with(|| self.read_chosen()))
+        let mut loaded = chosen.table.lock().unwrap_or_else(|e| e.into_inner());
+        f(loaded.get_or_insert_with(|| self.read_chosen()))
+    }
+
+    /// Reads a damaged file again (it may have been mended or moved aside); told again only
+    /// when it is still damaged for another reason.
+    fn reread_if_damaged(&self, loaded: &mut Loaded) {
+        let Some(was) = loaded.damaged.clone() else {
+            return;
+        };
+        let file = self.cadence_file();
+        match read_table(&file) {
+            Ok(table) => {
+                tracing::info!(file = %file.display(), reviewers = table.len(), "the chosen digest cadences read sound again");
+                *loaded = Loaded {
+                    table,
+                    damaged: None,
+                };
+            }
+            Err(why) if why == was => {}
+            Err(_) => *loaded = self.read_chosen(),
+        }
+    }
+
+    /// Why `digest-cadence.json` is damaged, if it is (read again first): for `/healthz`.
+    pub fn digest_cadence_damage(&self) -> Option<CadenceDamage> {
+        self.with_chosen(|l| {
+            self.reread_if_damaged(l);
+            l.damaged.clone()
+        })
+        .map(|why| CadenceDamage {
+            file: self.cadence_file().display().to_string(),
+            why,
+            action: ACTION,
+        })
     }
 
     /// Minutes between `user`'s digests: their choice, else the configuration's.
     pub(in crate::app) fn digest_every_min(&self, user: &User) -> u32 {
-        self.with_chosen(|t| t.get(&user.name).copied())
+        self.with_chosen(|l| l.table.get(&user.name).copied())
             .filter(|m| (1..=MAX_EVERY_MIN).contains(m))
             .unwrap_or_else(|| user.digest_every_min())
     }
 
     fn cadence_of(&self, user: &User) -> Cadence {
-        let chosen = self.with_chosen(|t| t.contains_key(&user.name));
+        let chosen = self.with_chosen(|l| l.table.contains_key(&user.name));
         Cadence {
             name: user.name.clone(),
             every_min: self.digest_every_min(user),
@@ -123,6 +211,28 @@ impl App {
             .collect())
     }
 
+    /// `name`'s cadence as `actor` may see it: their own, or anyone's for an admin.
+    pub fn digest_cadence(&self, actor: &Actor, name: &str) -> Result<Cadence, CadenceError> {
+        let Actor::Reviewer { name: who, roles } = actor else {
+            return Err(CadenceError::NotReviewer);
+        };
+        if who != name && !roles.iter().any(|r| r == "admin") {
+            return Err(CadenceError::Forbidden {
+                who: who.clone(),
+                name: name.to_string(),
+                verb: "see",
+            });
+        }
+        let config = self.config();
+        // Any configured person's, mailed or not: what would hold were they given an address.
+        config
+            .users
+            .iter()
+            .find(|u| u.name == name)
+            .map(|u| self.cadence_of(u))
+            .ok_or_else(|| CadenceError::NoSuchReviewer(name.to_string()))
+    }
+
     /// `actor` sets `name`'s digest cadence to `every_min` minutes (as typed; 1 to a week).
     /// Their own, or anyone's for an admin. Saved before it is used; `digest.cadence_changed`
     /// is told to people's event streams (it is about no workspace).
@@ -140,6 +250,7 @@ impl App {
             return Err(CadenceError::Forbidden {
                 who: who.clone(),
                 name: name.to_string(),
+                verb: "change",
             });
         }
         let minutes: u32 = every_min
@@ -158,19 +269,28 @@ impl App {
         };
         let before = self.digest_every_min(user);
         let file = self.cadence_file();
-        self.with_chosen(|t| {
-            let mut next = t.clone();
+        self.with_chosen(|l| {
+            self.reread_if_damaged(l);
+            if let Some(why) = &l.damaged {
+                return Err(CadenceError::Damaged {
+                    name: name.to_string(),
+                    file: file.display().to_string(),
+                    why: why.clone(),
+                });
+            }
+            let mut next = l.table.clone();
             next.insert(name.to_string(), minutes);
             let bytes = serde_json::to_vec_pretty(&next).expect("a map of numbers serializes");
             let kind = crate::workspace::fsync::Kind::Other;
-            crate::workspace::write_atomic(&file, &bytes, kind)?;
-            *t = next;
-            Ok::<(), std::io::Error>(())
-        })
-        .map_err(|source| CadenceError::Io {
-            name: name.to_string(),
-            file: file.display().to_string(),
-            source,
+            crate::workspace::write_atomic(&file, &bytes, kind).map_err(|source| {
+                CadenceError::Io {
+                    name: name.to_string(),
+                    file: file.display().to_string(),
+                    source,
+                }
+            })?;
+            l.table = next;
+            Ok(())
         })?;
         tracing::info!(reviewer = name, by = %who, from = before, to = minutes, "digest cadence changed");
         let data = serde_json::json!({
