@@ -391,3 +391,70 @@ fn an_agent_token_matching_every_name_never_reaches_the_canary_place() {
     let answer = decide(&d, &key, "rejected");
     assert_eq!(answer["canary"], json!({"caught": true, "why": WHY}));
 }
+
+/// `baton policy replay` counts what people decided of agents' work: a canary (decided
+/// through the same path, kept in its canary place) is left out unless `--include-canaries`,
+/// and then its lines say so.
+#[test]
+fn policy_replay_leaves_canaries_out_unless_asked() {
+    let config = [
+        "[canaries]\ndir = \"canaries\"\nevery = 1\nworkspaces = [\"alpha\"]\n".to_string(),
+        user("rita", "\"reviewer\""),
+        agent("builder", "*"),
+        "[[routes]]\nname = \"team\"\n".to_string(),
+    ]
+    .concat();
+    let mut env = TestEnv::with_config(&config);
+    write_example(env.root());
+    let d = env.start();
+    let mut doc = handoff("real-replay");
+    doc["from_agent"] = json!("builder");
+    doc["trigger"] = json!("completion");
+    write_atomic(&env.ws("alpha").join("handoff.json"), &bytes(&doc));
+    let mut canary = None;
+    d.wait_until("the canary filed", || {
+        let (_, list) = d.get_as("/api/v1/handoffs", Some("rita-token"));
+        canary = list.as_array().and_then(|l| {
+            l.iter()
+                .find(|h| h["title"] == TITLE)
+                .and_then(|h| h["key"].as_str().map(str::to_string))
+        });
+        canary.is_some()
+    });
+    let canary = canary.unwrap();
+    decide(&d, "real-replay", "approved");
+    decide(&d, &canary, "rejected");
+    d.stop();
+
+    // A candidate approving every completion: the real one agrees with rita; the canary,
+    // which rita rejected, would be approved.
+    let live = std::fs::read_to_string(env.config_path()).unwrap();
+    let candidate = env.root().join("candidate.toml");
+    let rule = "auto_approve_if = \"claimed.trigger == 'completion'\"\n";
+    std::fs::write(&candidate, format!("{live}{rule}")).unwrap();
+    let path = candidate.to_str().unwrap();
+
+    let out = crate::util::baton(&["policy", "replay", path]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    assert!(text.contains("route team:"), "{text}");
+    assert!(!text.contains(&canary), "left out by default: {text}");
+    assert!(
+        text.contains("would auto-approve             1         0"),
+        "the real one alone: {text}"
+    );
+
+    let out = crate::util::baton(&["policy", "replay", path, "--include-canaries"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        text.contains(&format!(
+            "disagrees: {canary} (alpha, canary): the policy would approve; rita answered rejected"
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains("would auto-approve             1         1"),
+        "{text}"
+    );
+}

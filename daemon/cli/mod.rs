@@ -478,6 +478,10 @@ pub enum PolicyCommand {
         /// Print one JSON object (`policies`, `grants`) instead of the tables
         #[arg(long)]
         json: bool,
+        /// Replay the policies over canaries too (known-bad examples filed into queues; no
+        /// agent's work, so left out by default), each line marked `canary`
+        #[arg(long)]
+        include_canaries: bool,
     },
 }
 
@@ -592,8 +596,15 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
                     since,
                     grants,
                     json,
+                    include_canaries,
                 },
-        } => policy::replay(&file, since.as_deref(), grants.as_deref(), json),
+        } => policy::replay(
+            &file,
+            since.as_deref(),
+            grants.as_deref(),
+            json,
+            include_canaries,
+        ),
         Command::Evidence {
             check: Some(EvidenceCommand::Verify { file, trust }),
             ..

@@ -2,7 +2,8 @@
 //! have done with every revision people decided (a revision sent back and then revised
 //! counts as well as the last one), and which grant would have approved each revision received
 //! (`grants`). Exits 1 when the candidate's policy failed on any of them (an error decides
-//! nothing: those revisions would have gone to people, and are listed).
+//! nothing: those revisions would have gone to people, and are listed). Canaries count only
+//! with `--include-canaries` (the grants' replay reads the workspaces only).
 
 use super::export::parse_since;
 use baton::app::grant_replay::GrantReplay;
@@ -17,6 +18,7 @@ pub fn replay(
     since: Option<&str>,
     grants: Option<&Path>,
     json: bool,
+    canaries: bool,
 ) -> anyhow::Result<ExitCode> {
     let config = Config::load(Some(file))?;
     baton::private::readable(&config.data_dir).map_err(anyhow::Error::msg)?;
@@ -27,7 +29,7 @@ pub fn replay(
         );
         t.format(&format).unwrap_or_default()
     });
-    let replayed = baton::app::replay::replay(&config, &since)?;
+    let replayed = baton::app::replay::replay(&config, &since, canaries)?;
     let granted = baton::app::grant_replay::replay_grants(&config, grants, &since)?;
     if json {
         out!("{}", as_json(&replayed, &granted));

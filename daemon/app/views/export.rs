@@ -80,7 +80,7 @@ pub fn export(
 
 /// The canary places in data_dir (`app::review::canary`), each named as the workspace it
 /// stands in for.
-fn canary_places(config: &Config) -> Vec<Workspace> {
+pub(super) fn canary_places(config: &Config) -> Vec<Workspace> {
     let dir = config.data_dir.join("canaries").join("places");
     let dirs = std::fs::read_dir(dir).into_iter().flatten().flatten();
     dirs.filter_map(|d| {

@@ -29,12 +29,24 @@ pub struct RouteReplay {
 
 /// Replays `config`'s policies over every revision a person decided at or after `since` (RFC
 /// 3339): each handoff's last decision and those a later revision replaced (a revision sent
-/// back with `changes_requested`, say).
-pub fn replay(config: &Config, since: &str) -> anyhow::Result<BTreeMap<String, RouteReplay>> {
+/// back with `changes_requested`, say). Canaries (known-bad examples filed into queues, kept in
+/// data_dir's canary places) are no agent's work and are left out unless `canaries`: then
+/// they are replayed too, each line saying `canary`, which shows whether the policy would
+/// approve what is known to be bad.
+pub fn replay(
+    config: &Config,
+    since: &str,
+    canaries: bool,
+) -> anyhow::Result<BTreeMap<String, RouteReplay>> {
     let found = workspace::discover(&config.workspaces)?;
     let mut out: BTreeMap<String, RouteReplay> = BTreeMap::new();
     let records = crate::cluster::records_of(config)?;
-    for ws in &found.workspaces {
+    let places = match canaries {
+        true => super::export::canary_places(config),
+        false => Vec::new(),
+    };
+    let real = found.workspaces.iter().map(|ws| (ws, false));
+    for (ws, canary) in real.chain(places.iter().map(|ws| (ws, true))) {
         let store = Store::for_workspace(&records, ws);
         let checkpoints = checkpoints_of(ws, &config.limits);
         for dir in store.record_dirs().unwrap_or_default() {
@@ -51,7 +63,17 @@ pub fn replay(config: &Config, since: &str) -> anyhow::Result<BTreeMap<String, R
                 if !human || d.at.as_str() < since {
                     continue;
                 }
-                replay_one(config, &ws.name, &checkpoints, r, &mut out);
+                let ws_name = match canary {
+                    true => format!("{}, canary", ws.name),
+                    false => ws.name.clone(),
+                };
+                replay_one(
+                    config,
+                    (ws.name.as_str(), ws_name.as_str()),
+                    &checkpoints,
+                    r,
+                    &mut out,
+                );
             }
         }
     }
@@ -61,7 +83,7 @@ pub fn replay(config: &Config, since: &str) -> anyhow::Result<BTreeMap<String, R
 /// One decided revision, replayed into `out`.
 fn replay_one(
     config: &Config,
-    ws: &str,
+    (ws, shown): (&str, &str),
     checkpoints: &[TaskCheckpoint],
     r: Revision,
     out: &mut BTreeMap<String, RouteReplay>,
@@ -74,7 +96,7 @@ fn replay_one(
     let Some(route) = route else { return };
     let Some(d) = &r.decision else { return };
     let entry = out.entry(route.name.clone()).or_default();
-    let what = format!("{} ({ws}) revision {}", d.handoff_key, r.revision);
+    let what = format!("{} ({shown}) revision {}", d.handoff_key, r.revision);
     let reads_artifacts = route
         .auto_approve_if
         .as_deref()
@@ -104,7 +126,7 @@ fn replay_one(
     *entry.counts.entry((would, answer.clone())).or_default() += 1;
     if would && answer != "approved" {
         entry.disagreements.push(format!(
-            "{} ({ws}): the policy would approve; {} answered {answer} (revision {})",
+            "{} ({shown}): the policy would approve; {} answered {answer} (revision {})",
             d.handoff_key, d.by, r.revision
         ));
     }
