@@ -7,6 +7,12 @@
 //!    (dry run) and end of input, over a pipe, from spawn to exit.
 //!
 //! Each is run RUNS times (BATON_BENCH_RUNS, default 20) and reported as min / median / max.
+//!
+//! 4. `baton hook claude-code` against a running daemon, a reviewer approving through the API
+//!    (`hook`): BATON_BENCH_HOOK_RUNS runs (3) of BATON_BENCH_HOOK_TRIPS round trips (100),
+//!    each run's min / median / max and p50 / p99, beside the machine's sync latency.
+
+mod hook;
 
 use baton::contract::validate::{self, Format};
 use baton::contract::Limits;
@@ -16,10 +22,14 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 fn runs() -> usize {
-    std::env::var("BATON_BENCH_RUNS")
+    env_or("BATON_BENCH_RUNS", 20)
+}
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(20)
+        .unwrap_or(default)
 }
 
 /// Runs `f` `n` times; min, median and max in milliseconds.
@@ -190,4 +200,11 @@ fn main() {
         "baton mcp: spawn, initialize, list, submit, exit",
         time(n, || mcp_session(bin, &config)),
     );
+    drop(dir);
+
+    let (runs, trips) = (
+        env_or("BATON_BENCH_HOOK_RUNS", 3).max(1),
+        env_or("BATON_BENCH_HOOK_TRIPS", 100).max(1),
+    );
+    hook::bench(bin, runs, trips).expect("the hook round trip");
 }

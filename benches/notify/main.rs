@@ -14,10 +14,10 @@
 //! (10/s), BATON_BENCH_BURST (1000), BATON_LOG (daemon log level, info).
 
 mod receiver;
-mod sse;
 
 use anyhow::Result;
 use bench_support::daemon::Daemon;
+use bench_support::sse;
 use bench_support::tree;
 use receiver::Arrival;
 use std::collections::HashMap;
