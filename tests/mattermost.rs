@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 
 const TOKEN: &str = "mm-bot-token-standin";
 const CHANNEL: &str = "chanreview0000000000000000";
+const BOT: &str = "botuser0000000000000000000";
 
 /// The stand-in: every request recorded (`method`, `path`, `auth`, `body`); the first
 /// `fail` post creations answered 503.
@@ -68,7 +69,10 @@ impl Standin {
                             json!({ "id": "app.error", "message": "stand-in is down", "status_code": 503 }),
                         )
                     } else {
-                        let n = calls.iter().filter(|c| c["method"] == "POST").count();
+                        let n = calls
+                            .iter()
+                            .filter(|c| c["path"] == "/api/v4/posts")
+                            .count();
                         let mut post = body.clone();
                         post["id"] = json!(format!("post{n:022}"));
                         id = post["id"].clone();
@@ -76,6 +80,19 @@ impl Standin {
                     }
                 } else if method == "PUT" && path.starts_with("/api/v4/posts/") {
                     (200, body.clone())
+                } else if method == "GET" && path == "/api/v4/users/me" {
+                    (200, json!({ "id": BOT, "username": "baton" }))
+                } else if method == "POST" && path == "/api/v4/channels/direct" {
+                    // The direct channel of the two users, the same each time it is asked.
+                    let mut pair: Vec<&str> = body
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    pair.sort();
+                    (
+                        201,
+                        json!({ "id": format!("dm:{}", pair.join(":")), "type": "D" }),
+                    )
                 } else {
                     (404, json!({ "message": "not found" }))
                 };
@@ -108,6 +125,7 @@ impl Standin {
     fn post(&self, daemon: &Daemon, n: usize) -> Value {
         let created = || {
             let posts = self.calls("POST").into_iter();
+            let posts = posts.filter(|c| c["path"] == "/api/v4/posts");
             posts.filter(|c| c["status"] == 201).collect::<Vec<_>>()
         };
         daemon.wait_until(&format!("post {n} to Mattermost"), || created().len() >= n);
@@ -119,12 +137,22 @@ impl Standin {
 /// mmrita is rita, mmsam sam, mmada ada (a viewer, no reviewer of eng). The token is read
 /// from a file beside the configuration.
 fn start(fail: usize) -> (Standin, TestEnv, Daemon) {
+    start_with(
+        fail,
+        &format!("routes = {{ eng = \"{CHANNEL}\" }}\n"),
+        false,
+    )
+}
+
+/// `start`, the entry's posting keys given by `posting` (channel routes, or `direct`), the
+/// daemon's clock driven by the test if `drive`.
+fn start_with(fail: usize, posting: &str, drive: bool) -> (Standin, TestEnv, Daemon) {
     let standin = Standin::start(fail);
     let extra = format!(
         "{}{}{}[deliveries]\nretry_schedule_s = [0, 1]\n\n\
          [[routes]]\nname = \"eng\"\nreviewers = [\"rita\", \"sam\"]\n\
          [[mattermost]]\nname = \"team\"\nurl = \"http://127.0.0.1:{}\"\n\
-         bot_token_file = \"mm-token\"\nroutes = {{ eng = \"{CHANNEL}\" }}\n\
+         bot_token_file = \"mm-token\"\n{posting}\
          users = {{ mmrita = \"rita\", mmsam = \"sam\", mmada = \"ada\" }}\n",
         util::user("rita", "\"reviewer\""),
         util::user("sam", "\"reviewer\""),
@@ -132,6 +160,9 @@ fn start(fail: usize) -> (Standin, TestEnv, Daemon) {
         standin.port,
     );
     let mut env = TestEnv::with_config(&extra);
+    if drive {
+        env.drive_clock();
+    }
     std::fs::write(env.root().join("mm-token"), format!("{TOKEN}\n")).unwrap();
     let daemon = env.start();
     (standin, env, daemon)
@@ -153,10 +184,15 @@ fn action(post: &Value, id: &str) -> Value {
 
 /// The request Mattermost's server sends to the button's URL when `user` clicks it.
 fn request(user: &str, post: &Value, context: &Value) -> Vec<u8> {
+    request_in(CHANNEL, user, post, context)
+}
+
+/// `request`, clicked in `channel`.
+fn request_in(channel: &str, user: &str, post: &Value, context: &Value) -> Vec<u8> {
     json!({
         "user_id": user,
         "user_name": user,
-        "channel_id": CHANNEL,
+        "channel_id": channel,
         "channel_name": "review",
         "team_id": "team00000000000000000000000",
         "team_domain": "standin",
@@ -390,4 +426,179 @@ fn a_failed_post_is_retried_through_the_outbox() {
     );
     assert_eq!(p["body"]["channel_id"], CHANNEL);
     assert_pending(&env, &daemon);
+}
+
+/// The context of button `id` of `post`.
+fn context(post: &Value, id: &str) -> Value {
+    action(post, id)["integration"]["context"].clone()
+}
+
+#[test]
+fn direct_copies_go_to_each_reviewer_bound_to_them_and_the_right_click_updates_every_copy() {
+    let (standin, env, daemon) = start_with(0, "direct = true\n", false);
+    submit(&env, "mm-dm", "s");
+    let (a, b) = (standin.post(&daemon, 1), standin.post(&daemon, 2));
+    // One copy each for rita and sam, the route's reviewers (ada, a viewer, gets none), in
+    // the direct channel the bot opened with each.
+    let opened: Vec<Value> = standin
+        .calls("POST")
+        .into_iter()
+        .filter(|c| c["path"] == "/api/v4/channels/direct")
+        .map(|c| c["body"].clone())
+        .collect();
+    assert_eq!(
+        opened,
+        [json!([BOT, "mmrita"]), json!([BOT, "mmsam"])],
+        "{opened:?}"
+    );
+    let of = |user: &str| {
+        let copy = [&a, &b]
+            .into_iter()
+            .find(|p| context(p, "batonapprove")["baton"]["u"] == user)
+            .unwrap_or_else(|| panic!("no copy bound to {user}: {a} {b}"));
+        assert_eq!(
+            copy["body"]["channel_id"],
+            format!("dm:{BOT}:{user}"),
+            "{copy}"
+        );
+        copy.clone()
+    };
+    let (rita, sam) = (of("mmrita"), of("mmsam"));
+    assert_eq!(standin.calls("POST").len(), 4, "two channels, two posts");
+    let rita_dm = format!("dm:{BOT}:mmrita");
+    let approve = context(&rita, "batonapprove");
+    assert_eq!(approve["baton"]["c"], rita_dm.as_str());
+    let web = Web::new(&daemon);
+
+    // sam claims rita's copy (the user id is the one thing Mattermost's request says that
+    // nothing proves): refused, privately, nothing decided.
+    let r = click(&web, &request_in(&rita_dm, "mmsam", &rita, &approve));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(json_of(&r)["error"], "other_user", "{}", r.body);
+    assert!(json_of(&r)["update"].is_null());
+    assert!(
+        json_of(&r)["ephemeral_text"]
+            .as_str()
+            .unwrap()
+            .contains("sent to Mattermost user mmrita to decide with, not to you (mmsam)"),
+        "{}",
+        r.body
+    );
+    assert_pending(&env, &daemon);
+
+    // rita's copy replayed from the review channel: refused, it belongs to her direct channel.
+    let r = click(&web, &request_in(CHANNEL, "mmrita", &rita, &approve));
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(json_of(&r)["error"], "other_channel", "{}", r.body);
+    assert_pending(&env, &daemon);
+
+    // rita's own click decides, and every copy is told.
+    let r = click(&web, &request_in(&rita_dm, "mmrita", &rita, &approve));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(
+        json_of(&r)["update"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Approved by rita"),
+        "{}",
+        r.body
+    );
+    let decision = util::decision(&env.ws("alpha")).expect("decision.json");
+    assert_eq!(
+        (decision["outcome"].as_str(), decision["by"].as_str()),
+        (Some("approved"), Some("rita"))
+    );
+    daemon.wait_until("both copies updated", || standin.calls("PUT").len() >= 2);
+    let mut put: Vec<String> = standin
+        .calls("PUT")
+        .iter()
+        .map(|c| c["path"].as_str().unwrap().to_string())
+        .collect();
+    put.sort();
+    let mut want = vec![
+        format!("/api/v4/posts/{}", rita["id"].as_str().unwrap()),
+        format!("/api/v4/posts/{}", sam["id"].as_str().unwrap()),
+    ];
+    want.sort();
+    assert_eq!(put, want);
+    for u in standin.calls("PUT") {
+        assert!(
+            u["body"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("Approved by rita"),
+            "{u}"
+        );
+    }
+    // The copies are kept in data_dir, one file per handoff.
+    let kept = env.root().join("data/chat/mattermost/team/direct");
+    assert_eq!(std::fs::read_dir(&kept).unwrap().count(), 1, "{kept:?}");
+    let metrics = daemon.metrics();
+    assert!(
+        metrics.contains("baton_chat_clicks_total{outcome=\"other_user\"} 1"),
+        "{metrics}"
+    );
+}
+
+/// A context sealed with the daemon's key (`data_dir/chat/mattermost-key`) as a baton
+/// before expiries sealed them: the binding without `u` and `x`.
+fn sealed_without_expiry(env: &TestEnv, binding: &Value) -> Value {
+    use hmac::{Hmac, Mac};
+    let key = std::fs::read_to_string(env.root().join("data/chat/mattermost-key")).unwrap();
+    let key = hex::decode(key.trim()).unwrap();
+    let mut mac = <Hmac<sha2::Sha256> as Mac>::new_from_slice(&key).unwrap();
+    mac.update(b"baton mattermost action v1\0");
+    // Serialized in the order the daemon's struct has: n, c, w, k, r, o.
+    let b = binding;
+    let text = format!(
+        r#"{{"n":{},"c":{},"w":{},"k":{},"r":{},"o":{}}}"#,
+        b["n"], b["c"], b["w"], b["k"], b["r"], b["o"]
+    );
+    mac.update(text.as_bytes());
+    let parsed: Value = serde_json::from_str(&text).unwrap();
+    json!({ "baton": parsed, "mac": hex::encode(mac.finalize().into_bytes()) })
+}
+
+#[test]
+fn expired_buttons_and_buttons_without_an_expiry_decide_nothing() {
+    let posting = format!("routes = {{ eng = \"{CHANNEL}\" }}\nbutton_ttl_s = 600\n");
+    let (standin, env, daemon) = start_with(0, &posting, true);
+    submit(&env, "mm-ttl", "s");
+    let p = standin.post(&daemon, 1);
+    let approve = context(&p, "batonapprove");
+    let expires = approve["baton"]["x"].as_u64().expect("an expiry");
+    let now = env.clock_now().unix_timestamp() as u64 * 1000;
+    assert!(
+        (now + 590_000..=now + 601_000).contains(&expires),
+        "{expires} vs {now}"
+    );
+    let web = Web::new(&daemon);
+
+    // As an older baton sealed it: the daemon's own MAC, no expiry.
+    let old = sealed_without_expiry(&env, &approve["baton"]);
+    let r = click(&web, &request("mmrita", &p, &old));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(json_of(&r)["error"], "expired", "{}", r.body);
+    assert!(r.body.contains("carries no expiry"), "{}", r.body);
+    assert_pending(&env, &daemon);
+
+    // Ten minutes on, the real button is past its time.
+    env.move_clock(601.0);
+    let r = click(&web, &request("mmrita", &p, &approve));
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(json_of(&r)["error"], "expired", "{}", r.body);
+    let at = time::OffsetDateTime::from_unix_timestamp((expires / 1000) as i64)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let at = &at[..16]; // to the minute: the daemon's time has milliseconds
+    assert!(
+        r.body.contains(&format!("this button expired at {at}")),
+        "{at}: {}",
+        r.body
+    );
+    assert_pending(&env, &daemon);
+    assert!(daemon
+        .metrics()
+        .contains("baton_chat_clicks_total{outcome=\"expired\"} 2"));
 }

@@ -37,7 +37,20 @@ pub struct Mattermost {
     /// Mattermost user id (26 characters) -> baton user: only these people's clicks decide.
     #[serde(default)]
     pub users: BTreeMap<String, String>,
+    /// Post each reviewer of the handoff's route (linked in `users`) their own copy by direct
+    /// message, its buttons bound to that reviewer, instead of one post to a channel: a
+    /// click that names another user is refused (Mattermost signs nothing, so in a channel
+    /// any linked user's id could be claimed with a captured context).
+    #[serde(default)]
+    pub direct: bool,
+    /// Seconds a posted button stays good (default `DEFAULT_BUTTON_TTL_S`, 7 days); a click
+    /// after that is refused and the reviewer decides on the page.
+    #[serde(default)]
+    pub button_ttl_s: Option<u64>,
 }
+
+/// Seconds a Mattermost button stays good when `button_ttl_s` does not say: 7 days.
+pub const DEFAULT_BUTTON_TTL_S: u64 = 7 * 24 * 3600;
 
 impl Mattermost {
     /// The outbox channel of this entry.
@@ -56,6 +69,29 @@ impl Mattermost {
             .and_then(|r| self.routes.get(r))
             .or(self.channel.as_ref())
             .map(String::as_str)
+    }
+
+    /// Seconds its buttons stay good.
+    pub fn button_ttl_s(&self) -> u64 {
+        self.button_ttl_s.unwrap_or(DEFAULT_BUTTON_TTL_S)
+    }
+
+    /// The Mattermost users linked to a baton user that `route` lists as a reviewer (see
+    /// `routing::lists`; no route: everyone with the `reviewer` role), each once, sorted.
+    pub fn reviewers_of(
+        &self,
+        route: Option<&crate::routing::Route>,
+        users: &[crate::routing::User],
+    ) -> Vec<String> {
+        let listed = |u: &crate::routing::User| match route {
+            Some(r) => crate::routing::lists(r, &u.name, &u.roles),
+            None => u.roles.iter().any(|r| r == "reviewer"),
+        };
+        self.users
+            .iter()
+            .filter(|(_, name)| users.iter().any(|u| &u.name == *name && listed(u)))
+            .map(|(mm, _)| mm.clone())
+            .collect()
     }
 
     /// The baton user a Mattermost user id acts as.
@@ -139,9 +175,24 @@ pub(super) fn check(
                 ));
             }
         }
-        if m.channel.is_none() && m.routes.is_empty() {
+        if m.direct && (m.channel.is_some() || !m.routes.is_empty()) {
             return Err(format!(
-                "{at}: set channel (the default) or routes (route name -> channel id)"
+                "{at}: direct = true posts to each reviewer by direct message; remove channel and routes (a channel post's buttons could be clicked by anyone claiming a linked user)"
+            ));
+        }
+        if m.direct && m.users.is_empty() {
+            return Err(format!(
+                "{at}.users: direct = true posts to the reviewers linked here; link at least one (Mattermost user id -> baton user)"
+            ));
+        }
+        if !m.direct && m.channel.is_none() && m.routes.is_empty() {
+            return Err(format!(
+                "{at}: set channel (the default) or routes (route name -> channel id), or direct = true"
+            ));
+        }
+        if m.button_ttl_s == Some(0) {
+            return Err(format!(
+                "{at}.button_ttl_s: must be at least 1 (seconds a button stays good; default 604800, 7 days)"
             ));
         }
         for route in m.routes.keys() {
@@ -172,6 +223,8 @@ impl std::fmt::Debug for Mattermost {
             .field("routes", &self.routes)
             .field("action_url", &self.action_url)
             .field("users", &self.users)
+            .field("direct", &self.direct)
+            .field("button_ttl_s", &self.button_ttl_s)
             .finish_non_exhaustive()
     }
 }

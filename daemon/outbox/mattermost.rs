@@ -9,7 +9,11 @@
 //! click is one of baton's: it names the entry, channel, handoff, revision and outcome, with an
 //! HMAC-SHA256 keyed by `data_dir/chat/mattermost-key`, which only this daemon holds
 //! (Mattermost keeps the context server-side; clients never see it). A hand-made request
-//! cannot name another handoff, revision or outcome.
+//! cannot name another handoff, revision or outcome. Every context also carries its expiry
+//! (`button_ttl_s`; one sealed without, by an older baton, is refused), and with
+//! `direct = true` each reviewer gets their own copy by direct message (`mattermost_dm`)
+//! whose context names that reviewer's Mattermost user id and the direct channel: a click
+//! claiming another user's id is refused.
 
 use super::attempt::{Outcome as Sent, Transport};
 use super::audience::Audience;
@@ -48,6 +52,14 @@ pub struct Binding {
     pub revision: u32,
     #[serde(rename = "o")]
     pub outcome: Outcome,
+    /// With `direct`: the Mattermost user id the copy was sent to, the only one it takes.
+    /// Left out when unset, so contexts sealed before it existed still check.
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// When it stops being taken (Unix ms). None only in contexts sealed by an older baton,
+    /// which are refused.
+    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
+    pub expires_ms: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -56,9 +68,16 @@ pub enum ContextError {
     Tampered,
     #[error("the button was posted to channel {posted}, not to {clicked} where it was clicked")]
     OtherChannel { posted: String, clicked: String },
+    #[error("this button was sent to Mattermost user {bound} to decide with, not to you ({clicked}); nothing was decided. Use your own copy, or open the handoff in baton")]
+    OtherUser { bound: String, clicked: String },
+    #[error("this button expired at {at} (buttons are good for button_ttl_s after posting); nothing was decided. Open the handoff in baton to decide")]
+    Expired { at: String },
+    #[error("this button was posted by an older baton and carries no expiry, so it is no longer taken; nothing was decided. Open the handoff in baton to decide")]
+    NoExpiry,
 }
 
 /// The daemon's key for button contexts.
+#[derive(Clone)]
 pub struct ActionKey([u8; 32]);
 
 impl ActionKey {
@@ -81,9 +100,16 @@ impl ActionKey {
         json!({ "baton": b, "mac": mac })
     }
 
-    /// The binding `context` carries, when this key sealed it (compared in constant time)
-    /// and the click came from the channel it was posted to.
-    pub fn open_sealed(&self, context: &Value, channel: &str) -> Result<Binding, ContextError> {
+    /// The binding `context` carries, when this key sealed it (compared in constant time),
+    /// the click came from the channel it was posted to, by the user it was sent to (if it
+    /// names one), before it expired (`now_ms`).
+    pub fn open_sealed(
+        &self,
+        context: &Value,
+        channel: &str,
+        user: &str,
+        now_ms: u64,
+    ) -> Result<Binding, ContextError> {
         let b: Binding =
             serde_json::from_value(context["baton"].clone()).map_err(|_| ContextError::Tampered)?;
         let given = context["mac"]
@@ -99,17 +125,41 @@ impl ActionKey {
                 clicked: channel.to_string(),
             });
         }
+        if let Some(bound) = b.user.as_deref().filter(|b| *b != user) {
+            return Err(ContextError::OtherUser {
+                bound: bound.to_string(),
+                clicked: user.to_string(),
+            });
+        }
+        match b.expires_ms {
+            None => return Err(ContextError::NoExpiry),
+            Some(x) if now_ms >= x => return Err(ContextError::Expired { at: rfc3339(x) }),
+            Some(_) => {}
+        }
         Ok(b)
     }
 }
 
+/// Unix ms as an RFC 3339 UTC time.
+fn rfc3339(ms: u64) -> String {
+    let t = time::OffsetDateTime::UNIX_EPOCH + time::Duration::milliseconds(ms as i64);
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| format!("{ms} ms after the Unix epoch"))
+}
+
 /// A spooled delivery's body: create the post, or update it.
 #[derive(Debug, Serialize, Deserialize)]
-struct Call {
-    /// `create` or `update`.
-    method: String,
-    /// For `update`: `id` is filled in from `Posted` when sent.
-    payload: Value,
+pub(super) struct Call {
+    /// `create` or `update` (a channel's one post); `create_direct` or `update_direct` (a
+    /// copy per reviewer, see `mattermost_dm`).
+    pub method: String,
+    /// For `update`: `id` is filled in from `Posted` when sent. For `create_direct`: each
+    /// button's context holds its binding unsealed, channel and user filled in and sealed
+    /// per reviewer when sent.
+    pub payload: Value,
+    /// For `create_direct`: the Mattermost user ids to send a copy to.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub to: Vec<String>,
 }
 
 /// Where the buttons of `m` send their clicks.
@@ -122,6 +172,9 @@ pub fn action_url(m: &Mattermost, public_url: &str) -> String {
 
 /// The `POST /api/v4/posts` call for `event`, if this entry posts it (a review is owed, and
 /// the handoff's route has a channel here).
+///
+/// With `direct`, one call carries the copy for every reviewer in `reviewers` (the route's,
+/// linked in `users`); none linked: nothing is posted.
 pub fn post(
     m: &Mattermost,
     key_: &ActionKey,
@@ -129,9 +182,19 @@ pub fn post(
     aud: Option<&Audience>,
     link: &str,
     action_url: &str,
+    reviewers: &dyn Fn(Option<&str>) -> Vec<String>,
 ) -> Option<String> {
     let review = Review::of(event, aud)?;
-    let channel = m.channel_for(review.route)?;
+    let to = match m.direct {
+        true => Some(reviewers(review.route)).filter(|r| !r.is_empty())?,
+        false => Vec::new(),
+    };
+    // Direct copies are sealed per reviewer when sent (their channel is made then).
+    let channel = match m.direct {
+        true => "",
+        false => m.channel_for(review.route)?,
+    };
+    let expires_ms = crate::clock::now_ms().saturating_add(m.button_ttl_s().saturating_mul(1000));
     let (key, revision, title) = (review.key, review.revision, review.title);
     let summary = review.summary;
     let facts = review.facts(&format!("[Open in baton]({link})"), "**", md);
@@ -141,14 +204,20 @@ pub fn post(
         text.push_str(&md(s));
     }
     let button = |id: &str, label: &str, style: &str, outcome: Outcome| {
-        let context = key_.seal(&Binding {
+        let b = Binding {
             entry: m.name.clone(),
             channel: channel.to_string(),
             workspace: event.workspace.clone(),
             key: key.to_string(),
             revision,
             outcome,
-        });
+            user: None,
+            expires_ms: Some(expires_ms),
+        };
+        let context = match m.direct {
+            true => json!({ "baton": b }),
+            false => key_.seal(&b),
+        };
         json!({ "id": id, "type": "button", "name": label, "style": style,
             "integration": { "url": action_url, "context": context } })
     };
@@ -182,12 +251,13 @@ pub fn post(
         "actions": actions,
     });
     let call = Call {
-        method: "create".into(),
+        method: if m.direct { "create_direct" } else { "create" }.into(),
         payload: json!({
             "channel_id": channel,
             "message": clip(&format!("[baton] review: {}", md(title)), 3000),
             "props": { "attachments": [attachment] },
         }),
+        to,
     };
     Some(serde_json::to_string(&call).expect("a call serializes"))
 }
@@ -228,8 +298,8 @@ pub fn decided(
     (message, props)
 }
 
-/// The `PUT /api/v4/posts/{id}` call telling a decision.
-pub fn update(event: &Event, aud: Option<&Audience>, link: &str) -> Option<String> {
+/// The `PUT /api/v4/posts/{id}` call telling a decision (to every copy, with `direct`).
+pub fn update(m: &Mattermost, event: &Event, aud: Option<&Audience>, link: &str) -> Option<String> {
     if event.kind != EventType::HandoffDecided {
         return None;
     }
@@ -241,8 +311,9 @@ pub fn update(event: &Event, aud: Option<&Audience>, link: &str) -> Option<Strin
     let comment = Some(s("comment")).filter(|_| !thin);
     let (message, props) = decided(title, s("outcome"), s("by"), s("via"), comment, link);
     let call = Call {
-        method: "update".into(),
+        method: if m.direct { "update_direct" } else { "update" }.into(),
         payload: json!({ "message": message, "props": props }),
+        to: Vec::new(),
     };
     Some(serde_json::to_string(&call).expect("a call serializes"))
 }
@@ -299,12 +370,14 @@ impl Posted {
 /// Sends one entry's calls to its server's REST API.
 pub struct Sender {
     agent: ureq::Agent,
-    entry: Mattermost,
+    pub(super) entry: Mattermost,
     posted: Posted,
+    /// With `direct`: each reviewer's copy, and the key that seals it when sent.
+    pub(super) direct: super::mattermost_dm::Direct,
 }
 
 impl Sender {
-    pub fn new(entry: &Mattermost, posted: Posted) -> Sender {
+    pub fn new(entry: &Mattermost, posted: Posted, direct: super::mattermost_dm::Direct) -> Sender {
         let agent = ureq::AgentBuilder::new()
             .timeout(super::webhook::TIMEOUT)
             .redirects(0)
@@ -314,10 +387,11 @@ impl Sender {
             agent,
             entry: entry.clone(),
             posted,
+            direct,
         }
     }
 
-    fn call(&self, method: &str, path: &str, payload: &Value) -> Result<Value, Sent> {
+    pub(super) fn call(&self, method: &str, path: &str, payload: &Value) -> Result<Value, Sent> {
         let what = format!("{method} /api/v4{path}");
         // A token that cannot be read now (a variable unset, a file gone) is a retry: it
         // may be put back.
@@ -326,12 +400,17 @@ impl Sender {
             .token()
             .map_err(|e| Sent::failed(format!("{what}: {e}")))?;
         let url = format!("{}{path}", self.entry.api());
-        let answer = self
+        let request = self
             .agent
             .request(method, &url)
-            .set("authorization", &format!("Bearer {token}"))
-            .set("content-type", "application/json")
-            .send_string(&payload.to_string());
+            .set("authorization", &format!("Bearer {token}"));
+        // A GET (`payload` null) carries no body.
+        let answer = match payload.is_null() {
+            true => request.call(),
+            false => request
+                .set("content-type", "application/json")
+                .send_string(&payload.to_string()),
+        };
         let resp = match answer {
             Ok(r) => r,
             Err(ureq::Error::Status(code, r)) => {
@@ -374,6 +453,11 @@ impl Transport for Sender {
             };
         };
         let key = d.key.as_deref().unwrap_or("");
+        match call.method.as_str() {
+            "create_direct" => return self.create_direct(key, &call),
+            "update_direct" => return self.update_direct(key, &call.payload),
+            _ => {}
+        }
         let mut payload = call.payload;
         let answer = if call.method == "update" {
             let Some(id) = self.posted.get(key) else {
@@ -420,6 +504,8 @@ mod tests {
             key: "k-1".into(),
             revision: 2,
             outcome: Outcome::Rejected,
+            user: None,
+            expires_ms: Some(1_000),
         }
     }
 
@@ -428,24 +514,56 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let key = ActionKey::open(dir.path()).unwrap();
         let sealed = key.seal(&binding());
-        assert_eq!(key.open_sealed(&sealed, "chan1"), Ok(binding()));
+        let open = |k: &ActionKey, c: &Value, ch: &str| k.open_sealed(c, ch, "mmu", 999);
+        assert_eq!(open(&key, &sealed, "chan1"), Ok(binding()));
         assert!(matches!(
-            key.open_sealed(&sealed, "chan2"),
+            open(&key, &sealed, "chan2"),
             Err(ContextError::OtherChannel { .. })
         ));
         let mut forged = sealed.clone();
         forged["baton"]["o"] = json!("approved");
-        assert_eq!(
-            key.open_sealed(&forged, "chan1"),
-            Err(ContextError::Tampered)
-        );
+        assert_eq!(open(&key, &forged, "chan1"), Err(ContextError::Tampered));
+        let mut longer = sealed.clone();
+        longer["baton"]["x"] = json!(5_000);
+        assert_eq!(open(&key, &longer, "chan1"), Err(ContextError::Tampered));
         let again = ActionKey::open(dir.path()).unwrap();
-        assert_eq!(again.open_sealed(&sealed, "chan1"), Ok(binding()));
+        assert_eq!(open(&again, &sealed, "chan1"), Ok(binding()));
         let other = tempfile::tempdir().unwrap();
         let foreign = ActionKey::open(other.path()).unwrap();
         assert_eq!(
-            foreign.open_sealed(&sealed, "chan1"),
+            open(&foreign, &sealed, "chan1"),
             Err(ContextError::Tampered)
         );
+    }
+
+    #[test]
+    fn a_context_is_refused_once_expired_without_expiry_or_from_another_user() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ActionKey::open(dir.path()).unwrap();
+        let sealed = key.seal(&binding());
+        assert_eq!(
+            key.open_sealed(&sealed, "chan1", "mmu", 1_000),
+            Err(ContextError::Expired {
+                at: "1970-01-01T00:00:01Z".into()
+            })
+        );
+        let old = key.seal(&Binding {
+            expires_ms: None,
+            ..binding()
+        });
+        assert!(!old["baton"].as_object().unwrap().contains_key("x"));
+        assert_eq!(
+            key.open_sealed(&old, "chan1", "mmu", 0),
+            Err(ContextError::NoExpiry)
+        );
+        let bound = key.seal(&Binding {
+            user: Some("mmann".into()),
+            ..binding()
+        });
+        assert!(key.open_sealed(&bound, "chan1", "mmann", 0).is_ok());
+        assert!(matches!(
+            key.open_sealed(&bound, "chan1", "mmbob", 0),
+            Err(ContextError::OtherUser { .. })
+        ));
     }
 }

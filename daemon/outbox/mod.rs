@@ -18,6 +18,7 @@ mod index;
 mod letter;
 mod mail;
 pub mod mattermost;
+pub mod mattermost_dm;
 mod push;
 mod review_post;
 mod sign;
@@ -106,6 +107,10 @@ pub struct Outbox {
     /// `[[mattermost]]` entries, with where their posts are, and the key of their buttons.
     mattermost: Vec<(crate::config::Mattermost, mattermost::Posted)>,
     mattermost_key: Option<mattermost::ActionKey>,
+    /// Per `[[mattermost]]` entry: the Mattermost users a `direct` copy goes to, by route
+    /// name, and for a handoff on no route.
+    /// And where its direct copies are kept.
+    mattermost_reviewers: Vec<mattermost_dm::Recipients>,
     /// Channels some route's or agent's `notify` names (see `audience`).
     targeted: std::collections::HashSet<String>,
     /// Whether events are owed mails: `[smtp]` is set and some route notifies `email`.
@@ -237,19 +242,37 @@ impl Outbox {
                 )
             })
             .collect();
-        for (m, posted) in &mattermost {
-            specs.push(worker::Spec {
-                name: m.outbox_channel(),
-                channel: m.outbox_channel(),
-                transport: Box::new(mattermost::Sender::new(m, posted.clone())),
-            });
-        }
         let mattermost_key = match mattermost.is_empty() {
             true => None,
             false => {
                 Some(mattermost::ActionKey::open(&config.data_dir).map_err(OpenError::Mattermost)?)
             }
         };
+        for (m, posted) in &mattermost {
+            let direct = mattermost_dm::Direct::new(
+                mattermost_dm::DirectPosts::new(&config.data_dir, &m.name),
+                mattermost_key.clone(),
+            );
+            specs.push(worker::Spec {
+                name: m.outbox_channel(),
+                channel: m.outbox_channel(),
+                transport: Box::new(mattermost::Sender::new(m, posted.clone(), direct)),
+            });
+        }
+        // With `direct`, who gets a copy: each route's reviewers linked in the entry's users.
+        let mattermost_reviewers = mattermost
+            .iter()
+            .map(|(m, _)| {
+                let of = |r: Option<&crate::routing::Route>| m.reviewers_of(r, &config.users);
+                let by_route = config.routes.iter().map(|r| (r.name.clone(), of(Some(r))));
+                let posts = mattermost_dm::DirectPosts::new(&config.data_dir, &m.name);
+                mattermost_dm::Recipients {
+                    by_route: by_route.collect(),
+                    no_route: of(None),
+                    posts,
+                }
+            })
+            .collect();
         if let Some(p) = &push {
             specs.push(worker::Spec {
                 name: PUSH.into(),
@@ -302,6 +325,7 @@ impl Outbox {
             chats,
             mattermost,
             mattermost_key,
+            mattermost_reviewers,
             targeted,
             mails,
             wake,
@@ -322,15 +346,23 @@ impl Outbox {
             return Vec::new();
         };
         let mut made = Vec::new();
-        for (m, posted) in &self.mattermost {
+        for ((m, posted), to) in self.mattermost.iter().zip(&self.mattermost_reviewers) {
             let ch = m.outbox_channel();
             let url = mattermost::action_url(m, &self.shared.public_url);
-            let body = mattermost::post(m, action_key, event, aud, link, &url).or_else(|| {
-                let was_posted = posted.get(key).is_some() || self.posting(&ch, key);
-                was_posted
-                    .then(|| mattermost::update(event, aud, link))
-                    .flatten()
-            });
+            let reviewers = |route: Option<&str>| match route {
+                Some(r) => to.by_route.get(r).cloned().unwrap_or_default(),
+                None => to.no_route.clone(),
+            };
+            let body =
+                mattermost::post(m, action_key, event, aud, link, &url, &reviewers).or_else(|| {
+                    let posted_before = match m.direct {
+                        true => to.posts.has(key),
+                        false => posted.get(key).is_some(),
+                    };
+                    (posted_before || self.posting(&ch, key))
+                        .then(|| mattermost::update(m, event, aud, link))
+                        .flatten()
+                });
             if let Some(body) = body {
                 made.push(self.make(event, origin, &ch, body));
             }

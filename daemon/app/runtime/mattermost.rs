@@ -5,7 +5,9 @@
 //! `Cx::decide_via`, with every rule of the page and the API, recorded `via: "mattermost"`.
 //! A decision replaces the post (buttons gone, who decided and the outcome); a click that
 //! cannot decide tells the clicker why, privately. A replayed request decides nothing: the
-//! revision it names is decided already (or its approval recorded), or revised.
+//! revision it names is decided already (or its approval recorded), or revised. A context
+//! past its expiry (or sealed by an older baton, without one) decides nothing, and a copy
+//! sent by direct message to one reviewer takes only that reviewer's clicks.
 
 use super::buttons::{Button, Closed};
 use crate::app::model::Decided;
@@ -43,6 +45,10 @@ impl MattermostError {
             MattermostError::Action(_) => "not_a_click",
             MattermostError::Context(ContextError::Tampered) => "tampered",
             MattermostError::Context(ContextError::OtherChannel { .. }) => "other_channel",
+            MattermostError::Context(ContextError::OtherUser { .. }) => "other_user",
+            MattermostError::Context(ContextError::Expired { .. } | ContextError::NoExpiry) => {
+                "expired"
+            }
             MattermostError::UnknownEntry(_) => "tampered",
             MattermostError::UnknownUser(_) => "unknown_user",
             MattermostError::Closed(c) => c.kind(),
@@ -50,13 +56,16 @@ impl MattermostError {
         }
     }
 
-    /// Whether the request is not proven to come from one of baton's buttons.
+    /// Whether the request is not proven to come from one of baton's buttons. An expired
+    /// button, or another reviewer's, is one of them: its clicker is told why, privately.
     pub fn untrusted(&self) -> bool {
         matches!(
             self,
             MattermostError::NotConfigured
                 | MattermostError::Action(_)
-                | MattermostError::Context(_)
+                | MattermostError::Context(
+                    ContextError::Tampered | ContextError::OtherChannel { .. }
+                )
                 | MattermostError::UnknownEntry(_)
         )
     }
@@ -110,10 +119,11 @@ impl App {
             tracing::error!(error = %e, "cannot read or make data_dir/chat/mattermost-key");
             MattermostError::Key
         })?;
+        let now = crate::clock::now_ms();
         let b = key
-            .open_sealed(&action.context, &action.channel_id)
+            .open_sealed(&action.context, &action.channel_id, &action.user, now)
             .inspect_err(|e| {
-                tracing::warn!(mattermost_user = %action.user, channel = %action.channel_id, error = %e, "a Mattermost action was refused: not one of baton's buttons");
+                tracing::warn!(mattermost_user = %action.user, channel = %action.channel_id, post = %action.post_id, error = %e, "a Mattermost action was refused before deciding");
             })?;
         let m = config
             .mattermost

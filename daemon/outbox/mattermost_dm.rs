@@ -1,0 +1,312 @@
+//! `[[mattermost]]` with `direct = true`: each reviewer of the handoff's route gets their own
+//! copy of the review post by direct message, its buttons sealed for that reviewer's
+//! Mattermost user id and that direct channel, so a click naming another user is refused
+//! (`ActionKey::open_sealed`). The direct channel is made (or found) with
+//! `POST /api/v4/channels/direct` [bot, reviewer], the bot's id read once with
+//! `GET /api/v4/users/me`.
+//!
+//! Which copies exist is kept per handoff in `data_dir/chat/mattermost/NAME/direct/`, one
+//! JSON file each (written atomically after every copy posted), so a retried delivery posts
+//! only the copies still owed and the decision updates every copy. A file that does not
+//! parse is reported and left alone, never taken as empty and overwritten: that would post
+//! the copies again and lose the ones the decision must update.
+
+use super::attempt::Outcome as Sent;
+use super::mattermost::{ActionKey, Binding, Call, Sender};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// One reviewer's copy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Copy {
+    /// The direct channel (id) between the bot and the reviewer.
+    pub channel: String,
+    /// The post's id there.
+    pub post: String,
+}
+
+/// The copies of one handoff's latest posted revision, by Mattermost user id.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Copies {
+    pub key: String,
+    pub revision: u32,
+    pub posts: BTreeMap<String, Copy>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{path} is damaged ({why}); it is left as it is and nothing is posted or updated for this handoff. Move it away to post the review again (the copies it named will not be updated)")]
+    Damaged { path: String, why: String },
+    #[error("cannot read or write {path}: {why}")]
+    Io { path: String, why: String },
+}
+
+/// The copies of one entry's handoffs, in `data_dir/chat/mattermost/NAME/direct/`.
+#[derive(Clone)]
+pub struct DirectPosts {
+    dir: PathBuf,
+}
+
+impl DirectPosts {
+    pub fn new(data_dir: &Path, entry: &str) -> DirectPosts {
+        DirectPosts {
+            dir: data_dir
+                .join("chat")
+                .join("mattermost")
+                .join(entry)
+                .join("direct"),
+        }
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        use sha2::{Digest, Sha256};
+        self.dir
+            .join(format!("{}.json", hex::encode(Sha256::digest(key))))
+    }
+
+    /// The copies of `key`: none if nothing was posted yet; an error if its file is damaged.
+    pub fn get(&self, key: &str) -> Result<Option<Copies>, StateError> {
+        let path = self.path(key);
+        let shown = path.display().to_string();
+        let text = match std::fs::read(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(StateError::Io {
+                    path: shown,
+                    why: e.to_string(),
+                })
+            }
+        };
+        let copies: Copies = serde_json::from_slice(&text).map_err(|e| StateError::Damaged {
+            path: shown.clone(),
+            why: e.to_string(),
+        })?;
+        if copies.key != key {
+            return Err(StateError::Damaged {
+                path: shown,
+                why: format!("it names handoff {}, not {key}", copies.key),
+            });
+        }
+        Ok(Some(copies))
+    }
+
+    /// Keeps `copies`: written beside, synced, then renamed over the old file.
+    pub fn put(&self, copies: &Copies) -> Result<(), StateError> {
+        let path = self.path(&copies.key);
+        let io = |e: std::io::Error| StateError::Io {
+            path: path.display().to_string(),
+            why: e.to_string(),
+        };
+        std::fs::create_dir_all(&self.dir).map_err(io)?;
+        let tmp = path.with_extension("tmp");
+        let bytes = serde_json::to_vec_pretty(copies).expect("copies serialize");
+        {
+            use std::io::Write;
+            let mut f = std::fs::File::create(&tmp).map_err(io)?;
+            f.write_all(&bytes).map_err(io)?;
+            f.sync_all().map_err(io)?;
+        }
+        std::fs::rename(&tmp, &path).map_err(io)
+    }
+
+    /// Whether `key` has copies (a damaged file counts: its decision's update reports it).
+    pub fn has(&self, key: &str) -> bool {
+        !matches!(self.get(key), Ok(None))
+    }
+}
+
+/// Who a `direct` entry's copies go to: the Mattermost users linked to each route's
+/// reviewers (by route name), and to a handoff on no route; and where the copies are kept.
+pub struct Recipients {
+    pub by_route: std::collections::HashMap<String, Vec<String>>,
+    pub no_route: Vec<String>,
+    pub posts: DirectPosts,
+}
+
+/// What a `direct` entry's sender needs besides the REST calls.
+#[derive(Clone)]
+pub struct Direct {
+    pub posts: DirectPosts,
+    pub key: Option<ActionKey>,
+    /// The bot's user id, once asked.
+    bot: Arc<Mutex<Option<String>>>,
+}
+
+impl Direct {
+    pub fn new(posts: DirectPosts, key: Option<ActionKey>) -> Direct {
+        Direct {
+            posts,
+            key,
+            bot: Arc::default(),
+        }
+    }
+}
+
+fn failed(why: String) -> Sent {
+    Sent::failed(why)
+}
+
+impl Sender {
+    fn bot_id(&self) -> Result<String, Sent> {
+        let mut bot = self.direct.bot.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(id) = bot.as_ref() {
+            return Ok(id.clone());
+        }
+        let me = self.call("GET", "/users/me", &Value::Null)?;
+        let id = me["id"]
+            .as_str()
+            .filter(|id| !id.is_empty())
+            .ok_or_else(|| failed("GET /api/v4/users/me: the answer names no id".into()))?
+            .to_string();
+        *bot = Some(id.clone());
+        Ok(id)
+    }
+
+    /// Posts every reviewer in `call.to` their copy, but those already posted for this
+    /// revision; keeps each copy as soon as it is made.
+    pub(super) fn create_direct(&self, key: &str, call: &Call) -> Sent {
+        let Some(action_key) = &self.direct.key else {
+            return failed("the key of Mattermost buttons is not open".into());
+        };
+        let revision = call.payload["props"]["attachments"][0]["actions"][0]["integration"]
+            ["context"]["baton"]["r"]
+            .as_u64()
+            .unwrap_or(1) as u32;
+        let mut copies = match self.direct.posts.get(key) {
+            Err(e) => {
+                tracing::error!(error = %e, key, "a Mattermost direct-message state file is damaged");
+                return failed(e.to_string());
+            }
+            Ok(Some(c)) if c.revision == revision => c,
+            // A new revision: new copies (the old ones' buttons are refused as revised).
+            Ok(_) => Copies {
+                key: key.to_string(),
+                revision,
+                posts: BTreeMap::new(),
+            },
+        };
+        let bot = match self.bot_id() {
+            Ok(b) => b,
+            Err(sent) => return sent,
+        };
+        let owed: Vec<&String> = call
+            .to
+            .iter()
+            .filter(|u| !copies.posts.contains_key(*u))
+            .collect();
+        for user in owed {
+            let dm = match self.call("POST", "/channels/direct", &json!([bot, user])) {
+                Ok(c) => c,
+                Err(sent) => return sent,
+            };
+            let Some(channel) = dm["id"].as_str().filter(|c| !c.is_empty()) else {
+                return failed(format!(
+                    "POST /api/v4/channels/direct for {user}: the answer names no channel id"
+                ));
+            };
+            let payload = match sealed_for(action_key, &call.payload, channel, user) {
+                Some(p) => p,
+                None => return failed("the spooled Mattermost post has no button to seal".into()),
+            };
+            let answer = match self.call("POST", "/posts", &payload) {
+                Ok(a) => a,
+                Err(sent) => return sent,
+            };
+            let Some(post) = answer["id"].as_str() else {
+                tracing::warn!(key, user, "Mattermost answered the direct post without its id; its decision will not update it");
+                continue;
+            };
+            copies.posts.insert(
+                user.clone(),
+                Copy {
+                    channel: channel.to_string(),
+                    post: post.to_string(),
+                },
+            );
+            if let Err(e) = self.direct.posts.put(&copies) {
+                tracing::error!(error = %e, key, user, "cannot keep the id of a Mattermost direct post; its decision will not update it");
+            }
+            tracing::info!(mattermost = %self.entry.name, key, mattermost_user = %user, channel, post, "review posted by Mattermost direct message");
+        }
+        Sent {
+            status: Some(200),
+            ..Sent::default()
+        }
+    }
+
+    /// Tells every copy of `key` its decision.
+    pub(super) fn update_direct(&self, key: &str, payload: &Value) -> Sent {
+        let copies = match self.direct.posts.get(key) {
+            Err(e) => {
+                tracing::error!(error = %e, key, "a Mattermost direct-message state file is damaged");
+                return failed(e.to_string());
+            }
+            Ok(None) => return failed("the handoff's direct posts are not made yet".into()),
+            Ok(Some(c)) => c,
+        };
+        for copy in copies.posts.values() {
+            let mut p = payload.clone();
+            p["id"] = json!(copy.post);
+            if let Err(sent) = self.call("PUT", &format!("/posts/{}", copy.post), &p) {
+                return sent;
+            }
+        }
+        Sent {
+            status: Some(200),
+            ..Sent::default()
+        }
+    }
+}
+
+/// The post for `user` in direct channel `channel`: every button's binding bound to both and
+/// sealed.
+fn sealed_for(key: &ActionKey, template: &Value, channel: &str, user: &str) -> Option<Value> {
+    let mut p = template.clone();
+    p["channel_id"] = json!(channel);
+    let actions = p["props"]["attachments"][0]["actions"].as_array_mut()?;
+    for a in actions.iter_mut() {
+        let mut b: Binding =
+            serde_json::from_value(a["integration"]["context"]["baton"].clone()).ok()?;
+        b.channel = channel.to_string();
+        b.user = Some(user.to_string());
+        a["integration"]["context"] = key.seal(&b);
+    }
+    Some(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_are_kept_and_a_damaged_file_is_reported_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let posts = DirectPosts::new(dir.path(), "mm");
+        assert!(posts.get("k-1").unwrap().is_none());
+        let mut c = Copies {
+            key: "k-1".into(),
+            revision: 2,
+            ..Copies::default()
+        };
+        c.posts.insert(
+            "mmann".into(),
+            Copy {
+                channel: "dm1".into(),
+                post: "p1".into(),
+            },
+        );
+        posts.put(&c).unwrap();
+        assert_eq!(posts.get("k-1").unwrap(), Some(c));
+        std::fs::write(posts.path("k-1"), b"{\"key\": \"k-1\", \"rev").unwrap();
+        assert!(matches!(posts.get("k-1"), Err(StateError::Damaged { .. })));
+        assert!(posts.has("k-1"));
+        assert_eq!(
+            std::fs::read(posts.path("k-1")).unwrap(),
+            b"{\"key\": \"k-1\", \"rev"
+        );
+    }
+}
