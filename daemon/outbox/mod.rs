@@ -18,7 +18,6 @@ mod index;
 mod letter;
 mod mail;
 pub mod mattermost;
-pub mod mattermost_dm;
 mod push;
 mod review_post;
 mod sign;
@@ -110,7 +109,7 @@ pub struct Outbox {
     /// Per `[[mattermost]]` entry: the Mattermost users a `direct` copy goes to, by route
     /// name, and for a handoff on no route.
     /// And where its direct copies are kept.
-    mattermost_reviewers: Vec<mattermost_dm::Recipients>,
+    mattermost_reviewers: Vec<mattermost::direct::Recipients>,
     /// Channels some route's or agent's `notify` names (see `audience`).
     targeted: std::collections::HashSet<String>,
     /// Whether events are owed mails: `[smtp]` is set and some route notifies `email`.
@@ -249,8 +248,8 @@ impl Outbox {
             }
         };
         for (m, posted) in &mattermost {
-            let direct = mattermost_dm::Direct::new(
-                mattermost_dm::DirectPosts::new(&config.data_dir, &m.name),
+            let direct = mattermost::direct::Direct::new(
+                mattermost::direct::DirectPosts::new(&config.data_dir, &m.name),
                 mattermost_key.clone(),
             );
             specs.push(worker::Spec {
@@ -265,8 +264,8 @@ impl Outbox {
             .map(|(m, _)| {
                 let of = |r: Option<&crate::routing::Route>| m.reviewers_of(r, &config.users);
                 let by_route = config.routes.iter().map(|r| (r.name.clone(), of(Some(r))));
-                let posts = mattermost_dm::DirectPosts::new(&config.data_dir, &m.name);
-                mattermost_dm::Recipients {
+                let posts = mattermost::direct::DirectPosts::new(&config.data_dir, &m.name);
+                mattermost::direct::Recipients {
                     by_route: by_route.collect(),
                     no_route: of(None),
                     posts,

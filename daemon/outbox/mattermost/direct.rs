@@ -11,8 +11,8 @@
 //! parse is reported and left alone, never taken as empty and overwritten: that would post
 //! the copies again and lose the ones the decision must update.
 
-use super::attempt::Outcome as Sent;
-use super::mattermost::{ActionKey, Binding, Call, Sender};
+use super::{ActionKey, Binding, Call, Sender};
+use crate::outbox::attempt::Outcome as Sent;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;

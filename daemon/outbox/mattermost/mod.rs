@@ -11,9 +11,11 @@
 //! (Mattermost keeps the context server-side; clients never see it). A hand-made request
 //! cannot name another handoff, revision or outcome. Every context also carries its expiry
 //! (`button_ttl_s`; one sealed without, by an older baton, is refused), and with
-//! `direct = true` each reviewer gets their own copy by direct message (`mattermost_dm`)
+//! `direct = true` each reviewer gets their own copy by direct message (`direct`)
 //! whose context names that reviewer's Mattermost user id and the direct channel: a click
 //! claiming another user's id is refused.
+
+pub mod direct;
 
 use super::attempt::{Outcome as Sent, Transport};
 use super::audience::Audience;
@@ -151,7 +153,7 @@ fn rfc3339(ms: u64) -> String {
 #[derive(Debug, Serialize, Deserialize)]
 pub(super) struct Call {
     /// `create` or `update` (a channel's one post); `create_direct` or `update_direct` (a
-    /// copy per reviewer, see `mattermost_dm`).
+    /// copy per reviewer, see `direct`).
     pub method: String,
     /// For `update`: `id` is filled in from `Posted` when sent. For `create_direct`: each
     /// button's context holds its binding unsealed, channel and user filled in and sealed
@@ -373,11 +375,11 @@ pub struct Sender {
     pub(super) entry: Mattermost,
     posted: Posted,
     /// With `direct`: each reviewer's copy, and the key that seals it when sent.
-    pub(super) direct: super::mattermost_dm::Direct,
+    pub(super) direct: direct::Direct,
 }
 
 impl Sender {
-    pub fn new(entry: &Mattermost, posted: Posted, direct: super::mattermost_dm::Direct) -> Sender {
+    pub fn new(entry: &Mattermost, posted: Posted, direct: direct::Direct) -> Sender {
         let agent = ureq::AgentBuilder::new()
             .timeout(super::webhook::TIMEOUT)
             .redirects(0)
