@@ -38,7 +38,9 @@ pub use review::upload::{Target, UploadError, Uploaded};
 pub use review::Cx;
 pub use runtime::buttons::Closed as ButtonClosed;
 pub use runtime::chat::{ChatDone, ChatError, ChatTaken};
-pub use runtime::chat_links::{ChatLinkError, ChatLinkView, LinkAnswerError, LinkAnswered};
+pub use runtime::chat_links::{
+    ChatLinkError, ChatLinkView, LinkAnswerError, LinkAnswered, LinkConfirmError, LinkToConfirm,
+};
 pub use runtime::digest_cadence::{
     Cadence, CadenceDamage, CadenceError, MAX_EVERY_MIN as MAX_DIGEST_EVERY_MIN,
 };

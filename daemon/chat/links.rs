@@ -7,9 +7,11 @@
 //! A link names a Slack user id, which is the same person in every Slack entry of the
 //! daemon; the entry's own `users` come first (see `App::chat_links`).
 //!
-//! An admin's link starts `unconfirmed` and decides nothing until the Slack user confirms it
-//! from Slack itself (`chat::link_confirm`): an admin could otherwise link their own Slack id
-//! to someone else and decide as them. A link kept without a state (written before links
+//! An admin's link starts `unconfirmed` and decides nothing until the baton user it names,
+//! signed in to baton, confirms it from the direct message sent to that Slack account
+//! (`chat::link_confirm`): a Slack click alone proves only that the account's holder agrees,
+//! so an admin who linked their own Slack id to someone else could confirm it and decide as
+//! them. A link kept without a state (written before links
 //! were confirmed) reads as unconfirmed. A file that cannot be read or parsed is never taken
 //! as "no links" and saved over: every change is refused until the operator mends it.
 
@@ -28,7 +30,8 @@ pub enum LinkState {
     /// without a state reads so.
     #[default]
     Unconfirmed,
-    /// Confirmed by a click of the Slack user itself.
+    /// Confirmed by the baton user it names, signed in, from the Slack account's direct
+    /// message.
     Confirmed,
 }
 
@@ -253,7 +256,7 @@ impl Links {
     }
 
     /// The link of `chat_user` whose buttons carry `nonce`, when it waits for confirmation.
-    fn waiting(&self, chat_user: &str, nonce: &str) -> Result<Link, Stale> {
+    pub fn waiting(&self, chat_user: &str, nonce: &str) -> Result<Link, Stale> {
         let l = self.get(chat_user).ok_or(Stale::NotLinked)?;
         if l.nonce != nonce {
             return Err(Stale::Replaced);
@@ -264,8 +267,13 @@ impl Links {
         Ok(l)
     }
 
-    /// The Slack user confirmed its link (the one with `nonce`): it decides from now on.
-    pub fn confirm(&self, chat_user: &str, nonce: &str) -> Result<Result<Link, Stale>, LinksError> {
+    /// Baton user `by` confirmed the link (the one with `nonce`): it decides from now on.
+    pub fn confirm(
+        &self,
+        chat_user: &str,
+        nonce: &str,
+        by: &str,
+    ) -> Result<Result<Link, Stale>, LinksError> {
         self.sound()?;
         if let Err(s) = self.waiting(chat_user, nonce) {
             return Ok(Err(s));
@@ -279,7 +287,7 @@ impl Links {
         let Some(link) = done else {
             return Ok(Err(Stale::NotLinked));
         };
-        self.record("chat.account_confirmed", chat_user, &link.user, chat_user);
+        self.record("chat.account_confirmed", chat_user, &link.user, by);
         Ok(Ok(link))
     }
 
@@ -372,9 +380,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let links = Links::open(dir.path());
         links.put(link("U1", "rita")).unwrap();
-        assert_eq!(links.confirm("U1", "other").unwrap(), Err(Stale::Replaced));
-        assert_eq!(links.confirm("U2", "n1").unwrap(), Err(Stale::NotLinked));
-        let l = links.confirm("U1", "n1").unwrap().unwrap();
+        assert_eq!(
+            links.confirm("U1", "other", "rita").unwrap(),
+            Err(Stale::Replaced)
+        );
+        assert_eq!(
+            links.confirm("U2", "n1", "rita").unwrap(),
+            Err(Stale::NotLinked)
+        );
+        let l = links.confirm("U1", "n1", "rita").unwrap().unwrap();
         assert_eq!(l.state, LinkState::Confirmed);
         assert_eq!(
             links.refuse("U1", "n1").unwrap(),

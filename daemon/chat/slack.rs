@@ -14,11 +14,11 @@ use serde_json::Value;
 pub enum Interaction {
     Click(Click),
     Submit(Submission),
-    /// A click on Confirm or Not me in the message asking a Slack user to confirm an
-    /// admin's link (`chat::link_confirm`).
+    /// A click on Not me in the message asking to confirm an admin's link
+    /// (`chat::link_confirm`).
     Link(LinkClick),
-    /// A click on the link button ("Approve in baton"): Slack tells the app of it, and the
-    /// browser opens the page; nothing to do.
+    /// A click on a link button ("Approve in baton", a link confirmation's "Confirm in
+    /// baton"): Slack tells the app of it, and the browser opens the page; nothing to do.
     Opened,
 }
 
@@ -35,7 +35,7 @@ pub struct Click {
     pub response_url: Option<String>,
 }
 
-/// One click on a link confirmation's button: its sealed value is opened by the app.
+/// One click on a link confirmation's Not me: its sealed value is opened by the app.
 #[derive(Debug, Clone)]
 pub struct LinkClick {
     /// The clicker's Slack user id.
@@ -91,10 +91,13 @@ fn click(p: &Value) -> Result<Interaction, ClickError> {
     let user = p["user"]["id"].as_str().unwrap_or("");
     let trigger_id = p["trigger_id"].as_str().unwrap_or("");
     let action_id = action["action_id"].as_str();
-    if matches!(
-        action_id,
-        Some(link_confirm::CONFIRM | link_confirm::REFUSE)
-    ) {
+    // Confirm is a URL button to baton's page, where the baton user signs in and confirms;
+    // Slack tells its click too, and that click (or a Confirm sealed by an older baton,
+    // clicked in an earlier message) confirms nothing.
+    if action_id == Some(link_confirm::CONFIRM) {
+        return Ok(Interaction::Opened);
+    }
+    if action_id == Some(link_confirm::REFUSE) {
         if user.is_empty() || trigger_id.is_empty() {
             return Err(ClickError::Incomplete);
         }

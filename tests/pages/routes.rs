@@ -35,6 +35,10 @@ const DOWNLOADS: [&str; 2] = [
     "/w/{workspace}/files/{*path}",
 ];
 
+/// Pages that need a token in their query beside the session (a link confirmation's, only in
+/// the Slack direct message): signed in but without it, 400; without a session, the login.
+const SESSION_AND_TOKEN: [&str; 1] = ["/chat/links/confirm"];
+
 /// Routes for admins only: the reviewer's session below is refused them.
 const ADMIN_ONLY: [&str; 2] = ["/reviewers/chat", "/api/v1/chat/links"];
 
@@ -251,6 +255,8 @@ fn every_get_route_answers_with_credentials() {
             let admin_only = header.0 == "Cookie" && ADMIN_ONLY.contains(&route.path);
             let expected = if route.path == "/act/{token}" || admin_only {
                 403
+            } else if header.0 == "Cookie" && SESSION_AND_TOKEN.contains(&route.path) {
+                400
             } else {
                 200
             };

@@ -1,13 +1,18 @@
-//! An admin's link of a Slack account counts only once that Slack user confirms it from
-//! Slack: linking sends the user a direct message (checked with slack_sdk's block models)
-//! whose Confirm / Not me buttons carry a value sealed to that user and that link. Before the
-//! confirmation a click decides nothing; another Slack user's click, an altered value, a
-//! replay and a button of an earlier link change nothing; Not me removes the link and tells
-//! the admins. A links file that cannot be read is reported and never saved over, and a
-//! link kept from before links were confirmed is unconfirmed and asked at start.
+//! An admin's link of a Slack account counts only once the baton user it names, signed in
+//! to baton, confirms it from the direct message sent to that Slack account: the message
+//! (checked with slack_sdk's block models) carries a URL button to
+//! `/chat/links/confirm?t=TOKEN`, the token sealed to that Slack user, that link and that
+//! baton user. A Slack click on Confirm confirms nothing (nor does a Confirm value sealed by
+//! an older baton): an admin who links their own Slack id to someone else receives the
+//! message and could click it. Signed in as someone else (that admin too) the page refuses
+//! (403) and nothing changes; the CSRF token, an altered token and an earlier link's token
+//! are refused. Not me stays a Slack click and removes the link. A links file that cannot be
+//! read is reported and never saved over, and a link kept from before links were confirmed
+//! is unconfirmed and asked at start.
 
-use super::links::{admin_links, api, approve, links_config, BOSS_PW};
+use super::links::{admin_links, api, approve, links_config, BOSS_PW, SAM_PW};
 use super::*;
+use crate::pages::Session;
 
 /// The direct messages to `chat_user` asking to confirm a link, once there are `n`.
 fn dms(standin: &Standin, daemon: &Daemon, chat_user: &str, n: usize) -> Vec<Value> {
@@ -28,26 +33,69 @@ fn press(web: &Web, standin: &Standin, clicker: &str, action: &str, value: &str)
     send_signed(web, &form(&p), now_s(), false)
 }
 
-/// Answers the `n`th confirmation message to `chat_user` as `clicker` (Confirm or Not me);
-/// the reply's JSON.
-pub fn answer(
+/// The token of the message's Confirm: a URL button (no value) to the confirmation page.
+fn token_of(dm: &Value) -> String {
+    let blocks = dm["body"]["blocks"].as_array().unwrap();
+    let actions = blocks.iter().find(|b| b["type"] == "actions").unwrap();
+    let confirm = actions["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action_id"] == "baton_link_confirm")
+        .unwrap();
+    assert!(confirm["value"].is_null(), "{confirm}");
+    let url = confirm["url"].as_str().expect("Confirm is a URL button");
+    assert!(url.starts_with("http://"), "{url}");
+    let (_, token) = url.split_once("/chat/links/confirm?t=").expect(url);
+    assert!(token.len() > 40, "{url}");
+    token.to_string()
+}
+
+/// The confirmation page of `token`, as `s` sees it.
+fn page(web: &Web, s: &Session, token: &str) -> Reply {
+    web.get(&format!("/chat/links/confirm?t={token}"), Some(s))
+}
+
+/// Posts the page's form as `s`, with its CSRF token when `csrf`.
+fn post_confirm(web: &Web, s: &Session, token: &str, csrf: bool) -> Reply {
+    let mut fields = vec![("t", token)];
+    if csrf {
+        fields.push(("csrf", s.csrf.as_str()));
+    }
+    web.post_form("/chat/links/confirm", Some(&s.cookie), &fields)
+}
+
+/// Not me on the `n`th confirmation message to `chat_user`, clicked by `clicker`; the
+/// reply's JSON.
+pub fn refuse(
     web: &Web,
     standin: &Standin,
     daemon: &Daemon,
     chat_user: &str,
     clicker: &str,
-    confirm: bool,
     n: usize,
 ) -> Value {
     let dm = dms(standin, daemon, chat_user, n)[n - 1].clone();
-    let action = if confirm {
-        "baton_link_confirm"
-    } else {
-        "baton_link_refuse"
-    };
+    let action = "baton_link_refuse";
     let r = press(web, standin, clicker, action, &button(&dm, action));
     assert_eq!(r.status, 200, "{}", r.body);
     json_of(&r)
+}
+
+/// Confirms the link of the `n`th confirmation message to `chat_user` on baton's page as
+/// `s` (the baton user it names, signed in).
+pub fn confirm_signed_in(
+    web: &Web,
+    standin: &Standin,
+    daemon: &Daemon,
+    chat_user: &str,
+    s: &Session,
+    n: usize,
+) {
+    let dm = dms(standin, daemon, chat_user, n)[n - 1].clone();
+    let r = post_confirm(web, s, &token_of(&dm), true);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("id=\"chat-link-confirmed\""), "{}", r.body);
 }
 
 fn link_of(web: &Web, chat_user: &str) -> Option<Value> {
@@ -57,7 +105,67 @@ fn link_of(web: &Web, chat_user: &str) -> Option<Value> {
 }
 
 #[test]
-fn an_admins_link_decides_nothing_until_the_slack_user_confirms_it_from_slack() {
+fn an_admin_who_links_their_own_slack_account_to_someone_else_cannot_confirm_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let standin = Standin::start(dir.path());
+    let mut env = TestEnv::with_config(&links_config(&standin));
+    let daemon = env.start();
+    submit(&env, "cf-0", "attack");
+    let p = post(&standin, &daemon, 1);
+    let web = Web::new(&daemon);
+
+    // Admin boss links their own Slack account U_BOSS to sam: the message goes to U_BOSS.
+    let link = json!({ "chat_user": "U_BOSS", "user": "sam" });
+    assert_eq!(api(&web, "POST", "boss-token", Some(&link)).status, 200);
+    let dm = dms(&standin, &daemon, "U_BOSS", 1)[0].clone();
+    let token = token_of(&dm);
+
+    // boss clicks Confirm in Slack (Slack tells URL buttons' clicks too): nothing.
+    let r = press(&web, &standin, "U_BOSS", "baton_link_confirm", "");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!r.body.contains("Confirmed"), "{}", r.body);
+    // A Confirm value sealed as an older baton did (`c: true`), under either action: nothing.
+    let key = baton::chat::link_confirm::LinkKey::open(&env.root().join("data")).unwrap();
+    let nonce = key.open_token(&token).unwrap().nonce;
+    let old = key.seal(&baton::chat::link_confirm::Answer {
+        chat_user: "U_BOSS".into(),
+        nonce,
+        confirm: true,
+    });
+    let r = press(&web, &standin, "U_BOSS", "baton_link_confirm", &old);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(!r.body.contains("Confirmed"), "{}", r.body);
+    let r = press(&web, &standin, "U_BOSS", "baton_link_refuse", &old);
+    assert_eq!(json_of(&r)["error"], "link_confirm_in_baton", "{}", r.body);
+    assert_eq!(link_of(&web, "U_BOSS").unwrap()["state"], "unconfirmed");
+
+    // boss, signed in to baton, opens and posts the message's own link: refused, 403.
+    let boss = web.sign_in("boss", BOSS_PW);
+    let r = page(&web, &boss, &token);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body.contains("this link is for sam; nothing changed"),
+        "{}",
+        r.body
+    );
+    assert!(!r.body.contains("This Slack account is mine"), "{}", r.body);
+    let r = post_confirm(&web, &boss, &token, true);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(
+        r.body.contains("this link is for sam; nothing changed"),
+        "{}",
+        r.body
+    );
+    assert_eq!(link_of(&web, "U_BOSS").unwrap()["state"], "unconfirmed");
+    let said = approve(&web, &standin, "U_BOSS", &p);
+    assert_eq!(said["error"], "unconfirmed", "{said}");
+    assert_pending(&env, &daemon);
+    let m = daemon.metrics();
+    assert!(!m.contains("type=\"chat.account_confirmed\""), "{m}");
+}
+
+#[test]
+fn the_baton_user_signed_in_confirms_from_the_slack_message_and_then_its_clicks_decide() {
     let dir = tempfile::tempdir().unwrap();
     let standin = Standin::start(dir.path());
     let mut env = TestEnv::with_config(&links_config(&standin));
@@ -66,16 +174,12 @@ fn an_admins_link_decides_nothing_until_the_slack_user_confirms_it_from_slack() 
     let p = post(&standin, &daemon, 1);
     let web = Web::new(&daemon);
 
-    // boss links their own Slack account U_BOSS to sam: unconfirmed, and U_BOSS is asked.
-    let r = api(
-        &web,
-        "POST",
-        "boss-token",
-        Some(&json!({ "chat_user": "U_BOSS", "user": "sam" })),
-    );
+    // boss links sam's second Slack account U_S2 to sam: unconfirmed, and U_S2 is asked.
+    let link = json!({ "chat_user": "U_S2", "user": "sam" });
+    let r = api(&web, "POST", "boss-token", Some(&link));
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(json_of(&r)["state"], "unconfirmed", "{}", r.body);
-    let dm = dms(&standin, &daemon, "U_BOSS", 1)[0].clone();
+    let dm = dms(&standin, &daemon, "U_S2", 1)[0].clone();
     assert_eq!(dm["auth"], format!("Bearer {BOT}"));
     let blocks = &dm["body"]["blocks"];
     let file = dir.path().join("dm.json");
@@ -87,15 +191,16 @@ fn an_admins_link_decides_nothing_until_the_slack_user_confirms_it_from_slack() 
         "{shown}"
     );
     assert!(
-        shown.contains("\"Confirm\"") && shown.contains("\"Not me\""),
+        shown.contains("\"Confirm in baton\"") && shown.contains("\"Not me\""),
         "{shown}"
     );
+    let first = token_of(&dm);
     daemon.wait_until("asked_at noted", || {
-        link_of(&web, "U_BOSS").is_some_and(|l| l["asked_at"].is_string())
+        link_of(&web, "U_S2").is_some_and(|l| l["asked_at"].is_string())
     });
 
     // Approve before the confirmation: refused, nothing decided, told privately.
-    let said = approve(&web, &standin, "U_BOSS", &p);
+    let said = approve(&web, &standin, "U_S2", &p);
     assert_eq!(said["error"], "unconfirmed", "{said}");
     assert!(
         said["text"]
@@ -104,70 +209,77 @@ fn an_admins_link_decides_nothing_until_the_slack_user_confirms_it_from_slack() 
             .contains("your account link is waiting for your confirmation"),
         "{said}"
     );
-    daemon.wait_until("a private answer", || {
-        standin.answers().iter().any(|a| {
-            a["body"]["text"]
-                .as_str()
-                .is_some_and(|t| t.contains("waiting for your confirmation"))
-        })
-    });
     assert_pending(&env, &daemon);
 
-    // Another Slack user clicks the message's Confirm (sam's own account, say): refused.
-    let confirm = button(&dm, "baton_link_confirm");
-    let r = press(&web, &standin, "U_SAM", "baton_link_confirm", &confirm);
-    assert_eq!(json_of(&r)["error"], "link_not_theirs", "{}", r.body);
-    assert!(
-        r.body.contains("only that person may answer it"),
-        "{}",
-        r.body
-    );
-    // An altered value (Not me's value turned into a Confirm), and one with another nonce.
+    // Another Slack user's Not me, and an altered one: refused.
     let refuse = button(&dm, "baton_link_refuse");
-    let turned = refuse.replace("\"c\":false", "\"c\":true");
-    assert_ne!(turned, refuse);
-    let r = press(&web, &standin, "U_BOSS", "baton_link_confirm", &turned);
-    assert_eq!(json_of(&r)["error"], "link_tampered", "{}", r.body);
-    let v: Value = serde_json::from_str(&confirm).unwrap();
+    let r = press(&web, &standin, "U_SAM", "baton_link_refuse", &refuse);
+    assert_eq!(json_of(&r)["error"], "link_not_theirs", "{}", r.body);
+    let v: Value = serde_json::from_str(&refuse).unwrap();
     let nonce = v["a"]["n"].as_str().unwrap();
-    let other = confirm.replace(nonce, &"0".repeat(nonce.len()));
-    let r = press(&web, &standin, "U_BOSS", "baton_link_confirm", &other);
+    let other = refuse.replace(nonce, &"0".repeat(nonce.len()));
+    let r = press(&web, &standin, "U_S2", "baton_link_refuse", &other);
     assert_eq!(json_of(&r)["error"], "link_tampered", "{}", r.body);
-    assert_eq!(link_of(&web, "U_BOSS").unwrap()["state"], "unconfirmed");
-    let said = approve(&web, &standin, "U_BOSS", &p);
-    assert_eq!(said["error"], "unconfirmed", "{said}");
-    assert_pending(&env, &daemon);
 
-    // The Slack user confirms: once. The same signed request again is a replay.
-    let trigger = format!("trig.{}", util::now_ms());
-    let body = form(&payload(
-        "U_BOSS",
-        "baton_link_confirm",
-        &confirm,
-        &trigger,
-        standin.port,
-    ));
-    let ts = now_s().to_string();
-    let sig = sdk(&["sign", SECRET, &ts], Some(&body));
-    let r = send(&web, &body, &ts, &sig);
+    // Linked again: a new message; the first message's token is for the replaced link.
+    assert_eq!(api(&web, "POST", "boss-token", Some(&link)).status, 200);
+    let dm = dms(&standin, &daemon, "U_S2", 2)[1].clone();
+    let token = token_of(&dm);
+    assert_ne!(token, first);
+    let sam = web.sign_in("sam", SAM_PW);
+    let r = post_confirm(&web, &sam, &first, true);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("earlier link"), "{}", r.body);
+    // An altered token, and none.
+    let mut altered = token.clone().into_bytes();
+    let at = altered.len() / 2;
+    altered[at] = if altered[at] == b'A' { b'B' } else { b'A' };
+    let altered = String::from_utf8(altered).unwrap();
+    let r = post_confirm(&web, &sam, &altered, true);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("not one baton made"), "{}", r.body);
+    assert_eq!(page(&web, &sam, "").status, 400);
+
+    // sam, signed in, sees what the link is, and a warning; the form needs the CSRF token.
+    let r = page(&web, &sam, &token);
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(
-        r.body
-            .contains("Confirmed: this Slack account acts as baton user sam"),
+        r.body.contains("Admin <strong>boss</strong> linked Slack account <code>U_S2</code> to you, <strong>sam</strong>"),
         "{}",
         r.body
     );
-    assert_eq!(send(&web, &body, &ts, &sig).status, 409);
-    let l = link_of(&web, "U_BOSS").unwrap();
+    assert!(
+        r.body.contains("id=\"chat-link-confirm-warning\""),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("This Slack account is mine — confirm"),
+        "{}",
+        r.body
+    );
+    assert_eq!(
+        crate::pages::hidden(&r.body, "t").as_deref(),
+        Some(token.as_str())
+    );
+    let r = post_confirm(&web, &sam, &token, false);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert!(r.body.contains("did not come from baton"), "{}", r.body);
+    assert_eq!(link_of(&web, "U_S2").unwrap()["state"], "unconfirmed");
+
+    // With it: confirmed, once.
+    let r = post_confirm(&web, &sam, &token, true);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("id=\"chat-link-confirmed\""), "{}", r.body);
+    let l = link_of(&web, "U_S2").unwrap();
     assert_eq!(l["state"], "confirmed", "{l}");
     assert!(l["confirmed_at"].is_string(), "{l}");
-    // Its button once more, a new interaction: already confirmed, nothing changes.
-    let r = press(&web, &standin, "U_BOSS", "baton_link_refuse", &refuse);
-    assert_eq!(json_of(&r)["error"], "link_stale", "{}", r.body);
-    assert!(link_of(&web, "U_BOSS").is_some());
+    let r = post_confirm(&web, &sam, &token, true);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("already confirmed"), "{}", r.body);
 
-    // Confirmed: Approve decides as sam.
-    let said = approve(&web, &standin, "U_BOSS", &p);
+    // Confirmed: Approve from U_S2 decides as sam.
+    let said = approve(&web, &standin, "U_S2", &p);
     assert!(
         said["text"].as_str().unwrap().contains("Approved by sam"),
         "{said}"
@@ -176,13 +288,18 @@ fn an_admins_link_decides_nothing_until_the_slack_user_confirms_it_from_slack() 
     let m = daemon.metrics();
     for line in [
         "baton_events_total{type=\"chat.account_confirmed\"} 1",
-        "baton_chat_clicks_total{outcome=\"unconfirmed\"} 2",
-        "baton_chat_clicks_total{outcome=\"link_confirmed\"} 1",
-        "baton_chat_clicks_total{outcome=\"link_tampered\"} 2",
+        "baton_chat_clicks_total{outcome=\"unconfirmed\"} 1",
+        "baton_chat_clicks_total{outcome=\"link_tampered\"} 1",
         "baton_chat_clicks_total{outcome=\"link_not_theirs\"} 1",
     ] {
         assert!(m.contains(line), "{line}: {m}");
     }
+    let journal = std::fs::read_to_string(env.root().join("data/chat/links.jsonl")).unwrap();
+    let confirmed = journal
+        .lines()
+        .find(|l| l.contains("chat.account_confirmed"))
+        .unwrap();
+    assert!(confirmed.contains("\"by\":\"sam\""), "{confirmed}");
     let page = web.get("/reviewers/chat", Some(&web.sign_in("boss", BOSS_PW)));
     assert!(
         page.body.contains("data-state=\"confirmed\""),
@@ -192,7 +309,7 @@ fn an_admins_link_decides_nothing_until_the_slack_user_confirms_it_from_slack() 
 }
 
 #[test]
-fn not_me_removes_the_link_tells_the_admins_and_an_earlier_links_buttons_do_nothing() {
+fn not_me_removes_the_link_and_tells_the_admins() {
     let dir = tempfile::tempdir().unwrap();
     let standin = Standin::start(dir.path());
     let mut env = TestEnv::with_config(&links_config(&standin));
@@ -203,13 +320,14 @@ fn not_me_removes_the_link_tells_the_admins_and_an_earlier_links_buttons_do_noth
     let link = json!({ "chat_user": "U_X", "user": "sam" });
     assert_eq!(api(&web, "POST", "boss-token", Some(&link)).status, 200);
     let boss = web.sign_in("boss", BOSS_PW);
-    let page = web.get("/reviewers/chat", Some(&boss));
+    let page_ = web.get("/reviewers/chat", Some(&boss));
     assert!(
-        page.body.contains("data-state=\"unconfirmed\""),
+        page_.body.contains("data-state=\"unconfirmed\""),
         "{}",
-        page.body
+        page_.body
     );
-    let said = answer(&web, &standin, &daemon, "U_X", "U_X", false, 1);
+    let token = token_of(&dms(&standin, &daemon, "U_X", 1)[0]);
+    let said = refuse(&web, &standin, &daemon, "U_X", "U_X", 1);
     assert!(
         said["text"].as_str().unwrap().contains("is removed"),
         "{said}"
@@ -218,30 +336,22 @@ fn not_me_removes_the_link_tells_the_admins_and_an_earlier_links_buttons_do_noth
     let said = approve(&web, &standin, "U_X", &p);
     assert_eq!(said["error"], "unknown_user", "{said}");
     assert_pending(&env, &daemon);
-    let page = web.get("/reviewers/chat", Some(&boss));
+    let page_ = web.get("/reviewers/chat", Some(&boss));
     assert!(
-        page.body.contains("id=\"chat-links-refused\""),
+        page_.body.contains("id=\"chat-links-refused\""),
         "{}",
-        page.body
+        page_.body
     );
-    assert!(page.body.contains("<code>U_X</code>"), "{}", page.body);
+    assert!(page_.body.contains("<code>U_X</code>"), "{}", page_.body);
     assert!(daemon
         .metrics()
         .contains("baton_events_total{type=\"chat.account_refused\"} 1"));
-
-    // Linked again: a new message; the first message's Confirm is for the removed link.
-    assert_eq!(api(&web, "POST", "boss-token", Some(&link)).status, 200);
-    let all = dms(&standin, &daemon, "U_X", 2);
-    let r = press(
-        &web,
-        &standin,
-        "U_X",
-        "baton_link_confirm",
-        &button(&all[0], "baton_link_confirm"),
-    );
-    assert_eq!(json_of(&r)["error"], "link_stale", "{}", r.body);
-    assert!(r.body.contains("earlier link"), "{}", r.body);
-    assert_eq!(link_of(&web, "U_X").unwrap()["state"], "unconfirmed");
+    // The removed link's token confirms nothing, even for sam.
+    let sam = web.sign_in("sam", SAM_PW);
+    let r = post_confirm(&web, &sam, &token, true);
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(r.body.contains("no longer linked"), "{}", r.body);
+    assert!(link_of(&web, "U_X").is_none());
 }
 
 #[test]
@@ -309,11 +419,8 @@ fn a_link_kept_from_before_confirmations_is_unconfirmed_and_asked_at_start() {
     let said = approve(&web, &standin, "U_OLD", &p);
     assert_eq!(said["error"], "unconfirmed", "{said}");
     assert_pending(&env, &daemon);
-    let said = answer(&web, &standin, &daemon, "U_OLD", "U_OLD", true, 1);
-    assert!(
-        said["text"].as_str().unwrap().contains("Confirmed"),
-        "{said}"
-    );
+    let sam = web.sign_in("sam", SAM_PW);
+    confirm_signed_in(&web, &standin, &daemon, "U_OLD", &sam, 1);
     let said = approve(&web, &standin, "U_OLD", &p);
     assert!(
         said["text"].as_str().unwrap().contains("Approved by sam"),

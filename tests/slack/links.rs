@@ -8,16 +8,23 @@ use super::*;
 use crate::pages::Session;
 
 pub(super) const BOSS_PW: &str = "boss horse battery";
+pub(super) const SAM_PW: &str = "sam horse battery";
 const NINA_PW: &str = "nina horse battery";
 
-/// `config` plus boss (admin, password and token) and nina (a reviewer with a password).
+/// `config` plus boss (admin, password and token) and nina (a reviewer with a password);
+/// sam signs in with `SAM_PW` (to confirm a link of a Slack account as sam).
 pub(super) fn links_config(standin: &Standin) -> String {
     let hash = baton::login::hash_password(BOSS_PW).unwrap();
+    let sam = baton::login::hash_password(SAM_PW).unwrap();
     let token = baton::auth::token_hash("boss-token");
     format!(
         "{}[[users]]\nname = \"boss\"\nroles = [\"admin\"]\npassword_hash = \"{hash}\"\n\
          token_sha256 = \"{token}\"\n{}",
-        config(standin, false),
+        config(standin, false).replacen(
+            "name = \"sam\"\n",
+            &format!("name = \"sam\"\npassword_hash = \"{sam}\"\n"),
+            1
+        ),
         crate::browser::reviewer_config("nina", NINA_PW),
     )
 }
@@ -142,10 +149,11 @@ fn an_admin_links_a_slack_account_over_the_api_and_unlinking_holds_at_once() {
     assert_eq!(said["error"], "unknown_user", "{said}");
     assert_pending(&env, &daemon);
 
-    // Linked again and confirmed by the Slack user: the click decides as sam, and the
-    // signed receipt names sam.
+    // Linked again and confirmed by sam, signed in, from the message to U_NEW: the click
+    // decides as sam, and the signed receipt names sam.
     assert_eq!(api(&web, "POST", "boss-token", Some(&new)).status, 200);
-    super::confirm::answer(&web, &standin, &daemon, "U_NEW", "U_NEW", true, 2);
+    let sam = web.sign_in("sam", SAM_PW);
+    super::confirm::confirm_signed_in(&web, &standin, &daemon, "U_NEW", &sam, 2);
     let said = approve(&web, &standin, "U_NEW", &p);
     assert!(
         said["text"].as_str().unwrap().contains("Approved by sam"),

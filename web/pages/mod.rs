@@ -6,6 +6,7 @@
 mod assets;
 mod attention;
 mod canaries;
+mod chat_link_confirm;
 mod chat_links;
 mod decision_form;
 mod deliveries;
@@ -64,6 +65,8 @@ pub fn routes() -> Routes {
         .at(Method::GET, "/reviewers/chat", chat_links::page)
         .at(Method::POST, "/reviewers/chat/link", chat_links::link)
         .at(Method::POST, "/reviewers/chat/unlink", chat_links::unlink)
+        .at(Method::GET, "/chat/links/confirm", chat_link_confirm::page)
+        .at(Method::POST, "/chat/links/confirm", chat_link_confirm::confirm)
         .at(Method::POST, "/reviewers/passkeys/remove", passkeys::remove)
         .at(
             Method::POST,

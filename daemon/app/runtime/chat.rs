@@ -119,7 +119,7 @@ pub enum ChatError {
     Replayed,
     #[error("your Slack account ({0}) is not linked to a baton reviewer; nothing was decided. Ask an admin to link it (Reviewers > Chat accounts)")]
     UnknownUser(String),
-    #[error("your account link is waiting for your confirmation: baton sent you a direct message to confirm that this Slack account ({chat_user}) is {user}; nothing was decided. Confirm it there, then click again")]
+    #[error("your account link is waiting for your confirmation: baton sent this Slack account ({chat_user}) a direct message; open its Confirm in baton, sign in as {user} and confirm there, then click again. Nothing was decided")]
     Unconfirmed { chat_user: String, user: String },
     #[error("{0}")]
     LinkAnswer(#[from] super::chat_links::LinkAnswerError),
@@ -317,8 +317,8 @@ impl App {
         taken
     }
 
-    /// A click on Confirm or Not me of a link's confirmation message; the clicker is told
-    /// what it did, or why nothing changed, privately.
+    /// A click on Not me of a link's confirmation message; the clicker is told what it did,
+    /// or why nothing changed, privately.
     fn take_link_click(&self, c: &Chat, click: chat::LinkClick) -> Result<ChatDone, ChatError> {
         let taken = self
             .answer_link(&click)
@@ -394,8 +394,9 @@ impl App {
         let linked = self.chat_user_of(c, slack_user).ok_or_else(unknown)?;
         let user = self.config().users.iter().find(|u| u.name == linked.name);
         let user = user.cloned().ok_or_else(unknown)?;
-        // An admin's link counts once the Slack user confirmed it from Slack: an admin
-        // cannot link their own Slack account to someone else and decide as them.
+        // An admin's link counts once the baton user it names, signed in to baton, confirmed
+        // it from the direct message to this Slack account: a Slack click alone would let an
+        // admin link their own Slack account to someone else, confirm, and decide as them.
         if !linked.confirmed {
             tracing::warn!(chat = %c.name, slack_user, user = %user.name, "a click by a Slack user whose link is not confirmed decided nothing");
             return Err(ChatError::Unconfirmed {

@@ -4,14 +4,18 @@
 //! (`baton_events_total{type}`), recorded in `data_dir/chat/links.jsonl` and told to people's
 //! event streams as `chat.account_linked` / `chat.account_unlinked`.
 //!
-//! An admin's link decides nothing until the Slack user confirms it from Slack: linking posts
-//! a direct message to that user (`chat::link_confirm`) whose Confirm makes it count and
-//! whose Not me removes it (`chat.account_confirmed` / `chat.account_refused`). Links in the
-//! configuration are the operator's and count at once.
+//! An admin's link decides nothing until it is confirmed: linking posts a direct message to
+//! that Slack user (`chat::link_confirm`) whose Confirm opens baton's confirmation page with a
+//! token only that message holds, and whose Not me (a Slack click) removes the link
+//! (`chat.account_refused`). The link counts once the baton user it names, signed in, confirms
+//! on that page (`confirm_chat_link`, `chat.account_confirmed`): the Slack click alone proves
+//! only that the account's holder agrees, never that they are that baton user (an admin
+//! could link their own Slack id to someone else and click). An admin who is not the link's
+//! user cannot confirm it. Links in the configuration are the operator's and count at once.
 
 use crate::app::App;
 use crate::auth::Actor;
-use crate::chat::link_confirm::{self, AnswerError, LinkKey};
+use crate::chat::link_confirm::{self, AnswerError, LinkKey, Token};
 use crate::chat::links::{valid_chat_user, Link, LinkState, LinksError, Stale};
 use crate::chat::LinkClick;
 use crate::config::ChatKind;
@@ -92,6 +96,8 @@ pub enum LinkAnswerError {
     Key,
     #[error("{0}")]
     Links(#[from] LinksError),
+    #[error("a link is confirmed in baton now, not by a Slack click: open Confirm in baton's latest message to you and confirm there, signed in as the person the link names; nothing changed")]
+    ConfirmInBaton,
 }
 
 impl LinkAnswerError {
@@ -101,8 +107,35 @@ impl LinkAnswerError {
             LinkAnswerError::Sealed(AnswerError::NotTheirs { .. }) => "link_not_theirs",
             LinkAnswerError::Stale(_) => "link_stale",
             LinkAnswerError::Key | LinkAnswerError::Links(_) => "link_failed",
+            LinkAnswerError::ConfirmInBaton => "link_confirm_in_baton",
         }
     }
+}
+
+/// Why the confirmation page shows or confirms nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkConfirmError {
+    #[error("this confirmation link is not one baton made, or it was altered or cut short; nothing changed. Open Confirm in baton's latest direct message to your Slack account")]
+    BadToken,
+    #[error("this link is for {user}; nothing changed. Only {user}, signed in to baton, may confirm that this Slack account is theirs")]
+    NotYours { user: String },
+    #[error("{0}; nothing changed")]
+    Stale(#[from] Stale),
+    #[error(
+        "the daemon cannot read its key for link confirmations; nothing changed. Try again later"
+    )]
+    Key,
+    #[error("{0}")]
+    Links(#[from] LinksError),
+}
+
+/// An admin's link as its confirmation page shows it.
+#[derive(Debug, Clone)]
+pub struct LinkToConfirm {
+    pub chat_user: String,
+    pub user: String,
+    pub linked_by: String,
+    pub linked_at: String,
 }
 
 /// What an answer to a link confirmation did.
@@ -269,6 +302,7 @@ impl App {
                 };
                 let payload = link_confirm::message(
                     &key,
+                    &app.config().public_url,
                     &link.chat_user,
                     &link.nonce,
                     &link.linked_by,
@@ -314,34 +348,85 @@ impl App {
         c.cloned()
     }
 
-    /// A click on Confirm or Not me, proven Slack's: counts only for the Slack user the
-    /// sealed value names, with the nonce of that user's current link.
+    /// A click on Not me, proven Slack's: counts only for the Slack user the sealed value
+    /// names, with the nonce of that user's current link, and removes that link. A Confirm
+    /// value sealed by an older baton confirms nothing: only the page does.
     pub(in crate::app) fn answer_link(
         &self,
         click: &LinkClick,
     ) -> Result<LinkAnswered, LinkAnswerError> {
-        let key = LinkKey::open(&self.config().data_dir).map_err(|e| {
-            tracing::error!(error = %e, "cannot read or make data_dir/chat/link-key");
-            LinkAnswerError::Key
-        })?;
+        let key = self.link_key().map_err(|_| LinkAnswerError::Key)?;
         let answer = key.open_sealed(&click.value, &click.user)?;
-        let store = self.chat_links_store();
-        let (link, kind) = if answer.confirm {
-            let link = store.confirm(&answer.chat_user, &answer.nonce)??;
-            tracing::warn!(chat_user = %link.chat_user, user = %link.user, linked_by = %link.linked_by, "a Slack user confirmed its chat account link");
-            (link, EventType::ChatAccountConfirmed)
-        } else {
-            let link = store.refuse(&answer.chat_user, &answer.nonce)??;
-            tracing::warn!(chat_user = %link.chat_user, user = %link.user, linked_by = %link.linked_by, "a Slack user said a chat account link is not theirs; removed");
-            (link, EventType::ChatAccountRefused)
-        };
+        if answer.confirm {
+            return Err(LinkAnswerError::ConfirmInBaton);
+        }
+        let link = self
+            .chat_links_store()
+            .refuse(&answer.chat_user, &answer.nonce)??;
+        tracing::warn!(chat_user = %link.chat_user, user = %link.user, linked_by = %link.linked_by, "a Slack user said a chat account link is not theirs; removed");
         let data = serde_json::json!({ "chat_user": link.chat_user, "user": link.user,
             "by": link.chat_user, "linked_by": link.linked_by });
-        self.tell(kind, data);
+        self.tell(EventType::ChatAccountRefused, data);
         Ok(LinkAnswered {
             user: link.user,
-            confirmed: answer.confirm,
+            confirmed: false,
         })
+    }
+
+    fn link_key(&self) -> std::io::Result<LinkKey> {
+        LinkKey::open(&self.config().data_dir).inspect_err(|e| {
+            tracing::error!(error = %e, "cannot read or make data_dir/chat/link-key");
+        })
+    }
+
+    /// The link `token` (from its confirmation message) names, when `actor` is the baton user
+    /// it names and it still waits for confirmation with that token's nonce.
+    fn link_for(&self, actor: &Actor, token: &str) -> Result<(Token, Link), LinkConfirmError> {
+        let key = self.link_key().map_err(|_| LinkConfirmError::Key)?;
+        let t = key
+            .open_token(token)
+            .map_err(|_| LinkConfirmError::BadToken)?;
+        let link = self.chat_links_store().waiting(&t.chat_user, &t.nonce)?;
+        let name = match actor {
+            Actor::Reviewer { name, .. } => name.as_str(),
+            Actor::Agent { .. } => "",
+        };
+        // The link's user, as the token sealed it and as the link holds it now: an admin
+        // (or anyone else) signed in as another person confirms nothing.
+        if name != link.user || name != t.user {
+            return Err(LinkConfirmError::NotYours { user: link.user });
+        }
+        Ok((t, link))
+    }
+
+    /// What the confirmation page of `token` shows `actor` (the signed-in person).
+    pub fn chat_link_to_confirm(
+        &self,
+        actor: &Actor,
+        token: &str,
+    ) -> Result<LinkToConfirm, LinkConfirmError> {
+        let (_, l) = self.link_for(actor, token)?;
+        Ok(to_confirm(l))
+    }
+
+    /// `actor`, signed in, confirms that the Slack account whose direct message held `token`
+    /// is theirs: the link decides as them from now on.
+    pub fn confirm_chat_link(
+        &self,
+        actor: &Actor,
+        token: &str,
+    ) -> Result<LinkToConfirm, LinkConfirmError> {
+        let (t, _) = self.link_for(actor, token).inspect_err(|e| {
+            tracing::warn!(error = %e, "a chat account link confirmation changed nothing");
+        })?;
+        let link = self
+            .chat_links_store()
+            .confirm(&t.chat_user, &t.nonce, &t.user)??;
+        tracing::warn!(chat_user = %link.chat_user, user = %link.user, linked_by = %link.linked_by, "a baton user, signed in, confirmed a chat account link from its direct message");
+        let data = serde_json::json!({ "chat_user": link.chat_user, "user": link.user,
+            "by": link.user, "linked_by": link.linked_by });
+        self.tell(EventType::ChatAccountConfirmed, data);
+        Ok(to_confirm(link))
     }
 
     /// Unlinks an admin's link of `chat_user` (admin only): its clicks decide nothing from
@@ -390,6 +475,15 @@ impl App {
             })
             .inc();
         self.inner.commit.broadcast(event);
+    }
+}
+
+fn to_confirm(l: Link) -> LinkToConfirm {
+    LinkToConfirm {
+        chat_user: l.chat_user,
+        user: l.user,
+        linked_by: l.linked_by,
+        linked_at: l.linked_at,
     }
 }
 
