@@ -220,6 +220,7 @@ fn refusal(e: PushActError) -> Response {
         PushActError::Throttled(_) => StatusCode::TOO_MANY_REQUESTS,
         PushActError::Expired | PushActError::Used | PushActError::Gone => StatusCode::GONE,
         PushActError::Revised { .. }
+        | PushActError::OtherContent
         | PushActError::Decided { .. }
         | PushActError::AlreadyApproved => StatusCode::CONFLICT,
         PushActError::UnknownReviewer(_) => StatusCode::FORBIDDEN,

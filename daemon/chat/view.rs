@@ -34,6 +34,9 @@ pub struct Binding {
     pub revision: u32,
     #[serde(rename = "o")]
     pub outcome: Outcome,
+    /// The digest of the content the button's message showed (`handoff_sha256`).
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     /// The Slack user who clicked the button: only they may submit it.
     #[serde(rename = "u")]
     pub user: String,
@@ -173,6 +176,7 @@ mod tests {
             key: "k-1".into(),
             revision: 2,
             outcome: Outcome::Rejected,
+            digest: Some("ab12".into()),
             user: "U1".into(),
         }
     }

@@ -91,6 +91,11 @@ pub struct Link {
     pub revision: u32,
     #[serde(rename = "o")]
     pub outcome: LinkOutcome,
+    /// The digest of the content it was about (`handoff_sha256`): the same key and revision
+    /// with other content (a workspace folder made again) refuses it. None in links made by
+    /// an older baton, which are refused too.
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     /// Unix seconds after which it is refused.
     #[serde(rename = "e")]
     pub expires: u64,
@@ -207,6 +212,7 @@ mod tests {
             key: "alpha.k-1".into(),
             revision: 2,
             outcome: LinkOutcome::Approved,
+            digest: Some("ab12".into()),
             expires: 1_900_000_000,
         }
     }

@@ -34,6 +34,11 @@ pub struct ButtonValue {
     pub key: String,
     #[serde(rename = "r")]
     pub revision: u32,
+    /// The digest of the content the message showed (`handoff_sha256`): a handoff under the
+    /// same name, key and revision with other content (its workspace folder made again) is
+    /// not what the reviewer saw. None in buttons posted by an older baton, which are refused.
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
 }
 
 /// A spooled chat delivery's body: the Web API method and its arguments.
@@ -56,6 +61,7 @@ pub fn post(chat: &Chat, event: &Event, aud: Option<&Audience>, link: &str) -> O
         workspace: event.workspace.clone(),
         key: key.to_string(),
         revision,
+        digest: review.digest.map(str::to_string),
     })
     .expect("a value serializes");
     let button = |id: &str, label: &str, style: Option<&str>| {

@@ -14,6 +14,9 @@ pub(super) struct Review<'a> {
     /// The route it is on, which picks the channel.
     pub route: Option<&'a str>,
     pub revision: u32,
+    /// The digest of the revision's content (`handoff_sha256`), which its buttons are bound
+    /// to; None in events logged before events carried it.
+    pub digest: Option<&'a str>,
     /// The handoff's title, or its key where it has none.
     pub title: &'a str,
     /// The summary, left out where the route shows little (`Audience::thin`).
@@ -44,6 +47,7 @@ impl<'a> Review<'a> {
             key,
             route,
             revision: d.get("revision").and_then(Value::as_u64).unwrap_or(1) as u32,
+            digest: text("handoff_sha256"),
             title,
             summary,
             event,

@@ -8,6 +8,7 @@ mod confirm;
 mod latency;
 mod links;
 mod modal;
+mod recreated;
 mod socket;
 
 use crate::pages::{Reply, Web};
@@ -279,7 +280,10 @@ fn a_review_is_posted_with_buttons_that_slack_sdk_parses_and_approve_decides_as_
         "{shown}"
     );
     let value: Value = serde_json::from_str(&button(&p, "baton_approve")).unwrap();
-    assert_eq!(value, json!({ "w": "alpha", "k": key, "r": 1 }));
+    // Bound to the content the message showed: the digest decision.json records.
+    let h = value["h"].as_str().unwrap_or_default().to_string();
+    assert_eq!(h.len(), 64, "{value}");
+    assert_eq!(value, json!({ "w": "alpha", "k": key, "r": 1, "h": h }));
 
     let web = Web::new(&daemon);
     let reply = click(&web, &standin, "U_RITA", "baton_approve", &p);
@@ -293,6 +297,7 @@ fn a_review_is_posted_with_buttons_that_slack_sdk_parses_and_approve_decides_as_
         (decision["outcome"].as_str(), decision["by"].as_str()),
         (Some("approved"), Some("rita"))
     );
+    assert_eq!(decision["handoff_sha256"], h.as_str());
     let events = decided_events(&env);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["data"]["via"], "slack", "{}", events[0]);

@@ -80,6 +80,8 @@ impl Cx<'_> {
             "task_id": acc.doc.task_id, "from_agent": acc.doc.from_agent, "title": acc.doc.title,
             "trigger": acc.doc.trigger, "confidence": acc.doc.confidence, "revision": 1,
             "route": meta.route.as_ref().and_then(|r| r.route.clone()),
+            // What chat buttons bind to: the content this revision showed.
+            "handoff_sha256": meta.digest,
         });
         let event = Event::new(
             EventType::HandoffReceived,

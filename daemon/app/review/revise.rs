@@ -82,7 +82,9 @@ impl Cx<'_> {
         }
         ops.push(Op::Put(META, &committed));
         ws.store.apply(key, &ops)?;
-        let data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision, "confidence": acc.doc.confidence });
+        // `handoff_sha256`: what chat buttons bind to, the content this revision showed.
+        let data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision,
+                           "confidence": acc.doc.confidence, "handoff_sha256": meta.digest });
         let event = Event::new(
             EventType::HandoffRevised,
             &ws.workspace.name,

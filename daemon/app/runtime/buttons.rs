@@ -14,6 +14,9 @@ pub(super) struct Button<'a> {
     pub workspace: &'a str,
     pub key: &'a str,
     pub revision: u32,
+    /// The digest of the content its message showed (`handoff_sha256`); None in buttons
+    /// posted by an older baton.
+    pub digest: Option<&'a str>,
 }
 
 /// Why a chat button decides nothing once its clicker is proven.
@@ -33,6 +36,10 @@ pub enum Closed {
     AlreadyApproved,
     #[error("the handoff of this message is no longer here (withdrawn, or its workspace is gone)")]
     Gone,
+    #[error("the handoff in place under this key and revision is not the content this message showed (its workspace folder was made again, and the handoff sent anew); nothing was decided. Open it in baton to read what is there now")]
+    OtherContent,
+    #[error("this button was posted by an older baton and is not bound to the content its message showed, so it is no longer taken; nothing was decided. Open the handoff in baton to decide")]
+    Unbound,
     #[error("not decided: {0}")]
     Refused(DecideError),
 }
@@ -45,6 +52,8 @@ impl Closed {
             Closed::Decided { .. } => "decided_before",
             Closed::AlreadyApproved => "approved_before",
             Closed::Gone => "gone",
+            Closed::OtherContent => "other_content",
+            Closed::Unbound => "unbound",
             Closed::Refused(_) => "refused",
         }
     }
@@ -90,6 +99,12 @@ impl App {
                 current: rec.meta.revision,
             });
         }
+        // Name, key and revision come back when a workspace's folder is made again and its
+        // agent sends the key anew: only the content's digest tells what the reviewer saw.
+        let digest = button.digest.ok_or(Closed::Unbound)?;
+        if !digest.eq_ignore_ascii_case(&rec.meta.digest) {
+            return Err(Closed::OtherContent);
+        }
         let title = rec.handoff().title.clone();
         Ok(title.unwrap_or_else(|| button.key.to_string()))
     }
@@ -109,7 +124,9 @@ impl App {
             comment,
             // Decide what the message showed: a newer revision in place refuses it.
             revision: Some(button.revision),
-            handoff_sha256: None,
+            // ... and the content it showed: the same name, key and revision with other
+            // content (a workspace made again) refuses it.
+            handoff_sha256: button.digest.map(str::to_string),
             to_agent: None,
             edits: Default::default(),
         };

@@ -350,6 +350,7 @@ impl App {
             workspace: click.target.workspace.clone(),
             key: click.target.key.clone(),
             revision: click.target.revision,
+            digest: click.target.digest.clone(),
             outcome: click.outcome,
             user: click.user.clone(),
         });
@@ -370,6 +371,7 @@ impl App {
                     workspace: b.workspace,
                     key: b.key,
                     revision: b.revision,
+                    digest: b.digest,
                 };
                 self.decide_chat(c, &s.user, &target, (b.outcome, s.comment.clone()))
             });
@@ -444,5 +446,6 @@ fn button(target: &ButtonValue) -> Button<'_> {
         workspace: &target.workspace,
         key: &target.key,
         revision: target.revision,
+        digest: target.digest.as_deref(),
     }
 }

@@ -161,8 +161,12 @@ impl App {
                 .to_string();
             for d in due.iter_mut() {
                 if self.mailed_to(rec, route, name, d.user) {
-                    let links =
-                        self.action_tokens(&d.user.name, &rec.meta.key, rec.meta.revision, route);
+                    let links = self.action_tokens(
+                        &d.user.name,
+                        &rec.meta.key,
+                        (rec.meta.revision, &rec.meta.digest),
+                        route,
+                    );
                     let item = Item {
                         facts: self.mail_facts(rec, name, route, "digest"),
                         since: since.clone(),

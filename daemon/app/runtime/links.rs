@@ -56,6 +56,8 @@ pub enum LinkError {
     UnknownReviewer(String),
     #[error("the handoff of this link is no longer here (withdrawn, or its workspace is gone)")]
     Gone,
+    #[error("{OTHER_CONTENT}")]
+    OtherContent,
     #[error("not decided: {0}")]
     Refused(DecideError),
     #[error("cannot read or keep links now ({0}); try again in a moment")]
@@ -76,6 +78,7 @@ impl LinkError {
             LinkError::NeedsPasskey { .. } => "needs_passkey",
             LinkError::UnknownReviewer(_) => "unknown_reviewer",
             LinkError::Gone => "gone",
+            LinkError::OtherContent => "other_content",
             LinkError::Refused(_) => "refused",
             LinkError::Io(_) => "io",
         }
@@ -92,7 +95,7 @@ impl App {
         &self,
         reviewer: &str,
         key: &str,
-        revision: u32,
+        (revision, digest): (u32, &str),
         route: &Route,
     ) -> Option<Tokens> {
         let ttl_s = route.action_link_ttl_s();
@@ -112,6 +115,7 @@ impl App {
                 key: key.to_string(),
                 revision,
                 outcome,
+                digest: Some(digest.to_string()),
                 expires: now_s().saturating_add(ttl_s),
             })
         };
@@ -195,7 +199,7 @@ impl App {
             comment,
             // Decide what the mail was about: a newer revision in place refuses it.
             revision: Some(link.revision),
-            handoff_sha256: None,
+            handoff_sha256: link.digest.clone(),
             to_agent: None,
             edits: Default::default(),
         };
@@ -276,7 +280,11 @@ pub(super) enum MovedOn {
         at: String,
     },
     AlreadyApproved,
+    OtherContent,
 }
+
+/// Why a one-time action bound to other content (or to none) decides nothing.
+pub(super) const OTHER_CONTENT: &str = "the handoff in place under this key and revision is not the content this was sent about (its workspace folder was made again and the handoff sent anew), or it was made by an older baton; nothing was decided. Open the handoff in baton to read what is there now";
 
 /// Refuses a one-time action (a mail link, a push action) whose handoff moved on since it
 /// was sent.
@@ -286,6 +294,12 @@ pub(super) fn still_open(link: &Link, rec: &crate::app::state::Record) -> Result
             was: link.revision,
             current: rec.meta.revision,
         });
+    }
+    // Key and revision come back when a workspace's folder is made again and its agent
+    // sends the key anew: only the content's digest tells what the reviewer was sent.
+    let same = |h: &String| h.eq_ignore_ascii_case(&rec.meta.digest);
+    if !link.digest.as_ref().is_some_and(same) {
+        return Err(MovedOn::OtherContent);
     }
     if let Some(d) = &rec.decision {
         return Err(MovedOn::Decided {
@@ -307,6 +321,7 @@ impl From<MovedOn> for LinkError {
             MovedOn::Revised { was, current } => LinkError::Revised { link: was, current },
             MovedOn::Decided { outcome, by, at } => LinkError::Decided { outcome, by, at },
             MovedOn::AlreadyApproved => LinkError::AlreadyApproved,
+            MovedOn::OtherContent => LinkError::OtherContent,
         }
     }
 }

@@ -160,6 +160,7 @@ impl App {
             workspace: &b.workspace,
             key: &b.key,
             revision: b.revision,
+            digest: b.digest.as_deref(),
         };
         let (title, decided) =
             self.button_decide(&button, (b.outcome, None), user, Via::Mattermost)?;

@@ -57,7 +57,8 @@ impl App {
                 && self.mailed_to(rec, route, &d.workspace, u)
                 && !to.iter().any(|t| t.address.eq_ignore_ascii_case(addr))
             {
-                let links = self.action_tokens(&u.name, key, rec.meta.revision, route);
+                let links =
+                    self.action_tokens(&u.name, key, (rec.meta.revision, &rec.meta.digest), route);
                 to.push(Recipient {
                     address: addr.to_string(),
                     links,

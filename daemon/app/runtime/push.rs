@@ -82,6 +82,8 @@ pub enum PushActError {
     UnknownReviewer(String),
     #[error("the handoff is no longer here (withdrawn, or its workspace is gone)")]
     Gone,
+    #[error("{}", super::links::OTHER_CONTENT)]
+    OtherContent,
     #[error("not decided: {0}")]
     Refused(DecideError),
     #[error("cannot read or keep push actions now ({0}); try again in a moment")]
@@ -103,6 +105,7 @@ impl PushActError {
             PushActError::AlreadyApproved => "approved_before",
             PushActError::UnknownReviewer(_) => "unknown_reviewer",
             PushActError::Gone => "gone",
+            PushActError::OtherContent => "other_content",
             PushActError::Refused(_) => "refused",
             PushActError::Io(_) => "io",
         }
@@ -294,7 +297,7 @@ impl App {
         let signer = LinkKey::open(&self.config().data_dir)
             .map_err(|e| tracing::error!(error = %e, "cannot read the action links' key; pushes go out without actions"))
             .ok();
-        let revision = rec.meta.revision;
+        let revision = (rec.meta.revision, rec.meta.digest.as_str());
         let to = reviewers
             .into_iter()
             .map(|reviewer| {
@@ -389,7 +392,7 @@ impl App {
             comment: None,
             // Decide what the notification was about: a newer revision in place refuses it.
             revision: Some(link.revision),
-            handoff_sha256: None,
+            handoff_sha256: link.digest.clone(),
             to_agent: None,
             edits: Default::default(),
         };
@@ -423,7 +426,7 @@ fn actions(
     signer: &LinkKey,
     reviewer: &str,
     key: &str,
-    revision: u32,
+    (revision, digest): (u32, &str),
     offered: &[LinkOutcome],
 ) -> Vec<Action> {
     let expires = now_s().saturating_add(crate::push::message::TTL_S);
@@ -435,6 +438,7 @@ fn actions(
                 key: key.to_string(),
                 revision,
                 outcome,
+                digest: Some(digest.to_string()),
                 expires,
             };
             Action {
@@ -461,6 +465,7 @@ impl From<super::links::MovedOn> for PushActError {
             },
             MovedOn::Decided { outcome, by, at } => PushActError::Decided { outcome, by, at },
             MovedOn::AlreadyApproved => PushActError::AlreadyApproved,
+            MovedOn::OtherContent => PushActError::OtherContent,
         }
     }
 }

@@ -23,6 +23,7 @@ impl App {
                     EventType::HandoffRevised
                 };
                 let data = json!({ "task_id": rec.meta.task_id, "revision": rec.meta.revision,
+                                   "handoff_sha256": rec.meta.digest,
                                    "recovered": true, "happened_at": rec.meta.updated_at });
                 events.push(Event::new(kind, &ws.workspace.name, key, data));
             }

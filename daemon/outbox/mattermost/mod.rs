@@ -54,6 +54,12 @@ pub struct Binding {
     pub revision: u32,
     #[serde(rename = "o")]
     pub outcome: Outcome,
+    /// The digest of the content the post showed (`handoff_sha256`), under the MAC: a
+    /// handoff under the same name, key and revision with other content (its workspace
+    /// folder made again) is not what the reviewer saw. None in contexts sealed by an older
+    /// baton, which are refused when clicked.
+    #[serde(rename = "h", default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     /// With `direct`: the Mattermost user id the copy was sent to, the only one it takes.
     /// Left out when unset, so contexts sealed before it existed still check.
     #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
@@ -213,6 +219,7 @@ pub fn post(
             key: key.to_string(),
             revision,
             outcome,
+            digest: review.digest.map(str::to_string),
             user: None,
             expires_ms: Some(expires_ms),
         };
@@ -506,6 +513,7 @@ mod tests {
             key: "k-1".into(),
             revision: 2,
             outcome: Outcome::Rejected,
+            digest: Some("ab12".into()),
             user: None,
             expires_ms: Some(1_000),
         }
