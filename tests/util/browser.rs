@@ -102,17 +102,26 @@ impl Browser {
             .to_string()
     }
 
-    /// Waits (up to the tests' patience) for an element, and returns its text.
+    /// Waits (up to the tests' patience) for an element, and returns its text. A live page
+    /// may replace the element between finding it and reading it (a stale reference): it is
+    /// found again.
     pub fn wait_text(&self, css: &str) -> String {
+        let deadline = Instant::now() + super::PATIENCE;
         self.rt.block_on(async {
-            let el = self
-                .client
-                .wait()
-                .at_most(super::PATIENCE)
-                .for_element(Locator::Css(css))
-                .await
-                .unwrap_or_else(|e| panic!("no element {css}: {e}"));
-            el.text().await.unwrap()
+            loop {
+                let el = self
+                    .client
+                    .wait()
+                    .at_most(deadline.saturating_duration_since(Instant::now()))
+                    .for_element(Locator::Css(css))
+                    .await
+                    .unwrap_or_else(|e| panic!("no element {css}: {e}"));
+                match el.text().await {
+                    Ok(text) => return text,
+                    Err(e) if e.is_stale_element_reference() && Instant::now() < deadline => {}
+                    Err(e) => panic!("cannot read the text of {css}: {e}"),
+                }
+            }
         })
     }
 
