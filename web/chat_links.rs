@@ -1,8 +1,8 @@
 //! Chat accounts linked to people, over the API (admins only): `GET /api/v1/chat/links`
 //! (the configuration's links and the admins'), `POST` with `{"chat_user", "user"}` to link,
 //! `DELETE` with `{"chat_user"}` to unlink. Thin over `App::chat_links` / `chat_link` /
-//! `chat_unlink`, as the `/reviewers/chat` page is. A link made here waits for its Slack
-//! user's confirmation from Slack before it decides.
+//! `chat_unlink`, as the `/reviewers/chat` page is. A link made here decides once the person it
+//! names, signed in, confirms it from the Slack account's direct message.
 
 use super::api::json_body;
 use super::{ApiError, Caller};
@@ -89,7 +89,7 @@ pub(super) fn openapi_paths() -> Value {
             "source": { "enum": ["admin", "config"], "description": "admin: kept in data_dir, unlinked here; config: a [[chat]] entry's users, changed in the configuration" },
             "chat": { "type": "string", "description": "the [[chat]] entry (source config)" },
             "linked_by": { "type": "string" }, "linked_at": { "type": "string", "format": "date-time" },
-            "state": { "enum": ["unconfirmed", "confirmed", "config"], "description": "unconfirmed: an admin's link its Slack user has not confirmed from Slack (decides nothing); confirmed: confirmed by that Slack user; config: the configuration's" },
+            "state": { "enum": ["unconfirmed", "confirmed", "config"], "description": "unconfirmed: an admin's link the person it names has not confirmed, signed in, from the Slack account's direct message (decides nothing); confirmed: so confirmed; config: the configuration's" },
             "asked_at": { "type": "string", "format": "date-time", "description": "when the confirmation message was posted to the Slack user" },
             "confirmed_at": { "type": "string", "format": "date-time" },
             "known": { "type": "boolean", "description": "user is configured now (a link to a removed user decides nothing)" } } });
@@ -102,7 +102,7 @@ pub(super) fn openapi_paths() -> Value {
                 "responses": { "200": { "description": "links", "content": { "application/json": {
                         "schema": { "type": "array", "items": link } } } },
                     "401": err("no or unknown credentials"), "403": err("not an admin") } },
-            "post": { "summary": "Link a chat account to a configured person, unconfirmed: a direct message asks the Slack user to confirm it, and its clicks decide as that person once confirmed (admin)",
+            "post": { "summary": "Link a chat account to a configured person, unconfirmed: a direct message to the Slack user carries a link to /chat/links/confirm where that person, signed in, confirms it; its clicks decide as that person once confirmed (admin)",
                 "security": [{ "bearer": [] }],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": {
                     "type": "object", "additionalProperties": false, "required": ["chat_user", "user"],

@@ -100,8 +100,8 @@ pub async fn link(State(app): State<App>, Viewer(s): Viewer, body: Bytes) -> Res
     let said = match crate::blocking(move || app.chat_link(&actor, &chat_user, &user)).await {
         Ok(Ok(l)) => flash::Flash {
             notice: Some(format!(
-                "{} is linked to {}: a direct message asks them in Slack to confirm it; their chat buttons decide as {} once they do.",
-                l.chat_user, l.user, l.user
+                "{} is linked to {}: a direct message to that Slack account carries a link where {}, signed in to baton, confirms it; its chat buttons decide as {} once confirmed.",
+                l.chat_user, l.user, l.user, l.user
             )),
             ..Default::default()
         },
