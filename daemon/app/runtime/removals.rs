@@ -14,7 +14,36 @@
 use crate::app::App;
 use crate::events::{Event, EventType};
 use serde_json::json;
+use std::io;
 use std::path::Path;
+
+/// What is at a served workspace's path.
+#[derive(Debug)]
+enum AtPath {
+    /// A folder (its identity is checked apart).
+    Folder,
+    /// Nothing, or something that is not a folder: a file, a symlink (never followed), or a
+    /// path through a file.
+    Lost,
+    /// The filesystem did not answer (ESTALE, EIO, ...): no proof either way.
+    Unknown(io::Error),
+}
+
+fn at_path(root: &Path) -> AtPath {
+    match std::fs::symlink_metadata(root) {
+        Ok(m) if m.is_dir() => AtPath::Folder,
+        Ok(_) => AtPath::Lost,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            AtPath::Lost
+        }
+        Err(e) => AtPath::Unknown(e),
+    }
+}
 
 impl App {
     /// Looks at the folder of the workspace served at `root`, if one is: lost, it is no longer
@@ -27,9 +56,19 @@ impl App {
         let ws = &served.workspace;
         // Only what is at the path itself: a `.baton/` removed inside the folder is the
         // agents' doing, met by the workspace's own checks.
-        let is_folder = std::fs::symlink_metadata(root).is_ok_and(|m| m.is_dir());
-        let how = if !is_folder {
-            "deleted or moved away"
+        let how = match at_path(root) {
+            AtPath::Folder => None,
+            AtPath::Lost => Some("deleted or moved away"),
+            AtPath::Unknown(e) => {
+                // A transient error (ESTALE, EIO on a network filesystem) is no proof of a
+                // loss: keep serving, and look again at the next change or reconcile.
+                tracing::warn!(workspace = %ws.name, path = %root.display(), error = %e,
+                    "cannot tell whether the workspace's folder is still there; it stays served and is looked at again later");
+                return;
+            }
+        };
+        let how = if let Some(how) = how {
+            how
         } else if self.inner.cluster.is_none()
             && crate::store::identity::made_again(
                 &self.inner.commit.records,
@@ -83,5 +122,30 @@ impl App {
         };
         self.metrics().events.get_or_create(&label).inc();
         self.inner.commit.broadcast(event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{at_path, AtPath};
+
+    #[test]
+    fn only_a_missing_path_or_not_a_folder_is_lost_and_an_error_tells_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        assert!(matches!(at_path(root), AtPath::Folder));
+        assert!(matches!(at_path(&root.join("gone")), AtPath::Lost));
+        std::fs::write(root.join("file"), b"x").unwrap();
+        assert!(matches!(at_path(&root.join("file")), AtPath::Lost));
+        assert!(matches!(at_path(&root.join("file/below")), AtPath::Lost));
+        std::os::unix::fs::symlink(root, root.join("link")).unwrap();
+        assert!(matches!(at_path(&root.join("link")), AtPath::Lost));
+        // Another error (here ENAMETOOLONG; on NFS, ESTALE or EIO) proves no loss.
+        let long = root.join("x".repeat(300));
+        assert!(
+            matches!(at_path(&long), AtPath::Unknown(_)),
+            "{:?}",
+            at_path(&long)
+        );
     }
 }
