@@ -33,6 +33,10 @@ pub struct Copy {
 pub struct Copies {
     pub key: String,
     pub revision: u32,
+    /// The digest of the content they show (`handoff_sha256`); None in files kept before
+    /// it was, and for posts of events that did not carry it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     pub posts: BTreeMap<String, Copy>,
 }
 
@@ -172,22 +176,39 @@ impl Sender {
         let Some(action_key) = &self.direct.key else {
             return failed("the key of Mattermost buttons is not open".into());
         };
-        let revision = call.payload["props"]["attachments"][0]["actions"][0]["integration"]
-            ["context"]["baton"]["r"]
-            .as_u64()
-            .unwrap_or(1) as u32;
+        let bound = &call.payload["props"]["attachments"][0]["actions"][0]["integration"]
+            ["context"]["baton"];
+        let revision = bound["r"].as_u64().unwrap_or(1) as u32;
+        let digest = bound["h"].as_str().map(str::to_string);
+        let fresh = || Copies {
+            key: key.to_string(),
+            revision,
+            digest: digest.clone(),
+            posts: BTreeMap::new(),
+        };
         let mut copies = match self.direct.posts.get(key) {
             Err(e) => {
                 tracing::error!(error = %e, key, "a Mattermost direct-message state file is damaged");
                 return failed(e.to_string());
             }
+            // The same revision with other content: the workspace's folder was made again
+            // and the key sent anew; the old copies' buttons are refused (other content).
+            Ok(Some(c)) if c.revision == revision && c.digest.is_some() && c.digest != digest => {
+                fresh()
+            }
             Ok(Some(c)) if c.revision == revision => c,
+            // A late retry of an older revision: the newer one's copies are in place, and
+            // starting afresh would lose them (the decision could not update them). This
+            // delivery is superseded; its buttons would be refused as revised anyway.
+            Ok(Some(c)) if c.revision > revision => {
+                tracing::info!(mattermost = %self.entry.name, key, revision, posted = c.revision, "a Mattermost direct post of an older revision is superseded by the newer one's copies; not posted");
+                return Sent {
+                    status: Some(200),
+                    ..Sent::default()
+                };
+            }
             // A new revision: new copies (the old ones' buttons are refused as revised).
-            Ok(_) => Copies {
-                key: key.to_string(),
-                revision,
-                posts: BTreeMap::new(),
-            },
+            Ok(_) => fresh(),
         };
         let bot = match self.bot_id() {
             Ok(b) => b,
@@ -227,6 +248,9 @@ impl Sender {
                     post: post.to_string(),
                 },
             );
+            // A failed write leaves this copy unknown: a retry posts the reviewer a second
+            // copy, and the decision updates only the one kept. Not made atomic with the
+            // post (Mattermost has no idempotency key for posts); the error is logged.
             if let Err(e) = self.direct.posts.put(&copies) {
                 tracing::error!(error = %e, key, user, "cannot keep the id of a Mattermost direct post; its decision will not update it");
             }
