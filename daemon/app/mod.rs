@@ -39,7 +39,7 @@ pub use review::Cx;
 pub use runtime::buttons::Closed as ButtonClosed;
 pub use runtime::chat::{ChatDone, ChatError, ChatTaken};
 pub use runtime::chat_links::{
-    ChatLinkError, ChatLinkView, LinkAnswerError, LinkAnswered, LinkConfirmError, LinkToConfirm,
+    ChatLinkError, ChatLinkView, LinkAnswerError, LinkConfirmError, LinkRefused, LinkToConfirm,
 };
 pub use runtime::digest_cadence::{
     Cadence, CadenceDamage, CadenceError, MAX_EVERY_MIN as MAX_DIGEST_EVERY_MIN,

@@ -33,8 +33,8 @@ pub enum ChatDone {
     Asked { reviewer: String },
     /// A click on the link button: the browser opens the page, nothing to do here.
     Nothing,
-    /// The Slack user answered the confirmation of an admin's link of its account.
-    LinkAnswered(super::chat_links::LinkAnswered),
+    /// The Slack user answered "Not me" to an admin's link of its account: removed.
+    LinkRefused(super::chat_links::LinkRefused),
 }
 
 impl ChatDone {
@@ -51,11 +51,7 @@ impl ChatDone {
                 format!("A comment form was opened for {reviewer}; submitting it decides.")
             }
             ChatDone::Nothing => String::new(),
-            ChatDone::LinkAnswered(a) if a.confirmed => format!(
-                "Confirmed: this Slack account acts as baton user {} from now on.",
-                a.user
-            ),
-            ChatDone::LinkAnswered(a) => format!(
+            ChatDone::LinkRefused(a) => format!(
                 "The link to baton user {} is removed, and the admins are told.",
                 a.user
             ),
@@ -68,8 +64,7 @@ impl ChatDone {
             ChatDone::Decided { .. } => "decided",
             ChatDone::Asked { .. } => "form_opened",
             ChatDone::Nothing => "link",
-            ChatDone::LinkAnswered(a) if a.confirmed => "link_confirmed",
-            ChatDone::LinkAnswered(_) => "link_refused",
+            ChatDone::LinkRefused(_) => "link_refused",
         }
     }
 }
@@ -322,7 +317,7 @@ impl App {
     fn take_link_click(&self, c: &Chat, click: chat::LinkClick) -> Result<ChatDone, ChatError> {
         let taken = self
             .answer_link(&click)
-            .map(ChatDone::LinkAnswered)
+            .map(ChatDone::LinkRefused)
             .map_err(ChatError::from);
         let said = match &taken {
             Ok(done) => done.said(),

@@ -138,11 +138,10 @@ pub struct LinkToConfirm {
     pub linked_at: String,
 }
 
-/// What an answer to a link confirmation did.
+/// A link its Slack user said is not theirs (removed): the baton user it named.
 #[derive(Debug)]
-pub struct LinkAnswered {
+pub struct LinkRefused {
     pub user: String,
-    pub confirmed: bool,
 }
 
 /// How a Slack user maps to a baton user.
@@ -354,7 +353,7 @@ impl App {
     pub(in crate::app) fn answer_link(
         &self,
         click: &LinkClick,
-    ) -> Result<LinkAnswered, LinkAnswerError> {
+    ) -> Result<LinkRefused, LinkAnswerError> {
         let key = self.link_key().map_err(|_| LinkAnswerError::Key)?;
         let answer = key.open_sealed(&click.value, &click.user)?;
         if answer.confirm {
@@ -367,10 +366,7 @@ impl App {
         let data = serde_json::json!({ "chat_user": link.chat_user, "user": link.user,
             "by": link.chat_user, "linked_by": link.linked_by });
         self.tell(EventType::ChatAccountRefused, data);
-        Ok(LinkAnswered {
-            user: link.user,
-            confirmed: false,
-        })
+        Ok(LinkRefused { user: link.user })
     }
 
     fn link_key(&self) -> std::io::Result<LinkKey> {
