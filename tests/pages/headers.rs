@@ -98,11 +98,11 @@ fn every_page_sends_a_strict_csp_nosniff_and_no_store() {
         let url = fill(route.path);
         let reply = web.get(&url, Some(&rita));
         // A mail's action link with a token baton did not make: its refusal page; an admin's
-        // page: its refusal to a reviewer.
-        let expected = if route.path == "/act/{token}" || route.path == "/reviewers/chat" {
-            403
-        } else {
-            200
+        // page: its refusal to a reviewer; a link confirmation without its token: refused.
+        let expected = match route.path {
+            "/act/{token}" | "/reviewers/chat" => 403,
+            "/chat/links/confirm" => 400,
+            _ => 200,
         };
         assert_eq!(reply.status, expected, "GET {url}");
         let kind = reply.header("content-type").unwrap_or_default();
