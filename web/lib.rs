@@ -164,8 +164,16 @@ fn table() -> Routes {
         .at(Method::POST, "/api/v1/me/away", reviewers::set_away)
         .at(Method::GET, "/api/v1/reviewers", reviewers::loads)
         .at(Method::GET, "/api/v1/digest-cadences", digest_cadence::list)
-        .at(Method::GET, "/api/v1/digest-cadences/{name}", digest_cadence::get)
-        .at(Method::PUT, "/api/v1/digest-cadences/{name}", digest_cadence::set)
+        .at(
+            Method::GET,
+            "/api/v1/digest-cadences/{name}",
+            digest_cadence::get,
+        )
+        .at(
+            Method::PUT,
+            "/api/v1/digest-cadences/{name}",
+            digest_cadence::set,
+        )
         .at(Method::GET, "/api/v1/grants", grants::list)
         .at(Method::DELETE, "/api/v1/grants/{id}", grants::revoke)
         .at(Method::POST, "/api/v1/grants/{id}/revoke", grants::revoke)

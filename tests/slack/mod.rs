@@ -127,13 +127,19 @@ pub fn submit(env: &TestEnv, id: &str, summary: &str) {
 /// The review posts so far (not the direct messages asking a Slack user to confirm a link).
 pub fn reviews(standin: &Standin) -> Vec<Value> {
     let all = standin.calls("chat.postMessage").into_iter();
-    all.filter(|c| !c["body"]["blocks"].to_string().contains("baton_link_confirm"))
-        .collect()
+    all.filter(|c| {
+        !c["body"]["blocks"]
+            .to_string()
+            .contains("baton_link_confirm")
+    })
+    .collect()
 }
 
 /// The `n`th review post (1-based) once it is made.
 pub fn post(standin: &Standin, daemon: &Daemon, n: usize) -> Value {
-    daemon.wait_until(&format!("post {n} to Slack"), || reviews(standin).len() >= n);
+    daemon.wait_until(&format!("post {n} to Slack"), || {
+        reviews(standin).len() >= n
+    });
     reviews(standin)[n - 1].clone()
 }
 

@@ -66,7 +66,11 @@ pub fn routes() -> Routes {
         .at(Method::POST, "/reviewers/chat/link", chat_links::link)
         .at(Method::POST, "/reviewers/chat/unlink", chat_links::unlink)
         .at(Method::GET, "/chat/links/confirm", chat_link_confirm::page)
-        .at(Method::POST, "/chat/links/confirm", chat_link_confirm::confirm)
+        .at(
+            Method::POST,
+            "/chat/links/confirm",
+            chat_link_confirm::confirm,
+        )
         .at(Method::POST, "/reviewers/passkeys/remove", passkeys::remove)
         .at(
             Method::POST,
