@@ -156,30 +156,6 @@ pub fn open_view(api_url: &str, token: &str, trigger_id: &str, view: &Value) -> 
     Err(format!("views.open answered ok=false: {why}"))
 }
 
-/// Posts a message (`chat.postMessage`, the bot token as bearer) with `payload` as its
-/// arguments; the answer's `ts` when Slack took it.
-pub fn post_message(api_url: &str, token: &str, payload: &Value) -> Result<String, String> {
-    let url = format!("{}/chat.postMessage", api_url.trim_end_matches('/'));
-    let answer = ureq::AgentBuilder::new()
-        .timeout(std::time::Duration::from_secs(10))
-        .redirects(0)
-        .build()
-        .post(&url)
-        .set("authorization", &format!("Bearer {token}"))
-        .set("content-type", "application/json; charset=utf-8")
-        .send_string(&payload.to_string())
-        .map_err(|e| format!("chat.postMessage: {}", e.kind()))?
-        .into_string()
-        .map_err(|e| format!("chat.postMessage: {e}"))?;
-    let answer: Value = serde_json::from_str(&answer)
-        .map_err(|_| "chat.postMessage: the answer is not JSON".to_string())?;
-    if answer["ok"] == true {
-        return Ok(answer["ts"].as_str().unwrap_or_default().to_string());
-    }
-    let why = answer["error"].as_str().unwrap_or("no reason given");
-    Err(format!("chat.postMessage answered ok=false: {why}"))
-}
-
 /// Tells the clicker alone why a click decided nothing, at the interaction's `response_url`
 /// (an ephemeral message), off the caller's thread; a failure is only logged.
 pub fn answer_privately(response_url: &str, text: &str) {

@@ -147,6 +147,55 @@ pub fn update(event: &Event, aud: Option<&Audience>, link: &str) -> Option<Strin
     Some(serde_json::to_string(&call).expect("a call serializes"))
 }
 
+/// The event a link's confirmation message is a delivery of (its `event`).
+pub const LINK_ASKED: &str = "chat.account_linked";
+
+/// The id of the delivery asking `chat_user` to confirm their link with `nonce` through
+/// `chat`: the same each time it is asked (at the link, and again at a start before it was
+/// delivered), so the outbox keeps one delivery per link, retried, or dead and listed.
+pub fn link_ask_id(chat: &Chat, chat_user: &str, nonce: &str) -> String {
+    super::delivery_id(
+        &format!("link-confirmation\n{chat_user}\n{nonce}"),
+        &chat.outbox_channel(),
+    )
+}
+
+impl super::Outbox {
+    /// Spools the direct message `payload` (`chat.postMessage` arguments) asking
+    /// `chat_user` to confirm the link with `nonce`, on `chat`'s channel: sent by its worker,
+    /// retried on the delivery schedule, dead (listed with why, retried by an admin) when no
+    /// attempt is left. Returns the delivery's id, and whether it is on disk.
+    pub fn ask_link(
+        &self,
+        chat: &Chat,
+        chat_user: &str,
+        nonce: &str,
+        payload: Value,
+    ) -> (String, bool) {
+        let id = link_ask_id(chat, chat_user, nonce);
+        let call = Call {
+            method: "chat.postMessage".into(),
+            payload,
+        };
+        let d = Delivery {
+            id: id.clone(),
+            channel: chat.outbox_channel(),
+            to: Some(chat_user.to_string()),
+            event: LINK_ASKED.into(),
+            workspace: String::new(),
+            key: None,
+            created_at: crate::clock::now_rfc3339(),
+            state: super::State::Pending,
+            attempts: Vec::new(),
+            next_at_ms: Some(crate::clock::now_ms()),
+            round_start: 0,
+            body: serde_json::to_string(&call).expect("a call serializes"),
+        };
+        let saved = self.keep(vec![d]);
+        (id, saved)
+    }
+}
+
 /// Where a handoff's message is, as Slack answered the post.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Message {
@@ -276,7 +325,9 @@ impl Transport for Sender {
         match self.call(&call.method, &payload) {
             Err(outcome) => outcome,
             Ok(answer) => {
-                if call.method == "chat.postMessage" {
+                // A direct message about no handoff (a link's confirmation) has no message
+                // to keep: no decision updates it.
+                if call.method == "chat.postMessage" && d.key.is_some() {
                     let m = Message {
                         channel: answer["channel"].as_str().unwrap_or_default().to_string(),
                         ts: answer["ts"].as_str().unwrap_or_default().to_string(),

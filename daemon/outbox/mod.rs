@@ -49,6 +49,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// Called with a delivery that has just gone dead (to record `notification.failed`).
 pub type OnDead = Arc<dyn Fn(&Delivery) + Send + Sync>;
 
+/// Called with a delivery that has just been delivered (a link's confirmation message notes
+/// that its Slack user was asked).
+pub type OnDelivered = Arc<dyn Fn(&Delivery) + Send + Sync>;
+
 /// Asked, for an email notice, what to say and to whom (`None`: no mail is owed).
 pub type Resolve = Arc<dyn Fn(&Delivery) -> Option<MailRequest> + Send + Sync>;
 
@@ -56,6 +60,7 @@ pub type Resolve = Arc<dyn Fn(&Delivery) -> Option<MailRequest> + Send + Sync>;
 #[derive(Clone)]
 pub struct Hooks {
     pub on_dead: OnDead,
+    pub on_delivered: OnDelivered,
     pub resolve: Resolve,
     /// For a push notice: what to push, and to whom.
     pub push: ResolvePush,
@@ -496,6 +501,12 @@ impl Outbox {
                 }
             }
         }
+        self.keep(made)
+    }
+
+    /// Keeps the deliveries not kept already (by id), synced to disk, then wakes their
+    /// channels' workers. Returns whether they are on disk.
+    fn keep(&self, mut made: Vec<Delivery>) -> bool {
         let mut index = self.shared.lock();
         made.retain(|d| !index.contains_key(&d.id));
         if made.is_empty() {

@@ -193,7 +193,8 @@ impl Worker {
         let (status, error) = (outcome.status, outcome.error.as_deref().unwrap_or(""));
         match d.state {
             State::Delivered => {
-                tracing::info!(delivery = id, channel = %d.channel, event = %d.event, status, attempts = tried, "notification delivered")
+                tracing::info!(delivery = id, channel = %d.channel, event = %d.event, status, attempts = tried, "notification delivered");
+                (self.hooks.on_delivered)(&d);
             }
             State::Pending => {
                 tracing::warn!(delivery = id, channel = %d.channel, status, error, attempts = tried, "notification attempt failed; will retry")

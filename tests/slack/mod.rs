@@ -4,6 +4,7 @@
 //! (`sdk.py`). A click decides once, through the one decision path, audited `via: "slack"`,
 //! and the message is updated; every refusal decides nothing and says why.
 
+mod ask;
 mod confirm;
 mod latency;
 mod links;

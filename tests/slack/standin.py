@@ -8,7 +8,8 @@ Prints the HTTP port on the first line. Control (for the test):
   POST /control/send     body: an envelope (JSON) to send on the open socket (503: none open)
   POST /control/drop     closes the open socket without a word (the daemon must reconnect)
   POST /control/fail     body: {"method": M, "times": N}: the next N calls of M answer
-                         ok=false "internal_error" (Slack's API failing for a while)
+                         ok=false "internal_error" (Slack's API failing for a while); with
+                         "status": S (e.g. 500), they answer HTTP S instead (Slack down)
 """
 
 import base64
@@ -25,6 +26,7 @@ lock = threading.Lock()
 ts_counter = [0]
 sockets = []  # open Socket Mode connections (newest last)
 failing = {}  # Web API method -> how many more calls answer internal_error
+failing_status = {}  # Web API method -> the HTTP status those calls answer (200: ok=false)
 
 
 def record(entry):
@@ -178,6 +180,7 @@ class Api(BaseHTTPRequestHandler):
         if path == "/control/fail":
             with lock:
                 failing[body["method"]] = int(body.get("times", 1))
+            failing_status[body["method"]] = int(body.get("status", 200))
             return self.answer(200, {"ok": True})
         if path.startswith("/respond/"):
             record({"kind": "response_url", "path": path, "body": body})
@@ -196,8 +199,9 @@ class Api(BaseHTTPRequestHandler):
             fail = failing.get(method, 0) > 0
             if fail:
                 failing[method] -= 1
+            status = failing_status.get(method, 200)
         if fail:
-            return self.answer(200, {"ok": False, "error": "internal_error"})
+            return self.answer(status, {"ok": False, "error": "internal_error"})
         if method == "chat.postMessage":
             with lock:
                 ts_counter[0] += 1

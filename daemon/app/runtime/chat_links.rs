@@ -279,54 +279,76 @@ impl App {
         Ok(admin_view(link))
     }
 
-    /// Posts the confirmation message of `link` to its Slack user, off the caller's thread,
-    /// through the first Slack entry (a link is the same person in every entry), a few times
-    /// with a pause; once Slack takes it, the link notes when. A link never asked is asked
-    /// again at the next start (`ask_unasked_links`).
+    /// Spools the confirmation message of `link` to its Slack user through the first Slack
+    /// entry (a link is the same person in every entry), as the outbox's other chat posts:
+    /// retried on `[deliveries] retry_schedule_s` while Slack is down or failing, and, with
+    /// no attempt left, dead with why (listed with the deliveries, retried there by an
+    /// admin; `notification.failed`). Once Slack takes it, the link notes when
+    /// (`link_asked`). A link never asked is asked again at the next start
+    /// (`ask_unasked_links`): the same delivery, kept once.
     fn ask_to_confirm(&self, link: Link) {
         let Some(c) = self.slack_chat_first() else {
             return;
         };
-        let app = self.clone();
-        let spawned = std::thread::Builder::new()
-            .name("chat-link-ask".into())
-            .spawn(move || {
-                let key = match LinkKey::open(&app.config().data_dir) {
-                    Ok(k) => k,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot read or make data_dir/chat/link-key; the link's confirmation is not sent");
-                        app.metrics().error("chat_link_ask_failed");
-                        return;
-                    }
-                };
-                let payload = link_confirm::message(
-                    &key,
-                    &app.config().public_url,
-                    &link.chat_user,
-                    &link.nonce,
-                    &link.linked_by,
-                    &link.user,
-                );
-                let mut last = String::new();
-                for pause in [0u64, 1, 4] {
-                    std::thread::sleep(std::time::Duration::from_secs(pause));
-                    match crate::chat::slack::post_message(&c.api_url, &c.bot_token, &payload) {
-                        Ok(_) => {
-                            tracing::info!(chat_user = %link.chat_user, user = %link.user, "asked the Slack user to confirm a chat account link");
-                            if let Err(e) = app.chat_links_store().asked(&link.chat_user, &link.nonce) {
-                                tracing::error!(error = %e, "cannot note that a chat account link's confirmation was sent");
-                            }
-                            return;
-                        }
-                        Err(e) => last = e,
-                    }
-                }
-                tracing::error!(chat_user = %link.chat_user, error = %last, "cannot post a chat account link's confirmation to its Slack user; asked again at the next start");
-                app.metrics().error("chat_link_ask_failed");
-            });
-        if let Err(e) = spawned {
-            tracing::error!(error = %e, "cannot start asking a Slack user to confirm a link");
+        let key = match self.link_key() {
+            Ok(k) => k,
+            Err(_) => {
+                tracing::error!(chat_user = %link.chat_user, "the link's confirmation is not sent: the key of link confirmations cannot be read; asked again at the next start");
+                self.metrics().error("chat_link_ask_failed");
+                return;
+            }
+        };
+        let config = self.config();
+        let payload = link_confirm::message(
+            &key,
+            &config.public_url,
+            &link.chat_user,
+            &link.nonce,
+            &link.linked_by,
+            &link.user,
+        );
+        let outbox = &self.inner.commit.outbox;
+        let (id, saved) = outbox.ask_link(&c, &link.chat_user, &link.nonce, payload);
+        if saved {
+            tracing::info!(chat_user = %link.chat_user, user = %link.user, delivery = %id, "a Slack user's confirmation of a chat account link is spooled");
+        } else {
+            tracing::error!(chat_user = %link.chat_user, delivery = %id, "the confirmation of a chat account link is sent but not kept on disk; asked again at the next start if it is lost");
         }
+    }
+
+    /// The confirmation message `d` reached its Slack user: their link (the one it was for,
+    /// not a later one of the same Slack user) notes when.
+    pub(in crate::app) fn link_asked(&self, d: &crate::outbox::Delivery) {
+        let Some(link) = self.link_of_ask(d) else {
+            return;
+        };
+        tracing::info!(chat_user = %link.chat_user, user = %link.user, delivery = %d.id, "asked the Slack user to confirm a chat account link");
+        if let Err(e) = self.chat_links_store().asked(&link.chat_user, &link.nonce) {
+            tracing::error!(error = %e, "cannot note that a chat account link's confirmation was sent");
+        }
+    }
+
+    /// The confirmation message `d` ran out of attempts: logged, counted and told to
+    /// people's event streams as `notification.failed` (it is in no workspace's audit log).
+    pub(in crate::app) fn link_ask_dead(&self, d: &crate::outbox::Delivery) {
+        let last = d.attempts.last();
+        let error = last.and_then(|a| a.error.clone());
+        tracing::error!(chat_user = ?d.to, delivery = %d.id, error = ?error, "a chat account link's confirmation could not be posted to its Slack user; it is dead: retry it from the deliveries once Slack answers");
+        self.metrics().error("chat_link_ask_failed");
+        let data = serde_json::json!({
+            "delivery": d.id, "channel": d.channel, "event": d.event, "to": d.to,
+            "attempts": d.attempts.len(),
+            "status": last.and_then(|a| a.status), "error": error,
+        });
+        self.tell(EventType::NotificationFailed, data);
+    }
+
+    /// The link whose confirmation message `d` is, when it is still that link.
+    fn link_of_ask(&self, d: &crate::outbox::Delivery) -> Option<Link> {
+        let link = self.chat_links_store().get(d.to.as_deref()?)?;
+        let c = self.slack_chat_first()?;
+        let id = crate::outbox::chat::link_ask_id(&c, &link.chat_user, &link.nonce);
+        (id == d.id).then_some(link)
     }
 
     /// Asks each Slack user whose link is unconfirmed and was never asked (a link kept from

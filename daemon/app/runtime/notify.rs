@@ -18,10 +18,16 @@ impl App {
         let weak = Arc::downgrade(&self.inner);
         let weak2 = weak.clone();
         let weak3 = weak.clone();
+        let weak4 = weak.clone();
         self.inner.commit.outbox.start(Hooks {
             on_dead: Arc::new(move |d: &Delivery| {
                 if let Some(inner) = weak.upgrade() {
                     App { inner }.notification_failed(d);
+                }
+            }),
+            on_delivered: Arc::new(move |d: &Delivery| {
+                if let Some(inner) = weak4.upgrade() {
+                    App { inner }.notification_delivered(d);
                 }
             }),
             resolve: Arc::new(move |d: &Delivery| {
@@ -138,7 +144,19 @@ impl App {
             && !self.cx().is_sender(&rec.handoff(), ws, &u.name)
     }
 
+    /// A delivery went through: a link's confirmation message notes that its user was asked.
+    fn notification_delivered(&self, d: &Delivery) {
+        if d.event == crate::outbox::chat::LINK_ASKED && d.key.is_none() {
+            self.link_asked(d);
+        }
+    }
+
     fn notification_failed(&self, d: &Delivery) {
+        // A link's confirmation message belongs to no workspace: told as the links are.
+        if d.event == crate::outbox::chat::LINK_ASKED && d.key.is_none() {
+            self.link_ask_dead(d);
+            return;
+        }
         let Some(ws) = self.workspace(&d.workspace) else {
             tracing::warn!(delivery = %d.id, workspace = %d.workspace, "dead delivery of a workspace no longer watched");
             return;
