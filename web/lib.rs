@@ -212,6 +212,11 @@ fn table() -> Routes {
             "/chat/mattermost/actions",
             mattermost::actions,
         )
+        .at(
+            Method::POST,
+            "/chat/mattermost/dialogs",
+            mattermost::dialogs,
+        )
         .at(Method::GET, "/api/v1/chat/links", chat_links::list)
         .at(Method::POST, "/api/v1/chat/links", chat_links::link)
         .at(Method::DELETE, "/api/v1/chat/links", chat_links::unlink)

@@ -4,6 +4,11 @@
 //! daemon's MAC (`App::mattermost_action` checks it, the clicker and the handoff's rules, and
 //! decides). The answer is what Mattermost reads back: `update` replaces the post once
 //! decided; `ephemeral_text` tells the clicker alone why nothing was decided.
+//!
+//! `POST /chat/mattermost/dialogs`: the submissions of the comment dialogs Request changes
+//! and Reject open (JSON: `callback_id`, `state`, `user_id`, `channel_id`, `submission`,
+//! `cancelled`); the state must carry the daemon's MAC. Answered empty once taken, else with
+//! `error` (or `errors` by field), which Mattermost shows in the dialog.
 
 use crate::blocking;
 use axum::body::Bytes;
@@ -13,7 +18,17 @@ use axum::response::{IntoResponse, Response};
 use baton::app::App;
 
 pub async fn actions(State(app): State<App>, body: Bytes) -> Response {
-    let taken = match blocking(move || app.mattermost_action(&body)).await {
+    let taken = blocking(move || app.mattermost_action(&body)).await;
+    answer(taken)
+}
+
+pub async fn dialogs(State(app): State<App>, body: Bytes) -> Response {
+    let taken = blocking(move || app.mattermost_dialog(&body)).await;
+    answer(taken)
+}
+
+fn answer<E: IntoResponse>(taken: Result<baton::app::MattermostTaken, E>) -> Response {
+    let taken = match taken {
         Err(e) => return e.into_response(),
         Ok(t) => t,
     };

@@ -12,7 +12,7 @@ use std::path::Path;
 
 /// The only paths that answer without credentials (a mail's action link carries its own:
 /// the token in its path; Slack's interactions, Slack's signature).
-const OPEN: [&str; 13] = [
+const OPEN: [&str; 14] = [
     "/login",
     "/healthz",
     "/metrics",
@@ -26,6 +26,7 @@ const OPEN: [&str; 13] = [
     "/act/{token}",
     "/chat/slack/interactions",
     "/chat/mattermost/actions",
+    "/chat/mattermost/dialogs",
 ];
 
 /// Downloads in the pages' URL space that answer as the API does (401, not a redirect):
@@ -210,7 +211,7 @@ fn the_open_routes_answer_without_credentials() {
             assert!(reply.body.contains("no [[chat]] entry"), "{}", reply.body);
             continue;
         }
-        if path == "/chat/mattermost/actions" {
+        if path == "/chat/mattermost/actions" || path == "/chat/mattermost/dialogs" {
             // Open, but only to a context sealed by a [[mattermost]] entry (none here).
             let reply = web.send("POST", path, &[], Some(b"{}"));
             assert_eq!(reply.status, 403, "POST {path}: {}", reply.short());

@@ -8,6 +8,12 @@
 //! revision it names is decided already (or its approval recorded), or revised. A context
 //! past its expiry (or sealed by an older baton, without one) decides nothing, and a copy
 //! sent by direct message to one reviewer takes only that reviewer's clicks.
+//!
+//! Request changes and Reject ask the reviewer for a comment first: the click opens a
+//! Mattermost interactive dialog (with the click's `trigger_id`) whose `state` is the same
+//! binding, now naming the clicker, sealed under the dialogs' own domain; its submission is
+//! checked as a click is (MAC, channel, user, expiry) and decides with the comment through
+//! the same `button_decide`.
 
 use super::buttons::{Button, Closed};
 use crate::app::model::Decided;
@@ -15,8 +21,9 @@ use crate::app::App;
 use crate::chat::mattermost::{self as mm, ActionError};
 use crate::config::Mattermost;
 use crate::contract::decision::Via;
+use crate::contract::Outcome;
 use crate::outbox::mattermost::{self as post, ActionKey, Binding, ContextError};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// Why a click decides nothing.
 #[derive(Debug, thiserror::Error)]
@@ -35,6 +42,10 @@ pub enum MattermostError {
     Closed(#[from] Closed),
     #[error("the daemon cannot read its key for buttons; nothing was decided")]
     Key,
+    #[error("the comment dialog could not be opened in Mattermost ({0}); nothing was decided. Click again, or open the handoff in baton")]
+    Dialog(String),
+    #[error("a comment is needed to request changes or reject; nothing was decided")]
+    NoComment,
 }
 
 impl MattermostError {
@@ -53,6 +64,8 @@ impl MattermostError {
             MattermostError::UnknownUser(_) => "unknown_user",
             MattermostError::Closed(c) => c.kind(),
             MattermostError::Key => "key",
+            MattermostError::Dialog(_) => "dialog_failed",
+            MattermostError::NoComment => "no_comment",
         }
     }
 
@@ -71,11 +84,14 @@ impl MattermostError {
     }
 }
 
-/// What a click did: the answer Mattermost reads (the post's update and the clicker's
-/// private text), or why nothing was decided.
+/// What a click or a dialog submission did: the answer Mattermost reads (the post's update
+/// and the clicker's private text; for a dialog, nothing or the errors it shows), or why
+/// nothing was decided.
 #[derive(Debug)]
 pub struct MattermostTaken {
     pub result: Result<Value, MattermostError>,
+    /// Whether it answers a dialog submission (Mattermost reads `error` and `errors` there).
+    dialog: bool,
 }
 
 impl MattermostTaken {
@@ -83,6 +99,15 @@ impl MattermostTaken {
     pub fn answer(&self) -> Value {
         match &self.result {
             Ok(v) => v.clone(),
+            Err(MattermostError::NoComment) if self.dialog => {
+                let why = "A comment is needed to request changes or reject.";
+                json!({ "errors": { mm::COMMENT: why }, "reason": "no_comment" })
+            }
+            Err(e) if self.dialog => {
+                let mut v = mm::dialog_refused(&format!("baton: {e}"));
+                v["reason"] = e.kind().into();
+                v
+            }
             Err(e) => {
                 let mut v = mm::refused(&format!("baton: {e}"));
                 v["error"] = e.kind().into();
@@ -96,8 +121,28 @@ impl App {
     /// A button's action request, as Mattermost's server sends it (the raw JSON body).
     pub fn mattermost_action(&self, body: &[u8]) -> MattermostTaken {
         let result = self.mattermost_take(body);
+        MattermostTaken {
+            result: self.count_mattermost(result),
+            dialog: false,
+        }
+    }
+
+    /// A comment dialog's submission, as Mattermost's server sends it (the raw JSON body).
+    pub fn mattermost_dialog(&self, body: &[u8]) -> MattermostTaken {
+        let result = self.mattermost_submit(body);
+        MattermostTaken {
+            result: self.count_mattermost(result),
+            dialog: true,
+        }
+    }
+
+    /// Counts what a request did in `baton_chat_clicks_total{outcome}`.
+    fn count_mattermost(
+        &self,
+        result: Result<(Value, &'static str), MattermostError>,
+    ) -> Result<Value, MattermostError> {
         let kind = match &result {
-            Ok(_) => "decided",
+            Ok((_, kind)) => kind,
             Err(e) => e.kind(),
         };
         self.metrics()
@@ -106,31 +151,53 @@ impl App {
                 outcome: kind.to_string(),
             })
             .inc();
-        MattermostTaken { result }
+        result.map(|(v, _)| v)
     }
 
-    fn mattermost_take(&self, body: &[u8]) -> Result<Value, MattermostError> {
+    fn mattermost_key(&self) -> Result<ActionKey, MattermostError> {
+        ActionKey::open(&self.config().data_dir).map_err(|e| {
+            tracing::error!(error = %e, "cannot read or make data_dir/chat/mattermost-key");
+            MattermostError::Key
+        })
+    }
+
+    fn mattermost_entry<'a>(
+        &self,
+        config: &'a crate::config::Config,
+        b: &Binding,
+    ) -> Result<&'a Mattermost, MattermostError> {
+        let found = config.mattermost.iter().find(|m| m.name == b.entry);
+        found.ok_or_else(|| MattermostError::UnknownEntry(b.entry.clone()))
+    }
+
+    fn mattermost_take(&self, body: &[u8]) -> Result<(Value, &'static str), MattermostError> {
         let config = self.config();
         if config.mattermost.is_empty() {
             return Err(MattermostError::NotConfigured);
         }
         let action = mm::from_body(body)?;
-        let key = ActionKey::open(&config.data_dir).map_err(|e| {
-            tracing::error!(error = %e, "cannot read or make data_dir/chat/mattermost-key");
-            MattermostError::Key
-        })?;
+        let key = self.mattermost_key()?;
         let now = crate::clock::now_ms();
         let b = key
             .open_sealed(&action.context, &action.channel_id, &action.user, now)
             .inspect_err(|e| {
                 tracing::warn!(mattermost_user = %action.user, channel = %action.channel_id, post = %action.post_id, error = %e, "a Mattermost action was refused before deciding");
             })?;
-        let m = config
-            .mattermost
-            .iter()
-            .find(|m| m.name == b.entry)
-            .ok_or_else(|| MattermostError::UnknownEntry(b.entry.clone()))?;
-        let taken = self.mattermost_decide(m, &action.user, &b);
+        let m = self.mattermost_entry(&config, &b)?;
+        // Request changes and Reject ask for the comment first, in a dialog.
+        if b.outcome != Outcome::Approved {
+            let asked = self.mattermost_ask(m, &key, &action, &b);
+            match &asked {
+                Ok(_) => {
+                    tracing::info!(mattermost = %m.name, key = %b.key, mattermost_user = %action.user, post = %action.post_id, outcome = b.outcome.as_str(), "a Mattermost comment dialog opened")
+                }
+                Err(e) => {
+                    tracing::info!(mattermost = %m.name, key = %b.key, mattermost_user = %action.user, post = %action.post_id, error = %e, "a Mattermost button opened no dialog and decided nothing")
+                }
+            }
+            return asked.map(|v| (v, "asked"));
+        }
+        let taken = self.mattermost_decide(m, &action.user, &b, None);
         match &taken {
             Ok(_) => {
                 tracing::info!(mattermost = %m.name, key = %b.key, mattermost_user = %action.user, post = %action.post_id, outcome = b.outcome.as_str(), "decided through a Mattermost button")
@@ -139,7 +206,83 @@ impl App {
                 tracing::info!(mattermost = %m.name, key = %b.key, mattermost_user = %action.user, post = %action.post_id, error = %e, "a Mattermost button decided nothing")
             }
         }
-        taken
+        taken.map(|v| (v, "decided"))
+    }
+
+    /// Opens the comment dialog of click `action` on the button bound by `b`, once its
+    /// clicker is a reviewer and the revision is still the one to decide: its state is `b`
+    /// bound to the clicker, sealed.
+    fn mattermost_ask(
+        &self,
+        m: &Mattermost,
+        key: &ActionKey,
+        action: &mm::Action,
+        b: &Binding,
+    ) -> Result<Value, MattermostError> {
+        self.mattermost_reviewer(m, &action.user)?;
+        let title = self.button_open(&button_of(b))?;
+        if action.trigger_id.is_empty() {
+            return Err(MattermostError::Dialog(
+                "the click carries no trigger_id".into(),
+            ));
+        }
+        let bound = Binding {
+            user: Some(action.user.clone()),
+            channel: action.channel_id.clone(),
+            ..b.clone()
+        };
+        let url = post::dialog_url(m, &self.config().public_url);
+        let state = key.seal_dialog(&bound);
+        let request = mm::dialog(&action.trigger_id, &url, b.outcome, &title, state);
+        let token = m.token().map_err(MattermostError::Dialog)?;
+        mm::open_dialog(&m.api(), &token, &request).map_err(MattermostError::Dialog)?;
+        Ok(json!({}))
+    }
+
+    /// A comment dialog's submission: decides what its sealed state names, with the
+    /// comment, when its submitter is the reviewer it was opened for, in that channel.
+    fn mattermost_submit(&self, body: &[u8]) -> Result<(Value, &'static str), MattermostError> {
+        let config = self.config();
+        if config.mattermost.is_empty() {
+            return Err(MattermostError::NotConfigured);
+        }
+        let s = mm::submission_from_body(body)?;
+        if s.cancelled {
+            return Ok((json!({}), "cancelled"));
+        }
+        let key = self.mattermost_key()?;
+        let now = crate::clock::now_ms();
+        let b = key
+            .open_dialog(&s.state, &s.channel_id, &s.user, now)
+            .inspect_err(|e| {
+                tracing::warn!(mattermost_user = %s.user, channel = %s.channel_id, error = %e, "a Mattermost dialog submission was refused before deciding");
+            })?;
+        let m = self.mattermost_entry(&config, &b)?;
+        let comment = s.comment.clone().ok_or(MattermostError::NoComment)?;
+        let taken = self.mattermost_decide(m, &s.user, &b, Some(comment));
+        match &taken {
+            Ok(_) => {
+                tracing::info!(mattermost = %m.name, key = %b.key, mattermost_user = %s.user, outcome = b.outcome.as_str(), "decided through a Mattermost comment dialog")
+            }
+            Err(e) => {
+                tracing::info!(mattermost = %m.name, key = %b.key, mattermost_user = %s.user, error = %e, "a Mattermost comment dialog decided nothing")
+            }
+        }
+        // Taken: the dialog closes; the post is updated by the decision's delivery.
+        taken.map(|_| (json!({}), "decided"))
+    }
+
+    /// The reviewer Mattermost user `mm_user` is linked to in `m`.
+    fn mattermost_reviewer(
+        &self,
+        m: &Mattermost,
+        mm_user: &str,
+    ) -> Result<crate::routing::User, MattermostError> {
+        let unknown = || MattermostError::UnknownUser(mm_user.to_string());
+        let name = m.user_of(mm_user).ok_or_else(unknown)?;
+        let config = self.config();
+        let user = config.users.iter().find(|u| u.name == name);
+        user.cloned().ok_or_else(unknown)
     }
 
     fn mattermost_decide(
@@ -147,23 +290,13 @@ impl App {
         m: &Mattermost,
         mm_user: &str,
         b: &Binding,
+        comment: Option<String>,
     ) -> Result<Value, MattermostError> {
-        let unknown = || MattermostError::UnknownUser(mm_user.to_string());
-        let name = m.user_of(mm_user).ok_or_else(unknown)?;
+        let user = &self.mattermost_reviewer(m, mm_user)?;
         let config = self.config();
-        let user = config
-            .users
-            .iter()
-            .find(|u| u.name == name)
-            .ok_or_else(unknown)?;
-        let button = Button {
-            workspace: &b.workspace,
-            key: &b.key,
-            revision: b.revision,
-            digest: b.digest.as_deref(),
-        };
+        let decision = (b.outcome, comment.clone());
         let (title, decided) =
-            self.button_decide(&button, (b.outcome, None), user, Via::Mattermost)?;
+            self.button_decide(&button_of(b), decision, user, Via::Mattermost)?;
         let link = format!(
             "{}/handoffs/{}",
             config.public_url,
@@ -177,7 +310,7 @@ impl App {
                     d.outcome.as_str(),
                     &user.name,
                     Via::Mattermost.as_str(),
-                    None,
+                    comment.as_deref(),
                     &link,
                 );
                 mm::updated(message, props, &said)
@@ -188,6 +321,15 @@ impl App {
                 user.name
             )),
         })
+    }
+}
+
+fn button_of(b: &Binding) -> Button<'_> {
+    Button {
+        workspace: &b.workspace,
+        key: &b.key,
+        revision: b.revision,
+        digest: b.digest.as_deref(),
     }
 }
 

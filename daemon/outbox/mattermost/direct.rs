@@ -10,6 +10,15 @@
 //! only the copies still owed and the decision updates every copy. A file that does not
 //! parse is reported and left alone, never taken as empty and overwritten: that would post
 //! the copies again and lose the ones the decision must update.
+//!
+//! Posting a copy is made idempotent the way Mattermost allows (it takes no idempotency key
+//! for posts, and its `pending_post_id` is remembered for seconds only): the intent to post
+//! is kept first (the direct channel, a random marker the post carries in its props as
+//! `baton_copy`, and when), and only then is the post sent. A post whose answer was lost (a
+//! timeout, a 5xx after Mattermost made it) or whose id could not be kept leaves the intent
+//! behind; the retry reads the direct channel's posts since then
+//! (`GET /api/v4/channels/{id}/posts?since=`) and takes the post with that marker instead of
+//! posting a second copy. Only an intent that cannot be kept stops the post (retried later).
 
 use super::{ActionKey, Binding, Call, Sender};
 use crate::outbox::attempt::Outcome as Sent;
@@ -28,6 +37,18 @@ pub struct Copy {
     pub post: String,
 }
 
+/// A copy about to be posted, kept before the post is sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Intent {
+    /// The direct channel it is posted to.
+    pub channel: String,
+    /// Carried by the post (`props.baton_copy`): how a retry recognises it.
+    pub marker: String,
+    /// Unix ms, less a margin for the server's clock: the retry reads the channel's posts
+    /// changed since then.
+    pub since_ms: u64,
+}
+
 /// The copies of one handoff's latest posted revision, by Mattermost user id.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Copies {
@@ -38,7 +59,16 @@ pub struct Copies {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
     pub posts: BTreeMap<String, Copy>,
+    /// Copies being posted, by Mattermost user id, not yet known made.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub intents: BTreeMap<String, Intent>,
 }
+
+/// The prop a copy carries its marker in.
+const MARKER: &str = "baton_copy";
+/// How far back of this daemon's clock a retry looks for a copy (Mattermost dates posts
+/// with its own clock).
+const CLOCK_MARGIN_MS: u64 = 10 * 60 * 1000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -184,7 +214,7 @@ impl Sender {
             key: key.to_string(),
             revision,
             digest: digest.clone(),
-            posts: BTreeMap::new(),
+            ..Copies::default()
         };
         let mut copies = match self.direct.posts.get(key) {
             Err(e) => {
@@ -229,37 +259,103 @@ impl Sender {
                     "POST /api/v4/channels/direct for {user}: the answer names no channel id"
                 ));
             };
-            let payload = match sealed_for(action_key, &call.payload, channel, user) {
-                Some(p) => p,
-                None => return failed("the spooled Mattermost post has no button to seal".into()),
-            };
-            let answer = match self.call("POST", "/posts", &payload) {
-                Ok(a) => a,
-                Err(sent) => return sent,
-            };
-            let Some(post) = answer["id"].as_str() else {
-                tracing::warn!(key, user, "Mattermost answered the direct post without its id; its decision will not update it");
-                continue;
-            };
-            copies.posts.insert(
-                user.clone(),
-                Copy {
-                    channel: channel.to_string(),
-                    post: post.to_string(),
-                },
-            );
-            // A failed write leaves this copy unknown: a retry posts the reviewer a second
-            // copy, and the decision updates only the one kept. Not made atomic with the
-            // post (Mattermost has no idempotency key for posts); the error is logged.
-            if let Err(e) = self.direct.posts.put(&copies) {
-                tracing::error!(error = %e, key, user, "cannot keep the id of a Mattermost direct post; its decision will not update it");
+            if let Err(sent) = self.post_copy(key, call, action_key, &mut copies, user, channel) {
+                return sent;
             }
-            tracing::info!(mattermost = %self.entry.name, key, mattermost_user = %user, channel, post, "review posted by Mattermost direct message");
         }
         Sent {
             status: Some(200),
             ..Sent::default()
         }
+    }
+
+    /// Posts `user` their copy in `channel`, once: the intent is kept before the post, and
+    /// a copy an earlier attempt may have made is looked for before posting again.
+    fn post_copy(
+        &self,
+        key: &str,
+        call: &Call,
+        action_key: &ActionKey,
+        copies: &mut Copies,
+        user: &str,
+        channel: &str,
+    ) -> Result<(), Sent> {
+        let tried = copies.intents.get(user).filter(|i| i.channel == channel);
+        let intent = match tried.cloned() {
+            Some(intent) => {
+                if let Some(post) = self.find_copy(&intent)? {
+                    tracing::info!(mattermost = %self.entry.name, key, mattermost_user = %user, channel, post, "a direct copy an earlier attempt made was found; not posted again");
+                    return self.keep_copy(key, copies, user, channel, &post);
+                }
+                intent
+            }
+            None => {
+                let intent = Intent {
+                    channel: channel.to_string(),
+                    marker: hex::encode(rand::random::<[u8; 16]>()),
+                    since_ms: crate::clock::now_ms().saturating_sub(CLOCK_MARGIN_MS),
+                };
+                copies.intents.insert(user.to_string(), intent.clone());
+                // Not kept, not posted: a post nobody could find again would be a second
+                // copy at the next retry.
+                self.direct.posts.put(copies).map_err(|e| {
+                    tracing::error!(error = %e, key, user, "cannot keep the intent to post a Mattermost direct copy; not posted, retried");
+                    failed(e.to_string())
+                })?;
+                intent
+            }
+        };
+        let mut payload = sealed_for(action_key, &call.payload, channel, user)
+            .ok_or_else(|| failed("the spooled Mattermost post has no button to seal".into()))?;
+        payload["props"][MARKER] = json!(intent.marker);
+        let answer = self.call("POST", "/posts", &payload)?;
+        let Some(post) = answer["id"].as_str() else {
+            tracing::warn!(key, user, "Mattermost answered the direct post without its id; its decision will not update it");
+            return Ok(());
+        };
+        tracing::info!(mattermost = %self.entry.name, key, mattermost_user = %user, channel, post, "review posted by Mattermost direct message");
+        self.keep_copy(key, copies, user, channel, post)
+    }
+
+    /// Keeps `user`'s copy `post` in place of its intent. A failed write leaves the intent
+    /// kept: the next attempt finds the post by its marker.
+    fn keep_copy(
+        &self,
+        key: &str,
+        copies: &mut Copies,
+        user: &str,
+        channel: &str,
+        post: &str,
+    ) -> Result<(), Sent> {
+        copies.intents.remove(user);
+        let copy = Copy {
+            channel: channel.to_string(),
+            post: post.to_string(),
+        };
+        copies.posts.insert(user.to_string(), copy);
+        if let Err(e) = self.direct.posts.put(copies) {
+            tracing::error!(error = %e, key, user, "cannot keep the id of a Mattermost direct post; the next attempt finds it by its marker");
+            return Err(failed(e.to_string()));
+        }
+        Ok(())
+    }
+
+    /// The post an earlier attempt made for `intent`, if Mattermost has it (not deleted).
+    fn find_copy(&self, intent: &Intent) -> Result<Option<String>, Sent> {
+        let path = format!(
+            "/channels/{}/posts?since={}",
+            intent.channel, intent.since_ms
+        );
+        let list = self.call("GET", &path, &Value::Null)?;
+        let posts = list["posts"]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values());
+        let found = posts
+            .filter(|p| p["props"][MARKER] == intent.marker.as_str())
+            .filter(|p| p["delete_at"].as_u64().unwrap_or(0) == 0)
+            .find_map(|p| p["id"].as_str().map(str::to_string));
+        Ok(found)
     }
 
     /// Tells every copy of `key` its decision.

@@ -34,8 +34,13 @@ use std::time::Duration;
 
 /// The route the buttons send their clicks to, under `public_url`.
 pub const ACTION_PATH: &str = "/chat/mattermost/actions";
+/// The route comment dialogs are submitted to, under `public_url`.
+pub const DIALOG_PATH: &str = "/chat/mattermost/dialogs";
 /// Keeps keys of other uses apart from this one.
 const DOMAIN: &[u8] = b"baton mattermost action v1\0";
+/// A comment dialog's state: sealed under another domain, so a dialog's state is never
+/// taken as a button's context (which decides without a comment), nor the other way.
+const DIALOG_DOMAIN: &[u8] = b"baton mattermost dialog v1\0";
 
 /// What one button decides.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,17 +100,41 @@ impl ActionKey {
         crate::private::key_file(&path, "buttons already posted will be refused").map(ActionKey)
     }
 
-    fn mac(&self, b: &Binding) -> Hmac<Sha256> {
+    fn mac(&self, domain: &[u8], b: &Binding) -> Hmac<Sha256> {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key");
-        mac.update(DOMAIN);
+        mac.update(domain);
         mac.update(&serde_json::to_vec(b).expect("a binding serializes"));
         mac
     }
 
     /// The `integration.context` of a button for `b`.
     pub fn seal(&self, b: &Binding) -> Value {
-        let mac = hex::encode(self.mac(b).finalize().into_bytes());
+        let mac = hex::encode(self.mac(DOMAIN, b).finalize().into_bytes());
         json!({ "baton": b, "mac": mac })
+    }
+
+    /// The `state` of a comment dialog for `b` (which names its reviewer): the sealed
+    /// binding as a JSON string, echoed back by Mattermost with the submission.
+    pub fn seal_dialog(&self, b: &Binding) -> String {
+        let mac = hex::encode(self.mac(DIALOG_DOMAIN, b).finalize().into_bytes());
+        json!({ "baton": b, "mac": mac }).to_string()
+    }
+
+    /// The binding a comment dialog's `state` carries, checked as a button's context is
+    /// (`open_sealed`), under the dialogs' domain. A state names its reviewer always.
+    pub fn open_dialog(
+        &self,
+        state: &str,
+        channel: &str,
+        user: &str,
+        now_ms: u64,
+    ) -> Result<Binding, ContextError> {
+        let context: Value = serde_json::from_str(state).map_err(|_| ContextError::Tampered)?;
+        let b = self.open_in(DIALOG_DOMAIN, &context, channel, user, now_ms)?;
+        match b.user {
+            Some(_) => Ok(b),
+            None => Err(ContextError::Tampered),
+        }
     }
 
     /// The binding `context` carries, when this key sealed it (compared in constant time),
@@ -118,13 +147,24 @@ impl ActionKey {
         user: &str,
         now_ms: u64,
     ) -> Result<Binding, ContextError> {
+        self.open_in(DOMAIN, context, channel, user, now_ms)
+    }
+
+    fn open_in(
+        &self,
+        domain: &[u8],
+        context: &Value,
+        channel: &str,
+        user: &str,
+        now_ms: u64,
+    ) -> Result<Binding, ContextError> {
         let b: Binding =
             serde_json::from_value(context["baton"].clone()).map_err(|_| ContextError::Tampered)?;
         let given = context["mac"]
             .as_str()
             .and_then(|m| hex::decode(m).ok())
             .ok_or(ContextError::Tampered)?;
-        self.mac(&b)
+        self.mac(domain, &b)
             .verify_slice(&given)
             .map_err(|_| ContextError::Tampered)?;
         if b.channel != channel {
@@ -175,6 +215,16 @@ pub fn action_url(m: &Mattermost, public_url: &str) -> String {
     match &m.action_url {
         Some(u) => u.clone(),
         None => format!("{}{ACTION_PATH}", public_url.trim_end_matches('/')),
+    }
+}
+
+/// Where the comment dialogs of `m` are submitted: beside its buttons' `action_url` (the
+/// address Mattermost's server reaches the daemon at), else under `public_url`.
+pub fn dialog_url(m: &Mattermost, public_url: &str) -> String {
+    let action = action_url(m, public_url);
+    match action.strip_suffix(ACTION_PATH) {
+        Some(base) => format!("{base}{DIALOG_PATH}"),
+        None => format!("{}{DIALOG_PATH}", public_url.trim_end_matches('/')),
     }
 }
 
