@@ -24,6 +24,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("outbox_spool", entries::outbox_spool),
     ("receipt", entries::receipt),
     ("policy_facts", entries::policy_facts),
+    ("policy_expr", entries::policy_expr),
 ];
 
 /// Run on a thread with the stack a tokio worker has (2 MiB), the smallest the daemon reads on:

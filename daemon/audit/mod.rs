@@ -19,7 +19,7 @@ pub use anchor::{Anchor, Anchors, Mark, RemoteAnchors};
 pub use ledger::Ledger;
 pub use lines::{read_proven, Written, PROOF_BYTES};
 pub use reverify::{Pace, Reverified};
-pub use verify::{verify, Report};
+pub use verify::{verify, verify_read, Report};
 
 /// The readers of a log's lines over bytes rather than a workspace's file, for the fuzz
 /// targets (fuzz/) and their corpus test only.

@@ -22,6 +22,11 @@ pub fn verify(path: &Path, anchors: Option<&Anchors>) -> io::Result<Report> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Box::new(io::empty()),
         Err(e) => return Err(e),
     };
+    verify_read(file, anchors)
+}
+
+/// `verify` over a log read from `file` (the fuzz targets give it bytes in memory).
+pub fn verify_read(file: impl io::Read, anchors: Option<&Anchors>) -> io::Result<Report> {
     let mut report = Report::default();
     let mut expected = 1u64;
     let mut prev = GENESIS.to_string();

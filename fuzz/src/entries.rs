@@ -274,13 +274,10 @@ pub fn audit_lines(data: &[u8]) {
     );
 }
 
-/// `baton audit verify` over `bytes` as a log file.
+/// `baton audit verify` over `bytes` as a log file, read from memory (`verify` reads the file
+/// the same way, through `verify_read`).
 fn verify_bytes(bytes: &[u8]) -> baton::audit::Report {
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let dir = DIR.get_or_init(|| scratch("baton-fuzz-audit-"));
-    let path = dir.join(format!("events-{:?}.jsonl", std::thread::current().id()));
-    std::fs::write(&path, bytes).unwrap();
-    let report = baton::audit::verify(&path, None).expect("a log file in reach reads");
+    let report = baton::audit::verify_read(bytes, None).expect("a log in memory reads");
     assert!(report.lines <= bytes.len() as u64 + 1);
     report
 }
@@ -433,20 +430,10 @@ pub fn receipt(data: &[u8]) {
     );
 }
 
-/// The route policies' facts and CEL: an expression (the input's first line) that passes the
-/// load-time check never makes the interpreter fail, whatever the facts of the handoff (the
-/// rest of the input, as handoff.json) hold.
-pub fn policy_facts(data: &[u8]) {
-    use baton::policy::{check, holds, ArtifactFact, Facts};
-    let split = data.iter().position(|b| *b == b'\n').unwrap_or(data.len());
-    let Ok(expr) = std::str::from_utf8(&data[..split]) else {
-        return;
-    };
-    let rest = data.get(split + 1..).unwrap_or_default();
-    let handoff = match validate::handoff(rest, &Limits::default()) {
-        Ok(a) => a.doc,
-        Err(_) => baton::contract::Handoff::default(),
-    };
+/// The facts of a handoff as a policy sees them (`Facts::of`): the artifacts as the daemon
+/// would have read them, the sender proven to be the one the file names.
+fn facts_of(handoff: &baton::contract::Handoff) -> baton::policy::Facts {
+    use baton::policy::{ArtifactFact, Facts};
     let artifacts = handoff
         .artifacts
         .iter()
@@ -457,22 +444,113 @@ pub fn policy_facts(data: &[u8]) {
             sha256: sha256_hex(a.path.as_bytes()),
         })
         .collect();
-    let facts = Facts::of(
-        &handoff,
+    Facts::of(
+        handoff,
         "ws",
         "default",
         Some(handoff.from_agent.clone()),
         artifacts,
         2,
-    );
-    let checked = check(expr);
-    let held = holds(expr, &facts);
-    if checked.is_ok() {
-        if let Err(e) = &held {
-            assert_ne!(
-                e, "the interpreter failed on it",
-                "{expr:?} passed the check and then failed"
-            );
+    )
+}
+
+/// A policy that passed the load-time check must not make the interpreter fail.
+fn never_fails(expr: &str, held: &Result<bool, String>) {
+    if let Err(e) = held {
+        assert_ne!(
+            e, "the interpreter failed on it",
+            "{expr:?} passed the check and then failed"
+        );
+    }
+}
+
+/// Policies of every shape the facts meet: each fact and field, the old `handoff.*` names, the
+/// list macros, string functions (with a fact as the argument), conversions, arithmetic.
+const POLICIES: &[&str] = &[
+    "claimed.trigger == 'completion' && claimed.confidence >= 0.97 && artifacts.all(a, a.size < 100000)",
+    "handoff.trigger == 'completion' && handoff.confidence >= 0.97 && handoff.artifacts.all(a, a.size < 100000) && handoff.checkpoints >= 2",
+    "'docs' in claimed.labels || 'docs' in handoff.labels",
+    "sender == 'release-bot' && route == 'default' && workspace == 'ws'",
+    "claimed.from_agent == sender || claimed.to_agent == 'reviewer' || handoff.to_agent == sender",
+    "claimed.classification == 'internal' && handoff.classification != 'secret'",
+    "claimed.confidence * 2.0 - 1.0 > claimed.confidence / 3.0",
+    "checkpoints + 1 > 2 && artifacts.exists_one(a, a.sha256 == 'ab')",
+    "size(claimed.title) > 0 && claimed.title.startsWith('fix') && !claimed.title.endsWith('.')",
+    "claimed.title.contains('wip') || handoff.title.endsWith(claimed.trigger)",
+    "claimed.labels.all(l, claimed.title.contains(l) || l.startsWith(sender))",
+    "int(claimed.confidence * 100.0) >= 97 && string(checkpoints) != '' && double(checkpoints) < claimed.confidence * 10.0",
+    "uint(checkpoints) > 0u && max(claimed.confidence, 0.5) > min(claimed.confidence, 0.5)",
+    "has(claimed.title) && size(bytes(claimed.title)) < 100",
+    "claimed.labels.filter(l, l.startsWith('x')).size() == 0",
+    "artifacts.map(a, a.size).all(s, s < 10)",
+    "artifacts.exists(a, a.path.endsWith('.md')) || checkpoints >= 3",
+    "artifacts.all(a, a.path.startsWith(claimed.trigger) || size(a.sha256) == 64)",
+    "size(artifacts) + size(claimed.labels) < 20 && size(claimed.labels) == size(handoff.labels)",
+    "claimed.labels.exists(l, l == claimed.title || l in artifacts.map(a, a.path))",
+    "claimed.trigger in ['completion', 'blocked', 'question'] ? claimed.confidence > 0.5 : sender != ''",
+];
+
+/// The fixed policies, compiled once (compiling is most of what `holds` costs).
+fn policies() -> &'static [(&'static str, baton::policy::fuzzing::Compiled)] {
+    static COMPILED: OnceLock<Vec<(&str, baton::policy::fuzzing::Compiled)>> = OnceLock::new();
+    COMPILED.get_or_init(|| {
+        POLICIES
+            .iter()
+            .map(|expr| {
+                baton::policy::check(expr).unwrap_or_else(|e| panic!("{expr:?}: {e}"));
+                let compiled = baton::policy::fuzzing::Compiled::new(expr)
+                    .unwrap_or_else(|e| panic!("{expr:?}: {e}"));
+                (*expr, compiled)
+            })
+            .collect()
+    })
+}
+
+/// The route policies over the facts of a handoff (the input, as handoff.json; a rejected one
+/// gives the facts of an empty handoff): `Facts::of`, then every policy of a fixed set that
+/// passes the load-time check, evaluated as `policy::holds` evaluates it. None makes the
+/// interpreter fail, whatever the facts hold.
+pub fn policy_facts(data: &[u8]) {
+    let handoff = match validate::handoff(data, &Limits::default()) {
+        Ok(a) => a.doc,
+        Err(_) => baton::contract::Handoff::default(),
+    };
+    let facts = facts_of(&handoff);
+    for (expr, compiled) in policies() {
+        never_fails(expr, &compiled.holds(&facts));
+    }
+}
+
+/// Two handoffs' facts for `policy_expr`: an empty handoff's, and a full one's.
+fn fixed_facts() -> &'static [baton::policy::Facts; 2] {
+    static FACTS: OnceLock<[baton::policy::Facts; 2]> = OnceLock::new();
+    FACTS.get_or_init(|| {
+        let full = br#"{"handoff_version":"1.0","id":"h1","task_id":"t1","from_agent":"release-bot","to_agent":"reviewer","trigger":"completion","confidence":0.97,"title":"fix the parser","classification":"internal","labels":["docs","x-ray"],"artifacts":[{"path":"inbox/a.md"},{"path":"inbox/b.txt"}]}"#;
+        let full = validate::handoff(full, &Limits::default())
+            .map(|a| a.doc)
+            .unwrap_or_else(|r| panic!("the fixed handoff is refused: {:?}", r.problems));
+        [
+            facts_of(&baton::contract::Handoff::default()),
+            facts_of(&full),
+        ]
+    })
+}
+
+/// A route's `auto_approve_if` (the input, as text): an expression that passes the load-time
+/// check (`policy::check`) never makes the interpreter fail (`policy::holds`, compiled once and
+/// evaluated over an empty handoff's facts and a full one's).
+pub fn policy_expr(data: &[u8]) {
+    let Ok(expr) = std::str::from_utf8(data) else {
+        return;
+    };
+    let checked = baton::policy::check(expr);
+    let Ok(compiled) = baton::policy::fuzzing::Compiled::new(expr) else {
+        return;
+    };
+    for facts in fixed_facts() {
+        let held = compiled.holds(facts);
+        if checked.is_ok() {
+            never_fails(expr, &held);
         }
     }
 }
