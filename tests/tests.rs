@@ -44,6 +44,7 @@ mod lifecycle;
 mod locks;
 mod mattermost;
 mod mcp;
+mod mcp_tasks_ext;
 mod memo_damage;
 pub mod notify;
 mod openapi;

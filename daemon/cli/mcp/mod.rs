@@ -3,11 +3,13 @@
 //! command calls (`submit::check`, `agent::Waited`, the contract's validation), on
 //! files alone, so it works with or without a daemon running on the same configuration.
 //! Standard output is the protocol: nothing else may be printed there. `submit_handoff` also
-//! runs as an MCP task (see `tasks`), for hosts that fetch the decision later.
+//! runs as an MCP task (see `tasks`, and `tasks_ext` for the 2026-07-28 extension), for
+//! hosts that fetch the decision later.
 
 mod locks;
 mod replies;
 mod tasks;
+mod tasks_ext;
 mod view;
 
 use crate::cli::agent::Waited;
@@ -20,9 +22,14 @@ use baton::workspace::{self, Workspace};
 use locks::{LockArgs, UnlockArgs};
 use replies::{blocking, failed, invalid, unserved};
 use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{tool, tool_handler, tool_router, ServerHandler, ServiceExt};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, CallToolResult, CancelTaskParams, GetTaskParams,
+    GetTaskResult, Implementation, ServerCapabilities, ServerConfig, UpdateTaskParams,
+};
+use rmcp::service::RequestContext;
+use rmcp::{tool, tool_handler, tool_router, ErrorData, RoleServer, ServerHandler, ServiceExt};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -70,6 +77,8 @@ struct Baton {
     only: Arc<Vec<glob::Pattern>>,
     /// Keys a decision must be signed by to be taken (`BATON_KEY`); None: taken unchecked.
     trusted: Option<Arc<Vec<baton::receipts::PublicKey>>>,
+    /// The session's MCP tasks, of both wire formats (see `tasks`).
+    tasks: tasks::Table,
     tool_router: ToolRouter<Self>,
 }
 
@@ -144,6 +153,7 @@ impl Baton {
             trusted: trusted.map(Arc::new),
             limits: config.limits,
             config: Arc::new(config),
+            tasks: tasks::Table::default(),
             tool_router: Self::tool_router(),
         }
     }
@@ -357,8 +367,55 @@ impl Baton {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for Baton {
+    /// `submit_handoff` from a host that declared the 2026-07-28 tasks extension runs as a
+    /// task of it; every other call as the tool it names.
+    async fn call_tool(
+        &self,
+        request: CallToolRequestParams,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResponse, ErrorData> {
+        let declared = context
+            .client_capabilities()
+            .is_some_and(|caps| caps.supports_tasks());
+        if declared && request.name == tasks::TASK_TOOL {
+            return tasks_ext::call(&tasks::Tasks::new(self.clone()), request).await;
+        }
+        let call = ToolCallContext::new(self, request, context);
+        self.tool_router.call(call).await
+    }
+
+    async fn get_task(
+        &self,
+        request: GetTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<GetTaskResult, ErrorData> {
+        tasks_ext::get(&tasks::Tasks::new(self.clone()), &request.task_id)
+    }
+
+    async fn update_task(
+        &self,
+        request: UpdateTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        tasks_ext::update(&tasks::Tasks::new(self.clone()), &request.task_id)
+    }
+
+    async fn cancel_task(
+        &self,
+        request: CancelTaskParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<(), ErrorData> {
+        tasks_ext::cancel(&tasks::Tasks::new(self.clone()), &request.task_id).await
+    }
+
     fn get_info(&self) -> ServerConfig {
-        let mut info = ServerConfig::new(ServerCapabilities::builder().enable_tools().build());
+        // `enable_tasks`: the 2026-07-28 extension; revision 2025-11-25's `tasks` capability is
+        // added to `initialize` by the gate (`tasks`).
+        let capabilities = ServerCapabilities::builder()
+            .enable_tools()
+            .enable_tasks()
+            .build();
+        let mut info = ServerConfig::new(capabilities);
         info.server_info = Implementation::new("baton", env!("CARGO_PKG_VERSION"));
         info.instructions = Some(
             "baton: hand work to a human reviewer. submit_handoff, then wait_for_decision; \

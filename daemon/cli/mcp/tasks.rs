@@ -7,6 +7,9 @@
 //! answers them; it also adds the `tasks` capability to `initialize` and each tool's
 //! `execution.taskSupport` to `tools/list`. Tasks live in the server's memory: they end
 //! with the session (the handoff and its decision stay in the workspace).
+//!
+//! The tasks extension of revision 2026-07-28 (`tasks_ext`) is a second wire format over the
+//! same table and the same wait: rmcp receives its requests, and the gate lets them through.
 
 use super::{off_thread, Baton, SubmitArgs};
 use crate::cli::agent::Waited;
@@ -24,9 +27,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// The one tool that runs as a task: the others answer at once.
-const TASK_TOOL: &str = "submit_handoff";
+pub(super) const TASK_TOOL: &str = "submit_handoff";
 /// How long a task is kept when the host asks for no `ttl`, and the most it may ask for.
-const DEFAULT_TTL_MS: u64 = 24 * 3600 * 1000;
+pub(super) const DEFAULT_TTL_MS: u64 = 24 * 3600 * 1000;
 const MAX_TTL_MS: u64 = 7 * 24 * 3600 * 1000;
 const MIN_TTL_MS: u64 = 60 * 1000;
 /// What hosts are told to poll at; a decision is seen within 200 ms of being written.
@@ -38,7 +41,7 @@ const METHOD_NOT_FOUND: i64 = -32601;
 
 #[derive(Serialize, Clone, Copy, PartialEq, Debug)]
 #[serde(rename_all = "snake_case")]
-enum Status {
+pub(super) enum Status {
     Working,
     Completed,
     Failed,
@@ -48,32 +51,57 @@ enum Status {
 /// A task as the protocol shows it (`Task`).
 #[derive(Serialize, Clone)]
 #[serde(rename_all = "camelCase")]
-struct Task {
-    task_id: String,
-    status: Status,
+pub(super) struct Task {
+    pub(super) task_id: String,
+    pub(super) status: Status,
     #[serde(skip_serializing_if = "Option::is_none")]
-    status_message: Option<String>,
-    created_at: String,
-    last_updated_at: String,
-    ttl: u64,
-    poll_interval: u64,
+    pub(super) status_message: Option<String>,
+    pub(super) created_at: String,
+    pub(super) last_updated_at: String,
+    pub(super) ttl: u64,
+    pub(super) poll_interval: u64,
 }
 
-struct Entry {
+/// The wire format a task was created in, which its later requests are answered in.
+#[derive(Clone, Copy, PartialEq, Debug)]
+pub(super) enum Wire {
+    /// Protocol revision 2025-11-25's experimental tasks (`task` param, `tasks/result`).
+    Revision,
+    /// The tasks extension of revision 2026-07-28 (`io.modelcontextprotocol/tasks`).
+    Extension,
+}
+
+pub(super) struct Entry {
     task: Task,
+    wire: Wire,
     /// When the task may be forgotten (its ttl from creation).
     forget_at: Instant,
     /// The tools/call result once the task ends (`tasks/result` waits on it).
     result: watch::Sender<Option<Value>>,
     /// The handoff the task waits on (its key), which `tasks/cancel` withdraws.
     handoff: Option<String>,
+    /// Where `notifications/tasks/status` go: revision 2025-11-25's tasks only (the
+    /// extension's notifications are sent on a subscription, which this server does not hold).
+    notes: Option<Out>,
 }
+
+/// Every task of the session, whichever wire format created it.
+pub(super) type Table = Arc<Mutex<HashMap<String, Entry>>>;
 
 /// The session's tasks, and the server whose tools they run.
 #[derive(Clone)]
 pub(super) struct Tasks {
     baton: Baton,
-    table: Arc<Mutex<HashMap<String, Entry>>>,
+    table: Table,
+}
+
+/// What `submit_handoff` answered, and the handoff a task is to wait on.
+pub(super) struct Submitted {
+    pub(super) result: CallToolResult,
+    workspace: String,
+    key: Option<String>,
+    /// Written, and so waited on: not refused, not a dry run.
+    pub(super) waiting: bool,
 }
 
 impl Gate for Tasks {
@@ -82,6 +110,10 @@ impl Gate for Tasks {
         let params = request.get("params").cloned().unwrap_or(Value::Null);
         let task_call = method == "tools/call" && params.get("task").is_some();
         if !task_call && !method.starts_with("tasks/") {
+            return false;
+        }
+        if !task_call && self.is_extension_request(method, &params) {
+            // rmcp answers it, through `tasks_ext`.
             return false;
         }
         let Some(id) = request.get("id").cloned() else {
@@ -95,7 +127,7 @@ impl Gate for Tasks {
                 "tools/call" => tasks.create(&params, &out).await,
                 "tasks/get" => tasks.with_task(&params, |e| Ok(json!(e.task))),
                 "tasks/list" => tasks.list(&params),
-                "tasks/cancel" => tasks.cancel(&params, &out).await,
+                "tasks/cancel" => tasks.cancel(&params).await,
                 "tasks/result" => tasks.result(&params).await,
                 other => Err((
                     METHOD_NOT_FOUND,
@@ -140,8 +172,37 @@ type Answer = Result<Value, (i64, String)>;
 impl Tasks {
     pub(super) fn new(baton: Baton) -> Tasks {
         Tasks {
+            table: baton.tasks.clone(),
             baton,
-            table: Arc::default(),
+        }
+    }
+
+    /// Whether a `tasks/*` request is the 2026-07-28 extension's: `tasks/update` (only the
+    /// extension has it), or a request naming a task the extension created, or, for a task
+    /// this session does not know, one whose `_meta` declares the extension or carries a
+    /// protocol version (revision 2026-07-28's per-request metadata, where tasks are the
+    /// extension's alone: rmcp answers -32021 to a host that did not declare it).
+    fn is_extension_request(&self, method: &str, params: &Value) -> bool {
+        if method == "tasks/update" {
+            return true;
+        }
+        if !matches!(method, "tasks/get" | "tasks/cancel") {
+            return false;
+        }
+        let id = params.get("taskId").and_then(Value::as_str).unwrap_or("");
+        match self.table().get(id) {
+            Some(entry) => entry.wire == Wire::Extension,
+            None => {
+                let meta = &params["_meta"];
+                let caps = &meta["io.modelcontextprotocol/clientCapabilities"];
+                let declared = caps["extensions"]
+                    .get(rmcp::model::TASKS_EXTENSION_ID)
+                    .is_some();
+                declared
+                    || meta
+                        .get("io.modelcontextprotocol/protocolVersion")
+                        .is_some()
+            }
         }
     }
 
@@ -165,32 +226,70 @@ impl Tasks {
             });
         }
         let arguments = params.get("arguments").cloned().unwrap_or(json!({}));
-        let args: SubmitArgs = serde_json::from_value(arguments)
-            .map_err(|e| (INVALID_PARAMS, format!("submit_handoff arguments: {e}")))?;
         let ttl = params["task"]["ttl"]
             .as_u64()
             .unwrap_or(DEFAULT_TTL_MS)
             .clamp(MIN_TTL_MS, MAX_TTL_MS);
+        let submitted = self.submit(arguments).await?;
+        let task = self.open(submitted, ttl, Wire::Revision, Some(out.clone()));
+        let message = task.status_message.clone();
+        Ok(json!({
+            "task": task,
+            "_meta": {"io.modelcontextprotocol/model-immediate-response": message},
+        }))
+    }
+
+    /// Runs `submit_handoff` with `arguments`: the handoff is in place (or known refused)
+    /// before any task exists, so a host given a task id finds it submitted.
+    pub(super) async fn submit(&self, arguments: Value) -> Result<Submitted, (i64, String)> {
+        let args: SubmitArgs = serde_json::from_value(arguments)
+            .map_err(|e| (INVALID_PARAMS, format!("submit_handoff arguments: {e}")))?;
         let workspace = args.workspace.clone();
         let dry_run = args.dry_run;
-        // Submitted before the task exists: when the host has the task id, the handoff is
-        // in place (or known refused).
-        let submitted = self.baton.submit_handoff(Parameters(args)).await;
-        let answer = serde_json::to_value(&submitted).unwrap_or_default();
-        let key = answer["structuredContent"]["key"]
-            .as_str()
+        let result = self.baton.submit_handoff(Parameters(args)).await;
+        let key = result
+            .structured_content
+            .as_ref()
+            .and_then(|answer| answer["key"].as_str())
             .map(String::from);
-        let waiting = !dry_run && submitted.is_error != Some(true) && key.is_some();
+        let waiting = !dry_run && result.is_error != Some(true) && key.is_some();
+        Ok(Submitted {
+            result,
+            workspace,
+            key,
+            waiting,
+        })
+    }
+
+    /// A task for what `submitted` answered, in `wire`'s format: it waits for the decision on
+    /// the handoff submitted, or ends at once with the answer when nothing was submitted.
+    pub(super) fn open(
+        &self,
+        submitted: Submitted,
+        ttl: u64,
+        wire: Wire,
+        notes: Option<Out>,
+    ) -> Task {
+        let Submitted {
+            result,
+            workspace,
+            key,
+            waiting,
+        } = submitted;
         let now = baton::clock::now_rfc3339();
         let task_id = new_task_id();
+        let result_is = match wire {
+            Wire::Revision => "tasks/result answers with it",
+            Wire::Extension => "tasks/get carries it once the task has ended",
+        };
         let message = match (&key, waiting) {
-            (Some(key), true) => format!("handoff {key} is in workspace {workspace}, waiting for a reviewer's decision; tasks/result answers with it"),
-            _ => "submit_handoff answered at once; tasks/result has its answer".to_string(),
+            (Some(key), true) => format!("handoff {key} is in workspace {workspace}, waiting for a reviewer's decision; {result_is}"),
+            _ => format!("submit_handoff answered at once; {result_is}"),
         };
         let task = Task {
             task_id: task_id.clone(),
             status: Status::Working,
-            status_message: Some(message.clone()),
+            status_message: Some(message),
             created_at: now.clone(),
             last_updated_at: now,
             ttl,
@@ -198,39 +297,38 @@ impl Tasks {
         };
         let entry = Entry {
             task: task.clone(),
+            wire,
             forget_at: Instant::now() + Duration::from_millis(ttl),
             result: watch::channel(None).0,
             handoff: key.clone().filter(|_| waiting),
+            notes,
         };
         self.table().insert(task_id.clone(), entry);
-        tracing::info!(task = %task_id, workspace = %workspace, handoff = ?key, "task created");
+        tracing::info!(task = %task_id, workspace = %workspace, handoff = ?key, wire = ?wire, "task created");
         let tasks = self.clone();
-        let out2 = out.clone();
         tokio::spawn(async move {
             match (key, waiting) {
-                (Some(key), true) => tasks.wait(&task_id, &workspace, &key, &out2).await,
+                (Some(key), true) => tasks.wait(&task_id, &workspace, &key).await,
                 _ => {
-                    let status = match submitted.is_error {
+                    let status = match result.is_error {
                         Some(true) => Status::Failed,
                         _ => Status::Completed,
                     };
                     let said = "submit_handoff refused the handoff or only checked it (dry_run); the result says which";
-                    tasks.finish(&task_id, status, said.into(), answer, &out2);
+                    let answer = serde_json::to_value(&result).unwrap_or_default();
+                    tasks.finish(&task_id, status, said.into(), answer);
                 }
             }
         });
-        Ok(json!({
-            "task": task,
-            "_meta": {"io.modelcontextprotocol/model-immediate-response": message},
-        }))
+        task
     }
 
     /// Waits for the decision on `key` and ends the task with it; stops when the task is
     /// cancelled or forgotten meanwhile.
-    async fn wait(&self, task_id: &str, workspace: &str, key: &str, out: &Out) {
+    async fn wait(&self, task_id: &str, workspace: &str, key: &str) {
         let ws = match self.baton.workspace(workspace) {
             Ok(ws) => ws,
-            Err(e) => return self.fail(task_id, "the workspace went away", e, out),
+            Err(e) => return self.fail(task_id, "the workspace went away", e),
         };
         let ws2 = ws.clone();
         let trusted = self.baton.trusted.as_deref().cloned();
@@ -239,9 +337,9 @@ impl Tasks {
             Ok(waited) if waited.key() == Some(key) => waited,
             Ok(_) => {
                 let why = format!("a newer handoff replaced {key} in workspace {workspace} before the wait began: submit again if it is still needed");
-                return self.fail(task_id, &why, super::failed(why.clone()), out);
+                return self.fail(task_id, &why, super::failed(why.clone()));
             }
-            Err(e) => return self.fail(task_id, &e, super::failed(e.clone()), out),
+            Err(e) => return self.fail(task_id, &e, super::failed(e.clone())),
         };
         let mut refused = None;
         loop {
@@ -255,9 +353,9 @@ impl Tasks {
             })
             .await;
             match step {
-                Ok((_, Some(d))) => return self.decided(task_id, workspace, d, out),
+                Ok((_, Some(d))) => return self.decided(task_id, workspace, d),
                 Ok((back, None)) => waited = back,
-                Err(e) => return self.fail(task_id, &e, super::failed(e.clone()), out),
+                Err(e) => return self.fail(task_id, &e, super::failed(e.clone())),
             }
             if waited.refused != refused {
                 refused.clone_from(&waited.refused);
@@ -275,7 +373,7 @@ impl Tasks {
     /// Ends the task with the decision: `completed` when a person decided (approved,
     /// rejected, changes requested), `failed` when the handoff ended otherwise (withdrawn,
     /// expired, invalid, reassigned), the tool result saying what to do next either way.
-    fn decided(&self, task_id: &str, workspace: &str, d: Decision, out: &Out) {
+    fn decided(&self, task_id: &str, workspace: &str, d: Decision) {
         let (status, next) = next_step(&d, workspace);
         let decision = serde_json::to_value(&d).unwrap_or_default();
         let answer = json!({ "state": "decided", "decision": decision, "next": next });
@@ -284,16 +382,16 @@ impl Tasks {
             _ => CallToolResult::structured_error(answer),
         };
         let result = serde_json::to_value(&result).unwrap_or_default();
-        self.finish(task_id, status, next, result, out);
+        self.finish(task_id, status, next, result);
     }
 
-    fn fail(&self, task_id: &str, why: &str, result: CallToolResult, out: &Out) {
+    fn fail(&self, task_id: &str, why: &str, result: CallToolResult) {
         let result = serde_json::to_value(&result).unwrap_or_default();
-        self.finish(task_id, Status::Failed, why.to_string(), result, out);
+        self.finish(task_id, Status::Failed, why.to_string(), result);
     }
 
     /// Moves a working task to its end (a cancelled one stays cancelled) and tells the host.
-    fn finish(&self, task_id: &str, status: Status, message: String, result: Value, out: &Out) {
+    fn finish(&self, task_id: &str, status: Status, message: String, result: Value) {
         let mut table = self.table();
         let Some(entry) = table.get_mut(task_id) else {
             return;
@@ -305,10 +403,12 @@ impl Tasks {
         entry.task.status_message = Some(message);
         entry.task.last_updated_at = baton::clock::now_rfc3339();
         let mut result = result;
-        result["_meta"][RELATED_TASK] = json!({ "taskId": task_id });
+        if entry.wire == Wire::Revision {
+            result["_meta"][RELATED_TASK] = json!({ "taskId": task_id });
+        }
         entry.result.send_replace(Some(result));
         tracing::info!(task = %task_id, status = ?status, "task ended");
-        notify(out, &entry.task);
+        notify(entry);
     }
 
     fn update_message(&self, task_id: &str, message: String) {
@@ -331,6 +431,22 @@ impl Tasks {
             INVALID_PARAMS,
             "Invalid params: \"taskId\" (a string) is required".to_string(),
         ))?;
+        self.with_id(task_id, answer)
+    }
+
+    /// The task `task_id` as it stands, with its result once it has ended; -32602 when there
+    /// is none.
+    pub(super) fn look(&self, task_id: &str) -> Result<(Task, Option<Value>), (i64, String)> {
+        let mut seen = None;
+        self.with_id(task_id, |entry| {
+            seen = Some((entry.task.clone(), entry.result.borrow().clone()));
+            Ok(Value::Null)
+        })?;
+        seen.ok_or((INVALID_PARAMS, format!("no task \"{task_id}\"")))
+    }
+
+    /// Runs `answer` on the task `task_id`; -32602 when there is none.
+    fn with_id(&self, task_id: &str, answer: impl FnOnce(&mut Entry) -> Answer) -> Answer {
         let mut table = self.table();
         match table.get_mut(task_id) {
             Some(entry) => answer(entry),
@@ -352,13 +468,30 @@ impl Tasks {
         Ok(json!({ "tasks": tasks }))
     }
 
+    /// `tasks/cancel` on the task `params.taskId` names (see `cancel_id`).
+    async fn cancel(&self, params: &Value) -> Answer {
+        let task_id = params.get("taskId").and_then(Value::as_str).ok_or((
+            INVALID_PARAMS,
+            "Invalid params: \"taskId\" (a string) is required".to_string(),
+        ))?;
+        self.cancel_id(task_id).await
+    }
+
     /// Stops waiting: the task is `cancelled` and its result says so. Its handoff is
     /// withdrawn through the daemon (`POST /api/v1/handoffs/{key}/withdraw`, with `BATON_URL`
     /// and the agent's `BATON_TOKEN`) when the server has them; otherwise, or when the daemon
-    /// refuses, it stays pending for its reviewers and the status message says why.
-    async fn cancel(&self, params: &Value, out: &Out) -> Answer {
+    /// refuses, it stays pending for its reviewers and the status message says why. A task of
+    /// the extension that has ended stays as it ended and the cancel is answered with it
+    /// (SEP-2663: cancelling asks, the server may be unable to honour it); one of revision
+    /// 2025-11-25 is -32602.
+    pub(super) async fn cancel_id(&self, task_id: &str) -> Answer {
         // Cancelled first, so the wait stops and does not end the task with the withdrawal.
-        let handoff = self.with_task(params, |entry| {
+        let mut ended = None;
+        let handoff = self.with_id(task_id, |entry| {
+            if entry.task.status != Status::Working && entry.wire == Wire::Extension {
+                ended = Some(json!(entry.task));
+                return Ok(Value::Null);
+            }
             if entry.task.status != Status::Working {
                 let status = serde_json::to_value(entry.task.status).unwrap_or_default();
                 return Err((
@@ -373,6 +506,9 @@ impl Tasks {
             entry.task.status = Status::Cancelled;
             Ok(json!(entry.handoff))
         })?;
+        if let Some(task) = ended {
+            return Ok(task);
+        }
         let said = match handoff.as_str() {
             Some(key) => {
                 let key = key.to_string();
@@ -381,15 +517,17 @@ impl Tasks {
             }
             None => "cancelled by request: nobody waits for this handoff's decision any more; it stays in its workspace for reviewers until decided, or replaced by a newer handoff".to_string(),
         };
-        self.with_task(params, |entry| {
+        self.with_id(task_id, |entry| {
             let id = entry.task.task_id.clone();
             entry.task.status_message = Some(said.clone());
             entry.task.last_updated_at = baton::clock::now_rfc3339();
             let mut result = serde_json::to_value(super::failed(said.clone())).unwrap_or_default();
-            result["_meta"][RELATED_TASK] = json!({ "taskId": id });
+            if entry.wire == Wire::Revision {
+                result["_meta"][RELATED_TASK] = json!({ "taskId": id });
+            }
             entry.result.send_replace(Some(result));
             tracing::info!(task = %id, "task cancelled");
-            notify(out, &entry.task);
+            notify(entry);
             Ok(json!(entry.task))
         })
     }
@@ -479,9 +617,13 @@ fn new_task_id() -> String {
 
 /// `notifications/tasks/status`: the task's new state, for hosts that listen (they must
 /// not rely on it, and poll `tasks/get`).
-fn notify(out: &Out, task: &Task) {
-    let note = json!({"jsonrpc": "2.0", "method": "notifications/tasks/status", "params": task});
-    let _ = out.send(note.to_string());
+fn notify(entry: &Entry) {
+    if let Some(out) = &entry.notes {
+        let params = &entry.task;
+        let note =
+            json!({"jsonrpc": "2.0", "method": "notifications/tasks/status", "params": params});
+        let _ = out.send(note.to_string());
+    }
 }
 
 /// The task's end for a decision, and what the agent is to do next, in words a model acts on.
