@@ -78,3 +78,53 @@ fn a_folder_made_again_where_a_pending_handoff_was_does_not_inherit_it() {
     assert!(decision(&ws).is_none());
     d.stop();
 }
+
+/// The folder swapped under the daemon, faster than the watcher tells it: renamed away, and
+/// another put in its place holding the same handoff and the old `.baton/id`. A decision taken
+/// in that window is refused (410, naming the cause), and nothing is written into the new
+/// folder nor the old one; the decision itself makes the daemon look at the folder, so the
+/// swap is noticed at once.
+#[test]
+fn a_decision_taken_before_the_watcher_tells_a_swapped_folder_writes_nothing_into_it() {
+    // The watcher's report of the swap waits out a settle window far longer than the test,
+    // and no reconcile comes: only the decision can find the swap.
+    let mut env = TestEnv::with_config("settle_ms = 60000\nreconcile_s = 3600\n");
+    let ws = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("first")));
+    d.wait_until("first pending", || listed(&d, "pending", "first"));
+
+    let id = std::fs::read(ws.join(".baton/id")).expect("the daemon wrote the id");
+    let away = env.root().join("away");
+    std::fs::rename(&ws, &away).unwrap();
+    std::fs::create_dir_all(ws.join(".baton")).unwrap();
+    std::fs::write(ws.join(".baton/id"), id).unwrap();
+    std::fs::write(ws.join("handoff.json"), bytes(&handoff("first"))).unwrap();
+    let (status, body) = d.decide("first", "approved", "fine");
+    assert_eq!(status, 410, "{body}");
+    let message = body.to_string();
+    assert!(
+        message.contains("alpha") && message.contains("another folder made at its path"),
+        "the refusal does not name the cause: {message}"
+    );
+    assert!(
+        decision(&ws).is_none(),
+        "decision.json written into the new folder"
+    );
+    assert!(
+        !ws.join(".baton/handoffs").exists(),
+        "the decision's copies were published into the new folder"
+    );
+    assert!(decision(&away).is_none(), "a decision was made after all");
+
+    // Noticed now, not when the settle window ends (a minute away).
+    let noticed = std::time::Instant::now();
+    while !d.metrics().contains("baton_workspaces_removed_total 1") {
+        assert!(
+            noticed.elapsed() < std::time::Duration::from_secs(10),
+            "the swap was not noticed after the refused decision"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    d.stop();
+}

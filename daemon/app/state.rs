@@ -38,6 +38,10 @@ pub struct Served {
     /// `Some` for a canary place (see `review::canary`): a daemon-owned folder in data_dir
     /// served under this registry name, whose events reach no outbox and no subscriber.
     pub place: Option<String>,
+    /// Which folder the workspace is served from (see `workspace::folder_mark`): a decision
+    /// checks it is still the one at the path before writing there. `None` if it could not
+    /// be read at load (then nothing is compared).
+    pub folder: Option<crate::workspace::folder_mark::FolderMark>,
 }
 
 impl Served {

@@ -3,7 +3,7 @@
 //! blocking; `scan` catches up whole workspaces at start and on rescans; `pipeline` is the dispatcher
 //! (settle window, retries, rescans, periodic reconcile) and the pool of workers, one ordered
 //! lane per workspace, that call into `app`. The core asks intake for work over the same
-//! channel (`Signal::Repair`, `Signal::WatchDir`).
+//! channel (`Signal::Repair`, `Signal::WatchDir`, `Signal::Folder`).
 
 pub mod pipeline;
 pub mod scan;

@@ -28,6 +28,9 @@ pub enum Signal {
     Repair(PathBuf),
     /// The core asks: watch this folder (recursively) from now on (an `approved/` just made).
     WatchDir(PathBuf),
+    /// The core asks: look at this workspace's folder now (a decision found another folder,
+    /// or none, at its path before the watcher reported it).
+    Folder(PathBuf),
 }
 
 /// The watchers; dropping this stops all watching.

@@ -8,6 +8,7 @@ mod confined;
 pub mod fence;
 pub mod file_modes;
 mod files;
+pub mod folder_mark;
 mod fsinfo;
 pub mod fsync;
 mod handoff_file;

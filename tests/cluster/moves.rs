@@ -44,3 +44,45 @@ fn a_moved_folder_is_refused_with_what_to_do() {
     );
     d.stop();
 }
+
+/// A workspace whose folder the node lost (deleted while it ran) gives its lease up at once,
+/// so a node that still sees the folder may take it; the lease is not renewed until it runs
+/// out (a minute here, renewed every 20 s: within the wait below it would still be held).
+#[test]
+fn a_lost_folders_lease_is_given_up_at_once() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let db = "lost";
+    let url = pg.database(db);
+    let mut env = TestEnv::with_config(&format!(
+        "poll_ms = 200\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
+    ));
+    let alpha = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&alpha.join("handoff.json"), &bytes(&handoff("h1")));
+    d.wait_until("h1 pending", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "h1")
+    });
+    let held = || {
+        let out = pg.psql(
+            db,
+            "SELECT count(*) FROM leases l JOIN workspaces w ON w.tag = l.tag \
+             WHERE w.name = 'alpha' AND l.expires_at > now()",
+        );
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
+    };
+    assert!(held(), "alpha's lease is not held");
+
+    std::fs::remove_dir_all(&alpha).unwrap();
+    d.wait_until("the loss noticed", || {
+        d.metrics().contains("baton_workspaces_removed_total 1")
+    });
+    d.wait_until("alpha's lease given up", || !held());
+    assert_eq!(
+        holder(&pg, db, "alpha"),
+        "a",
+        "the lease row names its last holder"
+    );
+    d.stop();
+}

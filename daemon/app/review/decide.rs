@@ -194,6 +194,10 @@ impl Cx<'_> {
             .ws_of_key(key)
             .ok_or_else(|| self.lost_or(key, not_found()))?;
         let mut st = ws.lock();
+        // Before anything is written: the folder may have been swapped under the daemon.
+        if let Some(gone) = self.folder_gone(&ws) {
+            return Err(gone);
+        }
         let rec = st.records.get(key).ok_or_else(not_found)?;
         if let Some(d) = &rec.decision {
             return Err(DecideError::Conflict(Box::new(d.decision())));

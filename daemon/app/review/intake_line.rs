@@ -31,6 +31,12 @@ impl IntakeLine {
         self.ask(Signal::WatchDir(dir.to_path_buf()));
     }
 
+    /// Asks the ingest thread to look at the folder of the workspace at `root` now (it is
+    /// lost or replaced: see `App::check_folder`).
+    pub fn check_folder(&self, root: &Path) {
+        self.ask(Signal::Folder(root.to_path_buf()));
+    }
+
     /// Before the pipeline runs there is no one to ask, and nothing is lost: its start-up
     /// scan reconciles and watches every workspace.
     fn ask(&self, signal: Signal) {

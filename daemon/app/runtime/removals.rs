@@ -45,6 +45,17 @@ fn at_path(root: &Path) -> AtPath {
     }
 }
 
+/// Whether another folder is at `served`'s path than the one it was loaded from (as a
+/// decision judges it: see `review::folder_check`), so both agree on the same folder.
+fn replaced(served: &crate::app::Served) -> bool {
+    served.folder.as_ref().is_some_and(|mark| {
+        matches!(
+            mark.at(&served.workspace.root),
+            crate::workspace::folder_mark::AtPath::Other
+        )
+    })
+}
+
 impl App {
     /// Looks at the folder of the workspace served at `root`, if one is: lost, it is no longer
     /// served (see the module). Called by the ingest for a folder under a root that changed,
@@ -70,11 +81,12 @@ impl App {
         let how = if let Some(how) = how {
             how
         } else if self.inner.cluster.is_none()
-            && crate::store::identity::made_again(
-                &self.inner.commit.records,
-                served.store.tag(),
-                ws,
-            )
+            && (replaced(&served)
+                || crate::store::identity::made_again(
+                    &self.inner.commit.records,
+                    served.store.tag(),
+                    ws,
+                ))
         {
             "deleted or moved away, and another folder made at its path"
         } else {
@@ -107,6 +119,7 @@ impl App {
         self.unserve(&id);
         // Not waiting for another daemon: nothing is at its path to take.
         self.inner.runtime.waiting().remove(root);
+        self.give_up_lease(&ws.name, &id);
         self.metrics().workspaces_removed.inc();
         tracing::warn!(workspace = %ws.name, path = %root.display(), store = %id, pending, how,
             "the workspace's folder was deleted or moved away while the daemon ran; it is no longer served (its records stay in data_dir, its pending handoffs cannot be decided)");
@@ -122,6 +135,26 @@ impl App {
         };
         self.metrics().events.get_or_create(&label).inc();
         self.inner.commit.broadcast(event);
+    }
+}
+
+impl App {
+    /// In a cluster, the lease of a workspace whose folder this node lost is given up at once
+    /// (not renewed until the node stops): a node that still sees the folder, on its own
+    /// mount of the share, may then take it. Its writes were fenced from here on anyway.
+    fn give_up_lease(&self, name: &str, id: &str) {
+        let Some(cluster) = self.inner.cluster.as_ref() else {
+            return;
+        };
+        match cluster.leases.release(id) {
+            Ok(()) => {
+                self.metrics().leases_held.set(cluster.leases.held() as i64);
+                tracing::info!(workspace = %name, store = %id, "the lost workspace's lease is given up, for a node that still sees its folder");
+            }
+            Err(e) => {
+                tracing::warn!(workspace = %name, store = %id, error = %e, "cannot give up the lost workspace's lease; it is no longer renewed and expires instead");
+            }
+        }
     }
 }
 

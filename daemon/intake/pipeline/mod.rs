@@ -302,6 +302,12 @@ impl Pipeline {
                 }
                 return;
             }
+            Signal::Folder(root) => {
+                // At once, not after the settle window the watcher's report of it waits.
+                let item = Item::Discover(root);
+                self.settling.remove(&item);
+                return self.dispatch(item, Instant::now(), false);
+            }
             Signal::Changed { paths, renamed } => (paths, renamed),
         };
         for path in paths {
@@ -351,6 +357,12 @@ impl Pipeline {
             // The daemon's own temp files come and go while it restores; the rename that
             // puts one in place is an event of the final name.
             return (!name.starts_with(".baton-tmp-")).then_some(Item::Approved(root));
+        }
+        // The folder of a served workspace itself deleted or moved (the kernel reports it on
+        // the folder's own watch): looked at as a folder under a root is. The one way a
+        // workspace given by its own path in `workspaces`, under no root, is told of it.
+        if self.app.workspace_at(path).is_some() {
+            return Some(Item::Discover(path.to_path_buf()));
         }
         if name.starts_with('.') {
             return None;

@@ -354,7 +354,7 @@ impl Indexer {
                 .iter()
                 .for_each(|ws| mark(dirty, &ws.name, Change::Whole)),
             // The ingest thread's business, never sent on the indexer's channel.
-            Signal::Repair(_) | Signal::WatchDir(_) => {}
+            Signal::Repair(_) | Signal::WatchDir(_) | Signal::Folder(_) => {}
             Signal::Changed { paths, .. } => {
                 for path in paths {
                     if let Some(ws) = all.holding(&path) {
