@@ -121,3 +121,47 @@ fn a_folder_moved_out_of_the_roots_while_running_is_noticed() {
     );
     d.stop();
 }
+
+/// Workspaces given by their own paths in `workspaces` (under no root) are noticed lost by
+/// the watcher, as those under a root are, not at the next reconcile (an hour away here):
+/// one deleted, one moved away.
+#[test]
+fn configured_workspace_folders_deleted_or_moved_away_are_noticed_by_the_watcher() {
+    let mut env = TestEnv::new();
+    let solo = env.root().join("solo");
+    let duo = env.root().join("duo");
+    for ws in [&solo, &duo] {
+        let out = crate::util::baton(&["init", ws.to_str().unwrap()]);
+        assert!(out.status.success(), "baton init failed: {out:?}");
+    }
+    let config = env.root().join("configured.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"configured-data\"\n\
+         workspaces = [\"solo\", \"duo\"]\nsettle_ms = 300\nreconcile_s = 3600\n",
+    )
+    .unwrap();
+    let d = env.spawn_with_config(&config);
+    write_atomic(&solo.join("handoff.json"), &bytes(&handoff("first")));
+    write_atomic(&duo.join("handoff.json"), &bytes(&handoff("second")));
+    d.wait_until("both pending", || {
+        listed(&d, "pending", "first") && listed(&d, "pending", "second")
+    });
+
+    std::fs::remove_dir_all(&solo).unwrap();
+    let away = env.root().join("away");
+    std::fs::rename(&duo, &away).unwrap();
+    d.wait_until("both no longer pending", || {
+        !listed(&d, "pending", "first") && !listed(&d, "pending", "second")
+    });
+    for key in ["first", "second"] {
+        let (status, body) = d.decide(key, "approved", "fine");
+        assert_eq!(status, 410, "{key}: {body}");
+    }
+    assert_eq!(removed_total(&d), "baton_workspaces_removed_total 2");
+    assert!(
+        decision(&away).is_none(),
+        "the daemon wrote into the folder moved away"
+    );
+    d.stop();
+}

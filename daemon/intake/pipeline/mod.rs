@@ -181,6 +181,9 @@ impl Pipeline {
         for root in self.app.roots() {
             self.watches.add(root);
         }
+        for parent in self.configured_parents() {
+            self.watches.add(&parent);
+        }
         let seconds = started.elapsed().as_secs_f64();
         tracing::info!(seconds, "watches set");
         self.startup_scan();
@@ -252,6 +255,21 @@ impl Pipeline {
         // The workers finish the files in hand; what waits is found again at the next start.
         self.pool.stop();
         tracing::info!("ingest stopped");
+    }
+
+    /// The folders holding a workspace given by its own path in `workspaces` (under no root):
+    /// watched (not recursively) so the workspace's folder deleted, moved away or replaced is
+    /// reported by name, as one under a root is. Its own watch is no substitute: the kernel
+    /// tells a folder's deletion on that watch only once no one holds it open any more.
+    fn configured_parents(&self) -> std::collections::BTreeSet<PathBuf> {
+        let roots = self.app.roots();
+        self.app
+            .workspaces()
+            .iter()
+            .filter(|ws| ws.place.is_none())
+            .filter_map(|ws| ws.workspace.root.parent().map(Path::to_path_buf))
+            .filter(|parent| !roots.contains(parent))
+            .collect()
     }
 
     /// Catches up on every workspace before following changes. Run here, not by the workers:
