@@ -183,7 +183,7 @@ impl App {
             .inspect_err(|e| {
                 tracing::warn!(mattermost_user = %action.user, channel = %action.channel_id, post = %action.post_id, error = %e, "a Mattermost action was refused before deciding");
             })?;
-        let m = self.mattermost_entry(&config, &b)?;
+        let m = self.mattermost_entry(config, &b)?;
         // Request changes and Reject ask for the comment first, in a dialog.
         if b.outcome != Outcome::Approved {
             let asked = self.mattermost_ask(m, &key, &action, &b);
@@ -257,7 +257,7 @@ impl App {
             .inspect_err(|e| {
                 tracing::warn!(mattermost_user = %s.user, channel = %s.channel_id, error = %e, "a Mattermost dialog submission was refused before deciding");
             })?;
-        let m = self.mattermost_entry(&config, &b)?;
+        let m = self.mattermost_entry(config, &b)?;
         let comment = s.comment.clone().ok_or(MattermostError::NoComment)?;
         let taken = self.mattermost_decide(m, &s.user, &b, Some(comment));
         match &taken {
