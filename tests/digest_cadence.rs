@@ -259,7 +259,7 @@ fn a_damaged_cadence_file_refuses_saves_and_digests_go_at_the_configured_cadence
 }
 
 /// PUT `{"every_min": every}` to `/api/v1/digest-cadences/{name}` with `token`.
-fn put(d: &Daemon, name: &str, token: &str, body: &str) -> (u16, Value) {
+pub(crate) fn put(d: &Daemon, name: &str, token: &str, body: &str) -> (u16, Value) {
     let url = format!("{}/api/v1/digest-cadences/{name}", d.url);
     let answer = ureq::put(&url)
         .set("Authorization", &format!("Bearer {token}"))

@@ -122,7 +122,12 @@ pub(crate) fn decision(env: &TestEnv, key: &str) -> Value {
 }
 
 /// `token`'s approval of `key` asking for `grant`: (status, body, the grant's id if made).
-fn approve_granting(d: &Daemon, key: &str, token: &str, grant: Value) -> (u16, Value, String) {
+pub(crate) fn approve_granting(
+    d: &Daemon,
+    key: &str,
+    token: &str,
+    grant: Value,
+) -> (u16, Value, String) {
     let body = json!({ "outcome": "approved", "grant": grant }).to_string();
     let url = format!("{}/api/v1/handoffs/{key}/decision", d.url);
     let sent = ureq::post(&url)
@@ -149,7 +154,7 @@ pub(crate) fn grants(d: &Daemon, token: &str) -> Vec<Value> {
     body.as_array().cloned().unwrap()
 }
 
-fn grant(d: &Daemon, id: &str) -> Value {
+pub(crate) fn grant(d: &Daemon, id: &str) -> Value {
     let all = grants(d, "rita-token");
     all.into_iter()
         .find(|g| g["id"] == id)
@@ -728,4 +733,32 @@ fn a_grant_whose_approval_leaves_a_quorum_handoff_pending_is_revoked_at_once() {
         "the grant was revoked with the approval that left q-1 pending",
     );
     assert_eq!(grants(&d, "rita-token")[0]["used"], 0);
+}
+
+#[test]
+fn a_damaged_grants_file_approves_nothing_makes_no_grant_and_is_never_saved_over() {
+    let mut env = TestEnv::with_config(&config());
+    let file = env.root().join("data/grants.json");
+    std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+    let damaged = b"[{\"id\": \"g-lost\", \"granted_by\": \"rita\", ";
+    std::fs::write(&file, damaged).unwrap();
+    let d = env.start();
+    artifact(&env, "docs/a.md", 100);
+    upload(
+        &d,
+        "bot-token",
+        &doc("d-1", "bot", &["docs"], &["docs/a.md"]),
+    );
+    let (status, body, id) =
+        approve_granting(&d, "d-1", "rita-token", json!({ "max_handoffs": 2 }));
+    assert_eq!(status, 503, "{body}");
+    assert!(id.is_empty(), "no grant named: {id:?}");
+    let said = body["error"].as_str().unwrap_or_default();
+    assert!(said.contains("grants.json"), "names the file: {body}");
+    assert_eq!(state(&d, "d-1"), "pending", "nothing approved either");
+    assert_eq!(std::fs::read(&file).unwrap(), damaged, "not saved over");
+    // Deciding without a grant still works.
+    let (status, body) = d.decide("d-1", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(std::fs::read(&file).unwrap(), damaged);
 }

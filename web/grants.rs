@@ -34,7 +34,7 @@ pub(crate) fn api_error(e: GrantError) -> ApiError {
     match e {
         GrantError::NotReviewer | GrantError::Forbidden { .. } => ApiError::Forbidden(said),
         GrantError::NotFound(_) => ApiError::NotFound(said),
-        GrantError::Io { .. } => ApiError::Unavailable(said),
+        GrantError::Io { .. } | GrantError::Unreadable(_) => ApiError::Unavailable(said),
     }
 }
 

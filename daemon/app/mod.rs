@@ -194,6 +194,7 @@ impl App {
                 common: Arc::new(review::Common::open(
                     &config.data_dir,
                     people.as_ref(),
+                    cluster.as_ref().map(|c| c.documents()),
                     &config.public_url,
                 )),
                 views: views::Views::open(&config.data_dir, people.as_ref()),

@@ -13,6 +13,7 @@ mod clock;
 mod anchors;
 mod conn;
 mod deliveries;
+mod documents;
 mod fence;
 pub mod lease;
 pub mod peers;
@@ -103,6 +104,11 @@ impl Cluster {
         Arc::new(people::PeopleRows::new(self.clone()))
     }
 
+    /// Where documents every node must read alike (grants, digest cadences) are kept.
+    pub fn documents(self: &Arc<Cluster>) -> Arc<dyn crate::store::documents::Documents> {
+        Arc::new(documents::DocumentRows::new(self.clone()))
+    }
+
     /// Where this node's outbox keeps its deliveries.
     pub fn deliveries(self: &Arc<Cluster>) -> Box<dyn crate::outbox::Keep> {
         Box::new(deliveries::DeliveryRows::new(self.clone()))
@@ -165,4 +171,16 @@ fn stall_limits(pg: &mut postgres::Config, ttl: Duration) {
 /// A database failure as the store's error: the transition it was part of did not happen.
 fn io_error(e: impl std::fmt::Display) -> std::io::Error {
     std::io::Error::other(format!("the cluster's database: {e}"))
+}
+
+/// Runs `f` (a query with the blocking client) off the async workers when called on one (the
+/// queue page reads "seen" marks while it renders): the client cannot block inside a runtime.
+pub(super) fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|s| match s.spawn(f).join() {
+        Ok(out) => out,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
 }

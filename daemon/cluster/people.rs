@@ -1,7 +1,7 @@
 //! Reviewers' away marks, assigning routes' rounds and "seen" marks as rows (see
 //! `crate::store::people`): every node reads them at each use, so all act on the same.
 
-use super::{io_error, Cluster};
+use super::{io_error, off_runtime, Cluster};
 use crate::store::people::{Claims, Glimpse, People};
 use std::collections::HashMap;
 use std::io;
@@ -20,18 +20,6 @@ impl PeopleRows {
     fn client(&self) -> io::Result<r2d2::PooledConnection<super::Manager>> {
         self.cluster.client().map_err(io_error)
     }
-}
-
-/// Runs `f` (a query with the blocking client) off the async workers when called on one (the
-/// queue page reads "seen" marks while it renders): the client cannot block inside a runtime.
-fn off_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return f();
-    }
-    std::thread::scope(|s| match s.spawn(f).join() {
-        Ok(out) => out,
-        Err(panic) => std::panic::resume_unwind(panic),
-    })
 }
 
 impl People for PeopleRows {

@@ -4,6 +4,7 @@
 
 mod any_node;
 mod cost;
+mod documents;
 mod fenced;
 mod handed;
 mod moves;

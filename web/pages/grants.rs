@@ -22,20 +22,21 @@ pub struct GrantLine {
     pub scope: Vec<String>,
 }
 
-/// The grants the section lists for `actor` (none for an agent).
-pub fn lines(app: &App, actor: &Actor) -> Vec<GrantLine> {
+/// The grants the section lists for `actor` (none for an agent), or why they cannot be read.
+pub fn lines(app: &App, actor: &Actor) -> Result<Vec<GrantLine>, String> {
     let Actor::Reviewer { name, roles } = actor else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     let admin = roles.iter().any(|r| r == "admin");
-    let all = app.cx().grants(actor).unwrap_or_default();
-    all.into_iter()
+    let all = app.cx().grants(actor).map_err(|e| e.to_string())?;
+    Ok(all
+        .into_iter()
         .map(|g| GrantLine {
             revocable: g.state == "live" && (admin || g.grant.granted_by == *name),
             scope: words(&g),
             grant: g,
         })
-        .collect()
+        .collect())
 }
 
 fn words(g: &GrantView) -> Vec<String> {

@@ -44,16 +44,21 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer) -> Response {
         return super::internal_error();
     };
     let said = flash::take(&s, PAGE).unwrap_or_default();
+    let (grants, unreadable) = match grants {
+        Ok(Ok(lines)) => (lines, None),
+        Ok(Err(why)) => (Vec::new(), Some(why)),
+        Err(_) => (Vec::new(), None),
+    };
     render(&ReviewersPage {
         chrome: Chrome::new(&s, "reviewers"),
         me,
         loads,
         attention,
-        grants: grants.unwrap_or_default(),
+        grants,
         canaries: super::canaries::lines(&app_canaries, &s.actor),
         digests: super::digest_cadence::lines(&app_canaries, &s.actor),
         notice: said.notice,
-        error: said.error,
+        error: said.error.or(unreadable),
     })
 }
 

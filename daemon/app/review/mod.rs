@@ -56,6 +56,7 @@ pub(in crate::app) mod timers;
 pub(in crate::app) mod upload;
 pub(in crate::app) mod withdraw;
 
+use crate::store::documents::Documents;
 use crate::store::people::People;
 pub(in crate::app) use commit::Commit;
 pub use context::Cx;
@@ -81,8 +82,12 @@ pub(in crate::app) struct Common {
     pub intake: intake_line::IntakeLine,
     /// Canaries caught and missed by reviewer, and the rate's counts (`canary`).
     pub canaries: canary::CanaryTally,
-    /// Reviewers' scoped grants ("approve similar"), in data_dir/grants.json.
+    /// Reviewers' scoped grants ("approve similar"), in data_dir/grants.json or the cluster's
+    /// database.
     pub grants: grants::table::Grants,
+    /// Documents every node must read alike (grants, digest cadences): data_dir's files, or
+    /// the cluster's rows.
+    pub documents: Arc<dyn Documents>,
     /// What each reviewer opened of each pending handoff (attention signals).
     pub attention: attention::Attentions,
     /// Reviewers' passkeys and the ceremonies under way (`step_up`).
@@ -92,8 +97,15 @@ pub(in crate::app) struct Common {
 }
 
 impl Common {
-    /// In files under data_dir, or shared by a cluster's nodes (`people`).
-    pub fn open(data_dir: &Path, people: Option<&Arc<dyn People>>, public_url: &str) -> Common {
+    /// In files under data_dir, or shared by a cluster's nodes (`people`, `documents`).
+    pub fn open(
+        data_dir: &Path,
+        people: Option<&Arc<dyn People>>,
+        documents: Option<Arc<dyn Documents>>,
+        public_url: &str,
+    ) -> Common {
+        let documents = documents
+            .unwrap_or_else(|| Arc::new(crate::store::documents::InDataDir::new(data_dir)));
         Common {
             hashes: Default::default(),
             blobs: crate::blobs::Blobs::new(data_dir),
@@ -109,7 +121,8 @@ impl Common {
             alerts: Default::default(),
             intake: Default::default(),
             canaries: canary::CanaryTally::open(data_dir),
-            grants: grants::table::Grants::open(data_dir, people.is_some()),
+            grants: grants::table::Grants::open(documents.clone()),
+            documents,
             attention: attention::Attentions::open(data_dir),
             passkeys: crate::passkeys::Passkeys::open(data_dir, public_url),
             chat_links: crate::chat::links::Links::open(data_dir),

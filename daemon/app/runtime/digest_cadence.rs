@@ -1,16 +1,17 @@
 //! Digest cadence chosen by the reviewer: on `/reviewers` a reviewer sets the minutes between
-//! their own digests (an admin anyone's), kept in `data_dir/digest-cadence.json` (written
-//! whole and atomically, the daemon's own record). Where a reviewer chose none, their
-//! `[[users]]` entry's `digest_every_min` (or the hourly default) holds. A change takes effect
-//! at the next boundary of the new cadence (`digests`: boundaries are multiples of the
-//! cadence since the epoch, and a boundary already digested is not digested again).
+//! their own digests (an admin anyone's), kept in the document `digest-cadence.json`
+//! (`crate::store::documents`: a file of data_dir, written whole and atomically; in a cluster
+//! a row every node reads, so a choice made on one node holds on all). Where a reviewer chose
+//! none, their `[[users]]` entry's `digest_every_min` (or the hourly default) holds. A change
+//! takes effect at the next boundary of the new cadence (`digests`: boundaries are multiples
+//! of the cadence since the epoch, and a boundary already digested is not digested again).
 //!
-//! A file that cannot be read or is not such a table is damaged, not empty: saving over it
-//! would forget every reviewer's choice. While it is, digests go at the configured cadences,
-//! every save is refused naming the file and what to do, and the damage is told once (error
-//! log, `baton_errors_total{kind="digest_cadence_damaged"}`) and shown on `/healthz`
-//! (degraded, `digest_cadence_damaged`). The file is read again at each save and health check
-//! while damaged, so mending it or moving it aside takes effect without a restart.
+//! A document that cannot be read or is not such a table is damaged, not empty: saving over
+//! it would forget every reviewer's choice. While it is, digests go at the configured
+//! cadences, every save is refused naming it and what to do, and the damage is told once
+//! (error log, `baton_errors_total{kind="digest_cadence_damaged"}`) and shown on `/healthz`
+//! (degraded, `digest_cadence_damaged`). It is read at each use, so mending it or moving it
+//! aside takes effect without a restart.
 
 use crate::app::App;
 use crate::auth::Actor;
@@ -18,26 +19,18 @@ use crate::events::{Event, EventType};
 use crate::routing::User;
 use serde::Serialize;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Mutex;
 
-/// The file of each reviewer's chosen cadence (minutes), in `data_dir`.
+/// The document of each reviewer's chosen cadence (minutes).
 const FILE: &str = "digest-cadence.json";
 
 /// The longest cadence: a week (the bound `users[].digest_every_min` is checked against).
 pub const MAX_EVERY_MIN: u32 = 7 * 24 * 60;
 
-/// The chosen cadences as last read or written (read on first use).
+/// The damage last told (error log and metric), so that it is told once.
 #[derive(Default)]
 pub(in crate::app) struct Chosen {
-    table: Mutex<Option<Loaded>>,
-}
-
-/// The file as read: its table, or why it could not be read (then the table is empty and
-/// must not be saved over the file).
-struct Loaded {
-    table: BTreeMap<String, u32>,
-    damaged: Option<String>,
+    told: Mutex<Option<String>>,
 }
 
 /// What `/healthz` says of a damaged `digest-cadence.json`.
@@ -105,94 +98,75 @@ pub enum CadenceError {
     },
 }
 
-/// The table in `file` (none chosen when there is no file), or why it cannot be read.
-fn read_table(file: &std::path::Path) -> Result<BTreeMap<String, u32>, String> {
-    match std::fs::read(file) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| e.to_string()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(e) => Err(e.to_string()),
+/// The table of a document as read (none chosen when there is none), or why it cannot be.
+fn parse(bytes: Option<&[u8]>) -> Result<BTreeMap<String, u32>, String> {
+    match bytes {
+        Some(bytes) => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
+        None => Ok(BTreeMap::new()),
+    }
+}
+
+/// Minutes between `user`'s digests: their choice in `chosen`, else the configuration's.
+pub(in crate::app) fn every_min(chosen: &BTreeMap<String, u32>, user: &User) -> u32 {
+    chosen
+        .get(&user.name)
+        .copied()
+        .filter(|m| (1..=MAX_EVERY_MIN).contains(m))
+        .unwrap_or_else(|| user.digest_every_min())
+}
+
+fn cadence_of(chosen: &BTreeMap<String, u32>, user: &User) -> Cadence {
+    Cadence {
+        name: user.name.clone(),
+        every_min: every_min(chosen, user),
+        configured_min: user.digest_every_min(),
+        chosen: chosen.contains_key(&user.name),
     }
 }
 
 impl App {
-    fn cadence_file(&self) -> PathBuf {
-        self.config().data_dir.join(FILE)
+    /// Where the document is, for people.
+    fn cadence_place(&self) -> String {
+        self.inner.common.documents.place(FILE)
     }
 
-    /// The chosen cadences as the file holds them; a file that cannot be read or parsed is
-    /// damaged (told once here), read as none chosen so the configuration's cadences hold.
-    fn read_chosen(&self) -> Loaded {
-        let file = self.cadence_file();
-        match read_table(&file) {
-            Ok(table) => Loaded {
-                table,
-                damaged: None,
-            },
-            Err(why) => {
-                self.metrics().error("digest_cadence_damaged");
-                tracing::error!(file = %file.display(), %why, action = ACTION, "the reviewers' chosen digest cadences cannot be read");
-                Loaded {
-                    table: BTreeMap::new(),
-                    damaged: Some(why),
-                }
-            }
-        }
-    }
-
-    fn with_chosen<T>(&self, f: impl FnOnce(&mut Loaded) -> T) -> T {
+    /// The chosen cadences, or why they cannot be read (told once per cause; a sound read
+    /// after damage is told too).
+    fn read_chosen(&self) -> Result<BTreeMap<String, u32>, String> {
+        let read = self.inner.common.documents.read(FILE);
+        let table = read
+            .map_err(|e| e.to_string())
+            .and_then(|b| parse(b.as_deref()));
         let chosen = &self.inner.runtime.digests.chosen;
-        let mut loaded = chosen.table.lock().unwrap_or_else(|e| e.into_inner());
-        f(loaded.get_or_insert_with(|| self.read_chosen()))
-    }
-
-    /// Reads a damaged file again (it may have been mended or moved aside); told again only
-    /// when it is still damaged for another reason.
-    fn reread_if_damaged(&self, loaded: &mut Loaded) {
-        let Some(was) = loaded.damaged.clone() else {
-            return;
-        };
-        let file = self.cadence_file();
-        match read_table(&file) {
-            Ok(table) => {
-                tracing::info!(file = %file.display(), reviewers = table.len(), "the chosen digest cadences read sound again");
-                *loaded = Loaded {
-                    table,
-                    damaged: None,
-                };
+        let mut told = chosen.told.lock().unwrap_or_else(|e| e.into_inner());
+        match &table {
+            Err(why) if told.as_ref() != Some(why) => {
+                self.metrics().error("digest_cadence_damaged");
+                tracing::error!(file = %self.cadence_place(), %why, action = ACTION, "the reviewers' chosen digest cadences cannot be read");
+                *told = Some(why.clone());
             }
-            Err(why) if why == was => {}
-            Err(_) => *loaded = self.read_chosen(),
+            Ok(table) if told.is_some() => {
+                tracing::info!(file = %self.cadence_place(), reviewers = table.len(), "the chosen digest cadences read sound again");
+                *told = None;
+            }
+            _ => {}
         }
+        table
     }
 
-    /// Why `digest-cadence.json` is damaged, if it is (read again first): for `/healthz`.
+    /// Why `digest-cadence.json` is damaged, if it is: for `/healthz`.
     pub fn digest_cadence_damage(&self) -> Option<CadenceDamage> {
-        self.with_chosen(|l| {
-            self.reread_if_damaged(l);
-            l.damaged.clone()
-        })
-        .map(|why| CadenceDamage {
-            file: self.cadence_file().display().to_string(),
+        self.read_chosen().err().map(|why| CadenceDamage {
+            file: self.cadence_place(),
             why,
             action: ACTION,
         })
     }
 
-    /// Minutes between `user`'s digests: their choice, else the configuration's.
-    pub(in crate::app) fn digest_every_min(&self, user: &User) -> u32 {
-        self.with_chosen(|l| l.table.get(&user.name).copied())
-            .filter(|m| (1..=MAX_EVERY_MIN).contains(m))
-            .unwrap_or_else(|| user.digest_every_min())
-    }
-
-    fn cadence_of(&self, user: &User) -> Cadence {
-        let chosen = self.with_chosen(|l| l.table.contains_key(&user.name));
-        Cadence {
-            name: user.name.clone(),
-            every_min: self.digest_every_min(user),
-            configured_min: user.digest_every_min(),
-            chosen,
-        }
+    /// Every reviewer's chosen cadence (none while the document is damaged: the
+    /// configuration's hold), read once for a round over the reviewers.
+    pub(in crate::app) fn chosen_cadences(&self) -> BTreeMap<String, u32> {
+        self.read_chosen().unwrap_or_default()
     }
 
     /// The cadences `actor` may see and change: their own, or every mailed reviewer's for an
@@ -202,12 +176,13 @@ impl App {
             return Err(CadenceError::NotReviewer);
         };
         let admin = roles.iter().any(|r| r == "admin");
+        let chosen = self.chosen_cadences();
         Ok(self
             .config()
             .users
             .iter()
             .filter(|u| u.email.is_some() && (admin || u.name == *name))
-            .map(|u| self.cadence_of(u))
+            .map(|u| cadence_of(&chosen, u))
             .collect())
     }
 
@@ -229,7 +204,7 @@ impl App {
             .users
             .iter()
             .find(|u| u.name == name)
-            .map(|u| self.cadence_of(u))
+            .map(|u| cadence_of(&self.chosen_cadences(), u))
             .ok_or_else(|| CadenceError::NoSuchReviewer(name.to_string()))
     }
 
@@ -267,31 +242,37 @@ impl App {
         else {
             return Err(CadenceError::NoSuchReviewer(name.to_string()));
         };
-        let before = self.digest_every_min(user);
-        let file = self.cadence_file();
-        self.with_chosen(|l| {
-            self.reread_if_damaged(l);
-            if let Some(why) = &l.damaged {
-                return Err(CadenceError::Damaged {
-                    name: name.to_string(),
-                    file: file.display().to_string(),
-                    why: why.clone(),
-                });
-            }
-            let mut next = l.table.clone();
-            next.insert(name.to_string(), minutes);
-            let bytes = serde_json::to_vec_pretty(&next).expect("a map of numbers serializes");
-            let kind = crate::workspace::fsync::Kind::Other;
-            crate::workspace::write_atomic(&file, &bytes, kind).map_err(|source| {
-                CadenceError::Io {
-                    name: name.to_string(),
-                    file: file.display().to_string(),
-                    source,
-                }
+        let mut was = None;
+        let mut damaged = None;
+        let place = self.cadence_place();
+        let saved = self.inner.common.documents.change(FILE, &mut |bytes| {
+            let mut table = parse(bytes).map_err(|why| {
+                damaged = Some(why.clone());
+                std::io::Error::new(std::io::ErrorKind::InvalidData, why)
             })?;
-            l.table = next;
-            Ok(())
-        })?;
+            was = Some(self::every_min(&table, user));
+            table.insert(name.to_string(), minutes);
+            Ok(Some(serde_json::to_vec_pretty(&table)?))
+        });
+        if let Err(source) = saved {
+            return Err(match damaged {
+                Some(why) => {
+                    // Tells the damage (once), as any read does.
+                    let _ = self.read_chosen();
+                    CadenceError::Damaged {
+                        name: name.to_string(),
+                        file: place,
+                        why,
+                    }
+                }
+                None => CadenceError::Io {
+                    name: name.to_string(),
+                    file: place,
+                    source,
+                },
+            });
+        }
+        let before = was.unwrap_or_else(|| user.digest_every_min());
         tracing::info!(reviewer = name, by = %who, from = before, to = minutes, "digest cadence changed");
         let data = serde_json::json!({
             "reviewer": name, "by": who, "every_min": minutes, "was_min": before,
@@ -303,6 +284,6 @@ impl App {
         };
         self.metrics().events.get_or_create(&label).inc();
         self.inner.commit.broadcast(event);
-        Ok(self.cadence_of(user))
+        Ok(cadence_of(&self.chosen_cadences(), user))
     }
 }

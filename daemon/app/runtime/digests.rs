@@ -83,6 +83,7 @@ impl App {
         }
         let now = now_ms();
         let state = &self.inner.runtime.digests;
+        let chosen = self.chosen_cadences();
         let mut due: Vec<Due> = {
             let checked = lock(&state.checked);
             config
@@ -91,7 +92,7 @@ impl App {
                 .filter(|u| u.email.is_some())
                 .filter_map(|u| {
                     // The reviewer's choice on /reviewers, else the configuration's.
-                    let every = u64::from(self.digest_every_min(u)) * 60_000;
+                    let every = u64::from(super::digest_cadence::every_min(&chosen, u)) * 60_000;
                     let boundary = now / every * every;
                     (checked.get(&u.name).is_none_or(|c| *c < boundary)).then_some(Due {
                         user: u,

@@ -7,6 +7,7 @@
 //! writes nothing and decides nothing.
 
 use super::replay::{revisions, Revision};
+use crate::app::review::grants::table::DOCUMENT;
 use crate::app::review::grants::{
     grant_maxima, needs_more_than_one, never_granted, scope::Candidate, Grant, MIN_GRANT_S,
 };
@@ -61,23 +62,31 @@ pub struct Miss {
     pub why: String,
 }
 
-/// Reads the grants from `file` (default `data_dir/grants.json`; missing: none) and replays
+/// Reads the grants from `file` (default `data_dir/grants.json`, or the cluster's; missing:
+/// none) and replays
 /// them over every revision that arrived at or after `since` (RFC 3339).
 pub fn replay_grants(
     config: &Config,
     file: Option<&Path>,
     since: &str,
 ) -> anyhow::Result<GrantReplay> {
-    let file = file.map_or_else(|| config.data_dir.join("grants.json"), Path::to_path_buf);
-    let grants: Vec<Grant> = match std::fs::read(&file) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            anyhow::anyhow!(
-                "{}: not a list of grants ({e}); give the grants.json of a data_dir",
-                file.display()
-            )
-        })?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => anyhow::bail!("cannot read {}: {e}", file.display()),
+    let (grants, from) = match (file, &config.cluster) {
+        // A cluster's grants are its database's, not a node's data_dir's.
+        (None, Some(cluster)) => {
+            let documents = crate::cluster::Cluster::connect(cluster)?.documents();
+            let from = documents.place(DOCUMENT);
+            let grants = match documents.read(DOCUMENT)? {
+                Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                    anyhow::anyhow!("{from}: not a list of grants ({e}); give a file with --grants")
+                })?,
+                None => Vec::new(),
+            };
+            (grants, from)
+        }
+        _ => {
+            let file = file.map_or_else(|| config.data_dir.join(DOCUMENT), Path::to_path_buf);
+            (grants_in(&file)?, file.display().to_string())
+        }
     };
     let mut all: Vec<(String, Revision)> = Vec::new();
     if !grants.is_empty() {
@@ -101,7 +110,7 @@ pub fn replay_grants(
         .map(|(ws, r)| line(config, &grants, &mut uses, &ws, r))
         .collect();
     Ok(GrantReplay {
-        file: file.display().to_string(),
+        file: from,
         grants,
         handoffs,
     })
@@ -242,4 +251,18 @@ fn misses_at(
         return Some(format!("its granter {} may not decide there", g.granted_by));
     }
     None
+}
+
+/// The grants of a file in the form of `data_dir/grants.json` (missing: none).
+fn grants_in(file: &Path) -> anyhow::Result<Vec<Grant>> {
+    match std::fs::read(file) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not a list of grants ({e}); give the grants.json of a data_dir",
+                file.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => anyhow::bail!("cannot read {}: {e}", file.display()),
+    }
 }

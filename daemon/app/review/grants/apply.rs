@@ -31,10 +31,6 @@ impl Cx<'_> {
         if circular {
             return;
         }
-        // Grants are one node's record; made before the daemon joined a cluster, they stop.
-        if self.common.grants.clustered {
-            return;
-        }
         let route = self.route_of(rec, &ws.workspace.name);
         let (max_handoffs, max_s) = grant_maxima(route);
         let handoff = rec.handoff();

@@ -45,11 +45,6 @@ impl<'a> Cx<'a> {
     ) -> Result<Grant, DecideError> {
         let forbidden = |m: String| Err(DecideError::Forbidden(format!("no grant made: {m}")));
         let bad = |m: String| Err(DecideError::Unprocessable(format!("no grant made: {m}")));
-        if self.common.grants.clustered {
-            return forbidden(
-                "grants are kept by a single daemon, and this one runs in a cluster; approve without a grant".into(),
-            );
-        }
         let circular = rec
             .meta
             .route
@@ -181,12 +176,12 @@ impl<'a> Cx<'a> {
     /// approval failed, revokes it at once so it never approves anything.
     pub(in crate::app) fn grant_settled(&self, ws: &Served, grant: &Grant, approved: bool) {
         if !approved {
+            let revocation = Revocation {
+                by: "system".into(),
+                at: crate::clock::now_rfc3339(),
+            };
             let revoked = self.common.grants.update(&grant.id, |g| {
-                g.revoked = Some(Revocation {
-                    by: "system".into(),
-                    at: crate::clock::now_rfc3339(),
-                });
-                Ok::<(), ()>(())
+                g.revoked = Some(revocation.clone());
             });
             if let Err(e) = revoked {
                 tracing::error!(grant = %grant.id, error = ?e, "the approval failed and its grant could not be revoked");

@@ -96,6 +96,8 @@ pub enum GrantError {
         "cannot record the revocation of grant \"{id}\", nothing was changed; try again: {source}"
     )]
     Io { id: String, source: std::io::Error },
+    #[error("cannot read the grants; try again: {0}")]
+    Unreadable(std::io::Error),
 }
 
 impl Grant {
@@ -155,13 +157,8 @@ impl Cx<'_> {
             return Err(GrantError::NotReviewer);
         };
         let now = crate::clock::now_utc();
-        Ok(self
-            .common
-            .grants
-            .all()
-            .into_iter()
-            .map(|g| g.view(now))
-            .collect())
+        let all = self.common.grants.all().map_err(GrantError::Unreadable)?;
+        Ok(all.into_iter().map(|g| g.view(now)).collect())
     }
 
     /// Revokes grant `id` at once: it approves nothing after this. Its granter or an admin may;
@@ -172,7 +169,10 @@ impl Cx<'_> {
         };
         let now = crate::clock::now_utc();
         let not_found = || GrantError::NotFound(id.to_string());
-        let grant = self.common.grants.get(id).ok_or_else(not_found)?;
+        let kept = self.common.grants.get(id);
+        let grant = kept
+            .map_err(GrantError::Unreadable)?
+            .ok_or_else(not_found)?;
         let admin = roles.iter().any(|r| r == "admin");
         if grant.granted_by != *name && !admin {
             return Err(GrantError::Forbidden {
@@ -189,19 +189,17 @@ impl Cx<'_> {
             at: crate::clock::now_rfc3339(),
         };
         let revoked = self.common.grants.update(id, |g| {
-            g.revoked = Some(revocation);
-            Ok::<(), ()>(())
+            g.revoked = Some(revocation.clone());
         });
         let grant = match revoked {
             Ok(Some(g)) => g,
             Ok(None) => return Err(not_found()),
-            Err(table::UpdateError::Io(source)) => {
+            Err(source) => {
                 return Err(GrantError::Io {
                     id: id.to_string(),
                     source,
                 })
             }
-            Err(table::UpdateError::Declined(())) => unreachable!("the change never declines"),
         };
         self.announce_revoked(&grant, name);
         Ok(grant.view(now))

@@ -1,139 +1,162 @@
-//! The grants kept: `data_dir/grants.json`, the daemon's own record (a workspace never says
-//! what may be approved in it), written whole and atomically at each change, owner-only. A
-//! grant's use is taken under the table's lock and saved before the decision it makes is
+//! The grants kept: the daemon's own record (a workspace never says what may be approved in
+//! it), one document (`crate::store::documents`) read at each use: `data_dir/grants.json` for
+//! one daemon, a row of the database for a cluster's nodes. So a grant made on one node
+//! approves on whichever node holds its workspace, a revocation holds on every node at once,
+//! and its uses are counted once.
+//!
+//! A grant's use is taken under the document's lock and saved before the decision it makes is
 //! written: a crash in between leaves a use counted and nothing approved, never the reverse.
+//! A document that cannot be read approves nothing and is never saved over.
 
 use super::Grant;
-use crate::workspace::fsync::Kind;
+use crate::store::documents::Documents;
 use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Arc;
 use time::OffsetDateTime;
 
 /// Ended grants (used up, expired, revoked) kept this long for the record, then dropped.
 const KEEP_ENDED: time::Duration = time::Duration::days(30);
 
-pub(in crate::app) struct Grants {
-    file: PathBuf,
-    table: Mutex<Vec<Grant>>,
-    /// In a cluster no grant is made: this file is one node's, and a grant must hold (and be
-    /// revoked) on every node.
-    pub clustered: bool,
-}
+/// The document of grants: a file of data_dir, or a row of the cluster's.
+pub(in crate::app) const DOCUMENT: &str = "grants.json";
+
+pub(in crate::app) struct Grants(Arc<dyn Documents>);
 
 impl Grants {
-    /// The grants saved in `data_dir` (none when the file is missing). A file that cannot be
-    /// read is reported and taken as no grants: a lost grant only leaves handoffs to people.
-    pub fn open(data_dir: &Path, clustered: bool) -> Grants {
-        let file = data_dir.join("grants.json");
-        let table = match std::fs::read(&file) {
-            Ok(b) => serde_json::from_slice(&b).unwrap_or_else(|e| {
-                tracing::warn!(file = %file.display(), error = %e, "cannot read the grants; taking none as granted");
-                Vec::new()
-            }),
-            Err(_) => Vec::new(),
-        };
-        Grants {
-            file,
-            table: Mutex::new(table),
-            clustered,
-        }
+    pub fn open(documents: Arc<dyn Documents>) -> Grants {
+        Grants(documents)
     }
 
-    fn lock(&self) -> MutexGuard<'_, Vec<Grant>> {
-        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    /// Every grant kept, oldest first.
+    fn read(&self) -> io::Result<Vec<Grant>> {
+        parse(self.0.read(DOCUMENT)?.as_deref(), &*self.0)
     }
 
-    /// Saves `next` and makes it the table; the table is unchanged when it cannot be saved.
-    fn save(&self, table: &mut Vec<Grant>, next: Vec<Grant>) -> io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(&next)?;
-        crate::workspace::write_atomic(&self.file, &bytes, Kind::Other)?;
-        *table = next;
-        Ok(())
+    /// Lets `change` edit the grants under the lock every change takes, and saves the edit
+    /// when `change` answers `Some` (its answer is then this one's); `None` saves nothing.
+    fn change<T: Send>(
+        &self,
+        mut change: impl FnMut(&mut Vec<Grant>) -> Option<T> + Send,
+    ) -> io::Result<Option<T>> {
+        let mut answer = None;
+        self.0.change(DOCUMENT, &mut |bytes| {
+            let mut table = parse(bytes, &*self.0)?;
+            answer = change(&mut table);
+            match answer {
+                Some(_) => Ok(Some(serde_json::to_vec_pretty(&table)?)),
+                None => Ok(None),
+            }
+        })?;
+        Ok(answer)
     }
 
     /// Every grant kept, newest first.
-    pub fn all(&self) -> Vec<Grant> {
-        let mut all = self.lock().clone();
+    pub fn all(&self) -> io::Result<Vec<Grant>> {
+        let mut all = self.read()?;
         all.reverse();
-        all
+        Ok(all)
     }
 
-    pub fn get(&self, id: &str) -> Option<Grant> {
-        self.lock().iter().find(|g| g.id == id).cloned()
+    pub fn get(&self, id: &str) -> io::Result<Option<Grant>> {
+        Ok(self.read()?.into_iter().find(|g| g.id == id))
     }
 
-    /// Whether any grant may still approve something (a cheap test at each receipt).
+    /// Whether any grant may still approve something (a cheap test at each receipt); a table
+    /// that cannot be read has none.
     pub fn any_live(&self, now: OffsetDateTime) -> bool {
-        self.lock().iter().any(|g| g.is_live(now))
+        match self.read() {
+            Ok(table) => table.iter().any(|g| g.is_live(now)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the grants; none approves");
+                false
+            }
+        }
     }
 
     /// Adds `grant`, dropping grants ended more than `KEEP_ENDED` ago.
     pub fn add(&self, grant: Grant, now: OffsetDateTime) -> io::Result<()> {
-        let mut table = self.lock();
-        let mut next: Vec<Grant> = table
-            .iter()
-            .filter(|g| g.is_live(now) || g.until_time().is_none_or(|u| u + KEEP_ENDED > now))
-            .cloned()
-            .collect();
-        next.push(grant);
-        self.save(&mut table, next)
+        self.change(|table| {
+            table.retain(|g| g.is_live(now) || g.until_time().is_none_or(|u| u + KEEP_ENDED > now));
+            table.push(grant.clone());
+            Some(())
+        })
+        .map(drop)
     }
 
     /// Changes grant `id` with `change` and saves; the grant as it is now, or `None` when no
-    /// grant has that id (or `change` declines with `Err`).
-    pub fn update<E>(
+    /// grant has that id.
+    pub fn update(
         &self,
         id: &str,
-        change: impl FnOnce(&mut Grant) -> Result<(), E>,
-    ) -> Result<Option<Grant>, UpdateError<E>> {
-        let mut table = self.lock();
-        let Some(i) = table.iter().position(|g| g.id == id) else {
-            return Ok(None);
-        };
-        let mut next = table.clone();
-        change(&mut next[i]).map_err(UpdateError::Declined)?;
-        let changed = next[i].clone();
-        self.save(&mut table, next).map_err(UpdateError::Io)?;
-        Ok(Some(changed))
+        change: impl Fn(&mut Grant) + Send + Sync,
+    ) -> io::Result<Option<Grant>> {
+        self.change(|table| {
+            let grant = table.iter_mut().find(|g| g.id == id)?;
+            change(grant);
+            Some(grant.clone())
+        })
     }
 
     /// Takes one use of the first live grant `covers` accepts, for handoff `key`, and saves it:
-    /// two handoffs received at once never share the last use.
+    /// two handoffs received at once (on one node or two) never share the last use.
     pub fn take(
         &self,
         now: OffsetDateTime,
         key: &str,
         covers: impl Fn(&Grant) -> bool,
     ) -> io::Result<Option<Grant>> {
-        let mut table = self.lock();
-        let Some(i) = table.iter().position(|g| g.is_live(now) && covers(g)) else {
+        // `covers` judges the grants as read here; the use is taken under the lock only from
+        // a grant still as it was judged (same uses), so a use taken meanwhile, elsewhere, is
+        // judged again at the next receipt instead of being counted past a route's limit.
+        let judged: Vec<(String, u32)> = self
+            .read()?
+            .into_iter()
+            .filter(|g| g.is_live(now) && covers(g))
+            .map(|g| (g.id, g.used))
+            .collect();
+        if judged.is_empty() {
             return Ok(None);
-        };
-        let mut next = table.clone();
-        next[i].used += 1;
-        next[i].approved.push(key.to_string());
-        let taken = next[i].clone();
-        self.save(&mut table, next)?;
-        Ok(Some(taken))
+        }
+        self.change(|table| {
+            let grant = table.iter_mut().find(|g| {
+                g.is_live(now)
+                    && judged
+                        .iter()
+                        .any(|(id, used)| *id == g.id && *used == g.used)
+            })?;
+            grant.used += 1;
+            grant.approved.push(key.to_string());
+            Some(grant.clone())
+        })
     }
 
     /// Gives back the use `take` took for `key` (its decision could not be recorded).
     pub fn give_back(&self, id: &str, key: &str) {
         let given = self.update(id, |g| {
-            g.used = g.used.saturating_sub(1);
-            g.approved.retain(|k| k != key);
-            Ok::<(), ()>(())
+            if let Some(at) = g.approved.iter().position(|k| k == key) {
+                g.approved.remove(at);
+                g.used = g.used.saturating_sub(1);
+            }
         });
         if let Err(e) = given {
-            tracing::warn!(grant = id, key, error = ?e, "cannot give a grant's use back; it stays counted");
+            tracing::warn!(grant = id, key, error = %e, "cannot give a grant's use back; it stays counted");
         }
     }
 }
 
-/// Why `Grants::update` changed nothing.
-#[derive(Debug)]
-pub enum UpdateError<E> {
-    Declined(E),
-    Io(io::Error),
+/// The grants of the document (`None`: none was ever made). One that is not a list of grants
+/// is an error: read as none, it would be saved over.
+fn parse(bytes: Option<&[u8]>, kept: &dyn Documents) -> io::Result<Vec<Grant>> {
+    match bytes {
+        None => Ok(Vec::new()),
+        Some(b) => serde_json::from_slice(b).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} is not a list of grants ({e}): no grant approves or is made until it is mended or moved away",
+                    kept.place(DOCUMENT)
+                ),
+            )
+        }),
+    }
 }

@@ -1,0 +1,67 @@
+//! State of the whole daemon that belongs to no workspace and must be the same on every node
+//! of a cluster (reviewers' scoped grants), kept as one JSON document per name and read at
+//! each use. One daemon keeps such a document as a file of data_dir (`InDataDir`); a cluster
+//! keeps it as a row (`crate::cluster`) that every node reads at each use and changes
+//! under the row's lock, so a change made on one node (a grant's use taken, a revocation)
+//! holds on every node at once and two nodes never both take the last use of a grant.
+
+use crate::workspace::fsync::Kind;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// A change to a document: given the document as it is (`None`: never written), the
+/// document to save in its place, or `None` to save nothing. An error saves nothing and is
+/// the change's answer.
+pub type Change<'a> = &'a mut (dyn FnMut(Option<&[u8]>) -> io::Result<Option<Vec<u8>>> + Send);
+
+/// The shared keeper of documents (a cluster's database).
+pub trait Documents: Send + Sync + std::fmt::Debug {
+    /// Document `name` as last saved, or `None` when none was.
+    fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>>;
+    /// Reads document `name` under a lock every other change of it waits for, and saves what
+    /// `change` makes of it; nothing else changes it in between.
+    fn change(&self, name: &str, change: Change<'_>) -> io::Result<()>;
+    /// Where document `name` is, in words for a person (a path, or the database's row).
+    fn place(&self, name: &str) -> String;
+}
+
+/// One daemon's documents: files in data_dir, each written whole and atomically (owner-only),
+/// changed one at a time.
+#[derive(Debug)]
+pub struct InDataDir {
+    dir: PathBuf,
+    changing: Mutex<()>,
+}
+
+impl InDataDir {
+    pub fn new(data_dir: &Path) -> InDataDir {
+        InDataDir {
+            dir: data_dir.to_path_buf(),
+            changing: Mutex::new(()),
+        }
+    }
+}
+
+impl Documents for InDataDir {
+    fn read(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        match std::fs::read(self.dir.join(name)) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn change(&self, name: &str, change: Change<'_>) -> io::Result<()> {
+        let _one = self.changing.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.read(name)?;
+        if let Some(next) = change(now.as_deref())? {
+            crate::workspace::write_atomic(&self.dir.join(name), &next, Kind::Other)?;
+        }
+        Ok(())
+    }
+
+    fn place(&self, name: &str) -> String {
+        self.dir.join(name).display().to_string()
+    }
+}
