@@ -9,7 +9,7 @@ use crate::util::*;
 use serde_json::json;
 
 /// Two nodes over one PostgreSQL and 7 workspaces (alpha, w0..w5), shared out.
-fn two_nodes(db: &str, extra: &str) -> (Postgres, TestEnv, Daemon, Daemon) {
+pub(super) fn two_nodes(db: &str, extra: &str) -> (Postgres, TestEnv, Daemon, Daemon) {
     two_nodes_over(db, extra, 6)
 }
 
