@@ -57,28 +57,33 @@ impl FolderMark {
 
     /// What is at `path` now: this folder, another, none, or no answer.
     pub fn at(&self, path: &Path) -> AtPath {
-        match std::fs::symlink_metadata(path) {
-            Ok(m) if m.is_dir() => match FolderMark::of_meta(&m) == *self {
-                true => AtPath::Same,
-                false => AtPath::Other,
-            },
-            Ok(_) => AtPath::Lost,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-                ) =>
-            {
-                AtPath::Lost
-            }
-            Err(e) => AtPath::Unknown(e),
+        look(path, Some(self))
+    }
+}
+
+/// What is at `path` now against `mark`; with none, any real folder there is the same.
+pub fn look(path: &Path, mark: Option<&FolderMark>) -> AtPath {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => match mark.is_none_or(|mark| FolderMark::of_meta(&m) == *mark) {
+            true => AtPath::Same,
+            false => AtPath::Other,
+        },
+        Ok(_) => AtPath::Lost,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            AtPath::Lost
         }
+        Err(e) => AtPath::Unknown(e),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{AtPath, FolderMark};
+    use super::{look, AtPath, FolderMark};
 
     #[test]
     fn a_rename_keeps_the_mark_and_a_replacement_does_not() {
@@ -98,5 +103,25 @@ mod tests {
         assert!(matches!(mark.at(&ws), AtPath::Lost));
         let long = tmp.path().join("x".repeat(300));
         assert!(matches!(mark.at(&long), AtPath::Unknown(_)));
+    }
+
+    #[test]
+    fn only_a_missing_path_or_not_a_folder_is_lost_and_an_error_tells_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        assert!(matches!(look(root, None), AtPath::Same));
+        assert!(matches!(look(&root.join("gone"), None), AtPath::Lost));
+        std::fs::write(root.join("file"), b"x").unwrap();
+        assert!(matches!(look(&root.join("file"), None), AtPath::Lost));
+        assert!(matches!(look(&root.join("file/below"), None), AtPath::Lost));
+        std::os::unix::fs::symlink(root, root.join("link")).unwrap();
+        assert!(matches!(look(&root.join("link"), None), AtPath::Lost));
+        // Another error (here ENAMETOOLONG; on NFS, ESTALE or EIO) proves no loss.
+        let long = root.join("x".repeat(300));
+        assert!(
+            matches!(look(&long, None), AtPath::Unknown(_)),
+            "{:?}",
+            look(&long, None)
+        );
     }
 }

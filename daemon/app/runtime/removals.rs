@@ -13,48 +13,9 @@
 
 use crate::app::App;
 use crate::events::{Event, EventType};
+use crate::workspace::folder_mark::{look, AtPath};
 use serde_json::json;
-use std::io;
 use std::path::Path;
-
-/// What is at a served workspace's path.
-#[derive(Debug)]
-enum AtPath {
-    /// A folder (its identity is checked apart).
-    Folder,
-    /// Nothing, or something that is not a folder: a file, a symlink (never followed), or a
-    /// path through a file.
-    Lost,
-    /// The filesystem did not answer (ESTALE, EIO, ...): no proof either way.
-    Unknown(io::Error),
-}
-
-fn at_path(root: &Path) -> AtPath {
-    match std::fs::symlink_metadata(root) {
-        Ok(m) if m.is_dir() => AtPath::Folder,
-        Ok(_) => AtPath::Lost,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            AtPath::Lost
-        }
-        Err(e) => AtPath::Unknown(e),
-    }
-}
-
-/// Whether another folder is at `served`'s path than the one it was loaded from (as a
-/// decision judges it: see `review::folder_check`), so both agree on the same folder.
-fn replaced(served: &crate::app::Served) -> bool {
-    served.folder.as_ref().is_some_and(|mark| {
-        matches!(
-            mark.at(&served.workspace.root),
-            crate::workspace::folder_mark::AtPath::Other
-        )
-    })
-}
 
 impl App {
     /// Looks at the folder of the workspace served at `root`, if one is: lost, it is no longer
@@ -67,9 +28,11 @@ impl App {
         let ws = &served.workspace;
         // Only what is at the path itself: a `.baton/` removed inside the folder is the
         // agents' doing, met by the workspace's own checks.
-        let how = match at_path(root) {
-            AtPath::Folder => None,
-            AtPath::Lost => Some("deleted or moved away"),
+        const REPLACED: &str = "deleted or moved away, and another folder made at its path";
+        // In a cluster a workspace is its path: another folder there is the same workspace.
+        let alone = self.inner.cluster.is_none();
+        let how = match look(root, served.folder.as_ref()) {
+            AtPath::Lost => "deleted or moved away",
             AtPath::Unknown(e) => {
                 // A transient error (ESTALE, EIO on a network filesystem) is no proof of a
                 // loss: keep serving, and look again at the next change or reconcile.
@@ -77,20 +40,18 @@ impl App {
                     "cannot tell whether the workspace's folder is still there; it stays served and is looked at again later");
                 return;
             }
-        };
-        let how = if let Some(how) = how {
-            how
-        } else if self.inner.cluster.is_none()
-            && (replaced(&served)
-                || crate::store::identity::made_again(
+            // The same judgement as a decision's (`review::folder_check`), so both agree.
+            AtPath::Other if alone => REPLACED,
+            _ if alone
+                && crate::store::identity::made_again(
                     &self.inner.commit.records,
                     served.store.tag(),
                     ws,
-                ))
-        {
-            "deleted or moved away, and another folder made at its path"
-        } else {
-            return;
+                ) =>
+            {
+                REPLACED
+            }
+            _ => return,
         };
         let id = served.store.tag().to_string();
         let (pending, keys): (usize, Vec<String>) = {
@@ -155,30 +116,5 @@ impl App {
                 tracing::warn!(workspace = %name, store = %id, error = %e, "cannot give up the lost workspace's lease; it is no longer renewed and expires instead");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{at_path, AtPath};
-
-    #[test]
-    fn only_a_missing_path_or_not_a_folder_is_lost_and_an_error_tells_nothing() {
-        let dir = tempfile::tempdir().unwrap();
-        let root = dir.path();
-        assert!(matches!(at_path(root), AtPath::Folder));
-        assert!(matches!(at_path(&root.join("gone")), AtPath::Lost));
-        std::fs::write(root.join("file"), b"x").unwrap();
-        assert!(matches!(at_path(&root.join("file")), AtPath::Lost));
-        assert!(matches!(at_path(&root.join("file/below")), AtPath::Lost));
-        std::os::unix::fs::symlink(root, root.join("link")).unwrap();
-        assert!(matches!(at_path(&root.join("link")), AtPath::Lost));
-        // Another error (here ENAMETOOLONG; on NFS, ESTALE or EIO) proves no loss.
-        let long = root.join("x".repeat(300));
-        assert!(
-            matches!(at_path(&long), AtPath::Unknown(_)),
-            "{:?}",
-            at_path(&long)
-        );
     }
 }
