@@ -122,7 +122,8 @@ pub fn dialog(trigger_id: &str, url: &str, outcome: Outcome, title: &str, state:
         "dialog": {
             "callback_id": CALLBACK_ID,
             "title": heading,
-            "introduction_text": format!("**{}**", intro.replace('*', "\\*")),
+            // The agent's words: no link, mention or image of theirs in baton's dialog.
+            "introduction_text": format!("**{}**", crate::outbox::mattermost::md(&intro)),
             "elements": [{
                 "display_name": "Comment",
                 "name": COMMENT,

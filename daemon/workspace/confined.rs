@@ -384,10 +384,12 @@ pub(super) fn split(rel: &Path) -> io::Result<(Vec<&OsStr>, &OsStr)> {
 
 /// The workspace folder, opened for reading rather than with `O_PATH` (as
 /// `Dir::open_ambient_dir` does) so that it can be fsynced after writing a file directly in it.
+/// `root` is canonical (`Workspace::open`), so a symlink at its place is an agent's swap (to
+/// another workspace's folder, say): never followed (ELOOP), nothing is read or written there.
 fn open_root(root: &Path) -> io::Result<Dir> {
     let file = std::fs::OpenOptions::new()
         .read(true)
-        .custom_flags(libc::O_DIRECTORY)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
         .open(root)?;
     Ok(Dir::from_std_file(file))
 }
@@ -554,5 +556,21 @@ mod tests {
         );
         assert!(through.is_err());
         assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn a_workspace_folder_swapped_for_a_symlink_is_neither_read_nor_written() {
+        let roots = tempfile::tempdir().unwrap();
+        let other = roots.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        std::fs::write(other.join("handoff.json"), b"{}").unwrap();
+        let ws = roots.path().join("alpha");
+        symlink(&other, &ws).unwrap();
+        let none = crate::workspace::fence::Fence::default();
+        let written = super::write(&ws, Path::new("decision.json"), b"x", false, &none);
+        assert!(written.is_err(), "{written:?}");
+        assert!(!other.join("decision.json").exists());
+        let read = super::read(&ws, Path::new("handoff.json"), 1024);
+        assert!(read.is_err(), "not read through the link");
     }
 }

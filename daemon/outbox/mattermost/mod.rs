@@ -378,7 +378,7 @@ pub fn update(m: &Mattermost, event: &Event, aud: Option<&Audience>, link: &str)
 }
 
 /// Markdown's special characters escaped, so a title cannot make links or mentions.
-fn md(s: &str) -> String {
+pub fn md(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         if matches!(

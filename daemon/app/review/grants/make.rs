@@ -117,6 +117,8 @@ impl<'a> Cx<'a> {
             used: 0,
             approved: Vec::new(),
             revoked: None,
+            // Approves nothing until its approval and `grant.created` are recorded.
+            pending: true,
         })
     }
 
@@ -202,6 +204,12 @@ impl<'a> Cx<'a> {
             // Fail closed: a grant that is not in the audit log approves nothing.
             tracing::error!(grant = %grant.id, error = %e, "grant.created not logged; revoking the grant");
             self.grant_settled(ws, grant, false);
+            return;
+        }
+        // Live only now: if this cannot be saved, the grant stays pending and approves nothing.
+        if let Err(e) = self.common.grants.update(&grant.id, |g| g.pending = false) {
+            self.metrics().error("write");
+            tracing::error!(grant = %grant.id, error = %e, "grant.created logged, but the grant could not be made live; it approves nothing");
             return;
         }
         self.count_grant("created");

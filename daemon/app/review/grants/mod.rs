@@ -23,7 +23,8 @@ pub use scope::GrantScope;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-/// A reviewer's grant: who, when, from which handoff, over what, how far.
+/// A reviewer's grant: who, when, from which handoff, over what, how far. (Its scope refuses
+/// fields it does not know; here the API's `state`, copied into a file to replay, is ignored.)
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Grant {
     pub id: String,
@@ -45,6 +46,11 @@ pub struct Grant {
     pub approved: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revoked: Option<Revocation>,
+    /// Saved before the approval it came with and `grant.created` are recorded, and approving
+    /// nothing until then: a grant whose approval failed stays dead even if its revocation
+    /// cannot be saved.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pending: bool,
 }
 
 /// Who revoked a grant, and when.
@@ -59,7 +65,7 @@ pub struct Revocation {
 pub struct GrantView {
     #[serde(flatten)]
     pub grant: Grant,
-    /// `live`, `used_up`, `expired` or `revoked`.
+    /// `live`, `pending` (its approval not yet recorded), `used_up`, `expired` or `revoked`.
     pub state: &'static str,
 }
 
@@ -118,6 +124,8 @@ impl Grant {
     pub fn state(&self, now: OffsetDateTime) -> &'static str {
         if self.revoked.is_some() {
             "revoked"
+        } else if self.pending {
+            "pending"
         } else if self.used >= self.max_handoffs {
             "used_up"
         } else if self.until_time().is_none_or(|u| now >= u) {

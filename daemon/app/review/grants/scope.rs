@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 /// What a later handoff must match. Every member narrows: a handoff is covered only when all
 /// hold.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// A scope with a field this baton does not know (one a newer node added) is refused, never
+// read as the wider scope without it and saved back so.
+#[serde(deny_unknown_fields)]
 pub struct GrantScope {
     /// The workspace (its name).
     pub workspace: String,
