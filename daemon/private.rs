@@ -74,6 +74,41 @@ pub fn key_file(path: &Path, lost: &str) -> std::io::Result<[u8; 32]> {
     }
 }
 
+/// An HMAC-SHA256 key of data_dir's (`key_file`) sealing what the daemon hands out and must
+/// recognise when it comes back (chat button contexts, form metadata, link tokens). A MAC
+/// covers a domain (what the value is for, so one sealed for one use never opens for another)
+/// and the value's JSON.
+#[derive(Clone)]
+pub struct MacKey([u8; 32]);
+
+impl MacKey {
+    /// The key at `path`, made on first use (see `key_file`; `lost`: what a new key refuses).
+    pub fn open(path: &Path, lost: &str) -> std::io::Result<MacKey> {
+        key_file(path, lost).map(MacKey)
+    }
+
+    fn mac<T: serde::Serialize>(&self, domain: &[u8], value: &T) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac;
+        let mut mac =
+            <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key");
+        mac.update(domain);
+        mac.update(&serde_json::to_vec(value).expect("a sealed value serializes"));
+        mac
+    }
+
+    /// The MAC of `value` for `domain`, in hex.
+    pub fn seal<T: serde::Serialize>(&self, domain: &[u8], value: &T) -> String {
+        use hmac::Mac;
+        hex::encode(self.mac(domain, value).finalize().into_bytes())
+    }
+
+    /// Whether `mac` (hex) is this key's for `value` and `domain`, compared in constant time.
+    pub fn verify<T: serde::Serialize>(&self, domain: &[u8], value: &T, mac: &str) -> bool {
+        use hmac::Mac;
+        hex::decode(mac).is_ok_and(|given| self.mac(domain, value).verify_slice(&given).is_ok())
+    }
+}
+
 /// Sets the process umask to 0o077. Call before the first thread starts writing (the umask is
 /// per process, so every thread's later creations are owner-only).
 pub fn restrict_umask() {

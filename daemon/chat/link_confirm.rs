@@ -14,12 +14,11 @@
 //! link of it, which only removes the link. A Confirm value sealed by an older baton (a Slack
 //! click carrying `c: true`) confirms nothing.
 
+use crate::private::MacKey;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use std::io;
 use std::path::Path;
 
@@ -81,37 +80,23 @@ pub enum AnswerError {
     NotTheirs { for_user: String },
 }
 
-/// The daemon's key for confirmation buttons.
-pub struct LinkKey([u8; 32]);
+/// The daemon's key for confirmation buttons and tokens.
+pub struct LinkKey(MacKey);
 
 impl LinkKey {
     /// The key of `data_dir`, made on first use (0600).
     pub fn open(data_dir: &Path) -> io::Result<LinkKey> {
         let path = data_dir.join("chat/link-key");
-        crate::private::key_file(
+        MacKey::open(
             &path,
             "confirmation messages already sent will be refused; each link's admin links it again",
         )
         .map(LinkKey)
     }
 
-    fn mac(&self, a: &Answer) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key");
-        mac.update(DOMAIN);
-        mac.update(&serde_json::to_vec(a).expect("an answer serializes"));
-        mac
-    }
-
-    fn token_mac(&self, t: &Token) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key");
-        mac.update(PAGE_DOMAIN);
-        mac.update(&serde_json::to_vec(t).expect("a token serializes"));
-        mac
-    }
-
     /// The confirmation page's token for `t` (URL-safe base64 of the sealed JSON).
     pub fn seal_token(&self, t: &Token) -> String {
-        let mac = hex::encode(self.token_mac(t).finalize().into_bytes());
+        let mac = self.0.seal(PAGE_DOMAIN, t);
         let json =
             serde_json::to_vec(&SealedToken { t: t.clone(), mac }).expect("a token serializes");
         URL_SAFE_NO_PAD.encode(json)
@@ -124,15 +109,14 @@ impl LinkKey {
             .map_err(|_| AnswerError::Tampered)?;
         let sealed: SealedToken =
             serde_json::from_slice(&json).map_err(|_| AnswerError::Tampered)?;
-        let given = hex::decode(&sealed.mac).map_err(|_| AnswerError::Tampered)?;
-        self.token_mac(&sealed.t)
-            .verify_slice(&given)
-            .map_err(|_| AnswerError::Tampered)?;
+        if !self.0.verify(PAGE_DOMAIN, &sealed.t, &sealed.mac) {
+            return Err(AnswerError::Tampered);
+        }
         Ok(sealed.t)
     }
 
     pub fn seal(&self, a: &Answer) -> String {
-        let mac = hex::encode(self.mac(a).finalize().into_bytes());
+        let mac = self.0.seal(DOMAIN, a);
         serde_json::to_string(&Sealed { a: a.clone(), mac }).expect("a value serializes")
     }
 
@@ -140,10 +124,9 @@ impl LinkKey {
     /// `clicker` is the user it names.
     pub fn open_sealed(&self, value: &str, clicker: &str) -> Result<Answer, AnswerError> {
         let sealed: Sealed = serde_json::from_str(value).map_err(|_| AnswerError::Tampered)?;
-        let given = hex::decode(&sealed.mac).map_err(|_| AnswerError::Tampered)?;
-        self.mac(&sealed.a)
-            .verify_slice(&given)
-            .map_err(|_| AnswerError::Tampered)?;
+        if !self.0.verify(DOMAIN, &sealed.a, &sealed.mac) {
+            return Err(AnswerError::Tampered);
+        }
         if sealed.a.chat_user != clicker {
             return Err(AnswerError::NotTheirs {
                 for_user: sealed.a.chat_user,

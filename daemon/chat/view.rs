@@ -7,10 +7,9 @@
 //! someone else than the clicker of the button.
 
 use crate::contract::Outcome;
-use hmac::{Hmac, Mac};
+use crate::private::MacKey;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use std::io;
 use std::path::Path;
 
@@ -58,25 +57,18 @@ pub enum ViewError {
 }
 
 /// The daemon's key for modal metadata.
-pub struct ViewKey([u8; 32]);
+pub struct ViewKey(MacKey);
 
 impl ViewKey {
     /// The key of `data_dir`, made on first use (0600).
     pub fn open(data_dir: &Path) -> io::Result<ViewKey> {
         let path = data_dir.join("chat/view-key");
-        crate::private::key_file(&path, "open comment forms will be refused").map(ViewKey)
-    }
-
-    fn mac(&self, b: &Binding) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key");
-        mac.update(DOMAIN);
-        mac.update(&serde_json::to_vec(b).expect("a binding serializes"));
-        mac
+        MacKey::open(&path, "open comment forms will be refused").map(ViewKey)
     }
 
     /// The `private_metadata` of a modal for `b`.
     pub fn seal(&self, b: &Binding) -> String {
-        let mac = hex::encode(self.mac(b).finalize().into_bytes());
+        let mac = self.0.seal(DOMAIN, b);
         serde_json::to_string(&Sealed { b: b.clone(), mac }).expect("metadata serializes")
     }
 
@@ -84,10 +76,9 @@ impl ViewKey {
     /// and `submitter` opened it.
     pub fn open_sealed(&self, metadata: &str, submitter: &str) -> Result<Binding, ViewError> {
         let sealed: Sealed = serde_json::from_str(metadata).map_err(|_| ViewError::Tampered)?;
-        let given = hex::decode(&sealed.mac).map_err(|_| ViewError::Tampered)?;
-        self.mac(&sealed.b)
-            .verify_slice(&given)
-            .map_err(|_| ViewError::Tampered)?;
+        if !self.0.verify(DOMAIN, &sealed.b, &sealed.mac) {
+            return Err(ViewError::Tampered);
+        }
         if sealed.b.user != submitter {
             return Err(ViewError::NotTheOpener {
                 opened_by: sealed.b.user,

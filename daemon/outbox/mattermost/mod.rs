@@ -24,7 +24,7 @@ use super::spool::Delivery;
 use crate::config::Mattermost;
 use crate::contract::Outcome;
 use crate::events::{Event, EventType};
-use hmac::{Hmac, Mac};
+use crate::private::MacKey;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -91,33 +91,24 @@ pub enum ContextError {
 
 /// The daemon's key for button contexts.
 #[derive(Clone)]
-pub struct ActionKey([u8; 32]);
+pub struct ActionKey(MacKey);
 
 impl ActionKey {
     /// The key of `data_dir`, made on first use (0600).
     pub fn open(data_dir: &Path) -> io::Result<ActionKey> {
         let path = data_dir.join("chat/mattermost-key");
-        crate::private::key_file(&path, "buttons already posted will be refused").map(ActionKey)
-    }
-
-    fn mac(&self, domain: &[u8], b: &Binding) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key");
-        mac.update(domain);
-        mac.update(&serde_json::to_vec(b).expect("a binding serializes"));
-        mac
+        MacKey::open(&path, "buttons already posted will be refused").map(ActionKey)
     }
 
     /// The `integration.context` of a button for `b`.
     pub fn seal(&self, b: &Binding) -> Value {
-        let mac = hex::encode(self.mac(DOMAIN, b).finalize().into_bytes());
-        json!({ "baton": b, "mac": mac })
+        json!({ "baton": b, "mac": self.0.seal(DOMAIN, b) })
     }
 
     /// The `state` of a comment dialog for `b` (which names its reviewer): the sealed
     /// binding as a JSON string, echoed back by Mattermost with the submission.
     pub fn seal_dialog(&self, b: &Binding) -> String {
-        let mac = hex::encode(self.mac(DIALOG_DOMAIN, b).finalize().into_bytes());
-        json!({ "baton": b, "mac": mac }).to_string()
+        json!({ "baton": b, "mac": self.0.seal(DIALOG_DOMAIN, b) }).to_string()
     }
 
     /// The binding a comment dialog's `state` carries, checked as a button's context is
@@ -160,13 +151,10 @@ impl ActionKey {
     ) -> Result<Binding, ContextError> {
         let b: Binding =
             serde_json::from_value(context["baton"].clone()).map_err(|_| ContextError::Tampered)?;
-        let given = context["mac"]
-            .as_str()
-            .and_then(|m| hex::decode(m).ok())
-            .ok_or(ContextError::Tampered)?;
-        self.mac(domain, &b)
-            .verify_slice(&given)
-            .map_err(|_| ContextError::Tampered)?;
+        let mac = context["mac"].as_str().ok_or(ContextError::Tampered)?;
+        if !self.0.verify(domain, &b, mac) {
+            return Err(ContextError::Tampered);
+        }
         if b.channel != channel {
             return Err(ContextError::OtherChannel {
                 posted: b.channel,
