@@ -64,13 +64,7 @@ fn keys(d: &Daemon) -> Vec<String> {
 }
 
 fn decide(d: &Daemon, key: &str, body: Value) -> Value {
-    let (status, answer) = d.post_as(
-        &format!("/api/v1/handoffs/{key}/decision"),
-        Some("rita-token"),
-        &body.to_string(),
-    );
-    assert_eq!(status, 200, "{answer}");
-    answer
+    d.decide_as(key, "rita-token", &body)
 }
 
 /// The daemon's public keys, as `baton keys` prints them, in a file.

@@ -97,12 +97,7 @@ fn pending(d: &Daemon) -> Value {
 }
 
 fn decide(d: &Daemon, key: &str, body: Value) {
-    let (status, answer) = d.post_as(
-        &format!("/api/v1/handoffs/{key}/decision"),
-        Some("rita-token"),
-        &body.to_string(),
-    );
-    assert_eq!(status, 200, "{answer}");
+    d.decide_as(key, "rita-token", &body);
 }
 
 /// The virtualenv's Python with the Claude Agent SDK (`.ci/run` installs it).

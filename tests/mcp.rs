@@ -2,7 +2,7 @@
 //! (the official Python SDK, installed by .ci/run; `BATON_MCP_PYTHON` names another Python),
 //! and fed malformed messages by hand.
 
-use crate::util::{bytes, handoff, user, write_atomic, TestEnv, BIN, PATIENCE};
+use crate::util::{bytes, handoff, user, write_atomic, Daemon, TestEnv, BIN, PATIENCE};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -595,22 +595,13 @@ fn submit_handoff_as_an_mcp_task_answers_at_once_and_its_result_is_the_signed_de
     let mut env = TestEnv::with_config(&user("alice", "\"reviewer\""));
     let d = env.start();
     let ws = env.ws("alpha");
-    let keys = env.root().join("trusted.keys");
-    let out = crate::util::baton(&["keys", "--config", env.config_path().to_str().unwrap()]);
-    assert!(out.status.success(), "{out:?}");
-    std::fs::write(&keys, &out.stdout).unwrap();
+    let keys = trusted_keys(&env);
     let (mut client, lines) = task_client(&env, "mt-1", "decide", Some(&keys));
     let task_id = task_created(&lines, &ws);
     d.wait_until("the daemon received it", || {
         d.handoffs("pending").len() == 1
     });
-    let body = json!({"outcome": "approved", "comment": "go", "instructions": "ship on Monday"});
-    let (status, answer) = d.post_as(
-        "/api/v1/handoffs/mt-1/decision",
-        Some("alice-token"),
-        &body.to_string(),
-    );
-    assert_eq!(status, 200, "{answer}");
+    approve_with_instructions(&d, "mt-1");
 
     let ended = next(&lines, "ended")["task"].clone();
     assert_eq!(ended["status"], "completed", "{ended}");
@@ -620,29 +611,7 @@ fn submit_handoff_as_an_mcp_task_answers_at_once_and_its_result_is_the_signed_de
         result["_meta"]["io.modelcontextprotocol/related-task"]["taskId"],
         task_id.as_str()
     );
-    let decision = &result["structuredContent"]["decision"];
-    assert_eq!(
-        (&decision["handoff_key"], &decision["outcome"]),
-        (&json!("mt-1"), &json!("approved"))
-    );
-    assert_eq!(decision["instructions"], "ship on Monday");
-    // The decision handed over is the one signed in the workspace, and its receipt verifies.
-    let on_disk = crate::util::decision(&ws).unwrap();
-    assert!(
-        on_disk.get("attestation").is_some() || on_disk.get("receipt").is_some(),
-        "{on_disk}"
-    );
-    assert_eq!(decision["attestation"], on_disk["attestation"]);
-    assert_eq!(decision["receipt"], on_disk["receipt"]);
-    let verified = crate::util::baton(&[
-        "verify",
-        ws.to_str().unwrap(),
-        "--key",
-        keys.to_str().unwrap(),
-        "--outcome",
-        "approved",
-    ]);
-    assert!(verified.status.success(), "{verified:?}");
+    assert_signed_approval(&result, "mt-1", &ws, &keys);
     task_ended(&lines, &task_id, "completed");
     assert!(client.wait().unwrap().success());
 }
@@ -771,4 +740,46 @@ fn an_expired_handoff_ends_its_task_failed() {
     );
     task_ended(&lines, &task_id, "failed");
     assert!(client.wait().unwrap().success());
+}
+
+/// The daemon's public keys, written to `trusted.keys` for `BATON_KEY` / `baton verify`.
+pub(crate) fn trusted_keys(env: &TestEnv) -> std::path::PathBuf {
+    let keys = env.root().join("trusted.keys");
+    let out = crate::util::baton(&["keys", "--config", env.config_path().to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    std::fs::write(&keys, &out.stdout).unwrap();
+    keys
+}
+
+/// alice approves `key` through the API, with instructions.
+pub(crate) fn approve_with_instructions(d: &Daemon, key: &str) {
+    let body = json!({"outcome": "approved", "comment": "go", "instructions": "ship on Monday"});
+    d.decide_as(key, "alice-token", &body);
+}
+
+/// Asserts a task's `result` hands over `key`'s approval with its instructions: the decision
+/// signed in `ws`, whose receipt verifies with `keys`.
+pub(crate) fn assert_signed_approval(result: &Value, key: &str, ws: &Path, keys: &Path) {
+    let decision = &result["structuredContent"]["decision"];
+    assert_eq!(
+        (&decision["handoff_key"], &decision["outcome"]),
+        (&json!(key), &json!("approved"))
+    );
+    assert_eq!(decision["instructions"], "ship on Monday");
+    let on_disk = crate::util::decision(ws).unwrap();
+    assert!(
+        on_disk.get("attestation").is_some() || on_disk.get("receipt").is_some(),
+        "{on_disk}"
+    );
+    assert_eq!(decision["attestation"], on_disk["attestation"]);
+    assert_eq!(decision["receipt"], on_disk["receipt"]);
+    let verified = crate::util::baton(&[
+        "verify",
+        ws.to_str().unwrap(),
+        "--key",
+        keys.to_str().unwrap(),
+        "--outcome",
+        "approved",
+    ]);
+    assert!(verified.status.success(), "{verified:?}");
 }

@@ -4,6 +4,7 @@
 //! metadata, declaring the extension in its capabilities. Revision 2025-11-25's tasks are
 //! tests/mcp.rs's.
 
+use crate::mcp::{approve_with_instructions, assert_signed_approval, trusted_keys};
 use crate::util::{bytes, handoff, user, write_atomic, TestEnv, BIN, PATIENCE};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities, ClientConfig,
@@ -149,10 +150,7 @@ fn a_decision_through_the_api_ends_the_extension_task_completed_with_its_signed_
     let mut env = TestEnv::with_config(&user("alice", "\"reviewer\""));
     let d = env.start();
     let ws = env.ws("alpha");
-    let keys = env.root().join("trusted.keys");
-    let out = crate::util::baton(&["keys", "--config", env.config_path().to_str().unwrap()]);
-    assert!(out.status.success(), "{out:?}");
-    std::fs::write(&keys, &out.stdout).unwrap();
+    let keys = trusted_keys(&env);
     let vars = [("BATON_KEY", keys.to_str().unwrap())];
     let host = connect(&env, Host { tasks: true }, &vars);
     let server = host.client.peer_info().expect("server/discover answered");
@@ -162,13 +160,7 @@ fn a_decision_through_the_api_ends_the_extension_task_completed_with_its_signed_
     d.wait_until("the daemon received it", || {
         d.handoffs("pending").len() == 1
     });
-    let body = json!({"outcome": "approved", "comment": "go", "instructions": "ship on Monday"});
-    let (status, answer) = d.post_as(
-        "/api/v1/handoffs/xt-1/decision",
-        Some("alice-token"),
-        &body.to_string(),
-    );
-    assert_eq!(status, 200, "{answer}");
+    approve_with_instructions(&d, "xt-1");
 
     let ended = host.ended(&task_id);
     assert_eq!(ended.status(), TaskStatus::Completed, "{ended:?}");
@@ -177,29 +169,7 @@ fn a_decision_through_the_api_ends_the_extension_task_completed_with_its_signed_
     };
     let result = Value::Object(result.clone());
     assert_eq!(result["isError"], false, "{result}");
-    let decision = &result["structuredContent"]["decision"];
-    assert_eq!(
-        (&decision["handoff_key"], &decision["outcome"]),
-        (&json!("xt-1"), &json!("approved"))
-    );
-    assert_eq!(decision["instructions"], "ship on Monday");
-    // The decision handed over is the one signed in the workspace, and its receipt verifies.
-    let on_disk = crate::util::decision(&ws).unwrap();
-    assert!(
-        on_disk.get("attestation").is_some() || on_disk.get("receipt").is_some(),
-        "{on_disk}"
-    );
-    assert_eq!(decision["attestation"], on_disk["attestation"]);
-    assert_eq!(decision["receipt"], on_disk["receipt"]);
-    let verified = crate::util::baton(&[
-        "verify",
-        ws.to_str().unwrap(),
-        "--key",
-        keys.to_str().unwrap(),
-        "--outcome",
-        "approved",
-    ]);
-    assert!(verified.status.success(), "{verified:?}");
+    assert_signed_approval(&result, "xt-1", &ws, &keys);
 
     // A task id the session does not know: -32602 naming it, in the answer to that request
     // (rmcp's client matched it by its id).

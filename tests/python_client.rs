@@ -128,12 +128,7 @@ fn pending(d: &Daemon, prefix: &str) -> Value {
 
 /// The reviewer decides through the API.
 fn decide(d: &Daemon, key: &str, body: Value) {
-    let (status, answer) = d.post_as(
-        &format!("/api/v1/handoffs/{key}/decision"),
-        Some("rita-token"),
-        &body.to_string(),
-    );
-    assert_eq!(status, 200, "{answer}");
+    d.decide_as(key, "rita-token", &body);
 }
 
 fn key_of(detail: &Value) -> String {

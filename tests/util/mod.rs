@@ -310,6 +310,17 @@ impl Daemon {
         )
     }
 
+    /// Decides `key` with `body` as the holder of `token`, which must be taken (200): the answer.
+    pub fn decide_as(&self, key: &str, token: &str, body: &Value) -> Value {
+        let (status, answer) = self.post_as(
+            &format!("/api/v1/handoffs/{key}/decision"),
+            Some(token),
+            &body.to_string(),
+        );
+        assert_eq!(status, 200, "{answer}");
+        answer
+    }
+
     /// Writes `doc` as `ws`'s handoff.json, waits until it is pending, and has the holder of
     /// `token` answer it `outcome` (which must be taken: 200).
     pub fn submit_and_decide(&self, ws: &Path, doc: &Value, token: &str, outcome: &str) {
