@@ -153,12 +153,7 @@ pub fn open_dialog(api: &str, token: &str, body: &Value) -> Result<(), String> {
     match answer {
         Ok(_) => Ok(()),
         Err(ureq::Error::Status(code, r)) => {
-            let why = r
-                .into_string()
-                .ok()
-                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                .and_then(|v| v["message"].as_str().map(str::to_string))
-                .unwrap_or_default();
+            let why = crate::outbox::mattermost::error_message(r);
             Err(
                 format!("POST /api/v4/actions/dialogs/open: HTTP {code} {why}")
                     .trim_end()

@@ -365,6 +365,17 @@ pub fn update(m: &Mattermost, event: &Event, aud: Option<&Audience>, link: &str)
     Some(serde_json::to_string(&call).expect("a call serializes"))
 }
 
+/// The `message` of Mattermost's error body (`{"id": "...", "message": "...", "status_code":
+/// N}`), or nothing.
+pub fn error_message(answer: ureq::Response) -> String {
+    answer
+        .into_string()
+        .ok()
+        .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+        .and_then(|v| v["message"].as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Markdown's special characters escaped, so a title cannot make links or mentions.
 pub fn md(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -465,13 +476,7 @@ impl Sender {
                     .header("retry-after")
                     .and_then(|v| v.trim().parse().ok())
                     .map(Duration::from_secs);
-                // Mattermost's error body: `{"id": "...", "message": "...", "status_code": N}`.
-                let why = r
-                    .into_string()
-                    .ok()
-                    .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                    .and_then(|v| v["message"].as_str().map(str::to_string))
-                    .unwrap_or_default();
+                let why = error_message(r);
                 return Err(Sent {
                     status: Some(code),
                     error: Some(format!("{what}: HTTP {code} {why}").trim_end().to_string()),
