@@ -43,7 +43,7 @@ impl FolderMark {
         Ok(FolderMark::of_meta(&meta))
     }
 
-    fn of_meta(meta: &std::fs::Metadata) -> FolderMark {
+    pub(in crate::workspace) fn of_meta(meta: &std::fs::Metadata) -> FolderMark {
         let born = meta
             .created()
             .ok()

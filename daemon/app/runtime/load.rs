@@ -14,7 +14,6 @@ use crate::audit::{Anchors, AuditLog, Ledger, RemoteAnchors};
 use crate::contract::{Decision, Handoff};
 use crate::store::memo::{self, Memo};
 use crate::store::{Changed, Records, Store};
-use crate::workspace::folder_mark::FolderMark;
 use crate::workspace::{key_dir_name, OpenedDir, Workspace};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap};
@@ -58,8 +57,9 @@ pub(in crate::app) fn load(
     let root = ws.open_dir(&ws.root)?.ok_or_else(|| {
         std::io::Error::new(std::io::ErrorKind::NotFound, "the workspace folder is gone")
     })?;
-    // Taken with the folder just opened, before anything is read from it.
-    let folder = FolderMark::of(&ws.root).ok();
+    // The folder the handle holds, not a second look at the path: a folder swapped in
+    // between would be marked while the records load from the first. No mark, no serving.
+    let folder = Some(root.mark()?);
     let baton = opened_sub(ws, &root, crate::workspace::BATON_DIR);
     remove_stale_temps(ws, &root, baton.as_ref());
     let anchors = Anchors::for_workspace(data_dir, ws);

@@ -27,6 +27,13 @@ impl OpenedDir {
         OpenedDir { dir, at }
     }
 
+    /// The identity of the folder this handle holds: the one read through it, whatever its
+    /// path names by now (an agent may swap the folder between the open and a `stat`).
+    pub fn mark(&self) -> io::Result<crate::workspace::folder_mark::FolderMark> {
+        let meta = self.dir.try_clone()?.into_std_file().metadata()?;
+        Ok(crate::workspace::folder_mark::FolderMark::of_meta(&meta))
+    }
+
     /// The sub-folder `name` (one plain name); `None` if it does not exist. A symlink or
     /// anything but a real folder is refused (PermissionDenied).
     pub fn sub(&self, name: &str) -> io::Result<Option<OpenedDir>> {
@@ -220,5 +227,21 @@ mod tests {
         );
         assert!(handoffs.sub("..").is_err() && k1.read("../k1/meta.json", 100).is_err());
         assert!(open_dir(ws.path(), Path::new(".baton/handoffs/k2")).is_err());
+    }
+
+    #[test]
+    fn the_mark_is_the_opened_folders_whatever_its_path_names_after() {
+        use crate::workspace::folder_mark::FolderMark;
+        let roots = tempfile::tempdir().unwrap();
+        let ws = roots.path().join("alpha");
+        std::fs::create_dir(&ws).unwrap();
+        let opened = open_dir(&ws, Path::new("")).unwrap().unwrap();
+        // Swapped after the open, before the mark is taken.
+        let away = roots.path().join("away");
+        std::fs::rename(&ws, &away).unwrap();
+        std::fs::create_dir(&ws).unwrap();
+        let mark = opened.mark().unwrap();
+        assert_eq!(mark, FolderMark::of(&away).unwrap());
+        assert_ne!(mark, FolderMark::of(&ws).unwrap());
     }
 }
