@@ -65,19 +65,7 @@ fn a_review_is_posted_with_buttons_and_approve_decides_as_mattermost_and_updates
     let events = decided_events(&env);
     assert_eq!(events.len(), 1);
     assert_eq!(events[0]["data"]["via"], "mattermost", "{}", events[0]);
-    let ws = env.ws("alpha");
-    let config = env.config_path();
-    let verified = util::baton(&[
-        "verify",
-        ws.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    assert!(
-        verified.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verified.stdout)
-    );
+    util::assert_verifies(&env);
 
     // The outbox updates the post too (a decision on the page would do the same).
     daemon.wait_until("PUT of the post", || !standin.calls("PUT").is_empty());

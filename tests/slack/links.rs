@@ -178,19 +178,7 @@ fn an_admin_links_a_slack_account_over_the_api_and_unlinking_holds_at_once() {
         statement["predicate"]["decision"]["by"], "sam",
         "{statement}"
     );
-    let ws = env.ws("alpha");
-    let config = env.config_path();
-    let verified = util::baton(&[
-        "verify",
-        ws.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-    ]);
-    assert!(
-        verified.status.success(),
-        "{}",
-        String::from_utf8_lossy(&verified.stdout)
-    );
+    util::assert_verifies(&env);
 
     // Each change is recorded, counted and kept across a restart.
     let journal = std::fs::read_to_string(env.root().join("data/chat/links.jsonl")).unwrap();

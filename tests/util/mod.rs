@@ -541,6 +541,24 @@ pub fn decision(ws: &Path) -> Option<Value> {
     serde_json::from_slice(&bytes).ok()
 }
 
+/// Asserts `baton verify` passes on workspace alpha of `env` with its configuration: every
+/// decision's receipt and the audit log check out.
+pub fn assert_verifies(env: &TestEnv) {
+    let ws = env.ws("alpha");
+    let config = env.config_path();
+    let verified = baton(&[
+        "verify",
+        ws.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert!(
+        verified.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verified.stdout)
+    );
+}
+
 /// The event types in a workspace's audit log, in order.
 pub fn event_types(ws: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(ws.join(".baton/events.jsonl")).unwrap_or_default();
