@@ -3,6 +3,7 @@
 //! applied and its manifest written (the commit point), so a crash anywhere leaves the folder
 //! as it was or as the intent says; reads check each file against the manifest.
 
+use super::group;
 use super::ledger;
 use super::manifest::{self, Damage, Damaged, Fault, Manifest, Step};
 use super::snapshot::{self, Stamp};
@@ -204,11 +205,15 @@ impl Folder {
     ///
     /// The folder's manifest (see `manifest`) is the change's intent: each new file is written
     /// to a temp file, and the new manifest (every file's digest after the change, and the
-    /// renames and removals that make it) beside them; all are synced at once (with
+    /// renames and removals that make it) beside them; all are made durable at once (with
     /// `handoffs/` when the key is new), then the manifest is renamed into place and the
-    /// folder synced: that rename commits the change. The renames and removals are then made,
-    /// unsynced. A crash before the commit leaves only temp files (removed at start); a crash
-    /// after it is finished at start by replaying the manifest's steps.
+    /// folder made durable: that rename commits the change. The renames and removals are then
+    /// made, unsynced. A crash before the commit leaves only temp files (removed at start); a
+    /// crash after it is finished at start by replaying the manifest's steps.
+    ///
+    /// Each "made durable" is a step of a group commit (`group`): the changes of other
+    /// workspaces that reach the same step meanwhile share its syncs, and this call returns
+    /// only once its own are done.
     pub fn apply(&self, key: &str, ops: &[Op]) -> io::Result<()> {
         let handoffs = self.dir.join("handoffs");
         let dir_name = key_dir_name(key);
@@ -232,29 +237,35 @@ impl Folder {
         }
         let next = changed(before, ops, &temps);
         let intent = temp_with(&dir, &next.to_bytes())?;
-        let mut others: Vec<super::syncs::Job> = Vec::new();
-        for tmp in &temps {
-            let file = tmp.as_file().try_clone()?;
-            others.push(Box::new(move || fsync::all(&file, Kind::Store)));
+        let mut files = Vec::with_capacity(temps.len() + 1);
+        for tmp in temps.iter().chain([&intent]) {
+            files.push(tmp.as_file().try_clone()?);
         }
+        let dirs = match first || created {
+            true => vec![handoffs],
+            false => Vec::new(),
+        };
+        let step = |files: Vec<std::fs::File>, dirs: Vec<PathBuf>| {
+            group::sync(group::Request {
+                store: self.dir.clone(),
+                files,
+                dirs,
+            })
+        };
+        step(files, dirs)?;
         if first {
             // The folder's entry made durable, then its name in the ledger, both before the
             // change commits: a committed folder is always listed, and a listed one is there
             // unless something removed it.
-            let store = self.dir.clone();
-            let name = dir_name.clone();
-            others.push(Box::new(move || {
-                fsync::dir(&handoffs, Kind::Store)?;
-                ledger::append(&store, &name)
-            }));
-        } else if created {
-            others.push(Box::new(move || fsync::dir(&handoffs, Kind::Store)));
+            step(
+                vec![ledger::append_unsynced(&self.dir, &dir_name)?],
+                Vec::new(),
+            )?;
         }
-        super::syncs::concurrently(|| fsync::all(intent.as_file(), Kind::Store), others)?;
         intent
             .persist(dir.join(manifest::FILE))
             .map_err(|e| e.error)?;
-        fsync::dir(&dir, Kind::Store)?;
+        step(Vec::new(), vec![dir.clone()])?;
         // Not synced: the change is durable once its manifest is (the temp files and their
         // names were made durable with it), and a crash that loses a rename or a removal
         // below leaves what a start finishes by replaying the manifest's steps.
@@ -974,6 +985,112 @@ pub(super) mod tests {
         store.apply("k", &ops).unwrap();
         assert_eq!(names(&store), ["a.json", "b.json"]);
         assert_eq!(store.files_of(&key_dir_name("k")), ["a.json", "b.json"]);
+    }
+
+    #[test]
+    fn changes_of_many_workspaces_made_at_once_are_each_committed_and_listed() {
+        let dir = tempfile::tempdir().unwrap();
+        let n = 16;
+        let barrier = std::sync::Barrier::new(n);
+        let stores: Vec<Folder> = (0..n)
+            .map(|i| {
+                let store = Folder::new(dir.path().join(format!("ws{i}")));
+                store.create().unwrap();
+                store
+            })
+            .collect();
+        std::thread::scope(|s| {
+            for (i, store) in stores.iter().enumerate() {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    barrier.wait();
+                    let text = format!("{i}");
+                    let ops = [
+                        Op::Put("meta.json", text.as_bytes()),
+                        Op::Put("handoff.json", b"{}"),
+                    ];
+                    store.apply("k", &ops).unwrap();
+                    store.apply("k", &[Op::Remove("handoff.json")]).unwrap();
+                });
+            }
+        });
+        for (i, store) in stores.iter().enumerate() {
+            assert_eq!(read(store, "meta.json"), Some(format!("{i}")));
+            assert_eq!(read(store, "handoff.json"), None);
+            assert_eq!(names(store), ["meta.json"]);
+            let listed = ledger::read(&store.dir).unwrap().unwrap().unwrap();
+            assert!(listed.contains(&key_dir_name("k")));
+            assert_eq!(store.check_store().unwrap(), (Vec::new(), Vec::new()));
+        }
+    }
+
+    #[test]
+    fn a_change_whose_group_sync_fails_is_not_committed_and_leaves_nothing_behind() {
+        let (_dir, store) = store();
+        store.apply("k", &[Op::Put("a.json", b"1")]).unwrap();
+        group::FAIL_UNDER.lock().unwrap().push(store.dir.clone());
+        let failed = store.apply("k", &[Op::Put("a.json", b"2"), Op::Put("b.json", b"3")]);
+        let new = store.apply("new", &[Op::Put("a.json", b"1")]);
+        group::FAIL_UNDER
+            .lock()
+            .unwrap()
+            .retain(|p| *p != store.dir);
+        assert!(failed.unwrap_err().to_string().contains("injected"));
+        assert!(new.is_err());
+        assert_eq!(read(&store, "a.json").as_deref(), Some("1"));
+        assert_eq!(read(&store, "b.json"), None);
+        assert_eq!(names(&store), ["a.json"]);
+        let listed = ledger::read(&store.dir).unwrap().unwrap().unwrap();
+        assert!(!listed.contains(&key_dir_name("new")));
+        assert_eq!(store.check_store().unwrap(), (Vec::new(), Vec::new()));
+        // Once the disk answers again, so does the store.
+        store.apply("k", &[Op::Put("b.json", b"3")]).unwrap();
+        assert_eq!(read(&store, "b.json").as_deref(), Some("3"));
+    }
+
+    #[test]
+    fn a_crash_between_a_groups_writes_and_its_syncs_leaves_every_folder_as_it_was() {
+        // What a kill -9 leaves while a group is being made durable: in each of its folders
+        // the change's temp files and intent, not renamed; in a new folder's store, its line
+        // in the ledger too (the second step), the manifest not renamed.
+        let dir = tempfile::tempdir().unwrap();
+        let stores: Vec<Folder> = (0..3)
+            .map(|i| {
+                let store = Folder::new(dir.path().join(format!("ws{i}")));
+                store.create().unwrap();
+                store.apply("k", &[Op::Put("a.json", b"1")]).unwrap();
+                store
+            })
+            .collect();
+        for store in &stores {
+            let folder = store.dir.join("handoffs").join(key_dir_name("k"));
+            for bytes in [&b"2"[..], b"{\"files\":{}}"] {
+                let tmp = temp_with(&folder, bytes).unwrap();
+                drop(tmp.into_temp_path().keep().unwrap());
+            }
+            let new = store.dir.join("handoffs").join(key_dir_name("new"));
+            std::fs::create_dir(&new).unwrap();
+            drop(
+                temp_with(&new, b"x")
+                    .unwrap()
+                    .into_temp_path()
+                    .keep()
+                    .unwrap(),
+            );
+            drop(ledger::append_unsynced(&store.dir, &key_dir_name("new")).unwrap());
+        }
+        for store in &stores {
+            store.recover(&key_dir_name("k")).unwrap();
+            store.recover(&key_dir_name("new")).unwrap();
+            assert_eq!(read(store, "a.json").as_deref(), Some("1"));
+            assert_eq!(names(store), ["a.json"]);
+            assert_eq!(store.files_of(&key_dir_name("new")), Vec::<String>::new());
+            assert_eq!(store.check_store().unwrap(), (Vec::new(), Vec::new()));
+            // And the next change of either folder commits.
+            store.apply("new", &[Op::Put("a.json", b"n")]).unwrap();
+            store.apply("k", &[Op::Put("a.json", b"2")]).unwrap();
+            assert_eq!(read(store, "a.json").as_deref(), Some("2"));
+        }
     }
 
     /// Every record folder as `load_all_at(now)` reads it, as text.

@@ -76,7 +76,16 @@ pub fn readable(dir: &Path) -> io::Result<BTreeSet<String>> {
 
 /// Appends `name` to the ledger in `dir` and makes it durable: called once the folder itself
 /// is (its entry in `handoffs/` synced), before the folder's first change commits.
+#[cfg(test)]
 pub fn append(dir: &Path, name: &str) -> io::Result<()> {
+    let file = append_unsynced(dir, name)?;
+    crate::workspace::fsync::all(&file, crate::workspace::fsync::Kind::Store)
+}
+
+/// Appends `name` to the ledger in `dir`, not yet durable: the caller makes the file it
+/// returns durable (with others' syncs, `super::group`) before the folder's first change
+/// commits.
+pub fn append_unsynced(dir: &Path, name: &str) -> io::Result<std::fs::File> {
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .append(true)
@@ -84,14 +93,14 @@ pub fn append(dir: &Path, name: &str) -> io::Result<()> {
         .open(dir.join(FILE))?;
     {
         // The check of the tail and the write under one lock, so no append is cut back by
-        // another's check. (The sync is outside: appends of many folders share none.)
+        // another's check. (The sync is the caller's: appends of many folders share one group's.)
         static TAIL: std::sync::Mutex<()> = std::sync::Mutex::new(());
         let _held = TAIL.lock().unwrap_or_else(|e| e.into_inner());
         cut_torn_tail(&file)?;
         // One write of a short line: concurrent appends of other folders never interleave in it.
         file.write_all(line(name).as_bytes())?;
     }
-    crate::workspace::fsync::all(&file, crate::workspace::fsync::Kind::Store)
+    Ok(file)
 }
 
 /// Cuts the ledger back to its last whole line. A crash in an append can leave part of a line

@@ -14,6 +14,7 @@
 pub mod documents;
 mod files;
 mod folder;
+mod group;
 pub mod identity;
 mod ledger;
 pub mod manifest;

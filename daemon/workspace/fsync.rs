@@ -82,6 +82,20 @@ pub fn dir(path: &Path, kind: Kind) -> io::Result<()> {
     all(&File::open(path)?, kind)
 }
 
+/// syncfs: every write to the filesystem holding `file` (its data and metadata, others' too),
+/// for a group of commits that would otherwise sync many files one by one. An error is one
+/// of the filesystem's writebacks since `file` was opened or last reported one.
+pub fn filesystem(file: &File, kind: Kind) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    timed(kind, || {
+        // SAFETY: syncfs takes an open descriptor, which `file` holds for the call.
+        match unsafe { libc::syncfs(file.as_raw_fd()) } {
+            0 => Ok(()),
+            _ => Err(io::Error::last_os_error()),
+        }
+    })
+}
+
 fn timed(kind: Kind, sync: impl FnOnce() -> io::Result<()>) -> io::Result<()> {
     let started = Instant::now();
     delay();

@@ -1,0 +1,462 @@
+//! Group commit: the syncs of store changes that arrive together are made once for all of
+//! them. Each step of a change that must be durable before the next (`folder::Folder::apply`:
+//! its files and intent, then its name in the ledger, then the manifest's rename) hands what
+//! it wrote to `sync` and waits. The first waiter leads: it takes every request waiting (other
+//! workspaces' changes, other steps), makes them durable together, answers each, and the next
+//! waiter leads the requests that came meanwhile. No request is answered before its own files
+//! are durable, and a failed sync fails the requests it was for: their changes are not
+//! committed (or, after the rename, not reported), exactly as when each synced alone.
+//!
+//! A group is made durable one of two ways, whichever has cost less lately:
+//! - file by file: each file synced, each folder once however many requests name it, all at
+//!   once on the sync threads (`syncs`);
+//! - the whole filesystem: one `syncfs` (everything written to it, the daemon's and others'),
+//!   then one sync of the store's folder so that a device cache flush comes after every write
+//!   the syncfs waited for. Only on local filesystems whose syncfs is a full sync (ext4, XFS,
+//!   Btrfs) and kernels that report writeback errors to it (5.8 and later), for groups of at
+//!   least `WHOLE_FROM` files, and never with `BATON_STORE_SYNCFS=0`. When other programs
+//!   write much to the same filesystem a syncfs costs their writes too: its time is measured,
+//!   and file by file is used while that is cheaper (one group in `PROBE` tries the other way).
+
+use super::syncs;
+use crate::workspace::fsync::{self, Kind};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+/// What one step of a change needs durable before it goes on.
+#[derive(Debug)]
+pub struct Request {
+    /// The workspace's store folder: the filesystem a syncfs would cover.
+    pub store: PathBuf,
+    /// Files written (open handles), each made durable.
+    pub files: Vec<File>,
+    /// Folders whose entries changed (made, renamed into, removed from).
+    pub dirs: Vec<PathBuf>,
+}
+
+impl Request {
+    fn targets(&self) -> usize {
+        self.files.len() + self.dirs.len()
+    }
+}
+
+/// Makes what `request` names durable, with whatever other requests are waiting.
+/// `BATON_STORE_GROUP_COMMIT=0` makes each request sync alone, file by file, as before group
+/// commits (for a comparison, or to rule them out).
+pub fn sync(request: Request) -> io::Result<()> {
+    static COMMITTER: OnceLock<Option<Committer>> = OnceLock::new();
+    let committer = COMMITTER.get_or_init(|| {
+        let off = std::env::var_os("BATON_STORE_GROUP_COMMIT").is_some_and(|v| v == "0");
+        if off {
+            tracing::warn!("BATON_STORE_GROUP_COMMIT=0: each store change syncs alone");
+        }
+        (!off).then(Committer::default)
+    });
+    match committer {
+        Some(committer) => committer.sync(request),
+        None => match file_by_file(vec![(0, request)]).pop() {
+            Some((_, (kind, text))) => Err(io::Error::new(kind, text)),
+            None => Ok(()),
+        },
+    }
+}
+
+/// The smallest group made durable by a syncfs: below it, file by file is as quick and
+/// touches no one else's writes.
+const WHOLE_FROM: usize = 8;
+/// One eligible group in this many is made durable the way not chosen, to keep its cost known.
+const PROBE: u64 = 16;
+
+/// An error, as every request of a group that failed is told it (an `io::Error` is one value).
+type Failure = (io::ErrorKind, String);
+
+#[derive(Default)]
+struct Committer {
+    state: Mutex<State>,
+    answered: Condvar,
+    /// Touched by the leader only.
+    method: Mutex<Method>,
+    stats: Stats,
+    /// Tests: how long a leader waits before taking the requests, so that they gather.
+    #[cfg(test)]
+    pause: Duration,
+}
+
+#[derive(Default)]
+struct State {
+    waiting: Vec<(u64, Request)>,
+    leading: bool,
+    answers: HashMap<u64, Result<(), Failure>>,
+    next: u64,
+}
+
+/// Groups made, requests answered, syncfs calls (for tests and the log).
+#[derive(Default)]
+struct Stats {
+    groups: AtomicU64,
+    requests: AtomicU64,
+    whole: AtomicU64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // Plain fields: a panic elsewhere leaves them consistent.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Committer {
+    fn sync(&self, request: Request) -> io::Result<()> {
+        if request.targets() == 0 {
+            return Ok(());
+        }
+        let mut state = lock(&self.state);
+        let id = state.next;
+        state.next += 1;
+        state.waiting.push((id, request));
+        loop {
+            if let Some(answer) = state.answers.remove(&id) {
+                return answer.map_err(|(kind, text)| io::Error::new(kind, text));
+            }
+            if !state.leading {
+                state.leading = true;
+                #[cfg(test)]
+                {
+                    drop(state);
+                    std::thread::sleep(self.pause);
+                    state = lock(&self.state);
+                }
+                let group = std::mem::take(&mut state.waiting);
+                drop(state);
+                let ids: Vec<u64> = group.iter().map(|(id, _)| *id).collect();
+                let run = std::panic::AssertUnwindSafe(|| self.run(group));
+                let answers = std::panic::catch_unwind(run).unwrap_or_else(|_| {
+                    let why = (io::ErrorKind::Other, "a group sync panicked".to_string());
+                    ids.iter().map(|id| (*id, Err(why.clone()))).collect()
+                });
+                state = lock(&self.state);
+                state.leading = false;
+                state.answers.extend(answers);
+                self.answered.notify_all();
+                continue;
+            }
+            state = self.answered.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Makes a group durable; each request's answer.
+    fn run(&self, group: Vec<(u64, Request)>) -> Vec<(u64, Result<(), Failure>)> {
+        self.stats.groups.fetch_add(1, Ordering::Relaxed);
+        let count = group.len() as u64;
+        self.stats.requests.fetch_add(count, Ordering::Relaxed);
+        let ids: Vec<u64> = group.iter().map(|(id, _)| *id).collect();
+        let mut method = lock(&self.method);
+        // By filesystem: a syncfs covers one.
+        let mut by_fs: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        let mut by_file = Vec::new();
+        for (i, (_, request)) in group.iter().enumerate() {
+            match std::fs::metadata(&request.store) {
+                Ok(meta) => by_fs.entry(meta.dev()).or_default().push(i),
+                Err(_) => by_file.push(i),
+            }
+        }
+        let mut answers: Vec<Option<Failure>> = vec![None; group.len()];
+        #[cfg(test)]
+        for (i, (_, request)) in group.iter().enumerate() {
+            answers[i] = injected(request);
+        }
+        for (dev, members) in by_fs {
+            let targets = members.iter().map(|&i| group[i].1.targets()).sum();
+            let store = &group[members[0]].1.store;
+            let Some(fs) = method.whole_filesystem(dev, store, targets) else {
+                by_file.extend(members);
+                continue;
+            };
+            let started = Instant::now();
+            self.stats.whole.fetch_add(1, Ordering::Relaxed);
+            // The syncfs waits for every write, the sync after it flushes the device's cache
+            // once they are all done (on ext4 without a journal the syncfs's own flush can
+            // come before the last folder blocks are written).
+            let done =
+                fsync::filesystem(&fs, Kind::Store).and_then(|()| fsync::all(&fs, Kind::Store));
+            method.whole.note(started.elapsed());
+            if let Err(e) = done {
+                tracing::error!(error = %e, "a group sync of the store (syncfs) failed; its changes are not committed");
+                for &i in &members {
+                    answers[i] = Some((e.kind(), e.to_string()));
+                }
+            }
+        }
+        let mut group: Vec<Option<(u64, Request)>> = group.into_iter().map(Some).collect();
+        if !by_file.is_empty() {
+            let mut requests: Vec<(usize, Request)> = Vec::new();
+            for &i in &by_file {
+                if let Some((_, request)) = group[i].take() {
+                    requests.push((i, request));
+                }
+            }
+            let targets: usize = requests.iter().map(|(_, r)| r.targets()).sum();
+            let started = Instant::now();
+            for (i, failure) in file_by_file(requests) {
+                answers[i] = Some(failure);
+            }
+            method
+                .per_target
+                .note(started.elapsed() / targets.max(1) as u32);
+        }
+        drop(method);
+        ids.into_iter()
+            .zip(answers)
+            .map(|(id, failure)| (id, failure.map_or(Ok(()), Err)))
+            .collect()
+    }
+}
+
+/// Syncs each request's files and folders (a folder once however many name it), all at once
+/// on the sync threads; the requests that failed, with why.
+fn file_by_file(requests: Vec<(usize, Request)>) -> Vec<(usize, Failure)> {
+    let slots: Arc<Mutex<Vec<(usize, Failure)>>> = Arc::default();
+    let mut dirs: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
+    let mut jobs: Vec<syncs::Job> = Vec::new();
+    let mut everyone = Vec::new();
+    for (i, request) in requests {
+        everyone.push(i);
+        for dir in request.dirs {
+            dirs.entry(dir).or_default().push(i);
+        }
+        for file in request.files {
+            let slots = slots.clone();
+            jobs.push(Box::new(move || {
+                if let Err(e) = fsync::all(&file, Kind::Store) {
+                    lock(&slots).push((i, (e.kind(), e.to_string())));
+                }
+                Ok(())
+            }));
+        }
+    }
+    for (dir, askers) in dirs {
+        let slots = slots.clone();
+        jobs.push(Box::new(move || {
+            if let Err(e) = fsync::dir(&dir, Kind::Store) {
+                let why = (e.kind(), format!("{}: {e}", dir.display()));
+                lock(&slots).extend(askers.iter().map(|&i| (i, why.clone())));
+            }
+            Ok(())
+        }));
+    }
+    let first = jobs.pop().unwrap_or_else(|| Box::new(|| Ok(())));
+    if let Err(e) = syncs::concurrently(first, jobs) {
+        // A job that panicked told no one: every request fails.
+        let why = (e.kind(), e.to_string());
+        return everyone.into_iter().map(|i| (i, why.clone())).collect();
+    }
+    let failed = std::mem::take(&mut *lock(&slots));
+    failed
+}
+
+/// How groups have been made durable, and what it cost.
+#[derive(Default)]
+struct Method {
+    /// Each filesystem seen: a descriptor kept open for its syncfs (so that it is told every
+    /// writeback error since), or none where syncfs is not used.
+    filesystems: HashMap<u64, Option<File>>,
+    whole: Average,
+    per_target: Average,
+    eligible_groups: u64,
+}
+
+impl Method {
+    /// The descriptor to syncfs for a group of `targets` files on filesystem `dev`, if that is
+    /// the way this group is made durable.
+    fn whole_filesystem(&mut self, dev: u64, store: &Path, targets: usize) -> Option<File> {
+        if targets < WHOLE_FROM {
+            return None;
+        }
+        let fs = self
+            .filesystems
+            .entry(dev)
+            .or_insert_with(|| open_if_eligible(store))
+            .as_ref()?;
+        self.eligible_groups += 1;
+        let cheaper = match (self.whole.0, self.per_target.0) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(whole), Some(each)) => whole < each * targets as f64,
+        };
+        let probe = self.eligible_groups.is_multiple_of(PROBE);
+        match cheaper != probe {
+            true => fs.try_clone().ok(),
+            false => None,
+        }
+    }
+}
+
+/// A moving average of a duration, in seconds; none until the first.
+#[derive(Default)]
+struct Average(Option<f64>);
+
+impl Average {
+    fn note(&mut self, took: Duration) {
+        let took = took.as_secs_f64();
+        self.0 = Some(self.0.map_or(took, |avg| avg + (took - avg) / 8.0));
+    }
+}
+
+/// The store folder opened for syncfs, when its filesystem's syncfs is a full sync that
+/// reports writeback errors (see the module's comment); none otherwise.
+fn open_if_eligible(store: &Path) -> Option<File> {
+    if std::env::var_os("BATON_STORE_SYNCFS").is_some_and(|v| v == "0") {
+        return None;
+    }
+    if !kernel_reports_syncfs_errors() {
+        return None;
+    }
+    let file = File::open(store).ok()?;
+    let magic = fs_magic(&file)?;
+    // The constants' type is the platform's `c_long`.
+    #[allow(clippy::unnecessary_cast)]
+    let full = [
+        libc::EXT4_SUPER_MAGIC as i64,
+        libc::XFS_SUPER_MAGIC as i64,
+        libc::BTRFS_SUPER_MAGIC as i64,
+    ];
+    full.contains(&magic).then_some(file)
+}
+
+fn fs_magic(file: &File) -> Option<i64> {
+    use std::os::fd::AsRawFd;
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `file` holds the descriptor for the call and `stat` is a properly sized buffer.
+    let rc = unsafe { libc::fstatfs(file.as_raw_fd(), &mut stat) };
+    #[allow(clippy::unnecessary_cast)]
+    (rc == 0).then_some(stat.f_type as i64)
+}
+
+/// Linux 5.8 and later report a writeback error to syncfs (before, it returned 0 regardless).
+fn kernel_reports_syncfs_errors() -> bool {
+    let mut name: libc::utsname = unsafe { std::mem::zeroed() };
+    // SAFETY: `name` is a properly sized out-buffer.
+    if unsafe { libc::uname(&mut name) } != 0 {
+        return false;
+    }
+    let release: String = name
+        .release
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8 as char)
+        .collect();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit());
+    let major: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor: u32 = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    (major, minor) >= (5, 8)
+}
+
+/// Tests: the stores whose group syncs fail (every request under these folders), as a disk
+/// error would.
+#[cfg(test)]
+pub(super) static FAIL_UNDER: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+#[cfg(test)]
+fn injected(request: &Request) -> Option<Failure> {
+    let failing = lock(&FAIL_UNDER);
+    let hit = failing.iter().any(|p| request.store.starts_with(p));
+    hit.then(|| {
+        (
+            io::ErrorKind::Other,
+            "injected: the disk failed".to_string(),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::Barrier;
+
+    fn committer(pause_ms: u64) -> Committer {
+        Committer {
+            pause: Duration::from_millis(pause_ms),
+            ..Committer::default()
+        }
+    }
+
+    /// A new file in `dir` holding a few bytes, not synced.
+    fn written(dir: &Path, name: &str) -> File {
+        let mut file = File::create(dir.join(name)).unwrap();
+        file.write_all(b"bytes").unwrap();
+        file
+    }
+
+    #[test]
+    fn requests_that_arrive_together_share_a_group_and_each_is_answered() {
+        let dir = tempfile::tempdir().unwrap();
+        let committer = committer(30);
+        let n = 16;
+        let barrier = Barrier::new(n);
+        std::thread::scope(|s| {
+            for i in 0..n {
+                let (dir, committer, barrier) = (dir.path(), &committer, &barrier);
+                s.spawn(move || {
+                    let sub = dir.join(format!("w{i}"));
+                    std::fs::create_dir(&sub).unwrap();
+                    let file = written(&sub, "f");
+                    barrier.wait();
+                    let request = Request {
+                        store: sub.clone(),
+                        files: vec![file],
+                        dirs: vec![sub, dir.to_path_buf()],
+                    };
+                    committer.sync(request).unwrap();
+                });
+            }
+        });
+        let groups = committer.stats.groups.load(Ordering::Relaxed);
+        assert_eq!(committer.stats.requests.load(Ordering::Relaxed), n as u64);
+        // The first leader takes what is there; the others gather while it syncs.
+        assert!(groups <= 3, "{groups} groups for {n} requests");
+        if open_if_eligible(dir.path()).is_some() {
+            assert!(committer.stats.whole.load(Ordering::Relaxed) >= 1);
+        }
+    }
+
+    #[test]
+    fn a_failed_sync_fails_the_requests_it_was_for_and_no_other() {
+        let dir = tempfile::tempdir().unwrap();
+        let committer = committer(30);
+        let barrier = Barrier::new(2);
+        let gone = dir.path().join("gone");
+        let (good, bad) = std::thread::scope(|s| {
+            let good = s.spawn(|| {
+                let file = written(dir.path(), "f");
+                barrier.wait();
+                std::thread::sleep(Duration::from_millis(5));
+                let store = dir.path().to_path_buf();
+                let dirs = vec![dir.path().to_path_buf()];
+                committer.sync(Request {
+                    store,
+                    files: vec![file],
+                    dirs,
+                })
+            });
+            let bad = s.spawn(|| {
+                barrier.wait();
+                std::thread::sleep(Duration::from_millis(5));
+                let store = dir.path().to_path_buf();
+                committer.sync(Request {
+                    store,
+                    files: Vec::new(),
+                    dirs: vec![gone.clone()],
+                })
+            });
+            (good.join().unwrap(), bad.join().unwrap())
+        });
+        assert!(good.is_ok(), "{good:?}");
+        let e = bad.unwrap_err();
+        assert!(e.to_string().contains("gone"), "{e}");
+    }
+}
