@@ -6,7 +6,9 @@
 //! 2. The tree: W workspaces as `baton init` makes them; the first start on it; idle CPU,
 //!    syscalls, descriptors and memory with no handoff yet. Then ROUNDS rounds through the
 //!    daemon itself: one handoff written into every workspace at once (a burst of W, timed to
-//!    the last received), all but the last round decided in bulk; then the daemon is left
+//!    the last received), all but the last round decided in bulk; then sustained RATES (each
+//!    RUNS times for SUSTAIN seconds: handoffs written round-robin at the rate, each timed
+//!    from its rename to its SSE event, and the rate received); then the daemon is left
 //!    until it has brought every workspace's records' snapshot up to date, as after a day's
 //!    work. The filled tree is kept in BATON_BENCH_DIR and reused by the next run (its
 //!    bursts are printed from then).
@@ -25,7 +27,9 @@
 //! Knobs: BATON_BENCH_WORKSPACES (10000), BATON_BENCH_ROUNDS (11), BATON_BENCH_RUNS (3),
 //! BATON_BENCH_IDLE_SECONDS (30), BATON_BENCH_LOAD_SECONDS (5), BATON_BENCH_DIR (where the
 //! filled tree is kept; default /tmp/baton-scale-W-ROUNDS), BATON_BENCH_BIN (the daemon),
-//! BATON_LOG (the daemon's, into daemon.log in the tree; default warn).
+//! BATON_LOG (the daemon's, into daemon.log in the tree; default warn), BATON_BENCH_RATES
+//! (1000,3000 a second; empty for none), BATON_BENCH_SUSTAIN_SECONDS (5),
+//! BATON_BENCH_ONLY=throughput (stop after the bursts and the rates: a fresh tree each run).
 
 // Shared with the ingest and pages benches, which use all of them.
 mod idle;
@@ -46,6 +50,12 @@ struct Settings {
     idle: Duration,
     load_seconds: f64,
     dir: PathBuf,
+    /// Sustained rates (handoffs a second) measured after the fill's bursts.
+    rates: Vec<f64>,
+    sustain_seconds: f64,
+    /// Stop after the bursts and the sustained rates (no settle, no restarts; the tree is
+    /// not kept for reuse).
+    only_throughput: bool,
 }
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
@@ -117,6 +127,52 @@ fn settle(d: &Daemon) -> Result<()> {
     Ok(())
 }
 
+/// The sustained rates, RUNS times each, on the daemon that made the bursts; printed.
+fn throughput(d: &Daemon, s: &Settings, bursts: &[f64]) -> Result<()> {
+    if s.rates.is_empty() {
+        return Ok(());
+    }
+    println!(
+        "    sustained rates, {} runs of {:.0} s each, round-robin over the {} workspaces:",
+        s.runs, s.sustain_seconds, s.workspaces
+    );
+    let mut summary = Vec::new();
+    for &rate in &s.rates {
+        let mut runs = Vec::new();
+        for run in 0..s.runs {
+            // The queue of the run before drained, its syncs done.
+            std::thread::sleep(Duration::from_secs(2));
+            let tag = format!("{rate:.0}r{run}");
+            let got = d.sustain(&s.dir, s.workspaces, rate, s.sustain_seconds, &tag)?;
+            println!("      {}", got.line());
+            runs.push(got);
+        }
+        let achieved = spread(runs.iter().map(|r| r.achieved).collect());
+        let p99 = spread(runs.iter().map(|r| r.p99).collect());
+        let max = spread(runs.iter().map(|r| r.max).collect());
+        let lost: usize = runs.iter().map(|r| r.written - r.received).sum();
+        println!(
+            "    {rate:.0}/s: received {}/s, rename -> SSE p99 {}, max {}, lost {lost}",
+            mmm(achieved, ""),
+            mmm(p99, "ms"),
+            mmm(max, "ms")
+        );
+        summary.push(format!(
+            "sustained_{rate:.0}_rate={:.0} sustained_{rate:.0}_p99_ms={:.2}",
+            achieved.1, p99.1
+        ));
+    }
+    let burst = spread(bursts.to_vec());
+    println!(
+        "\nRESULT_THROUGHPUT burst_min_s={:.2} burst_median_s={:.2} burst_max_s={:.2} {}",
+        burst.0,
+        burst.1,
+        burst.2,
+        summary.join(" ")
+    );
+    Ok(())
+}
+
 /// Removes every workspace's records' snapshot, as a restore from a backup would.
 fn drop_snapshots(root: &Path) -> Result<usize> {
     let mut dropped = 0;
@@ -174,6 +230,11 @@ fn filled_tree(s: &Settings, token: &mut Option<String>) -> Result<Vec<f64>> {
         );
         println!("      {}", burst.line(w));
     }
+    throughput(&d, s, &bursts)?;
+    if s.only_throughput {
+        d.stop()?;
+        return Ok(bursts);
+    }
     settle(&d)?;
     let kept = serde_json::json!({ "token": d.token, "bursts": bursts });
     d.stop()?;
@@ -193,6 +254,13 @@ fn main() -> Result<()> {
         idle: Duration::from_secs(env_or("BATON_BENCH_IDLE_SECONDS", 30u64).max(1)),
         load_seconds: env_or("BATON_BENCH_LOAD_SECONDS", 5.0f64).max(1.0),
         dir: std::env::var("BATON_BENCH_DIR").map_or(PathBuf::from(default_dir), PathBuf::from),
+        rates: std::env::var("BATON_BENCH_RATES")
+            .unwrap_or_else(|_| "1000,3000".into())
+            .split(',')
+            .filter_map(|r| r.trim().parse().ok())
+            .collect(),
+        sustain_seconds: env_or("BATON_BENCH_SUSTAIN_SECONDS", 5.0f64).max(1.0),
+        only_throughput: std::env::var("BATON_BENCH_ONLY").is_ok_and(|v| v == "throughput"),
     };
     let (w, n) = (s.workspaces, s.workspaces * s.rounds);
     println!(
@@ -216,6 +284,10 @@ fn main() -> Result<()> {
 
     let mut token = None;
     let bursts = filled_tree(&s, &mut token)?;
+    if s.only_throughput {
+        println!("\nBATON_BENCH_ONLY=throughput: the other phases are left out");
+        return Ok(());
+    }
     let burst = spread(bursts.clone());
     println!(
         "    bursts of {w} into {w} workspaces, last received after: {} over {} rounds",

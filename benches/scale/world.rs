@@ -341,3 +341,101 @@ fn read_lines(out: impl std::io::Read + Send + 'static) -> Receiver<String> {
     });
     rx
 }
+
+/// A sustained rate: handoffs written at `rate` a second, each timed from just before its
+/// rename to its `handoff.received` on the SSE stream.
+pub struct Sustained {
+    pub rate: f64,
+    pub written: usize,
+    pub received: usize,
+    /// Received a second, from the first rename to the last event.
+    pub achieved: f64,
+    /// rename -> SSE: p50, p99, max (ms).
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub load: String,
+}
+
+impl Daemon {
+    /// Writes handoffs into the first `w` workspaces in turn (a new id each, `tag` in it) at
+    /// `rate` a second for `seconds`, paced by the clock (open loop: a slow daemon does not
+    /// slow the writer), and waits for their events.
+    pub fn sustain(
+        &self,
+        root: &Path,
+        w: usize,
+        rate: f64,
+        seconds: f64,
+        tag: &str,
+    ) -> Result<Sustained> {
+        let events = bench_support::sse::watch_received(&self.url, &self.token)?;
+        let total = (rate * seconds).round() as usize;
+        let docs: Vec<(String, PathBuf, Vec<u8>)> = (0..total)
+            .map(|n| {
+                let i = n % w;
+                let id = format!("s{tag}-{n:06}");
+                let doc = json!({
+                    "handoff_version": "1.0", "id": id, "task_id": format!("task-{i}"),
+                    "from_agent": format!("agent-{}", i % 13),
+                    "title": format!("sustained {tag} {n} of workspace {i}"),
+                    "trigger": "completion", "confidence": 0.5,
+                });
+                (
+                    id,
+                    workspace_dir(root, i),
+                    serde_json::to_vec(&doc).expect("json"),
+                )
+            })
+            .collect();
+        let mut sent = std::collections::HashMap::with_capacity(total);
+        let started = Instant::now();
+        for (n, (id, dir, bytes)) in docs.iter().enumerate() {
+            let due = started + Duration::from_secs_f64(n as f64 / rate);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            let tmp = dir.join(".handoff.json.tmp");
+            std::fs::write(&tmp, bytes)?;
+            let at = Instant::now();
+            std::fs::rename(&tmp, dir.join("handoff.json"))?;
+            sent.insert(id.clone(), at);
+        }
+        let mut latencies = Vec::with_capacity(total);
+        let mut last = started;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while latencies.len() < total && Instant::now() < deadline {
+            let Ok((key, at)) = events.recv_timeout(Duration::from_millis(200)) else {
+                continue;
+            };
+            if let Some(renamed) = sent.remove(&key) {
+                latencies.push(at.duration_since(renamed).as_secs_f64() * 1000.0);
+                last = last.max(at);
+            }
+        }
+        latencies.sort_by(f64::total_cmp);
+        let pick = |p: f64| match latencies.len() {
+            0 => f64::NAN,
+            n => latencies[((n as f64 * p).ceil() as usize).clamp(1, n) - 1],
+        };
+        Ok(Sustained {
+            rate,
+            written: total,
+            received: latencies.len(),
+            achieved: latencies.len() as f64 / last.duration_since(started).as_secs_f64().max(1e-9),
+            p50: pick(0.50),
+            p99: pick(0.99),
+            max: pick(1.0),
+            load: load_average(),
+        })
+    }
+}
+
+impl Sustained {
+    pub fn line(&self) -> String {
+        format!(
+            "{:.0}/s for {} handoffs: received {} ({:.0}/s), rename -> SSE p50 / p99 / max {:.2} / {:.2} / {:.1} ms; load {}",
+            self.rate, self.written, self.received, self.achieved, self.p50, self.p99, self.max, self.load
+        )
+    }
+}
