@@ -34,6 +34,7 @@ mod events_history;
 mod evidence;
 mod export;
 mod failures;
+mod folder_swap;
 mod fuzz_corpus;
 mod grant_replay;
 mod grants;

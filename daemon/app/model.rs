@@ -141,7 +141,18 @@ pub enum DecideError {
     #[error("{0}")]
     WorkspaceGone(String),
     #[error("cannot record the decision, nothing was changed; try again: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for DecideError {
+    /// A write refused because the workspace's folder was swapped under the daemon (see
+    /// `folder_mark::Pin`) is the folder gone, not a failure to try again.
+    fn from(e: io::Error) -> DecideError {
+        match crate::workspace::folder_mark::Swapped::of(&e) {
+            Some(swapped) => DecideError::WorkspaceGone(swapped.to_string()),
+            None => DecideError::Io(e),
+        }
+    }
 }
 
 /// What a reviewer's decision did.

@@ -8,7 +8,9 @@
 //! an operation fail; it can never lead it outside the workspace.
 //!
 //! The workspace folder itself is configured by the operator and trusted; it is opened by path
-//! on each call, so that thousands of workspaces do not hold thousands of descriptors.
+//! on each call, so that thousands of workspaces do not hold thousands of descriptors. Agents
+//! can still rename it away and make another at its path: a write of a served workspace
+//! compares the folder it opened with the one served (`folder_mark::Pin`) before going on.
 
 mod held;
 mod opened;
@@ -21,6 +23,7 @@ pub(super) use reads::{identities, open_regular, sha256, sha256_capture, sha256_
 
 use super::fence::Fence;
 use super::files::{read_open_file, ReadError};
+use super::folder_mark::Pin;
 use super::fsync::{self, Kind};
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt, OpenOptionsSyncExt};
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
@@ -35,17 +38,19 @@ use std::path::{Component, Path, PathBuf};
 /// are made.
 pub(super) fn write(
     root: &Path,
+    pin: Pin,
     rel: &Path,
     bytes: &[u8],
     durable: bool,
     fence: &Fence,
 ) -> io::Result<()> {
-    write_mode(root, rel, bytes, durable, 0o644, fence)
+    write_mode(root, pin, rel, bytes, durable, 0o644, fence)
 }
 
 /// `write` with the file's permission bits (e.g. 0o444 for approved work).
 pub(super) fn write_mode(
     root: &Path,
+    pin: Pin,
     rel: &Path,
     bytes: &[u8],
     durable: bool,
@@ -53,7 +58,7 @@ pub(super) fn write_mode(
     fence: &Fence,
 ) -> io::Result<()> {
     let (dirs, name) = split(rel)?;
-    let dir = walk(root, &dirs, Some(durable))?;
+    let dir = walk_pinned(root, pin, &dirs, Some(durable))?;
     put(&dir, name, bytes, durable, mode, fence)?;
     if durable {
         sync(dir)?;
@@ -65,12 +70,13 @@ pub(super) fn write_mode(
 /// and the first failure is answered.
 pub(super) fn write_each(
     root: &Path,
+    pin: Pin,
     rel_dir: &Path,
     files: &[(&str, &[u8])],
     durable: bool,
     fence: &Fence,
 ) -> io::Result<()> {
-    let dir = walk(root, &names(rel_dir)?, Some(durable))?;
+    let dir = walk_pinned(root, pin, &names(rel_dir)?, Some(durable))?;
     let mut result = Ok(());
     for (name, bytes) in files {
         let written = match split(Path::new(name)) {
@@ -157,9 +163,9 @@ fn read_in_then(
 }
 
 /// Removes the file `rel` (durably if `durable`); one (or a folder on the way) gone is fine.
-pub(super) fn remove(root: &Path, rel: &Path, durable: bool) -> io::Result<()> {
+pub(super) fn remove(root: &Path, pin: Pin, rel: &Path, durable: bool) -> io::Result<()> {
     let (dirs, name) = split(rel)?;
-    let dir = match walk(root, &dirs, None) {
+    let dir = match walk_pinned(root, pin, &dirs, None) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         other => other?,
     };
@@ -173,11 +179,11 @@ pub(super) fn remove(root: &Path, rel: &Path, durable: bool) -> io::Result<()> {
 
 /// Renames the file `from` to `to`, durably. Both folders must exist (NotFound otherwise, as
 /// when `from` itself is missing).
-pub(super) fn rename(root: &Path, from: &Path, to: &Path) -> io::Result<()> {
+pub(super) fn rename(root: &Path, pin: Pin, from: &Path, to: &Path) -> io::Result<()> {
     let (from_dirs, from_name) = split(from)?;
     let (to_dirs, to_name) = split(to)?;
-    let from_dir = walk(root, &from_dirs, None)?;
-    let to_dir = walk(root, &to_dirs, None)?;
+    let from_dir = walk_pinned(root, pin, &from_dirs, None)?;
+    let to_dir = walk_pinned(root, pin, &to_dirs, None)?;
     from_dir.rename(from_name, &to_dir, to_name)?;
     if from_dirs != to_dirs {
         sync(from_dir)?;
@@ -283,22 +289,22 @@ fn stale_temps_in(dir: &Dir, age: std::time::Duration) -> io::Result<Temps> {
 /// folders if missing; a new file is made durable by an fsync of its folder. Something other
 /// than the daemon's own file at that name (a symlink, a hard link, a folder or pipe) is a
 /// `ForeignFile` error, so the caller can tell tampering from an I/O failure.
-pub(super) fn open_append(root: &Path, rel: &Path) -> io::Result<File> {
-    open_own(root, rel, true, true)
+pub(super) fn open_append(root: &Path, pin: Pin, rel: &Path) -> io::Result<File> {
+    open_own(root, pin, rel, true, true)
 }
 
 /// `open_append` without append mode: for a small file of the daemon's rewritten in place
 /// (`overwrite_in_place`), where writes go at an offset. Not made when `create` is false
 /// (NotFound).
-pub(super) fn open_rewrite(root: &Path, rel: &Path, create: bool) -> io::Result<File> {
-    open_own(root, rel, false, create)
+pub(super) fn open_rewrite(root: &Path, pin: Pin, rel: &Path, create: bool) -> io::Result<File> {
+    open_own(root, pin, rel, false, create)
 }
 
 /// Opens (creating it and its folders if missing and `create`) a file of the daemon's for
 /// reading and writing, refusing a symlink, a folder, a pipe, or a file with other hard links.
-fn open_own(root: &Path, rel: &Path, append: bool, create: bool) -> io::Result<File> {
+fn open_own(root: &Path, pin: Pin, rel: &Path, append: bool, create: bool) -> io::Result<File> {
     let (dirs, name) = split(rel)?;
-    let dir = walk(root, &dirs, create.then_some(true))?;
+    let dir = walk_pinned(root, pin, &dirs, create.then_some(true))?;
     let mut options = OpenOptions::new();
     options
         .read(true)
@@ -386,18 +392,32 @@ pub(super) fn split(rel: &Path) -> io::Result<(Vec<&OsStr>, &OsStr)> {
 /// `Dir::open_ambient_dir` does) so that it can be fsynced after writing a file directly in it.
 /// `root` is canonical (`Workspace::open`), so a symlink at its place is an agent's swap (to
 /// another workspace's folder, say): never followed (ELOOP), nothing is read or written there.
-fn open_root(root: &Path) -> io::Result<Dir> {
-    let file = std::fs::OpenOptions::new()
+/// With a mark pinned (see `folder_mark::Pin`), the folder opened must be the one served, or
+/// nothing is done beneath it: the check is on this handle, the one every step below uses.
+fn open_root(root: &Path, pin: Pin) -> io::Result<Dir> {
+    let opened = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
-        .open(root)?;
+        .open(root);
+    let file = opened.map_err(|e| pin.lost(e, root))?;
+    pin.check(&file, root)?;
     Ok(Dir::from_std_file(file))
 }
 
 /// Opens `dirs` one by one beneath the workspace folder; `create`: make the missing ones
 /// (durably with `Some(true)`).
 pub(super) fn walk(root: &Path, dirs: &[&OsStr], create: Option<bool>) -> io::Result<Dir> {
-    let mut dir = open_root(root)?;
+    walk_pinned(root, Pin::default(), dirs, create)
+}
+
+/// `walk` from the workspace folder only if it is the one `pin` holds: every write's way in.
+pub(super) fn walk_pinned(
+    root: &Path,
+    pin: Pin,
+    dirs: &[&OsStr],
+    create: Option<bool>,
+) -> io::Result<Dir> {
+    let mut dir = open_root(root, pin)?;
     let mut at = PathBuf::new();
     for name in dirs {
         at.push(name);
@@ -527,6 +547,7 @@ mod tests {
         let none = crate::workspace::fence::Fence::default();
         let written = write_each(
             ws.path(),
+            Default::default(),
             Path::new(".baton/handoffs/k"),
             files,
             false,
@@ -549,6 +570,7 @@ mod tests {
         symlink(outside.path(), ws.path().join(".baton/handoffs/j")).unwrap();
         let through = write_each(
             ws.path(),
+            Default::default(),
             Path::new(".baton/handoffs/j"),
             &files[..1],
             false,
@@ -567,7 +589,8 @@ mod tests {
         let ws = roots.path().join("alpha");
         symlink(&other, &ws).unwrap();
         let none = crate::workspace::fence::Fence::default();
-        let written = super::write(&ws, Path::new("decision.json"), b"x", false, &none);
+        let pin = Default::default();
+        let written = super::write(&ws, pin, Path::new("decision.json"), b"x", false, &none);
         assert!(written.is_err(), "{written:?}");
         assert!(!other.join("decision.json").exists());
         let read = super::read(&ws, Path::new("handoff.json"), 1024);

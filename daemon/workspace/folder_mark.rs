@@ -61,6 +61,93 @@ impl FolderMark {
     }
 }
 
+/// The folder a served workspace's writes must land in. A check of the path before writing
+/// leaves a window: the folder can be renamed away and another put at its path between the
+/// check and the write's own open of the path. So each write opens the workspace folder once
+/// (never through a symlink), compares that handle's identity (`fstat`) with this mark, and
+/// then writes beneath the very handle it compared (see `workspace::confined`): a write
+/// either lands in the served folder, wherever it was moved, or is refused (`Swapped`).
+/// None (the default) compares nothing: a workspace not yet served, or one in a cluster,
+/// where a workspace is its path (see `app::runtime::moves`). Not part of a workspace's
+/// identity, as its fence is not.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Pin(Option<FolderMark>);
+
+impl Pin {
+    pub fn to(mark: FolderMark) -> Pin {
+        Pin(Some(mark))
+    }
+
+    pub fn mark(&self) -> Option<FolderMark> {
+        self.0
+    }
+
+    /// `Ok` when `opened` (the folder opened at `root` for a write) is the pinned folder.
+    pub(in crate::workspace) fn check(
+        &self,
+        opened: &std::fs::File,
+        root: &Path,
+    ) -> io::Result<()> {
+        let Some(mark) = &self.0 else {
+            return Ok(());
+        };
+        if FolderMark::of_meta(&opened.metadata()?) == *mark {
+            return Ok(());
+        }
+        Err(swapped(
+            root,
+            "deleted or moved away, and another folder made at its path",
+        ))
+    }
+
+    /// The error of opening the folder at `root` for a write, as the refusal it is when a
+    /// folder is pinned and none is there (or no real folder: a symlink, a file): the served
+    /// folder was deleted or moved away. Others (EIO, ESTALE) prove nothing and stay as they
+    /// are, to be retried.
+    pub(in crate::workspace) fn lost(&self, e: io::Error, root: &Path) -> io::Error {
+        let gone = matches!(
+            e.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+        ) || e.raw_os_error() == Some(libc::ELOOP);
+        match self.0.is_some() && gone {
+            true => swapped(root, "deleted or moved away"),
+            false => e,
+        }
+    }
+}
+
+fn swapped(root: &Path, how: &str) -> io::Error {
+    io::Error::other(Swapped(format!(
+        "the folder at {} is no longer the workspace folder the daemon serves there (it was \
+         {how} while the daemon ran): nothing is written there, and no decision is made. The \
+         workspace's records are kept in data_dir; put the folder back (or move it under the \
+         configured roots) to serve it again",
+        root.display()
+    )))
+}
+
+impl PartialEq for Pin {
+    fn eq(&self, _: &Pin) -> bool {
+        true
+    }
+}
+
+impl Eq for Pin {}
+
+/// A change refused because the folder at the workspace's path is not the one served (another
+/// folder is there, or none): its words are for people, naming the folder and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Swapped(pub String);
+
+impl Swapped {
+    /// The refusal `e` carries, if it is one.
+    pub fn of(e: &io::Error) -> Option<&Swapped> {
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<Swapped>())
+    }
+}
+
 /// What is at `path` now against `mark`; with none, any real folder there is the same.
 pub fn look(path: &Path, mark: Option<&FolderMark>) -> AtPath {
     match std::fs::symlink_metadata(path) {

@@ -50,6 +50,8 @@ pub struct Workspace {
     /// The id its records are kept under in the store when the daemon found it to be another
     /// than the one its path gives (a workspace whose folder moved; see `store::identity`).
     pub id: Option<String>,
+    /// The folder every write below must land in, once served (see `folder_mark::Pin`).
+    pub pin: folder_mark::Pin,
 }
 
 impl Workspace {
@@ -74,12 +76,19 @@ impl Workspace {
             root,
             fence: fence::Fence::default(),
             id: None,
+            pin: folder_mark::Pin::default(),
         })
     }
 
     /// This handle with `fence` checked before each of its writes.
     pub fn fenced(self, fence: fence::Fence) -> Workspace {
         Workspace { fence, ..self }
+    }
+
+    /// This handle writing only into the folder `mark` names (see `folder_mark::Pin`).
+    pub fn pinned(self, mark: folder_mark::FolderMark) -> Workspace {
+        let pin = folder_mark::Pin::to(mark);
+        Workspace { pin, ..self }
     }
 
     /// `Ok` when this daemon may write on the workspace now (see `fence`). The writes below
@@ -122,7 +131,14 @@ impl Workspace {
     /// folder), making missing folders. A symlink on the way is refused.
     pub fn write(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         self.may_write()?;
-        confined::write(&self.root, self.relative(path)?, bytes, true, &self.fence)
+        confined::write(
+            &self.root,
+            self.pin,
+            self.relative(path)?,
+            bytes,
+            true,
+            &self.fence,
+        )
     }
 
     /// `write` of a read-only file (mode 0444): approved work, which nobody is to change.
@@ -130,6 +146,7 @@ impl Workspace {
         self.may_write()?;
         confined::write_mode(
             &self.root,
+            self.pin,
             self.relative(path)?,
             bytes,
             true,
@@ -144,14 +161,28 @@ impl Workspace {
     /// ones that make decisions durable).
     pub fn write_volatile(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         self.may_write()?;
-        confined::write(&self.root, self.relative(path)?, bytes, false, &self.fence)
+        confined::write(
+            &self.root,
+            self.pin,
+            self.relative(path)?,
+            bytes,
+            false,
+            &self.fence,
+        )
     }
 
     /// `write_volatile` of several files (name, bytes) into the folder `dir`, which is walked
     /// down to once for all of them.
     pub fn write_volatile_each(&self, dir: &Path, files: &[(&str, &[u8])]) -> io::Result<()> {
         self.may_write()?;
-        confined::write_each(&self.root, self.relative(dir)?, files, false, &self.fence)
+        confined::write_each(
+            &self.root,
+            self.pin,
+            self.relative(dir)?,
+            files,
+            false,
+            &self.fence,
+        )
     }
 
     /// Reads a regular file of at most `limit` bytes; `Ok(None)`: it or a folder on the way
@@ -177,21 +208,26 @@ impl Workspace {
     /// itself, never its target.
     pub fn remove(&self, path: &Path) -> io::Result<()> {
         self.may_write()?;
-        confined::remove(&self.root, self.relative(path)?, true)
+        confined::remove(&self.root, self.pin, self.relative(path)?, true)
     }
 
     /// `remove` without the fsync of the folder, for copies and stale answers that the daemon
     /// removes again if a crash brings them back.
     pub fn remove_volatile(&self, path: &Path) -> io::Result<()> {
         self.may_write()?;
-        confined::remove(&self.root, self.relative(path)?, false)
+        confined::remove(&self.root, self.pin, self.relative(path)?, false)
     }
 
     /// Renames a file durably; the folders of both must exist (NotFound otherwise, as when
     /// `from` is missing).
     pub fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
         self.may_write()?;
-        confined::rename(&self.root, self.relative(from)?, self.relative(to)?)
+        confined::rename(
+            &self.root,
+            self.pin,
+            self.relative(from)?,
+            self.relative(to)?,
+        )
     }
 
     /// The tree under the folder `path` for people to see: bounded, no symlink followed.
@@ -286,13 +322,13 @@ impl Workspace {
     /// Opens a file for reading and appending (the audit log), creating it and its folders if
     /// missing. A symlink on the way or at the end, or a file with other hard links, is refused.
     pub fn open_append(&self, path: &Path) -> io::Result<std::fs::File> {
-        confined::open_append(&self.root, self.relative(path)?)
+        confined::open_append(&self.root, self.pin, self.relative(path)?)
     }
 
     /// Opens a small file of the daemon's (creating it and its folders if missing) for
     /// reading and rewriting in place (`overwrite_in_place`). Refused as `open_append` refuses.
     pub fn open_rewrite(&self, path: &Path) -> io::Result<std::fs::File> {
-        confined::open_rewrite(&self.root, self.relative(path)?, true)
+        confined::open_rewrite(&self.root, self.pin, self.relative(path)?, true)
     }
 
     /// `write_volatile` of a small file of the daemon's, rewritten in place when it is there
@@ -302,7 +338,7 @@ impl Workspace {
     pub fn rewrite_volatile(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         self.may_write()?;
         use std::os::unix::fs::MetadataExt;
-        let opened = confined::open_rewrite(&self.root, self.relative(path)?, false);
+        let opened = confined::open_rewrite(&self.root, self.pin, self.relative(path)?, false);
         // Only into a file of this daemon's user: one an agent left at the name is replaced.
         // SAFETY: geteuid has no preconditions and cannot fail.
         let euid = unsafe { libc::geteuid() };
@@ -319,7 +355,7 @@ impl Workspace {
     pub fn make_dirs(&self, path: &Path) -> io::Result<()> {
         self.may_write()?;
         let rel = self.relative(path)?;
-        confined::walk(&self.root, &confined::names(rel)?, Some(false)).map(|_| ())
+        confined::walk_pinned(&self.root, self.pin, &confined::names(rel)?, Some(false)).map(|_| ())
     }
 
     fn relative<'p>(&self, path: &'p Path) -> io::Result<&'p Path> {

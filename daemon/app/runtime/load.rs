@@ -60,6 +60,13 @@ pub(in crate::app) fn load(
     // The folder the handle holds, not a second look at the path: a folder swapped in
     // between would be marked while the records load from the first. No mark, no serving.
     let folder = Some(root.mark()?);
+    // Every write from here on lands in that folder or nowhere (see `folder_mark::Pin`); in a
+    // cluster a workspace is its path, and another folder there is still it.
+    let pinned = match (clustered, folder) {
+        (false, Some(mark)) => ws.clone().pinned(mark),
+        _ => ws.clone(),
+    };
+    let ws = &pinned;
     let baton = opened_sub(ws, &root, crate::workspace::BATON_DIR);
     remove_stale_temps(ws, &root, baton.as_ref());
     let anchors = Anchors::for_workspace(data_dir, ws);

@@ -1,0 +1,130 @@
+//! A workspace folder swapped under the daemon while it writes (issue 50): renamed away, and
+//! another put at its path holding the same handoff and the old `.baton/id`, faster than the
+//! watcher tells it. Whatever the timing, nothing of the old workspace's lands in the
+//! replacement: a decision lands in the folder served (its audit log, wherever that folder
+//! went) or is refused with 410 and nothing made.
+
+use crate::util::{bytes, events, handoff, write_atomic, TestEnv};
+use std::path::Path;
+use std::time::Duration;
+
+/// The watcher's report of a swap waits out a settle window far longer than a test, and no
+/// reconcile comes: only the daemon's own checks can find a swap.
+const SLOW_WATCHER: &str = "settle_ms = 60000\nreconcile_s = 3600\n";
+
+/// Renames the folder at `ws` to `away` and makes another at `ws` holding `doc` as
+/// handoff.json and the old folder's `.baton/id`, as an agent's `mv` and fresh clone would.
+fn swap(ws: &Path, away: &Path, doc: &[u8], id: &[u8]) {
+    std::fs::rename(ws, away).unwrap();
+    std::fs::create_dir_all(ws.join(".baton")).unwrap();
+    std::fs::write(ws.join(".baton/id"), id).unwrap();
+    std::fs::write(ws.join("handoff.json"), doc).unwrap();
+}
+
+/// What of the old workspace's the daemon wrote into the replacement folder at `ws`: the
+/// decision of `key` (its root answer, its record copy, its event) or a log it took over (a
+/// chain broken there). A replacement is served as a new workspace once the daemon has seen
+/// the swap (`workspace.recreated`): its own files, its handoff received anew and never
+/// decided, are not the old workspace's.
+fn old_writes_in(ws: &Path, key: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if crate::util::decision(ws).is_some_and(|d| d["handoff_key"] == key) {
+        found.push("decision.json".to_string());
+    }
+    let copy = ws.join(".baton/handoffs").join(key).join("decision.json");
+    if copy.exists() {
+        found.push(copy.display().to_string());
+    }
+    for event in events(ws) {
+        let old = event["type"] == "handoff.decided" || event["type"] == "audit.broken";
+        if old {
+            found.push(format!("an event in its log: {event}"));
+        }
+    }
+    found
+}
+
+/// Whether the audit log of the folder at `folder` holds the decision of `key`.
+fn decided_in(folder: &Path, key: &str) -> bool {
+    events(folder)
+        .iter()
+        .any(|e| e["type"] == "handoff.decided" && e["key"] == key)
+}
+
+/// A reviewer's approval of `key` from another thread (a `Daemon` stays on the test's).
+fn decide(url: &str, token: &str, key: &str) -> (u16, serde_json::Value) {
+    let answer = ureq::post(&format!("{url}/api/v1/handoffs/{key}/decision"))
+        .set("Content-Type", "application/json")
+        .set("Authorization", &format!("Bearer {token}"))
+        .send_string(r#"{"outcome":"approved","comment":"fine"}"#);
+    let response = match answer {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{key}: {e}"),
+    };
+    let status = response.status();
+    (status, response.into_json().unwrap_or_default())
+}
+
+/// The race itself: many workspaces, one pending handoff each; a reviewer decides each while
+/// the folder is swapped at a time spread over the decision's course (before it, between the
+/// daemon's check of the folder and its writes, during them). Run without the writes' own
+/// check of the folder (`folder_mark::Pin`), several land in the replacements.
+#[test]
+fn a_folder_swapped_while_a_reviewer_decides_never_gets_a_write() {
+    const FOLDERS: usize = 48;
+    let mut env = TestEnv::with_config(SLOW_WATCHER);
+    let names: Vec<String> = (0..FOLDERS).map(|i| format!("w{i:02}")).collect();
+    for name in &names {
+        env.init(name);
+    }
+    let d = env.start();
+    for (i, name) in names.iter().enumerate() {
+        let doc = bytes(&handoff(&format!("h{i:02}")));
+        write_atomic(&env.ws(name).join("handoff.json"), &doc);
+    }
+    d.wait_until("all pending", || d.handoffs("pending").len() == FOLDERS);
+    let (url, token) = (d.url.clone(), d.token.clone());
+    let mut answers = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let key = format!("h{i:02}");
+        let ws = env.ws(name);
+        let away = env.root().join(format!("away-{name}"));
+        let id = std::fs::read(ws.join(".baton/id")).expect("the daemon wrote the id");
+        let doc = bytes(&handoff(&key));
+        // From just before the request to well after it: some swaps fall in the window.
+        let delay = Duration::from_micros((i as u64 % 24) * 400);
+        let status = std::thread::scope(|s| {
+            let deciding = s.spawn(|| decide(&url, &token, &key));
+            std::thread::sleep(delay);
+            swap(&ws, &away, &doc, &id);
+            deciding.join().unwrap()
+        });
+        answers.push((key, ws, away, status));
+    }
+    let mut made = 0;
+    for (key, ws, away, (status, body)) in &answers {
+        let written = old_writes_in(ws, key);
+        assert!(
+            written.is_empty(),
+            "{key}: the daemon wrote into the replacement folder: {written:?} (answered {status} {body})"
+        );
+        match status {
+            200 => {
+                made += 1;
+                assert!(
+                    decided_in(away, key),
+                    "{key}: answered 200, but the served folder's log has no decision"
+                );
+            }
+            410 => assert!(
+                !decided_in(away, key),
+                "{key}: refused, yet logged as decided: {body}"
+            ),
+            _ => panic!("{key}: neither made nor refused as gone: {status} {body}"),
+        }
+    }
+    eprintln!("{made} of {FOLDERS} decisions made in the served folder, the others refused");
+    d.assert_alive();
+    d.stop();
+}
