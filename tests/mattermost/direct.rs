@@ -183,3 +183,54 @@ fn a_direct_copy_made_but_whose_answer_was_lost_is_found_on_retry_not_posted_twi
     want.sort();
     assert_eq!(put, want);
 }
+
+#[test]
+fn a_post_by_the_reviewer_carrying_a_lost_copys_marker_is_not_taken_for_the_copy() {
+    // The first copy is made but its answer lost, and the reviewer it was for posts the same
+    // props (marker included) in that direct channel: listed before the bot's own post.
+    let (standin, env, daemon) = start_on(Standin::start_mimic(), "direct = true\n", false);
+    submit(&env, "mm-mimic", "s");
+    daemon.wait_until("the direct copies delivered", || {
+        let (_, list) = daemon.get("/api/v1/deliveries?state=delivered");
+        list.as_array().is_some_and(|l| {
+            l.iter()
+                .any(|d| d["channel"] == "mattermost:team" && d["event"] == "handoff.received")
+        })
+    });
+    let posts: Vec<Value> = standin
+        .calls("POST")
+        .into_iter()
+        .filter(|c| c["path"] == "/api/v4/posts")
+        .collect();
+    assert_eq!(
+        posts.len(),
+        2,
+        "one copy per reviewer, the lost one found, not posted again: {posts:#?}"
+    );
+    // The decision updates the bot's two posts, never the reviewer's look-alike.
+    let rita = posts
+        .iter()
+        .find(|c| context(c, "batonapprove")["baton"]["u"] == "mmrita")
+        .unwrap();
+    let approve = context(rita, "batonapprove");
+    let web = Web::new(&daemon);
+    let rita_dm = format!("dm:{BOT}:mmrita");
+    let r = click(&web, &request_in(&rita_dm, "mmrita", rita, &approve));
+    assert_eq!(r.status, 200, "{}", r.body);
+    daemon.wait_until("both copies updated", || standin.calls("PUT").len() >= 2);
+    let mut put: Vec<String> = standin
+        .calls("PUT")
+        .iter()
+        .map(|c| c["path"].as_str().unwrap().to_string())
+        .collect();
+    put.sort();
+    let mut want: Vec<String> = posts
+        .iter()
+        .map(|p| format!("/api/v4/posts/{}", p["id"].as_str().unwrap()))
+        .collect();
+    want.sort();
+    assert_eq!(
+        put, want,
+        "the bot's own posts, not the reviewer's copy (aaaa…)"
+    );
+}

@@ -14,9 +14,9 @@ use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-const TOKEN: &str = "mm-bot-token-standin";
-const CHANNEL: &str = "chanreview0000000000000000";
-const BOT: &str = "botuser0000000000000000000";
+pub(crate) const TOKEN: &str = "mm-bot-token-standin";
+pub(crate) const CHANNEL: &str = "chanreview0000000000000000";
+pub(crate) const BOT: &str = "botuser0000000000000000000";
 
 /// The stand-in: every request recorded (`method`, `path`, `auth`, `body`); the first
 /// `fail` post creations answered 503 (nothing made), the next `lose` made but answered 500
@@ -26,9 +26,11 @@ const BOT: &str = "botuser0000000000000000000";
 /// as Mattermost's server checks them: a trigger it issued (`trigger`), unused, within 3 s,
 /// and a dialog within Mattermost's limits (title and labels up to 24 characters, up to
 /// 5 elements, a textarea up to 3,000); each opened dialog is kept with the user whose
-/// trigger opened it.
-struct Standin {
-    port: u16,
+/// trigger opened it. A post made with the bot's token is the bot's (`user_id`); with
+/// `mimic`, each post whose answer is lost is also copied, props and all, by the other member
+/// of its direct channel (listed first: a post of someone else's carrying baton's marker).
+pub(crate) struct Standin {
+    pub(crate) port: u16,
     calls: Arc<Mutex<Vec<Value>>>,
     /// Triggers issued: id -> (Mattermost user, issued at in Unix ms).
     triggers: Arc<Mutex<std::collections::HashMap<String, (String, u64)>>>,
@@ -82,11 +84,20 @@ fn dialog_refusal(
 }
 
 impl Standin {
-    fn start(fail: usize) -> Standin {
+    pub(crate) fn start(fail: usize) -> Standin {
         Standin::start_faults(fail, 0)
     }
 
     fn start_faults(fail: usize, lose: usize) -> Standin {
+        Standin::start_with(fail, lose, false)
+    }
+
+    /// One post's answer lost, and that post copied by the reviewer it was for (`mimic`).
+    fn start_mimic() -> Standin {
+        Standin::start_with(0, 1, true)
+    }
+
+    fn start_with(fail: usize, lose: usize, mimic: bool) -> Standin {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let calls: Arc<Mutex<Vec<Value>>> = Arc::default();
@@ -141,9 +152,24 @@ impl Standin {
                         post["create_at"] = json!(now);
                         post["update_at"] = json!(now);
                         post["delete_at"] = json!(0);
+                        if auth == format!("Bearer {TOKEN}") {
+                            post["user_id"] = json!(BOT);
+                        }
                         id = post["id"].clone();
+                        let lost = losing.load(Ordering::SeqCst) > 0;
+                        if lost && mimic {
+                            let channel = post["channel_id"].as_str().unwrap_or("");
+                            let other = channel
+                                .strip_prefix("dm:")
+                                .and_then(|pair| pair.split(':').find(|u| *u != BOT))
+                                .unwrap_or("someone");
+                            let mut copied = post.clone();
+                            copied["id"] = json!(format!("aaaa{:022}", made.len()));
+                            copied["user_id"] = json!(other);
+                            made.push(copied);
+                        }
                         made.push(post.clone());
-                        if losing.load(Ordering::SeqCst) > 0 {
+                        if lost {
                             losing.fetch_sub(1, Ordering::SeqCst);
                             (
                                 500,
@@ -255,7 +281,7 @@ impl Standin {
         self.dialogs()[n - 1].clone()
     }
 
-    fn calls(&self, method: &str) -> Vec<Value> {
+    pub(crate) fn calls(&self, method: &str) -> Vec<Value> {
         let calls = self.calls.lock().unwrap();
         calls
             .iter()
@@ -265,7 +291,7 @@ impl Standin {
     }
 
     /// The `n`th post made (1-based), once made, with the id answered; 503s not counted.
-    fn post(&self, daemon: &Daemon, n: usize) -> Value {
+    pub(crate) fn post(&self, daemon: &Daemon, n: usize) -> Value {
         let created = || {
             let posts = self.calls("POST").into_iter();
             let posts = posts.filter(|c| c["path"] == "/api/v4/posts");
@@ -330,7 +356,7 @@ fn action(post: &Value, id: &str) -> Value {
 }
 
 /// The request Mattermost's server sends to the button's URL when `user` clicks it.
-fn request(user: &str, post: &Value, context: &Value) -> Vec<u8> {
+pub(crate) fn request(user: &str, post: &Value, context: &Value) -> Vec<u8> {
     request_in(CHANNEL, user, post, context)
 }
 
@@ -391,7 +417,7 @@ fn send_dialog(web: &Web, body: &[u8]) -> Reply {
     )
 }
 
-fn click(web: &Web, body: &[u8]) -> Reply {
+pub(crate) fn click(web: &Web, body: &[u8]) -> Reply {
     web.send(
         "POST",
         "/chat/mattermost/actions",
@@ -400,7 +426,7 @@ fn click(web: &Web, body: &[u8]) -> Reply {
     )
 }
 
-fn json_of(r: &Reply) -> Value {
+pub(crate) fn json_of(r: &Reply) -> Value {
     serde_json::from_str(&r.body).unwrap_or(Value::Null)
 }
 
@@ -415,7 +441,7 @@ fn assert_pending(env: &TestEnv, daemon: &Daemon) {
     assert!(decided_events(env).is_empty());
 }
 
-fn context(post: &Value, id: &str) -> Value {
+pub(crate) fn context(post: &Value, id: &str) -> Value {
     action(post, id)["integration"]["context"].clone()
 }
 

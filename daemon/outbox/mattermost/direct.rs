@@ -17,8 +17,11 @@
 //! `baton_copy`, and when), and only then is the post sent. A post whose answer was lost (a
 //! timeout, a 5xx after Mattermost made it) or whose id could not be kept leaves the intent
 //! behind; the retry reads the direct channel's posts since then
-//! (`GET /api/v4/channels/{id}/posts?since=`) and takes the post with that marker instead of
-//! posting a second copy. Only an intent that cannot be kept stops the post (retried later).
+//! (`GET /api/v4/channels/{id}/posts?since=`) and takes the post with that marker, made by the
+//! bot itself (`user_id`), instead of posting a second copy: the reviewer can post in that
+//! channel too, and a post of theirs carrying the marker (copied from the bot's, whose props
+//! clients see) is not baton's copy. Only an intent that cannot be kept stops the post
+//! (retried later).
 
 use super::{ActionKey, Binding, Call, Sender};
 use crate::outbox::attempt::Outcome as Sent;
@@ -259,7 +262,8 @@ impl Sender {
                     "POST /api/v4/channels/direct for {user}: the answer names no channel id"
                 ));
             };
-            if let Err(sent) = self.post_copy(key, call, action_key, &mut copies, user, channel) {
+            let signer = (action_key, bot.as_str());
+            if let Err(sent) = self.post_copy(key, call, signer, &mut copies, user, channel) {
                 return sent;
             }
         }
@@ -275,7 +279,7 @@ impl Sender {
         &self,
         key: &str,
         call: &Call,
-        action_key: &ActionKey,
+        (action_key, bot): (&ActionKey, &str),
         copies: &mut Copies,
         user: &str,
         channel: &str,
@@ -283,7 +287,7 @@ impl Sender {
         let tried = copies.intents.get(user).filter(|i| i.channel == channel);
         let intent = match tried.cloned() {
             Some(intent) => {
-                if let Some(post) = self.find_copy(&intent)? {
+                if let Some(post) = self.find_copy(&intent, bot)? {
                     tracing::info!(mattermost = %self.entry.name, key, mattermost_user = %user, channel, post, "a direct copy an earlier attempt made was found; not posted again");
                     return self.keep_copy(key, copies, user, channel, &post);
                 }
@@ -340,8 +344,9 @@ impl Sender {
         Ok(())
     }
 
-    /// The post an earlier attempt made for `intent`, if Mattermost has it (not deleted).
-    fn find_copy(&self, intent: &Intent) -> Result<Option<String>, Sent> {
+    /// The post an earlier attempt made for `intent`, if Mattermost has it (not deleted), made
+    /// by the bot (`bot`): a post by anyone else carrying the marker is not baton's copy.
+    fn find_copy(&self, intent: &Intent, bot: &str) -> Result<Option<String>, Sent> {
         let path = format!(
             "/channels/{}/posts?since={}",
             intent.channel, intent.since_ms
@@ -353,6 +358,7 @@ impl Sender {
             .flat_map(|m| m.values());
         let found = posts
             .filter(|p| p["props"][MARKER] == intent.marker.as_str())
+            .filter(|p| p["user_id"] == bot)
             .filter(|p| p["delete_at"].as_u64().unwrap_or(0) == 0)
             .find_map(|p| p["id"].as_str().map(str::to_string));
         Ok(found)
