@@ -11,12 +11,13 @@ use crate::util::{agent, bytes, handoff, refused_start, user, write_atomic, Daem
 use serde_json::{json, Value};
 use std::path::Path;
 
-const WHY: &str = "the patch disables TLS certificate checks (verify=False) in the HTTP client";
-const TITLE: &str = "Harden the retry loop of the payments client";
+pub(crate) const WHY: &str =
+    "the patch disables TLS certificate checks (verify=False) in the HTTP client";
+pub(crate) const TITLE: &str = "Harden the retry loop of the payments client";
 
 /// An example folder under `root`/canaries: handoff.json naming one artifact, the artifact,
 /// canary.toml with `why`.
-fn write_example(root: &Path) {
+pub(crate) fn write_example(root: &Path) {
     let dir = root.join("canaries").join("tls-off");
     std::fs::create_dir_all(dir.join("inbox")).unwrap();
     let doc = json!({"handoff_version": "1.0", "task_id": "fix-payments-retry",

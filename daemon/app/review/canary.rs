@@ -22,6 +22,7 @@ use crate::app::Served;
 use crate::config::canaries::Example;
 use crate::contract::Outcome;
 use crate::events::{Event, EventType};
+use crate::store::documents::Documents;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -63,49 +64,94 @@ impl Catches {
     }
 }
 
-/// Catches by reviewer, kept in data_dir (`canaries/tally.json`), and how many handoffs each
-/// workspace received since its last canary (the rate; not kept: a restart starts it over).
+/// The document of catches by reviewer (`crate::store::documents`): one daemon's file
+/// `data_dir/canaries/tally.json`, a cluster's row, so the catch rate is the same on every
+/// node whichever filed and judged the canary.
+const TALLY: &str = "canaries/tally.json";
+
+/// The document of the canaries filed, by key: which node's place holds each (a cluster's
+/// other nodes send a request about it there), what it is. The newest `FILED_KEPT` are kept.
+const FILED: &str = "canaries/filed.json";
+const FILED_KEPT: usize = 1000;
+
+/// A canary as every node sees it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Filed {
+    pub workspace: String,
+    /// The node whose place holds it ("" for one daemon).
+    pub node: String,
+    pub example: String,
+    pub filed_at: String,
+}
+
+/// Catches by reviewer and canaries filed (documents), and how many handoffs each workspace
+/// received since its last canary (the rate; not kept: a restart starts it over).
 pub(in crate::app) struct CanaryTally {
-    path: PathBuf,
-    by_reviewer: Mutex<BTreeMap<String, Catches>>,
+    data_dir: PathBuf,
+    /// In a cluster, the records of this node's places: files in its own data_dir, as one
+    /// daemon keeps them. A place is this node's alone (its folder is in data_dir), so its
+    /// records are not the cluster's, whose writes need a workspace's lease.
+    local: std::sync::OnceLock<crate::store::Records>,
     since_last: Mutex<BTreeMap<String, u32>>,
     filed: std::sync::atomic::AtomicUsize,
 }
 
 impl CanaryTally {
     pub fn open(data_dir: &Path) -> CanaryTally {
-        let path = data_dir.join("canaries").join("tally.json");
-        let kept = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
         CanaryTally {
-            path,
-            by_reviewer: Mutex::new(kept),
+            data_dir: data_dir.to_path_buf(),
+            local: Default::default(),
             since_last: Mutex::default(),
             filed: Default::default(),
         }
     }
 
-    pub fn by_reviewer(&self) -> BTreeMap<String, Catches> {
-        self.by_reviewer
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+    /// The records of this node's places in a cluster.
+    pub fn local_records(&self) -> crate::store::Records {
+        self.local
+            .get_or_init(|| crate::store::in_data_dir(&self.data_dir))
             .clone()
     }
 
-    fn count(&self, reviewer: &str, caught: bool) -> io::Result<()> {
-        let mut all = self.by_reviewer.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = all.entry(reviewer.to_string()).or_default();
-        match caught {
-            true => entry.caught += 1,
-            false => entry.missed += 1,
-        }
-        let bytes = serde_json::to_vec_pretty(&*all)?;
-        std::fs::create_dir_all(self.path.parent().unwrap_or(Path::new(".")))?;
-        let tmp = self.path.with_extension("json.tmp");
-        std::fs::write(&tmp, bytes)?;
-        std::fs::rename(&tmp, &self.path)
+    /// Catches by reviewer, as the document says now (none while it cannot be read, logged).
+    pub fn by_reviewer(&self, docs: &dyn Documents) -> BTreeMap<String, Catches> {
+        read_doc(docs, TALLY)
+    }
+
+    fn count(&self, docs: &dyn Documents, reviewer: &str, caught: bool) -> io::Result<()> {
+        docs.change(TALLY, &mut |bytes| {
+            let mut all: BTreeMap<String, Catches> = parse_doc(bytes, TALLY)?;
+            let entry = all.entry(reviewer.to_string()).or_default();
+            match caught {
+                true => entry.caught += 1,
+                false => entry.missed += 1,
+            }
+            Ok(Some(serde_json::to_vec_pretty(&all)?))
+        })
+    }
+
+    /// Records canary `key` as filed (the newest `FILED_KEPT` are kept).
+    pub fn note_filed(&self, docs: &dyn Documents, key: &str, filed: &Filed) -> io::Result<()> {
+        docs.change(FILED, &mut |bytes| {
+            let mut all: BTreeMap<String, Filed> = parse_doc(bytes, FILED)?;
+            all.insert(key.to_string(), filed.clone());
+            while all.len() > FILED_KEPT {
+                let oldest = all
+                    .iter()
+                    .min_by(|a, b| a.1.filed_at.cmp(&b.1.filed_at))
+                    .map(|(k, _)| k.clone());
+                match oldest {
+                    Some(k) => all.remove(&k),
+                    None => break,
+                };
+            }
+            Ok(Some(serde_json::to_vec_pretty(&all)?))
+        })
+    }
+
+    /// Canary `key` as filed, if it is one (of any node).
+    pub fn filed(&self, docs: &dyn Documents, key: &str) -> Option<Filed> {
+        read_doc::<BTreeMap<String, Filed>>(docs, FILED).remove(key)
     }
 
     /// Counts a handoff received in `workspace`; `true` when a canary is due there (one in
@@ -126,6 +172,35 @@ impl CanaryTally {
         self.filed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
             % count.max(1)
+    }
+}
+
+/// Document `name` read as a `T`; the default when there is none or it cannot be read
+/// (logged: a tally or a list of canaries is not worth refusing a page over).
+fn read_doc<T: Default + serde::de::DeserializeOwned>(docs: &dyn Documents, name: &str) -> T {
+    match docs.read(name).and_then(|b| parse_doc(b.as_deref(), name)) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(document = %docs.place(name), error = %e, "cannot read the canaries' document");
+            T::default()
+        }
+    }
+}
+
+/// A document's bytes as a `T` (the default when there are none); one that is not such is
+/// damaged, never read as empty and saved over.
+fn parse_doc<T: Default + serde::de::DeserializeOwned>(
+    bytes: Option<&[u8]>,
+    name: &str,
+) -> io::Result<T> {
+    match bytes {
+        None => Ok(T::default()),
+        Some(b) => serde_json::from_slice(b).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{name} is damaged ({e}); mend it or move it aside"),
+            )
+        }),
     }
 }
 
@@ -193,8 +268,10 @@ impl Cx<'_> {
                 data["example"] = mark.example.clone().into();
                 data["why"] = mark.why.clone().into();
             }
-            if let Err(e) = self.common.canaries.count(&reviewer, caught) {
-                tracing::warn!(error = %e, "cannot keep the canary tally; counted in memory only");
+            let docs = self.common.documents.as_ref();
+            if let Err(e) = self.common.canaries.count(docs, &reviewer, caught) {
+                self.metrics().error("canary");
+                tracing::error!(error = %e, reviewer, verdict = caught, "cannot count a canary's verdict in the tally; the metrics and the event have it");
             }
             let label = crate::metrics::ReviewerLabel {
                 reviewer: reviewer.clone(),

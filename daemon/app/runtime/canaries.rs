@@ -4,7 +4,7 @@
 //! which no subscriber hears, never count). What a canary is and why it stays in the daemon:
 //! `review::canary`.
 
-use crate::app::review::canary::{place_name, CanaryMark, Catches};
+use crate::app::review::canary::{place_name, CanaryMark, Catches, Filed};
 use crate::app::{App, Served};
 use crate::contract::Outcome;
 use crate::events::EventType;
@@ -34,14 +34,8 @@ impl App {
         let Some(canaries) = self.config().canaries.clone() else {
             return;
         };
-        // A place is one daemon's folder in its data_dir: no lease fences it, and another
-        // node could not serve its canaries. Kept to a single daemon.
-        if self.inner.cluster.is_some() {
-            tracing::warn!(
-                "[canaries] is ignored in a cluster: canaries are filed by a single daemon only"
-            );
-            return;
-        }
+        // In a cluster a node hears only the events of the workspaces it serves: each due
+        // canary is counted, and filed, by the holder of that workspace's lease alone.
         let mut events = self.subscribe();
         let app = self.clone();
         tokio::spawn(async move {
@@ -68,6 +62,12 @@ impl App {
     /// `None` when none was filed (no `[canaries]`, or a canary still pending there).
     pub fn file_canary(&self, name: &str) -> Option<String> {
         let canaries = self.config().canaries.as_ref()?;
+        // Only the node serving the workspace files its canaries (its lease moved away
+        // since the handoff that made one due: the new holder counts its own).
+        if self.inner.cluster.is_some() && self.workspace(name).is_none() {
+            tracing::info!(workspace = %name, "no canary filed: this node no longer serves the workspace");
+            return None;
+        }
         let example = &canaries.examples[self
             .inner
             .common
@@ -77,7 +77,11 @@ impl App {
             .canary_place(name)
             .and_then(|place| Ok(self.cx().file_canary(&place, example)?));
         match filed {
-            Ok(key) => key,
+            Ok(Some(key)) => {
+                self.note_filed(name, &key, &example.name);
+                Some(key)
+            }
+            Ok(None) => None,
             Err(e) => {
                 self.metrics().error("canary");
                 tracing::error!(workspace = %name, example = %example.name, error = %e, "cannot file a canary");
@@ -95,9 +99,55 @@ impl App {
         Some((mark, outcome))
     }
 
-    /// Canaries caught and missed, by reviewer.
+    /// Records canary `key` of workspace `name` among those filed, with this node's name,
+    /// so that other nodes send requests about it here.
+    fn note_filed(&self, name: &str, key: &str, example: &str) {
+        let filed = Filed {
+            workspace: name.to_string(),
+            node: self
+                .inner
+                .cluster
+                .as_ref()
+                .map_or(String::new(), |c| c.node.clone()),
+            example: example.to_string(),
+            filed_at: crate::clock::now_rfc3339(),
+        };
+        let common = &self.inner.common;
+        if let Err(e) = common
+            .canaries
+            .note_filed(common.documents.as_ref(), key, &filed)
+        {
+            // Only other nodes need the record; here the canary is served all the same.
+            self.metrics().error("canary");
+            tracing::error!(key, error = %e, "cannot record the canary among those filed; other nodes of a cluster cannot send requests about it here");
+        }
+    }
+
+    /// In a cluster, the node whose place holds canary `key` when it is another's (None:
+    /// not a canary, or this node's): `Unserved` while that node is not live.
+    pub(in crate::app) fn canary_holder(
+        &self,
+        cluster: &crate::cluster::Cluster,
+        key: &str,
+    ) -> Result<Option<crate::cluster::Holder>, crate::cluster::ClusterError> {
+        let common = &self.inner.common;
+        let Some(filed) = common.canaries.filed(common.documents.as_ref(), key) else {
+            return Ok(None);
+        };
+        if filed.node == cluster.node {
+            return Ok(None);
+        }
+        let peer = cluster.peers()?.into_iter().find(|p| p.node == filed.node);
+        Ok(Some(match peer {
+            Some(p) => crate::cluster::Holder::Peer(p),
+            None => crate::cluster::Holder::Unserved,
+        }))
+    }
+
+    /// Canaries caught and missed, by reviewer: the same on every node of a cluster.
     pub fn canary_catches(&self) -> BTreeMap<String, Catches> {
-        self.inner.common.canaries.by_reviewer()
+        let common = &self.inner.common;
+        common.canaries.by_reviewer(common.documents.as_ref())
     }
 
     /// The place standing in for workspace `name`, opened (and made) when first asked.
@@ -112,11 +162,17 @@ impl App {
             name: name.to_string(),
             ..Workspace::open(&root)?
         };
+        // A cluster's records are written under a workspace's lease, which a place has not:
+        // its records are this node's files, as its folder is.
+        let records = match self.inner.cluster {
+            Some(_) => self.inner.common.canaries.local_records(),
+            None => self.inner.commit.records.clone(),
+        };
         let loaded = crate::app::runtime::load::load(
             &ws,
             &self.inner.config.data_dir,
             &self.inner.commit.ledger,
-            &self.inner.commit.records,
+            &records,
             None,
             &self.inner.runtime.copies,
         )?;

@@ -214,7 +214,11 @@ impl App {
         let holder = match scope {
             Scope::Handoff(key) if self.ws_of_key(key).is_some() => return Ok(Holder::Here),
             Scope::Workspace(name) if self.workspace(name).is_some() => return Ok(Holder::Here),
-            Scope::Handoff(key) => cluster.holder_of_key(key)?,
+            Scope::Handoff(key) => match self.canary_holder(cluster, key)? {
+                // A canary is served by the node whose place holds it, which no lease names.
+                Some(holder) => return Ok(holder),
+                None => cluster.holder_of_key(key)?,
+            },
             Scope::Workspace(name) => cluster.holder_of_workspace(name)?,
         };
         // This node holds the lease but does not serve the workspace: it is giving it up to
