@@ -2,11 +2,13 @@
 //! another put at its path holding the same handoff and the old `.baton/id`, faster than the
 //! watcher tells it. Whatever the timing, nothing of the old workspace's lands in the
 //! replacement: a decision lands in the folder served (its audit log, wherever that folder
-//! went) or is refused with 410 and nothing made.
+//! went) or is refused with 410 and nothing made. Every transition that decides (a reviewer, a timeout,
+//! a withdrawal) is refused the same way, and makes the daemon look at the folder at once.
 
-use crate::util::{bytes, events, handoff, write_atomic, TestEnv};
+use crate::util::{agent, bytes, events, handoff, user, write_atomic, Daemon, TestEnv};
+use serde_json::json;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The watcher's report of a swap waits out a settle window far longer than a test, and no
 /// reconcile comes: only the daemon's own checks can find a swap.
@@ -64,6 +66,31 @@ fn decide(url: &str, token: &str, key: &str) -> (u16, serde_json::Value) {
     };
     let status = response.status();
     (status, response.into_json().unwrap_or_default())
+}
+
+fn pending(d: &Daemon, key: &str) -> bool {
+    d.handoffs("pending").iter().any(|h| h["key"] == key)
+}
+
+fn removed(d: &Daemon) -> usize {
+    let metrics = d.metrics();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("baton_workspaces_removed_total"));
+    line.and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits (a few seconds at most) until the daemon has stopped serving one more workspace.
+fn noticed(d: &Daemon, before: usize, what: &str) {
+    let start = Instant::now();
+    while removed(d) <= before {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{what}: the swap was not noticed at once"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// The race itself: many workspaces, one pending handoff each; a reviewer decides each while
@@ -126,5 +153,65 @@ fn a_folder_swapped_while_a_reviewer_decides_never_gets_a_write() {
     }
     eprintln!("{made} of {FOLDERS} decisions made in the served folder, the others refused");
     d.assert_alive();
+    d.stop();
+}
+
+/// A route's timeout falling due after the folder was swapped decides nothing: the replacement
+/// gets no write, the served folder no decision, and the daemon looks at the folder at once.
+#[test]
+fn a_timeout_due_after_a_swap_writes_nothing_and_the_swap_is_noticed() {
+    let config = format!(
+        "{SLOW_WATCHER}{}[[routes]]\nname = \"risky\"\nreviewers = [\"rita\"]\ntimeout_s = 60\n\
+         on_timeout = \"reject\"\n",
+        user("rita", "\"reviewer\"")
+    );
+    let mut env = TestEnv::with_config(&config);
+    env.drive_clock();
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let doc = bytes(&handoff("late"));
+    write_atomic(&ws.join("handoff.json"), &doc);
+    d.wait_until("pending", || pending(&d, "late"));
+    let id = std::fs::read(ws.join(".baton/id")).unwrap();
+    let away = env.root().join("away");
+    swap(&ws, &away, &doc, &id);
+    let before = removed(&d);
+    env.move_clock(61.0);
+    noticed(&d, before, "a timeout");
+    assert_eq!(old_writes_in(&ws, "late"), Vec::<String>::new());
+    assert!(!decided_in(&away, "late"), "the timeout decided after all");
+    d.stop();
+}
+
+/// An agent's withdrawal after the folder was swapped is refused as the folder gone (410),
+/// writes nothing, and makes the daemon look at the folder at once.
+#[test]
+fn a_withdrawal_after_a_swap_is_refused_and_writes_nothing() {
+    let config = format!("{SLOW_WATCHER}{}", agent("builder", "*"));
+    let mut env = TestEnv::with_config(&config);
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let mut doc = handoff("mine");
+    doc["from_agent"] = json!("builder");
+    let doc = bytes(&doc);
+    write_atomic(&ws.join("handoff.json"), &doc);
+    d.wait_until("pending", || pending(&d, "mine"));
+    let id = std::fs::read(ws.join(".baton/id")).unwrap();
+    let away = env.root().join("away");
+    swap(&ws, &away, &doc, &id);
+    let before = removed(&d);
+    let (status, body) = d.post_as(
+        "/api/v1/handoffs/mine/withdraw",
+        Some("builder-token"),
+        r#"{"reason":"not needed"}"#,
+    );
+    assert_eq!(status, 410, "{body}");
+    assert!(
+        body.to_string().contains("another folder made at its path"),
+        "the refusal does not name the cause: {body}"
+    );
+    noticed(&d, before, "a withdrawal");
+    assert_eq!(old_writes_in(&ws, "mine"), Vec::<String>::new());
+    assert!(!decided_in(&away, "mine"), "withdrawn after all");
     d.stop();
 }

@@ -6,6 +6,7 @@ mod any_node;
 mod cost;
 mod documents;
 mod fenced;
+mod folder_swap;
 mod handed;
 mod moves;
 mod nodes;

@@ -345,6 +345,8 @@ impl Cx<'_> {
         key: &str,
         closing: Closing,
     ) -> io::Result<Recorded> {
+        // Every decision's one way to its commit: none is made for a folder swapped away.
+        self.folder_kept(ws, st, key)?;
         let rec = &st.records[key];
         let step_ups = step_ups(&closing, rec);
         let policy = made_by(&closing.by, closing.policy);

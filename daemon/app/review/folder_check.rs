@@ -6,12 +6,22 @@
 //! refuses the decision (`WorkspaceGone`, nothing written) and asks the ingest thread to look
 //! at the folder at once, which stops serving it (see `runtime::removals`).
 //!
-//! In a cluster a workspace is its path (see `runtime::moves`): only a folder missing there
-//! refuses, as `App::check_folder` judges it.
+//! The check is made in the step every decision takes (`decision_of`: a reviewer's, a
+//! timeout's, an expiry, a policy's, a withdrawal, a grant's), before its record is committed,
+//! so no transition commits what it cannot publish; a reviewer's decision makes it earlier
+//! too, before a passkey assertion is spent. It is one `stat` of the path, and the folder can
+//! still be swapped right after it: the writes themselves compare the folder they open with
+//! the one served (`folder_mark::Pin`), and write nothing into another.
+//!
+//! In a cluster a workspace is its path (see `runtime::moves`): a folder missing there
+//! refuses, as `App::check_folder` judges it, and another folder there gets a decision only if
+//! its handoff file holds the revision decided (`replaced_handoff`).
 
 use crate::app::review::Cx;
+use crate::app::state::WsState;
 use crate::app::{DecideError, Served};
-use crate::workspace::folder_mark::AtPath;
+use crate::contract::validate::handoff_digest_as;
+use crate::workspace::folder_mark::{AtPath, Swapped};
 
 impl Cx<'_> {
     /// The refusal of any change to `ws` when the folder at its path is no longer the one it
@@ -39,5 +49,70 @@ impl Cx<'_> {
             ws.workspace.name,
             root.display()
         )))
+    }
+
+    /// `folder_gone` for the decision of `key`, as the I/O error a write into another folder
+    /// gets (`Swapped`), which a decision answers as `WorkspaceGone`. In a cluster, where
+    /// another folder at the path is still the workspace, that folder must hold the handoff
+    /// decided (see `replaced_handoff`).
+    pub(in crate::app) fn folder_kept(
+        &self,
+        ws: &Served,
+        st: &WsState,
+        key: &str,
+    ) -> std::io::Result<()> {
+        let refused = match self.folder_gone(ws) {
+            Some(gone) => gone.to_string(),
+            None => match self.replaced_handoff(ws, st, key) {
+                None => return Ok(()),
+                Some(why) => why,
+            },
+        };
+        Err(std::io::Error::other(Swapped(refused)))
+    }
+
+    /// In a cluster, why the folder now at the workspace's path (another than this node
+    /// served it from) must not get the decision of `key`: its handoff file does not hold
+    /// the revision decided (its digest, as `handoff_sha256` names it, differs; or it is
+    /// missing or unreadable). A decision published there would answer content nobody saw.
+    /// Not asked when the daemon has read the file in place as another handoff (one that
+    /// supersedes `key`: the receive withdraws it), nor outside a cluster, where another
+    /// folder refuses every decision.
+    fn replaced_handoff(&self, ws: &Served, st: &WsState, key: &str) -> Option<String> {
+        self.config.cluster.as_ref()?;
+        let mark = ws.folder.as_ref()?;
+        let root = &ws.workspace.root;
+        if !matches!(mark.at(root), AtPath::Other) {
+            return None;
+        }
+        if st.current.as_ref().is_some_and(|c| c.key != key) {
+            return None;
+        }
+        let rec = st.records.get(key)?;
+        let file = ws.workspace.handoff_file();
+        let limit = self.config.limits.max_bytes;
+        let found = match ws.workspace.read(&file.path, limit) {
+            Ok(Some(bytes)) => handoff_digest_as(file.format, &bytes),
+            Ok(None) | Err(_) => None,
+        };
+        if found.as_deref() == Some(rec.meta.digest.as_str()) {
+            return None;
+        }
+        let holds = match &found {
+            Some(digest) => format!("holds another {} (sha256 {digest})", file.name()),
+            None => format!("holds no readable {}", file.name()),
+        };
+        tracing::warn!(workspace = %ws.workspace.name, path = %root.display(), key, holds,
+            "the folder at the workspace's path is another than the one served and does not hold the handoff decided; the decision is refused, nothing written");
+        Some(format!(
+            "the folder of workspace \"{}\" ({}) was replaced while the daemon ran, and the \
+             folder there now {holds}, not revision {} of handoff \"{key}\" (sha256 {}): the \
+             decision was not made, and nothing was written. Put the folder back, or let the \
+             agent submit the handoff again in the new folder",
+            ws.workspace.name,
+            root.display(),
+            rec.meta.revision,
+            rec.meta.digest
+        ))
     }
 }
