@@ -20,6 +20,9 @@ use serde_json::{json, Value};
 struct LinkBody {
     chat_user: String,
     user: String,
+    /// The Slack `[[chat]]` entry the account belongs to; needed when there are several.
+    #[serde(default)]
+    chat: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -45,7 +48,9 @@ pub async fn link(
     body: Bytes,
 ) -> Result<Json<ChatLinkView>, ApiError> {
     let body: LinkBody = json_body(&headers, &body)?;
-    let linked = blocking(move || app.chat_link(&actor, &body.chat_user, &body.user)).await?;
+    let linked =
+        blocking(move || app.chat_link(&actor, body.chat.as_deref(), &body.chat_user, &body.user))
+            .await?;
     Ok(Json(linked.map_err(api_error)?))
 }
 
@@ -71,6 +76,7 @@ fn api_error(e: ChatLinkError) -> ApiError {
         ChatLinkError::NoChat | ChatLinkError::NotLinked(_) => ApiError::NotFound(said),
         ChatLinkError::BadChatUser(_)
         | ChatLinkError::UnknownUser(_)
+        | ChatLinkError::WhichChat { .. }
         | ChatLinkError::InConfig { .. } => ApiError::Unprocessable(said),
         ChatLinkError::Io(_) | ChatLinkError::Damaged(_) => ApiError::Unavailable(said),
     }
@@ -87,7 +93,7 @@ pub(super) fn openapi_paths() -> Value {
         "properties": {
             "chat_user": chat_user, "user": { "type": "string", "description": "the [[users]] name the chat user acts as" },
             "source": { "enum": ["admin", "config"], "description": "admin: kept in data_dir, unlinked here; config: a [[chat]] entry's users, changed in the configuration" },
-            "chat": { "type": "string", "description": "the [[chat]] entry (source config)" },
+            "chat": { "type": "string", "description": "the [[chat]] entry: of a configuration link, or the Slack entry an admin's link belongs to (its confirmation goes through it; left out for a link kept from before, which belongs to the first)" },
             "linked_by": { "type": "string" }, "linked_at": { "type": "string", "format": "date-time" },
             "state": { "enum": ["unconfirmed", "confirmed", "config"], "description": "unconfirmed: an admin's link the person it names has not confirmed, signed in, from the Slack account's direct message (decides nothing); confirmed: so confirmed; config: the configuration's" },
             "asked_at": { "type": "string", "format": "date-time", "description": "when the confirmation message was posted to the Slack user" },
@@ -106,10 +112,11 @@ pub(super) fn openapi_paths() -> Value {
                 "security": [{ "bearer": [] }],
                 "requestBody": { "required": true, "content": { "application/json": { "schema": {
                     "type": "object", "additionalProperties": false, "required": ["chat_user", "user"],
-                    "properties": { "chat_user": chat_user, "user": { "type": "string" } } } } } },
+                    "properties": { "chat_user": chat_user, "user": { "type": "string" },
+                        "chat": { "type": "string", "description": "the Slack [[chat]] entry (workspace) the account belongs to: its confirmation is sent through that entry's bot; required when several Slack entries are configured" } } } } } },
                 "responses": { "200": one, "401": err("no or unknown credentials"), "403": err("not an admin"),
                     "404": err("no [[chat]] entry of kind slack"),
-                    "422": err("not a chat user id, no such user, or the chat user is linked in the configuration"),
+                    "422": err("not a chat user id, no such user, no such Slack entry (or none named where several are configured), or the chat user is linked in the configuration"),
                     "503": err("the links cannot be saved now, or data_dir/chat/links.json cannot be read (never saved over); nothing changed") } },
             "delete": { "summary": "Unlink an admin's link of a chat account; its clicks decide nothing from the next one (admin)",
                 "security": [{ "bearer": [] }],

@@ -65,7 +65,7 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     if let Some((file, why)) = chat_links {
         // No link is trusted from it and nothing is saved over it until it is mended.
         body["chat_links_damaged"] = json!({ "file": file, "why": why,
-            "action": "link changes are refused; mend the file or move it away, then restart" });
+            "action": "link changes are refused and no link from it counts; mend it or move it away" });
     }
     if let Some((documents, indexing)) = app.search_state() {
         body["search"] = json!({ "documents": documents, "indexing": indexing });

@@ -157,12 +157,19 @@ impl App {
         let keyring = crate::receipts::Keyring::open(&config.data_dir)?;
         let (events, _) = broadcast::channel(4096);
         let metrics = Metrics::default();
+        // What every node must read alike (grants, chat links, the chat keys): one keeper for
+        // the outbox and the transitions, so a key is made under one lock.
+        let documents: Arc<dyn crate::store::documents::Documents> = match &cluster {
+            Some(c) => c.documents(),
+            None => Arc::new(crate::store::documents::InDataDir::new(&config.data_dir)),
+        };
         let (outbox, outbox_warnings) = crate::outbox::Outbox::open(
             &config,
             metrics.deliveries.clone(),
             metrics.delivery_attempts.clone(),
             cluster.as_ref().map(|c| c.deliveries()),
             metrics.push.clone(),
+            Arc::new(crate::private::MacKeys::new(documents.clone())),
         )?;
         let mut warnings = found.warnings;
         let search = match crate::search::Search::open(&config) {
@@ -194,7 +201,7 @@ impl App {
                 common: Arc::new(review::Common::open(
                     &config.data_dir,
                     people.as_ref(),
-                    cluster.as_ref().map(|c| c.documents()),
+                    Some(documents),
                     &config.public_url,
                 )),
                 views: views::Views::open(&config.data_dir, people.as_ref()),

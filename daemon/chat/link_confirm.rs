@@ -14,13 +14,12 @@
 //! link of it, which only removes the link. A Confirm value sealed by an older baton (a Slack
 //! click carrying `c: true`) confirms nothing.
 
-use crate::private::MacKey;
+use crate::private::{MacKey, MacKeys};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::io;
-use std::path::Path;
 
 /// The buttons' `action_id`s. Confirm is a URL button: Slack tells its click too, and that
 /// click confirms nothing.
@@ -84,11 +83,11 @@ pub enum AnswerError {
 pub struct LinkKey(MacKey);
 
 impl LinkKey {
-    /// The key of `data_dir`, made on first use (0600).
-    pub fn open(data_dir: &Path) -> io::Result<LinkKey> {
-        let path = data_dir.join("chat/link-key");
-        MacKey::open(
-            &path,
+    /// The key of confirmations (`data_dir/chat/link-key` for one daemon, a row shared by a
+    /// cluster's nodes), made on first use.
+    pub fn open(keys: &MacKeys) -> io::Result<LinkKey> {
+        keys.get(
+            "chat/link-key",
             "confirmation messages already sent will be refused; each link's admin links it again",
         )
         .map(LinkKey)
@@ -136,9 +135,15 @@ impl LinkKey {
     }
 }
 
+/// Where a confirmation message's Confirm URL takes its token, sealed in only as the message
+/// is sent (`outbox::chat`): the message is kept (spooled, listed with the deliveries)
+/// without it.
+pub const TOKEN_SLOT: &str = "BATON-TOKEN-SEALED-WHEN-SENT";
+
 /// The `chat.postMessage` arguments of the confirmation message to `chat_user` (a DM: the
 /// user id as channel): `admin` linked it to baton user `user`. Confirm opens
-/// `{public_url}/chat/links/confirm?t=TOKEN`, where `user` signs in and confirms.
+/// `{public_url}/chat/links/confirm?t=TOKEN`, where `user` signs in and confirms; the URL
+/// holds `TOKEN_SLOT` for the token of `token` (see `Token`), filled in when it is sent.
 pub fn message(
     key: &LinkKey,
     public_url: &str,
@@ -152,12 +157,11 @@ pub fn message(
         nonce: nonce.to_string(),
         confirm: false,
     });
-    let token = key.seal_token(&Token {
-        chat_user: chat_user.to_string(),
-        nonce: nonce.to_string(),
-        user: user.to_string(),
-    });
-    let url = format!("{}{}?t={token}", public_url.trim_end_matches('/'), PAGE);
+    let url = format!(
+        "{}{}?t={TOKEN_SLOT}",
+        public_url.trim_end_matches('/'),
+        PAGE
+    );
     let said = format!(
         "{} linked this Slack account to baton user *{}*. Until {} confirms it, signed in to baton, this account's clicks on baton's buttons decide nothing. Are you {}? *Confirm* opens baton: sign in there as {} and confirm. Not you? Answer *Not me* and the link is removed and the admins told.",
         escape(admin),
@@ -202,7 +206,7 @@ mod tests {
     #[test]
     fn a_sealed_answer_opens_for_its_user_only_and_refuses_alteration() {
         let dir = tempfile::tempdir().unwrap();
-        let key = LinkKey::open(dir.path()).unwrap();
+        let key = LinkKey::open(&MacKeys::in_data_dir(dir.path())).unwrap();
         let a = Answer {
             chat_user: "U1".into(),
             nonce: "n".into(),
@@ -225,7 +229,13 @@ mod tests {
         });
         assert_eq!(m["blocks"][1]["elements"][1]["value"], no);
         let url = m["blocks"][1]["elements"][0]["url"].as_str().unwrap();
-        let token = url.strip_prefix("http://b/chat/links/confirm?t=").unwrap();
+        let slot = url.strip_prefix("http://b/chat/links/confirm?t=").unwrap();
+        assert_eq!(slot, TOKEN_SLOT, "the message is kept without its token");
+        let token = &key.seal_token(&Token {
+            chat_user: "U1".into(),
+            nonce: "n".into(),
+            user: "rita".into(),
+        });
         let t = key.open_token(token).unwrap();
         assert_eq!(
             (t.chat_user.as_str(), t.nonce.as_str(), t.user.as_str()),

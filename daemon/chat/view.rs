@@ -7,11 +7,10 @@
 //! someone else than the clicker of the button.
 
 use crate::contract::Outcome;
-use crate::private::MacKey;
+use crate::private::{MacKey, MacKeys};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::io;
-use std::path::Path;
 
 /// The modal's `callback_id`, and the `block_id` / `action_id` of its text input.
 pub const CALLBACK_ID: &str = "baton_comment";
@@ -60,10 +59,11 @@ pub enum ViewError {
 pub struct ViewKey(MacKey);
 
 impl ViewKey {
-    /// The key of `data_dir`, made on first use (0600).
-    pub fn open(data_dir: &Path) -> io::Result<ViewKey> {
-        let path = data_dir.join("chat/view-key");
-        MacKey::open(&path, "open comment forms will be refused").map(ViewKey)
+    /// The key of forms (`data_dir/chat/view-key` for one daemon, a row shared by a
+    /// cluster's nodes), made on first use.
+    pub fn open(keys: &MacKeys) -> io::Result<ViewKey> {
+        keys.get("chat/view-key", "open comment forms will be refused")
+            .map(ViewKey)
     }
 
     /// The `private_metadata` of a modal for `b`.
@@ -175,7 +175,7 @@ mod tests {
     #[test]
     fn sealed_metadata_opens_for_its_opener_only_and_not_once_altered() {
         let dir = tempfile::tempdir().unwrap();
-        let key = ViewKey::open(dir.path()).unwrap();
+        let key = ViewKey::open(&MacKeys::in_data_dir(dir.path())).unwrap();
         let sealed = key.seal(&binding());
         assert_eq!(key.open_sealed(&sealed, "U1"), Ok(binding()));
         assert_eq!(
@@ -188,10 +188,10 @@ mod tests {
         assert_ne!(forged, sealed);
         assert_eq!(key.open_sealed(&forged, "U1"), Err(ViewError::Tampered));
         // The same key after a restart; another data_dir's key does not open it.
-        let again = ViewKey::open(dir.path()).unwrap();
+        let again = ViewKey::open(&MacKeys::in_data_dir(dir.path())).unwrap();
         assert_eq!(again.open_sealed(&sealed, "U1"), Ok(binding()));
         let other = tempfile::tempdir().unwrap();
-        let foreign = ViewKey::open(other.path()).unwrap();
+        let foreign = ViewKey::open(&MacKeys::in_data_dir(other.path())).unwrap();
         assert_eq!(foreign.open_sealed(&sealed, "U1"), Err(ViewError::Tampered));
     }
 }

@@ -5,17 +5,26 @@
 //! page); its decision updates that message in place (`chat.update`). The message's
 //! `channel` and `ts` are kept per handoff (`Posted`) when the post is answered, since only
 //! Slack knows them; an update waits (is retried) until the post is answered.
+//!
+//! A link's confirmation message (`ask_link`) is spooled without its confirmation token: its
+//! Confirm URL holds `link_confirm::TOKEN_SLOT`, and the token is sealed into the call only
+//! as it is sent. The token is then only in Slack's direct message: neither the spool, nor
+//! the Deliveries page and API, nor a cluster's `deliveries` rows ever hold one (an admin
+//! who could read it there could hand it to the person the link names).
 
 use super::attempt::{Outcome, Transport};
 use super::audience::Audience;
 use super::review_post::{clip, Review};
 use super::slack::escape;
 use super::spool::Delivery;
+use crate::chat::link_confirm::{LinkKey, Token, TOKEN_SLOT};
 use crate::config::Chat;
 use crate::events::{Event, EventType};
+use crate::private::MacKeys;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The buttons' `action_id`s, one per outcome (read back by `chat::slack`).
@@ -43,10 +52,22 @@ pub struct ButtonValue {
 
 /// A spooled chat delivery's body: the Web API method and its arguments.
 #[derive(Debug, Serialize, Deserialize)]
-struct Call {
-    method: String,
+pub(super) struct Call {
+    pub(super) method: String,
     /// For `chat.update`: `channel` and `ts` are filled in from `Posted` when sent.
+    pub(super) payload: Value,
+}
+
+/// A link confirmation's spooled body: a `Call` (read as one by the sender), and what its
+/// token names, sealed into the payload's `TOKEN_SLOT` only when sent.
+#[derive(Debug, Serialize, Deserialize)]
+struct Confirming {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    method: Option<String>,
+    #[serde(default, skip_serializing_if = "Value::is_null")]
     payload: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    confirm: Option<Token>,
 }
 
 /// The `chat.postMessage` call for `event`, if this entry posts it (a review is owed, and
@@ -57,20 +78,11 @@ pub fn post(chat: &Chat, event: &Event, aud: Option<&Audience>, link: &str) -> O
     let (key, revision, title) = (review.key, review.revision, review.title);
     let summary = review.summary;
     let facts = review.facts(&format!("<{link}|Open in baton>"), "*", escape);
-    let value = serde_json::to_string(&ButtonValue {
+    let value = ButtonValue {
         workspace: event.workspace.clone(),
         key: key.to_string(),
         revision,
         digest: review.digest.map(str::to_string),
-    })
-    .expect("a value serializes");
-    let button = |id: &str, label: &str, style: Option<&str>| {
-        let mut b = json!({ "type": "button", "action_id": id, "value": value,
-            "text": { "type": "plain_text", "text": label } });
-        if let Some(s) = style {
-            b["style"] = json!(s);
-        }
-        b
     };
     let mut blocks = vec![
         json!({ "type": "header", "text": { "type": "plain_text", "text": clip(title, 150) } }),
@@ -80,21 +92,8 @@ pub fn post(chat: &Chat, event: &Event, aud: Option<&Audience>, link: &str) -> O
         blocks.push(json!({ "type": "section",
             "text": { "type": "mrkdwn", "text": clip(&escape(s), 3000) } }));
     }
-    // A route with `step_up = "passkey"` approves only on the page, where the passkey is
-    // asked: the message links there instead of offering a button that would be refused.
-    let approve = if aud.is_some_and(|a| a.passkey) {
-        json!({ "type": "button", "action_id": OPEN, "url": link,
-            "text": { "type": "plain_text", "text": "Approve in baton (passkey)" } })
-    } else {
-        button(APPROVE, "Approve", Some("primary"))
-    };
-    blocks.push(
-        json!({ "type": "actions", "block_id": "baton_decide", "elements": [
-        approve,
-        button(CHANGES, "Request changes…", None),
-        button(REJECT, "Reject…", Some("danger")),
-    ] }),
-    );
+    let elements = decide_buttons(&value, aud.is_some_and(|a| a.passkey), link);
+    blocks.push(json!({ "type": "actions", "block_id": "baton_decide", "elements": elements }));
     let text = clip(
         &format!("[baton] review: {} ({})", escape(title), event.workspace),
         3000,
@@ -104,6 +103,33 @@ pub fn post(chat: &Chat, event: &Event, aud: Option<&Audience>, link: &str) -> O
         payload: json!({ "channel": channel, "text": text, "blocks": blocks, "unfurl_links": false }),
     };
     Some(serde_json::to_string(&call).expect("a call serializes"))
+}
+
+/// The Approve / Request changes / Reject buttons deciding `value`'s revision (a digest's
+/// lines carry the same). A route with `step_up = "passkey"` (`passkey`) approves only on the
+/// page, where the passkey is asked: Approve links there (`link`) instead of being a button
+/// that would be refused.
+pub(crate) fn decide_buttons(value: &ButtonValue, passkey: bool, link: &str) -> Vec<Value> {
+    let value = serde_json::to_string(value).expect("a value serializes");
+    let button = |id: &str, label: &str, style: Option<&str>| {
+        let mut b = json!({ "type": "button", "action_id": id, "value": value,
+            "text": { "type": "plain_text", "text": label } });
+        if let Some(s) = style {
+            b["style"] = json!(s);
+        }
+        b
+    };
+    let approve = if passkey {
+        json!({ "type": "button", "action_id": OPEN, "url": link,
+            "text": { "type": "plain_text", "text": "Approve in baton (passkey)" } })
+    } else {
+        button(APPROVE, "Approve", Some("primary"))
+    };
+    vec![
+        approve,
+        button(CHANGES, "Request changes…", None),
+        button(REJECT, "Reject…", Some("danger")),
+    ]
 }
 
 /// The `chat.update` call telling a decision: who, the outcome, a link; the buttons go.
@@ -161,21 +187,18 @@ pub fn link_ask_id(chat: &Chat, chat_user: &str, nonce: &str) -> String {
 }
 
 impl super::Outbox {
-    /// Spools the direct message `payload` (`chat.postMessage` arguments) asking
-    /// `chat_user` to confirm the link with `nonce`, on `chat`'s channel: sent by its worker,
+    /// Spools the direct message `payload` (`chat.postMessage` arguments, its Confirm URL
+    /// holding `TOKEN_SLOT`) asking `token.chat_user` to confirm the link with
+    /// `token.nonce`, on `chat`'s channel: sent by its worker with the token sealed in,
     /// retried on the delivery schedule, dead (listed with why, retried by an admin) when no
     /// attempt is left. Returns the delivery's id, and whether it is on disk.
-    pub fn ask_link(
-        &self,
-        chat: &Chat,
-        chat_user: &str,
-        nonce: &str,
-        payload: Value,
-    ) -> (String, bool) {
-        let id = link_ask_id(chat, chat_user, nonce);
-        let call = Call {
-            method: "chat.postMessage".into(),
+    pub fn ask_link(&self, chat: &Chat, token: &Token, payload: Value) -> (String, bool) {
+        let chat_user = token.chat_user.as_str();
+        let id = link_ask_id(chat, chat_user, &token.nonce);
+        let call = Confirming {
+            method: Some("chat.postMessage".into()),
             payload,
+            confirm: Some(token.clone()),
         };
         let d = Delivery {
             id: id.clone(),
@@ -243,10 +266,12 @@ pub struct Sender {
     api_url: String,
     token: String,
     posted: Posted,
+    /// Where the key of link confirmations is, to seal a confirmation's token as it is sent.
+    keys: Arc<MacKeys>,
 }
 
 impl Sender {
-    pub fn new(chat: &Chat, posted: Posted) -> Sender {
+    pub fn new(chat: &Chat, posted: Posted, keys: Arc<MacKeys>) -> Sender {
         let agent = ureq::AgentBuilder::new()
             .timeout(super::webhook::TIMEOUT)
             .redirects(0)
@@ -257,7 +282,20 @@ impl Sender {
             api_url: chat.api_url.trim_end_matches('/').to_string(),
             token: chat.bot_token.clone(),
             posted,
+            keys,
         }
+    }
+
+    /// `payload` with the confirmation token of `t` in place of `TOKEN_SLOT`.
+    fn with_token(&self, payload: Value, t: &Token) -> Result<Value, Outcome> {
+        let key = LinkKey::open(&self.keys).map_err(|e| {
+            tracing::error!(error = %e, "cannot read the key of link confirmations; the confirmation is not sent, retried");
+            Outcome::failed(format!("the key of link confirmations cannot be read: {e}"))
+        })?;
+        // The token is URL-safe base64: nothing in it needs escaping in JSON.
+        let text = payload.to_string().replace(TOKEN_SLOT, &key.seal_token(t));
+        serde_json::from_str(&text)
+            .map_err(|e| Outcome::failed(format!("the confirmation does not parse: {e}")))
     }
 
     fn call(&self, method: &str, payload: &Value) -> Result<Value, Outcome> {
@@ -314,7 +352,15 @@ impl Transport for Sender {
             };
         };
         let key = d.key.as_deref().unwrap_or("");
-        let mut payload = call.payload;
+        // A link's confirmation also names its token (read apart: `Call` is every post's).
+        let confirm = serde_json::from_str::<Confirming>(&d.body).ok();
+        let mut payload = match confirm.as_ref().and_then(|c| c.confirm.as_ref()) {
+            Some(t) => match self.with_token(call.payload, t) {
+                Ok(p) => p,
+                Err(outcome) => return outcome,
+            },
+            None => call.payload,
+        };
         if call.method == "chat.update" {
             let Some(m) = self.posted.get(key) else {
                 return Outcome::failed("the handoff's message is not posted yet".into());

@@ -133,7 +133,7 @@ pub enum OpenError {
     Mail(#[from] MailError),
     #[error("Web Push: {0}")]
     Push(std::io::Error),
-    #[error("Mattermost: the key of its buttons (data_dir/chat/mattermost-key): {0}")]
+    #[error("Mattermost: the key of its buttons: {0}")]
     Mattermost(std::io::Error),
 }
 
@@ -154,13 +154,15 @@ struct Shared {
 
 impl Outbox {
     /// Loads the spool; returns warnings for the operator (unreadable files, deliveries
-    /// whose endpoint is no longer configured). Nothing is sent before `start`.
+    /// whose endpoint is no longer configured). Nothing is sent before `start`. `keys`: the
+    /// chat MAC keys (Mattermost buttons, Slack link confirmations), shared by a cluster.
     pub fn open(
         config: &Config,
         gauges: Family<StateLabel, Gauge>,
         attempts: Family<OutcomeLabel, Counter>,
         keep: Option<Box<dyn Keep>>,
         pushes: Family<OutcomeLabel, Counter>,
+        keys: Arc<crate::private::MacKeys>,
     ) -> Result<(Outbox, Vec<StartupProblem>), OpenError> {
         let files = Spool::open(&config.data_dir)?;
         let push = match &config.push {
@@ -233,7 +235,7 @@ impl Outbox {
             specs.push(worker::Spec {
                 name: c.outbox_channel(),
                 channel: c.outbox_channel(),
-                transport: Box::new(chat::Sender::new(c, posted.clone())),
+                transport: Box::new(chat::Sender::new(c, posted.clone(), keys.clone())),
             });
         }
         let mattermost: Vec<(crate::config::Mattermost, mattermost::Posted)> = config
@@ -249,7 +251,7 @@ impl Outbox {
         let mattermost_key = match mattermost.is_empty() {
             true => None,
             false => {
-                Some(mattermost::ActionKey::open(&config.data_dir).map_err(OpenError::Mattermost)?)
+                Some(mattermost::ActionKey::open(&keys).map_err(OpenError::Mattermost)?)
             }
         };
         for (m, posted) in &mattermost {
@@ -670,6 +672,7 @@ mod tests {
                 m.delivery_attempts.clone(),
                 None,
                 Default::default(),
+                std::sync::Arc::new(crate::private::MacKeys::in_data_dir(&config.data_dir)),
             )
         };
         let (outbox, _) = open().unwrap();

@@ -11,6 +11,7 @@ mod links;
 mod modal;
 mod recreated;
 mod socket;
+mod workspaces;
 
 use crate::pages::{Reply, Web};
 use crate::util::{self, tools, Daemon, TestEnv};

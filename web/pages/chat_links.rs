@@ -23,6 +23,8 @@ struct ChatLinksPage {
     linked: Vec<ChatLinkView>,
     /// The configured people a chat account may be linked to.
     users: Vec<String>,
+    /// The Slack `[[chat]]` entries an account may belong to (asked when more than one).
+    chats: Vec<String>,
     /// The viewer is not an admin: the page says so (403) and shows nothing else.
     refused: bool,
     /// Links their Slack users said were not theirs: (at, chat user, person), newest first.
@@ -55,6 +57,7 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer) -> Response {
                 configured: Vec::new(),
                 linked: Vec::new(),
                 users: Vec::new(),
+                chats: Vec::new(),
                 refused: true,
                 refusals: Vec::new(),
                 damaged: None,
@@ -74,12 +77,19 @@ pub async fn page(State(app): State<App>, Viewer(s): Viewer) -> Response {
     let refusals = app.chat_link_refusals(&s.actor).unwrap_or_default();
     let damaged = app
         .chat_links_damage()
-        .map(|(file, why)| format!("{file} cannot be read ({why}): no link from it counts and no change is saved over it. Mend the file or move it away, then restart the daemon."));
+        .map(|(file, why)| format!("{file} cannot be read ({why}): no link from it counts and no change is saved over it. Mend it or move it away."));
     render(&ChatLinksPage {
         chrome: Chrome::new(&s, "reviewers"),
         configured,
         linked,
         users: app.config().users.iter().map(|u| u.name.clone()).collect(),
+        chats: app
+            .config()
+            .chat
+            .iter()
+            .filter(|c| c.kind == baton::config::ChatKind::Slack)
+            .map(|c| c.name.clone())
+            .collect(),
         refused: false,
         refusals,
         damaged,
@@ -96,8 +106,10 @@ pub async fn link(State(app): State<App>, Viewer(s): Viewer, body: Bytes) -> Res
     }
     let chat_user = form.get("chat_user").unwrap_or_default().to_string();
     let user = form.get("user").unwrap_or_default().to_string();
+    let chat = form.get("chat").map(str::to_string);
     let actor = s.actor.clone();
-    let said = match crate::blocking(move || app.chat_link(&actor, &chat_user, &user)).await {
+    let linked = move || app.chat_link(&actor, chat.as_deref(), &chat_user, &user);
+    let said = match crate::blocking(linked).await {
         Ok(Ok(l)) => flash::Flash {
             notice: Some(format!(
                 "{} is linked to {}: a direct message to that Slack account carries a link where {}, signed in to baton, confirms it; its chat buttons decide as {} once confirmed.",

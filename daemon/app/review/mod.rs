@@ -92,8 +92,11 @@ pub(in crate::app) struct Common {
     pub attention: attention::Attentions,
     /// Reviewers' passkeys and the ceremonies under way (`step_up`).
     pub passkeys: crate::passkeys::Passkeys,
-    /// Chat accounts an admin linked to people, in data_dir/chat/links.json.
+    /// Chat accounts an admin linked to people, in data_dir/chat/links.json or the cluster's
+    /// database.
     pub chat_links: crate::chat::links::Links,
+    /// The MAC keys of chat buttons, forms and link confirmations, as `documents`.
+    pub mac_keys: crate::private::MacKeys,
 }
 
 impl Common {
@@ -122,10 +125,11 @@ impl Common {
             intake: Default::default(),
             canaries: canary::CanaryTally::open(data_dir),
             grants: grants::table::Grants::open(documents.clone()),
-            documents,
+            documents: documents.clone(),
             attention: attention::Attentions::open(data_dir),
             passkeys: crate::passkeys::Passkeys::open(data_dir, public_url),
-            chat_links: crate::chat::links::Links::open(data_dir),
+            chat_links: crate::chat::links::Links::open(data_dir, documents.clone()),
+            mac_keys: crate::private::MacKeys::new(documents.clone()),
         }
     }
 }

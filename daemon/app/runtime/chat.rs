@@ -118,6 +118,8 @@ pub enum ChatError {
     Unconfirmed { chat_user: String, user: String },
     #[error("{0}")]
     LinkAnswer(#[from] super::chat_links::LinkAnswerError),
+    #[error("{0}; nothing was decided")]
+    Links(#[from] crate::chat::links::LinksError),
     #[error(transparent)]
     Closed(#[from] Closed),
     #[error("{0}; nothing was decided")]
@@ -138,6 +140,7 @@ impl ChatError {
             ChatError::UnknownUser(_) => "unknown_user",
             ChatError::Unconfirmed { .. } => "unconfirmed",
             ChatError::LinkAnswer(e) => e.kind(),
+            ChatError::Links(_) => "links_unreadable",
             ChatError::Closed(c) => c.kind(),
             ChatError::View(ViewError::Tampered) => "tampered",
             ChatError::View(ViewError::NotTheOpener { .. }) => "not_opener",
@@ -152,7 +155,9 @@ impl ChatError {
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            ChatError::Form(_) | ChatError::Closed(Closed::Refused(DecideError::Io(_)))
+            ChatError::Form(_)
+                | ChatError::Closed(Closed::Refused(DecideError::Io(_)))
+                | ChatError::Links(crate::chat::links::LinksError::Io(_))
         )
     }
 
@@ -337,8 +342,8 @@ impl App {
     fn open_form(&self, c: &Chat, click: &Click) -> Result<ChatDone, ChatError> {
         let reviewer = self.reviewer_of(c, &click.user)?.name.clone();
         let title = self.open_revision(&click.target)?;
-        let key = ViewKey::open(&self.config().data_dir).map_err(|e| {
-            tracing::error!(error = %e, "cannot read or make data_dir/chat/view-key");
+        let key = ViewKey::open(&self.inner.common.mac_keys).map_err(|e| {
+            tracing::error!(error = %e, "cannot read or make the key of comment forms");
             ChatError::Form("the daemon cannot read its key for forms".into())
         })?;
         let metadata = key.seal(&Binding {
@@ -358,7 +363,7 @@ impl App {
     /// A modal's submission: decides what its sealed metadata names, with the comment, when
     /// its submitter opened it.
     fn take_submission(&self, c: &Chat, s: Submission) -> Result<ChatDone, ChatError> {
-        let taken = ViewKey::open(&self.config().data_dir)
+        let taken = ViewKey::open(&self.inner.common.mac_keys)
             .map_err(|e| ChatError::Form(format!("the daemon cannot read its key for forms: {e}")))
             .and_then(|key| Ok(key.open_sealed(&s.metadata, &s.user)?))
             .and_then(|b| {
@@ -388,7 +393,7 @@ impl App {
     fn reviewer_of(&self, c: &Chat, slack_user: &str) -> Result<crate::routing::User, ChatError> {
         let unknown = || ChatError::UnknownUser(slack_user.to_string());
         // A link to a user no longer configured decides nothing.
-        let linked = self.chat_user_of(c, slack_user).ok_or_else(unknown)?;
+        let linked = self.chat_user_of(c, slack_user)?.ok_or_else(unknown)?;
         let user = self.config().users.iter().find(|u| u.name == linked.name);
         let user = user.cloned().ok_or_else(unknown)?;
         // An admin's link counts once the baton user it names, signed in to baton, confirmed

@@ -1,4 +1,5 @@
-//! Chat accounts linked to baton users by an admin, over `chat::links` (kept in data_dir):
+//! Chat accounts linked to baton users by an admin, over `chat::links` (a document: data_dir's
+//! file, or a row every node of a cluster reads):
 //! listing them with the configuration's own `[[chat]] users` (shown, never changed here),
 //! linking and unlinking. A change holds at the next click; each is logged, counted
 //! (`baton_events_total{type}`), recorded in `data_dir/chat/links.jsonl` and told to people's
@@ -27,9 +28,11 @@ use serde::Serialize;
 pub struct ChatLinkView {
     pub chat_user: String,
     pub user: String,
-    /// `admin` (kept in data_dir, an admin may unlink it) or `config` (the `[[chat]]` entry
+    /// `admin` (kept by the daemon, an admin may unlink it) or `config` (the `[[chat]]` entry
     /// named `chat`; change it in the configuration).
     pub source: &'static str,
+    /// The `[[chat]]` entry: of a configuration link, or the one an admin's link belongs to
+    /// (its confirmation is sent through it; none for a link kept from before: the first).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub chat: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -60,6 +63,8 @@ pub enum ChatLinkError {
     BadChatUser(String),
     #[error("no user named \"{0}\" in [[users]]: link the chat account to a configured person")]
     UnknownUser(String),
+    #[error("{given}: name the [[chat]] entry (Slack workspace) the account belongs to, one of: {known}; its confirmation is sent through that entry's bot")]
+    WhichChat { given: String, known: String },
     #[error("{chat_user} is linked to \"{user}\" in the configuration ([[chat]] \"{chat}\" users); change it there")]
     InConfig {
         chat_user: String,
@@ -70,7 +75,7 @@ pub enum ChatLinkError {
     NotLinked(String),
     #[error("{0}")]
     Damaged(String),
-    #[error("cannot save the chat account links in data_dir/chat/links.json ({0}); nothing changed, try again")]
+    #[error("cannot read or save the chat account links ({0}); nothing changed, try again")]
     Io(#[from] std::io::Error),
 }
 
@@ -165,22 +170,23 @@ impl App {
 
     /// The baton user name a Slack user acts as: the entry's own `users` first, then the
     /// links an admin made. Whether that name is a configured user is the caller's check.
+    /// Links that cannot be read are an error, never "not linked".
     pub(in crate::app) fn chat_user_of(
         &self,
         c: &crate::config::Chat,
         chat_user: &str,
-    ) -> Option<ChatUser> {
+    ) -> Result<Option<ChatUser>, LinksError> {
         if let Some(name) = c.user_of(chat_user) {
             // The operator's own mapping: trusted as declared.
-            return Some(ChatUser {
+            return Ok(Some(ChatUser {
                 name: name.to_string(),
                 confirmed: true,
-            });
+            }));
         }
-        self.chat_links_store().get(chat_user).map(|l| ChatUser {
+        Ok(self.chat_links_store().get(chat_user)?.map(|l| ChatUser {
             name: l.user,
             confirmed: l.state == LinkState::Confirmed,
-        })
+        }))
     }
 
     /// The latest links their Slack users said were not theirs (admin only), newest first,
@@ -197,7 +203,8 @@ impl App {
             .collect())
     }
 
-    /// The chat links file and why it cannot be read, when it cannot (for `/healthz`).
+    /// Where the chat links are and why they cannot be parsed, when they cannot (for
+    /// `/healthz`).
     pub fn chat_links_damage(&self) -> Option<(String, String)> {
         self.chat_links_store().damaged()
     }
@@ -224,7 +231,13 @@ impl App {
                 });
             }
         }
-        for l in self.chat_links_store().all() {
+        // Links that cannot be parsed are listed as none here: the page and /healthz say why,
+        // and nothing is saved over them.
+        let kept = match self.chat_links_store().all() {
+            Err(LinksError::Damaged { .. }) => Vec::new(),
+            kept => kept?,
+        };
+        for l in kept {
             all.push(ChatLinkView {
                 known: known(&l.user),
                 ..admin_view(l)
@@ -233,11 +246,12 @@ impl App {
         Ok(all)
     }
 
-    /// Links `chat_user` to configured user `user` (admin only); replaces an admin's link of
-    /// the same chat user.
+    /// Links `chat_user` of Slack entry `chat` (which may be left out when there is one) to
+    /// configured user `user` (admin only); replaces an admin's link of the same chat user.
     pub fn chat_link(
         &self,
         actor: &Actor,
+        chat: Option<&str>,
         chat_user: &str,
         user: &str,
     ) -> Result<ChatLinkView, ChatLinkError> {
@@ -253,6 +267,27 @@ impl App {
         if slack.is_empty() {
             return Err(ChatLinkError::NoChat);
         }
+        // The confirmation goes through the entry the account belongs to: a Slack user of
+        // another workspace is unknown to the first entry's bot.
+        let named = chat.map(str::trim).filter(|c| !c.is_empty());
+        let found = match named {
+            Some(name) => slack.iter().find(|c| c.name == name),
+            None if slack.len() == 1 => slack.first(),
+            None => None,
+        };
+        let Some(chat) = found else {
+            let names: Vec<&str> = slack.iter().map(|c| c.name.as_str()).collect();
+            return Err(ChatLinkError::WhichChat {
+                given: match named {
+                    Some(n) => format!(
+                        "no Slack entry is named \"{}\"",
+                        n.chars().take(80).collect::<String>()
+                    ),
+                    None => "several Slack entries are configured".into(),
+                },
+                known: names.join(", "),
+            });
+        };
         if !valid_chat_user(chat_user) {
             return Err(ChatLinkError::BadChatUser(
                 chat_user.chars().take(80).collect(),
@@ -271,7 +306,7 @@ impl App {
                 chat: c.name.clone(),
             });
         }
-        let link = Link::new(chat_user, user, &admin);
+        let link = Link::new(&chat.name, chat_user, user, &admin);
         let before = self.chat_links_store().put(link.clone())?;
         tracing::warn!(chat_user, user, by = %admin, replaced = ?before.map(|b| b.user), "chat account linked; it decides nothing until the Slack user confirms it");
         self.tell_link(EventType::ChatAccountLinked, &link, &admin);
@@ -279,15 +314,18 @@ impl App {
         Ok(admin_view(link))
     }
 
-    /// Spools the confirmation message of `link` to its Slack user through the first Slack
-    /// entry (a link is the same person in every entry), as the outbox's other chat posts:
+    /// Spools the confirmation message of `link` to its Slack user through the Slack entry
+    /// the link belongs to (the first one for a link kept without), as the outbox's other
+    /// chat posts:
     /// retried on `[deliveries] retry_schedule_s` while Slack is down or failing, and, with
     /// no attempt left, dead with why (listed with the deliveries, retried there by an
     /// admin; `notification.failed`). Once Slack takes it, the link notes when
     /// (`link_asked`). A link never asked is asked again at the next start
     /// (`ask_unasked_links`): the same delivery, kept once.
     fn ask_to_confirm(&self, link: Link) {
-        let Some(c) = self.slack_chat_first() else {
+        let Some(c) = self.slack_chat_of(&link) else {
+            tracing::error!(chat_user = %link.chat_user, chat = ?link.chat, "the link's confirmation is not sent: its [[chat]] entry is not configured (as kind slack); link the account again in a configured entry");
+            self.metrics().error("chat_link_ask_failed");
             return;
         };
         let key = match self.link_key() {
@@ -307,8 +345,13 @@ impl App {
             &link.linked_by,
             &link.user,
         );
+        let token = Token {
+            chat_user: link.chat_user.clone(),
+            nonce: link.nonce.clone(),
+            user: link.user.clone(),
+        };
         let outbox = &self.inner.commit.outbox;
-        let (id, saved) = outbox.ask_link(&c, &link.chat_user, &link.nonce, payload);
+        let (id, saved) = outbox.ask_link(&c, &token, payload);
         if saved {
             tracing::info!(chat_user = %link.chat_user, user = %link.user, delivery = %id, "a Slack user's confirmation of a chat account link is spooled");
         } else {
@@ -345,8 +388,14 @@ impl App {
 
     /// The link whose confirmation message `d` is, when it is still that link.
     fn link_of_ask(&self, d: &crate::outbox::Delivery) -> Option<Link> {
-        let link = self.chat_links_store().get(d.to.as_deref()?)?;
-        let c = self.slack_chat_first()?;
+        let link = match self.chat_links_store().get(d.to.as_deref()?) {
+            Ok(l) => l?,
+            Err(e) => {
+                tracing::error!(error = %e, delivery = %d.id, "cannot note that a chat account link's confirmation was sent");
+                return None;
+            }
+        };
+        let c = self.slack_chat_of(&link)?;
         let id = crate::outbox::chat::link_ask_id(&c, &link.chat_user, &link.nonce);
         (id == d.id).then_some(link)
     }
@@ -356,16 +405,29 @@ impl App {
     pub(in crate::app) fn ask_unasked_links(&self) {
         let config = self.config();
         let known = |u: &str| config.users.iter().any(|x| x.name == u);
-        for l in self.chat_links_store().all() {
+        let all = match self.chat_links_store().all() {
+            Ok(all) => all,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot ask the unconfirmed chat account links' Slack users: the links cannot be read");
+                return;
+            }
+        };
+        for l in all {
             if l.state == LinkState::Unconfirmed && l.asked_at.is_none() && known(&l.user) {
                 self.ask_to_confirm(l);
             }
         }
     }
 
-    fn slack_chat_first(&self) -> Option<crate::config::Chat> {
+    /// The Slack entry `link` belongs to: the one it names, or the first for a link kept
+    /// without one; None when that entry is no longer configured.
+    fn slack_chat_of(&self, link: &Link) -> Option<crate::config::Chat> {
         let config = self.config();
-        let c = config.chat.iter().find(|c| c.kind == ChatKind::Slack);
+        let mut slack = config.chat.iter().filter(|c| c.kind == ChatKind::Slack);
+        let c = match &link.chat {
+            Some(name) => slack.find(|c| &c.name == name),
+            None => slack.next(),
+        };
         c.cloned()
     }
 
@@ -392,8 +454,8 @@ impl App {
     }
 
     fn link_key(&self) -> std::io::Result<LinkKey> {
-        LinkKey::open(&self.config().data_dir).inspect_err(|e| {
-            tracing::error!(error = %e, "cannot read or make data_dir/chat/link-key");
+        LinkKey::open(&self.inner.common.mac_keys).inspect_err(|e| {
+            tracing::error!(error = %e, "cannot read or make the key of link confirmations");
         })
     }
 
@@ -404,7 +466,7 @@ impl App {
         let t = key
             .open_token(token)
             .map_err(|_| LinkConfirmError::BadToken)?;
-        let link = self.chat_links_store().waiting(&t.chat_user, &t.nonce)?;
+        let link = self.chat_links_store().waiting(&t.chat_user, &t.nonce)??;
         let name = match actor {
             Actor::Reviewer { name, .. } => name.as_str(),
             Actor::Agent { .. } => "",
@@ -511,7 +573,7 @@ fn admin_view(l: Link) -> ChatLinkView {
         chat_user: l.chat_user,
         user: l.user,
         source: "admin",
-        chat: None,
+        chat: l.chat,
         linked_by: Some(l.linked_by),
         linked_at: Some(l.linked_at),
         state: l.state.as_str(),

@@ -155,8 +155,8 @@ impl App {
     }
 
     fn mattermost_key(&self) -> Result<ActionKey, MattermostError> {
-        ActionKey::open(&self.config().data_dir).map_err(|e| {
-            tracing::error!(error = %e, "cannot read or make data_dir/chat/mattermost-key");
+        ActionKey::open(&self.inner.common.mac_keys).map_err(|e| {
+            tracing::error!(error = %e, "cannot read or make the key of Mattermost buttons");
             MattermostError::Key
         })
     }

@@ -24,7 +24,7 @@ use super::spool::Delivery;
 use crate::config::Mattermost;
 use crate::contract::Outcome;
 use crate::events::{Event, EventType};
-use crate::private::MacKey;
+use crate::private::{MacKey, MacKeys};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -36,6 +36,8 @@ use std::time::Duration;
 pub const ACTION_PATH: &str = "/chat/mattermost/actions";
 /// The route comment dialogs are submitted to, under `public_url`.
 pub const DIALOG_PATH: &str = "/chat/mattermost/dialogs";
+/// The document of the buttons' key (`crate::private::MacKeys`).
+pub const KEY: &str = "chat/mattermost-key";
 /// Keeps keys of other uses apart from this one.
 const DOMAIN: &[u8] = b"baton mattermost action v1\0";
 /// A comment dialog's state: sealed under another domain, so a dialog's state is never
@@ -94,10 +96,11 @@ pub enum ContextError {
 pub struct ActionKey(MacKey);
 
 impl ActionKey {
-    /// The key of `data_dir`, made on first use (0600).
-    pub fn open(data_dir: &Path) -> io::Result<ActionKey> {
-        let path = data_dir.join("chat/mattermost-key");
-        MacKey::open(&path, "buttons already posted will be refused").map(ActionKey)
+    /// The key of buttons (`data_dir/chat/mattermost-key` for one daemon, a row shared by a
+    /// cluster's nodes), made on first use.
+    pub fn open(keys: &MacKeys) -> io::Result<ActionKey> {
+        keys.get(KEY, "buttons already posted will be refused")
+            .map(ActionKey)
     }
 
     /// The `integration.context` of a button for `b`.
@@ -565,7 +568,7 @@ mod tests {
     #[test]
     fn a_context_opens_with_its_key_from_its_channel_and_not_once_altered() {
         let dir = tempfile::tempdir().unwrap();
-        let key = ActionKey::open(dir.path()).unwrap();
+        let key = ActionKey::open(&MacKeys::in_data_dir(dir.path())).unwrap();
         let sealed = key.seal(&binding());
         let open = |k: &ActionKey, c: &Value, ch: &str| k.open_sealed(c, ch, "mmu", 999);
         assert_eq!(open(&key, &sealed, "chan1"), Ok(binding()));
@@ -579,10 +582,10 @@ mod tests {
         let mut longer = sealed.clone();
         longer["baton"]["x"] = json!(5_000);
         assert_eq!(open(&key, &longer, "chan1"), Err(ContextError::Tampered));
-        let again = ActionKey::open(dir.path()).unwrap();
+        let again = ActionKey::open(&MacKeys::in_data_dir(dir.path())).unwrap();
         assert_eq!(open(&again, &sealed, "chan1"), Ok(binding()));
         let other = tempfile::tempdir().unwrap();
-        let foreign = ActionKey::open(other.path()).unwrap();
+        let foreign = ActionKey::open(&MacKeys::in_data_dir(other.path())).unwrap();
         assert_eq!(
             open(&foreign, &sealed, "chan1"),
             Err(ContextError::Tampered)
@@ -592,7 +595,7 @@ mod tests {
     #[test]
     fn a_context_is_refused_once_expired_without_expiry_or_from_another_user() {
         let dir = tempfile::tempdir().unwrap();
-        let key = ActionKey::open(dir.path()).unwrap();
+        let key = ActionKey::open(&MacKeys::in_data_dir(dir.path())).unwrap();
         let sealed = key.seal(&binding());
         assert_eq!(
             key.open_sealed(&sealed, "chan1", "mmu", 1_000),
