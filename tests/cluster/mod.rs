@@ -3,6 +3,7 @@
 //! and the schema check.
 
 mod any_node;
+mod canaries;
 mod chat;
 mod cost;
 mod documents;
