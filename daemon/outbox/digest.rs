@@ -55,16 +55,7 @@ struct Html<'a> {
 /// The digest mail of `items` (at least one), with links under `public_url`.
 pub fn compose(mut items: Vec<Item>, public_url: &str) -> Letter {
     let count = items.len();
-    // Both are `now_rfc3339` times, which compare as strings.
-    items.sort_by(|a, b| {
-        let route = |i: &Item| i.facts.route.clone().unwrap_or_default();
-        (route(a), !a.urgent, &a.since, &a.facts.key).cmp(&(
-            route(b),
-            !b.urgent,
-            &b.since,
-            &b.facts.key,
-        ))
-    });
+    order(&mut items, |i| (&i.facts, &i.since, i.urgent));
     let mut groups: Vec<Group> = Vec::new();
     let mut one_time = false;
     for item in items {
@@ -115,6 +106,18 @@ pub fn compose(mut items: Vec<Item>, public_url: &str) -> Letter {
     }
 }
 
+/// Puts a digest's lines in order: by route, urgent first, oldest first, then by key. `of`
+/// gives a line's facts, when it began to wait and whether it is urgent.
+pub(super) fn order<T>(lines: &mut [T], of: impl Fn(&T) -> (&Facts, &str, bool)) {
+    let sort_key = |t: &T| {
+        let (f, since, urgent) = of(t);
+        // Both are `now_rfc3339` times, which compare as strings.
+        let route = f.route.clone().unwrap_or_default();
+        (route, !urgent, since.to_string(), f.key.clone())
+    };
+    lines.sort_by_cached_key(sort_key);
+}
+
 /// The id of `reviewer`'s digest at the cadence's boundary `boundary_ms` (Unix ms): the same
 /// on every node and after a restart, so one boundary makes one mail. `node` (a cluster's
 /// node name) keeps apart the digests of nodes that serve different workspaces.
@@ -146,6 +149,20 @@ impl Outbox {
         workspace: &str,
         letter: &Letter,
     ) -> Result<Spooled, super::SpoolError> {
+        let body = serde_json::to_string(letter).expect("a letter serializes");
+        self.spool_once(EMAIL, id, to, workspace, body)
+    }
+
+    /// Spools a digest `body` on `channel` to `to` under `id`, unless a delivery of that id
+    /// is known here or (in a cluster) to any node, and wakes the channel's worker.
+    pub(super) fn spool_once(
+        &self,
+        channel: &str,
+        id: &str,
+        to: &str,
+        workspace: &str,
+        body: String,
+    ) -> Result<Spooled, super::SpoolError> {
         if self.shared.lock().contains_key(id) {
             return Ok(Spooled::Before);
         }
@@ -155,7 +172,7 @@ impl Outbox {
         let now = crate::clock::now_ms();
         let d = Delivery {
             id: id.to_string(),
-            channel: EMAIL.into(),
+            channel: channel.to_string(),
             to: Some(to.to_string()),
             event: "digest.sent".into(),
             workspace: workspace.to_string(),
@@ -165,7 +182,7 @@ impl Outbox {
             attempts: Vec::new(),
             next_at_ms: Some(now),
             round_start: 0,
-            body: serde_json::to_string(letter).expect("a letter serializes"),
+            body,
         };
         let mut index = self.shared.lock();
         if index.contains_key(id) {
@@ -175,7 +192,7 @@ impl Outbox {
         index.insert(d.id.clone(), d);
         self.shared.count(&index);
         drop(index);
-        if let Some(tx) = self.wake.get(EMAIL) {
+        if let Some(tx) = self.wake.get(channel) {
             let _ = tx.send(id.to_string());
         }
         Ok(Spooled::Made)

@@ -22,6 +22,7 @@ mod push;
 mod review_post;
 mod sign;
 mod slack;
+pub mod slack_digest;
 mod spool;
 mod webhook;
 mod worker;

@@ -6,6 +6,7 @@
 
 mod ask;
 mod confirm;
+mod digest;
 mod latency;
 mod links;
 mod modal;

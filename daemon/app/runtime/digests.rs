@@ -1,6 +1,7 @@
 //! Digests: on routes with `digest = true`, a reviewer gets one mail at their cadence
 //! (`digest_every_min`, default hourly) listing every handoff that waits for them there,
-//! instead of a mail per handoff and revision. Urgent triggers (critical_action, error),
+//! instead of a mail per handoff and revision, and one Slack direct message per Slack
+//! account surely theirs on the routes a Slack entry posts (`digest_slack`). Urgent triggers (critical_action, error),
 //! escalations and reassignments are still mailed at once (`waits_for_digest`).
 //!
 //! Boundaries are whole multiples of the cadence since the Unix epoch (UTC): hourly at the
@@ -37,7 +38,7 @@ pub(in crate::app) fn waits_for_digest(event: &str, h: &Handoff) -> bool {
 }
 
 /// A trigger that must not wait: the same as Web Push's `urgent`.
-fn urgent(h: &Handoff) -> bool {
+pub(super) fn urgent(h: &Handoff) -> bool {
     matches!(h.trigger, Some(Trigger::CriticalAction | Trigger::Error))
 }
 
@@ -54,12 +55,16 @@ pub(in crate::app) struct Digests {
 }
 
 /// A reviewer whose boundary has turned.
-struct Due<'a> {
-    user: &'a User,
+pub(super) struct Due<'a> {
+    pub(super) user: &'a User,
     boundary: u64,
     /// Items that began to wait from here on make a digest due.
     from: u64,
     items: Vec<(Item, Arc<Served>)>,
+    /// Their Slack accounts (`digest_slack`): each gets a direct message of the lines of
+    /// the routes its entry posts.
+    pub(super) accounts: Vec<super::digest_slack::Account>,
+    pub(super) lines: Vec<super::digest_slack::Listed>,
 }
 
 impl App {
@@ -67,18 +72,19 @@ impl App {
     /// reviewer's boundary has turned.
     pub(in crate::app) fn send_digests(&self) {
         let config = self.config();
-        let digesting = config.smtp.is_some()
+        let mailing = config.smtp.is_some()
             && config
                 .routes
                 .iter()
                 .any(|r| r.digest && r.notify.iter().any(|n| n == crate::outbox::EMAIL));
+        let chatting = self.slack_digesting();
         // Before the start-up scan is done, what waits is not all known yet.
         let ready = self
             .inner
             .runtime
             .ready
             .load(std::sync::atomic::Ordering::Acquire);
-        if !digesting || !ready {
+        if !(mailing || chatting) || !ready {
             return;
         }
         let now = now_ms();
@@ -89,7 +95,7 @@ impl App {
             config
                 .users
                 .iter()
-                .filter(|u| u.email.is_some())
+                .filter(|u| chatting || u.email.is_some())
                 .filter_map(|u| {
                     // The reviewer's choice on /reviewers, else the configuration's.
                     let every = u64::from(super::digest_cadence::every_min(&chosen, u)) * 60_000;
@@ -99,10 +105,19 @@ impl App {
                         boundary,
                         from: 0,
                         items: Vec::new(),
+                        accounts: Vec::new(),
+                        lines: Vec::new(),
                     })
                 })
                 .collect()
         };
+        if chatting {
+            for d in &mut due {
+                d.accounts = self.slack_accounts(d.user);
+            }
+            // Nobody to tell: neither mailed nor linked to Slack.
+            due.retain(|d| (mailing && d.user.email.is_some()) || !d.accounts.is_empty());
+        }
         if due.is_empty() {
             return;
         }
@@ -124,8 +139,9 @@ impl App {
         }
         self.gather(&mut due);
         for d in due {
-            if self.send_digest(d.user, d.boundary, d.from, d.items) {
-                lock(&state.checked).insert(d.user.name.clone(), d.boundary);
+            let (name, boundary) = (d.user.name.clone(), d.boundary);
+            if self.send_digest(d) {
+                lock(&state.checked).insert(name, boundary);
             }
         }
     }
@@ -147,9 +163,10 @@ impl App {
             else {
                 continue;
             };
-            let Some(route) = self.mailed_route(rec, name).filter(|r| r.digest) else {
+            let Some(route) = self.cx().route_of(rec, name).filter(|r| r.digest) else {
                 continue;
             };
+            let mailed = self.mailed_route(rec, name).is_some();
             let h = rec.handoff();
             // Both are `now_rfc3339` times, which compare as strings.
             let since = rec
@@ -161,7 +178,8 @@ impl App {
                 })
                 .to_string();
             for d in due.iter_mut() {
-                if self.mailed_to(rec, route, name, d.user) {
+                self.gather_slack(d, rec, route, &ws, &since);
+                if mailed && self.mailed_to(rec, route, name, d.user) {
                     let links = self.action_tokens(
                         &d.user.name,
                         &rec.meta.key,
@@ -180,33 +198,48 @@ impl App {
         }
     }
 
-    /// Spools `user`'s digest at `boundary` if something in `items` began to wait since
-    /// `from`; logs `digest.sent` in each listed handoff's workspace. Whether the boundary
-    /// is done with (false: try again next round).
-    fn send_digest(
+    /// Spools `d.user`'s digests (mail, Slack) at their boundary if something they list
+    /// began to wait since their last; logs `digest.sent` in each listed handoff's
+    /// workspace. Whether the boundary is done with (false: try again next round; a digest
+    /// made already is not made again, by its id).
+    fn send_digest(&self, d: Due) -> bool {
+        let fresh = |since: &str| {
+            let at =
+                time::OffsetDateTime::parse(since, &time::format_description::well_known::Rfc3339)
+                    .map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as u64);
+            // A line that began to wait after the boundary makes the next digest due.
+            at >= d.from && at < d.boundary
+        };
+        let mailed = d.items.iter().any(|(i, _)| fresh(&i.since));
+        let chatted = self.slack_due(&d, &fresh);
+        if !mailed && chatted.is_empty() {
+            tracing::debug!(reviewer = %d.user.name, waiting = d.items.len() + d.lines.len(), "no digest due: nothing new waits");
+            return true;
+        }
+        let mut done = true;
+        if mailed {
+            done &= self.send_mail_digest(d.user, d.boundary, d.items);
+        }
+        for account in chatted {
+            done &= self.send_slack_digest(d.user, d.boundary, &account, &d.lines);
+        }
+        if done {
+            self.note_made(&d.user.name, d.boundary);
+        }
+        done
+    }
+
+    /// Spools `user`'s mail digest of `items` at `boundary`. Whether it is spooled (now or
+    /// before).
+    fn send_mail_digest(
         &self,
         user: &User,
         boundary: u64,
-        from: u64,
         items: Vec<(Item, Arc<Served>)>,
     ) -> bool {
-        let ms = |at: &str| {
-            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339)
-                .map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000) as u64)
-        };
-        // A line that began to wait after the boundary makes the next digest due, not this one.
-        let fresh = items.iter().any(|(i, _)| {
-            let at = ms(&i.since);
-            at >= from && at < boundary
-        });
-        if !fresh {
-            tracing::debug!(reviewer = %user.name, waiting = items.len(), "no digest due: nothing new waits");
-            return true;
-        }
         let Some(to) = user.email.as_deref() else {
             return true;
         };
-        let count = items.len();
         let (oldest, _) = items
             .iter()
             .min_by(|a, b| a.0.since.cmp(&b.0.since))
@@ -220,23 +253,46 @@ impl App {
             items.into_iter().map(|(i, _)| i).collect(),
             &self.config().public_url,
         );
-        let node = self
-            .config()
+        let id = digest::digest_id(&user.name, boundary, self.node_name());
+        let spooled = self
+            .inner
+            .commit
+            .outbox
+            .spool_digest(&id, to, &oldest_ws, &letter);
+        self.digest_spooled(user, &id, crate::outbox::EMAIL, spooled, listed)
+    }
+
+    /// This node's name in a cluster (`Some("")` unnamed), None alone: keeps apart the
+    /// digests of nodes serving different workspaces.
+    pub(super) fn node_name(&self) -> Option<&str> {
+        self.config()
             .cluster
             .as_ref()
-            .map(|c| c.node.as_deref().unwrap_or(""));
-        let id = digest::digest_id(&user.name, boundary, node);
-        let outbox = &self.inner.commit.outbox;
-        match outbox.spool_digest(&id, to, &oldest_ws, &letter) {
+            .map(|c| c.node.as_deref().unwrap_or(""))
+    }
+
+    /// Tells what came of spooling `user`'s digest `id` on `channel` listing `listed`: the
+    /// metrics and `digest.sent` once it is made. Whether it is spooled (now or before).
+    pub(super) fn digest_spooled(
+        &self,
+        user: &User,
+        id: &str,
+        channel: &str,
+        spooled: Result<Spooled, crate::outbox::SpoolError>,
+        listed: Vec<(String, Arc<Served>)>,
+    ) -> bool {
+        let count = listed.len();
+        match spooled {
             Ok(Spooled::Before) => {
-                tracing::info!(reviewer = %user.name, delivery = %id, "digest made before (a restart, or another node); not made again");
+                tracing::info!(reviewer = %user.name, delivery = %id, channel, "digest made before (a restart, or another node); not made again");
             }
             Ok(Spooled::Made) => {
                 self.metrics().digests.inc();
                 self.metrics().digest_items.observe(count as f64);
-                tracing::info!(reviewer = %user.name, delivery = %id, count, "digest spooled");
+                tracing::info!(reviewer = %user.name, delivery = %id, channel, count, "digest spooled");
                 for (key, ws) in listed {
-                    let data = json!({ "reviewer": user.name, "count": count, "delivery": id });
+                    let data = json!({ "reviewer": user.name, "count": count, "delivery": id,
+                        "channel": channel });
                     let event =
                         Event::new(EventType::DigestSent, &ws.workspace.name, Some(&key), data);
                     if let Err(e) = self.cx().emit(&ws, event) {
@@ -245,11 +301,10 @@ impl App {
                 }
             }
             Err(e) => {
-                tracing::error!(reviewer = %user.name, error = %e, "cannot spool the digest; will try again");
+                tracing::error!(reviewer = %user.name, channel, error = %e, "cannot spool the digest; will try again");
                 return false;
             }
         }
-        self.note_made(&user.name, boundary);
         true
     }
 

@@ -12,6 +12,7 @@ pub(in crate::app) mod chat;
 pub(in crate::app) mod chat_links;
 pub(in crate::app) mod copies_memo;
 pub(in crate::app) mod digest_cadence;
+pub(in crate::app) mod digest_slack;
 pub(in crate::app) mod digests;
 pub(in crate::app) mod group_modes;
 pub(in crate::app) mod housekeeping;

@@ -133,13 +133,24 @@ impl App {
         ws: &str,
         u: &User,
     ) -> bool {
+        u.email.is_some() && self.owed_review(rec, route, ws, u)
+    }
+
+    /// Whether pending `rec` on `route` waits for `u`, however they are told: `mailed_to`
+    /// but for the address (a Slack digest goes to their linked account).
+    pub(in crate::app) fn owed_review(
+        &self,
+        rec: &Record,
+        route: &Route,
+        ws: &str,
+        u: &User,
+    ) -> bool {
         let progress = Progress::of(Some(route), rec);
         let assignee = rec
             .claimed()
             .filter(|c| c.assigned.is_some())
             .map(|c| &c.by);
-        u.email.is_some()
-            && assignee.is_none_or(|a| *a == u.name)
+        assignee.is_none_or(|a| *a == u.name)
             && crate::app::review::assign::moves_on(route, rec, &progress, u)
             && !self.cx().is_sender(&rec.handoff(), ws, &u.name)
     }
