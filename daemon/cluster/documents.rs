@@ -36,11 +36,12 @@ impl Documents for DocumentRows {
             // A first document has no row to lock: two nodes writing it at once would both
             // read "none". Inserting an empty body first (kept only if nothing was there)
             // gives every writer the same row to wait on.
-            tx.execute(
-                "INSERT INTO documents (name, body) VALUES ($1, '') ON CONFLICT (name) DO NOTHING",
-                &[&name],
-            )
-            .map_err(io_error)?;
+            let made = tx
+                .execute(
+                    "INSERT INTO documents (name, body) VALUES ($1, '') ON CONFLICT (name) DO NOTHING",
+                    &[&name],
+                )
+                .map_err(io_error)?;
             let row = tx
                 .query_one(
                     "SELECT body FROM documents WHERE name = $1 FOR UPDATE",
@@ -48,7 +49,9 @@ impl Documents for DocumentRows {
                 )
                 .map_err(io_error)?;
             let body: Vec<u8> = row.get(0);
-            let now = (!body.is_empty()).then_some(body.as_slice());
+            // Only the placeholder just made is "never written": a row kept with an empty
+            // body is damage, which the document's reader refuses rather than saving over.
+            let now = (made == 0).then_some(body.as_slice());
             let Some(next) = change(now)? else {
                 // Nothing to save: the placeholder row (if it was just made) goes too.
                 return tx.rollback().map_err(io_error);

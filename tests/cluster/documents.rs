@@ -29,6 +29,18 @@ fn cadences_and_grants_hold_on_every_node_and_a_grants_uses_are_counted_once_acr
     assert_eq!(status, 200, "{seen}");
     assert_eq!(seen["every_min"], 15, "{seen}");
     assert_eq!(seen["chosen"], true, "{seen}");
+    // A row emptied behind the daemons' backs is damage, never "no cadences yet": a save is
+    // refused (naming the row) and the row is left as it was, not written over.
+    let sql = |q: &str| {
+        let out = pg.psql("grants", &q.replace("ROW", "name = 'digest-cadence.json'"));
+        assert!(out.status.success(), "{q}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    sql("UPDATE documents SET body = '' WHERE ROW");
+    let (status, body) = put(&other, "rita", "rita-token", r#"{"every_min": 30}"#);
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(sql("SELECT length(body) FROM documents WHERE ROW"), "0");
+    sql("DELETE FROM documents WHERE ROW");
 
     let like = |id: &str, path: &str| {
         artifact(&env, path, 50);

@@ -110,4 +110,13 @@ fn a_link_of_the_second_workspace_is_asked_by_its_own_bot_and_its_token_is_kept_
     let r = web.post_form("/chat/links/confirm", Some(&s.cookie), &fields);
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(admin_links(&web)[0]["state"], "confirmed");
+
+    // The link holds in its own workspace only: the same id clicking in the first entry's
+    // channel (where it may be someone else) is nobody baton knows, and decides nothing.
+    submit(&env, "far-1", "posted by the first workspace");
+    let p = post(&first, &daemon, 1);
+    let r = click(&web, &first, "U_FAR", "baton_approve", &p);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert!(r.body.contains("is not linked"), "{}", r.body);
+    assert_pending(&env, &daemon);
 }

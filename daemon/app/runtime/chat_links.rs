@@ -183,10 +183,18 @@ impl App {
                 confirmed: true,
             }));
         }
-        Ok(self.chat_links_store().get(chat_user)?.map(|l| ChatUser {
+        // A link holds in the Slack entry it was made (and confirmed) in, not in another
+        // workspace where the same id may be someone else's.
+        let link = self.chat_links_store().get(chat_user)?;
+        Ok(link.filter(|l| self.link_in(l, c)).map(|l| ChatUser {
             name: l.user,
             confirmed: l.state == LinkState::Confirmed,
         }))
+    }
+
+    /// Whether `link` belongs to entry `c` (see `slack_chat_of`).
+    pub(in crate::app) fn link_in(&self, link: &Link, c: &crate::config::Chat) -> bool {
+        self.slack_chat_of(link).is_some_and(|e| e.name == c.name)
     }
 
     /// The latest links their Slack users said were not theirs (admin only), newest first,

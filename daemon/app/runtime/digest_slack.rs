@@ -62,6 +62,7 @@ impl App {
                 l.user == u.name
                     && l.state == LinkState::Confirmed
                     && !c.users.contains_key(&l.chat_user)
+                    && self.link_in(l, c)
             });
             let ids = own
                 .map(|(id, _)| id.clone())
