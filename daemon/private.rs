@@ -98,6 +98,13 @@ impl MacKey {
         mac
     }
 
+    /// A fresh HMAC-SHA256 under this key, for tokens whose format predates `seal` (the mail
+    /// links' `l1.` tokens MAC their own domain and bytes).
+    pub fn hmac(&self) -> hmac::Hmac<sha2::Sha256> {
+        use hmac::Mac;
+        <hmac::Hmac<sha2::Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key")
+    }
+
     /// The MAC of `value` for `domain`, in hex.
     pub fn seal<T: serde::Serialize>(&self, domain: &[u8], value: &T) -> String {
         use hmac::Mac;

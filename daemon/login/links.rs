@@ -1,11 +1,13 @@
 //! One-time action links: the Approve / Request changes / Reject links of a reviewer's mail.
 //! A link's token is the credential (the person who follows it signs in nowhere), so it binds
 //! everything it may do: reviewer, handoff key, revision, outcome and expiry, under an
-//! HMAC-SHA256 with a key kept in `data_dir/links/key` (owner-only). Nothing is stored when a
-//! link is made; one that was used is remembered by the SHA-256 of its token only (a file in
-//! `data_dir/links/used/`, kept until the link would have expired), so a copy of data_dir
-//! holds no live link. This module is the token and that memory; what a link may decide
-//! (the handoff's state, the usual rules) is the app's.
+//! HMAC-SHA256 with a key kept as the document `links/key` (`crate::private::MacKeys`: one
+//! daemon's `data_dir/links/key`, owner-only; a cluster's row, so a link mailed by one node is
+//! taken by every other). Nothing is stored when a link is made; one that was used is
+//! remembered by the SHA-256 of its token only (the document `links/used.json`, kept until the
+//! link would have expired), so a copy of data_dir holds no live link. This module is the
+//! token and that memory; what a link may decide (the handoff's state, the usual rules) is the
+//! app's.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
@@ -108,18 +110,33 @@ pub enum TokenError {
     Invalid,
 }
 
+/// The document of the links' key (`crate::private::MacKeys`): `data_dir/links/key` for one
+/// daemon, as before; a row of a cluster's documents.
+pub const KEY: &str = "links/key";
+/// What a new key refuses.
+const LOST: &str = "links already mailed stop working";
+
 /// The key links are signed with.
-pub struct LinkKey([u8; 32]);
+pub struct LinkKey(crate::private::MacKey);
 
 impl LinkKey {
-    /// The key of `data_dir`, made on first use.
+    /// The key of `data_dir`, made on first use (one daemon's file, whatever the daemon
+    /// shares).
     pub fn open(data_dir: &Path) -> io::Result<LinkKey> {
-        let path = data_dir.join("links/key");
-        crate::private::key_file(&path, "links already mailed stop working").map(LinkKey)
+        // Made by `key_file` (create-new, so callers with no shared lock never make two),
+        // then read as the document it is: the same file, 64 hex digits.
+        crate::private::key_file(&data_dir.join(KEY), LOST)?;
+        LinkKey::shared(&crate::private::MacKeys::in_data_dir(data_dir))
+    }
+
+    /// The key kept by `keys` (every node of a cluster reads the same), made once on first
+    /// use under its document's lock; a damaged one is an error naming its place.
+    pub fn shared(keys: &crate::private::MacKeys) -> io::Result<LinkKey> {
+        keys.get(KEY, LOST).map(LinkKey)
     }
 
     fn mac(&self, channel: Channel, payload: &[u8]) -> Hmac<Sha256> {
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes any key");
+        let mut mac = self.0.hmac();
         mac.update(channel.domain());
         mac.update(payload);
         mac
@@ -162,35 +179,129 @@ impl LinkKey {
     }
 }
 
-/// The used links of a data_dir, by the SHA-256 of their tokens.
+/// The document of the used links' marks: `{"<sha256 of the token, hex>": expires}`.
+pub const USED: &str = "links/used.json";
+
+/// The used links, by the SHA-256 of their tokens, as the document `USED` (one daemon's
+/// `data_dir/links/used.json`; a cluster's row, so a link used on one node is used on every
+/// node). A mark is taken under the document's change lock, so of two uses at once (on two
+/// nodes) one takes it and the other finds it taken. A mark is kept until its link would have
+/// expired (a used link that expired is refused as expired anyway): each mark taken drops the
+/// expired ones, which bounds the document by the links used within one `action_link_ttl_s`.
+/// A document that does not read is an error naming its place, never "unused".
 pub struct Used {
-    dir: PathBuf,
+    documents: std::sync::Arc<dyn crate::store::documents::Documents>,
+    /// Where an older baton kept its marks, one file per used link: still read, never written,
+    /// emptied as they expire.
+    legacy: PathBuf,
 }
 
+type Marks = std::collections::BTreeMap<String, u64>;
+
 impl Used {
+    /// One daemon's used links: `data_dir/links/used.json`.
     pub fn new(data_dir: &Path) -> Used {
+        let documents = std::sync::Arc::new(crate::store::documents::InDataDir::new(data_dir));
+        Used::shared(data_dir, documents)
+    }
+
+    /// The used links kept by `documents` (a cluster's rows), and this node's older marks in
+    /// `data_dir`.
+    pub fn shared(
+        data_dir: &Path,
+        documents: std::sync::Arc<dyn crate::store::documents::Documents>,
+    ) -> Used {
         Used {
-            dir: data_dir.join("links").join("used"),
+            documents,
+            legacy: data_dir.join("links").join("used"),
         }
     }
 
-    fn path_of(&self, token: &str) -> PathBuf {
-        self.dir.join(hex::encode(Sha256::digest(token.as_bytes())))
+    fn hash(token: &str) -> String {
+        hex::encode(Sha256::digest(token.as_bytes()))
     }
 
+    fn parse(&self, bytes: Option<&[u8]>) -> io::Result<Marks> {
+        let Some(bytes) = bytes else {
+            return Ok(Marks::new());
+        };
+        serde_json::from_slice(bytes).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: the used action links do not read ({e}); no link decides until it is mended or removed (removing it forgets which unexpired links were used)",
+                    self.documents.place(USED)
+                ),
+            )
+        })
+    }
+
+    /// Whether an older baton's file marks `hash` used (an unreadable folder is an error).
+    fn legacy_marks(&self, hash: &str) -> io::Result<bool> {
+        self.legacy.join(hash).try_exists()
+    }
+
+    /// Whether `token` was used; an unreadable record is an error, never "unused".
+    pub fn is_used(&self, token: &str) -> io::Result<bool> {
+        let hash = Used::hash(token);
+        if self.legacy_marks(&hash)? {
+            return Ok(true);
+        }
+        let marks = self.parse(self.documents.read(USED)?.as_deref())?;
+        Ok(marks.contains_key(&hash))
+    }
+
+    /// Whether `token` was used; an unreadable record reads as used (logged).
     pub fn contains(&self, token: &str) -> bool {
-        self.path_of(token).exists()
+        self.is_used(token).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the used action links; the link is refused as used");
+            true
+        })
     }
 
-    /// Remembers `token` as used until `expires` (unix s), and forgets the links that have
-    /// expired since (a used link that expired is refused as expired anyway).
+    /// Marks `token` used until `expires` (unix s), under the document's lock: `false` when it
+    /// already was (by another node, another request), and nothing changes. Drops the marks of
+    /// links expired by `now`.
+    pub fn claim(&self, token: &str, expires: u64, now: u64) -> io::Result<bool> {
+        let hash = Used::hash(token);
+        let mut taken = false;
+        self.documents.change(USED, &mut |bytes| {
+            let mut marks = self.parse(bytes)?;
+            if marks.contains_key(&hash) || self.legacy_marks(&hash)? {
+                return Ok(None);
+            }
+            marks.retain(|_, until| *until >= now);
+            marks.insert(hash.clone(), expires);
+            taken = true;
+            Ok(Some(serde_json::to_vec(&marks).expect("marks serialize")))
+        })?;
+        self.forget_expired_legacy(now);
+        Ok(taken)
+    }
+
+    /// Takes back the mark of `token`, when what it was taken for did not happen.
+    pub fn release(&self, token: &str) -> io::Result<()> {
+        let hash = Used::hash(token);
+        self.documents.change(USED, &mut |bytes| {
+            let mut marks = self.parse(bytes)?;
+            Ok(marks
+                .remove(&hash)
+                .map(|_| serde_json::to_vec(&marks).expect("marks serialize")))
+        })
+    }
+
+    /// Remembers `token` as used until `expires` (unix s), as `claim`, used or not before.
     pub fn insert(&self, token: &str, expires: u64, now: u64) -> io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        match crate::private::write_new(&self.path_of(token), expires.to_string().as_bytes()) {
-            Err(e) if e.kind() != io::ErrorKind::AlreadyExists => return Err(e),
-            _ => {}
-        }
-        for entry in std::fs::read_dir(&self.dir)?.flatten() {
+        self.claim(token, expires, now).map(drop)
+    }
+
+    /// Removes an older baton's marks of links expired by `now` (best effort: one left is
+    /// still a mark).
+    fn forget_expired_legacy(&self, now: u64) {
+        let Ok(entries) = std::fs::read_dir(&self.legacy) else {
+            return;
+        };
+        for entry in entries.flatten() {
             let until = std::fs::read_to_string(entry.path())
                 .ok()
                 .and_then(|t| t.trim().parse::<u64>().ok());
@@ -198,7 +309,6 @@ impl Used {
                 let _ = std::fs::remove_file(entry.path());
             }
         }
-        Ok(())
     }
 }
 
@@ -258,16 +368,62 @@ mod tests {
     fn used_tokens_are_kept_hashed_until_they_expire() {
         let dir = tempfile::tempdir().unwrap();
         let used = Used::new(dir.path());
-        assert!(!used.contains("t1"));
-        used.insert("t1", 100, 50).unwrap();
+        assert!(!used.is_used("t1").unwrap());
+        assert!(used.claim("t1", 100, 50).unwrap());
+        assert!(!used.claim("t1", 100, 60).unwrap(), "a mark is taken once");
         assert!(used.contains("t1") && !used.contains("t2"));
-        let names: Vec<_> = std::fs::read_dir(dir.path().join("links/used"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().into_string().unwrap())
-            .collect();
-        assert!(names.iter().all(|n| n.len() == 64 && !n.contains("t1")));
+        let text = std::fs::read_to_string(dir.path().join(USED)).unwrap();
+        assert!(
+            !text.contains("t1") && text.contains(&Used::hash("t1")),
+            "{text}"
+        );
         used.insert("t2", 300, 200).unwrap();
-        assert!(!used.contains("t1"), "expired entries are forgotten");
-        assert!(used.contains("t2"));
+        assert!(!used.is_used("t1").unwrap(), "expired marks are dropped");
+        assert!(used.is_used("t2").unwrap());
+        used.release("t2").unwrap();
+        assert!(!used.is_used("t2").unwrap());
+    }
+
+    #[test]
+    fn an_older_batons_marks_still_count_and_a_damaged_record_is_never_unused() {
+        let dir = tempfile::tempdir().unwrap();
+        let legacy = dir.path().join("links/used");
+        std::fs::create_dir_all(&legacy).unwrap();
+        std::fs::write(legacy.join(Used::hash("old")), b"1000").unwrap();
+        std::fs::write(legacy.join(Used::hash("gone")), b"10").unwrap();
+        let used = Used::new(dir.path());
+        assert!(used.is_used("old").unwrap());
+        assert!(
+            !used.claim("old", 1000, 50).unwrap(),
+            "used by the older baton"
+        );
+        assert!(used.claim("new", 1000, 50).unwrap());
+        assert!(
+            !legacy.join(Used::hash("gone")).exists(),
+            "expired: forgotten"
+        );
+        std::fs::write(dir.path().join(USED), b"{not json").unwrap();
+        let err = used.is_used("other").unwrap_err();
+        assert!(err.to_string().contains("links/used.json"), "{err}");
+        assert!(used.claim("other", 1000, 50).is_err());
+        assert!(used.contains("other"), "an unreadable record refuses");
+        assert_eq!(
+            std::fs::read(dir.path().join(USED)).unwrap(),
+            b"{not json",
+            "never replaced"
+        );
+    }
+
+    #[test]
+    fn the_shared_key_is_the_data_dirs_key_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = LinkKey::open(dir.path()).unwrap();
+        let token = old.mint(&link());
+        let keys = crate::private::MacKeys::in_data_dir(dir.path());
+        assert_eq!(LinkKey::shared(&keys).unwrap().read(&token), Ok(link()));
+        std::fs::write(dir.path().join(KEY), b"damaged").unwrap();
+        let err = LinkKey::shared(&keys).err().unwrap();
+        assert!(err.to_string().contains("links/key"), "{err}");
+        assert_eq!(std::fs::read(dir.path().join(KEY)).unwrap(), b"damaged");
     }
 }

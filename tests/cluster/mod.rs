@@ -10,6 +10,7 @@ mod documents;
 mod fenced;
 mod folder_swap;
 mod handed;
+mod mail_links;
 mod moves;
 mod nodes;
 mod peers;

@@ -102,7 +102,7 @@ impl App {
         if ttl_s == 0 {
             return None;
         }
-        let signer = match LinkKey::open(&self.config().data_dir) {
+        let signer = match self.action_link_key() {
             Ok(k) => k,
             Err(e) => {
                 tracing::error!(error = %e, "cannot read the action links' key; mails go out without them");
@@ -189,6 +189,30 @@ impl App {
             let rec = st.records.get(&link.key).ok_or(LinkError::Gone)?;
             still_open(&link, rec)?;
         }
+        // The mark is taken before deciding, under its document's lock: of two uses at once
+        // (two nodes, two tabs) one decides and the other is told the link was used. It is
+        // taken back when nothing was decided, so a refusal leaves the link as it was.
+        let used = self.used_links();
+        if !used.claim(token, link.expires, now_s())? {
+            return Err(LinkError::Used);
+        }
+        let decided = self.decide_with_link(&link, comment, &actor);
+        if decided.is_err() {
+            if let Err(e) = used.release(token) {
+                tracing::error!(error = %e, key = %link.key, "cannot take back the mark of an action link that decided nothing; the link stays used");
+            }
+        }
+        let decided = decided?;
+        tracing::info!(key = %link.key, reviewer = %link.reviewer, outcome = link.outcome.as_str(), "decided through an action link");
+        Ok(decided)
+    }
+
+    fn decide_with_link(
+        &self,
+        link: &Link,
+        comment: Option<String>,
+        actor: &Actor,
+    ) -> Result<Decided, LinkError> {
         let outcome = match link.outcome {
             LinkOutcome::Approved => Outcome::Approved,
             LinkOutcome::ChangesRequested => Outcome::ChangesRequested,
@@ -203,9 +227,8 @@ impl App {
             to_agent: None,
             edits: Default::default(),
         };
-        let decided = self
-            .cx()
-            .decide_via(&link.key, request, &actor, Via::EmailLink)
+        self.cx()
+            .decide_via(&link.key, request, actor, Via::EmailLink)
             .map_err(|e| match e {
                 DecideError::Stale { revision, .. } => LinkError::Revised {
                     link: link.revision,
@@ -213,14 +236,17 @@ impl App {
                 },
                 DecideError::NotFound(_) => LinkError::Gone,
                 e => LinkError::Refused(e),
-            })?;
-        // The decision stands whether or not this is written: the state refuses a second
-        // use of the link too (decided, or this reviewer's approval recorded).
-        if let Err(e) = Used::new(&self.config().data_dir).insert(token, link.expires, now_s()) {
-            tracing::error!(error = %e, key = %link.key, "cannot remember a used action link");
-        }
-        tracing::info!(key = %link.key, reviewer = %link.reviewer, outcome = link.outcome.as_str(), "decided through an action link");
-        Ok(decided)
+            })
+    }
+
+    /// The links' key, the same on every node of a cluster (`links/key`, a document).
+    pub fn action_link_key(&self) -> std::io::Result<LinkKey> {
+        LinkKey::shared(&self.inner.common.mac_keys)
+    }
+
+    /// The used links' marks, the same on every node of a cluster (`links/used.json`).
+    fn used_links(&self) -> Used {
+        Used::shared(&self.config().data_dir, self.inner.common.documents.clone())
     }
 
     /// Counts a link followed in `baton_action_links_total{outcome}`.
@@ -241,8 +267,7 @@ impl App {
         if let Some(wait) = logins.link_wait(addr) {
             return Err(LinkError::Throttled(wait));
         }
-        let data_dir = &self.config().data_dir;
-        let link = match LinkKey::open(data_dir)?.read(token) {
+        let link = match self.action_link_key()?.read(token) {
             Ok(link) => link,
             Err(e) => {
                 logins.link_failed(addr);
@@ -252,7 +277,7 @@ impl App {
         if now_s() > link.expires {
             return Err(LinkError::Expired);
         }
-        if Used::new(data_dir).contains(token) {
+        if self.used_links().is_used(token)? {
             return Err(LinkError::Used);
         }
         let user = self.config().users.iter().find(|u| u.name == link.reviewer);
