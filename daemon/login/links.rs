@@ -198,6 +198,10 @@ pub struct Used {
 
 type Marks = std::collections::BTreeMap<String, u64>;
 
+/// One change of the marks at a time in this process: one daemon's file may have several
+/// keepers (`Used::new` makes its own, beside the app's), and each locks only its own changes.
+static CHANGING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 impl Used {
     /// One daemon's used links: `data_dir/links/used.json`.
     pub fn new(data_dir: &Path) -> Used {
@@ -265,6 +269,7 @@ impl Used {
     pub fn claim(&self, token: &str, expires: u64, now: u64) -> io::Result<bool> {
         let hash = Used::hash(token);
         let mut taken = false;
+        let _one = CHANGING.lock().unwrap_or_else(|e| e.into_inner());
         self.documents.change(USED, &mut |bytes| {
             let mut marks = self.parse(bytes)?;
             if marks.contains_key(&hash) || self.legacy_marks(&hash)? {
@@ -282,6 +287,7 @@ impl Used {
     /// Takes back the mark of `token`, when what it was taken for did not happen.
     pub fn release(&self, token: &str) -> io::Result<()> {
         let hash = Used::hash(token);
+        let _one = CHANGING.lock().unwrap_or_else(|e| e.into_inner());
         self.documents.change(USED, &mut |bytes| {
             let mut marks = self.parse(bytes)?;
             Ok(marks
