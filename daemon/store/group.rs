@@ -86,6 +86,9 @@ struct Committer {
     /// Tests: how long a leader waits before taking the requests, so that they gather.
     #[cfg(test)]
     pause: Duration,
+    /// Tests: the next syncfs fails, as a writeback error it reports would.
+    #[cfg(test)]
+    fail_next_syncfs: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -181,14 +184,25 @@ impl Committer {
             // The syncfs waits for every write, the sync after it flushes the device's cache
             // once they are all done (on ext4 without a journal the syncfs's own flush can
             // come before the last folder blocks are written).
-            let done =
-                fsync::filesystem(&fs, Kind::Store).and_then(|()| fsync::all(&fs, Kind::Store));
+            #[cfg(test)]
+            let injected = self.fail_next_syncfs.swap(false, Ordering::Relaxed);
+            #[cfg(not(test))]
+            let injected = false;
+            let done = match injected {
+                true => Err(io::Error::other("injected: the syncfs failed")),
+                false => whole_sync(&fs),
+            };
             method.whole.note(started.elapsed());
             if let Err(e) = done {
-                tracing::error!(error = %e, "a group sync of the store (syncfs) failed; its changes are not committed");
-                for &i in &members {
-                    answers[i] = Some((e.kind(), e.to_string()));
-                }
+                // A syncfs reports a writeback error once to the descriptor it keeps, and
+                // the pages that failed are left clean: a later syncfs would answer 0 for a
+                // change whose data was lost in this one. Each file's own descriptor still
+                // holds its own error, so this group is synced again file by file (each
+                // request told its own error), and so is every group on this filesystem
+                // from now on.
+                tracing::error!(error = %e, "a group sync of the store (syncfs) failed: its changes are synced again file by file, and this filesystem's store is synced file by file from now on");
+                method.filesystems.insert(dev, None);
+                by_file.extend(members);
             }
         }
         let mut group: Vec<Option<(u64, Request)>> = group.into_iter().map(Some).collect();
@@ -214,6 +228,11 @@ impl Committer {
             .map(|(id, failure)| (id, failure.map_or(Ok(()), Err)))
             .collect()
     }
+}
+
+/// One syncfs of the filesystem `fs` is on, then a sync of `fs` itself (see `run`).
+fn whole_sync(fs: &File) -> io::Result<()> {
+    fsync::filesystem(fs, Kind::Store).and_then(|()| fsync::all(fs, Kind::Store))
 }
 
 /// Syncs each request's files and folders (a folder once however many name it), all at once
@@ -422,6 +441,49 @@ mod tests {
         if open_if_eligible(dir.path()).is_some() {
             assert!(committer.stats.whole.load(Ordering::Relaxed) >= 1);
         }
+    }
+
+    /// Requests for `n` files each in their own folder under `dir`, made at once.
+    fn commit_together(committer: &Committer, dir: &Path, tag: &str, n: usize) {
+        let barrier = Barrier::new(n);
+        std::thread::scope(|s| {
+            for i in 0..n {
+                let barrier = &barrier;
+                s.spawn(move || {
+                    let sub = dir.join(format!("{tag}{i}"));
+                    std::fs::create_dir(&sub).unwrap();
+                    let file = written(&sub, "f");
+                    barrier.wait();
+                    let request = Request {
+                        store: dir.to_path_buf(),
+                        files: vec![file],
+                        dirs: vec![sub],
+                    };
+                    committer.sync(request).unwrap();
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn after_a_failed_syncfs_its_group_and_every_later_one_sync_file_by_file() {
+        let dir = tempfile::tempdir().unwrap();
+        if open_if_eligible(dir.path()).is_none() {
+            return; // No syncfs here: nothing to fall back from.
+        }
+        let committer = committer(30);
+        committer.fail_next_syncfs.store(true, Ordering::Relaxed);
+        // The syncfs fails; the group's requests still commit, each synced on its own
+        // descriptor (which alone can tell it its own lost write).
+        commit_together(&committer, dir.path(), "a", 12);
+        let failed = committer.fail_next_syncfs.load(Ordering::Relaxed);
+        assert!(!failed, "a syncfs was tried");
+        let tried = committer.stats.whole.load(Ordering::Relaxed);
+        // A later syncfs could answer 0 for data the failed one lost: none is made again.
+        for round in 0..3 {
+            commit_together(&committer, dir.path(), &format!("b{round}-"), 12);
+        }
+        assert_eq!(committer.stats.whole.load(Ordering::Relaxed), tried);
     }
 
     #[test]
