@@ -16,7 +16,7 @@ const SLOW_WATCHER: &str = "settle_ms = 60000\nreconcile_s = 3600\n";
 
 /// Renames the folder at `ws` to `away` and makes another at `ws` holding `doc` as
 /// handoff.json and the old folder's `.baton/id`, as an agent's `mv` and fresh clone would.
-fn swap(ws: &Path, away: &Path, doc: &[u8], id: &[u8]) {
+pub(crate) fn swap(ws: &Path, away: &Path, doc: &[u8], id: &[u8]) {
     std::fs::rename(ws, away).unwrap();
     std::fs::create_dir_all(ws.join(".baton")).unwrap();
     std::fs::write(ws.join(".baton/id"), id).unwrap();
@@ -47,14 +47,14 @@ fn old_writes_in(ws: &Path, key: &str) -> Vec<String> {
 }
 
 /// Whether the audit log of the folder at `folder` holds the decision of `key`.
-fn decided_in(folder: &Path, key: &str) -> bool {
+pub(crate) fn decided_in(folder: &Path, key: &str) -> bool {
     events(folder)
         .iter()
         .any(|e| e["type"] == "handoff.decided" && e["key"] == key)
 }
 
 /// A reviewer's approval of `key` from another thread (a `Daemon` stays on the test's).
-fn decide(url: &str, token: &str, key: &str) -> (u16, serde_json::Value) {
+pub(crate) fn decide(url: &str, token: &str, key: &str) -> (u16, serde_json::Value) {
     let answer = ureq::post(&format!("{url}/api/v1/handoffs/{key}/decision"))
         .set("Content-Type", "application/json")
         .set("Authorization", &format!("Bearer {token}"))

@@ -23,8 +23,10 @@ pub(super) use reads::{identities, open_regular, sha256, sha256_capture, sha256_
 
 use super::fence::Fence;
 use super::files::{read_open_file, ReadError};
-use super::folder_mark::Pin;
+use super::folder_mark::{swapped, Held, Pin};
 use super::fsync::{self, Kind};
+use super::HANDOFF_FILES;
+use crate::contract::validate::handoff_digest_as;
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt, OpenOptionsSyncExt};
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use std::ffi::OsStr;
@@ -32,13 +34,14 @@ use std::fs::{File, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt as _, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
+use std::time::UNIX_EPOCH;
 
 /// Writes `bytes` to `rel` (relative to `root`) atomically and, if `durable`, durably: a temp
 /// file in the target folder, fsync, rename over the target, fsync the folder. Missing folders
 /// are made.
 pub(super) fn write(
     root: &Path,
-    pin: Pin,
+    pin: &Pin,
     rel: &Path,
     bytes: &[u8],
     durable: bool,
@@ -50,7 +53,7 @@ pub(super) fn write(
 /// `write` with the file's permission bits (e.g. 0o444 for approved work).
 pub(super) fn write_mode(
     root: &Path,
-    pin: Pin,
+    pin: &Pin,
     rel: &Path,
     bytes: &[u8],
     durable: bool,
@@ -70,7 +73,7 @@ pub(super) fn write_mode(
 /// and the first failure is answered.
 pub(super) fn write_each(
     root: &Path,
-    pin: Pin,
+    pin: &Pin,
     rel_dir: &Path,
     files: &[(&str, &[u8])],
     durable: bool,
@@ -163,7 +166,7 @@ fn read_in_then(
 }
 
 /// Removes the file `rel` (durably if `durable`); one (or a folder on the way) gone is fine.
-pub(super) fn remove(root: &Path, pin: Pin, rel: &Path, durable: bool) -> io::Result<()> {
+pub(super) fn remove(root: &Path, pin: &Pin, rel: &Path, durable: bool) -> io::Result<()> {
     let (dirs, name) = split(rel)?;
     let dir = match walk_pinned(root, pin, &dirs, None) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
@@ -179,7 +182,7 @@ pub(super) fn remove(root: &Path, pin: Pin, rel: &Path, durable: bool) -> io::Re
 
 /// Renames the file `from` to `to`, durably. Both folders must exist (NotFound otherwise, as
 /// when `from` itself is missing).
-pub(super) fn rename(root: &Path, pin: Pin, from: &Path, to: &Path) -> io::Result<()> {
+pub(super) fn rename(root: &Path, pin: &Pin, from: &Path, to: &Path) -> io::Result<()> {
     let (from_dirs, from_name) = split(from)?;
     let (to_dirs, to_name) = split(to)?;
     let from_dir = walk_pinned(root, pin, &from_dirs, None)?;
@@ -289,20 +292,20 @@ fn stale_temps_in(dir: &Dir, age: std::time::Duration) -> io::Result<Temps> {
 /// folders if missing; a new file is made durable by an fsync of its folder. Something other
 /// than the daemon's own file at that name (a symlink, a hard link, a folder or pipe) is a
 /// `ForeignFile` error, so the caller can tell tampering from an I/O failure.
-pub(super) fn open_append(root: &Path, pin: Pin, rel: &Path) -> io::Result<File> {
+pub(super) fn open_append(root: &Path, pin: &Pin, rel: &Path) -> io::Result<File> {
     open_own(root, pin, rel, true, true)
 }
 
 /// `open_append` without append mode: for a small file of the daemon's rewritten in place
 /// (`overwrite_in_place`), where writes go at an offset. Not made when `create` is false
 /// (NotFound).
-pub(super) fn open_rewrite(root: &Path, pin: Pin, rel: &Path, create: bool) -> io::Result<File> {
+pub(super) fn open_rewrite(root: &Path, pin: &Pin, rel: &Path, create: bool) -> io::Result<File> {
     open_own(root, pin, rel, false, create)
 }
 
 /// Opens (creating it and its folders if missing and `create`) a file of the daemon's for
 /// reading and writing, refusing a symlink, a folder, a pipe, or a file with other hard links.
-fn open_own(root: &Path, pin: Pin, rel: &Path, append: bool, create: bool) -> io::Result<File> {
+fn open_own(root: &Path, pin: &Pin, rel: &Path, append: bool, create: bool) -> io::Result<File> {
     let (dirs, name) = split(rel)?;
     let dir = walk_pinned(root, pin, &dirs, create.then_some(true))?;
     let mut options = OpenOptions::new();
@@ -394,26 +397,64 @@ pub(super) fn split(rel: &Path) -> io::Result<(Vec<&OsStr>, &OsStr)> {
 /// another workspace's folder, say): never followed (ELOOP), nothing is read or written there.
 /// With a mark pinned (see `folder_mark::Pin`), the folder opened must be the one served, or
 /// nothing is done beneath it: the check is on this handle, the one every step below uses.
-fn open_root(root: &Path, pin: Pin) -> io::Result<Dir> {
+fn open_root(root: &Path, pin: &Pin) -> io::Result<Dir> {
     let opened = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
         .open(root);
     let file = opened.map_err(|e| pin.lost(e, root))?;
     pin.check(&file, root)?;
-    Ok(Dir::from_std_file(file))
+    let held = pin.held_for(&file)?;
+    let dir = Dir::from_std_file(file);
+    if let Some(held) = held {
+        holds(&dir, &held, root)?;
+    }
+    Ok(dir)
+}
+
+/// `Ok` when the folder `dir` (opened at `root`, another than the one served) holds the
+/// revision a decision is writing, as its handoff file that counts (the newest of them, as
+/// `handoff_file` judges), read beneath this very handle: the folder written into next.
+fn holds(dir: &Dir, held: &Held, root: &Path) -> io::Result<()> {
+    let newest = HANDOFF_FILES
+        .iter()
+        .enumerate()
+        .filter_map(|(order, name)| {
+            let meta = dir.symlink_metadata(name).ok()?;
+            let modified = meta.modified().map(|m| m.into_std()).unwrap_or(UNIX_EPOCH);
+            Some((std::cmp::Reverse(modified), order, *name))
+        })
+        .min()
+        .map(|(_, _, name)| name);
+    let digest = match newest {
+        Some(name) if name == held.name => read_in(dir, OsStr::new(name), held.limit)
+            .ok()
+            .flatten()
+            .and_then(|bytes| handoff_digest_as(held.format, &bytes)),
+        _ => None,
+    };
+    if digest.as_deref() == Some(held.digest.as_str()) {
+        return Ok(());
+    }
+    Err(swapped(
+        root,
+        &format!(
+            "replaced by a folder whose {} is not the handoff being decided (sha256 {})",
+            held.name, held.digest
+        ),
+    ))
 }
 
 /// Opens `dirs` one by one beneath the workspace folder; `create`: make the missing ones
 /// (durably with `Some(true)`).
 pub(super) fn walk(root: &Path, dirs: &[&OsStr], create: Option<bool>) -> io::Result<Dir> {
-    walk_pinned(root, Pin::default(), dirs, create)
+    walk_pinned(root, &Pin::default(), dirs, create)
 }
 
 /// `walk` from the workspace folder only if it is the one `pin` holds: every write's way in.
 pub(super) fn walk_pinned(
     root: &Path,
-    pin: Pin,
+    pin: &Pin,
     dirs: &[&OsStr],
     create: Option<bool>,
 ) -> io::Result<Dir> {
@@ -547,7 +588,7 @@ mod tests {
         let none = crate::workspace::fence::Fence::default();
         let written = write_each(
             ws.path(),
-            Default::default(),
+            &Default::default(),
             Path::new(".baton/handoffs/k"),
             files,
             false,
@@ -570,7 +611,7 @@ mod tests {
         symlink(outside.path(), ws.path().join(".baton/handoffs/j")).unwrap();
         let through = write_each(
             ws.path(),
-            Default::default(),
+            &Default::default(),
             Path::new(".baton/handoffs/j"),
             &files[..1],
             false,
@@ -590,7 +631,7 @@ mod tests {
         symlink(&other, &ws).unwrap();
         let none = crate::workspace::fence::Fence::default();
         let pin = Default::default();
-        let written = super::write(&ws, pin, Path::new("decision.json"), b"x", false, &none);
+        let written = super::write(&ws, &pin, Path::new("decision.json"), b"x", false, &none);
         assert!(written.is_err(), "{written:?}");
         assert!(!other.join("decision.json").exists());
         let read = super::read(&ws, Path::new("handoff.json"), 1024);

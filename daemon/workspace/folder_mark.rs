@@ -2,16 +2,21 @@
 //! starts serving it. A folder renamed away and another put at its path (even one holding
 //! the same handoff, the same `.baton/id`) is told apart with one `stat`, so a write meant for
 //! the folder served never lands in its replacement. The birth time tells a new folder given
-//! a deleted one's inode number again (ext4 and XFS reuse them); the device number is left
-//! out, as in the store's note (`store::identity`), so both judge a folder alike.
+//! a deleted one's inode number again (ext4 and XFS reuse them), the device number a folder
+//! of the same inode number on another file system mounted at the path. Where the file system
+//! keeps no birth time, a new folder given the old one's inode number cannot be told apart:
+//! the daemon warns of it once per workspace when it starts serving one there.
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// The identity of the folder a workspace is served from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FolderMark {
+    dev: u64,
     ino: u64,
     /// Nanoseconds since the epoch, where the file system keeps a birth time.
     born: Option<u64>,
@@ -50,9 +55,16 @@ impl FolderMark {
             .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
             .and_then(|since| u64::try_from(since.as_nanos()).ok());
         FolderMark {
+            dev: meta.dev(),
             ino: meta.ino(),
             born,
         }
+    }
+
+    /// Whether the file system keeps the folder's birth time, which tells a new folder given
+    /// a deleted one's inode number from the one marked.
+    pub fn knows_birth(&self) -> bool {
+        self.born.is_some()
     }
 
     /// What is at `path` now: this folder, another, none, or no answer.
@@ -67,19 +79,118 @@ impl FolderMark {
 /// (never through a symlink), compares that handle's identity (`fstat`) with this mark, and
 /// then writes beneath the very handle it compared (see `workspace::confined`): a write
 /// either lands in the served folder, wherever it was moved, or is refused (`Swapped`).
-/// None (the default) compares nothing: a workspace not yet served, or one in a cluster,
-/// where a workspace is its path (see `app::runtime::moves`). Not part of a workspace's
+/// The default compares nothing: a workspace not yet served.
+///
+/// In a cluster a workspace is its path (see `app::runtime::moves`), and another folder there
+/// is still it: no folder is pinned. A decision's writes there are pinned to what was decided
+/// instead (`Pin::hold`): while it is held, a write into a folder other than the one served
+/// reads the handoff file beneath the handle it opened and goes on only if it holds the
+/// decided revision (its digest), so a folder swapped in after the decision's check of the
+/// path gets nothing of a decision on content it does not hold. Not part of a workspace's
 /// identity, as its fence is not.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Pin(Option<FolderMark>);
+#[derive(Debug, Clone, Default)]
+pub struct Pin {
+    mark: Option<FolderMark>,
+    content: Option<Arc<ContentPin>>,
+}
+
+/// A clustered workspace's folder as served, and the decision being written, if one is.
+/// Shared by every clone of the workspace's handle (its audit log's too).
+#[derive(Debug)]
+pub struct ContentPin {
+    served: FolderMark,
+    held: Mutex<Option<(u64, Held)>>,
+    next: AtomicU64,
+}
+
+/// What a folder other than the one served must hold for a decision's writes to land in it.
+#[derive(Debug, Clone)]
+pub struct Held {
+    /// The decided revision's digest (`handoff_sha256`).
+    pub digest: String,
+    /// The handoff file's name, as found in the folder at the path when the decision checked.
+    pub name: String,
+    pub format: crate::contract::validate::Format,
+    /// The largest handoff file read.
+    pub limit: usize,
+}
+
+/// A decision's content pin, released when dropped (with the decision written, or refused).
+#[derive(Debug)]
+pub struct Hold {
+    pin: Arc<ContentPin>,
+    id: u64,
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        let mut held = self.pin.held.lock().unwrap_or_else(|e| e.into_inner());
+        if held.as_ref().is_some_and(|(id, _)| *id == self.id) {
+            *held = None;
+        }
+    }
+}
 
 impl Pin {
     pub fn to(mark: FolderMark) -> Pin {
-        Pin(Some(mark))
+        Pin {
+            mark: Some(mark),
+            content: None,
+        }
+    }
+
+    /// A clustered workspace served from the folder `served`: nothing compared until a
+    /// decision holds its content (`hold`).
+    pub fn content(served: FolderMark) -> Pin {
+        let content = ContentPin {
+            served,
+            held: Mutex::new(None),
+            next: AtomicU64::new(1),
+        };
+        Pin {
+            mark: None,
+            content: Some(Arc::new(content)),
+        }
     }
 
     pub fn mark(&self) -> Option<FolderMark> {
-        self.0
+        self.mark
+    }
+
+    /// Pins the writes of every clone of this handle to `held` until the answer is dropped.
+    /// `None` without a content pin (outside a cluster the folder itself is pinned), or while
+    /// another decision holds it (the first one's writes stay pinned to its content).
+    pub fn hold(&self, held: Held) -> Option<Hold> {
+        let pin = self.content.as_ref()?;
+        let mut slot = pin.held.lock().unwrap_or_else(|e| e.into_inner());
+        if slot.is_some() {
+            return None;
+        }
+        let id = pin.next.fetch_add(1, Ordering::Relaxed);
+        *slot = Some((id, held));
+        Some(Hold {
+            pin: Arc::clone(pin),
+            id,
+        })
+    }
+
+    /// What the folder opened for a write must hold, when it is not the one served and a
+    /// decision is being written.
+    pub(in crate::workspace) fn held_for(
+        &self,
+        opened: &std::fs::File,
+    ) -> io::Result<Option<Held>> {
+        let Some(pin) = &self.content else {
+            return Ok(None);
+        };
+        let held = pin.held.lock().unwrap_or_else(|e| e.into_inner());
+        let Some((_, held)) = held.as_ref() else {
+            return Ok(None);
+        };
+        if FolderMark::of_meta(&opened.metadata()?) == pin.served {
+            return Ok(None);
+        }
+        Ok(Some(held.clone()))
     }
 
     /// `Ok` when `opened` (the folder opened at `root` for a write) is the pinned folder.
@@ -88,7 +199,7 @@ impl Pin {
         opened: &std::fs::File,
         root: &Path,
     ) -> io::Result<()> {
-        let Some(mark) = &self.0 else {
+        let Some(mark) = &self.mark else {
             return Ok(());
         };
         if FolderMark::of_meta(&opened.metadata()?) == *mark {
@@ -100,23 +211,32 @@ impl Pin {
         ))
     }
 
+    /// Whether a decision's writes are pinned to its content now.
+    fn holding(&self) -> bool {
+        self.content.as_ref().is_some_and(|pin| {
+            let held = pin.held.lock().unwrap_or_else(|e| e.into_inner());
+            held.is_some()
+        })
+    }
+
     /// The error of opening the folder at `root` for a write, as the refusal it is when a
-    /// folder is pinned and none is there (or no real folder: a symlink, a file): the served
-    /// folder was deleted or moved away. Others (EIO, ESTALE) prove nothing and stay as they
+    /// folder (or, in a cluster, a decision's content) is pinned and none is there (or no real
+    /// folder: a symlink, a file): the served folder was deleted or moved away, as the
+    /// decision's own check refuses it. Others (EIO, ESTALE) prove nothing and stay as they
     /// are, to be retried.
     pub(in crate::workspace) fn lost(&self, e: io::Error, root: &Path) -> io::Error {
         let gone = matches!(
             e.kind(),
             io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
         ) || e.raw_os_error() == Some(libc::ELOOP);
-        match self.0.is_some() && gone {
+        match (self.mark.is_some() || self.holding()) && gone {
             true => swapped(root, "deleted or moved away"),
             false => e,
         }
     }
 }
 
-fn swapped(root: &Path, how: &str) -> io::Error {
+pub(in crate::workspace) fn swapped(root: &Path, how: &str) -> io::Error {
     io::Error::other(Swapped(format!(
         "the folder at {} is no longer the workspace folder the daemon serves there (it was \
          {how} while the daemon ran): nothing is written there, and no decision is made. The \

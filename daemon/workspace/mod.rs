@@ -91,6 +91,14 @@ impl Workspace {
         Workspace { pin, ..self }
     }
 
+    /// This handle, in a cluster, served from the folder `mark` names: a decision's writes
+    /// into another folder at the path land only where it holds what is decided (see
+    /// `folder_mark::Pin::hold`).
+    pub fn content_pinned(self, mark: folder_mark::FolderMark) -> Workspace {
+        let pin = folder_mark::Pin::content(mark);
+        Workspace { pin, ..self }
+    }
+
     /// `Ok` when this daemon may write on the workspace now (see `fence`). The writes below
     /// check it themselves; a write through a file opened earlier (the audit log's append)
     /// checks it right before writing.
@@ -133,7 +141,7 @@ impl Workspace {
         self.may_write()?;
         confined::write(
             &self.root,
-            self.pin,
+            &self.pin,
             self.relative(path)?,
             bytes,
             true,
@@ -146,7 +154,7 @@ impl Workspace {
         self.may_write()?;
         confined::write_mode(
             &self.root,
-            self.pin,
+            &self.pin,
             self.relative(path)?,
             bytes,
             true,
@@ -163,7 +171,7 @@ impl Workspace {
         self.may_write()?;
         confined::write(
             &self.root,
-            self.pin,
+            &self.pin,
             self.relative(path)?,
             bytes,
             false,
@@ -177,7 +185,7 @@ impl Workspace {
         self.may_write()?;
         confined::write_each(
             &self.root,
-            self.pin,
+            &self.pin,
             self.relative(dir)?,
             files,
             false,
@@ -208,14 +216,14 @@ impl Workspace {
     /// itself, never its target.
     pub fn remove(&self, path: &Path) -> io::Result<()> {
         self.may_write()?;
-        confined::remove(&self.root, self.pin, self.relative(path)?, true)
+        confined::remove(&self.root, &self.pin, self.relative(path)?, true)
     }
 
     /// `remove` without the fsync of the folder, for copies and stale answers that the daemon
     /// removes again if a crash brings them back.
     pub fn remove_volatile(&self, path: &Path) -> io::Result<()> {
         self.may_write()?;
-        confined::remove(&self.root, self.pin, self.relative(path)?, false)
+        confined::remove(&self.root, &self.pin, self.relative(path)?, false)
     }
 
     /// Renames a file durably; the folders of both must exist (NotFound otherwise, as when
@@ -224,7 +232,7 @@ impl Workspace {
         self.may_write()?;
         confined::rename(
             &self.root,
-            self.pin,
+            &self.pin,
             self.relative(from)?,
             self.relative(to)?,
         )
@@ -322,13 +330,13 @@ impl Workspace {
     /// Opens a file for reading and appending (the audit log), creating it and its folders if
     /// missing. A symlink on the way or at the end, or a file with other hard links, is refused.
     pub fn open_append(&self, path: &Path) -> io::Result<std::fs::File> {
-        confined::open_append(&self.root, self.pin, self.relative(path)?)
+        confined::open_append(&self.root, &self.pin, self.relative(path)?)
     }
 
     /// Opens a small file of the daemon's (creating it and its folders if missing) for
     /// reading and rewriting in place (`overwrite_in_place`). Refused as `open_append` refuses.
     pub fn open_rewrite(&self, path: &Path) -> io::Result<std::fs::File> {
-        confined::open_rewrite(&self.root, self.pin, self.relative(path)?, true)
+        confined::open_rewrite(&self.root, &self.pin, self.relative(path)?, true)
     }
 
     /// `write_volatile` of a small file of the daemon's, rewritten in place when it is there
@@ -338,7 +346,7 @@ impl Workspace {
     pub fn rewrite_volatile(&self, path: &Path, bytes: &[u8]) -> io::Result<()> {
         self.may_write()?;
         use std::os::unix::fs::MetadataExt;
-        let opened = confined::open_rewrite(&self.root, self.pin, self.relative(path)?, false);
+        let opened = confined::open_rewrite(&self.root, &self.pin, self.relative(path)?, false);
         // Only into a file of this daemon's user: one an agent left at the name is replaced.
         // SAFETY: geteuid has no preconditions and cannot fail.
         let euid = unsafe { libc::geteuid() };
@@ -355,7 +363,8 @@ impl Workspace {
     pub fn make_dirs(&self, path: &Path) -> io::Result<()> {
         self.may_write()?;
         let rel = self.relative(path)?;
-        confined::walk_pinned(&self.root, self.pin, &confined::names(rel)?, Some(false)).map(|_| ())
+        confined::walk_pinned(&self.root, &self.pin, &confined::names(rel)?, Some(false))
+            .map(|_| ())
     }
 
     fn relative<'p>(&self, path: &'p Path) -> io::Result<&'p Path> {

@@ -5,7 +5,9 @@
 
 use super::nodes::*;
 use super::pg::Postgres;
+use crate::folder_swap::{decide, decided_in, swap};
 use crate::util::*;
+use std::path::Path;
 
 #[test]
 fn a_replaced_folder_holding_other_content_gets_no_decision() {
@@ -70,5 +72,100 @@ fn a_replaced_folder_holding_other_content_gets_no_decision() {
         decision(&alpha).expect("decision.json")["outcome"],
         "approved"
     );
+    d.stop();
+}
+
+/// What of the decision of `key` landed in the folder at `ws`, whose handoff file is not the
+/// revision reviewed: its root answer, its record copy, its event.
+fn decision_writes_in(ws: &Path, key: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if decision(ws).is_some_and(|d| d["handoff_key"] == key) {
+        found.push("decision.json".to_string());
+    }
+    let copy = ws.join(".baton/handoffs").join(key).join("decision.json");
+    if copy.exists() {
+        found.push(copy.display().to_string());
+    }
+    if decided_in(ws, key) {
+        found.push("handoff.decided in its audit log".to_string());
+    }
+    found
+}
+
+/// The race behind the check above: it looks at the path once, and each write opens the path
+/// again. Many workspaces, one pending handoff each; a reviewer decides each while the folder
+/// is swapped for one holding other content under the same key, at a time spread over the
+/// decision's course (before the check, between it and the writes, during them). A decision
+/// lands in the folder reviewed (moved away) or is refused with 410; the replacement never
+/// gets any of it. Without the writes' own look at the handoff file beneath the folder they
+/// open (`folder_mark::Pin::hold`), several land in the replacements.
+#[test]
+fn a_folder_swapped_for_other_content_while_a_reviewer_decides_never_gets_the_decision() {
+    const FOLDERS: usize = 32;
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let url = pg.database("swap_race");
+    let mut env = TestEnv::with_config(&format!(
+        "settle_ms = 60000\nreconcile_s = 3600\n[cluster]\ndatabase_url = \"{url}\"\n\
+         node = \"a\"\nlease_ttl_s = {TTL_S}\n"
+    ));
+    let names: Vec<String> = (0..FOLDERS).map(|i| format!("w{i:02}")).collect();
+    for name in &names {
+        env.init(name);
+    }
+    let d = env.start();
+    for (i, name) in names.iter().enumerate() {
+        let doc = bytes(&handoff(&format!("h{i:02}")));
+        write_atomic(&env.ws(name).join("handoff.json"), &doc);
+    }
+    d.wait_until("all pending", || d.handoffs("pending").len() == FOLDERS);
+    for name in &names {
+        let ws = env.ws(name);
+        d.wait_until("the id written", || ws.join(".baton/id").exists());
+    }
+    let (url, token) = (d.url.clone(), d.token.clone());
+    let mut answers = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        let key = format!("h{i:02}");
+        let ws = env.ws(name);
+        let away = env.root().join(format!("away-{name}"));
+        let id = std::fs::read(ws.join(".baton/id")).unwrap();
+        let mut other = handoff(&key);
+        other["title"] = serde_json::json!("something nobody reviewed");
+        let other = bytes(&other);
+        let delay = std::time::Duration::from_micros((i as u64 % 16) * 500);
+        let answer = std::thread::scope(|s| {
+            let deciding = s.spawn(|| decide(&url, &token, &key));
+            std::thread::sleep(delay);
+            swap(&ws, &away, &other, &id);
+            deciding.join().unwrap()
+        });
+        answers.push((key, ws, away, answer));
+    }
+    let mut made = 0;
+    for (key, ws, away, (status, body)) in &answers {
+        let written = decision_writes_in(ws, key);
+        assert!(
+            written.is_empty(),
+            "{key}: the decision landed in a folder holding content nobody reviewed: {written:?} \
+             (answered {status} {body})"
+        );
+        match status {
+            200 => {
+                made += 1;
+                assert!(
+                    decided_in(away, key),
+                    "{key}: answered 200, but the folder reviewed has no decision"
+                );
+            }
+            410 => assert!(
+                !decided_in(away, key),
+                "{key}: refused, yet logged as decided: {body}"
+            ),
+            _ => panic!("{key}: neither made nor refused as gone: {status} {body}"),
+        }
+    }
+    eprintln!("{made} of {FOLDERS} decisions made in the folder reviewed, the others refused");
+    d.assert_alive();
     d.stop();
 }

@@ -15,13 +15,15 @@
 //!
 //! In a cluster a workspace is its path (see `runtime::moves`): a folder missing there
 //! refuses, as `App::check_folder` judges it, and another folder there gets a decision only if
-//! its handoff file holds the revision decided (`replaced_handoff`).
+//! its handoff file holds the revision decided (`replaced_handoff`); that too is one look at
+//! the path, so the decision's writes are pinned to that revision (`content_hold`): each
+//! reads the handoff file beneath the folder handle it writes through.
 
 use crate::app::review::Cx;
 use crate::app::state::WsState;
 use crate::app::{DecideError, Served};
 use crate::contract::validate::handoff_digest_as;
-use crate::workspace::folder_mark::{AtPath, Swapped};
+use crate::workspace::folder_mark::{AtPath, Held, Hold, Swapped};
 
 impl Cx<'_> {
     /// The refusal of any change to `ws` when the folder at its path is no longer the one it
@@ -69,6 +71,33 @@ impl Cx<'_> {
             },
         };
         Err(std::io::Error::other(Swapped(refused)))
+    }
+
+    /// In a cluster, the decision of `key`'s writes pinned to the revision decided (see
+    /// `folder_mark::Pin::hold`): `replaced_handoff` looks at the path once, and a folder
+    /// swapped in after it passed would still get every write (each opens the path again).
+    /// Held while the decision is written (the answer lives in its `Recorded`), so a later
+    /// handoff, received with another digest, is never compared with this one. Asked where
+    /// `replaced_handoff` is: not for a receive's superseding of `key`.
+    pub(in crate::app) fn content_hold(
+        &self,
+        ws: &Served,
+        st: &WsState,
+        key: &str,
+    ) -> Option<Hold> {
+        self.config.cluster.as_ref()?;
+        ws.folder.as_ref()?;
+        if st.current.as_ref().is_some_and(|c| c.key != key) {
+            return None;
+        }
+        let rec = st.records.get(key)?;
+        let file = ws.workspace.handoff_file();
+        ws.workspace.pin.hold(Held {
+            digest: rec.meta.digest.clone(),
+            name: file.name(),
+            format: file.format,
+            limit: self.config.limits.max_bytes,
+        })
     }
 
     /// In a cluster, why the folder now at the workspace's path (another than this node

@@ -61,11 +61,17 @@ pub(in crate::app) fn load(
     // between would be marked while the records load from the first. No mark, no serving.
     let folder = Some(root.mark()?);
     // Every write from here on lands in that folder or nowhere (see `folder_mark::Pin`); in a
-    // cluster a workspace is its path, and another folder there is still it.
+    // cluster a workspace is its path, and another folder there is still it, but gets a
+    // decision's writes only if it holds what is decided.
     let pinned = match (clustered, folder) {
         (false, Some(mark)) => ws.clone().pinned(mark),
+        (true, Some(mark)) => ws.clone().content_pinned(mark),
         _ => ws.clone(),
     };
+    if folder.is_some_and(|mark| !mark.knows_birth()) {
+        tracing::warn!(workspace = %ws.name, path = %ws.root.display(),
+            "this file system keeps no birth time of folders: a folder made at the workspace's path after it was removed, given the same inode number again, cannot be told from the one served (its writes are not refused); keep workspaces on a file system that keeps birth times (ext4, XFS, btrfs) to close that gap");
+    }
     let ws = &pinned;
     let baton = opened_sub(ws, &root, crate::workspace::BATON_DIR);
     remove_stale_temps(ws, &root, baton.as_ref());
