@@ -198,12 +198,13 @@ pub struct Used {
 
 type Marks = std::collections::BTreeMap<String, u64>;
 
-/// One change of the marks at a time in this process: one daemon's file may have several
-/// keepers (`Used::new` makes its own, beside the app's), and each locks only its own changes.
+/// One change of the marks at a time in this process, whichever keeper of the file makes it
+/// (each keeper's own lock orders only its own changes).
 static CHANGING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Used {
     /// One daemon's used links: `data_dir/links/used.json`.
+    #[cfg(test)]
     pub fn new(data_dir: &Path) -> Used {
         let documents = std::sync::Arc::new(crate::store::documents::InDataDir::new(data_dir));
         Used::shared(data_dir, documents)
@@ -255,14 +256,6 @@ impl Used {
         Ok(marks.contains_key(&hash))
     }
 
-    /// Whether `token` was used; an unreadable record reads as used (logged).
-    pub fn contains(&self, token: &str) -> bool {
-        self.is_used(token).unwrap_or_else(|e| {
-            tracing::error!(error = %e, "cannot read the used action links; the link is refused as used");
-            true
-        })
-    }
-
     /// Marks `token` used until `expires` (unix s), under the document's lock: `false` when it
     /// already was (by another node, another request), and nothing changes. Drops the marks of
     /// links expired by `now`.
@@ -294,11 +287,6 @@ impl Used {
                 .remove(&hash)
                 .map(|_| serde_json::to_vec(&marks).expect("marks serialize")))
         })
-    }
-
-    /// Remembers `token` as used until `expires` (unix s), as `claim`, used or not before.
-    pub fn insert(&self, token: &str, expires: u64, now: u64) -> io::Result<()> {
-        self.claim(token, expires, now).map(drop)
     }
 
     /// Removes an older baton's marks of links expired by `now` (best effort: one left is
@@ -377,13 +365,13 @@ mod tests {
         assert!(!used.is_used("t1").unwrap());
         assert!(used.claim("t1", 100, 50).unwrap());
         assert!(!used.claim("t1", 100, 60).unwrap(), "a mark is taken once");
-        assert!(used.contains("t1") && !used.contains("t2"));
+        assert!(used.is_used("t1").unwrap() && !used.is_used("t2").unwrap());
         let text = std::fs::read_to_string(dir.path().join(USED)).unwrap();
         assert!(
             !text.contains("t1") && text.contains(&Used::hash("t1")),
             "{text}"
         );
-        used.insert("t2", 300, 200).unwrap();
+        assert!(used.claim("t2", 300, 200).unwrap());
         assert!(!used.is_used("t1").unwrap(), "expired marks are dropped");
         assert!(used.is_used("t2").unwrap());
         used.release("t2").unwrap();
@@ -412,7 +400,10 @@ mod tests {
         let err = used.is_used("other").unwrap_err();
         assert!(err.to_string().contains("links/used.json"), "{err}");
         assert!(used.claim("other", 1000, 50).is_err());
-        assert!(used.contains("other"), "an unreadable record refuses");
+        assert!(
+            used.is_used("other").is_err(),
+            "an unreadable record refuses"
+        );
         assert_eq!(
             std::fs::read(dir.path().join(USED)).unwrap(),
             b"{not json",

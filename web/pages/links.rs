@@ -102,7 +102,7 @@ fn refused(e: LinkError, page: String) -> Response {
 /// The key a token names, for the page link of a refusal; only from a token this daemon
 /// made (a forged one's would be the forger's words).
 fn key_of(app: &App, token: &str) -> String {
-    baton::login::links::LinkKey::open(&app.config().data_dir)
+    app.action_link_key()
         .ok()
         .and_then(|k| k.read(token).ok())
         .map_or("/".to_string(), |l| handoff_page(&l.key))

@@ -245,7 +245,7 @@ impl App {
     }
 
     /// The used links' marks, the same on every node of a cluster (`links/used.json`).
-    fn used_links(&self) -> Used {
+    pub(super) fn used_links(&self) -> Used {
         Used::shared(&self.config().data_dir, self.inner.common.documents.clone())
     }
 

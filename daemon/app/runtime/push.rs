@@ -19,7 +19,7 @@ use crate::contract::decision::Via;
 use crate::contract::handoff::{Classification, Trigger};
 use crate::contract::Outcome;
 use crate::events::EventType;
-use crate::login::links::{Channel, Link, LinkKey, LinkOutcome, Used};
+use crate::login::links::{Channel, Link, LinkKey, LinkOutcome};
 use crate::metrics::OutcomeLabel;
 use crate::outbox::{Delivery, PushRequest};
 use crate::push::{Action, Payload, SubscribeError, Subscription};
@@ -294,7 +294,8 @@ impl App {
         } else {
             &[LinkOutcome::Approved, LinkOutcome::Rejected]
         };
-        let signer = LinkKey::open(&self.config().data_dir)
+        let signer = self
+            .action_link_key()
             .map_err(|e| tracing::error!(error = %e, "cannot read the action links' key; pushes go out without actions"))
             .ok();
         let revision = (rec.meta.revision, rec.meta.digest.as_str());
@@ -349,8 +350,7 @@ impl App {
         if let Some(wait) = logins.link_wait(addr) {
             return Err(PushActError::Throttled(wait));
         }
-        let data_dir = &self.config().data_dir;
-        let Ok(link) = LinkKey::open(data_dir)?.read_for(Channel::Push, token) else {
+        let Ok(link) = self.action_link_key()?.read_for(Channel::Push, token) else {
             logins.link_failed(addr);
             return Err(PushActError::Invalid);
         };
@@ -363,8 +363,9 @@ impl App {
         if now_s() > link.expires {
             return Err(PushActError::Expired);
         }
-        let used = Used::new(data_dir);
-        if used.contains(token) {
+        // The same marks as mail links', the same on every node of a cluster.
+        let used = self.used_links();
+        if used.is_used(token)? {
             return Err(PushActError::Used);
         }
         // The reviewer as configured now (roles may have changed since the push).
@@ -396,6 +397,11 @@ impl App {
             to_agent: None,
             edits: Default::default(),
         };
+        // Taken before deciding, under its document's lock, as a mail link's: of two uses at
+        // once (two nodes) one decides; taken back when nothing was decided.
+        if !used.claim(token, link.expires, now_s())? {
+            return Err(PushActError::Used);
+        }
         let decided = self
             .cx()
             .decide_via(&link.key, request, &actor, Via::Push)
@@ -406,12 +412,13 @@ impl App {
                 },
                 DecideError::NotFound(_) => PushActError::Gone,
                 e => PushActError::Refused(e),
-            })?;
-        // The decision stands whether or not this is written: the state refuses a second
-        // use too (decided, or this reviewer's approval recorded).
-        if let Err(e) = used.insert(token, link.expires, now_s()) {
-            tracing::error!(error = %e, key = %link.key, "cannot remember a used push action");
+            });
+        if decided.is_err() {
+            if let Err(e) = used.release(token) {
+                tracing::error!(error = %e, key = %link.key, "cannot take back the mark of a push action that decided nothing; the action stays used");
+            }
         }
+        let decided = decided?;
         Ok(PushActed {
             key: link.key,
             outcome: link.outcome,
