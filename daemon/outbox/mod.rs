@@ -251,9 +251,7 @@ impl Outbox {
             .collect();
         let mattermost_key = match mattermost.is_empty() {
             true => None,
-            false => {
-                Some(mattermost::ActionKey::open(&keys).map_err(OpenError::Mattermost)?)
-            }
+            false => Some(mattermost::ActionKey::open(&keys).map_err(OpenError::Mattermost)?),
         };
         for (m, posted) in &mattermost {
             let direct = mattermost::direct::Direct::new(
