@@ -331,4 +331,48 @@ mod tests {
             look(&long, None)
         );
     }
+
+    /// A decision's hold in a cluster: another folder at the path gets its writes only while
+    /// it holds the decided content, and none after the hold is released are compared.
+    #[test]
+    fn a_held_decision_writes_only_into_a_folder_holding_its_content() {
+        use crate::contract::validate::{handoff_digest_as, Format};
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("alpha");
+        std::fs::create_dir_all(path.join(".baton")).unwrap();
+        let reviewed = br#"{"id":"k","title":"reviewed"}"#;
+        std::fs::write(path.join("handoff.json"), reviewed).unwrap();
+        let ws = crate::workspace::Workspace::open(&path).unwrap();
+        let ws = ws.content_pinned(FolderMark::of(&path).unwrap());
+        let held = super::Held {
+            digest: handoff_digest_as(Format::Json, reviewed).unwrap(),
+            name: "handoff.json".into(),
+            format: Format::Json,
+            limit: 1 << 20,
+        };
+        let hold = ws.pin.hold(held.clone()).expect("held");
+        assert!(ws.pin.hold(held).is_none(), "held twice");
+        // The folder served, whatever its handoff file holds now, is written.
+        std::fs::write(path.join("handoff.json"), b"{}").unwrap();
+        ws.write(&ws.decision_path(), b"1").unwrap();
+        // Another folder at the path holding other content: refused, nothing made.
+        std::fs::rename(&path, tmp.path().join("away")).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        std::fs::write(path.join("handoff.json"), br#"{"id":"k","title":"other"}"#).unwrap();
+        let refused = ws.write(&ws.decision_path(), b"2").unwrap_err();
+        assert!(super::Swapped::of(&refused).is_some(), "{refused}");
+        assert!(!path.join("decision.json").exists());
+        // The same folder holding the content decided: written.
+        std::fs::write(path.join("handoff.json"), reviewed).unwrap();
+        ws.write(&ws.decision_path(), b"3").unwrap();
+        // None at the path: the refusal a lost folder gets, not an error to retry.
+        std::fs::rename(&path, tmp.path().join("gone")).unwrap();
+        let lost = ws.write(&ws.decision_path(), b"4").unwrap_err();
+        assert!(super::Swapped::of(&lost).is_some(), "{lost}");
+        // Released: writes outside a decision land in whatever folder is at the path.
+        drop(hold);
+        std::fs::create_dir(&path).unwrap();
+        ws.write(&ws.decision_path(), b"5").unwrap();
+        assert_eq!(std::fs::read(path.join("decision.json")).unwrap(), b"5");
+    }
 }
