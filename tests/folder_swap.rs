@@ -7,7 +7,7 @@
 
 use crate::util::{agent, bytes, events, handoff, user, write_atomic, Daemon, TestEnv};
 use serde_json::json;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// The watcher's report of a swap waits out a settle window far longer than a test, and no
@@ -51,6 +51,40 @@ pub(crate) fn decided_in(folder: &Path, key: &str) -> bool {
     events(folder)
         .iter()
         .any(|e| e["type"] == "handoff.decided" && e["key"] == key)
+}
+/// One raced decision: its key, the path raced, where the reviewed folder went, the answer.
+pub(crate) type Raced = (String, PathBuf, PathBuf, (u16, serde_json::Value));
+
+/// Checks every raced decision was either made in the folder reviewed (moved `away`) or
+/// refused as gone (410, logged nowhere), and that `writes_in` finds nothing of it in the
+/// folder swapped in at the path; how many were made.
+pub(crate) fn made_or_refused(
+    answers: &[Raced],
+    writes_in: fn(&Path, &str) -> Vec<String>,
+) -> usize {
+    let mut made = 0;
+    for (key, ws, away, (status, body)) in answers {
+        let written = writes_in(ws, key);
+        assert!(
+            written.is_empty(),
+            "{key}: the daemon wrote into the folder swapped in: {written:?} (answered {status} {body})"
+        );
+        match status {
+            200 => {
+                made += 1;
+                assert!(
+                    decided_in(away, key),
+                    "{key}: answered 200, but the folder reviewed has no decision"
+                );
+            }
+            410 => assert!(
+                !decided_in(away, key),
+                "{key}: refused, yet logged as decided: {body}"
+            ),
+            _ => panic!("{key}: neither made nor refused as gone: {status} {body}"),
+        }
+    }
+    made
 }
 
 /// A reviewer's approval of `key` from another thread (a `Daemon` stays on the test's).
@@ -129,28 +163,7 @@ fn a_folder_swapped_while_a_reviewer_decides_never_gets_a_write() {
         });
         answers.push((key, ws, away, status));
     }
-    let mut made = 0;
-    for (key, ws, away, (status, body)) in &answers {
-        let written = old_writes_in(ws, key);
-        assert!(
-            written.is_empty(),
-            "{key}: the daemon wrote into the replacement folder: {written:?} (answered {status} {body})"
-        );
-        match status {
-            200 => {
-                made += 1;
-                assert!(
-                    decided_in(away, key),
-                    "{key}: answered 200, but the served folder's log has no decision"
-                );
-            }
-            410 => assert!(
-                !decided_in(away, key),
-                "{key}: refused, yet logged as decided: {body}"
-            ),
-            _ => panic!("{key}: neither made nor refused as gone: {status} {body}"),
-        }
-    }
+    let made = made_or_refused(&answers, old_writes_in);
     eprintln!("{made} of {FOLDERS} decisions made in the served folder, the others refused");
     d.assert_alive();
     d.stop();

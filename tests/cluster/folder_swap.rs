@@ -5,7 +5,7 @@
 
 use super::nodes::*;
 use super::pg::Postgres;
-use crate::folder_swap::{decide, decided_in, swap};
+use crate::folder_swap::{decide, decided_in, made_or_refused, swap};
 use crate::util::*;
 use std::path::Path;
 
@@ -142,29 +142,7 @@ fn a_folder_swapped_for_other_content_while_a_reviewer_decides_never_gets_the_de
         });
         answers.push((key, ws, away, answer));
     }
-    let mut made = 0;
-    for (key, ws, away, (status, body)) in &answers {
-        let written = decision_writes_in(ws, key);
-        assert!(
-            written.is_empty(),
-            "{key}: the decision landed in a folder holding content nobody reviewed: {written:?} \
-             (answered {status} {body})"
-        );
-        match status {
-            200 => {
-                made += 1;
-                assert!(
-                    decided_in(away, key),
-                    "{key}: answered 200, but the folder reviewed has no decision"
-                );
-            }
-            410 => assert!(
-                !decided_in(away, key),
-                "{key}: refused, yet logged as decided: {body}"
-            ),
-            _ => panic!("{key}: neither made nor refused as gone: {status} {body}"),
-        }
-    }
+    let made = made_or_refused(&answers, decision_writes_in);
     eprintln!("{made} of {FOLDERS} decisions made in the folder reviewed, the others refused");
     d.assert_alive();
     d.stop();
