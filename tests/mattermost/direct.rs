@@ -110,14 +110,8 @@ fn direct_copies_go_to_each_reviewer_bound_to_them_and_the_right_click_updates_e
     );
 }
 
-/// A context sealed with the daemon's key (`data_dir/chat/mattermost-key`) as a baton
-/// before expiries sealed them: the binding without `u` and `x`.
-
-#[test]
-fn a_direct_copy_made_but_whose_answer_was_lost_is_found_on_retry_not_posted_twice() {
-    // The first post is made by Mattermost but answered 500: its id never reaches baton.
-    let (standin, env, daemon) = start_on(Standin::start_faults(0, 1), "direct = true\n", false);
-    submit(&env, "mm-lost", "s");
+/// The posts made to Mattermost, once the direct copies of the handoff are delivered.
+fn posts_once_delivered(standin: &Standin, daemon: &Daemon) -> Vec<Value> {
     daemon.wait_until("the direct copies delivered", || {
         let (_, list) = daemon.get("/api/v1/deliveries?state=delivered");
         list.as_array().is_some_and(|l| {
@@ -125,11 +119,16 @@ fn a_direct_copy_made_but_whose_answer_was_lost_is_found_on_retry_not_posted_twi
                 .any(|d| d["channel"] == "mattermost:team" && d["event"] == "handoff.received")
         })
     });
-    let posts: Vec<Value> = standin
-        .calls("POST")
-        .into_iter()
-        .filter(|c| c["path"] == "/api/v4/posts")
-        .collect();
+    let all = standin.calls("POST").into_iter();
+    all.filter(|c| c["path"] == "/api/v4/posts").collect()
+}
+
+#[test]
+fn a_direct_copy_made_but_whose_answer_was_lost_is_found_on_retry_not_posted_twice() {
+    // The first post is made by Mattermost but answered 500: its id never reaches baton.
+    let (standin, env, daemon) = start_on(Standin::start_faults(0, 1), "direct = true\n", false);
+    submit(&env, "mm-lost", "s");
+    let posts = posts_once_delivered(&standin, &daemon);
     let lost = posts
         .iter()
         .find(|c| c["status"] == 500)
@@ -190,18 +189,7 @@ fn a_post_by_the_reviewer_carrying_a_lost_copys_marker_is_not_taken_for_the_copy
     // props (marker included) in that direct channel: listed before the bot's own post.
     let (standin, env, daemon) = start_on(Standin::start_mimic(), "direct = true\n", false);
     submit(&env, "mm-mimic", "s");
-    daemon.wait_until("the direct copies delivered", || {
-        let (_, list) = daemon.get("/api/v1/deliveries?state=delivered");
-        list.as_array().is_some_and(|l| {
-            l.iter()
-                .any(|d| d["channel"] == "mattermost:team" && d["event"] == "handoff.received")
-        })
-    });
-    let posts: Vec<Value> = standin
-        .calls("POST")
-        .into_iter()
-        .filter(|c| c["path"] == "/api/v4/posts")
-        .collect();
+    let posts = posts_once_delivered(&standin, &daemon);
     assert_eq!(
         posts.len(),
         2,
