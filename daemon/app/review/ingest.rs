@@ -143,6 +143,11 @@ impl Cx<'_> {
                 st.current = None;
                 self.metrics().error("write");
                 tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot process handoff.json; will retry");
+                // Refused because another folder now stands at the path: have it looked at
+                // now (it stops being served) rather than at the watcher's next word.
+                if crate::workspace::folder_mark::Swapped::of(&e).is_some() {
+                    self.common.intake.check_folder(&ws.workspace.root);
+                }
                 false
             }
         }
