@@ -2,10 +2,12 @@
 //! starts serving it. A folder renamed away and another put at its path (even one holding
 //! the same handoff, the same `.baton/id`) is told apart with one `stat`, so a write meant for
 //! the folder served never lands in its replacement. The birth time tells a new folder given
-//! a deleted one's inode number again (ext4 and XFS reuse them), the device number a folder
-//! of the same inode number on another file system mounted at the path. Where the file system
-//! keeps no birth time, a new folder given the old one's inode number cannot be told apart:
-//! the daemon warns of it once per workspace when it starts serving one there.
+//! a deleted one's inode number again (ext4 and XFS reuse them). The device number is left
+//! out, as in the store's note (`store::identity`), so both judge a folder alike: a share
+//! mounted again (autofs, a reconnect) may be given another device number, and its folders
+//! are still the ones served. Where the file system keeps no birth time, a new folder given
+//! the old one's inode number cannot be told apart: the daemon warns of it once per
+//! workspace when it starts serving one there.
 
 use std::io;
 use std::os::unix::fs::MetadataExt;
@@ -16,7 +18,6 @@ use std::sync::{Arc, Mutex};
 /// The identity of the folder a workspace is served from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FolderMark {
-    dev: u64,
     ino: u64,
     /// Nanoseconds since the epoch, where the file system keeps a birth time.
     born: Option<u64>,
@@ -55,7 +56,6 @@ impl FolderMark {
             .and_then(|at| at.duration_since(std::time::UNIX_EPOCH).ok())
             .and_then(|since| u64::try_from(since.as_nanos()).ok());
         FolderMark {
-            dev: meta.dev(),
             ino: meta.ino(),
             born,
         }
