@@ -13,7 +13,7 @@
 //!
 //! An admin's link starts `unconfirmed` and decides nothing until the baton user it names,
 //! signed in to baton, confirms it from the direct message sent to that Slack account
-//! (`chat::link_confirm`): a Slack click alone proves only that the account's holder agrees,
+//! (`outbox::link_confirm`): a Slack click alone proves only that the account's holder agrees,
 //! so an admin who linked their own Slack id to someone else could confirm it and decide as
 //! them. A link kept without a state (written before links
 //! were confirmed) reads as unconfirmed. A document that cannot be parsed is never taken as

@@ -5,7 +5,6 @@
 //! (`app::runtime::chat`); the web layer only hands the request over. `socket` receives the
 //! same interactions over Slack's Socket Mode.
 
-pub mod link_confirm;
 pub mod links;
 pub mod mattermost;
 pub mod replay;

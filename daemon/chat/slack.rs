@@ -3,10 +3,10 @@
 //! on one of baton's buttons, whose `value` names the handoff and the revision the message
 //! showed, or a `view_submission` of baton's comment modal (`view`).
 
-use super::link_confirm;
 use super::view::{self, Submission};
 use crate::contract::Outcome;
 use crate::outbox::chat::{ButtonValue, APPROVE, CHANGES, OPEN, REJECT};
+use crate::outbox::link_confirm;
 use serde_json::Value;
 
 /// What an interaction asks.
@@ -15,7 +15,7 @@ pub enum Interaction {
     Click(Click),
     Submit(Submission),
     /// A click on Not me in the message asking to confirm an admin's link
-    /// (`chat::link_confirm`).
+    /// (`outbox::link_confirm`).
     Link(LinkClick),
     /// A click on a link button ("Approve in baton", a link confirmation's "Confirm in
     /// baton"): Slack tells the app of it, and the browser opens the page; nothing to do.
@@ -40,7 +40,7 @@ pub struct Click {
 pub struct LinkClick {
     /// The clicker's Slack user id.
     pub user: String,
-    /// The button's `value` as sent (sealed, see `chat::link_confirm`).
+    /// The button's `value` as sent (sealed, see `outbox::link_confirm`).
     pub value: String,
     pub trigger_id: String,
     pub response_url: Option<String>,

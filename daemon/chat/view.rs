@@ -7,7 +7,8 @@
 //! someone else than the clicker of the button.
 
 use crate::contract::Outcome;
-use crate::private::{MacKey, MacKeys};
+use crate::private::MacKey;
+use crate::store::mac_keys::MacKeys;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::io;

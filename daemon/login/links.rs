@@ -1,7 +1,7 @@
 //! One-time action links: the Approve / Request changes / Reject links of a reviewer's mail.
 //! A link's token is the credential (the person who follows it signs in nowhere), so it binds
 //! everything it may do: reviewer, handoff key, revision, outcome and expiry, under an
-//! HMAC-SHA256 with a key kept as the document `links/key` (`crate::private::MacKeys`: one
+//! HMAC-SHA256 with a key kept as the document `links/key` (`crate::store::mac_keys::MacKeys`: one
 //! daemon's `data_dir/links/key`, owner-only; a cluster's row, so a link mailed by one node is
 //! taken by every other). Nothing is stored when a link is made; one that was used is
 //! remembered by the SHA-256 of its token only (the document `links/used.json`, kept until the
@@ -110,7 +110,7 @@ pub enum TokenError {
     Invalid,
 }
 
-/// The document of the links' key (`crate::private::MacKeys`): `data_dir/links/key` for one
+/// The document of the links' key (`crate::store::mac_keys::MacKeys`): `data_dir/links/key` for one
 /// daemon, as before; a row of a cluster's documents.
 pub const KEY: &str = "links/key";
 /// What a new key refuses.
@@ -126,12 +126,12 @@ impl LinkKey {
         // Made by `key_file` (create-new, so callers with no shared lock never make two),
         // then read as the document it is: the same file, 64 hex digits.
         crate::private::key_file(&data_dir.join(KEY), LOST)?;
-        LinkKey::shared(&crate::private::MacKeys::in_data_dir(data_dir))
+        LinkKey::shared(&crate::store::mac_keys::MacKeys::in_data_dir(data_dir))
     }
 
     /// The key kept by `keys` (every node of a cluster reads the same), made once on first
     /// use under its document's lock; a damaged one is an error naming its place.
-    pub fn shared(keys: &crate::private::MacKeys) -> io::Result<LinkKey> {
+    pub fn shared(keys: &crate::store::mac_keys::MacKeys) -> io::Result<LinkKey> {
         keys.get(KEY, LOST).map(LinkKey)
     }
 
@@ -416,7 +416,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let old = LinkKey::open(dir.path()).unwrap();
         let token = old.mint(&link());
-        let keys = crate::private::MacKeys::in_data_dir(dir.path());
+        let keys = crate::store::mac_keys::MacKeys::in_data_dir(dir.path());
         assert_eq!(LinkKey::shared(&keys).unwrap().read(&token), Ok(link()));
         std::fs::write(dir.path().join(KEY), b"damaged").unwrap();
         let err = LinkKey::shared(&keys).err().unwrap();

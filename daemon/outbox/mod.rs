@@ -16,6 +16,7 @@ pub mod digest;
 mod endpoint;
 mod index;
 mod letter;
+pub mod link_confirm;
 mod mail;
 pub mod mattermost;
 mod push;
@@ -163,7 +164,7 @@ impl Outbox {
         attempts: Family<OutcomeLabel, Counter>,
         keep: Option<Box<dyn Keep>>,
         pushes: Family<OutcomeLabel, Counter>,
-        keys: Arc<crate::private::MacKeys>,
+        keys: Arc<crate::store::mac_keys::MacKeys>,
     ) -> Result<(Outbox, Vec<StartupProblem>), OpenError> {
         let files = Spool::open(&config.data_dir)?;
         let push = match &config.push {
@@ -671,7 +672,9 @@ mod tests {
                 m.delivery_attempts.clone(),
                 None,
                 Default::default(),
-                std::sync::Arc::new(crate::private::MacKeys::in_data_dir(&config.data_dir)),
+                std::sync::Arc::new(crate::store::mac_keys::MacKeys::in_data_dir(
+                    &config.data_dir,
+                )),
             )
         };
         let (outbox, _) = open().unwrap();

@@ -17,6 +17,7 @@ mod folder;
 mod group;
 pub mod identity;
 mod ledger;
+pub mod mac_keys;
 pub mod manifest;
 pub mod memo;
 pub mod memo_check;

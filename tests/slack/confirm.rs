@@ -125,10 +125,10 @@ fn an_admin_who_links_their_own_slack_account_to_someone_else_cannot_confirm_it(
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(!r.body.contains("Confirmed"), "{}", r.body);
     // A Confirm value sealed as an older baton did (`c: true`), under either action: nothing.
-    let keys = baton::private::MacKeys::in_data_dir(&env.root().join("data"));
-    let key = baton::chat::link_confirm::LinkKey::open(&keys).unwrap();
+    let keys = baton::store::mac_keys::MacKeys::in_data_dir(&env.root().join("data"));
+    let key = baton::outbox::link_confirm::LinkKey::open(&keys).unwrap();
     let nonce = key.open_token(&token).unwrap().nonce;
-    let old = key.seal(&baton::chat::link_confirm::Answer {
+    let old = key.seal(&baton::outbox::link_confirm::Answer {
         chat_user: "U_BOSS".into(),
         nonce,
         confirm: true,

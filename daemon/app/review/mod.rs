@@ -96,7 +96,7 @@ pub(in crate::app) struct Common {
     /// database.
     pub chat_links: crate::chat::links::Links,
     /// The MAC keys of chat buttons, forms and link confirmations, as `documents`.
-    pub mac_keys: crate::private::MacKeys,
+    pub mac_keys: crate::store::mac_keys::MacKeys,
 }
 
 impl Common {
@@ -129,7 +129,7 @@ impl Common {
             attention: attention::Attentions::open(data_dir),
             passkeys: crate::passkeys::Passkeys::open(data_dir, public_url),
             chat_links: crate::chat::links::Links::open(data_dir, documents.clone()),
-            mac_keys: crate::private::MacKeys::new(documents.clone()),
+            mac_keys: crate::store::mac_keys::MacKeys::new(documents.clone()),
         }
     }
 }

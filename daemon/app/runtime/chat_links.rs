@@ -6,7 +6,7 @@
 //! event streams as `chat.account_linked` / `chat.account_unlinked`.
 //!
 //! An admin's link decides nothing until it is confirmed: linking posts a direct message to
-//! that Slack user (`chat::link_confirm`) whose Confirm opens baton's confirmation page with a
+//! that Slack user (`outbox::link_confirm`) whose Confirm opens baton's confirmation page with a
 //! token only that message holds, and whose Not me (a Slack click) removes the link
 //! (`chat.account_refused`). The link counts once the baton user it names, signed in, confirms
 //! on that page (`confirm_chat_link`, `chat.account_confirmed`): the Slack click alone proves
@@ -16,11 +16,11 @@
 
 use crate::app::App;
 use crate::auth::Actor;
-use crate::chat::link_confirm::{self, AnswerError, LinkKey, Token};
 use crate::chat::links::{valid_chat_user, Link, LinkState, LinksError, Stale};
 use crate::chat::LinkClick;
 use crate::config::ChatKind;
 use crate::events::{Event, EventType};
+use crate::outbox::link_confirm::{self, AnswerError, LinkKey, Token};
 use serde::Serialize;
 
 /// A link as listed: one kept in data_dir, or one of an entry's `users` in the configuration.

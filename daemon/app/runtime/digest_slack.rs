@@ -7,7 +7,7 @@
 //! mail (`digests`); the message's outbox id is fixed by reviewer, entry, account and
 //! boundary, so a boundary makes one message even across a restart or a takeover.
 
-use super::digests::Due;
+use super::digests::{Account, Due, Listed};
 use crate::app::state::Record;
 use crate::app::{App, Served};
 use crate::chat::links::LinkState;
@@ -15,22 +15,6 @@ use crate::config::ChatKind;
 use crate::outbox::slack_digest::{self, Line};
 use crate::routing::{Route, User};
 use std::sync::Arc;
-
-/// A reviewer's Slack account in one entry.
-#[derive(Debug, Clone)]
-pub(in crate::app) struct Account {
-    /// The `[[chat]]` entry's name.
-    pub chat: String,
-    /// The Slack user id, where the direct message goes.
-    pub chat_user: String,
-}
-
-/// A line for a digest through entry `chat`.
-pub(in crate::app) struct Listed {
-    chat: String,
-    line: Line,
-    ws: Arc<Served>,
-}
 
 impl App {
     /// Whether any route asks for digests and a Slack entry could carry them.

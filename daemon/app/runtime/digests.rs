@@ -63,8 +63,24 @@ pub(super) struct Due<'a> {
     items: Vec<(Item, Arc<Served>)>,
     /// Their Slack accounts (`digest_slack`): each gets a direct message of the lines of
     /// the routes its entry posts.
-    pub(super) accounts: Vec<super::digest_slack::Account>,
-    pub(super) lines: Vec<super::digest_slack::Listed>,
+    pub(super) accounts: Vec<Account>,
+    pub(super) lines: Vec<Listed>,
+}
+
+/// A reviewer's Slack account in one entry.
+#[derive(Debug, Clone)]
+pub(in crate::app) struct Account {
+    /// The `[[chat]]` entry's name.
+    pub chat: String,
+    /// The Slack user id, where the direct message goes.
+    pub chat_user: String,
+}
+
+/// A line for a digest through entry `chat`.
+pub(in crate::app) struct Listed {
+    pub(super) chat: String,
+    pub(super) line: crate::outbox::slack_digest::Line,
+    pub(super) ws: std::sync::Arc<crate::app::Served>,
 }
 
 impl App {

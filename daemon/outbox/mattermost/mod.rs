@@ -24,7 +24,8 @@ use super::spool::Delivery;
 use crate::config::Mattermost;
 use crate::contract::Outcome;
 use crate::events::{Event, EventType};
-use crate::private::{MacKey, MacKeys};
+use crate::private::MacKey;
+use crate::store::mac_keys::MacKeys;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use sha2::Sha256;
@@ -36,7 +37,7 @@ use std::time::Duration;
 pub const ACTION_PATH: &str = "/chat/mattermost/actions";
 /// The route comment dialogs are submitted to, under `public_url`.
 pub const DIALOG_PATH: &str = "/chat/mattermost/dialogs";
-/// The document of the buttons' key (`crate::private::MacKeys`).
+/// The document of the buttons' key (`crate::store::mac_keys::MacKeys`).
 pub const KEY: &str = "chat/mattermost-key";
 /// Keeps keys of other uses apart from this one.
 const DOMAIN: &[u8] = b"baton mattermost action v1\0";

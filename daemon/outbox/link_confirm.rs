@@ -14,7 +14,8 @@
 //! link of it, which only removes the link. A Confirm value sealed by an older baton (a Slack
 //! click carrying `c: true`) confirms nothing.
 
-use crate::private::{MacKey, MacKeys};
+use crate::private::MacKey;
+use crate::store::mac_keys::MacKeys;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
