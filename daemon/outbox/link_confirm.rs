@@ -14,6 +14,7 @@
 //! link of it, which only removes the link. A Confirm value sealed by an older baton (a Slack
 //! click carrying `c: true`) confirms nothing.
 
+use super::slack::escape;
 use crate::private::MacKey;
 use crate::store::mac_keys::MacKeys;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -192,13 +193,6 @@ pub fn message(
 
 /// The confirmation page's path (its token in `?t=`).
 pub const PAGE: &str = "/chat/links/confirm";
-
-/// Slack's three escapes for text it formats (names are plain, but a config may hold anything).
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
 
 #[cfg(test)]
 mod tests {
