@@ -86,9 +86,24 @@ pub(crate) fn made_or_refused(
     }
     made
 }
+/// Decides `key` while `swap` runs `delay` after the request is sent; the answer.
+pub(crate) fn decide_racing(
+    url: &str,
+    token: &str,
+    key: &str,
+    delay: Duration,
+    swap: impl FnOnce(),
+) -> (u16, serde_json::Value) {
+    std::thread::scope(|s| {
+        let deciding = s.spawn(|| decide(url, token, key));
+        std::thread::sleep(delay);
+        swap();
+        deciding.join().unwrap()
+    })
+}
 
 /// A reviewer's approval of `key` from another thread (a `Daemon` stays on the test's).
-pub(crate) fn decide(url: &str, token: &str, key: &str) -> (u16, serde_json::Value) {
+fn decide(url: &str, token: &str, key: &str) -> (u16, serde_json::Value) {
     let answer = ureq::post(&format!("{url}/api/v1/handoffs/{key}/decision"))
         .set("Content-Type", "application/json")
         .set("Authorization", &format!("Bearer {token}"))
@@ -155,12 +170,7 @@ fn a_folder_swapped_while_a_reviewer_decides_never_gets_a_write() {
         let doc = bytes(&handoff(&key));
         // From just before the request to well after it: some swaps fall in the window.
         let delay = Duration::from_micros((i as u64 % 24) * 400);
-        let status = std::thread::scope(|s| {
-            let deciding = s.spawn(|| decide(&url, &token, &key));
-            std::thread::sleep(delay);
-            swap(&ws, &away, &doc, &id);
-            deciding.join().unwrap()
-        });
+        let status = decide_racing(&url, &token, &key, delay, || swap(&ws, &away, &doc, &id));
         answers.push((key, ws, away, status));
     }
     let made = made_or_refused(&answers, old_writes_in);

@@ -5,7 +5,7 @@
 
 use super::nodes::*;
 use super::pg::Postgres;
-use crate::folder_swap::{decide, decided_in, made_or_refused, swap};
+use crate::folder_swap::{decide_racing, decided_in, made_or_refused, swap};
 use crate::util::*;
 use std::path::Path;
 
@@ -134,12 +134,7 @@ fn a_folder_swapped_for_other_content_while_a_reviewer_decides_never_gets_the_de
         other["title"] = serde_json::json!("something nobody reviewed");
         let other = bytes(&other);
         let delay = std::time::Duration::from_micros((i as u64 % 16) * 500);
-        let answer = std::thread::scope(|s| {
-            let deciding = s.spawn(|| decide(&url, &token, &key));
-            std::thread::sleep(delay);
-            swap(&ws, &away, &other, &id);
-            deciding.join().unwrap()
-        });
+        let answer = decide_racing(&url, &token, &key, delay, || swap(&ws, &away, &other, &id));
         answers.push((key, ws, away, answer));
     }
     let made = made_or_refused(&answers, decision_writes_in);

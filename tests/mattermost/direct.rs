@@ -110,6 +110,28 @@ fn direct_copies_go_to_each_reviewer_bound_to_them_and_the_right_click_updates_e
     );
 }
 
+/// The posts the decision's updates went to, once both copies are updated, sorted.
+fn updated(standin: &Standin, daemon: &Daemon) -> Vec<String> {
+    daemon.wait_until("both copies updated", || standin.calls("PUT").len() >= 2);
+    let puts = standin.calls("PUT");
+    let mut paths: Vec<String> = puts
+        .iter()
+        .map(|c| c["path"].as_str().unwrap().to_string())
+        .collect();
+    paths.sort();
+    paths
+}
+
+/// The update paths of `posts`, sorted.
+fn ids_of(posts: &[Value]) -> Vec<String> {
+    let ids = posts
+        .iter()
+        .map(|p| format!("/api/v4/posts/{}", p["id"].as_str().unwrap()));
+    let mut paths: Vec<String> = ids.collect();
+    paths.sort();
+    paths
+}
+
 /// The posts made to Mattermost, once the direct copies of the handoff are delivered.
 fn posts_once_delivered(standin: &Standin, daemon: &Daemon) -> Vec<Value> {
     daemon.wait_until("the direct copies delivered", || {
@@ -168,19 +190,7 @@ fn a_direct_copy_made_but_whose_answer_was_lost_is_found_on_retry_not_posted_twi
     let r = click(&web, &request_in(&rita_dm, "mmrita", rita, &approve));
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("Approved by rita"), "{}", r.body);
-    daemon.wait_until("both copies updated", || standin.calls("PUT").len() >= 2);
-    let mut put: Vec<String> = standin
-        .calls("PUT")
-        .iter()
-        .map(|c| c["path"].as_str().unwrap().to_string())
-        .collect();
-    put.sort();
-    let mut want: Vec<String> = posts
-        .iter()
-        .map(|p| format!("/api/v4/posts/{}", p["id"].as_str().unwrap()))
-        .collect();
-    want.sort();
-    assert_eq!(put, want);
+    assert_eq!(updated(&standin, &daemon), ids_of(&posts));
 }
 
 #[test]
@@ -205,20 +215,9 @@ fn a_post_by_the_reviewer_carrying_a_lost_copys_marker_is_not_taken_for_the_copy
     let rita_dm = format!("dm:{BOT}:mmrita");
     let r = click(&web, &request_in(&rita_dm, "mmrita", rita, &approve));
     assert_eq!(r.status, 200, "{}", r.body);
-    daemon.wait_until("both copies updated", || standin.calls("PUT").len() >= 2);
-    let mut put: Vec<String> = standin
-        .calls("PUT")
-        .iter()
-        .map(|c| c["path"].as_str().unwrap().to_string())
-        .collect();
-    put.sort();
-    let mut want: Vec<String> = posts
-        .iter()
-        .map(|p| format!("/api/v4/posts/{}", p["id"].as_str().unwrap()))
-        .collect();
-    want.sort();
     assert_eq!(
-        put, want,
+        updated(&standin, &daemon),
+        ids_of(&posts),
         "the bot's own posts, not the reviewer's copy (aaaa…)"
     );
 }
