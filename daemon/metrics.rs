@@ -480,6 +480,28 @@ impl Collector for Syncs {
             };
             ConstCounter::new(*seconds).encode(family.encode_family(&label)?)?;
         }
+        let (groups, requests, failed) = crate::workspace::fsync::group_totals();
+        for (name, help, value) in [
+            (
+                "store_group_commits",
+                "Group commits of the store: syncs shared by the changes that arrived together",
+                groups,
+            ),
+            (
+                "store_group_requests",
+                "Steps of store changes made durable by group commits (per group: how much was shared)",
+                requests,
+            ),
+            (
+                "store_group_syncfs_failures",
+                "Group commits whose syncfs failed (each synced again file by file, and syncfs no longer used on that filesystem)",
+                failed,
+            ),
+        ] {
+            let counter = ConstCounter::new(value);
+            let metric = encoder.encode_descriptor(name, help, None, counter.metric_type())?;
+            counter.encode(metric)?;
+        }
         Ok(())
     }
 }

@@ -72,3 +72,40 @@ fn each_step_of_ingest_costs_a_known_number_of_syncs() {
     let cost: [u64; 4] = std::array::from_fn(|i| after[i] - before[i]);
     assert_eq!(cost, [0, 1, 0, 0]);
 }
+
+/// The store's group commits so far: (groups, steps of changes they made durable).
+fn grouped(d: &Daemon) -> (u64, u64) {
+    let text = d.metrics();
+    let value = |name: &str| {
+        let prefix = format!("{name} ");
+        let line = text.lines().find_map(|l| l.strip_prefix(&prefix));
+        line.map_or_else(
+            || panic!("{name} is not in /metrics"),
+            |v| v.trim().parse().unwrap(),
+        )
+    };
+    (
+        value("baton_store_group_commits_total"),
+        value("baton_store_group_requests_total"),
+    )
+}
+
+#[test]
+fn group_commits_are_counted_with_the_steps_they_made_durable() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let (groups, requests) = grouped(&d);
+    let cost = ingest(&d, &ws, &handoff("first"), "meta.json");
+    let (groups_after, requests_after) = grouped(&d);
+    // A new record's three durable steps (its files and intent, its name in the ledger, the
+    // manifest's rename) and its audit append, each answered by a group: alone here, so one
+    // group each.
+    assert_eq!(requests_after - requests, 4, "{cost:?}");
+    assert_eq!(groups_after - groups, 4);
+    let failures = d.metrics().lines().find_map(|l| {
+        l.strip_prefix("baton_store_group_syncfs_failures_total ")
+            .map(str::to_owned)
+    });
+    assert_eq!(failures.as_deref(), Some("0"));
+}

@@ -49,7 +49,8 @@ pub mod fuzzing {
 
 use crate::clock::now_rfc3339;
 use crate::events::{Event, EventType};
-use crate::workspace::{fsync, ForeignFile, ReadError, Workspace};
+use crate::store::group;
+use crate::workspace::{ForeignFile, ReadError, Workspace};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -387,10 +388,13 @@ impl AuditLog {
         // is fenced here, right before it (a node paused in between past its lease would
         // otherwise append after its successor's events, and the successor break the chain).
         self.ws.may_write()?;
-        if let Err(e) = file
-            .write_all(text.as_bytes())
-            .and_then(|()| fsync::data(&file, fsync::Kind::Audit))
-        {
+        if let Err(e) = file.write_all(text.as_bytes()).and_then(|()| {
+            // Synced with whatever else is being committed now (other workspaces' appends,
+            // store changes): one syncfs may cover them all.
+            let files = vec![file.try_clone()?];
+            let on = self.ws.root.clone();
+            group::sync(group::Request::audit(on, files))
+        }) {
             // Disk full or I/O error: take back a partial line so the chain stays whole.
             let _ = file.set_len(head.len.unwrap_or(0));
             let _ = self.anchors.write(&self.anchor_at(head));

@@ -246,11 +246,7 @@ impl Folder {
             false => Vec::new(),
         };
         let step = |files: Vec<std::fs::File>, dirs: Vec<PathBuf>| {
-            group::sync(group::Request {
-                store: self.dir.clone(),
-                files,
-                dirs,
-            })
+            group::sync(group::Request::store(self.dir.clone(), files, dirs))
         };
         step(files, dirs)?;
         if first {

@@ -1,7 +1,8 @@
-//! Group commit: the syncs of store changes that arrive together are made once for all of
-//! them. Each step of a change that must be durable before the next (`folder::Folder::apply`:
-//! its files and intent, then its name in the ledger, then the manifest's rename) hands what
-//! it wrote to `sync` and waits. The first waiter leads: it takes every request waiting (other
+//! Group commit: the syncs of store changes, and of audit log appends, that arrive together
+//! are made once for all of them. Each step of a change that must be durable before the next
+//! (`folder::Folder::apply`: its files and intent, then its name in the ledger, then the
+//! manifest's rename; an audit log's append) hands what it wrote to
+//! `sync` and waits. The first waiter leads: it takes every request waiting (other
 //! workspaces' changes, other steps), makes them durable together, answers each, and the next
 //! waiter leads the requests that came meanwhile. No request is answered before its own files
 //! are durable, and a failed sync fails the requests it was for: their changes are not
@@ -32,15 +33,39 @@ use std::time::{Duration, Instant};
 /// What one step of a change needs durable before it goes on.
 #[derive(Debug)]
 pub struct Request {
-    /// The workspace's store folder: the filesystem a syncfs would cover.
-    pub store: PathBuf,
+    /// A folder on the filesystem the files are on (the workspace's store folder, or the
+    /// workspace folder for its audit log): the filesystem a syncfs would cover.
+    pub on: PathBuf,
     /// Files written (open handles), each made durable.
     pub files: Vec<File>,
     /// Folders whose entries changed (made, renamed into, removed from).
     pub dirs: Vec<PathBuf>,
+    /// What the files are, as their syncs are counted. An audit log's appends need only
+    /// their data made durable (fdatasync); the store's files, everything (fsync).
+    pub kind: Kind,
 }
 
 impl Request {
+    /// A step of a store change: its files and the folders whose entries changed.
+    pub fn store(on: PathBuf, files: Vec<File>, dirs: Vec<PathBuf>) -> Self {
+        Request {
+            on,
+            files,
+            dirs,
+            kind: Kind::Store,
+        }
+    }
+
+    /// An audit log's append: `files`, the log, is in the workspace folder `on`.
+    pub fn audit(on: PathBuf, files: Vec<File>) -> Self {
+        Request {
+            on,
+            files,
+            dirs: Vec::new(),
+            kind: Kind::Audit,
+        }
+    }
+
     fn targets(&self) -> usize {
         self.files.len() + self.dirs.len()
     }
@@ -156,15 +181,16 @@ impl Committer {
         self.stats.groups.fetch_add(1, Ordering::Relaxed);
         let count = group.len() as u64;
         self.stats.requests.fetch_add(count, Ordering::Relaxed);
+        fsync::grouped(count);
         let ids: Vec<u64> = group.iter().map(|(id, _)| *id).collect();
         let mut method = lock(&self.method);
         // By filesystem: a syncfs covers one.
         let mut by_fs: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         let mut by_file = Vec::new();
         for (i, (_, request)) in group.iter().enumerate() {
-            match std::fs::metadata(&request.store) {
-                Ok(meta) => by_fs.entry(meta.dev()).or_default().push(i),
-                Err(_) => by_file.push(i),
+            match filesystem_of(request) {
+                Some(dev) => by_fs.entry(dev).or_default().push(i),
+                None => by_file.push(i),
             }
         }
         let mut answers: Vec<Option<Failure>> = vec![None; group.len()];
@@ -174,7 +200,7 @@ impl Committer {
         }
         for (dev, members) in by_fs {
             let targets = members.iter().map(|&i| group[i].1.targets()).sum();
-            let store = &group[members[0]].1.store;
+            let store = &group[members[0]].1.on;
             let Some(fs) = method.whole_filesystem(dev, store, targets) else {
                 by_file.extend(members);
                 continue;
@@ -200,6 +226,7 @@ impl Committer {
                 // holds its own error, so this group is synced again file by file (each
                 // request told its own error), and so is every group on this filesystem
                 // from now on.
+                fsync::group_syncfs_failed();
                 tracing::error!(error = %e, "a group sync of the store (syncfs) failed: its changes are synced again file by file, and this filesystem's store is synced file by file from now on");
                 method.filesystems.insert(dev, None);
                 by_file.extend(members);
@@ -230,6 +257,18 @@ impl Committer {
     }
 }
 
+/// The filesystem a syncfs of `request.on` would cover, if every file of the request is on
+/// it (checked on the open handles: a workspace folder is the agents' ground, and `on` could
+/// name a link to elsewhere by the time it is read); none otherwise, so the request is synced
+/// file by file.
+fn filesystem_of(request: &Request) -> Option<u64> {
+    let dev = std::fs::metadata(&request.on).ok()?.dev();
+    let mut files = request.files.iter();
+    files
+        .all(|file| file.metadata().is_ok_and(|meta| meta.dev() == dev))
+        .then_some(dev)
+}
+
 /// One syncfs of the filesystem `fs` is on, then a sync of `fs` itself (see `run`).
 fn whole_sync(fs: &File) -> io::Result<()> {
     fsync::filesystem(fs, Kind::Store).and_then(|()| fsync::all(fs, Kind::Store))
@@ -247,10 +286,15 @@ fn file_by_file(requests: Vec<(usize, Request)>) -> Vec<(usize, Failure)> {
         for dir in request.dirs {
             dirs.entry(dir).or_default().push(i);
         }
+        let kind = request.kind;
         for file in request.files {
             let slots = slots.clone();
             jobs.push(Box::new(move || {
-                if let Err(e) = fsync::all(&file, Kind::Store) {
+                let synced = match kind {
+                    Kind::Audit => fsync::data(&file, kind),
+                    _ => fsync::all(&file, kind),
+                };
+                if let Err(e) = synced {
                     lock(&slots).push((i, (e.kind(), e.to_string())));
                 }
                 Ok(())
@@ -295,11 +339,17 @@ impl Method {
         if targets < WHOLE_FROM {
             return None;
         }
-        let fs = self
-            .filesystems
-            .entry(dev)
-            .or_insert_with(|| open_if_eligible(store))
-            .as_ref()?;
+        if let std::collections::hash_map::Entry::Vacant(entry) = self.filesystems.entry(dev) {
+            // Kept only when it is the filesystem asked about: `store` may name a workspace
+            // folder, which can be removed or replaced by a link meanwhile (then a later
+            // group tries again).
+            let opened = File::open(store).ok()?;
+            if opened.metadata().ok()?.dev() != dev {
+                return None;
+            }
+            entry.insert(eligible(opened));
+        }
+        let fs = self.filesystems.get(&dev)?.as_ref()?;
         self.eligible_groups += 1;
         let cheaper = match (self.whole.0, self.per_target.0) {
             (None, _) => true,
@@ -325,16 +375,21 @@ impl Average {
     }
 }
 
-/// The store folder opened for syncfs, when its filesystem's syncfs is a full sync that
-/// reports writeback errors (see the module's comment); none otherwise.
+/// Tests: the folder opened for syncfs, if its filesystem's is used.
+#[cfg(test)]
 fn open_if_eligible(store: &Path) -> Option<File> {
+    eligible(File::open(store).ok()?)
+}
+
+/// `file` (a folder opened), kept for syncfs when its filesystem's syncfs is a full sync that
+/// reports writeback errors (see the module's comment); none otherwise.
+fn eligible(file: File) -> Option<File> {
     if std::env::var_os("BATON_STORE_SYNCFS").is_some_and(|v| v == "0") {
         return None;
     }
     if !kernel_reports_syncfs_errors() {
         return None;
     }
-    let file = File::open(store).ok()?;
     let magic = fs_magic(&file)?;
     // The constants' type is the platform's `c_long`.
     #[allow(clippy::unnecessary_cast)]
@@ -382,7 +437,7 @@ pub(super) static FAIL_UNDER: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 #[cfg(test)]
 fn injected(request: &Request) -> Option<Failure> {
     let failing = lock(&FAIL_UNDER);
-    let hit = failing.iter().any(|p| request.store.starts_with(p));
+    let hit = failing.iter().any(|p| request.on.starts_with(p));
     hit.then(|| {
         (
             io::ErrorKind::Other,
@@ -425,11 +480,8 @@ mod tests {
                     std::fs::create_dir(&sub).unwrap();
                     let file = written(&sub, "f");
                     barrier.wait();
-                    let request = Request {
-                        store: sub.clone(),
-                        files: vec![file],
-                        dirs: vec![sub, dir.to_path_buf()],
-                    };
+                    let request =
+                        Request::store(sub.clone(), vec![file], vec![sub, dir.to_path_buf()]);
                     committer.sync(request).unwrap();
                 });
             }
@@ -454,11 +506,7 @@ mod tests {
                     std::fs::create_dir(&sub).unwrap();
                     let file = written(&sub, "f");
                     barrier.wait();
-                    let request = Request {
-                        store: dir.to_path_buf(),
-                        files: vec![file],
-                        dirs: vec![sub],
-                    };
+                    let request = Request::store(dir.to_path_buf(), vec![file], vec![sub]);
                     committer.sync(request).unwrap();
                 });
             }
@@ -499,21 +547,13 @@ mod tests {
                 std::thread::sleep(Duration::from_millis(5));
                 let store = dir.path().to_path_buf();
                 let dirs = vec![dir.path().to_path_buf()];
-                committer.sync(Request {
-                    store,
-                    files: vec![file],
-                    dirs,
-                })
+                committer.sync(Request::store(store, vec![file], dirs))
             });
             let bad = s.spawn(|| {
                 barrier.wait();
                 std::thread::sleep(Duration::from_millis(5));
                 let store = dir.path().to_path_buf();
-                committer.sync(Request {
-                    store,
-                    files: Vec::new(),
-                    dirs: vec![gone.clone()],
-                })
+                committer.sync(Request::store(store, Vec::new(), vec![gone.clone()]))
             });
             (good.join().unwrap(), bad.join().unwrap())
         });

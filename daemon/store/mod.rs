@@ -14,7 +14,7 @@
 pub mod documents;
 mod files;
 mod folder;
-mod group;
+pub mod group;
 pub mod identity;
 mod ledger;
 pub mod mac_keys;

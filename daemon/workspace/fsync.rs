@@ -1,7 +1,8 @@
 //! Every fsync and fdatasync the daemon makes goes through here, counted and timed by what it
 //! makes durable. Syncs are what a handoff's latency is made of on a slow disk, so their number
 //! per handoff is a figure a test pins down and an operator can graph
-//! (`baton_syncs_total{kind}`, `baton_sync_seconds_total{kind}`).
+//! (`baton_syncs_total{kind}`, `baton_sync_seconds_total{kind}`, and the store's group commits:
+//! `baton_store_group_commits_total`, `baton_store_group_requests_total`).
 //!
 //! Builds with the `sync-delay` feature (for the benchmark only, never the default) add
 //! `BATON_SYNC_DELAY_MS` to every sync, to show how the daemon behaves on a slower disk than
@@ -65,6 +66,27 @@ pub fn totals() -> Vec<(Kind, u64, f64)> {
             (*k, COUNT[i].load(Ordering::Relaxed), nanos as f64 / 1e9)
         })
         .collect()
+}
+
+/// The store's group commits (`store::group`): groups made durable, the steps of changes they
+/// answered, and syncfs calls that failed (each group then synced again file by file).
+static GROUPS: [AtomicU64; 3] = [const { AtomicU64::new(0) }; 3];
+
+/// A group commit made `requests` steps of store changes durable together.
+pub fn grouped(requests: u64) {
+    GROUPS[0].fetch_add(1, Ordering::Relaxed);
+    GROUPS[1].fetch_add(requests, Ordering::Relaxed);
+}
+
+/// A group's syncfs failed.
+pub fn group_syncfs_failed() {
+    GROUPS[2].fetch_add(1, Ordering::Relaxed);
+}
+
+/// Group commits so far: (groups, requests answered in them, syncfs calls that failed).
+pub fn group_totals() -> (u64, u64, u64) {
+    let [groups, requests, failed] = GROUPS.each_ref().map(|n| n.load(Ordering::Relaxed));
+    (groups, requests, failed)
 }
 
 /// fsync: the file's data and metadata (for a folder: its entries).
