@@ -20,13 +20,13 @@ use serde_json::{json, Value};
 use sha2::Digest;
 use std::path::PathBuf;
 
-const PASSWORD: &str = "correct horse";
+pub(crate) const PASSWORD: &str = "correct horse";
 /// An agent of every workspace (`*`), to listen to the event stream.
 const AGENT_TOKEN: &str = "passkeys-agent-token";
 
 /// The WebDriver "Add Virtual Authenticator" command (WebAuthn spec, section 11.3).
 #[derive(Debug)]
-struct AddVirtualAuthenticator;
+pub(crate) struct AddVirtualAuthenticator;
 
 impl WebDriverCompatibleCommand for AddVirtualAuthenticator {
     fn endpoint(

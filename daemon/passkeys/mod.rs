@@ -3,8 +3,10 @@
 //! (`confirm_start`, `confirm`). The relying party is the daemon's `public_url`: its host is
 //! the RP id, its origin the only origin accepted. webauthn-rs does the checking (challenge,
 //! origin, RP id hash, user verification, signature, counter); this module keeps the
-//! ceremonies (`ceremonies`) and the registered keys (`store`, in data_dir). It is a leaf:
-//! the app decides who may do what, and records what was confirmed.
+//! ceremonies (`ceremonies`) and the registered keys (`store`), both documents
+//! (`crate::store::documents`: data_dir's files on one daemon, rows every node of a cluster
+//! reads), so every ceremony and every passkey works through any node. It is a leaf: the app
+//! decides who may do what, and records what was confirmed.
 
 pub mod ceremonies;
 pub mod journal;
@@ -13,11 +15,12 @@ pub mod store;
 pub use ceremonies::Binding;
 pub use store::Stored;
 
+use crate::store::documents::Documents;
 use ceremonies::{Ceremonies, State};
 use sha2::{Digest, Sha256};
 use std::io;
 use std::path::Path;
-use std::time::Instant;
+use std::sync::Arc;
 use webauthn_rs::prelude::{
     PublicKeyCredential, RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
 };
@@ -47,8 +50,17 @@ pub enum PasskeyError {
     Duplicate,
     #[error("label: at most {MAX_LABEL} characters, no control characters")]
     Label,
-    #[error("cannot keep passkeys now ({0}); try again in a moment")]
+    /// The passkeys or ceremonies could not be read or kept: a database or disk down (try
+    /// again), or a damaged document (`InvalidData`, which names itself and its mending).
+    #[error("{}", io_message(.0))]
     Io(#[from] io::Error),
+}
+
+fn io_message(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::InvalidData => format!("passkeys cannot be used: {e}"),
+        _ => format!("cannot keep passkeys now ({e}); try again in a moment"),
+    }
 }
 
 /// What a verified confirmation proves: which of the reviewer's passkeys answered.
@@ -59,9 +71,9 @@ pub struct Confirmed {
 }
 
 pub struct Passkeys {
-    /// The relying party and the registered keys, or why passkeys cannot be used (a
-    /// `public_url` that cannot be a relying party, an unreadable credentials file).
-    ready: Result<(Webauthn, store::Credentials), String>,
+    /// The relying party, or why passkeys cannot be used (a `public_url` that cannot be one).
+    rp: Result<Webauthn, String>,
+    credentials: store::Credentials,
     ceremonies: Ceremonies,
     /// Where registrations and removals are recorded (data_dir, never a workspace).
     pub journal: journal::Journal,
@@ -100,38 +112,38 @@ fn user_handle(reviewer: &str) -> Uuid {
 }
 
 impl Passkeys {
-    /// Opens the registered passkeys of `data_dir`, with the relying party of `public_url`.
-    /// Never fails: what is wrong is told by `ready` (at start-up when a route needs
-    /// passkeys) and by every call.
-    pub fn open(data_dir: &Path, public_url: &str) -> Passkeys {
-        let ready = relying_party(public_url).and_then(|rp| {
-            let credentials = store::Credentials::open(data_dir).map_err(|e| e.to_string())?;
-            Ok((rp, credentials))
-        });
+    /// The passkeys and ceremonies kept as `documents` (one daemon: data_dir's files; a
+    /// cluster: its rows), with the relying party of `public_url`; the record of changes in
+    /// `data_dir`. Never fails: what is wrong is told by `ready` (at start-up when a route
+    /// needs passkeys, and on the passkeys page) and by every call.
+    pub fn open(data_dir: &Path, documents: Arc<dyn Documents>, public_url: &str) -> Passkeys {
         Passkeys {
-            ready,
-            ceremonies: Ceremonies::default(),
+            rp: relying_party(public_url),
+            credentials: store::Credentials::new(documents.clone()),
+            ceremonies: Ceremonies::new(documents),
             journal: journal::Journal::new(data_dir),
         }
     }
 
-    /// Whether passkeys can be registered and asserted, or why not.
+    /// Whether passkeys can be registered and asserted, or why not: a relying party, and the
+    /// registered passkeys readable (a damaged document is named).
     pub fn ready(&self) -> Result<(), String> {
-        self.ready.as_ref().map(|_| ()).map_err(Clone::clone)
+        self.rp.as_ref().map_err(Clone::clone)?;
+        self.credentials
+            .all()
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
-    fn parts(&self) -> Result<(&Webauthn, &store::Credentials), PasskeyError> {
-        match &self.ready {
-            Ok((rp, credentials)) => Ok((rp, credentials)),
-            Err(e) => Err(PasskeyError::Off(e.clone())),
-        }
+    fn rp(&self) -> Result<&Webauthn, PasskeyError> {
+        self.rp.as_ref().map_err(|e| PasskeyError::Off(e.clone()))
     }
 
-    /// `reviewer`'s passkeys, oldest first (none while passkeys are off).
-    pub fn of(&self, reviewer: &str) -> Vec<Stored> {
-        self.parts()
-            .map(|(_, c)| c.of(reviewer))
-            .unwrap_or_default()
+    /// `reviewer`'s passkeys, oldest first; an error when passkeys are off or their document
+    /// cannot be read, never "none" (a first passkey needs less than another does).
+    pub fn of(&self, reviewer: &str) -> Result<Vec<Stored>, PasskeyError> {
+        self.rp()?;
+        Ok(self.credentials.of(reviewer)?)
     }
 
     /// Starts registering a passkey for `reviewer`: the options for
@@ -140,20 +152,20 @@ impl Passkeys {
         &self,
         reviewer: &str,
         proof: &str,
-        now: Instant,
     ) -> Result<(serde_json::Value, String), PasskeyError> {
-        let (rp, credentials) = self.parts()?;
-        let exclude: Vec<_> = credentials
-            .of(reviewer)
+        let rp = self.rp()?;
+        let exclude: Vec<_> = self
+            .credentials
+            .of(reviewer)?
             .iter()
             .map(|k| k.passkey.cred_id().clone())
             .collect();
         let (options, state) = rp
             .start_passkey_registration(user_handle(reviewer), reviewer, reviewer, Some(exclude))
             .map_err(|e| PasskeyError::Invalid(e.to_string()))?;
-        let id =
-            self.ceremonies
-                .start(reviewer, State::Registration(state, proof.to_string()), now);
+        let id = self
+            .ceremonies
+            .start(reviewer, State::Registration(state, proof.to_string()))?;
         Ok((options_json(&options), id))
     }
 
@@ -165,37 +177,29 @@ impl Passkeys {
         ceremony: &str,
         credential: &str,
         label: &str,
-        now: Instant,
     ) -> Result<(Stored, String), PasskeyError> {
         let label = label.trim();
         if label.chars().count() > MAX_LABEL || label.chars().any(char::is_control) {
             return Err(PasskeyError::Label);
         }
-        let (rp, credentials) = self.parts()?;
-        let taken = self.ceremonies.take(ceremony, now);
+        let rp = self.rp()?;
+        // Only the reviewer's own ceremonies are looked in: another's id is unknown here.
+        let taken = self.ceremonies.take(reviewer, ceremony)?;
         let Some(ceremonies::Ceremony {
-            reviewer: made_for,
             state: State::Registration(state, proof),
             ..
         }) = taken
         else {
             return Err(PasskeyError::Unknown);
         };
-        if made_for != reviewer {
-            return Err(PasskeyError::Unknown);
-        }
         let answer: RegisterPublicKeyCredential = serde_json::from_str(credential)
             .map_err(|e| PasskeyError::Invalid(format!("not a registration answer: {e}")))?;
         let passkey = rp
             .finish_passkey_registration(&answer, &state)
             .map_err(|e| PasskeyError::Invalid(e.to_string()))?;
         let id = store::id_of(&passkey);
-        // A credential is one person's: never a second registration of it, by anyone.
-        if credentials.owner(&id).is_some() {
-            return Err(PasskeyError::Duplicate);
-        }
         let label = match label {
-            "" => format!("passkey {}", credentials.of(reviewer).len() + 1),
+            "" => format!("passkey {}", self.credentials.of(reviewer)?.len() + 1),
             l => l.to_string(),
         };
         let stored = Stored {
@@ -205,14 +209,40 @@ impl Passkeys {
             last_used_at: None,
             passkey,
         };
-        credentials.add(reviewer, stored.clone())?;
-        Ok((stored, proof))
+        match self.credentials.add(reviewer, stored.clone())? {
+            store::Added::Kept => Ok((stored, proof)),
+            store::Added::Duplicate => Err(PasskeyError::Duplicate),
+        }
     }
 
     /// Forgets `reviewer`'s passkey `id`; whether it was registered.
     pub fn remove(&self, reviewer: &str, id: &str) -> Result<bool, PasskeyError> {
-        let (_, credentials) = self.parts()?;
-        Ok(credentials.remove(reviewer, id)?)
+        self.rp()?;
+        Ok(self.credentials.remove(reviewer, id)?)
+    }
+
+    /// Starts an assertion by `reviewer` (options for `navigator.credentials.get` allowing
+    /// only their passkeys) kept as `state` makes it: its options and id.
+    fn assertion_start(
+        &self,
+        reviewer: &str,
+        state: impl FnOnce(webauthn_rs::prelude::PasskeyAuthentication) -> State,
+    ) -> Result<(serde_json::Value, String), PasskeyError> {
+        let rp = self.rp()?;
+        let keys: Vec<_> = self
+            .credentials
+            .of(reviewer)?
+            .into_iter()
+            .map(|k| k.passkey)
+            .collect();
+        if keys.is_empty() {
+            return Err(PasskeyError::NoneRegistered(reviewer.to_string()));
+        }
+        let (options, started) = rp
+            .start_passkey_authentication(&keys)
+            .map_err(|e| PasskeyError::Invalid(e.to_string()))?;
+        let id = self.ceremonies.start(reviewer, state(started))?;
+        Ok((options_json(&options), id))
     }
 
     /// Starts a confirmation of `binding` by `reviewer`: the options for
@@ -221,53 +251,31 @@ impl Passkeys {
         &self,
         reviewer: &str,
         binding: Binding,
-        now: Instant,
     ) -> Result<(serde_json::Value, String), PasskeyError> {
-        let (rp, credentials) = self.parts()?;
-        let keys: Vec<_> = credentials
-            .of(reviewer)
-            .into_iter()
-            .map(|k| k.passkey)
-            .collect();
-        if keys.is_empty() {
-            return Err(PasskeyError::NoneRegistered(reviewer.to_string()));
-        }
-        let (options, state) = rp
-            .start_passkey_authentication(&keys)
-            .map_err(|e| PasskeyError::Invalid(e.to_string()))?;
-        let id = self
-            .ceremonies
-            .start(reviewer, State::Assertion(state, binding), now);
-        Ok((options_json(&options), id))
+        self.assertion_start(reviewer, |s| State::Assertion(s, binding))
     }
 
     /// Checks `reviewer`'s answer to confirmation `ceremony` for `binding`. The ceremony is
-    /// spent whatever the outcome, so an answer (or a copy of it) is never good twice.
+    /// spent whatever the outcome, so an answer (or a copy of it) is never good twice, on any
+    /// node.
     pub fn confirm(
         &self,
         reviewer: &str,
         ceremony: &str,
         credential: &str,
         binding: &Binding,
-        now: Instant,
     ) -> Result<Confirmed, PasskeyError> {
-        let (rp, credentials) = self.parts()?;
-        let Some(taken) = self.ceremonies.take(ceremony, now) else {
+        let rp = self.rp()?;
+        let Some(taken) = self.ceremonies.take(reviewer, ceremony)? else {
             return Err(PasskeyError::Unknown);
         };
         let State::Assertion(state, bound) = taken.state else {
             return Err(PasskeyError::Unknown);
         };
-        if taken.reviewer != reviewer {
-            return Err(PasskeyError::Mismatch(format!(
-                "another reviewer ({})",
-                taken.reviewer
-            )));
-        }
         if &bound != binding {
             return Err(PasskeyError::Mismatch(bound.to_string()));
         }
-        verify_assertion(rp, credentials, reviewer, &state, credential)
+        verify_assertion(rp, &self.credentials, reviewer, &state, credential)
     }
 
     /// Starts a confirmation that `reviewer` may change their passkeys for `purpose`
@@ -277,24 +285,8 @@ impl Passkeys {
         &self,
         reviewer: &str,
         purpose: &str,
-        now: Instant,
     ) -> Result<(serde_json::Value, String), PasskeyError> {
-        let (rp, credentials) = self.parts()?;
-        let keys: Vec<_> = credentials
-            .of(reviewer)
-            .into_iter()
-            .map(|k| k.passkey)
-            .collect();
-        if keys.is_empty() {
-            return Err(PasskeyError::NoneRegistered(reviewer.to_string()));
-        }
-        let (options, state) = rp
-            .start_passkey_authentication(&keys)
-            .map_err(|e| PasskeyError::Invalid(e.to_string()))?;
-        let id = self
-            .ceremonies
-            .start(reviewer, State::Manage(state, purpose.to_string()), now);
-        Ok((options_json(&options), id))
+        self.assertion_start(reviewer, |s| State::Manage(s, purpose.to_string()))
     }
 
     /// Checks `reviewer`'s answer to management confirmation `ceremony` for `purpose`; spent
@@ -305,26 +297,23 @@ impl Passkeys {
         ceremony: &str,
         credential: &str,
         purpose: &str,
-        now: Instant,
     ) -> Result<Confirmed, PasskeyError> {
-        let (rp, credentials) = self.parts()?;
-        let Some(taken) = self.ceremonies.take(ceremony, now) else {
+        let rp = self.rp()?;
+        let Some(taken) = self.ceremonies.take(reviewer, ceremony)? else {
             return Err(PasskeyError::Unknown);
         };
         let State::Manage(state, bound) = taken.state else {
             return Err(PasskeyError::Unknown);
         };
-        if taken.reviewer != reviewer {
-            return Err(PasskeyError::Unknown);
-        }
         if bound != purpose {
             return Err(PasskeyError::Mismatch(format!("\"{bound}\"")));
         }
-        verify_assertion(rp, credentials, reviewer, &state, credential)
+        verify_assertion(rp, &self.credentials, reviewer, &state, credential)
     }
 }
 
-/// Checks an assertion against the ceremony's state and takes its counter into the passkey.
+/// Checks an assertion against the ceremony's state and takes its counter into the passkey
+/// as kept now (refused when another assertion, on any node, counted as far already).
 fn verify_assertion(
     rp: &Webauthn,
     credentials: &store::Credentials,
@@ -343,10 +332,18 @@ fn verify_assertion(
         ));
     }
     let at = crate::clock::now_rfc3339();
-    let Some(label) = credentials.used(reviewer, &result, &at)? else {
-        return Err(PasskeyError::Invalid(
-            "that passkey is no longer registered".into(),
-        ));
+    let label = match credentials.used(reviewer, &result, &at)? {
+        store::Used::Taken(label) => label,
+        store::Used::Gone => {
+            return Err(PasskeyError::Invalid(
+                "that passkey is no longer registered".into(),
+            ))
+        }
+        store::Used::Behind { kept, presented } => {
+            return Err(PasskeyError::Invalid(format!(
+                "the passkey's signature counter ({presented}) is not past the last one counted ({kept}): a copy of the key, or an answer made before the last one"
+            )))
+        }
     };
     Ok(Confirmed {
         credential: store::id_of_result(&result),

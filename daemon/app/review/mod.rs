@@ -127,7 +127,7 @@ impl Common {
             grants: grants::table::Grants::open(documents.clone()),
             documents: documents.clone(),
             attention: attention::Attentions::open(data_dir),
-            passkeys: crate::passkeys::Passkeys::open(data_dir, public_url),
+            passkeys: crate::passkeys::Passkeys::open(data_dir, documents.clone(), public_url),
             chat_links: crate::chat::links::Links::open(data_dir, documents.clone()),
             mac_keys: crate::store::mac_keys::MacKeys::new(documents.clone()),
         }

@@ -18,7 +18,6 @@ use crate::metrics::OutcomeLabel;
 use crate::passkeys::{Binding, PasskeyError};
 use crate::routing::{Route, StepUp as Asks};
 use serde_json::json;
-use std::time::Instant;
 
 /// What a key must have escaped to be one path segment (RFC 3986 unreserved stay as is).
 const PATH_SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC
@@ -92,13 +91,7 @@ impl Cx<'_> {
         };
         let passkeys = &self.common.passkeys;
         let confirmed = passkeys
-            .confirm(
-                name,
-                &answer.ceremony,
-                &answer.credential,
-                &binding,
-                Instant::now(),
-            )
+            .confirm(name, &answer.ceremony, &answer.credential, &binding)
             .map_err(|e| match e {
                 PasskeyError::Io(e) => DecideError::Io(e),
                 e => refused(format!("not approved: {e}")),
@@ -165,14 +158,14 @@ impl Cx<'_> {
             revision,
             outcome: Outcome::Approved.as_str().to_string(),
         };
-        let (options, ceremony) = self
-            .common
-            .passkeys
-            .confirm_start(name, binding, Instant::now())
-            .map_err(|e| match e {
-                PasskeyError::Io(e) => DecideError::Io(e),
-                e => DecideError::Forbidden(e.to_string()),
-            })?;
+        let (options, ceremony) =
+            self.common
+                .passkeys
+                .confirm_start(name, binding)
+                .map_err(|e| match e {
+                    PasskeyError::Io(e) => DecideError::Io(e),
+                    e => DecideError::Forbidden(e.to_string()),
+                })?;
         Ok(json!({ "ceremony": ceremony, "options": options }))
     }
 }

@@ -6,13 +6,13 @@
 //! their own key and approve. So a reviewer with a passkey registers another, or removes
 //! one, only with a fresh assertion of a passkey they have (bound to that purpose, single
 //! use, two minutes); a first passkey needs the password typed again. Each change is
-//! recorded in `data_dir/passkeys/changes.jsonl` (`passkeys::journal`).
+//! recorded in `data_dir/passkeys/changes.jsonl` (`passkeys::journal`) of the node that made
+//! it; the passkeys and ceremonies themselves are documents every node of a cluster reads.
 
 use crate::app::App;
 use crate::auth::Actor;
 use crate::events::{Event, EventType};
 use crate::passkeys::{PasskeyError, Stored};
-use std::time::Instant;
 
 /// A registered passkey as its owner sees it (its public key is not shown).
 #[derive(Debug, Clone, serde::Serialize)]
@@ -85,8 +85,10 @@ impl App {
         let Ok(name) = person(actor) else {
             return Vec::new();
         };
+        // A document that cannot be read lists none here; the page says why (`passkeys_ready`).
         self.passkeys()
             .of(name)
+            .unwrap_or_default()
             .iter()
             .map(PasskeyView::from)
             .collect()
@@ -111,9 +113,7 @@ impl App {
                 ))
             }
         };
-        let (options, ceremony) = self
-            .passkeys()
-            .manage_start(name, &purpose, Instant::now())?;
+        let (options, ceremony) = self.passkeys().manage_start(name, &purpose)?;
         Ok(serde_json::json!({ "ceremony": ceremony, "options": options }))
     }
 
@@ -131,7 +131,9 @@ impl App {
             tracing::warn!(reviewer = name, purpose, error = %e, "passkey change refused");
             e
         };
-        if self.passkeys().of(name).is_empty() {
+        // Read, never assumed: a damaged document is refused here, not taken for "none yet"
+        // (which would let the password alone register a key).
+        if self.passkeys().of(name).map_err(refused)?.is_empty() {
             if purpose != REGISTER_PURPOSE {
                 return Ok("none".into());
             }
@@ -154,7 +156,7 @@ impl App {
         };
         let confirmed = self
             .passkeys()
-            .manage_confirm(name, ceremony, credential, purpose, Instant::now())
+            .manage_confirm(name, ceremony, credential, purpose)
             .map_err(refused)?;
         Ok(format!("passkey {}", confirmed.credential))
     }
@@ -167,9 +169,7 @@ impl App {
     ) -> Result<serde_json::Value, PasskeyError> {
         let name = person(actor)?;
         let shown = self.passkey_proof(name, REGISTER_PURPOSE, proof)?;
-        let (options, ceremony) = self
-            .passkeys()
-            .register_start(name, &shown, Instant::now())?;
+        let (options, ceremony) = self.passkeys().register_start(name, &shown)?;
         Ok(serde_json::json!({ "ceremony": ceremony, "options": options }))
     }
 
@@ -182,9 +182,9 @@ impl App {
         label: &str,
     ) -> Result<PasskeyView, PasskeyError> {
         let name = person(actor)?;
-        let done =
-            self.passkeys()
-                .register_finish(name, ceremony, credential, label, Instant::now());
+        let done = self
+            .passkeys()
+            .register_finish(name, ceremony, credential, label);
         let (stored, proof) = match done {
             Ok(done) => done,
             Err(e) => {
@@ -224,7 +224,7 @@ impl App {
         proof: &PasskeyProof,
     ) -> Result<bool, PasskeyError> {
         let name = person(actor)?;
-        if !self.passkeys().of(name).iter().any(|k| k.id == id) {
+        if !self.passkeys().of(name)?.iter().any(|k| k.id == id) {
             return Ok(false);
         }
         let shown = self.passkey_proof(name, &remove_purpose(id), proof)?;
