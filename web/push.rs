@@ -13,11 +13,15 @@ use super::{ApiError, Caller};
 use crate::auth::{cookie, SESSION_COOKIE};
 use crate::blocking;
 use crate::json::Json;
+use crate::peers::trust::{Acting, Asserted};
+use crate::peers::TokenHolder;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use baton::app::{App, Decided, PushActError, PushActed, PushError, SubscriptionView};
+use baton::login::links::Channel;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -137,13 +141,18 @@ struct ActBody {
 /// `POST /api/v1/push/act` with `{"token"}` and the session cookie: decides as the
 /// notification's action says, when the session is the token's reviewer's. `200` (decided) or
 /// `202` (an approval recorded, the handoff waits for more) with `{ok: true, message, ...}`;
-/// otherwise `{ok: false, refused, error}` for the service worker to show.
+/// otherwise `{ok: false, refused, error}` for the service worker to show. In a cluster the
+/// node serving the handoff decides: another node checks the session, then forwards the
+/// token with its signed assertion of that session, and the holder checks the token as if
+/// it had been posted to it.
 pub async fn act(
     State(app): State<App>,
     ClientAddr(addr): ClientAddr,
+    asserted: Option<Extension<Asserted>>,
     request: axum::extract::Request,
 ) -> Response {
     let headers = request.headers().clone();
+    let uri = request.uri().clone();
     // Only the service worker (same origin) posts here; a browser says where a request came
     // from, and another site's is refused before anything is read.
     let fetched_from = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
@@ -152,12 +161,17 @@ pub async fn act(
         return refused(StatusCode::FORBIDDEN, "cross_site", why.into());
     }
     // Who is signed in is settled before the body is read: without a session, nothing is.
+    // On a request another node forwarded, the session it found (signed), and no cookie.
+    let from_peer = asserted.is_some();
     let session = cookie(&headers, SESSION_COOKIE);
     let app_ = app.clone();
-    let signed_in = blocking(move || session.and_then(|id| app_.session(&id)).map(|s| s.actor))
-        .await
-        .ok()
-        .flatten();
+    let signed_in = match asserted {
+        Some(Extension(Asserted(acting))) => acting.signed_in(),
+        None => blocking(move || session.and_then(|id| app_.session(&id)))
+            .await
+            .ok()
+            .flatten(),
+    };
     let Some(signed_in) = signed_in else {
         let app_ = app.clone();
         let e = blocking(move || app_.push_act("", None, addr).err()).await;
@@ -175,6 +189,20 @@ pub async fn act(
         Ok(b) => b.token,
         Err(e) => return refused(StatusCode::UNPROCESSABLE_ENTITY, "body", e.to_string()),
     };
+    match crate::peers::token_holder(&app, &token, Channel::Push, addr, from_peer).await {
+        TokenHolder::Here => {}
+        TokenHolder::Peer(peer) => {
+            let path = uri.path_and_query().map_or("/", |p| p.as_str());
+            let acting = Acting::of_session(&signed_in);
+            let relayed =
+                crate::peers::relay(&app, &peer, Method::POST, path, &headers, body, &acting).await;
+            return relayed.unwrap_or_else(|why| unavailable(StatusCode::BAD_GATEWAY, why, 2));
+        }
+        TokenHolder::Unavailable { message, retry_s } => {
+            return unavailable(StatusCode::SERVICE_UNAVAILABLE, message, retry_s);
+        }
+    }
+    let signed_in = signed_in.actor;
     let acted = blocking(move || app.push_act(&token, Some(&signed_in), addr)).await;
     match acted {
         Ok(Ok(done)) => acted_answer(done),
@@ -235,6 +263,20 @@ fn refusal(e: PushActError) -> Response {
         return refused(status, kind, message);
     }
     refused(status, kind, message)
+}
+
+/// A push action no node can take now (503), or whose node did not answer (502): nothing
+/// decided, try again.
+fn unavailable(status: StatusCode, error: String, retry_s: u64) -> Response {
+    let kind = match status {
+        StatusCode::BAD_GATEWAY => "unreachable",
+        _ => "unavailable",
+    };
+    let mut response = refused(status, kind, error);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, retry_s.max(1).into());
+    response
 }
 
 fn refused(status: StatusCode, kind: &str, error: String) -> Response {
@@ -299,7 +341,7 @@ pub(super) fn openapi_paths() -> Value {
         "state": { "type": "string", "enum": ["decided", "pending"] },
         "message": { "type": "string", "description": "what the follow-up notification says" },
         "decision": { "$ref": "#/components/schemas/Decision" },
-        "refused": { "type": "string", "description": "why nothing was decided: no_session, not_yours, invalid, expired, used, revised, decided_before, approved_before, refused, ..." },
+        "refused": { "type": "string", "description": "why nothing was decided: no_session, not_yours, invalid, expired, used, revised, decided_before, approved_before, refused, unreachable, unavailable, ..." },
         "error": { "type": "string" } } });
     let refusal = |d: &str| {
         json!({ "description": d,
@@ -320,7 +362,9 @@ pub(super) fn openapi_paths() -> Value {
                     "409": refusal("revised since the push, already decided, already approved by you, or refused by a rule of the decision"),
                     "410": refusal("expired or already used"),
                     "422": refusal("not {\"token\"} as JSON"),
-                    "429": refusal("too many bad tokens from this address") } } },
+                    "429": refusal("too many bad tokens from this address"),
+                    "502": refusal("in a cluster: the node serving the handoff did not answer (unreachable); nothing was decided here, try again (Retry-After)"),
+                    "503": refusal("in a cluster: no node serves the handoff's workspace now (its node stopped, another takes it over shortly; unavailable); nothing was decided, try again (Retry-After)") } } },
         "/api/v1/push/key": {
             "get": { "summary": "The VAPID public key browsers subscribe with, or why pushes are off",
                 "security": [{ "bearer": [] }],

@@ -1,9 +1,11 @@
 //! The mail's one-time action links in a cluster: their key and their used marks are rows of
 //! `documents` every node reads, so a link mailed by the node that served its workspace is
 //! confirmed and decides on whichever node serves it when the reviewer clicks, and a link
-//! used on one node is used on every node.
+//! used on one node is used on every node. A link followed on a node that does not serve its
+//! handoff is forwarded to the one that does (the confirm page and its form), which decides;
+//! while no node serves it, it answers 503 and decides nothing.
 
-use super::nodes::{holder, lease_round, served, wait_long, SETTLE_S};
+use super::nodes::{db_now, holder, lease_round, served, tag_of, wait_long, SETTLE_S};
 use crate::notify::mail::Smtp;
 use crate::pages::Web;
 use crate::util::*;
@@ -106,4 +108,204 @@ fn a_link_mailed_by_one_node_decides_on_another_and_is_used_on_every_node() {
     let twice = web.post_form(&approve, Some(&cookie), &form);
     assert_eq!(twice.status, 410, "{}", twice.short());
     assert!(twice.body.contains("already used"), "{}", twice.body);
+}
+
+/// The ids of the keys node `d` signs receipts with (`/api/v1/keys`).
+pub(super) fn key_ids(d: &Daemon) -> Vec<String> {
+    let (status, keys) = d.get("/api/v1/keys");
+    assert_eq!(status, 200, "{keys}");
+    keys.as_array()
+        .expect("a list of keys")
+        .iter()
+        .map(|k| k["key_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Node `d`'s `baton_action_links_total{outcome}`.
+fn links_counted(d: &Daemon, outcome: &str) -> u64 {
+    let line = format!("baton_action_links_total{{outcome=\"{outcome}\"}} ");
+    d.metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(&line).and_then(|n| n.trim().parse().ok()))
+        .unwrap_or(0)
+}
+
+/// The `handoff.decided` events of workspace `ws`.
+fn decided(env: &TestEnv, ws: &str) -> Vec<serde_json::Value> {
+    events(&env.ws(ws))
+        .into_iter()
+        .filter(|e| e["type"] == "handoff.decided")
+        .collect()
+}
+
+#[test]
+fn a_link_followed_on_a_node_that_does_not_serve_its_handoff_is_taken_by_the_one_that_does() {
+    let _serial = super::nodes::one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let (pg, env, a, b) = super::shared::two_nodes("links_forwarded", &config(&smtp));
+    let (serving, other, first) = match holder(&pg, "links_forwarded", "alpha").as_str() {
+        "a" => (a, b, "a"),
+        _ => (b, a, "b"),
+    };
+    write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &bytes(&handoff("lf-1")),
+    );
+    let approve = approve_link(&smtp, &serving, "rita@example.com");
+
+    // Followed on the other node: the confirm page is the serving node's, and decides nothing.
+    let web = Web::new(&other);
+    let page = web.get(&approve, None);
+    assert_eq!(page.status, 200, "{}", page.short());
+    assert!(page.body.contains(">Approve</button>"), "{}", page.body);
+    assert_eq!(page.header("referrer-policy"), Some("no-referrer"));
+    let csrf = page
+        .cookie_value("baton_act")
+        .expect("the confirm page's cookie");
+    assert_eq!(links_counted(&other, "forwarded"), 1);
+    assert_eq!(
+        links_counted(&serving, "confirm"),
+        1,
+        "opened by the holder"
+    );
+    assert!(
+        decision(&env.ws("alpha")).is_none(),
+        "a GET decides nothing"
+    );
+
+    // A form that is not the page's (another site's post through rita's browser: no cookie,
+    // or a cookie that is not the form's) is refused, forwarded or not; nothing decided.
+    let cookie = format!("baton_act={csrf}");
+    let form = [
+        ("csrf", csrf.as_str()),
+        ("comment", "from the mail, on another node"),
+    ];
+    let bare = web.post_form(&approve, None, &form);
+    assert_eq!(bare.status, 403, "{}", bare.short());
+    let mismatched = web.post_form(&approve, Some("baton_act=not-the-form"), &form);
+    assert_eq!(mismatched.status, 403, "{}", mismatched.short());
+    assert!(decision(&env.ws("alpha")).is_none());
+
+    // The page's own form, posted to the other node: the serving node decides, once.
+    let done = web.post_form(&approve, Some(&cookie), &form);
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body.contains("Recorded: approved by rita"),
+        "{}",
+        done.body
+    );
+    let d = decision(&env.ws("alpha")).expect("decision.json");
+    assert_eq!(d["by"], "rita", "{d}");
+    assert_eq!(d["outcome"], "approved", "{d}");
+    assert_eq!(d["comment"], "from the mail, on another node", "{d}");
+    let events = decided(&env, "alpha");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["via"], "email_link", "{}", events[0]);
+    // Signed by the node that serves the workspace, and the receipt holds.
+    let keyid = d["attestation"]["signatures"][0]["keyid"]
+        .as_str()
+        .expect("a signed receipt")
+        .to_string();
+    assert!(key_ids(&serving).contains(&keyid), "{keyid}");
+    assert!(!key_ids(&other).contains(&keyid), "{keyid}");
+    assert_eq!(links_counted(&serving, "decided"), 1);
+    let config = env.root().join(format!("baton-{first}.toml"));
+    let verified = baton(&[
+        "verify",
+        env.ws("alpha").to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    assert!(verified.status.success(), "{verified:?}");
+
+    // The same link again, on the serving node and on the other: used, nothing more decided.
+    for node in [&serving, &other] {
+        let web = Web::new(node);
+        let again = web.get(&approve, None);
+        assert_eq!(again.status, 410, "{}", again.short());
+        assert!(again.body.contains("already used"), "{}", again.body);
+        let twice = web.post_form(&approve, Some(&cookie), &form);
+        assert_eq!(twice.status, 410, "{}", twice.short());
+        assert!(twice.body.contains("already used"), "{}", twice.body);
+    }
+    assert_eq!(decided(&env, "alpha").len(), 1);
+}
+
+#[test]
+fn a_link_whose_node_is_down_decides_nothing_and_decides_after_the_takeover() {
+    let _serial = super::nodes::one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let (pg, env, a, b) = super::shared::two_nodes("links_down", &config(&smtp));
+    let (serving, other, survivor) = match holder(&pg, "links_down", "alpha").as_str() {
+        "a" => (a, b, "b"),
+        _ => (b, a, "a"),
+    };
+    write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &bytes(&handoff("ld-1")),
+    );
+    let approve = approve_link(&smtp, &serving, "rita@example.com");
+    let web = Web::new(&other);
+    let page = web.get(&approve, None);
+    assert_eq!(page.status, 200, "{}", page.short());
+    let csrf = page.cookie_value("baton_act").expect("the form's cookie");
+    let cookie = format!("baton_act={csrf}");
+    let form = [("csrf", csrf.as_str()), ("comment", "after the takeover")];
+
+    // The serving node dies; its lease still runs: the other node cannot reach it (502),
+    // and nothing is claimed or decided.
+    serving.kill9();
+    let unreached = web.post_form(&approve, Some(&cookie), &form);
+    assert_eq!(unreached.status, 502, "{}", unreached.short());
+    assert!(
+        unreached.body.contains("did not answer"),
+        "{}",
+        unreached.body
+    );
+    assert!(unreached.header("retry-after").is_some());
+    assert!(decision(&env.ws("alpha")).is_none());
+
+    // Its lease lapses, and no node has taken the workspace over yet (the survivor waits a
+    // lease's time for the node alpha prefers): 503, try again shortly; nothing decided.
+    let expire = format!(
+        "UPDATE leases SET expires_at = {} - interval '1 second' WHERE tag = '{}'",
+        db_now(&env),
+        tag_of(&env, "alpha")
+    );
+    let out = pg.psql("links_down", &expire);
+    assert!(out.status.success(), "{out:?}");
+    for answer in [
+        web.get(&approve, None),
+        web.post_form(&approve, Some(&cookie), &form),
+    ] {
+        assert_eq!(answer.status, 503, "{}", answer.short());
+        assert!(answer.body.contains("Try again shortly"), "{}", answer.body);
+        assert!(answer.header("retry-after").is_some());
+    }
+    assert!(decision(&env.ws("alpha")).is_none());
+    assert_eq!(links_counted(&other, "unserved"), 2);
+
+    // The survivor takes alpha over: the same link, form and cookie decide there, once.
+    for _ in 0..6 {
+        lease_round(&env, &pg, "links_down", &[survivor]);
+    }
+    wait_long("the survivor serves alpha", SETTLE_S, || {
+        holder(&pg, "links_down", "alpha") == survivor && served(&other) > 0
+    });
+    other.wait_until("the survivor has ld-1", || {
+        other.get("/api/v1/handoffs/ld-1").0 == 200
+    });
+    let done = web.post_form(&approve, Some(&cookie), &form);
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body.contains("Recorded: approved by rita"),
+        "{}",
+        done.body
+    );
+    assert_eq!(decision(&env.ws("alpha")).unwrap()["by"], "rita");
+    let events = decided(&env, "alpha");
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["data"]["via"], "email_link", "{}", events[0]);
 }

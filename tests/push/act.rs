@@ -10,7 +10,7 @@ use crate::util::{self, Daemon, TestEnv};
 use serde_json::{json, Value};
 
 /// The decrypted payload of the `n`th push (from 1) about `key`.
-fn pushed(service: &Service, daemon: &Daemon, key: &str, n: usize) -> Value {
+pub(crate) fn pushed(service: &Service, daemon: &Daemon, key: &str, n: usize) -> Value {
     let about = || -> Vec<Value> {
         service
             .pushes()
@@ -25,7 +25,7 @@ fn pushed(service: &Service, daemon: &Daemon, key: &str, n: usize) -> Value {
 }
 
 /// The token of the payload's `action` button, if it has one.
-fn token(payload: &Value, action: &str) -> Option<String> {
+pub(crate) fn token(payload: &Value, action: &str) -> Option<String> {
     payload["actions"]
         .as_array()?
         .iter()
@@ -35,7 +35,7 @@ fn token(payload: &Value, action: &str) -> Option<String> {
 
 /// What the service worker posts when a button is clicked: the token as JSON, with the
 /// browser's session cookie (`None`: a browser signed in as nobody) and no CSRF header.
-fn act(web: &Web, who: Option<&Session>, token: &str) -> (u16, Value) {
+pub(crate) fn act(web: &Web, who: Option<&Session>, token: &str) -> (u16, Value) {
     let body = json!({ "token": token }).to_string();
     let mut headers = vec![
         ("Content-Type", "application/json"),

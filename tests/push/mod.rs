@@ -7,7 +7,7 @@
 //! Google's), so the browser's part is the stand-in's. Deciding from a notification's
 //! actions: `act.rs`.
 
-mod act;
+pub(crate) mod act;
 
 use crate::pages::{Session, Web};
 use crate::util::{self, Daemon, TestEnv};
@@ -20,7 +20,7 @@ const PUBLIC: &str = "http://baton.example";
 const SUBJECT: &str = "mailto:ops@example.com";
 
 /// The stand-in, stopped when dropped.
-struct Service {
+pub(crate) struct Service {
     child: Child,
     port: u16,
     log: PathBuf,
@@ -28,7 +28,7 @@ struct Service {
 
 impl Service {
     /// Answers every push with `answer` (201, or 404/410 for a gone subscription).
-    fn start(dir: &Path, answer: u16) -> Service {
+    pub(crate) fn start(dir: &Path, answer: u16) -> Service {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/push/service.py");
         let log = dir.join(format!("push-{}.jsonl", util::now_ms()));
         let mut child = Command::new(util::tools::python())
@@ -47,7 +47,7 @@ impl Service {
     }
 
     /// A new browser subscription at the stand-in, as `PushSubscription.toJSON()` gives it.
-    fn subscription(&self, name: &str) -> Value {
+    pub(crate) fn subscription(&self, name: &str) -> Value {
         ureq::get(&format!("http://127.0.0.1:{}/subscribe/{name}", self.port))
             .call()
             .unwrap()
@@ -56,7 +56,7 @@ impl Service {
     }
 
     /// Every push received so far, in order.
-    fn pushes(&self) -> Vec<Value> {
+    pub(crate) fn pushes(&self) -> Vec<Value> {
         std::fs::read_to_string(&self.log)
             .unwrap_or_default()
             .lines()
@@ -73,7 +73,7 @@ impl Drop for Service {
 }
 
 /// rita reviews route `urgent` (pushes urgent handoffs); bob is a reviewer of no route here.
-fn config(push: &str) -> String {
+pub(crate) fn config(push: &str) -> String {
     config_with(push, "")
 }
 
@@ -91,7 +91,7 @@ fn config_with(push: &str, extra: &str) -> String {
 
 /// Keeps `sub` for the signed-in `who` through the API, as the page's script does (its
 /// endpoint and keys: the API takes no nulls, and `expirationTime` is one).
-fn subscribe(web: &Web, who: &Session, sub: &Value) -> crate::pages::Reply {
+pub(crate) fn subscribe(web: &Web, who: &Session, sub: &Value) -> crate::pages::Reply {
     let body = json!({ "endpoint": sub["endpoint"], "keys": sub["keys"] }).to_string();
     web.send(
         "POST",
@@ -125,14 +125,14 @@ fn served_key(web: &Web, who: &Session) -> String {
 }
 
 /// Files handoff `id` with `trigger` into workspace alpha.
-fn file(env: &TestEnv, id: &str, trigger: &str) {
+pub(crate) fn file(env: &TestEnv, id: &str, trigger: &str) {
     let mut h = util::handoff(id);
     h["trigger"] = json!(trigger);
     h["summary"] = json!("rotated the signing key");
     util::write_atomic(&env.ws("alpha").join("handoff.json"), &util::bytes(&h));
 }
 
-fn metric(daemon: &Daemon, outcome: &str) -> f64 {
+pub(crate) fn metric(daemon: &Daemon, outcome: &str) -> f64 {
     let line = format!("baton_push_total{{outcome=\"{outcome}\"}} ");
     daemon
         .metrics()

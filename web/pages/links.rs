@@ -3,18 +3,28 @@
 //! would decide (mail scanners and link previews fetch links); the confirm form's POST, with
 //! a double-submit CSRF token as the sign-in form has, decides. The pages send no referrer,
 //! so the token in the URL goes nowhere else.
+//!
+//! In a cluster a link is taken by the node serving its handoff's workspace: another node
+//! forwards both the GET and the POST there (signed, as every request between nodes), so a
+//! link works whichever node a load balancer sends it to. The holder checks the token as if
+//! it had been sent to it; the forwarding node adds nothing to it but, for the POST, the
+//! value of the form's cookie, which the holder checks the form against (`Acting::link_cookie`).
 
 use super::forms::{csrf_refused, Form, CSRF_FIELD};
 use super::handoff::urlencode;
 use super::login::ClientAddr;
 use super::render;
 use crate::auth::{cookie, same};
+use crate::peers::trust::{Acting, Asserted};
+use crate::peers::TokenHolder;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use baton::app::{App, DecideError, Decided, LinkError, LinkTarget};
+use baton::login::links::Channel;
 use baton::login::random_token;
 
 const LINK_COOKIE: &str = "baton_act";
@@ -116,12 +126,81 @@ fn cookie_of(app: &App, value: &str) -> String {
     format!("{LINK_COOKIE}={value}; Path=/act; HttpOnly; SameSite=Strict{secure}")
 }
 
-/// `GET /act/{token}`: what the link would decide, and the button that decides it.
+/// Why a link cannot be taken now (503, or 502 when its holder did not answer), nothing
+/// decided.
+fn unavailable(status: StatusCode, message: String, retry_s: u64, page: String) -> Response {
+    let mut p = LinkPage::new("This link cannot be taken right now", page);
+    p.refusal = Some(message);
+    let mut response = answer(status, &p, None);
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, retry_s.max(1).into());
+    response
+}
+
+/// The answer of the node serving the link's handoff, when another node does: `None` when
+/// this node answers the request itself.
+async fn elsewhere(
+    app: &App,
+    token: &str,
+    addr: Option<std::net::IpAddr>,
+    from_peer: bool,
+    (method, uri, headers): (Method, &Uri, &HeaderMap),
+    body: Bytes,
+    acting: Acting,
+) -> Option<Response> {
+    let page = || handoff_page_of(app, token);
+    let peer = match crate::peers::token_holder(app, token, Channel::Mail, addr, from_peer).await {
+        TokenHolder::Here => return None,
+        TokenHolder::Peer(peer) => peer,
+        TokenHolder::Unavailable { message, retry_s } => {
+            let page = page().await;
+            let status = StatusCode::SERVICE_UNAVAILABLE;
+            return Some(unavailable(status, message, retry_s, page));
+        }
+    };
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    match crate::peers::relay(app, &peer, method, path, headers, body, &acting).await {
+        Ok(relayed) => Some(relayed),
+        Err(message) => {
+            let status = StatusCode::BAD_GATEWAY;
+            Some(unavailable(status, message, 2, page().await))
+        }
+    }
+}
+
+/// `key_of` off the async workers (the key is a document).
+async fn handoff_page_of(app: &App, token: &str) -> String {
+    let (app, token) = (app.clone(), token.to_string());
+    crate::blocking(move || key_of(&app, &token))
+        .await
+        .unwrap_or_else(|_| "/".to_string())
+}
+
+/// `GET /act/{token}`: what the link would decide, and the button that decides it; on the
+/// node serving its handoff (forwarded there from any other).
 pub async fn confirm(
     State(app): State<App>,
     ClientAddr(addr): ClientAddr,
     Path(token): Path<String>,
+    asserted: Option<Extension<Asserted>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Response {
+    let forwarded = elsewhere(
+        &app,
+        &token,
+        addr,
+        asserted.is_some(),
+        (method, &uri, &headers),
+        Bytes::new(),
+        Acting::default(),
+    )
+    .await;
+    if let Some(answer) = forwarded {
+        return answer;
+    }
     let opened = crate::blocking({
         let (app, token) = (app.clone(), token.clone());
         move || {
@@ -148,20 +227,45 @@ pub async fn confirm(
     answer(StatusCode::OK, &p, Some(cookie_of(&app, &csrf)))
 }
 
-/// `POST /act/{token}`: decides, once.
+/// `POST /act/{token}`: decides, once; on the node serving its handoff (forwarded there
+/// from any other, with the form's cookie, which that node checks the form against).
 pub async fn decide(
     State(app): State<App>,
     ClientAddr(addr): ClientAddr,
     Path(token): Path<String>,
+    asserted: Option<Extension<Asserted>>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let form = Form::parse(&body);
-    let expected = cookie(&headers, LINK_COOKIE);
+    // The form's cookie: the browser's, or, on a form another node forwarded, the one that
+    // node says the browser sent it (signed; a forwarded form without one matches nothing).
+    let expected = match &asserted {
+        Some(Extension(Asserted(acting))) => acting.link_cookie.clone(),
+        None => cookie(&headers, LINK_COOKIE),
+    };
     // An empty cookie matches nothing: an empty field must not pass for a token.
     let sent = form.get(CSRF_FIELD);
     if !matches!((expected.as_deref(), sent), (Some(e), Some(s)) if !e.is_empty() && same(e, s)) {
         return csrf_refused();
+    }
+    let acting = Acting {
+        link_cookie: expected,
+        ..Acting::default()
+    };
+    let forwarded = elsewhere(
+        &app,
+        &token,
+        addr,
+        asserted.is_some(),
+        (Method::POST, &uri, &headers),
+        body,
+        acting,
+    )
+    .await;
+    if let Some(answer) = forwarded {
+        return answer;
     }
     let comment = form.text("comment");
     let used = crate::blocking({

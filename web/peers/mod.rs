@@ -125,6 +125,98 @@ pub fn scope_of(path: &str) -> Option<Scope> {
     }
 }
 
+/// Where a request carrying a one-time token (a mail link's `/act/{token}`, a push action's
+/// `{"token"}`) is answered. The token is its credential and names its handoff, so the
+/// middleware, which looks at paths and credentials in headers, cannot route it: its handler
+/// reads the token and asks here.
+pub(crate) enum TokenHolder {
+    /// This node serves the handoff, or refuses the token as every node would.
+    Here,
+    /// The node that serves the handoff, which checks the token again and decides.
+    Peer(Peer),
+    /// No node can take it now (its holder stopped, and no other took the workspace over
+    /// yet; or the database cannot say): answered 503 with this and `Retry-After`.
+    Unavailable { message: String, retry_s: u64 },
+}
+
+/// Who takes `token` (of `channel`), asked by a client at `addr`. A request another node
+/// forwarded (`from_peer`) is answered here, never forwarded again.
+pub(crate) async fn token_holder(
+    app: &App,
+    token: &str,
+    channel: baton::login::links::Channel,
+    addr: Option<std::net::IpAddr>,
+    from_peer: bool,
+) -> TokenHolder {
+    if from_peer || app.cluster().is_none() {
+        return TokenHolder::Here;
+    }
+    let holder = crate::blocking({
+        let (app, token) = (app.clone(), token.to_string());
+        move || app.link_holder(&token, channel, addr)
+    })
+    .await;
+    match holder {
+        Ok(Ok(Holder::Peer(peer))) => TokenHolder::Peer(peer),
+        Ok(Ok(Holder::Unserved)) => {
+            let ttl = app.cluster().map_or(15, |c| c.ttl.as_secs());
+            let message = format!("the node that served this handoff stopped answering, and another node takes its workspace over within {} s; nothing was decided. Try again shortly", 2 * ttl);
+            TokenHolder::Unavailable {
+                message,
+                retry_s: ttl.max(1),
+            }
+        }
+        Ok(Ok(_)) => TokenHolder::Here,
+        Ok(Err(e)) => TokenHolder::Unavailable {
+            message: format!("cannot tell which node serves this handoff ({e}); nothing was decided. Try again in a moment"),
+            retry_s: 1,
+        },
+        Err(e) => TokenHolder::Unavailable {
+            message: format!("cannot tell which node serves this handoff ({e}); nothing was decided. Try again in a moment"),
+            retry_s: 1,
+        },
+    }
+}
+
+/// Sends a request its handler read whole to `peer`, on behalf of `acting`, and relays the
+/// answer once its signature holds; else what to tell the caller (a 502's words).
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn relay(
+    app: &App,
+    peer: &Peer,
+    method: Method,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    body: axum::body::Bytes,
+    acting: &trust::Acting,
+) -> Result<Response, String> {
+    tracing::debug!(node = %peer.node, "forwarding a one-time token to the node that serves its handoff");
+    match send(
+        app,
+        peer,
+        method,
+        path_and_query,
+        headers,
+        body,
+        acting,
+        None,
+    )
+    .await
+    {
+        Ok(answer) => {
+            let (parts, body) = answer.into_parts();
+            Ok(Response::from_parts(parts, Body::new(body)))
+        }
+        Err(why) => {
+            tracing::warn!(node = %peer.node, url = %peer.url, %why, "cannot reach the node that serves a one-time token's handoff");
+            Err(format!(
+                "node {} serves this handoff but did not answer ({why}); if it is down, another node takes its workspace over within 2 x lease_ttl_s. Try again shortly: it decides only once, so trying again cannot decide twice",
+                peer.node
+            ))
+        }
+    }
+}
+
 /// Sends `request` to `peer`, on behalf of `acting`, and streams its answer back (once its
 /// signature holds). The body is read first: its digest is signed.
 async fn forward(app: &App, peer: &Peer, request: Request, acting: &trust::Acting) -> Response {

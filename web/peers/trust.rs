@@ -48,6 +48,12 @@ pub struct Acting {
     pub token: Option<Who>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<Session>,
+    /// A mail link's confirm form: the value of its cookie (`baton_act`) as the browser sent
+    /// it to the node that forwards the form, which the holder checks the form's field
+    /// against as it checks that cookie on a form posted to it (the cookie itself never
+    /// leaves the node it was sent to). The link's token, in the path, stays the credential.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_cookie: Option<String>,
 }
 
 /// An actor, as it travels.
@@ -94,6 +100,18 @@ impl From<&Who> for Actor {
 impl Acting {
     fn is_empty(&self) -> bool {
         self.token.is_none() && self.session.is_none()
+    }
+
+    /// A signed-in person, as their session proves them on this node.
+    pub fn of_session(s: &SignedIn) -> Acting {
+        Acting {
+            session: Some(Session {
+                who: Who::from(&s.actor),
+                name: s.name.clone(),
+                csrf: s.csrf.clone(),
+            }),
+            ..Acting::default()
+        }
     }
 
     /// The session, as this node's own would be.

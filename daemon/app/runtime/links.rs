@@ -9,10 +9,11 @@ use crate::app::review::step_up::asks_passkey;
 use crate::app::{App, DecisionRequest};
 use crate::auth::Actor;
 use crate::clock::now_s;
+use crate::cluster::{ClusterError, Holder};
 use crate::contract::decision::Via;
 use crate::contract::handoff::Classification;
 use crate::contract::Outcome;
-use crate::login::links::{Link, LinkKey, LinkOutcome, TokenError, Used};
+use crate::login::links::{Channel, Link, LinkKey, LinkOutcome, TokenError, Used};
 use crate::outbox::Tokens;
 use crate::routing::Route;
 use std::net::IpAddr;
@@ -237,6 +238,51 @@ impl App {
                 DecideError::NotFound(_) => LinkError::Gone,
                 e => LinkError::Refused(e),
             })
+    }
+
+    /// Which node takes `token` (a mail link's, or with `Channel::Push` a notification's
+    /// action): the one serving its handoff's workspace, since only that node can decide it.
+    /// Here outside a cluster, and for a token this node refuses as well as any (one baton did
+    /// not make, expired or used: told here, and a bad one counted against the address as
+    /// always; or from an address the bad-token throttle holds back) or whose handoff no node
+    /// ever served. The token is read only to find its
+    /// handoff: the holder checks it again, whole, before anything is decided, and nothing is
+    /// claimed here. Counted as `forwarded` or `unserved` (`action_` for a push) when it goes,
+    /// or cannot go, to another node.
+    pub fn link_holder(
+        &self,
+        token: &str,
+        channel: Channel,
+        addr: Option<IpAddr>,
+    ) -> Result<Holder, ClusterError> {
+        let throttled = self.inner.access.logins.link_wait(addr).is_some();
+        if self.inner.cluster.is_none() || throttled {
+            return Ok(Holder::Here);
+        }
+        let Ok(link) = self
+            .action_link_key()
+            .map_err(|_| ())
+            .and_then(|k| k.read_for(channel, token).map_err(|_| ()))
+        else {
+            return Ok(Holder::Here);
+        };
+        if now_s() > link.expires || self.used_links().is_used(token).unwrap_or(true) {
+            return Ok(Holder::Here);
+        }
+        let holder = match self.holder_of(&crate::app::Scope::Handoff(link.key.clone()))? {
+            Holder::Nobody => Holder::Here,
+            other => other,
+        };
+        let counted = match &holder {
+            Holder::Peer(_) => "forwarded",
+            Holder::Unserved => "unserved",
+            _ => return Ok(holder),
+        };
+        match channel {
+            Channel::Mail => self.count_link(Ok(counted)),
+            Channel::Push => self.push_count(&format!("action_{counted}")),
+        }
+        Ok(holder)
     }
 
     /// The links' key, the same on every node of a cluster (`links/key`, a document).

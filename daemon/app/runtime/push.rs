@@ -143,7 +143,8 @@ impl From<&Subscription> for SubscriptionView {
 }
 
 impl App {
-    fn push_count(&self, outcome: &str) {
+    /// Counts `outcome` in `baton_push_total{outcome}`.
+    pub(super) fn push_count(&self, outcome: &str) {
         let label = OutcomeLabel {
             outcome: outcome.into(),
         };
