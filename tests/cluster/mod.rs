@@ -15,6 +15,7 @@ mod moves;
 mod nodes;
 mod peers;
 mod pg;
+mod push;
 mod shared;
 mod statements;
 mod store_contract;
