@@ -3,8 +3,9 @@
 //! Reject buttons, whose `value` binds workspace, key and revision (the last two open a
 //! comment modal, `chat::view`; where approving needs a passkey, Approve is a link to the
 //! page); its decision updates that message in place (`chat.update`). The message's
-//! `channel` and `ts` are kept per handoff (`Posted`) when the post is answered, since only
-//! Slack knows them; an update waits (is retried) until the post is answered.
+//! `channel` and `ts` are kept per handoff (`Posted`, shared by a cluster's nodes) when the
+//! post is answered, since only Slack knows them; an update waits (is retried) until the post
+//! is answered, and names the place when it cannot be read.
 //!
 //! A link's confirmation message (`ask_link`) is spooled without its confirmation token: its
 //! Confirm URL holds `link_confirm::TOKEN_SLOT`, and the token is sealed into the call only
@@ -14,16 +15,17 @@
 
 use super::attempt::{Outcome, Transport};
 use super::audience::Audience;
+use super::post_places::{Kept, Places};
 use super::review_post::{clip, Review};
 use super::slack::escape;
 use super::spool::Delivery;
 use crate::config::Chat;
 use crate::events::{Event, EventType};
 use crate::outbox::link_confirm::{LinkKey, Token, TOKEN_SLOT};
+use crate::store::documents::Documents;
 use crate::store::mac_keys::MacKeys;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -226,38 +228,30 @@ pub struct Message {
     pub ts: String,
 }
 
-/// The messages posted by one chat entry, one file per handoff (the latest revision's) in
-/// `data_dir/chat/NAME/`.
-#[derive(Clone)]
-pub struct Posted {
-    dir: PathBuf,
-}
-
-impl Posted {
-    pub fn new(data_dir: &Path, chat: &str) -> Posted {
-        Posted {
-            dir: data_dir.join("chat").join(chat),
+impl Kept for Message {
+    fn parse(bytes: &[u8], _key: &str) -> Result<Message, String> {
+        let m: Message = serde_json::from_slice(bytes)
+            .map_err(|e| format!("not a Slack message's channel and ts: {e}"))?;
+        match m.channel.is_empty() || m.ts.is_empty() {
+            true => Err("the Slack message's channel or ts is empty".into()),
+            false => Ok(m),
         }
     }
 
-    fn path(&self, key: &str) -> PathBuf {
-        use sha2::{Digest, Sha256};
-        self.dir
-            .join(format!("{}.json", hex::encode(Sha256::digest(key))))
+    fn bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("a message serializes")
     }
+}
 
-    pub fn get(&self, key: &str) -> Option<Message> {
-        let bytes = std::fs::read(self.path(key)).ok()?;
-        serde_json::from_slice(&bytes).ok()
-    }
+/// The messages posted by one chat entry, one place per handoff (the latest revision's):
+/// `chat/NAME/` of data_dir for one daemon, rows of the same names in a cluster
+/// (`post_places`), so the node that takes the decision updates the message whichever node
+/// posted it.
+pub type Posted = Places<Message>;
 
-    fn put(&self, key: &str, m: &Message) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        let path = self.path(key);
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(m)?)?;
-        std::fs::rename(tmp, path)
-    }
+/// The places of entry `chat`'s messages, kept in `documents`.
+pub fn posted(documents: Arc<dyn Documents>, chat: &str) -> Posted {
+    Places::new(documents, format!("chat/{chat}"), "json")
 }
 
 /// Sends one entry's calls to its Web API.
@@ -362,8 +356,15 @@ impl Transport for Sender {
             None => call.payload,
         };
         if call.method == "chat.update" {
-            let Some(m) = self.posted.get(key) else {
-                return Outcome::failed("the handoff's message is not posted yet".into());
+            let m = match self.posted.get(key) {
+                Ok(Some(m)) => m,
+                Ok(None) => {
+                    return Outcome::failed("the handoff's message is not posted yet".into())
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, key, "where a Slack message was posted cannot be read; it is not updated");
+                    return Outcome::failed(e.to_string());
+                }
             };
             payload["channel"] = json!(m.channel);
             payload["ts"] = json!(m.ts);
@@ -378,7 +379,9 @@ impl Transport for Sender {
                         channel: answer["channel"].as_str().unwrap_or_default().to_string(),
                         ts: answer["ts"].as_str().unwrap_or_default().to_string(),
                     };
-                    if let Err(e) = self.posted.put(key, &m) {
+                    if m.channel.is_empty() || m.ts.is_empty() {
+                        tracing::warn!(key, "Slack answered the post without its channel or ts; its decision will not update it");
+                    } else if let Err(e) = self.posted.put(key, m) {
                         tracing::error!(error = %e, key, "cannot keep where a chat message was posted; its decision will not update it");
                     }
                 }

@@ -19,6 +19,7 @@ mod letter;
 pub mod link_confirm;
 mod mail;
 pub mod mattermost;
+mod post_places;
 mod push;
 mod review_post;
 mod sign;
@@ -228,10 +229,12 @@ impl Outbox {
                 transport: Box::new(webhook::Sender::new(&e.url, e.key.clone(), e.allow_private)),
             })
             .collect();
+        // Where chat posts were made: documents, so shared by a cluster's nodes.
+        let documents = keys.documents();
         let chats: Vec<(crate::config::Chat, chat::Posted)> = config
             .chat
             .iter()
-            .map(|c| (c.clone(), chat::Posted::new(&config.data_dir, &c.name)))
+            .map(|c| (c.clone(), chat::posted(documents.clone(), &c.name)))
             .collect();
         for (c, posted) in &chats {
             specs.push(worker::Spec {
@@ -246,7 +249,7 @@ impl Outbox {
             .map(|m| {
                 (
                     m.clone(),
-                    mattermost::Posted::new(&config.data_dir, &m.name),
+                    mattermost::posted(documents.clone(), &m.name),
                 )
             })
             .collect();
@@ -256,7 +259,7 @@ impl Outbox {
         };
         for (m, posted) in &mattermost {
             let direct = mattermost::direct::Direct::new(
-                mattermost::direct::DirectPosts::new(&config.data_dir, &m.name),
+                mattermost::direct::DirectPosts::new(documents.clone(), &m.name),
                 mattermost_key.clone(),
             );
             specs.push(worker::Spec {
@@ -271,7 +274,7 @@ impl Outbox {
             .map(|(m, _)| {
                 let of = |r: Option<&crate::routing::Route>| m.reviewers_of(r, &config.users);
                 let by_route = config.routes.iter().map(|r| (r.name.clone(), of(Some(r))));
-                let posts = mattermost::direct::DirectPosts::new(&config.data_dir, &m.name);
+                let posts = mattermost::direct::DirectPosts::new(documents.clone(), &m.name);
                 mattermost::direct::Recipients {
                     by_route: by_route.collect(),
                     no_route: of(None),
@@ -359,15 +362,16 @@ impl Outbox {
                 Some(r) => to.by_route.get(r).cloned().unwrap_or_default(),
                 None => to.no_route.clone(),
             };
+            // Where the post was made is read only for an update (a decision): in a cluster
+            // each read is a query.
             let body =
                 mattermost::post(m, action_key, event, aud, link, &url, &reviewers).or_else(|| {
+                    let update = mattermost::update(m, event, aud, link)?;
                     let posted_before = match m.direct {
                         true => to.posts.has(key),
-                        false => posted.get(key).is_some(),
+                        false => posted.has(key),
                     };
-                    (posted_before || self.posting(&ch, key))
-                        .then(|| mattermost::update(m, event, aud, link))
-                        .flatten()
+                    (posted_before || self.posting(&ch, key)).then_some(update)
                 });
             if let Some(body) = body {
                 made.push(self.make(event, origin, &ch, body));
@@ -465,10 +469,8 @@ impl Outbox {
                 for (c, posted) in &self.chats {
                     let ch = c.outbox_channel();
                     let body = chat::post(c, event, aud.as_ref(), &link).or_else(|| {
-                        let was_posted = posted.get(key).is_some() || self.posting(&ch, key);
-                        was_posted
-                            .then(|| chat::update(event, aud.as_ref(), &link))
-                            .flatten()
+                        let update = chat::update(event, aud.as_ref(), &link)?;
+                        (posted.has(key) || self.posting(&ch, key)).then_some(update)
                     });
                     if let Some(body) = body {
                         made.push(self.make(event, origin, &ch, body));

@@ -5,6 +5,7 @@
 mod any_node;
 mod canaries;
 mod chat;
+mod chat_posts;
 mod cost;
 mod documents;
 mod fenced;

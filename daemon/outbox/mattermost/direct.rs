@@ -5,11 +5,14 @@
 //! `POST /api/v4/channels/direct` [bot, reviewer], the bot's id read once with
 //! `GET /api/v4/users/me`.
 //!
-//! Which copies exist is kept per handoff in `data_dir/chat/mattermost/NAME/direct/`, one
-//! JSON file each (written atomically after every copy posted), so a retried delivery posts
-//! only the copies still owed and the decision updates every copy. A file that does not
-//! parse is reported and left alone, never taken as empty and overwritten: that would post
-//! the copies again and lose the ones the decision must update.
+//! Which copies exist is kept per handoff as a document (`post_places`):
+//! `data_dir/chat/mattermost/NAME/direct/` for one daemon, one JSON file each (written
+//! atomically after every copy posted), rows of the same names shared by a cluster's nodes,
+//! so a retried delivery posts only the copies still owed and the decision updates every copy,
+//! on whichever node takes it. Each copy (and intent) is kept under the document's lock beside
+//! what is kept there now (`DirectPosts::keep`), so two nodes posting at once lose neither's.
+//! A place that does not parse is reported and left alone, never taken as empty and
+//! overwritten: that would post the copies again and lose the ones the decision must update.
 //!
 //! Posting a copy is made idempotent the way Mattermost allows (it takes no idempotency key
 //! for posts, and its `pending_post_id` is remembered for seconds only): the intent to post
@@ -25,10 +28,11 @@
 
 use super::{ActionKey, Binding, Call, Sender};
 use crate::outbox::attempt::Outcome as Sent;
+use crate::outbox::post_places::{plain_id, Kept, PlaceError, Places};
+use crate::store::documents::Documents;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 /// One reviewer's copy.
@@ -73,86 +77,80 @@ const MARKER: &str = "baton_copy";
 /// with its own clock).
 const CLOCK_MARGIN_MS: u64 = 10 * 60 * 1000;
 
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    #[error("{path} is damaged ({why}); it is left as it is and nothing is posted or updated for this handoff. Move it away to post the review again (the copies it named will not be updated)")]
-    Damaged { path: String, why: String },
-    #[error("cannot read or write {path}: {why}")]
-    Io { path: String, why: String },
+/// Why the copies of a handoff cannot be read or kept.
+pub type StateError = PlaceError;
+
+impl Kept for Copies {
+    fn parse(bytes: &[u8], key: &str) -> Result<Copies, String> {
+        let copies: Copies = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+        if copies.key != key {
+            return Err(format!("it names handoff {}, not {key}", copies.key));
+        }
+        let ids = copies.posts.values().map(|c| c.post.as_str());
+        if let Some(bad) = ids.into_iter().find(|id| !plain_id(id)) {
+            return Err(format!("{bad:?} is not a Mattermost post id"));
+        }
+        Ok(copies)
+    }
+
+    fn bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("copies serialize")
+    }
 }
 
-/// The copies of one entry's handoffs, in `data_dir/chat/mattermost/NAME/direct/`.
+/// The copies of one entry's handoffs, one place per handoff: `chat/mattermost/NAME/direct/`
+/// of data_dir for one daemon, rows of the same names in a cluster (`post_places`).
 #[derive(Clone)]
 pub struct DirectPosts {
-    dir: PathBuf,
+    places: Places<Copies>,
 }
 
 impl DirectPosts {
-    pub fn new(data_dir: &Path, entry: &str) -> DirectPosts {
+    pub fn new(documents: Arc<dyn Documents>, entry: &str) -> DirectPosts {
+        let dir = format!("chat/mattermost/{entry}/direct");
         DirectPosts {
-            dir: data_dir
-                .join("chat")
-                .join("mattermost")
-                .join(entry)
-                .join("direct"),
+            places: Places::new(documents, dir, "json"),
         }
     }
 
-    fn path(&self, key: &str) -> PathBuf {
-        use sha2::{Digest, Sha256};
-        self.dir
-            .join(format!("{}.json", hex::encode(Sha256::digest(key))))
-    }
-
-    /// The copies of `key`: none if nothing was posted yet; an error if its file is damaged.
+    /// The copies of `key`: none if nothing was posted yet; an error if its place is damaged.
     pub fn get(&self, key: &str) -> Result<Option<Copies>, StateError> {
-        let path = self.path(key);
-        let shown = path.display().to_string();
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => {
-                return Err(StateError::Io {
-                    path: shown,
-                    why: e.to_string(),
-                })
-            }
-        };
-        let copies: Copies = serde_json::from_slice(&text).map_err(|e| StateError::Damaged {
-            path: shown.clone(),
-            why: e.to_string(),
+        self.places.get(key)
+    }
+
+    /// Keeps `user`'s entry of `ours` (their copy, their intent, or neither), under the
+    /// place's lock, beside the other reviewers' entries as kept now: a copy another node or
+    /// thread kept meanwhile for the same revision is not written over. `ours` of another
+    /// revision (or content) than the one kept starts the place afresh, but never over a
+    /// newer revision's copies. Returns the copies as kept.
+    pub fn keep(&self, ours: &Copies, user: &str) -> Result<Copies, StateError> {
+        let kept = self.places.change(&ours.key, |now| {
+            let mut c = match now {
+                Some(c) if c.revision > ours.revision => return None,
+                Some(c)
+                    if c.revision == ours.revision
+                        && (c.digest.is_none() || c.digest == ours.digest) =>
+                {
+                    c
+                }
+                _ => ours.clone(),
+            };
+            match ours.posts.get(user) {
+                Some(copy) => c.posts.insert(user.to_string(), copy.clone()),
+                None => c.posts.remove(user),
+            };
+            match ours.intents.get(user) {
+                Some(intent) => c.intents.insert(user.to_string(), intent.clone()),
+                None => c.intents.remove(user),
+            };
+            Some(c)
         })?;
-        if copies.key != key {
-            return Err(StateError::Damaged {
-                path: shown,
-                why: format!("it names handoff {}, not {key}", copies.key),
-            });
-        }
-        Ok(Some(copies))
+        Ok(kept.unwrap_or_else(|| ours.clone()))
     }
 
-    /// Keeps `copies`: written beside, synced, then renamed over the old file.
-    pub fn put(&self, copies: &Copies) -> Result<(), StateError> {
-        let path = self.path(&copies.key);
-        let io = |e: std::io::Error| StateError::Io {
-            path: path.display().to_string(),
-            why: e.to_string(),
-        };
-        std::fs::create_dir_all(&self.dir).map_err(io)?;
-        let tmp = path.with_extension("tmp");
-        let bytes = serde_json::to_vec_pretty(copies).expect("copies serialize");
-        {
-            use std::io::Write;
-            let mut f = std::fs::File::create(&tmp).map_err(io)?;
-            f.write_all(&bytes).map_err(io)?;
-            f.sync_all().map_err(io)?;
-        }
-        std::fs::rename(&tmp, &path).map_err(io)
-    }
-
-    /// Whether `key` has copies (a damaged file counts: its decision's update reports it).
+    /// Whether `key` has copies (a damaged place counts: its decision's update reports it).
     pub fn has(&self, key: &str) -> bool {
-        !matches!(self.get(key), Ok(None))
+        self.places.has(key)
     }
 }
 
@@ -302,10 +300,19 @@ impl Sender {
                 copies.intents.insert(user.to_string(), intent.clone());
                 // Not kept, not posted: a post nobody could find again would be a second
                 // copy at the next retry.
-                self.direct.posts.put(copies).map_err(|e| {
+                let kept = self.direct.posts.keep(copies, user).map_err(|e| {
                     tracing::error!(error = %e, key, user, "cannot keep the intent to post a Mattermost direct copy; not posted, retried");
                     failed(e.to_string())
                 })?;
+                // A newer revision's copies were kept meanwhile (on another node): this
+                // one is superseded, which the retry finds.
+                if kept.revision != copies.revision {
+                    return Err(failed(format!(
+                        "revision {}'s direct copies are kept now; revision {}'s is not posted",
+                        kept.revision, copies.revision
+                    )));
+                }
+                *copies = kept;
                 intent
             }
         };
@@ -313,8 +320,8 @@ impl Sender {
             .ok_or_else(|| failed("the spooled Mattermost post has no button to seal".into()))?;
         payload["props"][MARKER] = json!(intent.marker);
         let answer = self.call("POST", "/posts", &payload)?;
-        let Some(post) = answer["id"].as_str() else {
-            tracing::warn!(key, user, "Mattermost answered the direct post without its id; its decision will not update it");
+        let Some(post) = answer["id"].as_str().filter(|id| plain_id(id)) else {
+            tracing::warn!(key, user, "Mattermost answered the direct post without a usable id; its decision will not update it");
             return Ok(());
         };
         tracing::info!(mattermost = %self.entry.name, key, mattermost_user = %user, channel, post, "review posted by Mattermost direct message");
@@ -337,11 +344,16 @@ impl Sender {
             post: post.to_string(),
         };
         copies.posts.insert(user.to_string(), copy);
-        if let Err(e) = self.direct.posts.put(copies) {
-            tracing::error!(error = %e, key, user, "cannot keep the id of a Mattermost direct post; the next attempt finds it by its marker");
-            return Err(failed(e.to_string()));
+        match self.direct.posts.keep(copies, user) {
+            Ok(kept) => {
+                *copies = kept;
+                Ok(())
+            }
+            Err(e) => {
+                tracing::error!(error = %e, key, user, "cannot keep the id of a Mattermost direct post; the next attempt finds it by its marker");
+                Err(failed(e.to_string()))
+            }
         }
-        Ok(())
     }
 
     /// The post an earlier attempt made for `intent`, if Mattermost has it (not deleted), made
@@ -360,7 +372,12 @@ impl Sender {
             .filter(|p| p["props"][MARKER] == intent.marker.as_str())
             .filter(|p| p["user_id"] == bot)
             .filter(|p| p["delete_at"].as_u64().unwrap_or(0) == 0)
-            .find_map(|p| p["id"].as_str().map(str::to_string));
+            .find_map(|p| {
+                p["id"]
+                    .as_str()
+                    .filter(|id| plain_id(id))
+                    .map(str::to_string)
+            });
         Ok(found)
     }
 
@@ -411,7 +428,8 @@ mod tests {
     #[test]
     fn copies_are_kept_and_a_damaged_file_is_reported_not_overwritten() {
         let dir = tempfile::tempdir().unwrap();
-        let posts = DirectPosts::new(dir.path(), "mm");
+        let documents = Arc::new(crate::store::documents::InDataDir::new(dir.path()));
+        let posts = DirectPosts::new(documents, "mm");
         assert!(posts.get("k-1").unwrap().is_none());
         let mut c = Copies {
             key: "k-1".into(),
@@ -425,14 +443,56 @@ mod tests {
                 post: "p1".into(),
             },
         );
-        posts.put(&c).unwrap();
+        posts.keep(&c, "mmann").unwrap();
         assert_eq!(posts.get("k-1").unwrap(), Some(c));
-        std::fs::write(posts.path("k-1"), b"{\"key\": \"k-1\", \"rev").unwrap();
+        std::fs::write(
+            dir.path().join(posts.places.name("k-1")),
+            b"{\"key\": \"k-1\", \"rev",
+        )
+        .unwrap();
         assert!(matches!(posts.get("k-1"), Err(StateError::Damaged { .. })));
         assert!(posts.has("k-1"));
         assert_eq!(
-            std::fs::read(posts.path("k-1")).unwrap(),
+            std::fs::read(dir.path().join(posts.places.name("k-1"))).unwrap(),
             b"{\"key\": \"k-1\", \"rev"
         );
+    }
+
+    #[test]
+    fn two_writers_of_one_handoffs_copies_lose_neither_and_an_older_revision_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let documents: Arc<dyn Documents> =
+            Arc::new(crate::store::documents::InDataDir::new(dir.path()));
+        // Two nodes' senders over the same documents, each with what it read before the other.
+        let (here, there) = (
+            DirectPosts::new(documents.clone(), "mm"),
+            DirectPosts::new(documents, "mm"),
+        );
+        let base = Copies {
+            key: "k-1".into(),
+            revision: 1,
+            ..Copies::default()
+        };
+        let copy = |post: &str| Copy {
+            channel: format!("dm-{post}"),
+            post: post.into(),
+        };
+        let (mut ann, mut bob) = (base.clone(), base.clone());
+        ann.posts.insert("mmann".into(), copy("p1"));
+        bob.posts.insert("mmbob".into(), copy("p2"));
+        here.keep(&ann, "mmann").unwrap();
+        let kept = there.keep(&bob, "mmbob").unwrap();
+        assert_eq!(kept.posts.keys().collect::<Vec<_>>(), ["mmann", "mmbob"]);
+        assert_eq!(here.get("k-1").unwrap(), Some(kept));
+        // Revision 2's copies kept, then a late write of revision 1: nothing written.
+        let mut newer = Copies {
+            revision: 2,
+            ..base.clone()
+        };
+        newer.posts.insert("mmann".into(), copy("p3"));
+        here.keep(&newer, "mmann").unwrap();
+        let late = there.keep(&bob, "mmbob").unwrap();
+        assert_eq!(late, newer);
+        assert_eq!(here.get("k-1").unwrap(), Some(newer));
     }
 }

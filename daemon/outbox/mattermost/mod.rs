@@ -2,8 +2,9 @@
 //! API (`POST /api/v4/posts`, the bot token as bearer) as a message attachment with Approve /
 //! Request changes / Reject buttons (`props.attachments[].actions[]`), each sending its click
 //! to the daemon (`integration.url`) with an `integration.context`; its decision updates the
-//! post in place (`PUT /api/v4/posts/{id}`). The post's id is kept per handoff (`Posted`)
-//! when the post is answered; an update waits (is retried) until then.
+//! post in place (`PUT /api/v4/posts/{id}`). The post's id is kept per handoff (`Posted`,
+//! shared by a cluster's nodes) when the post is answered; an update waits (is retried) until
+//! then, and names the place when it cannot be read.
 //!
 //! Mattermost does not sign the requests its buttons send, so the context is what proves a
 //! click is one of baton's: it names the entry, channel, handoff, revision and outcome, with an
@@ -19,18 +20,19 @@ pub mod direct;
 
 use super::attempt::{Outcome as Sent, Transport};
 use super::audience::Audience;
+use super::post_places::{plain_id, Kept, Places};
 use super::review_post::{clip, Review};
 use super::spool::Delivery;
 use crate::config::Mattermost;
 use crate::contract::Outcome;
 use crate::events::{Event, EventType};
 use crate::private::MacKey;
+use crate::store::documents::Documents;
 use crate::store::mac_keys::MacKeys;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The route the buttons send their clicks to, under `public_url`.
@@ -395,38 +397,34 @@ pub fn md(s: &str) -> String {
     out
 }
 
-/// The posts made by one entry, one file per handoff (the latest revision's) holding the
-/// post's id, in `data_dir/chat/mattermost/NAME/`.
-#[derive(Clone)]
-pub struct Posted {
-    dir: PathBuf,
-}
+/// A post's id, as Mattermost answered it; kept as the id alone (the files of one daemon are
+/// as before).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostId(pub String);
 
-impl Posted {
-    pub fn new(data_dir: &Path, entry: &str) -> Posted {
-        Posted {
-            dir: data_dir.join("chat").join("mattermost").join(entry),
+impl Kept for PostId {
+    fn parse(bytes: &[u8], _key: &str) -> Result<PostId, String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
+        match plain_id(text.trim()) {
+            true => Ok(PostId(text.trim().to_string())),
+            false => Err("not a Mattermost post id (letters, digits, _ and - only)".into()),
         }
     }
 
-    fn path(&self, key: &str) -> PathBuf {
-        use sha2::Digest;
-        self.dir
-            .join(format!("{}.id", hex::encode(Sha256::digest(key))))
+    fn bytes(&self) -> Vec<u8> {
+        self.0.clone().into_bytes()
     }
+}
 
-    pub fn get(&self, key: &str) -> Option<String> {
-        let id = std::fs::read_to_string(self.path(key)).ok()?;
-        Some(id.trim().to_string()).filter(|id| !id.is_empty())
-    }
+/// The posts made by one entry, one place per handoff (the latest revision's) holding the
+/// post's id: `chat/mattermost/NAME/` of data_dir for one daemon, rows of the same names in a
+/// cluster (`post_places`), so the node that takes the decision updates the post whichever
+/// node made it.
+pub type Posted = Places<PostId>;
 
-    fn put(&self, key: &str, post_id: &str) -> io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
-        let path = self.path(key);
-        let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, post_id)?;
-        std::fs::rename(tmp, path)
-    }
+/// The places of entry `entry`'s posts, kept in `documents`.
+pub fn posted(documents: Arc<dyn Documents>, entry: &str) -> Posted {
+    Places::new(documents, format!("chat/mattermost/{entry}"), "id")
 }
 
 /// Sends one entry's calls to its server's REST API.
@@ -516,8 +514,13 @@ impl Transport for Sender {
         }
         let mut payload = call.payload;
         let answer = if call.method == "update" {
-            let Some(id) = self.posted.get(key) else {
-                return Sent::failed("the handoff's post is not made yet".into());
+            let id = match self.posted.get(key) {
+                Ok(Some(PostId(id))) => id,
+                Ok(None) => return Sent::failed("the handoff's post is not made yet".into()),
+                Err(e) => {
+                    tracing::error!(error = %e, key, "where a Mattermost post was made cannot be read; it is not updated");
+                    return Sent::failed(e.to_string());
+                }
             };
             payload["id"] = json!(id);
             self.call("PUT", &format!("/posts/{id}"), &payload)
@@ -528,14 +531,14 @@ impl Transport for Sender {
             Err(sent) => sent,
             Ok(answer) => {
                 if call.method == "create" {
-                    match answer["id"].as_str() {
+                    match answer["id"].as_str().filter(|id| plain_id(id)) {
                         Some(id) => {
-                            if let Err(e) = self.posted.put(key, id) {
+                            if let Err(e) = self.posted.put(key, PostId(id.to_string())) {
                                 tracing::error!(error = %e, key, "cannot keep the id of a Mattermost post; its decision will not update it");
                             }
                         }
                         None => {
-                            tracing::warn!(key, "Mattermost answered the post without its id; its decision will not update it")
+                            tracing::warn!(key, "Mattermost answered the post without a usable id; its decision will not update it")
                         }
                     }
                 }
