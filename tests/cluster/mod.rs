@@ -14,6 +14,7 @@ mod handed;
 mod mail_links;
 mod moves;
 mod nodes;
+mod passkeys;
 mod peers;
 mod pg;
 mod push;
