@@ -309,3 +309,45 @@ fn a_link_whose_node_is_down_decides_nothing_and_decides_after_the_takeover() {
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["data"]["via"], "email_link", "{}", events[0]);
 }
+
+/// A link's confirm page opened on the node serving its handoff and on the other node (which
+/// forwards it), `n` times each: (p50, p99) in ms. Run with `--ignored` for the numbers.
+#[test]
+#[ignore]
+fn latency_of_a_link_opened_on_its_node_and_forwarded_from_another() {
+    let n: usize = std::env::var("BATON_LINK_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let _serial = super::nodes::one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let (pg, env, a, b) = super::shared::two_nodes("links_latency", &config(&smtp));
+    let (serving, other) = match holder(&pg, "links_latency", "alpha").as_str() {
+        "a" => (a, b),
+        _ => (b, a),
+    };
+    write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &bytes(&handoff("lat-1")),
+    );
+    let approve = approve_link(&smtp, &serving, "rita@example.com");
+    for (name, node) in [("on its node", &serving), ("forwarded", &other)] {
+        let web = Web::new(node);
+        let mut ms: Vec<f64> = (0..n)
+            .map(|_| {
+                let start = std::time::Instant::now();
+                let page = web.get(&approve, None);
+                assert_eq!(page.status, 200, "{}", page.short());
+                start.elapsed().as_secs_f64() * 1e3
+            })
+            .collect();
+        ms.sort_by(f64::total_cmp);
+        let pick = |q: f64| ms[((ms.len() as f64 * q).ceil() as usize).clamp(1, ms.len()) - 1];
+        eprintln!(
+            "confirm page {name}, {n} GETs: p50 {:.2} ms, p99 {:.2} ms",
+            pick(0.5),
+            pick(0.99)
+        );
+    }
+}
