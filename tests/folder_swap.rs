@@ -238,3 +238,86 @@ fn a_withdrawal_after_a_swap_is_refused_and_writes_nothing() {
     assert!(!decided_in(&away, "mine"), "withdrawn after all");
     d.stop();
 }
+
+/// A decision whose folder is swapped after its audit line and before its copies: a fault
+/// point of debug builds pauses every write of a `decision.json` (the record copy, then the
+/// root answer), and the folder is swapped as soon as the decision's line is in its log. The
+/// decision stands (answered 200, logged in the folder reviewed, kept in the store); neither
+/// copy lands in the replacement; the daemon notices the swap at once (the refused writes
+/// make it look at the folder). When the folder reviewed comes back, its copies are published
+/// again from the store and the return logged as recovery, never taken for tampering. Fails
+/// without the recovery's note of the return (`moves::settle`): nothing says the copies were
+/// published again.
+#[test]
+fn a_swap_between_a_decisions_audit_line_and_its_copies_keeps_the_decision_for_the_folders_return()
+{
+    // The watcher reports the swap and the return within a second; no reconcile meanwhile.
+    let mut env = TestEnv::with_config("settle_ms = 500\nreconcile_s = 3600\n");
+    let d = env.spawn_after("export BATON_TEST_PAUSE_WRITE=decision.json:1500");
+    d.wait_until("start-up scan done", || d.health()["ready"] == true);
+    let ws = env.ws("alpha");
+    let doc = bytes(&handoff("h1"));
+    write_atomic(&ws.join("handoff.json"), &doc);
+    d.wait_until("pending", || pending(&d, "h1"));
+    let id = std::fs::read(ws.join(".baton/id")).unwrap();
+    let away = env.root().join("away");
+    let (url, token) = (d.url.clone(), d.token.clone());
+    let (status, body) = std::thread::scope(|s| {
+        let deciding = s.spawn(|| decide(&url, &token, "h1"));
+        // The decision's line is in the log; its copies wait at the fault point.
+        let start = Instant::now();
+        while !decided_in(&ws, "h1") {
+            assert!(start.elapsed() < Duration::from_secs(20), "never logged");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        swap(&ws, &away, &doc, &id);
+        deciding.join().unwrap()
+    });
+    assert_eq!(
+        status, 200,
+        "the decision logged was not answered as made: {body}"
+    );
+    assert!(decided_in(&away, "h1"), "the folder reviewed lost its line");
+    noticed(&d, 0, "the copies' refused writes");
+    assert_eq!(old_writes_in(&ws, "h1"), Vec::<String>::new());
+    let copy = |folder: &Path| folder.join(".baton/handoffs/h1/decision.json");
+    assert!(
+        !copy(&away).exists(),
+        "a copy written through the path after all"
+    );
+
+    // The replacement is served as a new workspace meanwhile (its handoff received anew).
+    d.wait_until("the replacement served", || pending(&d, "h1"));
+    // The folder reviewed comes back; the replacement goes.
+    std::fs::rename(&ws, env.root().join("replacement")).unwrap();
+    std::fs::rename(&away, &ws).unwrap();
+    d.wait_until("the record copy published again", || {
+        std::fs::read(copy(&ws))
+            .ok()
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+            .is_some_and(|c| c["outcome"] == "approved")
+    });
+    d.wait_until("the root answer published again", || {
+        crate::util::decision(&ws).is_some_and(|c| c["outcome"] == "approved")
+    });
+    let decided = d.handoffs("decided");
+    assert!(
+        decided.iter().any(|h| h["key"] == "h1"),
+        "the decision did not stand: {decided:?}"
+    );
+    let types = crate::util::event_types(&ws);
+    assert!(
+        !types
+            .iter()
+            .any(|t| t == "workspace.tampered" || t == "audit.broken"),
+        "the copies' return taken for tampering: {types:?}"
+    );
+    assert!(d.health().get("tamper_alerts").is_none(), "{}", d.health());
+    let logs = crate::util::daemon_logs(&env);
+    assert!(
+        logs.contains("folder is back at its path"),
+        "the return is not logged as recovery"
+    );
+    d.assert_alive();
+    d.stop();
+}

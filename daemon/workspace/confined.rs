@@ -61,6 +61,7 @@ pub(super) fn write_mode(
     fence: &Fence,
 ) -> io::Result<()> {
     let (dirs, name) = split(rel)?;
+    super::fault::pause_before_write(name);
     let dir = walk_pinned(root, pin, &dirs, Some(durable))?;
     put(&dir, name, bytes, durable, mode, fence)?;
     if durable {

@@ -49,6 +49,34 @@ impl FolderMark {
         Ok(FolderMark::of_meta(&meta))
     }
 
+    /// A mark as kept elsewhere (the cluster's record of the folder a workspace was served
+    /// from): its inode number and, where known, its birth time in ns since the epoch.
+    pub fn from_parts(ino: u64, born: Option<u64>) -> FolderMark {
+        FolderMark { ino, born }
+    }
+
+    pub fn ino(&self) -> u64 {
+        self.ino
+    }
+
+    /// The birth time in ns since the epoch, where the file system keeps one.
+    pub fn born(&self) -> Option<u64> {
+        self.born
+    }
+
+    /// Whether `other` names the same folder: the same inode number, and the same birth time
+    /// where both know one. A mark without birth time (a file system that keeps none, or, in
+    /// a cluster, a node whose mount of the share does not report it while another's does)
+    /// is judged by its inode alone: it cannot tell a new folder given the old one's inode
+    /// number again, which the daemon warns of where it serves such a folder.
+    pub fn is(&self, other: &FolderMark) -> bool {
+        self.ino == other.ino
+            && match (self.born, other.born) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+
     pub(in crate::workspace) fn of_meta(meta: &std::fs::Metadata) -> FolderMark {
         let born = meta
             .created()
@@ -187,7 +215,7 @@ impl Pin {
         let Some((_, held)) = held.as_ref() else {
             return Ok(None);
         };
-        if FolderMark::of_meta(&opened.metadata()?) == pin.served {
+        if FolderMark::of_meta(&opened.metadata()?).is(&pin.served) {
             return Ok(None);
         }
         Ok(Some(held.clone()))
@@ -202,7 +230,7 @@ impl Pin {
         let Some(mark) = &self.mark else {
             return Ok(());
         };
-        if FolderMark::of_meta(&opened.metadata()?) == *mark {
+        if FolderMark::of_meta(&opened.metadata()?).is(mark) {
             return Ok(());
         }
         Err(swapped(
@@ -271,7 +299,7 @@ impl Swapped {
 /// What is at `path` now against `mark`; with none, any real folder there is the same.
 pub fn look(path: &Path, mark: Option<&FolderMark>) -> AtPath {
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => match mark.is_none_or(|mark| FolderMark::of_meta(&m) == *mark) {
+        Ok(m) if m.is_dir() => match mark.is_none_or(|mark| mark.is(&FolderMark::of_meta(&m))) {
             true => AtPath::Same,
             false => AtPath::Other,
         },
@@ -330,6 +358,43 @@ mod tests {
             "{:?}",
             look(&long, None)
         );
+    }
+
+    /// Where the file system keeps no birth time (injected here: a mark without one, as such
+    /// a file system gives), a folder is judged by its inode alone: the folder renamed away is
+    /// still the one marked and gets the writes, another folder at the path gets none, and a
+    /// new folder given the old one's inode number again passes (the gap the daemon warns
+    /// of), where a birth time tells it apart.
+    #[test]
+    fn a_mark_without_birth_time_is_judged_by_its_inode_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("alpha");
+        std::fs::create_dir_all(path.join(".baton")).unwrap();
+        let real = FolderMark::of(&path).unwrap();
+        let unborn = FolderMark::from_parts(real.ino(), None);
+        assert!(!unborn.knows_birth());
+        assert!(unborn.is(&real) && real.is(&unborn));
+        assert!(matches!(unborn.at(&path), AtPath::Same));
+        let ws = crate::workspace::Workspace::open(&path).unwrap();
+        let ws = ws.pinned(unborn);
+        ws.write(&ws.decision_path(), b"1").unwrap();
+        let away = tmp.path().join("away");
+        std::fs::rename(&path, &away).unwrap();
+        assert!(matches!(unborn.at(&away), AtPath::Same));
+        std::fs::create_dir_all(path.join(".baton")).unwrap();
+        assert!(matches!(unborn.at(&path), AtPath::Other));
+        let refused = ws.write(&ws.decision_path(), b"2").unwrap_err();
+        assert!(super::Swapped::of(&refused).is_some(), "{refused}");
+        assert!(!path.join("decision.json").exists());
+        // The new folder as if given the old one's inode number: without a birth time it
+        // passes for the folder marked; with the old one's birth time it does not.
+        let new = FolderMark::of(&path).unwrap();
+        let reused = FolderMark::from_parts(new.ino(), None);
+        assert!(matches!(reused.at(&path), AtPath::Same));
+        if let Some(born) = new.born() {
+            let older = FolderMark::from_parts(new.ino(), Some(born - 1));
+            assert!(matches!(older.at(&path), AtPath::Other));
+        }
     }
 
     /// A decision's hold in a cluster: another folder at the path gets its writes only while

@@ -1,7 +1,10 @@
 //! In a cluster a workspace is its path: another folder put at it is still the workspace
 //! (see moves.rs). A decision is made there only if that folder's handoff file holds the
 //! revision decided; a replacement holding other content under the same key gets nothing
-//! (410), so a decision never answers content nobody reviewed (issue 50).
+//! (410), so a decision never answers content nobody reviewed (issue 50). A node that takes a
+//! workspace over is not so lenient: the folder at the path must be the one the node before
+//! it served the workspace from (kept in the database), or it is not served until the folder
+//! is back or an operator accepts it (`baton audit ack`).
 
 use super::nodes::*;
 use super::pg::Postgres;
@@ -139,6 +142,205 @@ fn a_folder_swapped_for_other_content_while_a_reviewer_decides_never_gets_the_de
     }
     let made = made_or_refused(&answers, decision_writes_in);
     eprintln!("{made} of {FOLDERS} decisions made in the folder reviewed, the others refused");
-    d.assert_alive();
+    // A swap a decision's check caught while the path was empty (between the rename and the
+    // new folder) is a folder lost: the node gives its lease up, and taking the workspace
+    // again finds another folder than the one it served there, which it does not serve (see
+    // `a_takeover_refuses_a_folder_swapped_in_while_no_node_served_it`). Nothing else is amiss.
+    let health = d.health();
+    for unserved in health["unserved"].as_array().cloned().unwrap_or_default() {
+        let error = unserved["error"].as_str().unwrap_or_default();
+        assert!(error.contains("not the folder node a served"), "{unserved}");
+    }
     d.stop();
+}
+
+/// A cluster whose node a served `alpha` (with `h1` pending, the folder kept in the database)
+/// and stopped; the folder was then swapped for one holding the same handoff and `.baton/id`
+/// while no node served it, a's lease ran out, and node b started: it takes the workspace
+/// over. Returns what the test needs, b last.
+struct Swapped {
+    pg: Postgres,
+    db: &'static str,
+    env: TestEnv,
+    alpha: std::path::PathBuf,
+    away: std::path::PathBuf,
+    b_config: std::path::PathBuf,
+    b: Daemon,
+}
+
+fn swapped_while_no_node_served(db: &'static str) -> Swapped {
+    let pg = Postgres::start();
+    let url = pg.database(db);
+    let mut env = TestEnv::with_config(&format!(
+        "poll_ms = 200\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
+    ));
+    let alpha = env.ws("alpha");
+    let a = env.start();
+    let reviewed = bytes(&handoff("h1"));
+    write_atomic(&alpha.join("handoff.json"), &reviewed);
+    a.wait_until("h1 pending", || {
+        a.handoffs("pending").iter().any(|h| h["key"] == "h1")
+    });
+    a.wait_until("alpha carries its id", || alpha.join(".baton/id").exists());
+    a.wait_until("the folder served kept in the database", || {
+        folder_kept(&pg, db).contains("\"node\":\"a\"")
+    });
+    a.stop();
+    let id = std::fs::read(alpha.join(".baton/id")).unwrap();
+    let away = env.root().join("away");
+    swap(&alpha, &away, &reviewed, &id);
+    // Node a is gone: its lease ran out, and it is no longer seen.
+    let out = pg.psql(
+        db,
+        "UPDATE leases SET expires_at = now() - interval '1 day';
+         UPDATE nodes SET seen_at = now() - interval '1 day' WHERE node = 'a'",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let b_config = second_node(&env, &url, "");
+    let b = env.spawn_with_config(&b_config);
+    Swapped {
+        pg,
+        db,
+        env,
+        alpha,
+        away,
+        b_config,
+        b,
+    }
+}
+
+/// The workspace's folder as the database keeps it (`folder.json` of its own records).
+fn folder_kept(pg: &Postgres, db: &str) -> String {
+    let out = pg.psql(
+        db,
+        "SELECT convert_from(bytes, 'UTF8') FROM records WHERE dir = '' AND name = 'folder.json'",
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Why `d` does not serve workspace `name`, as `/healthz` names it.
+fn unserved_error(d: &Daemon, name: &str) -> Option<String> {
+    let health = d.health();
+    let unserved = health["unserved"].as_array().cloned().unwrap_or_default();
+    unserved
+        .iter()
+        .find(|u| u["workspace"] == name)
+        .and_then(|u| u["error"].as_str().map(str::to_string))
+}
+
+/// What is in the folder at `ws`, and in its `.baton/`.
+fn contents(ws: &Path) -> (Vec<String>, Vec<String>) {
+    let names = |dir: &Path| {
+        let mut n: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    (names(ws), names(&ws.join(".baton")))
+}
+
+/// A node taking a workspace over compares the folder at its path with the one the node
+/// before it served it from, as the database keeps it: another folder (swapped in while no
+/// node served it) is not served, nothing is written into it, its handoff is refused as gone
+/// naming the path, and the refusal is told as tampering with what to do. Once the folder
+/// served is back at its path, the node serves it and its decision lands there. Fails without
+/// the check at takeover (`runtime::takeover`): b serves the replacement and the decision is
+/// made into it.
+#[test]
+fn a_takeover_refuses_a_folder_swapped_in_while_no_node_served_it() {
+    let _serial = one_at_a_time();
+    let Swapped {
+        pg: _pg,
+        env,
+        alpha,
+        away,
+        b,
+        ..
+    } = swapped_while_no_node_served("takeover_swap");
+    b.wait_until("alpha refused", || unserved_error(&b, "alpha").is_some());
+    let error = unserved_error(&b, "alpha").unwrap();
+    for told in [
+        alpha.display().to_string(),
+        "not the folder node a served".to_string(),
+        "baton audit ack".to_string(),
+        "Put the original folder back".to_string(),
+    ] {
+        assert!(error.contains(&told), "{told:?} not in {error}");
+    }
+    let (status, body) = b.decide("h1", "approved", "fine");
+    assert_eq!(status, 410, "{body}");
+    assert!(body.to_string().contains("was replaced"), "{body}");
+    assert_eq!(
+        contents(&alpha),
+        (
+            vec![".baton".to_string(), "handoff.json".to_string()],
+            vec!["id".to_string()]
+        ),
+        "written into the replacement"
+    );
+    assert_eq!(b.health()["tamper_alerts"], 1, "{}", b.health());
+    assert!(
+        b.metrics().contains("kind=\"tampered\"} 1"),
+        "the refusal is not counted"
+    );
+
+    // The folder served is back: served again, and the decision lands in it.
+    std::fs::rename(&alpha, env.root().join("replacement")).unwrap();
+    std::fs::rename(&away, &alpha).unwrap();
+    b.wait_until("alpha served again", || {
+        b.handoffs("pending").iter().any(|h| h["key"] == "h1")
+    });
+    let (status, body) = b.decide("h1", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    assert!(decided_in(&alpha, "h1"), "not logged in the folder served");
+    b.wait_until("the decision answered in the folder", || {
+        decision(&alpha).is_some_and(|d| d["outcome"] == "approved")
+    });
+    b.stop();
+}
+
+/// The operator accepts the folder now at the path with `baton audit ack` on the node that
+/// refused it: that node serves it from then on, and keeps it in the database as the
+/// workspace's folder for the next holder.
+#[test]
+fn an_operator_accepts_a_replaced_folder_with_audit_ack() {
+    let _serial = one_at_a_time();
+    let Swapped {
+        pg,
+        db,
+        env: _env,
+        alpha,
+        b_config,
+        b,
+        ..
+    } = swapped_while_no_node_served("takeover_ack");
+    b.wait_until("alpha refused", || unserved_error(&b, "alpha").is_some());
+    let args = [
+        "audit",
+        "ack",
+        alpha.to_str().unwrap(),
+        "--config",
+        b_config.to_str().unwrap(),
+        "--by",
+        "ops",
+    ];
+    let out = baton(&args);
+    assert!(out.status.success(), "{out:?}");
+    b.wait_until("the replacement served", || {
+        b.handoffs("pending").iter().any(|h| h["key"] == "h1")
+    });
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(&alpha).unwrap().ino();
+    b.wait_until("the replacement kept as the workspace's folder", || {
+        let kept = folder_kept(&pg, db);
+        kept.contains(&format!("\"ino\":{ino},")) && kept.contains("\"node\":\"b\"")
+    });
+    assert!(unserved_error(&b, "alpha").is_none());
+    assert!(b.health().get("tamper_alerts").is_none(), "{}", b.health());
+    let (status, body) = b.decide("h1", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    b.stop();
 }

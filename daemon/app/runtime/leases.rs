@@ -46,12 +46,19 @@ pub(in crate::app) fn keep_if_leased(app: &App, ws: &Workspace) -> bool {
         return true;
     };
     let tag = crate::store::tag(ws);
-    if cluster.leases.keeps(&tag) {
-        return true;
+    if !cluster.leases.keeps(&tag) {
+        tracing::info!(workspace = %ws.name, "the lease moved on while the workspace loaded");
+        app.unserve(&tag);
+        return false;
     }
-    tracing::info!(workspace = %ws.name, "the lease moved on while the workspace loaded");
-    app.unserve(&tag);
-    false
+    // The folder it was loaded from must be the one the cluster served it from (a folder
+    // swapped in after `takeover::check` looked at the path got no write: `content_pinned`).
+    let loaded = app.workspace_at(&ws.root).and_then(|s| s.folder);
+    if !crate::app::runtime::takeover::keep(app, ws, loaded) {
+        app.unserve(&tag);
+        return false;
+    }
+    true
 }
 
 impl App {
@@ -221,6 +228,16 @@ impl App {
             },
             Scope::Workspace(name) => cluster.holder_of_workspace(name)?,
         };
+        // A handoff of a workspace this node holds but refused to serve, its folder replaced
+        // (see `takeover`), is answered here: gone (410), naming why.
+        if holder == Holder::Here {
+            if let Scope::Handoff(key) = scope {
+                let lost = self.inner.registry.lost.lock();
+                if lost.unwrap_or_else(|e| e.into_inner()).contains_key(key) {
+                    return Ok(Holder::Here);
+                }
+            }
+        }
         // This node holds the lease but does not serve the workspace: it is giving it up to
         // the node it prefers (this round), or still loading it. Neither is a 404: try again.
         Ok(match holder {

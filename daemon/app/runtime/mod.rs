@@ -29,6 +29,7 @@ pub(in crate::app) mod recover;
 pub(in crate::app) mod removals;
 pub(in crate::app) mod reverify;
 pub(in crate::app) mod serving;
+pub(in crate::app) mod takeover;
 
 use crate::workspace::Workspace;
 use std::collections::{BTreeMap, HashMap};

@@ -11,7 +11,8 @@
 //!
 //! Not in a cluster: each node knows only its own data_dir, and the workspace's lease is held
 //! under its id by whichever node serves it. There a folder whose `.baton/id` names another
-//! workspace is not served, and says why (see `identify`).
+//! workspace is not served, and says why (see `identify`), nor another folder than the one
+//! the cluster served the workspace from (see `takeover`).
 
 use crate::app::{App, Served};
 use crate::events::{Event, EventType};
@@ -30,7 +31,7 @@ pub(in crate::app) struct Identified {
 /// takes it from its old name first, so it is served once, under its new name.
 pub(in crate::app) fn identify(app: &App, ws: Workspace) -> anyhow::Result<Identified> {
     if app.inner.cluster.is_some() {
-        return in_cluster(ws);
+        return in_cluster(app, ws);
     }
     let pointed = identity::pointed(&app.inner.config.data_dir, &ws);
     let (ws, found) = identity::resolve(&app.inner.commit.records, ws, pointed)?;
@@ -54,8 +55,15 @@ pub(in crate::app) fn identify(app: &App, ws: Workspace) -> anyhow::Result<Ident
 }
 
 /// In a cluster a folder keeps the id its path gives; one that carries another workspace's id
-/// (moved or copied from it) is refused with what to do.
-fn in_cluster(ws: Workspace) -> anyhow::Result<Identified> {
+/// (moved or copied from it) is refused with what to do, and so is another folder than the one
+/// the cluster served the workspace from (see `takeover`): the workspace is then served pinned
+/// to that folder.
+fn in_cluster(app: &App, ws: Workspace) -> anyhow::Result<Identified> {
+    // A handle kept waiting may carry the pin of an earlier try: the folder is looked at anew.
+    let ws = Workspace {
+        pin: Default::default(),
+        ..ws
+    };
     let own = crate::store::tag(&ws);
     match identity::claim(&ws) {
         Some(claimed) if claimed != own => anyhow::bail!(
@@ -66,10 +74,16 @@ fn in_cluster(ws: Workspace) -> anyhow::Result<Identified> {
             identity::ID_FILE,
             identity::ID_FILE,
         ),
-        _ => Ok(Identified {
-            ws,
-            found: Found::Here,
-        }),
+        _ => {
+            let ws = match super::takeover::check(app, &ws)? {
+                Some(served) => ws.pinned(served),
+                None => ws,
+            };
+            Ok(Identified {
+                ws,
+                found: Found::Here,
+            })
+        }
     }
 }
 
@@ -87,6 +101,7 @@ fn log_matches_anchor(app: &App, ws: &Workspace) -> Option<bool> {
 /// the event, so a crash in between tells the move again at the next start, never not at all).
 pub(in crate::app) fn settle(app: &App, served: &Served, found: &Found) {
     let ws = &served.workspace;
+    returned(app, served);
     if let Found::Moved { from } = found {
         app.metrics().workspaces_moved.inc();
         tracing::info!(workspace = %ws.name, from = %from.name, was = %from.root.display(), now = %ws.root.display(),
@@ -140,6 +155,29 @@ pub(in crate::app) fn settle(app: &App, served: &Served, found: &Found) {
         if let Err(e) = ws.write_volatile(&ws.baton_dir().join(identity::ID_FILE), id.as_bytes()) {
             tracing::debug!(workspace = %ws.name, error = %e, "cannot write the workspace's id");
         }
+    }
+}
+
+/// A workspace served again whose folder was lost while the daemon ran (its handoffs were
+/// refused as gone, see `runtime::removals` and `takeover`): the folder is back at its path.
+/// Writes refused while it was away (a decision's record copy and root answer, made after its
+/// audit line) were published again from the store by the load, as a crash's lag is: said so
+/// as recovery, never as tampering, and its handoffs are no longer refused.
+fn returned(app: &App, served: &Served) {
+    let keys: Vec<String> = served.lock().records.keys().cloned().collect();
+    let back = {
+        let mut lost = app
+            .inner
+            .registry
+            .lost
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        keys.iter().filter(|k| lost.remove(*k).is_some()).count()
+    };
+    if back > 0 {
+        let ws = &served.workspace;
+        tracing::info!(workspace = %ws.name, path = %ws.root.display(), handoffs = back,
+            "recovery: the workspace's folder is back at its path; it is served again, and the record copies and answers its writes missed while it was away are published again from the store");
     }
 }
 
