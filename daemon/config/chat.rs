@@ -66,6 +66,10 @@ impl Chat {
     }
 }
 
+/// Names under data_dir/chat/ that are baton's own (the `[[mattermost]]` entries' folder and
+/// keys), so no `[[chat]]` entry's.
+const RESERVED: [&str; 4] = ["mattermost", "mattermost-key", "view-key", "link-key"];
+
 /// Checks `[[chat]]` against the users and routes, naming the key at fault.
 pub(super) fn check(
     chats: &[Chat],
@@ -77,6 +81,22 @@ pub(super) fn check(
         let at = format!("chat[{i}] (\"{}\")", c.name);
         if c.name.is_empty() || !names.insert(c.name.as_str()) {
             return Err(format!("{at}.name: must be set and unique"));
+        }
+        // It names a folder of data_dir/chat/ (rows of the same names in a cluster), beside
+        // the `[[mattermost]]` entries' (`chat/mattermost/`) and baton's keys there: a name
+        // with `/` or `..`, or one of those, would read and write their places.
+        let safe = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        if c.name.len() > 64 || !c.name.chars().all(safe) {
+            return Err(format!(
+                "{at}.name: letters, digits, _ and - only, at most 64 of them (it names the folder data_dir/chat/NAME where its posts' places are kept)"
+            ));
+        }
+        if RESERVED.contains(&c.name.as_str()) {
+            return Err(format!(
+                "{at}.name: {:?} is baton's own under data_dir/chat/ (reserved: {}); choose another name",
+                c.name,
+                RESERVED.join(", ")
+            ));
         }
         if c.bot_token.is_empty() || c.signing_secret.is_empty() {
             return Err(format!(
@@ -124,5 +144,48 @@ impl std::fmt::Debug for Chat {
             .field("api_url", &self.api_url)
             .field("users", &self.users)
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::Config;
+
+    /// A `[[chat]]` entry named `name`, with the rest of it sound.
+    fn with_chat(name: &str) -> String {
+        format!(
+            "workspaces = [\"ws\"]\n[[chat]]\nname = {name:?}\nkind = \"slack\"\n\
+             bot_token = \"xoxb-1\"\nsigning_secret = \"s\"\nchannel = \"C1\"\n"
+        )
+    }
+
+    #[test]
+    fn a_chat_name_that_would_reach_other_places_is_refused_naming_the_file_and_entry() {
+        let parse = |name: &str| Config::parse(&with_chat(name), "baton.toml", "".as_ref());
+        assert!(parse("team-1_a").is_ok());
+        for bad in [
+            "mattermost/dm/direct",
+            "../links",
+            "a.b",
+            "",
+            &"x".repeat(65),
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.starts_with("baton.toml: chat[0]"), "{bad:?}: {err}");
+            let says = match bad.is_empty() {
+                true => ".name: must be set and unique",
+                false => ".name: letters, digits, _ and - only, at most 64 of them",
+            };
+            assert!(err.contains(says), "{bad:?}: {err}");
+        }
+        for reserved in ["mattermost", "mattermost-key", "view-key", "link-key"] {
+            let err = parse(reserved).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!(
+                    "chat[0] (\"{reserved}\").name: \"{reserved}\" is baton's own"
+                )),
+                "{err}"
+            );
+        }
     }
 }

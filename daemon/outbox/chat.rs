@@ -15,7 +15,7 @@
 
 use super::attempt::{Outcome, Transport};
 use super::audience::Audience;
-use super::post_places::{Kept, Places};
+use super::post_places::{quoted, Kept, Places, Put};
 use super::review_post::{clip, Review};
 use super::slack::escape;
 use super::spool::Delivery;
@@ -221,26 +221,65 @@ impl super::Outbox {
     }
 }
 
-/// Where a handoff's message is, as Slack answered the post.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// Where a handoff's message is, as Slack answered the post, and which handoff and revision
+/// it shows (none in places kept before they were: read, but then not checked).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
     pub channel: String,
     pub ts: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
 }
 
 impl Kept for Message {
-    fn parse(bytes: &[u8], _key: &str) -> Result<Message, String> {
+    fn parse(bytes: &[u8], key: &str) -> Result<Message, String> {
         let m: Message = serde_json::from_slice(bytes)
             .map_err(|e| format!("not a Slack message's channel and ts: {e}"))?;
-        match m.channel.is_empty() || m.ts.is_empty() {
-            true => Err("the Slack message's channel or ts is empty".into()),
-            false => Ok(m),
+        if m.channel.is_empty() || m.ts.is_empty() {
+            return Err("the Slack message's channel or ts is empty".into());
+        }
+        match m.key.as_deref() {
+            Some(other) if other != key => Err(format!(
+                "it names handoff {}, not {}",
+                quoted(other),
+                quoted(key)
+            )),
+            _ => Ok(m),
         }
     }
 
     fn bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("a message serializes")
     }
+
+    fn revision(&self) -> Option<u32> {
+        self.revision
+    }
+
+    fn advice(key: &str) -> String {
+        format!(
+            "Mend it to name the handoff's message as Slack answered its post, e.g. \
+             {{\"channel\":\"C0123ABCD\",\"ts\":\"1712345678.000100\",\"key\":{},\"revision\":1}}. \
+             Deleting it posts nothing again: the decision's update then fails until it is dead, \
+             and the message keeps its buttons (their clicks are refused as decided)",
+            quoted(key)
+        )
+    }
+}
+
+/// The handoff revision a review post's buttons decide (`ButtonValue`).
+fn posted_revision(payload: &Value) -> Option<u32> {
+    let blocks = payload["blocks"].as_array()?;
+    let elements = blocks
+        .iter()
+        .flat_map(|b| b["elements"].as_array())
+        .flatten();
+    elements
+        .filter_map(|e| e["value"].as_str())
+        .find_map(|v| serde_json::from_str::<ButtonValue>(v).ok())
+        .map(|v| v.revision)
 }
 
 /// The messages posted by one chat entry, one place per handoff (the latest revision's):
@@ -355,11 +394,15 @@ impl Transport for Sender {
             },
             None => call.payload,
         };
+        let revision = posted_revision(&payload);
         if call.method == "chat.update" {
             let m = match self.posted.get(key) {
                 Ok(Some(m)) => m,
                 Ok(None) => {
-                    return Outcome::failed("the handoff's message is not posted yet".into())
+                    return Outcome::failed(format!(
+                        "no message of this handoff is kept ({}): its post may not be answered yet (retried), or none was made",
+                        self.posted.place(key)
+                    ))
                 }
                 Err(e) => {
                     tracing::error!(error = %e, key, "where a Slack message was posted cannot be read; it is not updated");
@@ -378,11 +421,21 @@ impl Transport for Sender {
                     let m = Message {
                         channel: answer["channel"].as_str().unwrap_or_default().to_string(),
                         ts: answer["ts"].as_str().unwrap_or_default().to_string(),
+                        key: Some(key.to_string()),
+                        revision,
                     };
                     if m.channel.is_empty() || m.ts.is_empty() {
                         tracing::warn!(key, "Slack answered the post without its channel or ts; its decision will not update it");
-                    } else if let Err(e) = self.posted.put(key, m) {
-                        tracing::error!(error = %e, key, "cannot keep where a chat message was posted; its decision will not update it");
+                    } else {
+                        match self.posted.put(key, m) {
+                            Ok(Put::Saved) => {}
+                            Ok(Put::Superseded { kept }) => {
+                                tracing::info!(key, ?revision, kept, "a Slack post of an older revision was answered after the newer one's; the newer one's place is kept, and the decision updates that one");
+                            }
+                            Err(e) => {
+                                tracing::error!(error = %e, key, "cannot keep where a chat message was posted; its decision will not update it");
+                            }
+                        }
                     }
                 }
                 Outcome {
@@ -391,5 +444,28 @@ impl Transport for Sender {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_posts_revision_is_read_from_its_buttons_with_or_without_approve() {
+        let value = ButtonValue {
+            workspace: "alpha".into(),
+            key: "k-1".into(),
+            revision: 7,
+            digest: None,
+        };
+        for passkey in [false, true] {
+            let elements = decide_buttons(&value, passkey, "https://b/h/k-1");
+            let payload = json!({ "blocks": [
+                { "type": "header" },
+                { "type": "actions", "block_id": "baton_decide", "elements": elements } ] });
+            assert_eq!(posted_revision(&payload), Some(7), "passkey {passkey}");
+        }
+        assert_eq!(posted_revision(&json!({ "text": "no buttons" })), None);
     }
 }

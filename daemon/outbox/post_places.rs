@@ -12,6 +12,12 @@
 //! "not posted", a decision's update would wait for a post that never comes, or a `direct`
 //! entry post every copy again and lose the ones its decision must update; an id read from it
 //! unchecked could send the update to another post (a Mattermost id goes into the URL's path).
+//!
+//! A place names the handoff and revision whose post it is (`Kept::revision`; places kept
+//! before it did name neither and are still read): one naming another handoff is damage (a
+//! row misfiled or copied over would send the decision's update to another handoff's post),
+//! and a post of an older revision (a late retry) never replaces a newer one's place (the
+//! decision would update the stale post, and leave the newer one's buttons live).
 
 use crate::store::documents::Documents;
 use std::io;
@@ -21,17 +27,41 @@ use std::sync::Arc;
 /// Why a place cannot be read or kept.
 #[derive(Debug, thiserror::Error)]
 pub enum PlaceError {
-    #[error("{place} is damaged ({why}); it is left as it is, and no chat post of this handoff is made or updated from it. Mend it, or move it away (delete it) to post the review again: the posts it named are then not updated")]
-    Damaged { place: String, why: String },
+    #[error("{place} is damaged ({why}); it is left as it is, and no chat post of this handoff is updated from it. {advice}")]
+    Damaged {
+        place: String,
+        why: String,
+        /// What to do, for this kind of place (`Kept::advice`).
+        advice: String,
+    },
     #[error("cannot read or write {place}: {why}")]
     Io { place: String, why: String },
 }
 
 /// What a place holds, as its document's bytes.
 pub trait Kept: Sized {
-    /// What `bytes`, kept for handoff `key`, say; why not, when they are not what is written.
+    /// What `bytes`, kept for handoff `key`, say; why not, when they are not what is written
+    /// (or name another handoff than `key`).
     fn parse(bytes: &[u8], key: &str) -> Result<Self, String>;
     fn bytes(&self) -> Vec<u8>;
+    /// The revision whose post this is; None in places kept before it was written.
+    fn revision(&self) -> Option<u32>;
+    /// What a person can do about a damaged place of `key`, with an example of a sound body.
+    fn advice(key: &str) -> String;
+}
+
+/// What `put` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Put {
+    /// The place now names the post.
+    Saved,
+    /// The place names a newer revision's post (this one's revision): left as it is.
+    Superseded { kept: u32 },
+}
+
+/// Handoff `key` in JSON, for the examples of advice.
+pub fn quoted(key: &str) -> String {
+    serde_json::to_string(key).expect("a string serializes")
 }
 
 /// The places of one chat entry's posts of one kind, by handoff key.
@@ -80,6 +110,7 @@ impl<T: Kept> Places<T> {
         PlaceError::Damaged {
             place: self.place(key),
             why,
+            advice: T::advice(key),
         }
     }
 
@@ -103,9 +134,22 @@ impl<T: Kept> Places<T> {
     }
 
     /// Whether a post of `key` was kept: a damaged place counts (the decision's update is
-    /// then made, and each of its attempts names the damage).
+    /// then made, and each of its attempts names the damage), and so does a place that cannot
+    /// be read now (the database or disk failing): an update made for nothing fails "not
+    /// posted" until it is dead, which is listed and can be dismissed, where one not made
+    /// would leave a real post's buttons live, unseen. Each attempt reads the place again.
     pub fn has(&self, key: &str) -> bool {
-        !matches!(self.get(key), Ok(None))
+        match self.get(key) {
+            Ok(found) => found.is_some(),
+            Err(e @ PlaceError::Damaged { .. }) => {
+                tracing::warn!(error = %e, key, "a chat post place is damaged; the decision's update is made, and names it at each attempt");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, key, "whether a chat post of this handoff was made cannot be read now; its decision's update is made anyway, and reads the place again when sent");
+                true
+            }
+        }
     }
 
     /// Lets `change` see `key`'s place as kept now, under the lock every change of it takes,
@@ -150,14 +194,26 @@ impl<T: Kept> Places<T> {
         after.map(|b| self.parse(&b, key)).transpose()
     }
 
-    /// Keeps `value` as `key`'s place, in place of the one kept (a new revision's post);
-    /// refused over a damaged one.
-    pub fn put(&self, key: &str, value: T) -> Result<(), PlaceError>
+    /// Keeps `value` as `key`'s place, in place of the one kept when `value`'s revision is
+    /// at least its (a new revision's post, or the same revision posted again); a place of a
+    /// newer revision is left as it is (`Put::Superseded`), and so is one of a known
+    /// revision when `value`'s is not known. Refused over a damaged one.
+    pub fn put(&self, key: &str, value: T) -> Result<Put, PlaceError>
     where
         T: Send,
     {
+        let ours = value.revision();
         let mut value = Some(value);
-        self.change(key, move |_| value.take()).map(drop)
+        let mut put = Put::Saved;
+        self.change(key, |now| {
+            match (now.as_ref().and_then(T::revision), ours) {
+                (Some(kept), Some(ours)) if ours < kept => put = Put::Superseded { kept },
+                (Some(kept), None) => put = Put::Superseded { kept },
+                _ => return value.take(),
+            }
+            None
+        })?;
+        Ok(put)
     }
 }
 
@@ -180,6 +236,12 @@ mod tests {
     struct Id(String);
 
     impl Kept for Id {
+        fn revision(&self) -> Option<u32> {
+            None
+        }
+        fn advice(key: &str) -> String {
+            format!("Write the post's id, e.g. abc for {}.", quoted(key))
+        }
         fn parse(bytes: &[u8], _key: &str) -> Result<Id, String> {
             let id = std::str::from_utf8(bytes)
                 .map_err(|e| e.to_string())?
@@ -218,5 +280,138 @@ mod tests {
             assert!(places.put("k-1", Id("post2".into())).is_err());
             assert_eq!(std::fs::read(dir.path().join(&name)).unwrap(), bad);
         }
+    }
+
+    fn slack(dir: &std::path::Path) -> Places<crate::outbox::chat::Message> {
+        crate::outbox::chat::posted(Arc::new(InDataDir::new(dir)), "team")
+    }
+
+    fn message(ts: &str, key: &str, revision: Option<u32>) -> crate::outbox::chat::Message {
+        crate::outbox::chat::Message {
+            channel: "C1".into(),
+            ts: ts.into(),
+            key: Some(key.into()),
+            revision,
+        }
+    }
+
+    #[test]
+    fn an_older_revisions_post_never_replaces_a_newer_ones_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let places = slack(dir.path());
+        assert_eq!(
+            places.put("k-1", message("1.2", "k-1", Some(2))).unwrap(),
+            Put::Saved
+        );
+        // Revision 1's post, answered late (a retry), keeps nothing: the decision updates
+        // revision 2's message.
+        let late = places.put("k-1", message("1.1", "k-1", Some(1))).unwrap();
+        assert_eq!(late, Put::Superseded { kept: 2 });
+        // Nor does a post whose revision is not known.
+        let unknown = places.put("k-1", message("1.0", "k-1", None)).unwrap();
+        assert_eq!(unknown, Put::Superseded { kept: 2 });
+        assert_eq!(places.get("k-1").unwrap().unwrap().ts, "1.2");
+        // The same revision posted again, or a newer one, replaces it.
+        assert_eq!(
+            places.put("k-1", message("1.3", "k-1", Some(2))).unwrap(),
+            Put::Saved
+        );
+        assert_eq!(
+            places.put("k-1", message("1.4", "k-1", Some(3))).unwrap(),
+            Put::Saved
+        );
+        assert_eq!(
+            places.get("k-1").unwrap(),
+            Some(message("1.4", "k-1", Some(3)))
+        );
+        // Mattermost's places alike.
+        use crate::outbox::mattermost::PostId;
+        let mm = crate::outbox::mattermost::posted(Arc::new(InDataDir::new(dir.path())), "mm");
+        let id = |id: &str, revision| PostId {
+            id: id.into(),
+            key: Some("k-1".into()),
+            revision: Some(revision),
+        };
+        assert_eq!(mm.put("k-1", id("post2", 2)).unwrap(), Put::Saved);
+        assert_eq!(
+            mm.put("k-1", id("post1", 1)).unwrap(),
+            Put::Superseded { kept: 2 }
+        );
+        assert_eq!(mm.get("k-1").unwrap(), Some(id("post2", 2)));
+    }
+
+    #[test]
+    fn a_place_naming_another_handoff_is_damage_and_updates_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let places = slack(dir.path());
+        // Another handoff's well-formed place, filed under k-1's name.
+        let name = places.name("k-1");
+        std::fs::create_dir_all(dir.path().join(&name).parent().unwrap()).unwrap();
+        let other = br#"{"channel":"C9","ts":"9.9","key":"k-2","revision":1}"#;
+        std::fs::write(dir.path().join(&name), other).unwrap();
+        let err = places.get("k-1").unwrap_err();
+        let said = err.to_string();
+        assert!(matches!(err, PlaceError::Damaged { .. }), "{said}");
+        assert!(
+            said.contains("names handoff \"k-2\", not \"k-1\""),
+            "{said}"
+        );
+        assert!(said.contains(&name), "{said}");
+        // The advice fits a channel's place: an example of a sound body, and what deleting
+        // it does (no "post the review again": nothing is posted again).
+        assert!(said.contains(r#""key":"k-1","revision":1"#), "{said}");
+        assert!(said.contains("Deleting it posts nothing again"), "{said}");
+        assert!(places.put("k-1", message("1.1", "k-1", Some(9))).is_err());
+        assert_eq!(std::fs::read(dir.path().join(&name)).unwrap(), other);
+        use crate::outbox::mattermost::posted;
+        let mm = posted(Arc::new(InDataDir::new(dir.path())), "mm");
+        let name = mm.name("k-1");
+        std::fs::create_dir_all(dir.path().join(&name).parent().unwrap()).unwrap();
+        std::fs::write(dir.path().join(&name), br#"{"id":"p9","key":"k-2"}"#).unwrap();
+        let said = mm.get("k-1").unwrap_err().to_string();
+        assert!(said.contains("names handoff \"k-2\""), "{said}");
+        assert!(said.contains(r#"{"id":"#), "{said}");
+    }
+
+    #[test]
+    fn places_kept_before_they_named_handoff_and_revision_are_read_and_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let places = slack(dir.path());
+        let name = places.name("k-1");
+        std::fs::create_dir_all(dir.path().join(&name).parent().unwrap()).unwrap();
+        std::fs::write(dir.path().join(&name), br#"{"channel":"C1","ts":"1.1"}"#).unwrap();
+        let legacy = places.get("k-1").unwrap().unwrap();
+        assert_eq!(
+            (legacy.ts.as_str(), legacy.key, legacy.revision),
+            ("1.1", None, None)
+        );
+        assert_eq!(
+            places.put("k-1", message("1.2", "k-1", Some(1))).unwrap(),
+            Put::Saved
+        );
+        use crate::outbox::mattermost::{posted, PostId};
+        let mm = posted(Arc::new(InDataDir::new(dir.path())), "mm");
+        let name = mm.name("k-1");
+        std::fs::create_dir_all(dir.path().join(&name).parent().unwrap()).unwrap();
+        std::fs::write(dir.path().join(&name), b"hx8ud1zr3fgcdmtwzzkfp3ok9a\n").unwrap();
+        let bare = PostId {
+            id: "hx8ud1zr3fgcdmtwzzkfp3ok9a".into(),
+            key: None,
+            revision: None,
+        };
+        assert_eq!(mm.get("k-1").unwrap(), Some(bare));
+        let now = PostId {
+            id: "p2".into(),
+            key: Some("k-1".into()),
+            revision: Some(2),
+        };
+        assert_eq!(mm.put("k-1", now.clone()).unwrap(), Put::Saved);
+        let written: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.path().join(&name)).unwrap()).unwrap();
+        assert_eq!(
+            written,
+            serde_json::json!({"id": "p2", "key": "k-1", "revision": 2})
+        );
+        assert_eq!(mm.get("k-1").unwrap(), Some(now));
     }
 }

@@ -28,7 +28,7 @@
 
 use super::{ActionKey, Binding, Call, Sender};
 use crate::outbox::attempt::Outcome as Sent;
-use crate::outbox::post_places::{plain_id, Kept, PlaceError, Places};
+use crate::outbox::post_places::{plain_id, quoted, Kept, PlaceError, Places};
 use crate::store::documents::Documents;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -65,6 +65,11 @@ pub struct Copies {
     /// it was, and for posts of events that did not carry it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<String>,
+    /// When the delivery of the content they show was made (its `created_at`, RFC 3339 UTC,
+    /// fixed width so it orders as text): of two contents of one revision (its workspace
+    /// folder made again), the later one's copies are kept. None in files kept before it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made: Option<String>,
     pub posts: BTreeMap<String, Copy>,
     /// Copies being posted, by Mattermost user id, not yet known made.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -96,6 +101,47 @@ impl Kept for Copies {
     fn bytes(&self) -> Vec<u8> {
         serde_json::to_vec_pretty(self).expect("copies serialize")
     }
+
+    fn revision(&self) -> Option<u32> {
+        Some(self.revision)
+    }
+
+    fn advice(key: &str) -> String {
+        format!(
+            "Mend it to name the copies Mattermost answered, e.g. {{\"key\":{},\"revision\":1,\
+             \"posts\":{{\"<mattermost user id>\":{{\"channel\":\"<direct channel id>\",\
+             \"post\":\"hx8ud1zr3fgcdmtwzzkfp3ok9a\"}}}}}}. Or move it away (delete it): a review \
+             delivery still retried (or dead, then retried) posts every copy again, the copies it \
+             named are then not updated; once the review was delivered, deleting it posts nothing, \
+             and the decision's update fails until it is dead",
+            quoted(key)
+        )
+    }
+}
+
+impl Copies {
+    /// Whether these copies show what `delivery` does (its revision and content), as far as
+    /// they tell (copies kept before the digest was are taken as the same content).
+    fn show(&self, delivery: &Copies) -> bool {
+        self.revision == delivery.revision
+            && (self.digest.is_none() || self.digest == delivery.digest)
+    }
+
+    /// Whether these copies supersede a delivery showing `ours`: a newer revision's, or a
+    /// later content's of the same revision.
+    fn supersede(&self, ours: &Copies) -> bool {
+        self.revision > ours.revision
+            || (self.revision == ours.revision && !self.show(ours) && self.later_than(ours))
+    }
+
+    /// Whether these copies were made for a later content than `ours` of the same revision
+    /// (the delivery made later); unknown (an older file) is not later.
+    fn later_than(&self, ours: &Copies) -> bool {
+        match (&self.made, &ours.made) {
+            (Some(kept), Some(ours)) => kept > ours,
+            _ => false,
+        }
+    }
 }
 
 /// The copies of one entry's handoffs, one place per handoff: `chat/mattermost/NAME/direct/`
@@ -122,17 +168,14 @@ impl DirectPosts {
     /// place's lock, beside the other reviewers' entries as kept now: a copy another node or
     /// thread kept meanwhile for the same revision is not written over. `ours` of another
     /// revision (or content) than the one kept starts the place afresh, but never over a
-    /// newer revision's copies. Returns the copies as kept.
+    /// newer revision's copies, nor over a later content's of the same revision. Returns the
+    /// copies as kept: when they do not show what `ours` does, nothing of ours was kept.
     pub fn keep(&self, ours: &Copies, user: &str) -> Result<Copies, StateError> {
         let kept = self.places.change(&ours.key, |now| {
             let mut c = match now {
                 Some(c) if c.revision > ours.revision => return None,
-                Some(c)
-                    if c.revision == ours.revision
-                        && (c.digest.is_none() || c.digest == ours.digest) =>
-                {
-                    c
-                }
+                Some(c) if c.show(ours) => c,
+                Some(c) if c.revision == ours.revision && c.later_than(ours) => return None,
                 _ => ours.clone(),
             };
             match ours.posts.get(user) {
@@ -202,8 +245,9 @@ impl Sender {
     }
 
     /// Posts every reviewer in `call.to` their copy, but those already posted for this
-    /// revision; keeps each copy as soon as it is made.
-    pub(super) fn create_direct(&self, key: &str, call: &Call) -> Sent {
+    /// revision; keeps each copy as soon as it is made. `made` is when the delivery was made
+    /// (its `created_at`): which of two contents of one revision is the later.
+    pub(super) fn create_direct(&self, key: &str, call: &Call, made: &str) -> Sent {
         let Some(action_key) = &self.direct.key else {
             return failed("the key of Mattermost buttons is not open".into());
         };
@@ -211,23 +255,29 @@ impl Sender {
             ["context"]["baton"];
         let revision = bound["r"].as_u64().unwrap_or(1) as u32;
         let digest = bound["h"].as_str().map(str::to_string);
-        let fresh = || Copies {
+        // What this delivery shows: every copy kept must show the same, or it is superseded.
+        let ours = Copies {
             key: key.to_string(),
             revision,
             digest: digest.clone(),
+            made: Some(made.to_string()).filter(|m| !m.is_empty()),
             ..Copies::default()
         };
+        let fresh = || ours.clone();
         let mut copies = match self.direct.posts.get(key) {
             Err(e) => {
                 tracing::error!(error = %e, key, "a Mattermost direct-message state file is damaged");
                 return failed(e.to_string());
             }
+            Ok(Some(c)) if c.show(&ours) => c,
+            // A later delivery's content of the same revision: this one is superseded, as a
+            // late retry of an older revision is.
+            Ok(Some(c)) if c.revision == revision && c.supersede(&ours) => {
+                return self.superseded(key, &ours, &c);
+            }
             // The same revision with other content: the workspace's folder was made again
             // and the key sent anew; the old copies' buttons are refused (other content).
-            Ok(Some(c)) if c.revision == revision && c.digest.is_some() && c.digest != digest => {
-                fresh()
-            }
-            Ok(Some(c)) if c.revision == revision => c,
+            Ok(Some(c)) if c.revision == revision => fresh(),
             // A late retry of an older revision: the newer one's copies are in place, and
             // starting afresh would lose them (the decision could not update them). This
             // delivery is superseded; its buttons would be refused as revised anyway.
@@ -251,6 +301,23 @@ impl Sender {
             .filter(|u| !copies.posts.contains_key(*u))
             .collect();
         for user in owed {
+            // What another node or a newer delivery kept meanwhile decides this turn: a
+            // place of another revision or content supersedes this delivery (going on would
+            // post this revision's copy and keep it as the newer one's); a copy kept for
+            // this user meanwhile is not posted again.
+            match self.direct.posts.get(key) {
+                Err(e) => {
+                    tracing::error!(error = %e, key, "a Mattermost direct-message state file cannot be read; the rest of the copies wait, retried");
+                    return failed(e.to_string());
+                }
+                Ok(Some(now)) if now.supersede(&ours) => return self.superseded(key, &ours, &now),
+                Ok(Some(now)) if now.show(&ours) => copies = now,
+                // An older revision's (or content's), replaced at this delivery's first keep.
+                Ok(_) => {}
+            }
+            if copies.posts.contains_key(user) {
+                continue;
+            }
             let dm = match self.call("POST", "/channels/direct", &json!([bot, user])) {
                 Ok(c) => c,
                 Err(sent) => return sent,
@@ -261,10 +328,21 @@ impl Sender {
                 ));
             };
             let signer = (action_key, bot.as_str());
-            if let Err(sent) = self.post_copy(key, call, signer, &mut copies, user, channel) {
+            let to = (user.as_str(), channel);
+            if let Err(sent) = self.post_copy(key, call, signer, &ours, &mut copies, to) {
                 return sent;
             }
         }
+        Sent {
+            status: Some(200),
+            ..Sent::default()
+        }
+    }
+
+    /// The answer to a delivery whose copies are superseded by `kept` (a newer revision's or
+    /// a later content's): done, nothing more posted; its buttons are refused as revised.
+    fn superseded(&self, key: &str, ours: &Copies, kept: &Copies) -> Sent {
+        tracing::info!(mattermost = %self.entry.name, key, revision = ours.revision, posted = kept.revision, "Mattermost direct copies of a newer revision or content are kept; this delivery's are superseded, not posted");
         Sent {
             status: Some(200),
             ..Sent::default()
@@ -278,16 +356,16 @@ impl Sender {
         key: &str,
         call: &Call,
         (action_key, bot): (&ActionKey, &str),
+        ours: &Copies,
         copies: &mut Copies,
-        user: &str,
-        channel: &str,
+        (user, channel): (&str, &str),
     ) -> Result<(), Sent> {
         let tried = copies.intents.get(user).filter(|i| i.channel == channel);
         let intent = match tried.cloned() {
             Some(intent) => {
                 if let Some(post) = self.find_copy(&intent, bot)? {
                     tracing::info!(mattermost = %self.entry.name, key, mattermost_user = %user, channel, post, "a direct copy an earlier attempt made was found; not posted again");
-                    return self.keep_copy(key, copies, user, channel, &post);
+                    return self.keep_copy(key, ours, copies, (user, channel), &post);
                 }
                 intent
             }
@@ -304,13 +382,10 @@ impl Sender {
                     tracing::error!(error = %e, key, user, "cannot keep the intent to post a Mattermost direct copy; not posted, retried");
                     failed(e.to_string())
                 })?;
-                // A newer revision's copies were kept meanwhile (on another node): this
-                // one is superseded, which the retry finds.
-                if kept.revision != copies.revision {
-                    return Err(failed(format!(
-                        "revision {}'s direct copies are kept now; revision {}'s is not posted",
-                        kept.revision, copies.revision
-                    )));
+                // A newer revision's (or content's) copies were kept meanwhile (on another
+                // node): this delivery is superseded.
+                if !kept.show(ours) {
+                    return Err(self.superseded(key, ours, &kept));
                 }
                 *copies = kept;
                 intent
@@ -325,17 +400,19 @@ impl Sender {
             return Ok(());
         };
         tracing::info!(mattermost = %self.entry.name, key, mattermost_user = %user, channel, post, "review posted by Mattermost direct message");
-        self.keep_copy(key, copies, user, channel, post)
+        self.keep_copy(key, ours, copies, (user, channel), post)
     }
 
     /// Keeps `user`'s copy `post` in place of its intent. A failed write leaves the intent
-    /// kept: the next attempt finds the post by its marker.
+    /// kept: the next attempt finds the post by its marker. Copies of a newer revision or
+    /// content kept meanwhile stop the delivery (superseded): the copy just posted is not
+    /// theirs, and is not kept.
     fn keep_copy(
         &self,
         key: &str,
+        ours: &Copies,
         copies: &mut Copies,
-        user: &str,
-        channel: &str,
+        (user, channel): (&str, &str),
         post: &str,
     ) -> Result<(), Sent> {
         copies.intents.remove(user);
@@ -345,6 +422,10 @@ impl Sender {
         };
         copies.posts.insert(user.to_string(), copy);
         match self.direct.posts.keep(copies, user) {
+            Ok(kept) if !kept.show(ours) => {
+                tracing::warn!(mattermost = %self.entry.name, key, mattermost_user = %user, post, revision = ours.revision, kept = kept.revision, "a direct copy was posted as a newer revision's copies were kept; it is not kept (its buttons are refused as revised)");
+                Err(self.superseded(key, ours, &kept))
+            }
             Ok(kept) => {
                 *copies = kept;
                 Ok(())
@@ -494,5 +575,159 @@ mod tests {
         let late = there.keep(&bob, "mmbob").unwrap();
         assert_eq!(late, newer);
         assert_eq!(here.get("k-1").unwrap(), Some(newer));
+    }
+
+    /// A stand-in Mattermost server: answers each request with `answer(method, path, body)`,
+    /// one connection per request.
+    fn stub(
+        answer: impl Fn(&str, &str, &str) -> Value + Send + 'static,
+    ) -> (String, Arc<Mutex<Vec<String>>>) {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                let mut parts = line.split_whitespace();
+                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let mut length = 0;
+                loop {
+                    let mut header = String::new();
+                    reader.read_line(&mut header).unwrap();
+                    if header.trim().is_empty() {
+                        break;
+                    }
+                    let lower = header.to_ascii_lowercase();
+                    if let Some(n) = lower.strip_prefix("content-length:") {
+                        length = n.trim().parse().unwrap();
+                    }
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let body = String::from_utf8(body).unwrap();
+                log.lock().unwrap().push(format!("{method} {path}"));
+                let text = answer(method, path, &body).to_string();
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+            }
+        });
+        (url, seen)
+    }
+
+    #[test]
+    fn a_late_delivery_of_revision_1_stops_when_revision_2s_copies_are_kept_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let documents: Arc<dyn Documents> =
+            Arc::new(crate::store::documents::InDataDir::new(dir.path()));
+        let posts = DirectPosts::new(documents.clone(), "dm");
+        // Revision 2's first copy, posted (on another node) as revision 1's first copy is
+        // being posted; bob's is still owed there.
+        let mut newer = Copies {
+            key: "k-1".into(),
+            revision: 2,
+            digest: Some("d2".into()),
+            ..Copies::default()
+        };
+        let copy = Copy {
+            channel: "dm-mmann".into(),
+            post: "p2ann".into(),
+        };
+        newer.posts.insert("mmann".into(), copy);
+        let (kept_meanwhile, newer_copies) = (posts.clone(), newer.clone());
+        let made = Arc::new(Mutex::new(0));
+        let count = made.clone();
+        let (url, seen) = stub(move |method, path, body| match (method, path) {
+            ("GET", "/api/v4/users/me") => json!({ "id": "bot" }),
+            ("POST", "/api/v4/channels/direct") => {
+                let pair: Vec<String> = serde_json::from_str(body).unwrap();
+                json!({ "id": format!("dm-{}", pair[1]) })
+            }
+            ("POST", "/api/v4/posts") => {
+                let mut n = count.lock().unwrap();
+                *n += 1;
+                if *n == 1 {
+                    kept_meanwhile.keep(&newer_copies, "mmann").unwrap();
+                }
+                json!({ "id": format!("p1n{n}") })
+            }
+            other => panic!("unexpected call {other:?}"),
+        });
+        let entry: crate::config::Mattermost = toml::from_str(&format!(
+            "name = \"dm\"\nurl = \"{url}\"\nbot_token = \"t\"\ndirect = true\n"
+        ))
+        .unwrap();
+        let keys = crate::store::mac_keys::MacKeys::in_data_dir(dir.path());
+        let action_key = ActionKey::open(&keys).unwrap();
+        let direct = Direct::new(posts.clone(), Some(action_key));
+        let posted = super::super::posted(documents, "dm");
+        let sender = Sender::new(&entry, posted, direct);
+        let binding = Binding {
+            entry: "dm".into(),
+            channel: String::new(),
+            workspace: "alpha".into(),
+            key: "k-1".into(),
+            revision: 1,
+            outcome: crate::contract::Outcome::Approved,
+            digest: Some("d1".into()),
+            user: None,
+            expires_ms: Some(u64::MAX / 2),
+        };
+        let call = Call {
+            method: "create_direct".into(),
+            payload: json!({ "message": "review", "props": { "attachments": [{ "actions": [
+                { "id": "batonapprove", "integration": { "url": "http://x", "context": { "baton": binding } } }
+            ] }] } }),
+            to: vec!["mmann".into(), "mmbob".into()],
+        };
+        let sent = sender.create_direct("k-1", &call, "2026-01-01T00:00:00.000Z");
+        assert!(sent.delivered(), "superseded is done: {sent:?}");
+        // Revision 2's copies are as they were kept: revision 1's copy for ann is not kept,
+        // and no copy of revision 1 was posted to bob, nor kept as his revision 2 copy (which
+        // revision 2's delivery would then take as posted).
+        assert_eq!(posts.get("k-1").unwrap(), Some(newer));
+        let calls = seen.lock().unwrap().clone();
+        let made_posts = calls.iter().filter(|c| *c == "POST /api/v4/posts").count();
+        assert_eq!(made_posts, 1, "{calls:?}");
+    }
+
+    #[test]
+    fn copies_of_a_later_content_of_the_same_revision_are_not_replaced_by_an_earlier_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let posts = DirectPosts::new(
+            Arc::new(crate::store::documents::InDataDir::new(dir.path())),
+            "mm",
+        );
+        let of = |digest: &str, made: &str, post: &str| {
+            let mut c = Copies {
+                key: "k-1".into(),
+                revision: 1,
+                digest: Some(digest.into()),
+                made: Some(made.into()),
+                ..Copies::default()
+            };
+            let copy = Copy {
+                channel: "dm1".into(),
+                post: post.into(),
+            };
+            c.posts.insert("mmann".into(), copy);
+            c
+        };
+        let later = of("d-later", "2026-01-02T00:00:00.000Z", "p-later");
+        posts.keep(&later, "mmann").unwrap();
+        // The earlier content's delivery, retried late: nothing of it is kept.
+        let earlier = of("d-earlier", "2026-01-01T00:00:00.000Z", "p-earlier");
+        assert_eq!(posts.keep(&earlier, "mmann").unwrap(), later);
+        assert_eq!(posts.get("k-1").unwrap(), Some(later));
+        // A still later content (the folder made again once more) starts afresh.
+        let latest = of("d-latest", "2026-01-03T00:00:00.000Z", "p-latest");
+        assert_eq!(posts.keep(&latest, "mmann").unwrap(), latest);
     }
 }

@@ -20,7 +20,7 @@ pub mod direct;
 
 use super::attempt::{Outcome as Sent, Transport};
 use super::audience::Audience;
-use super::post_places::{plain_id, Kept, Places};
+use super::post_places::{plain_id, quoted, Kept, Places, Put};
 use super::review_post::{clip, Review};
 use super::spool::Delivery;
 use crate::config::Mattermost;
@@ -397,23 +397,69 @@ pub fn md(s: &str) -> String {
     out
 }
 
-/// A post's id, as Mattermost answered it; kept as the id alone (the files of one daemon are
-/// as before).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PostId(pub String);
+/// A post's id, as Mattermost answered it, and which handoff and revision it shows: kept as
+/// JSON; a place holding the id alone (kept before they were) is still read, unchecked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostId {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
+}
 
 impl Kept for PostId {
-    fn parse(bytes: &[u8], _key: &str) -> Result<PostId, String> {
+    fn parse(bytes: &[u8], key: &str) -> Result<PostId, String> {
         let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
-        match plain_id(text.trim()) {
-            true => Ok(PostId(text.trim().to_string())),
-            false => Err("not a Mattermost post id (letters, digits, _ and - only)".into()),
+        let text = text.trim();
+        let p = match text.starts_with('{') {
+            true => serde_json::from_str::<PostId>(text)
+                .map_err(|e| format!("not a Mattermost post's id, handoff and revision: {e}"))?,
+            false => PostId {
+                id: text.to_string(),
+                key: None,
+                revision: None,
+            },
+        };
+        if !plain_id(&p.id) {
+            return Err("not a Mattermost post id (letters, digits, _ and - only)".into());
+        }
+        match p.key.as_deref() {
+            Some(other) if other != key => Err(format!(
+                "it names handoff {}, not {}",
+                quoted(other),
+                quoted(key)
+            )),
+            _ => Ok(p),
         }
     }
 
     fn bytes(&self) -> Vec<u8> {
-        self.0.clone().into_bytes()
+        serde_json::to_vec(self).expect("a post id serializes")
     }
+
+    fn revision(&self) -> Option<u32> {
+        self.revision
+    }
+
+    fn advice(key: &str) -> String {
+        format!(
+            "Mend it to name the handoff's post as Mattermost answered it, e.g. \
+             {{\"id\":\"hx8ud1zr3fgcdmtwzzkfp3ok9a\",\"key\":{},\"revision\":1}}. \
+             Deleting it posts nothing again: the decision's update then fails until it is dead, \
+             and the post keeps its buttons (their clicks are refused as decided)",
+            quoted(key)
+        )
+    }
+}
+
+/// The handoff revision a post's buttons decide (their binding's `r`).
+pub(super) fn posted_revision(payload: &Value) -> Option<u32> {
+    let actions = payload["props"]["attachments"][0]["actions"].as_array()?;
+    actions
+        .iter()
+        .find_map(|a| a["integration"]["context"]["baton"]["r"].as_u64())
+        .and_then(|r| u32::try_from(r).ok())
 }
 
 /// The posts made by one entry, one place per handoff (the latest revision's) holding the
@@ -508,15 +554,21 @@ impl Transport for Sender {
         };
         let key = d.key.as_deref().unwrap_or("");
         match call.method.as_str() {
-            "create_direct" => return self.create_direct(key, &call),
+            "create_direct" => return self.create_direct(key, &call, &d.created_at),
             "update_direct" => return self.update_direct(key, &call.payload),
             _ => {}
         }
         let mut payload = call.payload;
+        let revision = posted_revision(&payload);
         let answer = if call.method == "update" {
             let id = match self.posted.get(key) {
-                Ok(Some(PostId(id))) => id,
-                Ok(None) => return Sent::failed("the handoff's post is not made yet".into()),
+                Ok(Some(p)) => p.id,
+                Ok(None) => {
+                    return Sent::failed(format!(
+                        "no post of this handoff is kept ({}): it may not be answered yet (retried), or none was made",
+                        self.posted.place(key)
+                    ))
+                }
                 Err(e) => {
                     tracing::error!(error = %e, key, "where a Mattermost post was made cannot be read; it is not updated");
                     return Sent::failed(e.to_string());
@@ -533,8 +585,19 @@ impl Transport for Sender {
                 if call.method == "create" {
                     match answer["id"].as_str().filter(|id| plain_id(id)) {
                         Some(id) => {
-                            if let Err(e) = self.posted.put(key, PostId(id.to_string())) {
-                                tracing::error!(error = %e, key, "cannot keep the id of a Mattermost post; its decision will not update it");
+                            let p = PostId {
+                                id: id.to_string(),
+                                key: Some(key.to_string()),
+                                revision,
+                            };
+                            match self.posted.put(key, p) {
+                                Ok(Put::Saved) => {}
+                                Ok(Put::Superseded { kept }) => {
+                                    tracing::info!(mattermost = %self.entry.name, key, ?revision, kept, post = id, "a Mattermost post of an older revision was answered after the newer one's; the newer one's place is kept, and the decision updates that one");
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, key, "cannot keep the id of a Mattermost post; its decision will not update it");
+                                }
                             }
                         }
                         None => {
@@ -567,6 +630,18 @@ mod tests {
             user: None,
             expires_ms: Some(1_000),
         }
+    }
+
+    #[test]
+    fn a_posts_revision_is_read_from_its_buttons_sealed_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = ActionKey::open(&MacKeys::in_data_dir(dir.path())).unwrap();
+        for context in [key.seal(&binding()), json!({ "baton": binding() })] {
+            let payload = json!({ "props": { "attachments": [{ "actions": [
+                { "id": "batonreject", "integration": { "url": "u", "context": context } } ] }] } });
+            assert_eq!(posted_revision(&payload), Some(2));
+        }
+        assert_eq!(posted_revision(&json!({ "message": "m" })), None);
     }
 
     #[test]
