@@ -163,30 +163,58 @@ impl Stage {
     /// `/reviewers/passkeys/options`, as a thief's script would: the answer of `/options`,
     /// or of `/new` when `/options` gave a ceremony.
     fn register_with(&self, shown: Value) -> Value {
+        let started = self.register_start(shown);
+        match started["step"].as_str() {
+            Some("started") => self.register_finish(&started["body"]),
+            _ => started,
+        }
+    }
+
+    /// Asks `/reviewers/passkeys/options` with `shown`: `{step: "started", body: {ceremony,
+    /// options}}`, or the refusal as `{step: "options", status, body}`.
+    fn register_start(&self, shown: Value) -> Value {
+        self.on_passkeys_page(
+            "const r = await post('/reviewers/passkeys/options', arguments[0]);
+             if (!r.ok) return {step: 'options', status: r.status, body: await r.text()};
+             return {step: 'started', body: await r.json()};",
+            shown,
+        )
+    }
+
+    /// Finishes a registration `started` (`{ceremony, options}`) with a new credential of the
+    /// browser's authenticator: `/new`'s answer as `{step: "new", status, body}`.
+    fn register_finish(&self, started: &Value) -> Value {
+        self.on_passkeys_page(
+            "const { ceremony, options } = arguments[0];
+             const pk = options.publicKey;
+             pk.challenge = bytes(pk.challenge); pk.user.id = bytes(pk.user.id);
+             pk.excludeCredentials = [];
+             const c = await navigator.credentials.create({ publicKey: pk });
+             const credential = { id: c.id, rawId: b64(c.rawId), type: c.type, extensions: {},
+               response: { attestationObject: b64(c.response.attestationObject), clientDataJSON: b64(c.response.clientDataJSON) } };
+             const n = await post('/reviewers/passkeys/new', { ceremony, credential, label: 'thief' });
+             return {step: 'new', status: n.status, body: await n.text()};",
+            started.clone(),
+        )
+    }
+
+    /// Runs `body` (an async function's, given `arguments[0]` = `arg`, `post` with the page's
+    /// CSRF token, `b64` and `bytes`) on the passkeys page, as a script of the signed-in page.
+    fn on_passkeys_page(&self, body: &str, arg: Value) -> Value {
         self.browser
             .goto(&format!("{}/reviewers/passkeys", self.base));
         self.browser.wait_text("#passkeys");
-        self.run_async(
-            "(async () => {
+        let script = format!(
+            "(async () => {{
                const b64 = (buf) => btoa(String.fromCharCode(...new Uint8Array(buf))).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');
-               const bytes = (s) => { const t = s.replace(/-/g, '+').replace(/_/g, '/'); return Uint8Array.from(atob(t + '==='.slice((t.length + 3) % 4)), (c) => c.charCodeAt(0)); };
+               const bytes = (s) => {{ const t = s.replace(/-/g, '+').replace(/_/g, '/'); return Uint8Array.from(atob(t + '==='.slice((t.length + 3) % 4)), (c) => c.charCodeAt(0)); }};
                const csrf = document.querySelector('[data-csrf]').dataset.csrf;
-               const post = (url, body) => fetch(url, {method: 'POST', credentials: 'same-origin',
-                 headers: {'Content-Type': 'application/json', 'X-CSRF-Token': csrf}, body: JSON.stringify(body)});
-               const r = await post('/reviewers/passkeys/options', arguments[0]);
-               if (!r.ok) return {step: 'options', status: r.status, body: await r.text()};
-               const { ceremony, options } = await r.json();
-               const pk = options.publicKey;
-               pk.challenge = bytes(pk.challenge); pk.user.id = bytes(pk.user.id);
-               pk.excludeCredentials = [];
-               const c = await navigator.credentials.create({ publicKey: pk });
-               const credential = { id: c.id, rawId: b64(c.rawId), type: c.type, extensions: {},
-                 response: { attestationObject: b64(c.response.attestationObject), clientDataJSON: b64(c.response.clientDataJSON) } };
-               const n = await post('/reviewers/passkeys/new', { ceremony, credential, label: 'thief' });
-               return {step: 'new', status: n.status, body: await n.text()};
-             })().then(done, (e) => done({step: 'error', status: 0, body: String(e)}));",
-            vec![shown],
-        )
+               const post = (url, body) => fetch(url, {{method: 'POST', credentials: 'same-origin',
+                 headers: {{'Content-Type': 'application/json', 'X-CSRF-Token': csrf}}, body: JSON.stringify(body)}});
+               {body}
+             }})().then(done, (e) => done({{step: 'error', status: 0, body: String(e)}}));"
+        );
+        self.run_async(&script, vec![arg])
     }
 
     /// rita's passkeys as the page lists them (their ids).
@@ -606,6 +634,25 @@ fn a_first_passkey_needs_the_password_typed_again() {
     assert!(s.listed().is_empty(), "registered without the password");
     s.register_on_page("laptop", PASSWORD);
     s.browser.wait_for_text("table.passkeys", "laptop");
+}
+
+/// The password stands for a first passkey when the registration finishes, not only when it
+/// starts: a thief holding rita's session and password opens a registration before she has a
+/// passkey and finishes it after she registered her first, and is refused.
+#[test]
+fn a_registration_started_with_the_password_is_refused_once_a_first_passkey_is_kept() {
+    let s = unregistered();
+    let started = s.register_start(json!({"password": PASSWORD}));
+    assert_eq!(started["step"], "started", "{started}");
+    s.register_on_page("laptop", PASSWORD);
+    s.browser.wait_for_text("table.passkeys", "laptop");
+    let before = s.listed();
+    assert_eq!(before.len(), 1, "{before:?}");
+    let answer = s.register_finish(&started["body"]);
+    assert_eq!(answer["status"], 403, "{answer}");
+    let body = answer["body"].as_str().unwrap();
+    assert!(body.contains("you have a passkey by now"), "{answer}");
+    assert_eq!(s.listed(), before, "the thief's passkey was kept");
 }
 
 #[test]

@@ -117,9 +117,27 @@ impl Passkeys {
     /// `data_dir`. Never fails: what is wrong is told by `ready` (at start-up when a route
     /// needs passkeys, and on the passkeys page) and by every call.
     pub fn open(data_dir: &Path, documents: Arc<dyn Documents>, public_url: &str) -> Passkeys {
+        let credentials = store::Credentials::new(documents.clone());
+        let own = data_dir.join(store::DOCUMENT);
+        match credentials.carry_over(&own) {
+            Ok(None) => {}
+            Ok(Some(store::Carried::Taken(n))) => tracing::warn!(
+                file = %own.display(), passkeys = n,
+                "this node's passkeys are the cluster's now (it had none)"
+            ),
+            Ok(Some(store::Carried::Left(0))) => {}
+            Ok(Some(store::Carried::Left(n))) => tracing::warn!(
+                file = %own.display(), passkeys = n,
+                "passkeys this node kept before it joined the cluster are not the cluster's and are not used: their reviewers register them again on /reviewers/passkeys"
+            ),
+            Err(e) => tracing::error!(
+                file = %own.display(), error = %e,
+                "this node's passkeys cannot be carried into the cluster's; until they are (mend the file or the cluster's row, then restart), reviewers who had one here must register again"
+            ),
+        }
         Passkeys {
             rp: relying_party(public_url),
-            credentials: store::Credentials::new(documents.clone()),
+            credentials,
             ceremonies: Ceremonies::new(documents),
             journal: journal::Journal::new(data_dir),
         }
@@ -209,9 +227,17 @@ impl Passkeys {
             last_used_at: None,
             passkey,
         };
-        match self.credentials.add(reviewer, stored.clone())? {
+        // The proof was checked when the ceremony started: the password stood for a first
+        // passkey then, and must still (a thief holding the session and password could
+        // otherwise open a ceremony, wait for the reviewer's first registration, and add a
+        // key of theirs beside it).
+        let first_only = proof == "password";
+        match self.credentials.add(reviewer, stored.clone(), first_only)? {
             store::Added::Kept => Ok((stored, proof)),
             store::Added::Duplicate => Err(PasskeyError::Duplicate),
+            store::Added::NeedsPasskey => Err(PasskeyError::StepUp(
+                "you have a passkey by now: registering another needs a confirmation with it; start again on /reviewers/passkeys".into(),
+            )),
         }
     }
 

@@ -69,19 +69,49 @@ pub enum Added {
     Kept,
     /// The credential is registered already (by anyone).
     Duplicate,
+    /// Shown the password alone, while the reviewer has a passkey by now.
+    NeedsPasskey,
+}
+
+/// What became of a node's own passkeys file as it joined a cluster (`carry_over`).
+#[derive(Debug, PartialEq, Eq)]
+pub enum Carried {
+    /// The cluster had none: this many passkeys of the file are the cluster's now.
+    Taken(usize),
+    /// The cluster has its own: this many passkeys of the file are not among them (and are
+    /// not used; their reviewers register them again).
+    Left(usize),
 }
 
 pub struct Credentials {
     documents: Arc<dyn Documents>,
 }
 
+/// Whether an answer counting `presented` is not past the count `kept` by now. An
+/// authenticator that keeps no counter answers 0 and is kept at 0; once one has counted, an
+/// answer must be past the count kept, and an answer of 0 then is a copy's (webauthn-rs
+/// compares with the count read into the ceremony when it started, which another node's use
+/// may have passed since).
+fn behind(presented: u32, kept: u32) -> bool {
+    (presented != 0 || kept != 0) && presented <= kept
+}
+
 /// A passkey's signature counter as webauthn-rs keeps it (not otherwise exposed; 0 for the
-/// many authenticators that keep none).
+/// many authenticators that keep none). Read from its serialised form, so a version of the
+/// crate that keeps it elsewhere must not read as 0 (which would let a copy's answers pass):
+/// the count stands at `u32::MAX` then, refusing every counting authenticator's answer, and
+/// the unit test `counter_of_reads_the_count_kept` fails first.
 fn counter_of(passkey: &Passkey) -> u32 {
-    serde_json::to_value(passkey)
+    let count = serde_json::to_value(passkey)
         .ok()
-        .and_then(|v| v["cred"]["counter"].as_u64())
-        .map_or(0, |c| c as u32)
+        .and_then(|v| v["cred"]["counter"].as_u64());
+    match count {
+        Some(c) => u32::try_from(c).unwrap_or(u32::MAX),
+        None => {
+            tracing::error!("a passkey's signature counter cannot be read (webauthn-rs keeps it elsewhere now?): counting passkeys are refused");
+            u32::MAX
+        }
+    }
 }
 
 impl Credentials {
@@ -102,6 +132,45 @@ impl Credentials {
                 ),
             )
         })
+    }
+
+    /// A node's own passkeys file (`data_dir/passkeys/credentials.json`, kept while it ran
+    /// alone) taken into the cluster's document when that was never written, so the first node
+    /// to join keeps its reviewers' passkeys instead of reading them as none (when a password
+    /// is all a first passkey needs). Never merged into a document that exists: a passkey
+    /// removed in the cluster would come back from a node's old file. Keys of the file the
+    /// document lacks are counted for the log. `None` when there is no such file, or it is the
+    /// document itself (one daemon).
+    pub fn carry_over(&self, file: &std::path::Path) -> io::Result<Option<Carried>> {
+        if self.documents.place(DOCUMENT) == file.display().to_string() {
+            return Ok(None);
+        }
+        let bytes = match std::fs::read(file) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let local: All = serde_json::from_slice(&bytes).map_err(|e| {
+            let why = format!("{}: not a list of passkeys ({e})", file.display());
+            io::Error::new(io::ErrorKind::InvalidData, why)
+        })?;
+        let mut carried = None;
+        self.documents.change(DOCUMENT, &mut |now| {
+            let Some(now) = now else {
+                carried = Some(Carried::Taken(local.values().map(Vec::len).sum()));
+                return Ok(Some(bytes.clone()));
+            };
+            let shared = self.parse(Some(now))?;
+            let ids: std::collections::BTreeSet<&str> =
+                shared.values().flatten().map(|k| k.id.as_str()).collect();
+            let left = local
+                .values()
+                .flatten()
+                .filter(|k| !ids.contains(k.id.as_str()));
+            carried = Some(Carried::Left(left.count()));
+            Ok(None)
+        })?;
+        Ok(carried)
     }
 
     /// Every reviewer's passkeys, as saved last.
@@ -130,14 +199,20 @@ impl Credentials {
     }
 
     /// Keeps a new passkey of `reviewer`, unless anyone registered that credential already;
-    /// past the limit their oldest is dropped.
-    pub fn add(&self, reviewer: &str, key: Stored) -> io::Result<Added> {
+    /// past the limit their oldest is dropped. `first_only`: the registration was shown the
+    /// password alone, which stands only for a first passkey, so it is refused when the
+    /// reviewer has one by now (registered on any node since that ceremony started).
+    pub fn add(&self, reviewer: &str, key: Stored, first_only: bool) -> io::Result<Added> {
         let mut added = Added::Kept;
         let mut key = Some(key);
         self.change(&mut |all| {
             let Some(key) = key.take() else {
                 return false;
             };
+            if first_only && all.get(reviewer).is_some_and(|keys| !keys.is_empty()) {
+                added = Added::NeedsPasskey;
+                return false;
+            }
             // A credential is one person's: never a second registration of it, by anyone.
             if all.values().flatten().any(|k| k.id == key.id) {
                 added = Added::Duplicate;
@@ -187,11 +262,9 @@ impl Credentials {
                 return false;
             };
             let kept = counter_of(&key.passkey);
-            if result.counter() != 0 && result.counter() <= kept {
-                used = Used::Behind {
-                    kept,
-                    presented: result.counter(),
-                };
+            let presented = result.counter();
+            if behind(presented, kept) {
+                used = Used::Behind { kept, presented };
                 return false;
             }
             key.passkey.update_credential(result);
@@ -207,6 +280,60 @@ impl Credentials {
 mod tests {
     use super::*;
     use crate::store::documents::InDataDir;
+
+    #[test]
+    fn an_answer_not_past_the_count_kept_is_behind_and_zero_counts_only_while_kept_at_zero() {
+        assert!(!behind(0, 0), "an authenticator that keeps no counter");
+        assert!(!behind(1, 0));
+        assert!(!behind(8, 7));
+        assert!(behind(7, 7), "the same count again");
+        assert!(behind(3, 7), "an older count");
+        assert!(behind(0, 7), "a copy answering 0 once the key has counted");
+    }
+
+    /// A document keeper standing for a cluster's rows: files under another folder.
+    fn elsewhere(dir: &std::path::Path) -> Credentials {
+        Credentials::new(Arc::new(InDataDir::new(&dir.join("cluster"))))
+    }
+
+    #[test]
+    fn a_nodes_own_passkeys_are_carried_into_a_cluster_that_has_none_and_never_merged() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(DOCUMENT);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        // The same place (one daemon): nothing to carry.
+        let alone = Credentials::new(Arc::new(InDataDir::new(dir.path())));
+        std::fs::write(&file, b"{}").unwrap();
+        assert_eq!(alone.carry_over(&file).unwrap(), None);
+        let cluster = elsewhere(dir.path());
+        std::fs::remove_file(&file).unwrap();
+        assert_eq!(cluster.carry_over(&file).unwrap(), None, "no file");
+        // No document yet: the file's passkeys are taken (an empty list here: a Passkey
+        // cannot be made without a ceremony, so the count is of none).
+        std::fs::write(&file, b"{\"rita\": []}").unwrap();
+        assert_eq!(cluster.carry_over(&file).unwrap(), Some(Carried::Taken(0)));
+        let place = dir.path().join("cluster").join(DOCUMENT);
+        assert_eq!(std::fs::read(&place).unwrap(), b"{\"rita\": []}");
+        // A document exists: never written over, whatever the file holds.
+        std::fs::write(&file, b"{\"sam\": []}").unwrap();
+        assert_eq!(cluster.carry_over(&file).unwrap(), Some(Carried::Left(0)));
+        assert_eq!(std::fs::read(&place).unwrap(), b"{\"rita\": []}");
+        // A damaged file is named, and the document left alone.
+        std::fs::write(&file, b"[").unwrap();
+        let err = cluster.carry_over(&file).unwrap_err();
+        assert!(
+            err.to_string().contains(&file.display().to_string()),
+            "{err}"
+        );
+        // A damaged document is refused, not taken for none and written over.
+        std::fs::write(&file, b"{}").unwrap();
+        std::fs::write(&place, b"").unwrap();
+        assert_eq!(
+            cluster.carry_over(&file).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+        assert_eq!(std::fs::read(&place).unwrap(), b"");
+    }
 
     #[test]
     fn a_damaged_document_is_refused_named_and_never_written_over() {
