@@ -33,7 +33,12 @@ fn api_error(e: PushError) -> ApiError {
         PushError::Off | PushError::NotFound(_) => ApiError::NotFound(e.to_string()),
         PushError::NotPerson => ApiError::Forbidden(e.to_string()),
         PushError::Invalid(_) => ApiError::Unprocessable(e.to_string()),
-        PushError::Io(_) => ApiError::Internal(e.to_string()),
+        // A damaged key or subscriptions document is named to the reviewer and the log (an
+        // operator mends it); nothing is kept or listed from a guess meanwhile.
+        PushError::Io(_) => {
+            tracing::error!(error = %e, "push subscriptions or key not readable");
+            ApiError::Unavailable(e.to_string())
+        }
     }
 }
 

@@ -170,8 +170,13 @@ impl Outbox {
         let files = Spool::open(&config.data_dir)?;
         let push = match &config.push {
             Some(p) => Some(Arc::new(
-                crate::push::Push::open(&config.data_dir, p.subject.clone(), p.allow_private)
-                    .map_err(OpenError::Push)?,
+                crate::push::Push::open(
+                    keys.documents(),
+                    &config.data_dir,
+                    p.subject.clone(),
+                    p.allow_private,
+                )
+                .map_err(OpenError::Push)?,
             )),
             None => None,
         };

@@ -45,7 +45,13 @@ pub fn expand(shared: &Shared, hooks: &Hooks, notice: &Delivery) -> Vec<(u64, St
     if let (Some(req), Some(push)) = (request, shared.push.as_ref()) {
         for (reviewer, payload) in &req.to {
             let body = serde_json::to_string(payload).expect("a payload serializes");
-            for sub in push.subscriptions.of(reviewer) {
+            let subs = match push.subscriptions.of(reviewer) {
+                Ok(subs) => subs,
+                // Damaged or unreadable: nobody is pushed from a guess; the notice stays
+                // and says why, and is tried again as any failed delivery.
+                Err(e) => return unresolved(shared, hooks, notice, &e),
+            };
+            for sub in subs {
                 made.push(Delivery {
                     id: format!("{}.{}", notice.id, &sub.id[4..]),
                     channel: PUSH.into(),
@@ -75,6 +81,52 @@ pub fn expand(shared: &Shared, hooks: &Hooks, notice: &Delivery) -> Vec<(u64, St
     made.into_iter()
         .map(|d| (d.next_at_ms.unwrap_or(0), d.id))
         .collect()
+}
+
+/// Keeps a push notice whose reviewers' subscriptions cannot be read: the failure is its
+/// attempt (shown on Deliveries), tried again on the retry schedule, dead (and told as
+/// `notification.failed`) when the schedule runs out. Returns its next attempt for the queue.
+fn unresolved(
+    shared: &Shared,
+    hooks: &Hooks,
+    notice: &Delivery,
+    e: &std::io::Error,
+) -> Vec<(u64, String)> {
+    let error = format!("cannot read the push subscriptions, so nothing was pushed: {e}");
+    let mut index = shared.lock();
+    let Some(d) = index.get_mut(&notice.id) else {
+        return Vec::new();
+    };
+    d.attempts.push(super::spool::Attempt {
+        at: crate::clock::now_rfc3339(),
+        status: None,
+        error: Some(error.clone()),
+        duration_ms: 0,
+    });
+    let tried = d.attempts.len() - d.round_start;
+    if tried >= shared.schedule.len() {
+        d.state = State::Dead;
+        d.next_at_ms = None;
+    } else {
+        d.next_at_ms = Some(now_ms() + super::worker::delay_ms(shared.schedule[tried]));
+    }
+    let d = d.clone();
+    if let Err(e) = shared.spool.save(&[&d]) {
+        tracing::error!(error = %e, delivery = %d.id, "cannot record a delivery attempt");
+    }
+    shared.count(&index);
+    drop(index);
+    match d.next_at_ms {
+        Some(next) => {
+            tracing::error!(notice = %d.id, key = d.key.as_deref().unwrap_or(""), error, attempts = tried, "push notice not resolved; will retry");
+            vec![(next, d.id)]
+        }
+        None => {
+            tracing::error!(notice = %d.id, key = d.key.as_deref().unwrap_or(""), error, attempts = tried, "push notice dead: no attempt left");
+            (hooks.on_dead)(&d);
+            Vec::new()
+        }
+    }
 }
 
 /// Sends pushes to browsers' push services.
@@ -127,10 +179,15 @@ impl Sender {
             .map(|p| p.urgency)
             .unwrap_or_else(|_| "normal".into());
         let now_s = crate::clock::now_ms() / 1000;
-        let authorization = self
+        let authorization = match self
             .push
             .key
-            .authorization(&endpoint, &self.push.subject, now_s);
+            .authorization(&endpoint, &self.push.subject, now_s)
+        {
+            Ok(a) => a,
+            // A damaged key may be mended: tried again, named meanwhile.
+            Err(e) => return Outcome::failed(format!("cannot sign the push: {e}")),
+        };
         let answer = self
             .agent
             .post(endpoint.as_str())
@@ -175,9 +232,16 @@ impl Sender {
 
 impl Transport for Sender {
     fn send(&self, d: &Delivery) -> Outcome {
-        let sub =
-            d.to.as_deref()
-                .and_then(|id| self.push.subscriptions.get(id));
+        let sub = match d.to.as_deref().map(|id| self.push.subscriptions.get(id)) {
+            Some(Ok(sub)) => sub,
+            Some(Err(e)) => {
+                self.count("failed");
+                return Outcome::failed(format!(
+                    "cannot read the push subscriptions, so nothing was pushed: {e}"
+                ));
+            }
+            None => None,
+        };
         let Some(sub) = sub else {
             self.count("failed");
             return Outcome {

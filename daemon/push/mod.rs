@@ -2,7 +2,10 @@
 //! the browsers' subscriptions by reviewer (`store`), and what a push says and how it is
 //! encrypted for one browser (`message`). The outbox sends the pushes (`outbox/push.rs`:
 //! retries, dead letters); the app decides who is owed one (`app/runtime/push.rs`).
-//! Everything here lives in `data_dir/push/`, made when a route first asks for pushes.
+//! The key and the subscriptions are documents (`crate::store::documents`): one daemon's are
+//! files of `data_dir/push/`, a cluster's rows every node reads, so whichever node serves a
+//! handoff pushes it to every browser its reviewers subscribed, through any node, signed
+//! with the one key those browsers subscribed with.
 
 pub mod message;
 pub mod store;
@@ -12,8 +15,10 @@ pub use message::{Action, Payload, SealError};
 pub use store::{Subscription, Subscriptions};
 pub use vapid::VapidKey;
 
+use crate::store::documents::Documents;
 use std::io;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The `[push]` settings and the state they need.
 pub struct Push {
@@ -38,11 +43,17 @@ pub enum SubscribeError {
 }
 
 impl Push {
-    /// Opens (making on first use) the key and the subscriptions of `data_dir`.
-    pub fn open(data_dir: &Path, subject: String, allow_private: bool) -> io::Result<Push> {
+    /// Opens (making on first use) the key and the subscriptions kept in `documents`;
+    /// `data_dir`'s own key is offered when none is kept yet (`VapidKey::open`).
+    pub fn open(
+        documents: Arc<dyn Documents>,
+        data_dir: &Path,
+        subject: String,
+        allow_private: bool,
+    ) -> io::Result<Push> {
         Ok(Push {
-            key: VapidKey::open(data_dir)?,
-            subscriptions: Subscriptions::open(data_dir)?,
+            key: VapidKey::open(documents.clone(), data_dir)?,
+            subscriptions: Subscriptions::new(documents),
             subject,
             allow_private,
         })

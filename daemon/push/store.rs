@@ -1,20 +1,29 @@
-//! Browsers' push subscriptions, by reviewer, in `data_dir/push/subscriptions.json`: read
-//! once, kept in memory, and rewritten whole (atomically, synced) on each change, so a crash
-//! leaves the old list or the new one. A subscription is named by a digest of its endpoint:
-//! the same browser subscribing again replaces its entry rather than adding one.
+//! Browsers' push subscriptions, by reviewer, kept as the one document
+//! `push/subscriptions.json` (`crate::store::documents`): one daemon's is the data_dir file it
+//! always was, a cluster's a row every node reads at each use, so a reviewer subscribed
+//! through one node is pushed by whichever node serves the handoff, and `/reviewers` lists
+//! the same subscriptions on every node. Each change (subscribe, unsubscribe, a subscription
+//! the push service says is gone) is one read-modify-write under the document's lock, so two
+//! nodes changing it at once lose neither's change. A subscription is named by a digest of its
+//! endpoint: the same browser subscribing again replaces its entry rather than adding one.
+//!
+//! A document that is not a list of subscriptions (empty, unparsable) is damage: every read
+//! and change refuses it naming where it is, and nothing is saved over it (starting anew
+//! with none would silently drop every reviewer's browsers).
 
-use crate::workspace::fsync::Kind;
-use crate::workspace::write_atomic;
+use crate::store::documents::Documents;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::io;
-use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::Arc;
 
 /// Most subscriptions one reviewer keeps (browsers, devices); subscribing past it drops the
 /// oldest.
 pub const MAX_PER_REVIEWER: usize = 10;
+
+/// The subscriptions' document (for one daemon, a path under data_dir).
+pub const NAME: &str = "push/subscriptions.json";
 
 /// One browser's subscription, as `PushSubscription.toJSON()` gives it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -40,101 +49,115 @@ pub fn id_of(endpoint: &str) -> String {
     )
 }
 
+/// By reviewer, oldest first.
+type All = BTreeMap<String, Vec<Subscription>>;
+
 pub struct Subscriptions {
-    path: PathBuf,
-    /// By reviewer, oldest first.
-    all: Mutex<BTreeMap<String, Vec<Subscription>>>,
+    documents: Arc<dyn Documents>,
 }
 
 impl Subscriptions {
-    /// The subscriptions kept in `data_dir` (none yet: empty).
-    pub fn open(data_dir: &Path) -> io::Result<Subscriptions> {
-        let path = data_dir.join("push").join("subscriptions.json");
-        let all = match std::fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    format!(
-                        "{}: not a list of push subscriptions ({e}); move it aside to start with none (reviewers then subscribe again on /reviewers)",
-                        path.display()
-                    ),
-                )
-            })?,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => BTreeMap::new(),
-            Err(e) => return Err(e),
+    /// The subscriptions kept in `documents`.
+    pub fn new(documents: Arc<dyn Documents>) -> Subscriptions {
+        Subscriptions { documents }
+    }
+
+    /// The list in `bytes` (`None`: never written, none), or the damage named.
+    fn parse(&self, bytes: Option<&[u8]>) -> io::Result<All> {
+        let Some(bytes) = bytes else {
+            return Ok(All::new());
         };
-        Ok(Subscriptions {
-            path,
-            all: Mutex::new(all),
+        serde_json::from_slice(bytes).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: not a list of push subscriptions ({e}); no push is sent and no subscription kept until it is mended (restore it, or delete it to start with none: reviewers then subscribe again on /reviewers)",
+                    self.documents.place(NAME)
+                ),
+            )
         })
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Vec<Subscription>>> {
-        self.all.lock().unwrap_or_else(|e| e.into_inner())
+    fn all(&self) -> io::Result<All> {
+        self.parse(self.documents.read(NAME)?.as_deref())
     }
 
-    fn save(&self, all: &BTreeMap<String, Vec<Subscription>>) -> io::Result<()> {
-        let bytes = serde_json::to_vec_pretty(all).expect("subscriptions serialize");
-        write_atomic(&self.path, &bytes, Kind::Other)
+    /// Changes the list under its lock: `change` edits it and answers whether to save.
+    fn change<T: Send>(
+        &self,
+        mut change: impl FnMut(&mut All) -> (bool, T) + Send,
+    ) -> io::Result<T> {
+        let mut answer = None;
+        self.documents.change(NAME, &mut |now| {
+            let mut all = self.parse(now)?;
+            let (save, a) = change(&mut all);
+            answer = Some(a);
+            if !save {
+                return Ok(None);
+            }
+            all.retain(|_, subs| !subs.is_empty());
+            Ok(Some(
+                serde_json::to_vec_pretty(&all).expect("subscriptions serialize"),
+            ))
+        })?;
+        answer.ok_or_else(|| io::Error::other("the push subscriptions' change was not made"))
     }
 
     /// Keeps `sub` for its reviewer (replacing one of the same endpoint, whoever's it was:
-    /// a browser signed in as someone else now is theirs). Kept once on disk.
+    /// a browser signed in as someone else now is theirs).
     pub fn put(&self, sub: Subscription) -> io::Result<()> {
-        let mut all = self.lock();
-        let mut next = all.clone();
-        for subs in next.values_mut() {
-            subs.retain(|s| s.id != sub.id);
-        }
-        let mine = next.entry(sub.reviewer.clone()).or_default();
-        mine.push(sub);
-        if mine.len() > MAX_PER_REVIEWER {
-            mine.remove(0);
-        }
-        next.retain(|_, subs| !subs.is_empty());
-        self.save(&next)?;
-        *all = next;
-        Ok(())
+        self.change(|all| {
+            for subs in all.values_mut() {
+                subs.retain(|s| s.id != sub.id);
+            }
+            let mine = all.entry(sub.reviewer.clone()).or_default();
+            mine.push(sub.clone());
+            if mine.len() > MAX_PER_REVIEWER {
+                mine.remove(0);
+            }
+            (true, ())
+        })
     }
 
     /// Forgets subscription `id` of `reviewer` (any reviewer's when `None`). Returns it, if
     /// it was kept.
     pub fn remove(&self, reviewer: Option<&str>, id: &str) -> io::Result<Option<Subscription>> {
-        let mut all = self.lock();
-        let found = all
-            .values()
-            .flatten()
-            .find(|s| s.id == id && reviewer.is_none_or(|r| r == s.reviewer))
-            .cloned();
-        let Some(gone) = found else { return Ok(None) };
-        let mut next = all.clone();
-        if let Some(subs) = next.get_mut(&gone.reviewer) {
-            subs.retain(|s| s.id != id);
-        }
-        next.retain(|_, subs| !subs.is_empty());
-        self.save(&next)?;
-        *all = next;
-        Ok(Some(gone))
+        self.change(|all| {
+            let found = all
+                .values()
+                .flatten()
+                .find(|s| s.id == id && reviewer.is_none_or(|r| r == s.reviewer))
+                .cloned();
+            let Some(gone) = found else {
+                return (false, None);
+            };
+            if let Some(subs) = all.get_mut(&gone.reviewer) {
+                subs.retain(|s| s.id != id);
+            }
+            (true, Some(gone))
+        })
     }
 
     /// `reviewer`'s subscriptions, oldest first.
-    pub fn of(&self, reviewer: &str) -> Vec<Subscription> {
-        self.lock().get(reviewer).cloned().unwrap_or_default()
+    pub fn of(&self, reviewer: &str) -> io::Result<Vec<Subscription>> {
+        Ok(self.all()?.remove(reviewer).unwrap_or_default())
     }
 
-    pub fn get(&self, id: &str) -> Option<Subscription> {
-        self.lock().values().flatten().find(|s| s.id == id).cloned()
+    pub fn get(&self, id: &str) -> io::Result<Option<Subscription>> {
+        Ok(self.all()?.into_values().flatten().find(|s| s.id == id))
     }
 
     /// How many are kept, everyone's.
-    pub fn count(&self) -> usize {
-        self.lock().values().map(Vec::len).sum()
+    pub fn count(&self) -> io::Result<usize> {
+        Ok(self.all()?.values().map(Vec::len).sum())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::{id_of, Subscription, Subscriptions};
+    use crate::store::documents::InDataDir;
+    use std::sync::Arc;
 
     fn sub(reviewer: &str, endpoint: &str) -> Subscription {
         Subscription {
@@ -147,23 +170,52 @@ mod tests {
         }
     }
 
+    fn open(dir: &std::path::Path) -> Subscriptions {
+        Subscriptions::new(Arc::new(InDataDir::new(dir)))
+    }
+
     #[test]
     fn subscriptions_survive_a_reopen_and_one_endpoint_is_kept_once() {
         let dir = tempfile::tempdir().unwrap();
-        let subs = Subscriptions::open(dir.path()).unwrap();
+        let subs = open(dir.path());
         subs.put(sub("rita", "https://push.example/1")).unwrap();
         subs.put(sub("rita", "https://push.example/2")).unwrap();
         // The same browser, now signed in as bob: bob's.
         subs.put(sub("bob", "https://push.example/1")).unwrap();
-        let again = Subscriptions::open(dir.path()).unwrap();
-        assert_eq!(again.of("rita").len(), 1);
-        assert_eq!(again.of("bob")[0].endpoint, "https://push.example/1");
+        let again = open(dir.path());
+        assert_eq!(again.of("rita").unwrap().len(), 1);
+        assert_eq!(
+            again.of("bob").unwrap()[0].endpoint,
+            "https://push.example/1"
+        );
         let id = id_of("https://push.example/2");
         assert!(
             again.remove(Some("bob"), &id).unwrap().is_none(),
             "not bob's"
         );
         assert!(again.remove(None, &id).unwrap().is_some());
-        assert_eq!(Subscriptions::open(dir.path()).unwrap().count(), 1);
+        assert_eq!(open(dir.path()).count().unwrap(), 1);
+    }
+
+    #[test]
+    fn two_keepers_of_one_document_lose_neither_change_and_damage_is_refused_not_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (open(dir.path()), open(dir.path()));
+        a.put(sub("rita", "https://push.example/a")).unwrap();
+        b.put(sub("rita", "https://push.example/b")).unwrap();
+        assert_eq!(a.of("rita").unwrap().len(), 2, "b's change seen by a");
+        assert!(b
+            .remove(None, &id_of("https://push.example/a"))
+            .unwrap()
+            .is_some());
+        assert_eq!(a.count().unwrap(), 1);
+        for damage in [&b""[..], b"{\"rita\": 7}"] {
+            std::fs::write(dir.path().join(super::NAME), damage).unwrap();
+            let err = a.of("rita").unwrap_err().to_string();
+            assert!(err.contains("push/subscriptions.json: not a list"), "{err}");
+            assert!(a.put(sub("rita", "https://push.example/c")).is_err());
+            assert!(a.remove(None, &id_of("https://push.example/b")).is_err());
+            assert_eq!(std::fs::read(dir.path().join(super::NAME)).unwrap(), damage);
+        }
     }
 }

@@ -162,7 +162,7 @@ impl App {
 
     /// The VAPID public key browsers subscribe with (`applicationServerKey`).
     pub fn push_key(&self) -> Result<String, PushError> {
-        Ok(self.push_core()?.key.public())
+        Ok(self.push_core()?.key.public()?)
     }
 
     /// Keeps a browser's subscription for the person calling.
@@ -214,7 +214,7 @@ impl App {
         let Ok(push) = self.push_core() else {
             return Ok(Vec::new());
         };
-        let subs = push.subscriptions.of(name);
+        let subs = push.subscriptions.of(name)?;
         Ok(subs.iter().map(SubscriptionView::from).collect())
     }
 
