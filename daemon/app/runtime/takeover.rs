@@ -74,23 +74,10 @@ pub(in crate::app) fn check(app: &App, ws: &Workspace) -> anyhow::Result<Option<
         Some(bytes) => serde_json::from_slice::<Kept>(&bytes).ok(),
     };
     let now = FolderMark::of(&ws.root)?;
-    let kept_as = match &kept {
-        Some(kept) if kept.mark().is(&now) => return Ok(Some(kept.mark())),
-        Some(kept) => format!(
-            "the folder node {} served there (inode {}, birth time {})",
-            kept.node,
-            kept.ino,
-            born(kept.born)
-        ),
-        None => "the folder the cluster served there (its record in the database is damaged)"
-            .to_string(),
-    };
-    let finding = format!(
-        "the folder at {} is not {kept_as}: inode {}, birth time {} now (renamed away or deleted, and another folder made at its path)",
-        ws.root.display(),
-        now.ino(),
-        born(now.born())
-    );
+    if let Some(kept) = kept.as_ref().filter(|k| k.mark().is(&now)) {
+        return Ok(Some(kept.mark()));
+    }
+    let finding = finding(ws, kept.as_ref(), now);
     let anchors = Anchors::for_workspace(&app.inner.config.data_dir, ws);
     if acknowledged(&anchors, &finding) {
         tracing::warn!(workspace = %ws.name, path = %ws.root.display(), %finding,
@@ -107,6 +94,28 @@ pub(in crate::app) fn check(app: &App, ws: &Workspace) -> anyhow::Result<Option<
         ws.name,
         ws.root.display(),
         ws.root.display(),
+    )
+}
+
+/// The tamper finding of the folder `now` at `ws`'s path, another than `kept` (`None`: the
+/// record of it is damaged). The same words for the same two folders: an acknowledgement of
+/// it is found again (`acknowledged`).
+fn finding(ws: &Workspace, kept: Option<&Kept>, now: FolderMark) -> String {
+    let kept_as = match kept {
+        Some(kept) => format!(
+            "the folder node {} served there (inode {}, birth time {})",
+            kept.node,
+            kept.ino,
+            born(kept.born)
+        ),
+        None => "the folder the cluster served there (its record in the database is damaged)"
+            .to_string(),
+    };
+    format!(
+        "the folder at {} is not {kept_as}: inode {}, birth time {} now (renamed away or deleted, and another folder made at its path)",
+        ws.root.display(),
+        now.ino(),
+        born(now.born())
     )
 }
 
@@ -140,6 +149,17 @@ pub(in crate::app) fn keep(app: &App, ws: &Workspace, loaded: Option<FolderMark>
         .ok()
         .flatten()
         .and_then(|b| serde_json::from_slice::<Kept>(&b).ok());
+    // Loaded without `check`'s pin (it found the lease another node's, and `own` then took
+    // it): another folder than the one kept is not adopted here either, unless accepted.
+    let other = known.as_ref().filter(|k| !k.mark().is(&loaded));
+    if let (None, Some(known)) = (ws.pin.mark(), other) {
+        let anchors = Anchors::for_workspace(&app.inner.config.data_dir, ws);
+        if !acknowledged(&anchors, &finding(ws, Some(known), loaded)) {
+            tracing::warn!(workspace = %ws.name, path = %ws.root.display(),
+                "the workspace was taken over from another folder than the one kept for it; not served, and looked at again");
+            return false;
+        }
+    }
     // Rewritten only for another folder (accepted) or one whose birth time is known now:
     // not at every takeover by another node.
     let same = known
