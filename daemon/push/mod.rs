@@ -51,9 +51,22 @@ impl Push {
         subject: String,
         allow_private: bool,
     ) -> io::Result<Push> {
+        let key = VapidKey::open(documents.clone(), data_dir)?;
+        let subscriptions = Subscriptions::new(documents);
+        // A node whose key was kept brings its browsers along into a cluster that has none
+        // yet; another node's were made against a key no longer signed with (not carried).
+        if key.is_own(data_dir)? {
+            let carried = subscriptions.seed(data_dir)?;
+            if carried > 0 {
+                tracing::info!(
+                    carried,
+                    "this node's own push subscriptions kept for the cluster"
+                );
+            }
+        }
         Ok(Push {
-            key: VapidKey::open(documents.clone(), data_dir)?,
-            subscriptions: Subscriptions::new(documents),
+            key,
+            subscriptions,
             subject,
             allow_private,
         })

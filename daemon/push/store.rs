@@ -138,6 +138,36 @@ impl Subscriptions {
         })
     }
 
+    /// Keeps the subscriptions of `data_dir`'s own file when none are kept yet (a node that
+    /// was one daemon, its key the one kept, joining a cluster that has no subscriptions).
+    /// Answers how many it kept. Never merged into a list already kept: the node's file is
+    /// not updated in a cluster, and would bring back subscriptions removed since. An
+    /// unreadable or damaged file is left where it is, and nothing is kept from it.
+    pub fn seed(&self, data_dir: &std::path::Path) -> io::Result<usize> {
+        let own = match std::fs::read(data_dir.join(NAME)) {
+            Ok(bytes) => match serde_json::from_slice::<All>(&bytes) {
+                Ok(own) => own,
+                Err(e) => {
+                    tracing::warn!(error = %e, file = %data_dir.join(NAME).display(), "this node's own push subscriptions are not a list; none carried into the cluster");
+                    return Ok(0);
+                }
+            },
+            Err(_) => return Ok(0),
+        };
+        let mut kept = 0;
+        self.documents.change(NAME, &mut |now| {
+            kept = 0;
+            if now.is_some() {
+                return Ok(None);
+            }
+            kept = own.values().map(Vec::len).sum();
+            Ok(Some(
+                serde_json::to_vec_pretty(&own).expect("subscriptions serialize"),
+            ))
+        })?;
+        Ok(kept)
+    }
+
     /// `reviewer`'s subscriptions, oldest first.
     pub fn of(&self, reviewer: &str) -> io::Result<Vec<Subscription>> {
         Ok(self.all()?.remove(reviewer).unwrap_or_default())
@@ -195,6 +225,26 @@ mod tests {
         );
         assert!(again.remove(None, &id).unwrap().is_some());
         assert_eq!(open(dir.path()).count().unwrap(), 1);
+    }
+
+    #[test]
+    fn a_nodes_own_subscriptions_are_carried_only_into_none() {
+        let (own, shared) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        open(own.path())
+            .put(sub("rita", "https://push.example/1"))
+            .unwrap();
+        let cluster = open(shared.path());
+        assert_eq!(cluster.seed(own.path()).unwrap(), 1);
+        assert_eq!(cluster.of("rita").unwrap().len(), 1);
+        // Removed since: a later start of the node brings nothing back.
+        cluster
+            .remove(None, &id_of("https://push.example/1"))
+            .unwrap();
+        assert_eq!(cluster.seed(own.path()).unwrap(), 0);
+        assert_eq!(cluster.count().unwrap(), 0);
+        // One daemon: its file is the document, kept as it is.
+        assert_eq!(open(own.path()).seed(own.path()).unwrap(), 0);
+        assert_eq!(open(own.path()).count().unwrap(), 1);
     }
 
     #[test]

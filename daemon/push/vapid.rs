@@ -53,6 +53,15 @@ impl VapidKey {
         Ok(key)
     }
 
+    /// Whether the key kept is the one `data_dir` holds: that node's browsers subscribed with
+    /// it, so its subscriptions still work.
+    pub fn is_own(&self, data_dir: &Path) -> io::Result<bool> {
+        let own = std::fs::read(data_dir.join(NAME))
+            .ok()
+            .and_then(|bytes| parse(&bytes, "").ok());
+        Ok(own.is_some_and(|own| self.signing(None).is_ok_and(|kept| kept == own)))
+    }
+
     /// The key as kept now, made (from `offered`, or fresh) when none is.
     fn signing(&self, offered: Option<SigningKey>) -> io::Result<SigningKey> {
         let place = self.documents.place(NAME);
@@ -204,6 +213,8 @@ mod tests {
         assert_eq!(ka.public().unwrap(), own_a.public().unwrap());
         assert_eq!(kb.public().unwrap(), own_a.public().unwrap());
         assert_ne!(kb.public().unwrap(), own_b.public().unwrap());
+        assert!(ka.is_own(a.path()).unwrap(), "a's browsers keep working");
+        assert!(!kb.is_own(b.path()).unwrap(), "b's subscribed with another key");
         // Damaged: refused, named, kept as it is (no new key over it), the key not echoed.
         let kept = std::fs::read(shared.path().join(super::NAME)).unwrap();
         let damaged = &kept[..20];

@@ -90,7 +90,7 @@ fn a_reviewer_subscribed_through_one_node_is_pushed_by_the_node_serving_the_hand
         .to_string();
     assert_eq!(
         ids(&on_serving, &rita),
-        [id.clone()],
+        std::slice::from_ref(&id),
         "listed on every node"
     );
 
@@ -129,7 +129,7 @@ fn a_reviewer_subscribed_through_one_node_is_pushed_by_the_node_serving_the_hand
     for web in [&on_serving, &on_other] {
         assert_eq!(
             ids(web, &rita),
-            [id.clone()],
+            std::slice::from_ref(&id),
             "the laptop gone on every node"
         );
     }
