@@ -468,4 +468,37 @@ mod tests {
         }
         assert_eq!(posted_revision(&json!({ "text": "no buttons" })), None);
     }
+
+    #[test]
+    fn an_update_of_a_message_not_kept_says_so_naming_the_place_and_is_retried() {
+        let dir = tempfile::tempdir().unwrap();
+        let chat: Chat = toml::from_str(
+            "name = \"team\"\nkind = \"slack\"\nbot_token = \"xoxb-1\"\n\
+             signing_secret = \"s\"\nchannel = \"C1\"\napi_url = \"http://127.0.0.1:9\"\n",
+        )
+        .unwrap();
+        let documents = Arc::new(crate::store::documents::InDataDir::new(dir.path()));
+        let places = posted(documents, "team");
+        let keys = Arc::new(MacKeys::in_data_dir(dir.path()));
+        let sender = Sender::new(&chat, places.clone(), keys);
+        let d = Delivery {
+            id: "msg_1".into(),
+            channel: chat.outbox_channel(),
+            to: None,
+            event: "handoff.decided".into(),
+            workspace: "alpha".into(),
+            key: Some("k-1".into()),
+            created_at: crate::clock::now_rfc3339(),
+            state: super::super::State::Pending,
+            attempts: Vec::new(),
+            next_at_ms: None,
+            round_start: 0,
+            body: json!({ "method": "chat.update", "payload": { "text": "t" } }).to_string(),
+        };
+        let sent = sender.send(&d);
+        let said = sent.error.clone().unwrap_or_default();
+        assert!(!sent.permanent, "retried: {sent:?}");
+        assert!(said.contains(&places.place("k-1")), "{said}");
+        assert!(said.contains("or none was made"), "{said}");
+    }
 }
