@@ -119,7 +119,7 @@ impl Passkeys {
     pub fn open(data_dir: &Path, documents: Arc<dyn Documents>, public_url: &str) -> Passkeys {
         let credentials = store::Credentials::new(documents.clone());
         let own = data_dir.join(store::DOCUMENT);
-        match credentials.carry_over(&own) {
+        match credentials.carry_over(data_dir) {
             Ok(None) => {}
             Ok(Some(store::Carried::Taken(n))) => tracing::warn!(
                 file = %own.display(), passkeys = n,

@@ -11,7 +11,7 @@
 //! it is, and never read as "no passkeys" (that would let a first passkey be registered with
 //! the password alone, by whoever holds a reviewer's session and password) nor saved over.
 
-use crate::store::documents::Documents;
+use crate::store::documents::{carry_own, Documents};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -137,40 +137,35 @@ impl Credentials {
     /// A node's own passkeys file (`data_dir/passkeys/credentials.json`, kept while it ran
     /// alone) taken into the cluster's document when that was never written, so the first node
     /// to join keeps its reviewers' passkeys instead of reading them as none (when a password
-    /// is all a first passkey needs). Never merged into a document that exists: a passkey
-    /// removed in the cluster would come back from a node's old file. Keys of the file the
-    /// document lacks are counted for the log. `None` when there is no such file, or it is the
-    /// document itself (one daemon).
-    pub fn carry_over(&self, file: &std::path::Path) -> io::Result<Option<Carried>> {
-        if self.documents.place(DOCUMENT) == file.display().to_string() {
-            return Ok(None);
-        }
-        let bytes = match std::fs::read(file) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        let local: All = serde_json::from_slice(&bytes).map_err(|e| {
-            let why = format!("{}: not a list of passkeys ({e})", file.display());
-            io::Error::new(io::ErrorKind::InvalidData, why)
-        })?;
-        let mut carried = None;
-        self.documents.change(DOCUMENT, &mut |now| {
-            let Some(now) = now else {
-                carried = Some(Carried::Taken(local.values().map(Vec::len).sum()));
-                return Ok(Some(bytes.clone()));
-            };
-            let shared = self.parse(Some(now))?;
-            let ids: std::collections::BTreeSet<&str> =
-                shared.values().flatten().map(|k| k.id.as_str()).collect();
-            let left = local
-                .values()
-                .flatten()
-                .filter(|k| !ids.contains(k.id.as_str()));
-            carried = Some(Carried::Left(left.count()));
-            Ok(None)
-        })?;
-        Ok(carried)
+    /// is all a first passkey needs). Never merged into a document that exists (a passkey
+    /// removed in the cluster would come back), and offered once (`documents::carry_own`):
+    /// keys of the file the document lacks are counted for the log. `None` when there is no
+    /// such file, or it is the document itself (one daemon).
+    pub fn carry_over(&self, data_dir: &std::path::Path) -> io::Result<Option<Carried>> {
+        carry_own(&*self.documents, data_dir, DOCUMENT, |bytes| {
+            let local: All = serde_json::from_slice(bytes).map_err(|e| {
+                let file = data_dir.join(DOCUMENT);
+                let why = format!("{}: not a list of passkeys ({e})", file.display());
+                io::Error::new(io::ErrorKind::InvalidData, why)
+            })?;
+            let mut carried = Carried::Left(0);
+            self.documents.change(DOCUMENT, &mut |now| {
+                let Some(now) = now else {
+                    carried = Carried::Taken(local.values().map(Vec::len).sum());
+                    return Ok(Some(bytes.to_vec()));
+                };
+                let shared = self.parse(Some(now))?;
+                let ids: std::collections::BTreeSet<&str> =
+                    shared.values().flatten().map(|k| k.id.as_str()).collect();
+                let left = local
+                    .values()
+                    .flatten()
+                    .filter(|k| !ids.contains(k.id.as_str()));
+                carried = Carried::Left(left.count());
+                Ok(None)
+            })?;
+            Ok(carried)
+        })
     }
 
     /// Every reviewer's passkeys, as saved last.
@@ -297,39 +292,58 @@ mod tests {
     }
 
     #[test]
-    fn a_nodes_own_passkeys_are_carried_into_a_cluster_that_has_none_and_never_merged() {
+    fn a_nodes_own_passkeys_are_carried_once_into_a_cluster_that_has_none_and_never_merged() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join(DOCUMENT);
+        let aside = dir.path().join(format!("{DOCUMENT}.before-cluster"));
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-        // The same place (one daemon): nothing to carry.
+        // The same place (one daemon): nothing to carry, nothing set aside.
         let alone = Credentials::new(Arc::new(InDataDir::new(dir.path())));
         std::fs::write(&file, b"{}").unwrap();
-        assert_eq!(alone.carry_over(&file).unwrap(), None);
+        assert_eq!(alone.carry_over(dir.path()).unwrap(), None);
+        assert!(file.exists());
         let cluster = elsewhere(dir.path());
         std::fs::remove_file(&file).unwrap();
-        assert_eq!(cluster.carry_over(&file).unwrap(), None, "no file");
+        assert_eq!(cluster.carry_over(dir.path()).unwrap(), None, "no file");
         // No document yet: the file's passkeys are taken (an empty list here: a Passkey
-        // cannot be made without a ceremony, so the count is of none).
+        // cannot be made without a ceremony, so the count is of none), and the file set
+        // aside: the row deleted later does not get it back.
         std::fs::write(&file, b"{\"rita\": []}").unwrap();
-        assert_eq!(cluster.carry_over(&file).unwrap(), Some(Carried::Taken(0)));
+        assert_eq!(
+            cluster.carry_over(dir.path()).unwrap(),
+            Some(Carried::Taken(0))
+        );
         let place = dir.path().join("cluster").join(DOCUMENT);
         assert_eq!(std::fs::read(&place).unwrap(), b"{\"rita\": []}");
+        assert!(!file.exists() && aside.exists());
+        std::fs::remove_file(&place).unwrap();
+        assert_eq!(
+            cluster.carry_over(dir.path()).unwrap(),
+            None,
+            "offered once"
+        );
+        assert!(!place.exists());
         // A document exists: never written over, whatever the file holds.
+        std::fs::write(&place, b"{\"rita\": []}").unwrap();
         std::fs::write(&file, b"{\"sam\": []}").unwrap();
-        assert_eq!(cluster.carry_over(&file).unwrap(), Some(Carried::Left(0)));
+        assert_eq!(
+            cluster.carry_over(dir.path()).unwrap(),
+            Some(Carried::Left(0))
+        );
         assert_eq!(std::fs::read(&place).unwrap(), b"{\"rita\": []}");
-        // A damaged file is named, and the document left alone.
+        // A damaged file is named and left where it is, and the document alone.
         std::fs::write(&file, b"[").unwrap();
-        let err = cluster.carry_over(&file).unwrap_err();
+        let err = cluster.carry_over(dir.path()).unwrap_err();
         assert!(
             err.to_string().contains(&file.display().to_string()),
             "{err}"
         );
+        assert!(file.exists());
         // A damaged document is refused, not taken for none and written over.
         std::fs::write(&file, b"{}").unwrap();
         std::fs::write(&place, b"").unwrap();
         assert_eq!(
-            cluster.carry_over(&file).unwrap_err().kind(),
+            cluster.carry_over(dir.path()).unwrap_err().kind(),
             io::ErrorKind::InvalidData
         );
         assert_eq!(std::fs::read(&place).unwrap(), b"");

@@ -55,7 +55,7 @@ impl Push {
         let subscriptions = Subscriptions::new(documents);
         // A node whose key was kept brings its browsers along into a cluster that has none
         // yet; another node's were made against a key no longer signed with (not carried).
-        if key.is_own(data_dir)? {
+        if key.own_kept() {
             let carried = subscriptions.seed(data_dir)?;
             if carried > 0 {
                 tracing::info!(

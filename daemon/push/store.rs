@@ -11,7 +11,7 @@
 //! and change refuses it naming where it is, and nothing is saved over it (starting anew
 //! with none would silently drop every reviewer's browsers).
 
-use crate::store::documents::Documents;
+use crate::store::documents::{carry_own, Documents};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -141,31 +141,32 @@ impl Subscriptions {
     /// Keeps the subscriptions of `data_dir`'s own file when none are kept yet (a node that
     /// was one daemon, its key the one kept, joining a cluster that has no subscriptions).
     /// Answers how many it kept. Never merged into a list already kept: the node's file is
-    /// not updated in a cluster, and would bring back subscriptions removed since. An
-    /// unreadable or damaged file is left where it is, and nothing is kept from it.
+    /// not updated in a cluster, and would bring back subscriptions removed since; and offered
+    /// once (`documents::carry_own`), so a row deleted to start afresh stays empty. A damaged
+    /// file is set aside like a sound one, and nothing is kept from it.
     pub fn seed(&self, data_dir: &std::path::Path) -> io::Result<usize> {
-        let own = match std::fs::read(data_dir.join(NAME)) {
-            Ok(bytes) => match serde_json::from_slice::<All>(&bytes) {
+        let kept = carry_own(&*self.documents, data_dir, NAME, |bytes| {
+            let own = match serde_json::from_slice::<All>(bytes) {
                 Ok(own) => own,
                 Err(e) => {
                     tracing::warn!(error = %e, file = %data_dir.join(NAME).display(), "this node's own push subscriptions are not a list; none carried into the cluster");
                     return Ok(0);
                 }
-            },
-            Err(_) => return Ok(0),
-        };
-        let mut kept = 0;
-        self.documents.change(NAME, &mut |now| {
-            kept = 0;
-            if now.is_some() {
-                return Ok(None);
-            }
-            kept = own.values().map(Vec::len).sum();
-            Ok(Some(
-                serde_json::to_vec_pretty(&own).expect("subscriptions serialize"),
-            ))
+            };
+            let mut kept = 0;
+            self.documents.change(NAME, &mut |now| {
+                kept = 0;
+                if now.is_some() {
+                    return Ok(None);
+                }
+                kept = own.values().map(Vec::len).sum();
+                Ok(Some(
+                    serde_json::to_vec_pretty(&own).expect("subscriptions serialize"),
+                ))
+            })?;
+            Ok(kept)
         })?;
-        Ok(kept)
+        Ok(kept.unwrap_or(0))
     }
 
     /// `reviewer`'s subscriptions, oldest first.
@@ -233,6 +234,9 @@ mod tests {
         open(own.path())
             .put(sub("rita", "https://push.example/1"))
             .unwrap();
+        // One daemon: its file is the document, kept as it is.
+        assert_eq!(open(own.path()).seed(own.path()).unwrap(), 0);
+        assert_eq!(open(own.path()).count().unwrap(), 1);
         let cluster = open(shared.path());
         assert_eq!(cluster.seed(own.path()).unwrap(), 1);
         assert_eq!(cluster.of("rita").unwrap().len(), 1);
@@ -242,9 +246,10 @@ mod tests {
             .unwrap();
         assert_eq!(cluster.seed(own.path()).unwrap(), 0);
         assert_eq!(cluster.count().unwrap(), 0);
-        // One daemon: its file is the document, kept as it is.
-        assert_eq!(open(own.path()).seed(own.path()).unwrap(), 0);
-        assert_eq!(open(own.path()).count().unwrap(), 1);
+        // Nor once the row is deleted to start afresh: the file was offered once.
+        std::fs::remove_file(shared.path().join(super::NAME)).unwrap();
+        assert_eq!(cluster.seed(own.path()).unwrap(), 0);
+        assert_eq!(cluster.count().unwrap(), 0);
     }
 
     #[test]

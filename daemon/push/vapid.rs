@@ -13,7 +13,7 @@
 //! silently breaks every browser's subscription. The private key is never logged nor put in
 //! an error.
 
-use crate::store::documents::Documents;
+use crate::store::documents::{carry_own, Documents};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use p256::ecdsa::signature::Signer;
@@ -32,6 +32,9 @@ pub const NAME: &str = "push/vapid.key";
 
 pub struct VapidKey {
     documents: Arc<dyn Documents>,
+    /// Whether the key kept is the one this node's own `data_dir` held as it joined the
+    /// cluster (its browsers subscribed with it, so its subscriptions still work).
+    own_kept: bool,
 }
 
 impl VapidKey {
@@ -39,27 +42,33 @@ impl VapidKey {
     /// still absent offers the key of its own `data_dir` (what it signed with as one daemon),
     /// so its browsers' subscriptions keep working; the first key in the row wins, and the
     /// others' subscriptions made against their old keys are refused by their push services
-    /// (the reviewers subscribe again on /reviewers). A damaged key is an error here, so a
-    /// daemon does not start signing with it.
+    /// (the reviewers subscribe again on /reviewers). The own key is offered once and set
+    /// aside (`documents::carry_own`): a row deleted to rotate a leaked key gets a fresh key,
+    /// not that one back. A damaged key is an error here, so a daemon does not start signing
+    /// with it.
     pub fn open(documents: Arc<dyn Documents>, data_dir: &Path) -> io::Result<VapidKey> {
-        let key = VapidKey { documents };
-        let own = data_dir.join(NAME);
-        let offered = match std::fs::read(&own) {
-            // Unreadable or not a key: not offered (it is damage only where it is the key).
-            Ok(bytes) => parse(&bytes, "").ok(),
-            Err(_) => None,
+        let mut key = VapidKey {
+            documents,
+            own_kept: false,
         };
-        key.signing(offered)?;
+        let carried = carry_own(&*key.documents, data_dir, NAME, |bytes| {
+            // Unreadable or not a key: not offered (it is damage only where it is the key).
+            let offered = parse(bytes, "").ok();
+            let kept = key.signing(offered.clone())?;
+            Ok(offered.is_some_and(|own| own == kept))
+        })?;
+        match carried {
+            Some(own_kept) => key.own_kept = own_kept,
+            None => drop(key.signing(None)?),
+        }
         Ok(key)
     }
 
-    /// Whether the key kept is the one `data_dir` holds: that node's browsers subscribed with
-    /// it, so its subscriptions still work.
-    pub fn is_own(&self, data_dir: &Path) -> io::Result<bool> {
-        let own = std::fs::read(data_dir.join(NAME))
-            .ok()
-            .and_then(|bytes| parse(&bytes, "").ok());
-        Ok(own.is_some_and(|own| self.signing(None).is_ok_and(|kept| kept == own)))
+    /// Whether the key kept is the one this node's `data_dir` held as it joined the cluster
+    /// (at this start): that node's browsers subscribed with it, so its subscriptions still
+    /// work.
+    pub fn own_kept(&self) -> bool {
+        self.own_kept
     }
 
     /// The key as kept now, made (from `offered`, or fresh) when none is.
@@ -205,16 +214,30 @@ mod tests {
             tempfile::tempdir().unwrap(),
             tempfile::tempdir().unwrap(),
         );
-        let own_a = VapidKey::open(docs(a.path()), a.path()).unwrap();
-        let own_b = VapidKey::open(docs(b.path()), b.path()).unwrap();
+        // Each node's key as one daemon (its file is set aside as it joins).
+        let own_a = VapidKey::open(docs(a.path()), a.path())
+            .unwrap()
+            .public()
+            .unwrap();
+        let own_b = VapidKey::open(docs(b.path()), b.path())
+            .unwrap()
+            .public()
+            .unwrap();
         // Two one-daemon nodes join one keeper: the first key kept is everyone's.
         let ka = VapidKey::open(docs(shared.path()), a.path()).unwrap();
         let kb = VapidKey::open(docs(shared.path()), b.path()).unwrap();
-        assert_eq!(ka.public().unwrap(), own_a.public().unwrap());
-        assert_eq!(kb.public().unwrap(), own_a.public().unwrap());
-        assert_ne!(kb.public().unwrap(), own_b.public().unwrap());
-        assert!(ka.is_own(a.path()).unwrap(), "a's browsers keep working");
-        assert!(!kb.is_own(b.path()).unwrap(), "b's subscribed with another key");
+        assert_eq!(ka.public().unwrap(), own_a);
+        assert_eq!(kb.public().unwrap(), own_a);
+        assert_ne!(kb.public().unwrap(), own_b);
+        assert!(a.path().join("push/vapid.key.before-cluster").exists());
+        assert!(ka.own_kept(), "a's browsers keep working");
+        assert!(!kb.own_kept(), "b's subscribed with another key");
+        // Offered once: the row deleted (to rotate a leaked key) gets a fresh key at a's next
+        // start, not a's old one back.
+        std::fs::remove_file(shared.path().join(super::NAME)).unwrap();
+        let rotated = VapidKey::open(docs(shared.path()), a.path()).unwrap();
+        assert_ne!(rotated.public().unwrap(), own_a);
+        assert!(!rotated.own_kept());
         // Damaged: refused, named, kept as it is (no new key over it), the key not echoed.
         let kept = std::fs::read(shared.path().join(super::NAME)).unwrap();
         let damaged = &kept[..20];

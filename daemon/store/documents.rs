@@ -26,6 +26,34 @@ pub trait Documents: Send + Sync + std::fmt::Debug {
     fn place(&self, name: &str) -> String;
 }
 
+/// A node's own file of document `name` (`data_dir/NAME`, kept while it ran alone), handed to
+/// `carry` as the node opens the cluster's documents, then set aside as `NAME.before-cluster`
+/// so that it is offered once: a row an operator deletes later (to start afresh, or to rotate
+/// a key) must not come back from a node's old file at its next start. `carry`'s error leaves
+/// the file where it is (offered again at the next start). `None` when there is no such file,
+/// or when it is the document itself (one daemon).
+pub fn carry_own<T>(
+    documents: &dyn Documents,
+    data_dir: &Path,
+    name: &str,
+    carry: impl FnOnce(&[u8]) -> io::Result<T>,
+) -> io::Result<Option<T>> {
+    let file = data_dir.join(name);
+    if documents.place(name) == file.display().to_string() {
+        return Ok(None);
+    }
+    let bytes = match std::fs::read(&file) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let carried = carry(&bytes)?;
+    let aside = data_dir.join(format!("{name}.before-cluster"));
+    std::fs::rename(&file, &aside)?;
+    tracing::info!(file = %file.display(), kept = %aside.display(), "this node's own file offered to the cluster once and set aside");
+    Ok(Some(carried))
+}
+
 /// One daemon's documents: files in data_dir, each written whole and atomically (owner-only),
 /// changed one at a time.
 #[derive(Debug)]
