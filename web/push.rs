@@ -147,9 +147,10 @@ struct ActBody {
 /// notification's action says, when the session is the token's reviewer's. `200` (decided) or
 /// `202` (an approval recorded, the handoff waits for more) with `{ok: true, message, ...}`;
 /// otherwise `{ok: false, refused, error}` for the service worker to show. In a cluster the
-/// node serving the handoff decides: another node checks the session, then forwards the
-/// token with its signed assertion of that session, and the holder checks the token as if
-/// it had been posted to it.
+/// node serving the handoff decides: another node checks the session and reads the token,
+/// then forwards, in its signed assertion, that session and the link it read (the token's
+/// SHA-256 with it, `Acting::link`), never the token; the holder decides from them as from
+/// a token posted to it, and refuses (403) a forwarded action without a link.
 pub async fn act(
     State(app): State<App>,
     ClientAddr(addr): ClientAddr,
@@ -157,7 +158,6 @@ pub async fn act(
     request: axum::extract::Request,
 ) -> Response {
     let headers = request.headers().clone();
-    let uri = request.uri().clone();
     // Only the service worker (same origin) posts here; a browser says where a request came
     // from, and another site's is refused before anything is read.
     let fetched_from = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
@@ -167,11 +167,11 @@ pub async fn act(
     }
     // Who is signed in is settled before the body is read: without a session, nothing is.
     // On a request another node forwarded, the session it found (signed), and no cookie.
-    let from_peer = asserted.is_some();
     let session = cookie(&headers, SESSION_COOKIE);
     let app_ = app.clone();
-    let signed_in = match asserted {
-        Some(Extension(Asserted(acting))) => acting.signed_in(),
+    let forwarded = asserted.map(|Extension(Asserted(acting))| acting);
+    let signed_in = match &forwarded {
+        Some(acting) => acting.signed_in(),
         None => blocking(move || session.and_then(|id| app_.session(&id)))
             .await
             .ok()
@@ -183,6 +183,19 @@ pub async fn act(
         let e = e.ok().flatten().unwrap_or(PushActError::NoSession);
         return refusal(e);
     };
+    if let Some(acting) = forwarded {
+        // Another node read the token; a forwarded action names it by nothing else.
+        let Some(checked) = acting.link else {
+            return refusal(PushActError::Invalid);
+        };
+        let actor = signed_in.actor;
+        let acted = blocking(move || app.push_act_checked(&checked, Some(&actor))).await;
+        return match acted {
+            Ok(Ok(done)) => acted_answer(done),
+            Ok(Err(e)) => refusal(e),
+            Err(e) => e.into_response(),
+        };
+    }
     let body = match axum::body::to_bytes(request.into_body(), MAX_ACT_BODY).await {
         Ok(b) => b,
         Err(_) => {
@@ -194,14 +207,31 @@ pub async fn act(
         Ok(b) => b.token,
         Err(e) => return refused(StatusCode::UNPROCESSABLE_ENTITY, "body", e.to_string()),
     };
-    match crate::peers::token_holder(&app, &token, Channel::Push, addr, from_peer).await {
+    match crate::peers::token_holder(&app, &token, Channel::Push, addr, false).await {
         TokenHolder::Here => {}
-        TokenHolder::Peer(peer) => {
-            let path = uri.path_and_query().map_or("/", |p| p.as_str());
-            let acting = Acting::of_session(&signed_in);
-            let relayed =
-                crate::peers::relay(&app, &peer, Method::POST, path, &headers, body, &acting).await;
-            return relayed.unwrap_or_else(|why| unavailable(StatusCode::BAD_GATEWAY, why, 2));
+        TokenHolder::Peer(peer, checked) => {
+            // The session as checked here and the link as read here: no token, no body.
+            let acting = Acting {
+                link: Some(*checked),
+                ..Acting::of_session(&signed_in)
+            };
+            let patience = Some(crate::peers::ANSWER_TIMEOUT);
+            let path = "/api/v1/push/act";
+            let relayed = crate::peers::relay(
+                &app,
+                &peer,
+                Method::POST,
+                path,
+                &headers,
+                Bytes::new(),
+                &acting,
+                patience,
+            )
+            .await;
+            return relayed.unwrap_or_else(|why| {
+                let message = crate::peers::token_unreachable(&peer, &why);
+                unavailable(StatusCode::BAD_GATEWAY, message, 2)
+            });
         }
         TokenHolder::Unavailable { message, retry_s } => {
             return unavailable(StatusCode::SERVICE_UNAVAILABLE, message, retry_s);
@@ -270,8 +300,8 @@ fn refusal(e: PushActError) -> Response {
     refused(status, kind, message)
 }
 
-/// A push action no node can take now (503), or whose node did not answer (502): nothing
-/// decided, try again.
+/// A push action no node can take now (503: nothing decided), or whose node's answer did
+/// not come (502: it may have been decided); `Retry-After`.
 fn unavailable(status: StatusCode, error: String, retry_s: u64) -> Response {
     let kind = match status {
         StatusCode::BAD_GATEWAY => "unreachable",
@@ -368,7 +398,7 @@ pub(super) fn openapi_paths() -> Value {
                     "410": refusal("expired or already used"),
                     "422": refusal("not {\"token\"} as JSON"),
                     "429": refusal("too many bad tokens from this address"),
-                    "502": refusal("in a cluster: the node serving the handoff did not answer (unreachable); nothing was decided here, try again (Retry-After)"),
+                    "502": refusal("in a cluster: the answer of the node serving the handoff did not come (unreachable); it may have been decided: open the handoff to see, else try again (Retry-After)"),
                     "503": refusal("in a cluster: no node serves the handoff's workspace now (its node stopped, another takes it over shortly; unavailable); nothing was decided, try again (Retry-After)") } } },
         "/api/v1/push/key": {
             "get": { "summary": "The VAPID public key browsers subscribe with, or why pushes are off",

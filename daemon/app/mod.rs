@@ -45,7 +45,7 @@ pub use runtime::digest_cadence::{
     Cadence, CadenceDamage, CadenceError, MAX_EVERY_MIN as MAX_DIGEST_EVERY_MIN,
 };
 pub use runtime::leases::Scope;
-pub use runtime::links::{LinkError, LinkTarget};
+pub use runtime::links::{CheckedLink, LinkError, LinkHolder, LinkTarget};
 pub use runtime::mattermost::{MattermostError, MattermostTaken};
 pub use runtime::passkeys::{PasskeyProof, PasskeyView};
 pub use runtime::push::{PushActError, PushActed, PushError, SubscriptionView};

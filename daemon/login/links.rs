@@ -25,7 +25,8 @@ const PUSH_DOMAIN: &[u8] = b"baton push action v1\n";
 
 /// Where a token was handed out, and so what it takes to use it: a mail's link is the
 /// credential itself; a push notification's action also needs its reviewer's session.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Channel {
     Mail,
     Push,
@@ -222,7 +223,9 @@ impl Used {
         }
     }
 
-    fn hash(token: &str) -> String {
+    /// The key a token's mark is kept by: the SHA-256 of the token, hex. A node that checked
+    /// a token can name its mark to another with it, and the token stays where it was shown.
+    pub fn hash(token: &str) -> String {
         hex::encode(Sha256::digest(token.as_bytes()))
     }
 
@@ -248,19 +251,28 @@ impl Used {
 
     /// Whether `token` was used; an unreadable record is an error, never "unused".
     pub fn is_used(&self, token: &str) -> io::Result<bool> {
-        let hash = Used::hash(token);
-        if self.legacy_marks(&hash)? {
+        self.is_marked(&Used::hash(token))
+    }
+
+    /// Whether the token of `hash` (`Used::hash`) was used.
+    pub fn is_marked(&self, hash: &str) -> io::Result<bool> {
+        if self.legacy_marks(hash)? {
             return Ok(true);
         }
         let marks = self.parse(self.documents.read(USED)?.as_deref())?;
-        Ok(marks.contains_key(&hash))
+        Ok(marks.contains_key(hash))
     }
 
     /// Marks `token` used until `expires` (unix s), under the document's lock: `false` when it
     /// already was (by another node, another request), and nothing changes. Drops the marks of
     /// links expired by `now`.
     pub fn claim(&self, token: &str, expires: u64, now: u64) -> io::Result<bool> {
-        let hash = Used::hash(token);
+        self.mark(&Used::hash(token), expires, now)
+    }
+
+    /// `claim`, for the token of `hash` (`Used::hash`).
+    pub fn mark(&self, hash: &str, expires: u64, now: u64) -> io::Result<bool> {
+        let hash = hash.to_string();
         let mut taken = false;
         let _one = CHANGING.lock().unwrap_or_else(|e| e.into_inner());
         self.documents.change(USED, &mut |bytes| {
@@ -279,12 +291,16 @@ impl Used {
 
     /// Takes back the mark of `token`, when what it was taken for did not happen.
     pub fn release(&self, token: &str) -> io::Result<()> {
-        let hash = Used::hash(token);
+        self.unmark(&Used::hash(token))
+    }
+
+    /// `release`, for the token of `hash` (`Used::hash`).
+    pub fn unmark(&self, hash: &str) -> io::Result<()> {
         let _one = CHANGING.lock().unwrap_or_else(|e| e.into_inner());
         self.documents.change(USED, &mut |bytes| {
             let mut marks = self.parse(bytes)?;
             Ok(marks
-                .remove(&hash)
+                .remove(hash)
                 .map(|_| serde_json::to_vec(&marks).expect("marks serialize")))
         })
     }

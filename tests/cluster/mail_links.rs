@@ -6,9 +6,17 @@
 //! while no node serves it, it answers 503 and decides nothing.
 
 use super::nodes::{db_now, holder, lease_round, served, tag_of, wait_long, SETTLE_S};
+use super::pg::Postgres;
 use crate::notify::mail::Smtp;
 use crate::pages::Web;
 use crate::util::*;
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 const PUBLIC: &str = "http://baton.example";
 
@@ -254,17 +262,38 @@ fn a_link_whose_node_is_down_decides_nothing_and_decides_after_the_takeover() {
     let cookie = format!("baton_act={csrf}");
     let form = [("csrf", csrf.as_str()), ("comment", "after the takeover")];
 
-    // The serving node dies; its lease still runs: the other node cannot reach it (502),
-    // and nothing is claimed or decided.
+    // The serving node dies; its lease still runs, and a process of someone else's binds its
+    // port: the other node's requests reach that process, whose answer is not relayed (502),
+    // and it learns neither the token nor the form's cookie (the other node sends the link
+    // it checked, and that it checked the form). Nothing is claimed or decided.
+    let port = port_of(&serving.url);
     serving.kill9();
+    let seen = impostor(port);
     let unreached = web.post_form(&approve, Some(&cookie), &form);
     assert_eq!(unreached.status, 502, "{}", unreached.short());
     assert!(
-        unreached.body.contains("did not answer"),
+        unreached.body.contains("may have been decided"),
         "{}",
         unreached.body
     );
     assert!(unreached.header("retry-after").is_some());
+    let prefetched = web.get(&approve, None);
+    assert_eq!(prefetched.status, 502, "{}", prefetched.short());
+    let captured = seen.lock().unwrap().clone();
+    assert_eq!(
+        captured.len(),
+        2,
+        "the POST and the GET reached it: {captured:?}"
+    );
+    let token = approve.strip_prefix("/act/").unwrap();
+    let tag = token.rsplit('.').next().unwrap();
+    for request in &captured {
+        assert!(!request.contains(tag), "the token went out: {request}");
+        assert!(
+            !request.contains(&csrf),
+            "the form's cookie went out: {request}"
+        );
+    }
     assert!(decision(&env.ws("alpha")).is_none());
 
     // Its lease lapses, and no node has taken the workspace over yet (the survivor waits a
@@ -281,7 +310,11 @@ fn a_link_whose_node_is_down_decides_nothing_and_decides_after_the_takeover() {
         web.post_form(&approve, Some(&cookie), &form),
     ] {
         assert_eq!(answer.status, 503, "{}", answer.short());
-        assert!(answer.body.contains("Try again shortly"), "{}", answer.body);
+        assert!(
+            answer.body.contains("nothing was decided"),
+            "{}",
+            answer.body
+        );
         assert!(answer.header("retry-after").is_some());
     }
     assert!(decision(&env.ws("alpha")).is_none());
@@ -308,6 +341,191 @@ fn a_link_whose_node_is_down_decides_nothing_and_decides_after_the_takeover() {
     let events = decided(&env, "alpha");
     assert_eq!(events.len(), 1, "{events:?}");
     assert_eq!(events[0]["data"]["via"], "email_link", "{}", events[0]);
+}
+
+/// The port of a daemon's URL.
+fn port_of(url: &str) -> u16 {
+    url.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// A plain TCP listener on `port` (a dead node's) that records each request it is sent, raw,
+/// and answers 200, unsigned.
+pub(super) fn impostor(port: u16) -> Arc<Mutex<Vec<String>>> {
+    let listener = (0..100)
+        .find_map(|_| {
+            TcpListener::bind(("127.0.0.1", port))
+                .map_err(|_| std::thread::sleep(Duration::from_millis(100)))
+                .ok()
+        })
+        .expect("the dead node's port is free");
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let record = seen.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+            let mut request = Vec::new();
+            let mut chunk = [0u8; 8192];
+            // Everything sent until the sender pauses: the head and any body.
+            while let Ok(n @ 1..) = stream.read(&mut chunk) {
+                request.extend_from_slice(&chunk[..n]);
+            }
+            record
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(&request).into_owned());
+            let answer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    seen
+}
+
+/// The headers of a request as node `from` signs it for node `to` (the cluster's key and
+/// `to`'s run read from the database), asserting `acting`: what a node that forwards a
+/// request sends, so a test can reach the node serving a handoff with what a faulty or
+/// hostile sender would.
+pub(super) fn peer_signed(
+    (pg, db, env): (&Postgres, &str, &TestEnv),
+    (from, to): (&str, &str),
+    (method, path, body): (&str, &str, &[u8]),
+    acting: Value,
+) -> Vec<(String, String)> {
+    let sql = |q: &str| {
+        let out = pg.psql(db, q);
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        text.lines().next().unwrap_or("").trim().to_string()
+    };
+    let key = hex::decode(sql("SELECT encode(key, 'hex') FROM peer_key")).unwrap();
+    let instance = sql(&format!("SELECT instance FROM nodes WHERE node = '{to}'"));
+    let claims = json!({
+        "from": from, "to": to, "instance": instance,
+        "at": env.clock_now().unix_timestamp(),
+        "nonce": hex::encode(rand::random::<[u8; 16]>()),
+        "body": hex::encode(Sha256::digest(body)),
+        "acting": acting,
+    });
+    let claims = hex::encode(claims.to_string());
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    let parts: [&[u8]; 4] = [
+        b"baton-peer-request-v1",
+        method.as_bytes(),
+        path.as_bytes(),
+        claims.as_bytes(),
+    ];
+    for part in parts {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    let signature = hex::encode(mac.finalize().into_bytes());
+    vec![
+        ("x-baton-forwarded-by".into(), from.into()),
+        ("x-baton-peer".into(), claims),
+        ("x-baton-peer-signature".into(), signature),
+    ]
+}
+
+/// A token as the node it was shown to checks it: its link and its SHA-256
+/// (`Acting::link`).
+pub(super) fn checked(token: &str, channel: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).unwrap();
+    let link = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    json!({
+        "channel": channel,
+        "link": serde_json::from_slice::<Value>(&link).unwrap(),
+        "token_sha256": hex::encode(Sha256::digest(token.as_bytes())),
+    })
+}
+
+/// Sends `method` `path` to `web`'s node with `headers` (`peer_signed`'s) and `body`.
+pub(super) fn send_signed(
+    web: &Web,
+    (method, path, body): (&str, &str, &[u8]),
+    headers: &[(String, String)],
+    content_type: &str,
+) -> crate::pages::Reply {
+    let mut all: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    all.push(("Content-Type", content_type));
+    web.send(method, path, &all, (!body.is_empty()).then_some(body))
+}
+
+#[test]
+fn the_node_serving_a_link_takes_a_forwarded_one_only_as_checked_and_signed() {
+    let _serial = super::nodes::one_at_a_time();
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let db = "links_holder";
+    let (pg, env, a, b) = super::shared::two_nodes(db, &config(&smtp));
+    let (serving, from, to) = match holder(&pg, db, "alpha").as_str() {
+        "a" => (a, "b", "a"),
+        _ => (b, "a", "b"),
+    };
+    write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &bytes(&handoff("lh-1")),
+    );
+    let approve = approve_link(&smtp, &serving, "rita@example.com");
+    let token = approve.strip_prefix("/act/").unwrap();
+    let link = checked(token, "mail");
+    let web = Web::new(&serving);
+    let form = b"comment=signed";
+    let path = "/act/checked";
+    let form_type = "application/x-www-form-urlencoded";
+    let sign = |method: &str, path: &str, body: &[u8], acting: Value| {
+        peer_signed((&pg, db, &env), (from, to), (method, path, body), acting)
+    };
+
+    // Signed by a node of the cluster, but not saying what it checked: refused, nothing
+    // decided. A form without the sender's word that it checked the form's cookie; a form,
+    // and a confirm page, without the link.
+    let unchecked_form = json!({ "link": link });
+    let no_link = json!({ "form_checked": true });
+    for (method, body, acting) in [
+        ("POST", &form[..], unchecked_form),
+        ("POST", &form[..], no_link),
+        ("GET", &b""[..], json!({})),
+    ] {
+        let headers = sign(method, path, body, acting);
+        let answer = send_signed(&web, (method, path, body), &headers, form_type);
+        assert_eq!(answer.status, 403, "{method}: {}", answer.short());
+    }
+    assert!(decision(&env.ws("alpha")).is_none());
+
+    // Signed for one path, sent to another: 401.
+    let good = json!({ "link": link, "form_checked": true });
+    let headers = sign("POST", path, form, good.clone());
+    let tampered = send_signed(&web, ("POST", "/act/other", form), &headers, form_type);
+    assert_eq!(tampered.status, 401, "{}", tampered.short());
+    assert!(decision(&env.ws("alpha")).is_none());
+
+    // The link as checked, the form as checked: decided from them, with no token sent.
+    let headers = sign("POST", path, form, good);
+    let done = send_signed(&web, ("POST", path, form), &headers, form_type);
+    assert_eq!(done.status, 200, "{}", done.body);
+    assert!(
+        done.body.contains("Recorded: approved by rita"),
+        "{}",
+        done.body
+    );
+    let d = decision(&env.ws("alpha")).expect("decision.json");
+    assert_eq!(
+        (d["by"].as_str(), d["comment"].as_str()),
+        (Some("rita"), Some("signed"))
+    );
+    assert_eq!(decided(&env, "alpha")[0]["data"]["via"], "email_link");
+    // The same request again: a replay (401), and the link is used anyway.
+    let replayed = send_signed(&web, ("POST", path, form), &headers, form_type);
+    assert_eq!(replayed.status, 401, "{}", replayed.short());
+    assert_eq!(decided(&env, "alpha").len(), 1);
+    let again = web.get(&approve, None);
+    assert_eq!(again.status, 410, "{}", again.short());
 }
 
 /// A link's confirm page opened on the node serving its handoff and on the other node (which

@@ -6,7 +6,7 @@
 //! that node is unreachable the action answers 502, and 503 once its lease lapsed; nothing
 //! is decided either way.
 
-use super::mail_links::key_ids;
+use super::mail_links::{checked, impostor, key_ids, peer_signed, send_signed};
 use super::nodes::{db_now, holder, one_at_a_time, tag_of};
 use crate::pages::Web;
 use crate::push::act::{act, pushed, token};
@@ -27,9 +27,9 @@ fn a_push_action_taken_on_another_node_decides_once_on_the_node_serving_it() {
     let dir = tempfile::tempdir().unwrap();
     let service = Service::start(dir.path(), 201);
     let (pg, env, a, b) = super::shared::two_nodes("push_act", &config("urgent"));
-    let (serving, other) = match holder(&pg, "push_act", "alpha").as_str() {
-        "a" => (a, b),
-        _ => (b, a),
+    let (serving, other, from, to) = match holder(&pg, "push_act", "alpha").as_str() {
+        "a" => (a, b, "b", "a"),
+        _ => (b, a, "a", "b"),
     };
     // Subscriptions are each node's own: rita subscribes where her handoffs are pushed from.
     // Her session is the cluster's: the same cookie is good on the other node.
@@ -71,6 +71,34 @@ fn a_push_action_taken_on_another_node_decides_once_on_the_node_serving_it() {
         1.0,
         "bob's, forwarded"
     );
+
+    // Signed by a node of the cluster, straight to the serving node: rita's session without
+    // the action it checked is refused (403), as is the action without a session (401).
+    let path = "/api/v1/push/act";
+    let rita_session = json!({
+        "who": { "kind": "reviewer", "name": "rita", "roles": ["reviewer"] },
+        "name": "rita", "csrf": "c",
+    });
+    let link = checked(&approve, "push");
+    for (acting, status) in [
+        (json!({ "session": rita_session }), 403),
+        (json!({ "link": link }), 401),
+    ] {
+        let headers = peer_signed(
+            (&pg, "push_act", &env),
+            (from, to),
+            ("POST", path, b""),
+            acting,
+        );
+        let answer = send_signed(
+            &on_serving,
+            ("POST", path, b""),
+            &headers,
+            "application/json",
+        );
+        assert_eq!(answer.status, status, "{}", answer.body);
+    }
+    assert!(decision(&env.ws("alpha")).is_none());
 
     // rita's browser, rita's token, on the other node: the serving node decides.
     let (status, answer) = act(&on_other, Some(&rita), &approve);
@@ -127,10 +155,22 @@ fn a_push_action_taken_on_another_node_decides_once_on_the_node_serving_it() {
     file(&env, "pa-3", "critical_action");
     let payload = pushed(&service, &serving, "pa-3", 1);
     let reject = token(&payload, "reject").expect("a Reject action");
+    let port: u16 = serving.url.rsplit(':').next().unwrap().parse().unwrap();
     serving.kill9();
+    // A process of someone else's on its port learns neither the token nor the session.
+    let seen = impostor(port);
     let (status, answer) = act(&on_other, Some(&rita), &reject);
     assert_eq!(status, 502, "{answer}");
     assert_eq!(answer["refused"], "unreachable", "{answer}");
+    let captured = seen.lock().unwrap().clone();
+    assert_eq!(captured.len(), 1, "{captured:?}");
+    let tag = reject.rsplit('.').next().unwrap();
+    assert!(
+        !captured[0].contains(tag),
+        "the token went out: {}",
+        captured[0]
+    );
+    assert!(!captured[0].contains(&rita.id), "{}", captured[0]);
     let expire = format!(
         "UPDATE leases SET expires_at = {} - interval '1 second' WHERE tag = '{}'",
         db_now(&env),
@@ -145,7 +185,7 @@ fn a_push_action_taken_on_another_node_decides_once_on_the_node_serving_it() {
         answer["error"]
             .as_str()
             .unwrap()
-            .contains("Try again shortly"),
+            .contains("nothing was decided"),
         "{answer}"
     );
     assert!(decided(&env, "pa-3").is_empty());

@@ -4,11 +4,14 @@
 //! a double-submit CSRF token as the sign-in form has, decides. The pages send no referrer,
 //! so the token in the URL goes nowhere else.
 //!
-//! In a cluster a link is taken by the node serving its handoff's workspace: another node
-//! forwards both the GET and the POST there (signed, as every request between nodes), so a
-//! link works whichever node a load balancer sends it to. The holder checks the token as if
-//! it had been sent to it; the forwarding node adds nothing to it but, for the POST, the
-//! value of the form's cookie, which the holder checks the form against (`Acting::link_cookie`).
+//! In a cluster a link is taken by the node serving its handoff's workspace, so it works
+//! whichever node a load balancer sends it to. Another node reads the token with the links'
+//! shared key and forwards the GET and the POST there (signed, as every request between
+//! nodes), carrying the link it checked and the token's SHA-256 (`Acting::link`), never the
+//! token: it is in neither the path nor the body. For the POST that node checks the form's
+//! cookie itself and says so (`Acting::form_checked`); only the comment goes on. The holder
+//! decides from that link as from a token it read (used mark, reviewer, the handoff's state,
+//! `Cx::decide`), and refuses a forwarded request without one (403).
 
 use super::forms::{csrf_refused, Form, CSRF_FIELD};
 use super::handoff::urlencode;
@@ -20,10 +23,10 @@ use crate::peers::TokenHolder;
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use baton::app::{App, DecideError, Decided, LinkError, LinkTarget};
+use baton::app::{App, CheckedLink, DecideError, Decided, LinkError, LinkTarget};
 use baton::login::links::Channel;
 use baton::login::random_token;
 
@@ -126,8 +129,7 @@ fn cookie_of(app: &App, value: &str) -> String {
     format!("{LINK_COOKIE}={value}; Path=/act; HttpOnly; SameSite=Strict{secure}")
 }
 
-/// Why a link cannot be taken now (503, or 502 when its holder did not answer), nothing
-/// decided.
+/// Why a link cannot be taken now (503; 502 when its holder's answer did not come).
 fn unavailable(status: StatusCode, message: String, retry_s: u64, page: String) -> Response {
     let mut p = LinkPage::new("This link cannot be taken right now", page);
     p.refusal = Some(message);
@@ -138,35 +140,53 @@ fn unavailable(status: StatusCode, message: String, retry_s: u64, page: String) 
     response
 }
 
+/// Where a link forwarded to the node serving its handoff goes: no token in it (see
+/// `Acting::link`), and one route for the confirm page's GET and the form's POST.
+const FORWARDED_PATH: &str = "/act/checked";
+
 /// The answer of the node serving the link's handoff, when another node does: `None` when
-/// this node answers the request itself.
+/// this node answers the request itself. What goes there is the link as checked here
+/// (`Acting::link`) and, for the form, that its cookie was checked here and its comment;
+/// never the token nor the cookie.
 async fn elsewhere(
     app: &App,
-    token: &str,
-    addr: Option<std::net::IpAddr>,
-    from_peer: bool,
-    (method, uri, headers): (Method, &Uri, &HeaderMap),
+    (token, addr): (&str, Option<std::net::IpAddr>),
+    (method, headers): (Method, &HeaderMap),
     body: Bytes,
-    acting: Acting,
+    form_checked: bool,
 ) -> Option<Response> {
-    let page = || handoff_page_of(app, token);
-    let peer = match crate::peers::token_holder(app, token, Channel::Mail, addr, from_peer).await {
-        TokenHolder::Here => return None,
-        TokenHolder::Peer(peer) => peer,
-        TokenHolder::Unavailable { message, retry_s } => {
-            let page = page().await;
-            let status = StatusCode::SERVICE_UNAVAILABLE;
-            return Some(unavailable(status, message, retry_s, page));
-        }
+    let (peer, link) =
+        match crate::peers::token_holder(app, token, Channel::Mail, addr, false).await {
+            TokenHolder::Here => return None,
+            TokenHolder::Peer(peer, link) => (peer, link),
+            TokenHolder::Unavailable { message, retry_s } => {
+                let page = handoff_page_of(app, token).await;
+                let status = StatusCode::SERVICE_UNAVAILABLE;
+                return Some(unavailable(status, message, retry_s, page));
+            }
+        };
+    let page = handoff_page(&link.link.key);
+    let acting = Acting {
+        link: Some(*link),
+        form_checked,
+        ..Acting::default()
     };
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    match crate::peers::relay(app, &peer, method, path, headers, body, &acting).await {
-        Ok(relayed) => Some(relayed),
-        Err(message) => {
-            let status = StatusCode::BAD_GATEWAY;
-            Some(unavailable(status, message, 2, page().await))
-        }
-    }
+    let patience = Some(crate::peers::ANSWER_TIMEOUT);
+    let relayed = crate::peers::relay(
+        app,
+        &peer,
+        method,
+        FORWARDED_PATH,
+        headers,
+        body,
+        &acting,
+        patience,
+    )
+    .await;
+    Some(relayed.unwrap_or_else(|why| {
+        let message = crate::peers::token_unreachable(&peer, &why);
+        unavailable(StatusCode::BAD_GATEWAY, message, 2, page)
+    }))
 }
 
 /// `key_of` off the async workers (the key is a document).
@@ -177,35 +197,46 @@ async fn handoff_page_of(app: &App, token: &str) -> String {
         .unwrap_or_else(|_| "/".to_string())
 }
 
+/// The link another node checked (`Acting::link`), on a request it forwarded: refused (403)
+/// when it sent none, or no form check (`form_checked`) on a form: a forwarded request is
+/// never taken on its path's word.
+fn forwarded_link(acting: &Acting, form: bool) -> Result<CheckedLink, Box<Response>> {
+    if form && !acting.form_checked {
+        return Err(Box::new(csrf_refused()));
+    }
+    acting.link.clone().ok_or_else(|| {
+        let e = LinkError::Invalid(baton::login::links::TokenError::Invalid);
+        Box::new(refused(e, "/".to_string()))
+    })
+}
+
 /// `GET /act/{token}`: what the link would decide, and the button that decides it; on the
-/// node serving its handoff (forwarded there from any other).
+/// node serving its handoff (forwarded there from any other, as the link checked there).
 pub async fn confirm(
     State(app): State<App>,
     ClientAddr(addr): ClientAddr,
     Path(token): Path<String>,
     asserted: Option<Extension<Asserted>>,
-    method: Method,
-    uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let forwarded = elsewhere(
-        &app,
-        &token,
-        addr,
-        asserted.is_some(),
-        (method, &uri, &headers),
-        Bytes::new(),
-        Acting::default(),
-    )
-    .await;
-    if let Some(answer) = forwarded {
-        return answer;
+    let checked = match asserted {
+        Some(Extension(Asserted(acting))) => match forwarded_link(&acting, false) {
+            Ok(link) => Some(link),
+            Err(refusal) => return *refusal,
+        },
+        None => None,
+    };
+    if checked.is_none() {
+        let to = (Method::GET, &headers);
+        if let Some(answer) = elsewhere(&app, (&token, addr), to, Bytes::new(), false).await {
+            return answer;
+        }
     }
     let opened = crate::blocking({
-        let (app, token) = (app.clone(), token.clone());
-        move || {
-            let page = key_of(&app, &token);
-            (app.open_link(&token, addr), page)
+        let (app, token, checked) = (app.clone(), token.clone(), checked.clone());
+        move || match checked {
+            Some(c) => (app.open_checked_link(&c), handoff_page(&c.link.key)),
+            None => (app.open_link(&token, addr), key_of(&app, &token)),
         }
     })
     .await;
@@ -222,57 +253,61 @@ pub async fn confirm(
         page,
     );
     p.target = Some(target);
-    p.token = token;
+    // A page for another node's reviewer has no token: its form posts to the page's own
+    // address, the link there.
+    if checked.is_none() {
+        p.token = token;
+    }
     p.csrf = csrf.clone();
     answer(StatusCode::OK, &p, Some(cookie_of(&app, &csrf)))
 }
 
 /// `POST /act/{token}`: decides, once; on the node serving its handoff (forwarded there
-/// from any other, with the form's cookie, which that node checks the form against).
+/// from any other, once that node checked the form's cookie, with the link it checked and
+/// the comment).
 pub async fn decide(
     State(app): State<App>,
     ClientAddr(addr): ClientAddr,
     Path(token): Path<String>,
     asserted: Option<Extension<Asserted>>,
-    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
     let form = Form::parse(&body);
-    // The form's cookie: the browser's, or, on a form another node forwarded, the one that
-    // node says the browser sent it (signed; a forwarded form without one matches nothing).
-    let expected = match &asserted {
-        Some(Extension(Asserted(acting))) => acting.link_cookie.clone(),
-        None => cookie(&headers, LINK_COOKIE),
-    };
-    // An empty cookie matches nothing: an empty field must not pass for a token.
-    let sent = form.get(CSRF_FIELD);
-    if !matches!((expected.as_deref(), sent), (Some(e), Some(s)) if !e.is_empty() && same(e, s)) {
-        return csrf_refused();
-    }
-    let acting = Acting {
-        link_cookie: expected,
-        ..Acting::default()
-    };
-    let forwarded = elsewhere(
-        &app,
-        &token,
-        addr,
-        asserted.is_some(),
-        (Method::POST, &uri, &headers),
-        body,
-        acting,
-    )
-    .await;
-    if let Some(answer) = forwarded {
-        return answer;
-    }
     let comment = form.text("comment");
+    let checked = match asserted {
+        Some(Extension(Asserted(acting))) => match forwarded_link(&acting, true) {
+            Ok(link) => Some(link),
+            Err(refusal) => return *refusal,
+        },
+        None => None,
+    };
+    if checked.is_none() {
+        let expected = cookie(&headers, LINK_COOKIE);
+        // An empty cookie matches nothing: an empty field must not pass for a token.
+        let sent = form.get(CSRF_FIELD);
+        let ok = matches!((expected.as_deref(), sent), (Some(e), Some(s)) if !e.is_empty() && same(e, s));
+        if !ok {
+            return csrf_refused();
+        }
+        // Only the comment goes on: the field and the cookie were checked here.
+        let body = Bytes::from(match &comment {
+            Some(c) => format!("comment={}", urlencode(c)),
+            None => String::new(),
+        });
+        let to = (Method::POST, &headers);
+        if let Some(answer) = elsewhere(&app, (&token, addr), to, body, true).await {
+            return answer;
+        }
+    }
     let used = crate::blocking({
         let app = app.clone();
-        move || {
-            let page = key_of(&app, &token);
-            (app.use_link(&token, comment, addr), page)
+        move || match checked {
+            Some(c) => (app.use_checked_link(&c, comment), handoff_page(&c.link.key)),
+            None => {
+                let page = key_of(&app, &token);
+                (app.use_link(&token, comment, addr), page)
+            }
         }
     })
     .await;

@@ -23,7 +23,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use baton::app::{App, Scope};
+use baton::app::{App, CheckedLink, LinkHolder, Scope};
 use baton::cluster::{Holder, Peer};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use std::sync::LazyLock;
@@ -37,7 +37,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a node may take to answer a forwarded request's head. A node paused (SIGSTOP, a
 /// stall) still accepts connections, so this bounds what a caller waits before a 502; once
 /// its lease lapses, the request goes to the node that took the workspace over.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The same for a request with a body (an upload), which the node reads before it answers.
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -79,17 +79,29 @@ pub async fn to_holder(State(app): State<App>, request: Request, next: Next) -> 
         }
         Ok(Ok(Holder::Here | Holder::Nobody)) => next.run(request).await,
         Ok(Ok(Holder::Unserved)) => {
-            let ttl = app.cluster().map_or(15, |c| c.ttl.as_secs());
-            let message = format!("the node that served this stopped answering; another node takes it over within {} s, try again then", 2 * ttl);
-            retry_after(ApiError::Unavailable(message).into_response(), ttl)
+            let (message, retry_s) = unserved(&app, "");
+            retry_after(ApiError::Unavailable(message).into_response(), retry_s)
         }
         Ok(Err(e)) => {
-            let message =
-                format!("cannot tell which node serves this ({e}); try again in a moment");
-            retry_after(ApiError::Unavailable(message).into_response(), 1)
+            let (message, retry_s) = undetermined(&e, "");
+            retry_after(ApiError::Unavailable(message).into_response(), retry_s)
         }
         Err(e) => e.into_response(),
     }
+}
+
+/// Why a request cannot be answered while the node that served it stopped and no other took
+/// it over yet (`Holder::Unserved`, a 503), with `more` said; and the `Retry-After` seconds.
+fn unserved(app: &App, more: &str) -> (String, u64) {
+    let ttl = app.cluster().map_or(15, |c| c.ttl.as_secs());
+    let message = format!("the node that served this stopped answering; another node takes it over within {} s{more}, try again then", 2 * ttl);
+    (message, ttl.max(1))
+}
+
+/// The same when the database cannot say which node serves it (`e`).
+fn undetermined(e: &dyn std::fmt::Display, more: &str) -> (String, u64) {
+    let message = format!("cannot tell which node serves this ({e}){more}; try again in a moment");
+    (message, 1)
 }
 
 /// What the request is about, when it may have to go to another node: in a cluster, with
@@ -132,8 +144,9 @@ pub fn scope_of(path: &str) -> Option<Scope> {
 pub(crate) enum TokenHolder {
     /// This node serves the handoff, or refuses the token as every node would.
     Here,
-    /// The node that serves the handoff, which checks the token again and decides.
-    Peer(Peer),
+    /// The node that serves the handoff, and the link checked here (`CheckedLink`): what goes
+    /// there in the token's place, which never leaves this node.
+    Peer(Peer, Box<CheckedLink>),
     /// No node can take it now (its holder stopped, and no other took the workspace over
     /// yet; or the database cannot say): answered 503 with this and `Retry-After`.
     Unavailable { message: String, retry_s: u64 },
@@ -155,31 +168,31 @@ pub(crate) async fn token_holder(
         let (app, token) = (app.clone(), token.to_string());
         move || app.link_holder(&token, channel, addr)
     })
-    .await;
-    match holder {
-        Ok(Ok(Holder::Peer(peer))) => TokenHolder::Peer(peer),
-        Ok(Ok(Holder::Unserved)) => {
-            let ttl = app.cluster().map_or(15, |c| c.ttl.as_secs());
-            let message = format!("the node that served this handoff stopped answering, and another node takes its workspace over within {} s; nothing was decided. Try again shortly", 2 * ttl);
-            TokenHolder::Unavailable {
-                message,
-                retry_s: ttl.max(1),
-            }
-        }
-        Ok(Ok(_)) => TokenHolder::Here,
-        Ok(Err(e)) => TokenHolder::Unavailable {
-            message: format!("cannot tell which node serves this handoff ({e}); nothing was decided. Try again in a moment"),
-            retry_s: 1,
-        },
-        Err(e) => TokenHolder::Unavailable {
-            message: format!("cannot tell which node serves this handoff ({e}); nothing was decided. Try again in a moment"),
-            retry_s: 1,
-        },
-    }
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|found| found.map_err(|e| e.to_string()));
+    const MORE: &str = "; nothing was decided";
+    let (message, retry_s) = match holder {
+        Ok(LinkHolder::Here) => return TokenHolder::Here,
+        Ok(LinkHolder::Peer(peer, checked)) => return TokenHolder::Peer(peer, checked),
+        Ok(LinkHolder::Unserved) => unserved(app, MORE),
+        Err(e) => undetermined(&e, MORE),
+    };
+    TokenHolder::Unavailable { message, retry_s }
 }
 
-/// Sends a request its handler read whole to `peer`, on behalf of `acting`, and relays the
-/// answer once its signature holds; else what to tell the caller (a 502's words).
+/// Why a one-time action's holder did not answer (`relay`'s error), for a 502: the holder
+/// may have decided before its answer was lost, so it says neither way.
+pub(crate) fn token_unreachable(peer: &Peer, why: &str) -> String {
+    tracing::warn!(node = %peer.node, url = %peer.url, why, "cannot reach the node that serves a one-time action's handoff");
+    format!(
+        "node {} serves this handoff but its answer did not come ({why}); it may have been decided. Open the handoff in baton to see; if nothing was decided, try again shortly (it decides only once, so trying again cannot decide twice)",
+        peer.node
+    )
+}
+
+/// Sends a request read whole to `peer`, on behalf of `acting`, and relays the answer once
+/// its signature holds (waiting for its head at most `patience`, see `send`); why not else.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn relay(
     app: &App,
@@ -189,9 +202,9 @@ pub(crate) async fn relay(
     headers: &HeaderMap,
     body: axum::body::Bytes,
     acting: &trust::Acting,
+    patience: Option<Duration>,
 ) -> Result<Response, String> {
-    tracing::debug!(node = %peer.node, "forwarding a one-time token to the node that serves its handoff");
-    match send(
+    let answer = send(
         app,
         peer,
         method,
@@ -199,33 +212,18 @@ pub(crate) async fn relay(
         headers,
         body,
         acting,
-        None,
+        patience,
     )
-    .await
-    {
-        Ok(answer) => {
-            let (parts, body) = answer.into_parts();
-            Ok(Response::from_parts(parts, Body::new(body)))
-        }
-        Err(why) => {
-            tracing::warn!(node = %peer.node, url = %peer.url, %why, "cannot reach the node that serves a one-time token's handoff");
-            Err(format!(
-                "node {} serves this handoff but did not answer ({why}); if it is down, another node takes its workspace over within 2 x lease_ttl_s. Try again shortly: it decides only once, so trying again cannot decide twice",
-                peer.node
-            ))
-        }
-    }
+    .await?;
+    let (parts, body) = answer.into_parts();
+    Ok(Response::from_parts(parts, Body::new(body)))
 }
 
 /// Sends `request` to `peer`, on behalf of `acting`, and streams its answer back (once its
 /// signature holds). The body is read first: its digest is signed.
 async fn forward(app: &App, peer: &Peer, request: Request, acting: &trust::Acting) -> Response {
     let (parts, body) = request.into_parts();
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_string();
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
     let Ok(body) = axum::body::to_bytes(body, trust::body_limit(app)).await else {
         let message = "the request's body is too large to forward".to_string();
         let mut response = ApiError::Unprocessable(message).into_response();
@@ -233,24 +231,18 @@ async fn forward(app: &App, peer: &Peer, request: Request, acting: &trust::Actin
         return response;
     };
     tracing::debug!(node = %peer.node, %path, "forwarding to the node that serves it");
-    match send(
+    let relayed = relay(
         app,
         peer,
         parts.method,
-        &path,
+        path,
         &parts.headers,
         body,
         acting,
         None,
     )
-    .await
-    {
-        Ok(answer) => {
-            let (parts, body) = answer.into_parts();
-            Response::from_parts(parts, Body::new(body))
-        }
-        Err(why) => unreachable(peer, &why),
-    }
+    .await;
+    relayed.unwrap_or_else(|why| unreachable(peer, &why))
 }
 
 /// Sends a request to `peer` on behalf of `acting`, signed (`headers`: the caller's, less

@@ -48,12 +48,17 @@ pub struct Acting {
     pub token: Option<Who>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<Session>,
-    /// A mail link's confirm form: the value of its cookie (`baton_act`) as the browser sent
-    /// it to the node that forwards the form, which the holder checks the form's field
-    /// against as it checks that cookie on a form posted to it (the cookie itself never
-    /// leaves the node it was sent to). The link's token, in the path, stays the credential.
+    /// A one-time action (a mail link's, a push notification's) as the sending node read and
+    /// checked its token with the links' shared key: its link and the token's SHA-256. The
+    /// token never leaves the node it was presented to (not in the path, not in the body):
+    /// the receiving node decides from this, as from a token it read itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub link_cookie: Option<String>,
+    pub link: Option<baton::app::CheckedLink>,
+    /// A mail link's confirm form whose double-submit cookie (`baton_act`) the sending node
+    /// checked against the form's field, as for a form posted to it: the cookie and the
+    /// field stay there too. A forwarded form without it decides nothing.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub form_checked: bool,
 }
 
 /// An actor, as it travels.
@@ -288,7 +293,8 @@ pub async fn from_peer(app: &App, request: Request, next: Next) -> Response {
     let claims = match verify(cluster, &parts, &bytes) {
         Ok(claims) => claims,
         Err((status, why)) => {
-            tracing::warn!(%why, path = %parts.uri.path(), "refused a request claiming to come from another node");
+            let path = redacted(parts.uri.path());
+            tracing::warn!(%why, %path, "refused a request claiming to come from another node");
             return refused(status, &why);
         }
     };
@@ -388,6 +394,15 @@ fn verify(
     Ok(claims)
 }
 
+/// A path fit for a log: a one-time link's token (`/act/{token}`) is a credential, and is
+/// cut off.
+fn redacted(path: &str) -> &str {
+    match path.find("/act/") {
+        Some(at) => &path[..at + "/act/".len()],
+        None => path,
+    }
+}
+
 fn refused(status: StatusCode, why: &str) -> Response {
     (status, axum::Json(serde_json::json!({ "error": why }))).into_response()
 }
@@ -419,6 +434,12 @@ pub fn caller(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_logged_path_names_no_link_token() {
+        assert_eq!(redacted("/act/l1.payload.tag"), "/act/");
+        assert_eq!(redacted("/api/v1/handoffs/k"), "/api/v1/handoffs/k");
+    }
 
     #[test]
     fn an_actor_travels_as_it_was() {

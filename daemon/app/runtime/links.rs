@@ -9,13 +9,14 @@ use crate::app::review::step_up::asks_passkey;
 use crate::app::{App, DecisionRequest};
 use crate::auth::Actor;
 use crate::clock::now_s;
-use crate::cluster::{ClusterError, Holder};
+use crate::cluster::{ClusterError, Holder, Peer};
 use crate::contract::decision::Via;
 use crate::contract::handoff::Classification;
 use crate::contract::Outcome;
 use crate::login::links::{Channel, Link, LinkKey, LinkOutcome, TokenError, Used};
 use crate::outbox::Tokens;
 use crate::routing::Route;
+use serde::{Deserialize, Serialize};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -28,6 +29,30 @@ pub struct LinkTarget {
     pub from_agent: String,
     /// Left out for confidential and restricted handoffs, as in the mail.
     pub summary: Option<String>,
+}
+
+/// A one-time action (a mail link, a push notification's action) as the node it was presented
+/// to read it: the link its token carries, signed for `channel` with the shared key, and the
+/// SHA-256 of the token, which names its used mark on every node. This, never the token, is
+/// what goes to the node serving the handoff (in the signed assertion between nodes): that
+/// node decides from it as from a token it read itself, so the token stays where it was shown
+/// and a process answering at another node's address learns nothing it could use.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckedLink {
+    pub channel: Channel,
+    pub link: Link,
+    pub token_sha256: String,
+}
+
+/// Which node takes a one-time action (`App::link_holder`).
+#[derive(Debug)]
+pub enum LinkHolder {
+    /// This node: it serves the handoff, or refuses the token as every node would.
+    Here,
+    /// The node serving the handoff, and the link checked here that it decides from.
+    Peer(Peer, Box<CheckedLink>),
+    /// The node that served the handoff stopped, and no other took its workspace over yet.
+    Unserved,
 }
 
 /// Why a link decides nothing.
@@ -129,13 +154,23 @@ impl App {
 
     /// What the link `token` would decide, if it may decide anything now. Decides nothing.
     pub fn open_link(&self, token: &str, addr: Option<IpAddr>) -> Result<LinkTarget, LinkError> {
-        let opened = self.link_target(token, addr);
+        let opened = self
+            .read_link(token, addr)
+            .and_then(|c| self.link_target(&c));
         self.count_link(opened.as_ref().map(|_| "confirm"));
         opened
     }
 
-    fn link_target(&self, token: &str, addr: Option<IpAddr>) -> Result<LinkTarget, LinkError> {
-        let (link, _) = self.checked_link(token, addr)?;
+    /// `open_link`, for a link another node read from its token (`CheckedLink`).
+    pub fn open_checked_link(&self, checked: &CheckedLink) -> Result<LinkTarget, LinkError> {
+        let opened = self.link_target(checked);
+        self.count_link(opened.as_ref().map(|_| "confirm"));
+        opened
+    }
+
+    fn link_target(&self, checked: &CheckedLink) -> Result<LinkTarget, LinkError> {
+        let link = checked.link.clone();
+        self.link_actor(checked)?;
         let not_here = || LinkError::Gone;
         let ws = self.cx().ws_of_key(&link.key).ok_or_else(not_here)?;
         let st = ws.lock();
@@ -172,34 +207,48 @@ impl App {
         comment: Option<String>,
         addr: Option<IpAddr>,
     ) -> Result<Decided, LinkError> {
-        let used = self.decide_by_link(token, comment, addr);
+        let used = self
+            .read_link(token, addr)
+            .and_then(|c| self.decide_by_link(&c, comment));
+        self.count_link(used.as_ref().map(|_| "decided"));
+        used
+    }
+
+    /// `use_link`, for a link another node read from its token (`CheckedLink`): the same
+    /// checks, the same used mark, the same decision path.
+    pub fn use_checked_link(
+        &self,
+        checked: &CheckedLink,
+        comment: Option<String>,
+    ) -> Result<Decided, LinkError> {
+        let used = self.decide_by_link(checked, comment);
         self.count_link(used.as_ref().map(|_| "decided"));
         used
     }
 
     fn decide_by_link(
         &self,
-        token: &str,
+        checked: &CheckedLink,
         comment: Option<String>,
-        addr: Option<IpAddr>,
     ) -> Result<Decided, LinkError> {
-        let (link, actor) = self.checked_link(token, addr)?;
+        let link = &checked.link;
+        let actor = self.link_actor(checked)?;
         {
             let ws = self.cx().ws_of_key(&link.key).ok_or(LinkError::Gone)?;
             let st = ws.lock();
             let rec = st.records.get(&link.key).ok_or(LinkError::Gone)?;
-            still_open(&link, rec)?;
+            still_open(link, rec)?;
         }
         // The mark is taken before deciding, under its document's lock: of two uses at once
         // (two nodes, two tabs) one decides and the other is told the link was used. It is
         // taken back when nothing was decided, so a refusal leaves the link as it was.
         let used = self.used_links();
-        if !used.claim(token, link.expires, now_s())? {
+        if !used.mark(&checked.token_sha256, link.expires, now_s())? {
             return Err(LinkError::Used);
         }
-        let decided = self.decide_with_link(&link, comment, &actor);
+        let decided = self.decide_with_link(link, comment, &actor);
         if decided.is_err() {
-            if let Err(e) = used.release(token) {
+            if let Err(e) = used.unmark(&checked.token_sha256) {
                 tracing::error!(error = %e, key = %link.key, "cannot take back the mark of an action link that decided nothing; the link stays used");
             }
         }
@@ -245,39 +294,46 @@ impl App {
     /// Here outside a cluster, and for a token this node refuses as well as any (one baton did
     /// not make, expired or used: told here, and a bad one counted against the address as
     /// always; or from an address the bad-token throttle holds back) or whose handoff no node
-    /// ever served. The token is read only to find its
-    /// handoff: the holder checks it again, whole, before anything is decided, and nothing is
-    /// claimed here. Counted as `forwarded` or `unserved` (`action_` for a push) when it goes,
-    /// or cannot go, to another node.
+    /// ever served. The token is checked here with the shared key, and what was checked (the
+    /// link and the token's SHA-256, `CheckedLink`) is what goes to the holder, never the
+    /// token: the holder checks that link again (expiry, used mark, reviewer, the handoff's
+    /// state) before anything is decided, and nothing is claimed here. Counted as `forwarded`
+    /// or `unserved` (`action_` for a push) when it goes, or cannot go, to another node.
     pub fn link_holder(
         &self,
         token: &str,
         channel: Channel,
         addr: Option<IpAddr>,
-    ) -> Result<Holder, ClusterError> {
+    ) -> Result<LinkHolder, ClusterError> {
         let throttled = self.inner.access.logins.link_wait(addr).is_some();
         if self.inner.cluster.is_none() || throttled {
-            return Ok(Holder::Here);
+            return Ok(LinkHolder::Here);
         }
         let Ok(link) = self
             .action_link_key()
             .map_err(|_| ())
             .and_then(|k| k.read_for(channel, token).map_err(|_| ()))
         else {
-            return Ok(Holder::Here);
+            return Ok(LinkHolder::Here);
         };
-        if now_s() > link.expires || self.used_links().is_used(token).unwrap_or(true) {
-            return Ok(Holder::Here);
+        let token_sha256 = Used::hash(token);
+        let used = self.used_links().is_marked(&token_sha256);
+        if now_s() > link.expires || used.unwrap_or(true) {
+            return Ok(LinkHolder::Here);
         }
-        let holder = match self.holder_of(&crate::app::Scope::Handoff(link.key.clone()))? {
-            Holder::Nobody => Holder::Here,
-            other => other,
-        };
-        let counted = match &holder {
-            Holder::Peer(_) => "forwarded",
-            Holder::Unserved => "unserved",
-            _ => return Ok(holder),
-        };
+        let (holder, counted) =
+            match self.holder_of(&crate::app::Scope::Handoff(link.key.clone()))? {
+                Holder::Peer(peer) => {
+                    let checked = CheckedLink {
+                        channel,
+                        link,
+                        token_sha256,
+                    };
+                    (LinkHolder::Peer(peer, Box::new(checked)), "forwarded")
+                }
+                Holder::Unserved => (LinkHolder::Unserved, "unserved"),
+                Holder::Here | Holder::Nobody => return Ok(LinkHolder::Here),
+            };
         match channel {
             Channel::Mail => self.count_link(Ok(counted)),
             Channel::Push => self.push_count(&format!("action_{counted}")),
@@ -306,35 +362,47 @@ impl App {
             .inc();
     }
 
-    /// The link of `token` and who it acts as, when it is this daemon's, unexpired, unused
-    /// and its reviewer still one.
-    fn checked_link(&self, token: &str, addr: Option<IpAddr>) -> Result<(Link, Actor), LinkError> {
+    /// The mail link of `token`, when this daemon's key signed it (a bad one counted against
+    /// `addr`, which the bad-token throttle may hold back).
+    fn read_link(&self, token: &str, addr: Option<IpAddr>) -> Result<CheckedLink, LinkError> {
         let logins = &self.inner.access.logins;
         if let Some(wait) = logins.link_wait(addr) {
             return Err(LinkError::Throttled(wait));
         }
-        let link = match self.action_link_key()?.read(token) {
-            Ok(link) => link,
+        match self.action_link_key()?.read(token) {
+            Ok(link) => Ok(CheckedLink {
+                channel: Channel::Mail,
+                link,
+                token_sha256: Used::hash(token),
+            }),
             Err(e) => {
                 logins.link_failed(addr);
-                return Err(e.into());
+                Err(e.into())
             }
-        };
+        }
+    }
+
+    /// Who a mail link acts as, when it is unexpired, unused and its reviewer still one.
+    fn link_actor(&self, checked: &CheckedLink) -> Result<Actor, LinkError> {
+        // A push action's link is no mail link (which decides with no sign-in).
+        if checked.channel != Channel::Mail {
+            return Err(TokenError::Invalid.into());
+        }
+        let link = &checked.link;
         if now_s() > link.expires {
             return Err(LinkError::Expired);
         }
-        if self.used_links().is_used(token)? {
+        if self.used_links().is_marked(&checked.token_sha256)? {
             return Err(LinkError::Used);
         }
         let user = self.config().users.iter().find(|u| u.name == link.reviewer);
         let Some(user) = user else {
-            return Err(LinkError::UnknownReviewer(link.reviewer));
+            return Err(LinkError::UnknownReviewer(link.reviewer.clone()));
         };
-        let actor = Actor::Reviewer {
+        Ok(Actor::Reviewer {
             name: user.name.clone(),
             roles: user.roles.clone(),
-        };
-        Ok((link, actor))
+        })
     }
 }
 

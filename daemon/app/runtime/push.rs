@@ -324,7 +324,30 @@ impl App {
         addr: Option<IpAddr>,
     ) -> Result<PushActed, PushActError> {
         let acted = self.act_from_push(token, signed_in, addr);
-        match &acted {
+        self.count_push_act(&acted);
+        acted
+    }
+
+    /// `push_act`, for an action another node read from its token (`CheckedLink`), as the
+    /// session that node checked: the same checks, the same used mark, the same decision path.
+    pub fn push_act_checked(
+        &self,
+        checked: &super::links::CheckedLink,
+        signed_in: Option<&Actor>,
+    ) -> Result<PushActed, PushActError> {
+        let acted = match signed_in {
+            Some(Actor::Reviewer { name: you, .. }) if checked.channel == Channel::Push => {
+                self.act_on_push(checked, you)
+            }
+            Some(Actor::Reviewer { .. }) => Err(PushActError::Invalid),
+            _ => Err(PushActError::NoSession),
+        };
+        self.count_push_act(&acted);
+        acted
+    }
+
+    fn count_push_act(&self, acted: &Result<PushActed, PushActError>) {
+        match acted {
             Ok(a) => {
                 self.push_count("acted");
                 tracing::info!(key = %a.key, outcome = a.outcome.as_str(), "decided from a push notification");
@@ -334,7 +357,6 @@ impl App {
                 tracing::warn!(refused = e.kind(), error = %e, "a push notification's action decided nothing");
             }
         }
-        acted
     }
 
     fn act_from_push(
@@ -355,10 +377,26 @@ impl App {
             logins.link_failed(addr);
             return Err(PushActError::Invalid);
         };
+        let checked = super::links::CheckedLink {
+            channel: Channel::Push,
+            link,
+            token_sha256: crate::login::links::Used::hash(token),
+        };
+        self.act_on_push(&checked, you)
+    }
+
+    /// Decides with the push action `checked` as the reviewer `you` is signed in as.
+    fn act_on_push(
+        &self,
+        checked: &super::links::CheckedLink,
+        you: &str,
+    ) -> Result<PushActed, PushActError> {
+        let link = checked.link.clone();
+        let hash = checked.token_sha256.as_str();
         if link.reviewer != *you {
             return Err(PushActError::NotYours {
                 reviewer: link.reviewer,
-                you: you.clone(),
+                you: you.to_string(),
             });
         }
         if now_s() > link.expires {
@@ -366,7 +404,7 @@ impl App {
         }
         // The same marks as mail links', the same on every node of a cluster.
         let used = self.used_links();
-        if used.is_used(token)? {
+        if used.is_marked(hash)? {
             return Err(PushActError::Used);
         }
         // The reviewer as configured now (roles may have changed since the push).
@@ -400,7 +438,7 @@ impl App {
         };
         // Taken before deciding, under its document's lock, as a mail link's: of two uses at
         // once (two nodes) one decides; taken back when nothing was decided.
-        if !used.claim(token, link.expires, now_s())? {
+        if !used.mark(hash, link.expires, now_s())? {
             return Err(PushActError::Used);
         }
         let decided = self
@@ -415,7 +453,7 @@ impl App {
                 e => PushActError::Refused(e),
             });
         if decided.is_err() {
-            if let Err(e) = used.release(token) {
+            if let Err(e) = used.unmark(hash) {
                 tracing::error!(error = %e, key = %link.key, "cannot take back the mark of a push action that decided nothing; the action stays used");
             }
         }
