@@ -150,9 +150,11 @@ fn throughput(d: &Daemon, s: &Settings, bursts: &[f64]) -> Result<()> {
         let achieved = spread(runs.iter().map(|r| r.achieved).collect());
         let p99 = spread(runs.iter().map(|r| r.p99).collect());
         let max = spread(runs.iter().map(|r| r.max).collect());
-        let lost: usize = runs.iter().map(|r| r.written - r.received).sum();
+        // Not seen within 30 s of the last write: still queued, or replaced in its workspace
+        // by the next round's handoff before the daemon read it (round-robin over W).
+        let unseen: usize = runs.iter().map(|r| r.written - r.received).sum();
         println!(
-            "    {rate:.0}/s: received {}/s, rename -> SSE p99 {}, max {}, lost {lost}",
+            "    {rate:.0}/s: received {}/s, rename -> SSE p99 {}, max {}, not seen within 30 s {unseen} (queued, or replaced before read)",
             mmm(achieved, ""),
             mmm(p99, "ms"),
             mmm(max, "ms")
