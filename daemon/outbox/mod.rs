@@ -251,12 +251,7 @@ impl Outbox {
         let mattermost: Vec<(crate::config::Mattermost, mattermost::Posted)> = config
             .mattermost
             .iter()
-            .map(|m| {
-                (
-                    m.clone(),
-                    mattermost::posted(documents.clone(), &m.name),
-                )
-            })
+            .map(|m| (m.clone(), mattermost::posted(documents.clone(), &m.name)))
             .collect();
         let mattermost_key = match mattermost.is_empty() {
             true => None,
