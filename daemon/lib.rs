@@ -53,6 +53,10 @@
 //!   (`store::Backend`) with two backends: files in data_dir (a change of several files is one
 //!   commit: an intent renamed into place) and PostgreSQL rows (`cluster`).
 //!
+//! - `documents`: state of the whole daemon that belongs to no workspace (grants, keys,
+//!   passkeys, push subscriptions, chat post places), one JSON document per name: data_dir
+//!   files on one daemon, rows every node reads in a cluster (`cluster::documents`).
+//!
 //! - `events`: the event types. `policy`: route policies as CEL expressions (auto-approve,
 //!   shadow) and their hashes. `routing`: routes and who may decide.
 //! - `workspace`: the only code that touches a workspace tree: layout, discovery, safe paths,
@@ -80,6 +84,7 @@ pub mod clock;
 pub mod cluster;
 pub mod config;
 pub mod contract;
+pub mod documents;
 pub mod events;
 pub mod evidence;
 pub mod heartbeat;

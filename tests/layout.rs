@@ -129,6 +129,7 @@ const LAYERS: &[&[&str]] = &[
     &[
         "blobs", "config", "locks", "metrics", "passkeys", "push", "receipts", "store",
     ],
+    &["documents"],
     &["events", "policy", "routing", "workspace"],
     &[
         "blocking", "clock", "contract", "host", "index", "media", "private", "render", "startup",

@@ -159,9 +159,9 @@ impl App {
         let metrics = Metrics::default();
         // What every node must read alike (grants, chat links, the chat keys): one keeper for
         // the outbox and the transitions, so a key is made under one lock.
-        let documents: Arc<dyn crate::store::documents::Documents> = match &cluster {
+        let documents: Arc<dyn crate::documents::Documents> = match &cluster {
             Some(c) => c.documents(),
-            None => Arc::new(crate::store::documents::InDataDir::new(&config.data_dir)),
+            None => Arc::new(crate::documents::InDataDir::new(&config.data_dir)),
         };
         let (outbox, outbox_warnings) = crate::outbox::Outbox::open(
             &config,

@@ -1,5 +1,5 @@
 //! Chat accounts linked to baton users by an admin (beside `[[chat]] users` in the
-//! configuration): the daemon's own record, one document (`crate::store::documents`) read at
+//! configuration): the daemon's own record, one document (`crate::documents`) read at
 //! each use: `data_dir/chat/links.json` for one daemon (written whole and atomically at each
 //! change, owner-only, never where agents write), a row of the database for a cluster's nodes,
 //! so a link made, confirmed, refused or removed on one node holds on every node at the next
@@ -20,7 +20,7 @@
 //! "no links" and saved over: no link in it counts and every change is refused until the
 //! operator mends it or moves it away.
 
-use crate::store::documents::Documents;
+use crate::documents::Documents;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -386,7 +386,7 @@ mod tests {
     use super::*;
 
     fn open(dir: &Path) -> Links {
-        let documents = Arc::new(crate::store::documents::InDataDir::new(dir));
+        let documents = Arc::new(crate::documents::InDataDir::new(dir));
         Links::open(dir, documents)
     }
 

@@ -1,7 +1,7 @@
-//! Documents shared by every node (see `crate::store::documents`) as rows of `documents`.
+//! Documents shared by every node (see `crate::documents`) as rows of `documents`.
 
 use super::{io_error, off_runtime, Cluster};
-use crate::store::documents::{Change, Documents};
+use crate::documents::{Change, Documents};
 use std::io;
 use std::sync::Arc;
 

@@ -105,7 +105,7 @@ impl Cluster {
     }
 
     /// Where documents every node must read alike (grants, digest cadences) are kept.
-    pub fn documents(self: &Arc<Cluster>) -> Arc<dyn crate::store::documents::Documents> {
+    pub fn documents(self: &Arc<Cluster>) -> Arc<dyn crate::documents::Documents> {
         Arc::new(documents::DocumentRows::new(self.clone()))
     }
 

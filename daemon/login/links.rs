@@ -191,7 +191,7 @@ pub const USED: &str = "links/used.json";
 /// expired ones, which bounds the document by the links used within one `action_link_ttl_s`.
 /// A document that does not read is an error naming its place, never "unused".
 pub struct Used {
-    documents: std::sync::Arc<dyn crate::store::documents::Documents>,
+    documents: std::sync::Arc<dyn crate::documents::Documents>,
     /// Where an older baton kept its marks, one file per used link: still read, never written,
     /// emptied as they expire.
     legacy: PathBuf,
@@ -207,7 +207,7 @@ impl Used {
     /// One daemon's used links: `data_dir/links/used.json`.
     #[cfg(test)]
     pub fn new(data_dir: &Path) -> Used {
-        let documents = std::sync::Arc::new(crate::store::documents::InDataDir::new(data_dir));
+        let documents = std::sync::Arc::new(crate::documents::InDataDir::new(data_dir));
         Used::shared(data_dir, documents)
     }
 
@@ -215,7 +215,7 @@ impl Used {
     /// `data_dir`.
     pub fn shared(
         data_dir: &Path,
-        documents: std::sync::Arc<dyn crate::store::documents::Documents>,
+        documents: std::sync::Arc<dyn crate::documents::Documents>,
     ) -> Used {
         Used {
             documents,

@@ -35,3 +35,12 @@ impl Outcome {
 pub trait Transport: Send {
     fn send(&self, d: &Delivery) -> Outcome;
 }
+
+/// A scheduled delay in milliseconds, varied by up to ±20 % so that retries of many
+/// deliveries (after an outage) spread out instead of arriving together.
+pub fn delay_ms(seconds: f64) -> u64 {
+    if seconds <= 0.0 {
+        return 0;
+    }
+    (seconds * 1000.0 * rand::random_range(0.8..1.2)) as u64
+}

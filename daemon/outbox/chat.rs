@@ -20,9 +20,9 @@ use super::review_post::{clip, Review};
 use super::slack::escape;
 use super::spool::Delivery;
 use crate::config::Chat;
+use crate::documents::Documents;
 use crate::events::{Event, EventType};
 use crate::outbox::link_confirm::{LinkKey, Token, TOKEN_SLOT};
-use crate::store::documents::Documents;
 use crate::store::mac_keys::MacKeys;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -477,7 +477,7 @@ mod tests {
              signing_secret = \"s\"\nchannel = \"C1\"\napi_url = \"http://127.0.0.1:9\"\n",
         )
         .unwrap();
-        let documents = Arc::new(crate::store::documents::InDataDir::new(dir.path()));
+        let documents = Arc::new(crate::documents::InDataDir::new(dir.path()));
         let places = posted(documents, "team");
         let keys = Arc::new(MacKeys::in_data_dir(dir.path()));
         let sender = Sender::new(&chat, places.clone(), keys);

@@ -578,7 +578,7 @@ impl Outbox {
             created_at: crate::clock::now_rfc3339(),
             state: State::Pending,
             attempts: Vec::new(),
-            next_at_ms: Some(now + worker::delay_ms(self.shared.schedule[0])),
+            next_at_ms: Some(now + attempt::delay_ms(self.shared.schedule[0])),
             round_start: 0,
             body,
         }

@@ -1,5 +1,5 @@
 //! Where a handoff's chat posts were made (a Slack message's channel and ts, a Mattermost
-//! post's id, a `direct` entry's copies), kept as documents (`crate::store::documents`) so that
+//! post's id, a `direct` entry's copies), kept as documents (`crate::documents`) so that
 //! whichever node takes the decision updates the posts another node made: one daemon keeps
 //! them as the files of data_dir they always were (`chat/NAME/`, `chat/mattermost/NAME/`,
 //! `chat/mattermost/NAME/direct/`, one per handoff named by the sha256 of its key), a cluster
@@ -19,7 +19,7 @@
 //! and a post of an older revision (a late retry) never replaces a newer one's place (the
 //! decision would update the stale post, and leave the newer one's buttons live).
 
-use crate::store::documents::Documents;
+use crate::documents::Documents;
 use std::io;
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -230,7 +230,7 @@ pub fn plain_id(id: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::documents::InDataDir;
+    use crate::documents::InDataDir;
 
     #[derive(Debug, PartialEq)]
     struct Id(String);

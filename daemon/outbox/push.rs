@@ -108,7 +108,7 @@ fn unresolved(
         d.state = State::Dead;
         d.next_at_ms = None;
     } else {
-        d.next_at_ms = Some(now_ms() + super::worker::delay_ms(shared.schedule[tried]));
+        d.next_at_ms = Some(now_ms() + super::attempt::delay_ms(shared.schedule[tried]));
     }
     let d = d.clone();
     if let Err(e) = shared.spool.save(&[&d]) {

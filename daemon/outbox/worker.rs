@@ -4,7 +4,7 @@
 //! up to 15 s, and a thread per channel is what keeps one receiver's slowness (or a hung mail
 //! server) from delaying the others.
 
-use super::attempt::{Outcome, Transport};
+use super::attempt::{delay_ms, Outcome, Transport};
 use super::spool::{Attempt, Delivery, State};
 use super::{Hooks, Shared};
 use crate::clock::now_ms;
@@ -26,15 +26,6 @@ pub fn created_ms(d: &Delivery) -> u64 {
         &time::format_description::well_known::Rfc3339,
     )
     .map_or(0, |t| (t.unix_timestamp_nanos() / 1_000_000).max(0) as u64)
-}
-
-/// A scheduled delay in milliseconds, varied by up to ±20 % so that retries of many
-/// deliveries (after an outage) spread out instead of arriving together.
-pub fn delay_ms(seconds: f64) -> u64 {
-    if seconds <= 0.0 {
-        return 0;
-    }
-    (seconds * 1000.0 * rand::random_range(0.8..1.2)) as u64
 }
 
 /// Marks a delivery dead with a reason that is not an answer from its receiver.

@@ -1,7 +1,7 @@
 //! Ceremonies under way: the server's half of each WebAuthn exchange (the challenge and what
 //! it must come back signed over), kept between the two requests of a ceremony and never sent
 //! to the browser (webauthn-rs warns that state held by the client can be replayed). They are
-//! documents (`crate::store::documents`), one per reviewer: one daemon's are data_dir files, a
+//! documents (`crate::documents`), one per reviewer: one daemon's are data_dir files, a
 //! cluster's are rows every node reads, so a ceremony started on one node is finished on
 //! whichever node the browser's answer reaches (no sticky sessions).
 //!
@@ -13,7 +13,7 @@
 //! and outcome it confirms. The document keeps each id's sha256 only: whoever reads it cannot
 //! present a ceremony of someone else's.
 
-use crate::store::documents::Documents;
+use crate::documents::Documents;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -196,7 +196,7 @@ impl Ceremonies {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::documents::InDataDir;
+    use crate::documents::InDataDir;
     use webauthn_rs::prelude::{Url, Uuid, WebauthnBuilder};
 
     fn registration() -> State {

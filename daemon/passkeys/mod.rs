@@ -4,7 +4,7 @@
 //! the RP id, its origin the only origin accepted. webauthn-rs does the checking (challenge,
 //! origin, RP id hash, user verification, signature, counter); this module keeps the
 //! ceremonies (`ceremonies`) and the registered keys (`store`), both documents
-//! (`crate::store::documents`: data_dir's files on one daemon, rows every node of a cluster
+//! (`crate::documents`: data_dir's files on one daemon, rows every node of a cluster
 //! reads), so every ceremony and every passkey works through any node. It is a leaf: the app
 //! decides who may do what, and records what was confirmed.
 
@@ -15,7 +15,7 @@ pub mod store;
 pub use ceremonies::Binding;
 pub use store::Stored;
 
-use crate::store::documents::Documents;
+use crate::documents::Documents;
 use ceremonies::{Ceremonies, State};
 use sha2::{Digest, Sha256};
 use std::io;

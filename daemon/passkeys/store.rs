@@ -1,5 +1,5 @@
 //! Reviewers' registered passkeys, the document `passkeys/credentials.json`
-//! (`crate::store::documents`): one daemon's is the file of that name in data_dir, as before;
+//! (`crate::documents`): one daemon's is the file of that name in data_dir, as before;
 //! a cluster's is a row every node reads, so a passkey registered through one node confirms an
 //! approval on any other. Read at each use and changed whole under the document's change lock
 //! (a cluster's row lock): a registration, a removal and the counter an assertion moves are
@@ -11,7 +11,7 @@
 //! it is, and never read as "no passkeys" (that would let a first passkey be registered with
 //! the password alone, by whoever holds a reviewer's session and password) nor saved over.
 
-use crate::store::documents::{carry_own, Documents};
+use crate::documents::{carry_own, Documents};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -274,7 +274,7 @@ impl Credentials {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::documents::InDataDir;
+    use crate::documents::InDataDir;
 
     #[test]
     fn an_answer_not_past_the_count_kept_is_behind_and_zero_counts_only_while_kept_at_zero() {

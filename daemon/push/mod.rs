@@ -2,7 +2,7 @@
 //! the browsers' subscriptions by reviewer (`store`), and what a push says and how it is
 //! encrypted for one browser (`message`). The outbox sends the pushes (`outbox/push.rs`:
 //! retries, dead letters); the app decides who is owed one (`app/runtime/push.rs`).
-//! The key and the subscriptions are documents (`crate::store::documents`): one daemon's are
+//! The key and the subscriptions are documents (`crate::documents`): one daemon's are
 //! files of `data_dir/push/`, a cluster's rows every node reads, so whichever node serves a
 //! handoff pushes it to every browser its reviewers subscribed, through any node, signed
 //! with the one key those browsers subscribed with.
@@ -15,7 +15,7 @@ pub use message::{Action, Payload, SealError};
 pub use store::{Subscription, Subscriptions};
 pub use vapid::VapidKey;
 
-use crate::store::documents::Documents;
+use crate::documents::Documents;
 use std::io;
 use std::path::Path;
 use std::sync::Arc;

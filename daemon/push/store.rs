@@ -1,5 +1,5 @@
 //! Browsers' push subscriptions, by reviewer, kept as the one document
-//! `push/subscriptions.json` (`crate::store::documents`): one daemon's is the data_dir file it
+//! `push/subscriptions.json` (`crate::documents`): one daemon's is the data_dir file it
 //! always was, a cluster's a row every node reads at each use, so a reviewer subscribed
 //! through one node is pushed by whichever node serves the handoff, and `/reviewers` lists
 //! the same subscriptions on every node. Each change (subscribe, unsubscribe, a subscription
@@ -11,7 +11,7 @@
 //! and change refuses it naming where it is, and nothing is saved over it (starting anew
 //! with none would silently drop every reviewer's browsers).
 
-use crate::store::documents::{carry_own, Documents};
+use crate::documents::{carry_own, Documents};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -187,7 +187,7 @@ impl Subscriptions {
 #[cfg(test)]
 mod tests {
     use super::{id_of, Subscription, Subscriptions};
-    use crate::store::documents::InDataDir;
+    use crate::documents::InDataDir;
     use std::sync::Arc;
 
     fn sub(reviewer: &str, endpoint: &str) -> Subscription {

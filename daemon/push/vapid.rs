@@ -5,7 +5,7 @@
 //! cluster must sign with the one key, or a node's pushes to a subscription made through
 //! another node are refused by the push service.
 //!
-//! Kept as the document `push/vapid.key` (`crate::store::documents`), 64 hex digits: one
+//! Kept as the document `push/vapid.key` (`crate::documents`), 64 hex digits: one
 //! daemon's is the data_dir file it always was (owner-only), a cluster's is a row every node
 //! reads at each use. It is made once, under the document's change lock, so two nodes
 //! starting together agree on one key. A document that is not a key (empty, unparsable) is
@@ -13,7 +13,7 @@
 //! silently breaks every browser's subscription. The private key is never logged nor put in
 //! an error.
 
-use crate::store::documents::{carry_own, Documents};
+use crate::documents::{carry_own, Documents};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine;
 use p256::ecdsa::signature::Signer;
@@ -158,7 +158,7 @@ fn parse(bytes: &[u8], place: &str) -> io::Result<SigningKey> {
 #[cfg(test)]
 mod tests {
     use super::VapidKey;
-    use crate::store::documents::{Documents, InDataDir};
+    use crate::documents::{Documents, InDataDir};
     use base64::Engine;
     use std::sync::Arc;
 

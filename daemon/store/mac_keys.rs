@@ -1,13 +1,13 @@
 //! The MAC keys of what the daemon hands out and must recognise when it comes back, kept as
 //! documents so that every node of a cluster reads the same.
 
-use super::documents::Documents;
+use crate::documents::Documents;
 use crate::private::MacKey;
 use std::path::Path;
 
 /// The MAC keys of what the daemon hands out to chat apps and must recognise when it comes
 /// back (Mattermost button contexts, Slack form bindings, link confirmations), kept as
-/// documents (`crate::store::documents`): one daemon's are its data_dir files as before (64
+/// documents (`crate::documents`): one daemon's are its data_dir files as before (64
 /// hex digits, owner-only, at the same paths), a cluster's are rows every node reads, so what
 /// one node sealed opens on every other (a button posted by one node is taken by whichever
 /// node a click reaches, before and after a lease moves).
@@ -35,7 +35,7 @@ impl MacKeys {
 
     /// One daemon's keys: files of `data_dir`.
     pub fn in_data_dir(data_dir: &Path) -> MacKeys {
-        MacKeys::new(std::sync::Arc::new(super::documents::InDataDir::new(
+        MacKeys::new(std::sync::Arc::new(crate::documents::InDataDir::new(
             data_dir,
         )))
     }

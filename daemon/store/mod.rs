@@ -11,7 +11,6 @@
 //! of several records is one commit: all of it or none of it survives a crash. Back the store
 //! up: it is what makes an approval an approval.
 
-pub mod documents;
 mod files;
 mod folder;
 pub mod group;

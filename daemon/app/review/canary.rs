@@ -21,8 +21,8 @@ use crate::app::review::Cx;
 use crate::app::Served;
 use crate::config::canaries::Example;
 use crate::contract::Outcome;
+use crate::documents::Documents;
 use crate::events::{Event, EventType};
-use crate::store::documents::Documents;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -64,7 +64,7 @@ impl Catches {
     }
 }
 
-/// The document of catches by reviewer (`crate::store::documents`): one daemon's file
+/// The document of catches by reviewer (`crate::documents`): one daemon's file
 /// `data_dir/canaries/tally.json`, a cluster's row, so the catch rate is the same on every
 /// node whichever filed and judged the canary.
 const TALLY: &str = "canaries/tally.json";

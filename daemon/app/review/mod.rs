@@ -56,7 +56,7 @@ pub(in crate::app) mod timers;
 pub(in crate::app) mod upload;
 pub(in crate::app) mod withdraw;
 
-use crate::store::documents::Documents;
+use crate::documents::Documents;
 use crate::store::people::People;
 pub(in crate::app) use commit::Commit;
 pub use context::Cx;
@@ -107,8 +107,8 @@ impl Common {
         documents: Option<Arc<dyn Documents>>,
         public_url: &str,
     ) -> Common {
-        let documents = documents
-            .unwrap_or_else(|| Arc::new(crate::store::documents::InDataDir::new(data_dir)));
+        let documents =
+            documents.unwrap_or_else(|| Arc::new(crate::documents::InDataDir::new(data_dir)));
         Common {
             hashes: Default::default(),
             blobs: crate::blobs::Blobs::new(data_dir),

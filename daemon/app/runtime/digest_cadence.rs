@@ -1,6 +1,6 @@
 //! Digest cadence chosen by the reviewer: on `/reviewers` a reviewer sets the minutes between
 //! their own digests (an admin anyone's), kept in the document `digest-cadence.json`
-//! (`crate::store::documents`: a file of data_dir, written whole and atomically; in a cluster
+//! (`crate::documents`: a file of data_dir, written whole and atomically; in a cluster
 //! a row every node reads, so a choice made on one node holds on all). Where a reviewer chose
 //! none, their `[[users]]` entry's `digest_every_min` (or the hourly default) holds. A change
 //! takes effect at the next boundary of the new cadence (`digests`: boundaries are multiples

@@ -27,9 +27,9 @@
 //! (retried later).
 
 use super::{ActionKey, Binding, Call, Sender};
+use crate::documents::Documents;
 use crate::outbox::attempt::Outcome as Sent;
 use crate::outbox::post_places::{plain_id, quoted, Kept, PlaceError, Places};
-use crate::store::documents::Documents;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -509,7 +509,7 @@ mod tests {
     #[test]
     fn copies_are_kept_and_a_damaged_file_is_reported_not_overwritten() {
         let dir = tempfile::tempdir().unwrap();
-        let documents = Arc::new(crate::store::documents::InDataDir::new(dir.path()));
+        let documents = Arc::new(crate::documents::InDataDir::new(dir.path()));
         let posts = DirectPosts::new(documents, "mm");
         assert!(posts.get("k-1").unwrap().is_none());
         let mut c = Copies {
@@ -542,8 +542,7 @@ mod tests {
     #[test]
     fn two_writers_of_one_handoffs_copies_lose_neither_and_an_older_revision_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
-        let documents: Arc<dyn Documents> =
-            Arc::new(crate::store::documents::InDataDir::new(dir.path()));
+        let documents: Arc<dyn Documents> = Arc::new(crate::documents::InDataDir::new(dir.path()));
         // Two nodes' senders over the same documents, each with what it read before the other.
         let (here, there) = (
             DirectPosts::new(documents.clone(), "mm"),
@@ -625,8 +624,7 @@ mod tests {
     #[test]
     fn a_late_delivery_of_revision_1_stops_when_revision_2s_copies_are_kept_meanwhile() {
         let dir = tempfile::tempdir().unwrap();
-        let documents: Arc<dyn Documents> =
-            Arc::new(crate::store::documents::InDataDir::new(dir.path()));
+        let documents: Arc<dyn Documents> = Arc::new(crate::documents::InDataDir::new(dir.path()));
         let posts = DirectPosts::new(documents.clone(), "dm");
         // Revision 2's first copy, posted (on another node) as revision 1's first copy is
         // being posted; bob's is still owed there.
@@ -701,10 +699,7 @@ mod tests {
     #[test]
     fn copies_of_a_later_content_of_the_same_revision_are_not_replaced_by_an_earlier_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let posts = DirectPosts::new(
-            Arc::new(crate::store::documents::InDataDir::new(dir.path())),
-            "mm",
-        );
+        let posts = DirectPosts::new(Arc::new(crate::documents::InDataDir::new(dir.path())), "mm");
         let of = |digest: &str, made: &str, post: &str| {
             let mut c = Copies {
                 key: "k-1".into(),

@@ -1,5 +1,5 @@
 //! The grants kept: the daemon's own record (a workspace never says what may be approved in
-//! it), one document (`crate::store::documents`) read at each use: `data_dir/grants.json` for
+//! it), one document (`crate::documents`) read at each use: `data_dir/grants.json` for
 //! one daemon, a row of the database for a cluster's nodes. So a grant made on one node
 //! approves on whichever node holds its workspace, a revocation holds on every node at once,
 //! and its uses are counted once.
@@ -9,7 +9,7 @@
 //! A document that cannot be read approves nothing and is never saved over.
 
 use super::Grant;
-use crate::store::documents::Documents;
+use crate::documents::Documents;
 use std::io;
 use std::sync::Arc;
 use time::OffsetDateTime;
