@@ -258,13 +258,15 @@ impl App {
         let runtime::load::Loaded {
             ws: loaded,
             findings,
-        } = runtime::load::load(
+        } = runtime::load::load_checked(
             &ws,
             &self.inner.config.data_dir,
             &self.inner.commit.ledger,
             &self.inner.commit.records,
             self.inner.cluster.as_ref().map(|c| c.anchors()),
             &self.inner.runtime.copies,
+            // Before the load writes anything in the folder it opened (see `takeover`).
+            |ws, opened| runtime::takeover::opened(self, ws, opened),
         )
         .inspect_err(|_| self.disown(&ws))?;
         let loaded = Arc::new(loaded);

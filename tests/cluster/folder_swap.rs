@@ -169,6 +169,13 @@ struct Swapped {
 }
 
 fn swapped_while_no_node_served(db: &'static str) -> Swapped {
+    swapped_with(db, 0)
+}
+
+/// `swapped_while_no_node_served`, b's first `fails` looks at the lease at takeover failing
+/// (as a PostgreSQL error does), so its `own` takes the lease after the check skipped the
+/// comparison (a debug build's `BATON_TEST_CHECK_LEASE_FAILS`).
+fn swapped_with(db: &'static str, fails: u32) -> Swapped {
     let pg = Postgres::start();
     let url = pg.database(db);
     let mut env = TestEnv::with_config(&format!(
@@ -197,7 +204,13 @@ fn swapped_while_no_node_served(db: &'static str) -> Swapped {
     );
     assert!(out.status.success(), "{out:?}");
     let b_config = second_node(&env, &url, "");
+    // The daemons of the other cluster tests are started one at a time (`one_at_a_time`);
+    // outside a cluster the variable is never read.
+    if fails > 0 {
+        std::env::set_var(CHECK_LEASE_FAILS, fails.to_string());
+    }
     let b = env.spawn_with_config(&b_config);
+    std::env::remove_var(CHECK_LEASE_FAILS);
     Swapped {
         pg,
         db,
@@ -208,6 +221,29 @@ fn swapped_while_no_node_served(db: &'static str) -> Swapped {
         b,
     }
 }
+
+/// The lines of the tamper history (`<tag>.history.jsonl`) under a node's data_dir.
+fn tamper_history(data_dir: &Path) -> Vec<serde_json::Value> {
+    fn walk(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, found);
+            } else if path.to_string_lossy().ends_with(".history.jsonl") {
+                found.push(path);
+            }
+        }
+    }
+    let mut found = Vec::new();
+    walk(data_dir, &mut found);
+    assert_eq!(found.len(), 1, "{found:?}");
+    let text = std::fs::read_to_string(&found[0]).unwrap();
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+const CHECK_LEASE_FAILS: &str = "BATON_TEST_CHECK_LEASE_FAILS";
 
 /// The workspace's folder as the database keeps it (`folder.json` of its own records).
 fn folder_kept(pg: &Postgres, db: &str) -> String {
@@ -342,5 +378,115 @@ fn an_operator_accepts_a_replaced_folder_with_audit_ack() {
     assert!(b.health().get("tamper_alerts").is_none(), "{}", b.health());
     let (status, body) = b.decide("h1", "approved", "fine");
     assert_eq!(status, 200, "{body}");
+    b.stop();
+}
+
+/// The takeover's check skipped (taking the lease failed, a PostgreSQL error) and `own`
+/// taking the lease a moment later: the load compares the folder it opened with the one kept
+/// before it writes anything there, and refuses the replacement as the takeover does: no
+/// record copies published into it, 410, a tamper finding. Fails without that comparison
+/// (`takeover::opened`): the load publishes h1's copy into the replacement
+/// (`.baton/handoffs`) before the after-load check drops it.
+#[test]
+fn a_folder_loaded_without_the_takeovers_pin_is_compared_before_anything_is_written() {
+    let _serial = one_at_a_time();
+    let Swapped {
+        pg: _pg,
+        env: _env,
+        alpha,
+        b,
+        ..
+    } = swapped_with("unpinned_swap", 1);
+    b.wait_until("alpha refused", || unserved_error(&b, "alpha").is_some());
+    let error = unserved_error(&b, "alpha").unwrap();
+    assert!(error.contains("not the folder node a served"), "{error}");
+    assert_eq!(
+        contents(&alpha),
+        (
+            vec![".baton".to_string(), "handoff.json".to_string()],
+            vec!["id".to_string()]
+        ),
+        "written into the replacement"
+    );
+    let (status, body) = b.decide("h1", "approved", "fine");
+    assert_eq!(status, 410, "{body}");
+    assert_eq!(b.health()["tamper_alerts"], 1, "{}", b.health());
+    b.stop();
+}
+
+/// An acknowledgement answers only the refusal before it: once the folder served is back,
+/// an `ack` made then (of the old finding, or of anything else) does not accept the same
+/// replacement swapped in again. It is refused anew, with a new finding, and the next `ack`
+/// accepts it, kept in the database naming who. Fails with an acknowledgement that counted
+/// whatever came between: b serves the replacement at its next start with a warning only.
+#[test]
+fn an_old_acknowledgement_does_not_accept_the_same_folder_swapped_in_again() {
+    let _serial = one_at_a_time();
+    let Swapped {
+        pg,
+        db,
+        mut env,
+        alpha,
+        away,
+        b_config,
+        b,
+    } = swapped_while_no_node_served("takeover_reack");
+    b.wait_until("alpha refused", || unserved_error(&b, "alpha").is_some());
+    // The folder served is back, and served.
+    let replacement = env.root().join("replacement");
+    std::fs::rename(&alpha, &replacement).unwrap();
+    std::fs::rename(&away, &alpha).unwrap();
+    b.wait_until("alpha served again", || {
+        b.handoffs("pending").iter().any(|h| h["key"] == "h1")
+    });
+    let ack = |by: &str| {
+        let args = [
+            "audit",
+            "ack",
+            alpha.to_str().unwrap(),
+            "--config",
+            b_config.to_str().unwrap(),
+            "--by",
+            by,
+        ];
+        let out = baton(&args);
+        assert!(out.status.success(), "{out:?}");
+    };
+    ack("someone-else");
+    b.stop();
+    // The same replacement swapped in again while no node serves it.
+    std::fs::rename(&alpha, &away).unwrap();
+    std::fs::rename(&replacement, &alpha).unwrap();
+    let out = pg.psql(
+        db,
+        "UPDATE leases SET expires_at = now() - interval '1 day'",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let b = env.spawn_with_config(&b_config);
+    b.wait_until("alpha refused again", || {
+        unserved_error(&b, "alpha").is_some()
+    });
+    assert!(
+        !b.handoffs("pending").iter().any(|h| h["key"] == "h1"),
+        "the replacement is served on the old acknowledgement"
+    );
+    let (status, body) = b.decide("h1", "approved", "fine");
+    assert_eq!(status, 410, "{body}");
+    assert_eq!(b.health()["tamper_alerts"], 1, "{}", b.health());
+    // A new finding in b's tamper history, after the acknowledgement.
+    let lines = tamper_history(&env.root().join("data-b"));
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["tampered", "ack", "tampered"], "{lines:?}");
+    assert_eq!(lines[0]["text"], lines[2]["text"]);
+
+    // Acknowledged after this refusal: accepted, and kept naming who.
+    ack("ops");
+    b.wait_until("the replacement served", || {
+        b.handoffs("pending").iter().any(|h| h["key"] == "h1")
+    });
+    b.wait_until("the acceptance kept", || {
+        let kept = folder_kept(&pg, db);
+        kept.contains("\"accepted\"") && kept.contains("acknowledged by ops")
+    });
     b.stop();
 }

@@ -14,6 +14,7 @@ use crate::audit::{Anchors, AuditLog, Ledger, RemoteAnchors};
 use crate::contract::{Decision, Handoff};
 use crate::store::memo::{self, Memo};
 use crate::store::{Changed, Records, Store};
+use crate::workspace::folder_mark::FolderMark;
 use crate::workspace::{key_dir_name, OpenedDir, Workspace};
 use serde::de::DeserializeOwned;
 use std::collections::{BTreeMap, HashMap};
@@ -43,6 +44,21 @@ pub(in crate::app) fn load(
     remote: Option<Arc<dyn RemoteAnchors>>,
     copies: &Arc<Changed>,
 ) -> anyhow::Result<Loaded> {
+    load_checked(ws, data_dir, ledger, records, remote, copies, |_, _| Ok(()))
+}
+
+/// `load`, with `opened` deciding whether the folder the load opened may be served, before
+/// anything is written there or read from it (in a cluster, `takeover::opened`: it must be
+/// the folder the cluster served the workspace from).
+pub(in crate::app) fn load_checked(
+    ws: &Workspace,
+    data_dir: &Path,
+    ledger: &Ledger,
+    records: &Records,
+    remote: Option<Arc<dyn RemoteAnchors>>,
+    copies: &Arc<Changed>,
+    opened: impl FnOnce(&Workspace, FolderMark) -> anyhow::Result<()>,
+) -> anyhow::Result<Loaded> {
     let store = Store::for_workspace(records, ws);
     let clustered = remote.is_some();
     if !store.exists()? {
@@ -60,6 +76,9 @@ pub(in crate::app) fn load(
     // The folder the handle holds, not a second look at the path: a folder swapped in
     // between would be marked while the records load from the first. No mark, no serving.
     let folder = Some(root.mark()?);
+    if let Some(mark) = folder {
+        opened(ws, mark)?;
+    }
     // Every write from here on lands in that folder or nowhere (see `folder_mark::Pin`); in a
     // cluster a workspace is its path, and another folder there is still it, but gets a
     // decision's writes only if it holds what is decided.

@@ -47,6 +47,43 @@ struct Kept {
     /// ns since the epoch, where the serving node's mount reports a birth time.
     born: Option<u64>,
     node: String,
+    /// The folder a node refused in its place, standing until that folder is accepted or the
+    /// one kept is back (an acknowledgement answers only the refusal standing).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refused: Option<Seen>,
+    /// Who accepted this folder in place of which (the acknowledgement honoured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    accepted: Option<Accepted>,
+}
+
+/// A folder's mark, as kept in `folder.json`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Seen {
+    ino: u64,
+    born: Option<u64>,
+}
+
+impl Seen {
+    fn of(mark: FolderMark) -> Seen {
+        Seen {
+            ino: mark.ino(),
+            born: mark.born(),
+        }
+    }
+
+    fn mark(&self) -> FolderMark {
+        FolderMark::from_parts(self.ino, self.born)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Accepted {
+    /// The tamper history's `ack` line honoured: when, and its text (who acknowledged).
+    ack_at: String,
+    by: String,
+    /// The folder kept before, which this one replaced.
+    replaced: Seen,
+    node: String,
 }
 
 impl Kept {
@@ -64,27 +101,103 @@ pub(in crate::app) fn check(app: &App, ws: &Workspace) -> anyhow::Result<Option<
         return Ok(None);
     }
     // Only the node taking it over compares: the holder of another node's lease is not this
-    // node's to judge (its `own` leaves the workspace waiting).
-    if crate::app::runtime::leases::lease(app, ws) != Some(true) {
+    // node's to judge (its `own` leaves the workspace waiting, or, the lease taken a moment
+    // later, the load compares the folder it opened: `opened`).
+    if lease_fails_for_test() || crate::app::runtime::leases::lease(app, ws) != Some(true) {
         return Ok(None);
     }
+    let now = FolderMark::of(&ws.root)?;
+    compare(app, ws, now)
+}
+
+/// Right after the load opened the workspace's folder (`opened`, the mark of the handle every
+/// read and write of the load walks down from), before anything is written there: a handle
+/// pinned by `check` must hold that folder; one loaded without its pin (`check` found the
+/// lease another node's, and `own` took it a moment later) is compared with the folder kept
+/// as `check` does, and refused the same way: nothing written, 410, finding, alert.
+pub(in crate::app) fn opened(app: &App, ws: &Workspace, opened: FolderMark) -> anyhow::Result<()> {
+    if app.inner.cluster.is_none() {
+        return Ok(());
+    }
+    match ws.pin.mark() {
+        Some(expected) if expected.is(&opened) => Ok(()),
+        // `check` refuses it at the next try, with the finding.
+        Some(_) => anyhow::bail!(
+            "workspace \"{}\": the folder at {} was replaced while this node took it over; \
+             nothing is written there, and it is looked at again in a few seconds",
+            ws.name,
+            ws.root.display()
+        ),
+        None => compare(app, ws, opened).map(|_| ()),
+    }
+}
+
+/// The environment variable a debug build reads a number from: that many of the node's first
+/// `check`s find the lease another node's, as a PostgreSQL error taking it does, so the
+/// tests can make `own` take it after `check` skipped the comparison. Release builds never
+/// read it.
+const CHECK_LEASE_FAILS_VAR: &str = "BATON_TEST_CHECK_LEASE_FAILS";
+
+fn lease_fails_for_test() -> bool {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    if !cfg!(debug_assertions) {
+        return false;
+    }
+    static LEFT: OnceLock<AtomicU64> = OnceLock::new();
+    let left = LEFT.get_or_init(|| {
+        let n = std::env::var(CHECK_LEASE_FAILS_VAR).ok();
+        AtomicU64::new(n.and_then(|n| n.parse().ok()).unwrap_or(0))
+    });
+    left.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1))
+        .is_ok()
+}
+
+/// `check`'s comparison of the folder `now` at `ws`'s path with the one kept, this node
+/// holding the lease.
+fn compare(app: &App, ws: &Workspace, now: FolderMark) -> anyhow::Result<Option<FolderMark>> {
     let store = Store::for_workspace(&app.inner.commit.records, ws);
     let kept = match store.read(Path::new(FILE))? {
         None => return Ok(None),
         Some(bytes) => serde_json::from_slice::<Kept>(&bytes).ok(),
     };
-    let now = FolderMark::of(&ws.root)?;
     if let Some(kept) = kept.as_ref().filter(|k| k.mark().is(&now)) {
+        if kept.refused.is_some() {
+            // The folder kept is back: the refusal is answered, and an acknowledgement made
+            // from now on does not accept the folder refused, swapped in again.
+            let back = Kept {
+                refused: None,
+                ..kept.clone()
+            };
+            write(ws, &store, &back);
+        }
         return Ok(Some(kept.mark()));
     }
     let finding = finding(ws, kept.as_ref(), now);
     let anchors = Anchors::for_workspace(&app.inner.config.data_dir, ws);
-    if acknowledged(&anchors, &finding) {
-        tracing::warn!(workspace = %ws.name, path = %ws.root.display(), %finding,
-            "serving the folder now at the workspace's path: an operator acknowledged it");
-        return Ok(None);
+    // A damaged record keeps no refusal: an acknowledgement after its finding accepts.
+    let standing = match kept.as_ref() {
+        Some(kept) => kept.refused.is_some_and(|r| r.mark().is(&now)),
+        None => true,
+    };
+    if standing {
+        if let Some(ack) = acknowledged(&anchors, &finding) {
+            accept(app, ws, &store, kept.as_ref(), now, &ack, &finding);
+            return Ok(None);
+        }
     }
-    refuse(app, ws, &store, &anchors, &finding, kept.as_ref(), now);
+    // A new refusal is kept as standing; told anew only once that is kept, not at each retry.
+    let anew = match kept.as_ref().filter(|_| !standing) {
+        Some(kept) => {
+            let refused = Kept {
+                refused: Some(Seen::of(now)),
+                ..kept.clone()
+            };
+            write(ws, &store, &refused)
+        }
+        None => false,
+    };
+    refuse(app, ws, &anchors, &finding, kept.as_ref(), now, anew);
     let node = app.inner.cluster.as_ref().map_or("", |c| c.node.as_str());
     anyhow::bail!(
         "workspace \"{}\": {finding}. This node does not serve it and writes nothing there; its \
@@ -95,6 +208,46 @@ pub(in crate::app) fn check(app: &App, ws: &Workspace) -> anyhow::Result<Option<
         ws.root.display(),
         ws.root.display(),
     )
+}
+
+/// Serves the folder `now` in place of the one kept, as the operator's `ack` accepted: kept
+/// as the workspace's folder at once, naming who accepted it in place of which (so the
+/// acceptance is not honoured twice, and the next holder and `folder.json` tell it).
+fn accept(
+    app: &App,
+    ws: &Workspace,
+    store: &Store,
+    kept: Option<&Kept>,
+    now: FolderMark,
+    ack: &Entry,
+    finding: &str,
+) {
+    let node = app.inner.cluster.as_ref().map_or("", |c| c.node.as_str());
+    tracing::warn!(workspace = %ws.name, path = %ws.root.display(), %finding, by = %ack.text, acknowledged_at = %ack.at,
+        "serving the folder now at the workspace's path: an operator accepted it");
+    let accepted = Kept {
+        path: ws.root.display().to_string(),
+        ino: now.ino(),
+        born: now.born(),
+        node: node.to_string(),
+        refused: None,
+        accepted: Some(Accepted {
+            ack_at: ack.at.clone(),
+            by: ack.text.clone(),
+            replaced: Seen::of(kept.map_or(now, Kept::mark)),
+            node: node.to_string(),
+        }),
+    };
+    write(ws, store, &accepted);
+}
+
+/// Whether `kept` is written as the workspace's `folder.json`.
+fn write(ws: &Workspace, store: &Store, kept: &Kept) -> bool {
+    let bytes = serde_json::to_vec(kept).unwrap_or_default();
+    store
+        .overwrite(Path::new(FILE), &bytes)
+        .inspect_err(|e| tracing::warn!(workspace = %ws.name, error = %e, "cannot keep the workspace's folder in the database; kept at the next take"))
+        .is_ok()
 }
 
 /// The tamper finding of the folder `now` at `ws`'s path, another than `kept` (`None`: the
@@ -138,63 +291,71 @@ pub(in crate::app) fn keep(app: &App, ws: &Workspace, loaded: Option<FolderMark>
         }
     }
     let store = Store::for_workspace(&app.inner.commit.records, ws);
-    let kept = Kept {
-        path: ws.root.display().to_string(),
-        ino: loaded.ino(),
-        born: loaded.born(),
-        node: cluster.node.clone(),
-    };
-    let known = store
-        .read(Path::new(FILE))
-        .ok()
-        .flatten()
-        .and_then(|b| serde_json::from_slice::<Kept>(&b).ok());
-    // Loaded without `check`'s pin (it found the lease another node's, and `own` then took
-    // it): another folder than the one kept is not adopted here either, unless accepted.
-    let other = known.as_ref().filter(|k| !k.mark().is(&loaded));
-    if let (None, Some(known)) = (ws.pin.mark(), other) {
-        let anchors = Anchors::for_workspace(&app.inner.config.data_dir, ws);
-        if !acknowledged(&anchors, &finding(ws, Some(known), loaded)) {
-            tracing::warn!(workspace = %ws.name, path = %ws.root.display(),
-                "the workspace was taken over from another folder than the one kept for it; not served, and looked at again");
+    // Read as `compare` reads it: a read error gives up (looked at again), damage is not
+    // written over.
+    let known = match store.read(Path::new(FILE)) {
+        Ok(None) => None,
+        Ok(Some(bytes)) => match serde_json::from_slice::<Kept>(&bytes) {
+            Ok(known) => Some(known),
+            Err(e) => {
+                tracing::warn!(workspace = %ws.name, path = %ws.root.display(), error = %e,
+                    "the record of the workspace's folder (folder.json in the cluster's database) is damaged; not served, and looked at again");
+                return false;
+            }
+        },
+        Err(e) => {
+            tracing::warn!(workspace = %ws.name, error = %e,
+                "cannot read the record of the workspace's folder; not served, and looked at again");
             return false;
         }
+    };
+    // A second guard: a handle loaded without `check`'s pin was compared as it was opened
+    // (`opened`), and an accepted folder is kept at once (`accept`); another folder than the
+    // one kept is a folder swapped in since.
+    if known.as_ref().is_some_and(|k| !k.mark().is(&loaded)) && ws.pin.mark().is_none() {
+        tracing::warn!(workspace = %ws.name, path = %ws.root.display(),
+            "the workspace was taken over from another folder than the one kept for it; not served, and looked at again");
+        return false;
     }
-    // Rewritten only for another folder (accepted) or one whose birth time is known now:
-    // not at every takeover by another node.
+    // Rewritten only for another folder or one whose birth time is known now: not at every
+    // takeover by another node.
     let same = known
         .as_ref()
         .is_some_and(|k| k.mark().is(&loaded) && (k.born.is_some() || loaded.born().is_none()));
     if !same {
-        let bytes = serde_json::to_vec(&kept).unwrap_or_default();
-        if let Err(e) = store.overwrite(Path::new(FILE), &bytes) {
-            tracing::warn!(workspace = %ws.name, error = %e, "cannot keep the workspace's folder for the next node; it is kept at the next take");
-        }
+        let kept = Kept {
+            path: ws.root.display().to_string(),
+            ino: loaded.ino(),
+            born: loaded.born(),
+            node: cluster.node.clone(),
+            refused: None,
+            accepted: None,
+        };
+        write(ws, &store, &kept);
     }
     true
 }
 
-/// Whether `finding` was recorded in the tamper history and acknowledged since.
-fn acknowledged(anchors: &Anchors, finding: &str) -> bool {
-    let Ok(text) = std::fs::read_to_string(&anchors.history) else {
-        return false;
-    };
+/// The acknowledgement of `finding`: the first `ack` line after its latest record in the
+/// tamper history (an older one answered an earlier refusal).
+fn acknowledged(anchors: &Anchors, finding: &str) -> Option<Entry> {
+    let text = std::fs::read_to_string(&anchors.history).ok()?;
     let mut found = false;
-    let mut acked = false;
+    let mut acked = None;
     for entry in text
         .lines()
         .filter_map(|l| serde_json::from_str::<Entry>(l).ok())
     {
         match entry.kind.as_str() {
-            "ack" if found => acked = true,
+            "ack" if found && acked.is_none() => acked = Some(entry),
             KIND if entry.text == finding => {
                 found = true;
-                acked = false;
+                acked = None;
             }
             _ => {}
         }
     }
-    found && acked
+    acked
 }
 
 /// Tells the refusal: once per finding in the tamper history (with evidence, a
@@ -203,14 +364,16 @@ fn acknowledged(anchors: &Anchors, finding: &str) -> bool {
 fn refuse(
     app: &App,
     ws: &Workspace,
-    store: &Store,
     anchors: &Anchors,
     finding: &str,
     kept: Option<&Kept>,
     now: FolderMark,
+    anew: bool,
 ) {
     let open = anchors.unacknowledged().unwrap_or_default();
-    if !open.iter().any(|e| e.text == finding) {
+    // Recorded again for a new refusal (the folder kept was back in between), so only an
+    // acknowledgement made after it accepts the folder.
+    if anew || !open.iter().any(|e| e.text == finding) {
         tracing::error!(workspace = %ws.name, path = %ws.root.display(), %finding,
             "the workspace's folder is not the one the cluster served: not served, nothing written there");
         let evidence = json!({
@@ -255,7 +418,8 @@ fn refuse(
         let open: usize = alerts.values().map(Vec::len).sum();
         app.metrics().tamper_alerts.set(open as i64);
     }
-    mark_lost(app, ws, store, finding);
+    let store = Store::for_workspace(&app.inner.commit.records, ws);
+    mark_lost(app, ws, &store, finding);
 }
 
 /// Its handoffs answered as gone (410) with `why` on this node, which holds their lease.
