@@ -303,6 +303,13 @@ impl App {
         if !runtime::leases::keep_if_leased(self, &ws) {
             return Ok(None);
         }
+        // The folder it was loaded from must be the one the cluster served it from (a folder
+        // swapped in after `takeover::check` looked at the path got no write: `content_pinned`).
+        let folder = self.workspace_at(&ws.root).and_then(|s| s.folder);
+        if !runtime::takeover::keep(self, &ws, folder) {
+            self.unserve(&crate::store::tag(&ws));
+            return Ok(None);
+        }
         Ok(Some(loaded))
     }
 

@@ -51,13 +51,6 @@ pub(in crate::app) fn keep_if_leased(app: &App, ws: &Workspace) -> bool {
         app.unserve(&tag);
         return false;
     }
-    // The folder it was loaded from must be the one the cluster served it from (a folder
-    // swapped in after `takeover::check` looked at the path got no write: `content_pinned`).
-    let loaded = app.workspace_at(&ws.root).and_then(|s| s.folder);
-    if !crate::app::runtime::takeover::keep(app, ws, loaded) {
-        app.unserve(&tag);
-        return false;
-    }
     true
 }
 
