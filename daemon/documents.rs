@@ -54,6 +54,83 @@ pub fn carry_own<T>(
     Ok(Some(carried))
 }
 
+/// A document of lists by name (a reviewer's passkeys, their browsers' push subscriptions),
+/// read and changed whole; none while never written. A body that does not parse (an empty one
+/// included) is damage: an error naming the document, what it should hold and how to mend it,
+/// never read as none and never written over. A list left empty is dropped when saved.
+pub struct Lists<T> {
+    documents: std::sync::Arc<dyn Documents>,
+    name: &'static str,
+    /// What the document holds, as the damage is told: "a list of passkeys".
+    what: &'static str,
+    /// What is refused while it is damaged, and how to mend it.
+    mend: &'static str,
+    _items: std::marker::PhantomData<fn() -> T>,
+}
+
+pub type ByName<T> = std::collections::BTreeMap<String, Vec<T>>;
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> Lists<T> {
+    pub fn new(
+        documents: std::sync::Arc<dyn Documents>,
+        name: &'static str,
+        what: &'static str,
+        mend: &'static str,
+    ) -> Self {
+        Lists {
+            documents,
+            name,
+            what,
+            mend,
+            _items: std::marker::PhantomData,
+        }
+    }
+
+    pub fn documents(&self) -> &dyn Documents {
+        &*self.documents
+    }
+
+    /// The lists in `bytes` (`None`: never written, none), or the damage named.
+    pub fn parse(&self, bytes: Option<&[u8]>) -> io::Result<ByName<T>> {
+        let Some(bytes) = bytes else {
+            return Ok(ByName::new());
+        };
+        serde_json::from_slice(bytes).map_err(|e| {
+            let place = self.documents.place(self.name);
+            let why = format!("{place}: not {} ({e}); {}", self.what, self.mend);
+            io::Error::new(io::ErrorKind::InvalidData, why)
+        })
+    }
+
+    /// The lists as saved last.
+    pub fn all(&self) -> io::Result<ByName<T>> {
+        self.parse(self.documents.read(self.name)?.as_deref())
+    }
+
+    /// Changes the lists under the document's lock: `edit` changes them and answers whether
+    /// to save, and what to answer.
+    pub fn change<A: Send>(
+        &self,
+        mut edit: impl FnMut(&mut ByName<T>) -> (bool, A) + Send,
+    ) -> io::Result<A> {
+        let mut answer = None;
+        self.documents.change(self.name, &mut |now| {
+            let mut all = self.parse(now)?;
+            let (save, a) = edit(&mut all);
+            answer = Some(a);
+            if !save {
+                return Ok(None);
+            }
+            all.retain(|_, items| !items.is_empty());
+            serde_json::to_vec_pretty(&all)
+                .map(Some)
+                .map_err(io::Error::other)
+        })?;
+        let place = self.documents.place(self.name);
+        answer.ok_or_else(|| io::Error::other(format!("{place}: the change was not made")))
+    }
+}
+
 /// One daemon's documents: files in data_dir, each written whole and atomically (owner-only),
 /// changed one at a time.
 #[derive(Debug)]

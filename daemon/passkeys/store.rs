@@ -11,7 +11,7 @@
 //! it is, and never read as "no passkeys" (that would let a first passkey be registered with
 //! the password alone, by whoever holds a reviewer's session and password) nor saved over.
 
-use crate::documents::{carry_own, Documents};
+use crate::documents::{carry_own, Documents, Lists};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -84,7 +84,7 @@ pub enum Carried {
 }
 
 pub struct Credentials {
-    documents: Arc<dyn Documents>,
+    lists: Lists<Stored>,
 }
 
 /// Whether an answer counting `presented` is not past the count `kept` by now. An
@@ -116,22 +116,10 @@ fn counter_of(passkey: &Passkey) -> u32 {
 
 impl Credentials {
     pub fn new(documents: Arc<dyn Documents>) -> Credentials {
-        Credentials { documents }
-    }
-
-    fn parse(&self, bytes: Option<&[u8]>) -> io::Result<All> {
-        let Some(bytes) = bytes else {
-            return Ok(All::new());
-        };
-        serde_json::from_slice(bytes).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{}: not a list of passkeys ({e}); nobody's passkey is read or changed until it is mended (restore it, or delete it to start with none: reviewers then register theirs again on /reviewers/passkeys)",
-                    self.documents.place(DOCUMENT)
-                ),
-            )
-        })
+        let mend = "nobody's passkey is read or changed until it is mended (restore it, or delete it to start with none: reviewers then register theirs again on /reviewers/passkeys)";
+        Credentials {
+            lists: Lists::new(documents, DOCUMENT, "a list of passkeys", mend),
+        }
     }
 
     /// A node's own passkeys file (`data_dir/passkeys/credentials.json`, kept while it ran
@@ -142,19 +130,19 @@ impl Credentials {
     /// keys of the file the document lacks are counted for the log. `None` when there is no
     /// such file, or it is the document itself (one daemon).
     pub fn carry_over(&self, data_dir: &std::path::Path) -> io::Result<Option<Carried>> {
-        carry_own(&*self.documents, data_dir, DOCUMENT, |bytes| {
+        carry_own(self.lists.documents(), data_dir, DOCUMENT, |bytes| {
             let local: All = serde_json::from_slice(bytes).map_err(|e| {
                 let file = data_dir.join(DOCUMENT);
                 let why = format!("{}: not a list of passkeys ({e})", file.display());
                 io::Error::new(io::ErrorKind::InvalidData, why)
             })?;
             let mut carried = Carried::Left(0);
-            self.documents.change(DOCUMENT, &mut |now| {
+            self.lists.documents().change(DOCUMENT, &mut |now| {
                 let Some(now) = now else {
                     carried = Carried::Taken(local.values().map(Vec::len).sum());
                     return Ok(Some(bytes.to_vec()));
                 };
-                let shared = self.parse(Some(now))?;
+                let shared = self.lists.parse(Some(now))?;
                 let ids: std::collections::BTreeSet<&str> =
                     shared.values().flatten().map(|k| k.id.as_str()).collect();
                 let left = local
@@ -170,22 +158,13 @@ impl Credentials {
 
     /// Every reviewer's passkeys, as saved last.
     pub fn all(&self) -> io::Result<All> {
-        self.parse(self.documents.read(DOCUMENT)?.as_deref())
+        self.lists.all()
     }
 
     /// Applies `edit` to the saved passkeys under the document's lock; saves them when it
     /// answers `true`.
     fn change(&self, edit: &mut (dyn FnMut(&mut All) -> bool + Send)) -> io::Result<()> {
-        self.documents.change(DOCUMENT, &mut |now| {
-            let mut all = self.parse(now)?;
-            if !edit(&mut all) {
-                return Ok(None);
-            }
-            all.retain(|_, keys| !keys.is_empty());
-            Ok(Some(
-                serde_json::to_vec_pretty(&all).map_err(io::Error::other)?,
-            ))
-        })
+        self.lists.change(|all| (edit(all), ()))
     }
 
     /// `reviewer`'s passkeys, oldest first.

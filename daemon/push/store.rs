@@ -11,7 +11,7 @@
 //! and change refuses it naming where it is, and nothing is saved over it (starting anew
 //! with none would silently drop every reviewer's browsers).
 
-use crate::documents::{carry_own, Documents};
+use crate::documents::{carry_own, Documents, Lists};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
@@ -53,60 +53,22 @@ pub fn id_of(endpoint: &str) -> String {
 type All = BTreeMap<String, Vec<Subscription>>;
 
 pub struct Subscriptions {
-    documents: Arc<dyn Documents>,
+    lists: Lists<Subscription>,
 }
 
 impl Subscriptions {
     /// The subscriptions kept in `documents`.
     pub fn new(documents: Arc<dyn Documents>) -> Subscriptions {
-        Subscriptions { documents }
-    }
-
-    /// The list in `bytes` (`None`: never written, none), or the damage named.
-    fn parse(&self, bytes: Option<&[u8]>) -> io::Result<All> {
-        let Some(bytes) = bytes else {
-            return Ok(All::new());
-        };
-        serde_json::from_slice(bytes).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{}: not a list of push subscriptions ({e}); no push is sent and no subscription kept until it is mended (restore it, or delete it to start with none: reviewers then subscribe again on /reviewers)",
-                    self.documents.place(NAME)
-                ),
-            )
-        })
-    }
-
-    fn all(&self) -> io::Result<All> {
-        self.parse(self.documents.read(NAME)?.as_deref())
-    }
-
-    /// Changes the list under its lock: `change` edits it and answers whether to save.
-    fn change<T: Send>(
-        &self,
-        mut change: impl FnMut(&mut All) -> (bool, T) + Send,
-    ) -> io::Result<T> {
-        let mut answer = None;
-        self.documents.change(NAME, &mut |now| {
-            let mut all = self.parse(now)?;
-            let (save, a) = change(&mut all);
-            answer = Some(a);
-            if !save {
-                return Ok(None);
-            }
-            all.retain(|_, subs| !subs.is_empty());
-            Ok(Some(
-                serde_json::to_vec_pretty(&all).expect("subscriptions serialize"),
-            ))
-        })?;
-        answer.ok_or_else(|| io::Error::other("the push subscriptions' change was not made"))
+        let mend = "no push is sent and no subscription kept until it is mended (restore it, or delete it to start with none: reviewers then subscribe again on /reviewers)";
+        Subscriptions {
+            lists: Lists::new(documents, NAME, "a list of push subscriptions", mend),
+        }
     }
 
     /// Keeps `sub` for its reviewer (replacing one of the same endpoint, whoever's it was:
     /// a browser signed in as someone else now is theirs).
     pub fn put(&self, sub: Subscription) -> io::Result<()> {
-        self.change(|all| {
+        self.lists.change(|all| {
             for subs in all.values_mut() {
                 subs.retain(|s| s.id != sub.id);
             }
@@ -122,7 +84,7 @@ impl Subscriptions {
     /// Forgets subscription `id` of `reviewer` (any reviewer's when `None`). Returns it, if
     /// it was kept.
     pub fn remove(&self, reviewer: Option<&str>, id: &str) -> io::Result<Option<Subscription>> {
-        self.change(|all| {
+        self.lists.change(|all| {
             let found = all
                 .values()
                 .flatten()
@@ -145,7 +107,7 @@ impl Subscriptions {
     /// once (`documents::carry_own`), so a row deleted to start afresh stays empty. A damaged
     /// file is set aside like a sound one, and nothing is kept from it.
     pub fn seed(&self, data_dir: &std::path::Path) -> io::Result<usize> {
-        let kept = carry_own(&*self.documents, data_dir, NAME, |bytes| {
+        let kept = carry_own(self.lists.documents(), data_dir, NAME, |bytes| {
             let own = match serde_json::from_slice::<All>(bytes) {
                 Ok(own) => own,
                 Err(e) => {
@@ -154,7 +116,7 @@ impl Subscriptions {
                 }
             };
             let mut kept = 0;
-            self.documents.change(NAME, &mut |now| {
+            self.lists.documents().change(NAME, &mut |now| {
                 kept = 0;
                 if now.is_some() {
                     return Ok(None);
@@ -171,16 +133,21 @@ impl Subscriptions {
 
     /// `reviewer`'s subscriptions, oldest first.
     pub fn of(&self, reviewer: &str) -> io::Result<Vec<Subscription>> {
-        Ok(self.all()?.remove(reviewer).unwrap_or_default())
+        Ok(self.lists.all()?.remove(reviewer).unwrap_or_default())
     }
 
     pub fn get(&self, id: &str) -> io::Result<Option<Subscription>> {
-        Ok(self.all()?.into_values().flatten().find(|s| s.id == id))
+        Ok(self
+            .lists
+            .all()?
+            .into_values()
+            .flatten()
+            .find(|s| s.id == id))
     }
 
     /// How many are kept, everyone's.
     pub fn count(&self) -> io::Result<usize> {
-        Ok(self.all()?.values().map(Vec::len).sum())
+        Ok(self.lists.all()?.values().map(Vec::len).sum())
     }
 }
 
