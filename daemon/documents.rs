@@ -96,8 +96,16 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> Lists<T> {
             return Ok(ByName::new());
         };
         serde_json::from_slice(bytes).map_err(|e| {
+            // Where and what kind of fault, never serde's words: they quote the values
+            // (a push endpoint is a capability URL), and this error is shown to reviewers.
+            let at = format!(
+                "{:?} at line {} column {}",
+                e.classify(),
+                e.line(),
+                e.column()
+            );
             let place = self.documents.place(self.name);
-            let why = format!("{place}: not {} ({e}); {}", self.what, self.mend);
+            let why = format!("{place}: not {} ({at}); {}", self.what, self.mend);
             io::Error::new(io::ErrorKind::InvalidData, why)
         })
     }

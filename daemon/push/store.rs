@@ -220,6 +220,20 @@ mod tests {
     }
 
     #[test]
+    fn damage_is_named_without_quoting_what_the_document_holds() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join(super::NAME);
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, br#"{"rita": "https://push.example/SECRET"}"#).unwrap();
+        let err = open(dir.path()).of("rita").unwrap_err().to_string();
+        assert!(
+            err.contains("not a list of push subscriptions (Data at line 1"),
+            "{err}"
+        );
+        assert!(!err.contains("SECRET"), "{err}");
+    }
+
+    #[test]
     fn two_keepers_of_one_document_lose_neither_change_and_damage_is_refused_not_replaced() {
         let dir = tempfile::tempdir().unwrap();
         let (a, b) = (open(dir.path()), open(dir.path()));
