@@ -169,7 +169,7 @@ impl App {
             metrics.delivery_attempts.clone(),
             cluster.as_ref().map(|c| c.deliveries()),
             metrics.push.clone(),
-            Arc::new(crate::store::mac_keys::MacKeys::new(documents.clone())),
+            documents.clone(),
         )?;
         let mut warnings = found.warnings;
         let search = match crate::search::Search::open(&config) {

@@ -157,21 +157,23 @@ struct Shared {
 
 impl Outbox {
     /// Loads the spool; returns warnings for the operator (unreadable files, deliveries
-    /// whose endpoint is no longer configured). Nothing is sent before `start`. `keys`: the
-    /// chat MAC keys (Mattermost buttons, Slack link confirmations), shared by a cluster.
+    /// whose endpoint is no longer configured). Nothing is sent before `start`. `documents`:
+    /// where the chat MAC keys (Mattermost buttons, Slack link confirmations), the push key and
+    /// subscriptions, and the chat posts' places are kept (a cluster's rows: shared).
     pub fn open(
         config: &Config,
         gauges: Family<StateLabel, Gauge>,
         attempts: Family<OutcomeLabel, Counter>,
         keep: Option<Box<dyn Keep>>,
         pushes: Family<OutcomeLabel, Counter>,
-        keys: Arc<crate::store::mac_keys::MacKeys>,
+        documents: Arc<dyn crate::documents::Documents>,
     ) -> Result<(Outbox, Vec<StartupProblem>), OpenError> {
+        let keys = Arc::new(crate::store::mac_keys::MacKeys::new(documents.clone()));
         let files = Spool::open(&config.data_dir)?;
         let push = match &config.push {
             Some(p) => Some(Arc::new(
                 crate::push::Push::open(
-                    keys.documents(),
+                    documents.clone(),
                     &config.data_dir,
                     p.subject.clone(),
                     p.allow_private,
@@ -235,7 +237,6 @@ impl Outbox {
             })
             .collect();
         // Where chat posts were made: documents, so shared by a cluster's nodes.
-        let documents = keys.documents();
         let chats: Vec<(crate::config::Chat, chat::Posted)> = config
             .chat
             .iter()
@@ -674,9 +675,7 @@ mod tests {
                 m.delivery_attempts.clone(),
                 None,
                 Default::default(),
-                std::sync::Arc::new(crate::store::mac_keys::MacKeys::in_data_dir(
-                    &config.data_dir,
-                )),
+                std::sync::Arc::new(crate::documents::InDataDir::new(&config.data_dir)),
             )
         };
         let (outbox, _) = open().unwrap();

@@ -27,12 +27,6 @@ impl MacKeys {
         MacKeys { documents }
     }
 
-    /// The documents the keys are kept in (the outbox keeps where chat posts were made there
-    /// too).
-    pub fn documents(&self) -> std::sync::Arc<dyn Documents> {
-        self.documents.clone()
-    }
-
     /// One daemon's keys: files of `data_dir`.
     pub fn in_data_dir(data_dir: &Path) -> MacKeys {
         MacKeys::new(std::sync::Arc::new(crate::documents::InDataDir::new(
