@@ -15,16 +15,33 @@
 //!    stream, and only a second event with its own time is a second receive);
 //! 4. decisions: D of them decided through the node that received them, timed from the
 //!    request to `decision.json` in the workspace;
-//! 5. the database's transactions per handoff over the steady phase (pg_stat_database);
-//! 6. takeover (2 and 3 nodes): kill -9 one node, time until the others serve every workspace,
+//! 5. the database's transactions (pg_stat_database) per handoff received over the steady
+//!    phase and per decision, each less what the nodes commit while idle (measured over
+//!    IDLE seconds before the steady phase), and the statements a handoff received costs
+//!    (pg_stat_statements, on the private server);
+//! 6. capacity: the steady rate raised step by step (from FROM/s, times FACTOR a step, up to
+//!    MAX/s, SECS seconds of writing a step) until a step is not held: rename -> SSE p99 past
+//!    P99_MS, received/s under 0.9 x written/s, or a handoff not received within 10 s; RUNS
+//!    ramps, summed up as min / median / max of the rate held and the rate that broke, with
+//!    the CPU per handoff of each node (utime + stime from /proc/<pid>/stat), of PostgreSQL's
+//!    processes and of the bench, the cores busy, the transactions per handoff, the load
+//!    average and the sync latency (measured before each ramp), and what those costs imply
+//!    for nodes and a database on machines of their own;
+//! 7. takeover (2 and 3 nodes): kill -9 one node, time until the others serve every workspace,
 //!    beside when its leases expired (the database's clock) and when the first was taken.
 //!
 //! The load average is printed at each step.
 //!
 //! Knobs: BATON_BENCH_WORKSPACES (3000), BATON_BENCH_HANDOFFS (600), BATON_BENCH_RATE (50/s),
-//! BATON_BENCH_DECISIONS (100), BATON_BENCH_NODES (1,2,3), BATON_BENCH_TTL (5 s).
-//! Every node sends each `handoff.received` to one webhook (the bench's receiver).
+//! BATON_BENCH_DECISIONS (100), BATON_BENCH_NODES (1,2,3), BATON_BENCH_TTL (5 s),
+//! BATON_BENCH_IDLE (3 s). The capacity step, short by default: BATON_BENCH_CAPACITY_RUNS
+//! (1; 0 skips it), _FROM (100/s), _FACTOR (2), _MAX (3200/s), _SECS (2 s), _P99_MS (50);
+//! widened, e.g. RUNS=3 FACTOR=1.41 SECS=4. BATON_BENCH_PIN=1 runs node i on core i (mod the
+//! cores; taskset). Every node sends each `handoff.received` to one webhook (the bench's
+//! receiver).
 
+mod capacity;
+mod cpu;
 mod hook;
 mod node;
 mod postgres;
@@ -35,6 +52,10 @@ use node::Node;
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// A backend sends its statistics when it goes idle, at most once a second, and otherwise
+/// within 10 s (PostgreSQL's PGSTAT_IDLE_INTERVAL): waited before a count is read.
+const FLUSH: Duration = Duration::from_secs(11);
 
 /// Each handoff's key -> (written, first seen on a stream, the node whose stream it was).
 type Received = HashMap<String, (Instant, Instant, usize)>;
@@ -58,6 +79,8 @@ struct Knobs {
     rate: f64,
     decisions: usize,
     ttl: u64,
+    idle: f64,
+    capacity: capacity::Knobs,
 }
 
 fn main() -> Result<()> {
@@ -67,6 +90,8 @@ fn main() -> Result<()> {
         rate: env_or("BATON_BENCH_RATE", 50.0f64).max(0.1),
         decisions: env_or("BATON_BENCH_DECISIONS", 100usize),
         ttl: env_or("BATON_BENCH_TTL", 5u64).max(2),
+        idle: env_or("BATON_BENCH_IDLE", 3.0f64).max(0.5),
+        capacity: capacity::Knobs::from_env(),
     };
     let counts: Vec<usize> = std::env::var("BATON_BENCH_NODES")
         .unwrap_or_else(|_| "1,2,3".into())
@@ -89,13 +114,26 @@ fn main() -> Result<()> {
         knobs.ttl,
         loadavg()
     );
+    let mut capacities = Vec::new();
     for n in counts {
-        run(&pg, &hook, n, &knobs)?;
+        capacities.extend(run(&pg, &hook, n, &knobs)?);
+    }
+    if !capacities.is_empty() {
+        println!("\ncapacity, {} cores on this machine:", cpu::cores());
+        for line in capacities {
+            println!("{line}");
+        }
     }
     Ok(())
 }
 
-fn run(pg: &postgres::Server, hook: &hook::Receiver, nodes: usize, k: &Knobs) -> Result<()> {
+/// One node count's steps; the capacity step's summary, when it ran.
+fn run(
+    pg: &postgres::Server,
+    hook: &hook::Receiver,
+    nodes: usize,
+    k: &Knobs,
+) -> Result<Option<String>> {
     let dir = tempfile::tempdir()?;
     let result = run_in(dir.path(), pg, hook, nodes, k);
     if result.is_err() {
@@ -118,7 +156,7 @@ fn run_in(
     hook: &hook::Receiver,
     nodes: usize,
     k: &Knobs,
-) -> Result<()> {
+) -> Result<Option<String>> {
     hook.clear();
     let root = dir.join("ws");
     let workspaces = tree(&root, k.workspaces)?;
@@ -159,18 +197,41 @@ fn run_in(
         .iter()
         .map(Node::watch)
         .collect::<Result<Vec<_>>>()?;
+    // What the nodes commit while nothing happens (lease rounds, checks of the pool's
+    // connections), taken off the figures per handoff and per decision below.
+    let idle = idle_commits(pg, &url, k.idle)?;
+    pg.reset_statements();
     let before = pg.commits(&url)?;
+    let begin = Instant::now();
     let (received, seen) = steady(&streams, &workspaces, k)?;
-    // Backends report their statistics at most once a second.
-    std::thread::sleep(Duration::from_millis(1500));
-    let per_handoff = (pg.commits(&url)? - before) as f64 / k.handoffs as f64;
+    std::thread::sleep(FLUSH);
+    let gross = (pg.commits(&url)? - before) as f64;
+    let per_handoff = (gross - idle * begin.elapsed().as_secs_f64()) / k.handoffs as f64;
+    let statements = pg.statements(&url);
     println!(
         "{nodes} node(s): {}",
         once(pg, &url, hook, &workspaces, &received, &seen)?
     );
+    if !statements.is_empty() {
+        println!(
+            "{nodes} node(s): statements per handoff over the steady phase (pg_stat_statements; idle rounds included), the most run first:"
+        );
+        for (calls, mean, text) in statements.iter().take(12) {
+            let text: String = text.chars().take(150).collect();
+            println!(
+                "    {:>6.2}  ({mean:.3} ms in the server)  {text}",
+                *calls as f64 / k.handoffs as f64
+            );
+        }
+    }
+    let before = pg.commits(&url)?;
+    let begin = Instant::now();
     let decided = decide(&running, &workspaces, &received, k.decisions)?;
+    std::thread::sleep(FLUSH);
+    let gross = (pg.commits(&url)? - before) as f64;
+    let per_decision = (gross - idle * begin.elapsed().as_secs_f64()) / decided.len().max(1) as f64;
     let mut line = format!(
-        "{nodes} node(s): start {:.1} s, settled {:.1} s (the last node listening after {:.1} s; shares {shares:?}); rename -> SSE p50 {:.2} ms p99 {:.2} ms ({} received at {:.1}/s); decision -> decision.json p50 {:.2} ms p99 {:.2} ms; {per_handoff:.1} database transactions per handoff",
+        "{nodes} node(s): start {:.1} s, settled {:.1} s (the last node listening after {:.1} s; shares {shares:?}); rename -> SSE p50 {:.2} ms p99 {:.2} ms ({} received at {:.1}/s); decision -> decision.json p50 {:.2} ms p99 {:.2} ms; database transactions {per_handoff:.1} per handoff received + {per_decision:.1} per decision = {:.1} a handoff's life (idle {idle:.1}/s taken off)",
         start.as_secs_f64(),
         settled.as_secs_f64(),
         up.as_secs_f64(),
@@ -180,8 +241,29 @@ fn run_in(
         throughput(&received),
         pct(&decided, 50.0),
         pct(&decided, 99.0),
+        per_handoff + per_decision,
     );
     line += &format!("; load {}", loadavg());
+    println!("{line}");
+    let mut capacity = None;
+    if k.capacity.runs > 0 {
+        let mut cursor = capacity::Cursor(k.handoffs);
+        let ramps = capacity::ramps(
+            dir,
+            pg,
+            &url,
+            &running,
+            &streams,
+            &workspaces,
+            &mut cursor,
+            idle,
+            &k.capacity,
+        )?;
+        let summary = capacity::summary(nodes, &ramps);
+        println!("{summary}");
+        capacity = Some(summary);
+    }
+    let mut line = format!("{nodes} node(s):");
     if nodes > 1 {
         let victim = running.remove(0);
         let before = served(&running)?;
@@ -203,15 +285,28 @@ fn run_in(
         )?;
         let taken = killed.elapsed();
         line += &format!(
-            "; takeover after kill -9 {:.1} s (its {victim_leases} leases expired {:.1} s after the kill, the first served again after {:.1} s; load {})",
+            " takeover after kill -9 {:.1} s (its {victim_leases} leases expired {:.1} s after the kill, the first served again after {:.1} s; load {})",
             taken.as_secs_f64(),
             expire_in,
             first_taken.unwrap_or(taken).as_secs_f64(),
             loadavg()
         );
     }
-    println!("{line}");
-    Ok(())
+    if nodes > 1 {
+        println!("{line}");
+    }
+    Ok(capacity)
+}
+
+/// Transactions the database of `url` commits a second over `secs` with nothing to do.
+fn idle_commits(pg: &postgres::Server, url: &str, secs: f64) -> Result<f64> {
+    // The start's statistics (loading the workspaces, moving shares) arrive first.
+    std::thread::sleep(FLUSH);
+    let before = pg.commits(url)?;
+    let begin = Instant::now();
+    std::thread::sleep(Duration::from_secs_f64(secs));
+    let after = pg.commits(url)?;
+    Ok((after - before) as f64 / begin.elapsed().as_secs_f64())
 }
 
 /// Writes the handoffs at the rate; returns each one's (written, first seen on a stream)

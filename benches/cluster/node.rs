@@ -37,7 +37,16 @@ impl Node {
             ),
         )?;
         let log = std::fs::File::create(dir.join(format!("node-{i}.log")))?;
-        let mut child = Command::new(BIN)
+        // BATON_BENCH_PIN: node i on core i (mod the cores), by taskset (which execs it).
+        let mut command = match std::env::var("BATON_BENCH_PIN").ok().filter(|v| v == "1") {
+            Some(_) => {
+                let mut c = Command::new("taskset");
+                c.args(["-c", &(i % crate::cpu::cores()).to_string(), BIN]);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let mut child = command
             .args(["serve", "--config"])
             .arg(&config)
             .env(
@@ -67,6 +76,10 @@ impl Node {
             token,
             _stdout: stdout,
         })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Workspaces this node serves now.

@@ -64,16 +64,83 @@ impl Server {
             "initdb",
             &["-D", d, "-A", "trust", "-U", "postgres", "--no-sync"],
         )?;
-        let opts = format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=200");
+        // pg_stat_statements: which statements a handoff costs (`Statements`).
+        let opts = format!("-p {port} -c listen_addresses=127.0.0.1 -c unix_socket_directories= -c max_connections=200 -c shared_preload_libraries=pg_stat_statements");
         run(
             "pg_ctl",
             &["-D", d, "-o", &opts, "-w", "-l", "/dev/null", "start"],
         )?;
-        Ok(Server {
+        let server = Server {
             base: format!("postgres://postgres@127.0.0.1:{port}"),
             _dir: Some(dir),
             ctl: Some((bin, data)),
-        })
+        };
+        server
+            .admin()?
+            .batch_execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")?;
+        Ok(server)
+    }
+
+    fn admin(&self) -> Result<postgres::Client> {
+        Ok(postgres::Client::connect(
+            &format!("{}/postgres", self.base),
+            postgres::NoTls,
+        )?)
+    }
+
+    /// CPU seconds (user + system) of the private server's processes: the postmaster and its
+    /// children (the backends, the WAL writer, the checkpointer...). `None` for a server of
+    /// BATON_BENCH_DATABASE_URL (not on this machine, or not ours to read).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let (_, data) = self.ctl.as_ref()?;
+        let pid: u32 = std::fs::read_to_string(data.join("postmaster.pid"))
+            .ok()?
+            .lines()
+            .next()?
+            .trim()
+            .parse()
+            .ok()?;
+        let mut total = crate::cpu::seconds(pid)?;
+        for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+            let Some(child) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if crate::cpu::parent(child) == Some(pid) {
+                total += crate::cpu::seconds(child).unwrap_or(0.0);
+            }
+        }
+        Some(total)
+    }
+
+    /// Forgets the statements counted so far (pg_stat_statements), when the server has it.
+    pub fn reset_statements(&self) {
+        if let Ok(mut client) = self.admin() {
+            let _ = client.batch_execute("SELECT pg_stat_statements_reset()");
+        }
+    }
+
+    /// The statements run in the database of `url` since `reset_statements`, the most called
+    /// first: (calls, mean time in the server in ms, the statement's first words). Empty
+    /// without pg_stat_statements.
+    pub fn statements(&self, url: &str) -> Vec<(i64, f64, String)> {
+        let db = url.rsplit('/').next().unwrap_or_default().to_string();
+        let Ok(mut client) = self.admin() else {
+            return Vec::new();
+        };
+        let rows = client.query(
+            "SELECT s.calls, s.mean_exec_time, regexp_replace(s.query, '\\s+', ' ', 'g')
+             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+             WHERE d.datname = $1 ORDER BY s.calls DESC",
+            &[&db],
+        );
+        rows.unwrap_or_default()
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect()
     }
 
     pub fn database(&self, name: &str) -> Result<String> {
