@@ -309,7 +309,7 @@ pub fn holds(expr: &str, facts: &Facts) -> Result<bool, String> {
 /// `holds`' time, and a target that fuzzes the facts evaluates a fixed set of policies.
 #[doc(hidden)]
 pub mod fuzzing {
-    use super::{compile, holds_compiled, Facts};
+    use super::{compile, context_of, holds_compiled, run, Facts};
 
     /// An expression as `holds` compiles it.
     pub struct Compiled(cel_interpreter::Program);
@@ -323,10 +323,31 @@ pub mod fuzzing {
         pub fn holds(&self, facts: &Facts) -> Result<bool, String> {
             holds_compiled(&self.0, facts)
         }
+
+        /// `holds(expr, facts)` over facts already given (`Given`): what `holds` runs once
+        /// it has made the context, for a target that evaluates many expressions over the
+        /// same facts.
+        pub fn holds_given(&self, given: &Given) -> Result<bool, String> {
+            run(&self.0, &given.0)
+        }
+    }
+
+    /// Facts as `holds` gives them to an expression (its context), made once.
+    pub struct Given(cel_interpreter::Context<'static>);
+
+    impl Given {
+        pub fn new(facts: &Facts) -> Result<Given, String> {
+            context_of(facts).map(Given)
+        }
     }
 }
 
 fn holds_compiled(program: &Program, facts: &Facts) -> Result<bool, String> {
+    run(program, &context_of(facts)?)
+}
+
+/// The facts as variables of an expression.
+fn context_of(facts: &Facts) -> Result<Context<'static>, String> {
     let mut context = Context::default();
     let value = |v: Result<Value, cel_interpreter::SerializationError>| {
         v.map_err(|e| format!("the facts cannot be given to the expression: {e}"))
@@ -341,7 +362,12 @@ fn holds_compiled(program: &Program, facts: &Facts) -> Result<bool, String> {
     );
     context.add_variable_from_value("claimed", value(cel_interpreter::to_value(&facts.claimed))?);
     context.add_variable_from_value("handoff", value(cel_interpreter::to_value(facts.legacy()))?);
-    let run = std::panic::AssertUnwindSafe(|| program.execute(&context));
+    Ok(context)
+}
+
+/// `program` over `context`: true or false, or why it decides nothing.
+fn run(program: &Program, context: &Context) -> Result<bool, String> {
+    let run = std::panic::AssertUnwindSafe(|| program.execute(context));
     match std::panic::catch_unwind(run) {
         Ok(Ok(Value::Bool(b))) => Ok(b),
         Ok(Ok(other)) => Err(format!("gives {other:?}, not true or false")),

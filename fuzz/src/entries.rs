@@ -320,12 +320,32 @@ fn crc32(bytes: &[u8]) -> u32 {
 /// a dead delivery), what load leaves behind loads again cleanly, and a delivery read
 /// serializes back to itself.
 pub fn outbox_spool(data: &[u8]) {
+    thread_local! {
+        static SPOOL: baton::outbox::Spool = baton::outbox::Spool::open(&scratch("baton-fuzz-spool-"))
+            .expect("the spool opens");
+    }
+    SPOOL.with(|spool| {
+        // The spool holds the input's file alone, as a spool just opened would (`damaged/`,
+        // which the load never reads, is kept; only what was set aside in it is removed):
+        // removing and making the folders again for each input was a fifth of the time.
+        empty(spool.dir());
+        empty(&spool.dir().join("damaged"));
+        load_one_spool_file(spool, data);
+    });
+}
+
+/// Removes the files in `dir` (it may not exist).
+fn empty(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten() {
+        let entry = entry.unwrap();
+        if !entry.file_type().unwrap().is_dir() {
+            std::fs::remove_file(entry.path()).unwrap();
+        }
+    }
+}
+
+fn load_one_spool_file(spool: &baton::outbox::Spool, data: &[u8]) {
     use baton::outbox::{Delivery, State};
-    static DIR: OnceLock<PathBuf> = OnceLock::new();
-    let base = DIR.get_or_init(|| scratch("baton-fuzz-spool-"));
-    let data_dir = base.join(format!("{:?}", std::thread::current().id()));
-    let _ = std::fs::remove_dir_all(&data_dir);
-    let spool = baton::outbox::Spool::open(&data_dir).expect("the spool opens");
     std::fs::write(spool.dir().join("msg_fuzz.json"), data).unwrap();
     let (loaded, warnings) = spool.load().expect("a spool in reach loads");
     assert_eq!(loaded.len(), 1, "a spool file was dropped: {warnings:?}");
@@ -515,23 +535,30 @@ pub fn policy_facts(data: &[u8]) {
         Ok(a) => a.doc,
         Err(_) => baton::contract::Handoff::default(),
     };
-    let facts = facts_of(&handoff);
+    // The context `holds` makes of the facts, made once for all the policies: it is the same
+    // for each, and making it is most of what one evaluation costs.
+    let given = baton::policy::fuzzing::Given::new(&facts_of(&handoff))
+        .expect("a handoff's facts are given to an expression");
     for (expr, compiled) in policies() {
-        never_fails(expr, &compiled.holds(&facts));
+        never_fails(expr, &compiled.holds_given(&given));
     }
 }
 
-/// Two handoffs' facts for `policy_expr`: an empty handoff's, and a full one's.
-fn fixed_facts() -> &'static [baton::policy::Facts; 2] {
-    static FACTS: OnceLock<[baton::policy::Facts; 2]> = OnceLock::new();
+/// Two handoffs' facts for `policy_expr`, as `holds` gives them to an expression: an empty
+/// handoff's, and a full one's.
+fn fixed_facts() -> &'static [baton::policy::fuzzing::Given; 2] {
+    static FACTS: OnceLock<[baton::policy::fuzzing::Given; 2]> = OnceLock::new();
     FACTS.get_or_init(|| {
         let full = br#"{"handoff_version":"1.0","id":"h1","task_id":"t1","from_agent":"release-bot","to_agent":"reviewer","trigger":"completion","confidence":0.97,"title":"fix the parser","classification":"internal","labels":["docs","x-ray"],"artifacts":[{"path":"inbox/a.md"},{"path":"inbox/b.txt"}]}"#;
         let full = validate::handoff(full, &Limits::default())
             .map(|a| a.doc)
             .unwrap_or_else(|r| panic!("the fixed handoff is refused: {:?}", r.problems));
+        let given = |facts| {
+            baton::policy::fuzzing::Given::new(&facts).expect("the fixed facts are given")
+        };
         [
-            facts_of(&baton::contract::Handoff::default()),
-            facts_of(&full),
+            given(facts_of(&baton::contract::Handoff::default())),
+            given(facts_of(&full)),
         ]
     })
 }
@@ -539,16 +566,21 @@ fn fixed_facts() -> &'static [baton::policy::Facts; 2] {
 /// A route's `auto_approve_if` (the input, as text): an expression that passes the load-time
 /// check (`policy::check`) never makes the interpreter fail (`policy::holds`, compiled once and
 /// evaluated over an empty handoff's facts and a full one's).
+///
+/// The compile comes first: `check` begins with the very same bound and parse, so an
+/// expression that does not compile is refused by `check` at that step, and parsing it a
+/// second time (most fuzzed input does not parse, and the parser's error recovery is most of
+/// the cost) would find nothing new.
 pub fn policy_expr(data: &[u8]) {
     let Ok(expr) = std::str::from_utf8(data) else {
         return;
     };
-    let checked = baton::policy::check(expr);
     let Ok(compiled) = baton::policy::fuzzing::Compiled::new(expr) else {
         return;
     };
-    for facts in fixed_facts() {
-        let held = compiled.holds(facts);
+    let checked = baton::policy::check(expr);
+    for given in fixed_facts() {
+        let held = compiled.holds_given(given);
         if checked.is_ok() {
             never_fails(expr, &held);
         }
