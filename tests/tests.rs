@@ -55,6 +55,7 @@ mod ownership;
 mod package;
 mod pages;
 mod passkeys;
+mod passkeys_damage;
 mod paths;
 mod policy;
 mod push;

@@ -312,6 +312,12 @@ pub fn document() -> Value {
                     "digest_cadence_damaged": { "type": "object", "required": ["file", "why", "action"],
                         "description": "data_dir/digest-cadence.json cannot be read: digests go at the configured cadences and no cadence can be saved until it is mended or moved aside (degraded)",
                         "properties": { "file": { "type": "string" }, "why": { "type": "string" }, "action": { "type": "string" } } },
+                    "push_key_damaged": { "type": "object", "required": ["document", "why", "action"],
+                        "description": "the VAPID key (document push/vapid.key: data_dir/push/vapid.key, or a cluster's row) cannot be read: Web Push is off, nothing else is, until it is mended (degraded); it is never replaced by a new key",
+                        "properties": { "document": { "type": "string" }, "why": { "type": "string" }, "action": { "type": "string" } } },
+                    "passkeys_damaged": { "type": "object", "required": ["why", "action"],
+                        "description": "the registered passkeys (data_dir/passkeys/credentials.json, or a cluster's row) cannot be read: approvals on passkey routes and passkey changes are refused until it is mended (degraded)",
+                        "properties": { "why": { "type": "string" }, "action": { "type": "string" } } },
                     "empty_entries": { "type": "array", "items": { "type": "string" },
                                        "description": "config `workspaces` entries that hold no workspace" } } })) } } },
             "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "OpenMetrics text" } } } }

@@ -22,7 +22,11 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     let memos = app.memo_damage();
     let chat_links = app.chat_links_damage();
     let cadences = app.digest_cadence_damage();
+    let push_key = app.push_key_damage();
+    let passkeys = app.passkeys_damage();
     let degraded = !unserved.is_empty()
+        || push_key.is_some()
+        || passkeys.is_some()
         || !memos.is_empty()
         || cadences.is_some()
         || chat_links.is_some()
@@ -61,6 +65,15 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     if let Some(damage) = cadences {
         // Saving a cadence is refused until the operator mends the file or moves it aside.
         body["digest_cadence_damaged"] = json!(damage);
+    }
+    if let Some(damage) = push_key {
+        // Web Push is off (nothing else is) until the key is mended; never replaced by a new one.
+        body["push_key_damaged"] = json!(damage);
+    }
+    if let Some(why) = passkeys {
+        // Only what reads the passkeys is refused until they are mended.
+        body["passkeys_damaged"] = json!({ "why": why,
+            "action": "approvals on routes with step_up = \"passkey\", and registering or removing a passkey, are refused until it is mended; everything else works" });
     }
     if let Some((file, why)) = chat_links {
         // No link is trusted from it and nothing is saved over it until it is mended.

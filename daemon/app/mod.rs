@@ -169,6 +169,7 @@ impl App {
             metrics.delivery_attempts.clone(),
             cluster.as_ref().map(|c| c.deliveries()),
             metrics.push.clone(),
+            metrics.errors.clone(),
             documents.clone(),
         )?;
         let mut warnings = found.warnings;
@@ -211,10 +212,16 @@ impl App {
                 config,
             }),
         };
-        // A route that asks for passkeys cannot work without them: refuse to start, saying why.
+        // A route that asks for passkeys cannot work where the configuration rules them out:
+        // refuse to start, saying why. A damaged passkeys document refuses only what reads it
+        // (named on /healthz until it is mended), never the whole daemon.
         let asks_passkeys = app.config().routes.iter().any(|r| r.step_up.is_some());
-        if let (true, Err(why)) = (asks_passkeys, app.passkeys_ready()) {
+        if let (true, Err(why)) = (asks_passkeys, app.passkeys_relying_party()) {
             anyhow::bail!("a route has step_up = \"passkey\", but passkeys cannot be used: {why}");
+        }
+        if let Some(why) = app.passkeys_damage() {
+            app.metrics().error("passkeys_damaged");
+            tracing::error!(%why, "the registered passkeys cannot be read: approvals on routes that ask for a passkey are refused until they are mended");
         }
         warnings.extend(outbox_warnings);
         let started = std::time::Instant::now();

@@ -113,7 +113,7 @@ pub struct Outbox {
     chats: Vec<(crate::config::Chat, chat::Posted)>,
     /// `[[mattermost]]` entries, with where their posts are, and the key of their buttons.
     mattermost: Vec<(crate::config::Mattermost, mattermost::Posted)>,
-    mattermost_key: Option<mattermost::ActionKey>,
+    mattermost_key: Option<Arc<mattermost::ButtonKey>>,
     /// Per `[[mattermost]]` entry: the Mattermost users a `direct` copy goes to, by route
     /// name, and for a handoff on no route.
     /// And where its direct copies are kept.
@@ -134,10 +134,6 @@ pub enum OpenError {
     Spool(#[from] SpoolError),
     #[error(transparent)]
     Mail(#[from] MailError),
-    #[error("Web Push: {0}")]
-    Push(std::io::Error),
-    #[error("Mattermost: the key of its buttons: {0}")]
-    Mattermost(std::io::Error),
 }
 
 /// What the outbox and its workers share.
@@ -166,22 +162,27 @@ impl Outbox {
         attempts: Family<OutcomeLabel, Counter>,
         keep: Option<Box<dyn Keep>>,
         pushes: Family<OutcomeLabel, Counter>,
+        errors: Family<crate::metrics::KindLabel, Counter>,
         documents: Arc<dyn crate::documents::Documents>,
     ) -> Result<(Outbox, Vec<StartupProblem>), OpenError> {
         let keys = Arc::new(crate::store::mac_keys::MacKeys::new(documents.clone()));
         let files = Spool::open(&config.data_dir)?;
-        let push = match &config.push {
-            Some(p) => Some(Arc::new(
-                crate::push::Push::open(
-                    documents.clone(),
-                    &config.data_dir,
-                    p.subject.clone(),
-                    p.allow_private,
-                )
-                .map_err(OpenError::Push)?,
-            )),
-            None => None,
-        };
+        // A damaged key turns Web Push off, not the daemon: told once per cause (counted here,
+        // logged by the key) and named on /healthz until it is mended.
+        let push = config.push.as_ref().map(|p| {
+            let label = crate::metrics::KindLabel {
+                kind: "push_key_damaged".into(),
+            };
+            Arc::new(crate::push::Push::open(
+                documents.clone(),
+                &config.data_dir,
+                p.subject.clone(),
+                p.allow_private,
+                Box::new(move || {
+                    errors.get_or_create(&label).inc();
+                }),
+            ))
+        });
         let disabled = Disabled::load(files.dir());
         let spool: Box<dyn Keep> = match keep {
             Some(keep) => keep,
@@ -254,9 +255,10 @@ impl Outbox {
             .iter()
             .map(|m| (m.clone(), mattermost::posted(documents.clone(), &m.name)))
             .collect();
+        // Opened at its first use: a damaged key stops only the posts that carry buttons.
         let mattermost_key = match mattermost.is_empty() {
             true => None,
-            false => Some(mattermost::ActionKey::open(&keys).map_err(OpenError::Mattermost)?),
+            false => Some(Arc::new(mattermost::ButtonKey::new(keys.clone()))),
         };
         for (m, posted) in &mattermost {
             let direct = mattermost::direct::Direct::new(
@@ -352,9 +354,18 @@ impl Outbox {
         aud: Option<&Audience>,
         link: &str,
     ) -> Vec<Delivery> {
-        let (Some(key), Some(action_key)) = (event.key.as_deref(), &self.mattermost_key) else {
+        let (Some(key), Some(buttons)) = (event.key.as_deref(), &self.mattermost_key) else {
             return Vec::new();
         };
+        // Damaged: no post with buttons is made (updates are: they carry none), said at each
+        // post owed. Only a post reads the key.
+        let owed = review_post::Review::of(event, aud).is_some();
+        let action_key = owed
+            .then(|| buttons.get())
+            .and_then(|k| {
+                k.inspect_err(|e| tracing::error!(error = %e, key, "no Mattermost post with buttons is made until the key of its buttons is mended"))
+                    .ok()
+            });
         let mut made = Vec::new();
         for ((m, posted), to) in self.mattermost.iter().zip(&self.mattermost_reviewers) {
             let ch = m.outbox_channel();
@@ -365,15 +376,17 @@ impl Outbox {
             };
             // Where the post was made is read only for an update (a decision): in a cluster
             // each read is a query.
-            let body =
-                mattermost::post(m, action_key, event, aud, link, &url, &reviewers).or_else(|| {
-                    let update = mattermost::update(m, event, aud, link)?;
-                    let posted_before = match m.direct {
-                        true => to.posts.has(key),
-                        false => posted.has(key),
-                    };
-                    (posted_before || self.posting(&ch, key)).then_some(update)
-                });
+            let post = action_key
+                .as_ref()
+                .and_then(|k| mattermost::post(m, k, event, aud, link, &url, &reviewers));
+            let body = post.or_else(|| {
+                let update = mattermost::update(m, event, aud, link)?;
+                let posted_before = match m.direct {
+                    true => to.posts.has(key),
+                    false => posted.has(key),
+                };
+                (posted_before || self.posting(&ch, key)).then_some(update)
+            });
             if let Some(body) = body {
                 made.push(self.make(event, origin, &ch, body));
             }
@@ -674,6 +687,7 @@ mod tests {
                 m.deliveries.clone(),
                 m.delivery_attempts.clone(),
                 None,
+                Default::default(),
                 Default::default(),
                 std::sync::Arc::new(crate::documents::InDataDir::new(&config.data_dir)),
             )

@@ -1,8 +1,10 @@
 //! Web Push as an outbox channel. An event that may owe pushes (a handoff received, revised
 //! or escalated) is spooled as one notice on channel `push`; the push worker asks the app
 //! whom it owes (the reviewers who may decide the handoff, on a route with `push`) and makes
-//! one delivery per browser subscription of theirs (`to`: the subscription's id), each with
-//! its own attempts. Each attempt encrypts the payload afresh for that browser (RFC 8291)
+//! one delivery per browser subscription of theirs (`to`: the subscription's endpoint, by its
+//! digest, and the reviewer it is owed to: `push::store::address`), each with its own
+//! attempts. A browser whose subscription is another reviewer's by the time of an attempt
+//! (signed in as someone else, subscribed again) is not sent the push. Each attempt encrypts the payload afresh for that browser (RFC 8291)
 //! and signs a VAPID token for the push service's origin. A push service that answers 404 or
 //! 410 says the subscription is gone: it is removed, and the delivery is dead at once (its
 //! `notification.failed` event says so).
@@ -55,7 +57,7 @@ pub fn expand(shared: &Shared, hooks: &Hooks, notice: &Delivery) -> Vec<(u64, St
                 made.push(Delivery {
                     id: format!("{}.{}", notice.id, &sub.id[4..]),
                     channel: PUSH.into(),
-                    to: Some(sub.id),
+                    to: Some(crate::push::store::address(&sub)),
                     state: State::Pending,
                     attempts: Vec::new(),
                     next_at_ms: Some(now_ms()),
@@ -232,7 +234,11 @@ impl Sender {
 
 impl Transport for Sender {
     fn send(&self, d: &Delivery) -> Outcome {
-        let sub = match d.to.as_deref().map(|id| self.push.subscriptions.get(id)) {
+        let sub = match d
+            .to
+            .as_deref()
+            .map(|to| self.push.subscriptions.addressed(to))
+        {
             Some(Ok(sub)) => sub,
             Some(Err(e)) => {
                 self.count("failed");
@@ -246,7 +252,7 @@ impl Transport for Sender {
             self.count("failed");
             return Outcome {
                 error: Some(
-                    "the browser's subscription was removed before the push went out".into(),
+                    "the browser's subscription was removed, or is now another reviewer's, before the push went out; not sent".into(),
                 ),
                 permanent: true,
                 ..Outcome::default()
@@ -255,7 +261,8 @@ impl Transport for Sender {
         let mut outcome = self.post(d, &sub);
         if let Some(status @ (404 | 410)) = outcome.status {
             // The browser unsubscribed or the service expired it: never push there again.
-            let removed = self.push.subscriptions.remove(None, &sub.id);
+            let gone = crate::push::store::Which::Endpoint(&sub.endpoint);
+            let removed = self.push.subscriptions.remove(None, gone);
             if let Err(e) = &removed {
                 tracing::error!(error = %e, subscription = %sub.id, "cannot remove a push subscription its service says is gone; the next push will try it again");
             }

@@ -153,6 +153,18 @@ impl Passkeys {
             .map_err(|e| e.to_string())
     }
 
+    /// Whether the configuration lets passkeys be used at all (a relying party: `public_url`
+    /// names a host), or why not. Unlike a damaged document, nothing at run time mends it.
+    pub fn relying_party(&self) -> Result<(), String> {
+        self.rp.as_ref().map(|_| ()).map_err(Clone::clone)
+    }
+
+    /// Why the registered passkeys cannot be read, if so (for `/healthz`): what it names is
+    /// refused until it is mended, and nothing else.
+    pub fn damage(&self) -> Option<String> {
+        self.credentials.all().err().map(|e| e.to_string())
+    }
+
     fn rp(&self) -> Result<&Webauthn, PasskeyError> {
         self.rp.as_ref().map_err(|e| PasskeyError::Off(e.clone()))
     }

@@ -13,10 +13,9 @@ pub mod vapid;
 
 pub use message::{Action, Payload, SealError};
 pub use store::{Subscription, Subscriptions};
-pub use vapid::VapidKey;
+pub use vapid::{Damage, VapidKey};
 
 use crate::documents::Documents;
-use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -44,32 +43,39 @@ pub enum SubscribeError {
 
 impl Push {
     /// Opens (making on first use) the key and the subscriptions kept in `documents`;
-    /// `data_dir`'s own key is offered when none is kept yet (`VapidKey::open`).
+    /// `data_dir`'s own key is offered when none is kept yet (`VapidKey::open`). Never fails:
+    /// a damaged key turns Web Push off, told (`on_damage`, a log) and named (`key.damage`),
+    /// and nothing else depends on it.
     pub fn open(
         documents: Arc<dyn Documents>,
         data_dir: &Path,
         subject: String,
         allow_private: bool,
-    ) -> io::Result<Push> {
-        let key = VapidKey::open(documents.clone(), data_dir)?;
+        on_damage: vapid::OnDamage,
+    ) -> Push {
+        let key = VapidKey::open(documents.clone(), data_dir, on_damage);
         let subscriptions = Subscriptions::new(documents);
         // A node whose key was kept brings its browsers along into a cluster that has none
         // yet; another node's were made against a key no longer signed with (not carried).
         if key.own_kept() {
-            let carried = subscriptions.seed(data_dir)?;
-            if carried > 0 {
-                tracing::info!(
+            match subscriptions.seed(data_dir) {
+                Ok(0) => {}
+                Ok(carried) => tracing::info!(
                     carried,
                     "this node's own push subscriptions kept for the cluster"
-                );
+                ),
+                // The file stays where it is: offered again at the next start.
+                Err(e) => {
+                    tracing::error!(error = %e, "this node's own push subscriptions were not carried into the cluster; offered again at the next start")
+                }
             }
         }
-        Ok(Push {
+        Push {
             key,
             subscriptions,
             subject,
             allow_private,
-        })
+        }
     }
 
     /// A subscription of `reviewer` checked for what a push needs: an `https` endpoint

@@ -4,8 +4,11 @@
 //! through one node is pushed by whichever node serves the handoff, and `/reviewers` lists
 //! the same subscriptions on every node. Each change (subscribe, unsubscribe, a subscription
 //! the push service says is gone) is one read-modify-write under the document's lock, so two
-//! nodes changing it at once lose neither's change. A subscription is named by a digest of its
-//! endpoint: the same browser subscribing again replaces its entry rather than adding one.
+//! nodes changing it at once lose neither's change. A subscription is its endpoint: the same
+//! browser subscribing again replaces its entry rather than adding one, and a push is
+//! addressed to the endpoint and the reviewer it is owed to (`address`), so a browser that
+//! changed hands between a push being owed and sent is not sent another person's push. The
+//! short `id` (64 bits of the endpoint's digest) is only a handle for a reviewer's own list.
 //!
 //! A document that is not a list of subscriptions (empty, unparsable) is damage: every read
 //! and change refuses it naming where it is, and nothing is saved over it (starting anew
@@ -49,6 +52,33 @@ pub fn id_of(endpoint: &str) -> String {
     )
 }
 
+/// Which subscription: by its endpoint (the identity), or by the `id` shown to its reviewer.
+#[derive(Debug, Clone, Copy)]
+pub enum Which<'a> {
+    Endpoint(&'a str),
+    Id(&'a str),
+}
+
+impl Which<'_> {
+    fn is(&self, s: &Subscription) -> bool {
+        match self {
+            Which::Endpoint(endpoint) => s.endpoint == *endpoint,
+            Which::Id(id) => s.id == *id,
+        }
+    }
+}
+
+/// What a push delivery is addressed to (its `to`): the whole SHA-256 of the browser's
+/// endpoint and the reviewer it is owed to, `HEX/REVIEWER`. Not the endpoint itself: it is
+/// the browser's capability URL, and deliveries are listed to every reviewer.
+pub fn address(sub: &Subscription) -> String {
+    format!(
+        "{}/{}",
+        hex::encode(Sha256::digest(sub.endpoint.as_bytes())),
+        sub.reviewer
+    )
+}
+
 /// By reviewer, oldest first.
 type All = BTreeMap<String, Vec<Subscription>>;
 
@@ -70,7 +100,7 @@ impl Subscriptions {
     pub fn put(&self, sub: Subscription) -> io::Result<()> {
         self.lists.change(|all| {
             for subs in all.values_mut() {
-                subs.retain(|s| s.id != sub.id);
+                subs.retain(|s| s.endpoint != sub.endpoint);
             }
             let mine = all.entry(sub.reviewer.clone()).or_default();
             mine.push(sub.clone());
@@ -81,20 +111,24 @@ impl Subscriptions {
         })
     }
 
-    /// Forgets subscription `id` of `reviewer` (any reviewer's when `None`). Returns it, if
-    /// it was kept.
-    pub fn remove(&self, reviewer: Option<&str>, id: &str) -> io::Result<Option<Subscription>> {
+    /// Forgets subscription `which` of `reviewer` (any reviewer's when `None`). Returns it,
+    /// if it was kept.
+    pub fn remove(
+        &self,
+        reviewer: Option<&str>,
+        which: Which<'_>,
+    ) -> io::Result<Option<Subscription>> {
         self.lists.change(|all| {
             let found = all
                 .values()
                 .flatten()
-                .find(|s| s.id == id && reviewer.is_none_or(|r| r == s.reviewer))
+                .find(|s| which.is(s) && reviewer.is_none_or(|r| r == s.reviewer))
                 .cloned();
             let Some(gone) = found else {
                 return (false, None);
             };
             if let Some(subs) = all.get_mut(&gone.reviewer) {
-                subs.retain(|s| s.id != id);
+                subs.retain(|s| s.endpoint != gone.endpoint);
             }
             (true, Some(gone))
         })
@@ -136,13 +170,20 @@ impl Subscriptions {
         Ok(self.lists.all()?.remove(reviewer).unwrap_or_default())
     }
 
-    pub fn get(&self, id: &str) -> io::Result<Option<Subscription>> {
+    /// The subscription a push was addressed to (`address`): that endpoint, still kept for
+    /// that reviewer. `None` when it is gone, or now another reviewer's (the browser changed
+    /// hands), or `to` is no address (an older baton's subscription id).
+    pub fn addressed(&self, to: &str) -> io::Result<Option<Subscription>> {
+        let Some((_, reviewer)) = to.split_once('/') else {
+            return Ok(None);
+        };
         Ok(self
             .lists
             .all()?
-            .into_values()
-            .flatten()
-            .find(|s| s.id == id))
+            .remove(reviewer)
+            .unwrap_or_default()
+            .into_iter()
+            .find(|s| address(s) == to))
     }
 
     /// How many are kept, everyone's.
@@ -153,7 +194,7 @@ impl Subscriptions {
 
 #[cfg(test)]
 mod tests {
-    use super::{id_of, Subscription, Subscriptions};
+    use super::{address, id_of, Subscription, Subscriptions, Which};
     use crate::documents::InDataDir;
     use std::sync::Arc;
 
@@ -188,10 +229,10 @@ mod tests {
         );
         let id = id_of("https://push.example/2");
         assert!(
-            again.remove(Some("bob"), &id).unwrap().is_none(),
+            again.remove(Some("bob"), Which::Id(&id)).unwrap().is_none(),
             "not bob's"
         );
-        assert!(again.remove(None, &id).unwrap().is_some());
+        assert!(again.remove(None, Which::Id(&id)).unwrap().is_some());
         assert_eq!(open(dir.path()).count().unwrap(), 1);
     }
 
@@ -209,7 +250,7 @@ mod tests {
         assert_eq!(cluster.of("rita").unwrap().len(), 1);
         // Removed since: a later start of the node brings nothing back.
         cluster
-            .remove(None, &id_of("https://push.example/1"))
+            .remove(None, Which::Endpoint("https://push.example/1"))
             .unwrap();
         assert_eq!(cluster.seed(own.path()).unwrap(), 0);
         assert_eq!(cluster.count().unwrap(), 0);
@@ -241,7 +282,7 @@ mod tests {
         b.put(sub("rita", "https://push.example/b")).unwrap();
         assert_eq!(a.of("rita").unwrap().len(), 2, "b's change seen by a");
         assert!(b
-            .remove(None, &id_of("https://push.example/a"))
+            .remove(None, Which::Endpoint("https://push.example/a"))
             .unwrap()
             .is_some());
         assert_eq!(a.count().unwrap(), 1);
@@ -250,8 +291,37 @@ mod tests {
             let err = a.of("rita").unwrap_err().to_string();
             assert!(err.contains("push/subscriptions.json: not a list"), "{err}");
             assert!(a.put(sub("rita", "https://push.example/c")).is_err());
-            assert!(a.remove(None, &id_of("https://push.example/b")).is_err());
+            assert!(a
+                .remove(None, Which::Id(&id_of("https://push.example/b")))
+                .is_err());
             assert_eq!(std::fs::read(dir.path().join(super::NAME)).unwrap(), damage);
         }
+    }
+
+    #[test]
+    fn a_push_finds_its_browser_only_while_it_is_the_same_reviewers_and_endpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let subs = open(dir.path());
+        subs.put(sub("rita", "https://push.example/1")).unwrap();
+        let to = address(&subs.of("rita").unwrap()[0]);
+        assert!(
+            !to.contains("push.example"),
+            "the endpoint is not shown: {to}"
+        );
+        assert_eq!(subs.addressed(&to).unwrap().unwrap().reviewer, "rita");
+        // The browser, signed in as bob now, subscribes again: rita's push finds nothing.
+        subs.put(sub("bob", "https://push.example/1")).unwrap();
+        assert_eq!(subs.addressed(&to).unwrap(), None);
+        // Another endpoint under the same short id is another browser, not this one.
+        let mut twin = sub("rita", "https://push.example/2");
+        twin.id = id_of("https://push.example/1");
+        subs.put(twin).unwrap();
+        assert_eq!(subs.addressed(&to).unwrap(), None);
+        assert_eq!(subs.count().unwrap(), 2, "the twin replaced no one");
+        // An older baton's address (the short id alone) finds nothing.
+        assert_eq!(
+            subs.addressed(&id_of("https://push.example/1")).unwrap(),
+            None
+        );
     }
 }

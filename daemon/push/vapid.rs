@@ -10,8 +10,11 @@
 //! reads at each use. It is made once, under the document's change lock, so two nodes
 //! starting together agree on one key. A document that is not a key (empty, unparsable) is
 //! damage: refused and named at each use, never replaced by a new key, since a new key
-//! silently breaks every browser's subscription. The private key is never logged nor put in
-//! an error.
+//! silently breaks every browser's subscription. Damage stops only Web Push: the daemon
+//! starts and serves everything else, the damage is told once per cause (an error log and
+//! the caller's `on_damage`, a metric) and named on `/healthz` (`damage`), and since the key
+//! is read at each use, mending the document brings pushes back without a restart. The
+//! private key is never logged nor put in an error.
 
 use crate::documents::{carry_own, Documents};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -20,7 +23,7 @@ use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use std::io;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use web_push_native::p256;
 
 /// How long a token is good: RFC 8292 allows at most 24 hours; 12 leaves room for clock
@@ -30,11 +33,31 @@ pub const TOKEN_TTL_S: u64 = 12 * 3600;
 /// The key's document (for one daemon, a path under data_dir).
 pub const NAME: &str = "push/vapid.key";
 
+/// What an operator does about a damaged key, as `/healthz` and the log tell it.
+pub const ACTION: &str = "Web Push is off (no push is signed; everything else works) until the \
+    key is mended: put it back from a backup (64 hex digits) and pushes resume without a \
+    restart; or delete it to make a new one, which every browser must then subscribe to again \
+    on /reviewers";
+
+/// Told of a new damage to the key (once per cause): a metric, say.
+pub type OnDamage = Box<dyn Fn() + Send + Sync>;
+
 pub struct VapidKey {
     documents: Arc<dyn Documents>,
     /// Whether the key kept is the one this node's own `data_dir` held as it joined the
     /// cluster (its browsers subscribed with it, so its subscriptions still work).
     own_kept: bool,
+    /// The damage last told, so that each cause is told once (and its mending once).
+    told: Mutex<Option<String>>,
+    on_damage: OnDamage,
+}
+
+/// Why no push can be signed now: where the key is, what is wrong with it, what to do.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Damage {
+    pub document: String,
+    pub why: String,
+    pub action: &'static str,
 }
 
 impl VapidKey {
@@ -44,24 +67,43 @@ impl VapidKey {
     /// others' subscriptions made against their old keys are refused by their push services
     /// (the reviewers subscribe again on /reviewers). The own key is offered once and set
     /// aside (`documents::carry_own`): a row deleted to rotate a leaked key gets a fresh key,
-    /// not that one back. A damaged key is an error here, so a daemon does not start signing
-    /// with it.
-    pub fn open(documents: Arc<dyn Documents>, data_dir: &Path) -> io::Result<VapidKey> {
+    /// not that one back. A damaged (or unreadable) key does not stop the daemon: it is told
+    /// (`on_damage`, an error log), refused at each use, and the node's own file, if any, is
+    /// left where it is (offered again at the next start).
+    pub fn open(documents: Arc<dyn Documents>, data_dir: &Path, on_damage: OnDamage) -> VapidKey {
         let mut key = VapidKey {
             documents,
             own_kept: false,
+            told: Mutex::new(None),
+            on_damage,
         };
         let carried = carry_own(&*key.documents, data_dir, NAME, |bytes| {
             // Unreadable or not a key: not offered (it is damage only where it is the key).
-            let offered = parse(bytes, "").ok();
+            let offered = parse(bytes).ok();
             let kept = key.signing(offered.clone())?;
             Ok(offered.is_some_and(|own| own == kept))
-        })?;
+        });
         match carried {
-            Some(own_kept) => key.own_kept = own_kept,
-            None => drop(key.signing(None)?),
+            Ok(Some(own_kept)) => key.own_kept = own_kept,
+            Ok(None) => drop(key.signing(None)),
+            // Told by `signing` when it is the key; else (the file cannot be set aside) here.
+            Err(e) => {
+                if key.damage().is_none() {
+                    tracing::error!(error = %e, "this node's own VAPID key was not offered to the cluster; it is offered again at the next start");
+                }
+            }
         }
-        Ok(key)
+        key
+    }
+
+    /// Why no push can be signed now (the key read as it is now), if so: for `/healthz`.
+    pub fn damage(&self) -> Option<Damage> {
+        let read = self.signing(None).err()?;
+        Some(Damage {
+            document: self.documents.place(NAME),
+            why: read.to_string(),
+            action: ACTION,
+        })
     }
 
     /// Whether the key kept is the one this node's `data_dir` held as it joined the cluster
@@ -71,17 +113,43 @@ impl VapidKey {
         self.own_kept
     }
 
-    /// The key as kept now, made (from `offered`, or fresh) when none is.
+    /// The key as kept now, made (from `offered`, or fresh) when none is; damage told once
+    /// per cause, and its mending once.
     fn signing(&self, offered: Option<SigningKey>) -> io::Result<SigningKey> {
+        let read = self.read_or_make(offered);
+        let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
+        match &read {
+            Err(e) if told.as_deref() != Some(e.to_string().as_str()) => {
+                let why = e.to_string();
+                tracing::error!(document = %self.documents.place(NAME), %why, action = ACTION, "the VAPID key cannot be read: Web Push is off");
+                (self.on_damage)();
+                *told = Some(why);
+            }
+            Ok(_) if told.is_some() => {
+                tracing::info!(document = %self.documents.place(NAME), "the VAPID key reads sound again: Web Push is on");
+                *told = None;
+            }
+            _ => {}
+        }
+        read
+    }
+
+    fn read_or_make(&self, offered: Option<SigningKey>) -> io::Result<SigningKey> {
         let place = self.documents.place(NAME);
+        let damaged = |why: &str| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{place}: {why} (the VAPID key, damaged); it is never replaced by a new key, which would break every browser's subscription"),
+            )
+        };
         if let Some(bytes) = self.documents.read(NAME)? {
-            return parse(&bytes, &place);
+            return parse(&bytes).map_err(damaged);
         }
         let mut made = None;
         self.documents.change(NAME, &mut |now| match now {
             // Made meanwhile (another node, another thread): theirs is the key.
             Some(bytes) => {
-                made = Some(parse(bytes, &place)?);
+                made = Some(parse(bytes).map_err(damaged)?);
                 Ok(None)
             }
             None => {
@@ -138,21 +206,17 @@ fn fresh() -> SigningKey {
     }
 }
 
-/// The key in `bytes`; an error naming `place` (never the bytes: they may be most of a
-/// private key) when they are not one.
-fn parse(bytes: &[u8], place: &str) -> io::Result<SigningKey> {
+/// The key in `bytes`, or what is wrong with them (never the bytes: they may be most of a
+/// private key).
+fn parse(bytes: &[u8]) -> Result<SigningKey, &'static str> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err("empty, not a P-256 private key in hex");
+    }
     std::str::from_utf8(bytes)
         .ok()
         .and_then(|t| hex::decode(t.trim()).ok())
         .and_then(|b| SigningKey::from_slice(&b).ok())
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{place}: not a P-256 private key in hex (the VAPID key, damaged); no push is signed until it is mended. Put the key back from a backup, or delete it to make a new one (every browser must then subscribe again on /reviewers)"
-                ),
-            )
-        })
+        .ok_or("not a P-256 private key in hex")
 }
 
 #[cfg(test)]
@@ -160,10 +224,16 @@ mod tests {
     use super::VapidKey;
     use crate::documents::{Documents, InDataDir};
     use base64::Engine;
+    use std::sync::atomic::Ordering;
     use std::sync::Arc;
 
     fn docs(dir: &std::path::Path) -> Arc<dyn Documents> {
         Arc::new(InDataDir::new(dir))
+    }
+
+    /// The key kept in `shared`, opened by a node whose own data_dir is `own`.
+    fn open(shared: &std::path::Path, own: &std::path::Path) -> VapidKey {
+        VapidKey::open(docs(shared), own, Box::new(|| {}))
     }
     use web_push_native::p256::ecdsa::signature::Verifier;
     use web_push_native::p256::ecdsa::{Signature, VerifyingKey};
@@ -171,8 +241,8 @@ mod tests {
     #[test]
     fn the_key_is_kept_owner_only_and_signs_a_token_for_the_endpoints_origin() {
         let dir = tempfile::tempdir().unwrap();
-        let key = VapidKey::open(docs(dir.path()), dir.path()).unwrap();
-        let again = VapidKey::open(docs(dir.path()), dir.path()).unwrap();
+        let key = open(dir.path(), dir.path());
+        let again = open(dir.path(), dir.path());
         assert_eq!(
             key.public().unwrap(),
             again.public().unwrap(),
@@ -215,17 +285,11 @@ mod tests {
             tempfile::tempdir().unwrap(),
         );
         // Each node's key as one daemon (its file is set aside as it joins).
-        let own_a = VapidKey::open(docs(a.path()), a.path())
-            .unwrap()
-            .public()
-            .unwrap();
-        let own_b = VapidKey::open(docs(b.path()), b.path())
-            .unwrap()
-            .public()
-            .unwrap();
+        let own_a = open(a.path(), a.path()).public().unwrap();
+        let own_b = open(b.path(), b.path()).public().unwrap();
         // Two one-daemon nodes join one keeper: the first key kept is everyone's.
-        let ka = VapidKey::open(docs(shared.path()), a.path()).unwrap();
-        let kb = VapidKey::open(docs(shared.path()), b.path()).unwrap();
+        let ka = open(shared.path(), a.path());
+        let kb = open(shared.path(), b.path());
         assert_eq!(ka.public().unwrap(), own_a);
         assert_eq!(kb.public().unwrap(), own_a);
         assert_ne!(kb.public().unwrap(), own_b);
@@ -235,19 +299,24 @@ mod tests {
         // Offered once: the row deleted (to rotate a leaked key) gets a fresh key at a's next
         // start, not a's old one back.
         std::fs::remove_file(shared.path().join(super::NAME)).unwrap();
-        let rotated = VapidKey::open(docs(shared.path()), a.path()).unwrap();
+        let rotated = open(shared.path(), a.path());
         assert_ne!(rotated.public().unwrap(), own_a);
         assert!(!rotated.own_kept());
-        // Damaged: refused, named, kept as it is (no new key over it), the key not echoed.
+        // Damaged: refused, named, kept as it is (no new key over it), the key not echoed;
+        // a node still opens it (Web Push off), told once per cause, and mended it signs again.
         let kept = std::fs::read(shared.path().join(super::NAME)).unwrap();
         let damaged = &kept[..20];
         std::fs::write(shared.path().join(super::NAME), damaged).unwrap();
-        for err in [
-            ka.public().unwrap_err(),
-            VapidKey::open(docs(shared.path()), b.path())
-                .err()
-                .expect("refused"),
-        ] {
+        let told = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counting = told.clone();
+        let kc = VapidKey::open(
+            docs(shared.path()),
+            b.path(),
+            Box::new(move || {
+                counting.fetch_add(1, Ordering::SeqCst);
+            }),
+        );
+        for err in [ka.public().unwrap_err(), kc.public().unwrap_err()] {
             let text = err.to_string();
             assert!(text.contains("push/vapid.key: not a P-256"), "{text}");
             assert!(
@@ -255,8 +324,24 @@ mod tests {
                 "{text}"
             );
         }
+        let damage = kc.damage().expect("named");
+        assert_eq!(
+            damage.document,
+            shared.path().join(super::NAME).display().to_string()
+        );
+        assert!(damage.why.contains("not a P-256"), "{damage:?}");
+        assert_eq!(told.load(Ordering::SeqCst), 1, "told once");
         std::fs::write(shared.path().join(super::NAME), b"").unwrap();
         assert!(kb.public().is_err(), "an empty key is damage too");
+        assert!(kc.damage().unwrap().why.contains("empty"));
+        assert_eq!(told.load(Ordering::SeqCst), 2, "a new cause is told");
         assert_eq!(std::fs::read(shared.path().join(super::NAME)).unwrap(), b"");
+        std::fs::write(shared.path().join(super::NAME), &kept).unwrap();
+        assert!(kc.damage().is_none());
+        assert_eq!(
+            kc.public().unwrap(),
+            rotated.public().unwrap(),
+            "mended, no restart"
+        );
     }
 }

@@ -18,6 +18,7 @@ mod passkeys;
 mod peers;
 mod pg;
 mod push;
+mod push_key;
 mod push_subscriptions;
 mod shared;
 mod statements;

@@ -465,3 +465,4 @@ fn sealed_without_expiry(env: &TestEnv, binding: &Value) -> Value {
 mod channel;
 mod dialogs;
 mod direct;
+mod key_damage;

@@ -8,6 +8,8 @@
 //! actions: `act.rs`.
 
 pub(crate) mod act;
+mod changed_hands;
+mod key_damage;
 
 use crate::pages::{Session, Web};
 use crate::util::{self, Daemon, TestEnv};

@@ -80,6 +80,18 @@ impl App {
         self.passkeys().ready()
     }
 
+    /// Whether the configuration lets passkeys be used at all, or why not.
+    pub fn passkeys_relying_party(&self) -> Result<(), String> {
+        self.passkeys().relying_party()
+    }
+
+    /// Why the registered passkeys cannot be read, if so (`/healthz`): approvals on routes
+    /// that ask for a passkey, and registering or removing one, are refused until it is
+    /// mended; nothing else is. Read now, so mending needs no restart.
+    pub fn passkeys_damage(&self) -> Option<String> {
+        self.passkeys().damage()
+    }
+
     /// The caller's passkeys, oldest first.
     pub fn passkeys_of(&self, actor: &Actor) -> Vec<PasskeyView> {
         let Ok(name) = person(actor) else {

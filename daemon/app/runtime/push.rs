@@ -160,6 +160,12 @@ impl App {
             .ok_or(PushError::Off)
     }
 
+    /// Why Web Push is off though `[push]` is set (its VAPID key cannot be read), if so: for
+    /// `/healthz`. Read now, so a mended key is seen at once.
+    pub fn push_key_damage(&self) -> Option<crate::push::Damage> {
+        self.push_core().ok()?.key.damage()
+    }
+
     /// The VAPID public key browsers subscribe with (`applicationServerKey`).
     pub fn push_key(&self) -> Result<String, PushError> {
         Ok(self.push_core()?.key.public()?)
@@ -191,12 +197,13 @@ impl App {
             return Err(PushError::NotPerson);
         };
         let push = self.push_core()?;
-        let id = if which.starts_with("sub_") {
-            which.to_string()
-        } else {
-            crate::push::store::id_of(which)
+        // An endpoint is the subscription itself; an id is the handle the page lists.
+        use crate::push::store::Which;
+        let (which, id) = match which.starts_with("sub_") {
+            true => (Which::Id(which), which.to_string()),
+            false => (Which::Endpoint(which), crate::push::store::id_of(which)),
         };
-        match push.subscriptions.remove(Some(name), &id)? {
+        match push.subscriptions.remove(Some(name), which)? {
             Some(_) => {
                 self.push_count("unsubscribed");
                 tracing::info!(reviewer = %name, subscription = %id, "push subscription removed by its owner");

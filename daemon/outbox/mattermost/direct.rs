@@ -26,7 +26,7 @@
 //! clients see) is not baton's copy. Only an intent that cannot be kept stops the post
 //! (retried later).
 
-use super::{ActionKey, Binding, Call, Sender};
+use super::{ActionKey, Binding, ButtonKey, Call, Sender};
 use crate::documents::Documents;
 use crate::outbox::attempt::Outcome as Sent;
 use crate::outbox::post_places::{plain_id, quoted, Kept, PlaceError, Places};
@@ -209,13 +209,13 @@ pub struct Recipients {
 #[derive(Clone)]
 pub struct Direct {
     pub posts: DirectPosts,
-    pub key: Option<ActionKey>,
+    pub key: Option<Arc<ButtonKey>>,
     /// The bot's user id, once asked.
     bot: Arc<Mutex<Option<String>>>,
 }
 
 impl Direct {
-    pub fn new(posts: DirectPosts, key: Option<ActionKey>) -> Direct {
+    pub fn new(posts: DirectPosts, key: Option<Arc<ButtonKey>>) -> Direct {
         Direct {
             posts,
             key,
@@ -248,9 +248,15 @@ impl Sender {
     /// revision; keeps each copy as soon as it is made. `made` is when the delivery was made
     /// (its `created_at`): which of two contents of one revision is the later.
     pub(super) fn create_direct(&self, key: &str, call: &Call, made: &str) -> Sent {
-        let Some(action_key) = &self.direct.key else {
+        let Some(buttons) = &self.direct.key else {
             return failed("the key of Mattermost buttons is not open".into());
         };
+        // Damaged: no copy is posted without buttons that work; retried, named meanwhile.
+        let action_key = match buttons.get() {
+            Ok(k) => k,
+            Err(e) => return failed(format!("the key of Mattermost buttons: {e}")),
+        };
+        let action_key = &action_key;
         let bound = &call.payload["props"]["attachments"][0]["actions"][0]["integration"]
             ["context"]["baton"];
         let revision = bound["r"].as_u64().unwrap_or(1) as u32;
@@ -663,8 +669,10 @@ mod tests {
         ))
         .unwrap();
         let keys = crate::store::mac_keys::MacKeys::in_data_dir(dir.path());
-        let action_key = ActionKey::open(&keys).unwrap();
-        let direct = Direct::new(posts.clone(), Some(action_key));
+        let direct = Direct::new(
+            posts.clone(),
+            Some(Arc::new(ButtonKey::new(Arc::new(keys)))),
+        );
         let posted = super::super::posted(documents, "dm");
         let sender = Sender::new(&entry, posted, direct);
         let binding = Binding {

@@ -98,6 +98,33 @@ pub enum ContextError {
 #[derive(Clone)]
 pub struct ActionKey(MacKey);
 
+/// The key of buttons as the outbox holds it: opened at its first use and kept. A damaged
+/// document does not stop the daemon: until it is mended, posts with buttons are not made
+/// (the error log names the document at each one) and direct copies fail their attempts
+/// naming it (retried), while everything else is sent.
+pub struct ButtonKey {
+    keys: Arc<MacKeys>,
+    open: std::sync::OnceLock<ActionKey>,
+}
+
+impl ButtonKey {
+    pub fn new(keys: Arc<MacKeys>) -> ButtonKey {
+        ButtonKey {
+            keys,
+            open: std::sync::OnceLock::new(),
+        }
+    }
+
+    pub fn get(&self) -> io::Result<ActionKey> {
+        if let Some(key) = self.open.get() {
+            return Ok(key.clone());
+        }
+        // Two threads opening it at once read (or make) the one key, under its document's lock.
+        let key = ActionKey::open(&self.keys)?;
+        Ok(self.open.get_or_init(|| key).clone())
+    }
+}
+
 impl ActionKey {
     /// The key of buttons (`data_dir/chat/mattermost-key` for one daemon, a row shared by a
     /// cluster's nodes), made on first use.
