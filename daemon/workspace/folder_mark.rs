@@ -1,15 +1,20 @@
-//! Which folder is at a workspace's path: its inode and birth time, taken when the daemon
-//! starts serving it. A folder renamed away and another put at its path (even one holding
-//! the same handoff, the same `.baton/id`) is told apart with one `stat`, so a write meant for
-//! the folder served never lands in its replacement. The birth time tells a new folder given
-//! a deleted one's inode number again (ext4 and XFS reuse them). The device number is left
-//! out, as in the store's note (`store::identity`), so both judge a folder alike: a share
-//! mounted again (autofs, a reconnect) may be given another device number, and its folders
-//! are still the ones served. Where the file system keeps no birth time, a new folder given
+//! Which folder is at a workspace's path: its inode, birth time and file handle, taken when
+//! the daemon starts serving it. A folder renamed away and another put at its path (even one
+//! holding the same handoff, the same `.baton/id`) is told apart with one `stat`, so a write
+//! meant for the folder served never lands in its replacement. The birth time tells a new
+//! folder given a deleted one's inode number again (ext4 and XFS reuse them at once: an
+//! `rmdir` and a `mkdir` give the same number). So does the file handle
+//! (`name_to_handle_at(2)`), which carries the inode's generation on ext4, XFS, btrfs, tmpfs
+//! and NFS, and is what tells such a folder where the file system keeps no birth time (NFS
+//! reports none). The device number is left out, as in the store's note
+//! (`store::identity`), so both judge a folder alike: a share mounted again (autofs, a
+//! reconnect) may be given another device number, and its folders are still the ones
+//! served. Where the file system keeps neither a birth time nor handles, a new folder given
 //! the old one's inode number cannot be told apart: the daemon warns of it once per
 //! workspace when it starts serving one there.
 
 use std::io;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +26,118 @@ pub struct FolderMark {
     ino: u64,
     /// Nanoseconds since the epoch, where the file system keeps a birth time.
     born: Option<u64>,
+    /// The folder's file handle, where the file system gives one.
+    handle: Option<Handle>,
+}
+
+/// The largest file handle kept (`MAX_HANDLE_SZ`); a file system giving a longer one is
+/// judged without it.
+const HANDLE_MAX: usize = 128;
+
+/// A folder's file handle as `name_to_handle_at(2)` gives it: how the file system finds the
+/// folder again, unlike its path. On ext4, XFS, btrfs and tmpfs it holds the inode number
+/// and the inode's generation, which changes when a freed inode number is given to a new
+/// folder; on NFS it is the server's handle of the folder, the same for every client and
+/// across remounts. Handles of two kinds (`handle_type`: say one node reading the share on
+/// its own disk, another over NFS) are two encodings, not two folders, and are not compared.
+#[derive(Clone, Copy)]
+pub struct Handle {
+    kind: i32,
+    len: u8,
+    bytes: [u8; HANDLE_MAX],
+}
+
+/// `struct file_handle` with room for the largest handle kept.
+#[repr(C)]
+struct HandleBuf {
+    handle_bytes: libc::c_uint,
+    handle_type: libc::c_int,
+    f_handle: [u8; HANDLE_MAX],
+}
+
+impl Handle {
+    /// The handle of the file open as `file`; `None` where the file system gives none
+    /// (EOPNOTSUPP: SMB, FUSE file systems without handles) or one too long to keep.
+    fn of_file(file: &std::fs::File) -> Option<Handle> {
+        Handle::get(file.as_raw_fd(), c"", libc::AT_EMPTY_PATH)
+    }
+
+    /// The handle of what is at `path` itself (a symlink is not followed).
+    fn at(path: &Path) -> Option<Handle> {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        Handle::get(libc::AT_FDCWD, &path, 0)
+    }
+
+    fn get(dirfd: libc::c_int, path: &std::ffi::CStr, flags: libc::c_int) -> Option<Handle> {
+        let mut buf = HandleBuf {
+            handle_bytes: HANDLE_MAX as libc::c_uint,
+            handle_type: 0,
+            f_handle: [0; HANDLE_MAX],
+        };
+        let mut mount_id: libc::c_int = 0;
+        // SAFETY: `buf` is a `struct file_handle` whose `handle_bytes` says how much room
+        // follows it, `path` is NUL-terminated, and both outlive the call.
+        let done = unsafe {
+            libc::name_to_handle_at(
+                dirfd,
+                path.as_ptr(),
+                (&mut buf as *mut HandleBuf).cast::<libc::file_handle>(),
+                &mut mount_id,
+                flags,
+            )
+        };
+        let len = usize::try_from(buf.handle_bytes).ok()?;
+        (done == 0 && len <= HANDLE_MAX).then_some(Handle {
+            kind: buf.handle_type,
+            len: len as u8,
+            bytes: buf.f_handle,
+        })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+
+    /// Whether `other` names the same folder: a handle of another kind tells nothing.
+    fn matches(&self, other: &Handle) -> bool {
+        self.kind != other.kind || self.bytes() == other.bytes()
+    }
+
+    /// As kept in the cluster's `folder.json`: its kind, a colon, its bytes in hex.
+    pub fn to_text(&self) -> String {
+        format!("{}:{}", self.kind, hex::encode(self.bytes()))
+    }
+
+    /// A handle as `to_text` wrote it; `None` for anything else.
+    pub fn from_text(text: &str) -> Option<Handle> {
+        let (kind, bytes) = text.split_once(':')?;
+        let bytes = hex::decode(bytes).ok()?;
+        if bytes.len() > HANDLE_MAX {
+            return None;
+        }
+        let mut handle = Handle {
+            kind: kind.parse().ok()?,
+            len: bytes.len() as u8,
+            bytes: [0; HANDLE_MAX],
+        };
+        handle.bytes[..bytes.len()].copy_from_slice(&bytes);
+        Some(handle)
+    }
+}
+
+impl PartialEq for Handle {
+    fn eq(&self, other: &Handle) -> bool {
+        self.kind == other.kind && self.bytes() == other.bytes()
+    }
+}
+
+impl Eq for Handle {}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_text())
+    }
 }
 
 /// What is at a workspace's path now, against the folder it was served from.
@@ -46,13 +163,27 @@ impl FolderMark {
                 format!("{} is not a folder", path.display()),
             ));
         }
-        Ok(FolderMark::of_meta(&meta))
+        Ok(FolderMark::of_meta(&meta, Handle::at(path)))
     }
 
     /// A mark as kept elsewhere (the cluster's record of the folder a workspace was served
     /// from): its inode number and, where known, its birth time in ns since the epoch.
     pub fn from_parts(ino: u64, born: Option<u64>) -> FolderMark {
-        FolderMark { ino, born }
+        FolderMark {
+            ino,
+            born,
+            handle: None,
+        }
+    }
+
+    /// This mark with the file handle `handle` (a kept mark's; older ones keep none).
+    pub fn with_handle(self, handle: Option<Handle>) -> FolderMark {
+        FolderMark { handle, ..self }
+    }
+
+    /// The folder's file handle, where the file system gives one.
+    pub fn handle(&self) -> Option<Handle> {
+        self.handle
     }
 
     pub fn ino(&self) -> u64 {
@@ -64,20 +195,39 @@ impl FolderMark {
         self.born
     }
 
-    /// Whether `other` names the same folder: the same inode number, and the same birth time
-    /// where both know one. A mark without birth time (a file system that keeps none, or, in
-    /// a cluster, a node whose mount of the share does not report it while another's does)
-    /// is judged by its inode alone: it cannot tell a new folder given the old one's inode
-    /// number again, which the daemon warns of where it serves such a folder.
+    /// Whether `other` names the same folder: the same inode number, the same birth time
+    /// where both know one, and the same file handle where both have one of the same kind.
+    /// A mark without birth time (a file system that keeps none, as NFS, or, in a cluster, a
+    /// node whose mount of the share does not report it while another's does) is judged by
+    /// its inode and handle; one without a handle either (a mark kept before handles were, or
+    /// a file system giving none) by its inode alone: it cannot tell a new folder given the
+    /// old one's inode number again, which the daemon warns of where it serves such a folder.
     pub fn is(&self, other: &FolderMark) -> bool {
         self.ino == other.ino
             && match (self.born, other.born) {
                 (Some(a), Some(b)) => a == b,
                 _ => true,
             }
+            && match (&self.handle, &other.handle) {
+                (Some(a), Some(b)) => a.matches(b),
+                _ => true,
+            }
     }
 
-    pub(in crate::workspace) fn of_meta(meta: &std::fs::Metadata) -> FolderMark {
+    /// Whether this mark, the same folder as `other` (`is`), tells more of it: a birth time or
+    /// a handle `other` lacks (a kept mark to be written again with them).
+    pub fn tells_more_than(&self, other: &FolderMark) -> bool {
+        (self.born.is_some() && other.born.is_none())
+            || (self.handle.is_some() && other.handle.is_none())
+    }
+
+    /// The mark of the folder open as `file` (its `fstat` and handle: no second look at a path).
+    pub(in crate::workspace) fn of_file(file: &std::fs::File) -> io::Result<FolderMark> {
+        let meta = file.metadata()?;
+        Ok(FolderMark::of_meta(&meta, Handle::of_file(file)))
+    }
+
+    fn of_meta(meta: &std::fs::Metadata, handle: Option<Handle>) -> FolderMark {
         let born = meta
             .created()
             .ok()
@@ -86,13 +236,14 @@ impl FolderMark {
         FolderMark {
             ino: meta.ino(),
             born,
+            handle,
         }
     }
 
-    /// Whether the file system keeps the folder's birth time, which tells a new folder given
-    /// a deleted one's inode number from the one marked.
-    pub fn knows_birth(&self) -> bool {
-        self.born.is_some()
+    /// Whether the mark tells a new folder given a deleted one's inode number from the one
+    /// marked: the file system keeps a birth time, or gives a file handle.
+    pub fn tells_reuse(&self) -> bool {
+        self.born.is_some() || self.handle.is_some()
     }
 
     /// What is at `path` now: this folder, another, none, or no answer.
@@ -109,13 +260,11 @@ impl FolderMark {
 /// either lands in the served folder, wherever it was moved, or is refused (`Swapped`).
 /// The default compares nothing: a workspace not yet served.
 ///
-/// In a cluster a workspace is its path (see `app::runtime::moves`), and another folder there
-/// is still it: no folder is pinned. A decision's writes there are pinned to what was decided
-/// instead (`Pin::hold`): while it is held, a write into a folder other than the one served
-/// reads the handoff file beneath the handle it opened and goes on only if it holds the
-/// decided revision (its digest), so a folder swapped in after the decision's check of the
-/// path gets nothing of a decision on content it does not hold. Not part of a workspace's
-/// identity, as its fence is not.
+/// In a cluster too (see `app::runtime::takeover`): another folder at the path is refused
+/// whatever it holds. A content pin (`Pin::content`, `Pin::hold`: another folder gets a
+/// decision's writes if its handoff file holds the decided revision) is what clustered
+/// workspaces were served with before; the daemon no longer serves any with it. Not part of
+/// a workspace's identity, as its fence is not.
 #[derive(Debug, Clone, Default)]
 pub struct Pin {
     mark: Option<FolderMark>,
@@ -215,7 +364,7 @@ impl Pin {
         let Some((_, held)) = held.as_ref() else {
             return Ok(None);
         };
-        if FolderMark::of_meta(&opened.metadata()?).is(&pin.served) {
+        if FolderMark::of_file(opened)?.is(&pin.served) {
             return Ok(None);
         }
         Ok(Some(held.clone()))
@@ -230,7 +379,7 @@ impl Pin {
         let Some(mark) = &self.mark else {
             return Ok(());
         };
-        if FolderMark::of_meta(&opened.metadata()?).is(mark) {
+        if FolderMark::of_file(opened)?.is(mark) {
             return Ok(());
         }
         Err(swapped(
@@ -299,10 +448,13 @@ impl Swapped {
 /// What is at `path` now against `mark`; with none, any real folder there is the same.
 pub fn look(path: &Path, mark: Option<&FolderMark>) -> AtPath {
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => match mark.is_none_or(|mark| mark.is(&FolderMark::of_meta(&m))) {
-            true => AtPath::Same,
-            false => AtPath::Other,
-        },
+        Ok(m) if m.is_dir() => {
+            let found = || FolderMark::of_meta(&m, Handle::at(path));
+            match mark.is_none_or(|mark| mark.is(&found())) {
+                true => AtPath::Same,
+                false => AtPath::Other,
+            }
+        }
         Ok(_) => AtPath::Lost,
         Err(e)
             if matches!(
@@ -372,7 +524,7 @@ mod tests {
         std::fs::create_dir_all(path.join(".baton")).unwrap();
         let real = FolderMark::of(&path).unwrap();
         let unborn = FolderMark::from_parts(real.ino(), None);
-        assert!(!unborn.knows_birth());
+        assert!(!unborn.tells_reuse());
         assert!(unborn.is(&real) && real.is(&unborn));
         assert!(matches!(unborn.at(&path), AtPath::Same));
         let ws = crate::workspace::Workspace::open(&path).unwrap();
@@ -395,6 +547,98 @@ mod tests {
             let older = FolderMark::from_parts(new.ino(), Some(born - 1));
             assert!(matches!(older.at(&path), AtPath::Other));
         }
+    }
+
+    /// Where the file system keeps no birth time (NFS; injected here: a mark without one), the
+    /// file handle tells a folder from another given its inode number: a mark whose inode is
+    /// the folder's but whose handle is not gets no write. A mark kept without a handle
+    /// (before handles were kept) is still judged by its inode, and gets the handle once
+    /// proven the same (`tells_more_than`).
+    #[test]
+    fn a_mark_without_birth_time_whose_handle_differs_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("alpha");
+        std::fs::create_dir_all(path.join(".baton")).unwrap();
+        let real = FolderMark::of(&path).unwrap();
+        let Some(handle) = real.handle() else {
+            eprintln!("this file system gives no file handles; nothing to test");
+            return;
+        };
+        // The same kind, another generation: the last byte of the handle changed.
+        let mut text = handle.to_text();
+        let last = text.pop().unwrap();
+        text.push(if last == '0' { '1' } else { '0' });
+        let other = super::Handle::from_text(&text).unwrap();
+        assert_eq!(super::Handle::from_text(&handle.to_text()), Some(handle));
+        let unborn = FolderMark::from_parts(real.ino(), None).with_handle(Some(other));
+        assert!(unborn.tells_reuse());
+        assert!(!unborn.is(&real) && !real.is(&unborn));
+        assert!(matches!(unborn.at(&path), AtPath::Other));
+        let ws = crate::workspace::Workspace::open(&path).unwrap();
+        let ws = ws.pinned(unborn);
+        let refused = ws.write(&ws.decision_path(), b"1").unwrap_err();
+        assert!(super::Swapped::of(&refused).is_some(), "{refused}");
+        assert!(!path.join("decision.json").exists());
+        // Its own handle: the same folder.
+        let same = FolderMark::from_parts(real.ino(), None).with_handle(Some(handle));
+        assert!(matches!(same.at(&path), AtPath::Same));
+        // A handle of another kind (another encoding of the share) tells nothing.
+        let (_, bytes) = text.split_once(':').unwrap();
+        let foreign = super::Handle::from_text(&format!("{}:{bytes}", i32::MAX)).unwrap();
+        let foreign = FolderMark::from_parts(real.ino(), None).with_handle(Some(foreign));
+        assert!(matches!(foreign.at(&path), AtPath::Same));
+        // An older mark without a handle: judged by its inode, and told less than the folder.
+        let old = FolderMark::from_parts(real.ino(), real.born());
+        assert!(old.is(&real) && real.tells_more_than(&old) && !old.tells_more_than(&real));
+        assert!(super::Handle::from_text("1:zz").is_none());
+        assert!(super::Handle::from_text(&format!("1:{}", "00".repeat(129))).is_none());
+    }
+
+    /// ext4 and tmpfs give a freed inode number to the next folder made (an `rmdir` and a
+    /// `mkdir`): where no birth time is kept, the inode's generation in the file handle is
+    /// what tells the new folder from the one marked.
+    #[test]
+    fn a_new_folder_given_a_freed_inode_number_is_told_by_its_handle() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("alpha");
+        let mut reused = None;
+        for _ in 0..20 {
+            std::fs::create_dir(&path).unwrap();
+            let first = FolderMark::of(&path).unwrap();
+            std::fs::remove_dir(&path).unwrap();
+            std::fs::create_dir(&path).unwrap();
+            let again = FolderMark::of(&path).unwrap();
+            if again.ino() == first.ino() {
+                reused = Some(first);
+                break;
+            }
+            std::fs::remove_dir(&path).unwrap();
+        }
+        let Some(first) = reused else {
+            eprintln!("this file system did not give the inode number again; nothing to test");
+            return;
+        };
+        let Some(handle) = first.handle() else {
+            eprintln!("this file system gives no file handles; nothing to test");
+            return;
+        };
+        // As NFS would report the folder first marked: no birth time.
+        let unborn = FolderMark::from_parts(first.ino(), None);
+        assert!(
+            matches!(unborn.at(&path), AtPath::Same),
+            "the gap without a handle"
+        );
+        let marked = unborn.with_handle(Some(handle));
+        assert!(
+            matches!(marked.at(&path), AtPath::Other),
+            "a new folder given the inode number {} again passed for the one marked",
+            first.ino()
+        );
+        std::fs::create_dir(path.join(".baton")).unwrap();
+        let ws = crate::workspace::Workspace::open(&path).unwrap();
+        let ws = ws.pinned(marked);
+        let refused = ws.write(&ws.decision_path(), b"1").unwrap_err();
+        assert!(super::Swapped::of(&refused).is_some(), "{refused}");
     }
 
     /// A decision's hold in a cluster: another folder at the path gets its writes only while

@@ -1,10 +1,9 @@
-//! In a cluster a workspace is its path: another folder put at it is still the workspace
-//! (see moves.rs). A decision is made there only if that folder's handoff file holds the
-//! revision decided; a replacement holding other content under the same key gets nothing
-//! (410), so a decision never answers content nobody reviewed (issue 50). A node that takes a
-//! workspace over is not so lenient: the folder at the path must be the one the node before
-//! it served the workspace from (kept in the database), or it is not served until the folder
-//! is back or an operator accepts it (`baton audit ack`).
+//! In a cluster a workspace is its path, and the folder at it must be the one the cluster
+//! served the workspace from (its mark kept in the database, `folder.json`): another folder
+//! there (even one holding the handoff reviewed and the workspace's `.baton/id`) gets nothing
+//! (410), whether the node serving the workspace finds it or a node taking it over does, and
+//! is not served until the folder is back or an operator accepts it (`baton audit ack`)
+//! (issue 50).
 
 use super::nodes::*;
 use super::pg::Postgres;
@@ -12,70 +11,166 @@ use crate::folder_swap::{decide_racing, decided_in, made_or_refused, swap};
 use crate::util::*;
 use std::path::Path;
 
-#[test]
-fn a_replaced_folder_holding_other_content_gets_no_decision() {
-    let _serial = one_at_a_time();
+/// Node a serving `alpha` with `h1` pending, under a watcher that reports nothing for a
+/// minute (the swap is found by the decision itself); the folder is then renamed away and one
+/// holding the same handoff and `.baton/id` put in its place, while a still serves it.
+struct SwappedLive {
+    pg: Postgres,
+    env: TestEnv,
+    alpha: std::path::PathBuf,
+    away: std::path::PathBuf,
+    config: std::path::PathBuf,
+    a: Daemon,
+}
+
+fn swapped_under_the_serving_node(db: &'static str) -> SwappedLive {
     let pg = Postgres::start();
-    let url = pg.database("swapped");
-    // The watcher's report of the swap waits out a settle window far longer than the test.
+    let url = pg.database(db);
     let mut env = TestEnv::with_config(&format!(
         "settle_ms = 60000\nreconcile_s = 3600\n[cluster]\ndatabase_url = \"{url}\"\n\
          node = \"a\"\nlease_ttl_s = {TTL_S}\n"
     ));
     let alpha = env.ws("alpha");
-    let d = env.start();
+    let a = env.start();
     let reviewed = bytes(&handoff("h1"));
     write_atomic(&alpha.join("handoff.json"), &reviewed);
-    d.wait_until("h1 pending", || {
-        d.handoffs("pending").iter().any(|h| h["key"] == "h1")
+    a.wait_until("h1 pending", || {
+        a.handoffs("pending").iter().any(|h| h["key"] == "h1")
     });
-    d.wait_until("alpha carries its id", || alpha.join(".baton/id").exists());
+    a.wait_until("alpha carries its id", || alpha.join(".baton/id").exists());
     let id = std::fs::read(alpha.join(".baton/id")).unwrap();
-
-    // Renamed away, and a folder holding other content under the same key put in its place.
     let away = env.root().join("away");
-    std::fs::rename(&alpha, &away).unwrap();
-    std::fs::create_dir_all(alpha.join(".baton")).unwrap();
-    std::fs::write(alpha.join(".baton/id"), &id).unwrap();
-    let mut other = handoff("h1");
-    other["title"] = serde_json::json!("something nobody reviewed");
-    std::fs::write(alpha.join("handoff.json"), bytes(&other)).unwrap();
-    let (status, body) = d.decide("h1", "approved", "fine");
+    swap(&alpha, &away, &reviewed, &id);
+    let config = env.root().join("baton.toml");
+    SwappedLive {
+        pg,
+        env,
+        alpha,
+        away,
+        config,
+        a,
+    }
+}
+
+/// The node serving a workspace is as strict as one taking it over: a folder swapped in at
+/// its path (holding the very handoff reviewed and the workspace's `.baton/id`) is another
+/// folder than the one the cluster served, and gets no decision: 410 naming the path, nothing
+/// written into it, the workspace no longer served, and the finding told as a takeover tells
+/// it (`/healthz` unserved and its alert, the tamper metric, `workspace.tampered`). Once the
+/// folder served is back, it is served again and the decision lands there. Fails with the
+/// serving node judging the folder by its content: the decision is made into the replacement.
+#[test]
+fn a_folder_swapped_under_the_serving_node_is_refused_as_a_takeover_refuses_it() {
+    let _serial = one_at_a_time();
+    let SwappedLive {
+        pg: _pg,
+        env,
+        alpha,
+        away,
+        a,
+        ..
+    } = swapped_under_the_serving_node("live_swap");
+    let (status, body) = a.decide("h1", "approved", "fine");
     assert_eq!(status, 410, "{body}");
+    let path = alpha.display().to_string();
     assert!(
-        body.to_string().contains("not revision 1 of handoff"),
-        "the refusal does not say why: {body}"
+        body.to_string().contains(&path),
+        "the path is not named: {body}"
     );
-    let mut written: Vec<String> = std::fs::read_dir(&alpha)
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    written.sort();
     assert_eq!(
-        written,
-        [".baton", "handoff.json"],
+        contents(&alpha),
+        (
+            vec![".baton".to_string(), "handoff.json".to_string()],
+            vec!["id".to_string()]
+        ),
         "written into the replacement"
     );
-    let baton: Vec<_> = std::fs::read_dir(alpha.join(".baton"))
-        .unwrap()
-        .flatten()
-        .collect();
+    assert!(!decided_in(&away, "h1"), "decided, though refused");
+    a.wait_until("alpha refused", || unserved_error(&a, "alpha").is_some());
+    let error = unserved_error(&a, "alpha").unwrap();
+    for told in [
+        path.clone(),
+        "not the folder node a served".to_string(),
+        "baton audit ack".to_string(),
+        "Put the original folder back".to_string(),
+    ] {
+        assert!(error.contains(&told), "{told:?} not in {error}");
+    }
+    assert_eq!(a.health()["tamper_alerts"], 1, "{}", a.health());
+    let metrics = a.metrics();
+    assert!(
+        metrics.contains("kind=\"tampered\"} 1"),
+        "the refusal is not counted"
+    );
+    assert!(
+        metrics.contains("type=\"workspace.tampered\"} 1"),
+        "no workspace.tampered event"
+    );
+    // Asked again, now that it is not served: still gone, naming the path and why.
+    let (status, body) = a.decide("h1", "approved", "fine");
+    assert_eq!(status, 410, "{body}");
+    assert!(body.to_string().contains("was replaced"), "{body}");
+    assert!(body.to_string().contains(&path), "{body}");
     assert_eq!(
-        baton.len(),
-        1,
-        "written into the replacement's .baton: {baton:?}"
+        contents(&alpha).1,
+        vec!["id".to_string()],
+        "written into the replacement"
     );
 
-    // The handoff reviewed put back in place: the folder at the path is the workspace.
-    write_atomic(&alpha.join("handoff.json"), &reviewed);
-    let (status, body) = d.decide("h1", "approved", "fine");
+    // The folder served is back: served again, and the decision lands in it.
+    std::fs::rename(&alpha, env.root().join("replacement")).unwrap();
+    std::fs::rename(&away, &alpha).unwrap();
+    a.wait_until("alpha served again", || {
+        a.handoffs("pending").iter().any(|h| h["key"] == "h1")
+    });
+    let (status, body) = a.decide("h1", "approved", "fine");
     assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        decision(&alpha).expect("decision.json")["outcome"],
-        "approved"
-    );
-    d.stop();
+    assert!(decided_in(&alpha, "h1"), "not logged in the folder served");
+    a.stop();
+}
+
+/// An operator accepts the folder swapped in under the serving node with `baton audit ack`
+/// on that node: it is served from then on, and kept in the database as the workspace's
+/// folder (naming who accepted it) for the next holder.
+#[test]
+fn a_folder_swapped_under_the_serving_node_is_served_once_acknowledged() {
+    let _serial = one_at_a_time();
+    let SwappedLive {
+        pg,
+        env: _env,
+        alpha,
+        config,
+        a,
+        ..
+    } = swapped_under_the_serving_node("live_swap_ack");
+    let (status, body) = a.decide("h1", "approved", "fine");
+    assert_eq!(status, 410, "{body}");
+    a.wait_until("alpha refused", || unserved_error(&a, "alpha").is_some());
+    let args = [
+        "audit",
+        "ack",
+        alpha.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--by",
+        "ops",
+    ];
+    let out = baton(&args);
+    assert!(out.status.success(), "{out:?}");
+    a.wait_until("the replacement served", || {
+        a.handoffs("pending").iter().any(|h| h["key"] == "h1")
+    });
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(&alpha).unwrap().ino();
+    a.wait_until("the replacement kept as the workspace's folder", || {
+        let kept = folder_kept(&pg, "live_swap_ack");
+        kept.contains(&format!("\"ino\":{ino},")) && kept.contains("acknowledged by ops")
+    });
+    assert!(unserved_error(&a, "alpha").is_none());
+    let (status, body) = a.decide("h1", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    assert!(decided_in(&alpha, "h1"));
+    a.stop();
 }
 
 /// What of the decision of `key` landed in the folder at `ws`, whose handoff file is not the

@@ -13,16 +13,15 @@
 //! still be swapped right after it: the writes themselves compare the folder they open with
 //! the one served (`folder_mark::Pin`), and write nothing into another.
 //!
-//! In a cluster a workspace is its path (see `runtime::moves`): a folder missing there
-//! refuses, as `App::check_folder` judges it, and another folder there gets a decision only if
-//! its handoff file holds the revision decided (`replaced_handoff`); that too is one look at
-//! the path, so the decision's writes are pinned to that revision (`content_hold`): each
-//! reads the handoff file beneath the folder handle it writes through.
+//! In a cluster the same: another folder at the path refuses, whatever it holds (even the
+//! handoff decided and the workspace's `.baton/id`), as a node taking the workspace over
+//! refuses it (`runtime::takeover`); `App::check_folder` then tells it as tampering and stops
+//! serving the workspace until the folder served is back or an operator accepts the other
+//! (`takeover::replaced`).
 
 use crate::app::review::Cx;
 use crate::app::state::WsState;
 use crate::app::{DecideError, Served};
-use crate::contract::validate::handoff_digest_as;
 use crate::workspace::folder_mark::{AtPath, Held, Hold, Swapped};
 
 impl Cx<'_> {
@@ -33,7 +32,6 @@ impl Cx<'_> {
         let root = &ws.workspace.root;
         let how = match mark.at(root) {
             AtPath::Same => return None,
-            AtPath::Other if self.config.cluster.is_some() => return None,
             AtPath::Other => "deleted or moved away, and another folder made at its path",
             AtPath::Lost => "deleted or moved away",
             // No proof of a loss (ESTALE, EIO on a network mount): a write there fails on
@@ -43,34 +41,38 @@ impl Cx<'_> {
         tracing::warn!(workspace = %ws.workspace.name, path = %root.display(), how,
             "a decision found the workspace's folder no longer the one served, before the watcher told it; refused, nothing written, the folder is looked at now");
         self.common.intake.check_folder(root);
+        let kept = match self.config.cluster.is_some() {
+            true => {
+                "the cluster's database; put the original folder back to serve it again \
+                     (or, to serve the folder now there as this workspace, `baton audit ack` \
+                     it on this node)"
+            }
+            false => {
+                "data_dir; put the folder back (or move it under the configured roots) to \
+                      serve it again"
+            }
+        };
         Some(DecideError::WorkspaceGone(format!(
             "the folder of workspace \"{}\" ({}) was {how} while the daemon ran: its handoffs \
              can no longer be decided here, and nothing was written. Its records are kept in \
-             data_dir; put the folder back (or move it under the configured roots) to serve it \
-             again",
+             {kept}",
             ws.workspace.name,
             root.display()
         )))
     }
 
     /// `folder_gone` for the decision of `key`, as the I/O error a write into another folder
-    /// gets (`Swapped`), which a decision answers as `WorkspaceGone`. In a cluster, where
-    /// another folder at the path is still the workspace, that folder must hold the handoff
-    /// decided (see `replaced_handoff`).
+    /// gets (`Swapped`), which a decision answers as `WorkspaceGone`.
     pub(in crate::app) fn folder_kept(
         &self,
         ws: &Served,
-        st: &WsState,
-        key: &str,
+        _st: &WsState,
+        _key: &str,
     ) -> std::io::Result<()> {
-        let refused = match self.folder_gone(ws) {
-            Some(gone) => gone.to_string(),
-            None => match self.replaced_handoff(ws, st, key) {
-                None => return Ok(()),
-                Some(why) => why,
-            },
-        };
-        Err(std::io::Error::other(Swapped(refused)))
+        match self.folder_gone(ws) {
+            Some(gone) => Err(std::io::Error::other(Swapped(gone.to_string()))),
+            None => Ok(()),
+        }
     }
 
     /// In a cluster, the decision of `key`'s writes pinned to the revision decided (see
@@ -98,50 +100,5 @@ impl Cx<'_> {
             format: file.format,
             limit: self.config.limits.max_bytes,
         })
-    }
-
-    /// In a cluster, why the folder now at the workspace's path (another than this node
-    /// served it from) must not get the decision of `key`: its handoff file does not hold
-    /// the revision decided (its digest, as `handoff_sha256` names it, differs; or it is
-    /// missing or unreadable). A decision published there would answer content nobody saw.
-    /// Not asked when the daemon has read the file in place as another handoff (one that
-    /// supersedes `key`: the receive withdraws it), nor outside a cluster, where another
-    /// folder refuses every decision.
-    fn replaced_handoff(&self, ws: &Served, st: &WsState, key: &str) -> Option<String> {
-        self.config.cluster.as_ref()?;
-        let mark = ws.folder.as_ref()?;
-        let root = &ws.workspace.root;
-        if !matches!(mark.at(root), AtPath::Other) {
-            return None;
-        }
-        if st.current.as_ref().is_some_and(|c| c.key != key) {
-            return None;
-        }
-        let rec = st.records.get(key)?;
-        let file = ws.workspace.handoff_file();
-        let limit = self.config.limits.max_bytes;
-        let found = match ws.workspace.read(&file.path, limit) {
-            Ok(Some(bytes)) => handoff_digest_as(file.format, &bytes),
-            Ok(None) | Err(_) => None,
-        };
-        if found.as_deref() == Some(rec.meta.digest.as_str()) {
-            return None;
-        }
-        let holds = match &found {
-            Some(digest) => format!("holds another {} (sha256 {digest})", file.name()),
-            None => format!("holds no readable {}", file.name()),
-        };
-        tracing::warn!(workspace = %ws.workspace.name, path = %root.display(), key, holds,
-            "the folder at the workspace's path is another than the one served and does not hold the handoff decided; the decision is refused, nothing written");
-        Some(format!(
-            "the folder of workspace \"{}\" ({}) was replaced while the daemon ran, and the \
-             folder there now {holds}, not revision {} of handoff \"{key}\" (sha256 {}): the \
-             decision was not made, and nothing was written. Put the folder back, or let the \
-             agent submit the handoff again in the new folder",
-            ws.workspace.name,
-            root.display(),
-            rec.meta.revision,
-            rec.meta.digest
-        ))
     }
 }

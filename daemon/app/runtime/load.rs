@@ -79,17 +79,17 @@ pub(in crate::app) fn load_checked(
     if let Some(mark) = folder {
         opened(ws, mark)?;
     }
-    // Every write from here on lands in that folder or nowhere (see `folder_mark::Pin`); in a
-    // cluster a workspace is its path, and another folder there is still it, but gets a
-    // decision's writes only if it holds what is decided.
-    let pinned = match (clustered, folder) {
-        (false, Some(mark)) => ws.clone().pinned(mark),
-        (true, Some(mark)) => ws.clone().content_pinned(mark),
-        _ => ws.clone(),
+    // Every write from here on lands in that folder or nowhere (see `folder_mark::Pin`), in a
+    // cluster too: another folder at the path is refused as a takeover refuses it (see
+    // `takeover::replaced`), whatever it holds. A handle the takeover pinned to another folder
+    // than the one opened was refused by `opened` above.
+    let pinned = match folder {
+        Some(mark) => ws.clone().pinned(mark),
+        None => ws.clone(),
     };
-    if folder.is_some_and(|mark| !mark.knows_birth()) {
+    if folder.is_some_and(|mark| !mark.tells_reuse()) {
         tracing::warn!(workspace = %ws.name, path = %ws.root.display(),
-            "this file system keeps no birth time of folders: a folder made at the workspace's path after it was removed, given the same inode number again, cannot be told from the one served (its writes are not refused); keep workspaces on a file system that keeps birth times (ext4, XFS, btrfs) to close that gap");
+            "this file system keeps no birth time of folders and gives no file handles: a folder made at the workspace's path after it was removed, given the same inode number again, cannot be told from the one served (its writes are not refused); keep workspaces on a file system that keeps birth times or gives file handles (ext4, XFS, btrfs, NFS) to close that gap");
     }
     let ws = &pinned;
     let baton = opened_sub(ws, &root, crate::workspace::BATON_DIR);

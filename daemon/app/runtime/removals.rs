@@ -29,7 +29,8 @@ impl App {
         // Only what is at the path itself: a `.baton/` removed inside the folder is the
         // agents' doing, met by the workspace's own checks.
         const REPLACED: &str = "deleted or moved away, and another folder made at its path";
-        // In a cluster a workspace is its path: another folder there is the same workspace.
+        // In a cluster a workspace is its path, and whoever serves it must find there the folder
+        // the cluster served (`takeover`); alone, another folder is another workspace.
         let alone = self.inner.cluster.is_none();
         let how = match look(root, served.folder.as_ref()) {
             AtPath::Lost => "deleted or moved away",
@@ -42,6 +43,8 @@ impl App {
             }
             // The same judgement as a decision's (`review::folder_check`), so both agree.
             AtPath::Other if alone => REPLACED,
+            // In a cluster, as strict as a takeover: the replacement is refused as tampering.
+            AtPath::Other => return super::takeover::replaced(self, &served),
             _ if alone
                 && crate::store::identity::made_again(
                     &self.inner.commit.records,

@@ -1,29 +1,39 @@
-//! In a cluster a workspace is its path, and the node that takes it over must not take just
-//! any folder found there for it. The folder a workspace was served from is kept with its
-//! records in the database (`folder.json` among the workspace's own records: its inode number
-//! and birth time, the node that served it), written by the holder under its lease, like every
+//! In a cluster a workspace is its path, and no node may take just any folder found there for
+//! it. The folder a workspace was served from is kept with its records in the database
+//! (`folder.json` among the workspace's own records: its inode number, birth time and file
+//! handle, the node that served it), written by the holder under its lease, like every
 //! record. A node that takes the workspace over (a takeover after a crash or a pause, a lease
 //! handed on, a restart) compares the folder at the path with it before reading or writing
-//! anything there. Another folder (the served one renamed away or deleted, and another made
-//! there, while a node served it or while none did) is not served: nothing is written into
-//! it, its handoffs are refused as gone (410, naming the path), and the finding is told as
-//! tampering (the node's tamper history with evidence, an alert on `/healthz`,
-//! `baton_errors_total{kind="tampered"}`, a `workspace.tampered` event to subscribers), and
-//! the workspace is listed as unserved, naming what to do. It is served again once the
-//! original folder is back at the path, or once an operator accepts the folder there with
-//! `baton audit ack <path>` on the node that refused it: that node then serves it and keeps
-//! its mark for the next holder.
+//! anything there; the node serving it, finding another folder at the path (a decision's
+//! check, a refused write, the watcher: `App::check_folder`), stops serving it and takes it
+//! again through the same comparison (`replaced`). Another folder (the served one renamed
+//! away or deleted, and another made there, while a node served it or while none did, whatever
+//! it holds) is not served: nothing is written into it, its handoffs are refused as gone (410,
+//! naming the path), and the finding is told as tampering (the node's tamper history with
+//! evidence, an alert on `/healthz`, `baton_errors_total{kind="tampered"}`, a
+//! `workspace.tampered` event to subscribers), and the workspace is listed as unserved, naming
+//! what to do. It is served again once the original folder is back at the path, or once an
+//! operator accepts the folder there with `baton audit ack <path>` on the node that refused
+//! it: that node then serves it and keeps its mark for the next holder.
 //!
-//! Compared: the inode number and the birth time, which a share mounted again keeps (a
-//! rename keeps both; a new folder has another birth time even when given the old inode
-//! number). Not the device number, which a remount (autofs, an NFS reconnect) or another
-//! node's mount of the same share may give differently, as `folder_mark` and the store's
-//! note leave it out; nor `.baton/id`, which an agent copies into the folder it swaps in. A
-//! birth time one node's mount does not report is not compared (the inode alone decides).
-//! Shares must give stable inode numbers (NFS and CephFS do; SMB with `serverino`, its
-//! default).
+//! The serving node was once judging another folder by its content alone (a decision went
+//! into it if its handoff file held the revision decided), from when a workspace in a cluster
+//! was its path whatever folder was there; once takeovers compared folders, that leniency only
+//! let a swap made under a running node through where a restart would refuse it. What it
+//! spared, a share mounted again, is spared by what is compared:
+//!
+//! Compared: the inode number, the birth time and the file handle (`folder_mark`), which a
+//! share mounted again keeps (a rename keeps them all; a new folder has another birth time and
+//! another handle, its inode's generation, even when given the old inode number). Not the
+//! device number, which a remount (autofs, an NFS reconnect) or another node's mount of the
+//! same share may give differently, as `folder_mark` and the store's note leave it out; nor
+//! `.baton/id`, which an agent copies into the folder it swaps in. A birth time one node's
+//! mount does not report is not compared, nor a handle one side lacks or gives in another
+//! encoding (`handle_type`); a mark kept before handles were gets its handle at the next load
+//! from the folder so proven the same (`keep`). Shares must give stable inode numbers (NFS and
+//! CephFS do; SMB with `serverino`, its default).
 
-use crate::app::App;
+use crate::app::{App, Served};
 use crate::audit::anchor::Entry;
 use crate::audit::Anchors;
 use crate::events::{Event, EventType};
@@ -46,6 +56,11 @@ struct Kept {
     ino: u64,
     /// ns since the epoch, where the serving node's mount reports a birth time.
     born: Option<u64>,
+    /// The folder's file handle (`folder_mark::Handle::to_text`), where the serving node's
+    /// mount gives one; marks kept before handles were have none, and get it once the folder
+    /// is otherwise proven the same (`keep`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    handle: Option<String>,
     node: String,
     /// The folder a node refused in its place, standing until that folder is accepted or the
     /// one kept is back (an acknowledgement answers only the refusal standing).
@@ -57,10 +72,12 @@ struct Kept {
 }
 
 /// A folder's mark, as kept in `folder.json`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct Seen {
     ino: u64,
     born: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    handle: Option<String>,
 }
 
 impl Seen {
@@ -68,12 +85,20 @@ impl Seen {
         Seen {
             ino: mark.ino(),
             born: mark.born(),
+            handle: mark.handle().map(|h| h.to_text()),
         }
     }
 
     fn mark(&self) -> FolderMark {
-        FolderMark::from_parts(self.ino, self.born)
+        mark_of(self.ino, self.born, self.handle.as_deref())
     }
+}
+
+/// A kept mark. A handle that does not parse (damage) counts as none: the inode and birth
+/// time still judge, as for a mark kept before handles were.
+fn mark_of(ino: u64, born: Option<u64>, handle: Option<&str>) -> FolderMark {
+    let handle = handle.and_then(crate::workspace::folder_mark::Handle::from_text);
+    FolderMark::from_parts(ino, born).with_handle(handle)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,7 +113,20 @@ struct Accepted {
 
 impl Kept {
     fn mark(&self) -> FolderMark {
-        FolderMark::from_parts(self.ino, self.born)
+        mark_of(self.ino, self.born, self.handle.as_deref())
+    }
+
+    /// The folder `mark`, served by `node`, as the workspace's folder.
+    fn of(ws: &Workspace, mark: FolderMark, node: &str) -> Kept {
+        Kept {
+            path: ws.root.display().to_string(),
+            ino: mark.ino(),
+            born: mark.born(),
+            handle: mark.handle().map(|h| h.to_text()),
+            node: node.to_string(),
+            refused: None,
+            accepted: None,
+        }
     }
 }
 
@@ -129,6 +167,60 @@ pub(in crate::app) fn opened(app: &App, ws: &Workspace, opened: FolderMark) -> a
             ws.root.display()
         ),
         None => compare(app, ws, opened).map(|_| ()),
+    }
+}
+
+/// The node serving `served` found another folder at its path (`App::check_folder`): it is
+/// judged as a takeover judges it, not by what it holds. The folder the node served is kept
+/// first if the database has none yet (or a mark telling less of it), so the comparison has
+/// it; then the workspace is no longer served (the lease kept: this node judges it) and is
+/// taken again at once through `check`: the replacement gets the refusal, the finding, the
+/// alert and the 410s a takeover gives it, and the workspace is served again once the folder
+/// served is back or an operator accepts the replacement (`baton audit ack` on this node).
+pub(in crate::app) fn replaced(app: &App, served: &Served) {
+    let ws = &served.workspace;
+    let Some(mark) = served.folder else {
+        return;
+    };
+    let node = app.inner.cluster.as_ref().map_or("", |c| c.node.as_str());
+    let store = Store::for_workspace(&app.inner.commit.records, ws);
+    match store.read(Path::new(FILE)) {
+        Ok(None) => {
+            write(ws, &store, &Kept::of(ws, mark, node));
+        }
+        Ok(Some(bytes)) => {
+            // A damaged record is not written over: `compare` refuses on it.
+            if let Ok(known) = serde_json::from_slice::<Kept>(&bytes) {
+                if known.mark().is(&mark) && mark.tells_more_than(&known.mark()) {
+                    let kept = Kept {
+                        refused: known.refused.clone(),
+                        accepted: known.accepted.clone(),
+                        ..Kept::of(ws, mark, node)
+                    };
+                    write(ws, &store, &kept);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(workspace = %ws.name, error = %e,
+                "cannot read the record of the workspace's folder; the folder now at its path is judged at the next look");
+        }
+    }
+    tracing::warn!(workspace = %ws.name, path = %ws.root.display(),
+        "another folder is at the served workspace's path; no longer served, and judged as a takeover judges it");
+    app.unserve(served.store.tag());
+    match Workspace::open(&ws.root) {
+        // Refused (logged and listed on /healthz by `serve_workspace`), or the folder served.
+        Ok(fresh) => {
+            let _ = app.serve_workspace(fresh);
+        }
+        // No workspace there (no `.baton/`): never served, but refused all the same, so its
+        // handoffs answer 410 and the finding is told.
+        Err(_) => {
+            if let Ok(now) = FolderMark::of(&ws.root) {
+                let _ = compare(app, ws, now);
+            }
+        }
     }
 }
 
@@ -177,7 +269,7 @@ fn compare(app: &App, ws: &Workspace, now: FolderMark) -> anyhow::Result<Option<
     let anchors = Anchors::for_workspace(&app.inner.config.data_dir, ws);
     // A damaged record keeps no refusal: an acknowledgement after its finding accepts.
     let standing = match kept.as_ref() {
-        Some(kept) => kept.refused.is_some_and(|r| r.mark().is(&now)),
+        Some(kept) => kept.refused.as_ref().is_some_and(|r| r.mark().is(&now)),
         None => true,
     };
     if standing {
@@ -226,17 +318,13 @@ fn accept(
     tracing::warn!(workspace = %ws.name, path = %ws.root.display(), %finding, by = %ack.text, acknowledged_at = %ack.at,
         "serving the folder now at the workspace's path: an operator accepted it");
     let accepted = Kept {
-        path: ws.root.display().to_string(),
-        ino: now.ino(),
-        born: now.born(),
-        node: node.to_string(),
-        refused: None,
         accepted: Some(Accepted {
             ack_at: ack.at.clone(),
             by: ack.text.clone(),
             replaced: Seen::of(kept.map_or(now, Kept::mark)),
             node: node.to_string(),
         }),
+        ..Kept::of(ws, now, node)
     };
     write(ws, store, &accepted);
 }
@@ -254,21 +342,30 @@ fn write(ws: &Workspace, store: &Store, kept: &Kept) -> bool {
 /// record of it is damaged). The same words for the same two folders: an acknowledgement of
 /// it is found again (`acknowledged`).
 fn finding(ws: &Workspace, kept: Option<&Kept>, now: FolderMark) -> String {
+    // The handles are named only where they tell the folders apart: the same inode and birth
+    // time with another handle is a new folder given the old one's inode number.
+    let by_handle = kept.is_some_and(|k| k.ino == now.ino() && k.born == now.born());
+    let handle = |h: Option<String>| match by_handle {
+        true => format!(", file handle {}", h.as_deref().unwrap_or("unknown")),
+        false => String::new(),
+    };
     let kept_as = match kept {
         Some(kept) => format!(
-            "the folder node {} served there (inode {}, birth time {})",
+            "the folder node {} served there (inode {}, birth time {}{})",
             kept.node,
             kept.ino,
-            born(kept.born)
+            born(kept.born),
+            handle(kept.handle.clone())
         ),
         None => "the folder the cluster served there (its record in the database is damaged)"
             .to_string(),
     };
     format!(
-        "the folder at {} is not {kept_as}: inode {}, birth time {} now (renamed away or deleted, and another folder made at its path)",
+        "the folder at {} is not {kept_as}: inode {}, birth time {}{} now (renamed away or deleted, and another folder made at its path)",
         ws.root.display(),
         now.ino(),
-        born(now.born())
+        born(now.born()),
+        handle(now.handle().map(|h| h.to_text()))
     )
 }
 
@@ -317,21 +414,15 @@ pub(in crate::app) fn keep(app: &App, ws: &Workspace, loaded: Option<FolderMark>
             "the workspace was taken over from another folder than the one kept for it; not served, and looked at again");
         return false;
     }
-    // Rewritten only for another folder or one whose birth time is known now: not at every
-    // takeover by another node.
+    // Rewritten only for another folder or one whose birth time or file handle is known now
+    // (a mark kept before handles were gets the handle here, the folder proven the same by
+    // its inode and birth time, under this node's lease): not at every takeover by another
+    // node.
     let same = known
         .as_ref()
-        .is_some_and(|k| k.mark().is(&loaded) && (k.born.is_some() || loaded.born().is_none()));
+        .is_some_and(|k| k.mark().is(&loaded) && !loaded.tells_more_than(&k.mark()));
     if !same {
-        let kept = Kept {
-            path: ws.root.display().to_string(),
-            ino: loaded.ino(),
-            born: loaded.born(),
-            node: cluster.node.clone(),
-            refused: None,
-            accepted: None,
-        };
-        write(ws, &store, &kept);
+        write(ws, &store, &Kept::of(ws, loaded, &cluster.node));
     }
     true
 }
@@ -379,7 +470,7 @@ fn refuse(
         let evidence = json!({
             "path": ws.root.display().to_string(),
             "served": kept,
-            "found": {"ino": now.ino(), "born": now.born()},
+            "found": Seen::of(now),
         });
         let evidence = serde_json::to_vec_pretty(&evidence).unwrap_or_default();
         let kept_at = anchors

@@ -30,8 +30,8 @@ impl OpenedDir {
     /// The identity of the folder this handle holds: the one read through it, whatever its
     /// path names by now (an agent may swap the folder between the open and a `stat`).
     pub fn mark(&self) -> io::Result<crate::workspace::folder_mark::FolderMark> {
-        let meta = self.dir.try_clone()?.into_std_file().metadata()?;
-        Ok(crate::workspace::folder_mark::FolderMark::of_meta(&meta))
+        let file = self.dir.try_clone()?.into_std_file();
+        crate::workspace::folder_mark::FolderMark::of_file(&file)
     }
 
     /// The sub-folder `name` (one plain name); `None` if it does not exist. A symlink or
