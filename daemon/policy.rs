@@ -23,10 +23,12 @@
 //! hold, an unknown function: each is refused at load with its column. At run time an error or
 //! a result that is not true or false decides nothing (`holds` says why).
 
+mod bounds;
 mod check;
 pub mod proof;
 
 use crate::contract::Handoff;
+use bounds::within_bounds;
 use cel_interpreter::{Context, Program, Value};
 use check::{Schema, Scope, Ty};
 use serde::Serialize;
@@ -245,51 +247,6 @@ fn parse_error(errors: &cel_interpreter::ParseErrors) -> String {
     }
 }
 
-/// Longest expression taken, in bytes: policies are one-line conditions.
-const MAX_LEN: usize = 2048;
-/// Deepest nesting taken (brackets and prefix operators): the parser, the type check and the
-/// interpreter each recurse once per level, and a few hundred levels overflow a thread's
-/// stack (the fuzzer found one).
-const MAX_NESTING: usize = 32;
-
-/// Refuses an expression too long or nested too deep to be evaluated safely, before any
-/// parser sees it.
-fn within_bounds(expr: &str) -> Result<(), String> {
-    if expr.len() > MAX_LEN {
-        return Err(format!(
-            "the expression is {} bytes long, over the limit of {MAX_LEN}; split the condition",
-            expr.len()
-        ));
-    }
-    let (mut depth, mut unary, mut quote, mut escaped) = (0usize, 0usize, None, false);
-    for (i, c) in expr.char_indices() {
-        if let Some(q) = quote {
-            match (escaped, c) {
-                (true, _) => escaped = false,
-                (false, '\\') => escaped = true,
-                (false, c) if c == q => quote = None,
-                _ => {}
-            }
-            continue;
-        }
-        match c {
-            '\'' | '"' => quote = Some(c),
-            '(' | '[' | '{' => depth += 1,
-            ')' | ']' | '}' => depth = depth.saturating_sub(1),
-            '!' | '-' => unary += 1,
-            c if c.is_whitespace() => {}
-            _ => unary = 0,
-        }
-        if depth + unary > MAX_NESTING {
-            return Err(format!(
-                "column {}: nested deeper than {MAX_NESTING} levels; simplify the condition",
-                expr[..i].chars().count() + 1
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn compile(expr: &str) -> Result<Program, String> {
     within_bounds(expr)?;
     match std::panic::catch_unwind(|| Program::compile(expr)) {
@@ -422,6 +379,22 @@ mod tests {
     }
 
     const RULE: &str = "claimed.trigger == 'completion' && claimed.confidence >= 0.97 && artifacts.all(a, a.size < 100000)";
+
+    /// The deepest expressions the bounds take: each operator is a level of the parse tree
+    /// and of the interpreter's recursion, though no bracket nests. They must be evaluated,
+    /// never overflow the stack (a test thread's is 2 MiB, in a debug build).
+    #[test]
+    fn the_deepest_expressions_taken_do_not_overflow_the_stack() {
+        let deepest = |inner: String| format!("{}{inner}{}", "(".repeat(31), ")".repeat(31));
+        let sums = deepest(format!("{}1 == 1", "1 + ".repeat(126)));
+        let fields = deepest(format!("claimed{} == 1", ".a".repeat(126)));
+        let ands = deepest(format!("{}true", "true && ".repeat(127)));
+        for expr in [sums, fields, ands] {
+            assert_eq!(bounds::within_bounds(&expr), Ok(()), "{expr}");
+            let _ = check(&expr);
+            let _ = holds(&expr, &facts(0.5, &[]));
+        }
+    }
 
     #[test]
     fn the_issue_s_rule_holds_only_for_what_it_says() {
