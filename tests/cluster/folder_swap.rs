@@ -173,6 +173,67 @@ fn a_folder_swapped_under_the_serving_node_is_served_once_acknowledged() {
     a.stop();
 }
 
+/// The node serving a workspace finds another folder at its path while the database keeps
+/// no record of the folder served (`folder.json` gone, and every write of it refused, as a
+/// database failing does): it cannot be judged as a takeover judges it (nothing to compare
+/// with), so it stays served pinned to the folder served and refuses everything, and the
+/// replacement is never served. Fails with the node un-serving and taking it again whatever
+/// became of its write: the fresh take finds nothing kept, serves the replacement, and the
+/// decision lands in it.
+#[test]
+fn a_folder_swapped_while_its_record_cannot_be_kept_is_never_served() {
+    let _serial = one_at_a_time();
+    let db = "live_swap_unkept";
+    let pg = Postgres::start();
+    let url = pg.database(db);
+    let mut env = TestEnv::with_config(&format!(
+        "settle_ms = 60000\nreconcile_s = 3600\n[cluster]\ndatabase_url = \"{url}\"\n\
+         node = \"a\"\nlease_ttl_s = {TTL_S}\n"
+    ));
+    let alpha = env.ws("alpha");
+    let a = env.start();
+    let reviewed = bytes(&handoff("h1"));
+    write_atomic(&alpha.join("handoff.json"), &reviewed);
+    a.wait_until("h1 pending", || {
+        a.handoffs("pending").iter().any(|h| h["key"] == "h1")
+    });
+    a.wait_until("alpha carries its id", || alpha.join(".baton/id").exists());
+    a.wait_until("the folder served kept in the database", || {
+        folder_kept(&pg, db).contains("\"node\":\"a\"")
+    });
+    let out = pg.psql(
+        db,
+        "CREATE FUNCTION refuse_folder() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN IF NEW.name = 'folder.json' THEN RAISE EXCEPTION 'refused by the test'; END IF;
+         RETURN NEW; END $$;
+         CREATE TRIGGER refuse_folder BEFORE INSERT OR UPDATE ON records
+         FOR EACH ROW EXECUTE FUNCTION refuse_folder();
+         DELETE FROM records WHERE name = 'folder.json'",
+    );
+    assert!(out.status.success(), "{out:?}");
+    let id = std::fs::read(alpha.join(".baton/id")).unwrap();
+    let away = env.root().join("away");
+    swap(&alpha, &away, &reviewed, &id);
+    for _ in 0..3 {
+        let (status, body) = a.decide("h1", "approved", "fine");
+        assert_eq!(status, 410, "{body}");
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(
+        decision_writes_in(&alpha, "h1").is_empty(),
+        "{:?}",
+        decision_writes_in(&alpha, "h1")
+    );
+    assert_eq!(
+        contents(&alpha).1,
+        vec!["id".to_string()],
+        "written into the replacement"
+    );
+    assert!(!decided_in(&away, "h1"), "decided, though refused");
+    assert!(folder_kept(&pg, db).is_empty(), "{}", folder_kept(&pg, db));
+    a.stop();
+}
+
 /// What of the decision of `key` landed in the folder at `ws`, whose handoff file is not the
 /// revision reviewed: its root answer, its record copy, its event.
 fn decision_writes_in(ws: &Path, key: &str) -> Vec<String> {

@@ -173,10 +173,14 @@ pub(in crate::app) fn opened(app: &App, ws: &Workspace, opened: FolderMark) -> a
 /// The node serving `served` found another folder at its path (`App::check_folder`): it is
 /// judged as a takeover judges it, not by what it holds. The folder the node served is kept
 /// first if the database has none yet (or a mark telling less of it), so the comparison has
-/// it; then the workspace is no longer served (the lease kept: this node judges it) and is
-/// taken again at once through `check`: the replacement gets the refusal, the finding, the
-/// alert and the 410s a takeover gives it, and the workspace is served again once the folder
-/// served is back or an operator accepts the replacement (`baton audit ack` on this node).
+/// it; only once `folder.json` is known to hold it is the workspace no longer served (the
+/// lease kept: this node judges it) and taken again at once through `check`: the replacement
+/// gets the refusal, the finding, the alert and the 410s a takeover gives it, and the
+/// workspace is served again once the folder served is back or an operator accepts the
+/// replacement (`baton audit ack` on this node). Without that record (the database did not
+/// answer, or keeps another folder), taking it again would start from nothing to compare and
+/// serve the replacement: it stays served, pinned to its folder (every write refused), and is
+/// judged again at the next look (a decision's check, a refused write, the reconcile).
 pub(in crate::app) fn replaced(app: &App, served: &Served) {
     let ws = &served.workspace;
     let Some(mark) = served.folder else {
@@ -184,27 +188,36 @@ pub(in crate::app) fn replaced(app: &App, served: &Served) {
     };
     let node = app.inner.cluster.as_ref().map_or("", |c| c.node.as_str());
     let store = Store::for_workspace(&app.inner.commit.records, ws);
-    match store.read(Path::new(FILE)) {
-        Ok(None) => {
-            write(ws, &store, &Kept::of(ws, mark, node));
-        }
-        Ok(Some(bytes)) => {
-            // A damaged record is not written over: `compare` refuses on it.
-            if let Ok(known) = serde_json::from_slice::<Kept>(&bytes) {
-                if known.mark().is(&mark) && mark.tells_more_than(&known.mark()) {
+    let kept = match store.read(Path::new(FILE)) {
+        Ok(None) => write(ws, &store, &Kept::of(ws, mark, node)),
+        Ok(Some(bytes)) => match serde_json::from_slice::<Kept>(&bytes) {
+            Ok(known) if known.mark().is(&mark) => {
+                if mark.tells_more_than(&known.mark()) {
                     let kept = Kept {
                         refused: known.refused.clone(),
                         accepted: known.accepted.clone(),
                         ..Kept::of(ws, mark, node)
                     };
+                    // Not written: the mark kept still names the folder served.
                     write(ws, &store, &kept);
                 }
+                true
             }
-        }
+            // Another folder kept (accepted elsewhere since): not this node's to judge alone.
+            Ok(_) => false,
+            // A damaged record is not written over: `compare` refuses on it, as a takeover's.
+            Err(_) => true,
+        },
         Err(e) => {
             tracing::warn!(workspace = %ws.name, error = %e,
-                "cannot read the record of the workspace's folder; the folder now at its path is judged at the next look");
+                "cannot read the record of the workspace's folder");
+            false
         }
+    };
+    if !kept {
+        tracing::warn!(workspace = %ws.name, path = %ws.root.display(),
+            "another folder is at the served workspace's path, and the folder served is not known to be kept in the cluster's database: it stays served, pinned to the folder served (nothing is written into the folder now there), and is judged again at the next look");
+        return;
     }
     tracing::warn!(workspace = %ws.name, path = %ws.root.display(),
         "another folder is at the served workspace's path; no longer served, and judged as a takeover judges it");
@@ -421,8 +434,12 @@ pub(in crate::app) fn keep(app: &App, ws: &Workspace, loaded: Option<FolderMark>
     let same = known
         .as_ref()
         .is_some_and(|k| k.mark().is(&loaded) && !loaded.tells_more_than(&k.mark()));
-    if !same {
-        write(ws, &store, &Kept::of(ws, loaded, &cluster.node));
+    // Served only once the folder is kept: without a record the next look (`replaced`, a
+    // takeover) would have nothing to compare a folder swapped in with.
+    if !same && !write(ws, &store, &Kept::of(ws, loaded, &cluster.node)) && known.is_none() {
+        tracing::warn!(workspace = %ws.name, path = %ws.root.display(),
+            "the workspace's folder cannot be kept in the cluster's database; not served, and looked at again");
+        return false;
     }
     true
 }
