@@ -3,10 +3,10 @@
 //! holding the same handoff, the same `.baton/id`) is told apart with one `stat`, so a write
 //! meant for the folder served never lands in its replacement. The birth time tells a new
 //! folder given a deleted one's inode number again (ext4 and XFS reuse them at once: an
-//! `rmdir` and a `mkdir` give the same number). So does the file handle
-//! (`name_to_handle_at(2)`), which carries the inode's generation on ext4, XFS, btrfs, tmpfs
-//! and NFS, and is what tells such a folder where the file system keeps no birth time (NFS
-//! reports none). The device number is left out, as in the store's note
+//! `rmdir` and a `mkdir` give the same number). Where the file system keeps no birth time (NFS
+//! reports none) the file handle (`name_to_handle_at(2)`) tells it, carrying the inode's
+//! generation on ext4, XFS, btrfs, tmpfs and NFS; it is compared only there, as a FUSE file
+//! system's handle changes at each mount and NFS's with the export's fsid. The device number is left out, as in the store's note
 //! (`store::identity`), so both judge a folder alike: a share mounted again (autofs, a
 //! reconnect) may be given another device number, and its folders are still the ones
 //! served. Where the file system keeps neither a birth time nor handles, a new folder given
@@ -195,23 +195,36 @@ impl FolderMark {
         self.born
     }
 
-    /// Whether `other` names the same folder: the same inode number, the same birth time
-    /// where both know one, and the same file handle where both have one of the same kind.
-    /// A mark without birth time (a file system that keeps none, as NFS, or, in a cluster, a
-    /// node whose mount of the share does not report it while another's does) is judged by
-    /// its inode and handle; one without a handle either (a mark kept before handles were, or
-    /// a file system giving none) by its inode alone: it cannot tell a new folder given the
-    /// old one's inode number again, which the daemon warns of where it serves such a folder.
+    /// Whether `other` names the same folder: the same inode number, and the same birth time
+    /// where both know one. Only where either lacks a birth time (a file system that keeps
+    /// none, as NFS, or, in a cluster, a node whose mount of the share does not report it
+    /// while another's does) is the file handle compared, where both have one of the same
+    /// kind: a handle is not stable everywhere (a FUSE file system's is its node id, given
+    /// anew at each mount; NFS's changes with the export's fsid), so comparing it where the
+    /// birth time already tells a reused inode number would refuse the very folder served
+    /// after a remount. A mark with neither (a mark kept before handles were, or a file
+    /// system giving none) is judged by its inode alone (`by_inode_alone`): it cannot tell a
+    /// new folder given the old one's inode number again, which the daemon warns of.
     pub fn is(&self, other: &FolderMark) -> bool {
         self.ino == other.ino
             && match (self.born, other.born) {
                 (Some(a), Some(b)) => a == b,
-                _ => true,
+                _ => match (&self.handle, &other.handle) {
+                    (Some(a), Some(b)) => a.matches(b),
+                    _ => true,
+                },
             }
-            && match (&self.handle, &other.handle) {
-                (Some(a), Some(b)) => a.matches(b),
-                _ => true,
-            }
+    }
+
+    /// Whether `is` judges `other` by the inode number alone: no birth time on both sides and
+    /// no handles of one kind to compare (a new folder given the inode number again passes).
+    pub fn by_inode_alone(&self, other: &FolderMark) -> bool {
+        let born = self.born.is_some() && other.born.is_some();
+        let handles = match (&self.handle, &other.handle) {
+            (Some(a), Some(b)) => a.kind == b.kind,
+            _ => false,
+        };
+        !born && !handles
     }
 
     /// Whether this mark, the same folder as `other` (`is`), tells more of it: a birth time or
@@ -592,6 +605,41 @@ mod tests {
         assert!(old.is(&real) && real.tells_more_than(&old) && !old.tells_more_than(&real));
         assert!(super::Handle::from_text("1:zz").is_none());
         assert!(super::Handle::from_text(&format!("1:{}", "00".repeat(129))).is_none());
+    }
+
+    /// Where both marks keep a birth time, the handle is not compared: a FUSE file system
+    /// gives the same folder another handle after a remount (its node id), as NFS does when
+    /// the export's fsid changes, and the birth time already tells a reused inode number.
+    /// Fails with handles compared whatever the birth time: the folder served is refused.
+    #[test]
+    fn a_handle_changed_by_a_remount_is_not_compared_where_birth_times_are() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("alpha");
+        std::fs::create_dir_all(path.join(".baton")).unwrap();
+        let real = FolderMark::of(&path).unwrap();
+        let (Some(born), Some(handle)) = (real.born(), real.handle()) else {
+            eprintln!("this file system keeps no birth time or gives no handle; nothing to test");
+            return;
+        };
+        let mut text = handle.to_text();
+        let last = text.pop().unwrap();
+        text.push(if last == '0' { '1' } else { '0' });
+        let remounted = super::Handle::from_text(&text);
+        let kept = FolderMark::from_parts(real.ino(), Some(born)).with_handle(remounted);
+        assert!(kept.is(&real) && real.is(&kept));
+        assert!(!kept.by_inode_alone(&real));
+        assert!(matches!(kept.at(&path), AtPath::Same));
+        let ws = crate::workspace::Workspace::open(&path).unwrap();
+        let ws = ws.pinned(kept);
+        ws.write(&ws.decision_path(), b"1").unwrap();
+        // Another birth time is another folder, whatever the handle.
+        let other = FolderMark::from_parts(real.ino(), Some(born - 1)).with_handle(Some(handle));
+        assert!(!other.is(&real));
+        // Without a birth time on one side the handle judges; without either, the inode.
+        let unborn = FolderMark::from_parts(real.ino(), None).with_handle(remounted);
+        assert!(!unborn.is(&real) && !unborn.by_inode_alone(&real));
+        let bare = FolderMark::from_parts(real.ino(), None);
+        assert!(bare.is(&real) && bare.by_inode_alone(&real));
     }
 
     /// ext4 and tmpfs give a freed inode number to the next folder made (an `rmdir` and a

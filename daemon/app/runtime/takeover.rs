@@ -22,9 +22,11 @@
 //! let a swap made under a running node through where a restart would refuse it. What it
 //! spared, a share mounted again, is spared by what is compared:
 //!
-//! Compared: the inode number, the birth time and the file handle (`folder_mark`), which a
-//! share mounted again keeps (a rename keeps them all; a new folder has another birth time and
-//! another handle, its inode's generation, even when given the old inode number). Not the
+//! Compared: the inode number and the birth time, and the file handle only where a birth time
+//! is missing on either side (`folder_mark`: a handle is not stable across every remount, a
+//! FUSE node id, an NFS export's fsid); a rename keeps them all, a new folder has another birth
+//! time and another handle, its inode's generation, even when given the old inode number. A
+//! folder judged by its inode alone is told (`by_inode_alone`). Not the
 //! device number, which a remount (autofs, an NFS reconnect) or another node's mount of the
 //! same share may give differently, as `folder_mark` and the store's note leave it out; nor
 //! `.baton/id`, which an agent copies into the folder it swaps in. A birth time one node's
@@ -258,6 +260,18 @@ fn lease_fails_for_test() -> bool {
         .is_ok()
 }
 
+/// A folder found to be the one kept by its inode number alone (no birth time on both sides,
+/// no handles of one kind to compare): a new folder given that inode number again would pass
+/// too. Told at each take (a warning, `baton_errors_total{kind="folder_by_inode"}`), never
+/// silently.
+fn by_inode_alone(app: &App, ws: &Workspace, kept: &FolderMark, now: &FolderMark) {
+    if kept.by_inode_alone(now) {
+        tracing::warn!(workspace = %ws.name, path = %ws.root.display(), ino = now.ino(),
+            "the workspace's folder was judged by its inode number alone (no birth time and no file handle to compare with the one kept): a new folder given that inode number again would pass for it");
+        app.metrics().error("folder_by_inode");
+    }
+}
+
 /// `check`'s comparison of the folder `now` at `ws`'s path with the one kept, this node
 /// holding the lease.
 fn compare(app: &App, ws: &Workspace, now: FolderMark) -> anyhow::Result<Option<FolderMark>> {
@@ -267,6 +281,7 @@ fn compare(app: &App, ws: &Workspace, now: FolderMark) -> anyhow::Result<Option<
         Some(bytes) => serde_json::from_slice::<Kept>(&bytes).ok(),
     };
     if let Some(kept) = kept.as_ref().filter(|k| k.mark().is(&now)) {
+        by_inode_alone(app, ws, &kept.mark(), &now);
         if kept.refused.is_some() {
             // The folder kept is back: the refusal is answered, and an acknowledgement made
             // from now on does not accept the folder refused, swapped in again.
