@@ -646,3 +646,83 @@ fn an_old_acknowledgement_does_not_accept_the_same_folder_swapped_in_again() {
     });
     b.stop();
 }
+
+/// Each node keeps its own tamper history, and the refusal standing is the cluster's: an
+/// acknowledgement made on b of its refusal of a folder, left unused (b stopped, the folder
+/// served came back), does not accept that folder when node a refuses it later and b takes
+/// the workspace over. b records the finding anew, as its own refusal, and serves nothing
+/// until an acknowledgement made after it. Fails with `acknowledged` taking any `ack` after
+/// the latest identical finding in b's history: b serves the replacement at its next start.
+#[test]
+fn an_acknowledgement_on_one_node_does_not_accept_a_refusal_another_node_made_since() {
+    let _serial = one_at_a_time();
+    let Swapped {
+        pg,
+        db,
+        mut env,
+        alpha,
+        away,
+        b_config,
+        b,
+    } = swapped_while_no_node_served("takeover_other_node_ack");
+    b.wait_until("alpha refused", || unserved_error(&b, "alpha").is_some());
+    b.stop();
+    // Acknowledged on b while it is stopped: never used.
+    let args = [
+        "audit",
+        "ack",
+        alpha.to_str().unwrap(),
+        "--config",
+        b_config.to_str().unwrap(),
+        "--by",
+        "earlier",
+    ];
+    let out = baton(&args);
+    assert!(out.status.success(), "{out:?}");
+    // The folder served is back, and node a serves it again.
+    let replacement = env.root().join("replacement");
+    std::fs::rename(&alpha, &replacement).unwrap();
+    std::fs::rename(&away, &alpha).unwrap();
+    let expire = |node: &str| {
+        let out = pg.psql(
+            db,
+            &format!(
+                "UPDATE leases SET expires_at = now() - interval '1 day';
+                 UPDATE nodes SET seen_at = now() - interval '1 day' WHERE node = '{node}'"
+            ),
+        );
+        assert!(out.status.success(), "{out:?}");
+    };
+    expire("b");
+    let a = env.start();
+    a.wait_until("alpha served by a", || {
+        a.handoffs("pending").iter().any(|h| h["key"] == "h1")
+    });
+    a.wait_until("the refusal answered", || {
+        !folder_kept(&pg, db).contains("\"refused\"")
+    });
+    // The same replacement swapped in under a: a refuses it.
+    std::fs::rename(&alpha, &away).unwrap();
+    std::fs::rename(&replacement, &alpha).unwrap();
+    let (status, body) = a.decide("h1", "approved", "fine");
+    assert_eq!(status, 410, "{body}");
+    a.wait_until("a refuses alpha", || unserved_error(&a, "alpha").is_some());
+    a.wait_until("a's refusal kept", || {
+        folder_kept(&pg, db).contains("\"refused\"")
+    });
+    a.stop();
+    expire("a");
+    let b = env.spawn_with_config(&b_config);
+    b.wait_until("b refuses alpha", || unserved_error(&b, "alpha").is_some());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        !b.handoffs("pending").iter().any(|h| h["key"] == "h1"),
+        "b serves the replacement on its old acknowledgement"
+    );
+    let (status, body) = b.decide("h1", "approved", "fine");
+    assert_eq!(status, 410, "{body}");
+    let lines = tamper_history(&env.root().join("data-b"));
+    let kinds: Vec<&str> = lines.iter().map(|l| l["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["tampered", "ack", "tampered"], "{lines:?}");
+    b.stop();
+}

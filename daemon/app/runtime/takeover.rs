@@ -67,7 +67,7 @@ struct Kept {
     /// The folder a node refused in its place, standing until that folder is accepted or the
     /// one kept is back (an acknowledgement answers only the refusal standing).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    refused: Option<Seen>,
+    refused: Option<Refusal>,
     /// Who accepted this folder in place of which (the acknowledgement honoured).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     accepted: Option<Accepted>,
@@ -101,6 +101,22 @@ impl Seen {
 fn mark_of(ino: u64, born: Option<u64>, handle: Option<&str>) -> FolderMark {
     let handle = handle.and_then(crate::workspace::folder_mark::Handle::from_text);
     FolderMark::from_parts(ino, born).with_handle(handle)
+}
+
+/// A refused folder's mark, when and by which node it was refused. Only an acknowledgement
+/// that node's operator made after it accepts the folder: each node keeps its own tamper
+/// history, and an old `ack` there (of the same words, an earlier refusal) answers nothing
+/// refused since on another node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Refusal {
+    #[serde(flatten)]
+    folder: Seen,
+    /// When the node recorded the finding (its tamper history's time), where kept: a refusal
+    /// kept without it (an older node) is recorded anew by the next node judging it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    node: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -295,30 +311,52 @@ fn compare(app: &App, ws: &Workspace, now: FolderMark) -> anyhow::Result<Option<
     }
     let finding = finding(ws, kept.as_ref(), now);
     let anchors = Anchors::for_workspace(&app.inner.config.data_dir, ws);
+    let node = app.inner.cluster.as_ref().map_or("", |c| c.node.as_str());
+    // The refusal of this very folder standing, if this node recorded it: only then can an
+    // acknowledgement in this node's tamper history answer it, and only one made after it.
+    let ours = kept
+        .as_ref()
+        .and_then(|k| k.refused.as_ref())
+        .filter(|r| r.folder.mark().is(&now) && r.node.as_deref() == Some(node))
+        .and_then(|r| r.at.clone());
     // A damaged record keeps no refusal: an acknowledgement after its finding accepts.
-    let standing = match kept.as_ref() {
-        Some(kept) => kept.refused.as_ref().is_some_and(|r| r.mark().is(&now)),
-        None => true,
+    let since = match kept.as_ref() {
+        Some(_) => ours.as_deref().map(Some),
+        None => Some(None),
     };
-    if standing {
-        if let Some(ack) = acknowledged(&anchors, &finding) {
+    if let Some(since) = since {
+        if let Some(ack) = acknowledged(&anchors, &finding, since) {
             accept(app, ws, &store, kept.as_ref(), now, &ack, &finding);
             return Ok(None);
         }
     }
-    // A new refusal is kept as standing; told anew only once that is kept, not at each retry.
-    let anew = match kept.as_ref().filter(|_| !standing) {
+    // A refusal not standing as this node's (a new one, or one another node recorded) is kept
+    // as this node's, and told here anew, so only an acknowledgement made after it accepts;
+    // not at each retry.
+    let at = crate::clock::now_rfc3339();
+    let anew = match kept.as_ref().filter(|_| ours.is_none()) {
         Some(kept) => {
             let refused = Kept {
-                refused: Some(Seen::of(now)),
+                refused: Some(Refusal {
+                    folder: Seen::of(now),
+                    at: Some(at.clone()),
+                    node: Some(node.to_string()),
+                }),
                 ..kept.clone()
             };
             write(ws, &store, &refused)
         }
         None => false,
     };
-    refuse(app, ws, &anchors, &finding, kept.as_ref(), now, anew);
-    let node = app.inner.cluster.as_ref().map_or("", |c| c.node.as_str());
+    refuse(
+        app,
+        ws,
+        &anchors,
+        &finding,
+        kept.as_ref(),
+        now,
+        anew.then_some(at),
+    );
     anyhow::bail!(
         "workspace \"{}\": {finding}. This node does not serve it and writes nothing there; its \
          handoffs cannot be decided, and its records stay in the cluster's database. Put the \
@@ -460,8 +498,9 @@ pub(in crate::app) fn keep(app: &App, ws: &Workspace, loaded: Option<FolderMark>
 }
 
 /// The acknowledgement of `finding`: the first `ack` line after its latest record in the
-/// tamper history (an older one answered an earlier refusal).
-fn acknowledged(anchors: &Anchors, finding: &str) -> Option<Entry> {
+/// tamper history (an older one answered an earlier refusal), made at `since` or later (the
+/// refusal standing, as this node recorded it).
+fn acknowledged(anchors: &Anchors, finding: &str, since: Option<&str>) -> Option<Entry> {
     let text = std::fs::read_to_string(&anchors.history).ok()?;
     let mut found = false;
     let mut acked = None;
@@ -470,7 +509,9 @@ fn acknowledged(anchors: &Anchors, finding: &str) -> Option<Entry> {
         .filter_map(|l| serde_json::from_str::<Entry>(l).ok())
     {
         match entry.kind.as_str() {
-            "ack" if found && acked.is_none() => acked = Some(entry),
+            "ack" if found && acked.is_none() && since.is_none_or(|t| entry.at.as_str() >= t) => {
+                acked = Some(entry)
+            }
             KIND if entry.text == finding => {
                 found = true;
                 acked = None;
@@ -483,7 +524,8 @@ fn acknowledged(anchors: &Anchors, finding: &str) -> Option<Entry> {
 
 /// Tells the refusal: once per finding in the tamper history (with evidence, a
 /// `workspace.tampered` event and the error metric), and every time as an alert and as the
-/// handoffs' refusal (410 naming the cause).
+/// handoffs' refusal (410 naming the cause). `anew`: the time of a refusal just kept as this
+/// node's, recorded at that time whatever the history holds.
 fn refuse(
     app: &App,
     ws: &Workspace,
@@ -491,12 +533,12 @@ fn refuse(
     finding: &str,
     kept: Option<&Kept>,
     now: FolderMark,
-    anew: bool,
+    anew: Option<String>,
 ) {
     let open = anchors.unacknowledged().unwrap_or_default();
-    // Recorded again for a new refusal (the folder kept was back in between), so only an
-    // acknowledgement made after it accepts the folder.
-    if anew || !open.iter().any(|e| e.text == finding) {
+    // Recorded again for a new refusal (the folder kept was back in between, or another node
+    // refused it), so only an acknowledgement made after it accepts the folder.
+    if anew.is_some() || !open.iter().any(|e| e.text == finding) {
         tracing::error!(workspace = %ws.name, path = %ws.root.display(), %finding,
             "the workspace's folder is not the one the cluster served: not served, nothing written there");
         let evidence = json!({
@@ -513,7 +555,7 @@ fn refuse(
             )
             .ok();
         let entry = Entry {
-            at: crate::clock::now_rfc3339(),
+            at: anew.unwrap_or_else(crate::clock::now_rfc3339),
             kind: KIND.into(),
             text: finding.to_string(),
             anchored: None,
