@@ -234,6 +234,49 @@ fn a_folder_swapped_while_its_record_cannot_be_kept_is_never_served() {
     a.stop();
 }
 
+/// A folder swapped in under the serving node carrying another workspace's `.baton/id` (copied
+/// from a neighbour) is still told as the tampering it is: judged by the folder first, not
+/// refused as a moved folder with no finding. Fails with the id checked before the folder:
+/// `/healthz` names the copied id, and no tamper alert is raised.
+#[test]
+fn a_folder_swapped_in_with_another_workspaces_id_is_told_as_tampering() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let url = pg.database("live_swap_other_id");
+    let mut env = TestEnv::with_config(&format!(
+        "settle_ms = 60000\nreconcile_s = 3600\n[cluster]\ndatabase_url = \"{url}\"\n\
+         node = \"a\"\nlease_ttl_s = {TTL_S}\n"
+    ));
+    let alpha = env.ws("alpha");
+    let beta = env.init("beta");
+    let a = env.start();
+    let reviewed = bytes(&handoff("h1"));
+    write_atomic(&alpha.join("handoff.json"), &reviewed);
+    a.wait_until("h1 pending", || {
+        a.handoffs("pending").iter().any(|h| h["key"] == "h1")
+    });
+    write_atomic(&beta.join("handoff.json"), &bytes(&handoff("h2")));
+    a.wait_until("h2 pending", || {
+        a.handoffs("pending").iter().any(|h| h["key"] == "h2")
+    });
+    a.wait_until("alpha and beta carry their ids", || {
+        alpha.join(".baton/id").exists() && beta.join(".baton/id").exists()
+    });
+    let beta_id = std::fs::read(beta.join(".baton/id")).unwrap();
+    swap(&alpha, &env.root().join("away"), &reviewed, &beta_id);
+    let (status, body) = a.decide("h1", "approved", "fine");
+    assert_eq!(status, 410, "{body}");
+    a.wait_until("alpha refused", || unserved_error(&a, "alpha").is_some());
+    let error = unserved_error(&a, "alpha").unwrap();
+    assert!(
+        error.contains("not the folder node a served"),
+        "not told as a replaced folder: {error}"
+    );
+    assert_eq!(a.health()["tamper_alerts"], 1, "{}", a.health());
+    assert!(a.metrics().contains("kind=\"tampered\"} 1"));
+    a.stop();
+}
+
 /// What of the decision of `key` landed in the folder at `ws`, whose handoff file is not the
 /// revision reviewed: its root answer, its record copy, its event.
 fn decision_writes_in(ws: &Path, key: &str) -> Vec<String> {

@@ -64,27 +64,29 @@ fn in_cluster(app: &App, ws: Workspace) -> anyhow::Result<Identified> {
         pin: Default::default(),
         ..ws
     };
+    // The folder first: another folder than the one served is tampering whatever `.baton/id`
+    // it carries, and an id copied from another workspace must not hide it behind the
+    // refusal of a moved folder (no finding, no alert).
+    let served = super::takeover::check(app, &ws)?;
     let own = crate::store::tag(&ws);
-    match identity::claim(&ws) {
-        Some(claimed) if claimed != own => anyhow::bail!(
+    if let Some(claimed) = identity::claim(&ws).filter(|claimed| *claimed != own) {
+        anyhow::bail!(
             "{} carries the id of workspace {claimed} (its .baton/{}): it was moved or copied from \
              that workspace's folder, and moving a workspace is not supported in a cluster. Move it \
              back to where it was, or remove .baton/{} to serve it as a new workspace",
             ws.root.display(),
             identity::ID_FILE,
             identity::ID_FILE,
-        ),
-        _ => {
-            let ws = match super::takeover::check(app, &ws)? {
-                Some(served) => ws.pinned(served),
-                None => ws,
-            };
-            Ok(Identified {
-                ws,
-                found: Found::Here,
-            })
-        }
+        );
     }
+    let ws = match served {
+        Some(served) => ws.pinned(served),
+        None => ws,
+    };
+    Ok(Identified {
+        ws,
+        found: Found::Here,
+    })
 }
 
 /// Whether the moved folder's audit log is as long as the daemon's anchor says it left it;
