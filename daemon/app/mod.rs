@@ -228,11 +228,11 @@ impl App {
         runtime::load::serve_all(&found.workspaces, |ws| {
             // One unreadable workspace must not keep the others from being served: it is
             // named on /healthz and tried again (see `served`).
-            if let Ok(Some(_)) = app.serve_workspace(ws.clone()) {
+            if let Ok(Some(served)) = app.serve_workspace(ws.clone()) {
                 // Agents learn at once that a daemon serves them; written here, where the
                 // loaders' reads overlap it, these writes are also done before the start-up
-                // scan's syncs begin.
-                app.beat_new(ws);
+                // scan's syncs begin. Through the handle served: pinned to its folder.
+                app.beat_new(&served.workspace);
             }
         });
         let seconds = started.elapsed().as_secs_f64();

@@ -169,7 +169,8 @@ impl Worker {
         // `App::serve_workspace`).
         if let Ok(Some(added)) = self.app.serve_workspace(ws.clone()) {
             tracing::info!(workspace = %ws.name, "new workspace");
-            self.app.beat_new(&ws);
+            // Through the handle served (pinned to its folder), not the one opened here.
+            self.app.beat_new(&added.workspace);
             self.watches.workspace(&ws);
             self.app.metrics().watches.inc_by(2);
             let wait = scan::catch_up(&self.app, &added);
