@@ -769,3 +769,58 @@ fn an_acknowledgement_on_one_node_does_not_accept_a_refusal_another_node_made_si
     assert_eq!(kinds, ["tampered", "ack", "tampered"], "{lines:?}");
     b.stop();
 }
+
+/// A `folder.json` written before handles were kept, naming an accepted folder, gets the
+/// folder's handle at the next take (the folder proven the same) and keeps naming who
+/// accepted it. Fails with `keep` writing the mark afresh: `accepted` is dropped.
+#[test]
+fn a_kept_folder_upgraded_with_its_handle_keeps_its_acceptance() {
+    let _serial = one_at_a_time();
+    let Swapped {
+        pg,
+        db,
+        mut env,
+        alpha,
+        b_config,
+        b,
+        ..
+    } = swapped_while_no_node_served("takeover_ack_upgrade");
+    b.wait_until("alpha refused", || unserved_error(&b, "alpha").is_some());
+    let args = [
+        "audit",
+        "ack",
+        alpha.to_str().unwrap(),
+        "--config",
+        b_config.to_str().unwrap(),
+        "--by",
+        "ops",
+    ];
+    let out = baton(&args);
+    assert!(out.status.success(), "{out:?}");
+    b.wait_until("the acceptance kept", || {
+        folder_kept(&pg, db).contains("acknowledged by ops")
+    });
+    b.stop();
+    let handle_kept = || {
+        let kept: serde_json::Value = serde_json::from_str(&folder_kept(&pg, db)).unwrap();
+        kept["handle"].is_string()
+    };
+    if !handle_kept() {
+        eprintln!("this file system gives no file handles; nothing to test");
+        return;
+    }
+    // As an older node kept it: no handle.
+    let out = pg.psql(
+        db,
+        "UPDATE records SET bytes = convert_to((convert_from(bytes, 'UTF8')::jsonb - 'handle')::text, 'UTF8')
+         WHERE dir = '' AND name = 'folder.json';
+         UPDATE leases SET expires_at = now() - interval '1 day'",
+    );
+    assert!(out.status.success(), "{out:?}");
+    assert!(!handle_kept());
+    let b = env.spawn_with_config(&b_config);
+    b.wait_until("the handle kept", handle_kept);
+    let kept = folder_kept(&pg, db);
+    assert!(kept.contains("acknowledged by ops"), "{kept}");
+    b.stop();
+}

@@ -484,12 +484,22 @@ pub(in crate::app) fn keep(app: &App, ws: &Workspace, loaded: Option<FolderMark>
     // (a mark kept before handles were gets the handle here, the folder proven the same by
     // its inode and birth time, under this node's lease): not at every takeover by another
     // node.
-    let same = known
-        .as_ref()
-        .is_some_and(|k| k.mark().is(&loaded) && !loaded.tells_more_than(&k.mark()));
+    let proven = known.as_ref().filter(|k| k.mark().is(&loaded));
+    let same = proven.is_some_and(|k| !loaded.tells_more_than(&k.mark()));
+    if let Some(old) = proven.filter(|k| !same && !k.mark().tells_reuse()) {
+        // Nothing but the inode number proved it the same folder: told, as the gap it is.
+        tracing::warn!(workspace = %ws.name, path = %ws.root.display(), ino = old.ino,
+            "the record of the workspace's folder kept neither a birth time nor a file handle; the folder at its path, proven the same by its inode number alone, is kept with its own from now on");
+    }
+    // The same folder keeps what was accepted and refused of it (as `replaced` does).
+    let kept = Kept {
+        refused: proven.and_then(|k| k.refused.clone()),
+        accepted: proven.and_then(|k| k.accepted.clone()),
+        ..Kept::of(ws, loaded, &cluster.node)
+    };
     // Served only once the folder is kept: without a record the next look (`replaced`, a
     // takeover) would have nothing to compare a folder swapped in with.
-    if !same && !write(ws, &store, &Kept::of(ws, loaded, &cluster.node)) && known.is_none() {
+    if !same && !write(ws, &store, &kept) && known.is_none() {
         tracing::warn!(workspace = %ws.name, path = %ws.root.display(),
             "the workspace's folder cannot be kept in the cluster's database; not served, and looked at again");
         return false;
