@@ -39,6 +39,12 @@ pub const ACTION: &str = "Web Push is off (no push is signed; everything else wo
     restart; or delete it to make a new one, which every browser must then subscribe to again \
     on /reviewers";
 
+/// What `/healthz` says when the key cannot be reached (the database or the disk answered
+/// with an error): not damage, nothing to mend in the key.
+pub const UNREACHABLE: &str = "Web Push is off while the key cannot be read (the database or \
+    the disk answered with an error; the key itself is not known to be damaged): nothing is \
+    to be done to the key, pushes resume once it reads again; see the log for the error";
+
 /// Told of a new damage to the key (once per cause): a metric, say.
 pub type OnDamage = Box<dyn Fn() + Send + Sync>;
 
@@ -58,6 +64,9 @@ pub struct Damage {
     pub document: String,
     pub why: String,
     pub action: &'static str,
+    /// The document is not a key (mend it), rather than one that cannot be reached now.
+    #[serde(skip)]
+    pub damaged: bool,
 }
 
 impl VapidKey {
@@ -69,7 +78,9 @@ impl VapidKey {
     /// aside (`documents::carry_own`): a row deleted to rotate a leaked key gets a fresh key,
     /// not that one back. A damaged (or unreadable) key does not stop the daemon: it is told
     /// (`on_damage`, an error log), refused at each use, and the node's own file, if any, is
-    /// left where it is (offered again at the next start).
+    /// left where it is (offered again at the next start). A node whose own key was kept at an
+    /// earlier start (its file set aside) is still `own_kept`, so its subscriptions not yet
+    /// carried are.
     pub fn open(documents: Arc<dyn Documents>, data_dir: &Path, on_damage: OnDamage) -> VapidKey {
         let mut key = VapidKey {
             documents,
@@ -85,11 +96,22 @@ impl VapidKey {
         });
         match carried {
             Ok(Some(own_kept)) => key.own_kept = own_kept,
-            Ok(None) => drop(key.signing(None)),
-            // Told by `signing` when it is the key; else (the file cannot be set aside) here.
+            Ok(None) => {
+                let kept = key.signing(None);
+                // Offered at an earlier start and kept: this node's browsers subscribed with
+                // the key signing now, so what of theirs was not carried yet (a seed that
+                // failed) still may be.
+                let aside = data_dir.join(format!("{NAME}.before-cluster"));
+                if key.documents.place(NAME) != data_dir.join(NAME).display().to_string() {
+                    let before = std::fs::read(&aside).ok().and_then(|b| parse(&b).ok());
+                    key.own_kept = matches!((before, kept), (Some(b), Ok(k)) if b == k);
+                }
+            }
+            // Told by `signing` when it is the key. Else the node's own file could not be
+            // read or set aside: said here, the key read only (a check must not make one).
             Err(e) => {
-                if key.damage().is_none() {
-                    tracing::error!(error = %e, "this node's own VAPID key was not offered to the cluster; it is offered again at the next start");
+                if key.check().is_ok() {
+                    tracing::error!(error = %e, file = %data_dir.join(NAME).display(), "this node's own VAPID key file could not be read or set aside, so it was not offered to the cluster: the cluster's key signs (made fresh at first use if none is kept yet), and browsers that subscribed through this node alone subscribe again on /reviewers");
                 }
             }
         }
@@ -97,18 +119,43 @@ impl VapidKey {
     }
 
     /// Why no push can be signed now (the key read as it is now), if so: for `/healthz`.
+    /// Only reads: a key never made is no damage (it is made at the first push or
+    /// subscription), and an unauthenticated probe makes none.
     pub fn damage(&self) -> Option<Damage> {
-        let read = self.signing(None).err()?;
+        let read = self.check().err()?;
+        let damaged = read.kind() == io::ErrorKind::InvalidData;
         Some(Damage {
             document: self.documents.place(NAME),
             why: read.to_string(),
-            action: ACTION,
+            action: if damaged { ACTION } else { UNREACHABLE },
+            damaged,
         })
     }
 
+    /// The key as kept now, if any, read only (never made), its damage told.
+    fn check(&self) -> io::Result<Option<SigningKey>> {
+        let read = self.read();
+        self.tell(read.as_ref().map(|_| ()));
+        read
+    }
+
+    fn read(&self) -> io::Result<Option<SigningKey>> {
+        match self.documents.read(NAME)? {
+            Some(bytes) => parse(&bytes).map(Some).map_err(|why| self.damaged(why)),
+            None => Ok(None),
+        }
+    }
+
+    fn damaged(&self, why: &str) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{}: {why} (the VAPID key, damaged); it is never replaced by a new key, which would break every browser's subscription", self.documents.place(NAME)),
+        )
+    }
+
     /// Whether the key kept is the one this node's `data_dir` held as it joined the cluster
-    /// (at this start): that node's browsers subscribed with it, so its subscriptions still
-    /// work.
+    /// (at this start, or at an earlier one: its file set aside): that node's browsers
+    /// subscribed with it, so its subscriptions still work.
     pub fn own_kept(&self) -> bool {
         self.own_kept
     }
@@ -117,39 +164,45 @@ impl VapidKey {
     /// per cause, and its mending once.
     fn signing(&self, offered: Option<SigningKey>) -> io::Result<SigningKey> {
         let read = self.read_or_make(offered);
+        self.tell(read.as_ref().map(|_| ()));
+        read
+    }
+
+    /// Tells a new cause once, and its passing once. Only damage (`InvalidData`: the document
+    /// is not a key) is counted and advised on; a read that fails (the database or the disk
+    /// answering with an error) is said, not counted, and needs no mending.
+    fn tell(&self, read: Result<(), &io::Error>) {
         let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
-        match &read {
+        match read {
             Err(e) if told.as_deref() != Some(e.to_string().as_str()) => {
                 let why = e.to_string();
-                tracing::error!(document = %self.documents.place(NAME), %why, action = ACTION, "the VAPID key cannot be read: Web Push is off");
-                (self.on_damage)();
+                let document = self.documents.place(NAME);
+                if e.kind() == io::ErrorKind::InvalidData {
+                    tracing::error!(%document, %why, action = ACTION, "the VAPID key cannot be read: Web Push is off");
+                    (self.on_damage)();
+                } else {
+                    tracing::warn!(%document, %why, "the VAPID key cannot be reached now: no push is signed until it reads again");
+                }
                 *told = Some(why);
             }
-            Ok(_) if told.is_some() => {
+            Ok(()) if told.is_some() => {
                 tracing::info!(document = %self.documents.place(NAME), "the VAPID key reads sound again: Web Push is on");
                 *told = None;
             }
             _ => {}
         }
-        read
     }
 
     fn read_or_make(&self, offered: Option<SigningKey>) -> io::Result<SigningKey> {
         let place = self.documents.place(NAME);
-        let damaged = |why: &str| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{place}: {why} (the VAPID key, damaged); it is never replaced by a new key, which would break every browser's subscription"),
-            )
-        };
-        if let Some(bytes) = self.documents.read(NAME)? {
-            return parse(&bytes).map_err(damaged);
+        if let Some(key) = self.read()? {
+            return Ok(key);
         }
         let mut made = None;
         self.documents.change(NAME, &mut |now| match now {
             // Made meanwhile (another node, another thread): theirs is the key.
             Some(bytes) => {
-                made = Some(parse(bytes).map_err(damaged)?);
+                made = Some(parse(bytes).map_err(|why| self.damaged(why))?);
                 Ok(None)
             }
             None => {
@@ -215,7 +268,10 @@ fn parse(bytes: &[u8]) -> Result<SigningKey, &'static str> {
     std::str::from_utf8(bytes)
         .ok()
         .and_then(|t| hex::decode(t.trim()).ok())
-        .and_then(|b| SigningKey::from_slice(&b).ok())
+        // Exactly 32 bytes: `from_slice` would take 24 to 31 zero-padded, so a truncated key
+        // would read as another, valid one and its damage go untold.
+        .and_then(|b| <[u8; 32]>::try_from(b.as_slice()).ok())
+        .and_then(|b| SigningKey::from_bytes(&b.into()).ok())
         .ok_or("not a P-256 private key in hex")
 }
 
@@ -275,6 +331,84 @@ mod tests {
         let public = VerifyingKey::from_sec1_bytes(&b64.decode(k).unwrap()).unwrap();
         let sig = Signature::from_slice(&b64.decode(sig).unwrap()).unwrap();
         public.verify(signed.as_bytes(), &sig).unwrap();
+    }
+
+    #[test]
+    fn damage_only_reads_an_absent_key_is_none_and_none_is_made() {
+        let (shared, own) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let key = open(shared.path(), own.path());
+        std::fs::remove_file(shared.path().join(super::NAME)).unwrap();
+        assert!(key.damage().is_none());
+        assert!(
+            !shared.path().join(super::NAME).exists(),
+            "a probe makes no key"
+        );
+    }
+
+    /// A keeper that cannot be reached now (a database hiccup), for a read or a change.
+    #[derive(Debug)]
+    struct Unreachable;
+    impl Documents for Unreachable {
+        fn read(&self, _: &str) -> std::io::Result<Option<Vec<u8>>> {
+            Err(std::io::Error::other("connection reset"))
+        }
+        fn change(&self, _: &str, _: crate::documents::Change<'_>) -> std::io::Result<()> {
+            Err(std::io::Error::other("connection reset"))
+        }
+        fn place(&self, name: &str) -> String {
+            format!("the cluster's row {name}")
+        }
+    }
+
+    #[test]
+    fn a_key_that_cannot_be_reached_is_not_counted_as_damage_nor_advised_deleted() {
+        let own = tempfile::tempdir().unwrap();
+        let told = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counting = told.clone();
+        let key = VapidKey::open(
+            Arc::new(Unreachable),
+            own.path(),
+            Box::new(move || {
+                counting.fetch_add(1, Ordering::SeqCst);
+            }),
+        );
+        assert!(key.public().is_err());
+        let said = key.damage().expect("named");
+        assert!(!said.damaged, "{said:?}");
+        assert!(said.why.contains("connection reset"), "{said:?}");
+        assert!(!said.action.contains("delete"), "{said:?}");
+        assert_eq!(told.load(Ordering::SeqCst), 0, "not counted as damage");
+    }
+
+    #[test]
+    fn a_nodes_kept_key_still_counts_as_its_own_at_a_later_start() {
+        let (shared, a) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let own = open(a.path(), a.path()).public().unwrap();
+        assert!(open(shared.path(), a.path()).own_kept());
+        // Set aside at the first start; its subscriptions not yet carried still may be.
+        let again = open(shared.path(), a.path());
+        assert_eq!(again.public().unwrap(), own);
+        assert!(again.own_kept());
+        // Rotated (row deleted): a fresh key, not the node's own.
+        std::fs::remove_file(shared.path().join(super::NAME)).unwrap();
+        assert!(!open(shared.path(), a.path()).own_kept());
+    }
+
+    #[test]
+    fn a_truncated_key_is_damage_not_another_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = open(dir.path(), dir.path());
+        let public = key.public().unwrap();
+        let path = dir.path().join(super::NAME);
+        let kept = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(kept.trim().len(), 64);
+        // 62 hex digits (31 bytes): the last byte lost.
+        std::fs::write(&path, &kept.trim()[..62]).unwrap();
+        let err = key.public().expect_err("a truncated key is damage");
+        assert!(err.to_string().contains("not a P-256"), "{err}");
+        assert!(key.damage().is_some());
+        std::fs::write(&path, &kept).unwrap();
+        assert_eq!(key.public().unwrap(), public);
     }
 
     #[test]
