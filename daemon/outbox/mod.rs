@@ -170,6 +170,7 @@ impl Outbox {
         // A damaged key turns Web Push off, not the daemon: told once per cause (counted here,
         // logged by the key) and named on /healthz until it is mended.
         let push = config.push.as_ref().map(|p| {
+            let errors = errors.clone();
             let label = crate::metrics::KindLabel {
                 kind: "push_key_damaged".into(),
             };
@@ -258,7 +259,18 @@ impl Outbox {
         // Opened at its first use: a damaged key stops only the posts that carry buttons.
         let mattermost_key = match mattermost.is_empty() {
             true => None,
-            false => Some(Arc::new(mattermost::ButtonKey::new(keys.clone()))),
+            false => {
+                let errors = errors.clone();
+                let label = crate::metrics::KindLabel {
+                    kind: "mattermost_key_damaged".into(),
+                };
+                Some(Arc::new(mattermost::ButtonKey::new(
+                    keys.clone(),
+                    Box::new(move || {
+                        errors.get_or_create(&label).inc();
+                    }),
+                )))
+            }
         };
         for (m, posted) in &mattermost {
             let direct = mattermost::direct::Direct::new(
@@ -357,15 +369,12 @@ impl Outbox {
         let (Some(key), Some(buttons)) = (event.key.as_deref(), &self.mattermost_key) else {
             return Vec::new();
         };
-        // Damaged: no post with buttons is made (updates are: they carry none), said at each
-        // post owed. Only a post reads the key.
+        // Only a channel post's buttons are sealed as it is made (a direct copy's when sent).
+        // A key that cannot be read leaves them unsealed: the post is spooled anyway and its
+        // attempts fail naming the key (`Sender`), retried, posted once it is mended.
         let owed = review_post::Review::of(event, aud).is_some();
-        let action_key = owed
-            .then(|| buttons.get())
-            .and_then(|k| {
-                k.inspect_err(|e| tracing::error!(error = %e, key, "no Mattermost post with buttons is made until the key of its buttons is mended"))
-                    .ok()
-            });
+        let sealed_now = owed && self.mattermost.iter().any(|(m, _)| !m.direct);
+        let action_key = sealed_now.then(|| buttons.get().ok()).flatten();
         let mut made = Vec::new();
         for ((m, posted), to) in self.mattermost.iter().zip(&self.mattermost_reviewers) {
             let ch = m.outbox_channel();
@@ -376,9 +385,12 @@ impl Outbox {
             };
             // Where the post was made is read only for an update (a decision): in a cluster
             // each read is a query.
-            let post = action_key
-                .as_ref()
-                .and_then(|k| mattermost::post(m, k, event, aud, link, &url, &reviewers));
+            let post = owed
+                .then(|| {
+                    let k = action_key.as_ref();
+                    mattermost::post(m, k, event, aud, link, &url, &reviewers)
+                })
+                .flatten();
             let body = post.or_else(|| {
                 let update = mattermost::update(m, event, aud, link)?;
                 let posted_before = match m.direct {
@@ -548,6 +560,11 @@ impl Outbox {
     }
 
     /// `[push]`'s key and subscriptions, when it is set.
+    /// Why the key of Mattermost buttons could not be read at its last use, if so.
+    pub fn mattermost_key_damage(&self) -> Option<String> {
+        self.mattermost_key.as_ref()?.damage()
+    }
+
     pub fn push(&self) -> Option<&Arc<crate::push::Push>> {
         self.shared.push.as_ref()
     }

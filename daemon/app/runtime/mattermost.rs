@@ -154,6 +154,12 @@ impl App {
         result.map(|(v, _)| v)
     }
 
+    /// Why the key of Mattermost buttons could not be read when a post last needed it, if
+    /// so (for `/healthz`; no read of its own).
+    pub fn mattermost_key_damage(&self) -> Option<String> {
+        self.inner.commit.outbox.mattermost_key_damage()
+    }
+
     fn mattermost_key(&self) -> Result<ActionKey, MattermostError> {
         ActionKey::open(&self.inner.common.mac_keys).map_err(|e| {
             tracing::error!(error = %e, "cannot read or make the key of Mattermost buttons");

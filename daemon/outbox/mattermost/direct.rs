@@ -671,7 +671,7 @@ mod tests {
         let keys = crate::store::mac_keys::MacKeys::in_data_dir(dir.path());
         let direct = Direct::new(
             posts.clone(),
-            Some(Arc::new(ButtonKey::new(Arc::new(keys)))),
+            Some(Arc::new(ButtonKey::new(Arc::new(keys), Box::new(|| {})))),
         );
         let posted = super::super::posted(documents, "dm");
         let sender = Sender::new(&entry, posted, direct);

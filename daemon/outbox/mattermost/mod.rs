@@ -98,30 +98,57 @@ pub enum ContextError {
 #[derive(Clone)]
 pub struct ActionKey(MacKey);
 
-/// The key of buttons as the outbox holds it: opened at its first use and kept. A damaged
-/// document does not stop the daemon: until it is mended, posts with buttons are not made
-/// (the error log names the document at each one) and direct copies fail their attempts
-/// naming it (retried), while everything else is sent.
+/// The key of buttons as the outbox holds it: read at each use (one small read), as the
+/// inbound side does, so a key mended (or restored) is the one used from the next post on. A
+/// damaged document does not stop the daemon: until it is mended, posts to a channel are
+/// spooled with their buttons unsealed and fail their attempts naming it (retried, listed on
+/// Deliveries, posted once it is mended), and direct copies fail theirs the same way, while
+/// everything else is sent. Each cause is told once (an error log, `on_damage`: a metric).
 pub struct ButtonKey {
     keys: Arc<MacKeys>,
-    open: std::sync::OnceLock<ActionKey>,
+    /// The damage last seen (told once per cause), for `/healthz`: no read of its own there.
+    told: std::sync::Mutex<Option<String>>,
+    on_damage: Box<dyn Fn() + Send + Sync>,
 }
 
 impl ButtonKey {
-    pub fn new(keys: Arc<MacKeys>) -> ButtonKey {
+    pub fn new(keys: Arc<MacKeys>, on_damage: Box<dyn Fn() + Send + Sync>) -> ButtonKey {
         ButtonKey {
             keys,
-            open: std::sync::OnceLock::new(),
+            told: std::sync::Mutex::new(None),
+            on_damage,
         }
     }
 
     pub fn get(&self) -> io::Result<ActionKey> {
-        if let Some(key) = self.open.get() {
-            return Ok(key.clone());
+        // Two threads making it at once make the one key, under its document's lock.
+        let read = ActionKey::open(&self.keys);
+        let mut told = self.told.lock().unwrap_or_else(|e| e.into_inner());
+        match &read {
+            Err(e) if told.as_deref() != Some(e.to_string().as_str()) => {
+                let why = e.to_string();
+                if e.kind() == io::ErrorKind::InvalidData {
+                    tracing::error!(%why, "the key of Mattermost buttons is damaged: posts with buttons fail their attempts (retried) until it is mended");
+                    (self.on_damage)();
+                } else {
+                    tracing::warn!(%why, "the key of Mattermost buttons cannot be read now: posts with buttons are retried");
+                }
+                *told = Some(why);
+            }
+            Ok(_) if told.is_some() => {
+                tracing::info!(
+                    "the key of Mattermost buttons reads sound again: posts with buttons are made"
+                );
+                *told = None;
+            }
+            _ => {}
         }
-        // Two threads opening it at once read (or make) the one key, under its document's lock.
-        let key = ActionKey::open(&self.keys)?;
-        Ok(self.open.get_or_init(|| key).clone())
+        read
+    }
+
+    /// Why the key could not be read at its last use, if so (for `/healthz`).
+    pub fn damage(&self) -> Option<String> {
+        self.told.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 
@@ -256,7 +283,7 @@ pub fn dialog_url(m: &Mattermost, public_url: &str) -> String {
 /// linked in `users`); none linked: nothing is posted.
 pub fn post(
     m: &Mattermost,
-    key_: &ActionKey,
+    key_: Option<&ActionKey>,
     event: &Event,
     aud: Option<&Audience>,
     link: &str,
@@ -294,9 +321,11 @@ pub fn post(
             user: None,
             expires_ms: Some(expires_ms),
         };
-        let context = match m.direct {
-            true => json!({ "baton": b }),
-            false => key_.seal(&b),
+        // Unsealed (sealed when sent, `seal_unsealed`): a direct copy's (its channel and user
+        // are known then), and a channel post's while the key cannot be read.
+        let context = match (m.direct, key_) {
+            (false, Some(k)) => k.seal(&b),
+            _ => json!({ "baton": b }),
         };
         json!({ "id": id, "type": "button", "name": label, "style": style,
             "integration": { "url": action_url, "context": context } })
@@ -524,6 +553,41 @@ impl Sender {
         }
     }
 
+    /// Seals the buttons of a channel post spooled while the key of buttons could not be
+    /// read (their context holds the binding alone); fails, naming the key, while it still
+    /// cannot (retried).
+    fn seal_unsealed(&self, payload: &mut Value) -> Result<(), Sent> {
+        let Some(actions) = payload["props"]["attachments"][0]["actions"].as_array_mut() else {
+            return Ok(());
+        };
+        let unsealed = |a: &Value| a["integration"]["context"].get("mac").is_none();
+        if !actions.iter().any(unsealed) {
+            return Ok(());
+        }
+        let key = self.direct.key.as_ref().ok_or_else(|| {
+            Sent::failed(
+                "this Mattermost post's buttons are not sealed and no key of buttons is configured"
+                    .into(),
+            )
+        })?;
+        let key = key.get().map_err(|e| {
+            Sent::failed(format!(
+                "the post is not made while the key of Mattermost buttons cannot be read ({e}); retried, it is made once the key is mended"
+            ))
+        })?;
+        for a in actions.iter_mut().filter(|a| unsealed(a)) {
+            let b: Binding = serde_json::from_value(a["integration"]["context"]["baton"].clone())
+                .map_err(|_| Sent {
+                permanent: true,
+                ..Sent::failed(
+                    "the spooled Mattermost post has a button that is not baton's".into(),
+                )
+            })?;
+            a["integration"]["context"] = key.seal(&b);
+        }
+        Ok(())
+    }
+
     pub(super) fn call(&self, method: &str, path: &str, payload: &Value) -> Result<Value, Sent> {
         let what = format!("{method} /api/v4{path}");
         // A token that cannot be read now (a variable unset, a file gone) is a retry: it
@@ -586,6 +650,11 @@ impl Transport for Sender {
             _ => {}
         }
         let mut payload = call.payload;
+        if call.method == "create" {
+            if let Err(sent) = self.seal_unsealed(&mut payload) {
+                return sent;
+            }
+        }
         let revision = posted_revision(&payload);
         let answer = if call.method == "update" {
             let id = match self.posted.get(key) {
