@@ -232,8 +232,27 @@ impl Sender {
     }
 }
 
+/// Why a push spooled by an older baton (addressed by its subscription id alone, not bound
+/// to the browser's endpoint and reviewer) is not sent.
+fn older(id: &str) -> String {
+    format!(
+        "this push was spooled by an older baton, addressed to subscription {id} alone; this \
+         release sends a push only to the browser's endpoint and reviewer it was made for, so \
+         it is not sent (the next push to that reviewer is). In a cluster, a node of the other \
+         release spools these until every node runs the same version"
+    )
+}
+
 impl Transport for Sender {
     fn send(&self, d: &Delivery) -> Outcome {
+        if let Some(old) = d.to.as_deref().filter(|to| !to.contains('/')) {
+            self.count("failed");
+            return Outcome {
+                error: Some(older(old)),
+                permanent: true,
+                ..Outcome::default()
+            };
+        }
         let sub = match d
             .to
             .as_deref()
@@ -281,5 +300,17 @@ impl Transport for Sender {
             "failed"
         });
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_push_of_an_older_baton_is_told_as_such() {
+        let why = super::older("a1b2c3d4e5f60718");
+        assert!(
+            why.contains("older baton") && why.contains("a1b2c3d4e5f60718"),
+            "{why}"
+        );
     }
 }

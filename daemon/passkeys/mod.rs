@@ -161,8 +161,20 @@ impl Passkeys {
 
     /// Why the registered passkeys cannot be read, if so (for `/healthz`): what it names is
     /// refused until it is mended, and nothing else.
+    /// Only a document that is not a list of passkeys (`InvalidData`) is damage; a read that
+    /// fails (the database or the disk answering with an error) is not (`problem`).
     pub fn damage(&self) -> Option<String> {
-        self.credentials.all().err().map(|e| e.to_string())
+        self.problem()
+            .filter(|(damaged, _)| *damaged)
+            .map(|(_, why)| why)
+    }
+
+    /// Why the registered passkeys cannot be read now, if so, and whether it is damage (the
+    /// document is not a list of passkeys: mend it) rather than a read that failed (the
+    /// database or the disk answered with an error: try again).
+    pub fn problem(&self) -> Option<(bool, String)> {
+        let e = self.credentials.all().err()?;
+        Some((e.kind() == std::io::ErrorKind::InvalidData, e.to_string()))
     }
 
     fn rp(&self) -> Result<&Webauthn, PasskeyError> {
@@ -393,4 +405,44 @@ fn verify_assertion(
 /// `...RequestOptionsJSON`: binary fields base64url).
 fn options_json(options: &impl serde::Serialize) -> serde_json::Value {
     serde_json::to_value(options).expect("WebAuthn options serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Passkeys;
+    use crate::documents::{Change, Documents, InDataDir};
+    use std::sync::Arc;
+
+    /// A keeper that cannot be reached now (a database hiccup).
+    #[derive(Debug)]
+    struct Unreachable;
+    impl Documents for Unreachable {
+        fn read(&self, _: &str) -> std::io::Result<Option<Vec<u8>>> {
+            Err(std::io::Error::other("connection reset"))
+        }
+        fn change(&self, _: &str, _: Change<'_>) -> std::io::Result<()> {
+            Err(std::io::Error::other("connection reset"))
+        }
+        fn place(&self, name: &str) -> String {
+            format!("the cluster's row {name}")
+        }
+    }
+
+    #[test]
+    fn only_a_document_that_is_not_passkeys_is_damage_a_failed_read_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = "http://localhost:8080";
+        let flapping = Passkeys::open(dir.path(), Arc::new(Unreachable), url);
+        assert_eq!(flapping.damage(), None, "not damage");
+        let (damaged, why) = flapping.problem().expect("named");
+        assert!(!damaged && why.contains("connection reset"), "{why}");
+        let sound = Passkeys::open(dir.path(), Arc::new(InDataDir::new(dir.path())), url);
+        assert_eq!(sound.problem(), None);
+        let file = dir.path().join("passkeys/credentials.json");
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
+        std::fs::write(&file, b"{ not json").unwrap();
+        let why = sound.damage().expect("damage");
+        assert!(why.contains("password alone"), "{why}");
+        assert!(sound.problem().unwrap().0);
+    }
 }

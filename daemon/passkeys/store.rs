@@ -116,7 +116,12 @@ fn counter_of(passkey: &Passkey) -> u32 {
 
 impl Credentials {
     pub fn new(documents: Arc<dyn Documents>) -> Credentials {
-        let mend = "nobody's passkey is read or changed until it is mended (restore it, or delete it to start with none: reviewers then register theirs again on /reviewers/passkeys)";
+        let mend = "nobody's passkey is read or changed until it is mended. Restore it from a \
+            backup (an old backup may bring back passkeys removed since, and older signature \
+            counters, so a cloned authenticator is caught later: check /reviewers/passkeys \
+            after), or delete it to start with none: then every reviewer's first passkey is \
+            registered again on /reviewers/passkeys with their password alone, as by anyone \
+            who knows that password";
         Credentials {
             lists: Lists::new(documents, DOCUMENT, "a list of passkeys", mend),
         }

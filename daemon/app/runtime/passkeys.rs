@@ -92,6 +92,12 @@ impl App {
         self.passkeys().damage()
     }
 
+    /// Why the registered passkeys cannot be read now, and whether that is damage (else a
+    /// read that failed, the database or the disk answering with an error): for `/healthz`.
+    pub fn passkeys_problem(&self) -> Option<(bool, String)> {
+        self.passkeys().problem()
+    }
+
     /// The caller's passkeys, oldest first.
     pub fn passkeys_of(&self, actor: &Actor) -> Vec<PasskeyView> {
         let Ok(name) = person(actor) else {
