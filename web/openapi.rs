@@ -323,6 +323,25 @@ pub fn document() -> Value {
             "/metrics": { "get": { "summary": "Prometheus metrics", "responses": { "200": { "description": "OpenMetrics text" } } } }
         }
     });
+    // More of /healthz's fields (apart: one json! of them all is past the macro's recursion).
+    let healthz = &mut doc["paths"]["/healthz"]["get"]["responses"]["200"]["content"]
+        ["application/json"]["schema"]["properties"];
+    if let (Some(fields), Value::Object(more)) = (
+        healthz.as_object_mut(),
+        json!({
+                    "push_key_unreachable": { "type": "object", "required": ["document", "why", "action"],
+                        "description": "reading the VAPID key fails (the database or the disk answered with an error): no push is signed meanwhile; not damage, nothing to mend (degraded)",
+                        "properties": { "document": { "type": "string" }, "why": { "type": "string" }, "action": { "type": "string" } } },
+                    "mattermost_key_damaged": { "type": "object", "required": ["why", "action"],
+                        "description": "the key of Mattermost buttons (data_dir/chat/mattermost-key, or a cluster's row) could not be read at its last use: posts with buttons fail their attempts (retried) and are made once it is mended (degraded)",
+                        "properties": { "why": { "type": "string" }, "action": { "type": "string" } } },
+                    "passkeys_unreachable": { "type": "object", "required": ["why", "action"],
+                        "description": "reading the registered passkeys fails (the database or the disk answered with an error): what needs them is refused meanwhile; not damage, nothing to mend (degraded)",
+                        "properties": { "why": { "type": "string" }, "action": { "type": "string" } } }
+        }),
+    ) {
+        fields.extend(more);
+    }
     // The artifact views describe themselves next to their handlers.
     if let (Some(paths), Value::Object(more)) = (
         doc["paths"].as_object_mut(),

@@ -22,9 +22,16 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     let memos = app.memo_damage();
     let chat_links = app.chat_links_damage();
     let cadences = app.digest_cadence_damage();
-    let push_key = app.push_key_damage();
-    let passkeys = app.passkeys_damage();
+    // Reads of documents (a cluster's rows): off the runtime, as this answer needs no
+    // credentials and may be asked often.
+    let reading = app.clone();
+    let (push_key, passkeys) =
+        crate::blocking(move || (reading.push_key_damage(), reading.passkeys_problem()))
+            .await
+            .unwrap_or((None, None));
+    let mattermost_key = app.mattermost_key_damage();
     let degraded = !unserved.is_empty()
+        || mattermost_key.is_some()
         || push_key.is_some()
         || passkeys.is_some()
         || !memos.is_empty()
@@ -66,14 +73,30 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
         // Saving a cadence is refused until the operator mends the file or moves it aside.
         body["digest_cadence_damaged"] = json!(damage);
     }
-    if let Some(damage) = push_key {
+    match push_key {
         // Web Push is off (nothing else is) until the key is mended; never replaced by a new one.
-        body["push_key_damaged"] = json!(damage);
+        Some(damage) if damage.damaged => body["push_key_damaged"] = json!(damage),
+        // Not damage: the database or the disk failed the read; nothing to mend in the key.
+        Some(damage) => body["push_key_unreachable"] = json!(damage),
+        None => {}
     }
-    if let Some(why) = passkeys {
+    if let Some(why) = mattermost_key {
+        // Posts with buttons are spooled and fail their attempts (retried) until it is mended.
+        body["mattermost_key_damaged"] = json!({ "why": why,
+            "action": "Mattermost posts with buttons fail their attempts (listed on Deliveries, retried) and are made once the key is mended: put chat/mattermost-key back from a backup; deleting it makes a new key, and buttons already posted are then refused" });
+    }
+    match passkeys {
         // Only what reads the passkeys is refused until they are mended.
-        body["passkeys_damaged"] = json!({ "why": why,
-            "action": "approvals on routes with step_up = \"passkey\", and registering or removing a passkey, are refused until it is mended; everything else works" });
+        Some((true, why)) => {
+            body["passkeys_damaged"] = json!({ "why": why,
+            "action": "approvals on routes with step_up = \"passkey\", and registering or removing a passkey, are refused until it is mended; everything else works" })
+        }
+        // Not damage: nothing to mend in the document.
+        Some((false, why)) => {
+            body["passkeys_unreachable"] = json!({ "why": why,
+            "action": "approvals on routes with step_up = \"passkey\", and registering or removing a passkey, are refused while the passkeys cannot be read (the database or the disk answered with an error, see the log); nothing is to be done to the document" })
+        }
+        None => {}
     }
     if let Some((file, why)) = chat_links {
         // No link is trusted from it and nothing is saved over it until it is mended.

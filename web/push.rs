@@ -69,9 +69,20 @@ struct Which {
 /// `GET /api/v1/push/key`: `{"enabled": true, "public_key"}` (base64url, for
 /// `applicationServerKey`), or `{"enabled": false, "why"}` when `[push]` is not set.
 pub async fn key(State(app): State<App>, Caller(_): Caller) -> Result<Json<Value>, ApiError> {
-    match app.push_key() {
+    // The key is a document (a cluster's row): read off the runtime.
+    match crate::blocking(move || app.push_key()).await? {
         Ok(key) => Ok(Json(json!({ "enabled": true, "public_key": key }))),
         Err(e @ PushError::Off) => Ok(Json(json!({ "enabled": false, "why": e.to_string() }))),
+        // Not logged here: the key tells its damage once per cause (`push::VapidKey`), and
+        // every page load asks for the key.
+        Err(PushError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
+            Err(ApiError::Unavailable(format!(
+                "Web Push is off on this daemon: its VAPID key is damaged ({e}); the operator mends it (see /healthz push_key_damaged), and pushes resume without a restart"
+            )))
+        }
+        Err(PushError::Io(e)) => Err(ApiError::Unavailable(format!(
+            "the VAPID key cannot be read now ({e}); try again in a moment"
+        ))),
         Err(e) => Err(api_error(e)),
     }
 }
@@ -408,7 +419,8 @@ pub(super) fn openapi_paths() -> Value {
                         "enabled": { "type": "boolean" },
                         "public_key": { "type": "string", "description": "uncompressed P-256 point, base64url (applicationServerKey)" },
                         "why": { "type": "string" } } } } } },
-                    "401": err("no or unknown credentials") } } },
+                    "401": err("no or unknown credentials"),
+                    "503": err("the VAPID key is damaged (Web Push is off until the operator mends it; /healthz push_key_damaged) or cannot be read now (try again)") } } },
         "/api/v1/me/push": {
             "get": { "summary": "The caller's browser push subscriptions (none while pushes are off)",
                 "security": [{ "bearer": [] }],
