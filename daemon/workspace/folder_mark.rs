@@ -56,20 +56,19 @@ struct HandleBuf {
 }
 
 impl Handle {
-    /// The handle of the file open as `file`; `None` where the file system gives none
-    /// (EOPNOTSUPP: SMB, FUSE file systems without handles) or one too long to keep.
-    fn of_file(file: &std::fs::File) -> Option<Handle> {
+    /// The handle of the file open as `file` (an `O_PATH` one too); `None` where the file
+    /// system gives none (EOPNOTSUPP: SMB, FUSE file systems without handles) or one too long
+    /// to keep. Any other failure (ESTALE, EIO) is an error: no proof either way, not a folder
+    /// without a handle (which would be judged without one).
+    fn of_file(file: &std::fs::File) -> io::Result<Option<Handle>> {
         Handle::get(file.as_raw_fd(), c"", libc::AT_EMPTY_PATH)
     }
 
-    /// The handle of what is at `path` itself (a symlink is not followed).
-    fn at(path: &Path) -> Option<Handle> {
-        use std::os::unix::ffi::OsStrExt;
-        let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
-        Handle::get(libc::AT_FDCWD, &path, 0)
-    }
-
-    fn get(dirfd: libc::c_int, path: &std::ffi::CStr, flags: libc::c_int) -> Option<Handle> {
+    fn get(
+        dirfd: libc::c_int,
+        path: &std::ffi::CStr,
+        flags: libc::c_int,
+    ) -> io::Result<Option<Handle>> {
         let mut buf = HandleBuf {
             handle_bytes: HANDLE_MAX as libc::c_uint,
             handle_type: 0,
@@ -87,12 +86,22 @@ impl Handle {
                 flags,
             )
         };
-        let len = usize::try_from(buf.handle_bytes).ok()?;
-        (done == 0 && len <= HANDLE_MAX).then_some(Handle {
+        if done != 0 {
+            let e = io::Error::last_os_error();
+            // No handles here (ENOTSUP is EOPNOTSUPP on Linux), or one longer than
+            // `MAX_HANDLE_SZ`: judged without it.
+            let none = [libc::EOPNOTSUPP, libc::ENOTSUP, libc::EOVERFLOW];
+            return match e.raw_os_error().is_some_and(|n| none.contains(&n)) {
+                true => Ok(None),
+                false => Err(e),
+            };
+        }
+        let len = usize::try_from(buf.handle_bytes).unwrap_or(usize::MAX);
+        Ok((len <= HANDLE_MAX).then_some(Handle {
             kind: buf.handle_type,
             len: len as u8,
             bytes: buf.f_handle,
-        })
+        }))
     }
 
     fn bytes(&self) -> &[u8] {
@@ -154,16 +163,18 @@ pub enum AtPath {
 }
 
 impl FolderMark {
-    /// The mark of the real folder at `path` (a symlink is no folder).
+    /// The mark of the real folder at `path` (a symlink is no folder): the path looked up
+    /// once (`O_PATH`), its `fstat` and handle taken from that one file, so both are of the
+    /// same folder even if another is put at the path meanwhile.
     pub fn of(path: &Path) -> io::Result<FolderMark> {
-        let meta = std::fs::symlink_metadata(path)?;
-        if !meta.is_dir() {
-            return Err(io::Error::new(
+        let file = open_path(path).map_err(|e| match not_a_folder(&e) {
+            true => io::Error::new(
                 io::ErrorKind::NotADirectory,
                 format!("{} is not a folder", path.display()),
-            ));
-        }
-        Ok(FolderMark::of_meta(&meta, Handle::at(path)))
+            ),
+            false => e,
+        })?;
+        FolderMark::of_file(&file)
     }
 
     /// A mark as kept elsewhere (the cluster's record of the folder a workspace was served
@@ -237,7 +248,7 @@ impl FolderMark {
     /// The mark of the folder open as `file` (its `fstat` and handle: no second look at a path).
     pub(in crate::workspace) fn of_file(file: &std::fs::File) -> io::Result<FolderMark> {
         let meta = file.metadata()?;
-        Ok(FolderMark::of_meta(&meta, Handle::of_file(file)))
+        Ok(FolderMark::of_meta(&meta, Handle::of_file(file)?))
     }
 
     fn of_meta(meta: &std::fs::Metadata, handle: Option<Handle>) -> FolderMark {
@@ -458,25 +469,37 @@ impl Swapped {
     }
 }
 
+/// The real folder at `path`, looked up once and opened for its identity only (`O_PATH`: no
+/// read, no write): a symlink (`O_NOFOLLOW`) or anything else than a folder (`O_DIRECTORY`)
+/// is refused.
+fn open_path(path: &Path) -> io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_NOFOLLOW | libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)
+}
+
+/// Whether opening a path failed because no real folder is there: nothing, a file, or a
+/// symlink.
+fn not_a_folder(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+    ) || e.raw_os_error() == Some(libc::ELOOP)
+}
+
 /// What is at `path` now against `mark`; with none, any real folder there is the same.
 pub fn look(path: &Path, mark: Option<&FolderMark>) -> AtPath {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => {
-            let found = || FolderMark::of_meta(&m, Handle::at(path));
-            match mark.is_none_or(|mark| mark.is(&found())) {
-                true => AtPath::Same,
-                false => AtPath::Other,
-            }
-        }
-        Ok(_) => AtPath::Lost,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            AtPath::Lost
-        }
+    let found = match open_path(path) {
+        Ok(file) => FolderMark::of_file(&file),
+        Err(e) if not_a_folder(&e) => return AtPath::Lost,
+        Err(e) => return AtPath::Unknown(e),
+    };
+    match found {
+        Ok(found) if mark.is_none_or(|mark| mark.is(&found)) => AtPath::Same,
+        Ok(_) => AtPath::Other,
+        // The folder there gave no identity (its handle failed: ESTALE, EIO): no proof.
         Err(e) => AtPath::Unknown(e),
     }
 }
