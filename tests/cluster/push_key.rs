@@ -4,7 +4,7 @@
 //! replaced by a new key (every browser's subscription would break). Mended, the nodes push
 //! again with the key the browsers subscribed with, without a restart.
 
-use super::nodes::{decide_retrying, one_at_a_time};
+use super::nodes::{decide_retrying, one_at_a_time, served, wait_long, SETTLE_S};
 use crate::pages::Web;
 use crate::push::{config, file, subscribe, Service};
 use crate::util::Daemon;
@@ -33,6 +33,7 @@ fn a_node_restarted_over_a_damaged_vapid_key_row_serves_with_push_off_until_it_i
     let service = Service::start(dir.path(), 201);
     let db = "push_key";
     let (pg, mut env, a, b) = super::shared::two_nodes(db, &config("all"));
+    let total = served(&a) + served(&b);
     let on_a = Web::new(&a);
     let rita = on_a.sign_in("rita", "pw-rita");
     let told = on_a.get("/api/v1/push/key", Some(&rita));
@@ -59,6 +60,10 @@ fn a_node_restarted_over_a_damaged_vapid_key_row_serves_with_push_off_until_it_i
     );
     b.stop();
     let b = env.spawn_with_config(&env.root().join("baton-b.toml"));
+    // The restarted node takes its leases back (or a keeps them) within a few lease rounds.
+    wait_long("every workspace served again", SETTLE_S, || {
+        served(&a) + served(&b) == total
+    });
     let row = "the row \"push/vapid.key\" of the cluster's table documents";
     for node in [&a, &b] {
         let health = node.health();
@@ -77,7 +82,7 @@ fn a_node_restarted_over_a_damaged_vapid_key_row_serves_with_push_off_until_it_i
 
     // The restarted node decides; nothing is pushed; the row is as the damage left it.
     file(&env, "pk-1", "error");
-    b.wait_until("pk-1 pending", || {
+    wait_long("pk-1 pending", SETTLE_S, || {
         [&a, &b]
             .iter()
             .any(|n| crate::pages::state(n, "pk-1") == "pending")
