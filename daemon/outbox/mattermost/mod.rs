@@ -729,6 +729,26 @@ mod tests {
     }
 
     #[test]
+    fn the_button_key_is_read_at_each_use_so_a_key_put_back_seals_the_next_post() {
+        let dir = tempfile::tempdir().unwrap();
+        let buttons = ButtonKey::new(Arc::new(MacKeys::in_data_dir(dir.path())), Box::new(|| {}));
+        let first = buttons.get().unwrap().seal(&binding());
+        // Put back from another backup while the daemon runs: the inbound side reads it at
+        // each click, so the outbound side must seal with it from the next post on.
+        let file = dir.path().join(KEY);
+        std::fs::write(&file, hex::encode([7u8; 32])).unwrap();
+        let restored = ActionKey::open(&MacKeys::in_data_dir(dir.path())).unwrap();
+        let next = buttons.get().unwrap().seal(&binding());
+        assert_ne!(next, first);
+        assert_eq!(next, restored.seal(&binding()));
+        std::fs::write(&file, b"not a key").unwrap();
+        assert!(buttons.get().is_err());
+        assert!(buttons
+            .damage()
+            .is_some_and(|d| d.contains("not a 64-hex-digit key")));
+    }
+
+    #[test]
     fn a_posts_revision_is_read_from_its_buttons_sealed_or_not() {
         let dir = tempfile::tempdir().unwrap();
         let key = ActionKey::open(&MacKeys::in_data_dir(dir.path())).unwrap();
