@@ -71,6 +71,21 @@ fn a_damaged_vapid_key_turns_push_off_not_the_daemon_and_mending_it_turns_push_o
     let refused = web.get("/api/v1/push/key", Some(&rita));
     assert_eq!(refused.status, 503, "{}", refused.body);
     assert!(refused.body.contains("vapid.key"), "{}", refused.body);
+    // Said as a damaged key, not as subscriptions that cannot be kept, and not logged again at
+    // each call (the key tells each cause once).
+    assert!(
+        refused.body.contains("its VAPID key is damaged")
+            && !refused.body.contains("push subscriptions"),
+        "{}",
+        refused.body
+    );
+    let again = web.get("/api/v1/push/key", Some(&rita));
+    assert_eq!(again.status, 503, "{}", again.body);
+    let logs = util::daemon_logs(&env);
+    assert!(
+        !logs.contains("push subscriptions or key not readable"),
+        "{logs}"
+    );
 
     // Everything else works: a handoff is received and decided; nothing is pushed.
     file(&env, "dk-1", "error");
