@@ -311,7 +311,8 @@ impl App {
             return Ok(None);
         }
         // The folder it was loaded from must be the one the cluster served it from (a folder
-        // swapped in after `takeover::check` looked at the path got no write: `content_pinned`).
+        // swapped in after `takeover::check` looked at the path got no write: the handle is
+        // pinned to the folder the load opened, `takeover::opened` compared).
         let folder = self.workspace_at(&ws.root).and_then(|s| s.folder);
         if !runtime::takeover::keep(self, &ws, folder) {
             self.unserve(&crate::store::tag(&ws));

@@ -201,9 +201,6 @@ pub(super) struct Recorded {
     pub decision: Decision,
     pub bytes: Vec<u8>,
     pub event: Event,
-    /// In a cluster, the decision's writes pinned to the content decided until it is dropped
-    /// (see `folder_mark::Pin::hold`).
-    pub hold: Option<crate::workspace::folder_mark::Hold>,
 }
 
 impl Closing {

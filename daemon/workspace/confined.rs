@@ -23,10 +23,8 @@ pub(super) use reads::{identities, open_regular, sha256, sha256_capture, sha256_
 
 use super::fence::Fence;
 use super::files::{read_open_file, ReadError};
-use super::folder_mark::{swapped, Held, Pin};
+use super::folder_mark::Pin;
 use super::fsync::{self, Kind};
-use super::HANDOFF_FILES;
-use crate::contract::validate::handoff_digest_as;
 use cap_fs_ext::{FollowSymlinks, OpenOptionsFollowExt, OpenOptionsSyncExt};
 use cap_std::fs::{Dir, OpenOptions, OpenOptionsExt};
 use std::ffi::OsStr;
@@ -34,7 +32,6 @@ use std::fs::{File, Permissions};
 use std::io::{self, Write};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt as _, PermissionsExt};
 use std::path::{Component, Path, PathBuf};
-use std::time::UNIX_EPOCH;
 
 /// Writes `bytes` to `rel` (relative to `root`) atomically and, if `durable`, durably: a temp
 /// file in the target folder, fsync, rename over the target, fsync the folder. Missing folders
@@ -405,45 +402,7 @@ fn open_root(root: &Path, pin: &Pin) -> io::Result<Dir> {
         .open(root);
     let file = opened.map_err(|e| pin.lost(e, root))?;
     pin.check(&file, root)?;
-    let held = pin.held_for(&file)?;
-    let dir = Dir::from_std_file(file);
-    if let Some(held) = held {
-        holds(&dir, &held, root)?;
-    }
-    Ok(dir)
-}
-
-/// `Ok` when the folder `dir` (opened at `root`, another than the one served) holds the
-/// revision a decision is writing, as its handoff file that counts (the newest of them, as
-/// `handoff_file` judges), read beneath this very handle: the folder written into next.
-fn holds(dir: &Dir, held: &Held, root: &Path) -> io::Result<()> {
-    let newest = HANDOFF_FILES
-        .iter()
-        .enumerate()
-        .filter_map(|(order, name)| {
-            let meta = dir.symlink_metadata(name).ok()?;
-            let modified = meta.modified().map(|m| m.into_std()).unwrap_or(UNIX_EPOCH);
-            Some((std::cmp::Reverse(modified), order, *name))
-        })
-        .min()
-        .map(|(_, _, name)| name);
-    let digest = match newest {
-        Some(name) if name == held.name => read_in(dir, OsStr::new(name), held.limit)
-            .ok()
-            .flatten()
-            .and_then(|bytes| handoff_digest_as(held.format, &bytes)),
-        _ => None,
-    };
-    if digest.as_deref() == Some(held.digest.as_str()) {
-        return Ok(());
-    }
-    Err(swapped(
-        root,
-        &format!(
-            "replaced by a folder whose {} is not the handoff being decided (sha256 {})",
-            held.name, held.digest
-        ),
-    ))
+    Ok(Dir::from_std_file(file))
 }
 
 /// Opens `dirs` one by one beneath the workspace folder; `create`: make the missing ones

@@ -17,8 +17,6 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
 /// The identity of the folder a workspace is served from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -282,116 +280,21 @@ impl FolderMark {
 /// (never through a symlink), compares that handle's identity (`fstat`) with this mark, and
 /// then writes beneath the very handle it compared (see `workspace::confined`): a write
 /// either lands in the served folder, wherever it was moved, or is refused (`Swapped`).
-/// The default compares nothing: a workspace not yet served.
-///
-/// In a cluster too (see `app::runtime::takeover`): another folder at the path is refused
-/// whatever it holds. A content pin (`Pin::content`, `Pin::hold`: another folder gets a
-/// decision's writes if its handoff file holds the decided revision) is what clustered
-/// workspaces were served with before; the daemon no longer serves any with it. Not part of
-/// a workspace's identity, as its fence is not.
+/// The default compares nothing: a workspace not yet served. In a cluster too (see
+/// `app::runtime::takeover`): another folder at the path is refused whatever it holds. Not
+/// part of a workspace's identity, as its fence is not.
 #[derive(Debug, Clone, Default)]
 pub struct Pin {
     mark: Option<FolderMark>,
-    content: Option<Arc<ContentPin>>,
-}
-
-/// A clustered workspace's folder as served, and the decision being written, if one is.
-/// Shared by every clone of the workspace's handle (its audit log's too).
-#[derive(Debug)]
-pub struct ContentPin {
-    served: FolderMark,
-    held: Mutex<Option<(u64, Held)>>,
-    next: AtomicU64,
-}
-
-/// What a folder other than the one served must hold for a decision's writes to land in it.
-#[derive(Debug, Clone)]
-pub struct Held {
-    /// The decided revision's digest (`handoff_sha256`).
-    pub digest: String,
-    /// The handoff file's name, as found in the folder at the path when the decision checked.
-    pub name: String,
-    pub format: crate::contract::validate::Format,
-    /// The largest handoff file read.
-    pub limit: usize,
-}
-
-/// A decision's content pin, released when dropped (with the decision written, or refused).
-#[derive(Debug)]
-pub struct Hold {
-    pin: Arc<ContentPin>,
-    id: u64,
-}
-
-impl Drop for Hold {
-    fn drop(&mut self) {
-        let mut held = self.pin.held.lock().unwrap_or_else(|e| e.into_inner());
-        if held.as_ref().is_some_and(|(id, _)| *id == self.id) {
-            *held = None;
-        }
-    }
 }
 
 impl Pin {
     pub fn to(mark: FolderMark) -> Pin {
-        Pin {
-            mark: Some(mark),
-            content: None,
-        }
-    }
-
-    /// A clustered workspace served from the folder `served`: nothing compared until a
-    /// decision holds its content (`hold`).
-    pub fn content(served: FolderMark) -> Pin {
-        let content = ContentPin {
-            served,
-            held: Mutex::new(None),
-            next: AtomicU64::new(1),
-        };
-        Pin {
-            mark: None,
-            content: Some(Arc::new(content)),
-        }
+        Pin { mark: Some(mark) }
     }
 
     pub fn mark(&self) -> Option<FolderMark> {
         self.mark
-    }
-
-    /// Pins the writes of every clone of this handle to `held` until the answer is dropped.
-    /// `None` without a content pin (outside a cluster the folder itself is pinned), or while
-    /// another decision holds it (the first one's writes stay pinned to its content).
-    pub fn hold(&self, held: Held) -> Option<Hold> {
-        let pin = self.content.as_ref()?;
-        let mut slot = pin.held.lock().unwrap_or_else(|e| e.into_inner());
-        if slot.is_some() {
-            return None;
-        }
-        let id = pin.next.fetch_add(1, Ordering::Relaxed);
-        *slot = Some((id, held));
-        Some(Hold {
-            pin: Arc::clone(pin),
-            id,
-        })
-    }
-
-    /// What the folder opened for a write must hold, when it is not the one served and a
-    /// decision is being written.
-    pub(in crate::workspace) fn held_for(
-        &self,
-        opened: &std::fs::File,
-    ) -> io::Result<Option<Held>> {
-        let Some(pin) = &self.content else {
-            return Ok(None);
-        };
-        let held = pin.held.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((_, held)) = held.as_ref() else {
-            return Ok(None);
-        };
-        if FolderMark::of_file(opened)?.is(&pin.served) {
-            return Ok(None);
-        }
-        Ok(Some(held.clone()))
     }
 
     /// `Ok` when `opened` (the folder opened at `root` for a write) is the pinned folder.
@@ -412,17 +315,8 @@ impl Pin {
         ))
     }
 
-    /// Whether a decision's writes are pinned to its content now.
-    fn holding(&self) -> bool {
-        self.content.as_ref().is_some_and(|pin| {
-            let held = pin.held.lock().unwrap_or_else(|e| e.into_inner());
-            held.is_some()
-        })
-    }
-
     /// The error of opening the folder at `root` for a write, as the refusal it is when a
-    /// folder (or, in a cluster, a decision's content) is pinned and none is there (or no real
-    /// folder: a symlink, a file): the served folder was deleted or moved away, as the
+    /// folder is pinned and none is there (or no real folder: a symlink, a file): the served folder was deleted or moved away, as the
     /// decision's own check refuses it. Others (EIO, ESTALE) prove nothing and stay as they
     /// are, to be retried.
     pub(in crate::workspace) fn lost(&self, e: io::Error, root: &Path) -> io::Error {
@@ -430,7 +324,7 @@ impl Pin {
             e.kind(),
             io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
         ) || e.raw_os_error() == Some(libc::ELOOP);
-        match (self.mark.is_some() || self.holding()) && gone {
+        match self.mark.is_some() && gone {
             true => swapped(root, "deleted or moved away"),
             false => e,
         }
@@ -710,49 +604,5 @@ mod tests {
         let ws = ws.pinned(marked);
         let refused = ws.write(&ws.decision_path(), b"1").unwrap_err();
         assert!(super::Swapped::of(&refused).is_some(), "{refused}");
-    }
-
-    /// A decision's hold in a cluster: another folder at the path gets its writes only while
-    /// it holds the decided content, and none after the hold is released are compared.
-    #[test]
-    fn a_held_decision_writes_only_into_a_folder_holding_its_content() {
-        use crate::contract::validate::{handoff_digest_as, Format};
-        let tmp = tempfile::tempdir().unwrap();
-        let path = tmp.path().join("alpha");
-        std::fs::create_dir_all(path.join(".baton")).unwrap();
-        let reviewed = br#"{"id":"k","title":"reviewed"}"#;
-        std::fs::write(path.join("handoff.json"), reviewed).unwrap();
-        let ws = crate::workspace::Workspace::open(&path).unwrap();
-        let ws = ws.content_pinned(FolderMark::of(&path).unwrap());
-        let held = super::Held {
-            digest: handoff_digest_as(Format::Json, reviewed).unwrap(),
-            name: "handoff.json".into(),
-            format: Format::Json,
-            limit: 1 << 20,
-        };
-        let hold = ws.pin.hold(held.clone()).expect("held");
-        assert!(ws.pin.hold(held).is_none(), "held twice");
-        // The folder served, whatever its handoff file holds now, is written.
-        std::fs::write(path.join("handoff.json"), b"{}").unwrap();
-        ws.write(&ws.decision_path(), b"1").unwrap();
-        // Another folder at the path holding other content: refused, nothing made.
-        std::fs::rename(&path, tmp.path().join("away")).unwrap();
-        std::fs::create_dir(&path).unwrap();
-        std::fs::write(path.join("handoff.json"), br#"{"id":"k","title":"other"}"#).unwrap();
-        let refused = ws.write(&ws.decision_path(), b"2").unwrap_err();
-        assert!(super::Swapped::of(&refused).is_some(), "{refused}");
-        assert!(!path.join("decision.json").exists());
-        // The same folder holding the content decided: written.
-        std::fs::write(path.join("handoff.json"), reviewed).unwrap();
-        ws.write(&ws.decision_path(), b"3").unwrap();
-        // None at the path: the refusal a lost folder gets, not an error to retry.
-        std::fs::rename(&path, tmp.path().join("gone")).unwrap();
-        let lost = ws.write(&ws.decision_path(), b"4").unwrap_err();
-        assert!(super::Swapped::of(&lost).is_some(), "{lost}");
-        // Released: writes outside a decision land in whatever folder is at the path.
-        drop(hold);
-        std::fs::create_dir(&path).unwrap();
-        ws.write(&ws.decision_path(), b"5").unwrap();
-        assert_eq!(std::fs::read(path.join("decision.json")).unwrap(), b"5");
     }
 }

@@ -92,22 +92,6 @@ impl Workspace {
         Workspace { pin, ..self }
     }
 
-    /// This handle, in a cluster, served from the folder `mark` names: a decision's writes
-    /// into another folder at the path land only where it holds what is decided (see
-    /// `folder_mark::Pin::hold`).
-    ///
-    /// A handle pinned already (`pinned`: a node taking a clustered workspace over pins it to
-    /// the folder the cluster served, see `app::runtime::takeover`) stays pinned to that
-    /// folder when `mark` is another (swapped in after the node looked at the path): nothing
-    /// is written into it, and the node drops it once loaded.
-    pub fn content_pinned(self, mark: folder_mark::FolderMark) -> Workspace {
-        if self.pin.mark().is_some_and(|expected| !expected.is(&mark)) {
-            return self;
-        }
-        let pin = folder_mark::Pin::content(mark);
-        Workspace { pin, ..self }
-    }
-
     /// `Ok` when this daemon may write on the workspace now (see `fence`). The writes below
     /// check it themselves; a write through a file opened earlier (the audit log's append)
     /// checks it right before writing.

@@ -299,8 +299,8 @@ fn decision_writes_in(ws: &Path, key: &str) -> Vec<String> {
 /// is swapped for one holding other content under the same key, at a time spread over the
 /// decision's course (before the check, between it and the writes, during them). A decision
 /// lands in the folder reviewed (moved away) or is refused with 410; the replacement never
-/// gets any of it. Without the writes' own look at the handoff file beneath the folder they
-/// open (`folder_mark::Pin::hold`), several land in the replacements.
+/// gets any of it. Without the writes' own look at the folder they open (`folder_mark::Pin`:
+/// the very handle compared with the folder served), several land in the replacements.
 #[test]
 fn a_folder_swapped_for_other_content_while_a_reviewer_decides_never_gets_the_decision() {
     const FOLDERS: usize = 32;

@@ -347,9 +347,6 @@ impl Cx<'_> {
     ) -> io::Result<Recorded> {
         // Every decision's one way to its commit: none is made for a folder swapped away.
         self.folder_kept(ws, st, key)?;
-        // Taken after the check: a folder swapped in before it was refused there, one swapped
-        // in after it gets no write unless it holds the revision decided.
-        let hold = self.content_hold(ws, st, key);
         let rec = &st.records[key];
         let step_ups = step_ups(&closing, rec);
         let policy = made_by(&closing.by, closing.policy);
@@ -411,7 +408,6 @@ impl Cx<'_> {
             decision,
             bytes,
             event,
-            hold,
         })
     }
 
@@ -423,13 +419,8 @@ impl Cx<'_> {
         key: &str,
         recorded: Recorded,
     ) -> Decision {
-        // The hold pins the writes below (and the event's, logged before) to the content
-        // decided; released at the end, with the decision written.
         let Recorded {
-            decision,
-            bytes,
-            hold,
-            ..
+            decision, bytes, ..
         } = recorded;
         let rec = st
             .records
@@ -466,7 +457,6 @@ impl Cx<'_> {
         }
         self.metrics().pending.dec();
         self.count_outcome(decision.outcome);
-        drop(hold);
         decision
     }
 }

@@ -22,7 +22,7 @@
 use crate::app::review::Cx;
 use crate::app::state::WsState;
 use crate::app::{DecideError, Served};
-use crate::workspace::folder_mark::{AtPath, Held, Hold, Swapped};
+use crate::workspace::folder_mark::{AtPath, Swapped};
 
 impl Cx<'_> {
     /// The refusal of any change to `ws` when the folder at its path is no longer the one it
@@ -73,32 +73,5 @@ impl Cx<'_> {
             Some(gone) => Err(std::io::Error::other(Swapped(gone.to_string()))),
             None => Ok(()),
         }
-    }
-
-    /// In a cluster, the decision of `key`'s writes pinned to the revision decided (see
-    /// `folder_mark::Pin::hold`): `replaced_handoff` looks at the path once, and a folder
-    /// swapped in after it passed would still get every write (each opens the path again).
-    /// Held while the decision is written (the answer lives in its `Recorded`), so a later
-    /// handoff, received with another digest, is never compared with this one. Asked where
-    /// `replaced_handoff` is: not for a receive's superseding of `key`.
-    pub(in crate::app) fn content_hold(
-        &self,
-        ws: &Served,
-        st: &WsState,
-        key: &str,
-    ) -> Option<Hold> {
-        self.config.cluster.as_ref()?;
-        ws.folder.as_ref()?;
-        if st.current.as_ref().is_some_and(|c| c.key != key) {
-            return None;
-        }
-        let rec = st.records.get(key)?;
-        let file = ws.workspace.handoff_file();
-        ws.workspace.pin.hold(Held {
-            digest: rec.meta.digest.clone(),
-            name: file.name(),
-            format: file.format,
-            limit: self.config.limits.max_bytes,
-        })
     }
 }
