@@ -192,8 +192,8 @@ pub(in crate::app) fn opened(app: &App, ws: &Workspace, opened: FolderMark) -> a
 /// judged as a takeover judges it, not by what it holds. The folder the node served is kept
 /// first if the database has none yet (or a mark telling less of it), so the comparison has
 /// it; only once `folder.json` is known to hold it is the workspace no longer served (the
-/// lease kept: this node judges it) and taken again at once through `check`: the replacement
-/// gets the refusal, the finding, the alert and the 410s a takeover gives it, and the
+/// lease kept: this node judges it) and taken again through `check`, in its folder's ingest
+/// lane (a folder signal): the replacement gets the refusal, the finding, the alert and the 410s a takeover gives it, and the
 /// workspace is served again once the folder served is back or an operator accepts the
 /// replacement (`baton audit ack` on this node). Without that record (the database did not
 /// answer, or keeps another folder), taking it again would start from nothing to compare and
@@ -241,10 +241,10 @@ pub(in crate::app) fn replaced(app: &App, served: &Served) {
         "another folder is at the served workspace's path; no longer served, and judged as a takeover judges it");
     app.unserve(served.store.tag());
     match Workspace::open(&ws.root) {
-        // Refused (logged and listed on /healthz by `serve_workspace`), or the folder served.
-        Ok(fresh) => {
-            let _ = app.serve_workspace(fresh);
-        }
+        // Taken again in the folder's own lane of the ingest (a folder signal: the load through
+        // `serve_workspace`, refused and listed on /healthz, or the folder served), never
+        // beside a discovery's load of the same folder.
+        Ok(_) => app.inner.common.intake.check_folder(&ws.root),
         // No workspace there (no `.baton/`): never served, but refused all the same, so its
         // handoffs answer 410 and the finding is told.
         Err(_) => {
