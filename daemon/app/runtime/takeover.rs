@@ -193,9 +193,9 @@ pub(in crate::app) fn opened(app: &App, ws: &Workspace, opened: FolderMark) -> a
 /// first if the database has none yet (or a mark telling less of it), so the comparison has
 /// it; only once `folder.json` is known to hold it is the workspace no longer served (the
 /// lease kept: this node judges it) and taken again through `check`, in its folder's ingest
-/// lane (a folder signal): the replacement gets the refusal, the finding, the alert and the 410s a takeover gives it, and the
-/// workspace is served again once the folder served is back or an operator accepts the
-/// replacement (`baton audit ack` on this node). Without that record (the database did not
+/// lane (a folder signal): the replacement gets the refusal, the finding, the alert and the
+/// 410s a takeover gives it, and the workspace is served again once the folder served is back
+/// or an operator accepts the replacement (`baton audit ack` on this node). Without that record (the database did not
 /// answer, or keeps another folder), taking it again would start from nothing to compare and
 /// serve the replacement: it stays served, pinned to its folder (every write refused), and is
 /// judged again at the next look (a decision's check, a refused write, the reconcile).
