@@ -7,7 +7,6 @@
 use super::nodes::{decide_retrying, one_at_a_time, served, wait_long, SETTLE_S};
 use crate::pages::Web;
 use crate::push::{config, file, subscribe, Service};
-use crate::util::Daemon;
 use serde_json::{json, Value};
 
 const VAPID: &str = "name = 'push/vapid.key'";
@@ -16,14 +15,6 @@ fn sql(pg: &super::pg::Postgres, db: &str, q: &str) -> String {
     let out = pg.psql(db, q);
     assert!(out.status.success(), "{q}: {out:?}");
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-fn damage_told(d: &Daemon) -> f64 {
-    let line = "baton_errors_total{kind=\"push_key_damaged\"} ";
-    d.metrics()
-        .lines()
-        .find_map(|l| l.strip_prefix(line).map(|v| v.parse().unwrap()))
-        .unwrap_or(0.0)
 }
 
 #[test]
@@ -73,7 +64,11 @@ fn a_node_restarted_over_a_damaged_vapid_key_row_serves_with_push_off_until_it_i
         assert!(why.contains("not a P-256 private key"), "{why}");
         assert!(!why.contains(damage), "the key is never shown: {why}");
     }
-    assert_eq!(damage_told(&b), 1.0, "told as it started");
+    assert_eq!(
+        b.metric("baton_errors_total{kind=\"push_key_damaged\"}"),
+        1.0,
+        "told as it started"
+    );
     let logs = crate::util::daemon_logs(&env);
     assert!(
         logs.contains("the VAPID key cannot be read: Web Push is off"),

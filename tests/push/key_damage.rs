@@ -9,14 +9,7 @@ use crate::pages::Web;
 use crate::util;
 use serde_json::Value;
 
-fn errors(daemon: &util::Daemon, kind: &str) -> f64 {
-    let line = format!("baton_errors_total{{kind=\"{kind}\"}} ");
-    daemon
-        .metrics()
-        .lines()
-        .find_map(|l| l.strip_prefix(&line).map(|v| v.parse().unwrap()))
-        .unwrap_or(0.0)
-}
+const DAMAGED: &str = "baton_errors_total{kind=\"push_key_damaged\"}";
 
 #[test]
 fn a_damaged_vapid_key_turns_push_off_not_the_daemon_and_mending_it_turns_push_on() {
@@ -59,7 +52,7 @@ fn a_damaged_vapid_key_turns_push_off_not_the_daemon_and_mending_it_turns_push_o
         action.contains("Web Push is off") && action.contains("backup"),
         "{action}"
     );
-    assert_eq!(errors(&daemon, "push_key_damaged"), 1.0, "told once");
+    assert_eq!(daemon.metric(DAMAGED), 1.0, "told once");
     let logs = util::daemon_logs(&env);
     assert!(
         logs.contains("the VAPID key cannot be read: Web Push is off"),
@@ -97,7 +90,7 @@ fn a_damaged_vapid_key_turns_push_off_not_the_daemon_and_mending_it_turns_push_o
     std::thread::sleep(std::time::Duration::from_millis(1500));
     assert!(service.pushes().is_empty(), "{:?}", service.pushes());
     assert_eq!(std::fs::read(&key_file).unwrap(), damaged, "never replaced");
-    assert_eq!(errors(&daemon, "push_key_damaged"), 1.0, "still told once");
+    assert_eq!(daemon.metric(DAMAGED), 1.0, "still told once");
 
     // Mended: no restart, pushes signed with the key rita's browser subscribed with.
     std::fs::write(&key_file, &kept).unwrap();

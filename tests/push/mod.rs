@@ -135,12 +135,7 @@ pub(crate) fn file(env: &TestEnv, id: &str, trigger: &str) {
 }
 
 pub(crate) fn metric(daemon: &Daemon, outcome: &str) -> f64 {
-    let line = format!("baton_push_total{{outcome=\"{outcome}\"}} ");
-    daemon
-        .metrics()
-        .lines()
-        .find_map(|l| l.strip_prefix(&line).map(|v| v.parse().unwrap()))
-        .unwrap_or(0.0)
+    daemon.metric(&format!("baton_push_total{{outcome=\"{outcome}\"}}"))
 }
 
 #[test]

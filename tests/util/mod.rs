@@ -360,6 +360,15 @@ impl Daemon {
             .unwrap()
     }
 
+    /// The value of one series of `/metrics` (`name{labels}`), 0 when it is not there yet.
+    pub fn metric(&self, series: &str) -> f64 {
+        let line = format!("{series} ");
+        self.metrics()
+            .lines()
+            .find_map(|l| l.strip_prefix(&line).map(|v| v.parse().unwrap()))
+            .unwrap_or(0.0)
+    }
+
     pub fn kill9(mut self) {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
