@@ -146,17 +146,7 @@ fn a_folder_swapped_under_the_serving_node_is_served_once_acknowledged() {
     let (status, body) = a.decide("h1", "approved", "fine");
     assert_eq!(status, 410, "{body}");
     a.wait_until("alpha refused", || unserved_error(&a, "alpha").is_some());
-    let args = [
-        "audit",
-        "ack",
-        alpha.to_str().unwrap(),
-        "--config",
-        config.to_str().unwrap(),
-        "--by",
-        "ops",
-    ];
-    let out = baton(&args);
-    assert!(out.status.success(), "{out:?}");
+    ack(&alpha, &config, "ops");
     a.wait_until("the replacement served", || {
         a.handoffs("pending").iter().any(|h| h["key"] == "h1")
     });
@@ -453,6 +443,21 @@ fn folder_kept(pg: &Postgres, db: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// `baton audit ack WS --config CONFIG --by BY`, which must succeed.
+fn ack(ws: &std::path::Path, config: &std::path::Path, by: &str) {
+    let args = [
+        "audit",
+        "ack",
+        ws.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--by",
+        by,
+    ];
+    let out = baton(&args);
+    assert!(out.status.success(), "{out:?}");
+}
+
 /// Why `d` does not serve workspace `name`, as `/healthz` names it.
 fn unserved_error(d: &Daemon, name: &str) -> Option<String> {
     let health = d.health();
@@ -553,17 +558,7 @@ fn an_operator_accepts_a_replaced_folder_with_audit_ack() {
         ..
     } = swapped_while_no_node_served("takeover_ack");
     b.wait_until("alpha refused", || unserved_error(&b, "alpha").is_some());
-    let args = [
-        "audit",
-        "ack",
-        alpha.to_str().unwrap(),
-        "--config",
-        b_config.to_str().unwrap(),
-        "--by",
-        "ops",
-    ];
-    let out = baton(&args);
-    assert!(out.status.success(), "{out:?}");
+    ack(&alpha, &b_config, "ops");
     b.wait_until("the replacement served", || {
         b.handoffs("pending").iter().any(|h| h["key"] == "h1")
     });
@@ -638,20 +633,7 @@ fn an_old_acknowledgement_does_not_accept_the_same_folder_swapped_in_again() {
     b.wait_until("alpha served again", || {
         b.handoffs("pending").iter().any(|h| h["key"] == "h1")
     });
-    let ack = |by: &str| {
-        let args = [
-            "audit",
-            "ack",
-            alpha.to_str().unwrap(),
-            "--config",
-            b_config.to_str().unwrap(),
-            "--by",
-            by,
-        ];
-        let out = baton(&args);
-        assert!(out.status.success(), "{out:?}");
-    };
-    ack("someone-else");
+    ack(&alpha, &b_config, "someone-else");
     b.stop();
     // The same replacement swapped in again while no node serves it.
     std::fs::rename(&alpha, &away).unwrap();
@@ -679,7 +661,7 @@ fn an_old_acknowledgement_does_not_accept_the_same_folder_swapped_in_again() {
     assert_eq!(lines[0]["text"], lines[2]["text"]);
 
     // Acknowledged after this refusal: accepted, and kept naming who.
-    ack("ops");
+    ack(&alpha, &b_config, "ops");
     b.wait_until("the replacement served", || {
         b.handoffs("pending").iter().any(|h| h["key"] == "h1")
     });
@@ -711,17 +693,7 @@ fn an_acknowledgement_on_one_node_does_not_accept_a_refusal_another_node_made_si
     b.wait_until("alpha refused", || unserved_error(&b, "alpha").is_some());
     b.stop();
     // Acknowledged on b while it is stopped: never used.
-    let args = [
-        "audit",
-        "ack",
-        alpha.to_str().unwrap(),
-        "--config",
-        b_config.to_str().unwrap(),
-        "--by",
-        "earlier",
-    ];
-    let out = baton(&args);
-    assert!(out.status.success(), "{out:?}");
+    ack(&alpha, &b_config, "earlier");
     // The folder served is back, and node a serves it again.
     let replacement = env.root().join("replacement");
     std::fs::rename(&alpha, &replacement).unwrap();
@@ -786,17 +758,7 @@ fn a_kept_folder_upgraded_with_its_handle_keeps_its_acceptance() {
         ..
     } = swapped_while_no_node_served("takeover_ack_upgrade");
     b.wait_until("alpha refused", || unserved_error(&b, "alpha").is_some());
-    let args = [
-        "audit",
-        "ack",
-        alpha.to_str().unwrap(),
-        "--config",
-        b_config.to_str().unwrap(),
-        "--by",
-        "ops",
-    ];
-    let out = baton(&args);
-    assert!(out.status.success(), "{out:?}");
+    ack(&alpha, &b_config, "ops");
     b.wait_until("the acceptance kept", || {
         folder_kept(&pg, db).contains("acknowledged by ops")
     });
