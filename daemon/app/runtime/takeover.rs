@@ -216,7 +216,7 @@ pub(in crate::app) fn replaced(app: &App, served: &Served) {
                         accepted: known.accepted.clone(),
                         ..Kept::of(ws, mark, node)
                     };
-                    // Not written: the mark kept still names the folder served.
+                    // Its failure does not matter: the mark kept already names the folder served.
                     write(ws, &store, &kept);
                 }
                 true
