@@ -3,10 +3,15 @@
 //! (`folder::Folder::apply`: its files and intent, then its name in the ledger, then the
 //! manifest's rename; an audit log's append) hands what it wrote to
 //! `sync` and waits. The first waiter leads: it takes every request waiting (other
-//! workspaces' changes, other steps), makes them durable together, answers each, and the next
-//! waiter leads the requests that came meanwhile. No request is answered before its own files
-//! are durable, and a failed sync fails the requests it was for: their changes are not
-//! committed (or, after the rename, not reported), exactly as when each synced alone.
+//! workspaces' changes, other steps), makes them durable together, answers each, and hands the
+//! lead to the first request that came meanwhile, which takes those. No request is answered
+//! before its own files are durable, and a failed sync fails the requests it was for: their
+//! changes are not committed (or, after the rename, not reported), exactly as when each synced
+//! alone.
+//!
+//! Each waiter sleeps on its own slot and is woken once: with its answer, or to lead. (One
+//! condition variable for all had every answer wake every waiter, those of the next group
+//! too, to find nothing and sleep again: most of a burst's futex calls.)
 //!
 //! A group is made durable one of two ways, whichever has cost less lately:
 //! - file by file: each file synced, each folder once however many requests name it, all at
@@ -104,7 +109,6 @@ type Failure = (io::ErrorKind, String);
 #[derive(Default)]
 struct Committer {
     state: Mutex<State>,
-    answered: Condvar,
     /// Touched by the leader only.
     method: Mutex<Method>,
     stats: Stats,
@@ -118,10 +122,42 @@ struct Committer {
 
 #[derive(Default)]
 struct State {
-    waiting: Vec<(u64, Request)>,
+    /// Requests not yet taken by a leader, each with where its waiter sleeps.
+    waiting: Vec<(Request, Arc<Slot>)>,
+    /// Whether a leader is making a group durable, or has handed the lead to a waiter that is
+    /// not awake yet: either way no one else may lead.
     leading: bool,
-    answers: HashMap<u64, Result<(), Failure>>,
-    next: u64,
+}
+
+/// Where one request's waiter sleeps until it is told what to do.
+#[derive(Default)]
+struct Slot {
+    told: Mutex<Option<Told>>,
+    woken: Condvar,
+}
+
+enum Told {
+    /// Its request is answered.
+    Answer(Result<(), Failure>),
+    /// It leads the next group (its own request among it).
+    Lead,
+}
+
+impl Slot {
+    fn tell(&self, told: Told) {
+        *lock(&self.told) = Some(told);
+        self.woken.notify_one();
+    }
+
+    fn wait(&self) -> Told {
+        let mut told = lock(&self.told);
+        loop {
+            if let Some(told) = told.take() {
+                return told;
+            }
+            told = self.woken.wait(told).unwrap_or_else(|e| e.into_inner());
+        }
+    }
 }
 
 /// Groups made, requests answered, syncfs calls (for tests and the log).
@@ -142,52 +178,59 @@ impl Committer {
         if request.targets() == 0 {
             return Ok(());
         }
+        let slot = Arc::new(Slot::default());
         let mut state = lock(&self.state);
-        let id = state.next;
-        state.next += 1;
-        state.waiting.push((id, request));
-        loop {
-            if let Some(answer) = state.answers.remove(&id) {
+        state.waiting.push((request, slot.clone()));
+        let lead = !state.leading;
+        state.leading = true;
+        drop(state);
+        if !lead {
+            if let Told::Answer(answer) = slot.wait() {
                 return answer.map_err(|(kind, text)| io::Error::new(kind, text));
             }
-            if !state.leading {
-                state.leading = true;
-                #[cfg(test)]
-                {
-                    drop(state);
-                    std::thread::sleep(self.pause);
-                    state = lock(&self.state);
-                }
-                let group = std::mem::take(&mut state.waiting);
-                drop(state);
-                let ids: Vec<u64> = group.iter().map(|(id, _)| *id).collect();
-                let run = std::panic::AssertUnwindSafe(|| self.run(group));
-                let answers = std::panic::catch_unwind(run).unwrap_or_else(|_| {
-                    let why = (io::ErrorKind::Other, "a group sync panicked".to_string());
-                    ids.iter().map(|id| (*id, Err(why.clone()))).collect()
-                });
-                state = lock(&self.state);
-                state.leading = false;
-                state.answers.extend(answers);
-                self.answered.notify_all();
-                continue;
-            }
-            state = self.answered.wait(state).unwrap_or_else(|e| e.into_inner());
         }
+        #[cfg(test)]
+        std::thread::sleep(self.pause);
+        // The leader's own request is still waiting (only a leader takes requests), so it is
+        // in the group it takes and answered with it.
+        let group = std::mem::take(&mut lock(&self.state).waiting);
+        let (requests, slots): (Vec<Request>, Vec<Arc<Slot>>) = group.into_iter().unzip();
+        let count = requests.len();
+        let run = std::panic::AssertUnwindSafe(|| self.run(requests));
+        let answers = std::panic::catch_unwind(run).unwrap_or_else(|_| {
+            let why = (io::ErrorKind::Other, "a group sync panicked".to_string());
+            vec![Err(why); count]
+        });
+        // The lead is handed on first, so that the next group's syncs start while this one's
+        // waiters wake; under the lock, so that a request arriving after it sees either a
+        // leader or none, and leads.
+        let mut state = lock(&self.state);
+        match state.waiting.first() {
+            Some((_, next)) => next.tell(Told::Lead),
+            None => state.leading = false,
+        }
+        drop(state);
+        let mut own = Ok(());
+        for (waiter, answer) in slots.iter().zip(answers) {
+            match Arc::ptr_eq(waiter, &slot) {
+                true => own = answer,
+                false => waiter.tell(Told::Answer(answer)),
+            }
+        }
+        own.map_err(|(kind, text)| io::Error::new(kind, text))
     }
 
     /// Makes a group durable; each request's answer.
-    fn run(&self, group: Vec<(u64, Request)>) -> Vec<(u64, Result<(), Failure>)> {
+    fn run(&self, group: Vec<Request>) -> Vec<Result<(), Failure>> {
         self.stats.groups.fetch_add(1, Ordering::Relaxed);
         let count = group.len() as u64;
         self.stats.requests.fetch_add(count, Ordering::Relaxed);
         fsync::grouped(count);
-        let ids: Vec<u64> = group.iter().map(|(id, _)| *id).collect();
         let mut method = lock(&self.method);
         // By filesystem: a syncfs covers one.
         let mut by_fs: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         let mut by_file = Vec::new();
-        for (i, (_, request)) in group.iter().enumerate() {
+        for (i, request) in group.iter().enumerate() {
             match filesystem_of(request) {
                 Some(dev) => by_fs.entry(dev).or_default().push(i),
                 None => by_file.push(i),
@@ -195,12 +238,12 @@ impl Committer {
         }
         let mut answers: Vec<Option<Failure>> = vec![None; group.len()];
         #[cfg(test)]
-        for (i, (_, request)) in group.iter().enumerate() {
+        for (i, request) in group.iter().enumerate() {
             answers[i] = injected(request);
         }
         for (dev, members) in by_fs {
-            let targets = members.iter().map(|&i| group[i].1.targets()).sum();
-            let store = &group[members[0]].1.on;
+            let targets = members.iter().map(|&i| group[i].targets()).sum();
+            let store = &group[members[0]].on;
             let Some(fs) = method.whole_filesystem(dev, store, targets) else {
                 by_file.extend(members);
                 continue;
@@ -232,11 +275,11 @@ impl Committer {
                 by_file.extend(members);
             }
         }
-        let mut group: Vec<Option<(u64, Request)>> = group.into_iter().map(Some).collect();
+        let mut group: Vec<Option<Request>> = group.into_iter().map(Some).collect();
         if !by_file.is_empty() {
             let mut requests: Vec<(usize, Request)> = Vec::new();
             for &i in &by_file {
-                if let Some((_, request)) = group[i].take() {
+                if let Some(request) = group[i].take() {
                     requests.push((i, request));
                 }
             }
@@ -250,9 +293,9 @@ impl Committer {
                 .note(started.elapsed() / targets.max(1) as u32);
         }
         drop(method);
-        ids.into_iter()
-            .zip(answers)
-            .map(|(id, failure)| (id, failure.map_or(Ok(()), Err)))
+        answers
+            .into_iter()
+            .map(|failure| failure.map_or(Ok(()), Err))
             .collect()
     }
 }
@@ -493,6 +536,29 @@ mod tests {
         if open_if_eligible(dir.path()).is_some() {
             assert!(committer.stats.whole.load(Ordering::Relaxed) >= 1);
         }
+    }
+
+    #[test]
+    fn the_lead_is_handed_on_and_every_request_of_many_groups_is_answered() {
+        // No pause: groups form as requests come, and each leader hands the lead to a waiter
+        // of the next group. A request left waiting with no leader would hang this test.
+        let dir = tempfile::tempdir().unwrap();
+        let committer = committer(0);
+        let (threads, each) = (8, 40);
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let (dir, committer) = (dir.path(), &committer);
+                s.spawn(move || {
+                    for i in 0..each {
+                        let file = written(dir, &format!("t{t}-{i}"));
+                        let request = Request::store(dir.to_path_buf(), vec![file], Vec::new());
+                        committer.sync(request).unwrap();
+                    }
+                });
+            }
+        });
+        let requests = committer.stats.requests.load(Ordering::Relaxed);
+        assert_eq!(requests, (threads * each) as u64);
     }
 
     /// Requests for `n` files each in their own folder under `dir`, made at once.
