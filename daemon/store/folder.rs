@@ -218,17 +218,25 @@ impl Folder {
         let handoffs = self.dir.join("handoffs");
         let dir_name = key_dir_name(key);
         let dir = handoffs.join(&dir_name);
-        let created = !dir.is_dir();
-        if created {
+        // The manifest is read once, and first: a folder that has one exists (no stat of it),
+        // and a change of a committed record needs no other look at the folder.
+        let current = self.manifest(&dir_name)?;
+        let first = current.is_none();
+        let mut created = false;
+        if first && !dir.is_dir() {
             create_dirs(&handoffs, Kind::Store)?;
-            match std::fs::create_dir(&dir) {
+            created = match std::fs::create_dir(&dir) {
                 // Made by a concurrent writer in the meantime: its entry is synced below too.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-                other => other?,
-            }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
+                other => other.map(|()| true)?,
+            };
         }
-        let first = self.manifest(&dir_name)?.is_none();
-        let before = self.manifest_before_change(&dir_name)?;
+        let before = match current {
+            Some(manifest) => manifest,
+            // Made just now: empty.
+            None if created => Manifest::default(),
+            None => self.unlisted_files(&dir_name)?,
+        };
         let mut temps = Vec::new();
         for op in ops {
             if let Op::Put(_, bytes) = op {
@@ -241,7 +249,7 @@ impl Folder {
         for tmp in temps.iter().chain([&intent]) {
             files.push(tmp.as_file().try_clone()?);
         }
-        let dirs = match first || created {
+        let dirs = match first {
             true => vec![handoffs],
             false => Vec::new(),
         };
@@ -280,13 +288,11 @@ impl Folder {
         Ok(())
     }
 
-    /// The manifest a change of folder `dir_name` starts from: its own; none for a new folder;
-    /// for an older store's folder, its files' as they are. A damaged one is refused: the
-    /// change would make the damage the committed state.
-    fn manifest_before_change(&self, dir_name: &str) -> io::Result<Manifest> {
-        if let Some(manifest) = self.manifest(dir_name)? {
-            return Ok(manifest);
-        }
+    /// The manifest a change of folder `dir_name` starts from when it has none of its own
+    /// (`manifest` said so, refusing a damaged one: the change would make the damage the
+    /// committed state): none for a new folder; for an older store's folder, its files' as
+    /// they are.
+    fn unlisted_files(&self, dir_name: &str) -> io::Result<Manifest> {
         let files = self.read_named(dir_name, self.files_of_disk(dir_name))?;
         Ok(Manifest::of_files(&files))
     }
