@@ -2,9 +2,13 @@
 //! transaction block as a transaction of its own, and the client's plain `query(&str)` sends
 //! two (a prepare, then the execution), while the usual pool check on each checkout (an empty
 //! query) sends a third. So a connection here keeps its prepared statements (each is prepared
-//! once per connection, then only executed), and is checked with the empty query only after it
-//! sat unused for a while: a connection the database closed (a restart, a stalled session's
-//! timeout) is found then, or by its client seeing the socket closed, and dropped by the pool.
+//! once per connection, then only executed), and is checked without a statement: a connection
+//! unused for a while is looked at for what the server sent meanwhile (the message and the
+//! closed socket of a restart, a terminated session or a stalled session's timeout), which
+//! costs the database nothing. One the server closed is dropped by the pool, and the next is
+//! taken (or a new one made), so the statement never runs on it. A connection whose server
+//! vanished without closing it (a host gone, a cable pulled) is found by its next statement,
+//! as the empty query found it, and is dropped when given back.
 //!
 //! A statement the server no longer has (26000 `invalid_sql_statement_name`: the session's
 //! statements were discarded, e.g. `DISCARD ALL` behind a pooler) or whose plan no longer
@@ -14,14 +18,15 @@
 //! statement here runs outside a transaction block, so the failed run changed nothing and the
 //! retry cannot apply a change twice.
 
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
-/// How long a connection may sit unused and still be handed out without the empty query. A
-/// database restart takes longer than this, so a connection last used before one is checked.
+/// How long a connection may sit unused and still be handed out unchecked. A database restart
+/// takes longer than this, so a connection last used before one is checked.
 const TRUSTED_FOR: Duration = Duration::from_millis(500);
 
 /// A connection of the pool and the statements prepared on it.
@@ -155,13 +160,27 @@ impl r2d2::ManageConnection for Manager {
         })
     }
 
-    /// At each checkout: the empty query (one transaction) only for a connection unused for a
-    /// while; one in use moments ago answered then.
+    /// At each checkout of a connection unused for a while (one in use moments ago answered
+    /// then): what the server sent it meanwhile is read, without sending anything, so the
+    /// check is no transaction (the empty query it replaced was one).
+    /// A server that closed the connection sent its reason (57P01 at a restart) and the end
+    /// of the stream: reading them fails here, and the pool takes another connection. The
+    /// look waits for the client's runtime to poll the socket once, at most a millisecond
+    /// (its timer's tick) on a connection with nothing to read.
     fn is_valid(&self, conn: &mut Conn) -> Result<(), postgres::Error> {
         let idle = conn.last_used.elapsed();
         conn.last_used = Instant::now();
         if idle > TRUSTED_FOR {
-            conn.client.simple_query("")?;
+            // A pool connection never listens, so nothing is there to read but the end.
+            conn.client
+                .notifications()
+                .timeout_iter(Duration::ZERO)
+                .next()?;
+            if conn.client.is_closed() {
+                // Ended without an error to tell (not seen, but then the statement fails at
+                // once, before reaching any server).
+                conn.client.simple_query("")?;
+            }
         }
         Ok(())
     }
