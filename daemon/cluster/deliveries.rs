@@ -5,6 +5,7 @@
 
 use super::Cluster;
 use crate::outbox::{Delivery, Keep, SpoolError};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub(super) struct DeliveryRows {
@@ -16,6 +17,16 @@ impl DeliveryRows {
         DeliveryRows { cluster }
     }
 }
+
+/// Keeps deliveries: $1 their ids, $3 states and $4 documents (JSON text), made by node $2 or
+/// changed by it while it still has them.
+const SAVE: &str = concat!(
+    "INSERT INTO deliveries (id, node, state, doc)
+     SELECT u.id, $2, u.state, u.doc::jsonb FROM unnest($1::text[], $3::text[], $4::text[]) AS u(id, state, doc)
+     ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, doc = EXCLUDED.doc, updated_at = ",
+    now!(),
+    " WHERE deliveries.node = $2"
+);
 
 fn db(e: impl std::fmt::Display) -> SpoolError {
     SpoolError::Database(e.to_string())
@@ -36,23 +47,30 @@ fn parse(docs: Vec<String>) -> (Vec<Delivery>, Vec<String>) {
 }
 
 impl Keep for DeliveryRows {
+    /// One statement for all of `deliveries` (so one transaction, and one round trip with its
+    /// statement prepared once per connection): each kept as it is now, unless another node
+    /// adopted it meanwhile. A delivery named twice is kept as its last.
     fn save(&self, deliveries: &[&Delivery]) -> Result<(), SpoolError> {
         if deliveries.is_empty() {
             return Ok(());
         }
-        let mut client = self.cluster.client().map_err(db)?;
-        let mut tx = client.transaction().map_err(db)?;
+        let mut last: BTreeMap<&str, &Delivery> = BTreeMap::new();
         for d in deliveries {
-            let doc = serde_json::to_string(d).expect("a delivery always serializes");
-            tx.execute(
-                concat!("INSERT INTO deliveries (id, node, state, doc) VALUES ($1, $2, $3, $4::text::jsonb)
-                 ON CONFLICT (id) DO UPDATE SET state = $3, doc = $4::text::jsonb, updated_at = ", now!(), "
-                 WHERE deliveries.node = $2"),
-                &[&d.id, &self.cluster.node, &d.state.as_str(), &doc],
-            )
-            .map_err(db)?;
+            last.insert(&d.id, d);
         }
-        tx.commit().map_err(db)
+        let mut ids = Vec::with_capacity(last.len());
+        let mut states = Vec::with_capacity(last.len());
+        let mut docs = Vec::with_capacity(last.len());
+        for (id, d) in last {
+            ids.push(id);
+            states.push(d.state.as_str());
+            docs.push(serde_json::to_string(d).expect("a delivery always serializes"));
+        }
+        let mut client = self.cluster.client().map_err(db)?;
+        client
+            .execute(SAVE, &[&ids, &self.cluster.node, &states, &docs])
+            .map_err(db)?;
+        Ok(())
     }
 
     fn load(&self) -> Result<(Vec<Delivery>, Vec<String>), SpoolError> {
