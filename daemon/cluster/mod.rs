@@ -24,6 +24,7 @@ mod sessions;
 pub mod status;
 pub mod trust;
 pub mod wake;
+mod written;
 
 pub use lease::Leases;
 pub use peers::{Holder, Peer};
@@ -61,6 +62,8 @@ pub struct Cluster {
     pub trust: Arc<trust::Trust>,
     /// Where to connect outside the pool (the wake-up listener, `wake`).
     pg_config: postgres::Config,
+    /// The record folders as this node's last changes left them (`written`).
+    written: written::Written,
 }
 
 impl Cluster {
@@ -86,6 +89,7 @@ impl Cluster {
             ttl,
             trust,
             pg_config,
+            written: written::Written::default(),
         }))
     }
 

@@ -5,6 +5,7 @@
 //! so a takeover (which updates that row) waits for the change or finds it done, and a
 //! statement that finds the lease gone changes nothing.
 
+use super::written::View;
 use super::{io_error, Cluster};
 use crate::store::{Backend, FolderFile, Op, RecordFiles};
 use crate::workspace::key_dir_name;
@@ -42,6 +43,31 @@ const CHANGE: &str = concat!(
         FROM f, unnest($7::text[], $8::bytea[]) AS u(name, bytes)
         ON CONFLICT (tag, dir, name) DO UPDATE SET bytes = EXCLUDED.bytes, epoch = EXCLUDED.epoch)
      SELECT count(*) FROM f"
+);
+
+/// A record folder's change, as `CHANGE`, that also answers the folder as the change left it
+/// (`written`): a first row with the fence's count (0: the lease is gone, nothing changed) and
+/// no name, then a row per file with its size and stamp (as `Backend::stamps`); the files the
+/// change did not write come with their bytes when named in $9 and no larger than $10 (those
+/// it wrote, the node has). The snapshot the files not written are read from is exact: only
+/// the holder of the lease writes records, and `Written` keeps nothing when two changes of
+/// one folder overlap.
+const FOLDER_CHANGE: &str = concat!(
+    fence!(),
+    ", gone AS (DELETE FROM records r USING f
+        WHERE r.tag = $1 AND r.dir = $5 AND r.name = ANY($6::text[])),
+     put AS (INSERT INTO records (tag, dir, name, bytes, epoch)
+        SELECT $1, $5::text, u.name, u.bytes, f.epoch
+        FROM f, unnest($7::text[], $8::bytea[]) AS u(name, bytes)
+        ON CONFLICT (tag, dir, name) DO UPDATE SET bytes = EXCLUDED.bytes, epoch = EXCLUDED.epoch
+        RETURNING name, length(bytes)::bigint AS size, xmin::text AS xmin),
+     kept AS (SELECT r.name, length(r.bytes)::bigint AS size, r.xmin::text AS xmin,
+            CASE WHEN r.name = ANY($9::text[]) AND length(r.bytes) <= $10::bigint THEN r.bytes END AS bytes
+        FROM records r, f
+        WHERE r.tag = $1 AND r.dir = $5 AND r.name <> ALL($6::text[]) AND r.name <> ALL($7::text[]))
+     SELECT count(*), NULL::text, NULL::bigint, NULL::text, NULL::bytea FROM f
+     UNION ALL SELECT NULL, name, size, xmin, NULL FROM put
+     UNION ALL SELECT NULL, name, size, xmin, bytes FROM kept"
 );
 
 /// A new workspace's row: $5 its name.
@@ -115,7 +141,80 @@ impl Rows {
             .collect();
         let (names, bytes): (Vec<&str>, Vec<&[u8]>) =
             last.iter().filter_map(|(n, b)| b.map(|b| (*n, b))).unzip();
-        self.fenced(tag, CHANGE, &[&dir, &gone, &names, &bytes])
+        if dir.is_empty() {
+            return self.fenced(tag, CHANGE, &[&dir, &gone, &names, &bytes]);
+        }
+        let epoch = self.cluster.leases.epoch(tag).ok_or_else(|| stale(tag))?;
+        let written = &self.cluster.written;
+        written.begin(tag, dir, epoch);
+        let view = self.change_folder(tag, dir, epoch, &gone, &names, &bytes);
+        let (out, view) = match view {
+            Ok(Some(view)) => (Ok(()), Some(view)),
+            Ok(None) => (Err(stale(tag)), None),
+            Err(e) => (Err(e), None),
+        };
+        written.end(tag, dir, epoch, view);
+        out
+    }
+
+    /// Runs `FOLDER_CHANGE` under `epoch`: the folder as the change left it, or `None` when
+    /// the lease is gone (nothing changed).
+    fn change_folder(
+        &self,
+        tag: &str,
+        dir: &str,
+        epoch: i64,
+        gone: &[&str],
+        names: &[&str],
+        bytes: &[&[u8]],
+    ) -> io::Result<Option<View>> {
+        let (asked, max) = self.cluster.written.asked();
+        let max_i = i64::try_from(max).unwrap_or(i64::MAX);
+        let mut client = self.cluster.client().map_err(io_error)?;
+        let c = &self.cluster;
+        let rows = client
+            .query(
+                FOLDER_CHANGE,
+                &[
+                    &tag,
+                    &c.node,
+                    &c.instance,
+                    &epoch,
+                    &dir,
+                    &gone,
+                    &names,
+                    &bytes,
+                    &asked,
+                    &max_i,
+                ],
+            )
+            .map_err(io_error)?;
+        let mut fenced = 0;
+        let mut files = Vec::with_capacity(rows.len());
+        for row in rows {
+            let Some(name) = row.get::<_, Option<String>>(1) else {
+                fenced = row.get::<_, Option<i64>>(0).unwrap_or(0);
+                continue;
+            };
+            let size: i64 = row.get(2);
+            let xmin: String = row.get(3);
+            let mut kept: Option<Vec<u8>> = row.get(4);
+            if let Some(i) = names.iter().position(|n| *n == name) {
+                let wanted = asked.contains(&name) && size as u64 <= max;
+                kept = wanted.then(|| bytes[i].to_vec());
+            }
+            files.push(FolderFile {
+                name,
+                size: size as u64,
+                stamp: format!("{size}:{xmin}"),
+                bytes: kept,
+            });
+        }
+        if fenced == 0 {
+            return Ok(None);
+        }
+        files.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(Some(View { epoch, files }))
     }
 }
 
@@ -258,7 +357,8 @@ impl Backend for Rows {
             .collect())
     }
 
-    /// Stamps and the asked-for bytes in one query (see `stamps`).
+    /// Stamps and the asked-for bytes in one query (see `stamps`); none when this node's last
+    /// change of the folder left it so under the epoch it still holds (`written`).
     fn folder(
         &self,
         tag: &str,
@@ -266,6 +366,14 @@ impl Backend for Rows {
         with_bytes: &[&str],
         max: u64,
     ) -> io::Result<Vec<FolderFile>> {
+        let epoch = self.cluster.leases.epoch(tag);
+        let known = self
+            .cluster
+            .written
+            .folder(tag, dir_name, epoch, with_bytes, max);
+        if let Some(files) = known {
+            return Ok(files);
+        }
         let mut client = self.cluster.client().map_err(io_error)?;
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         let rows = client
