@@ -15,7 +15,7 @@ use std::fs::Permissions;
 use std::io::{self, Write};
 use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use tempfile::NamedTempFile;
+use tempfile::{NamedTempFile, TempPath};
 
 /// The record folder of one workspace.
 #[derive(Debug, Clone)]
@@ -237,18 +237,20 @@ impl Folder {
             None if created => Manifest::default(),
             None => self.unlisted_files(&dir_name)?,
         };
-        let mut temps = Vec::new();
+        // Each temp file's handle goes to the sync and its name stays here to be renamed (no
+        // second handle of it), removed if the change fails before.
+        let mut files = Vec::with_capacity(ops.len() + 1);
+        let mut temps = Vec::with_capacity(ops.len());
         for op in ops {
             if let Op::Put(_, bytes) = op {
-                temps.push(temp_with(&dir, bytes)?);
+                let (file, path) = temp_with(&dir, bytes)?.into_parts();
+                files.push(file);
+                temps.push(path);
             }
         }
         let next = changed(before, ops, &temps);
-        let intent = temp_with(&dir, &next.to_bytes())?;
-        let mut files = Vec::with_capacity(temps.len() + 1);
-        for tmp in temps.iter().chain([&intent]) {
-            files.push(tmp.as_file().try_clone()?);
-        }
+        let (file, intent) = temp_with(&dir, &next.to_bytes())?.into_parts();
+        files.push(file);
         let dirs = match first {
             true => vec![handoffs],
             false => Vec::new(),
@@ -674,7 +676,7 @@ pub enum Scrubbed {
 /// The steps of a change making `ops`, its new files in `temps`.
 /// The manifest `before` after `ops` (their contents in `temps`, in order): every file's
 /// digest once they are made, and the steps that make them.
-fn changed(mut next: Manifest, ops: &[Op], temps: &[NamedTempFile]) -> Manifest {
+fn changed(mut next: Manifest, ops: &[Op], temps: &[TempPath]) -> Manifest {
     next.pending = steps(ops, temps);
     for op in ops {
         match op {
@@ -690,14 +692,14 @@ fn changed(mut next: Manifest, ops: &[Op], temps: &[NamedTempFile]) -> Manifest 
     next
 }
 
-fn steps(ops: &[Op], temps: &[NamedTempFile]) -> Vec<Step> {
+fn steps(ops: &[Op], temps: &[TempPath]) -> Vec<Step> {
     let mut temps = temps.iter();
     let mut out = Vec::new();
     for op in ops {
         out.push(match op {
             Op::Put(name, _) => {
                 let tmp = temps.next().expect("one temp file per put");
-                let from = tmp.path().file_name().unwrap_or_default();
+                let from = tmp.file_name().unwrap_or_default();
                 Step::Put {
                     name: name.to_string(),
                     from: from.to_string_lossy().into_owned(),
@@ -812,14 +814,15 @@ fn remove_if_there(path: &Path) -> io::Result<bool> {
     }
 }
 
-/// A new temp file in `dir` holding `bytes`, not yet synced.
+/// A new temp file in `dir` holding `bytes`, not yet synced. Owner-only from its creation:
+/// the mode is given to the open itself, which a umask can only narrow (and the daemon's,
+/// `private::restrict_umask`, leaves as is), so no chmod follows it (a system call a file).
 fn temp_with(dir: &Path, bytes: &[u8]) -> io::Result<NamedTempFile> {
     let mut tmp = tempfile::Builder::new()
         .prefix(".baton-tmp-")
+        .permissions(Permissions::from_mode(crate::private::FILE_MODE))
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
-    tmp.as_file()
-        .set_permissions(Permissions::from_mode(crate::private::FILE_MODE))?;
     Ok(tmp)
 }
 
@@ -855,10 +858,10 @@ pub(super) mod tests {
     /// The state a crash leaves after the intent's rename, with the first `done` ops applied.
     fn crashed_after_commit(store: &Folder, ops: &[Op], done: usize) {
         let dir = store.dir.join("handoffs").join(key_dir_name("k"));
-        let temps: Vec<NamedTempFile> = ops
+        let temps: Vec<TempPath> = ops
             .iter()
             .filter_map(|op| match op {
-                Op::Put(_, bytes) => Some(temp_with(&dir, bytes).unwrap()),
+                Op::Put(_, bytes) => Some(temp_with(&dir, bytes).unwrap().into_temp_path()),
                 Op::Remove(_) => None,
             })
             .collect();
@@ -878,7 +881,7 @@ pub(super) mod tests {
             }
         }
         // The process is gone: its temp files stay.
-        temps.for_each(|t| drop(t.into_temp_path().keep().unwrap()));
+        temps.for_each(|t| drop(t.keep().unwrap()));
     }
 
     #[test]
