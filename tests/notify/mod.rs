@@ -46,11 +46,7 @@ impl Receiver {
 
     /// Every request received so far, in order.
     pub fn requests(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        util::jsonl(&self.log)
     }
 
     pub fn url(&self) -> String {

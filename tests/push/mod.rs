@@ -59,11 +59,7 @@ impl Service {
 
     /// Every push received so far, in order.
     pub(crate) fn pushes(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        util::jsonl(&self.log)
     }
 }
 

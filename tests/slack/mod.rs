@@ -60,11 +60,7 @@ impl Standin {
 
     /// Everything recorded so far, in order.
     pub fn log(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        util::jsonl(&self.log)
     }
 
     /// The calls of Web API `method` so far.

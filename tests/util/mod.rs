@@ -570,22 +570,26 @@ pub fn assert_verifies(env: &TestEnv) {
 
 /// The event types in a workspace's audit log, in order.
 pub fn event_types(ws: &Path) -> Vec<String> {
-    let text = std::fs::read_to_string(ws.join(".baton/events.jsonl")).unwrap_or_default();
-    text.lines()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["type"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
+    events(ws)
+        .iter()
+        .map(|e| e["type"].as_str().unwrap().to_string())
         .collect()
 }
 
 /// The events in a workspace's audit log, in order.
 pub fn events(ws: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(ws.join(".baton/events.jsonl")).unwrap_or_default();
-    text.lines()
-        .map(|l| serde_json::from_str(l).unwrap())
+    jsonl(&ws.join(".baton/events.jsonl"))
+}
+
+/// The complete lines of a JSON-lines file another process is appending to, parsed. A last
+/// line without its newline is still being written, so it is left for the next read: a
+/// reader polling while a writer appends would otherwise see half a record.
+pub fn jsonl(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    complete
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
         .collect()
 }
 pub mod browser;
