@@ -27,6 +27,7 @@ mod corpus;
 mod defects;
 mod digest_cadence;
 mod digests;
+mod discovery;
 mod docs;
 mod e2e;
 mod edits;

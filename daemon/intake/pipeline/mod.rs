@@ -49,7 +49,11 @@ enum Item {
     CatchUp(PathBuf),
     /// A folder under a root: adopt it if it is a workspace.
     Discover(PathBuf),
-    /// List the roots for new workspaces and refresh the tamper alerts (a rescan).
+    /// A served workspace's folder: is it still the one served?
+    CheckFolder(PathBuf),
+    /// List the roots for new workspaces and refresh the tamper alerts (a rescan). What it
+    /// finds is discovered in each folder's own lane (`Report::Found`), never in this one:
+    /// two loads of one folder at once would receive its handoff twice.
     Roots,
     /// Something changed under the workspace's `approved/`: check it against the manifest.
     Approved(PathBuf),
@@ -70,6 +74,7 @@ impl Item {
             | Item::Checkpoints(root)
             | Item::CatchUp(root)
             | Item::Discover(root)
+            | Item::CheckFolder(root)
             | Item::Approved(root)
             | Item::WatchApproved(root)
             | Item::Locks(root)
@@ -222,6 +227,9 @@ impl Pipeline {
             for (item, seen) in std::mem::take(&mut self.renamed).order {
                 self.dispatch(item, seen, true);
             }
+            // Idle before the reports are read: a worker reports before its job ends, so
+            // nothing it asked for (a young file, folders found) can be missed below.
+            let was_idle = self.pool.idle();
             while let Ok(report) = self.reports.try_recv() {
                 self.on_report(report);
             }
@@ -229,7 +237,7 @@ impl Pipeline {
                 self.rescan("queue overflow");
             }
             self.fire_due();
-            let settled = self.settling.is_empty() && self.pool.idle();
+            let settled = was_idle && self.settling.is_empty() && self.pool.idle();
             if ready_by.is_some_and(|by| settled || Instant::now() >= by) {
                 ready_by = None;
                 self.app.set_ready();
@@ -350,6 +358,11 @@ impl Pipeline {
                 self.backoff.remove(&item);
             }
             Report::Failed(job) => self.retry_later(job),
+            Report::Found(items) => {
+                for item in items {
+                    self.dispatch(item, Instant::now(), false);
+                }
+            }
             Report::Young(job, wait) => {
                 let first = self.settling.get(&job.item).map_or(job.seen, |(_, f)| *f);
                 self.settling

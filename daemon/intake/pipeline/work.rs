@@ -51,6 +51,8 @@ pub(super) enum Report {
     Failed(Job),
     /// Its file is still being written: look again after this wait.
     Young(Job, Duration),
+    /// Folders to look at, each in its own lane (see `Item::Roots`).
+    Found(Vec<Item>),
 }
 
 pub(super) struct Worker {
@@ -135,16 +137,20 @@ impl Worker {
                 }
             }
             Item::Discover(dir) => self.discover(dir),
+            Item::CheckFolder(root) => self.app.check_folder(root),
             Item::Roots => {
+                let mut found = Vec::new();
                 for root in self.app.roots() {
                     for child in std::fs::read_dir(root).into_iter().flatten().flatten() {
-                        self.discover(&child.path());
+                        found.push(Item::Discover(child.path()));
                     }
                 }
-                // A workspace not under a root (configured itself) is not listed above.
+                // A workspace not under a root (configured itself), or one whose folder is
+                // gone, is not listed above.
                 for ws in self.app.workspaces() {
-                    self.app.check_folder(&ws.workspace.root);
+                    found.push(Item::CheckFolder(ws.workspace.root.clone()));
                 }
+                self.report(Report::Found(found));
                 // A `baton audit ack` made while running clears its alerts here.
                 self.app.refresh_all_alerts();
             }
