@@ -235,7 +235,12 @@ impl Folder {
             Some(manifest) => manifest,
             // Made just now: empty.
             None if created => Manifest::default(),
-            None => self.unlisted_files(&dir_name)?,
+            // Made by a concurrent writer since the read above: its manifest, if it has
+            // committed one, or its files would be left out of this change's.
+            None => match self.manifest(&dir_name)? {
+                Some(manifest) => manifest,
+                None => self.unlisted_files(&dir_name)?,
+            },
         };
         // Each temp file's handle goes to the sync and its name stays here to be renamed (no
         // second handle of it), removed if the change fails before.
@@ -271,6 +276,13 @@ impl Folder {
         intent
             .persist(dir.join(manifest::FILE))
             .map_err(|e| e.error)?;
+        // Committed: the temp files are the manifest's now, not this call's to remove if a
+        // step below fails (a start finishes the change from them).
+        let temps: Vec<PathBuf> = temps
+            .into_iter()
+            .map(TempPath::keep)
+            .map(|kept| kept.map_err(|e| e.error))
+            .collect::<io::Result<_>>()?;
         step(Vec::new(), vec![dir.clone()])?;
         // Not synced: the change is durable once its manifest is (the temp files and their
         // names were made durable with it), and a crash that loses a rename or a removal
@@ -280,7 +292,7 @@ impl Folder {
             match op {
                 Op::Put(name, _) => {
                     let tmp = temps.next().expect("one temp file per put");
-                    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
+                    std::fs::rename(tmp, dir.join(name))?;
                 }
                 Op::Remove(name) => {
                     remove_if_there(&dir.join(name))?;
@@ -960,6 +972,41 @@ pub(super) mod tests {
             assert_eq!(read(&store, "claim.json"), None, "{done}");
             assert_eq!(names(&store), ["approvals.json", "decision.json"], "{done}");
         }
+    }
+
+    #[test]
+    fn a_change_failing_after_its_commit_keeps_what_the_start_finishes_it_from() {
+        let (_dir, store) = store();
+        store
+            .apply("k", &[Op::Put("approvals.json", b"[1]")])
+            .unwrap();
+        // decision.json cannot be renamed into place: a folder (not empty) holds its name.
+        let dir = store.dir.join("handoffs").join(key_dir_name("k"));
+        std::fs::create_dir_all(dir.join("decision.json/in")).unwrap();
+        let ops = [
+            Op::Put("approvals.json", b"[2]"),
+            Op::Put("decision.json", b"{}"),
+        ];
+        store.apply("k", &ops).unwrap_err();
+        // Committed (the manifest names the new bytes), so its temp file is kept for the start.
+        let temps = std::fs::read_dir(&dir)
+            .unwrap()
+            .filter(|e| {
+                let name = e.as_ref().unwrap().file_name();
+                name.to_string_lossy().starts_with(".baton-tmp-")
+            })
+            .count();
+        assert_eq!(
+            temps,
+            1,
+            "the decision's bytes are kept: {:?}",
+            names(&store)
+        );
+        std::fs::remove_dir_all(dir.join("decision.json")).unwrap();
+        store.recover(&key_dir_name("k")).unwrap();
+        assert_eq!(read(&store, "approvals.json").as_deref(), Some("[2]"));
+        assert_eq!(read(&store, "decision.json").as_deref(), Some("{}"));
+        assert_eq!(names(&store), ["approvals.json", "decision.json"]);
     }
 
     #[test]
