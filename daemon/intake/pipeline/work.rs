@@ -139,18 +139,24 @@ impl Worker {
             Item::Discover(dir) => self.discover(dir),
             Item::CheckFolder(root) => self.app.check_folder(root),
             Item::Roots => {
-                let mut found = Vec::new();
+                let mut listed = std::collections::HashSet::new();
                 for root in self.app.roots() {
                     for child in std::fs::read_dir(root).into_iter().flatten().flatten() {
-                        found.push(Item::Discover(child.path()));
+                        listed.insert(child.path());
                     }
                 }
                 // A workspace not under a root (configured itself), or one whose folder is
-                // gone, is not listed above.
-                for ws in self.app.workspaces() {
-                    found.push(Item::CheckFolder(ws.workspace.root.clone()));
-                }
-                self.report(Report::Found(found));
+                // gone, is not listed above (a discovery checks the folder first).
+                let unlisted: Vec<_> = self
+                    .app
+                    .workspaces()
+                    .into_iter()
+                    .map(|ws| ws.workspace.root.clone())
+                    .filter(|root| !listed.contains(root))
+                    .map(Item::CheckFolder)
+                    .collect();
+                let found = listed.into_iter().map(Item::Discover).chain(unlisted);
+                self.report(Report::Found(found.collect()));
                 // A `baton audit ack` made while running clears its alerts here.
                 self.app.refresh_all_alerts();
             }
