@@ -1,8 +1,8 @@
 //! What a handoff costs the cluster's database: the transactions PostgreSQL counts
 //! (`pg_stat_database.xact_commit`) for handoffs received (each notified to a webhook), then
-//! decided, on one node, less what the node commits idle over a window as long; and that the
-//! pool's check of its connections, which costs no transaction, still keeps a connection a
-//! database restart cut from being used.
+//! decided, on one node, less what the node commits idle over a window as long; and that with
+//! the pool's check of its connections costing no transaction, a node still decides and
+//! receives at once after a database restart cut every connection it had.
 
 use super::nodes::*;
 use super::pg::Postgres;
