@@ -8,7 +8,8 @@
 //! costs the database nothing. One the server closed is dropped by the pool, and the next is
 //! taken (or a new one made), so the statement never runs on it. A connection whose server
 //! vanished without closing it (a host gone, a cable pulled) is found by its next statement,
-//! as the empty query found it, and is dropped when given back.
+//! as the empty query found it, within the TCP limits `stall_limits` sets (not the kernel's
+//! retransmissions), and is dropped when given back.
 //!
 //! A statement the server no longer has (26000 `invalid_sql_statement_name`: the session's
 //! statements were discarded, e.g. `DISCARD ALL` behind a pooler) or whose plan no longer

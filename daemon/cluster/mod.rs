@@ -162,8 +162,18 @@ fn pool(config: &config::Cluster) -> Result<(Pool, postgres::Config), ClusterErr
 /// The node's own transactions never wait on it between statements, so one idle in a
 /// transaction longer than this is stalled: PostgreSQL ends its session (the write is rolled
 /// back, as refused), and a statement waits at most as long for a row lock.
+///
+/// A server gone without closing the connection (its host down, a partition) is given up
+/// after as long: data unacknowledged that long ends the connection (`tcp_user_timeout`), and
+/// an idle one is probed (keepalives). Without them a statement on it waited for the kernel's
+/// retransmissions, some 15 minutes, holding whatever it held (a lease renewal's lock).
 fn stall_limits(pg: &mut postgres::Config, ttl: Duration) {
     let limit = (ttl / 3).clamp(Duration::from_secs(1), Duration::from_secs(5));
+    pg.tcp_user_timeout(limit)
+        .keepalives(true)
+        .keepalives_idle(limit)
+        .keepalives_interval((limit / 3).max(Duration::from_secs(1)))
+        .keepalives_retries(3);
     let ms = limit.as_millis();
     let options = format!(
         "{} -c idle_in_transaction_session_timeout={ms} -c lock_timeout={ms}",

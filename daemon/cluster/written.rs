@@ -62,7 +62,8 @@ struct Inner {
     kept: u64,
     views: usize,
     bytes: usize,
-    /// A workspace whose change failed under an epoch: nothing of it is kept under that epoch.
+    /// A workspace whose change failed under an epoch: nothing of it is kept under that epoch
+    /// (the highest such epoch).
     doubt: HashMap<String, i64>,
     /// The files whose bytes the folders' readers asked for last, and the bound they gave.
     asked: (Vec<String>, u64),
@@ -88,7 +89,9 @@ impl Written {
     /// and a change already under way makes neither certain.
     pub(super) fn begin(&self, tag: &str, dir: &str, epoch: i64) {
         let mut inner = self.lock();
-        if inner.doubt.get(tag).is_some_and(|e| *e != epoch) {
+        // Only a newer epoch clears a doubt: a change that read an older epoch before this
+        // node took the lease again may begin after a change under the new one failed.
+        if inner.doubt.get(tag).is_some_and(|e| *e < epoch) {
             inner.doubt.remove(tag);
         }
         let slot = inner.slots.entry((tag.into(), dir.into())).or_default();
@@ -108,9 +111,10 @@ impl Written {
         let inner = &mut *inner;
         let key: Key = (tag.into(), dir.into());
         if view.is_none() {
-            inner.doubt.insert(tag.into(), epoch);
+            let doubt = inner.doubt.entry(tag.into()).or_insert(epoch);
+            *doubt = (*doubt).max(epoch);
         }
-        let doubted = inner.doubt.get(tag) == Some(&epoch);
+        let doubted = inner.doubt.get(tag).is_some_and(|e| *e >= epoch);
         let Some(slot) = inner.slots.get_mut(&key) else {
             return;
         };
@@ -282,6 +286,21 @@ mod tests {
         w.begin("t", "k", 2);
         w.end("t", "k", 2, view(2, "2:11"));
         assert!(w.folder("t", "k", Some(2), &ASKED, 99).is_some());
+    }
+
+    #[test]
+    fn a_change_under_an_older_epoch_does_not_clear_a_newer_epochs_doubt() {
+        let w = Written::default();
+        // Under epoch 2 (the lease taken again) a change fails: it may still commit.
+        w.begin("t", "j", 2);
+        w.end("t", "j", 2, None);
+        // A change that read epoch 1 before the take begins, and is refused (the fence).
+        w.begin("t", "x", 1);
+        w.end("t", "x", 1, None);
+        // Epoch 2's doubt holds: nothing of the workspace is kept under it.
+        w.begin("t", "k", 2);
+        w.end("t", "k", 2, view(2, "2:7"));
+        assert!(w.folder("t", "k", Some(2), &ASKED, 99).is_none());
     }
 
     #[test]
