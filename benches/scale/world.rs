@@ -312,9 +312,10 @@ impl Burst {
             .map(|(kind, count, _)| format!("{kind} {:.2}", count / n as f64))
             .collect();
         format!(
-            "daemon CPU {:.1} s ({:.2} cores), {:.2} syncs a handoff ({}), {:.2} ms a sync, {waited:.1} s in syncs (summed over threads); load {}",
+            "daemon CPU {:.1} s ({:.2} cores, {:.2} ms a handoff), {:.2} syncs a handoff ({}), {:.2} ms a sync, {waited:.1} s in syncs (summed over threads); load {}",
             self.cpu,
             self.cpu / secs,
+            1000.0 * self.cpu / n.max(1) as f64,
             total / n as f64,
             kinds.join(", "),
             1000.0 * waited / total.max(1.0),
@@ -354,6 +355,8 @@ pub struct Sustained {
     pub p50: f64,
     pub p99: f64,
     pub max: f64,
+    /// The daemon's CPU a handoff received, in ms (all its threads, while the run lasted).
+    pub cpu_ms: f64,
     pub load: String,
 }
 
@@ -389,6 +392,7 @@ impl Daemon {
             })
             .collect();
         let mut sent = std::collections::HashMap::with_capacity(total);
+        let cpu_before = crate::idle::cpu_seconds(self.pid())?;
         let started = Instant::now();
         for (n, (id, dir, bytes)) in docs.iter().enumerate() {
             let due = started + Duration::from_secs_f64(n as f64 / rate);
@@ -413,6 +417,8 @@ impl Daemon {
                 last = last.max(at);
             }
         }
+        // Up to the last event (and the 200 ms poll after it): the CPU of these handoffs.
+        let cpu = crate::idle::cpu_seconds(self.pid())? - cpu_before;
         latencies.sort_by(f64::total_cmp);
         let pick = |p: f64| match latencies.len() {
             0 => f64::NAN,
@@ -426,6 +432,7 @@ impl Daemon {
             p50: pick(0.50),
             p99: pick(0.99),
             max: pick(1.0),
+            cpu_ms: 1000.0 * cpu / latencies.len().max(1) as f64,
             load: load_average(),
         })
     }
@@ -434,8 +441,8 @@ impl Daemon {
 impl Sustained {
     pub fn line(&self) -> String {
         format!(
-            "{:.0}/s for {} handoffs: received {} ({:.0}/s), rename -> SSE p50 / p99 / max {:.2} / {:.2} / {:.1} ms; load {}",
-            self.rate, self.written, self.received, self.achieved, self.p50, self.p99, self.max, self.load
+            "{:.0}/s for {} handoffs: received {} ({:.0}/s), rename -> SSE p50 / p99 / max {:.2} / {:.2} / {:.1} ms; daemon CPU {:.2} ms a handoff; load {}",
+            self.rate, self.written, self.received, self.achieved, self.p50, self.p99, self.max, self.cpu_ms, self.load
         )
     }
 }
