@@ -33,17 +33,26 @@ macro_rules! fence {
     };
 }
 
-/// A record folder's change: $5 folder, $6 names removed, $7 names written with $8 bytes.
-const CHANGE: &str = concat!(
-    fence!(),
-    ", gone AS (DELETE FROM records r USING f
-        WHERE r.tag = $1 AND r.dir = $5 AND r.name = ANY($6::text[])),
-     put AS (INSERT INTO records (tag, dir, name, bytes, epoch)
-        SELECT $1, $5::text, u.name, u.bytes, f.epoch
-        FROM f, unnest($7::text[], $8::bytea[]) AS u(name, bytes)
-        ON CONFLICT (tag, dir, name) DO UPDATE SET bytes = EXCLUDED.bytes, epoch = EXCLUDED.epoch)
-     SELECT count(*) FROM f"
-);
+/// The fenced change of a record folder, `gone` then `put`: $5 folder, $6 names removed, $7
+/// names written with $8 bytes; `put` ends with `$returning` (`""`: nothing returned).
+macro_rules! folder_change {
+    ($returning:literal) => {
+        concat!(
+            fence!(),
+            ", gone AS (DELETE FROM records r USING f
+                WHERE r.tag = $1 AND r.dir = $5 AND r.name = ANY($6::text[])),
+             put AS (INSERT INTO records (tag, dir, name, bytes, epoch)
+                SELECT $1, $5::text, u.name, u.bytes, f.epoch
+                FROM f, unnest($7::text[], $8::bytea[]) AS u(name, bytes)
+                ON CONFLICT (tag, dir, name) DO UPDATE SET bytes = EXCLUDED.bytes, epoch = EXCLUDED.epoch ",
+            $returning,
+            ")"
+        )
+    };
+}
+
+/// A record folder's change (see `folder_change!`).
+const CHANGE: &str = concat!(folder_change!(""), " SELECT count(*) FROM f");
 
 /// A record folder's change, as `CHANGE`, that also answers the folder as the change left it
 /// (`written`): a first row with the fence's count (0: the lease is gone, nothing changed) and
@@ -53,14 +62,8 @@ const CHANGE: &str = concat!(
 /// the holder of the lease writes records, and `Written` keeps nothing when two changes of
 /// one folder overlap.
 const FOLDER_CHANGE: &str = concat!(
-    fence!(),
-    ", gone AS (DELETE FROM records r USING f
-        WHERE r.tag = $1 AND r.dir = $5 AND r.name = ANY($6::text[])),
-     put AS (INSERT INTO records (tag, dir, name, bytes, epoch)
-        SELECT $1, $5::text, u.name, u.bytes, f.epoch
-        FROM f, unnest($7::text[], $8::bytea[]) AS u(name, bytes)
-        ON CONFLICT (tag, dir, name) DO UPDATE SET bytes = EXCLUDED.bytes, epoch = EXCLUDED.epoch
-        RETURNING name, length(bytes)::bigint AS size, xmin::text AS xmin),
+    folder_change!("RETURNING name, length(bytes)::bigint AS size, xmin::text AS xmin"),
+    ",
      kept AS (SELECT r.name, length(r.bytes)::bigint AS size, r.xmin::text AS xmin,
             CASE WHEN r.name = ANY($9::text[]) AND length(r.bytes) <= $10::bigint THEN r.bytes END AS bytes
         FROM records r, f
