@@ -132,7 +132,9 @@ fn after_a_takeover_a_decision_updates_the_dead_nodes_chat_posts_in_place_once()
 
     // rita approves from the dead node's Slack post, on the survivor.
     let web = Web::new(&other);
-    let r = slack::click(&web, &slack, "U_RITA", "baton_approve", &post);
+    // Signed on the nodes' clock, which the lease rounds have moved on.
+    let at = env.clock_now().unix_timestamp() as u64;
+    let r = slack::click_at(&web, &slack, "U_RITA", "baton_approve", &post, at);
     assert_eq!(r.status, 200, "{}", r.body);
     assert!(r.body.contains("Approved by rita"), "{}", r.body);
 
@@ -165,7 +167,8 @@ fn after_a_takeover_a_decision_updates_the_dead_nodes_chat_posts_in_place_once()
     assert_eq!(mm_updated(&mattermost), made);
 
     // sam's click on the same post is answered privately; the post is updated once.
-    let r = slack::click(&web, &slack, "U_SAM", "baton_approve", &post);
+    let at = env.clock_now().unix_timestamp() as u64;
+    let r = slack::click_at(&web, &slack, "U_SAM", "baton_approve", &post, at);
     assert_eq!(r.status, 200, "{}", r.body);
     other.wait_until("sam answered privately", || !slack.answers().is_empty());
     let said = slack.answers()[0]["body"].to_string();

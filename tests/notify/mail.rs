@@ -49,11 +49,7 @@ impl Smtp {
     }
 
     pub fn mails(&self) -> Vec<Value> {
-        std::fs::read_to_string(&self.log)
-            .unwrap_or_default()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
+        util::jsonl(&self.log)
     }
 }
 

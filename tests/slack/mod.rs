@@ -227,9 +227,22 @@ pub fn send(web: &Web, body: &[u8], ts: &str, sig: &str) -> Reply {
 
 /// A click by `user` on `action_id` of `post`, sent now, signed.
 pub fn click(web: &Web, standin: &Standin, user: &str, action: &str, post: &Value) -> Reply {
+    click_at(web, standin, user, action, post, now_s())
+}
+
+/// `click`, signed at `ts` (the daemon's time, where a test drives its clock: Slack's clock
+/// and the server's agree).
+pub fn click_at(
+    web: &Web,
+    standin: &Standin,
+    user: &str,
+    action: &str,
+    post: &Value,
+    ts: u64,
+) -> Reply {
     let trigger = format!("trig.{}", util::now_ms());
     let p = payload(user, action, &button(post, action), &trigger, standin.port);
-    send_signed(web, &form(&p), now_s(), false)
+    send_signed(web, &form(&p), ts, false)
 }
 
 fn key_of(daemon: &Daemon) -> String {
