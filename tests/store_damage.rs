@@ -7,12 +7,14 @@
 //! `baton repair --dry-run` say it and change nothing; `baton repair` rebuilds it from a source
 //! it proves (the snapshot, the published copy), and the next start serves it again.
 
+mod removed;
+
 use crate::util::{baton, bytes, events, handoff, write_atomic, Daemon, TestEnv};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Clone, Copy, Debug)]
-enum Harm {
+pub(crate) enum Harm {
     Truncated,
     Flipped,
     Emptied,
@@ -21,7 +23,7 @@ enum Harm {
 
 /// Damages `file` in place (so its folder's fingerprint holds, as damage by the disk does;
 /// a removal changes the folder).
-fn harm(file: &Path, how: Harm) {
+pub(crate) fn harm(file: &Path, how: Harm) {
     let before = std::fs::read(file).unwrap();
     let after: Option<Vec<u8>> = match how {
         Harm::Truncated => Some(before[..before.len() / 2].to_vec()),
@@ -48,11 +50,11 @@ fn harm(file: &Path, how: Harm) {
     }
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+pub(crate) fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn decided_events(ws: &Path) -> usize {
+pub(crate) fn decided_events(ws: &Path) -> usize {
     let all = events(ws);
     all.iter()
         .filter(|e| e["type"] == "handoff.decided")
@@ -60,7 +62,7 @@ fn decided_events(ws: &Path) -> usize {
 }
 
 /// `first` approved, `second` pending after it; returns the store folder of `first`.
-fn decided_and_pending(env: &mut TestEnv, ws: &Path, snapshot: bool) -> PathBuf {
+pub(crate) fn decided_and_pending(env: &mut TestEnv, ws: &Path, snapshot: bool) -> PathBuf {
     let d = env.start();
     write_atomic(&ws.join("handoff.json"), &bytes(&handoff("first")));
     d.wait_until("first pending", || {
@@ -87,7 +89,7 @@ fn decided_and_pending(env: &mut TestEnv, ws: &Path, snapshot: bool) -> PathBuf 
     store.join("handoffs/first")
 }
 
-fn health_names(d: &Daemon, file: &str) -> bool {
+pub(crate) fn health_names(d: &Daemon, file: &str) -> bool {
     let h = d.health();
     h["status"] == "degraded"
         && h["store_damaged"].as_array().is_some_and(|a| {
@@ -96,7 +98,7 @@ fn health_names(d: &Daemon, file: &str) -> bool {
         })
 }
 
-fn run(args: &[&str], env: &TestEnv) -> (i32, String) {
+pub(crate) fn run(args: &[&str], env: &TestEnv) -> (i32, String) {
     let config = env.config_path();
     let mut all: Vec<&str> = args.to_vec();
     all.extend(["--config", config.to_str().unwrap()]);

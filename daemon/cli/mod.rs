@@ -350,6 +350,11 @@ pub enum Command {
         /// (runs beside the daemon)
         #[arg(long)]
         dry_run: bool,
+        /// Serve a workspace whose whole store in data_dir is gone afresh, without its
+        /// records (decisions, approvals, claims): its published copies are moved aside and an
+        /// empty store is made. Only where restoring data_dir from a backup is not possible
+        #[arg(long, value_name = "WORKSPACE")]
+        afresh: Option<String>,
         #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
         config: Option<PathBuf>,
     },
@@ -586,7 +591,11 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Doctor { config } => doctor::doctor(config.as_deref()),
         Command::Backup { output, config } => backup::backup(&output, config.as_deref()),
         Command::Restore { file, config } => restore::restore(&file, config.as_deref()),
-        Command::Repair { dry_run, config } => repair::repair(dry_run, config.as_deref()),
+        Command::Repair {
+            dry_run,
+            afresh,
+            config,
+        } => repair::repair(dry_run, afresh.as_deref(), config.as_deref()),
         Command::Completions { shell } => manuals::completions(shell),
         Command::Man { dir } => manuals::man(dir.as_deref()),
         Command::Policy {

@@ -1,4 +1,4 @@
-//! `baton repair [--dry-run] [--config FILE]`: checks every workspace's store in data_dir
+//! `baton repair [--dry-run] [--afresh WORKSPACE] [--config FILE]`: checks every workspace's store in data_dir
 //! against its folders' manifests and rebuilds each damaged file from a source the store can
 //! prove (bytes whose sha256 is the one it committed: the records' snapshot, the workspace's
 //! published copy), keeping the damaged file as evidence; a file the store never committed is
@@ -16,7 +16,11 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-pub fn repair(dry_run: bool, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn repair(
+    dry_run: bool,
+    afresh: Option<&str>,
+    config: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
     if config.cluster.is_some() {
         anyhow::bail!(
@@ -43,6 +47,10 @@ pub fn repair(dry_run: bool, config: Option<&Path>) -> anyhow::Result<ExitCode> 
         .map(|ws| (baton::store::tag(&ws), ws))
         .collect();
     let mut tally = Tally::default();
+    if let Some(name) = afresh {
+        return start_afresh(data_dir, &by_tag, name, dry_run);
+    }
+    say_gone(data_dir, &by_tag, &mut tally)?;
     for store in stores(data_dir)? {
         let tag = store
             .file_name()
@@ -75,6 +83,78 @@ pub fn repair(dry_run: bool, config: Option<&Path>) -> anyhow::Result<ExitCode> 
         }
     }
     Ok(tally.finish(dry_run))
+}
+
+/// The configured workspaces whose whole store is gone while data_dir proves the daemon
+/// served them (`repair::known_without_store`), by name.
+fn gone<'a>(
+    data_dir: &Path,
+    by_tag: &'a HashMap<String, Workspace>,
+) -> anyhow::Result<Vec<&'a Workspace>> {
+    let flushed = baton::audit::Ledger::read(data_dir)
+        .with_context(|| format!("{}: cannot read the audit anchors", data_dir.display()))?;
+    let mut out: Vec<&Workspace> = by_tag
+        .values()
+        .filter(|ws| repair::known_without_store(data_dir, ws, |t| flushed.contains_key(t)))
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(out)
+}
+
+/// Says each workspace whose whole store is gone: nothing in data_dir rebuilds it.
+fn say_gone(
+    data_dir: &Path,
+    by_tag: &HashMap<String, Workspace>,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
+    for ws in gone(data_dir, by_tag)? {
+        tally.damaged += 1;
+        tally.cannot += 1;
+        let store = data_dir.join("workspaces").join(baton::store::tag(ws));
+        out!(
+            "baton repair: \"{}\": {}: {}",
+            ws.name,
+            store.display(),
+            repair::store_removed().why()
+        );
+        out!(
+            "    cannot be rebuilt: restore data_dir from a backup (`baton restore`); or, to serve it afresh without its records, `baton repair --afresh {}`",
+            ws.name
+        );
+    }
+    Ok(())
+}
+
+/// `--afresh NAME`: the workspace `name`, whose whole store is gone, given an empty one and
+/// its archive moved aside; refused for any other workspace.
+fn start_afresh(
+    data_dir: &Path,
+    by_tag: &HashMap<String, Workspace>,
+    name: &str,
+    dry_run: bool,
+) -> anyhow::Result<ExitCode> {
+    let Some(ws) = gone(data_dir, by_tag)?.into_iter().find(|w| w.name == name) else {
+        anyhow::bail!(
+            "--afresh {name}: no configured workspace of that name has lost its store (one whose store is in data_dir is mended by `baton repair`; one the daemon never served starts afresh by itself)"
+        );
+    };
+    if dry_run {
+        out!("baton repair: \"{name}\": would make an empty store and move .baton/handoffs/ aside; nothing changed (--dry-run)");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let aside = repair::afresh(data_dir, ws)
+        .with_context(|| format!("\"{name}\": cannot start the store afresh"))?;
+    match aside {
+        Some(aside) => out!(
+            "baton repair: \"{name}\": its published copies moved aside to {} (kept, never loaded)",
+            aside.display()
+        ),
+        None => out!("baton repair: \"{name}\": no published copies to move aside"),
+    }
+    out!(
+        "baton repair: \"{name}\": an empty store made; start the daemon: it serves the workspace afresh (its handoff.json received as new; its audit log carries on)"
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// What was found, across workspaces.

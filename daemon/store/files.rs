@@ -178,7 +178,29 @@ impl Backend for Files {
         self.noted(tag, self.folder(tag).load_files(dir_name))
     }
     fn load_all(&self, tag: &str) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
-        let (all, unchecked, own) = self.folder(tag).load_all_noting(snapshot::unix_now())?;
+        let folder = self.folder(tag);
+        let dirs = folder.record_dirs()?;
+        if super::ledger::marks_lost(&folder.dir, &dirs) {
+            // Read as they are, nothing given: the upgrade of an older store would write both
+            // marks again over the loss. Read-only until `baton repair` puts them back.
+            self.found.add(tag, &super::ledger::marks_lost_damage());
+            let all: Vec<_> = dirs
+                .into_iter()
+                .map(|name| {
+                    let files = folder.load_files(&name);
+                    (name, files)
+                })
+                .collect();
+            for (_, files) in &all {
+                if let Err(e) = files {
+                    if let Some(damaged) = Damaged::of(e) {
+                        self.found.add(tag, &damaged.0);
+                    }
+                }
+            }
+            return Ok(all);
+        }
+        let (all, unchecked, own) = folder.load_all_noting(snapshot::unix_now())?;
         self.found.add(tag, &own);
         for (_, files) in &all {
             if let Err(e) = files {
@@ -227,6 +249,9 @@ impl Backend for Files {
     fn damaged_files(&self) -> usize {
         self.found.lock().values().map(BTreeMap::len).sum()
     }
+    fn note_damaged(&self, tag: &str, damage: &[Damage]) {
+        self.found.add(tag, damage)
+    }
 }
 
 #[cfg(test)]
@@ -235,6 +260,39 @@ mod tests {
     use super::super::snapshot::{Snapshot, Taken};
     use super::*;
     use crate::workspace::key_dir_name;
+
+    #[test]
+    fn a_store_that_lost_its_format_mark_and_ledger_together_is_damaged_not_upgraded() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = Files::new(dir.path());
+        for tag in ["lost", "older"] {
+            files.create(tag, tag).unwrap();
+            files
+                .apply(tag, "a", &[Op::Put("meta.json", b"a1")])
+                .unwrap();
+            let store = files.folder(tag).dir;
+            std::fs::remove_file(store.join("store-format")).unwrap();
+            std::fs::remove_file(store.join("record-folders")).unwrap();
+        }
+        // An older store has no manifest either: it is given them, and both marks.
+        let older = files.folder("older").dir;
+        let a = older.join("handoffs").join(key_dir_name("a"));
+        std::fs::remove_file(a.join(".baton-manifest")).unwrap();
+        assert_eq!(files.load_all("older").unwrap().len(), 1);
+        assert!(files.damaged("older").is_empty());
+        assert!(older.join("store-format").exists() && older.join("record-folders").exists());
+
+        // One whose folders carry manifests lost them: damage, and nothing written over it.
+        let all = files.load_all("lost").unwrap();
+        assert_eq!(all.len(), 1);
+        let told: Vec<String> = files.damaged("lost").into_iter().map(|d| d.file).collect();
+        assert_eq!(told, ["record-folders", "store-format"]);
+        let lost = files.folder("lost").dir;
+        assert!(!lost.join("store-format").exists() && !lost.join("record-folders").exists());
+        assert!(files
+            .apply("lost", "b", &[Op::Put("meta.json", b"b1")])
+            .is_err());
+    }
 
     #[test]
     fn a_workspace_left_alone_has_its_snapshot_brought_up_to_date_while_the_daemon_runs() {

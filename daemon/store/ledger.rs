@@ -124,6 +124,48 @@ fn cut_torn_tail(file: &std::fs::File) -> io::Result<()> {
     file.set_len(whole as u64)
 }
 
+/// Whether the store in `dir` lost both its format mark and its ledger though it carried
+/// manifests (`folders`: its record folders). A store of an older version has neither mark nor
+/// any manifest, and is given them all at its first start with this version: taken for one, a
+/// store that lost both would be given them again over the loss, a folder removed, or one
+/// whose manifest went with them, read as sound. Proven by the records' snapshot holding a
+/// manifest, or by every record folder carrying one (that upgrade writes the ledger right
+/// after the last manifest: a crash between is the one false alarm, which `baton repair`
+/// mends by writing both marks).
+pub fn marks_lost(dir: &Path, folders: &[String]) -> bool {
+    use super::manifest::{FILE as MANIFEST, FORMAT};
+    if dir.join(FILE).exists() || dir.join(FORMAT).exists() {
+        return false;
+    }
+    let carries = |n: &String| dir.join("handoffs").join(n).join(MANIFEST).exists();
+    if !folders.is_empty() && folders.iter().all(carries) {
+        return true;
+    }
+    let kept = super::snapshot::Snapshot::read(dir);
+    let names: Vec<String> = kept.names().collect();
+    names.iter().any(|n| {
+        let files = kept.files_of(n).into_iter().flatten();
+        files.into_iter().any(|(name, _)| name == MANIFEST)
+    })
+}
+
+/// The damage of a store whose format mark and ledger are both gone (`marks_lost`).
+pub fn marks_lost_damage() -> Vec<Damage> {
+    let why = "removed together with the ledger of record folders, though the store's folders carry manifests (an older store, which has neither, has no manifest)";
+    vec![
+        Damage {
+            file: super::manifest::FORMAT.to_string(),
+            fault: Fault::Format(why.into()),
+            committed: None,
+        },
+        Damage {
+            file: FILE.to_string(),
+            fault: Fault::Ledger("removed together with the store's format mark".into()),
+            committed: None,
+        },
+    ]
+}
+
 /// The ledger's text listing `names`.
 pub fn text<'a>(names: impl IntoIterator<Item = &'a String>) -> Vec<u8> {
     names

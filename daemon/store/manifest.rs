@@ -71,7 +71,13 @@ pub enum Fault {
     Ledger(String),
     /// A top-level file of the store (`FORMAT`) not as written.
     Format(String),
+    /// The workspace's whole store gone, while data_dir proves the daemon served the
+    /// workspace (see `repair::known_without_store`): named `STORE`.
+    StoreRemoved,
 }
+
+/// How the damage of a whole store (`Fault::StoreRemoved`) names its file: the store's folder.
+pub const STORE: &str = ".";
 
 /// One damaged file of a workspace's store.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,12 +103,23 @@ impl Damage {
             Fault::FolderRemoved => "the whole record folder is gone (the store committed it: its ledger `record-folders` lists it)".into(),
             Fault::Ledger(why) => format!("the ledger of record folders is damaged: {why}"),
             Fault::Format(why) => format!("the store's format mark is damaged: {why}"),
+            Fault::StoreRemoved => "the workspace's whole store in data_dir (workspaces/<store>/) is gone, though data_dir/anchors/ holds the workspace's audit anchor: this daemon served it, so its decisions, approvals and claims are not read as none. Restore data_dir from a backup (`baton restore`), or, to serve the workspace afresh without them, stop the daemon and run `baton repair --afresh <workspace>`".into(),
         }
+    }
+
+    /// Whether this damage bears on the record folder `dir` (`handoffs/<key dir>/`): its own
+    /// files, or the whole store, of which no record can be told.
+    pub fn covers(&self, dir: &str) -> bool {
+        self.file.starts_with(dir) || self.fault == Fault::StoreRemoved
     }
 }
 
 impl std::fmt::Display for Damage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.fault == Fault::StoreRemoved {
+            // Its text names the store: `.` would say nothing.
+            return write!(f, "{}", self.why());
+        }
         write!(f, "{}: {}", self.file, self.why())
     }
 }

@@ -132,6 +132,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn damaged_files(&self) -> usize {
         0
     }
+    /// Notes damage found outside the backend's own reads (a whole store gone: see
+    /// `repair::known_without_store`), so the workspace is read-only as for any other.
+    fn note_damaged(&self, _tag: &str, _damage: &[Damage]) {}
     /// The files of one record folder, each with its size and a stamp that changes whenever
     /// it does, so the search index tells what changed without reading it. By default each
     /// file is read and hashed; a backend that keeps versions answers from them.
@@ -306,6 +309,11 @@ impl Store {
     /// The damage found in this workspace's records (see `Backend::damaged`).
     pub fn damaged(&self) -> Vec<Damage> {
         self.backend.damaged(&self.tag)
+    }
+
+    /// Notes damage found outside the backend's own reads (see `Backend::note_damaged`).
+    pub fn note_damaged(&self, damage: &[Damage]) {
+        self.backend.note_damaged(&self.tag, damage)
     }
 
     /// Whether this workspace's records are damaged: it is then served read-only.

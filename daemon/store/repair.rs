@@ -20,6 +20,61 @@ use std::path::{Path, PathBuf};
 /// Where evidence goes: a damaged file is kept under it, by folder, before it is replaced.
 pub const SET_ASIDE: &str = "damaged";
 
+/// Whether the store of `ws` (`data_dir/workspaces/<tag>/`) is gone while data_dir proves this
+/// daemon served the workspace: its audit anchor (`data_dir/anchors/<tag>.json`, or a line of
+/// the ledger of flushed anchors: `flushed` says whether it holds one), written before the
+/// first event the daemon logs for it and never removed. The daemon makes the store before it
+/// logs anything there, so such a workspace had records: a store gone is damage, never a
+/// workspace new to the daemon (whose archive is set aside and whose handoff.json is received
+/// again). A workspace served without ever logging an event had no record to lose.
+pub fn known_without_store(
+    data_dir: &Path,
+    ws: &crate::workspace::Workspace,
+    flushed: impl FnOnce(&str) -> bool,
+) -> bool {
+    let tag = super::tag(ws);
+    if data_dir.join("workspaces").join(&tag).exists() {
+        return false;
+    }
+    let anchors = crate::audit::Anchors::for_workspace(data_dir, ws);
+    anchors.anchor.exists() || anchors.history.exists() || flushed(&tag)
+}
+
+/// The damage of a workspace's whole store gone (see `known_without_store`).
+pub fn store_removed() -> Damage {
+    Damage {
+        file: manifest::STORE.to_string(),
+        fault: Fault::StoreRemoved,
+        committed: None,
+    }
+}
+
+/// Moves the workspace's archive of published copies (`.baton/handoffs/`) aside, when it holds
+/// any, to `.baton/handoffs.untrusted-<time>` (kept, never loaded): for a workspace whose
+/// records start afresh, the copies were not written under its store. Returns where.
+pub fn set_archive_aside(ws: &crate::workspace::Workspace) -> io::Result<Option<PathBuf>> {
+    let archive = ws.handoffs_dir();
+    if ws.list_dirs(&archive)?.is_empty() {
+        return Ok(None);
+    }
+    let aside = ws.baton_dir().join(format!(
+        "handoffs.untrusted-{}",
+        crate::clock::now_rfc3339().replace(':', "")
+    ));
+    ws.rename(&archive, &aside)?;
+    Ok(Some(aside))
+}
+
+/// `baton repair --afresh`: a workspace whose store is gone (`known_without_store`) made
+/// servable again without its records, at the operator's word: its archive set aside
+/// (`set_archive_aside`) and an empty store made in `data_dir`. Its audit log is kept and
+/// carries on. Returns where the archive went.
+pub fn afresh(data_dir: &Path, ws: &crate::workspace::Workspace) -> io::Result<Option<PathBuf>> {
+    let aside = set_archive_aside(ws)?;
+    Folder::new(data_dir.join("workspaces").join(super::tag(ws))).create()?;
+    Ok(aside)
+}
+
 /// What can be done about one damaged file.
 #[derive(Debug, Clone)]
 pub enum Fix {
@@ -80,12 +135,16 @@ pub type Offered = Vec<(String, Vec<u8>)>;
 pub fn plan(dir: &Path, offered: &dyn Fn(&str, &str) -> Offered) -> io::Result<Plan> {
     let folder = Folder::new(dir.to_path_buf());
     let mut plan = Plan::default();
-    if !folder.manifests_required() {
+    let lost = super::ledger::marks_lost(dir, &folder.record_dirs()?);
+    if !lost && !folder.manifests_required() {
         plan.unchecked = true;
         return Ok(plan);
     }
     let snapshot = Snapshot::read(dir);
-    let (removed, own) = folder.check_store()?;
+    let (removed, mut own) = folder.check_store()?;
+    if lost {
+        own.extend(super::ledger::marks_lost_damage());
+    }
     for d in own {
         plan.fixes.push(fix_store_file(&folder, d, &snapshot)?);
     }

@@ -67,7 +67,7 @@ impl<'a> Cx<'a> {
                     let damage = ws.store.damaged();
                     damage
                         .iter()
-                        .any(|d| d.file.starts_with(&dir))
+                        .any(|d| d.covers(&dir))
                         .then_some(damage)
                 };
                 self.registry.pick(of_key).into_iter().next()?

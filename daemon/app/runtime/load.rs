@@ -61,12 +61,25 @@ pub(in crate::app) fn load_checked(
 ) -> anyhow::Result<Loaded> {
     let store = Store::for_workspace(records, ws);
     let clustered = remote.is_some();
+    // The store gone while data_dir proves this daemon served the workspace: damage, not a
+    // workspace new to it (which would set its archive aside, make an empty store and receive
+    // its handoff.json again as pending, its decisions lost). Nothing is made or moved: it is
+    // served read-only, its published copies left alone, until data_dir is restored or
+    // `baton repair --afresh` says to start it afresh. (In a cluster the store is PostgreSQL's.)
+    let mut gone = false;
     if !store.exists()? {
-        adopt(ws)?;
-        store.create(&ws.name)?;
-        // The memo of announced checkpoints exists from the start, so the first scan's
-        // rewrites of it make no files.
-        save_seen_checkpoints(&store, &BTreeMap::new())?;
+        let flushed = |tag: &str| ledger.newest(tag).is_some();
+        if !clustered && crate::store::repair::known_without_store(data_dir, ws, flushed) {
+            tracing::error!(workspace = %ws.name, store = %store.tag(), "the workspace's store in data_dir is gone, though its audit anchor shows this daemon served it: served read-only, its records never read as none, until data_dir is restored from a backup (`baton restore`) or `baton repair --afresh` starts it afresh");
+            store.note_damaged(&[crate::store::repair::store_removed()]);
+            gone = true;
+        } else {
+            adopt(ws)?;
+            store.create(&ws.name)?;
+            // The memo of announced checkpoints exists from the start, so the first scan's
+            // rewrites of it make no files.
+            save_seen_checkpoints(&store, &BTreeMap::new())?;
+        }
     }
     // The workspace folder and .baton/ are opened once for the whole load: every read and
     // listing below walks down from these handles, not from the path each time.
@@ -120,7 +133,11 @@ pub(in crate::app) fn load_checked(
     // Record folders whose files are not as committed: left out of the state, their copies
     // left alone (never taken for forgeries), the workspace read-only (see `store::manifest`).
     let mut damaged = std::collections::HashSet::new();
-    for (name, files) in store.load_all()? {
+    let all = match gone {
+        true => Vec::new(),
+        false => store.load_all()?,
+    };
+    for (name, files) in all {
         let files = match files {
             Ok(files) => files,
             Err(e) if crate::store::Damaged::of(&e).is_some() => {
@@ -152,7 +169,11 @@ pub(in crate::app) fn load_checked(
         .filter(|r| r.is_pending())
         .max_by(|a, b| a.meta.received_at.cmp(&b.meta.received_at))
         .map(|r| r.meta.key.clone());
-    let handoffs = baton.as_ref().and_then(|b| opened_sub(ws, b, "handoffs"));
+    // With the store gone, no copy can be checked against it: each is left as it is.
+    let handoffs = match gone {
+        true => None,
+        false => baton.as_ref().and_then(|b| opened_sub(ws, b, "handoffs")),
+    };
     // A single daemon's only: in a cluster the memo would be one more fenced row written per
     // workspace at each take (the three-node test lost handoffs with it; not yet understood).
     let memo: Stamps = match clustered {
@@ -239,16 +260,9 @@ pub(in crate::app) fn serve_all(all: &[Workspace], serve: impl Fn(&Workspace) + 
 /// A workspace served for the first time with this data_dir: any archive already in it was
 /// not written under this store, so it is moved aside (kept, never loaded).
 fn adopt(ws: &Workspace) -> anyhow::Result<()> {
-    let archive = ws.handoffs_dir();
-    if ws.list_dirs(&archive)?.is_empty() {
-        return Ok(());
+    if let Some(aside) = crate::store::repair::set_archive_aside(ws)? {
+        tracing::warn!(workspace = %ws.name, aside = %aside.display(), "this data_dir has no records of the workspace; its existing archive is not trusted and is moved aside");
     }
-    let aside = ws.baton_dir().join(format!(
-        "handoffs.untrusted-{}",
-        crate::clock::now_rfc3339().replace(':', "")
-    ));
-    tracing::warn!(workspace = %ws.name, aside = %aside.display(), "this data_dir has no records of the workspace; its existing archive is not trusted and is moved aside");
-    ws.rename(&archive, &aside)?;
     Ok(())
 }
 

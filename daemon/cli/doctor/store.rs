@@ -11,9 +11,6 @@ pub fn check(config: &Config) -> Outcome {
         return Ok("the records are in PostgreSQL ([cluster])".into());
     }
     let dir = config.data_dir.join("workspaces");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Ok("no workspace's store yet".into());
-    };
     let found = baton::workspace::discover(&config.workspaces).ok();
     // Each under the id its records are kept by (a moved workspace's is not its path's).
     let records = baton::store::in_data_dir(&config.data_dir);
@@ -24,6 +21,26 @@ pub fn check(config: &Config) -> Outcome {
         .map(|ws| baton::store::identity::known(&config.data_dir, &records, ws))
         .collect();
     let mut findings = Vec::new();
+    // A whole store gone, of a workspace the daemon served (its audit anchor says so).
+    let flushed = baton::audit::Ledger::read(&config.data_dir).unwrap_or_default();
+    for ws in &workspaces {
+        if repair::known_without_store(&config.data_dir, ws, |t| flushed.contains_key(t)) {
+            let what = format!(
+                "workspace \"{}\": {}; it is served read-only",
+                ws.name,
+                repair::store_removed().why()
+            );
+            let place = dir.join(baton::store::tag(ws)).display().to_string();
+            let how = format!("restore data_dir from a backup (`baton restore`); or, to serve it afresh without its records, stop the daemon and run `baton repair --afresh {}`", ws.name);
+            findings.push(Finding::problem(what, place, how));
+        }
+    }
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return match findings.is_empty() {
+            true => Ok("no workspace's store yet".into()),
+            false => Err(findings),
+        };
+    };
     let mut stores = 0;
     for store in entries.flatten().filter(|e| e.path().is_dir()) {
         stores += 1;
