@@ -7,6 +7,7 @@
 //! `baton repair --dry-run` say it and change nothing; `baton repair` rebuilds it from a source
 //! it proves (the snapshot, the published copy), and the next start serves it again.
 
+mod grid;
 mod removed;
 
 use crate::util::{baton, bytes, events, handoff, write_atomic, Daemon, TestEnv};
