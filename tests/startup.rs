@@ -203,3 +203,64 @@ fn a_lost_signing_key_is_not_replaced_silently() {
     assert!(rotated.status.success(), "{rotated:?}");
     env.start().stop();
 }
+
+/// Signing keys lost whole (keys/ removed, as by a backup that left it out): the public keys
+/// went with them, yet the records and audit anchors show a daemon signed here, so the start
+/// is refused, naming that evidence, and no key is made behind the operator's back.
+#[test]
+fn a_keys_folder_removed_whole_is_not_replaced_silently() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &bytes(&handoff("before-the-loss")),
+    );
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    assert_eq!(d.decide("before-the-loss", "approved", "").0, 200);
+    d.stop();
+    let config = env.config_path();
+    let keys = env.root().join("data/keys");
+    std::fs::remove_dir_all(&keys).unwrap();
+
+    let (code, said) = crate::util::refused_start(&config);
+    assert_ne!(code, Some(0), "{said}");
+    assert!(
+        said.contains("signing.key is missing")
+            && said.contains("workspace records in")
+            && said.contains("restore it")
+            && said.contains("baton keys --rotate"),
+        "{said}"
+    );
+    assert!(!keys.exists(), "no key made behind the operator's back");
+    let rotated = crate::util::baton(&["keys", "--rotate", "--config", config.to_str().unwrap()]);
+    assert!(rotated.status.success(), "{rotated:?}");
+    env.start().stop();
+}
+
+/// A public key file that cannot be read as one is an error naming it, never skipped: skipped,
+/// it hid that this data_dir had signed, and with the signing key lost a new one was made.
+#[test]
+fn an_unparsable_public_key_file_refuses_the_start_and_is_named() {
+    let mut env = TestEnv::new();
+    env.start().stop();
+    let keys = env.root().join("data/keys");
+    std::fs::remove_file(keys.join("signing.key")).unwrap();
+    let public: Vec<_> = std::fs::read_dir(keys.join("public"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(public.len(), 1, "{public:?}");
+    std::fs::write(&public[0], "damaged\n").unwrap();
+
+    let (code, said) = crate::util::refused_start(&env.config_path());
+    assert_ne!(code, Some(0), "{said}");
+    let name = public[0].file_name().unwrap().to_string_lossy();
+    assert!(
+        said.contains(&*name) && said.contains("not a 64-hex-digit Ed25519 public key"),
+        "{said}"
+    );
+    assert!(
+        !keys.join("signing.key").exists(),
+        "no key made behind the operator's back"
+    );
+}

@@ -128,22 +128,20 @@ impl Keyring {
             })?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 // A first start makes the key. A key lost later must not be replaced silently:
-                // the daemon's identity would change with nobody told.
-                let published = published(data_dir)?;
-                if !published.is_empty() {
+                // the daemon's identity would change with nobody told. Lost is judged from
+                // everything a daemon that ran here left, not only the public keys: those go
+                // with the key when keys/ is removed whole.
+                let evidence = used_before(data_dir)?;
+                if !evidence.is_empty() {
                     return Err(io::Error::new(
                         io::ErrorKind::NotFound,
                         format!(
-                            "{} is missing, though this data_dir signed with {} key(s) ({}): \
-                             restore it from a backup, or run `baton keys --rotate` to make a new \
-                             signing key on purpose and hand its public half to whoever verifies",
+                            "{} is missing, though a daemon signed with this data_dir before \
+                             ({}): restore it (the whole keys/ folder) from a backup, or run \
+                             `baton keys --rotate` to start a new signing identity on purpose \
+                             and hand its public half to whoever verifies",
                             path.display(),
-                            published.len(),
-                            published
-                                .iter()
-                                .map(|k| k.key_id.as_str())
-                                .collect::<Vec<_>>()
-                                .join(", ")
+                            evidence.join("; ")
                         ),
                     ));
                 }
@@ -228,7 +226,9 @@ fn parse_signing(text: &str) -> Option<SigningKey> {
     Some(SigningKey::from_bytes(&bytes))
 }
 
-/// Every public key the daemon of `data_dir` ever signed with.
+/// Every public key the daemon of `data_dir` ever signed with. A file there that is not a
+/// public key is an error naming it, not skipped: skipped, a damaged key file would leave its
+/// receipts unverifiable and, with the signing key lost, let a new key be made unnoticed.
 pub fn published(data_dir: &Path) -> io::Result<Vec<PublicKey>> {
     let mut keys = Vec::new();
     let dir = keys_dir(data_dir).join("public");
@@ -237,11 +237,76 @@ pub fn published(data_dir: &Path) -> io::Result<Vec<PublicKey>> {
         other => other?,
     };
     for entry in entries {
-        let text = std::fs::read_to_string(entry?.path())?;
-        keys.extend(parse_public(text.trim()));
+        let path = entry?.path();
+        // A write cut short (`write_atomic`'s temporary file) is no key.
+        if path
+            .file_name()
+            .is_some_and(|n| n.as_encoded_bytes().starts_with(b"."))
+        {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", path.display())))?;
+        let key = parse_public(text.trim()).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: not a 64-hex-digit Ed25519 public key: restore it from a backup (the \
+                     receipts it signed cannot be checked without it), or move it out of {} if \
+                     it is not one",
+                    path.display(),
+                    dir.display()
+                ),
+            )
+        })?;
+        keys.push(key);
     }
     keys.sort_by(|a, b| a.key_id.cmp(&b.key_id));
     Ok(keys)
+}
+
+/// What shows that a daemon ran on `data_dir`, and so made a signing key there: its keys
+/// folder, the public keys in it, the audit anchors, the workspaces' records. Empty on a
+/// first start (nothing of these is made before the key).
+fn used_before(data_dir: &Path) -> io::Result<Vec<String>> {
+    let mut evidence = Vec::new();
+    let keys = published(data_dir)?;
+    if !keys.is_empty() {
+        let ids: Vec<&str> = keys.iter().map(|k| k.key_id.as_str()).collect();
+        evidence.push(format!(
+            "it published {} key(s): {}",
+            keys.len(),
+            ids.join(", ")
+        ));
+    } else if keys_dir(data_dir).exists() {
+        evidence.push(format!("{} exists", keys_dir(data_dir).display()));
+    }
+    let anchors = data_dir.join("anchors");
+    if non_empty(&anchors)? {
+        evidence.push(format!("audit anchors in {}", anchors.display()));
+    }
+    let records = data_dir.join("workspaces");
+    if non_empty(&records)? {
+        evidence.push(format!("workspace records in {}", records.display()));
+    }
+    Ok(evidence)
+}
+
+/// Whether the folder `dir` holds anything (a file with bytes, or any entry but empty files).
+fn non_empty(dir: &Path) -> io::Result<bool> {
+    let entries = match std::fs::read_dir(dir) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
+        Ok(entries) => entries,
+    };
+    for entry in entries {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        if meta.is_dir() || meta.len() > 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// A public key from its hex form, with its id.
