@@ -264,3 +264,54 @@ fn an_unparsable_public_key_file_refuses_the_start_and_is_named() {
         "no key made behind the operator's back"
     );
 }
+
+/// SIGHUP while the workspaces load (seconds at scale), before the daemon's own signal
+/// handlers exist: the start goes on, the signal is logged, and SIGTERM still stops it
+/// gracefully. SIGHUP's default action used to end such a start, with nothing said.
+#[test]
+fn sighup_while_the_workspaces_load_neither_kills_nor_stops_the_start() {
+    let env = TestEnv::new();
+    // Enough workspaces that loading them outlasts the signal's way to the daemon.
+    for i in 0..300 {
+        std::fs::create_dir_all(env.ws(&format!("w{i:03}")).join(".baton")).unwrap();
+    }
+    let log = env.root().join("daemon-sighup.log");
+    let mut child = std::process::Command::new(crate::util::BIN)
+        .args(["serve", "--config", env.config_path().to_str().unwrap()])
+        .env("BATON_LOG", "info")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    // The daemon names itself in its lock just before it loads the workspaces.
+    let lock = env.root().join("data/daemon.lock");
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + crate::util::PATIENCE;
+    while !std::fs::read_to_string(&lock).is_ok_and(|t| t.trim() == pid.to_string()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock was never taken"
+        );
+        assert!(child.try_wait().unwrap().is_none(), "the daemon ended");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    // SAFETY: a signal to our own child.
+    unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+
+    // Kept open to the end: the daemon's standard output is not closed under it.
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let listening = stdout
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.starts_with("baton: listening on "));
+    let status = child.try_wait().unwrap();
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(listening, "the start ended ({status:?}): {said}");
+    // SAFETY: as above.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert!(status.success(), "exited with {status}");
+    drop(stdout);
+    let said = std::fs::read_to_string(&log).unwrap();
+    assert!(said.contains("SIGHUP during start-up"), "{said}");
+}

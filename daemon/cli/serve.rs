@@ -7,6 +7,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
+    // First: SIGHUP's default action kills, and `Signals` is installed only once the
+    // workspaces are loaded (seconds at scale).
+    early_sighup::catch();
     // Before any file is opened: workspaces opened under a low soft limit would fail with
     // "Too many open files" although the hard limit allows them.
     super::run::raise_fd_limit();
@@ -75,6 +78,7 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         // Registered before anyone is told we listen: a SIGTERM sent the moment after must
         // shut down cleanly, not kill the process (the handler task may not have run yet).
         let signals = Signals::install()?;
+        early_sighup::report();
         let bound = listener.local_addr()?;
         tracing::info!(address = %bound, workspaces = app.workspaces().len(), "listening");
         out!("baton: listening on http://{bound}");
@@ -169,5 +173,46 @@ impl Signals {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// SIGHUP during start-up (a terminal closed, a reload by habit while workspaces load): caught
+/// by a handler that only notes it, logged once `Signals` takes over. A handler, not SIG_IGN:
+/// an ignored signal stays ignored in the programs the daemon runs, a caught one does not.
+mod early_sighup {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static SEEN: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn note(_: libc::c_int) {
+        // Async-signal-safe: one atomic store.
+        SEEN.store(true, Ordering::Relaxed);
+    }
+
+    pub fn catch() {
+        // SAFETY: a zeroed sigaction is valid; the handler is async-signal-safe and lives for
+        // the whole process.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = note as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            if libc::sigaction(libc::SIGHUP, &action, std::ptr::null_mut()) != 0 {
+                tracing::warn!(
+                    error = %std::io::Error::last_os_error(),
+                    "SIGHUP cannot be caught during start-up: one would stop the daemon"
+                );
+            }
+        }
+    }
+
+    /// Logs a SIGHUP that came while starting (from now on `Signals` logs each).
+    pub fn report() {
+        if SEEN.load(Ordering::Relaxed) {
+            tracing::warn!(
+                "SIGHUP during start-up: nothing is reloaded in place; restart the daemon to \
+                 apply a changed configuration (SIGTERM stops it gracefully)"
+            );
+        }
     }
 }
