@@ -315,3 +315,27 @@ fn sighup_while_the_workspaces_load_neither_kills_nor_stops_the_start() {
     let said = std::fs::read_to_string(&log).unwrap();
     assert!(said.contains("SIGHUP during start-up"), "{said}");
 }
+
+/// daemon.lock removed while a daemon runs (a clean-up script, a hand): a second start on the
+/// same data_dir is still refused, as data_dir itself is locked, and the first daemon makes
+/// daemon.lock again, naming itself. A second used to make a new daemon.lock, lock it, and
+/// run beside the first.
+#[test]
+fn a_second_daemon_is_refused_though_daemon_lock_was_removed() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    let lock = env.root().join("data/daemon.lock");
+    std::fs::remove_file(&lock).unwrap();
+    let (code, said) = crate::util::refused_start(&env.config_path());
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains("another baton daemon") && said.contains("already runs on data_dir"),
+        "{said}"
+    );
+    d.assert_alive();
+    d.wait_until("daemon.lock made again", || {
+        std::fs::read_to_string(&lock).is_ok_and(|pid| pid.trim() == d.pid().to_string())
+    });
+    d.stop();
+    env.start().stop();
+}

@@ -6,6 +6,8 @@ use baton::startup::StartupProblem;
 use std::path::Path;
 use std::process::ExitCode;
 
+pub(super) mod one_daemon;
+
 pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     // First: SIGHUP's default action kills, and `Signals` is installed only once the
     // workspaces are loaded (seconds at scale).
@@ -35,7 +37,15 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
     config.check_paths()?;
     // Held until the process ends: a second daemon on this data_dir would work the same outbox
     // and store (every webhook sent twice) while skipping the workspaces, unnoticed.
-    let _one_daemon = hold_data_dir(&config.data_dir)?;
+    let mut one_daemon = one_daemon::hold(&config.data_dir)?;
+    // daemon.lock removed or replaced meanwhile is made again; held by this thread until the
+    // process ends.
+    std::thread::Builder::new()
+        .name("data-dir-lock".into())
+        .spawn(move || loop {
+            std::thread::sleep(std::time::Duration::from_secs(2));
+            one_daemon.mend();
+        })?;
     let source = config.source_name.clone();
     // data_dir itself is narrowed at once; what is inside it, once the daemon is ready (the
     // sender dropped: see below, or a start that failed).
@@ -100,36 +110,6 @@ pub fn serve(config: Option<&Path>) -> anyhow::Result<ExitCode> {
         super::run::run(app, listener).await
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// An exclusive lock on `data_dir/daemon.lock`, naming the holder's pid inside, or why this
-/// daemon may not start.
-fn hold_data_dir(data_dir: &Path) -> anyhow::Result<std::fs::File> {
-    use fs4::fs_std::FileExt;
-    use std::io::{Read, Seek, Write};
-    let path = data_dir.join("daemon.lock");
-    let mut file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    if !FileExt::try_lock_exclusive(&file)? {
-        let mut pid = String::new();
-        let _ = file.read_to_string(&mut pid);
-        anyhow::bail!(
-            "another baton daemon (pid {}) already runs on data_dir {}: one daemon per data_dir \
-             (two would work the same outbox and store). Stop it, or give this one its own \
-             data_dir",
-            pid.trim(),
-            data_dir.display()
-        );
-    }
-    file.set_len(0)?;
-    file.rewind()?;
-    write!(file, "{}", std::process::id())?;
-    Ok(file)
 }
 
 /// SIGINT and SIGTERM, their handlers installed when made; and SIGHUP, whose default action
