@@ -339,3 +339,19 @@ fn a_second_daemon_is_refused_though_daemon_lock_was_removed() {
     d.stop();
     env.start().stop();
 }
+
+/// `baton repair` is refused while a daemon runs though daemon.lock was removed: it used to
+/// take the missing file for "no daemon" and rewrite the store under the running daemon.
+#[test]
+fn repair_is_refused_while_a_daemon_runs_though_daemon_lock_was_removed() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    std::fs::remove_file(env.root().join("data/daemon.lock")).unwrap();
+    let config = env.config_path();
+    let out = crate::util::baton(&["repair", "--config", config.to_str().unwrap()]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("runs on data_dir"), "{said}");
+    d.assert_alive();
+    d.stop();
+}

@@ -272,6 +272,18 @@ fn stores(data_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 /// data_dir's daemon lock, or why the repair may not run: a daemon holds it.
 fn hold(data_dir: &Path) -> anyhow::Result<Option<std::fs::File>> {
     use fs4::fs_std::FileExt;
+    // data_dir itself first: daemon.lock may have been removed under a running daemon. Held
+    // until this process ends.
+    if data_dir.is_dir() {
+        match super::serve::one_daemon::lock_folder(data_dir)? {
+            Ok(folder) => std::mem::forget(folder),
+            Err(pid) => anyhow::bail!(
+                "a baton daemon (pid {pid}) runs on data_dir {}: stop it, run `baton repair`, \
+                 then start it again (`baton repair --dry-run` only reads, and runs beside it)",
+                data_dir.display()
+            ),
+        }
+    }
     let path = data_dir.join("daemon.lock");
     let file = match std::fs::OpenOptions::new()
         .read(true)
