@@ -24,6 +24,8 @@ use postgres::types::ToSql;
 use postgres::{Client, NoTls, Row, Statement};
 use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// How long a connection may sit unused and still be handed out unchecked. A database restart
@@ -141,11 +143,15 @@ impl std::fmt::Debug for Conn {
 #[derive(Debug)]
 pub struct Manager {
     config: postgres::Config,
+    /// Connections made: a new one follows every server restart or failover, after which
+    /// what this node remembers of the database's rows may be more than the database kept
+    /// (`written`).
+    made: Arc<AtomicU64>,
 }
 
 impl Manager {
-    pub fn new(config: postgres::Config) -> Manager {
-        Manager { config }
+    pub fn new(config: postgres::Config, made: Arc<AtomicU64>) -> Manager {
+        Manager { config, made }
     }
 }
 
@@ -154,8 +160,11 @@ impl r2d2::ManageConnection for Manager {
     type Error = postgres::Error;
 
     fn connect(&self) -> Result<Conn, postgres::Error> {
+        let client = self.config.connect(NoTls)?;
+        // Counted before any statement runs on it.
+        self.made.fetch_add(1, Ordering::SeqCst);
         Ok(Conn {
-            client: self.config.connect(NoTls)?,
+            client,
             statements: HashMap::new(),
             last_used: Instant::now(),
         })

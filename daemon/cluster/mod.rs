@@ -69,7 +69,8 @@ pub struct Cluster {
 impl Cluster {
     /// Connects and brings the schema up to date; refuses a schema newer than this binary.
     pub fn connect(config: &config::Cluster) -> Result<Arc<Cluster>, ClusterError> {
-        let (pool, pg_config) = pool(config)?;
+        let made = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (pool, pg_config) = pool(config, made.clone())?;
         schema::migrate(&pool)?;
         let trust = Arc::new(trust::Trust::load(&pool)?);
         let node = config.node_name();
@@ -89,7 +90,7 @@ impl Cluster {
             ttl,
             trust,
             pg_config,
-            written: written::Written::default(),
+            written: written::Written::new(made),
         }))
     }
 
@@ -132,7 +133,10 @@ pub fn records_of(config: &config::Config) -> anyhow::Result<crate::store::Recor
     })
 }
 
-fn pool(config: &config::Cluster) -> Result<(Pool, postgres::Config), ClusterError> {
+fn pool(
+    config: &config::Cluster,
+    made: Arc<std::sync::atomic::AtomicU64>,
+) -> Result<(Pool, postgres::Config), ClusterError> {
     let url = config::cluster::redacted(&config.database_url);
     let mut pg: postgres::Config =
         config
@@ -143,7 +147,7 @@ fn pool(config: &config::Cluster) -> Result<(Pool, postgres::Config), ClusterErr
                 error: e.to_string(),
             })?;
     stall_limits(&mut pg, Duration::from_secs(config.lease_ttl_s));
-    let manager = conn::Manager::new(pg.clone());
+    let manager = conn::Manager::new(pg.clone(), made);
     let pool = r2d2::Pool::builder()
         .max_size(8)
         .connection_timeout(Duration::from_secs(5))

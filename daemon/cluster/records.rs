@@ -149,14 +149,14 @@ impl Rows {
         }
         let epoch = self.cluster.leases.epoch(tag).ok_or_else(|| stale(tag))?;
         let written = &self.cluster.written;
-        written.begin(tag, dir, epoch);
+        let began = written.begin(tag, dir, epoch);
         let view = self.change_folder(tag, dir, epoch, &gone, &names, &bytes);
         let (out, view) = match view {
             Ok(Some(view)) => (Ok(()), Some(view)),
             Ok(None) => (Err(stale(tag)), None),
             Err(e) => (Err(e), None),
         };
-        written.end(tag, dir, epoch, view);
+        written.end(tag, dir, epoch, began, view);
         out
     }
 

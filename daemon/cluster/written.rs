@@ -12,11 +12,15 @@
 //! - after a change that failed (a statement whose connection broke may still commit on the
 //!   server later), nothing of that workspace is kept under that epoch again;
 //! - a view written under another epoch than the one held now (the lease moved, even back to
-//!   this node) is not used.
+//!   this node) is not used;
+//! - a view whose change began before the pool last made a connection is not used: the
+//!   database may have lost commits it acknowledged (a failover to a replica behind it, a
+//!   restore) without the lease moving, and every such loss breaks the pool's connections.
 
 use crate::store::FolderFile;
 use std::collections::{HashMap, VecDeque};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// Most folders kept, and most bytes of files kept in all (the oldest go first).
 const MAX_FOLDERS: usize = 1024;
@@ -47,8 +51,9 @@ struct Slot {
     changing: u32,
     /// Whether two of them overlapped since none was under way.
     crossed: bool,
-    /// The folder as its last change left it, with its place in `Inner::order`.
-    view: Option<(View, u64)>,
+    /// The folder as its last change left it, with its place in `Inner::order` and the
+    /// connections the pool had made when the change began.
+    view: Option<(View, u64, u64)>,
 }
 
 type Key = (String, String);
@@ -72,9 +77,19 @@ struct Inner {
 #[derive(Debug, Default)]
 pub(super) struct Written {
     inner: Mutex<Inner>,
+    /// How many connections the pool has made (`conn::Manager` counts them).
+    made: Arc<AtomicU64>,
 }
 
 impl Written {
+    /// Kept views count as current only while the pool has made `made` connections.
+    pub(super) fn new(made: Arc<AtomicU64>) -> Written {
+        Written {
+            inner: Mutex::default(),
+            made,
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -86,8 +101,11 @@ impl Written {
     }
 
     /// A change of folder `dir` of workspace `tag` under `epoch` begins: its view is dropped,
-    /// and a change already under way makes neither certain.
-    pub(super) fn begin(&self, tag: &str, dir: &str, epoch: i64) {
+    /// and a change already under way makes neither certain. Gives what `end` takes back.
+    pub(super) fn begin(&self, tag: &str, dir: &str, epoch: i64) -> Began {
+        // Read before the change's statement takes a connection, so a connection made for it
+        // (or after it) leaves the view unused.
+        let began = Began(self.made.load(Ordering::SeqCst));
         let mut inner = self.lock();
         // Only a newer epoch clears a doubt: a change that read an older epoch before this
         // node took the lease again may begin after a change under the new one failed.
@@ -98,15 +116,16 @@ impl Written {
         let dropped = slot.view.take();
         slot.crossed |= slot.changing > 0;
         slot.changing += 1;
-        if let Some((view, _)) = dropped {
+        if let Some((view, ..)) = dropped {
             inner.views -= 1;
             inner.bytes -= view.bytes();
         }
+        began
     }
 
     /// The change begun by `begin` ended: committed with `view` (the folder after it), or
     /// failed (`None`).
-    pub(super) fn end(&self, tag: &str, dir: &str, epoch: i64, view: Option<View>) {
+    pub(super) fn end(&self, tag: &str, dir: &str, epoch: i64, began: Began, view: Option<View>) {
         let mut inner = self.lock();
         let inner = &mut *inner;
         let key: Key = (tag.into(), dir.into());
@@ -128,7 +147,7 @@ impl Written {
                 inner.kept += 1;
                 inner.views += 1;
                 inner.bytes += view.bytes();
-                slot.view = Some((view, inner.kept));
+                slot.view = Some((view, inner.kept, began.0));
                 inner.order.push_back((key, inner.kept));
                 inner.evict();
             }
@@ -163,8 +182,8 @@ impl Written {
             inner.asked = (with_bytes.iter().map(|n| n.to_string()).collect(), max);
         }
         let slot = inner.slots.get(&(tag.to_string(), dir.to_string()))?;
-        let (view, _) = slot.view.as_ref().filter(|_| slot.changing == 0)?;
-        if Some(view.epoch) != epoch {
+        let (view, _, made) = slot.view.as_ref().filter(|_| slot.changing == 0)?;
+        if Some(view.epoch) != epoch || *made != self.made.load(Ordering::SeqCst) {
             return None;
         }
         let mut out = Vec::with_capacity(view.files.len());
@@ -184,6 +203,10 @@ impl Written {
     }
 }
 
+/// The pool's count of connections made when a change began.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Began(u64);
+
 impl Inner {
     /// Drops the oldest views while too many are kept (or too many places of views dropped
     /// since, by a change of their folder, wait in `order`).
@@ -198,8 +221,8 @@ impl Inner {
             let Some(slot) = self.slots.get_mut(&key) else {
                 continue;
             };
-            if slot.view.as_ref().is_some_and(|(_, k)| *k == kept) {
-                let (view, _) = slot.view.take().expect("checked");
+            if slot.view.as_ref().is_some_and(|(_, k, _)| *k == kept) {
+                let (view, ..) = slot.view.take().expect("checked");
                 self.views -= 1;
                 self.bytes -= view.bytes();
                 if slot.changing == 0 {
@@ -239,12 +262,12 @@ mod tests {
     fn a_folder_is_answered_as_its_last_change_left_it_under_the_epoch_held() {
         let w = Written::default();
         assert!(w.folder("t", "k", Some(1), &ASKED, 99).is_none());
-        w.begin("t", "k", 1);
+        let b = w.begin("t", "k", 1);
         assert!(
             w.folder("t", "k", Some(1), &ASKED, 99).is_none(),
             "changing"
         );
-        w.end("t", "k", 1, view(1, "2:7"));
+        w.end("t", "k", 1, b, view(1, "2:7"));
         let files = w.folder("t", "k", Some(1), &ASKED, 99).unwrap();
         assert_eq!(files.len(), 2);
         assert_eq!(files[0].bytes, None, "not asked for");
@@ -264,27 +287,27 @@ mod tests {
     #[test]
     fn overlapping_changes_and_a_failed_one_keep_nothing() {
         let w = Written::default();
-        w.begin("t", "k", 1);
-        w.begin("t", "k", 1);
-        w.end("t", "k", 1, view(1, "2:7"));
-        w.end("t", "k", 1, view(1, "2:8"));
+        let b1 = w.begin("t", "k", 1);
+        let b2 = w.begin("t", "k", 1);
+        w.end("t", "k", 1, b1, view(1, "2:7"));
+        w.end("t", "k", 1, b2, view(1, "2:8"));
         assert!(w.folder("t", "k", Some(1), &ASKED, 99).is_none(), "crossed");
         // Alone again: kept.
-        w.begin("t", "k", 1);
-        w.end("t", "k", 1, view(1, "2:9"));
+        let b = w.begin("t", "k", 1);
+        w.end("t", "k", 1, b, view(1, "2:9"));
         assert!(w.folder("t", "k", Some(1), &ASKED, 99).is_some());
         // A failed change of another folder of the workspace: nothing of it under epoch 1.
-        w.begin("t", "j", 1);
-        w.end("t", "j", 1, None);
-        w.begin("t", "k", 1);
-        w.end("t", "k", 1, view(1, "2:10"));
+        let b = w.begin("t", "j", 1);
+        w.end("t", "j", 1, b, None);
+        let b = w.begin("t", "k", 1);
+        w.end("t", "k", 1, b, view(1, "2:10"));
         assert!(
             w.folder("t", "k", Some(1), &ASKED, 99).is_none(),
             "in doubt"
         );
         // Under the next epoch the doubt is gone.
-        w.begin("t", "k", 2);
-        w.end("t", "k", 2, view(2, "2:11"));
+        let b = w.begin("t", "k", 2);
+        w.end("t", "k", 2, b, view(2, "2:11"));
         assert!(w.folder("t", "k", Some(2), &ASKED, 99).is_some());
     }
 
@@ -292,15 +315,40 @@ mod tests {
     fn a_change_under_an_older_epoch_does_not_clear_a_newer_epochs_doubt() {
         let w = Written::default();
         // Under epoch 2 (the lease taken again) a change fails: it may still commit.
-        w.begin("t", "j", 2);
-        w.end("t", "j", 2, None);
+        let b = w.begin("t", "j", 2);
+        w.end("t", "j", 2, b, None);
         // A change that read epoch 1 before the take begins, and is refused (the fence).
-        w.begin("t", "x", 1);
-        w.end("t", "x", 1, None);
+        let b = w.begin("t", "x", 1);
+        w.end("t", "x", 1, b, None);
         // Epoch 2's doubt holds: nothing of the workspace is kept under it.
-        w.begin("t", "k", 2);
-        w.end("t", "k", 2, view(2, "2:7"));
+        let b = w.begin("t", "k", 2);
+        w.end("t", "k", 2, b, view(2, "2:7"));
         assert!(w.folder("t", "k", Some(2), &ASKED, 99).is_none());
+    }
+
+    #[test]
+    fn a_connection_made_since_a_change_began_leaves_its_view_unused() {
+        let made = Arc::new(AtomicU64::new(1));
+        let w = Written::new(made.clone());
+        let b = w.begin("t", "k", 1);
+        w.end("t", "k", 1, b, view(1, "2:7"));
+        assert!(w.folder("t", "k", Some(1), &ASKED, 99).is_some());
+        // The server restarted (a restore, a failover behind the old primary): the pool's
+        // connections broke and it made a new one. The database may have lost the change.
+        made.fetch_add(1, Ordering::SeqCst);
+        assert!(w.folder("t", "k", Some(1), &ASKED, 99).is_none());
+        // A connection made while a change is under way: its view is not used either.
+        let b = w.begin("t", "k", 1);
+        made.fetch_add(1, Ordering::SeqCst);
+        w.end("t", "k", 1, b, view(1, "2:8"));
+        assert!(w.folder("t", "k", Some(1), &ASKED, 99).is_none());
+        // A change begun after it: kept again.
+        let b = w.begin("t", "k", 1);
+        w.end("t", "k", 1, b, view(1, "2:9"));
+        assert_eq!(
+            w.folder("t", "k", Some(1), &ASKED, 99).unwrap()[1].stamp,
+            "2:9"
+        );
     }
 
     #[test]
@@ -308,8 +356,8 @@ mod tests {
         let w = Written::default();
         for i in 0..MAX_FOLDERS + 5 {
             let dir = i.to_string();
-            w.begin("t", &dir, 1);
-            w.end("t", &dir, 1, view(1, "2:7"));
+            let b = w.begin("t", &dir, 1);
+            w.end("t", &dir, 1, b, view(1, "2:7"));
         }
         assert!(w.folder("t", "0", Some(1), &ASKED, 99).is_none());
         assert!(w.folder("t", "4", Some(1), &ASKED, 99).is_none());
