@@ -252,6 +252,10 @@ impl App {
     /// Adds a workspace found after start-up (a new folder under a root). Returns it, or
     /// `None` when one of that name is already known.
     pub fn add_workspace(&self, ws: Workspace) -> anyhow::Result<Option<Arc<Served>>> {
+        // Held until the workspace is in the registry (or not served): checked after it.
+        let Some(_loading) = runtime::serving::Loading::take(self, &ws) else {
+            return Ok(None);
+        };
         if self.workspace(&ws.name).is_some() {
             return Ok(None);
         }

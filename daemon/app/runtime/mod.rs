@@ -54,6 +54,8 @@ pub(in crate::app) struct Runtime {
     /// the ingest thread tries the waiting workspaces at once rather than at its next retry,
     /// so a dead node's workspaces are taken as soon as a round sees their leases expired.
     pub retry_waiting: AtomicBool,
+    /// The names of the workspaces being loaded now (see `serving::Loading`).
+    pub loading: Mutex<std::collections::HashSet<String>>,
     /// Workspaces that could not be opened (see `serving`), tried again every few seconds.
     pub unserved: Mutex<BTreeMap<PathBuf, serving::Unserved>>,
     /// Set once the start-up scan has processed every workspace.
@@ -83,6 +85,7 @@ impl Runtime {
             owners: Mutex::default(),
             waiting: Mutex::default(),
             retry_waiting: AtomicBool::new(false),
+            loading: Mutex::default(),
             unserved: Mutex::default(),
             ready: AtomicBool::new(false),
             reverify: AtomicBool::new(false),
@@ -102,6 +105,10 @@ impl Runtime {
 
     pub fn waiting(&self) -> MutexGuard<'_, BTreeMap<PathBuf, Workspace>> {
         self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn loading(&self) -> MutexGuard<'_, std::collections::HashSet<String>> {
+        self.loading.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn unserved(&self) -> MutexGuard<'_, BTreeMap<PathBuf, serving::Unserved>> {

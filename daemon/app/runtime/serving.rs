@@ -7,6 +7,36 @@ use crate::app::{App, Served};
 use crate::workspace::Workspace;
 use std::sync::Arc;
 
+/// A workspace name taken for a load, given back when the load ends. Each folder is loaded
+/// in its own lane, so two folders of one name under two roots are loaded at once: the name
+/// is what makes one of them wait for the other's outcome.
+pub(in crate::app) struct Loading<'a> {
+    app: &'a App,
+    name: String,
+}
+
+impl<'a> Loading<'a> {
+    /// Takes `name`, or `None` while another folder of that name is being loaded.
+    pub(in crate::app) fn take(app: &'a App, ws: &Workspace) -> Option<Loading<'a>> {
+        let mut loading = app.inner.runtime.loading();
+        if !loading.insert(ws.name.clone()) {
+            tracing::warn!(workspace = %ws.name, root = %ws.root.display(),
+                "another folder of this name is being loaded; this one is not served (workspace names must be unique across the roots)");
+            return None;
+        }
+        Some(Loading {
+            app,
+            name: ws.name.clone(),
+        })
+    }
+}
+
+impl Drop for Loading<'_> {
+    fn drop(&mut self) {
+        self.app.inner.runtime.loading().remove(&self.name);
+    }
+}
+
 /// A workspace that could not be opened, and why (named on `/healthz`).
 #[derive(Debug, Clone)]
 pub struct Unserved {
