@@ -93,9 +93,42 @@ pub fn offset() -> Duration {
 
 /// A monotonic instant that moves with the test clock: for the few intervals that must agree
 /// with times kept elsewhere by the same clock (a cluster's leases, whose expiry is the
-/// database's time plus this offset; see `crate::cluster::clock`). Production: `Instant::now()`.
+/// database's time plus this offset; see `crate::cluster::clock`). Production: `Instant::now()`
+/// plus the time the machine slept since this process began: `Instant` stops while the
+/// machine (or its VM) is suspended, and a lease that ran out in the database meanwhile must
+/// not look renewed moments ago when the node wakes.
 pub fn instant() -> Instant {
-    Instant::now() + offset()
+    Instant::now() + slept() + offset()
+}
+
+/// How long the machine has been suspended since this process first asked: CLOCK_BOOTTIME
+/// goes on counting while the machine sleeps, CLOCK_MONOTONIC (what `Instant` reads) does not.
+fn slept() -> Duration {
+    static BASE: OnceLock<Duration> = OnceLock::new();
+    let asleep = boot_ahead();
+    asleep.saturating_sub(*BASE.get_or_init(|| asleep))
+}
+
+/// How far CLOCK_BOOTTIME is ahead of CLOCK_MONOTONIC: the machine's sleep since it booted
+/// (plus the few nanoseconds between the two reads).
+fn boot_ahead() -> Duration {
+    fn read(clock: libc::clockid_t) -> Duration {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid timespec to write; both clocks exist on every Linux since 2.6.39.
+        let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+        if rc != 0 {
+            return Duration::ZERO;
+        }
+        Duration::new(
+            ts.tv_sec.max(0) as u64,
+            ts.tv_nsec.clamp(0, 999_999_999) as u32,
+        )
+    }
+    let monotonic = read(libc::CLOCK_MONOTONIC);
+    read(libc::CLOCK_BOOTTIME).saturating_sub(monotonic)
 }
 
 /// Now, as a UTC date-time.
@@ -136,6 +169,20 @@ mod tests {
             .now()
             .duration_since(SystemTime::now())
             .unwrap_or_default()
+    }
+
+    #[test]
+    fn the_leases_instant_counts_the_machines_sleep_since_the_process_began() {
+        // The boot clock is ahead of the monotonic one by the machine's sleep since boot: no
+        // sleep happens during the test, so the two move together.
+        let ahead = super::boot_ahead();
+        std::thread::sleep(Duration::from_millis(20));
+        let later = super::boot_ahead();
+        assert!(
+            later.abs_diff(ahead) < Duration::from_millis(5),
+            "{ahead:?} {later:?}"
+        );
+        assert!(super::slept() < Duration::from_millis(5));
     }
 
     #[test]
