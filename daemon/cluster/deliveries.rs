@@ -2,30 +2,70 @@
 //! `data_dir/outbox/`, and every renewal round adopts the pending deliveries of nodes not seen
 //! within the lease TTL (`FOR UPDATE SKIP LOCKED`, so two live nodes never take the same one).
 //! A delivery keeps its id, so a receiver drops the repeat if the dead node had sent it.
+//!
+//! A node that was not dead but paused (or cut off from the database, not from the mail
+//! server) must then not send what it held: it sends a delivery only while its heartbeats
+//! run unbroken since it last saw the delivery's row as its own (`Leases::beating`), and asks
+//! the database again after a gap. So no node sends a delivery another has adopted, and the
+//! deliveries a node makes cost no read of their own.
 
 use super::Cluster;
-use crate::outbox::{Delivery, Keep, SpoolError};
-use std::collections::BTreeMap;
-use std::sync::Arc;
+use crate::outbox::{Delivery, Keep, Sendable, SpoolError};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 pub(super) struct DeliveryRows {
     cluster: Arc<Cluster>,
+    mine: Mutex<Mine>,
+}
+
+/// The deliveries whose rows this node found its own during a run of heartbeats (and so its
+/// own until the run ends), and those it found another node's.
+#[derive(Default)]
+struct Mine {
+    run: u64,
+    ids: HashSet<String>,
+    lost: HashSet<String>,
 }
 
 impl DeliveryRows {
     pub(super) fn new(cluster: Arc<Cluster>) -> DeliveryRows {
-        DeliveryRows { cluster }
+        DeliveryRows {
+            cluster,
+            mine: Mutex::default(),
+        }
+    }
+
+    fn mine(&self) -> std::sync::MutexGuard<'_, Mine> {
+        self.mine.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes rows found this node's (`own`) and another's (`lost`) by a statement sent during
+    /// run `run` (read before it was sent: a statement answered after a gap began may have
+    /// seen the row before another node adopted it, and the run it began in has ended).
+    fn note(&self, run: Option<u64>, own: &[String], lost: &[String]) {
+        let mut mine = self.mine();
+        mine.lost.extend(lost.iter().cloned());
+        let Some(run) = run else { return };
+        if mine.run != run {
+            if mine.run > run {
+                return;
+            }
+            mine.run = run;
+            mine.ids.clear();
+        }
+        mine.ids.extend(own.iter().cloned());
     }
 }
 
 /// Keeps deliveries: $1 their ids, $3 states and $4 documents (JSON text), made by node $2 or
-/// changed by it while it still has them.
+/// changed by it while it still has them; returns the ids kept (the others are another's).
 const SAVE: &str = concat!(
     "INSERT INTO deliveries (id, node, state, doc)
      SELECT u.id, $2, u.state, u.doc::jsonb FROM unnest($1::text[], $3::text[], $4::text[]) AS u(id, state, doc)
      ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, doc = EXCLUDED.doc, updated_at = ",
     now!(),
-    " WHERE deliveries.node = $2"
+    " WHERE deliveries.node = $2 RETURNING id"
 );
 
 fn db(e: impl std::fmt::Display) -> SpoolError {
@@ -66,11 +106,66 @@ impl Keep for DeliveryRows {
             states.push(d.state.as_str());
             docs.push(serde_json::to_string(d).expect("a delivery always serializes"));
         }
+        let run = self.cluster.leases.beating();
         let mut client = self.cluster.client().map_err(db)?;
-        client
-            .execute(SAVE, &[&ids, &self.cluster.node, &states, &docs])
+        let rows = client
+            .query(SAVE, &[&ids, &self.cluster.node, &states, &docs])
             .map_err(db)?;
+        let own: HashSet<String> = rows.iter().map(|r| r.get(0)).collect();
+        let (own, lost): (Vec<String>, Vec<String>) = ids
+            .iter()
+            .map(|id| id.to_string())
+            .partition(|id| own.contains(id));
+        if !lost.is_empty() {
+            tracing::info!(
+                count = lost.len(),
+                "deliveries another node adopted while this node was away are left to it"
+            );
+        }
+        self.note(run, &own, &lost);
         Ok(())
+    }
+
+    fn may_send(&self, d: &Delivery) -> Sendable {
+        let Some(run) = self.cluster.leases.beating() else {
+            return Sendable::Later;
+        };
+        {
+            let mine = self.mine();
+            if mine.lost.contains(&d.id) {
+                return Sendable::Gone;
+            }
+            if mine.run == run && mine.ids.contains(&d.id) {
+                return Sendable::Now;
+            }
+        }
+        let owner = self.cluster.client().map_err(db).and_then(|mut client| {
+            client
+                .query_opt("SELECT node FROM deliveries WHERE id = $1", &[&d.id])
+                .map_err(db)
+        });
+        let owner: Option<String> = match owner {
+            Ok(row) => row.map(|r| r.get(0)),
+            Err(e) => {
+                tracing::warn!(error = %e, delivery = %d.id, "cannot check that a delivery is still this node's; trying again soon");
+                return Sendable::Later;
+            }
+        };
+        let id = std::slice::from_ref(&d.id);
+        match owner {
+            // No row: never saved (its save failed), or removed by this node. No other node
+            // has it to send.
+            None => Sendable::Now,
+            Some(node) if node == self.cluster.node => {
+                self.note(Some(run), id, &[]);
+                Sendable::Now
+            }
+            Some(node) => {
+                tracing::info!(delivery = %d.id, %node, "another node adopted this delivery while this node was away; left to it");
+                self.note(None, &[], id);
+                Sendable::Gone
+            }
+        }
     }
 
     fn load(&self) -> Result<(Vec<Delivery>, Vec<String>), SpoolError> {
@@ -85,6 +180,11 @@ impl Keep for DeliveryRows {
     }
 
     fn remove(&self, id: &str) {
+        {
+            let mut mine = self.mine();
+            mine.ids.remove(id);
+            mine.lost.remove(id);
+        }
         if let Ok(mut client) = self.cluster.client() {
             let _ = client.execute(
                 "DELETE FROM deliveries WHERE id = $1 AND node = $2",
@@ -105,6 +205,7 @@ impl Keep for DeliveryRows {
     }
 
     fn adopt(&self) -> Vec<Delivery> {
+        let run = self.cluster.leases.beating();
         let adopted = self.cluster.client().map_err(db).and_then(|mut client| {
             client
                 .query(
@@ -134,6 +235,8 @@ impl Keep for DeliveryRows {
                 for w in warnings {
                     tracing::warn!("{w}");
                 }
+                let ids: Vec<String> = out.iter().map(|d| d.id.clone()).collect();
+                self.note(run, &ids, &[]);
                 if !out.is_empty() {
                     tracing::info!(
                         count = out.len(),

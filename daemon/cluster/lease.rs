@@ -45,6 +45,9 @@ struct Held {
     elsewhere: std::collections::HashSet<String>,
     /// Leases found lost by a renewal made between rounds, for the next round to report.
     lost: Vec<String>,
+    /// When this node's last heartbeat was sent (its row's `seen_at` is no earlier), and the
+    /// number of the unbroken run of heartbeats it is part of (see `Leases::beating`).
+    beat: Option<(Instant, u64)>,
     /// Tags a take of this node is under way for (`acquire`, `acquire_all`): no other take
     /// of this node asks for them until it is done. Two takes of one tag each got an epoch,
     /// the second from the first's own unexpired lease (see `TAKE_ALL`): a round's
@@ -137,9 +140,21 @@ impl Leases {
         self.lock().epochs.len()
     }
 
+    /// The run of heartbeats this node is in, while its last heartbeat is recent enough that
+    /// no other node can have found it gone (`seen_at` older than the TTL: another node then
+    /// adopts its pending deliveries, `deliveries::adopt`). A run ends at a gap between two
+    /// heartbeats in which another node could have: what the node held before it may be
+    /// another's now. `None`: the last heartbeat is too old to act on.
+    pub fn beating(&self) -> Option<u64> {
+        let held = self.lock();
+        let (at, run) = held.beat?;
+        may_write(since(at), self.ttl).then_some(run)
+    }
+
     /// Registers this run of the node (or refreshes it) and reads the live nodes.
     /// `peer_url` is where the other nodes forward requests about this node's workspaces.
     pub fn heartbeat(&self, public_url: &str, peer_url: &str) -> Result<(), ClusterError> {
+        let sent = crate::clock::instant();
         let mut client = super::clock::checkout(&self.pool)?;
         // The key first: a node seen on a round has read the key as it was then.
         self.trust.refresh(&mut client)?;
@@ -176,7 +191,17 @@ impl Leases {
                 &self.ttl_s(),
             ],
         )?;
-        self.lock().live = rows.iter().map(|r| r.get(0)).collect();
+        let mut held = self.lock();
+        held.live = rows.iter().map(|r| r.get(0)).collect();
+        // Judged when the answer came: the row was last refreshed no earlier than the last
+        // heartbeat's sending and this one's no later than now, so no gap in between reached
+        // the TTL if this one came back soon enough.
+        let run = match held.beat {
+            Some((at, run)) if may_write(since(at), self.ttl) => run,
+            Some((_, run)) => run + 1,
+            None => 1,
+        };
+        held.beat = Some((sent, run));
         Ok(())
     }
 

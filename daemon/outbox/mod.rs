@@ -35,7 +35,7 @@ pub use letter::Facts;
 pub use mail::{MailError, MailRequest, Recipient, Tokens};
 pub use push::{PushRequest, ResolvePush, PUSH};
 pub use sign::{BadSecret, Key};
-pub use spool::{Attempt, Delivery, Keep, Spool, SpoolError, State};
+pub use spool::{Attempt, Delivery, Keep, Sendable, Spool, SpoolError, State};
 
 use crate::config::{Config, WebhookFormat};
 use crate::events::{Event, EventType};

@@ -113,6 +113,21 @@ pub trait Keep: Send + Sync {
     fn known(&self, _ids: &[String]) -> Result<Vec<String>, SpoolError> {
         Ok(Vec::new())
     }
+    /// Whether this node may send `delivery` now: in a cluster another node may have adopted
+    /// it while this one was away (see `cluster::deliveries`). One daemon's are all its own.
+    fn may_send(&self, _delivery: &Delivery) -> Sendable {
+        Sendable::Now
+    }
+}
+
+/// What `Keep::may_send` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sendable {
+    Now,
+    /// Not known now (this node's heartbeats stopped, or the database did not answer).
+    Later,
+    /// Another node's now: left to it.
+    Gone,
 }
 
 pub struct Spool {

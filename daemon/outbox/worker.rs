@@ -5,7 +5,7 @@
 //! server) from delaying the others.
 
 use super::attempt::{delay_ms, Outcome, Transport};
-use super::spool::{Attempt, Delivery, State};
+use super::spool::{Attempt, Delivery, Sendable, State};
 use super::{Hooks, Shared};
 use crate::clock::now_ms;
 use crate::metrics::OutcomeLabel;
@@ -16,6 +16,8 @@ use std::time::{Duration, Instant};
 
 /// How long a worker with nothing due sleeps before looking again anyway.
 const IDLE: Duration = Duration::from_secs(600);
+/// How soon a delivery this node may not send yet (see `Keep::may_send`) is looked at again.
+const LATER_MS: u64 = 500;
 /// How often a worker forgets its channel's delivered deliveries past `keep_delivered_s`.
 const PRUNE_EVERY_MS: u64 = 600_000;
 
@@ -118,6 +120,23 @@ impl Worker {
                 _ => return,
             }
         };
+        match self.shared.spool.may_send(&d) {
+            Sendable::Now => {}
+            Sendable::Later => {
+                let next = now_ms() + LATER_MS;
+                if let Some(d) = self.shared.lock().get_mut(id) {
+                    d.next_at_ms = Some(next);
+                }
+                self.queue.insert((next, id.to_string()));
+                return;
+            }
+            Sendable::Gone => {
+                let mut index = self.shared.lock();
+                index.remove(id);
+                self.shared.count(&index);
+                return;
+            }
+        }
         if d.channel == super::EMAIL && d.to.is_none() {
             for (next, child) in super::mail::expand(&self.shared, &self.hooks, &d) {
                 self.queue.insert((next, child));

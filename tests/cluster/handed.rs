@@ -36,12 +36,6 @@ type Twice = Vec<(String, usize)>;
 
 /// How many times each webhook id and each (subject, recipient) arrived, if any more than once.
 fn repeats(receiver: &Receiver, smtp: &Smtp) -> (Twice, Twice) {
-    let mut hooks: BTreeMap<String, usize> = BTreeMap::new();
-    for r in receiver.requests() {
-        *hooks
-            .entry(r["id"].as_str().unwrap().to_string())
-            .or_default() += 1;
-    }
     let mut mails: BTreeMap<String, usize> = BTreeMap::new();
     for m in smtp.mails() {
         let to = |m: &Value| m["to"].as_str().unwrap_or_default().to_string();
@@ -52,8 +46,22 @@ fn repeats(receiver: &Receiver, smtp: &Smtp) -> (Twice, Twice) {
         );
         *mails.entry(what).or_default() += 1;
     }
-    let twice = |m: BTreeMap<String, usize>| m.into_iter().filter(|(_, n)| *n > 1).collect();
-    (twice(hooks), twice(mails))
+    (hook_repeats(receiver), twice(mails))
+}
+
+/// The webhook ids that arrived more than once, and how many times.
+fn hook_repeats(receiver: &Receiver) -> Twice {
+    let mut hooks: BTreeMap<String, usize> = BTreeMap::new();
+    for r in receiver.requests() {
+        *hooks
+            .entry(r["id"].as_str().unwrap().to_string())
+            .or_default() += 1;
+    }
+    twice(hooks)
+}
+
+fn twice(counts: BTreeMap<String, usize>) -> Twice {
+    counts.into_iter().filter(|(_, n)| *n > 1).collect()
 }
 
 fn quiet(nodes: &[&Daemon]) {
@@ -177,6 +185,86 @@ fn a_takeover_sends_each_event_once_per_endpoint_and_each_mail_once_per_person()
         smtp.mails().len(),
         2 * 2 * total,
         "two reviewers, two handoffs each"
+    );
+    b.assert_alive();
+}
+
+/// A node paused (or cut off from the database, not from its receivers) while deliveries it
+/// made were waiting to be retried: another node adopts and sends them, and the paused node,
+/// once awake, must not send them again. Its retries were due (the clock moved past them),
+/// so before the fix it sent each adopted delivery a second time.
+#[test]
+fn a_node_woken_after_its_pending_deliveries_were_adopted_does_not_send_them() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let db = "adopted";
+    let url = pg.database(db);
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens there until b is paused: its attempts fail and wait to be retried.
+    let port = crate::notify::free_port();
+    let extra = format!(
+        "[deliveries]\nretry_schedule_s = [1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]\n\n[[webhooks]]\n\
+         name = \"ops\"\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = \"{}\"\n\
+         events = [\"handoff.*\"]\nallow_private = true\n",
+        crate::notify::SECRET
+    );
+    let mut env = TestEnv::with_config(&format!(
+        "poll_ms = 200\n{extra}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
+    ));
+    env.drive_clock();
+    let mut names = vec!["alpha".to_string()];
+    spread(&env, &mut names, 6, &["a", "b"], 2);
+    let total = names.len();
+    let a = env.start();
+    a.wait_until("a serves every workspace", || served(&a) == total);
+    let b = env.spawn_with_config(&second_node(&env, &url, &extra));
+    settled(&env, &pg, db, &["a", "b"], total);
+    let on_b: Vec<String> = names
+        .iter()
+        .filter(|n| holder(&pg, db, n) == "b")
+        .cloned()
+        .collect();
+    assert!(!on_b.is_empty());
+    for name in &on_b {
+        write_atomic(
+            &env.ws(name).join("handoff.json"),
+            &bytes(&handoff(&format!("h-{name}"))),
+        );
+    }
+    wait_long("b's deliveries failed once each", SETTLE_S, || {
+        let pending = crate::notify::deliveries(&b, "pending");
+        pending.len() == on_b.len()
+            && pending
+                .iter()
+                .all(|d| d["attempts"].as_array().is_some_and(|a| !a.is_empty()))
+    });
+
+    // b stops; its receiver comes up; a adopts b's deliveries and sends each once.
+    signal(&b, libc::SIGSTOP);
+    let receiver = Receiver::start(dir.path(), port, &[]);
+    for _ in 0..9 {
+        lease_round(&env, &pg, db, &["a"]);
+    }
+    wait_long("a sent b's deliveries", SETTLE_S, || {
+        receiver.requests().len() >= on_b.len()
+    });
+    quiet(&[&a]);
+
+    // b wakes with its retries overdue, and beats again.
+    signal(&b, libc::SIGCONT);
+    for _ in 0..3 {
+        lease_round(&env, &pg, db, &["a", "b"]);
+    }
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let twice = hook_repeats(&receiver);
+    assert!(
+        twice.is_empty(),
+        "the woken node sent deliveries another node had adopted and sent: {twice:?}"
+    );
+    assert_eq!(receiver.requests().len(), on_b.len());
+    assert!(
+        crate::notify::deliveries(&b, "pending").is_empty(),
+        "b keeps no delivery that is a's now"
     );
     b.assert_alive();
 }

@@ -87,7 +87,7 @@ pub fn deliveries(daemon: &Daemon, state: &str) -> Vec<Value> {
 }
 
 /// A free loopback port, for a receiver that starts later (the daemon's config names it).
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
