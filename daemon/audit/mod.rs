@@ -391,13 +391,21 @@ impl AuditLog {
         if let Err(e) = file.write_all(text.as_bytes()).and_then(|()| {
             // Synced with whatever else is being committed now (other workspaces' appends,
             // store changes): one syncfs may cover them all.
+            if let Some(e) = crate::workspace::fault::stalled_audit_sync() {
+                return Err(e);
+            }
             let files = vec![file.try_clone()?];
             let on = self.ws.root.clone();
             group::sync(group::Request::audit(on, files))
         }) {
-            // Disk full or I/O error: take back a partial line so the chain stays whole.
-            let _ = file.set_len(head.len.unwrap_or(0));
-            let _ = self.anchors.write(&self.anchor_at(head));
+            // Disk full or I/O error: take back a partial line so the chain stays whole, if
+            // this node may still write. One that lost its lease during a long sync (a share
+            // that stopped answering) must not cut the log: its successor may have appended
+            // since, and accepts the tail at either end the anchor names, torn lines cut.
+            if self.ws.may_write().is_ok() {
+                let _ = file.set_len(head.len.unwrap_or(0));
+                let _ = self.anchors.write(&self.anchor_at(head));
+            }
             return Err(e);
         }
         self.anchor_stale.store(true, Ordering::Release);

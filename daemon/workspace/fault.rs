@@ -1,10 +1,14 @@
-//! A fault injection point for the tests of folder swaps (debug builds only): with
-//! `BATON_TEST_PAUSE_WRITE=<file name>:<ms>` every write of a file of that name waits that
-//! long before it opens the workspace folder, so a test can swap the folder at a chosen step
-//! of a decision (after its audit line, before its copies). Release builds never read the
-//! variable, so no environment can slow a real daemon's writes.
+//! Fault injection points for tests (debug builds only; release builds never read the
+//! variables, so no environment can slow or fail a real daemon's writes):
+//! - `BATON_TEST_PAUSE_WRITE=<file name>:<ms>`: every write of a file of that name waits that
+//!   long before it opens the workspace folder, so a test can swap the folder at a chosen step
+//!   of a decision (after its audit line, before its copies);
+//! - `BATON_TEST_STALL_AUDIT_SYNC=<path>`: while a file is at that path, the sync of an audit
+//!   append waits, and fails with an I/O error once the file is gone: a share that stopped
+//!   answering for longer than the node's lease, then failed the write.
 
 use std::ffi::{OsStr, OsString};
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -27,4 +31,27 @@ pub(super) fn pause_before_write(name: &OsStr) {
             std::thread::sleep(*wait);
         }
     }
+}
+
+/// The environment variable naming the file that stalls audit syncs.
+pub const STALL_AUDIT_SYNC_VAR: &str = "BATON_TEST_STALL_AUDIT_SYNC";
+
+/// An audit append's sync stalled and failed, if a debug build was asked to.
+pub fn stalled_audit_sync() -> Option<std::io::Error> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    static STALL: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let file = STALL
+        .get_or_init(|| std::env::var_os(STALL_AUDIT_SYNC_VAR).map(PathBuf::from))
+        .as_ref()?;
+    if !file.exists() {
+        return None;
+    }
+    while file.exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(std::io::Error::other(
+        "the share stopped answering (a test's fault)",
+    ))
 }

@@ -5,7 +5,7 @@
 mod artifacts;
 mod browse;
 mod confined;
-mod fault;
+pub mod fault;
 pub mod fence;
 pub mod file_modes;
 mod files;

@@ -291,3 +291,84 @@ fn a_lease_taken_by_a_load_during_a_rounds_take_is_taken_once() {
         "the epoch the load served it under"
     );
 }
+
+/// A node whose share stopped answering in the middle of an audit append (its line written,
+/// the sync stalled) past its lease, then failed the write: the node must not cut the log
+/// back, for the successor has appended since. Before, it took back "its partial line" by
+/// truncating the log to where its append began, erasing the successor's events, and the
+/// successor's next append found the log shorter and restarted the chain.
+#[test]
+fn a_node_whose_audit_sync_failed_after_its_lease_was_taken_does_not_cut_the_log() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let db = "stalled";
+    let url = pg.database(db);
+    let mut env = TestEnv::with_config(&format!(
+        "poll_ms = 200\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
+    ));
+    env.drive_clock();
+    let mut names = vec!["alpha".to_string()];
+    spread(&env, &mut names, 4, &["a", "b"], 2);
+    let total = names.len();
+    let a = env.start();
+    a.wait_until("a serves every workspace", || served(&a) == total);
+    let stall = env.root().join("stall-audit-sync");
+    let stall_var = baton::workspace::fault::STALL_AUDIT_SYNC_VAR;
+    let b = env.spawn_with_config_env(
+        &second_node(&env, &url, ""),
+        &[(stall_var, stall.to_str().unwrap())],
+    );
+    settled(&env, &pg, db, &["a", "b"], total);
+    let name = names
+        .iter()
+        .find(|n| holder(&pg, db, n) == "b")
+        .expect("b serves a workspace")
+        .clone();
+    let ws = env.ws(&name);
+    let received = |key: &str| {
+        events(&ws)
+            .iter()
+            .any(|e| e["type"] == "handoff.received" && e["key"] == key)
+    };
+
+    // b's next audit append writes its line, then its sync stalls.
+    std::fs::write(&stall, b"").unwrap();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("h1")));
+    wait_long("b wrote h1's line", SETTLE_S, || received("h1"));
+    // b pauses past its lease; a takes the workspace over and appends after b's line.
+    signal(&b, libc::SIGSTOP);
+    for _ in 0..9 {
+        lease_round(&env, &pg, db, &["a"]);
+    }
+    wait_long("a took b's share over", SETTLE_S, || served(&a) == total);
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("h2")));
+    wait_long("a received h2", SETTLE_S, || received("h2"));
+    // The share fails b's write, and b wakes.
+    std::fs::remove_file(&stall).unwrap();
+    signal(&b, libc::SIGCONT);
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        received("h2"),
+        "the woken node cut the successor's events from the log"
+    );
+    for _ in 0..3 {
+        lease_round(&env, &pg, db, &["a", "b"]);
+    }
+    // Whoever serves the workspace now appends to the log as it is.
+    let server = if holder(&pg, db, &name) == "a" {
+        &a
+    } else {
+        &b
+    };
+    let (status, body) = decide_retrying(server, "h2", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    let types = event_types(&ws);
+    assert!(
+        !types.iter().any(|t| t == "audit.broken"),
+        "the chain was restarted: {types:?}"
+    );
+    for d in [&a, &b] {
+        assert!(d.health().get("tamper_alerts").is_none(), "{}", d.health());
+        d.assert_alive();
+    }
+}

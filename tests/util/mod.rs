@@ -133,10 +133,16 @@ impl TestEnv {
     /// Starts a daemon on another configuration file (a second node over the same
     /// workspaces) and waits until its start-up scan is done.
     pub fn spawn_with_config(&mut self, config: &Path) -> Daemon {
+        self.spawn_with_config_env(config, &[])
+    }
+
+    /// `spawn_with_config` with variables `env` set for that daemon alone.
+    pub fn spawn_with_config_env(&mut self, config: &Path, env: &[(&str, &str)]) -> Daemon {
         let log =
             std::fs::File::create(self.root().join(format!("daemon-{}.log", now_ms()))).unwrap();
         let mut serve = Command::new(BIN);
         serve.args(["serve", "--config", config.to_str().unwrap()]);
+        serve.envs(env.iter().copied());
         let daemon = self.spawn_command(serve, log.into(), PATIENCE);
         daemon.wait_until("start-up scan done", || daemon.health()["ready"] == true);
         daemon
