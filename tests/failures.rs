@@ -232,3 +232,106 @@ fn health_is_degraded_while_data_dir_cannot_be_written() {
     assert_eq!(d.health()["status"], "ok", "{}", d.health());
     d.stop();
 }
+
+/// data_dir on a disk that fails its writes (a loop device whose backing file is made
+/// immutable: the filesystem above takes each write into memory, and fails its sync with
+/// EIO). Every decision answers 503, as it cannot be made durable; `/healthz` used to say ok,
+/// as its probe wrote a byte without syncing it. Now degraded, naming data_dir and the error.
+#[test]
+fn health_is_degraded_while_data_dirs_disk_fails_its_writes() {
+    let mut env = TestEnv::new();
+    let disk = FailingDisk::mount(&env.root().join("data"));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    write_atomic(
+        &ws.join("handoff.json"),
+        &bytes(&handoff("on-a-failing-disk")),
+    );
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    assert_eq!(d.health()["status"], "ok", "{}", d.health());
+
+    disk.fail();
+    let (status, body) = d.decide("on-a-failing-disk", "approved", "");
+    assert_eq!(
+        status, 503,
+        "a decision that cannot be made durable: {body}"
+    );
+    d.wait_until("health degraded", || {
+        let health = d.health();
+        let error = health["data_dir"]["error"].as_str().unwrap_or("");
+        health["status"] == "degraded"
+            && error.contains("cannot be written")
+            && error.contains("Input/output error")
+    });
+    disk.mend();
+    d.stop();
+}
+
+/// An ext4 filesystem without a journal (so that failed writes do not turn it read-only) on a
+/// loop device over a file, mounted over a folder; writes to it fail once the file is
+/// immutable. Unmounted and detached on drop.
+struct FailingDisk {
+    image: PathBuf,
+    device: String,
+    dir: PathBuf,
+}
+
+impl FailingDisk {
+    fn mount(dir: &Path) -> FailingDisk {
+        let image = dir.with_extension("img");
+        let ok = |c: &mut Command| c.status().is_ok_and(|s| s.success());
+        assert!(ok(Command::new("truncate").args(["-s", "64M"]).arg(&image)));
+        assert!(
+            ok(Command::new("mkfs.ext4")
+                .args(["-q", "-O", "^has_journal"])
+                .arg(&image)),
+            "mkfs.ext4 is needed"
+        );
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(&image)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "a loop device is needed (run as root): {out:?}"
+        );
+        let device = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        std::fs::create_dir_all(dir).unwrap();
+        let disk = FailingDisk {
+            image,
+            device,
+            dir: dir.to_path_buf(),
+        };
+        assert!(ok(Command::new("mount")
+            .args(["-o", "errors=continue", &disk.device])
+            .arg(dir)));
+        // A folder the daemon makes owner-only, as data_dir: the new filesystem's root is not.
+        std::fs::remove_dir(dir.join("lost+found")).unwrap();
+        disk
+    }
+
+    fn chattr(&self, flag: &str) -> bool {
+        Command::new("chattr")
+            .arg(flag)
+            .arg(&self.image)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    fn fail(&self) {
+        assert!(self.chattr("+i"), "chattr +i is needed");
+    }
+
+    fn mend(&self) {
+        assert!(self.chattr("-i"));
+    }
+}
+
+impl Drop for FailingDisk {
+    fn drop(&mut self) {
+        self.chattr("-i");
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+    }
+}

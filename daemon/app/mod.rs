@@ -376,22 +376,57 @@ impl App {
         self.inner.runtime.failing.get().map(String::as_str)
     }
 
-    /// Why data_dir cannot take a write now (full, read-only, gone), if it cannot: a byte
-    /// written to a probe file and removed. Every decision is committed there first, so a
-    /// daemon that cannot write it answers 503 to each: health says so.
+    /// Why data_dir cannot take a write now (full, read-only, gone, or its disk failing
+    /// writes), if it cannot: a byte written to a probe file, synced, and removed. Every
+    /// decision is committed there first, so a daemon that cannot write it answers 503 to
+    /// each: health says so. A disk that fails writeback takes the byte into memory and fails
+    /// only its sync, so the sync is part of the probe; made at most every few seconds (a
+    /// sync on a busy disk waits for others' writes, and health may be asked often), its
+    /// answer kept meanwhile. A failed syncfs of the store's group commit is named too, until
+    /// a restart: the disk lost a write, though later ones may pass.
     pub fn data_dir_problem(&self) -> Option<String> {
         use std::io::Write;
-        let probe = self.inner.config.data_dir.join(".health-probe");
-        let written = std::fs::File::create(&probe).and_then(|mut f| f.write_all(b"1"));
+        use std::time::{Duration, Instant};
+        static SYNCED: std::sync::Mutex<Option<(Instant, Option<String>)>> =
+            std::sync::Mutex::new(None);
+        let data_dir = &self.inner.config.data_dir;
+        let probe = data_dir.join(".health-probe");
+        let written = std::fs::File::create(&probe).and_then(|mut f| {
+            f.write_all(b"1")?;
+            let mut synced = SYNCED.lock().unwrap_or_else(|e| e.into_inner());
+            let due = synced
+                .as_ref()
+                .is_none_or(|(at, _)| at.elapsed() >= Duration::from_secs(5));
+            if due {
+                // Not through `fsync`'s counters: the syncs per handoff they pin would then
+                // depend on how often health is asked.
+                let answer = f.sync_all().err().map(|e| format!("a sync failed: {e}"));
+                *synced = Some((Instant::now(), answer));
+            }
+            match synced.as_ref().and_then(|(_, answer)| answer.clone()) {
+                Some(why) => Err(std::io::Error::other(why)),
+                None => Ok(()),
+            }
+        });
         let _ = std::fs::remove_file(&probe);
-        written.err().map(|e| {
-            self.metrics().error("data_dir");
-            format!(
-                "{} cannot be written: {e}; decisions cannot be recorded (free space or fix its \
-                 permissions)",
-                self.inner.config.data_dir.display()
-            )
-        })
+        let problem = match written {
+            Err(e) => format!(
+                "{} cannot be written: {e}; decisions cannot be recorded (free space, fix its \
+                 permissions, or check its disk: dmesg)",
+                data_dir.display()
+            ),
+            Ok(()) => match crate::workspace::fsync::group_totals().2 {
+                0 => return None,
+                failed => format!(
+                    "a group sync (syncfs) of the store or of an audit log failed {failed} \
+                     time(s) since the daemon started: the disk lost a write (see the log, and \
+                     the kernel's: dmesg); the store syncs file by file since. Check the disk, \
+                     then restart the daemon"
+                ),
+            },
+        };
+        self.metrics().error("data_dir");
+        Some(problem)
     }
 
     pub fn set_ready(&self) {
