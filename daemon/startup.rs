@@ -42,7 +42,7 @@ pub enum StartupProblem {
     /// The search index could not be opened: search is off, the rest runs.
     #[error("search is off: {why}")]
     SearchOff { why: String },
-    /// A stored delivery could not be read (the store names it); it is kept, not sent.
+    /// A stored delivery could not be read or trusted (the store names it): listed dead, not sent.
     #[error("{0}")]
     DeliveryUnreadable(String),
     /// A pending delivery to an endpoint no longer configured: made dead.
@@ -83,7 +83,11 @@ impl StartupProblem {
             StartupProblem::EmptyEntry { .. } => "make one with `baton init`, or fix the entry",
             StartupProblem::DataDirNarrowed { .. } => "nothing: it is owner-only again",
             StartupProblem::SearchOff { .. } => "see why; `baton reindex` rebuilds the index",
-            StartupProblem::DeliveryUnreadable(_) => "inspect the file, then remove or fix it",
+            StartupProblem::DeliveryUnreadable(_) => {
+                "nothing to mend: it is listed dead and never sent (the file is in \
+                 data_dir/outbox/damaged/); check the disk, and tell the receiver by hand if it \
+                 still needs the event (in the workspace's audit log)"
+            }
             StartupProblem::DeliveryOrphaned { .. } => {
                 "configure the endpoint again and retry the delivery, or leave it dead"
             }

@@ -82,7 +82,8 @@ pub(super) fn openapi_paths() -> serde_json::Value {
             "created_at": { "type": "string", "format": "date-time" },
             "state": { "enum": ["pending", "delivered", "dead"] },
             "attempts": { "type": "array", "items": attempt },
-            "next_at_ms": { "type": "integer", "description": "Unix ms of the next attempt (pending)" } } });
+            "next_at_ms": { "type": "integer", "description": "Unix ms of the next attempt (pending)" },
+            "damaged": { "type": "string", "description": "why its spool file could not be trusted: dead for good, never retried" } } });
     let one = serde_json::json!({ "description": "the delivery", "content": { "application/json": { "schema": delivery } } });
     serde_json::json!({
         "/api/v1/deliveries": { "get": { "summary": "Notifications with every attempt, newest first (reviewers)",
@@ -101,6 +102,6 @@ pub(super) fn openapi_paths() -> serde_json::Value {
             "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
             "security": [{ "bearer": [] }],
             "responses": { "200": one, "401": error("no or unknown credentials"), "403": error("not an admin"),
-                "404": error("unknown id"), "409": error("not dead"), "503": error("the spool could not be written") } } }
+                "404": error("unknown id"), "409": error("not dead, or damaged (never retried)"), "503": error("the spool could not be written") } } }
     })
 }

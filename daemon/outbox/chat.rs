@@ -215,6 +215,7 @@ impl super::Outbox {
             next_at_ms: Some(crate::clock::now_ms()),
             round_start: 0,
             body: serde_json::to_string(&call).expect("a call serializes"),
+            damaged: None,
         };
         let saved = self.keep(vec![d]);
         (id, saved)
@@ -494,6 +495,7 @@ mod tests {
             next_at_ms: None,
             round_start: 0,
             body: json!({ "method": "chat.update", "payload": { "text": "t" } }).to_string(),
+            damaged: None,
         };
         let sent = sender.send(&d);
         let said = sent.error.clone().unwrap_or_default();

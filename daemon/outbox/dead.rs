@@ -16,6 +16,8 @@ pub enum RetryError {
     NotFound(String),
     #[error("delivery \"{0}\" is not dead (only dead deliveries are retried by hand)")]
     NotDead(String),
+    #[error("delivery \"{id}\" cannot be sent again: its spool file was damaged ({why}), so what it would send is not known. Its event is in the workspace's audit log and the file in data_dir/outbox/damaged/; tell the receiver by hand if it still needs it")]
+    Damaged { id: String, why: String },
     #[error(transparent)]
     Spool(#[from] SpoolError),
 }
@@ -50,6 +52,10 @@ impl Outbox {
             .ok_or_else(|| RetryError::NotFound(id.to_string()))?;
         if d.state != State::Dead {
             return Err(RetryError::NotDead(id.to_string()));
+        }
+        if let Some(why) = &d.damaged {
+            let (id, why) = (id.to_string(), why.clone());
+            return Err(RetryError::Damaged { id, why });
         }
         let before = d.clone();
         d.state = State::Pending;

@@ -183,6 +183,7 @@ impl Outbox {
             next_at_ms: Some(now),
             round_start: 0,
             body,
+            damaged: None,
         };
         let mut index = self.shared.lock();
         if index.contains_key(id) {

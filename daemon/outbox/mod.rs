@@ -11,6 +11,7 @@ pub mod address;
 mod attempt;
 mod audience;
 pub mod chat;
+mod damage;
 mod dead;
 pub mod digest;
 mod endpoint;
@@ -35,7 +36,7 @@ pub use letter::Facts;
 pub use mail::{MailError, MailRequest, Recipient, Tokens};
 pub use push::{PushRequest, ResolvePush, PUSH};
 pub use sign::{BadSecret, Key};
-pub use spool::{Attempt, Delivery, Keep, Sendable, Spool, SpoolError, State};
+pub use spool::{Attempt, Delivery, Keep, Loaded, Sendable, Spool, SpoolError, State};
 
 use crate::config::{Config, WebhookFormat};
 use crate::events::{Event, EventType};
@@ -126,6 +127,8 @@ pub struct Outbox {
     wake: HashMap<String, mpsc::Sender<String>>,
     /// The workers, until `start` hands them their threads.
     waiting: Mutex<Vec<(worker::Spec, mpsc::Receiver<String>)>>,
+    /// Deliveries whose spool files were found damaged at open, until `start` tells of them.
+    damaged: Mutex<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -185,12 +188,25 @@ impl Outbox {
             ))
         });
         let disabled = Disabled::load(files.dir());
-        let spool: Box<dyn Keep> = match keep {
-            Some(keep) => keep,
-            None => Box::new(files),
-        };
         let mailer = config.smtp.as_ref().map(mail::Mailer::new).transpose()?;
-        let (loaded, unreadable) = spool.load()?;
+        let (spool, found): (Box<dyn Keep>, spool::Loaded) = match keep {
+            Some(keep) => {
+                let (deliveries, warnings) = keep.load()?;
+                let found = spool::Loaded {
+                    deliveries,
+                    warnings,
+                    ..Default::default()
+                };
+                (keep, found)
+            }
+            None => {
+                let found = files.load_checked()?;
+                (Box::new(files), found)
+            }
+        };
+        damage::report(&found, &errors);
+        let damaged = found.damaged;
+        let (loaded, unreadable) = (found.deliveries, found.warnings);
         let mut warnings: Vec<StartupProblem> = unreadable
             .into_iter()
             .map(StartupProblem::DeliveryUnreadable)
@@ -354,6 +370,7 @@ impl Outbox {
             mails,
             wake,
             waiting: Mutex::new(waiting),
+            damaged: Mutex::new(damaged),
         };
         Ok((outbox, warnings))
     }
@@ -412,6 +429,8 @@ impl Outbox {
         for (spec, rx) in waiting {
             worker::spawn(self.shared.clone(), spec, rx, hooks.clone());
         }
+        let damaged = std::mem::take(&mut *self.damaged.lock().unwrap_or_else(|e| e.into_inner()));
+        damage::tell(&self.shared, damaged, hooks.on_dead);
     }
 
     /// Writes a notification for every endpoint whose `events` globs match each event, synced
@@ -612,6 +631,7 @@ impl Outbox {
             next_at_ms: Some(now + attempt::delay_ms(self.shared.schedule[0])),
             round_start: 0,
             body,
+            damaged: None,
         }
     }
 }

@@ -1,9 +1,17 @@
 //! The spool: one JSON file per notification in `data_dir/outbox/`, written to a temporary
 //! name, synced, renamed into place and the folder synced, so a notification written before
 //! its event is broadcast survives a crash or `kill -9` whole or not at all (never torn).
+//!
+//! Each file is sealed: it carries `sha256`, the digest of the rest of it (see `seal`), so a
+//! flipped byte that still parses (another `to`, an altered `body`, a `next_at_ms` years
+//! away) is found at load and never sent: baton's HMAC would sign it and the receiver could
+//! not tell. A damaged file is never dropped either: it is listed as a dead delivery saying
+//! why, its file kept in `outbox/damaged/` as evidence.
 
 use crate::workspace::fsync::{self, Kind};
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -69,6 +77,103 @@ pub struct Delivery {
     /// The exact body sent (and signed), fixed when the notification is made.
     #[serde(skip_serializing_if = "String::is_empty", default)]
     pub body: String,
+    /// Why its spool file could not be trusted, when it could not: such a delivery is dead
+    /// for good (what it would send is not known), never retried.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub damaged: Option<String>,
+}
+
+/// The fields a delivery is written with (`Delivery`'s), the only ones a file written before
+/// files were sealed may hold: a byte flipped in the name `sha256` of a sealed file must not
+/// make it read as an unsealed one.
+const FIELDS: [&str; 13] = [
+    "id",
+    "channel",
+    "to",
+    "event",
+    "workspace",
+    "key",
+    "created_at",
+    "state",
+    "attempts",
+    "next_at_ms",
+    "round_start",
+    "body",
+    "damaged",
+];
+
+/// The field of a spool file holding its seal.
+const SEAL: &str = "sha256";
+
+/// The digest sealing a delivery's JSON object (without its `sha256`): the sha256 of its
+/// compact serde_json form. serde_json keeps an object's keys sorted (no `preserve_order`) and
+/// writes each string and integer one way, so the bytes are the same whoever wrote the file
+/// and whatever fields a later version adds to `Delivery`: the seal is over what was read,
+/// not over how this version would write it.
+fn digest(object: &Value) -> String {
+    let bytes = serde_json::to_vec(object).expect("a JSON value serializes");
+    hex::encode(Sha256::digest(&bytes))
+}
+
+/// A delivery's file: its JSON object with `sha256`, the `digest` of the rest.
+fn seal(d: &Delivery) -> Vec<u8> {
+    let mut object = serde_json::to_value(d).expect("a delivery always serializes");
+    let sha = digest(&object);
+    if let Value::Object(fields) = &mut object {
+        fields.insert(SEAL.into(), Value::String(sha));
+    }
+    serde_json::to_vec(&object).expect("a JSON value serializes")
+}
+
+/// How a spool file was read.
+#[derive(Debug, PartialEq, Eq)]
+enum Seal {
+    /// Its `sha256` matches what it holds.
+    Matches,
+    /// Written before files were sealed (no `sha256`, only a delivery's fields): read as then.
+    None,
+}
+
+/// The delivery of the spool file `<id>.json`, if it can be trusted; `Err` says why not.
+fn unseal(bytes: &[u8], id: &str) -> Result<(Delivery, Seal), String> {
+    let mut object: Value =
+        serde_json::from_slice(bytes).map_err(|e| format!("it is not JSON ({e})"))?;
+    let Value::Object(fields) = &mut object else {
+        return Err("it is not a JSON object".into());
+    };
+    let found = match fields.remove(SEAL) {
+        Some(Value::String(sha)) => Some(sha),
+        Some(_) => return Err("its sha256 is not a string".into()),
+        None => None,
+    };
+    let stray = fields
+        .keys()
+        .find(|k| !FIELDS.contains(&k.as_str()))
+        .cloned();
+    let seal = match (found, stray) {
+        (Some(sha), _) if sha == digest(&object) => Seal::Matches,
+        (Some(_), _) => {
+            return Err(
+                "its sha256 does not match what it holds: it changed after the daemon wrote it"
+                    .into(),
+            )
+        }
+        (None, Some(k)) => {
+            return Err(format!(
+                "it has no sha256, and a field {k:?} no delivery has"
+            ))
+        }
+        (None, None) => Seal::None,
+    };
+    let d: Delivery =
+        serde_json::from_value(object).map_err(|e| format!("it is not a delivery ({e})"))?;
+    if d.id != id {
+        return Err(format!(
+            "it holds delivery {:?}, not the {id} its name says",
+            d.id
+        ));
+    }
+    Ok((d, seal))
 }
 
 impl Delivery {
@@ -134,6 +239,21 @@ pub struct Spool {
     dir: PathBuf,
 }
 
+/// Files the outbox keeps beside the deliveries (`endpoint::Disabled`'s), not read as ones.
+const NOT_DELIVERIES: [&str; 1] = ["disabled.json"];
+
+/// What a load of the spool found.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub deliveries: Vec<Delivery>,
+    /// One a file that could not be trusted: which, why, and what became of it.
+    pub warnings: Vec<String>,
+    /// The ids of the deliveries found damaged by this load (listed dead now).
+    pub damaged: Vec<String>,
+    /// How many files written before files were sealed were sealed by this load.
+    pub sealed: usize,
+}
+
 impl Keep for Spool {
     fn save(&self, deliveries: &[&Delivery]) -> Result<(), SpoolError> {
         Spool::save(self, deliveries)
@@ -178,24 +298,33 @@ impl Spool {
             path: path.clone(),
             source,
         };
-        let bytes = serde_json::to_vec(d).expect("a delivery always serializes");
+        let bytes = seal(d);
         let mut f = File::create(&tmp).map_err(fail)?;
         f.write_all(&bytes).map_err(fail)?;
         fsync::all(&f, Kind::Outbox).map_err(fail)?;
         fs::rename(&tmp, &path).map_err(fail)
     }
 
-    /// Every delivery on disk. Leftover temporary files (a crash mid-write) are removed: the
-    /// renamed file before them, if any, is the record. A file that cannot be read as a
-    /// delivery is named in the warnings, moved to `outbox/damaged/` as evidence, and its
-    /// delivery listed as dead with the reason (what could be read of it kept), never dropped.
+    /// Every delivery on disk, and warnings for the files that could not be trusted (see
+    /// `load_checked`).
     pub fn load(&self) -> Result<(Vec<Delivery>, Vec<String>), SpoolError> {
+        let loaded = self.load_checked()?;
+        Ok((loaded.deliveries, loaded.warnings))
+    }
+
+    /// Every delivery on disk. Leftover temporary files (a crash mid-write) are removed: the
+    /// renamed file before them, if any, is the record. A file that cannot be read, is not a
+    /// delivery, or whose seal does not match what it holds is named in the warnings, moved
+    /// to `outbox/damaged/` as evidence, and its delivery listed as dead with the reason
+    /// (what could be read of it kept), never sent and never dropped. A file written before
+    /// files were sealed is read as it was then, and sealed now.
+    pub fn load_checked(&self) -> Result<Loaded, SpoolError> {
         let read_err = |source| SpoolError::Read {
             path: self.dir.clone(),
             source,
         };
-        let mut out = Vec::new();
-        let mut warnings = Vec::new();
+        let mut out = Loaded::default();
+        let mut written = false;
         for entry in fs::read_dir(&self.dir).map_err(read_err)? {
             let path = entry.map_err(read_err)?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -203,37 +332,55 @@ impl Spool {
                 let _ = fs::remove_file(&path);
                 continue;
             }
-            if !name.ends_with(".json") {
+            if !name.ends_with(".json") || NOT_DELIVERIES.contains(&name) {
                 continue;
             }
-            let bytes = match fs::read(&path) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    warnings.push(format!("delivery spool file {}: {e}", path.display()));
-                    continue;
+            let id = name.trim_end_matches(".json");
+            let (bytes, found) = match fs::read(&path) {
+                Ok(bytes) => {
+                    let found = unseal(&bytes, id);
+                    (bytes, found)
                 }
+                Err(e) => (Vec::new(), Err(format!("it cannot be read ({e})"))),
             };
-            match serde_json::from_slice::<Delivery>(&bytes) {
-                Ok(d) => out.push(d),
-                Err(e) => {
-                    let id = name.trim_end_matches(".json");
-                    let dead = damaged(id, &bytes, &e.to_string());
+            match found {
+                Ok((d, Seal::Matches)) => out.deliveries.push(d),
+                Ok((d, Seal::None)) => {
+                    // Trusted as the version that wrote it trusted it, once: from now on
+                    // it is checked like any other.
+                    match self.write_file(&d) {
+                        Ok(()) => (out.sealed, written) = (out.sealed + 1, true),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot seal a delivery spool file written before seals; read as it is, sealed when it next changes")
+                        }
+                    }
+                    out.deliveries.push(d);
+                }
+                Err(why) => {
+                    let dead = damaged(id, &bytes, &why);
                     let kept = self
                         .set_aside(&path, name)
                         .and_then(|()| self.write_file(&dead));
-                    warnings.push(format!(
-                        "delivery spool file {}: {e}; listed as dead{}",
+                    written |= kept.is_ok();
+                    out.warnings.push(format!(
+                        "delivery spool file {}: {why}; not sent, listed as dead{}",
                         path.display(),
                         match kept {
                             Ok(()) => String::from(" (the damaged file is in outbox/damaged/)"),
                             Err(e) => format!(" (not kept: {e})"),
                         }
                     ));
-                    out.push(dead);
+                    out.damaged.push(dead.id.clone());
+                    out.deliveries.push(dead);
                 }
             }
         }
-        Ok((out, warnings))
+        if written {
+            if let Err(e) = sync_dir(&self.dir) {
+                tracing::warn!(error = %e, "cannot sync the delivery spool folder");
+            }
+        }
+        Ok(out)
     }
 
     fn set_aside(&self, path: &Path, name: &str) -> Result<(), SpoolError> {
@@ -285,6 +432,7 @@ fn damaged(id: &str, bytes: &[u8], why: &str) -> Delivery {
         next_at_ms: None,
         round_start: 0,
         body: String::new(),
+        damaged: Some(why.to_string()),
     }
 }
 
@@ -310,6 +458,7 @@ mod tests {
             next_at_ms: Some(1),
             round_start: 0,
             body: "{}".into(),
+            damaged: None,
         }
     }
 
@@ -361,5 +510,125 @@ mod tests {
         let (again, warnings) = spool.load().unwrap();
         assert_eq!(again.len(), 3);
         assert!(warnings.is_empty(), "{warnings:?}");
+    }
+    /// A spool file as the tests edit it: its JSON object.
+    fn file(spool: &Spool, id: &str) -> serde_json::Value {
+        serde_json::from_slice(&fs::read(spool.dir().join(format!("{id}.json"))).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_sealed_file_changed_in_a_way_that_still_parses_is_dead_not_read_as_changed() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let mut mail = delivery("msg_to");
+        (mail.channel, mail.to) = ("email".into(), Some("rita@example.com".into()));
+        let edits: [(&str, serde_json::Value); 4] = [
+            ("to", serde_json::json!("mallory@example.com")),
+            ("body", serde_json::json!("{\"altered\":true}")),
+            ("next_at_ms", serde_json::json!(99_999_999_999_999u64)),
+            ("channel", serde_json::json!("webhook:other")),
+        ];
+        for (field, value) in &edits {
+            let d = Delivery {
+                id: format!("msg_{field}"),
+                ..mail.clone()
+            };
+            spool.save(&[&d]).unwrap();
+            let mut edited = file(&spool, &d.id);
+            assert!(edited["sha256"].is_string(), "sealed: {edited}");
+            edited[*field] = value.clone();
+            fs::write(
+                spool.dir().join(format!("{}.json", d.id)),
+                edited.to_string(),
+            )
+            .unwrap();
+        }
+        let (got, warnings) = spool.load().unwrap();
+        assert_eq!(got.len(), 4, "none dropped");
+        assert_eq!(warnings.len(), 4, "{warnings:?}");
+        for d in &got {
+            assert_eq!(d.state, State::Dead, "{d:?}");
+            assert!(d.body.is_empty(), "nothing of it is sent: {d:?}");
+            assert!(d
+                .damaged
+                .as_deref()
+                .unwrap()
+                .contains("sha256 does not match"));
+        }
+        // The evidence is kept, and the dead deliveries are sealed: they load cleanly again.
+        assert_eq!(
+            fs::read_dir(spool.dir().join("damaged")).unwrap().count(),
+            4
+        );
+        let (again, warnings) = spool.load().unwrap();
+        assert_eq!(again.len(), 4);
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn a_file_written_before_seals_is_read_as_then_and_sealed_but_not_with_a_stray_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let old = delivery("msg_old");
+        fs::write(
+            spool.dir().join("msg_old.json"),
+            serde_json::to_vec(&old).unwrap(),
+        )
+        .unwrap();
+        // A flipped byte in the name `sha256` must not pass for a file from before seals.
+        spool.save(&[&delivery("msg_flip")]).unwrap();
+        let flipped = fs::read_to_string(spool.dir().join("msg_flip.json")).unwrap();
+        let flipped = flipped.replace("\"sha256\"", "\"sha257\"");
+        fs::write(spool.dir().join("msg_flip.json"), flipped).unwrap();
+        // A file holding another delivery than its name says.
+        let other = serde_json::to_vec(&delivery("msg_else")).unwrap();
+        fs::write(spool.dir().join("msg_named.json"), other).unwrap();
+        let found = spool.load_checked().unwrap();
+        assert_eq!(found.sealed, 1);
+        let mut damaged = found.damaged.clone();
+        damaged.sort();
+        assert_eq!(damaged, ["msg_flip", "msg_named"], "{:?}", found.warnings);
+        let old_back = found.deliveries.iter().find(|d| d.id == "msg_old").unwrap();
+        assert_eq!(old_back.state, State::Pending);
+        assert_eq!(old_back.body, "{}");
+        assert!(file(&spool, "msg_old")["sha256"].is_string(), "sealed now");
+        let flip = found
+            .deliveries
+            .iter()
+            .find(|d| d.id == "msg_flip")
+            .unwrap();
+        assert!(flip.damaged.as_deref().unwrap().contains("\"sha257\""));
+        let again = spool.load_checked().unwrap();
+        assert_eq!((again.sealed, again.damaged.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_spool_file_that_cannot_be_read_is_listed_dead_and_the_disabled_list_is_no_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        fs::create_dir(spool.dir().join("msg_dir.json")).unwrap();
+        fs::write(spool.dir().join("disabled.json"), b"{\"ops\":\"410\"}").unwrap();
+        let found = spool.load_checked().unwrap();
+        assert_eq!(found.damaged, ["msg_dir"]);
+        assert_eq!(found.deliveries.len(), 1);
+        let d = &found.deliveries[0];
+        assert_eq!(d.state, State::Dead);
+        assert!(
+            d.damaged.as_deref().unwrap().contains("cannot be read"),
+            "{d:?}"
+        );
+        assert!(
+            spool.dir().join("msg_dir.json").is_file(),
+            "its dead delivery"
+        );
+        assert_eq!(
+            fs::read(spool.dir().join("disabled.json")).unwrap(),
+            b"{\"ops\":\"410\"}"
+        );
+        assert!(
+            found.warnings[0].contains("msg_dir.json"),
+            "{:?}",
+            found.warnings
+        );
     }
 }
