@@ -52,6 +52,7 @@ pub mod notify;
 mod openapi;
 mod operator;
 mod operator_tools;
+mod outbox_spool;
 mod ownership;
 mod package;
 mod pages;

@@ -1,0 +1,189 @@
+//! The outbox spool survives its own damage (issue 50): a spool file changed after the daemon
+//! wrote it, unreadable, or garbage is never sent as it stands and never dropped: its delivery
+//! is listed dead saying why, the file kept in `outbox/damaged/`, `notification.failed`
+//! logged, `baton_errors_total{kind="delivery_damaged"}` counted, and a retry refused.
+
+use crate::notify::{self, deliveries, Receiver};
+use crate::util::{self, Daemon, TestEnv};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A receiver answering 500 once, then 200; a schedule that retries only after an hour, so
+/// the delivery of handoff `id` stays pending after its first attempt. Returns its spool file.
+fn pending_delivery(env: &mut TestEnv, receiver: &Receiver, id: &str) -> (String, PathBuf) {
+    let d = env.start();
+    notify::submit(env, id);
+    d.wait_until("the first attempt failed", || {
+        deliveries(&d, "pending")
+            .first()
+            .is_some_and(|p| p["attempts"].as_array().unwrap().len() == 1)
+    });
+    assert_eq!(receiver.requests().len(), 1);
+    let delivery = deliveries(&d, "pending")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    d.stop();
+    let file = env
+        .root()
+        .join("data/outbox")
+        .join(format!("{delivery}.json"));
+    assert!(file.is_file(), "{}", file.display());
+    (delivery, file)
+}
+
+fn env_with(receiver: &Receiver) -> TestEnv {
+    TestEnv::with_config(&notify::config(&receiver.url(), "0, 3600"))
+}
+
+/// The dead delivery `id` as listed, once it is.
+fn dead(d: &Daemon, id: &str) -> Value {
+    d.wait_until("listed dead", || {
+        deliveries(d, "dead").iter().any(|x| x["id"] == id)
+    });
+    deliveries(d, "dead")
+        .into_iter()
+        .find(|x| x["id"] == id)
+        .unwrap()
+}
+
+/// What a damaged delivery shows everywhere an operator looks. `logged`: whether what could
+/// be read of the file names its workspace, where `notification.failed` is then logged.
+fn assert_told(env: &TestEnv, d: &Daemon, id: &str, why: &str, logged: bool) {
+    let listed = dead(d, id);
+    let reason = listed["damaged"].as_str().unwrap_or_default();
+    assert!(reason.contains(why), "{listed}");
+    let error = listed["attempts"].as_array().unwrap().last().unwrap()["error"].clone();
+    assert!(
+        error.as_str().unwrap().contains("spool file was damaged"),
+        "{listed}"
+    );
+    let aside = env.root().join("data/outbox/damaged");
+    let kept: Vec<String> = std::fs::read_dir(&aside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        kept.iter().any(|n| n.ends_with(&format!("{id}.json"))),
+        "{kept:?}"
+    );
+    assert_eq!(
+        d.metric("baton_errors_total{kind=\"delivery_damaged\"}"),
+        1.0,
+        "{}",
+        d.metrics()
+    );
+    let ws = env.ws("alpha");
+    let failed = || {
+        util::events(&ws)
+            .iter()
+            .any(|e| e["type"] == "notification.failed" && e["data"]["delivery"] == id)
+    };
+    if logged {
+        d.wait_until("notification.failed logged", failed);
+    }
+    // Never sent again: what it would send is not known.
+    let retry = format!("/api/v1/deliveries/{id}/retry");
+    let (status, body) = d.post_as(&retry, Some(&d.token), "");
+    assert_eq!(status, 409, "{body}");
+    assert!(body.to_string().contains("damaged"), "{body}");
+    let logs = util::daemon_logs(env);
+    assert!(logs.contains("delivery spool file damaged"), "{logs}");
+}
+
+/// Waits a little, then: nothing more reached the receiver than `before`.
+fn assert_nothing_sent(receiver: &Receiver, before: usize) {
+    std::thread::sleep(Duration::from_millis(1500));
+    let requests = receiver.requests();
+    assert_eq!(requests.len(), before, "sent: {requests:?}");
+}
+
+#[test]
+fn a_pending_delivery_edited_on_disk_so_that_it_still_parses_is_not_sent_but_listed_dead() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), 0, &["500"]);
+    let mut env = env_with(&receiver);
+    let (id, file) = pending_delivery(&mut env, &receiver, "edited");
+    // Another body (still signed by baton if sent), due now.
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    let body = doc["body"].as_str().unwrap().replace("alpha", "mallory");
+    assert_ne!(body, doc["body"].as_str().unwrap());
+    doc["body"] = Value::String(body);
+    doc["next_at_ms"] = Value::from(0);
+    std::fs::write(&file, doc.to_string()).unwrap();
+
+    let d = env.start();
+    assert_told(&env, &d, &id, "sha256 does not match", true);
+    assert_nothing_sent(&receiver, 1);
+    d.stop();
+}
+
+#[test]
+fn a_spool_file_that_cannot_be_read_is_listed_dead_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), 0, &["500"]);
+    let mut env = env_with(&receiver);
+    let (id, file) = pending_delivery(&mut env, &receiver, "unreadable");
+    // Root reads a chmod 000 file: a folder in its place cannot be read by anyone.
+    std::fs::remove_file(&file).unwrap();
+    std::fs::create_dir(&file).unwrap();
+
+    let d = env.start();
+    assert_told(&env, &d, &id, "cannot be read", false);
+    assert_nothing_sent(&receiver, 1);
+    d.stop();
+}
+
+#[test]
+fn a_garbage_spool_file_is_listed_dead_and_its_retry_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), 0, &["500"]);
+    let mut env = env_with(&receiver);
+    let (id, file) = pending_delivery(&mut env, &receiver, "garbage");
+    std::fs::write(&file, b"\x00\x17not a delivery\xff{\"id\":").unwrap();
+
+    let d = env.start();
+    assert_told(&env, &d, &id, "not JSON", false);
+    assert_nothing_sent(&receiver, 1);
+    // And at the next start it is the same dead delivery, told once.
+    d.stop();
+    let d = env.start();
+    assert_eq!(
+        dead(&d, &id)["damaged"]
+            .as_str()
+            .map(|s| s.contains("not JSON")),
+        Some(true)
+    );
+    assert_eq!(
+        d.metric("baton_errors_total{kind=\"delivery_damaged\"}"),
+        0.0
+    );
+    d.stop();
+}
+
+/// `outbox/disabled.json` (the endpoints a `410` disabled) sits beside the deliveries: it is
+/// not one, so a restart keeps the endpoint disabled and lists no delivery named `disabled`.
+#[test]
+fn the_list_of_disabled_endpoints_is_not_read_as_a_damaged_delivery() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), 0, &["410"]);
+    let mut env = env_with(&receiver);
+    let d = env.start();
+    notify::submit(&env, "gone");
+    d.wait_until("dead at the 410", || deliveries(&d, "dead").len() == 1);
+    d.stop();
+    let outbox = env.root().join("data/outbox");
+    let disabled = std::fs::read(outbox.join("disabled.json")).unwrap();
+
+    let d = env.start();
+    let listed = deliveries(&d, "dead");
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed.iter().all(|x| x["id"] != "disabled"), "{listed:?}");
+    assert_eq!(
+        std::fs::read(outbox.join("disabled.json")).unwrap(),
+        disabled
+    );
+    assert!(!Path::new(&outbox.join("damaged")).exists());
+    d.stop();
+}
