@@ -36,7 +36,10 @@ pub use letter::Facts;
 pub use mail::{MailError, MailRequest, Recipient, Tokens};
 pub use push::{PushRequest, ResolvePush, PUSH};
 pub use sign::{BadSecret, Key};
-pub use spool::{Attempt, Delivery, Keep, Loaded, Sendable, Spool, SpoolError, State};
+pub use spool::{
+    damaged as damaged_delivery, seal, unseal_doc, Attempt, Delivery, Keep, Loaded, Sendable,
+    Spool, SpoolError, State,
+};
 
 use crate::config::{Config, WebhookFormat};
 use crate::events::{Event, EventType};

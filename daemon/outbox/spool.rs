@@ -115,8 +115,10 @@ fn digest(object: &Value) -> String {
     hex::encode(Sha256::digest(&bytes))
 }
 
-/// A delivery's file: its JSON object with `sha256`, the `digest` of the rest.
-fn seal(d: &Delivery) -> Vec<u8> {
+/// A delivery's file: its JSON object with `sha256`, the `digest` of the rest. The seal holds
+/// through any store that keeps the JSON value (a cluster's `jsonb` too: the digest is over the
+/// value's canonical form, not over the bytes as stored).
+pub fn seal(d: &Delivery) -> Vec<u8> {
     let mut object = serde_json::to_value(d).expect("a delivery always serializes");
     let sha = digest(&object);
     if let Value::Object(fields) = &mut object {
@@ -132,6 +134,12 @@ enum Seal {
     Matches,
     /// Written before files were sealed (no `sha256`, only a delivery's fields): read as then.
     None,
+}
+
+/// `unseal` for a store that keeps deliveries elsewhere (a cluster's rows): the delivery `id`
+/// of a sealed (or older, unsealed) document, or why it cannot be trusted.
+pub fn unseal_doc(bytes: &[u8], id: &str) -> Result<Delivery, String> {
+    unseal(bytes, id).map(|(d, _)| d)
 }
 
 /// The delivery of the spool file `<id>.json`, if it can be trusted; `Err` says why not.
@@ -402,7 +410,7 @@ impl Spool {
 
 /// The dead delivery a damaged spool file stands for: what can still be read of it (its id is
 /// its file's name), and why it cannot be sent.
-fn damaged(id: &str, bytes: &[u8], why: &str) -> Delivery {
+pub fn damaged(id: &str, bytes: &[u8], why: &str) -> Delivery {
     let found: serde_json::Value = serde_json::from_slice(bytes).unwrap_or_default();
     let text = |field: &str| {
         found
