@@ -4,6 +4,7 @@
 //! the workspace, read confined and under size limits. Cataloguing only stats files (and
 //! reads each record's small meta.json), so finding what changed is cheap; `load` reads.
 
+mod files;
 mod stored;
 
 use super::text::{file_mtime, read_json, text, text_of};
@@ -164,7 +165,8 @@ fn each_record(
             let store = Store::for_workspace(&files, ws);
             let base = crate::store::Files::dir_of(&reading.data_dir, ws).join("handoffs");
             for dir in dirs(&store)? {
-                f(&FileFolder(base.join(&dir)));
+                // One record's visit keeps what it reads for the loads (see `files`).
+                f(&files::FileFolder::new(base.join(&dir), only.is_some()));
             }
         }
     }
@@ -264,6 +266,12 @@ pub(super) trait RecordFolder {
 pub(super) enum Source {
     /// A file of the embedded store in data_dir.
     File(PathBuf),
+    /// A file of the embedded store already read as the folder was catalogued: its JSON and
+    /// time in seconds.
+    Read {
+        json: std::sync::Arc<Value>,
+        modified: i64,
+    },
     /// A record of another backend (a cluster's rows); `modified`: when it was received or
     /// decided, as its record says (a row has no file time).
     Stored {
@@ -280,6 +288,7 @@ impl Source {
     fn json(&self) -> Option<Value> {
         match self {
             Source::File(path) => read_json(path, MAX_RECORD),
+            Source::Read { json, .. } => Some(Value::clone(json)),
             Source::Stored {
                 store, rel, bytes, ..
             } => {
@@ -298,33 +307,9 @@ impl Source {
     fn modified(&self) -> i64 {
         match self {
             Source::File(path) => file_mtime(path),
+            Source::Read { modified, .. } => *modified,
             Source::Stored { modified, .. } => *modified,
         }
-    }
-}
-
-/// A record folder of the embedded store: files under data_dir.
-struct FileFolder(PathBuf);
-
-impl RecordFolder for FileFolder {
-    fn json(&self, name: &str) -> Option<Value> {
-        read_json(&self.0.join(name), MAX_RECORD)
-    }
-
-    fn stamp(&self, name: &str) -> Option<(u64, String)> {
-        let m = std::fs::metadata(self.0.join(name)).ok()?;
-        let mtime = m
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok());
-        Some((
-            m.len(),
-            format!("{}:{}", m.len(), mtime.map_or(0, |d| d.as_nanos())),
-        ))
-    }
-
-    fn source(&self, name: &str) -> Source {
-        Source::File(self.0.join(name))
     }
 }
 
