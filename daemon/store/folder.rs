@@ -99,19 +99,29 @@ impl Folder {
     /// (an older store's folder, or one not made yet); the damage when it is unreadable, or
     /// missing where one is required.
     pub fn manifest(&self, dir_name: &str) -> io::Result<Option<Manifest>> {
-        match std::fs::read(self.record_dir(dir_name).join(manifest::FILE)) {
-            Ok(bytes) => Manifest::parse(&bytes)
-                .map(Some)
-                .map_err(|why| Damaged(vec![manifest::bad_manifest(dir_name, why)]).into_io()),
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
-            Err(_) if !self.manifests_required() => Ok(None),
+        match self.manifest_file(dir_name) {
+            Ok(Some(manifest)) => Ok(Some(manifest)),
+            Err(e) => Err(e),
+            Ok(None) if !self.manifests_required() => Ok(None),
             // A folder not made, or made by a change not yet committed: nothing in it is.
-            Err(_) if self.files_of_disk(dir_name).is_empty() => Ok(None),
-            Err(_) => Err(Damaged(vec![manifest::bad_manifest(
+            Ok(None) if self.files_of_disk(dir_name).is_empty() => Ok(None),
+            Ok(None) => Err(Damaged(vec![manifest::bad_manifest(
                 dir_name,
                 "missing (removed), while the folder holds files".into(),
             )])
             .into_io()),
+        }
+    }
+
+    /// The manifest file of record folder `dir_name`, parsed; `None`: there is none (whether
+    /// one is required, `manifest` says).
+    fn manifest_file(&self, dir_name: &str) -> io::Result<Option<Manifest>> {
+        match std::fs::read(self.record_dir(dir_name).join(manifest::FILE)) {
+            Ok(bytes) => Manifest::parse(&bytes)
+                .map(Some)
+                .map_err(|why| Damaged(vec![manifest::bad_manifest(dir_name, why)]).into_io()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -219,18 +229,18 @@ impl Folder {
         let dir_name = key_dir_name(key);
         let dir = handoffs.join(&dir_name);
         // The manifest is read once, and first: a folder that has one exists (no stat of it),
-        // and a change of a committed record needs no other look at the folder.
-        let current = self.manifest(&dir_name)?;
+        // and a change of a committed record needs no other look at the folder. A folder
+        // without one is made at once: made now, it is new and empty (a new record's, as
+        // in a burst: no look at the store's format mark, the folder or its parent first);
+        // there already, `manifest` looks at what it holds.
+        let (current, created) = match self.manifest_file(&dir_name)? {
+            Some(manifest) => (Some(manifest), false),
+            None => match make_dir(&handoffs, &dir)? {
+                true => (None, true),
+                false => (self.manifest(&dir_name)?, false),
+            },
+        };
         let first = current.is_none();
-        let mut created = false;
-        if first && !dir.is_dir() {
-            create_dirs(&handoffs, Kind::Store)?;
-            created = match std::fs::create_dir(&dir) {
-                // Made by a concurrent writer in the meantime: its entry is synced below too.
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => false,
-                other => other.map(|()| true)?,
-            };
-        }
         let before = match current {
             Some(manifest) => manifest,
             // Made just now: empty.
@@ -836,6 +846,24 @@ fn temp_with(dir: &Path, bytes: &[u8]) -> io::Result<NamedTempFile> {
         .tempfile_in(dir)?;
     tmp.write_all(bytes)?;
     Ok(tmp)
+}
+
+/// Makes record folder `dir` in `handoffs` (made too, durably, if the store has none yet).
+/// `true`: made now; `false`: there already (a concurrent writer's, or an older one: its
+/// entry is synced with the change all the same).
+fn make_dir(handoffs: &Path, dir: &Path) -> io::Result<bool> {
+    match std::fs::create_dir(dir) {
+        Ok(()) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            create_dirs(handoffs, Kind::Store)?;
+            match std::fs::create_dir(dir) {
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+                other => other.map(|()| true),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]

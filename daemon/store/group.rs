@@ -230,8 +230,12 @@ impl Committer {
         // By filesystem: a syncfs covers one.
         let mut by_fs: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         let mut by_file = Vec::new();
+        // A group too small for a syncfs is made durable file by file whatever filesystems
+        // its files are on: they are not looked up (a stat of each request's folder and of
+        // each of its files, some seven calls a handoff at a steady rate).
+        let whole_possible = group.iter().map(Request::targets).sum::<usize>() >= WHOLE_FROM;
         for (i, request) in group.iter().enumerate() {
-            match filesystem_of(request) {
+            match whole_possible.then(|| filesystem_of(request)).flatten() {
                 Some(dev) => by_fs.entry(dev).or_default().push(i),
                 None => by_file.push(i),
             }
