@@ -282,27 +282,26 @@ fn used_before(data_dir: &Path) -> io::Result<Vec<String>> {
         evidence.push(format!("{} exists", keys_dir(data_dir).display()));
     }
     let anchors = data_dir.join("anchors");
-    if non_empty(&anchors)? {
+    if holds(&anchors, |meta| meta.is_file() && meta.len() > 0)? {
         evidence.push(format!("audit anchors in {}", anchors.display()));
     }
     let records = data_dir.join("workspaces");
-    if non_empty(&records)? {
+    // A record is a folder: anything else there was not made by a daemon.
+    if holds(&records, |meta| meta.is_dir())? {
         evidence.push(format!("workspace records in {}", records.display()));
     }
     Ok(evidence)
 }
 
-/// Whether the folder `dir` holds anything (a file with bytes, or any entry but empty files).
-fn non_empty(dir: &Path) -> io::Result<bool> {
+/// Whether the folder `dir` holds an entry that is `such`.
+fn holds(dir: &Path, such: impl Fn(&std::fs::Metadata) -> bool) -> io::Result<bool> {
     let entries = match std::fs::read_dir(dir) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
         Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", dir.display()))),
         Ok(entries) => entries,
     };
     for entry in entries {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        if meta.is_dir() || meta.len() > 0 {
+        if such(&entry?.metadata()?) {
             return Ok(true);
         }
     }
