@@ -27,17 +27,37 @@ pub const SET_ASIDE: &str = "damaged";
 /// logs anything there, so such a workspace had records: a store gone is damage, never a
 /// workspace new to the daemon (whose archive is set aside and whose handoff.json is received
 /// again). A workspace served without ever logging an event had no record to lose.
+///
+/// A moved workspace's records are kept under the id it had (see `identity`), which only its
+/// store placed: with that gone, it resolves to the id its path gives. So the ids it names
+/// (its folder's claim, the daemon's pointer for its path) are looked at too. A claim is the
+/// agents' word, so it only ever makes a workspace read-only, never serves another's records.
 pub fn known_without_store(
     data_dir: &Path,
     ws: &crate::workspace::Workspace,
-    flushed: impl FnOnce(&str) -> bool,
+    flushed: impl Fn(&str) -> bool,
 ) -> bool {
+    let store = |id: &str| data_dir.join("workspaces").join(id).exists();
     let tag = super::tag(ws);
-    if data_dir.join("workspaces").join(&tag).exists() {
+    if store(&tag) {
         return false;
     }
     let anchors = crate::audit::Anchors::for_workspace(data_dir, ws);
-    anchors.anchor.exists() || anchors.history.exists() || flushed(&tag)
+    let dir = anchors.anchor.parent().unwrap_or(data_dir).to_path_buf();
+    let anchored = |id: &str| {
+        dir.join(format!("{id}.json")).exists()
+            || dir.join(format!("{id}.history.jsonl")).exists()
+            || flushed(id)
+    };
+    let named = [
+        super::identity::claim(ws),
+        super::identity::pointed(data_dir, ws),
+    ];
+    anchored(&tag)
+        || named
+            .into_iter()
+            .flatten()
+            .any(|id| id != tag && !store(&id) && anchored(&id))
 }
 
 /// The damage of a workspace's whole store gone (see `known_without_store`).

@@ -142,3 +142,49 @@ fn a_format_mark_and_ledger_removed_together_are_damage_not_an_older_store() {
     assert_eq!(decided_events(&ws), decided + 1);
     d.stop();
 }
+
+/// A moved workspace keeps its records under the id it had; with its store gone it would
+/// resolve to the id its new path gives, which no anchor names: the id its folder claims is
+/// looked at too, so it is damage as well, not a new workspace.
+#[test]
+fn a_moved_workspace_whose_store_is_removed_is_damage_too() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    crate::util::write_atomic(
+        &ws.join("handoff.json"),
+        &crate::util::bytes(&crate::util::handoff("first")),
+    );
+    d.wait_until("first pending", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "first")
+    });
+    let (status, body) = d.decide("first", "approved", "looks good");
+    assert_eq!(status, 200, "{body}");
+    d.stop();
+    let beta = env.root().join("ws/beta");
+    std::fs::rename(&ws, &beta).unwrap();
+    let d = env.start();
+    d.wait_until("served as moved", || {
+        d.get("/api/v1/handoffs/first").1["workspace"] == "beta"
+    });
+    d.stop();
+    let id = std::fs::read_to_string(beta.join(".baton/id")).unwrap();
+    let store = env.root().join("data/workspaces").join(id.trim());
+    assert!(store.is_dir(), "{}", store.display());
+    std::fs::remove_dir_all(&store).unwrap();
+    let decided = decided_events(&beta);
+
+    let d = env.start();
+    d.wait_until("health names beta's store", || {
+        let h = d.health();
+        h["store_damaged"].as_array().is_some_and(|a| {
+            a.iter()
+                .any(|e| e["workspace"] == "beta" && e["file"] == ".")
+        })
+    });
+    let (status, body) = d.decide("first", "rejected", "no");
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(decided_events(&beta), decided);
+    assert!(set_aside(&beta).is_empty(), "{:?}", set_aside(&beta));
+    d.stop();
+}
