@@ -10,7 +10,7 @@
 //! deliveries a node makes cost no read of their own.
 
 use super::Cluster;
-use crate::outbox::{Delivery, Keep, Sendable, SpoolError};
+use crate::outbox::{damaged_delivery, seal, unseal_doc, Delivery, Keep, Sendable, SpoolError};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -26,6 +26,9 @@ struct Mine {
     run: u64,
     ids: HashSet<String>,
     lost: HashSet<String>,
+    /// Every delivery whose row this node has seen as its own: one whose row is gone since
+    /// was delivered and removed by a node that adopted it.
+    saved: HashSet<String>,
 }
 
 impl DeliveryRows {
@@ -44,17 +47,38 @@ impl DeliveryRows {
     /// run `run` (read before it was sent: a statement answered after a gap began may have
     /// seen the row before another node adopted it, and the run it began in has ended).
     fn note(&self, run: Option<u64>, own: &[String], lost: &[String]) {
-        let mut mine = self.mine();
-        mine.lost.extend(lost.iter().cloned());
+        self.mine().note(run, own, lost);
+    }
+}
+
+impl Mine {
+    fn note(&mut self, run: Option<u64>, own: &[String], lost: &[String]) {
+        // A delivery can come back to this node (adopted back from a node gone since).
+        for id in own {
+            self.lost.remove(id);
+            self.saved.insert(id.clone());
+        }
+        for id in lost {
+            self.ids.remove(id);
+        }
+        self.lost.extend(lost.iter().cloned());
         let Some(run) = run else { return };
-        if mine.run != run {
-            if mine.run > run {
+        if self.run != run {
+            if self.run > run {
                 return;
             }
-            mine.run = run;
-            mine.ids.clear();
+            self.run = run;
+            self.ids.clear();
         }
-        mine.ids.extend(own.iter().cloned());
+        self.ids.extend(own.iter().cloned());
+    }
+
+    /// What is known of delivery `id` during run `run` without asking the database.
+    fn known(&self, run: u64, id: &str) -> Option<Sendable> {
+        if self.lost.contains(id) {
+            return Some(Sendable::Gone);
+        }
+        (self.run == run && self.ids.contains(id)).then_some(Sendable::Now)
     }
 }
 
@@ -72,18 +96,37 @@ fn db(e: impl std::fmt::Display) -> SpoolError {
     SpoolError::Database(e.to_string())
 }
 
-fn parse(docs: Vec<String>) -> (Vec<Delivery>, Vec<String>) {
+/// The deliveries of rows `(id, doc)`, each checked against its seal (`outbox::seal`): a row
+/// damaged (in the database, or between it and this node) is never sent: it is listed dead
+/// with why (`damaged`), and named in the warnings.
+fn parse(rows: Vec<(String, String)>) -> (Vec<Delivery>, Vec<String>, Vec<Delivery>) {
     let mut out = Vec::new();
     let mut warnings = Vec::new();
-    for doc in docs {
-        match serde_json::from_str::<Delivery>(&doc) {
+    let mut damaged = Vec::new();
+    for (id, doc) in rows {
+        match unseal_doc(doc.as_bytes(), &id) {
             Ok(d) => out.push(d),
-            Err(e) => warnings.push(format!(
-                "an unreadable delivery in the cluster's database: {e}"
-            )),
+            Err(why) => {
+                warnings.push(format!(
+                    "delivery {id} in the cluster's database is damaged ({why}): not sent, listed \
+                     as dead (GET /api/v1/deliveries?state=dead); its event is in its workspace's \
+                     audit log: tell the receiver by hand if it still needs it"
+                ));
+                damaged.push(damaged_delivery(&id, doc.as_bytes(), &why));
+            }
         }
     }
-    (out, warnings)
+    (out, warnings, damaged)
+}
+
+impl DeliveryRows {
+    /// Keeps damaged deliveries as the dead ones they are listed as, sealed again.
+    fn bury(&self, damaged: &[Delivery]) {
+        let dead: Vec<&Delivery> = damaged.iter().collect();
+        if let Err(e) = self.save(&dead) {
+            tracing::error!(error = %e, "cannot mark damaged deliveries dead in the cluster's database; they are listed dead here, and found damaged again at the next start");
+        }
+    }
 }
 
 impl Keep for DeliveryRows {
@@ -104,7 +147,7 @@ impl Keep for DeliveryRows {
         for (id, d) in last {
             ids.push(id);
             states.push(d.state.as_str());
-            docs.push(serde_json::to_string(d).expect("a delivery always serializes"));
+            docs.push(String::from_utf8(seal(d)).expect("JSON is UTF-8"));
         }
         let run = self.cluster.leases.beating();
         let mut client = self.cluster.client().map_err(db)?;
@@ -130,14 +173,8 @@ impl Keep for DeliveryRows {
         let Some(run) = self.cluster.leases.beating() else {
             return Sendable::Later;
         };
-        {
-            let mine = self.mine();
-            if mine.lost.contains(&d.id) {
-                return Sendable::Gone;
-            }
-            if mine.run == run && mine.ids.contains(&d.id) {
-                return Sendable::Now;
-            }
+        if let Some(known) = self.mine().known(run, &d.id) {
+            return known;
         }
         let owner = self.cluster.client().map_err(db).and_then(|mut client| {
             client
@@ -153,9 +190,14 @@ impl Keep for DeliveryRows {
         };
         let id = std::slice::from_ref(&d.id);
         match owner {
-            // No row: never saved (its save failed), or removed by this node. No other node
-            // has it to send.
-            None => Sendable::Now,
+            // No row, and never one seen: its save failed, so no other node has it to send.
+            // A row seen and gone was removed by the node that adopted and delivered it.
+            None if !self.mine().saved.contains(&d.id) => Sendable::Now,
+            None => {
+                tracing::info!(delivery = %d.id, "another node delivered and removed this delivery while this node was away; not sent again");
+                self.note(None, &[], id);
+                Sendable::Gone
+            }
             Some(node) if node == self.cluster.node => {
                 self.note(Some(run), id, &[]);
                 Sendable::Now
@@ -169,14 +211,21 @@ impl Keep for DeliveryRows {
     }
 
     fn load(&self) -> Result<(Vec<Delivery>, Vec<String>), SpoolError> {
+        let run = self.cluster.leases.beating();
         let mut client = self.cluster.client().map_err(db)?;
         let rows = client
             .query(
-                "SELECT doc::text FROM deliveries WHERE node = $1",
+                "SELECT id, doc::text FROM deliveries WHERE node = $1",
                 &[&self.cluster.node],
             )
             .map_err(db)?;
-        Ok(parse(rows.iter().map(|r| r.get(0)).collect()))
+        let (mut out, warnings, damaged) =
+            parse(rows.iter().map(|r| (r.get(0), r.get(1))).collect());
+        let own: Vec<String> = out.iter().map(|d| d.id.clone()).collect();
+        self.note(run, &own, &[]);
+        self.bury(&damaged);
+        out.extend(damaged);
+        Ok((out, warnings))
     }
 
     fn remove(&self, id: &str) {
@@ -184,6 +233,7 @@ impl Keep for DeliveryRows {
             let mut mine = self.mine();
             mine.ids.remove(id);
             mine.lost.remove(id);
+            mine.saved.remove(id);
         }
         if let Ok(mut client) = self.cluster.client() {
             let _ = client.execute(
@@ -223,7 +273,7 @@ impl Keep for DeliveryRows {
                         now!(),
                         "
                      FROM orphans WHERE deliveries.id = orphans.id
-                     RETURNING deliveries.doc::text"
+                     RETURNING deliveries.id, deliveries.doc::text"
                     ),
                     &[&self.cluster.node, &self.cluster.ttl.as_secs_f64()],
                 )
@@ -231,10 +281,13 @@ impl Keep for DeliveryRows {
         });
         match adopted {
             Ok(rows) => {
-                let (out, warnings) = parse(rows.iter().map(|r| r.get(0)).collect());
+                let (mut out, warnings, damaged) =
+                    parse(rows.iter().map(|r| (r.get(0), r.get(1))).collect());
                 for w in warnings {
-                    tracing::warn!("{w}");
+                    tracing::error!("{w}");
                 }
+                self.bury(&damaged);
+                out.extend(damaged);
                 let ids: Vec<String> = out.iter().map(|d| d.id.clone()).collect();
                 self.note(run, &ids, &[]);
                 if !out.is_empty() {
@@ -250,5 +303,44 @@ impl Keep for DeliveryRows {
                 Vec::new()
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ids(ids: &[&str]) -> Vec<String> {
+        ids.iter().map(|i| i.to_string()).collect()
+    }
+
+    #[test]
+    fn a_delivery_is_known_sendable_only_within_the_run_its_row_was_seen_in() {
+        let mut mine = Mine::default();
+        mine.note(Some(1), &ids(&["x", "y"]), &[]);
+        assert_eq!(mine.known(1, "x"), Some(Sendable::Now));
+        // A gap: the next run asks the database.
+        assert_eq!(mine.known(2, "x"), None);
+        // An answer to a statement sent during an older run says nothing of the new one.
+        mine.note(Some(2), &ids(&["y"]), &[]);
+        mine.note(Some(1), &ids(&["x"]), &[]);
+        assert_eq!(mine.known(2, "x"), None);
+        assert_eq!(mine.known(2, "y"), Some(Sendable::Now));
+        // Unknown is not sendable without asking.
+        assert_eq!(mine.known(2, "z"), None);
+    }
+
+    #[test]
+    fn a_delivery_found_another_nodes_and_adopted_back_is_sendable_again() {
+        let mut mine = Mine::default();
+        mine.note(Some(1), &ids(&["x"]), &[]);
+        // Seen as another node's after a gap: left to it.
+        mine.note(None, &[], &ids(&["x"]));
+        assert_eq!(mine.known(2, "x"), Some(Sendable::Gone));
+        assert_eq!(mine.known(1, "x"), Some(Sendable::Gone));
+        // That node is gone since and this one adopts the delivery back.
+        mine.note(Some(3), &ids(&["x"]), &[]);
+        assert_eq!(mine.known(3, "x"), Some(Sendable::Now));
+        assert!(mine.saved.contains("x"));
     }
 }

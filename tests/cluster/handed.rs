@@ -268,3 +268,62 @@ fn a_node_woken_after_its_pending_deliveries_were_adopted_does_not_send_them() {
     );
     b.assert_alive();
 }
+
+/// A delivery's row changed in the database (a byte flipped so that it still parses, or an
+/// edit by hand) is never sent as it stands: each row carries the seal of what it held when
+/// its node wrote it, and one that fails it is listed dead with why. Before, the row was
+/// sent as found, signed by baton's own key.
+#[test]
+fn a_delivery_row_changed_in_the_database_is_listed_dead_not_sent() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let db = "sealed";
+    let url = pg.database(db);
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens yet: the delivery waits for its retry, ten minutes away.
+    let port = crate::notify::free_port();
+    let mut env = TestEnv::with_config(&format!(
+        "{}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n",
+        crate::notify::config(&format!("http://127.0.0.1:{port}/hook"), "0, 600")
+    ));
+    env.drive_clock();
+    let a = env.start();
+    crate::notify::submit(&env, "h1");
+    wait_long("the delivery failed once", SETTLE_S, || {
+        crate::notify::deliveries(&a, "pending")
+            .first()
+            .is_some_and(|d| d["attempts"].as_array().is_some_and(|a| !a.is_empty()))
+    });
+    let id = crate::notify::deliveries(&a, "pending")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.kill9();
+    // Its body forged, and made due at once.
+    let forged = pg.psql(
+        db,
+        &format!(
+            "UPDATE deliveries SET doc = jsonb_set(jsonb_set(doc, '{{body}}', '\"{{\\\"forged\\\": true}}\"'), \
+             '{{next_at_ms}}', '0') WHERE id = '{id}'"
+        ),
+    );
+    assert!(
+        String::from_utf8_lossy(&forged.stdout).contains("UPDATE 1"),
+        "{forged:?}"
+    );
+    let receiver = Receiver::start(dir.path(), port, &[]);
+    let a = env.start();
+    wait_long("the forged delivery listed dead", SETTLE_S, || {
+        crate::notify::deliveries(&a, "dead")
+            .iter()
+            .any(|d| d["id"] == id.as_str() && d["damaged"].is_string())
+    });
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        receiver.requests().is_empty(),
+        "the forged delivery was sent: {:?}",
+        receiver.requests()
+    );
+    assert!(crate::notify::deliveries(&a, "pending").is_empty());
+    a.assert_alive();
+}
