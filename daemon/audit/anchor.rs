@@ -79,6 +79,15 @@ pub struct Anchors {
 /// padded with spaces, which parsers skip), so the file never needs truncating.
 const ANCHOR_SIZE: usize = 512;
 
+/// Whether the daemon anchored the audit log of the workspace of id `id` in `data_dir`: its
+/// anchor or its history is there, or `flushed` says the ledger of flushed anchors holds it.
+pub fn anchored(data_dir: &Path, id: &str, flushed: impl Fn(&str) -> bool) -> bool {
+    let dir = data_dir.join("anchors");
+    dir.join(format!("{id}.json")).exists()
+        || dir.join(format!("{id}.history.jsonl")).exists()
+        || flushed(id)
+}
+
 impl Anchors {
     pub fn for_workspace(data_dir: &Path, ws: &Workspace) -> Anchors {
         let tag = crate::store::tag(ws);

@@ -15,7 +15,7 @@ mod reverify;
 mod tail;
 mod verify;
 
-pub use anchor::{Anchor, Anchors, Mark, RemoteAnchors};
+pub use anchor::{anchored, Anchor, Anchors, Mark, RemoteAnchors};
 pub use ledger::Ledger;
 pub use lines::{read_proven, Written, PROOF_BYTES};
 pub use reverify::{Pace, Reverified};

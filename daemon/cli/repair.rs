@@ -95,7 +95,11 @@ fn gone<'a>(
         .with_context(|| format!("{}: cannot read the audit anchors", data_dir.display()))?;
     let mut out: Vec<&Workspace> = by_tag
         .values()
-        .filter(|ws| repair::known_without_store(data_dir, ws, |t| flushed.contains_key(t)))
+        .filter(|ws| {
+            let anchored =
+                |id: &str| baton::audit::anchored(data_dir, id, |t| flushed.contains_key(t));
+            repair::known_without_store(data_dir, ws, anchored)
+        })
         .collect();
     out.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(out)

@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 pub const SET_ASIDE: &str = "damaged";
 
 /// Whether the store of `ws` (`data_dir/workspaces/<tag>/`) is gone while data_dir proves this
-/// daemon served the workspace: its audit anchor (`data_dir/anchors/<tag>.json`, or a line of
-/// the ledger of flushed anchors: `flushed` says whether it holds one), written before the
+/// daemon served the workspace: its audit anchor (`anchored`: `audit::anchored`, whether
+/// `data_dir/anchors/` or the ledger of flushed anchors holds one for an id), written before the
 /// first event the daemon logs for it and never removed. The daemon makes the store before it
 /// logs anything there, so such a workspace had records: a store gone is damage, never a
 /// workspace new to the daemon (whose archive is set aside and whose handoff.json is received
@@ -35,20 +35,13 @@ pub const SET_ASIDE: &str = "damaged";
 pub fn known_without_store(
     data_dir: &Path,
     ws: &crate::workspace::Workspace,
-    flushed: impl Fn(&str) -> bool,
+    anchored: impl Fn(&str) -> bool,
 ) -> bool {
     let store = |id: &str| data_dir.join("workspaces").join(id).exists();
     let tag = super::tag(ws);
     if store(&tag) {
         return false;
     }
-    let anchors = crate::audit::Anchors::for_workspace(data_dir, ws);
-    let dir = anchors.anchor.parent().unwrap_or(data_dir).to_path_buf();
-    let anchored = |id: &str| {
-        dir.join(format!("{id}.json")).exists()
-            || dir.join(format!("{id}.history.jsonl")).exists()
-            || flushed(id)
-    };
     let named = [
         super::identity::claim(ws),
         super::identity::pointed(data_dir, ws),

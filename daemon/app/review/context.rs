@@ -65,10 +65,7 @@ impl<'a> Cx<'a> {
                 let dir = format!("handoffs/{}/", crate::workspace::key_dir_name(key));
                 let of_key = |ws: &Arc<Served>| {
                     let damage = ws.store.damaged();
-                    damage
-                        .iter()
-                        .any(|d| d.covers(&dir))
-                        .then_some(damage)
+                    damage.iter().any(|d| d.covers(&dir)).then_some(damage)
                 };
                 self.registry.pick(of_key).into_iter().next()?
             }

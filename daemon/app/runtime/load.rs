@@ -69,7 +69,8 @@ pub(in crate::app) fn load_checked(
     let mut gone = false;
     if !store.exists()? {
         let flushed = |tag: &str| ledger.newest(tag).is_some();
-        if !clustered && crate::store::repair::known_without_store(data_dir, ws, flushed) {
+        let anchored = |id: &str| crate::audit::anchored(data_dir, id, flushed);
+        if !clustered && crate::store::repair::known_without_store(data_dir, ws, anchored) {
             tracing::error!(workspace = %ws.name, store = %store.tag(), "the workspace's store in data_dir is gone, though its audit anchor shows this daemon served it: served read-only, its records never read as none, until data_dir is restored from a backup (`baton restore`) or `baton repair --afresh` starts it afresh");
             store.note_damaged(&[crate::store::repair::store_removed()]);
             gone = true;

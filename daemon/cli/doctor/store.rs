@@ -24,7 +24,9 @@ pub fn check(config: &Config) -> Outcome {
     // A whole store gone, of a workspace the daemon served (its audit anchor says so).
     let flushed = baton::audit::Ledger::read(&config.data_dir).unwrap_or_default();
     for ws in &workspaces {
-        if repair::known_without_store(&config.data_dir, ws, |t| flushed.contains_key(t)) {
+        let anchored =
+            |id: &str| baton::audit::anchored(&config.data_dir, id, |t| flushed.contains_key(t));
+        if repair::known_without_store(&config.data_dir, ws, anchored) {
             let what = format!(
                 "workspace \"{}\": {}; it is served read-only",
                 ws.name,
