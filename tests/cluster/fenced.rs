@@ -302,28 +302,18 @@ fn a_node_whose_audit_sync_failed_after_its_lease_was_taken_does_not_cut_the_log
     let _serial = one_at_a_time();
     let pg = Postgres::start();
     let db = "stalled";
-    let url = pg.database(db);
-    let mut env = TestEnv::with_config(&format!(
-        "poll_ms = 200\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
-    ));
-    env.drive_clock();
-    let mut names = vec!["alpha".to_string()];
-    spread(&env, &mut names, 4, &["a", "b"], 2);
-    let total = names.len();
-    let a = env.start();
-    a.wait_until("a serves every workspace", || served(&a) == total);
-    let stall = env.root().join("stall-audit-sync");
+    let dir = tempfile::tempdir().unwrap();
+    let stall = dir.path().join("stall-audit-sync");
     let stall_var = baton::workspace::fault::STALL_AUDIT_SYNC_VAR;
-    let b = env.spawn_with_config_env(
-        &second_node(&env, &url, ""),
-        &[(stall_var, stall.to_str().unwrap())],
-    );
-    settled(&env, &pg, db, &["a", "b"], total);
-    let name = names
-        .iter()
-        .find(|n| holder(&pg, db, n) == "b")
-        .expect("b serves a workspace")
-        .clone();
+    let TwoNodes {
+        env,
+        a,
+        b,
+        names,
+        on_b,
+    } = two_nodes(&pg, db, "", 4, &[(stall_var, stall.to_str().unwrap())]);
+    let total = names.len();
+    let name = on_b[0].clone();
     let ws = env.ws(&name);
     let received = |key: &str| {
         events(&ws)

@@ -77,30 +77,18 @@ fn a_takeover_sends_each_event_once_per_endpoint_and_each_mail_once_per_person()
     let _serial = one_at_a_time();
     let pg = Postgres::start();
     let db = "handed";
-    let url = pg.database(db);
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(dir.path(), 0, &[]);
     let smtp = Smtp::start(dir.path(), false);
     let extra = format!("{}\n{}", hooks(&receiver.url()), mail(smtp.port));
-    let mut env = TestEnv::with_config(&format!(
-        "poll_ms = 200\n{extra}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
-    ));
-    env.drive_clock();
-    let mut names = vec!["alpha".to_string()];
-    spread(&env, &mut names, 6, &["a", "b"], 2);
+    let TwoNodes {
+        env,
+        a,
+        b,
+        names,
+        on_b,
+    } = two_nodes(&pg, db, &extra, 6, &[]);
     let total = names.len();
-    // a serves everything first (and hands every log on), then b takes its share.
-    let a = env.start();
-    a.wait_until("a serves every workspace", || served(&a) == total);
-    let b_config = second_node(&env, &url, &extra);
-    let b = env.spawn_with_config(&b_config);
-    settled(&env, &pg, db, &["a", "b"], total);
-    let on_b: Vec<String> = names
-        .iter()
-        .filter(|n| holder(&pg, db, n) == "b")
-        .cloned()
-        .collect();
-    assert!(!on_b.is_empty());
 
     // Events on both nodes: a handoff received in every workspace (a webhook, two mails).
     for name in &names {
@@ -198,7 +186,6 @@ fn a_node_woken_after_its_pending_deliveries_were_adopted_does_not_send_them() {
     let _serial = one_at_a_time();
     let pg = Postgres::start();
     let db = "adopted";
-    let url = pg.database(db);
     let dir = tempfile::tempdir().unwrap();
     // Nothing listens there until b is paused: its attempts fail and wait to be retried.
     let port = crate::notify::free_port();
@@ -208,23 +195,9 @@ fn a_node_woken_after_its_pending_deliveries_were_adopted_does_not_send_them() {
          events = [\"handoff.*\"]\nallow_private = true\n",
         crate::notify::SECRET
     );
-    let mut env = TestEnv::with_config(&format!(
-        "poll_ms = 200\n{extra}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
-    ));
-    env.drive_clock();
-    let mut names = vec!["alpha".to_string()];
-    spread(&env, &mut names, 6, &["a", "b"], 2);
-    let total = names.len();
-    let a = env.start();
-    a.wait_until("a serves every workspace", || served(&a) == total);
-    let b = env.spawn_with_config(&second_node(&env, &url, &extra));
-    settled(&env, &pg, db, &["a", "b"], total);
-    let on_b: Vec<String> = names
-        .iter()
-        .filter(|n| holder(&pg, db, n) == "b")
-        .cloned()
-        .collect();
-    assert!(!on_b.is_empty());
+    let TwoNodes {
+        env, a, b, on_b, ..
+    } = two_nodes(&pg, db, &extra, 6, &[]);
     for name in &on_b {
         write_atomic(
             &env.ws(name).join("handoff.json"),

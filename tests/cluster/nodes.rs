@@ -206,3 +206,49 @@ pub(super) fn served(d: &Daemon) -> usize {
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// Two nodes, a and b, over a fresh database `db`: alpha and `count` more workspaces spread
+/// between them, `extra` in both configurations. a serves them all first (and hands every
+/// log on), then b (started with the variables `b_env`) takes its share, until it settles.
+pub(super) struct TwoNodes {
+    pub env: TestEnv,
+    pub a: Daemon,
+    pub b: Daemon,
+    pub names: Vec<String>,
+    /// The workspaces b serves once settled (never none).
+    pub on_b: Vec<String>,
+}
+
+pub(super) fn two_nodes(
+    pg: &Postgres,
+    db: &str,
+    extra: &str,
+    count: usize,
+    b_env: &[(&str, &str)],
+) -> TwoNodes {
+    let url = pg.database(db);
+    let mut env = TestEnv::with_config(&format!(
+        "poll_ms = 200\n{extra}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
+    ));
+    env.drive_clock();
+    let mut names = vec!["alpha".to_string()];
+    spread(&env, &mut names, count, &["a", "b"], 2);
+    let total = names.len();
+    let a = env.start();
+    a.wait_until("a serves every workspace", || served(&a) == total);
+    let b = env.spawn_with_config_env(&second_node(&env, &url, extra), b_env);
+    settled(&env, pg, db, &["a", "b"], total);
+    let on_b: Vec<String> = names
+        .iter()
+        .filter(|n| holder(pg, db, n) == "b")
+        .cloned()
+        .collect();
+    assert!(!on_b.is_empty());
+    TwoNodes {
+        env,
+        a,
+        b,
+        names,
+        on_b,
+    }
+}
