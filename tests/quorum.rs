@@ -91,6 +91,37 @@ fn distinct_reviewers_approve_and_the_last_one_needed_closes_the_handoff() {
     );
 }
 
+/// One person holding a reviewer's token and the built-in admin token must not be the two
+/// people a quorum asks for: the admin's approval is refused and counts for nothing.
+#[test]
+fn the_built_in_admin_is_not_a_second_person_of_a_quorum() {
+    let mut env = TestEnv::with_config(&config(2, ""));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("q")));
+    d.wait_until("received", || d.handoffs("pending").len() == 1);
+    let (status, body) = d.post_as(URL, Some("alice-token"), APPROVE);
+    assert_eq!(status, 202, "{body}");
+
+    let (status, body) = d.decide("q", "approved", "me again, as admin");
+    assert_eq!(status, 403, "the admin token closed a quorum: {body}");
+    let said = body["error"].as_str().unwrap_or_default();
+    assert!(said.contains("built-in admin does not count"), "{body}");
+    assert!(decision(&ws).is_none(), "nothing decided");
+    let detail = d.get("/api/v1/handoffs/q").1;
+    assert_eq!(detail["approvals_missing"], 1, "{detail}");
+    assert_eq!(detail["approvals"].as_array().map(Vec::len), Some(1));
+
+    // A second person closes it; the admin may still send work back.
+    let (status, body) = d.post_as(URL, Some("bob-token"), APPROVE);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(decision(&ws).unwrap()["by"], "bob");
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("q2")));
+    d.wait_until("q2 pending", || d.handoffs("pending").len() == 1);
+    let (status, body) = d.decide("q2", "changes_requested", "not yet");
+    assert_eq!(status, 200, "{body}");
+}
+
 #[test]
 fn a_rejection_closes_a_quorum_at_once_and_a_revision_clears_its_approvals() {
     let mut env = TestEnv::with_config(&config(2, ""));
@@ -190,7 +221,12 @@ fn a_quorum_nobody_can_reach_is_refused_at_start() {
         ("min_approvals = 0", "routes[0] (\"r\").min_approvals: must be at least 1"),
         (
             "min_approvals = 3\nreviewers = [\"alice\"]",
-            "routes[0] (\"r\").min_approvals: 3 distinct reviewers must approve, but only 2 may decide on this route (alice, admin)",
+            "routes[0] (\"r\").min_approvals: 3 distinct reviewers must approve, but only 1 may decide on this route (alice)",
+        ),
+        // The built-in admin is no second person: alice and the admin token would be one.
+        (
+            "min_approvals = 2\nreviewers = [\"alice\"]",
+            "routes[0] (\"r\").min_approvals: 2 distinct reviewers must approve, but only 1 may decide on this route (alice)",
         ),
     ];
     for (route, expected) in cases {

@@ -59,7 +59,8 @@ pub(in crate::app) fn moves_on(route: &Route, rec: &Record, progress: &Progress,
         .sign_off
         .iter()
         .any(|s| route.sign_off_roles.contains(s) && u.roles.contains(s));
-    (listed || signer) && crate::app::review::quorum::gate(progress, &u.name, &u.roles).is_ok()
+    (listed || signer)
+        && crate::app::review::quorum::gate(progress, &u.name, &u.roles, false).is_ok()
 }
 
 /// Why an assignment moves on now, if it does.

@@ -302,7 +302,8 @@ impl Cx<'_> {
         if let Some(held) = self.attention_refused(rec, route, name) {
             return Some(held);
         }
-        crate::app::review::quorum::gate(&Progress::of(route, rec), name, roles).err()
+        let admin = self.builtin_admin(name);
+        crate::app::review::quorum::gate(&Progress::of(route, rec), name, roles, admin).err()
     }
 
     /// Records the decision of a pending handoff: archive, root copy, state, event.

@@ -51,6 +51,12 @@ impl Progress {
 }
 
 impl Cx<'_> {
+    /// Whether `name` is the built-in admin rather than a configured person (a `[[users]]`
+    /// entry named "admin" is a person like any other).
+    pub(in crate::app) fn builtin_admin(&self, name: &str) -> bool {
+        name == crate::login::ADMIN_NAME && !self.config().users.iter().any(|u| u.name == name)
+    }
+
     /// Records `name`'s approval of `key`; closes it as approved when it completes the quorum
     /// and the sign-off gate. Fail closed: undone if its event cannot be logged.
     #[allow(clippy::too_many_arguments)]
@@ -76,7 +82,7 @@ impl Cx<'_> {
             .expect("approve is called for a known key")
             .clone();
         let before = Progress::of(route, &old);
-        let role = match gate(&before, name, roles)? {
+        let role = match gate(&before, name, roles, self.builtin_admin(name))? {
             // Nothing missing yet still pending (a quorum lowered since, or a store an older
             // version left between its approval and its decision): an approver who asks
             // again closes it.
@@ -262,11 +268,25 @@ pub(in crate::app) enum Gate {
 /// The quorum's and the sign-off gate's rules for one more approval: what it does, or why it
 /// is refused. `Cx::approve` records by it and `Cx::approval_refused` (the pages' Approve
 /// button) asks it, so the button and the decision never disagree.
+///
+/// The built-in admin (the token and login made at first start) counts toward no quorum: it is
+/// not a person of its own, and whoever holds it may also be one of the route's reviewers, so
+/// counting it would let one person be two of the people a quorum asks for.
 pub(in crate::app) fn gate(
     before: &Progress,
     name: &str,
     roles: &[String],
+    builtin_admin: bool,
 ) -> Result<Gate, DecideError> {
+    if builtin_admin && before.approvals_needed > 1 {
+        return Err(DecideError::Forbidden(format!(
+            "the built-in admin does not count toward a quorum ({} distinct people must approve): \
+             whoever holds its token may also be one of the route's reviewers. Approve as a \
+             configured reviewer ([[users]] with its own token or login); as admin you may \
+             reject or request changes",
+            before.approvals_needed
+        )));
+    }
     match before.approvals.iter().find(|a| a.by == name) {
         Some(_) if before.complete() => return Ok(Gate::Closes),
         Some(mine) => return Err(DecideError::AlreadySigned(already(name, mine, before))),
