@@ -228,6 +228,28 @@ fn an_approved_call_is_allowed_and_the_handoff_shows_the_tool_and_its_arguments(
     sdk_accepts(&[(call, out), (merge, out2)]);
 }
 
+/// A route's `auto_approve_if` approving the call is no person's approval: the hook answers
+/// "ask" (the person at the terminal decides), never "allow".
+#[test]
+fn a_call_a_policy_approved_is_asked_not_allowed() {
+    let policy = "[[routes]]\nname = \"pushes\"\n\
+                  auto_approve_if = \"claimed.title.startsWith('Claude Code: Bash: git push')\"\n";
+    let mut env = TestEnv::with_config(&format!("{}{policy}", hook_table(60)));
+    let _d = env.start();
+    let call = input(&env, "Bash", push());
+    let out = run_hook(&env.config_path(), &call);
+    let (decision, reason) = decision_of(&out);
+    assert_eq!(
+        decision, "ask",
+        "a policy's approval came out as {decision}: {reason}"
+    );
+    assert!(
+        reason.contains("policy:pushes") && reason.contains("no person"),
+        "{reason}"
+    );
+    sdk_accepts(&[(call, out)]);
+}
+
 #[test]
 fn a_rejected_call_is_denied_with_the_reviewers_words() {
     let mut env = TestEnv::with_config(&hook_table(60));

@@ -373,9 +373,21 @@ fn describe(rule: &HookRule) -> String {
     text
 }
 
-/// A signed decision in Claude Code's terms: allow only on `approved`; every other outcome a
+/// A signed decision in Claude Code's terms: allow only on a person's `approved` (its signed
+/// `policy` is `human`); an approval no person gave here (a route's `auto_approve_if`, a
+/// reviewer's grant) is "ask", so the person at the terminal decides; every other outcome a
 /// deny whose reason the model can act on.
 fn answer_for(d: &Decision, key: &str, tool: &str) -> Answer {
+    if d.outcome == Outcome::Approved && d.policy.as_deref() != Some("human") {
+        return Answer::Decide {
+            decision: "ask",
+            reason: format!(
+                "{} approved this {tool} call in baton (handoff {key}), but no person did: \
+                 baton answers allow only for a person's approval, so you decide here",
+                d.by
+            ),
+        };
+    }
     let said = |prefix: &str| {
         let mut parts = Vec::new();
         if let Some(c) = d.comment.as_deref().filter(|c| !c.trim().is_empty()) {
