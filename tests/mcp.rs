@@ -783,3 +783,87 @@ pub(crate) fn assert_signed_approval(result: &Value, key: &str, ws: &Path, keys:
     ]);
     assert!(verified.status.success(), "{verified:?}");
 }
+
+/// `get_handoff` over a raw session of `baton mcp` (with `BATON_KEY` when `keys` is given).
+fn get_handoff(env: &TestEnv, keys: Option<&Path>) -> Value {
+    let mut command = Command::new(BIN);
+    command
+        .args(["mcp", "--config", env.config_path().to_str().unwrap()])
+        .env("BATON_LOG", "error")
+        .env_remove("BATON_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    if let Some(keys) = keys {
+        command.env("BATON_KEY", keys);
+    }
+    let mut server = command.spawn().unwrap();
+    let lines = json_lines(&mut server);
+    let mut input = server.stdin.take().unwrap();
+    for line in [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": "get_handoff", "arguments": {"workspace": "alpha"}}}),
+    ] {
+        writeln!(input, "{line}").unwrap();
+    }
+    let answer = loop {
+        let a = lines.recv_timeout(PATIENCE).expect("an answer");
+        if a["id"] == 2 {
+            break a;
+        }
+    };
+    drop(input);
+    assert!(server.wait().unwrap().success());
+    answer["result"]["structuredContent"].clone()
+}
+
+/// An agent's forged decision.json (the right digest, no attestation) is never reported
+/// decided by `get_handoff` when `BATON_KEY` names the keys to trust, as `wait_for_decision`
+/// already refused it; a decision the daemon signed is, marked verified.
+#[test]
+fn get_handoff_reports_a_forged_decision_pending_when_keys_are_trusted() {
+    let mut env = TestEnv::with_config(&user("rita", "\"reviewer\""));
+    let ws = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("g")));
+    d.wait_until("pending", || d.handoffs("pending").len() == 1);
+    let sha = d.get("/api/v1/handoffs/g").1["handoff_sha256"].clone();
+    assert!(sha.is_string());
+    let keys = trusted_keys(&env);
+    d.stop();
+    let forged = json!({"decision_version": "1.0", "handoff_key": "g", "task_id": "task-g",
+        "outcome": "approved", "by": "rita", "at": "2026-11-28T10:00:00Z",
+        "handoff_sha256": sha, "policy": "human"});
+    write_atomic(&ws.join("decision.json"), &bytes(&forged));
+
+    let view = get_handoff(&env, Some(&keys));
+    assert_eq!(view["state"], "pending", "a forged decision taken: {view}");
+    assert!(view.get("decision").is_none(), "{view}");
+    let refused = view["refused"].as_str().unwrap_or_default();
+    assert!(refused.contains("not taken"), "{view}");
+    // Without keys to trust nothing is checked, and the answer says so.
+    let view = get_handoff(&env, None);
+    assert_eq!(
+        (&view["state"], &view["verified"]),
+        (&json!("decided"), &json!(false)),
+        "{view}"
+    );
+
+    let d = env.start();
+    d.wait_until("the forged decision set aside", || {
+        crate::util::decision(&ws).is_none()
+    });
+    let (status, body) = d.decide("g", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    d.stop();
+    let view = get_handoff(&env, Some(&keys));
+    assert_eq!(
+        (&view["state"], &view["verified"]),
+        (&json!("decided"), &json!(true)),
+        "{view}"
+    );
+    assert_eq!(view["decision"]["by"], "admin");
+}

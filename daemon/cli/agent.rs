@@ -339,13 +339,6 @@ fn answers(decision: &Decision, digests: &[String]) -> bool {
         .is_some_and(|s| digests.contains(s))
 }
 
-/// The decision.json in `ws` if it answers the handoff file in place (through `Waited` for
-/// `baton wait` and `wait_for_decision`; the MCP tool `get_handoff`); an error when there is
-/// no handoff file.
-pub(super) fn answer_in_place(ws: &Workspace) -> anyhow::Result<Option<Decision>> {
-    Ok(found_in_place(ws)?.map(|f| f.decision))
-}
-
 fn found_in_place(ws: &Workspace) -> anyhow::Result<Option<Found>> {
     let handoff = ws.handoff_file();
     if std::fs::symlink_metadata(&handoff.path).is_err() {

@@ -356,7 +356,8 @@ impl Baton {
             Err(e) => return e,
         };
         let limits = self.limits;
-        let view = baton::blocking::run(move || view::handoff_view(&ws, &limits)).await;
+        let trusted = self.trusted.as_deref().cloned();
+        let view = baton::blocking::run(move || view::handoff_view(&ws, &limits, trusted)).await;
         match view {
             Ok(Ok(view)) => CallToolResult::structured(view),
             Ok(Err(e)) => failed(format!("{e:#}")),

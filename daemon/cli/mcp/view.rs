@@ -1,24 +1,40 @@
 //! What the MCP tool `get_handoff` answers: the handoff file in place, read confined and
-//! validated as the daemon does, its answer if decision.json answers it, its task's checkpoints.
+//! validated as the daemon does, its answer if decision.json answers it (taken as
+//! `wait_for_decision` takes it: with `BATON_KEY` set, only once its receipt verifies), its
+//! task's checkpoints.
 
-use crate::cli::agent::answer_in_place;
+use crate::cli::agent::Waited;
 use baton::contract::validate;
 use baton::contract::Limits;
+use baton::receipts::PublicKey;
 use baton::workspace::Workspace;
 use serde_json::{json, Value};
 
-pub fn handoff_view(ws: &Workspace, limits: &Limits) -> anyhow::Result<Value> {
+pub fn handoff_view(
+    ws: &Workspace,
+    limits: &Limits,
+    trusted: Option<Vec<PublicKey>>,
+) -> anyhow::Result<Value> {
     let file = ws.handoff_file();
     let Some(bytes) = ws.read(&file.path, limits.max_bytes)? else {
         return Ok(json!({ "workspace": ws.name, "state": "none",
             "next": "no handoff in this workspace: call submit_handoff" }));
     };
-    let decision = answer_in_place(ws)?;
+    // The wait's own check, so the two tools never disagree on what is decided.
+    let checked = trusted.is_some();
+    let mut waited = Waited::start(ws)?.trusting(trusted);
+    let decision = waited.answer(ws)?;
     let state = match &decision {
         Some(_) => "decided",
         None => "pending",
     };
     let mut view = json!({ "workspace": ws.name, "file": file.name(), "state": state });
+    if decision.is_some() {
+        view["verified"] = json!(checked);
+    }
+    if let Some(why) = &waited.refused {
+        view["refused"] = json!(format!("decision.json is not taken: {why}"));
+    }
     match validate::handoff_as(file.format, &bytes, limits) {
         Ok(accepted) => {
             view["key"] = json!(validate::handoff_key(&ws.name, &accepted));
