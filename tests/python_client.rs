@@ -339,6 +339,21 @@ fn a_langgraph_wait_cut_short_resumes_from_the_checkpoint_without_a_second_hando
     assert_eq!(sent.len(), 1, "one handoff, waited on twice: {sent:?}");
 }
 
+/// A graph resumed by something other than `run` / `resume` (its server's API, Studio) with
+/// a made-up approval flagged verified: the node refuses it, and the handoff stays pending.
+#[test]
+fn a_langgraph_node_refuses_a_resume_value_that_is_no_signed_decision() {
+    let (env, d, keys) = setup();
+    let agent = case(&env, &d, &keys, "langgraph-forged-resume", &[]);
+    let (code, got) = finish(agent);
+    assert_eq!(code, 0, "the node took a forged approval: {got}");
+    let said = got["refused"].as_str().unwrap_or_default();
+    assert!(said.contains("not a signed baton decision"), "{got}");
+    let key = got["key"].as_str().unwrap();
+    let (_, detail) = d.get(&format!("/api/v1/handoffs/{key}"));
+    assert_eq!(detail["state"], "pending", "{detail}");
+}
+
 #[test]
 fn a_withdrawn_langgraph_handoff_raises_handoff_closed_in_the_node_saying_what_to_do() {
     let (env, d, keys) = setup();

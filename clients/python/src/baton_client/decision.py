@@ -83,12 +83,6 @@ class Decision:
         doc["baton_client_verified"] = self.verified
         return doc
 
-    @classmethod
-    def from_resume(cls, doc: Dict[str, Any]) -> "Decision":
-        doc = dict(doc)
-        verified = bool(doc.pop("baton_client_verified", False))
-        return cls.from_json(doc, verified=verified)
-
     @property
     def approved(self) -> bool:
         return self.outcome is Outcome.APPROVED

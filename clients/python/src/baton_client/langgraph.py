@@ -16,33 +16,92 @@ from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 from langgraph.types import Command, interrupt
 
-from .client import Baton, prepare
+from . import receipts
+from .client import Baton, Submitted, prepare
 from .decision import Decision
-from .errors import BatonError, HandoffClosed
+from .errors import BatonError, HandoffClosed, VerificationError
 
 #: The member of an interrupt's value that holds a baton handoff.
 PAYLOAD = "baton_handoff"
 
 _START = object()
 
+#: The (keys, workspace) pairs `run` and `resume` wait with in this process: what `ask` checks
+#: a resume value against when it is given none.
+_TRUSTED: Dict[str, Any] = {}
 
-def ask(handoff: Optional[Mapping[str, Any]] = None, *, closed_ok: bool = False, **fields: Any) -> Decision:
+
+def ask(
+    handoff: Optional[Mapping[str, Any]] = None,
+    *,
+    closed_ok: bool = False,
+    keys: Optional[Any] = None,
+    workspace: Optional[str] = None,
+    **fields: Any,
+) -> Decision:
     """Call inside a node: stops the graph until a person decides `handoff` (plus `fields`),
     then returns the decision (approved, rejected or changes_requested: branch on
     `decision.approved`, and read `comment`, `instructions`, `remaining`). A handoff withdrawn,
     expired, invalid or reassigned raises HandoffClosed, whose message says what to do (the
-    node's error), unless `closed_ok`."""
-    doc = prepare({**(handoff or {}), **fields})
+    node's error), unless `closed_ok`.
+
+    Whoever can resume the graph (its server's API, Studio) chooses the value `interrupt`
+    returns, so the value is taken only as a decision signed by a trusted key about this very
+    handoff: checked against `keys` and `workspace` when given (a graph resumed by something
+    other than `run` / `resume`), else against those `run` / `resume` waited with in this
+    process. Anything else raises BatonError."""
+    given = {**(handoff or {}), **fields}
+    doc = prepare(given)
     answer = interrupt({PAYLOAD: doc})
     if not isinstance(answer, Mapping) or "outcome" not in answer:
         raise BatonError(
             f"the graph was resumed with {answer!r} where handoff {doc['id']} waits for a baton "
             "decision: resume it with baton_client.langgraph.run or resume"
         )
-    decision = Decision.from_resume(dict(answer))
+    if given.get("id") is None and isinstance(answer.get("handoff_key"), str):
+        # A node runs again from its start when the graph resumes: an id made up now is not
+        # the one the interrupt carried. The answer names that one; the rest must match.
+        doc = prepare({**given, "id": answer["handoff_key"]})
+    decision = _checked(doc, dict(answer), keys, workspace)
     if decision.outcome.closed and not closed_ok:
         raise HandoffClosed(decision.message(), decision)
     return decision
+
+
+def _checked(doc: Dict[str, Any], answer: Dict[str, Any], keys: Any, workspace: Optional[str]) -> Decision:
+    """The resume value as a decision signed about `doc`, or BatonError saying why not."""
+    answer.pop("baton_client_verified", None)  # a claim of the stored value: never taken
+    if answer.get("handoff_key") != doc["id"]:
+        raise BatonError(
+            f"the graph was resumed with the answer to handoff {answer.get('handoff_key')!r} where "
+            f"handoff {doc['id']} waits: resume it with baton_client.langgraph.run or resume"
+        )
+    if keys is not None:
+        if workspace is None:
+            raise BatonError("ask(keys=...) needs workspace= (the name of the handoff's workspace)")
+        trusted = [(receipts.load_keys(keys) if not isinstance(keys, Mapping) else keys, workspace)]
+    else:
+        trusted = list(_TRUSTED.values())
+    if not trusted:
+        raise BatonError(
+            f"handoff {doc['id']} was answered, but nothing here can check the answer: resume the "
+            "graph with baton_client.langgraph.run or resume (with Baton(..., keys=...)), or give "
+            "ask(keys=..., workspace=...) the daemon's public keys (`baton keys`)"
+        )
+    digests = Submitted(doc["id"], doc).digests
+    reasons = []
+    for k, ws in trusted:
+        try:
+            signed = receipts.check_decision(answer, k, ws, digests)
+        except VerificationError as e:
+            reasons.extend(e.reasons)
+            continue
+        return Decision.from_json({**signed, "attestation": answer["attestation"]}, verified=True)
+    raise BatonError(
+        f"the graph was resumed with an answer to handoff {doc['id']} that is not a signed baton "
+        f"decision about it ({'; '.join(sorted(set(reasons)))}): not taken. Resume it with "
+        "baton_client.langgraph.run or resume"
+    )
 
 
 def pending(graph: Any, config: Mapping[str, Any]) -> List[Tuple[str, Dict[str, Any]]]:
@@ -68,6 +127,7 @@ def answers(
             "a graph resumes only on a checked decision: give Baton(..., keys=load_keys(...)) "
             "the daemon's public keys (`baton keys`)"
         )
+    _TRUSTED[f"{id(baton.keys)}:{baton.name}"] = (baton.keys, baton.name)
     resume: Dict[str, Dict[str, Any]] = {}
     for interrupt_id, handoff in pending(graph, config):
         decision = baton.wait(baton.ensure_submitted(handoff), timeout)
