@@ -71,6 +71,11 @@ pub enum EventType {
     /// went with it).
     #[serde(rename = "workspace.removed")]
     WorkspaceRemoved,
+    /// baton extension: a workspace whose whole store was gone was started afresh by `baton
+    /// repair --afresh` (`data.by`: the OS user who ran it, `data.uid`, `data.store`,
+    /// `data.set_aside`: where its published copies went, if any).
+    #[serde(rename = "workspace.started_afresh")]
+    WorkspaceStartedAfresh,
     /// baton extension: the handoff was listed in a reviewer's digest mail (`data.reviewer`,
     /// `data.count`: the handoffs the digest listed in all, `data.delivery`).
     #[serde(rename = "digest.sent")]
@@ -149,6 +154,7 @@ impl EventType {
             EventType::WorkspaceMoved => "workspace.moved",
             EventType::WorkspaceRecreated => "workspace.recreated",
             EventType::WorkspaceRemoved => "workspace.removed",
+            EventType::WorkspaceStartedAfresh => "workspace.started_afresh",
             EventType::DigestSent => "digest.sent",
             EventType::DigestCadenceChanged => "digest.cadence_changed",
             EventType::GrantCreated => "grant.created",

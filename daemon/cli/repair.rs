@@ -148,6 +148,22 @@ fn start_afresh(
     }
     let aside = repair::afresh(data_dir, ws)
         .with_context(|| format!("\"{name}\": cannot start the store afresh"))?;
+    // No record, no afresh: the empty store is taken back, so the workspace stays damage
+    // (served read-only, named on /healthz) until the repair can say in its log what it did.
+    if let Err(e) = log_afresh(data_dir, ws, aside.as_deref()) {
+        let store = data_dir.join("workspaces").join(baton::store::tag(ws));
+        let undone = std::fs::remove_dir_all(&store);
+        return Err(e).with_context(|| {
+            format!(
+                "\"{name}\": cannot log workspace.started_afresh in its audit log, so it is not started afresh (the empty store {} {}); mend what the error names and run `baton repair --afresh {name}` again",
+                store.display(),
+                match undone {
+                    Ok(()) => "was removed again".to_string(),
+                    Err(e) => format!("could not be removed again: {e}; remove it by hand"),
+                }
+            )
+        });
+    }
     match aside {
         Some(aside) => out!(
             "baton repair: \"{name}\": its published copies moved aside to {} (kept, never loaded)",
@@ -159,6 +175,64 @@ fn start_afresh(
         "baton repair: \"{name}\": an empty store made; start the daemon: it serves the workspace afresh (its handoff.json received as new; its audit log carries on)"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// Logs `workspace.started_afresh` in the workspace's audit log: who (the OS user running
+/// the repair), when, and what was set aside where. The log is anchored in data_dir (the anchor
+/// and the ledger of flushed anchors updated here, as the daemon does), so the record cannot
+/// be taken out of the workspace's log unseen. Handed on to the outbox by the daemon's next
+/// start (the mark of what was handed on is left behind it).
+fn log_afresh(data_dir: &Path, ws: &Workspace, aside: Option<&Path>) -> anyhow::Result<()> {
+    use baton::audit::{Anchors, AuditLog, Ledger};
+    use baton::events::{Event, EventType};
+    let ledger = Ledger::open(data_dir)
+        .with_context(|| format!("{}: cannot read the audit anchors", data_dir.display()))?;
+    let anchors = Anchors::for_workspace(data_dir, ws);
+    let anchors = anchors.clone().with_flushed(ledger.newest(&anchors.tag));
+    let log = AuditLog::open(ws, anchors.clone())
+        .with_context(|| format!("{}: cannot open the audit log", ws.events_path().display()))?;
+    let uid = unsafe { libc::getuid() };
+    let data = serde_json::json!({
+        "by": os_user(uid),
+        "uid": uid,
+        "command": format!("baton repair --afresh {}", ws.name),
+        "store": data_dir.join("workspaces").join(&anchors.tag).display().to_string(),
+        "archive": ws.handoffs_dir().display().to_string(),
+        "set_aside": aside.map(|p| p.display().to_string()),
+        "why": "the workspace's whole store in data_dir was gone; its records (pending handoffs, approvals, decisions) are not served, and its handoff.json is received as new",
+    });
+    let event = Event::new(EventType::WorkspaceStartedAfresh, &ws.name, None, data);
+    // `false`: the daemon hands it on at its next start, as any event logged and not sent.
+    log.append_then(std::slice::from_ref(&event), |_| false)
+        .with_context(|| format!("{}: cannot append", ws.events_path().display()))?;
+    if let Some(anchor) = log.anchor_to_flush() {
+        ledger
+            .append(&[(anchors.tag.clone(), anchor)])
+            .with_context(|| format!("{}: cannot flush the audit anchor", data_dir.display()))?;
+    }
+    out!(
+        "baton repair: \"{}\": logged workspace.started_afresh in {} (by {})",
+        ws.name,
+        ws.events_path().display(),
+        event.data["by"].as_str().unwrap_or_default()
+    );
+    Ok(())
+}
+
+/// The name of the OS user `uid` (from the password database, not `$USER`, which the caller
+/// sets), or `uid <n>` when it has none.
+fn os_user(uid: libc::uid_t) -> String {
+    let mut pwd: libc::passwd = unsafe { std::mem::zeroed() };
+    let mut buf = vec![0 as libc::c_char; 16 * 1024];
+    let mut found: *mut libc::passwd = std::ptr::null_mut();
+    // SAFETY: `pwd`, `buf` and `found` outlive the call, and `buf.len()` is its size.
+    let rc = unsafe { libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut found) };
+    if rc != 0 || found.is_null() || pwd.pw_name.is_null() {
+        return format!("uid {uid}");
+    }
+    // SAFETY: `pw_name` points into `buf`, NUL-terminated by getpwuid_r.
+    let name = unsafe { std::ffi::CStr::from_ptr(pwd.pw_name) };
+    name.to_string_lossy().into_owned()
 }
 
 /// What was found, across workspaces.

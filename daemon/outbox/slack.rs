@@ -200,6 +200,10 @@ fn line(event: &Event) -> String {
             "workspace folder {} deleted or moved away: no longer served",
             s("path")
         ),
+        EventType::WorkspaceStartedAfresh => format!(
+            "workspace started afresh without its records by {} (its store was gone)",
+            s("by")
+        ),
         EventType::DigestSent => format!("listed in {}'s digest", s("reviewer")),
         EventType::DigestCadenceChanged => format!(
             "{}'s digests every {} min (set by {})",

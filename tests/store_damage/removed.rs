@@ -188,3 +188,68 @@ fn a_moved_workspace_whose_store_is_removed_is_damage_too() {
     assert!(set_aside(&beta).is_empty(), "{:?}", set_aside(&beta));
     d.stop();
 }
+
+/// `baton repair --afresh` leaves a record of what it did where it cannot be taken back
+/// unseen: `workspace.started_afresh` in the workspace's audit log, naming the OS user who ran
+/// it (from the password database), when, the store it made and where the published copies
+/// went, the log's anchor in data_dir moved over it (`baton audit verify` passes, the daemon
+/// finds no break). The line cut out afterwards is found as tampering. Fails without: the log
+/// had no event of the afresh start.
+#[test]
+fn repair_afresh_logs_who_started_the_workspace_afresh_and_what_it_set_aside() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    decided_and_pending(&mut env, &ws, false);
+    let store = env.store("alpha");
+    std::fs::remove_dir_all(&store).unwrap();
+    let before = events(&ws).len();
+
+    let (code, text) = run(&["repair", "--afresh", "alpha"], &env);
+    assert_eq!(code, 0, "{text}");
+    let logged = events(&ws);
+    assert_eq!(logged.len(), before + 1, "{text}");
+    let event = logged.last().unwrap();
+    assert_eq!(event["type"], "workspace.started_afresh", "{event}");
+    assert_eq!(event["workspace"], "alpha", "{event}");
+    let me = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    let me = String::from_utf8_lossy(&me.stdout).trim().to_string();
+    assert_eq!(event["data"]["by"], me.as_str(), "{event}");
+    assert_eq!(event["data"]["store"], store.to_str().unwrap(), "{event}");
+    let aside = set_aside(&ws);
+    assert_eq!(aside.len(), 1, "{text}");
+    let aside = ws.join(".baton").join(&aside[0]);
+    assert_eq!(
+        event["data"]["set_aside"],
+        aside.to_str().unwrap(),
+        "{event}"
+    );
+    assert!(
+        event["at"].as_str().is_some_and(|at| at.len() >= 20),
+        "{event}"
+    );
+    assert!(text.contains("workspace.started_afresh"), "{text}");
+
+    // Anchored: the chain verifies, and the daemon serving it afterwards finds no break.
+    let (code, text) = run(&["audit", "verify", ws.to_str().unwrap()], &env);
+    assert_eq!(code, 0, "{text}");
+    let d = env.start();
+    assert_eq!(d.health()["status"], "ok", "{}", d.health());
+    assert!(d.health()["tamper_alerts"].is_null(), "{}", d.health());
+    d.stop();
+    let types = crate::util::event_types(&ws);
+    assert!(!types.iter().any(|t| t == "audit.broken"), "{types:?}");
+
+    // The record cut out of the log is found: the anchor in data_dir names where it ended.
+    let path = ws.join(".baton/events.jsonl");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("workspace.started_afresh"))
+        .collect();
+    std::fs::write(&path, kept.join("\n") + "\n").unwrap();
+    let (code, text) = run(&["audit", "verify", ws.to_str().unwrap()], &env);
+    assert_ne!(code, 0, "the record cut out passed: {text}");
+}
