@@ -187,6 +187,53 @@ fn a_rotated_key_keeps_old_receipts_verifiable_and_another_daemons_key_is_not_tr
     assert!(out.contains("not among the trusted keys"), "{out}");
 }
 
+/// A leaked old key is revoked: no list names it again and what it signed stops verifying;
+/// the key the daemon signs with cannot be revoked.
+#[test]
+fn a_revoked_key_is_listed_nowhere_and_what_it_signed_no_longer_verifies() {
+    let mut env = TestEnv::with_config(&config(""));
+    env.init("beta");
+    let d = env.start();
+    approve(&env, &d, "alpha", "r-leaked");
+    d.stop();
+    let cfg = env.config_path();
+    let cfg = cfg.to_str().unwrap();
+    let key_of =
+        |ws: &str| decision(&env.ws(ws)).unwrap()["attestation"]["signatures"][0]["keyid"].clone();
+    let old_id = key_of("alpha").as_str().unwrap().to_string();
+    let refused = baton(&["keys", "--revoke", &old_id, "--config", cfg]);
+    assert!(
+        !refused.status.success(),
+        "the signing key revoked: {refused:?}"
+    );
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert!(said.contains("baton keys --rotate"), "{said}");
+    assert!(baton(&["keys", "--rotate", "--config", cfg])
+        .status
+        .success());
+    let d = env.start();
+    approve(&env, &d, "beta", "r-fresh");
+    d.stop();
+    assert_eq!(verify(&env, "alpha", &[]).0, 0, "before");
+
+    let revoked = baton(&["keys", "--revoke", &old_id, "--config", cfg]);
+    assert!(revoked.status.success(), "{revoked:?}");
+    let listed = String::from_utf8_lossy(&revoked.stdout).into_owned();
+    assert_eq!(listed.lines().count(), 1, "{listed}");
+    assert!(!listed.contains(&old_id), "{listed}");
+    let (code, out) = verify(&env, "alpha", &[]);
+    assert_eq!(code, 1, "a revoked key's decision verified: {out}");
+    assert!(out.contains("not among the trusted keys"), "{out}");
+    assert_eq!(verify(&env, "beta", &[]).0, 0, "the new key's");
+    let d = env.start();
+    let (status, keys) = d.get("/api/v1/keys");
+    assert_eq!(status, 200, "{keys}");
+    assert!(!keys.to_string().contains(&old_id), "{keys}");
+    d.stop();
+    let again = baton(&["keys", "--revoke", &old_id, "--config", cfg]);
+    assert!(!again.status.success(), "{again:?}");
+}
+
 #[test]
 fn wait_with_a_key_takes_only_a_signed_answer_about_the_bytes_on_disk() {
     let mut env = TestEnv::with_config(&config(""));

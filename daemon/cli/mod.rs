@@ -254,10 +254,15 @@ pub enum Command {
     },
     /// Print the public keys decisions are signed with (`<key_id> <hex>` a line, rotated keys
     /// too), for `baton verify --key`; with --rotate, make a new signing key first (used from
-    /// the daemon's next start; old receipts stay verifiable). Run as the daemon's user.
+    /// the daemon's next start; old receipts stay verifiable); with --revoke KEY_ID, stop
+    /// publishing a key no longer signed with (a leaked one): what it signed stops verifying
+    /// wherever the new list is used. Run as the daemon's user.
     Keys {
-        #[arg(long)]
+        #[arg(long, conflicts_with = "revoke")]
         rotate: bool,
+        /// A key id as `baton keys` prints it (ed25519:...)
+        #[arg(long, value_name = "KEY_ID")]
+        revoke: Option<String>,
         /// Configuration file [default: ./baton.toml, else the embedded default]
         #[arg(long)]
         config: Option<PathBuf>,
@@ -639,7 +644,11 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Cluster {
             command: ClusterCommand::Status { json, config },
         } => cluster::status(config.as_deref(), json),
-        Command::Keys { rotate, config } => receipts::keys(config.as_deref(), rotate),
+        Command::Keys {
+            rotate,
+            revoke,
+            config,
+        } => receipts::keys(config.as_deref(), rotate, revoke.as_deref()),
         Command::Verify {
             dir,
             at,

@@ -8,12 +8,20 @@ use std::path::Path;
 use std::process::ExitCode;
 
 /// `baton keys [--config F] [--rotate]`: prints `<key_id> <hex>` per key, or makes a new one.
-pub fn keys(config: Option<&Path>, rotate: bool) -> anyhow::Result<ExitCode> {
+pub fn keys(config: Option<&Path>, rotate: bool, revoke: Option<&str>) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
     baton::private::readable(&config.data_dir).map_err(anyhow::Error::msg)?;
     if rotate {
         receipts::Keyring::make(&config.data_dir)?;
         err!("baton: a new signing key was made; the daemon signs with it after its next start");
+    }
+    if let Some(id) = revoke {
+        receipts::revoke(&config.data_dir, id)?;
+        err!(
+            "baton: {id} is revoked (kept in {}): hand the list below to every verifier, in place \
+             of the one they have; what {id} signed no longer verifies",
+            config.data_dir.join("keys/revoked").display()
+        );
     }
     for key in receipts::published(&config.data_dir)? {
         out!("{} {}", key.key_id, key.public_key);

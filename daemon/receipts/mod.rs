@@ -265,6 +265,44 @@ pub fn published(data_dir: &Path) -> io::Result<Vec<PublicKey>> {
     Ok(keys)
 }
 
+/// Stops trusting `key_id` (a key leaked with a backup, say): its public half moves from
+/// `keys/public/` to `keys/revoked/`, so no list of this daemon's keys names it again (`baton
+/// keys`, `GET /api/v1/keys`, the JWKS, `verify --config`), and whatever it signed stops
+/// verifying. The key `data_dir` signs with is refused: rotate first.
+pub fn revoke(data_dir: &Path, key_id: &str) -> io::Result<()> {
+    let current = Keyring::open(data_dir)?;
+    if current.key_id() == key_id {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "{key_id} is the key this data_dir signs with: run `baton keys --rotate`, \
+                 restart the daemon (it signs with the new key from then on), then revoke {key_id}"
+            ),
+        ));
+    }
+    let dir = keys_dir(data_dir);
+    let name = format!("{}.pub", key_id.replace(':', "-"));
+    let from = dir.join("public").join(&name);
+    let listed = published(data_dir)?.iter().any(|k| k.key_id == key_id);
+    if !listed || !from.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "no published key {key_id:?} in {}: `baton keys` lists them",
+                dir.display()
+            ),
+        ));
+    }
+    let revoked = dir.join("revoked");
+    std::fs::create_dir_all(&revoked)?;
+    std::fs::rename(&from, revoked.join(&name))?;
+    // Both folders' entries on disk before the caller is told it is done.
+    for folder in [&revoked, &dir.join("public"), &dir] {
+        std::fs::File::open(folder)?.sync_all()?;
+    }
+    Ok(())
+}
+
 /// What shows that a daemon ran on `data_dir`, and so made a signing key there: its keys
 /// folder, the public keys in it, the audit anchors, the workspaces' records. Empty on a
 /// first start (nothing of these is made before the key).
