@@ -80,6 +80,9 @@ pub struct Metrics {
     pub workspaces: Gauge,
     /// Workspaces that cannot be opened (named on /healthz), tried again every few seconds.
     pub workspaces_unserved: Gauge,
+    /// Workspace folders not served because another folder of their name is (named on
+    /// /healthz `name_conflicts`).
+    pub workspace_name_conflicts: Gauge,
     /// Workspaces recognised in a folder moved (renamed) under the roots.
     pub workspaces_moved: Counter,
     pub workspaces_recreated: Counter,
@@ -168,6 +171,7 @@ impl Default for Metrics {
             scan_seconds: Gauge::default(),
             workspaces: Gauge::default(),
             workspaces_unserved: Gauge::default(),
+            workspace_name_conflicts: Gauge::default(),
             workspaces_moved: Counter::default(),
             workspaces_recreated: Counter::default(),
             workspaces_removed: Counter::default(),
@@ -297,6 +301,11 @@ impl Default for Metrics {
             "workspaces_unserved",
             "Workspaces that cannot be opened (named on /healthz), tried again every few seconds",
             m.workspaces_unserved.clone(),
+        );
+        registry.register(
+            "workspace_name_conflicts",
+            "Workspace folders not served because another folder of the same name under the roots is (named on /healthz name_conflicts): rename one of the two",
+            m.workspace_name_conflicts.clone(),
         );
         registry.register(
             "store_unsettled",

@@ -117,3 +117,78 @@ fn two_folders_of_one_name_under_two_roots_appearing_at_once_serve_one_workspace
     );
     d.assert_alive();
 }
+
+/// The name conflict of `name` on /healthz: (served, not served), if it is listed.
+fn conflict(d: &crate::util::Daemon, name: &str) -> Option<(String, String)> {
+    let health = d.health();
+    let all = health["name_conflicts"].as_array()?.clone();
+    let one = all.iter().find(|c| c["workspace"] == name)?;
+    let path = |k: &str| one[k].as_str().unwrap_or_default().to_string();
+    Some((path("served"), path("not_served")))
+}
+
+/// The folder not served for its name (another folder of that name under another root is)
+/// is where an operator looks: named on /healthz with both paths and what to do (the daemon
+/// not degraded: the name is served), counted by `baton_workspace_name_conflicts`, logged.
+/// Renamed, it is served under its new name and the listing clears; a folder of the name put
+/// back under the other root while running is listed again, and removed, clears. Fails
+/// without: the folder skipped was only logged at start, and one found later not at all.
+#[test]
+fn a_folder_not_served_for_its_name_is_named_on_health_until_renamed() {
+    let mut env = TestEnv::new();
+    std::fs::create_dir_all(env.root().join("ws2")).unwrap();
+    std::fs::write(
+        env.config_path(),
+        "listen = \"127.0.0.1:0\"\ndata_dir = \"data\"\nworkspaces = [\"ws\", \"ws2\"]\nsettle_ms = 50\n",
+    )
+    .unwrap();
+    let other = env.root().join("ws2/alpha");
+    assert!(baton(&["init", other.to_str().unwrap()]).status.success());
+    let served = env.ws("alpha").canonicalize().unwrap();
+    let other = other.canonicalize().unwrap();
+    let d = env.start();
+    let listed = conflict(&d, "alpha");
+    assert_eq!(
+        listed,
+        Some((served.display().to_string(), other.display().to_string())),
+        "{}",
+        d.health()
+    );
+    let health = d.health();
+    assert_eq!(health["status"], "ok", "{health}");
+    assert!(health["unserved"].is_null(), "{health}");
+    let action = health["name_conflicts"][0]["action"].as_str().unwrap();
+    assert!(action.contains("rename one of the two folders"), "{action}");
+    assert_eq!(d.metric("baton_workspace_name_conflicts"), 1.0);
+    assert_eq!(d.metric("baton_workspaces_unserved"), 0.0);
+    assert!(
+        crate::util::daemon_logs(&env).contains("rename one of the two folders"),
+        "not logged"
+    );
+
+    // Renamed: served under its new name, the listing and the metric cleared.
+    let renamed = env.root().join("ws2/beta");
+    std::fs::rename(&other, &renamed).unwrap();
+    d.wait_until("the conflict cleared", || {
+        conflict(&d, "alpha").is_none() && d.metric("baton_workspace_name_conflicts") == 0.0
+    });
+    d.wait_until("beta served", || {
+        d.get("/api/v1/workspaces/beta/locks").0 == 200
+    });
+
+    // A folder of the name under the other root while running: listed again; removed: cleared.
+    let again = env.root().join("staging/alpha");
+    assert!(baton(&["init", again.to_str().unwrap()]).status.success());
+    std::fs::rename(&again, &other).unwrap();
+    d.wait_until("the new conflict listed", || {
+        conflict(&d, "alpha").is_some_and(|(s, n)| {
+            s == served.display().to_string() && n == other.display().to_string()
+        }) && d.metric("baton_workspace_name_conflicts") == 1.0
+    });
+    assert_eq!(d.health()["status"], "ok");
+    std::fs::remove_dir_all(&other).unwrap();
+    d.wait_until("the conflict cleared again", || {
+        conflict(&d, "alpha").is_none() && d.metric("baton_workspace_name_conflicts") == 0.0
+    });
+    d.assert_alive();
+}

@@ -116,6 +116,27 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
         // Unauthenticated: the count only; `baton audit verify` and the logs say what and where.
         body["tamper_alerts"] = json!(alerts);
     }
+    let conflicts = app.name_conflicts();
+    if !conflicts.is_empty() {
+        // Not degraded: every workspace name is served, from one of its folders; the other
+        // folder's agents are heard by no one until one of the two is renamed. Named with both
+        // paths, as an unserved workspace is.
+        body["name_conflicts"] = json!(conflicts
+            .iter()
+            .map(|c| {
+                let mut one = json!({
+                    "workspace": c.name,
+                    "not_served": c.not_served,
+                    "action": "workspace names must be unique across the roots: rename one of the two folders (the one renamed is served under its new name); this entry clears once the folder not served is renamed or removed",
+                });
+                // Absent while the other folder is still being loaded.
+                if let Some(served) = &c.served {
+                    one["served"] = json!(served);
+                }
+                one
+            })
+            .collect::<Vec<_>>());
+    }
     let elsewhere = app.waiting_workspaces().len();
     if elsewhere > 0 {
         // Skipped: another daemon holds their owner lock (the log names it). A count only,
@@ -144,6 +165,7 @@ fn unserved(app: &App) -> Vec<serde_json::Value> {
     let unserved = app.unserved_workspaces();
     unserved
         .iter()
+        .filter(|u| u.name_taken_by.is_none())
         .map(|u| json!({ "workspace": u.ws.name, "error": u.error }))
         .collect()
 }

@@ -235,6 +235,15 @@ impl App {
                 app.beat_new(&served.workspace);
             }
         });
+        // A folder skipped for its name is listed on /healthz as a name conflict (and tried
+        // again, served if the other one goes): through the same path as one found later.
+        for problem in &warnings {
+            if let crate::startup::StartupProblem::WorkspaceNameTaken { skipped, .. } = problem {
+                if let Ok(ws) = Workspace::open(skipped) {
+                    let _ = app.serve_workspace(ws);
+                }
+            }
+        }
         let seconds = started.elapsed().as_secs_f64();
         tracing::info!(
             workspaces = app.workspaces().len(),

@@ -5,6 +5,7 @@
 
 use crate::app::{App, Served};
 use crate::workspace::Workspace;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 /// A workspace name taken for a load, given back when the load ends. Each folder is loaded
@@ -42,46 +43,143 @@ impl Drop for Loading<'_> {
 pub struct Unserved {
     pub ws: Workspace,
     pub error: String,
+    /// Not served because another folder of its name is: where that one is served from
+    /// (`None`: it was being loaded when this one was found). A name conflict, named on
+    /// `/healthz` apart from the workspaces that cannot be opened; kept here so it is tried
+    /// again every few seconds as they are, and cleared when its folder is renamed, removed,
+    /// or served (the other one gone).
+    pub name_taken_by: Option<Option<PathBuf>>,
+}
+
+/// Two folders of one workspace name under the roots: one served, the other not.
+#[derive(Debug, Clone)]
+pub struct NameConflict {
+    pub name: String,
+    /// The folder served under the name (`None`: being loaded).
+    pub served: Option<PathBuf>,
+    pub not_served: PathBuf,
 }
 
 impl App {
     /// Adds a workspace (see `add_workspace`); one that cannot be opened is kept on the
-    /// unserved list until a later try opens it.
+    /// unserved list until a later try opens it, and one not served because another folder of
+    /// its name is, on that list as a name conflict until either is renamed or removed.
     pub fn serve_workspace(&self, ws: Workspace) -> anyhow::Result<Option<Arc<Served>>> {
         let result = self.add_workspace(ws.clone());
+        let taken = match &result {
+            Ok(None) => self.name_taken(&ws),
+            _ => None,
+        };
         let mut unserved = self.inner.runtime.unserved();
-        match &result {
-            Ok(_) => {
-                if unserved.remove(&ws.root).is_some() {
-                    tracing::info!(workspace = %ws.name, "the workspace can be opened now; serving it");
+        match (&result, taken) {
+            (Ok(None), Some(served)) => {
+                let known = unserved.get(&ws.root).and_then(|u| u.name_taken_by.clone());
+                let error = match &served {
+                    Some(at) => format!(
+                        "not served: another folder of the workspace name \"{}\" is served, from {}; workspace names must be unique across the roots: rename one of the two folders (the one renamed is served under its new name)",
+                        ws.name,
+                        at.display()
+                    ),
+                    None => format!(
+                        "not served: another folder of the workspace name \"{}\" was being loaded when this one was found; workspace names must be unique across the roots: rename one of the two folders",
+                        ws.name
+                    ),
+                };
+                if known.as_ref() != Some(&served) {
+                    tracing::warn!(workspace = %ws.name, root = %ws.root.display(), served = ?served,
+                        "two folders of one workspace name: this one is not served (see /healthz name_conflicts); rename one of the two folders");
+                }
+                unserved.insert(
+                    ws.root.clone(),
+                    Unserved {
+                        ws,
+                        error,
+                        name_taken_by: Some(served),
+                    },
+                );
+            }
+            (Ok(_), _) => {
+                if let Some(was) = unserved.remove(&ws.root) {
+                    match was.name_taken_by {
+                        Some(_) => {
+                            tracing::info!(workspace = %ws.name, root = %ws.root.display(), "the workspace name conflict is over (the other folder is gone or renamed)")
+                        }
+                        None => {
+                            tracing::info!(workspace = %ws.name, "the workspace can be opened now; serving it")
+                        }
+                    }
                 }
             }
-            Err(e) => {
+            (Err(e), _) => {
                 let error = unserved_error(&ws, e);
                 if unserved.get(&ws.root).is_none_or(|u| u.error != error) {
                     tracing::error!(workspace = %ws.name, root = %ws.root.display(), %error,
                         "cannot serve the workspace; trying again every few seconds (see /healthz)");
                 }
-                unserved.insert(ws.root.clone(), Unserved { ws, error });
+                unserved.insert(
+                    ws.root.clone(),
+                    Unserved {
+                        ws,
+                        error,
+                        name_taken_by: None,
+                    },
+                );
             }
         }
-        self.metrics()
-            .workspaces_unserved
-            .set(unserved.len() as i64);
+        self.count_unserved(&unserved);
         result
+    }
+
+    /// Where another folder of `ws`'s name is served from, if one is (`Some(None)`: one is
+    /// being loaded): `ws` is then not served for its name.
+    fn name_taken(&self, ws: &Workspace) -> Option<Option<PathBuf>> {
+        if let Some(served) = self.workspace(&ws.name) {
+            let at = &served.workspace.root;
+            return (at != &ws.root).then(|| Some(at.clone()));
+        }
+        let loading = self.inner.runtime.loading();
+        loading.contains(&ws.name).then_some(None)
+    }
+
+    fn count_unserved(&self, unserved: &std::collections::BTreeMap<PathBuf, Unserved>) {
+        let conflicts = unserved
+            .values()
+            .filter(|u| u.name_taken_by.is_some())
+            .count();
+        let metrics = self.metrics();
+        metrics
+            .workspaces_unserved
+            .set((unserved.len() - conflicts) as i64);
+        metrics.workspace_name_conflicts.set(conflicts as i64);
     }
 
     /// Drops a workspace from the unserved list: its folder is gone or no workspace now.
     pub fn forget_unserved(&self, root: &std::path::Path) {
         let mut unserved = self.inner.runtime.unserved();
-        if unserved.remove(root).is_some() {
-            self.metrics()
-                .workspaces_unserved
-                .set(unserved.len() as i64);
+        if let Some(was) = unserved.remove(root) {
+            if was.name_taken_by.is_some() {
+                tracing::info!(workspace = %was.ws.name, root = %root.display(), "the workspace name conflict is over: the folder not served was renamed or removed");
+            }
+            self.count_unserved(&unserved);
         }
     }
 
-    /// Workspaces that could not be opened when last tried.
+    /// The folders not served because another folder of their name is (see `Unserved`).
+    pub fn name_conflicts(&self) -> Vec<NameConflict> {
+        let unserved = self.inner.runtime.unserved();
+        let conflicts = unserved.values().filter_map(|u| {
+            let served = u.name_taken_by.clone()?;
+            Some(NameConflict {
+                name: u.ws.name.clone(),
+                served,
+                not_served: u.ws.root.clone(),
+            })
+        });
+        conflicts.collect()
+    }
+
+    /// Workspaces that could not be opened when last tried, and those not served for their
+    /// name (`name_taken_by`): both are tried again every few seconds.
     pub fn unserved_workspaces(&self) -> Vec<Unserved> {
         let unserved = self.inner.runtime.unserved();
         unserved.values().cloned().collect()
