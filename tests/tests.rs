@@ -70,6 +70,7 @@ mod review;
 mod reviewer_pages;
 mod scale;
 mod search;
+mod sender_proof;
 mod shadow_routes;
 mod signoff;
 mod slack;

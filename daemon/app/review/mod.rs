@@ -6,7 +6,8 @@
 //! - Receipt of agent files: `ingest` dispatches to `receive`, `revise`, `invalid`,
 //!   `checkpoints`, `artifacts`.
 //! - Reviewers' acts: `decide`, `quorum`, `edits`, `claim`, `bulk`, `ownership`, `away`.
-//! - The route's: `route`, `assign` over `rota` (who holds what), `audience`, `policy`,
+//! - The route's: `route`, `assign` over `rota` (who holds what), `audience`, `policy` (over
+//!   `sender`, who is proven to have sent a revision),
 //!   `timers`, `stall`; an approval's passkey on routes that ask for one: `step_up`.
 //! - What a decision leaves behind: `receipt`, `approved`, `holds`, `repair`.
 //! - Agents' writes through the API: `upload`, `locks`; an agent taking its handoff back:
@@ -49,6 +50,7 @@ pub(in crate::app) mod repair;
 pub(in crate::app) mod revise;
 pub(in crate::app) mod rota;
 pub(in crate::app) mod route;
+pub(in crate::app) mod sender;
 pub(in crate::app) mod stall;
 pub(in crate::app) mod step_up;
 pub(in crate::app) mod tamper;

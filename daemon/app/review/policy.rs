@@ -148,7 +148,8 @@ pub fn verdict(
 }
 
 /// What an expression sees of `rec` on `route`: its handoff (the claims), the agent proven to
-/// have sent it, its artifacts as received, and how many checkpoints its task has.
+/// have sent it (its words and its artifacts' bytes, `revision_sender`), its artifacts as
+/// received, and how many checkpoints its task has.
 pub(in crate::app) fn facts_of(
     st: &WsState,
     rec: &Record,
@@ -162,7 +163,7 @@ pub(in crate::app) fn facts_of(
         .values()
         .filter(|c| c.task_id == rec.meta.task_id)
         .count() as u64;
-    let sender = crate::policy::proof::sender(data_dir, ws, &rec.meta.digest);
+    let sender = crate::app::review::sender::revision_sender(rec, ws, data_dir);
     Facts::of(&rec.handoff(), ws, route, sender, artifacts, checkpoints)
 }
 

