@@ -94,9 +94,12 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Retry(RetryError::NotFound(_)) => StatusCode::NOT_FOUND,
-            ApiError::Retry(RetryError::NotDead(_) | RetryError::Damaged { .. }) => {
-                StatusCode::CONFLICT
-            }
+            ApiError::Retry(
+                RetryError::NotDead(_)
+                | RetryError::Damaged { .. }
+                | RetryError::Elsewhere { .. }
+                | RetryError::Removed(_),
+            ) => StatusCode::CONFLICT,
             ApiError::Retry(RetryError::Spool(e)) => {
                 tracing::error!(error = %e, "delivery retry not recorded");
                 StatusCode::SERVICE_UNAVAILABLE

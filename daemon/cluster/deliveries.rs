@@ -10,7 +10,9 @@
 //! deliveries a node makes cost no read of their own.
 
 use super::Cluster;
-use crate::outbox::{damaged_delivery, seal, unseal_doc, Delivery, Keep, Sendable, SpoolError};
+use crate::outbox::{
+    damaged_delivery, seal, unseal_doc, Delivery, Keep, Owner, Sendable, SpoolError,
+};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 
@@ -208,6 +210,27 @@ impl Keep for DeliveryRows {
                 Sendable::Gone
             }
         }
+    }
+
+    fn owner(&self, id: &str) -> Result<Owner, SpoolError> {
+        let mut client = self.cluster.client().map_err(db)?;
+        let row = client
+            .query_opt("SELECT node FROM deliveries WHERE id = $1", &[&id])
+            .map_err(db)?;
+        let ids = [id.to_string()];
+        Ok(match row.map(|r| r.get::<_, String>(0)) {
+            Some(node) if node == self.cluster.node => Owner::This,
+            Some(node) => {
+                self.note(None, &[], &ids);
+                Owner::Other(node)
+            }
+            // Never saved (its save failed): no other node has it.
+            None if !self.mine().saved.contains(id) => Owner::This,
+            None => {
+                self.note(None, &[], &ids);
+                Owner::Removed
+            }
+        })
     }
 
     fn load(&self) -> Result<(Vec<Delivery>, Vec<String>), SpoolError> {

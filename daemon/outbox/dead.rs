@@ -1,7 +1,7 @@
 //! What the deliveries page and API see and do: the list without bodies, the endpoints a
 //! `410` disabled, and an admin's retry of a dead delivery.
 
-use super::spool::{Delivery, SpoolError, State};
+use super::spool::{Delivery, Owner, SpoolError, State};
 use super::{Outbox, MAX_LISTED};
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +18,10 @@ pub enum RetryError {
     NotDead(String),
     #[error("delivery \"{id}\" cannot be sent again: its spool file was damaged ({why}), so what it would send is not known. Its event is in the workspace's audit log and the file in data_dir/outbox/damaged/; tell the receiver by hand if it still needs it")]
     Damaged { id: String, why: String },
+    #[error("delivery \"{id}\" is node \"{node}\"'s now (it adopted the delivery while this node was away), so this node changed nothing: retry it on node \"{node}\"")]
+    Elsewhere { id: String, node: String },
+    #[error("delivery \"{0}\" is no longer kept in the cluster's database (the node that adopted it while this node was away delivered and removed it), so this node changed nothing: there is nothing to retry")]
+    Removed(String),
     #[error(transparent)]
     Spool(#[from] SpoolError),
 }
@@ -56,6 +60,21 @@ impl Outbox {
         if let Some(why) = &d.damaged {
             let (id, why) = (id.to_string(), why.clone());
             return Err(RetryError::Damaged { id, why });
+        }
+        // Asked before anything changes: a retry here of another node's delivery would be
+        // answered as done, then the delivery dropped as that node's at its attempt. A dead
+        // row is never adopted, so the answer holds until the save below.
+        match self.shared.spool.owner(id)? {
+            Owner::This => {}
+            Owner::Other(node) => {
+                let id = id.to_string();
+                tracing::warn!(delivery = %id, %node, "retry refused: the delivery is another node's now");
+                return Err(RetryError::Elsewhere { id, node });
+            }
+            Owner::Removed => {
+                tracing::warn!(delivery = %id, "retry refused: another node delivered and removed the delivery");
+                return Err(RetryError::Removed(id.to_string()));
+            }
         }
         let before = d.clone();
         d.state = State::Pending;

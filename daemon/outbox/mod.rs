@@ -37,8 +37,8 @@ pub use mail::{MailError, MailRequest, Recipient, Tokens};
 pub use push::{PushRequest, ResolvePush, PUSH};
 pub use sign::{BadSecret, Key};
 pub use spool::{
-    damaged as damaged_delivery, seal, unseal_doc, Attempt, Delivery, Keep, Loaded, Sendable,
-    Spool, SpoolError, State,
+    damaged as damaged_delivery, seal, unseal_doc, Attempt, Delivery, Keep, Loaded, Owner,
+    Sendable, Spool, SpoolError, State,
 };
 
 use crate::config::{Config, WebhookFormat};

@@ -231,6 +231,23 @@ pub trait Keep: Send + Sync {
     fn may_send(&self, _delivery: &Delivery) -> Sendable {
         Sendable::Now
     }
+    /// Whose delivery `id` is now, asked before a change this node must not make to another
+    /// node's delivery (an admin's retry): in a cluster another node may have adopted it
+    /// while this one was away. One daemon's are all its own.
+    fn owner(&self, _id: &str) -> Result<Owner, SpoolError> {
+        Ok(Owner::This)
+    }
+}
+
+/// What `Keep::owner` found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Owner {
+    /// This node's.
+    This,
+    /// Node `0`'s (it adopted the delivery).
+    Other(String),
+    /// Its row, once this node's, is gone: the node that adopted it delivered and removed it.
+    Removed,
 }
 
 /// What `Keep::may_send` found.

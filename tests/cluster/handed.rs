@@ -300,3 +300,78 @@ fn a_delivery_row_changed_in_the_database_is_listed_dead_not_sent() {
     assert!(crate::notify::deliveries(&a, "pending").is_empty());
     a.assert_alive();
 }
+
+/// An admin's retry of a dead delivery on a node that no longer owns it (another node adopted
+/// it while this one was away) changes nothing and answers 409 naming the owner; on the owner
+/// it is sent. Before, the first node answered 200, then dropped the delivery at its attempt
+/// as another node's, so the retry the admin was told of never happened. The adoption is
+/// made in the database by hand: a dead row is adopted only when its node's last attempt was
+/// in flight across a pause, which no test can time.
+#[test]
+fn a_retry_of_a_delivery_another_node_adopted_is_refused_naming_it_and_works_there() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let db = "retried";
+    let url = pg.database(db);
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens yet: the one attempt fails and the delivery is dead.
+    let port = crate::notify::free_port();
+    let hook = crate::notify::config(&format!("http://127.0.0.1:{port}/hook"), "0");
+    let mut env = TestEnv::with_config(&format!(
+        "{hook}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n"
+    ));
+    env.drive_clock();
+    let a = env.start();
+    crate::notify::submit(&env, "h1");
+    wait_long("the delivery dead on a", SETTLE_S, || {
+        crate::notify::deliveries(&a, "dead").len() == 1
+    });
+    let id = crate::notify::deliveries(&a, "dead")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let row = |pg: &Postgres| {
+        let out = pg.psql(
+            db,
+            &format!("SELECT node || ' ' || state FROM deliveries WHERE id = '{id}'"),
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(row(&pg), "a dead");
+    let moved = pg.psql(
+        db,
+        &format!("UPDATE deliveries SET node = 'b' WHERE id = '{id}'"),
+    );
+    assert!(
+        String::from_utf8_lossy(&moved.stdout).contains("UPDATE 1"),
+        "{moved:?}"
+    );
+
+    let retry = format!("/api/v1/deliveries/{id}/retry");
+    let (status, body) = a.post_as(&retry, Some(&a.token), "");
+    assert_eq!(status, 409, "a retried b's delivery: {body}");
+    let text = body.to_string();
+    assert!(
+        text.contains("node \\\"b\\\"'s now") && text.contains("changed nothing"),
+        "{text}"
+    );
+    assert_eq!(row(&pg), "b dead", "the refused retry changed the row");
+    assert_eq!(crate::notify::deliveries(&a, "dead").len(), 1);
+    assert!(crate::notify::deliveries(&a, "pending").is_empty());
+
+    // On b, whose it is, the retry sends it.
+    let receiver = Receiver::start(dir.path(), port, &[]);
+    let b = env.spawn_with_config(&second_node(&env, &url, &hook));
+    assert!(crate::notify::deliveries(&b, "dead")
+        .iter()
+        .any(|d| d["id"] == id.as_str()));
+    let (status, body) = b.post_as(&retry, Some(&b.token), "");
+    assert_eq!(status, 200, "{body}");
+    wait_long("b sent the retried delivery", SETTLE_S, || {
+        receiver.requests().len() == 1
+    });
+    assert_eq!(receiver.requests()[0]["id"], id.as_str());
+    assert!(receiver.requests().iter().all(|r| r["id"] == id.as_str()));
+    a.assert_alive();
+    b.assert_alive();
+}
