@@ -1,7 +1,9 @@
 //! The outbox spool survives its own damage (issue 50): a spool file changed after the daemon
 //! wrote it, unreadable, or garbage is never sent as it stands and never dropped: its delivery
-//! is listed dead saying why, the file kept in `outbox/damaged/`, `notification.failed`
-//! logged, `baton_errors_total{kind="delivery_damaged"}` counted, and a retry refused.
+//! is listed dead saying why, the file kept in `outbox/damaged/`, the daemon's log saying what
+//! is known of it and what is not, `baton_errors_total{kind="delivery_damaged"}` counted, and
+//! a retry refused. No workspace's audit log is written: the workspace a damaged file names
+//! is not known to be true.
 
 use crate::notify::{self, deliveries, Receiver};
 use crate::util::{self, Daemon, TestEnv};
@@ -48,9 +50,8 @@ fn dead(d: &Daemon, id: &str) -> Value {
         .unwrap()
 }
 
-/// What a damaged delivery shows everywhere an operator looks. `logged`: whether what could
-/// be read of the file names its workspace, where `notification.failed` is then logged.
-fn assert_told(env: &TestEnv, d: &Daemon, id: &str, why: &str, logged: bool) {
+/// What a damaged delivery shows everywhere an operator looks.
+fn assert_told(env: &TestEnv, d: &Daemon, id: &str, why: &str) {
     let listed = dead(d, id);
     let reason = listed["damaged"].as_str().unwrap_or_default();
     assert!(reason.contains(why), "{listed}");
@@ -74,15 +75,6 @@ fn assert_told(env: &TestEnv, d: &Daemon, id: &str, why: &str, logged: bool) {
         "{}",
         d.metrics()
     );
-    let ws = env.ws("alpha");
-    let failed = || {
-        util::events(&ws)
-            .iter()
-            .any(|e| e["type"] == "notification.failed" && e["data"]["delivery"] == id)
-    };
-    if logged {
-        d.wait_until("notification.failed logged", failed);
-    }
     // Never sent again: what it would send is not known.
     let retry = format!("/api/v1/deliveries/{id}/retry");
     let (status, body) = d.post_as(&retry, Some(&d.token), "");
@@ -90,6 +82,14 @@ fn assert_told(env: &TestEnv, d: &Daemon, id: &str, why: &str, logged: bool) {
     assert!(body.to_string().contains("damaged"), "{body}");
     let logs = util::daemon_logs(env);
     assert!(logs.contains("delivery spool file damaged"), "{logs}");
+    assert!(logs.contains("unverified"), "{logs}");
+}
+
+/// Whether workspace `name`'s audit log holds `notification.failed` for delivery `id`.
+fn failed_in(env: &TestEnv, name: &str, id: &str) -> bool {
+    util::events(&env.ws(name))
+        .iter()
+        .any(|e| e["type"] == "notification.failed" && e["data"]["delivery"] == id)
 }
 
 /// Waits a little, then: nothing more reached the receiver than `before`.
@@ -114,8 +114,9 @@ fn a_pending_delivery_edited_on_disk_so_that_it_still_parses_is_not_sent_but_lis
     std::fs::write(&file, doc.to_string()).unwrap();
 
     let d = env.start();
-    assert_told(&env, &d, &id, "sha256 does not match", true);
+    assert_told(&env, &d, &id, "sha256 does not match");
     assert_nothing_sent(&receiver, 1);
+    assert!(!failed_in(&env, "alpha", &id));
     d.stop();
 }
 
@@ -130,7 +131,7 @@ fn a_spool_file_that_cannot_be_read_is_listed_dead_not_lost() {
     std::fs::create_dir(&file).unwrap();
 
     let d = env.start();
-    assert_told(&env, &d, &id, "cannot be read", false);
+    assert_told(&env, &d, &id, "cannot be read");
     assert_nothing_sent(&receiver, 1);
     d.stop();
 }
@@ -144,7 +145,7 @@ fn a_garbage_spool_file_is_listed_dead_and_its_retry_refused() {
     std::fs::write(&file, b"\x00\x17not a delivery\xff{\"id\":").unwrap();
 
     let d = env.start();
-    assert_told(&env, &d, &id, "not JSON", false);
+    assert_told(&env, &d, &id, "not JSON");
     assert_nothing_sent(&receiver, 1);
     // And at the next start it is the same dead delivery, told once.
     d.stop();
@@ -185,5 +186,53 @@ fn the_list_of_disabled_endpoints_is_not_read_as_a_damaged_delivery() {
         disabled
     );
     assert!(!Path::new(&outbox.join("damaged")).exists());
+    d.stop();
+}
+
+/// A damaged spool file's `workspace` is not what the daemon wrote (a flipped byte, or a
+/// forgery by whoever can write data_dir): it must not choose whose audit log the daemon
+/// writes to. Before, `notification.failed` was appended to the log of the workspace the file
+/// named, here one the delivery never belonged to.
+#[test]
+fn a_damaged_spool_file_naming_another_workspace_writes_nothing_in_its_audit_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), 0, &["500"]);
+    let mut env = env_with(&receiver);
+    env.init("beta");
+    let (id, file) = pending_delivery(&mut env, &receiver, "misnamed");
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(doc["workspace"], "alpha");
+    doc["workspace"] = Value::from("beta");
+    doc["key"] = Value::from("forged-key");
+    std::fs::write(&file, doc.to_string()).unwrap();
+
+    let d = env.start();
+    let listed = dead(&d, &id);
+    assert!(
+        listed["damaged"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("sha256 does not match"),
+        "{listed}"
+    );
+    assert_nothing_sent(&receiver, 1);
+    // Time for a record made off the start's thread (as it was) to land.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        !failed_in(&env, "beta", &id),
+        "notification.failed written into the workspace a damaged file named: {:?}",
+        util::events(&env.ws("beta"))
+    );
+    assert!(!failed_in(&env, "alpha", &id));
+    // The daemon's own log says what is known (the file, why) and what is not.
+    let logs = util::daemon_logs(&env);
+    let line = logs
+        .lines()
+        .find(|l| l.contains("delivery spool file damaged") && l.contains(&id))
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(line.contains(&format!("{id}.json")), "{line}");
+    assert!(line.contains("unverified_workspace"), "{line}");
+    assert!(line.contains("beta"), "{line}");
+    assert!(line.contains("no notification.failed"), "{line}");
     d.stop();
 }

@@ -1,14 +1,14 @@
 //! Telling of spool files found damaged at open (see `spool::Spool::load_checked`): an error
-//! line and `baton_errors_total{kind="delivery_damaged"}` per file at once, and, once the
-//! workers start, `notification.failed` in the delivery's workspace, as for any delivery that
-//! goes dead.
+//! line and `baton_errors_total{kind="delivery_damaged"}` per file, from the daemon, never
+//! `notification.failed` in a workspace's audit log: which workspace a damaged file names is
+//! not known to be true (the seal that would vouch for it failed), and a flipped or forged
+//! name must not choose whose audit log the daemon writes to. The audit log holds what the
+//! daemon can vouch for; the operator, who has to look at data_dir's disk anyway, is told.
 
 use super::spool::Loaded;
-use super::{OnDead, Shared};
 use crate::metrics::KindLabel;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use std::sync::Arc;
 
 /// The kind counted in `baton_errors_total` for each damaged spool file.
 pub const KIND: &str = "delivery_damaged";
@@ -23,10 +23,12 @@ pub fn report(found: &Loaded, errors: &Family<KindLabel, Counter>) {
         };
         tracing::error!(
             delivery = %d.id,
-            channel = %d.channel,
-            workspace = %d.workspace,
+            file = %format!("{}.json", d.id),
             why = d.damaged.as_deref().unwrap_or(""),
-            "delivery spool file damaged: not sent, listed as dead (GET /api/v1/deliveries?state=dead; the file is in data_dir/outbox/damaged/). Its event is in the workspace's audit log: check the disk data_dir is on, and tell the receiver by hand if it still needs the event"
+            unverified_channel = %d.channel,
+            unverified_event = %d.event,
+            unverified_workspace = %d.workspace,
+            "delivery spool file damaged: not sent, listed as dead (GET /api/v1/deliveries?state=dead; the file is in data_dir/outbox/damaged/, its name prefixed with when it was moved). Known: its id (the file's name) and why it failed its check. Not known: its channel, event and workspace are as read from the damaged file, unverified, so no notification.failed is recorded in any workspace's audit log (this line and baton_errors_total{{kind=\"delivery_damaged\"}} are the record). Check the disk data_dir is on; the event itself is in its workspace's audit log: tell the receiver by hand if it still needs it"
         );
     }
     if found.sealed > 0 {
@@ -34,30 +36,5 @@ pub fn report(found: &Loaded, errors: &Family<KindLabel, Counter>) {
             count = found.sealed,
             "delivery spool files written before files were sealed: sealed now (checked at every start from now on)"
         );
-    }
-}
-
-/// Records `notification.failed` for each delivery found damaged, off the caller's thread (it
-/// appends to audit logs).
-pub fn tell(shared: &Arc<Shared>, damaged: Vec<String>, on_dead: OnDead) {
-    if damaged.is_empty() {
-        return;
-    }
-    let dead: Vec<_> = {
-        let index = shared.lock();
-        damaged
-            .iter()
-            .filter_map(|id| index.get(id).cloned())
-            .collect()
-    };
-    let told = std::thread::Builder::new()
-        .name("outbox-damaged".into())
-        .spawn(move || {
-            for d in &dead {
-                on_dead(d);
-            }
-        });
-    if let Err(e) = told {
-        tracing::error!(error = %e, "cannot record notification.failed for damaged deliveries");
     }
 }

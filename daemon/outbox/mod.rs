@@ -130,8 +130,6 @@ pub struct Outbox {
     wake: HashMap<String, mpsc::Sender<String>>,
     /// The workers, until `start` hands them their threads.
     waiting: Mutex<Vec<(worker::Spec, mpsc::Receiver<String>)>>,
-    /// Deliveries whose spool files were found damaged at open, until `start` tells of them.
-    damaged: Mutex<Vec<String>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -208,7 +206,6 @@ impl Outbox {
             }
         };
         damage::report(&found, &errors);
-        let damaged = found.damaged;
         let (loaded, unreadable) = (found.deliveries, found.warnings);
         let mut warnings: Vec<StartupProblem> = unreadable
             .into_iter()
@@ -373,7 +370,6 @@ impl Outbox {
             mails,
             wake,
             waiting: Mutex::new(waiting),
-            damaged: Mutex::new(damaged),
         };
         Ok((outbox, warnings))
     }
@@ -432,8 +428,6 @@ impl Outbox {
         for (spec, rx) in waiting {
             worker::spawn(self.shared.clone(), spec, rx, hooks.clone());
         }
-        let damaged = std::mem::take(&mut *self.damaged.lock().unwrap_or_else(|e| e.into_inner()));
-        damage::tell(&self.shared, damaged, hooks.on_dead);
     }
 
     /// Writes a notification for every endpoint whose `events` globs match each event, synced

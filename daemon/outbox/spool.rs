@@ -449,8 +449,8 @@ pub fn damaged(id: &str, bytes: &[u8], why: &str) -> Delivery {
             at: now,
             status: None,
             error: Some(format!(
-                "its spool file was damaged ({why}): it cannot be sent as it was made; the event \
-                 is in its workspace's audit log"
+                "its spool file was damaged ({why}): it cannot be sent as it was made; its \
+                 channel, event and workspace are as read from the damaged file, unverified"
             )),
             duration_ms: 0,
         }],
