@@ -236,3 +236,29 @@ fn a_damaged_spool_file_naming_another_workspace_writes_nothing_in_its_audit_log
     assert!(line.contains("no notification.failed"), "{line}");
     d.stop();
 }
+
+/// Files without a seal are read (and sealed) only at the upgrade that introduced seals: that
+/// start marks the spool sealed (`outbox/sealed`), and a file without a seal found later was
+/// not written by the daemon. Before, one was sealed and sent at any start: dropping `sha256`
+/// from an edited file was enough to have baton sign and send it.
+#[test]
+fn a_file_without_a_seal_found_after_the_spool_was_sealed_is_listed_dead_not_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), 0, &["500"]);
+    let mut env = env_with(&receiver);
+    let (id, file) = pending_delivery(&mut env, &receiver, "unsealed");
+    // Another body, due now, and no seal: as a version before seals would have written it.
+    let mut doc: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    doc.as_object_mut().unwrap().remove("sha256").unwrap();
+    let body = doc["body"].as_str().unwrap().replace("alpha", "mallory");
+    doc["body"] = Value::String(body);
+    doc["next_at_ms"] = Value::from(0);
+    std::fs::write(&file, doc.to_string()).unwrap();
+
+    let d = env.start();
+    assert_told(&env, &d, &id, "no sha256");
+    assert_nothing_sent(&receiver, 1);
+    let mark = env.root().join("data/outbox/sealed");
+    assert!(mark.is_file(), "the spool is marked sealed");
+    d.stop();
+}

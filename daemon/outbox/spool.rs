@@ -267,6 +267,13 @@ pub struct Spool {
 /// Files the outbox keeps beside the deliveries (`endpoint::Disabled`'s), not read as ones.
 const NOT_DELIVERIES: [&str; 1] = ["disabled.json"];
 
+/// The mark that every delivery file in the spool is sealed: left by the first start that
+/// found nothing unsealed (having sealed what a version before seals wrote). From then on a
+/// file without a seal was not written by this daemon, and is damaged like any other that
+/// fails its check. Anything at this name counts (refused by default): a damaged mark
+/// cannot make unsealed files welcome again; only removing it can, by hand.
+pub const SEALED_MARK: &str = "sealed";
+
 /// What a load of the spool found.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -342,14 +349,19 @@ impl Spool {
     /// delivery, or whose seal does not match what it holds is named in the warnings, moved
     /// to `outbox/damaged/` as evidence, and its delivery listed as dead with the reason
     /// (what could be read of it kept), never sent and never dropped. A file written before
-    /// files were sealed is read as it was then, and sealed now.
+    /// files were sealed is read as it was then, and sealed now, until the spool is marked
+    /// sealed (`SEALED_MARK`, left once every file is); after that an unsealed file is
+    /// damaged.
     pub fn load_checked(&self) -> Result<Loaded, SpoolError> {
         let read_err = |source| SpoolError::Read {
             path: self.dir.clone(),
             source,
         };
+        let mark = self.dir.join(SEALED_MARK);
+        let marked = fs::symlink_metadata(&mark).is_ok();
         let mut out = Loaded::default();
         let mut written = false;
+        let mut unsealed_left = false;
         for entry in fs::read_dir(&self.dir).map_err(read_err)? {
             let path = entry.map_err(read_err)?.path();
             let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
@@ -368,6 +380,14 @@ impl Spool {
                 }
                 Err(e) => (Vec::new(), Err(format!("it cannot be read ({e})"))),
             };
+            let found = match found {
+                Ok((_, Seal::None)) if marked => Err(format!(
+                    "it has no sha256, and every file of this spool has been sealed since the \
+                     start that left {}: it was not written by this daemon",
+                    mark.display()
+                )),
+                found => found,
+            };
             match found {
                 Ok((d, Seal::Matches)) => out.deliveries.push(d),
                 Ok((d, Seal::None)) => {
@@ -376,6 +396,7 @@ impl Spool {
                     match self.write_file(&d) {
                         Ok(()) => (out.sealed, written) = (out.sealed + 1, true),
                         Err(e) => {
+                            unsealed_left = true;
                             tracing::warn!(error = %e, "cannot seal a delivery spool file written before seals; read as it is, sealed when it next changes")
                         }
                     }
@@ -400,12 +421,34 @@ impl Spool {
                 }
             }
         }
+        if !marked && !unsealed_left {
+            match self.mark_sealed(&mark) {
+                Ok(()) => written = true,
+                Err(e) => {
+                    tracing::warn!(error = %e, path = %mark.display(), "cannot mark the delivery spool sealed; files without a seal are still read (and sealed) at the next start")
+                }
+            }
+        }
         if written {
             if let Err(e) = sync_dir(&self.dir) {
                 tracing::warn!(error = %e, "cannot sync the delivery spool folder");
             }
         }
         Ok(out)
+    }
+
+    /// Leaves `SEALED_MARK` (synced; the caller syncs the folder).
+    fn mark_sealed(&self, mark: &Path) -> std::io::Result<()> {
+        let text = format!(
+            "Every delivery file in this folder is sealed (sha256) since {}: baton lists one \
+             without a seal as damaged. Do not remove this file.\n",
+            crate::clock::now_rfc3339()
+        );
+        let tmp = self.dir.join(format!("{SEALED_MARK}.tmp"));
+        let mut f = File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        fsync::all(&f, Kind::Outbox)?;
+        fs::rename(&tmp, mark)
     }
 
     fn set_aside(&self, path: &Path, name: &str) -> Result<(), SpoolError> {
@@ -625,6 +668,49 @@ mod tests {
         assert!(flip.damaged.as_deref().unwrap().contains("\"sha257\""));
         let again = spool.load_checked().unwrap();
         assert_eq!((again.sealed, again.damaged.len()), (0, 0));
+    }
+
+    #[test]
+    fn once_the_spool_is_marked_sealed_a_file_without_a_seal_is_damaged_not_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path()).unwrap();
+        let unsealed = |id: &str| {
+            let d = delivery(id);
+            fs::write(
+                spool.dir().join(format!("{id}.json")),
+                serde_json::to_vec(&d).unwrap(),
+            )
+            .unwrap();
+        };
+        // The upgrade: the first start seals what an older version wrote, and marks the spool.
+        unsealed("msg_old");
+        let first = spool.load_checked().unwrap();
+        assert_eq!((first.sealed, first.damaged.len()), (1, 0));
+        assert!(spool.dir().join(SEALED_MARK).is_file());
+        // Later, a file without a seal is not one this daemon wrote.
+        unsealed("msg_late");
+        let found = spool.load_checked().unwrap();
+        assert_eq!(found.sealed, 0);
+        assert_eq!(found.damaged, ["msg_late"], "{:?}", found.warnings);
+        let late = found
+            .deliveries
+            .iter()
+            .find(|d| d.id == "msg_late")
+            .unwrap();
+        assert_eq!(late.state, State::Dead);
+        assert!(late.body.is_empty());
+        assert!(
+            late.damaged.as_deref().unwrap().contains("no sha256"),
+            "{late:?}"
+        );
+        assert_eq!(
+            fs::read_dir(spool.dir().join("damaged")).unwrap().count(),
+            1
+        );
+        // A mark that is not what the daemon wrote still counts: it cannot be undone by damage.
+        fs::write(spool.dir().join(SEALED_MARK), b"\x00garbage").unwrap();
+        unsealed("msg_later");
+        assert_eq!(spool.load_checked().unwrap().damaged, ["msg_later"]);
     }
 
     #[test]
