@@ -11,7 +11,7 @@
 
 use super::Cluster;
 use crate::outbox::{
-    damaged_delivery, seal, unseal_doc, Delivery, Keep, Owner, Sendable, SpoolError,
+    damaged_delivery, seal, unseal_doc, Adopted, Delivery, Keep, Owner, Sendable, SpoolError,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -31,6 +31,9 @@ struct Mine {
     /// Every delivery whose row this node has seen as its own: one whose row is gone since
     /// was delivered and removed by a node that adopted it.
     saved: HashSet<String>,
+    /// Deliveries this node forgot whose rows it could not delete: not to be read back as
+    /// missing from memory (`Keep::fetch`), but deleted again.
+    undeleted: HashSet<String>,
 }
 
 impl DeliveryRows {
@@ -258,12 +261,75 @@ impl Keep for DeliveryRows {
             mine.lost.remove(id);
             mine.saved.remove(id);
         }
-        if let Ok(mut client) = self.cluster.client() {
-            let _ = client.execute(
-                "DELETE FROM deliveries WHERE id = $1 AND node = $2",
-                &[&id, &self.cluster.node],
-            );
+        let deleted = self.cluster.client().map_err(db).and_then(|mut client| {
+            client
+                .execute(
+                    "DELETE FROM deliveries WHERE id = $1 AND node = $2",
+                    &[&id, &self.cluster.node],
+                )
+                .map_err(db)
+        });
+        if let Err(e) = deleted {
+            tracing::warn!(error = %e, delivery = id, "cannot delete a forgotten delivery's row; deleted at a later round");
+            self.mine().undeleted.insert(id.to_string());
         }
+    }
+
+    fn fetch(&self, ids: &[String]) -> Vec<Delivery> {
+        let undeleted: Vec<String> = {
+            let mine = self.mine();
+            ids.iter()
+                .filter(|id| mine.undeleted.contains(*id))
+                .cloned()
+                .collect()
+        };
+        let ids: Vec<&str> = ids
+            .iter()
+            .filter(|id| !undeleted.contains(*id))
+            .map(String::as_str)
+            .collect();
+        let run = self.cluster.leases.beating();
+        let read = self.cluster.client().map_err(db).and_then(|mut client| {
+            if !undeleted.is_empty() {
+                client
+                    .execute(
+                        "DELETE FROM deliveries WHERE id = ANY($1) AND node = $2",
+                        &[&undeleted, &self.cluster.node],
+                    )
+                    .map_err(db)?;
+                let mut mine = self.mine();
+                for id in &undeleted {
+                    mine.undeleted.remove(id);
+                }
+            }
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            client
+                .query(
+                    "SELECT id, doc::text FROM deliveries \
+                     WHERE id = ANY($1) AND node = $2 AND state = 'pending'",
+                    &[&ids, &self.cluster.node],
+                )
+                .map_err(db)
+        });
+        let rows = match read {
+            Ok(rows) => rows,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read back this node's deliveries missing from its memory; trying again at the next round");
+                return Vec::new();
+            }
+        };
+        let (mut out, warnings, damaged) =
+            parse(rows.iter().map(|r| (r.get(0), r.get(1))).collect());
+        for w in warnings {
+            tracing::error!("{w}");
+        }
+        self.bury(&damaged);
+        out.extend(damaged);
+        let own: Vec<String> = out.iter().map(|d| d.id.clone()).collect();
+        self.note(run, &own, &[]);
+        out
     }
 
     fn known(&self, ids: &[String]) -> Result<Vec<String>, SpoolError> {
@@ -277,35 +343,26 @@ impl Keep for DeliveryRows {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    fn adopt(&self) -> Vec<Delivery> {
+    fn adopt(&self) -> Adopted {
         let run = self.cluster.leases.beating();
         let adopted = self.cluster.client().map_err(db).and_then(|mut client| {
-            client
+            let rows = client
                 .query(
-                    concat!(
-                        "WITH orphans AS (
-                        SELECT d.id FROM deliveries d
-                        WHERE d.state = 'pending' AND d.node <> $1
-                          AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node = d.node
-                                          AND n.seen_at > ",
-                        now!(),
-                        " - make_interval(secs => $2))
-                        ORDER BY d.id LIMIT 1000
-                        FOR UPDATE SKIP LOCKED)
-                     UPDATE deliveries SET node = $1, updated_at = ",
-                        now!(),
-                        "
-                     FROM orphans WHERE deliveries.id = orphans.id
-                     RETURNING deliveries.id, deliveries.doc::text"
-                    ),
+                    ADOPT,
                     &[&self.cluster.node, &self.cluster.ttl.as_secs_f64()],
                 )
-                .map_err(db)
+                .map_err(db)?;
+            lose_answer(&rows)?;
+            Ok(rows)
         });
         match adopted {
             Ok(rows) => {
+                let (taken, own): (Vec<_>, Vec<_>) = rows
+                    .iter()
+                    .partition(|r| r.get::<_, Option<String>>(1).is_some());
+                let own_pending: Vec<String> = own.iter().map(|r| r.get(0)).collect();
                 let (mut out, warnings, damaged) =
-                    parse(rows.iter().map(|r| (r.get(0), r.get(1))).collect());
+                    parse(taken.iter().map(|r| (r.get(0), r.get(1))).collect());
                 for w in warnings {
                     tracing::error!("{w}");
                 }
@@ -319,14 +376,67 @@ impl Keep for DeliveryRows {
                         "adopted the pending deliveries of a node that is gone"
                     );
                 }
-                out
+                Adopted {
+                    deliveries: out,
+                    own_pending,
+                }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "cannot look for the deliveries of nodes that are gone");
-                Vec::new()
+                Adopted::default()
             }
         }
     }
+}
+
+/// Adopts (for node $1) up to 1000 pending deliveries of nodes not seen within $2 seconds:
+/// rows `(id, doc)`. Then rows `(id, NULL)`: the ids of $1's pending deliveries before these,
+/// read in the same statement (its snapshot is from before the update), so a round checks
+/// its memory against them at no transaction of its own.
+const ADOPT: &str = concat!(
+    "WITH orphans AS (
+        SELECT d.id FROM deliveries d
+        WHERE d.state = 'pending' AND d.node <> $1
+          AND NOT EXISTS (SELECT 1 FROM nodes n WHERE n.node = d.node AND n.seen_at > ",
+    now!(),
+    " - make_interval(secs => $2))
+        ORDER BY d.id LIMIT 1000
+        FOR UPDATE SKIP LOCKED),
+     adopted AS (
+        UPDATE deliveries SET node = $1, updated_at = ",
+    now!(),
+    "
+        FROM orphans WHERE deliveries.id = orphans.id
+        RETURNING deliveries.id, deliveries.doc::text AS doc)
+     SELECT id, doc FROM adopted
+     UNION ALL
+     SELECT id, NULL FROM deliveries WHERE node = $1 AND state = 'pending'"
+);
+
+/// The environment variable naming a file: while it is there, a debug build loses the answer
+/// to the first adoption that took rows (after its commit, as a connection dropped then
+/// would), and removes the file. Release builds never read it.
+pub const LOSE_ADOPTION_VAR: &str = "BATON_TEST_LOSE_ADOPTION";
+
+/// An adoption's answer lost, if a debug build was asked to (`LOSE_ADOPTION_VAR`).
+fn lose_answer(rows: &[postgres::Row]) -> Result<(), SpoolError> {
+    if !cfg!(debug_assertions) {
+        return Ok(());
+    }
+    static FILE: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+    let Some(file) = FILE
+        .get_or_init(|| std::env::var_os(LOSE_ADOPTION_VAR).map(Into::into))
+        .as_ref()
+    else {
+        return Ok(());
+    };
+    let took = rows.iter().any(|r| r.get::<_, Option<String>>(1).is_some());
+    if took && std::fs::remove_file(file).is_ok() {
+        return Err(SpoolError::Database(
+            "the connection was lost after the adoption's commit (a test's fault)".into(),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -37,7 +37,7 @@ pub use mail::{MailError, MailRequest, Recipient, Tokens};
 pub use push::{PushRequest, ResolvePush, PUSH};
 pub use sign::{BadSecret, Key};
 pub use spool::{
-    damaged as damaged_delivery, seal, unseal_doc, Attempt, Delivery, Keep, Loaded, Owner,
+    damaged as damaged_delivery, seal, unseal_doc, Adopted, Attempt, Delivery, Keep, Loaded, Owner,
     Sendable, Spool, SpoolError, State,
 };
 
@@ -586,11 +586,41 @@ impl Outbox {
     }
 
     /// Takes over the pending deliveries of nodes that are gone (in a cluster), and wakes
-    /// their channels' workers. Returns how many.
+    /// their channels' workers. Returns how many. Also loads the pending deliveries this
+    /// node's rows hold but its memory does not: an adoption committed whose answer was lost
+    /// (the connection dropped after the COMMIT) left them this node's, and nothing else would
+    /// send them before a restart. Their ids come with the adoption's own statement, so the
+    /// check costs no transaction; the rows are read only when some are missing.
     pub fn adopt(&self) -> usize {
-        let adopted = self.shared.spool.adopt();
-        let count = adopted.len();
+        let Adopted {
+            deliveries: mut adopted,
+            own_pending,
+        } = self.shared.spool.adopt();
+        let missing: Vec<String> = {
+            let taken: std::collections::HashSet<&str> =
+                adopted.iter().map(|d| d.id.as_str()).collect();
+            let index = self.shared.lock();
+            own_pending
+                .into_iter()
+                .filter(|id| !index.contains_key(id) && !taken.contains(id.as_str()))
+                .collect()
+        };
+        let mut found = match missing.is_empty() {
+            true => Vec::new(),
+            false => self.shared.spool.fetch(&missing),
+        };
         let mut index = self.shared.lock();
+        // A delivery read back that is in memory by now was made here meanwhile: memory is
+        // the newer. (An adopted one replaces what memory held: its row is the newer.)
+        found.retain(|d| !index.contains_key(&d.id));
+        if !found.is_empty() {
+            tracing::warn!(
+                count = found.len(),
+                "pending deliveries this node holds in the cluster's database were not in its memory (an adoption whose answer was lost): loaded, and sent now"
+            );
+        }
+        adopted.extend(found);
+        let count = adopted.len();
         let mut wake = Vec::new();
         for d in adopted {
             wake.push((d.channel.clone(), d.id.clone()));

@@ -216,8 +216,15 @@ pub trait Keep: Send + Sync {
     fn load(&self) -> Result<(Vec<Delivery>, Vec<String>), SpoolError>;
     /// Forgets a delivery.
     fn remove(&self, id: &str);
-    /// Pending deliveries of nodes that are gone, now this node's to send.
-    fn adopt(&self) -> Vec<Delivery> {
+    /// Pending deliveries of nodes that are gone, now this node's to send, and the ids of
+    /// every pending delivery this node's rows hold (in a cluster).
+    fn adopt(&self) -> Adopted {
+        Adopted::default()
+    }
+    /// This node's pending deliveries `ids`, read back: rows it holds but had no longer in
+    /// memory (an adoption whose answer was lost after its commit). Those no longer this
+    /// node's or pending are left out.
+    fn fetch(&self, _ids: &[String]) -> Vec<Delivery> {
         Vec::new()
     }
     /// Which of `ids` are kept by any node (in a cluster): made there already, by this node or
@@ -248,6 +255,16 @@ pub enum Owner {
     Other(String),
     /// Its row, once this node's, is gone: the node that adopted it delivered and removed it.
     Removed,
+}
+
+/// What `Keep::adopt` found.
+#[derive(Debug, Default)]
+pub struct Adopted {
+    /// The pending deliveries of nodes that are gone, this node's now.
+    pub deliveries: Vec<Delivery>,
+    /// The ids of this node's pending deliveries before these (read in the same statement):
+    /// one missing from memory is this node's to send all the same.
+    pub own_pending: Vec<String>,
 }
 
 /// What `Keep::may_send` found.

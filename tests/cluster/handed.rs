@@ -375,3 +375,95 @@ fn a_retry_of_a_delivery_another_node_adopted_is_refused_naming_it_and_works_the
     a.assert_alive();
     b.assert_alive();
 }
+
+/// An adoption committed in the database whose answer never reached the adopting node (the
+/// connection dropped after the COMMIT; here a debug build's fault loses it) leaves rows that
+/// node's but not in its memory. A later round reads the ids of its pending rows (with the
+/// adoption's own statement) and loads those it lacks, so they are sent. Before, they were
+/// sent by nobody until that node restarted.
+#[test]
+fn deliveries_adopted_by_a_round_whose_answer_was_lost_are_sent_all_the_same() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let db = "lost";
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens until a is paused: its attempts fail and wait to be retried.
+    let port = crate::notify::free_port();
+    let extra = format!(
+        "[deliveries]\nretry_schedule_s = [1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]\n\n[[webhooks]]\n\
+         name = \"ops\"\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = \"{}\"\n\
+         events = [\"handoff.*\"]\nallow_private = true\n",
+        crate::notify::SECRET
+    );
+    let fault = dir.path().join("lose-adoption");
+    let fault_var = [("BATON_TEST_LOSE_ADOPTION", fault.to_str().unwrap())];
+    let TwoNodes {
+        env,
+        a,
+        b,
+        names,
+        on_b,
+    } = two_nodes(&pg, db, &extra, 6, &fault_var);
+    let on_a: Vec<&String> = names.iter().filter(|n| !on_b.contains(n)).collect();
+    assert!(!on_a.is_empty());
+    for name in &on_a {
+        write_atomic(
+            &env.ws(name).join("handoff.json"),
+            &bytes(&handoff(&format!("h-{name}"))),
+        );
+    }
+    wait_long("a's deliveries failed once each", SETTLE_S, || {
+        let pending = crate::notify::deliveries(&a, "pending");
+        pending.len() == on_a.len()
+            && pending
+                .iter()
+                .all(|d| d["attempts"].as_array().is_some_and(|a| !a.is_empty()))
+    });
+
+    // a stops; b adopts a's deliveries, but the answer to that adoption is lost.
+    std::fs::write(&fault, b"").unwrap();
+    signal(&a, libc::SIGSTOP);
+    let receiver = Receiver::start(dir.path(), port, &[]);
+    for _ in 0..9 {
+        lease_round(&env, &pg, db, &["b"]);
+    }
+    wait_long("b's adoption made and its answer lost", SETTLE_S, || {
+        !fault.exists()
+    });
+    let owned_by_b = || {
+        let out = pg.psql(
+            db,
+            "SELECT count(*) FROM deliveries WHERE node = 'b' AND state <> 'dead'",
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<usize>()
+            .unwrap_or(0)
+    };
+    assert!(owned_by_b() >= on_a.len(), "the adoption was committed");
+    // A few rounds more: each reads b's pending rows' ids.
+    for _ in 0..3 {
+        if receiver.requests().len() >= on_a.len() {
+            break;
+        }
+        lease_round(&env, &pg, db, &["b"]);
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
+    wait_long("b sent the deliveries it adopted", 20, || {
+        receiver.requests().len() >= on_a.len()
+    });
+    quiet(&[&b]);
+    assert!(
+        hook_repeats(&receiver).is_empty(),
+        "{:?}",
+        hook_repeats(&receiver)
+    );
+    assert_eq!(receiver.requests().len(), on_a.len());
+    let logs = daemon_logs(&env);
+    assert!(
+        logs.contains("an adoption whose answer was lost"),
+        "b says what it found"
+    );
+    signal(&a, libc::SIGCONT);
+    b.assert_alive();
+}
