@@ -102,6 +102,6 @@ pub(super) fn openapi_paths() -> serde_json::Value {
             "parameters": [{ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } }],
             "security": [{ "bearer": [] }],
             "responses": { "200": one, "401": error("no or unknown credentials"), "403": error("not an admin"),
-                "404": error("unknown id"), "409": error("not dead, or damaged (never retried)"), "503": error("the spool could not be written") } } }
+                "404": error("unknown id"), "409": error("not dead, damaged (never retried), or (in a cluster) another node's now: the message names it, retry there"), "503": error("the spool could not be written") } } }
     })
 }
