@@ -431,6 +431,46 @@ pub fn is_sender(handoff: &Handoff, agents: &[Agent], ws: &str, name: &str) -> b
     sending_agent(handoff, agents, ws).is_some_and(|a| agent_is(a, name))
 }
 
+/// Why a revision would be `name`'s own work (see `own_work`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OwnWork<'a> {
+    /// This agent, proven by its upload to have sent the revision, is `name` or acts for them.
+    Sent(&'a str),
+    /// The handoff's `from_agent` names this agent serving the workspace, which is `name` or
+    /// acts for them (a claim, but one nobody makes to be refused).
+    Claimed(&'a str),
+    /// No sender is proven, and this agent, which writes to the workspace, is `name` or acts
+    /// for them: it could have written the handoff (or its artifacts) under any `from_agent`.
+    MayHaveWritten(&'a str),
+}
+
+/// Whether approving a revision in workspace `ws` would be `name`'s own work coming back, and
+/// why. `proven` is the agent proven to have sent the whole revision (handoff and artifacts,
+/// `crate::policy::proof::revision_sender`); without one, the writers of the share are
+/// suspects: every agent whose `workspaces` cover `ws` could have written it, so the people
+/// they act for are refused too. Refuses by default: a `from_agent` can only add a suspect.
+pub fn own_work<'a>(
+    handoff: &Handoff,
+    agents: &'a [Agent],
+    ws: &str,
+    name: &str,
+    proven: Option<&str>,
+) -> Option<OwnWork<'a>> {
+    if let Some(a) = sending_agent(handoff, agents, ws).filter(|a| agent_is(a, name)) {
+        return Some(OwnWork::Claimed(a.name.as_str()));
+    }
+    match proven {
+        Some(sender) => agents
+            .iter()
+            .find(|a| a.name.trim().eq_ignore_ascii_case(sender.trim()) && agent_is(a, name))
+            .map(|a| OwnWork::Sent(a.name.as_str())),
+        None => agents
+            .iter()
+            .find(|a| a.workspaces.iter().any(|g| glob_match(g, ws)) && agent_is(a, name))
+            .map(|a| OwnWork::MayHaveWritten(a.name.as_str())),
+    }
+}
+
 /// Which of `agents` is the proven sender (see `proven_sender`), by its place in the list.
 pub fn sender_index(handoff: &Handoff, agents: &[Agent], ws: &str) -> Option<usize> {
     let sender = sending_agent(handoff, agents, ws)?;

@@ -130,14 +130,31 @@ fn many_handoffs_are_decided_in_one_request_each_with_its_own_answer() {
     let d = env.start();
     let mut alices = handoff("g1");
     alices["from_agent"] = "alice-bot".into();
+    // a1 and b1 come through the API with builder's token: proven not alice-bot's work (on the
+    // share, any agent writing there could have written them, alice-bot included).
+    let by_builder = |id: &str| {
+        let mut h = handoff(id);
+        h["from_agent"] = "builder".into();
+        h
+    };
     let docs = [
-        ("alpha", handoff("a1")),
-        ("beta", handoff("b1")),
+        ("alpha", by_builder("a1")),
+        ("beta", by_builder("b1")),
         ("gamma", alices),
         ("delta", handoff("d1")),
     ];
     for (ws, doc) in &docs {
-        write_atomic(&env.ws(ws).join("handoff.json"), &bytes(doc));
+        if doc["from_agent"] == "builder" {
+            let reply = crate::pages::Web::new(&d).send(
+                "PUT",
+                &format!("/api/v1/workspaces/{ws}/handoff"),
+                &[("Authorization", "Bearer builder-token")],
+                Some(&bytes(doc)),
+            );
+            assert!(matches!(reply.status, 200 | 201), "{}", reply.body);
+        } else {
+            write_atomic(&env.ws(ws).join("handoff.json"), &bytes(doc));
+        }
     }
     d.wait_until("received", || d.handoffs("pending").len() == 4);
     assert_eq!(d.decide("d1", "rejected", "").0, 200);

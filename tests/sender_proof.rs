@@ -1,9 +1,11 @@
 //! What proves who sent a revision, attacked from the share: a `sender == 'release-bot'` policy
 //! approves only bytes release-bot itself uploaded or declared (not bytes another writer of the
-//! share swapped in after its upload), and an upload that failed to be written proves nothing.
+//! share swapped in after its upload), an upload that failed to be written proves nothing, and
+//! the person an agent of the workspace acts for cannot approve a handoff written on the share
+//! by claiming another `from_agent` (four eyes stay four).
 
 use crate::pages::Web;
-use crate::util::{agent, bytes, handoff, user, write_atomic, Daemon, TestEnv};
+use crate::util::{agent, agent_for, bytes, handoff, user, write_atomic, Daemon, TestEnv};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -158,4 +160,108 @@ fn a_sender_policy_approves_what_its_sender_uploaded_or_declared() {
     d.wait_until("approved by the policy", || {
         decided_by(&d, "rel-45") == "policy:release"
     });
+}
+
+fn four_eyes() -> String {
+    [
+        user("rita", "\"reviewer\""),
+        user("bob", "\"reviewer\""),
+        agent_for("rita-bot", "rita", "alpha"),
+        agent("helper", "alpha"),
+        "[[routes]]\nname = \"four-eyes\"\nmin_approvals = 2\nreviewers = [\"rita\", \"bob\"]\n"
+            .into(),
+    ]
+    .concat()
+}
+
+fn approve(d: &Daemon, key: &str, who: &str) -> (u16, Value) {
+    let body = json!({"outcome": "approved"}).to_string();
+    let token = format!("{who}-token");
+    d.post_as(
+        &format!("/api/v1/handoffs/{key}/decision"),
+        Some(&token),
+        &body,
+    )
+}
+
+#[test]
+fn a_handoff_on_the_share_claiming_another_agent_is_not_approved_by_the_person_an_agent_there_acts_for(
+) {
+    let mut env = TestEnv::with_config(&four_eyes());
+    let d = env.start();
+    // rita-bot writes its work on the share in helper's name.
+    let mut h = handoff("k4");
+    h["from_agent"] = json!("helper");
+    write_atomic(&env.ws("alpha").join("handoff.json"), &bytes(&h));
+    d.wait_until("received", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "k4")
+    });
+    let (status, body) = approve(&d, "k4", "rita");
+    assert_eq!(status, 403, "{body}");
+    let said = body["error"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("nothing proves which agent wrote it") && said.contains("\"rita-bot\""),
+        "{said}"
+    );
+    assert!(said.contains("Another reviewer must approve it"), "{said}");
+    let (status, body) = approve(&d, "k4", "bob");
+    assert_eq!(status, 202, "one approval of the two: {body}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        d.handoffs("pending").iter().any(|h| h["key"] == "k4"),
+        "one person is not two"
+    );
+}
+
+#[test]
+fn a_handoff_uploaded_by_another_agent_counts_its_reviewers_and_the_proven_sender_is_refused() {
+    let mut env = TestEnv::with_config(&four_eyes());
+    let d = env.start();
+    let mut h = handoff("by-helper");
+    h["from_agent"] = json!("helper");
+    let (status, body) = put(
+        &d,
+        "/api/v1/workspaces/alpha/handoff",
+        "helper-token",
+        &bytes(&h),
+    );
+    assert!(status == 200 || status == 201, "{body}");
+    d.wait_until("received", || {
+        d.handoffs("pending")
+            .iter()
+            .any(|h| h["key"] == "by-helper")
+    });
+    for who in ["rita", "bob"] {
+        let (status, body) = approve(&d, "by-helper", who);
+        assert!(status == 200 || status == 202, "{who}: {status} {body}");
+    }
+    d.wait_until("approved by two people", || {
+        d.handoffs("decided")
+            .iter()
+            .any(|h| h["key"] == "by-helper")
+    });
+
+    let mut h = handoff("by-rita-bot");
+    h["from_agent"] = json!("rita-bot");
+    let (status, body) = put(
+        &d,
+        "/api/v1/workspaces/alpha/handoff",
+        "rita-bot-token",
+        &bytes(&h),
+    );
+    assert!(status == 200 || status == 201, "{body}");
+    d.wait_until("received", || {
+        d.handoffs("pending")
+            .iter()
+            .any(|h| h["key"] == "by-rita-bot")
+    });
+    let (status, body) = approve(&d, "by-rita-bot", "rita");
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("rita sent this handoff"),
+        "{body}"
+    );
 }

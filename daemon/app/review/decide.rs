@@ -285,12 +285,8 @@ impl Cx<'_> {
         if let Some(refused) = self.not_a_reviewer(ws, rec, name, roles) {
             return Some(refused);
         }
-        // Rejecting or sending back one's own work is allowed: it grants nothing.
-        if self.is_sender(&rec.handoff(), &ws.workspace.name, name) {
-            return Some(DecideError::Forbidden(format!(
-                "{name} sent this handoff (from_agent \"{}\") and cannot approve it; another reviewer must",
-                rec.handoff().from_agent
-            )));
+        if let Some(own) = self.own_work_refused(ws, rec, name) {
+            return Some(own);
         }
         let changed = self.changed_artifacts(ws, &rec.meta.artifacts);
         if !changed.is_empty() {
