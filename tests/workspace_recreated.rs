@@ -128,3 +128,120 @@ fn a_decision_taken_before_the_watcher_tells_a_swapped_folder_writes_nothing_int
     }
     d.stop();
 }
+
+/// An ext4 file system whose inodes (128 bytes) keep no birth time, on a loop device,
+/// mounted over a folder; unmounted and detached on drop. Needs root. With a journal (without
+/// one, ext4 holds a freed inode number back for a minute) and one block group (ext4 spreads
+/// the folders of its root over the groups at random).
+struct NoBirthTimes {
+    device: String,
+    dir: std::path::PathBuf,
+}
+
+impl NoBirthTimes {
+    fn mount(dir: &Path) -> Option<NoBirthTimes> {
+        use std::process::Command;
+        let ok = |c: &mut Command| c.status().is_ok_and(|s| s.success());
+        let image = dir.with_extension("img");
+        let made = ok(Command::new("truncate").args(["-s", "32M"]).arg(&image))
+            && ok(Command::new("mkfs.ext4")
+                .args(["-q", "-I", "128", "-b", "4096"])
+                .arg(&image)
+                .stderr(std::process::Stdio::null()));
+        if !made {
+            return None;
+        }
+        let out = Command::new("losetup")
+            .args(["-f", "--show"])
+            .arg(&image)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())?;
+        let device = String::from_utf8(out.stdout).unwrap().trim().to_string();
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted = NoBirthTimes {
+            device,
+            dir: dir.to_path_buf(),
+        };
+        ok(Command::new("mount").arg(&mounted.device).arg(dir)).then_some(mounted)
+    }
+}
+
+impl Drop for NoBirthTimes {
+    fn drop(&mut self) {
+        use std::process::Command;
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = Command::new("losetup").args(["-d", &self.device]).status();
+    }
+}
+
+/// Where the file system keeps no birth time (ext4 with 128-byte inodes; NFS), a folder
+/// deleted while the daemon is stopped and made again at its path is given the old one's
+/// inode number at once (ext4 hands the freed number out again). The inode alone took it for
+/// the old workspace: the new folder inherited its approval and its pending handoff. The
+/// folder's file handle, noted with the inode, carries the inode's generation, which the new
+/// folder does not have. Fails without: the approval was inherited.
+#[test]
+fn a_folder_made_again_with_the_old_inode_number_and_no_birth_time_is_new() {
+    let mut env = TestEnv::new();
+    let Some(_disk) = NoBirthTimes::mount(&env.root().join("ws")) else {
+        eprintln!("skipped: mounting an ext4 image needs root, mkfs.ext4 and a loop device");
+        return;
+    };
+    let ws = env.init("alpha");
+    let probe = std::fs::metadata(&ws).unwrap();
+    assert!(
+        probe.created().is_err(),
+        "the test file system keeps birth times: nothing tested"
+    );
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("first")));
+    d.wait_until("first pending", || listed(&d, "pending", "first"));
+    let (status, body) = d.decide("first", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("second")));
+    d.wait_until("second pending", || listed(&d, "pending", "second"));
+    d.stop();
+
+    // Deleted, and a new folder made at its path, given the old one's inode number (ext4
+    // hands out the lowest free number; tried a few times all the same).
+    use std::os::unix::fs::MetadataExt;
+    let ino = std::fs::metadata(&ws).unwrap().ino();
+    std::fs::remove_dir_all(&ws).unwrap();
+    let mut reused = false;
+    for _ in 0..20 {
+        std::fs::create_dir(&ws).unwrap();
+        if std::fs::metadata(&ws).unwrap().ino() == ino {
+            reused = true;
+            break;
+        }
+        std::fs::remove_dir(&ws).unwrap();
+    }
+    assert!(reused, "ext4 did not give inode {ino} again");
+    env.init("alpha");
+    std::fs::write(ws.join("handoff.json"), bytes(&handoff("first"))).unwrap();
+
+    let d = env.start();
+    d.wait_until("first pending in the new folder", || {
+        listed(&d, "pending", "first")
+    });
+    let (_, first) = d.get("/api/v1/handoffs/first");
+    assert!(
+        first["decision"].is_null(),
+        "the approval was inherited by a new folder given the old inode number: {first}"
+    );
+    assert!(
+        !listed(&d, "all", "second"),
+        "the old folder's pending handoff went to the new one"
+    );
+    assert!(
+        decision(&ws).is_none(),
+        "decision.json written into the new folder"
+    );
+    let types = crate::util::event_types(&ws);
+    assert!(
+        types.iter().any(|t| t == "workspace.recreated"),
+        "the new folder is not told as made again: {types:?}"
+    );
+    d.stop();
+}

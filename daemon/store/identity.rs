@@ -5,6 +5,9 @@
 //! `.baton/`); the folder carries its id in `.baton/id`, so it can be found again under another
 //! name. The birth time is what tells a folder from a new one given its freed inode number
 //! again (ext4 and XFS hand freed inodes out again): a rename keeps it, a new folder cannot set it.
+//! Where the file system keeps none (ext4 with 128-byte inodes), the folder's file handle does:
+//! on a local file system it carries the inode's generation, which a new folder given the
+//! number again does not have.
 //!
 //! The workspace is the agents' ground: an id read from it is only a claim. A folder is taken
 //! for the workspace whose id it claims when the store says that workspace's folder is at this
@@ -14,6 +17,7 @@
 
 use super::memo::{self, Memo};
 use super::{Records, Store};
+use crate::workspace::folder_mark::{FolderMark, Handle};
 use crate::workspace::Workspace;
 use serde::{Deserialize, Serialize};
 use std::io;
@@ -40,6 +44,12 @@ pub struct Folder {
     pub born: Option<u64>,
     #[serde(default)]
     pub baton_born: Option<u64>,
+    /// The folder's file handle (`folder_mark::Handle`, as text), where the file system gives
+    /// one: on ext4, XFS, btrfs and tmpfs it carries the inode's generation, which tells a
+    /// new folder given a deleted one's inode number where no birth time is kept (ext4 with
+    /// 128-byte inodes, NFS). None in a note made before handles were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handle: Option<String>,
 }
 
 impl Folder {
@@ -56,7 +66,28 @@ impl Folder {
             baton_ino: baton.ino(),
             born: born(&root),
             baton_born: born(&baton),
+            handle: stable_handle(&ws.root)?,
         })
+    }
+
+    /// Whether `now`, of this note's inode number, is the folder noted and not a new one given
+    /// the number again: the same birth time where both know one; else the same file handle
+    /// (its inode generation) where both have one of one kind. A note with neither to compare
+    /// (made before handles were kept, or a file system keeping neither) is judged by the
+    /// inode alone, as `FolderMark::is` does; the note is written again with the handle at
+    /// the next load, which closes that gap from then on.
+    fn same_inode(&self, now: &Folder) -> bool {
+        if self.ino != now.ino {
+            return false;
+        }
+        if let Some(born) = self.born {
+            return now.born == Some(born);
+        }
+        let handle = |text: &Option<String>| text.as_deref().and_then(Handle::from_text);
+        match (handle(&self.handle), handle(&now.handle)) {
+            (Some(noted), Some(found)) => noted.matches(&found),
+            _ => true,
+        }
     }
 
     /// Whether `now` is this very folder (a rename keeps a folder's inodes and birth times; a
@@ -64,23 +95,31 @@ impl Folder {
     /// A note without birth times (made before they were kept) is judged by its inodes.
     fn same_folder(&self, now: &Folder) -> bool {
         let born = |noted: Option<u64>, now: Option<u64>| noted.is_none() || noted == now;
-        (self.dev, self.ino, self.baton_dev, self.baton_ino)
-            == (now.dev, now.ino, now.baton_dev, now.baton_ino)
-            && born(self.born, now.born)
+        (self.dev, self.baton_dev, self.baton_ino) == (now.dev, now.baton_dev, now.baton_ino)
+            && self.same_inode(now)
             && born(self.baton_born, now.baton_born)
     }
 }
 
 impl Folder {
     /// Whether `now`, found at this note's path, is the folder noted there: the same inode
-    /// and birth time of the folder itself (not of its `.baton/`, which an agent can remove and
+    /// and birth time (or file handle, see `same_inode`) of the folder itself (not of its `.baton/`, which an agent can remove and
     /// make again; nor the device, whose number a file system may change across a reboot). A
     /// folder deleted and made again at the path is not: it is a new workspace.
     fn still_here(&self, now: &Folder) -> bool {
-        self.root == now.root
-            && self.ino == now.ino
-            && (self.born.is_none() || self.born == now.born)
+        self.root == now.root && self.same_inode(now)
     }
+}
+
+/// The file handle of the folder at `root`, as text, where it names the folder across
+/// mounts: not on a network or FUSE file system (a FUSE file system's handle is its node id,
+/// given anew at each mount; NFS's changes with the export's fsid), where a handle compared
+/// after a restart would take the very folder served for a new one.
+fn stable_handle(root: &Path) -> io::Result<Option<String>> {
+    if crate::workspace::is_network_fs(root) {
+        return Ok(None);
+    }
+    Ok(FolderMark::of(root)?.handle().map(|h| h.to_text()))
 }
 
 /// When the file system says `meta`'s file was made, if it keeps that.

@@ -107,7 +107,7 @@ impl Handle {
     }
 
     /// Whether `other` names the same folder: a handle of another kind tells nothing.
-    fn matches(&self, other: &Handle) -> bool {
+    pub fn matches(&self, other: &Handle) -> bool {
         self.kind != other.kind || self.bytes() == other.bytes()
     }
 
