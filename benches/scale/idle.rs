@@ -58,6 +58,68 @@ pub fn syscalls(pid: u32, window: Duration) -> Option<(f64, String)> {
     Some((total as f64 / secs, top.join(", ")))
 }
 
+/// Context switches (voluntary and not) of `pid`'s threads alive now, summed from
+/// /proc/<pid>/task/*/status: the daemon's threads live as long as it does (the ingest
+/// workers, the store's sync threads, tokio's), so a difference over a window counts its
+/// switches in that window (less those of threads that ended within it).
+pub fn context_switches(pid: u32) -> Result<u64> {
+    let mut total = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let Ok(status) = std::fs::read_to_string(task?.path().join("status")) else {
+            continue; // Ended meanwhile.
+        };
+        for line in status.lines() {
+            if let Some(n) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                total += n.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// `strace -c -f` attached to `pid` until `stop` is called: the calls it counted, by name
+/// (BATON_BENCH_STRACE=1 over each burst: tracing slows the daemon, so such a run's times
+/// are not the figures).
+pub struct Trace(std::process::Child);
+
+impl Trace {
+    pub fn start(pid: u32) -> Option<Trace> {
+        let child = Command::new("strace")
+            .args(["-c", "-f", "-p", &pid.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        // strace attaches to each thread before it counts: let it.
+        std::thread::sleep(Duration::from_millis(500));
+        Some(Trace(child))
+    }
+
+    /// Every call counted (name, calls), most first.
+    pub fn stop(self) -> Vec<(String, u64)> {
+        // SAFETY: kill(2) signals our own child, not yet reaped.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGINT) };
+        let Ok(out) = self.0.wait_with_output() else {
+            return Vec::new();
+        };
+        let text = String::from_utf8_lossy(&out.stderr);
+        let mut rows: Vec<(String, u64)> = Vec::new();
+        for line in text.lines() {
+            let cols: Vec<&str> = line.split_whitespace().collect();
+            if cols.len() >= 5 && cols[0].parse::<f64>().is_ok() && cols.last() != Some(&"total") {
+                if let (Ok(calls), Some(name)) = (cols[3].parse::<u64>(), cols.last()) {
+                    rows.push((name.to_string(), calls));
+                }
+            }
+        }
+        rows.sort_by_key(|row| std::cmp::Reverse(row.1));
+        rows
+    }
+}
+
 pub fn descriptors(pid: u32) -> Result<usize> {
     Ok(std::fs::read_dir(format!("/proc/{pid}/fd"))?.count())
 }

@@ -29,7 +29,9 @@
 //! filled tree is kept; default /tmp/baton-scale-W-ROUNDS), BATON_BENCH_BIN (the daemon),
 //! BATON_LOG (the daemon's, into daemon.log in the tree; default warn), BATON_BENCH_RATES
 //! (1000,3000 a second; empty for none), BATON_BENCH_SUSTAIN_SECONDS (5),
-//! BATON_BENCH_ONLY=throughput (stop after the bursts and the rates: a fresh tree each run).
+//! BATON_BENCH_ONLY=throughput (stop after the bursts and the rates: a fresh tree each run),
+//! BATON_BENCH_STRACE=1 (`strace -c -f` over each burst: its system calls a handoff; tracing
+//! slows the daemon, so such a run's times and CPU are not the figures).
 
 // Shared with the ingest and pages benches, which use all of them.
 mod idle;

@@ -146,6 +146,11 @@ impl Daemon {
     pub fn burst(&self, root: &Path, n: usize, round: usize) -> Result<Burst> {
         let before = self.metric("baton_handoffs_received_total")?;
         let (cpu_before, syncs_before) = (crate::idle::cpu_seconds(self.pid())?, self.syncs()?);
+        let trace = std::env::var("BATON_BENCH_STRACE").is_ok_and(|v| v == "1");
+        let trace = trace
+            .then(|| crate::idle::Trace::start(self.pid()))
+            .flatten();
+        let switches_before = crate::idle::context_switches(self.pid())?;
         let docs: Vec<(PathBuf, Vec<u8>)> = (0..n)
             .map(|i| {
                 let id = format!("r{round:02}-w{i:05}");
@@ -172,6 +177,8 @@ impl Daemon {
             if got as usize >= n {
                 let took = started.elapsed();
                 let cpu = crate::idle::cpu_seconds(self.pid())? - cpu_before;
+                let switches = crate::idle::context_switches(self.pid())? - switches_before;
+                let calls = trace.map(crate::idle::Trace::stop);
                 let after = self.syncs()?;
                 let syncs = after
                     .iter()
@@ -181,6 +188,8 @@ impl Daemon {
                 return Ok(Burst {
                     took,
                     cpu,
+                    switches,
+                    calls,
                     syncs,
                     load: load_average(),
                 });
@@ -293,12 +302,16 @@ const SYNC_KINDS: [&str; 6] = ["store", "audit", "anchor", "workspace", "outbox"
 pub struct Burst {
     pub took: Duration,
     pub cpu: f64,
+    /// Context switches of the daemon's threads in it.
+    pub switches: u64,
+    /// System calls by name (BATON_BENCH_STRACE=1), most first.
+    pub calls: Option<Vec<(String, u64)>>,
     pub syncs: Vec<(&'static str, f64, f64)>,
     pub load: String,
 }
 
 impl Burst {
-    /// "daemon CPU 16.8 s (1.10 cores), 5.00 syncs a handoff (store 4.00, audit 1.00), 6.36 ms
+    /// "daemon CPU 16.8 s (1.10 cores), 19.2 context switches a handoff, 5.00 syncs a handoff (store 4.00, audit 1.00), 6.36 ms
     /// a sync, 318.0 s in syncs (summed over threads); load 10.34 4.68 3.86": whether the
     /// burst waited on the disk (syncs a handoff x ms a sync) or on the CPU.
     pub fn line(&self, n: usize) -> String {
@@ -311,11 +324,29 @@ impl Burst {
             .filter(|s| s.1 > 0.0)
             .map(|(kind, count, _)| format!("{kind} {:.2}", count / n as f64))
             .collect();
+        let each = |count: u64| count as f64 / n.max(1) as f64;
+        let calls = match &self.calls {
+            Some(calls) => {
+                let all: u64 = calls.iter().map(|c| c.1).sum();
+                let top: Vec<String> = calls
+                    .iter()
+                    .take(8)
+                    .map(|(name, count)| format!("{name} {:.1}", each(*count)))
+                    .collect();
+                format!(
+                    "; {:.1} system calls a handoff (strace -c -f: {})",
+                    each(all),
+                    top.join(", ")
+                )
+            }
+            None => String::new(),
+        };
         format!(
-            "daemon CPU {:.1} s ({:.2} cores, {:.2} ms a handoff), {:.2} syncs a handoff ({}), {:.2} ms a sync, {waited:.1} s in syncs (summed over threads); load {}",
+            "daemon CPU {:.1} s ({:.2} cores, {:.2} ms a handoff), {:.1} context switches a handoff, {:.2} syncs a handoff ({}), {:.2} ms a sync, {waited:.1} s in syncs (summed over threads); load {}{calls}",
             self.cpu,
             self.cpu / secs,
             1000.0 * self.cpu / n.max(1) as f64,
+            each(self.switches),
             total / n as f64,
             kinds.join(", "),
             1000.0 * waited / total.max(1.0),
