@@ -14,8 +14,11 @@
 //! too, to find nothing and sleep again: most of a burst's futex calls.)
 //!
 //! A group is made durable one of two ways, whichever has cost less lately:
-//! - file by file: each file synced, each folder once however many requests name it, all at
-//!   once on the sync threads (`syncs`);
+//! - file by file: each request handed back to its waiter, which syncs its files and folders
+//!   on its own thread, all the group's waiters at once (the leader waits for the last
+//!   before it hands the lead on). A waiter is woken once either way; a sync thread woken,
+//!   blocked on the disk and put back to sleep for each file cost as many context switches
+//!   again, and those were a quarter of a burst's CPU;
 //! - the whole filesystem: one `syncfs` (everything written to it, the daemon's and others'),
 //!   then one sync of the store's folder so that a device cache flush comes after every write
 //!   the syncfs waited for. Only on local filesystems whose syncfs is a full sync (ext4, XFS,
@@ -31,7 +34,7 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -141,6 +144,9 @@ enum Told {
     Answer(Result<(), Failure>),
     /// It leads the next group (its own request among it).
     Lead,
+    /// Its group is made durable file by file: its request, handed back to be synced on its
+    /// own thread, which then tells `Countdown`.
+    Own(Request, Arc<Countdown>),
 }
 
 impl Slot {
@@ -160,6 +166,64 @@ impl Slot {
     }
 }
 
+/// The requests of a group synced file by file, each on its own waiter's thread: the leader
+/// waits for the last before it hands the lead on (so the next group gathers meanwhile, as
+/// when it synced them itself), and learns how long the slowest took.
+#[derive(Default)]
+struct Countdown {
+    /// Requests not yet synced; the longest one took.
+    left: Mutex<(usize, Duration)>,
+    done: Condvar,
+}
+
+impl Countdown {
+    fn add(&self) {
+        lock(&self.left).0 += 1;
+    }
+
+    fn finish(&self, took: Duration) {
+        let mut left = lock(&self.left);
+        left.0 -= 1;
+        left.1 = left.1.max(took);
+        if left.0 == 0 {
+            self.done.notify_one();
+        }
+    }
+
+    /// Once every request added is synced: the longest one took.
+    fn wait(&self) -> Duration {
+        let mut left = lock(&self.left);
+        while left.0 > 0 {
+            left = self.done.wait(left).unwrap_or_else(|e| e.into_inner());
+        }
+        left.1
+    }
+}
+
+/// Syncs `request` on this thread, one file after another, and tells `countdown`, also if the
+/// sync panics (a leader waiting for it would wait forever).
+fn own(request: Request, countdown: &Countdown) -> Result<(), Failure> {
+    struct Finished<'a>(&'a Countdown, Instant);
+    impl Drop for Finished<'_> {
+        fn drop(&mut self) {
+            self.0.finish(self.1.elapsed());
+        }
+    }
+    let _finished = Finished(countdown, Instant::now());
+    let kind = request.kind;
+    for file in &request.files {
+        let synced = match kind {
+            Kind::Audit => fsync::data(file, kind),
+            _ => fsync::all(file, kind),
+        };
+        synced.map_err(|e| (e.kind(), e.to_string()))?;
+    }
+    for dir in &request.dirs {
+        fsync::dir(dir, Kind::Store).map_err(|e| (e.kind(), format!("{}: {e}", dir.display())))?;
+    }
+    Ok(())
+}
+
 /// Groups made, requests answered, syncfs calls (for tests and the log).
 #[derive(Default)]
 struct Stats {
@@ -171,6 +235,10 @@ struct Stats {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Plain fields: a panic elsewhere leaves them consistent.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn io_result(answer: Result<(), Failure>) -> io::Result<()> {
+    answer.map_err(|(kind, text)| io::Error::new(kind, text))
 }
 
 impl Committer {
@@ -185,8 +253,10 @@ impl Committer {
         state.leading = true;
         drop(state);
         if !lead {
-            if let Told::Answer(answer) = slot.wait() {
-                return answer.map_err(|(kind, text)| io::Error::new(kind, text));
+            match slot.wait() {
+                Told::Answer(answer) => return io_result(answer),
+                Told::Own(request, countdown) => return io_result(own(request, &countdown)),
+                Told::Lead => {}
             }
         }
         #[cfg(test)]
@@ -194,12 +264,17 @@ impl Committer {
         // The leader's own request is still waiting (only a leader takes requests), so it is
         // in the group it takes and answered with it.
         let group = std::mem::take(&mut lock(&self.state).waiting);
-        let (requests, slots): (Vec<Request>, Vec<Arc<Slot>>) = group.into_iter().unzip();
-        let count = requests.len();
-        let run = std::panic::AssertUnwindSafe(|| self.run(requests));
+        let slots: Vec<Arc<Slot>> = group.iter().map(|(_, slot)| slot.clone()).collect();
+        let handed: Vec<AtomicBool> = slots.iter().map(|_| AtomicBool::new(false)).collect();
+        let run = std::panic::AssertUnwindSafe(|| self.run(group, &slot, &handed));
         let answers = std::panic::catch_unwind(run).unwrap_or_else(|_| {
+            // Those handed back answer themselves; the others fail.
             let why = (io::ErrorKind::Other, "a group sync panicked".to_string());
-            vec![Err(why); count]
+            let told = |given: &AtomicBool| given.load(Ordering::Acquire);
+            handed
+                .iter()
+                .map(|given| (!told(given)).then(|| Err(why.clone())))
+                .collect()
         });
         // The lead is handed on first, so that the next group's syncs start while this one's
         // waiters wake; under the lock, so that a request arriving after it sees either a
@@ -210,46 +285,95 @@ impl Committer {
             None => state.leading = false,
         }
         drop(state);
-        let mut own = Ok(());
+        let mut mine = Ok(());
         for (waiter, answer) in slots.iter().zip(answers) {
+            let Some(answer) = answer else { continue };
             match Arc::ptr_eq(waiter, &slot) {
-                true => own = answer,
+                true => mine = answer,
                 false => waiter.tell(Told::Answer(answer)),
             }
         }
-        own.map_err(|(kind, text)| io::Error::new(kind, text))
+        io_result(mine)
     }
 
-    /// Makes a group durable; each request's answer.
-    fn run(&self, group: Vec<Request>) -> Vec<Result<(), Failure>> {
+    /// Makes a group durable: each request's answer, or none for those handed back to their
+    /// waiters to sync file by file (`handed` marks them as they go, for a panic's answers).
+    /// Returns once every request is durable or failed.
+    ///
+    /// A group synced file by file is synced by its waiters, each its own request, at once:
+    /// they are awake for their answer anyway, and syncing on their own thread spares a sync
+    /// thread woken and put back to sleep for every file (with the waiters' own sleeps, most
+    /// of a burst's context switches). Folders that several requests name are synced by each.
+    fn run(
+        &self,
+        group: Vec<(Request, Arc<Slot>)>,
+        leader: &Arc<Slot>,
+        handed: &[AtomicBool],
+    ) -> Vec<Option<Result<(), Failure>>> {
         self.stats.groups.fetch_add(1, Ordering::Relaxed);
         let count = group.len() as u64;
         self.stats.requests.fetch_add(count, Ordering::Relaxed);
         fsync::grouped(count);
         let mut method = lock(&self.method);
+        let mut answers: Vec<Option<Result<(), Failure>>> = vec![Some(Ok(())); group.len()];
+        let mut group: Vec<Option<(Request, Arc<Slot>)>> = group.into_iter().map(Some).collect();
+        #[cfg(test)]
+        for (i, member) in group.iter_mut().enumerate() {
+            if let Some(failure) = member.as_ref().and_then(|(request, _)| injected(request)) {
+                answers[i] = Some(Err(failure));
+                *member = None;
+            }
+        }
         // By filesystem: a syncfs covers one.
         let mut by_fs: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
         let mut by_file = Vec::new();
         // A group too small for a syncfs is made durable file by file whatever filesystems
         // its files are on: they are not looked up (a stat of each request's folder and of
         // each of its files, some seven calls a handoff at a steady rate).
-        let whole_possible = group.iter().map(Request::targets).sum::<usize>() >= WHOLE_FROM;
-        for (i, request) in group.iter().enumerate() {
+        let requests = group.iter().flatten().map(|(request, _)| request);
+        let whole_possible = requests.map(Request::targets).sum::<usize>() >= WHOLE_FROM;
+        for (i, member) in group.iter().enumerate() {
+            let Some((request, _)) = member else { continue };
             match whole_possible.then(|| filesystem_of(request)).flatten() {
                 Some(dev) => by_fs.entry(dev).or_default().push(i),
                 None => by_file.push(i),
             }
         }
-        let mut answers: Vec<Option<Failure>> = vec![None; group.len()];
-        #[cfg(test)]
-        for (i, request) in group.iter().enumerate() {
-            answers[i] = injected(request);
+        let countdown = Arc::new(Countdown::default());
+        let mut own_targets = 0;
+        // Handed back first, so that they sync while a syncfs runs. The leader's own request
+        // is synced last, on this thread, once the syncfs calls are made.
+        let mut mine = None;
+        let mut hand_back = |i: usize, group: &mut [Option<(Request, Arc<Slot>)>]| {
+            let Some((request, slot)) = group[i].take() else {
+                return;
+            };
+            own_targets += request.targets();
+            countdown.add();
+            if Arc::ptr_eq(&slot, leader) {
+                mine = Some((i, request));
+                return;
+            }
+            answers[i] = None;
+            handed[i].store(true, Ordering::Release);
+            slot.tell(Told::Own(request, countdown.clone()));
+        };
+        for &i in &by_file {
+            hand_back(i, &mut group);
         }
         for (dev, members) in by_fs {
-            let targets = members.iter().map(|&i| group[i].targets()).sum();
-            let store = &group[members[0]].on;
-            let Some(fs) = method.whole_filesystem(dev, store, targets) else {
-                by_file.extend(members);
+            let targets = members
+                .iter()
+                .flat_map(|&i| &group[i])
+                .map(|m| m.0.targets());
+            let targets = targets.sum();
+            let Some(store) = members.iter().find_map(|&i| group[i].as_ref()) else {
+                continue;
+            };
+            let Some(fs) = method.whole_filesystem(dev, &store.0.on, targets) else {
+                for &i in &members {
+                    hand_back(i, &mut group);
+                }
                 continue;
             };
             let started = Instant::now();
@@ -276,31 +400,19 @@ impl Committer {
                 fsync::group_syncfs_failed();
                 tracing::error!(error = %e, "a group sync of the store (syncfs) failed: its changes are synced again file by file, and this filesystem's store is synced file by file from now on");
                 method.filesystems.insert(dev, None);
-                by_file.extend(members);
-            }
-        }
-        let mut group: Vec<Option<Request>> = group.into_iter().map(Some).collect();
-        if !by_file.is_empty() {
-            let mut requests: Vec<(usize, Request)> = Vec::new();
-            for &i in &by_file {
-                if let Some(request) = group[i].take() {
-                    requests.push((i, request));
+                for &i in &members {
+                    hand_back(i, &mut group);
                 }
             }
-            let targets: usize = requests.iter().map(|(_, r)| r.targets()).sum();
-            let started = Instant::now();
-            for (i, failure) in file_by_file(requests) {
-                answers[i] = Some(failure);
-            }
-            method
-                .per_target
-                .note(started.elapsed() / targets.max(1) as u32);
         }
-        drop(method);
+        if let Some((i, request)) = mine {
+            answers[i] = Some(own(request, &countdown));
+        }
+        if own_targets > 0 {
+            let slowest = countdown.wait();
+            method.per_target.note(slowest / own_targets as u32);
+        }
         answers
-            .into_iter()
-            .map(|failure| failure.map_or(Ok(()), Err))
-            .collect()
     }
 }
 
@@ -322,7 +434,8 @@ fn whole_sync(fs: &File) -> io::Result<()> {
 }
 
 /// Syncs each request's files and folders (a folder once however many name it), all at once
-/// on the sync threads; the requests that failed, with why.
+/// on the sync threads; the requests that failed, with why. Only with group commits off
+/// (`BATON_STORE_GROUP_COMMIT=0`): a group's waiters sync their own (`run`).
 fn file_by_file(requests: Vec<(usize, Request)>) -> Vec<(usize, Failure)> {
     let slots: Arc<Mutex<Vec<(usize, Failure)>>> = Arc::default();
     let mut dirs: BTreeMap<PathBuf, Vec<usize>> = BTreeMap::new();
