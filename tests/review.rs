@@ -103,7 +103,8 @@ fn nobody_approves_their_own_handoff_on_any_path() {
         body["error"],
         "alice sent this handoff (from_agent \"alice-bot\") and cannot approve it; another reviewer must"
     );
-    let bulk = json!({"keys": ["mine"], "outcome": "approved"}).to_string();
+    let bulk =
+        json!({"items": [{"key": "mine", "revision": 1}], "outcome": "approved"}).to_string();
     let (status, body) = d.post_as("/api/v1/decisions", Some("alice-token"), &bulk);
     assert_eq!(status, 200);
     assert_eq!(body["results"][0]["status"], 403, "{body}");
@@ -160,7 +161,12 @@ fn many_handoffs_are_decided_in_one_request_each_with_its_own_answer() {
     assert_eq!(d.decide("d1", "rejected", "").0, 200);
 
     let keys = ["a1", "b1", "g1", "d1", "nope"];
-    let body = json!({"keys": keys, "outcome": "approved", "comment": "batch"});
+    // An approval names the revision read of each.
+    let items: Vec<Value> = keys
+        .iter()
+        .map(|k| json!({"key": k, "revision": 1}))
+        .collect();
+    let body = json!({"items": items, "outcome": "approved", "comment": "batch"});
     let (status, answer) = d.post_as("/api/v1/decisions", Some("alice-token"), &body.to_string());
     assert_eq!(status, 200, "{answer}");
     let results = answer["results"].as_array().unwrap();

@@ -16,6 +16,7 @@ mod audit;
 mod auth;
 mod browser;
 mod browser_a11y;
+mod bulk_revision;
 mod canaries;
 mod claim;
 mod claude_hook;

@@ -124,16 +124,55 @@ fn decision_request_schema() -> Value {
     schema
 }
 
-/// The body of `POST /api/v1/decisions`.
+/// One handoff of a bulk decision, `bound`: naming what the reviewer read of it, as an
+/// approval must.
+fn bulk_item_schema(bound: bool) -> Value {
+    let mut item = json!({ "type": "object", "additionalProperties": false, "required": ["key"],
+        "properties": { "key": { "type": "string" },
+            "revision": { "type": "integer", "minimum": 0, "maximum": u32::MAX,
+                          "description": "the revision the reviewer read (409 for this key if another is in place)" },
+            "handoff_sha256": { "type": "string", "description": "the sha256 of the content the reviewer read (409 for this key if another)" } } });
+    if bound {
+        item["anyOf"] = json!([{ "required": ["revision"] }, { "required": ["handoff_sha256"] }]);
+    }
+    item
+}
+
+/// The body of `POST /api/v1/decisions`: an approval names each handoff with what was read
+/// of it (`items`); the other outcomes may name them by key alone (`keys`).
 fn bulk_request_schema() -> Value {
+    let max = baton::app::MAX_BULK;
     let common = json!({
-        "keys": { "type": "array", "items": { "type": "string" }, "minItems": 1, "maxItems": baton::app::MAX_BULK, "uniqueItems": true },
+        "keys": { "type": "array", "items": { "type": "string" }, "minItems": 1, "maxItems": max, "uniqueItems": true },
+        "items": { "type": "array", "items": bulk_item_schema(false), "minItems": 1, "maxItems": max, "uniqueItems": true },
         "comment": { "type": "string", "maxLength": limits::MAX_COMMENT } });
     let outcomes: &[&[&str]] = &[
-        &["approved", "rejected", "changes_requested"],
+        &["approved"],
+        &["rejected", "changes_requested"],
         &["reassigned"],
     ];
-    by_outcome(&common, &["keys", "outcome"], outcomes, false)
+    let mut schema = by_outcome(&common, &["outcome"], outcomes, false);
+    for (i, branch) in schema["oneOf"]
+        .as_array_mut()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        match i {
+            0 => {
+                if let Some(properties) = branch["properties"].as_object_mut() {
+                    properties.remove("keys");
+                }
+                branch["properties"]["items"]["items"] = bulk_item_schema(true);
+                if let Some(required) = branch["required"].as_array_mut() {
+                    required.push(json!("items"));
+                }
+                branch["description"] = json!("an approval: each handoff with the revision (or sha256) read; `keys` alone is refused (422)");
+            }
+            _ => branch["oneOf"] = json!([{ "required": ["keys"] }, { "required": ["items"] }]),
+        }
+    }
+    schema
 }
 
 fn key_parameter() -> Value {
@@ -177,11 +216,12 @@ pub fn document() -> Value {
                     "claimed_by": { "type": "string", "description": "409: who holds the claim" },
                     "claimed_at": { "type": "string", "format": "date-time" } } },
                 "Summary": { "type": "object",
-                    "required": ["key", "task_id", "workspace", "from_agent", "state", "revision", "received_at", "may_decide", "approvals", "approvals_needed"],
+                    "required": ["key", "task_id", "workspace", "from_agent", "state", "revision", "handoff_sha256", "received_at", "may_decide", "approvals", "approvals_needed"],
                     "properties": { "key": {"type": "string"}, "task_id": {"type": "string"}, "workspace": {"type": "string"},
                         "from_agent": {"type": "string"}, "title": {"type": "string"}, "trigger": {"type": "string"},
                         "confidence": {"type": "number"}, "state": {"enum": ["pending", "decided"]},
                         "revision": { "type": "integer", "description": "the revision in place" },
+                        "handoff_sha256": { "type": "string", "description": "the sha256 of the revision in place (what a bulk approval names as read)" },
                         "received_at": {"type": "string", "format": "date-time"}, "outcome": {"type": "string"},
                         "deadline": { "type": "string", "description": "the handoff's deadline (RFC 3339)" },
                         "route": { "type": "string", "description": "the route it falls under; absent: none matches" },
@@ -227,9 +267,11 @@ pub fn document() -> Value {
                                "401": error_response("no or unknown credentials"), "422": error_response("bad state or limit") } } },
             "/api/v1/handoffs/{key}": { "parameters": [key_parameter()],
                 "get": or_damaged(bearer_get("One handoff with its checkpoints, decision, approvals and claim", json_of(json!({ "type": "object",
-                    "required": ["key", "workspace", "state", "handoff", "checkpoints", "may_decide", "may_approve", "approvals",
+                    "required": ["key", "workspace", "state", "handoff", "revision", "handoff_sha256", "checkpoints", "may_decide", "may_approve", "approvals",
                                  "approvals_needed", "approvals_missing", "missing_roles"],
                     "properties": { "handoff": { "$ref": "#/components/schemas/Handoff" },
+                                    "revision": { "type": "integer", "description": "the revision in place" },
+                                    "handoff_sha256": { "type": "string", "description": "the sha256 of the revision in place (what a decision may name as read)" },
                                     "decision": { "$ref": "#/components/schemas/Decision", "description": "absent while pending" },
                                     "route": { "type": "string" }, "claimed_by": { "type": "string" },
                                     "claimed_at": { "type": "string", "format": "date-time" }, "may_decide": { "type": "boolean" },

@@ -8,7 +8,7 @@ use crate::json::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use baton::app::{App, ClaimView, DecisionRequest};
+use baton::app::{App, BulkItem, ClaimView, DecisionRequest};
 use baton::auth::Actor;
 use baton::contract::decision::ReviewerOutcome;
 use serde::Deserialize;
@@ -55,7 +55,12 @@ pub async fn release(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BulkBody {
-    keys: Vec<String>,
+    /// The handoffs by key alone: for outcomes other than `approved`.
+    #[serde(default)]
+    keys: Option<Vec<String>>,
+    /// The handoffs with what the reviewer read of each (`revision`, `handoff_sha256`).
+    #[serde(default)]
+    items: Option<Vec<BulkItem>>,
     outcome: ReviewerOutcome,
     #[serde(default)]
     comment: Option<String>,
@@ -63,10 +68,11 @@ struct BulkBody {
     to_agent: Option<String>,
 }
 
-/// `POST /api/v1/decisions` with `{keys, outcome, comment?, to_agent?}`: 200 and one result
-/// per key, `{key, status}` plus what the single call would have answered: `decision` (200),
-/// `progress` (202), or `error` and its details. In a cluster each key is decided by the node
-/// that serves it (`peers::bulk`), and the results come back in the order of `keys`.
+/// `POST /api/v1/decisions` with `{items | keys, outcome, comment?, to_agent?}`: 200 and one
+/// result per key, `{key, status}` plus what the single call would have answered: `decision`
+/// (200), `progress` (202), or `error` and its details. An approval names what was read of
+/// each handoff (`items`; the core refuses one that does not). In a cluster each key is
+/// decided by the node that serves it (`peers::bulk`), and the results come back in order.
 pub async fn decide_many(
     State(app): State<App>,
     Caller(actor): Caller,
@@ -83,36 +89,47 @@ pub async fn decide_many(
         to_agent: parsed.to_agent,
         edits: Default::default(),
     };
-    baton::app::check_bulk_keys(&parsed.keys)?;
+    let items = match (parsed.keys, parsed.items) {
+        (Some(keys), None) => {
+            baton::app::check_bulk_keys(&keys)?;
+            keys.into_iter().map(BulkItem::unbound).collect()
+        }
+        (None, Some(items)) => items,
+        _ => {
+            return Err(ApiError::Unprocessable(
+                "name the handoffs in \"items\" ([{\"key\", \"revision\", \"handoff_sha256\"}]) or, for outcomes other than approved, in \"keys\": one of the two".into(),
+            ))
+        }
+    };
     // The request's own rules, for all keys at once (before any goes to another node).
-    request.check()?;
-    let keys = parsed.keys;
+    baton::app::check_bulk_items(&items, &request)?;
     if !crate::peers::merge::covers_others(&app, &headers) {
         return Ok(Json(
-            json!({ "results": decide_here(&app, keys, request, actor).await? }),
+            json!({ "results": decide_here(&app, items, request, actor).await? }),
         ));
     }
-    // The same body for every node, less its keys (it parsed above, so it is an object).
+    // The same body for every node, less its handoffs (it parsed above, so it is an object).
     let mut template: Value = serde_json::from_slice(&body).unwrap_or_default();
     if let Some(map) = template.as_object_mut() {
         map.remove("keys");
+        map.remove("items");
     }
-    let results = crate::peers::bulk::across(&app, &headers, &template, keys, |here| {
+    let results = crate::peers::bulk::across(&app, &headers, &template, items, |here| {
         decide_here(&app, here, request, actor)
     })
     .await?;
     Ok(Json(json!({ "results": results })))
 }
 
-/// Decides `keys` on this node: one result per key, as `decide_many` answers them.
+/// Decides `items` on this node: one result per key, as `decide_many` answers them.
 async fn decide_here(
     app: &App,
-    keys: Vec<String>,
+    items: Vec<BulkItem>,
     request: DecisionRequest,
     actor: Actor,
 ) -> Result<Vec<Value>, ApiError> {
     let app = app.clone();
-    let results = blocking(move || app.cx().decide_many(&keys, request, &actor)).await??;
+    let results = blocking(move || app.cx().decide_many(&items, request, &actor)).await??;
     Ok(results
         .into_iter()
         .map(|(key, result)| {

@@ -26,7 +26,10 @@ pub use model::{Approval, Claim, DecideError, Decided, Escalation, Progress, Rou
 pub use review::approved::{ApprovedFile, MAX_PROMOTED_BYTES};
 pub use review::assign::{Load, LoadError};
 pub use review::away::{AwayError, Presence};
-pub use review::bulk::{check_keys as check_bulk_keys, BulkError, KeyResult, MAX_BULK};
+pub use review::bulk::{
+    check_items as check_bulk_items, check_keys as check_bulk_keys, BulkError, BulkItem, KeyResult,
+    MAX_BULK,
+};
 pub use review::claim::{ClaimError, ClaimView};
 pub use review::decide::DecisionRequest;
 pub use review::grants::{Grant, GrantError, GrantRequest, GrantScope, GrantView};

@@ -155,7 +155,12 @@ fn a_bulk_decision_sent_to_one_node_decides_every_handoff_whichever_node_serves_
     // Asked in an order of its own, with one key nobody knows, on node a.
     let mut keys: Vec<String> = names.iter().rev().map(|n| format!("bulk-{n}")).collect();
     keys.insert(2, "nobody-knows".into());
-    let body = json!({"keys": keys, "outcome": "approved", "comment": "batch ok"});
+    // An approval names the revision read of each (every one is at its first).
+    let items: Vec<serde_json::Value> = keys
+        .iter()
+        .map(|k| json!({"key": k, "revision": 1}))
+        .collect();
+    let body = json!({"items": items, "outcome": "approved", "comment": "batch ok"});
     let (status, answer) = a.post_as("/api/v1/decisions", Some("alice-token"), &body.to_string());
     assert_eq!(status, 200, "{answer}");
     let results = answer["results"].as_array().unwrap();

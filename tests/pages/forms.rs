@@ -22,10 +22,18 @@ fn the_bulk_form_leads_back_to_the_queue_only() {
     for (i, (back, lands)) in cases.iter().enumerate() {
         let key = format!("bulk-{i}");
         pending_handoff(&daemon, &ws, &key);
+        // What the queue line shows of it: the approval is bound to that revision.
+        let (_, h) = daemon.get(&format!("/api/v1/handoffs/{key}"));
+        let seen = format!(
+            "{} {} {key}",
+            h["revision"],
+            h["handoff_sha256"].as_str().unwrap()
+        );
         let fields = [
             ("csrf", rita.csrf.as_str()),
             ("outcome", "approved"),
             ("key", &key),
+            ("seen", &seen),
             ("back", back),
         ];
         let reply = web.post_form("/decisions", Some(&rita.cookie), &fields);

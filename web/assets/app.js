@@ -191,9 +191,12 @@
       const doc = new DOMParser().parseFromString(await res.text(), "text/html");
       const fresh = doc.querySelector("[data-live]");
       if (!fresh || !live) return;
-      const checked = new Set($$("input[name=key]:checked").map((c) => c.value));
+      // A line stays checked only while it shows the revision it was checked at: the form
+      // posts the revision shown, and one revised since must be looked at again.
+      const line = (c) => c.value + " " + c.dataset.seen;
+      const checked = new Set($$("input[name=key]:checked").map(line));
       live.replaceChildren(...fresh.childNodes);
-      $$("input[name=key]").forEach((c) => (c.checked = checked.has(c.value)));
+      $$("input[name=key]").forEach((c) => (c.checked = checked.has(line(c))));
       doc.querySelectorAll(".tabs .count").forEach((c, i) => { const mine = $$(".tabs .count")[i]; if (mine) mine.textContent = c.textContent; });
       const list = rows();
       if (keep) { const i = list.findIndex((r) => r.dataset.key === keep); if (i >= 0) select(i); }

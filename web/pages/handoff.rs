@@ -289,9 +289,10 @@ pub async fn decide(
         outcome,
         comment: draft.comment(),
         edits: draft.edits(),
-        // Approve what you saw: a newer revision in place refuses the decision.
+        // Approve what you saw: another revision, or other content, in place refuses the
+        // decision (the page posts both as it rendered them).
         revision: form.get("revision").and_then(|r| r.parse().ok()),
-        handoff_sha256: None,
+        handoff_sha256: form.text("handoff_sha256"),
         to_agent: form.text("to_agent"),
     };
     let (app2, actor, k) = (app.clone(), s.actor.clone(), key.clone());

@@ -29,6 +29,9 @@ pub struct HandoffView {
     pub received_at: String,
     pub deadline: Option<Deadline>,
     pub revision: u32,
+    /// The sha256 of the revision shown: the decision form posts it, and a decision on any
+    /// other content is refused.
+    pub handoff_sha256: String,
     pub pending: bool,
     pub decision: Option<Decision>,
     /// Route, claim, and whether this reviewer may decide it.
@@ -242,6 +245,7 @@ pub fn build(d: Detail, all: &[Summary], now: OffsetDateTime) -> (HandoffView, S
             .filter(|_| pending)
             .and_then(|at| Deadline::new(at, now)),
         revision: d.revision,
+        handoff_sha256: d.handoff_sha256.clone(),
         pending,
         decision: d.decision.clone(),
         key: d.key.clone(),

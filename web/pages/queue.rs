@@ -10,7 +10,9 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
-use baton::app::{App, DecisionRequest, QueueQuery, QueueView, SinceSeen, StateFilter, Summary};
+use baton::app::{
+    App, BulkItem, DecisionRequest, QueueQuery, QueueView, SinceSeen, StateFilter, Summary,
+};
 use baton::contract::decision::Via;
 use baton::contract::handoff::Trigger;
 use baton::contract::Outcome;
@@ -24,6 +26,10 @@ const PAGE_SIZES: [usize; 3] = [25, 50, 100];
 const WORKSPACE_CHOICES: usize = 50;
 /// Most handoffs decided by one bulk post.
 const BULK_MAX: usize = baton::app::MAX_BULK;
+/// Most refused lines named one by one in the queue's message after a bulk post.
+const REFUSALS_NAMED: usize = 10;
+/// The queue's page, as its messages are kept for the next view (`flash`).
+const QUEUE_PAGE: &str = "/";
 
 #[derive(Deserialize, Default, Clone)]
 #[serde(default)]
@@ -39,6 +45,9 @@ pub struct Filters {
 
 pub struct Row {
     pub key: String,
+    /// The revision and its sha256 the line shows: what the bulk form binds a decision to.
+    pub revision: u32,
+    pub handoff_sha256: String,
     pub title: String,
     pub workspace: String,
     pub from_agent: String,
@@ -96,6 +105,8 @@ struct QueuePage {
     pages: usize,
     total: usize,
     notice: Option<String>,
+    /// What the last bulk post could not decide, and why (shown once).
+    refused: Option<String>,
 }
 
 impl QueuePage {
@@ -160,6 +171,8 @@ fn row(s: &Summary, since: Option<SinceSeen>, now: OffsetDateTime) -> Row {
         since_seen: mark(since, s),
         pending,
         key: s.key.clone(),
+        revision: s.revision,
+        handoff_sha256: s.handoff_sha256.clone(),
         workspace: s.workspace.clone(),
         from_agent: s.from_agent.clone(),
         received_at: s.received_at.clone(),
@@ -298,6 +311,7 @@ pub async fn page(
         .zip(since)
         .map(|(x, since)| row(x, since, now))
         .collect();
+    let refused = super::flash::take(&s, QUEUE_PAGE).and_then(|f| f.error);
     let notice = f.decided.map(|n| match f.failed.unwrap_or(0) {
         0 => format!("{n} handoff(s) decided."),
         k => format!("{n} handoff(s) decided; {k} could not be (already decided, not yours to decide, or changed): open them to see why."),
@@ -322,6 +336,7 @@ pub async fn page(
         pages,
         total,
         notice,
+        refused,
     })
 }
 
@@ -360,20 +375,27 @@ pub async fn bulk(
         Some("changes_requested") => Outcome::ChangesRequested,
         _ => return Redirect::to("/").into_response(),
     };
-    let keys: Vec<String> = form
-        .all("key")
-        .into_iter()
-        .take(BULK_MAX)
-        .map(String::from)
-        .collect();
+    let items = checked_items(&form);
     let comment = form.text("comment");
     let actor = s.actor.clone();
-    let (decided, failed) = if crate::peers::merge::covers_others(&app, &headers) {
-        // In a cluster each line is decided by the node that serves it.
-        let template = serde_json::json!({"outcome": form.get("outcome"), "comment": comment});
-        crate::peers::bulk::on_the_page(&app, &headers, &s.csrf, &template, keys, actor).await
-    } else {
-        crate::blocking(move || {
+    let results: Result<Vec<(String, Option<String>)>, String> =
+        if crate::peers::merge::covers_others(&app, &headers) {
+            // In a cluster each line is decided by the node that serves it.
+            let template = serde_json::json!({"outcome": form.get("outcome"), "comment": comment});
+            crate::peers::bulk::on_the_page(&app, &headers, &s.csrf, &template, items, actor)
+                .await
+                .map(|results| {
+                    results
+                        .iter()
+                        .map(|r| {
+                            let key = r["key"].as_str().unwrap_or_default().to_string();
+                            let ok = r["status"].as_u64().is_some_and(|s| s < 300);
+                            let why = r["error"].as_str().unwrap_or("refused").to_string();
+                            (key, (!ok).then_some(why))
+                        })
+                        .collect()
+                })
+        } else {
             let request = DecisionRequest {
                 outcome,
                 comment,
@@ -382,26 +404,39 @@ pub async fn bulk(
                 to_agent: None,
                 edits: Default::default(),
             };
-            // The API's own bulk path: each key its own decision and event.
-            match app.cx().decide_many_via(&keys, request, &actor, Via::Page) {
-                Ok(results) => {
-                    let ok = results.iter().filter(|(_, r)| r.is_ok()).count();
-                    for (key, result) in &results {
-                        if let Err(e) = result {
-                            tracing::info!(key, error = %e, "bulk decision refused");
-                        }
-                    }
-                    (ok, results.len() - ok)
-                }
-                Err(e) => {
-                    tracing::info!(error = %e, "bulk decision refused");
-                    (0, keys.len())
-                }
-            }
-        })
-        .await
-        .unwrap_or((0, 0))
+            // The API's own bulk path: each key its own decision and event, each bound to
+            // the revision this page rendered.
+            crate::blocking(move || {
+                app.cx()
+                    .decide_many_via(&items, request, &actor, Via::Page)
+                    .map(|results| {
+                        results
+                            .into_iter()
+                            .map(|(key, r)| (key, r.err().map(|e| e.to_string())))
+                            .collect()
+                    })
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|_| Err("the decisions could not be made; try again".into()))
+        };
+    let (decided, failed) = match &results {
+        Ok(results) => {
+            let failed = results.iter().filter(|(_, why)| why.is_some()).count();
+            (results.len() - failed, failed)
+        }
+        Err(_) => (0, form.all("key").len().min(BULK_MAX)),
     };
+    if let Some(said) = refusals(&results) {
+        super::flash::put(
+            &s,
+            QUEUE_PAGE,
+            super::flash::Flash {
+                error: Some(said),
+                ..Default::default()
+            },
+        );
+    }
     let back = form
         .get("back")
         // A control character would make the Location header unusable (a 500 after deciding).
@@ -409,4 +444,67 @@ pub async fn bulk(
         .unwrap_or("/");
     let sep = if back.contains('?') { '&' } else { '?' };
     Redirect::to(&format!("{back}{sep}decided={decided}&failed={failed}")).into_response()
+}
+
+/// The checked lines of the bulk form, each with the revision and sha256 the page rendered
+/// for it (its `seen` field: `REVISION SHA256 KEY`). A line without one is sent unbound, and
+/// an approval of it is refused.
+fn checked_items(form: &Form) -> Vec<BulkItem> {
+    let seen: std::collections::HashMap<&str, (u32, &str)> = form
+        .all("seen")
+        .into_iter()
+        .filter_map(|v| {
+            let mut parts = v.splitn(3, ' ');
+            let revision = parts.next()?.parse().ok()?;
+            let digest = parts.next()?;
+            Some((parts.next()?, (revision, digest)))
+        })
+        .collect();
+    form.all("key")
+        .into_iter()
+        .take(BULK_MAX)
+        .map(|key| match seen.get(key) {
+            Some((revision, digest)) => BulkItem {
+                key: key.to_string(),
+                revision: Some(*revision),
+                handoff_sha256: Some(digest.to_string()),
+            },
+            None => BulkItem::unbound(key),
+        })
+        .collect()
+}
+
+/// What the queue says of a bulk post that did not decide every checked line: which, and why
+/// (a line revised since the page showed it is refused, not decided).
+fn refusals(results: &Result<Vec<(String, Option<String>)>, String>) -> Option<String> {
+    let results = match results {
+        Ok(results) => results,
+        Err(whole) => {
+            tracing::info!(error = %whole, "bulk decision refused");
+            return Some(format!("Nothing was decided: {whole}"));
+        }
+    };
+    let refused: Vec<(&String, &String)> = results
+        .iter()
+        .filter_map(|(key, why)| Some((key, why.as_ref()?)))
+        .collect();
+    if refused.is_empty() {
+        return None;
+    }
+    for (key, why) in &refused {
+        tracing::info!(key = %key, error = %why, "bulk decision refused");
+    }
+    let mut said: Vec<String> = refused
+        .iter()
+        .take(REFUSALS_NAMED)
+        .map(|(key, why)| format!("\u{201c}{key}\u{201d}: {why}"))
+        .collect();
+    if refused.len() > REFUSALS_NAMED {
+        said.push(format!("and {} more", refused.len() - REFUSALS_NAMED));
+    }
+    Some(format!(
+        "Not decided ({}): {}. Open them (or reload the queue) to see them as they are now.",
+        refused.len(),
+        said.join("; ")
+    ))
 }

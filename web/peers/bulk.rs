@@ -6,7 +6,7 @@
 
 use super::{send, trust};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use baton::app::{App, Scope};
+use baton::app::{App, BulkItem, Scope};
 use baton::cluster::{Holder, Peer};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
@@ -22,29 +22,30 @@ const MAX_ANSWER_BYTES: usize = 16 << 20;
 /// Where each key is decided.
 struct Split {
     /// Keys this node decides (it serves them, or nobody does and it answers 404).
-    here: Vec<String>,
+    here: Vec<BulkItem>,
     /// Keys another live node serves, by node.
-    elsewhere: Vec<(Peer, Vec<String>)>,
+    elsewhere: Vec<(Peer, Vec<BulkItem>)>,
     /// Keys whose node stopped answering (its lease lapsed), not taken over yet: their
     /// result is a 503.
     unserved: Vec<String>,
 }
 
-/// Decides `keys` across the cluster with `template` (the bulk body less its keys): those
-/// this node serves by `here`, the others on their nodes (`headers`: the caller's, with its
-/// credentials). One result per key, in the order of `keys`.
+/// Decides `items` across the cluster with `template` (the bulk body less its handoffs):
+/// those this node serves by `here`, the others on their nodes (`headers`: the caller's, with
+/// its credentials), each item with what was read of it. One result per key, in order.
 pub async fn across<F, Fut>(
     app: &App,
     headers: &HeaderMap,
     template: &Value,
-    keys: Vec<String>,
+    items: Vec<BulkItem>,
     here: F,
 ) -> Result<Vec<Value>, crate::ApiError>
 where
-    F: FnOnce(Vec<String>) -> Fut,
+    F: FnOnce(Vec<BulkItem>) -> Fut,
     Fut: std::future::Future<Output = Result<Vec<Value>, crate::ApiError>>,
 {
-    let split = split(app, keys.clone()).await;
+    let keys: Vec<String> = items.iter().map(|i| i.key.clone()).collect();
+    let split = split(app, items).await;
     let acting = match split.elsewhere.is_empty() {
         true => None,
         false => trust::acting_of(app, headers).await,
@@ -67,8 +68,8 @@ where
     Ok(in_order(&keys, results))
 }
 
-/// Splits `keys` by the node that serves each (one lookup a key, in the database).
-async fn split(app: &App, keys: Vec<String>) -> Split {
+/// Splits `items` by the node that serves each (one lookup a key, in the database).
+async fn split(app: &App, items: Vec<BulkItem>) -> Split {
     let app = app.clone();
     let found = crate::blocking(move || {
         let mut split = Split {
@@ -76,17 +77,17 @@ async fn split(app: &App, keys: Vec<String>) -> Split {
             elsewhere: Vec::new(),
             unserved: Vec::new(),
         };
-        let mut by_node: BTreeMap<String, (Peer, Vec<String>)> = BTreeMap::new();
-        for key in keys {
-            match app.holder_of(&Scope::Handoff(key.clone())) {
-                Ok(Holder::Here | Holder::Nobody) => split.here.push(key),
+        let mut by_node: BTreeMap<String, (Peer, Vec<BulkItem>)> = BTreeMap::new();
+        for item in items {
+            match app.holder_of(&Scope::Handoff(item.key.clone())) {
+                Ok(Holder::Here | Holder::Nobody) => split.here.push(item),
                 Ok(Holder::Peer(peer)) => by_node
                     .entry(peer.node.clone())
                     .or_insert_with(|| (peer, Vec::new()))
                     .1
-                    .push(key),
+                    .push(item),
                 // Unknown (the database did not answer) or unserved: not decided now.
-                Ok(Holder::Unserved) | Err(_) => split.unserved.push(key),
+                Ok(Holder::Unserved) | Err(_) => split.unserved.push(item.key),
             }
         }
         split.elsewhere = by_node.into_values().collect();
@@ -111,18 +112,19 @@ fn unavailable(key: &str, ttl_s: u64) -> Value {
     item
 }
 
-/// Asks `peer` to decide `keys` with `request` (the bulk body less its keys); one result per
-/// key, a 502 for each when the node fails to answer.
+/// Asks `peer` to decide `items` with `request` (the bulk body less its handoffs); one result
+/// per key, a 502 for each when the node fails to answer.
 async fn decide_on(
     app: &App,
     peer: &Peer,
     headers: &HeaderMap,
     acting: Option<&trust::Acting>,
     request: &Value,
-    keys: &[String],
+    items: &[BulkItem],
 ) -> Vec<Value> {
     let mut body = request.clone();
-    body["keys"] = json!(keys);
+    // With what was read of each: the node that serves it holds the approval to it.
+    body["items"] = json!(items);
     let answer = match acting {
         Some(acting) => ask(app, peer, headers, acting, &body).await,
         None => Err("the caller's credentials no longer hold".to_string()),
@@ -131,10 +133,11 @@ async fn decide_on(
         Ok(results) => results,
         Err(why) => {
             tracing::warn!(node = %peer.node, why, "a node did not decide its part of a bulk decision");
-            keys.iter()
-                .map(|key| {
+            items
+                .iter()
+                .map(|item| {
                     json!({
-                        "key": key,
+                        "key": item.key,
                         "status": 502,
                         "error": format!("node {} serves this but did not answer ({why}); it may or may not be decided: read it, then try again", peer.node),
                     })
@@ -194,82 +197,83 @@ async fn ask(
     }
 }
 
-/// Puts the results back in the order of `keys`.
+/// Puts the results back in the order of `keys` (a key named twice has a result for each, in
+/// the order its node answered them).
 fn in_order(keys: &[String], results: Vec<Value>) -> Vec<Value> {
-    let mut by_key: BTreeMap<String, Value> = results
-        .into_iter()
-        .filter_map(|r| Some((r["key"].as_str()?.to_string(), r)))
-        .collect();
+    let mut by_key: BTreeMap<String, std::collections::VecDeque<Value>> = BTreeMap::new();
+    for r in results {
+        if let Some(key) = r["key"].as_str() {
+            by_key.entry(key.to_string()).or_default().push_back(r);
+        }
+    }
     keys.iter()
         .map(|key| {
-            by_key.remove(key).unwrap_or_else(|| {
-                json!({"key": key, "status": 502,
+            by_key
+                .get_mut(key)
+                .and_then(|r| r.pop_front())
+                .unwrap_or_else(|| {
+                    json!({"key": key, "status": 502,
                        "error": "the node that serves it gave no result for this key"})
-            })
+                })
         })
         .collect()
 }
 
 /// The queue's bulk form in a cluster: each checked line decided by the node that serves it,
-/// with the person's session (and its CSRF token, as the API asks of a cookie). How many were
-/// decided, and how many were not.
+/// with the person's session (and its CSRF token, as the API asks of a cookie), bound to the
+/// revision the page rendered. One result per line, `{key, status, error?}`, in order; or why
+/// the request was refused whole.
 pub async fn on_the_page(
     app: &App,
     headers: &HeaderMap,
     csrf: &str,
     template: &Value,
-    keys: Vec<String>,
+    items: Vec<BulkItem>,
     actor: baton::auth::Actor,
-) -> (usize, usize) {
-    if baton::app::check_bulk_keys(&keys).is_err() {
-        return (0, keys.len());
-    }
+) -> Result<Vec<Value>, String> {
     let mut headers = headers.clone();
     if let Ok(token) = HeaderValue::from_str(csrf) {
         headers.insert(crate::auth::CSRF_HEADER, token);
     }
-    let Ok(request) = serde_json::from_value::<PageRequest>(template.clone()) else {
-        return (0, keys.len());
+    let request =
+        serde_json::from_value::<PageRequest>(template.clone()).map_err(|e| e.to_string())?;
+    let request = baton::app::DecisionRequest {
+        outcome: request.outcome,
+        comment: request.comment,
+        revision: None,
+        handoff_sha256: None,
+        to_agent: None,
+        edits: Default::default(),
     };
-    let here = move |keys: Vec<String>| {
+    // Refused whole here as on the nodes: an approval of a line without its revision.
+    baton::app::check_bulk_items(&items, &request).map_err(|e| e.to_string())?;
+    let here = move |items: Vec<BulkItem>| {
         let app = app.clone();
         async move {
             let decided = crate::blocking(move || {
-                let request = baton::app::DecisionRequest {
-                    outcome: request.outcome,
-                    comment: request.comment,
-                    revision: None,
-                    handoff_sha256: None,
-                    to_agent: None,
-                    edits: Default::default(),
-                };
-                app.cx().decide_many(&keys, request, &actor)
+                app.cx().decide_many_via(
+                    &items,
+                    request,
+                    &actor,
+                    baton::contract::decision::Via::Page,
+                )
             })
             .await??;
             Ok(decided
                 .into_iter()
-                .map(|(key, result)| {
-                    if let Err(e) = &result {
-                        tracing::info!(key, error = %e, "bulk decision refused");
+                .map(|(key, result)| match result {
+                    Ok(_) => json!({"key": key, "status": 200}),
+                    Err(e) => {
+                        let (status, body) = crate::ApiError::from(e).status_and_body();
+                        json!({"key": key, "status": status.as_u16(), "error": body["error"]})
                     }
-                    json!({"key": key, "status": if result.is_ok() { 200 } else { 400 }})
                 })
                 .collect())
         }
     };
-    match across(app, &headers, template, keys.clone(), here).await {
-        Ok(results) => {
-            let ok = results
-                .iter()
-                .filter(|r| r["status"].as_u64().is_some_and(|s| s < 300))
-                .count();
-            (ok, results.len() - ok)
-        }
-        Err(e) => {
-            tracing::info!(error = %e, "bulk decision refused");
-            (0, keys.len())
-        }
-    }
+    across(app, &headers, template, items, here)
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// The queue form's decision, as the API's bulk body says it.

@@ -41,6 +41,10 @@ pub struct Summary {
     pub state: State,
     /// The revision in place (1 for a handoff never revised).
     pub revision: u32,
+    /// The sha256 of the revision in place: with `revision`, what a bulk approval names as
+    /// read. (Empty from a node that does not say it; an approval naming it is then refused.)
+    #[serde(default)]
+    pub handoff_sha256: String,
     pub received_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub outcome: Option<Outcome>,
@@ -77,6 +81,8 @@ pub struct Detail {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub decision: Option<Decision>,
     pub revision: u32,
+    /// The sha256 of the revision in place (what a decision may name as read).
+    pub handoff_sha256: String,
     pub received_at: String,
     /// Problems of checkpoint files in the workspace, by file name.
     pub checkpoint_errors: BTreeMap<String, Vec<Problem>>,
@@ -197,6 +203,7 @@ impl App {
             confidence: handoff.confidence,
             state: state_of(r),
             revision: r.meta.revision,
+            handoff_sha256: r.meta.digest.clone(),
             received_at: r.meta.received_at.clone(),
             outcome: r.decision.as_ref().map(|d| d.outcome),
             decided_by: r.decision.as_ref().map(|d| d.by.to_string()),
@@ -290,6 +297,7 @@ impl App {
             checkpoints_total,
             decision: r.decision.as_ref().map(|d| d.decision()),
             revision: r.meta.revision,
+            handoff_sha256: r.meta.digest.clone(),
             received_at: r.meta.received_at.clone(),
             checkpoint_errors,
             routing: r.meta.route.clone(),
