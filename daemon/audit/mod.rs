@@ -315,8 +315,7 @@ impl AuditLog {
     /// its whole chain, else its last line read back (see `recheck`). Called with the head's
     /// lock held, before every append.
     fn open_verified(&self, head: &Mark) -> Result<std::fs::File, Check> {
-        let mut file = self.open_checked(head)?;
-        let stamp = recheck::Stamp::of(&file).map_err(Check::Io)?;
+        let (mut file, stamp) = self.open_checked(head)?;
         let mut known = self.stamp.lock().unwrap_or_else(|e| e.into_inner());
         if *known == Some(stamp) {
             let start = self.tail_start.load(Ordering::Acquire);
@@ -354,26 +353,27 @@ impl AuditLog {
     }
 
     /// The open log, if it is still the daemon's file and as long as the daemon wrote it
-    /// (its content is checked by `open_verified`).
-    fn open_checked(&self, head: &Mark) -> Result<std::fs::File, Check> {
+    /// (its content is checked by `open_verified`), with its stamp (from the same look at it).
+    fn open_checked(&self, head: &Mark) -> Result<(std::fs::File, recheck::Stamp), Check> {
         let file = match self.ws.open_append(&self.ws.events_path()) {
             Ok(f) => f,
             Err(e) if ForeignFile::is(&e) => return Err(Check::Tampered(e.to_string())),
             Err(e) => return Err(Check::Io(e)),
         };
-        let len = file.metadata().map_err(Check::Io)?.len();
+        let stamp = recheck::Stamp::of(&file).map_err(Check::Io)?;
+        let len = stamp.len;
         if Some(len) != head.len {
             return Err(Check::Tampered(format!(
                 "the log is {len} bytes but the daemon's last event ends at byte {}: it was changed behind the daemon",
                 head.len.unwrap_or(0)
             )));
         }
-        Ok(file)
+        Ok((file, stamp))
     }
 
     fn write_lines(
         &self,
-        mut file: std::fs::File,
+        file: std::fs::File,
         head: &Mark,
         events: &[Event],
     ) -> io::Result<(Mark, Vec<String>)> {
@@ -388,15 +388,21 @@ impl AuditLog {
         // is fenced here, right before it (a node paused in between past its lease would
         // otherwise append after its successor's events, and the successor break the chain).
         self.ws.may_write()?;
-        if let Err(e) = file.write_all(text.as_bytes()).and_then(|()| {
+        // The group's sync shares this handle (no second descriptor of it).
+        let file = std::sync::Arc::new(file);
+        // The log as this write leaves it, looked at before the sync (which changes neither
+        // its length nor its change time): an edit made while the sync runs moves the change
+        // time past it, so the next append reads the whole chain.
+        let mut written = None;
+        if let Err(e) = (&*file).write_all(text.as_bytes()).and_then(|()| {
+            written = recheck::Stamp::of(&file).ok();
             // Synced with whatever else is being committed now (other workspaces' appends,
             // store changes): one syncfs may cover them all.
             if let Some(e) = crate::workspace::fault::stalled_audit_sync() {
                 return Err(e);
             }
-            let files = vec![file.try_clone()?];
             let on = self.ws.root.clone();
-            group::sync(group::Request::audit(on, files))
+            group::sync(group::Request::audit(on, vec![file.clone()]))
         }) {
             // Disk full or I/O error: take back a partial line so the chain stays whole, if
             // this node may still write. One that lost its lease during a long sync (a share
@@ -410,7 +416,7 @@ impl AuditLog {
         }
         self.anchor_stale.store(true, Ordering::Release);
         // Checked before this write (`open_verified`): what it changed is the daemon's.
-        *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = recheck::Stamp::of(&file).ok();
+        *self.stamp.lock().unwrap_or_else(|e| e.into_inner()) = written;
         if let Some(last) = text
             .strip_suffix('\n')
             .map(|t| t.rfind('\n').map_or(0, |i| i + 1))

@@ -18,7 +18,7 @@ pub(super) struct Stamp {
     ino: u64,
     ctime: i64,
     ctime_nsec: i64,
-    len: u64,
+    pub len: u64,
 }
 
 impl Stamp {

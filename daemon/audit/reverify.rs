@@ -70,7 +70,7 @@ impl AuditLog {
         let (snapshot, chains, file) = {
             let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
             match self.open_checked(&head) {
-                Ok(file) => (head.clone(), self.chains.load(Ordering::Acquire), file),
+                Ok((file, _)) => (head.clone(), self.chains.load(Ordering::Acquire), file),
                 Err(Check::Io(e)) => return Err(e),
                 Err(Check::Tampered(found)) => {
                     let anchored = self.anchors.read().ok().flatten();

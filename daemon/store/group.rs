@@ -44,8 +44,10 @@ pub struct Request {
     /// A folder on the filesystem the files are on (the workspace's store folder, or the
     /// workspace folder for its audit log): the filesystem a syncfs would cover.
     pub on: PathBuf,
-    /// Files written (open handles), each made durable.
-    pub files: Vec<File>,
+    /// Files written (open handles), each made durable. Shared: a caller may keep using the
+    /// handle it synced (an audit log's, looked at again after the append) without a second
+    /// descriptor of it.
+    pub files: Vec<Arc<File>>,
     /// Folders whose entries changed (made, renamed into, removed from).
     pub dirs: Vec<PathBuf>,
     /// What the files are, as their syncs are counted. An audit log's appends need only
@@ -58,14 +60,14 @@ impl Request {
     pub fn store(on: PathBuf, files: Vec<File>, dirs: Vec<PathBuf>) -> Self {
         Request {
             on,
-            files,
+            files: files.into_iter().map(Arc::new).collect(),
             dirs,
             kind: Kind::Store,
         }
     }
 
     /// An audit log's append: `files`, the log, is in the workspace folder `on`.
-    pub fn audit(on: PathBuf, files: Vec<File>) -> Self {
+    pub fn audit(on: PathBuf, files: Vec<Arc<File>>) -> Self {
         Request {
             on,
             files,
