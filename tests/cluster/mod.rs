@@ -3,6 +3,7 @@
 //! and the schema check.
 
 mod any_node;
+mod bulk_revision;
 mod canaries;
 mod chat;
 mod chat_posts;
