@@ -171,6 +171,16 @@ fn four_eyes() -> String {
     .concat()
 }
 
+/// Uploads handoff `h` as the holder of `token` and waits until it is pending.
+fn upload_pending(d: &Daemon, token: &str, h: &Value) {
+    let (status, body) = put(d, "/api/v1/workspaces/alpha/handoff", token, &bytes(h));
+    assert!(status == 200 || status == 201, "{body}");
+    let key = h["id"].clone();
+    d.wait_until("received", || {
+        d.handoffs("pending").iter().any(|p| p["key"] == key)
+    });
+}
+
 fn approve(d: &Daemon, key: &str, who: &str) -> (u16, Value) {
     let body = json!({"outcome": "approved"}).to_string();
     let token = format!("{who}-token");
@@ -216,18 +226,7 @@ fn a_handoff_uploaded_by_another_agent_counts_its_reviewers_and_the_proven_sende
     let d = env.start();
     let mut h = handoff("by-helper");
     h["from_agent"] = json!("helper");
-    let (status, body) = put(
-        &d,
-        "/api/v1/workspaces/alpha/handoff",
-        "helper-token",
-        &bytes(&h),
-    );
-    assert!(status == 200 || status == 201, "{body}");
-    d.wait_until("received", || {
-        d.handoffs("pending")
-            .iter()
-            .any(|h| h["key"] == "by-helper")
-    });
+    upload_pending(&d, "helper-token", &h);
     for who in ["rita", "bob"] {
         let (status, body) = approve(&d, "by-helper", who);
         assert!(status == 200 || status == 202, "{who}: {status} {body}");
@@ -240,18 +239,7 @@ fn a_handoff_uploaded_by_another_agent_counts_its_reviewers_and_the_proven_sende
 
     let mut h = handoff("by-rita-bot");
     h["from_agent"] = json!("rita-bot");
-    let (status, body) = put(
-        &d,
-        "/api/v1/workspaces/alpha/handoff",
-        "rita-bot-token",
-        &bytes(&h),
-    );
-    assert!(status == 200 || status == 201, "{body}");
-    d.wait_until("received", || {
-        d.handoffs("pending")
-            .iter()
-            .any(|h| h["key"] == "by-rita-bot")
-    });
+    upload_pending(&d, "rita-bot-token", &h);
     let (status, body) = approve(&d, "by-rita-bot", "rita");
     assert_eq!(status, 403, "{body}");
     assert!(
