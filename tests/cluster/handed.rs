@@ -177,6 +177,16 @@ fn a_takeover_sends_each_event_once_per_endpoint_and_each_mail_once_per_person()
     b.assert_alive();
 }
 
+/// A webhook on `port` of loopback, for every handoff event, retried every second or two.
+fn retrying_webhook(port: u16) -> String {
+    format!(
+        "[deliveries]\nretry_schedule_s = [1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]\n\n[[webhooks]]\n\
+         name = \"ops\"\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = \"{}\"\n\
+         events = [\"handoff.*\"]\nallow_private = true\n",
+        crate::notify::SECRET
+    )
+}
+
 /// A node paused (or cut off from the database, not from its receivers) while deliveries it
 /// made were waiting to be retried: another node adopts and sends them, and the paused node,
 /// once awake, must not send them again. Its retries were due (the clock moved past them),
@@ -189,12 +199,7 @@ fn a_node_woken_after_its_pending_deliveries_were_adopted_does_not_send_them() {
     let dir = tempfile::tempdir().unwrap();
     // Nothing listens there until b is paused: its attempts fail and wait to be retried.
     let port = crate::notify::free_port();
-    let extra = format!(
-        "[deliveries]\nretry_schedule_s = [1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]\n\n[[webhooks]]\n\
-         name = \"ops\"\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = \"{}\"\n\
-         events = [\"handoff.*\"]\nallow_private = true\n",
-        crate::notify::SECRET
-    );
+    let extra = retrying_webhook(port);
     let TwoNodes {
         env, a, b, on_b, ..
     } = two_nodes(&pg, db, &extra, 6, &[]);
@@ -389,12 +394,7 @@ fn deliveries_adopted_by_a_round_whose_answer_was_lost_are_sent_all_the_same() {
     let dir = tempfile::tempdir().unwrap();
     // Nothing listens until a is paused: its attempts fail and wait to be retried.
     let port = crate::notify::free_port();
-    let extra = format!(
-        "[deliveries]\nretry_schedule_s = [1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]\n\n[[webhooks]]\n\
-         name = \"ops\"\nurl = \"http://127.0.0.1:{port}/hook\"\nsecret = \"{}\"\n\
-         events = [\"handoff.*\"]\nallow_private = true\n",
-        crate::notify::SECRET
-    );
+    let extra = retrying_webhook(port);
     let fault = dir.path().join("lose-adoption");
     let fault_var = [("BATON_TEST_LOSE_ADOPTION", fault.to_str().unwrap())];
     let TwoNodes {
