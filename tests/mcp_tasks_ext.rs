@@ -4,7 +4,8 @@
 //! metadata, declaring the extension in its capabilities. Revision 2025-11-25's tasks are
 //! tests/mcp.rs's.
 
-use crate::mcp::{approve_with_instructions, assert_signed_approval, trusted_keys};
+use crate::mcp::tasks::{approve_with_instructions, assert_signed_approval};
+use crate::mcp::trusted_keys;
 use crate::util::{bytes, handoff, user, write_atomic, TestEnv, BIN, PATIENCE};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CancelTaskParams, ClientCapabilities, ClientConfig,
