@@ -239,8 +239,14 @@ impl Daemon {
                 .map(|mine| {
                     scope.spawn(move || -> Result<()> {
                         for batch in mine {
+                            // An approval names the revision read: each key of a round is
+                            // written once, so it is revision 1.
+                            let items: Vec<_> = batch
+                                .iter()
+                                .map(|key| json!({ "key": key, "revision": 1 }))
+                                .collect();
                             let body =
-                                json!({ "keys": batch, "outcome": "approved", "comment": "bench" });
+                                json!({ "items": items, "outcome": "approved", "comment": "bench" });
                             ureq::post(&format!("{url}/api/v1/decisions"))
                                 .set("Authorization", &format!("Bearer {token}"))
                                 .send_json(body)?;
