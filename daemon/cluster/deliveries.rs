@@ -8,17 +8,27 @@
 //! run unbroken since it last saw the delivery's row as its own (`Leases::beating`), and asks
 //! the database again after a gap. So no node sends a delivery another has adopted, and the
 //! deliveries a node makes cost no read of their own.
+//!
+//! Every row is sealed (`outbox::seal`), and one that fails its seal is never sent. Rows an
+//! older baton wrote have no seal: they are read as then and sealed, once, by the first node
+//! that finds every live node sealing (`nodes.seals`), which then marks the table sealed
+//! (`deliveries_sealed`, as `outbox/sealed` marks a spool). From then on a row without a seal
+//! was not written by a baton: it is damaged like any other that fails its check.
 
 use super::Cluster;
 use crate::outbox::{
     damaged_delivery, seal, unseal_doc, Adopted, Delivery, Keep, Owner, Sendable, SpoolError,
 };
 use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub(super) struct DeliveryRows {
     cluster: Arc<Cluster>,
     mine: Mutex<Mine>,
+    /// Whether the table was found marked sealed (`deliveries_sealed`): a mark is never
+    /// taken back by a node, so it is not read again once seen.
+    sealed: AtomicBool,
 }
 
 /// The deliveries whose rows this node found its own during a run of heartbeats (and so its
@@ -41,6 +51,27 @@ impl DeliveryRows {
         DeliveryRows {
             cluster,
             mine: Mutex::default(),
+            sealed: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether every row is sealed, so one without a seal is damaged. Until the table is
+    /// found marked so, each call tries to mark it (`seal_rows`); once marked, it costs
+    /// nothing. A failure reads as not marked (rows of older versions are read as then, as
+    /// before), and is tried again at the next call.
+    fn all_sealed(&self, client: &mut postgres::Client) -> bool {
+        if self.sealed.load(Ordering::Acquire) {
+            return true;
+        }
+        match seal_rows(client, &self.cluster.node, self.cluster.ttl.as_secs_f64()) {
+            Ok(marked) => {
+                self.sealed.store(marked, Ordering::Release);
+                marked
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot look whether every delivery row is sealed; rows without a seal are read as an older baton wrote them until it can");
+                false
+            }
         }
     }
 
@@ -104,13 +135,17 @@ fn db(e: impl std::fmt::Display) -> SpoolError {
 /// The deliveries of rows `(id, doc)`, each checked against its seal (`outbox::seal`): a row
 /// damaged (in the database, or between it and this node) is never sent: it is listed dead
 /// with why (`damaged`), and named in the warnings.
-fn parse(rows: Vec<(String, String)>) -> (Vec<Delivery>, Vec<String>, Vec<Delivery>) {
+/// `all_sealed`: the table is marked sealed, so a row without a seal is damaged too.
+fn parse(
+    rows: Vec<(String, String)>,
+    all_sealed: bool,
+) -> (Vec<Delivery>, Vec<String>, Vec<Delivery>) {
     let mut out = Vec::new();
     let mut warnings = Vec::new();
     let mut damaged = Vec::new();
     for (id, doc) in rows {
-        match unseal_doc(doc.as_bytes(), &id) {
-            Ok(d) => out.push(d),
+        match unseal_doc(doc.as_bytes(), &id, all_sealed) {
+            Ok((d, _)) => out.push(d),
             Err(why) => {
                 warnings.push(format!(
                     "delivery {id} in the cluster's database is damaged ({why}): not sent, listed \
@@ -239,14 +274,17 @@ impl Keep for DeliveryRows {
     fn load(&self) -> Result<(Vec<Delivery>, Vec<String>), SpoolError> {
         let run = self.cluster.leases.beating();
         let mut client = self.cluster.client().map_err(db)?;
+        let all_sealed = self.all_sealed(&mut client);
         let rows = client
             .query(
                 "SELECT id, doc::text FROM deliveries WHERE node = $1",
                 &[&self.cluster.node],
             )
             .map_err(db)?;
-        let (mut out, warnings, damaged) =
-            parse(rows.iter().map(|r| (r.get(0), r.get(1))).collect());
+        let (mut out, warnings, damaged) = parse(
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+            all_sealed,
+        );
         let own: Vec<String> = out.iter().map(|d| d.id.clone()).collect();
         self.note(run, &own, &[]);
         self.bury(&damaged);
@@ -320,8 +358,11 @@ impl Keep for DeliveryRows {
                 return Vec::new();
             }
         };
-        let (mut out, warnings, damaged) =
-            parse(rows.iter().map(|r| (r.get(0), r.get(1))).collect());
+        let all_sealed = self.sealed.load(Ordering::Acquire);
+        let (mut out, warnings, damaged) = parse(
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
+            all_sealed,
+        );
         for w in warnings {
             tracing::error!("{w}");
         }
@@ -345,7 +386,9 @@ impl Keep for DeliveryRows {
 
     fn adopt(&self) -> Adopted {
         let run = self.cluster.leases.beating();
+        let mut all_sealed = false;
         let adopted = self.cluster.client().map_err(db).and_then(|mut client| {
+            all_sealed = self.all_sealed(&mut client);
             let rows = client
                 .query(
                     ADOPT,
@@ -361,8 +404,10 @@ impl Keep for DeliveryRows {
                     .iter()
                     .partition(|r| r.get::<_, Option<String>>(1).is_some());
                 let own_pending: Vec<String> = own.iter().map(|r| r.get(0)).collect();
-                let (mut out, warnings, damaged) =
-                    parse(taken.iter().map(|r| (r.get(0), r.get(1))).collect());
+                let (mut out, warnings, damaged) = parse(
+                    taken.iter().map(|r| (r.get(0), r.get(1))).collect(),
+                    all_sealed,
+                );
                 for w in warnings {
                     tracing::error!("{w}");
                 }
@@ -387,6 +432,70 @@ impl Keep for DeliveryRows {
             }
         }
     }
+}
+
+/// Seals the rows an older baton wrote and marks the table sealed, if it is not marked yet and
+/// every live node seals (a node of an older baton still running would go on writing rows
+/// without a seal, each then damaged). One transaction, the rows locked while sealed; a row
+/// without a seal that is not a delivery stays as it is, damaged wherever it is read.
+/// `Ok(true)`: the table is marked sealed.
+fn seal_rows(
+    client: &mut postgres::Client,
+    node: &str,
+    ttl_s: f64,
+) -> Result<bool, postgres::Error> {
+    let mut tx = client.transaction()?;
+    if tx
+        .query_opt("SELECT 1 FROM deliveries_sealed", &[])?
+        .is_some()
+    {
+        tx.commit()?;
+        return Ok(true);
+    }
+    let older: Vec<String> = tx
+        .query(
+            concat!(
+                "SELECT node FROM nodes WHERE NOT seals AND seen_at > ",
+                now!(),
+                " - make_interval(secs => $1) ORDER BY node"
+            ),
+            &[&ttl_s],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if !older.is_empty() {
+        tx.commit()?;
+        tracing::info!(nodes = ?older, "nodes of a baton from before delivery rows were sealed are live: rows without a seal are read as they wrote them until those nodes are upgraded");
+        return Ok(false);
+    }
+    let rows = tx.query(
+        "SELECT id, doc::text FROM deliveries WHERE NOT doc ? 'sha256' ORDER BY id FOR UPDATE",
+        &[],
+    )?;
+    let mut sealed = 0;
+    for row in &rows {
+        let (id, doc): (String, String) = (row.get(0), row.get(1));
+        let Ok((d, false)) = unseal_doc(doc.as_bytes(), &id, false) else {
+            continue;
+        };
+        let doc = String::from_utf8(seal(&d)).expect("JSON is UTF-8");
+        tx.execute(
+            "UPDATE deliveries SET doc = $2::text::jsonb WHERE id = $1",
+            &[&id, &doc],
+        )?;
+        sealed += 1;
+    }
+    tx.execute(
+        "INSERT INTO deliveries_sealed (node) VALUES ($1) ON CONFLICT DO NOTHING",
+        &[&node],
+    )?;
+    tx.commit()?;
+    tracing::info!(
+        sealed,
+        "every delivery row is sealed now: a row without a seal is damaged from now on"
+    );
+    Ok(true)
 }
 
 /// Adopts (for node $1) up to 1000 pending deliveries of nodes not seen within $2 seconds:

@@ -164,14 +164,14 @@ impl Leases {
         let rows = client.query(
             concat!(
                 "WITH me AS (
-                 INSERT INTO nodes (node, instance, public_url, peer_url, started_at, seen_at)
+                 INSERT INTO nodes (node, instance, public_url, peer_url, started_at, seen_at, seals)
              VALUES ($1, $2, $3, $4, ",
                 now!(),
                 ", ",
                 now!(),
-                ")
+                ", true)
              ON CONFLICT (node) DO UPDATE SET instance = $2, public_url = $3, peer_url = $4,
-                 seen_at = ",
+                 seals = true, seen_at = ",
                 now!(),
                 ",
                  started_at = CASE WHEN nodes.instance = $2 THEN nodes.started_at ELSE ",

@@ -137,9 +137,20 @@ enum Seal {
 }
 
 /// `unseal` for a store that keeps deliveries elsewhere (a cluster's rows): the delivery `id`
-/// of a sealed (or older, unsealed) document, or why it cannot be trusted.
-pub fn unseal_doc(bytes: &[u8], id: &str) -> Result<Delivery, String> {
-    unseal(bytes, id).map(|(d, _)| d)
+/// of a document, and whether it was sealed (one written before seals is read as then), or
+/// why it cannot be trusted. `all_sealed`: the store is marked as holding sealed documents
+/// only (as the spool is by `SEALED_MARK`), so one without a seal was not written by baton,
+/// and is damaged.
+pub fn unseal_doc(bytes: &[u8], id: &str, all_sealed: bool) -> Result<(Delivery, bool), String> {
+    match unseal(bytes, id)? {
+        (d, Seal::Matches) => Ok((d, true)),
+        (_, Seal::None) if all_sealed => Err(
+            "it has no sha256, and every delivery of this store has been sealed since it was \
+             marked so: it was not written by baton"
+                .into(),
+        ),
+        (d, Seal::None) => Ok((d, false)),
+    }
 }
 
 /// The delivery of the spool file `<id>.json`, if it can be trusted; `Err` says why not.

@@ -467,3 +467,99 @@ fn deliveries_adopted_by_a_round_whose_answer_was_lost_are_sent_all_the_same() {
     signal(&a, libc::SIGCONT);
     b.assert_alive();
 }
+
+/// Once every delivery row is sealed (the first node of a cluster marks the table so), a row
+/// without a seal was not written by a baton: one put into the database by hand, this node's
+/// (read at its start) or a gone node's (adopted by a round), is listed dead with why and
+/// never sent, and no `notification.failed` is written from its unverified fields. Before,
+/// a row without a seal was read as one an older baton wrote, forever, and sent.
+#[test]
+fn a_delivery_row_without_a_seal_in_a_sealed_table_is_listed_dead_not_sent() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let db = "unsealed";
+    let url = pg.database(db);
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing listens yet: the one attempt fails and the genuine delivery is dead.
+    let port = crate::notify::free_port();
+    let mut env = TestEnv::with_config(&format!(
+        "{}\n[cluster]\ndatabase_url = \"{url}\"\nnode = \"a\"\nlease_ttl_s = {TTL_S}\n",
+        crate::notify::config(&format!("http://127.0.0.1:{port}/hook"), "0")
+    ));
+    env.drive_clock();
+    let a = env.start();
+    crate::notify::submit(&env, "h1");
+    wait_long("the genuine delivery dead", SETTLE_S, || {
+        crate::notify::deliveries(&a, "dead").len() == 1
+    });
+    let id = crate::notify::deliveries(&a, "dead")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    a.kill9();
+
+    // Two copies of it without a seal, pending and due: a's, and a node's that is gone.
+    let unsealed = |new: &str, node: &str| {
+        let out = pg.psql(
+            db,
+            &format!(
+                "INSERT INTO deliveries (id, node, state, doc) SELECT '{new}', '{node}', 'pending', \
+                 (doc - 'sha256' - 'damaged') || jsonb_build_object('id', '{new}', 'state', 'pending', \
+                 'next_at_ms', 0, 'attempts', '[]'::jsonb) FROM deliveries WHERE id = '{id}'"
+            ),
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("INSERT 0 1"),
+            "{out:?}"
+        );
+    };
+    unsealed("msg_unsealed_own", "a");
+    unsealed("msg_unsealed_gone", "gone");
+    let receiver = Receiver::start(dir.path(), port, &[]);
+    let a = env.start();
+    for _ in 0..4 {
+        lease_round(&env, &pg, db, &["a"]);
+    }
+    let damaged = |who: &str| {
+        crate::notify::deliveries(&a, "dead").iter().any(|d| {
+            d["id"] == who
+                && d["damaged"]
+                    .as_str()
+                    .is_some_and(|w| w.contains("no sha256"))
+        })
+    };
+    let both = || damaged("msg_unsealed_own") && damaged("msg_unsealed_gone");
+    wait_long(
+        "both rows without a seal listed dead, or sent",
+        SETTLE_S,
+        || both() || !receiver.requests().is_empty(),
+    );
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert!(
+        receiver.requests().is_empty(),
+        "a delivery row without a seal was sent: {:?}",
+        receiver.requests()
+    );
+    assert!(both(), "{:?}", crate::notify::deliveries(&a, "dead"));
+    assert!(crate::notify::deliveries(&a, "pending").is_empty());
+    let failed = events(&env.ws("alpha"))
+        .into_iter()
+        .filter(|e| e["type"] == "notification.failed")
+        .filter(|e| {
+            e["data"]["delivery"]
+                .as_str()
+                .is_some_and(|d| d.starts_with("msg_unsealed"))
+        })
+        .count();
+    assert_eq!(
+        failed, 0,
+        "notification.failed written from a damaged row's fields"
+    );
+    let marked = pg.psql(db, "SELECT count(*) FROM deliveries_sealed");
+    assert_eq!(
+        String::from_utf8_lossy(&marked.stdout).trim(),
+        "1",
+        "the first node marked the table sealed: {marked:?}"
+    );
+    a.assert_alive();
+}
