@@ -27,6 +27,9 @@ pub struct Leases {
     renewing: Mutex<()>,
     /// The cluster's key, read again at each heartbeat (see `super::trust`).
     trust: std::sync::Arc<super::trust::Trust>,
+    /// This process's hold on its node name (`super::name`): taken at the first heartbeat;
+    /// once lost to another process, this one holds, renews and takes no lease.
+    name: super::name::NameLock,
 }
 
 #[derive(Debug, Default)]
@@ -98,8 +101,10 @@ impl Leases {
         instance: String,
         ttl: Duration,
         trust: std::sync::Arc<super::trust::Trust>,
+        pg_config: &postgres::Config,
     ) -> Leases {
         Leases {
+            name: super::name::NameLock::new(pg_config, &node, ttl),
             pool,
             node,
             instance,
@@ -122,6 +127,9 @@ impl Leases {
     /// The epoch under which this node may write for `tag`, if it holds its lease and renewed
     /// it recently enough to write (`may_write`).
     pub fn epoch(&self, tag: &str) -> Option<i64> {
+        if self.name.lost() {
+            return None;
+        }
         let held = self.lock();
         let fresh = held
             .renewed
@@ -146,6 +154,9 @@ impl Leases {
     /// heartbeats in which another node could have: what the node held before it may be
     /// another's now. `None`: the last heartbeat is too old to act on.
     pub fn beating(&self) -> Option<u64> {
+        if self.name.lost() {
+            return None;
+        }
         let held = self.lock();
         let (at, run) = held.beat?;
         may_write(since(at), self.ttl).then_some(run)
@@ -154,6 +165,8 @@ impl Leases {
     /// Registers this run of the node (or refreshes it) and reads the live nodes.
     /// `peer_url` is where the other nodes forward requests about this node's workspaces.
     pub fn heartbeat(&self, public_url: &str, peer_url: &str) -> Result<(), ClusterError> {
+        // First: a process that does not hold its node name is not this node.
+        self.name.hold()?;
         let sent = crate::clock::instant();
         let mut client = super::clock::checkout(&self.pool)?;
         // The key first: a node seen on a round has read the key as it was then.
@@ -218,6 +231,9 @@ impl Leases {
     /// one it prefers, or its lease has been expired a whole TTL (its preferred node is not
     /// taking it). `Ok(true)`: held now, under a new epoch.
     pub fn acquire(&self, tag: &str) -> Result<bool, ClusterError> {
+        if self.name.lost() {
+            return Ok(false);
+        }
         let _taking = {
             let mut held = self.lock();
             // Another take of this node may be asking for it: its outcome decides.
@@ -272,6 +288,9 @@ impl Leases {
     /// each. A takeover frees a dead node's whole share in the same round, and the waiting
     /// workspaces' loads then find their leases held. Returns how many were taken.
     pub fn acquire_all(&self, tags: &[String]) -> Result<usize, ClusterError> {
+        if self.name.lost() {
+            return Ok(0);
+        }
         // Those free are marked as being taken in the same look, so no load's `acquire`
         // takes one of them meanwhile (nor this one a lease a load took since).
         let (mut mine, mut others, _taking) = {
@@ -335,6 +354,7 @@ impl Leases {
     /// Extends every lease this node holds by a TTL (one statement for all); those it no
     /// longer holds are dropped here and reported by the next `renew`.
     fn refresh(&self, client: &mut super::conn::Conn) -> Result<(), ClusterError> {
+        self.name.refuse_if_lost()?;
         let started = crate::clock::instant();
         // Judged: the leases held before the statement, and still under the same epoch after
         // it. One taken meanwhile (a load's `acquire` beside this renewal) is newer than the

@@ -16,6 +16,7 @@ mod deliveries;
 mod documents;
 mod fence;
 pub mod lease;
+mod name;
 pub mod peers;
 mod people;
 mod records;
@@ -43,6 +44,10 @@ pub enum ClusterError {
     Connect { url: String, error: String },
     #[error("{0}")]
     Schema(String),
+    #[error("this node cannot start: {0}")]
+    NameInUse(String),
+    #[error("this process no longer holds its cluster node name: {0}")]
+    NameLost(String),
     #[error("the cluster's database: {0}")]
     Db(#[from] postgres::Error),
     #[error("the cluster's database: {0}")]
@@ -83,6 +88,7 @@ impl Cluster {
                 instance.clone(),
                 ttl,
                 trust.clone(),
+                &pg_config,
             ),
             pool,
             node,

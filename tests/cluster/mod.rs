@@ -14,6 +14,7 @@ mod folder_swap;
 mod handed;
 mod mail_links;
 mod moves;
+mod node_name;
 mod nodes;
 mod passkeys;
 mod peers;
