@@ -136,3 +136,97 @@ pub fn memory_mb(pid: u32) -> Result<(f64, f64)> {
     };
     Ok((kb("VmRSS:") / 1024.0, kb("VmHWM:") / 1024.0))
 }
+
+/// CPU time (user + system) of each of `pid`'s threads alive now, in seconds, summed by
+/// thread name without its trailing number (`ingest-3` and `ingest-12` are `ingest`): a
+/// difference over a window says which of the daemon's threads spent it (less the threads
+/// that ended within it, which the process's own total still counts).
+pub fn thread_cpu(pid: u32) -> Result<std::collections::BTreeMap<String, f64>> {
+    // SAFETY: sysconf only reads a constant of the system.
+    let tick = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    let mut by_name = std::collections::BTreeMap::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))? {
+        let Ok(stat) = std::fs::read_to_string(task?.path().join("stat")) else {
+            continue; // Ended meanwhile.
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].trim_end_matches(|c: char| c.is_ascii_digit());
+        let name = name.trim_end_matches(['-', '_', ' ', '#']).to_string();
+        let fields: Vec<&str> = stat[close + 2..].split_whitespace().collect();
+        let (Some(utime), Some(stime)) = (fields.get(11), fields.get(12)) else {
+            continue;
+        };
+        let ticks = utime.parse::<f64>().unwrap_or(0.0) + stime.parse::<f64>().unwrap_or(0.0);
+        *by_name.entry(name).or_insert(0.0) += ticks / tick;
+    }
+    Ok(by_name)
+}
+
+/// `perf stat` attached to `pid` (all its threads) until `stop` is called
+/// (BATON_BENCH_PERF=1 over each burst): task clock, context switches, migrations, page
+/// faults, and instructions in user space and in the kernel where the machine counts them
+/// (a VM without a PMU does not: those are left out). Counting costs the daemon little,
+/// unlike strace.
+pub struct PerfStat(std::process::Child);
+
+impl PerfStat {
+    pub fn start(pid: u32) -> Option<PerfStat> {
+        let events =
+            "task-clock,context-switches,cpu-migrations,page-faults,instructions:u,instructions:k";
+        let child = Command::new("perf")
+            .args(["stat", "-x", ",", "-e", events, "-p", &pid.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        std::thread::sleep(Duration::from_millis(200));
+        Some(PerfStat(child))
+    }
+
+    /// Each event counted (name, value; task-clock in ms), in perf's order.
+    pub fn stop(self) -> Vec<(String, f64)> {
+        // SAFETY: kill(2) signals our own child, not yet reaped.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGINT) };
+        let Ok(out) = self.0.wait_with_output() else {
+            return Vec::new();
+        };
+        // CSV rows: value, unit, event, run time, share, ...; "<not supported>" for an event
+        // the machine does not count.
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter_map(|line| {
+                let cols: Vec<&str> = line.split(',').collect();
+                let value = cols.first()?.parse::<f64>().ok()?;
+                Some((cols.get(2)?.to_string(), value))
+            })
+            .collect()
+    }
+}
+
+/// `perf record` of `pid`'s stacks (cpu-clock, 999 Hz) into `out` until `stop` is called
+/// (BATON_BENCH_PERF_RECORD=<folder>: one file a burst, for `perf report -i`).
+pub struct PerfRecord(std::process::Child);
+
+impl PerfRecord {
+    pub fn start(pid: u32, out: &std::path::Path) -> Option<PerfRecord> {
+        let child = Command::new("perf")
+            .args(["record", "-q", "-e", "cpu-clock", "-F", "999", "-g"])
+            .args(["-p", &pid.to_string(), "-o"])
+            .arg(out)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        std::thread::sleep(Duration::from_millis(300));
+        Some(PerfRecord(child))
+    }
+
+    pub fn stop(self) {
+        // SAFETY: kill(2) signals our own child, not yet reaped.
+        unsafe { libc::kill(self.0.id() as libc::pid_t, libc::SIGINT) };
+        let mut child = self.0;
+        let _ = child.wait();
+    }
+}

@@ -31,7 +31,10 @@
 //! (1000,3000 a second; empty for none), BATON_BENCH_SUSTAIN_SECONDS (5),
 //! BATON_BENCH_ONLY=throughput (stop after the bursts and the rates: a fresh tree each run),
 //! BATON_BENCH_STRACE=1 (`strace -c -f` over each burst: its system calls a handoff; tracing
-//! slows the daemon, so such a run's times and CPU are not the figures).
+//! slows the daemon, so such a run's times and CPU are not the figures), BATON_BENCH_PERF=1
+//! (`perf stat` over each burst: task clock, context switches, page faults, and instructions
+//! where the machine counts them), BATON_BENCH_PERF_RECORD=<folder> (`perf record -g` of
+//! each burst into `<folder>/burst-NN.data`). Each burst also prints its CPU by thread name.
 
 // Shared with the ingest and pages benches, which use all of them.
 mod idle;

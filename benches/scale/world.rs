@@ -150,6 +150,16 @@ impl Daemon {
         let trace = trace
             .then(|| crate::idle::Trace::start(self.pid()))
             .flatten();
+        let perf = std::env::var("BATON_BENCH_PERF").is_ok_and(|v| v == "1");
+        let perf = perf
+            .then(|| crate::idle::PerfStat::start(self.pid()))
+            .flatten();
+        let record = std::env::var("BATON_BENCH_PERF_RECORD").ok();
+        let record = record.and_then(|dir| {
+            let out = Path::new(&dir).join(format!("burst-{round:02}.data"));
+            crate::idle::PerfRecord::start(self.pid(), &out)
+        });
+        let threads_before = crate::idle::thread_cpu(self.pid())?;
         let switches_before = crate::idle::context_switches(self.pid())?;
         let docs: Vec<(PathBuf, Vec<u8>)> = (0..n)
             .map(|i| {
@@ -179,6 +189,19 @@ impl Daemon {
                 let cpu = crate::idle::cpu_seconds(self.pid())? - cpu_before;
                 let switches = crate::idle::context_switches(self.pid())? - switches_before;
                 let calls = trace.map(crate::idle::Trace::stop);
+                let perf = perf.map(crate::idle::PerfStat::stop);
+                if let Some(record) = record {
+                    record.stop();
+                }
+                let mut threads: Vec<(String, f64)> = crate::idle::thread_cpu(self.pid())?
+                    .into_iter()
+                    .map(|(name, secs)| {
+                        let before = threads_before.get(&name).copied().unwrap_or(0.0);
+                        (name, secs - before)
+                    })
+                    .filter(|(_, secs)| *secs > 0.0)
+                    .collect();
+                threads.sort_by(|a, b| b.1.total_cmp(&a.1));
                 let after = self.syncs()?;
                 let syncs = after
                     .iter()
@@ -190,6 +213,8 @@ impl Daemon {
                     cpu,
                     switches,
                     calls,
+                    perf,
+                    threads,
                     syncs,
                     load: load_average(),
                 });
@@ -247,9 +272,21 @@ impl Daemon {
                                 .collect();
                             let body =
                                 json!({ "items": items, "outcome": "approved", "comment": "bench" });
-                            ureq::post(&format!("{url}/api/v1/decisions"))
-                                .set("Authorization", &format!("Bearer {token}"))
-                                .send_json(body)?;
+                            let post = || {
+                                ureq::post(&format!("{url}/api/v1/decisions"))
+                                    .set("Authorization", &format!("Bearer {token}"))
+                            };
+                            match post().send_json(body) {
+                                // A daemon older than the revision binding (85be5eb) takes
+                                // keys alone, so that an A/B against one can decide.
+                                Err(ureq::Error::Status(422, _)) => {
+                                    let body = json!({ "keys": batch, "outcome": "approved", "comment": "bench" });
+                                    post().send_json(body)?;
+                                }
+                                answer => {
+                                    answer?;
+                                }
+                            }
                         }
                         Ok(())
                     })
@@ -312,6 +349,10 @@ pub struct Burst {
     pub switches: u64,
     /// System calls by name (BATON_BENCH_STRACE=1), most first.
     pub calls: Option<Vec<(String, u64)>>,
+    /// `perf stat`'s counts (BATON_BENCH_PERF=1): event, value.
+    pub perf: Option<Vec<(String, f64)>>,
+    /// CPU seconds in it by thread name (the daemon's threads alive at its end), most first.
+    pub threads: Vec<(String, f64)>,
     pub syncs: Vec<(&'static str, f64, f64)>,
     pub load: String,
 }
@@ -347,8 +388,27 @@ impl Burst {
             }
             None => String::new(),
         };
+        let perf = match &self.perf {
+            Some(events) => {
+                let each: Vec<String> = events
+                    .iter()
+                    .map(|(event, value)| match event.as_str() {
+                        "task-clock" => format!("task-clock {:.3} ms", value / n.max(1) as f64),
+                        _ => format!("{event} {:.1}", value / n.max(1) as f64),
+                    })
+                    .collect();
+                format!("\n      perf stat, a handoff: {}", each.join(", "))
+            }
+            None => String::new(),
+        };
+        let threads: Vec<String> = self
+            .threads
+            .iter()
+            .take(6)
+            .map(|(name, secs)| format!("{name} {:.3}", 1000.0 * secs / n.max(1) as f64))
+            .collect();
         format!(
-            "daemon CPU {:.1} s ({:.2} cores, {:.2} ms a handoff), {:.1} context switches a handoff, {:.2} syncs a handoff ({}), {:.2} ms a sync, {waited:.1} s in syncs (summed over threads); load {}{calls}",
+            "daemon CPU {:.1} s ({:.2} cores, {:.2} ms a handoff), {:.1} context switches a handoff, {:.2} syncs a handoff ({}), {:.2} ms a sync, {waited:.1} s in syncs (summed over threads); load {}{calls}\n      CPU by thread, ms a handoff: {}{perf}",
             self.cpu,
             self.cpu / secs,
             1000.0 * self.cpu / n.max(1) as f64,
@@ -356,7 +416,8 @@ impl Burst {
             total / n as f64,
             kinds.join(", "),
             1000.0 * waited / total.max(1.0),
-            self.load
+            self.load,
+            threads.join(", ")
         )
     }
 }
