@@ -3,15 +3,21 @@
 //! receives. `baton policy replay` evaluates a candidate configuration's policies against what
 //! people decided.
 //!
-//! The facts are of two kinds, and their names say which:
+//! The facts are of three kinds:
 //!
 //! * proven, what the daemon established itself: `sender` (the agent whose token uploaded
-//!   this exact content through the API, see `proof`; `""` when none did, as for any file
-//!   written on the share), `route`, `workspace`, `artifacts` (each `path`, and `size` and
-//!   `sha256` as the daemon read them at receipt) and `checkpoints` (how many valid ones the
-//!   task had);
+//!   this exact revision through the API, its handoff and its artifacts' bytes, see `proof`;
+//!   `""` when none did, as for any file written on the share), `route`, `workspace`, and of
+//!   `artifacts` each `path`, and `size` and `sha256` as the daemon read them at receipt (true
+//!   of the bytes, not of who wrote them: only `sender` says that);
+//! * read from the share, which any writer of the workspace folder can set: `checkpoints` (how
+//!   many valid checkpoint files the task had; anyone can write more);
 //! * claimed, what the agent wrote in handoff.json: `claimed.trigger`, `confidence`, `labels`,
 //!   `classification`, `from_agent`, `to_agent`, `title`.
+//!
+//! So only `sender` ties a revision to an agent, and a policy that can hold without it
+//! (`binds_sender`) approves whatever any writer of the share writes under any name: refused
+//! at load unless its route opts in (`auto_approve_unproven`).
 //!
 //! `handoff.*`, the older name of the claims, is still read (so are `handoff.workspace`,
 //! `handoff.artifacts` and `handoff.checkpoints`), except `handoff.from_agent`: a policy that
@@ -23,9 +29,12 @@
 //! hold, an unknown function: each is refused at load with its column. At run time an error or
 //! a result that is not true or false decides nothing (`holds` says why).
 
+mod binds;
 mod bounds;
 mod check;
 pub mod proof;
+
+pub use binds::binds_sender;
 
 use crate::contract::Handoff;
 use bounds::within_bounds;
@@ -36,10 +45,12 @@ use sha2::{Digest, Sha256};
 
 /// The facts, as `baton policy replay` states them above its tables.
 pub const LEGEND: &str = "policy facts: proven by the daemon: sender (the agent whose token \
-uploaded this revision through the API; \"\" for a file written on the share, whatever it \
-claims), route, workspace, artifacts (path; size and sha256 as received), checkpoints; \
-claimed by the agent in handoff.json: claimed.trigger, claimed.confidence, claimed.labels, \
-claimed.classification, claimed.from_agent, claimed.to_agent, claimed.title";
+uploaded this revision, its handoff and its artifacts' bytes, through the API; \"\" for a file \
+written on the share, whatever it claims), route, workspace, artifacts (path; size and sha256 of \
+the bytes as received, whoever wrote them); read from the share, which any writer of the \
+workspace folder sets: checkpoints; claimed by the agent in handoff.json: claimed.trigger, \
+claimed.confidence, claimed.labels, claimed.classification, claimed.from_agent, \
+claimed.to_agent, claimed.title";
 
 /// What an expression sees: each field is a variable.
 #[derive(Debug, Clone, Serialize)]
@@ -51,7 +62,8 @@ pub struct Facts {
     pub workspace: String,
     /// The artifacts as the daemon read them at receipt.
     pub artifacts: Vec<ArtifactFact>,
-    /// Valid checkpoints of its task in the workspace at receipt.
+    /// Valid checkpoint files of its task in the workspace at receipt: read from the share,
+    /// so any writer of the workspace folder can raise it.
     pub checkpoints: i64,
     /// What handoff.json says.
     pub claimed: Claimed,

@@ -89,6 +89,12 @@ pub struct Route {
     /// replaces on this route).
     #[serde(default)]
     pub auto_approve_if: Option<String>,
+    /// Let `auto_approve_if` decide although it may hold for a revision no agent is proven to
+    /// have sent (`sender == ""`): it then approves what any writer of the workspace folder
+    /// writes under any name. Default false: such a policy is refused at load
+    /// (`crate::policy::binds_sender`); with it, a warning at each load.
+    #[serde(default)]
+    pub auto_approve_unproven: bool,
     /// `enforce` (default): the policy decides. `shadow`: it decides nothing, and what it would
     /// have decided is recorded beside each person's decision (`decision.shadow`).
     #[serde(default)]
@@ -407,12 +413,11 @@ pub fn admits_signing(
     signer || may_decide(route, name, roles)
 }
 
-/// The sender of a handoff in workspace `ws` as far as baton can tell: `from_agent` is a name
-/// the agent types, so it counts only when it names a configured `[[agents]]` entry that
-/// serves `ws` (an identity with a token there). A `from_agent` that merely matches a
-/// reviewer's name proves nothing (the handoff page flags it instead). Compared without case
-/// or surrounding spaces, so "Alice " names agent "alice".
-pub fn proven_sender<'a>(handoff: &Handoff, agents: &'a [Agent], ws: &str) -> Option<&'a str> {
+/// The configured agent a handoff's `from_agent` names, if it serves workspace `ws`. A claim,
+/// not proof: any writer of the share can type any name (who sent a revision is
+/// `crate::policy::proof`'s to say, via `app::review::sender`). Compared without case or
+/// surrounding spaces, so "Alice " names agent "alice".
+pub fn claimed_agent<'a>(handoff: &Handoff, agents: &'a [Agent], ws: &str) -> Option<&'a str> {
     sending_agent(handoff, agents, ws).map(|a| a.name.as_str())
 }
 
@@ -424,9 +429,9 @@ fn sending_agent<'a>(handoff: &Handoff, agents: &'a [Agent], ws: &str) -> Option
     })
 }
 
-/// Whether `name` sent this handoff: the proven sending agent (see `proven_sender`) or the
-/// person it acts for (its `user`), so approving it, claiming it or being mailed about it
-/// would be one's own work coming back.
+/// Whether the agent `from_agent` claims (see `claimed_agent`) is `name` or acts for them: a
+/// claim, which adds a suspect and never clears one. What may be `name`'s own work is
+/// `own_work`'s to say, over the proven sender.
 pub fn is_sender(handoff: &Handoff, agents: &[Agent], ws: &str, name: &str) -> bool {
     sending_agent(handoff, agents, ws).is_some_and(|a| agent_is(a, name))
 }
@@ -460,10 +465,7 @@ pub fn own_work<'a>(
         return Some(OwnWork::Claimed(a.name.as_str()));
     }
     match proven {
-        Some(sender) => agents
-            .iter()
-            .find(|a| a.name.trim().eq_ignore_ascii_case(sender.trim()) && agent_is(a, name))
-            .map(|a| OwnWork::Sent(a.name.as_str())),
+        Some(sender) => sent_by(agents, sender, name).map(OwnWork::Sent),
         None => agents
             .iter()
             .find(|a| a.workspaces.iter().any(|g| glob_match(g, ws)) && agent_is(a, name))
@@ -471,10 +473,19 @@ pub fn own_work<'a>(
     }
 }
 
-/// Which of `agents` is the proven sender (see `proven_sender`), by its place in the list.
+/// Which of `agents` the handoff's `from_agent` claims (see `claimed_agent`), by its place in
+/// the list.
 pub fn sender_index(handoff: &Handoff, agents: &[Agent], ws: &str) -> Option<usize> {
     let sender = sending_agent(handoff, agents, ws)?;
     agents.iter().position(|a| std::ptr::eq(a, sender))
+}
+
+/// The agent `proven` (the proven sender of a revision) if it is `name` or acts for them.
+pub fn sent_by<'a>(agents: &'a [Agent], proven: &str, name: &str) -> Option<&'a str> {
+    agents
+        .iter()
+        .find(|a| a.name.trim().eq_ignore_ascii_case(proven.trim()) && agent_is(a, name))
+        .map(|a| a.name.as_str())
 }
 
 /// Whether `name` is `agent` or the person it acts for (its `user`).
@@ -483,17 +494,36 @@ pub fn agent_is(agent: &Agent, name: &str) -> bool {
     same(&agent.name) || agent.user.as_deref().is_some_and(same)
 }
 
-/// The reviewer a handoff's `from_agent` names when that is not a proven sender: a claim to
-/// be someone who decides, shown as such on the handoff page and in the API detail.
+/// The reviewer a handoff's `from_agent` names when that is not a configured agent of the
+/// workspace (see `claimed_agent`).
 pub fn claims_reviewer<'a>(
     handoff: &Handoff,
     users: &'a [User],
     agents: &[Agent],
     ws: &str,
 ) -> Option<&'a str> {
-    if proven_sender(handoff, agents, ws).is_some() {
+    if claimed_agent(handoff, agents, ws).is_some() {
         return None;
     }
+    reviewer_named(handoff, users)
+}
+
+/// The reviewer a handoff's `from_agent` names although no agent is proven to have sent it
+/// (`proven`, see `app::review::sender`): a claim to be someone who decides, shown as such in
+/// the API detail and on the handoff page. None when a sender is proven (an upload's
+/// `from_agent` must name the token's agent, so it names no reviewer).
+pub fn reviewer_claimed<'a>(
+    handoff: &Handoff,
+    users: &'a [User],
+    proven: Option<&str>,
+) -> Option<&'a str> {
+    match proven {
+        Some(_) => None,
+        None => reviewer_named(handoff, users),
+    }
+}
+
+fn reviewer_named<'a>(handoff: &Handoff, users: &'a [User]) -> Option<&'a str> {
     let claimed = handoff.from_agent.trim();
     users
         .iter()
@@ -538,6 +568,38 @@ pub fn policy_may_decide(routes: &[Route], route: &Route, handoff: &Handoff, ws:
     route.min_approvals.unwrap_or(1) <= 1
         && handoff.sign_off.is_empty()
         && matches(route, handoff, ws)
+}
+
+/// Why `route`'s `auto_approve_if` may not decide as written, if so: it can hold for a
+/// revision no agent is proven to have sent (see `crate::policy::binds_sender`), and the route
+/// has not opted in (`auto_approve_unproven`). A shadow policy decides nothing and passes.
+pub fn unproven_policy_problem(route: &Route) -> Option<String> {
+    let expr = route.auto_approve_if.as_deref()?;
+    if route.policy_mode == PolicyMode::Shadow
+        || route.auto_approve_unproven
+        || crate::policy::binds_sender(expr)
+    {
+        return None;
+    }
+    Some(format!(
+        "\"{expr}\" can hold for a revision no agent is proven to have sent (sender == \"\"), \
+         so route \"{name}\" would approve whatever any writer of the workspace folder writes \
+         under any from_agent. Make it require the sender (e.g. \"sender == 'release-bot' && \
+         ...\" or \"sender != '' && ...\"; see docs/compliance.md), or set \
+         auto_approve_unproven = true on route \"{name}\" to let it approve unproven work \
+         (warned at each start), or policy_mode = \"shadow\"",
+        name = route.name
+    ))
+}
+
+/// Whether `route`'s `auto_approve_if` decides although it may approve unproven work (the
+/// route opted in with `auto_approve_unproven`): what the load warns about.
+pub fn approves_unproven(route: &Route) -> bool {
+    route.policy_mode == PolicyMode::Enforce
+        && route
+            .auto_approve_if
+            .as_deref()
+            .is_some_and(|e| !crate::policy::binds_sender(e))
 }
 
 /// Whether a route's policy decides, or only says what it would have decided.

@@ -431,7 +431,8 @@ fn policy_replay_leaves_canaries_out_unless_asked() {
     // which rita rejected, would be approved.
     let live = std::fs::read_to_string(env.config_path()).unwrap();
     let candidate = env.root().join("candidate.toml");
-    let rule = "auto_approve_if = \"claimed.trigger == 'completion'\"\n";
+    let rule =
+        "auto_approve_if = \"claimed.trigger == 'completion'\"\nauto_approve_unproven = true\n";
     std::fs::write(&candidate, format!("{live}{rule}")).unwrap();
     let path = candidate.to_str().unwrap();
 

@@ -10,8 +10,6 @@ fn reviewers() -> String {
         user("alice", "\"reviewer\""),
         user("bob", "\"reviewer\""),
         agent("builder", "*"),
-        // alice runs agent alice-bot: a handoff from "Alice-Bot" is provably hers.
-        crate::util::agent_for("alice-bot", "alice", "*"),
     ]
     .concat()
 }
@@ -151,6 +149,8 @@ fn only_a_reviewer_of_the_route_who_did_not_send_it_may_claim() {
     let route = "[[routes]]\nname = \"ops\"\nreviewers = [\"alice\", \"bob\"]\n";
     let config = [
         reviewers(),
+        // alice runs agent alice-bot: a handoff from "Alice-Bot" may well be hers.
+        crate::util::agent_for("alice-bot", "alice", "*"),
         user("carol", "\"reviewer\""),
         route.to_string(),
     ]
@@ -170,7 +170,7 @@ fn only_a_reviewer_of_the_route_who_did_not_send_it_may_claim() {
     assert_eq!(status, 403, "her own handoff (any case): {body}");
     assert_eq!(
         body["error"],
-        "alice sent this handoff (from_agent) and cannot review it; another reviewer must claim it"
+        "alice sent this handoff (from_agent \"Alice-Bot\") and cannot claim it; another reviewer must"
     );
     assert_eq!(
         d.post_as("/api/v1/handoffs/nope/claim", Some("bob-token"), "{}")

@@ -514,7 +514,8 @@ fn a_grant_covers_only_artifacts_their_sender_hashed() {
     let d = env.start();
     artifact(&env, "docs/a.md", 100);
 
-    // Without a sha256 the upload proves handoff.json only, not the bytes beside it.
+    // Bytes written on the share beside an upload, without a sha256 declared: nobody's, so
+    // the revision has no proven sender for a grant to cover.
     upload(
         &d,
         "bot-token",
@@ -523,13 +524,28 @@ fn a_grant_covers_only_artifacts_their_sender_hashed() {
     let (status, body, id) = approve_granting(&d, "s-1", "rita-token", json!({}));
     assert_eq!(status, 422, "{body}");
     let error = body["error"].as_str().unwrap_or_default();
-    assert!(error.contains("\"docs/a.md\" has no sha256"), "{error}");
+    assert!(error.contains("its sender is not proven"), "{error}");
     assert!(id.is_empty());
     assert_eq!(
         state(&d, "s-1"),
         "pending",
         "a refused grant approves nothing"
     );
+    // Uploaded by bot itself but not declared: proven bot's, and still no grant, which holds
+    // later handoffs to the bytes their sender declares.
+    let put = ureq::put(&format!("{}/api/v1/workspaces/alpha/inbox/a.md", d.url))
+        .set("Authorization", "Bearer bot-token")
+        .send_bytes(b"bot's own notes\n");
+    assert!(put.is_ok(), "{put:?}");
+    upload(
+        &d,
+        "bot-token",
+        &unhashed(doc("s-1b", "bot", &["docs"], &["inbox/a.md"])),
+    );
+    let (status, body, _) = approve_granting(&d, "s-1b", "rita-token", json!({}));
+    assert_eq!(status, 422, "{body}");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("\"inbox/a.md\" has no sha256"), "{error}");
 
     upload(
         &d,

@@ -19,7 +19,7 @@ fn config(mode: &str) -> String {
     [
         user("rita", "\"reviewer\""),
         format!(
-            "[[routes]]\nname = \"docs\"\nauto_approve_if = \"{RULE}\"\npolicy_mode = \"{mode}\"\n"
+            "[[routes]]\nname = \"docs\"\nauto_approve_if = \"{RULE}\"\nauto_approve_unproven = true\npolicy_mode = \"{mode}\"\n"
         ),
     ]
     .concat()
@@ -126,7 +126,7 @@ fn replay_shows_what_a_candidate_policy_would_have_done_with_human_decisions() {
     let candidate = env.root().join("candidate.toml");
     std::fs::write(
         &candidate,
-        format!("{live}\n[[routes]]\nname = \"docs\"\nauto_approve_if = \"{RULE}\"\n"),
+        format!("{live}\n[[routes]]\nname = \"docs\"\nauto_approve_if = \"{RULE}\"\nauto_approve_unproven = true\n"),
     )
     .unwrap();
     let out = baton(&["policy", "replay", candidate.to_str().unwrap()]);
@@ -135,7 +135,7 @@ fn replay_shows_what_a_candidate_policy_would_have_done_with_human_decisions() {
     assert!(text.contains("route docs:"), "{text}");
     assert!(
         text.contains(
-            "disagrees: r-b (alpha): the policy would approve; rita answered rejected (revision 1)"
+            "disagrees: r-b (alpha): the policy would approve; rita answered rejected (revision 1; sender unproven)"
         ),
         "{text}"
     );
@@ -186,7 +186,8 @@ fn refused_at_start(extra: &str, route: &str) -> String {
         assert!(!other.status.success(), "{other:?}");
         let all = [other.stdout.as_slice(), other.stderr.as_slice()].concat();
         assert!(
-            String::from_utf8_lossy(&all).contains("auto_approve_if: column"),
+            String::from_utf8_lossy(&all).contains("(\"docs\").auto_approve_if: ")
+                || String::from_utf8_lossy(&all).contains("(\"release\").auto_approve_if: "),
             "{other:?}"
         );
     }
@@ -309,7 +310,7 @@ fn an_error_at_run_time_decides_nothing_and_is_counted() {
     let mut env = TestEnv::with_config(
         &[
             user("rita", "\"reviewer\""),
-            "[[routes]]\nname = \"docs\"\nauto_approve_if = \"int(handoff.title) > 0\"\n".into(),
+            "[[routes]]\nname = \"docs\"\nauto_approve_if = \"int(handoff.title) > 0\"\nauto_approve_unproven = true\n".into(),
         ]
         .concat(),
     );
@@ -354,7 +355,7 @@ fn replay_covers_a_revision_a_person_sent_back_and_fails_on_a_policy_that_errs()
         let path = env.root().join("candidate.toml");
         std::fs::write(
             &path,
-            format!("{live}\n[[routes]]\nname = \"docs\"\nauto_approve_if = \"{rule}\"\n"),
+            format!("{live}\n[[routes]]\nname = \"docs\"\nauto_approve_if = \"{rule}\"\nauto_approve_unproven = true\n"),
         )
         .unwrap();
         baton(&["policy", "replay", path.to_str().unwrap()])
@@ -366,7 +367,7 @@ fn replay_covers_a_revision_a_person_sent_back_and_fails_on_a_policy_that_errs()
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{out:?}");
     assert!(
-        text.contains("disagrees: back (alpha): the policy would approve; rita answered changes_requested (revision 1)"),
+        text.contains("disagrees: back (alpha): the policy would approve; rita answered changes_requested (revision 1; sender unproven)"),
         "{text}"
     );
     assert!(
@@ -392,4 +393,70 @@ fn replay_covers_a_revision_a_person_sent_back_and_fails_on_a_policy_that_errs()
     assert!(!out.status.success(), "{out:?}");
     assert!(text.contains("error: back (alpha) revision 1:"), "{text}");
     assert!(text.contains("error: back (alpha) revision 2:"), "{text}");
+}
+
+#[test]
+fn a_policy_that_can_hold_without_a_proven_sender_is_refused_unless_its_route_opts_in() {
+    let reviewer = user("rita", "\"reviewer\"");
+    let route = |rule: &str, extra: &str| {
+        format!("[[routes]]\nname = \"docs\"\nauto_approve_if = \"{rule}\"\n{extra}")
+    };
+    for rule in [
+        "claimed.confidence >= 0.97",
+        // A disjunction lets an unproven sender through its other side.
+        "sender == 'bot' || claimed.confidence >= 0.99",
+    ] {
+        let said = refused_at_start(&reviewer, &route(rule, ""));
+        let head = format!(
+            "routes[0] (\"docs\").auto_approve_if: \"{rule}\" can hold for a revision no agent \
+             is proven to have sent"
+        );
+        assert!(said.contains(&head), "{said}");
+        assert!(
+            said.contains("set auto_approve_unproven = true on route \"docs\""),
+            "{said}"
+        );
+    }
+
+    // Opted in: it starts, says so in the log, decides, and replay says so above its tables.
+    let rule = "claimed.confidence >= 0.97";
+    let opted = route(rule, "auto_approve_unproven = true\n");
+    let mut env = TestEnv::with_config(&[reviewer.clone(), opted].concat());
+    let d = env.start();
+    write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &bytes(&confident("p-1", 0.99)),
+    );
+    d.wait_until("approved by the policy", || {
+        d.get("/api/v1/handoffs/p-1").1["decision"]["by"] == "policy:docs"
+    });
+    d.stop();
+    let logs = crate::util::daemon_logs(&env);
+    assert!(
+        logs.contains("auto_approve_unproven") && logs.contains("route=docs"),
+        "{logs}"
+    );
+    let cfg = env.config_path();
+    let out = baton(&["policy", "replay", cfg.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        text.contains("warning: route docs has auto_approve_unproven = true"),
+        "{text}"
+    );
+
+    // A policy that requires the sender, and a shadow one, need no opt-in.
+    for ok in [
+        route("sender != '' && claimed.confidence >= 0.97", ""),
+        route(rule, "policy_mode = \"shadow\"\n"),
+    ] {
+        let env = TestEnv::with_config(&[reviewer.clone(), ok].concat());
+        let cfg = env.config_path();
+        let out = baton(&["doctor", "--config", cfg.to_str().unwrap()]);
+        let all = [out.stdout.as_slice(), out.stderr.as_slice()].concat();
+        assert!(
+            !String::from_utf8_lossy(&all).contains("auto_approve_if"),
+            "{}",
+            String::from_utf8_lossy(&all)
+        );
+    }
 }

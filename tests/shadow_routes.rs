@@ -104,7 +104,7 @@ fn replay_gives_a_policy_the_checkpoints_each_task_had_when_its_handoff_arrived(
     let rule = "handoff.checkpoints >= 2";
     std::fs::write(
         &candidate,
-        format!("{live}\n[[routes]]\nname = \"steps\"\nauto_approve_if = \"{rule}\"\n"),
+        format!("{live}\n[[routes]]\nname = \"steps\"\nauto_approve_if = \"{rule}\"\nauto_approve_unproven = true\n"),
     )
     .unwrap();
     let out = baton(&["policy", "replay", candidate.to_str().unwrap()]);

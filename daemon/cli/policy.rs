@@ -31,10 +31,26 @@ pub fn replay(
     });
     let replayed = baton::app::replay::replay(&config, &since, canaries)?;
     let granted = baton::app::grant_replay::replay_grants(&config, grants, &since)?;
+    // A policy its route lets approve unproven work: said where the team reads the tables.
+    let unproven: Vec<&str> = config
+        .routes
+        .iter()
+        .filter(|r| baton::routing::approves_unproven(r))
+        .map(|r| r.name.as_str())
+        .collect();
     if json {
-        out!("{}", as_json(&replayed, &granted));
+        let mut all = as_json(&replayed, &granted);
+        all["approves_unproven"] = serde_json::json!(unproven);
+        out!("{all}");
     } else {
         print_policies(file, &replayed);
+        for route in &unproven {
+            out!(
+                "warning: route {route} has auto_approve_unproven = true: its policy can approve a \
+                 revision no agent is proven to have sent (sender \"\"), whatever any writer of \
+                 the workspace folder wrote under any from_agent"
+            );
+        }
         print_grants(&granted);
     }
     let errors: usize = replayed.values().map(|r| r.errors.len()).sum();

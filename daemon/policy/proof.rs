@@ -9,9 +9,10 @@
 //! Each upload is recorded, once the file is written into the workspace, as a line of
 //! `data_dir/policy/uploads.jsonl` (owner-only, out of the agents' reach): the workspace, the
 //! agent, and either the handoff's content digest (canonical JSON, as `meta.digest`) or an
-//! inbox file's path and the sha256 of its bytes. A policy reads the proven sender as
-//! `sender`, at receipt, in shadow mode and in `baton policy replay` alike; the self-approval
-//! guard reads it too. Lost lines (a crash before they reach the disk, a write that failed)
+//! inbox file's path and the sha256 of its bytes. There is one question, `revision_sender`
+//! (asked through `app::review::sender`): a policy's `sender` at receipt, in shadow mode and
+//! in `baton policy replay`, a grant's scope and its replay, the API detail's `sender`, and
+//! who may not approve, claim or be assigned a revision as their own work. Lost lines (a crash before they reach the disk, a write that failed)
 //! only make a sender unproven, never the reverse.
 
 use serde::{Deserialize, Serialize};
@@ -113,17 +114,6 @@ fn append(
         .mode(0o600)
         .open(&file)?;
     f.write_all(&text)
-}
-
-/// The agent that uploaded the handoff content `digest` into `workspace`, if any. This proves
-/// the handoff's words only, not its artifacts' bytes: what approves or may not approve a
-/// revision asks `revision_sender`.
-pub fn sender(data_dir: &Path, workspace: &str, digest: &str) -> Option<String> {
-    with_known(data_dir, |k| {
-        k.handoffs
-            .get(&(workspace.to_string(), digest.to_string()))
-            .map(|(agent, _)| agent.clone())
-    })
 }
 
 /// One artifact file of a revision as receipt read it.
@@ -230,14 +220,13 @@ mod tests {
     #[test]
     fn an_upload_proves_its_sender_only_for_its_content_and_workspace() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(super::sender(dir.path(), "alpha", "d1"), None);
+        let sender =
+            |ws: &str, digest: &str| super::revision_sender(dir.path(), ws, digest, &[], &[]);
+        assert_eq!(sender("alpha", "d1"), None);
         super::record(dir.path(), "alpha", "d1", "release-bot").unwrap();
-        assert_eq!(
-            super::sender(dir.path(), "alpha", "d1").as_deref(),
-            Some("release-bot")
-        );
-        assert_eq!(super::sender(dir.path(), "alpha", "d2"), None);
-        assert_eq!(super::sender(dir.path(), "beta", "d1"), None);
+        assert_eq!(sender("alpha", "d1").as_deref(), Some("release-bot"));
+        assert_eq!(sender("alpha", "d2"), None);
+        assert_eq!(sender("beta", "d1"), None);
     }
 
     #[test]

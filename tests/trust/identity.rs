@@ -1,7 +1,7 @@
 //! Proven senders: `from_agent` is a name the agent types. A handoff claiming to be from
 //! a reviewer does not lock that reviewer out (it is flagged instead); an upload with an agent
-//! token cannot claim another name; a proven sender (a configured agent of the workspace)
-//! still cannot approve its own work.
+//! token cannot claim another name; the person a `from_agent` naming their agent points to
+//! still cannot approve it (a claim adds a suspect, it proves no sender).
 
 use crate::pages::Web;
 use crate::util::{agent, agent_for, bytes, handoff, user, write_atomic, TestEnv};
@@ -91,8 +91,11 @@ fn a_proven_sender_and_the_person_it_acts_for_cannot_approve_its_handoff() {
     write_atomic(&env.ws("beta").join("handoff.json"), &bytes(&own));
     d.wait_until("received", || d.handoffs("pending").len() == 1);
     let (_, detail) = d.get("/api/v1/handoffs/bobs-own");
+    // Written on the share: a configured agent's name is still only a claim (no sender is
+    // proven), and it names no reviewer.
     let flags = (&detail["sender"], &detail["from_agent_claims_reviewer"]);
-    assert_eq!(flags, (&json!("bob-bot"), &json!(null)));
+    assert_eq!(flags, (&json!(null), &json!(null)));
+    assert_eq!(detail["sender_proven"], false, "{detail}");
     let (status, body) = approve(&d, "bobs-own");
     assert_eq!(status, 403, "{body}");
     assert!(body["error"]

@@ -2,8 +2,9 @@
 //! reviewers, as a claim the route makes for them (`handoff.claimed` with `by: "route"`), so
 //! the mail goes to them alone. The assignee is whoever could move the handoff on now (listed
 //! by the route or holding a sign-off role it asks, whose approval the quorum still needs),
-//! never its sender, never someone marked away (`away`), picked in turn (`round_robin`) or by
-//! fewest open claims (`least_loaded`; see `rota`).
+//! never one whose own work it may be (the rule the approval refuses by: see `sender`), never
+//! someone marked away (`away`), picked in turn (`round_robin`) or by fewest open claims
+//! (`least_loaded`; see `rota`).
 //!
 //! The assignment moves on, each move one committed claim change and its event: when the
 //! assignee can no longer move it on (away, or approved already) at once, and after the
@@ -75,9 +76,15 @@ impl Cx<'_> {
     fn eligible(&self, route: &Route, rec: &Record, ws: &str) -> Vec<String> {
         let progress = Progress::of(Some(route), rec);
         let users = &self.config().users;
+        let proven = self.proven_sender(rec, ws);
+        let handoff = rec.handoff();
+        let agents = &self.config().agents;
+        let own = |name: &str| {
+            crate::routing::own_work(&handoff, agents, ws, name, proven.as_deref()).is_some()
+        };
         let ok = |u: &&User| {
             moves_on(route, rec, &progress, u)
-                && !self.is_sender(&rec.handoff(), ws, &u.name)
+                && !own(&u.name)
                 && !self.common.away.is_away(&u.name)
         };
         users.iter().filter(ok).map(|u| u.name.clone()).collect()

@@ -123,11 +123,10 @@ impl Cx<'_> {
                 "{name} is not a reviewer on {on}"
             )));
         }
-        if self.is_sender(&rec.handoff(), ws, name) {
-            // Claiming says "I review this"; nobody reviews their own work.
-            return Err(ClaimError::Forbidden(format!(
-                "{name} sent this handoff (from_agent) and cannot review it; another reviewer must claim it"
-            )));
+        // Claiming says "I review this"; nobody reviews their own work, by the rule the
+        // approval refuses by (the proven sender, not what from_agent claims).
+        if let Some(why) = self.own_work_why(ws, rec, name, "claim") {
+            return Err(ClaimError::Forbidden(why));
         }
         match rec.claimed() {
             Some(c) if c.by == name && c.assigned.is_some() => {

@@ -12,7 +12,6 @@ use crate::app::review::grants::{
     grant_maxima, needs_more_than_one, never_granted, scope::Candidate, Grant, MIN_GRANT_S,
 };
 use crate::config::Config;
-use crate::contract::validate;
 use crate::routing::Route;
 use crate::store::Store;
 use crate::workspace;
@@ -132,8 +131,7 @@ fn line(
     let route = route_name
         .as_ref()
         .and_then(|n| routes.iter().find(|x| &x.name == n));
-    let sender = validate::handoff_digest(r.text.as_bytes())
-        .and_then(|digest| crate::policy::proof::sender(&config.data_dir, ws, &digest));
+    let sender = r.sender(&config.data_dir, ws);
     let arrived = OffsetDateTime::parse(&r.arrived, &Rfc3339).ok();
     let artifacts = match &r.artifacts {
         Some(a) => Some(

@@ -93,15 +93,19 @@ pub struct Detail {
     /// token, acquired_at, expires_at}`).
     #[serde(serialize_with = "crate::locks::serialize_shown")]
     pub locks: Vec<crate::locks::Lock>,
-    /// The configured agent that `from_agent` names and that serves this workspace: the
-    /// sender as far as baton can prove (absent: `from_agent` is only a claim).
+    /// The agent proven to have sent this revision: its handoff.json and each artifact's
+    /// bytes came through the API with that agent's token (`app::review::sender`, the proof
+    /// policies and the approval read). Absent when nothing proves it: `from_agent` is then
+    /// only what any writer of the share typed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sender: Option<String>,
-    /// The reviewer `from_agent` names when it is not a proven sender: a claim to be someone
-    /// who decides, flagged on the page.
+    /// Whether `sender` is proven; false says "unproven" in so many words.
+    pub sender_proven: bool,
+    /// The reviewer `from_agent` names when no sender is proven: a claim to be someone who
+    /// decides, flagged on the page.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub from_agent_claims_reviewer: Option<String>,
-    /// The caller is the proven sender (or the person its agent acts for).
+    /// The caller is the person (or agent) whose agent is proven to have sent it.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub sent_by_you: bool,
     #[serde(flatten)]
@@ -270,10 +274,14 @@ impl App {
         let progress = Progress::of(route, r);
         let agents = &self.config().agents;
         let handoff = r.handoff();
-        let sender = crate::routing::proven_sender(&handoff, agents, &ws_name).map(Into::into);
-        let from_agent_claims_reviewer = self.cx().claims_reviewer(&handoff, &ws_name);
+        let sender = self.cx().proven_sender(r, &ws_name);
+        let from_agent_claims_reviewer =
+            crate::routing::reviewer_claimed(&handoff, &self.config().users, sender.as_deref())
+                .map(str::to_string);
         let sent_by_you = match actor {
-            Actor::Reviewer { name, .. } => self.cx().is_sender(&handoff, &ws_name, name),
+            Actor::Reviewer { name, .. } => sender
+                .as_deref()
+                .is_some_and(|s| crate::routing::sent_by(agents, s, name).is_some()),
             Actor::Agent { .. } => false,
         };
         let (why_not_approve, may_take_over) = match actor {
@@ -302,6 +310,7 @@ impl App {
             checkpoint_errors,
             routing: r.meta.route.clone(),
             locks,
+            sender_proven: sender.is_some(),
             sender,
             from_agent_claims_reviewer,
             sent_by_you,

@@ -101,6 +101,7 @@ fn replay_one(
         .auto_approve_if
         .as_deref()
         .is_some_and(crate::policy::reads_artifacts);
+    let sender = r.sender(&config.data_dir, ws);
     let artifacts = match r.artifacts {
         Some(a) => a,
         None if reads_artifacts => {
@@ -112,8 +113,10 @@ fn replay_one(
         None => Vec::new(),
     };
     let had = checkpoints_before(checkpoints, &r.task_id, &r.arrived);
-    let sender = validate::handoff_digest(r.text.as_bytes())
-        .and_then(|digest| crate::policy::proof::sender(&config.data_dir, ws, &digest));
+    let shown_sender = match &sender {
+        Some(s) => format!("sender {s}"),
+        None => "sender unproven".to_string(),
+    };
     let facts = Facts::of(&r.handoff, ws, &route.name, sender, artifacts, had);
     let Some(v) = crate::app::review::policy::verdict(routes, route, &r.handoff, &facts) else {
         return;
@@ -126,7 +129,8 @@ fn replay_one(
     *entry.counts.entry((would, answer.clone())).or_default() += 1;
     if would && answer != "approved" {
         entry.disagreements.push(format!(
-            "{} ({shown}): the policy would approve; {} answered {answer} (revision {})",
+            "{} ({shown}): the policy would approve; {} answered {answer} (revision {}; \
+             {shown_sender})",
             d.handoff_key, d.by, r.revision
         ));
     }
@@ -149,6 +153,32 @@ pub(in crate::app) struct Revision {
     pub arrived: String,
     /// None: the last revision, not decided (yet).
     pub decision: Option<Decision>,
+}
+
+impl Revision {
+    /// The agent proven to have sent this revision, by the rule the daemon applies at receipt
+    /// (`app::review::sender`): its handoff and its artifacts' bytes as received, which the
+    /// store keeps for the last two revisions only (an older one that names artifacts is
+    /// unproven).
+    pub fn sender(&self, data_dir: &Path, ws: &str) -> Option<String> {
+        let digest = validate::handoff_digest(self.text.as_bytes())?;
+        let received: Option<Vec<crate::policy::proof::Received<'_>>> =
+            self.artifacts.as_ref().map(|a| {
+                a.iter()
+                    .map(|f| crate::policy::proof::Received {
+                        path: &f.path,
+                        sha256: &f.sha256,
+                    })
+                    .collect()
+            });
+        crate::app::review::sender::sender_of(
+            data_dir,
+            ws,
+            &self.handoff,
+            &digest,
+            received.as_deref(),
+        )
+    }
 }
 
 /// Every decided revision of a record: the last one (`decision.json`) and those a later

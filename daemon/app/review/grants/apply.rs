@@ -46,15 +46,24 @@ impl Cx<'_> {
             return;
         }
         let candidate = self.grant_candidate(ws, rec);
+        let agents = &self.config().agents;
         let covers = |g: &Grant| {
             let miss = g
                 .scope
                 .misses(&candidate)
                 .or_else(|| self.past_route_limits(g, max_handoffs, max_s, now))
                 .or_else(|| {
-                    // A granter now named as the sender (config changed) approves their own.
-                    self.is_sender(&handoff, &ws.workspace.name, &g.granted_by)
-                        .then_some("its granter is the handoff's sender")
+                    // A granter whose own work it may be (the rule their approval would be
+                    // refused by, over the proven sender) would approve their own.
+                    let sender = candidate.sender.as_deref();
+                    crate::routing::own_work(
+                        &handoff,
+                        agents,
+                        &ws.workspace.name,
+                        &g.granted_by,
+                        sender,
+                    )
+                    .map(|_| "it may be its granter's own work")
                 });
             if let Some(why) = miss {
                 if g.scope.workspace == ws.workspace.name {

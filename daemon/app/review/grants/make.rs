@@ -150,7 +150,8 @@ impl<'a> Cx<'a> {
         'a: 'r,
     {
         let name = ws.workspace.name.as_str();
-        let sender = crate::policy::proof::sender(&self.config().data_dir, name, &rec.meta.digest);
+        // The whole revision's sender, words and artifact bytes: what the approval trusts.
+        let sender = self.proven_sender(rec, name);
         Candidate {
             workspace: name,
             sender,

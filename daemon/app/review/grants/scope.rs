@@ -67,17 +67,18 @@ impl GrantScope {
     pub fn of(c: &Candidate, paths: Option<&str>) -> Result<GrantScope, String> {
         let Some(sender) = &c.sender else {
             return Err(format!(
-                "its sender is not proven: only a handoff uploaded with an agent's token \
-                 (PUT /api/v1/workspaces/{}/handoff) names who sent it, and a grant covers one \
-                 proven sender; approve it without a grant",
-                c.workspace
+                "its sender is not proven: only a revision uploaded with one agent's token \
+                 (its artifacts, PUT /api/v1/workspaces/{ws}/inbox/PATH, or their sha256 in \
+                 handoff.json; then handoff.json, PUT /api/v1/workspaces/{ws}/handoff) names \
+                 who sent it, and a grant covers one proven sender; approve it without a grant",
+                ws = c.workspace
             ));
         };
         if let Some(unhashed) = unhashed(c) {
             return Err(format!(
-                "its artifact \"{unhashed}\" has no sha256: the upload proves handoff.json \
-                 only, so the bytes of an artifact are the sender's only through the sha256 it \
-                 declares, and a grant approves only artifacts their sender vouched for; have \
+                "its artifact \"{unhashed}\" has no sha256: a grant approves only artifacts \
+                 whose bytes their sender declared in handoff.json (a later handoff's bytes are \
+                 then held to them at receipt), not whatever was uploaded last; have \
                  the agent give every artifact its sha256, or approve it without a grant"
             ));
         }
