@@ -233,7 +233,8 @@ fn an_approved_call_is_allowed_and_the_handoff_shows_the_tool_and_its_arguments(
 #[test]
 fn a_call_a_policy_approved_is_asked_not_allowed() {
     let policy = "[[routes]]\nname = \"pushes\"\n\
-                  auto_approve_if = \"claimed.title.startsWith('Claude Code: Bash: git push')\"\n";
+                  auto_approve_if = \"claimed.title.startsWith('Claude Code: Bash: git push')\"\n\
+                  auto_approve_unproven = true\n";
     let mut env = TestEnv::with_config(&format!("{}{policy}", hook_table(60)));
     let _d = env.start();
     let call = input(&env, "Bash", push());

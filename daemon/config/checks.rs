@@ -103,6 +103,14 @@ pub(super) fn check_routes(
                     at("auto_approve_if")
                 )
             })?;
+            // Refused by default: a policy that can hold without a proven sender approves
+            // whatever any writer of the share claims.
+            if let Some(why) = crate::routing::unproven_policy_problem(r) {
+                return Err(format!("{}: {why}", at("auto_approve_if")));
+            }
+            if crate::routing::approves_unproven(r) {
+                tracing::warn!(route = %r.name, policy = %expr, "auto_approve_unproven: this route's auto_approve_if can approve a revision no agent is proven to have sent (any writer of the workspace folder, under any from_agent)");
+            }
         }
         if let Some(to) = &r.escalate_to {
             if !route_names.contains(to.as_str()) {
