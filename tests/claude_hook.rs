@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 /// The hook table: calls of Bash that push with git need a person; anything else passes.
 fn hook_table(timeout_s: u64) -> String {
     format!(
-        "{}\n[hooks.claude_code]\nworkspace = \"alpha\"\ntimeout_s = {timeout_s}\n\
+        "{AGENTS}{}\n[hooks.claude_code]\nworkspace = \"alpha\"\ntimeout_s = {timeout_s}\n\
+         key_file = \"keys.txt\"\n\
          [[hooks.claude_code.rules]]\ntool = \"Bash\"\nargument = \"/command\"\n\
          regex = '^git\\s+push'\nreason = \"a push leaves this machine\"\n\
          [[hooks.claude_code.rules]]\ntool = \"mcp__github__*\"\n",
@@ -39,9 +40,28 @@ fn push() -> Value {
     json!({"command": "git push origin main", "description": "Push the release branch"})
 }
 
-/// Starts the hook with `input` on its standard input; `hook_out` collects its answer.
+/// The workspaces are the group `users`': Claude Code's user (here nobody) writes them.
+const AGENTS: &str = "agent_group = \"users\"\n";
+
+/// Starts the hook with `input` on its standard input, as Claude Code's own user (nobody, in
+/// the workspaces' group), who cannot read data_dir; `hook_out` collects its answer. The
+/// daemon's public keys are copied beside the configuration (`key_file = "keys.txt"`).
 fn hook_in(config: &Path, input: &Value) -> Child {
-    let mut child = Command::new(BIN)
+    let root = config.parent().unwrap();
+    let bin = hook_user_can_run(root);
+    let keys = Command::new(BIN)
+        .args(["keys", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    if keys.status.success() && !keys.stdout.is_empty() {
+        std::fs::write(root.join("keys.txt"), &keys.stdout).unwrap();
+    }
+    let gid = baton::workspace::file_modes::group_id("users")
+        .unwrap()
+        .to_string();
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=65534", &format!("--regid={gid}"), "--clear-groups"])
+        .arg(bin)
         .args(["hook", "claude-code", "--config", config.to_str().unwrap()])
         .env("BATON_LOG", "warn")
         .stdin(Stdio::piped())
@@ -53,6 +73,20 @@ fn hook_in(config: &Path, input: &Value) -> Child {
     stdin.write_all(input.to_string().as_bytes()).unwrap();
     drop(stdin);
     child
+}
+
+/// A copy of the binary in the test folder, which is opened to other users as a shared
+/// folder is (the build's own folder may be behind a 0700 home).
+fn hook_user_can_run(root: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    for dir in [root.to_path_buf(), root.join("ws")] {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let bin = root.join("baton");
+    if !bin.exists() {
+        std::fs::copy(BIN, &bin).unwrap();
+    }
+    bin
 }
 
 /// The hook's exit code must be 0 (Claude Code runs a call whose hook fails otherwise); its
@@ -356,6 +390,58 @@ fn failures_never_allow_no_daemon_a_bad_configuration_or_a_bad_input() {
     sdk_accepts(&[(call.clone(), out), (call.clone(), out2), (call, out4)]);
 }
 
+/// Claude Code runs its tool calls as the hook's user. One who can read data_dir (the
+/// daemon's user, root) could read the signing key and sign any approval with a `cat`, so such a
+/// hook decides nothing: it answers `on_error` at once, submits nothing, and says what to do.
+#[test]
+fn a_hook_that_can_read_the_daemons_data_dir_decides_nothing() {
+    let mut env = TestEnv::with_config(&hook_table(60));
+    let d = env.start();
+    hook_user_can_run(env.root());
+    let call = input(&env, "Bash", push());
+    // As root (the daemon's user here), even with the key file in place.
+    let keys = crate::util::baton(&["keys", "--config", env.config_path().to_str().unwrap()]);
+    std::fs::write(env.root().join("keys.txt"), &keys.stdout).unwrap();
+    let mut child = Command::new(BIN)
+        .args(["hook", "claude-code", "--config"])
+        .arg(env.config_path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(call.to_string().as_bytes())
+        .unwrap();
+    let out = hook_out(child);
+    let (decision, reason) = decision_of(&out);
+    assert_eq!(decision, "ask", "{reason}");
+    assert!(
+        reason.contains("can read the daemon's data_dir")
+            && reason.contains("a user other than the daemon's"),
+        "{reason}"
+    );
+    assert!(!env.ws("alpha").join("handoff.json").exists());
+    assert!(d.handoffs("pending").is_empty());
+    // Without key_file (nor BATON_KEY), Claude Code's own user is refused as well: no
+    // unchecked decision is ever taken, and data_dir's keys are not a fallback.
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    let keyless = env.root().join("keyless.toml");
+    std::fs::write(&keyless, text.replace("key_file = \"keys.txt\"\n", "")).unwrap();
+    let out2 = hook_out(hook_in(&keyless, &call));
+    let (decision, reason) = decision_of(&out2);
+    assert_eq!(decision, "ask", "{reason}");
+    assert!(
+        reason.contains("no key to check decisions with"),
+        "{reason}"
+    );
+    assert!(d.handoffs("pending").is_empty());
+    sdk_accepts(&[(call.clone(), out), (call, out2)]);
+}
+
 #[test]
 fn a_forged_or_replayed_decision_is_not_taken() {
     let mut env = TestEnv::with_config(&hook_table(4));
@@ -416,7 +502,8 @@ fn documented(lang: &str) -> String {
 #[test]
 fn the_documented_configuration_and_settings_work_as_printed() {
     let toml = documented("toml");
-    let mut env = TestEnv::with_config(&format!("{}\n{toml}", user("rita", "\"reviewer\"")));
+    let mut env =
+        TestEnv::with_config(&format!("{AGENTS}{}\n{toml}", user("rita", "\"reviewer\"")));
     env.init("claude");
     let d = env.start();
     let write = input(

@@ -159,6 +159,7 @@ fn ask_a_person(
     rule: &HookRule,
     input: &HookInput,
 ) -> anyhow::Result<Answer> {
+    refuse_the_daemons_user(config)?;
     let ws = workspace_of(config, hook, &input.cwd)?;
     if let Err(why) = baton::heartbeat::check_patiently(&ws, ADOPTION_WAIT) {
         anyhow::bail!(
@@ -167,7 +168,7 @@ fn ask_a_person(
             ws.root.display()
         );
     }
-    let trusted = trusted_keys(config, hook)?;
+    let trusted = trusted_keys(hook)?;
     let doc = handoff(&ws, hook, rule, input);
     let bytes = serde_json::to_vec_pretty(&doc)?;
     let key = match submit::check(&ws, Some(config), Format::Json, &bytes, &config.limits) {
@@ -242,28 +243,32 @@ fn workspace_of(config: &Config, hook: &ClaudeCode, cwd: &str) -> anyhow::Result
     }
 }
 
-/// The keys a decision must be signed by: `key_file`, else the file `BATON_KEY` names, else
-/// data_dir's. None found is an error: an unchecked decision is never taken.
-fn trusted_keys(config: &Config, hook: &ClaudeCode) -> anyhow::Result<Vec<PublicKey>> {
-    if let Some(keys) = super::receipts::trust_for_waits(hook.key_file.as_deref())? {
-        return Ok(keys);
-    }
-    baton::private::readable(&config.data_dir).map_err(|e| {
-        anyhow::anyhow!(
-            "no key to check decisions with: {e}; set hooks.claude_code.key_file to a file of \
-             `baton keys` lines"
-        )
-    })?;
-    let keys = baton::receipts::published(&config.data_dir)
-        .map_err(|e| anyhow::anyhow!("the daemon's keys in {}: {e}", config.data_dir.display()))?;
-    if keys.is_empty() {
+/// Claude Code runs its tool calls as the user that runs its hooks. A user who can read the
+/// daemon's data_dir (its owner, or root) can read the signing key and the key of mail links,
+/// so a call the rules let through (`cat`, `python3`) could forge any approval: no answer of
+/// such a hook is worth anything, and it says so instead of waiting.
+fn refuse_the_daemons_user(config: &Config) -> anyhow::Result<()> {
+    if std::fs::read_dir(&config.data_dir).is_ok() {
         anyhow::bail!(
-            "no key to check decisions with in {}: start the daemon once, or set \
-             hooks.claude_code.key_file",
+            "this hook runs as a user who can read the daemon's data_dir ({}), so the calls \
+             Claude Code makes as this user could read its keys and forge any approval; run \
+             Claude Code (and this hook) as a user other than the daemon's, with \
+             hooks.claude_code.key_file naming a copy of `baton keys` it can read",
             config.data_dir.display()
         );
     }
-    Ok(keys)
+    Ok(())
+}
+
+/// The keys a decision must be signed by: `key_file`, else the file `BATON_KEY` names. None is
+/// an error: an unchecked decision is never taken.
+fn trusted_keys(hook: &ClaudeCode) -> anyhow::Result<Vec<PublicKey>> {
+    super::receipts::trust_for_waits(hook.key_file.as_deref())?.ok_or_else(|| {
+        anyhow::anyhow!(
+            "no key to check decisions with: set hooks.claude_code.key_file to a file of \
+             `baton keys` lines (or BATON_KEY to one)"
+        )
+    })
 }
 
 /// The handoff a reviewer sees: the tool, its arguments, the rule that stopped it, and a

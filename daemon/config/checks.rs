@@ -14,9 +14,21 @@ const MAX_DIGEST_EVERY_MIN: u32 = 7 * 24 * 60;
 
 pub(super) fn check_users(users: &[User], agents: &[Agent]) -> Result<(), String> {
     let mut names = HashSet::new();
+    // A mail's one-click links act as the person they were made for: two people behind one
+    // address could each act as the other, and one of them meet a two-person quorum alone.
+    let mut emails: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
     for (i, u) in users.iter().enumerate() {
         if !names.insert(u.name.as_str()) {
             return Err(format!("users[{i}].name: \"{}\" is listed twice", u.name));
+        }
+        if let Some(email) = &u.email {
+            if let Some(other) = emails.insert(email.trim().to_lowercase(), u.name.as_str()) {
+                return Err(format!(
+                    "users[{i}].email: \"{email}\" is also {other}'s; a mail's approve and \
+                     reject links act as the one person they were sent to, so give each person \
+                     an address of their own"
+                ));
+            }
         }
         if let Some(h) = &u.password_hash {
             argon2::PasswordHash::new(h).map_err(|e| {

@@ -50,8 +50,8 @@ pub struct ClaudeCode {
     /// whose signature does not check out).
     #[serde(default = "default_on_error")]
     pub on_error: Fallback,
-    /// Trusted public keys, lines of `baton keys`; absent: the file `BATON_KEY` names, else
-    /// data_dir's keys (readable by the daemon's user only).
+    /// Trusted public keys, lines of `baton keys`; absent: the file `BATON_KEY` names (neither:
+    /// the hook decides nothing). Never data_dir's: the hook must not run as the daemon's user.
     #[serde(default)]
     pub key_file: Option<PathBuf>,
     /// The tool calls that need a person; a call no rule matches passes through.

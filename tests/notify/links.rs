@@ -315,6 +315,22 @@ fn bad_tokens_from_one_address_are_throttled_like_sign_in() {
     daemon.stop();
 }
 
+/// A mail's links act as the one person they were made for: two people behind one address
+/// could each act as the other (and one of them meet a two-person quorum alone), so such a
+/// configuration is refused at start, naming both.
+#[test]
+fn two_people_with_one_mail_address_are_refused_at_start() {
+    let shared = config(2525, None).replace("sam@example.com", "Rita@Example.com ");
+    let env = TestEnv::with_config(&shared);
+    let (code, said) = util::refused_start(&env.config_path());
+    assert_ne!(code, Some(0), "{said}");
+    assert!(
+        said.contains("users[1].email") && said.contains("also rita's"),
+        "{said}"
+    );
+    assert!(said.contains("an address of their own"), "{said}");
+}
+
 #[test]
 fn a_route_with_no_link_time_mails_page_links_only() {
     let dir = tempfile::tempdir().unwrap();
