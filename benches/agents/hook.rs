@@ -82,9 +82,13 @@ pub fn bench(bin: &'static str, runs: usize, trips: usize) -> Result<()> {
     }
     println!("\nClaude Code hook round trip: hook in -> handoff received -> decision -> hook out");
     Disk::measure(dir.path())?.print(None);
+    // Claude Code runs as a user other than the daemon's (nobody here, in the workspaces'
+    // group), with a copy of the public keys: a hook that can read data_dir decides nothing.
     let extra = format!(
-        "[[users]]\nname = \"rita\"\nroles = [\"reviewer\"]\ntoken_sha256 = \"{}\"\n\
+        "agent_group = \"users\"\n\
+         [[users]]\nname = \"rita\"\nroles = [\"reviewer\"]\ntoken_sha256 = \"{}\"\n\
          [hooks.claude_code]\nworkspace = \"claude\"\ntimeout_s = 30\non_timeout = \"deny\"\n\
+         key_file = \"keys.txt\"\n\
          [[hooks.claude_code.rules]]\ntool = \"Bash\"\nargument = \"/command\"\n\
          regex = '^git\\s+push'\nreason = \"a push leaves this machine\"\n",
         baton::auth::token_hash(REVIEWER_TOKEN)
@@ -92,9 +96,11 @@ pub fn bench(bin: &'static str, runs: usize, trips: usize) -> Result<()> {
     // Declared after `dir`, so it is stopped before the folder is removed.
     let daemon = Daemon::start_with(bin, dir.path(), None, &extra)?;
     let received = sse::watch_received(&daemon.url, &daemon.token)?;
+    let config = dir.path().join("baton.toml");
+    let hook_bin = open_to_the_hooks_user(bin, dir.path(), &config)?;
     let mut rig = Rig {
-        bin,
-        config: dir.path().join("baton.toml"),
+        bin: hook_bin,
+        config,
         url: daemon.url.clone(),
         received,
         decided: HashSet::new(),
@@ -145,7 +151,8 @@ fn print_parts(trips: &[Trip]) {
 
 /// What each trip needs: the hook to spawn, the daemon to ask, the SSE stamps.
 struct Rig {
-    bin: &'static str,
+    /// The copy of the binary the hook's user runs.
+    bin: PathBuf,
     config: PathBuf,
     url: String,
     received: Receiver<(String, Instant)>,
@@ -169,7 +176,7 @@ impl Rig {
         })
         .to_string();
         let started = Instant::now();
-        let mut hook = spawn_hook(self.bin, &self.config)?;
+        let mut hook = spawn_hook(&self.bin, &self.config)?;
         hook.stdin
             .take()
             .expect("stdin is piped")
@@ -240,8 +247,11 @@ impl Rig {
     }
 }
 
-fn spawn_hook(bin: &str, config: &Path) -> Result<std::process::Child> {
-    Command::new(bin)
+fn spawn_hook(bin: &Path, config: &Path) -> Result<std::process::Child> {
+    let gid = baton::workspace::file_modes::group_id("users").context("no group users")?;
+    Command::new("setpriv")
+        .args(["--reuid=65534", &format!("--regid={gid}"), "--clear-groups"])
+        .arg(bin)
         .args(["hook", "claude-code", "--config"])
         .arg(config)
         .env("BATON_LOG", "warn")
@@ -249,5 +259,26 @@ fn spawn_hook(bin: &str, config: &Path) -> Result<std::process::Child> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .context("spawning baton hook claude-code")
+        .context("spawning baton hook claude-code as nobody (setpriv)")
+}
+
+/// Opens the bench's folder to the hook's user as a shared folder is, copies the binary and
+/// the daemon's public keys (`keys.txt`) into it; the copy's path.
+fn open_to_the_hooks_user(bin: &str, dir: &Path, config: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    for d in [dir.to_path_buf(), dir.join("ws")] {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let copy = dir.join("baton");
+    std::fs::copy(bin, &copy)?;
+    let keys = Command::new(bin)
+        .arg("keys")
+        .arg("--config")
+        .arg(config)
+        .output()?;
+    if !keys.status.success() {
+        bail!("baton keys: {}", String::from_utf8_lossy(&keys.stderr));
+    }
+    std::fs::write(dir.join("keys.txt"), &keys.stdout)?;
+    Ok(copy)
 }
