@@ -1,9 +1,11 @@
-"""Check a baton decision without baton: python3 verify-decision.py WORKSPACE KEYS [OUTCOME...]
+"""Check a baton decision without baton:
+python3 verify-decision.py WORKSPACE KEYS [OUTCOME...] [--approved-by=human,policy,grant,unknown]
 
 KEYS holds lines as `baton keys` prints them (`<key_id> <hex public key>`). Exit 0 only when
 WORKSPACE/decision.json is signed whole by one of them, is about this workspace and the
-handoff.json in place, has an accepted outcome (default: approved), is still valid, and every
-artifact, and every file of approved/ (exactly those), has the bytes decided. Needs
+handoff.json in place, has an accepted outcome (default: approved), is still valid, every
+artifact, and every file of approved/ (exactly those), has the bytes decided, and each file of
+approved/ was approved by a kind of approver accepted (default: human, a person). Needs
 `cryptography` and nothing else; no check is an `assert` (python -O keeps them). docs/receipts.md.
 """
 import base64, datetime, hashlib, json, os, stat, sys
@@ -27,7 +29,22 @@ def sha(path):
     if not stat.S_ISREG(os.lstat(path).st_mode): refuse(path + " is not a regular file")
     with open(path, "rb") as f: return hashlib.sha256(f.read()).hexdigest()
 
-ws, keys_file, outcomes = sys.argv[1], sys.argv[2], sys.argv[3:] or ["approved"]
+def made(by, policy):  # who a decision says approved what it approved: never "human" unsaid
+    if by.startswith("policy:") or by.startswith("grant:"): return by
+    return "human" if policy == "human" else "unknown"
+
+def kind(provenance):  # human, policy, grant, or unknown for anything else
+    head = provenance.split(":")[0]
+    return head if head in ("policy", "grant") else ("human" if provenance == "human" else "unknown")
+
+def approved_path(artifact):  # where promotion copies an artifact: inbox/x -> approved/x
+    rel = "/".join(part for part in artifact.split("/") if part not in ("", "."))
+    return "approved/" + (rel[len("inbox/"):] if rel.startswith("inbox/") else rel)
+
+args = [a for a in sys.argv[1:] if not a.startswith("--approved-by=")]
+kinds = ([a for a in sys.argv[1:] if a.startswith("--approved-by=")] or ["=human"])[-1].split("=", 1)[1].split(",")
+if set(kinds) - {"human", "policy", "grant", "unknown"}: sys.exit("--approved-by: human, policy, grant or unknown")
+ws, keys_file, outcomes = args[0], args[1], args[2:] or ["approved"]
 keys = dict(line.split()[:2] for line in open(keys_file) if line.strip())
 doc = load(os.path.join(ws, "decision.json"))
 env = doc.pop("attestation", None) or refuse("no attestation")
@@ -64,4 +81,9 @@ if doc["outcome"] == "approved" and (os.path.lexists(top) or p["approved"]):
             if os.path.islink(path): refuse(os.path.relpath(path, ws) + " is a link")
             if name in files: on_disk.add(os.path.relpath(path, ws))
     if on_disk != {a["path"] for a in p["approved"]}: refuse("approved/ holds other files than were approved")
+if doc["outcome"] == "approved":  # each file's approver, as signed (older attestations: its own artifacts only)
+    own = {(approved_path(a["path"]), a["sha256"]) for a in p["artifacts"]}
+    for a in p.get("approved") or []:
+        who = a.get("provenance") or (made(doc["by"], doc.get("policy")) if (a["path"], a["sha256"]) in own else "unknown")
+        if kind(who) not in kinds: refuse("%s was approved by %s, not by %s" % (a["path"], who, " or ".join(kinds)))
 print("ok:", doc["handoff_key"], doc["outcome"], "by", doc["by"])

@@ -10,6 +10,9 @@ use base64::Engine;
 use serde_json::{json, Value};
 use std::path::Path;
 
+#[path = "receipts_provenance.rs"]
+mod provenance;
+
 /// The in-toto Statement a decision's attestation carries.
 fn statement_of(decision: &Value) -> Value {
     let payload = decision["attestation"]["payload"]

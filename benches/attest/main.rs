@@ -7,7 +7,7 @@
 //! reported as the per-operation time's min / median / max.
 //! Knobs: BATON_BENCH_OPS (2000 a run), BATON_BENCH_RUNS (5).
 
-use baton::contract::receipt::{ArtifactClaim, Predicate};
+use baton::contract::receipt::{ApprovedClaim, ArtifactClaim, Predicate};
 use baton::contract::Decision;
 use baton::receipts::{self, Keyring};
 use std::time::Instant;
@@ -41,8 +41,17 @@ fn main() -> anyhow::Result<()> {
     let artifacts: Vec<ArtifactClaim> = (0..3)
         .map(|i| claim(format!("inbox/patch-{i}.diff"), i))
         .collect();
-    let approved: Vec<ArtifactClaim> = (0..20)
-        .map(|i| claim(format!("approved/file-{i}.txt"), 100 + i))
+    // Each approved file with the approval that promoted it, as the daemon signs it.
+    let approved: Vec<ApprovedClaim> = (0..20)
+        .map(|i| ApprovedClaim {
+            path: format!("approved/file-{i}.txt"),
+            sha256: format!("{:064x}", 100 + i),
+            provenance: Some("human".into()),
+            handoff_key: Some(format!("earlier-handoff-{i}")),
+            revision: Some(1),
+            by: Some("rita".into()),
+            policy: Some("human".into()),
+        })
         .collect();
     let predicate = Predicate {
         workspace: "alpha".into(),

@@ -269,8 +269,9 @@ pub enum Command {
     },
     /// Check DIR/decision.json: signed whole by a trusted key, unedited, made in this workspace
     /// about the handoff in place, an outcome accepted (approved unless --outcome names
-    /// others), still valid, and every artifact and every file of approved/ with the bytes
-    /// decided. Exit 0 only then; 1 with the reasons otherwise. The trusted keys must be named:
+    /// others), still valid, every artifact and every file of approved/ with the bytes
+    /// decided, and every file of approved/ approved by a person (unless --approved-by names
+    /// others). Exit 0 only then; 1 with the reasons otherwise. The trusted keys must be named:
     /// --key FILE (lines of `baton keys`), --url (a daemon's public keys) or --config FILE.
     Verify {
         /// The workspace folder whose decision.json to check
@@ -281,6 +282,11 @@ pub enum Command {
         /// The outcomes to accept, comma-separated [default: approved]
         #[arg(long, value_name = "OUTCOMES", value_delimiter = ',')]
         outcome: Vec<String>,
+        /// Who may have approved each file of approved/, comma-separated: human, policy (a
+        /// route's auto_approve_if), grant (a reviewer's scoped grant), unknown (promoted
+        /// before baton recorded it) [default: human]
+        #[arg(long, value_name = "KINDS", value_delimiter = ',')]
+        approved_by: Vec<String>,
         #[command(flatten)]
         trust: TrustArgs,
     },
@@ -653,7 +659,8 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             dir,
             at,
             outcome,
+            approved_by,
             trust,
-        } => receipts::verify(&dir, trust.trust(), at.as_deref(), &outcome),
+        } => receipts::verify(&dir, trust.trust(), at.as_deref(), &outcome, &approved_by),
     }
 }

@@ -2,6 +2,7 @@
 //! decision.json is one the daemon signed, still valid, about the bytes on disk now.
 
 use baton::config::Config;
+use baton::contract::receipt::{provenance, provenance_kind, ApprovedClaim, HUMAN, UNKNOWN};
 use baton::receipts::{self, PublicKey};
 use baton::workspace::Workspace;
 use std::path::Path;
@@ -39,13 +40,15 @@ pub struct Trust<'a> {
 
 /// `baton verify DIR`: exit 0 only if DIR/decision.json is signed by a trusted key, is what
 /// was signed, is about this workspace and the handoff in place, has an outcome the caller
-/// accepts (`approved` unless named), is valid at `at` (default now), and every byte it
-/// covers (artifacts, `approved/`) is on disk as approved.
+/// accepts (`approved` unless named), is valid at `at` (default now), every byte it covers
+/// (artifacts, `approved/`) is on disk as approved, and, on an approval, every file of
+/// `approved/` was approved by whom the caller accepts (`approved_by`: a person unless named).
 pub fn verify(
     dir: &Path,
     trust: Trust,
     at: Option<&str>,
     outcomes: &[String],
+    approved_by: &[String],
 ) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(dir)?;
     let now = match at {
@@ -67,6 +70,16 @@ pub fn verify(
             OUTCOMES.join(", ")
         );
     }
+    let approvers: Vec<&str> = match approved_by.is_empty() {
+        true => vec![HUMAN],
+        false => approved_by.iter().map(String::as_str).collect(),
+    };
+    if let Some(bad) = approvers.iter().find(|k| !APPROVERS.contains(k)) {
+        anyhow::bail!(
+            "--approved-by {bad:?}: not a kind of approval (one of {})",
+            APPROVERS.join(", ")
+        );
+    }
     let trusted = trusted_keys(&trust)?;
     let doc = read_decision(&ws)?;
     let checked = match problems(&ws, &doc, &trusted, now) {
@@ -84,12 +97,20 @@ pub fn verify(
     problems.extend(handoff_in_place(&ws, &checked));
     if checked.outcome == "approved" {
         problems.extend(approved_tree(&ws, &checked));
+        problems.extend(not_approved_by(&checked, &approvers));
     }
     if !problems.is_empty() {
         return Ok(refused(&problems));
     }
     let approved = checked.approved.as_ref().map_or(String::new(), |a| {
-        format!(", {} file(s) in approved/", a.len())
+        format!(
+            ", {} file(s) in approved/, each approved by {}",
+            a.len(),
+            match approvers.as_slice() {
+                [HUMAN] => "a person".to_string(),
+                _ => approvers.join(" or "),
+            }
+        )
     });
     out!(
         "ok: {} {} by {} at {} in workspace {}, signed by {} ({}); {} artifact(s){approved} as decided",
@@ -114,6 +135,78 @@ const OUTCOMES: [&str; 7] = [
     "expired",
     "invalid",
 ];
+
+/// The kinds of approval `--approved-by` names (`contract::receipt::provenance_kind`).
+const APPROVERS: [&str; 4] = [HUMAN, "policy", "grant", UNKNOWN];
+
+/// Each file of `approved/` whose approval is not of a kind the caller accepts, named with who
+/// or what approved it. The provenance is the signed one: an attestation's per-file record;
+/// for one written before that was recorded, its own artifacts carry the decision's (signed)
+/// `by` and `policy` and the rest are `unknown`; a v1 receipt signs no `policy`, so its
+/// artifacts are `unknown` unless its `by` names a policy or a grant.
+fn not_approved_by(checked: &receipts::Checked, accepted: &[&str]) -> Vec<String> {
+    let decision = &checked.decision;
+    let own = match checked.form {
+        receipts::Form::Attestation => provenance(&decision.by, decision.policy.as_deref()),
+        receipts::Form::ReceiptV1 => provenance(&checked.by, None),
+    };
+    let ours = |path: &str, sha256: &str| {
+        (checked.artifacts.iter())
+            .any(|a| baton::app::approved_path(&a.path) == path && a.sha256 == sha256)
+    };
+    let files: Vec<ApprovedClaim> = match &checked.approved {
+        Some(files) => files
+            .iter()
+            .map(|f| match &f.provenance {
+                None if ours(&f.path, &f.sha256) => ApprovedClaim {
+                    provenance: Some(own.clone()),
+                    ..f.clone()
+                },
+                _ => f.clone(),
+            })
+            .collect(),
+        None => (checked.artifacts.iter())
+            .map(|a| ApprovedClaim {
+                path: baton::app::approved_path(&a.path),
+                sha256: a.sha256.clone(),
+                provenance: Some(own.clone()),
+                handoff_key: Some(checked.handoff_key.clone()),
+                revision: None,
+                by: Some(checked.by.clone()),
+                policy: None,
+            })
+            .collect(),
+    };
+    let wanted = match accepted {
+        [HUMAN] => "a person".to_string(),
+        _ => accepted.join(" or "),
+    };
+    files
+        .iter()
+        .filter(|f| !accepted.contains(&provenance_kind(f.provenance())))
+        .map(|f| {
+            let from = match (&f.handoff_key, f.revision) {
+                (Some(key), Some(rev)) => format!(" (handoff {key} revision {rev})"),
+                (Some(key), None) => format!(" (handoff {key})"),
+                _ => String::new(),
+            };
+            let who = match f.provenance() {
+                UNKNOWN => format!(
+                    "has no record of who approved it{from}: it was promoted before baton \
+                     recorded that"
+                ),
+                p => format!("was approved by {p}{from}"),
+            };
+            let kind = provenance_kind(f.provenance());
+            format!(
+                "{} {who}, not by {wanted}: have a person approve a handoff that names it, or \
+                 accept it with --approved-by {},{kind}",
+                f.path,
+                accepted.join(",")
+            )
+        })
+        .collect()
+}
 
 fn refused(problems: &[String]) -> ExitCode {
     for line in problems {

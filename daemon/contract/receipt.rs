@@ -48,6 +48,71 @@ pub struct ArtifactClaim {
     pub sha256: String,
 }
 
+/// A file `approved/` holds once an approval is promoted, and the approval that promoted
+/// these bytes, as the daemon's own store recorded it (never read from the workspace).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApprovedClaim {
+    pub path: String,
+    pub sha256: String,
+    /// Who or what approved these bytes: `human` (a person, named by `by`), `policy:<route>`
+    /// (a route's automatic approval), `grant:<id>` (a reviewer's scoped grant) or `unknown`
+    /// (promoted before baton recorded it). Absent only in attestations written before it was
+    /// recorded: read as `unknown` (see `ApprovedClaim::provenance`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<String>,
+    /// The handoff whose approval promoted them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff_key: Option<String>,
+    /// Its revision approved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
+    /// That decision's `by`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// That decision's `policy` as written (`human`, or the `sha256:` of a route policy's text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+}
+
+/// A person approved the bytes.
+pub const HUMAN: &str = "human";
+/// No record of who approved the bytes.
+pub const UNKNOWN: &str = "unknown";
+
+/// The provenance of what a decision (its `by` and `policy`) approved: `policy:<route>` and
+/// `grant:<id>` by their `by`; `human` only where the decision says a person made it
+/// (`policy: "human"`); anything else `unknown`, never `human`.
+pub fn provenance(by: &str, policy: Option<&str>) -> String {
+    if by.starts_with("policy:") || by.starts_with("grant:") {
+        by.to_string()
+    } else if policy == Some(HUMAN) {
+        HUMAN.to_string()
+    } else {
+        UNKNOWN.to_string()
+    }
+}
+
+/// The kind of a provenance, for a verifier's choice of what to accept: `human`, `policy`,
+/// `grant`, or `unknown` (for anything else too).
+pub fn provenance_kind(provenance: &str) -> &'static str {
+    match provenance
+        .split_once(':')
+        .map_or(provenance, |(kind, _)| kind)
+    {
+        HUMAN if provenance == HUMAN => HUMAN,
+        "policy" => "policy",
+        "grant" => "grant",
+        _ => UNKNOWN,
+    }
+}
+
+impl ApprovedClaim {
+    /// Its provenance; `unknown` when none was recorded.
+    pub fn provenance(&self) -> &str {
+        self.provenance.as_deref().unwrap_or(UNKNOWN)
+    }
+}
+
 impl Claims {
     /// The bytes signed.
     pub fn canonical(&self) -> Vec<u8> {
@@ -122,10 +187,11 @@ pub struct Predicate {
     pub handoff_sha256: Option<String>,
     /// The handoff's artifacts as received (path, sha256), sorted by path.
     pub artifacts: Vec<ArtifactClaim>,
-    /// On an approval: every file `approved/` holds once it is promoted, sorted by path;
-    /// `approved/` must hold exactly these. Absent on other outcomes.
+    /// On an approval: every file `approved/` holds once it is promoted, sorted by path, each
+    /// with the approval that promoted its bytes (earlier approvals' files included: a policy's
+    /// or a grant's among them); `approved/` must hold exactly these. Absent on other outcomes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approved: Option<Vec<ArtifactClaim>>,
+    pub approved: Option<Vec<ApprovedClaim>>,
     /// After this time (RFC 3339, UTC) the decision is void: the route's `approval_ttl_s`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub valid_until: Option<String>,

@@ -10,8 +10,9 @@
 //! over a few of their fields; `check` still reads those and says which form it checked.
 
 use crate::contract::receipt::{
-    pae, ArtifactClaim, Claims, Digest as DigestSet, Envelope, EnvelopeSignature, Predicate,
-    Receipt, Statement, Subject, HANDOFF_SUBJECT, PAYLOAD_TYPE, PREDICATE_TYPE, STATEMENT_TYPE,
+    pae, ApprovedClaim, ArtifactClaim, Claims, Digest as DigestSet, Envelope, EnvelopeSignature,
+    Predicate, Receipt, Statement, Subject, HANDOFF_SUBJECT, PAYLOAD_TYPE, PREDICATE_TYPE,
+    STATEMENT_TYPE,
 };
 use crate::contract::Decision;
 use base64::Engine;
@@ -95,8 +96,9 @@ pub struct Checked {
     pub handoff_key: String,
     pub handoff_sha256: Option<String>,
     pub artifacts: Vec<ArtifactClaim>,
-    /// What `approved/` holds after this approval (attestations of approvals only).
-    pub approved: Option<Vec<ArtifactClaim>>,
+    /// What `approved/` holds after this approval, each file with who approved it
+    /// (attestations of approvals only).
+    pub approved: Option<Vec<ApprovedClaim>>,
     pub outcome: String,
     pub by: String,
     pub at: String,
@@ -365,14 +367,18 @@ pub fn statement(decision: &Decision, mut predicate: Predicate) -> Statement {
         map.remove("attestation");
     }
     predicate.decision = doc;
-    let file = |a: &ArtifactClaim| Subject {
-        name: a.path.clone(),
+    let file = |path: &str, sha256: &str| Subject {
+        name: path.to_string(),
         digest: DigestSet {
-            sha256: a.sha256.clone(),
+            sha256: sha256.to_string(),
         },
     };
-    let mut subject: Vec<Subject> = predicate.artifacts.iter().map(file).collect();
-    subject.extend(predicate.approved.iter().flatten().map(file));
+    let mut subject: Vec<Subject> = (predicate.artifacts.iter())
+        .map(|a| file(&a.path, &a.sha256))
+        .collect();
+    subject.extend(
+        (predicate.approved.iter().flatten()).map(|a: &ApprovedClaim| file(&a.path, &a.sha256)),
+    );
     subject.extend(predicate.handoff_sha256.iter().map(|sha| Subject {
         name: HANDOFF_SUBJECT.into(),
         digest: DigestSet {

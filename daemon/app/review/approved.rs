@@ -22,6 +22,7 @@
 use crate::app::review::Cx;
 use crate::app::{Record, Served};
 use crate::clock::now_rfc3339;
+use crate::contract::receipt::provenance;
 use crate::contract::Outcome;
 use crate::events::{Event, EventType};
 use crate::store::memo::{self, Memo};
@@ -33,11 +34,13 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
 
-/// The two fields of a record's committed `meta.json` that rebuilding the manifest needs
+/// The fields of a record's committed `meta.json` that rebuilding the manifest needs
 /// (read here rather than through `records`, which sits above this module).
 #[derive(Deserialize)]
 struct ArchivedMeta {
     key: String,
+    #[serde(default)]
+    revision: Option<u32>,
     #[serde(default)]
     artifacts: Vec<crate::app::model::Stamp>,
 }
@@ -58,6 +61,15 @@ pub struct ApprovedFile {
     pub approved_at: String,
     /// The artifact path it was promoted from.
     pub source: String,
+    /// Who or what approved these bytes (`contract::receipt::provenance`: `human`,
+    /// `policy:<route>`, `grant:<id>`, `unknown`), the revision approved and the decision's
+    /// `policy`. None in manifests written before they were recorded: read as `unknown`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
 }
 
 /// The manifest, and the identities of the files as last checked (an unchanged identity
@@ -181,6 +193,8 @@ impl Cx<'_> {
                 if !kept {
                     continue;
                 }
+                // The decision as the store recorded it: its `policy` says whether a person
+                // made it (one written before `policy` existed is `unknown`).
                 let file = ApprovedFile {
                     sha256: stamp.sha256.clone(),
                     size,
@@ -188,6 +202,9 @@ impl Cx<'_> {
                     by: decision.by.clone(),
                     approved_at: decision.at.clone(),
                     source: stamp.path.clone(),
+                    provenance: Some(provenance(&decision.by, decision.policy.as_deref())),
+                    revision: meta.revision,
+                    policy: decision.policy.clone(),
                 };
                 manifest.insert(crate::app::approved_path(&stamp.path), file);
             }
@@ -206,11 +223,19 @@ impl Cx<'_> {
             .unwrap_or_default()
     }
 
-    /// Promotes the artifacts of a handoff just approved.
+    /// Promotes the artifacts of a handoff just approved, recording who approved them from
+    /// the record's decision (kept just before: the daemon's own, never the workspace's copy).
     pub(in crate::app) fn promote(&self, ws: &Served, rec: &Record, by: &str) {
         let mut guard = self.approved(ws);
         let state = guard.as_mut().expect("loaded by approved()");
         let at = now_rfc3339();
+        let decision = rec.decision.as_ref().map(|k| k.decision());
+        let policy = decision.as_ref().and_then(|d| d.policy.clone());
+        // Without the decision at hand nothing says a person made it.
+        let made = match &decision {
+            Some(d) if d.by == by => provenance(by, policy.as_deref()),
+            _ => provenance(by, None),
+        };
         let (mut files, mut skipped) = (Vec::new(), Vec::new());
         for stamp in &rec.meta.artifacts {
             let target = crate::app::approved_path(&stamp.path);
@@ -225,6 +250,9 @@ impl Cx<'_> {
                         by: by.to_string(),
                         approved_at: at.clone(),
                         source: stamp.path.clone(),
+                        provenance: Some(made.clone()),
+                        revision: Some(rec.meta.revision),
+                        policy: policy.clone(),
                     };
                     state.manifest.insert(target, file);
                 }
@@ -240,7 +268,7 @@ impl Cx<'_> {
         if !state.unsure {
             self.save_manifest(ws, &state.manifest);
         }
-        let data = json!({ "files": files, "skipped": skipped, "by": by });
+        let data = json!({ "files": files, "skipped": skipped, "by": by, "provenance": made });
         let key = Some(rec.meta.key.as_str());
         let event = Event::new(EventType::ApprovedPromoted, &ws.workspace.name, key, data);
         if self.emit(ws, event).is_err() {

@@ -1,12 +1,15 @@
 //! Every decision the daemon writes is signed whole (see `crate::receipts`): decision.json
 //! itself, on which revision, handoff and artifacts, in which workspace, what `approved/` holds
-//! after an approval, and until when an approval holds (the route's `approval_ttl_s`).
+//! after an approval and who approved each of its files, and until when an approval holds (the
+//! route's `approval_ttl_s`).
 
 use crate::app::review::approved::MAX_PROMOTED_BYTES;
 use crate::app::review::Cx;
 use crate::app::state::Record;
 use crate::app::Served;
-use crate::contract::receipt::{ArtifactClaim, Envelope, Predicate};
+use crate::contract::receipt::{
+    provenance, ApprovedClaim, ArtifactClaim, Envelope, Predicate, UNKNOWN,
+};
 use crate::contract::{Decision, Outcome};
 
 impl Cx<'_> {
@@ -35,22 +38,44 @@ impl Cx<'_> {
             .collect();
         artifacts.sort_by(|a, b| a.path.cmp(&b.path));
         // What approved/ holds once this approval is promoted: what it held, and each artifact
-        // promotion copies (it leaves out those too large to copy).
+        // promotion copies (it leaves out those too large to copy); each with the approval
+        // that promoted its bytes, from the store's manifest: an earlier approval's files keep
+        // theirs (a policy's or a grant's too), so this decision vouches for no more than it
+        // made.
         let approved = rec.filter(|_| approval).map(|r| {
-            let mut files: std::collections::BTreeMap<String, String> = self
+            let mut files: std::collections::BTreeMap<String, ApprovedClaim> = self
                 .approved_files(ws)
                 .into_iter()
-                .map(|(path, f)| (path, f.sha256))
+                .map(|(path, f)| {
+                    let claim = ApprovedClaim {
+                        path: path.clone(),
+                        sha256: f.sha256,
+                        provenance: Some(f.provenance.unwrap_or_else(|| UNKNOWN.into())),
+                        handoff_key: Some(f.key),
+                        revision: f.revision,
+                        by: Some(f.by),
+                        policy: f.policy,
+                    };
+                    (path, claim)
+                })
                 .collect();
+            let made = provenance(&d.by, d.policy.as_deref());
             for s in &r.meta.artifacts {
                 if s.identity.size <= MAX_PROMOTED_BYTES as u64 {
-                    files.insert(crate::app::approved_path(&s.path), s.sha256.clone());
+                    let path = crate::app::approved_path(&s.path);
+                    let claim = ApprovedClaim {
+                        path: path.clone(),
+                        sha256: s.sha256.clone(),
+                        provenance: Some(made.clone()),
+                        handoff_key: Some(d.handoff_key.clone()),
+                        revision: Some(r.meta.revision),
+                        by: Some(d.by.clone()),
+                        policy: d.policy.clone(),
+                    };
+                    files.insert(path, claim);
                 }
             }
-            files
-                .into_iter()
-                .map(|(path, sha256)| ArtifactClaim { path, sha256 })
-                .collect()
+            files.into_values().collect()
         });
         let predicate = Predicate {
             workspace: workspace.to_string(),
