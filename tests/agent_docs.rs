@@ -50,6 +50,10 @@ fn the_readme_agent_loop_follows_a_request_for_changes_and_ends_approved() {
         .arg(&ws)
         .env("PATH", path)
         .env("BATON_LOG", "error")
+        // As the README says to: the daemon whose keys `baton wait` checks decision.json with.
+        .env("BATON_URL", &d.url)
+        .env_remove("BATON_KEY")
+        .env_remove("BATON_UNCHECKED")
         .current_dir(env.root())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -247,7 +251,7 @@ fn the_tour_leaves_the_example_workspace_clean_in_git() {
     });
     let (status, body) = d.decide(key, "changes_requested", "use decorrelated jitter");
     assert_eq!(status, 200, "{body}");
-    let wait = crate::util::baton(&["wait", copy.to_str().unwrap()]);
+    let wait = crate::e2e::agent_wait(&d, &[copy.to_str().unwrap()]);
     assert_eq!(wait.status.code(), Some(4), "{wait:?}");
     assert_eq!(
         git(&["status", "--porcelain"]),

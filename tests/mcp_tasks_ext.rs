@@ -50,6 +50,9 @@ fn connect(env: &TestEnv, host: Host, vars: &[(&str, &str)]) -> Session {
     let mut server = Command::new(BIN)
         .args(["mcp", "--config", env.config_path().to_str().unwrap()])
         .env("BATON_LOG", "error")
+        .env_remove("BATON_KEY")
+        .env_remove("BATON_URL")
+        .env_remove("BATON_UNCHECKED")
         .envs(vars.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -171,6 +174,7 @@ fn a_decision_through_the_api_ends_the_extension_task_completed_with_its_signed_
     let result = Value::Object(result.clone());
     assert_eq!(result["isError"], false, "{result}");
     assert_signed_approval(&result, "xt-1", &ws, &keys);
+    assert_eq!(result["structuredContent"]["verified"], true, "{result}");
 
     // A task id the session does not know: -32602 naming it, in the answer to that request
     // (rmcp's client matched it by its id).
@@ -185,7 +189,7 @@ fn a_withdrawn_handoff_ends_the_extension_task_failed_saying_what_to_do() {
     let mut env = TestEnv::new();
     let d = env.start();
     let ws = env.ws("alpha");
-    let host = connect(&env, Host { tasks: true }, &[]);
+    let host = connect(&env, Host { tasks: true }, &[("BATON_URL", d.url.as_str())]);
     let task_id = host.submit_task("xt-2", &ws);
     d.wait_until("xt-2 pending", || d.handoffs("pending").len() == 1);
     write_atomic(&ws.join("handoff.json"), &bytes(&handoff("xt-3")));
@@ -239,6 +243,34 @@ fn tasks_cancel_of_the_extension_withdraws_the_handoff_and_acknowledges() {
     assert_eq!(host.get(&task_id).unwrap().status(), TaskStatus::Cancelled);
     let unknown = mcp_error(host.cancel("no-such-task").unwrap_err());
     assert_eq!(unknown.code, ErrorCode::INVALID_PARAMS, "{unknown:?}");
+    host.close();
+}
+
+/// A task is a wait for the decision: with no key to check one with (no `BATON_KEY`,
+/// `BATON_URL` or `--unchecked`) it could only take a decision.json anyone may have written,
+/// so the call is refused at once, saying what to set, and nothing is written.
+#[test]
+fn a_task_with_no_key_to_check_the_decision_with_is_refused_and_nothing_is_written() {
+    let mut env = TestEnv::new();
+    let _d = env.start();
+    let ws = env.ws("alpha");
+    let host = connect(&env, Host { tasks: true }, &[]);
+    let result = match host.submit("xt-6") {
+        CallToolResponse::Complete(result) => result,
+        other => panic!("the tool's result at once, not {other:?}"),
+    };
+    assert_eq!(result.is_error, Some(true), "{result:?}");
+    let answer = result.structured_content.expect("structured content");
+    let said = answer["error"].as_str().unwrap_or_default();
+    for fix in [
+        "BATON_KEY",
+        "BATON_URL",
+        "BATON_UNCHECKED=1",
+        "nothing was submitted",
+    ] {
+        assert!(said.contains(fix), "{fix} not said: {said}");
+    }
+    assert!(!ws.join("handoff.json").exists(), "nothing written");
     host.close();
 }
 

@@ -272,7 +272,12 @@ fn wait_with_a_key_takes_only_a_signed_answer_about_the_bytes_on_disk() {
             "{err}"
         );
     }
-    assert_eq!(wait(false, false).0, 0, "without a key nothing is checked");
+    let (code, err) = wait(false, false);
+    assert_eq!(
+        code, 1,
+        "without a key nothing can be checked, so nothing is taken: {err}"
+    );
+    assert!(err.contains("no key to check decision.json with"), "{err}");
     std::fs::write(dir.join("decision.json"), &original).unwrap();
     write_atomic(&dir.join("inbox/report.md"), b"swapped after approval\n");
     let (code, err) = wait(true, false);

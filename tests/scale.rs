@@ -98,7 +98,16 @@ fn an_agent_hears_from_the_life_lock_whether_a_daemon_on_another_machine_still_r
         std::fs::write(&beat_path, serde_json::to_vec(&beat).unwrap()).unwrap();
     };
     let unserved = "no running daemon serves";
-    let wait = |ws: &Path| baton(&["wait", ws.to_str().unwrap(), "--timeout", "0"]);
+    // --unchecked: the warning is under test, not the decision (the daemon is killed below).
+    let wait = |ws: &Path| {
+        baton(&[
+            "wait",
+            ws.to_str().unwrap(),
+            "--timeout",
+            "0",
+            "--unchecked",
+        ])
+    };
     elsewhere();
     let out = wait(&ws);
     let said = String::from_utf8_lossy(&out.stderr).into_owned();

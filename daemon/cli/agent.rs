@@ -137,9 +137,22 @@ pub(super) fn digests_of(path: &Path, format: Format) -> anyhow::Result<Vec<Stri
     Ok(digests)
 }
 
-pub fn wait(dir: &Path, timeout: Option<f64>, key: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn wait(
+    dir: &Path,
+    timeout: Option<f64>,
+    key: Option<&Path>,
+    unchecked: bool,
+) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(dir)?;
-    let trusted = super::receipts::trust_for_waits(key)?;
+    let root = super::trust::Root::find(key, unchecked)?;
+    let trusted = root.keys().map_err(anyhow::Error::msg)?;
+    if trusted.is_none() {
+        err!(
+            "baton: warning: decision.json will be taken as written, unchecked (--unchecked): \
+             anyone who can write {} can write it",
+            ws.root.display()
+        );
+    }
     warn_if_unserved(&ws);
     let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
     let mut waited = Waited::start(&ws)?.trusting(trusted);
@@ -178,7 +191,8 @@ pub(super) struct Waited {
     /// None when the file in place has no key yet (unreadable, no id and not valid): the
     /// wait then follows the file in place.
     key: Option<String>,
-    /// Keys an answer must be signed by (`--key`, `BATON_KEY`); None: taken unchecked.
+    /// Keys an answer must be signed by (see `trust::Root`); None: taken unchecked, as
+    /// chosen with `--unchecked`.
     trusted: Option<Vec<baton::receipts::PublicKey>>,
     /// Why the last answer found was not taken (a forged, edited or expired decision, or an
     /// artifact changed since), for the caller to warn about once.

@@ -24,6 +24,7 @@ mod search;
 mod serve;
 mod submit;
 mod tools_io;
+mod trust;
 mod withdraw;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -130,9 +131,15 @@ pub enum Command {
         timeout: Option<f64>,
         /// Take only a decision signed by one of these keys (lines of `baton keys`) whose
         /// approved artifacts are unchanged; a forged or stale one is warned about and not
-        /// taken [default: the file BATON_KEY names, else no check]
+        /// taken [default: the file BATON_KEY names, else the keys of the daemon at
+        /// BATON_URL, else none: exit 1 unless --unchecked]
         #[arg(long, value_name = "FILE")]
         key: Option<PathBuf>,
+        /// With no key to check with (no --key, BATON_KEY or BATON_URL), take decision.json
+        /// as written, unchecked: anyone who can write the workspace can write it (also
+        /// BATON_UNCHECKED=1)
+        #[arg(long, conflicts_with = "key")]
+        unchecked: bool,
     },
     /// Withdraw your own pending handoff KEY through the daemon (BATON_URL, and your agent's
     /// BATON_TOKEN): it is closed with outcome withdrawn; prints the decision.
@@ -229,6 +236,12 @@ pub enum Command {
         /// answered as if they did not exist, as an agent token's scope is. Default: all
         #[arg(long = "workspace", value_name = "GLOB")]
         workspaces: Vec<String>,
+        /// With no key to check decisions with (no BATON_KEY or BATON_URL), take
+        /// decision.json as written, unchecked, and say so (`verified: false`): anyone who can
+        /// write a workspace can write it (also BATON_UNCHECKED=1). Without it and without a
+        /// key, wait_for_decision, get_handoff and submit_handoff's tasks refuse
+        #[arg(long)]
+        unchecked: bool,
     },
     /// Write every decided handoff as one JSON line to standard output (for fine-tuning and
     /// offline evaluation); read from data_dir, so it runs with or without a daemon.
@@ -542,7 +555,12 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Init { dir, config } => admin::init(&dir, config.as_deref()),
         Command::Validate { file, kind } => agent::validate(&file, kind.map(Into::into)),
         Command::Submit { dir, file } => submit::submit(&dir, &file),
-        Command::Wait { dir, timeout, key } => agent::wait(&dir, timeout, key.as_deref()),
+        Command::Wait {
+            dir,
+            timeout,
+            key,
+            unchecked,
+        } => agent::wait(&dir, timeout, key.as_deref(), unchecked),
         Command::Withdraw { key, reason } => withdraw::withdraw(&key, reason.as_deref()),
         Command::Lock {
             dir,
@@ -559,7 +577,11 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         } => locks::unlock(&dir, &path, &owner, token),
         Command::Locks { dir, json } => locks::list(&dir, json),
         Command::Schema { kind } => admin::schema(kind),
-        Command::Mcp { config, workspaces } => mcp::mcp(config.as_deref(), &workspaces),
+        Command::Mcp {
+            config,
+            workspaces,
+            unchecked,
+        } => mcp::mcp(config.as_deref(), &workspaces, unchecked),
         Command::Export {
             since,
             workspace,

@@ -7,6 +7,7 @@ decides through the API) what wait_for_decision returned.
 
 import asyncio
 import json
+import os
 import sys
 
 from mcp import ClientSession, StdioServerParameters
@@ -22,7 +23,9 @@ def dump(result):
 
 
 async def main(baton, config, workspace):
-    params = StdioServerParameters(command=baton, args=["mcp", "--config", config], env={"BATON_LOG": "error"})
+    # BATON_URL: the daemon whose keys the server checks decision.json with.
+    env = {"BATON_LOG": "error", "BATON_URL": os.environ["BATON_URL"]}
+    params = StdioServerParameters(command=baton, args=["mcp", "--config", config], env=env)
     async with stdio_client(params) as streams:
         read, write = streams[0], streams[1]
         async with ClientSession(read, write) as session:

@@ -7,6 +7,7 @@ Usage: superseded.py BATON CONFIG WORKSPACE. Prints one JSON object a line, for 
 
 import asyncio
 import json
+import os
 import sys
 
 from mcp import ClientSession, StdioServerParameters
@@ -23,7 +24,9 @@ def dump(result):
 
 async def main(baton, config, workspace):
     # info: the server logs which handoff a wait is for; the test waits for that line.
-    params = StdioServerParameters(command=baton, args=["mcp", "--config", config], env={"BATON_LOG": "info"})
+    # BATON_URL: the daemon whose keys the server checks decision.json with.
+    env = {"BATON_LOG": "info", "BATON_URL": os.environ["BATON_URL"]}
+    params = StdioServerParameters(command=baton, args=["mcp", "--config", config], env=env)
     async with stdio_client(params) as streams:
         async with ClientSession(streams[0], streams[1]) as session:
             await session.initialize()

@@ -140,6 +140,7 @@ fn submit_handoff_as_an_mcp_task_answers_at_once_and_its_result_is_the_signed_de
         task_id.as_str()
     );
     assert_signed_approval(&result, "mt-1", &ws, &keys);
+    assert_eq!(result["structuredContent"]["verified"], true, "{result}");
     task_ended(&lines, &task_id, "completed");
     assert!(client.wait().unwrap().success());
 }
@@ -186,7 +187,9 @@ fn tasks_cancel_without_a_daemon_url_says_the_handoff_stays_pending() {
     let mut env = TestEnv::new();
     let d = env.start();
     let ws = env.ws("alpha");
-    let (mut client, lines) = task_client(&env, "mt-5", "cancel", None);
+    // Keys to check the decision with, from a file: no BATON_URL to withdraw through.
+    let keys = trusted_keys(&env);
+    let (mut client, lines) = task_client(&env, "mt-5", "cancel", Some(&keys));
     let task_id = task_created(&lines, &ws);
     let cancelled = next(&lines, "cancelled")["task"].clone();
     assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
@@ -210,7 +213,8 @@ fn a_withdrawn_handoff_ends_its_task_failed_saying_what_to_do() {
     let mut env = TestEnv::new();
     let d = env.start();
     let ws = env.ws("alpha");
-    let (mut client, lines) = task_client(&env, "mt-3", "decide", None);
+    let url = [("BATON_URL", d.url.as_str())];
+    let (mut client, lines) = task_client_with(&env, "mt-3", "decide", None, &url);
     let task_id = task_created(&lines, &ws);
     d.wait_until("mt-3 pending", || d.handoffs("pending").len() == 1);
     write_atomic(&ws.join("handoff.json"), &bytes(&handoff("mt-4")));
@@ -246,7 +250,8 @@ fn an_expired_handoff_ends_its_task_failed() {
     env.drive_clock();
     let d = env.start();
     let ws = env.ws("alpha");
-    let (mut client, lines) = task_client(&env, "mt-5", "decide", None);
+    let url = [("BATON_URL", d.url.as_str())];
+    let (mut client, lines) = task_client_with(&env, "mt-5", "decide", None, &url);
     let task_id = task_created(&lines, &ws);
     d.wait_until("mt-5 pending", || d.handoffs("pending").len() == 1);
     env.move_clock(61.0);

@@ -15,6 +15,7 @@ mod view;
 use crate::cli::agent::Waited;
 use crate::cli::submit;
 use crate::cli::tools_io;
+use crate::cli::trust::Root;
 use baton::config::Config;
 use baton::contract::validate::{self, Format};
 use baton::contract::{Checkpoint, Handoff, Limits};
@@ -43,7 +44,9 @@ const MAX_WAIT_S: f64 = 3600.0;
 const DEFAULT_WAIT_S: f64 = 300.0;
 
 /// `only`: globs over workspace names (`--workspace`); empty serves every workspace.
-pub fn mcp(config: Option<&Path>, only: &[String]) -> anyhow::Result<ExitCode> {
+/// `unchecked`: `--unchecked`, decisions taken as written when there is no key to check them
+/// with (see `trust::Root`).
+pub fn mcp(config: Option<&Path>, only: &[String], unchecked: bool) -> anyhow::Result<ExitCode> {
     let config = Config::load(config)?;
     let only = only
         .iter()
@@ -51,10 +54,15 @@ pub fn mcp(config: Option<&Path>, only: &[String]) -> anyhow::Result<ExitCode> {
             glob::Pattern::new(g).map_err(|e| anyhow::anyhow!("--workspace {g:?}: not a glob: {e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let trusted = crate::cli::receipts::trust_for_waits(None)?;
+    let trust = Root::find(None, unchecked)?;
+    if let Err(why) = trust.keys() {
+        // Served all the same: the tools that do not take decisions work, and those that do
+        // answer this.
+        tracing::warn!("decisions cannot be taken: {why}");
+    }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let server = Baton::new(config, only, trusted);
+        let server = Baton::new(config, only, trust);
         // Room for a document at the size limit, escaped inside a JSON-RPC message.
         let max_line = 4 * server.limits.max_bytes + 64 * 1024;
         let tasks = Arc::new(tasks::Tasks::new(server.clone()));
@@ -75,8 +83,9 @@ struct Baton {
     /// An agent's host given one workspace must not read or write the others, nor learn
     /// that they exist.
     only: Arc<Vec<glob::Pattern>>,
-    /// Keys a decision must be signed by to be taken (`BATON_KEY`); None: taken unchecked.
-    trusted: Option<Arc<Vec<baton::receipts::PublicKey>>>,
+    /// What a decision must be signed by to be taken (`BATON_KEY`, `BATON_URL`'s keys), or
+    /// `--unchecked`; with none of them, every tool that takes a decision refuses.
+    trust: Arc<Root>,
     /// The session's MCP tasks, of both wire formats (see `tasks`).
     tasks: tasks::Table,
     tool_router: ToolRouter<Self>,
@@ -143,14 +152,10 @@ struct WorkspaceArgs {
 
 #[tool_router(router = tool_router)]
 impl Baton {
-    fn new(
-        config: Config,
-        only: Vec<glob::Pattern>,
-        trusted: Option<Vec<baton::receipts::PublicKey>>,
-    ) -> Baton {
+    fn new(config: Config, only: Vec<glob::Pattern>, trust: Root) -> Baton {
         Baton {
             only: Arc::new(only),
-            trusted: trusted.map(Arc::new),
+            trust: Arc::new(trust),
             limits: config.limits,
             config: Arc::new(config),
             tasks: tasks::Table::default(),
@@ -241,8 +246,10 @@ impl Baton {
     }
 
     /// Blocks until the handoff in place when the call began is decided (returns its
-    /// decision; `withdrawn` if a newer handoff superseded it meanwhile) or the timeout passes
-    /// (returns `{"state": "pending", "timed_out": true}`: call again to go on waiting).
+    /// decision, signed by the daemon's key: `verified` true, or false when the server runs
+    /// with --unchecked; `withdrawn` if a newer handoff superseded it meanwhile) or the
+    /// timeout passes (returns `{"state": "pending", "timed_out": true}`: call again to go on
+    /// waiting). With no key to check decisions with, an error saying what to set, at once.
     #[tool(name = "wait_for_decision")]
     async fn wait_for_decision(&self, Parameters(args): Parameters<WaitArgs>) -> CallToolResult {
         let ws = match self.workspace(&args.workspace) {
@@ -254,8 +261,12 @@ impl Baton {
             return failed(format!("timeout_s must be between 0 and {MAX_WAIT_S}"));
         }
         let deadline = Instant::now() + Duration::from_secs_f64(timeout);
+        let trusted = match self.trusted().await {
+            Ok(trusted) => trusted,
+            Err(e) => return e,
+        };
+        let verified = trusted.is_some();
         let ws2 = ws.clone();
-        let trusted = self.trusted.as_deref().cloned();
         let mut waited =
             match off_thread(move || Waited::start(&ws2).map(|w| w.trusting(trusted))).await {
                 Ok(waited) => waited,
@@ -270,7 +281,9 @@ impl Baton {
             let step = off_thread(move || waited.answer(&ws2).map(|d| (waited, d))).await;
             match step {
                 Ok((_, Some(d))) => {
-                    return CallToolResult::structured(json!({ "state": "decided", "decision": d }))
+                    return CallToolResult::structured(
+                        json!({ "state": "decided", "decision": d, "verified": verified }),
+                    )
                 }
                 Ok((back, None)) => waited = back,
                 Err(e) => return failed(e),
@@ -356,7 +369,10 @@ impl Baton {
             Err(e) => return e,
         };
         let limits = self.limits;
-        let trusted = self.trusted.as_deref().cloned();
+        let trusted = match self.trusted().await {
+            Ok(trusted) => trusted,
+            Err(e) => return e,
+        };
         let view = baton::blocking::run(move || view::handoff_view(&ws, &limits, trusted)).await;
         match view {
             Ok(Ok(view)) => CallToolResult::structured(view),
@@ -430,6 +446,18 @@ impl ServerHandler for Baton {
 }
 
 impl Baton {
+    /// The keys a decision must be signed by, now (`BATON_URL`'s are fetched on each call, so
+    /// a rotated key is known); None: taken unchecked, as chosen. With no key to check with,
+    /// the error result that says what to set.
+    async fn trusted(&self) -> Result<Option<Vec<baton::receipts::PublicKey>>, CallToolResult> {
+        let trust = self.trust.clone();
+        match baton::blocking::run(move || trust.keys()).await {
+            Ok(Ok(keys)) => Ok(keys),
+            Ok(Err(why)) => Err(failed(why)),
+            Err(e) => Err(failed(e.to_string())),
+        }
+    }
+
     /// The configuration's workspaces this server serves (see `only`).
     fn served(&self) -> Result<Vec<Workspace>, CallToolResult> {
         let found = workspace::discover(&self.config.workspaces)

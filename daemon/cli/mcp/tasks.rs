@@ -246,6 +246,19 @@ impl Tasks {
             .map_err(|e| (INVALID_PARAMS, format!("submit_handoff arguments: {e}")))?;
         let workspace = args.workspace.clone();
         let dry_run = args.dry_run;
+        if !dry_run {
+            // A task is a wait for the decision: one that could take none is refused before
+            // anything is written, rather than leaving a handoff nobody can take the answer of.
+            if let Err(refused) = self.baton.trusted().await {
+                let why = format!("{}; nothing was submitted", error_of(&refused));
+                return Ok(Submitted {
+                    result: super::failed(why),
+                    workspace,
+                    key: None,
+                    waiting: false,
+                });
+            }
+        }
         let result = self.baton.submit_handoff(Parameters(args)).await;
         let key = result
             .structured_content
@@ -330,8 +343,12 @@ impl Tasks {
             Ok(ws) => ws,
             Err(e) => return self.fail(task_id, "the workspace went away", e),
         };
+        let trusted = match self.baton.trusted().await {
+            Ok(trusted) => trusted,
+            Err(e) => return self.fail(task_id, &error_of(&e), e),
+        };
+        let verified = trusted.is_some();
         let ws2 = ws.clone();
-        let trusted = self.baton.trusted.as_deref().cloned();
         let started = off_thread(move || Waited::start(&ws2).map(|w| w.trusting(trusted))).await;
         let mut waited = match started {
             Ok(waited) if waited.key() == Some(key) => waited,
@@ -353,7 +370,7 @@ impl Tasks {
             })
             .await;
             match step {
-                Ok((_, Some(d))) => return self.decided(task_id, workspace, d),
+                Ok((_, Some(d))) => return self.decided(task_id, workspace, d, verified),
                 Ok((back, None)) => waited = back,
                 Err(e) => return self.fail(task_id, &e, super::failed(e.clone())),
             }
@@ -373,10 +390,13 @@ impl Tasks {
     /// Ends the task with the decision: `completed` when a person decided (approved,
     /// rejected, changes requested), `failed` when the handoff ended otherwise (withdrawn,
     /// expired, invalid, reassigned), the tool result saying what to do next either way.
-    fn decided(&self, task_id: &str, workspace: &str, d: Decision) {
+    /// `verified`: the decision was checked against the daemon's keys (not `--unchecked`).
+    fn decided(&self, task_id: &str, workspace: &str, d: Decision, verified: bool) {
         let (status, next) = next_step(&d, workspace);
         let decision = serde_json::to_value(&d).unwrap_or_default();
-        let answer = json!({ "state": "decided", "decision": decision, "next": next });
+        let answer = json!({
+            "state": "decided", "decision": decision, "verified": verified, "next": next,
+        });
         let result = match status {
             Status::Completed => CallToolResult::structured(answer),
             _ => CallToolResult::structured_error(answer),
@@ -546,6 +566,13 @@ impl Tasks {
         let result = rx.wait_for(Option::is_some).await.map_err(|_| gone())?;
         result.clone().ok_or_else(gone)
     }
+}
+
+/// The message of an error result (`super::failed`).
+fn error_of(result: &CallToolResult) -> String {
+    let content = result.structured_content.as_ref();
+    let error = content.and_then(|c| c["error"].as_str());
+    error.unwrap_or("cannot take a decision").to_string()
 }
 
 /// Withdraws handoff `key` through the daemon, and says what became of it, in the words of
