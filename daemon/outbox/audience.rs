@@ -78,8 +78,18 @@ pub fn allows(e: &Endpoint, targeted: bool, event: &Event, aud: Option<&Audience
 }
 
 /// The facts a thin notification may carry besides title, workspace and link.
-const THIN: [&str; 9] = [
-    "task_id", "trigger", "outcome", "by", "revision", "route", "from", "to", "to_agent",
+const THIN: [&str; 11] = [
+    "task_id",
+    "trigger",
+    "outcome",
+    "by",
+    "revision",
+    "handoff_sha256",
+    "policy",
+    "route",
+    "from",
+    "to",
+    "to_agent",
 ];
 
 /// `event` as a thin notification tells it: bare facts, the title, the data class.

@@ -121,6 +121,15 @@ fn an_agents_own_webhook_hears_of_its_handoffs_decisions_and_refusals_only() {
     assert_eq!(told["body"]["type"], "handoff.decided");
     assert_eq!(told["body"]["data"]["key"], "ag-1");
     assert_eq!(told["body"]["data"]["outcome"], "changes_requested");
+    // What was decided, so a receiver can tell it from a later revision of the same key, and a
+    // person's decision from a policy's, without reading the workspace.
+    let detail = daemon.get("/api/v1/handoffs/ag-1").1;
+    assert_eq!(told["body"]["data"]["revision"], 1);
+    assert_eq!(
+        told["body"]["data"]["handoff_sha256"],
+        detail["handoff_sha256"]
+    );
+    assert_eq!(told["body"]["data"]["policy"], "human");
 
     write(&env, &util::handoff("ag-2"));
     daemon.wait_until("received", || {

@@ -378,10 +378,14 @@ impl Cx<'_> {
             ..decision
         };
         let bytes = json_bytes(&decision)?;
+        // The revision and digest decided, and whether a person decided: a receiver told of
+        // the decision can tell it from a later revision of the same key, and a policy's
+        // approval from a person's, without reading the workspace.
         let mut data = json!({
             "task_id": decision.task_id, "outcome": decision.outcome, "by": decision.by, "comment": decision.comment,
             "to_agent": decision.to_agent, "instructions": decision.edits.instructions,
-            "remaining": decision.edits.remaining,
+            "remaining": decision.edits.remaining, "revision": rec.meta.revision,
+            "handoff_sha256": decision.handoff_sha256, "policy": decision.policy,
         });
         if let Some(via) = closing.via {
             data["via"] = via.as_str().into();
