@@ -155,6 +155,39 @@ fn a_persons_approval_does_not_vouch_for_what_a_policy_approved_before() {
     );
     let (ok, said) = script(&env, &["--approved-by=human,policy"]);
     assert!(ok, "{said}");
+    // So does the Python client's verify_workspace.
+    let (ok, said) = client(&env, "('human',)");
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("approved/a.txt was approved by policy:docs"),
+        "{said}"
+    );
+    let (ok, said) = client(&env, "('human', 'policy')");
+    assert!(ok, "{said}");
+}
+
+/// `baton_client.verify_workspace` on alpha with the daemon's keys (written by `script`) and
+/// `approved_by` (a Python tuple): success and what it said.
+fn client(env: &TestEnv, approved_by: &str) -> (bool, String) {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/src");
+    let code = format!(
+        "import sys\nfrom baton_client import load_keys, verify_workspace\n\
+         d = verify_workspace(sys.argv[1], load_keys(sys.argv[2]), approved_by={approved_by})\n\
+         print('ok', d['by'])"
+    );
+    let out = Command::new(crate::util::tools::python())
+        .args(["-c", &code])
+        .arg(env.ws("alpha"))
+        .arg(env.root().join("trusted.keys"))
+        .env("PYTHONPATH", src)
+        .output()
+        .unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
 }
 
 #[test]

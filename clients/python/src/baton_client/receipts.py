@@ -186,17 +186,43 @@ def check_decision(
     return _checked(run)
 
 
+def _made(by: str, policy: Optional[str]) -> str:
+    """Who a decision says approved what it approved: never `human` unless it says so."""
+    if by.startswith("policy:") or by.startswith("grant:"):
+        return by
+    return "human" if policy == "human" else "unknown"
+
+
+def _kind(provenance: str) -> str:
+    head = provenance.split(":")[0]
+    if head in ("policy", "grant"):
+        return head
+    return "human" if provenance == "human" else "unknown"
+
+
+def _approved_path(artifact: str) -> str:
+    """Where promotion copies an artifact: inbox/x -> approved/x."""
+    rel = "/".join(part for part in artifact.split("/") if part not in ("", "."))
+    return "approved/" + (rel[len("inbox/"):] if rel.startswith("inbox/") else rel)
+
+
 def verify_workspace(
     ws: Union[str, "os.PathLike[str]"],
     keys: Keys,
     outcomes: Sequence[str] = ("approved",),
     now: Optional[datetime.datetime] = None,
+    approved_by: Sequence[str] = ("human",),
 ) -> Dict[str, Any]:
     """docs/verify-decision.py: WORKSPACE/decision.json signed whole by one of `keys`, about
     this workspace and the handoff.json in place, an accepted outcome, still valid, and every
-    artifact, and every file of approved/ (exactly those), with the bytes decided. Returns the
+    artifact, and every file of approved/ (exactly those), with the bytes decided; on an
+    approval, each file of approved/ approved by a kind `approved_by` accepts (`human`, and
+    `policy`, `grant`, `unknown` only when named: `baton verify --approved-by`). Returns the
     decision; raises VerificationError otherwise."""
     ws = os.fspath(ws)
+    kinds = set(approved_by)
+    if kinds - {"human", "policy", "grant", "unknown"}:
+        raise ValueError("approved_by: human, policy, grant or unknown")
 
     def load(path: str) -> Any:
         with open(path, "rb") as f:
@@ -236,6 +262,21 @@ def verify_workspace(
                         on_disk.add(os.path.relpath(path, ws))
             if on_disk != {a["path"] for a in p["approved"]}:
                 refuse("approved/ holds other files than were approved")
+        if doc["outcome"] == "approved":
+            # Each file's approver as signed; an older attestation names none, so only the
+            # decision's own artifacts take its `by` and `policy`, the rest are unknown.
+            own = {(_approved_path(a["path"]), a["sha256"]) for a in p["artifacts"]}
+            for a in p.get("approved") or []:
+                who = a.get("provenance") or (
+                    _made(doc["by"], doc.get("policy"))
+                    if (a["path"], a["sha256"]) in own
+                    else "unknown"
+                )
+                if _kind(who) not in kinds:
+                    refuse(
+                        "%s was approved by %s, not by %s"
+                        % (a["path"], who, " or ".join(sorted(kinds)))
+                    )
         return p["decision"]
 
     return _checked(run)
