@@ -251,7 +251,7 @@ fn the_tour_leaves_the_example_workspace_clean_in_git() {
     });
     let (status, body) = d.decide(key, "changes_requested", "use decorrelated jitter");
     assert_eq!(status, 200, "{body}");
-    let wait = crate::e2e::agent_wait(&d, &[copy.to_str().unwrap()]);
+    let wait = crate::util::agent_wait(&d, &[copy.to_str().unwrap()]);
     assert_eq!(wait.status.code(), Some(4), "{wait:?}");
     assert_eq!(
         git(&["status", "--porcelain"]),

@@ -130,7 +130,7 @@ fn null_optional_fields_are_absent_and_never_written_back() {
     write_atomic(&ws.join("handoff.json"), &bytes(&nulls));
     assert_eq!(d.decide(&key, "approved", "").0, 200);
     d.wait_until("answered", || decision(&ws).is_some());
-    let out = crate::e2e::agent_wait(&d, &[ws.to_str().unwrap(), "--timeout", "5"]);
+    let out = crate::util::agent_wait(&d, &[ws.to_str().unwrap(), "--timeout", "5"]);
     assert_eq!(
         out.status.code(),
         Some(0),

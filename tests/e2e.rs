@@ -2,31 +2,13 @@
 //! deciding through the API, and the decision landing where the agent looks.
 
 use crate::util::{
-    self, bytes, decision, event_types, handoff, write_atomic, write_in_place, Daemon, TestEnv,
+    self, agent_wait, bytes, decision, event_types, handoff, wait_with_url, write_atomic,
+    write_in_place, Daemon, TestEnv,
 };
 use serde_json::json;
 use std::io::BufRead;
 use std::process::{Command, Output};
 use std::time::Duration;
-
-/// `baton wait ARGS` as an agent runs it: checking decision.json with the public keys of the
-/// daemon `d` (`BATON_URL`), and no other trust root from the test's environment.
-pub fn agent_wait(d: &Daemon, args: &[&str]) -> Output {
-    wait_with_url(&d.url, args)
-}
-
-/// `agent_wait` by the daemon's URL alone (a `Daemon` is not shared between threads).
-fn wait_with_url(url: &str, args: &[&str]) -> Output {
-    Command::new(util::BIN)
-        .arg("wait")
-        .args(args)
-        .env("BATON_URL", url)
-        .env_remove("BATON_KEY")
-        .env_remove("BATON_UNCHECKED")
-        .env("BATON_LOG", "warn")
-        .output()
-        .expect("run baton wait")
-}
 
 #[test]
 fn atomic_handoff_is_received_decided_through_the_api_and_answered() {

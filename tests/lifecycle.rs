@@ -110,7 +110,7 @@ fn a_decision_while_a_broken_revision_is_in_place_does_not_hide_its_invalid_answ
         "invalid",
         "decision.json answers the file in place"
     );
-    let wait = crate::e2e::agent_wait(&d, &[ws.to_str().unwrap(), "--timeout", "5"]);
+    let wait = crate::util::agent_wait(&d, &[ws.to_str().unwrap(), "--timeout", "5"]);
     assert_eq!(wait.status.code(), Some(5));
 }
 

@@ -81,7 +81,7 @@ fn a_reassignment_names_who_continues_and_baton_wait_exits_8() {
     let last = events(&ws).pop().unwrap();
     assert_eq!(last["data"]["to_agent"], "team-b");
 
-    let wait = crate::e2e::agent_wait(&d, &[ws.to_str().unwrap(), "--timeout", "5"]);
+    let wait = crate::util::agent_wait(&d, &[ws.to_str().unwrap(), "--timeout", "5"]);
     assert_eq!(wait.status.code(), Some(8));
     let printed: Value = serde_json::from_slice(&wait.stdout).unwrap();
     assert_eq!(printed["to_agent"], "team-b");

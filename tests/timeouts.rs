@@ -132,7 +132,7 @@ fn on_timeout_expire_closes_it_expired_by_timeout() {
     let (code, said) = verify(&ws, &keys_file(&env), "expired");
     assert_eq!(code, 0, "{said}");
     // An agent waiting on it hears "expired" (exit 6), as for a passed deadline.
-    let out = crate::e2e::agent_wait(&d, &[ws.to_str().unwrap(), "--timeout", "5"]);
+    let out = crate::util::agent_wait(&d, &[ws.to_str().unwrap(), "--timeout", "5"]);
     assert_eq!(out.status.code(), Some(6), "{out:?}");
     assert!(d
         .metrics()

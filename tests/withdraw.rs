@@ -75,7 +75,7 @@ fn its_agent_withdraws_it_and_the_wait_ends_withdrawn() {
     assert_eq!(last["data"]["outcome"], "withdrawn", "{last}");
     assert!(d.handoffs("pending").is_empty());
 
-    let wait = crate::e2e::agent_wait(&d, &[ws.to_str().unwrap(), "--timeout", "5"]);
+    let wait = crate::util::agent_wait(&d, &[ws.to_str().unwrap(), "--timeout", "5"]);
     assert_eq!(wait.status.code(), Some(9), "{wait:?}");
 
     // Twice: 409 with the decision in place.

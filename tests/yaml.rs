@@ -123,7 +123,7 @@ fn the_daemon_takes_handoff_yaml_and_answers_in_decision_json() {
 
     let (status, body) = d.decide("yaml-1", "approved", "fine");
     assert_eq!(status, 200, "{body}");
-    let out = crate::e2e::agent_wait(&d, &[ws.to_str().unwrap(), "--timeout", "5"]);
+    let out = crate::util::agent_wait(&d, &[ws.to_str().unwrap(), "--timeout", "5"]);
     assert_eq!(
         out.status.code(),
         Some(0),

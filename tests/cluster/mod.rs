@@ -332,7 +332,7 @@ fn while_the_database_is_down_decisions_answer_503_and_change_nothing_then_all_r
     let beat: serde_json::Value =
         serde_json::from_slice(&std::fs::read(ws.join(".baton/daemon.json")).unwrap()).unwrap();
     assert!(beat["lock"].is_string(), "{beat}");
-    let waited = crate::e2e::agent_wait(&d, &[ws.to_str().unwrap(), "--timeout", "1"]);
+    let waited = crate::util::agent_wait(&d, &[ws.to_str().unwrap(), "--timeout", "1"]);
     assert_eq!(
         waited.status.code(),
         Some(7),

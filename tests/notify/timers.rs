@@ -118,7 +118,7 @@ fn an_escalation_due_while_the_daemon_was_down_fires_once_and_the_deadline_expir
     assert_eq!(of_type(&env, "handoff.escalated").len(), 1);
     let decided = of_type(&env, "handoff.decided");
     assert_eq!(decided[0]["data"]["outcome"], "expired");
-    let out = crate::e2e::agent_wait(
+    let out = crate::util::agent_wait(
         &daemon,
         &[env.ws("alpha").to_str().unwrap(), "--timeout", "5"],
     );

@@ -642,3 +642,22 @@ pub fn daemon_logs(env: &TestEnv) -> String {
         .map(|e| std::fs::read_to_string(e.path()).unwrap())
         .collect()
 }
+
+/// `baton wait ARGS` as an agent runs it: checking decision.json with the public keys of the
+/// daemon `d` (`BATON_URL`), and no other trust root from the test's environment.
+pub fn agent_wait(d: &Daemon, args: &[&str]) -> Output {
+    wait_with_url(&d.url, args)
+}
+
+/// `agent_wait` by the daemon's URL alone (a `Daemon` is not shared between threads).
+pub fn wait_with_url(url: &str, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("wait")
+        .args(args)
+        .env("BATON_URL", url)
+        .env_remove("BATON_KEY")
+        .env_remove("BATON_UNCHECKED")
+        .env("BATON_LOG", "warn")
+        .output()
+        .expect("run baton wait")
+}
