@@ -516,6 +516,20 @@ fn the_documented_configuration_and_settings_work_as_printed() {
     decide(&d, &key, json!({"outcome": "approved"}));
     let out = hook_out(hook);
     assert_eq!(decision_of(&out).0, "allow");
+    // The documented rule stops a push written another way than `git push` first.
+    let sideways = input(
+        &env,
+        "Bash",
+        json!({"command": "cd app && env git -C . push origin main"}),
+    );
+    let hook = hook_in(&env.config_path(), &sideways);
+    let key = pending(&d)["key"].as_str().unwrap().to_string();
+    decide(
+        &d,
+        &key,
+        json!({"outcome": "rejected", "comment": "not today"}),
+    );
+    assert_eq!(decision_of(&hook_out(hook)).0, "deny");
     let read = input(&env, "Read", json!({"file_path": "/srv/app/.env"}));
     let passed = run_hook(&env.config_path(), &read);
     assert_eq!(passed, None);
