@@ -570,38 +570,6 @@ pub fn policy_may_decide(routes: &[Route], route: &Route, handoff: &Handoff, ws:
         && matches(route, handoff, ws)
 }
 
-/// Why `route`'s `auto_approve_if` may not decide as written, if so: it can hold for a
-/// revision no agent is proven to have sent (see `crate::policy::binds_sender`), and the route
-/// has not opted in (`auto_approve_unproven`). A shadow policy decides nothing and passes.
-pub fn unproven_policy_problem(route: &Route) -> Option<String> {
-    let expr = route.auto_approve_if.as_deref()?;
-    if route.policy_mode == PolicyMode::Shadow
-        || route.auto_approve_unproven
-        || crate::policy::binds_sender(expr)
-    {
-        return None;
-    }
-    Some(format!(
-        "\"{expr}\" can hold for a revision no agent is proven to have sent (sender == \"\"), \
-         so route \"{name}\" would approve whatever any writer of the workspace folder writes \
-         under any from_agent. Make it require the sender (e.g. \"sender == 'release-bot' && \
-         ...\" or \"sender != '' && ...\"; see docs/compliance.md), or set \
-         auto_approve_unproven = true on route \"{name}\" to let it approve unproven work \
-         (warned at each start), or policy_mode = \"shadow\"",
-        name = route.name
-    ))
-}
-
-/// Whether `route`'s `auto_approve_if` decides although it may approve unproven work (the
-/// route opted in with `auto_approve_unproven`): what the load warns about.
-pub fn approves_unproven(route: &Route) -> bool {
-    route.policy_mode == PolicyMode::Enforce
-        && route
-            .auto_approve_if
-            .as_deref()
-            .is_some_and(|e| !crate::policy::binds_sender(e))
-}
-
 /// Whether a route's policy decides, or only says what it would have decided.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -35,7 +35,7 @@ pub fn replay(
     let unproven: Vec<&str> = config
         .routes
         .iter()
-        .filter(|r| baton::routing::approves_unproven(r))
+        .filter(|r| baton::config::approves_unproven(r))
         .map(|r| r.name.as_str())
         .collect();
     if json {

@@ -117,10 +117,10 @@ pub(super) fn check_routes(
             })?;
             // Refused by default: a policy that can hold without a proven sender approves
             // whatever any writer of the share claims.
-            if let Some(why) = crate::routing::unproven_policy_problem(r) {
+            if let Some(why) = unproven_policy_problem(r) {
                 return Err(format!("{}: {why}", at("auto_approve_if")));
             }
-            if crate::routing::approves_unproven(r) {
+            if approves_unproven(r) {
                 tracing::warn!(route = %r.name, policy = %expr, "auto_approve_unproven: this route's auto_approve_if can approve a revision no agent is proven to have sent (any writer of the workspace folder, under any from_agent)");
             }
         }
@@ -321,4 +321,36 @@ pub(super) fn check_step_up(routes: &[Route], public_url: Option<&str>) -> Resul
         }
     }
     Ok(())
+}
+
+/// Why `route`'s `auto_approve_if` may not decide as written, if so: it can hold for a
+/// revision no agent is proven to have sent (see `crate::policy::binds_sender`), and the route
+/// has not opted in (`auto_approve_unproven`). A shadow policy decides nothing and passes.
+fn unproven_policy_problem(route: &Route) -> Option<String> {
+    let expr = route.auto_approve_if.as_deref()?;
+    if route.policy_mode == crate::routing::PolicyMode::Shadow
+        || route.auto_approve_unproven
+        || crate::policy::binds_sender(expr)
+    {
+        return None;
+    }
+    Some(format!(
+        "\"{expr}\" can hold for a revision no agent is proven to have sent (sender == \"\"), \
+         so route \"{name}\" would approve whatever any writer of the workspace folder writes \
+         under any from_agent. Make it require the sender (e.g. \"sender == 'release-bot' && \
+         ...\" or \"sender != '' && ...\"; see docs/compliance.md), or set \
+         auto_approve_unproven = true on route \"{name}\" to let it approve unproven work \
+         (warned at each start), or policy_mode = \"shadow\"",
+        name = route.name
+    ))
+}
+
+/// Whether `route`'s `auto_approve_if` decides although it may approve unproven work (the
+/// route opted in with `auto_approve_unproven`): what the load warns about.
+pub fn approves_unproven(route: &Route) -> bool {
+    route.policy_mode == crate::routing::PolicyMode::Enforce
+        && route
+            .auto_approve_if
+            .as_deref()
+            .is_some_and(|e| !crate::policy::binds_sender(e))
 }

@@ -28,6 +28,7 @@ pub use mattermost::Mattermost;
 pub use push::PushSettings;
 pub use tuning::{Audit, Deliveries, Http, Search, Sessions};
 
+pub use checks::approves_unproven;
 use checks::{check_deliveries, check_routes, check_users, check_webhooks};
 
 /// The configuration used when no file is given and `./baton.toml` does not exist.
