@@ -89,6 +89,21 @@ fn hook_user_can_run(root: &Path) -> PathBuf {
     bin
 }
 
+/// Starts the hook as the test's own user (root, who can read data_dir) with `input` on its
+/// standard input.
+fn hook_as_root(config: &Path, input: &[u8]) -> Child {
+    let mut child = Command::new(BIN)
+        .args(["hook", "claude-code", "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child
+}
+
 /// The hook's exit code must be 0 (Claude Code runs a call whose hook fails otherwise); its
 /// output, parsed, or None when it printed nothing (pass-through).
 fn hook_out(child: Child) -> Option<Value> {
@@ -132,6 +147,15 @@ fn pending(d: &Daemon) -> Value {
 
 fn decide(d: &Daemon, key: &str, body: Value) {
     d.decide_as(key, "rita-token", &body);
+}
+
+/// Runs the hook on `call`, which a rule stops, decides its handoff with `body` as rita, and
+/// returns the hook's answer.
+fn stopped_then_decided(env: &TestEnv, d: &Daemon, call: &Value, body: Value) -> Option<Value> {
+    let hook = hook_in(&env.config_path(), call);
+    let key = pending(d)["key"].as_str().unwrap().to_string();
+    decide(d, &key, body);
+    hook_out(hook)
 }
 
 /// The virtualenv's Python with the Claude Agent SDK (`.ci/run` installs it).
@@ -375,15 +399,7 @@ fn failures_never_allow_no_daemon_a_bad_configuration_or_a_bad_input() {
         text.replace("timeout_s = 60\n", "timeout_s = 60\non_error = \"deny\"\n"),
     )
     .unwrap();
-    let mut child = Command::new(BIN)
-        .args(["hook", "claude-code", "--config", denying.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"{not json").unwrap();
-    let out3 = hook_out(child);
+    let out3 = hook_out(hook_as_root(&denying, b"{not json"));
     assert_eq!(decision_of(&out3).0, "deny");
     let out4 = run_hook(&denying, &call);
     assert_eq!(decision_of(&out4).0, "deny");
@@ -402,21 +418,10 @@ fn a_hook_that_can_read_the_daemons_data_dir_decides_nothing() {
     // As root (the daemon's user here), even with the key file in place.
     let keys = crate::util::baton(&["keys", "--config", env.config_path().to_str().unwrap()]);
     std::fs::write(env.root().join("keys.txt"), &keys.stdout).unwrap();
-    let mut child = Command::new(BIN)
-        .args(["hook", "claude-code", "--config"])
-        .arg(env.config_path())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(call.to_string().as_bytes())
-        .unwrap();
-    let out = hook_out(child);
+    let out = hook_out(hook_as_root(
+        &env.config_path(),
+        call.to_string().as_bytes(),
+    ));
     let (decision, reason) = decision_of(&out);
     assert_eq!(decision, "ask", "{reason}");
     assert!(
@@ -511,10 +516,7 @@ fn the_documented_configuration_and_settings_work_as_printed() {
         "Write",
         json!({"file_path": "/srv/app/.env", "content": "TOKEN=x"}),
     );
-    let hook = hook_in(&env.config_path(), &write);
-    let key = pending(&d)["key"].as_str().unwrap().to_string();
-    decide(&d, &key, json!({"outcome": "approved"}));
-    let out = hook_out(hook);
+    let out = stopped_then_decided(&env, &d, &write, json!({"outcome": "approved"}));
     assert_eq!(decision_of(&out).0, "allow");
     // The documented rule stops a push written another way than `git push` first.
     let sideways = input(
@@ -522,14 +524,9 @@ fn the_documented_configuration_and_settings_work_as_printed() {
         "Bash",
         json!({"command": "cd app && env git -C . push origin main"}),
     );
-    let hook = hook_in(&env.config_path(), &sideways);
-    let key = pending(&d)["key"].as_str().unwrap().to_string();
-    decide(
-        &d,
-        &key,
-        json!({"outcome": "rejected", "comment": "not today"}),
-    );
-    assert_eq!(decision_of(&hook_out(hook)).0, "deny");
+    let rejected = json!({"outcome": "rejected", "comment": "not today"});
+    let out = stopped_then_decided(&env, &d, &sideways, rejected);
+    assert_eq!(decision_of(&out).0, "deny");
     let read = input(&env, "Read", json!({"file_path": "/srv/app/.env"}));
     let passed = run_hook(&env.config_path(), &read);
     assert_eq!(passed, None);

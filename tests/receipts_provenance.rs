@@ -81,19 +81,24 @@ fn script(env: &TestEnv, extra: &[&str]) -> (bool, String) {
     assert!(listed.status.success(), "{listed:?}");
     std::fs::write(&keys, listed.stdout).unwrap();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/verify-decision.py");
-    let out = Command::new(crate::util::tools::python())
-        .arg(&script)
-        .arg(env.ws("alpha"))
-        .arg(&keys)
-        .args(extra)
-        .output()
-        .unwrap();
-    let said = format!(
+    said(
+        Command::new(crate::util::tools::python())
+            .arg(&script)
+            .arg(env.ws("alpha"))
+            .arg(&keys)
+            .args(extra),
+    )
+}
+
+/// Runs `cmd`: whether it succeeded, and its standard output and error.
+fn said(cmd: &mut Command) -> (bool, String) {
+    let out = cmd.output().unwrap();
+    let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (out.status.success(), said)
+    (out.status.success(), text)
 }
 
 #[test]
@@ -175,19 +180,13 @@ fn client(env: &TestEnv, approved_by: &str) -> (bool, String) {
          d = verify_workspace(sys.argv[1], load_keys(sys.argv[2]), approved_by={approved_by})\n\
          print('ok', d['by'])"
     );
-    let out = Command::new(crate::util::tools::python())
-        .args(["-c", &code])
-        .arg(env.ws("alpha"))
-        .arg(env.root().join("trusted.keys"))
-        .env("PYTHONPATH", src)
-        .output()
-        .unwrap();
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), said)
+    said(
+        Command::new(crate::util::tools::python())
+            .args(["-c", &code])
+            .arg(env.ws("alpha"))
+            .arg(env.root().join("trusted.keys"))
+            .env("PYTHONPATH", src),
+    )
 }
 
 #[test]
