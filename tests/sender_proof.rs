@@ -196,13 +196,7 @@ fn a_handoff_on_the_share_claiming_another_agent_is_not_approved_by_the_person_a
 ) {
     let mut env = TestEnv::with_config(&four_eyes());
     let d = env.start();
-    // rita-bot writes its work on the share in helper's name.
-    let mut h = handoff("k4");
-    h["from_agent"] = json!("helper");
-    write_atomic(&env.ws("alpha").join("handoff.json"), &bytes(&h));
-    d.wait_until("received", || {
-        d.handoffs("pending").iter().any(|h| h["key"] == "k4")
-    });
+    on_the_share_as_helper(&env, &d, "k4");
     let (status, body) = approve(&d, "k4", "rita");
     assert_eq!(status, 403, "{body}");
     let said = body["error"].as_str().unwrap_or_default();
@@ -256,6 +250,16 @@ fn detail(d: &Daemon, key: &str) -> Value {
     d.get(&format!("/api/v1/handoffs/{key}")).1
 }
 
+/// rita-bot writes its work `key` on the share in helper's name; once it is pending.
+fn on_the_share_as_helper(env: &TestEnv, d: &Daemon, key: &str) {
+    let mut h = handoff(key);
+    h["from_agent"] = json!("helper");
+    write_atomic(&env.ws("alpha").join("handoff.json"), &bytes(&h));
+    d.wait_until("received", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == key)
+    });
+}
+
 fn claim(d: &Daemon, key: &str, who: &str) -> (u16, Value) {
     let token = format!("{who}-token");
     d.post_as(&format!("/api/v1/handoffs/{key}/claim"), Some(&token), "{}")
@@ -266,13 +270,7 @@ fn a_claimed_from_agent_is_shown_unproven_and_cannot_let_the_person_an_agent_the
 ) {
     let mut env = TestEnv::with_config(&four_eyes());
     let d = env.start();
-    // rita-bot writes its work on the share in helper's name.
-    let mut h = handoff("k5");
-    h["from_agent"] = json!("helper");
-    write_atomic(&env.ws("alpha").join("handoff.json"), &bytes(&h));
-    d.wait_until("received", || {
-        d.handoffs("pending").iter().any(|h| h["key"] == "k5")
-    });
+    on_the_share_as_helper(&env, &d, "k5");
     let shown = detail(&d, "k5");
     assert!(
         shown["sender"].is_null(),
