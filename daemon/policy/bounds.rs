@@ -69,6 +69,17 @@ pub(super) fn within_bounds(expr: &str) -> Result<(), String> {
             i = end;
             continue;
         }
+        // A quote that opens no string or name by the lexer's rules is a syntax error anyway;
+        // how far the lexer skips after it is its own (after a back-quote, the whole name it
+        // tried), so the brackets after it are refused here rather than counted by a guess.
+        if matches!(c, b'"' | b'\'' | b'`') {
+            return Err(format!(
+                "column {}: this {} opens no string or name that ends (a quote, a line break or \
+                 a character the name cannot hold); close it",
+                column(b, i),
+                c as char
+            ));
+        }
         // `==`, `!=`, `<=`, `>=`, `&&`, `||` are one operator each.
         let second = matches!(c, b'=' | b'&' | b'|')
             && i > 0
@@ -297,6 +308,12 @@ mod tests {
             let err = within_bounds(bad).expect_err(bad);
             assert!(err.starts_with(says), "{bad:?}: {err}");
         }
+        // The fuzzer's: an unclosed back-quoted name, after which the lexer resumed at a few
+        // hundred `[` that a `//` seemed to hide; they overflowed a 2 MiB stack.
+        let name = format!("c`la/haiimed.con //e{}", "[".repeat(300));
+        assert!(within_bounds(&name)
+            .unwrap_err()
+            .starts_with("column 2: this ` opens no"));
         let fuzzed = "claimehas(claimzd.titleclaimed.confidence >= \0ce >}".to_string()
             + &"s[-----------[[[!!!!!!".repeat(20);
         assert!(within_bounds(&fuzzed).is_err());
