@@ -71,6 +71,7 @@ mod review;
 mod reviewer_pages;
 mod scale;
 mod search;
+mod sender_binding;
 mod sender_proof;
 mod shadow_routes;
 mod signoff;

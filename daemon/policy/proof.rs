@@ -116,6 +116,14 @@ fn append(
     f.write_all(&text)
 }
 
+/// An artifact's `sha256` as its handoff declares it, which receipt checked against the bytes
+/// at that artifact's path (and no other).
+pub struct Declared<'a> {
+    /// As the handoff writes it (`inbox/app.sh`, `./inbox/app.sh`).
+    pub path: &'a str,
+    pub sha256: &'a str,
+}
+
 /// One artifact file of a revision as receipt read it.
 pub struct Received<'a> {
     /// Workspace-relative, as `inbox/...`.
@@ -126,7 +134,8 @@ pub struct Received<'a> {
 
 /// The agent proven to have sent a whole revision into `workspace`: it uploaded the handoff
 /// content `digest`, and each artifact file `received` holds either bytes whose sha256 the
-/// handoff declares (`declared`, which receipt checked against them) or the bytes that agent
+/// handoff declares for that very path (`declared`, which receipt checked against them: a
+/// sha256 declared for one artifact proves nothing of another's bytes) or the bytes that agent
 /// uploaded to that path as the last upload there before the handoff. Anything else (an
 /// artifact written on the share, swapped after its upload, uploaded by another token, or
 /// uploaded after the handoff) leaves the revision without a proven sender.
@@ -134,7 +143,7 @@ pub fn revision_sender(
     data_dir: &Path,
     workspace: &str,
     digest: &str,
-    declared: &[&str],
+    declared: &[Declared<'_>],
     received: &[Received<'_>],
 ) -> Option<String> {
     with_known(data_dir, |k| {
@@ -142,7 +151,10 @@ pub fn revision_sender(
             .handoffs
             .get(&(workspace.to_string(), digest.to_string()))?;
         let proven = |r: &Received<'_>| {
-            if declared.iter().any(|d| d.eq_ignore_ascii_case(r.sha256)) {
+            let declared_here = declared.iter().any(|d| {
+                normal(d.path).as_deref() == Some(r.path) && d.sha256.eq_ignore_ascii_case(r.sha256)
+            });
+            if declared_here {
                 return true;
             }
             let Some(uploads) = k.files.get(&(workspace.to_string(), r.path.to_string())) else {
@@ -156,6 +168,22 @@ pub fn revision_sender(
         };
         received.iter().all(proven).then(|| agent.clone())
     })
+}
+
+/// A declared artifact path as receipt names the file it read (workspace-relative, `/`
+/// between names, no `.`); `None` for one that could name it only through `..` or from the
+/// root, which receipt refuses anyway. A path receipt reached through a symlink names another
+/// file than the one declared, so its declared sha256 proves nothing (refused by default).
+fn normal(path: &str) -> Option<String> {
+    let mut names = Vec::new();
+    for c in Path::new(path).components() {
+        match c {
+            std::path::Component::Normal(name) => names.push(name.to_str()?),
+            std::path::Component::CurDir => {}
+            _ => return None,
+        }
+    }
+    Some(names.join("/"))
 }
 
 fn with_known<T>(data_dir: &Path, read: impl FnOnce(&Known) -> Option<T>) -> Option<T> {
@@ -215,7 +243,7 @@ fn catch_up(path: &Path, known: &mut Known) {
 
 #[cfg(test)]
 mod tests {
-    use super::Received;
+    use super::{Declared, Received};
 
     #[test]
     fn an_upload_proves_its_sender_only_for_its_content_and_workspace() {
@@ -238,7 +266,14 @@ mod tests {
                 path: "inbox/app.sh",
                 sha256: sha,
             }];
-            super::revision_sender(d, "alpha", digest, declared, &received)
+            let declared: Vec<Declared<'_>> = declared
+                .iter()
+                .map(|sha256| Declared {
+                    path: "./inbox/app.sh",
+                    sha256,
+                })
+                .collect();
+            super::revision_sender(d, "alpha", digest, &declared, &received)
         };
         super::record_file(d, "alpha", "inbox/app.sh", "aa", "release-bot").unwrap();
         super::record(d, "alpha", "h1", "release-bot").unwrap();
@@ -262,6 +297,19 @@ mod tests {
         super::record(d, "alpha", "h3", "release-bot").unwrap();
         assert_eq!(got("h3", &[], "aa"), None);
         assert_eq!(got("h3", &[], "dd").as_deref(), Some("release-bot"));
+        // A sha256 declared for another artifact's path proves nothing of this one's bytes.
+        let elsewhere = [Declared {
+            path: "inbox/other.sh",
+            sha256: "bb",
+        }];
+        let received = [Received {
+            path: "inbox/app.sh",
+            sha256: "bb",
+        }];
+        assert_eq!(
+            super::revision_sender(d, "alpha", "h1", &elsewhere, &received),
+            None
+        );
         // Unknown handoff content: nobody.
         assert_eq!(got("h4", &[], "dd"), None);
     }

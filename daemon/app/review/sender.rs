@@ -7,7 +7,7 @@ use crate::app::model::DecideError;
 use crate::app::review::Cx;
 use crate::app::state::{Record, Served};
 use crate::contract::Handoff;
-use crate::policy::proof::Received;
+use crate::policy::proof::{Declared, Received};
 use crate::routing::OwnWork;
 
 /// The agent proven to have sent `rec` whole: its handoff uploaded with that agent's token,
@@ -52,10 +52,15 @@ pub(in crate::app) fn sender_of(
         None if handoff.artifacts.is_empty() => &[],
         None => return None,
     };
-    let declared: Vec<&str> = handoff
+    let declared: Vec<Declared<'_>> = handoff
         .artifacts
         .iter()
-        .filter_map(|a| a.sha256.as_deref())
+        .filter_map(|a| {
+            a.sha256.as_deref().map(|sha256| Declared {
+                path: &a.path,
+                sha256,
+            })
+        })
         .collect();
     crate::policy::proof::revision_sender(data_dir, ws, digest, &declared, received)
 }
