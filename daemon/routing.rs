@@ -90,9 +90,10 @@ pub struct Route {
     #[serde(default)]
     pub auto_approve_if: Option<String>,
     /// Let `auto_approve_if` decide although it may hold for a revision no agent is proven to
-    /// have sent (`sender == ""`): it then approves what any writer of the workspace folder
-    /// writes under any name. Default false: such a policy is refused at load
-    /// (`crate::policy::binds_sender`); with it, a warning at each load.
+    /// have sent (`sender == ""`), or `auto_approve_min_confidence` approve such a revision:
+    /// it then approves what any writer of the workspace folder writes under any name. Default
+    /// false: such a policy is refused at load (`crate::policy::binds_sender`) and the
+    /// confidence rule approves only a proven sender's; with it, a warning at each load.
     #[serde(default)]
     pub auto_approve_unproven: bool,
     /// `enforce` (default): the policy decides. `shadow`: it decides nothing, and what it would

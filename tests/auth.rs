@@ -171,7 +171,7 @@ fn the_api_answers_each_caller_with_the_right_status() {
 #[test]
 fn a_completion_at_or_above_the_route_threshold_is_approved_by_policy() {
     let mut env = TestEnv::with_config(
-        "[[routes]]\nname = \"auto\"\ntriggers = [\"completion\"]\nauto_approve_min_confidence = 0.95\n",
+        "[[routes]]\nname = \"auto\"\ntriggers = [\"completion\"]\nauto_approve_min_confidence = 0.95\nauto_approve_unproven = true\n",
     );
     let d = env.start();
     let ws = env.ws("alpha");
@@ -188,7 +188,7 @@ fn a_completion_at_or_above_the_route_threshold_is_approved_by_policy() {
 #[test]
 fn an_agent_cannot_pick_a_route_meant_for_other_workspaces() {
     let mut env = TestEnv::with_config(
-        "[[routes]]\nname = \"trusted-auto\"\nworkspaces = [\"trusted-*\"]\nauto_approve_min_confidence = 0.9\n",
+        "[[routes]]\nname = \"trusted-auto\"\nworkspaces = [\"trusted-*\"]\nauto_approve_min_confidence = 0.9\nauto_approve_unproven = true\n",
     );
     let d = env.start();
     let ws = env.ws("alpha");

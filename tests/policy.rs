@@ -460,3 +460,70 @@ fn a_policy_that_can_hold_without_a_proven_sender_is_refused_unless_its_route_op
         );
     }
 }
+
+#[test]
+fn auto_approve_min_confidence_approves_only_a_proven_sender_unless_its_route_opts_in() {
+    // `confidence` is a claim: a file on the share that says 0.99 is left to people, whatever
+    // from_agent it names; the same handoff uploaded with an agent's token is approved.
+    let route = |extra: &str| {
+        format!("[[routes]]\nname = \"release\"\nauto_approve_min_confidence = 0.9\n{extra}")
+    };
+    let mut env = TestEnv::with_config(
+        &[
+            user("rita", "\"reviewer\""),
+            agent("release-bot", "alpha"),
+            route(""),
+        ]
+        .concat(),
+    );
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let mut forged = confident("forged", 0.99);
+    forged["from_agent"] = json!("release-bot");
+    write_atomic(&ws.join("handoff.json"), &bytes(&forged));
+    d.wait_until("pending", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "forged")
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert!(
+        d.handoffs("pending").iter().any(|h| h["key"] == "forged"),
+        "a claimed confidence on a file no agent is proven to have sent is left to people"
+    );
+    let mut sent = confident("sent", 0.99);
+    sent["from_agent"] = json!("release-bot");
+    let (status, body) = put(
+        &d,
+        "/api/v1/workspaces/alpha/handoff",
+        "release-bot-token",
+        &bytes(&sent),
+    );
+    assert!(status == 200 || status == 201, "{body}");
+    d.wait_until("the proven sender's handoff auto-approved", || {
+        d.handoffs("decided").iter().any(|h| h["key"] == "sent")
+    });
+    assert_eq!(decision(&env, "sent")["by"], "policy:release");
+    d.stop();
+
+    // Opted in: the share's claim is taken, and each load says so.
+    let mut env = TestEnv::with_config(
+        &[
+            user("rita", "\"reviewer\""),
+            route("auto_approve_unproven = true\n"),
+        ]
+        .concat(),
+    );
+    let d = env.start();
+    write_atomic(
+        &env.ws("alpha").join("handoff.json"),
+        &bytes(&confident("claimed", 0.99)),
+    );
+    d.wait_until("approved by the policy", || {
+        d.get("/api/v1/handoffs/claimed").1["decision"]["by"] == "policy:release"
+    });
+    d.stop();
+    let logs = crate::util::daemon_logs(&env);
+    assert!(
+        logs.contains("auto_approve_unproven") && logs.contains("route=release"),
+        "{logs}"
+    );
+}

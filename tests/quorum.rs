@@ -198,7 +198,7 @@ fn with_a_sign_off_gate_the_quorum_and_every_role_must_hold() {
 
 #[test]
 fn a_quorum_route_is_never_auto_approved() {
-    let extra = "auto_approve_min_confidence = 0.5\n";
+    let extra = "auto_approve_min_confidence = 0.5\nauto_approve_unproven = true\n";
     let mut env = TestEnv::with_config(&config(2, extra));
     let d = env.start();
     let ws = env.ws("alpha");

@@ -124,6 +124,9 @@ pub(super) fn check_routes(
                 tracing::warn!(route = %r.name, policy = %expr, "auto_approve_unproven: this route's auto_approve_if can approve a revision no agent is proven to have sent (any writer of the workspace folder, under any from_agent)");
             }
         }
+        if r.auto_approve_if.is_none() && approves_unproven(r) {
+            tracing::warn!(route = %r.name, "auto_approve_unproven: this route's auto_approve_min_confidence can approve a revision no agent is proven to have sent (any writer of the workspace folder, under any from_agent, claiming any confidence)");
+        }
         if let Some(to) = &r.escalate_to {
             if !route_names.contains(to.as_str()) {
                 return Err(format!(
@@ -345,12 +348,13 @@ fn unproven_policy_problem(route: &Route) -> Option<String> {
     ))
 }
 
-/// Whether `route`'s `auto_approve_if` decides although it may approve unproven work (the
-/// route opted in with `auto_approve_unproven`): what the load warns about.
+/// Whether `route`'s policy decides although it may approve unproven work (the route opted in
+/// with `auto_approve_unproven`): what the load warns about. `auto_approve_min_confidence`
+/// reads only the claimed confidence, so it approves unproven work exactly when opted in.
 pub fn approves_unproven(route: &Route) -> bool {
     route.policy_mode == crate::routing::PolicyMode::Enforce
-        && route
-            .auto_approve_if
-            .as_deref()
-            .is_some_and(|e| !crate::policy::binds_sender(e))
+        && match route.auto_approve_if.as_deref() {
+            Some(e) => !crate::policy::binds_sender(e),
+            None => route.auto_approve_min_confidence.is_some() && route.auto_approve_unproven,
+        }
 }

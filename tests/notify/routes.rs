@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 const ROUTES: &str = "[[routes]]\nname = \"engineering\"\ntriggers = [\"error\"]\n\
     labels = [\"code\", \"infra\"]\nworkspaces = [\"al*\"]\nreviewers = [\"rita\"]\n\n\
     [[routes]]\nname = \"batch\"\ntriggers = [\"completion\"]\nreviewers = [\"rita\"]\n\
-    auto_approve_min_confidence = 0.9\n\n\
+    auto_approve_min_confidence = 0.9\nauto_approve_unproven = true\n\n\
     [[routes]]\nname = \"oncall\"\nreviewers = [\"rita\"]\n";
 
 fn write(env: &TestEnv, h: &Value) {

@@ -9,7 +9,7 @@ use serde_json::Value;
 fn routes(fast_when_named: bool) -> String {
     let route = |name: &str, keys: &str, reviewer: &str, auto: bool| {
         let auto = if auto {
-            "auto_approve_min_confidence = 0.9\n"
+            "auto_approve_min_confidence = 0.9\nauto_approve_unproven = true\n"
         } else {
             ""
         };

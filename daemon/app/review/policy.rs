@@ -138,9 +138,13 @@ pub fn verdict(
         None => {
             let min = route.auto_approve_min_confidence?;
             let rule = format!("auto_approve_min_confidence = {min}");
+            // `confidence` is a claim: any writer of the share can write 0.99 under any name.
+            // So the rule approves only what an agent is proven to have sent, unless the route
+            // says it means to approve unproven work too.
+            let proven = !facts.sender.is_empty() || route.auto_approve_unproven;
             Some(Verdict {
                 policy: crate::policy::id(&rule),
-                approves: routing::auto_approves(routes, route, handoff, ws),
+                approves: proven && routing::auto_approves(routes, route, handoff, ws),
                 error: None,
             })
         }
