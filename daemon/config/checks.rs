@@ -9,6 +9,16 @@ fn is_sha256_hex(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
+/// The mailbox `email` reaches, as mail delivery reads it (`Name <addr>` is `addr`), compared
+/// without case and without a root dot after the domain: two spellings of one mailbox are one.
+fn mailbox_key(email: &str) -> String {
+    let addr = match email.trim().parse::<lettre::message::Mailbox>() {
+        Ok(m) => m.email.to_string(),
+        Err(_) => email.trim().to_string(),
+    };
+    addr.to_lowercase().trim_end_matches('.').to_string()
+}
+
 /// The longest cadence of digests: a week, in minutes.
 const MAX_DIGEST_EVERY_MIN: u32 = 7 * 24 * 60;
 
@@ -22,7 +32,7 @@ pub(super) fn check_users(users: &[User], agents: &[Agent]) -> Result<(), String
             return Err(format!("users[{i}].name: \"{}\" is listed twice", u.name));
         }
         if let Some(email) = &u.email {
-            if let Some(other) = emails.insert(email.trim().to_lowercase(), u.name.as_str()) {
+            if let Some(other) = emails.insert(mailbox_key(email), u.name.as_str()) {
                 return Err(format!(
                     "users[{i}].email: \"{email}\" is also {other}'s; a mail's approve and \
                      reject links act as the one person they were sent to, so give each person \

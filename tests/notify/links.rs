@@ -320,15 +320,23 @@ fn bad_tokens_from_one_address_are_throttled_like_sign_in() {
 /// configuration is refused at start, naming both.
 #[test]
 fn two_people_with_one_mail_address_are_refused_at_start() {
-    let shared = config(2525, None).replace("sam@example.com", "Rita@Example.com ");
-    let env = TestEnv::with_config(&shared);
-    let (code, said) = util::refused_start(&env.config_path());
-    assert_ne!(code, Some(0), "{said}");
-    assert!(
-        said.contains("users[1].email") && said.contains("also rita's"),
-        "{said}"
-    );
-    assert!(said.contains("an address of their own"), "{said}");
+    // Each spelling the mail goes to rita's mailbox with: another case, a display name, the
+    // domain's root dot.
+    for spelling in [
+        "Rita@Example.com ",
+        "Hank <RITA@example.com>",
+        "rita@example.com.",
+    ] {
+        let shared = config(2525, None).replace("sam@example.com", spelling);
+        let env = TestEnv::with_config(&shared);
+        let (code, said) = util::refused_start(&env.config_path());
+        assert_ne!(code, Some(0), "{spelling}: {said}");
+        assert!(
+            said.contains("users[1].email") && said.contains("also rita's"),
+            "{spelling}: {said}"
+        );
+        assert!(said.contains("an address of their own"), "{said}");
+    }
 }
 
 #[test]
