@@ -562,3 +562,119 @@ fn wait_with_baton_url_refuses_a_forged_decision_and_takes_the_daemons() {
         "{said}"
     );
 }
+
+/// A key rotation during a long `baton wait` (`baton keys --rotate`, then the daemon's
+/// restart on the new key): the decision is signed by a key id the wait did not fetch when it
+/// began. The wait fetches the daemon's keys again and takes it; it used to refuse it until
+/// run again (here: a timeout).
+#[test]
+fn a_wait_takes_a_decision_signed_by_a_key_rotated_during_it() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    // The next start listens where this one does, so the wait's BATON_URL stays right.
+    let config = env.config_path();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("127.0.0.1:0", d.addr())).unwrap();
+    let ws = env.ws("alpha");
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("rot")));
+    d.wait_until("rot pending", || d.handoffs("pending").len() == 1);
+    let (url, dir) = (d.url.clone(), ws.to_str().unwrap().to_string());
+    let waiter = std::thread::spawn(move || wait_with_url(&url, &[&dir, "--timeout", "40"]));
+    // The wait fetches the keys as it begins: let it, before the key changes.
+    std::thread::sleep(Duration::from_secs(2));
+    d.stop();
+    let rotated = util::baton(&["keys", "--rotate", "--config", config.to_str().unwrap()]);
+    assert!(rotated.status.success(), "{rotated:?}");
+    let d = env.start();
+    d.wait_until("rot pending again", || d.handoffs("pending").len() == 1);
+    assert_eq!(d.decide("rot", "approved", "go").0, 200);
+    let out = waiter.join().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the new key's approval is taken: {out:?}"
+    );
+    let newest = String::from_utf8_lossy(&rotated.stdout).into_owned();
+    let signer = decision(&ws).unwrap()["attestation"]["signatures"][0]["keyid"].clone();
+    assert!(
+        newest.lines().count() == 2 && signer.as_str().is_some_and(|s| newest.contains(s)),
+        "signed by a rotated key {signer} of {newest}"
+    );
+}
+
+/// A stand-in for the daemon's `GET /api/v1/keys`: answers `keys` to every request, and
+/// counts them.
+fn key_server(keys: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = asked.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while request.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{keys}",
+                keys.len()
+            );
+        }
+    });
+    (url, asked)
+}
+
+/// A decision.json signed by a key id the daemon never published (a daemon's genuine
+/// decision with its signature's key id changed, then changed again and again) is refused,
+/// and the wait asks the daemon for its keys again once for the first unknown id, not at
+/// each of the twenty others written within the rate bound.
+#[test]
+fn a_decision_naming_unknown_keys_is_refused_and_the_keys_are_fetched_again_once() {
+    let mut signer = TestEnv::new();
+    let d = signer.start();
+    let theirs = signer.ws("alpha");
+    write_atomic(&theirs.join("handoff.json"), &bytes(&handoff("fk")));
+    d.wait_until("fk pending", || d.handoffs("pending").len() == 1);
+    assert_eq!(d.decide("fk", "approved", "go").0, 200);
+    d.wait_until("decided", || decision(&theirs).is_some());
+    let genuine = decision(&theirs).unwrap();
+    let (url, asked) = key_server(d.get("/api/v1/keys").1.to_string());
+
+    // Another workspace alpha with the same handoff, which no daemon serves: the forger's.
+    let forged_in = TestEnv::new();
+    let ws = forged_in.ws("alpha");
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("fk")));
+    let forge = |n: usize| {
+        let mut doc = genuine.clone();
+        doc["attestation"]["signatures"][0]["keyid"] = json!(format!("ed25519:forged-{n}"));
+        write_atomic(&ws.join("decision.json"), &bytes(&doc));
+    };
+    forge(0);
+    let out = std::thread::scope(|scope| {
+        let dir = ws.to_str().unwrap();
+        let waiter = scope.spawn(|| wait_with_url(&url, &[dir, "--timeout", "6"]));
+        for n in 1..=20 {
+            std::thread::sleep(Duration::from_millis(300));
+            forge(n);
+        }
+        waiter.join().unwrap()
+    });
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "a forged decision taken: {out:?}"
+    );
+    assert!(said.contains("not among the trusted keys"), "{said}");
+    assert_eq!(
+        asked.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "once as the wait began, once for the first unknown key id: {said}"
+    );
+}

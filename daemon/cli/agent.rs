@@ -191,9 +191,9 @@ pub(super) struct Waited {
     /// None when the file in place has no key yet (unreadable, no id and not valid): the
     /// wait then follows the file in place.
     key: Option<String>,
-    /// Keys an answer must be signed by (see `trust::Root`); None: taken unchecked, as
-    /// chosen with `--unchecked`.
-    trusted: Option<Vec<baton::receipts::PublicKey>>,
+    /// Keys an answer must be signed by (see `trust::Root`, `trust::Keys`); None: taken
+    /// unchecked, as chosen with `--unchecked`.
+    trusted: Option<super::trust::Keys>,
     /// Why the last answer found was not taken (a forged, edited or expired decision, or an
     /// artifact changed since), for the caller to warn about once.
     pub refused: Option<String>,
@@ -220,8 +220,11 @@ impl Waited {
     }
 
     /// Answers count only if signed by one of `trusted` and about the bytes on disk.
-    pub(super) fn trusting(self, trusted: Option<Vec<baton::receipts::PublicKey>>) -> Waited {
-        Waited { trusted, ..self }
+    pub(super) fn trusting(self, trusted: Option<impl Into<super::trust::Keys>>) -> Waited {
+        Waited {
+            trusted: trusted.map(Into::into),
+            ..self
+        }
     }
 
     /// The decision for the waited handoff, once there is one it can take (see `trusting`).
@@ -229,11 +232,17 @@ impl Waited {
         let Some(found) = self.found(ws)? else {
             return Ok(None);
         };
-        let Some(trusted) = &self.trusted else {
+        let Some(trusted) = &mut self.trusted else {
             return Ok(Some(found.decision));
         };
         let now = time::OffsetDateTime::now_utc();
-        match super::receipts::problems(ws, &found.doc, trusted, now) {
+        let mut checked = super::receipts::problems(ws, &found.doc, trusted.list(), now);
+        // Signed by a key the daemon published after the wait fetched its keys (a rotation):
+        // fetched again, and checked again; a forged signer is refused all the same.
+        if checked.is_err() && trusted.learn(&found.doc) {
+            checked = super::receipts::problems(ws, &found.doc, trusted.list(), now);
+        }
+        match checked {
             // The decision as signed, not as the file says: they are equal, or it was refused.
             // A v1 receipt signs none of what the agent is told to do next: that is left out.
             Ok(checked) if checked.form == baton::receipts::Form::ReceiptV1 => Ok(Some(Decision {

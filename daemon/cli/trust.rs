@@ -4,7 +4,9 @@
 //! no key to check with the wait refuses, unless its user chose `--unchecked`.
 
 use baton::receipts::PublicKey;
+use std::collections::HashSet;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// The environment variable that chooses, as `--unchecked` does, to take decisions unchecked.
 const UNCHECKED_VAR: &str = "BATON_UNCHECKED";
@@ -59,28 +61,145 @@ impl Root {
 
     /// The keys to check with now: `Ok(None)` when decisions are taken unchecked (chosen);
     /// `Err` says why nothing can be taken (no trust root, or the daemon's keys unreachable).
-    pub(super) fn keys(&self) -> Result<Option<Vec<PublicKey>>, String> {
+    pub(super) fn keys(&self) -> Result<Option<Keys>, String> {
         match self {
-            Root::Keys(keys) => Ok(Some(keys.clone())),
-            Root::Url(url) => {
-                let trust = super::receipts::Trust {
-                    key_file: None,
-                    url: Some(url),
-                    config: None,
-                };
-                // `baton verify --url`'s fetch: one code path for the daemon's public keys.
-                super::receipts::trusted_keys(&trust)
-                    .map(Some)
-                    .map_err(|e| {
-                        format!(
-                            "cannot fetch the daemon's public keys from BATON_URL ({e:#}), so \
-                         decision.json cannot be checked: start the daemon or correct BATON_URL \
-                         (or set BATON_KEY to a file of `baton keys` lines)"
-                        )
-                    })
-            }
+            Root::Keys(keys) => Ok(Some(Keys::from(keys.clone()))),
+            Root::Url(url) => fetch(url).map(|keys| {
+                Some(Keys {
+                    url: Some(url.clone()),
+                    ..Keys::from(keys)
+                })
+            }),
             Root::Unchecked => Ok(None),
             Root::None => Err(REFUSAL.to_string()),
         }
     }
+}
+
+/// The daemon's public keys at `url` (`baton verify --url`'s fetch: one code path for them),
+/// or why they cannot be had.
+fn fetch(url: &str) -> Result<Vec<PublicKey>, String> {
+    let trust = super::receipts::Trust {
+        key_file: None,
+        url: Some(url),
+        config: None,
+    };
+    super::receipts::trusted_keys(&trust).map_err(|e| {
+        format!(
+            "cannot fetch the daemon's public keys from BATON_URL ({e:#}), so decision.json \
+             cannot be checked: start the daemon or correct BATON_URL (or set BATON_KEY to a \
+             file of `baton keys` lines)"
+        )
+    })
+}
+
+/// The least time between two fetches of the daemon's keys made because a decision named a
+/// key not among them. Anyone who can write the workspace can write a decision naming a new
+/// key id at every look: each costs the daemon one request at most this often.
+const REFETCH_EVERY: Duration = Duration::from_secs(10);
+
+/// Most key ids of one decision asked about (an envelope may carry many signatures).
+const MAX_SIGNERS: usize = 8;
+
+/// The keys a wait checks decisions with. Fetched from `BATON_URL`, they are fetched again
+/// when a decision is signed by a key id not among them (`learn`): the daemon may have
+/// rotated its key since the wait began, and the new key's decision would otherwise be
+/// refused until the wait is run again. A forged decision naming an unknown key is refused
+/// all the same: the keys come from the daemon, never from the workspace.
+#[derive(Clone, Debug)]
+pub(super) struct Keys {
+    keys: Vec<PublicKey>,
+    /// Where `keys` came from, to fetch them again; None: a file's, fixed.
+    url: Option<String>,
+    /// The key ids already fetched again for: each is asked about once.
+    asked: HashSet<String>,
+    /// When the keys were last fetched again (`REFETCH_EVERY`).
+    refetched: Option<Instant>,
+}
+
+impl From<Vec<PublicKey>> for Keys {
+    fn from(keys: Vec<PublicKey>) -> Keys {
+        Keys {
+            keys,
+            url: None,
+            asked: HashSet::new(),
+            refetched: None,
+        }
+    }
+}
+
+impl Keys {
+    pub(super) fn list(&self) -> &[PublicKey] {
+        &self.keys
+    }
+
+    /// Fetches the daemon's keys again when `doc` (a decision.json) is signed only by key ids
+    /// not among them, each id asked about once, at most once every `REFETCH_EVERY`; true
+    /// when the keys now hold one of its signers (check the decision again).
+    pub(super) fn learn(&mut self, doc: &serde_json::Value) -> bool {
+        let Some(url) = self.url.clone() else {
+            return false;
+        };
+        let signers = signers(doc);
+        let known = |keys: &[PublicKey]| {
+            signers
+                .iter()
+                .any(|id| keys.iter().any(|k| &k.key_id == id))
+        };
+        if signers.is_empty() || known(&self.keys) {
+            return false;
+        }
+        let new: Vec<&String> = signers
+            .iter()
+            .filter(|id| !self.asked.contains(*id))
+            .collect();
+        let recent = self.refetched.is_some_and(|t| t.elapsed() < REFETCH_EVERY);
+        if new.is_empty() || recent {
+            return false;
+        }
+        if self.asked.len() > 1024 {
+            // Bounded memory against a writer naming a new id at every look; the rate bound
+            // holds all the same.
+            self.asked.clear();
+        }
+        self.asked.extend(new.iter().map(|id| id.to_string()));
+        self.refetched = Some(Instant::now());
+        tracing::info!(
+            "decision.json is signed by key {}, not among the {} keys fetched from {url}: \
+             fetching them again (the daemon may have rotated its key)",
+            new.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            self.keys.len()
+        );
+        match fetch(&url) {
+            Ok(keys) => {
+                self.keys = keys;
+                known(&self.keys)
+            }
+            Err(why) => {
+                tracing::warn!("{why}; checking with the keys fetched before");
+                false
+            }
+        }
+    }
+}
+
+/// The key ids a decision.json says it is signed by: its attestation's signatures, or its v1
+/// receipt's key (the first few; what they say is checked, never trusted).
+fn signers(doc: &serde_json::Value) -> Vec<String> {
+    let ids: Vec<&serde_json::Value> = match doc.get("attestation") {
+        Some(envelope) => envelope["signatures"]
+            .as_array()
+            .map(|s| s.iter().map(|s| &s["keyid"]).collect())
+            .unwrap_or_default(),
+        None => vec![&doc["receipt"]["key_id"]],
+    };
+    ids.into_iter()
+        .filter_map(|id| id.as_str())
+        .filter(|id| !id.is_empty() && id.len() <= 256)
+        .take(MAX_SIGNERS)
+        .map(str::to_string)
+        .collect()
 }

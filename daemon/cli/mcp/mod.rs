@@ -446,10 +446,10 @@ impl ServerHandler for Baton {
 }
 
 impl Baton {
-    /// The keys a decision must be signed by, now (`BATON_URL`'s are fetched on each call, so
-    /// a rotated key is known); None: taken unchecked, as chosen. With no key to check with,
-    /// the error result that says what to set.
-    async fn trusted(&self) -> Result<Option<Vec<baton::receipts::PublicKey>>, CallToolResult> {
+    /// The keys a decision must be signed by, now (`BATON_URL`'s are fetched on each call, and
+    /// again by a wait that meets an unknown key id, so a rotated key is known); None: taken
+    /// unchecked, as chosen. With no key to check with, the error result that says what to set.
+    async fn trusted(&self) -> Result<Option<crate::cli::trust::Keys>, CallToolResult> {
         let trust = self.trust.clone();
         match baton::blocking::run(move || trust.keys()).await {
             Ok(Ok(keys)) => Ok(keys),

@@ -4,16 +4,16 @@
 //! server runs with --unchecked), its task's checkpoints.
 
 use crate::cli::agent::Waited;
+use crate::cli::trust::Keys;
 use baton::contract::validate;
 use baton::contract::Limits;
-use baton::receipts::PublicKey;
 use baton::workspace::Workspace;
 use serde_json::{json, Value};
 
 pub fn handoff_view(
     ws: &Workspace,
     limits: &Limits,
-    trusted: Option<Vec<PublicKey>>,
+    trusted: Option<Keys>,
 ) -> anyhow::Result<Value> {
     let file = ws.handoff_file();
     let Some(bytes) = ws.read(&file.path, limits.max_bytes)? else {
