@@ -11,6 +11,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, Receiver};
 
+/// The tests run `baton mcp` as the daemon's user (root, who can read data_dir), which refuses
+/// decisions unless this variable says to go on (see
+/// `an_mcp_server_that_can_read_data_dir_refuses_decisions`); `call_tool` sets it to 1.
+pub(crate) const AS_DAEMON_USER: &str = "BATON_MCP_AS_DAEMON_USER";
+
 /// The virtualenv's Python (the MCP SDK, openapi-spec-validator and the verifiers are
 /// installed in it); a test without it fails here, saying how to make it.
 pub(crate) fn python() -> PathBuf {
@@ -57,7 +62,12 @@ fn next(lines: &Receiver<Value>, step: &str) -> Value {
 
 #[test]
 fn the_python_sdk_submits_over_mcp_and_waits_for_a_decision_made_through_the_api() {
-    let mut env = TestEnv::with_config(&user("alice", "\"reviewer\""));
+    let config = format!(
+        "{}{}",
+        user("alice", "\"reviewer\""),
+        crate::util::agent("python-agent", "alpha")
+    );
+    let mut env = TestEnv::with_config(&config);
     let d = env.start();
     let ws = env.ws("alpha");
     let config = env.config_path();
@@ -70,6 +80,8 @@ fn the_python_sdk_submits_over_mcp_and_waits_for_a_decision_made_through_the_api
             "alpha",
         ])
         .env("BATON_URL", &d.url)
+        .env("BATON_TOKEN", "python-agent-token")
+        .env(AS_DAEMON_USER, "1")
         .stdout(Stdio::piped())
         .spawn()
         .expect("run the Python MCP client");
@@ -281,6 +293,7 @@ fn wait_for_decision_answers_withdrawn_for_its_own_handoff_when_a_newer_one_supe
         .arg(script)
         .args([BIN, env.config_path().to_str().unwrap(), "alpha"])
         .env("BATON_URL", &d.url)
+        .env(AS_DAEMON_USER, "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -339,6 +352,9 @@ fn an_mcp_server_limited_to_a_workspace_knows_no_other() {
         .args(["--workspace", "alpha"])
         .env("BATON_LOG", "error")
         .env("BATON_URL", &d.url)
+        // The admin's: it sees every workspace, so only `--workspace` keeps beta out.
+        .env("BATON_TOKEN", &d.token)
+        .env(AS_DAEMON_USER, "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -513,6 +529,8 @@ fn call_tool(env: &TestEnv, vars: &[(&str, &str)], tool: &str, arguments: Value)
         .env_remove("BATON_KEY")
         .env_remove("BATON_URL")
         .env_remove("BATON_UNCHECKED")
+        .env_remove("BATON_TOKEN")
+        .env(AS_DAEMON_USER, "1")
         .envs(vars.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
@@ -647,4 +665,151 @@ fn get_handoff_reports_a_forged_decision_pending_when_keys_are_trusted() {
         "{view}"
     );
     assert_eq!(view["decision"]["by"], "admin");
+}
+
+/// Writes a handoff whose summary holds `word` into each workspace, and waits until the
+/// daemon's index finds it.
+fn indexed(env: &TestEnv, d: &crate::util::Daemon, words: &[(&str, &str)]) {
+    for (ws, word) in words {
+        let mut h = handoff(&format!("mcp-{ws}"));
+        h["summary"] = json!(format!("the secret is {word}"));
+        write_atomic(&env.ws(ws).join("handoff.json"), &bytes(&h));
+        d.wait_until("indexed", || {
+            d.get(&format!("/api/v1/search?q={word}")).1["total"].as_u64() >= Some(1)
+        });
+    }
+}
+
+/// `search` asks the daemon (`GET /api/v1/search`) with the agent's `BATON_TOKEN`, so it
+/// finds the token's workspaces only. It used to read the index in data_dir, every
+/// workspace's, which also meant running the agent's host as a user who can read data_dir's
+/// keys. Without `BATON_URL` or with a token the daemon refuses, an error result says what to
+/// set.
+#[test]
+fn search_asks_the_daemon_with_the_agents_token_and_finds_only_its_workspaces() {
+    let mut env = TestEnv::with_config(&crate::util::agent("builder", "alpha"));
+    env.init("beta");
+    let d = env.start();
+    indexed(&env, &d, &[("alpha", "aardvark"), ("beta", "zebra")]);
+    let agent = [
+        ("BATON_URL", d.url.as_str()),
+        ("BATON_TOKEN", "builder-token"),
+    ];
+    let own = call_tool(&env, &agent, "search", json!({"query": "aardvark"}));
+    assert_eq!(own["structuredContent"]["total"], 1, "{own}");
+    assert_eq!(own["structuredContent"]["hits"][0]["workspace"], "alpha");
+    for args in [
+        json!({"query": "zebra"}),
+        json!({"query": "secret", "workspace": "beta"}),
+    ] {
+        let other = call_tool(&env, &agent, "search", args);
+        assert_eq!(other["isError"], false, "{other}");
+        assert_eq!(
+            other["structuredContent"]["total"], 0,
+            "beta is not the token's: {other}"
+        );
+    }
+    let unset = call_tool(&env, &[], "search", json!({"query": "aardvark"}));
+    assert_eq!(unset["isError"], true, "{unset}");
+    let said = unset["structuredContent"]["error"].as_str().unwrap_or("");
+    assert!(
+        said.contains("BATON_URL") && said.contains("BATON_TOKEN"),
+        "{said}"
+    );
+    let stranger = [
+        ("BATON_URL", d.url.as_str()),
+        ("BATON_TOKEN", "nobodys-token"),
+    ];
+    let refused = call_tool(&env, &stranger, "search", json!({"query": "aardvark"}));
+    assert_eq!(refused["isError"], true, "{refused}");
+    let said = refused["structuredContent"]["error"].as_str().unwrap_or("");
+    assert!(said.contains("BATON_TOKEN"), "{said}");
+}
+
+/// The setup the agent docs describe: the agent's host runs `baton mcp` as a user of the
+/// workspaces' group who cannot read data_dir, and `search` works. Reading the index
+/// directly, it answered "cannot read data_dir".
+#[test]
+fn search_works_for_a_host_that_cannot_read_data_dir() {
+    let mut env = TestEnv::with_config(&crate::util::agent("builder", "alpha"));
+    let d = env.start();
+    indexed(&env, &d, &[("alpha", "aardvark")]);
+    let vars = format!("BATON_URL={} BATON_TOKEN=builder-token", d.url);
+    let found = call_tool_as_agent_user(&env, &vars, "search", json!({"query": "aardvark"}));
+    assert_eq!(found["isError"], false, "{found}");
+    assert_eq!(found["structuredContent"]["total"], 1, "{found}");
+}
+
+/// A `baton mcp` that can read the daemon's data_dir (run as its user, or root) serves an
+/// agent who can read the signing key and sign any decision itself: it refuses to take
+/// decisions, saying why and what to do, as `baton hook claude-code` does; the tools that
+/// take none still work. Run as a user of the workspaces' group who cannot read data_dir, it
+/// takes the daemon's decision, verified. It used to answer `verified: true` either way.
+#[test]
+fn an_mcp_server_that_can_read_data_dir_refuses_decisions() {
+    let mut env = TestEnv::with_config(&crate::util::agent("builder", "alpha"));
+    let d = env.start();
+    indexed(&env, &d, &[("alpha", "aardvark")]);
+    d.wait_until("pending", || d.handoffs("pending").len() == 1);
+    assert_eq!(d.decide("mcp-alpha", "approved", "go").0, 200);
+    d.wait_until("decided", || {
+        crate::util::decision(&env.ws("alpha")).is_some()
+    });
+    let own_user = [
+        ("BATON_URL", d.url.as_str()),
+        ("BATON_TOKEN", "builder-token"),
+        (AS_DAEMON_USER, ""),
+    ];
+    for (tool, args) in [
+        (
+            "wait_for_decision",
+            json!({"workspace": "alpha", "timeout_s": 1}),
+        ),
+        ("get_handoff", json!({"workspace": "alpha"})),
+    ] {
+        let refused = call_tool(&env, &own_user, tool, args);
+        assert_eq!(refused["isError"], true, "{tool}: {refused}");
+        let said = refused["structuredContent"]["error"].as_str().unwrap_or("");
+        assert!(
+            said.contains("can read the daemon's data_dir") && said.contains(AS_DAEMON_USER),
+            "{tool}: {said}"
+        );
+    }
+    let found = call_tool(&env, &own_user, "search", json!({"query": "aardvark"}));
+    assert_eq!(found["structuredContent"]["total"], 1, "{found}");
+
+    let vars = format!("BATON_URL={}", d.url);
+    let answer = call_tool_as_agent_user(&env, &vars, "get_handoff", json!({"workspace": "alpha"}));
+    let view = &answer["structuredContent"];
+    assert_eq!(
+        (&view["state"], &view["verified"]),
+        (&json!("decided"), &json!(true)),
+        "{answer}"
+    );
+}
+
+/// `call_tool` as an agent's host runs it: as a user of the workspaces' group who cannot read
+/// data_dir, with `vars` (shell assignments, e.g. `BATON_URL=...`) its only trust root.
+fn call_tool_as_agent_user(env: &TestEnv, vars: &str, tool: &str, arguments: Value) -> Value {
+    let lines = [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": tool, "arguments": arguments}}),
+    ];
+    let quoted: Vec<String> = lines.iter().map(|l| format!("'{l}'")).collect();
+    let script = format!(
+        "printf '%s\\n' {} | {vars} \"$BATON\" mcp --config {}",
+        quoted.join(" "),
+        env.config_path().display()
+    );
+    let out = crate::util::as_other_user(env, "users", &script);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let answer = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|a| a["id"] == 2);
+    answer.unwrap_or_else(|| panic!("no answer: {out:?}"))["result"].clone()
 }

@@ -53,6 +53,8 @@ fn connect(env: &TestEnv, host: Host, vars: &[(&str, &str)]) -> Session {
         .env_remove("BATON_KEY")
         .env_remove("BATON_URL")
         .env_remove("BATON_UNCHECKED")
+        // Run as the daemon's user: see tests/mcp.rs.
+        .env(crate::mcp::AS_DAEMON_USER, "1")
         .envs(vars.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -228,7 +228,9 @@ pub enum Command {
     },
     /// Speak the Model Context Protocol over stdio: seven tools on the configuration's
     /// workspaces, submit_handoff, write_checkpoint, wait_for_decision, get_handoff, search,
-    /// lock_file and unlock_file.
+    /// lock_file and unlock_file. Run it as the agent's user: one who can read the daemon's
+    /// data_dir (its keys) takes no decision (BATON_MCP_AS_DAEMON_USER=1 to go on knowingly).
+    /// search asks the daemon at BATON_URL with the agent's BATON_TOKEN.
     Mcp {
         #[arg(long, value_name = "FILE", help = CONFIG_HELP)]
         config: Option<PathBuf>,

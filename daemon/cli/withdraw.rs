@@ -1,6 +1,8 @@
 //! `baton withdraw KEY [--reason TEXT]`: an agent takes back its own pending handoff through
 //! the daemon's API (`POST /api/v1/handoffs/{key}/withdraw`, `BATON_URL` and the agent's
-//! `BATON_TOKEN`). The MCP server's `tasks/cancel` calls the same request (`request`).
+//! `BATON_TOKEN`). The MCP server's `tasks/cancel` calls the same request (`request`), and
+//! its `search` reaches the daemon with the same variables and answers (`from_env`,
+//! `answered`).
 
 use serde_json::{json, Value};
 use std::process::ExitCode;
@@ -78,17 +80,7 @@ pub fn request(url: &str, token: &str, key: &str, reason: Option<&str>) -> Resul
         .set("Content-Type", "application/json")
         .timeout(std::time::Duration::from_secs(30))
         .send_string(&body.to_string());
-    let (status, response) = match sent {
-        Ok(r) => (r.status(), r),
-        Err(ureq::Error::Status(code, r)) => (code, r),
-        Err(e) => return Err(Refused::Other(format!("{address}: {e}"))),
-    };
-    // ureq's `json` feature is on only for the tests: read the text, then parse it.
-    let answer: Value = response
-        .into_string()
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok())
-        .unwrap_or(Value::Null);
+    let (status, answer) = answered(&address, sent)?;
     let said = answer["error"].as_str().unwrap_or("").to_string();
     match status {
         200 => Ok(answer),
@@ -107,6 +99,27 @@ pub fn request(url: &str, token: &str, key: &str, reason: Option<&str>) -> Resul
             }
         ))),
     }
+}
+
+/// A request to the daemon's API, sent: its status and its JSON body (null if none), whatever
+/// the status; `Other` when no answer came. Every agent-side call of the API reads its
+/// answer here (`request`, the MCP tool `search`).
+pub fn answered(
+    address: &str,
+    sent: Result<ureq::Response, ureq::Error>,
+) -> Result<(u16, Value), Refused> {
+    let (status, response) = match sent {
+        Ok(r) => (r.status(), r),
+        Err(ureq::Error::Status(code, r)) => (code, r),
+        Err(e) => return Err(Refused::Other(format!("{address}: {e}"))),
+    };
+    // ureq's `json` feature is on only for the tests: read the text, then parse it.
+    let answer: Value = response
+        .into_string()
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or(Value::Null);
+    Ok((status, answer))
 }
 
 /// The command: 0 withdrawn (prints the decision), 1 error, 3 not the caller's handoff, 4 no

@@ -23,8 +23,11 @@ def dump(result):
 
 
 async def main(baton, config, workspace):
-    # BATON_URL: the daemon whose keys the server checks decision.json with.
-    env = {"BATON_LOG": "error", "BATON_URL": os.environ["BATON_URL"]}
+    # BATON_URL: the daemon whose keys the server checks decision.json with, and which
+    # `search` asks with the agent's BATON_TOKEN.
+    # BATON_MCP_AS_DAEMON_USER: the test runs the server as the daemon's user (see tests/mcp.rs).
+    env = {"BATON_LOG": "error", "BATON_URL": os.environ["BATON_URL"], "BATON_TOKEN": os.environ["BATON_TOKEN"],
+           "BATON_MCP_AS_DAEMON_USER": os.environ.get("BATON_MCP_AS_DAEMON_USER", "")}
     params = StdioServerParameters(command=baton, args=["mcp", "--config", config], env=env)
     async with stdio_client(params) as streams:
         read, write = streams[0], streams[1]

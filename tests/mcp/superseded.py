@@ -25,7 +25,9 @@ def dump(result):
 async def main(baton, config, workspace):
     # info: the server logs which handoff a wait is for; the test waits for that line.
     # BATON_URL: the daemon whose keys the server checks decision.json with.
-    env = {"BATON_LOG": "info", "BATON_URL": os.environ["BATON_URL"]}
+    # BATON_MCP_AS_DAEMON_USER: the test runs the server as the daemon's user (see tests/mcp.rs).
+    env = {"BATON_LOG": "info", "BATON_URL": os.environ["BATON_URL"],
+           "BATON_MCP_AS_DAEMON_USER": os.environ.get("BATON_MCP_AS_DAEMON_USER", "")}
     params = StdioServerParameters(command=baton, args=["mcp", "--config", config], env=env)
     async with stdio_client(params) as streams:
         async with ClientSession(streams[0], streams[1]) as session:

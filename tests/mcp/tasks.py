@@ -35,7 +35,8 @@ async def main(baton, config, workspace, key, scenario):
     # BATON_KEY: the server takes only decisions signed by these keys (the receipt checked).
     # BATON_URL and BATON_TOKEN: the daemon and the agent's token, with which tasks/cancel
     # withdraws the handoff.
-    passed = ("BATON_KEY", "BATON_URL", "BATON_TOKEN")
+    # BATON_MCP_AS_DAEMON_USER: the test runs the server as the daemon's user (tests/mcp.rs).
+    passed = ("BATON_KEY", "BATON_URL", "BATON_TOKEN", "BATON_MCP_AS_DAEMON_USER")
     env = {"BATON_LOG": "error", **{k: os.environ[k] for k in passed if k in os.environ}}
     params = StdioServerParameters(command=baton, args=["mcp", "--config", config], env=env)
     notes = []

@@ -43,6 +43,7 @@ fn task_client_with(
     if let Some(keys) = trusted {
         command.env("BATON_KEY", keys);
     }
+    command.env(super::AS_DAEMON_USER, "1");
     command.envs(vars.iter().copied());
     let mut client = command.spawn().expect("run the Python MCP client");
     let lines = json_lines(&mut client);

@@ -1,13 +1,16 @@
 //! `baton mcp [--config FILE]`: the agent-side commands as Model Context Protocol tools over
 //! stdio (rmcp), for agents whose host speaks MCP. Each tool calls the function the CLI
 //! command calls (`submit::check`, `agent::Waited`, the contract's validation), on
-//! files alone, so it works with or without a daemon running on the same configuration.
+//! files alone, so it works with or without a daemon running on the same configuration;
+//! `search` alone asks the daemon (`search`), since the index is in data_dir, which an agent's
+//! user must not be able to read.
 //! Standard output is the protocol: nothing else may be printed there. `submit_handoff` also
 //! runs as an MCP task (see `tasks`, and `tasks_ext` for the 2026-07-28 extension), for
 //! hosts that fetch the decision later.
 
 mod locks;
 mod replies;
+mod search;
 mod tasks;
 mod tasks_ext;
 mod view;
@@ -55,14 +58,18 @@ pub fn mcp(config: Option<&Path>, only: &[String], unchecked: bool) -> anyhow::R
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let trust = Root::find(None, unchecked)?;
-    if let Err(why) = trust.keys() {
+    let own_keys = reads_the_daemons_keys(&config, &trust)?;
+    if let Some(why) = &own_keys {
         // Served all the same: the tools that do not take decisions work, and those that do
         // answer this.
+        tracing::warn!("decisions are refused: {why}");
+    } else if let Err(why) = trust.keys() {
         tracing::warn!("decisions cannot be taken: {why}");
     }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async move {
-        let server = Baton::new(config, only, trust);
+        let mut server = Baton::new(config, only, trust);
+        server.own_keys = own_keys.map(Arc::new);
         // Room for a document at the size limit, escaped inside a JSON-RPC message.
         let max_line = 4 * server.limits.max_bytes + 64 * 1024;
         let tasks = Arc::new(tasks::Tasks::new(server.clone()));
@@ -73,6 +80,46 @@ pub fn mcp(config: Option<&Path>, only: &[String], unchecked: bool) -> anyhow::R
         let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The variable that lets `baton mcp` take signed decisions while it can read the daemon's
+/// data_dir, for a setup that knowingly runs the agent's host as the daemon's user.
+const AS_DAEMON_USER_VAR: &str = "BATON_MCP_AS_DAEMON_USER";
+
+/// Why no decision this server checks proves anything, if it runs as a user who can read the
+/// daemon's data_dir (its owner, or root): the agent it serves runs as that user too, so it
+/// can read the signing key (and the key of mail links) and sign any decision itself, as
+/// `baton hook claude-code` refuses for the same reason. None when it cannot, when decisions
+/// are taken unchecked anyway (`--unchecked`: nothing is claimed), or when its user chose to
+/// go on (`BATON_MCP_AS_DAEMON_USER=1`, warned about).
+fn reads_the_daemons_keys(config: &Config, trust: &Root) -> anyhow::Result<Option<String>> {
+    if matches!(trust, Root::Unchecked) || std::fs::read_dir(&config.data_dir).is_err() {
+        return Ok(None);
+    }
+    match std::env::var(AS_DAEMON_USER_VAR).ok().as_deref() {
+        None | Some("" | "0" | "false") => {}
+        Some("1" | "true") => {
+            tracing::warn!(
+                "{AS_DAEMON_USER_VAR}=1: this server can read the daemon's data_dir ({}), and \
+                 so can the agent it serves: a decision it answers as verified may be one the \
+                 agent signed with the daemon's key",
+                config.data_dir.display()
+            );
+            return Ok(None);
+        }
+        Some(other) => anyhow::bail!(
+            "{AS_DAEMON_USER_VAR}={other:?}: set it to 1 to take decisions while running as a \
+             user who can read data_dir, or unset it"
+        ),
+    }
+    Ok(Some(format!(
+        "baton mcp runs as a user who can read the daemon's data_dir ({}), and so does the \
+         agent it serves: it can read the daemon's signing key and sign any decision itself, so \
+         no decision checked here proves a person made it. Run the MCP host as a user other \
+         than the daemon's (one in the workspaces' group), with BATON_URL (or BATON_KEY); to \
+         go on knowing this, set {AS_DAEMON_USER_VAR}=1",
+        config.data_dir.display()
+    )))
 }
 
 #[derive(Clone)]
@@ -86,6 +133,9 @@ struct Baton {
     /// What a decision must be signed by to be taken (`BATON_KEY`, `BATON_URL`'s keys), or
     /// `--unchecked`; with none of them, every tool that takes a decision refuses.
     trust: Arc<Root>,
+    /// Why decisions are refused: this server's user can read the daemon's keys (see
+    /// `reads_the_daemons_keys`).
+    own_keys: Option<Arc<String>>,
     /// The session's MCP tasks, of both wire formats (see `tasks`).
     tasks: tasks::Table,
     tool_router: ToolRouter<Self>,
@@ -156,6 +206,7 @@ impl Baton {
         Baton {
             only: Arc::new(only),
             trust: Arc::new(trust),
+            own_keys: None,
             limits: config.limits,
             config: Arc::new(config),
             tasks: tasks::Table::default(),
@@ -300,8 +351,9 @@ impl Baton {
         }
     }
 
-    /// Searches artifacts, handoffs, checkpoints and decisions of the configuration's
-    /// workspaces, as `baton search --json` (the index in data_dir, read directly).
+    /// Searches artifacts, handoffs, checkpoints and decisions of the workspaces the agent's
+    /// token may see (and this server serves), as `baton search --json` prints them: asked of
+    /// the daemon at `BATON_URL` with `BATON_TOKEN`.
     #[tool(name = "search")]
     async fn search(&self, Parameters(args): Parameters<SearchArgs>) -> CallToolResult {
         let limit = args.limit.unwrap_or(20);
@@ -312,29 +364,19 @@ impl Baton {
         if args.kind.as_deref().is_some_and(|k| !kinds.contains(&k)) {
             return failed("kind must be artifact, handoff, checkpoint or decision");
         }
-        let config = self.config.clone();
-        let scope = match (self.only.is_empty(), self.served()) {
+        let served = match (self.only.is_empty(), self.served()) {
             (true, _) => None,
             (false, Ok(served)) => Some(served.into_iter().map(|w| w.name).collect()),
             (false, Err(e)) => return e,
         };
-        let req = baton::search::Request {
-            q: args.query,
+        let asked = search::Asked {
+            query: args.query,
             workspace: args.workspace,
             kind: args.kind,
             limit,
             offset: args.offset.unwrap_or(0),
-            scope,
-            ..baton::search::Request::default()
         };
-        let found = baton::blocking::run(move || {
-            baton::private::readable(&config.data_dir)?;
-            let search = baton::search::Search::open_read_only(&config)
-                .map_err(|e| format!("cannot open the search index: {e}"))?;
-            search.query(req).map_err(|e| e.to_string())
-        })
-        .await;
-        match found {
+        match baton::blocking::run(move || search::search(asked, served)).await {
             Ok(Ok(hits)) => CallToolResult::structured(json!(hits)),
             Ok(Err(e)) => failed(e),
             Err(e) => failed(e.to_string()),
@@ -448,8 +490,12 @@ impl ServerHandler for Baton {
 impl Baton {
     /// The keys a decision must be signed by, now (`BATON_URL`'s are fetched on each call, and
     /// again by a wait that meets an unknown key id, so a rotated key is known); None: taken
-    /// unchecked, as chosen. With no key to check with, the error result that says what to set.
+    /// unchecked, as chosen. With no key to check with, or when this server's user can read
+    /// the daemon's keys (`own_keys`), the error result that says why and what to do.
     async fn trusted(&self) -> Result<Option<crate::cli::trust::Keys>, CallToolResult> {
+        if let Some(why) = &self.own_keys {
+            return Err(failed(why.as_str()));
+        }
         let trust = self.trust.clone();
         match baton::blocking::run(move || trust.keys()).await {
             Ok(Ok(keys)) => Ok(keys),
