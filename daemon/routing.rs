@@ -430,13 +430,6 @@ fn sending_agent<'a>(handoff: &Handoff, agents: &'a [Agent], ws: &str) -> Option
     })
 }
 
-/// Whether the agent `from_agent` claims (see `claimed_agent`) is `name` or acts for them: a
-/// claim, which adds a suspect and never clears one. What may be `name`'s own work is
-/// `own_work`'s to say, over the proven sender.
-pub fn is_sender(handoff: &Handoff, agents: &[Agent], ws: &str, name: &str) -> bool {
-    sending_agent(handoff, agents, ws).is_some_and(|a| agent_is(a, name))
-}
-
 /// Why a revision would be `name`'s own work (see `own_work`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OwnWork<'a> {

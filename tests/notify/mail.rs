@@ -2,8 +2,9 @@
 //! with Python's email package; and a mail server that never answers delays no webhook.
 
 use super::{config as hook_config, deliveries, submit, Receiver};
-use crate::util::{self, TestEnv};
-use serde_json::Value;
+use crate::pages::Web;
+use crate::util::{self, Daemon, TestEnv};
+use serde_json::{json, Value};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -61,7 +62,8 @@ impl Drop for Smtp {
 }
 
 /// Reviewers with addresses, a route that mails them, and `[smtp]` at `port`. The handoff's
-/// sender (`test-agent`, tess's agent) holds the route's role too, and must get no mail.
+/// sender (`test-agent`, tess's agent, which uploads it: see `upload`) holds the route's role
+/// too, and must get no mail.
 fn mail_config(port: u16) -> String {
     let user = |name: &str, roles: &str, email: &str| {
         format!("[[users]]\nname = \"{name}\"\nroles = [{roles}]\n{email}")
@@ -72,13 +74,28 @@ fn mail_config(port: u16) -> String {
         user("sam", "\"engineer\"", "email = \"sam@example.com\"\n"),
         user("olga", "\"reviewer\"", ""),
         user("tess", "\"engineer\"", "email = \"agent@example.com\"\n"),
-        // The sender, agent test-agent, is tess's: a proven identity, so she is not mailed.
+        // The sender, agent test-agent, is tess's: proven by its upload, so she is not mailed.
         util::agent_for("test-agent", "tess", "*"),
         format!("[smtp]\nurl = \"smtp://127.0.0.1:{port}\"\nfrom = \"baton <baton@localhost>\"\n"),
         "[[routes]]\nname = \"eng\"\nreviewers = [\"rita\", \"role:engineer\"]\nnotify = [\"email\"]\n"
             .to_string(),
     ]
     .concat()
+}
+
+/// Uploads handoff `h` into workspace `ws` with `token` (`NAME-token`, agent NAME's): its
+/// sender is then proven, as a handoff written on the share never is.
+fn upload_as(daemon: &Daemon, token: &str, ws: &str, h: &Value) {
+    let auth = format!("Bearer {token}");
+    let path = format!("/api/v1/workspaces/{ws}/handoff");
+    let headers = [("Authorization", auth.as_str())];
+    let reply = Web::new(daemon).send("PUT", &path, &headers, Some(&util::bytes(h)));
+    assert!(reply.status == 200 || reply.status == 201, "{}", reply.body);
+}
+
+/// Handoff `id` uploaded into workspace alpha by its sender, test-agent (tess's).
+fn upload(daemon: &Daemon, id: &str) {
+    upload_as(daemon, "test-agent-token", "alpha", &util::handoff(id));
 }
 
 fn email_deliveries(daemon: &util::Daemon, state: &str) -> Vec<Value> {
@@ -94,7 +111,7 @@ fn each_reviewer_of_the_route_gets_one_mail_with_both_alternatives_and_the_link(
     let smtp = Smtp::start(dir.path(), false);
     let mut env = TestEnv::with_config(&mail_config(smtp.port));
     let daemon = env.start();
-    submit(&env, "mail-1");
+    upload(&daemon, "mail-1");
     daemon.wait_until("two mails delivered", || {
         email_deliveries(&daemon, "delivered").len() == 2
     });
@@ -189,7 +206,7 @@ fn mails_resolved_before_a_kill_9_are_sent_once_after_restart() {
     let port = hung.port;
     let mut env = TestEnv::with_config(&mail_config(port));
     let daemon = env.start();
-    submit(&env, "mail-kill-1");
+    upload(&daemon, "mail-kill-1");
     // The notice became one delivery per reviewer, and the first is stuck in its exchange.
     daemon.wait_until("two mails spooled", || {
         email_deliveries(&daemon, "pending")
@@ -241,7 +258,7 @@ fn mail_goes_over_starttls_and_smtps_to_a_server_signed_by_the_configured_ca_onl
         );
         let mut env = TestEnv::with_config(&config);
         let daemon = env.start();
-        submit(&env, "tls-1");
+        upload(&daemon, "tls-1");
         daemon.wait_until("mailed over TLS", || smtp.mails().len() == 2);
         let mails = smtp.mails();
         assert!(mails.iter().all(|m| m["tls"] == true), "{mode}: {mails:?}");
@@ -256,7 +273,7 @@ fn mail_goes_over_starttls_and_smtps_to_a_server_signed_by_the_configured_ca_onl
     let schedule = "[deliveries]\nretry_schedule_s = [0]\n";
     let mut env = TestEnv::with_config(&format!("{config}{schedule}"));
     let daemon = env.start();
-    submit(&env, "tls-2");
+    upload(&daemon, "tls-2");
     daemon.wait_until("dead", || deliveries(&daemon, "dead").len() == 2);
     assert!(smtp.mails().is_empty());
     let dead = deliveries(&daemon, "dead");
@@ -305,11 +322,11 @@ fn an_escalated_handoff_is_mailed_to_the_new_routes_reviewers() {
 fn confidential_handoffs_are_mailed_only_where_smtp_allows_their_class_and_then_thin() {
     let dir = tempfile::tempdir().unwrap();
     let smtp = Smtp::start(dir.path(), false);
-    let write = |env: &TestEnv, ws: &str, id: &str, class: &str| {
+    let write = |daemon: &Daemon, ws: &str, id: &str, class: &str| {
         let mut h = util::handoff(id);
-        h["classification"] = serde_json::json!(class);
-        h["summary"] = serde_json::json!("SECRET-SUMMARY");
-        util::write_atomic(&env.ws(ws).join("handoff.json"), &util::bytes(&h));
+        h["classification"] = json!(class);
+        h["summary"] = json!("SECRET-SUMMARY");
+        upload_as(daemon, "test-agent-token", ws, &h);
     };
     // The default: public and internal only. One worker sends in order, so once the
     // internal handoff's mails are in, the confidential one's notice (still pending, in
@@ -317,9 +334,9 @@ fn confidential_handoffs_are_mailed_only_where_smtp_allows_their_class_and_then_
     let mut env = TestEnv::with_config(&mail_config(smtp.port));
     env.init("beta");
     let daemon = env.start();
-    write(&env, "beta", "conf-1", "confidential");
+    write(&daemon, "beta", "conf-1", "confidential");
     daemon.wait_until("received", || daemon.handoffs("pending").len() == 1);
-    write(&env, "alpha", "int-1", "internal");
+    write(&daemon, "alpha", "int-1", "internal");
     daemon.wait_until("internal mailed", || smtp.mails().len() == 2);
     assert_eq!(daemon.handoffs("pending").len(), 2);
     let mails = smtp.mails();
@@ -338,7 +355,7 @@ fn confidential_handoffs_are_mailed_only_where_smtp_allows_their_class_and_then_
     );
     let mut env = TestEnv::with_config(&allowed);
     let daemon = env.start();
-    write(&env, "alpha", "conf-2", "confidential");
+    write(&daemon, "alpha", "conf-2", "confidential");
     daemon.wait_until("mailed thin", || smtp.mails().len() == 2);
     for m in smtp.mails() {
         assert!(m["subject"].as_str().unwrap().contains("conf-2"));
@@ -371,7 +388,7 @@ fn a_sign_off_is_mailed_to_the_holder_of_the_role_and_not_to_reviewers_who_canno
     let mut env = TestEnv::with_config(&config);
     let daemon = env.start();
     let mut h = util::handoff("gate-1");
-    h["sign_off"] = serde_json::json!(["security"]);
+    h["sign_off"] = json!(["security"]);
     util::write_atomic(&env.ws("alpha").join("handoff.json"), &util::bytes(&h));
     daemon.wait_until("the notice is dealt with", || {
         !email_deliveries(&daemon, "delivered").is_empty()
@@ -386,5 +403,74 @@ fn a_sign_off_is_mailed_to_the_holder_of_the_role_and_not_to_reviewers_who_canno
         ["vic@example.com"],
         "only the security holder can approve it"
     );
+    daemon.stop();
+}
+
+/// rita runs agent rita-bot; helper, another agent of the workspace, writes its handoff on the
+/// share in rita-bot's name. That `from_agent` is a claim anyone writing there can make: rita
+/// is mailed all the same (a forged name must not silence the reviewer it names), while a
+/// handoff rita-bot uploads with its own token is proven hers, and mailed to bob alone.
+#[test]
+fn a_handoff_naming_a_reviewers_agent_on_the_share_is_still_mailed_to_that_reviewer() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path(), false);
+    let person = |name: &str| {
+        format!(
+            "{}email = \"{name}@example.com\"\n",
+            util::user(name, "\"reviewer\"")
+        )
+    };
+    let config = [
+        "public_url = \"http://baton.example\"\n".to_string(),
+        person("rita"),
+        person("bob"),
+        util::agent_for("rita-bot", "rita", "alpha"),
+        util::agent("helper", "alpha"),
+        format!(
+            "[smtp]\nurl = \"smtp://127.0.0.1:{}\"\nfrom = \"baton <baton@localhost>\"\n",
+            smtp.port
+        ),
+        "[[routes]]\nname = \"four-eyes\"\nreviewers = [\"rita\", \"bob\"]\nnotify = [\"email\"]\n"
+            .to_string(),
+    ]
+    .concat();
+    let mut env = TestEnv::with_config(&config);
+    let daemon = env.start();
+    let to = |id: &str| -> Vec<String> {
+        let about = |m: &&Value| m["subject"].as_str().unwrap_or_default().contains(id);
+        let mut to: Vec<String> = smtp
+            .mails()
+            .iter()
+            .filter(about)
+            .map(|m| m["to"].as_str().unwrap().to_string())
+            .collect();
+        to.sort();
+        to
+    };
+
+    let mut forged = util::handoff("forged");
+    forged["from_agent"] = json!("rita-bot");
+    util::write_atomic(&env.ws("alpha").join("handoff.json"), &util::bytes(&forged));
+    daemon.wait_until("the forged handoff's mail", || !to("forged").is_empty());
+    // One notice is resolved into all of its mails at once: none is still to come.
+    daemon.wait_until("each spooled mail sent", || {
+        email_deliveries(&daemon, "pending").is_empty()
+    });
+    assert_eq!(
+        to("forged"),
+        ["bob@example.com", "rita@example.com"],
+        "a from_agent written on the share skips nobody"
+    );
+    let shown = daemon.get("/api/v1/handoffs/forged").1;
+    assert_eq!(shown["sender_proven"], false, "{shown}");
+
+    let mut hers = util::handoff("hers");
+    hers["from_agent"] = json!("rita-bot");
+    upload_as(&daemon, "rita-bot-token", "alpha", &hers);
+    daemon.wait_until("the uploaded handoff's mail", || !to("hers").is_empty());
+    daemon.wait_until("each spooled mail sent", || {
+        email_deliveries(&daemon, "pending").is_empty()
+    });
+    assert_eq!(to("hers"), ["bob@example.com"], "rita sent it, proven");
     daemon.stop();
 }

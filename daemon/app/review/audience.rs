@@ -5,6 +5,7 @@
 
 use crate::app::model::Routed;
 use crate::app::review::Cx;
+use crate::app::state::Record;
 use crate::contract::Handoff;
 use crate::events::Event;
 use crate::outbox::Audience;
@@ -76,12 +77,19 @@ impl Cx<'_> {
         });
     }
 
-    /// The `webhook:NAME` channels of agent `name`, if it serves workspace `ws`: `from_agent`
-    /// is the agent's own word, and must not bring another workspace's agent in.
-    /// Whether reviewer `name` is the proven sender of `handoff` in workspace `ws`
-    /// (`routing::is_sender`): nobody approves, claims or is mailed their own work.
-    pub fn is_sender(&self, handoff: &crate::contract::Handoff, ws: &str, name: &str) -> bool {
-        crate::routing::is_sender(handoff, &self.config().agents, ws, name)
+    /// Whether reviewer `name` is, or is acted for by, the agent proven to have sent `rec` in
+    /// workspace `ws` (`Cx::proven_sender`): who is not mailed or pushed their own work. Never
+    /// read from `from_agent`: a writer of the share that names another agent there must not
+    /// silence the person it acts for. With no sender proven nobody is skipped (telling
+    /// grants nothing; the approval itself refuses whoever may have written it).
+    pub(in crate::app) fn is_sender(&self, rec: &Record, ws: &str, name: &str) -> bool {
+        self.is_proven(self.proven_sender(rec, ws).as_deref(), name)
+    }
+
+    /// `is_sender` with the proven sender already asked (`None`: none is proven), for a
+    /// caller that asks it of many people.
+    pub(in crate::app) fn is_proven(&self, proven: Option<&str>, name: &str) -> bool {
+        proven.is_some_and(|p| crate::routing::sent_by(&self.config().agents, p, name).is_some())
     }
 
     /// The reviewer `handoff`'s `from_agent` names without being its proven sender, if any.
@@ -90,6 +98,8 @@ impl Cx<'_> {
         crate::routing::claims_reviewer(handoff, &c.users, &c.agents, ws).map(str::to_string)
     }
 
+    /// The `webhook:NAME` channels of agent `name`, if it serves workspace `ws`: `from_agent`
+    /// is the agent's own word, and must not bring another workspace's agent in.
     fn agent_channels(&self, name: &str, ws: &str) -> Vec<String> {
         let agents = &self.config().agents;
         let agent = agents.iter().find(|a| {

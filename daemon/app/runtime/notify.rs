@@ -125,7 +125,8 @@ impl App {
 
     /// Whether `u` is owed mail about pending `rec` on `route`: they have an `email`, their
     /// approval could move it on now, they are its assignee if the route assigned it (it is
-    /// theirs alone until it moves on), and they did not send it.
+    /// theirs alone until it moves on), and no agent of theirs is proven to have sent it
+    /// (`Cx::is_sender`: what `from_agent` says skips nobody).
     pub(in crate::app) fn mailed_to(
         &self,
         rec: &Record,
@@ -152,7 +153,7 @@ impl App {
             .map(|c| &c.by);
         assignee.is_none_or(|a| *a == u.name)
             && crate::app::review::assign::moves_on(route, rec, &progress, u)
-            && !self.cx().is_sender(&rec.handoff(), ws, &u.name)
+            && !self.cx().is_sender(rec, ws, &u.name)
     }
 
     /// A delivery went through: a link's confirmation message notes that its user was asked.

@@ -249,6 +249,8 @@ impl App {
             .claimed()
             .filter(|c| c.assigned.is_some())
             .map(|c| &c.by);
+        // The proven sender, never `from_agent`: a forged one must not silence a reviewer.
+        let proven = self.cx().proven_sender(rec, &d.workspace);
         let reviewers: Vec<String> = self
             .config()
             .users
@@ -256,7 +258,7 @@ impl App {
             .filter(|u| {
                 assignee.is_none_or(|a| *a == u.name)
                     && crate::app::review::assign::moves_on(route, rec, &progress, u)
-                    && !self.cx().is_sender(h, &d.workspace, &u.name)
+                    && !self.cx().is_proven(proven.as_deref(), &u.name)
             })
             .map(|u| u.name.clone())
             .collect();
