@@ -33,13 +33,34 @@ pub struct Anchor {
     /// the last flushed copy (see `ledger`) can be told (0 in anchors of older versions).
     #[serde(default)]
     pub gen: u64,
+    /// Appends another node had in flight when this workspace was taken over from it, which
+    /// may still land late (see `super::late`); carried in every anchor until set aside.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub late: Vec<InFlight>,
 }
+
+/// An append anchored by the node that held the workspace's lease (its anchor written under
+/// the lease, so by the holder alone) and not found in the log when another node took the
+/// workspace over: the holder may have passed its fence check and been paused before its
+/// write. Its two ends name the exact bytes it would write: lines chaining from `before`
+/// whose last hashes to `after.hash`, `after.len - before.len` bytes in all.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct InFlight {
+    pub before: Mark,
+    pub after: Mark,
+    /// When the takeover found it missing from the log.
+    pub found_at: String,
+}
+
+/// The history's kind for a late write of a node that had lost the workspace's lease: set
+/// aside from the log by the node serving it, or made by this node and found late by itself.
+pub const LATE_WRITE: &str = "late_write";
 
 /// One line of the history: tampering found, or an administrator's acknowledgement of it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Entry {
     pub at: String,
-    /// `tampered` or `ack`.
+    /// `tampered`, `ack` or `late_write` (`LATE_WRITE`).
     pub kind: String,
     /// What was found (for `tampered`), or who acknowledged (for `ack`).
     pub text: String,
@@ -113,6 +134,12 @@ impl Anchors {
         Anchors { remote, ..self }
     }
 
+    /// Whether the anchors are the cluster's (shared by the nodes): only then can another
+    /// node have an append in flight (see `super::late`).
+    pub fn shared(&self) -> bool {
+        self.remote.is_some()
+    }
+
     /// With the workspace's newest anchor in the ledger (`Ledger::newest`).
     pub fn with_flushed(self, flushed: Option<Anchor>) -> Anchors {
         Anchors { flushed, ..self }
@@ -178,7 +205,8 @@ impl Anchors {
         fsync::data(&file, fsync::Kind::Other)
     }
 
-    /// Tampering found since the last acknowledgement.
+    /// Tampering found since the last acknowledgement (a late write set aside, `LATE_WRITE`,
+    /// is recovery, not tampering).
     pub fn unacknowledged(&self) -> io::Result<Vec<Entry>> {
         let text = match std::fs::read_to_string(&self.history) {
             Ok(t) => t,
@@ -195,6 +223,7 @@ impl Anchors {
             })?;
             match entry.kind.as_str() {
                 "ack" => open.clear(),
+                LATE_WRITE => {}
                 _ => open.push(entry),
             }
         }

@@ -158,6 +158,7 @@ mod tests {
             after,
             before: None,
             gen,
+            late: Vec::new(),
         }
     }
 

@@ -8,6 +8,7 @@
 
 pub mod anchor;
 pub mod handed;
+mod late;
 pub mod ledger;
 mod lines;
 mod recheck;
@@ -15,7 +16,8 @@ mod reverify;
 mod tail;
 mod verify;
 
-pub use anchor::{anchored, Anchor, Anchors, Mark, RemoteAnchors};
+pub use anchor::{anchored, Anchor, Anchors, InFlight, Mark, RemoteAnchors};
+pub use late::STALL_WRITE_VAR;
 pub use ledger::Ledger;
 pub use lines::{read_proven, Written, PROOF_BYTES};
 pub use reverify::{Pace, Reverified};
@@ -120,6 +122,9 @@ pub struct AuditLog {
     unresolved: Mutex<Option<Box<Event>>>,
     /// Lines written and not yet taken for the history of events (see `lines`).
     written: Mutex<Vec<Written>>,
+    /// Appends another node had in flight at a takeover, which may land late (see `late`);
+    /// written into every anchor. Locked after `head` when both are.
+    late: Mutex<Vec<InFlight>>,
 }
 
 fn genesis() -> Mark {
@@ -158,6 +163,7 @@ impl AuditLog {
             breaks: Mutex::default(),
             unresolved: Mutex::default(),
             written: Mutex::default(),
+            late: Mutex::default(),
         };
         let anchored = log.anchors.read()?;
         let never_anchored = anchored.is_none();
@@ -167,9 +173,16 @@ impl AuditLog {
             Ok(tail) => match tail::judge(anchored.as_ref(), &tail) {
                 Ok(mark) => {
                     log.tail_start.store(tail.start, Ordering::Release);
+                    if let Some(anchored) = anchored.as_ref().filter(|_| log.anchors.shared()) {
+                        *log.late.lock().unwrap_or_else(|e| e.into_inner()) =
+                            late::kept_at_open(anchored, &mark);
+                    }
                     (mark, tail.at)
                 }
-                Err(found) => (log.break_chain(&found, anchored)?, None),
+                Err(found) => match log.late_at_open(anchored.as_ref(), &tail)? {
+                    Some((mark, at)) => (mark, at),
+                    None => (log.break_chain(&found, anchored)?, None),
+                },
             },
             Err(e) if ForeignFile::is(&e) => (log.break_chain(&e.to_string(), anchored)?, None),
             Err(e) => return Err(e),
@@ -362,6 +375,13 @@ impl AuditLog {
         };
         let stamp = recheck::Stamp::of(&file).map_err(Check::Io)?;
         let len = stamp.len;
+        // A fenced-out node's late append past the head is set aside (at most once: it is
+        // then no longer in flight), and the log looked at again.
+        if head.len.is_some_and(|l| len > l)
+            && self.set_aside_late(&file, head, len).map_err(Check::Io)?
+        {
+            return self.open_checked(head);
+        }
         if Some(len) != head.len {
             return Err(Check::Tampered(format!(
                 "the log is {len} bytes but the daemon's last event ends at byte {}: it was changed behind the daemon",
@@ -383,11 +403,14 @@ impl AuditLog {
             after: next.clone(),
             before: Some(head.clone()),
             gen: self.next_gen(),
+            late: self.late_now(),
         })?;
         // In a cluster the anchor's write was fenced by the database; the append on the share
         // is fenced here, right before it (a node paused in between past its lease would
         // otherwise append after its successor's events, and the successor break the chain).
         self.ws.may_write()?;
+        // A pause can still come between this check and the write: see `late`.
+        late::stall_before_write();
         // The group's sync shares this handle (no second descriptor of it).
         let file = std::sync::Arc::new(file);
         // The log as this write leaves it, looked at before the sync (which changes neither
@@ -413,6 +436,13 @@ impl AuditLog {
                 let _ = self.anchors.write(&self.anchor_at(head));
             }
             return Err(e);
+        }
+        // Checked again once written: a node paused since its check past its lease wrote
+        // late, maybe after its successor's events. It leaves the log as it is and logged
+        // nothing (nothing is handed on); the successor sets the lines aside (`late`).
+        if let Err(refused) = self.ws.may_write() {
+            self.wrote_late(head, &next, &text, &refused);
+            return Err(refused);
         }
         self.anchor_stale.store(true, Ordering::Release);
         // Checked before this write (`open_verified`): what it changed is the daemon's.
@@ -542,7 +572,46 @@ impl AuditLog {
             after: head.clone(),
             before: None,
             gen: self.next_gen(),
+            late: self.late_now(),
         }
+    }
+
+    /// The appends in flight at a takeover not yet set aside (see `late`).
+    fn late_now(&self) -> Vec<InFlight> {
+        self.late.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// At open, a log longer than the anchor's either end by exactly an append in flight at
+    /// a takeover (the anchor's own, or one it carries) has it set aside: the head to go on
+    /// from and the last event's time, or `None` (the caller breaks the chain).
+    fn late_at_open(
+        &self,
+        anchored: Option<&Anchor>,
+        tail: &tail::Tail,
+    ) -> io::Result<Option<(Mark, Option<String>)>> {
+        let Some(anchored) = anchored.filter(|_| self.anchors.shared()) else {
+            return Ok(None);
+        };
+        let ends = std::iter::once(&anchored.after).chain(anchored.before.as_ref());
+        for end in ends.filter(|m| m.len.is_some_and(|l| l < tail.len)) {
+            *self.late.lock().unwrap_or_else(|e| e.into_inner()) =
+                late::kept_at_open(anchored, end);
+            let file = self.ws.open_append(&self.ws.events_path())?;
+            if !self.set_aside_late(&file, end, tail.len)? {
+                continue;
+            }
+            let tail = tail::read_tail(&self.ws)?;
+            let now = self.anchors.read()?;
+            return Ok(match tail::judge(now.as_ref(), &tail) {
+                Ok(mark) => {
+                    self.tail_start.store(tail.start, Ordering::Release);
+                    Some((mark, tail.at))
+                }
+                Err(_) => None,
+            });
+        }
+        self.late.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        Ok(None)
     }
 
     fn next_gen(&self) -> u64 {

@@ -9,6 +9,7 @@ mod chat;
 mod chat_posts;
 mod cost;
 mod documents;
+mod fence_late;
 mod fenced;
 mod folder_swap;
 mod handed;
