@@ -813,3 +813,39 @@ fn call_tool_as_agent_user(env: &TestEnv, vars: &str, tool: &str, arguments: Val
         .find(|a| a["id"] == 2);
     answer.unwrap_or_else(|| panic!("no answer: {out:?}"))["result"].clone()
 }
+
+/// `submit_handoff`'s revision warning (after `changes_requested`, the id that revises) is
+/// read from decision.json, which any writer of the workspace can forge to steer the agent's
+/// next handoff into a revision of another one. With keys to check with, it is given for the
+/// daemon's own decision only; a forged one used to name its `revise_with_id`.
+#[test]
+fn the_revision_warning_comes_only_from_a_decision_the_daemon_signed() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    let ws = env.ws("alpha");
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("asked")));
+    d.wait_until("pending", || d.handoffs("pending").len() == 1);
+    assert_eq!(d.decide("asked", "changes_requested", "redo").0, 200);
+    d.wait_until("decided", || crate::util::decision(&ws).is_some());
+    let keys = trusted_keys(&env);
+    // Stopped, so nothing puts the daemon's decision.json back over the forged one.
+    d.stop();
+    let key = [("BATON_KEY", keys.to_str().unwrap())];
+    let mut new_work = handoff("unused");
+    new_work.as_object_mut().unwrap().remove("id");
+    let args = json!({"workspace": "alpha", "handoff": new_work, "dry_run": true});
+    let genuine = call_tool(&env, &key, "submit_handoff", args.clone());
+    assert_eq!(
+        genuine["structuredContent"]["revise_with_id"], "asked",
+        "{genuine}"
+    );
+    let mut forged = crate::util::decision(&ws).unwrap();
+    forged["handoff_key"] = json!("someone-elses");
+    write_atomic(&ws.join("decision.json"), &bytes(&forged));
+    let steered = call_tool(&env, &key, "submit_handoff", args);
+    assert_eq!(steered["structuredContent"]["valid"], true, "{steered}");
+    assert!(
+        steered["structuredContent"].get("revise_with_id").is_none(),
+        "a forged decision names the id: {steered}"
+    );
+}

@@ -27,7 +27,12 @@ pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
         Err(problems) => return Ok(print_problems(&problems)),
     };
     // After changes_requested, a new key starts unrelated work: say which id revises.
-    let unrevised = workspace::unrevised_warning(&ws, &key);
+    // Only from a decision the daemon signed, when there are keys to check with.
+    let root = super::trust::Root::find(None, false);
+    let unrevised = match &root {
+        Ok(root) => super::trust::unrevised_warning(&ws, &key, root),
+        Err(_) => workspace::unrevised_warning(&ws, &key),
+    };
     // Written under the name of its format; the newest handoff file is the one that counts.
     let target = ws.root.join(target_name(file, format));
     workspace::write_atomic(&target, &bytes, workspace::fsync::Kind::Workspace)?;

@@ -203,3 +203,40 @@ fn signers(doc: &serde_json::Value) -> Vec<String> {
         .map(str::to_string)
         .collect()
 }
+
+/// `workspace::unrevised_warning` (after `changes_requested`, the id that revises), checked:
+/// it reads the workspace's decision.json, which any writer of the folder can forge to steer
+/// the agent into submitting its work as a revision of another handoff. With keys to check
+/// with, the warning is given only for a decision the daemon signed in this workspace; with
+/// none (or decisions taken unchecked, as chosen) it is given as written, as before.
+pub(super) fn unrevised_warning(
+    ws: &baton::workspace::Workspace,
+    key: &str,
+    root: &Root,
+) -> Option<baton::workspace::Unrevised> {
+    let warning = baton::workspace::unrevised_warning(ws, key)?;
+    let Ok(Some(keys)) = root.keys() else {
+        return Some(warning);
+    };
+    let bytes = ws.read(&ws.decision_path(), super::receipts::MAX_DECISION_BYTES);
+    let doc = bytes
+        .ok()
+        .flatten()
+        .and_then(|b| super::receipts::parse_decision(&b).ok())?;
+    let now = time::OffsetDateTime::now_utc();
+    match baton::receipts::check(&doc, keys.list(), now) {
+        Ok(checked) if checked.workspace == ws.name => Some(warning),
+        Ok(checked) => {
+            tracing::warn!(
+                "decision.json was made in workspace {:?}, not {:?}: no revision warning from it",
+                checked.workspace,
+                ws.name
+            );
+            None
+        }
+        Err(why) => {
+            tracing::warn!("decision.json is not taken ({why}): no revision warning from it");
+            None
+        }
+    }
+}

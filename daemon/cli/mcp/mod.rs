@@ -231,7 +231,8 @@ impl Baton {
             Err(problems) => return invalid(&problems),
         };
         // After changes_requested, a new key starts unrelated work: say which id revises.
-        let unrevised = workspace::unrevised_warning(&ws, &key);
+        // Only from a decision the daemon signed, when there are keys to check with.
+        let unrevised = crate::cli::trust::unrevised_warning(&ws, &key, &self.trust);
         let flag = |answer: &mut Value| {
             if let Some(u) = &unrevised {
                 answer["revision_warning"] = json!(u.message);
