@@ -849,3 +849,44 @@ fn the_revision_warning_comes_only_from_a_decision_the_daemon_signed() {
         "a forged decision names the id: {steered}"
     );
 }
+
+/// `submit_handoff` refuses to change the content of an id the daemon decided (approved,
+/// rejected...), reading the handoff's archived decision.json. A writer of the folder could
+/// plant one for a pending handoff to push the agent to a new id, leaving the reviewers'
+/// request unanswered; with keys to check with, only the daemon's own is believed. The
+/// planted one used to refuse the revision.
+#[test]
+fn a_planted_archived_decision_does_not_refuse_a_revision() {
+    let mut env = TestEnv::new();
+    let d = env.start();
+    let ws = env.ws("alpha");
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("done")));
+    d.wait_until("done pending", || d.handoffs("pending").len() == 1);
+    assert_eq!(d.decide("done", "approved", "go").0, 200);
+    d.wait_until("done decided", || d.handoffs("pending").is_empty());
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("open")));
+    d.wait_until("open pending", || d.handoffs("pending").len() == 1);
+    let keys = trusted_keys(&env);
+    d.stop();
+    let mut planted = crate::util::decision(&ws.join(".baton/handoffs/done")).unwrap();
+    planted["handoff_key"] = json!("open");
+    write_atomic(
+        &ws.join(".baton/handoffs/open/decision.json"),
+        &bytes(&planted),
+    );
+    let key = [("BATON_KEY", keys.to_str().unwrap())];
+    let revise = |id: &str| {
+        let mut revised = handoff(id);
+        revised["summary"] = json!("revised");
+        let args = json!({"workspace": "alpha", "handoff": revised, "dry_run": true});
+        call_tool(&env, &key, "submit_handoff", args)
+    };
+    let decided = revise("done");
+    assert_eq!(decided["isError"], true, "the daemon's approval: {decided}");
+    assert!(decided.to_string().contains("already decided"), "{decided}");
+    let open = revise("open");
+    assert_eq!(
+        open["structuredContent"]["valid"], true,
+        "a planted decision refused it: {open}"
+    );
+}

@@ -130,14 +130,17 @@ fn key_problem(
         .and_then(Value::as_str)
         .filter(|id| valid_id(id))?;
     let archived = ws.archive_dir(key).join("decision.json");
-    let decided: Option<Decision> = ws
+    let doc: Option<Value> = ws
         .read(&archived, DAEMON_FILE_LIMIT)
         .ok()
         .flatten()
         .and_then(|b| serde_json::from_slice(&b).ok());
-    if let Some(d) = decided {
+    let decided = doc
+        .as_ref()
+        .and_then(|doc| serde_json::from_value::<Decision>(doc.clone()).ok());
+    if let (Some(d), Some(doc)) = (decided, doc) {
         let changed = d.handoff_sha256.as_deref() != Some(digest);
-        if changed && !d.outcome.allows_revision() {
+        if changed && !d.outcome.allows_revision() && signed_here(ws, &doc, &archived) {
             let message = format!("handoff \"{key}\" was already decided ({}); its content cannot change, use a new id for new work", d.outcome.as_str());
             return Some(Problem::new("/id", message));
         }
@@ -152,6 +155,31 @@ fn key_problem(
         owner.name
     );
     Some(Problem::new("/id", message))
+}
+
+/// Whether an archived decision that would refuse the handoff's id may be believed: any
+/// writer of the folder can plant one to push the agent to a new id and leave a request for
+/// changes unanswered. With keys to check with (`BATON_KEY`, `BATON_URL`), only one the daemon
+/// signed in this workspace; with none, as written (the daemon has the last word).
+fn signed_here(ws: &Workspace, doc: &Value, file: &Path) -> bool {
+    let keys = match super::trust::Root::find(None, false).map(|root| root.keys()) {
+        Ok(Ok(Some(keys))) => keys,
+        _ => return true,
+    };
+    let now = time::OffsetDateTime::now_utc();
+    match baton::receipts::check(doc, keys.list(), now) {
+        Ok(checked) if checked.workspace == ws.name => true,
+        // Expired approvals are still the daemon's answer: the id stays used.
+        Err(baton::receipts::Refusal::Expired(_)) => true,
+        Ok(_) | Err(_) => {
+            tracing::warn!(
+                "{} is not a decision the daemon signed in this workspace: its id is not taken \
+                 as decided",
+                file.display()
+            );
+            false
+        }
+    }
 }
 
 /// The daemon's rule for `sign_off` (roles the route admits and someone holds), under the
