@@ -95,3 +95,68 @@ fn a_sha256_declared_for_one_artifact_proves_nothing_of_another_holding_the_same
     left_to_people(&d, "rel-9");
     assert!(holding(&ws.join("approved"), cleanup).is_empty());
 }
+
+/// The handoff `h` release-bot uploaded, answered `invalid` (an artifact led out of the
+/// workspace at receipt), is written again on the share by another writer once its artifact is
+/// back: a submission of that writer's, not release-bot's.
+#[test]
+fn a_handoff_release_bot_uploaded_written_again_on_the_share_is_not_release_bots() {
+    let mut env = TestEnv::with_config(&config());
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let sql = b"DROP TABLE audit_log;\n";
+    upload(&d, "inbox/migrate.sql", sql);
+    // Another writer of the share makes the path lead out of the workspace.
+    let outside = env.root().join("outside.sql");
+    std::fs::write(&outside, b"-- elsewhere\n").unwrap();
+    std::fs::remove_file(ws.join("inbox/migrate.sql")).unwrap();
+    std::os::unix::fs::symlink(&outside, ws.join("inbox/migrate.sql")).unwrap();
+    let a = release("rel-a", json!([{"path": "inbox/migrate.sql"}]));
+    upload(&d, "handoff", &bytes(&a));
+    d.wait_until("rel-a answered invalid", || {
+        crate::util::decision(&ws).is_some_and(|x| x["outcome"] == "invalid")
+    });
+    // release-bot sends other work instead.
+    upload(&d, "handoff", &bytes(&release("rel-b", json!([]))));
+    d.wait_until("rel-b received", || state_of(&d, "rel-b").is_some());
+    // The writer puts the bytes back and writes rel-a's JSON again.
+    std::fs::remove_file(ws.join("inbox/migrate.sql")).unwrap();
+    write_atomic(&ws.join("inbox/migrate.sql"), sql);
+    write_atomic(&ws.join("handoff.json"), &bytes(&a));
+    left_to_people(&d, "rel-a");
+    assert!(holding(&ws.join("approved"), sql).is_empty());
+}
+
+/// Revision 1 of rel-1, uploaded by release-bot, is sent back; another writer of the share
+/// writes other content (revision 2), then revision 1's content again: revision 3 is that
+/// writer's, however like release-bot's it reads.
+#[test]
+fn a_revision_release_bot_uploaded_written_back_on_the_share_is_not_release_bots() {
+    let config = [
+        user("rita", "\"reviewer\""),
+        agent("release-bot", "alpha"),
+        agent("helper", "alpha"),
+    ]
+    .concat();
+    let mut env = TestEnv::with_config(&config);
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let first = release("rel-1", json!([]));
+    upload(&d, "handoff", &bytes(&first));
+    d.wait_until("rel-1 received", || state_of(&d, "rel-1").is_some());
+    let shown = detail(&d, "rel-1");
+    assert_eq!(shown["sender"], "release-bot", "{shown}");
+    assert_eq!(shown["sender_proven"], true, "{shown}");
+    let (status, body) = d.decide("rel-1", "changes_requested", "not yet");
+    assert_eq!(status, 200, "{body}");
+    let revised = |n: u32| detail(&d, "rel-1")["revision"] == n;
+    let mut other = first.clone();
+    other["title"] = json!("something else");
+    write_atomic(&ws.join("handoff.json"), &bytes(&other));
+    d.wait_until("revision 2", || revised(2));
+    write_atomic(&ws.join("handoff.json"), &bytes(&first));
+    d.wait_until("revision 3", || revised(3));
+    let shown = detail(&d, "rel-1");
+    assert!(shown["sender"].is_null(), "{shown}");
+    assert_eq!(shown["sender_proven"], false, "{shown}");
+}

@@ -1,20 +1,29 @@
 //! Who proved to send a revision: the agent whose token uploaded its exact content through the
 //! API (`PUT .../files/handoff`, whose `from_agent` must name that token's agent), and the bytes
-//! of each of its artifacts: declared by the handoff's `sha256` (which receipt checks against
-//! the bytes) or uploaded by that same token (`PUT .../inbox/{path}`) as the last write through
-//! the API to that path before the handoff. A file written on the share proves nothing about
-//! its writer, whatever its `from_agent` says, and neither do bytes another writer of the share
-//! put in an artifact's place.
+//! of each of its artifacts: declared by the handoff's `sha256` for that artifact's path (which
+//! receipt checks against the bytes there) or uploaded by that same token (`PUT
+//! .../inbox/{path}`) as the last write through the API to that path before the handoff. A file
+//! written on the share proves nothing about its writer, whatever its `from_agent` says, and
+//! neither do bytes another writer of the share put in an artifact's place.
 //!
-//! Each upload is recorded, once the file is written into the workspace, as a line of
+//! What is proven is a submission, not content: any writer of the share can write again bytes
+//! an agent once uploaded. So an upload proves only the very file the daemon wrote, and only
+//! once. Each upload is recorded, once the file is written into the workspace, as a line of
 //! `data_dir/policy/uploads.jsonl` (owner-only, out of the agents' reach): the workspace, the
-//! agent, and either the handoff's content digest (canonical JSON, as `meta.digest`) or an
-//! inbox file's path and the sha256 of its bytes. There is one question, `revision_sender`
-//! (asked through `app::review::sender`): a policy's `sender` at receipt, in shadow mode and
-//! in `baton policy replay`, a grant's scope and its replay, the API detail's `sender`, and
-//! who may not approve, claim or be assigned a revision as their own work. Lost lines (a crash before they reach the disk, a write that failed)
-//! only make a sender unproven, never the reverse.
+//! agent, the handoff's content digest (canonical JSON, as `meta.digest`) or an inbox file's
+//! path and sha256, and the identity of the file written (device, inode, size, mtime, ctime:
+//! any write or rename changes the ctime, which no one can set back). At receipt (`bind`) the
+//! file read (handoff.json and each artifact, as `fstat` of the descriptor read) must be that
+//! very file, unchanged, and a handoff upload proves one revision only: the first received
+//! from it. What receipt proved is recorded as a `received` line (workspace, key, revision,
+//! digest, agent), and every later question about that revision reads it (`revision_sender`):
+//! a policy's `sender` at receipt, in shadow mode and in `baton policy replay`, a grant's
+//! scope and its replay, the API detail's `sender`, and who may not approve, claim or be
+//! assigned a revision as their own work. Lost lines (a crash before they reach the disk, a
+//! write that failed, another node's file in a cluster) only make a sender unproven, never the
+//! reverse.
 
+use crate::workspace::Identity;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -32,6 +41,20 @@ struct Line {
     /// The workspace-relative path of an inbox file uploaded; absent for a handoff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     path: Option<String>,
+    /// The file the upload wrote, as found right after it (for a `received` line: the
+    /// handoff upload's). An upload line without it proves nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<Identity>,
+    /// Set on a receipt's line: the revision the handoff upload `file` was received as, with
+    /// `digest` its content and `agent` its proven sender.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    received: Option<Revision>,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Revision {
+    key: String,
+    revision: u32,
 }
 
 fn file(data_dir: &Path) -> PathBuf {
@@ -49,10 +72,21 @@ struct Known {
     offset: u64,
     /// Lines read: an upload's place in the order they were made.
     lines: u64,
-    /// (workspace, content digest) -> (agent, place) of the last upload of that content.
-    handoffs: HashMap<(String, String), (String, u64)>,
+    /// (workspace, the file written) -> that handoff upload.
+    handoffs: HashMap<(String, Identity), HandoffUpload>,
     /// (workspace, path) -> its last uploads, oldest first.
     files: HashMap<(String, String), VecDeque<FileUpload>>,
+    /// (workspace, a handoff upload's file) -> the revision it was first received as.
+    bound: HashMap<(String, Identity), Revision>,
+    /// (workspace, key, revision) -> (content digest, agent) proven at its receipt.
+    received: HashMap<(String, String, u32), Vec<(String, String)>>,
+}
+
+/// One upload of a handoff.
+struct HandoffUpload {
+    place: u64,
+    agent: String,
+    digest: String,
 }
 
 /// One upload of an inbox file.
@@ -60,36 +94,67 @@ struct FileUpload {
     place: u64,
     agent: String,
     sha256: String,
+    file: Identity,
 }
 
 static READ: Mutex<Option<HashMap<PathBuf, Known>>> = Mutex::new(None);
 
-/// Records that `agent`'s token uploaded a handoff with content `digest` into `workspace`.
-/// Call it only once the file is written: a line for a write that failed would prove a
+/// Records that `agent`'s token uploaded a handoff with content `digest` into `workspace`,
+/// writing the file `written`. Call it only once the file is written, with the identity of
+/// the file found there holding those bytes: a line for a write that failed would prove a
 /// sender for content that someone else may then write on the share.
-pub fn record(data_dir: &Path, workspace: &str, digest: &str, agent: &str) -> std::io::Result<()> {
-    append(data_dir, workspace, digest, agent, None)
+pub fn record(
+    data_dir: &Path,
+    workspace: &str,
+    digest: &str,
+    agent: &str,
+    written: &Identity,
+) -> std::io::Result<()> {
+    append(
+        data_dir,
+        Line {
+            workspace: workspace.to_string(),
+            digest: digest.to_string(),
+            agent: agent.to_string(),
+            at: now(),
+            path: None,
+            file: Some(written.clone()),
+            received: None,
+        },
+    )
 }
 
 /// Records that `agent`'s token uploaded the inbox file `path` (workspace-relative, as
-/// `inbox/...`) with bytes of `sha256` into `workspace`, once written.
+/// `inbox/...`) with bytes of `sha256` into `workspace`, writing the file `written`.
 pub fn record_file(
     data_dir: &Path,
     workspace: &str,
     path: &str,
     sha256: &str,
     agent: &str,
+    written: &Identity,
 ) -> std::io::Result<()> {
-    append(data_dir, workspace, sha256, agent, Some(path))
+    append(
+        data_dir,
+        Line {
+            workspace: workspace.to_string(),
+            digest: sha256.to_string(),
+            agent: agent.to_string(),
+            at: now(),
+            path: Some(path.to_string()),
+            file: Some(written.clone()),
+            received: None,
+        },
+    )
 }
 
-fn append(
-    data_dir: &Path,
-    workspace: &str,
-    digest: &str,
-    agent: &str,
-    path: Option<&str>,
-) -> std::io::Result<()> {
+fn now() -> String {
+    crate::clock::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+fn append(data_dir: &Path, line: Line) -> std::io::Result<()> {
     let file = file(data_dir);
     if let Some(dir) = file.parent() {
         std::fs::DirBuilder::new()
@@ -97,15 +162,6 @@ fn append(
             .mode(0o700)
             .create(dir)?;
     }
-    let line = Line {
-        workspace: workspace.to_string(),
-        digest: digest.to_string(),
-        agent: agent.to_string(),
-        at: crate::clock::now_utc()
-            .format(&time::format_description::well_known::Rfc3339)
-            .unwrap_or_default(),
-        path: path.map(str::to_string),
-    };
     let mut text = serde_json::to_vec(&line)?;
     text.push(b'\n');
     let mut f = std::fs::OpenOptions::new()
@@ -130,43 +186,117 @@ pub struct Received<'a> {
     pub path: &'a str,
     /// Of the bytes read at receipt.
     pub sha256: &'a str,
+    /// Of the file those bytes were read from (`fstat` of its descriptor).
+    pub file: &'a Identity,
 }
 
-/// The agent proven to have sent a whole revision into `workspace`: it uploaded the handoff
-/// content `digest`, and each artifact file `received` holds either bytes whose sha256 the
-/// handoff declares for that very path (`declared`, which receipt checked against them: a
-/// sha256 declared for one artifact proves nothing of another's bytes) or the bytes that agent
-/// uploaded to that path as the last upload there before the handoff. Anything else (an
-/// artifact written on the share, swapped after its upload, uploaded by another token, or
-/// uploaded after the handoff) leaves the revision without a proven sender.
+/// A revision as receipt read it, once it is durable.
+pub struct Receipt<'a> {
+    pub workspace: &'a str,
+    pub key: &'a str,
+    pub revision: u32,
+    /// Its content digest (canonical JSON, as `meta.digest`).
+    pub digest: &'a str,
+    /// The handoff file its bytes were read from (`fstat` of its descriptor); `None` when
+    /// unknown, which proves nobody.
+    pub handoff_file: Option<&'a Identity>,
+    pub declared: &'a [Declared<'a>],
+    pub received: &'a [Received<'a>],
+}
+
+/// At receipt: the agent proven to have sent the revision whole, recorded as what every later
+/// question about that revision answers (`revision_sender`). Proven when the handoff file read
+/// is, unchanged, the one an agent's upload of that content wrote, no other revision was
+/// received from that upload, and each artifact file read holds either bytes whose sha256 the
+/// handoff declares for that very path (a sha256 declared for one artifact proves nothing of
+/// another's bytes) or is, unchanged, the file that agent uploaded to that path as the last
+/// upload there before the handoff. Anything else (a handoff or artifact written on the share,
+/// written again after its upload, swapped after it, uploaded by another token, or uploaded
+/// after the handoff) leaves the revision without a proven sender; so does a line that cannot
+/// be written.
+pub fn bind(data_dir: &Path, r: &Receipt<'_>) -> Option<String> {
+    with_known(data_dir, |k| {
+        let proven = prove(k, r)?;
+        let line = Line {
+            workspace: r.workspace.to_string(),
+            digest: r.digest.to_string(),
+            agent: proven.clone(),
+            at: now(),
+            path: None,
+            file: r.handoff_file.cloned(),
+            received: Some(Revision {
+                key: r.key.to_string(),
+                revision: r.revision,
+            }),
+        };
+        match append(data_dir, line) {
+            Ok(()) => Some(proven),
+            Err(e) => {
+                tracing::warn!(workspace = %r.workspace, key = %r.key, revision = r.revision, agent = %proven, error = %e,
+                    "cannot record the proven sender of a revision; it has none");
+                None
+            }
+        }
+    })
+}
+
+fn prove(k: &Known, r: &Receipt<'_>) -> Option<String> {
+    let ws = r.workspace.to_string();
+    let handoff_file = r.handoff_file?;
+    let at = (ws.clone(), handoff_file.clone());
+    let upload = k.handoffs.get(&at)?;
+    if upload.digest != r.digest {
+        return None;
+    }
+    let this = Revision {
+        key: r.key.to_string(),
+        revision: r.revision,
+    };
+    if k.bound.get(&at).is_some_and(|first| *first != this) {
+        // Received once already: the same file read again (after a shadowing handoff.yaml
+        // was removed, say) is not a new submission.
+        return None;
+    }
+    let proven = |a: &Received<'_>| {
+        let declared_here = r.declared.iter().any(|d| {
+            normal(d.path).as_deref() == Some(a.path) && d.sha256.eq_ignore_ascii_case(a.sha256)
+        });
+        if declared_here {
+            return true;
+        }
+        let Some(uploads) = k.files.get(&(ws.clone(), a.path.to_string())) else {
+            return false;
+        };
+        uploads
+            .iter()
+            .rev()
+            .find(|u| u.place < upload.place)
+            .is_some_and(|u| {
+                u.agent == upload.agent
+                    && u.sha256.eq_ignore_ascii_case(a.sha256)
+                    && u.file == *a.file
+            })
+    };
+    r.received.iter().all(proven).then(|| upload.agent.clone())
+}
+
+/// The agent proven, at its receipt (`bind`), to have sent revision `revision` of `key` in
+/// `workspace` with content `digest`; `None` for any revision receipt did not prove (or whose
+/// line is lost).
 pub fn revision_sender(
     data_dir: &Path,
     workspace: &str,
+    key: &str,
+    revision: u32,
     digest: &str,
-    declared: &[Declared<'_>],
-    received: &[Received<'_>],
 ) -> Option<String> {
     with_known(data_dir, |k| {
-        let (agent, place) = k
-            .handoffs
-            .get(&(workspace.to_string(), digest.to_string()))?;
-        let proven = |r: &Received<'_>| {
-            let declared_here = declared.iter().any(|d| {
-                normal(d.path).as_deref() == Some(r.path) && d.sha256.eq_ignore_ascii_case(r.sha256)
-            });
-            if declared_here {
-                return true;
-            }
-            let Some(uploads) = k.files.get(&(workspace.to_string(), r.path.to_string())) else {
-                return false;
-            };
-            uploads
-                .iter()
-                .rev()
-                .find(|u| u.place < *place)
-                .is_some_and(|u| &u.agent == agent && u.sha256.eq_ignore_ascii_case(r.sha256))
-        };
-        received.iter().all(proven).then(|| agent.clone())
+        let at = (workspace.to_string(), key.to_string(), revision);
+        let bindings = k.received.get(&at)?;
+        let mut agents = bindings.iter().filter(|(d, _)| d == digest).map(|(_, a)| a);
+        let agent = agents.next()?;
+        // Two agents for one revision's content cannot both be right: neither is.
+        agents.all(|a| a == agent).then(|| agent.clone())
     })
 }
 
@@ -219,13 +349,31 @@ fn catch_up(path: &Path, known: &mut Known) {
         };
         known.lines += 1;
         let place = known.lines;
-        match l.path {
-            None => {
+        // Lines written before uploads were bound to their files prove nothing.
+        let Some(file) = l.file else {
+            continue;
+        };
+        match (l.received, l.path) {
+            (Some(revision), _) => {
                 known
-                    .handoffs
-                    .insert((l.workspace, l.digest), (l.agent, place));
+                    .bound
+                    .entry((l.workspace.clone(), file))
+                    .or_insert_with(|| revision.clone());
+                known
+                    .received
+                    .entry((l.workspace, revision.key, revision.revision))
+                    .or_default()
+                    .push((l.digest, l.agent));
             }
-            Some(path) => {
+            (None, None) => {
+                let upload = HandoffUpload {
+                    place,
+                    agent: l.agent,
+                    digest: l.digest,
+                };
+                known.handoffs.insert((l.workspace, file), upload);
+            }
+            (None, Some(path)) => {
                 let uploads = known.files.entry((l.workspace, path)).or_default();
                 if uploads.len() == UPLOADS_KEPT_PER_PATH {
                     uploads.pop_front();
@@ -234,6 +382,7 @@ fn catch_up(path: &Path, known: &mut Known) {
                     place,
                     agent: l.agent,
                     sha256: l.digest,
+                    file,
                 });
             }
         }
@@ -243,28 +392,99 @@ fn catch_up(path: &Path, known: &mut Known) {
 
 #[cfg(test)]
 mod tests {
-    use super::{Declared, Received};
+    use super::{Declared, Receipt, Received};
+    use crate::workspace::Identity;
+    use std::path::Path;
+
+    /// A file's identity: `n` tells one write from another.
+    fn file(n: u64) -> Identity {
+        Identity {
+            dev: 1,
+            ino: n,
+            size: 10,
+            mtime_ns: n as i64,
+            ctime_ns: n as i64,
+        }
+    }
+
+    struct Ask<'a> {
+        key: &'a str,
+        revision: u32,
+        digest: &'a str,
+        handoff_file: Identity,
+        declared: &'a [Declared<'a>],
+        received: &'a [Received<'a>],
+    }
+
+    fn bind(d: &Path, a: &Ask<'_>) -> Option<String> {
+        super::bind(
+            d,
+            &Receipt {
+                workspace: "alpha",
+                key: a.key,
+                revision: a.revision,
+                digest: a.digest,
+                handoff_file: Some(&a.handoff_file),
+                declared: a.declared,
+                received: a.received,
+            },
+        )
+    }
+
+    fn ask<'a>(key: &'a str, digest: &'a str, handoff_file: Identity) -> Ask<'a> {
+        Ask {
+            key,
+            revision: 1,
+            digest,
+            handoff_file,
+            declared: &[],
+            received: &[],
+        }
+    }
 
     #[test]
-    fn an_upload_proves_its_sender_only_for_its_content_and_workspace() {
+    fn an_upload_proves_its_sender_only_for_the_file_it_wrote_received_once() {
         let dir = tempfile::tempdir().unwrap();
-        let sender =
-            |ws: &str, digest: &str| super::revision_sender(dir.path(), ws, digest, &[], &[]);
-        assert_eq!(sender("alpha", "d1"), None);
-        super::record(dir.path(), "alpha", "d1", "release-bot").unwrap();
-        assert_eq!(sender("alpha", "d1").as_deref(), Some("release-bot"));
-        assert_eq!(sender("alpha", "d2"), None);
-        assert_eq!(sender("beta", "d1"), None);
+        let d = dir.path();
+        let sender = |key: &str, rev: u32, digest: &str| {
+            super::revision_sender(d, "alpha", key, rev, digest)
+        };
+        // Nothing uploaded: nobody, and nothing recorded.
+        assert_eq!(bind(d, &ask("k1", "d1", file(1))), None);
+        assert_eq!(sender("k1", 1, "d1"), None);
+        super::record(d, "alpha", "d1", "release-bot", &file(1)).unwrap();
+        // The same content in another file (written again on the share): nobody.
+        assert_eq!(bind(d, &ask("k1", "d1", file(2))), None);
+        // Other content in the uploaded file: nobody.
+        assert_eq!(bind(d, &ask("k1", "d2", file(1))), None);
+        assert_eq!(
+            bind(d, &ask("k1", "d1", file(1))).as_deref(),
+            Some("release-bot")
+        );
+        assert_eq!(sender("k1", 1, "d1").as_deref(), Some("release-bot"));
+        assert_eq!(sender("k1", 1, "d2"), None);
+        assert_eq!(sender("k1", 2, "d1"), None);
+        assert_eq!(super::revision_sender(d, "beta", "k1", 1, "d1"), None);
+        // The same file received again as another revision, or another handoff: nobody.
+        let mut again = ask("k1", "d1", file(1));
+        again.revision = 3;
+        assert_eq!(bind(d, &again), None);
+        assert_eq!(sender("k1", 3, "d1"), None);
+        assert_eq!(bind(d, &ask("k2", "d1", file(1))), None);
+        // The first revision keeps its answer.
+        assert_eq!(sender("k1", 1, "d1").as_deref(), Some("release-bot"));
     }
 
     #[test]
     fn a_revision_is_proven_only_with_bytes_its_sender_declared_or_uploaded_before_it() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let got = |digest: &str, declared: &[&str], sha: &str| {
+        let mut handoffs = 100;
+        let mut got = |digest: &str, declared: &[&str], sha: &str, artifact: Identity| {
             let received = [Received {
                 path: "inbox/app.sh",
                 sha256: sha,
+                file: &artifact,
             }];
             let declared: Vec<Declared<'_>> = declared
                 .iter()
@@ -273,30 +493,39 @@ mod tests {
                     sha256,
                 })
                 .collect();
-            super::revision_sender(d, "alpha", digest, &declared, &received)
+            // Each question is a new handoff upload of `digest`, received as its own key.
+            handoffs += 1;
+            super::record(d, "alpha", digest, "release-bot", &file(handoffs)).unwrap();
+            let key = format!("k{handoffs}");
+            let mut a = ask(&key, digest, file(handoffs));
+            a.declared = &declared;
+            a.received = &received;
+            bind(d, &a)
         };
-        super::record_file(d, "alpha", "inbox/app.sh", "aa", "release-bot").unwrap();
-        super::record(d, "alpha", "h1", "release-bot").unwrap();
-        assert_eq!(got("h1", &[], "aa").as_deref(), Some("release-bot"));
-        // Bytes swapped in on the share: neither uploaded nor declared.
-        assert_eq!(got("h1", &[], "bb"), None);
-        assert_eq!(got("h1", &["BB"], "bb").as_deref(), Some("release-bot"));
-        // No artifacts: the handoff's upload is the whole revision.
+        super::record_file(d, "alpha", "inbox/app.sh", "aa", "release-bot", &file(1)).unwrap();
         assert_eq!(
-            super::revision_sender(d, "alpha", "h1", &[], &[]).as_deref(),
+            got("h1", &[], "aa", file(1)).as_deref(),
+            Some("release-bot")
+        );
+        // The same bytes in another file (written again on the share): not the upload.
+        assert_eq!(got("h1", &[], "aa", file(2)), None);
+        // Bytes swapped in on the share: neither uploaded nor declared.
+        assert_eq!(got("h1", &[], "bb", file(3)), None);
+        assert_eq!(
+            got("h1", &["BB"], "bb", file(3)).as_deref(),
             Some("release-bot")
         );
         // Another token's upload to the path, or the sender's own after the handoff, is not
         // the sender's bytes for it.
-        super::record_file(d, "alpha", "inbox/app.sh", "cc", "helper").unwrap();
-        super::record(d, "alpha", "h2", "release-bot").unwrap();
-        assert_eq!(got("h2", &[], "cc"), None);
-        super::record_file(d, "alpha", "inbox/app.sh", "dd", "release-bot").unwrap();
-        assert_eq!(got("h2", &[], "dd"), None);
+        super::record_file(d, "alpha", "inbox/app.sh", "cc", "helper", &file(4)).unwrap();
+        assert_eq!(got("h2", &[], "cc", file(4)), None);
         // An older upload of the sender's, put back in place of its last one, is not it.
-        super::record(d, "alpha", "h3", "release-bot").unwrap();
-        assert_eq!(got("h3", &[], "aa"), None);
-        assert_eq!(got("h3", &[], "dd").as_deref(), Some("release-bot"));
+        super::record_file(d, "alpha", "inbox/app.sh", "dd", "release-bot", &file(5)).unwrap();
+        assert_eq!(got("h3", &[], "aa", file(1)), None);
+        assert_eq!(
+            got("h3", &[], "dd", file(5)).as_deref(),
+            Some("release-bot")
+        );
         // A sha256 declared for another artifact's path proves nothing of this one's bytes.
         let elsewhere = [Declared {
             path: "inbox/other.sh",
@@ -305,12 +534,12 @@ mod tests {
         let received = [Received {
             path: "inbox/app.sh",
             sha256: "bb",
+            file: &file(3),
         }];
-        assert_eq!(
-            super::revision_sender(d, "alpha", "h1", &elsewhere, &received),
-            None
-        );
-        // Unknown handoff content: nobody.
-        assert_eq!(got("h4", &[], "dd"), None);
+        super::record(d, "alpha", "h4", "release-bot", &file(50)).unwrap();
+        let mut a = ask("k50", "h4", file(50));
+        a.declared = &elsewhere;
+        a.received = &received;
+        assert_eq!(bind(d, &a), None);
     }
 }

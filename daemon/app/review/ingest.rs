@@ -3,6 +3,7 @@
 //! found already answered; checkpoints update "where it stopped".
 
 use crate::app::model::Stamp;
+use crate::app::review::sender::AsRead;
 use crate::app::review::Cx;
 use crate::app::state::{Current, Record, WsState};
 use crate::app::Served;
@@ -18,6 +19,8 @@ struct Checked {
     stamps: Vec<Stamp>,
     /// How the file was written, to place the problems found here in it.
     format: Format,
+    /// The handoff file read (`fstat` of the descriptor read).
+    handoff_file: Option<workspace::Identity>,
 }
 
 /// What a handoff.json turned out to be.
@@ -47,17 +50,27 @@ impl Cx<'_> {
         let started = Instant::now();
         let limits = self.config().limits;
         let file = ws.workspace.handoff_file();
-        let (raw_sha, verdict, text) = match workspace::read_limited(&file.path, limits.max_bytes) {
+        // The file's identity, of the descriptor its bytes are read from: what binds them to
+        // an agent's upload of that very file (`crate::policy::proof`).
+        let mut handoff_file = None;
+        let (raw_sha, verdict, text) = match read_handoff(
+            &ws.workspace,
+            &file.path,
+            limits.max_bytes,
+        ) {
             Ok(None) => {
                 ws.lock().current = None;
                 return true;
             }
-            Ok(Some(bytes)) => (
-                // The name is part of it: the same bytes under another name are read anew.
-                sha256_hex(&[file.name().as_bytes(), b"\0", &bytes].concat()),
-                judge(&ws.workspace.name, file.format, &bytes, &limits),
-                bytes,
-            ),
+            Ok(Some((bytes, identity))) => {
+                handoff_file = Some(identity);
+                (
+                    // The name is part of it: the same bytes under another name are read anew.
+                    sha256_hex(&[file.name().as_bytes(), b"\0", &bytes].concat()),
+                    judge(&ws.workspace.name, file.format, &bytes, &limits),
+                    bytes,
+                )
+            }
             Err(ReadError::TooLarge { size, .. }) => {
                 refused(oversize_digest(size), json::too_large(size, &limits))
             }
@@ -108,6 +121,7 @@ impl Cx<'_> {
                     problems: artifact_problems,
                     stamps,
                     format: file.format,
+                    handoff_file,
                 };
                 self.accept(ws, &mut st, *acc, checked, &text, raw_sha)
             }
@@ -166,6 +180,7 @@ impl Cx<'_> {
             mut problems,
             stamps,
             format,
+            handoff_file,
         } = checked;
         let key = validate::handoff_key(&ws.workspace.name, &acc);
         st.current = Some(Current {
@@ -209,6 +224,10 @@ impl Cx<'_> {
             .records
             .get(&key)
             .is_some_and(|r| r.meta.digest == acc.digest);
+        let read = AsRead {
+            artifacts: stamps,
+            handoff_file,
+        };
         let result = if recorded_as_is {
             // Judged valid at receipt, and judged once: an artifact changed since (or a
             // route's roles) does not make it invalid afterwards, nor replace an answer given.
@@ -218,9 +237,9 @@ impl Cx<'_> {
             // Archived as kept: without the `null` fields that stood for absent ones.
             let kept = acc.kept_bytes(bytes);
             if st.records.contains_key(&key) {
-                self.revise(ws, st, &key, acc, stamps, &kept)
+                self.revise(ws, st, &key, acc, read, &kept)
             } else {
-                self.receive(ws, st, key.clone(), acc, stamps, &kept)
+                self.receive(ws, st, key.clone(), acc, read, &kept)
             }
         } else {
             let limits = self.config().limits;
@@ -265,6 +284,31 @@ const NOT_REGULAR: &str =
     "handoff.json must be a regular file: symlinks, folders and pipes are refused";
 const UNREADABLE: &str =
     "cannot read handoff.json: permission denied; make it readable by the daemon's user";
+
+/// `workspace::read_limited` of the handoff file, with the identity of the file its bytes
+/// were read from (`fstat` of that descriptor). The handoff file is at the workspace's root,
+/// opened without following a symlink.
+fn read_handoff(
+    ws: &Workspace,
+    path: &std::path::Path,
+    limit: usize,
+) -> Result<Option<(Vec<u8>, workspace::Identity)>, ReadError> {
+    use std::io::Read;
+    let Some((file, identity)) = ws.open_regular(path)? else {
+        return Ok(None);
+    };
+    let too_large = |size| ReadError::TooLarge { size, limit };
+    if identity.size > limit as u64 {
+        return Err(too_large(identity.size));
+    }
+    let mut bytes = Vec::with_capacity(identity.size as usize);
+    // The file may grow after the open; never read past the limit.
+    file.take(limit as u64 + 1).read_to_end(&mut bytes)?;
+    if bytes.len() > limit {
+        return Err(too_large(bytes.len() as u64));
+    }
+    Ok(Some((bytes, identity)))
+}
 
 fn judge(
     workspace: &str,

@@ -2,8 +2,9 @@
 //! workspace's previous pending handoff in the same step), its events logged, then its copies
 //! published and the route's auto-approval applied.
 
-use crate::app::model::{Closing, Stamp, DECISION, META};
+use crate::app::model::{Closing, DECISION, META};
 use crate::app::review::records::{json_bytes, rev_file, Committed};
+use crate::app::review::sender::AsRead;
 use crate::app::review::Cx;
 use crate::app::state::{Meta, Record, WsState};
 use crate::app::Served;
@@ -22,9 +23,13 @@ impl Cx<'_> {
         st: &mut WsState,
         key: String,
         acc: Accepted<Handoff>,
-        artifacts: Vec<Stamp>,
+        read: AsRead,
         bytes: &[u8],
     ) -> io::Result<()> {
+        let AsRead {
+            artifacts,
+            handoff_file,
+        } = read;
         // The previous pending handoff is closed in the same step: both records are committed
         // (at once, so their syncs overlap), then both events go into one audit append. If
         // either fails, neither is made (the receive is retried), so a workspace never has two
@@ -110,6 +115,8 @@ impl Cx<'_> {
         let paths = crate::app::review::ingest::artifact_paths(&acc.doc);
         self.release_handoff_locks(ws, &acc.doc.from_agent, &paths, &key);
         let record = Record::new(meta, acc.doc, value, None);
+        // Durable: what proves its sender is recorded before anything asks.
+        self.bind_sender(&ws.workspace.name, &record, handoff_file.as_ref());
         self.hold_artifacts(ws, &record);
         st.records.insert(key.clone(), Box::new(record));
         st.pending = Some(key.clone());

@@ -1,8 +1,9 @@
 //! Revisions: a changed handoff under a pending key, or under a key answered
 //! `changes_requested`, becomes revision N+1 (committed, logged, then published).
 
-use crate::app::model::{Closing, Stamp, APPROVALS, CLAIM, DECISION, META, SIGN_OFFS};
+use crate::app::model::{Closing, APPROVALS, CLAIM, DECISION, META, SIGN_OFFS};
 use crate::app::review::records::{json_bytes, old_decision_file, rev_file, Committed};
+use crate::app::review::sender::AsRead;
 use crate::app::review::Cx;
 use crate::app::state::{Meta, Record, Review, WsState};
 use crate::app::Served;
@@ -25,9 +26,13 @@ impl Cx<'_> {
         st: &mut WsState,
         key: &str,
         acc: Accepted<Handoff>,
-        artifacts: Vec<Stamp>,
+        read: AsRead,
         bytes: &[u8],
     ) -> io::Result<()> {
+        let AsRead {
+            artifacts,
+            handoff_file,
+        } = read;
         let reopening = st.records[key].decision.is_some();
         if let Some(previous) = st.pending.clone().filter(|p| reopening && p != key) {
             let closing = Closing::new(
@@ -110,6 +115,8 @@ impl Cx<'_> {
         self.remove_root_decision(ws);
         let value = crate::app::state::RawJson::of(&acc.value);
         **rec = Record::new(meta, acc.doc, value, None);
+        // Durable: what proves its sender is recorded before anything asks.
+        self.bind_sender(&ws.workspace.name, rec, handoff_file.as_ref());
         rec.review = Review {
             approvals: Vec::new(),
             claim: if reopening {

@@ -3,56 +3,55 @@
 //! therefore may not approve, claim, be assigned or be mailed it as someone else's work. The
 //! one statement of both, so that no path shows or trusts a sender another path would not.
 
-use crate::app::model::DecideError;
+use crate::app::model::{DecideError, Stamp};
 use crate::app::review::Cx;
 use crate::app::state::{Record, Served};
 use crate::contract::Handoff;
-use crate::policy::proof::{Declared, Received};
+use crate::policy::proof::{Declared, Receipt, Received};
 use crate::routing::OwnWork;
+use crate::workspace::Identity;
 
-/// The agent proven to have sent `rec` whole: its handoff uploaded with that agent's token,
-/// and every artifact's bytes either declared by the handoff's `sha256` or that agent's own
-/// last upload to the path before it. `None` for a revision any writer of the share could
-/// have made (or changed).
+/// The files receipt read for a revision: its artifacts as stamped and the handoff file its
+/// bytes came from (`fstat` of the descriptor read), which prove its sender (`Cx::bind_sender`).
+pub(in crate::app) struct AsRead {
+    pub artifacts: Vec<Stamp>,
+    pub handoff_file: Option<Identity>,
+}
+
+/// The agent proven, at its receipt, to have sent revision `rec` whole: its handoff.json the
+/// very file that agent's token uploaded, unchanged and received as no other revision, and
+/// every artifact's bytes either declared by the handoff's `sha256` for its path or the very
+/// file that agent uploaded there last before it, unchanged. `None` for a revision any writer
+/// of the share could have made (or changed, or written again).
 pub(in crate::app) fn revision_sender(
     rec: &Record,
     ws: &str,
     data_dir: &std::path::Path,
 ) -> Option<String> {
-    let received: Vec<Received<'_>> = rec
-        .meta
-        .artifacts
-        .iter()
-        .map(|s| Received {
-            path: &s.path,
-            sha256: &s.sha256,
-        })
-        .collect();
     sender_of(
         data_dir,
         ws,
-        &rec.handoff(),
+        &rec.meta.key,
+        rec.meta.revision,
         &rec.meta.digest,
-        Some(&received),
     )
 }
 
-/// `revision_sender` of a revision as the store kept it (replay): `received` is its artifact
-/// files as read at receipt, `None` when the store no longer keeps them, which proves nobody
-/// for a handoff that names any artifact.
+/// `revision_sender` of revision `revision` of `key`, with content `digest`, as the store kept
+/// it (replay): what its receipt proved.
 pub(in crate::app) fn sender_of(
     data_dir: &std::path::Path,
     ws: &str,
-    handoff: &Handoff,
+    key: &str,
+    revision: u32,
     digest: &str,
-    received: Option<&[Received<'_>]>,
 ) -> Option<String> {
-    let received = match received {
-        Some(r) => r,
-        None if handoff.artifacts.is_empty() => &[],
-        None => return None,
-    };
-    let declared: Vec<Declared<'_>> = handoff
+    crate::policy::proof::revision_sender(data_dir, ws, key, revision, digest)
+}
+
+/// The sha256s `handoff` declares, each for its own artifact's path.
+fn declared(handoff: &Handoff) -> Vec<Declared<'_>> {
+    handoff
         .artifacts
         .iter()
         .filter_map(|a| {
@@ -61,14 +60,49 @@ pub(in crate::app) fn sender_of(
                 sha256,
             })
         })
-        .collect();
-    crate::policy::proof::revision_sender(data_dir, ws, digest, &declared, received)
+        .collect()
 }
 
 impl Cx<'_> {
     /// The agent proven to have sent `rec` in workspace `ws` (see `revision_sender`).
     pub(in crate::app) fn proven_sender(&self, rec: &Record, ws: &str) -> Option<String> {
         revision_sender(rec, ws, &self.config().data_dir)
+    }
+
+    /// At the receipt of `rec` (once durable, before anything asks who sent it): proves its
+    /// sender from the files read, `handoff_file` (the descriptor handoff.json was read from)
+    /// and its artifacts' stamps, and records it for every later question.
+    pub(in crate::app) fn bind_sender(
+        &self,
+        ws: &str,
+        rec: &Record,
+        handoff_file: Option<&Identity>,
+    ) -> Option<String> {
+        let handoff = rec.handoff();
+        let declared = declared(&handoff);
+        let received: Vec<Received<'_>> = rec
+            .meta
+            .artifacts
+            .iter()
+            .map(|s| Received {
+                path: &s.path,
+                sha256: &s.sha256,
+                file: &s.identity,
+            })
+            .collect();
+        let receipt = Receipt {
+            workspace: ws,
+            key: &rec.meta.key,
+            revision: rec.meta.revision,
+            digest: &rec.meta.digest,
+            handoff_file,
+            declared: &declared,
+            received: &received,
+        };
+        let proven = crate::policy::proof::bind(&self.config().data_dir, &receipt);
+        tracing::debug!(workspace = %ws, key = %rec.meta.key, revision = rec.meta.revision,
+            sender = proven.as_deref().unwrap_or(""), "sender proven at receipt");
+        proven
     }
 
     /// Why `name` may not approve `rec` as someone else's work, if so: the person its proven

@@ -115,15 +115,15 @@ impl Cx<'_> {
             // Only now that the bytes are in place: a write that failed proves nothing. The
             // receipt reads the file after the settle time, by when this line is there; one
             // that is not makes the sender unproven, never the reverse.
-            prove_sender(
-                &self.config().data_dir,
-                name,
-                &target,
-                &rel,
+            let upload = Upload {
+                ws: name,
+                target: &target,
+                rel: &rel,
                 bytes,
-                &sha256,
+                sha256: &sha256,
                 agent,
-            );
+            };
+            prove_sender(&self.config().data_dir, &ws.workspace, &path, &upload);
         }
         tracing::info!(workspace = %name, path = %rel, size = bytes.len(), "agent file uploaded");
         Ok(Uploaded {
@@ -135,28 +135,56 @@ impl Cx<'_> {
     }
 }
 
-/// Records that `agent`'s token sent this handoff content, or these bytes of an inbox file
-/// (`crate::policy::proof`), so that a revision made of them has `agent` as its proven sender;
-/// one that cannot be recorded is only left unproven.
+/// An agent's upload, written.
+struct Upload<'a> {
+    ws: &'a str,
+    target: &'a Target,
+    rel: &'a str,
+    bytes: &'a [u8],
+    sha256: &'a str,
+    agent: &'a str,
+}
+
+/// Records that `agent`'s token wrote this handoff content, or these bytes of an inbox file,
+/// as the file now at `path` (`crate::policy::proof`), so that a revision received from that
+/// very file, unchanged, has `agent` as its proven sender; one that cannot be recorded is only
+/// left unproven. The file is opened again (no symlink on the way) and its bytes hashed from
+/// that descriptor, whose identity is the one recorded: a file another writer of the share put
+/// there since, with other bytes, is not taken for the upload.
 fn prove_sender(
     data_dir: &std::path::Path,
-    ws: &str,
-    target: &Target,
-    rel: &str,
-    bytes: &[u8],
-    sha256: &str,
-    agent: &str,
+    workspace: &crate::workspace::Workspace,
+    path: &std::path::Path,
+    u: &Upload<'_>,
 ) {
-    let recorded = match target {
-        Target::Handoff => match crate::contract::validate::handoff_digest(bytes) {
-            Some(digest) => crate::policy::proof::record(data_dir, ws, &digest, agent),
-            None => return,
+    if matches!(u.target, Target::Checkpoint(_)) {
+        return;
+    }
+    let written = match workspace.open_regular(path) {
+        Ok(Some((file, identity))) => match crate::workspace::sha256_open_file(file) {
+            Ok(sha) if sha.eq_ignore_ascii_case(u.sha256) => Ok(identity),
+            Ok(_) => Err(io::Error::other(
+                "the file was replaced before its upload could be recorded",
+            )),
+            Err(e) => Err(e),
         },
-        Target::Inbox(_) => crate::policy::proof::record_file(data_dir, ws, rel, sha256, agent),
-        Target::Checkpoint(_) => return,
+        Ok(None) => Err(io::Error::from(io::ErrorKind::NotFound)),
+        Err(e) => Err(io::Error::other(e.to_string())),
     };
+    let recorded = written.and_then(|identity| match u.target {
+        Target::Handoff => match crate::contract::validate::handoff_digest(u.bytes) {
+            Some(digest) => {
+                crate::policy::proof::record(data_dir, u.ws, &digest, u.agent, &identity)
+            }
+            None => Ok(()),
+        },
+        Target::Inbox(_) => {
+            crate::policy::proof::record_file(data_dir, u.ws, u.rel, u.sha256, u.agent, &identity)
+        }
+        Target::Checkpoint(_) => Ok(()),
+    });
     if let Err(e) = recorded {
-        tracing::warn!(workspace = %ws, path = %rel, agent, error = %e, "cannot record the upload's sender; what it sent has no proven sender");
+        tracing::warn!(workspace = %u.ws, path = %u.rel, agent = u.agent, error = %e, "cannot record the upload's sender; what it sent has no proven sender");
     }
 }
 

@@ -156,28 +156,10 @@ pub(in crate::app) struct Revision {
 }
 
 impl Revision {
-    /// The agent proven to have sent this revision, by the rule the daemon applies at receipt
-    /// (`app::review::sender`): its handoff and its artifacts' bytes as received, which the
-    /// store keeps for the last two revisions only (an older one that names artifacts is
-    /// unproven).
+    /// The agent proven, at its receipt, to have sent this revision (`app::review::sender`).
     pub fn sender(&self, data_dir: &Path, ws: &str) -> Option<String> {
         let digest = validate::handoff_digest(self.text.as_bytes())?;
-        let received: Option<Vec<crate::policy::proof::Received<'_>>> =
-            self.artifacts.as_ref().map(|a| {
-                a.iter()
-                    .map(|f| crate::policy::proof::Received {
-                        path: &f.path,
-                        sha256: &f.sha256,
-                    })
-                    .collect()
-            });
-        crate::app::review::sender::sender_of(
-            data_dir,
-            ws,
-            &self.handoff,
-            &digest,
-            received.as_deref(),
-        )
+        crate::app::review::sender::sender_of(data_dir, ws, &self.key, self.revision, &digest)
     }
 }
 
