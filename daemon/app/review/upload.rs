@@ -95,6 +95,10 @@ impl Cx<'_> {
         }
         let path = ws.workspace.root.join(&rel);
         let created = std::fs::symlink_metadata(&path).is_err();
+        // A handoff written by rename is received at once, and its receipt proves its sender
+        // under the workspace's lock: held until the upload's line is written, so the receipt
+        // finds it (one it missed would leave that revision unproven for good).
+        let receipt_waits = matches!(target, Target::Handoff).then(|| ws.lock());
         ws.workspace
             .write(&path, bytes)
             .map_err(|e| match e.kind() {
@@ -125,6 +129,7 @@ impl Cx<'_> {
             };
             prove_sender(&self.config().data_dir, &ws.workspace, &path, &upload);
         }
+        drop(receipt_waits);
         tracing::info!(workspace = %name, path = %rel, size = bytes.len(), "agent file uploaded");
         Ok(Uploaded {
             path: rel,
