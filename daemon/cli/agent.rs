@@ -199,6 +199,15 @@ pub(super) struct Waited {
     pub refused: Option<String>,
     /// The digests of the newest revision of `key` seen in place.
     digests: Vec<String>,
+    /// The signature of the decision last taken (see `signed`).
+    proof: Proof,
+}
+
+/// A decision's signature, as the file that was checked carried it.
+#[derive(Default)]
+pub(super) struct Proof {
+    pub receipt: Option<baton::contract::receipt::Receipt>,
+    pub attestation: Option<baton::contract::receipt::Envelope>,
 }
 
 impl Waited {
@@ -216,6 +225,7 @@ impl Waited {
             trusted: None,
             refused: None,
             digests,
+            proof: Proof::default(),
         })
     }
 
@@ -235,12 +245,20 @@ impl Waited {
         let Some(trusted) = &mut self.trusted else {
             return Ok(Some(found.decision));
         };
+        self.proof = Proof::default();
         let now = time::OffsetDateTime::now_utc();
         let mut checked = super::receipts::problems(ws, &found.doc, trusted.list(), now);
         // Signed by a key the daemon published after the wait fetched its keys (a rotation):
         // fetched again, and checked again; a forged signer is refused all the same.
         if checked.is_err() && trusted.learn(&found.doc) {
             checked = super::receipts::problems(ws, &found.doc, trusted.list(), now);
+        }
+        if checked.is_ok() {
+            // The signature just checked, from the same bytes: the file may change after.
+            self.proof = Proof {
+                receipt: found.decision.receipt.clone(),
+                attestation: found.decision.attestation.clone(),
+            };
         }
         match checked {
             // The decision as signed, not as the file says: they are equal, or it was refused.
@@ -259,6 +277,12 @@ impl Waited {
                 Ok(None)
             }
         }
+    }
+
+    /// The signature of the decision `answer` last took, checked: what a host is handed to
+    /// check it again (never read from the folder again, where it may have changed since).
+    pub(super) fn signed(&mut self) -> Proof {
+        std::mem::take(&mut self.proof)
     }
 
     /// The key of the handoff waited on, once known.

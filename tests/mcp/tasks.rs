@@ -308,3 +308,44 @@ pub(crate) fn assert_signed_approval(result: &Value, key: &str, ws: &Path, keys:
     ]);
     assert!(verified.status.success(), "{verified:?}");
 }
+
+/// A task's result hands the host the signature that was checked. It used to read it again
+/// from the handoff's archive (else decision.json), where any writer of the folder can put
+/// another: a signature that does not verify, handed on beside a decision said `verified`.
+#[test]
+fn a_tasks_result_carries_the_signature_that_was_checked_not_one_planted_in_the_archive() {
+    let mut env = TestEnv::with_config(&user("alice", "\"reviewer\""));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let keys = trusted_keys(&env);
+    let (mut client, lines) = task_client(&env, "mt-9", "decide", Some(&keys));
+    task_created(&lines, &ws);
+    d.wait_until("pending", || d.handoffs("pending").len() == 1);
+    approve_with_instructions(&d, "mt-9");
+    assert_eq!(next(&lines, "ended")["task"]["status"], "completed");
+    assert!(client.wait().unwrap().success());
+    // Stopped, so nothing puts the daemon's archive back over the planted one.
+    d.stop();
+    let archived = ws.join(".baton/handoffs/mt-9");
+    let mut planted = crate::util::decision(&archived).unwrap();
+    assert!(
+        planted["attestation"]["signatures"][0]["sig"].is_string(),
+        "{planted}"
+    );
+    planted["attestation"]["signatures"][0]["sig"] = json!("AAAA");
+    write_atomic(&archived.join("decision.json"), &bytes(&planted));
+
+    // The same handoff again: decision.json in place answers it at once.
+    let (mut client, lines) = task_client(&env, "mt-9", "decide", Some(&keys));
+    let result = loop {
+        let line = lines
+            .recv_timeout(crate::util::PATIENCE)
+            .expect("the task's result");
+        if line["step"] == "result" {
+            break line["result"].clone();
+        }
+    };
+    assert_eq!(result["structuredContent"]["verified"], true, "{result}");
+    assert_signed_approval(&result, "mt-9", &ws, &keys);
+    assert!(client.wait().unwrap().success());
+}

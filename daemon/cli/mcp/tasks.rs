@@ -13,10 +13,8 @@
 
 use super::{off_thread, Baton, SubmitArgs};
 use crate::cli::agent::Waited;
-use crate::cli::receipts;
 use crate::cli::tools_io::{refusal, Gate, Out};
 use baton::contract::decision::{Decision, Outcome};
-use baton::workspace::{self, Workspace};
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use serde::Serialize;
@@ -365,7 +363,8 @@ impl Tasks {
             }
             let ws2 = ws.clone();
             let step = off_thread(move || {
-                let d = waited.answer(&ws2)?.map(|d| with_receipt(&ws2, d));
+                let d = waited.answer(&ws2)?;
+                let d = d.map(|d| with_receipt(d, waited.signed()));
                 Ok((waited, d))
             })
             .await;
@@ -602,32 +601,19 @@ fn withdraw_handoff(key: &str) -> String {
     }
 }
 
-/// The decision with the signature it was checked by: one taken under `BATON_KEY` is the signed
-/// content alone, and the host is owed the receipt to check it again. From the handoff's
-/// archive, else the workspace root, when that file's decision is this one.
-fn with_receipt(ws: &Workspace, d: Decision) -> Decision {
+/// The decision with the signature it was checked by: one taken under keys is the signed
+/// content alone, and the host is owed the receipt to check it again. The very signature that
+/// was checked (`Waited::signed`): reading the handoff's archive or decision.json again would
+/// hand on whatever a writer of the folder put there meanwhile.
+fn with_receipt(d: Decision, proof: crate::cli::agent::Proof) -> Decision {
     if d.receipt.is_some() || d.attestation.is_some() {
         return d;
     }
-    let archived = ws
-        .archive_dir(&d.handoff_key)
-        .join(workspace::DECISION_FILE);
-    let root = ws.root.join(workspace::DECISION_FILE);
-    for path in [archived, root] {
-        let bytes = ws.read(&path, receipts::MAX_DECISION_BYTES).ok().flatten();
-        let doc = bytes.and_then(|b| receipts::parse_decision(&b).ok());
-        let filed: Option<Decision> = doc.and_then(|doc| serde_json::from_value(doc).ok());
-        if let Some(f) = filed
-            .filter(|f| (&f.handoff_key, &f.at, f.outcome) == (&d.handoff_key, &d.at, d.outcome))
-        {
-            return Decision {
-                receipt: f.receipt,
-                attestation: f.attestation,
-                ..d
-            };
-        }
+    Decision {
+        receipt: proof.receipt,
+        attestation: proof.attestation,
+        ..d
     }
-    d
 }
 
 /// A task id no other task of the server has: a count, behind per-process random bits so ids
