@@ -16,7 +16,8 @@ pub struct Cluster {
     pub lease_ttl_s: u64,
     /// Where the other nodes reach this one (`http://host:port`), to forward a request about a
     /// workspace this node serves; from `listen` (the host name for an unspecified address)
-    /// when not given.
+    /// when not given. Plain HTTP only: what nodes send each other, answers' bodies included,
+    /// is signed (see `baton_web::peers::trust`), not encrypted.
     #[serde(default)]
     pub peer_url: Option<String>,
 }
@@ -63,7 +64,7 @@ impl Cluster {
             let ok = url::Url::parse(url).is_ok_and(|u| u.scheme() == "http" && u.host().is_some());
             if !ok {
                 return Err(format!(
-                    "cluster.peer_url: {url:?} is not an http://host:port URL"
+                    "cluster.peer_url: {url:?} is not an http://host:port URL (nodes reach each other over plain HTTP and sign what they send, bodies included; https:// is not supported: keep the network between nodes private)"
                 ));
             }
         }

@@ -18,6 +18,7 @@ mod moves;
 mod node_name;
 mod nodes;
 mod passkeys;
+mod peer_answers;
 mod peers;
 mod pg;
 mod push;

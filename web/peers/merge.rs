@@ -233,7 +233,7 @@ async fn open_stream(
     peer: &Peer,
     headers: &HeaderMap,
     acting: &trust::Acting,
-) -> Result<hyper::body::Incoming, String> {
+) -> Result<axum::body::Body, String> {
     let body = Default::default();
     let answer = send(
         app,
@@ -254,7 +254,7 @@ async fn open_stream(
 
 /// The events of an SSE body, parsed back (`event:` and `data:` lines; comments, such as
 /// keep-alives, are dropped: the merged stream sends its own).
-fn events_of(body: hyper::body::Incoming) -> futures_util::stream::BoxStream<'static, Relayed> {
+fn events_of(body: axum::body::Body) -> futures_util::stream::BoxStream<'static, Relayed> {
     use futures_util::StreamExt;
     let frames =
         futures_util::stream::unfold((body, Vec::<u8>::new()), |(mut body, mut buf)| async move {

@@ -13,6 +13,7 @@
 //! A forwarded request carries `x-baton-forwarded-by` and is never forwarded again, so two
 //! nodes that disagree about a lease for a moment cannot pass a request around in circles.
 
+pub mod answer;
 pub mod bulk;
 pub mod merge;
 pub mod trust;
@@ -191,8 +192,40 @@ pub(crate) fn token_unreachable(peer: &Peer, why: &str) -> String {
     )
 }
 
+/// The most of an answer read (and its signature checked) before any of it is relayed: an
+/// answer up to this size that was altered on the way is a 502, never relayed in part. A
+/// longer one (a large artifact) is relayed as it comes, each part once its signature holds,
+/// and cut off at the first that does not (`answer`).
+const PREFETCH: usize = 16 << 20;
+/// How long the part read before relaying may take to come.
+const PREFETCH_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Why a request to another node has no answer to relay.
+#[derive(Debug)]
+pub(crate) enum Failed {
+    /// It could not be sent, or no answer came in time.
+    Unreachable(String),
+    /// An answer came, but not one the node asked signed (its head, or its body).
+    Untrusted(String),
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failed::Unreachable(why) | Failed::Untrusted(why) => f.write_str(why),
+        }
+    }
+}
+
+impl From<Failed> for String {
+    fn from(failed: Failed) -> String {
+        failed.to_string()
+    }
+}
+
 /// Sends a request read whole to `peer`, on behalf of `acting`, and relays the answer once
-/// its signature holds (waiting for its head at most `patience`, see `send`); why not else.
+/// its signature holds (waiting for its head at most `patience`, see `send`; its body up to
+/// `PREFETCH` is read and checked before anything is relayed); why not else.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn relay(
     app: &App,
@@ -204,6 +237,32 @@ pub(crate) async fn relay(
     acting: &trust::Acting,
     patience: Option<Duration>,
 ) -> Result<Response, String> {
+    relay_checked(
+        app,
+        peer,
+        method,
+        path_and_query,
+        headers,
+        body,
+        acting,
+        patience,
+    )
+    .await
+    .map_err(String::from)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn relay_checked(
+    app: &App,
+    peer: &Peer,
+    method: Method,
+    path_and_query: &str,
+    headers: &HeaderMap,
+    body: axum::body::Bytes,
+    acting: &trust::Acting,
+    patience: Option<Duration>,
+) -> Result<Response, Failed> {
+    use http_body_util::BodyExt;
     let answer = send(
         app,
         peer,
@@ -215,8 +274,44 @@ pub(crate) async fn relay(
         patience,
     )
     .await?;
-    let (parts, body) = answer.into_parts();
-    Ok(Response::from_parts(parts, Body::new(body)))
+    let (parts, mut body) = answer.into_parts();
+    let mut read = Vec::new();
+    let mut size = 0;
+    let whole = tokio::time::timeout(PREFETCH_TIMEOUT, async {
+        while size <= PREFETCH {
+            match body.frame().await {
+                None => return Ok(true),
+                Some(Err(e)) => return Err(e.to_string()),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        size += data.len();
+                        read.push(data);
+                    }
+                }
+            }
+        }
+        Ok(false)
+    })
+    .await;
+    let whole = match whole {
+        Ok(Ok(whole)) => whole,
+        // `answer::unseal` logged why.
+        Ok(Err(why)) => return Err(Failed::Untrusted(why)),
+        Err(_) => {
+            return Err(Failed::Unreachable(
+                "its answer did not come whole in time".into(),
+            ))
+        }
+    };
+    let body = match whole {
+        true => Body::from(read.concat()),
+        false => {
+            let rest = body.into_data_stream();
+            let read = futures_util::stream::iter(read.into_iter().map(Ok));
+            Body::from_stream(futures_util::StreamExt::chain(read, rest))
+        }
+    };
+    Ok(Response::from_parts(parts, body))
 }
 
 /// Sends `request` to `peer`, on behalf of `acting`, and streams its answer back (once its
@@ -231,7 +326,7 @@ async fn forward(app: &App, peer: &Peer, request: Request, acting: &trust::Actin
         return response;
     };
     tracing::debug!(node = %peer.node, %path, "forwarding to the node that serves it");
-    let relayed = relay(
+    let relayed = relay_checked(
         app,
         peer,
         parts.method,
@@ -242,13 +337,18 @@ async fn forward(app: &App, peer: &Peer, request: Request, acting: &trust::Actin
         None,
     )
     .await;
-    relayed.unwrap_or_else(|why| unreachable(peer, &why))
+    match relayed {
+        Ok(response) => response,
+        Err(Failed::Unreachable(why)) => unreachable(peer, &why),
+        Err(Failed::Untrusted(why)) => untrusted(peer, &why),
+    }
 }
 
 /// Sends a request to `peer` on behalf of `acting`, signed (`headers`: the caller's, less
 /// what must not leave this node, see `outgoing`), and waits for its answer's head at most
 /// `patience` (by default: 10 s for a GET, 120 s for a request with a body, which the node
-/// reads first). The answer, once its signature holds; why not else.
+/// reads first). The answer, once its head's signature holds, with its body checked as it is
+/// read (`trust::check_answer`); why not else.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn send(
     app: &App,
@@ -259,13 +359,13 @@ pub(crate) async fn send(
     body: axum::body::Bytes,
     acting: &trust::Acting,
     patience: Option<Duration>,
-) -> Result<axum::http::Response<hyper::body::Incoming>, String> {
+) -> Result<Response, Failed> {
     let Some(cluster) = app.cluster() else {
-        return Err("this node is in no cluster".into());
+        return Err(Failed::Unreachable("this node is in no cluster".into()));
     };
     let uri = format!("{}{path_and_query}", peer.url)
         .parse::<Uri>()
-        .map_err(|_| "its peer_url is not a URL".to_string())?;
+        .map_err(|_| Failed::Unreachable("its peer_url is not a URL".to_string()))?;
     let mut headers = outgoing(headers, app);
     headers.remove(header::CONTENT_LENGTH);
     if !body.is_empty() {
@@ -286,21 +386,23 @@ pub(crate) async fn send(
         false => UPLOAD_TIMEOUT,
     });
     let mut request = Request::new(Body::from(body));
-    *request.method_mut() = method;
+    *request.method_mut() = method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
     let answer = match tokio::time::timeout(patience, CLIENT.request(request)).await {
         Ok(Ok(answer)) => answer,
-        Ok(Err(e)) => return Err(e.to_string()),
-        Err(_) => return Err("it did not answer in time".into()),
+        Ok(Err(e)) => return Err(Failed::Unreachable(e.to_string())),
+        Err(_) => return Err(Failed::Unreachable("it did not answer in time".into())),
     };
-    let (mut parts, body) = answer.into_parts();
-    if let Err(why) = trust::check_answer(cluster, peer, &nonce, &mut parts) {
-        tracing::warn!(node = %peer.node, url = %peer.url, %why, "an answer not signed by the node asked: not relayed");
-        return Err(why);
-    }
-    drop_hop_by_hop(&mut parts.headers);
-    Ok(axum::http::Response::from_parts(parts, body))
+    let mut answer = match trust::check_answer(cluster, peer, &nonce, &method, answer) {
+        Ok(answer) => answer,
+        Err(why) => {
+            tracing::warn!(node = %peer.node, url = %peer.url, %why, "an answer not signed by the node asked: not relayed");
+            return Err(Failed::Untrusted(why));
+        }
+    };
+    drop_hop_by_hop(answer.headers_mut());
+    Ok(answer)
 }
 
 /// The headers a request goes to another node with: the caller's own, less those that
@@ -312,6 +414,11 @@ fn outgoing(headers: &HeaderMap, app: &App) -> HeaderMap {
     for name in [
         header::HOST,
         header::EXPECT,
+        // The answer is signed before the answering node's outermost layer would compress it
+        // (and the frames are checked here before anything is relayed): asked for nothing
+        // but identity, it sends the frames as signed, and this node's own layer compresses
+        // what it relays for its caller.
+        header::ACCEPT_ENCODING,
         header::AUTHORIZATION,
         header::COOKIE,
         trust::PEER,
@@ -350,6 +457,18 @@ fn unreachable(peer: &Peer, why: &str) -> Response {
     let mut response = ApiError::Unavailable(message).into_response();
     *response.status_mut() = axum::http::StatusCode::BAD_GATEWAY;
     retry_after(response, 2)
+}
+
+/// An answer that came but is not the one the node signed: a 502 saying so, with nothing of
+/// what came.
+fn untrusted(peer: &Peer, why: &str) -> Response {
+    let message = format!(
+        "node {} serves this, but the answer that came from {} is not the one it signed ({why}); nothing of it was relayed. Check what stands between the nodes (a proxy that rewrites answers), and that every node runs the same baton",
+        peer.node, peer.url
+    );
+    let mut response = ApiError::Unavailable(message).into_response();
+    *response.status_mut() = axum::http::StatusCode::BAD_GATEWAY;
+    response
 }
 
 fn retry_after(mut response: Response, seconds: u64) -> Response {

@@ -14,9 +14,13 @@
 //! more than a minute from its own, whose nonce it has seen, or whose body is not the one
 //! signed; and (403) one meant for another node or another run of itself. It answers one
 //! meant for a lease it no longer holds under that epoch with a 503 (try again). It trusts
-//! the assertion only then, and signs its answer: the status, bound to the request's nonce
-//! and to its own node and run. The sending node relays (or merges) only an answer so signed
-//! by the node it addressed: anything else is a 502.
+//! the assertion only then, and signs its answer: the status and every header it has then
+//! (`HEADERS`), bound to the request's nonce and to its own node and run; and the body itself,
+//! frame by frame with the SHA-256 of the whole at its end (`super::answer`). The sending node
+//! relays (or merges) only an answer so signed by the node it addressed, with only the headers
+//! signed and only bytes whose signature held: anything else is a 502. An answer signed as nodes did
+//! before bodies were signed (`baton-peer-answer-v1`: an older node) is refused the same way,
+//! with a message to upgrade every node.
 
 use super::FORWARDED_BY;
 use axum::body::Body;
@@ -183,9 +187,10 @@ fn request_parts<'a>(method: &'a str, path: &'a str, claims: &'a str) -> [&'a [u
     ]
 }
 
-/// What an answer's signature covers: its status, the request it answers (by nonce), and
-/// the node and run that answered.
-fn answer_parts<'a>(
+/// What an older node's answer signature covered (`v1`): its status, the request it answers
+/// (by nonce), and the node and run that answered; not its body. Checked only to tell the
+/// operator why such an answer is refused.
+fn answer_parts_v1<'a>(
     nonce: &'a str,
     status: &'a str,
     node: &'a str,
@@ -198,6 +203,103 @@ fn answer_parts<'a>(
         node.as_bytes(),
         instance.as_bytes(),
     ]
+}
+
+/// What an answer's head signature covers: its status, its headers (`HEADERS`, by digest),
+/// whether a signed body follows, the request it answers (by nonce), and the node and run that
+/// answered. The body is signed frame by frame (`super::answer`).
+fn answer_parts<'a>(
+    nonce: &'a str,
+    status: &'a str,
+    node: &'a str,
+    instance: &'a str,
+    headers: &'a [u8],
+    body: &'a str,
+) -> [&'a [u8]; 7] {
+    [
+        b"baton-peer-answer-v2",
+        nonce.as_bytes(),
+        status.as_bytes(),
+        node.as_bytes(),
+        instance.as_bytes(),
+        headers,
+        body.as_bytes(),
+    ]
+}
+
+/// The body's length as the answering node sent it (its framed body's differs), restored as
+/// `Content-Length` by the asking node.
+pub const LENGTH: HeaderName = HeaderName::from_static("x-baton-peer-length");
+
+/// The names of the headers an answer's head signature covers, comma-separated: every header
+/// the answer has when it is signed. The asking node relays those and no other, so what is
+/// added after the signature (by the answering node's outer layers: the security headers, and
+/// by anything on the path) is dropped, and its own layers add their own.
+pub const HEADERS: HeaderName = HeaderName::from_static("x-baton-peer-headers");
+
+/// Headers never signed: the signature's own, and those of one connection (the wire's
+/// framing, which hyper sets for the framed body).
+fn unsigned(name: &HeaderName) -> bool {
+    [
+        &ANSWER,
+        &HEADERS,
+        &header::CONTENT_LENGTH,
+        &header::TRANSFER_ENCODING,
+        &header::CONNECTION,
+        &header::TRAILER,
+        &header::UPGRADE,
+        &header::TE,
+    ]
+    .contains(&name)
+        || name.as_str() == "keep-alive"
+}
+
+/// The names `headers` are signed under (sorted, each once).
+fn signed_names(headers: &HeaderMap) -> Vec<HeaderName> {
+    let mut names: Vec<HeaderName> = headers.keys().filter(|n| !unsigned(n)).cloned().collect();
+    names.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+    names.dedup();
+    names
+}
+
+/// The names listed in an answer's `HEADERS`, or None when one is not a header name.
+fn listed_names(value: &str) -> Option<Vec<HeaderName>> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| HeaderName::from_bytes(n.as_bytes()).ok())
+        .collect()
+}
+
+/// The SHA-256 of the headers of `names`: each name with every value it has, in order, each
+/// with its length (values trimmed of the spaces HTTP lets the wire add or drop around them).
+fn headers_digest(names: &[HeaderName], headers: &HeaderMap) -> [u8; 32] {
+    let mut sha = Sha256::new();
+    sha.update((names.len() as u64).to_be_bytes());
+    for name in names {
+        sha.update((name.as_str().len() as u64).to_be_bytes());
+        sha.update(name.as_str().as_bytes());
+        let values: Vec<&[u8]> = headers
+            .get_all(name)
+            .iter()
+            .map(|v| v.as_bytes().trim_ascii())
+            .collect();
+        sha.update((values.len() as u64).to_be_bytes());
+        for value in values {
+            sha.update((value.len() as u64).to_be_bytes());
+            sha.update(value);
+        }
+    }
+    sha.finalize().into()
+}
+
+/// Whether an answer of `status` to a request of `method` has a body at all (HTTP gives none
+/// to a HEAD, a 204 or a 304): then nothing is framed, and nothing is relayed.
+fn bodiless(method: &Method, status: StatusCode) -> bool {
+    *method == Method::HEAD
+        || status.is_informational()
+        || matches!(status, StatusCode::NO_CONTENT | StatusCode::NOT_MODIFIED)
 }
 
 fn digest(body: &[u8]) -> String {
@@ -241,31 +343,80 @@ pub fn sign_request(
     nonce
 }
 
-/// Whether `answer` is signed by `peer` (the node and run the request was sent to) for the
-/// request of `nonce`; why not if not.
-pub fn check_answer(
+/// Whether `answer` (to a request of `method`) is signed by `peer` (the node and run the
+/// request was sent to) for the request of `nonce`: its body, checked frame by frame as it
+/// is read (an error in place of the first bytes that do not hold, `super::answer`); why not
+/// if its head does not hold.
+pub fn check_answer<B>(
     cluster: &Cluster,
     peer: &Peer,
     nonce: &str,
-    answer: &mut axum::http::response::Parts,
-) -> Result<(), String> {
-    let status = answer.status;
-    let signature = answer
+    method: &Method,
+    answer: axum::http::Response<B>,
+) -> Result<Response, String>
+where
+    B: hyper::body::Body<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: std::fmt::Display,
+{
+    let (mut parts, body) = answer.into_parts();
+    let status = parts.status;
+    let signature = parts
         .headers
         .remove(ANSWER)
-        .and_then(|v| v.to_str().ok().map(str::to_string));
-    let holds = signature.is_some_and(|s| {
-        cluster.trust.verify(
-            &answer_parts(nonce, status.as_str(), &peer.node, &peer.instance),
-            &s,
-        )
-    });
-    match holds {
-        true => Ok(()),
-        false => Err(format!(
-            "what answers at its address (status {status}) is not that node: its answer is not signed with the cluster's key"
-        )),
+        .and_then(|v| v.to_str().ok().map(str::to_string))
+        .unwrap_or_default();
+    let bodiless = bodiless(method, status);
+    let marker = if bodiless { "none" } else { "framed" };
+    let names = parts
+        .headers
+        .remove(HEADERS)
+        .and_then(|v| v.to_str().ok().and_then(listed_names))
+        .unwrap_or_default();
+    let covered = headers_digest(&names, &parts.headers);
+    let signed = answer_parts(
+        nonce,
+        status.as_str(),
+        &peer.node,
+        &peer.instance,
+        &covered,
+        marker,
+    );
+    if !cluster.trust.verify(&signed, &signature) {
+        let v1 = answer_parts_v1(nonce, status.as_str(), &peer.node, &peer.instance);
+        return Err(match cluster.trust.verify(&v1, &signature) {
+            true => format!(
+                "node {} runs an older baton, whose answers do not sign their body, so what it answers cannot be told from an answer altered on the way: not relayed. Upgrade every node of the cluster to the same version",
+                peer.node
+            ),
+            false => format!(
+                "what answers at its address (status {status}) is not that node, or its answer was altered on the way: its head is not signed with the cluster's key"
+            ),
+        });
     }
+    // Only what was signed goes on; the wire's length is the frames', the answer's own is
+    // `LENGTH` (signed).
+    let mut relayed = HeaderMap::new();
+    for name in &names {
+        for value in parts.headers.get_all(name) {
+            relayed.append(name.clone(), value.clone());
+        }
+    }
+    if let Some(length) = relayed.remove(LENGTH) {
+        relayed.insert(header::CONTENT_LENGTH, length);
+    }
+    parts.headers = relayed;
+    let body = match bodiless {
+        true => Body::empty(),
+        false => {
+            let binding = super::answer::Binding {
+                nonce: nonce.to_string(),
+                node: peer.node.clone(),
+                instance: peer.instance.clone(),
+            };
+            super::answer::unseal(cluster.trust.clone(), binding, body)
+        }
+    };
+    Ok(Response::from_parts(parts, body))
 }
 
 /// The largest body a node takes from another: its own upload limit, and room for a bulk
@@ -299,6 +450,7 @@ pub async fn from_peer(app: &App, request: Request, next: Next) -> Response {
         }
     };
     let nonce = claims.nonce.clone();
+    let method = parts.method.clone();
     let stale_lease = claims
         .lease
         .as_ref()
@@ -322,21 +474,46 @@ pub async fn from_peer(app: &App, request: Request, next: Next) -> Response {
         next.run(Request::from_parts(parts, Body::from(bytes)))
             .await
     };
-    sign_answer(cluster, &nonce, response)
+    sign_answer(cluster, &nonce, &method, response)
 }
 
-fn sign_answer(cluster: &Cluster, nonce: &str, mut response: Response) -> Response {
-    let status = response.status();
+fn sign_answer(cluster: &Cluster, nonce: &str, method: &Method, response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let bodiless = bodiless(method, parts.status);
+    // The framed body is longer than the answer's (and a HEAD's has none): the answer's own
+    // length goes as `LENGTH`, signed.
+    if let Some(length) = parts.headers.remove(header::CONTENT_LENGTH) {
+        parts.headers.insert(LENGTH, length);
+    }
+    let body = match bodiless {
+        true => body,
+        false => {
+            let binding = super::answer::Binding {
+                nonce: nonce.to_string(),
+                node: cluster.node.clone(),
+                instance: cluster.instance.clone(),
+            };
+            super::answer::seal(cluster.trust.clone(), binding, body)
+        }
+    };
+    let names = signed_names(&parts.headers);
+    let covered = headers_digest(&names, &parts.headers);
+    let listed = names.iter().map(HeaderName::as_str).collect::<Vec<_>>();
+    if let Ok(v) = HeaderValue::from_str(&listed.join(",")) {
+        parts.headers.insert(HEADERS, v);
+    }
     let signature = cluster.trust.sign(&answer_parts(
         nonce,
-        status.as_str(),
+        parts.status.as_str(),
         &cluster.node,
         &cluster.instance,
+        &covered,
+        if bodiless { "none" } else { "framed" },
     ));
     if let Ok(v) = HeaderValue::from_str(&signature) {
-        response.headers_mut().insert(ANSWER, v);
+        parts.headers.insert(ANSWER, v);
     }
-    response
+    Response::from_parts(parts, body)
 }
 
 /// The claims of a request from another node, if its signature holds and it is meant for
