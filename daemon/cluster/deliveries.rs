@@ -17,7 +17,8 @@
 
 use super::Cluster;
 use crate::outbox::{
-    damaged_delivery, seal, unseal_doc, Adopted, Delivery, Keep, Owner, Sendable, SpoolError,
+    damaged_delivery, seal, unseal_doc, Adopted, Delivery, Keep, Loaded, Owner, Sendable,
+    SpoolError,
 };
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -271,7 +272,7 @@ impl Keep for DeliveryRows {
         })
     }
 
-    fn load(&self) -> Result<(Vec<Delivery>, Vec<String>), SpoolError> {
+    fn load(&self) -> Result<Loaded, SpoolError> {
         let run = self.cluster.leases.beating();
         let mut client = self.cluster.client().map_err(db)?;
         let all_sealed = self.all_sealed(&mut client);
@@ -288,8 +289,16 @@ impl Keep for DeliveryRows {
         let own: Vec<String> = out.iter().map(|d| d.id.clone()).collect();
         self.note(run, &own, &[]);
         self.bury(&damaged);
+        // Only those found damaged now: a row buried at an earlier start reads as the dead
+        // delivery it was kept as.
+        let found: Vec<String> = damaged.iter().map(|d| d.id.clone()).collect();
         out.extend(damaged);
-        Ok((out, warnings))
+        Ok(Loaded {
+            deliveries: out,
+            warnings,
+            damaged: found,
+            sealed: 0,
+        })
     }
 
     fn remove(&self, id: &str) {

@@ -1,5 +1,6 @@
 //! Telling of spool files found damaged at open (see `spool::Spool::load_checked`): an error
-//! line and `baton_errors_total{kind="delivery_damaged"}` per file, from the daemon, never
+//! line and `baton_errors_total{kind="delivery_damaged"}` per file (and the same count per
+//! damaged row of a cluster's outbox, `cluster::deliveries`), from the daemon, never
 //! `notification.failed` in a workspace's audit log: which workspace a damaged file names is
 //! not known to be true (the seal that would vouch for it failed), and a flipped or forged
 //! name must not choose whose audit log the daemon writes to. The audit log holds what the
@@ -13,11 +14,21 @@ use prometheus_client::metrics::family::Family;
 /// The kind counted in `baton_errors_total` for each damaged spool file.
 pub const KIND: &str = "delivery_damaged";
 
+/// Counts `n` deliveries found damaged (spool files, or a cluster's rows, whose own error
+/// lines name them).
+pub fn count(n: usize, errors: &Family<KindLabel, Counter>) {
+    if n > 0 {
+        errors
+            .get_or_create(&KindLabel { kind: KIND.into() })
+            .inc_by(n as u64);
+    }
+}
+
 /// Logs and counts what the load found: each damaged file, and the files sealed for the first
 /// time (written by a version before seals).
 pub fn report(found: &Loaded, errors: &Family<KindLabel, Counter>) {
+    count(found.damaged.len(), errors);
     for id in &found.damaged {
-        errors.get_or_create(&KindLabel { kind: KIND.into() }).inc();
         let Some(d) = found.deliveries.iter().find(|d| &d.id == id) else {
             continue;
         };

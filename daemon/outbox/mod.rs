@@ -153,6 +153,8 @@ struct Shared {
     attempts: Family<OutcomeLabel, Counter>,
     /// `[push]`'s key and subscriptions, when it is set.
     push: Option<Arc<crate::push::Push>>,
+    /// `baton_errors_total`: deliveries found damaged (`damage::KIND`).
+    errors: Family<crate::metrics::KindLabel, Counter>,
 }
 
 impl Outbox {
@@ -192,20 +194,18 @@ impl Outbox {
         let mailer = config.smtp.as_ref().map(mail::Mailer::new).transpose()?;
         let (spool, found): (Box<dyn Keep>, spool::Loaded) = match keep {
             Some(keep) => {
-                let (deliveries, warnings) = keep.load()?;
-                let found = spool::Loaded {
-                    deliveries,
-                    warnings,
-                    ..Default::default()
-                };
+                // A cluster's damaged rows are named in the load's warnings (logged with the
+                // start's problems): counted here, as a spool's damaged files are.
+                let found = keep.load()?;
+                damage::count(found.damaged.len(), &errors);
                 (keep, found)
             }
             None => {
                 let found = files.load_checked()?;
+                damage::report(&found, &errors);
                 (Box::new(files), found)
             }
         };
-        damage::report(&found, &errors);
         let (loaded, unreadable) = (found.deliveries, found.warnings);
         let mut warnings: Vec<StartupProblem> = unreadable
             .into_iter()
@@ -355,6 +355,7 @@ impl Outbox {
             gauges,
             attempts,
             push,
+            errors,
         });
         shared.count(&shared.lock());
         let targeted = audience::targeted(config);
@@ -609,6 +610,13 @@ impl Outbox {
             true => Vec::new(),
             false => self.shared.spool.fetch(&missing),
         };
+        // Rows read as pending: each one damaged was found so by this read (a damaged row is
+        // kept dead), and its error line is logged already (`cluster::deliveries`).
+        let damaged = adopted.iter().chain(&found);
+        damage::count(
+            damaged.filter(|d| d.damaged.is_some()).count(),
+            &self.shared.errors,
+        );
         let mut index = self.shared.lock();
         // A delivery read back that is in memory by now was made here meanwhile: memory is
         // the newer. (An adopted one replaces what memory held: its row is the newer.)

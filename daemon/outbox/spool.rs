@@ -223,8 +223,9 @@ pub enum SpoolError {
 pub trait Keep: Send + Sync {
     /// Writes deliveries (new or changed) durably.
     fn save(&self, deliveries: &[&Delivery]) -> Result<(), SpoolError>;
-    /// Every delivery of this node, and warnings for what could not be read.
-    fn load(&self) -> Result<(Vec<Delivery>, Vec<String>), SpoolError>;
+    /// Every delivery of this node, warnings for what could not be trusted, and the ids of
+    /// those this load found damaged (listed dead now).
+    fn load(&self) -> Result<Loaded, SpoolError>;
     /// Forgets a delivery.
     fn remove(&self, id: &str);
     /// Pending deliveries of nodes that are gone, now this node's to send, and the ids of
@@ -318,8 +319,8 @@ impl Keep for Spool {
     fn save(&self, deliveries: &[&Delivery]) -> Result<(), SpoolError> {
         Spool::save(self, deliveries)
     }
-    fn load(&self) -> Result<(Vec<Delivery>, Vec<String>), SpoolError> {
-        Spool::load(self)
+    fn load(&self) -> Result<Loaded, SpoolError> {
+        self.load_checked()
     }
     fn remove(&self, id: &str) {
         Spool::remove(self, id)

@@ -8,6 +8,7 @@ mod canaries;
 mod chat;
 mod chat_posts;
 mod cost;
+mod deliveries_damaged;
 mod documents;
 mod fence_late;
 mod fenced;
