@@ -467,11 +467,14 @@ pub fn own_work<'a>(
     }
 }
 
-/// Which of `agents` the handoff's `from_agent` claims (see `claimed_agent`), by its place in
-/// the list.
-pub fn sender_index(handoff: &Handoff, agents: &[Agent], ws: &str) -> Option<usize> {
-    let sender = sending_agent(handoff, agents, ws)?;
-    agents.iter().position(|a| std::ptr::eq(a, sender))
+/// Which of `agents` is `proven`, the proven sender of a revision (`app::review::sender`), by
+/// its place in the list. Never the agent a `from_agent` names: any writer of the share types
+/// that, and a forged one must not move a handoff in anyone's queue.
+pub fn sender_index(agents: &[Agent], proven: Option<&str>) -> Option<usize> {
+    let proven = proven?.trim();
+    agents
+        .iter()
+        .position(|a| a.name.trim().eq_ignore_ascii_case(proven))
 }
 
 /// The agent `proven` (the proven sender of a revision) if it is `name` or acts for them.

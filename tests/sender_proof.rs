@@ -347,3 +347,111 @@ fn replay_proves_a_sender_by_the_artifact_bytes_as_the_daemon_does() {
         "the swapped bytes are nobody's, in replay as at receipt: {replayed}"
     );
 }
+
+/// A reviewer who signs in with `pw-NAME` and calls the API with `NAME-token`.
+fn person(name: &str) -> String {
+    let hash = baton::login::hash_password(&format!("pw-{name}")).unwrap();
+    let token = baton::auth::token_hash(&format!("{name}-token"));
+    format!(
+        "[[users]]\nname = \"{name}\"\npassword_hash = \"{hash}\"\ntoken_sha256 = \"{token}\"\nroles = [\"reviewer\"]\n"
+    )
+}
+
+/// The keys of a queue page's lines, in order.
+fn queue_keys(page: &str) -> Vec<String> {
+    fn key(row: &str) -> Option<String> {
+        let at = row.split("data-key=\"").nth(1)?;
+        at.split('"').next().map(str::to_string)
+    }
+    let rows = page.split("<tr class=\"row").skip(1);
+    rows.filter_map(key).collect()
+}
+
+/// What `from_agent` says moves nothing in a queue: helper writes its work on the share in
+/// rita-bot's name (rita's agent), then more in its own name, and rita-bot uploads one of its
+/// own. Nothing proves who wrote the two on the share, so rita's queue treats them alike,
+/// oldest first and both hers to decide (or reject): the forged name neither hides the first
+/// from her nor sinks it. The one rita-bot's token proves is hers, and comes last, not hers
+/// to decide. The page says which sender is unverified, and why, without reading the claim.
+#[test]
+fn a_forged_from_agent_does_not_move_a_handoff_in_the_queue_and_shows_unverified() {
+    let config = [
+        person("rita"),
+        person("bob"),
+        agent_for("rita-bot", "rita", "*"),
+        agent("helper", "*"),
+        "[[routes]]\nname = \"team\"\nreviewers = [\"rita\", \"bob\"]\n".into(),
+    ]
+    .concat();
+    let mut env = TestEnv::with_config(&config);
+    // One pending handoff a workspace (a new key closes the one before): one each.
+    for ws in ["beta", "gamma", "delta"] {
+        env.init(ws);
+    }
+    let d = env.start();
+    let pending = |key: &str| {
+        d.wait_until("received", || {
+            d.handoffs("pending").iter().any(|h| h["key"] == key)
+        })
+    };
+    for (ws, key, from) in [("alpha", "forged", "rita-bot"), ("beta", "plain", "helper")] {
+        let mut h = handoff(key);
+        h["from_agent"] = json!(from);
+        write_atomic(&env.ws(ws).join("handoff.json"), &bytes(&h));
+        pending(key);
+    }
+    let mut h = handoff("hers");
+    h["from_agent"] = json!("rita-bot");
+    let path = "/api/v1/workspaces/gamma/handoff";
+    uploaded(&d, path, "rita-bot-token", &bytes(&h));
+    pending("hers");
+
+    let list = d.get_as("/api/v1/handoffs", Some("rita-token")).1;
+    let may = |key: &str| {
+        let line = list.as_array().unwrap().iter().find(|l| l["key"] == key);
+        line.unwrap_or_else(|| panic!("{key} in {list}"))["may_decide"].clone()
+    };
+    assert_eq!(may("forged"), true, "a typed name is no sender: {list}");
+    assert_eq!(may("plain"), true, "{list}");
+    assert_eq!(may("hers"), false, "proven hers: {list}");
+
+    let web = Web::new(&d);
+    let rita = web.sign_in("rita", "pw-rita");
+    let page = web.get("/?view=pending", Some(&rita));
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(queue_keys(&page.body), ["forged", "plain", "hers"]);
+    let mine = web.get("/?view=mine", Some(&rita));
+    assert_eq!(queue_keys(&mine.body), ["forged", "plain"]);
+
+    let page = web.get("/handoffs/forged", Some(&rita)).body;
+    let unverified = page
+        .split("id=\"sender-unverified\"")
+        .nth(1)
+        .unwrap_or_else(|| panic!("flagged unverified: {page}"));
+    let title = unverified
+        .split("title=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next();
+    let title = title.unwrap();
+    assert!(
+        title.starts_with("&quot;rita-bot&quot; is only what handoff.json says")
+            && title.contains("Nothing proves who sent this revision"),
+        "{title}"
+    );
+    let page = web.get("/handoffs/hers", Some(&rita)).body;
+    assert!(!page.contains("(sender unverified)"), "proven: {page}");
+
+    // The name is the writer's text, escaped in the tooltip as everywhere.
+    let mut h = handoff("quoted");
+    h["from_agent"] = json!("x\" onmouseover=\"alert(1)<b>y");
+    write_atomic(&env.ws("delta").join("handoff.json"), &bytes(&h));
+    pending("quoted");
+    let page = web.get("/handoffs/quoted", Some(&rita)).body;
+    assert!(page.contains("id=\"sender-unverified\""), "{page}");
+    assert!(
+        !page.contains("onmouseover=\"") && !page.contains("<b>y"),
+        "{page}"
+    );
+}

@@ -16,8 +16,10 @@ pub struct HandoffView {
     pub task_id: String,
     pub workspace: String,
     pub from_agent: String,
-    /// The proven sender (a configured agent of this workspace), if `from_agent` names one.
-    pub sender: Option<String>,
+    /// Whether an agent is proven to have sent this revision (`Detail::sender_proven`: its
+    /// handoff and every artifact's bytes came through the API with that agent's token);
+    /// otherwise `from_agent` is only what handoff.json says.
+    pub sender_proven: bool,
     /// The signed-in reviewer is the proven sender (or the person its agent acts for).
     pub sent_by_you: bool,
     /// The reviewer `from_agent` names without being a proven sender.
@@ -231,7 +233,7 @@ pub fn build(d: Detail, all: &[Summary], now: OffsetDateTime) -> (HandoffView, S
         task_id: h.as_ref().map(|h| h.task_id.clone()).unwrap_or_default(),
         workspace: d.workspace.clone(),
         from_agent: h.as_ref().map(|h| h.from_agent.clone()).unwrap_or_default(),
-        sender: d.sender.clone(),
+        sender_proven: d.sender_proven,
         sent_by_you: d.sent_by_you,
         claims_reviewer: d.from_agent_claims_reviewer.clone(),
         to_agent: h.as_ref().and_then(|h| h.to_agent.clone()),

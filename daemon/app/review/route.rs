@@ -170,7 +170,10 @@ impl Cx<'_> {
             route: self.route_of(rec, ws).map(|r| r.name.clone()),
             escalated_from: escalations.map(|e| e.from.clone()).collect(),
             sign_off: handoff.sign_off.clone(),
-            sender: crate::routing::sender_index(&handoff, &self.config().agents, ws),
+            sender: crate::routing::sender_index(
+                &self.config().agents,
+                self.proven_sender(rec, ws).as_deref(),
+            ),
         }
     }
 }

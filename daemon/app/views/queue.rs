@@ -22,8 +22,11 @@ pub struct Standing {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub assigned: bool,
     /// Whether the caller may decide it now: it is pending, the route admits the caller,
-    /// and the caller did not send it (one's own handoff may be rejected or sent back, but
-    /// it is not one's to review, so the queue does not offer it).
+    /// and no agent of theirs is proven to have sent it (one's own handoff may be rejected or
+    /// sent back, but it is not one's to review, so the queue does not offer it). Never read
+    /// from `from_agent`: a name typed on the share moves nothing in anyone's queue. Whether
+    /// the caller may approve it is the detail's `may_approve` (a handoff nobody is proven to
+    /// have sent may be the caller's own agent's work).
     pub may_decide: bool,
 }
 
