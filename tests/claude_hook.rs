@@ -589,3 +589,58 @@ fn round_trip_latency() {
         println!("{name}: p50 {:?} p99 {:?}", pct(v, 0.5), pct(v, 0.99));
     }
 }
+
+/// The key file and the configuration are what the hook's answers rest on: a tool call (made
+/// as the hook's own user) that could write either could name a key of its own, sign a
+/// decision.json with it and approve its own calls. So a hook whose user can write the key
+/// file, replace it through its folder, or write its configuration decides nothing.
+#[test]
+fn a_hook_whose_user_can_change_its_key_file_or_configuration_decides_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut env = TestEnv::with_config(&hook_table(60));
+    let d = env.start();
+    let root = env.root().to_path_buf();
+    hook_user_can_run(&root);
+    let call = input(&env, "Bash", push());
+    let keys = crate::util::baton(&["keys", "--config", env.config_path().to_str().unwrap()]);
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    // A key file anyone may write.
+    std::fs::write(root.join("open-keys.txt"), &keys.stdout).unwrap();
+    mode(&root.join("open-keys.txt"), 0o666).unwrap();
+    // A key file only root may write, in a folder anyone may write (not sticky).
+    std::fs::create_dir(root.join("open")).unwrap();
+    std::fs::write(root.join("open/keys.txt"), &keys.stdout).unwrap();
+    mode(&root.join("open"), 0o777).unwrap();
+    let written = |name: &str, key_file: &str, m: u32| {
+        let path = root.join(name);
+        let keyed = format!("key_file = \"{key_file}\"\n");
+        std::fs::write(&path, text.replace("key_file = \"keys.txt\"\n", &keyed)).unwrap();
+        mode(&path, m).unwrap();
+        path
+    };
+    for (config, why) in [
+        (
+            written("a.toml", "open-keys.txt", 0o644),
+            "open-keys.txt can be written",
+        ),
+        (
+            written("b.toml", "open/keys.txt", 0o644),
+            "open/keys.txt can be replaced",
+        ),
+        (
+            written("c.toml", "keys.txt", 0o666),
+            "c.toml can be written",
+        ),
+    ] {
+        let out = hook_out(hook_in(&config, &call));
+        let (decision, reason) = decision_of(&out);
+        assert_eq!(decision, "ask", "{reason}");
+        assert!(
+            reason.contains(why) && reason.contains("approve its own calls"),
+            "{why}: {reason}"
+        );
+        assert!(!env.ws("alpha").join("handoff.json").exists(), "{why}");
+    }
+    assert!(d.handoffs("pending").is_empty());
+}

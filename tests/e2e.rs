@@ -678,3 +678,72 @@ fn a_decision_naming_unknown_keys_is_refused_and_the_keys_are_fetched_again_once
         "once as the wait began, once for the first unknown key id: {said}"
     );
 }
+
+/// The daemon's keys are a public route: `baton wait` sends them no token, so an agent's
+/// token never reaches whoever answers at `BATON_URL` (a port taken while the daemon is
+/// down); and it refuses keys fetched over plain http from another host, which anyone on
+/// the way could have answered.
+#[test]
+fn a_wait_sends_no_token_for_the_keys_and_refuses_plain_http_keys_from_afar() {
+    use std::io::Write;
+    let mut signer = TestEnv::new();
+    let d = signer.start();
+    let ws = signer.ws("alpha");
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("nt")));
+    d.wait_until("nt pending", || d.handoffs("pending").len() == 1);
+    assert_eq!(d.decide("nt", "approved", "go").0, 200);
+    d.wait_until("decided", || decision(&ws).is_some());
+    let keys = d.get("/api/v1/keys").1.to_string();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let kept = heard.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while request.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                kept.lock().unwrap().push_str(&line);
+                line.clear();
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{keys}",
+                keys.len()
+            );
+        }
+    });
+    let wait = |url: &str| {
+        Command::new(crate::util::BIN)
+            .args(["wait", ws.to_str().unwrap(), "--timeout", "5"])
+            .env("BATON_URL", url)
+            .env("BATON_TOKEN", "agent-secret-token")
+            .env_remove("BATON_KEY")
+            .env_remove("BATON_UNCHECKED")
+            .env("BATON_LOG", "warn")
+            .output()
+            .expect("run baton wait")
+    };
+    let out = wait(&url);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let heard = heard.lock().unwrap().clone();
+    assert!(heard.contains("GET /api/v1/keys"), "{heard}");
+    assert!(
+        !heard.contains("agent-secret-token") && !heard.to_lowercase().contains("authorization"),
+        "the agent's token was sent for the public keys: {heard}"
+    );
+
+    // Another host over plain http (TEST-NET-1: nothing answers there): refused before any
+    // request, naming what to use instead.
+    let started = std::time::Instant::now();
+    let out = wait("http://192.0.2.1:9");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        said.contains("plain http") && said.contains("BATON_KEY"),
+        "{said}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(4), "{said}");
+}

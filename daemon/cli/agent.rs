@@ -262,8 +262,10 @@ impl Waited {
         }
         match checked {
             // The decision as signed, not as the file says: they are equal, or it was refused.
-            // A v1 receipt signs none of what the agent is told to do next: that is left out.
+            // A v1 receipt signs none of what the agent is told to do next, nor whether a
+            // person or a policy decided: those are left out (a policy unknown is no person's).
             Ok(checked) if checked.form == baton::receipts::Form::ReceiptV1 => Ok(Some(Decision {
+                policy: None,
                 comment: None,
                 sign_offs: Vec::new(),
                 to_agent: None,

@@ -102,6 +102,11 @@ fn decide(config: Option<&Path>) -> Answer {
     // The input is read before anything else, so Claude Code never writes into a closed pipe.
     let mut raw = Vec::new();
     let read = std::io::stdin().take(MAX_INPUT_BYTES).read_to_end(&mut raw);
+    // The file `Config::load` reads: the one named, else `baton.toml` here if there is one.
+    let config_file = config.map(Path::to_path_buf).or_else(|| {
+        let local = std::path::PathBuf::from("baton.toml");
+        local.exists().then_some(local)
+    });
     let config = match Config::load(config) {
         Ok(c) => c,
         Err(e) => {
@@ -146,7 +151,7 @@ fn decide(config: Option<&Path>) -> Answer {
     else {
         return Answer::PassThrough;
     };
-    match ask_a_person(&config, &hook, rule, &input) {
+    match ask_a_person(&config, config_file.as_deref(), &hook, rule, &input) {
         Ok(answer) => answer,
         Err(e) => failed(format!("{e:#}")),
     }
@@ -155,11 +160,21 @@ fn decide(config: Option<&Path>) -> Answer {
 /// Submits the call as a handoff and waits for a person's signed decision.
 fn ask_a_person(
     config: &Config,
+    config_file: Option<&Path>,
     hook: &ClaudeCode,
     rule: &HookRule,
     input: &HookInput,
 ) -> anyhow::Result<Answer> {
     refuse_the_daemons_user(config)?;
+    let key_file = hook
+        .key_file
+        .clone()
+        .or_else(|| std::env::var_os("BATON_KEY").map(std::path::PathBuf::from));
+    let files: Vec<&Path> = [config_file, key_file.as_deref()]
+        .into_iter()
+        .flatten()
+        .collect();
+    refuse_writable_trust(&files)?;
     let ws = workspace_of(config, hook, &input.cwd)?;
     if let Err(why) = baton::heartbeat::check_patiently(&ws, ADOPTION_WAIT) {
         anyhow::bail!(
@@ -258,6 +273,54 @@ fn refuse_the_daemons_user(config: &Config) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// What the hook's answers rest on, its configuration (the rules, `key_file`) and the key
+/// file, must be out of reach of the user it runs as: Claude Code makes its tool calls as that
+/// user, and a call the rules let through could otherwise name a key of its own, sign a
+/// decision.json with it and approve its own calls. Refused when the file, or the folder that
+/// holds it (a new file renamed over it), can be written by this user.
+fn refuse_writable_trust(files: &[&Path]) -> anyhow::Result<()> {
+    for file in files {
+        if let Some(why) = writable_by_me(file) {
+            anyhow::bail!(
+                "{} {why} by the user this hook runs as, the user Claude Code makes its tool \
+                 calls as: a call could name a key of its own there and approve its own calls. \
+                 Make it, and its folder, writable only by another user (e.g. owned by root, \
+                 mode 0644, in a folder owned by root)",
+                file.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// How `file` can be changed by this process's user, if it can: written, or replaced through
+/// its folder (a sticky folder, as /tmp, lets its users replace only their own files).
+fn writable_by_me(file: &Path) -> Option<&'static str> {
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+    let may_write = |p: &Path| {
+        let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
+            return false;
+        };
+        // SAFETY: `c` is a NUL-terminated path that outlives the call.
+        unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+    };
+    if may_write(file) {
+        return Some("can be written");
+    }
+    let folder = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    if !may_write(&folder) {
+        return None;
+    }
+    let sticky = std::fs::metadata(&folder).is_ok_and(|m| m.mode() & 0o1000 != 0);
+    // SAFETY: geteuid has no preconditions.
+    let mine = std::fs::metadata(file).is_ok_and(|m| m.uid() == unsafe { libc::geteuid() });
+    (!sticky || mine).then_some("can be replaced (its folder can be written)")
 }
 
 /// The keys a decision must be signed by: `key_file`, else the file `BATON_KEY` names. None is

@@ -402,21 +402,39 @@ pub(super) fn trusted_keys(trust: &Trust) -> anyhow::Result<Vec<PublicKey>> {
     Ok(receipts::published(&config.data_dir)?)
 }
 
+/// Refuses `http://` to a host other than this one (loopback) as the source of trusted keys.
+fn refuse_plain_http_afar(url: &str) -> anyhow::Result<()> {
+    let parsed = url::Url::parse(url).map_err(|e| anyhow::anyhow!("{url}: not a URL: {e}"))?;
+    let local = match parsed.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if parsed.scheme() == "http" && !local {
+        anyhow::bail!(
+            "{url}: keys fetched over plain http from another host are whatever anyone on the \
+             way answers; use the daemon's https:// address, or pin its keys with a file of \
+             `baton keys` lines (--key FILE, BATON_KEY)"
+        );
+    }
+    Ok(())
+}
+
 /// A line as `baton keys` prints it (`<key_id> <hex>`), or just the hex.
 fn key_line(line: &str) -> Option<PublicKey> {
     let hex = line.split_whitespace().last()?;
     receipts::parse_public(hex)
 }
 
-/// The keys a daemon serves at `URL/api/v1/keys` (public; `BATON_TOKEN` is sent if set, for
-/// a daemon behind a proxy that asks for one).
+/// The keys a daemon serves at `URL/api/v1/keys`, a public route: no token is sent, so one
+/// never reaches whoever answers at that address (a port taken while the daemon is down).
+/// Plain `http://` is taken only to this host: from another, the keys would be whatever
+/// anyone on the way answered.
 fn fetched(url: &str) -> anyhow::Result<Vec<PublicKey>> {
+    refuse_plain_http_afar(url)?;
     let address = format!("{}/api/v1/keys", url.trim_end_matches('/'));
-    let mut request = ureq::get(&address);
-    if let Ok(token) = std::env::var("BATON_TOKEN") {
-        request = request.set("Authorization", &format!("Bearer {token}"));
-    }
-    let text = request
+    let text = ureq::get(&address)
         .call()
         .map_err(|e| anyhow::anyhow!("{address}: {e}"))?
         .into_string()?;
