@@ -300,50 +300,115 @@ fn a_manifest_rebuilt_from_the_records_keeps_who_approved_each_file() {
     );
 }
 
-/// A file promoted before baton recorded who approved it (a manifest an older version wrote)
-/// is `unknown`, never `human`, though a person's name is beside it.
+/// The entries of the store's approved manifest of alpha, by path (sealed: a line naming the
+/// format, then the JSON; an older one is the JSON alone).
+fn stored_manifest(env: &TestEnv) -> serde_json::Map<String, Value> {
+    let sealed = std::fs::read_to_string(env.store("alpha").join("approved.json")).unwrap();
+    let json = match sealed.starts_with('{') {
+        true => sealed.as_str(),
+        false => sealed.split_once('\n').unwrap().1,
+    };
+    serde_json::from_str(json).unwrap()
+}
+
+/// Files promoted before baton recorded who approved them (a manifest an older version wrote,
+/// each file with its handoff and approver only) take it from the approval the store recorded
+/// for their handoff, where that matches exactly: the person's file is `human` again, the
+/// policy's `policy:docs`. A file no stored decision matches (here its approver is not the one
+/// the store recorded for its handoff) stays `unknown`, never `human`, though a person's name
+/// is beside it.
 #[test]
-fn a_file_promoted_before_provenance_was_recorded_is_unknown_never_human() {
+fn a_file_promoted_before_provenance_was_recorded_takes_it_from_the_stored_decision_or_stays_unknown(
+) {
     let mut env = TestEnv::with_config(&config());
     let d = env.start();
     let ws = env.ws("alpha");
-    hand_off(&env, &d, "rita-a", "a.txt", 0.5);
-    rita_approves(&env, &d, "rita-a");
+    auto_hand_off(&env, &d, "auto-a", "a.txt");
+    for (id, file) in [("rita-b", "b.txt"), ("rita-c", "c.txt")] {
+        hand_off(&env, &d, id, file, 0.5);
+        rita_approves(&env, &d, id);
+    }
     d.stop();
-    // As an older version wrote it: plain JSON, each file with its handoff and approver only.
-    let manifest = env.store("alpha").join("approved.json");
-    let sealed = std::fs::read_to_string(&manifest).unwrap();
-    let json = sealed.split_once('\n').map_or(sealed.as_str(), |(_, j)| j);
-    let mut files: Value = serde_json::from_str(json).unwrap();
-    for f in files.as_object_mut().unwrap().values_mut() {
+    // As an older version wrote it: plain JSON, without provenance, revision and policy.
+    let mut files = stored_manifest(&env);
+    for (path, f) in files.iter_mut() {
         let f = f.as_object_mut().unwrap();
-        assert_eq!(f.remove("provenance"), Some(json!("human")), "{f:?}");
+        let was = if path == "approved/a.txt" {
+            "policy:docs"
+        } else {
+            "human"
+        };
+        assert_eq!(f.remove("provenance"), Some(json!(was)), "{f:?}");
         f.remove("revision");
         f.remove("policy");
     }
+    files["approved/c.txt"]["by"] = json!("sam");
+    let manifest = env.store("alpha").join("approved.json");
     std::fs::write(&manifest, serde_json::to_vec(&files).unwrap()).unwrap();
+
     let d = env.start();
-    hand_off(&env, &d, "rita-b", "b.txt", 0.5);
-    rita_approves(&env, &d, "rita-b");
+    hand_off(&env, &d, "rita-d", "d.txt", 0.5);
+    rita_approves(&env, &d, "rita-d");
     d.stop();
     let a = entry(&ws, "approved/a.txt");
-    assert_eq!(a["provenance"], "unknown", "{a}");
-    assert_eq!(a["by"], "rita", "{a}");
-    assert_eq!(entry(&ws, "approved/b.txt")["provenance"], "human");
+    assert_eq!(
+        (&a["provenance"], &a["revision"], &a["by"]),
+        (&json!("policy:docs"), &json!(1), &json!("policy:docs")),
+        "{a}"
+    );
+    let b = entry(&ws, "approved/b.txt");
+    assert_eq!(
+        (&b["provenance"], &b["revision"], &b["policy"]),
+        (&json!("human"), &json!(1), &json!("human")),
+        "{b}"
+    );
+    let c = entry(&ws, "approved/c.txt");
+    assert_eq!(
+        (&c["provenance"], &c["by"]),
+        (&json!("unknown"), &json!("sam")),
+        "{c}"
+    );
+    // The manifest was saved so: what it found is not looked for again.
+    let stored = stored_manifest(&env);
+    let kinds: Vec<&Value> = ["a", "b", "c", "d"]
+        .iter()
+        .map(|f| &stored[&format!("approved/{f}.txt")]["provenance"])
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            &json!("policy:docs"),
+            &json!("human"),
+            &json!("unknown"),
+            &json!("human")
+        ]
+    );
+
     let (code, out) = verify(&env, "alpha", &[]);
     assert_eq!(code, 1, "{out}");
     assert!(
+        out.contains("REFUSED: approved/a.txt was approved by policy:docs (handoff auto-a"),
+        "{out}"
+    );
+    assert!(
         out.contains(
-            "REFUSED: approved/a.txt has no record of who approved it (handoff rita-a): it was \
+            "REFUSED: approved/c.txt has no record of who approved it (handoff rita-c): it was \
              promoted before baton recorded that"
         ),
         "{out}"
     );
-    let (code, out) = verify(&env, "alpha", &["--approved-by", "human,unknown"]);
+    assert!(!out.contains("approved/b.txt"), "a person's, found: {out}");
+    let (code, out) = verify(&env, "alpha", &["--approved-by", "human,policy,unknown"]);
     assert_eq!(code, 0, "{out}");
+    // The standalone verifier reads the same entries.
     let (ok, said) = script(&env, &[]);
     assert!(
-        !ok && said.contains("approved/a.txt was approved by unknown"),
+        !ok && said.contains("approved/a.txt was approved by policy:docs"),
+        "{said}"
+    );
+    let (ok, said) = script(&env, &["--approved-by=human,policy"]);
+    assert!(
+        !ok && said.contains("approved/c.txt was approved by unknown"),
         "{said}"
     );
 }

@@ -22,7 +22,7 @@
 use crate::app::review::Cx;
 use crate::app::{Record, Served};
 use crate::clock::now_rfc3339;
-use crate::contract::receipt::provenance;
+use crate::contract::receipt::{provenance, UNKNOWN};
 use crate::contract::Outcome;
 use crate::events::{Event, EventType};
 use crate::store::memo::{self, Memo};
@@ -41,8 +41,22 @@ struct ArchivedMeta {
     key: String,
     #[serde(default)]
     revision: Option<u32>,
+    /// The content digest of the current revision (what its decision names as answered).
+    #[serde(default)]
+    digest: Option<String>,
     #[serde(default)]
     artifacts: Vec<crate::app::model::Stamp>,
+}
+
+/// The provenance of `decision`, the store's decision of the record `meta` describes, if it is
+/// the approval of that record's current revision: it names the revision's content digest as
+/// the one it answered. `None` for a decision that cannot be tied to the revision (one of a
+/// baton that did not name it, or of other content): nobody can say what it approved.
+fn stored_provenance(decision: &crate::contract::Decision, meta: &ArchivedMeta) -> Option<String> {
+    let digest = meta.digest.as_deref()?;
+    let answered = decision.handoff_sha256.as_deref() == Some(digest);
+    (decision.outcome == Outcome::Approved && answered)
+        .then(|| provenance(&decision.by, decision.policy.as_deref()))
 }
 
 const MANIFEST: &str = "approved.json";
@@ -109,7 +123,7 @@ impl Cx<'_> {
         if guard.is_none() {
             let (manifest, unsure) = match memo::read(&ws.store, Path::new(MANIFEST)) {
                 Memo::Absent => (BTreeMap::new(), false),
-                Memo::Sound(manifest) => (manifest, false),
+                Memo::Sound(manifest) => (self.backfill_provenance(ws, manifest), false),
                 Memo::Damaged(why) => self.rebuild_manifest(ws, &why),
             };
             *guard = Some(ApprovedState {
@@ -146,14 +160,53 @@ impl Cx<'_> {
     /// that was promoted (its snapshot is kept, it was not too large), the latest approval's
     /// where two promoted the same path; and how many record folders could not be read.
     fn manifest_from_records(&self, ws: &Served) -> (BTreeMap<String, ApprovedFile>, usize) {
+        let (approved, unread) = self.approved_records(ws);
+        let mut manifest = BTreeMap::new();
+        for (decision, meta) in approved {
+            for stamp in &meta.artifacts {
+                let size = stamp.identity.size;
+                let kept = size <= MAX_PROMOTED_BYTES as u64
+                    && self.common.blobs.get_pinned(&stamp.sha256, size).is_some();
+                if !kept {
+                    continue;
+                }
+                // The decision as the store recorded it: its `policy` says whether a person
+                // made it (one written before `policy` existed, or that does not name the
+                // revision it answered, is `unknown`).
+                let made = stored_provenance(&decision, &meta);
+                let file = ApprovedFile {
+                    sha256: stamp.sha256.clone(),
+                    size,
+                    key: meta.key.clone(),
+                    by: decision.by.clone(),
+                    approved_at: decision.at.clone(),
+                    source: stamp.path.clone(),
+                    provenance: Some(made.unwrap_or_else(|| UNKNOWN.to_string())),
+                    revision: meta.revision,
+                    policy: decision.policy.clone(),
+                };
+                manifest.insert(crate::app::approved_path(&stamp.path), file);
+            }
+        }
+        (manifest, unread)
+    }
+
+    /// The store's approved records (their decision and meta, oldest decision first) and how
+    /// many record folders could not be read. Written by the daemon in data_dir and checked
+    /// against each folder's own manifest as they are read: nothing here comes from the
+    /// workspace.
+    fn approved_records(
+        &self,
+        ws: &Served,
+    ) -> (Vec<(crate::contract::Decision, ArchivedMeta)>, usize) {
         use crate::app::model::{DECISION, META};
         let mut unread = 0;
         let mut approved = Vec::new();
         let folders = match ws.store.load_all() {
             Ok(folders) => folders,
             Err(e) => {
-                tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot read the records to rebuild the approved manifest");
-                return (BTreeMap::new(), 1);
+                tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot read the records of approved handoffs");
+                return (Vec::new(), 1);
             }
         };
         for (_, files) in folders {
@@ -184,33 +237,80 @@ impl Cx<'_> {
             }
         }
         approved.sort_by(|a, b| a.0.at.cmp(&b.0.at));
-        let mut manifest = BTreeMap::new();
-        for (decision, meta) in approved {
-            for stamp in &meta.artifacts {
-                let size = stamp.identity.size;
-                let kept = size <= MAX_PROMOTED_BYTES as u64
-                    && self.common.blobs.get_pinned(&stamp.sha256, size).is_some();
-                if !kept {
-                    continue;
+        (approved, unread)
+    }
+
+    /// A manifest written before provenance was recorded names, for each file, the handoff
+    /// and approver only (read as `unknown`, so `baton verify` refuses it by default). Each
+    /// such entry takes the provenance of the approval the store recorded for its handoff
+    /// when that approval matches it exactly (`backfilled`): `human` only for a person's
+    /// approval (`policy: "human"`) of the very revision whose artifact held these bytes.
+    /// One nothing matches is `unknown` from then on, written so; none is settled while a
+    /// record folder cannot be read (it may hold the match). Saved when any changed.
+    fn backfill_provenance(
+        &self,
+        ws: &Served,
+        mut manifest: BTreeMap<String, ApprovedFile>,
+    ) -> BTreeMap<String, ApprovedFile> {
+        if manifest.values().all(|f| f.provenance.is_some()) {
+            return manifest;
+        }
+        let (approved, unread) = self.approved_records(ws);
+        let by_key: HashMap<&str, _> = approved
+            .iter()
+            .map(|(d, m)| (m.key.as_str(), (d, m)))
+            .collect();
+        let (mut found, mut unknown) = (0usize, 0usize);
+        for (path, file) in manifest.iter_mut() {
+            if file.provenance.is_some() {
+                continue;
+            }
+            let stored = by_key.get(file.key.as_str());
+            match stored.and_then(|(d, m)| backfilled(path, file, d, m)) {
+                Some(made) => {
+                    *file = made;
+                    found += 1;
                 }
-                // The decision as the store recorded it: its `policy` says whether a person
-                // made it (one written before `policy` existed is `unknown`).
-                let file = ApprovedFile {
-                    sha256: stamp.sha256.clone(),
-                    size,
-                    key: meta.key.clone(),
-                    by: decision.by.clone(),
-                    approved_at: decision.at.clone(),
-                    source: stamp.path.clone(),
-                    provenance: Some(provenance(&decision.by, decision.policy.as_deref())),
-                    revision: meta.revision,
-                    policy: decision.policy.clone(),
-                };
-                manifest.insert(crate::app::approved_path(&stamp.path), file);
+                None if unread == 0 => {
+                    file.provenance = Some(UNKNOWN.to_string());
+                    unknown += 1;
+                }
+                None => {}
             }
         }
-        (manifest, unread)
+        if found + unknown > 0 {
+            tracing::info!(workspace = %ws.workspace.name, found, unknown, unread, "who approved the files of an older approved manifest, from the store's decisions");
+            self.save_manifest(ws, &manifest);
+        }
+        manifest
     }
+}
+
+/// `file` (at `path` in `approved/`, of a manifest that did not record provenance) with the
+/// provenance, revision and policy of `decision`, the store's decision of its handoff (`meta`
+/// its record), if that decision promoted exactly these bytes: the approval (see
+/// `stored_provenance`) by the approver the entry names, of the revision the entry names (if
+/// it names one), whose artifact promoted to `path` from the entry's source had these bytes.
+fn backfilled(
+    path: &str,
+    file: &ApprovedFile,
+    decision: &crate::contract::Decision,
+    meta: &ArchivedMeta,
+) -> Option<ApprovedFile> {
+    let made = stored_provenance(decision, meta)?;
+    let revision = meta.revision?;
+    let same_revision = file.revision.is_none_or(|r| r == revision);
+    let promoted = meta.artifacts.iter().any(|s| {
+        s.path == file.source
+            && crate::app::approved_path(&s.path) == path
+            && s.sha256 == file.sha256
+    });
+    (decision.by == file.by && same_revision && promoted).then(|| ApprovedFile {
+        provenance: Some(made),
+        revision: Some(revision),
+        policy: decision.policy.clone(),
+        ..file.clone()
+    })
 }
 
 impl Cx<'_> {
@@ -496,6 +596,104 @@ fn clear_way(ws: &Served, target: &str) {
                 .join(format!("tampered-{}", rand::random::<u32>()));
             let _ = ws.workspace.rename(&at, &aside);
             return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// rita's approval of revision 2 of `k` (digest `d2`), whose `inbox/a.txt` held bytes `aa`.
+    fn stored(policy: Option<&str>) -> (crate::contract::Decision, ArchivedMeta) {
+        let decision = serde_json::from_value(json!({
+            "decision_version": "1.0", "handoff_key": "k", "task_id": "t",
+            "outcome": "approved", "by": "rita", "at": "2026-01-01T00:00:00Z",
+            "handoff_sha256": "d2", "policy": policy,
+        }))
+        .unwrap();
+        let identity = json!({"dev": 1, "ino": 2, "size": 3, "mtime_ns": 4, "ctime_ns": 5});
+        let meta = serde_json::from_value(json!({
+            "key": "k", "revision": 2, "digest": "d2",
+            "artifacts": [{"path": "inbox/a.txt", "sha256": "aa", "identity": identity}],
+        }))
+        .unwrap();
+        (decision, meta)
+    }
+
+    /// The entry an older baton wrote for `approved/a.txt`: handoff `k`, approver rita.
+    fn older() -> ApprovedFile {
+        ApprovedFile {
+            sha256: "aa".into(),
+            size: 3,
+            key: "k".into(),
+            by: "rita".into(),
+            approved_at: "2026-01-01T00:00:01Z".into(),
+            source: "inbox/a.txt".into(),
+            provenance: None,
+            revision: None,
+            policy: None,
+        }
+    }
+
+    fn found(file: &ApprovedFile, stored: &(crate::contract::Decision, ArchivedMeta)) -> String {
+        let made = backfilled("approved/a.txt", file, &stored.0, &stored.1);
+        made.and_then(|f| f.provenance)
+            .unwrap_or_else(|| "none".into())
+    }
+
+    #[test]
+    fn an_older_entry_is_human_only_for_a_persons_approval_that_matches_it_exactly() {
+        let human = stored(Some("human"));
+        assert_eq!(found(&older(), &human), "human");
+        let made = backfilled("approved/a.txt", &older(), &human.0, &human.1).unwrap();
+        assert_eq!(
+            (made.revision, made.policy.as_deref()),
+            (Some(2), Some("human"))
+        );
+        // A decision that did not record what made it is nobody's in particular.
+        assert_eq!(found(&older(), &stored(None)), "unknown");
+
+        let mut other = older();
+        other.by = "sam".into();
+        assert_eq!(found(&other, &human), "none", "another approver");
+        let mut other = older();
+        other.sha256 = "bb".into();
+        assert_eq!(found(&other, &human), "none", "other bytes");
+        let mut other = older();
+        other.source = "inbox/b.txt".into();
+        assert_eq!(found(&other, &human), "none", "another artifact");
+        let mut other = older();
+        other.revision = Some(1);
+        assert_eq!(found(&other, &human), "none", "an earlier revision");
+        assert_eq!(
+            backfilled("approved/b.txt", &older(), &human.0, &human.1).map(|f| f.provenance),
+            None,
+            "another path"
+        );
+
+        let mut answered_other = stored(Some("human"));
+        answered_other.0.handoff_sha256 = Some("d1".into());
+        assert_eq!(
+            found(&older(), &answered_other),
+            "none",
+            "another revision's content"
+        );
+        answered_other.0.handoff_sha256 = None;
+        assert_eq!(found(&older(), &answered_other), "none", "no content named");
+        let mut rejected = stored(Some("human"));
+        rejected.0.outcome = Outcome::Rejected;
+        assert_eq!(found(&older(), &rejected), "none", "not an approval");
+    }
+
+    #[test]
+    fn a_policys_or_a_grants_stored_approval_names_it() {
+        for by in ["policy:docs", "grant:g-1"] {
+            let mut s = stored(Some("sha256:abc"));
+            s.0.by = by.into();
+            let mut file = older();
+            file.by = by.into();
+            assert_eq!(found(&file, &s), by);
         }
     }
 }
