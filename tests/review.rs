@@ -91,10 +91,17 @@ fn a_reassignment_names_who_continues_and_baton_wait_exits_8() {
 fn nobody_approves_their_own_handoff_on_any_path() {
     let mut env = TestEnv::with_config(&config());
     let d = env.start();
-    let ws = env.ws("alpha");
     let mut doc = handoff("mine");
     doc["from_agent"] = "alice-bot".into();
-    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    // Uploaded with alice-bot's token: proven hers (a from_agent typed on the share is a claim,
+    // which the queue does not read; see sender_proof).
+    let reply = crate::pages::Web::new(&d).send(
+        "PUT",
+        "/api/v1/workspaces/alpha/handoff",
+        &[("Authorization", "Bearer alice-bot-token")],
+        Some(&bytes(&doc)),
+    );
+    assert_eq!(reply.status, 201, "{}", reply.body);
     d.wait_until("received", || d.handoffs("pending").len() == 1);
 
     let (status, body) = decide(&d, "mine", "alice-token", json!({"outcome": "approved"}));
