@@ -23,7 +23,7 @@
 //! write that failed, another node's file in a cluster) only make a sender unproven, never the
 //! reverse.
 
-use crate::workspace::Identity;
+use crate::host::Identity;
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::io::{Read, Seek, SeekFrom, Write};
