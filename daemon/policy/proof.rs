@@ -49,6 +49,11 @@ struct Line {
     /// `digest` its content and `agent` its proven sender.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     received: Option<Revision>,
+    /// Set on a receipt's line: the revision's artifacts as read (`fingerprint`), so that the
+    /// line proves only a revision of these very bytes (not one of the same key, revision and
+    /// handoff text with other artifact bytes, in a workspace made again under that name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    artifacts: Option<String>,
 }
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,8 +83,33 @@ struct Known {
     files: HashMap<(String, String), VecDeque<FileUpload>>,
     /// (workspace, a handoff upload's file) -> the revision it was first received as.
     bound: HashMap<(String, Identity), Revision>,
-    /// (workspace, key, revision) -> (content digest, agent) proven at its receipt.
-    received: HashMap<(String, String, u32), Vec<(String, String)>>,
+    /// (workspace, key, revision) -> what its receipt proved.
+    received: HashMap<(String, String, u32), Vec<Proven>>,
+}
+
+/// What a receipt proved of a revision.
+struct Proven {
+    digest: String,
+    agent: String,
+    /// Its artifacts' `fingerprint`; none on a line that predates it, which proves nothing.
+    artifacts: Option<String>,
+}
+
+/// The artifacts of a revision, as (path, sha256) pairs in any order, in one digest.
+pub fn fingerprint<'a>(artifacts: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let mut pairs: Vec<(&str, String)> = artifacts
+        .into_iter()
+        .map(|(path, sha256)| (path, sha256.to_ascii_lowercase()))
+        .collect();
+    pairs.sort();
+    let mut text = String::new();
+    for (path, sha256) in pairs {
+        text.push_str(path);
+        text.push('\0');
+        text.push_str(&sha256);
+        text.push('\n');
+    }
+    crate::contract::validate::sha256_hex(text.as_bytes())
 }
 
 /// One upload of a handoff.
@@ -120,6 +150,7 @@ pub fn record(
             path: None,
             file: Some(written.clone()),
             received: None,
+            artifacts: None,
         },
     )
 }
@@ -144,6 +175,7 @@ pub fn record_file(
             path: Some(path.to_string()),
             file: Some(written.clone()),
             received: None,
+            artifacts: None,
         },
     )
 }
@@ -228,6 +260,7 @@ pub fn bind(data_dir: &Path, r: &Receipt<'_>) -> Option<String> {
                 key: r.key.to_string(),
                 revision: r.revision,
             }),
+            artifacts: Some(fingerprint(r.received.iter().map(|a| (a.path, a.sha256)))),
         };
         match append(data_dir, line) {
             Ok(()) => Some(proven),
@@ -281,19 +314,23 @@ fn prove(k: &Known, r: &Receipt<'_>) -> Option<String> {
 }
 
 /// The agent proven, at its receipt (`bind`), to have sent revision `revision` of `key` in
-/// `workspace` with content `digest`; `None` for any revision receipt did not prove (or whose
-/// line is lost).
+/// `workspace` with content `digest` and artifacts of `fingerprint` (as read at receipt);
+/// `None` for any revision receipt did not prove (or whose line is lost).
 pub fn revision_sender(
     data_dir: &Path,
     workspace: &str,
     key: &str,
     revision: u32,
     digest: &str,
+    artifacts: &str,
 ) -> Option<String> {
     with_known(data_dir, |k| {
         let at = (workspace.to_string(), key.to_string(), revision);
         let bindings = k.received.get(&at)?;
-        let mut agents = bindings.iter().filter(|(d, _)| d == digest).map(|(_, a)| a);
+        let mut agents = bindings
+            .iter()
+            .filter(|p| p.digest == digest && p.artifacts.as_deref() == Some(artifacts))
+            .map(|p| &p.agent);
         let agent = agents.next()?;
         // Two agents for one revision's content cannot both be right: neither is.
         agents.all(|a| a == agent).then(|| agent.clone())
@@ -363,7 +400,11 @@ fn catch_up(path: &Path, known: &mut Known) {
                     .received
                     .entry((l.workspace, revision.key, revision.revision))
                     .or_default()
-                    .push((l.digest, l.agent));
+                    .push(Proven {
+                        digest: l.digest,
+                        agent: l.agent,
+                        artifacts: l.artifacts,
+                    });
             }
             (None, None) => {
                 let upload = HandoffUpload {
@@ -447,7 +488,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let sender = |key: &str, rev: u32, digest: &str| {
-            super::revision_sender(d, "alpha", key, rev, digest)
+            super::revision_sender(d, "alpha", key, rev, digest, &super::fingerprint([]))
         };
         // Nothing uploaded: nobody, and nothing recorded.
         assert_eq!(bind(d, &ask("k1", "d1", file(1))), None);
@@ -464,7 +505,10 @@ mod tests {
         assert_eq!(sender("k1", 1, "d1").as_deref(), Some("release-bot"));
         assert_eq!(sender("k1", 1, "d2"), None);
         assert_eq!(sender("k1", 2, "d1"), None);
-        assert_eq!(super::revision_sender(d, "beta", "k1", 1, "d1"), None);
+        assert_eq!(
+            super::revision_sender(d, "beta", "k1", 1, "d1", &super::fingerprint([])),
+            None
+        );
         // The same file received again as another revision, or another handoff: nobody.
         let mut again = ask("k1", "d1", file(1));
         again.revision = 3;
@@ -541,5 +585,29 @@ mod tests {
         a.declared = &elsewhere;
         a.received = &received;
         assert_eq!(bind(d, &a), None);
+    }
+
+    /// What receipt proved answers only for the bytes it read: the same key, revision and
+    /// handoff text with other artifact bytes (a workspace made again under the name, its
+    /// store new, the handoff written back with a script swapped in) has no sender.
+    #[test]
+    fn a_receipt_proves_only_the_artifact_bytes_it_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        super::record_file(d, "alpha", "inbox/deploy.sh", "aa", "release-bot", &file(1)).unwrap();
+        super::record(d, "alpha", "h1", "release-bot", &file(2)).unwrap();
+        let received = [Received {
+            path: "inbox/deploy.sh",
+            sha256: "aa",
+            file: &file(1),
+        }];
+        let mut a = ask("rel-a", "h1", file(2));
+        a.received = &received;
+        assert_eq!(bind(d, &a).as_deref(), Some("release-bot"));
+        let read = |sha: &str| super::fingerprint([("inbox/deploy.sh", sha)]);
+        let sender = |fp: &str| super::revision_sender(d, "alpha", "rel-a", 1, "h1", fp);
+        assert_eq!(sender(&read("AA")).as_deref(), Some("release-bot"));
+        assert_eq!(sender(&read("ee")), None);
+        assert_eq!(sender(&super::fingerprint([])), None);
     }
 }

@@ -28,25 +28,34 @@ pub(in crate::app) fn revision_sender(
     ws: &str,
     data_dir: &std::path::Path,
 ) -> Option<String> {
+    let artifacts = crate::policy::proof::fingerprint(
+        rec.meta
+            .artifacts
+            .iter()
+            .map(|s| (s.path.as_str(), s.sha256.as_str())),
+    );
     sender_of(
         data_dir,
         ws,
         &rec.meta.key,
         rec.meta.revision,
         &rec.meta.digest,
+        &artifacts,
     )
 }
 
-/// `revision_sender` of revision `revision` of `key`, with content `digest`, as the store kept
-/// it (replay): what its receipt proved.
+/// `revision_sender` of revision `revision` of `key`, with content `digest` and artifacts of
+/// `fingerprint` (`crate::policy::proof::fingerprint`), as the store kept it (replay): what
+/// its receipt proved of these very bytes.
 pub(in crate::app) fn sender_of(
     data_dir: &std::path::Path,
     ws: &str,
     key: &str,
     revision: u32,
     digest: &str,
+    fingerprint: &str,
 ) -> Option<String> {
-    crate::policy::proof::revision_sender(data_dir, ws, key, revision, digest)
+    crate::policy::proof::revision_sender(data_dir, ws, key, revision, digest, fingerprint)
 }
 
 /// The sha256s `handoff` declares, each for its own artifact's path.

@@ -156,10 +156,25 @@ pub(in crate::app) struct Revision {
 }
 
 impl Revision {
-    /// The agent proven, at its receipt, to have sent this revision (`app::review::sender`).
+    /// The agent proven, at its receipt, to have sent this revision (`app::review::sender`):
+    /// nobody when the store no longer keeps the artifacts it names (their bytes unknown).
     pub fn sender(&self, data_dir: &Path, ws: &str) -> Option<String> {
         let digest = validate::handoff_digest(self.text.as_bytes())?;
-        crate::app::review::sender::sender_of(data_dir, ws, &self.key, self.revision, &digest)
+        let fingerprint = match &self.artifacts {
+            Some(all) => crate::policy::proof::fingerprint(
+                all.iter().map(|a| (a.path.as_str(), a.sha256.as_str())),
+            ),
+            None if self.handoff.artifacts.is_empty() => crate::policy::proof::fingerprint([]),
+            None => return None,
+        };
+        crate::app::review::sender::sender_of(
+            data_dir,
+            ws,
+            &self.key,
+            self.revision,
+            &digest,
+            &fingerprint,
+        )
     }
 }
 
