@@ -602,20 +602,28 @@ fn a_wait_takes_a_decision_signed_by_a_key_rotated_during_it() {
     );
 }
 
-/// A stand-in for the daemon's `GET /api/v1/keys`: answers `keys` to every request, and
-/// counts them.
-fn key_server(keys: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+/// A stand-in for the daemon's `GET /api/v1/keys`: answers `keys` to every request, counts
+/// them, and keeps their heads.
+struct KeyServer {
+    url: String,
+    asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    heard: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+fn key_server(keys: String) -> KeyServer {
     use std::io::Write;
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = asked.clone();
+    let heard = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (counted, kept) = (asked.clone(), heard.clone());
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(mut stream) = stream else { continue };
             let mut request = std::io::BufReader::new(stream.try_clone().unwrap());
             let mut line = String::new();
             while request.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                kept.lock().unwrap().push_str(&line);
                 line.clear();
             }
             counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
@@ -627,7 +635,20 @@ fn key_server(keys: String) -> (String, std::sync::Arc<std::sync::atomic::Atomic
             );
         }
     });
-    (url, asked)
+    KeyServer { url, asked, heard }
+}
+
+/// A workspace alpha whose handoff `id` its daemon approved: the daemon (running) and its
+/// signed decision.json.
+fn approved_by_a_daemon(env: &mut TestEnv, id: &str) -> (Daemon, serde_json::Value) {
+    let d = env.start();
+    let ws = env.ws("alpha");
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff(id)));
+    d.wait_until("pending", || d.handoffs("pending").len() == 1);
+    assert_eq!(d.decide(id, "approved", "go").0, 200);
+    d.wait_until("decided", || decision(&ws).is_some());
+    let genuine = decision(&ws).unwrap();
+    (d, genuine)
 }
 
 /// A decision.json signed by a key id the daemon never published (a daemon's genuine
@@ -637,14 +658,8 @@ fn key_server(keys: String) -> (String, std::sync::Arc<std::sync::atomic::Atomic
 #[test]
 fn a_decision_naming_unknown_keys_is_refused_and_the_keys_are_fetched_again_once() {
     let mut signer = TestEnv::new();
-    let d = signer.start();
-    let theirs = signer.ws("alpha");
-    write_atomic(&theirs.join("handoff.json"), &bytes(&handoff("fk")));
-    d.wait_until("fk pending", || d.handoffs("pending").len() == 1);
-    assert_eq!(d.decide("fk", "approved", "go").0, 200);
-    d.wait_until("decided", || decision(&theirs).is_some());
-    let genuine = decision(&theirs).unwrap();
-    let (url, asked) = key_server(d.get("/api/v1/keys").1.to_string());
+    let (d, genuine) = approved_by_a_daemon(&mut signer, "fk");
+    let KeyServer { url, asked, .. } = key_server(d.get("/api/v1/keys").1.to_string());
 
     // Another workspace alpha with the same handoff, which no daemon serves: the forger's.
     let forged_in = TestEnv::new();
@@ -685,36 +700,10 @@ fn a_decision_naming_unknown_keys_is_refused_and_the_keys_are_fetched_again_once
 /// the way could have answered.
 #[test]
 fn a_wait_sends_no_token_for_the_keys_and_refuses_plain_http_keys_from_afar() {
-    use std::io::Write;
     let mut signer = TestEnv::new();
-    let d = signer.start();
+    let (d, _) = approved_by_a_daemon(&mut signer, "nt");
     let ws = signer.ws("alpha");
-    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("nt")));
-    d.wait_until("nt pending", || d.handoffs("pending").len() == 1);
-    assert_eq!(d.decide("nt", "approved", "go").0, 200);
-    d.wait_until("decided", || decision(&ws).is_some());
-    let keys = d.get("/api/v1/keys").1.to_string();
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let heard = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
-    let kept = heard.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut request = std::io::BufReader::new(stream.try_clone().unwrap());
-            let mut line = String::new();
-            while request.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
-                kept.lock().unwrap().push_str(&line);
-                line.clear();
-            }
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{keys}",
-                keys.len()
-            );
-        }
-    });
+    let KeyServer { url, heard, .. } = key_server(d.get("/api/v1/keys").1.to_string());
     let wait = |url: &str| {
         Command::new(crate::util::BIN)
             .args(["wait", ws.to_str().unwrap(), "--timeout", "5"])

@@ -421,21 +421,7 @@ fn a_policy_that_can_hold_without_a_proven_sender_is_refused_unless_its_route_op
     // Opted in: it starts, says so in the log, decides, and replay says so above its tables.
     let rule = "claimed.confidence >= 0.97";
     let opted = route(rule, "auto_approve_unproven = true\n");
-    let mut env = TestEnv::with_config(&[reviewer.clone(), opted].concat());
-    let d = env.start();
-    write_atomic(
-        &env.ws("alpha").join("handoff.json"),
-        &bytes(&confident("p-1", 0.99)),
-    );
-    d.wait_until("approved by the policy", || {
-        d.get("/api/v1/handoffs/p-1").1["decision"]["by"] == "policy:docs"
-    });
-    d.stop();
-    let logs = crate::util::daemon_logs(&env);
-    assert!(
-        logs.contains("auto_approve_unproven") && logs.contains("route=docs"),
-        "{logs}"
-    );
+    let env = approves_a_claim_and_says_so(&[reviewer.clone(), opted].concat(), "docs");
     let cfg = env.config_path();
     let out = baton(&["policy", "replay", cfg.to_str().unwrap()]);
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -505,25 +491,33 @@ fn auto_approve_min_confidence_approves_only_a_proven_sender_unless_its_route_op
     d.stop();
 
     // Opted in: the share's claim is taken, and each load says so.
-    let mut env = TestEnv::with_config(
+    approves_a_claim_and_says_so(
         &[
             user("rita", "\"reviewer\""),
             route("auto_approve_unproven = true\n"),
         ]
         .concat(),
+        "release",
     );
+}
+
+/// Under `config`, whose `route` opts in with `auto_approve_unproven`: a file on the share
+/// claiming confidence 0.99 is approved by the route, and the daemon's log warns of the route.
+fn approves_a_claim_and_says_so(config: &str, route: &str) -> TestEnv {
+    let mut env = TestEnv::with_config(config);
     let d = env.start();
     write_atomic(
         &env.ws("alpha").join("handoff.json"),
         &bytes(&confident("claimed", 0.99)),
     );
     d.wait_until("approved by the policy", || {
-        d.get("/api/v1/handoffs/claimed").1["decision"]["by"] == "policy:release"
+        d.get("/api/v1/handoffs/claimed").1["decision"]["by"] == format!("policy:{route}")
     });
     d.stop();
     let logs = crate::util::daemon_logs(&env);
     assert!(
-        logs.contains("auto_approve_unproven") && logs.contains("route=release"),
+        logs.contains("auto_approve_unproven") && logs.contains(&format!("route={route}")),
         "{logs}"
     );
+    env
 }
