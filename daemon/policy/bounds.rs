@@ -80,11 +80,25 @@ pub(super) fn within_bounds(expr: &str) -> Result<(), String> {
                 c as char
             ));
         }
-        // `==`, `!=`, `<=`, `>=`, `&&`, `||` are one operator each.
-        let second = matches!(c, b'=' | b'&' | b'|')
-            && i > 0
-            && matches!(b[i - 1], b'=' | b'!' | b'<' | b'>' | b'&' | b'|');
-        if b"+-*/%<>=!&|?.".contains(&c) && !second {
+        // `==`, `!=`, `<=`, `>=`, `&&`, `||` are one operator each, taken whole as the lexer
+        // takes them.
+        let pair = b
+            .get(i..i + 2)
+            .is_some_and(|p| matches!(p, b"==" | b"!=" | b"<=" | b">=" | b"&&" | b"||"));
+        // A character no token starts with (a lone `=`, `&` or `|`, `#`, `;`, a letter outside
+        // ASCII) is a syntax error, and the lexer's recovery from it skips the character after
+        // it too: a quote there no longer opens a string, and the brackets the count took for
+        // the string's reach the parser (the fuzzer found `|'[[[…` overflowing a 2 MiB stack).
+        if !(pair || c.is_ascii_alphanumeric() || b"_.,:?()[]{}+-*/%!<>".contains(&c)) {
+            let shown = expr[i..].chars().next().unwrap_or('?');
+            return Err(format!(
+                "column {}: `{shown}` is no part of a CEL expression here (operators are ==, \
+                 !=, <, <=, >, >=, &&, ||, !, +, -, *, /, %, in, and ? :); remove it, or write \
+                 it inside a string",
+                column(b, i)
+            ));
+        }
+        if b"+-*/%<>=!&|?.".contains(&c) {
             operators += 1;
         }
         if operators > MAX_OPERATORS {
@@ -123,7 +137,7 @@ pub(super) fn within_bounds(expr: &str) -> Result<(), String> {
                     }
                 }
             }
-            b'!' | b'-' => unary += 1,
+            b'!' | b'-' if !pair => unary += 1,
             _ => unary = 0,
         }
         if open.len() + unary > MAX_NESTING {
@@ -132,7 +146,7 @@ pub(super) fn within_bounds(expr: &str) -> Result<(), String> {
                 column(b, i)
             ));
         }
-        i += 1;
+        i += if pair { 2 } else { 1 };
     }
     match open.last() {
         Some(&(o, at)) => Err(format!(
@@ -314,12 +328,29 @@ mod tests {
         assert!(within_bounds(&name)
             .unwrap_err()
             .starts_with("column 2: this ` opens no"));
+        // The fuzzer's of 2026-11-29: a lone `|` whose recovery skipped the quote after it.
+        let hidden = format!("((|'{}{}'))", "[".repeat(80), "(".repeat(29));
+        assert!(within_bounds(&hidden)
+            .unwrap_err()
+            .starts_with("column 3: `|` is no part of a CEL expression here"));
+        for bad in [
+            "a = 'b'",
+            "a & b",
+            "a # b",
+            "a; b",
+            "\u{e9}t\u{e9} == 1",
+            "a === b",
+        ] {
+            assert!(within_bounds(bad).is_err(), "{bad:?}");
+        }
         let fuzzed = "claimehas(claimzd.titleclaimed.confidence >= \0ce >}".to_string()
             + &"s[-----------[[[!!!!!!".repeat(20);
         assert!(within_bounds(&fuzzed).is_err());
         for ok in [
             "claimed.labels[0] == '[' && {'a': [1, (2)]}.size() == 1",
             "'(' + ']' == claimed.title // }",
+            "a == b && c != d || e <= f && g >= h && !i && -j < k",
+            "claimed.title == 'é # ; | & = \\u00e9'",
         ] {
             assert_eq!(within_bounds(ok), Ok(()), "{ok:?}");
         }
