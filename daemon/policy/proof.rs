@@ -140,19 +140,7 @@ pub fn record(
     agent: &str,
     written: &Identity,
 ) -> std::io::Result<()> {
-    append(
-        data_dir,
-        Line {
-            workspace: workspace.to_string(),
-            digest: digest.to_string(),
-            agent: agent.to_string(),
-            at: now(),
-            path: None,
-            file: Some(written.clone()),
-            received: None,
-            artifacts: None,
-        },
-    )
+    append(data_dir, upload(workspace, digest, agent, None, written))
 }
 
 /// Records that `agent`'s token uploaded the inbox file `path` (workspace-relative, as
@@ -167,17 +155,28 @@ pub fn record_file(
 ) -> std::io::Result<()> {
     append(
         data_dir,
-        Line {
-            workspace: workspace.to_string(),
-            digest: sha256.to_string(),
-            agent: agent.to_string(),
-            at: now(),
-            path: Some(path.to_string()),
-            file: Some(written.clone()),
-            received: None,
-            artifacts: None,
-        },
+        upload(workspace, sha256, agent, Some(path), written),
     )
+}
+
+/// An upload's line: a handoff's (`path` none, `digest` its content) or an inbox file's.
+fn upload(
+    workspace: &str,
+    digest: &str,
+    agent: &str,
+    path: Option<&str>,
+    written: &Identity,
+) -> Line {
+    Line {
+        workspace: workspace.to_string(),
+        digest: digest.to_string(),
+        agent: agent.to_string(),
+        at: now(),
+        path: path.map(str::to_string),
+        file: Some(written.clone()),
+        received: None,
+        artifacts: None,
+    }
 }
 
 fn now() -> String {

@@ -41,27 +41,21 @@ pub struct Binding {
     pub instance: String,
 }
 
-fn data_parts<'a>(b: &'a Binding, index: &'a str, digest: &'a [u8]) -> [&'a [u8]; 6] {
+/// What a frame's MAC covers: its kind (`DATA_MAC`: the index of a data frame; `END_MAC`: the count
+/// of frames), the request it answers (nonce), who answers (node, run), and its digest.
+fn parts<'a>(kind: &'static [u8], b: &'a Binding, n: &'a str, digest: &'a [u8]) -> [&'a [u8]; 6] {
     [
-        b"baton-peer-answer-data-v2",
+        kind,
         b.nonce.as_bytes(),
         b.node.as_bytes(),
         b.instance.as_bytes(),
-        index.as_bytes(),
+        n.as_bytes(),
         digest,
     ]
 }
 
-fn end_parts<'a>(b: &'a Binding, count: &'a str, digest: &'a [u8]) -> [&'a [u8]; 6] {
-    [
-        b"baton-peer-answer-end-v2",
-        b.nonce.as_bytes(),
-        b.node.as_bytes(),
-        b.instance.as_bytes(),
-        count.as_bytes(),
-        digest,
-    ]
-}
+const DATA_MAC: &[u8] = b"baton-peer-answer-data-v2";
+const END_MAC: &[u8] = b"baton-peer-answer-end-v2";
 
 fn frame(kind: u8, payload: &[u8], mac: &str) -> Bytes {
     let mut out = Vec::with_capacity(HEAD_LEN + payload.len() + MAC_LEN);
@@ -106,7 +100,7 @@ pub fn seal(trust: std::sync::Arc<Trust>, binding: Binding, body: Body) -> Body 
                         s.done = true;
                         let digest = std::mem::take(&mut s.whole).finalize();
                         let count = s.index.to_string();
-                        let mac = trust.sign(&end_parts(&binding, &count, &digest));
+                        let mac = trust.sign(&parts(END_MAC, &binding, &count, &digest));
                         return Some((Ok::<_, std::io::Error>(frame(END, &digest, &mac)), s));
                     }
                 }
@@ -116,7 +110,7 @@ pub fn seal(trust: std::sync::Arc<Trust>, binding: Binding, body: Body) -> Body 
             let digest = Sha256::digest(&payload);
             let index = s.index.to_string();
             s.index += 1;
-            let mac = trust.sign(&data_parts(&binding, &index, &digest));
+            let mac = trust.sign(&parts(DATA_MAC, &binding, &index, &digest));
             Some((Ok(frame(DATA, &payload, &mac)), s))
         }
     });
@@ -184,13 +178,14 @@ where
                             DATA => {
                                 let digest = Sha256::digest(&payload);
                                 let index = s.index.to_string();
-                                trust.verify(&data_parts(&binding, &index, &digest), &mac)
+                                trust.verify(&parts(DATA_MAC, &binding, &index, &digest), &mac)
                             }
                             _ => {
                                 let digest = std::mem::take(&mut s.whole).finalize();
                                 let count = s.index.to_string();
                                 payload == digest.as_slice()
-                                    && trust.verify(&end_parts(&binding, &count, &digest), &mac)
+                                    && trust
+                                        .verify(&parts(END_MAC, &binding, &count, &digest), &mac)
                             }
                         };
                         if !ok {
