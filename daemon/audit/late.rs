@@ -26,9 +26,6 @@ use super::{sha256_hex, AuditLog, Chained, Mark};
 use crate::clock::now_rfc3339;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::path::PathBuf;
-use std::sync::OnceLock;
-use std::time::Duration;
 
 /// In-flight appends kept at most: each takeover that found one adds it; the oldest go first
 /// (a node paused through as many takeovers is long gone).
@@ -160,35 +157,6 @@ impl AuditLog {
             evidence: evidence.clone().ok(),
         });
         tracing::error!(workspace = %self.ws.name, evidence = ?evidence, recorded = ?recorded.err(), "{note}");
-    }
-}
-
-/// The environment variable naming the file that holds audit appends between their fence
-/// check and their write (debug builds only): while a file is at that path, each append
-/// waits there, and `<path>.held` is made once one does, so a test can pause the node or
-/// move its lease exactly in that window.
-pub const STALL_WRITE_VAR: &str = "BATON_TEST_STALL_AUDIT_WRITE";
-
-/// Waits between an append's fence check and its write, if a debug build was asked to.
-pub(super) fn stall_before_write() {
-    if !cfg!(debug_assertions) {
-        return;
-    }
-    static STALL: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let Some(file) = STALL
-        .get_or_init(|| std::env::var_os(STALL_WRITE_VAR).map(PathBuf::from))
-        .as_ref()
-    else {
-        return;
-    };
-    if !file.exists() {
-        return;
-    }
-    let mut held = file.clone().into_os_string();
-    held.push(".held");
-    let _ = std::fs::write(&held, b"");
-    while file.exists() {
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 

@@ -17,7 +17,6 @@ mod tail;
 mod verify;
 
 pub use anchor::{anchored, Anchor, Anchors, InFlight, Mark, RemoteAnchors};
-pub use late::STALL_WRITE_VAR;
 pub use ledger::Ledger;
 pub use lines::{read_proven, Written, PROOF_BYTES};
 pub use reverify::{Pace, Reverified};
@@ -410,7 +409,7 @@ impl AuditLog {
         // otherwise append after its successor's events, and the successor break the chain).
         self.ws.may_write()?;
         // A pause can still come between this check and the write: see `late`.
-        late::stall_before_write();
+        crate::workspace::fault::stall_audit_write();
         // The group's sync shares this handle (no second descriptor of it).
         let file = std::sync::Arc::new(file);
         // The log as this write leaves it, looked at before the sync (which changes neither

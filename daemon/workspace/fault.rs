@@ -5,7 +5,10 @@
 //!   of a decision (after its audit line, before its copies);
 //! - `BATON_TEST_STALL_AUDIT_SYNC=<path>`: while a file is at that path, the sync of an audit
 //!   append waits, and fails with an I/O error once the file is gone: a share that stopped
-//!   answering for longer than the node's lease, then failed the write.
+//!   answering for longer than the node's lease, then failed the write;
+//! - `BATON_TEST_STALL_AUDIT_WRITE=<path>`: while a file is at that path, an audit append waits
+//!   between its fence check and its write (and `<path>.held` is made once one does): a node
+//!   paused in that window.
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
@@ -54,4 +57,33 @@ pub fn stalled_audit_sync() -> Option<std::io::Error> {
     Some(std::io::Error::other(
         "the share stopped answering (a test's fault)",
     ))
+}
+
+/// The environment variable naming the file that holds audit appends between their fence
+/// check and their write (debug builds only): while a file is at that path, each append
+/// waits there, and `<path>.held` is made once one does, so a test can pause the node or
+/// move its lease exactly in that window.
+pub const STALL_AUDIT_WRITE_VAR: &str = "BATON_TEST_STALL_AUDIT_WRITE";
+
+/// Waits between an append's fence check and its write, if a debug build was asked to.
+pub fn stall_audit_write() {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    static STALL: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let Some(file) = STALL
+        .get_or_init(|| std::env::var_os(STALL_AUDIT_WRITE_VAR).map(PathBuf::from))
+        .as_ref()
+    else {
+        return;
+    };
+    if !file.exists() {
+        return;
+    }
+    let mut held = file.clone().into_os_string();
+    held.push(".held");
+    let _ = std::fs::write(&held, b"");
+    while file.exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

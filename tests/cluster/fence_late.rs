@@ -1,7 +1,7 @@
 //! The window the fence cannot close: a node checks its fence right before an audit append,
 //! is paused there past its lease, and writes when it wakes, after the events of the node
 //! that took the workspace over. The node is held exactly in that window by a debug build's
-//! hook (`baton::audit::STALL_WRITE_VAR`), so the order is forced, not a timing lottery: b
+//! hook (`baton::workspace::fault::STALL_AUDIT_WRITE_VAR`), so the order is forced, not a timing lottery: b
 //! holds its append of h1 after its fence check, is stopped, a takes the workspace over and
 //! logs h1 (recovered) and h2, then b wakes and writes h1's line after them.
 
@@ -77,7 +77,10 @@ fn held_then_taken_over(pg: &Postgres, db: &str) -> Held {
         db,
         "",
         4,
-        &[(baton::audit::STALL_WRITE_VAR, stall.to_str().unwrap())],
+        &[(
+            baton::workspace::fault::STALL_AUDIT_WRITE_VAR,
+            stall.to_str().unwrap(),
+        )],
     );
     let total = nodes.names.len();
     let name = nodes.on_b[0].clone();
