@@ -196,10 +196,21 @@ fn append(data_dir: &Path, line: Line) -> std::io::Result<()> {
     let mut text = serde_json::to_vec(&line)?;
     text.push(b'\n');
     let mut f = std::fs::OpenOptions::new()
+        .read(true)
         .create(true)
         .append(true)
         .mode(0o600)
         .open(&file)?;
+    // A line torn by a crash would swallow the next one appended after it (two lines read
+    // as one that parses as neither): it is ended first, so only the torn one is lost.
+    let len = f.metadata()?.len();
+    let mut last = [b'\n'];
+    if len > 0 {
+        std::os::unix::fs::FileExt::read_exact_at(&f, &mut last, len - 1)?;
+    }
+    if last[0] != b'\n' {
+        text.insert(0, b'\n');
+    }
     f.write_all(&text)
 }
 
@@ -266,6 +277,16 @@ pub fn bind(data_dir: &Path, r: &Receipt<'_>) -> Option<String> {
             Err(e) => {
                 tracing::warn!(workspace = %r.workspace, key = %r.key, revision = r.revision, agent = %proven, error = %e,
                     "cannot record the proven sender of a revision; it has none");
+                // The upload is spent all the same: once the line can be written again, the
+                // same file read as another revision must not take the proof this one lost.
+                if let Some(file) = r.handoff_file {
+                    k.bound
+                        .entry((r.workspace.to_string(), file.clone()))
+                        .or_insert_with(|| Revision {
+                            key: r.key.to_string(),
+                            revision: r.revision,
+                        });
+                }
                 None
             }
         }
@@ -352,7 +373,7 @@ fn normal(path: &str) -> Option<String> {
     Some(names.join("/"))
 }
 
-fn with_known<T>(data_dir: &Path, read: impl FnOnce(&Known) -> Option<T>) -> Option<T> {
+fn with_known<T>(data_dir: &Path, read: impl FnOnce(&mut Known) -> Option<T>) -> Option<T> {
     let path = file(data_dir);
     let mut guard = READ.lock().unwrap_or_else(|e| e.into_inner());
     let all = guard.get_or_insert_with(HashMap::new);
@@ -613,5 +634,43 @@ mod tests {
         assert_eq!(sender(&read("AA")).as_deref(), Some("release-bot"));
         assert_eq!(sender(&read("ee")), None);
         assert_eq!(sender(&super::fingerprint([])), None);
+    }
+
+    /// A line torn by a crash loses only itself: the upload appended after it still proves.
+    #[test]
+    fn a_torn_last_line_does_not_swallow_the_next_upload() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        super::record(d, "alpha", "h0", "release-bot", &file(1)).unwrap();
+        let log = super::file(d);
+        let mut text = std::fs::read(&log).unwrap();
+        text.truncate(text.len() / 2);
+        std::fs::write(&log, &text).unwrap();
+        super::record(d, "alpha", "h1", "release-bot", &file(2)).unwrap();
+        assert_eq!(
+            bind(d, &ask("k1", "h1", file(2))).as_deref(),
+            Some("release-bot")
+        );
+    }
+
+    /// A receipt whose line cannot be written proves nothing, and spends its upload: the same
+    /// file read as another revision once the disk takes lines again proves nothing either.
+    #[test]
+    fn an_upload_whose_received_line_failed_is_spent_all_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        super::record(d, "alpha", "h1", "release-bot", &file(1)).unwrap();
+        assert_eq!(super::revision_sender(d, "alpha", "k0", 1, "h1", "-"), None);
+        // The folder of the log becomes a file: nothing can be appended (as on a full disk).
+        let policy = d.join("policy");
+        std::fs::rename(&policy, d.join("kept")).unwrap();
+        std::fs::write(&policy, b"").unwrap();
+        assert_eq!(bind(d, &ask("k1", "h1", file(1))), None);
+        std::fs::remove_file(&policy).unwrap();
+        std::fs::rename(d.join("kept"), &policy).unwrap();
+        let mut again = ask("k1", "h1", file(1));
+        again.revision = 2;
+        assert_eq!(bind(d, &again), None);
+        assert_eq!(bind(d, &ask("k2", "h1", file(1))), None);
     }
 }
