@@ -602,17 +602,24 @@ fn a_wait_takes_a_decision_signed_by_a_key_rotated_during_it() {
     );
 }
 
-/// A stand-in for the daemon's `GET /api/v1/keys`: answers `keys` to every request, counts
-/// them, and keeps their heads.
-struct KeyServer {
-    url: String,
-    asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    heard: std::sync::Arc<std::sync::Mutex<String>>,
+/// A stand-in for the daemon (`stand_in`): its address, how many requests it was sent, and
+/// their heads.
+pub(crate) struct KeyServer {
+    pub(crate) url: String,
+    pub(crate) asked: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    pub(crate) heard: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
+/// A stand-in for the daemon's `GET /api/v1/keys` on this host: answers `keys`.
 fn key_server(keys: String) -> KeyServer {
+    stand_in("127.0.0.1", keys)
+}
+
+/// A stand-in listening on `ip` (any port) that answers `answer` to every request, counts
+/// them, and keeps their heads.
+pub(crate) fn stand_in(ip: &str, answer: String) -> KeyServer {
     use std::io::Write;
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let listener = std::net::TcpListener::bind((ip, 0)).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let heard = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
@@ -630,8 +637,8 @@ fn key_server(keys: String) -> KeyServer {
             let _ = write!(
                 stream,
                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
-                 Connection: close\r\n\r\n{keys}",
-                keys.len()
+                 Connection: close\r\n\r\n{answer}",
+                answer.len()
             );
         }
     });
@@ -735,4 +742,170 @@ fn a_wait_sends_no_token_for_the_keys_and_refuses_plain_http_keys_from_afar() {
         "{said}"
     );
     assert!(started.elapsed() < Duration::from_secs(4), "{said}");
+}
+
+/// An address of this machine that is not loopback (the one it would reach the network
+/// from; a UDP socket's connect sends nothing), to stand in for another host: the CLI
+/// judges a host by its address, and a stand-in there sees whatever would cross a network.
+/// None on a machine with no network.
+pub(crate) fn this_hosts_other_address() -> Option<String> {
+    ["192.0.2.1:9", "10.255.255.254:9", "[2001:db8::1]:9"]
+        .iter()
+        .find_map(|far| {
+            let any = if far.starts_with('[') {
+                "[::]:0"
+            } else {
+                "0.0.0.0:0"
+            };
+            let socket = std::net::UdpSocket::bind(any).ok()?;
+            socket.connect(far).ok()?;
+            let ip = socket.local_addr().ok()?.ip();
+            (!ip.is_loopback() && !ip.is_unspecified()).then(|| ip.to_string())
+        })
+}
+
+/// The agent's token goes over plain http to another host never: `baton withdraw` and the
+/// MCP server's `search`, given a `BATON_URL` of plain http to an address of this machine
+/// that is not loopback, refuse before sending anything, saying what, where and what to do,
+/// and the stand-in there never sees the token (it used to, for each of them). With
+/// `BATON_ALLOW_PLAIN_HTTP=1` (a private network its user trusts) the request is sent; to
+/// this host (loopback) it always is.
+#[test]
+fn the_agents_token_never_goes_over_plain_http_to_another_host() {
+    let mut env = TestEnv::with_config(
+        &[
+            util::agent("builder", "*"),
+            util::user("rita", "\"reviewer\""),
+        ]
+        .concat(),
+    );
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let mut doc = handoff("pt");
+    doc["from_agent"] = json!("builder");
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("pending", || d.handoffs("pending").len() == 1);
+
+    let ip = this_hosts_other_address();
+    let (afar, heard) = match &ip {
+        Some(ip) => {
+            let s = stand_in(ip, "{}".into());
+            (s.url, Some(s.heard))
+        }
+        // Nothing to listen on: the refusal is still checked, at an address nothing answers.
+        None => {
+            eprintln!("no address of this machine but loopback: no stand-in listens afar");
+            ("http://192.0.2.1:9".to_string(), None)
+        }
+    };
+    let withdraw = |url: &str, allow: bool| {
+        let mut command = Command::new(util::BIN);
+        command
+            .args(["withdraw", "pt", "--reason", "r"])
+            .env("BATON_URL", url)
+            .env("BATON_TOKEN", "builder-token")
+            .env("BATON_LOG", "warn")
+            .env_remove("BATON_ALLOW_PLAIN_HTTP");
+        if allow {
+            command.env("BATON_ALLOW_PLAIN_HTTP", "1");
+        }
+        command.output().expect("run baton withdraw")
+    };
+    let refused = |said: &str| {
+        for what in [
+            afar.as_str(),
+            "BATON_URL",
+            "plain http",
+            "https://",
+            "BATON_ALLOW_PLAIN_HTTP",
+        ] {
+            assert!(said.contains(what), "{what} not said: {said}");
+        }
+    };
+
+    let started = std::time::Instant::now();
+    let out = withdraw(&afar, false);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    refused(&String::from_utf8_lossy(&out.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "refused before connecting"
+    );
+
+    let agent = [
+        ("BATON_URL", afar.as_str()),
+        ("BATON_TOKEN", "builder-token"),
+    ];
+    let found = crate::mcp::call_tool(&env, &agent, "search", json!({"query": "pt"}));
+    assert_eq!(found["isError"], true, "{found}");
+    refused(found["structuredContent"]["error"].as_str().unwrap_or(""));
+
+    if let Some(recorded) = &heard {
+        let heard = recorded.lock().unwrap().clone();
+        assert!(heard.is_empty(), "sent to {afar} over plain http: {heard}");
+        // Let through when chosen: the stand-in hears the token then (and so would have).
+        withdraw(&afar, true);
+        let heard = recorded.lock().unwrap().clone();
+        assert!(heard.contains("Bearer builder-token"), "{heard}");
+    }
+    assert_eq!(d.handoffs("pending").len(), 1, "nothing withdrawn yet");
+
+    // To this host, over plain http: withdrawn.
+    let out = withdraw(&d.url, false);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    d.wait_until("withdrawn", || {
+        decision(&ws).is_some_and(|d| d["outcome"] == "withdrawn")
+    });
+}
+
+/// `baton wait` run as the daemon's user (the test's, as the daemon is) checks a signature
+/// its own user could have made with the daemon's key: it says so on standard
+/// error, naming the daemon's pid and what to do, and still answers (the quick start runs
+/// both as one person). Unchecked it claims nothing and says nothing of it; run as another
+/// user (the workspaces' group) it takes the same decision without the warning.
+#[test]
+fn a_wait_as_the_daemons_user_warns_that_the_signature_proves_nothing() {
+    let mut signer = TestEnv::new();
+    let (d, _) = approved_by_a_daemon(&mut signer, "du");
+    let ws = signer.ws("alpha");
+    let warning = "runs the daemon serving";
+
+    let out = agent_wait(&d, &[ws.to_str().unwrap(), "--timeout", "5"]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let pid = std::fs::read_to_string(ws.join(".baton/daemon.json")).unwrap();
+    let pid = serde_json::from_str::<serde_json::Value>(&pid).unwrap()["pid"].to_string();
+    for what in [warning, &format!("pid {pid}"), "data_dir", "agent_group"] {
+        assert!(said.contains(what), "{what} not said: {said}");
+    }
+
+    let out = Command::new(util::BIN)
+        .args([
+            "wait",
+            ws.to_str().unwrap(),
+            "--unchecked",
+            "--timeout",
+            "5",
+        ])
+        .env_remove("BATON_URL")
+        .env_remove("BATON_KEY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(warning),
+        "{out:?}"
+    );
+
+    let script = format!(
+        "BATON_URL={} \"$BATON\" wait {} --timeout 5",
+        d.url,
+        ws.display()
+    );
+    let out = util::as_other_user(&signer, "users", &script);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains(warning),
+        "{out:?}"
+    );
 }

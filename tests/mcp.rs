@@ -522,7 +522,12 @@ fn get_handoff(env: &TestEnv, vars: &[(&str, &str)]) -> Value {
 /// One tool call over a raw session of `baton mcp`, its result. The server's trust root is
 /// `vars` alone (`BATON_KEY`, `BATON_URL`, `BATON_UNCHECKED`), none from the test's own
 /// environment.
-fn call_tool(env: &TestEnv, vars: &[(&str, &str)], tool: &str, arguments: Value) -> Value {
+pub(crate) fn call_tool(
+    env: &TestEnv,
+    vars: &[(&str, &str)],
+    tool: &str,
+    arguments: Value,
+) -> Value {
     let mut command = Command::new(BIN);
     command
         .args(["mcp", "--config", env.config_path().to_str().unwrap()])

@@ -5,9 +5,11 @@ mod print;
 
 mod admin;
 mod agent;
+mod api;
 mod backup;
 mod claude_hook;
 mod cluster;
+mod daemon_user;
 mod doctor;
 mod evidence;
 mod export;
@@ -15,6 +17,7 @@ mod locks;
 mod logging;
 mod manuals;
 mod mcp;
+mod plain_http;
 mod policy;
 mod receipts;
 mod repair;
@@ -562,7 +565,10 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
             timeout,
             key,
             unchecked,
-        } => agent::wait(&dir, timeout, key.as_deref(), unchecked),
+        } => {
+            daemon_user::warn_before_wait(&dir, key.as_deref(), unchecked);
+            agent::wait(&dir, timeout, key.as_deref(), unchecked)
+        }
         Command::Withdraw { key, reason } => withdraw::withdraw(&key, reason.as_deref()),
         Command::Lock {
             dir,

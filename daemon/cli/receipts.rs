@@ -402,20 +402,16 @@ pub(super) fn trusted_keys(trust: &Trust) -> anyhow::Result<Vec<PublicKey>> {
     Ok(receipts::published(&config.data_dir)?)
 }
 
-/// Refuses `http://` to a host other than this one (loopback) as the source of trusted keys.
+/// Refuses `http://` to a host other than this one (loopback) as the source of trusted keys,
+/// unless its user trusts the network between (`plain_http::ALLOW_VAR`).
 fn refuse_plain_http_afar(url: &str) -> anyhow::Result<()> {
-    let parsed = url::Url::parse(url).map_err(|e| anyhow::anyhow!("{url}: not a URL: {e}"))?;
-    let local = match parsed.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    if parsed.scheme() == "http" && !local {
+    if super::plain_http::refused(url).map_err(anyhow::Error::msg)? {
         anyhow::bail!(
             "{url}: keys fetched over plain http from another host are whatever anyone on the \
              way answers; use the daemon's https:// address, or pin its keys with a file of \
-             `baton keys` lines (--key FILE, BATON_KEY)"
+             `baton keys` lines (--key FILE, BATON_KEY); on a private network you trust, set \
+             {}=1",
+            super::plain_http::ALLOW_VAR
         );
     }
     Ok(())

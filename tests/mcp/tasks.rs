@@ -209,6 +209,50 @@ fn tasks_cancel_without_a_daemon_url_says_the_handoff_stays_pending() {
     assert!(crate::util::decision(&ws).is_none());
 }
 
+/// `tasks/cancel` with a `BATON_URL` of plain http to another host (an address of this
+/// machine that is not loopback, where a stand-in listens): the handoff is not withdrawn, the
+/// status message says why and what to do, and the stand-in never sees the agent's token (it
+/// used to be sent there).
+#[test]
+fn tasks_cancel_sends_no_token_over_plain_http_to_another_host() {
+    let mut env = TestEnv::with_config(&crate::util::agent("python-agent", "*"));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let keys = trusted_keys(&env);
+    let stand_in =
+        crate::e2e::this_hosts_other_address().map(|ip| crate::e2e::stand_in(&ip, "{}".into()));
+    let afar = stand_in
+        .as_ref()
+        .map_or("http://192.0.2.1:9".to_string(), |s| s.url.clone());
+    let vars = [
+        ("BATON_URL", afar.as_str()),
+        ("BATON_TOKEN", "python-agent-token"),
+    ];
+    let (mut client, lines) = task_client_with(&env, "mt-9", "cancel", Some(&keys), &vars);
+    let task_id = task_created(&lines, &ws);
+    let cancelled = next(&lines, "cancelled")["task"].clone();
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    let said = cancelled["statusMessage"].as_str().unwrap();
+    for what in [
+        "it was not withdrawn",
+        afar.as_str(),
+        "plain http",
+        "https://",
+        "BATON_ALLOW_PLAIN_HTTP",
+    ] {
+        assert!(said.contains(what), "{what} not said: {said}");
+    }
+    next(&lines, "result");
+    task_ended(&lines, &task_id, "cancelled");
+    assert!(client.wait().unwrap().success());
+    if let Some(s) = stand_in {
+        let heard = s.heard.lock().unwrap().clone();
+        assert!(heard.is_empty(), "sent to {afar} over plain http: {heard}");
+    }
+    assert!(d.handoffs("pending").iter().any(|h| h["key"] == "mt-9"));
+    assert!(crate::util::decision(&ws).is_none());
+}
+
 #[test]
 fn a_withdrawn_handoff_ends_its_task_failed_saying_what_to_do() {
     let mut env = TestEnv::new();

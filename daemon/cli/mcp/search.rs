@@ -3,9 +3,8 @@
 //! data_dir instead would need the daemon's user, who can read data_dir's keys (the signing
 //! key, the key of mail links): an agent's host run as that user could forge any approval.
 
-use crate::cli::withdraw::{self, Refused};
+use crate::cli::api::{answered, Api, Refused};
 use baton::search::Hits;
-use std::time::Duration;
 
 /// Most served workspaces asked one by one when the server serves several and the call
 /// names none (each is one request to the daemon).
@@ -26,11 +25,11 @@ pub struct Asked {
 /// The hits for `asked` among `served` (None: every workspace the token sees; Some: the
 /// names `--workspace` lets this server serve, none other asked about nor answered).
 pub fn search(asked: Asked, served: Option<Vec<String>>) -> Result<Hits, String> {
-    let (url, token) = withdraw::from_env().map_err(|e| {
+    let api = Api::from_env().map_err(|e| {
         format!("search asks the daemon (GET /api/v1/search) for the workspaces your token may see: {e}")
     })?;
     let ask = |workspace: Option<&str>, limit: usize, offset: usize| {
-        one(&url, &token, &asked, workspace, limit, offset)
+        one(&api, &asked, workspace, limit, offset)
     };
     let Some(served) = served else {
         return ask(asked.workspace.as_deref(), asked.limit, asked.offset);
@@ -68,17 +67,14 @@ pub fn search(asked: Asked, served: Option<Vec<String>>) -> Result<Hits, String>
 
 /// `GET URL/api/v1/search` for one page.
 fn one(
-    url: &str,
-    token: &str,
+    api: &Api,
     asked: &Asked,
     workspace: Option<&str>,
     limit: usize,
     offset: usize,
 ) -> Result<Hits, String> {
-    let address = format!("{}/api/v1/search", url.trim_end_matches('/'));
-    let mut request = ureq::get(&address)
-        .set("Authorization", &format!("Bearer {token}"))
-        .timeout(Duration::from_secs(30))
+    let (address, request) = api.get("/api/v1/search");
+    let mut request = request
         .query("q", &asked.query)
         .query("limit", &limit.to_string())
         .query("offset", &offset.to_string());
@@ -88,7 +84,7 @@ fn one(
     if let Some(k) = &asked.kind {
         request = request.query("kind", k);
     }
-    let (status, answer) = withdraw::answered(&address, request.call()).map_err(|e| match e {
+    let (status, answer) = answered(&address, request.call()).map_err(|e| match e {
         Refused::Other(why) => format!("cannot reach the daemon at BATON_URL: {why}"),
         other => other.to_string(),
     })?;

@@ -577,25 +577,25 @@ fn error_of(result: &CallToolResult) -> String {
 /// Withdraws handoff `key` through the daemon, and says what became of it, in the words of
 /// the cancelled task's status message: never a withdrawal that did not happen.
 fn withdraw_handoff(key: &str) -> String {
-    use crate::cli::withdraw::{self, Refused};
+    use crate::cli::api::{Api, Refused};
+    use crate::cli::withdraw;
     let kept = "it stays pending for its reviewers until decided, or replaced by a newer handoff";
     let why = "withdrawn by its agent (MCP tasks/cancel)";
     // The task wrote the handoff moments ago: a cancel sent at once can reach the daemon
     // before its watcher has received the file, so "no such handoff" is asked again for a
     // few seconds before it is told.
-    let mut done = withdraw::from_env()
-        .and_then(|(url, token)| withdraw::request(&url, &token, key, Some(why)));
+    let mut done = Api::from_env().and_then(|api| withdraw::request(&api, key, Some(why)));
     for _ in 0..30 {
         if !matches!(done, Err(Refused::NotFound(_))) {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
-        done = withdraw::from_env()
-            .and_then(|(url, token)| withdraw::request(&url, &token, key, Some(why)));
+        done = Api::from_env().and_then(|api| withdraw::request(&api, key, Some(why)));
     }
     match done {
         Ok(_) => format!("cancelled by request: handoff {key} was withdrawn (decision.json says outcome withdrawn); reviewers no longer decide it"),
         Err(Refused::NotConfigured(_)) => format!("cancelled by request: nobody waits for handoff {key}'s decision any more, but it was not withdrawn (baton mcp has no BATON_URL and BATON_TOKEN to ask the daemon with); {kept}"),
+        Err(Refused::PlainHttp(why)) => format!("cancelled by request: nobody waits for handoff {key}'s decision any more, but it was not withdrawn: {why}; {kept}"),
         Err(Refused::Decided { outcome, .. }) => format!("cancelled by request: handoff {key} was not withdrawn, it is decided already ({outcome}); get_handoff has the decision"),
         Err(e) => format!("cancelled by request: nobody waits for handoff {key}'s decision any more, but the daemon did not withdraw it ({e}); {kept}"),
     }
