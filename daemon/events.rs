@@ -52,6 +52,12 @@ pub enum EventType {
     /// The audit log was found changed behind the daemon; a new chain starts with this event.
     #[serde(rename = "audit.broken")]
     AuditBroken,
+    /// baton extension: a late write of a node that had lost the workspace's lease (paused
+    /// between its fence check and its write) was found and set aside as recovery, not
+    /// tampering (`data.file`: the audit log or the published copy; `data.text`,
+    /// `data.evidence`).
+    #[serde(rename = "audit.late_write")]
+    AuditLateWrite,
     /// A daemon record in the workspace was found forged or changed; it was set aside.
     #[serde(rename = "workspace.tampered")]
     WorkspaceTampered,
@@ -149,6 +155,7 @@ impl EventType {
             EventType::NotificationFailed => "notification.failed",
             EventType::CheckpointInvalid => "checkpoint.invalid",
             EventType::AuditBroken => "audit.broken",
+            EventType::AuditLateWrite => "audit.late_write",
             EventType::WorkspaceTampered => "workspace.tampered",
             EventType::WorkspaceOwnerChanged => "workspace.owner_changed",
             EventType::WorkspaceMoved => "workspace.moved",

@@ -74,6 +74,10 @@ pub struct Metrics {
     pub rescans: Counter,
     pub watches: Gauge,
     pub errors: Family<KindLabel, Counter>,
+    /// A node's late write (past its lease, after its successor's) recognised and set aside
+    /// as recovery, not tampering: `late_write` (an audit append), `late_copy` (a published
+    /// copy of a state the store committed earlier).
+    pub recoveries: Family<KindLabel, Counter>,
     pub events: Family<TypeLabel, Counter>,
     pub scan_entries: Gauge,
     pub scan_seconds: Gauge<f64, AtomicU64>,
@@ -166,6 +170,7 @@ impl Default for Metrics {
             rescans: Counter::default(),
             watches: Gauge::default(),
             errors: Family::default(),
+            recoveries: Family::default(),
             events: Family::default(),
             scan_entries: Gauge::default(),
             scan_seconds: Gauge::default(),
@@ -270,6 +275,11 @@ impl Default for Metrics {
         );
         registry.register("watches", "Folders under watch", m.watches.clone());
         registry.register("errors", "Errors, by kind", m.errors.clone());
+        registry.register(
+            "recoveries",
+            "Late writes of a node that had lost a workspace's lease, set aside as recovery, by kind",
+            m.recoveries.clone(),
+        );
         registry.register("events", "Events emitted, by type", m.events.clone());
         registry.register(
             "scan_entries",
@@ -549,6 +559,12 @@ impl Collector for Polls {
 }
 
 impl Metrics {
+    pub fn recovered(&self, kind: &str) {
+        self.recoveries
+            .get_or_create(&KindLabel { kind: kind.into() })
+            .inc();
+    }
+
     pub fn error(&self, kind: &str) {
         self.errors
             .get_or_create(&KindLabel { kind: kind.into() })

@@ -26,6 +26,50 @@ use super::{sha256_hex, AuditLog, Chained, Mark};
 use crate::clock::now_rfc3339;
 use std::io;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A late write set aside, to be told (an `audit.late_write` event and the recoveries
+/// metric) by the daemon serving the workspace: `AuditLog::take_set_aside`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAside {
+    /// What was set aside, relative to the workspace (`.baton/events.jsonl`).
+    pub file: String,
+    pub text: String,
+    pub evidence: Option<String>,
+}
+
+/// Late writes set aside in this process and not yet taken, over all workspaces: the
+/// housekeeping looks for them only when there are some.
+static UNTOLD: AtomicUsize = AtomicUsize::new(0);
+
+/// Whether some workspace's log set a late write aside that was not yet taken.
+pub fn any_set_aside() -> bool {
+    UNTOLD.load(Ordering::Acquire) > 0
+}
+
+/// One log's late writes set aside and not yet taken (counted in `UNTOLD` until taken or
+/// dropped with the log).
+#[derive(Debug, Default)]
+pub(super) struct Untold(std::sync::Mutex<Vec<SetAside>>);
+
+impl Untold {
+    fn push(&self, found: SetAside) {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).push(found);
+        UNTOLD.fetch_add(1, Ordering::AcqRel);
+    }
+
+    fn take(&self) -> Vec<SetAside> {
+        let taken = std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()));
+        UNTOLD.fetch_sub(taken.len(), Ordering::AcqRel);
+        taken
+    }
+}
+
+impl Drop for Untold {
+    fn drop(&mut self) {
+        self.take();
+    }
+}
 
 /// In-flight appends kept at most: each takeover that found one adds it; the oldest go first
 /// (a node paused through as many takeovers is long gone).
@@ -129,7 +173,17 @@ impl AuditLog {
         drop(late);
         self.anchors.write(&self.anchor_at(head))?;
         tracing::warn!(workspace = %self.ws.name, evidence = %evidence.display(), "{text}");
+        self.set_aside.push(SetAside {
+            file: ".baton/events.jsonl".into(),
+            text,
+            evidence: Some(evidence.display().to_string()),
+        });
         Ok(true)
+    }
+
+    /// The late writes set aside since the last call, for the caller to tell.
+    pub fn take_set_aside(&self) -> Vec<SetAside> {
+        self.set_aside.take()
     }
 
     /// This node's append of `text` after `head` landed though its lease was gone by then

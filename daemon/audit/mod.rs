@@ -17,6 +17,7 @@ mod tail;
 mod verify;
 
 pub use anchor::{anchored, Anchor, Anchors, InFlight, Mark, RemoteAnchors};
+pub use late::{any_set_aside, SetAside};
 pub use ledger::Ledger;
 pub use lines::{read_proven, Written, PROOF_BYTES};
 pub use reverify::{Pace, Reverified};
@@ -124,6 +125,8 @@ pub struct AuditLog {
     /// Appends another node had in flight at a takeover, which may land late (see `late`);
     /// written into every anchor. Locked after `head` when both are.
     late: Mutex<Vec<InFlight>>,
+    /// Late writes set aside and not yet told (see `take_set_aside`).
+    set_aside: late::Untold,
 }
 
 fn genesis() -> Mark {
@@ -163,6 +166,7 @@ impl AuditLog {
             unresolved: Mutex::default(),
             written: Mutex::default(),
             late: Mutex::default(),
+            set_aside: late::Untold::default(),
         };
         let anchored = log.anchors.read()?;
         let never_anchored = anchored.is_none();

@@ -190,6 +190,10 @@ fn line(event: &Event) -> String {
             l
         }
         EventType::AuditBroken => format!("audit log broken: {}", s("found")),
+        EventType::AuditLateWrite => format!(
+            "late write of a node past its lease set aside (recovery): {}",
+            s("file")
+        ),
         EventType::WorkspaceTampered => format!("workspace tampered: {}", s("found")),
         EventType::WorkspaceMoved => format!("workspace moved from {} to {}", s("from"), s("to")),
         EventType::WorkspaceRecreated => format!(

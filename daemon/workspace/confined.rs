@@ -113,6 +113,8 @@ fn put(
         let _ = dir.remove_file(&tmp);
         return Err(e);
     }
+    // A pause can still come between this check and the rename (see `app::runtime::copies_memo`).
+    super::fault::stall_copy_write(name);
     // Renaming within one folder handle: the target cannot have moved elsewhere meanwhile.
     // A symlink at the target name is replaced, not followed.
     if let Err(e) = dir.rename(&tmp, dir, name) {

@@ -8,7 +8,11 @@
 //!   answering for longer than the node's lease, then failed the write;
 //! - `BATON_TEST_STALL_AUDIT_WRITE=<path>`: while a file is at that path, an audit append waits
 //!   between its fence check and its write (and `<path>.held` is made once one does): a node
-//!   paused in that window.
+//!   paused in that window;
+//! - `BATON_TEST_STALL_COPY_WRITE=<path>`: while a file is at that path, a workspace file
+//!   write (a published copy, `decision.json`) of the name the file holds waits between its
+//!   fence check and the rename that makes it visible (and `<path>.held` is made once one
+//!   does): a node paused there while the lease moves on writes late when it wakes.
 
 use std::ffi::{OsStr, OsString};
 use std::path::PathBuf;
@@ -78,6 +82,35 @@ pub fn stall_audit_write() {
         return;
     };
     if !file.exists() {
+        return;
+    }
+    let mut held = file.clone().into_os_string();
+    held.push(".held");
+    let _ = std::fs::write(&held, b"");
+    while file.exists() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The environment variable naming the file that holds workspace file writes of one name
+/// (the file's content) between their fence check and their rename (debug builds only).
+pub const STALL_COPY_WRITE_VAR: &str = "BATON_TEST_STALL_COPY_WRITE";
+
+/// Waits between a write's fence check and its rename, if a debug build was asked to hold
+/// writes of files named `name`.
+pub fn stall_copy_write(name: &OsStr) {
+    if !cfg!(debug_assertions) {
+        return;
+    }
+    static STALL: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let Some(file) = STALL
+        .get_or_init(|| std::env::var_os(STALL_COPY_WRITE_VAR).map(PathBuf::from))
+        .as_ref()
+    else {
+        return;
+    };
+    let held_name = std::fs::read(file).ok();
+    if held_name.as_deref().map(<[u8]>::trim_ascii) != Some(name.as_encoded_bytes()) {
         return;
     }
     let mut held = file.clone().into_os_string();

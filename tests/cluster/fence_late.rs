@@ -190,6 +190,23 @@ fn assert_set_aside(
     }
 }
 
+/// The set-aside told as every state change is: an `audit.late_write` event in the log (so
+/// to webhooks and mail, through the outbox) and `baton_recoveries_total{kind="late_write"}`.
+fn assert_told(d: &Daemon, ws: &Path) {
+    wait_long("the late write told", SETTLE_S, || {
+        events(ws)
+            .iter()
+            .any(|e| e["type"] == "audit.late_write" && e["data"]["file"] == ".baton/events.jsonl")
+    });
+    let metrics = d.metrics();
+    assert!(
+        metrics.lines().any(
+            |l| l.starts_with("baton_recoveries_total{kind=\"late_write\"} ") && !l.ends_with(" 0")
+        ),
+        "{metrics}"
+    );
+}
+
 /// b's late line is set aside by a at its next append. Before, that append found the log
 /// longer than its head, raised a tamper alert and restarted the chain.
 #[test]
@@ -212,6 +229,7 @@ fn a_late_audit_append_of_a_node_paused_after_its_fence_check_is_set_aside_not_t
     let (status, body) = decide_retrying(&a, "h2", "approved", "fine");
     assert_eq!(status, 200, "{body}");
     assert_set_aside(&env, &ws, &before, &late, "data", [("a", &a), ("b", &b)]);
+    assert_told(&a, &ws);
     // And the lease moving on (back to b, which the workspace prefers) changes nothing.
     for _ in 0..3 {
         lease_round(&env, &pg, db, &["a", "b"]);
@@ -255,6 +273,7 @@ fn a_late_audit_append_found_at_the_next_takeover_is_set_aside_there() {
     signal(&a, libc::SIGCONT);
     lease_round(&env, &pg, db, &["a", "b"]);
     assert_set_aside(&env, &ws, &before, &late, "data-b", [("a", &a), ("b", &b)]);
+    assert_told(&b, &ws);
 }
 
 /// An agent's line in the same place (after a's events, chaining from where b's append

@@ -10,6 +10,7 @@ mod chat_posts;
 mod cost;
 mod deliveries_damaged;
 mod documents;
+mod fence_copies;
 mod fence_late;
 mod fenced;
 mod folder_swap;

@@ -219,6 +219,152 @@ pub(in crate::app) fn current_entry(
     (after == before).then(|| memo_entry(before, &truth))
 }
 
+/// A record folder's copies as last found current while served: the names compared and the
+/// folder's fingerprint (`OpenedDir::stamp`) then.
+pub(in crate::app) type Seen = (Vec<String>, [u8; 16]);
+
+/// Whether record folder `dir` beneath `handoffs` is as it was `seen` (the same
+/// fingerprint): no one wrote into it since, this node included (the node serving it
+/// rewrites a record's copies with each change, which changes the fingerprint).
+pub(in crate::app) fn unchanged(handoffs: &OpenedDir, dir: &str, seen: Option<&Seen>) -> bool {
+    let Some((names, stamp)) = seen else {
+        return false;
+    };
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    let now = handoffs
+        .sub(dir)
+        .ok()
+        .flatten()
+        .and_then(|f| f.stamp(&names).ok().flatten());
+    now.as_ref() == Some(stamp)
+}
+
+/// What `recheck` found in one record's copies while the workspace is served.
+#[derive(Default)]
+pub(in crate::app) struct Rechecked {
+    /// The folder as found, when its copies are the store's and settled (see `unchanged`).
+    pub seen: Option<Seen>,
+    /// Copies not what the store publishes now but no forgery (a state it committed before,
+    /// written late by a node that had lost the lease; a lagging copy): told as recovery.
+    pub late: Vec<crate::audit::SetAside>,
+    /// Copies no state of the store held: set aside as tampering.
+    pub findings: Vec<Finding>,
+    /// Something differed or was missing: the record is to be published again.
+    pub differs: bool,
+}
+
+/// The copies of record folder `dir` (opened beneath `handoffs`) compared with the store
+/// (`truth`, as `records::published` gives it) while a clustered workspace is served: a node
+/// that lost the lease while paused between its fence check and a copy's rename (see
+/// `crate::workspace::fence`) renames when it wakes, after its successor moved the record
+/// on, and nothing but this look would see it until the next takeover. A copy of a state
+/// the store committed (an earlier decision or revision) or of a file that lags it is
+/// recovery: kept as evidence, recorded as `late_write` (not tampering), and the caller
+/// publishes the record again; anything else is tampering, as at a start (`check`).
+/// Called under the workspace's state lock: none of this node's own writes of the record is
+/// half done meanwhile.
+pub(in crate::app) fn recheck(
+    ws: &Workspace,
+    handoffs: &OpenedDir,
+    store: &Store,
+    anchors: &Anchors,
+    dir: &str,
+    truth: &[(String, Vec<u8>)],
+) -> Rechecked {
+    let mut out = Rechecked::default();
+    let Ok(Some(folder)) = handoffs.sub(dir) else {
+        // No folder: nothing written late into it; the next change publishes it.
+        return out;
+    };
+    let names: Vec<&str> = truth.iter().map(|(n, _)| n.as_str()).collect();
+    let stamp = || folder.stamp(&names).ok().flatten();
+    let before = stamp();
+    let files = match folder.list_json() {
+        Ok(files) => files,
+        Err(e) => {
+            tracing::debug!(workspace = %ws.name, dir, error = %e, "not listing a record folder");
+            return out;
+        }
+    };
+    out.differs = names.iter().any(|n| !files.iter().any(|f| f == n));
+    let path = |file: &str| ws.handoffs_dir().join(dir).join(file);
+    for file in &files {
+        // Written only into the workspace (`invalid` answers): nothing to compare with.
+        if !claims_a_record(file) {
+            continue;
+        }
+        let Ok(Some(copy)) = folder.read_written_out(file, LIMIT) else {
+            out.differs = true;
+            continue;
+        };
+        let ours = truth.iter().find(|(n, _)| n == file).map(|(_, b)| b);
+        if ours == Some(&copy) {
+            continue;
+        }
+        out.differs = true;
+        let at = format!(".baton/handoffs/{dir}/{file}");
+        if let Some(why) = changed(store, ours, dir, file, &copy) {
+            let text = format!("{at}: {why}");
+            out.findings
+                .push(set_aside(ws, anchors, &path(file), &copy, text));
+            continue;
+        }
+        out.late
+            .push(late_copy(ws, anchors, &at, &copy, ours.is_some()));
+        // Published again by the caller; one the store no longer publishes goes now.
+        if ours.is_none() {
+            if let Err(e) = ws.remove_volatile(&path(file)) {
+                tracing::warn!(workspace = %ws.name, file = %at, error = %e, "cannot remove a copy written late");
+            }
+        }
+    }
+    // The same fingerprint after the reads: the bytes compared are the ones it stands for.
+    if let Some(stamp) = before.filter(|b| !out.differs && stamp() == Some(*b)) {
+        out.seen = Some((names.iter().map(|n| n.to_string()).collect(), stamp));
+    }
+    out
+}
+
+/// Records a copy found not to be what the store publishes, but no forgery (see `changed`):
+/// its bytes kept as evidence, a `late_write` entry in the history (recovery, not
+/// tampering).
+fn late_copy(
+    ws: &Workspace,
+    anchors: &Anchors,
+    at: &str,
+    copy: &[u8],
+    published: bool,
+) -> crate::audit::SetAside {
+    let evidence = anchors
+        .keep_evidence(&format!("late-copy-{}", at.replace('/', "_")), copy)
+        .map(|p| p.display().to_string())
+        .inspect_err(|e| tracing::error!(error = %e, "cannot keep evidence"))
+        .ok();
+    let now = match published {
+        true => "published again from the store",
+        false => "removed: the store publishes no such file now",
+    };
+    let text = format!(
+        "{at}: a copy of a state the store committed before, not of its current one (written late by a node that had lost the lease, or left behind by a crash); {now}"
+    );
+    tracing::warn!(workspace = %ws.name, evidence = ?evidence, "{text}");
+    let entry = Entry {
+        at: now_rfc3339(),
+        kind: crate::audit::anchor::LATE_WRITE.into(),
+        text: text.clone(),
+        anchored: None,
+        evidence: evidence.clone(),
+    };
+    if let Err(e) = anchors.record(&entry) {
+        tracing::error!(error = %e, "cannot record a late copy in the history");
+    }
+    crate::audit::SetAside {
+        file: at.to_string(),
+        text,
+        evidence,
+    }
+}
+
 /// Files whose presence would make a folder look like a record: anything but the copies of
 /// `invalid` answers, which are written only into the workspace.
 fn claims_a_record(file: &str) -> bool {
