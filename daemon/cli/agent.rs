@@ -3,7 +3,7 @@
 
 use baton::contract::schema::Kind;
 use baton::contract::validate::{self, oversize_digest, sha256_hex, Format, Rejected};
-use baton::contract::{json, Decision, Limits, Problem};
+use baton::contract::{json, Decision, Limits, Outcome, Problem};
 use baton::workspace::{self, ReadError, Workspace};
 use std::path::Path;
 use std::process::ExitCode;
@@ -118,23 +118,30 @@ fn kind_of(file: &Path, bytes: &[u8]) -> Kind {
 /// The digests a decision answering these handoff bytes may carry, whatever limits the daemon
 /// runs with: raw bytes, canonical JSON, or the size-only digest of an oversize file.
 pub(super) fn digests_of(path: &Path, format: Format) -> anyhow::Result<Vec<String>> {
+    Ok(read_handoff(path, format)?.0)
+}
+
+/// One read of the handoff file at `path`: the digests a decision answering it may carry (see
+/// `digests_of`), and its bytes when they could be read whole.
+fn read_handoff(path: &Path, format: Format) -> anyhow::Result<(Vec<String>, Option<Vec<u8>>)> {
     let meta = std::fs::symlink_metadata(path)?;
     if !meta.is_file() {
-        return Ok(vec![sha256_hex(b"not-regular")]);
+        return Ok((vec![sha256_hex(b"not-regular")], None));
     }
-    // Over the daemon's size limit (which this command does not know) it answers by size.
-    let mut digests = vec![oversize_digest(meta.len())];
     match workspace::read_limited(path, 64 * 1024 * 1024) {
         Ok(Some(bytes)) => {
-            digests.push(sha256_hex(&bytes));
+            // Over the daemon's size limit (which this command does not know) it answers by
+            // size: of these very bytes, not of the file as it was when it was looked at.
+            let mut digests = vec![oversize_digest(bytes.len() as u64), sha256_hex(&bytes)];
             digests.extend(validate::handoff_digest_as(format, &bytes));
+            Ok((digests, Some(bytes)))
         }
-        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => {
-            digests.push(sha256_hex(b"unreadable"));
-        }
-        _ => {}
+        Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok((
+            vec![oversize_digest(meta.len()), sha256_hex(b"unreadable")],
+            None,
+        )),
+        _ => Ok((vec![oversize_digest(meta.len())], None)),
     }
-    Ok(digests)
 }
 
 pub fn wait(
@@ -219,7 +226,7 @@ impl Waited {
                 ws.root.display()
             );
         }
-        let (key, digests) = in_place(ws)?;
+        let InPlace { key, digests } = in_place(ws)?;
         Ok(Waited {
             key,
             trusted: None,
@@ -243,7 +250,7 @@ impl Waited {
             return Ok(None);
         };
         let Some(trusted) = &mut self.trusted else {
-            return Ok(Some(found.decision));
+            return Ok(self.names(found.decision));
         };
         self.proof = Proof::default();
         let now = time::OffsetDateTime::now_utc();
@@ -260,6 +267,13 @@ impl Waited {
                 attestation: found.decision.attestation.clone(),
             };
         }
+        let checked = match checked {
+            Ok(c) if self.names(c.decision.clone()).is_none() => {
+                self.proof = Proof::default();
+                return Ok(None);
+            }
+            checked => checked,
+        };
         match checked {
             // The decision as signed, not as the file says: they are equal, or it was refused.
             // A v1 receipt signs none of what the agent is told to do next, nor whether a
@@ -281,6 +295,25 @@ impl Waited {
         }
     }
 
+    /// `decision` if it may answer the handoff waited on: one signed for its key, or an
+    /// `invalid` one (the daemon answers bytes it cannot read, such as a file over its size
+    /// limit, under a key of its own; and an `invalid` answer approves nothing). A genuine
+    /// decision on another handoff (an older one's, copied to the root by a writer of the
+    /// share, with the file in place made to look like that handoff) answers nothing here.
+    fn names(&mut self, decision: Decision) -> Option<Decision> {
+        if decision.outcome == Outcome::Invalid
+            || Some(decision.handoff_key.as_str()) == self.key.as_deref()
+        {
+            return Some(decision);
+        }
+        self.refused = Some(format!(
+            "it is the decision on handoff {}, not on {}",
+            decision.handoff_key,
+            self.key.as_deref().unwrap_or("the one in place")
+        ));
+        None
+    }
+
     /// The signature of the decision `answer` last took, checked: what a host is handed to
     /// check it again (never read from the folder again, where it may have changed since).
     pub(super) fn signed(&mut self) -> Proof {
@@ -292,71 +325,70 @@ impl Waited {
         self.key.as_deref()
     }
 
-    /// The decision found for the waited handoff, checked or not.
+    /// The decision found for the waited handoff, checked or not: one about bytes of it seen
+    /// in place (`answer` then takes it only if it is signed for its key).
     fn found(&mut self, ws: &Workspace) -> anyhow::Result<Option<Found>> {
-        let now = key_in_place(ws);
+        // The key and the digests from one read: a writer flipping the file between two reads
+        // could otherwise pair our key with another handoff's digests.
+        let now = in_place(ws)?;
         if self.key.is_none() {
             // The file was not readable as a handoff when the wait began: it is now ours.
-            self.key.clone_from(&now);
+            self.key.clone_from(&now.key);
         }
-        match (&self.key, &now) {
-            (Some(ours), Some(now)) if ours != now => {
-                // Another handoff is in place: ours is answered in its archive.
-                let path = ws.archive_dir(ours).join(workspace::DECISION_FILE);
-                Ok(read_decision(ws, &path).filter(|d| answers(&d.decision, &self.digests)))
-            }
-            (_, None) => found_in_place(ws),
-            _ => {
-                // Ours, perhaps revised: its archived answer will carry these digests. A
-                // handoff renamed into place since `now` was read is not ours: the next look
-                // finds our answer in its archive.
-                let (still, digests) = in_place(ws)?;
-                if still != now {
-                    return Ok(None);
-                }
-                self.digests = digests;
-                found_in_place(ws)
+        let root = || read_decision(ws, &ws.decision_path());
+        let Some(ours) = self.key.clone() else {
+            // Never readable as a handoff (the daemon can only have answered it `invalid`).
+            return Ok(root().filter(|d| answers(&d.decision, &now.digests)));
+        };
+        if now.key.as_deref() == Some(ours.as_str()) {
+            // Ours, perhaps revised: its answer carries these digests.
+            self.digests = now.digests;
+            if let Some(d) = root().filter(|d| answers(&d.decision, &self.digests)) {
+                return Ok(Some(d));
             }
         }
+        // Another handoff in place (or ours decided and replaced since): ours is answered in
+        // its archive.
+        let path = ws.archive_dir(&ours).join(workspace::DECISION_FILE);
+        Ok(read_decision(ws, &path).filter(|d| answers(&d.decision, &self.digests)))
     }
 }
 
-/// The key of the handoff in place and its digests, from the same file: an agent may rename
-/// a newer handoff into place between two reads, and the digests of that one would make the
-/// wait miss the answer to its own (read again until both reads see the same key).
-fn in_place(ws: &Workspace) -> anyhow::Result<(Option<String>, Vec<String>)> {
-    let handoff = ws.handoff_file();
-    let mut key = key_in_place(ws);
-    for _ in 0..8 {
-        let digests = digests_of(&handoff.path, handoff.format)?;
-        let again = key_in_place(ws);
-        if again == key {
-            return Ok((key, digests));
-        }
-        key = again;
-    }
-    anyhow::bail!(
-        "{} keeps changing under the wait; try again",
-        handoff.path.display()
-    )
+/// The handoff in place as one read found it.
+struct InPlace {
+    /// Its `id`, else the key derived from valid content; None when neither can be read.
+    key: Option<String>,
+    /// The digests a decision answering those bytes may carry (`digests_of`).
+    digests: Vec<String>,
 }
 
-/// The key of the handoff in place: its `id`, else the key derived from valid content.
-fn key_in_place(ws: &Workspace) -> Option<String> {
+fn in_place(ws: &Workspace) -> anyhow::Result<InPlace> {
     let handoff = ws.handoff_file();
-    let bytes = workspace::read_limited(&handoff.path, 64 * 1024 * 1024).ok()??;
+    if std::fs::symlink_metadata(&handoff.path).is_err() {
+        anyhow::bail!(
+            "no handoff.json (or handoff.yaml) in {}: submit one first",
+            ws.root.display()
+        );
+    }
+    let (digests, bytes) = read_handoff(&handoff.path, handoff.format)?;
+    let key = bytes.and_then(|b| key_of(ws, handoff.format, &b));
+    Ok(InPlace { key, digests })
+}
+
+/// The key of a handoff with these bytes: its `id`, else the key derived from valid content.
+fn key_of(ws: &Workspace, format: Format, bytes: &[u8]) -> Option<String> {
     let wide = Limits {
         max_bytes: usize::MAX,
         max_depth: 128,
         max_string: usize::MAX,
     };
-    match validate::handoff_as(handoff.format, &bytes, &wide) {
+    match validate::handoff_as(format, bytes, &wide) {
         Ok(accepted) => Some(validate::handoff_key(&ws.name, &accepted)),
         // A broken revision still names its handoff by id.
         Err(_) => {
-            let value: serde_json::Value = match handoff.format {
-                Format::Json => serde_json::from_slice(&bytes).ok()?,
-                Format::Yaml => baton::contract::yaml::parse(&bytes, &wide).ok()?.0,
+            let value: serde_json::Value = match format {
+                Format::Json => json::parse(bytes, &wide).ok()?,
+                Format::Yaml => baton::contract::yaml::parse(bytes, &wide).ok()?.0,
             };
             value.get("id")?.as_str().map(str::to_string)
         }
@@ -386,19 +418,6 @@ fn answers(decision: &Decision, digests: &[String]) -> bool {
         .handoff_sha256
         .as_ref()
         .is_some_and(|s| digests.contains(s))
-}
-
-fn found_in_place(ws: &Workspace) -> anyhow::Result<Option<Found>> {
-    let handoff = ws.handoff_file();
-    if std::fs::symlink_metadata(&handoff.path).is_err() {
-        anyhow::bail!(
-            "no handoff.json (or handoff.yaml) in {}: submit one first",
-            ws.root.display()
-        );
-    }
-    let digests = digests_of(&handoff.path, handoff.format)?;
-    let decision = read_decision(ws, &ws.decision_path());
-    Ok(decision.filter(|d| answers(&d.decision, &digests)))
 }
 
 /// How long a workspace without a heartbeat yet is given to get one: a daemon adopts a

@@ -198,16 +198,16 @@ pub fn handoff_digest(bytes: &[u8]) -> Option<String> {
 
 /// `handoff_digest` of a handoff written in `format`.
 pub fn handoff_digest_as(format: Format, bytes: &[u8]) -> Option<String> {
+    let wide = Limits {
+        max_bytes: usize::MAX,
+        max_depth: 128,
+        max_string: usize::MAX,
+    };
+    // Parsed as the daemon parses it: bytes it refuses (a member named twice, which parsers
+    // read as different content) have no content digest.
     let mut value: Value = match format {
-        Format::Json => serde_json::from_slice(bytes).ok()?,
-        Format::Yaml => {
-            let wide = Limits {
-                max_bytes: usize::MAX,
-                max_depth: 128,
-                max_string: usize::MAX,
-            };
-            yaml::parse(bytes, &wide).ok()?.0
-        }
+        Format::Json => json::parse(bytes, &wide).ok()?,
+        Format::Yaml => yaml::parse(bytes, &wide).ok()?.0,
     };
     super::nulls::drop_absent(Kind::Handoff, &mut value);
     Some(sha256_hex(&json::canonical(&value)))

@@ -23,7 +23,15 @@ pub fn handoff_view(
     // The wait's own check, so the two tools never disagree on what is decided.
     let checked = trusted.is_some();
     let mut waited = Waited::start(ws)?.trusting(trusted);
-    let decision = waited.answer(ws)?;
+    let key = match validate::handoff_as(file.format, &bytes, limits) {
+        Ok(accepted) => validate::handoff_key(&ws.name, &accepted),
+        Err(rejected) => validate::rejected_key(&ws.name, &rejected),
+    };
+    // The handoff shown is the one read above: a decision about another (the file replaced
+    // between the reads) is not shown beside it.
+    let decision = waited
+        .answer(ws)?
+        .filter(|d| d.handoff_key == key || d.outcome == baton::contract::Outcome::Invalid);
     let state = match &decision {
         Some(_) => "decided",
         None => "pending",
@@ -35,15 +43,14 @@ pub fn handoff_view(
     if let Some(why) = &waited.refused {
         view["refused"] = json!(format!("decision.json is not taken: {why}"));
     }
+    view["key"] = json!(key);
     match validate::handoff_as(file.format, &bytes, limits) {
         Ok(accepted) => {
-            view["key"] = json!(validate::handoff_key(&ws.name, &accepted));
             let task = accepted.doc.task_id.clone();
             view["checkpoints"] = json!(baton::app::export::task_checkpoints(ws, limits, &task));
             view["handoff"] = accepted.value;
         }
         Err(rejected) => {
-            view["key"] = json!(validate::rejected_key(&ws.name, &rejected));
             view["problems"] = json!(rejected.problems);
         }
     }

@@ -1,0 +1,80 @@
+//! What `baton wait` (and the hook and MCP tools, which wait the same way) takes as the answer
+//! to its handoff: only a decision the daemon signed for that handoff's key, about bytes of it
+//! read in one go. A genuine decision about another handoff, copied to the root by a writer of
+//! the share while the handoff file is made to look like that other one, answers nothing.
+
+use crate::util::{self, bytes, decision, handoff, write_atomic, TestEnv};
+use serde_json::json;
+use std::process::{Command, Output};
+use std::time::Duration;
+
+/// `baton wait DIR --timeout T` checking with the daemon's keys (`BATON_URL`).
+fn wait(url: &str, dir: &str, timeout: &str) -> Output {
+    Command::new(util::BIN)
+        .args(["wait", dir, "--timeout", timeout])
+        .env_remove("BATON_KEY")
+        .env_remove("BATON_UNCHECKED")
+        .env("BATON_URL", url)
+        .env("BATON_LOG", "warn")
+        .output()
+        .expect("run baton wait")
+}
+
+/// An id-less handoff a person approved earlier (its genuine, signed decision kept); then the
+/// agent's new handoff `deploy-prod-1`, waited on. A writer of the share puts the old decision
+/// at the root and rewrites handoff.json in place as the old handoff with one member named
+/// twice: no parser the daemon uses reads it (so it has no key), a lenient one reads the old
+/// content (so the old decision's digest matched it). The wait took the old approval as the
+/// answer for `deploy-prod-1` (exit 0, "approved by rita"); it must go on waiting.
+#[test]
+fn a_genuine_approval_of_another_handoff_copied_to_the_root_answers_no_wait() {
+    // In-place writes settle long: the daemon does not read the rewritten file meanwhile.
+    let mut env = TestEnv::with_config(&format!(
+        "settle_ms = 60000\n{}",
+        util::user("rita", "\"reviewer\"")
+    ));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let mut old = handoff("unused");
+    old.as_object_mut().unwrap().remove("id");
+    old["title"] = json!("rotate the staging keys");
+    write_atomic(&ws.join("handoff.json"), &bytes(&old));
+    d.wait_until("the old handoff pending", || {
+        d.handoffs("pending").len() == 1
+    });
+    let old_key = d.handoffs("pending")[0]["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(d.decide(&old_key, "approved", "fine").0, 200);
+    d.wait_until("the old handoff decided", || decision(&ws).is_some());
+    let genuine = std::fs::read(ws.join("decision.json")).unwrap();
+
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("deploy-prod-1")));
+    d.wait_until("deploy-prod-1 pending", || {
+        d.handoffs("pending")
+            .iter()
+            .any(|h| h["key"] == "deploy-prod-1")
+    });
+
+    let dir = ws.to_str().unwrap().to_string();
+    let out = std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| wait(&d.url, &dir, "4"));
+        std::thread::sleep(Duration::from_millis(500));
+        write_atomic(&ws.join("decision.json"), &genuine);
+        // The old handoff's text with `title` named twice, the last one its own.
+        let text = String::from_utf8(bytes(&old)).unwrap();
+        let twice = text.replacen('{', "{\n  \"title\": \"x\",", 1);
+        std::fs::write(ws.join("handoff.json"), twice).unwrap();
+        waiter.join().unwrap()
+    });
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(7),
+        "the wait for deploy-prod-1 took another handoff's decision: {out:?}"
+    );
+    assert!(!printed.contains("approved"), "{printed}");
+    let detail = d.get("/api/v1/handoffs/deploy-prod-1").1;
+    assert_eq!(detail["state"], "pending", "{detail}");
+}
