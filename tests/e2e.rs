@@ -909,3 +909,58 @@ fn a_wait_as_the_daemons_user_warns_that_the_signature_proves_nothing() {
         "{out:?}"
     );
 }
+
+/// The Python client (`clients/python`) keeps the same rule: `Baton(url=...)` with a plain
+/// http address of another host refuses before any request, saying what to do, and so does
+/// `fetch_keys`; the stand-in there never sees the token (every request used to carry it).
+/// To this host the client is made as before.
+#[test]
+fn the_python_client_sends_no_token_over_plain_http_to_another_host() {
+    let s = this_hosts_other_address().map(|ip| stand_in(&ip, "{}".into()));
+    // With no address but loopback, the refusal is still checked where nothing answers.
+    let afar = s
+        .as_ref()
+        .map_or("http://192.0.2.1:9".into(), |s| s.url.clone());
+    let code = r#"
+import sys
+from baton_client import Baton, BatonError, fetch_keys
+def refused(make):
+    try:
+        make()
+        return "sent"
+    except BatonError as e:
+        return str(e)
+doc = {"task_id": "t", "from_agent": "builder", "id": "py-1", "status": "needs_review",
+       "summary": "s", "trigger": "low_confidence"}
+print(refused(lambda: Baton(url=sys.argv[1], token="builder-token", workspace_name="alpha").submit(doc)))
+print(refused(lambda: fetch_keys(sys.argv[1])))
+print(refused(lambda: Baton(url="http://127.0.0.1:9", token="t", workspace_name="alpha")))
+"#;
+    let out = Command::new(crate::util::tools::python())
+        .args(["-c", code, &afar])
+        .env(
+            "PYTHONPATH",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/src"),
+        )
+        .env_remove("BATON_ALLOW_PLAIN_HTTP")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines.len(), 3, "{out:?}");
+    for line in &lines[..2] {
+        for what in [
+            afar.as_str(),
+            "plain http",
+            "https://",
+            "BATON_ALLOW_PLAIN_HTTP",
+        ] {
+            assert!(line.contains(what), "{what} not said: {line}");
+        }
+    }
+    assert_eq!(lines[2], "sent", "to this host: {said}");
+    if let Some(s) = s {
+        let heard = s.heard.lock().unwrap().clone();
+        assert!(heard.is_empty(), "sent to {afar} over plain http: {heard}");
+    }
+}

@@ -115,6 +115,13 @@ class Baton:
         self.name: str = name
         if self.url and not token:
             raise BatonError("the HTTP API needs an agent's token: token='...'")
+        if self.url:
+            # Every request carries the token: refused here, before any is made.
+            receipts.refuse_plain_http_afar(
+                self.url,
+                "the agent's token would cross the network readable by anyone on the way, who "
+                "could then act as your agent",
+            )
         if self.dir and not self.url and not os.path.isdir(os.path.join(self.dir, ".baton")):
             raise BatonError(
                 f"{self.dir} is not a baton workspace (no .baton/ folder): run `baton init {self.dir}`"

@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
+import ipaddress
 import json
 import os
 import stat
+import urllib.parse
 import urllib.request
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -94,9 +96,47 @@ def load_keys(path: Union[str, "os.PathLike[str]"]) -> Keys:
         return parse_keys(f.read())
 
 
+ALLOW_PLAIN_HTTP = "BATON_ALLOW_PLAIN_HTTP"
+
+
+def refuse_plain_http_afar(url: str, why: str) -> None:
+    """Raises BatonError, before anything is sent, when `url` is plain `http://` to a host
+    other than this one (127.0.0.0/8, ::1, `localhost`), unless `BATON_ALLOW_PLAIN_HTTP=1` (a
+    private network its user trusts): whatever crosses it anyone on the way reads and can
+    change. `why` says what would be lost. The rule of the `baton` command line."""
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme.lower() != "http":
+        return
+    host = parsed.hostname or ""
+    if host.lower() == "localhost":
+        return
+    try:
+        if ipaddress.ip_address(host).is_loopback:
+            return
+    except ValueError:
+        pass
+    allowed = os.environ.get(ALLOW_PLAIN_HTTP, "")
+    if allowed in ("1", "true"):
+        return
+    if allowed not in ("", "0", "false"):
+        raise BatonError(
+            f"{ALLOW_PLAIN_HTTP}={allowed!r}: set it to 1 to send to plain http:// addresses of "
+            "other hosts (on a private network you trust), or unset it"
+        )
+    raise BatonError(
+        f"{url} is plain http to another host: {why}, so nothing was sent; use the daemon's "
+        f"https:// address, or run this on the daemon's host (http://127.0.0.1:PORT); on a "
+        f"private network you trust, set {ALLOW_PLAIN_HTTP}=1"
+    )
+
+
 def fetch_keys(url: str, timeout: float = 10.0) -> Keys:
     """The daemon's public keys from `GET /api/v1/keys` (open, no credential). Trusting them
-    trusts that URL: name the daemon you mean, over TLS."""
+    trusts that URL: name the daemon you mean, over TLS (plain http only to this host, see
+    `refuse_plain_http_afar`)."""
+    refuse_plain_http_afar(
+        url, "keys fetched over it are whatever anyone on the way answers (or pin them: load_keys)"
+    )
     with urllib.request.urlopen(url.rstrip("/") + "/api/v1/keys", timeout=timeout) as r:
         listed = json.loads(r.read())
     return {k["key_id"]: k["public_key"] for k in listed}
