@@ -190,3 +190,65 @@ fn a_workspace_made_again_with_release_bots_handoff_and_other_artifact_bytes_is_
     left_to_people(&d, "rel-a");
     assert!(holding(&ws.join("approved"), evil).is_empty());
 }
+
+/// release-bot uploads a harmless `inbox/deploy.sh` and, another time, a draft it never
+/// submits (`inbox/scratch/danger.sh`); another writer of the share makes `inbox/deploy.sh` a
+/// link to the draft; release-bot's handoff names `inbox/deploy.sh`. The file read there is
+/// the draft, reached through the link: not the artifact the handoff stands for, so nobody
+/// sent this revision, and the policy approves nothing.
+#[test]
+fn an_artifact_linked_to_another_file_release_bot_uploaded_is_not_release_bots() {
+    let mut env = TestEnv::with_config(&config());
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let danger = b"rm -rf / --no-preserve-root\n";
+    upload(&d, "inbox/deploy.sh", b"./deploy --staging\n");
+    upload(&d, "inbox/scratch/danger.sh", danger);
+    std::fs::remove_file(ws.join("inbox/deploy.sh")).unwrap();
+    std::os::unix::fs::symlink("scratch/danger.sh", ws.join("inbox/deploy.sh")).unwrap();
+    let h = release("rel-link", json!([{"path": "inbox/deploy.sh"}]));
+    upload(&d, "handoff", &bytes(&h));
+    left_to_people(&d, "rel-link");
+    assert!(holding(&ws.join("approved"), danger).is_empty());
+}
+
+/// release-bot's handoff and script, proven and rejected by rita; the workspace is then made
+/// again under its name (its store new) with the very same handoff and script written back,
+/// and a policy approving release-bot's work is enabled. The proof of the first receipt was
+/// of another record: the copy written back is nobody's, left to people.
+#[test]
+fn a_rejected_submission_written_back_into_a_workspace_made_again_is_not_release_bots() {
+    let mut env = TestEnv::with_config(
+        &[user("rita", "\"reviewer\""), agent("release-bot", "alpha")].concat(),
+    );
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let script = b"./deploy --prod --skip-checks\n";
+    upload(&d, "inbox/deploy.sh", script);
+    let sent = release("rel-a", json!([{"path": "inbox/deploy.sh"}]));
+    upload(&d, "handoff", &bytes(&sent));
+    d.wait_until("received", || state_of(&d, "rel-a") == Some("pending"));
+    assert_eq!(detail(&d, "rel-a")["sender"], "release-bot");
+    d.decide_as(
+        "rel-a",
+        "rita-token",
+        &json!({"outcome": "rejected", "comment": "no"}),
+    );
+    d.stop();
+
+    let id = std::fs::read(ws.join(".baton/id")).expect("the daemon wrote the id");
+    std::fs::rename(&ws, env.root().join("elsewhere")).unwrap();
+    std::fs::create_dir_all(ws.join("inbox")).unwrap();
+    std::fs::create_dir_all(ws.join(".baton")).unwrap();
+    std::fs::write(ws.join(".baton/id"), id).unwrap();
+    std::fs::write(ws.join("inbox/deploy.sh"), script).unwrap();
+    write_atomic(&ws.join("handoff.json"), &bytes(&sent));
+    let mut text = std::fs::read_to_string(env.config_path()).unwrap();
+    text.push_str(
+        "[[routes]]\nname = \"release\"\nauto_approve_if = \"sender == 'release-bot'\"\n",
+    );
+    std::fs::write(env.config_path(), text).unwrap();
+    let d = env.start();
+    left_to_people(&d, "rel-a");
+    assert!(holding(&ws.join("approved"), script).is_empty());
+}

@@ -13,10 +13,11 @@
 //! agent, the handoff's content digest (canonical JSON, as `meta.digest`) or an inbox file's
 //! path and sha256, and the identity of the file written (device, inode, size, mtime, ctime:
 //! any write or rename changes the ctime, which no one can set back). At receipt (`bind`) the
-//! file read (handoff.json and each artifact, as `fstat` of the descriptor read) must be that
-//! very file, unchanged, and a handoff upload proves one revision only: the first received
-//! from it. What receipt proved is recorded as a `received` line (workspace, key, revision,
-//! digest, agent), and every later question about that revision reads it (`revision_sender`):
+//! file read (handoff.json and each artifact, as `fstat` of the descriptor read, at the path
+//! the handoff names, not through a link) must be that very file, unchanged, and a handoff
+//! upload proves one revision only: the first received from it. What receipt proved is
+//! recorded as a `received` line (workspace, record, key, revision, digest, artifacts, agent),
+//! and every later question about that revision reads it (`revision_sender`):
 //! a policy's `sender` at receipt, in shadow mode and in `baton policy replay`, a grant's
 //! scope and its replay, the API detail's `sender`, and who may not approve, claim or be
 //! assigned a revision as their own work. Lost lines (a crash before they reach the disk, a
@@ -54,6 +55,11 @@ struct Line {
     /// handoff text with other artifact bytes, in a workspace made again under that name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     artifacts: Option<String>,
+    /// Set on a receipt's line: the record it was received into (`Receipt::record`), so that
+    /// the line proves nothing of the same revision received again into another record (a
+    /// workspace made again under its name, its store new, the same files written back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    record: Option<String>,
 }
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -93,6 +99,8 @@ struct Proven {
     agent: String,
     /// Its artifacts' `fingerprint`; none on a line that predates it, which proves nothing.
     artifacts: Option<String>,
+    /// The record it was received into; none on a line that predates it, which proves nothing.
+    record: Option<String>,
 }
 
 /// The artifacts of a revision, as (path, sha256) pairs in any order, in one digest.
@@ -176,6 +184,7 @@ fn upload(
         file: Some(written.clone()),
         received: None,
         artifacts: None,
+        record: None,
     }
 }
 
@@ -235,6 +244,9 @@ pub struct Received<'a> {
 /// A revision as receipt read it, once it is durable.
 pub struct Receipt<'a> {
     pub workspace: &'a str,
+    /// The record it was received into, told from any other record of the same key (the time
+    /// its first revision was received, kept in the record): what a later question names.
+    pub record: &'a str,
     pub key: &'a str,
     pub revision: u32,
     /// Its content digest (canonical JSON, as `meta.digest`).
@@ -243,6 +255,8 @@ pub struct Receipt<'a> {
     /// unknown, which proves nobody.
     pub handoff_file: Option<&'a Identity>,
     pub declared: &'a [Declared<'a>],
+    /// Every artifact's path as the handoff writes it.
+    pub named: &'a [&'a str],
     pub received: &'a [Received<'a>],
 }
 
@@ -271,6 +285,7 @@ pub fn bind(data_dir: &Path, r: &Receipt<'_>) -> Option<String> {
                 revision: r.revision,
             }),
             artifacts: Some(fingerprint(r.received.iter().map(|a| (a.path, a.sha256)))),
+            record: Some(r.record.to_string()),
         };
         match append(data_dir, line) {
             Ok(()) => Some(proven),
@@ -310,6 +325,20 @@ fn prove(k: &Known, r: &Receipt<'_>) -> Option<String> {
         // was removed, say) is not a new submission.
         return None;
     }
+    // Each file read is the one at the path the handoff names: one reached through a link
+    // (`inbox/deploy.sh` leading to `inbox/scratch/danger.sh`) is another file than the one
+    // the handoff stands for, whoever uploaded it.
+    let mut named: Vec<Option<String>> = r.named.iter().map(|p| normal(p)).collect();
+    let mut read: Vec<Option<String>> = r
+        .received
+        .iter()
+        .map(|a| Some(a.path.to_string()))
+        .collect();
+    named.sort();
+    read.sort();
+    if named != read || named.contains(&None) {
+        return None;
+    }
     let proven = |a: &Received<'_>| {
         let declared_here = r.declared.iter().any(|d| {
             normal(d.path).as_deref() == Some(a.path) && d.sha256.eq_ignore_ascii_case(a.sha256)
@@ -334,11 +363,13 @@ fn prove(k: &Known, r: &Receipt<'_>) -> Option<String> {
 }
 
 /// The agent proven, at its receipt (`bind`), to have sent revision `revision` of `key` in
-/// `workspace` with content `digest` and artifacts of `fingerprint` (as read at receipt);
-/// `None` for any revision receipt did not prove (or whose line is lost).
+/// `workspace`, into the record `record` (`Receipt::record`), with content `digest` and
+/// artifacts of `fingerprint` (as read at receipt); `None` for any revision receipt did not
+/// prove (or whose line is lost).
 pub fn revision_sender(
     data_dir: &Path,
     workspace: &str,
+    record: &str,
     key: &str,
     revision: u32,
     digest: &str,
@@ -349,7 +380,11 @@ pub fn revision_sender(
         let bindings = k.received.get(&at)?;
         let mut agents = bindings
             .iter()
-            .filter(|p| p.digest == digest && p.artifacts.as_deref() == Some(artifacts))
+            .filter(|p| {
+                p.digest == digest
+                    && p.artifacts.as_deref() == Some(artifacts)
+                    && p.record.as_deref() == Some(record)
+            })
             .map(|p| &p.agent);
         let agent = agents.next()?;
         // Two agents for one revision's content cannot both be right: neither is.
@@ -429,6 +464,7 @@ fn catch_up(path: &Path, known: &mut Known) {
                         digest: l.digest,
                         agent: l.agent,
                         artifacts: l.artifacts,
+                        record: l.record,
                     });
             }
             (None, None) => {
@@ -474,6 +510,8 @@ mod tests {
     }
 
     struct Ask<'a> {
+        record: &'a str,
+        named: Option<&'a [&'a str]>,
         key: &'a str,
         revision: u32,
         digest: &'a str,
@@ -483,10 +521,17 @@ mod tests {
     }
 
     fn bind(d: &Path, a: &Ask<'_>) -> Option<String> {
+        // The handoff names the files read, unless a test says otherwise.
+        let named: Vec<&str> = match a.named {
+            Some(named) => named.to_vec(),
+            None => a.received.iter().map(|r| r.path).collect(),
+        };
         super::bind(
             d,
             &Receipt {
                 workspace: "alpha",
+                record: a.record,
+                named: &named,
                 key: a.key,
                 revision: a.revision,
                 digest: a.digest,
@@ -499,6 +544,8 @@ mod tests {
 
     fn ask<'a>(key: &'a str, digest: &'a str, handoff_file: Identity) -> Ask<'a> {
         Ask {
+            record: "r1",
+            named: None,
             key,
             revision: 1,
             digest,
@@ -513,7 +560,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let sender = |key: &str, rev: u32, digest: &str| {
-            super::revision_sender(d, "alpha", key, rev, digest, &super::fingerprint([]))
+            super::revision_sender(d, "alpha", "r1", key, rev, digest, &super::fingerprint([]))
         };
         // Nothing uploaded: nobody, and nothing recorded.
         assert_eq!(bind(d, &ask("k1", "d1", file(1))), None);
@@ -531,7 +578,7 @@ mod tests {
         assert_eq!(sender("k1", 1, "d2"), None);
         assert_eq!(sender("k1", 2, "d1"), None);
         assert_eq!(
-            super::revision_sender(d, "beta", "k1", 1, "d1", &super::fingerprint([])),
+            super::revision_sender(d, "beta", "r1", "k1", 1, "d1", &super::fingerprint([])),
             None
         );
         // The same file received again as another revision, or another handoff: nobody.
@@ -630,10 +677,54 @@ mod tests {
         a.received = &received;
         assert_eq!(bind(d, &a).as_deref(), Some("release-bot"));
         let read = |sha: &str| super::fingerprint([("inbox/deploy.sh", sha)]);
-        let sender = |fp: &str| super::revision_sender(d, "alpha", "rel-a", 1, "h1", fp);
+        let sender = |fp: &str| super::revision_sender(d, "alpha", "r1", "rel-a", 1, "h1", fp);
         assert_eq!(sender(&read("AA")).as_deref(), Some("release-bot"));
         assert_eq!(sender(&read("ee")), None);
         assert_eq!(sender(&super::fingerprint([])), None);
+        // The same revision and bytes received into another record (a workspace made again
+        // under its name, its store new): nobody.
+        let other = |record: &str| {
+            super::revision_sender(d, "alpha", record, "rel-a", 1, "h1", &read("aa"))
+        };
+        assert_eq!(other("r1").as_deref(), Some("release-bot"));
+        assert_eq!(other("r2"), None);
+    }
+
+    /// A file reached through a link at the path the handoff names (`inbox/deploy.sh` leading
+    /// to `inbox/scratch/danger.sh`, which the sender once uploaded) is not the artifact the
+    /// handoff stands for: nobody.
+    #[test]
+    fn an_artifact_read_at_another_path_than_the_one_named_proves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        super::record_file(d, "alpha", "inbox/deploy.sh", "aa", "release-bot", &file(1)).unwrap();
+        super::record_file(
+            d,
+            "alpha",
+            "inbox/scratch/danger.sh",
+            "bb",
+            "release-bot",
+            &file(2),
+        )
+        .unwrap();
+        super::record(d, "alpha", "h1", "release-bot", &file(3)).unwrap();
+        let received = [Received {
+            path: "inbox/scratch/danger.sh",
+            sha256: "bb",
+            file: &file(2),
+        }];
+        let named: &[&str] = &["inbox/deploy.sh"];
+        let mut a = ask("rel-a", "h1", file(3));
+        a.received = &received;
+        a.named = Some(named);
+        assert_eq!(bind(d, &a), None);
+        // Named at its own path ("./" and all), the same file proves its sender.
+        super::record(d, "alpha", "h2", "release-bot", &file(4)).unwrap();
+        let named: &[&str] = &["./inbox/scratch/danger.sh"];
+        let mut a = ask("rel-b", "h2", file(4));
+        a.received = &received;
+        a.named = Some(named);
+        assert_eq!(bind(d, &a).as_deref(), Some("release-bot"));
     }
 
     /// A line torn by a crash loses only itself: the upload appended after it still proves.
@@ -660,7 +751,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         super::record(d, "alpha", "h1", "release-bot", &file(1)).unwrap();
-        assert_eq!(super::revision_sender(d, "alpha", "k0", 1, "h1", "-"), None);
+        assert_eq!(
+            super::revision_sender(d, "alpha", "r1", "k0", 1, "h1", "-"),
+            None
+        );
         // The folder of the log becomes a file: nothing can be appended (as on a full disk).
         let policy = d.join("policy");
         std::fs::rename(&policy, d.join("kept")).unwrap();

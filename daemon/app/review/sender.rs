@@ -37,6 +37,7 @@ pub(in crate::app) fn revision_sender(
     sender_of(
         data_dir,
         ws,
+        &rec.meta.received_at,
         &rec.meta.key,
         rec.meta.revision,
         &rec.meta.digest,
@@ -44,18 +45,29 @@ pub(in crate::app) fn revision_sender(
     )
 }
 
-/// `revision_sender` of revision `revision` of `key`, with content `digest` and artifacts of
-/// `fingerprint` (`crate::policy::proof::fingerprint`), as the store kept it (replay): what
-/// its receipt proved of these very bytes.
+/// `revision_sender` of revision `revision` of `key` in the record first received at
+/// `record_at` (its `received_at`: a record made again under the same key, in a workspace made
+/// again under its name, is another), with content `digest` and artifacts of `fingerprint`
+/// (`crate::policy::proof::fingerprint`), as the store kept it (replay): what its receipt
+/// proved of these very bytes.
 pub(in crate::app) fn sender_of(
     data_dir: &std::path::Path,
     ws: &str,
+    record_at: &str,
     key: &str,
     revision: u32,
     digest: &str,
     fingerprint: &str,
 ) -> Option<String> {
-    crate::policy::proof::revision_sender(data_dir, ws, key, revision, digest, fingerprint)
+    crate::policy::proof::revision_sender(
+        data_dir,
+        ws,
+        record_at,
+        key,
+        revision,
+        digest,
+        fingerprint,
+    )
 }
 
 /// The sha256s `handoff` declares, each for its own artifact's path.
@@ -89,6 +101,7 @@ impl Cx<'_> {
     ) -> Option<String> {
         let handoff = rec.handoff();
         let declared = declared(&handoff);
+        let named: Vec<&str> = handoff.artifacts.iter().map(|a| a.path.as_str()).collect();
         let received: Vec<Received<'_>> = rec
             .meta
             .artifacts
@@ -101,6 +114,8 @@ impl Cx<'_> {
             .collect();
         let receipt = Receipt {
             workspace: ws,
+            record: &rec.meta.received_at,
+            named: &named,
             key: &rec.meta.key,
             revision: rec.meta.revision,
             digest: &rec.meta.digest,

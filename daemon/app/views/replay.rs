@@ -151,6 +151,9 @@ pub(in crate::app) struct Revision {
     pub artifacts: Option<Vec<crate::policy::ArtifactFact>>,
     /// When it arrived, or a time before which it did not (RFC 3339): for the checkpoints.
     pub arrived: String,
+    /// When its record's first revision was received: which record it is (its sender's proof
+    /// names it).
+    pub record_at: String,
     /// None: the last revision, not decided (yet).
     pub decision: Option<Decision>,
 }
@@ -170,6 +173,7 @@ impl Revision {
         crate::app::review::sender::sender_of(
             data_dir,
             ws,
+            &self.record_at,
             &self.key,
             self.revision,
             &digest,
@@ -241,6 +245,7 @@ pub(in crate::app) fn revisions(store: &Store, dir: &str) -> Vec<Revision> {
             route: route.clone(),
             artifacts: stamps.map(|s| crate::app::review::policy::artifact_facts(s)),
             arrived,
+            record_at: meta.received_at.clone(),
             decision,
         });
     }
