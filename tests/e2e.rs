@@ -199,10 +199,13 @@ fn wait_exits_9_with_the_withdrawn_answer_when_a_newer_handoff_supersedes_its_ow
         .spawn()
         .unwrap();
     // The waiter names the handoff it waits on once it has read it: only then comes w-3.
+    // (Warnings may come first: the test runs as the daemon's user.)
     let mut said = String::new();
-    std::io::BufReader::new(waiter.stderr.take().unwrap())
-        .read_line(&mut said)
-        .unwrap();
+    let mut stderr = std::io::BufReader::new(waiter.stderr.take().unwrap());
+    while !said.contains("waiting for the decision") {
+        said.clear();
+        assert!(stderr.read_line(&mut said).unwrap() > 0, "no more to read");
+    }
     assert!(said.contains("handoff w-2"), "{said}");
     write_atomic(&ws.join("handoff.json"), &bytes(&handoff("w-3")));
 
