@@ -181,9 +181,7 @@ fn line<'a>(lines: &'a [Value], field: &str) -> &'a Value {
 }
 
 fn decide(d: &Daemon, key: &str, body: Value) {
-    let url = format!("/api/v1/handoffs/{key}/decision");
-    let (status, answer) = d.post_as(&url, Some(&d.token), &body.to_string());
-    assert_eq!(status, 200, "{answer}");
+    d.decide_as(key, &d.token, &body);
 }
 
 #[test]
@@ -580,8 +578,11 @@ fn the_documented_example_is_approved_and_checks_its_receipt() {
                 body.as_array().cloned().unwrap_or_default()
             };
             crate::util::wait_until("the A2A handoff is pending", &mut || !pending().is_empty());
-            let key = pending()[0]["key"].as_str().unwrap().to_string();
-            let body = json!({"outcome": "approved", "comment": "go"}).to_string();
+            let read = pending()[0].clone();
+            let key = read["key"].as_str().unwrap().to_string();
+            let body = json!({"outcome": "approved", "comment": "go", "revision": read["revision"],
+                "handoff_sha256": read["handoff_sha256"]});
+            let body = body.to_string();
             let answer = ureq::post(&format!("{url}/api/v1/handoffs/{key}/decision"))
                 .set("Authorization", &format!("Bearer {admin}"))
                 .set("Content-Type", "application/json")

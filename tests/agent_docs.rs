@@ -64,9 +64,7 @@ fn the_readme_agent_loop_follows_a_request_for_changes_and_ends_approved() {
     d.wait_until("the first revision", || pending().len() == 1);
     let key = pending()[0]["key"].as_str().unwrap().to_string();
     let decide = |body: Value| {
-        let url = format!("/api/v1/handoffs/{key}/decision");
-        let (status, answer) = d.post_as(&url, Some("alice-token"), &body.to_string());
-        assert_eq!(status, 200, "{answer}");
+        d.decide_as(&key, "alice-token", &body);
     };
     decide(
         json!({"outcome": "changes_requested", "comment": "figures are off",

@@ -165,7 +165,7 @@ fn least_loaded_gives_a_new_handoff_to_whoever_holds_the_fewest() {
     let (status, body) = d.post_as(
         "/api/v1/handoffs/l2/decision",
         Some("bob-token"),
-        r#"{"outcome":"approved"}"#,
+        r#"{"outcome":"approved","revision":1}"#,
     );
     assert_eq!(status, 200, "{body}");
     submit(&env, &d, "w4", "l4");
@@ -466,7 +466,7 @@ fn an_assignee_who_approved_a_quorum_handoff_passes_it_on_at_once() {
     let (status, body) = d.post_as(
         "/api/v1/handoffs/two/decision",
         Some("alice-token"),
-        r#"{"outcome":"approved"}"#,
+        r#"{"outcome":"approved","revision":1}"#,
     );
     assert_eq!(status, 202, "{body}");
     d.wait_until("passed to bob", || {
@@ -478,7 +478,7 @@ fn an_assignee_who_approved_a_quorum_handoff_passes_it_on_at_once() {
     let (status, body) = d.post_as(
         "/api/v1/handoffs/two/decision",
         Some("bob-token"),
-        r#"{"outcome":"approved"}"#,
+        r#"{"outcome":"approved","revision":1}"#,
     );
     assert_eq!(status, 200, "{body}");
     let loads = d.get("/api/v1/reviewers").1;

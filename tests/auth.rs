@@ -48,7 +48,7 @@ fn the_api_answers_each_caller_with_the_right_status() {
     write_atomic(&beta.join("handoff.json"), &bytes(&handoff("beta-1")));
     d.wait_until("both pending", || d.handoffs("pending").len() == 2);
     let decide = "/api/v1/handoffs/code-1/decision";
-    let approve = r#"{"outcome":"approved","comment":"ok"}"#;
+    let approve = r#"{"outcome":"approved","comment":"ok","revision":1}"#;
 
     assert_eq!(d.get_as("/api/v1/handoffs", None).0, 401, "no credentials");
     assert_eq!(

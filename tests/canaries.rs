@@ -86,14 +86,8 @@ fn real_then_canary(env: &TestEnv, d: &Daemon, chans: (&Receiver, &Smtp), id: &s
 }
 
 fn decide(d: &Daemon, key: &str, outcome: &str) -> Value {
-    let body = json!({"outcome": outcome, "comment": "looked at it"}).to_string();
-    let (status, answer) = d.post_as(
-        &format!("/api/v1/handoffs/{key}/decision"),
-        Some("rita-token"),
-        &body,
-    );
-    assert_eq!(status, 200, "{answer}");
-    answer
+    let body = json!({"outcome": outcome, "comment": "looked at it"});
+    d.decide_as(key, "rita-token", &body)
 }
 
 /// Every file under `dir` whose bytes hold any of `needles`.

@@ -227,7 +227,7 @@ fn a_claim_or_an_approval_the_audit_log_cannot_take_is_not_made() {
 
     let (status, body) = d.post_as(CLAIM, Some("alice-token"), "{}");
     assert_eq!(status, 503, "{body}");
-    let approve = r#"{"outcome":"approved"}"#;
+    let approve = r#"{"outcome":"approved","revision":1}"#;
     let url = "/api/v1/handoffs/held/decision";
     assert_eq!(d.post_as(url, Some("bob-token"), approve).0, 503);
     let records = env.store("alpha").join("handoffs/held");

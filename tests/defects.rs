@@ -172,7 +172,8 @@ fn identical_content_in_two_workspaces_is_two_handoffs() {
     assert_eq!(status, 404);
     assert!(!body.to_string().contains("beta"), "{body}");
     let url = format!("/api/v1/handoffs/{}/decision", key_of("beta"));
-    let (status, body) = d.post_as(&url, Some("alpha-agent"), r#"{"outcome":"approved"}"#);
+    let approve = r#"{"outcome":"approved","revision":1}"#;
+    let (status, body) = d.post_as(&url, Some("alpha-agent"), approve);
     assert_eq!(status, 403);
     assert!(!body.to_string().contains("beta"), "{body}");
 }

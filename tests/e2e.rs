@@ -271,7 +271,8 @@ fn kill_9_during_a_decision_leaves_it_whole_or_absent_and_redoable() {
         let request = std::thread::spawn(move || {
             ureq::post(&format!("{url}/api/v1/handoffs/{key}/decision"))
                 .set("Authorization", &format!("Bearer {token}"))
-                .send_string(r#"{"outcome":"approved","comment":"racing a crash"}"#)
+                .set("Content-Type", "application/json")
+                .send_string(r#"{"outcome":"approved","comment":"racing a crash","revision":1}"#)
                 .is_ok()
         });
         // Kill at a different point of the decision each round.

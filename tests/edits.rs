@@ -14,6 +14,7 @@ fn with_remaining(id: &str, remaining: &[&str]) -> Value {
 
 fn decide(d: &util::Daemon, key: &str, body: Value) -> (u16, Value) {
     let url = format!("/api/v1/handoffs/{key}/decision");
+    let body = d.as_read(key, "alice-token", body);
     d.post_as(&url, Some("alice-token"), &body.to_string())
 }
 
@@ -135,6 +136,7 @@ fn the_page_form_sends_instructions_and_only_a_changed_list() {
     let fields = [
         ("csrf", rita.csrf.as_str()),
         ("outcome", "approved"),
+        ("revision", "2"),
         ("remaining", "d\r\n"),
         ("remaining_was", "a <b>\nc\nd"),
     ];

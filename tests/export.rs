@@ -31,6 +31,7 @@ fn export_writes_each_decided_handoff_with_its_history() {
     d.wait_until("received", || d.handoffs("pending").len() == 2);
     let decide = |key: &str, body: Value| {
         let url = format!("/api/v1/handoffs/{key}/decision");
+        let body = d.as_read(key, "alice-token", body);
         let (status, answer) = d.post_as(&url, Some("alice-token"), &body.to_string());
         assert_eq!(status, 200, "{answer}");
     };

@@ -107,7 +107,7 @@ fn decide(url: &str, token: &str, key: &str) -> (u16, serde_json::Value) {
     let answer = ureq::post(&format!("{url}/api/v1/handoffs/{key}/decision"))
         .set("Content-Type", "application/json")
         .set("Authorization", &format!("Bearer {token}"))
-        .send_string(r#"{"outcome":"approved","comment":"fine"}"#);
+        .send_string(r#"{"outcome":"approved","comment":"fine","revision":1}"#);
     let response = match answer {
         Ok(r) => r,
         Err(ureq::Error::Status(_, r)) => r,

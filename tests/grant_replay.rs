@@ -11,7 +11,8 @@ use std::path::Path;
 
 /// `token`'s approval of `key` asking for `grant`: the grant's id.
 fn approve_granting(d: &Daemon, key: &str, token: &str, grant: Value) -> String {
-    let body = json!({ "outcome": "approved", "grant": grant }).to_string();
+    let body = d.as_read(key, token, json!({ "outcome": "approved", "grant": grant }));
+    let body = body.to_string();
     let url = format!("{}/api/v1/handoffs/{key}/decision", d.url);
     let response = ureq::post(&url)
         .set("Content-Type", "application/json")

@@ -128,7 +128,8 @@ pub(crate) fn approve_granting(
     token: &str,
     grant: Value,
 ) -> (u16, Value, String) {
-    let body = json!({ "outcome": "approved", "grant": grant }).to_string();
+    let body = d.as_read(key, token, json!({ "outcome": "approved", "grant": grant }));
+    let body = body.to_string();
     let url = format!("{}/api/v1/handoffs/{key}/decision", d.url);
     let sent = ureq::post(&url)
         .set("Content-Type", "application/json")
@@ -469,6 +470,7 @@ fn the_reviewers_page_shows_a_grant_and_its_revoke_button_revokes_it() {
         &[
             ("csrf", &rita.csrf),
             ("outcome", "approved"),
+            ("revision", "1"),
             ("grant", "1"),
             ("grant_max_handoffs", "3"),
             ("grant_minutes", "60"),
@@ -738,7 +740,7 @@ fn a_grant_whose_approval_leaves_a_quorum_handoff_pending_is_revoked_at_once() {
     let (status, body) = d.post_as(
         "/api/v1/handoffs/q-1/decision",
         Some("sam-token"),
-        r#"{"outcome":"approved"}"#,
+        r#"{"outcome":"approved","revision":1}"#,
     );
     assert_eq!(status, 200, "{body}");
     assert_eq!(state(&d, "q-1"), "decided");

@@ -143,6 +143,7 @@ fn the_python_sdk_submits_over_mcp_and_waits_for_a_decision_made_through_the_api
         d.handoffs("pending").len() == 1
     });
     let body = json!({"outcome": "approved", "comment": "go", "instructions": "ship on Monday"});
+    let body = d.as_read("mcp-1", "alice-token", body);
     let (status, answer) = d.post_as(
         "/api/v1/handoffs/mcp-1/decision",
         Some("alice-token"),

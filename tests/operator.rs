@@ -200,7 +200,7 @@ fn a_decision_body_is_answered_in_the_reviewers_terms() {
     }
     let no_type = ureq::post(&format!("{}{url}", d.url))
         .set("Authorization", &format!("Bearer {}", d.token))
-        .send_bytes(br#"{"outcome":"approved"}"#);
+        .send_bytes(br#"{"outcome":"approved","revision":1}"#);
     let Err(ureq::Error::Status(422, answer)) = no_type else {
         panic!("a body without Content-Type: {no_type:?}");
     };

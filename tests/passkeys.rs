@@ -363,7 +363,7 @@ fn an_approval_given_without_a_passkey_does_not_count_on_a_passkey_route() {
     let (status, answer) = daemon.post_as(
         "/api/v1/handoffs/pk-q/decision",
         Some("sam-token"),
-        r#"{"outcome": "approved"}"#,
+        r#"{"outcome": "approved", "revision": 1}"#,
     );
     assert_eq!(
         status, 202,

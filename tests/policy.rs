@@ -346,7 +346,7 @@ fn replay_covers_a_revision_a_person_sent_back_and_fails_on_a_policy_that_errs()
     let (status, body) = d.post_as(
         "/api/v1/handoffs/back/decision",
         Some("rita-token"),
-        r#"{"outcome":"approved"}"#,
+        r#"{"outcome":"approved","revision":2}"#,
     );
     assert_eq!(status, 200, "{body}");
     d.stop();

@@ -19,7 +19,8 @@ fn config(min: u32, extra: &str) -> String {
 }
 
 const URL: &str = "/api/v1/handoffs/q/decision";
-const APPROVE: &str = r#"{"outcome":"approved","comment":"fine by me"}"#;
+/// An approval of the first revision, as its reviewer read it.
+const APPROVE: &str = r#"{"outcome":"approved","comment":"fine by me","revision":1}"#;
 
 #[test]
 fn distinct_reviewers_approve_and_the_last_one_needed_closes_the_handoff() {
@@ -60,7 +61,11 @@ fn distinct_reviewers_approve_and_the_last_one_needed_closes_the_handoff() {
     );
     assert_eq!(detail["approvals_missing"], 1);
 
-    let (status, body) = d.post_as(URL, Some("bob-token"), r#"{"outcome":"approved"}"#);
+    let (status, body) = d.post_as(
+        URL,
+        Some("bob-token"),
+        r#"{"outcome":"approved","revision":1}"#,
+    );
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         (&body["outcome"], &body["by"]),
@@ -145,7 +150,8 @@ fn a_rejection_closes_a_quorum_at_once_and_a_revision_clears_its_approvals() {
         .store("alpha")
         .join("handoffs/q/approvals.json")
         .exists());
-    let (status, body) = d.post_as(URL, Some("bob-token"), APPROVE);
+    let approve_2 = r#"{"outcome":"approved","revision":2}"#;
+    let (status, body) = d.post_as(URL, Some("bob-token"), approve_2);
     assert_eq!(
         (status, &body["approvals_missing"]),
         (202, &json!(1)),

@@ -39,12 +39,8 @@ fn approve(env: &TestEnv, d: &Daemon, ws: &str, id: &str) {
     d.wait_until("received", || {
         d.handoffs("pending").iter().any(|p| p["key"] == id)
     });
-    let (status, body) = d.post_as(
-        &format!("/api/v1/handoffs/{id}/decision"),
-        Some("rita-token"),
-        r#"{"outcome":"approved","comment":"ship it"}"#,
-    );
-    assert_eq!(status, 200, "{body}");
+    let approve = json!({"outcome": "approved", "comment": "ship it"});
+    d.decide_as(id, "rita-token", &approve);
     d.wait_until("decision.json written", || decision(&dir).is_some());
 }
 
@@ -330,7 +326,7 @@ fn artifacts_are_held_still_while_a_handoff_on_a_holding_route_is_reviewed() {
     let (status, body) = d.post_as(
         "/api/v1/handoffs/held/decision",
         Some("rita-token"),
-        r#"{"outcome":"approved"}"#,
+        r#"{"outcome":"approved","revision":1}"#,
     );
     assert_eq!(status, 200, "{body}");
     let granted = lock();

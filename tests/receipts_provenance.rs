@@ -53,12 +53,8 @@ fn hand_off(env: &TestEnv, d: &Daemon, id: &str, file: &str, confidence: f64) {
 
 /// rita approves `id`; waits for its decision.json.
 fn rita_approves(env: &TestEnv, d: &Daemon, id: &str) {
-    let (status, body) = d.post_as(
-        &format!("/api/v1/handoffs/{id}/decision"),
-        Some("rita-token"),
-        r#"{"outcome":"approved","comment":"ship it"}"#,
-    );
-    assert_eq!(status, 200, "{body}");
+    let approve = json!({"outcome": "approved", "comment": "ship it"});
+    d.decide_as(id, "rita-token", &approve);
     let ws = env.ws("alpha");
     d.wait_until("decision.json written", || {
         decision(&ws).is_some_and(|d| d["handoff_key"] == id)

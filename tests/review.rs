@@ -22,6 +22,7 @@ fn config() -> String {
 
 fn decide(d: &util::Daemon, key: &str, token: &str, body: Value) -> (u16, Value) {
     let url = format!("/api/v1/handoffs/{key}/decision");
+    let body = d.as_read(key, token, body);
     d.post_as(&url, Some(token), &body.to_string())
 }
 

@@ -188,8 +188,10 @@ fn upload_pending(d: &Daemon, token: &str, h: &Value) {
 }
 
 fn approve(d: &Daemon, key: &str, who: &str) -> (u16, Value) {
-    let body = json!({"outcome": "approved"}).to_string();
     let token = format!("{who}-token");
+    let body = d
+        .as_read(key, &token, json!({"outcome": "approved"}))
+        .to_string();
     d.post_as(
         &format!("/api/v1/handoffs/{key}/decision"),
         Some(&token),

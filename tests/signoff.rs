@@ -26,7 +26,7 @@ fn every_listed_role_must_approve_before_the_handoff_is_approved() {
     write_atomic(&ws.join("handoff.json"), &bytes(&doc));
     d.wait_until("received", || d.handoffs("pending").len() == 1);
     let url = "/api/v1/handoffs/gated/decision";
-    let approve = r#"{"outcome":"approved","comment":"ok"}"#;
+    let approve = r#"{"outcome":"approved","comment":"ok","revision":1}"#;
 
     let (status, body) = d.post_as(url, Some("carol-token"), approve);
     assert_eq!(status, 403);
@@ -80,8 +80,12 @@ fn a_revision_starts_the_gate_again_and_a_rejection_closes_it() {
     d.wait_until("received", || d.handoffs("pending").len() == 1);
     let url = "/api/v1/handoffs/gated-2/decision";
     assert_eq!(
-        d.post_as(url, Some("alice-token"), r#"{"outcome":"approved"}"#)
-            .0,
+        d.post_as(
+            url,
+            Some("alice-token"),
+            r#"{"outcome":"approved","revision":1}"#
+        )
+        .0,
         202
     );
 
@@ -90,7 +94,8 @@ fn a_revision_starts_the_gate_again_and_a_rejection_closes_it() {
     d.wait_until("revised", || {
         d.get("/api/v1/handoffs/gated-2").1["revision"] == 2
     });
-    let (status, body) = d.post_as(url, Some("bob-token"), r#"{"outcome":"approved"}"#);
+    let read = r#"{"outcome":"approved","revision":2}"#;
+    let (status, body) = d.post_as(url, Some("bob-token"), read);
     assert_eq!(
         status, 202,
         "alice's sign-off was for the old content: {body}"
@@ -161,7 +166,7 @@ fn an_agent_cannot_pick_its_approvers_through_sign_off() {
     write_atomic(&ws.join("handoff.json"), &bytes(&doc));
     d.wait_until("received", || d.handoffs("pending").len() == 1);
     let url = "/api/v1/handoffs/steered-2/decision";
-    let approve = r#"{"outcome":"approved"}"#;
+    let approve = r#"{"outcome":"approved","revision":1}"#;
     let (status, body) = d.post_as(url, Some("ivan-token"), approve);
     assert_eq!(status, 403, "{body}");
     assert_eq!(d.get("/api/v1/handoffs/steered-2").1["state"], "pending");

@@ -109,7 +109,7 @@ fn a_handoff_nobody_decides_in_time_is_rejected_by_timeout_signed_and_explained(
     let (status, _) = d.post_as(
         "/api/v1/handoffs/to-1/decision",
         Some("rita-token"),
-        r#"{"outcome": "approved"}"#,
+        r#"{"outcome": "approved", "revision": 1}"#,
     );
     assert_eq!(status, 409, "decided already");
 }
@@ -158,7 +158,7 @@ fn a_decision_taken_first_wins_and_the_timeout_decides_nothing_after_it() {
     let (status, answer) = d.post_as(
         "/api/v1/handoffs/first-1/decision",
         Some("rita-token"),
-        r#"{"outcome": "approved", "comment": "looked at it"}"#,
+        r#"{"outcome": "approved", "comment": "looked at it", "revision": 1}"#,
     );
     assert_eq!(status, 200, "{answer}");
     env.move_clock(61.0);

@@ -115,13 +115,23 @@ fn decision_request_schema() -> Value {
         &["reassigned"],
     ];
     let mut schema = by_outcome(&common, &["outcome"], outcomes, true);
-    // Only an approval may come with a grant.
+    // Only an approval may come with a grant, and it names what the reviewer read.
     schema["oneOf"][0]["properties"]["grant"] = super::grants::request_schema();
+    schema["oneOf"][0]["anyOf"] = names_what_was_read();
+    schema["oneOf"][0]["description"] = json!("an approval names the revision (or sha256) the reviewer read, as GET /api/v1/handoffs/{key} gives them; without either it is refused (422)");
     schema["description"] = json!(format!(
         "at most {} bytes (413 beyond)",
         limits::MAX_DECISION_BODY
     ));
     schema
+}
+
+/// What an approval names of what the reviewer read: `revision`, or a `handoff_sha256` that
+/// is not blank (a blank one names nothing, `Cx::decide` refuses it).
+fn names_what_was_read() -> Value {
+    let sha = json!({ "required": ["handoff_sha256"],
+        "properties": { "handoff_sha256": { "pattern": "\\S" } } });
+    json!([{ "required": ["revision"] }, sha])
 }
 
 /// One handoff of a bulk decision, `bound`: naming what the reviewer read of it, as an
@@ -133,7 +143,7 @@ fn bulk_item_schema(bound: bool) -> Value {
                           "description": "the revision the reviewer read (409 for this key if another is in place)" },
             "handoff_sha256": { "type": "string", "description": "the sha256 of the content the reviewer read (409 for this key if another)" } } });
     if bound {
-        item["anyOf"] = json!([{ "required": ["revision"] }, { "required": ["handoff_sha256"] }]);
+        item["anyOf"] = names_what_was_read();
     }
     item
 }
@@ -306,7 +316,7 @@ pub fn document() -> Value {
                         "409": error_response("already decided, already approved by this reviewer, another revision in place, or an artifact changed"),
                         "410": error_response("the handoff's workspace folder was deleted or moved away while the daemon ran (its records are kept)"),
                         "413": error_response("a body over the limit (see DecisionRequest)"),
-                        "422": error_response("bad body"),
+                        "422": error_response("bad body, or an approval naming neither revision nor handoff_sha256 (read them with GET /api/v1/handoffs/{key})"),
                         "503": error_response("nothing recorded (the audit log could not take the event); send it again") } } },
             "/api/v1/handoffs/{key}/withdraw": { "parameters": [key_parameter()],
                 "post": { "summary": "Withdraw one's own pending handoff (its agent, or an admin): it is closed with outcome withdrawn",

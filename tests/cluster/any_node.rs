@@ -275,7 +275,11 @@ fn a_person_signed_in_on_one_node_reads_searches_streams_and_decides_what_anothe
     let reply = web_a.post_form(
         "/handoffs/far-away/decision",
         Some(&session.cookie),
-        &[("outcome", "approved"), ("csrf", &session.csrf)],
+        &[
+            ("outcome", "approved"),
+            ("revision", "1"),
+            ("csrf", &session.csrf),
+        ],
     );
     assert_eq!(reply.status, 303, "{}", reply.body);
     let ws = env.ws(&name);

@@ -74,7 +74,8 @@ fn a_canary_is_filed_once_by_the_lease_holder_and_decided_and_counted_from_any_n
     }
 
     // Approved from the other node: sent to the node whose place holds it, and told.
-    let body = json!({"outcome": "approved", "comment": "looks fine"}).to_string();
+    let body = json!({"outcome": "approved", "comment": "looks fine"});
+    let body = other.as_read(&key, "rita-token", body).to_string();
     let (status, answer) = other.post_as(
         &format!("/api/v1/handoffs/{key}/decision"),
         Some("rita-token"),

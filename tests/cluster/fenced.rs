@@ -126,7 +126,8 @@ fn a_node_paused_right_after_decisions_writes_nothing_on_the_share_when_it_wakes
                     let _ = ureq::post(&url)
                         .set("Authorization", &format!("Bearer {token}"))
                         .timeout(Duration::from_secs(300))
-                        .send_json(json!({"outcome": "approved", "comment": "then paused"}));
+                        .send_json(json!({"outcome": "approved", "comment": "then paused",
+                            "revision": 1}));
                 })
             })
             .collect();

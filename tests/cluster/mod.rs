@@ -477,14 +477,18 @@ fn a_node_paused_past_its_lease_writes_nothing_when_it_wakes() {
     let mut revised = handoff(&key);
     revised["summary"] = json!("revised while a was paused");
     write_atomic(&ws.join("handoff.json"), &bytes(&revised));
-    // A reviewer approves it on a meanwhile: the request waits in a's socket until it wakes.
+    // A reviewer approves it on a meanwhile, as read before the revision (a still holds
+    // revision 1 in memory): the request waits in a's socket until it wakes.
     let late = {
         let url = format!("{}/api/v1/handoffs/{key}/decision", a.url);
         let token = a.token.clone();
         std::thread::spawn(move || {
             let answer = ureq::post(&url)
                 .set("Authorization", &format!("Bearer {token}"))
-                .send_json(json!({"outcome": "approved", "comment": "sent to a paused node"}));
+                .send_json(
+                    json!({"outcome": "approved", "comment": "sent to a paused node",
+                    "revision": 1}),
+                );
             match answer {
                 Ok(r) => r.status(),
                 Err(ureq::Error::Status(code, _)) => code,

@@ -203,7 +203,11 @@ fn a_process_on_a_dead_nodes_port_learns_no_credential_and_its_answer_is_not_rel
             let page = web_a.post_form(
                 "/handoffs/stolen/decision",
                 Some(&session.cookie),
-                &[("outcome", "approved"), ("csrf", &session.csrf)],
+                &[
+                    ("outcome", "approved"),
+                    ("revision", "1"),
+                    ("csrf", &session.csrf),
+                ],
             );
             answers.push((page.status, serde_json::Value::String(page.body)));
             let seen = seen.lock().unwrap();

@@ -26,7 +26,8 @@ fn submit(d: &Daemon, ws: &Path, doc: &Value, revision: u64) {
 }
 
 fn decide(d: &Daemon, key: &str, outcome: &str) {
-    let body = json!({ "outcome": outcome, "comment": "see the notes" }).to_string();
+    let body = json!({ "outcome": outcome, "comment": "see the notes" });
+    let body = d.as_read(key, "rita-token", body).to_string();
     let url = format!("/api/v1/handoffs/{key}/decision");
     let (status, answer) = d.post_as(&url, Some("rita-token"), &body);
     assert_eq!(status, 200, "{answer}");
@@ -207,7 +208,8 @@ fn the_queue_marks_what_changed_since_this_reviewer_last_looked_and_remembers_ac
     let omar = web.sign_in("omar", "pw-omar");
     assert_eq!(mark(&line(&web, &omar, "a1")).as_deref(), Some("new"));
 
-    let body = json!({ "outcome": "approved" }).to_string();
+    let body = d.as_read("a1", "omar-token", json!({ "outcome": "approved" }));
+    let body = body.to_string();
     let (status, answer) = d.post_as("/api/v1/handoffs/a1/decision", Some("omar-token"), &body);
     assert_eq!(status, 202, "{answer}");
     let a1 = line(&web, &rita, "a1");

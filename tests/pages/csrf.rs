@@ -54,7 +54,11 @@ fn the_decision_form_without_this_sessions_csrf_token_answers_403_and_changes_no
     let (daemon, rita, omar) = setup(&mut env);
     let web = Web::new(&daemon);
     let path = format!("/handoffs/{KEY}/decision");
-    let fields = [("outcome", "approved"), ("comment", "forged")];
+    let fields = [
+        ("outcome", "approved"),
+        ("revision", "1"),
+        ("comment", "forged"),
+    ];
     for csrf in wrong_tokens(&omar) {
         let status = post_with(&web, &path, &rita, csrf, &fields);
         assert_eq!(status, 403, "csrf {csrf:?}");
@@ -64,7 +68,11 @@ fn the_decision_form_without_this_sessions_csrf_token_answers_403_and_changes_no
     let reply = web.post_form(
         &path,
         Some(&rita.cookie),
-        &[("outcome", "approved"), ("csrf", &rita.csrf)],
+        &[
+            ("outcome", "approved"),
+            ("revision", "1"),
+            ("csrf", &rita.csrf),
+        ],
     );
     assert_eq!(reply.status, 303, "{}", reply.body);
     assert_eq!(util::decision(&ws).unwrap()["by"], "rita");
@@ -110,7 +118,7 @@ fn an_api_post_with_only_the_session_cookie_needs_the_csrf_header() {
     let (daemon, rita, omar) = setup(&mut env);
     let web = Web::new(&daemon);
     let path = format!("/api/v1/handoffs/{KEY}/decision");
-    let body = br#"{"outcome":"approved","comment":"by script"}"#;
+    let body = br#"{"outcome":"approved","comment":"by script","revision":1}"#;
     let json = ("Content-Type", "application/json");
     let cookie = ("Cookie", rita.cookie.as_str());
     let refused = [
@@ -125,7 +133,11 @@ fn an_api_post_with_only_the_session_cookie_needs_the_csrf_header() {
         assert_unchanged(&daemon, &ws);
     }
     // The token sent as a form field instead of the header is not enough either.
-    let form = super::form(&[("outcome", "approved"), ("csrf", &rita.csrf)]);
+    let form = super::form(&[
+        ("outcome", "approved"),
+        ("revision", "1"),
+        ("csrf", &rita.csrf),
+    ]);
     let as_form = [
         ("Content-Type", "application/x-www-form-urlencoded"),
         cookie,

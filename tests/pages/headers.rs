@@ -127,11 +127,19 @@ fn every_page_sends_a_strict_csp_nosniff_and_no_store() {
     ));
     seen.push((
         "form without session".into(),
-        web.post_form(&decision, None, &[("outcome", "approved")]),
+        web.post_form(
+            &decision,
+            None,
+            &[("outcome", "approved"), ("revision", "1")],
+        ),
     ));
     seen.push((
         "form without csrf".into(),
-        web.post_form(&decision, Some(&rita.cookie), &[("outcome", "approved")]),
+        web.post_form(
+            &decision,
+            Some(&rita.cookie),
+            &[("outcome", "approved"), ("revision", "1")],
+        ),
     ));
     let no_outcome = [("csrf", rita.csrf.as_str())];
     let refused = web.post_form(&decision, Some(&rita.cookie), &no_outcome);

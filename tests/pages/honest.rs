@@ -89,7 +89,7 @@ fn approve_and_take_over_are_offered_only_when_the_server_would_accept_them() {
         &web,
         &rita,
         "/handoffs/q1/decision",
-        &[("outcome", "approved")],
+        &[("outcome", "approved"), ("revision", "1")],
     );
     assert_eq!(signed.status, 303, "{}", signed.short());
     assert_eq!(super::state(&d, "q1"), "pending", "one of two approvals");
@@ -196,9 +196,13 @@ fn refused_forms_lead_back_to_their_page_with_the_reason_and_done_ones_say_so() 
         &web,
         &rita,
         "/handoffs/q1/decision",
-        &[("outcome", "approved")],
+        &[("outcome", "approved"), ("revision", "1")],
     );
-    let fields = [("outcome", "approved"), ("comment", "<b>lgtm</b>")];
+    let fields = [
+        ("outcome", "approved"),
+        ("revision", "1"),
+        ("comment", "<b>lgtm</b>"),
+    ];
     let refused = post(&web, &omar, "/handoffs/q1/decision", &fields);
     assert_eq!(
         (refused.status, refused.location()),
@@ -263,7 +267,7 @@ fn approvals_show_their_remarks_the_queue_its_progress_and_decided_its_deciders(
     let rita = web.sign_in("rita", "pw-rita");
 
     let body = json!({"outcome": "approved", "comment": "numbers <checked>",
-        "instructions": "ship after 5pm"});
+        "instructions": "ship after 5pm", "revision": 1});
     let (status, answer) = d.post_as(
         "/api/v1/handoffs/first/decision",
         Some("rita-token"),

@@ -113,7 +113,7 @@ fn anonymous(web: &Web, method: &str, path: &str) -> Reply {
         return web.send(method, path, &[], None);
     }
     if !is_page(path) {
-        let body = br#"{"outcome":"approved","comment":"anonymous"}"#;
+        let body = br#"{"outcome":"approved","comment":"anonymous","revision":1}"#;
         web.send(
             method,
             path,
@@ -121,7 +121,13 @@ fn anonymous(web: &Web, method: &str, path: &str) -> Reply {
             Some(body),
         )
     } else {
-        let body = super::form(&[("outcome", "approved"), ("key", KEY), ("csrf", "x")]);
+        let fields = [
+            ("outcome", "approved"),
+            ("revision", "1"),
+            ("key", KEY),
+            ("csrf", "x"),
+        ];
+        let body = super::form(&fields);
         let headers = [("Content-Type", "application/x-www-form-urlencoded")];
         web.send(method, path, &headers, Some(body.as_bytes()))
     }

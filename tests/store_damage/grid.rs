@@ -20,7 +20,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 const HARMS: [Harm; 4] = [Harm::Truncated, Harm::Flipped, Harm::Emptied, Harm::Removed];
-const APPROVE: &str = r#"{"outcome":"approved","comment":"looks good"}"#;
+/// An approval of gated's second revision, as its reviewer read it.
+const APPROVE: &str = r#"{"outcome":"approved","comment":"looks good","revision":2}"#;
 
 /// The shared workspace: `first` approved; `gated` (sign-off by security and legal) revised
 /// once, claimed by alice and approved by her (security), so its folder holds every kind of

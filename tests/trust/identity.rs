@@ -19,7 +19,8 @@ fn config(extra: &str) -> String {
 }
 
 fn approve(d: &crate::util::Daemon, key: &str) -> (u16, serde_json::Value) {
-    let body = json!({"outcome": "approved"}).to_string();
+    let body = d.as_read(key, "bob-token", json!({"outcome": "approved"}));
+    let body = body.to_string();
     d.post_as(
         &format!("/api/v1/handoffs/{key}/decision"),
         Some("bob-token"),

@@ -175,7 +175,14 @@ fn race_reviewer<S: Default + Send + 'static>(
                 continue;
             }
             let (key, outcome) = choose(&list);
-            let body = json!({ "outcome": outcome, "comment": "race" }).to_string();
+            let mut body = json!({ "outcome": outcome, "comment": "race" });
+            // An approval names the revision the list showed, as the queue's does.
+            let line = list.iter().find(|h| h["key"] == key.as_str());
+            if let Some(line) = line.filter(|_| outcome == "approved") {
+                body["revision"] = line["revision"].clone();
+                body["handoff_sha256"] = line["handoff_sha256"].clone();
+            }
+            let body = body.to_string();
             let answer = agent
                 .post(&format!("{url}/api/v1/handoffs/{key}/decision"))
                 .set("Authorization", &auth)

@@ -52,6 +52,96 @@ fn an_approval_of_a_revision_the_reviewer_did_not_see_is_refused() {
     assert_ne!(current, seen_digest.as_str());
 }
 
+/// The same race with an approval that names nothing of what was read: it would approve
+/// whatever revision is in place when it arrives, signed, so it is refused (422, saying what
+/// to send and where to read it) on the API and on the handoff page's form alike, and nothing
+/// is decided; naming revision 1 is refused as stale (409, the current revision), naming 2
+/// approves revision 2. A rejection naming nothing is taken as before: it approves nothing.
+#[test]
+fn an_approval_naming_nothing_it_read_is_refused_and_a_rejection_is_taken() {
+    let mut env = TestEnv::with_config(&crate::pages::reviewers(&[("rita", "pw-rita")]));
+    let ws = env.ws("alpha");
+    let beta = env.init("beta");
+    let d = env.start();
+    let mut doc = handoff("race");
+    doc["title"] = "delete 3 temp files".into();
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("received", || listed(&d, "race"));
+    let read = detail(&d, "race");
+    assert_eq!(read["revision"], 1);
+    doc["title"] = "drop the production database".into();
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("revision 2", || detail(&d, "race")["revision"] == 2);
+
+    let url = "/api/v1/handoffs/race/decision";
+    let token = Some(d.token.as_str());
+    for unbound in [
+        json!({"outcome": "approved"}),
+        json!({"outcome": "approved", "comment": "lgtm", "handoff_sha256": " "}),
+    ] {
+        let (status, body) = d.post_as(url, token, &unbound.to_string());
+        assert_eq!(status, 422, "{unbound}: {body}");
+        let error = body["error"].as_str().unwrap();
+        assert!(
+            error.contains("\"revision\"")
+                && error.contains("\"handoff_sha256\"")
+                && error.contains("GET /api/v1/handoffs/race"),
+            "says what to send and where to read it: {error}"
+        );
+        assert_eq!(detail(&d, "race")["state"], "pending");
+    }
+    // The page's form is another channel to the same rule.
+    let web = crate::pages::Web::new(&d);
+    let rita = web.sign_in("rita", "pw-rita");
+    let fields = [("csrf", rita.csrf.as_str()), ("outcome", "approved")];
+    let reply = web.post_form("/handoffs/race/decision", Some(&rita.cookie), &fields);
+    assert_eq!(reply.location(), "/handoffs/race?refused=decision");
+    let page = web.get(reply.location(), Some(&rita)).body;
+    assert!(
+        page.contains("an approval names what the reviewer read"),
+        "the page says why"
+    );
+    assert!(decision(&ws).is_none());
+    assert!(!event_types(&ws).contains(&"handoff.decided".to_string()));
+    assert!(!env
+        .store("alpha")
+        .join("handoffs/race/decision.json")
+        .exists());
+
+    let stale = json!({"outcome": "approved", "revision": read["revision"]});
+    let (status, body) = d.post_as(url, token, &stale.to_string());
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["revision"], 2, "{body}");
+    assert!(decision(&ws).is_none());
+
+    let again = detail(&d, "race");
+    let (status, body) = d.post_as(url, token, r#"{"outcome":"approved","revision":2}"#);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["handoff_sha256"], again["handoff_sha256"]);
+    assert_ne!(again["handoff_sha256"], read["handoff_sha256"]);
+    assert_eq!(decision(&ws).unwrap()["outcome"], "approved");
+
+    // A rejection naming nothing rejects the revision in place, as it always did.
+    let mut other = handoff("nope");
+    write_atomic(&beta.join("handoff.json"), &bytes(&other));
+    d.wait_until("received", || listed(&d, "nope"));
+    other["title"] = "revised after the read".into();
+    write_atomic(&beta.join("handoff.json"), &bytes(&other));
+    d.wait_until("revision 2", || detail(&d, "nope")["revision"] == 2);
+    let (status, body) = d.post_as(
+        "/api/v1/handoffs/nope/decision",
+        token,
+        r#"{"outcome":"rejected","comment":"not this"}"#,
+    );
+    assert_eq!(status, 200, "{body}");
+    let rejected = decision(&beta).unwrap();
+    assert_eq!(rejected["outcome"], "rejected");
+    assert_eq!(
+        rejected["handoff_sha256"],
+        detail(&d, "nope")["handoff_sha256"]
+    );
+}
+
 /// An artifact stamped at receipt and changed afterwards: an approval answers 409 naming the
 /// file and decides nothing; a request for changes is still allowed.
 #[test]

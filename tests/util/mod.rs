@@ -306,18 +306,50 @@ impl Daemon {
         into_pair(req.call())
     }
 
-    /// Decides `key` with the admin token.
+    /// Decides `key` with the admin token, as the handoff page does: an approval names the
+    /// revision read (`as_read`).
     pub fn decide(&self, key: &str, outcome: &str, comment: &str) -> (u16, Value) {
-        let body = serde_json::json!({ "outcome": outcome, "comment": comment }).to_string();
+        let body = serde_json::json!({ "outcome": outcome, "comment": comment });
+        let body = self.as_read(key, &self.token, body);
         self.post_as(
             &format!("/api/v1/handoffs/{key}/decision"),
             Some(&self.token),
-            &body,
+            &body.to_string(),
         )
     }
 
-    /// Decides `key` with `body` as the holder of `token`, which must be taken (200): the answer.
+    /// What the holder of `token` reads of `key` before deciding it: `{revision,
+    /// handoff_sha256}` of the revision in place (`GET /api/v1/handoffs/{key}`, what the
+    /// handoff page renders into its form), or `None` when the detail is not answered (an
+    /// unknown key, one the caller may not see).
+    pub fn read(&self, key: &str, token: &str) -> Option<Value> {
+        let (status, detail) = self.get_as(&format!("/api/v1/handoffs/{key}"), Some(token));
+        (status == 200).then(|| {
+            serde_json::json!({
+                "revision": detail["revision"], "handoff_sha256": detail["handoff_sha256"],
+            })
+        })
+    }
+
+    /// `body` as a reviewer holding `token` sends it after reading `key`: an approval naming
+    /// neither `revision` nor `handoff_sha256` names both as read now (`read`), as the page
+    /// does; any other body (another outcome, or one naming what was read) is sent as it is,
+    /// and so is an approval of a handoff the detail does not answer.
+    pub fn as_read(&self, key: &str, token: &str, mut body: Value) -> Value {
+        let names = body.get("revision").is_some() || body.get("handoff_sha256").is_some();
+        if body["outcome"] != "approved" || names {
+            return body;
+        }
+        if let (Some(read), Some(sent)) = (self.read(key, token), body.as_object_mut()) {
+            sent.extend(read.as_object().cloned().unwrap_or_default());
+        }
+        body
+    }
+
+    /// Decides `key` with `body` as the holder of `token`, which must be taken (200): the
+    /// answer. An approval names what was read (`as_read`).
     pub fn decide_as(&self, key: &str, token: &str, body: &Value) -> Value {
+        let body = self.as_read(key, token, body.clone());
         let (status, answer) = self.post_as(
             &format!("/api/v1/handoffs/{key}/decision"),
             Some(token),
@@ -328,7 +360,8 @@ impl Daemon {
     }
 
     /// Writes `doc` as `ws`'s handoff.json, waits until it is pending, and has the holder of
-    /// `token` answer it `outcome` (which must be taken: 200).
+    /// `token` answer it `outcome` (which must be taken: 200), an approval naming what was
+    /// read (`as_read`).
     pub fn submit_and_decide(&self, ws: &Path, doc: &Value, token: &str, outcome: &str) {
         let id = doc["id"]
             .as_str()
@@ -340,9 +373,9 @@ impl Daemon {
                 .iter()
                 .any(|h| h["key"] == id.as_str())
         });
-        let body = serde_json::json!({ "outcome": outcome }).to_string();
+        let body = self.as_read(&id, token, serde_json::json!({ "outcome": outcome }));
         let url = format!("/api/v1/handoffs/{id}/decision");
-        let (status, answer) = self.post_as(&url, Some(token), &body);
+        let (status, answer) = self.post_as(&url, Some(token), &body.to_string());
         assert_eq!(status, 200, "{answer}");
     }
 

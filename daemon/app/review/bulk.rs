@@ -2,7 +2,9 @@
 //! `Cx::decide` with its own checks and its own event; one that fails does not stop the others.
 //! An approval names, for each key, what the reviewer read (its revision, or the sha256 of its
 //! content): an agent may revise a handoff between the queue's rendering and the post, and
-//! that newer revision is refused, never approved unseen.
+//! that newer revision is refused, never approved unseen. The request is refused whole here
+//! when an approval names a key without it; `Cx::decide` refuses such an approval again for
+//! each key, as it does on every channel.
 
 use crate::app::model::{DecideError, Decided};
 use crate::app::review::decide::DecisionRequest;
@@ -60,9 +62,11 @@ impl BulkItem {
         }
     }
 
-    /// Whether it names the content it was read at.
+    /// Whether it names the content it was read at (a blank digest names nothing, as for
+    /// the single decision: `Cx::decide` refuses an approval so named, key by key).
     fn bound(&self) -> bool {
-        self.revision.is_some() || self.handoff_sha256.is_some()
+        let digest = self.handoff_sha256.as_deref();
+        self.revision.is_some() || digest.is_some_and(|h| !h.trim().is_empty())
     }
 }
 

@@ -26,6 +26,7 @@ pub struct DecisionRequest {
     #[serde(default)]
     pub comment: Option<String>,
     /// The revision the reviewer saw; a newer one in place answers 409 (approve what you saw).
+    /// An approval names it or `handoff_sha256` (422 without either: `unbound_approval`).
     #[serde(default)]
     pub revision: Option<u32>,
     /// Or the sha256 of the content the reviewer saw (`decision.json`'s `handoff_sha256`).
@@ -92,6 +93,27 @@ fn check_request(req: &DecisionRequest) -> Result<Option<String>, DecideError> {
         (_, None | Some("")) => Ok(None),
         (_, Some(_)) => bad("to_agent is only for outcome \"reassigned\""),
     }
+}
+
+/// An approval that names nothing of what the reviewer read (neither `revision` nor
+/// `handoff_sha256`) is refused: it would approve whatever revision is in place when it
+/// arrives, and an agent that revised its handoff since the reviewer read it would get a
+/// signed approval of content no person saw. Checked here, in the one transition every
+/// channel calls, so a new channel cannot forget it. The other outcomes may name nothing: a
+/// rejection, a request for changes or a reassignment of a revision the reviewer did not read
+/// approves nothing (and the agent hears of it and may send again). A policy or a grant does
+/// not come here; it settles the revision it judged, under the workspace's lock.
+fn unbound_approval(key: &str, req: &DecisionRequest) -> Result<(), DecideError> {
+    let digest_named = req
+        .handoff_sha256
+        .as_deref()
+        .is_some_and(|h| !h.trim().is_empty());
+    if req.outcome != Outcome::Approved || req.revision.is_some() || digest_named {
+        return Ok(());
+    }
+    Err(DecideError::Unprocessable(format!(
+        "not approved: an approval names what the reviewer read of handoff \"{key}\": send its \"revision\" and \"handoff_sha256\" (either is enough) as GET /api/v1/handoffs/{key} gives them; a revision made since is then refused (409), never approved unread"
+    )))
 }
 
 /// A request made on another revision than the one in place.
@@ -202,6 +224,9 @@ impl Cx<'_> {
         if let Some(d) = &rec.decision {
             return Err(DecideError::Conflict(Box::new(d.decision())));
         }
+        // What is wrong with the handoff (none, gone, decided) is told first; then an approval
+        // that names nothing it was read at, before a passkey assertion is spent on it.
+        unbound_approval(key, &req)?;
         // Before any other rule: an assertion presented is spent, whatever refuses the
         // approval after, so it is never good twice.
         let step_up = match req.outcome {
