@@ -16,7 +16,17 @@ fn mailbox_key(email: &str) -> String {
         Ok(m) => m.email.to_string(),
         Err(_) => email.trim().to_string(),
     };
-    addr.to_lowercase().trim_end_matches('.').to_string()
+    let addr = addr.to_lowercase();
+    let addr = addr.trim_end_matches('.');
+    // A domain reaches one mail server whether written in Unicode or in its ASCII (IDNA) form:
+    // `bücher.example` and `xn--bcher-kva.example` are one domain.
+    match addr.rsplit_once('@') {
+        Some((local, domain)) => match url::Host::parse(domain) {
+            Ok(host) => format!("{local}@{}", host.to_string().trim_end_matches('.')),
+            Err(_) => addr.to_string(),
+        },
+        None => addr.to_string(),
+    }
 }
 
 /// The longest cadence of digests: a week, in minutes.
@@ -367,4 +377,24 @@ pub fn approves_unproven(route: &Route) -> bool {
             Some(e) => !crate::policy::binds_sender(e),
             None => route.auto_approve_min_confidence.is_some() && route.auto_approve_unproven,
         }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::mailbox_key;
+
+    /// Spellings mail delivery reads as one mailbox are one key; others are not.
+    #[test]
+    fn one_mailbox_in_each_of_its_spellings_is_one_key() {
+        let rita = mailbox_key("rita@bücher.example");
+        for same in [
+            "rita@xn--bcher-kva.example",
+            "Rita <RITA@BÜCHER.example>",
+            "rita@xn--bcher-kva.example.",
+        ] {
+            assert_eq!(mailbox_key(same), rita, "{same}");
+        }
+        assert_ne!(mailbox_key("rita@bucher.example"), rita);
+        assert_ne!(mailbox_key("sam@bücher.example"), rita);
+    }
 }
