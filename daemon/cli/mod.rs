@@ -55,7 +55,8 @@ Exit codes:
 const WITHDRAW_EXIT_CODES: &str = "\
 Exit codes:
   0  withdrawn (the decision is printed)
-  1  error (BATON_URL or BATON_TOKEN missing, the daemon unreachable or failing)
+  1  error (BATON_URL or BATON_TOKEN missing, BATON_URL plain http to another host,
+     the daemon unreachable or failing)
   2  usage
   3  not yours (another agent's handoff, or a reviewer who is not an admin)
   4  no such handoff
@@ -144,8 +145,9 @@ pub enum Command {
         #[arg(long, conflicts_with = "key")]
         unchecked: bool,
     },
-    /// Withdraw your own pending handoff KEY through the daemon (BATON_URL, and your agent's
-    /// BATON_TOKEN): it is closed with outcome withdrawn; prints the decision.
+    /// Withdraw your own pending handoff KEY through the daemon (BATON_URL: https://, or
+    /// http:// on this host; and your agent's BATON_TOKEN): it is closed with outcome
+    /// withdrawn; prints the decision.
     #[command(after_help = WITHDRAW_EXIT_CODES)]
     Withdraw {
         /// The handoff's key (its id)
