@@ -205,14 +205,17 @@ impl PerfStat {
     }
 }
 
-/// `perf record` of `pid`'s stacks (cpu-clock, 999 Hz) into `out` until `stop` is called
-/// (BATON_BENCH_PERF_RECORD=<folder>: one file a burst, for `perf report -i`).
+/// `perf record` of `pid`'s stacks (cpu-clock, 499 Hz) into `out` until `stop` is called
+/// (BATON_BENCH_PERF_RECORD=<folder>: one file a burst, for `perf report -i`). The stacks are
+/// unwound from DWARF (8 KiB of stack a sample, hence the lower rate): a release build keeps
+/// no frame pointers, and `-g` left a third of a burst's samples with no caller in baton.
 pub struct PerfRecord(std::process::Child);
 
 impl PerfRecord {
     pub fn start(pid: u32, out: &std::path::Path) -> Option<PerfRecord> {
         let child = Command::new("perf")
-            .args(["record", "-q", "-e", "cpu-clock", "-F", "999", "-g"])
+            .args(["record", "-q", "-e", "cpu-clock", "-F", "499"])
+            .args(["--call-graph", "dwarf,8192"])
             .args(["-p", &pid.to_string(), "-o"])
             .arg(out)
             .stdout(std::process::Stdio::null())

@@ -26,15 +26,18 @@
 //! min / median / max over RUNS where a figure is taken several times, and a `RESULT` line.
 //! Knobs: BATON_BENCH_WORKSPACES (10000), BATON_BENCH_ROUNDS (11), BATON_BENCH_RUNS (3),
 //! BATON_BENCH_IDLE_SECONDS (30), BATON_BENCH_LOAD_SECONDS (5), BATON_BENCH_DIR (where the
-//! filled tree is kept; default /tmp/baton-scale-W-ROUNDS), BATON_BENCH_BIN (the daemon),
+//! filled tree is kept; default /tmp/baton-scale-W-ROUNDS; a new folder a run for an A/B,
+//! since removing a tree makes the next minutes' file creations slower on ext4 without a
+//! journal), BATON_BENCH_BIN (the daemon),
 //! BATON_LOG (the daemon's, into daemon.log in the tree; default warn), BATON_BENCH_RATES
 //! (1000,3000 a second; empty for none), BATON_BENCH_SUSTAIN_SECONDS (5),
 //! BATON_BENCH_ONLY=throughput (stop after the bursts and the rates: a fresh tree each run),
 //! BATON_BENCH_STRACE=1 (`strace -c -f` over each burst: its system calls a handoff; tracing
 //! slows the daemon, so such a run's times and CPU are not the figures), BATON_BENCH_PERF=1
 //! (`perf stat` over each burst: task clock, context switches, page faults, and instructions
-//! where the machine counts them), BATON_BENCH_PERF_RECORD=<folder> (`perf record -g` of
-//! each burst into `<folder>/burst-NN.data`). Each burst also prints its CPU by thread name.
+//! where the machine counts them), BATON_BENCH_PERF_RECORD=<folder> (`perf record`, DWARF
+//! call graphs, of each burst into `<folder>/burst-NN.data`). Each burst also prints its CPU
+//! by thread name.
 
 // Shared with the ingest and pages benches, which use all of them.
 mod idle;
@@ -204,6 +207,18 @@ fn filled_tree(s: &Settings, token: &mut Option<String>) -> Result<Vec<f64>> {
         return Ok(bursts.iter().filter_map(|b| b.as_f64()).collect());
     }
     let w = s.workspaces;
+    if s.dir.exists() {
+        // On ext4 without a journal, a new inode skips every inode freed in its group in the
+        // last 60 s (300 s more while their inode table block is dirty), reading each one's
+        // deletion time: the tree's new files land where the old tree's were freed, and the
+        // first bursts paid a third to a half of the ingest workers' CPU for it (issue 55).
+        println!(
+            "\n    removing the previous tree in {}: on ext4 without a journal, file creations \
+             in the next minutes pay for skipping its freed inodes (a new BATON_BENCH_DIR a run \
+             avoids it)",
+            s.dir.display()
+        );
+    }
     let _ = std::fs::remove_dir_all(&s.dir);
     std::fs::create_dir_all(&s.dir)?;
     let t = Instant::now();
