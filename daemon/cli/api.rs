@@ -13,8 +13,9 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 #[derive(Debug)]
 pub enum Refused {
     NotConfigured(&'static str),
-    /// `BATON_URL` is plain http to another host: nothing was sent (why, what to do).
-    PlainHttp(String),
+    /// Nothing was sent: `BATON_URL` is plain http to another host, or no URL (why, what to
+    /// do).
+    NotSent(String),
     Forbidden(String),
     NotFound(String),
     /// Already decided: the decision in place.
@@ -35,7 +36,7 @@ impl std::fmt::Display for Refused {
             Refused::Decided { outcome, .. } => {
                 write!(f, "the handoff is decided already ({outcome}); nothing was changed")
             }
-            Refused::PlainHttp(why)
+            Refused::NotSent(why)
             | Refused::Forbidden(why)
             | Refused::NotFound(why)
             | Refused::Other(why) => f.write_str(why),
@@ -70,7 +71,7 @@ impl Api {
         };
         match super::plain_http::refused(&url) {
             Ok(false) => Ok(Api { url, token }),
-            Ok(true) => Err(Refused::PlainHttp(format!(
+            Ok(true) => Err(Refused::NotSent(format!(
                 "BATON_URL={url} is plain http to another host: BATON_TOKEN would cross the \
                  network readable by anyone on the way, who could then act as your agent, so \
                  nothing was sent; set BATON_URL to the daemon's https:// address, or run this \
@@ -78,7 +79,7 @@ impl Api {
                  set {}=1",
                 super::plain_http::ALLOW_VAR
             ))),
-            Err(why) => Err(Refused::Other(format!("BATON_URL: {why}"))),
+            Err(why) => Err(Refused::NotSent(format!("BATON_URL: {why}"))),
         }
     }
 

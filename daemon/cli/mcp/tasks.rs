@@ -595,7 +595,7 @@ fn withdraw_handoff(key: &str) -> String {
     match done {
         Ok(_) => format!("cancelled by request: handoff {key} was withdrawn (decision.json says outcome withdrawn); reviewers no longer decide it"),
         Err(Refused::NotConfigured(_)) => format!("cancelled by request: nobody waits for handoff {key}'s decision any more, but it was not withdrawn (baton mcp has no BATON_URL and BATON_TOKEN to ask the daemon with); {kept}"),
-        Err(Refused::PlainHttp(why)) => format!("cancelled by request: nobody waits for handoff {key}'s decision any more, but it was not withdrawn: {why}; {kept}"),
+        Err(Refused::NotSent(why)) => format!("cancelled by request: nobody waits for handoff {key}'s decision any more, but it was not withdrawn: {why}; {kept}"),
         Err(Refused::Decided { outcome, .. }) => format!("cancelled by request: handoff {key} was not withdrawn, it is decided already ({outcome}); get_handoff has the decision"),
         Err(e) => format!("cancelled by request: nobody waits for handoff {key}'s decision any more, but the daemon did not withdraw it ({e}); {kept}"),
     }
