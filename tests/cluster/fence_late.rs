@@ -327,3 +327,90 @@ fn a_forged_line_where_a_late_append_would_land_is_still_tampering() {
     );
     assert!(!verify(&env, &ws, "a").status.success());
 }
+
+/// An agent cuts the log back to the `before` end of the holder's last append (which was
+/// written and handed on) while the holder is stopped, and appends the same bytes again once
+/// another node took the workspace over. The takeover finds the log cut back (the handed
+/// mark, in the database, is at the append's `after` end): tampering, not an append in
+/// flight. Before, the takeover took the log's end for an append in flight, and the bytes
+/// appended again passed for a late write (no alert).
+#[test]
+fn a_log_cut_back_to_an_appends_start_is_tampering_not_an_append_in_flight() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let db = "late_cut_back";
+    let nodes = two_nodes(&pg, db, "", 4, &[]);
+    let total = nodes.names.len();
+    let TwoNodes { env, a, b, .. } = nodes;
+    let name = nodes.on_b[0].clone();
+    let ws = env.ws(&name);
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("h1")));
+    wait_long("b received h1", SETTLE_S, || received(&ws, "h1"));
+    let tag = tag_of(&env, &name);
+    // The anchor's `after` end and the handed mark, both in the database.
+    let ends = || {
+        let out = pg.psql(
+            db,
+            &format!(
+                "SELECT (SELECT anchor->'after'->>'hash' FROM anchors WHERE tag = '{tag}') || ' ' || coalesce((SELECT mark->>'hash' FROM handed WHERE tag = '{tag}'), 'none')"
+            ),
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(SETTLE_S);
+    while ends()
+        .split(' ')
+        .collect::<std::collections::HashSet<_>>()
+        .len()
+        != 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "b never handed h1's event on: {}",
+            ends()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    signal(&b, libc::SIGSTOP);
+    let out = pg.psql(
+        db,
+        &format!("SELECT anchor::text FROM anchors WHERE tag = '{tag}'"),
+    );
+    let anchor: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let cut_at = anchor["before"]["len"]
+        .as_u64()
+        .expect("b's append's start");
+    let log = log_of(&ws);
+    let cut = log[cut_at as usize..].to_vec();
+    assert!(!cut.is_empty());
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(ws.join(".baton/events.jsonl"))
+        .unwrap();
+    file.set_len(cut_at).unwrap();
+    drop(file);
+
+    for _ in 0..9 {
+        lease_round(&env, &pg, db, &["a"]);
+    }
+    wait_long("a took b's share over", SETTLE_S, || served(&a) == total);
+    let mut appended = std::fs::OpenOptions::new()
+        .append(true)
+        .open(ws.join(".baton/events.jsonl"))
+        .unwrap();
+    std::io::Write::write_all(&mut appended, &cut).unwrap();
+    drop(appended);
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("h2")));
+    wait_long("a received h2", SETTLE_S, || received(&ws, "h2"));
+    assert!(a.health().get("tamper_alerts").is_some(), "{}", a.health());
+    assert!(
+        files_ending(&env.root().join("data"), "-late-write.jsonl").is_empty(),
+        "the bytes appended again were taken for a late write"
+    );
+    assert!(
+        event_types(&ws).iter().any(|t| t == "audit.broken"),
+        "{:?}",
+        event_types(&ws)
+    );
+    signal(&b, libc::SIGCONT);
+}
