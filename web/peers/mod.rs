@@ -26,9 +26,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use baton::app::{App, CheckedLink, LinkHolder, Scope};
 use baton::cluster::{Holder, Peer};
+use futures_util::StreamExt as _;
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// Names the node that forwarded a request (or asked for its part of a merged answer).
 pub const FORWARDED_BY: HeaderName = HeaderName::from_static("x-baton-forwarded-by");
@@ -199,6 +201,62 @@ pub(crate) fn token_unreachable(peer: &Peer, why: &str) -> String {
 const PREFETCH: usize = 16 << 20;
 /// How long the part read before relaying may take to come.
 const PREFETCH_TIMEOUT: Duration = Duration::from_secs(120);
+/// The most held by every answer read before relaying at once, in KiB: past it, an answer is
+/// relayed as it comes, each part once its signature holds (as a large one is), so a caller
+/// asking many nodes' large answers at once cannot make this node hold them all.
+const PREFETCH_BUDGET_KIB: usize = 256 << 10;
+static PREFETCH_BUDGET: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(PREFETCH_BUDGET_KIB)));
+
+/// An answer's first parts, read before anything of it is relayed.
+struct Prefetched {
+    read: Vec<axum::body::Bytes>,
+    /// The answer ended within them.
+    whole: bool,
+    /// Their share of the budget, held until the answer is relayed.
+    held: Option<OwnedSemaphorePermit>,
+}
+
+/// Reads `body` until it ends, `PREFETCH` bytes are read, or `budget` (KiB) runs out.
+async fn prefetch<B>(body: &mut B, budget: &Arc<Semaphore>) -> Result<Prefetched, String>
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Unpin,
+    B::Error: std::fmt::Display,
+{
+    use http_body_util::BodyExt;
+    let mut got = Prefetched {
+        read: Vec::new(),
+        whole: false,
+        held: None,
+    };
+    let mut size = 0;
+    while size <= PREFETCH {
+        match body.frame().await {
+            None => {
+                got.whole = true;
+                break;
+            }
+            Some(Err(e)) => return Err(e.to_string()),
+            Some(Ok(frame)) => {
+                let Ok(data) = frame.into_data() else {
+                    continue;
+                };
+                size += data.len();
+                got.read.push(data.clone());
+                let kib = u32::try_from(data.len().div_ceil(1024)).unwrap_or(u32::MAX);
+                match Arc::clone(budget).try_acquire_many_owned(kib) {
+                    Ok(permit) => match &mut got.held {
+                        Some(held) => held.merge(permit),
+                        None => got.held = Some(permit),
+                    },
+                    // Relayed as it comes from here on.
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+    Ok(got)
+}
 
 /// Why a request to another node has no answer to relay.
 #[derive(Debug)]
@@ -262,7 +320,6 @@ async fn relay_checked(
     acting: &trust::Acting,
     patience: Option<Duration>,
 ) -> Result<Response, Failed> {
-    use http_body_util::BodyExt;
     let answer = send(
         app,
         peer,
@@ -275,26 +332,9 @@ async fn relay_checked(
     )
     .await?;
     let (parts, mut body) = answer.into_parts();
-    let mut read = Vec::new();
-    let mut size = 0;
-    let whole = tokio::time::timeout(PREFETCH_TIMEOUT, async {
-        while size <= PREFETCH {
-            match body.frame().await {
-                None => return Ok(true),
-                Some(Err(e)) => return Err(e.to_string()),
-                Some(Ok(frame)) => {
-                    if let Ok(data) = frame.into_data() {
-                        size += data.len();
-                        read.push(data);
-                    }
-                }
-            }
-        }
-        Ok(false)
-    })
-    .await;
-    let whole = match whole {
-        Ok(Ok(whole)) => whole,
+    let got = tokio::time::timeout(PREFETCH_TIMEOUT, prefetch(&mut body, &PREFETCH_BUDGET)).await;
+    let got = match got {
+        Ok(Ok(got)) => got,
         // `answer::unseal` logged why.
         Ok(Err(why)) => return Err(Failed::Untrusted(why)),
         Err(_) => {
@@ -303,15 +343,22 @@ async fn relay_checked(
             ))
         }
     };
-    let body = match whole {
-        true => Body::from(read.concat()),
-        false => {
-            let rest = body.into_data_stream();
-            let read = futures_util::stream::iter(read.into_iter().map(Ok));
-            Body::from_stream(futures_util::StreamExt::chain(read, rest))
-        }
+    let Prefetched { read, whole, held } = got;
+    let read = futures_util::stream::iter(read.into_iter().map(Ok));
+    let rest = match whole {
+        true => None,
+        false => Some(body.into_data_stream()),
     };
-    Ok(Response::from_parts(parts, body))
+    // The budget the parts read hold is given back once the answer is relayed (or dropped).
+    let release = futures_util::stream::poll_fn(move |_| {
+        let _ = &held;
+        std::task::Poll::Ready(None)
+    });
+    let body = futures_util::StreamExt::chain(
+        futures_util::StreamExt::chain(read, futures_util::stream::iter(rest).flatten()),
+        release,
+    );
+    Ok(Response::from_parts(parts, Body::from_stream(body)))
 }
 
 /// Sends `request` to `peer`, on behalf of `acting`, and streams its answer back (once its
@@ -480,7 +527,38 @@ fn retry_after(mut response: Response, seconds: u64) -> Response {
 
 #[cfg(test)]
 mod tests {
-    use super::{scope_of, Scope};
+    use super::{prefetch, scope_of, Scope};
+    use std::sync::Arc;
+    use tokio::sync::Semaphore;
+
+    fn body_of(parts: usize) -> axum::body::Body {
+        let chunks = (0..parts).map(|_| Ok::<_, std::io::Error>(vec![7u8; 64 << 10]));
+        axum::body::Body::from_stream(futures_util::stream::iter(chunks))
+    }
+
+    /// Answers read before relaying share one budget: within it an answer is read whole (and
+    /// refused whole if altered); past it the rest is relayed as it comes, as a large answer
+    /// is; and the budget comes back once the parts read are let go.
+    #[tokio::test]
+    async fn answers_read_before_relaying_hold_no_more_than_the_budget() {
+        let budget = Arc::new(Semaphore::new(256));
+        let mut first = body_of(3);
+        let got = prefetch(&mut first, &budget).await.unwrap();
+        assert!(got.whole);
+        assert_eq!(got.read.len(), 3);
+        assert_eq!(budget.available_permits(), 256 - 192);
+        let mut second = body_of(3);
+        let more = prefetch(&mut second, &budget).await.unwrap();
+        assert!(!more.whole, "past the budget: relayed as it comes");
+        // The budget took one part; the next, read already, is the first relayed as it came.
+        assert_eq!(
+            more.read.len(),
+            2,
+            "stops at the part the budget cannot take"
+        );
+        drop((got, more));
+        assert_eq!(budget.available_permits(), 256);
+    }
 
     #[test]
     fn the_scope_of_a_path_is_its_handoff_or_workspace_decoded() {
