@@ -4,9 +4,10 @@ python3 verify-decision.py WORKSPACE KEYS [OUTCOME...] [--approved-by=human,poli
 KEYS holds lines as `baton keys` prints them (`<key_id> <hex public key>`). Exit 0 only when
 WORKSPACE/decision.json is signed whole by one of them, is about this workspace and the
 handoff.json in place, has an accepted outcome (default: approved), is still valid, every
-artifact, and every file of approved/ (exactly those), has the bytes decided, and each file of
-approved/ was approved by a kind of approver accepted (default: human, a person). Needs
-`cryptography` and nothing else; no check is an `assert` (python -O keeps them). docs/receipts.md.
+artifact, and every file of approved/ (exactly those), has the bytes decided, and the
+decision and each file of approved/ were approved by a kind of approver accepted (default:
+human, a person). Needs `cryptography` and nothing else; no check is an `assert` (python -O
+keeps them). docs/receipts.md.
 """
 import base64, datetime, hashlib, json, os, stat, sys
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -81,6 +82,9 @@ if doc["outcome"] == "approved" and (os.path.lexists(top) or p["approved"]):
             if os.path.islink(path): refuse(os.path.relpath(path, ws) + " is a link")
             if name in files: on_disk.add(os.path.relpath(path, ws))
     if on_disk != {a["path"] for a in p["approved"]}: refuse("approved/ holds other files than were approved")
+if doc["outcome"] == "approved":  # the decision's own approver (with no file, the files say nothing)
+    who = made(doc["by"], doc.get("policy"))
+    if kind(who) not in kinds: refuse("the decision was made by %s, not by %s" % (who, " or ".join(kinds)))
 if doc["outcome"] == "approved":  # each file's approver, as signed (older attestations: its own artifacts only)
     own = {(approved_path(a["path"]), a["sha256"]) for a in p["artifacts"]}
     for a in p.get("approved") or []:

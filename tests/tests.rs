@@ -83,6 +83,7 @@ mod syncs;
 mod timeouts;
 mod trust;
 mod upload;
+mod verify_trust;
 mod wait_binding;
 mod withdraw;
 mod workspace_move;

@@ -41,8 +41,9 @@ pub struct Trust<'a> {
 /// `baton verify DIR`: exit 0 only if DIR/decision.json is signed by a trusted key, is what
 /// was signed, is about this workspace and the handoff in place, has an outcome the caller
 /// accepts (`approved` unless named), is valid at `at` (default now), every byte it covers
-/// (artifacts, `approved/`) is on disk as approved, and, on an approval, every file of
-/// `approved/` was approved by whom the caller accepts (`approved_by`: a person unless named).
+/// (artifacts, `approved/`) is on disk as approved, and, on an approval, the decision and every
+/// file of `approved/` were approved by whom the caller accepts (`approved_by`: a person unless
+/// named).
 pub fn verify(
     dir: &Path,
     trust: Trust,
@@ -139,8 +140,9 @@ const OUTCOMES: [&str; 7] = [
 /// The kinds of approval `--approved-by` names (`contract::receipt::provenance_kind`).
 const APPROVERS: [&str; 4] = [HUMAN, "policy", "grant", UNKNOWN];
 
-/// Each file of `approved/` whose approval is not of a kind the caller accepts, named with who
-/// or what approved it. The provenance is the signed one: an attestation's per-file record;
+/// The decision itself, and each file of `approved/`, whose approval is not of a kind the
+/// caller accepts, named with who or what approved it. The decision's own is its signed `by`
+/// and `policy`. A file's provenance is the signed one: an attestation's per-file record;
 /// for one written before that was recorded, its own artifacts carry the decision's (signed)
 /// `by` and `policy` and the rest are `unknown`; a v1 receipt signs no `policy`, so its
 /// artifacts are `unknown` unless its `by` names a policy or a grant.
@@ -181,7 +183,25 @@ fn not_approved_by(checked: &receipts::Checked, accepted: &[&str]) -> Vec<String
         [HUMAN] => "a person".to_string(),
         _ => accepted.join(" or "),
     };
-    files
+    // The decision's own approver first: with no file in approved/ (none named, or each too
+    // large to promote) the files say nothing, and a policy's approval would pass for a
+    // person's.
+    let own_kind = provenance_kind(&own);
+    let mut problems = Vec::new();
+    if !accepted.contains(&own_kind) {
+        let who = match own.as_str() {
+            UNKNOWN => format!(
+                "the decision (by {}) does not record that a person made it",
+                checked.by
+            ),
+            p => format!("the decision was made by {p}"),
+        };
+        problems.push(format!(
+            "{who}, not by {wanted}: have a person decide, or accept it with --approved-by {},{own_kind}",
+            accepted.join(",")
+        ));
+    }
+    let files = files
         .iter()
         .filter(|f| !accepted.contains(&provenance_kind(f.provenance())))
         .map(|f| {
@@ -204,8 +224,9 @@ fn not_approved_by(checked: &receipts::Checked, accepted: &[&str]) -> Vec<String
                 f.path,
                 accepted.join(",")
             )
-        })
-        .collect()
+        });
+    problems.extend(files);
+    problems
 }
 
 fn refused(problems: &[String]) -> ExitCode {

@@ -256,7 +256,8 @@ def verify_workspace(
     """docs/verify-decision.py: WORKSPACE/decision.json signed whole by one of `keys`, about
     this workspace and the handoff.json in place, an accepted outcome, still valid, and every
     artifact, and every file of approved/ (exactly those), with the bytes decided; on an
-    approval, each file of approved/ approved by a kind `approved_by` accepts (`human`, and
+    approval, the decision and each file of approved/
+    approved by a kind `approved_by` accepts (`human`, and
     `policy`, `grant`, `unknown` only when named: `baton verify --approved-by`). Returns the
     decision; raises VerificationError otherwise."""
     ws = os.fspath(ws)
@@ -303,6 +304,12 @@ def verify_workspace(
             if on_disk != {a["path"] for a in p["approved"]}:
                 refuse("approved/ holds other files than were approved")
         if doc["outcome"] == "approved":
+            # The decision's own approver: with no file in approved/, the files say nothing.
+            made = _made(doc["by"], doc.get("policy"))
+            if _kind(made) not in kinds:
+                refuse(
+                    "the decision was made by %s, not by %s" % (made, " or ".join(sorted(kinds)))
+                )
             # Each file's approver as signed; an older attestation names none, so only the
             # decision's own artifacts take its `by` and `policy`, the rest are unknown.
             own = {(_approved_path(a["path"]), a["sha256"]) for a in p["artifacts"]}

@@ -1,0 +1,120 @@
+//! What the three verifiers (`baton verify`, docs/verify-decision.py and the Python client's
+//! `verify_workspace`) vouch for beyond the signature: who made the decision itself (a
+//! policy's approval of a handoff with no file is no person's), and that `approved/` is the
+//! workspace's own folder (a link to another one ships whatever it points at).
+
+use crate::util::{baton, bytes, handoff, tools, user, write_atomic, TestEnv};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The daemon's public keys as `baton keys` prints them, in a file.
+fn keys(env: &TestEnv) -> PathBuf {
+    let out = baton(&["keys", "--config", env.config_path().to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let file = env.root().join("trusted.keys");
+    std::fs::write(&file, &out.stdout).unwrap();
+    file
+}
+
+/// Each verifier's verdict on `ws` (`approved_by` as `--approved-by` takes it, or the
+/// default): its name, whether it accepted, and what it said.
+fn verdicts(
+    ws: &Path,
+    keys: &Path,
+    approved_by: Option<&str>,
+) -> Vec<(&'static str, bool, String)> {
+    let said = |out: std::process::Output| {
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), text)
+    };
+    let mut rust = Command::new(crate::util::BIN);
+    rust.args(["verify"]).arg(ws).arg("--key").arg(keys);
+    let mut script = Command::new(tools::python());
+    script
+        .arg(repo().join("docs/verify-decision.py"))
+        .arg(ws)
+        .arg(keys);
+    if let Some(kinds) = approved_by {
+        rust.args(["--approved-by", kinds]);
+        script.arg(format!("--approved-by={kinds}"));
+    }
+    let mut client = Command::new(tools::python());
+    client
+        .env("PYTHONPATH", repo().join("clients/python/src"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .args([
+            "-c",
+            "import sys\n\
+             from baton_client.errors import VerificationError\n\
+             from baton_client.receipts import load_keys, verify_workspace\n\
+             try:\n\
+             \x20   verify_workspace(sys.argv[1], load_keys(sys.argv[2]), approved_by=sys.argv[3].split(','))\n\
+             except VerificationError as e:\n\
+             \x20   sys.exit('REFUSED: %s' % e)\n\
+             print('ok')\n",
+        ])
+        .arg(ws)
+        .arg(keys)
+        .arg(approved_by.unwrap_or("human"));
+    let (a, b, c) = (rust.output(), script.output(), client.output());
+    let (ok_a, a) = said(a.unwrap());
+    let (ok_b, b) = said(b.unwrap());
+    let (ok_c, c) = said(c.unwrap());
+    vec![
+        ("baton verify", ok_a, a),
+        ("verify-decision.py", ok_b, b),
+        ("verify_workspace", ok_c, c),
+    ]
+}
+
+fn all_refuse(verdicts: &[(&str, bool, String)], reason: &[&str]) {
+    for ((who, ok, said), why) in verdicts.iter().zip(reason) {
+        assert!(!ok, "{who} accepted: {said}");
+        assert!(said.contains(why), "{who}: wanted {why:?}: {said}");
+    }
+}
+
+fn all_accept(verdicts: &[(&str, bool, String)]) {
+    for (who, ok, said) in verdicts {
+        assert!(ok, "{who} refused: {said}");
+    }
+}
+
+/// A policy approving a handoff with no file put nothing in `approved/`: the decision's own
+/// approver is still a policy, and a verifier that accepts only a person's approval (the
+/// default) refuses it; named (`--approved-by policy`), it is accepted.
+#[test]
+fn a_policys_approval_with_no_file_is_not_a_persons() {
+    let mut env = TestEnv::with_config(&format!(
+        "{}[[routes]]\nname = \"auto\"\nauto_approve_if = \"claimed.trigger == 'completion'\"\n\
+         auto_approve_unproven = true\n",
+        user("rita", "\"reviewer\"")
+    ));
+    let d = env.start();
+    let keys = keys(&env);
+    let ws = env.ws("alpha");
+    let mut h = handoff("auto-1");
+    h["trigger"] = json!("completion");
+    write_atomic(&ws.join("handoff.json"), &bytes(&h));
+    d.wait_until("approved by the policy", || {
+        crate::util::decision(&ws).is_some_and(|v| v["outcome"] == "approved")
+    });
+    d.stop();
+    let by = crate::util::decision(&ws).unwrap()["by"].clone();
+    assert!(by.as_str().unwrap().starts_with("policy:"), "{by}");
+    all_refuse(
+        &verdicts(&ws, &keys, None),
+        &[
+            "the decision was made by policy:",
+            "the decision was made by policy:",
+            "the decision was made by policy:",
+        ],
+    );
+    all_accept(&verdicts(&ws, &keys, Some("policy")));
+}
