@@ -4,10 +4,10 @@ python3 verify-decision.py WORKSPACE KEYS [OUTCOME...] [--approved-by=human,poli
 KEYS holds lines as `baton keys` prints them (`<key_id> <hex public key>`). Exit 0 only when
 WORKSPACE/decision.json is signed whole by one of them, is about this workspace and the
 handoff.json in place, has an accepted outcome (default: approved), is still valid, every
-artifact, and every file of approved/ (exactly those), has the bytes decided, and the
-decision and each file of approved/ were approved by a kind of approver accepted (default:
-human, a person). Needs `cryptography` and nothing else; no check is an `assert` (python -O
-keeps them). docs/receipts.md.
+artifact, and every file of approved/ (exactly those, in the workspace's own folder, not a
+link), has the bytes decided, and the decision and each file of approved/ were approved by a
+kind of approver accepted (default: human, a person). Needs `cryptography` and nothing else;
+no check is an `assert` (python -O keeps them). docs/receipts.md.
 """
 import base64, datetime, hashlib, json, os, stat, sys
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -74,7 +74,8 @@ for a in p["artifacts"] + (p.get("approved") or []):
 top = os.path.join(ws, "approved")
 if doc["outcome"] == "approved" and (os.path.lexists(top) or p["approved"]):
     def broken(e): refuse("approved/ cannot be read whole: %s" % e)
-    if os.path.islink(top): refuse("approved/ is a link")
+    if os.path.islink(top): refuse("approved/ is a link")  # a copy of it holds what it points at
+    if os.path.lexists(top) and not os.path.isdir(top): refuse("approved/ is not a folder")
     on_disk = set()
     for d, dirs, files in os.walk(top, onerror=broken):
         for name in dirs + files:

@@ -118,3 +118,51 @@ fn a_policys_approval_with_no_file_is_not_a_persons() {
     );
     all_accept(&verdicts(&ws, &keys, Some("policy")));
 }
+
+/// A person's approval of a handoff with no file signs an empty `approved/`: a link in its
+/// place (to a folder of someone's choosing, or to nothing) and a file in its place are
+/// refused by all three verifiers, since a deploy that copies `approved/` would ship what the
+/// link points at. No `approved/` at all holds nothing and is accepted.
+#[test]
+fn approved_must_be_the_workspaces_own_folder() {
+    let mut env = TestEnv::with_config(&user("rita", "\"reviewer\""));
+    let d = env.start();
+    let keys = keys(&env);
+    let ws = env.ws("alpha");
+    d.submit_and_decide(&ws, &handoff("empty-1"), "rita-token", "approved");
+    d.wait_until("decision.json written", || {
+        crate::util::decision(&ws).is_some_and(|v| v["outcome"] == "approved")
+    });
+    d.stop();
+    all_accept(&verdicts(&ws, &keys, None));
+    let approved = ws.join("approved");
+    let elsewhere = env.root().join("elsewhere");
+    // Empty when checked: its owner fills it after the check, before the deploy copies it.
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let cases: [(&str, &dyn Fn()); 3] = [
+        ("a link to a folder", &|| {
+            std::os::unix::fs::symlink(&elsewhere, &approved).unwrap()
+        }),
+        ("a link to nothing", &|| {
+            std::os::unix::fs::symlink(env.root().join("nothing"), &approved).unwrap()
+        }),
+        ("a file", &|| std::fs::write(&approved, "x").unwrap()),
+    ];
+    for (what, make) in cases {
+        let _ = std::fs::remove_dir_all(&approved);
+        let _ = std::fs::remove_file(&approved);
+        make();
+        let said = verdicts(&ws, &keys, None);
+        let reason = match what {
+            "a file" => ["approved/ is not a folder", "not a folder", "not a folder"],
+            _ => [
+                "approved/ is a link",
+                "approved/ is a link",
+                "approved/ is a link",
+            ],
+        };
+        all_refuse(&said, &reason);
+    }
+    let _ = std::fs::remove_file(&approved);
+    all_accept(&verdicts(&ws, &keys, None));
+}

@@ -315,27 +315,51 @@ fn approved_tree(ws: &Workspace, checked: &receipts::Checked) -> Vec<String> {
     let mut problems = Vec::new();
     let root = ws.root.join(baton::workspace::APPROVED_DIR);
     let mut seen = std::collections::BTreeSet::new();
+    // approved/ itself must be the workspace's own folder: a deploy that copies it copies what
+    // a link points at, files put there after this check included. No approved/ at all holds
+    // nothing: every file expected is reported missing below (none when none was approved).
+    match std::fs::symlink_metadata(&root) {
+        Ok(m) if m.file_type().is_symlink() => {
+            let to = std::fs::read_link(&root)
+                .map_or(String::new(), |t| format!(" (to {})", t.display()));
+            return vec![format!(
+                "approved/ is a link{to}, not the workspace's own folder: a copy of it holds \
+                 whatever the link points at, not what was approved"
+            )];
+        }
+        Ok(m) if !m.is_dir() => {
+            return vec![format!(
+                "approved/ is not a folder ({}): nothing was promoted into it",
+                root.display()
+            )]
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return (expected.keys())
+                .map(|missing| format!("{missing} is missing from approved/"))
+                .collect()
+        }
+        Err(e) => return vec![format!("approved/ cannot be read: {e}")],
+    }
+    // follow_root_links(false): a link swapped in after the check above is seen as a link at
+    // depth 0 (refused below), not followed.
     for entry in walkdir::WalkDir::new(&root)
         .follow_links(false)
-        .min_depth(1)
+        .follow_root_links(false)
     {
         let entry = match entry {
             Ok(entry) => entry,
-            // No approved/ at all: every expected file is reported missing below. Anything
-            // else that cannot be read (a folder that vanished mid-walk included) is a refusal:
-            // what the walk did not reach was not checked.
-            Err(e)
-                if e.depth() == 0
-                    && e.io_error()
-                        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound) =>
-            {
-                break
-            }
+            // Anything that cannot be read (a folder that vanished mid-walk included) is a
+            // refusal: what the walk did not reach was not checked.
             Err(e) => {
                 problems.push(format!("approved/ cannot be read whole: {e}"));
                 continue;
             }
         };
+        if entry.depth() == 0 && !entry.file_type().is_dir() {
+            problems.push("approved/ was replaced while it was read".to_string());
+            continue;
+        }
         if entry.file_type().is_dir() {
             continue;
         }

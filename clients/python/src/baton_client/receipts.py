@@ -255,8 +255,8 @@ def verify_workspace(
 ) -> Dict[str, Any]:
     """docs/verify-decision.py: WORKSPACE/decision.json signed whole by one of `keys`, about
     this workspace and the handoff.json in place, an accepted outcome, still valid, and every
-    artifact, and every file of approved/ (exactly those), with the bytes decided; on an
-    approval, the decision and each file of approved/
+    artifact, and every file of approved/ (exactly those, in the workspace's own folder, not a
+    link), with the bytes decided; on an approval, the decision and each file of approved/
     approved by a kind `approved_by` accepts (`human`, and
     `policy`, `grant`, `unknown` only when named: `baton verify --approved-by`). Returns the
     decision; raises VerificationError otherwise."""
@@ -292,7 +292,10 @@ def verify_workspace(
                 refuse("approved/ cannot be read whole: %s" % e)
 
             if os.path.islink(top):
+                # A copy of it holds whatever the link points at, not what was approved.
                 refuse("approved/ is a link")
+            if os.path.lexists(top) and not os.path.isdir(top):
+                refuse("approved/ is not a folder")
             on_disk = set()
             for d, dirs, files in os.walk(top, onerror=broken):
                 for name in dirs + files:
