@@ -644,3 +644,58 @@ fn a_hook_whose_user_can_change_its_key_file_or_configuration_decides_nothing() 
     }
     assert!(d.handoffs("pending").is_empty());
 }
+
+/// What the hook's user cannot write today but can make writable, or swap out from above,
+/// is no safer: a key file it owns (mode 0444, in its own folder, mode 0555: it can chmod
+/// both), and a key file only root may write, in a folder only root may write, inside a
+/// folder anyone may write (the user renames that folder away and makes its own in its
+/// place). Either decides nothing.
+#[test]
+fn a_hook_whose_user_owns_its_key_file_or_can_swap_a_folder_above_it_decides_nothing() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut env = TestEnv::with_config(&hook_table(60));
+    let d = env.start();
+    let root = env.root().to_path_buf();
+    hook_user_can_run(&root);
+    let call = input(&env, "Bash", push());
+    let keys = crate::util::baton(&["keys", "--config", env.config_path().to_str().unwrap()]);
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
+    // (a) The hook's user (nobody) owns the key file and its folder, neither writable now.
+    std::fs::create_dir(root.join("mine")).unwrap();
+    std::fs::write(root.join("mine/keys.txt"), &keys.stdout).unwrap();
+    std::os::unix::fs::chown(root.join("mine/keys.txt"), Some(65534), None).unwrap();
+    std::os::unix::fs::chown(root.join("mine"), Some(65534), None).unwrap();
+    mode(&root.join("mine/keys.txt"), 0o444).unwrap();
+    mode(&root.join("mine"), 0o555).unwrap();
+    // (b) Root's key file in root's folder, inside a folder anyone may write.
+    std::fs::create_dir_all(root.join("open/sealed")).unwrap();
+    std::fs::write(root.join("open/sealed/keys.txt"), &keys.stdout).unwrap();
+    mode(&root.join("open"), 0o777).unwrap();
+    let written = |name: &str, key_file: &str| {
+        let path = root.join(name);
+        let keyed = format!("key_file = \"{key_file}\"\n");
+        std::fs::write(&path, text.replace("key_file = \"keys.txt\"\n", &keyed)).unwrap();
+        path
+    };
+    for (config, why) in [
+        (
+            written("a.toml", "mine/keys.txt"),
+            "mine is owned by this user",
+        ),
+        (
+            written("b.toml", "open/sealed/keys.txt"),
+            "open/sealed can be replaced",
+        ),
+    ] {
+        let out = hook_out(hook_in(&config, &call));
+        let (decision, reason) = decision_of(&out);
+        assert_eq!(decision, "ask", "{why}: {reason}");
+        assert!(
+            reason.contains(why) && reason.contains("approve its own calls"),
+            "{why}: {reason}"
+        );
+        assert!(!env.ws("alpha").join("handoff.json").exists(), "{why}");
+    }
+    assert!(d.handoffs("pending").is_empty());
+}

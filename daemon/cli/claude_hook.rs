@@ -278,16 +278,16 @@ fn refuse_the_daemons_user(config: &Config) -> anyhow::Result<()> {
 /// What the hook's answers rest on, its configuration (the rules, `key_file`) and the key
 /// file, must be out of reach of the user it runs as: Claude Code makes its tool calls as that
 /// user, and a call the rules let through could otherwise name a key of its own, sign a
-/// decision.json with it and approve its own calls. Refused when the file, or the folder that
-/// holds it (a new file renamed over it), can be written by this user.
+/// decision.json with it and approve its own calls. Refused when that user can change the file
+/// or anything on the way to it (`changeable_by_me`).
 fn refuse_writable_trust(files: &[&Path]) -> anyhow::Result<()> {
     for file in files {
-        if let Some(why) = writable_by_me(file) {
+        if let Some(why) = changeable_by_me(file) {
             anyhow::bail!(
-                "{} {why} by the user this hook runs as, the user Claude Code makes its tool \
+                "{}: {why}, by the user this hook runs as, the user Claude Code makes its tool \
                  calls as: a call could name a key of its own there and approve its own calls. \
-                 Make it, and its folder, writable only by another user (e.g. owned by root, \
-                 mode 0644, in a folder owned by root)",
+                 Make it, and every folder above it, owned by another user and writable only \
+                 by them (e.g. owned by root, mode 0644, in folders owned by root)",
                 file.display()
             );
         }
@@ -295,32 +295,96 @@ fn refuse_writable_trust(files: &[&Path]) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// How `file` can be changed by this process's user, if it can: written, or replaced through
-/// its folder (a sticky folder, as /tmp, lets its users replace only their own files).
-fn writable_by_me(file: &Path) -> Option<&'static str> {
+/// How this process's user could change what `file` names, if it can. The path is followed
+/// name by name as the kernel resolves it, links included (a link's target is checked as
+/// well as the folder the link is in), and refused when the user owns the file or any folder
+/// on the way (an owner can change its mode, then its content), can write the file, or can
+/// write a folder on the way (it could rename an entry away and put its own in its place). A
+/// sticky folder (as /tmp) is accepted when the user owns neither it nor the entry in it: it
+/// lets its users rename only their own. A name that does not exist is left to the read,
+/// which fails.
+fn changeable_by_me(file: &Path) -> Option<String> {
+    use std::ffi::OsString;
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::MetadataExt;
+    use std::path::{Component, PathBuf};
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
     let may_write = |p: &Path| {
         let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
             return false;
         };
-        // SAFETY: `c` is a NUL-terminated path that outlives the call.
-        unsafe { libc::access(c.as_ptr(), libc::W_OK) == 0 }
+        // SAFETY: `c` is a NUL-terminated path that outlives the call. AT_EACCESS: as the
+        // effective user, the one that makes the calls.
+        unsafe { libc::faccessat(libc::AT_FDCWD, c.as_ptr(), libc::W_OK, libc::AT_EACCESS) == 0 }
     };
-    if may_write(file) {
-        return Some("can be written");
-    }
-    let folder = match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
+    let push = |pending: &mut Vec<OsString>, path: &Path| {
+        for c in path.components().rev() {
+            match c {
+                Component::Normal(name) => pending.push(name.to_os_string()),
+                Component::ParentDir => pending.push(OsString::from("..")),
+                Component::RootDir | Component::CurDir | Component::Prefix(_) => {}
+            }
+        }
     };
-    if !may_write(&folder) {
-        return None;
+    let absolute = match file.is_absolute() {
+        true => file.to_path_buf(),
+        false => match std::env::current_dir() {
+            Ok(cwd) => cwd.join(file),
+            Err(e) => return Some(format!("the current folder cannot be read ({e})")),
+        },
+    };
+    let mut real = PathBuf::from("/");
+    match std::fs::metadata(&real) {
+        Ok(m) if m.uid() == me => return Some("/ is owned by this user".to_string()),
+        _ if may_write(&real) => return Some("/ can be written".to_string()),
+        _ => {}
     }
-    let sticky = std::fs::metadata(&folder).is_ok_and(|m| m.mode() & 0o1000 != 0);
-    // SAFETY: geteuid has no preconditions.
-    let mine = std::fs::metadata(file).is_ok_and(|m| m.uid() == unsafe { libc::geteuid() });
-    (!sticky || mine).then_some("can be replaced (its folder can be written)")
+    let mut pending = Vec::new();
+    push(&mut pending, &absolute);
+    let mut links = 0;
+    while let Some(name) = pending.pop() {
+        if name == ".." {
+            // `real` holds no link: its parent is the one `..` names.
+            real.pop();
+            continue;
+        }
+        let next = real.join(&name);
+        let Ok(meta) = std::fs::symlink_metadata(&next) else {
+            return None;
+        };
+        let folder_open = may_write(&real);
+        let sticky = std::fs::metadata(&real).is_ok_and(|m| m.mode() & 0o1000 != 0);
+        if folder_open && (!sticky || meta.uid() == me) {
+            return Some(format!(
+                "{} can be replaced (its folder can be written)",
+                next.display()
+            ));
+        }
+        if meta.file_type().is_symlink() {
+            links += 1;
+            let target = match std::fs::read_link(&next) {
+                Ok(target) if links <= 40 => target,
+                _ => return Some(format!("{} cannot be followed", next.display())),
+            };
+            if target.is_absolute() {
+                real = PathBuf::from("/");
+            }
+            push(&mut pending, &target);
+            continue;
+        }
+        if meta.uid() == me {
+            return Some(format!(
+                "{} is owned by this user, who can change its mode",
+                next.display()
+            ));
+        }
+        if !meta.is_dir() && may_write(&next) {
+            return Some(format!("{} can be written", next.display()));
+        }
+        real = next;
+    }
+    None
 }
 
 /// The keys a decision must be signed by: `key_file`, else the file `BATON_KEY` names. None is
