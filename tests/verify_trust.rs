@@ -166,3 +166,67 @@ fn approved_must_be_the_workspaces_own_folder() {
     let _ = std::fs::remove_file(&approved);
     all_accept(&verdicts(&ws, &keys, None));
 }
+
+/// `baton verify --url` takes the keys from the address named and nowhere else: a redirect
+/// (which could lead from https to plain http, or to another host) is not followed, and the
+/// refusal says so. Here the address redirects to the daemon's real keys: taking them would
+/// have accepted the decision.
+#[test]
+fn keys_are_not_taken_from_where_a_redirect_leads() {
+    use std::io::{Read, Write};
+    let mut env = TestEnv::with_config(&user("rita", "\"reviewer\""));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    d.submit_and_decide(&ws, &handoff("redirected-1"), "rita-token", "approved");
+    d.wait_until("decision.json written", || {
+        crate::util::decision(&ws).is_some_and(|v| v["outcome"] == "approved")
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let redirector = format!("http://{}", listener.local_addr().unwrap());
+    let to = format!("{}/api/v1/keys", d.url);
+    // Two requests (baton verify's, then the Python client's), each answered with a redirect
+    // to the daemon's own keys.
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let Ok((mut conn, _)) = listener.accept() else {
+                return;
+            };
+            let mut buf = [0u8; 4096];
+            let _ = conn.read(&mut buf);
+            let _ = write!(
+                conn,
+                "HTTP/1.1 302 Found\r\nLocation: {to}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    let out = baton(&["verify", ws.to_str().unwrap(), "--url", &redirector]);
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("302") && said.contains("no redirect is followed"),
+        "{said}"
+    );
+    // The Python client's fetch_keys, the same.
+    let out = Command::new(tools::python())
+        .env("PYTHONPATH", repo().join("clients/python/src"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .args([
+            "-c",
+            "import sys\n\
+             from baton_client.receipts import fetch_keys\n\
+             print('fetched', fetch_keys(sys.argv[1]))\n",
+        ])
+        .arg(&redirector)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains("302") && said.contains("no redirect is followed"),
+        "{said}"
+    );
+    server.join().unwrap();
+    d.stop();
+}

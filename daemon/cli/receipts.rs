@@ -471,14 +471,29 @@ fn key_line(line: &str) -> Option<PublicKey> {
 /// The keys a daemon serves at `URL/api/v1/keys`, a public route: no token is sent, so one
 /// never reaches whoever answers at that address (a port taken while the daemon is down).
 /// Plain `http://` is taken only to this host: from another, the keys would be whatever
-/// anyone on the way answered.
+/// anyone on the way answered. No redirect is followed: one to another host, or from https to
+/// plain http, would hand the choice of keys to whoever the first address sends us to.
 fn fetched(url: &str) -> anyhow::Result<Vec<PublicKey>> {
     refuse_plain_http_afar(url)?;
     let address = format!("{}/api/v1/keys", url.trim_end_matches('/'));
-    let text = ureq::get(&address)
+    let answer = ureq::AgentBuilder::new()
+        .redirects(0)
+        .build()
+        .get(&address)
         .call()
-        .map_err(|e| anyhow::anyhow!("{address}: {e}"))?
-        .into_string()?;
+        .map_err(|e| anyhow::anyhow!("{address}: {e}"))?;
+    if answer.status() != 200 {
+        anyhow::bail!(
+            "{address}: answered {} {}{}, not the keys; no redirect is followed (the keys \
+             would be whatever the next address answers): name the daemon's own address",
+            answer.status(),
+            answer.status_text(),
+            answer
+                .header("location")
+                .map_or(String::new(), |to| format!(" (to {to})"))
+        );
+    }
+    let text = answer.into_string()?;
     let listed: Vec<serde_json::Value> = serde_json::from_str(&text)
         .map_err(|e| anyhow::anyhow!("{address}: not a list of keys: {e}"))?;
     Ok(listed

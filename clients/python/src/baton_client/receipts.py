@@ -130,14 +130,26 @@ def refuse_plain_http_afar(url: str, why: str) -> None:
     )
 
 
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req: Any, fp: Any, code: int, msg: str, headers: Any, newurl: str) -> None:
+        raise BatonError(
+            f"{req.full_url} answered {code} (to {newurl}), not the keys; no redirect is "
+            "followed (the keys would be whatever the next address answers): name the "
+            "daemon's own address"
+        )
+
+
 def fetch_keys(url: str, timeout: float = 10.0) -> Keys:
     """The daemon's public keys from `GET /api/v1/keys` (open, no credential). Trusting them
     trusts that URL: name the daemon you mean, over TLS (plain http only to this host, see
-    `refuse_plain_http_afar`)."""
+    `refuse_plain_http_afar`). No redirect is followed (to another host, or from https to
+    plain http, it would hand the choice of keys to whoever the first address names), as
+    `baton verify --url` follows none."""
     refuse_plain_http_afar(
         url, "keys fetched over it are whatever anyone on the way answers (or pin them: load_keys)"
     )
-    with urllib.request.urlopen(url.rstrip("/") + "/api/v1/keys", timeout=timeout) as r:
+    opener = urllib.request.build_opener(_NoRedirect())
+    with opener.open(url.rstrip("/") + "/api/v1/keys", timeout=timeout) as r:
         listed = json.loads(r.read())
     return {k["key_id"]: k["public_key"] for k in listed}
 
