@@ -117,6 +117,38 @@ fn a_policys_approval_with_no_file_is_not_a_persons() {
         ],
     );
     all_accept(&verdicts(&ws, &keys, Some("policy")));
+    // The OpenAI Agents integration runs a tool call only on a person's approval, as the
+    // Claude Code hook allows one: this approval, checked and genuine, is a policy's.
+    let out = Command::new(tools::python())
+        .env("PYTHONPATH", repo().join("clients/python/src"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .args([
+            "-c",
+            "import json, sys\n\
+             from baton_client.decision import Decision\n\
+             from baton_client.openai_agents import answer\n\
+             from baton_client.receipts import check_decision, handoff_sha256, load_keys, loads\n\
+             ws = sys.argv[1]\n\
+             doc = loads(open(ws + '/decision.json', 'rb').read())\n\
+             digest = handoff_sha256(json.load(open(ws + '/handoff.json')))\n\
+             signed = check_decision(doc, load_keys(sys.argv[2]), 'alpha', [digest], ws)\n\
+             decision = Decision.from_json({**signed, 'attestation': doc['attestation']}, verified=True)\n\
+             class State:\n\
+             \x20   def approve(self, item): print('approved')\n\
+             \x20   def reject(self, item, rejection_message=''): print('rejected:', rejection_message)\n\
+             answer(State(), object(), decision)\n",
+        ])
+        .arg(&ws)
+        .arg(&keys)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.starts_with("rejected:") && said.contains("no person did"),
+        "{said}"
+    );
 }
 
 /// A person's approval of a handoff with no file signs an empty `approved/`: a link in its

@@ -53,9 +53,19 @@ def handoff_for(item: Any, task_id: str, from_agent: str) -> Dict[str, Any]:
 
 
 def answer(state: Any, item: Any, decision: Optional[Decision], why: str = "") -> None:
-    """Applies a decision to one approval: only a verified approval approves."""
+    """Applies a decision to one approval: only a verified approval a person gave (its signed
+    `policy` is `human`) approves. An approval no person gave (a route's `auto_approve_if`, a
+    reviewer's grant) is a rejection saying so, as the Claude Code hook answers "ask" then:
+    the tool needs a person's approval."""
     if decision is not None and decision.approved and decision.verified:
-        state.approve(item)
+        if decision.raw.get("policy") == "human":
+            state.approve(item)
+            return
+        state.reject(item, rejection_message=(
+            f"Not run: {decision.by} approved this call in baton (handoff "
+            f"{decision.handoff_key}), but no person did, and this tool runs only on a "
+            "person's approval. Ask a person to approve it, or go on without it."
+        ))
         return
     message = decision.message() if decision is not None else why
     state.reject(item, rejection_message=message)
