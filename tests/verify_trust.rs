@@ -262,3 +262,44 @@ fn keys_are_not_taken_from_where_a_redirect_leads() {
     server.join().unwrap();
     d.stop();
 }
+
+/// `baton submit` believes an archived decision that would refuse a handoff's id only when the
+/// daemon signed it in this workspace: an expired approval made in another workspace (copied
+/// into this one's archive to push the agent off its id) is no answer here, as an unexpired
+/// one is none.
+#[test]
+fn an_expired_decision_from_another_workspace_does_not_take_an_id() {
+    let mut env = TestEnv::with_config(&format!(
+        "{}[[routes]]\nname = \"ship\"\napproval_ttl_s = 1\n",
+        user("rita", "\"reviewer\"")
+    ));
+    let beta = env.init("beta");
+    let d = env.start();
+    let keys = keys(&env);
+    let alpha = env.ws("alpha");
+    d.submit_and_decide(&alpha, &handoff("taken-1"), "rita-token", "approved");
+    d.wait_until("decision.json written", || {
+        crate::util::decision(&alpha).is_some_and(|v| v["outcome"] == "approved")
+    });
+    d.stop();
+    let archive = baton::workspace::Workspace::open(&beta)
+        .unwrap()
+        .archive_dir("taken-1");
+    std::fs::create_dir_all(&archive).unwrap();
+    std::fs::copy(alpha.join("decision.json"), archive.join("decision.json")).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let mut draft = handoff("taken-1");
+    draft["title"] = json!("other work under the same id");
+    let file = env.root().join("draft.json");
+    std::fs::write(&file, bytes(&draft)).unwrap();
+    let out = Command::new(crate::util::BIN)
+        .args(["submit", beta.to_str().unwrap(), file.to_str().unwrap()])
+        .env("BATON_KEY", &keys)
+        .current_dir(&beta)
+        .output()
+        .unwrap();
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(!said.contains("already decided"), "{said}");
+    assert!(said.contains("submitted taken-1"), "{said}");
+}

@@ -167,10 +167,16 @@ fn signed_here(ws: &Workspace, doc: &Value, file: &Path) -> bool {
         _ => return true,
     };
     let now = time::OffsetDateTime::now_utc();
-    match baton::receipts::check(doc, keys.list(), now) {
+    // An expired approval is still the daemon's answer (the id stays used), but only one made
+    // here: checked as at the moment it expired, which answers where it was made, as any other.
+    let checked = match baton::receipts::check(doc, keys.list(), now) {
+        Err(baton::receipts::Refusal::Expired(until)) => baton::receipts::parse_time(&until)
+            .ok_or(baton::receipts::Refusal::Expired(until))
+            .and_then(|at| baton::receipts::check(doc, keys.list(), at)),
+        other => other,
+    };
+    match checked {
         Ok(checked) if checked.workspace == ws.name => true,
-        // Expired approvals are still the daemon's answer: the id stays used.
-        Err(baton::receipts::Refusal::Expired(_)) => true,
         Ok(_) | Err(_) => {
             tracing::warn!(
                 "{} is not a decision the daemon signed in this workspace: its id is not taken \
