@@ -303,3 +303,29 @@ fn an_expired_decision_from_another_workspace_does_not_take_an_id() {
     assert!(!said.contains("already decided"), "{said}");
     assert!(said.contains("submitted taken-1"), "{said}");
 }
+
+/// `approved/` names are compared as their bytes: a file whose name is not UTF-8 does not pass
+/// for the signed name that holds U+FFFD in its place (as a lossy reading of it would).
+#[test]
+fn a_name_that_is_not_utf8_does_not_pass_for_a_signed_one() {
+    use std::os::unix::ffi::OsStrExt;
+    let mut env = TestEnv::with_config(&user("rita", "\"reviewer\""));
+    let d = env.start();
+    let keys = keys(&env);
+    let ws = env.ws("alpha");
+    std::fs::write(ws.join("inbox/\u{FFFD}.txt"), "notes\n").unwrap();
+    let mut h = handoff("lossy-1");
+    h["artifacts"] = json!([{"path": "inbox/\u{FFFD}.txt"}]);
+    d.submit_and_decide(&ws, &h, "rita-token", "approved");
+    d.wait_until("promoted", || {
+        crate::util::decision(&ws).is_some_and(|v| v["outcome"] == "approved")
+            && ws.join("approved/\u{FFFD}.txt").exists()
+    });
+    d.stop();
+    all_accept(&verdicts(&ws, &keys, None));
+    let raw = ws
+        .join("approved")
+        .join(std::ffi::OsStr::from_bytes(b"\xff.txt"));
+    std::fs::rename(ws.join("approved/\u{FFFD}.txt"), &raw).unwrap();
+    all_refuse(&verdicts(&ws, &keys, None), &["not UTF-8", "", ""]);
+}

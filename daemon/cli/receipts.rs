@@ -363,11 +363,16 @@ fn approved_tree(ws: &Workspace, checked: &receipts::Checked) -> Vec<String> {
         if entry.file_type().is_dir() {
             continue;
         }
-        let rel = entry
-            .path()
-            .strip_prefix(&ws.root)
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        // Names are compared as they are: a name that is not UTF-8 could otherwise pass for a
+        // signed one that holds U+FFFD where its bytes are not.
+        let Some(rel) = (entry.path().strip_prefix(&ws.root).ok()).and_then(|p| p.to_str()) else {
+            problems.push(format!(
+                "{} is in approved/ under a name that is not UTF-8, which no approval names",
+                entry.path().display()
+            ));
+            continue;
+        };
+        let rel = rel.to_string();
         seen.insert(rel.clone());
         match expected.get(&rel) {
             // A v1 receipt names only its own artifacts' copies: anything else is refused too.
