@@ -78,3 +78,51 @@ fn a_genuine_approval_of_another_handoff_copied_to_the_root_answers_no_wait() {
     let detail = d.get("/api/v1/handoffs/deploy-prod-1").1;
     assert_eq!(detail["state"], "pending", "{detail}");
 }
+
+/// The same old approval, but put at the root with the old handoff's own bytes in place
+/// before the agent starts to wait: a wait on whatever is in place takes it; a wait for the
+/// handoff the agent submitted (`--handoff KEY`) refuses at once, naming both.
+#[test]
+fn a_wait_for_the_submitted_handoff_refuses_another_put_in_its_place_before_it_began() {
+    let mut env = TestEnv::with_config(&format!(
+        "settle_ms = 60000\n{}",
+        util::user("rita", "\"reviewer\"")
+    ));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let old = handoff("old-3");
+    write_atomic(&ws.join("handoff.json"), &bytes(&old));
+    d.wait_until("old-3 pending", || d.handoffs("pending").len() == 1);
+    assert_eq!(d.decide("old-3", "approved", "fine").0, 200);
+    d.wait_until("old-3 decided", || decision(&ws).is_some());
+    let genuine = std::fs::read(ws.join("decision.json")).unwrap();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("deploy-prod-3")));
+    d.wait_until("deploy-prod-3 pending", || {
+        d.handoffs("pending")
+            .iter()
+            .any(|h| h["key"] == "deploy-prod-3")
+    });
+    // In place, so the daemon (settling for a minute) does not read it meanwhile.
+    std::fs::write(ws.join("handoff.json"), bytes(&old)).unwrap();
+    write_atomic(&ws.join("decision.json"), &genuine);
+
+    let out = Command::new(util::BIN)
+        .args(["wait", ws.to_str().unwrap(), "--handoff", "deploy-prod-3"])
+        .args(["--timeout", "4"])
+        .env_remove("BATON_KEY")
+        .env("BATON_URL", &d.url)
+        .env("BATON_LOG", "warn")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(
+        said.contains("holds handoff old-3, not handoff deploy-prod-3"),
+        "{said}"
+    );
+    assert_eq!(
+        d.get("/api/v1/handoffs/deploy-prod-3").1["state"],
+        "pending"
+    );
+}

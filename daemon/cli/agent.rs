@@ -146,6 +146,7 @@ fn read_handoff(path: &Path, format: Format) -> anyhow::Result<(Vec<String>, Opt
 
 pub fn wait(
     dir: &Path,
+    handoff: Option<&str>,
     timeout: Option<f64>,
     key: Option<&Path>,
     unchecked: bool,
@@ -162,7 +163,11 @@ pub fn wait(
     }
     warn_if_unserved(&ws);
     let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
-    let mut waited = Waited::start(&ws)?.trusting(trusted);
+    let mut waited = match handoff {
+        Some(handoff) => Waited::for_key(&ws, handoff)?,
+        None => Waited::start(&ws)?,
+    }
+    .trusting(trusted);
     let mut warned = None;
     if let Some(key) = waited.key() {
         // Says which handoff this answers for: a newer one written meanwhile is not it.
@@ -234,6 +239,25 @@ impl Waited {
             digests,
             proof: Proof::default(),
         })
+    }
+
+    /// A wait for the handoff of key `key` (the one the agent submitted): refused when another
+    /// is in place, so a writer of the share who put another handoff (and its genuine
+    /// decision) there before the wait began is not taken for it.
+    pub(super) fn for_key(ws: &Workspace, key: &str) -> anyhow::Result<Waited> {
+        let waited = Waited::start(ws)?;
+        match waited.key() {
+            Some(now) if now == key => Ok(waited),
+            now => anyhow::bail!(
+                "{} holds {}, not handoff {key}: another was written there since (the decision \
+                 on {key}, if it has one, is in .baton/handoffs/{key}/decision.json, which \
+                 `baton verify` checks)",
+                ws.root.display(),
+                now.map_or("no readable handoff".to_string(), |k| format!(
+                    "handoff {k}"
+                ))
+            ),
+        }
     }
 
     /// Answers count only if signed by one of `trusted` and about the bytes on disk.

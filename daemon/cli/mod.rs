@@ -130,6 +130,11 @@ pub enum Command {
     Wait {
         /// The workspace folder whose handoff.json to wait on
         dir: PathBuf,
+        /// The key of the handoff you submitted (its `id`): refuse (exit 1) when another is in
+        /// place, instead of waiting on whatever handoff is there when the wait begins (which
+        /// a writer of the share may have put there, with another handoff's genuine decision)
+        #[arg(long, value_name = "KEY")]
+        handoff: Option<String>,
         /// Give up after this many seconds (exit 7).
         #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,
@@ -564,12 +569,13 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Submit { dir, file } => submit::submit(&dir, &file),
         Command::Wait {
             dir,
+            handoff,
             timeout,
             key,
             unchecked,
         } => {
             daemon_user::warn_before_wait(&dir, key.as_deref(), unchecked);
-            agent::wait(&dir, timeout, key.as_deref(), unchecked)
+            agent::wait(&dir, handoff.as_deref(), timeout, key.as_deref(), unchecked)
         }
         Command::Withdraw { key, reason } => withdraw::withdraw(&key, reason.as_deref()),
         Command::Lock {

@@ -170,6 +170,11 @@ struct CheckpointArgs {
 struct WaitArgs {
     /// The workspace's name.
     workspace: String,
+    /// The key `submit_handoff` answered: the call then refuses when another handoff is in
+    /// place, instead of waiting on whatever handoff is there (which a writer of the share
+    /// may have put there, with another handoff's genuine decision).
+    #[serde(default)]
+    key: Option<String>,
     /// Seconds to wait before answering `{"state": "pending", "timed_out": true}` (default 300, at most 3600).
     #[serde(default)]
     timeout_s: Option<f64>,
@@ -319,11 +324,15 @@ impl Baton {
         };
         let verified = trusted.is_some();
         let ws2 = ws.clone();
-        let mut waited =
-            match off_thread(move || Waited::start(&ws2).map(|w| w.trusting(trusted))).await {
-                Ok(waited) => waited,
-                Err(e) => return failed(e),
-            };
+        let key = args.key.clone();
+        let start = move || match &key {
+            Some(key) => Waited::for_key(&ws2, key),
+            None => Waited::start(&ws2),
+        };
+        let mut waited = match off_thread(move || start().map(|w| w.trusting(trusted))).await {
+            Ok(waited) => waited,
+            Err(e) => return failed(e),
+        };
         if let Some(key) = waited.key() {
             // Says which handoff this call answers for, as `baton wait` does.
             tracing::info!(workspace = %ws.name, "waiting for the decision on handoff {key}");
