@@ -961,3 +961,63 @@ print(refused(lambda: Baton(url="http://127.0.0.1:9", token="t", workspace_name=
         assert!(heard.is_empty(), "sent to {afar} over plain http: {heard}");
     }
 }
+
+/// The Python client asks the daemon on this host, which answers with a redirect to another
+/// host over plain http: the client follows it (as urllib does) without the token, which
+/// urllib copied onto the redirected request.
+#[test]
+fn the_python_client_sends_no_token_where_a_redirect_leads() {
+    use std::io::{BufRead, Write};
+    let Some(ip) = this_hosts_other_address() else {
+        eprintln!("no address but loopback: nothing to redirect to");
+        return;
+    };
+    let afar = stand_in(&ip, "[]".into());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let here = format!("http://{}", listener.local_addr().unwrap());
+    let to = afar.url.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = std::io::BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while request.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                line.clear();
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 302 Found\r\nLocation: {to}/api/v1/handoffs\r\nContent-Length: 0\r\n\
+                 Connection: close\r\n\r\n"
+            );
+        }
+    });
+    let code = r#"
+import sys
+from baton_client import Baton
+print(Baton(url=sys.argv[1], token="builder-token", workspace_name="alpha")._request("GET", "/api/v1/handoffs")[0])
+"#;
+    let out = Command::new(crate::util::tools::python())
+        .args(["-c", code, &here])
+        .env(
+            "PYTHONPATH",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/src"),
+        )
+        .env_remove("BATON_ALLOW_PLAIN_HTTP")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "200",
+        "{out:?}"
+    );
+    let heard = afar.heard.lock().unwrap().clone();
+    assert!(
+        heard.contains("GET /api/v1/handoffs"),
+        "the redirect was followed: {heard}"
+    );
+    assert!(
+        !heard.contains("builder-token"),
+        "the token went to {}: {heard}",
+        afar.url
+    );
+}

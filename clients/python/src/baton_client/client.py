@@ -239,7 +239,9 @@ class Baton:
     def _request(self, method: str, path: str, body: Optional[bytes] = None) -> Tuple[int, Any]:
         assert self.url is not None
         req = urllib.request.Request(self.url + path, data=body, method=method)
-        req.add_header("Authorization", f"Bearer {self.token}")
+        # Never onto a redirected request (urllib copies other headers there): a redirect may
+        # lead to another host, or to plain http, which the url check above never saw.
+        req.add_unredirected_header("Authorization", f"Bearer {self.token}")
         if body is not None:
             req.add_header("Content-Type", "application/json")
         try:
