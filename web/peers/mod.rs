@@ -202,8 +202,9 @@ const PREFETCH: usize = 16 << 20;
 /// How long the part read before relaying may take to come.
 const PREFETCH_TIMEOUT: Duration = Duration::from_secs(120);
 /// The most held by every answer read before relaying at once, in KiB: past it, an answer is
-/// relayed as it comes, each part once its signature holds (as a large one is), so a caller
-/// asking many nodes' large answers at once cannot make this node hold them all.
+/// not relayed (try again shortly), so a caller asking many nodes' large answers at once
+/// cannot make this node hold them all. (Relaying it as it comes instead would turn an answer
+/// altered on the way from a 502 into a 200 cut short.)
 const PREFETCH_BUDGET_KIB: usize = 256 << 10;
 static PREFETCH_BUDGET: LazyLock<Arc<Semaphore>> =
     LazyLock::new(|| Arc::new(Semaphore::new(PREFETCH_BUDGET_KIB)));
@@ -217,8 +218,17 @@ struct Prefetched {
     held: Option<OwnedSemaphorePermit>,
 }
 
-/// Reads `body` until it ends, `PREFETCH` bytes are read, or `budget` (KiB) runs out.
-async fn prefetch<B>(body: &mut B, budget: &Arc<Semaphore>) -> Result<Prefetched, String>
+/// Why an answer's first parts could not be read.
+#[derive(Debug)]
+enum NotRead {
+    /// Its body failed (a frame whose signature did not hold: `answer::unseal` logged why).
+    Broken(String),
+    /// The budget cannot hold them.
+    Busy,
+}
+
+/// Reads `body` until it ends or `PREFETCH` bytes are read, within `budget` (KiB).
+async fn prefetch<B>(body: &mut B, budget: &Arc<Semaphore>) -> Result<Prefetched, NotRead>
 where
     B: axum::body::HttpBody<Data = axum::body::Bytes> + Unpin,
     B::Error: std::fmt::Display,
@@ -236,7 +246,7 @@ where
                 got.whole = true;
                 break;
             }
-            Some(Err(e)) => return Err(e.to_string()),
+            Some(Err(e)) => return Err(NotRead::Broken(e.to_string())),
             Some(Ok(frame)) => {
                 let Ok(data) = frame.into_data() else {
                     continue;
@@ -249,8 +259,7 @@ where
                         Some(held) => held.merge(permit),
                         None => got.held = Some(permit),
                     },
-                    // Relayed as it comes from here on.
-                    Err(_) => break,
+                    Err(_) => return Err(NotRead::Busy),
                 }
             }
         }
@@ -336,7 +345,14 @@ async fn relay_checked(
     let got = match got {
         Ok(Ok(got)) => got,
         // `answer::unseal` logged why.
-        Ok(Err(why)) => return Err(Failed::Untrusted(why)),
+        Ok(Err(NotRead::Broken(why))) => return Err(Failed::Untrusted(why)),
+        Ok(Err(NotRead::Busy)) => {
+            tracing::warn!(node = %peer.node, "not relaying an answer: the answers being read from other nodes hold the whole budget");
+            return Err(Failed::Unreachable(
+                "this node is reading too many answers from other nodes at once; try again shortly"
+                    .into(),
+            ));
+        }
         Err(_) => {
             return Err(Failed::Unreachable(
                 "its answer did not come whole in time".into(),
@@ -349,14 +365,15 @@ async fn relay_checked(
         true => None,
         false => Some(body.into_data_stream()),
     };
-    // The budget the parts read hold is given back once the answer is relayed (or dropped).
+    // The budget the parts read hold is given back once they are relayed (or dropped): the
+    // rest of a longer answer is relayed as it comes, holding none.
     let release = futures_util::stream::poll_fn(move |_| {
         let _ = &held;
         std::task::Poll::Ready(None)
     });
     let body = futures_util::StreamExt::chain(
-        futures_util::StreamExt::chain(read, futures_util::stream::iter(rest).flatten()),
-        release,
+        futures_util::StreamExt::chain(read, release),
+        futures_util::stream::iter(rest).flatten(),
     );
     Ok(Response::from_parts(parts, Body::from_stream(body)))
 }
@@ -537,8 +554,8 @@ mod tests {
     }
 
     /// Answers read before relaying share one budget: within it an answer is read whole (and
-    /// refused whole if altered); past it the rest is relayed as it comes, as a large answer
-    /// is; and the budget comes back once the parts read are let go.
+    /// refused whole if altered); past it one is not relayed at all (never relayed in part);
+    /// and the budget comes back once the parts read are let go.
     #[tokio::test]
     async fn answers_read_before_relaying_hold_no_more_than_the_budget() {
         let budget = Arc::new(Semaphore::new(256));
@@ -548,15 +565,17 @@ mod tests {
         assert_eq!(got.read.len(), 3);
         assert_eq!(budget.available_permits(), 256 - 192);
         let mut second = body_of(3);
-        let more = prefetch(&mut second, &budget).await.unwrap();
-        assert!(!more.whole, "past the budget: relayed as it comes");
-        // The budget took one part; the next, read already, is the first relayed as it came.
-        assert_eq!(
-            more.read.len(),
-            2,
-            "stops at the part the budget cannot take"
+        let more = prefetch(&mut second, &budget).await;
+        assert!(
+            matches!(more, Err(super::NotRead::Busy)),
+            "past the budget: not relayed"
         );
-        drop((got, more));
+        assert_eq!(
+            budget.available_permits(),
+            256 - 192,
+            "the refused gave its part back"
+        );
+        drop(got);
         assert_eq!(budget.available_permits(), 256);
     }
 
