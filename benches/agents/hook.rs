@@ -241,7 +241,9 @@ impl Rig {
         ureq::post(&format!("{}/api/v1/handoffs/{key}/decision", self.url))
             .set("Authorization", &format!("Bearer {REVIEWER_TOKEN}"))
             .set("Content-Type", "application/json")
-            .send_string(&json!({"outcome": "approved", "comment": "bench"}).to_string())
+            .send_string(
+                &json!({"outcome": "approved", "comment": "bench", "revision": 1}).to_string(),
+            )
             .with_context(|| format!("approving {key}"))?;
         Ok(())
     }

@@ -104,7 +104,7 @@ impl Node {
     pub fn decide(&self, key: &str) -> Result<()> {
         ureq::post(&format!("{}/api/v1/handoffs/{key}/decision", self.url))
             .set("Authorization", &format!("Bearer {}", self.token))
-            .send_json(serde_json::json!({"outcome": "approved"}))?;
+            .send_json(serde_json::json!({"outcome": "approved", "revision": 1}))?;
         Ok(())
     }
 

@@ -22,7 +22,7 @@ fn approve(d: &Daemon) -> Result<()> {
     loop {
         let sent = ureq::post(&url)
             .set("Authorization", &auth)
-            .send_json(serde_json::json!({"outcome": "approved"}));
+            .send_json(serde_json::json!({"outcome": "approved", "revision": 1}));
         if sent.is_ok() {
             break;
         }

@@ -33,7 +33,9 @@ def reviewer(stop: threading.Event) -> None:
         with urllib.request.urlopen(req) as r:
             pending = json.loads(r.read())
         for h in pending:
-            body = json.dumps({"outcome": "approved"}).encode()
+            # An approval names what was read (the list's revision and digest).
+            body = json.dumps({"outcome": "approved", "revision": h["revision"],
+                               "handoff_sha256": h["handoff_sha256"]}).encode()
             req = urllib.request.Request(
                 f"{URL}/api/v1/handoffs/{h['key']}/decision", data=body, method="POST",
                 headers={**auth, "Content-Type": "application/json"})
