@@ -119,29 +119,6 @@ pub(super) fn kept_at_open(anchored: &super::Anchor, at: &Mark) -> Vec<InFlight>
 }
 
 impl AuditLog {
-    /// At a takeover, a log found at the `before` end of the anchor (`at`) whose append
-    /// was written nonetheless: the workspace's mark of the events handed on (in the
-    /// cluster's database) is at its `after` end, and a mark moves only over events synced
-    /// into the log. Not an append in flight but a log cut back behind the daemon (its
-    /// bytes appended again later would otherwise pass for a late write): what was found,
-    /// for the chain's break.
-    pub(super) fn cut_back(&self, anchored: Option<&super::Anchor>, at: &Mark) -> Option<String> {
-        let anchored = anchored.filter(|_| self.anchors.shared())?;
-        let before = anchored.before.as_ref()?;
-        if before.hash != at.hash || anchored.after.hash == at.hash {
-            return None;
-        }
-        let handed = self.handed.read().ok().flatten()?;
-        (handed.hash == anchored.after.hash).then(|| {
-            format!(
-                "the log ends at event {} but events {}..{} were written and handed on to the outbox: it was cut back behind the daemon",
-                before.seq,
-                before.seq + 1,
-                anchored.after.seq
-            )
-        })
-    }
-
     /// Sets aside the bytes of `file` past `head` (the log is `len` bytes) if they are
     /// exactly an in-flight append of a node that lost the lease; `true` if it did (the log
     /// then ends at `head` again). Refused (`false`) when this node may not write itself.

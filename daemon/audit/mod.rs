@@ -174,17 +174,14 @@ impl AuditLog {
         log.gen.store(gen, Ordering::Release);
         let (head, last_at) = match tail::read_tail(&log.ws) {
             Ok(tail) => match tail::judge(anchored.as_ref(), &tail) {
-                Ok(mark) => match log.cut_back(anchored.as_ref(), &mark) {
-                    Some(found) => (log.break_chain(&found, anchored)?, None),
-                    None => {
-                        log.tail_start.store(tail.start, Ordering::Release);
-                        if let Some(anchored) = anchored.as_ref().filter(|_| log.anchors.shared()) {
-                            *log.late.lock().unwrap_or_else(|e| e.into_inner()) =
-                                late::kept_at_open(anchored, &mark);
-                        }
-                        (mark, tail.at)
+                Ok(mark) => {
+                    log.tail_start.store(tail.start, Ordering::Release);
+                    if let Some(anchored) = anchored.as_ref().filter(|_| log.anchors.shared()) {
+                        *log.late.lock().unwrap_or_else(|e| e.into_inner()) =
+                            late::kept_at_open(anchored, &mark);
                     }
-                },
+                    (mark, tail.at)
+                }
                 Err(found) => match log.late_at_open(anchored.as_ref(), &tail)? {
                     Some((mark, at)) => (mark, at),
                     None => (log.break_chain(&found, anchored)?, None),
