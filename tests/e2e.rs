@@ -933,15 +933,7 @@ print(refused(lambda: Baton(url=sys.argv[1], token="builder-token", workspace_na
 print(refused(lambda: fetch_keys(sys.argv[1])))
 print(refused(lambda: Baton(url="http://127.0.0.1:9", token="t", workspace_name="alpha")))
 "#;
-    let out = Command::new(crate::util::tools::python())
-        .args(["-c", code, &afar])
-        .env(
-            "PYTHONPATH",
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/src"),
-        )
-        .env_remove("BATON_ALLOW_PLAIN_HTTP")
-        .output()
-        .unwrap();
+    let out = python_client(code, &afar);
     let said = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = said.lines().collect();
     assert_eq!(lines.len(), 3, "{out:?}");
@@ -960,6 +952,20 @@ print(refused(lambda: Baton(url="http://127.0.0.1:9", token="t", workspace_name=
         let heard = s.heard.lock().unwrap().clone();
         assert!(heard.is_empty(), "sent to {afar} over plain http: {heard}");
     }
+}
+
+/// Python's `code` run with the client importable and `url` as its argument, with no
+/// `BATON_ALLOW_PLAIN_HTTP` from the test's environment.
+fn python_client(code: &str, url: &str) -> Output {
+    Command::new(crate::util::tools::python())
+        .args(["-c", code, url])
+        .env(
+            "PYTHONPATH",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/src"),
+        )
+        .env_remove("BATON_ALLOW_PLAIN_HTTP")
+        .output()
+        .unwrap()
 }
 
 /// The Python client asks the daemon on this host, which answers with a redirect to another
@@ -996,15 +1002,7 @@ import sys
 from baton_client import Baton
 print(Baton(url=sys.argv[1], token="builder-token", workspace_name="alpha")._request("GET", "/api/v1/handoffs")[0])
 "#;
-    let out = Command::new(crate::util::tools::python())
-        .args(["-c", code, &here])
-        .env(
-            "PYTHONPATH",
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/src"),
-        )
-        .env_remove("BATON_ALLOW_PLAIN_HTTP")
-        .output()
-        .unwrap();
+    let out = python_client(code, &here);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
         "200",

