@@ -87,8 +87,9 @@ struct Known {
     handoffs: HashMap<(String, Identity), HandoffUpload>,
     /// (workspace, path) -> its last uploads, oldest first.
     files: HashMap<(String, String), VecDeque<FileUpload>>,
-    /// (workspace, a handoff upload's file) -> the revision it was first received as.
-    bound: HashMap<(String, Identity), Revision>,
+    /// (workspace, a handoff upload's file) -> the revision it was first received as, and the
+    /// record it was received into (`Receipt::record`; none on a line that predates it).
+    bound: HashMap<(String, Identity), (Revision, Option<String>)>,
     /// (workspace, key, revision) -> what its receipt proved.
     received: HashMap<(String, String, u32), Vec<Proven>>,
 }
@@ -297,15 +298,21 @@ pub fn bind(data_dir: &Path, r: &Receipt<'_>) -> Option<String> {
                 if let Some(file) = r.handoff_file {
                     k.bound
                         .entry((r.workspace.to_string(), file.clone()))
-                        .or_insert_with(|| Revision {
-                            key: r.key.to_string(),
-                            revision: r.revision,
-                        });
+                        .or_insert_with(|| received_as(r));
                 }
                 None
             }
         }
     })
+}
+
+/// What a handoff upload is bound to once received: the revision, in its record.
+fn received_as(r: &Receipt<'_>) -> (Revision, Option<String>) {
+    let revision = Revision {
+        key: r.key.to_string(),
+        revision: r.revision,
+    };
+    (revision, Some(r.record.to_string()))
 }
 
 fn prove(k: &Known, r: &Receipt<'_>) -> Option<String> {
@@ -316,13 +323,13 @@ fn prove(k: &Known, r: &Receipt<'_>) -> Option<String> {
     if upload.digest != r.digest {
         return None;
     }
-    let this = Revision {
-        key: r.key.to_string(),
-        revision: r.revision,
-    };
-    if k.bound.get(&at).is_some_and(|first| *first != this) {
+    if k.bound
+        .get(&at)
+        .is_some_and(|first| *first != received_as(r))
+    {
         // Received once already: the same file read again (after a shadowing handoff.yaml
-        // was removed, say) is not a new submission.
+        // was removed, say, or into a record made anew by `baton repair --afresh`) is not a
+        // new submission.
         return None;
     }
     // Each file read is the one at the path the handoff names: one reached through a link
@@ -455,7 +462,7 @@ fn catch_up(path: &Path, known: &mut Known) {
                 known
                     .bound
                     .entry((l.workspace.clone(), file))
-                    .or_insert_with(|| revision.clone());
+                    .or_insert_with(|| (revision.clone(), l.record.clone()));
                 known
                     .received
                     .entry((l.workspace, revision.key, revision.revision))
@@ -587,6 +594,11 @@ mod tests {
         assert_eq!(bind(d, &again), None);
         assert_eq!(sender("k1", 3, "d1"), None);
         assert_eq!(bind(d, &ask("k2", "d1", file(1))), None);
+        // The same revision of the same key received again into another record (the store's
+        // records made anew): nobody.
+        let mut anew = ask("k1", "d1", file(1));
+        anew.record = "r2";
+        assert_eq!(bind(d, &anew), None);
         // The first revision keeps its answer.
         assert_eq!(sender("k1", 1, "d1").as_deref(), Some("release-bot"));
     }
