@@ -85,6 +85,7 @@ mod trust;
 mod upload;
 mod verify_trust;
 mod wait_binding;
+mod wait_trust;
 mod withdraw;
 mod workspace_move;
 mod workspace_recreated;

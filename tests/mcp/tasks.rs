@@ -219,8 +219,8 @@ fn tasks_cancel_sends_no_token_over_plain_http_to_another_host() {
     let d = env.start();
     let ws = env.ws("alpha");
     let keys = trusted_keys(&env);
-    let stand_in =
-        crate::e2e::this_hosts_other_address().map(|ip| crate::e2e::stand_in(&ip, "{}".into()));
+    let stand_in = crate::wait_trust::this_hosts_other_address()
+        .map(|ip| crate::wait_trust::stand_in(&ip, "{}".into()));
     let afar = stand_in
         .as_ref()
         .map_or("http://192.0.2.1:9".to_string(), |s| s.url.clone());
