@@ -590,6 +590,19 @@ fn round_trip_latency() {
     }
 }
 
+/// The hook run with `config` on `call` answers `ask` saying `why` it cannot trust its keys,
+/// and writes no handoff.
+fn refuses_to_decide(env: &TestEnv, config: &Path, call: &Value, why: &str) {
+    let out = hook_out(hook_in(config, call));
+    let (decision, reason) = decision_of(&out);
+    assert_eq!(decision, "ask", "{why}: {reason}");
+    assert!(
+        reason.contains(why) && reason.contains("approve its own calls"),
+        "{why}: {reason}"
+    );
+    assert!(!env.ws("alpha").join("handoff.json").exists(), "{why}");
+}
+
 /// The key file and the configuration are what the hook's answers rest on: a tool call (made
 /// as the hook's own user) that could write either could name a key of its own, sign a
 /// decision.json with it and approve its own calls. So a hook whose user can write the key
@@ -633,14 +646,7 @@ fn a_hook_whose_user_can_change_its_key_file_or_configuration_decides_nothing() 
             "c.toml can be written",
         ),
     ] {
-        let out = hook_out(hook_in(&config, &call));
-        let (decision, reason) = decision_of(&out);
-        assert_eq!(decision, "ask", "{reason}");
-        assert!(
-            reason.contains(why) && reason.contains("approve its own calls"),
-            "{why}: {reason}"
-        );
-        assert!(!env.ws("alpha").join("handoff.json").exists(), "{why}");
+        refuses_to_decide(&env, &config, &call, why);
     }
     assert!(d.handoffs("pending").is_empty());
 }
@@ -688,14 +694,7 @@ fn a_hook_whose_user_owns_its_key_file_or_can_swap_a_folder_above_it_decides_not
             "open/sealed can be replaced",
         ),
     ] {
-        let out = hook_out(hook_in(&config, &call));
-        let (decision, reason) = decision_of(&out);
-        assert_eq!(decision, "ask", "{why}: {reason}");
-        assert!(
-            reason.contains(why) && reason.contains("approve its own calls"),
-            "{why}: {reason}"
-        );
-        assert!(!env.ws("alpha").join("handoff.json").exists(), "{why}");
+        refuses_to_decide(&env, &config, &call, why);
     }
     assert!(d.handoffs("pending").is_empty());
 }
