@@ -336,3 +336,39 @@ fn a_planted_archived_decision_does_not_refuse_a_revision() {
         "a planted decision refused it: {open}"
     );
 }
+
+/// `wait_for_decision` with the key `submit_handoff` answered: another handoff put in its
+/// place (here an old one, approved, its genuine decision at the root) is refused at once,
+/// naming both, not taken as its answer.
+#[test]
+fn wait_for_decision_with_its_key_refuses_another_handoff_in_its_place() {
+    let mut env = TestEnv::with_config(&format!(
+        "settle_ms = 60000\n{}",
+        user("rita", "\"reviewer\"")
+    ));
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let old = handoff("old-m");
+    write_atomic(&ws.join("handoff.json"), &bytes(&old));
+    d.wait_until("old-m pending", || d.handoffs("pending").len() == 1);
+    assert_eq!(d.decide("old-m", "approved", "fine").0, 200);
+    d.wait_until("old-m decided", || crate::util::decision(&ws).is_some());
+    let genuine = std::fs::read(ws.join("decision.json")).unwrap();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("mine")));
+    d.wait_until("mine pending", || {
+        d.handoffs("pending").iter().any(|h| h["key"] == "mine")
+    });
+    // In place, so the daemon (settling for a minute) does not read it meanwhile.
+    std::fs::write(ws.join("handoff.json"), bytes(&old)).unwrap();
+    write_atomic(&ws.join("decision.json"), &genuine);
+
+    let url = [("BATON_URL", d.url.as_str())];
+    let keyed = json!({"workspace": "alpha", "key": "mine", "timeout_s": 2});
+    let answer = call_tool(&env, &url, "wait_for_decision", keyed);
+    let said = answer["structuredContent"]["error"].as_str().unwrap_or("");
+    assert_eq!(answer["isError"], true, "{answer}");
+    assert!(
+        said.contains("holds handoff old-m, not handoff mine"),
+        "{said}"
+    );
+}
