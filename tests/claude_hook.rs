@@ -590,6 +590,30 @@ fn round_trip_latency() {
     }
 }
 
+/// A daemon whose configuration has the hook's table, the hook's user able to run the binary,
+/// a Bash call for it, and the daemon's keys as `baton keys` prints them.
+fn hook_trust() -> (TestEnv, Daemon, Value, Vec<u8>) {
+    let mut env = TestEnv::with_config(&hook_table(60));
+    let d = env.start();
+    hook_user_can_run(env.root());
+    let call = input(&env, "Bash", push());
+    let keys = crate::util::baton(&["keys", "--config", env.config_path().to_str().unwrap()]);
+    (env, d, call, keys.stdout)
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// The configuration `text` with `key_file` for its key file, written as `name` under `root`.
+fn configured(root: &Path, text: &str, name: &str, key_file: &str) -> PathBuf {
+    let path = root.join(name);
+    let keyed = format!("key_file = \"{key_file}\"\n");
+    std::fs::write(&path, text.replace("key_file = \"keys.txt\"\n", &keyed)).unwrap();
+    path
+}
+
 /// The hook run with `config` on `call` answers `ask` saying `why` it cannot trust its keys,
 /// and writes no handoff.
 fn refuses_to_decide(env: &TestEnv, config: &Path, call: &Value, why: &str) {
@@ -609,27 +633,19 @@ fn refuses_to_decide(env: &TestEnv, config: &Path, call: &Value, why: &str) {
 /// file, replace it through its folder, or write its configuration decides nothing.
 #[test]
 fn a_hook_whose_user_can_change_its_key_file_or_configuration_decides_nothing() {
-    use std::os::unix::fs::PermissionsExt;
-    let mut env = TestEnv::with_config(&hook_table(60));
-    let d = env.start();
+    let (env, d, call, keys) = hook_trust();
     let root = env.root().to_path_buf();
-    hook_user_can_run(&root);
-    let call = input(&env, "Bash", push());
-    let keys = crate::util::baton(&["keys", "--config", env.config_path().to_str().unwrap()]);
     let text = std::fs::read_to_string(env.config_path()).unwrap();
-    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
     // A key file anyone may write.
-    std::fs::write(root.join("open-keys.txt"), &keys.stdout).unwrap();
-    mode(&root.join("open-keys.txt"), 0o666).unwrap();
+    std::fs::write(root.join("open-keys.txt"), &keys).unwrap();
+    set_mode(&root.join("open-keys.txt"), 0o666);
     // A key file only root may write, in a folder anyone may write (not sticky).
     std::fs::create_dir(root.join("open")).unwrap();
-    std::fs::write(root.join("open/keys.txt"), &keys.stdout).unwrap();
-    mode(&root.join("open"), 0o777).unwrap();
+    std::fs::write(root.join("open/keys.txt"), &keys).unwrap();
+    set_mode(&root.join("open"), 0o777);
     let written = |name: &str, key_file: &str, m: u32| {
-        let path = root.join(name);
-        let keyed = format!("key_file = \"{key_file}\"\n");
-        std::fs::write(&path, text.replace("key_file = \"keys.txt\"\n", &keyed)).unwrap();
-        mode(&path, m).unwrap();
+        let path = configured(&root, &text, name, key_file);
+        set_mode(&path, m);
         path
     };
     for (config, why) in [
@@ -658,32 +674,21 @@ fn a_hook_whose_user_can_change_its_key_file_or_configuration_decides_nothing() 
 /// place). Either decides nothing.
 #[test]
 fn a_hook_whose_user_owns_its_key_file_or_can_swap_a_folder_above_it_decides_nothing() {
-    use std::os::unix::fs::PermissionsExt;
-    let mut env = TestEnv::with_config(&hook_table(60));
-    let d = env.start();
+    let (env, d, call, keys) = hook_trust();
     let root = env.root().to_path_buf();
-    hook_user_can_run(&root);
-    let call = input(&env, "Bash", push());
-    let keys = crate::util::baton(&["keys", "--config", env.config_path().to_str().unwrap()]);
     let text = std::fs::read_to_string(env.config_path()).unwrap();
-    let mode = |p: &Path, m: u32| std::fs::set_permissions(p, std::fs::Permissions::from_mode(m));
     // (a) The hook's user (nobody) owns the key file and its folder, neither writable now.
     std::fs::create_dir(root.join("mine")).unwrap();
-    std::fs::write(root.join("mine/keys.txt"), &keys.stdout).unwrap();
+    std::fs::write(root.join("mine/keys.txt"), &keys).unwrap();
     std::os::unix::fs::chown(root.join("mine/keys.txt"), Some(65534), None).unwrap();
     std::os::unix::fs::chown(root.join("mine"), Some(65534), None).unwrap();
-    mode(&root.join("mine/keys.txt"), 0o444).unwrap();
-    mode(&root.join("mine"), 0o555).unwrap();
+    set_mode(&root.join("mine/keys.txt"), 0o444);
+    set_mode(&root.join("mine"), 0o555);
     // (b) Root's key file in root's folder, inside a folder anyone may write.
     std::fs::create_dir_all(root.join("open/sealed")).unwrap();
-    std::fs::write(root.join("open/sealed/keys.txt"), &keys.stdout).unwrap();
-    mode(&root.join("open"), 0o777).unwrap();
-    let written = |name: &str, key_file: &str| {
-        let path = root.join(name);
-        let keyed = format!("key_file = \"{key_file}\"\n");
-        std::fs::write(&path, text.replace("key_file = \"keys.txt\"\n", &keyed)).unwrap();
-        path
-    };
+    std::fs::write(root.join("open/sealed/keys.txt"), &keys).unwrap();
+    set_mode(&root.join("open"), 0o777);
+    let written = |name: &str, key_file: &str| configured(&root, &text, name, key_file);
     for (config, why) in [
         (
             written("a.toml", "mine/keys.txt"),

@@ -520,6 +520,18 @@ fn get_handoff(env: &TestEnv, vars: &[(&str, &str)]) -> Value {
     answer["structuredContent"].clone()
 }
 
+/// A raw session's messages for one tool call: initialize, initialized, the call (id 2).
+pub(crate) fn one_call(tool: &str, arguments: Value) -> [Value; 3] {
+    [
+        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-06-18", "capabilities": {},
+            "clientInfo": {"name": "raw", "version": "1"}}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
+               "params": {"name": tool, "arguments": arguments}}),
+    ]
+}
+
 /// One tool call over a raw session of `baton mcp`, its result. The server's trust root is
 /// `vars` alone (`BATON_KEY`, `BATON_URL`, `BATON_UNCHECKED`), none from the test's own
 /// environment.
@@ -544,14 +556,7 @@ pub(crate) fn call_tool(
     let mut server = command.spawn().unwrap();
     let lines = json_lines(&mut server);
     let mut input = server.stdin.take().unwrap();
-    for line in [
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "1"}}}),
-        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-               "params": {"name": tool, "arguments": arguments}}),
-    ] {
+    for line in one_call(tool, arguments) {
         writeln!(input, "{line}").unwrap();
     }
     let answer = loop {

@@ -237,14 +237,7 @@ fn an_mcp_server_that_can_read_data_dir_refuses_decisions() {
 /// `call_tool` as an agent's host runs it: as a user of the workspaces' group who cannot read
 /// data_dir, with `vars` (shell assignments, e.g. `BATON_URL=...`) its only trust root.
 fn call_tool_as_agent_user(env: &TestEnv, vars: &str, tool: &str, arguments: Value) -> Value {
-    let lines = [
-        json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {},
-            "clientInfo": {"name": "raw", "version": "1"}}}),
-        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call",
-               "params": {"name": tool, "arguments": arguments}}),
-    ];
+    let lines = one_call(tool, arguments);
     let quoted: Vec<String> = lines.iter().map(|l| format!("'{l}'")).collect();
     let script = format!(
         "printf '%s\\n' {} | {vars} \"$BATON\" mcp --config {}",
