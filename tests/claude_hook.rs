@@ -703,3 +703,49 @@ fn a_hook_whose_user_owns_its_key_file_or_can_swap_a_folder_above_it_decides_not
     }
     assert!(d.handoffs("pending").is_empty());
 }
+
+/// A link on the key file's path is followed name by name, as the kernel does: a link (only
+/// root may change) into a folder anyone may write, or to a key file the hook's user owns,
+/// is refused as its target would be, and so is a link that never ends; a link whose whole
+/// way is root's is trusted (the hook asks a reviewer, as with the key file itself).
+#[test]
+fn a_link_on_the_key_files_path_is_judged_by_where_it_leads() {
+    let (env, d, call, keys) = hook_trust();
+    let root = env.root().to_path_buf();
+    let text = std::fs::read_to_string(env.config_path()).unwrap();
+    std::fs::create_dir_all(root.join("open/sealed")).unwrap();
+    std::fs::write(root.join("open/sealed/keys.txt"), &keys).unwrap();
+    set_mode(&root.join("open"), 0o777);
+    std::fs::create_dir(root.join("mine")).unwrap();
+    std::fs::write(root.join("mine/keys.txt"), &keys).unwrap();
+    std::os::unix::fs::chown(root.join("mine/keys.txt"), Some(65534), None).unwrap();
+    std::os::unix::fs::chown(root.join("mine"), Some(65534), None).unwrap();
+    set_mode(&root.join("mine"), 0o555);
+    std::fs::create_dir(root.join("kept")).unwrap();
+    std::fs::write(root.join("kept/keys.txt"), &keys).unwrap();
+    let link = |name: &str, to: &str| std::os::unix::fs::symlink(to, root.join(name)).unwrap();
+    link("into-open", "open/sealed");
+    link("to-mine", "mine/keys.txt");
+    link("round", "round");
+    link("to-kept", "kept");
+    let written = |name: &str, key_file: &str| configured(&root, &text, name, key_file);
+    for (config, why) in [
+        (
+            written("a.toml", "into-open/keys.txt"),
+            "open/sealed can be replaced",
+        ),
+        (written("b.toml", "to-mine"), "mine is owned by this user"),
+        (
+            written("c.toml", "round/keys.txt"),
+            "round cannot be followed",
+        ),
+    ] {
+        refuses_to_decide(&env, &config, &call, why);
+    }
+    assert!(d.handoffs("pending").is_empty());
+    let mut hook = hook_in(&written("d.toml", "to-kept/keys.txt"), &call);
+    let asked = pending(&d);
+    assert_eq!(asked["workspace"], "alpha", "{asked}");
+    hook.kill().unwrap();
+    hook.wait().unwrap();
+}
