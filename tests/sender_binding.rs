@@ -254,3 +254,53 @@ fn a_rejected_submission_written_back_into_a_workspace_made_again_is_not_release
     left_to_people(&d, "rel-a");
     assert!(holding(&ws.join("approved"), script).is_empty());
 }
+
+/// handoff.yaml, written at `path`'s folder, made newer than handoff.json so that it counts.
+fn shadow_with(ws: &Path, doc: &Value) {
+    let yaml = ws.join("handoff.yaml");
+    write_atomic(&yaml, &bytes(doc));
+    let later = std::time::SystemTime::now() + Duration::from_secs(3600);
+    let f = std::fs::File::options().write(true).open(&yaml).unwrap();
+    f.set_modified(later).unwrap();
+}
+
+/// release-bot's upload of rel-1 is received while its `received` line cannot be written
+/// (uploads.jsonl a folder: a full or failing disk), so the revision is nobody's and the
+/// upload spent. The daemon restarts with the disk back; another writer of the share then
+/// makes that same handoff.json be read again as revision 3 (a handoff.yaml over it, then
+/// removed): not a new submission, and not release-bot's, restart or not.
+#[test]
+fn an_upload_spent_while_its_received_line_failed_stays_spent_after_a_restart() {
+    let mut env = TestEnv::with_config(&config());
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let first = release("rel-1", json!([]));
+    // A handoff.yaml newer than the upload holds it back from receipt until removed.
+    let mut decoy = release("decoy", json!([]));
+    decoy["from_agent"] = json!("helper");
+    shadow_with(&ws, &decoy);
+    d.wait_until("decoy received", || state_of(&d, "decoy").is_some());
+    upload(&d, "handoff", &bytes(&first));
+    let log = env.root().join("data/policy/uploads.jsonl");
+    let kept = env.root().join("data/policy/uploads.kept");
+    std::fs::rename(&log, &kept).unwrap();
+    std::fs::create_dir(&log).unwrap();
+    std::fs::remove_file(ws.join("handoff.yaml")).unwrap();
+    left_to_people(&d, "rel-1");
+    d.stop();
+    std::fs::remove_dir(&log).unwrap();
+    std::fs::rename(&kept, &log).unwrap();
+
+    let d = env.start();
+    let revised = |n: u32| detail(&d, "rel-1")["revision"] == n;
+    let mut other = first.clone();
+    other["title"] = json!("something else");
+    shadow_with(&ws, &other);
+    d.wait_until("revision 2", || revised(2));
+    std::fs::remove_file(ws.join("handoff.yaml")).unwrap();
+    d.wait_until("revision 3", || revised(3));
+    std::thread::sleep(Duration::from_millis(800));
+    let shown = detail(&d, "rel-1");
+    assert_eq!(shown["decision"]["by"], Value::Null, "{shown}");
+    assert_eq!(shown["sender_proven"], false, "{shown}");
+}

@@ -15,7 +15,8 @@
 //! any write or rename changes the ctime, which no one can set back). At receipt (`bind`) the
 //! file read (handoff.json and each artifact, as `fstat` of the descriptor read, at the path
 //! the handoff names, not through a link) must be that very file, unchanged, and a handoff
-//! upload proves one revision only: the first received from it. What receipt proved is
+//! upload proves one revision only: the first received from it, which spends it on the disk
+//! (its ticket, `tickets`, removed) before anything is proven from it. What receipt proved is
 //! recorded as a `received` line (workspace, record, key, revision, digest, artifacts, agent),
 //! and every later question about that revision reads it (`revision_sender`):
 //! a policy's `sender` at receipt, in shadow mode and in `baton policy replay`, a grant's
@@ -92,6 +93,8 @@ struct Known {
     bound: HashMap<(String, Identity), (Revision, Option<String>)>,
     /// (workspace, key, revision) -> what its receipt proved.
     received: HashMap<(String, String, u32), Vec<Proven>>,
+    /// Tickets whose spend is still to be made durable (`retry_spends`).
+    pending: Vec<PathBuf>,
 }
 
 /// What a receipt proved of a revision.
@@ -149,7 +152,65 @@ pub fn record(
     agent: &str,
     written: &Identity,
 ) -> std::io::Result<()> {
-    append(data_dir, upload(workspace, digest, agent, None, written))
+    append(data_dir, upload(workspace, digest, agent, None, written))?;
+    issue_ticket(data_dir, workspace, written)
+}
+
+/// The folder of the unspent handoff uploads' tickets: one empty file each, named for the
+/// workspace and the file written (`ticket`). A handoff upload proves a sender only while its
+/// ticket is there, and receipt removes it (durably) before it relies on the upload: the spend
+/// is on the disk before anything is proven, so neither a `received` line that failed to be
+/// written nor a restart can make the upload prove again. A ticket that cannot be made, or a
+/// line written by a version without tickets, leaves the upload proving nothing.
+fn tickets(data_dir: &Path) -> PathBuf {
+    data_dir.join("policy").join("unspent")
+}
+
+fn ticket(data_dir: &Path, workspace: &str, written: &Identity) -> PathBuf {
+    let mut text = workspace.as_bytes().to_vec();
+    text.push(0);
+    text.extend(serde_json::to_vec(written).unwrap_or_default());
+    tickets(data_dir).join(crate::contract::validate::sha256_hex(&text))
+}
+
+fn issue_ticket(data_dir: &Path, workspace: &str, written: &Identity) -> std::io::Result<()> {
+    let dir = tickets(data_dir);
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(ticket(data_dir, workspace, written))?;
+    // Not synced: a ticket lost to a crash only leaves its upload unproven.
+    Ok(())
+}
+
+/// Spends the ticket at `path`: gone from the disk, durably, or an error. One already gone
+/// (spent, or never made) is an error too: the upload proves nothing.
+fn spend_ticket(path: &Path) -> std::io::Result<()> {
+    std::fs::remove_file(path)?;
+    sync_tickets(path)
+}
+
+fn sync_tickets(path: &Path) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(path);
+    crate::workspace::fsync::dir(dir, crate::workspace::fsync::Kind::Other)
+}
+
+/// Tickets whose spend failed (the removal or its sync), tried again at every later question
+/// until done; until then the in-memory spend (`Known::bound`) refuses the upload.
+fn retry_spends(pending: &mut Vec<PathBuf>) {
+    pending.retain(|path| {
+        let removed = match std::fs::remove_file(path) {
+            Ok(()) => true,
+            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
+        };
+        !(removed && sync_tickets(path).is_ok())
+    });
 }
 
 /// Records that `agent`'s token uploaded the inbox file `path` (workspace-relative, as
@@ -272,7 +333,29 @@ pub struct Receipt<'a> {
 /// after the handoff) leaves the revision without a proven sender; so does a line that cannot
 /// be written.
 pub fn bind(data_dir: &Path, r: &Receipt<'_>) -> Option<String> {
+    let handoff_file = r.handoff_file?;
     with_known(data_dir, |k| {
+        let at = (r.workspace.to_string(), handoff_file.clone());
+        if let std::collections::hash_map::Entry::Vacant(first) = k.bound.entry(at) {
+            // The first receipt of an upload's file spends it, on the disk, before anything
+            // is proven from it, and whether or not anything is: the same file read again as
+            // another revision (after a restart too) is not a new submission.
+            let path = ticket(data_dir, r.workspace, handoff_file);
+            match spend_ticket(&path) {
+                Ok(()) => {
+                    first.insert(received_as(r));
+                }
+                // No upload wrote this file, or one already spent it.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+                Err(e) => {
+                    tracing::warn!(workspace = %r.workspace, key = %r.key, revision = r.revision, error = %e,
+                        "cannot spend the handoff upload of a revision: it has no proven sender, and the upload proves nothing more");
+                    first.insert(received_as(r));
+                    k.pending.push(path);
+                    return None;
+                }
+            }
+        }
         let proven = prove(k, r)?;
         let line = Line {
             workspace: r.workspace.to_string(),
@@ -291,15 +374,11 @@ pub fn bind(data_dir: &Path, r: &Receipt<'_>) -> Option<String> {
         match append(data_dir, line) {
             Ok(()) => Some(proven),
             Err(e) => {
+                // The upload is spent all the same (its ticket is gone): once the line can be
+                // written again, or after a restart, the same file read as another revision
+                // does not take the proof this one lost.
                 tracing::warn!(workspace = %r.workspace, key = %r.key, revision = r.revision, agent = %proven, error = %e,
                     "cannot record the proven sender of a revision; it has none");
-                // The upload is spent all the same: once the line can be written again, the
-                // same file read as another revision must not take the proof this one lost.
-                if let Some(file) = r.handoff_file {
-                    k.bound
-                        .entry((r.workspace.to_string(), file.clone()))
-                        .or_insert_with(|| received_as(r));
-                }
                 None
             }
         }
@@ -420,6 +499,7 @@ fn with_known<T>(data_dir: &Path, read: impl FnOnce(&mut Known) -> Option<T>) ->
     let mut guard = READ.lock().unwrap_or_else(|e| e.into_inner());
     let all = guard.get_or_insert_with(HashMap::new);
     let known = all.entry(path.clone()).or_default();
+    retry_spends(&mut known.pending);
     catch_up(&path, known);
     read(known)
 }
@@ -436,8 +516,15 @@ fn catch_up(path: &Path, known: &mut Known) {
     };
     let len = f.metadata().map(|m| m.len()).unwrap_or(0);
     if len < known.offset {
-        // Replaced or cut: read it again from the start.
-        *known = Known::default();
+        // Replaced or cut: read it again from the start. The spends not yet durable stay
+        // (they are no line of the file); so does what they spent.
+        let pending = std::mem::take(&mut known.pending);
+        let bound = std::mem::take(&mut known.bound);
+        *known = Known {
+            pending,
+            bound,
+            ..Known::default()
+        };
     }
     if len == known.offset || f.seek(SeekFrom::Start(known.offset)).is_err() {
         return;
@@ -778,5 +865,49 @@ mod tests {
         again.revision = 2;
         assert_eq!(bind(d, &again), None);
         assert_eq!(bind(d, &ask("k2", "h1", file(1))), None);
+        // Nor after a restart: the spend made it to the disk once it could.
+        restart(d);
+        assert_eq!(bind(d, &again), None);
+    }
+
+    /// What this process remembers of `d`'s file, forgotten as by a restart.
+    fn restart(d: &Path) {
+        let mut guard = super::READ.lock().unwrap();
+        guard
+            .get_or_insert_with(Default::default)
+            .remove(&super::file(d));
+    }
+
+    /// The log cannot take the `received` line (a folder in its place, as a full or failing
+    /// disk): the upload is spent on the disk before it proves anything, so a restart with the
+    /// log back does not make it prove another revision.
+    #[test]
+    fn an_upload_whose_received_line_failed_stays_spent_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        super::record(d, "alpha", "h1", "release-bot", &file(1)).unwrap();
+        let log = super::file(d);
+        let kept = d.join("kept.jsonl");
+        // Read before the fault, as a daemon running would have.
+        assert_eq!(
+            super::revision_sender(d, "alpha", "r1", "k0", 1, "h1", "-"),
+            None
+        );
+        std::fs::rename(&log, &kept).unwrap();
+        std::fs::create_dir(&log).unwrap();
+        assert_eq!(bind(d, &ask("k1", "h1", file(1))), None);
+        std::fs::remove_dir(&log).unwrap();
+        std::fs::rename(&kept, &log).unwrap();
+        restart(d);
+        let mut again = ask("k1", "h1", file(1));
+        again.revision = 2;
+        assert_eq!(bind(d, &again), None);
+        assert_eq!(bind(d, &ask("k1", "h1", file(1))), None);
+        // An upload made afterwards proves as ever.
+        super::record(d, "alpha", "h2", "release-bot", &file(2)).unwrap();
+        assert_eq!(
+            bind(d, &ask("k2", "h2", file(2))).as_deref(),
+            Some("release-bot")
+        );
     }
 }
