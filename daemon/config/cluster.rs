@@ -2,6 +2,7 @@
 //! record (see `crate::cluster`). Absent: one daemon, records in data_dir.
 
 use serde::Deserialize;
+use std::path::PathBuf;
 
 #[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -14,12 +15,16 @@ pub struct Cluster {
     /// How long a workspace's lease lasts unless renewed, in seconds (renewed every third).
     #[serde(default = "default_lease_ttl_s")]
     pub lease_ttl_s: u64,
-    /// Where the other nodes reach this one (`http://host:port`), to forward a request about a
-    /// workspace this node serves; from `listen` (the host name for an unspecified address)
-    /// when not given. Plain HTTP only: what nodes send each other, answers' bodies included,
-    /// is signed (see `baton_web::peers::trust`), not encrypted.
+    /// Where the other nodes reach this one (`http://host:port`, or `https://` for a TLS proxy
+    /// in front of it), to forward a request about a workspace this node serves; from `listen`
+    /// (the host name for an unspecified address) when not given. What nodes send each other
+    /// is signed either way (see `baton_web::peers::trust`); over `https://` it is private too.
     #[serde(default)]
     pub peer_url: Option<String>,
+    /// PEM certificates that alone vouch for `https://` nodes (a private CA), relative to the
+    /// configuration's folder; the public roots when not given.
+    #[serde(default)]
+    pub peer_ca_file: Option<PathBuf>,
 }
 
 fn default_lease_ttl_s() -> u64 {
@@ -61,14 +66,31 @@ impl Cluster {
             return Err("cluster.node: 1 to 128 printable characters".into());
         }
         if let Some(url) = &self.peer_url {
-            let ok = url::Url::parse(url).is_ok_and(|u| u.scheme() == "http" && u.host().is_some());
+            let ok = url::Url::parse(url).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https") && u.host().is_some() && u.path() == "/"
+            });
             if !ok {
                 return Err(format!(
-                    "cluster.peer_url: {url:?} is not an http://host:port URL (nodes reach each other over plain HTTP and sign what they send, bodies included; https:// is not supported: keep the network between nodes private)"
+                    "cluster.peer_url: {url:?} is not an http://host:port or https://host:port URL (https:// for a TLS proxy in front of this node)"
                 ));
             }
         }
         Ok(())
+    }
+
+    /// `peer_ca_file` made relative to the configuration's folder, and checked: a file that
+    /// cannot be read, or holds no certificate, stops the start (rather than every
+    /// `https://` node refused later).
+    pub(super) fn resolve(mut self, base: &std::path::Path) -> Result<Cluster, String> {
+        self.peer_ca_file = self.peer_ca_file.map(|p| base.join(p));
+        if let Some(file) = &self.peer_ca_file {
+            let fail = |why: String| format!("cluster.peer_ca_file: {}: {why}", file.display());
+            if peer_certificates(file).map_err(fail)? == 0 {
+                let why = "it holds no PEM certificate (-----BEGIN CERTIFICATE-----)";
+                return Err(fail(why.into()));
+            }
+        }
+        Ok(self)
     }
 }
 
@@ -80,6 +102,7 @@ impl std::fmt::Debug for Cluster {
             .field("node", &self.node)
             .field("lease_ttl_s", &self.lease_ttl_s)
             .field("peer_url", &self.peer_url)
+            .field("peer_ca_file", &self.peer_ca_file)
             .finish()
     }
 }
@@ -94,4 +117,15 @@ pub fn redacted(url: &str) -> String {
         Ok(u) => u.to_string(),
         Err(_) => "(a libpq connection string)".into(),
     }
+}
+
+/// How many certificates a PEM file holds; why not when it cannot be read or parsed.
+fn peer_certificates(file: &std::path::Path) -> Result<usize, String> {
+    use rustls_pki_types::pem::PemObject;
+    rustls_pki_types::CertificateDer::pem_file_iter(file)
+        .map_err(|e| e.to_string())?
+        .try_fold(0, |n, cert| match cert {
+            Ok(_) => Ok(n + 1),
+            Err(e) => Err(format!("not PEM certificates: {e}")),
+        })
 }

@@ -333,7 +333,7 @@ impl RawConfig {
             deliveries: self.deliveries,
             search: self.search,
             audit: self.audit,
-            cluster: self.cluster,
+            cluster: self.cluster.map(|c| c.resolve(base)).transpose()?,
             hooks: self.hooks.resolve(base),
             push: self.push,
             canaries: match self.canaries {

@@ -22,6 +22,7 @@ mod nodes;
 mod passkeys;
 mod peer_answers;
 mod peers;
+mod peers_tls;
 mod pg;
 mod push;
 mod push_key;

@@ -16,6 +16,7 @@
 pub mod answer;
 pub mod bulk;
 pub mod merge;
+pub mod pool;
 pub mod trust;
 
 use crate::ApiError;
@@ -27,7 +28,6 @@ use axum::response::{IntoResponse, Response};
 use baton::app::{App, CheckedLink, LinkHolder, Scope};
 use baton::cluster::{Holder, Peer};
 use futures_util::StreamExt as _;
-use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -35,24 +35,12 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Names the node that forwarded a request (or asked for its part of a merged answer).
 pub const FORWARDED_BY: HeaderName = HeaderName::from_static("x-baton-forwarded-by");
 
-/// How long a node may take to accept a connection.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long a node may take to answer a forwarded request's head. A node paused (SIGSTOP, a
 /// stall) still accepts connections, so this bounds what a caller waits before a 502; once
 /// its lease lapses, the request goes to the node that took the workspace over.
 pub(crate) const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// The same for a request with a body (an upload), which the node reads before it answers.
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(120);
-
-/// One connection pool to the other nodes.
-static CLIENT: LazyLock<Client<HttpConnector, Body>> = LazyLock::new(|| {
-    let mut connector = HttpConnector::new();
-    connector.set_connect_timeout(Some(CONNECT_TIMEOUT));
-    connector.set_nodelay(true);
-    Client::builder(hyper_util::rt::TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(connector)
-});
 
 /// The middleware: forwards a request about what another node serves to that node.
 /// A request marked as coming from another node is served only as `trust::from_peer` allows.
@@ -453,7 +441,13 @@ pub(crate) async fn send(
     *request.method_mut() = method.clone();
     *request.uri_mut() = uri;
     *request.headers_mut() = headers;
-    let answer = match tokio::time::timeout(patience, CLIENT.request(request)).await {
+    let ca_file = app
+        .config()
+        .cluster
+        .as_ref()
+        .and_then(|c| c.peer_ca_file.as_deref());
+    let client = pool::pool(ca_file);
+    let answer = match tokio::time::timeout(patience, client.request(request)).await {
         Ok(Ok(answer)) => answer,
         Ok(Err(e)) => return Err(Failed::Unreachable(e.to_string())),
         Err(_) => return Err(Failed::Unreachable("it did not answer in time".into())),
