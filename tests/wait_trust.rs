@@ -591,3 +591,112 @@ print(Baton(url=sys.argv[1], token="builder-token", workspace_name="alpha")._req
         afar.url
     );
 }
+
+/// `program args` run with `hosts` in place of /etc/hosts, for it alone (a private mount
+/// namespace: `unshare -m`, root only); None where that cannot be done.
+fn with_hosts(
+    hosts: &std::path::Path,
+    program: &std::path::Path,
+    args: &[&str],
+) -> Option<Command> {
+    let probe = Command::new("unshare")
+        .args(["-m", "sh", "-c", "mount --bind \"$0\" /etc/hosts"])
+        .arg(hosts)
+        .output()
+        .ok()?;
+    if !probe.status.success() {
+        return None;
+    }
+    let mut command = Command::new("unshare");
+    command
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            "mount --bind \"$0\" /etc/hosts && exec \"$@\"",
+        ])
+        .arg(hosts)
+        .arg(program)
+        .args(args);
+    Some(command)
+}
+
+/// `localhost` is this host only when it resolves to loopback alone: with a hosts file that
+/// maps it to another address (where a stand-in listens), `baton withdraw` and the Python
+/// client given `BATON_URL=http://localhost:PORT` refuse before sending anything, naming
+/// `BATON_ALLOW_PLAIN_HTTP`, and the stand-in never sees the token (it used to: the name was
+/// trusted as written). With the machine's own hosts file the token goes to the loopback
+/// stand-in at that name.
+#[test]
+fn the_agents_token_never_goes_to_a_localhost_that_resolves_to_another_host() {
+    let Some(ip) = this_hosts_other_address() else {
+        eprintln!("no address of this machine but loopback: nothing to map localhost to");
+        return;
+    };
+    let env = TestEnv::new();
+    let afar = stand_in(&ip, "{}".into());
+    let port = afar.url.rsplit(':').next().unwrap().to_string();
+    let hosts = env.root().join("hosts");
+    std::fs::write(&hosts, format!("{ip} localhost\n")).unwrap();
+    let url = format!("http://localhost:{port}");
+    let withdraw = ["withdraw", "pt", "--reason", "r"];
+    let Some(mut command) = with_hosts(&hosts, std::path::Path::new(util::BIN), &withdraw) else {
+        eprintln!("cannot give the command its own /etc/hosts here (unshare -m needs root)");
+        return;
+    };
+    let out = command
+        .env("BATON_URL", &url)
+        .env("BATON_TOKEN", "builder-token")
+        .env("BATON_LOG", "warn")
+        .env_remove("BATON_ALLOW_PLAIN_HTTP")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    for what in [url.as_str(), "plain http", "BATON_ALLOW_PLAIN_HTTP"] {
+        assert!(said.contains(what), "{what} not said: {said}");
+    }
+
+    let code = r#"
+import sys
+from baton_client import Baton, BatonError, fetch_keys
+def refused(make):
+    try:
+        make()
+        return "sent"
+    except BatonError as e:
+        return str(e)
+doc = {"task_id": "t", "from_agent": "builder", "id": "py-1", "status": "needs_review",
+       "summary": "s", "trigger": "low_confidence"}
+print(refused(lambda: Baton(url=sys.argv[1], token="builder-token", workspace_name="alpha").submit(doc)))
+"#;
+    let python = crate::util::tools::python();
+    let mut command = with_hosts(&hosts, &python, &["-c", code, &url]).unwrap();
+    let out = command
+        .env(
+            "PYTHONPATH",
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/python/src"),
+        )
+        .env_remove("BATON_ALLOW_PLAIN_HTTP")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stdout);
+    for what in [url.as_str(), "plain http", "BATON_ALLOW_PLAIN_HTTP"] {
+        assert!(said.contains(what), "{what} not said: {out:?}");
+    }
+    let heard = afar.heard.lock().unwrap().clone();
+    assert!(heard.is_empty(), "sent to {ip} as localhost: {heard}");
+
+    // The machine's own hosts file: localhost is loopback, and the token goes there.
+    let here = stand_in("127.0.0.1", "{}".into());
+    let port = here.url.rsplit(':').next().unwrap();
+    let out = Command::new(util::BIN)
+        .args(withdraw)
+        .env("BATON_URL", format!("http://localhost:{port}"))
+        .env("BATON_TOKEN", "builder-token")
+        .env_remove("BATON_ALLOW_PLAIN_HTTP")
+        .output()
+        .unwrap();
+    let heard = here.heard.lock().unwrap().clone();
+    assert!(heard.contains("Bearer builder-token"), "{out:?} {heard}");
+}

@@ -52,11 +52,16 @@ impl std::error::Error for Refused {}
 pub struct Api {
     url: String,
     token: String,
+    /// Connects only where the check let it: to `localhost`, the loopback addresses it
+    /// resolved to then (`plain_http::reach`).
+    agent: ureq::Agent,
 }
 
 impl Api {
     /// The daemon's address and the agent's token from `BATON_URL` and `BATON_TOKEN`; refused
-    /// when the address is plain `http://` to a host other than this one (see `plain_http`).
+    /// when the address is plain `http://` to a host other than this one (see `plain_http`;
+    /// `localhost` is this one only when it resolves to loopback alone, and then the requests
+    /// go to those very addresses).
     pub fn from_env() -> Result<Api, Refused> {
         let var = |name| {
             std::env::var(name)
@@ -69,9 +74,12 @@ impl Api {
             (Some(_), None) => return Err(Refused::NotConfigured("BATON_TOKEN")),
             (None, None) => return Err(Refused::NotConfigured("BATON_URL, BATON_TOKEN")),
         };
-        match super::plain_http::refused(&url) {
-            Ok(false) => Ok(Api { url, token }),
-            Ok(true) => Err(Refused::NotSent(format!(
+        match super::plain_http::reach(&url) {
+            Ok(Some(pinned)) => {
+                let agent = pinned_agent(&url, pinned);
+                Ok(Api { url, token, agent })
+            }
+            Ok(None) => Err(Refused::NotSent(format!(
                 "BATON_URL={url} is plain http to another host: BATON_TOKEN would cross the \
                  network readable by anyone on the way, who could then act as your agent, so \
                  nothing was sent; set BATON_URL to the daemon's https:// address, or run this \
@@ -97,11 +105,40 @@ impl Api {
         let address = format!("{}{path}", self.url.trim_end_matches('/'));
         // Redirects drop the header (ureq's default, `RedirectAuthHeaders::Never`), so an
         // https daemon that redirects to plain http does not hand the token on either.
-        let request = ureq::request(method, &address)
+        let request = self
+            .agent
+            .request(method, &address)
             .set("Authorization", &format!("Bearer {}", self.token))
             .timeout(TIMEOUT);
         (address, request)
     }
+}
+
+/// The agent that makes `url`'s requests: with `pinned` addresses (those `localhost` resolved
+/// to when it was judged this host), it connects to them alone, and resolves no other name:
+/// a hosts file or resolver changed since cannot turn the name toward another host.
+fn pinned_agent(url: &str, pinned: Vec<std::net::SocketAddr>) -> ureq::Agent {
+    let builder = ureq::AgentBuilder::new();
+    if pinned.is_empty() {
+        return builder.build();
+    }
+    let netloc = url::Url::parse(url)
+        .ok()
+        .map(|u| format!("localhost:{}", u.port_or_known_default().unwrap_or(80)));
+    builder
+        .resolver(move |asked: &str| {
+            if netloc
+                .as_deref()
+                .is_some_and(|n| n.eq_ignore_ascii_case(asked))
+            {
+                Ok(pinned.clone())
+            } else {
+                Err(std::io::Error::other(format!(
+                    "{asked}: not the address BATON_URL was checked for; not resolved"
+                )))
+            }
+        })
+        .build()
 }
 
 /// A request to the daemon's API, sent: its status and its JSON body (null if none), whatever

@@ -115,13 +115,15 @@ class Baton:
         self.name: str = name
         if self.url and not token:
             raise BatonError("the HTTP API needs an agent's token: token='...'")
+        self._opener = urllib.request.build_opener()
         if self.url:
             # Every request carries the token: refused here, before any is made.
-            receipts.refuse_plain_http_afar(
+            pinned = receipts.refuse_plain_http_afar(
                 self.url,
                 "the agent's token would cross the network readable by anyone on the way, who "
                 "could then act as your agent",
             )
+            self._opener = receipts.opener(self.url, pinned)
         if self.dir and not self.url and not os.path.isdir(os.path.join(self.dir, ".baton")):
             raise BatonError(
                 f"{self.dir} is not a baton workspace (no .baton/ folder): run `baton init {self.dir}`"
@@ -245,7 +247,7 @@ class Baton:
         if body is not None:
             req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=30) as r:
+            with self._opener.open(req, timeout=30) as r:
                 status, raw = r.status, r.read()
         except urllib.error.HTTPError as e:
             status, raw = e.code, e.read()

@@ -12,9 +12,11 @@ from __future__ import annotations
 import base64
 import datetime
 import hashlib
+import http.client
 import ipaddress
 import json
 import os
+import socket
 import stat
 import urllib.parse
 import urllib.request
@@ -99,25 +101,36 @@ def load_keys(path: Union[str, "os.PathLike[str]"]) -> Keys:
 ALLOW_PLAIN_HTTP = "BATON_ALLOW_PLAIN_HTTP"
 
 
-def refuse_plain_http_afar(url: str, why: str) -> None:
+#: Where a request to a checked URL connects: (family, socket address) pairs, empty when the
+#: URL needs no pinning (https, a literal address, or plain http let through).
+Pinned = List[Tuple[int, Any]]
+
+
+def refuse_plain_http_afar(url: str, why: str) -> Pinned:
     """Raises BatonError, before anything is sent, when `url` is plain `http://` to a host
-    other than this one (127.0.0.0/8, ::1, `localhost`), unless `BATON_ALLOW_PLAIN_HTTP=1` (a
-    private network its user trusts): whatever crosses it anyone on the way reads and can
-    change. `why` says what would be lost. The rule of the `baton` command line."""
+    other than this one, unless `BATON_ALLOW_PLAIN_HTTP=1` (a private network its user
+    trusts): whatever crosses it anyone on the way reads and can change. This host is
+    127.0.0.0/8 and ::1 as written, or the name `localhost` when it resolves to those alone (a
+    hosts file or resolver mapping it elsewhere makes it another host); then the addresses it
+    resolved to are returned, the only ones to connect to (`opener`). `why` says what would be
+    lost. The rule of the `baton` command line."""
     parsed = urllib.parse.urlsplit(url)
     if parsed.scheme.lower() != "http":
-        return
+        return []
     host = parsed.hostname or ""
     if host.lower() == "localhost":
-        return
-    try:
-        if ipaddress.ip_address(host).is_loopback:
-            return
-    except ValueError:
-        pass
+        pinned = _loopback_only(host, parsed.port or 80)
+        if pinned:
+            return pinned
+    else:
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                return []
+        except ValueError:
+            pass
     allowed = os.environ.get(ALLOW_PLAIN_HTTP, "")
     if allowed in ("1", "true"):
-        return
+        return []
     if allowed not in ("", "0", "false"):
         raise BatonError(
             f"{ALLOW_PLAIN_HTTP}={allowed!r}: set it to 1 to send to plain http:// addresses of "
@@ -128,6 +141,59 @@ def refuse_plain_http_afar(url: str, why: str) -> None:
         f"https:// address, or run this on the daemon's host (http://127.0.0.1:PORT); on a "
         f"private network you trust, set {ALLOW_PLAIN_HTTP}=1"
     )
+
+
+def _loopback_only(host: str, port: int) -> Pinned:
+    """The addresses `host` resolves to, if all are loopback; else none."""
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError:
+        return []
+    pinned = [(family, sockaddr) for family, _, _, _, sockaddr in found]
+    if pinned and all(ipaddress.ip_address(sockaddr[0]).is_loopback for _, sockaddr in pinned):
+        return pinned
+    return []
+
+
+class _PinnedConnection(http.client.HTTPConnection):
+    """Connects to the pinned addresses alone, never resolving the name again."""
+
+    pinned: Pinned = []
+
+    def connect(self) -> None:
+        last: Optional[OSError] = None
+        for _, sockaddr in self.pinned:
+            try:
+                # A literal address: nothing is resolved.
+                self.sock = socket.create_connection(sockaddr[:2], self.timeout, self.source_address)
+                return
+            except OSError as e:
+                last = e
+        raise last or OSError("no address to connect to")
+
+
+class _PinnedHandler(urllib.request.HTTPHandler):
+    def __init__(self, netloc: str, pinned: Pinned) -> None:
+        super().__init__()
+        self.netloc = netloc
+        self.connection = type("Pinned", (_PinnedConnection,), {"pinned": pinned})
+
+    def http_open(self, req: Any) -> Any:
+        # Only the checked name and port: a redirect elsewhere resolves as ever.
+        if req.host.lower() == self.netloc:
+            return self.do_open(self.connection, req)
+        return super().http_open(req)
+
+
+def opener(url: str, pinned: Pinned, *handlers: Any) -> urllib.request.OpenerDirector:
+    """An opener for `url` that connects `localhost` to `pinned` alone (as
+    `refuse_plain_http_afar` returned them): a hosts file changed since cannot lead it
+    elsewhere."""
+    if not pinned:
+        return urllib.request.build_opener(*handlers)
+    parsed = urllib.parse.urlsplit(url)
+    netloc = (parsed.hostname or "").lower() + (f":{port}" if parsed.port else "")
+    return urllib.request.build_opener(_PinnedHandler(netloc, pinned), *handlers)
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -145,11 +211,10 @@ def fetch_keys(url: str, timeout: float = 10.0) -> Keys:
     `refuse_plain_http_afar`). No redirect is followed (to another host, or from https to
     plain http, it would hand the choice of keys to whoever the first address names), as
     `baton verify --url` follows none."""
-    refuse_plain_http_afar(
+    pinned = refuse_plain_http_afar(
         url, "keys fetched over it are whatever anyone on the way answers (or pin them: load_keys)"
     )
-    opener = urllib.request.build_opener(_NoRedirect())
-    with opener.open(url.rstrip("/") + "/api/v1/keys", timeout=timeout) as r:
+    with opener(url, pinned, _NoRedirect()).open(url.rstrip("/") + "/api/v1/keys", timeout=timeout) as r:
         listed = json.loads(r.read())
     return {k["key_id"]: k["public_key"] for k in listed}
 
