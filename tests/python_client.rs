@@ -354,6 +354,61 @@ fn a_langgraph_node_refuses_a_resume_value_that_is_no_signed_decision() {
     assert_eq!(detail["state"], "pending", "{detail}");
 }
 
+/// A client given no keys does not take an unsigned decision.json (anyone who can write the
+/// workspace writes one), as `baton wait` waits only with keys: its wait refuses, saying what
+/// to give; `unchecked=True` is the explicit way to take it unverified.
+#[test]
+fn a_python_client_without_keys_refuses_to_wait_unless_told_unchecked() {
+    let (env, d, keys) = setup();
+    let (code, got) = finish(case(&env, &d, &keys, "no-keys", &[]));
+    assert_eq!(code, 0, "{got}");
+    let said = got["default"]["refused"].as_str().unwrap_or_default();
+    assert!(
+        said.contains("keys=") && said.contains("unchecked=True"),
+        "an unsigned approval was taken without keys: {got}"
+    );
+    assert_eq!(
+        got["unchecked"],
+        json!({"took": "approved", "verified": false}),
+        "{got}"
+    );
+}
+
+/// Whoever can resume the graph replays an approval baton gave in another run: thread
+/// "monday" was approved; thread "tuesday", and a second run on "monday", are resumed with
+/// monday's signed decision.json. The node's key is fixed before it stops (from the thread and
+/// the task), never taken from the resume value, so neither takes it, and baton never had
+/// another handoff than monday's.
+#[test]
+fn a_langgraph_node_refuses_an_approval_replayed_from_another_run_or_thread() {
+    let (env, d, keys) = setup();
+    let agent = case(&env, &d, &keys, "langgraph-replay", &[]);
+    let detail = pending(&d, "lg-replay-");
+    decide(&d, &key_of(&detail), json!({"outcome": "approved"}));
+    let (code, got) = finish(agent);
+    assert_eq!(code, 0, "{got}");
+    assert_eq!(got["monday"]["outcome"], "approved", "{got}");
+    assert_eq!(got["approved_key"], key_of(&detail).as_str());
+    for run in ["tuesday", "monday again"] {
+        let said = got[run]["refused"].as_str().unwrap_or_default();
+        assert!(
+            said.contains("another run or thread"),
+            "{run} took monday's approval: {got}"
+        );
+        let key = got[run]["key"].as_str().unwrap();
+        assert!(
+            key.starts_with("lg-replay-") && key != key_of(&detail),
+            "{got}"
+        );
+    }
+    let sent: Vec<_> = d
+        .handoffs("all")
+        .into_iter()
+        .filter(|h| h["task_id"] == "lg-replay")
+        .collect();
+    assert_eq!(sent.len(), 1, "only monday's handoff: {sent:?}");
+}
+
 #[test]
 fn a_withdrawn_langgraph_handoff_raises_handoff_closed_in_the_node_saying_what_to_do() {
     let (env, d, keys) = setup();
@@ -430,4 +485,30 @@ fn an_openai_agents_tool_call_nobody_decides_in_time_is_not_run_and_the_model_is
         told.contains("Not run") && told.contains("still pending"),
         "{got}"
     );
+}
+
+/// The same call (task, call id `call_1`, tool and arguments) in a second run: asked anew,
+/// never run on the approval of the first.
+#[test]
+fn an_openai_agents_call_like_an_approved_one_is_asked_anew_not_run_on_its_approval() {
+    let (env, d, keys) = setup();
+    let agent = case(&env, &d, &keys, "openai-replay", &[]);
+    let first = pending(&d, "oa-replay.call_1");
+    decide(&d, &key_of(&first), json!({"outcome": "approved"}));
+    let (code, got) = finish(agent);
+    assert_eq!(code, 0, "{got}");
+    assert_eq!(
+        got["ran"],
+        json!(["api"]),
+        "run once, on its own approval: {got}"
+    );
+    assert_eq!(got["first"], "restarted api", "{got}");
+    let told = got["second"].as_str().unwrap_or_default();
+    assert!(told.contains("Not run"), "{got}");
+    let sent: Vec<_> = d
+        .handoffs("all")
+        .into_iter()
+        .filter(|h| h["task_id"] == "oa-replay")
+        .collect();
+    assert_eq!(sent.len(), 2, "each call its own handoff: {sent:?}");
 }

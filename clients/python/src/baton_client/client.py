@@ -9,9 +9,10 @@ Two ways to reach baton, one client:
 * the HTTP API (`Baton(url=..., token=..., workspace_name=...)`): `PUT
   /api/v1/workspaces/{ws}/handoff` with an agent's token, then `GET /api/v1/handoffs/{key}`.
 
-Either way the wait matches the answer to the handoff by key and `handoff_sha256`, and, with
-`keys`, takes only a decision whose attestation checks out (`baton wait --key`): a forged,
-edited or copied decision is not taken and the wait goes on to its timeout.
+Either way the wait matches the answer to the handoff by key and `handoff_sha256`, and takes
+only a decision whose attestation checks out against `keys` (`baton wait --key`): a forged,
+edited or copied decision is not taken and the wait goes on to its timeout. Without keys it
+waits only when told `unchecked=True`, as `baton wait` waits only with keys.
 """
 
 from __future__ import annotations
@@ -90,8 +91,10 @@ class Baton:
     """A client for one workspace, through its folder or through the HTTP API.
 
     `keys`: the keys a decision must be signed by (a dict `key_id -> hex`, or the path of a
-    file as `baton keys` prints it; `receipts.fetch_keys(url)` reads them from a daemon). Without
-    keys nothing is checked and every `Decision.verified` is False.
+    file as `baton keys` prints it; `receipts.fetch_keys(url)` reads them from a daemon).
+    `unchecked=True`, without keys: the wait takes the answer as it finds it, unsigned (anyone
+    who can write the workspace folder, or answer for the API, writes it), and every
+    `Decision.verified` is False. With neither, submitting works and waiting raises BatonError.
     """
 
     def __init__(
@@ -102,6 +105,7 @@ class Baton:
         token: Optional[str] = None,
         workspace_name: Optional[str] = None,
         keys: Union[receipts.Keys, PathLike, None] = None,
+        unchecked: bool = False,
         poll_s: float = 0.2,
     ) -> None:
         if workspace is None and url is None:
@@ -133,6 +137,7 @@ class Baton:
             self.keys: Optional[receipts.Keys] = keys
         else:
             self.keys = receipts.load_keys(keys)
+        self.unchecked = unchecked
         self.poll_s = poll_s
 
     # -- submitting -------------------------------------------------------------------------
@@ -191,6 +196,15 @@ class Baton:
         return self.wait(self.submit(handoff), timeout)
 
     def _look(self, sub: Submitted) -> Tuple[Optional[Decision], Optional[str]]:
+        if self.keys is None and not self.unchecked:
+            # Refused before anything is read: an unsigned decision.json is whatever anyone who
+            # can write the folder put there.
+            raise BatonError(
+                f"no keys to check the decision on handoff {sub.key} with: give Baton(..., "
+                "keys=load_keys('trusted.keys')) the daemon's public keys (`baton keys` prints "
+                "them), or Baton(..., unchecked=True) to take an unsigned answer anyone who can "
+                "write the workspace could have written"
+            )
         refused = None
         for doc in self._candidates(sub.key):
             if doc.get("handoff_key") != sub.key or doc.get("handoff_sha256") not in sub.digests:

@@ -1,8 +1,10 @@
 """LangGraph: a node stops with `interrupt()`, a person decides in baton, the graph resumes
 with the decision (`Command(resume=...)`).
 
-Inside a node, `ask(...)` interrupts with the handoff (its `id` made up there, so the key is
-in the interrupt's value and, through the checkpointer, in the graph's state). Outside,
+Inside a node, `ask(...)` interrupts with the handoff, its `id` fixed before the interrupt from
+where the graph stands (thread, task, which ask of the node), so the key is in the interrupt's
+value and, through the checkpointer, in the graph's state, and the node asks for the same key
+when it runs again on resume. Outside,
 `run(graph, input, config, baton)` runs the graph, hands every pending baton interrupt to
 baton, waits for each (signed) decision and resumes the graph with it, until the graph ends.
 Nothing waits in memory only: after a restart, `resume(graph, config, baton)` reads the pending
@@ -12,9 +14,19 @@ handoffs by key, and goes on. Needs `langgraph` (the `[langgraph]` extra).
 
 from __future__ import annotations
 
+import hashlib
+import json
+import re
+from contextvars import ContextVar
 from typing import Any, Dict, List, Mapping, Optional, Tuple
 
+from langgraph.config import get_config
 from langgraph.types import Command, interrupt
+
+try:
+    from langgraph._internal._constants import CONFIG_KEY_SCRATCHPAD
+except ImportError:  # pragma: no cover - older langgraph
+    CONFIG_KEY_SCRATCHPAD = "__pregel_scratchpad"
 
 from . import receipts
 from .client import Baton, Submitted, prepare
@@ -29,6 +41,10 @@ _START = object()
 #: The (keys, workspace) pairs `run` and `resume` wait with in this process: what `ask` checks
 #: a resume value against when it is given none.
 _TRUSTED: Dict[str, Any] = {}
+
+#: How many `ask`s the running node made so far, with the task run (its scratchpad) they
+#: belong to: a node that asks twice asks for two handoffs.
+_ASKED: ContextVar[Tuple[Any, int]] = ContextVar("baton_asked")
 
 
 def ask(
@@ -49,8 +65,17 @@ def ask(
     returns, so the value is taken only as a decision signed by a trusted key about this very
     handoff: checked against `keys` and `workspace` when given (a graph resumed by something
     other than `run` / `resume`), else against those `run` / `resume` waited with in this
-    process. Anything else raises BatonError."""
+    process. Anything else raises BatonError.
+
+    Without an `id`, the handoff's key is made from the graph's thread, the task (its
+    checkpoint namespace, new at every run of the node on every thread) and which `ask` of the
+    node this is: the same when the node runs again on resume, another in any other run. So an
+    approval given in another run or thread is refused here, however alike the handoffs. An
+    `id` you give is the key as given: a decision about it is taken wherever a handoff with that
+    id and the same content is asked, so make it unique to the run."""
     given = {**(handoff or {}), **fields}
+    if given.get("id") is None:
+        given["id"] = _run_key(given.get("task_id"))
     doc = prepare(given)
     answer = interrupt({PAYLOAD: doc})
     if not isinstance(answer, Mapping) or "outcome" not in answer:
@@ -58,14 +83,33 @@ def ask(
             f"the graph was resumed with {answer!r} where handoff {doc['id']} waits for a baton "
             "decision: resume it with baton_client.langgraph.run or resume"
         )
-    if given.get("id") is None and isinstance(answer.get("handoff_key"), str):
-        # A node runs again from its start when the graph resumes: an id made up now is not
-        # the one the interrupt carried. The answer names that one; the rest must match.
-        doc = prepare({**given, "id": answer["handoff_key"]})
     decision = _checked(doc, dict(answer), keys, workspace)
     if decision.outcome.closed and not closed_ok:
         raise HandoffClosed(decision.message(), decision)
     return decision
+
+
+def _run_key(task_id: Any) -> str:
+    """The key of the handoff the running node asks for now. It never comes from the resume
+    value: whoever resumes the graph chooses that, and would name an approval from another
+    run."""
+    try:
+        conf = get_config().get("configurable") or {}
+    except RuntimeError:
+        conf = {}
+    thread, ns, pad = conf.get("thread_id"), conf.get("checkpoint_ns"), conf.get(CONFIG_KEY_SCRATCHPAD)
+    if thread is None or ns is None or pad is None:
+        raise BatonError(
+            "ask() without id= runs inside a node of a graph compiled with a checkpointer and "
+            "invoked with a thread (config {'configurable': {'thread_id': ...}}): its key is made "
+            "from them. Run it there, or give ask(id=...) a key unique to this run"
+        )
+    before = _ASKED.get(None)
+    nth = before[1] + 1 if before is not None and before[0] is pad else 0
+    _ASKED.set((pad, nth))
+    where = json.dumps([str(thread), str(ns), nth]).encode()
+    stem = re.sub(r"[^A-Za-z0-9._:-]", "-", task_id)[:100] if isinstance(task_id, str) else ""
+    return f"{stem or 'handoff'}-{hashlib.sha256(where).hexdigest()[:24]}"
 
 
 def _checked(doc: Dict[str, Any], answer: Dict[str, Any], keys: Any, workspace: Optional[str]) -> Decision:
@@ -74,7 +118,8 @@ def _checked(doc: Dict[str, Any], answer: Dict[str, Any], keys: Any, workspace: 
     if answer.get("handoff_key") != doc["id"]:
         raise BatonError(
             f"the graph was resumed with the answer to handoff {answer.get('handoff_key')!r} where "
-            f"handoff {doc['id']} waits: resume it with baton_client.langgraph.run or resume"
+            f"handoff {doc['id']} waits (an answer given in another run or thread is not taken "
+            "here): resume it with baton_client.langgraph.run or resume"
         )
     if keys is not None:
         if workspace is None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import secrets
 from typing import Any, Dict, Optional
 
 from agents import Runner
@@ -25,8 +26,10 @@ from .errors import BatonError, WaitTimeout
 
 def handoff_for(item: Any, task_id: str, from_agent: str) -> Dict[str, Any]:
     """The handoff for one `ToolApprovalItem`: the tool, its arguments, the agent asking. Its
-    id comes from the tool call's id, so a run resumed from a saved `RunState` finds the same
-    handoff."""
+    id is the task and the tool call's id (to be read at a glance) and a part made up at each
+    call: nothing of a run binds a call to it for sure (a scripted or local model repeats call
+    ids, some give none), so a decision about an earlier call, however alike, is never
+    taken as this one's."""
     name = getattr(item, "tool_name", None) or getattr(item, "name", None) or "tool"
     raw_args = getattr(item, "arguments", None)
     try:
@@ -36,7 +39,8 @@ def handoff_for(item: Any, task_id: str, from_agent: str) -> Dict[str, Any]:
     call_id = getattr(item, "call_id", None) or "call"
     agent = getattr(getattr(item, "agent", None), "name", None)
     shown = json.dumps(args, indent=2, ensure_ascii=False, sort_keys=True)
-    key = re.sub(r"[^A-Za-z0-9._:-]", "-", f"{task_id}.{call_id}")[:128]
+    stem = re.sub(r"[^A-Za-z0-9._:-]", "-", f"{task_id}.{call_id}")[:115]
+    key = f"{stem}.{secrets.token_hex(6)}"
     return {
         "handoff_version": "1.0",
         "id": key,
@@ -116,14 +120,15 @@ async def resolve(
         for item in result.interruptions:
             handoff = handoff_for(item, task_id, sender)
             try:
-                sub = await asyncio.to_thread(baton.ensure_submitted, handoff)
+                sub = await asyncio.to_thread(baton.submit, handoff)
                 decision = await asyncio.to_thread(baton.wait, sub, timeout)
             except WaitTimeout as e:
-                # Still pending in baton: a later run with the same task and call id finds it.
+                # Left pending in baton (a newer handoff withdraws it), but no longer waited on:
+                # a call asked again is a new handoff.
                 answer(state, item, None,
                        f"Not run: nobody decided on this call to `{handoff['context']['tool']}` in time "
-                       f"(handoff {e.key} is still pending in baton). Try again later, or go on "
-                       "without it.")
+                       f"(handoff {e.key} is still pending in baton, no longer waited on). Try again "
+                       "later (the call is asked anew), or go on without it.")
                 continue
             answer(state, item, decision)
         result = await Runner.run(agent, state, **runner_kwargs)
