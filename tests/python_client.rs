@@ -17,11 +17,13 @@ fn repo() -> &'static Path {
 
 /// The package as pip installs it (`pip install --target`, offline, built by the venv's
 /// flit_core), once per test run; the venv's Python imports it from there, beside the SDKs
-/// the venv has.
+/// the venv has. The folder is this process's: another test run on the same target folder
+/// removes and installs its own meanwhile.
 fn installed() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("baton-client-site");
+        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("baton-client-site-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let out = Command::new(tools::python())
             .args([
