@@ -490,6 +490,49 @@ fn a_forged_or_replayed_decision_is_not_taken() {
     sdk_accepts(&[(second, out)]);
 }
 
+/// The hook is started on `git push --force origin main`; the agent (which can write the
+/// hook's workspace) rewrites handoff.json under the same id with `git push origin feature`,
+/// and rita approves what she sees. The hook answered "allow" for the forced push; the
+/// approval of a revision it did not write must never come out as "allow".
+#[test]
+fn an_approval_of_a_same_id_rewrite_does_not_allow_the_call() {
+    let mut env = TestEnv::with_config(&hook_table(60));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let call = input(
+        &env,
+        "Bash",
+        json!({"command": "git push --force origin main"}),
+    );
+    let hook = hook_in(&env.config_path(), &call);
+    let key = pending(&d)["key"].as_str().unwrap().to_string();
+    let written = std::fs::read_to_string(ws.join("handoff.json")).unwrap();
+    assert!(
+        written.contains("git push --force origin main"),
+        "{written}"
+    );
+    let rewritten = written.replace("git push --force origin main", "git push origin feature");
+    write_atomic(&ws.join("handoff.json"), rewritten.as_bytes());
+    d.wait_until("revision 2", || {
+        d.get(&format!("/api/v1/handoffs/{key}")).1["revision"] == 2
+    });
+    let (_, detail) = d.get(&format!("/api/v1/handoffs/{key}"));
+    assert!(
+        detail.to_string().contains("git push origin feature"),
+        "{detail}"
+    );
+    decide(&d, &key, json!({"outcome": "approved"}));
+    let out = hook_out(hook);
+    let (decision, reason) = decision_of(&out);
+    assert_ne!(decision, "allow", "{reason}");
+    assert_eq!(decision, "ask", "{reason}");
+    assert!(
+        reason.contains("on a revision that is not the one submitted"),
+        "{reason}"
+    );
+    sdk_accepts(&[(call, out)]);
+}
+
 /// The fenced block of `lang` in docs/agents.md's Claude Code section, as printed.
 fn documented(lang: &str) -> String {
     let text =

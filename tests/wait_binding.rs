@@ -126,3 +126,66 @@ fn a_wait_for_the_submitted_handoff_refuses_another_put_in_its_place_before_it_b
         "pending"
     );
 }
+
+/// The agent submits `deploy-prod-4` and waits for it (`--handoff`); a writer of the share
+/// rewrites handoff.json under the same id with other content, the daemon takes it as
+/// revision 2, and rita approves what she sees. The wait followed the revision and exited 0
+/// with the approval; it must end as not approved (exit 10), saying the approved revision is
+/// not the one submitted.
+#[test]
+fn an_approval_of_a_same_id_rewrite_is_not_the_answer_to_the_handoff_submitted() {
+    let mut env = TestEnv::with_config(&util::user("rita", "\"reviewer\""));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let mut submitted = handoff("deploy-prod-4");
+    submitted["title"] = json!("deploy 4.2 to production");
+    write_atomic(&ws.join("handoff.json"), &bytes(&submitted));
+    d.wait_until("deploy-prod-4 pending", || d.handoffs("pending").len() == 1);
+
+    let dir = ws.to_str().unwrap().to_string();
+    let out = std::thread::scope(|scope| {
+        let waiter = scope.spawn(|| {
+            Command::new(util::BIN)
+                .args([
+                    "wait",
+                    &dir,
+                    "--handoff",
+                    "deploy-prod-4",
+                    "--timeout",
+                    "30",
+                ])
+                .env_remove("BATON_KEY")
+                .env_remove("BATON_UNCHECKED")
+                .env("BATON_URL", &d.url)
+                .env("BATON_LOG", "warn")
+                .output()
+                .expect("run baton wait")
+        });
+        std::thread::sleep(Duration::from_millis(500));
+        let mut rewritten = submitted.clone();
+        rewritten["title"] = json!("deploy 4.2 to staging");
+        write_atomic(&ws.join("handoff.json"), &bytes(&rewritten));
+        d.wait_until("revision 2", || {
+            d.get("/api/v1/handoffs/deploy-prod-4").1["revision"] == 2
+        });
+        d.decide_as(
+            "deploy-prod-4",
+            "rita-token",
+            &json!({"outcome": "approved", "comment": "staging is fine"}),
+        );
+        waiter.join().unwrap()
+    });
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(10),
+        "the wait took the approval of a revision it did not submit: {out:?}"
+    );
+    assert!(out.stdout.is_empty(), "{out:?}");
+    assert!(
+        said.contains(
+            "deploy-prod-4 was decided (approved) on a revision that is not the one submitted"
+        ),
+        "{said}"
+    );
+}

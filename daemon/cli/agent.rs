@@ -121,6 +121,16 @@ pub(super) fn digests_of(path: &Path, format: Format) -> anyhow::Result<Vec<Stri
     Ok(read_handoff(path, format)?.0)
 }
 
+/// The digests a decision answering exactly these handoff bytes may carry (see `digests_of`):
+/// what a caller that wrote the bytes pins its wait to (`Waited::written`).
+pub(super) fn digests_of_bytes(format: Format, bytes: &[u8]) -> Vec<String> {
+    // Over the daemon's size limit (which this command does not know) it answers by size: of
+    // these very bytes, not of the file as it was when it was looked at.
+    let mut digests = vec![oversize_digest(bytes.len() as u64), sha256_hex(bytes)];
+    digests.extend(validate::handoff_digest_as(format, bytes));
+    digests
+}
+
 /// One read of the handoff file at `path`: the digests a decision answering it may carry (see
 /// `digests_of`), and its bytes when they could be read whole.
 fn read_handoff(path: &Path, format: Format) -> anyhow::Result<(Vec<String>, Option<Vec<u8>>)> {
@@ -129,13 +139,7 @@ fn read_handoff(path: &Path, format: Format) -> anyhow::Result<(Vec<String>, Opt
         return Ok((vec![sha256_hex(b"not-regular")], None));
     }
     match workspace::read_limited(path, 64 * 1024 * 1024) {
-        Ok(Some(bytes)) => {
-            // Over the daemon's size limit (which this command does not know) it answers by
-            // size: of these very bytes, not of the file as it was when it was looked at.
-            let mut digests = vec![oversize_digest(bytes.len() as u64), sha256_hex(&bytes)];
-            digests.extend(validate::handoff_digest_as(format, &bytes));
-            Ok((digests, Some(bytes)))
-        }
+        Ok(Some(bytes)) => Ok((digests_of_bytes(format, &bytes), Some(bytes))),
         Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::PermissionDenied => Ok((
             vec![oversize_digest(meta.len()), sha256_hex(b"unreadable")],
             None,
@@ -174,9 +178,19 @@ pub fn wait(
         err!("baton: waiting for the decision on handoff {key}");
     }
     loop {
-        if let Some(d) = waited.answer(&ws)? {
-            out!("{}", serde_json::to_string_pretty(&d)?);
-            return Ok(ExitCode::from(d.outcome.exit_code()));
+        match waited.answer(&ws) {
+            Ok(Some(d)) => {
+                out!("{}", serde_json::to_string_pretty(&d)?);
+                return Ok(ExitCode::from(d.outcome.exit_code()));
+            }
+            Ok(None) => {}
+            Err(e) => match e.downcast::<OtherRevision>() {
+                Ok(other) => {
+                    err!("baton: {other}");
+                    return Ok(ExitCode::from(OtherRevision::EXIT_CODE));
+                }
+                Err(e) => return Err(e),
+            },
         }
         if waited.refused.is_some() && waited.refused != warned {
             err!(
@@ -196,7 +210,45 @@ pub fn wait(
     }
 }
 
-/// The handoff a wait is for: the one in place when it began, by key. A newer handoff
+/// A decision signed for the waited handoff's key about a revision the waiter did not pin (a
+/// same-id rewrite by a writer of the share, decided): it ends the wait, never as an answer
+/// to the bytes the waiter submitted.
+#[derive(Debug)]
+pub(super) struct OtherRevision {
+    pub key: String,
+    pub outcome: &'static str,
+    pub decided: String,
+    pub submitted: String,
+}
+
+impl OtherRevision {
+    /// `baton wait`'s exit code for it (the outcomes take 0 to 9).
+    pub const EXIT_CODE: u8 = 10;
+}
+
+impl std::fmt::Display for OtherRevision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let OtherRevision {
+            key,
+            outcome,
+            decided,
+            submitted,
+        } = self;
+        write!(
+            f,
+            "handoff {key} was decided ({outcome}) on a revision that is not the one submitted: \
+             the decision answers handoff_sha256 {decided}, the handoff submitted is \
+             {submitted}; a writer of the workspace replaced it under the same id, so this \
+             decision says nothing about what was submitted: look at what was decided, and \
+             submit again if it is still needed"
+        )
+    }
+}
+
+impl std::error::Error for OtherRevision {}
+
+/// The handoff a wait is for: the one in place when it began, by key, and of that key only
+/// the revision pinned then (or the bytes the caller wrote, `written`). A newer handoff
 /// written meanwhile closes this one (`withdrawn`), and the root decision.json then answers
 /// the newer one: the wait answers with this one's archived decision, never the other's.
 pub(super) struct Waited {
@@ -209,8 +261,13 @@ pub(super) struct Waited {
     /// Why the last answer found was not taken (a forged, edited or expired decision, or an
     /// artifact changed since), for the caller to warn about once.
     pub refused: Option<String>,
-    /// The digests of the newest revision of `key` seen in place.
+    /// The digests of the revision waited on: the bytes in place when the wait began, or
+    /// those the caller wrote (`written`). A decision is taken only if its handoff_sha256 is
+    /// one of them; a later revision under the same key is never added.
     digests: Vec<String>,
+    /// Whether the pin may still be set from the file in place: only when the wait began on a
+    /// file not readable as a handoff (no key), until it first reads as one.
+    adopt: bool,
     /// The signature of the decision last taken (see `signed`).
     proof: Proof,
 }
@@ -233,12 +290,27 @@ impl Waited {
         }
         let InPlace { key, digests } = in_place(ws)?;
         Ok(Waited {
+            adopt: key.is_none(),
             key,
             trusted: None,
             refused: None,
             digests,
             proof: Proof::default(),
         })
+    }
+
+    /// A wait for the handoff of key `key` whose bytes the caller wrote itself (`digests`, see
+    /// `digests_of_bytes`): only a decision on those bytes answers it, whatever revision a
+    /// writer of the share puts under the same id.
+    pub(super) fn written(key: &str, digests: Vec<String>) -> Waited {
+        Waited {
+            key: Some(key.to_string()),
+            trusted: None,
+            refused: None,
+            digests,
+            adopt: false,
+            proof: Proof::default(),
+        }
     }
 
     /// A wait for the handoff of key `key` (the one the agent submitted): refused when another
@@ -274,7 +346,7 @@ impl Waited {
             return Ok(None);
         };
         let Some(trusted) = &mut self.trusted else {
-            return Ok(self.names(found.decision));
+            return self.names(found.decision);
         };
         self.proof = Proof::default();
         let now = time::OffsetDateTime::now_utc();
@@ -292,10 +364,13 @@ impl Waited {
             };
         }
         let checked = match checked {
-            Ok(c) if self.names(c.decision.clone()).is_none() => {
-                self.proof = Proof::default();
-                return Ok(None);
-            }
+            Ok(c) => match self.names(c.decision.clone()) {
+                Ok(Some(_)) => Ok(c),
+                named => {
+                    self.proof = Proof::default();
+                    return named;
+                }
+            },
             checked => checked,
         };
         match checked {
@@ -324,18 +399,60 @@ impl Waited {
     /// limit, under a key of its own; and an `invalid` answer approves nothing). A genuine
     /// decision on another handoff (an older one's, copied to the root by a writer of the
     /// share, with the file in place made to look like that handoff) answers nothing here.
-    fn names(&mut self, decision: Decision) -> Option<Decision> {
-        if decision.outcome == Outcome::Invalid
-            || Some(decision.handoff_key.as_str()) == self.key.as_deref()
-        {
-            return Some(decision);
+    fn names(&mut self, decision: Decision) -> anyhow::Result<Option<Decision>> {
+        let ours = Some(decision.handoff_key.as_str()) == self.key.as_deref();
+        if answers(&decision, &self.digests) && (ours || decision.outcome == Outcome::Invalid) {
+            return Ok(Some(decision));
+        }
+        if ours {
+            return self.other_revision(decision);
         }
         self.refused = Some(format!(
             "it is the decision on handoff {}, not on {}",
             decision.handoff_key,
             self.key.as_deref().unwrap_or("the one in place")
         ));
-        None
+        Ok(None)
+    }
+
+    /// A decision signed for our key on a revision not pinned. `changes_requested` (the key
+    /// opens again: the revision submitted may still be decided, as after a same-id
+    /// resubmission the daemon has not read yet) and `invalid` are passed over; any other
+    /// outcome ends the wait with `OtherRevision`, never as an answer.
+    fn other_revision(&mut self, decision: Decision) -> anyhow::Result<Option<Decision>> {
+        let decided = decision
+            .handoff_sha256
+            .clone()
+            .unwrap_or_else(|| "absent".into());
+        if matches!(
+            decision.outcome,
+            Outcome::ChangesRequested | Outcome::Invalid
+        ) {
+            self.refused = Some(format!(
+                "it answers another revision of handoff {} (handoff_sha256 {decided}), not the \
+                 one submitted",
+                decision.handoff_key
+            ));
+            return Ok(None);
+        }
+        Err(OtherRevision {
+            outcome: decision.outcome.as_str(),
+            submitted: self.submitted(),
+            key: decision.handoff_key,
+            decided,
+        }
+        .into())
+    }
+
+    /// The digest of the revision waited on, as a decision on it would name it (the
+    /// canonical digest when its bytes were readable, else the raw one).
+    fn submitted(&self) -> String {
+        self.digests
+            .iter()
+            .skip(1)
+            .last()
+            .cloned()
+            .unwrap_or_default()
     }
 
     /// The signature of the decision `answer` last took, checked: what a host is handed to
@@ -355,26 +472,37 @@ impl Waited {
         // The key and the digests from one read: a writer flipping the file between two reads
         // could otherwise pair our key with another handoff's digests.
         let now = in_place(ws)?;
-        if self.key.is_none() {
-            // The file was not readable as a handoff when the wait began: it is now ours.
-            self.key.clone_from(&now.key);
-        }
-        let root = || read_decision(ws, &ws.decision_path());
-        let Some(ours) = self.key.clone() else {
-            // Never readable as a handoff (the daemon can only have answered it `invalid`).
-            return Ok(root().filter(|d| answers(&d.decision, &now.digests)));
-        };
-        if now.key.as_deref() == Some(ours.as_str()) {
-            // Ours, perhaps revised: its answer carries these digests.
-            self.digests = now.digests;
-            if let Some(d) = root().filter(|d| answers(&d.decision, &self.digests)) {
-                return Ok(Some(d));
+        if self.adopt {
+            // The file was not readable as a handoff when the wait began: the first revision
+            // read as one is ours, and pinned from then on.
+            self.digests.clone_from(&now.digests);
+            if now.key.is_some() {
+                self.key.clone_from(&now.key);
+                self.adopt = false;
             }
         }
-        // Another handoff in place (or ours decided and replaced since): ours is answered in
-        // its archive.
-        let path = ws.archive_dir(&ours).join(workspace::DECISION_FILE);
-        Ok(read_decision(ws, &path).filter(|d| answers(&d.decision, &self.digests)))
+        let root = read_decision(ws, &ws.decision_path());
+        let Some(ours) = self.key.clone() else {
+            // Never readable as a handoff (the daemon can only have answered it `invalid`).
+            return Ok(root.filter(|d| answers(&d.decision, &self.digests)));
+        };
+        let archived = || read_decision(ws, &ws.archive_dir(&ours).join(workspace::DECISION_FILE));
+        // The revision pinned, answered in place or (replaced since) in its archive.
+        let pinned = |d: &Found| answers(&d.decision, &self.digests);
+        if root.as_ref().is_some_and(pinned) {
+            return Ok(root);
+        }
+        let archived = archived();
+        if archived.as_ref().is_some_and(pinned) {
+            return Ok(archived);
+        }
+        // Another revision under our key, decided: `answer` checks it is genuine, then ends
+        // the wait with `OtherRevision` (it answers nothing submitted).
+        let about_ours = |d: &Found| d.decision.handoff_key == ours;
+        if now.key.as_deref() == Some(ours.as_str()) && root.as_ref().is_some_and(about_ours) {
+            return Ok(root);
+        }
+        Ok(archived.filter(about_ours))
     }
 }
 

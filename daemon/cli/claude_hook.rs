@@ -11,7 +11,7 @@
 //! command answers every failure, a panic included, with a decision on standard output and
 //! exit 0: nothing here may end in "allow" that no person approved.
 
-use super::agent::Waited;
+use super::agent::{self, Waited};
 use super::submit;
 use baton::config::hooks::{ClaudeCode, Fallback, HookRule};
 use baton::config::Config;
@@ -199,13 +199,16 @@ fn ask_a_person(
     let path = ws.root.join(workspace::HANDOFF_FILE);
     ws.write(&path, &bytes)
         .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
-    let mut waited = Waited::start(&ws)?.trusting(Some(trusted));
-    if waited.key() != Some(key.as_str()) {
+    if Waited::start(&ws)?.key() != Some(key.as_str()) {
         anyhow::bail!(
             "another handoff replaced this call's in {} at once; give the hook a workspace of its own",
             ws.root.display()
         );
     }
+    // Pinned to the bytes written here: a same-id rewrite by the agent (which can write the
+    // workspace) is another revision, and its approval approves nothing of this call.
+    let mut waited = Waited::written(&key, agent::digests_of_bytes(Format::Json, &bytes))
+        .trusting(Some(trusted));
     tracing::info!(workspace = %ws.name, key, tool = %input.tool_name, "waiting for a person");
     let deadline = Instant::now() + Duration::from_secs(hook.timeout_s);
     loop {

@@ -393,3 +393,42 @@ fn a_tasks_result_carries_the_signature_that_was_checked_not_one_planted_in_the_
     assert_signed_approval(&result, "mt-9", &ws, &keys);
     assert!(client.wait().unwrap().success());
 }
+
+/// The host submits `mt-10` as a task; a writer of the share rewrites its title under the same
+/// id, the daemon takes it as revision 2, and alice approves it. The task ended `completed`
+/// with the approval of bytes the host never wrote; it must end `failed`, saying the approved
+/// revision is not the one submitted.
+#[test]
+fn a_task_is_not_completed_by_the_approval_of_a_same_id_rewrite() {
+    let mut env = TestEnv::with_config(&user("alice", "\"reviewer\""));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let keys = trusted_keys(&env);
+    let (mut client, lines) = task_client(&env, "mt-10", "decide", Some(&keys));
+    let task_id = task_created(&lines, &ws);
+    d.wait_until("mt-10 pending", || d.handoffs("pending").len() == 1);
+    let mut rewritten: Value =
+        serde_json::from_slice(&std::fs::read(ws.join("handoff.json")).unwrap()).unwrap();
+    rewritten["title"] = json!("rotate every production key now");
+    write_atomic(&ws.join("handoff.json"), &bytes(&rewritten));
+    d.wait_until("revision 2", || {
+        d.get("/api/v1/handoffs/mt-10").1["revision"] == 2
+    });
+    approve_with_instructions(&d, "mt-10");
+
+    let ended = next(&lines, "ended")["task"].clone();
+    assert_eq!(ended["status"], "failed", "{ended}");
+    let said = ended["statusMessage"].as_str().unwrap();
+    assert!(
+        said.contains("mt-10 was decided (approved) on a revision that is not the one submitted"),
+        "{said}"
+    );
+    let result = next(&lines, "result")["result"].clone();
+    assert_eq!(result["isError"], true, "{result}");
+    assert!(
+        result["structuredContent"].get("decision").is_none(),
+        "{result}"
+    );
+    task_ended(&lines, &task_id, "failed");
+    assert!(client.wait().unwrap().success());
+}

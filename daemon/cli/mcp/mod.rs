@@ -122,6 +122,9 @@ fn reads_the_daemons_keys(config: &Config, trust: &Root) -> anyhow::Result<Optio
     )))
 }
 
+/// The digests of the handoff bytes written, by workspace folder and key (`Baton::written`).
+type Written = std::collections::HashMap<(std::path::PathBuf, String), Vec<String>>;
+
 #[derive(Clone)]
 struct Baton {
     config: Arc<Config>,
@@ -138,6 +141,10 @@ struct Baton {
     own_keys: Option<Arc<String>>,
     /// The session's MCP tasks, of both wire formats (see `tasks`).
     tasks: tasks::Table,
+    /// The digests of the handoff bytes this server last wrote, by workspace folder and key:
+    /// `wait_for_decision` pins its wait to them (see `Waited::written`), so a same-id rewrite
+    /// by a writer of the share is never what answers the host.
+    written: Arc<std::sync::Mutex<Written>>,
     tool_router: ToolRouter<Self>,
 }
 
@@ -215,6 +222,7 @@ impl Baton {
             limits: config.limits,
             config: Arc::new(config),
             tasks: tasks::Table::default(),
+            written: Arc::default(),
             tool_router: Self::tool_router(),
         }
     }
@@ -223,17 +231,24 @@ impl Baton {
     /// the workspace's handoff.json; invalid: the problems with JSON pointers, nothing written.
     #[tool(name = "submit_handoff")]
     async fn submit_handoff(&self, Parameters(args): Parameters<SubmitArgs>) -> CallToolResult {
+        self.write_handoff(args).0
+    }
+
+    /// `submit_handoff`, and the digests of the bytes it wrote (None when it wrote nothing),
+    /// which a wait for its decision is pinned to.
+    fn write_handoff(&self, args: SubmitArgs) -> (CallToolResult, Option<Vec<String>>) {
+        let written = |result| (result, None);
         let ws = match self.workspace(&args.workspace) {
             Ok(ws) => ws,
-            Err(e) => return e,
+            Err(e) => return written(e),
         };
         let bytes = match self.sized(&args.handoff, "handoff") {
             Ok(bytes) => bytes,
-            Err(e) => return e,
+            Err(e) => return written(e),
         };
         let key = match submit::check(&ws, Some(&self.config), Format::Json, &bytes, &self.limits) {
             Ok(key) => key,
-            Err(problems) => return invalid(&problems),
+            Err(problems) => return written(invalid(&problems)),
         };
         // After changes_requested, a new key starts unrelated work: say which id revises.
         // Only from a decision the daemon signed, when there are keys to check with.
@@ -247,15 +262,20 @@ impl Baton {
         if args.dry_run {
             let mut answer = json!({ "valid": true, "key": key });
             flag(&mut answer);
-            return CallToolResult::structured(answer);
+            return written(CallToolResult::structured(answer));
         }
         let path = ws.root.join(workspace::HANDOFF_FILE);
         if let Err(e) = ws.write(&path, &bytes) {
-            return failed(format!(
+            return written(failed(format!(
                 "cannot write {}: {e}; nothing was submitted",
                 path.display()
-            ));
+            )));
         }
+        let digests = crate::cli::agent::digests_of_bytes(Format::Json, &bytes);
+        self.written
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .insert((ws.root.clone(), key.clone()), digests.clone());
         let shadowed: Vec<String> = ws
             .handoff_file()
             .shadowed
@@ -268,7 +288,7 @@ impl Baton {
         });
         flag(&mut answer);
         unserved(&ws, &mut answer);
-        CallToolResult::structured(answer)
+        (CallToolResult::structured(answer), Some(digests))
     }
 
     /// Validates a checkpoint and writes it atomically under the workspace's checkpoints/.
@@ -325,9 +345,26 @@ impl Baton {
         let verified = trusted.is_some();
         let ws2 = ws.clone();
         let key = args.key.clone();
-        let start = move || match &key {
-            Some(key) => Waited::for_key(&ws2, key),
-            None => Waited::start(&ws2),
+        let written = self.written.clone();
+        // Pinned to the bytes this server wrote under the key, when it wrote that handoff;
+        // else to the bytes in place as the wait begins.
+        let start = move || {
+            let started = match &key {
+                Some(key) => Waited::for_key(&ws2, key),
+                None => Waited::start(&ws2),
+            }?;
+            let Some(key) = started.key().map(str::to_string) else {
+                return Ok(started);
+            };
+            let ours = written
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(&(ws2.root.clone(), key.clone()))
+                .cloned();
+            Ok(match ours {
+                Some(digests) => Waited::written(&key, digests),
+                None => started,
+            })
         };
         let mut waited = match off_thread(move || start().map(|w| w.trusting(trusted))).await {
             Ok(waited) => waited,

@@ -15,7 +15,6 @@ use super::{off_thread, Baton, SubmitArgs};
 use crate::cli::agent::Waited;
 use crate::cli::tools_io::{refusal, Gate, Out};
 use baton::contract::decision::{Decision, Outcome};
-use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::CallToolResult;
 use serde::Serialize;
 use serde_json::{json, Value};
@@ -100,6 +99,8 @@ pub(super) struct Submitted {
     key: Option<String>,
     /// Written, and so waited on: not refused, not a dry run.
     pub(super) waiting: bool,
+    /// The digests of the bytes written, which the task's wait is pinned to.
+    digests: Vec<String>,
 }
 
 impl Gate for Tasks {
@@ -254,10 +255,11 @@ impl Tasks {
                     workspace,
                     key: None,
                     waiting: false,
+                    digests: Vec::new(),
                 });
             }
         }
-        let result = self.baton.submit_handoff(Parameters(args)).await;
+        let (result, digests) = self.baton.write_handoff(args);
         let key = result
             .structured_content
             .as_ref()
@@ -268,7 +270,8 @@ impl Tasks {
             result,
             workspace,
             key,
-            waiting,
+            waiting: waiting && digests.is_some(),
+            digests: digests.unwrap_or_default(),
         })
     }
 
@@ -286,6 +289,7 @@ impl Tasks {
             workspace,
             key,
             waiting,
+            digests,
         } = submitted;
         let now = baton::clock::now_rfc3339();
         let task_id = new_task_id();
@@ -319,7 +323,7 @@ impl Tasks {
         let tasks = self.clone();
         tokio::spawn(async move {
             match (key, waiting) {
-                (Some(key), true) => tasks.wait(&task_id, &workspace, &key).await,
+                (Some(key), true) => tasks.wait(&task_id, &workspace, &key, digests).await,
                 _ => {
                     let status = match result.is_error {
                         Some(true) => Status::Failed,
@@ -336,7 +340,7 @@ impl Tasks {
 
     /// Waits for the decision on `key` and ends the task with it; stops when the task is
     /// cancelled or forgotten meanwhile.
-    async fn wait(&self, task_id: &str, workspace: &str, key: &str) {
+    async fn wait(&self, task_id: &str, workspace: &str, key: &str, digests: Vec<String>) {
         let ws = match self.baton.workspace(workspace) {
             Ok(ws) => ws,
             Err(e) => return self.fail(task_id, "the workspace went away", e),
@@ -347,9 +351,13 @@ impl Tasks {
         };
         let verified = trusted.is_some();
         let ws2 = ws.clone();
-        let started = off_thread(move || Waited::start(&ws2).map(|w| w.trusting(trusted))).await;
+        let started = off_thread(move || Waited::start(&ws2)).await;
+        // Pinned to the bytes written: a same-id rewrite by a writer of the share, decided,
+        // ends the task failed, never as the answer to what the host submitted.
         let mut waited = match started {
-            Ok(waited) if waited.key() == Some(key) => waited,
+            Ok(waited) if waited.key() == Some(key) => {
+                Waited::written(key, digests).trusting(trusted)
+            }
             Ok(_) => {
                 let why = format!("a newer handoff replaced {key} in workspace {workspace} before the wait began: submit again if it is still needed");
                 return self.fail(task_id, &why, super::failed(why.clone()));

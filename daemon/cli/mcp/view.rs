@@ -3,7 +3,7 @@
 //! `wait_for_decision` takes it: only once it verifies against the daemon's keys, unless the
 //! server runs with --unchecked), its task's checkpoints.
 
-use crate::cli::agent::Waited;
+use crate::cli::agent::{digests_of_bytes, OtherRevision, Waited};
 use crate::cli::trust::Keys;
 use baton::contract::validate;
 use baton::contract::Limits;
@@ -22,16 +22,23 @@ pub fn handoff_view(
     };
     // The wait's own check, so the two tools never disagree on what is decided.
     let checked = trusted.is_some();
-    let mut waited = Waited::start(ws)?.trusting(trusted);
     let key = match validate::handoff_as(file.format, &bytes, limits) {
         Ok(accepted) => validate::handoff_key(&ws.name, &accepted),
         Err(rejected) => validate::rejected_key(&ws.name, &rejected),
     };
-    // The handoff shown is the one read above: a decision about another (the file replaced
-    // between the reads) is not shown beside it.
-    let decision = waited
-        .answer(ws)?
-        .filter(|d| d.handoff_key == key || d.outcome == baton::contract::Outcome::Invalid);
+    // Pinned to the bytes read above: a decision on another revision under the same key (the
+    // file rewritten between the reads) is not shown beside them.
+    let mut waited = Waited::written(&key, digests_of_bytes(file.format, &bytes)).trusting(trusted);
+    let decision = match waited.answer(ws) {
+        Ok(decision) => decision,
+        Err(e) => match e.downcast::<OtherRevision>() {
+            Ok(other) => {
+                waited.refused = Some(other.to_string());
+                None
+            }
+            Err(e) => return Err(e),
+        },
+    };
     let state = match &decision {
         Some(_) => "decided",
         None => "pending",
