@@ -364,3 +364,125 @@ fn a_workspace_with_its_own_agent_group_is_closed_to_the_agents_of_another() {
     assert!(!write(&beta), "beta is nogroup's, not the users group's");
     assert!(!beta.join("inbox/draft.md").exists());
 }
+
+/// An agent holds at most `limits.max_unbound_uploads` inbox paths with uploads no received
+/// handoff names yet: beyond, an upload to a new path is refused with 429, naming the limit
+/// and what to do, and writes nothing (each upload used to be kept for good, however many
+/// paths). Another upload to a path it holds passes; a received handoff naming them frees
+/// them, and that holds across a restart; another agent's count is its own.
+#[test]
+fn an_agent_holds_at_most_max_unbound_uploads_paths_no_handoff_named() {
+    let config = format!(
+        "{}{}[limits]\nmax_unbound_uploads = 2\n",
+        agent("builder", "alpha"),
+        agent("helper", "alpha"),
+    );
+    let mut env = TestEnv::with_config(&config);
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let at = |p: &str| format!("/api/v1/workspaces/alpha/inbox/{p}");
+    for p in ["a.txt", "b.txt"] {
+        let (status, body) = put(&d, &at(p), "builder-token", b"x\n");
+        assert_eq!(status, 201, "{body}");
+    }
+    let (status, body) = put(&d, &at("c.txt"), "builder-token", b"x\n");
+    assert_eq!(status, 429, "{body}");
+    for what in [
+        "builder",
+        "2 inbox paths",
+        "limits.max_unbound_uploads = 2",
+        "submit the handoff that names them",
+        "nothing was written",
+    ] {
+        assert!(body.contains(what), "{what} not said: {body}");
+    }
+    assert!(!ws.join("inbox/c.txt").exists());
+    // A path it holds takes another upload; another agent has a count of its own.
+    let (status, body) = put(&d, &at("a.txt"), "builder-token", b"y\n");
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = put(&d, &at("h.txt"), "helper-token", b"h\n");
+    assert_eq!(status, 201, "{body}");
+
+    let mut h = util::handoff("lim-1");
+    h["from_agent"] = serde_json::json!("builder");
+    h["artifacts"] = serde_json::json!([{"path": "inbox/a.txt"}, {"path": "inbox/b.txt"}]);
+    let (status, body) = put(
+        &d,
+        "/api/v1/workspaces/alpha/handoff",
+        "builder-token",
+        &util::bytes(&h),
+    );
+    assert!(status == 200 || status == 201, "{body}");
+    d.wait_until("lim-1 received", || {
+        d.handoffs("pending").iter().any(|x| x["key"] == "lim-1")
+    });
+    d.stop();
+    let d = env.start();
+    for p in ["c.txt", "d.txt"] {
+        let (status, body) = put(&d, &at(p), "builder-token", b"x\n");
+        assert_eq!(status, 201, "{p}: {body}");
+    }
+    let (status, body) = put(&d, &at("e.txt"), "builder-token", b"x\n");
+    assert_eq!(status, 429, "{body}");
+}
+
+/// A handoff in agent `from` of id `id` saying `what`.
+fn handoff_of(id: &str, from: &str, what: &str) -> Vec<u8> {
+    let mut doc = util::handoff(id);
+    doc["from_agent"] = serde_json::json!(from);
+    doc["summary"] = serde_json::json!(what);
+    util::bytes(&doc)
+}
+
+/// Two agents cover one workspace: the second may not upload a "revision" of the first's
+/// pending handoff (it would become the second's: its content approved for the first's wait,
+/// its task cancelable by the second), nor may anyone on the share revise it under another
+/// agent's name; the first still revises its own.
+#[test]
+fn another_agent_of_the_workspace_cannot_take_over_a_pending_handoff_by_revising_it() {
+    let config = format!(
+        "{}{}{}",
+        agent("alice", "*"),
+        agent("mallory", "*"),
+        user("rita", "\"reviewer\"")
+    );
+    let mut env = TestEnv::with_config(&config);
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let at = "/api/v1/workspaces/alpha/handoff";
+    let staging = handoff_of("deploy-2291", "alice", "to STAGING");
+    let (status, body) = put(&d, at, "alice-token", &staging);
+    assert_eq!(status, 201, "{body}");
+    d.wait_until("alice's handoff is received", || {
+        d.get("/api/v1/handoffs/deploy-2291").0 == 200
+    });
+    let production = handoff_of("deploy-2291", "mallory", "to PRODUCTION");
+    let (status, body) = put(&d, at, "mallory-token", &production);
+    assert_eq!(status, 403, "{body}");
+    assert!(
+        body.contains(
+            "handoff deploy-2291 was submitted by alice: an agent may revise only its own handoffs"
+        ),
+        "{body}"
+    );
+    assert_eq!(std::fs::read(ws.join("handoff.json")).unwrap(), staging);
+    // The same "revision" written on the share is no revision of alice's handoff.
+    util::write_atomic(&ws.join("handoff.json"), &production);
+    d.wait_until("the share's revision is answered", || {
+        util::decision(&ws).is_some_and(|v| v["outcome"] == "invalid")
+    });
+    let answer = util::decision(&ws).unwrap();
+    assert_eq!(answer["handoff_key"], "deploy-2291");
+    assert_eq!(answer["errors"][0]["pointer"], "/from_agent", "{answer}");
+    let (_, detail) = d.get("/api/v1/handoffs/deploy-2291");
+    assert_eq!(detail["handoff"]["from_agent"], "alice", "{detail}");
+    assert_eq!(detail["handoff"]["summary"], "to STAGING", "{detail}");
+    assert_eq!(detail["revision"], 1, "{detail}");
+    // alice (and her workers) still revise her own.
+    let revised = handoff_of("deploy-2291", "alice/w1", "to STAGING, take two");
+    let (status, body) = put(&d, at, "alice-token", &revised);
+    assert_eq!(status, 200, "{body}");
+    d.wait_until("alice's revision is received", || {
+        d.get("/api/v1/handoffs/deploy-2291").1["revision"] == 2
+    });
+}

@@ -161,6 +161,7 @@ fn upload_status(e: &UploadError) -> StatusCode {
         UploadError::Forbidden(_) => StatusCode::FORBIDDEN,
         UploadError::Invalid(_) => StatusCode::UNPROCESSABLE_ENTITY,
         UploadError::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+        UploadError::TooManyUnbound { .. } => StatusCode::TOO_MANY_REQUESTS,
         UploadError::Locked(_) | UploadError::Occupied(_) => StatusCode::CONFLICT,
         UploadError::Io(e) => {
             tracing::error!(error = %e, "upload not written");

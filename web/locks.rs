@@ -133,6 +133,7 @@ pub fn openapi_paths() -> Value {
             "403": err("a reviewer that is not admin, a symlinked folder on the way, or a handoff whose from_agent is not the token's agent"),
             "404": err("no such workspace for this token"), "409": err("another owner holds a lock on the file (`holder` is that lock), or a folder is at its path (or a file where a folder of it would be)"),
             "413": err("over limits.max_upload_bytes"),
+            "429": err("an inbox upload to a new path by an agent holding limits.max_unbound_uploads paths that no received handoff has named yet"),
             "422": err("an empty body, a path or name against its pattern, or a name in the path too long for the file system") } } })
     };
     serde_json::json!({

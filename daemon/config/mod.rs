@@ -61,6 +61,9 @@ pub struct Config {
     pub reconcile: Duration,
     /// Largest file an agent may upload through the API (`[limits] max_upload_bytes`).
     pub max_upload_bytes: usize,
+    /// Most inbox paths one agent may hold uploads at that no received handoff has named yet
+    /// (`[limits] max_unbound_uploads`; `crate::policy::proof::unbound`).
+    pub max_unbound_uploads: usize,
     /// `agent_group`: the group agents run in, by name and id (see `workspace::modes`).
     pub agent_group: Option<(String, u32)>,
     /// `[[agent_groups]]`: a group per workspace, ahead of `agent_group` (see `groups`).
@@ -159,6 +162,7 @@ struct RawLimits {
     max_depth: Option<usize>,
     max_string_bytes: Option<usize>,
     max_upload_bytes: Option<usize>,
+    max_unbound_uploads: Option<usize>,
 }
 
 fn default_listen() -> String {
@@ -175,6 +179,9 @@ fn default_reconcile_s() -> u64 {
 }
 /// 16 MiB: uploads are held in memory while they are written.
 const DEFAULT_UPLOAD_BYTES: usize = 16 << 20;
+/// Far above what one agent's handoffs name between two receipts, far below what would make
+/// the daemon's record of uploads (read whole at start) a burden.
+const DEFAULT_UNBOUND_UPLOADS: usize = 10_000;
 
 fn default_true() -> bool {
     true
@@ -245,6 +252,13 @@ impl RawConfig {
         {
             return Err("limits.max_upload_bytes must be 1 to 1073741824".into());
         }
+        if self
+            .limits
+            .max_unbound_uploads
+            .is_some_and(|n| n == 0 || n > 1_000_000)
+        {
+            return Err("limits.max_unbound_uploads must be 1 to 1000000".into());
+        }
         check_users(&self.users, &self.agents)?;
         check_routes(&self.routes, &self.users, &self.webhooks)?;
         checks::check_step_up(&self.routes, self.public_url.as_deref())?;
@@ -313,6 +327,10 @@ impl RawConfig {
             agent_group,
             agent_groups,
             max_upload_bytes: self.limits.max_upload_bytes.unwrap_or(DEFAULT_UPLOAD_BYTES),
+            max_unbound_uploads: self
+                .limits
+                .max_unbound_uploads
+                .unwrap_or(DEFAULT_UNBOUND_UPLOADS),
             limits,
             http: self.http,
             sessions: self.sessions,

@@ -27,7 +27,7 @@
 
 use crate::host::Identity;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
@@ -61,6 +61,11 @@ struct Line {
     /// workspace made again under its name, its store new, the same files written back).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     record: Option<String>,
+    /// Set at a receipt: the inbox paths its handoff names that held an upload no earlier
+    /// receipt had named (`unbound`), on a `received` line or, for a revision with no proven
+    /// sender, on a line of its own (without `file`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    named: Vec<String>,
 }
 
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,6 +100,9 @@ struct Known {
     received: HashMap<(String, String, u32), Vec<Proven>>,
     /// Tickets whose spend is still to be made durable (`retry_spends`).
     pending: Vec<PathBuf>,
+    /// agent -> the (workspace, path) whose last upload is that agent's and that no handoff
+    /// received since has named: what `limits.max_unbound_uploads` counts (`unbound`).
+    unbound: HashMap<String, HashSet<(String, String)>>,
 }
 
 /// What a receipt proved of a revision.
@@ -247,6 +255,7 @@ fn upload(
         received: None,
         artifacts: None,
         record: None,
+        named: Vec::new(),
     }
 }
 
@@ -333,56 +342,129 @@ pub struct Receipt<'a> {
 /// after the handoff) leaves the revision without a proven sender; so does a line that cannot
 /// be written.
 pub fn bind(data_dir: &Path, r: &Receipt<'_>) -> Option<String> {
-    let handoff_file = r.handoff_file?;
     with_known(data_dir, |k| {
-        let at = (r.workspace.to_string(), handoff_file.clone());
-        if let std::collections::hash_map::Entry::Vacant(first) = k.bound.entry(at) {
-            // The first receipt of an upload's file spends it, on the disk, before anything
-            // is proven from it, and whether or not anything is: the same file read again as
-            // another revision (after a restart too) is not a new submission.
-            let path = ticket(data_dir, r.workspace, handoff_file);
-            match spend_ticket(&path) {
-                Ok(()) => {
-                    first.insert(received_as(r));
-                }
-                // No upload wrote this file, or one already spent it.
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
-                Err(e) => {
-                    tracing::warn!(workspace = %r.workspace, key = %r.key, revision = r.revision, error = %e,
-                        "cannot spend the handoff upload of a revision: it has no proven sender, and the upload proves nothing more");
-                    first.insert(received_as(r));
-                    k.pending.push(path);
-                    return None;
-                }
+        // The uploads this receipt binds no longer count against their agent's limit, proven
+        // sender or not: recorded on its line, or on one of their own.
+        let mut named: Vec<String> = r
+            .named
+            .iter()
+            .filter_map(|p| normal(p))
+            .filter(|p| is_unbound(k, r.workspace, p))
+            .collect();
+        let proven = bind_known(data_dir, k, r, &mut named);
+        if !named.is_empty() {
+            let line = Line {
+                workspace: r.workspace.to_string(),
+                digest: r.digest.to_string(),
+                agent: String::new(),
+                at: now(),
+                path: None,
+                file: None,
+                received: None,
+                artifacts: None,
+                record: None,
+                named,
+            };
+            if let Err(e) = append(data_dir, line) {
+                tracing::warn!(workspace = %r.workspace, key = %r.key, error = %e,
+                    "cannot record the uploads a receipt named; they still count against their agent's limits.max_unbound_uploads");
             }
         }
-        let proven = prove(k, r)?;
-        let line = Line {
-            workspace: r.workspace.to_string(),
-            digest: r.digest.to_string(),
-            agent: proven.clone(),
-            at: now(),
-            path: None,
-            file: r.handoff_file.cloned(),
-            received: Some(Revision {
-                key: r.key.to_string(),
-                revision: r.revision,
-            }),
-            artifacts: Some(fingerprint(r.received.iter().map(|a| (a.path, a.sha256)))),
-            record: Some(r.record.to_string()),
-        };
-        match append(data_dir, line) {
-            Ok(()) => Some(proven),
-            Err(e) => {
-                // The upload is spent all the same (its ticket is gone): once the line can be
-                // written again, or after a restart, the same file read as another revision
-                // does not take the proof this one lost.
-                tracing::warn!(workspace = %r.workspace, key = %r.key, revision = r.revision, agent = %proven, error = %e,
-                    "cannot record the proven sender of a revision; it has none");
-                None
-            }
-        }
+        proven
     })
+}
+
+/// Whether the last upload to `path` in `workspace` is still unbound.
+fn is_unbound(k: &Known, workspace: &str, path: &str) -> bool {
+    let at = (workspace.to_string(), path.to_string());
+    k.files
+        .get(&at)
+        .and_then(|u| u.back())
+        .is_some_and(|u| k.unbound.get(&u.agent).is_some_and(|set| set.contains(&at)))
+}
+
+/// Binds `named` (taken when written on the `received` line).
+fn release(k: &mut Known, workspace: &str, path: &str) {
+    let at = (workspace.to_string(), path.to_string());
+    let agent = k
+        .files
+        .get(&at)
+        .and_then(|u| u.back())
+        .map(|u| u.agent.clone());
+    if let Some(set) = agent.and_then(|a| k.unbound.get_mut(&a)) {
+        set.remove(&at);
+    }
+}
+
+/// How many inbox paths `agent` holds unbound uploads at (the last upload there its own, no
+/// received handoff naming it since), and whether `path` (as `inbox/...`) of `workspace` is
+/// one of them: an upload there replaces one and adds none.
+pub fn unbound(data_dir: &Path, agent: &str, workspace: &str, path: &str) -> (usize, bool) {
+    with_known(data_dir, |k| {
+        let set = k.unbound.get(agent)?;
+        Some((
+            set.len(),
+            set.contains(&(workspace.to_string(), path.to_string())),
+        ))
+    })
+    .unwrap_or((0, false))
+}
+
+fn bind_known(
+    data_dir: &Path,
+    k: &mut Known,
+    r: &Receipt<'_>,
+    named: &mut Vec<String>,
+) -> Option<String> {
+    let handoff_file = r.handoff_file?;
+    let at = (r.workspace.to_string(), handoff_file.clone());
+    if let std::collections::hash_map::Entry::Vacant(first) = k.bound.entry(at) {
+        // The first receipt of an upload's file spends it, on the disk, before anything
+        // is proven from it, and whether or not anything is: the same file read again as
+        // another revision (after a restart too) is not a new submission.
+        let path = ticket(data_dir, r.workspace, handoff_file);
+        match spend_ticket(&path) {
+            Ok(()) => {
+                first.insert(received_as(r));
+            }
+            // No upload wrote this file, or one already spent it.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+            Err(e) => {
+                tracing::warn!(workspace = %r.workspace, key = %r.key, revision = r.revision, error = %e,
+                        "cannot spend the handoff upload of a revision: it has no proven sender, and the upload proves nothing more");
+                first.insert(received_as(r));
+                k.pending.push(path);
+                return None;
+            }
+        }
+    }
+    let proven = prove(k, r)?;
+    let line = Line {
+        workspace: r.workspace.to_string(),
+        digest: r.digest.to_string(),
+        agent: proven.clone(),
+        at: now(),
+        path: None,
+        file: r.handoff_file.cloned(),
+        received: Some(Revision {
+            key: r.key.to_string(),
+            revision: r.revision,
+        }),
+        artifacts: Some(fingerprint(r.received.iter().map(|a| (a.path, a.sha256)))),
+        record: Some(r.record.to_string()),
+        named: std::mem::take(named),
+    };
+    match append(data_dir, line) {
+        Ok(()) => Some(proven),
+        Err(e) => {
+            // The upload is spent all the same (its ticket is gone): once the line can be
+            // written again, or after a restart, the same file read as another revision
+            // does not take the proof this one lost.
+            tracing::warn!(workspace = %r.workspace, key = %r.key, revision = r.revision, agent = %proven, error = %e,
+                    "cannot record the proven sender of a revision; it has none");
+            None
+        }
+    }
 }
 
 /// What a handoff upload is bound to once received: the revision, in its record.
@@ -540,6 +622,9 @@ fn catch_up(path: &Path, known: &mut Known) {
         };
         known.lines += 1;
         let place = known.lines;
+        for path in &l.named {
+            release(known, &l.workspace, path);
+        }
         // Lines written before uploads were bound to their files prove nothing.
         let Some(file) = l.file else {
             continue;
@@ -570,7 +655,18 @@ fn catch_up(path: &Path, known: &mut Known) {
                 known.handoffs.insert((l.workspace, file), upload);
             }
             (None, Some(path)) => {
-                let uploads = known.files.entry((l.workspace, path)).or_default();
+                let at = (l.workspace, path);
+                // The path's last upload is now this one: its agent's, unbound.
+                let last = known.files.get(&at).and_then(|u| u.back());
+                if let Some(set) = last.and_then(|u| known.unbound.get_mut(&u.agent)) {
+                    set.remove(&at);
+                }
+                known
+                    .unbound
+                    .entry(l.agent.clone())
+                    .or_default()
+                    .insert(at.clone());
+                let uploads = known.files.entry(at).or_default();
                 if uploads.len() == UPLOADS_KEPT_PER_PATH {
                     uploads.pop_front();
                 }

@@ -52,6 +52,13 @@ pub enum UploadError {
     TooLarge { size: usize, limit: usize },
     #[error("{} is locked by {} (purpose: {}) until {}; nothing was written", .0.path, .0.owner, .0.purpose.as_deref().unwrap_or("none given"), .0.expires_at)]
     Locked(Box<crate::locks::Lock>),
+    /// The agent holds the most unbound uploads it may (`limits.max_unbound_uploads`).
+    #[error("agent \"{agent}\" holds uploads at {held} inbox paths that no received handoff names yet, the most one agent may (limits.max_unbound_uploads = {limit}); submit the handoff that names them, or upload again to one of those paths; nothing was written")]
+    TooManyUnbound {
+        agent: String,
+        held: usize,
+        limit: usize,
+    },
     #[error("cannot write the file, nothing was changed: {0}")]
     Io(#[from] io::Error),
 }
@@ -87,6 +94,7 @@ impl Cx<'_> {
                 limit,
             });
         }
+        self.unbound_room(name, &target, &rel, actor)?;
         // Writes through the daemon honour the advisory locks: another owner's lock refuses.
         if let Some(held) = self.locks_of(&ws).into_iter().find(|l| l.path == rel) {
             if !crate::app::review::locks::acts_as(actor, &held.owner) {
@@ -98,7 +106,15 @@ impl Cx<'_> {
         // A handoff written by rename is received at once, and its receipt proves its sender
         // under the workspace's lock: held until the upload's line is written, so the receipt
         // finds it (one it missed would leave that revision unproven for good).
-        let receipt_waits = matches!(target, Target::Handoff).then(|| ws.lock());
+        let receipt_waits = match target {
+            Target::Handoff => {
+                let st = ws.lock();
+                // Checked under the lock the receipt takes, so no revision lands in between.
+                self.revises_its_own(&ws, &st, bytes, actor)?;
+                Some(st)
+            }
+            _ => None,
+        };
         ws.workspace
             .write(&path, bytes)
             .map_err(|e| match e.kind() {
@@ -137,6 +153,79 @@ impl Cx<'_> {
             sha256,
             created,
         })
+    }
+}
+
+impl Cx<'_> {
+    /// Refuses an agent's upload to a new inbox path once it holds as many unbound uploads as
+    /// it may: each is a line the daemon keeps and reads back at every start, and an agent
+    /// writing to ever new paths would grow them without end. Another upload to a path it
+    /// holds replaces one; a received handoff naming them frees them.
+    fn unbound_room(
+        &self,
+        ws: &str,
+        target: &Target,
+        rel: &str,
+        actor: &Actor,
+    ) -> Result<(), UploadError> {
+        let (Target::Inbox(_), Actor::Agent { name: agent, .. }) = (target, actor) else {
+            return Ok(());
+        };
+        let limit = self.config().max_unbound_uploads;
+        let (held, here) = crate::policy::proof::unbound(&self.config().data_dir, agent, ws, rel);
+        if here || held < limit {
+            return Ok(());
+        }
+        tracing::warn!(workspace = %ws, path = %rel, agent = %agent, held, limit,
+            "upload refused: the agent holds as many unbound uploads as limits.max_unbound_uploads allows");
+        self.metrics().error("unbound_uploads");
+        Err(UploadError::TooManyUnbound {
+            agent: agent.clone(),
+            held,
+            limit,
+        })
+    }
+}
+
+impl Cx<'_> {
+    /// A handoff under a key already recorded revises that record, so only its sender may
+    /// write it: the agent proven to have sent it, else the one its `from_agent` names (a
+    /// record no token proves is still that agent's to revise, not any other's). Every channel
+    /// that files a handoff (`PUT .../handoff`, A2A `SendMessage`) goes through `upload`, so
+    /// through this. Admins are not agents and write any workspace's files.
+    fn revises_its_own(
+        &self,
+        ws: &crate::app::state::Served,
+        st: &crate::app::state::WsState,
+        bytes: &[u8],
+        actor: &Actor,
+    ) -> Result<(), UploadError> {
+        use crate::contract::validate;
+        let Actor::Agent { name, .. } = actor else {
+            return Ok(());
+        };
+        let ws_name = &ws.workspace.name;
+        // The key the pipeline will file these bytes under, valid or not (an invalid answer
+        // is given under it too).
+        let key = match validate::handoff(bytes, &self.config().limits) {
+            Ok(acc) => validate::handoff_key(ws_name, &acc),
+            Err(rejected) => validate::rejected_key(ws_name, &rejected),
+        };
+        let Some(rec) = st.records.get(&key) else {
+            return Ok(());
+        };
+        let sender = self
+            .proven_sender(rec, ws_name)
+            .unwrap_or_else(|| rec.head().from_agent.trim().to_string());
+        if crate::app::review::locks::acts_as(actor, &sender) {
+            return Ok(());
+        }
+        tracing::warn!(workspace = %ws_name, key, agent = %name, sender = %sender,
+            "refused an upload revising another agent's handoff");
+        Err(UploadError::Forbidden(format!(
+            "handoff {key} was submitted by {sender}: an agent may revise only its own handoffs; \
+             give yours another id; nothing was written"
+        )))
     }
 }
 
