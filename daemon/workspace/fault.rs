@@ -12,7 +12,10 @@
 //! - `BATON_TEST_STALL_COPY_WRITE=<path>`: while a file is at that path, a workspace file
 //!   write (a published copy, `decision.json`) of the name the file holds waits between its
 //!   fence check and the rename that makes it visible (and `<path>.held` is made once one
-//!   does): a node paused there while the lease moves on writes late when it wakes.
+//!   does): a node paused there while the lease moves on writes late when it wakes. The file
+//!   may hold `<name> <n>`: the first n - 1 writes of that name made while it is there pass,
+//!   and the n-th and later wait (a decision writes its record copy, then the root's
+//!   `decision.json`: `decision.json 2` holds the root's).
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -101,14 +104,24 @@ fn hold(file: &Path) {
 pub const STALL_COPY_WRITE_VAR: &str = "BATON_TEST_STALL_COPY_WRITE";
 
 /// Waits between a write's fence check and its rename, if a debug build was asked to hold
-/// writes of files named `name`.
+/// writes of files named `name` (from the n-th such write on, see the module doc).
 pub fn stall_copy_write(name: &OsStr) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
     static STALL: OnceLock<Option<PathBuf>> = OnceLock::new();
+    static SEEN: AtomicUsize = AtomicUsize::new(0);
     let Some(file) = stall_file(&STALL, STALL_COPY_WRITE_VAR) else {
         return;
     };
-    let held_name = std::fs::read(file).ok();
-    if held_name.as_deref().map(<[u8]>::trim_ascii) == Some(name.as_encoded_bytes()) {
+    let Ok(asked) = std::fs::read(file) else {
+        return;
+    };
+    let asked = String::from_utf8_lossy(&asked);
+    let mut words = asked.split_whitespace();
+    if words.next().map(str::as_bytes) != Some(name.as_encoded_bytes()) {
+        return;
+    }
+    let from: usize = words.next().and_then(|n| n.parse().ok()).unwrap_or(1);
+    if SEEN.fetch_add(1, Ordering::AcqRel) + 1 >= from {
         hold(file);
     }
 }

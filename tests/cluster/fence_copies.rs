@@ -67,6 +67,13 @@ struct Held {
 }
 
 fn held_then_revised(pg: &Postgres, db: &str) -> Held {
+    held_then_revised_at(pg, db, "decision.json")
+}
+
+/// `held_then_revised`, b held at the write `stall` names (see
+/// `baton::workspace::fault::STALL_COPY_WRITE_VAR`): `decision.json` the record's copy,
+/// `decision.json 2` the root's answer, written right after it.
+fn held_then_revised_at(pg: &Postgres, db: &str, stall_at: &str) -> Held {
     let dir = tempfile::tempdir().unwrap();
     let stall = dir.path().join("stall-copy-write");
     let held = dir.path().join("stall-copy-write.held");
@@ -91,7 +98,7 @@ fn held_then_revised(pg: &Postgres, db: &str) -> Held {
             .any(|e| e["type"] == "handoff.received" && e["key"] == "h1")
     });
 
-    std::fs::write(&stall, "decision.json").unwrap();
+    std::fs::write(&stall, stall_at).unwrap();
     let (url, token) = (nodes.b.url.clone(), nodes.b.token.clone());
     // Answered (or not) when b wakes: its request is held with it.
     std::thread::spawn(move || {
@@ -106,10 +113,11 @@ fn held_then_revised(pg: &Postgres, db: &str) -> Held {
         SETTLE_S,
         || held.exists(),
     );
-    assert!(
-        !copy_of(&ws, "h1", "decision.json").exists(),
-        "b's copy is not written yet"
-    );
+    let held_file = match stall_at {
+        "decision.json" => copy_of(&ws, "h1", "decision.json"),
+        _ => ws.join("decision.json"),
+    };
+    assert!(!held_file.exists(), "b's held write is not made yet");
 
     signal(&nodes.b, libc::SIGSTOP);
     for _ in 0..9 {
@@ -235,4 +243,137 @@ fn a_forged_copy_found_while_serving_is_tampering() {
     assert!(!copy.exists(), "the forged copy is still served");
     assert!(a.health().get("tamper_alerts").is_some(), "{}", a.health());
     assert!(history(&env, "data", "late_write").is_empty());
+}
+
+/// The same pause at the root's `decision.json` (the answer to the handoff in place, written
+/// right after the record's copy): b's late answer to the first revision lands over the
+/// second, pending one. a takes it back as recovery, as it does a record copy: the evidence
+/// kept, a `late_write` line, `audit.late_write`, `baton_recoveries_total{kind="late_copy"}`,
+/// no alert. Before, a's reconcile removed it with nothing logged.
+#[test]
+fn a_late_root_decision_of_a_committed_state_is_taken_back_as_recovery_not_tampering() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let db = "late_root_decision";
+    let Held {
+        _dir,
+        stall,
+        nodes,
+        name,
+    } = held_then_revised_at(&pg, db, "decision.json 2");
+    let TwoNodes { env, a, b, .. } = nodes;
+    let ws = env.ws(&name);
+    let root = ws.join("decision.json");
+
+    std::fs::remove_file(&stall).unwrap();
+    signal(&b, libc::SIGCONT);
+    let late_root = |e: &serde_json::Value| {
+        e["text"]
+            .as_str()
+            .is_some_and(|t| t.starts_with("decision.json: "))
+    };
+    wait_long("a recovered from b's late decision.json", SETTLE_S, || {
+        history(&env, "data", "late_write").iter().any(late_root) && !root.exists()
+    });
+    let recovered = history(&env, "data", "late_write");
+    let line = recovered.iter().find(|e| late_root(e)).unwrap();
+    // The evidence kept is b's late answer: the first revision's decision.
+    let evidence = std::fs::read(line["evidence"].as_str().unwrap()).unwrap();
+    let late: serde_json::Value = serde_json::from_slice(&evidence).unwrap();
+    assert_eq!(late["outcome"], "changes_requested", "{late}");
+    wait_long("a told of the late decision.json", SETTLE_S, || {
+        events(&ws)
+            .iter()
+            .any(|e| e["type"] == "audit.late_write" && e["data"]["file"] == "decision.json")
+    });
+    assert!(
+        counter(&a, "baton_recoveries_total{kind=\"late_copy\"} ") >= 1,
+        "{}",
+        a.metrics()
+    );
+    let types = event_types(&ws);
+    assert!(
+        !types.iter().any(|t| t == "workspace.tampered"),
+        "{types:?}"
+    );
+    for (node, d) in [("a", &a), ("b", &b)] {
+        let health = d.health();
+        assert!(health.get("tamper_alerts").is_none(), "{node}: {health}");
+        d.assert_alive();
+    }
+    // The second revision is still pending, decided as usual, and answered in the root.
+    let (status, body) = decide_retrying(&a, "h1", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    wait_long(
+        "a answered the second revision in the root",
+        SETTLE_S,
+        || {
+            std::fs::read(&root)
+                .ok()
+                .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+                .is_some_and(|d| d["outcome"] == "approved")
+        },
+    );
+}
+
+/// A record folder the store never committed, planted under `.baton/handoffs/` while a serves
+/// the workspace, is found at a's next look, as a start finds it: each file claiming a record
+/// set aside as evidence, `workspace.tampered`, an alert. The copies of `invalid` answers (the
+/// daemon writes them only into the workspace) are left alone, and a file put later into a
+/// folder found before is found too. Before, only a start or a takeover looked.
+#[test]
+fn a_record_folder_planted_while_serving_is_tampering() {
+    let _serial = one_at_a_time();
+    let pg = Postgres::start();
+    let TwoNodes {
+        env,
+        a,
+        b,
+        names,
+        on_b,
+    } = two_nodes(&pg, "planted", "reconcile_s = 1", 2, &[]);
+    let name = names.iter().find(|n| !on_b.contains(n)).unwrap();
+    let ws = env.ws(name);
+    let forged = serde_json::json!({
+        "decision_version": "1.0", "handoff_key": "ghost", "task_id": "task-ghost",
+        "outcome": "approved", "by": "alice", "at": "2026-01-01T00:00:00Z",
+    });
+    let ghost = copy_of(&ws, "ghost", "decision.json");
+    std::fs::create_dir_all(ghost.parent().unwrap()).unwrap();
+    std::fs::write(&ghost, bytes(&forged)).unwrap();
+    let invalid = copy_of(&ws, "stray", "invalid-0123.json");
+    std::fs::create_dir_all(invalid.parent().unwrap()).unwrap();
+    std::fs::write(&invalid, b"{\"outcome\":\"invalid\"}").unwrap();
+    let found = |what: &str| {
+        events(&ws).iter().any(|e| {
+            e["type"] == "workspace.tampered"
+                && e["data"]["found"]
+                    .as_str()
+                    .is_some_and(|f| f.starts_with(what))
+        })
+    };
+    wait_long("a found the planted record folder", SETTLE_S, || {
+        found(".baton/handoffs/ghost/decision.json: ")
+    });
+    assert!(!ghost.exists(), "the planted copy is still there");
+    let tampered = history(&env, "data", "tampered");
+    let line = tampered
+        .iter()
+        .find(|e| e["text"].as_str().unwrap().contains("ghost/decision.json"))
+        .unwrap();
+    let evidence = std::fs::read(line["evidence"].as_str().unwrap()).unwrap();
+    assert_eq!(evidence, bytes(&forged));
+    assert!(a.health().get("tamper_alerts").is_some(), "{}", a.health());
+    assert!(invalid.exists(), "an invalid answer's copy was taken");
+    assert!(!found(".baton/handoffs/stray/"));
+
+    // Into a folder looked at before: found as well.
+    let later = copy_of(&ws, "stray", "meta.json");
+    std::fs::write(&later, b"{\"key\":\"stray\"}").unwrap();
+    wait_long("a found the file planted later", SETTLE_S, || {
+        found(".baton/handoffs/stray/meta.json: ")
+    });
+    assert!(!later.exists());
+    assert!(invalid.exists());
+    b.assert_alive();
 }

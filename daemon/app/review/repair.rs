@@ -27,20 +27,41 @@ impl Cx<'_> {
     pub(in crate::app) fn repair(&self, ws: &Served, st: &WsState, key: &str) -> io::Result<()> {
         let root: Option<Decision> = load::read_json(&ws.workspace, &ws.workspace.decision_path());
         let ours = st.records[key].decision.as_ref().map(|d| d.decision());
-        if root.is_none() || root == ours {
-            if let (None, Some(d)) = (&root, &ours) {
+        let missing = root.is_none();
+        let Some(root) = root.filter(|r| Some(r) != ours.as_ref()) else {
+            if let (true, Some(d)) = (missing, &ours) {
                 tracing::info!(workspace = %ws.workspace.name, key, "restoring decision.json from the store");
                 write_json(&ws.workspace, &ws.workspace.decision_path(), d)?;
             }
             return Ok(());
-        }
-        if let Some(forged) = root.filter(|d| !self.gave(ws, d)) {
-            // The bytes as found, for the evidence (the parsed value drops what it ignores).
-            let found = ws
-                .workspace
-                .read(&ws.workspace.decision_path(), 16 << 20)
-                .ok()
-                .flatten();
+        };
+        // The bytes as found, for the evidence (the parsed value drops what it ignores).
+        let found = ws
+            .workspace
+            .read(&ws.workspace.decision_path(), 16 << 20)
+            .ok()
+            .flatten();
+        if self.gave(ws, &root) {
+            // Another key's answer was in place when the agent put this handoff back, and an
+            // `invalid` answer is the daemon's own: both are replaced as ever. This key's
+            // answer that is not its decision now is one the store committed before (an
+            // earlier revision's): written late by a node paused past its lease between its
+            // fence check and the write, or left by a crash between a revision's commit and
+            // the answer's removal. Recovery, told as such.
+            let earlier = root.handoff_key == key && root.outcome != Outcome::Invalid;
+            if earlier {
+                let bytes = found.map_or_else(|| json_bytes(&root), Ok)?;
+                let late = crate::app::runtime::published_copies::late_copy(
+                    &ws.workspace,
+                    &ws.anchors,
+                    crate::app::model::DECISION,
+                    &bytes,
+                    ours.is_some(),
+                );
+                self.told_late(ws, late, "late_copy");
+            }
+        } else {
+            let forged = root;
             let bytes = found.map_or_else(|| json_bytes(&forged), Ok)?;
             let finding = crate::app::runtime::published_copies::set_aside(
                 &ws.workspace,

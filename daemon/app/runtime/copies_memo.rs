@@ -12,43 +12,36 @@
 //! left behind by a later change, or by a crash between a commit and its copy, matches
 //! nothing and only costs the next start a read.
 //!
-//! In a cluster the copies are also looked at while served (`sweep_served`, once each
-//! reconcile period, within the housekeeping's budget): a node paused between its fence
-//! check and a copy's rename writes late, after its successor moved the record on, and
-//! only that look sees it before the next takeover (`published_copies::recheck`). Late
-//! writes set aside, of copies or of the audit log, are told here too (`tell_late_writes`):
-//! an `audit.late_write` event and `baton_recoveries_total`.
+//! In a cluster the copies are also looked at while served (`copies_sweep`, within the same
+//! budget). Late writes set aside, of copies or of the audit log, are told here
+//! (`tell_late_writes`): an `audit.late_write` event and `baton_recoveries_total`.
 
-use super::published_copies::{self, current_entry, Seen, Stamps};
+use super::published_copies::{self, current_entry, Stamps};
 use crate::app::review::records::published;
+use crate::app::review::Cx;
 use crate::app::{App, Served};
 use crate::audit::SetAside;
 use crate::events::{Event, EventType};
 use crate::store::memo::Memo;
 use crate::store::unix_now;
 use crate::workspace::key_dir_name;
-use std::collections::HashMap;
-use std::ops::Bound;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// Where the look at clustered workspaces' copies is (`App::sweep_served`): one pass over
-/// them all each reconcile period, resumed round after round within the budget.
-#[derive(Default)]
-struct Sweep {
-    /// When the next pass may begin.
-    due: Option<Instant>,
-    /// The workspaces left in this pass, by name (the next one last).
-    left: Vec<String>,
-    /// The last record looked at in the workspace being looked at.
-    after: Option<String>,
-    /// The record folders found current, by workspace, kept for the served workspace they
-    /// were found in (a workspace loaded again starts afresh: its load read them).
-    kept: HashMap<String, (usize, HashMap<String, Seen>)>,
+impl Cx<'_> {
+    /// A late write set aside: `audit.late_write` (through the log and the outbox, as every
+    /// event) and the recoveries metric (`kind`: `late_write` for an audit append,
+    /// `late_copy` for a record copy or the root's `decision.json`).
+    pub(in crate::app) fn told_late(&self, ws: &Served, found: SetAside, kind: &str) {
+        self.metrics.recovered(kind);
+        let data = serde_json::json!({
+            "file": found.file, "text": found.text, "evidence": found.evidence,
+        });
+        let event = Event::new(EventType::AuditLateWrite, &ws.workspace.name, None, data);
+        if let Err(e) = self.emit(ws, event) {
+            tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot log audit.late_write");
+        }
+    }
 }
-
-/// One daemon a process; the tests' in-process apps serve no cluster.
-static SWEEP: Mutex<Option<Sweep>> = Mutex::new(None);
 
 /// Checks the rewritten records' copies of `ws` until `deadline`; `true` when none is left
 /// to check.
@@ -111,116 +104,8 @@ impl App {
         }
     }
 
-    /// A late write set aside: `audit.late_write` (through the log and the outbox, as every
-    /// event) and the recoveries metric.
-    fn tell_late(&self, ws: &Served, found: SetAside, kind: &str) {
-        self.metrics().recovered(kind);
-        let data = serde_json::json!({
-            "file": found.file, "text": found.text, "evidence": found.evidence,
-        });
-        let event = Event::new(EventType::AuditLateWrite, &ws.workspace.name, None, data);
-        if let Err(e) = self.cx().emit(ws, event) {
-            tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot log audit.late_write");
-        }
-    }
-
-    /// Looks at the copies of clustered workspaces until `deadline`, a pass each reconcile
-    /// period (see the module doc).
-    fn sweep_served(&self, deadline: Instant) {
-        let mut guard = SWEEP.lock().unwrap_or_else(|e| e.into_inner());
-        let sweep = guard.get_or_insert_with(Sweep::default);
-        if sweep.left.is_empty() {
-            if sweep.due.is_some_and(|due| Instant::now() < due) {
-                return;
-            }
-            sweep.due = Some(Instant::now() + self.config().reconcile);
-            let clustered = self.workspaces().into_iter();
-            let clustered =
-                clustered.filter(|ws| ws.workspace.fence.is_set() && ws.place.is_none());
-            sweep.left = clustered.map(|ws| ws.workspace.name.clone()).collect();
-            sweep.left.reverse();
-            let listed = sweep.left.clone();
-            sweep.kept.retain(|name, _| listed.contains(name));
-            sweep.after = None;
-        }
-        while let Some(name) = sweep.left.last().cloned() {
-            if Instant::now() >= deadline {
-                return;
-            }
-            let done = match self.workspace(&name) {
-                Some(ws) => self.sweep_one(&ws, sweep, deadline),
-                None => true,
-            };
-            if done {
-                sweep.left.pop();
-                sweep.after = None;
-            }
-        }
-    }
-
-    /// `sweep_served` of one workspace, from where it was left; `true` once every record's
-    /// copies were looked at.
-    fn sweep_one(&self, ws: &Arc<Served>, sweep: &mut Sweep, deadline: Instant) -> bool {
-        // Only the holder writes; a store read-only while damaged is left to `baton repair`.
-        if ws.workspace.may_write().is_err() || ws.store.is_damaged() {
-            return true;
-        }
-        let Some(handoffs) = ws
-            .workspace
-            .open_dir(&ws.workspace.handoffs_dir())
-            .ok()
-            .flatten()
-        else {
-            return true;
-        };
-        let id = Arc::as_ptr(ws) as usize;
-        let kept = sweep.kept.entry(ws.workspace.name.clone()).or_default();
-        if kept.0 != id {
-            *kept = (id, HashMap::new());
-        }
-        loop {
-            if Instant::now() >= deadline {
-                return false;
-            }
-            let st = ws.lock();
-            let from = match &sweep.after {
-                Some(key) => Bound::Excluded(key.clone()),
-                None => Bound::Unbounded,
-            };
-            let Some((key, rec)) = st.records.range((from, Bound::Unbounded)).next() else {
-                return true;
-            };
-            let (key, dir) = (key.clone(), key_dir_name(key));
-            // Unchanged since found current: not read, nor the store asked what it publishes.
-            if published_copies::unchanged(&handoffs, &dir, kept.1.get(&dir)) {
-                sweep.after = Some(key);
-                continue;
-            }
-            let truth = published(&ws.store, &key);
-            let found = published_copies::recheck(
-                &ws.workspace,
-                &handoffs,
-                &ws.store,
-                &ws.anchors,
-                &dir,
-                &truth,
-            );
-            if found.differs {
-                ws.publish_record(rec);
-            }
-            drop(st);
-            match found.seen {
-                Some(seen) => kept.1.insert(dir, seen),
-                None => kept.1.remove(&dir),
-            };
-            for finding in found.findings {
-                self.cx().tampered(ws, finding);
-            }
-            for late in found.late {
-                self.tell_late(ws, late, "late_copy");
-            }
-            sweep.after = Some(key);
-        }
+    pub(super) fn tell_late(&self, ws: &Served, found: SetAside, kind: &str) {
+        self.cx().told_late(ws, found, kind);
     }
 
     /// Keeps the fingerprints of the copies rewritten in the workspaces left alone `QUIET`

@@ -1,5 +1,5 @@
 //! Keeping the daemon going: loading each workspace's state at start (`load`, `recover`,
-//! `published_copies`, and their fingerprints kept current while running: `copies_memo`), which workspaces this daemon serves (`serving`, `leases` in a cluster,
+//! `published_copies`, and their fingerprints kept current while running: `copies_memo`; in a cluster, looked at while served: `copies_sweep`), which workspaces this daemon serves (`serving`, `leases` in a cluster,
 //! `group_modes`, `moves`: a workspace whose folder moved keeps its records), the housekeeping driven by due times (`agenda`, `housekeeping`), the
 //! outbox's workers (`notify`) and the mail's action links (`links`), the tamper alerts operators see (`alerts`) and the audit logs
 //! read again in the background (`reverify`).
@@ -11,6 +11,7 @@ pub(in crate::app) mod canaries;
 pub(in crate::app) mod chat;
 pub(in crate::app) mod chat_links;
 pub(in crate::app) mod copies_memo;
+pub(in crate::app) mod copies_sweep;
 pub(in crate::app) mod digest_cadence;
 pub(in crate::app) mod digest_slack;
 pub(in crate::app) mod digests;
@@ -65,6 +66,8 @@ pub(in crate::app) struct Runtime {
     /// The workspaces whose published copies were rewritten since their fingerprints were
     /// kept (see `copies_memo`).
     pub copies: std::sync::Arc<crate::store::Changed>,
+    /// The look at clustered workspaces' record folders while served (see `copies_sweep`).
+    pub sweep: copies_sweep::Sweeps,
     /// Why the daemon can no longer do its job (e.g. the ingest thread died), if it cannot.
     pub failing: OnceLock<String>,
     /// Reviewers' digests made and looked at (see `digests`).
@@ -90,6 +93,7 @@ impl Runtime {
             ready: AtomicBool::new(false),
             reverify: AtomicBool::new(false),
             copies: Default::default(),
+            sweep: Default::default(),
             failing: OnceLock::new(),
             digests: Default::default(),
         }

@@ -223,13 +223,15 @@ pub(in crate::app) fn current_entry(
 /// folder's fingerprint (`OpenedDir::stamp`) then.
 pub(in crate::app) type Seen = (Vec<String>, [u8; 16]);
 
-/// Whether record folder `dir` beneath `handoffs` is as it was `seen` (the same
-/// fingerprint): no one wrote into it since, this node included (the node serving it
-/// rewrites a record's copies with each change, which changes the fingerprint).
-pub(in crate::app) fn unchanged(handoffs: &OpenedDir, dir: &str, seen: Option<&Seen>) -> bool {
-    let Some((names, stamp)) = seen else {
-        return false;
-    };
+/// Whether record folder `dir` beneath `handoffs` is as it was when its files `names` had
+/// the fingerprint `stamp`: no one wrote into it since, this node included (the node serving
+/// it rewrites a record's copies with each change, which changes the fingerprint).
+pub(in crate::app) fn unchanged(
+    handoffs: &OpenedDir,
+    dir: &str,
+    names: &[String],
+    stamp: &[u8; 16],
+) -> bool {
     let names: Vec<&str> = names.iter().map(String::as_str).collect();
     let now = handoffs
         .sub(dir)
@@ -237,6 +239,54 @@ pub(in crate::app) fn unchanged(handoffs: &OpenedDir, dir: &str, seen: Option<&S
         .flatten()
         .and_then(|f| f.stamp(&names).ok().flatten());
     now.as_ref() == Some(stamp)
+}
+
+/// What `planted` found in a folder of no record.
+#[derive(Default)]
+pub(in crate::app) struct Planted {
+    /// Files claiming a record, set aside as tampering.
+    pub findings: Vec<Finding>,
+    /// The folder as left, when settled (see `unchanged`).
+    pub seen: Option<Seen>,
+}
+
+/// A folder `dir` of `.baton/handoffs/` that is no record the store committed, looked at
+/// while the workspace is served: every file in it that claims a record is set aside as
+/// tampering, as a start does (`check`); the copies of `invalid` answers (written only into
+/// the workspace) are left. Called under the workspace's state lock: none of this node's own
+/// receipts is half done meanwhile.
+pub(in crate::app) fn planted(
+    ws: &Workspace,
+    handoffs: &OpenedDir,
+    anchors: &Anchors,
+    dir: &str,
+) -> Planted {
+    let mut out = Planted::default();
+    let Ok(Some(folder)) = handoffs.sub(dir) else {
+        return out;
+    };
+    let Ok(files) = folder.list_json() else {
+        return out;
+    };
+    for file in files.iter().filter(|f| claims_a_record(f)) {
+        let Ok(Some(copy)) = folder.read_written_out(file, LIMIT) else {
+            continue;
+        };
+        let text = format!(
+            ".baton/handoffs/{dir}/{file}: a record of a handoff the daemon never received"
+        );
+        let path = ws.handoffs_dir().join(dir).join(file);
+        out.findings
+            .push(set_aside(ws, anchors, &path, &copy, text));
+    }
+    let Ok(left) = folder.list_json() else {
+        return out;
+    };
+    let names: Vec<&str> = left.iter().map(String::as_str).collect();
+    if let Ok(Some(stamp)) = folder.stamp(&names) {
+        out.seen = Some((left, stamp));
+    }
+    out
 }
 
 /// What `recheck` found in one record's copies while the workspace is served.
@@ -328,7 +378,7 @@ pub(in crate::app) fn recheck(
 /// Records a copy found not to be what the store publishes, but no forgery (see `changed`):
 /// its bytes kept as evidence, a `late_write` entry in the history (recovery, not
 /// tampering).
-fn late_copy(
+pub(in crate::app) fn late_copy(
     ws: &Workspace,
     anchors: &Anchors,
     at: &str,
