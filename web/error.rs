@@ -68,7 +68,8 @@ impl ApiError {
             }
             ApiError::Decide(DecideError::WorkspaceGone(_)) => StatusCode::GONE,
             ApiError::Decide(DecideError::AlreadySigned(_))
-            | ApiError::Decide(DecideError::ArtifactChanged(_)) => StatusCode::CONFLICT,
+            | ApiError::Decide(DecideError::ArtifactChanged(_))
+            | ApiError::Decide(DecideError::KeyShared(_)) => StatusCode::CONFLICT,
             ApiError::Decide(DecideError::Stale { revision, .. }) => {
                 body["revision"] = json!(revision);
                 StatusCode::CONFLICT

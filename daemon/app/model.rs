@@ -140,6 +140,10 @@ pub enum DecideError {
     /// are kept, and nothing can be decided there.
     #[error("{0}")]
     WorkspaceGone(String),
+    /// Another workspace, served by another node of the cluster, holds a handoff of this key
+    /// too: which one the reviewer read cannot be told, so neither is decided.
+    #[error("{0}")]
+    KeyShared(String),
     #[error("cannot record the decision, nothing was changed; try again: {0}")]
     Io(io::Error),
 }

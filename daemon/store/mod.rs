@@ -81,6 +81,12 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn recover(&self, tag: &str, dir_name: &str) -> io::Result<()>;
     /// The key folders under `handoffs/`, sorted.
     fn record_dirs(&self, tag: &str) -> io::Result<Vec<String>>;
+    /// The names of the other workspaces, served now, that hold a record of `key`: a key is
+    /// one handoff across every node, as it is across one daemon's workspaces (`keys`).
+    /// None for a store no other daemon writes.
+    fn key_elsewhere(&self, _tag: &str, _key: &str) -> io::Result<Vec<String>> {
+        Ok(Vec::new())
+    }
     /// The names of the files of one record folder, sorted.
     fn files_of(&self, tag: &str, dir_name: &str) -> Vec<String>;
     /// At start, before the folder is read: finishes what a crash left in it (`recover`; a
@@ -251,6 +257,11 @@ impl Store {
 
     pub fn exists(&self) -> io::Result<bool> {
         self.backend.exists(&self.tag)
+    }
+
+    /// See `Backend::key_elsewhere`.
+    pub fn key_elsewhere(&self, key: &str) -> io::Result<Vec<String>> {
+        self.backend.key_elsewhere(&self.tag, key)
     }
 
     pub fn create(&self, name: &str) -> io::Result<()> {

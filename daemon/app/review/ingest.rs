@@ -197,7 +197,7 @@ impl Cx<'_> {
         for (i, message) in crate::routing::sign_off_problems(route, users, &acc.doc.sign_off) {
             problems.push(Problem::new(format!("/sign_off/{i}"), message));
         }
-        let newly_reserved = match self.reserve_key(&key, ws.registry_name()) {
+        let newly_reserved = match self.reserve_key(&key, ws) {
             Ok(fresh) => fresh,
             Err(owner) => {
                 problems.push(Problem::new(
@@ -259,14 +259,33 @@ impl Cx<'_> {
     }
 
     /// Claims `key` for workspace `ws` in one step (the catch-up runs workspaces in parallel):
-    /// `Ok(true)` newly claimed, `Ok(false)` already ours, `Err(owner)` another's.
-    fn reserve_key(&self, key: &str, ws: &str) -> Result<bool, String> {
+    /// `Ok(true)` newly claimed, `Ok(false)` already ours, `Err(owner)` another's: another
+    /// workspace of this daemon's, or (a key new here) one another node serves, as the cluster
+    /// says (asked outside the lock; two nodes taking one key at once are caught at decision,
+    /// `key_alone`, which refuses both).
+    fn reserve_key(&self, key: &str, ws: &Served) -> Result<bool, String> {
+        let name = ws.registry_name();
+        match self.keys().get(key) {
+            Some(owner) if owner != name => return Err(owner.clone()),
+            Some(_) => return Ok(false),
+            None => {}
+        }
+        match ws.store.key_elsewhere(key) {
+            Ok(elsewhere) => {
+                if let Some(owner) = elsewhere.into_iter().next() {
+                    return Err(owner);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(workspace = %name, key, error = %e, "cannot ask the cluster whether another workspace holds this key; taken here, and refused at decision while that is unknown");
+            }
+        }
         let mut keys = self.keys();
         match keys.get(key) {
-            Some(owner) if owner != ws => Err(owner.clone()),
+            Some(owner) if owner != name => Err(owner.clone()),
             Some(_) => Ok(false),
             None => {
-                keys.insert(key.to_string(), ws.to_string());
+                keys.insert(key.to_string(), name.to_string());
                 Ok(true)
             }
         }
