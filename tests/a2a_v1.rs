@@ -656,3 +656,95 @@ fn one_caller_holds_at_most_sixteen_task_streams() {
         ok
     });
 }
+
+/// One JSON-RPC call to `/api/v1/a2a` with `token`: the answer's `result`, or its `error`.
+fn call(d: &Daemon, token: &str, method: &str, params: Value) -> Result<Value, Value> {
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+    let (status, answer) = d.post_as("/api/v1/a2a", Some(token), &body.to_string());
+    assert_eq!(status, 200, "{answer}");
+    match answer.get("error") {
+        Some(e) => Err(e.clone()),
+        None => Ok(answer["result"].clone()),
+    }
+}
+
+fn message(id: &str, what: &str, task: Option<&str>) -> Value {
+    let handoff = json!({"title": what, "trigger": "low_confidence", "confidence": 0.5});
+    let mut m = json!({"messageId": id, "role": "ROLE_USER", "parts": [{"data": handoff}],
+                       "metadata": {"workspace": "alpha"}});
+    if let Some(task) = task {
+        m["taskId"] = json!(task);
+    }
+    json!({ "message": m })
+}
+
+/// Through A2A as through the upload: a message naming another agent's task (`taskId`) is
+/// refused, and the task stays its sender's.
+#[test]
+fn a_message_naming_another_agents_task_is_refused_and_the_task_stays_its_senders() {
+    let config = format!("{}{}", agent("alice", "*"), agent("mallory", "*"));
+    let mut env = TestEnv::with_config(&config);
+    let d = env.start();
+    let sent = call(
+        &d,
+        "alice-token",
+        "SendMessage",
+        message("m1", "to STAGING", None),
+    )
+    .unwrap();
+    let key = sent["task"]["id"].as_str().unwrap().to_string();
+    let refused = call(
+        &d,
+        "mallory-token",
+        "SendMessage",
+        message("m2", "to PRODUCTION", Some(&key)),
+    )
+    .unwrap_err();
+    let said = refused["message"].as_str().unwrap();
+    assert!(
+        said.contains(&format!(
+            "handoff {key} was submitted by alice: an agent may revise only its own handoffs"
+        )),
+        "{refused}"
+    );
+    let task = call(&d, "alice-token", "GetTask", json!({"id": key})).unwrap();
+    assert_eq!(
+        task["status"]["state"], "TASK_STATE_INPUT_REQUIRED",
+        "{task}"
+    );
+    assert!(call(&d, "mallory-token", "GetTask", json!({"id": key})).is_err());
+    assert!(call(&d, "mallory-token", "CancelTask", json!({"id": key})).is_err());
+    let (_, detail) = d.get(&format!("/api/v1/handoffs/{key}"));
+    assert_eq!(detail["handoff"]["from_agent"], "alice", "{detail}");
+    assert_eq!(detail["revision"], 1, "{detail}");
+    // Her own revision goes through.
+    let again = call(
+        &d,
+        "alice-token",
+        "SendMessage",
+        message("m3", "to STAGING, take two", Some(&key)),
+    );
+    assert!(again.is_ok(), "{again:?}");
+}
+
+/// `NAME/WORKER` is a worker of agent `NAME`: an agent named `deploy/prod` would be agent
+/// `deploy`'s to act as (list, cancel, revise its tasks), so the configuration is refused.
+#[test]
+fn an_agent_or_user_name_holding_a_slash_is_a_configuration_error() {
+    for (entries, at) in [
+        (
+            format!("{}{}", agent("deploy", "*"), agent("deploy/prod", "*")),
+            "agents[1].name: \"deploy/prod\" holds a \"/\"",
+        ),
+        (
+            crate::util::user("ops/rita", "\"reviewer\""),
+            "users[0].name: \"ops/rita\" holds a \"/\"",
+        ),
+    ] {
+        let env = TestEnv::with_config(&entries);
+        let (code, err) = crate::util::refused_start(&env.config_path());
+        assert_ne!(code, Some(0), "{err}");
+        assert!(err.contains(at), "{err}");
+        assert!(err.contains("baton.toml"), "names the file: {err}");
+    }
+}

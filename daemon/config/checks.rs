@@ -29,6 +29,21 @@ fn mailbox_key(email: &str) -> String {
     }
 }
 
+/// Why `name` cannot name a user or an agent, if so. `NAME/WORKER` is how one token's agent
+/// names its workers (locks, `from_agent`), and a person acts as their own `NAME/…` too: a
+/// configured name holding `/` would be a worker of the name before it, whose token would act
+/// as it (list, revise, cancel its handoffs, take its locks).
+fn name_problem(name: &str) -> Option<String> {
+    name.contains('/').then(|| {
+        let (head, _) = name.split_once('/').unwrap_or((name, ""));
+        format!(
+            "\"{name}\" holds a \"/\", which names a worker (\"{head}\" would act as \"{name}\"); \
+             write the name without \"/\", e.g. \"{}\"",
+            name.replace('/', "-")
+        )
+    })
+}
+
 /// The longest cadence of digests: a week, in minutes.
 const MAX_DIGEST_EVERY_MIN: u32 = 7 * 24 * 60;
 
@@ -40,6 +55,9 @@ pub(super) fn check_users(users: &[User], agents: &[Agent]) -> Result<(), String
     for (i, u) in users.iter().enumerate() {
         if !names.insert(u.name.as_str()) {
             return Err(format!("users[{i}].name: \"{}\" is listed twice", u.name));
+        }
+        if let Some(why) = name_problem(&u.name) {
+            return Err(format!("users[{i}].name: {why}"));
         }
         if let Some(email) = &u.email {
             if let Some(other) = emails.insert(mailbox_key(email), u.name.as_str()) {
@@ -74,6 +92,9 @@ pub(super) fn check_users(users: &[User], agents: &[Agent]) -> Result<(), String
                 "agents[{i}].name: \"{}\" is already a user or agent name",
                 a.name
             ));
+        }
+        if let Some(why) = name_problem(&a.name) {
+            return Err(format!("agents[{i}].name: {why}"));
         }
         if let Some(u) = a
             .user

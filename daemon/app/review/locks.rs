@@ -469,6 +469,8 @@ fn stamp_of(path: &Path) -> Option<(u64, u64, i128)> {
 }
 
 /// Whether `owner` names the caller: its own name, or its name followed by `/` and a worker's.
+/// Sound because no user or agent name holds a `/` (`config::checks`): `NAME/…` is only ever a
+/// worker of `NAME`, never another configured agent.
 pub(in crate::app) fn acts_as(actor: &Actor, owner: &str) -> bool {
     let name = match actor {
         Actor::Reviewer { name, .. } | Actor::Agent { name, .. } => name,
@@ -477,6 +479,12 @@ pub(in crate::app) fn acts_as(actor: &Actor, owner: &str) -> bool {
         || owner
             .strip_prefix(name.as_str())
             .is_some_and(|r| r.starts_with('/'))
+}
+
+/// The agent a sender name stands for: `NAME` of `NAME` or of its worker `NAME/WORKER`.
+pub(in crate::app) fn agent_of(sender: &str) -> &str {
+    let sender = sender.trim();
+    sender.split_once('/').map_or(sender, |(agent, _)| agent)
 }
 
 /// An owner name the caller may use: its own (see `acts_as`), or any for an admin.

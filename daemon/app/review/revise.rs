@@ -2,6 +2,7 @@
 //! `changes_requested`, becomes revision N+1 (committed, logged, then published).
 
 use crate::app::model::{Closing, APPROVALS, CLAIM, DECISION, META, SIGN_OFFS};
+use crate::app::review::locks::agent_of;
 use crate::app::review::records::{json_bytes, old_decision_file, rev_file, Committed};
 use crate::app::review::sender::AsRead;
 use crate::app::review::Cx;
@@ -9,7 +10,7 @@ use crate::app::state::{Meta, Record, Review, WsState};
 use crate::app::Served;
 use crate::clock::now_rfc3339;
 use crate::contract::validate::Accepted;
-use crate::contract::{Handoff, Outcome};
+use crate::contract::{Handoff, Outcome, Problem};
 use crate::events::{Event, EventType};
 use crate::store::Op;
 use crate::workspace::HANDOFF_FILE;
@@ -29,6 +30,25 @@ impl Cx<'_> {
         read: AsRead,
         bytes: &[u8],
     ) -> io::Result<()> {
+        // The share is anyone's to write: a revision naming another agent is no revision of
+        // this handoff (it would hand the record, its waits and its pushes to that agent).
+        // Workers of one agent (`NAME/WORKER`) are that agent.
+        let before = st.records[key].head().from_agent;
+        let sent_by = acc.doc.from_agent.trim();
+        if agent_of(&before) != agent_of(sent_by) {
+            let problems = vec![Problem::new(
+                "/from_agent",
+                format!(
+                    "handoff \"{key}\" was sent by \"{}\"; a revision must come from the same \
+                     agent, not \"{sent_by}\": give this handoff another id",
+                    before.trim()
+                ),
+            )];
+            tracing::warn!(workspace = %ws.workspace.name, key, sender = %before.trim(),
+                from_agent = %sent_by, "a revision naming another agent is answered invalid");
+            let task_id = acc.doc.task_id.clone();
+            return self.answer_invalid(ws, st, key, &acc.digest, &task_id, problems);
+        }
         let AsRead {
             artifacts,
             handoff_file,
