@@ -569,3 +569,67 @@ pub(crate) fn call_tool(
     assert!(server.wait().unwrap().success());
     answer["result"].clone()
 }
+
+/// The host submits `w-7` with `submit_handoff`; a writer of the share rewrites it under the
+/// same id, the daemon takes that as revision 2, and alice approves it; then the host calls
+/// `wait_for_decision` with the key. The wait pinned whatever was in place as it began and
+/// answered `decided`, `approved`; pinned to the bytes the server wrote, it answers an error
+/// saying the approved revision is not the one submitted.
+#[test]
+fn wait_for_decision_takes_no_approval_of_a_same_id_rewrite_of_what_it_submitted() {
+    let mut env = TestEnv::with_config(&user("alice", "\"reviewer\""));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let keys = trusted_keys(&env);
+    let mut server = Command::new(BIN)
+        .args(["mcp", "--config", env.config_path().to_str().unwrap()])
+        .env("BATON_LOG", "error")
+        .env_remove("BATON_URL")
+        .env_remove("BATON_UNCHECKED")
+        .env("BATON_KEY", &keys)
+        .env(AS_DAEMON_USER, "1")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = json_lines(&mut server);
+    let mut input = server.stdin.take().unwrap();
+    let answer_to = |id: i64| loop {
+        let a = lines.recv_timeout(PATIENCE).expect("an answer");
+        if a["id"] == id {
+            break a["result"].clone();
+        }
+    };
+    let submit = json!({"workspace": "alpha", "handoff": handoff("w-7")});
+    for line in one_call("submit_handoff", submit) {
+        writeln!(input, "{line}").unwrap();
+    }
+    let submitted = answer_to(2);
+    assert_eq!(submitted["structuredContent"]["key"], "w-7", "{submitted}");
+    d.wait_until("w-7 pending", || d.handoffs("pending").len() == 1);
+    let mut rewritten = handoff("w-7");
+    rewritten["title"] = json!("drop the production database");
+    write_atomic(&ws.join("handoff.json"), &bytes(&rewritten));
+    d.wait_until("revision 2", || {
+        d.get("/api/v1/handoffs/w-7").1["revision"] == 2
+    });
+    tasks::approve_with_instructions(&d, "w-7");
+    d.wait_until("decided", || crate::util::decision(&ws).is_some());
+
+    let wait = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {
+        "name": "wait_for_decision",
+        "arguments": {"workspace": "alpha", "key": "w-7", "timeout_s": 5}}});
+    writeln!(input, "{wait}").unwrap();
+    let answer = answer_to(3);
+    drop(input);
+    assert!(server.wait().unwrap().success());
+    assert_eq!(
+        answer["isError"], true,
+        "took the rewrite's approval: {answer}"
+    );
+    let said = answer.to_string();
+    assert!(
+        said.contains("w-7 was decided (approved) on a revision that is not the one submitted"),
+        "{said}"
+    );
+}
