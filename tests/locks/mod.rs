@@ -1,6 +1,7 @@
 //! Advisory locks: the CLI with and without a daemon, the API, the audit events of every
 //! change whoever made it, the pages, and the release of a sender's locks by its handoff.
 
+mod memo_removed;
 mod owner;
 mod race;
 

@@ -283,7 +283,30 @@ impl Cx<'_> {
     /// never lost).
     fn read_seen(&self, ws: &Served) -> Seen {
         let mut seen = match memo::read::<Seen>(&ws.store, Path::new(SEEN)) {
-            Memo::Absent => Seen::default(),
+            // Absent is not "no token granted" once the log holds a grant: the memo was
+            // removed (a grant writes it), and is rebuilt as a damaged one is.
+            Memo::Absent => match high_from_log(ws) {
+                Ok(0) => Seen::default(),
+                Ok(high) => {
+                    let action = "rebuilt: the token mark from the audit log's lock.acquired \
+                                  events; the lock table's journal is logged again (repeated \
+                                  lock events carry the same seq); nothing to do";
+                    tracing::warn!(workspace = %ws.workspace.name, high, "locks memo removed, though the audit log holds lock grants: rebuilt from the log");
+                    let why = "removed, though the audit log holds lock grants";
+                    self.memo_damaged(ws, SEEN, why, action);
+                    Seen {
+                        high,
+                        ..Seen::default()
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(workspace = %ws.workspace.name, error = %e, "no locks memo and the audit log unreadable: tokens start above the clock");
+                    Seen {
+                        high: crate::clock::now_ms(),
+                        ..Seen::default()
+                    }
+                }
+            },
             Memo::Sound(seen) => seen,
             Memo::Damaged(why) => match high_from_log(ws) {
                 Ok(high) => {
