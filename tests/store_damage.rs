@@ -8,6 +8,7 @@
 //! it proves (the snapshot, the published copy), and the next start serves it again.
 
 mod grid;
+mod hollow;
 mod removed;
 
 use crate::util::{baton, bytes, events, handoff, write_atomic, Daemon, TestEnv};

@@ -49,7 +49,15 @@ impl Folder {
 
     /// The damage of the store's own files (its format mark, its ledger of record folders)
     /// and the record folders the ledger lists that are gone, changing nothing.
+    /// A listed folder found empty counts as gone (`handoffs/<folder>/`, which `repair`
+    /// rebuilds from the snapshot).
     pub fn check_store(&self) -> io::Result<(Vec<String>, Vec<Damage>)> {
+        self.check_store_with(true)
+    }
+
+    /// `check_store`; `hollow`: whether listed folders found empty are looked for (a stat of
+    /// each folder: a start leaves them to `load_checked`, which reads every folder anyway).
+    fn check_store_with(&self, hollow: bool) -> io::Result<(Vec<String>, Vec<Damage>)> {
         let format = self.format()?;
         let ledger = ledger::read(&self.dir)?;
         let mut own = Vec::new();
@@ -67,7 +75,14 @@ impl Folder {
         // A store that says it keeps a ledger (or whose mark is damaged) must have one.
         let required =
             !matches!(format.as_deref(), Some(manifest::FORMAT_TEXT_2) | None) || !own.is_empty();
-        let present = self.record_dirs()?;
+        let mut present = self.record_dirs()?;
+        if hollow {
+            let empty = |n: &String| {
+                let dir = self.record_dir(n);
+                std::fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none())
+            };
+            present.retain(|n| !empty(n));
+        }
         let committed = |n: &str| self.record_dir(n).join(manifest::FILE).exists();
         let (removed, ledger_damage) = ledger::check(ledger, required, &present, committed);
         own.extend(ledger_damage);
@@ -88,6 +103,30 @@ impl Folder {
         self.write(Path::new(ledger::FILE), &ledger::text(&names))?;
         self.write(Path::new(manifest::FORMAT), manifest::FORMAT_TEXT)?;
         tracing::info!(dir = %self.dir.display(), folders = names.len(), "gave the store its ledger of record folders (once: stores of older versions have none)");
+        Ok(())
+    }
+
+    /// Finishes `create` where a crash cut it between its two writes: an empty ledger, no
+    /// format mark, no record folder and no snapshot holding a manifest is that state, and
+    /// nothing else (a store that lost its mark has a ledger listing folders, or folders, or a
+    /// snapshot). Read as damage it would leave a new store read-only for ever.
+    fn finish_create(&self) -> io::Result<()> {
+        if self.format()?.is_some() {
+            return Ok(());
+        }
+        match std::fs::metadata(self.dir.join(ledger::FILE)) {
+            Ok(meta) if meta.len() == 0 => {}
+            _ => return Ok(()),
+        }
+        if !self.record_dirs()?.is_empty() {
+            return Ok(());
+        }
+        let kept = snapshot::Snapshot::read(&self.dir);
+        if kept.names().next().is_some() {
+            return Ok(());
+        }
+        self.write(Path::new(manifest::FORMAT), manifest::FORMAT_TEXT)?;
+        tracing::warn!(dir = %self.dir.display(), "finished making a new store a crash interrupted (its format mark written)");
         Ok(())
     }
 
@@ -358,7 +397,46 @@ impl Folder {
                 remove_if_there(&entry.path())?;
             }
         }
+        self.give_up_if_uncommitted(dir_name)?;
         Ok(())
+    }
+
+    /// A folder a crash left made and never committed (no manifest, nothing in it once its
+    /// temp files are gone) is given up: its tombstone appended to the ledger and synced,
+    /// then the folder removed. So a folder the ledger lists is committed, and one listed and
+    /// found empty is damage (`hollow_and_listed`), never read as a crash's leftover.
+    fn give_up_if_uncommitted(&self, dir_name: &str) -> io::Result<()> {
+        let dir = self.record_dir(dir_name);
+        if !self.dir.join(ledger::FILE).exists()
+            || dir.join(manifest::FILE).exists()
+            || std::fs::read_dir(&dir)?.next().is_some()
+        {
+            return Ok(());
+        }
+        ledger::give_up(&self.dir, dir_name)?;
+        match std::fs::remove_dir(&dir) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            // Something put in it meanwhile: left as it is, unlisted.
+            Err(e) => {
+                tracing::warn!(record = dir_name, error = %e, "cannot remove a record folder a crash left uncommitted")
+            }
+            Ok(()) => fsync::dir(&self.dir.join("handoffs"), Kind::Store)?,
+        }
+        tracing::warn!(
+            record = dir_name,
+            "gave up a record folder a crash left made and never committed"
+        );
+        Ok(())
+    }
+
+    /// Whether record folder `dir_name`, holding no file and no manifest, is one the ledger
+    /// lists: a committed folder emptied (damage), not a crash's leftover (`recover` gives
+    /// those up).
+    fn hollow_and_listed(&self, dir_name: &str) -> io::Result<bool> {
+        if !self.manifests_required() {
+            return Ok(false);
+        }
+        Ok(matches!(ledger::read(&self.dir)?, Some(Ok(listed)) if listed.contains(dir_name)))
     }
 
     /// `Backend::load_files` with one listing of the folder: `recover` (an intent read, the
@@ -379,10 +457,17 @@ impl Folder {
                 }
                 tracing::error!(record = %dir_name, error = %e, "cannot finish a change a crash interrupted; the record is read as it is");
             }
+            if !self.record_dir(dir_name).exists() {
+                // Given up: made, never committed.
+                return Ok((Vec::new(), None));
+            }
             names = self.listing(dir_name)?.0;
         }
         let files = self.read_named(dir_name, names)?;
         let Some(manifest) = self.manifest(dir_name)? else {
+            if files.is_empty() && self.hollow_and_listed(dir_name)? {
+                return Err(Damaged(vec![folder_removed(dir_name)]).into_io());
+            }
             return Ok((files, None));
         };
         let damage = manifest.check(dir_name, &files);
@@ -478,10 +563,13 @@ impl Folder {
                 tracing::error!(dir = %self.dir.display(), error = %e, "cannot give the store's record folders their manifests; they are read unchecked and given them at the next start");
             }
         }
+        if let Err(e) = self.finish_create() {
+            tracing::error!(dir = %self.dir.display(), error = %e, "cannot finish making the store a crash interrupted");
+        }
         if let Err(e) = self.give_ledger() {
             tracing::error!(dir = %self.dir.display(), error = %e, "cannot give the store its ledger of record folders; a removed folder cannot be told until the next start gives it one");
         }
-        let (removed, own) = self.check_store()?;
+        let (removed, own) = self.check_store_with(false)?;
         let mut out = Vec::new();
         let read_from_files = std::cell::RefCell::new(std::collections::HashSet::new());
         let mut folders = self.record_dirs_with_metadata()?;
@@ -594,6 +682,9 @@ impl Folder {
             Ok((_, true)) | Err(_) => return Scrubbed::Later,
             Ok((names, false)) => self.read_named(dir_name, names).and_then(|files| {
                 let manifest = self.manifest(dir_name)?;
+                if manifest.is_none() && files.is_empty() && self.hollow_and_listed(dir_name)? {
+                    return Ok(vec![folder_removed(dir_name)]);
+                }
                 Ok(manifest
                     .map(|m| m.check(dir_name, &files))
                     .unwrap_or_default())
@@ -1056,6 +1147,37 @@ pub(super) mod tests {
         store.recover(&key_dir_name("k")).unwrap();
         assert_eq!(names(&store), ["approvals.json"]);
         assert_eq!(read(&store, "approvals.json").as_deref(), Some("[1]"));
+    }
+
+    #[test]
+    fn a_listed_folder_never_committed_is_given_up_and_one_emptied_is_damage() {
+        let (_dir, store) = store();
+        // A crash between the ledger's line and the manifest: given up at the next start.
+        let new = store.dir.join("handoffs").join(key_dir_name("new"));
+        std::fs::create_dir(&new).unwrap();
+        drop(
+            temp_with(&new, b"x")
+                .unwrap()
+                .into_temp_path()
+                .keep()
+                .unwrap(),
+        );
+        drop(ledger::append_unsynced(&store.dir, &key_dir_name("new")).unwrap());
+        assert_eq!(store.load_files(&key_dir_name("new")).unwrap(), vec![]);
+        assert!(!new.exists());
+        assert_eq!(store.check_store().unwrap(), (Vec::new(), Vec::new()));
+        // A committed folder emptied: damage, never no record.
+        store.apply("k", &[Op::Put("a.json", b"1")]).unwrap();
+        let k = store.dir.join("handoffs").join(key_dir_name("k"));
+        for e in std::fs::read_dir(&k).unwrap() {
+            std::fs::remove_file(e.unwrap().path()).unwrap();
+        }
+        let err = store.load_files(&key_dir_name("k")).unwrap_err();
+        assert_eq!(
+            Damaged::of(&err).unwrap().0,
+            vec![folder_removed(&key_dir_name("k"))]
+        );
+        assert_eq!(store.check_store().unwrap().0, vec![key_dir_name("k")]);
     }
 
     #[test]

@@ -10,6 +10,13 @@
 //! first change committed: it lists nothing. A ledger that was cut back, emptied or replaced
 //! is told by a folder that holds a committed change (its manifest) and is not listed.
 //!
+//! A folder made but never committed (a crash between its line and its manifest) is given up
+//! at the next start: a tombstone line (its name and the first 16 hex digits of the sha256
+//! of `uncommitted <name>`) is appended and synced, then the folder removed. So a listed
+//! folder without its manifest or a change under way, or gone, is always damage, never a
+//! crash's leftover: an emptied folder is not read as "no such handoff". A later line of the
+//! same name lists it again (the key received anew).
+//!
 //! Stores of older versions have none: it is written once from their folders at the first
 //! start with this version (`manifest::FORMAT` then says so); a folder removed before that
 //! cannot be told.
@@ -26,6 +33,12 @@ pub const FILE: &str = "record-folders";
 /// A folder's line.
 fn line(name: &str) -> String {
     format!("{name} {}\n", &sha256_hex(name.as_bytes())[..16])
+}
+
+/// A folder's tombstone: made, never committed, given up (see the module's note).
+fn tombstone(name: &str) -> String {
+    let sum = sha256_hex(format!("uncommitted {name}").as_bytes());
+    format!("{name} {}\n", &sum[..16])
 }
 
 /// The folders the ledger in `dir` lists; `Ok(None)` when it has none; why not, when a line
@@ -50,9 +63,14 @@ fn parse(bytes: &[u8]) -> Result<BTreeSet<String>, String> {
         let ok = text
             .rsplit_once(' ')
             .filter(|(name, _)| format!("{text}\n") == line(name));
-        match ok {
-            Some((name, _)) => names.insert(name.to_string()),
-            None => return Err(format!("line {} does not match its checksum", n + 1)),
+        let given_up = || {
+            text.rsplit_once(' ')
+                .filter(|(name, _)| format!("{text}\n") == tombstone(name))
+        };
+        match (ok, given_up()) {
+            (Some((name, _)), _) => names.insert(name.to_string()),
+            (None, Some((name, _))) => names.remove(name),
+            (None, None) => return Err(format!("line {} does not match its checksum", n + 1)),
         };
     }
     Ok(names)
@@ -66,12 +84,19 @@ pub fn readable(dir: &Path) -> io::Result<BTreeSet<String>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(BTreeSet::new()),
         Err(e) => return Err(e),
     };
-    let lines = bytes.split(|&c| c == b'\n').filter_map(|raw| {
-        let text = std::str::from_utf8(raw).ok()?;
-        let (name, _) = text.rsplit_once(' ')?;
-        (format!("{text}\n") == line(name)).then(|| name.to_string())
-    });
-    Ok(lines.collect())
+    let mut names = BTreeSet::new();
+    for raw in bytes.split(|&c| c == b'\n') {
+        let text = std::str::from_utf8(raw).unwrap_or("");
+        let Some((name, _)) = text.rsplit_once(' ') else {
+            continue;
+        };
+        if format!("{text}\n") == line(name) {
+            names.insert(name.to_string());
+        } else if format!("{text}\n") == tombstone(name) {
+            names.remove(name);
+        }
+    }
+    Ok(names)
 }
 
 /// Appends `name` to the ledger in `dir` and makes it durable: called once the folder itself
@@ -82,10 +107,22 @@ pub fn append(dir: &Path, name: &str) -> io::Result<()> {
     crate::workspace::fsync::all(&file, crate::workspace::fsync::Kind::Store)
 }
 
+/// Appends the tombstone of `name` to the ledger in `dir` and makes it durable: called at
+/// start, before the uncommitted folder `name` is removed (so a crash between leaves an
+/// unlisted folder, never a listed one gone).
+pub fn give_up(dir: &Path, name: &str) -> io::Result<()> {
+    let file = append_line(dir, &tombstone(name))?;
+    crate::workspace::fsync::all(&file, crate::workspace::fsync::Kind::Store)
+}
+
 /// Appends `name` to the ledger in `dir`, not yet durable: the caller makes the file it
 /// returns durable (with others' syncs, `super::group`) before the folder's first change
 /// commits.
 pub fn append_unsynced(dir: &Path, name: &str) -> io::Result<std::fs::File> {
+    append_line(dir, &line(name))
+}
+
+fn append_line(dir: &Path, text: &str) -> io::Result<std::fs::File> {
     let mut file = std::fs::OpenOptions::new()
         .read(true)
         .append(true)
@@ -98,7 +135,7 @@ pub fn append_unsynced(dir: &Path, name: &str) -> io::Result<std::fs::File> {
         let _held = TAIL.lock().unwrap_or_else(|e| e.into_inner());
         cut_torn_tail(&file)?;
         // One write of a short line: concurrent appends of other folders never interleave in it.
-        file.write_all(line(name).as_bytes())?;
+        file.write_all(text.as_bytes())?;
     }
     Ok(file)
 }
@@ -192,10 +229,10 @@ pub fn check(
     };
     let listed = match ledger {
         None if !required => return (Vec::new(), Vec::new()),
-        None => match present.iter().any(|n| committed(n)) {
-            true => return (Vec::new(), vec![own(Fault::Removed)]),
-            false => return (Vec::new(), Vec::new()),
-        },
+        // `Folder::create` writes the ledger before the format mark that requires it (and
+        // builds the store aside, renamed into place whole): a required ledger that is missing
+        // was removed, whatever folders are left.
+        None => return (Vec::new(), vec![own(Fault::Removed)]),
         Some(Err(why)) => return (Vec::new(), vec![own(Fault::Ledger(why))]),
         Some(Ok(listed)) => listed,
     };
@@ -249,6 +286,21 @@ mod tests {
         let (_, own) = check(None, true, &present(&["a"]), all);
         assert_eq!(own[0].fault, Fault::Removed);
         assert_eq!(check(None, false, &present(&["a"]), all).1, vec![]);
+    }
+
+    #[test]
+    fn a_given_up_folder_is_unlisted_until_listed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        append(dir.path(), "a").unwrap();
+        append(dir.path(), "b").unwrap();
+        give_up(dir.path(), "b").unwrap();
+        let listed = read(dir.path()).unwrap().unwrap().unwrap();
+        assert_eq!(listed, ["a".to_string()].into());
+        assert_eq!(readable(dir.path()).unwrap(), listed);
+        append(dir.path(), "b").unwrap();
+        assert_eq!(read(dir.path()).unwrap().unwrap().unwrap().len(), 2);
+        // A required ledger that is missing is damage, whatever folders are left.
+        assert_eq!(check(None, true, &[], |_| false).1[0].fault, Fault::Removed);
     }
 
     #[test]
