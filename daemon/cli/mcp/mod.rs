@@ -324,7 +324,8 @@ impl Baton {
 
     /// Blocks until the handoff in place when the call began is decided (returns its
     /// decision, signed by the daemon's key: `verified` true, or false when the server runs
-    /// with --unchecked; `withdrawn` if a newer handoff superseded it meanwhile) or the
+    /// with --unchecked; `withdrawn` if a newer handoff superseded it meanwhile; an error if a
+    /// revision other than the one submitted, a same-id rewrite, was decided) or the
     /// timeout passes (returns `{"state": "pending", "timed_out": true}`: call again to go on
     /// waiting). With no key to check decisions with, an error saying what to set, at once.
     #[tool(name = "wait_for_decision")]

@@ -1,7 +1,7 @@
 //! What the MCP tool `get_handoff` answers: the handoff file in place, read confined and
 //! validated as the daemon does, its answer if decision.json answers it (taken as
 //! `wait_for_decision` takes it: only once it verifies against the daemon's keys, unless the
-//! server runs with --unchecked), its task's checkpoints.
+//! server runs with --unchecked, and only about the very bytes shown), its task's checkpoints.
 
 use crate::cli::agent::{digests_of_bytes, OtherRevision, Waited};
 use crate::cli::trust::Keys;
