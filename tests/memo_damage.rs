@@ -264,10 +264,109 @@ fn identity_note_garbage_is_written_again_and_told() {
             metric(&d, "baton_errors_total{kind=\"memo_damaged\"}"),
             Some(1)
         );
-        let rewritten: Value = serde_json::from_slice(&std::fs::read(&note).unwrap()).unwrap();
+        let rewritten: Value = serde_json::from_str(&unsealed(&note)).unwrap();
         assert_eq!(rewritten["name"], "alpha", "{damage:?}");
         d.stop();
     }
+}
+
+/// A sealed memo's JSON (the line after its seal).
+fn unsealed(file: &Path) -> String {
+    let text = std::fs::read_to_string(file).unwrap();
+    let (seal, json) = text.split_once('\n').unwrap();
+    assert!(seal.starts_with("baton-memo "), "{text}");
+    json.to_string()
+}
+
+/// One digit of the noted inode number changed (still JSON): the note is sealed, so it is
+/// damage, told, never "the folder was deleted and made again" (which would serve the very
+/// folder as a new workspace, its approvals and decisions set aside).
+#[test]
+fn identity_note_with_a_changed_digit_is_damage_not_a_new_folder() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    util::write_atomic(
+        &ws.join("handoff.json"),
+        &util::bytes(&util::handoff("kept-1")),
+    );
+    d.wait_until("pending", || d.get("/api/v1/handoffs/kept-1").0 == 200);
+    assert_eq!(d.decide("kept-1", "approved", "ok").0, 200);
+    d.stop();
+    let note = env.store("alpha").join("identity.json");
+    let text = std::fs::read_to_string(&note).unwrap();
+    let json = match text.split_once('\n') {
+        Some((seal, json)) if seal.starts_with("baton-memo ") => json.to_string(),
+        _ => text.clone(),
+    };
+    let ino = serde_json::from_str::<Value>(&json).unwrap()["ino"]
+        .as_u64()
+        .unwrap();
+    let changed = text.replace(
+        &format!("\"ino\": {ino},"),
+        &format!("\"ino\": {},", ino ^ 1),
+    );
+    assert_ne!(changed, text);
+    std::fs::write(&note, changed).unwrap();
+
+    let d = env.start();
+    let (status, body) = d.get("/api/v1/handoffs/kept-1");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["decision"]["outcome"], "approved", "{body}");
+    d.wait_until("told", || !memo_events(&ws, "identity.json").is_empty());
+    let recreated = util::events(&ws)
+        .iter()
+        .filter(|e| e["type"] == "workspace.recreated")
+        .count();
+    assert_eq!(recreated, 0);
+    d.stop();
+    let aside = std::fs::read_dir(ws.join(".baton")).unwrap().flatten();
+    let aside: Vec<_> = aside
+        .filter(|e| e.file_name().to_string_lossy().contains("untrusted"))
+        .collect();
+    assert!(aside.is_empty(), "the archive was set aside: {aside:?}");
+    let rewritten: Value = serde_json::from_str(&unsealed(&note)).unwrap();
+    assert_eq!(rewritten["ino"], ino);
+}
+
+/// approved.json removed while the store holds approved, promoted work: rebuilt from the
+/// records and told, never read as nothing approved (the next check would remove the
+/// approved work as planted).
+#[test]
+fn approved_manifest_removed_is_rebuilt_and_approved_work_stays() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    std::fs::write(ws.join("inbox/report.md"), REPORT).unwrap();
+    let d = env.start();
+    let mut h = util::handoff("memo-1");
+    h["artifacts"] = json!([{ "path": "inbox/report.md" }]);
+    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
+    d.wait_until("pending", || d.get("/api/v1/handoffs/memo-1").0 == 200);
+    assert_eq!(d.decide("memo-1", "approved", "ship it").0, 200);
+    let approved = ws.join("approved/report.md");
+    d.wait_until("promoted", || approved.exists());
+    d.stop();
+    std::fs::remove_file(env.store("alpha").join("approved.json")).unwrap();
+
+    let d = env.start();
+    // A second approval promotes another file; the first's work is not taken for planted.
+    std::fs::write(ws.join("inbox/other.md"), b"# other\n").unwrap();
+    let mut h = util::handoff("memo-2");
+    h["artifacts"] = json!([{ "path": "inbox/other.md" }]);
+    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
+    d.wait_until("pending", || d.get("/api/v1/handoffs/memo-2").0 == 200);
+    assert_eq!(d.decide("memo-2", "approved", "ship it").0, 200);
+    d.wait_until("promoted", || ws.join("approved/other.md").exists());
+    d.wait_until("the removal is told", || {
+        !memo_events(&ws, "approved.json").is_empty()
+    });
+    // An edit of the first approval's work is undone: it is guarded.
+    std::fs::set_permissions(&approved, std::fs::Permissions::from_mode(0o644)).unwrap();
+    std::fs::write(&approved, b"forged\n").unwrap();
+    d.wait_until("the edit is undone", || {
+        std::fs::read(&approved).ok().as_deref() == Some(REPORT)
+    });
+    d.stop();
 }
 
 /// The caches (announced checkpoints, the copies' fingerprints) torn, as a crash can leave

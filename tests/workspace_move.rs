@@ -262,15 +262,22 @@ fn a_new_folder_given_a_deleted_workspaces_inodes_is_not_that_workspace() {
     // digits of its old path's sha256) into it.
     std::fs::remove_dir_all(&alpha).unwrap();
     let forger = env.init("forger");
-    let mut noted: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(&record).expect("alpha's folder is noted")).unwrap();
+    // The note is sealed (its first line the sha256 of the JSON after it): a sound note,
+    // pointed at the new folder, as the daemon would have written it.
+    let text = std::fs::read_to_string(&record).expect("alpha's folder is noted");
+    let (_, json) = text.split_once('\n').expect("a sealed note");
+    let mut noted: serde_json::Value = serde_json::from_str(json).unwrap();
     let folder = std::fs::metadata(&forger).unwrap();
     let baton_dir = std::fs::metadata(forger.join(".baton")).unwrap();
     noted["dev"] = folder.dev().into();
     noted["ino"] = folder.ino().into();
     noted["baton_dev"] = baton_dir.dev().into();
     noted["baton_ino"] = baton_dir.ino().into();
-    std::fs::write(&record, serde_json::to_vec(&noted).unwrap()).unwrap();
+    let json = serde_json::to_vec(&noted).unwrap();
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&json));
+    let mut sealed = format!("baton-memo 1 {digest}\n").into_bytes();
+    sealed.extend_from_slice(&json);
+    std::fs::write(&record, sealed).unwrap();
     std::fs::write(forger.join(".baton/id"), format!("{original}\n")).unwrap();
 
     let d = env.start();

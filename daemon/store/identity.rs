@@ -208,6 +208,7 @@ pub fn resolve(
             if known.root == ws.root {
                 // Deleted and made again (a copy, a restore, a new clone): its claim is only
                 // the agents' word; the new folder does not inherit the old one's approvals.
+                sealed_or_refuse(records, &id, &ws)?;
                 return Ok(replaced(ws, known, id));
             }
             if is_gone(&known.root)? && known.same_folder(&here) {
@@ -224,12 +225,41 @@ pub fn resolve(
     match recorded(records, &own)? {
         Some(known) if known.root != ws.root => {
             // The workspace first served at this path has moved away: this folder is new.
+            sealed_or_refuse(records, &own, &ws)?;
             let fresh = super::fresh_tag(&ws);
             Ok((with_id(ws, fresh), Found::Here))
         }
-        Some(known) if !known.still_here(&here) => Ok(replaced(ws, known, own)),
+        Some(known) if !known.still_here(&here) => {
+            sealed_or_refuse(records, &own, &ws)?;
+            Ok(replaced(ws, known, own))
+        }
         _ => Ok((with_id(ws, own), Found::Here)),
     }
+}
+
+/// Refuses to take the folder at `ws`'s path for a new workspace on the word of a note
+/// without a seal (an older version's): a changed byte in it would read as another folder,
+/// and the workspace's approvals and decisions would be set aside. Such a note is sealed at
+/// the first start that finds it matching its folder; one that does not match is for the
+/// operator to judge.
+fn sealed_or_refuse(records: &Records, id: &str, ws: &Workspace) -> io::Result<()> {
+    match records.read(id, Path::new(RECORD)) {
+        Ok(Some(bytes)) if !is_sealed(&bytes) => Err(io::Error::other(format!(
+            "the store's note of workspace {id}'s folder (data_dir/workspaces/{id}/{RECORD}, \
+             written by an older version, without a seal) names another folder than the one at \
+             {}: the folder was deleted and made again, or the note is damaged, and an unsealed \
+             note cannot tell which. Stop the daemon, then either remove that note to serve this \
+             folder as the workspace (it is noted again, sealed), or move the folder away and \
+             back as a new one to serve it as a new workspace",
+            ws.root.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Whether a note's bytes carry a seal (see `super::memo`).
+fn is_sealed(bytes: &[u8]) -> bool {
+    bytes.starts_with(b"baton-memo ")
 }
 
 /// A folder at the path of a workspace whose folder was deleted: a new workspace, under an
@@ -270,16 +300,16 @@ fn is_gone(path: &Path) -> io::Result<bool> {
 pub fn note(store: &Store, ws: &Workspace) -> io::Result<()> {
     let id = store.tag();
     let here = Folder::of(ws)?;
+    let sealed = matches!(store.read(Path::new(RECORD)), Ok(Some(b)) if is_sealed(&b));
     let known = match memo::read::<Folder>(store, Path::new(RECORD)) {
         Memo::Sound(known) => Some(known),
         Memo::Absent | Memo::Damaged(_) => None,
     };
-    if known.as_ref() != Some(&here) {
-        // Plain JSON, not sealed (see `memo`): a byte changed in it can only make the folder
-        // noted look like no folder now there (a stricter match), never another one; a note
-        // that is not JSON at all is told as damage.
-        let bytes = serde_json::to_vec_pretty(&here).map_err(io::Error::other)?;
-        store.write(Path::new(RECORD), &bytes)?;
+    if known.as_ref() != Some(&here) || !sealed {
+        // Sealed (see `memo`): a byte changed in it would make the folder served look like
+        // a new one at its path, and set the workspace's records aside. A damaged note is
+        // no note (`recorded`): the folder at the path its id gives is taken for it.
+        memo::write(store, Path::new(RECORD), &here)?;
     }
     if claim(ws).as_deref() != Some(id) {
         // Not synced: lost in a crash, it is written again at the next load (a fsync in each

@@ -122,7 +122,7 @@ impl Cx<'_> {
         let mut guard = ws.approved.state.lock().unwrap_or_else(|e| e.into_inner());
         if guard.is_none() {
             let (manifest, unsure) = match memo::read(&ws.store, Path::new(MANIFEST)) {
-                Memo::Absent => (BTreeMap::new(), false),
+                Memo::Absent => self.absent_manifest(ws),
                 Memo::Sound(manifest) => (self.backfill_provenance(ws, manifest), false),
                 Memo::Damaged(why) => self.rebuild_manifest(ws, &why),
             };
@@ -133,6 +133,26 @@ impl Cx<'_> {
             });
         }
         guard
+    }
+
+    /// The manifest where `approved.json` is absent: nothing approved in a workspace whose
+    /// records hold no promoted approval (a new one); else it was removed, which is damage
+    /// like any other (read as nothing approved, the next check would remove the approved
+    /// work as planted): rebuilt from the records, and told.
+    fn absent_manifest(&self, ws: &Served) -> (BTreeMap<String, ApprovedFile>, bool) {
+        if !ws.store.exists().unwrap_or(false) {
+            // The whole store gone (told as such): nothing read from it, nothing in
+            // `approved/` taken for planted.
+            return (BTreeMap::new(), true);
+        }
+        let (manifest, unread) = self.manifest_from_records(ws);
+        if manifest.is_empty() && unread == 0 {
+            return (manifest, false);
+        }
+        self.rebuild_manifest(
+            ws,
+            "removed, while the store holds approved handoffs whose work was promoted",
+        )
     }
 
     /// The manifest rebuilt from the store's records, for a damaged `approved.json`; saved
