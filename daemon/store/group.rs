@@ -24,8 +24,16 @@
 //!   the syncfs waited for. Only on local filesystems whose syncfs is a full sync (ext4, XFS,
 //!   Btrfs) and kernels that report writeback errors to it (5.8 and later), for groups of at
 //!   least `WHOLE_FROM` files, and never with `BATON_STORE_SYNCFS=0`. When other programs
-//!   write much to the same filesystem a syncfs costs their writes too: its time is measured,
-//!   and file by file is used while that is cheaper (one group in `PROBE` tries the other way).
+//!   write much to the same filesystem a syncfs costs their writes too.
+//!
+//! Each way's time and CPU (the syncing threads' own) are measured, and one group in `PROBE`
+//! tries the way not chosen. A syncfs is chosen when it is the quicker, or when it costs less
+//! CPU and no more than `SLOWER_BY` times file by file's time: file by file is a device flush,
+//! an inode written and waited for and a thread woken a file (some 0.3 ms of CPU on a VM
+//! where each I/O is a trap: a third of the ingest workers' CPU in a burst), and on a disk
+//! other programs write to it is often the quicker by a little. The syncfs's writeback is
+//! partly done by the kernel's flusher threads, outside the daemon's CPU: what they write is
+//! the pages file by file would have written too.
 
 use super::syncs;
 use crate::workspace::fsync::{self, Kind};
@@ -107,6 +115,10 @@ pub fn sync(request: Request) -> io::Result<()> {
 const WHOLE_FROM: usize = 8;
 /// One eligible group in this many is made durable the way not chosen, to keep its cost known.
 const PROBE: u64 = 16;
+/// How much longer than file by file a syncfs may take and still be chosen for the CPU it
+/// saves (see the module's comment): a group's waiters wait longer, and more requests gather
+/// for the next group meanwhile.
+const SLOWER_BY: f64 = 2.0;
 
 /// An error, as every request of a group that failed is told it (an `io::Error` is one value).
 type Failure = (io::ErrorKind, String);
@@ -173,8 +185,8 @@ impl Slot {
 /// when it synced them itself), and learns how long the slowest took.
 #[derive(Default)]
 struct Countdown {
-    /// Requests not yet synced; the longest one took.
-    left: Mutex<(usize, Duration)>,
+    /// Requests not yet synced; the longest one took; the CPU they took, summed.
+    left: Mutex<(usize, Duration, Duration)>,
     done: Condvar,
 }
 
@@ -183,35 +195,37 @@ impl Countdown {
         lock(&self.left).0 += 1;
     }
 
-    fn finish(&self, took: Duration) {
+    fn finish(&self, took: Duration, cpu: Duration) {
         let mut left = lock(&self.left);
         left.0 -= 1;
         left.1 = left.1.max(took);
+        left.2 += cpu;
         if left.0 == 0 {
             self.done.notify_one();
         }
     }
 
-    /// Once every request added is synced: the longest one took.
-    fn wait(&self) -> Duration {
+    /// Once every request added is synced: the longest one took, and their CPU summed.
+    fn wait(&self) -> (Duration, Duration) {
         let mut left = lock(&self.left);
         while left.0 > 0 {
             left = self.done.wait(left).unwrap_or_else(|e| e.into_inner());
         }
-        left.1
+        (left.1, left.2)
     }
 }
 
 /// Syncs `request` on this thread, one file after another, and tells `countdown`, also if the
 /// sync panics (a leader waiting for it would wait forever).
 fn own(request: Request, countdown: &Countdown) -> Result<(), Failure> {
-    struct Finished<'a>(&'a Countdown, Instant);
+    struct Finished<'a>(&'a Countdown, Instant, Duration);
     impl Drop for Finished<'_> {
         fn drop(&mut self) {
-            self.0.finish(self.1.elapsed());
+            let cpu = thread_cpu().saturating_sub(self.2);
+            self.0.finish(self.1.elapsed(), cpu);
         }
     }
-    let _finished = Finished(countdown, Instant::now());
+    let _finished = Finished(countdown, Instant::now(), thread_cpu());
     let kind = request.kind;
     for file in &request.files {
         let synced = match kind {
@@ -232,6 +246,20 @@ struct Stats {
     groups: AtomicU64,
     requests: AtomicU64,
     whole: AtomicU64,
+}
+
+/// The CPU this thread has used (user and system), for what a way of syncing costs.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a properly sized out-parameter; the clock id is a constant.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    match rc {
+        0 => Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32),
+        _ => Duration::ZERO,
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -378,7 +406,7 @@ impl Committer {
                 }
                 continue;
             };
-            let started = Instant::now();
+            let (started, cpu) = (Instant::now(), thread_cpu());
             self.stats.whole.fetch_add(1, Ordering::Relaxed);
             // The syncfs waits for every write, the sync after it flushes the device's cache
             // once they are all done (on ext4 without a journal the syncfs's own flush can
@@ -392,6 +420,7 @@ impl Committer {
                 false => whole_sync(&fs),
             };
             method.whole.note(started.elapsed());
+            method.whole_cpu.note(thread_cpu().saturating_sub(cpu));
             if let Err(e) = done {
                 // A syncfs reports a writeback error once to the descriptor it keeps, and
                 // the pages that failed are left clean: a later syncfs would answer 0 for a
@@ -411,8 +440,9 @@ impl Committer {
             answers[i] = Some(own(request, &countdown));
         }
         if own_targets > 0 {
-            let slowest = countdown.wait();
+            let (slowest, cpu) = countdown.wait();
             method.per_target.note(slowest / own_targets as u32);
+            method.per_target_cpu.note(cpu / own_targets as u32);
         }
         answers
     }
@@ -489,8 +519,13 @@ struct Method {
     /// Each filesystem seen: a descriptor kept open for its syncfs (so that it is told every
     /// writeback error since), or none where syncfs is not used.
     filesystems: HashMap<u64, Option<File>>,
+    /// A syncfs's time, and its thread's CPU.
     whole: Average,
+    whole_cpu: Average,
+    /// File by file: the group's slowest request's time, and the CPU of all its requests,
+    /// each divided by the files and folders the group synced.
     per_target: Average,
+    per_target_cpu: Average,
     eligible_groups: u64,
 }
 
@@ -513,17 +548,38 @@ impl Method {
         }
         let fs = self.filesystems.get(&dev)?.as_ref()?;
         self.eligible_groups += 1;
-        let cheaper = match (self.whole.0, self.per_target.0) {
-            (None, _) => true,
-            (Some(_), None) => false,
-            (Some(whole), Some(each)) => whole < each * targets as f64,
-        };
+        let cheaper = self.whole_is_cheaper(targets as f64);
         let probe = self.eligible_groups.is_multiple_of(PROBE);
         match cheaper != probe {
             true => fs.try_clone().ok(),
             false => None,
         }
     }
+}
+
+impl Method {
+    /// Whether a syncfs has cost less lately than syncing `targets` files and folders one by
+    /// one (see the module's comment): quicker, or less CPU at no more than `SLOWER_BY` times
+    /// the time. Each way is tried first while it has no measure.
+    fn whole_is_cheaper(&self, targets: f64) -> bool {
+        let (Some(whole), Some(whole_cpu)) = (self.whole.0, self.whole_cpu.0) else {
+            return true;
+        };
+        let (Some(each), Some(each_cpu)) = (self.per_target.0, self.per_target_cpu.0) else {
+            return false;
+        };
+        let by_file = each * targets;
+        let saves_cpu = whole_cpu < each_cpu * targets && whole <= SLOWER_BY * by_file;
+        whole < by_file || (saves_cpu && !by_time_only())
+    }
+}
+
+/// `BATON_STORE_SYNC_CHOICE=time`: the way of syncing chosen by its time alone, as before the
+/// CPU was counted (for an A/B of one build).
+fn by_time_only() -> bool {
+    static TIME_ONLY: OnceLock<bool> = OnceLock::new();
+    *TIME_ONLY
+        .get_or_init(|| std::env::var_os("BATON_STORE_SYNC_CHOICE").is_some_and(|v| v == "time"))
 }
 
 /// A moving average of a duration, in seconds; none until the first.
@@ -717,6 +773,48 @@ mod tests {
             commit_together(&committer, dir.path(), &format!("b{round}-"), 12);
         }
         assert_eq!(committer.stats.whole.load(Ordering::Relaxed), tried);
+    }
+
+    fn method(whole: (f64, f64), each: (f64, f64)) -> Method {
+        Method {
+            whole: Average(Some(whole.0)),
+            whole_cpu: Average(Some(whole.1)),
+            per_target: Average(Some(each.0)),
+            per_target_cpu: Average(Some(each.1)),
+            ..Method::default()
+        }
+    }
+
+    #[test]
+    fn a_syncfs_is_chosen_when_quicker_or_when_it_saves_cpu_at_a_bounded_wait() {
+        // Each way first tried while it has no measure.
+        assert!(Method::default().whole_is_cheaper(10.0));
+        let whole_only = Method {
+            whole: Average(Some(0.004)),
+            whole_cpu: Average(Some(0.0002)),
+            ..Method::default()
+        };
+        assert!(!whole_only.whole_is_cheaper(10.0));
+        // Quicker: chosen, whatever its CPU.
+        assert!(method((0.002, 0.010), (0.0005, 0.0003)).whole_is_cheaper(10.0));
+        // 4 ms against 10 files at 0.3 ms each (3 ms), 0.2 ms of CPU against 3 ms: chosen.
+        assert!(method((0.004, 0.0002), (0.0003, 0.0003)).whole_is_cheaper(10.0));
+        // More than twice as slow: not chosen for its CPU.
+        assert!(!method((0.007, 0.0002), (0.0003, 0.0003)).whole_is_cheaper(10.0));
+        // Slower and no CPU saved: not chosen.
+        assert!(!method((0.004, 0.004), (0.0003, 0.0003)).whole_is_cheaper(10.0));
+    }
+
+    #[test]
+    fn the_syncing_threads_cpu_is_measured() {
+        let before = thread_cpu();
+        let mut x = 0u64;
+        let t = Instant::now();
+        while t.elapsed() < Duration::from_millis(20) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        assert!(x > 0);
+        assert!(thread_cpu() > before, "a busy thread's CPU time moves");
     }
 
     #[test]
