@@ -189,3 +189,78 @@ fn an_approval_of_a_same_id_rewrite_is_not_the_answer_to_the_handoff_submitted()
         "{said}"
     );
 }
+
+/// `--submitted FILE` pins the wait to the bytes the agent submitted even when the rewrite
+/// under the same id came before the wait began (which `--handoff` alone cannot tell from
+/// the agent's own handoff): its approval ends the wait with exit 10, not 0; and the
+/// submitted bytes, approved, end it with 0.
+#[test]
+fn a_wait_for_the_file_submitted_takes_no_approval_of_a_rewrite_made_before_it_began() {
+    let mut env = TestEnv::with_config(&util::user("rita", "\"reviewer\""));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let file = env.root().join("deploy-prod-5.json");
+    let mut submitted = handoff("deploy-prod-5");
+    submitted["title"] = json!("deploy 5.0 to production");
+    std::fs::write(&file, bytes(&submitted)).unwrap();
+    let submit = util::baton(&["submit", ws.to_str().unwrap(), file.to_str().unwrap()]);
+    assert!(submit.status.success(), "{submit:?}");
+    d.wait_until("revision 1", || {
+        d.get("/api/v1/handoffs/deploy-prod-5").1["revision"] == 1
+    });
+    let mut rewritten = submitted.clone();
+    rewritten["title"] = json!("deploy 5.0 to staging");
+    write_atomic(&ws.join("handoff.json"), &bytes(&rewritten));
+    d.wait_until("revision 2", || {
+        d.get("/api/v1/handoffs/deploy-prod-5").1["revision"] == 2
+    });
+    let wait = |key: &str, file: &std::path::Path| {
+        let dir = ws.to_str().unwrap().to_string();
+        let file = file.to_str().unwrap().to_string();
+        let key = key.to_string();
+        let url = d.url.clone();
+        std::thread::spawn(move || {
+            Command::new(util::BIN)
+                .args(["wait", &dir, "--handoff", &key, "--submitted", &file])
+                .args(["--timeout", "30"])
+                .env_remove("BATON_KEY")
+                .env_remove("BATON_UNCHECKED")
+                .env("BATON_URL", url)
+                .env("BATON_LOG", "warn")
+                .output()
+                .expect("run baton wait")
+        })
+    };
+    let waiter = wait("deploy-prod-5", &file);
+    std::thread::sleep(Duration::from_millis(500));
+    d.decide_as(
+        "deploy-prod-5",
+        "rita-token",
+        &json!({"outcome": "approved", "comment": "staging is fine"}),
+    );
+    let out = waiter.join().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(10),
+        "the wait took the approval of a rewrite made before it began: {out:?}"
+    );
+    assert!(out.stdout.is_empty(), "{out:?}");
+
+    // The bytes submitted, approved: 0.
+    let next = env.root().join("deploy-prod-6.json");
+    std::fs::write(&next, bytes(&handoff("deploy-prod-6"))).unwrap();
+    let submit = util::baton(&["submit", ws.to_str().unwrap(), next.to_str().unwrap()]);
+    assert!(submit.status.success(), "{submit:?}");
+    d.wait_until("deploy-prod-6 pending", || {
+        d.get("/api/v1/handoffs/deploy-prod-6").0 == 200
+    });
+    let waiter = wait("deploy-prod-6", &next);
+    std::thread::sleep(Duration::from_millis(500));
+    d.decide_as(
+        "deploy-prod-6",
+        "rita-token",
+        &json!({"outcome": "approved", "comment": "ok"}),
+    );
+    let out = waiter.join().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}

@@ -148,9 +148,16 @@ fn read_handoff(path: &Path, format: Format) -> anyhow::Result<(Vec<String>, Opt
     }
 }
 
+/// Which handoff a wait is for: the key submitted (`--handoff`), and the very file submitted
+/// (`--submitted`), whose bytes alone a decision may answer.
+pub struct About<'a> {
+    pub handoff: Option<&'a str>,
+    pub submitted: Option<&'a Path>,
+}
+
 pub fn wait(
     dir: &Path,
-    handoff: Option<&str>,
+    about: About<'_>,
     timeout: Option<f64>,
     key: Option<&Path>,
     unchecked: bool,
@@ -167,9 +174,16 @@ pub fn wait(
     }
     warn_if_unserved(&ws);
     let deadline = timeout.map(|t| Instant::now() + Duration::from_secs_f64(t.max(0.0)));
-    let mut waited = match handoff {
-        Some(handoff) => Waited::for_key(&ws, handoff)?,
-        None => Waited::start(&ws)?,
+    let mut waited = match (about.handoff, about.submitted) {
+        (Some(handoff), Some(file)) => {
+            // Refused as --handoff alone is when another key is in place; then pinned to the
+            // bytes submitted, not to the revision in place now.
+            Waited::for_key(&ws, handoff)?;
+            let bytes = read(file, &limits())?;
+            Waited::written(handoff, digests_of_bytes(Format::of(file), &bytes))
+        }
+        (Some(handoff), None) => Waited::for_key(&ws, handoff)?,
+        (None, _) => Waited::start(&ws)?,
     }
     .trusting(trusted);
     let mut warned = None;

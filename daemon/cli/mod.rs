@@ -50,7 +50,9 @@ Exit codes:
   6  expired
   7  timeout (no decision within --timeout)
   8  reassigned
-  9  withdrawn (superseded by a newer handoff)";
+  9  withdrawn (superseded by a newer handoff)
+  10 another revision under the key was decided, not the one submitted (nothing is printed:
+     the decision answers bytes this wait was not pinned to)";
 
 const WITHDRAW_EXIT_CODES: &str = "\
 Exit codes:
@@ -135,6 +137,11 @@ pub enum Command {
         /// a writer of the share may have put there, with another handoff's genuine decision)
         #[arg(long, value_name = "KEY")]
         handoff: Option<String>,
+        /// The handoff file you submitted (as given to `baton submit`): take only a decision
+        /// on exactly those bytes, so a rewrite under the same id, even one made before the
+        /// wait began, is never taken for it (exit 10 when that rewrite is decided)
+        #[arg(long, value_name = "FILE", requires = "handoff")]
+        submitted: Option<PathBuf>,
         /// Give up after this many seconds (exit 7).
         #[arg(long, value_name = "SECS")]
         timeout: Option<f64>,
@@ -570,12 +577,17 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Wait {
             dir,
             handoff,
+            submitted,
             timeout,
             key,
             unchecked,
         } => {
             daemon_user::warn_before_wait(&dir, key.as_deref(), unchecked);
-            agent::wait(&dir, handoff.as_deref(), timeout, key.as_deref(), unchecked)
+            let about = agent::About {
+                handoff: handoff.as_deref(),
+                submitted: submitted.as_deref(),
+            };
+            agent::wait(&dir, about, timeout, key.as_deref(), unchecked)
         }
         Command::Withdraw { key, reason } => withdraw::withdraw(&key, reason.as_deref()),
         Command::Lock {
