@@ -88,7 +88,7 @@ impl Cx<'_> {
             // again closes it.
             Gate::Closes => {
                 let closing = Closing {
-                    edits: latest_edits(&old.review.approvals, edits),
+                    edits: named_edits(&before.approvals, name, edits)?,
                     via: Some(via),
                     step_up,
                     ..Closing::new(Outcome::Approved, name, comment)
@@ -123,15 +123,18 @@ impl Cx<'_> {
             });
         }
         let now = Progress::of(route, &rec);
-        st.records.insert(key.to_string(), rec);
         // The approval that completes the quorum is the decision: both in one commit, so a
         // crash leaves the handoff decided by it or untouched.
-        let closing = now.complete().then(|| Closing {
-            edits: latest_edits(&old.review.approvals, edits.clone()),
-            via: Some(via),
-            step_up: step_up.clone(),
-            ..Closing::new(Outcome::Approved, name, comment.clone())
-        });
+        let closing = match now.complete() {
+            true => Some(Closing {
+                edits: named_edits(&before.approvals, name, edits.clone())?,
+                via: Some(via),
+                step_up: step_up.clone(),
+                ..Closing::new(Outcome::Approved, name, comment.clone())
+            }),
+            false => None,
+        };
+        st.records.insert(key.to_string(), rec);
         let committed = self.commit_approval(ws, st, key, role.is_some(), closing);
         let (approvals, sign_offs, recorded) = match committed {
             Ok(done) => done,
@@ -246,14 +249,34 @@ fn passkey(route: Option<&Route>) -> bool {
     crate::app::review::step_up::asks_passkey(route)
 }
 
-/// The edits an approval closing the handoff records: its own, or else those of the latest
-/// earlier approval that made any (an approver who only says yes keeps the others' edits).
-fn latest_edits(earlier: &[Approval], own: Edits) -> Edits {
-    if !own.is_empty() {
-        return own;
-    }
-    let last = earlier.iter().rev().find(|a| !a.edits.is_empty());
-    last.map(|a| a.edits.clone()).unwrap_or_default()
+/// The edits the approval by `closer` closing the handoff records: its own, when every other
+/// counted approver approved the very same edits. The decision is what the agent acts on, so
+/// it carries nothing one of the approvers did not approve: neither an earlier approver's
+/// instructions the closer never named (a chat button, a mail link or a push action cannot
+/// even show them), nor the closer's own that an earlier approver never saw. Refused (409)
+/// otherwise, naming whose approval differs and where to read it.
+fn named_edits(counted: &[Approval], closer: &str, own: Edits) -> Result<Edits, DecideError> {
+    let Some(other) = counted.iter().find(|a| a.by != closer && a.edits != own) else {
+        return Ok(own);
+    };
+    let by = &other.by;
+    let message = if own.is_empty() {
+        format!(
+            "not approved: {by}'s approval carries instructions (or an edited remaining list) \
+             you did not name, and the approval closing the quorum would send them to the agent: \
+             open the handoff's page to read them, then approve naming the same edits, or \
+             request changes"
+        )
+    } else {
+        format!(
+            "not approved: {by} approved other edits (instructions, remaining) than the ones you \
+             name, and the decision carries only edits every approver approved: open the \
+             handoff's page to read theirs, then approve naming the same edits (or none where \
+             they made none), or request changes with yours"
+        )
+    };
+    // A 409 telling what to read again, as a changed artifact's is.
+    Err(DecideError::ArtifactChanged(message))
 }
 
 /// What an approval by `name` (holding `roles`) does to a handoff whose approvals stand at
