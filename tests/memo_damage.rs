@@ -369,6 +369,31 @@ fn approved_manifest_removed_is_rebuilt_and_approved_work_stays() {
     d.stop();
 }
 
+/// owner.json removed after rita took the workspace: not read as "no owner" (sam cannot take
+/// it), told; an admin can set it again.
+#[test]
+fn owner_memo_removed_leaves_the_owner_unknown_not_absent() {
+    let config = format!(
+        "{}{}",
+        user("rita", "\"reviewer\""),
+        user("sam", "\"reviewer\"")
+    );
+    let mut env = TestEnv::with_config(&config);
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let at = "/api/v1/workspaces/alpha/owner";
+    assert_eq!(d.post_as(at, Some("rita-token"), "{}").0, 200);
+    d.stop();
+    std::fs::remove_file(env.store("alpha").join("owner.json")).unwrap();
+    let d = env.start();
+    let (status, body) = d.post_as(at, Some("sam-token"), "{}");
+    assert_eq!(status, 403, "{body}");
+    assert!(!memo_events(&ws, "owner.json").is_empty());
+    let (status, body) = d.post_as(at, Some(&d.token), r#"{"owner":"rita"}"#);
+    assert_eq!(status, 200, "{body}");
+    d.stop();
+}
+
 /// The caches (announced checkpoints, the copies' fingerprints) torn, as a crash can leave
 /// them: rebuilt and counted, not taken for tampering nor a health matter.
 #[test]

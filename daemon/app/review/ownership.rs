@@ -91,6 +91,18 @@ impl Cx<'_> {
         let _st = ws.lock();
         let admin = roles.iter().any(|r| r == "admin");
         let current = match self.owner_known(name) {
+            Ok(None) if !admin && owner_was_logged(&ws.workspace.events_path()) => {
+                let why =
+                    "removed, though the audit log records an owner (workspace.owner_changed)";
+                let action = "the owner is unknown: only an admin can set it \
+                              (`POST /api/v1/workspaces/{ws}/owner` or the workspace page), which writes it again; \
+                              the audit log's last workspace.owner_changed says who it was";
+                self.memo_damaged(&ws, OWNER, why, action);
+                return Err(OwnerError::Forbidden(format!(
+                    "who owns {name} is not known: its owner.json in the store is gone ({why}); \
+                     an admin can set the owner again"
+                )));
+            }
             Ok(current) => current,
             Err(why) if !admin => {
                 return Err(OwnerError::Forbidden(format!(
@@ -137,4 +149,23 @@ impl Cx<'_> {
         ws.memos.mended(OWNER);
         Ok(next)
     }
+}
+
+/// Whether the workspace's audit log records an owner. An owner is never taken back (only
+/// handed on), so `owner.json` absent after one was logged was removed: read as "no owner" it
+/// would let anyone take the workspace. Read only when someone takes an unowned workspace; the
+/// log is the agents' ground, so it only ever refuses a take (an admin may still set one).
+fn owner_was_logged(log: &Path) -> bool {
+    use std::io::BufRead;
+    let Ok(file) = std::fs::File::open(log) else {
+        return false;
+    };
+    let kind = "workspace.owner_changed";
+    std::io::BufReader::new(file)
+        .split(b'\n')
+        .map_while(Result::ok)
+        .filter(|line| line.windows(kind.len()).any(|w| w == kind.as_bytes()))
+        .any(|line| {
+            serde_json::from_slice::<serde_json::Value>(&line).is_ok_and(|e| e["type"] == kind)
+        })
 }
