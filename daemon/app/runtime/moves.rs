@@ -174,6 +174,15 @@ fn returned(app: &App, served: &Served) {
             .lost
             .lock()
             .unwrap_or_else(|e| e.into_inner());
+        let mut open = app
+            .inner
+            .registry
+            .lost_pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        keys.iter().for_each(|k| {
+            open.remove(k);
+        });
         keys.iter().filter(|k| lost.remove(*k).is_some()).count()
     };
     if back > 0 {

@@ -57,11 +57,13 @@ impl App {
             _ => return,
         };
         let id = served.store.tag().to_string();
-        let (pending, keys): (usize, Vec<String>) = {
+        let (pending_keys, keys): (Vec<String>, Vec<String>) = {
             let st = served.lock();
             let keys = st.records.keys().cloned().collect();
-            (st.records.values().filter(|r| r.is_pending()).count(), keys)
+            let pending = st.records.values().filter(|r| r.is_pending());
+            (pending.map(|r| r.meta.key.clone()).collect(), keys)
         };
+        let pending = pending_keys.len();
         let why = format!(
             "the folder of workspace \"{}\" ({}) was {how} while the daemon ran: its handoffs \
              can no longer be decided here. Its records are kept in data_dir; put the folder \
@@ -79,6 +81,13 @@ impl App {
             for key in keys {
                 lost.insert(key, why.clone());
             }
+            let mut open = self
+                .inner
+                .registry
+                .lost_pending
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            open.extend(pending_keys);
         }
         self.unserve(&id);
         // Not waiting for another daemon: nothing is at its path to take.
