@@ -190,17 +190,6 @@ fn owner_memo_flipped_byte_leaves_the_owner_unknown_not_absent() {
     owner_memo(Damage::FlippedByte);
 }
 
-fn api_lock(d: &Daemon, path: &str) -> u64 {
-    let body = json!({"path": path, "owner": "builder"}).to_string();
-    let (status, grant) = d.post_as(
-        "/api/v1/workspaces/alpha/locks",
-        Some("builder-token"),
-        &body,
-    );
-    assert_eq!(status, 200, "lock {path}: {grant}");
-    grant["token"].as_u64().unwrap()
-}
-
 /// Three tokens granted; while the daemon is stopped the lock table is set back and the
 /// store's locks-seen.json damaged: the mark is rebuilt from the audit log, so no token is
 /// granted twice.
@@ -208,9 +197,9 @@ fn locks_memo(damage: Damage) {
     let mut env = TestEnv::with_config(&agent("builder", "alpha"));
     let ws = env.ws("alpha");
     let d = env.start();
-    api_lock(&d, "inbox/a.md");
-    api_lock(&d, "inbox/b.md");
-    let third = api_lock(&d, "inbox/c.md");
+    util::api_lock(&d, "inbox/a.md");
+    util::api_lock(&d, "inbox/b.md");
+    let third = util::api_lock(&d, "inbox/c.md");
     d.stop();
     let table = ws.join(".baton/locks/table.json");
     let mut t: Value = serde_json::from_slice(&std::fs::read(&table).unwrap()).unwrap();
@@ -220,7 +209,7 @@ fn locks_memo(damage: Damage) {
     damage.apply(&env.store("alpha").join("locks-seen.json"));
 
     let d = env.start();
-    let fourth = api_lock(&d, "inbox/d.md");
+    let fourth = util::api_lock(&d, "inbox/d.md");
     assert!(fourth > third, "token {fourth} granted again after {third}");
     d.wait_until("the damage is told", || {
         !memo_events(&ws, "locks-seen.json").is_empty()

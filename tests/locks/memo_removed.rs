@@ -5,24 +5,13 @@
 use crate::util::{self, agent, TestEnv};
 use serde_json::{json, Value};
 
-fn lock(d: &util::Daemon, path: &str) -> u64 {
-    let body = json!({"path": path, "owner": "builder"}).to_string();
-    let (status, grant) = d.post_as(
-        "/api/v1/workspaces/alpha/locks",
-        Some("builder-token"),
-        &body,
-    );
-    assert_eq!(status, 200, "lock {path}: {grant}");
-    grant["token"].as_u64().unwrap()
-}
-
 #[test]
 fn a_removed_locks_memo_is_rebuilt_from_the_log_and_no_token_is_granted_twice() {
     let mut env = TestEnv::with_config(&agent("builder", "alpha"));
     let ws = env.ws("alpha");
     let d = env.start();
-    lock(&d, "inbox/a.md");
-    let second = lock(&d, "inbox/b.md");
+    util::api_lock(&d, "inbox/a.md");
+    let second = util::api_lock(&d, "inbox/b.md");
     d.stop();
     let table = ws.join(".baton/locks/table.json");
     let mut t: Value = serde_json::from_slice(&std::fs::read(&table).unwrap()).unwrap();
@@ -32,7 +21,7 @@ fn a_removed_locks_memo_is_rebuilt_from_the_log_and_no_token_is_granted_twice() 
     std::fs::remove_file(env.store("alpha").join("locks-seen.json")).unwrap();
 
     let d = env.start();
-    let third = lock(&d, "inbox/c.md");
+    let third = util::api_lock(&d, "inbox/c.md");
     assert!(third > second, "token {third} granted again after {second}");
     d.wait_until("the removal is told", || {
         util::events(&ws).iter().any(|e| {
@@ -48,7 +37,7 @@ fn a_workspace_without_locks_has_no_memo_and_nothing_is_told() {
     let mut env = TestEnv::with_config(&agent("builder", "alpha"));
     let ws = env.ws("alpha");
     let d = env.start();
-    let first = lock(&d, "inbox/a.md");
+    let first = util::api_lock(&d, "inbox/a.md");
     assert!(first > 0);
     assert!(!util::events(&ws)
         .iter()

@@ -2,7 +2,7 @@
 //! Its journal must not become admin-shaped audit events or paths outside the workspace, and
 //! its `next_token` must not make fencing tokens wrap or go back.
 
-use crate::util::{agent, baton, events, write_atomic, Daemon, TestEnv};
+use crate::util::{agent, api_lock, baton, events, write_atomic, TestEnv};
 use serde_json::{json, Value};
 use std::path::Path;
 
@@ -22,18 +22,6 @@ fn put_table(ws: &Path, t: &Value) {
         &ws.join(".baton/locks/table.json"),
         t.to_string().as_bytes(),
     );
-}
-
-/// Takes `path` through the API as agent builder; the fencing token.
-fn api_lock(d: &Daemon, path: &str) -> u64 {
-    let body = json!({"path": path, "owner": "builder"}).to_string();
-    let (status, grant) = d.post_as(
-        "/api/v1/workspaces/alpha/locks",
-        Some("builder-token"),
-        &body,
-    );
-    assert_eq!(status, 200, "lock {path}: {grant}");
-    grant["token"].as_u64().unwrap()
 }
 
 #[test]

@@ -586,6 +586,19 @@ pub fn bytes(v: &Value) -> Vec<u8> {
 }
 
 /// Reads `decision.json` of a workspace, if any.
+/// Takes `path` in workspace alpha through the API as agent builder (`agent("builder",
+/// "alpha")`): the fencing token granted.
+pub fn api_lock(d: &Daemon, path: &str) -> u64 {
+    let body = serde_json::json!({"path": path, "owner": "builder"}).to_string();
+    let (status, grant) = d.post_as(
+        "/api/v1/workspaces/alpha/locks",
+        Some("builder-token"),
+        &body,
+    );
+    assert_eq!(status, 200, "lock {path}: {grant}");
+    grant["token"].as_u64().unwrap()
+}
+
 pub fn decision(ws: &Path) -> Option<Value> {
     let bytes = std::fs::read(ws.join("decision.json")).ok()?;
     serde_json::from_slice(&bytes).ok()
