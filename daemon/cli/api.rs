@@ -76,7 +76,7 @@ impl Api {
         };
         match super::plain_http::reach(&url) {
             Ok(Some(pinned)) => {
-                let agent = pinned_agent(&url, pinned);
+                let agent = pinned_agent(ureq::AgentBuilder::new(), &url, pinned);
                 Ok(Api { url, token, agent })
             }
             Ok(None) => Err(Refused::NotSent(format!(
@@ -117,8 +117,11 @@ impl Api {
 /// The agent that makes `url`'s requests: with `pinned` addresses (those `localhost` resolved
 /// to when it was judged this host), it connects to them alone, and resolves no other name:
 /// a hosts file or resolver changed since cannot turn the name toward another host.
-fn pinned_agent(url: &str, pinned: Vec<std::net::SocketAddr>) -> ureq::Agent {
-    let builder = ureq::AgentBuilder::new();
+pub(super) fn pinned_agent(
+    builder: ureq::AgentBuilder,
+    url: &str,
+    pinned: Vec<std::net::SocketAddr>,
+) -> ureq::Agent {
     if pinned.is_empty() {
         return builder.build();
     }

@@ -10,15 +10,9 @@ use std::net::SocketAddr;
 /// trusts (containers on one host, a VPN): nobody on it may read or change the traffic.
 pub(super) const ALLOW_VAR: &str = "BATON_ALLOW_PLAIN_HTTP";
 
-/// Whether `url` is plain `http://` to a host other than this one, and its user has not let it
-/// (`ALLOW_VAR`): then nothing secret may be sent there, nor anything trusted fetched.
-/// `Err`: `url` is no URL, or `ALLOW_VAR` is set to neither yes nor no.
-pub(super) fn refused(url: &str) -> Result<bool, String> {
-    Ok(reach(url)?.is_none())
-}
-
 /// Where a request to `url` may go: `None` when it is plain http to another host its user
-/// has not let it reach (`refused`); else `Some(pinned)`, with `pinned` the loopback addresses
+/// has not let it reach (`ALLOW_VAR`: then nothing secret may be sent there, nor anything
+/// trusted fetched); else `Some(pinned)`, with `pinned` the loopback addresses
 /// the name `localhost` resolved to when it was checked, the only ones to connect to (a
 /// second resolution could answer otherwise), or empty when `url` needs no pinning (https, a
 /// literal address, or plain http let through by `ALLOW_VAR`).
@@ -179,7 +173,7 @@ mod tests {
     }
 
     /// Every header that carries a credential is set in `api.rs`, whose `Api` only `from_env`
-    /// makes, after `refused`: a request added anywhere else in the command line would skip it.
+    /// makes, after `reach`: a request added anywhere else in the command line would skip it.
     #[test]
     fn no_other_file_of_the_command_line_sets_an_authorization_header() {
         fn walk(dir: &std::path::Path, found: &mut Vec<String>) {

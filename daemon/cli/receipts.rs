@@ -454,8 +454,10 @@ pub(super) fn trusted_keys(trust: &Trust) -> anyhow::Result<Vec<PublicKey>> {
 
 /// Refuses `http://` to a host other than this one (loopback) as the source of trusted keys,
 /// unless its user trusts the network between (`plain_http::ALLOW_VAR`).
-fn refuse_plain_http_afar(url: &str) -> anyhow::Result<()> {
-    if super::plain_http::refused(url).map_err(anyhow::Error::msg)? {
+/// The addresses to connect to for `url` (`plain_http::reach`: those `localhost` was checked
+/// to resolve to, or none to pin); refused as plain http to another host.
+fn refuse_plain_http_afar(url: &str) -> anyhow::Result<Vec<std::net::SocketAddr>> {
+    let Some(pinned) = super::plain_http::reach(url).map_err(anyhow::Error::msg)? else {
         anyhow::bail!(
             "{url}: keys fetched over plain http from another host are whatever anyone on the \
              way answers; use the daemon's https:// address, or pin its keys with a file of \
@@ -463,8 +465,8 @@ fn refuse_plain_http_afar(url: &str) -> anyhow::Result<()> {
              {}=1",
             super::plain_http::ALLOW_VAR
         );
-    }
-    Ok(())
+    };
+    Ok(pinned)
 }
 
 /// A line as `baton keys` prints it (`<key_id> <hex>`), or just the hex.
@@ -479,11 +481,11 @@ fn key_line(line: &str) -> Option<PublicKey> {
 /// anyone on the way answered. No redirect is followed: one to another host, or from https to
 /// plain http, would hand the choice of keys to whoever the first address sends us to.
 fn fetched(url: &str) -> anyhow::Result<Vec<PublicKey>> {
-    refuse_plain_http_afar(url)?;
+    let pinned = refuse_plain_http_afar(url)?;
     let address = format!("{}/api/v1/keys", url.trim_end_matches('/'));
-    let answer = ureq::AgentBuilder::new()
-        .redirects(0)
-        .build()
+    // Connected to the addresses checked, not to what `localhost` resolves to a second time.
+    let agent = super::api::pinned_agent(ureq::AgentBuilder::new().redirects(0), url, pinned);
+    let answer = agent
         .get(&address)
         .call()
         .map_err(|e| anyhow::anyhow!("{address}: {e}"))?;
