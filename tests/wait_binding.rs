@@ -8,10 +8,11 @@ use serde_json::json;
 use std::process::{Command, Output};
 use std::time::Duration;
 
-/// `baton wait DIR --timeout T` checking with the daemon's keys (`BATON_URL`).
-fn wait(url: &str, dir: &str, timeout: &str) -> Output {
+/// `baton wait ARGS...` checking with the daemon's keys (`BATON_URL`).
+fn wait(url: &str, args: &[&str]) -> Output {
     Command::new(util::BIN)
-        .args(["wait", dir, "--timeout", timeout])
+        .arg("wait")
+        .args(args)
         .env_remove("BATON_KEY")
         .env_remove("BATON_UNCHECKED")
         .env("BATON_URL", url)
@@ -59,7 +60,7 @@ fn a_genuine_approval_of_another_handoff_copied_to_the_root_answers_no_wait() {
 
     let dir = ws.to_str().unwrap().to_string();
     let out = std::thread::scope(|scope| {
-        let waiter = scope.spawn(|| wait(&d.url, &dir, "4"));
+        let waiter = scope.spawn(|| wait(&d.url, &[&dir, "--timeout", "4"]));
         std::thread::sleep(Duration::from_millis(500));
         write_atomic(&ws.join("decision.json"), &genuine);
         // The old handoff's text with `title` named twice, the last one its own.
@@ -106,14 +107,11 @@ fn a_wait_for_the_submitted_handoff_refuses_another_put_in_its_place_before_it_b
     std::fs::write(ws.join("handoff.json"), bytes(&old)).unwrap();
     write_atomic(&ws.join("decision.json"), &genuine);
 
-    let out = Command::new(util::BIN)
-        .args(["wait", ws.to_str().unwrap(), "--handoff", "deploy-prod-3"])
-        .args(["--timeout", "4"])
-        .env_remove("BATON_KEY")
-        .env("BATON_URL", &d.url)
-        .env("BATON_LOG", "warn")
-        .output()
-        .unwrap();
+    let dir = ws.to_str().unwrap();
+    let out = wait(
+        &d.url,
+        &[dir, "--handoff", "deploy-prod-3", "--timeout", "4"],
+    );
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(out.stdout.is_empty(), "{out:?}");
@@ -145,21 +143,8 @@ fn an_approval_of_a_same_id_rewrite_is_not_the_answer_to_the_handoff_submitted()
     let dir = ws.to_str().unwrap().to_string();
     let out = std::thread::scope(|scope| {
         let waiter = scope.spawn(|| {
-            Command::new(util::BIN)
-                .args([
-                    "wait",
-                    &dir,
-                    "--handoff",
-                    "deploy-prod-4",
-                    "--timeout",
-                    "30",
-                ])
-                .env_remove("BATON_KEY")
-                .env_remove("BATON_UNCHECKED")
-                .env("BATON_URL", &d.url)
-                .env("BATON_LOG", "warn")
-                .output()
-                .expect("run baton wait")
+            let args = [&dir, "--handoff", "deploy-prod-4", "--timeout", "30"];
+            wait(&d.url, &args)
         });
         std::thread::sleep(Duration::from_millis(500));
         let mut rewritten = submitted.clone();
@@ -214,24 +199,25 @@ fn a_wait_for_the_file_submitted_takes_no_approval_of_a_rewrite_made_before_it_b
     d.wait_until("revision 2", || {
         d.get("/api/v1/handoffs/deploy-prod-5").1["revision"] == 2
     });
-    let wait = |key: &str, file: &std::path::Path| {
+    let waiter_for = |key: &str, file: &std::path::Path| {
         let dir = ws.to_str().unwrap().to_string();
         let file = file.to_str().unwrap().to_string();
         let key = key.to_string();
         let url = d.url.clone();
         std::thread::spawn(move || {
-            Command::new(util::BIN)
-                .args(["wait", &dir, "--handoff", &key, "--submitted", &file])
-                .args(["--timeout", "30"])
-                .env_remove("BATON_KEY")
-                .env_remove("BATON_UNCHECKED")
-                .env("BATON_URL", url)
-                .env("BATON_LOG", "warn")
-                .output()
-                .expect("run baton wait")
+            let args: [&str; 7] = [
+                &dir,
+                "--handoff",
+                &key,
+                "--submitted",
+                &file,
+                "--timeout",
+                "30",
+            ];
+            wait(&url, &args)
         })
     };
-    let waiter = wait("deploy-prod-5", &file);
+    let waiter = waiter_for("deploy-prod-5", &file);
     std::thread::sleep(Duration::from_millis(500));
     d.decide_as(
         "deploy-prod-5",
@@ -254,7 +240,7 @@ fn a_wait_for_the_file_submitted_takes_no_approval_of_a_rewrite_made_before_it_b
     d.wait_until("deploy-prod-6 pending", || {
         d.get("/api/v1/handoffs/deploy-prod-6").0 == 200
     });
-    let waiter = wait("deploy-prod-6", &next);
+    let waiter = waiter_for("deploy-prod-6", &next);
     std::thread::sleep(Duration::from_millis(500));
     d.decide_as(
         "deploy-prod-6",
