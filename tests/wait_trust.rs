@@ -479,6 +479,20 @@ fn a_wait_as_the_daemons_user_warns_that_the_signature_proves_nothing() {
     );
 }
 
+/// The start of the Python client's refusal checks: `refused(make)` prints the refusal, or
+/// "sent"; `doc` is a handoff to submit.
+const REFUSED: &str = r#"import sys
+from baton_client import Baton, BatonError, fetch_keys
+def refused(make):
+    try:
+        make()
+        return "sent"
+    except BatonError as e:
+        return str(e)
+doc = {"task_id": "t", "from_agent": "builder", "id": "py-1", "status": "needs_review",
+       "summary": "s", "trigger": "low_confidence"}
+"#;
+
 /// The Python client (`clients/python`) keeps the same rule: `Baton(url=...)` with a plain
 /// http address of another host refuses before any request, saying what to do, and so does
 /// `fetch_keys`; the stand-in there never sees the token (every request used to carry it).
@@ -490,22 +504,14 @@ fn the_python_client_sends_no_token_over_plain_http_to_another_host() {
     let afar = s
         .as_ref()
         .map_or("http://192.0.2.1:9".into(), |s| s.url.clone());
-    let code = r#"
-import sys
-from baton_client import Baton, BatonError, fetch_keys
-def refused(make):
-    try:
-        make()
-        return "sent"
-    except BatonError as e:
-        return str(e)
-doc = {"task_id": "t", "from_agent": "builder", "id": "py-1", "status": "needs_review",
-       "summary": "s", "trigger": "low_confidence"}
-print(refused(lambda: Baton(url=sys.argv[1], token="builder-token", workspace_name="alpha").submit(doc)))
+    let code = format!(
+        "{REFUSED}{}",
+        r#"print(refused(lambda: Baton(url=sys.argv[1], token="builder-token", workspace_name="alpha").submit(doc)))
 print(refused(lambda: fetch_keys(sys.argv[1])))
 print(refused(lambda: Baton(url="http://127.0.0.1:9", token="t", workspace_name="alpha")))
-"#;
-    let out = python_client(code, &afar);
+"#
+    );
+    let out = python_client(&code, &afar);
     let said = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = said.lines().collect();
     assert_eq!(lines.len(), 3, "{out:?}");
@@ -657,21 +663,13 @@ fn the_agents_token_never_goes_to_a_localhost_that_resolves_to_another_host() {
         assert!(said.contains(what), "{what} not said: {said}");
     }
 
-    let code = r#"
-import sys
-from baton_client import Baton, BatonError, fetch_keys
-def refused(make):
-    try:
-        make()
-        return "sent"
-    except BatonError as e:
-        return str(e)
-doc = {"task_id": "t", "from_agent": "builder", "id": "py-1", "status": "needs_review",
-       "summary": "s", "trigger": "low_confidence"}
-print(refused(lambda: Baton(url=sys.argv[1], token="builder-token", workspace_name="alpha").submit(doc)))
-"#;
+    let code = format!(
+        "{REFUSED}{}",
+        r#"print(refused(lambda: Baton(url=sys.argv[1], token="builder-token", workspace_name="alpha").submit(doc)))
+"#
+    );
     let python = crate::util::tools::python();
-    let mut command = with_hosts(&hosts, &python, &["-c", code, &url]).unwrap();
+    let mut command = with_hosts(&hosts, &python, &["-c", &code, &url]).unwrap();
     let out = command
         .env(
             "PYTHONPATH",
