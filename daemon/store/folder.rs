@@ -1149,11 +1149,10 @@ pub(super) mod tests {
         assert_eq!(read(&store, "approvals.json").as_deref(), Some("[1]"));
     }
 
-    #[test]
-    fn a_listed_folder_never_committed_is_given_up_and_one_emptied_is_damage() {
-        let (_dir, store) = store();
-        // A crash between the ledger's line and the manifest: given up at the next start.
-        let new = store.dir.join("handoffs").join(key_dir_name("new"));
+    /// The folder of `key` as a crash between the ledger's line and the first manifest leaves
+    /// it: listed, made, holding a temporary file only.
+    fn listed_never_committed(store: &Folder, key: &str) -> PathBuf {
+        let new = store.dir.join("handoffs").join(key_dir_name(key));
         std::fs::create_dir(&new).unwrap();
         drop(
             temp_with(&new, b"x")
@@ -1162,7 +1161,15 @@ pub(super) mod tests {
                 .keep()
                 .unwrap(),
         );
-        drop(ledger::append_unsynced(&store.dir, &key_dir_name("new")).unwrap());
+        drop(ledger::append_unsynced(&store.dir, &key_dir_name(key)).unwrap());
+        new
+    }
+
+    #[test]
+    fn a_listed_folder_never_committed_is_given_up_and_one_emptied_is_damage() {
+        let (_dir, store) = store();
+        // A crash between the ledger's line and the manifest: given up at the next start.
+        let new = listed_never_committed(&store, "new");
         assert_eq!(store.load_files(&key_dir_name("new")).unwrap(), vec![]);
         assert!(!new.exists());
         assert_eq!(store.check_store().unwrap(), (Vec::new(), Vec::new()));
@@ -1270,16 +1277,7 @@ pub(super) mod tests {
                 let tmp = temp_with(&folder, bytes).unwrap();
                 drop(tmp.into_temp_path().keep().unwrap());
             }
-            let new = store.dir.join("handoffs").join(key_dir_name("new"));
-            std::fs::create_dir(&new).unwrap();
-            drop(
-                temp_with(&new, b"x")
-                    .unwrap()
-                    .into_temp_path()
-                    .keep()
-                    .unwrap(),
-            );
-            drop(ledger::append_unsynced(&store.dir, &key_dir_name("new")).unwrap());
+            listed_never_committed(store, "new");
         }
         for store in &stores {
             store.recover(&key_dir_name("k")).unwrap();
