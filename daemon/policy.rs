@@ -33,6 +33,7 @@ mod binds;
 mod bounds;
 mod check;
 pub mod proof;
+mod tickets;
 
 pub use binds::binds_sender;
 

@@ -16,7 +16,7 @@
 //! file read (handoff.json and each artifact, as `fstat` of the descriptor read, at the path
 //! the handoff names, not through a link) must be that very file, unchanged, and a handoff
 //! upload proves one revision only: the first received from it, which spends it on the disk
-//! (its ticket, `tickets`, removed) before anything is proven from it. What receipt proved is
+//! (its ticket, see `tickets`, removed) before anything is proven from it. What receipt proved is
 //! recorded as a `received` line (workspace, record, key, revision, digest, artifacts, agent),
 //! and every later question about that revision reads it (`revision_sender`):
 //! a policy's `sender` at receipt, in shadow mode and in `baton policy replay`, a grant's
@@ -98,7 +98,7 @@ struct Known {
     bound: HashMap<(String, Identity), (Revision, Option<String>)>,
     /// (workspace, key, revision) -> what its receipt proved.
     received: HashMap<(String, String, u32), Vec<Proven>>,
-    /// Tickets whose spend is still to be made durable (`retry_spends`).
+    /// Tickets whose spend is still to be made durable (`tickets::retry`).
     pending: Vec<PathBuf>,
     /// agent -> the (workspace, path) whose last upload is that agent's and that no handoff
     /// received since has named: what `limits.max_unbound_uploads` counts (`unbound`).
@@ -161,66 +161,7 @@ pub fn record(
     written: &Identity,
 ) -> std::io::Result<()> {
     append(data_dir, upload(workspace, digest, agent, None, written))?;
-    issue_ticket(data_dir, workspace, written)
-}
-
-/// The folder of the unspent handoff uploads' tickets: one empty file each, named for the
-/// workspace and the file written (`ticket`). A handoff upload proves a sender only while its
-/// ticket is there, and receipt removes it (durably) before it relies on the upload: the spend
-/// is on the disk before anything is proven, so neither a `received` line that failed to be
-/// written nor a restart can make the upload prove again. A ticket that cannot be made, or a
-/// line written by a version without tickets, leaves the upload proving nothing.
-fn tickets(data_dir: &Path) -> PathBuf {
-    data_dir.join("policy").join("unspent")
-}
-
-fn ticket(data_dir: &Path, workspace: &str, written: &Identity) -> PathBuf {
-    let mut text = workspace.as_bytes().to_vec();
-    text.push(0);
-    text.extend(serde_json::to_vec(written).unwrap_or_default());
-    tickets(data_dir).join(crate::contract::validate::sha256_hex(&text))
-}
-
-fn issue_ticket(data_dir: &Path, workspace: &str, written: &Identity) -> std::io::Result<()> {
-    let dir = tickets(data_dir);
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(&dir)?;
-    std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(ticket(data_dir, workspace, written))?;
-    // Not synced: a ticket lost to a crash only leaves its upload unproven.
-    Ok(())
-}
-
-/// Spends the ticket at `path`: gone from the disk, durably, or an error. One already gone
-/// (spent, or never made) is an error too: the upload proves nothing.
-fn spend_ticket(path: &Path) -> std::io::Result<()> {
-    std::fs::remove_file(path)?;
-    sync_tickets(path)
-}
-
-/// Syncs the tickets' folder, so a removal is durable (with std: `workspace`, whose syncs are
-/// counted, is a layer this module may not import).
-fn sync_tickets(path: &Path) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(path);
-    std::fs::File::open(dir)?.sync_all()
-}
-
-/// Tickets whose spend failed (the removal or its sync), tried again at every later question
-/// until done; until then the in-memory spend (`Known::bound`) refuses the upload.
-fn retry_spends(pending: &mut Vec<PathBuf>) {
-    pending.retain(|path| {
-        let removed = match std::fs::remove_file(path) {
-            Ok(()) => true,
-            Err(e) => e.kind() == std::io::ErrorKind::NotFound,
-        };
-        !(removed && sync_tickets(path).is_ok())
-    });
+    super::tickets::issue(data_dir, workspace, written)
 }
 
 /// Records that `agent`'s token uploaded the inbox file `path` (workspace-relative, as
@@ -424,8 +365,8 @@ fn bind_known(
         // The first receipt of an upload's file spends it, on the disk, before anything
         // is proven from it, and whether or not anything is: the same file read again as
         // another revision (after a restart too) is not a new submission.
-        let path = ticket(data_dir, r.workspace, handoff_file);
-        match spend_ticket(&path) {
+        let path = super::tickets::ticket(data_dir, r.workspace, handoff_file);
+        match super::tickets::spend(&path) {
             Ok(()) => {
                 first.insert(received_as(r));
             }
@@ -583,7 +524,7 @@ fn with_known<T>(data_dir: &Path, read: impl FnOnce(&mut Known) -> Option<T>) ->
     let mut guard = READ.lock().unwrap_or_else(|e| e.into_inner());
     let all = guard.get_or_insert_with(HashMap::new);
     let known = all.entry(path.clone()).or_default();
-    retry_spends(&mut known.pending);
+    super::tickets::retry(&mut known.pending);
     catch_up(&path, known);
     read(known)
 }
