@@ -54,6 +54,48 @@ fn an_untouched_log_verifies() {
     );
 }
 
+/// A chain proves nothing by itself: anyone who can write the folder can hash one anew. A log
+/// rewritten whole (another handoff decided, every line chained again) in a copy of the folder,
+/// where no daemon anchor is found, is not passed as `ok`.
+#[test]
+fn a_log_no_anchor_vouches_for_is_unverified_not_ok() {
+    use sha2::{Digest, Sha256};
+    let env = logged_env();
+    let copy = env.root().join("copy-of-alpha");
+    let cp = std::process::Command::new("cp")
+        .args([
+            "-a",
+            env.ws("alpha").to_str().unwrap(),
+            copy.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    edit_lines(&copy, |lines| {
+        let mut prev = "0".repeat(64);
+        for line in lines.iter_mut() {
+            let mut e: serde_json::Value = serde_json::from_str(line).unwrap();
+            if e["key"] == "a2" {
+                e["key"] = "a-EVIL".into();
+            }
+            e["prev"] = prev.clone().into();
+            *line = serde_json::to_string(&e).unwrap();
+            prev = hex::encode(Sha256::digest(line.as_bytes()));
+        }
+    });
+    let out = baton(&[
+        "audit",
+        "verify",
+        copy.to_str().unwrap(),
+        "--config",
+        env.config_path().to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("UNVERIFIED"), "{said}");
+    assert!(!said.contains(": ok"), "{said}");
+}
+
 #[test]
 fn an_edited_line_is_named() {
     let env = logged_env();

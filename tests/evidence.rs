@@ -89,6 +89,66 @@ fn a_pack_verifies_offline_and_each_tampering_fails_with_its_reason() {
     assert!(out.contains("not trusted"), "{out}");
 }
 
+/// The anchor vouches for the log's last line; the lines before it only through the chain that
+/// leads to it. An agent rewrites the lines of a past period (a decision no one made added,
+/// chained to each other from the start) and leaves the later ones, the anchored end, alone:
+/// no pack of that period is made.
+#[test]
+fn no_pack_is_made_of_a_period_rewritten_before_the_anchored_end() {
+    use sha2::{Digest, Sha256};
+    let mut env = TestEnv::with_config(&user("rita", "\"reviewer\""));
+    let d = env.start();
+    decide(&env, &d, "ev-1", "approved");
+    // The period ends between the two decisions (times are to the second or finer).
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    decide(&env, &d, "ev-2", "approved");
+    d.stop();
+    let log = env.ws("alpha").join(".baton/events.jsonl");
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let events: Vec<Value> = lines
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let before = events.iter().take_while(|e| e["key"] != "ev-2").count();
+    let mid = events[before - 1]["at"].as_str().unwrap().to_string();
+    let mut forged: Vec<Value> = events[..before].to_vec();
+    let mut evil = forged
+        .iter()
+        .find(|e| e["type"] == "handoff.decided")
+        .expect("ev-1 was decided before the period's end")
+        .clone();
+    evil["key"] = "ev-EVIL".into();
+    forged.push(evil);
+    let mut prev = "0".repeat(64);
+    let mut out = Vec::new();
+    for (i, mut e) in forged.into_iter().enumerate() {
+        e["seq"] = (i as u64 + 1).into();
+        e["prev"] = prev.clone().into();
+        let line = serde_json::to_string(&e).unwrap();
+        prev = hex::encode(Sha256::digest(line.as_bytes()));
+        out.push(line);
+    }
+    out.extend(lines[before..].iter().map(|l| l.to_string()));
+    std::fs::write(&log, out.join("\n") + "\n").unwrap();
+
+    let pack = env.root().join("pack.json");
+    let cfg = env.config_path();
+    let made = baton(&[
+        "evidence",
+        "--until",
+        &mid,
+        "-o",
+        pack.to_str().unwrap(),
+        "--config",
+        cfg.to_str().unwrap(),
+    ]);
+    let said = String::from_utf8_lossy(&made.stderr).into_owned();
+    assert!(!made.status.success(), "a pack was made: {said}");
+    assert!(said.contains("the log fails its check"), "{said}");
+    assert!(!pack.exists());
+}
+
 /// The log lives where agents write: a pack is refused from one that does not end where the
 /// daemon anchored it (a forged line appended, its chain made to look right or not).
 #[test]

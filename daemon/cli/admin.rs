@@ -121,10 +121,25 @@ pub fn audit_verify(dir: &Path, config: Option<&Path>) -> anyhow::Result<ExitCod
             return Ok(ExitCode::from(1));
         }
     }
-    let anchored = match report.anchored {
-        Some(seq) => format!(", end matches the daemon's anchor (event {seq})"),
-        None => ", no daemon anchor found (the last line cannot be vouched for)".into(),
+    let Some(seq) = report.anchored else {
+        if report.lines == 0 {
+            out!(
+                "audit log {}: ok, no events (no daemon anchor found)",
+                ws.events_path().display()
+            );
+            return Ok(ExitCode::SUCCESS);
+        }
+        // A chain alone proves nothing: anyone who can write the folder can hash one anew.
+        out!(
+            "audit log {}: UNVERIFIED: the chain of {} events holds together, but no daemon \
+             anchor was found to vouch for it (anyone can rebuild a chain); run it where the \
+             daemon serves the folder, with --config FILE (the daemon's configuration)",
+            ws.events_path().display(),
+            report.lines
+        );
+        return Ok(ExitCode::from(1));
     };
+    let anchored = format!(", end matches the daemon's anchor (event {seq})");
     out!(
         "audit log {}: ok, {} events, chain intact{anchored}",
         ws.events_path().display(),

@@ -58,6 +58,18 @@ fn slice(
             ws.root.display()
         );
     }
+    // The anchor vouches for the last line only: every line before it is vouched for by the
+    // chain that leads to it, so the whole log is checked, not just the period's run (lines
+    // rewritten before `--until`, chained to each other, would otherwise be signed).
+    let report = crate::audit::verify_read(&bytes[..], Some(anchors))?;
+    if let Some(first) = report.problems.first() {
+        anyhow::bail!(
+            "{}: the log fails its check ({} problem(s), the first: {first}); no pack is made of it: run `baton audit verify {} --config FILE`",
+            path.display(),
+            report.problems.len(),
+            ws.root.display()
+        );
+    }
     let text = String::from_utf8(bytes)
         .map_err(|_| anyhow::anyhow!("{}: not UTF-8: the log was tampered with", path.display()))?;
     let at = |line: &str| {
