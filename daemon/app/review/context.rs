@@ -97,7 +97,7 @@ impl<'a> Cx<'a> {
             return Ok(());
         }
         Err(crate::app::DecideError::KeyShared(format!(
-            "handoff \"{key}\" is also in workspace {} (served by another node): which one was read cannot be told, so neither can be decided; withdraw one of them, or give one a new id",
+            "handoff \"{key}\" is also in workspace {} (served by another node): which one was read cannot be told, so neither can ever be decided (withdrawing one does not tell them apart): withdraw both, and send the one meant again under a new id",
             elsewhere.join(", ")
         )))
     }
