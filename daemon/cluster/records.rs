@@ -296,6 +296,18 @@ impl Backend for Rows {
         self.change(tag, &dir, ops)
     }
 
+    /// 1 for every new record: a key with rows in another workspace of the cluster, served or
+    /// not, is never taken (`key_elsewhere`), and rows are never removed, so a key new to a
+    /// workspace never had a record (its revisions cannot repeat).
+    fn next_revision(&self, _key: &str) -> io::Result<u32> {
+        Ok(1)
+    }
+
+    /// As `apply`: the rows themselves are the memory `next_revision` answers from.
+    fn apply_revision(&self, tag: &str, key: &str, _revision: u32, ops: &[Op]) -> io::Result<()> {
+        self.apply(tag, key, ops)
+    }
+
     /// Nothing to finish: a transaction a crash interrupted never happened.
     fn recover(&self, _tag: &str, _dir_name: &str) -> io::Result<()> {
         Ok(())

@@ -23,6 +23,8 @@ pub struct Files {
     /// Record folders a start took from the snapshot, not yet checked against their
     /// manifests: `(tag, folder)`, checked by `settle` in the background.
     unchecked: Arc<Mutex<VecDeque<(String, String)>>>,
+    /// The highest revision each key's records ever had, in any workspace (see `revisions`).
+    revisions: Arc<super::revisions::Revisions>,
 }
 
 /// The damage found in each workspace's records, by tag, then by file: the damage, and
@@ -58,6 +60,7 @@ impl Files {
             changed: Arc::default(),
             found: Arc::default(),
             unchecked: Arc::default(),
+            revisions: Arc::new(super::revisions::Revisions::new(data_dir)),
         }
     }
 
@@ -162,6 +165,16 @@ impl Backend for Files {
     fn apply(&self, tag: &str, key: &str, ops: &[Op]) -> io::Result<()> {
         self.writable(tag)?;
         let applied = self.noted(tag, self.folder(tag).apply(key, ops));
+        self.mark(tag, Path::new("handoffs"));
+        applied
+    }
+    fn next_revision(&self, key: &str) -> io::Result<u32> {
+        self.revisions.next(key)
+    }
+    fn apply_revision(&self, tag: &str, key: &str, revision: u32, ops: &[Op]) -> io::Result<()> {
+        self.writable(tag)?;
+        let noted = self.revisions.note(key, revision)?;
+        let applied = self.noted(tag, self.folder(tag).apply_noting(key, ops, noted));
         self.mark(tag, Path::new("handoffs"));
         applied
     }

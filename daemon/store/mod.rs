@@ -22,6 +22,7 @@ pub mod memo;
 pub mod memo_check;
 pub mod people;
 pub mod repair;
+pub mod revisions;
 /// Public for the fuzz targets (fuzz/) and their corpus test only: the snapshot's reader.
 #[doc(hidden)]
 pub mod snapshot;
@@ -77,6 +78,15 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn remove(&self, tag: &str, rel: &Path) -> io::Result<()>;
     /// Applies `ops` to the record folder of `key` as one atomic, durable change.
     fn apply(&self, tag: &str, key: &str, ops: &[Op]) -> io::Result<()>;
+    /// The revision a new record of `key` starts at: 1 for a key no record ever had in this
+    /// store, else one past the highest revision any record of it ever had, in any workspace
+    /// (served or not: one whose folder was lost and made again is a new workspace). Every
+    /// channel binds a decision to (key, revision), so a key's revisions must never repeat
+    /// across its records. An error when that cannot be told: the record is then not made.
+    fn next_revision(&self, key: &str) -> io::Result<u32>;
+    /// `apply`, a change that commits `revision` of `key`'s record: the revision is kept as
+    /// the key's highest (for `next_revision`) durably, no later than the change commits.
+    fn apply_revision(&self, tag: &str, key: &str, revision: u32, ops: &[Op]) -> io::Result<()>;
     /// Finishes what a crash left in a record folder, before it is read at start.
     fn recover(&self, tag: &str, dir_name: &str) -> io::Result<()>;
     /// The key folders under `handoffs/`, sorted.
@@ -286,6 +296,16 @@ impl Store {
 
     pub fn apply(&self, key: &str, ops: &[Op]) -> io::Result<()> {
         self.backend.apply(&self.tag, key, ops)
+    }
+
+    /// See `Backend::next_revision`.
+    pub fn next_revision(&self, key: &str) -> io::Result<u32> {
+        self.backend.next_revision(key)
+    }
+
+    /// See `Backend::apply_revision`.
+    pub fn apply_revision(&self, key: &str, revision: u32, ops: &[Op]) -> io::Result<()> {
+        self.backend.apply_revision(&self.tag, key, revision, ops)
     }
 
     pub fn recover(&self, dir_name: &str) -> io::Result<()> {

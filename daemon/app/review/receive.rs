@@ -35,13 +35,17 @@ impl Cx<'_> {
         // either fails, neither is made (the receive is retried), so a workspace never has two
         // pending.
         let previous = st.pending.clone().filter(|p| *p != key);
+        // After every revision the key ever had (its workspace's folder lost and made again,
+        // across restarts too): a decision bound to what a reviewer read of an old record of
+        // this key is stale for this one, whatever the channel.
+        let revision = ws.store.next_revision(&key)?;
         let now = now_rfc3339();
         let meta = Meta {
             key: key.clone(),
             task_id: acc.doc.task_id.clone(),
             received_at: now.clone(),
             updated_at: now,
-            revision: 1,
+            revision,
             digest: acc.digest.clone(),
             artifacts,
             previous_artifacts: None,
@@ -60,7 +64,7 @@ impl Cx<'_> {
             let withdrawing = previous
                 .as_deref()
                 .map(|p| s.spawn(move || self.record_decision(ws, st, p, closing())));
-            let received = ws.commit(&key, META, &committed);
+            let received = ws.commit_revision(&key, revision, META, &committed);
             let withdrawn = withdrawing.map(|w| w.join().unwrap_or_else(|_| Err(panicked())));
             (withdrawn.transpose(), received)
         });
@@ -83,7 +87,7 @@ impl Cx<'_> {
         };
         let data = json!({
             "task_id": acc.doc.task_id, "from_agent": acc.doc.from_agent, "title": acc.doc.title,
-            "trigger": acc.doc.trigger, "confidence": acc.doc.confidence, "revision": 1,
+            "trigger": acc.doc.trigger, "confidence": acc.doc.confidence, "revision": revision,
             "route": meta.route.as_ref().and_then(|r| r.route.clone()),
             // What chat buttons bind to: the content this revision showed.
             "handoff_sha256": meta.digest,
@@ -105,7 +109,7 @@ impl Cx<'_> {
         if let (Some(previous), Some(withdrawn)) = (&previous, withdrawn) {
             self.close(ws, st, previous, withdrawn);
         }
-        let rev = rev_file(1);
+        let rev = rev_file(revision);
         ws.publish_each(
             &key,
             &[(&rev, bytes), (HANDOFF_FILE, bytes), (META, &meta_bytes)],

@@ -60,6 +60,19 @@ impl Served {
         self.store.apply(key, &[Op::Put(file, bytes)])
     }
 
+    /// Commits one file of a record that makes it `revision` (a new record's meta.json), the
+    /// key's highest revision kept with it (`store::revisions`).
+    pub(in crate::app) fn commit_revision(
+        &self,
+        key: &str,
+        revision: u32,
+        file: &str,
+        bytes: &[u8],
+    ) -> io::Result<()> {
+        self.store
+            .apply_revision(key, revision, &[Op::Put(file, bytes)])
+    }
+
     pub(in crate::app) fn uncommit(&self, key: &str, file: &str) -> io::Result<()> {
         self.store.apply(key, &[Op::Remove(file)])
     }

@@ -67,8 +67,11 @@ impl Cx<'_> {
             .get_mut(key)
             .expect("revise is called for a known key");
         let old = rec.clone();
+        // The key's revisions never repeat across its records (see `receive`): past the
+        // highest any of them had, should an earlier record of the key have gone further.
+        let revision = (rec.meta.revision + 1).max(ws.store.next_revision(key)?);
         let meta = Meta {
-            revision: rec.meta.revision + 1,
+            revision,
             updated_at: now_rfc3339(),
             digest: acc.digest.clone(),
             task_id: acc.doc.task_id.clone(),
@@ -106,7 +109,7 @@ impl Cx<'_> {
             ops.push(Op::Remove(CLAIM));
         }
         ops.push(Op::Put(META, &committed));
-        ws.store.apply(key, &ops)?;
+        ws.store.apply_revision(key, meta.revision, &ops)?;
         // `handoff_sha256`: what chat buttons bind to, the content this revision showed.
         let data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision,
                            "confidence": acc.doc.confidence, "handoff_sha256": meta.digest });
