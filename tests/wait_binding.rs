@@ -250,3 +250,84 @@ fn a_wait_for_the_file_submitted_takes_no_approval_of_a_rewrite_made_before_it_b
     let out = waiter.join().unwrap();
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+/// `baton submit --json` says the digest the daemon binds every decision on the submitted
+/// bytes to (of the content, not of the file's spacing), so a script can hold the decision it
+/// gets against what it submitted: the approval of those bytes carries it, and the approval
+/// of a same-id rewrite does not.
+#[test]
+fn submit_says_the_digest_a_decision_on_what_it_submitted_carries() {
+    let mut env = TestEnv::with_config(&util::user("rita", "\"reviewer\""));
+    let d = env.start();
+    let ws = env.ws("alpha");
+    let file = env.root().join("deploy-prod-7.json");
+    let submitted = handoff("deploy-prod-7");
+    // Spaced as no serializer writes it: the digest is of the content, not these bytes.
+    let text = serde_json::to_string(&submitted)
+        .unwrap()
+        .replace(':', " : ");
+    std::fs::write(&file, &text).unwrap();
+    let out = util::baton(&[
+        "submit",
+        ws.to_str().unwrap(),
+        file.to_str().unwrap(),
+        "--json",
+    ]);
+    assert!(out.status.success(), "{out:?}");
+    let said: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("submit --json printed no JSON ({e}): {out:?}"));
+    assert_eq!(said["key"], "deploy-prod-7", "{said}");
+    assert_eq!(
+        said["path"].as_str(),
+        ws.join("handoff.json").to_str(),
+        "{said}"
+    );
+    let digest = said["handoff_sha256"].as_str().unwrap_or_default();
+    assert_eq!(digest.len(), 64, "{said}");
+    assert_ne!(
+        digest,
+        baton::contract::validate::sha256_hex(text.as_bytes()),
+        "{said}"
+    );
+    d.wait_until("deploy-prod-7 pending", || {
+        d.get("/api/v1/handoffs/deploy-prod-7").0 == 200
+    });
+    d.decide_as(
+        "deploy-prod-7",
+        "rita-token",
+        &json!({"outcome": "approved", "comment": "ok"}),
+    );
+    d.wait_until("decided", || decision(&ws).is_some());
+    assert_eq!(decision(&ws).unwrap()["handoff_sha256"], digest);
+
+    // A same-id rewrite's approval carries another digest.
+    let mut rewritten = handoff("deploy-prod-8");
+    std::fs::write(&file, bytes(&rewritten)).unwrap();
+    let out = util::baton(&[
+        "submit",
+        ws.to_str().unwrap(),
+        file.to_str().unwrap(),
+        "--json",
+    ]);
+    let said: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    d.wait_until("deploy-prod-8 pending", || {
+        d.get("/api/v1/handoffs/deploy-prod-8").0 == 200
+    });
+    rewritten["title"] = json!("something else");
+    write_atomic(&ws.join("handoff.json"), &bytes(&rewritten));
+    d.wait_until("revision 2", || {
+        d.get("/api/v1/handoffs/deploy-prod-8").1["revision"] == 2
+    });
+    d.decide_as(
+        "deploy-prod-8",
+        "rita-token",
+        &json!({"outcome": "approved", "comment": "ok"}),
+    );
+    d.wait_until("decided", || {
+        decision(&ws).is_some_and(|d| d["handoff_key"] == "deploy-prod-8")
+    });
+    assert_ne!(
+        decision(&ws).unwrap()["handoff_sha256"],
+        said["handoff_sha256"]
+    );
+}

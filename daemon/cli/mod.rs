@@ -126,6 +126,11 @@ pub enum Command {
         /// The handoff to submit (JSON, or YAML when named .yaml/.yml: written as
         /// DIR/handoff.yaml or DIR/handoff.yml)
         file: PathBuf,
+        /// Print one JSON object instead of the "submitted" line: `key`, `path` (the file
+        /// written) and `handoff_sha256`, the content digest every decision on these bytes
+        /// carries (compare it with decision.json's, or wait with --submitted FILE)
+        #[arg(long)]
+        json: bool,
     },
     /// Block until the handoff in DIR is decided; print decision.json; exit by outcome.
     #[command(after_help = WAIT_EXIT_CODES)]
@@ -573,7 +578,7 @@ pub fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
         Command::Serve { config } => serve::serve(config.as_deref()),
         Command::Init { dir, config } => admin::init(&dir, config.as_deref()),
         Command::Validate { file, kind } => agent::validate(&file, kind.map(Into::into)),
-        Command::Submit { dir, file } => submit::submit(&dir, &file),
+        Command::Submit { dir, file, json } => submit::submit(&dir, &file, json),
         Command::Wait {
             dir,
             handoff,

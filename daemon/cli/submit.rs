@@ -15,7 +15,7 @@ use std::process::ExitCode;
 /// Daemon files read back here are small; the bound only keeps a planted giant out.
 const DAEMON_FILE_LIMIT: usize = 1024 * 1024;
 
-pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
+pub fn submit(dir: &Path, file: &Path, json: bool) -> anyhow::Result<ExitCode> {
     let ws = Workspace::open(dir)?;
     warn_if_unserved(&ws);
     let limits = limits();
@@ -36,7 +36,20 @@ pub fn submit(dir: &Path, file: &Path) -> anyhow::Result<ExitCode> {
     // Written under the name of its format; the newest handoff file is the one that counts.
     let target = ws.root.join(target_name(file, format));
     workspace::write_atomic(&target, &bytes, workspace::fsync::Kind::Workspace)?;
-    out!("submitted {key} as {}", target.display());
+    if json {
+        // The digest the daemon binds decisions to: of the content, canonical JSON (a YAML
+        // handoff's too), the same whatever the file's spacing.
+        let digest = validate::handoff_digest_as(format, &bytes)
+            .expect("bytes submit accepted have a content digest");
+        let said = serde_json::json!({
+            "key": key,
+            "path": target,
+            "handoff_sha256": digest,
+        });
+        out!("{said}");
+    } else {
+        out!("submitted {key} as {}", target.display());
+    }
     if let Some(u) = unrevised {
         err!("baton: warning: {}", u.message);
     }
