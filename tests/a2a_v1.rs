@@ -748,3 +748,116 @@ fn an_agent_or_user_name_holding_a_slash_is_a_configuration_error() {
         assert!(err.contains("baton.toml"), "names the file: {err}");
     }
 }
+
+/// Every push config of a task is told each change of its state, the reviewers' comments
+/// included, so only the task's sender may set one. rita, a reviewer who may read alice's
+/// task, set a config on it and her URL was told the decision and its comment; another
+/// agent of the workspace cannot see the task at all. Both are refused now, and alice's own
+/// config alone is told.
+#[test]
+fn only_a_tasks_sender_sets_a_push_config_on_it() {
+    let config = format!(
+        "{}{}{}[deliveries]\na2a_allow_private = true\n",
+        agent("alice", "*"),
+        agent("mallory", "*"),
+        crate::util::user("rita", "\"reviewer\"")
+    );
+    let mut env = TestEnv::with_config(&config);
+    let d = env.start();
+    let sent = call(
+        &d,
+        "alice-token",
+        "SendMessage",
+        message("m1", "rotate the staging keys", None),
+    )
+    .unwrap();
+    let key = sent["task"]["id"].as_str().unwrap().to_string();
+    let alices = crate::notify::Receiver::start(env.root(), 0, &[]);
+    let ritas = crate::notify::Receiver::start(env.root(), 0, &[]);
+    let set = |token: &str, url: String, id: &str| {
+        let params = json!({"taskId": key, "id": id, "url": url,
+                            "token": crate::notify::SECRET});
+        call(&d, token, "CreateTaskPushNotificationConfig", params)
+    };
+    let refused = set("rita-token", ritas.url(), "ritas").unwrap_err();
+    let said = refused["message"].as_str().unwrap_or_default();
+    assert!(
+        said.contains(&format!(
+            "task \"{key}\" was sent by alice: only its sender may set a push config on it"
+        )),
+        "{refused}"
+    );
+    let mallorys = set("mallory-token", ritas.url(), "mallorys").unwrap_err();
+    assert!(
+        mallorys["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no task")),
+        "{mallorys}"
+    );
+    set("alice-token", alices.url(), "alices").unwrap();
+
+    d.decide_as(
+        &key,
+        "rita-token",
+        &json!({"outcome": "approved", "comment": "the new key is in the vault"}),
+    );
+    d.wait_until("alice's config told of the decision", || {
+        !alices.requests().is_empty()
+    });
+    // Sent together: had rita's config been kept, it would be told by now.
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    assert_eq!(ritas.requests(), Vec::<Value>::new());
+}
+
+/// A key's first receipt is a new task, whoever held the key before: alice's task
+/// `deploy-77` had a push config of hers; its workspace is gone (removed while the daemon was
+/// stopped) and mallory files `deploy-77` in another workspace. alice's URL was told of
+/// mallory's task (its state, the reviewer's comment); the configs left under the key are
+/// forgotten at its first receipt now.
+#[test]
+fn a_push_config_of_an_earlier_record_is_not_told_of_a_new_task_under_its_key() {
+    let config = format!(
+        "{}{}{}[deliveries]\na2a_allow_private = true\n",
+        agent("alice", "*"),
+        agent("mallory", "*"),
+        crate::util::user("rita", "\"reviewer\"")
+    );
+    let mut env = TestEnv::with_config(&config);
+    let alpha = env.ws("alpha");
+    let beta = env.init("beta");
+    let d = env.start();
+    let hers = json!({"id": "deploy-77", "title": "deploy 77 to STAGING",
+                      "trigger": "low_confidence", "confidence": 0.5});
+    let m = json!({"message": {"messageId": "m1", "role": "ROLE_USER",
+                               "parts": [{"data": hers}], "metadata": {"workspace": "alpha"}}});
+    call(&d, "alice-token", "SendMessage", m).unwrap();
+    let alices = crate::notify::Receiver::start(env.root(), 0, &[]);
+    let params = json!({"taskId": "deploy-77", "id": "alices", "url": alices.url(),
+                        "token": crate::notify::SECRET});
+    call(
+        &d,
+        "alice-token",
+        "CreateTaskPushNotificationConfig",
+        params,
+    )
+    .unwrap();
+    d.stop();
+    std::fs::remove_dir_all(&alpha).unwrap();
+
+    let d = env.start();
+    let theirs = json!({"handoff_version": "1.0", "id": "deploy-77", "task_id": "deploy",
+                        "from_agent": "mallory", "title": "deploy 77 to PRODUCTION"});
+    crate::util::write_atomic(&beta.join("handoff.json"), &crate::util::bytes(&theirs));
+    d.wait_until("mallory's deploy-77 pending", || {
+        d.get("/api/v1/handoffs/deploy-77").1["workspace"] == "beta"
+    });
+    d.decide_as(
+        "deploy-77",
+        "rita-token",
+        &json!({"outcome": "approved", "comment": "the prod password is in the vault"}),
+    );
+    d.wait_until("decided", || crate::util::decision(&beta).is_some());
+    // A push is made with the decision: had alice's config been kept, it would be told by now.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(alices.requests(), Vec::<Value>::new());
+}

@@ -99,6 +99,18 @@ impl Configs {
         Ok(true)
     }
 
+    /// Removes every config of task `key`: a new record under that key (a workspace folder
+    /// made again, its records lost) is another task, which its configs' setters never sent.
+    /// Whether there were any.
+    pub fn clear(&self, key: &str) -> io::Result<bool> {
+        let _one = WRITING.lock().unwrap_or_else(|e| e.into_inner());
+        if self.list(key).is_empty() {
+            return Ok(false);
+        }
+        self.write(key, &[])?;
+        Ok(true)
+    }
+
     fn write(&self, key: &str, all: &[PushConfig]) -> io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
         let path = self.file(key);

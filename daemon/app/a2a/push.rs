@@ -1,7 +1,9 @@
 //! The A2A push-notification config methods (v1.0 `*TaskPushNotificationConfig`, v0.3
-//! `tasks/pushNotificationConfig/*`): an agent that may see a task sets, reads, lists and
-//! deletes its own configs of it, kept by the outbox (`outbox::a2a_push`), which sends each
-//! change of the task's state to them as a signed webhook.
+//! `tasks/pushNotificationConfig/*`): the task's sender sets configs of it; whoever may see
+//! the task reads, lists and deletes only its own. They are kept by the outbox
+//! (`outbox::a2a_push`), which sends each change of the task's state to every config of the
+//! task as a signed webhook: who may be told is decided here, when a config is set, as the
+//! A2A SDK's own store does (authorization at registration, every config at dispatch).
 
 use crate::app::a2a::{not_found, task_id};
 use crate::app::App;
@@ -98,6 +100,10 @@ impl App {
         actor: &Actor,
     ) -> Result<PushConfig, RpcError> {
         let bad = |m: String| Err(RpcError::InvalidParams(m));
+        // Every config of a task is told each change of its state, the reviewers' comments
+        // included: only the agent that sent it may ask to be told, not another agent of the
+        // workspace, nor a person (who reads the task on the page).
+        self.a2a_sender_only(key, actor)?;
         let url = given["url"].as_str().unwrap_or_default();
         if !(url.starts_with("http://") || url.starts_with("https://")) {
             return bad(format!(
@@ -138,6 +144,31 @@ impl App {
             .map_err(|e| RpcError::InvalidParams(format!("cannot keep the push config: {e}")))?;
         tracing::info!(key, id, "A2A push config set");
         Ok(config)
+    }
+}
+
+impl App {
+    /// Refuses `actor` unless it acts as the sender of task `key`: the agent proven to have
+    /// sent its current revision, else the one its `from_agent` names (as `Cx::upload` decides
+    /// who may revise it).
+    fn a2a_sender_only(&self, key: &str, actor: &Actor) -> Result<(), RpcError> {
+        let ws = self.a2a_own(key, actor).ok_or_else(|| not_found(key))?;
+        let sender = {
+            let st = ws.lock();
+            let rec = st.records.get(key).ok_or_else(|| not_found(key))?;
+            let cx = self.cx();
+            cx.proven_sender(rec, &ws.workspace.name)
+                .unwrap_or_else(|| rec.head().from_agent.trim().to_string())
+        };
+        if crate::app::review::locks::acts_as(actor, &sender) {
+            return Ok(());
+        }
+        tracing::warn!(key, by = name_of(actor), sender = %sender,
+            "refused an A2A push config of a task its caller did not send");
+        Err(RpcError::InvalidParams(format!(
+            "task \"{key}\" was sent by {sender}: only its sender may set a push config on it \
+             (its state and the reviewers' comments go to every config); nothing was set"
+        )))
     }
 }
 

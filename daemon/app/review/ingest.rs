@@ -246,7 +246,11 @@ impl Cx<'_> {
             if st.records.contains_key(&key) {
                 self.revise(ws, st, &key, acc, read, &kept)
             } else {
-                self.receive(ws, st, key.clone(), acc, read, &kept)
+                let received = self.receive(ws, st, key.clone(), acc, read, &kept);
+                if received.is_ok() {
+                    self.forget_push_configs(&ws.workspace.name, &key);
+                }
+                received
             }
         } else {
             let limits = self.config().limits;
@@ -304,6 +308,23 @@ impl Cx<'_> {
             None => {
                 keys.insert(key.to_string(), name.to_string());
                 Ok(true)
+            }
+        }
+    }
+
+    /// A key's first receipt makes a new task: A2A push configs left under that key were set
+    /// on an earlier record of it (a workspace folder made again), by its sender, and must not
+    /// be told of this one, which anyone may have sent.
+    fn forget_push_configs(&self, ws: &str, key: &str) {
+        let configs = crate::outbox::a2a_push::Configs::new(&self.config().data_dir);
+        match configs.clear(key) {
+            Ok(true) => {
+                tracing::warn!(workspace = %ws, key, "push configs of an earlier record under this key removed at its first receipt")
+            }
+            Ok(false) => {}
+            Err(e) => {
+                tracing::error!(workspace = %ws, key, error = %e, "cannot remove the push configs of an earlier record under this key");
+                self.metrics().error("a2a_push_configs");
             }
         }
     }
