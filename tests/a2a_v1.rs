@@ -809,6 +809,91 @@ fn only_a_tasks_sender_sets_a_push_config_on_it() {
     assert_eq!(ritas.requests(), Vec::<Value>::new());
 }
 
+/// The first receipt of a key: alice files `deploy-2291` through A2A (her token proves her
+/// upload). The share is watched by polling (`poll_ms`, as on network shares), so the daemon
+/// lets every changed file settle before reading it, alice's upload too; mallory, another agent
+/// writing the share, puts her own file under the same id in its place within that window. The
+/// proven sender must win, or both be told; the key must never go quietly to the file nobody
+/// proved.
+#[test]
+fn a_same_id_file_put_in_place_of_an_upload_before_its_receipt_does_not_take_the_key() {
+    let config = format!(
+        "poll_ms = 50\nsettle_ms = 1500\n{}{}",
+        agent("alice", "*"),
+        agent("mallory", "*")
+    );
+    let mut env = TestEnv::with_config(&config);
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let theirs = env.root().join("mallory.json");
+    let production = json!({"handoff_version": "1.0", "id": "deploy-2291", "task_id": "deploy",
+                            "from_agent": "mallory", "title": "deploy 2291 to PRODUCTION"});
+    std::fs::write(&theirs, serde_json::to_vec_pretty(&production).unwrap()).unwrap();
+    let place = ws.join("handoff.json");
+    let (swapped, sent) = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                let landed = std::fs::read(&place)
+                    .is_ok_and(|b| String::from_utf8_lossy(&b).contains("to STAGING"));
+                if landed {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    std::fs::rename(&theirs, &place).unwrap();
+                    return true;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            false
+        });
+        let staging = json!({"id": "deploy-2291", "title": "deploy 2291 to STAGING",
+                             "trigger": "low_confidence", "confidence": 0.5});
+        let m = json!({"message": {"messageId": "m1", "role": "ROLE_USER",
+                                   "parts": [{"data": staging}],
+                                   "metadata": {"workspace": "alpha"}}});
+        let sent = call(&d, "alice-token", "SendMessage", m);
+        (watcher.join().unwrap(), sent)
+    });
+    assert!(swapped, "mallory's watcher never saw alice's file land");
+    d.wait_until("the key answered", || {
+        d.get("/api/v1/handoffs/deploy-2291").0 == 200 || crate::util::decision(&ws).is_some()
+    });
+    let (status, detail) = d.get("/api/v1/handoffs/deploy-2291");
+    let mallorys = status == 200 && detail["handoff"]["from_agent"] == "mallory";
+    assert!(
+        !mallorys,
+        "mallory's file took alice's key at its first receipt: {detail}\nalice was answered {sent:?}"
+    );
+    // Both are told: alice at once (not a 15 s timeout), the share's writer in decision.json.
+    let told = sent.unwrap_err();
+    assert!(
+        told["message"].as_str().is_some_and(|m| m.contains(
+            "handoff \"deploy-2291\" was replaced on the share by another file under the same id"
+        )),
+        "{told}"
+    );
+    assert_eq!(status, 404, "{detail}");
+    let answer = crate::util::decision(&ws).unwrap();
+    assert_eq!(answer["outcome"], "invalid", "{answer}");
+    assert_eq!(answer["errors"][0]["pointer"], "/id", "{answer}");
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is being uploaded by agent alice")),
+        "{answer}"
+    );
+    // alice sends it again: hers.
+    let staging = json!({"id": "deploy-2291", "title": "deploy 2291 to STAGING",
+                         "trigger": "low_confidence", "confidence": 0.5});
+    let m = json!({"message": {"messageId": "m2", "role": "ROLE_USER",
+                               "parts": [{"data": staging}],
+                               "metadata": {"workspace": "alpha"}}});
+    let again = call(&d, "alice-token", "SendMessage", m).unwrap();
+    assert_eq!(again["task"]["id"], "deploy-2291", "{again}");
+    let (_, detail) = d.get("/api/v1/handoffs/deploy-2291");
+    assert_eq!(detail["handoff"]["from_agent"], "alice", "{detail}");
+    assert_eq!(detail["sender_proven"], true, "{detail}");
+}
+
 /// A key's first receipt is a new task, whoever held the key before: alice's task
 /// `deploy-77` had a push config of hers; its workspace is gone (removed while the daemon was
 /// stopped) and mallory files `deploy-77` in another workspace. alice's URL was told of

@@ -138,15 +138,23 @@ impl App {
             },
         )?;
         let key = crate::contract::validate::handoff_key(&ws, &acc);
+        // Before the bytes are in place: their first receipt takes only them.
+        crate::intake::filing::begin(&ws, &key, agent, &acc.digest);
         self.cx()
             .upload(&ws, crate::app::Target::Handoff, &bytes, actor)
+            .inspect_err(|_| crate::intake::filing::end(&ws, &key))
             .map_err(|e| match e {
                 crate::app::UploadError::Io(e) => {
                     RpcError::Internal(format!("cannot write the handoff, nothing was filed: {e}"))
                 }
                 other => RpcError::InvalidParams(other.to_string()),
             })?;
-        let received = self.await_receipt(&ws, &key, &acc.digest)?;
+        let received = self.await_receipt(&ws, &key, &acc.digest);
+        if received.is_ok() {
+            // Received as a revision, its first receipt long past: nothing ends it there.
+            crate::intake::filing::end(&ws, &key);
+        }
+        let received = received?;
         if let Some(config) = inline_push(params, v) {
             self.a2a_push_store(&key, &config, actor)?;
         }
@@ -166,6 +174,11 @@ impl App {
     ) -> Result<(Value, Option<Decision>), RpcError> {
         let start = Instant::now();
         while start.elapsed() < RECEIVE_WAIT {
+            if crate::intake::filing::was_displaced(ws, key, digest) {
+                return Err(RpcError::InvalidParams(format!(
+                    "handoff \"{key}\" was replaced on the share by another file under the same id before the daemon read it: nothing was filed, and that file is not taken either; send the message again"
+                )));
+            }
             if let Some(served) = self.workspace(ws) {
                 let st = served.lock();
                 if let Some(rec) = st.records.get(key).filter(|r| r.meta.digest == digest) {

@@ -3,7 +3,9 @@
 //! blocking; `scan` catches up whole workspaces at start and on rescans; `pipeline` is the dispatcher
 //! (settle window, retries, rescans, periodic reconcile) and the pool of workers, one ordered
 //! lane per workspace, that call into `app`. The core asks intake for work over the same
-//! channel (`Signal::Repair`, `Signal::WatchDir`, `Signal::Folder`).
+//! channel (`Signal::Repair`, `Signal::WatchDir`, `Signal::Folder`). `filing` remembers the
+//! handoffs agents are uploading until their first receipt, so that receipt takes their bytes.
 
+pub mod filing;
 pub mod pipeline;
 pub mod scan;

@@ -214,6 +214,21 @@ impl Cx<'_> {
                 false
             }
         };
+        // The first receipt of a key an agent is uploading takes only the bytes it uploaded:
+        // a file put in their place on the share would take the key for a sender nobody
+        // proved (`crate::intake::filing`).
+        if !st.records.contains_key(&key) {
+            let ws_name = &ws.workspace.name;
+            if let Some(agent) = crate::intake::filing::displaced(ws_name, &key, &acc.digest) {
+                tracing::warn!(workspace = %ws_name, key, agent = %agent,
+                    "a handoff put in place of an agent's upload under the same id before its receipt is answered invalid");
+                self.metrics().error("upload_displaced");
+                problems.push(Problem::new(
+                    "/id",
+                    format!("handoff \"{key}\" is being uploaded by agent {agent} (its token proves it), and this file was put in its place under the same id before the daemon read it: neither is taken. {agent}: upload it again; whoever wrote this file: give it another id"),
+                ));
+            }
+        }
         if let Some(Record {
             decision: Some(d),
             meta,
