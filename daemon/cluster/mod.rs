@@ -21,6 +21,7 @@ pub mod peers;
 mod people;
 mod records;
 mod schema;
+mod seals;
 mod sessions;
 pub mod status;
 pub mod trust;
@@ -69,6 +70,8 @@ pub struct Cluster {
     pg_config: postgres::Config,
     /// The record folders as this node's last changes left them (`written`).
     written: written::Written,
+    /// The damage found in the workspaces' rows (`seals`).
+    seals: seals::Found,
 }
 
 impl Cluster {
@@ -97,6 +100,7 @@ impl Cluster {
             trust,
             pg_config,
             written: written::Written::new(made),
+            seals: seals::Found::default(),
         }))
     }
 

@@ -7,7 +7,7 @@
 
 use super::written::View;
 use super::{io_error, Cluster};
-use crate::store::{Backend, FolderFile, Op, RecordFiles};
+use crate::store::{Backend, Damage, Damaged, FolderFile, Op, RecordFiles};
 use crate::workspace::key_dir_name;
 use postgres::types::ToSql;
 use std::collections::BTreeMap;
@@ -61,7 +61,13 @@ const KEY_ELSEWHERE: &str = "SELECT DISTINCT w.name FROM records r
      JOIN workspaces w ON w.tag = r.tag
      WHERE r.dir = $1 AND r.tag <> $2 ORDER BY w.name";
 
-/// A record folder's change, as `CHANGE`, that also answers the folder as the change left it
+/// A record folder's change, as `CHANGE`, that also seals it: its manifest (`seals`), the
+/// manifest as committed (the row as the conflict locks it: its newest version, so two changes
+/// of one folder never lose each other's names) less the names removed, with the names written
+/// and their sha256, never computed from the rows as they are (which would seal their damage);
+/// and lists the folder in the workspace's ledger of folders (its `manifests` row of `dir`
+/// `''`), the first time only.
+/// It also answers the folder as the change left it
 /// (`written`): a first row with the fence's count (0: the lease is gone, nothing changed) and
 /// no name, then a row per file with its size and stamp (as `Backend::stamps`); the files the
 /// change did not write come with their bytes when named in $9 and no larger than $10 (those
@@ -71,6 +77,17 @@ const KEY_ELSEWHERE: &str = "SELECT DISTINCT w.name FROM records r
 const FOLDER_CHANGE: &str = concat!(
     folder_change!("RETURNING name, length(bytes)::bigint AS size, xmin::text AS xmin"),
     ",
+     sealed AS (INSERT INTO manifests (tag, dir, files, epoch)
+        SELECT $1, $5::text, coalesce((SELECT jsonb_object_agg(u.name, encode(sha256(u.bytes), 'hex'))
+            FROM unnest($7::text[], $8::bytea[]) AS u(name, bytes)), '{}'::jsonb), f.epoch
+        FROM f
+        ON CONFLICT (tag, dir) DO UPDATE
+        SET files = (manifests.files - $6::text[]) || EXCLUDED.files, epoch = EXCLUDED.epoch),
+     listed AS (INSERT INTO manifests (tag, dir, files, epoch)
+        SELECT $1, '', jsonb_build_object($5::text, true), f.epoch FROM f
+        ON CONFLICT (tag, dir) DO UPDATE
+        SET files = manifests.files || EXCLUDED.files, epoch = EXCLUDED.epoch
+        WHERE NOT manifests.files ? $5::text),
      kept AS (SELECT r.name, length(r.bytes)::bigint AS size, r.xmin::text AS xmin,
             CASE WHEN r.name = ANY($9::text[]) AND length(r.bytes) <= $10::bigint THEN r.bytes END AS bytes
         FROM records r, f
@@ -130,6 +147,15 @@ impl Rows {
         match row.get::<_, i64>(0) {
             0 => Err(stale(tag)),
             _ => Ok(()),
+        }
+    }
+
+    /// Refuses a change of a workspace whose rows are damaged (`seals`): it is served
+    /// read-only, so that nothing is decided from, or over, a record read wrong.
+    fn writable(&self, tag: &str) -> io::Result<()> {
+        match self.cluster.seals.of(tag) {
+            damage if damage.is_empty() => Ok(()),
+            damage => Err(Damaged(damage).into_io()),
         }
     }
 
@@ -278,20 +304,25 @@ impl Backend for Rows {
     }
 
     fn write(&self, tag: &str, rel: &Path, bytes: &[u8]) -> io::Result<()> {
+        self.writable(tag)?;
+        self.overwrite(tag, rel, bytes)
+    }
+
+    /// A memo, as any record (sealed too), but written while the rows are damaged, as the
+    /// embedded store writes memos then.
+    fn overwrite(&self, tag: &str, rel: &Path, bytes: &[u8]) -> io::Result<()> {
         let (dir, name) = split(rel)?;
         self.change(tag, &dir, &[Op::Put(&name, bytes)])
     }
 
-    fn overwrite(&self, tag: &str, rel: &Path, bytes: &[u8]) -> io::Result<()> {
-        self.write(tag, rel, bytes)
-    }
-
     fn remove(&self, tag: &str, rel: &Path) -> io::Result<()> {
+        self.writable(tag)?;
         let (dir, name) = split(rel)?;
         self.change(tag, &dir, &[Op::Remove(&name)])
     }
 
     fn apply(&self, tag: &str, key: &str, ops: &[Op]) -> io::Result<()> {
+        self.writable(tag)?;
         let dir = key_dir_name(key);
         self.change(tag, &dir, ops)
     }
@@ -333,27 +364,62 @@ impl Backend for Rows {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
-    /// Every record of the workspace in one query, sorted by folder and name. (The default,
-    /// a query for the folders, then one for each folder's names and one for each file, cost a
-    /// workspace of 100 records 400 round trips at each takeover.)
+    /// Every record of the workspace and every folder's manifest in one query, each folder
+    /// checked against its manifest (`seals`): a damaged one is an error carrying its damage,
+    /// and the workspace is read-only from then on. What a load finds replaces what the node
+    /// knew of the workspace's damage. (The default, a query for the folders, then one for each
+    /// folder's names and one for each file, cost a workspace of 100 records 400 round trips
+    /// at each takeover.)
     fn load_all(&self, tag: &str) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
         let mut client = self.cluster.client().map_err(io_error)?;
         let rows = client
             .query(
-                r#"SELECT dir, name, bytes FROM records WHERE tag = $1 AND dir <> ''
-                   ORDER BY dir COLLATE "C", name COLLATE "C""#,
+                r#"SELECT dir, name, bytes, NULL::text AS files FROM records WHERE tag = $1 AND dir <> ''
+                   UNION ALL SELECT dir, NULL, NULL, files::text FROM manifests WHERE tag = $1"#,
                 &[&tag],
             )
             .map_err(io_error)?;
-        let mut out: Vec<(String, io::Result<RecordFiles>)> = Vec::new();
+        let mut files = Vec::with_capacity(rows.len());
+        let mut manifests = BTreeMap::new();
         for row in rows {
-            let (dir, file): (String, (String, Vec<u8>)) = (row.get(0), (row.get(1), row.get(2)));
-            match out.last_mut() {
-                Some((last, Ok(files))) if *last == dir => files.push(file),
-                _ => out.push((dir, Ok(vec![file]))),
+            match row.get::<_, Option<String>>(3) {
+                Some(manifest) => {
+                    manifests.insert(row.get(0), manifest);
+                }
+                None => files.push((row.get(0), row.get(1), row.get(2))),
             }
         }
+        // Sorted by bytes (`COLLATE "C"`), as the embedded store's names are.
+        files.sort_by(|a: &(String, String, Vec<u8>), b| (&a.0, &a.1).cmp(&(&b.0, &b.1)));
+        let (folders, mut damage) = super::seals::folders(files, manifests);
+        let out = folders
+            .into_iter()
+            .map(|(dir, checked)| match checked {
+                Ok(files) => (dir, Ok(files)),
+                Err(found) => {
+                    damage.extend(found.iter().cloned());
+                    (dir, Err(Damaged(found).into_io()))
+                }
+            })
+            .collect();
+        self.cluster.seals.loaded(tag, damage);
         Ok(out)
+    }
+
+    fn damaged(&self, tag: &str) -> Vec<Damage> {
+        self.cluster.seals.of(tag)
+    }
+
+    fn newly_damaged(&self) -> Vec<(String, Vec<Damage>)> {
+        self.cluster.seals.untold()
+    }
+
+    fn damaged_files(&self) -> usize {
+        self.cluster.seals.files()
+    }
+
+    fn note_damaged(&self, tag: &str, damage: &[Damage]) {
+        self.cluster.seals.add(tag, damage)
     }
 
     fn files_of(&self, tag: &str, dir_name: &str) -> Vec<String> {

@@ -27,6 +27,7 @@ mod pg;
 mod push;
 mod push_key;
 mod push_subscriptions;
+mod seals;
 mod shared;
 mod statements;
 mod store_contract;
