@@ -532,3 +532,112 @@ fn doctor_and_repair_name_damaged_memos_and_repair_claims_no_rebuild() {
     assert!(text.contains("its memo owner.json is damaged"), "{text}");
     assert!(!text.contains("approved.json"), "{text}");
 }
+
+/// A moved workspace's folder whose two marks of identity are gone: its `.baton/id` (the
+/// agents' to delete) and the daemon's pointer for its path (`data_dir/moved-in/`). The store's
+/// sealed note of its folder (written by the daemon, in data_dir) still places the workspace at
+/// this path, and the folder is the very one noted (inode and birth time): it is that
+/// workspace, with its approval, its pending handoff and its log, never a new one. The lost
+/// pointer is told as damage (log, `workspace.tampered` with `memo_damaged`, metric) and
+/// written again.
+#[test]
+fn a_moved_workspace_without_its_id_and_pointer_is_found_by_its_note_not_served_as_new() {
+    let mut env = TestEnv::new();
+    let alpha = env.ws("alpha");
+    let beta = env.ws("beta");
+    let listed = |d: &Daemon, state: &str, key: &str| -> Vec<String> {
+        let list = d.handoffs(state);
+        let of_key = list.iter().filter(|h| h["key"] == key);
+        of_key.map(|h| h["workspace"].to_string()).collect()
+    };
+    let d = env.start();
+    let send = |d: &Daemon, key: &str| {
+        let doc = util::bytes(&util::handoff(key));
+        util::write_atomic(&alpha.join("handoff.json"), &doc);
+        d.wait_until("pending", || listed(d, "pending", key).len() == 1);
+    };
+    send(&d, "first");
+    assert_eq!(d.decide("first", "approved", "ok").0, 200);
+    send(&d, "second");
+    d.stop();
+    std::fs::rename(&alpha, &beta).unwrap();
+    let d = env.start();
+    assert_eq!(listed(&d, "pending", "second"), ["\"beta\""]);
+    d.stop();
+
+    let pointers = env.root().join("data/moved-in");
+    let files: Vec<_> = std::fs::read_dir(&pointers).unwrap().flatten().collect();
+    assert_eq!(files.len(), 1, "the daemon noted the id for beta's path");
+    std::fs::remove_file(files[0].path()).unwrap();
+    std::fs::remove_file(beta.join(".baton/id")).unwrap();
+
+    let d = env.start();
+    let (status, body) = d.get("/api/v1/handoffs/first");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["decision"]["outcome"], "approved", "{body}");
+    assert_eq!(listed(&d, "decided", "first"), ["\"beta\""]);
+    assert_eq!(listed(&d, "pending", "second"), ["\"beta\""]);
+    d.wait_until("told", || !memo_events(&beta, "moved-in").is_empty());
+    assert_eq!(
+        metric(&d, "baton_errors_total{kind=\"memo_damaged\"}"),
+        Some(1)
+    );
+    let (status, body) = d.decide("second", "rejected", "no");
+    assert_eq!(status, 200, "{body}");
+    d.stop();
+    let events = util::events(&beta);
+    let kinds = |kind: &str| events.iter().filter(|e| e["type"] == kind).count();
+    assert_eq!(kinds("workspace.recreated"), 0);
+    assert_eq!(kinds("audit.broken"), 0);
+    assert_eq!(kinds("handoff.received"), 2, "not received again");
+    let aside = std::fs::read_dir(beta.join(".baton")).unwrap().flatten();
+    let aside: Vec<_> = aside
+        .filter(|e| e.file_name().to_string_lossy().contains("untrusted"))
+        .collect();
+    assert!(aside.is_empty(), "the archive was set aside: {aside:?}");
+    assert_eq!(
+        std::fs::read_dir(&pointers).unwrap().count(),
+        1,
+        "noted again"
+    );
+    assert!(beta.join(".baton/id").is_file(), "written again");
+}
+
+/// A folder renamed while the daemon was stopped, its `.baton/id` removed on the way: the old
+/// path is gone and the store's sealed note names this very folder (inodes and birth times),
+/// so it is that workspace moved, with its approval and pending handoff, not a new one.
+#[test]
+fn a_folder_renamed_without_its_id_is_found_moved_by_its_note() {
+    let mut env = TestEnv::new();
+    let alpha = env.ws("alpha");
+    let beta = env.ws("beta");
+    let d = env.start();
+    let listed = |d: &Daemon, state: &str, key: &str| -> Vec<String> {
+        let list = d.handoffs(state);
+        let of_key = list.iter().filter(|h| h["key"] == key);
+        of_key.map(|h| h["workspace"].to_string()).collect()
+    };
+    let send = |d: &Daemon, key: &str| {
+        let doc = util::bytes(&util::handoff(key));
+        util::write_atomic(&alpha.join("handoff.json"), &doc);
+        d.wait_until("pending", || listed(d, "pending", key).len() == 1);
+    };
+    send(&d, "first");
+    assert_eq!(d.decide("first", "approved", "ok").0, 200);
+    send(&d, "second");
+    d.stop();
+    std::fs::remove_file(alpha.join(".baton/id")).unwrap();
+    std::fs::rename(&alpha, &beta).unwrap();
+
+    let d = env.start();
+    assert_eq!(listed(&d, "decided", "first"), ["\"beta\""]);
+    assert_eq!(listed(&d, "pending", "second"), ["\"beta\""]);
+    let (status, body) = d.decide("second", "rejected", "no");
+    assert_eq!(status, 200, "{body}");
+    d.stop();
+    let events = util::events(&beta);
+    let kinds = |kind: &str| events.iter().filter(|e| e["type"] == kind).count();
+    assert_eq!(kinds("workspace.moved"), 1);
+    assert_eq!(kinds("audit.broken"), 0);
+    assert_eq!(kinds("handoff.received"), 2, "not received again");
+}

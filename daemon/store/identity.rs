@@ -139,6 +139,11 @@ pub enum Found {
     /// A new folder at the path of workspace `was` (deleted and made again there): served as
     /// a new workspace under `id`, the old one's records left unserved in data_dir.
     Recreated { was: Folder, old_id: String },
+    /// A known workspace whose folder is this one at the path its store notes, though both
+    /// marks naming its id for this folder are gone (the folder's `.baton/id` and the
+    /// daemon's `moved-in/` pointer for its path): found by the store's sealed note alone
+    /// (`noted_at`). The lost pointer is damage to tell; both marks are written again.
+    MarksLost,
 }
 
 /// The id `ws` claims in its `.baton/id`, if it holds one that could be an id (a tag: no path
@@ -188,10 +193,15 @@ pub const NOTE_FILE: &str = RECORD;
 /// is the agents' to delete, and a moved workspace must not shed its records and audit anchors
 /// so. Otherwise the id its path gives, unless that id is a workspace's whose folder is now
 /// elsewhere: then one of its own.
+///
+/// With `data_dir` (the embedded store's), a folder that would be new to the store is first
+/// looked for among the store's notes (`noted_at`): a moved workspace whose two marks were
+/// removed is still the workspace its sealed note places here, never a new one.
 pub fn resolve(
     records: &Records,
     ws: Workspace,
     pointed: Option<String>,
+    data_dir: Option<&Path>,
 ) -> io::Result<(Workspace, Found)> {
     let here = Folder::of(&ws)?;
     let claimed = claim(&ws);
@@ -222,8 +232,12 @@ pub fn resolve(
         id: None,
         ..ws.clone()
     });
+    let noted = || data_dir.and_then(|dir| noted_at(dir, records, &here));
     match recorded(records, &own)? {
         Some(known) if known.root != ws.root => {
+            if let Some((id, found)) = noted() {
+                return Ok((with_id(ws, id), found));
+            }
             // The workspace first served at this path has moved away: this folder is new.
             sealed_or_refuse(records, &own, &ws)?;
             let fresh = super::fresh_tag(&ws);
@@ -233,7 +247,88 @@ pub fn resolve(
             sealed_or_refuse(records, &own, &ws)?;
             Ok(replaced(ws, known, own))
         }
-        _ => Ok((with_id(ws, own), Found::Here)),
+        Some(_) => Ok((with_id(ws, own), Found::Here)),
+        None => match noted() {
+            Some((id, found)) => Ok((with_id(ws, id), found)),
+            None => Ok((with_id(ws, own), Found::Here)),
+        },
+    }
+}
+
+/// Which folders the store's notes name, per data_dir (`(path, inode, id)`): read once, at
+/// the first folder new to the store (a start with none reads no note; one with some reads
+/// each store's note once, not once per new folder), then kept up to date by `renoted` as the
+/// daemon notes.
+type NoteIndex = Vec<(PathBuf, u64, String)>;
+static NOTES: std::sync::Mutex<std::collections::BTreeMap<PathBuf, NoteIndex>> =
+    std::sync::Mutex::new(std::collections::BTreeMap::new());
+
+/// The workspace whose sealed note (in data_dir: the daemon's own, which no agent can write)
+/// names `here`, whatever the folder says of itself: the note places its folder at this path
+/// and it is this very folder (`still_here`: inode and birth time or file handle), or the
+/// noted path is gone and this is the folder noted (`same_folder`: a rename, its `.baton/id`
+/// removed on the way). What the daemon can prove: it served this folder under that id. Only
+/// one such workspace can be; none, more than one, or a note that cannot be read is no answer
+/// (the folder is then new, as before).
+fn noted_at(data_dir: &Path, records: &Records, here: &Folder) -> Option<(String, Found)> {
+    let candidates: Vec<String> = {
+        let mut notes = NOTES.lock().unwrap_or_else(|e| e.into_inner());
+        let index = notes
+            .entry(data_dir.to_path_buf())
+            .or_insert_with(|| index_notes(data_dir, records));
+        let named =
+            |(root, ino, _): &&(PathBuf, u64, String)| *root == here.root || *ino == here.ino;
+        index
+            .iter()
+            .filter(named)
+            .map(|(_, _, id)| id.clone())
+            .collect()
+    };
+    let mut matching = candidates.into_iter().filter_map(|id| {
+        let Memo::Sound(known) = memo::parse::<Folder>(records.read(&id, Path::new(RECORD))) else {
+            return None;
+        };
+        if known.still_here(here) {
+            return Some((id, Found::MarksLost));
+        }
+        let moved = known.root != here.root
+            && is_gone(&known.root).unwrap_or(false)
+            && known.same_folder(here);
+        moved.then_some((id, Found::Moved { from: known }))
+    });
+    let found = matching.next()?;
+    matching.next().is_none().then_some(found)
+}
+
+/// Every store's sound note: the folder path and inode it names.
+fn index_notes(data_dir: &Path, records: &Records) -> NoteIndex {
+    let mut index = NoteIndex::new();
+    let Ok(entries) = std::fs::read_dir(data_dir.join("workspaces")) else {
+        return index;
+    };
+    for entry in entries.flatten() {
+        let Some(id) = entry.file_name().to_str().map(str::to_string) else {
+            continue;
+        };
+        if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        if let Memo::Sound(known) = memo::parse::<Folder>(records.read(&id, Path::new(RECORD))) {
+            index.push((known.root, known.ino, id));
+        }
+    }
+    index
+}
+
+/// Keeps `noted_at`'s index current when the daemon notes workspace `id`'s folder (a move
+/// during this run), once it was read.
+pub fn renoted(data_dir: &Path, ws: &Workspace, id: &str) {
+    let mut notes = NOTES.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(index) = notes.get_mut(data_dir) {
+        index.retain(|(_, _, i)| i != id);
+        if let Ok(folder) = Folder::of(ws) {
+            index.push((folder.root, folder.ino, id.to_string()));
+        }
     }
 }
 
@@ -319,6 +414,9 @@ pub fn note(store: &Store, ws: &Workspace) -> io::Result<()> {
     Ok(())
 }
 
+/// How the daemon's pointer files are named when told damaged (`Found::MarksLost`).
+pub const POINTER_FILE: &str = "moved-in";
+
 /// Where the daemon keeps, for a path a moved workspace's folder is at, that workspace's id:
 /// `data_dir/moved-in/<the tag the path gives>`, out of the agents' reach.
 fn pointer_file(data_dir: &Path, ws: &Workspace) -> PathBuf {
@@ -362,7 +460,7 @@ pub fn point(data_dir: &Path, ws: &Workspace, id: &str) -> io::Result<()> {
 /// is taken under the id its path gives. Reads only.
 pub fn known(data_dir: &Path, records: &Records, ws: Workspace) -> Workspace {
     let pointed = pointed(data_dir, &ws);
-    match resolve(records, ws.clone(), pointed) {
+    match resolve(records, ws.clone(), pointed, Some(data_dir)) {
         Ok((ws, _)) => ws,
         Err(_) => ws,
     }
@@ -395,7 +493,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let records = super::super::in_data_dir(&tmp.path().join("data"));
         let alpha = workspace(&tmp.path().join("alpha"));
-        let (alpha, found) = resolve(&records, alpha, None).unwrap();
+        let (alpha, found) = resolve(&records, alpha, None, None).unwrap();
         assert_eq!(found, Found::Here);
         let store = Store::for_workspace(&records, &alpha);
         store.create(&alpha.name).unwrap();
@@ -405,21 +503,21 @@ mod tests {
         // A copy: the original is still there.
         let copy = workspace(&tmp.path().join("copy"));
         std::fs::write(copy.baton_dir().join(ID_FILE), &id).unwrap();
-        let (copy, found) = resolve(&records, copy, None).unwrap();
+        let (copy, found) = resolve(&records, copy, None, None).unwrap();
         assert_eq!(found, Found::Here);
         assert_ne!(super::super::tag(&copy), id);
 
         // A rename: the old path is gone, the folder is the one noted.
         std::fs::rename(&alpha.root, tmp.path().join("beta")).unwrap();
         let beta = Workspace::open(&tmp.path().join("beta")).unwrap();
-        let (beta, found) = resolve(&records, beta, None).unwrap();
+        let (beta, found) = resolve(&records, beta, None, None).unwrap();
         assert!(matches!(found, Found::Moved { ref from } if from.name == "alpha"));
         assert_eq!(super::super::tag(&beta), id);
 
         // A new folder where the moved one was is new: another id than the path gives.
         let again = workspace(&tmp.path().join("alpha"));
         note(&store, &beta).unwrap();
-        let (again, found) = resolve(&records, again, None).unwrap();
+        let (again, found) = resolve(&records, again, None, None).unwrap();
         assert_eq!(found, Found::Here);
         assert_ne!(super::super::tag(&again), id);
     }

@@ -33,8 +33,10 @@ pub(in crate::app) fn identify(app: &App, ws: Workspace) -> anyhow::Result<Ident
     if app.inner.cluster.is_some() {
         return in_cluster(app, ws);
     }
-    let pointed = identity::pointed(&app.inner.config.data_dir, &ws);
-    let (ws, found) = identity::resolve(&app.inner.commit.records, ws, pointed)?;
+    let data_dir = &app.inner.config.data_dir;
+    let pointed = identity::pointed(data_dir, &ws);
+    let records = &app.inner.commit.records;
+    let (ws, found) = identity::resolve(records, ws, pointed, Some(data_dir))?;
     if let Found::Moved { from } = &found {
         let id = crate::store::tag(&ws);
         let ghost = app
@@ -133,6 +135,18 @@ pub(in crate::app) fn settle(app: &App, served: &Served, found: &Found) {
         }
     }
     if app.inner.cluster.is_none() {
+        let data_dir = &app.inner.config.data_dir;
+        if *found == Found::MarksLost {
+            // The pointer is data_dir's, which no agent writes: its loss is damage to data_dir
+            // (or an operator's hand), told like a damaged memo. The folder's id alone is the
+            // agents' to delete, and is only written again.
+            tracing::error!(workspace = %ws.name, id = %served.store.tag(), path = %ws.root.display(),
+                "a moved workspace's folder was found without its .baton/id and without the daemon's pointer for its path (data_dir/moved-in/): the store's sealed note of its folder places it here and it is the very folder noted, so it is served as that workspace, with its records; both marks are written again");
+            let why = "the daemon's pointer naming the moved workspace served at this path is                        gone from data_dir/moved-in/, and the folder's .baton/id with it";
+            let action = "found by the store's sealed note of the workspace's folder (the same                           folder at the same path) and served as that workspace, its records                           kept; the pointer and .baton/id are written again; check what removed                           files from data_dir";
+            app.cx()
+                .memo_damaged(served, identity::POINTER_FILE, why, action);
+        }
         // Told before `note` writes it again from the folder served.
         if let Some(why) = identity::damaged(&served.store) {
             let action = "written again from the folder the workspace is served from; a rename \
@@ -142,14 +156,19 @@ pub(in crate::app) fn settle(app: &App, served: &Served, found: &Found) {
                 .memo_damaged(served, identity::NOTE_FILE, &why, action);
         }
         match identity::note(&served.store, ws) {
-            Ok(()) => served.memos.mended(identity::NOTE_FILE),
+            Ok(()) => {
+                served.memos.mended(identity::NOTE_FILE);
+                identity::renoted(data_dir, ws, served.store.tag());
+            }
             Err(e) => {
                 tracing::warn!(workspace = %ws.name, error = %e, "cannot note the workspace's folder; a rename of it may not be recognised")
             }
         }
-        let data_dir = &app.inner.config.data_dir;
-        if let Err(e) = identity::point(data_dir, ws, served.store.tag()) {
-            tracing::warn!(workspace = %ws.name, error = %e, "cannot note the moved workspace's id for its new path; it is found by its folder's .baton/id alone");
+        match identity::point(data_dir, ws, served.store.tag()) {
+            Ok(()) => served.memos.mended(identity::POINTER_FILE),
+            Err(e) => {
+                tracing::warn!(workspace = %ws.name, error = %e, "cannot note the moved workspace's id for its new path; it is found by its folder's .baton/id and the store's note")
+            }
         }
     } else if identity::claim(ws).is_none() {
         // The id the folder keeps in a cluster is the one its path gives (see `in_cluster`).
