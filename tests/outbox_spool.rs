@@ -262,3 +262,46 @@ fn a_file_without_a_seal_found_after_the_spool_was_sealed_is_listed_dead_not_sen
     assert!(mark.is_file(), "the spool is marked sealed");
     d.stop();
 }
+
+/// A pending delivery's spool file removed while the daemon is stopped (by hand, or by
+/// something cleaning data_dir): the spool's ledger lists it as made and never forgotten, so
+/// it is listed dead saying its file was removed, counted and logged, never silently gone
+/// (before, it was neither pending nor dead). A delivery the daemon forgot itself (delivered,
+/// past `keep_delivered_s`) is not reported so.
+#[test]
+fn a_removed_spool_file_is_listed_dead_not_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(dir.path(), 0, &["500"]);
+    let mut env = env_with(&receiver);
+    let (id, file) = pending_delivery(&mut env, &receiver, "removed");
+    std::fs::remove_file(&file).unwrap();
+
+    let d = env.start();
+    let listed = dead(&d, &id);
+    let reason = listed["damaged"].as_str().unwrap_or_default();
+    assert!(reason.contains("spool file was removed"), "{listed}");
+    assert_eq!(listed["event"], "handoff.received", "{listed}");
+    assert_eq!(listed["workspace"], "alpha", "{listed}");
+    assert_eq!(
+        d.metric("baton_errors_total{kind=\"delivery_damaged\"}"),
+        1.0,
+        "{}",
+        d.metrics()
+    );
+    let retry = format!("/api/v1/deliveries/{id}/retry");
+    let (status, body) = d.post_as(&retry, Some(&d.token), "");
+    assert_eq!(status, 409, "{body}");
+    assert_nothing_sent(&receiver, 1);
+    d.stop();
+    let logs = util::daemon_logs(&env);
+    assert!(logs.contains("delivery spool file removed"), "{logs}");
+
+    // Told once: at the next start it is the dead delivery it was kept as.
+    let d = env.start();
+    assert_eq!(dead(&d, &id)["id"], id.as_str());
+    assert_eq!(
+        d.metric("baton_errors_total{kind=\"delivery_damaged\"}"),
+        0.0
+    );
+    d.stop();
+}

@@ -5,6 +5,8 @@
 //! not known to be true (the seal that would vouch for it failed), and a flipped or forged
 //! name must not choose whose audit log the daemon writes to. The audit log holds what the
 //! daemon can vouch for; the operator, who has to look at data_dir's disk anyway, is told.
+//! A spool file removed behind the daemon's back (its ledger lists the delivery, see
+//! `spool::LEDGER`) is told and counted the same way.
 
 use super::spool::Loaded;
 use crate::metrics::KindLabel;
@@ -32,6 +34,19 @@ pub fn report(found: &Loaded, errors: &Family<KindLabel, Counter>) {
         let Some(d) = found.deliveries.iter().find(|d| &d.id == id) else {
             continue;
         };
+        let why = d.damaged.as_deref().unwrap_or("");
+        if why.starts_with(super::spool::REMOVED) {
+            tracing::error!(
+                delivery = %d.id,
+                file = %format!("{}.json", d.id),
+                %why,
+                channel = %d.channel,
+                event = %d.event,
+                workspace = %d.workspace,
+                "delivery spool file removed from data_dir/outbox/ by something else than the daemon (its ledger lists the delivery as made and never forgotten): not sent, listed as dead (GET /api/v1/deliveries?state=dead). What it would send went with its file; the event is in its workspace's audit log: tell the receiver by hand if it still needs it, and check what removed files from data_dir"
+            );
+            continue;
+        }
         tracing::error!(
             delivery = %d.id,
             file = %format!("{}.json", d.id),

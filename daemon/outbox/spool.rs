@@ -7,6 +7,11 @@
 //! away) is found at load and never sent: baton's HMAC would sign it and the receiver could
 //! not tell. A damaged file is never dropped either: it is listed as a dead delivery saying
 //! why, its file kept in `outbox/damaged/` as evidence.
+//!
+//! Nor is a removed file: the spool's ledger (`LEDGER`) lists each delivery made and each
+//! one the daemon forgot, so a file gone from the folder without the daemon removing it is
+//! found at load and its delivery listed as dead saying so (its event is still in its
+//! workspace's audit log), never silently lost.
 
 use crate::workspace::fsync::{self, Kind};
 use serde::{Deserialize, Serialize};
@@ -303,6 +308,45 @@ const NOT_DELIVERIES: [&str; 1] = ["disabled.json"];
 /// cannot make unsealed files welcome again; only removing it can, by hand.
 pub const SEALED_MARK: &str = "sealed";
 
+/// The spool's ledger: a line per delivery made (`{"id", "channel", "event", "workspace",
+/// "key"}`) and per delivery the daemon forgot (`{"id", "gone": true}`), appended after the
+/// files are written and synced, not synced itself: a line lost in a power cut only leaves a
+/// file the ledger does not list, read as any other (its file is the record). At each load it
+/// is written anew, listing the deliveries kept.
+pub const LEDGER: &str = "ledger";
+
+/// How the reason of a delivery whose spool file was removed begins (see `removed`).
+pub const REMOVED: &str = "its spool file was removed";
+
+/// One line of the ledger.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LedgerLine {
+    id: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    gone: bool,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    channel: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    event: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    workspace: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    key: Option<String>,
+}
+
+impl LedgerLine {
+    fn made(d: &Delivery) -> LedgerLine {
+        LedgerLine {
+            id: d.id.clone(),
+            gone: false,
+            channel: d.channel.clone(),
+            event: d.event.clone(),
+            workspace: d.workspace.clone(),
+            key: d.key.clone(),
+        }
+    }
+}
+
 /// What a load of the spool found.
 #[derive(Debug, Default)]
 pub struct Loaded {
@@ -349,7 +393,70 @@ impl Spool {
         sync_dir(&self.dir).map_err(|source| SpoolError::Write {
             path: self.dir.clone(),
             source,
-        })
+        })?;
+        // After the files are durable: a ledger line naming a file not yet written would read
+        // as a file removed after a crash.
+        self.append(deliveries.iter().map(|d| LedgerLine::made(d)));
+        Ok(())
+    }
+
+    /// Appends lines to the ledger (see `LEDGER`). A failure is logged, not returned: the
+    /// files are the record, and a file the ledger misses is read as any other.
+    fn append(&self, lines: impl Iterator<Item = LedgerLine>) {
+        let mut text = Vec::new();
+        for line in lines {
+            serde_json::to_writer(&mut text, &line).expect("a ledger line serializes");
+            text.push(b'\n');
+        }
+        if text.is_empty() {
+            return;
+        }
+        let path = self.dir.join(LEDGER);
+        let appended = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .and_then(|mut f| f.write_all(&text));
+        if let Err(e) = appended {
+            tracing::warn!(error = %e, path = %path.display(), "cannot append to the delivery spool's ledger; a spool file removed by hand later may go unnoticed");
+        }
+    }
+
+    /// The deliveries the ledger lists as made and not forgotten, and the lines that are not
+    /// ledger lines (a torn last line after a power cut is one).
+    fn listed(&self) -> (std::collections::BTreeMap<String, LedgerLine>, usize) {
+        let mut listed = std::collections::BTreeMap::new();
+        let mut bad = 0;
+        let Ok(text) = fs::read(self.dir.join(LEDGER)) else {
+            return (listed, bad);
+        };
+        for raw in text.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            match serde_json::from_slice::<LedgerLine>(raw) {
+                Ok(line) if line.gone => {
+                    listed.remove(&line.id);
+                }
+                Ok(line) => {
+                    listed.insert(line.id.clone(), line);
+                }
+                Err(_) => bad += 1,
+            }
+        }
+        (listed, bad)
+    }
+
+    /// Writes the ledger anew listing `deliveries` (at each load: it stays as long as the
+    /// spool, not its history).
+    fn rewrite_ledger(&self, deliveries: &[Delivery]) -> std::io::Result<()> {
+        let mut text = Vec::new();
+        for d in deliveries {
+            serde_json::to_writer(&mut text, &LedgerLine::made(d)).expect("serializes");
+            text.push(b'\n');
+        }
+        let tmp = self.dir.join(format!("{LEDGER}.tmp"));
+        let mut f = File::create(&tmp)?;
+        f.write_all(&text)?;
+        fsync::all(&f, Kind::Outbox)?;
+        fs::rename(&tmp, self.dir.join(LEDGER))
     }
 
     fn write_file(&self, d: &Delivery) -> Result<(), SpoolError> {
@@ -450,6 +557,7 @@ impl Spool {
                 }
             }
         }
+        written |= self.missing(&mut out);
         if !marked && !unsealed_left {
             match self.mark_sealed(&mark) {
                 Ok(()) => written = true,
@@ -464,6 +572,44 @@ impl Spool {
             }
         }
         Ok(out)
+    }
+
+    /// Lists as dead each delivery the ledger names whose file is gone though the daemon never
+    /// forgot it (removed by hand, or by something else than the daemon), then writes the
+    /// ledger anew. Returns whether it wrote.
+    fn missing(&self, out: &mut Loaded) -> bool {
+        let (listed, bad) = self.listed();
+        if bad > 0 {
+            tracing::warn!(lines = bad, path = %self.dir.join(LEDGER).display(), "lines of the delivery spool's ledger are not ledger lines (a torn last line after a power cut, or damage): skipped; the spool files are read as they are");
+        }
+        let kept: std::collections::HashSet<&str> =
+            out.deliveries.iter().map(|d| d.id.as_str()).collect();
+        let gone: Vec<Delivery> = listed
+            .values()
+            .filter(|line| !kept.contains(line.id.as_str()))
+            .map(removed)
+            .collect();
+        for dead in gone {
+            let kept = self.write_file(&dead);
+            out.warnings.push(format!(
+                "delivery spool file {}: {}; listed as dead{}",
+                self.dir.join(format!("{}.json", dead.id)).display(),
+                dead.damaged.as_deref().unwrap_or(REMOVED),
+                match kept {
+                    Ok(()) => String::new(),
+                    Err(e) => format!(" (not kept: {e})"),
+                }
+            ));
+            out.damaged.push(dead.id.clone());
+            out.deliveries.push(dead);
+        }
+        match self.rewrite_ledger(&out.deliveries) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write the delivery spool's ledger anew; it is appended to as it is");
+                false
+            }
+        }
     }
 
     /// Leaves `SEALED_MARK` (synced; the caller syncs the folder).
@@ -493,6 +639,16 @@ impl Spool {
 
     /// Forgets a delivery (a delivered one past `keep_delivered_s`).
     pub fn remove(&self, id: &str) {
+        // Noted before the file goes: a file the daemon removed is never read as one removed
+        // behind its back.
+        self.append(std::iter::once(LedgerLine {
+            id: id.to_string(),
+            gone: true,
+            channel: String::new(),
+            event: String::new(),
+            workspace: String::new(),
+            key: None,
+        }));
         let _ = fs::remove_file(self.dir.join(format!("{id}.json")));
     }
 }
@@ -530,6 +686,38 @@ pub fn damaged(id: &str, bytes: &[u8], why: &str) -> Delivery {
         round_start: 0,
         body: String::new(),
         damaged: Some(why.to_string()),
+    }
+}
+
+/// The dead delivery a spool file removed behind the daemon's back stands for: what the
+/// ledger says of it (the daemon's own line, in data_dir), and why it cannot be sent (what it
+/// would send went with its file).
+fn removed(line: &LedgerLine) -> Delivery {
+    let why = format!(
+        "{REMOVED} from data_dir/outbox/ though the daemon never forgot it: what it would send \
+         is lost; its event ({}) is in workspace {}'s audit log",
+        line.event, line.workspace
+    );
+    let now = crate::clock::now_rfc3339();
+    Delivery {
+        id: line.id.clone(),
+        channel: line.channel.clone(),
+        to: None,
+        event: line.event.clone(),
+        workspace: line.workspace.clone(),
+        key: line.key.clone(),
+        created_at: now.clone(),
+        state: State::Dead,
+        attempts: vec![Attempt {
+            at: now,
+            status: None,
+            error: Some(why.clone()),
+            duration_ms: 0,
+        }],
+        next_at_ms: None,
+        round_start: 0,
+        body: String::new(),
+        damaged: Some(why),
     }
 }
 
