@@ -216,3 +216,34 @@ fn a_hard_link_to_approved_work_is_noticed_and_cut_off() {
     std::fs::rename(&twin, &report).unwrap();
     assert_restored(&d, &ws, "approved/report.md", "replaced");
 }
+
+/// Two artifacts that promotion would copy to one path (`inbox/deploy.sh` and `deploy.sh`,
+/// both `approved/deploy.sh`) would let their order decide which bytes ship, whichever one
+/// the reviewer read: the handoff is answered `invalid`, naming both, where they are and what
+/// to do, and nothing is promoted.
+#[test]
+fn two_artifacts_promoted_to_one_path_are_refused_at_validation() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    std::fs::write(ws.join("inbox/deploy.sh"), "echo good\n").unwrap();
+    std::fs::write(ws.join("deploy.sh"), "echo EVIL\n").unwrap();
+    let d = env.start();
+    let mut h = util::handoff("collide-1");
+    h["artifacts"] = json!([{ "path": "inbox/deploy.sh" }, { "path": "deploy.sh" }]);
+    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
+    d.wait_until("the handoff is answered", || util::decision(&ws).is_some());
+    let decision = util::decision(&ws).unwrap();
+    assert_eq!(decision["outcome"], "invalid", "{decision}");
+    let said = decision.to_string();
+    for word in [
+        "/artifacts/0",
+        "/artifacts/1",
+        "approved/deploy.sh",
+        "inbox/deploy.sh",
+        "rename one of the files",
+    ] {
+        assert!(said.contains(word), "{word}: {said}");
+    }
+    assert!(!ws.join("approved/deploy.sh").exists());
+    assert!(d.handoffs("pending").is_empty());
+}

@@ -12,6 +12,7 @@ pub mod json;
 pub mod names;
 pub mod nulls;
 pub mod problem;
+pub mod promoted;
 pub mod receipt;
 pub mod request;
 pub mod schema;

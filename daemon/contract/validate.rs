@@ -104,7 +104,7 @@ pub fn handoff_as(
                 &Locator::Yaml(&places),
                 Kind::Handoff,
                 "handoff_version",
-                artifact_path_problems,
+                handoff_problems,
             )?;
             // What is kept is the JSON the YAML stands for, never the YAML text.
             accepted.normalized = true;
@@ -120,7 +120,7 @@ pub fn handoff(bytes: &[u8], limits: &Limits) -> Result<Accepted<Handoff>, Rejec
         limits,
         Kind::Handoff,
         "handoff_version",
-        artifact_path_problems,
+        handoff_problems,
     )
 }
 
@@ -133,6 +133,14 @@ pub fn checkpoint(bytes: &[u8], limits: &Limits) -> Result<Accepted<Checkpoint>,
         "checkpoint_version",
         artifact_path_problems,
     )
+}
+
+/// A handoff's artifacts that would leave the workspace, or land on one another in
+/// `approved/` (`promoted::collisions`).
+fn handoff_problems(value: &Value) -> Vec<Problem> {
+    let mut problems = artifact_path_problems(value);
+    problems.extend(super::promoted::collisions(value));
+    problems
 }
 
 /// Artifact paths that would leave the workspace. A checkpoint's artifact may also be a bare
