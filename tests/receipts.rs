@@ -335,3 +335,30 @@ fn artifacts_are_held_still_while_a_handoff_on_a_holding_route_is_reviewed() {
         "released with the decision: {granted:?}"
     );
 }
+
+/// A number is kept as the JSON it canonicalizes to: an integer of 2^64 or more (read as a
+/// float, 1e20) or a decimal with more digits than a float keeps would give two different
+/// handoffs one `handoff_sha256`, so an approval of one would verify over the other. Such a
+/// handoff is answered `invalid` at the number's pointer; an ordinary float is kept.
+#[test]
+fn a_number_kept_as_less_than_it_says_is_refused() {
+    let mut env = TestEnv::with_config(&config(""));
+    let d = env.start();
+    let dir = env.ws("alpha");
+    let mut h = handoff("bignum-1");
+    h["context"] = json!({ "ratio": 0.25, "max_spend_cents": 1 });
+    let text = String::from_utf8(bytes(&h)).unwrap().replace(
+        "\"max_spend_cents\": 1",
+        "\"max_spend_cents\": 100000000000000000000",
+    );
+    assert!(text.contains("100000000000000000000"), "{text}");
+    write_atomic(&dir.join("handoff.json"), text.as_bytes());
+    d.wait_until("answered", || decision(&dir).is_some());
+    let answer = decision(&dir).unwrap();
+    assert_eq!(answer["outcome"], "invalid", "{answer}");
+    let said = answer.to_string();
+    assert!(
+        said.contains("/context/max_spend_cents") && said.contains("write it as a string"),
+        "{said}"
+    );
+}

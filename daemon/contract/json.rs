@@ -8,7 +8,7 @@ use jsonc_parser::ast;
 use jsonc_parser::common::Ranged;
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 
 /// Parse limits; SPEC section 3 gives the defaults.
@@ -58,6 +58,8 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Value, Problem> {
     let ctx = Ctx {
         limits,
         problem: RefCell::new(None),
+        numbers: Cell::new(0),
+        floats: RefCell::new(Vec::new()),
     };
     let mut de = serde_json::Deserializer::from_str(text);
     let root = Node {
@@ -66,6 +68,10 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Value, Problem> {
         pointer: String::new(),
     };
     let result = root.deserialize(&mut de).and_then(|v| de.end().map(|_| v));
+    let floats = ctx.floats.take();
+    if let (Ok(_), false) = (&result, floats.is_empty()) {
+        inexact_in(text, &floats)?;
+    }
     result.map_err(|e| {
         // serde_json counts the column in bytes up to and including the offending one; report
         // it in characters like every other position, and look at that byte for a hint.
@@ -214,6 +220,10 @@ struct Ctx<'l> {
     /// The precise problem (pointer, message) behind a custom serde error; serde_json adds the
     /// line and column itself.
     problem: RefCell<Option<(String, String)>>,
+    /// Numbers read so far, and of those, the ones read as f64 (ordinal, pointer, value): the
+    /// ones whose text may say more than the value kept (`inexact_in`).
+    numbers: Cell<usize>,
+    floats: RefCell<Vec<(usize, String, f64)>>,
 }
 
 struct Node<'c> {
@@ -280,12 +290,17 @@ impl<'de> Visitor<'de> for Node<'_> {
         Ok(Value::Bool(v))
     }
     fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+        self.ctx.numbers.set(self.ctx.numbers.get() + 1);
         Ok(Value::from(v))
     }
     fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+        self.ctx.numbers.set(self.ctx.numbers.get() + 1);
         Ok(Value::from(v))
     }
     fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+        let ordinal = self.ctx.numbers.get();
+        self.ctx.numbers.set(ordinal + 1);
+        (self.ctx.floats.borrow_mut()).push((ordinal, self.pointer.clone(), v));
         Ok(Value::from(v))
     }
     fn visit_unit<E>(self) -> Result<Value, E> {
@@ -356,4 +371,151 @@ pub fn canonical(value: &Value) -> Vec<u8> {
         }
     }
     serde_json::to_vec(&sorted(value)).expect("a Value always serializes")
+}
+
+/// The first number of `text` kept as less than it says: `floats` are the numbers read as f64
+/// (by their ordinal among all numbers, in text order, with their pointer). A number is kept
+/// as the JSON it canonicalizes to, so two that differ past what an f64 holds (integers of
+/// 2^64 and more, or 20 significant digits) would give two files one digest, and a
+/// decision pinned to one would answer the other.
+fn inexact_in(text: &str, floats: &[(usize, String, f64)]) -> Result<(), Problem> {
+    let mut wanted = floats.iter().peekable();
+    for (ordinal, (offset, token)) in number_tokens(text).enumerate() {
+        let Some((_, pointer, value)) = wanted.next_if(|(o, _, _)| *o == ordinal) else {
+            continue;
+        };
+        if let Some(message) = inexact(token, *value) {
+            let (line, column) = line_col(text, offset);
+            return Err(Problem::new(pointer.clone(), message).at(line, column));
+        }
+        if wanted.peek().is_none() {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The numbers of JSON `text` (already parsed whole), in order, with their byte offsets.
+fn number_tokens(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while at < bytes.len() {
+            match bytes[at] {
+                b'"' => {
+                    at += 1;
+                    while at < bytes.len() && bytes[at] != b'"' {
+                        at += if bytes[at] == b'\\' { 2 } else { 1 };
+                    }
+                    at += 1;
+                }
+                b'-' | b'0'..=b'9' => {
+                    let start = at;
+                    while at < bytes.len()
+                        && matches!(bytes[at], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                    {
+                        at += 1;
+                    }
+                    return Some((start, &text[start..at]));
+                }
+                _ => at += 1,
+            }
+        }
+        None
+    })
+}
+
+/// Why the number written `token`, which was not read as a 64-bit integer, is not kept
+/// exactly as `value`, if it is not: an integer out of the 64-bit range (even one an f64
+/// holds, since it is then kept as `1e20`, which other readers write as an integer), or a
+/// decimal other than the one `value` is written as again.
+pub fn inexact(token: &str, value: f64) -> Option<String> {
+    let written = decimal(token);
+    if !token.contains(['.', 'e', 'E']) {
+        // "-0" is read as a float too, and kept as what it says.
+        if written.is_some_and(|(_, digits, _)| digits.is_empty()) {
+            return None;
+        }
+        return Some(format!(
+            "integer {token} is outside the range baton keeps exactly (-2^63 to 2^64-1): write \
+             it as a string"
+        ));
+    }
+    let kept = serde_json::to_string(&value).ok()?;
+    if written.is_some() && written == decimal(&kept) {
+        return None;
+    }
+    Some(format!(
+        "number {token} has more precision than a 64-bit float keeps (it would be read as \
+         {kept}): write at most 17 significant digits, or a string"
+    ))
+}
+
+/// The exact value of a decimal number `[-+]digits[.digits][e[-+]digits]` as (negative,
+/// significant digits without leading or trailing zeros, power of ten of the last one).
+fn decimal(text: &str) -> Option<(bool, String, i64)> {
+    let negative = text.starts_with('-');
+    let text = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let (mantissa, exponent) = match text.find(['e', 'E']) {
+        Some(i) => (&text[..i], text[i + 1..].parse::<i64>().ok()?),
+        None => (text, 0),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = format!("{int}{frac}");
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let significant = digits.trim_start_matches('0');
+    let trimmed = significant.trim_end_matches('0');
+    let zeros = (significant.len() - trimmed.len()) as i64;
+    let power = exponent
+        .checked_sub(frac.len() as i64)?
+        .checked_add(zeros)?;
+    match trimmed.is_empty() {
+        true => Some((negative, String::new(), 0)),
+        false => Some((negative, trimmed.to_string(), power)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str) -> Result<Value, Problem> {
+        parse(text.as_bytes(), &Limits::default())
+    }
+
+    #[test]
+    fn numbers_are_kept_exactly_or_refused_where_they_are() {
+        for kept in [
+            "0.5",
+            "0.1",
+            "1e20",
+            "1.5e-7",
+            "-0",
+            "-0.0",
+            "100.0",
+            "0.30000000000000004",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "1E+2",
+            "2.50",
+        ] {
+            assert!(read(&format!("{{\"a\": [1, {kept}]}}")).is_ok(), "{kept}");
+        }
+        for (refused, word) in [
+            ("100000000000000000000", "integer"),
+            ("18446744073709551616", "integer"),
+            ("-9223372036854775809", "integer"),
+            ("100000000000000008191", "integer"),
+            ("0.1000000000000000000001", "precision"),
+            ("3.14159265358979323846", "precision"),
+        ] {
+            let text = format!("{{\"s\": \"1.0 \\\" 2\", \"a\": [1, 0.5,\n  {refused}]}}");
+            let p = read(&text).expect_err(refused);
+            assert_eq!(p.pointer, "/a/2", "{refused}");
+            assert!(p.message.contains(word), "{refused}: {}", p.message);
+            assert_eq!((p.line, p.column), (Some(2), Some(3)), "{refused}");
+        }
+    }
 }

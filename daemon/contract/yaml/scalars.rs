@@ -22,8 +22,16 @@ pub(super) fn plain(text: &str) -> Result<Value, String> {
     if let Some(n) = integer(text) {
         return Ok(Value::Number(n));
     }
+    // Read as JSON reads it: a number is kept exactly or refused (`json::inexact`).
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(crate::contract::json::inexact(text, f64::NAN).unwrap_or_default());
+    }
     if is_float(text) {
         if let Some(n) = text.parse::<f64>().ok().and_then(Number::from_f64) {
+            if let Some(why) = crate::contract::json::inexact(text, n.as_f64().unwrap_or(0.0)) {
+                return Err(why);
+            }
             return Ok(Value::Number(n));
         }
     }
@@ -48,7 +56,6 @@ fn integer(text: &str) -> Option<Number> {
         .map(Number::from)
         .ok()
         .or_else(|| signless.parse::<u64>().ok().map(Number::from))
-        .or_else(|| signless.parse::<f64>().ok().and_then(Number::from_f64))
 }
 
 /// `[-+]? ( \. [0-9]+ | [0-9]+ ( \. [0-9]* )? ) ( [eE] [-+]? [0-9]+ )?`

@@ -132,6 +132,20 @@ fn plain_scalars_follow_the_core_schema() {
 }
 
 #[test]
+fn numbers_are_kept_exactly_or_refused_as_in_json() {
+    for (text, word) in [
+        ("a: 100000000000000000000\n", "integer"),
+        ("a: -9223372036854775809\n", "integer"),
+        ("a: 0.1000000000000000000001\n", "precision"),
+    ] {
+        let p = read(text).expect_err(text);
+        assert!(p.message.contains(word), "{text}: {}", p.message);
+        assert_eq!(p.pointer, "/a", "{text}");
+    }
+    assert_eq!(read("a: 1e20\n").unwrap()["a"], json!(1e20));
+}
+
+#[test]
 fn deep_long_keys_cost_their_bytes_once_not_per_node() {
     // 31 nested keys of 1,000 bytes (YAML's longest implicit key), then 25,000 items: a
     // pointer kept per node would be 25,000 x 31,000 bytes. Positions are a tree instead.
