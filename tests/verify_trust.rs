@@ -329,3 +329,81 @@ fn a_name_that_is_not_utf8_does_not_pass_for_a_signed_one() {
     std::fs::rename(ws.join("approved/\u{FFFD}.txt"), &raw).unwrap();
     all_refuse(&verdicts(&ws, &keys, None), &["not UTF-8", "", ""]);
 }
+
+/// `approved/` as promotion leaves it (files 0444, folders 0755) verifies; a file with
+/// set-user-id bits or writable by others, a folder others may write, and a folder no approved
+/// file is in (`.ssh/authorized_keys.d/`, planted for a deploy to copy) are refused by `baton
+/// verify`, each on a `REFUSED:` line of its own. Put back, it verifies again.
+#[test]
+fn approved_modes_and_stray_folders_are_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut env = TestEnv::with_config(&user("rita", "\"reviewer\""));
+    let d = env.start();
+    let keys = keys(&env);
+    let ws = env.ws("alpha");
+    std::fs::create_dir_all(ws.join("inbox/bin")).unwrap();
+    std::fs::write(ws.join("inbox/bin/deploy.sh"), "echo good\n").unwrap();
+    let mut h = handoff("modes-1");
+    h["artifacts"] = json!([{"path": "inbox/bin/deploy.sh"}]);
+    d.submit_and_decide(&ws, &h, "rita-token", "approved");
+    let script = ws.join("approved/bin/deploy.sh");
+    d.wait_until("promoted", || {
+        crate::util::decision(&ws).is_some_and(|v| v["outcome"] == "approved") && script.exists()
+    });
+    d.stop();
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+    let set = |p: &Path, m: u32| std::fs::set_permissions(p, PermissionsExt::from_mode(m)).unwrap();
+    assert_eq!(mode(&script), 0o444);
+    assert_eq!(mode(&ws.join("approved/bin")), 0o755);
+    let verify = || {
+        let out = baton(&[
+            "verify",
+            ws.to_str().unwrap(),
+            "--key",
+            keys.to_str().unwrap(),
+        ]);
+        let said = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        (out.status.success(), said)
+    };
+    let (ok, said) = verify();
+    assert!(ok, "{said}");
+    set(&script, 0o6777);
+    set(&ws.join("approved/bin"), 0o775);
+    std::fs::create_dir_all(ws.join("approved/.ssh/authorized_keys.d")).unwrap();
+    set(&ws.join("approved/.ssh"), 0o777);
+    let (ok, said) = verify();
+    assert!(!ok, "{said}");
+    let refused: Vec<&str> = said
+        .lines()
+        .filter(|l| l.starts_with("REFUSED: "))
+        .collect();
+    for (path, words) in [
+        (
+            "approved/bin/deploy.sh has mode 6777",
+            &["set-user-id", "writable by others", "0444"][..],
+        ),
+        (
+            "approved/bin has mode 0775",
+            &["writable by others", "0755"],
+        ),
+        ("approved/.ssh has mode 0777", &["writable by others"]),
+        ("approved/.ssh/ is a folder", &["no approved file is in"]),
+        (
+            "approved/.ssh/authorized_keys.d/ is a folder",
+            &["no approved file is in"],
+        ),
+    ] {
+        let line = refused.iter().find(|l| l.contains(path));
+        let line = line.unwrap_or_else(|| panic!("no line for {path}: {said}"));
+        for word in words {
+            assert!(line.contains(word), "{word}: {line}");
+        }
+    }
+    assert_eq!(refused.len(), 5, "{said}");
+    set(&script, 0o444);
+    set(&ws.join("approved/bin"), 0o755);
+    std::fs::remove_dir_all(ws.join("approved/.ssh")).unwrap();
+    let (ok, said) = verify();
+    assert!(ok, "{said}");
+}

@@ -315,6 +315,10 @@ fn approved_tree(ws: &Workspace, checked: &receipts::Checked) -> Vec<String> {
     let mut problems = Vec::new();
     let root = ws.root.join(baton::workspace::APPROVED_DIR);
     let mut seen = std::collections::BTreeSet::new();
+    // The folders promotion makes: those the approved files are in.
+    let folders: std::collections::BTreeSet<&str> = (expected.keys())
+        .flat_map(|path| path.match_indices('/').map(|(at, _)| &path[..at]))
+        .collect();
     // approved/ itself must be the workspace's own folder: a deploy that copies it copies what
     // a link points at, files put there after this check included. No approved/ at all holds
     // nothing: every file expected is reported missing below (none when none was approved).
@@ -360,9 +364,6 @@ fn approved_tree(ws: &Workspace, checked: &receipts::Checked) -> Vec<String> {
             problems.push("approved/ was replaced while it was read".to_string());
             continue;
         }
-        if entry.file_type().is_dir() {
-            continue;
-        }
         // Names are compared as they are: a name that is not UTF-8 could otherwise pass for a
         // signed one that holds U+FFFD where its bytes are not.
         let Some(rel) = (entry.path().strip_prefix(&ws.root).ok()).and_then(|p| p.to_str()) else {
@@ -373,6 +374,18 @@ fn approved_tree(ws: &Workspace, checked: &receipts::Checked) -> Vec<String> {
             continue;
         };
         let rel = rel.to_string();
+        if !entry.file_type().is_symlink() {
+            problems.extend(mode_problem(&rel, &entry));
+        }
+        if entry.file_type().is_dir() {
+            if entry.depth() > 0 && !folders.contains(rel.as_str()) {
+                problems.push(format!(
+                    "{rel}/ is a folder in approved/ that no approved file is in: what a copy \
+                     of approved/ would put there was not approved"
+                ));
+            }
+            continue;
+        }
         seen.insert(rel.clone());
         match expected.get(&rel) {
             // A v1 receipt names only its own artifacts' copies: anything else is refused too.
@@ -391,6 +404,36 @@ fn approved_tree(ws: &Workspace, checked: &receipts::Checked) -> Vec<String> {
         problems.push(format!("{missing} is missing from approved/"));
     }
     problems
+}
+
+/// What is wrong with the mode of `rel` (a file or folder of `approved/`, not a link), if
+/// anything. Promotion makes files 0444 and folders 0755: a set-user-id or set-group-id bit
+/// would run an approved script as its owner or group wherever a deploy copies it with its
+/// modes, and a file or folder others may write can change after this check.
+fn mode_problem(rel: &str, entry: &walkdir::DirEntry) -> Option<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = match entry.metadata() {
+        Ok(meta) => meta.permissions().mode() & 0o7777,
+        Err(e) => return Some(format!("{rel} cannot be read: {e}")),
+    };
+    let mut wrong = Vec::new();
+    if mode & 0o7000 != 0 {
+        wrong.push("a set-user-id, set-group-id or sticky bit");
+    }
+    if mode & 0o022 != 0 {
+        wrong.push("writable by others than its owner");
+    }
+    let (kind, made) = match entry.file_type().is_dir() {
+        true => ("folder", "0755"),
+        false => ("file", "0444"),
+    };
+    (!wrong.is_empty()).then(|| {
+        format!(
+            "{rel} has mode {mode:04o} ({}), which no approval gives: promotion makes each {kind} \
+             {made}",
+            wrong.join(", and ")
+        )
+    })
 }
 
 /// The keys `baton wait` and `baton mcp` check answers with: `--key FILE`, else the file
