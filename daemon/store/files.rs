@@ -190,6 +190,17 @@ impl Backend for Files {
     fn load_files(&self, tag: &str, dir_name: &str) -> io::Result<RecordFiles> {
         self.noted(tag, self.folder(tag).load_files(dir_name))
     }
+    fn read_all(&self, tag: &str) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
+        let folder = self.folder(tag);
+        let dirs = folder.record_dirs()?;
+        Ok(dirs
+            .into_iter()
+            .map(|name| {
+                let files = folder.read_committed(&name);
+                (name, files)
+            })
+            .collect())
+    }
     fn load_all(&self, tag: &str) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
         let folder = self.folder(tag);
         let dirs = folder.record_dirs()?;

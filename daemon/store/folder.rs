@@ -506,6 +506,28 @@ impl Folder {
         Err(Damaged(damage).into_io())
     }
 
+    /// Record folder `dir_name`'s files as its manifest committed them, read while other
+    /// threads may be changing it: never `recover`ed or replayed here (that would rename or
+    /// remove a change's files under the thread making it). A change under way (its temp
+    /// files there, or its renames not yet made) reads as an error, as damage does.
+    pub fn read_committed(&self, dir_name: &str) -> io::Result<RecordFiles> {
+        let (names, leftovers) = self.listing(dir_name)?;
+        if leftovers {
+            return Err(io::Error::other(format!(
+                "record {dir_name}: a change is under way (or a crash's leftovers await a start)"
+            )));
+        }
+        let files = self.read_named(dir_name, names)?;
+        match self.manifest(dir_name)? {
+            Some(manifest) if !manifest.check(dir_name, &files).is_empty() => {
+                Err(io::Error::other(format!(
+                    "record {dir_name}: its files are not those its manifest committed (a change under way, or damage)"
+                )))
+            }
+            _ => Ok(files),
+        }
+    }
+
     /// Whether record folder `dir_name` holds what a crash left of a change (see `recover`).
     pub fn has_leftovers(&self, dir_name: &str) -> io::Result<bool> {
         Ok(self.listing(dir_name)?.1)
@@ -1075,6 +1097,40 @@ pub(super) mod tests {
                 .collect();
             assert_eq!(loaded, want, "{done}");
             assert_eq!(names(&store), ["approvals.json", "decision.json"], "{done}");
+        }
+    }
+
+    /// What a thread making a change has between its commit and its renames, read by another
+    /// while the daemon runs: an error, and the change's files left where its maker will look
+    /// for them (a runtime read that finished the change took its renames from under it, and
+    /// the decision being recorded was answered 503, "nothing recorded", though committed).
+    #[test]
+    fn a_read_beside_a_change_under_way_touches_none_of_its_files() {
+        let ops = [
+            Op::Put("approvals.json", b"[2]"),
+            Op::Remove("claim.json"),
+            Op::Put("decision.json", b"{}"),
+        ];
+        for done in 0..ops.len() {
+            let (_dir, store) = store();
+            let first = [
+                Op::Put("approvals.json", b"[1]"),
+                Op::Put("claim.json", b"c"),
+            ];
+            store.apply("k", &first).unwrap();
+            crashed_after_commit(&store, &ops, done);
+            let dir = store.dir.join("handoffs").join(key_dir_name("k"));
+            let listed = |dir: &Path| {
+                let mut all: Vec<String> = std::fs::read_dir(dir)
+                    .unwrap()
+                    .map(|e| e.unwrap().file_name().into_string().unwrap())
+                    .collect();
+                all.sort();
+                all
+            };
+            let before = listed(&dir);
+            store.read_committed(&key_dir_name("k")).unwrap_err();
+            assert_eq!(listed(&dir), before, "{done}");
         }
     }
 

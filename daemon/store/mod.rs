@@ -127,6 +127,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
             })
             .collect())
     }
+    /// While the daemon runs, beside the transitions that write the records: every record
+    /// folder's files as committed, read only. Nothing is finished, removed or noted (that is
+    /// `load_all`'s, at start, while nothing else writes): a folder a change is under way in,
+    /// or a damaged one, is an error of its own, to read again later. A store whose changes
+    /// are each one transaction reads them as `load_all` does.
+    fn read_all(&self, tag: &str) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
+        self.load_all(tag)
+    }
     /// While the daemon runs (once a second, for at most `budget`): brings up to date what
     /// the backend keeps to make the next start quick. Returns how many workspaces it has yet
     /// to bring up to date (their records a start would read one by one). Nothing by default.
@@ -322,6 +330,11 @@ impl Store {
 
     pub fn load_all(&self) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
         self.backend.load_all(&self.tag)
+    }
+
+    /// See `Backend::read_all`.
+    pub fn read_all(&self) -> io::Result<Vec<(String, io::Result<RecordFiles>)>> {
+        self.backend.read_all(&self.tag)
     }
 
     pub fn stamps(&self, dir_name: &str) -> io::Result<Vec<(String, u64, String)>> {

@@ -137,16 +137,12 @@ fn kill_9_a_hundred_times_while_handoffs_arrive_and_reviewers_race() {
     }
     let doubles: Vec<_> = wins.iter().filter(|(_, w)| w.len() > 1).collect();
     assert!(doubles.is_empty(), "keys decided twice: {doubles:?}");
-    // 503 (nothing recorded, send it again) appeared in this storm with this session's
-    // changes, a few in a thousand decisions (cause not found yet: see the stop's note); it
-    // records nothing, so the invariants below still hold every decision to what was recorded.
+    // No 503: a decision that cannot be recorded is a fault, and here only kills happen. (A
+    // runtime read of the records that finished a change under way took the renames of a
+    // decision being committed, which was answered 503 though committed: 8 to 15 a storm.)
     assert!(
-        statuses.keys().all(|s| [200, 409, 503].contains(s)),
+        statuses.keys().all(|s| [200, 409].contains(s)),
         "answers: {statuses:?}"
-    );
-    assert!(
-        statuses.get(&503).copied().unwrap_or(0) * 50 <= statuses.values().sum::<usize>(),
-        "more than one answer in 50 was 503: {statuses:?}"
     );
     let store_decision = |h: &Value| {
         let store = env.store(h["workspace"].as_str().unwrap());

@@ -222,7 +222,18 @@ impl Cx<'_> {
         use crate::app::model::{DECISION, META};
         let mut unread = 0;
         let mut approved = Vec::new();
-        let folders = match ws.store.load_all() {
+        // Read beside the transitions writing the records: a folder a change is under way
+        // in reads as an error, so it is read again a moment later before counting unread.
+        let mut read = ws.store.read_all();
+        for _ in 0..3 {
+            let busy = matches!(&read, Ok(all) if all.iter().any(|(_, f)| f.is_err()));
+            if !busy {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            read = ws.store.read_all();
+        }
+        let folders = match read {
             Ok(folders) => folders,
             Err(e) => {
                 tracing::error!(workspace = %ws.workspace.name, error = %e, "cannot read the records of approved handoffs");
