@@ -14,6 +14,7 @@ mod lines;
 mod recheck;
 mod reverify;
 mod tail;
+mod take_back;
 mod verify;
 
 pub use anchor::{anchored, Anchor, Anchors, InFlight, Mark, RemoteAnchors};
@@ -431,11 +432,13 @@ impl AuditLog {
             group::sync(group::Request::audit(on, vec![file.clone()]))
         }) {
             // Disk full or I/O error: take back a partial line so the chain stays whole, if
-            // this node may still write. One that lost its lease during a long sync (a share
-            // that stopped answering) must not cut the log: its successor may have appended
-            // since, and accepts the tail at either end the anchor names, torn lines cut.
-            if self.ws.may_write().is_ok() {
-                let _ = file.set_len(head.len.unwrap_or(0));
+            // this node may still write and the log is still only what it left. One that lost
+            // its lease during a long sync (a share that stopped answering), or was paused
+            // past it between the check and the cut, must not cut the log: its successor may
+            // have appended since, and accepts the tail at either end the anchor names, torn
+            // lines cut.
+            let at = head.len.unwrap_or(0);
+            if take_back::take_back(&file, at, text.as_bytes(), || self.ws.may_write().is_ok()) {
                 let _ = self.anchors.write(&self.anchor_at(head));
             }
             return Err(e);
