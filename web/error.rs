@@ -113,6 +113,10 @@ impl ApiError {
                 tracing::error!(error = %e, "change not recorded");
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            ApiError::Decide(DecideError::Unsure(why)) => {
+                tracing::error!(error = %why, "a decision's commit has an unknown outcome");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Away(AwayError::NotReviewer) | ApiError::Load(LoadError::Forbidden) => {
                 StatusCode::FORBIDDEN
             }

@@ -79,6 +79,9 @@ pub struct WsState {
     pub checkpoint_errors: BTreeMap<String, Vec<Problem>>,
     /// Checkpoint file -> digest already announced (persisted, so restarts stay quiet).
     pub seen_checkpoints: BTreeMap<String, String>,
+    /// Key -> why: a decision whose commit's outcome is unknown (`DecideError::Unsure`); no
+    /// other is made on it until the records are loaded again.
+    pub unsure: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]

@@ -255,11 +255,12 @@ impl Rows {
 }
 
 /// The error of a write refused because this node's lease on the workspace is gone.
+/// The fenced statement changed nothing: its transaction committed nothing.
 fn stale(tag: &str) -> io::Error {
-    io::Error::new(
+    crate::store::NotCommitted::wrap(io::Error::new(
         io::ErrorKind::PermissionDenied,
         format!("this node no longer holds the lease of workspace {tag}; the write was refused (another node serves it now)"),
-    )
+    ))
 }
 
 /// (record folder, file name) of a path relative to a workspace's records.

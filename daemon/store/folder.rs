@@ -279,16 +279,18 @@ impl Folder {
         let handoffs = self.dir.join("handoffs");
         let dir_name = key_dir_name(key);
         let dir = handoffs.join(&dir_name);
+        // Up to the manifest's rename nothing is committed: an error there says so.
+        let nc = super::NotCommitted::wrap;
         // The manifest is read once, and first: a folder that has one exists (no stat of it),
         // and a change of a committed record needs no other look at the folder. A folder
         // without one is made at once: made now, it is new and empty (a new record's, as
         // in a burst: no look at the store's format mark, the folder or its parent first);
         // there already, `manifest` looks at what it holds.
-        let (current, created) = match self.manifest_file(&dir_name)? {
+        let (current, created) = match self.manifest_file(&dir_name).map_err(nc)? {
             Some(manifest) => (Some(manifest), false),
-            None => match make_dir(&handoffs, &dir)? {
+            None => match make_dir(&handoffs, &dir).map_err(nc)? {
                 true => (None, true),
-                false => (self.manifest(&dir_name)?, false),
+                false => (self.manifest(&dir_name).map_err(nc)?, false),
             },
         };
         let first = current.is_none();
@@ -298,9 +300,9 @@ impl Folder {
             None if created => Manifest::default(),
             // Made by a concurrent writer since the read above: its manifest, if it has
             // committed one, or its files would be left out of this change's.
-            None => match self.manifest(&dir_name)? {
+            None => match self.manifest(&dir_name).map_err(nc)? {
                 Some(manifest) => manifest,
-                None => self.unlisted_files(&dir_name)?,
+                None => self.unlisted_files(&dir_name).map_err(nc)?,
             },
         };
         // Each temp file's handle goes to the sync and its name stays here to be renamed (no
@@ -309,13 +311,13 @@ impl Folder {
         let mut temps = Vec::with_capacity(ops.len());
         for op in ops {
             if let Op::Put(_, bytes) = op {
-                let (file, path) = temp_with(&dir, bytes)?.into_parts();
+                let (file, path) = temp_with(&dir, bytes).map_err(nc)?.into_parts();
                 files.push(file);
                 temps.push(path);
             }
         }
         let next = changed(before, ops, &temps);
-        let (file, intent) = temp_with(&dir, &next.to_bytes())?.into_parts();
+        let (file, intent) = temp_with(&dir, &next.to_bytes()).map_err(nc)?.into_parts();
         files.push(file);
         let dirs = match first {
             true => vec![handoffs],
@@ -329,22 +331,23 @@ impl Folder {
             Some(super::revisions::Noted {
                 file,
                 apart: Some(on),
-            }) => group::sync(group::Request::store(on, vec![file], Vec::new()))?,
+            }) => group::sync(group::Request::store(on, vec![file], Vec::new())).map_err(nc)?,
             None => {}
         }
-        step(files, dirs)?;
+        step(files, dirs).map_err(nc)?;
         if first {
             // The folder's entry made durable, then its name in the ledger, both before the
             // change commits: a committed folder is always listed, and a listed one is there
             // unless something removed it.
             step(
-                vec![ledger::append_unsynced(&self.dir, &dir_name)?],
+                vec![ledger::append_unsynced(&self.dir, &dir_name).map_err(nc)?],
                 Vec::new(),
-            )?;
+            )
+            .map_err(nc)?;
         }
         intent
             .persist(dir.join(manifest::FILE))
-            .map_err(|e| e.error)?;
+            .map_err(|e| nc(e.error))?;
         // Committed: the temp files are the manifest's now, not this call's to remove if a
         // step below fails (a start finishes the change from them).
         let temps: Vec<PathBuf> = temps

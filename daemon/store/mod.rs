@@ -29,6 +29,25 @@ pub mod snapshot;
 mod syncs;
 
 pub use files::Files;
+
+/// The error of a change that failed before its commit point: nothing of it is in the store,
+/// and the same change may be made again. Any other error of a change leaves its outcome
+/// unknown to the caller (committed, with a step after the commit failed; or, in a cluster,
+/// a transaction whose answer was lost).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotCommitted(io::Error);
+
+impl NotCommitted {
+    pub fn wrap(e: io::Error) -> io::Error {
+        io::Error::new(e.kind(), NotCommitted(e))
+    }
+
+    /// Whether `e` is known to have committed nothing.
+    pub fn of(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<NotCommitted>())
+    }
+}
 pub use manifest::{Damage, Damaged, Fault};
 pub use snapshot::{unix_now, Changed, QUIET};
 

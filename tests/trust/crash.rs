@@ -328,3 +328,59 @@ fn unmailed(logged: &[Value], smtp: &Smtp, d: &Daemon) -> Option<String> {
     }
     None
 }
+
+/// A decision whose commit fails after its commit point (here: its file cannot be renamed into
+/// place in the store, a folder holding the name) is in the store: the reviewer is not told
+/// "nothing was changed", and no other decision is taken on the key over it. Before, rita's
+/// approval was answered 503 "nothing was changed; try again", ravi's rejection then 200, and
+/// the approval rita was told did not happen was overwritten.
+#[test]
+fn a_decision_committed_whose_commit_then_failed_is_never_told_unrecorded_or_decided_over() {
+    let config = [user("rita", "\"reviewer\""), user("ravi", "\"reviewer\"")].concat();
+    let mut env = TestEnv::with_config(&config);
+    let d = env.start();
+    let ws = env.ws("alpha");
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("held-1")));
+    d.wait_until("held-1 pending", || listed(&d, "held-1"));
+    let blocker = env.store("alpha").join("handoffs/held-1/decision.json");
+    std::fs::create_dir_all(blocker.join("in")).unwrap();
+
+    let approval = d.as_read(
+        "held-1",
+        "rita-token",
+        json!({ "outcome": "approved", "comment": "ship it" }),
+    );
+    let (status, answer) = d.post_as(
+        "/api/v1/handoffs/held-1/decision",
+        Some("rita-token"),
+        &approval.to_string(),
+    );
+    assert_eq!(status, 503, "{answer}");
+    let said = answer["error"].as_str().unwrap_or_default();
+    assert!(said.contains("may have been recorded"), "{answer}");
+    assert!(!said.contains("nothing was changed"), "{answer}");
+
+    // The rename would work now: still, nothing is decided over what may be recorded.
+    std::fs::remove_dir_all(&blocker).unwrap();
+    let (status, answer) = d.post_as(
+        "/api/v1/handoffs/held-1/decision",
+        Some("ravi-token"),
+        &json!({ "outcome": "rejected", "comment": "no" }).to_string(),
+    );
+    assert_eq!(status, 503, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("may have been recorded")),
+        "{answer}"
+    );
+    d.stop();
+
+    // Read again from the store: the approval committed is the decision.
+    let d = env.start();
+    let decided = detail(&d, "held-1");
+    assert_eq!(decided["state"], "decided", "{decided}");
+    assert_eq!(decided["decision"]["outcome"], "approved", "{decided}");
+    assert_eq!(decided["decision"]["by"], "rita", "{decided}");
+    d.stop();
+}

@@ -234,6 +234,9 @@ impl Cx<'_> {
         if let Some(d) = &rec.decision {
             return Err(DecideError::Conflict(Box::new(d.decision())));
         }
+        if let Some(why) = st.unsure.get(key) {
+            return Err(DecideError::Unsure(why.clone()));
+        }
         // What is wrong with the handoff (none, gone, decided) is told first; then an approval
         // that names nothing it was read at, before a passkey assertion is spent on it.
         unbound_approval(key, &req)?;
@@ -281,7 +284,7 @@ impl Cx<'_> {
             via: Some(via),
             ..Closing::new(req.outcome, name.clone(), req.comment)
         };
-        let closed = self.settle(&ws, &mut st, key, closing)?;
+        let closed = self.settle_told(&ws, &mut st, key, closing)?;
         Ok((Decided::Closed(closed), None))
     }
 
@@ -335,6 +338,60 @@ impl Cx<'_> {
         }
         let admin = self.builtin_admin(name);
         crate::app::review::quorum::gate(&Progress::of(route, rec), name, roles, admin).err()
+    }
+
+    /// `settle`, telling a failure that committed nothing (send it again) from one whose
+    /// outcome is unknown: the decision may be in the store, so the state (pending) may be
+    /// wrong, and nothing more is decided on the key until the records are loaded again.
+    /// A decision the store is found to hold byte for byte was committed: it is logged and
+    /// applied as if the commit had answered.
+    fn settle_told(
+        &self,
+        ws: &Served,
+        st: &mut WsState,
+        key: &str,
+        closing: Closing,
+    ) -> Result<Decision, DecideError> {
+        let recorded = self.decision_of(ws, st, key, closing)?;
+        if let Err(e) = ws.commit(key, DECISION, &recorded.bytes) {
+            if crate::store::NotCommitted::of(&e) {
+                return Err(e.into());
+            }
+            let held = ws.store.read(&crate::store::Store::record(key, DECISION));
+            if !matches!(&held, Ok(Some(b)) if *b == recorded.bytes) {
+                return Err(self.unsure(ws, st, key, format!("its commit failed: {e}")));
+            }
+            tracing::warn!(workspace = %ws.workspace.name, key, error = %e, "a decision's commit reported a failure, and the store holds it: recorded");
+        }
+        if let Err(e) = self.emit(ws, recorded.event.clone()) {
+            // Fail closed: a decision that is not in the audit log is not made.
+            return Err(match ws.uncommit(key, DECISION) {
+                Ok(()) => e.into(),
+                Err(undo) => self.unsure(
+                    ws,
+                    st,
+                    key,
+                    format!(
+                        "its event could not be logged ({e}) and its commit not undone ({undo})"
+                    ),
+                ),
+            });
+        }
+        Ok(self.close(ws, st, key, recorded))
+    }
+
+    /// Holds `key` undecidable until its records are loaded again, and says why.
+    pub(in crate::app) fn unsure(
+        &self,
+        ws: &Served,
+        st: &mut WsState,
+        key: &str,
+        why: String,
+    ) -> DecideError {
+        tracing::error!(workspace = %ws.workspace.name, key, why, "a decision may have been recorded; the handoff is held until its records are read again");
+        self.metrics().error("decision_unsure");
+        st.unsure.insert(key.to_string(), why.clone());
+        DecideError::Unsure(why)
     }
 
     /// Records the decision of a pending handoff: archive, root copy, state, event.

@@ -138,9 +138,13 @@ impl Cx<'_> {
         let committed = self.commit_approval(ws, st, key, role.is_some(), closing);
         let (approvals, sign_offs, recorded) = match committed {
             Ok(done) => done,
-            Err(e) => {
+            Err(Uncommitted::Nothing(e)) => {
                 st.records.insert(key.to_string(), old);
                 return Err(e.into());
+            }
+            Err(Uncommitted::Unsure(why)) => {
+                st.records.insert(key.to_string(), old);
+                return Err(self.unsure(ws, st, key, why));
             }
         };
         let event = match &recorded {
@@ -160,9 +164,19 @@ impl Cx<'_> {
         };
         if let Err(e) = self.emit(ws, event) {
             // Fail closed: the approval is taken back with the event that failed.
-            ws.restore(&old, None);
+            let undone = ws.restore(&old, None);
             st.records.insert(key.to_string(), old);
-            return Err(e.into());
+            return Err(match undone {
+                Ok(()) => e.into(),
+                Err(undo) => self.unsure(
+                    ws,
+                    st,
+                    key,
+                    format!(
+                        "its event could not be logged ({e}) and its commit not undone ({undo})"
+                    ),
+                ),
+            });
         }
         ws.publish(key, APPROVALS, Some(&approvals));
         if role.is_some() {
@@ -184,13 +198,14 @@ impl Cx<'_> {
         key: &str,
         signed: bool,
         closing: Option<Closing>,
-    ) -> std::io::Result<(Vec<u8>, Vec<u8>, Option<Recorded>)> {
+    ) -> Result<Committed, Uncommitted> {
         let rec = &st.records[key];
-        let approvals = json_bytes(&rec.review.approvals)?;
-        let sign_offs = json_bytes(&rec.sign_offs)?;
+        let approvals = json_bytes(&rec.review.approvals).map_err(Uncommitted::Nothing)?;
+        let sign_offs = json_bytes(&rec.sign_offs).map_err(Uncommitted::Nothing)?;
         let recorded = closing
             .map(|c| self.decision_of(ws, st, key, c))
-            .transpose()?;
+            .transpose()
+            .map_err(Uncommitted::Nothing)?;
         let mut ops = vec![Op::Put(APPROVALS, &approvals)];
         if signed {
             ops.push(Op::Put(SIGN_OFFS, &sign_offs));
@@ -198,9 +213,37 @@ impl Cx<'_> {
         if let Some(r) = &recorded {
             ops.push(Op::Put(DECISION, &r.bytes));
         }
-        ws.store.apply(key, &ops)?;
+        if let Err(e) = ws.store.apply(key, &ops) {
+            if crate::store::NotCommitted::of(&e) {
+                return Err(Uncommitted::Nothing(e));
+            }
+            // Committed after all if the store holds every file of it as written.
+            let holds = |name: &str, bytes: &[u8]| {
+                let held = ws.store.read(&crate::store::Store::record(key, name));
+                matches!(held, Ok(Some(b)) if b == bytes)
+            };
+            let all = ops.iter().all(|op| match op {
+                Op::Put(name, bytes) => holds(name, bytes),
+                Op::Remove(_) => false,
+            });
+            if !all {
+                return Err(Uncommitted::Unsure(format!("its commit failed: {e}")));
+            }
+            tracing::warn!(workspace = %ws.workspace.name, key, error = %e, "an approval's commit reported a failure, and the store holds it: recorded");
+        }
         Ok((approvals, sign_offs, recorded))
     }
+}
+
+/// What an approval's commit wrote: the approvals and sign-offs (to publish once the event is
+/// logged), and the decision when the approval closed the handoff.
+type Committed = (Vec<u8>, Vec<u8>, Option<Recorded>);
+
+/// Why an approval's commit failed: before its commit point (nothing recorded), or with an
+/// outcome that cannot be told.
+enum Uncommitted {
+    Nothing(std::io::Error),
+    Unsure(String),
 }
 
 /// The approvals of a record as the store has them. A store written before approvals were

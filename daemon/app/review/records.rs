@@ -90,7 +90,7 @@ impl Served {
     /// Puts the record's mutable files back as `rec` has them (sign-offs, approvals, decision, and the
     /// store's `meta.json` as it was, when given): the undo of a transition whose event could
     /// not be logged.
-    pub(in crate::app) fn restore(&self, rec: &Record, meta: Option<&[u8]>) {
+    pub(in crate::app) fn restore(&self, rec: &Record, meta: Option<&[u8]>) -> io::Result<()> {
         let key = &rec.meta.key;
         let result = (|| {
             let sign_offs = json_bytes(&rec.sign_offs)?;
@@ -112,9 +112,10 @@ impl Served {
             ops.extend(meta.map(|m| Op::Put(META, m)));
             self.store.apply(key, &ops)
         })();
-        if let Err(e) = result {
+        if let Err(e) = &result {
             tracing::error!(workspace = %self.workspace.name, key, error = %e, "cannot undo a change whose event failed; the next start logs it as recovered");
         }
+        result
     }
 
     /// Publishes one file of a record into the workspace (`None`: removes it). The copy is for

@@ -120,7 +120,7 @@ impl Cx<'_> {
             data,
         );
         if let Err(e) = self.emit(ws, event) {
-            ws.restore(&old, Some(&old_meta));
+            let _ = ws.restore(&old, Some(&old_meta));
             return Err(e);
         }
         ws.publish(key, &rev_file(meta.revision), Some(bytes));

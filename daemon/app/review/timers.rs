@@ -258,7 +258,7 @@ impl Cx<'_> {
         self.note_audience(key, &rec.handoff(), meta.route.as_ref(), &ws.workspace.name);
         rec.meta = meta;
         if let Err(e) = self.emit(ws, event) {
-            ws.restore(&old, Some(&before));
+            let _ = ws.restore(&old, Some(&before));
             self.note_audience(
                 key,
                 &old.handoff(),
