@@ -350,7 +350,7 @@ fn an_away_mark_moves_on_at_once_what_other_nodes_assigned_and_a_lost_wake_up_is
 /// let an approval of what a reviewer read on one node decide the other's. The second
 /// workspace to write an id another node already holds is answered `invalid`, naming the
 /// first; and should both take it at once (two nodes each before the other committed), no
-/// decision is taken on either (409) until one is withdrawn.
+/// decision is taken on either (409), withdrawn or not.
 #[test]
 fn an_id_another_node_holds_is_refused_and_a_key_held_twice_is_decided_nowhere() {
     let _serial = super::nodes::one_at_a_time();
