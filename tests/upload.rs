@@ -486,3 +486,72 @@ fn another_agent_of_the_workspace_cannot_take_over_a_pending_handoff_by_revising
         d.get("/api/v1/handoffs/deploy-2291").1["revision"] == 2
     });
 }
+
+/// The first receipt of a key uploaded over HTTP (`PUT /api/v1/workspaces/{name}/handoff`):
+/// mallory, another agent writing the share, puts her own file under alice's id in place of
+/// alice's upload before the daemon (polling, settling) received it. The key never goes
+/// quietly to the file nobody proved: it is answered `invalid` at `/id`, naming alice's upload,
+/// and alice's upload sent again is hers, proven.
+#[test]
+fn a_same_id_file_put_in_place_of_an_http_upload_before_its_receipt_does_not_take_the_key() {
+    let config = format!(
+        "poll_ms = 50\nsettle_ms = 1500\n{}{}",
+        agent("alice", "*"),
+        agent("mallory", "*")
+    );
+    let mut env = TestEnv::with_config(&config);
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let theirs = env.root().join("mallory.json");
+    let mut production = util::handoff("deploy-2291");
+    production["from_agent"] = "mallory".into();
+    production["title"] = "deploy 2291 to PRODUCTION".into();
+    std::fs::write(&theirs, util::bytes(&production)).unwrap();
+    let mut staging = util::handoff("deploy-2291");
+    staging["from_agent"] = "alice".into();
+    staging["title"] = "deploy 2291 to STAGING".into();
+    let place = ws.join("handoff.json");
+    let at = "/api/v1/workspaces/alpha/handoff";
+    std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+            while std::time::Instant::now() < deadline {
+                let landed = std::fs::read(&place)
+                    .is_ok_and(|b| String::from_utf8_lossy(&b).contains("to STAGING"));
+                if landed {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    std::fs::rename(&theirs, &place).unwrap();
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            panic!("mallory's watcher never saw alice's file land");
+        });
+        let (status, body) = put(&d, at, "alice-token", &util::bytes(&staging));
+        assert!(status == 200 || status == 201, "{body}");
+        watcher.join().unwrap();
+    });
+    d.wait_until("the key answered", || util::decision(&ws).is_some());
+    let (status, detail) = d.get("/api/v1/handoffs/deploy-2291");
+    assert!(
+        !(status == 200 && detail["handoff"]["from_agent"] == "mallory"),
+        "mallory's file took alice's key at its first receipt: {detail}"
+    );
+    let answer = util::decision(&ws).unwrap();
+    assert_eq!(answer["outcome"], "invalid", "{answer}");
+    assert_eq!(answer["errors"][0]["pointer"], "/id", "{answer}");
+    assert!(
+        answer["errors"][0]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is being uploaded by agent alice")),
+        "{answer}"
+    );
+    let (status, body) = put(&d, at, "alice-token", &util::bytes(&staging));
+    assert!(status == 200 || status == 201, "{body}");
+    d.wait_until("alice's deploy-2291 received", || {
+        d.get("/api/v1/handoffs/deploy-2291").0 == 200
+    });
+    let (_, detail) = d.get("/api/v1/handoffs/deploy-2291");
+    assert_eq!(detail["handoff"]["from_agent"], "alice", "{detail}");
+    assert_eq!(detail["sender_proven"], true, "{detail}");
+}

@@ -138,11 +138,9 @@ impl App {
             },
         )?;
         let key = crate::contract::validate::handoff_key(&ws, &acc);
-        // Before the bytes are in place: their first receipt takes only them.
-        crate::intake::filing::begin(&ws, &key, agent, &acc.digest);
+        // The upload files it (`intake::filing`): its first receipt takes only these bytes.
         self.cx()
             .upload(&ws, crate::app::Target::Handoff, &bytes, actor)
-            .inspect_err(|_| crate::intake::filing::end(&ws, &key))
             .map_err(|e| match e {
                 crate::app::UploadError::Io(e) => {
                     RpcError::Internal(format!("cannot write the handoff, nothing was filed: {e}"))

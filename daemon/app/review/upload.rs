@@ -63,6 +63,9 @@ pub enum UploadError {
     Io(#[from] io::Error),
 }
 
+/// (key, agent, content digest) of a handoff an agent uploads: see `intake::filing`.
+type Filing = (String, String, String);
+
 impl Cx<'_> {
     /// Writes an agent's file into workspace `name`.
     pub fn upload(
@@ -110,13 +113,24 @@ impl Cx<'_> {
             Target::Handoff => {
                 let st = ws.lock();
                 // Checked under the lock the receipt takes, so no revision lands in between.
-                self.revises_its_own(&ws, &st, bytes, actor)?;
-                Some(st)
+                let filing = self.revises_its_own(&ws, &st, bytes, actor)?;
+                Some((st, filing))
             }
             _ => None,
         };
+        // Before the bytes are in place: their first receipt takes only them, not a same-id
+        // file another writer of the folder puts in their place before it (`intake::filing`).
+        let filing = receipt_waits.as_ref().and_then(|(_, f)| f.clone());
+        if let Some((key, agent, digest)) = &filing {
+            crate::intake::filing::begin(name, key, agent, digest);
+        }
         ws.workspace
             .write(&path, bytes)
+            .inspect_err(|_| {
+                if let Some((key, ..)) = &filing {
+                    crate::intake::filing::end(name, key);
+                }
+            })
             .map_err(|e| match e.kind() {
                 io::ErrorKind::PermissionDenied => UploadError::Forbidden(e.to_string()),
                 io::ErrorKind::IsADirectory | io::ErrorKind::NotADirectory => {
@@ -199,26 +213,31 @@ impl Cx<'_> {
         st: &crate::app::state::WsState,
         bytes: &[u8],
         actor: &Actor,
-    ) -> Result<(), UploadError> {
+    ) -> Result<Option<Filing>, UploadError> {
         use crate::contract::validate;
         let Actor::Agent { name, .. } = actor else {
-            return Ok(());
+            return Ok(None);
         };
         let ws_name = &ws.workspace.name;
         // The key the pipeline will file these bytes under, valid or not (an invalid answer
         // is given under it too).
-        let key = match validate::handoff(bytes, &self.config().limits) {
-            Ok(acc) => validate::handoff_key(ws_name, &acc),
-            Err(rejected) => validate::rejected_key(ws_name, &rejected),
+        let (key, filing) = match validate::handoff(bytes, &self.config().limits) {
+            Ok(acc) => {
+                let key = validate::handoff_key(ws_name, &acc);
+                let filing = (key.clone(), name.clone(), acc.digest.clone());
+                (key, Some(filing))
+            }
+            Err(rejected) => (validate::rejected_key(ws_name, &rejected), None),
         };
         let Some(rec) = st.records.get(&key) else {
-            return Ok(());
+            return Ok(filing);
         };
         let sender = self
             .proven_sender(rec, ws_name)
             .unwrap_or_else(|| rec.head().from_agent.trim().to_string());
         if crate::app::review::locks::acts_as(actor, &sender) {
-            return Ok(());
+            // A revision: no first receipt to guard.
+            return Ok(None);
         }
         tracing::warn!(workspace = %ws_name, key, agent = %name, sender = %sender,
             "refused an upload revising another agent's handoff");
