@@ -157,6 +157,9 @@ impl From<io::Error> for DecideError {
     /// A write refused because the workspace's folder was swapped under the daemon (see
     /// `folder_mark::Pin`) is the folder gone, not a failure to try again.
     fn from(e: io::Error) -> DecideError {
+        if let Some(why) = Unsure::of(&e) {
+            return DecideError::Unsure(why.to_string());
+        }
         match crate::workspace::folder_mark::Swapped::of(&e) {
             Some(swapped) => DecideError::WorkspaceGone(swapped.to_string()),
             None => DecideError::Io(e),
@@ -225,5 +228,23 @@ impl Closing {
             grant: None,
             step_up: None,
         }
+    }
+}
+
+/// A change's outcome is unknown (see `Cx::settle`): carried in an `io::Error` through the
+/// transitions that return one, told as `DecideError::Unsure`.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unsure(pub String);
+
+impl Unsure {
+    pub fn io(why: String) -> io::Error {
+        io::Error::other(Unsure(why))
+    }
+
+    pub fn of(e: &io::Error) -> Option<&str> {
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<Unsure>())
+            .map(|u| u.0.as_str())
     }
 }

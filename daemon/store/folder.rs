@@ -348,14 +348,16 @@ impl Folder {
         intent
             .persist(dir.join(manifest::FILE))
             .map_err(|e| nc(e.error))?;
+        let pc = super::PastCommit::wrap;
         // Committed: the temp files are the manifest's now, not this call's to remove if a
         // step below fails (a start finishes the change from them).
         let temps: Vec<PathBuf> = temps
             .into_iter()
             .map(TempPath::keep)
             .map(|kept| kept.map_err(|e| e.error))
-            .collect::<io::Result<_>>()?;
-        step(Vec::new(), vec![dir.clone()])?;
+            .collect::<io::Result<_>>()
+            .map_err(pc)?;
+        step(Vec::new(), vec![dir.clone()]).map_err(pc)?;
         // Not synced: the change is durable once its manifest is (the temp files and their
         // names were made durable with it), and a crash that loses a rename or a removal
         // below leaves what a start finishes by replaying the manifest's steps.
@@ -364,10 +366,10 @@ impl Folder {
             match op {
                 Op::Put(name, _) => {
                     let tmp = temps.next().expect("one temp file per put");
-                    std::fs::rename(tmp, dir.join(name))?;
+                    std::fs::rename(tmp, dir.join(name)).map_err(pc)?;
                 }
                 Op::Remove(name) => {
-                    remove_if_there(&dir.join(name))?;
+                    remove_if_there(&dir.join(name)).map_err(pc)?;
                 }
             }
         }

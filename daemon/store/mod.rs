@@ -38,6 +38,23 @@ pub use files::Files;
 #[error("{0}")]
 pub struct NotCommitted(io::Error);
 
+/// The error of a change that committed (its manifest renamed into place), then failed at a
+/// step after: what it wrote is visible, but may not survive a crash (the folder's sync may be
+/// the step that failed), so it is not taken as made either; a start finishes it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct PastCommit(io::Error);
+
+impl PastCommit {
+    pub fn wrap(e: io::Error) -> io::Error {
+        io::Error::new(e.kind(), PastCommit(e))
+    }
+
+    pub fn of(e: &io::Error) -> bool {
+        e.get_ref().is_some_and(|inner| inner.is::<PastCommit>())
+    }
+}
+
 impl NotCommitted {
     pub fn wrap(e: io::Error) -> io::Error {
         io::Error::new(e.kind(), NotCommitted(e))

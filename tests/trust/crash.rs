@@ -374,6 +374,14 @@ fn a_decision_committed_whose_commit_then_failed_is_never_told_unrecorded_or_dec
             .is_some_and(|e| e.contains("may have been recorded")),
         "{answer}"
     );
+    // Nor is a revision made beside it: its approval would be read at a revision rita never
+    // saw. (The agent's file waits; the next start reads it.)
+    let read = d.read("held-1", "rita-token").unwrap();
+    let mut revised = handoff("held-1");
+    revised["title"] = "deploy to PRODUCTION".into();
+    write_atomic(&ws.join("handoff.json"), &bytes(&revised));
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(detail(&d, "held-1")["revision"], read["revision"]);
     d.stop();
 
     // Read again from the store: the approval committed is the decision.
@@ -382,5 +390,9 @@ fn a_decision_committed_whose_commit_then_failed_is_never_told_unrecorded_or_dec
     assert_eq!(decided["state"], "decided", "{decided}");
     assert_eq!(decided["decision"]["outcome"], "approved", "{decided}");
     assert_eq!(decided["decision"]["by"], "rita", "{decided}");
+    assert_eq!(
+        decided["decision"]["handoff_sha256"], read["handoff_sha256"],
+        "{decided}"
+    );
     d.stop();
 }

@@ -284,7 +284,7 @@ impl Cx<'_> {
             via: Some(via),
             ..Closing::new(req.outcome, name.clone(), req.comment)
         };
-        let closed = self.settle_told(&ws, &mut st, key, closing)?;
+        let closed = self.settle(&ws, &mut st, key, closing)?;
         Ok((Decided::Closed(closed), None))
     }
 
@@ -340,44 +340,25 @@ impl Cx<'_> {
         crate::app::review::quorum::gate(&Progress::of(route, rec), name, roles, admin).err()
     }
 
-    /// `settle`, telling a failure that committed nothing (send it again) from one whose
-    /// outcome is unknown: the decision may be in the store, so the state (pending) may be
-    /// wrong, and nothing more is decided on the key until the records are loaded again.
-    /// A decision the store is found to hold byte for byte was committed: it is logged and
-    /// applied as if the commit had answered.
-    fn settle_told(
+    /// The refusal of a change whose event could not be logged (`e`) once its commit was
+    /// undone (`undone`): nothing recorded if the undo worked, else unknown (`unsure`).
+    pub(in crate::app) fn not_logged(
         &self,
         ws: &Served,
         st: &mut WsState,
         key: &str,
-        closing: Closing,
-    ) -> Result<Decision, DecideError> {
-        let recorded = self.decision_of(ws, st, key, closing)?;
-        if let Err(e) = ws.commit(key, DECISION, &recorded.bytes) {
-            if crate::store::NotCommitted::of(&e) {
-                return Err(e.into());
+        e: io::Error,
+        undone: io::Result<()>,
+    ) -> io::Error {
+        match undone {
+            Ok(()) => e,
+            Err(undo) => {
+                let why = format!(
+                    "its event could not be logged ({e}) and its commit not undone ({undo})"
+                );
+                self.unsure(ws, st, key, why)
             }
-            let held = ws.store.read(&crate::store::Store::record(key, DECISION));
-            if !matches!(&held, Ok(Some(b)) if *b == recorded.bytes) {
-                return Err(self.unsure(ws, st, key, format!("its commit failed: {e}")));
-            }
-            tracing::warn!(workspace = %ws.workspace.name, key, error = %e, "a decision's commit reported a failure, and the store holds it: recorded");
         }
-        if let Err(e) = self.emit(ws, recorded.event.clone()) {
-            // Fail closed: a decision that is not in the audit log is not made.
-            return Err(match ws.uncommit(key, DECISION) {
-                Ok(()) => e.into(),
-                Err(undo) => self.unsure(
-                    ws,
-                    st,
-                    key,
-                    format!(
-                        "its event could not be logged ({e}) and its commit not undone ({undo})"
-                    ),
-                ),
-            });
-        }
-        Ok(self.close(ws, st, key, recorded))
     }
 
     /// Holds `key` undecidable until its records are loaded again, and says why.
@@ -387,14 +368,20 @@ impl Cx<'_> {
         st: &mut WsState,
         key: &str,
         why: String,
-    ) -> DecideError {
+    ) -> io::Error {
         tracing::error!(workspace = %ws.workspace.name, key, why, "a decision may have been recorded; the handoff is held until its records are read again");
         self.metrics().error("decision_unsure");
         st.unsure.insert(key.to_string(), why.clone());
-        DecideError::Unsure(why)
+        crate::app::model::Unsure::io(why)
     }
 
-    /// Records the decision of a pending handoff: archive, root copy, state, event.
+    /// Records the decision of a pending handoff: archive, root copy, state, event. Every
+    /// decision's one way (a person's, a policy's, a timer's, a withdrawal): a failure that
+    /// committed nothing is an error to try again; one whose outcome is unknown (the
+    /// decision may be in the store, so the state, pending, may be wrong) holds the key, and
+    /// nothing more is decided on it until the records are loaded again (`Unsure`). A
+    /// decision a cluster's database is found to hold byte for byte was committed: it is
+    /// logged and applied as if the commit had answered.
     pub(in crate::app) fn settle(
         &self,
         ws: &Served,
@@ -402,11 +389,29 @@ impl Cx<'_> {
         key: &str,
         closing: Closing,
     ) -> io::Result<Decision> {
-        let recorded = self.record_decision(ws, st, key, closing)?;
+        if let Some(why) = st.unsure.get(key) {
+            return Err(crate::app::model::Unsure::io(why.clone()));
+        }
+        let recorded = self.decision_of(ws, st, key, closing)?;
+        if let Err(e) = ws.commit(key, DECISION, &recorded.bytes) {
+            match crate::app::review::records::commit_outcome(&e) {
+                crate::app::review::records::CommitOutcome::Nothing => return Err(e),
+                crate::app::review::records::CommitOutcome::Unknown => {
+                    return Err(self.unsure(ws, st, key, format!("its commit failed: {e}")))
+                }
+                crate::app::review::records::CommitOutcome::ReadBack => {
+                    let held = ws.store.read(&crate::store::Store::record(key, DECISION));
+                    if !matches!(&held, Ok(Some(b)) if *b == recorded.bytes) {
+                        return Err(self.unsure(ws, st, key, format!("its commit failed: {e}")));
+                    }
+                    tracing::warn!(workspace = %ws.workspace.name, key, error = %e, "a decision's commit reported a failure, and the store holds it: recorded");
+                }
+            }
+        }
         if let Err(e) = self.emit(ws, recorded.event.clone()) {
             // Fail closed: a decision that is not in the audit log is not made.
-            let _ = ws.uncommit(key, DECISION);
-            return Err(e);
+            let undone = ws.uncommit(key, DECISION);
+            return Err(self.not_logged(ws, st, key, e, undone));
         }
         Ok(self.close(ws, st, key, recorded))
     }

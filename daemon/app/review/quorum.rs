@@ -144,7 +144,7 @@ impl Cx<'_> {
             }
             Err(Uncommitted::Unsure(why)) => {
                 st.records.insert(key.to_string(), old);
-                return Err(self.unsure(ws, st, key, why));
+                return Err(self.unsure(ws, st, key, why).into());
             }
         };
         let event = match &recorded {
@@ -166,17 +166,7 @@ impl Cx<'_> {
             // Fail closed: the approval is taken back with the event that failed.
             let undone = ws.restore(&old, None);
             st.records.insert(key.to_string(), old);
-            return Err(match undone {
-                Ok(()) => e.into(),
-                Err(undo) => self.unsure(
-                    ws,
-                    st,
-                    key,
-                    format!(
-                        "its event could not be logged ({e}) and its commit not undone ({undo})"
-                    ),
-                ),
-            });
+            return Err(self.not_logged(ws, st, key, e, undone).into());
         }
         ws.publish(key, APPROVALS, Some(&approvals));
         if role.is_some() {
@@ -214,8 +204,13 @@ impl Cx<'_> {
             ops.push(Op::Put(DECISION, &r.bytes));
         }
         if let Err(e) = ws.store.apply(key, &ops) {
-            if crate::store::NotCommitted::of(&e) {
-                return Err(Uncommitted::Nothing(e));
+            use crate::app::review::records::{commit_outcome, CommitOutcome};
+            match commit_outcome(&e) {
+                CommitOutcome::Nothing => return Err(Uncommitted::Nothing(e)),
+                CommitOutcome::Unknown => {
+                    return Err(Uncommitted::Unsure(format!("its commit failed: {e}")))
+                }
+                CommitOutcome::ReadBack => {}
             }
             // Committed after all if the store holds every file of it as written.
             let holds = |name: &str, bytes: &[u8]| {

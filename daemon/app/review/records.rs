@@ -255,3 +255,23 @@ pub fn published_copy_of(ws: &Workspace, dir: &str, file: &str) -> Vec<(String, 
     out.push((place(file), bytes));
     out
 }
+
+/// What a failed commit left: nothing (refused before its commit point, or by the damage
+/// check that makes the workspace read-only), something (the embedded store's commit made,
+/// a step after it failed: visible but perhaps not durable, so never taken as made), or
+/// what the store answers when read back (a transaction whose answer was lost).
+pub(in crate::app) enum CommitOutcome {
+    Nothing,
+    Unknown,
+    ReadBack,
+}
+
+pub(in crate::app) fn commit_outcome(e: &io::Error) -> CommitOutcome {
+    if crate::store::NotCommitted::of(e) || crate::store::Damaged::of(e).is_some() {
+        CommitOutcome::Nothing
+    } else if crate::store::PastCommit::of(e) {
+        CommitOutcome::Unknown
+    } else {
+        CommitOutcome::ReadBack
+    }
+}

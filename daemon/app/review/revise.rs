@@ -30,6 +30,11 @@ impl Cx<'_> {
         read: AsRead,
         bytes: &[u8],
     ) -> io::Result<()> {
+        // A decision of the record in place may be in the store (`settle`): a revision would
+        // be made beside it. Taken once the records are read again.
+        if let Some(why) = st.unsure.get(key) {
+            return Err(crate::app::model::Unsure::io(why.clone()));
+        }
         // The share is anyone's to write: a revision naming another agent is no revision of
         // this handoff (it would hand the record, its waits and its pushes to that agent).
         // Workers of one agent (`NAME/WORKER`) are that agent.
