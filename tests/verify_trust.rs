@@ -406,4 +406,13 @@ fn approved_modes_and_stray_folders_are_refused() {
     std::fs::remove_dir_all(ws.join("approved/.ssh")).unwrap();
     let (ok, said) = verify();
     assert!(ok, "{said}");
+    // An execute bit alone (0555): a copy keeping modes would ship a runnable script.
+    set(&script, 0o555);
+    let (ok, said) = verify();
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("approved/bin/deploy.sh has mode 0555 (executable)"),
+        "{said}"
+    );
+    set(&script, 0o444);
 }

@@ -423,6 +423,10 @@ fn mode_problem(rel: &str, entry: &walkdir::DirEntry) -> Option<String> {
     if mode & 0o022 != 0 {
         wrong.push("writable by others than its owner");
     }
+    // An execute bit is a power no approval gave (a copy that keeps modes ships it).
+    if !entry.file_type().is_dir() && mode & 0o111 != 0 {
+        wrong.push("executable");
+    }
     let (kind, made) = match entry.file_type().is_dir() {
         true => ("folder", "0755"),
         false => ("file", "0444"),
