@@ -138,7 +138,7 @@ impl App {
             },
         )?;
         let key = crate::contract::validate::handoff_key(&ws, &acc);
-        // The upload files it (`intake::filing`): its first receipt takes only these bytes.
+        // The upload files it (`review::filing`): its first receipt takes only these bytes.
         self.cx()
             .upload(&ws, crate::app::Target::Handoff, &bytes, actor)
             .map_err(|e| match e {
@@ -150,7 +150,7 @@ impl App {
         let received = self.await_receipt(&ws, &key, &acc.digest);
         if received.is_ok() {
             // Received as a revision, its first receipt long past: nothing ends it there.
-            crate::intake::filing::end(&ws, &key);
+            crate::app::review::filing::end(&ws, &key);
         }
         let received = received?;
         if let Some(config) = inline_push(params, v) {
@@ -172,7 +172,7 @@ impl App {
     ) -> Result<(Value, Option<Decision>), RpcError> {
         let start = Instant::now();
         while start.elapsed() < RECEIVE_WAIT {
-            if crate::intake::filing::was_displaced(ws, key, digest) {
+            if crate::app::review::filing::was_displaced(ws, key, digest) {
                 return Err(RpcError::InvalidParams(format!(
                     "handoff \"{key}\" was replaced on the share by another file under the same id before the daemon read it: nothing was filed, and that file is not taken either; send the message again"
                 )));

@@ -4,9 +4,13 @@
 //! `approved/deploy.sh`, and a reviewer reading one would approve the other.
 
 use super::problem::Problem;
-use crate::workspace::{APPROVED_DIR, INBOX_DIR};
 use serde_json::Value;
 use std::collections::HashMap;
+
+/// The workspace's folder agents upload into (`inbox/x` is promoted as `approved/x`).
+pub const INBOX_DIR: &str = "inbox";
+/// The workspace's folder approved artifacts are promoted into.
+pub const APPROVED_DIR: &str = "approved";
 
 /// Where the promoted copy of an artifact lives: `inbox/a/b.md` -> `approved/a/b.md`, any
 /// other path `p` -> `approved/p` (`.` and empty components dropped).
@@ -29,11 +33,12 @@ fn normalize(path: &str) -> String {
 
 /// The artifacts of a handoff (`value`) that another one would be promoted onto: two files
 /// to one path, or a file where another needs a folder. The same file listed twice is one.
-pub fn collisions(value: &Value) -> Vec<Problem> {
+/// `sound` tells the paths to look at (one leaving the workspace has its own problem).
+pub fn collisions(value: &Value, sound: impl Fn(&str) -> bool) -> Vec<Problem> {
     let artifacts = value.get("artifacts").and_then(Value::as_array);
     let listed: Vec<(usize, &str)> = (artifacts.into_iter().flatten().enumerate())
         .filter_map(|(i, a)| Some((i, a.get("path")?.as_str()?)))
-        .filter(|(_, path)| super::validate::relative_path_problem(path).is_none())
+        .filter(|(_, path)| sound(path))
         .collect();
     let mut problems = Vec::new();
     // Each target by the first artifact promoted there.
@@ -84,7 +89,7 @@ mod tests {
 
     fn problems(paths: &[&str]) -> Vec<Problem> {
         let artifacts: Vec<Value> = paths.iter().map(|p| json!({ "path": p })).collect();
-        collisions(&json!({ "artifacts": artifacts }))
+        collisions(&json!({ "artifacts": artifacts }), |_| true)
     }
 
     #[test]

@@ -139,7 +139,9 @@ pub fn checkpoint(bytes: &[u8], limits: &Limits) -> Result<Accepted<Checkpoint>,
 /// `approved/` (`promoted::collisions`).
 fn handoff_problems(value: &Value) -> Vec<Problem> {
     let mut problems = artifact_path_problems(value);
-    problems.extend(super::promoted::collisions(value));
+    problems.extend(super::promoted::collisions(value, |path| {
+        relative_path_problem(path).is_none()
+    }));
     problems
 }
 

@@ -6,6 +6,5 @@
 //! channel (`Signal::Repair`, `Signal::WatchDir`, `Signal::Folder`). `filing` remembers the
 //! handoffs agents are uploading until their first receipt, so that receipt takes their bytes.
 
-pub mod filing;
 pub mod pipeline;
 pub mod scan;

@@ -36,9 +36,8 @@ use std::path::{Path, PathBuf};
 pub const HANDOFF_FILE: &str = "handoff.json";
 pub const DECISION_FILE: &str = "decision.json";
 pub const CHECKPOINTS_DIR: &str = "checkpoints";
-pub const INBOX_DIR: &str = "inbox";
-pub const APPROVED_DIR: &str = "approved";
 pub use crate::contract::names::BATON_DIR;
+pub use crate::contract::promoted::{APPROVED_DIR, INBOX_DIR};
 
 /// A watched workspace: a folder marked by `.baton/`, named after its folder.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -216,10 +216,10 @@ impl Cx<'_> {
         };
         // The first receipt of a key an agent is uploading takes only the bytes it uploaded:
         // a file put in their place on the share would take the key for a sender nobody
-        // proved (`crate::intake::filing`).
+        // proved (`review::filing`).
         if !st.records.contains_key(&key) {
             let ws_name = &ws.workspace.name;
-            if let Some(agent) = crate::intake::filing::displaced(ws_name, &key, &acc.digest) {
+            if let Some(agent) = crate::app::review::filing::displaced(ws_name, &key, &acc.digest) {
                 tracing::warn!(workspace = %ws_name, key, agent = %agent,
                     "a handoff put in place of an agent's upload under the same id before its receipt is answered invalid");
                 self.metrics().error("upload_displaced");

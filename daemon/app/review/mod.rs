@@ -31,6 +31,7 @@ pub(in crate::app) mod context;
 pub(in crate::app) mod damage;
 pub(in crate::app) mod decide;
 pub(in crate::app) mod edits;
+pub(in crate::app) mod filing;
 pub(in crate::app) mod folder_check;
 pub(in crate::app) mod grants;
 pub(in crate::app) mod holds;

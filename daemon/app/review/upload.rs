@@ -63,7 +63,7 @@ pub enum UploadError {
     Io(#[from] io::Error),
 }
 
-/// (key, agent, content digest) of a handoff an agent uploads: see `intake::filing`.
+/// (key, agent, content digest) of a handoff an agent uploads: see `review::filing`.
 type Filing = (String, String, String);
 
 impl Cx<'_> {
@@ -119,16 +119,16 @@ impl Cx<'_> {
             _ => None,
         };
         // Before the bytes are in place: their first receipt takes only them, not a same-id
-        // file another writer of the folder puts in their place before it (`intake::filing`).
+        // file another writer of the folder puts in their place before it (`review::filing`).
         let filing = receipt_waits.as_ref().and_then(|(_, f)| f.clone());
         if let Some((key, agent, digest)) = &filing {
-            crate::intake::filing::begin(name, key, agent, digest);
+            crate::app::review::filing::begin(name, key, agent, digest);
         }
         ws.workspace
             .write(&path, bytes)
             .inspect_err(|_| {
                 if let Some((key, ..)) = &filing {
-                    crate::intake::filing::end(name, key);
+                    crate::app::review::filing::end(name, key);
                 }
             })
             .map_err(|e| match e.kind() {

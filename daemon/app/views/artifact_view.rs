@@ -10,7 +10,7 @@ use crate::app::{App, Served};
 use crate::auth::Actor;
 use crate::contract::handoff::Artifact;
 use crate::media::{self, MediaKind};
-use crate::workspace::{Identity, ReadError, APPROVED_DIR, INBOX_DIR};
+use crate::workspace::{Identity, ReadError};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -88,15 +88,10 @@ pub enum ViewError {
     Io(String, std::io::Error),
 }
 
-/// Where the promoted copy of an artifact lives: `inbox/a/b.md` -> `approved/a/b.md`, any
-/// other path `p` -> `approved/p`. The one mapping, for the promoter and the page alike.
+/// Where the promoted copy of an artifact lives (`contract::promoted::target`, the mapping
+/// validation checks for collisions): for the promoter and the page alike.
 pub fn approved_path(artifact: &str) -> String {
-    let rel = normalize(artifact);
-    let inside = rel
-        .strip_prefix(INBOX_DIR)
-        .and_then(|r| r.strip_prefix('/'))
-        .unwrap_or(&rel);
-    format!("{APPROVED_DIR}/{inside}")
+    crate::contract::promoted::target(artifact)
 }
 
 /// `path` without `.` and empty components (`./inbox//a` -> `inbox/a`); paths with `..` never
