@@ -18,6 +18,33 @@ fn file_ending(dir: &Path, suffix: &str) -> PathBuf {
     found.pop().unwrap()
 }
 
+/// What a crash between an event's log line and its spooling leaves: no spool file of `key`'s
+/// deliveries, and no line of them in the spool's ledger (written after the files).
+fn never_spooled(data: &Path, key: &str) {
+    let outbox = data.join("outbox");
+    for entry in std::fs::read_dir(&outbox).unwrap() {
+        let path = entry.unwrap().path();
+        let spooled: Option<Value> = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok());
+        if spooled.is_some_and(|s| s["key"] == key) {
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+    let ledger = outbox.join("ledger");
+    if let Ok(text) = std::fs::read_to_string(&ledger) {
+        let kept: Vec<&str> = text
+            .lines()
+            .filter(|l| serde_json::from_str::<Value>(l).map_or(true, |v| v["key"] != key))
+            .collect();
+        std::fs::write(
+            &ledger,
+            kept.iter().map(|l| format!("{l}\n")).collect::<String>(),
+        )
+        .unwrap();
+    }
+}
+
 fn received(receiver: &Receiver, key: &str) -> Vec<Value> {
     receiver
         .requests()
@@ -50,15 +77,7 @@ fn an_event_logged_but_never_spooled_is_sent_at_the_next_start_under_the_same_id
     d.stop();
 
     std::fs::write(&mark, handed_before).unwrap();
-    for entry in std::fs::read_dir(data.join("outbox")).unwrap() {
-        let path = entry.unwrap().path();
-        let spooled: Option<Value> = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok());
-        if spooled.is_some_and(|s| s["key"] == "lost") {
-            std::fs::remove_file(&path).unwrap();
-        }
-    }
+    never_spooled(&data, "lost");
     let d = env.start();
     d.wait_until("the owed event is sent", || {
         received(&receiver, "lost").len() == 2
@@ -267,15 +286,7 @@ fn a_damaged_mark_of_what_reached_the_outbox_is_refused_loudly_and_what_follows_
         d.wait_until("delivered", || received(&receiver, &key).len() == 1);
         d.stop();
         // A crash lost the event's spool files and the mark is damaged.
-        for entry in std::fs::read_dir(data.join("outbox")).unwrap() {
-            let path = entry.unwrap().path();
-            let spooled: Option<Value> = std::fs::read(&path)
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok());
-            if spooled.is_some_and(|s| s["key"] == key.as_str()) {
-                std::fs::remove_file(&path).unwrap();
-            }
-        }
+        never_spooled(&data, &key);
         std::fs::write(&mark, &bytes).unwrap();
         let doctor =
             crate::util::baton(&["doctor", "--config", env.config_path().to_str().unwrap()]);

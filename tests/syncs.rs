@@ -41,23 +41,26 @@ fn each_step_of_ingest_costs_a_known_number_of_syncs() {
     // A new handoff: its record (the file and the folder's manifest, which commits it, synced
     // at once with the new folder's parent; the store's ledger of record folders, which must
     // list the folder before its first change commits, so a folder removed later is told;
-    // then the folder, when the manifest is renamed into place) and one audit append.
+    // then the folder, when the manifest is renamed into place) and one audit append. Each
+    // revision also appends its key's line to data_dir/key-revisions (`store::revisions`),
+    // synced in the change's first step: one more file; the first ever makes that file
+    // (it and data_dir synced once).
     let first = handoff("first");
-    assert_eq!(ingest(&d, &ws, &first, "meta.json"), [5, 1, 0, 0]);
+    assert_eq!(ingest(&d, &ws, &first, "meta.json"), [8, 1, 0, 0]);
 
     // A revision: the replaced revision kept as rev-1.json and meta.json, made one change by
     // the manifest (three files synced at once, the folder synced when it commits; the
     // renames after it are finished from it after a crash), one audit append.
     let mut revised = first.clone();
     revised["confidence"] = json!(0.9);
-    assert_eq!(ingest(&d, &ws, &revised, "rev-2.json"), [4, 1, 0, 0]);
+    assert_eq!(ingest(&d, &ws, &revised, "rev-2.json"), [5, 1, 0, 0]);
 
     // A new handoff while one is pending: the withdrawn one's decision (file, manifest,
     // folder), the new record (file, manifest, parent, ledger, folder), and both events in
     // one audit append.
     assert_eq!(
         ingest(&d, &ws, &handoff("second"), "meta.json"),
-        [8, 1, 0, 0]
+        [9, 1, 0, 0]
     );
 
     // A checkpoint: its event only (which contents were announced is a memo, not a record).
