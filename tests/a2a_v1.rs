@@ -831,20 +831,8 @@ fn a_same_id_file_put_in_place_of_an_upload_before_its_receipt_does_not_take_the
     std::fs::write(&theirs, serde_json::to_vec_pretty(&production).unwrap()).unwrap();
     let place = ws.join("handoff.json");
     let (swapped, sent) = std::thread::scope(|scope| {
-        let watcher = scope.spawn(|| {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-            while std::time::Instant::now() < deadline {
-                let landed = std::fs::read(&place)
-                    .is_ok_and(|b| String::from_utf8_lossy(&b).contains("to STAGING"));
-                if landed {
-                    std::thread::sleep(std::time::Duration::from_millis(200));
-                    std::fs::rename(&theirs, &place).unwrap();
-                    return true;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            false
-        });
+        let watcher =
+            scope.spawn(|| crate::util::swap_in_when_landed(&place, &theirs, "to STAGING"));
         let staging = json!({"id": "deploy-2291", "title": "deploy 2291 to STAGING",
                              "trigger": "low_confidence", "confidence": 0.5});
         let m = json!({"message": {"messageId": "m1", "role": "ROLE_USER",

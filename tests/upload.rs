@@ -513,23 +513,13 @@ fn a_same_id_file_put_in_place_of_an_http_upload_before_its_receipt_does_not_tak
     let place = ws.join("handoff.json");
     let at = "/api/v1/workspaces/alpha/handoff";
     std::thread::scope(|scope| {
-        let watcher = scope.spawn(|| {
-            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-            while std::time::Instant::now() < deadline {
-                let landed = std::fs::read(&place)
-                    .is_ok_and(|b| String::from_utf8_lossy(&b).contains("to STAGING"));
-                if landed {
-                    std::thread::sleep(std::time::Duration::from_millis(200));
-                    std::fs::rename(&theirs, &place).unwrap();
-                    return;
-                }
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            panic!("mallory's watcher never saw alice's file land");
-        });
+        let watcher = scope.spawn(|| util::swap_in_when_landed(&place, &theirs, "to STAGING"));
         let (status, body) = put(&d, at, "alice-token", &util::bytes(&staging));
         assert!(status == 200 || status == 201, "{body}");
-        watcher.join().unwrap();
+        assert!(
+            watcher.join().unwrap(),
+            "mallory never saw alice's file land"
+        );
     });
     d.wait_until("the key answered", || util::decision(&ws).is_some());
     let (status, detail) = d.get("/api/v1/handoffs/deploy-2291");

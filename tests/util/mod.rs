@@ -514,6 +514,23 @@ pub fn baton(args: &[&str]) -> Output {
 }
 
 /// Writes the way careful agents do: a temp file in the same folder, then rename.
+/// Another writer of the share: once a file holding `marker` lands at `place` (polled every
+/// 5 ms, for up to 20 s), waits 200 ms, then renames `theirs` over it. Whether it did.
+pub fn swap_in_when_landed(place: &Path, theirs: &Path, marker: &str) -> bool {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        let landed =
+            std::fs::read(place).is_ok_and(|b| String::from_utf8_lossy(&b).contains(marker));
+        if landed {
+            std::thread::sleep(Duration::from_millis(200));
+            std::fs::rename(theirs, place).unwrap();
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    false
+}
+
 pub fn write_atomic(path: &Path, bytes: &[u8]) {
     let tmp = path.with_file_name(format!(
         ".{}.tmp",
