@@ -9,7 +9,7 @@ link), has the bytes decided, and the decision and each file of approved/ were a
 kind of approver accepted (default: human, a person). Needs `cryptography` and nothing else;
 no check is an `assert` (python -O keeps them). docs/receipts.md.
 """
-import base64, datetime, hashlib, json, os, stat, sys
+import base64, datetime, decimal, hashlib, json, math, os, stat, sys
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 def refuse(why):
@@ -19,8 +19,45 @@ def unique(pairs):  # a member named twice could mean one thing here and another
     if len({k for k, _ in pairs}) != len(pairs): refuse("a JSON member is named twice")
     return dict(pairs)
 
+def number(f):  # a float as the daemon's canonical JSON writes it (serde_json): 1e-7, 0.00001, 1e+20
+    if f == 0: return "-0.0" if math.copysign(1.0, f) < 0 else "0.0"
+    mantissa, _, exp = repr(abs(f)).partition("e"); whole, _, frac = mantissa.partition(".")
+    frac = "" if frac == "0" else frac
+    digits = (whole + frac).lstrip("0"); power = int(exp or 0) - len(frac)
+    kept = digits.rstrip("0"); power += len(digits) - len(kept); digits = kept
+    point = len(digits) + power  # where the decimal point falls among the digits
+    if power >= 0 and point <= 16: text = digits + "0" * power + ".0"
+    elif 0 < point <= 16: text = digits[:point] + "." + digits[point:]
+    elif -5 < point <= 0: text = "0." + "0" * -point + digits
+    else: text = digits[0] + ("." + digits[1:] if len(digits) > 1 else "") + "e" + ("-" if point < 1 else "+") + str(abs(point - 1))
+    return ("-" if f < 0 else "") + text
+
+def as_int(t):  # "-0" is the float it says; the daemon keeps integers of 64 bits only
+    if t == "-0": return -0.0
+    if not -(2**63) <= int(t) < 2**64: refuse("integer %s is outside the range baton keeps exactly" % t)
+    return int(t)
+
+def as_float(t):  # a decimal a float does not hold as written would share another's digest
+    v = float(t)
+    if not math.isfinite(v) or decimal.Decimal(t) != decimal.Decimal(number(v)): refuse("number %s has more precision than a 64-bit float keeps" % t)
+    return v
+
+def not_a_number(t): refuse("%s is not a JSON number" % t)
+
 def load(path):
-    with open(path, "rb") as f: return json.loads(f.read(), object_pairs_hook=unique)
+    with open(path, "rb") as f:
+        return json.loads(f.read(), object_pairs_hook=unique, parse_int=as_int, parse_float=as_float, parse_constant=not_a_number)
+
+def canonical(v):  # the daemon's canonical JSON: members sorted, no whitespace, UTF-8 as is
+    if isinstance(v, dict): return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + canonical(v[k]) for k in sorted(v)) + "}"
+    if isinstance(v, list): return "[" + ",".join(map(canonical, v)) + "]"
+    if isinstance(v, float): return number(v)
+    return json.dumps(v, ensure_ascii=False)
+
+def mode_ok(path, rel, folder):  # promotion makes files 0444 and folders 0755; a copy keeping modes ships them
+    mode = stat.S_IMODE(os.lstat(path).st_mode)
+    wrong = [w for w, bad in (("a set-user-id, set-group-id or sticky bit", mode & 0o7000), ("writable by others than its owner", mode & 0o022), ("executable", not folder and mode & 0o111)) if bad]
+    if wrong: refuse("%s has mode %04o (%s), which no approval gives" % (rel, mode, ", and ".join(wrong)))
 
 def same(a, b):  # exact JSON equality: 1 is not 1.0, true is not 1
     dump = lambda v: json.dumps(v, sort_keys=True, ensure_ascii=False)
@@ -67,8 +104,8 @@ until = p.get("valid_until")
 if until and datetime.datetime.now(datetime.timezone.utc) > datetime.datetime.fromisoformat(until.replace("Z", "+00:00")):
     refuse("expired at " + until)
 handoff = load(os.path.join(ws, "handoff.json"))  # a handoff.yaml needs `baton verify`
-canonical = json.dumps(handoff, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-if hashlib.sha256(canonical.encode()).hexdigest() != p["handoff_sha256"]: refuse("another handoff is in place")
+digest = hashlib.sha256(canonical({k: v for k, v in handoff.items() if v is not None}).encode()).hexdigest()
+if digest != p["handoff_sha256"]: refuse("another handoff is in place")
 for a in p["artifacts"] + (p.get("approved") or []):
     if sha(os.path.join(ws, a["path"])) != a["sha256"]: refuse(a["path"] + " changed")
 top = os.path.join(ws, "approved")
@@ -76,13 +113,16 @@ if doc["outcome"] == "approved" and (os.path.lexists(top) or p["approved"]):
     def broken(e): refuse("approved/ cannot be read whole: %s" % e)
     if os.path.islink(top): refuse("approved/ is a link")  # a copy of it holds what it points at
     if os.path.lexists(top) and not os.path.isdir(top): refuse("approved/ is not a folder")
-    on_disk = set()
+    signed, on_disk = {a["path"] for a in p["approved"]}, set()
+    if os.path.isdir(top): mode_ok(top, "approved", True)
     for d, dirs, files in os.walk(top, onerror=broken):
         for name in dirs + files:
-            path = os.path.join(d, name)
-            if os.path.islink(path): refuse(os.path.relpath(path, ws) + " is a link")
-            if name in files: on_disk.add(os.path.relpath(path, ws))
-    if on_disk != {a["path"] for a in p["approved"]}: refuse("approved/ holds other files than were approved")
+            path = os.path.join(d, name); rel = os.path.relpath(path, ws)
+            if os.path.islink(path): refuse(rel + " is a link")
+            mode_ok(path, rel, name in dirs)
+            if name in files: on_disk.add(rel)
+            elif not any(f.startswith(rel + "/") for f in signed): refuse(rel + "/ is a folder in approved/ that no approved file is in")
+    if on_disk != signed: refuse("approved/ holds other files than were approved")
 if doc["outcome"] == "approved":  # the decision's own approver (with no file, the files say nothing)
     who = made(doc["by"], doc.get("policy"))
     if kind(who) not in kinds: refuse("the decision was made by %s, not by %s" % (who, " or ".join(kinds)))

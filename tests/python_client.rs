@@ -161,6 +161,21 @@ fn an_approval_reaches_the_agent_checked_with_instructions_and_remaining() {
     assert_eq!(got["remaining"], json!(["tag the release"]));
 }
 
+/// Floats Python spells otherwise than the daemon's canonical JSON (`1e-07`, `1.5e-05`,
+/// `-0.0`): the client's wait still takes the approval, since the digest it knows its handoff
+/// by is the daemon's (before, it waited on a digest no decision carries, until it timed out).
+#[test]
+fn a_handoff_holding_floats_python_spells_its_own_way_is_answered() {
+    let (env, d, keys) = setup();
+    let agent = case(&env, &d, &keys, "floats", &[("CASE_TIMEOUT", "20")]);
+    let detail = pending(&d, "floats-case-");
+    decide(&d, &key_of(&detail), json!({"outcome": "approved"}));
+    let (code, got) = finish(agent);
+    assert_eq!(code, 0, "{got}");
+    assert_eq!(got["outcome"], "approved");
+    assert_eq!(got["verified"], true, "{got}");
+}
+
 #[test]
 fn a_rejection_through_the_api_carries_the_reviewers_comment() {
     let (env, d, keys) = setup();

@@ -401,18 +401,74 @@ fn approved_modes_and_stray_folders_are_refused() {
         }
     }
     assert_eq!(refused.len(), 5, "{said}");
+    // The Python verifiers stop at their first refusal, whichever the walk meets first.
+    let why = "which no approval gives";
+    all_refuse(&verdicts(&ws, &keys, None), &[why, why, why]);
     set(&script, 0o444);
     set(&ws.join("approved/bin"), 0o755);
     std::fs::remove_dir_all(ws.join("approved/.ssh")).unwrap();
     let (ok, said) = verify();
     assert!(ok, "{said}");
+    all_accept(&verdicts(&ws, &keys, None));
     // An execute bit alone (0555): a copy keeping modes would ship a runnable script.
     set(&script, 0o555);
     let (ok, said) = verify();
     assert!(!ok, "{said}");
-    assert!(
-        said.contains("approved/bin/deploy.sh has mode 0555 (executable)"),
-        "{said}"
-    );
+    let why = "approved/bin/deploy.sh has mode 0555 (executable)";
+    assert!(said.contains(why), "{said}");
+    all_refuse(&verdicts(&ws, &keys, None), &[why, why, why]);
     set(&script, 0o444);
+    // A folder of the daemon's own mode that no approved file is in: what a copy would put
+    // there was not approved.
+    std::fs::create_dir(ws.join("approved/bin/hooks")).unwrap();
+    set(&ws.join("approved/bin/hooks"), 0o755);
+    let why = "approved/bin/hooks/ is a folder in approved/ that no approved file is in";
+    all_refuse(&verdicts(&ws, &keys, None), &[why, why, why]);
+    std::fs::remove_dir(ws.join("approved/bin/hooks")).unwrap();
+    all_accept(&verdicts(&ws, &keys, None));
+}
+
+/// Numbers as Python writes them (`1e-07`, `1.5e-05`, `1e+22`) are the daemon's numbers: all
+/// three verifiers take the approval of a handoff holding them (the Python ones computed the
+/// digest over Python's own spelling and refused it). And `-0` is the float it says, not the
+/// integer `0`: put in place of an approved `0`, every verifier refuses it as another handoff
+/// (the Python ones read both as `0` and took it).
+#[test]
+fn the_python_verifiers_digest_numbers_as_the_daemon_does() {
+    let mut env = TestEnv::with_config(&user("rita", "\"reviewer\""));
+    let d = env.start();
+    let keys = keys(&env);
+    let ws = env.ws("alpha");
+    let text = |n: &str| {
+        format!(
+            "{{\"handoff_version\": \"1.0\", \"id\": \"numbers-1\", \"task_id\": \"t\", \
+             \"from_agent\": \"a\", \"title\": \"numbers\", \"trigger\": \"low_confidence\", \
+             \"confidence\": 0.5, \"context\": {{\"tiny\": 1e-07, \"small\": 1.5e-05, \
+             \"large\": 1e+22, \"n\": {n}}}}}"
+        )
+    };
+    write_atomic(&ws.join("handoff.json"), text("0").as_bytes());
+    d.wait_until("pending", || {
+        d.handoffs("pending")
+            .iter()
+            .any(|h| h["key"] == "numbers-1")
+    });
+    let body = d.as_read("numbers-1", "rita-token", json!({"outcome": "approved"}));
+    let (status, answer) = d.post_as(
+        "/api/v1/handoffs/numbers-1/decision",
+        Some("rita-token"),
+        &body.to_string(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    d.wait_until("decision.json written", || {
+        crate::util::decision(&ws).is_some_and(|v| v["outcome"] == "approved")
+    });
+    d.stop();
+    all_accept(&verdicts(&ws, &keys, None));
+    std::fs::write(ws.join("handoff.json"), text("-0")).unwrap();
+    let why = "another handoff is in place";
+    all_refuse(
+        &verdicts(&ws, &keys, None),
+        &["the decision answers another handoff", why, why],
+    );
 }

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import base64
 import datetime
+import decimal
 import hashlib
 import http.client
 import ipaddress
 import json
+import math
 import os
 import socket
 import stat
@@ -47,10 +49,42 @@ def unique(pairs: List[Tuple[str, Any]]) -> Dict[str, Any]:
     return dict(pairs)
 
 
+def _int(token: str) -> Union[int, float]:
+    # The daemon reads "-0" as the float it says, and keeps integers of 64 bits only.
+    if token == "-0":
+        return -0.0
+    value = int(token)
+    if not -(2**63) <= value < 2**64:
+        refuse("integer %s is outside the range baton keeps exactly (-2^63 to 2^64-1)" % token)
+    return value
+
+
+def _float(token: str) -> float:
+    # A decimal a 64-bit float does not hold exactly as written would share its digest with
+    # another; the daemon refuses it, and so does every check here.
+    value = float(token)
+    if not math.isfinite(value) or decimal.Decimal(token) != decimal.Decimal(_number(value)):
+        refuse("number %s has more precision than a 64-bit float keeps" % token)
+    return value
+
+
+def _constant(token: str) -> Any:
+    refuse("%s is not a JSON number" % token)
+
+
+def _json(data: Union[bytes, str]) -> Any:
+    """JSON as the daemon reads it: a member named twice, NaN, and a number it would not keep
+    as written are refused (raise _Refused)."""
+    return json.loads(
+        data, object_pairs_hook=unique, parse_int=_int, parse_float=_float, parse_constant=_constant
+    )
+
+
 def loads(data: Union[bytes, str]) -> Any:
-    """JSON, refusing a member named twice (as every check here must)."""
+    """JSON, refusing a member named twice (as every check here must), and numbers the daemon
+    would not keep as written."""
     try:
-        return json.loads(data, object_pairs_hook=unique)
+        return _json(data)
     except _Refused as e:
         raise VerificationError([str(e)]) from None
 
@@ -63,11 +97,53 @@ def same(a: Any, b: Any) -> bool:
     return dump(a) == dump(b)
 
 
+def _number(f: float) -> str:
+    """A float as the daemon writes it in canonical JSON (serde_json): the shortest digits that
+    read back as it (Python's repr has the same), laid out as `1e-7`, `0.00001`, `1e+20`,
+    `1000000000000000.0` rather than Python's `1e-07`, `1e-05`."""
+    if f == 0:
+        return "-0.0" if math.copysign(1.0, f) < 0 else "0.0"
+    mantissa, _, exp = repr(abs(f)).partition("e")
+    whole, _, frac = mantissa.partition(".")
+    frac = "" if frac == "0" else frac
+    digits = (whole + frac).lstrip("0")
+    power = int(exp or 0) - len(frac)  # the value is int(digits) * 10**power
+    kept = digits.rstrip("0")
+    power += len(digits) - len(kept)
+    digits, n = kept, len(kept)
+    point = n + power  # where the decimal point falls among the digits
+    if power >= 0 and point <= 16:
+        text = digits + "0" * power + ".0"
+    elif 0 < point <= 16:
+        text = digits[:point] + "." + digits[point:]
+    elif -5 < point <= 0:
+        text = "0." + "0" * -point + digits
+    else:
+        e = point - 1
+        text = digits[0] + ("." + digits[1:] if n > 1 else "") + "e" + ("-" if e < 0 else "+") + str(abs(e))
+    return ("-" if f < 0 else "") + text
+
+
+def _canonical(v: Any) -> str:
+    if isinstance(v, dict):
+        return "{" + ",".join(
+            json.dumps(k, ensure_ascii=False) + ":" + _canonical(v[k]) for k in sorted(v)
+        ) + "}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ",".join(_canonical(x) for x in v) + "]"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise ValueError("%r is not a JSON number" % v)
+        return _number(v)
+    return json.dumps(v, ensure_ascii=False)
+
+
 def canonical(handoff: Mapping[str, Any]) -> bytes:
-    """The handoff's canonical JSON (members sorted, no whitespace, UTF-8 not escaped, `null`
-    members dropped): its sha256 is the decision's `handoff_sha256`."""
+    """The handoff's canonical JSON as the daemon makes it (members sorted, no whitespace,
+    UTF-8 not escaped, numbers as serde_json writes them, `null` members dropped): its sha256
+    is the decision's `handoff_sha256`."""
     kept = {k: v for k, v in handoff.items() if v is not None}
-    return json.dumps(kept, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _canonical(kept).encode()
 
 
 def handoff_sha256(handoff: Mapping[str, Any]) -> str:
@@ -317,6 +393,22 @@ def _kind(provenance: str) -> str:
     return "human" if provenance == "human" else "unknown"
 
 
+def _mode_ok(path: str, rel: str, folder: bool) -> None:
+    """Promotion makes files 0444 and folders 0755: a set-user-id, set-group-id or sticky bit, a
+    write bit for group or others, or an execute bit on a file is a power no approval gave (a
+    copy that keeps modes, `rsync -a`, ships it)."""
+    mode = stat.S_IMODE(os.lstat(path).st_mode)
+    wrong = []
+    if mode & 0o7000:
+        wrong.append("a set-user-id, set-group-id or sticky bit")
+    if mode & 0o022:
+        wrong.append("writable by others than its owner")
+    if not folder and mode & 0o111:
+        wrong.append("executable")
+    if wrong:
+        refuse("%s has mode %04o (%s), which no approval gives" % (rel, mode, ", and ".join(wrong)))
+
+
 def _approved_path(artifact: str) -> str:
     """Where promotion copies an artifact: inbox/x -> approved/x."""
     rel = "/".join(part for part in artifact.split("/") if part not in ("", "."))
@@ -344,7 +436,7 @@ def verify_workspace(
 
     def load(path: str) -> Any:
         with open(path, "rb") as f:
-            return json.loads(f.read(), object_pairs_hook=unique)
+            return _json(f.read())
 
     def run() -> Dict[str, Any]:
         doc = load(os.path.join(ws, "decision.json"))
@@ -373,15 +465,22 @@ def verify_workspace(
                 refuse("approved/ is a link")
             if os.path.lexists(top) and not os.path.isdir(top):
                 refuse("approved/ is not a folder")
+            signed = {a["path"] for a in p["approved"]}
             on_disk = set()
+            if os.path.isdir(top):
+                _mode_ok(top, "approved", True)
             for d, dirs, files in os.walk(top, onerror=broken):
                 for name in dirs + files:
                     path = os.path.join(d, name)
+                    rel = os.path.relpath(path, ws)
                     if os.path.islink(path):
-                        refuse(os.path.relpath(path, ws) + " is a link")
+                        refuse(rel + " is a link")
+                    _mode_ok(path, rel, name in dirs)
                     if name in files:
-                        on_disk.add(os.path.relpath(path, ws))
-            if on_disk != {a["path"] for a in p["approved"]}:
+                        on_disk.add(rel)
+                    elif not any(f.startswith(rel + "/") for f in signed):
+                        refuse(rel + "/ is a folder in approved/ that no approved file is in")
+            if on_disk != signed:
                 refuse("approved/ holds other files than were approved")
         if doc["outcome"] == "approved":
             # The decision's own approver: with no file in approved/, the files say nothing.
