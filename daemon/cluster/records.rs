@@ -34,17 +34,19 @@ macro_rules! fence {
 }
 
 /// The fenced change of a record folder, `gone` then `put`: $5 folder, $6 names removed, $7
-/// names written with $8 bytes; `put` ends with `$returning` (`""`: nothing returned).
+/// names written with $8 bytes, those `$which` (`""`: all); `put` ends with `$returning`
+/// (`""`: nothing returned).
 macro_rules! folder_change {
-    ($returning:literal) => {
+    ($which:literal, $returning:literal) => {
         concat!(
             fence!(),
             ", gone AS (DELETE FROM records r USING f
                 WHERE r.tag = $1 AND r.dir = $5 AND r.name = ANY($6::text[])),
              put AS (INSERT INTO records (tag, dir, name, bytes, epoch)
                 SELECT $1, $5::text, u.name, u.bytes, f.epoch
-                FROM f, unnest($7::text[], $8::bytea[]) AS u(name, bytes)
-                ON CONFLICT (tag, dir, name) DO UPDATE SET bytes = EXCLUDED.bytes, epoch = EXCLUDED.epoch ",
+                FROM f, unnest($7::text[], $8::bytea[]) AS u(name, bytes) ",
+            $which,
+            " ON CONFLICT (tag, dir, name) DO UPDATE SET bytes = EXCLUDED.bytes, epoch = EXCLUDED.epoch ",
             $returning,
             ")"
         )
@@ -52,7 +54,11 @@ macro_rules! folder_change {
 }
 
 /// A record folder's change (see `folder_change!`).
-const CHANGE: &str = concat!(folder_change!(""), " SELECT count(*) FROM f");
+const CHANGE: &str = concat!(folder_change!("", ""), " SELECT count(*) FROM f");
+
+/// The SQLSTATE `baton_already_decided()` (migration V11) raises: a change that would write a
+/// decision over another one of its record. The statement is rolled back: nothing changed.
+const ALREADY_DECIDED: &str = "BT409";
 
 /// The names of the workspaces but `$2` that hold a record folder `$1`, leased or not: a
 /// workspace whose node stalls past its lease still holds its keys (a reviewer may be reading
@@ -74,9 +80,26 @@ const KEY_ELSEWHERE: &str = "SELECT DISTINCT w.name FROM records r
 /// it wrote, the node has). The snapshot the files not written are read from is exact: only
 /// the holder of the lease writes records, and `Written` keeps nothing when two changes of
 /// one folder overlap.
+///
+/// A decision (`decision.json`) is not written by `put` but by `decided`, only where the record
+/// has none, or has this one byte for byte (a change made again): the conflict locks the row
+/// and compares its newest version, so of two writers racing to decide one record (a stale node
+/// whose fence check raced, a replay, two nodes each believing they hold the workspace) the
+/// second finds the first's decision. Then `baton_already_decided()` raises, and the whole
+/// statement (records, manifest, ledger) is rolled back: a decided record's decision is never
+/// written over, and the loser is told (`already_decided`), never answered as committed.
 const FOLDER_CHANGE: &str = concat!(
-    folder_change!("RETURNING name, length(bytes)::bigint AS size, xmin::text AS xmin"),
+    folder_change!(
+        "WHERE u.name <> 'decision.json'",
+        "RETURNING name, length(bytes)::bigint AS size, xmin::text AS xmin"
+    ),
     ",
+     decided AS (INSERT INTO records (tag, dir, name, bytes, epoch)
+        SELECT $1, $5::text, u.name, u.bytes, f.epoch
+        FROM f, unnest($7::text[], $8::bytea[]) AS u(name, bytes) WHERE u.name = 'decision.json'
+        ON CONFLICT (tag, dir, name) DO UPDATE SET epoch = EXCLUDED.epoch
+        WHERE records.bytes = EXCLUDED.bytes
+        RETURNING name, length(bytes)::bigint AS size, xmin::text AS xmin),
      sealed AS (INSERT INTO manifests (tag, dir, files, epoch)
         SELECT $1, $5::text, coalesce((SELECT jsonb_object_agg(u.name, encode(sha256(u.bytes), 'hex'))
             FROM unnest($7::text[], $8::bytea[]) AS u(name, bytes)), '{}'::jsonb), f.epoch
@@ -92,8 +115,12 @@ const FOLDER_CHANGE: &str = concat!(
             CASE WHEN r.name = ANY($9::text[]) AND length(r.bytes) <= $10::bigint THEN r.bytes END AS bytes
         FROM records r, f
         WHERE r.tag = $1 AND r.dir = $5 AND r.name <> ALL($6::text[]) AND r.name <> ALL($7::text[]))
-     SELECT count(*), NULL::text, NULL::bigint, NULL::text, NULL::bytea FROM f
+     SELECT count(*) + coalesce((SELECT baton_already_decided($1, $5::text)
+            WHERE 'decision.json' = ANY($7::text[]) AND EXISTS (SELECT 1 FROM f)
+                AND NOT EXISTS (SELECT 1 FROM decided)), 0),
+        NULL::text, NULL::bigint, NULL::text, NULL::bytea FROM f
      UNION ALL SELECT NULL, name, size, xmin, NULL FROM put
+     UNION ALL SELECT NULL, name, size, xmin, NULL FROM decided
      UNION ALL SELECT NULL, name, size, xmin, bytes FROM kept"
 );
 
@@ -224,7 +251,10 @@ impl Rows {
                     &max_i,
                 ],
             )
-            .map_err(io_error)?;
+            .map_err(|e| match e.code().map(|c| c.code()) {
+                Some(ALREADY_DECIDED) => already_decided(tag, dir),
+                _ => io_error(e),
+            })?;
         let mut fenced = 0;
         let mut files = Vec::with_capacity(rows.len());
         for row in rows {
@@ -260,6 +290,15 @@ fn stale(tag: &str) -> io::Error {
     crate::store::NotCommitted::wrap(io::Error::new(
         io::ErrorKind::PermissionDenied,
         format!("this node no longer holds the lease of workspace {tag}; the write was refused (another node serves it now)"),
+    ))
+}
+
+/// The error of a change refused because its record already holds another decision
+/// (`FOLDER_CHANGE`): the statement was rolled back, so nothing of it committed.
+fn already_decided(tag: &str, dir: &str) -> io::Error {
+    crate::store::NotCommitted::wrap(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("the handoff's record (handoffs/{dir} of workspace {tag}) is already decided: the cluster's database holds another decision for it, written by another node or an earlier run of this one; this decision was refused and nothing was changed (a decision is never written over another): open the handoff again to see the decision it holds"),
     ))
 }
 

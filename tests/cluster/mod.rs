@@ -8,6 +8,7 @@ mod canaries;
 mod chat;
 mod chat_posts;
 mod cost;
+mod decided_once;
 mod deliveries_damaged;
 mod documents;
 mod fence_copies;
