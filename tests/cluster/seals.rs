@@ -161,10 +161,14 @@ fn a_record_row_deleted_cut_changed_or_unlisted_or_its_manifest_gone_is_damage_n
             status != 200 || body["state"] != "pending",
             "{case}: {status} {body}"
         );
-        // No second decision on h1 (503: its record is not served), nor any in the
-        // read-only workspace (503 naming the damage).
+        // No second decision on h1, nor any in the read-only workspace: 503 naming the damage.
         let (status, body) = d.decide("h1", "rejected", "no");
         assert_eq!(status, 503, "{case}: h1: {body}");
+        // Answered by the node that serves the workspace read-only, naming the damage (not
+        // "the node that served this stopped answering").
+        let error = body["error"].as_str().unwrap_or_default();
+        assert!(error.contains(&file), "{case}: h1: {error}");
+        assert!(error.contains("read-only"), "{case}: h1: {error}");
         let (status, body) = d.decide("h2", "rejected", "no");
         assert_eq!(status, 503, "{case}: h2: {body}");
         let error = body["error"].as_str().unwrap_or_default();

@@ -213,6 +213,10 @@ impl App {
         };
         let holder = match scope {
             Scope::Handoff(key) if self.ws_of_key(key).is_some() => return Ok(Holder::Here),
+            // A record of a workspace served here, left out of it as damaged: answered here,
+            // where the refusal names the damage and what to do (its lease is this node's, so
+            // the database would say "here, not served": "the node stopped answering").
+            Scope::Handoff(key) if self.cx().read_only(key).is_some() => return Ok(Holder::Here),
             Scope::Workspace(name) if self.workspace(name).is_some() => return Ok(Holder::Here),
             Scope::Handoff(key) => match self.canary_holder(cluster, key)? {
                 // A canary is served by the node whose place holds it, which no lease names.
