@@ -66,7 +66,7 @@ impl Tokens {
         let (admin_hash, fresh) = admin_token(&config.data_dir)?;
         let (admin_hash, fresh) = adopted(shared, "admin_token_sha256", admin_hash, fresh)?;
         let admin = Actor::Reviewer {
-            name: "admin".into(),
+            name: crate::config::ADMIN_NAME.into(),
             roles: vec!["admin".into(), "reviewer".into()],
         };
         by_hash.insert(admin_hash, admin);

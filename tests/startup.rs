@@ -355,3 +355,23 @@ fn repair_is_refused_while_a_daemon_runs_though_daemon_lock_was_removed() {
     d.assert_alive();
     d.stop();
 }
+
+/// No `[[users]]` or `[[agents]]` entry may be named "admin": the built-in admin's token and
+/// login act under that name, so whoever holds them acted as that person, and met a
+/// two-person quorum with one other approval (review H). The start is refused, naming the
+/// entry.
+#[test]
+fn a_user_or_agent_named_as_the_builtin_admin_is_refused_at_start() {
+    for entry in [
+        crate::util::user("admin", "\"reviewer\""),
+        crate::util::agent("admin", "*"),
+    ] {
+        let env = TestEnv::with_config(&entry);
+        let (code, said) = crate::util::refused_start(&env.config_path());
+        assert_ne!(code, Some(0), "{said}");
+        assert!(
+            said.contains("\"admin\" is the built-in admin's name"),
+            "{said}"
+        );
+    }
+}

@@ -47,6 +47,17 @@ fn name_problem(name: &str) -> Option<String> {
 /// The longest cadence of digests: a week, in minutes.
 const MAX_DIGEST_EVERY_MIN: u32 = 7 * 24 * 60;
 
+/// Why no user or agent may be named as the built-in admin: its token and login (made at
+/// first start) act under that name, so whoever holds them would act as that person, and one
+/// holder of both would count twice toward a quorum.
+fn builtin_admin_name() -> String {
+    format!(
+        "\"{}\" is the built-in admin's name (the token and login made at first start act \
+         under it), so whoever holds them would act as this entry; give it another name",
+        super::ADMIN_NAME
+    )
+}
+
 pub(super) fn check_users(users: &[User], agents: &[Agent]) -> Result<(), String> {
     let mut names = HashSet::new();
     // A mail's one-click links act as the person they were made for: two people behind one
@@ -58,6 +69,9 @@ pub(super) fn check_users(users: &[User], agents: &[Agent]) -> Result<(), String
         }
         if let Some(why) = name_problem(&u.name) {
             return Err(format!("users[{i}].name: {why}"));
+        }
+        if u.name == super::ADMIN_NAME {
+            return Err(format!("users[{i}].name: {}", builtin_admin_name()));
         }
         if let Some(email) = &u.email {
             if let Some(other) = emails.insert(mailbox_key(email), u.name.as_str()) {
@@ -95,6 +109,9 @@ pub(super) fn check_users(users: &[User], agents: &[Agent]) -> Result<(), String
         }
         if let Some(why) = name_problem(&a.name) {
             return Err(format!("agents[{i}].name: {why}"));
+        }
+        if a.name == super::ADMIN_NAME {
+            return Err(format!("agents[{i}].name: {}", builtin_admin_name()));
         }
         if let Some(u) = a
             .user

@@ -28,6 +28,10 @@ pub use mattermost::Mattermost;
 pub use push::PushSettings;
 pub use tuning::{Audit, Deliveries, Http, Search, Sessions};
 
+/// The built-in admin's name: its token and login (made at first start) act under it, so no
+/// `[[users]]` or `[[agents]]` entry may take it.
+pub const ADMIN_NAME: &str = "admin";
+
 pub use checks::approves_unproven;
 use checks::{check_deliveries, check_routes, check_users, check_webhooks};
 

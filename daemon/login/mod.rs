@@ -20,7 +20,7 @@ use throttle::Throttle;
 
 /// The admin login's hash, made on first start when no `[[users]]` entry has a password.
 const ADMIN_PASSWORD_FILE: &str = "admin-password.argon2";
-pub const ADMIN_NAME: &str = "admin";
+pub use crate::config::ADMIN_NAME;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {

@@ -51,10 +51,10 @@ impl Progress {
 }
 
 impl Cx<'_> {
-    /// Whether `name` is the built-in admin rather than a configured person (a `[[users]]`
-    /// entry named "admin" is a person like any other).
+    /// Whether `name` is the built-in admin's (no `[[users]]` or `[[agents]]` entry may take
+    /// its name: the configuration is refused at load).
     pub(in crate::app) fn builtin_admin(&self, name: &str) -> bool {
-        name == crate::login::ADMIN_NAME && !self.config().users.iter().any(|u| u.name == name)
+        name == crate::login::ADMIN_NAME
     }
 
     /// Records `name`'s approval of `key`; closes it as approved when it completes the quorum
