@@ -60,7 +60,7 @@ impl Files {
             changed: Arc::default(),
             found: Arc::default(),
             unchecked: Arc::default(),
-            revisions: Arc::new(super::revisions::Revisions::new(data_dir)),
+            revisions: super::revisions::Revisions::of(data_dir),
         }
     }
 
@@ -173,8 +173,8 @@ impl Backend for Files {
     }
     fn apply_revision(&self, tag: &str, key: &str, revision: u32, ops: &[Op]) -> io::Result<()> {
         self.writable(tag)?;
-        let noted = self.revisions.note(key, revision)?;
-        let applied = self.noted(tag, self.folder(tag).apply_noting(key, ops, noted));
+        self.revisions.note(key, revision)?;
+        let applied = self.noted(tag, self.folder(tag).apply(key, ops));
         self.mark(tag, Path::new("handoffs"));
         applied
     }

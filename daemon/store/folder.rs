@@ -264,18 +264,6 @@ impl Folder {
     /// workspaces that reach the same step meanwhile share its syncs, and this call returns
     /// only once its own are done.
     pub fn apply(&self, key: &str, ops: &[Op]) -> io::Result<()> {
-        self.apply_noting(key, ops, None)
-    }
-
-    /// `apply`, with the line of the daemon's memory of revisions `noted` made durable before
-    /// the change commits (see `revisions`): in the step that syncs the change's files when
-    /// it is on their filesystem.
-    pub fn apply_noting(
-        &self,
-        key: &str,
-        ops: &[Op],
-        noted: Option<super::revisions::Noted>,
-    ) -> io::Result<()> {
         let handoffs = self.dir.join("handoffs");
         let dir_name = key_dir_name(key);
         let dir = handoffs.join(&dir_name);
@@ -326,14 +314,6 @@ impl Folder {
         let step = |files: Vec<std::fs::File>, dirs: Vec<PathBuf>| {
             group::sync(group::Request::store(self.dir.clone(), files, dirs))
         };
-        match noted {
-            Some(super::revisions::Noted { file, apart: None }) => files.push(file),
-            Some(super::revisions::Noted {
-                file,
-                apart: Some(on),
-            }) => group::sync(group::Request::store(on, vec![file], Vec::new())).map_err(nc)?,
-            None => {}
-        }
         step(files, dirs).map_err(nc)?;
         if first {
             // The folder's entry made durable, then its name in the ledger, both before the
