@@ -7,7 +7,7 @@
 //! sees only its own tasks (the handoffs its token's agent sent); a person, any they may see.
 //! The shapes are `contract::a2a::v1` or `v03`, by the method name the caller used.
 
-use crate::app::state::Served;
+use crate::app::state::{Record, Served};
 use crate::app::App;
 use crate::auth::Actor;
 use crate::contract::a2a::rpc::{Method, Request, RpcError, Version};
@@ -99,6 +99,11 @@ impl App {
         let st = ws.lock();
         let rec = st.records.get(key)?;
         let decision = rec.decision.as_ref().map(|d| d.decision());
+        if let Some(task) =
+            self.a2a_displaced_task(&ws.workspace.name, rec, decision.as_ref(), actor, version)
+        {
+            return Some(task);
+        }
         let mut task = render(key, &rec.value.value(), decision.as_ref(), version, base);
         // While people decide, the status dates from the revision they are deciding on (what
         // `ListTasks` orders and filters by).
@@ -106,6 +111,82 @@ impl App {
             task["status"]["timestamp"] = json!(updated_at(&rec.meta));
         }
         Some(task)
+    }
+
+    /// Why the revision in place of `rec` (and `decision`, the decision on it if any) answers
+    /// nothing `actor` sent, when `actor` is an agent: unless its token is proven to have sent
+    /// that very revision, handoff and artifacts (`Cx::proven_sender`, what receipt recorded in
+    /// data_dir of the upload; nothing read back from the workspace counts), and the decision
+    /// is on those bytes (its `handoff_sha256`). Another writer of the share can put any bytes
+    /// under the task's key with its `from_agent`, and people then decide on those: the agent
+    /// must not hear "approved" of a message nobody approved. `None` for a person, who reads
+    /// any task as the page shows it.
+    pub(in crate::app) fn a2a_displaced(
+        &self,
+        ws: &str,
+        rec: &Record,
+        decision: Option<&Decision>,
+        actor: &Actor,
+    ) -> Option<String> {
+        if matches!(actor, Actor::Reviewer { .. }) {
+            return None;
+        }
+        let proven = self.cx().proven_sender(rec, ws);
+        let mine = proven
+            .as_deref()
+            .is_some_and(|p| crate::app::review::locks::acts_as(actor, p));
+        let digest = rec.meta.digest.as_str();
+        let on_it = decision.is_none_or(|d| d.handoff_sha256.as_deref() == Some(digest));
+        if mine && on_it {
+            return None;
+        }
+        let (key, revision) = (&rec.meta.key, rec.meta.revision);
+        let sent = match proven {
+            _ if mine => "which you sent, but the decision is on other bytes".to_string(),
+            Some(other) => format!("which agent \"{other}\" sent with its token"),
+            None => "which nothing proves your token sent: its handoff.json, or an artifact's \
+                     bytes, did not come through the API with your token (someone wrote them \
+                     on the share)"
+                .to_string(),
+        };
+        let why = match decision {
+            Some(d) => format!(
+                "revised by another writer; the decision is not about your message: {} by {} \
+                 answers revision {revision} of handoff \"{key}\" (handoff_sha256 {}), {sent}. \
+                 Send your message again if it still needs a decision",
+                d.outcome.as_str(),
+                d.by,
+                d.handoff_sha256.as_deref().unwrap_or("absent"),
+            ),
+            None => format!(
+                "revised by another writer; your message is no longer what people review: \
+                 revision {revision} of handoff \"{key}\" (handoff_sha256 {digest}) is in its \
+                 place, {sent}, and a decision on it will not be about your message. Send your \
+                 message again (naming this task revises it with your own bytes)"
+            ),
+        };
+        tracing::debug!(workspace = %ws, key, revision, "A2A task answered as displaced");
+        Some(why)
+    }
+
+    /// The task `rec` is for `actor` in `v`'s shapes when it is no longer `actor`'s message
+    /// (`a2a_displaced`): failed, with neither the bytes in place nor the decision on them.
+    pub(in crate::app) fn a2a_displaced_task(
+        &self,
+        ws: &str,
+        rec: &Record,
+        decision: Option<&Decision>,
+        actor: &Actor,
+        v: Version,
+    ) -> Option<Value> {
+        let why = self.a2a_displaced(ws, rec, decision, actor)?;
+        let (key, context) = (rec.meta.key.as_str(), rec.meta.task_id.as_str());
+        let at = decision.map_or(updated_at(&rec.meta), |d| d.at.as_str());
+        let about = json!({ "revision": rec.meta.revision, "handoff_sha256": rec.meta.digest });
+        Some(match v {
+            Version::V1 => v1::displaced(key, context, &why, at, about),
+            Version::V03 => v03::displaced(key, context, &why, at, about),
+        })
     }
 
     /// Files `params.message` as a handoff; the task it is, bare.

@@ -130,7 +130,20 @@ impl App {
                 if f.context.as_deref().is_some_and(|c| c != rec.meta.task_id) {
                     continue;
                 }
+                if !owns(actor, &rec.head().from_agent) {
+                    continue;
+                }
+                // As `a2a_task_as` renders it: failed for an agent whose message it no longer
+                // is (the decision parsed only for an agent, whose own tasks are few).
+                let decision = match actor {
+                    Actor::Agent { .. } => rec.decision.as_ref().map(|d| d.decision()),
+                    Actor::Reviewer { .. } => None,
+                };
+                let displaced = self
+                    .a2a_displaced(&ws.workspace.name, rec, decision.as_ref(), actor)
+                    .is_some();
                 let state = match &rec.decision {
+                    _ if displaced => "TASK_STATE_FAILED",
                     Some(d) => v1::state_of(d.outcome),
                     None => v1::state(None),
                 };
@@ -143,9 +156,6 @@ impl App {
                 }
                 .unwrap_or(0);
                 if f.after.is_some_and(|after| at < after) {
-                    continue;
-                }
-                if !owns(actor, &rec.head().from_agent) {
                     continue;
                 }
                 found.push((at, key.clone()));

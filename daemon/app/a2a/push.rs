@@ -6,6 +6,7 @@
 //! A2A SDK's own store does (authorization at registration, every config at dispatch).
 
 use crate::app::a2a::{not_found, task_id};
+use crate::app::state::Record;
 use crate::app::App;
 use crate::auth::Actor;
 use crate::contract::a2a::rpc::{Method, RpcError, Version};
@@ -153,13 +154,23 @@ impl App {
     /// who may revise it).
     fn a2a_sender_only(&self, key: &str, actor: &Actor) -> Result<(), RpcError> {
         let ws = self.a2a_own(key, actor).ok_or_else(|| not_found(key))?;
-        let sender = {
+        let (sender, displaced) = {
             let st = ws.lock();
             let rec = st.records.get(key).ok_or_else(|| not_found(key))?;
+            let decision = rec.decision.as_ref().map(|d| d.decision());
+            let displaced = self.a2a_displaced(&ws.workspace.name, rec, decision.as_ref(), actor);
             let cx = self.cx();
-            cx.proven_sender(rec, &ws.workspace.name)
-                .unwrap_or_else(|| rec.head().from_agent.trim().to_string())
+            let sender = cx
+                .proven_sender(rec, &ws.workspace.name)
+                .unwrap_or_else(|| rec.head().from_agent.trim().to_string());
+            (sender, displaced)
         };
+        // Its state would be told of bytes the caller did not send.
+        if let Some(why) = displaced {
+            return Err(RpcError::InvalidParams(format!(
+                "no push config was set on task \"{key}\": {why}"
+            )));
+        }
         if crate::app::review::locks::acts_as(actor, &sender) {
             return Ok(());
         }
@@ -169,6 +180,40 @@ impl App {
             "task \"{key}\" was sent by {sender}: only its sender may set a push config on it \
              (its state and the reviewers' comments go to every config); nothing was set"
         )))
+    }
+}
+
+impl crate::app::review::Cx<'_> {
+    /// After revision `rec` is received: the push configs of its task whose setter is not
+    /// proven to have sent it (`Cx::proven_sender`) are removed. Another writer of the share
+    /// put those bytes under the key, and people now decide on them: their decision, pushed,
+    /// would read as the answer to the setter's message (`a2a_displaced`; `GetTask` tells the
+    /// setter its task failed). The revision's own notice is spooled before this runs.
+    pub(in crate::app) fn a2a_push_revised(&self, ws: &str, rec: &Record) {
+        let key = rec.meta.key.as_str();
+        let configs = Configs::new(&self.config().data_dir);
+        let all = configs.list(key);
+        if all.is_empty() {
+            return;
+        }
+        let proven = self.proven_sender(rec, ws);
+        let sent_by = |owner: &str| {
+            proven.as_deref().is_some_and(|p| {
+                p == owner || p.strip_prefix(owner).is_some_and(|r| r.starts_with('/'))
+            })
+        };
+        for c in all.iter().filter(|c| !sent_by(&c.owner)) {
+            match configs.delete(key, &c.id) {
+                Ok(_) => tracing::warn!(workspace = %ws, key, revision = rec.meta.revision,
+                    owner = %c.owner, id = %c.id,
+                    "A2A push config removed: its setter did not send the revision now in place"),
+                Err(e) => {
+                    tracing::error!(workspace = %ws, key, id = %c.id, error = %e,
+                        "cannot remove the A2A push config of a task revised by another writer");
+                    self.metrics().error("a2a_push_configs");
+                }
+            }
+        }
     }
 }
 

@@ -259,7 +259,11 @@ impl Cx<'_> {
             // Archived as kept: without the `null` fields that stood for absent ones.
             let kept = acc.kept_bytes(bytes);
             if st.records.contains_key(&key) {
-                self.revise(ws, st, &key, acc, read, &kept)
+                let revised = self.revise(ws, st, &key, acc, read, &kept);
+                if let Some(rec) = st.records.get(&key).filter(|_| revised.is_ok()) {
+                    self.a2a_push_revised(&ws.workspace.name, rec);
+                }
+                revised
             } else {
                 let received = self.receive(ws, st, key.clone(), acc, read, &kept);
                 if received.is_ok() {

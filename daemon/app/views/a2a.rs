@@ -13,10 +13,15 @@ impl App {
         let ws = self.served_for(key, actor)?;
         let st = ws.lock();
         let rec = st.records.get(key)?;
-        Some(a2a::task(
-            key,
-            &rec.value.value(),
-            rec.decision.as_ref().map(|d| d.decision()).as_ref(),
-        ))
+        let decision = rec.decision.as_ref().map(|d| d.decision());
+        // An agent reading its own task hears, as from `GetTask`, when the bytes in place (and
+        // the decision on them) are not what it sent.
+        if crate::app::a2a::owns(actor, &rec.head().from_agent) {
+            let (ws, v) = (&ws.workspace.name, a2a::rpc::Version::V03);
+            if let Some(task) = self.a2a_displaced_task(ws, rec, decision.as_ref(), actor, v) {
+                return Some(task);
+            }
+        }
+        Some(a2a::task(key, &rec.value.value(), decision.as_ref()))
     }
 }

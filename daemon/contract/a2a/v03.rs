@@ -71,6 +71,26 @@ pub fn task(key: &str, handoff: &Value, decision: Option<&Decision>) -> Value {
     })
 }
 
+/// The v0.3 form of `v1::displaced`: state `failed`, the reason as text, no artifacts.
+pub fn displaced(key: &str, context: &str, why: &str, at: &str, about: Value) -> Value {
+    json!({
+        "kind": "task",
+        "id": key,
+        "contextId": context,
+        "status": {
+            "state": "failed",
+            "timestamp": at,
+            "message": {
+                "kind": "message", "role": "agent", "messageId": format!("{key}:displaced"),
+                "taskId": key, "contextId": context,
+                "parts": [{ "kind": "text", "text": why }],
+            },
+        },
+        "artifacts": [],
+        "metadata": { "baton": { "displaced": about } },
+    })
+}
+
 /// The v0.3 `TaskStatusUpdateEvent` of a task's new status; `last`: the stream ends with it.
 pub fn status_update(task: &Value, last: bool) -> Value {
     json!({

@@ -104,6 +104,29 @@ pub fn task(
     })
 }
 
+/// The task of handoff `key` for an agent whose message it no longer is: its revision in place
+/// (and any decision on it) is bytes another writer put there, so it ends
+/// `TASK_STATE_FAILED` saying why (`why`, as of `at`), with neither those bytes nor the
+/// decision on them: nothing in it may read as an answer to the agent's message. `about`
+/// names the revision (`revision`, `handoff_sha256`) in `metadata.baton`.
+pub fn displaced(key: &str, context: &str, why: &str, at: &str, about: Value) -> Value {
+    json!({
+        "id": key,
+        "contextId": context,
+        "status": {
+            "state": "TASK_STATE_FAILED",
+            "timestamp": at,
+            "message": {
+                "messageId": format!("{key}:displaced"), "role": "ROLE_AGENT",
+                "taskId": key, "contextId": context,
+                "parts": [{ "text": why }],
+            },
+        },
+        "artifacts": [],
+        "metadata": { "baton": { "displaced": about } },
+    })
+}
+
 /// The `StreamResponse` that carries a task whole (the first event of a stream).
 pub fn task_event(task: &Value) -> Value {
     json!({ "task": task })
