@@ -3,6 +3,7 @@
 mod util;
 
 mod a2a;
+mod a2a_pinned;
 mod a2a_v03_stream;
 mod a2a_v1;
 mod agent_docs;
