@@ -247,3 +247,30 @@ fn two_artifacts_promoted_to_one_path_are_refused_at_validation() {
     assert!(!ws.join("approved/deploy.sh").exists());
     assert!(d.handoffs("pending").is_empty());
 }
+
+/// Two artifacts whose promoted paths differ only in case are one file wherever case is
+/// ignored (a Mac, Windows, an SMB share, where a deploy copies approved/ to): which bytes
+/// land there would depend on the copy's order, so the handoff is invalid at validation.
+#[test]
+fn two_artifacts_promoted_to_paths_differing_only_in_case_are_refused() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    std::fs::write(ws.join("inbox/deploy.sh"), "echo good\n").unwrap();
+    std::fs::write(ws.join("inbox/Deploy.sh"), "echo EVIL\n").unwrap();
+    let d = env.start();
+    let mut h = util::handoff("case-1");
+    h["artifacts"] = json!([{ "path": "inbox/deploy.sh" }, { "path": "inbox/Deploy.sh" }]);
+    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
+    d.wait_until("the handoff is answered", || util::decision(&ws).is_some());
+    let decision = util::decision(&ws).unwrap();
+    assert_eq!(decision["outcome"], "invalid", "{decision}");
+    let said = decision.to_string();
+    for word in [
+        "/artifacts/1/path",
+        "approved/Deploy.sh and approved/deploy.sh",
+        "where case is ignored",
+    ] {
+        assert!(said.contains(word), "{word}: {said}");
+    }
+    assert!(d.handoffs("pending").is_empty());
+}

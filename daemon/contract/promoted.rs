@@ -31,9 +31,16 @@ fn normalize(path: &str) -> String {
         .join("/")
 }
 
+/// A promoted path as a file system that ignores case finds it (macOS, Windows, SMB shares,
+/// and wherever a deploy copies `approved/`): `approved/Deploy.sh` is `approved/deploy.sh`.
+fn folded(path: &str) -> String {
+    path.to_lowercase()
+}
+
 /// The artifacts of a handoff (`value`) that another one would be promoted onto: two files
-/// to one path, or a file where another needs a folder. The same file listed twice is one.
-/// `sound` tells the paths to look at (one leaving the workspace has its own problem).
+/// to one path (in any case: see `folded`), or a file where another needs a folder. The same
+/// file listed twice is one. `sound` tells the paths to look at (one leaving the workspace
+/// has its own problem).
 pub fn collisions(value: &Value, sound: impl Fn(&str) -> bool) -> Vec<Problem> {
     let artifacts = value.get("artifacts").and_then(Value::as_array);
     let listed: Vec<(usize, &str)> = (artifacts.into_iter().flatten().enumerate())
@@ -45,20 +52,28 @@ pub fn collisions(value: &Value, sound: impl Fn(&str) -> bool) -> Vec<Problem> {
     let mut first: HashMap<String, (usize, &str)> = HashMap::new();
     for &(i, path) in &listed {
         let to = target(path);
-        match first.get(&to) {
+        match first.get(&folded(&to)) {
             Some(&(j, other)) if normalize(other) != normalize(path) => {
+                let theirs = target(other);
+                let onto = match theirs == to {
+                    true => to.clone(),
+                    false => format!(
+                        "{to} and {theirs}, one file where case is ignored (macOS, Windows, \
+                         SMB shares)"
+                    ),
+                };
                 problems.push(Problem::new(
                     format!("/artifacts/{i}/path"),
                     format!(
-                    "\"{path}\" (/artifacts/{i}) and \"{other}\" (/artifacts/{j}) would both be \
-                     promoted to {to}, and which one ships would depend on their order: rename \
-                     one of the files, or list only the one to approve"
-                ),
+                        "\"{path}\" (/artifacts/{i}) and \"{other}\" (/artifacts/{j}) would both \
+                         be promoted to {onto}, and which one ships would depend on their order: \
+                         rename one of the files, or list only the one to approve"
+                    ),
                 ))
             }
             Some(_) => {}
             None => {
-                first.insert(to, (i, path));
+                first.insert(folded(&to), (i, path));
             }
         }
     }
@@ -66,7 +81,7 @@ pub fn collisions(value: &Value, sound: impl Fn(&str) -> bool) -> Vec<Problem> {
         let to = target(path);
         let folders = to.match_indices('/').map(|(at, _)| &to[..at]).skip(1);
         for folder in folders {
-            if let Some(&(j, other)) = first.get(folder) {
+            if let Some(&(j, other)) = first.get(&folded(folder)) {
                 problems.push(Problem::new(
                     format!("/artifacts/{i}/path"),
                     format!(
@@ -126,6 +141,21 @@ mod tests {
             p[0].message
         );
         assert!(problems(&["inbox/a/b.txt", "a"]).len() == 1);
+    }
+
+    #[test]
+    fn paths_that_differ_only_in_case_are_one_path() {
+        let p = problems(&["inbox/Deploy.sh", "inbox/deploy.sh"]);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].message.contains(
+                "approved/deploy.sh and approved/Deploy.sh, one file where case is ignored"
+            ),
+            "{}",
+            p[0].message
+        );
+        assert_eq!(problems(&["inbox/Bin", "bin/run.sh"]).len(), 1);
+        assert_eq!(problems(&["inbox/ÉTÉ.md", "été.md"]).len(), 1);
     }
 
     #[test]
