@@ -70,6 +70,8 @@ fn its_agent_withdraws_it_and_the_wait_ends_withdrawn() {
     assert_eq!(written["outcome"], "withdrawn");
     assert_eq!(written["by"], "builder");
     assert_eq!(written["comment"], "plan changed");
+    // An agent's, not a person's: no `policy: "human"` for anyone downstream to take as one.
+    assert!(written.get("policy").is_none(), "{written}");
     let last = events(&ws).pop().unwrap();
     assert_eq!(last["type"], "handoff.decided", "{last}");
     assert_eq!(last["data"]["outcome"], "withdrawn", "{last}");

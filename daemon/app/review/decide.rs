@@ -146,6 +146,13 @@ fn stale(req: &DecisionRequest, rec: &crate::app::state::Record) -> Result<(), D
 }
 
 impl Cx<'_> {
+    /// Whether `by` names an agent (`NAME` or its worker `NAME/WORKER`): names are unique
+    /// across `[[users]]` and `[[agents]]`, and a person's holds no `/`.
+    fn is_agent(&self, by: &str) -> bool {
+        let name = by.split('/').next().unwrap_or(by);
+        self.config().agents.iter().any(|a| a.name == name)
+    }
+
     /// A reviewer decides a pending handoff through the API.
     pub fn decide(
         &self,
@@ -443,7 +450,7 @@ impl Cx<'_> {
         self.folder_kept(ws, st, key)?;
         let rec = &st.records[key];
         let step_ups = step_ups(&closing, rec);
-        let policy = made_by(&closing.by, closing.policy);
+        let policy = made_by(&closing.by, closing.policy, self.is_agent(&closing.by));
         // Beside a person's decision, what the route's shadow policy would have made of it.
         let human = policy.as_deref() == Some("human");
         let shadow = human.then(|| self.shadow_of(ws, st, rec)).flatten();
@@ -560,12 +567,12 @@ impl Cx<'_> {
 }
 
 /// What made a decision: the policy named, `human` for a person, nothing for the system's
-/// (a route's timeout included).
-fn made_by(by: &str, policy: Option<String>) -> Option<String> {
+/// (a route's timeout included) and for an agent's (`agent`: its withdrawal of its own handoff).
+fn made_by(by: &str, policy: Option<String>, agent: bool) -> Option<String> {
     use super::timers::timeouts::BY as TIMEOUT;
     match policy {
         Some(p) => Some(p),
-        None if by == "system" || by == TIMEOUT || by.starts_with("policy:") => None,
+        None if agent || by == "system" || by == TIMEOUT || by.starts_with("policy:") => None,
         // A reviewer's grant: `decision.grant` names it and its granter.
         None if by.starts_with("grant:") => None,
         None => Some("human".into()),
