@@ -576,28 +576,84 @@ pub enum PolicyMode {
     Shadow,
 }
 
-/// Why a `fallback.route` could never be escalated to (no such route, or one not serving
-/// this workspace), if so. Not an error (the example workspace names a route the default
-/// configuration lacks): recorded on the handoff's routing as a note, so it is not silent.
+/// Why a `fallback.route` will not be escalated to from the route the configuration picks
+/// for the handoff (see `fallback_problem_from`), if so.
 pub fn fallback_problem(routes: &[Route], handoff: &Handoff, ws: &str) -> Option<String> {
+    fallback_problem_from(routes, handoff, ws, route_for(routes, handoff, ws))
+}
+
+/// Why a `fallback.route` will not be escalated to from route `from` (the one the handoff is
+/// on), if so. Not an error (the example workspace names a route the default configuration
+/// lacks): recorded on the handoff's routing as a note, so it is not silent.
+///
+/// The agent writes `fallback`, so it may only move its handoff where it could have sent it
+/// with `to_agent` (`named`'s rule: a route the handoff matches by its own keys, and one that
+/// sets a match key when its first match does), and only to a route that asks at least as
+/// much: as many approvals, and a passkey if `from` asks one. Refused by default: a handoff
+/// that matches no route may not be moved by its agent at all. Operators' `escalate_to` is
+/// not checked here: the configuration is trusted as written.
+pub fn fallback_problem_from(
+    routes: &[Route],
+    handoff: &Handoff,
+    ws: &str,
+    from: Option<&Route>,
+) -> Option<String> {
     let to = &handoff.fallback.as_ref()?.route;
-    match routes.iter().find(|r| &r.name == to) {
-        Some(r) if serves(r, ws) => None,
-        Some(_) => Some(format!(
+    let Some(target) = routes.iter().find(|r| &r.name == to) else {
+        let names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
+        return Some(format!(
+            "no route is named \"{to}\"; configured routes: {}",
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        ));
+    };
+    if !serves(target, ws) {
+        return Some(format!(
             "route \"{to}\" does not serve workspace \"{ws}\"; name a route that does"
-        )),
-        None => {
-            let names: Vec<&str> = routes.iter().map(|r| r.name.as_str()).collect();
-            Some(format!(
-                "no route is named \"{to}\"; configured routes: {}",
-                if names.is_empty() {
-                    "none".to_string()
-                } else {
-                    names.join(", ")
-                }
-            ))
-        }
+        ));
     }
+    let Some(first) = by_keys(routes, handoff, ws) else {
+        return Some(format!(
+            "this handoff matches no route, so its agent may not put it on route \"{to}\"; \
+             an agent may only pick among the routes its handoff matches"
+        ));
+    };
+    if !matches(target, handoff, ws) {
+        return Some(format!(
+            "route \"{to}\" does not match this handoff by its own keys (trigger, labels, \
+             workspaces); an agent may only pick among the routes its handoff matches"
+        ));
+    }
+    if keyed(first) && !keyed(target) {
+        return Some(format!(
+            "route \"{to}\" is a catch-all and this handoff's first match, \"{}\", sets a \
+             match key; an agent may not move its handoff off the routes that key it",
+            first.name
+        ));
+    }
+    let from = from?;
+    let (needs, gives) = (
+        approvals_needed(Some(from), handoff),
+        approvals_needed(Some(target), handoff),
+    );
+    if gives < needs {
+        return Some(format!(
+            "route \"{to}\" needs {gives} approval(s) where \"{}\" needs {needs}; a fallback \
+             may only ask more",
+            from.name
+        ));
+    }
+    if from.step_up.is_some() && target.step_up.is_none() {
+        return Some(format!(
+            "route \"{to}\" does not ask for a passkey (step_up) where \"{}\" does; a \
+             fallback may only ask more",
+            from.name
+        ));
+    }
+    None
 }
 
 /// Problems with a handoff's `sign_off` on `route`, as (index, message). A role is allowed

@@ -7,6 +7,7 @@ mod a2a_pinned;
 mod a2a_v03_stream;
 mod a2a_v1;
 mod agent_docs;
+mod agent_routes;
 mod anchors;
 mod approved;
 mod artifacts;

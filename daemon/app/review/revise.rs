@@ -67,6 +67,8 @@ impl Cx<'_> {
             );
             self.settle(ws, st, &previous, closing)?;
         }
+        // The route follows the content: chosen again, as for a new handoff.
+        let route = self.route_revision(st, key, &acc.doc, &ws.workspace.name);
         let rec = st
             .records
             .get_mut(key)
@@ -81,6 +83,7 @@ impl Cx<'_> {
             digest: acc.digest.clone(),
             task_id: acc.doc.task_id.clone(),
             artifacts,
+            route,
             previous_artifacts: Some(rec.meta.artifacts.clone()),
             ..rec.meta.clone()
         };
@@ -116,8 +119,10 @@ impl Cx<'_> {
         ops.push(Op::Put(META, &committed));
         ws.store.apply_revision(key, meta.revision, &ops)?;
         // `handoff_sha256`: what chat buttons bind to, the content this revision showed.
-        let data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision,
+        let mut data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision,
                            "confidence": acc.doc.confidence, "handoff_sha256": meta.digest });
+        let routes = (old.meta.route.as_ref(), meta.route.as_ref());
+        crate::app::review::route::revised_route(routes.0, routes.1, &mut data);
         let event = Event::new(
             EventType::HandoffRevised,
             &ws.workspace.name,

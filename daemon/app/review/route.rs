@@ -1,5 +1,5 @@
-//! A handoff's route as recorded: chosen once at receipt (with the keys that matched), kept in
-//! its `meta.json`, and changed only by an escalation. Everything that asks "who may decide,
+//! A handoff's route as recorded: chosen at receipt (with the keys that matched), kept in its
+//! `meta.json`, and changed only by an escalation or by a revision another route takes. Everything that asks "who may decide,
 //! who is told" reads the recorded route, so a configuration edited later does not move
 //! handoffs already filed, and an escalated handoff stays escalated across restarts.
 
@@ -53,17 +53,22 @@ impl<'a> Cx<'a> {
     /// handed it on (see `circular`).
     pub(in crate::app) fn route_new(&self, st: &WsState, handoff: &Handoff, ws: &str) -> Routed {
         let circular = circular(st, handoff);
-        let chosen =
-            crate::routing::choose(&self.config().routes, handoff, ws, !circular.is_empty());
-        let (route, mut matched) = match chosen {
-            Some((r, why)) => (Some(r.name.clone()), why),
+        let routes = &self.config().routes;
+        let chosen = crate::routing::choose(routes, handoff, ws, !circular.is_empty());
+        let (route, mut matched) = match &chosen {
+            Some((r, why)) => (Some(r.name.clone()), why.clone()),
             None => (None, vec!["no route matched".into()]),
         };
         if !circular.is_empty() {
             matched.push(format!("circular: {}", circular.join(" -> ")));
             tracing::warn!(workspace = ws, task_id = %handoff.task_id, chain = %circular.join(" -> "), "circular reassignment: sent to people");
         }
-        let notes = crate::routing::fallback_problem(&self.config().routes, handoff, ws)
+        let from = chosen.map(|(r, _)| r);
+        let refused = crate::routing::fallback_problem_from(routes, handoff, ws, from);
+        if let Some(why) = &refused {
+            tracing::warn!(workspace = ws, task_id = %handoff.task_id, why, "fallback.route will not be escalated to");
+        }
+        let notes = refused
             .map(|m| format!("fallback.route: {m}; it will not be escalated"))
             .into_iter()
             .collect();
@@ -74,6 +79,65 @@ impl<'a> Cx<'a> {
             circular,
             escalations: Vec::new(),
             notes,
+        }
+    }
+}
+
+impl Cx<'_> {
+    /// The routing of a revision of `key` bringing `handoff`: chosen again as for a new
+    /// handoff, since the route follows the content (a `completion` that becomes a
+    /// `critical_action` must not stay where the completion was filed). When the choice is the
+    /// route the handoff was first put on, its routing is kept (escalations stand); when it is
+    /// another, the handoff moves there afresh, without its escalations: the people of the
+    /// routes it leaves have no say over content another route takes (their approvals were of
+    /// the old revision, and a revision clears them). `None` for a record from before routes
+    /// were recorded (routed by the configuration each time, so by its content already).
+    pub(in crate::app) fn route_revision(
+        &self,
+        st: &WsState,
+        key: &str,
+        handoff: &Handoff,
+        ws: &str,
+    ) -> Option<Routed> {
+        let routed = st.records.get(key)?.meta.route.as_ref()?;
+        let fresh = self.route_new(st, handoff, ws);
+        let first = routed
+            .escalations
+            .first()
+            .map_or(&routed.route, |e| &e.from);
+        if fresh.route == *first {
+            // The fallback may have changed with the content: its note is the revision's.
+            return Some(Routed {
+                notes: fresh.notes,
+                ..routed.clone()
+            });
+        }
+        let name = |r: &Option<String>| r.clone().unwrap_or_else(|| "no route".into());
+        let (left, to) = (name(&routed.route), name(&fresh.route));
+        tracing::warn!(workspace = ws, key, from = %left, to = %to, "a revision matches another route: moved there");
+        let mut moved = fresh;
+        moved.matched.push(format!("revised: moved from {left}"));
+        Some(moved)
+    }
+}
+
+/// What `handoff.revised` says of the route: the one the revision is on, and `rerouted`
+/// `{from, to}` when the revision moved it (see `Cx::route_revision`).
+pub(in crate::app) fn revised_route(
+    before: Option<&Routed>,
+    after: Option<&Routed>,
+    data: &mut serde_json::Value,
+) {
+    let name = |r: Option<&Routed>| r.and_then(|r| r.route.clone());
+    data["route"] = serde_json::json!(name(after));
+    // A kept routing is the one before, but for its notes.
+    let bare = |r: &Routed| Routed {
+        notes: Vec::new(),
+        ..r.clone()
+    };
+    if let (Some(b), Some(a)) = (before, after) {
+        if bare(a) != bare(b) {
+            data["rerouted"] = serde_json::json!({ "from": name(before), "to": name(after) });
         }
     }
 }

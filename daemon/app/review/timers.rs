@@ -6,7 +6,9 @@
 //! * Escalation: the route's `escalate_after_s` / `escalate_to`, counted from when the
 //!   handoff was put on the route or its latest revision came in, whichever is later; or,
 //!   before any escalation, the handoff's own `fallback.after_seconds` / `fallback.route`,
-//!   counted from its latest revision. The earlier due wins. (A revision is new content to
+//!   counted from its latest revision, when the agent may choose that route (see
+//!   `routing::fallback_problem_from`: one `to_agent` could pick, asking no less). The
+//!   earlier due wins. (A revision is new content to
 //!   review, and one that reopens a handoff after `changes_requested` must not find its
 //!   clock long run out.)
 //!   The target must be a configured route serving the workspace, and never one the handoff
@@ -202,10 +204,17 @@ impl Cx<'_> {
                 }
             }
         }
-        if let Some(f) = rec.handoff().fallback.as_ref() {
+        let handoff = rec.handoff();
+        if let Some(f) = handoff.fallback.as_ref() {
             let unused = routed.escalations.is_empty();
+            // The agent wrote it: only where `to_agent` could send it, asking no less (the
+            // refusal was noted on the handoff when it came in).
+            let from = self.route_of(rec, ws);
+            let routes = &self.config().routes;
+            let allowed =
+                crate::routing::fallback_problem_from(routes, &handoff, ws, from).is_none();
             let at = due_at(revised, f.after_seconds);
-            if let Some(at) = at.filter(|_| unused && fits(&f.route)) {
+            if let Some(at) = at.filter(|_| unused && allowed && fits(&f.route)) {
                 let why = format!("fallback.after_seconds={}", f.after_seconds);
                 let due = Due {
                     to: f.route.clone(),
