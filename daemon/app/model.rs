@@ -146,10 +146,11 @@ pub enum DecideError {
     KeyShared(String),
     #[error("cannot record the decision, nothing was changed; try again: {0}")]
     Io(io::Error),
-    /// The decision may have been recorded: a step of its commit failed after the point
-    /// where it could be (or the answer of its transaction was lost). Nothing more is decided
-    /// on the key until the workspace is read again from the store (a restart, a takeover).
-    #[error("the decision may have been recorded, it cannot be told here: {0}; nothing more is decided on this handoff until the daemon reads its records again (a restart, or another node taking the workspace over): open the handoff then, rather than sending the decision again")]
+    /// A change of the handoff may have been recorded (this decision, an earlier one, a
+    /// revision or receipt of it): a step of its commit failed after the point where it could
+    /// be (or the answer of its transaction was lost). Nothing more is decided on the key
+    /// until the workspace is read again from the store (a restart, a takeover).
+    #[error("a change of this handoff may have been recorded, it cannot be told here: {0}; nothing more is decided or revised on this handoff until the daemon reads its records again (a restart, or another node taking the workspace over): open the handoff then, rather than sending the decision again")]
     Unsure(String),
 }
 

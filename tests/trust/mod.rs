@@ -14,6 +14,7 @@ mod private;
 mod records;
 mod review;
 mod routes;
+mod unsure;
 
 use crate::util::{
     baton, bytes, decision, event_types, events, handoff, write_atomic, Daemon, TestEnv,

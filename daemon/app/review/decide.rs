@@ -423,20 +423,6 @@ impl Cx<'_> {
         Ok(self.close(ws, st, key, recorded))
     }
 
-    /// Commits the decision of a pending handoff to the store. Its event is the caller's to
-    /// log (with others of the same change, in one append), then `close` applies it.
-    pub(in crate::app) fn record_decision(
-        &self,
-        ws: &Served,
-        st: &WsState,
-        key: &str,
-        closing: Closing,
-    ) -> io::Result<Recorded> {
-        let recorded = self.decision_of(ws, st, key, closing)?;
-        ws.commit(key, DECISION, &recorded.bytes)?;
-        Ok(recorded)
-    }
-
     /// The decision `closing` makes of a pending handoff and its event, not yet committed: for
     /// a caller that commits it with other files of the same transition.
     pub(in crate::app) fn decision_of(

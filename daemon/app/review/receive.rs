@@ -3,7 +3,7 @@
 //! published and the route's auto-approval applied.
 
 use crate::app::model::{Closing, DECISION, META};
-use crate::app::review::records::{json_bytes, rev_file, Committed};
+use crate::app::review::records::{json_bytes, landed, rev_file, Committed, Landed};
 use crate::app::review::sender::AsRead;
 use crate::app::review::Cx;
 use crate::app::state::{Meta, Record, WsState};
@@ -26,6 +26,15 @@ impl Cx<'_> {
         read: AsRead,
         bytes: &[u8],
     ) -> io::Result<()> {
+        // A receipt of this key may be in the store already (its commit's outcome unknown),
+        // or the withdrawal of the pending one it would close: held until the records are
+        // read again, rather than made a second time beside what may be there.
+        let previous = st.pending.clone().filter(|p| *p != key);
+        for held in std::iter::once(&key).chain(previous.as_ref()) {
+            if let Some(why) = st.unsure.get(held) {
+                return Err(crate::app::model::Unsure::io(why.clone()));
+            }
+        }
         let AsRead {
             artifacts,
             handoff_file,
@@ -34,7 +43,6 @@ impl Cx<'_> {
         // (at once, so their syncs overlap), then both events go into one audit append. If
         // either fails, neither is made (the receive is retried), so a workspace never has two
         // pending.
-        let previous = st.pending.clone().filter(|p| *p != key);
         // After every revision the key ever had (its workspace's folder lost and made again,
         // across restarts too): a decision bound to what a reviewer read of an old record of
         // this key is stale for this one, whatever the channel.
@@ -61,28 +69,68 @@ impl Cx<'_> {
                 Closing::new(Outcome::Withdrawn, "system", Some(why))
             };
             let st = &*st;
-            let withdrawing = previous
-                .as_deref()
-                .map(|p| s.spawn(move || self.record_decision(ws, st, p, closing())));
+            let withdrawing = previous.as_deref().map(|p| {
+                s.spawn(move || {
+                    let recorded = self.decision_of(ws, st, p, closing())?;
+                    let committed = ws.commit(p, DECISION, &recorded.bytes);
+                    Ok((p, recorded, committed))
+                })
+            });
             let received = ws.commit_revision(&key, revision, META, &committed);
             let withdrawn = withdrawing.map(|w| w.join().unwrap_or_else(|_| Err(panicked())));
             (withdrawn.transpose(), received)
         });
-        let undo_withdrawn = || {
-            if let Some(previous) = &previous {
-                let _ = ws.uncommit(previous, DECISION);
+        // Each commit's failure told as settle tells a decision's: nothing made, made (read
+        // back as written), or unknown, which holds its key.
+        let mut unknown = Vec::new();
+        let withdrawn = match withdrawn {
+            Ok(None) => Ok(None),
+            Ok(Some((p, recorded, Ok(())))) => Ok(Some((p, recorded))),
+            Ok(Some((p, recorded, Err(e)))) => {
+                match landed(&ws.store, p, DECISION, &recorded.bytes, &e) {
+                    Landed::Nothing => Err(e),
+                    Landed::Made => Ok(Some((p, recorded))),
+                    Landed::Unknown(why) => {
+                        unknown.push((
+                            p.to_string(),
+                            format!("its withdrawal may have been recorded: {why}"),
+                        ));
+                        Err(e)
+                    }
+                }
             }
+            Err(e) => Err(e),
         };
+        let received = received.or_else(|e| match landed(&ws.store, &key, META, &committed, &e) {
+            Landed::Nothing => Err(e),
+            Landed::Made => {
+                tracing::warn!(workspace = %ws.workspace.name, key, revision, error = %e, "a receipt's commit reported a failure, and the store holds it: recorded");
+                Ok(())
+            }
+            Landed::Unknown(why) => {
+                unknown.push((key.clone(), format!("its receipt (revision {revision}) may have been recorded: {why}")));
+                Err(e)
+            }
+        });
         let withdrawn = match (withdrawn, received) {
-            (Ok(withdrawn), Ok(())) => withdrawn,
+            (Ok(withdrawn), Ok(())) => withdrawn.map(|(_, recorded)| recorded),
             (withdrawn, received) => {
-                if matches!(withdrawn, Ok(Some(_))) {
-                    undo_withdrawn();
+                // Neither is made: what did commit is undone, and what cannot be is held.
+                if let Ok(Some((p, _))) = &withdrawn {
+                    if let Err(undo) = ws.uncommit(p, DECISION) {
+                        unknown.push((
+                            p.to_string(),
+                            format!("its withdrawal was committed and could not be undone: {undo}"),
+                        ));
+                    }
                 }
                 if received.is_ok() {
-                    let _ = ws.uncommit(&key, META);
+                    if let Err(undo) = ws.uncommit(&key, META) {
+                        unknown.push((key.clone(), format!("its receipt (revision {revision}) was committed and could not be undone: {undo}")));
+                    }
                 }
-                return Err(withdrawn.err().or(received.err()).expect("one failed"));
+                let failed = withdrawn.err().or(received.err()).expect("one failed");
+                return Err(self.held(ws, st, unknown, failed));
             }
         };
         let data = json!({
@@ -100,10 +148,22 @@ impl Cx<'_> {
         );
         let events = withdrawn.iter().map(|w| w.event.clone()).chain([event]);
         if let Err(e) = self.emit_all(ws, events.collect()) {
-            // Fail closed: without its event the handoff is not received (retried later).
-            let _ = ws.uncommit(&key, META);
-            undo_withdrawn();
-            return Err(e);
+            // Fail closed: without its event the handoff is not received (retried later), or,
+            // what cannot be undone, held.
+            let mut unknown = Vec::new();
+            if let Err(undo) = ws.uncommit(&key, META) {
+                let why = format!(
+                    "its event could not be logged ({e}) and its receipt not undone ({undo})"
+                );
+                unknown.push((key.clone(), why));
+            }
+            if let Some(previous) = &previous {
+                if let Err(undo) = ws.uncommit(previous, DECISION) {
+                    let why = format!("its event could not be logged ({e}) and its withdrawal not undone ({undo})");
+                    unknown.push((previous.clone(), why));
+                }
+            }
+            return Err(self.held(ws, st, unknown, e));
         }
         // Durable and announced; what follows only serves readers.
         if let (Some(previous), Some(withdrawn)) = (&previous, withdrawn) {
@@ -157,6 +217,25 @@ impl Cx<'_> {
                 tracing::error!(workspace = %ws.workspace.name, key, error = %e, "cannot withdraw; the next start tries again");
             }
         }
+    }
+}
+
+impl Cx<'_> {
+    /// The error of a receipt that is not made: `failed`, or, when a commit's outcome is
+    /// unknown, the keys in `unknown` held (`Cx::unsure`) and that told.
+    fn held(
+        &self,
+        ws: &Served,
+        st: &mut WsState,
+        unknown: Vec<(String, String)>,
+        failed: io::Error,
+    ) -> io::Error {
+        let mut told = None;
+        for (key, why) in unknown {
+            tracing::error!(workspace = %ws.workspace.name, key, why, "a receipt's commit failed past its commit point; the key is held until its records are read again");
+            told.get_or_insert(self.unsure(ws, st, &key, why));
+        }
+        told.unwrap_or(failed)
     }
 }
 

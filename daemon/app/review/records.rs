@@ -275,3 +275,32 @@ pub(in crate::app) fn commit_outcome(e: &io::Error) -> CommitOutcome {
         CommitOutcome::ReadBack
     }
 }
+
+/// What a failed commit of one record file left, as far as can be told: nothing, the file as
+/// written (read back: a transaction whose answer was lost, its change made), or unknown
+/// (`why`): then the change may be in the store, and nothing more is made on the key until
+/// its records are read again (`Cx::unsure`).
+pub(in crate::app) enum Landed {
+    Nothing,
+    Made,
+    Unknown(String),
+}
+
+/// `commit_outcome` of `e`, the failure of a change that commits `file` of record `key` as
+/// `bytes`, told: read back when the store may answer.
+pub(in crate::app) fn landed(
+    store: &Store,
+    key: &str,
+    file: &str,
+    bytes: &[u8],
+    e: &io::Error,
+) -> Landed {
+    match commit_outcome(e) {
+        CommitOutcome::Nothing => Landed::Nothing,
+        CommitOutcome::Unknown => Landed::Unknown(format!("its commit failed: {e}")),
+        CommitOutcome::ReadBack => match store.read(&Store::record(key, file)) {
+            Ok(Some(held)) if held == bytes => Landed::Made,
+            _ => Landed::Unknown(format!("its commit failed: {e}")),
+        },
+    }
+}

@@ -3,7 +3,9 @@
 
 use crate::app::model::{Closing, APPROVALS, CLAIM, DECISION, META, SIGN_OFFS};
 use crate::app::review::locks::agent_of;
-use crate::app::review::records::{json_bytes, old_decision_file, rev_file, Committed};
+use crate::app::review::records::{
+    json_bytes, landed, old_decision_file, rev_file, Committed, Landed,
+};
 use crate::app::review::sender::AsRead;
 use crate::app::review::Cx;
 use crate::app::state::{Meta, Record, Review, WsState};
@@ -69,14 +71,14 @@ impl Cx<'_> {
         }
         // The route follows the content: chosen again, as for a new handoff.
         let route = self.route_revision(st, key, &acc.doc, &ws.workspace.name);
-        let rec = st
+        let old = st
             .records
-            .get_mut(key)
-            .expect("revise is called for a known key");
-        let old = rec.clone();
+            .get(key)
+            .expect("revise is called for a known key")
+            .clone();
         // The key's revisions never repeat across its records (see `receive`): past the
         // highest any of them had, should an earlier record of the key have gone further.
-        let revision = (rec.meta.revision + 1).max(ws.store.next_revision(key)?);
+        let revision = (old.meta.revision + 1).max(ws.store.next_revision(key)?);
         let meta = Meta {
             revision,
             updated_at: now_rfc3339(),
@@ -84,8 +86,8 @@ impl Cx<'_> {
             task_id: acc.doc.task_id.clone(),
             artifacts,
             route,
-            previous_artifacts: Some(rec.meta.artifacts.clone()),
-            ..rec.meta.clone()
+            previous_artifacts: Some(old.meta.artifacts.clone()),
+            ..old.meta.clone()
         };
         let meta_bytes = json_bytes(&meta)?;
         self.note_audience(key, &acc.doc, meta.route.as_ref(), &ws.workspace.name);
@@ -117,7 +119,21 @@ impl Cx<'_> {
             ops.push(Op::Remove(CLAIM));
         }
         ops.push(Op::Put(META, &committed));
-        ws.store.apply_revision(key, meta.revision, &ops)?;
+        if let Err(e) = ws.store.apply_revision(key, meta.revision, &ops) {
+            // Committed, perhaps, with a later step failed: the revision may be in the store,
+            // so the sender is not told it is not, and no other revision is made beside it.
+            match landed(&ws.store, key, META, &committed, &e) {
+                Landed::Nothing => return Err(e),
+                Landed::Unknown(why) => {
+                    let why = format!("revision {revision} may have been recorded: {why}");
+                    tracing::error!(workspace = %ws.workspace.name, key, revision, error = %e, "a revision's commit failed past its commit point; the handoff is held until its records are read again");
+                    return Err(self.unsure(ws, st, key, why));
+                }
+                Landed::Made => {
+                    tracing::warn!(workspace = %ws.workspace.name, key, revision, error = %e, "a revision's commit reported a failure, and the store holds it: recorded");
+                }
+            }
+        }
         // `handoff_sha256`: what chat buttons bind to, the content this revision showed.
         let mut data = json!({ "task_id": acc.doc.task_id, "revision": meta.revision,
                            "confidence": acc.doc.confidence, "handoff_sha256": meta.digest });
@@ -130,8 +146,9 @@ impl Cx<'_> {
             data,
         );
         if let Err(e) = self.emit(ws, event) {
-            let _ = ws.restore(&old, Some(&old_meta));
-            return Err(e);
+            // Fail closed: a revision not in the audit log is not made (undone, or held).
+            let undone = ws.restore(&old, Some(&old_meta));
+            return Err(self.not_logged(ws, st, key, e, undone));
         }
         ws.publish(key, &rev_file(meta.revision), Some(bytes));
         ws.publish(key, HANDOFF_FILE, Some(bytes));
@@ -147,6 +164,10 @@ impl Cx<'_> {
         ws.publish(key, META, Some(&meta_bytes));
         self.remove_root_decision(ws);
         let value = crate::app::state::RawJson::of(&acc.value);
+        let rec = st
+            .records
+            .get_mut(key)
+            .expect("revise is called for a known key");
         **rec = Record::new(meta, acc.doc, value, None);
         // Durable: what proves its sender is recorded before anything asks.
         self.bind_sender(&ws.workspace.name, rec, handoff_file.as_ref());
