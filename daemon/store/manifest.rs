@@ -74,6 +74,9 @@ pub enum Fault {
     /// The workspace's whole store gone, while data_dir proves the daemon served the
     /// workspace (see `repair::known_without_store`): named `STORE`.
     StoreRemoved,
+    /// The bytes committed, and not a record as the daemon writes it (found when the record
+    /// is read: a file that does not parse, a decision answering other content): why.
+    Unsound(String),
 }
 
 /// How the damage of a whole store (`Fault::StoreRemoved`) names its file: the store's folder.
@@ -103,6 +106,7 @@ impl Damage {
             Fault::FolderRemoved => "the whole record folder is gone (the store committed it: its ledger `record-folders` lists it)".into(),
             Fault::Ledger(why) => format!("the ledger of record folders is damaged: {why}"),
             Fault::Format(why) => format!("the store's format mark is damaged: {why}"),
+            Fault::Unsound(why) => format!("committed as it is, and not a sound record: {why}; restore data_dir from a backup (`baton restore`)"),
             Fault::StoreRemoved => "the workspace's whole store in data_dir (workspaces/<store>/) is gone, though data_dir/anchors/ holds the workspace's audit anchor: this daemon served it, so its decisions, approvals and claims are not read as none. Restore data_dir from a backup (`baton restore`), or, to serve the workspace afresh without them, stop the daemon and run `baton repair --afresh <workspace>`".into(),
         }
     }

@@ -14,6 +14,7 @@ mod private;
 mod records;
 mod review;
 mod routes;
+mod unsound;
 mod unsure;
 
 use crate::util::{

@@ -159,8 +159,14 @@ pub(in crate::app) fn load_checked(
                     .insert(record.meta.key.clone(), Box::new(record));
             }
             Ok(None) => {}
-            Err(e) => {
-                tracing::warn!(workspace = %ws.name, record = %name, error = %e, "skipping an unreadable record")
+            Err(unsound) => {
+                // As committed, and not a record as written (a file that does not parse, a
+                // decision bound to other content): damage as a failed checksum is, never
+                // read as absent or as another state.
+                let damage = unsound.damage(&name);
+                tracing::error!(workspace = %ws.name, record = %name, file = %damage.file, why = %damage.why(), "a record is damaged; the workspace is served read-only until `baton repair`");
+                store.note_damaged(&[damage]);
+                damaged.insert(name);
             }
         }
     }
@@ -292,15 +298,47 @@ fn remove_stale_temps(ws: &Workspace, root: &OpenedDir, baton: Option<&OpenedDir
     }
 }
 
+/// A committed store file of a record that is not what the daemon writes there: it does not
+/// parse, or (a decision) it answers other content than the record's.
+#[derive(Debug)]
+struct Unsound {
+    file: String,
+    why: String,
+}
+
+impl Unsound {
+    fn new(file: &str, why: impl std::fmt::Display) -> Unsound {
+        Unsound {
+            file: file.to_string(),
+            why: why.to_string(),
+        }
+    }
+
+    /// The damage of record folder `dir`, as the store's own checks tell theirs.
+    fn damage(self, dir: &str) -> crate::store::Damage {
+        crate::store::Damage {
+            file: format!("handoffs/{dir}/{}", self.file),
+            fault: crate::store::Fault::Unsound(self.why),
+            committed: None,
+        }
+    }
+}
+
 /// A record from its store files (`Backend::load_all`), and what its workspace copy holds
 /// (`records::published_with`); `None`: no meta.json, a crash before the first revision was
-/// committed.
-fn load_record(files: &[(String, Vec<u8>)]) -> anyhow::Result<Option<(Record, Published)>> {
+/// committed (or its receipt undone). A file there that is not sound is an error naming it.
+fn load_record(files: &[(String, Vec<u8>)]) -> Result<Option<(Record, Published)>, Unsound> {
     let file = |name: &str| files.iter().find(|(f, _)| f == name).map(|(_, b)| &b[..]);
-    fn json<T: DeserializeOwned>(bytes: Option<&[u8]>) -> Option<T> {
-        serde_json::from_slice(bytes?).ok()
+    // Absent is `None`; there and not parsing is damage, never taken for absent.
+    fn json<T: DeserializeOwned>(name: &str, bytes: Option<&[u8]>) -> Result<Option<T>, Unsound> {
+        bytes
+            .map(|b| {
+                serde_json::from_slice(b)
+                    .map_err(|e| Unsound::new(name, format!("does not parse: {e}")))
+            })
+            .transpose()
     }
-    let Some(committed) = json::<Committed>(file(META)) else {
+    let Some(committed) = json::<Committed>(META, file(META))? else {
         return Ok(None);
     };
     // meta.json parsed once for both: a tenth of the start's parsing at 110,000 records.
@@ -308,23 +346,66 @@ fn load_record(files: &[(String, Vec<u8>)]) -> anyhow::Result<Option<(Record, Pu
     let meta = committed.meta;
     // meta.json names the committed revision and carries its text (older stores: rev-N.json;
     // a rev file newer than meta.json is a crash's leftover).
-    let text = match committed.content {
-        Some(text) => text.into_bytes(),
-        None => file(&rev_file(meta.revision))
-            .ok_or_else(|| anyhow::anyhow!("meta.json without revision {}", meta.revision))?
-            .to_vec(),
+    let rev = rev_file(meta.revision);
+    let (text, text_file) = match committed.content {
+        Some(text) => (text.into_bytes(), META),
+        None => (
+            file(&rev)
+                .ok_or_else(|| {
+                    Unsound::new(
+                        META,
+                        format!(
+                            "names revision {}, whose text is in no file ({rev} is not there)",
+                            meta.revision
+                        ),
+                    )
+                })?
+                .to_vec(),
+            rev.as_str(),
+        ),
     };
-    let handoff: Handoff = serde_json::from_slice(&text)?;
+    let handoff: Handoff = serde_json::from_slice(&text).map_err(|e| {
+        Unsound::new(
+            text_file,
+            format!("the revision's text does not parse: {e}"),
+        )
+    })?;
     // Kept as text (see `RawJson`): as committed when it is UTF-8, as it always is.
     let value = match String::from_utf8(text) {
         Ok(text) => RawJson::from_text(text),
-        Err(e) => RawJson::of(&serde_json::from_slice(e.as_bytes())?),
+        Err(e) => RawJson::of(
+            &serde_json::from_slice(e.as_bytes())
+                .map_err(|e| Unsound::new(text_file, format!("does not parse: {e}")))?,
+        ),
     };
-    let decision: Option<Decision> = json(file(DECISION));
-    let sign_offs: Vec<_> = json(file(SIGN_OFFS)).unwrap_or_default();
+    let decision: Option<Decision> = json(DECISION, file(DECISION))?;
+    if let Some(d) = &decision {
+        // A decision answers the content a reviewer read: one naming other content (another
+        // revision's, another key's) is no decision of this record.
+        if d.handoff_key != meta.key {
+            return Err(Unsound::new(
+                DECISION,
+                format!(
+                    "decides handoff \"{}\", not this record's \"{}\"",
+                    d.handoff_key, meta.key
+                ),
+            ));
+        }
+        if d.handoff_sha256.as_deref() != Some(meta.digest.as_str()) {
+            let named = d.handoff_sha256.as_deref().unwrap_or("no content");
+            return Err(Unsound::new(
+                DECISION,
+                format!(
+                    "answers {named}, not the content of revision {} ({})",
+                    meta.revision, meta.digest
+                ),
+            ));
+        }
+    }
+    let sign_offs: Vec<_> = json(SIGN_OFFS, file(SIGN_OFFS))?.unwrap_or_default();
     let review = Review {
-        approvals: quorum::loaded(json(file(APPROVALS)), &sign_offs),
-        claim: json(file(CLAIM)).map(Box::new),
+        approvals: quorum::loaded(json(APPROVALS, file(APPROVALS))?, &sign_offs),
+        claim: json(CLAIM, file(CLAIM))?.map(Box::new),
     };
     let mut record = Record::new(meta, handoff, value, decision);
     record.sign_offs = sign_offs;
