@@ -245,3 +245,43 @@ fn a_folder_made_again_with_the_old_inode_number_and_no_birth_time_is_new() {
     );
     d.stop();
 }
+
+/// `baton export` reads a folder made again under the id the daemon keeps its records by, as
+/// the daemon finds it: its decisions are exported. Before, export took the id the path alone
+/// gives (the old folder's store): the new workspace's decisions were never exported, and the
+/// old folder's approval was exported as the workspace's.
+#[test]
+fn export_writes_the_decisions_of_a_folder_made_again() {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    let d = env.start();
+    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("first")));
+    d.wait_until("first pending", || listed(&d, "pending", "first"));
+    let (status, body) = d.decide("first", "approved", "fine");
+    assert_eq!(status, 200, "{body}");
+    d.stop();
+
+    replace(&ws, |ws| {
+        std::fs::write(ws.join("handoff.json"), bytes(&handoff("again"))).unwrap()
+    });
+    let d = env.start();
+    d.wait_until("again pending in the new folder", || {
+        listed(&d, "pending", "again")
+    });
+    let (status, body) = d.decide("again", "rejected", "not this one");
+    assert_eq!(status, 200, "{body}");
+    d.stop();
+
+    let config = env.config_path();
+    let out = crate::util::baton(&["export", "--config", config.to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let keys: Vec<&str> = lines.iter().filter_map(|l| l["key"].as_str()).collect();
+    assert_eq!(keys, ["again"], "{lines:?}");
+    assert_eq!(lines[0]["workspace"], "alpha", "{lines:?}");
+    assert_eq!(lines[0]["outcome"], "rejected", "{lines:?}");
+}

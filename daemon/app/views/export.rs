@@ -42,7 +42,14 @@ pub fn export(
         true => canary_places(config),
         false => Vec::new(),
     };
-    let real = found.workspaces.iter().map(|ws| (ws, false));
+    // Each folder under the id the daemon keeps its records by, found as the daemon finds it:
+    // a folder made again, or moved, is not the workspace its path alone would name.
+    let real: Vec<Workspace> = found
+        .workspaces
+        .iter()
+        .map(|ws| crate::store::identity::known(&config.data_dir, &stores, ws.clone()))
+        .collect();
+    let real = real.iter().map(|ws| (ws, false));
     for (ws, canary) in real.chain(places.iter().map(|ws| (ws, true))) {
         if filter
             .workspace
