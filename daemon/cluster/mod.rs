@@ -16,6 +16,7 @@ mod deliveries;
 mod documents;
 mod fence;
 pub mod lease;
+mod marks;
 mod name;
 pub mod peers;
 mod people;
@@ -72,6 +73,8 @@ pub struct Cluster {
     written: written::Written,
     /// The damage found in the workspaces' rows (`seals`).
     seals: seals::Found,
+    /// The outbox's marks moved and not yet written (`marks`).
+    marks: marks::Unwritten,
 }
 
 impl Cluster {
@@ -101,6 +104,7 @@ impl Cluster {
             pg_config,
             written: written::Written::new(made),
             seals: seals::Found::default(),
+            marks: marks::Unwritten::default(),
         }))
     }
 

@@ -131,18 +131,14 @@ const CREATE: &str = concat!(
      SELECT count(*) FROM f"
 );
 
-/// The anchor of a workspace's audit log: $5 the anchor as JSON text.
+/// The anchor of a workspace's audit log: $5 the anchor as JSON text; and with it the
+/// workspace's `handed` mark left unwritten (`marks`), $6 as JSON text, when there is one.
 pub(super) const ANCHOR: &str = concat!(
     fence!(),
     ", put AS (INSERT INTO anchors (tag, anchor, epoch) SELECT $1, $5::text::jsonb, f.epoch FROM f
-        ON CONFLICT (tag) DO UPDATE SET anchor = EXCLUDED.anchor, epoch = EXCLUDED.epoch)
-     SELECT count(*) FROM f"
-);
-
-/// How far a workspace's log was handed on to the outbox: $5 the mark as JSON text.
-pub(super) const HANDED: &str = concat!(
-    fence!(),
-    ", put AS (INSERT INTO handed (tag, mark, epoch) SELECT $1, $5::text::jsonb, f.epoch FROM f
+        ON CONFLICT (tag) DO UPDATE SET anchor = EXCLUDED.anchor, epoch = EXCLUDED.epoch),
+     handed AS (INSERT INTO handed (tag, mark, epoch) SELECT $1, $6::text::jsonb, f.epoch FROM f
+        WHERE $6::text IS NOT NULL
         ON CONFLICT (tag) DO UPDATE SET mark = EXCLUDED.mark, epoch = EXCLUDED.epoch)
      SELECT count(*) FROM f"
 );
@@ -166,6 +162,17 @@ impl Rows {
         params: &[&(dyn ToSql + Sync)],
     ) -> io::Result<()> {
         let epoch = self.cluster.leases.epoch(tag).ok_or_else(|| stale(tag))?;
+        self.fenced_under(tag, epoch, sql, params)
+    }
+
+    /// `fenced` under `epoch`.
+    pub(super) fn fenced_under(
+        &self,
+        tag: &str,
+        epoch: i64,
+        sql: &'static str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> io::Result<()> {
         let mut client = self.cluster.client().map_err(io_error)?;
         let fence: [&(dyn ToSql + Sync); 4] =
             [&tag, &self.cluster.node, &self.cluster.instance, &epoch];
@@ -286,7 +293,7 @@ impl Rows {
 
 /// The error of a write refused because this node's lease on the workspace is gone.
 /// The fenced statement changed nothing: its transaction committed nothing.
-fn stale(tag: &str) -> io::Error {
+pub(super) fn stale(tag: &str) -> io::Error {
     crate::store::NotCommitted::wrap(io::Error::new(
         io::ErrorKind::PermissionDenied,
         format!("this node no longer holds the lease of workspace {tag}; the write was refused (another node serves it now)"),

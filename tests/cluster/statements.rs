@@ -1,5 +1,6 @@
 //! The cluster's statements over a real PostgreSQL: each fenced write is one statement that
-//! changes nothing once the node's lease is gone, and a statement the server invalidates under
+//! changes nothing once the node's lease is gone (an outbox mark, kept until the next anchor or
+//! lease round, too), and a statement the server invalidates under
 //! a connection that kept it prepared is prepared again instead of failing that connection
 //! until a restart.
 
@@ -80,6 +81,15 @@ fn a_node_whose_lease_was_taken_over_marks_creates_and_removes_nothing() {
         len: Some(seq * 100),
     };
     a.anchors().write_handed("ws-1", &mark(1)).unwrap();
+    // A mark kept goes with the workspace's next anchor, in its statement.
+    a.anchors().write_handed("ws-2", &mark(3)).unwrap();
+    let anchor: Anchor = serde_json::from_value(json!({"seq": 3, "hash": "ee", "gen": 1})).unwrap();
+    a.anchors().write("ws-2", &anchor).unwrap();
+    let out = pg.psql(
+        "fenced_statements",
+        "SELECT mark->>'seq' FROM handed WHERE tag = 'ws-2'",
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "3", "{out:?}");
 
     // Node a stalls past its leases; node b takes both workspaces over.
     let out = pg.psql(
@@ -92,6 +102,22 @@ fn a_node_whose_lease_was_taken_over_marks_creates_and_removes_nothing() {
     assert!(b.leases.acquire("ws-1").unwrap());
     assert!(b.leases.acquire("ws-2").unwrap());
     b.anchors().write_handed("ws-1", &mark(2)).unwrap();
+    // A mark is kept until the workspace's next anchor or the lease round (`write_marks`).
+    let handed = || {
+        let out = pg.psql(
+            "fenced_statements",
+            "SELECT mark->>'seq' FROM handed WHERE tag = 'ws-1'",
+        );
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(
+        handed(),
+        "",
+        "a's mark, and b's before its round, are not written"
+    );
+    b.write_marks();
+    assert_eq!(handed(), "2");
 
     // a, still believing it holds both: each kind of write is refused and changes nothing.
     let refused = |r: std::io::Result<()>| {
@@ -99,13 +125,16 @@ fn a_node_whose_lease_was_taken_over_marks_creates_and_removes_nothing() {
         assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
         assert!(e.to_string().contains("no longer holds the lease"), "{e}");
     };
-    refused(a.anchors().write_handed("ws-1", &mark(9)));
+    // a's mark is kept in its memory, and its round writes nothing of it.
+    a.anchors().write_handed("ws-1", &mark(9)).unwrap();
+    a.write_marks();
+    assert_eq!(handed(), "2", "a's mark written without its lease");
     refused(rows_a.create("ws-2", "two"));
     refused(rows_a.remove("ws-1", memo));
     let mixed = [Op::Remove("meta.json"), Op::Put("decision.json", b"{}")];
     refused(rows_a.apply("ws-1", "k1", &mixed));
-    let anchor: Anchor = serde_json::from_value(json!({"seq": 9, "hash": "ff", "gen": 9})).unwrap();
-    refused(a.anchors().write("ws-1", &anchor));
+    let late: Anchor = serde_json::from_value(json!({"seq": 9, "hash": "ff", "gen": 9})).unwrap();
+    refused(a.anchors().write("ws-1", &late));
 
     let rows_b = b.records();
     assert_eq!(b.anchors().read_handed("ws-1").unwrap(), Some(mark(2)));

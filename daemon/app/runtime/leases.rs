@@ -67,6 +67,8 @@ impl App {
         ) {
             tracing::warn!(error = %e, "cannot reach the cluster's database to renew this node");
         }
+        // The outbox's marks moved since the last round and not written with an anchor.
+        cluster.write_marks();
         match cluster.leases.renew() {
             Ok(renewal) => {
                 for tag in renewal.lost {
@@ -81,6 +83,10 @@ impl App {
                         .runtime
                         .retry_waiting
                         .store(true, std::sync::atomic::Ordering::Release);
+                }
+                // The next holder hands on from the marks: every one moved goes first.
+                if !renewal.release.is_empty() {
+                    cluster.write_marks();
                 }
                 for tag in renewal.release {
                     if let Err(e) = cluster.leases.release(&tag) {
