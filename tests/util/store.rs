@@ -19,7 +19,10 @@ pub fn commit_in_store(folder: &Path, file: &str, bytes: Option<&[u8]>) {
             let end = raw.iter().position(|&c| c == b'\n').unwrap();
             serde_json::from_slice(&raw[end + 1..]).unwrap()
         }
-        Err(_) => json!({ "files": {} }),
+        Err(_) => {
+            listed(folder);
+            json!({ "files": {} })
+        }
     };
     let files = manifest["files"].as_object_mut().unwrap();
     match bytes {
@@ -43,4 +46,19 @@ pub fn commit_in_store(folder: &Path, file: &str, bytes: Option<&[u8]>) {
     let tmp = folder.join(".commit-tmp");
     std::fs::write(&tmp, out).unwrap();
     std::fs::rename(&tmp, folder.join(MANIFEST)).unwrap();
+}
+
+/// A new record folder's line in its store's ledger (`record-folders`: its name and the first
+/// 16 hex digits of the name's sha256), appended as the store does before the folder's first
+/// commit; a folder committed but not listed is damage. Stores without a ledger are left so.
+fn listed(folder: &Path) {
+    let store = folder.parent().and_then(Path::parent).unwrap();
+    let ledger = store.join("record-folders");
+    if !ledger.exists() {
+        return;
+    }
+    let name = folder.file_name().unwrap().to_str().unwrap();
+    let line = format!("{name} {}\n", &sha256_hex(name.as_bytes())[..16]);
+    let mut file = std::fs::OpenOptions::new().append(true).open(ledger).unwrap();
+    std::io::Write::write_all(&mut file, line.as_bytes()).unwrap();
 }
