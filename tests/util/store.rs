@@ -59,6 +59,9 @@ fn listed(folder: &Path) {
     }
     let name = folder.file_name().unwrap().to_str().unwrap();
     let line = format!("{name} {}\n", &sha256_hex(name.as_bytes())[..16]);
-    let mut file = std::fs::OpenOptions::new().append(true).open(ledger).unwrap();
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(ledger)
+        .unwrap();
     std::io::Write::write_all(&mut file, line.as_bytes()).unwrap();
 }
