@@ -5,6 +5,8 @@
 //! configs are `push`'s; `ListTasks` is `list`'s, the streams (`SendStreamingMessage`,
 //! `SubscribeToTask`) `stream`'s. A task is a handoff: its id is the handoff key. An agent
 //! sees only its own tasks (the handoffs its token's agent sent); a person, any they may see.
+//! An agent's task is pinned to the bytes it sent (`a2a_displaced`): once the revision in
+//! place is not proven its, every surface answers it failed, never the decision on those bytes.
 //! The shapes are `contract::a2a::v1` or `v03`, by the method name the caller used.
 
 use crate::app::state::{Record, Served};
