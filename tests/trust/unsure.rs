@@ -89,6 +89,7 @@ fn a_revision_committed_whose_commit_then_failed_is_held_never_made_twice() {
 #[test]
 fn a_receipt_committed_whose_commit_then_failed_is_held_never_received_twice() {
     let mut env = TestEnv::with_config(&user("rita", "\"reviewer\""));
+    env.init("beta");
     // The store as an undone receipt leaves it: the folder listed, its manifest empty.
     let d = env.start();
     d.stop();
@@ -138,6 +139,16 @@ fn a_receipt_committed_whose_commit_then_failed_is_held_never_received_twice() {
         !listed(&d, "fresh-1"),
         "received beside the committed receipt"
     );
+    // Held, the key stays alpha's: another workspace's handoff of that id is not received
+    // (it was, once the failed receipt released the key's reservation).
+    let beta = env.ws("beta");
+    write_atomic(&beta.join("handoff.json"), &bytes(&handoff("fresh-1")));
+    d.wait_until("beta's handoff answered", || {
+        crate::util::decision(&beta).is_some()
+    });
+    let answer = crate::util::decision(&beta).unwrap();
+    assert_eq!(answer["outcome"], "invalid", "{answer}");
+    assert!(!listed(&d, "fresh-1"), "received in beta");
     d.stop();
 
     let d = env.start();

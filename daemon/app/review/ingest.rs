@@ -277,7 +277,8 @@ impl Cx<'_> {
             self.note_sender(&ws.workspace.name, &key, Some(&acc.doc.from_agent));
             self.answer_invalid(ws, st, &key, &acc.digest, &acc.doc.task_id, problems)
         };
-        if newly_reserved && !st.records.contains_key(&key) {
+        // A key held (a receipt of unknown outcome) may be recorded here: it stays ours.
+        if newly_reserved && !st.records.contains_key(&key) && !st.unsure.contains_key(&key) {
             self.keys().remove(&key);
         }
         // A handoff recorded as is was not judged again, so nothing rests on its files; the
