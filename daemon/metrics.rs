@@ -101,6 +101,9 @@ pub struct Metrics {
     pub copies_unsettled: Gauge,
     /// Tampering found and not yet acknowledged with `baton audit ack`.
     pub tamper_alerts: Gauge,
+    /// Workspaces whose audit log's place is taken (see `audit::Blocked`): nothing is decided
+    /// there until a person clears it.
+    pub audit_logs_blocked: Gauge,
     /// Bytes of audit logs read by the background re-verify.
     pub audit_reverified_bytes: Counter,
     /// Audit logs the background re-verify found changed behind the daemon.
@@ -185,6 +188,7 @@ impl Default for Metrics {
             store_damaged_files: Gauge::default(),
             copies_unsettled: Gauge::default(),
             tamper_alerts: Gauge::default(),
+            audit_logs_blocked: Gauge::default(),
             audit_reverified_bytes: Counter::default(),
             audit_reverify_broken: Counter::default(),
             audit_reverify_rounds: Counter::default(),
@@ -326,6 +330,11 @@ impl Default for Metrics {
             "store_damaged_files",
             "Store files found not as committed (truncated, changed, emptied, removed); their workspaces are read-only until `baton repair`",
             m.store_damaged_files.clone(),
+        );
+        registry.register(
+            "audit_logs_blocked",
+            "Workspaces whose audit log cannot be written in its place (a folder where .baton/events.jsonl goes): every decision there is refused until it is moved away (see /healthz audit_log_blocked)",
+            m.audit_logs_blocked.clone(),
         );
         registry.register(
             "copies_unsettled",

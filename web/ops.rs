@@ -19,6 +19,7 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
         .await
         .unwrap_or_else(|_| Some("the probe of data_dir did not finish".into()));
     let damaged = app.store_damage();
+    let audit_blocked = app.audit_logs_blocked();
     let memos = app.memo_damage();
     let chat_links = app.chat_links_damage();
     let cadences = app.digest_cadence_damage();
@@ -39,6 +40,7 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
         || chat_links.is_some()
         || search_error.is_some()
         || data_dir_error.is_some()
+        || !audit_blocked.is_empty()
         || !damaged.is_empty();
     let (status, state) = match app.failing() {
         Some(_) => (StatusCode::SERVICE_UNAVAILABLE, "failing"),
@@ -64,6 +66,13 @@ pub async fn healthz(State(app): State<App>) -> impl IntoResponse {
     if !damaged.is_empty() {
         // Named like an unserved workspace: the operator has to act (`baton repair`).
         body["store_damaged"] = json!(store_damaged(&damaged));
+    }
+    if !audit_blocked.is_empty() {
+        // Every decision in these workspaces is refused until a person clears the place.
+        body["audit_log_blocked"] = json!(audit_blocked
+            .iter()
+            .map(|b| json!({ "workspace": b.workspace, "file": b.file, "error": b.to_string(), "action": b.action }))
+            .collect::<Vec<_>>());
     }
     if !memos.is_empty() {
         // A memo the daemon rebuilt or fails safe on: named with what was done and what to do.

@@ -94,6 +94,10 @@ pub struct Anchors {
     flushed: Option<Anchor>,
     /// The anchor's home in a cluster, instead of the file and the ledger.
     remote: Option<std::sync::Arc<dyn RemoteAnchors>>,
+    /// Copies brought up to date late, found by the load before the workspace was served
+    /// (`app::runtime::published_copies::check`), until they are told (`take_found_late`).
+    /// Shared by the clones of one load's anchors (the audit log's, the served workspace's).
+    found_late: std::sync::Arc<std::sync::Mutex<Vec<super::SetAside>>>,
 }
 
 /// The anchor is a fixed-size record overwritten in place by one small write (the JSON is
@@ -120,7 +124,20 @@ impl Anchors {
             tag,
             flushed: None,
             remote: None,
+            found_late: Default::default(),
         }
+    }
+
+    /// Keeps a copy found late at a load, for the daemon to tell once it serves the
+    /// workspace (`take_found_late`).
+    pub fn note_found_late(&self, found: super::SetAside) {
+        let mut all = self.found_late.lock().unwrap_or_else(|e| e.into_inner());
+        all.push(found);
+    }
+
+    /// The copies found late at the load and not yet told.
+    pub fn take_found_late(&self) -> Vec<super::SetAside> {
+        std::mem::take(&mut *self.found_late.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// The mark of how far this log's events reached the outbox.

@@ -7,6 +7,7 @@
 //! `baton audit verify` reports TAMPERED until an administrator acknowledges it.
 
 pub mod anchor;
+mod blocked;
 pub mod handed;
 mod late;
 pub mod ledger;
@@ -18,6 +19,7 @@ mod take_back;
 mod verify;
 
 pub use anchor::{anchored, Anchor, Anchors, InFlight, Mark, RemoteAnchors};
+pub use blocked::Blocked;
 pub use late::{any_set_aside, SetAside};
 pub use ledger::Ledger;
 pub use lines::{read_proven, Written, PROOF_BYTES};
@@ -128,6 +130,9 @@ pub struct AuditLog {
     late: Mutex<Vec<InFlight>>,
     /// Late writes set aside and not yet told (see `take_set_aside`).
     set_aside: late::Untold,
+    /// The log's place taken by what the daemon may not replace (see `blocked`), until an
+    /// append or a check finds the log written again.
+    blocked: Mutex<Option<Blocked>>,
 }
 
 fn genesis() -> Mark {
@@ -168,6 +173,7 @@ impl AuditLog {
             written: Mutex::default(),
             late: Mutex::default(),
             set_aside: late::Untold::default(),
+            blocked: Mutex::default(),
         };
         let anchored = log.anchors.read()?;
         let never_anchored = anchored.is_none();
@@ -244,6 +250,7 @@ impl AuditLog {
         };
         let (next, hashes) = self.write_lines(file, &head, events)?;
         *head = next;
+        self.unblocked();
         let kept = then(&hashes);
         self.hand_on(&head, kept);
         Ok(head.seq)
@@ -317,7 +324,10 @@ impl AuditLog {
     pub fn recheck(&self) -> io::Result<()> {
         let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
         match self.open_verified(&head) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.unblocked();
+                Ok(())
+            }
             Err(Check::Io(e)) => Err(e),
             Err(Check::Tampered(found)) => {
                 let anchored = self.anchors.read().ok().flatten();
@@ -492,11 +502,18 @@ impl AuditLog {
         // A folder or something else that cannot be removed in the log's place: the finding is
         // recorded and raised, and the change that wanted to be logged is refused.
         let path = self.ws.events_path();
-        self.ws.remove(&path)?;
+        let file = match self
+            .ws
+            .remove(&path)
+            .and_then(|()| self.ws.open_append(&path))
+        {
+            Ok(file) => file,
+            Err(e) => return Err(self.blocked_by(&path, e)),
+        };
         self.chains.fetch_add(1, Ordering::AcqRel);
-        let file = self.ws.open_append(&path)?;
         let (head, _) = self.write_lines(file, &genesis(), std::slice::from_ref(&event))?;
         *self.unresolved.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.unblocked();
         self.breaks
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -505,6 +522,35 @@ impl AuditLog {
                 logged: true,
             });
         Ok(head)
+    }
+
+    /// Why the log cannot be written in its place, while that is so (see `blocked`).
+    pub fn blocked(&self) -> Option<Blocked> {
+        self.blocked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// `e`, the failure to begin the log anew at `path`: noted (and said once) if it is a
+    /// blocking a person must clear, then returned with the message that says so.
+    fn blocked_by(&self, path: &std::path::Path, e: io::Error) -> io::Error {
+        let Some(blocked) = Blocked::of(&self.ws, path, &e) else {
+            return e;
+        };
+        let mut now = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        if now.as_ref() != Some(&blocked) {
+            tracing::error!(workspace = %self.ws.name, file = %blocked.file, error = %e, "{blocked}");
+            *now = Some(blocked.clone());
+        }
+        blocked.into_io()
+    }
+
+    fn unblocked(&self) {
+        let mut now = self.blocked.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(was) = now.take() {
+            tracing::info!(workspace = %self.ws.name, file = %was.file, "the audit log is written in its place again");
+        }
     }
 
     /// Keeps the evidence and records the finding in the history, once per finding (a log

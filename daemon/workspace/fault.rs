@@ -15,7 +15,10 @@
 //!   does): a node paused there while the lease moves on writes late when it wakes. The file
 //!   may hold `<name> <n>`: the first n - 1 writes of that name made while it is there pass,
 //!   and the n-th and later wait (a decision writes its record copy, then the root's
-//!   `decision.json`: `decision.json 2` holds the root's).
+//!   `decision.json`: `decision.json 2` holds the root's);
+//! - `BATON_TEST_STALL_SERVE=<path>`: while a file is at that path holding a workspace's name,
+//!   that workspace waits after its load and before it is served (and `<path>.held` is made
+//!   once it does): what its load found, for a workspace not served yet.
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
@@ -122,6 +125,22 @@ pub fn stall_copy_write(name: &OsStr) {
     }
     let from: usize = words.next().and_then(|n| n.parse().ok()).unwrap_or(1);
     if SEEN.fetch_add(1, Ordering::AcqRel) + 1 >= from {
+        hold(file);
+    }
+}
+
+/// The environment variable naming the file that holds a workspace between its load and its
+/// serving (debug builds only; the file holds the workspace's name).
+pub const STALL_SERVE_VAR: &str = "BATON_TEST_STALL_SERVE";
+
+/// Waits after the load of the workspace `name` and before it is served, if a debug build
+/// was asked to.
+pub fn stall_serve(name: &str) {
+    static STALL: OnceLock<Option<PathBuf>> = OnceLock::new();
+    let Some(file) = stall_file(&STALL, STALL_SERVE_VAR) else {
+        return;
+    };
+    if std::fs::read_to_string(file).is_ok_and(|held| held.trim() == name) {
         hold(file);
     }
 }

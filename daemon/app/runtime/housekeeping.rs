@@ -26,6 +26,7 @@ impl App {
     /// One round of housekeeping (the caller runs it off async workers, once a second).
     pub fn housekeep(&self) {
         self.flush_anchors();
+        self.retry_blocked_logs();
         for name in self.inner.common.agenda.take_due(now_ms()) {
             let Some(ws) = self.workspace(&name) else {
                 continue;
@@ -45,25 +46,56 @@ impl App {
         let budget = self.settle_budget();
         let unsettled = self.inner.commit.records.settle(budget);
         self.metrics().store_unsettled.set(unsettled as i64);
-        self.report_damage();
+        self.report_damage(None);
         let unsettled = self.settle_copies(budget);
         self.metrics().copies_unsettled.set(unsettled as i64);
     }
 
     /// Tells of store damage found since the last round (at a start, or by the background
     /// check of what a start took from a snapshot): an event in its workspace's log, and the
-    /// metric of damaged files.
-    fn report_damage(&self) {
+    /// metric of damaged files. Damage found at the load of a workspace not yet served is kept
+    /// until it is (this runs again as each workspace is served, see `serving`), then told
+    /// once: the store marks damage told as it hands it out, whoever is served.
+    /// `served`: the workspace just served, the only one then looked for (a start serving
+    /// 10,000 workspaces does not search them all for each).
+    pub(in crate::app) fn report_damage(&self, served: Option<&std::sync::Arc<Served>>) {
         let records = &self.inner.commit.records;
+        // Held throughout, so two callers (housekeeping, a workspace just served) never tell
+        // the same damage twice nor keep it from each other.
+        let mut untold = self
+            .inner
+            .runtime
+            .untold_damage
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
         for (tag, damage) in records.newly_damaged() {
+            untold.entry(tag).or_default().extend(damage);
+        }
+        let tags: Vec<String> = match served {
+            Some(ws) => untold
+                .keys()
+                .filter(|t| **t == ws.store.tag())
+                .cloned()
+                .collect(),
+            None => untold.keys().cloned().collect(),
+        };
+        for tag in tags {
             let of_tag = |w: &std::sync::Arc<Served>| (w.store.tag() == tag).then(|| w.clone());
-            match self.inner.registry.pick(of_tag).into_iter().next() {
-                Some(ws) => self.cx().store_damaged(&ws, damage),
+            let found = match served {
+                Some(ws) => Some(ws.clone()),
+                None => self.inner.registry.pick(of_tag).into_iter().next(),
+            };
+            match found {
+                Some(ws) => {
+                    let damage = untold.remove(&tag).unwrap_or_default();
+                    self.cx().store_damaged(&ws, damage);
+                }
                 None => {
-                    tracing::error!(store = %tag, files = damage.len(), "damage found in the store of a workspace not served")
+                    tracing::debug!(store = %tag, "damage found in the store of a workspace not served yet; told once it is")
                 }
             }
         }
+        drop(untold);
         self.metrics()
             .store_damaged_files
             .set(records.damaged_files() as i64);

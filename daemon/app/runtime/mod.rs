@@ -1,11 +1,12 @@
 //! Keeping the daemon going: loading each workspace's state at start (`load`, `recover`,
 //! `published_copies`, and their fingerprints kept current while running: `copies_memo`; in a cluster, looked at while served: `copies_sweep`), which workspaces this daemon serves (`serving`, `leases` in a cluster,
 //! `group_modes`, `moves`: a workspace whose folder moved keeps its records), the housekeeping driven by due times (`agenda`, `housekeeping`), the
-//! outbox's workers (`notify`) and the mail's action links (`links`), the tamper alerts operators see (`alerts`) and the audit logs
-//! read again in the background (`reverify`).
+//! outbox's workers (`notify`) and the mail's action links (`links`), the tamper alerts operators see (`alerts`), the audit logs whose place is taken (`audit_blocked`)
+//! and the audit logs read again in the background (`reverify`).
 
 pub(in crate::app) mod agenda;
 pub(in crate::app) mod alerts;
+pub(in crate::app) mod audit_blocked;
 pub(in crate::app) mod buttons;
 pub(in crate::app) mod canaries;
 pub(in crate::app) mod chat;
@@ -72,6 +73,9 @@ pub(in crate::app) struct Runtime {
     pub failing: OnceLock<String>,
     /// Reviewers' digests made and looked at (see `digests`).
     pub digests: digests::Digests,
+    /// Store damage found for a workspace not served yet (found at its load, before it is in
+    /// the registry), by store tag: told once it is (see `housekeeping::report_damage`).
+    pub untold_damage: Mutex<BTreeMap<String, Vec<crate::store::Damage>>>,
 }
 
 impl Runtime {
@@ -96,6 +100,7 @@ impl Runtime {
             sweep: Default::default(),
             failing: OnceLock::new(),
             digests: Default::default(),
+            untold_damage: Mutex::default(),
         }
     }
 }

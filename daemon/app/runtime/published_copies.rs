@@ -2,7 +2,9 @@
 //! copy the daemon never wrote (a forged decision, a planted archive of a key it never
 //! received, an edited revision) is kept as evidence in data_dir, recorded in the workspace's
 //! tamper history, and replaced by the store's version; a copy a crash left behind (an older
-//! decision or revision the store committed, a missing file) is simply brought up to date.
+//! decision or revision the store committed, one the store no longer publishes) is brought up
+//! to date, and told as recovery (`audit.late_write`, a `late_write` entry in the history); a
+//! missing file is simply published again.
 
 use crate::app::model::DECISION;
 use crate::app::state::Record;
@@ -150,9 +152,22 @@ pub(in crate::app) fn check(
                 None => None,
                 Some(_) => changed(store, truth.get(&file), &dir, &file, &copy),
             };
-            if let Some(why) = why {
-                let text = format!(".baton/handoffs/{dir}/{file}: {why}");
-                found.push(set_aside(ws, anchors, &folder.join(&file), &copy, text));
+            let at = format!(".baton/handoffs/{dir}/{file}");
+            match why {
+                Some(why) => {
+                    let text = format!("{at}: {why}");
+                    found.push(set_aside(ws, anchors, &folder.join(&file), &copy, text));
+                }
+                // A copy behind the store is brought up to date (published again, or removed
+                // when the store publishes no such file now) by the load: recovery, told as
+                // such once the workspace is served, never in silence.
+                None if known.contains_key(&dir) && truth.get(&file) != Some(&copy) => {
+                    let published = truth.contains_key(&file);
+                    let late =
+                        late_copy_because(ws, anchors, &at, &copy, published, LEFT_BY_A_CRASH);
+                    anchors.note_found_late(late);
+                }
+                None => {}
             }
         }
         if let (true, Some(rec)) = (same, known.get(&dir)) {
@@ -375,6 +390,12 @@ pub(in crate::app) fn recheck(
     out
 }
 
+/// Why a copy the sweep (or a decision's repair) finds behind the store is there.
+const WRITTEN_LATE: &str =
+    "written late by a node that had lost the lease, or left behind by a crash";
+/// Why a copy a start finds behind the store is there: no node writes while none serves.
+const LEFT_BY_A_CRASH: &str = "found at the start: the daemon stopped (a crash, a kill, a power cut) between the store's change and the copy's, or a node that had lost the lease wrote it late";
+
 /// Records a copy found not to be what the store publishes, but no forgery (see `changed`):
 /// its bytes kept as evidence, a `late_write` entry in the history (recovery, not
 /// tampering).
@@ -385,17 +406,29 @@ pub(in crate::app) fn late_copy(
     copy: &[u8],
     published: bool,
 ) -> crate::audit::SetAside {
+    late_copy_because(ws, anchors, at, copy, published, WRITTEN_LATE)
+}
+
+/// `late_copy`, saying `why` the copy was behind the store.
+fn late_copy_because(
+    ws: &Workspace,
+    anchors: &Anchors,
+    at: &str,
+    copy: &[u8],
+    published: bool,
+    why: &str,
+) -> crate::audit::SetAside {
     let evidence = anchors
         .keep_evidence(&format!("late-copy-{}", at.replace('/', "_")), copy)
         .map(|p| p.display().to_string())
         .inspect_err(|e| tracing::error!(error = %e, "cannot keep evidence"))
         .ok();
     let now = match published {
-        true => "published again from the store",
-        false => "removed: the store publishes no such file now",
+        true => "published again from the store, late",
+        false => "removed late: the store publishes no such file now",
     };
     let text = format!(
-        "{at}: a copy of a state the store committed before, not of its current one (written late by a node that had lost the lease, or left behind by a crash); {now}"
+        "{at}: a copy of a state the store committed before, not of its current one ({why}); {now}"
     );
     tracing::warn!(workspace = %ws.name, evidence = ?evidence, "{text}");
     let entry = Entry {

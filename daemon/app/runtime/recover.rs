@@ -10,6 +10,8 @@ impl App {
     /// Such state is newer than the last event logged: it gets its event now, marked
     /// `recovered` (an event may so be logged twice, never lost).
     pub(in crate::app) fn recover_events(&self, ws: &Served) {
+        // Run between a workspace's load and its serving: a test holds it there.
+        crate::workspace::fault::stall_serve(&ws.workspace.name);
         // An empty log: everything archived lost its event (or the log was set aside).
         let last = ws.audit.last_at_open().unwrap_or("");
         let st = ws.lock();

@@ -127,6 +127,16 @@ impl App {
             }
         }
         self.count_unserved(&unserved);
+        drop(unserved);
+        if let Ok(Some(served)) = &result {
+            // Damage its load found is told now that its log is served, not at a round that
+            // may have come before (and would keep it for the next).
+            self.report_damage(Some(served));
+            // Copies its load found behind the store and brought up to date: recovery, told.
+            for late in served.anchors.take_found_late() {
+                self.tell_late(served, late, "late_copy");
+            }
+        }
         result
     }
 
