@@ -19,7 +19,7 @@ mod resubmit;
 
 pub use artifacts::{artifact_problems, artifact_problems_with};
 pub use browse::Entry;
-pub use confined::{FolderReader, ForeignFile, Identity, OpenedDir, Temps};
+pub use confined::{DirsListing, FolderReader, ForeignFile, Identity, OpenedDir, Temps};
 pub use files::{
     create_dirs, overwrite_in_place, read_limited, sha256_open_file, write_atomic, ReadError,
 };

@@ -7,14 +7,16 @@
 //!
 //! Only what changed since the last look is read: a record folder found current keeps its
 //! fingerprint (`OpenedDir::stamp`), and `.baton/handoffs/` itself keeps one, so its folders
-//! are listed again only once one was made or removed. The state is the runtime's
+//! are listed again only once one was made or removed. Every part of it stops at the round's
+//! deadline and is resumed at the next round where it stopped, the look for planted folders
+//! too (at 100,000 record folders, one listing looked up whole outlasted the round's budget). The state is the runtime's
 //! (`Runtime::sweep`), per workspace and per `Served` (a workspace loaded again starts afresh:
 //! its load read its copies; one no longer served is dropped at the next pass).
 
 use super::published_copies::{self, Seen};
 use crate::app::review::records::published;
 use crate::app::{App, Served};
-use crate::workspace::{key_dir_name, OpenedDir};
+use crate::workspace::{key_dir_name, DirsListing, OpenedDir};
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::ops::Bound;
@@ -68,6 +70,61 @@ struct Kept {
     /// Folders of no record found then (of `invalid` answers, or emptied of what was planted),
     /// by name, with their files' fingerprint: a file put into one later changes it.
     others: HashMap<String, Seen>,
+    /// The look for planted folders under way, stopped at a round's deadline.
+    look: Option<Look>,
+}
+
+/// A look at `.baton/handoffs/`'s folders for those of no record, resumed round after round:
+/// its listing first, then each folder.
+#[derive(Default)]
+struct Look {
+    /// `.baton/handoffs/`'s fingerprint, taken before it was listed: a folder made or removed
+    /// since changes it, and the next look lists again.
+    now: Option<[u8; 16]>,
+    /// The listing under way, until through.
+    listing: Option<DirsListing>,
+    listed: Vec<String>,
+    /// The next folder of `listed` to look at.
+    next: usize,
+    /// Folders of no record found so far.
+    others: HashMap<String, Seen>,
+}
+
+impl Look {
+    /// Lists on, then looks at the folders left, `one` at a time (`Some`: a folder of no
+    /// record, to keep), until `deadline`; `true` once through. Each call gets somewhere: a
+    /// few hundred entries listed, or a folder looked at.
+    fn go_on(
+        &mut self,
+        deadline: Instant,
+        mut one: impl FnMut(&str) -> Option<Seen>,
+    ) -> std::io::Result<bool> {
+        if let Some(listing) = self.listing.as_mut() {
+            if !listing.go_on(deadline)? {
+                return Ok(false);
+            }
+            self.listed = self
+                .listing
+                .take()
+                .map(DirsListing::names)
+                .unwrap_or_default();
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+        }
+        let mut first = true;
+        while let Some(dir) = self.listed.get(self.next) {
+            if !first && Instant::now() >= deadline {
+                return Ok(false);
+            }
+            first = false;
+            if let Some(seen) = one(dir) {
+                self.others.insert(dir.clone(), seen);
+            }
+            self.next += 1;
+        }
+        Ok(true)
+    }
 }
 
 /// The sets of names compared, each kept once.
@@ -105,7 +162,8 @@ impl App {
                 clustered.filter(|ws| ws.workspace.fence.is_set() && ws.place.is_none());
             sweep.left = clustered.map(|ws| ws.workspace.name.clone()).collect();
             sweep.left.reverse();
-            let listed = sweep.left.clone();
+            // A set: at 10,000 workspaces a list's look-up per kept one is 10^8 comparisons.
+            let listed: std::collections::HashSet<&String> = sweep.left.iter().collect();
             sweep.kept.retain(|name, _| listed.contains(name));
             if sweep.shapes.names.len() > MOST_SHAPES {
                 sweep.shapes = Shapes::default();
@@ -151,8 +209,8 @@ impl App {
                 ..Kept::default()
             };
         }
-        if sweep.after.is_none() {
-            self.sweep_others(ws, &handoffs, kept);
+        if sweep.after.is_none() && !self.sweep_others(ws, &handoffs, kept, deadline) {
+            return false;
         }
         loop {
             if Instant::now() >= deadline {
@@ -210,44 +268,79 @@ impl App {
     /// Looks for folders of `.baton/handoffs/` that are no record of the store's: listed
     /// again only when a folder was made or removed there since the last look (the folder's
     /// own fingerprint), and those of no record found before only when a file in them changed.
-    fn sweep_others(&self, ws: &Served, handoffs: &OpenedDir, kept: &mut Kept) {
-        let now = handoffs.stamp(&[]).ok().flatten();
-        let listed = match now.filter(|now| kept.handoffs.as_ref() == Some(now)) {
-            Some(_) => kept.others.keys().cloned().collect(),
-            None => match handoffs.list_dirs() {
-                Ok(dirs) => dirs,
-                Err(e) => {
-                    tracing::debug!(workspace = %ws.workspace.name, error = %e, "cannot list the record folders");
-                    return;
-                }
-            },
+    /// Stops at `deadline` and goes on from there at the next call; `true` once through.
+    fn sweep_others(
+        &self,
+        ws: &Served,
+        handoffs: &OpenedDir,
+        kept: &mut Kept,
+        deadline: Instant,
+    ) -> bool {
+        let Kept {
+            handoffs: known,
+            others: prior,
+            look,
+            ..
+        } = kept;
+        let look = match look {
+            Some(look) => look,
+            None => {
+                let now = handoffs.stamp(&[]).ok().flatten();
+                let (listed, listing) = match now.filter(|now| known.as_ref() == Some(now)) {
+                    Some(_) => (prior.keys().cloned().collect(), None),
+                    None => match handoffs.dirs_listing() {
+                        Ok(listing) => (Vec::new(), Some(listing)),
+                        Err(e) => {
+                            tracing::debug!(workspace = %ws.workspace.name, error = %e, "cannot list the record folders");
+                            return true;
+                        }
+                    },
+                };
+                look.insert(Look {
+                    now,
+                    listing,
+                    listed,
+                    ..Look::default()
+                })
+            }
         };
-        let mut others = HashMap::new();
-        for dir in listed {
+        let through = look.go_on(deadline, |dir| {
             // Under the state lock: none of this node's own receipts is half done meanwhile.
             let st = ws.lock();
-            if record_of(&dir).is_some_and(|key| st.records.contains_key(&key)) {
-                continue;
+            if record_of(dir).is_some_and(|key| st.records.contains_key(&key)) {
+                return None;
             }
-            if let Some((names, stamp)) = kept.others.get(&dir) {
-                if published_copies::unchanged(handoffs, &dir, names, stamp) {
-                    others.insert(dir, (names.clone(), *stamp));
-                    continue;
+            if let Some((names, stamp)) = prior.get(dir) {
+                if published_copies::unchanged(handoffs, dir, names, stamp) {
+                    return Some((names.clone(), *stamp));
                 }
             }
-            let found = published_copies::planted(&ws.workspace, handoffs, &ws.anchors, &dir);
+            let found = published_copies::planted(&ws.workspace, handoffs, &ws.anchors, dir);
             drop(st);
             for finding in found.findings {
                 self.cx().tampered(ws, finding);
             }
-            if let Some(seen) = found.seen {
-                others.insert(dir, seen);
+            found.seen
+        });
+        let through = match through {
+            Ok(through) => through,
+            Err(e) => {
+                tracing::debug!(workspace = %ws.workspace.name, error = %e, "cannot list the record folders");
+                kept.look = None;
+                return true;
             }
+        };
+        if !through {
+            return false;
         }
+        let Some(look) = kept.look.take() else {
+            return true;
+        };
         // Too many to stat each pass: listed again instead.
-        let whole = others.len() <= MOST_OTHERS;
-        kept.handoffs = now.filter(|_| whole);
-        kept.others = if whole { others } else { HashMap::new() };
+        let whole = look.others.len() <= MOST_OTHERS;
+        kept.handoffs = look.now.filter(|_| whole);
+        kept.others = if whole { look.others } else { HashMap::new() };
+        true
     }
 }
 
@@ -365,5 +458,94 @@ mod cost {
             let listed = started.elapsed() / runs;
             println!("{n} record folders: unchanged {stat:?}, listed and looked up {listed:?}");
         }
+    }
+
+    /// The look for planted folders at 100,000 record folders (and 100 folders of no record),
+    /// whole in one call as it was, then in slices of housekeeping's budget (100 ms) as the
+    /// sweep runs it now: the whole pass's time, and the longest a round is held by it (run
+    /// with `--ignored --nocapture`; five runs, min / median / max).
+    #[test]
+    #[ignore]
+    fn planted_look_in_slices() {
+        use super::Look;
+        use std::time::Duration;
+        let n = 100_000usize;
+        let tmp = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
+        let handoffs = tmp.path().join(".baton/handoffs");
+        for i in 0..n {
+            std::fs::create_dir_all(handoffs.join(format!("task-{i:08}"))).unwrap();
+        }
+        for i in 0..100 {
+            let other = handoffs.join(format!("invalid%{i}"));
+            std::fs::create_dir_all(&other).unwrap();
+            std::fs::write(other.join("invalid-1.json"), b"{}").unwrap();
+        }
+        let ws = Workspace::open(tmp.path()).unwrap();
+        let opened = ws.open_dir(&ws.handoffs_dir()).unwrap().unwrap();
+        let known: std::collections::BTreeMap<String, ()> =
+            (0..n).map(|i| (format!("task-{i:08}"), ())).collect();
+        let state = std::sync::Mutex::new(());
+        // What the sweep does for each folder: under the state lock, a record's look-up; a
+        // folder of no record is looked at (`unchanged`: opened and stamped).
+        let one = |dir: &str| {
+            let _st = state.lock().unwrap();
+            if record_of(dir).is_some_and(|k| known.contains_key(&k)) {
+                return None;
+            }
+            let names = vec!["invalid-1.json".to_string()];
+            crate::app::runtime::published_copies::unchanged(&opened, dir, &names, &[0; 16]);
+            None
+        };
+        let budget = Duration::from_millis(100);
+        let far = Instant::now() + Duration::from_secs(3600);
+        let (mut whole, mut sliced, mut longest, mut slices) = (vec![], vec![], vec![], vec![]);
+        for _ in 0..5 {
+            let started = Instant::now();
+            let mut look = Look {
+                listed: opened.list_dirs().unwrap(),
+                ..Look::default()
+            };
+            assert!(look.go_on(far, one).unwrap());
+            whole.push(started.elapsed());
+            assert_eq!(look.listed.len(), n + 100);
+
+            let started = Instant::now();
+            let (mut most, mut count) = (Duration::ZERO, 0);
+            let mut look: Option<Look> = None;
+            loop {
+                let round = Instant::now();
+                let l = look.get_or_insert_with(|| Look {
+                    listing: Some(opened.dirs_listing().unwrap()),
+                    ..Look::default()
+                });
+                let done = l.go_on(round + budget, one).unwrap();
+                most = most.max(round.elapsed());
+                count += 1;
+                if done {
+                    assert_eq!(l.listed.len(), n + 100, "listed whole");
+                    break;
+                }
+            }
+            sliced.push(started.elapsed());
+            longest.push(most);
+            slices.push(count);
+        }
+        let show = |what: &str, v: &mut Vec<Duration>| {
+            v.sort();
+            println!(
+                "{what}: min {:?} median {:?} max {:?}",
+                v[0],
+                v[v.len() / 2],
+                v[v.len() - 1]
+            );
+        };
+        println!("{n} record folders, 100 of no record, budget {budget:?}:");
+        show(
+            "  before, one call (the round held as long)",
+            &mut whole.clone(),
+        );
+        show("  after, the whole look over its slices", &mut sliced);
+        show("  after, the longest slice (the round held)", &mut longest);
+        println!("  slices a look: {slices:?}");
     }
 }

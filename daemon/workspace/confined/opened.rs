@@ -9,7 +9,9 @@
 //! nothing keeps a descriptor per workspace.
 
 use super::super::files::ReadError;
-use super::{dirs_in, json_in, open_folder, read_in, read_in_then, stale_temps_in, Temps};
+use super::{
+    dirs_in, json_in, open_folder, read_in, read_in_then, stale_temps_in, DirsListing, Temps,
+};
 use cap_std::fs::Dir;
 use std::ffi::OsStr;
 use std::io;
@@ -63,6 +65,11 @@ impl OpenedDir {
     /// Names of the real sub-folders, sorted (as `Workspace::list_dirs`).
     pub fn list_dirs(&self) -> io::Result<Vec<String>> {
         dirs_in(&self.dir, &self.at)
+    }
+
+    /// `list_dirs` a part at a time (see `DirsListing`).
+    pub fn dirs_listing(&self) -> io::Result<DirsListing> {
+        DirsListing::of(&self.dir, &self.at)
     }
 
     /// Names of the visible `*.json` entries, sorted (as `Workspace::list_json_in`).
