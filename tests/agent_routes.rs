@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 /// `prod` takes every `critical_action` (two SREs); `board` and `lax` match them too, after
 /// it (`board` asks three approvals, `lax` one of alice); `oncall` takes errors; `docs` the
 /// rest, escalating to `oncall` after a minute (the operator's choice, trusted as written).
+/// `prod` and `docs` assign their work.
 fn config() -> String {
     [
         user("alice", "\"reviewer\""),
@@ -17,13 +18,13 @@ fn config() -> String {
         user("sre2", "\"sre\""),
         user("lead", "\"lead\""),
         "[[routes]]\nname = \"prod\"\ntriggers = [\"critical_action\"]\nreviewers = [\"role:sre\"]\n\
-         min_approvals = 2\n\n\
+         min_approvals = 2\nassign = \"round_robin\"\n\n\
          [[routes]]\nname = \"board\"\ntriggers = [\"critical_action\"]\n\
          reviewers = [\"role:sre\", \"role:lead\"]\nmin_approvals = 3\n\n\
          [[routes]]\nname = \"lax\"\ntriggers = [\"critical_action\"]\nreviewers = [\"alice\"]\n\n\
          [[routes]]\nname = \"oncall\"\ntriggers = [\"error\"]\nreviewers = [\"bob\"]\n\n\
          [[routes]]\nname = \"docs\"\nreviewers = [\"alice\"]\nescalate_after_s = 60\n\
-         escalate_to = \"oncall\"\n"
+         escalate_to = \"oncall\"\nassign = \"round_robin\"\n"
             .to_string(),
     ]
     .concat()
@@ -179,7 +180,9 @@ fn a_revision_is_routed_again_so_critical_content_cannot_keep_a_lenient_route() 
     daemon.wait_until("received", || {
         daemon.handoffs("pending").iter().any(|h| h["key"] == "x1")
     });
-    assert_eq!(detail(&daemon, "x1")["routing"]["route"], "docs");
+    let filed = detail(&daemon, "x1");
+    assert_eq!(filed["routing"]["route"], "docs");
+    assert_eq!(filed["claimed_by"], "alice", "assigned by docs: {filed}");
     let mut x2 = critical("x1");
     x2["summary"] = json!("runs the migration on prod");
     write_atomic(&alpha.join("handoff.json"), &bytes(&x2));
@@ -200,6 +203,16 @@ fn a_revision_is_routed_again_so_critical_content_cannot_keep_a_lenient_route() 
         revised["data"]["rerouted"],
         json!({ "from": "docs", "to": "prod" }),
         "{revised}"
+    );
+    // docs lets go of its assignment, and prod assigns the revision to one of its own.
+    let holder = moved["claimed_by"].as_str().unwrap_or_default();
+    assert!(["sre1", "sre2"].contains(&holder), "{moved}");
+    let unclaimed = of_type(&env, "alpha", "handoff.unclaimed");
+    assert!(
+        unclaimed
+            .iter()
+            .any(|e| e["data"]["rerouted_to"] == "prod" && e["data"]["holder"] == "alice"),
+        "{unclaimed:?}"
     );
     let (status, body) = approve(&daemon, "x1", "alice-token");
     assert_eq!(status, 403, "alice is no reviewer of prod: {body}");

@@ -192,6 +192,7 @@ impl Cx<'_> {
         if rec.is_pending() {
             self.hold_artifacts(ws, rec);
         }
+        self.follow_route(ws, st, key, old.meta.route.as_ref());
         if reopening {
             // Reopened work is new work: assigned again, if its route assigns.
             self.assign_new(ws, st, key);

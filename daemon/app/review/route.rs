@@ -6,6 +6,7 @@
 use crate::app::model::Routed;
 use crate::app::review::Cx;
 use crate::app::state::{Record, WsState};
+use crate::app::Served;
 use crate::config::Config;
 use crate::config::Route;
 use crate::contract::Handoff;
@@ -130,15 +131,46 @@ pub(in crate::app) fn revised_route(
 ) {
     let name = |r: Option<&Routed>| r.and_then(|r| r.route.clone());
     data["route"] = serde_json::json!(name(after));
+    if moved(before, after) {
+        data["rerouted"] = serde_json::json!({ "from": name(before), "to": name(after) });
+    }
+}
+
+/// Whether a revision moved its handoff to another route (see `Cx::route_revision`).
+fn moved(before: Option<&Routed>, after: Option<&Routed>) -> bool {
     // A kept routing is the one before, but for its notes.
     let bare = |r: &Routed| Routed {
         notes: Vec::new(),
         ..r.clone()
     };
-    if let (Some(b), Some(a)) = (before, after) {
-        if bare(a) != bare(b) {
-            data["rerouted"] = serde_json::json!({ "from": name(before), "to": name(after) });
+    matches!((before, after), (Some(b), Some(a)) if bare(a) != bare(b))
+}
+
+impl Cx<'_> {
+    /// After a revision of `key` that moved it off route `before` (see `route_revision`): the
+    /// route it left lets go of its assignment, and the new one assigns it, if it assigns (an
+    /// assignee of the old route may not be one of the new route's reviewers, and the route's
+    /// mail goes to the assignee alone).
+    pub(in crate::app) fn follow_route(
+        &self,
+        ws: &Served,
+        st: &mut WsState,
+        key: &str,
+        before: Option<&Routed>,
+    ) {
+        let Some(after) = st.records.get(key).and_then(|r| r.meta.route.clone()) else {
+            return;
+        };
+        if !moved(before, Some(&after)) {
+            return;
         }
+        self.end_assignment(
+            ws,
+            st,
+            key,
+            serde_json::json!({ "rerouted_to": after.route }),
+        );
+        self.assign_new(ws, st, key);
     }
 }
 
