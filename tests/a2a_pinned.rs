@@ -204,3 +204,48 @@ fn an_agents_own_bytes_approved_still_complete_its_task_everywhere() {
             .contains("TASK_STATE_COMPLETED")
     });
 }
+
+/// A push config that outlived another writer's revision still hears nothing of the decision
+/// on those bytes. The revision's commit fails past its commit point (a folder where it
+/// renames revision 1's text), so it is held, never pruning alice's config, and read at the
+/// next start; rita approves it. Before, alice's webhook was told "approved by rita",
+/// COMPLETED (review I): a decision is now pushed only to a config whose setter the daemon
+/// proved sent the revision decided.
+#[test]
+fn a_push_config_that_outlived_another_writers_revision_hears_nothing_of_its_decision() {
+    let mut env = TestEnv::with_config(&config());
+    let ws = env.ws("alpha");
+    let d = env.start();
+    let hook = crate::notify::Receiver::start(env.root(), 0, &[]);
+    let key = send(&d, "deploy to STAGING", &hook.url());
+    let blocker = env
+        .store("alpha")
+        .join("handoffs")
+        .join(&key)
+        .join("rev-1.json");
+    std::fs::create_dir_all(blocker.join("in")).unwrap();
+    let failed = || d.metric("baton_errors_total{kind=\"write\"}");
+    let before = failed();
+    let place = ws.join("handoff.json");
+    let mut theirs: Value = serde_json::from_slice(&std::fs::read(&place).unwrap()).unwrap();
+    theirs["id"] = json!(key);
+    theirs["title"] = json!("deploy to PRODUCTION");
+    theirs["summary"] = json!("rm -rf /srv");
+    crate::util::write_atomic(&place, &crate::util::bytes(&theirs));
+    d.wait_until("the revision's commit failed", || failed() > before);
+    std::fs::remove_dir_all(&blocker).unwrap();
+    d.stop();
+
+    let d = env.start();
+    d.wait_until("revision 2 read at start", || {
+        d.get(&format!("/api/v1/handoffs/{key}")).1["revision"] == 2
+    });
+    let (_, detail) = d.get(&format!("/api/v1/handoffs/{key}"));
+    assert_eq!(detail["sender_proven"], false, "{detail}");
+    d.decide_as(&key, "rita-token", &json!({"outcome": "approved"}));
+    d.wait_until("decided", || crate::util::decision(&ws).is_some());
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let pushed = Value::from(hook.requests()).to_string();
+    assert!(!pushed.contains("TASK_STATE_COMPLETED"), "{pushed}");
+    assert!(!pushed.contains("approved by rita"), "{pushed}");
+}

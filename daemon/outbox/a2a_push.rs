@@ -160,13 +160,33 @@ pub fn body(event: &Event) -> Option<String> {
     Some(update.to_string())
 }
 
+/// Whether a config set by agent `owner` hears `event`: a decision only when the daemon proved
+/// `owner` sent the revision decided (its `sender`, `NAME` or a worker `NAME/WORKER`). A config
+/// can outlive another writer's revision of its task (one whose commit's outcome was unknown,
+/// a crash before the configs were pruned, another node's receipt): it must never hear
+/// "approved" of bytes its agent did not send. A decision that names no sender (none proven,
+/// or logged by an older daemon) is told to no config.
+fn told_to(event: &Event, owner: &str) -> bool {
+    if event.kind != EventType::HandoffDecided {
+        return true;
+    }
+    let sender = event.data["sender"].as_str().unwrap_or_default();
+    !owner.is_empty()
+        && (sender == owner
+            || sender
+                .strip_prefix(owner)
+                .is_some_and(|worker| worker.starts_with('/')))
+}
+
 impl super::Outbox {
     /// The push notifications `event` owes: one per config of its task, to that config.
     pub(super) fn a2a_deliveries(&self, event: &Event, origin: &str) -> Vec<Delivery> {
         let Some(key) = event.key.as_deref() else {
             return Vec::new();
         };
-        let configs = self.a2a.list(key);
+        let configs: Vec<PushConfig> = (self.a2a.list(key).into_iter())
+            .filter(|c| told_to(event, &c.owner))
+            .collect();
         let Some(body) = configs.first().and(body(event)) else {
             return Vec::new();
         };
@@ -244,6 +264,23 @@ mod tests {
         );
         let claim = Event::new(EventType::HandoffClaimed, "alpha", Some("k1"), json!({}));
         assert_eq!(body(&claim), None);
+    }
+
+    #[test]
+    fn a_decision_is_told_only_to_configs_of_the_agent_proven_to_have_sent_it() {
+        let decided = |sender: serde_json::Value| {
+            let data =
+                json!({"task_id": "t", "outcome": "approved", "by": "rita", "sender": sender});
+            Event::new(EventType::HandoffDecided, "alpha", Some("k1"), data)
+        };
+        assert!(told_to(&decided(json!("alice")), "alice"));
+        assert!(told_to(&decided(json!("alice/w1")), "alice"));
+        assert!(!told_to(&decided(json!("alicea")), "alice"));
+        assert!(!told_to(&decided(json!("bob")), "alice"));
+        assert!(!told_to(&decided(json!(null)), "alice"));
+        assert!(!told_to(&decided(json!("")), ""));
+        let revised = Event::new(EventType::HandoffRevised, "alpha", Some("k1"), json!({}));
+        assert!(told_to(&revised, "alice"));
     }
 
     #[test]

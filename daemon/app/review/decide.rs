@@ -476,6 +476,9 @@ impl Cx<'_> {
             "to_agent": decision.to_agent, "instructions": decision.edits.instructions,
             "remaining": decision.edits.remaining, "revision": rec.meta.revision,
             "handoff_sha256": decision.handoff_sha256, "policy": decision.policy,
+            // Who the daemon proved sent the revision decided: an A2A push config hears the
+            // decision only when it is its setter's (`outbox::a2a_push`).
+            "sender": self.proven_sender(rec, &ws.workspace.name),
         });
         if let Some(via) = closing.via {
             data["via"] = via.as_str().into();
