@@ -16,6 +16,7 @@ mod attention;
 mod attestations;
 mod audit;
 mod audit_log_place;
+mod audit_take_back;
 mod auth;
 mod browser;
 mod browser_a11y;

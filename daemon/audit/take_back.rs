@@ -36,6 +36,8 @@ pub(super) fn take_back(
     if !may_write() {
         return false;
     }
+    // A pause here (a test holds it) lets another writer append after this node's bytes.
+    crate::workspace::fault::stall_take_back();
     match only_ours(file, head_len, text) {
         Ok(true) => file.set_len(head_len).is_ok(),
         Ok(false) => {

@@ -16,6 +16,9 @@
 //!   may hold `<name> <n>`: the first n - 1 writes of that name made while it is there pass,
 //!   and the n-th and later wait (a decision writes its record copy, then the root's
 //!   `decision.json`: `decision.json 2` holds the root's);
+//! - `BATON_TEST_STALL_TAKE_BACK=<path>`: while a file is at that path, the take-back of a
+//!   failed audit append waits after its lease check, before it reads the log back (and
+//!   `<path>.held` is made once it does): a node paused there, or another writer meanwhile;
 //! - `BATON_TEST_STALL_SERVE=<path>`: while a file is at that path holding a workspace's name,
 //!   that workspace waits after its load and before it is served (and `<path>.held` is made
 //!   once it does): what its load found, for a workspace not served yet.
@@ -141,6 +144,18 @@ pub fn stall_serve(name: &str) {
         return;
     };
     if std::fs::read_to_string(file).is_ok_and(|held| held.trim() == name) {
+        hold(file);
+    }
+}
+
+/// The environment variable naming the file that holds a failed audit append's take-back
+/// between its lease check and its read-back (debug builds only).
+pub const STALL_TAKE_BACK_VAR: &str = "BATON_TEST_STALL_TAKE_BACK";
+
+/// Waits in a failed append's take-back after its lease check, if a debug build was asked to.
+pub fn stall_take_back() {
+    static STALL: OnceLock<Option<PathBuf>> = OnceLock::new();
+    if let Some(file) = stall_file(&STALL, STALL_TAKE_BACK_VAR).filter(|f| f.exists()) {
         hold(file);
     }
 }
