@@ -222,3 +222,38 @@ fn a_revision_is_routed_again_so_critical_content_cannot_keep_a_lenient_route() 
     let decision = util::decision(&alpha).unwrap();
     assert_eq!(decision["outcome"], "approved");
 }
+
+/// Approvals given on the route a handoff leaves do not count on the route it escalates to
+/// (review I): sre1 approves on `prod` (one of two), the agent's fallback takes it to `board`
+/// (three); board's approvals are asked anew, sre1's included, and the escalation names whose
+/// were cleared. Before, sre1's approval counted on `board`: sre2 and the lead closed it.
+#[test]
+fn approvals_given_on_the_route_a_handoff_leaves_do_not_count_on_the_next() {
+    let mut env = TestEnv::with_config(&config());
+    env.drive_clock();
+    let daemon = env.start();
+    let mut h = critical("fb-approved");
+    h["fallback"] = json!({ "after_seconds": 60, "route": "board" });
+    write_atomic(&env.ws("alpha").join("handoff.json"), &bytes(&h));
+    daemon.wait_until("received", || {
+        daemon.handoffs("pending").iter().any(|x| x["key"] == "fb-approved")
+    });
+    assert_eq!(approve(&daemon, "fb-approved", "sre1-token").0, 202);
+    env.move_clock(61.0);
+    daemon.wait_until("escalated to board", || {
+        !of_type(&env, "alpha", "handoff.escalated").is_empty()
+    });
+    assert_eq!(detail(&daemon, "fb-approved")["approvals_needed"], 3);
+    for (token, status) in [
+        ("sre2-token", 202),
+        ("lead-token", 202),
+        ("sre1-token", 200),
+    ] {
+        let (got, body) = approve(&daemon, "fb-approved", token);
+        assert_eq!(got, status, "{token}: {body}");
+    }
+    let esc = &of_type(&env, "alpha", "handoff.escalated")[0];
+    assert_eq!(esc["data"]["approvals_cleared"], json!(["sre1"]), "{esc}");
+    let decision = util::decision(&env.ws("alpha")).unwrap();
+    assert_eq!(decision["outcome"], "approved");
+}

@@ -23,7 +23,7 @@
 
 pub(in crate::app) mod timeouts;
 
-use crate::app::model::{Closing, Escalation, META};
+use crate::app::model::{Closing, Escalation, APPROVALS, META};
 use crate::app::review::records::json_bytes;
 use crate::app::review::Cx;
 use crate::app::state::{Record, WsState};
@@ -31,6 +31,7 @@ use crate::app::Served;
 use crate::clock::now_rfc3339;
 use crate::contract::Outcome;
 use crate::events::{Event, EventType};
+use crate::store::Op;
 use serde_json::json;
 use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
@@ -251,13 +252,26 @@ impl Cx<'_> {
         // The store's meta.json carries the revision's text: changed in place, text kept.
         let (mut committed, before) = ws.committed(key)?;
         committed.meta.route = Some(routed);
-        ws.commit(key, META, &json_bytes(&committed)?)?;
+        // Approvals given on the route it leaves are not the new route's: its people decide
+        // anew, else one approver of each route would meet a quorum neither asks for. Cleared
+        // in the same commit, as a revision clears them.
+        let cleared = !rec.review.approvals.is_empty();
+        let meta_bytes = json_bytes(&committed)?;
+        let mut ops = vec![Op::Put(META, &meta_bytes)];
+        if cleared {
+            ops.push(Op::Remove(APPROVALS));
+        }
+        ws.store.apply(key, &ops)?;
         let meta = committed.meta;
         let bytes = json_bytes(&meta)?;
-        let data = json!({
+        let mut data = json!({
             "task_id": meta.task_id, "from": old.meta.route.as_ref().and_then(|r| r.route.clone()),
             "to": due.to, "why": due.why, "after_s": due.after_s,
         });
+        if cleared {
+            let by: Vec<&str> = rec.review.approvals.iter().map(|a| a.by.as_str()).collect();
+            data["approvals_cleared"] = json!(by);
+        }
         let event = Event::new(
             EventType::HandoffEscalated,
             &ws.workspace.name,
@@ -266,6 +280,7 @@ impl Cx<'_> {
         );
         self.note_audience(key, &rec.handoff(), meta.route.as_ref(), &ws.workspace.name);
         rec.meta = meta;
+        rec.review.approvals.clear();
         if let Err(e) = self.emit(ws, event) {
             let _ = ws.restore(&old, Some(&before));
             self.note_audience(
@@ -278,6 +293,9 @@ impl Cx<'_> {
             return Err(e);
         }
         ws.publish(key, META, Some(&bytes));
+        if cleared {
+            ws.publish(key, APPROVALS, None);
+        }
         Ok(())
     }
 }
