@@ -236,7 +236,10 @@ fn approvals_given_on_the_route_a_handoff_leaves_do_not_count_on_the_next() {
     h["fallback"] = json!({ "after_seconds": 60, "route": "board" });
     write_atomic(&env.ws("alpha").join("handoff.json"), &bytes(&h));
     daemon.wait_until("received", || {
-        daemon.handoffs("pending").iter().any(|x| x["key"] == "fb-approved")
+        daemon
+            .handoffs("pending")
+            .iter()
+            .any(|x| x["key"] == "fb-approved")
     });
     assert_eq!(approve(&daemon, "fb-approved", "sre1-token").0, 202);
     env.move_clock(61.0);
