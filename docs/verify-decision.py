@@ -44,9 +44,19 @@ def as_float(t):  # a decimal a float does not hold as written would share anoth
 
 def not_a_number(t): refuse("%s is not a JSON number" % t)
 
-def load(path):
-    with open(path, "rb") as f:
-        return json.loads(f.read(), object_pairs_hook=unique, parse_int=as_int, parse_float=as_float, parse_constant=not_a_number)
+def load(path):  # UTF-8 without a byte order mark, as baton reads it (json.loads would guess UTF-16)
+    with open(path, "rb") as f: data = f.read()
+    if data.startswith(b"\xef\xbb\xbf"): refuse(path + " starts with a byte order mark")
+    try: text = data.decode("utf-8")
+    except UnicodeDecodeError: refuse(path + " is not UTF-8")
+    return json.loads(text, object_pairs_hook=unique, parse_int=as_int, parse_float=as_float, parse_constant=not_a_number)
+
+# The handoff's optional members (`baton schema handoff`): a null in one stands for its absence
+# and is dropped before the digest; any other null is kept (one nested in an optional member's
+# fields, which baton drops too, is kept here: refused, never taken for another handoff).
+OPTIONAL = {"artifacts", "classification", "completed", "confidence", "context", "deadline", "decisions", "evidence_refs",
+            "expected_output", "fallback", "id", "labels", "pitfalls_hit", "provenance", "reason", "regulatory_ref",
+            "remaining", "scope", "sign_off", "status", "summary", "task", "title", "to_agent", "trigger"}
 
 def canonical(v):  # the daemon's canonical JSON: members sorted, no whitespace, UTF-8 as is
     if isinstance(v, dict): return "{" + ",".join(json.dumps(k, ensure_ascii=False) + ":" + canonical(v[k]) for k in sorted(v)) + "}"
@@ -104,7 +114,7 @@ until = p.get("valid_until")
 if until and datetime.datetime.now(datetime.timezone.utc) > datetime.datetime.fromisoformat(until.replace("Z", "+00:00")):
     refuse("expired at " + until)
 handoff = load(os.path.join(ws, "handoff.json"))  # a handoff.yaml needs `baton verify`
-digest = hashlib.sha256(canonical({k: v for k, v in handoff.items() if v is not None}).encode()).hexdigest()
+digest = hashlib.sha256(canonical({k: v for k, v in handoff.items() if not (v is None and k in OPTIONAL)}).encode()).hexdigest()
 if digest != p["handoff_sha256"]: refuse("another handoff is in place")
 for a in p["artifacts"] + (p.get("approved") or []):
     if sha(os.path.join(ws, a["path"])) != a["sha256"]: refuse(a["path"] + " changed")

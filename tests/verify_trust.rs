@@ -471,4 +471,73 @@ fn the_python_verifiers_digest_numbers_as_the_daemon_does() {
         &verdicts(&ws, &keys, None),
         &["the decision answers another handoff", why, why],
     );
+    // A null in a member the contract does not know is the agent's own value, which the
+    // daemon keeps: other content (the Python ones dropped every top-level null and took it).
+    std::fs::write(
+        ws.join("handoff.json"),
+        text("0").replacen('{', "{\"x\": null, ", 1),
+    )
+    .unwrap();
+    all_refuse(
+        &verdicts(&ws, &keys, None),
+        &["the decision answers another handoff", why, why],
+    );
+    // A null in an optional member stands for its absence, for all three.
+    let absent = text("0").replacen('{', "{\"summary\": null, ", 1);
+    std::fs::write(ws.join("handoff.json"), &absent).unwrap();
+    all_accept(&verdicts(&ws, &keys, None));
+    // Not the UTF-8 baton reads: a byte order mark, UTF-16 (the Python ones guessed either).
+    let bom = [b"\xef\xbb\xbf".as_slice(), absent.as_bytes()].concat();
+    let utf16: Vec<u8> = (absent.encode_utf16()).flat_map(u16::to_le_bytes).collect();
+    for bytes in [bom, utf16] {
+        std::fs::write(ws.join("handoff.json"), bytes).unwrap();
+        for (who, ok, said) in verdicts(&ws, &keys, None) {
+            assert!(!ok, "{who} accepted: {said}");
+        }
+    }
+}
+
+/// The Python verifiers' list of the handoff's optional members (whose `null` is dropped
+/// before the digest) is the contract's, as `baton schema handoff` prints it.
+#[test]
+fn the_python_verifiers_know_the_handoffs_optional_members() {
+    let out = baton(&["schema", "handoff"]);
+    assert!(out.status.success(), "{out:?}");
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let required: Vec<&str> = schema["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    let mut optional: Vec<String> = schema["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| !required.contains(&k.as_str()))
+        .cloned()
+        .collect();
+    optional.sort();
+    for file in [
+        "clients/python/src/baton_client/receipts.py",
+        "docs/verify-decision.py",
+    ] {
+        let text = std::fs::read_to_string(repo().join(file)).unwrap();
+        let start = text.find("OPTIONAL = ").unwrap();
+        let rest = &text[start..];
+        let end = start
+            + [rest.find('}'), rest.find("))")]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap();
+        let mut listed: Vec<String> = text[start..end]
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .map(String::from)
+            .collect();
+        listed.sort();
+        assert_eq!(listed, optional, "{file}");
+    }
 }

@@ -73,8 +73,16 @@ def _constant(token: str) -> Any:
 
 
 def _json(data: Union[bytes, str]) -> Any:
-    """JSON as the daemon reads it: a member named twice, NaN, and a number it would not keep
-    as written are refused (raise _Refused)."""
+    """JSON as the daemon reads it: UTF-8 without a byte order mark (json.loads would guess
+    UTF-16 or UTF-32), and a member named twice, NaN, and a number it would not keep as
+    written are refused (raise _Refused)."""
+    if isinstance(data, bytes):
+        if data.startswith(b"\xef\xbb\xbf"):
+            refuse("the file starts with a byte order mark; baton reads UTF-8 without one")
+        try:
+            data = data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            refuse("the file is not UTF-8 (%s)" % e)
     return json.loads(
         data, object_pairs_hook=unique, parse_int=_int, parse_float=_float, parse_constant=_constant
     )
@@ -138,11 +146,23 @@ def _canonical(v: Any) -> str:
     return json.dumps(v, ensure_ascii=False)
 
 
+#: The handoff's optional members (`baton schema handoff`): a `null` in one stands for its
+#: absence, and the daemon drops it before the digest. A `null` anywhere else is kept, as the
+#: daemon keeps it (one inside an optional member's own fields, which the daemon drops too, is
+#: kept here: such a handoff is refused, never taken for another; check it with `baton verify`).
+OPTIONAL = frozenset((
+    "artifacts", "classification", "completed", "confidence", "context", "deadline",
+    "decisions", "evidence_refs", "expected_output", "fallback", "id", "labels",
+    "pitfalls_hit", "provenance", "reason", "regulatory_ref", "remaining", "scope",
+    "sign_off", "status", "summary", "task", "title", "to_agent", "trigger",
+))
+
+
 def canonical(handoff: Mapping[str, Any]) -> bytes:
     """The handoff's canonical JSON as the daemon makes it (members sorted, no whitespace,
-    UTF-8 not escaped, numbers as serde_json writes them, `null` members dropped): its sha256
-    is the decision's `handoff_sha256`."""
-    kept = {k: v for k, v in handoff.items() if v is not None}
+    UTF-8 not escaped, numbers as serde_json writes them, `null` optional members dropped):
+    its sha256 is the decision's `handoff_sha256`."""
+    kept = {k: v for k, v in handoff.items() if not (v is None and k in OPTIONAL)}
     return _canonical(kept).encode()
 
 
