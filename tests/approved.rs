@@ -217,35 +217,50 @@ fn a_hard_link_to_approved_work_is_noticed_and_cut_off() {
     assert_restored(&d, &ws, "approved/report.md", "replaced");
 }
 
+/// Workspace alpha holding `files` (path, text), handoff `id` listing `artifacts`: it is
+/// answered `invalid`, saying each of `words`, and nothing is promoted or left pending.
+fn refused_at_validation(id: &str, files: &[(&str, &str)], artifacts: &[&str], words: &[&str]) {
+    let mut env = TestEnv::new();
+    let ws = env.ws("alpha");
+    for (path, text) in files {
+        std::fs::write(ws.join(path), text).unwrap();
+    }
+    let d = env.start();
+    let mut h = util::handoff(id);
+    h["artifacts"] = artifacts.iter().map(|p| json!({ "path": p })).collect();
+    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
+    d.wait_until("the handoff is answered", || util::decision(&ws).is_some());
+    let decision = util::decision(&ws).unwrap();
+    assert_eq!(decision["outcome"], "invalid", "{decision}");
+    let said = decision.to_string();
+    for word in words {
+        assert!(said.contains(word), "{word}: {said}");
+    }
+    assert!(!ws.join("approved").join("deploy.sh").exists());
+    assert!(d.handoffs("pending").is_empty());
+}
+
 /// Two artifacts that promotion would copy to one path (`inbox/deploy.sh` and `deploy.sh`,
 /// both `approved/deploy.sh`) would let their order decide which bytes ship, whichever one
 /// the reviewer read: the handoff is answered `invalid`, naming both, where they are and what
 /// to do, and nothing is promoted.
 #[test]
 fn two_artifacts_promoted_to_one_path_are_refused_at_validation() {
-    let mut env = TestEnv::new();
-    let ws = env.ws("alpha");
-    std::fs::write(ws.join("inbox/deploy.sh"), "echo good\n").unwrap();
-    std::fs::write(ws.join("deploy.sh"), "echo EVIL\n").unwrap();
-    let d = env.start();
-    let mut h = util::handoff("collide-1");
-    h["artifacts"] = json!([{ "path": "inbox/deploy.sh" }, { "path": "deploy.sh" }]);
-    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
-    d.wait_until("the handoff is answered", || util::decision(&ws).is_some());
-    let decision = util::decision(&ws).unwrap();
-    assert_eq!(decision["outcome"], "invalid", "{decision}");
-    let said = decision.to_string();
-    for word in [
-        "/artifacts/0",
-        "/artifacts/1",
-        "approved/deploy.sh",
-        "inbox/deploy.sh",
-        "rename one of the files",
-    ] {
-        assert!(said.contains(word), "{word}: {said}");
-    }
-    assert!(!ws.join("approved/deploy.sh").exists());
-    assert!(d.handoffs("pending").is_empty());
+    refused_at_validation(
+        "collide-1",
+        &[
+            ("inbox/deploy.sh", "echo good\n"),
+            ("deploy.sh", "echo EVIL\n"),
+        ],
+        &["inbox/deploy.sh", "deploy.sh"],
+        &[
+            "/artifacts/0",
+            "/artifacts/1",
+            "approved/deploy.sh",
+            "inbox/deploy.sh",
+            "rename one of the files",
+        ],
+    );
 }
 
 /// Two artifacts whose promoted paths differ only in case are one file wherever case is
@@ -253,24 +268,17 @@ fn two_artifacts_promoted_to_one_path_are_refused_at_validation() {
 /// land there would depend on the copy's order, so the handoff is invalid at validation.
 #[test]
 fn two_artifacts_promoted_to_paths_differing_only_in_case_are_refused() {
-    let mut env = TestEnv::new();
-    let ws = env.ws("alpha");
-    std::fs::write(ws.join("inbox/deploy.sh"), "echo good\n").unwrap();
-    std::fs::write(ws.join("inbox/Deploy.sh"), "echo EVIL\n").unwrap();
-    let d = env.start();
-    let mut h = util::handoff("case-1");
-    h["artifacts"] = json!([{ "path": "inbox/deploy.sh" }, { "path": "inbox/Deploy.sh" }]);
-    util::write_atomic(&ws.join("handoff.json"), &util::bytes(&h));
-    d.wait_until("the handoff is answered", || util::decision(&ws).is_some());
-    let decision = util::decision(&ws).unwrap();
-    assert_eq!(decision["outcome"], "invalid", "{decision}");
-    let said = decision.to_string();
-    for word in [
-        "/artifacts/1/path",
-        "approved/Deploy.sh and approved/deploy.sh",
-        "where case is ignored",
-    ] {
-        assert!(said.contains(word), "{word}: {said}");
-    }
-    assert!(d.handoffs("pending").is_empty());
+    refused_at_validation(
+        "case-1",
+        &[
+            ("inbox/deploy.sh", "echo good\n"),
+            ("inbox/Deploy.sh", "echo EVIL\n"),
+        ],
+        &["inbox/deploy.sh", "inbox/Deploy.sh"],
+        &[
+            "/artifacts/1/path",
+            "approved/Deploy.sh and approved/deploy.sh",
+            "where case is ignored",
+        ],
+    );
 }
