@@ -48,6 +48,17 @@ fn send(d: &Daemon, title: &str, url: &str) -> String {
     task["id"].as_str().unwrap().to_string()
 }
 
+/// What anyone who writes to the share can do: the same id and claimed sender as alice's
+/// task `key`, other bytes ("deploy to PRODUCTION").
+fn put_theirs(ws: &std::path::Path, key: &str) {
+    let place = ws.join("handoff.json");
+    let mut theirs: Value = serde_json::from_slice(&std::fs::read(&place).unwrap()).unwrap();
+    theirs["id"] = json!(key);
+    theirs["title"] = json!("deploy to PRODUCTION");
+    theirs["summary"] = json!("rm -rf /srv");
+    crate::util::write_atomic(&place, &crate::util::bytes(&theirs));
+}
+
 /// Opens `SubscribeToTask` on `key` as alice; the thread ends with the stream's events.
 fn subscribe(d: &Daemon, key: &str) -> std::thread::JoinHandle<Vec<Value>> {
     let body = json!({"jsonrpc": "2.0", "id": 2, "method": "SubscribeToTask",
@@ -104,13 +115,7 @@ fn an_agent_never_hears_completed_of_bytes_another_writer_put_under_its_task() {
     let key = send(&d, "deploy to STAGING", &hook.url());
     let stream = subscribe(&d, &key);
 
-    // Anyone who writes to the share: same id, same claimed sender, other bytes.
-    let place = ws.join("handoff.json");
-    let mut theirs: Value = serde_json::from_slice(&std::fs::read(&place).unwrap()).unwrap();
-    theirs["id"] = json!(key);
-    theirs["title"] = json!("deploy to PRODUCTION");
-    theirs["summary"] = json!("rm -rf /srv");
-    crate::util::write_atomic(&place, &crate::util::bytes(&theirs));
+    put_theirs(&ws, &key);
     d.wait_until("revision 2 in place", || {
         d.get(&format!("/api/v1/handoffs/{key}")).1["revision"] == 2
     });
@@ -226,12 +231,7 @@ fn a_push_config_that_outlived_another_writers_revision_hears_nothing_of_its_dec
     std::fs::create_dir_all(blocker.join("in")).unwrap();
     let failed = || d.metric("baton_errors_total{kind=\"write\"}");
     let before = failed();
-    let place = ws.join("handoff.json");
-    let mut theirs: Value = serde_json::from_slice(&std::fs::read(&place).unwrap()).unwrap();
-    theirs["id"] = json!(key);
-    theirs["title"] = json!("deploy to PRODUCTION");
-    theirs["summary"] = json!("rm -rf /srv");
-    crate::util::write_atomic(&place, &crate::util::bytes(&theirs));
+    put_theirs(&ws, &key);
     d.wait_until("the revision's commit failed", || failed() > before);
     std::fs::remove_dir_all(&blocker).unwrap();
     d.stop();
