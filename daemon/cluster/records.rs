@@ -173,7 +173,7 @@ impl Rows {
         sql: &'static str,
         params: &[&(dyn ToSql + Sync)],
     ) -> io::Result<()> {
-        let mut client = self.cluster.client().map_err(io_error)?;
+        let mut client = self.cluster.client().map_err(unsent)?;
         let fence: [&(dyn ToSql + Sync); 4] =
             [&tag, &self.cluster.node, &self.cluster.instance, &epoch];
         let all: Vec<&(dyn ToSql + Sync)> = fence.iter().chain(params).copied().collect();
@@ -240,7 +240,7 @@ impl Rows {
     ) -> io::Result<Option<View>> {
         let (asked, max) = self.cluster.written.asked();
         let max_i = i64::try_from(max).unwrap_or(i64::MAX);
-        let mut client = self.cluster.client().map_err(io_error)?;
+        let mut client = self.cluster.client().map_err(unsent)?;
         let c = &self.cluster;
         let rows = client
             .query(
@@ -289,6 +289,14 @@ impl Rows {
         files.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(Some(View { epoch, files }))
     }
+}
+
+/// The error of a write that found no connection to the database (down, or the pool timed
+/// out): no statement was sent, so nothing committed. Told apart from a statement whose answer
+/// was lost, whose outcome is read back, so that an outage never holds the keys written
+/// meanwhile (a handoff written during one is received once the database is back).
+fn unsent(e: super::ClusterError) -> io::Error {
+    crate::store::NotCommitted::wrap(io_error(e))
 }
 
 /// The error of a write refused because this node's lease on the workspace is gone.
