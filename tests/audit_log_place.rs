@@ -4,10 +4,11 @@
 //! and clearly: `/healthz` degraded naming the path and what to do, a metric, and decisions
 //! answer an error naming the file and the fix. The log is never restarted in silence.
 
-use crate::util::{baton, bytes, event_types, handoff, write_atomic, TestEnv};
+use crate::util::{baton, bytes, event_types, handoff, write_atomic, Daemon, TestEnv};
+use std::path::PathBuf;
 
-#[test]
-fn a_folder_in_the_audit_logs_place_is_named_on_healthz_and_in_the_decisions_error() {
+/// A daemon serving workspace alpha with handoff h1 pending.
+fn h1_pending() -> (TestEnv, Daemon, PathBuf) {
     let mut env = TestEnv::new();
     let d = env.start();
     let ws = env.ws("alpha");
@@ -15,6 +16,12 @@ fn a_folder_in_the_audit_logs_place_is_named_on_healthz_and_in_the_decisions_err
     d.wait_until("h1", || {
         d.handoffs("pending").iter().any(|h| h["key"] == "h1")
     });
+    (env, d, ws)
+}
+
+#[test]
+fn a_folder_in_the_audit_logs_place_is_named_on_healthz_and_in_the_decisions_error() {
+    let (env, d, ws) = h1_pending();
     let log = ws.join(".baton/events.jsonl");
     let kept = std::fs::read(&log).unwrap();
     std::fs::remove_file(&log).unwrap();
@@ -91,13 +98,7 @@ fn a_folder_in_the_audit_logs_place_is_named_on_healthz_and_in_the_decisions_err
 /// A log put back in its place by the person clearing it goes on as the same chain.
 #[test]
 fn the_log_put_back_in_its_place_goes_on_as_the_same_chain() {
-    let mut env = TestEnv::new();
-    let d = env.start();
-    let ws = env.ws("alpha");
-    write_atomic(&ws.join("handoff.json"), &bytes(&handoff("h1")));
-    d.wait_until("h1", || {
-        d.handoffs("pending").iter().any(|h| h["key"] == "h1")
-    });
+    let (_env, d, ws) = h1_pending();
     let log = ws.join(".baton/events.jsonl");
     let aside = ws.join("log-aside");
     std::fs::rename(&log, &aside).unwrap();
